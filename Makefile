@@ -1,0 +1,51 @@
+# edgewamp — see README.md. Two commands set everything up on a fresh machine:
+#   make run    build and start the router on the embedded default config
+#   make test   vet, depcheck and the whole test suite with -race
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/edgewamp
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+# Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
+FUZZPKGS ?= ./proto ./loop ./fuzz
+
+.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz interop-deps clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgewamp
+
+run: build
+	./$(BIN) run $(ARGS)
+
+vet:
+	$(GO) vet ./...
+
+depcheck:
+	./.ci/depcheck
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint: depcheck vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: lint
+	$(GO) test -race -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proto ./route ./loop
+
+bench-e2e: build
+	./bench/run-e2e.sh
+
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,218 @@
+package proto
+
+import "math/bits"
+
+func trailingZeros(h uint64) int { return bits.TrailingZeros64(h) }
+
+// Decoder decodes WAMP messages. It owns a scratch buffer for the few values
+// that cannot alias the input (JSON strings with escapes, CBOR chunked
+// strings). The zero Decoder is ready to use; it is not safe for concurrent
+// use.
+type Decoder struct {
+	scratch []byte
+}
+
+// Decode decodes one message from b, which is in serializer ser, into m.
+// Only the head is parsed: the Arguments and ArgumentsKw are validated and
+// kept raw. m's byte slices alias b and d's scratch until the next Decode.
+// It allocates nothing in steady state.
+func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
+	m.Reset()
+	if !ser.Valid() {
+		return ErrBadSerializer
+	}
+	d.scratch = d.scratch[:0]
+	r := rd{b: b, ser: ser}
+	s, err := r.beginArray()
+	if err != nil {
+		return err
+	}
+	ok, err := r.more(&s, ']')
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrEmpty
+	}
+	t, err := r.next()
+	if err != nil {
+		return err
+	}
+	if t.k != kInt || t.neg || t.u > 0xffff {
+		return ErrBadType
+	}
+	m.Type = Code(t.u)
+	lay := layoutOf(m.Type)
+	if lay == nil {
+		return ErrUnknownType
+	}
+	for i, el := range lay.el {
+		ok, err := r.more(&s, ']')
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if i < lay.required {
+				return errf(lay.name + " has too few elements")
+			}
+			break
+		}
+		if err := d.element(&r, m, lay, el); err != nil {
+			return err
+		}
+	}
+	if ok, err := r.more(&s, ']'); err != nil {
+		return err
+	} else if ok {
+		return errf(lay.name + " has too many elements")
+	}
+	if err := r.end(); err != nil {
+		return err
+	}
+	return m.check(lay)
+}
+
+func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
+	switch el {
+	case elRequest, elID, elID2:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kInt || t.neg || t.u > MaxID {
+			return errf(lay.name + " ids must be integers in [0, 2^53]")
+		}
+		switch el {
+		case elRequest:
+			m.Request = t.u
+		case elID:
+			m.ID = t.u
+		default:
+			m.ID2 = t.u
+		}
+	case elReqType:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kInt || t.neg || t.u > 0xffff {
+			return errf("ERROR request type must be an integer")
+		}
+		m.ReqType = Code(t.u)
+	case elDict:
+		span, err := d.parseDict(r, &m.Opt, lay)
+		if err != nil {
+			return err
+		}
+		m.Dict = Raw{Ser: r.ser, B: span}
+		m.HasDict = true
+	case elURI, elString:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kStr {
+			if el == elString {
+				return errf(lay.name + " " + stringName(m.Type) + " must be a string")
+			}
+			return errf(lay.name + " " + uriName(m.Type) + " must be a URI string")
+		}
+		if m.URI, err = t.text(&d.scratch); err != nil {
+			return err
+		}
+	case elArgs:
+		if r.ser == JSON {
+			r.jsonWS()
+		}
+		save := r.i
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		switch t.k {
+		case kArr:
+		case kBin:
+			m.Transparent = true
+		default:
+			return errf(lay.name + " Arguments must be a list (or a binary payload)")
+		}
+		r.i = save
+		span, err := r.skip(0)
+		if err != nil {
+			return err
+		}
+		m.Args = Raw{Ser: r.ser, B: span}
+	case elKwargs:
+		if m.Transparent {
+			return errf(lay.name + " with a transparent payload cannot have ArgumentsKw")
+		}
+		if r.ser == JSON {
+			r.jsonWS()
+		}
+		save := r.i
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kMap {
+			return errf(lay.name + " ArgumentsKw must be a dictionary")
+		}
+		r.i = save
+		span, err := r.skip(0)
+		if err != nil {
+			return err
+		}
+		m.Kwargs = Raw{Ser: r.ser, B: span}
+	}
+	return nil
+}
+
+// check applies per-type rules that the layout cannot express.
+func (m *Message) check(lay *layout) error {
+	switch m.Type {
+	case CodeError:
+		switch m.ReqType {
+		case CodeSubscribe, CodeUnsubscribe, CodePublish, CodeRegister, CodeUnregister, CodeCall, CodeInvocation, CodeCancel:
+		default:
+			return errf("ERROR request type must be SUBSCRIBE, UNSUBSCRIBE, PUBLISH, REGISTER, UNREGISTER, CALL, INVOCATION or CANCEL")
+		}
+	case CodeUnsubscribed, CodeUnregistered:
+		// The revocation form [.., 0, Details] needs request 0.
+		if m.HasDict && m.Request != 0 {
+			return errf(lay.name + " with Details must have request id 0 (revocation)")
+		}
+	}
+	return nil
+}
+
+func uriName(c Code) string {
+	switch c {
+	case CodeHello:
+		return "Realm"
+	case CodeAbort, CodeGoodbye:
+		return "Reason"
+	case CodeError:
+		return "Error"
+	case CodePublish, CodeSubscribe:
+		return "Topic"
+	}
+	return "Procedure"
+}
+
+func stringName(c Code) string {
+	if c == CodeChallenge {
+		return "AuthMethod"
+	}
+	return "Signature"
+}
+
+// Decode decodes one message into a new Message. It is a convenience for
+// cold paths and tests; the returned message aliases b.
+func Decode(ser Serializer, b []byte) (*Message, error) {
+	var d Decoder
+	m := new(Message)
+	if err := d.Decode(ser, b, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

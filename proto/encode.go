@@ -1,0 +1,99 @@
+package proto
+
+// Encoder encodes WAMP messages. It owns a scratch buffer used while
+// transcoding. The zero Encoder is ready to use; it is not safe for
+// concurrent use.
+type Encoder struct {
+	scratch []byte
+}
+
+// Append appends m encoded in ser to dst and returns the extended buffer.
+// Raw parts (Dict, Args, Kwargs, raw Fields values) already in ser are
+// copied as they are; others are transcoded. When m.Dict is present it is
+// written as is and m.Opt is ignored; otherwise m.Opt is written. In steady
+// state (dst with room, no transcoding) it allocates nothing.
+func (e *Encoder) Append(dst []byte, ser Serializer, m *Message) ([]byte, error) {
+	lay := layoutOf(m.Type)
+	if lay == nil {
+		return dst, ErrUnknownType
+	}
+	if !ser.Valid() {
+		return dst, ErrBadSerializer
+	}
+	n := lay.required
+	switch {
+	case m.Kwargs.B != nil:
+		n = len(lay.el)
+	case m.Args.B != nil:
+		n = len(lay.el) - 1
+	case (m.Type == CodeUnsubscribed || m.Type == CodeUnregistered) && m.HasDict:
+		n = 2
+	}
+	w := wr{b: dst, ser: ser}
+	w.arr(n + 1)
+	w.uint(uint64(m.Type))
+	for _, el := range lay.el[:n] {
+		w.comma()
+		if err := e.element(&w, m, el); err != nil {
+			return dst, err
+		}
+	}
+	w.endArr()
+	return w.b, nil
+}
+
+func (e *Encoder) element(w *wr, m *Message, el element) error {
+	switch el {
+	case elRequest:
+		w.uint(m.Request)
+	case elID:
+		w.uint(m.ID)
+	case elID2:
+		w.uint(m.ID2)
+	case elReqType:
+		w.uint(uint64(m.ReqType))
+	case elDict:
+		if m.Dict.B != nil {
+			return w.raw(m.Dict, &e.scratch)
+		}
+		return w.writeFields(&m.Opt, &e.scratch)
+	case elURI, elString:
+		return w.str(m.URI)
+	case elArgs:
+		if m.Args.B == nil {
+			w.arr(0)
+			w.endArr()
+			return nil
+		}
+		return w.raw(m.Args, &e.scratch)
+	case elKwargs:
+		return w.raw(m.Kwargs, &e.scratch)
+	}
+	return nil
+}
+
+// raw writes an encoded value, transcoding it when its serializer differs.
+func (w *wr) raw(r Raw, sc *[]byte) error {
+	if r.Ser == w.ser {
+		w.b = append(w.b, r.B...)
+		return nil
+	}
+	start := len(w.b)
+	src := rd{b: r.B, ser: r.Ser}
+	if err := transcodeValue(&src, w, 0, sc); err != nil {
+		w.b = w.b[:start]
+		return err
+	}
+	if err := src.end(); err != nil {
+		w.b = w.b[:start]
+		return err
+	}
+	return nil
+}
+
+// Append encodes m in ser with a temporary Encoder. Convenience for cold
+// paths and tests.
+func Append(dst []byte, ser Serializer, m *Message) ([]byte, error) {
+	var e Encoder
+	return e.Append(dst, ser, m)
+}

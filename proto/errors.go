@@ -1,0 +1,40 @@
+package proto
+
+// Error is a decoding, encoding or validation error. Its text says what is
+// wrong in terms a peer's developer understands, e.g.
+// "proto: CALL.Options.timeout must be a non-negative integer". The router
+// sends it as the message of an ABORT or ERROR with
+// wamp.error.protocol_violation (or invalid_argument while transcoding).
+type Error struct {
+	msg string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return "proto: " + e.msg }
+
+// Msg returns the text without the "proto: " prefix.
+func (e *Error) Msg() string { return e.msg }
+
+func errf(msg string) *Error { return &Error{msg: msg} }
+
+// Sentinel errors for the common low-level faults. They are values so that
+// the hot path returns them without allocating.
+var (
+	ErrTruncated     = errf("truncated input")
+	ErrTrailing      = errf("trailing bytes after the message")
+	ErrTooDeep       = errf("nesting deeper than the limit")
+	ErrNotArray      = errf("a WAMP message must be an array")
+	ErrEmpty         = errf("empty message array")
+	ErrBadType       = errf("message type must be an integer")
+	ErrUnknownType   = errf("unknown message type")
+	ErrBadSyntax     = errf("malformed input")
+	ErrBadUTF8       = errf("invalid UTF-8 in a string")
+	ErrBadEscape     = errf("invalid escape in a JSON string")
+	ErrBadNumber     = errf("malformed number")
+	ErrBadBase64     = errf("invalid base64 in a JSON binary string")
+	ErrKeyNotString  = errf("dictionary key must be a string")
+	ErrLength        = errf("declared length exceeds the input")
+	ErrUnsupported   = errf("value kind not supported")
+	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, or a non-string map key)")
+	ErrBadSerializer = errf("unknown serializer")
+)

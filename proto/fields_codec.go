@@ -1,0 +1,249 @@
+package proto
+
+import "math"
+
+// parseDict reads a dictionary, filling f with the keys it knows and
+// validating their types, and returns the dictionary's encoded span.
+// where names the dictionary for error texts, e.g. "PUBLISH.Options".
+func (d *Decoder) parseDict(r *rd, f *Fields, lay *layout) ([]byte, error) {
+	if r.ser == JSON {
+		r.jsonWS()
+	}
+	start := r.i
+	s, err := r.beginMap()
+	if err != nil {
+		return nil, d.fieldErr(lay, "", "must be a dictionary")
+	}
+	for {
+		ok, err := r.more(&s, '}')
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		name, err := r.readKey(&d.scratch)
+		if err != nil {
+			return nil, err
+		}
+		k, known := lookupKey(name)
+		if !known {
+			if _, err := r.skip(1); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := d.parseValue(r, f, k, lay); err != nil {
+			return nil, err
+		}
+	}
+	return r.b[start:r.i:r.i], nil
+}
+
+func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
+	info := &keys[k]
+	switch info.kind {
+	case kindBool:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kBool {
+			return d.fieldErr(lay, info.name, "must be a bool")
+		}
+		f.SetBool(k, t.b)
+	case kindID, kindUint:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		u, ok := uintOf(t)
+		if !ok || (info.kind == kindID && u > MaxID) {
+			if info.kind == kindID {
+				return d.fieldErr(lay, info.name, "must be an id (an integer in [0, 2^53])")
+			}
+			return d.fieldErr(lay, info.name, "must be a non-negative integer")
+		}
+		f.SetUint(k, u)
+	case kindStr, kindEnum:
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kStr {
+			return d.fieldErr(lay, info.name, "must be a string")
+		}
+		s, err := t.text(&d.scratch)
+		if err != nil {
+			return err
+		}
+		if info.kind == kindEnum && !enumOK(info.enum, s) {
+			return d.fieldErr(lay, info.name, "has a value that is not allowed")
+		}
+		f.SetStr(k, s)
+	case kindIDList, kindStrList, kindDictList:
+		span, err := d.parseList(r, info, lay)
+		if err != nil {
+			return err
+		}
+		f.SetRaw(k, Raw{Ser: r.ser, B: span})
+	case kindDict:
+		if r.ser == JSON {
+			r.jsonWS()
+		}
+		save := r.i
+		t, err := r.next()
+		if err != nil {
+			return err
+		}
+		if t.k != kMap {
+			return d.fieldErr(lay, info.name, "must be a dictionary")
+		}
+		r.i = save
+		span, err := r.skip(1)
+		if err != nil {
+			return err
+		}
+		f.SetRaw(k, Raw{Ser: r.ser, B: span})
+	}
+	return nil
+}
+
+// parseList validates a list key's element types and returns its span.
+func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
+	if r.ser == JSON {
+		r.jsonWS()
+	}
+	start := r.i
+	t, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	if t.k != kArr {
+		return nil, d.fieldErr(lay, info.name, "must be a list")
+	}
+	s := seqOf(t)
+	for {
+		ok, err := r.more(&s, ']')
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if info.kind == kindDictList {
+			save := r.i
+			if r.ser == JSON {
+				r.jsonWS()
+				save = r.i
+			}
+			e, err := r.next()
+			if err != nil {
+				return nil, err
+			}
+			if e.k != kMap {
+				return nil, d.fieldErr(lay, info.name, "must be a list of dictionaries")
+			}
+			r.i = save
+			if _, err := r.skip(2); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		e, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		switch info.kind {
+		case kindIDList:
+			if u, ok := uintOf(e); !ok || u > MaxID {
+				return nil, d.fieldErr(lay, info.name, "must be a list of ids")
+			}
+		case kindStrList:
+			if e.k != kStr {
+				return nil, d.fieldErr(lay, info.name, "must be a list of strings")
+			}
+		}
+	}
+	return r.b[start:r.i:r.i], nil
+}
+
+// uintOf returns a non-negative integer token's value; integral floats are
+// accepted too (some clients send 1000.0 for a timeout).
+func uintOf(t tok) (uint64, bool) {
+	switch t.k {
+	case kInt:
+		return t.u, !t.neg
+	case kFloat:
+		if t.f >= 0 && t.f <= math.MaxInt64 && t.f == math.Trunc(t.f) {
+			return uint64(t.f), true
+		}
+	}
+	return 0, false
+}
+
+func enumOK(allowed []string, s []byte) bool {
+	for _, a := range allowed {
+		if a == "x_" {
+			if len(s) > 2 && string(s[:2]) == "x_" {
+				return true
+			}
+			continue
+		}
+		if string(s) == a {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldErr builds "MSG.Dict.key what". Cold path: only for bad input.
+func (d *Decoder) fieldErr(lay *layout, key, what string) error {
+	name := lay.name + "." + lay.dictName
+	if key != "" {
+		name += "." + key
+	}
+	return errf(name + " " + what)
+}
+
+// writeFields writes f as a dictionary.
+func (w *wr) writeFields(f *Fields, sc *[]byte) error {
+	w.mapH(f.Len())
+	first := true
+	for h := f.has; h != 0; h &= h - 1 {
+		k := Key(trailingZeros(h))
+		if !first {
+			w.comma()
+		}
+		first = false
+		info := &keys[k]
+		w.strS(info.name)
+		w.colon()
+		switch info.kind {
+		case kindBool:
+			w.bool(f.bools&(1<<k) != 0)
+		case kindID, kindUint:
+			w.uint(f.num[info.slot])
+		case kindStr, kindEnum:
+			v := &f.str[info.slot]
+			if v.b != nil {
+				if err := w.str(v.b); err != nil {
+					return err
+				}
+			} else {
+				w.strS(v.s)
+			}
+		default:
+			r := f.raw[info.slot]
+			if r.B == nil {
+				w.null()
+				continue
+			}
+			if err := w.raw(r, sc); err != nil {
+				return err
+			}
+		}
+	}
+	w.endMap()
+	return nil
+}

@@ -1,0 +1,211 @@
+package proto
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+)
+
+// MsgPack reading (msgpack spec, 2017). Every declared length is checked
+// against the bytes left before it is used.
+
+func parseFloat(b []byte) (float64, error) { return strconv.ParseFloat(string(b), 64) }
+
+// need returns an error unless n more bytes are available.
+func (r *rd) need(n int) error {
+	if n < 0 || len(r.b)-r.i < n {
+		return ErrTruncated
+	}
+	return nil
+}
+
+func (r *rd) be(n int) (uint64, error) {
+	if err := r.need(n); err != nil {
+		return 0, err
+	}
+	p := r.b[r.i : r.i+n]
+	r.i += n
+	switch n {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	default:
+		return binary.BigEndian.Uint64(p), nil
+	}
+}
+
+// span returns the next n bytes, which the input must hold.
+func (r *rd) span(n uint64) ([]byte, error) {
+	if n > uint64(len(r.b)-r.i) {
+		return nil, ErrLength
+	}
+	s := r.b[r.i : r.i+int(n) : r.i+int(n)]
+	r.i += int(n)
+	return s, nil
+}
+
+// count checks a declared element count: every element needs at least one
+// byte, so a count larger than the bytes left is a lie.
+func (r *rd) count(n uint64, per int) (int, error) {
+	if n > uint64(len(r.b)-r.i)/uint64(per) {
+		return 0, ErrLength
+	}
+	return int(n), nil
+}
+
+func (r *rd) mpArrayLen() (int, error) {
+	if err := r.need(1); err != nil {
+		return 0, err
+	}
+	c := r.b[r.i]
+	switch {
+	case c >= 0x90 && c <= 0x9f:
+		r.i++
+		return int(c & 0x0f), nil
+	case c == 0xdc || c == 0xdd:
+		r.i++
+		n, err := r.be(2 << (c - 0xdc))
+		if err != nil {
+			return 0, err
+		}
+		return r.count(n, 1)
+	}
+	return 0, ErrNotArray
+}
+
+func (r *rd) mpMapLen() (int, error) {
+	if err := r.need(1); err != nil {
+		return 0, err
+	}
+	c := r.b[r.i]
+	switch {
+	case c >= 0x80 && c <= 0x8f:
+		r.i++
+		return int(c & 0x0f), nil
+	case c == 0xde || c == 0xdf:
+		r.i++
+		n, err := r.be(2 << (c - 0xde))
+		if err != nil {
+			return 0, err
+		}
+		return r.count(n, 2)
+	}
+	return 0, errNotMap
+}
+
+func (r *rd) mpNext() (tok, error) {
+	if err := r.need(1); err != nil {
+		return tok{}, err
+	}
+	c := r.b[r.i]
+	r.i++
+	switch {
+	case c <= 0x7f:
+		return tok{k: kInt, u: uint64(c)}, nil
+	case c >= 0xe0:
+		return tok{k: kInt, neg: true, u: uint64(^int64(int8(c)))}, nil
+	case c >= 0x80 && c <= 0x8f:
+		n, err := r.count(uint64(c&0x0f), 2)
+		return tok{k: kMap, n: n}, err
+	case c >= 0x90 && c <= 0x9f:
+		n, err := r.count(uint64(c&0x0f), 1)
+		return tok{k: kArr, n: n}, err
+	case c >= 0xa0 && c <= 0xbf:
+		s, err := r.span(uint64(c & 0x1f))
+		return tok{k: kStr, s: s}, err
+	}
+	switch c {
+	case 0xc0:
+		return tok{k: kNull}, nil
+	case 0xc2:
+		return tok{k: kBool}, nil
+	case 0xc3:
+		return tok{k: kBool, b: true}, nil
+	case 0xc4, 0xc5, 0xc6: // bin 8/16/32
+		n, err := r.be(1 << (c - 0xc4))
+		if err != nil {
+			return tok{}, err
+		}
+		s, err := r.span(n)
+		return tok{k: kBin, s: s}, err
+	case 0xd9, 0xda, 0xdb: // str 8/16/32
+		n, err := r.be(1 << (c - 0xd9))
+		if err != nil {
+			return tok{}, err
+		}
+		s, err := r.span(n)
+		return tok{k: kStr, s: s}, err
+	case 0xca:
+		v, err := r.be(4)
+		return tok{k: kFloat, f: float64(math.Float32frombits(uint32(v)))}, err
+	case 0xcb:
+		v, err := r.be(8)
+		return tok{k: kFloat, f: math.Float64frombits(v)}, err
+	case 0xcc, 0xcd, 0xce, 0xcf:
+		v, err := r.be(1 << (c - 0xcc))
+		return tok{k: kInt, u: v}, err
+	case 0xd0, 0xd1, 0xd2, 0xd3:
+		n := 1 << (c - 0xd0)
+		v, err := r.be(n)
+		if err != nil {
+			return tok{}, err
+		}
+		var s int64
+		switch n {
+		case 1:
+			s = int64(int8(v))
+		case 2:
+			s = int64(int16(v))
+		case 4:
+			s = int64(int32(v))
+		default:
+			s = int64(v)
+		}
+		return intTok(s), nil
+	case 0xdc, 0xdd:
+		n, err := r.be(2 << (c - 0xdc))
+		if err != nil {
+			return tok{}, err
+		}
+		cnt, err := r.count(n, 1)
+		return tok{k: kArr, n: cnt}, err
+	case 0xde, 0xdf:
+		n, err := r.be(2 << (c - 0xde))
+		if err != nil {
+			return tok{}, err
+		}
+		cnt, err := r.count(n, 2)
+		return tok{k: kMap, n: cnt}, err
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16
+		if _, err := r.span(1 + (1 << (c - 0xd4))); err != nil {
+			return tok{}, err
+		}
+		return tok{k: kInvalid}, errExt
+	case 0xc7, 0xc8, 0xc9: // ext 8/16/32
+		n, err := r.be(1 << (c - 0xc7))
+		if err != nil {
+			return tok{}, err
+		}
+		if _, err := r.span(n + 1); err != nil {
+			return tok{}, err
+		}
+		return tok{k: kInvalid}, errExt
+	}
+	return tok{}, errNeverUsed // 0xc1
+}
+
+var (
+	errExt       = errf("msgpack extension types are not supported in WAMP messages")
+	errNeverUsed = errf("msgpack byte 0xc1 is never used")
+)
+
+// intTok makes an integer token from a signed value.
+func intTok(s int64) tok {
+	if s < 0 {
+		return tok{k: kInt, neg: true, u: uint64(^s)}
+	}
+	return tok{k: kInt, u: uint64(s)}
+}

@@ -1,0 +1,307 @@
+package proto
+
+// rd is a pull reader over one encoded value or message, in any of the three
+// serializers. Each method switches on the serializer; the switch costs far
+// less than an interface call and keeps rd a plain value that never escapes.
+type rd struct {
+	b   []byte
+	i   int
+	ser Serializer
+}
+
+// kind is the kind of the next value in the input.
+type kind uint8
+
+const (
+	kInvalid kind = iota
+	kNull
+	kBool
+	kInt   // any integer; see tok.neg/tok.u
+	kBig   // an integer beyond 64 bits (JSON digits, CBOR bignum)
+	kFloat // any float
+	kStr   // text string
+	kBin   // byte string (JSON: "\u0000"+base64)
+	kArr
+	kMap
+)
+
+// tok is one scalar or container head read from the input.
+//
+// Integers use CBOR's convention: a non-negative integer is u; a negative one
+// is -1-u (neg set), which covers [-2^64, 2^64-1] without overflow.
+type tok struct {
+	k     kind
+	neg   bool
+	esc   bool // JSON string content holds escapes
+	chunk bool // CBOR indefinite-length string: s spans the chunks with their heads
+	b     bool
+	n     int // container length; -1 when not known up front (JSON, CBOR indefinite)
+	u     uint64
+	f     float64
+	s     []byte // string, binary or bignum content (JSON: the raw text between quotes)
+}
+
+// seq iterates the elements of an array or the entries of a map.
+type seq struct {
+	left  int  // definite length: elements left
+	open  bool // length not known: JSON, or CBOR indefinite
+	first bool
+}
+
+// beginArray consumes an array head.
+func (r *rd) beginArray() (seq, error) {
+	switch r.ser {
+	case JSON:
+		r.jsonWS()
+		if r.i >= len(r.b) {
+			return seq{}, ErrTruncated
+		}
+		if r.b[r.i] != '[' {
+			return seq{}, ErrNotArray
+		}
+		r.i++
+		return seq{open: true, first: true}, nil
+	case MsgPack:
+		n, err := r.mpArrayLen()
+		return seq{left: n}, err
+	case CBOR:
+		n, indef, err := r.cbContainer(4)
+		return seq{left: n, open: indef, first: true}, err
+	}
+	return seq{}, ErrBadSerializer
+}
+
+// beginMap consumes a map head.
+func (r *rd) beginMap() (seq, error) {
+	switch r.ser {
+	case JSON:
+		r.jsonWS()
+		if r.i >= len(r.b) {
+			return seq{}, ErrTruncated
+		}
+		if r.b[r.i] != '{' {
+			return seq{}, errNotMap
+		}
+		r.i++
+		return seq{open: true, first: true}, nil
+	case MsgPack:
+		n, err := r.mpMapLen()
+		return seq{left: n}, err
+	case CBOR:
+		n, indef, err := r.cbContainer(5)
+		return seq{left: n, open: indef, first: true}, err
+	}
+	return seq{}, ErrBadSerializer
+}
+
+var errNotMap = errf("expected a dictionary")
+
+// more reports whether another element (or map entry) follows, consuming the
+// separator or the closing bracket. close is ']' for arrays and '}' for maps.
+func (r *rd) more(s *seq, close byte) (bool, error) {
+	if !s.open {
+		if s.left == 0 {
+			return false, nil
+		}
+		s.left--
+		return true, nil
+	}
+	if r.ser == CBOR {
+		if r.i >= len(r.b) {
+			return false, ErrTruncated
+		}
+		if r.b[r.i] == 0xff {
+			r.i++
+			return false, nil
+		}
+		return true, nil
+	}
+	r.jsonWS()
+	if r.i >= len(r.b) {
+		return false, ErrTruncated
+	}
+	c := r.b[r.i]
+	if c == close {
+		r.i++
+		return false, nil
+	}
+	if s.first {
+		s.first = false
+		return true, nil
+	}
+	if c != ',' {
+		return false, ErrBadSyntax
+	}
+	r.i++
+	return true, nil
+}
+
+// colon consumes the ':' between a JSON key and its value.
+func (r *rd) colon() error {
+	if r.ser != JSON {
+		return nil
+	}
+	r.jsonWS()
+	if r.i >= len(r.b) {
+		return ErrTruncated
+	}
+	if r.b[r.i] != ':' {
+		return ErrBadSyntax
+	}
+	r.i++
+	return nil
+}
+
+// next reads the next value's head: a scalar whole, or a container's head
+// (whose elements the caller then walks with more).
+func (r *rd) next() (tok, error) {
+	switch r.ser {
+	case JSON:
+		return r.jsonNext()
+	case MsgPack:
+		return r.mpNext()
+	case CBOR:
+		return r.cbNext()
+	}
+	return tok{}, ErrBadSerializer
+}
+
+// skip consumes one whole value, validating it, and returns its encoded
+// span. depth is the nesting depth of the value's container.
+func (r *rd) skip(depth int) ([]byte, error) {
+	if r.ser == JSON {
+		r.jsonWS()
+	}
+	start := r.i
+	if err := r.skipValue(depth); err != nil {
+		return nil, err
+	}
+	return r.b[start:r.i:r.i], nil
+}
+
+func (r *rd) skipValue(depth int) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
+	t, err := r.next()
+	if err != nil {
+		return err
+	}
+	switch t.k {
+	case kArr, kMap:
+		close := byte(']')
+		if t.k == kMap {
+			close = '}'
+		}
+		s := seqOf(t)
+		for {
+			ok, err := r.more(&s, close)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			if t.k == kMap {
+				if err := r.skipKey(); err != nil {
+					return err
+				}
+			}
+			if err := r.skipValue(depth + 1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// skipKey consumes a map key (which must be a string) and its colon.
+func (r *rd) skipKey() error {
+	t, err := r.next()
+	if err != nil {
+		return err
+	}
+	if t.k != kStr {
+		return ErrKeyNotString
+	}
+	return r.colon()
+}
+
+// seqOf turns a container token into its element iterator.
+func seqOf(t tok) seq {
+	if t.n < 0 {
+		return seq{open: true, first: true}
+	}
+	return seq{left: t.n}
+}
+
+// end checks that nothing but (JSON) whitespace follows the message.
+func (r *rd) end() error {
+	if r.ser == JSON {
+		r.jsonWS()
+	}
+	if r.i != len(r.b) {
+		return ErrTrailing
+	}
+	return nil
+}
+
+// readKey reads a map key, which must be a string, and the colon after it.
+// JSON keys with escapes are unescaped into d's scratch.
+func (r *rd) readKey(sc *[]byte) ([]byte, error) {
+	t, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	if t.k != kStr {
+		return nil, ErrKeyNotString
+	}
+	s, err := t.text(sc)
+	if err != nil {
+		return nil, err
+	}
+	return s, r.colon()
+}
+
+// text returns a string token's content, unescaping JSON escapes into scratch
+// when there are any. The result aliases the input or scratch.
+func (t *tok) text(sc *[]byte) ([]byte, error) {
+	if !t.esc && !t.chunk {
+		return t.s, nil
+	}
+	start := len(*sc)
+	out := *sc
+	if t.chunk {
+		out = cbJoin(out, t.s)
+	} else {
+		var err error
+		if out, err = appendUnescaped(out, t.s); err != nil {
+			return nil, err
+		}
+	}
+	*sc = out
+	return out[start:len(out):len(out)], nil
+}
+
+// appendText appends a string token's content to dst.
+func (t *tok) appendText(dst []byte) ([]byte, error) {
+	switch {
+	case t.chunk:
+		return cbJoin(dst, t.s), nil
+	case t.esc:
+		return appendUnescaped(dst, t.s)
+	}
+	return append(dst, t.s...), nil
+}
+
+// appendBytes appends a binary token's bytes to dst. ser is the serializer
+// the token was read from (JSON binary strings are base64).
+func (t *tok) appendBytes(dst []byte, ser Serializer) ([]byte, error) {
+	switch {
+	case ser == JSON:
+		return jsonBinary(dst, t.s, t.esc)
+	case t.chunk:
+		return cbJoin(dst, t.s), nil
+	}
+	return append(dst, t.s...), nil
+}

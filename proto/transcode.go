@@ -1,0 +1,195 @@
+package proto
+
+import (
+	"math/big"
+	"unicode/utf8"
+)
+
+// Transcode appends the value r, converted to serializer to, to dst. Binary
+// values follow the WAMP JSON convention; integers stay exact wherever the
+// target can carry them (MsgPack cannot go beyond 64 bits: such values
+// become the nearest float64). A value with no JSON form (NaN, infinity,
+// non-string map keys) is an error when the target is JSON.
+func Transcode(dst []byte, to Serializer, r Raw) ([]byte, error) {
+	if !to.Valid() || !r.Ser.Valid() {
+		return dst, ErrBadSerializer
+	}
+	w := wr{b: dst, ser: to}
+	var sc []byte
+	if err := w.raw(r, &sc); err != nil {
+		return dst, err
+	}
+	return w.b, nil
+}
+
+// transcodeValue reads one value from r and writes it to w.
+func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
+	if r.ser == JSON {
+		r.jsonWS()
+	}
+	before := *r
+	t, err := r.next()
+	if err != nil {
+		return err
+	}
+	switch t.k {
+	case kNull:
+		w.null()
+	case kBool:
+		w.bool(t.b)
+	case kInt:
+		if t.neg {
+			w.neg(t.u)
+		} else {
+			w.uint(t.u)
+		}
+	case kBig:
+		w.big(bigOf(t, r.ser))
+	case kFloat:
+		return w.float(t.f)
+	case kStr:
+		*sc = (*sc)[:0]
+		s, err := t.appendText(*sc)
+		if err != nil {
+			return err
+		}
+		*sc = s
+		if r.ser != JSON && !utf8.Valid(s) {
+			return ErrBadUTF8
+		}
+		return w.str(s)
+	case kBin:
+		*sc = (*sc)[:0]
+		p, err := t.appendBytes(*sc, r.ser)
+		if err != nil {
+			return err
+		}
+		*sc = p
+		w.bin(p)
+	case kArr, kMap:
+		n := t.n
+		if n < 0 {
+			if n, err = countOpen(before, depth); err != nil {
+				return err
+			}
+		}
+		return transcodeContainer(r, w, t, n, depth, sc)
+	default:
+		return ErrUnsupported
+	}
+	return nil
+}
+
+func transcodeContainer(r *rd, w *wr, t tok, n, depth int, sc *[]byte) error {
+	isMap := t.k == kMap
+	close := byte(']')
+	if isMap {
+		close = '}'
+		w.mapH(n)
+	} else {
+		w.arr(n)
+	}
+	s := seqOf(t)
+	for i := 0; ; i++ {
+		ok, err := r.more(&s, close)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if i > 0 {
+			w.comma()
+		}
+		if isMap {
+			k, err := r.next()
+			if err != nil {
+				return err
+			}
+			if k.k != kStr {
+				return ErrKeyNotString
+			}
+			*sc = (*sc)[:0]
+			ks, err := k.appendText(*sc)
+			if err != nil {
+				return err
+			}
+			*sc = ks
+			if r.ser != JSON && !utf8.Valid(ks) {
+				return ErrBadUTF8
+			}
+			if err := w.str(ks); err != nil {
+				return err
+			}
+			if err := r.colon(); err != nil {
+				return err
+			}
+			w.colon()
+		}
+		if err := transcodeValue(r, w, depth+1, sc); err != nil {
+			return err
+		}
+	}
+	if isMap {
+		w.endMap()
+	} else {
+		w.endArr()
+	}
+	return nil
+}
+
+// countOpen counts the elements (or entries) of a container whose length is
+// not declared (JSON, CBOR indefinite), by skipping over them on a copy of
+// the reader positioned at the container's head.
+func countOpen(r rd, depth int) (int, error) {
+	t, err := r.next()
+	if err != nil {
+		return 0, err
+	}
+	close := byte(']')
+	if t.k == kMap {
+		close = '}'
+	}
+	s := seqOf(t)
+	n := 0
+	for {
+		ok, err := r.more(&s, close)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return n, nil
+		}
+		if t.k == kMap {
+			if err := r.skipKey(); err != nil {
+				return 0, err
+			}
+		}
+		if err := r.skipValue(depth + 1); err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
+// bigOf converts a kBig token: JSON decimal digits or a CBOR bignum
+// magnitude (value -1-m when negative).
+func bigOf(t tok, ser Serializer) *big.Int {
+	v := new(big.Int)
+	if ser == JSON {
+		v.SetString(string(t.s), 10)
+		if t.neg {
+			v.Neg(v)
+		}
+		return v
+	}
+	v.SetBytes(t.s)
+	if t.neg {
+		v.Add(v, big.NewInt(1))
+		v.Neg(v)
+	}
+	return v
+}

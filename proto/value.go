@@ -1,0 +1,313 @@
+package proto
+
+import (
+	"math"
+	"math/big"
+	"sort"
+	"unicode/utf8"
+)
+
+// Generic values, for cold paths only (meta API arguments and results,
+// authentication extras, tests). Hot paths never build these.
+//
+// A decoded value is one of: nil, bool, int64 (integers that fit), uint64
+// (non-negative integers above MaxInt64), *big.Int (beyond 64 bits), float64,
+// string, []byte, []any, map[string]any.
+
+// DecodeValue decodes a raw value into a generic Go value.
+func DecodeValue(r Raw) (any, error) {
+	if r.B == nil {
+		return nil, nil
+	}
+	rr := rd{b: r.B, ser: r.Ser}
+	v, err := decodeAny(&rr, 0)
+	if err != nil {
+		return nil, err
+	}
+	return v, rr.end()
+}
+
+func decodeAny(r *rd, depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, ErrTooDeep
+	}
+	t, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	switch t.k {
+	case kNull:
+		return nil, nil
+	case kBool:
+		return t.b, nil
+	case kInt:
+		if t.neg {
+			if t.u > math.MaxInt64 {
+				return bigOf(tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR), nil
+			}
+			return ^int64(t.u), nil
+		}
+		if t.u > math.MaxInt64 {
+			return t.u, nil
+		}
+		return int64(t.u), nil
+	case kBig:
+		return bigOf(t, r.ser), nil
+	case kFloat:
+		return t.f, nil
+	case kStr:
+		s, err := t.appendText(nil)
+		if err != nil {
+			return nil, err
+		}
+		if !utf8.Valid(s) {
+			return nil, ErrBadUTF8
+		}
+		return string(s), nil
+	case kBin:
+		b, err := t.appendBytes([]byte{}, r.ser)
+		return b, err
+	case kArr:
+		out := []any{}
+		s := seqOf(t)
+		for {
+			ok, err := r.more(&s, ']')
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return out, nil
+			}
+			v, err := decodeAny(r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+	case kMap:
+		out := map[string]any{}
+		s := seqOf(t)
+		for {
+			ok, err := r.more(&s, '}')
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return out, nil
+			}
+			k, err := r.readKey(new([]byte))
+			if err != nil {
+				return nil, err
+			}
+			v, err := decodeAny(r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[string(k)] = v
+		}
+	}
+	return nil, ErrUnsupported
+}
+
+// AppendValue appends a generic Go value encoded in ser. It accepts the
+// types DecodeValue returns plus the other integer and float types,
+// []string, []uint64, map[string]string and Raw (written as is, or
+// transcoded). Map keys are written in sorted order so that output is
+// deterministic.
+func AppendValue(dst []byte, ser Serializer, v any) ([]byte, error) {
+	if !ser.Valid() {
+		return dst, ErrBadSerializer
+	}
+	w := wr{b: dst, ser: ser}
+	var sc []byte
+	if err := w.any(v, 0, &sc); err != nil {
+		return dst, err
+	}
+	return w.b, nil
+}
+
+// EncodeValue encodes a generic value into a new Raw.
+func EncodeValue(ser Serializer, v any) (Raw, error) {
+	b, err := AppendValue(nil, ser, v)
+	if err != nil {
+		return Raw{}, err
+	}
+	return Raw{Ser: ser, B: b}, nil
+}
+
+func (w *wr) any(v any, depth int, sc *[]byte) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
+	switch x := v.(type) {
+	case nil:
+		w.null()
+	case bool:
+		w.bool(x)
+	case int:
+		w.int(int64(x))
+	case int8:
+		w.int(int64(x))
+	case int16:
+		w.int(int64(x))
+	case int32:
+		w.int(int64(x))
+	case int64:
+		w.int(x)
+	case uint:
+		w.uint(uint64(x))
+	case uint8:
+		w.uint(uint64(x))
+	case uint16:
+		w.uint(uint64(x))
+	case uint32:
+		w.uint(uint64(x))
+	case uint64:
+		w.uint(x)
+	case float32:
+		return w.float(float64(x))
+	case float64:
+		return w.float(x)
+	case *big.Int:
+		w.big(x)
+	case string:
+		if !utf8.ValidString(x) {
+			return ErrBadUTF8
+		}
+		w.strS(x)
+	case []byte:
+		w.bin(x)
+	case Raw:
+		if x.B == nil {
+			w.null()
+			return nil
+		}
+		return w.raw(x, sc)
+	case []any:
+		w.arr(len(x))
+		for i, e := range x {
+			if i > 0 {
+				w.comma()
+			}
+			if err := w.any(e, depth+1, sc); err != nil {
+				return err
+			}
+		}
+		w.endArr()
+	case []string:
+		w.arr(len(x))
+		for i, e := range x {
+			if i > 0 {
+				w.comma()
+			}
+			w.strS(e)
+		}
+		w.endArr()
+	case []uint64:
+		w.arr(len(x))
+		for i, e := range x {
+			if i > 0 {
+				w.comma()
+			}
+			w.uint(e)
+		}
+		w.endArr()
+	case map[string]any:
+		ks := make([]string, 0, len(x))
+		for k := range x {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		w.mapH(len(x))
+		for i, k := range ks {
+			if i > 0 {
+				w.comma()
+			}
+			w.strS(k)
+			w.colon()
+			if err := w.any(x[k], depth+1, sc); err != nil {
+				return err
+			}
+		}
+		w.endMap()
+	case map[string]string:
+		ks := make([]string, 0, len(x))
+		for k := range x {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		w.mapH(len(x))
+		for i, k := range ks {
+			if i > 0 {
+				w.comma()
+			}
+			w.strS(k)
+			w.colon()
+			w.strS(x[k])
+		}
+		w.endMap()
+	default:
+		return ErrUnsupported
+	}
+	return nil
+}
+
+// IDs appends the ids of an id-list key (exclude, eligible) to buf.
+func (f *Fields) IDs(k Key, buf []uint64) []uint64 {
+	r := f.Raw(k)
+	if r.B == nil {
+		return buf
+	}
+	rr := rd{b: r.B, ser: r.Ser}
+	t, err := rr.next()
+	if err != nil || t.k != kArr {
+		return buf
+	}
+	s := seqOf(t)
+	for {
+		ok, err := rr.more(&s, ']')
+		if err != nil || !ok {
+			return buf
+		}
+		e, err := rr.next()
+		if err != nil {
+			return buf
+		}
+		buf = append(buf, e.u)
+	}
+}
+
+// Strings appends the elements of a string-list key (exclude_authid,
+// authmethods, ...) to buf. The slices alias the raw value, except for
+// strings with JSON escapes or CBOR chunks, which are copied.
+func (f *Fields) Strings(k Key, buf [][]byte) [][]byte {
+	r := f.Raw(k)
+	if r.B == nil {
+		return buf
+	}
+	rr := rd{b: r.B, ser: r.Ser}
+	t, err := rr.next()
+	if err != nil || t.k != kArr {
+		return buf
+	}
+	s := seqOf(t)
+	for {
+		ok, err := rr.more(&s, ']')
+		if err != nil || !ok {
+			return buf
+		}
+		e, err := rr.next()
+		if err != nil {
+			return buf
+		}
+		if e.esc || e.chunk {
+			c, err := e.appendText(nil)
+			if err != nil {
+				return buf
+			}
+			buf = append(buf, c)
+			continue
+		}
+		buf = append(buf, e.s)
+	}
+}
