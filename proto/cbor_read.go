@@ -11,13 +11,19 @@ import (
 // cbHead reads an initial byte and its argument. For indefinite lengths it
 // returns indef and no argument.
 func (r *rd) cbHead() (major byte, arg uint64, indef bool, err error) {
+	major, _, arg, indef, err = r.cbHeadInfo()
+	return
+}
+
+// cbHeadInfo is cbHead that also returns the additional information bits.
+func (r *rd) cbHeadInfo() (major, info byte, arg uint64, indef bool, err error) {
 	if err = r.need(1); err != nil {
 		return
 	}
 	c := r.b[r.i]
 	r.i++
 	major = c >> 5
-	info := c & 0x1f
+	info = c & 0x1f
 	switch {
 	case info < 24:
 		arg = uint64(info)
@@ -73,7 +79,7 @@ func (r *rd) cbNext() (tok, error) {
 		if tags > 8 {
 			return tok{}, errCBORTag
 		}
-		major, arg, indef, err := r.cbHead()
+		major, info, arg, indef, err := r.cbHeadInfo()
 		if err != nil {
 			return tok{}, err
 		}
@@ -119,7 +125,7 @@ func (r *rd) cbNext() (tok, error) {
 			if indef {
 				return tok{}, errCBORIndef // a stray "break"
 			}
-			return cbSimple(arg, r.b[r.i-1]&0x1f)
+			return cbSimple(arg, info)
 		}
 	}
 }
