@@ -46,6 +46,7 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	if lay == nil {
 		return ErrUnknownType
 	}
+	closed := false // the closing bracket (or CBOR break) has been consumed
 	for i, el := range lay.el {
 		ok, err := r.more(&s, ']')
 		if err != nil {
@@ -55,16 +56,19 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 			if i < lay.required {
 				return errf(lay.name + " has too few elements")
 			}
+			closed = true
 			break
 		}
 		if err := d.element(&r, m, lay, el); err != nil {
 			return err
 		}
 	}
-	if ok, err := r.more(&s, ']'); err != nil {
-		return err
-	} else if ok {
-		return errf(lay.name + " has too many elements")
+	if !closed {
+		if ok, err := r.more(&s, ']'); err != nil {
+			return err
+		} else if ok {
+			return errf(lay.name + " has too many elements")
+		}
 	}
 	if err := r.end(); err != nil {
 		return err
