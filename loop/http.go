@@ -1,0 +1,454 @@
+package loop
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gobwas/ws"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The HTTP side of the shared port: a WebSocket upgrade at the WebSocket
+// path, a health check, and a plain HTTP/1.1 answer-and-close for anything
+// else. It is not an HTTP server: one request per connection, no bodies, no
+// keep-alive. REST lives in package gateway, on net/http.
+//
+// handleHTTP pre-parses the request line and the few headers it needs to
+// pick the answer, and leaves the WebSocket handshake itself (Host,
+// Connection, Sec-WebSocket-Key/-Version/-Protocol, the accept hash) to
+// gobwas/ws's Upgrader, run over exactly the header bytes.
+
+const (
+	defaultHTTPMaxHeader = 8 << 10
+	defaultWSPath        = "/ws"
+	defaultHealthPath    = "/healthz"
+)
+
+// supportedSubprotocols lists, for error bodies, the subprotocols
+// proto.ParseSubprotocol accepts.
+const supportedSubprotocols = proto.SubprotocolJSON + ", " + proto.SubprotocolMsgPack + ", " +
+	proto.SubprotocolCBOR + ", " + proto.SubprotocolJSONBatched + ", " +
+	proto.SubprotocolMsgPackBatched + ", " + proto.SubprotocolCBORBatched
+
+// httpOptions configures handleHTTP. The zero value is usable. handleHTTP
+// only reads it; the same value may serve many connections as long as no one
+// writes it concurrently (overLimit is per call: set it on a copy).
+type httpOptions struct {
+	// wsPath is the path of the WebSocket endpoint; "" means "/ws".
+	wsPath string
+	// healthPath answers GET with 200 "ok"; "" means "/healthz".
+	healthPath string
+	// maxHeader bounds the request header, request line and final CRLF
+	// included; <= 0 means 8 KiB. A longer header gets 431.
+	maxHeader int
+	// checkOrigin, when set, is called for a WebSocket upgrade with the
+	// Origin header's value (nil when absent; the slice is valid only during
+	// the call) and rejects the upgrade with 403 when it returns false. It
+	// must not block.
+	checkOrigin func(origin []byte) bool
+	// overLimit, set by the caller when the listener's connection cap is
+	// reached, answers every complete request with 503.
+	overLimit bool
+}
+
+func (o *httpOptions) path() string       { return cmpOr(o.wsPath, defaultWSPath) }
+func (o *httpOptions) healthzPath() string { return cmpOr(o.healthPath, defaultHealthPath) }
+func (o *httpOptions) headerLimit() int {
+	if o.maxHeader <= 0 {
+		return defaultHTTPMaxHeader
+	}
+	return o.maxHeader
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// httpKind says what the caller does with an httpResult.
+type httpKind uint8
+
+const (
+	// httpNeedMore: the header is incomplete; wait for more bytes.
+	httpNeedMore httpKind = iota
+	// httpUpgrade: write resp (the 101), Discard n, and read WebSocket
+	// frames with serializer ser, batched or not. Bytes after the header
+	// are already frames.
+	httpUpgrade
+	// httpRespond: write resp, then close the connection.
+	httpRespond
+)
+
+// httpResult is what handleHTTP decided.
+type httpResult struct {
+	kind httpKind
+	// status is the HTTP status of resp (101 for an upgrade).
+	status int
+	// resp is the whole response to write. It is freshly allocated and
+	// owned by the caller.
+	resp []byte
+	// ser and batched are the negotiated subprotocol (httpUpgrade only).
+	ser     proto.Serializer
+	batched bool
+	// reason says why a request was refused (httpRespond with a status
+	// other than 200), for the connection's close reason: one of the
+	// errHTTP* sentinels, or the gobwas/ws handshake error.
+	reason error
+}
+
+// Reasons for refusing a request.
+var (
+	errHTTPHeaderTooLarge = errors.New("loop: http: request header too large")
+	errHTTPBadRequest     = errors.New("loop: http: malformed request")
+	errHTTPNotFound       = errors.New("loop: http: unknown path")
+	errHTTPMethod         = errors.New("loop: http: method not allowed")
+	errHTTPNotUpgrade     = errors.New("loop: http: WebSocket path requested without an upgrade")
+	errHTTPNoSubprotocol  = errors.New("loop: http: no WAMP subprotocol offered")
+	errHTTPOrigin         = errors.New("loop: http: origin not allowed")
+	errHTTPOverLimit      = errors.New("loop: http: maximum connection count reached")
+)
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// handleHTTP reads one HTTP request header from in and decides the answer.
+//
+// While the header ("\r\n\r\n") is incomplete it returns kind httpNeedMore
+// and n == 0, unless o.maxHeader bytes are already buffered without a
+// complete header: then it answers 431 (slowloris and oversized headers).
+// It peeks at most o.maxHeader bytes, however many are buffered.
+//
+// Otherwise n is the length of the header, to Discard after writing
+// res.resp (for 431, n is everything buffered). Bytes after the header are
+// not touched: after an upgrade they are the first WebSocket frames.
+//
+// err is non-nil only when in itself fails; then close without answering.
+// handleHTTP allocates (the response, and gobwas/ws's handshake state): it
+// runs once per connection.
+func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
+	limit := o.headerLimit()
+	buffered := in.InboundBuffered()
+	if buffered == 0 {
+		return res, 0, nil
+	}
+	b, err := in.Peek(min(buffered, limit))
+	if err != nil {
+		return res, 0, shortIsNil(err)
+	}
+	i := bytes.Index(b, crlfcrlf)
+	if i < 0 {
+		if buffered >= limit {
+			return refuse(http.StatusRequestHeaderFieldsTooLarge, errHTTPHeaderTooLarge,
+				"request header too large\n", false), buffered, nil
+		}
+		return res, 0, nil
+	}
+	hdr := b[: i+4 : i+4]
+	return o.answer(hdr), len(hdr), nil
+}
+
+// answer decides the response to a complete request header.
+func (o *httpOptions) answer(hdr []byte) httpResult {
+	req, ok := parseHTTPRequest(hdr)
+	if !ok {
+		return refuse(http.StatusBadRequest, errHTTPBadRequest, "malformed HTTP request\n", false)
+	}
+	head := string(req.method) == http.MethodHead
+	if o.overLimit {
+		return refuse(http.StatusServiceUnavailable, errHTTPOverLimit, "max connection count reached\n", head)
+	}
+	// A path that does not exist is 404 whatever the method; 405 is for a
+	// resource that exists but not with this method (RFC 9110 §15.5.6).
+	path := requestPath(req.target)
+	isGet := string(req.method) == http.MethodGet
+	switch path {
+	case o.healthzPath():
+		if !isGet {
+			return refuse(http.StatusMethodNotAllowed, errHTTPMethod, "only GET is allowed\n", head)
+		}
+		return httpResult{kind: httpRespond, status: http.StatusOK,
+			resp: appendHTTPResponse(nil, http.StatusOK, "ok", false)}
+	case o.path():
+		if !isGet {
+			return refuse(http.StatusMethodNotAllowed, errHTTPMethod, "only GET is allowed\n", head)
+		}
+		if !req.upgradeWS {
+			return refuse(http.StatusUpgradeRequired, errHTTPNotUpgrade,
+				"this is a WAMP WebSocket endpoint: upgrade to websocket with one of the subprotocols "+
+					supportedSubprotocols+"\n", false)
+		}
+		return o.upgrade(hdr, &req)
+	}
+	return refuse(http.StatusNotFound, errHTTPNotFound, "not found\n", head)
+}
+
+// upgrade runs the WebSocket handshake over exactly the header bytes.
+func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
+	if o.checkOrigin != nil && !o.checkOrigin(req.origin) {
+		return refuse(http.StatusForbidden, errHTTPOrigin, "origin not allowed\n", false)
+	}
+	// gobwas reads through a 4 KiB bufio.Reader: given more than the header
+	// it would swallow frames that arrived in the same segment.
+	rw := handshakeRW{in: hdr}
+	u := ws.Upgrader{Protocol: isWAMPSubprotocol}
+	hs, err := u.Upgrade(&rw)
+	if err != nil {
+		status := http.StatusBadRequest
+		var rej *ws.ConnectionRejectedError
+		if errors.As(err, &rej) && rej.StatusCode() != 0 {
+			status = rej.StatusCode()
+		}
+		return refuse(status, err, err.Error()+"\n", false)
+	}
+	// [WAMP §Transports]: The WAMP protocol MUST BE negotiated during the
+	// WebSocket opening handshake between Peers using the WebSocket
+	// subprotocol negotiation mechanism.
+	ser, batched, ok := proto.ParseSubprotocol(hs.Protocol)
+	if !ok {
+		return refuse(http.StatusBadRequest, errHTTPNoSubprotocol,
+			"no supported WAMP subprotocol offered in Sec-WebSocket-Protocol; supported: "+
+				supportedSubprotocols+"\n", false)
+	}
+	return httpResult{kind: httpUpgrade, status: http.StatusSwitchingProtocols,
+		resp: rw.out, ser: ser, batched: batched}
+}
+
+// isWAMPSubprotocol is the Upgrader's Protocol hook: gobwas picks the first
+// subprotocol the client offers for which it returns true.
+func isWAMPSubprotocol(p []byte) bool {
+	_, _, ok := proto.ParseSubprotocol(string(p))
+	return ok
+}
+
+// handshakeRW feeds the header to gobwas and collects its response.
+type handshakeRW struct {
+	in  []byte
+	out []byte
+}
+
+func (rw *handshakeRW) Read(p []byte) (int, error) {
+	if len(rw.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, rw.in)
+	rw.in = rw.in[n:]
+	return n, nil
+}
+
+func (rw *handshakeRW) Write(p []byte) (int, error) {
+	rw.out = append(rw.out, p...)
+	return len(p), nil
+}
+
+// refuse builds an answer-and-close result.
+func refuse(status int, reason error, body string, head bool) httpResult {
+	return httpResult{kind: httpRespond, status: status, reason: reason,
+		resp: appendHTTPResponse(nil, status, body, head)}
+}
+
+// appendHTTPResponse appends a complete HTTP/1.1 response with a plain-text
+// body and Connection: close to dst. head omits the body (the answer to a
+// HEAD request) but keeps its Content-Length.
+func appendHTTPResponse(dst []byte, status int, body string, head bool) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, http.StatusText(status)...)
+	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if status == http.StatusUpgradeRequired {
+		// [RFC9110 §15.5.22]: A server that sends a 426 (Upgrade Required)
+		// response MUST send an Upgrade header field to indicate the
+		// acceptable protocols. [§7.8]: A sender of Upgrade MUST also send
+		// an "upgrade" connection option in the Connection header field.
+		// [RFC6455 §4.2.2]: ... and a |Sec-WebSocket-Version| header field
+		// indicating the version(s) the server is capable of understanding.
+		dst = append(dst, "\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nConnection: close, Upgrade\r\n\r\n"...)
+	} else {
+		dst = append(dst, "\r\nConnection: close\r\n\r\n"...)
+	}
+	if head {
+		return dst
+	}
+	return append(dst, body...)
+}
+
+// httpRequest is what answer needs from a request header. The slices alias
+// the header.
+type httpRequest struct {
+	method    []byte
+	target    []byte
+	upgradeWS bool   // an Upgrade header lists the "websocket" token
+	origin    []byte // the Origin header's value; nil when absent
+}
+
+// parseHTTPRequest checks the request line and the header lines of hdr,
+// which ends with "\r\n\r\n", strictly enough that gobwas/ws, which splits
+// at '\n', sees the same lines: every line must end with CRLF, and bare CR,
+// bare LF, NUL, obsolete line folding and whitespace before a colon are
+// rejected (RFC 9112 §2.2, §5.1, §5.2; RFC 9110 §5.5).
+func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
+	rest := hdr[:len(hdr)-2] // each line below keeps its own CRLF
+	line, rest := cutLine(rest)
+	// [RFC9112 §3]: request-line = method SP request-target SP HTTP-version
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return req, false
+	}
+	req.method, line = line[:sp1], line[sp1+1:]
+	sp2 := bytes.IndexByte(line, ' ')
+	if sp2 <= 0 {
+		return req, false
+	}
+	req.target, line = line[:sp2], line[sp2+1:]
+	if !isToken(req.method) || !isVisible(req.target) || !isHTTPVersion(line) {
+		return req, false
+	}
+	seenOrigin := false
+	for len(rest) > 0 {
+		line, rest = cutLine(rest)
+		name, value, ok := splitField(line)
+		if !ok {
+			return req, false
+		}
+		switch {
+		case equalFold(name, "Upgrade"):
+			req.upgradeWS = req.upgradeWS || hasToken(value, "websocket")
+		case equalFold(name, "Origin"):
+			// Two Origin headers would let a check see one and a later
+			// reader another: refuse.
+			if seenOrigin {
+				return req, false
+			}
+			seenOrigin, req.origin = true, value
+		}
+	}
+	return req, true
+}
+
+// cutLine splits off the first CRLF-terminated line of b (without the
+// CRLF). A line with a bare CR or LF is returned whole and then rejected by
+// the caller's character checks.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.Index(b, crlfcrlf[:2])
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i+2:]
+}
+
+// splitField splits a header line into its name and its value without
+// optional whitespace.
+func splitField(line []byte) (name, value []byte, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	// [RFC9112 §5.1]: No whitespace is allowed between the field name and
+	// colon. [RFC9112 §5.2]: obs-fold (a line starting with whitespace) is
+	// rejected with 400; isToken refuses both.
+	if colon <= 0 || !isToken(line[:colon]) {
+		return nil, nil, false
+	}
+	value = trimOWS(line[colon+1:])
+	for _, c := range value {
+		// [RFC9110 §5.5]: Field values containing CR, LF, or NUL characters
+		// are invalid and dangerous. Other controls but HTAB likewise.
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, false
+		}
+	}
+	return line[:colon], value, true
+}
+
+// requestPath returns the path of a request target, without the query, and
+// without scheme and authority for the absolute form (RFC 9112 §3.2).
+func requestPath(target []byte) string {
+	if len(target) > 0 && target[0] != '/' {
+		if i := bytes.Index(target, []byte("://")); i > 0 {
+			target = target[i+3:]
+			if j := bytes.IndexByte(target, '/'); j >= 0 {
+				target = target[j:]
+			} else {
+				target = []byte("/")
+			}
+		}
+	}
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	return string(target)
+}
+
+// isHTTPVersion reports whether v is "HTTP/" DIGIT "." DIGIT.
+func isHTTPVersion(v []byte) bool {
+	return len(v) == 8 && string(v[:5]) == "HTTP/" &&
+		isDigit(v[5]) && v[6] == '.' && isDigit(v[7])
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isToken reports whether b is a non-empty RFC 9110 token (tchar+).
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', isDigit(c):
+		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isVisible reports whether b is non-empty printable ASCII without spaces
+// (a request target; non-ASCII octets must be percent-encoded).
+func isVisible(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// trimOWS removes leading and trailing spaces and tabs.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// hasToken reports whether the comma-separated list v contains tok,
+// compared case-insensitively.
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		if equalFold(trimOWS(item), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFold compares an ASCII header token with s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	return len(b) == len(s) && bytes.EqualFold(b, []byte(s))
+}
