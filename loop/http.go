@@ -55,7 +55,7 @@ type httpOptions struct {
 	overLimit bool
 }
 
-func (o *httpOptions) path() string       { return cmpOr(o.wsPath, defaultWSPath) }
+func (o *httpOptions) path() string        { return cmpOr(o.wsPath, defaultWSPath) }
 func (o *httpOptions) healthzPath() string { return cmpOr(o.healthPath, defaultHealthPath) }
 func (o *httpOptions) headerLimit() int {
 	if o.maxHeader <= 0 {
