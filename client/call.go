@@ -1,0 +1,328 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// CallOptions are the options of a call. The zero value (or nil) is a plain
+// call.
+type CallOptions struct {
+	// Timeout, when positive, is sent as CALL.Options.timeout in
+	// milliseconds: the router cancels the call when it expires. The client
+	// does not enforce it itself; use the context for a local bound.
+	Timeout time.Duration
+	// ReceiveProgress asks for progressive results
+	// (CALL.Options.receive_progress). It is implied by OnProgress.
+	ReceiveProgress bool
+	// OnProgress receives each progressive result, in order, on the
+	// goroutine that called Call (or ProgressiveCall.Result), before the
+	// final result is returned. Without it progressive results are
+	// dropped.
+	OnProgress func(*Result)
+	// DiscloseMe asks the router to disclose the caller's identity to the
+	// callee (CALL.Options.disclose_me).
+	DiscloseMe bool
+	// CancelMode is CANCEL.Options.mode ("skip", "kill" or "killnowait")
+	// when the context is canceled; empty leaves the mode to the router.
+	CancelMode string
+	// Options are extra raw CALL.Options keys. They override the keys
+	// above of the same name.
+	Options map[string]any
+}
+
+// Result is a call's result: a RESULT's payload and details, also used for
+// progressive results and for a Handler's reply.
+type Result struct {
+	Args    []any
+	Kwargs  map[string]any
+	Details map[string]any
+	// Progress is true for a progressive result
+	// (RESULT.Details.progress). It is ignored in a Handler's return value,
+	// which is always the final YIELD (see Invocation.SendProgress).
+	Progress bool
+}
+
+// call is a pending CALL. Its result fields are guarded by Session.mu; the
+// reader fills them and signals wake.
+type call struct {
+	id         uint64        // Static.
+	onProgress func(*Result) // Static.
+	mode       string        // Static: the cancel mode.
+	wake       chan struct{} // Static; capacity 1.
+	queue      []*Result     // Guarded by Session.mu: undelivered progressive results.
+	final      *Result       // Guarded by Session.mu.
+	err        error         // Guarded by Session.mu.
+	done       bool          // Guarded by Session.mu.
+	canceled   bool          // Owned by the waiting goroutine: CANCEL was sent.
+}
+
+func (c *call) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// callOptions builds the CALL options of opts.
+func (s *Session) callOptions(opts *CallOptions) *options {
+	if opts == nil {
+		return newOptions(s.ser, nil)
+	}
+	o := newOptions(s.ser, opts.Options)
+	if opts.ReceiveProgress || opts.OnProgress != nil {
+		o.setBool(proto.KeyReceiveProgress, true)
+	}
+	if opts.Timeout > 0 {
+		o.setUint(proto.KeyTimeout, uint64(max(opts.Timeout.Milliseconds(), 1)))
+	}
+	if opts.DiscloseMe {
+		o.setBool(proto.KeyDiscloseMe, true)
+	}
+	return o
+}
+
+// newCall registers a pending call with a new request id.
+func (s *Session) newCall(opts *CallOptions) (*call, error) {
+	c := &call{wake: make(chan struct{}, 1)}
+	if opts != nil {
+		c.onProgress, c.mode = opts.OnProgress, opts.CancelMode
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	c.id = s.newRequestID()
+	s.calls[c.id] = c
+	return c, nil
+}
+
+// forget drops a pending call: late replies to it are ignored.
+func (s *Session) forget(id uint64) {
+	s.mu.Lock()
+	if s.calls != nil {
+		delete(s.calls, id)
+	}
+	s.mu.Unlock()
+}
+
+// Call calls procedure and waits for its final result. A WAMP error reply
+// is returned as an *Error. When ctx is done before the result arrives,
+// Call sends CANCEL (with opts.CancelMode) and waits up to
+// Config.ReplyTimeout for the router's answer: it then returns the router's
+// ERROR (an *Error, normally wamp.error.canceled), or the result if the
+// call completed meanwhile, or ctx.Err() when the router does not answer in
+// time. If the session ends, Call returns the session's error.
+func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs map[string]any, opts *CallOptions) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m := &proto.Message{Type: proto.CodeCall, URI: []byte(procedure)}
+	if err := s.callOptions(opts).apply(m); err != nil {
+		return nil, err
+	}
+	var err error
+	if m.Args, m.Kwargs, err = encodePayload(s.ser, args, kwargs); err != nil {
+		return nil, err
+	}
+	c, err := s.newCall(opts)
+	if err != nil {
+		return nil, err
+	}
+	m.Request = c.id
+	if err := s.send(m); err != nil {
+		s.forget(c.id)
+		return nil, err
+	}
+	return s.await(ctx, c)
+}
+
+// await waits for c's final reply, delivering progressive results on the
+// way, and cancels the call when ctx is done.
+func (s *Session) await(ctx context.Context, c *call) (*Result, error) {
+	ctxDone := ctx.Done()
+	var timeout <-chan time.Time
+	for {
+		select {
+		case <-c.wake:
+			s.mu.Lock()
+			q := c.queue
+			c.queue = nil
+			done, res, err := c.done, c.final, c.err
+			s.mu.Unlock()
+			for _, r := range q {
+				if c.onProgress != nil {
+					c.onProgress(r)
+				}
+			}
+			if done {
+				return res, err
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			s.sendCancel(c)
+			t := time.NewTimer(s.cfg.ReplyTimeout)
+			defer t.Stop()
+			timeout = t.C
+		case <-timeout:
+			s.forget(c.id)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// sendCancel sends CANCEL for c.
+//
+// [CANCEL, CALL.Request|id, Options|dict]
+func (s *Session) sendCancel(c *call) {
+	if c.canceled {
+		return
+	}
+	c.canceled = true
+	m := &proto.Message{Type: proto.CodeCancel, Request: c.id}
+	if c.mode != "" {
+		m.Opt.SetString(proto.KeyMode, c.mode)
+	}
+	s.send(m)
+}
+
+// onResult delivers a RESULT: progressive ones are queued for the waiting
+// goroutine (the queue is unbounded, so that the reader never waits on a
+// caller); the final one completes the call.
+//
+// [RESULT, CALL.Request|id, Details|dict, Arguments|list, ArgumentsKw|dict]
+func (s *Session) onResult(m *proto.Message) {
+	args, kwargs, err := decodePayload(m)
+	if err != nil {
+		s.finishCall(m.Request, nil, err)
+		return
+	}
+	r := &Result{Args: args, Kwargs: kwargs, Details: dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
+	if !r.Progress {
+		s.finishCall(m.Request, r, nil)
+		return
+	}
+	s.mu.Lock()
+	c := s.calls[m.Request]
+	if c != nil {
+		c.queue = append(c.queue, r)
+	}
+	s.mu.Unlock()
+	if c != nil {
+		c.signal()
+	}
+}
+
+// finishCall completes the pending call id with a result or an error.
+func (s *Session) finishCall(id uint64, r *Result, err error) {
+	s.mu.Lock()
+	c := s.calls[id]
+	if c != nil {
+		delete(s.calls, id)
+		c.final, c.err, c.done = r, err, true
+	}
+	s.mu.Unlock()
+	if c != nil {
+		c.signal()
+	}
+}
+
+// ProgressiveCall is a call whose arguments are sent in chunks (WAMP
+// Advanced Profile, §Progressive Call Invocations): every chunk is a CALL
+// with the same request id, all but the last with Options.progress=true.
+// Send and Result may be called from different goroutines.
+type ProgressiveCall struct {
+	s         *Session
+	c         *call
+	ctx       context.Context
+	procedure []byte
+	first     *options // the options of the first CALL; later ones carry only progress
+
+	mu    sync.Mutex // Guards sent and final; held while a chunk is sent.
+	sent  bool
+	final bool
+}
+
+// CallProgressive starts a call with progressive call invocations. Nothing
+// is sent until the first Send. ctx bounds the whole call: once it is done,
+// Send fails with ctx.Err() and Result cancels the call as Call does. The
+// caller must call Result (after the final Send, or to abandon the call)
+// so that the pending call is released.
+func (s *Session) CallProgressive(ctx context.Context, procedure string, opts *CallOptions) (*ProgressiveCall, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.newCall(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &ProgressiveCall{s: s, c: c, ctx: ctx, procedure: []byte(procedure), first: s.callOptions(opts)}, nil
+}
+
+// ID returns the call's request id.
+func (p *ProgressiveCall) ID() uint64 { return p.c.id }
+
+// Send sends one chunk. final marks the last chunk; Send fails with
+// ErrFinalSent after it. It blocks until the chunk is written.
+func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.final {
+		return ErrFinalSent
+	}
+	m := &proto.Message{Type: proto.CodeCall, Request: p.c.id, URI: p.procedure}
+	// "Except for progress, items in the Options dictionary of the
+	// initiating progressive CALL shall be effective for the entirety of
+	// the progressive call request."
+	o := newOptions(p.s.ser, nil)
+	if !p.sent {
+		o = p.first
+	}
+	if !final {
+		o.setBool(proto.KeyProgress, true)
+	}
+	if err := o.apply(m); err != nil {
+		return err
+	}
+	var err error
+	if m.Args, m.Kwargs, err = encodePayload(p.s.ser, args, kwargs); err != nil {
+		return err
+	}
+	if err := p.s.send(m); err != nil {
+		return err
+	}
+	p.sent = true
+	p.final = final
+	return nil
+}
+
+// Result waits for the call's final result, like Call: progressive results
+// go to CallOptions.OnProgress on this goroutine, and when ctx or the
+// CallProgressive context is done the call is canceled. Before any chunk
+// was sent it releases the call and returns ErrNotStarted.
+func (p *ProgressiveCall) Result(ctx context.Context) (*Result, error) {
+	p.mu.Lock()
+	sent := p.sent
+	p.mu.Unlock()
+	if !sent {
+		p.s.forget(p.c.id)
+		return nil, ErrNotStarted
+	}
+	merged, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel)
+	defer stop()
+	r, err := p.s.await(merged, p.c)
+	if errors.Is(err, context.Canceled) && ctx.Err() == nil && p.ctx.Err() != nil {
+		err = p.ctx.Err()
+	}
+	return r, err
+}

@@ -1,0 +1,444 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Handler answers an invocation of a registered procedure. It runs on its
+// own goroutine, one per invocation, so a slow handler does not hold up the
+// session. Its return value becomes the final YIELD; an error becomes an
+// ERROR: an *Error is sent with its URI, payload and details; an error
+// caused by ctx ending (errors.Is context.Canceled or DeadlineExceeded)
+// is sent as wamp.error.canceled (or wamp.error.timeout); any other error
+// as URIRuntimeError with the error text as its argument. A panic is
+// recovered, logged and sent as URIRuntimeError.
+//
+// ctx is canceled when the router sends INTERRUPT (context.Cause is then
+// ErrInterrupted) and when the session ends; it has a deadline when the
+// router forwards the call's timeout.
+type Handler func(ctx context.Context, inv *Invocation) (*Result, error)
+
+// ErrInterrupted is the context.Cause of a Handler's context canceled by
+// the router's INTERRUPT.
+var ErrInterrupted = errors.New("client: invocation interrupted by the router")
+
+// RegisterOptions are the options of a registration. The zero value (or
+// nil) is an exact, single registration.
+type RegisterOptions struct {
+	// Match is the match policy: "exact" (the default), "prefix" or
+	// "wildcard".
+	Match string
+	// Invoke is the shared registration policy: "single" (the default),
+	// "roundrobin", "random", "first" or "last".
+	Invoke string
+	// DiscloseCaller asks the router to disclose callers' identities.
+	DiscloseCaller bool
+	// ForwardTimeout asks the router to forward call timeouts to the callee
+	// (the Handler's context then has a deadline).
+	ForwardTimeout bool
+	// Options are extra raw REGISTER.Options keys; they override the keys
+	// above of the same name.
+	Options map[string]any
+}
+
+// Registration is an active registration.
+type Registration struct {
+	s         *Session
+	procedure string      // Static.
+	h         Handler     // Static.
+	id        uint64      // Set by the reader before Register returns.
+	active    atomic.Bool // Until Unregister, revocation or the session's end.
+}
+
+// ID returns the registration id the router assigned.
+func (r *Registration) ID() uint64 { return r.id }
+
+// Procedure returns the registered procedure URI (or pattern).
+func (r *Registration) Procedure() string { return r.procedure }
+
+// Active reports whether the registration is still in place: false after
+// Unregister, after the router revoked it, and after the session ended.
+func (r *Registration) Active() bool { return r.active.Load() }
+
+// Invocation is one invocation of a registered procedure, or one chunk of a
+// progressive call invocation.
+type Invocation struct {
+	Args    []any
+	Kwargs  map[string]any
+	Details map[string]any
+	// Procedure is INVOCATION.Details.procedure (the called URI, for
+	// pattern registrations), or the registered URI.
+	Procedure string
+	// Caller, CallerAuthID and CallerAuthRole identify the caller when the
+	// router discloses it.
+	Caller         uint64
+	CallerAuthID   string
+	CallerAuthRole string
+	// Registration is the registration id.
+	Registration uint64
+	// Progress is true when more chunks of a progressive call invocation
+	// follow this one (INVOCATION.Details.progress); read them with Next.
+	Progress bool
+
+	st *invState
+}
+
+// invState is the state shared by all chunks of one invocation.
+type invState struct {
+	s               *Session
+	req             uint64                  // Static: INVOCATION.Request.
+	receiveProgress bool                    // Static: the caller wants progressive results.
+	cancel          context.CancelCauseFunc // Static.
+	wake            chan struct{}           // Static; capacity 1.
+
+	chunks      []*Invocation // Guarded by Session.mu: chunks not yet taken by Next.
+	lastIn      bool          // Guarded by Session.mu: the final chunk arrived.
+	interrupted bool          // Guarded by Session.mu.
+	mode        proto.CancelMode
+
+	amu      sync.Mutex // Held while a YIELD or ERROR of this invocation is sent.
+	answered bool       // Guarded by amu.
+}
+
+// Register registers procedure with handler h and waits for the router's
+// REGISTERED. A refusal is returned as an *Error (e.g.
+// wamp.error.procedure_already_exists). The registration is in place, and
+// invocations may arrive, before Register returns.
+func (s *Session) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) (*Registration, error) {
+	m := &proto.Message{Type: proto.CodeRegister, URI: []byte(procedure)}
+	o := newOptions(s.ser, nil)
+	if opts != nil {
+		o.extra = opts.Options
+		if opts.Match != "" {
+			o.setString(proto.KeyMatch, opts.Match)
+		}
+		if opts.Invoke != "" {
+			o.setString(proto.KeyInvoke, opts.Invoke)
+		}
+		if opts.DiscloseCaller {
+			o.setBool(proto.KeyDiscloseCaller, true)
+		}
+		if opts.ForwardTimeout {
+			o.setBool(proto.KeyForwardTimeout, true)
+		}
+	}
+	if err := o.apply(m); err != nil {
+		return nil, err
+	}
+	rq := newRequest(proto.CodeRegister)
+	rq.reg = &Registration{s: s, procedure: procedure, h: h}
+	id, err := s.addRequest(rq)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.roundTrip(ctx, m, id, rq); err != nil {
+		return nil, err
+	}
+	return rq.reg, nil
+}
+
+// Unregister removes r and waits for the router's UNREGISTERED. From the
+// moment it is called, new invocations of r are refused; running ones
+// continue.
+//
+// [UNREGISTER, Request|id, REGISTERED.Registration|id]
+func (s *Session) Unregister(ctx context.Context, r *Registration) error {
+	rq := newRequest(proto.CodeUnregister)
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return s.err
+	}
+	if s.regs[r.id] != r {
+		s.mu.Unlock()
+		return ErrNotRegistered
+	}
+	delete(s.regs, r.id)
+	r.active.Store(false)
+	id := s.addRequestLocked(rq)
+	s.mu.Unlock()
+	_, err := s.roundTrip(ctx, &proto.Message{Type: proto.CodeUnregister, ID: r.id}, id, rq)
+	return err
+}
+
+// onInvocation starts a handler for a new INVOCATION, or hands a further
+// chunk of a progressive call invocation to the running one.
+//
+// [INVOCATION, Request|id, REGISTERED.Registration|id, Details|dict, Arguments|list, ArgumentsKw|dict]
+func (s *Session) onInvocation(m *proto.Message) {
+	args, kwargs, err := decodePayload(m)
+	if err != nil {
+		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}})
+		return
+	}
+	inv := &Invocation{
+		Args:           args,
+		Kwargs:         kwargs,
+		Details:        dictOf(m.Dict),
+		Procedure:      m.Opt.String(proto.KeyProcedure),
+		Caller:         m.Opt.Uint(proto.KeyCaller),
+		CallerAuthID:   m.Opt.String(proto.KeyCallerAuthID),
+		CallerAuthRole: m.Opt.String(proto.KeyCallerAuthRole),
+		Registration:   m.ID,
+		Progress:       m.Opt.Bool(proto.KeyProgress, false),
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if st := s.invs[m.Request]; st != nil {
+		inv.st = st
+		st.chunks = append(st.chunks, inv)
+		st.lastIn = !inv.Progress
+		s.mu.Unlock()
+		st.signal()
+		return
+	}
+	if s.finished.has(m.Request) {
+		// A chunk for an invocation already answered.
+		if !inv.Progress {
+			s.finished.remove(m.Request)
+		}
+		s.mu.Unlock()
+		return
+	}
+	reg := s.regs[m.ID]
+	if reg == nil {
+		s.mu.Unlock()
+		// Unregistered meanwhile: let the router route the call elsewhere.
+		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
+		return
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	st := &invState{
+		s:               s,
+		req:             m.Request,
+		receiveProgress: m.Opt.Bool(proto.KeyReceiveProgress, false),
+		cancel:          cancel,
+		wake:            make(chan struct{}, 1),
+		lastIn:          !inv.Progress,
+	}
+	inv.st = st
+	if inv.Procedure == "" {
+		inv.Procedure = reg.procedure
+	}
+	s.invs[m.Request] = st
+	s.wg.Add(1)
+	s.mu.Unlock()
+	stopTimer := context.CancelFunc(func() {})
+	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 {
+		ctx, stopTimer = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+	}
+	go s.runHandler(ctx, reg.h, inv, func() { stopTimer(); cancel(nil) })
+}
+
+func (st *invState) signal() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runHandler runs h for inv on its own goroutine and answers.
+func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, release func()) {
+	defer s.wg.Done()
+	defer release()
+	res, err := s.callHandler(ctx, h, inv)
+	s.answer(ctx, inv.st, res, err)
+}
+
+func (s *Session) callHandler(ctx context.Context, h Handler, inv *Invocation) (res *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("client: handler panic", "procedure", inv.Procedure, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return h(ctx, inv)
+}
+
+// answer sends the final YIELD or ERROR of an invocation, once. After an
+// INTERRUPT in killnowait mode nothing is sent: the router does not wait.
+//
+// [YIELD, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]
+func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr error) {
+	st.amu.Lock()
+	defer st.amu.Unlock()
+	if st.answered {
+		return
+	}
+	st.answered = true
+	s.mu.Lock()
+	interrupted, mode := st.interrupted, st.mode
+	if s.invs != nil {
+		delete(s.invs, st.req)
+		if !st.lastIn {
+			s.finished.add(st.req)
+		}
+	}
+	s.mu.Unlock()
+	if interrupted && mode == proto.CancelKillNoWait {
+		return
+	}
+	if herr != nil {
+		s.sendError(proto.CodeInvocation, st.req, invocationError(ctx, herr))
+		return
+	}
+	m := &proto.Message{Type: proto.CodeYield, Request: st.req}
+	if res != nil {
+		var err error
+		if m.Args, m.Kwargs, err = encodePayload(s.ser, res.Args, res.Kwargs); err != nil {
+			s.sendError(proto.CodeInvocation, st.req, &Error{URI: URIRuntimeError, Args: []any{err.Error()}})
+			return
+		}
+	}
+	s.send(m)
+}
+
+// invocationError maps a Handler's error to the WAMP error sent back.
+func invocationError(ctx context.Context, err error) *Error {
+	if we, ok := errors.AsType[*Error](err); ok {
+		return we
+	}
+	if ctx.Err() != nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return &Error{URI: proto.URITimeout}
+		case errors.Is(err, context.Canceled):
+			return &Error{URI: proto.URICanceled}
+		}
+	}
+	return &Error{URI: URIRuntimeError, Args: []any{err.Error()}}
+}
+
+// sendError sends an ERROR for a request of type typ.
+//
+// [ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments|list, ArgumentsKw|dict]
+func (s *Session) sendError(typ proto.Code, req uint64, e *Error) {
+	m := &proto.Message{Type: proto.CodeError, ReqType: typ, Request: req, URI: []byte(e.URI)}
+	if err := newOptions(s.ser, e.Details).apply(m); err != nil {
+		s.log.Warn("client: cannot encode error details", "error", err)
+	}
+	a, k, err := encodePayload(s.ser, e.Args, e.Kwargs)
+	if err != nil {
+		a, k = proto.Raw{}, proto.Raw{}
+		m.URI = []byte(URIRuntimeError)
+		a, _ = proto.EncodeValue(s.ser, []any{err.Error()})
+	}
+	m.Args, m.Kwargs = a, k
+	s.send(m)
+}
+
+// onInterrupt cancels the handler of an invocation (WAMP Advanced Profile,
+// §Call Canceling). In kill mode the handler's answer is still sent (as
+// wamp.error.canceled when it returns ctx's error); in killnowait mode
+// nothing is sent.
+//
+// [INTERRUPT, INVOCATION.Request|id, Options|dict]
+func (s *Session) onInterrupt(m *proto.Message) {
+	s.mu.Lock()
+	st := s.invs[m.Request]
+	if st != nil {
+		st.interrupted = true
+		st.mode = m.Opt.CancelMode(proto.CancelKill)
+	} else {
+		s.finished.remove(m.Request)
+	}
+	s.mu.Unlock()
+	if st != nil {
+		st.cancel(ErrInterrupted)
+	}
+}
+
+// SendProgress sends a progressive result (YIELD with
+// Options.progress=true). It fails with ErrNoProgress when the caller did
+// not ask for progressive results, and with ErrInvocationDone once the
+// invocation was answered. It may be called from any goroutine until the
+// Handler returns.
+func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
+	st := inv.st
+	if !st.receiveProgress {
+		return ErrNoProgress
+	}
+	m := &proto.Message{Type: proto.CodeYield, Request: st.req}
+	m.Opt.SetBool(proto.KeyProgress, true)
+	var err error
+	if m.Args, m.Kwargs, err = encodePayload(st.s.ser, args, kwargs); err != nil {
+		return err
+	}
+	st.amu.Lock()
+	defer st.amu.Unlock()
+	if st.answered {
+		return ErrInvocationDone
+	}
+	return st.s.send(m)
+}
+
+// Next waits for the next chunk of a progressive call invocation. It
+// returns io.EOF after the final chunk (at once when inv.Progress is
+// false on the first one), and ctx's error when ctx ends first. Chunks
+// queue up without bound until Next takes them.
+func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
+	st := inv.st
+	s := st.s
+	for {
+		s.mu.Lock()
+		if len(st.chunks) > 0 {
+			c := st.chunks[0]
+			st.chunks[0] = nil
+			st.chunks = st.chunks[1:]
+			s.mu.Unlock()
+			return c, nil
+		}
+		last := st.lastIn
+		s.mu.Unlock()
+		if last {
+			return nil, io.EOF
+		}
+		select {
+		case <-st.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// finishedRing remembers the last few invocations answered before their
+// final chunk arrived, so that late chunks are dropped rather than taken
+// for new invocations. Guarded by Session.mu.
+type finishedRing struct {
+	ids  [64]uint64
+	next int
+}
+
+func (r *finishedRing) add(id uint64) {
+	r.ids[r.next] = id
+	r.next = (r.next + 1) % len(r.ids)
+}
+
+func (r *finishedRing) has(id uint64) bool {
+	for _, x := range r.ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *finishedRing) remove(id uint64) {
+	for i, x := range r.ids {
+		if x == id {
+			r.ids[i] = 0
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Config configures Dial. The zero value of every field but URL and Realm
+// is a sane default.
+type Config struct {
+	// URL is the router's address: ws://host:port/path or wss://… for
+	// WebSocket; rs://host:port or tcp://host:port for RawSocket over TCP;
+	// rss://host:port for RawSocket over TLS.
+	URL string
+	// Realm is the realm to join.
+	Realm string
+	// Serializer is the WAMP serializer; proto.JSON when zero.
+	Serializer proto.Serializer
+	// Batched selects the ".batched" WebSocket subprotocol variant. It is
+	// ignored for RawSocket.
+	Batched bool
+
+	// AuthID, when set, is sent as HELLO.Details.authid.
+	AuthID string
+	// AuthMethods is HELLO.Details.authmethods; ["anonymous"] when empty.
+	AuthMethods []string
+	// AuthRole, when set, is sent as HELLO.Details.authrole.
+	AuthRole string
+	// AuthExtra, when set, is sent as HELLO.Details.authextra.
+	AuthExtra map[string]any
+	// OnChallenge answers a CHALLENGE with the AUTHENTICATE signature and
+	// extra. It runs on the goroutine that called Dial. An error aborts the
+	// join (an ABORT wamp.error.authentication_failed is sent). A CHALLENGE
+	// without OnChallenge aborts the join too.
+	OnChallenge func(method string, extra map[string]any) (signature string, authExtra map[string]any, err error)
+	// Agent is HELLO.Details.agent; "edgewamp-client" when empty.
+	Agent string
+
+	// TLS configures wss:// and rss://. Nil means the default
+	// configuration, with the server name taken from the URL.
+	TLS *tls.Config
+	// DialTimeout bounds the connect, the transport handshake and the
+	// whole join (HELLO to WELCOME); 10s when zero.
+	DialTimeout time.Duration
+	// WriteTimeout bounds each write to the transport; 10s when zero. A
+	// write that times out ends the session (the stream may be cut
+	// mid-message).
+	WriteTimeout time.Duration
+	// ReplyTimeout bounds the waits the client does on its own behalf:
+	// Close waiting for the router's GOODBYE, and a canceled call waiting
+	// for the router's ERROR after CANCEL; 5s when zero.
+	ReplyTimeout time.Duration
+	// MaxMessage is the largest message the client accepts: the WebSocket
+	// read limit, and the RawSocket receive limit announced to the router
+	// (rounded down to a power of two in [2^9, 2^24]). 16 MiB when zero.
+	MaxMessage int
+	// EventQueue is the capacity of the session's event queue; 1024 when
+	// zero. See the package documentation for what happens when it is full.
+	EventQueue int
+
+	// Logger receives the session's few log lines (session end, protocol
+	// violations by the router, handler panics). Nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	defaultDialTimeout  = 10 * time.Second
+	defaultWriteTimeout = 10 * time.Second
+	defaultReplyTimeout = 5 * time.Second
+	defaultMaxMessage   = 16 << 20
+	defaultEventQueue   = 1024
+	defaultAgent        = "edgewamp-client"
+)
+
+// transportKind is the transport a URL selects.
+type transportKind uint8
+
+const (
+	kindWebSocket transportKind = iota + 1
+	kindRawSocket
+)
+
+// endpoint is a parsed Config.URL.
+type endpoint struct {
+	kind transportKind
+	tls  bool
+	addr string // host:port, for RawSocket
+	host string // host without port, the TLS server name for RawSocket
+	url  string // the full URL, for WebSocket
+}
+
+// normalize returns cfg with defaults applied and its URL parsed.
+func (cfg Config) normalize() (Config, endpoint, error) {
+	var errs []error
+	if cfg.Realm == "" {
+		errs = append(errs, errors.New("client: Config.Realm is empty"))
+	}
+	if cfg.Serializer == 0 {
+		cfg.Serializer = proto.JSON
+	}
+	if !cfg.Serializer.Valid() {
+		errs = append(errs, fmt.Errorf("client: Config.Serializer %d is not JSON, MsgPack or CBOR", cfg.Serializer))
+	}
+	if len(cfg.AuthMethods) == 0 {
+		cfg.AuthMethods = []string{"anonymous"}
+	}
+	if cfg.Agent == "" {
+		cfg.Agent = defaultAgent
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.ReplyTimeout <= 0 {
+		cfg.ReplyTimeout = defaultReplyTimeout
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = defaultMaxMessage
+	}
+	if cfg.EventQueue <= 0 {
+		cfg.EventQueue = defaultEventQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ep, err := parseURL(cfg.URL)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, ep, errors.Join(errs...)
+}
+
+func parseURL(s string) (endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return endpoint{}, fmt.Errorf("client: Config.URL: %w", err)
+	}
+	var ep endpoint
+	switch u.Scheme {
+	case "ws":
+		ep = endpoint{kind: kindWebSocket, url: s}
+	case "wss":
+		ep = endpoint{kind: kindWebSocket, tls: true, url: s}
+	case "rs", "tcp":
+		ep = endpoint{kind: kindRawSocket}
+	case "rss":
+		ep = endpoint{kind: kindRawSocket, tls: true}
+	default:
+		return endpoint{}, fmt.Errorf("client: Config.URL %q: scheme must be ws, wss, rs, tcp or rss", s)
+	}
+	if u.Host == "" {
+		return endpoint{}, fmt.Errorf("client: Config.URL %q has no host", s)
+	}
+	if ep.kind == kindRawSocket {
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil || port == "" {
+			return endpoint{}, fmt.Errorf("client: Config.URL %q: RawSocket needs host:port", s)
+		}
+		ep.addr, ep.host = u.Host, host
+	}
+	return ep, nil
+}
+
+// rawSocketExponent returns the RawSocket length exponent L announced for a
+// receive limit of max bytes, 2^(9+L) <= max, and the limit it stands for.
+func rawSocketExponent(max int) (l byte, limit int) {
+	l = 15
+	for l > 0 && 1<<(9+int(l)) > max {
+		l--
+	}
+	return l, 1 << (9 + int(l))
+}

@@ -1,0 +1,66 @@
+// Package client is a small WAMP v2 client: caller, callee, publisher and
+// subscriber over WebSocket (ws://, wss://, plain or batched subprotocols)
+// or RawSocket (rs://, tcp://, rss://), with the JSON, MsgPack or CBOR
+// serializer. edgewamp's end-to-end tests and load tools use it, and so can
+// Go programs on edge devices.
+//
+//	s, err := client.Dial(ctx, client.Config{URL: "ws://127.0.0.1:8080/ws", Realm: "realm1"})
+//	if err != nil { ... }
+//	defer s.Close()
+//	res, err := s.Call(ctx, "com.example.add", []any{2, 3}, nil, nil)
+//
+// It implements the Advanced Profile features it announces in HELLO:
+// progressive call results and invocations, call canceling, call timeout,
+// caller and publisher identification, pattern-based and shared
+// registration, pattern-based subscription, publisher exclusion and
+// subscriber black/white listing. Messages are encoded and decoded with
+// package proto; payloads are generic Go values (see proto.DecodeValue for
+// the types a decoded value has: integers are int64, or uint64 above
+// MaxInt64).
+//
+// # Goroutines
+//
+// A Session has one reader goroutine, which reads, decodes and acts on
+// every message, and one event dispatcher goroutine, which runs event
+// handlers. Each invocation of a registered procedure runs its Handler on a
+// goroutine of its own, so a slow handler does not hold up the session.
+// There is no goroutine per call: a caller waits on its own goroutine for
+// the reader to fill in its reply. Writes are serialized by a mutex: any
+// goroutine may write, and the transport's control replies (WebSocket
+// pong, RawSocket PONG) are written by the reader under the same lock.
+// Close waits for all of these goroutines, so it must not be called from
+// a handler of the same session.
+//
+// # Pending requests and the session's end
+//
+// Pending calls and requests sit in maps keyed by request id, guarded by
+// the session's mutex. Request ids start at 1 and increase by one. When
+// the session ends, for whatever reason, every pending request fails with
+// the session's error (Err), handler contexts are canceled and Done is
+// closed: nothing hangs. A request whose context ends before its reply
+// stays registered as abandoned, so that a late REGISTERED or SUBSCRIBED
+// is undone (UNREGISTER, UNSUBSCRIBE) rather than left behind.
+//
+// # Backpressure
+//
+// Events go through a bounded queue (Config.EventQueue, 1024 by default)
+// to the dispatcher, which runs handlers one at a time in the order the
+// router sent the events. When the queue is full the reader blocks until
+// there is room: nothing is dropped, and the router, whose writes to this
+// session stall, sees a slow consumer and applies its own policy. While
+// the reader is blocked no other message is read either, so an event
+// handler that waits for a reply from the same session (a Call, an
+// acknowledged Publish, a Subscribe) can deadlock once the queue is full;
+// such handlers should hand the work to another goroutine.
+//
+// Progressive call results and progressive invocation chunks are queued
+// per call without a bound, so that the reader never waits on a caller or
+// a handler; they are consumed on the caller's goroutine (OnProgress) and
+// by Invocation.Next.
+//
+// # Lifetimes
+//
+// Values passed to handlers (Event, Invocation, Result) are owned by the
+// receiver and stay valid. The *proto.Message given to an OnMessage hook is
+// valid only during the hook.
+package client

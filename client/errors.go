@@ -1,0 +1,81 @@
+package client
+
+import (
+	"errors"
+	"strings"
+)
+
+// Error is a WAMP error: the reason URI and payload of an ERROR reply, an
+// ABORT during the join, or a GOODBYE with which the router ended the
+// session. A Handler returns an *Error to answer an invocation with a
+// specific error URI.
+type Error struct {
+	// URI is the error or close reason, e.g. "wamp.error.no_such_procedure"
+	// or "wamp.close.system_shutdown".
+	URI string
+	// Args and Kwargs are the error's Arguments and ArgumentsKw (nil when
+	// absent).
+	Args   []any
+	Kwargs map[string]any
+	// Details is the ERROR, ABORT or GOODBYE Details dictionary (nil when
+	// empty or absent).
+	Details map[string]any
+}
+
+// Error implements error. The text is "wamp: <URI>", followed by the
+// Details message or the first argument when either is a string.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("wamp: ")
+	b.WriteString(e.URI)
+	if msg := e.message(); msg != "" {
+		b.WriteString(": ")
+		b.WriteString(msg)
+	}
+	return b.String()
+}
+
+func (e *Error) message() string {
+	if s, ok := e.Details["message"].(string); ok && s != "" {
+		return s
+	}
+	if len(e.Args) > 0 {
+		if s, ok := e.Args[0].(string); ok {
+			return s
+		}
+	}
+	return ""
+}
+
+// URIRuntimeError is the error URI sent for a Handler that returns an error
+// other than *Error (or panics). The error text is the first argument. The
+// URI is the one Autobahn uses for the same case.
+const URIRuntimeError = "wamp.error.runtime_error"
+
+// Sentinel errors.
+var (
+	// ErrClosed is the error of a session ended by Close, and of every
+	// request still pending at that moment.
+	ErrClosed = errors.New("client: session closed")
+	// ErrMessageTooLarge is returned when a message exceeds the receive
+	// limit the router announced (RawSocket). The session stays usable.
+	ErrMessageTooLarge = errors.New("client: message exceeds the router's limit")
+	// ErrFinalSent is returned by ProgressiveCall.Send after the final
+	// chunk was sent.
+	ErrFinalSent = errors.New("client: progressive call already sent its final chunk")
+	// ErrNotStarted is returned by ProgressiveCall.Result before any chunk
+	// was sent.
+	ErrNotStarted = errors.New("client: progressive call has not sent a chunk yet")
+	// ErrNoProgress is returned by Invocation.SendProgress when the caller
+	// did not ask for progressive results.
+	ErrNoProgress = errors.New("client: caller did not ask for progressive results")
+	// ErrInvocationDone is returned by Invocation.SendProgress after the
+	// invocation was answered.
+	ErrInvocationDone = errors.New("client: invocation already answered")
+	// ErrNotRegistered is returned by Unregister for a registration that is
+	// not (or no longer) active in this session.
+	ErrNotRegistered = errors.New("client: registration not active")
+	// ErrNotSubscribed is returned by Unsubscribe for a subscription that is
+	// not (or no longer) active in this session.
+	ErrNotSubscribed = errors.New("client: subscription not active")
+)

@@ -1,0 +1,141 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// roles is what HELLO announces: the four client roles, each with the
+// features this package implements (WAMP Advanced Profile, §Feature
+// Announcement).
+var roles = map[string]any{
+	proto.RoleCaller: map[string]any{"features": map[string]any{
+		proto.FeatureProgressiveCallResults:     true,
+		proto.FeatureCallCanceling:              true,
+		proto.FeatureCallTimeout:                true,
+		proto.FeatureCallerIdentification:       true,
+		proto.FeatureProgressiveCallInvocations: true,
+	}},
+	proto.RoleCallee: map[string]any{"features": map[string]any{
+		proto.FeatureProgressiveCallResults:     true,
+		proto.FeatureCallCanceling:              true,
+		proto.FeatureCallTimeout:                true,
+		proto.FeatureCallerIdentification:       true,
+		proto.FeaturePatternBasedRegistration:   true,
+		proto.FeatureSharedRegistration:         true,
+		proto.FeatureProgressiveCallInvocations: true,
+	}},
+	proto.RolePublisher: map[string]any{"features": map[string]any{
+		proto.FeaturePublisherExclusion:          true,
+		proto.FeaturePublisherIdentification:     true,
+		proto.FeatureSubscriberBlackWhiteListing: true,
+	}},
+	proto.RoleSubscriber: map[string]any{"features": map[string]any{
+		proto.FeaturePatternBasedSubscription: true,
+		proto.FeaturePublisherIdentification:  true,
+	}},
+}
+
+// hello builds the HELLO message.
+//
+// [HELLO, Realm|uri, Details|dict]
+func (s *Session) hello() (*proto.Message, error) {
+	m := &proto.Message{Type: proto.CodeHello, URI: []byte(s.cfg.Realm)}
+	o := newOptions(s.ser, nil)
+	o.setValue(proto.KeyRoles, roles)
+	o.setValue(proto.KeyAuthMethods, s.cfg.AuthMethods)
+	o.setString(proto.KeyAgent, s.cfg.Agent)
+	if s.cfg.AuthID != "" {
+		o.setString(proto.KeyAuthID, s.cfg.AuthID)
+	}
+	if s.cfg.AuthRole != "" {
+		o.setString(proto.KeyAuthRole, s.cfg.AuthRole)
+	}
+	if s.cfg.AuthExtra != nil {
+		o.setValue(proto.KeyAuthExtra, s.cfg.AuthExtra)
+	}
+	return m, o.apply(m)
+}
+
+// join runs the opening handshake on the calling goroutine, before the
+// reader starts. ctx bounds it: its deadline becomes the read deadline, and
+// its cancellation forces one.
+func (s *Session) join(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		s.tr.setReadDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { s.tr.setReadDeadline(time.Unix(1, 0)) })
+	err := s.handshake(ctx)
+	if !stop() && err == nil {
+		// ctx expired just as the join finished: the forced deadline may
+		// land after the reset below, so give up rather than race it.
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = s.tr.setReadDeadline(time.Time{})
+	}
+	return err
+}
+
+func (s *Session) handshake(ctx context.Context) error {
+	m, err := s.hello()
+	if err != nil {
+		return err
+	}
+	if err := s.send(m); err != nil {
+		return err
+	}
+	var dec proto.Decoder
+	var in proto.Message
+	for {
+		b, err := s.tr.readMsg()
+		if err != nil {
+			return fmt.Errorf("client: join: %w", ctxErr(ctx, err))
+		}
+		if err := dec.Decode(s.ser, b, &in); err != nil {
+			s.sendAbort(proto.URIProtocolViolation, err.Error())
+			return fmt.Errorf("client: join: %w", err)
+		}
+		switch in.Type {
+		case proto.CodeWelcome:
+			s.id = in.ID
+			s.details = dictOf(in.Dict)
+			return nil
+		case proto.CodeAbort:
+			return &Error{URI: string(in.URI), Details: dictOf(in.Dict)}
+		case proto.CodeChallenge:
+			if err := s.answerChallenge(&in); err != nil {
+				return err
+			}
+		default:
+			msg := in.Type.String() + " before WELCOME"
+			s.sendAbort(proto.URIProtocolViolation, msg)
+			return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+		}
+	}
+}
+
+// answerChallenge answers a CHALLENGE with AUTHENTICATE, or aborts.
+//
+// [CHALLENGE, AuthMethod|string, Extra|dict]
+// [AUTHENTICATE, Signature|string, Extra|dict]
+func (s *Session) answerChallenge(in *proto.Message) error {
+	method := string(in.URI)
+	if s.cfg.OnChallenge == nil {
+		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")
+		return fmt.Errorf("client: join: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)
+	}
+	sig, extra, err := s.cfg.OnChallenge(method, dictOf(in.Dict))
+	if err != nil {
+		s.sendAbort(proto.URIAuthenticationFailed, err.Error())
+		return fmt.Errorf("client: join: answering the %q challenge: %w", method, err)
+	}
+	m := &proto.Message{Type: proto.CodeAuthenticate, URI: []byte(sig)}
+	if err := newOptions(s.ser, extra).apply(m); err != nil {
+		return err
+	}
+	return s.send(m)
+}

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"context"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// PublishOptions are the options of a publication. The zero value (or nil)
+// is an unacknowledged publication to every other subscriber.
+type PublishOptions struct {
+	// Acknowledge asks for PUBLISHED; Publish then waits for it and
+	// returns the router's refusal as an *Error.
+	Acknowledge bool
+	// ExcludeMe, when set, is sent as exclude_me (the router's default is
+	// true: the publisher does not receive its own event).
+	ExcludeMe *bool
+	// DiscloseMe asks the router to disclose the publisher's identity.
+	DiscloseMe bool
+	// Retain asks the router to retain the event for later subscribers.
+	Retain bool
+	// Exclude, Eligible and the AuthID/AuthRole lists are the subscriber
+	// black and white lists; each is sent when not nil (an empty Eligible
+	// list means nobody is eligible).
+	Exclude, Eligible                 []uint64
+	ExcludeAuthID, ExcludeAuthRole    []string
+	EligibleAuthID, EligibleAuthRole []string
+	// Options are extra raw PUBLISH.Options keys; they override the keys
+	// above of the same name.
+	Options map[string]any
+}
+
+// SubscribeOptions are the options of a subscription. The zero value (or
+// nil) is an exact subscription.
+type SubscribeOptions struct {
+	// Match is the match policy: "exact" (the default), "prefix" or
+	// "wildcard".
+	Match string
+	// GetRetained asks for the topic's retained event, if any.
+	GetRetained bool
+	// Options are extra raw SUBSCRIBE.Options keys; they override the keys
+	// above of the same name.
+	Options map[string]any
+}
+
+// Event is one received event. Handlers share it: do not modify it.
+type Event struct {
+	Args    []any
+	Kwargs  map[string]any
+	Details map[string]any
+	// Topic is EVENT.Details.topic (the published URI, for pattern
+	// subscriptions), or the subscribed topic.
+	Topic string
+	// Publisher is the publisher's session id when disclosed, else 0.
+	Publisher uint64
+	// Retained is true for a retained event delivered on subscription.
+	Retained       bool
+	SubscriptionID uint64
+	PublicationID  uint64
+}
+
+// Subscription is an active subscription.
+type Subscription struct {
+	s      *Session
+	topic  string       // Static.
+	h      func(*Event) // Static.
+	id     uint64       // Set by the reader before Subscribe returns.
+	active atomic.Bool  // Until Unsubscribe, revocation or the session's end.
+}
+
+// ID returns the subscription id the router assigned. Several
+// subscriptions of one session to the same topic share the id.
+func (sub *Subscription) ID() uint64 { return sub.id }
+
+// Topic returns the subscribed topic URI (or pattern).
+func (sub *Subscription) Topic() string { return sub.topic }
+
+// Active reports whether the subscription is still in place: false after
+// Unsubscribe, after the router revoked it, and after the session ended.
+func (sub *Subscription) Active() bool { return sub.active.Load() }
+
+// delivery is one queued event for one subscription.
+type delivery struct {
+	sub *Subscription
+	ev  *Event
+}
+
+// Publish publishes an event to topic. Without opts.Acknowledge it returns
+// once the PUBLISH is written (a refusal by the router is then only
+// logged); with it, it waits for PUBLISHED and returns a refusal as an
+// *Error.
+//
+// [PUBLISH, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]
+func (s *Session) Publish(ctx context.Context, topic string, args []any, kwargs map[string]any, opts *PublishOptions) error {
+	m := &proto.Message{Type: proto.CodePublish, URI: []byte(topic)}
+	if err := s.publishOptions(opts).apply(m); err != nil {
+		return err
+	}
+	var err error
+	if m.Args, m.Kwargs, err = encodePayload(s.ser, args, kwargs); err != nil {
+		return err
+	}
+	if opts == nil || !opts.Acknowledge {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			return s.err
+		}
+		m.Request = s.newRequestID()
+		s.mu.Unlock()
+		return s.send(m)
+	}
+	rq := newRequest(proto.CodePublish)
+	id, err := s.addRequest(rq)
+	if err != nil {
+		return err
+	}
+	_, err = s.roundTrip(ctx, m, id, rq)
+	return err
+}
+
+func (s *Session) publishOptions(opts *PublishOptions) *options {
+	if opts == nil {
+		return newOptions(s.ser, nil)
+	}
+	o := newOptions(s.ser, opts.Options)
+	if opts.Acknowledge {
+		o.setBool(proto.KeyAcknowledge, true)
+	}
+	if opts.ExcludeMe != nil {
+		o.setBool(proto.KeyExcludeMe, *opts.ExcludeMe)
+	}
+	if opts.DiscloseMe {
+		o.setBool(proto.KeyDiscloseMe, true)
+	}
+	if opts.Retain {
+		o.setBool(proto.KeyRetain, true)
+	}
+	for _, l := range [...]struct {
+		k proto.Key
+		v []uint64
+	}{{proto.KeyExclude, opts.Exclude}, {proto.KeyEligible, opts.Eligible}} {
+		if l.v != nil {
+			o.setValue(l.k, l.v)
+		}
+	}
+	for _, l := range [...]struct {
+		k proto.Key
+		v []string
+	}{
+		{proto.KeyExcludeAuthID, opts.ExcludeAuthID}, {proto.KeyExcludeAuthRole, opts.ExcludeAuthRole},
+		{proto.KeyEligibleAuthID, opts.EligibleAuthID}, {proto.KeyEligibleAuthRole, opts.EligibleAuthRole},
+	} {
+		if l.v != nil {
+			o.setValue(l.k, l.v)
+		}
+	}
+	return o
+}
+
+// Subscribe subscribes h to topic and waits for the router's SUBSCRIBED. A
+// refusal is returned as an *Error. Events may reach h before Subscribe
+// returns (a retained event, for instance). h runs on the session's event
+// dispatcher goroutine, one event at a time, in the order the router sent
+// them; see the package documentation for the queue in front of it.
+//
+// [SUBSCRIBE, Request|id, Options|dict, Topic|uri]
+func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) (*Subscription, error) {
+	m := &proto.Message{Type: proto.CodeSubscribe, URI: []byte(topic)}
+	o := newOptions(s.ser, nil)
+	if opts != nil {
+		o.extra = opts.Options
+		if opts.Match != "" {
+			o.setString(proto.KeyMatch, opts.Match)
+		}
+		if opts.GetRetained {
+			o.setBool(proto.KeyGetRetained, true)
+		}
+	}
+	if err := o.apply(m); err != nil {
+		return nil, err
+	}
+	rq := newRequest(proto.CodeSubscribe)
+	rq.sub = &Subscription{s: s, topic: topic, h: h}
+	id, err := s.addRequest(rq)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.roundTrip(ctx, m, id, rq); err != nil {
+		return nil, err
+	}
+	return rq.sub, nil
+}
+
+// Unsubscribe removes sub; its handler is not started again once
+// Unsubscribe is called. When sub is the session's last subscription with
+// its id, UNSUBSCRIBE is sent and Unsubscribe waits for UNSUBSCRIBED.
+//
+// [UNSUBSCRIBE, Request|id, SUBSCRIBED.Subscription|id]
+func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return s.err
+	}
+	list := s.subs[sub.id]
+	i := 0
+	for i < len(list) && list[i] != sub {
+		i++
+	}
+	if i == len(list) {
+		s.mu.Unlock()
+		return ErrNotSubscribed
+	}
+	sub.active.Store(false)
+	rest := make([]*Subscription, 0, len(list)-1)
+	rest = append(append(rest, list[:i]...), list[i+1:]...)
+	if len(rest) > 0 {
+		s.subs[sub.id] = rest
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.subs, sub.id)
+	rq := newRequest(proto.CodeUnsubscribe)
+	id := s.addRequestLocked(rq)
+	s.mu.Unlock()
+	_, err := s.roundTrip(ctx, &proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq)
+	return err
+}
+
+// onEvent queues an EVENT for each local subscription of its id. It
+// blocks while the queue is full (backpressure: the reader stops reading,
+// so the router sees a slow consumer) and returns false if the session
+// ended meanwhile.
+//
+// [EVENT, SUBSCRIBED.Subscription|id, PUBLISHED.Publication|id, Details|dict, Arguments|list, ArgumentsKw|dict]
+func (s *Session) onEvent(m *proto.Message) bool {
+	s.mu.Lock()
+	subs := s.subs[m.ID]
+	s.mu.Unlock()
+	if len(subs) == 0 {
+		return true // unsubscribed meanwhile
+	}
+	args, kwargs, err := decodePayload(m)
+	if err != nil {
+		s.log.Warn("client: dropping an undecodable event", "subscription", m.ID, "error", err)
+		return true
+	}
+	ev := &Event{
+		Args:           args,
+		Kwargs:         kwargs,
+		Details:        dictOf(m.Dict),
+		Topic:          m.Opt.String(proto.KeyTopic),
+		Publisher:      m.Opt.Uint(proto.KeyPublisher),
+		Retained:       m.Opt.Bool(proto.KeyRetained, false),
+		SubscriptionID: m.ID,
+		PublicationID:  m.ID2,
+	}
+	if ev.Topic == "" {
+		ev.Topic = subs[0].topic
+	}
+	for _, sub := range subs {
+		select {
+		case s.evq <- delivery{sub, ev}:
+		case <-s.done:
+			return false
+		}
+	}
+	return true
+}
+
+// dispatch is the session's event dispatcher goroutine: it runs event
+// handlers one at a time, in queue order, until the session ends. Events
+// still queued then are dropped.
+func (s *Session) dispatch() {
+	defer s.wg.Done()
+	for {
+		select {
+		case d := <-s.evq:
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if d.sub.active.Load() {
+				s.deliver(d)
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *Session) deliver(d delivery) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("client: event handler panic", "topic", d.sub.topic, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	d.sub.h(d.ev)
+}

@@ -1,0 +1,128 @@
+package client
+
+import (
+	"fmt"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// readLoop is the session's reader goroutine: it reads, decodes and acts on
+// every message until the session ends. It never blocks on user code except
+// when the event queue is full (see the package documentation).
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	var dec proto.Decoder
+	var m proto.Message
+	for {
+		b, err := s.tr.readMsg()
+		if err != nil {
+			s.shutdown(fmt.Errorf("client: connection lost: %w", err), false)
+			return
+		}
+		if err := dec.Decode(s.ser, b, &m); err != nil {
+			s.violation(err.Error())
+			return
+		}
+		if h := s.onMsg.Load(); h != nil {
+			(*h)(&m)
+		}
+		if !s.handle(&m) {
+			return
+		}
+	}
+}
+
+// handle acts on one message. It returns false when the reader must stop.
+func (s *Session) handle(m *proto.Message) bool {
+	switch m.Type {
+	case proto.CodeResult:
+		s.onResult(m)
+	case proto.CodeError:
+		s.onError(m)
+	case proto.CodeInvocation:
+		s.onInvocation(m)
+	case proto.CodeInterrupt:
+		s.onInterrupt(m)
+	case proto.CodeEvent:
+		return s.onEvent(m)
+	case proto.CodeRegistered, proto.CodeSubscribed, proto.CodePublished:
+		s.onAck(m)
+	case proto.CodeUnregistered, proto.CodeUnsubscribed:
+		if m.HasDict && m.Request == 0 {
+			s.onRevoked(m)
+		} else {
+			s.onAck(m)
+		}
+	case proto.CodeGoodbye:
+		s.onGoodbye(m)
+		return false
+	case proto.CodeAbort:
+		s.shutdown(&Error{URI: string(m.URI), Details: dictOf(m.Dict)}, false)
+		return false
+	case proto.CodeEventReceived:
+		// Not sent to clients; ignored.
+	default:
+		s.violation(m.Type.String() + " is not a router-to-client message after WELCOME")
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// onGoodbye ends the session on GOODBYE: the reply to ours when closing;
+// otherwise the router is ending the session, and it gets
+// GOODBYE wamp.close.goodbye_and_out back (WAMP §Session Closing).
+//
+// [GOODBYE, Details|dict, Reason|uri]
+func (s *Session) onGoodbye(m *proto.Message) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		s.shutdown(ErrClosed, true)
+		return
+	}
+	cause := &Error{URI: string(m.URI), Details: dictOf(m.Dict)}
+	s.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
+	s.shutdown(cause, true)
+}
+
+// onError routes an ERROR reply to the request it answers.
+//
+// [ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments|list, ArgumentsKw|dict]
+func (s *Session) onError(m *proto.Message) {
+	e := errorOf(m)
+	switch m.ReqType {
+	case proto.CodeCall:
+		s.finishCall(m.Request, nil, e)
+	case proto.CodeRegister, proto.CodeUnregister, proto.CodeSubscribe, proto.CodeUnsubscribe, proto.CodePublish:
+		s.mu.Lock()
+		rq := s.reqs[m.Request]
+		if rq != nil && rq.typ == m.ReqType {
+			delete(s.reqs, m.Request)
+		} else {
+			rq = nil
+		}
+		s.mu.Unlock()
+		if rq != nil {
+			rq.reply <- reply{err: e}
+		}
+	default:
+		// ERROR for an INVOCATION or CANCEL we sent: nothing waits for it.
+		s.log.Debug("client: router error", "request_type", m.ReqType.String(), "request", m.Request, "error", e)
+	}
+}
+
+// errorOf builds the *Error of an ERROR message.
+func errorOf(m *proto.Message) *Error {
+	e := &Error{URI: string(m.URI), Details: dictOf(m.Dict)}
+	args, kwargs, err := decodePayload(m)
+	if err == nil {
+		e.Args, e.Kwargs = args, kwargs
+	}
+	return e
+}

@@ -1,0 +1,173 @@
+package client
+
+import (
+	"context"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// request is a pending REGISTER, UNREGISTER, SUBSCRIBE, UNSUBSCRIBE or
+// acknowledged PUBLISH. The reader answers it on reply, which never blocks
+// (capacity 1, one answer).
+type request struct {
+	typ   proto.Code    // Static: the request's message type.
+	reply chan reply    // Static.
+	reg   *Registration // Static: REGISTER's registration, installed by the reader on REGISTERED.
+	sub   *Subscription // Static: SUBSCRIBE's subscription, installed by the reader on SUBSCRIBED.
+
+	abandoned bool // Guarded by Session.mu: the waiter gave up (its context ended).
+}
+
+// reply answers a request: the id of REGISTERED, SUBSCRIBED or PUBLISHED,
+// or an error.
+type reply struct {
+	id  uint64
+	err error
+}
+
+func newRequest(typ proto.Code) *request {
+	return &request{typ: typ, reply: make(chan reply, 1)}
+}
+
+// addRequestLocked registers rq under a new request id. Called with mu held
+// and the session alive.
+func (s *Session) addRequestLocked(rq *request) uint64 {
+	id := s.newRequestID()
+	s.reqs[id] = rq
+	return id
+}
+
+// addRequest registers rq, or returns the session's error if it ended.
+func (s *Session) addRequest(rq *request) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	return s.addRequestLocked(rq), nil
+}
+
+// roundTrip sends m, the request registered as id, and waits for its reply.
+func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq *request) (uint64, error) {
+	m.Request = id
+	if err := s.send(m); err != nil {
+		s.mu.Lock()
+		if s.reqs != nil {
+			delete(s.reqs, id)
+		}
+		s.mu.Unlock()
+		return 0, err
+	}
+	select {
+	case r := <-rq.reply:
+		return r.id, r.err
+	case <-ctx.Done():
+	}
+	// The waiter gives up. If the reply is not in yet, the request stays
+	// pending as abandoned, so that a late REGISTERED or SUBSCRIBED is
+	// undone instead of leaving a registration or subscription nobody
+	// knows about. If it is in (the reader or shutdown took the request
+	// out), its answer is on the way and is returned: the operation
+	// happened.
+	s.mu.Lock()
+	_, pending := s.reqs[id]
+	if pending {
+		rq.abandoned = true
+	}
+	s.mu.Unlock()
+	if pending {
+		return 0, ctx.Err()
+	}
+	r := <-rq.reply
+	return r.id, r.err
+}
+
+// ackType maps a request type to its acknowledgement type.
+func ackType(c proto.Code) proto.Code {
+	switch c {
+	case proto.CodeRegister:
+		return proto.CodeRegistered
+	case proto.CodeUnregister:
+		return proto.CodeUnregistered
+	case proto.CodeSubscribe:
+		return proto.CodeSubscribed
+	case proto.CodeUnsubscribe:
+		return proto.CodeUnsubscribed
+	case proto.CodePublish:
+		return proto.CodePublished
+	}
+	return 0
+}
+
+// onAck answers a pending request with its acknowledgement. REGISTERED and
+// SUBSCRIBED install the registration or subscription here, on the reader,
+// so that an INVOCATION or EVENT right behind the acknowledgement finds it.
+//
+// [REGISTERED, REGISTER.Request|id, Registration|id]
+// [SUBSCRIBED, SUBSCRIBE.Request|id, Subscription|id]
+// [PUBLISHED, PUBLISH.Request|id, Publication|id]
+// [UNREGISTERED, UNREGISTER.Request|id]
+// [UNSUBSCRIBED, UNSUBSCRIBE.Request|id]
+func (s *Session) onAck(m *proto.Message) {
+	var undo *proto.Message
+	s.mu.Lock()
+	rq := s.reqs[m.Request]
+	if rq == nil || ackType(rq.typ) != m.Type {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.reqs, m.Request)
+	switch m.Type {
+	case proto.CodeRegistered:
+		if rq.abandoned {
+			undo = &proto.Message{Type: proto.CodeUnregister, Request: s.newRequestID(), ID: m.ID}
+			break
+		}
+		rq.reg.id = m.ID
+		rq.reg.active.Store(true)
+		s.regs[m.ID] = rq.reg
+	case proto.CodeSubscribed:
+		old := s.subs[m.ID]
+		if rq.abandoned {
+			if len(old) == 0 {
+				undo = &proto.Message{Type: proto.CodeUnsubscribe, Request: s.newRequestID(), ID: m.ID}
+			}
+			break
+		}
+		// The router answers a second SUBSCRIBE to the same topic with the
+		// same subscription id; each local Subscription gets the events.
+		rq.sub.id = m.ID
+		rq.sub.active.Store(true)
+		s.subs[m.ID] = append(old[:len(old):len(old)], rq.sub)
+	}
+	s.mu.Unlock()
+	if undo != nil {
+		s.send(undo)
+	}
+	rq.reply <- reply{id: m.ID}
+}
+
+// onRevoked handles a router-initiated UNREGISTERED or UNSUBSCRIBED (WAMP
+// Advanced Profile, §Registration Revocation / §Subscription Revocation).
+//
+// [UNREGISTERED, 0, Details|dict] with Details.registration and .reason
+// [UNSUBSCRIBED, 0, Details|dict] with Details.subscription and .reason
+func (s *Session) onRevoked(m *proto.Message) {
+	d := dictOf(m.Dict)
+	s.mu.Lock()
+	if m.Type == proto.CodeUnregistered {
+		id, _ := toUint(d["registration"])
+		if r := s.regs[id]; r != nil {
+			r.active.Store(false)
+			delete(s.regs, id)
+		}
+	} else {
+		id, _ := toUint(d["subscription"])
+		for _, sub := range s.subs[id] {
+			sub.active.Store(false)
+		}
+		delete(s.subs, id)
+	}
+	s.mu.Unlock()
+	s.log.Info("client: revoked by the router", "type", m.Type.String(), "details", d)
+}

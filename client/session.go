@@ -1,0 +1,257 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Session is a joined WAMP session. All its methods are safe for concurrent
+// use. It ends when Close is called, when the router says GOODBYE or ABORT,
+// or when the transport fails; Done is then closed and Err tells why.
+//
+// Lock order: wmu, then the transport's write lock. mu is a leaf: it is
+// never held while writing, waiting or calling user code.
+type Session struct {
+	// Static after Dial.
+	cfg     Config
+	ser     proto.Serializer
+	tr      transport
+	id      uint64
+	details map[string]any
+	log     *slog.Logger
+	ctx     context.Context // canceled when the session ends; parent of handler contexts
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed when the session has ended
+	evq     chan delivery // event queue, drained by the dispatcher
+
+	wmu  sync.Mutex // Guards enc and wbuf; held while a message is encoded and written.
+	enc  proto.Encoder
+	wbuf []byte
+
+	onMsg atomic.Pointer[func(*proto.Message)]
+	wg    sync.WaitGroup // the reader, the dispatcher and running handlers
+
+	mu       sync.Mutex // Guards the fields below.
+	nextReq  uint64
+	calls    map[uint64]*call
+	reqs     map[uint64]*request
+	regs     map[uint64]*Registration
+	subs     map[uint64][]*Subscription // copy-on-write slices
+	invs     map[uint64]*invState
+	finished finishedRing
+	closing  bool  // we sent GOODBYE
+	err      error // why the session ended; nil while it is alive
+}
+
+// Dial connects to cfg.URL and joins cfg.Realm: HELLO, then any number of
+// CHALLENGE/AUTHENTICATE rounds, then WELCOME. ctx and cfg.DialTimeout
+// bound the whole of it. A router ABORT is returned as an *Error with the
+// abort reason as URI. It blocks until the session is joined or failed.
+func Dial(ctx context.Context, cfg Config) (*Session, error) {
+	cfg, ep, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var tr transport
+	switch ep.kind {
+	case kindWebSocket:
+		tr, err = dialWebSocket(ctx, ep, &cfg)
+	default:
+		tr, err = dialRawSocket(ctx, ep, &cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		cfg:   cfg,
+		ser:   cfg.Serializer,
+		tr:    tr,
+		log:   cfg.Logger,
+		done:  make(chan struct{}),
+		evq:   make(chan delivery, cfg.EventQueue),
+		calls: make(map[uint64]*call),
+		reqs:  make(map[uint64]*request),
+		regs:  make(map[uint64]*Registration),
+		subs:  make(map[uint64][]*Subscription),
+		invs:  make(map[uint64]*invState),
+	}
+	if err := s.join(ctx); err != nil {
+		tr.close(false)
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.log = s.log.With("session", s.id)
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.dispatch()
+	return s, nil
+}
+
+// ID returns the session id the router assigned in WELCOME.
+func (s *Session) ID() uint64 { return s.id }
+
+// Details returns the WELCOME details (authid, authrole, authmethod,
+// roles, ...). The map is shared: do not modify it.
+func (s *Session) Details() map[string]any { return s.details }
+
+// Done returns a channel closed when the session has ended, for any
+// reason. By then every pending request has failed with Err.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended: ErrClosed after Close, an *Error with
+// the reason URI when the router said GOODBYE or ABORT (e.g.
+// "wamp.close.system_shutdown"), or a transport or protocol error. It is
+// nil while the session is alive.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// OnMessage sets a hook that observes every message received after the
+// join, before the session acts on it; nil removes it. The hook runs on the
+// reader goroutine, so it must be quick and must not wait on the session.
+// The message and its byte slices are valid only during the call (use
+// Message.Clone to keep it). Meant for tests.
+func (s *Session) OnMessage(f func(*proto.Message)) {
+	if f == nil {
+		s.onMsg.Store(nil)
+		return
+	}
+	s.onMsg.Store(&f)
+}
+
+// SendRaw encodes m in the session's serializer and sends it as is, with no
+// bookkeeping: replies to it are handled like any other message (replies to
+// unknown requests are ignored). It is the low-level escape hatch for
+// tests. It blocks until the message is written.
+func (s *Session) SendRaw(m *proto.Message) error { return s.send(m) }
+
+// send encodes and writes m. A write failure ends the session, and the
+// session's error is returned; ErrMessageTooLarge and encoding errors do
+// not end it.
+func (s *Session) send(m *proto.Message) error {
+	select {
+	case <-s.done:
+		return s.Err()
+	default:
+	}
+	s.wmu.Lock()
+	b, err := s.enc.Append(s.wbuf[:0], s.ser, m)
+	if err != nil {
+		s.wmu.Unlock()
+		return fmt.Errorf("client: encoding %s: %w", m.Type, err)
+	}
+	if cap(b) <= keepBufCap {
+		s.wbuf = b
+	}
+	err = s.tr.writeMsg(b)
+	s.wmu.Unlock()
+	if err == nil || errors.Is(err, ErrMessageTooLarge) {
+		return err
+	}
+	s.shutdown(fmt.Errorf("client: write: %w", err), false)
+	return s.Err()
+}
+
+// newRequestID returns the next request id (WAMP §IDs: session scope ids
+// start at 1 and increase by 1). Called with mu held.
+func (s *Session) newRequestID() uint64 {
+	s.nextReq++
+	if s.nextReq > proto.MaxID {
+		s.nextReq = 1
+	}
+	return s.nextReq
+}
+
+// Close ends the session: it sends GOODBYE (wamp.close.close_realm), waits
+// up to Config.ReplyTimeout for the router's GOODBYE, closes the transport
+// and waits for the session's goroutines, running handlers included, to
+// return. Handlers see their context canceled. Close must not be called
+// from an event handler or invocation Handler of the same session, since it
+// waits for them; call it from another goroutine. It is idempotent and
+// returns nil; Err tells how the session ended.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	first := s.err == nil && !s.closing
+	s.closing = true
+	s.mu.Unlock()
+	if first {
+		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
+		if s.send(m) == nil {
+			t := time.NewTimer(s.cfg.ReplyTimeout)
+			select {
+			case <-s.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		s.shutdown(ErrClosed, true)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// shutdown ends the session with cause, once: later calls do nothing. It
+// closes the transport, fails every pending request with cause, cancels
+// the handlers' contexts and closes done. It does not wait for goroutines.
+func (s *Session) shutdown(cause error, graceful bool) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = cause
+	calls, reqs := s.calls, s.reqs
+	s.calls, s.reqs = nil, nil
+	for _, c := range calls {
+		c.done, c.err = true, cause
+	}
+	for _, subs := range s.subs {
+		for _, sub := range subs {
+			sub.active.Store(false)
+		}
+	}
+	s.regs, s.subs, s.invs = nil, nil, nil
+	s.mu.Unlock()
+
+	s.tr.close(graceful)
+	if s.cancel != nil {
+		s.cancel(cause)
+	}
+	for _, c := range calls {
+		c.signal()
+	}
+	for _, rq := range reqs {
+		rq.reply <- reply{err: cause}
+	}
+	close(s.done)
+	if cause == ErrClosed {
+		s.log.Debug("client: session closed")
+	} else {
+		s.log.Info("client: session ended", "reason", cause)
+	}
+}
+
+// violation ends the session because the router broke the protocol: it
+// sends ABORT wamp.error.protocol_violation with the reason.
+func (s *Session) violation(msg string) {
+	s.log.Warn("client: protocol violation by the router", "reason", msg)
+	s.sendAbort(proto.URIProtocolViolation, msg)
+	s.shutdown(fmt.Errorf("client: protocol violation by the router: %s", msg), false)
+}
+
+func (s *Session) sendAbort(reason, msg string) {
+	m := &proto.Message{Type: proto.CodeAbort, URI: []byte(reason)}
+	m.Opt.SetString(proto.KeyMessage, msg)
+	s.send(m)
+}

@@ -1,0 +1,148 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// transport carries whole WAMP messages. readMsg is called only by the
+// session's reader goroutine (and by Dial before it starts); writeMsg and
+// close are safe for concurrent use.
+type transport interface {
+	// readMsg returns the next message. The slice is valid until the next
+	// call. Transport-level control frames (WebSocket ping/close, RawSocket
+	// PING) are answered inside.
+	readMsg() ([]byte, error)
+	// writeMsg sends one message. p may be modified (masked in place).
+	// It returns ErrMessageTooLarge, before writing anything, for a message
+	// over the peer's limit.
+	writeMsg(p []byte) error
+	// setReadDeadline bounds the reads of the join.
+	setReadDeadline(t time.Time) error
+	// close closes the connection. When graceful, it first tries to say
+	// goodbye at the transport level (WebSocket close frame).
+	close(graceful bool) error
+}
+
+// stream is what both transports share: the connection, a buffered reader
+// owned by the reader goroutine, and a write lock.
+type stream struct {
+	conn         net.Conn // Static.
+	writeTimeout time.Duration
+
+	// Owned by the reader goroutine.
+	br  *bufio.Reader
+	buf msgBuf
+
+	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
+}
+
+// write writes bufs under the write lock with a write deadline.
+func (s *stream) write(bufs ...[]byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeLocked(bufs...)
+}
+
+func (s *stream) writeLocked(bufs ...[]byte) error {
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+		return err
+	}
+	nb := net.Buffers(bufs)
+	_, err := nb.WriteTo(s.conn)
+	return err
+}
+
+// msgBuf holds the message being read. It grows as bytes arrive rather
+// than trusting a declared length for allocation (declared lengths are
+// already bounded by the receive limit, but a peer could declare the limit
+// and then send nothing), and it is dropped after a rare huge message so
+// that it does not stay pinned.
+type msgBuf struct {
+	b []byte
+}
+
+const (
+	readChunk  = 64 << 10
+	keepBufCap = 4 << 20
+)
+
+// start returns the empty buffer for a new message.
+func (m *msgBuf) start() []byte {
+	if cap(m.b) > keepBufCap {
+		m.b = nil
+	}
+	return m.b[:0]
+}
+
+// grow makes room for at least want more bytes.
+func grow(b []byte, want int) []byte {
+	if cap(b)-len(b) >= want {
+		return b
+	}
+	nb := make([]byte, len(b), len(b)+max(want, cap(b)))
+	copy(nb, b)
+	return nb
+}
+
+// readN reads exactly n bytes from r.
+func (m *msgBuf) readN(r io.Reader, n int) ([]byte, error) {
+	b := m.start()
+	for len(b) < n {
+		want := min(n-len(b), readChunk)
+		b = grow(b, want)
+		k, err := io.ReadFull(r, b[len(b):len(b)+want])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF && len(b) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	m.b = b
+	return b, nil
+}
+
+// readAll reads r to io.EOF, starting from a size hint.
+func (m *msgBuf) readAll(r io.Reader, hint int64) ([]byte, error) {
+	b := grow(m.start(), int(min(hint, readChunk)))
+	for {
+		if len(b) == cap(b) {
+			b = grow(b, readChunk)
+		}
+		k, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err == io.EOF {
+			m.b = b
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// dialTCP connects to addr, with TLS when cfg is not nil; the TLS handshake
+// runs within ctx.
+func dialTCP(ctx context.Context, addr string, tlsCfg *tls.Config) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}

@@ -1,0 +1,163 @@
+package client
+
+import (
+	"fmt"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// This file converts between the generic Go values of the client API and
+// proto's raw encoded values. The client is not on the router's hot path, so
+// it uses proto's generic value codec (proto.EncodeValue / DecodeValue).
+
+// encodePayload encodes Arguments and ArgumentsKw. Both are absent when nil;
+// when only kwargs is set, proto writes an empty Arguments list before it.
+func encodePayload(ser proto.Serializer, args []any, kwargs map[string]any) (a, k proto.Raw, err error) {
+	if args != nil {
+		if a, err = proto.EncodeValue(ser, args); err != nil {
+			return a, k, fmt.Errorf("client: encoding Arguments: %w", err)
+		}
+	}
+	if kwargs != nil {
+		if k, err = proto.EncodeValue(ser, kwargs); err != nil {
+			return a, k, fmt.Errorf("client: encoding ArgumentsKw: %w", err)
+		}
+	}
+	return a, k, nil
+}
+
+// decodePayload decodes a message's Arguments and ArgumentsKw. A transparent
+// (binary) payload is returned as a one-element Arguments list holding the
+// []byte.
+func decodePayload(m *proto.Message) (args []any, kwargs map[string]any, err error) {
+	if m.Args.Present() {
+		v, err := proto.DecodeValue(m.Args)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch x := v.(type) {
+		case []any:
+			args = x
+		default:
+			args = []any{x}
+		}
+	}
+	if m.Kwargs.Present() {
+		kwargs, err = decodeDict(m.Kwargs)
+	}
+	return args, kwargs, err
+}
+
+// decodeDict decodes a dictionary; nil when absent.
+func decodeDict(r proto.Raw) (map[string]any, error) {
+	if !r.Present() {
+		return nil, nil
+	}
+	v, err := proto.DecodeValue(r)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("client: expected a dictionary, got %T", v)
+	}
+	return d, nil
+}
+
+// dictOf is decodeDict for values proto has already validated as
+// dictionaries (a message's Dict); a decoding failure yields nil.
+func dictOf(r proto.Raw) map[string]any {
+	d, _ := decodeDict(r)
+	return d
+}
+
+// toUint returns a decoded id-like value as a uint64.
+func toUint(v any) (uint64, bool) {
+	switch x := v.(type) {
+	case int64:
+		if x >= 0 {
+			return uint64(x), true
+		}
+	case uint64:
+		return x, true
+	case float64:
+		if x >= 0 && x == float64(uint64(x)) {
+			return uint64(x), true
+		}
+	}
+	return 0, false
+}
+
+// options builds an Options or Details dictionary. The typed keys go into a
+// proto.Fields. proto writes either Message.Dict or Message.Opt, never a
+// merge of both, so when raw extra keys are present the whole dictionary is
+// encoded from a map instead: the typed keys are remembered by name for that
+// case. Extra keys override typed ones, so tests can send any value.
+type options struct {
+	ser   proto.Serializer
+	f     proto.Fields
+	named []namedValue
+	extra map[string]any
+	err   error
+}
+
+type namedValue struct {
+	k proto.Key
+	v any
+}
+
+func newOptions(ser proto.Serializer, extra map[string]any) *options {
+	return &options{ser: ser, extra: extra}
+}
+
+func (o *options) setBool(k proto.Key, v bool) {
+	o.f.SetBool(k, v)
+	o.named = append(o.named, namedValue{k, v})
+}
+
+func (o *options) setUint(k proto.Key, v uint64) {
+	o.f.SetUint(k, v)
+	o.named = append(o.named, namedValue{k, v})
+}
+
+func (o *options) setString(k proto.Key, v string) {
+	o.f.SetString(k, v)
+	o.named = append(o.named, namedValue{k, v})
+}
+
+// setValue sets a list or dictionary key (proto keeps those raw).
+func (o *options) setValue(k proto.Key, v any) {
+	r, err := proto.EncodeValue(o.ser, v)
+	if err != nil {
+		if o.err == nil {
+			o.err = fmt.Errorf("client: encoding option %q: %w", k.Name(), err)
+		}
+		return
+	}
+	o.f.SetRaw(k, r)
+	o.named = append(o.named, namedValue{k, v})
+}
+
+// apply stores the dictionary in m.
+func (o *options) apply(m *proto.Message) error {
+	if o.err != nil {
+		return o.err
+	}
+	if len(o.extra) == 0 {
+		m.Opt = o.f
+		return nil
+	}
+	d := make(map[string]any, len(o.named)+len(o.extra))
+	for _, nv := range o.named {
+		d[nv.k.Name()] = nv.v
+	}
+	for k, v := range o.extra {
+		d[k] = v
+	}
+	r, err := proto.EncodeValue(o.ser, d)
+	if err != nil {
+		return fmt.Errorf("client: encoding options: %w", err)
+	}
+	m.Dict = r
+	return nil
+}
