@@ -1,8 +1,35 @@
 // Package route is edgewamp's routing core: realms, sessions, the dealer,
 // the broker, the meta API, authentication and authorization.
 //
-// It knows no sockets, no gnet, no NATS and no HTTP: it is pure routing logic,
-// testable in memory. It declares the interfaces it needs (Peer for a
-// session's outbound messages, Executor for a shard's loop, Authenticator)
-// and other packages implement them.
+// It knows no sockets, no gnet, no NATS and no HTTP: it is pure routing
+// logic, testable in memory. It declares the interfaces it needs and other
+// packages implement them:
+//
+//   - [Peer]: where a session's outbound messages go (a loop connection, an
+//     in-process gateway session, a mesh link).
+//   - [Executor]: runs a function on a shard's goroutine (a gnet event loop).
+//   - [Authenticator]: one WAMP authentication method.
+//
+// # Concurrency model
+//
+// A Router has a fixed number of shards, one per event loop. A session, its
+// pending-call tables and its timers belong to exactly one shard and are
+// touched only on that shard's goroutine, so they need no lock. Fields are
+// commented "owned by shard" accordingly.
+//
+// Work for another shard (an INVOCATION for a callee on shard B, the RESULT
+// coming back, an EVENT fan-out, a kill) is a task value appended to the
+// destination shard's mailbox: one mutex-protected slice per shard, drained
+// in batches, with at most one Executor wake-up queued at a time. Payload
+// bytes that cross shards are copied once. Tasks between one pair of shards
+// keep their order, so progressive results arrive in order.
+//
+// Registration and subscription tables are realm-wide, read on every call
+// and publish and written rarely: they live under the realm's RWMutex with a
+// generation counter, and each shard keeps a small lookup cache per realm
+// that it drops when the generation changes. Callee and subscriber lists are
+// immutable slices swapped atomically, so the call and publish paths take no
+// lock in steady state.
+//
+// Lock order: Router.mu before Realm.mu; a shard's mailbox lock is a leaf.
 package route

@@ -1,0 +1,103 @@
+package route
+
+import (
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// AuthRequest is what an Authenticator sees of a HELLO.
+type AuthRequest struct {
+	Realm     string
+	AuthID    string         // HELLO.Details.authid ("" when absent)
+	AuthRole  string         // HELLO.Details.authrole, when the client asks for one
+	AuthExtra map[string]any // HELLO.Details.authextra
+	Transport TransportInfo
+}
+
+// Identity is an authenticated principal.
+type Identity struct {
+	AuthID       string
+	AuthRole     string
+	AuthProvider string
+	// AuthExtra is sent to the client in WELCOME.Details.authextra.
+	AuthExtra map[string]any
+}
+
+// Authenticator is one authentication method of a realm (ticket, wampcra,
+// cryptosign, ...). Its methods run on the router's worker pool, never on an
+// event loop, and may take a while (password hashing, signature checks,
+// token verification). They must be safe for concurrent use.
+type Authenticator interface {
+	// Method returns the authmethod name, e.g. "wampcra".
+	Method() string
+	// Challenge starts an authentication. It returns the CHALLENGE extra
+	// for the client and an opaque state handed to Authenticate. A nil
+	// extra with a non-nil identity authenticates without a challenge. An
+	// error aborts the session (use *AuthError to choose the URI).
+	Challenge(req *AuthRequest) (extra map[string]any, state any, id *Identity, err error)
+	// Authenticate checks the client's AUTHENTICATE signature and extra.
+	Authenticate(req *AuthRequest, state any, signature string, extra map[string]any) (*Identity, error)
+}
+
+// AuthError is an authentication failure with the ABORT reason to send.
+type AuthError struct {
+	URI     string // e.g. proto.URIAuthenticationFailed
+	Message string // sent as ABORT.Details.message; never include secrets
+}
+
+func (e *AuthError) Error() string { return e.URI + ": " + e.Message }
+
+// Action is what a session asks to do with a URI.
+type Action uint8
+
+// Actions subject to authorization.
+const (
+	ActionCall Action = iota
+	ActionRegister
+	ActionPublish
+	ActionSubscribe
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionRegister:
+		return "register"
+	case ActionPublish:
+		return "publish"
+	case ActionSubscribe:
+		return "subscribe"
+	}
+	return "call"
+}
+
+// Authorizer decides what sessions may do. Authorize must be fast and pure
+// for a given configuration: the router caches its answers per session.
+type Authorizer interface {
+	Authorize(authrole string, action Action, uri string) bool
+}
+
+// authorize checks an action, with a per-session cache. Owned by shard.
+func (ss *Session) authorize(a Action, uri []byte) bool {
+	az := ss.realm.cfg.Authorizer
+	if az == nil {
+		return true
+	}
+	if ss.authz == nil {
+		ss.authz = map[authzKey]bool{}
+	}
+	if ok, hit := ss.authz[authzKey{a, string(uri)}]; hit {
+		return ok
+	}
+	ok := az.Authorize(ss.authRole, a, string(uri))
+	if len(ss.authz) >= 256 {
+		clear(ss.authz)
+	}
+	ss.authz[authzKey{a, string(uri)}] = ok
+	return ok
+}
+
+type authzKey struct {
+	a   Action
+	uri string
+}
+
+var _ = proto.URINotAuthorized

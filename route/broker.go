@@ -1,0 +1,470 @@
+package route
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// subscription is a topic URI with a match policy and its subscribers.
+type subscription struct {
+	id      uint64      // static
+	uri     string      // static
+	match   proto.Match // static
+	created time.Time   // static
+
+	set atomic.Pointer[subSet] // immutable, swapped under Realm.mu
+}
+
+// subSet is a subscription's subscribers grouped by shard, so that a
+// fan-out sends one task per shard and each shard walks only its own.
+type subSet struct {
+	byShard [][]*Session
+	n       int
+}
+
+func (sub *subscription) subscribers() *subSet { return sub.set.Load() }
+
+// with returns a copy of ss with s added (s must not be in it).
+func (set *subSet) with(s *Session, shards int) *subSet {
+	n := &subSet{byShard: make([][]*Session, shards), n: 1}
+	if set != nil {
+		copy(n.byShard, set.byShard)
+		n.n = set.n + 1
+	}
+	i := s.shard.idx
+	n.byShard[i] = append(append([]*Session(nil), n.byShard[i]...), s)
+	return n
+}
+
+// without returns a copy of set with s removed.
+func (set *subSet) without(s *Session) *subSet {
+	n := &subSet{byShard: make([][]*Session, len(set.byShard)), n: set.n - 1}
+	copy(n.byShard, set.byShard)
+	i := s.shard.idx
+	l := make([]*Session, 0, len(set.byShard[i]))
+	for _, x := range set.byShard[i] {
+		if x != s {
+			l = append(l, x)
+		}
+	}
+	n.byShard[i] = l
+	return n
+}
+
+func (set *subSet) has(s *Session) bool {
+	if set == nil {
+		return false
+	}
+	for _, x := range set.byShard[s.shard.idx] {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// publication is one PUBLISH being delivered. Within the publisher's shard
+// it aliases the decoded message; what crosses shards is an owned copy
+// (own), shared read-only by every destination shard.
+type publication struct {
+	id        uint64
+	topic     []byte
+	c         *carry
+	publisher *Session
+	excludeMe bool
+	disclose  bool
+	retained  bool
+	filter    *pubFilter // nil when the publisher gave no black/white lists
+}
+
+// pubFilter holds PUBLISH black and white lists (WAMP §Subscriber
+// Black- and Whitelisting). Each given eligible list narrows the receivers;
+// each exclude list removes from them.
+type pubFilter struct {
+	exclude, eligible                           []uint64
+	excludeAuthID, excludeAuthRole              []string
+	eligibleAuthID, eligibleAuthRole            []string
+	hasEligible, hasEligAuthID, hasEligAuthRole bool
+}
+
+func filterOf(f *proto.Fields) *pubFilter {
+	keys := [...]proto.Key{proto.KeyExclude, proto.KeyEligible, proto.KeyExcludeAuthID, proto.KeyExcludeAuthRole, proto.KeyEligibleAuthID, proto.KeyEligibleAuthRole}
+	any := false
+	for _, k := range keys {
+		if f.Has(k) {
+			any = true
+		}
+	}
+	if !any {
+		return nil
+	}
+	strs := func(k proto.Key) []string {
+		var out []string
+		for _, b := range f.Strings(k, nil) {
+			out = append(out, string(b))
+		}
+		return out
+	}
+	return &pubFilter{
+		exclude:          f.IDs(proto.KeyExclude, nil),
+		eligible:         f.IDs(proto.KeyEligible, nil),
+		excludeAuthID:    strs(proto.KeyExcludeAuthID),
+		excludeAuthRole:  strs(proto.KeyExcludeAuthRole),
+		eligibleAuthID:   strs(proto.KeyEligibleAuthID),
+		eligibleAuthRole: strs(proto.KeyEligibleAuthRole),
+		hasEligible:      f.Has(proto.KeyEligible),
+		hasEligAuthID:    f.Has(proto.KeyEligibleAuthID),
+		hasEligAuthRole:  f.Has(proto.KeyEligibleAuthRole),
+	}
+}
+
+// allowed reports whether ss receives p.
+func (p *publication) allowed(ss *Session) bool {
+	if p.excludeMe && ss == p.publisher {
+		return false
+	}
+	f := p.filter
+	if f == nil {
+		return true
+	}
+	if f.hasEligible && !hasID(f.eligible, ss.id) {
+		return false
+	}
+	if f.hasEligAuthID && !hasStr(f.eligibleAuthID, ss.authID) {
+		return false
+	}
+	if f.hasEligAuthRole && !hasStr(f.eligibleAuthRole, ss.authRole) {
+		return false
+	}
+	return !hasID(f.exclude, ss.id) && !hasStr(f.excludeAuthID, ss.authID) && !hasStr(f.excludeAuthRole, ss.authRole)
+}
+
+func hasID(l []uint64, id uint64) bool {
+	for _, x := range l {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func hasStr(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// own returns a copy of p that owns its bytes and may cross shards.
+func (p *publication) own() *publication {
+	c := *p
+	c.topic = append([]byte(nil), p.topic...)
+	cc := &carry{transparent: p.c.transparent, uri: p.c.uri}
+	n := len(p.c.args.B) + len(p.c.kwargs.B)
+	for _, v := range p.c.ppt {
+		n += len(v)
+	}
+	cc.buf = make([]byte, 0, n)
+	cc.args = cc.keep(p.c.args)
+	cc.kwargs = cc.keep(p.c.kwargs)
+	for i, v := range p.c.ppt {
+		if v != nil {
+			start := len(cc.buf)
+			cc.buf = append(cc.buf, v...)
+			cc.ppt[i] = cc.buf[start:len(cc.buf):len(cc.buf)]
+		}
+	}
+	c.c = cc
+	return &c
+}
+
+// subscribe handles SUBSCRIBE.
+func (s *Shard) subscribe(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	match := m.Opt.Match()
+	rm := ss.realm
+	if !proto.ValidPattern(m.URI, rm.cfg.URICheck, match) {
+		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIInvalidURI, "invalid topic URI for match policy "+match.String())
+		return
+	}
+	if !ss.authorize(ActionSubscribe, m.URI) {
+		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URINotAuthorized, "not authorized to subscribe to "+strconv.Quote(string(m.URI)))
+		return
+	}
+	uri := string(m.URI)
+	rm.mu.Lock()
+	sub, exists := rm.subs.get(match, uri)
+	if !exists {
+		sub = &subscription{id: rm.newID(), uri: uri, match: match, created: s.r.cfg.Now()}
+		rm.subs.put(match, uri, sub)
+		rm.subByID[sub.id] = sub
+		rm.changed()
+	}
+	added := false
+	if set := sub.subscribers(); !set.has(ss) {
+		sub.set.Store(set.with(ss, len(s.r.shards)))
+		added = true
+	}
+	rm.mu.Unlock()
+	if ss.subs == nil {
+		ss.subs = map[uint64]*subscription{}
+	}
+	ss.subs[sub.id] = sub
+
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeSubscribed
+	out.Request = m.Request
+	out.ID = sub.id
+	s.sendMsg(ss, out, ClassControl)
+	if !exists {
+		s.metaEvent(rm, metaSubOnCreate, ss.id, sub.details())
+	}
+	if added {
+		s.metaEvent(rm, metaSubOnSubscribe, ss.id, sub.id)
+	}
+	if m.Opt.Bool(proto.KeyGetRetained, false) {
+		s.sendRetained(ss, sub)
+	}
+}
+
+// sendRetained delivers the retained events matching sub to ss (WAMP
+// §Event Retention). Cold path: it scans the realm's retained topics.
+func (s *Shard) sendRetained(ss *Session, sub *subscription) {
+	rm := ss.realm
+	var pubs []*publication
+	rm.mu.RLock()
+	if sub.match == proto.MatchExact {
+		if re := rm.retained[sub.uri]; re != nil {
+			pubs = append(pubs, re.pub)
+		}
+	} else {
+		for topic, re := range rm.retained {
+			if matches(sub, topic) {
+				pubs = append(pubs, re.pub)
+			}
+		}
+	}
+	rm.mu.RUnlock()
+	for _, p := range pubs {
+		if !p.allowed(ss) {
+			continue
+		}
+		var buf [4][]byte
+		s.sendEvent(ss, sub, p, &buf)
+	}
+}
+
+func matches(sub *subscription, topic string) bool {
+	switch sub.match {
+	case proto.MatchPrefix:
+		return len(topic) >= len(sub.uri) && topic[:len(sub.uri)] == sub.uri
+	case proto.MatchWildcard:
+		return proto.MatchWildcardURI([]byte(sub.uri), []byte(topic))
+	}
+	return topic == sub.uri
+}
+
+// unsubscribe handles UNSUBSCRIBE.
+func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	sub := ss.subs[m.ID]
+	if sub == nil {
+		s.replyError(ss, proto.CodeUnsubscribe, m.Request, proto.URINoSuchSubscription, "no subscription "+strconv.FormatUint(m.ID, 10)+" for this session")
+		return
+	}
+	deleted := s.detachSubscriber(ss, sub)
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeUnsubscribed
+	out.Request = m.Request
+	s.sendMsg(ss, out, ClassControl)
+	s.metaEvent(ss.realm, metaSubOnUnsubscribe, ss.id, sub.id)
+	if deleted {
+		s.metaEvent(ss.realm, metaSubOnDelete, ss.id, sub.id)
+	}
+}
+
+func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
+	delete(ss.subs, sub.id)
+	rm := ss.realm
+	rm.mu.Lock()
+	set := sub.subscribers().without(ss)
+	sub.set.Store(set)
+	if set.n == 0 {
+		rm.subs.del(sub.match, sub.uri)
+		delete(rm.subByID, sub.id)
+		rm.changed()
+		deleted = true
+	}
+	rm.mu.Unlock()
+	return deleted
+}
+
+// publish handles PUBLISH.
+func (s *Shard) publish(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	ack := m.Opt.Bool(proto.KeyAcknowledge, false)
+	rm := ss.realm
+	fail := func(uri, msg string) {
+		if ack { // WAMP: errors for PUBLISH are sent only when acknowledge is set
+			s.replyError(ss, proto.CodePublish, m.Request, uri, msg)
+		}
+	}
+	if !proto.ValidURI(m.URI, rm.cfg.URICheck) {
+		fail(proto.URIInvalidURI, "invalid topic URI")
+		return
+	}
+	if reserved(m.URI) {
+		fail(proto.URIInvalidURI, "topic URIs starting with \"wamp.\" are reserved for the router")
+		return
+	}
+	if !ss.authorize(ActionPublish, m.URI) {
+		fail(proto.URINotAuthorized, "not authorized to publish to "+strconv.Quote(string(m.URI)))
+		return
+	}
+	p := publication{
+		id:        s.rng.Uint64N(proto.MaxID) + 1,
+		topic:     m.URI,
+		c:         carryOf(m, false),
+		publisher: ss,
+		excludeMe: m.Opt.Bool(proto.KeyExcludeMe, true),
+		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false),
+		filter:    filterOf(&m.Opt),
+	}
+	subs := rm.lookupSubs(s.idx, m.URI)
+	if m.Opt.Bool(proto.KeyRetain, false) {
+		kept := p.own()
+		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
+		kept.retained = true
+		rm.mu.Lock()
+		rm.retained[string(m.URI)] = &retainedEvent{pub: kept}
+		rm.mu.Unlock()
+	}
+	if len(subs) > 0 {
+		s.fanout(&p, subs)
+	}
+	if ack {
+		out := &s.out
+		out.Reset()
+		out.Type = proto.CodePublished
+		out.Request = m.Request
+		out.ID = p.id
+		s.sendMsg(ss, out, ClassControl)
+	}
+}
+
+// fanout delivers p to the subscribers of subs: this shard's directly,
+// every other shard's through one task per shard carrying one shared copy.
+func (s *Shard) fanout(p *publication, subs []*subscription) {
+	var present [maxShards]bool
+	for _, sub := range subs {
+		set := sub.subscribers()
+		if set == nil {
+			continue
+		}
+		for i, l := range set.byShard {
+			if len(l) > 0 {
+				present[i] = true
+			}
+		}
+	}
+	var owned *publication
+	for i, sh := range s.r.shards {
+		if !present[i] || sh == s {
+			continue
+		}
+		if owned == nil {
+			owned = p.own()
+		}
+		sh.post(task{kind: tEvents, pub: owned, subs: subs})
+	}
+	if present[s.idx] {
+		s.deliverEvents(p, subs)
+	}
+}
+
+// maxShards bounds Config.Shards (fan-out bookkeeping uses fixed arrays).
+const maxShards = 256
+
+// deliverEvents sends p to this shard's subscribers of subs. Each
+// subscription's EVENT is encoded once per serializer.
+func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
+	for _, sub := range subs {
+		set := sub.subscribers()
+		if set == nil || len(set.byShard[s.idx]) == 0 {
+			continue
+		}
+		var enc [4][]byte
+		for _, ss := range set.byShard[s.idx] {
+			if ss.state != stEstablished || !p.allowed(ss) {
+				continue
+			}
+			s.sendEvent(ss, sub, p, &enc)
+		}
+	}
+}
+
+// sendEvent sends one EVENT, encoding it for ss's serializer unless enc
+// already holds that encoding for this subscription.
+func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[4][]byte) {
+	ser := ss.ser
+	b := enc[ser]
+	if b == nil {
+		out := &s.out
+		out.Reset()
+		out.Type = proto.CodeEvent
+		out.ID = sub.id
+		out.ID2 = p.id
+		f := &out.Opt
+		if p.disclose {
+			f.SetUint(proto.KeyPublisher, p.publisher.id)
+			f.SetString(proto.KeyPublisherAuthID, p.publisher.authID)
+			f.SetString(proto.KeyPublisherAuthRole, p.publisher.authRole)
+		}
+		if sub.match != proto.MatchExact {
+			f.SetStr(proto.KeyTopic, p.topic)
+		}
+		if p.retained {
+			f.SetBool(proto.KeyRetained, true)
+		}
+		p.c.setPPT(f)
+		p.c.setPayload(out)
+		var err error
+		s.evbuf[ser], err = s.enc.Append(s.evbuf[ser][:0], ser, out)
+		if err != nil {
+			s.stats.EventsTooBig.Add(1) // cannot be converted for this serializer
+			return
+		}
+		b = s.evbuf[ser]
+		enc[ser] = b
+	}
+	switch ss.peer.Send(b, ClassEvent) {
+	case ErrPeerSlow:
+		s.stats.EventsDropped.Add(1)
+	case ErrPeerTooBig:
+		s.stats.EventsTooBig.Add(1)
+	}
+}
+
+// leaveBroker removes a leaving session from its subscriptions.
+func (s *Shard) leaveBroker(ss *Session) {
+	for _, sub := range ss.subs {
+		deleted := s.detachSubscriber(ss, sub)
+		s.metaEvent(ss.realm, metaSubOnUnsubscribe, ss.id, sub.id)
+		if deleted {
+			s.metaEvent(ss.realm, metaSubOnDelete, ss.id, sub.id)
+		}
+	}
+}

@@ -1,0 +1,572 @@
+package route
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// registration is a procedure URI with a match policy and its callees.
+type registration struct {
+	id      uint64       // static
+	uri     string       // static
+	match   proto.Match  // static
+	invoke  proto.Invoke // static
+	created time.Time    // static
+
+	callees atomic.Pointer[[]callee] // immutable slice, swapped under Realm.mu
+	rr      atomic.Uint64            // round-robin position
+}
+
+// callee is one session attached to a registration.
+type callee struct {
+	s              *Session
+	discloseCaller bool
+	forwardTimeout bool
+}
+
+func (reg *registration) list() []callee {
+	if p := reg.callees.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// outCall is a call in progress, kept by the caller's shard.
+type outCall struct {
+	callee    *Session
+	reg       *registration
+	invID     uint64
+	due       int64 // timeout deadline (coarse clock, ns); 0 = none
+	recvProg  bool  // caller asked for progressive results
+	progInv   bool  // caller is still sending progressive invocation chunks
+	canceling bool  // CANCEL (kill) sent on, waiting for the callee
+}
+
+// inCall is an invocation in progress, kept by the callee's shard.
+type inCall struct {
+	caller   *Session
+	req      uint64 // the caller's CALL request id
+	recvProg bool
+}
+
+// register handles REGISTER.
+func (s *Shard) register(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	match, invoke := m.Opt.Match(), m.Opt.Invoke()
+	if !proto.ValidPattern(m.URI, ss.realm.cfg.URICheck, match) {
+		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "invalid procedure URI for match policy "+match.String())
+		return
+	}
+	if reserved(m.URI) {
+		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "procedure URIs starting with \"wamp.\" are reserved for the router")
+		return
+	}
+	if !ss.authorize(ActionRegister, m.URI) {
+		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
+		return
+	}
+	rm := ss.realm
+	uri := string(m.URI)
+	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false)}
+	rm.mu.Lock()
+	reg, exists := rm.regs.get(match, uri)
+	if exists {
+		var why string
+		switch {
+		case reg.invoke == proto.InvokeSingle:
+			why = "procedure " + strconv.Quote(uri) + " is already registered"
+		case reg.invoke != invoke:
+			why = "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
+		case hasCallee(reg.list(), ss):
+			why = "this session already registered " + strconv.Quote(uri)
+		}
+		if why != "" {
+			rm.mu.Unlock()
+			s.replyError(ss, proto.CodeRegister, m.Request, proto.URIProcedureAlreadyExists, why)
+			return
+		}
+		l := append(append([]callee(nil), reg.list()...), ce)
+		reg.callees.Store(&l)
+	} else {
+		rm.changed()
+		reg = &registration{id: rm.newID(), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
+		l := []callee{ce}
+		reg.callees.Store(&l)
+		rm.regs.put(match, uri, reg)
+		rm.regByID[reg.id] = reg
+	}
+	rm.mu.Unlock()
+	if ss.regs == nil {
+		ss.regs = map[uint64]*registration{}
+	}
+	ss.regs[reg.id] = reg
+
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeRegistered
+	out.Request = m.Request
+	out.ID = reg.id
+	s.sendMsg(ss, out, ClassControl)
+	if !exists {
+		s.metaEvent(rm, metaRegOnCreate, ss.id, reg.details())
+	}
+	s.metaEvent(rm, metaRegOnRegister, ss.id, reg.id)
+}
+
+func hasCallee(l []callee, ss *Session) bool {
+	for _, c := range l {
+		if c.s == ss {
+			return true
+		}
+	}
+	return false
+}
+
+func reserved(uri []byte) bool { return len(uri) >= 5 && string(uri[:5]) == "wamp." }
+
+// unregister handles UNREGISTER.
+func (s *Shard) unregister(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	reg := ss.regs[m.ID]
+	if reg == nil {
+		s.replyError(ss, proto.CodeUnregister, m.Request, proto.URINoSuchRegistration, "no registration "+strconv.FormatUint(m.ID, 10)+" for this session")
+		return
+	}
+	deleted := s.detachCallee(ss, reg)
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeUnregistered
+	out.Request = m.Request
+	s.sendMsg(ss, out, ClassControl)
+	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
+	if deleted {
+		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
+	}
+}
+
+// detachCallee removes ss from reg, deleting reg when it was the last
+// callee. Invocations in flight stay: their results still reach the caller.
+func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
+	delete(ss.regs, reg.id)
+	rm := ss.realm
+	rm.mu.Lock()
+	old := reg.list()
+	l := make([]callee, 0, len(old))
+	for _, c := range old {
+		if c.s != ss {
+			l = append(l, c)
+		}
+	}
+	reg.callees.Store(&l)
+	if len(l) == 0 {
+		rm.regs.del(reg.match, reg.uri)
+		delete(rm.regByID, reg.id)
+		rm.changed()
+		deleted = true
+	}
+	rm.mu.Unlock()
+	return deleted
+}
+
+// call handles CALL.
+func (s *Shard) call(ss *Session, m *proto.Message) {
+	if !s.checkRequest(ss, m) {
+		return
+	}
+	if oc := ss.calls[m.Request]; oc != nil {
+		if oc.progInv {
+			s.callContinue(ss, oc, m)
+			return
+		}
+		s.protocolError(ss, "CALL request id "+strconv.FormatUint(m.Request, 10)+" is already in use by a pending call")
+		return
+	}
+	progress := m.Opt.Bool(proto.KeyProgress, false)
+	if progress && ss.feat&fCallerProgInv == 0 {
+		s.protocolError(ss, "CALL.Options.progress requires the caller to announce progressive_call_invocations")
+		return
+	}
+	if !proto.ValidURI(m.URI, ss.realm.cfg.URICheck) {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidURI, "invalid procedure URI")
+		return
+	}
+	if reserved(m.URI) && s.metaCall(ss, m) {
+		return
+	}
+	if !ss.authorize(ActionCall, m.URI) {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(string(m.URI)))
+		return
+	}
+	reg := ss.realm.lookupReg(s.idx, m.URI)
+	if reg == nil {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
+		return
+	}
+	ce, ok := s.pickCallee(reg)
+	if !ok {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
+		return
+	}
+	cs := ce.s
+	if progress && cs.feat&fCalleeProgInv == 0 {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
+		return
+	}
+	oc := &outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	timeout := s.callTimeoutOf(m)
+	if timeout > 0 {
+		oc.due = s.r.now() + int64(timeout)
+		s.addTimer(timer{due: oc.due, kind: tmCall, sess: ss, id: m.Request})
+	}
+	if ss.calls == nil {
+		ss.calls = map[uint64]*outCall{}
+	}
+	ss.calls[m.Request] = oc
+
+	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: carryOf(m, cs.shard != s)}
+	if oc.recvProg {
+		t.flags |= tfRecvProg
+	}
+	if progress {
+		t.flags |= tfProgress
+	}
+	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ce.discloseCaller {
+		t.flags |= tfDisclose
+	}
+	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 && timeout > 0 {
+		t.timeout = uint64(timeout / time.Millisecond)
+	}
+	if reg.match != proto.MatchExact {
+		t.c.uri = string(m.URI)
+	}
+	s.send(cs.shard, t)
+}
+
+// callTimeoutOf returns a call's effective router-side timeout: the
+// caller's (capped by MaxCallTimeout), or the default.
+func (s *Shard) callTimeoutOf(m *proto.Message) time.Duration {
+	d := s.r.cfg.CallTimeout
+	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 {
+		if ms > uint64(1<<62)/uint64(time.Millisecond) {
+			ms = uint64(1<<62) / uint64(time.Millisecond)
+		}
+		d = time.Duration(ms) * time.Millisecond
+	}
+	if max := s.r.cfg.MaxCallTimeout; max > 0 && (d == 0 || d > max) {
+		d = max
+	}
+	return d
+}
+
+// callContinue routes a further chunk of a progressive call invocation to
+// the callee chosen by the first chunk.
+func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
+	progress := m.Opt.Bool(proto.KeyProgress, false)
+	if !progress {
+		oc.progInv = false
+	}
+	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: carryOf(m, oc.callee.shard != s)}
+	if progress {
+		t.flags |= tfProgress
+	}
+	s.send(oc.callee.shard, t)
+}
+
+// pickCallee applies the registration's invocation policy.
+func (s *Shard) pickCallee(reg *registration) (callee, bool) {
+	l := reg.list()
+	switch n := len(l); {
+	case n == 0:
+		return callee{}, false
+	case n == 1:
+		return l[0], true
+	default:
+		switch reg.invoke {
+		case proto.InvokeLast:
+			return l[n-1], true
+		case proto.InvokeRoundRobin:
+			return l[int((reg.rr.Add(1)-1)%uint64(n))], true
+		case proto.InvokeRandom:
+			return l[s.rng.IntN(n)], true
+		}
+		return l[0], true
+	}
+}
+
+// deliverInvocation runs on the callee's shard.
+func (s *Shard) deliverInvocation(t *task) {
+	cs := t.s
+	cont := t.flags&tfContinue != 0
+	if cs.state != stEstablished {
+		if !cont {
+			s.failCall(t.peer, t.a, t.b, proto.URINoAvailableCallee, "the callee left before the call reached it")
+		}
+		return
+	}
+	var ic *inCall
+	if cont {
+		if ic = cs.invs[t.b]; ic == nil {
+			return // the invocation ended meanwhile
+		}
+	} else {
+		ic = &inCall{caller: t.peer, req: t.a, recvProg: t.flags&tfRecvProg != 0}
+		if cs.invs == nil {
+			cs.invs = map[uint64]*inCall{}
+		}
+		cs.invs[t.b] = ic
+	}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeInvocation
+	out.Request = t.b
+	out.ID = t.reg.id
+	f := &out.Opt
+	if t.c.uri != "" {
+		f.SetString(proto.KeyProcedure, t.c.uri)
+	}
+	if t.flags&tfDisclose != 0 {
+		f.SetUint(proto.KeyCaller, t.peer.id)
+		f.SetString(proto.KeyCallerAuthID, t.peer.authID)
+		f.SetString(proto.KeyCallerAuthRole, t.peer.authRole)
+	}
+	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
+		f.SetBool(proto.KeyReceiveProgress, true)
+	}
+	if t.timeout > 0 {
+		f.SetUint(proto.KeyTimeout, t.timeout)
+	}
+	if t.flags&tfProgress != 0 {
+		f.SetBool(proto.KeyProgress, true)
+	}
+	t.c.setPPT(f)
+	t.c.setPayload(out)
+	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
+		delete(cs.invs, t.b)
+		uri, why := sendFailure(err, "callee")
+		s.failCall(t.peer, t.a, t.b, uri, why)
+	}
+}
+
+// sendFailure maps a Peer.Send error to the WAMP error a caller gets.
+func sendFailure(err error, who string) (uri, message string) {
+	switch err {
+	case ErrPeerBusy:
+		return proto.URIUnavailable, "the " + who + " is not reading fast enough (outbound queue full)"
+	case ErrPeerTooBig:
+		return proto.URIPayloadSizeExceeded, "the message is longer than the " + who + " accepts"
+	case ErrPeerClosed:
+		return proto.URICanceled, "the " + who + " left"
+	}
+	if e, ok := err.(*proto.Error); ok {
+		return proto.URIInvalidArgument, "the payload cannot be converted for the " + who + ": " + e.Msg()
+	}
+	return proto.URINetworkFailure, err.Error()
+}
+
+// failCall sends an error to a caller's shard for the call (req, invID).
+func (s *Shard) failCall(caller *Session, req, invID uint64, uri, message string) {
+	s.send(caller.shard, task{kind: tResult, s: caller, a: req, b: invID, flags: tfError, c: &carry{uri: uri, msg: message}})
+}
+
+// yield handles YIELD from a callee.
+func (s *Shard) yield(ss *Session, m *proto.Message) {
+	ic := ss.invs[m.Request]
+	if ic == nil {
+		return // canceled, timed out or unknown: discard (WAMP §Call Canceling)
+	}
+	progress := m.Opt.Bool(proto.KeyProgress, false)
+	if progress && !ic.recvProg {
+		return // the caller did not ask for progressive results
+	}
+	if !progress {
+		delete(ss.invs, m.Request)
+	}
+	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: carryOf(m, ic.caller.shard != s)}
+	if progress {
+		t.flags |= tfProgress
+	}
+	s.send(ic.caller.shard, t)
+}
+
+// invocationError handles ERROR for an INVOCATION.
+func (s *Shard) invocationError(ss *Session, m *proto.Message) {
+	ic := ss.invs[m.Request]
+	if ic == nil {
+		return
+	}
+	if !proto.ValidURI(m.URI, proto.URILoose) {
+		s.protocolError(ss, "ERROR has an invalid error URI")
+		return
+	}
+	delete(ss.invs, m.Request)
+	c := carryOf(m, ic.caller.shard != s)
+	c.uri = string(m.URI)
+	s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c})
+}
+
+// deliverResult runs on the caller's shard.
+func (s *Shard) deliverResult(t *task) {
+	cs := t.s
+	if cs.state != stEstablished {
+		return
+	}
+	oc := cs.calls[t.a]
+	if oc == nil || oc.invID != t.b {
+		return // the call ended meanwhile (canceled, timed out)
+	}
+	progress := t.flags&tfProgress != 0
+	if progress && !oc.recvProg {
+		return
+	}
+	final := !progress
+	if final {
+		delete(cs.calls, t.a)
+	}
+	out := &s.out
+	out.Reset()
+	if t.flags&tfError != 0 {
+		out.Type = proto.CodeError
+		out.ReqType = proto.CodeCall
+		out.Request = t.a
+		out.URI = append(out.URI[:0], t.c.uri...)
+		if t.c.msg != "" && !t.c.args.Present() {
+			s.setMessageArgs(out, cs.ser, t.c.msg)
+		} else {
+			t.c.setPayload(out)
+		}
+	} else {
+		out.Type = proto.CodeResult
+		out.Request = t.a
+		if progress {
+			out.Opt.SetBool(proto.KeyProgress, true)
+		}
+		t.c.setPPT(&out.Opt)
+		t.c.setPayload(out)
+	}
+	if err := s.sendMsg(cs, out, ClassResult); err != nil && err != ErrPeerClosed {
+		uri, why := sendFailure(err, "caller")
+		if progress {
+			delete(cs.calls, t.a)
+			s.stopInvocation(oc, proto.CancelKillNoWait, uri)
+		}
+		s.replyError(cs, proto.CodeCall, t.a, uri, why)
+	}
+}
+
+// cancel handles CANCEL (WAMP §Call Canceling).
+func (s *Shard) cancel(ss *Session, m *proto.Message) {
+	oc := ss.calls[m.Request]
+	if oc == nil {
+		return // already answered
+	}
+	mode := m.Opt.CancelMode(proto.CancelKillNoWait)
+	if oc.callee.feat&fCalleeCancel == 0 {
+		mode = proto.CancelSkip // callees that do not announce canceling
+	}
+	if mode == proto.CancelKill {
+		if !oc.canceling {
+			oc.canceling = true
+			s.send(oc.callee.shard, task{kind: tInterrupt, s: oc.callee, b: oc.invID, mode: proto.CancelKill, c: &carry{uri: proto.URICanceled}})
+		}
+		return
+	}
+	delete(ss.calls, m.Request)
+	s.replyError(ss, proto.CodeCall, m.Request, proto.URICanceled, "the call was canceled")
+	s.stopInvocation(oc, mode, proto.URICanceled)
+}
+
+// stopInvocation tells the callee's shard that the caller no longer waits:
+// INTERRUPT when the callee supports canceling (and mode is not skip), else
+// just forget the invocation.
+func (s *Shard) stopInvocation(oc *outCall, mode proto.CancelMode, reason string) {
+	if mode != proto.CancelSkip && oc.callee.feat&fCalleeCancel != 0 {
+		s.send(oc.callee.shard, task{kind: tInterrupt, s: oc.callee, b: oc.invID, mode: proto.CancelKillNoWait, c: &carry{uri: reason}})
+		return
+	}
+	s.send(oc.callee.shard, task{kind: tForget, s: oc.callee, b: oc.invID})
+}
+
+// deliverInterrupt runs on the callee's shard.
+func (s *Shard) deliverInterrupt(t *task) {
+	cs := t.s
+	if cs.state != stEstablished || cs.invs[t.b] == nil {
+		return
+	}
+	if t.mode == proto.CancelKillNoWait {
+		delete(cs.invs, t.b) // any answer is discarded
+	}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeInterrupt
+	out.Request = t.b
+	out.Opt.SetString(proto.KeyMode, t.mode.String())
+	if t.c != nil && t.c.uri != "" {
+		out.Opt.SetString(proto.KeyReason, t.c.uri)
+	}
+	s.sendMsg(cs, out, ClassControl)
+}
+
+// callTimeout fires a call's router-side timeout (WAMP §Call Timeouts:
+// dealer-initiated, killnowait when the callee supports canceling, else
+// skip).
+func (s *Shard) callTimeout(tm timer) {
+	ss := tm.sess
+	oc := ss.calls[tm.id]
+	if oc == nil || oc.due != tm.due || ss.state != stEstablished {
+		return
+	}
+	delete(ss.calls, tm.id)
+	s.replyError(ss, proto.CodeCall, tm.id, proto.URITimeout, "the call timed out")
+	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URITimeout)
+}
+
+// leaveDealer ends a leaving session's calls and invocations and removes
+// it from its registrations.
+func (s *Shard) leaveDealer(ss *Session) {
+	for req, oc := range ss.calls {
+		delete(ss.calls, req)
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
+	}
+	for inv, ic := range ss.invs {
+		delete(ss.invs, inv)
+		s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: inv, flags: tfError | tfCalleeLeft,
+			c: &carry{uri: proto.URICanceled, msg: "the callee left while the call was in progress"}})
+	}
+	for _, reg := range ss.regs {
+		deleted := s.detachCallee(ss, reg)
+		s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
+		if deleted {
+			s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
+		}
+	}
+}
+
+// replyError sends ERROR for a request, with a human-readable message as
+// its first argument (what Crossbar and Autobahn users expect to see).
+func (s *Shard) replyError(ss *Session, reqType proto.Code, req uint64, uri, message string) {
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeError
+	out.ReqType = reqType
+	out.Request = req
+	out.URI = append(out.URI[:0], uri...)
+	if message != "" {
+		s.setMessageArgs(out, ss.ser, message)
+	}
+	s.sendMsg(ss, out, ClassResult)
+}
+
+// setMessageArgs sets out.Args to [message].
+func (s *Shard) setMessageArgs(out *proto.Message, ser proto.Serializer, message string) {
+	raw, err := proto.EncodeValue(ser, []any{message})
+	if err == nil {
+		out.Args = raw
+	}
+}

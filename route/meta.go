@@ -1,0 +1,560 @@
+package route
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Meta event topics (WAMP §Session/Registration/Subscription Meta API).
+const (
+	metaSessionOnJoin    = "wamp.session.on_join"
+	metaSessionOnLeave   = "wamp.session.on_leave"
+	metaRegOnCreate      = "wamp.registration.on_create"
+	metaRegOnRegister    = "wamp.registration.on_register"
+	metaRegOnUnregister  = "wamp.registration.on_unregister"
+	metaRegOnDelete      = "wamp.registration.on_delete"
+	metaSubOnCreate      = "wamp.subscription.on_create"
+	metaSubOnSubscribe   = "wamp.subscription.on_subscribe"
+	metaSubOnUnsubscribe = "wamp.subscription.on_unsubscribe"
+	metaSubOnDelete      = "wamp.subscription.on_delete"
+)
+
+// metaSer is the serializer meta event payloads are built in; subscribers
+// speaking another get a transcoded copy.
+const metaSer = proto.MsgPack
+
+// metaEvent publishes a router-originated event to the realm. It costs one
+// cached lookup when nobody subscribed.
+func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
+	subs := rm.lookupSubs(s.idx, []byte(topic))
+	if len(subs) == 0 {
+		return
+	}
+	raw, err := proto.EncodeValue(metaSer, args)
+	if err != nil {
+		s.r.log.Error("meta event encoding failed", "topic", topic, "err", err)
+		return
+	}
+	p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(topic), c: &carry{args: raw}}
+	s.fanout(p, subs)
+}
+
+func (ss *Session) details() map[string]any {
+	return map[string]any{
+		"session":      ss.id,
+		"authid":       ss.authID,
+		"authrole":     ss.authRole,
+		"authmethod":   ss.authMethod,
+		"authprovider": ss.authProvider,
+		"transport": map[string]any{
+			"type":     ss.transport.Type,
+			"protocol": ss.transport.Protocol,
+			"peer":     ss.transport.RemoteAddr,
+			"tls":      ss.transport.TLS,
+		},
+	}
+}
+
+func (reg *registration) details() map[string]any {
+	return map[string]any{
+		"id":      reg.id,
+		"created": reg.created.UTC().Format(time.RFC3339Nano),
+		"uri":     reg.uri,
+		"match":   reg.match.String(),
+		"invoke":  reg.invoke.String(),
+	}
+}
+
+func (sub *subscription) details() map[string]any {
+	return map[string]any{
+		"id":      sub.id,
+		"created": sub.created.UTC().Format(time.RFC3339Nano),
+		"uri":     sub.uri,
+		"match":   sub.match.String(),
+	}
+}
+
+func (s *Shard) metaJoin(ss *Session) {
+	s.metaEvent(ss.realm, metaSessionOnJoin, ss.details())
+}
+
+// leave takes an established session out of its realm: its calls and
+// invocations end with errors, its registrations and subscriptions go, its
+// testaments are published and on_leave is announced. Idempotent.
+func (s *Shard) leave(ss *Session) {
+	if ss.state != stEstablished {
+		ss.join = nil
+		return
+	}
+	ss.state = stClosing
+	rm := ss.realm
+	rm.mu.Lock()
+	delete(rm.members, ss.id)
+	rm.mu.Unlock()
+	s.leaveDealer(ss)
+	s.leaveBroker(ss)
+	s.publishTestaments(ss)
+	s.r.dropSession(ss)
+	s.metaEvent(rm, metaSessionOnLeave, ss.id, ss.authID, ss.authRole)
+}
+
+// shutdown says GOODBYE to every session of the shard.
+func (s *Shard) shutdown() {
+	s.closing = true
+	for ss := range s.sessions() {
+		if ss.state == stEstablished {
+			s.Goodbye(ss, proto.CloseSystemShutdown, "the router is shutting down")
+		} else {
+			s.abort(ss, proto.CloseSystemShutdown, "the router is shutting down")
+		}
+	}
+}
+
+// metaCall handles a CALL to a router procedure (wamp.*). It reports false
+// when the URI is not one, so the call is routed normally.
+func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
+	proc := string(m.URI)
+	h, ok := metaProcs[proc]
+	if !ok {
+		return false
+	}
+	if !ss.authorize(ActionCall, m.URI) {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(proc))
+		return true
+	}
+	var args []any
+	var kwargs map[string]any
+	if m.Args.Present() && !m.Transparent {
+		v, _ := proto.DecodeValue(m.Args)
+		args, _ = v.([]any)
+	}
+	if m.Kwargs.Present() {
+		v, _ := proto.DecodeValue(m.Kwargs)
+		kwargs, _ = v.(map[string]any)
+	}
+	res, err := h(s, ss, args, kwargs)
+	if err != nil {
+		s.replyError(ss, proto.CodeCall, m.Request, err.uri, err.msg)
+		return true
+	}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeResult
+	out.Request = m.Request
+	if res != nil {
+		raw, encErr := proto.EncodeValue(ss.ser, res)
+		if encErr != nil {
+			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, encErr.Error())
+			return true
+		}
+		out.Args = raw
+	}
+	if err := s.sendMsg(ss, out, ClassResult); err == ErrPeerTooBig {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIPayloadSizeExceeded, "the result is longer than this session accepts")
+	}
+	return true
+}
+
+// metaErr is a meta procedure's WAMP error.
+type metaErr struct{ uri, msg string }
+
+// metaFn implements a meta procedure. It returns the RESULT arguments (nil:
+// no arguments).
+type metaFn func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr)
+
+var metaProcs map[string]metaFn
+
+func init() {
+	metaProcs = map[string]metaFn{
+		"wamp.session.count":                  metaSessionCount,
+		"wamp.session.list":                   metaSessionList,
+		"wamp.session.get":                    metaSessionGet,
+		"wamp.session.kill":                   metaSessionKill,
+		"wamp.session.kill_by_authid":         metaKillBy(func(ss *Session, v string) bool { return ss.authID == v }, "authid"),
+		"wamp.session.kill_by_authrole":       metaKillBy(func(ss *Session, v string) bool { return ss.authRole == v }, "authrole"),
+		"wamp.session.kill_all":               metaKillAll,
+		"wamp.session.add_testament":          metaAddTestament,
+		"wamp.session.flush_testaments":       metaFlushTestaments,
+		"wamp.registration.list":              metaRegList,
+		"wamp.registration.lookup":            metaRegLookup,
+		"wamp.registration.match":             metaRegMatch,
+		"wamp.registration.get":               metaRegGet,
+		"wamp.registration.list_callees":      metaRegCallees(false),
+		"wamp.registration.count_callees":     metaRegCallees(true),
+		"wamp.subscription.list":              metaSubList,
+		"wamp.subscription.lookup":            metaSubLookup,
+		"wamp.subscription.match":             metaSubMatch,
+		"wamp.subscription.get":               metaSubGet,
+		"wamp.subscription.list_subscribers":  metaSubSubscribers(false),
+		"wamp.subscription.count_subscribers": metaSubSubscribers(true),
+	}
+}
+
+func badArg(msg string) *metaErr { return &metaErr{proto.URIInvalidArgument, msg} }
+
+// argID reads args[i] as an id.
+func argID(args []any, i int) (uint64, bool) {
+	if i >= len(args) {
+		return 0, false
+	}
+	switch v := args[i].(type) {
+	case int64:
+		if v >= 0 {
+			return uint64(v), true
+		}
+	case uint64:
+		return v, true
+	case float64:
+		if v >= 0 && v == float64(uint64(v)) {
+			return uint64(v), true
+		}
+	}
+	return 0, false
+}
+
+func argStr(args []any, i int) (string, bool) {
+	if i >= len(args) {
+		return "", false
+	}
+	v, ok := args[i].(string)
+	return v, ok
+}
+
+// roleFilter reads the optional filter_authroles argument.
+func roleFilter(args []any) ([]string, *metaErr) {
+	if len(args) == 0 || args[0] == nil {
+		return nil, nil
+	}
+	l, ok := args[0].([]any)
+	if !ok {
+		return nil, badArg("filter_authroles must be a list of strings")
+	}
+	out := []string{}
+	for _, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			return nil, badArg("filter_authroles must be a list of strings")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func metaSessionCount(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	filter, err := roleFilter(args)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, x := range ss.realm.sessionsSnapshot() {
+		if filter == nil || hasStr(filter, x.authRole) {
+			n++
+		}
+	}
+	return []any{n}, nil
+}
+
+func metaSessionList(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	filter, err := roleFilter(args)
+	if err != nil {
+		return nil, err
+	}
+	ids := []uint64{}
+	for _, x := range ss.realm.sessionsSnapshot() {
+		if filter == nil || hasStr(filter, x.authRole) {
+			ids = append(ids, x.id)
+		}
+	}
+	return []any{ids}, nil
+}
+
+func metaSessionGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	id, ok := argID(args, 0)
+	if !ok {
+		return nil, badArg("wamp.session.get needs a session id")
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	x := rm.members[id]
+	rm.mu.RUnlock()
+	if x == nil {
+		return nil, &metaErr{proto.URINoSuchSession, "no session " + strconv.FormatUint(id, 10)}
+	}
+	return []any{x.details()}, nil
+}
+
+// killOpts reads the reason and message keyword arguments of the kill
+// procedures.
+func killOpts(kwargs map[string]any) (reason, message string, err *metaErr) {
+	reason = proto.CloseNormal
+	if v, ok := kwargs["reason"]; ok {
+		r, ok := v.(string)
+		if !ok || !proto.ValidURI([]byte(r), proto.URILoose) {
+			return "", "", &metaErr{proto.URIInvalidURI, "reason must be a valid URI"}
+		}
+		reason = r
+	}
+	if v, ok := kwargs["message"]; ok {
+		message, _ = v.(string)
+	}
+	return reason, message, nil
+}
+
+func (s *Shard) kill(target *Session, reason, message string) {
+	s.send(target.shard, task{kind: tKill, s: target, c: &carry{uri: reason, msg: message}})
+}
+
+func metaSessionKill(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	id, ok := argID(args, 0)
+	if !ok {
+		return nil, badArg("wamp.session.kill needs a session id")
+	}
+	reason, message, err := killOpts(kwargs)
+	if err != nil {
+		return nil, err
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	x := rm.members[id]
+	rm.mu.RUnlock()
+	if x == nil || x == ss {
+		return nil, &metaErr{proto.URINoSuchSession, "no other session " + strconv.FormatUint(id, 10)}
+	}
+	s.kill(x, reason, message)
+	return nil, nil
+}
+
+func metaKillBy(pred func(*Session, string) bool, what string) metaFn {
+	return func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+		v, ok := argStr(args, 0)
+		if !ok {
+			return nil, badArg("needs the " + what + " as its first argument")
+		}
+		reason, message, err := killOpts(kwargs)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, x := range ss.realm.sessionsSnapshot() {
+			if x != ss && pred(x, v) {
+				s.kill(x, reason, message)
+				n++
+			}
+		}
+		return []any{n}, nil
+	}
+}
+
+func metaKillAll(s *Shard, ss *Session, _ []any, kwargs map[string]any) ([]any, *metaErr) {
+	reason, message, err := killOpts(kwargs)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, x := range ss.realm.sessionsSnapshot() {
+		if x != ss {
+			s.kill(x, reason, message)
+			n++
+		}
+	}
+	return []any{n}, nil
+}
+
+func metaRegList(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
+	lists := map[string][]uint64{"exact": {}, "prefix": {}, "wildcard": {}}
+	rm := ss.realm
+	rm.mu.RLock()
+	rm.regs.all(func(m proto.Match, reg *registration) { lists[m.String()] = append(lists[m.String()], reg.id) })
+	rm.mu.RUnlock()
+	return []any{map[string]any{"exact": lists["exact"], "prefix": lists["prefix"], "wildcard": lists["wildcard"]}}, nil
+}
+
+// matchOption reads {"match": ...} from an optional options argument.
+func matchOption(args []any, i int) (proto.Match, *metaErr) {
+	if i >= len(args) || args[i] == nil {
+		return proto.MatchExact, nil
+	}
+	opts, ok := args[i].(map[string]any)
+	if !ok {
+		return 0, badArg("options must be a dictionary")
+	}
+	switch opts["match"] {
+	case nil, "exact":
+		return proto.MatchExact, nil
+	case "prefix":
+		return proto.MatchPrefix, nil
+	case "wildcard":
+		return proto.MatchWildcard, nil
+	}
+	return 0, badArg("options.match must be exact, prefix or wildcard")
+}
+
+func metaRegLookup(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	uri, ok := argStr(args, 0)
+	if !ok {
+		return nil, badArg("wamp.registration.lookup needs a procedure URI")
+	}
+	match, err := matchOption(args, 1)
+	if err != nil {
+		return nil, err
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	reg, found := rm.regs.get(match, uri)
+	rm.mu.RUnlock()
+	if !found {
+		return []any{nil}, nil
+	}
+	return []any{reg.id}, nil
+}
+
+func metaRegMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	uri, ok := argStr(args, 0)
+	if !ok {
+		return nil, badArg("wamp.registration.match needs a procedure URI")
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	reg, found := rm.regs.best([]byte(uri))
+	rm.mu.RUnlock()
+	if !found {
+		return []any{nil}, nil
+	}
+	return []any{reg.id}, nil
+}
+
+func (rm *Realm) regByIDLocked(id uint64) *registration {
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	return rm.regByID[id]
+}
+
+func metaRegGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	id, ok := argID(args, 0)
+	if !ok {
+		return nil, badArg("wamp.registration.get needs a registration id")
+	}
+	reg := ss.realm.regByIDLocked(id)
+	if reg == nil {
+		return nil, &metaErr{proto.URINoSuchRegistration, "no registration " + strconv.FormatUint(id, 10)}
+	}
+	return []any{reg.details()}, nil
+}
+
+func metaRegCallees(count bool) metaFn {
+	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+		id, ok := argID(args, 0)
+		if !ok {
+			return nil, badArg("needs a registration id")
+		}
+		reg := ss.realm.regByIDLocked(id)
+		if reg == nil {
+			return nil, &metaErr{proto.URINoSuchRegistration, "no registration " + strconv.FormatUint(id, 10)}
+		}
+		l := reg.list()
+		if count {
+			return []any{len(l)}, nil
+		}
+		ids := make([]uint64, 0, len(l))
+		for _, c := range l {
+			ids = append(ids, c.s.id)
+		}
+		return []any{ids}, nil
+	}
+}
+
+func metaSubList(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
+	lists := map[string][]uint64{"exact": {}, "prefix": {}, "wildcard": {}}
+	rm := ss.realm
+	rm.mu.RLock()
+	rm.subs.all(func(m proto.Match, sub *subscription) { lists[m.String()] = append(lists[m.String()], sub.id) })
+	rm.mu.RUnlock()
+	return []any{map[string]any{"exact": lists["exact"], "prefix": lists["prefix"], "wildcard": lists["wildcard"]}}, nil
+}
+
+func metaSubLookup(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	uri, ok := argStr(args, 0)
+	if !ok {
+		return nil, badArg("wamp.subscription.lookup needs a topic URI")
+	}
+	match, err := matchOption(args, 1)
+	if err != nil {
+		return nil, err
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	sub, found := rm.subs.get(match, uri)
+	rm.mu.RUnlock()
+	if !found {
+		return []any{nil}, nil
+	}
+	return []any{sub.id}, nil
+}
+
+func metaSubMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	uri, ok := argStr(args, 0)
+	if !ok {
+		return nil, badArg("wamp.subscription.match needs a topic URI")
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	subs := rm.subs.matchAll([]byte(uri), nil)
+	rm.mu.RUnlock()
+	if len(subs) == 0 {
+		return []any{nil}, nil
+	}
+	ids := make([]uint64, 0, len(subs))
+	for _, sub := range subs {
+		ids = append(ids, sub.id)
+	}
+	return []any{ids}, nil
+}
+
+func metaSubGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	id, ok := argID(args, 0)
+	if !ok {
+		return nil, badArg("wamp.subscription.get needs a subscription id")
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	sub := rm.subByID[id]
+	rm.mu.RUnlock()
+	if sub == nil {
+		return nil, &metaErr{proto.URINoSuchSubscription, "no subscription " + strconv.FormatUint(id, 10)}
+	}
+	return []any{sub.details()}, nil
+}
+
+func metaSubSubscribers(count bool) metaFn {
+	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+		id, ok := argID(args, 0)
+		if !ok {
+			return nil, badArg("needs a subscription id")
+		}
+		rm := ss.realm
+		rm.mu.RLock()
+		sub := rm.subByID[id]
+		rm.mu.RUnlock()
+		if sub == nil {
+			return nil, &metaErr{proto.URINoSuchSubscription, "no subscription " + strconv.FormatUint(id, 10)}
+		}
+		set := sub.subscribers()
+		if count {
+			if set == nil {
+				return []any{0}, nil
+			}
+			return []any{set.n}, nil
+		}
+		ids := []uint64{}
+		if set != nil {
+			for _, l := range set.byShard {
+				for _, x := range l {
+					ids = append(ids, x.id)
+				}
+			}
+		}
+		return []any{ids}, nil
+	}
+}

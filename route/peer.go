@@ -1,0 +1,80 @@
+package route
+
+import (
+	"errors"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Class tells a Peer what kind of message it is asked to send, so that the
+// transport can apply its backpressure policy (DESIGN §4).
+type Class uint8
+
+const (
+	// ClassControl: session control (WELCOME, ABORT, GOODBYE, CHALLENGE) and
+	// replies to SUBSCRIBE/REGISTER/... Never dropped.
+	ClassControl Class = iota
+	// ClassEvent: an EVENT. May be dropped when the peer is slow.
+	ClassEvent
+	// ClassInvocation: an INVOCATION or INTERRUPT to a callee. Refused
+	// (ErrPeerBusy) when the callee is slow, so the call fails with a WAMP
+	// error instead of queueing without bound.
+	ClassInvocation
+	// ClassResult: a RESULT or ERROR to a caller. Never dropped silently.
+	ClassResult
+)
+
+// Errors a Peer returns from Send.
+var (
+	// ErrPeerSlow: an EVENT was dropped because the peer's outbound queue is
+	// above its high-water mark.
+	ErrPeerSlow = errors.New("route: peer is slow; event dropped")
+	// ErrPeerBusy: an INVOCATION was refused because the callee's outbound
+	// queue is above its high-water mark.
+	ErrPeerBusy = errors.New("route: peer is busy; invocation refused")
+	// ErrPeerTooBig: the message is longer than the peer accepts (its
+	// RawSocket maximum, or the configured message limit).
+	ErrPeerTooBig = errors.New("route: message longer than the peer accepts")
+	// ErrPeerClosed: the transport is closed or closing.
+	ErrPeerClosed = errors.New("route: peer is closed")
+)
+
+// Peer is a session's transport: where its outbound messages go. It is
+// implemented by a loop connection, by the gateway's in-process session and by
+// the mesh link.
+//
+// All methods are called only on the goroutine of the shard that owns the
+// session.
+type Peer interface {
+	// Serializer returns the serializer the peer speaks. Static.
+	Serializer() proto.Serializer
+	// Send hands one encoded WAMP message to the transport. b is valid only
+	// during the call: the peer copies it or writes it out before
+	// returning. It may return ErrPeerSlow (class Event), ErrPeerBusy
+	// (class Invocation), ErrPeerTooBig or ErrPeerClosed. A peer over its
+	// hard limit closes itself and returns ErrPeerClosed.
+	Send(b []byte, class Class) error
+	// Close ends the transport once what was sent has been flushed. The
+	// router calls it after the session's last message (GOODBYE or ABORT).
+	// The transport then reports the close back through Shard.Detach.
+	Close()
+	// Transport describes the transport for the meta API and logs.
+	Transport() TransportInfo
+}
+
+// TransportInfo describes a session's transport.
+type TransportInfo struct {
+	Type       string // "websocket", "rawsocket", "internal"
+	Protocol   string // e.g. "wamp.2.json", "rawsocket.msgpack"
+	RemoteAddr string
+	TLS        bool
+}
+
+// Executor runs functions on a shard's goroutine. It is implemented by a
+// gnet event loop (loop) and by a goroutine in tests.
+type Executor interface {
+	// Execute runs f on the shard's goroutine soon. It is safe for
+	// concurrent use and never blocks. It returns an error when the
+	// executor has stopped.
+	Execute(f func()) error
+}

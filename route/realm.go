@@ -1,0 +1,143 @@
+package route
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Realm is one isolated routing domain: its sessions, registrations,
+// subscriptions and retained events.
+type Realm struct {
+	r    *Router
+	name string
+	cfg  RealmConfig // static after New
+
+	mu       sync.RWMutex // guards everything below except gen and l1
+	regs     *table[*registration]
+	regByID  map[uint64]*registration
+	subs     *table[*subscription]
+	subByID  map[uint64]*subscription
+	members  map[uint64]*Session // established sessions
+	retained map[string]*retainedEvent
+
+	gen atomic.Uint64 // bumped on every change to regs or subs
+	l1  []l1cache     // per shard; l1[i] is owned by shard i
+}
+
+// l1cache is a shard's lookup cache for one realm. Reads on the call and
+// publish paths hit it without taking Realm.mu; it is dropped when the
+// realm's generation changes.
+type l1cache struct {
+	gen  uint64
+	regs map[string]*registration   // nil value = no registration (negative cache)
+	subs map[string][]*subscription // nil/empty = no subscription
+}
+
+// l1Max bounds each cache; a full cache is cleared (the working set of URIs
+// on an edge router is small; clearing is cheaper than LRU bookkeeping).
+const l1Max = 1024
+
+func newRealm(r *Router, cfg RealmConfig) *Realm {
+	if cfg.AnonymousRole == "" {
+		cfg.AnonymousRole = "anonymous"
+	}
+	if len(cfg.Authenticators) == 0 {
+		cfg.Anonymous = true
+	}
+	return &Realm{
+		r:        r,
+		name:     cfg.Name,
+		cfg:      cfg,
+		regs:     newTable[*registration](),
+		regByID:  map[uint64]*registration{},
+		subs:     newTable[*subscription](),
+		subByID:  map[uint64]*subscription{},
+		members:  map[uint64]*Session{},
+		retained: map[string]*retainedEvent{},
+		l1:       make([]l1cache, r.cfg.Shards),
+	}
+}
+
+// Name returns the realm's URI.
+func (rm *Realm) Name() string { return rm.name }
+
+// cache returns shard i's cache, reset if stale.
+func (rm *Realm) cache(i int) *l1cache {
+	c := &rm.l1[i]
+	if g := rm.gen.Load(); c.gen != g || c.regs == nil {
+		c.gen = g
+		c.regs = map[string]*registration{}
+		c.subs = map[string][]*subscription{}
+	}
+	return c
+}
+
+// lookupReg returns the registration a call to uri is routed to, or nil.
+// Called on shard i's goroutine; lock-free when cached.
+func (rm *Realm) lookupReg(i int, uri []byte) *registration {
+	c := rm.cache(i)
+	if reg, ok := c.regs[string(uri)]; ok {
+		return reg
+	}
+	rm.mu.RLock()
+	reg, _ := rm.regs.best(uri)
+	rm.mu.RUnlock()
+	if len(c.regs) >= l1Max {
+		clear(c.regs)
+	}
+	c.regs[string(uri)] = reg
+	return reg
+}
+
+// lookupSubs returns the subscriptions matching topic. The slice is shared
+// and must not be modified.
+func (rm *Realm) lookupSubs(i int, topic []byte) []*subscription {
+	c := rm.cache(i)
+	if subs, ok := c.subs[string(topic)]; ok {
+		return subs
+	}
+	rm.mu.RLock()
+	subs := rm.subs.matchAll(topic, nil)
+	rm.mu.RUnlock()
+	if len(c.subs) >= l1Max {
+		clear(c.subs)
+	}
+	c.subs[string(topic)] = subs
+	return subs
+}
+
+// changed marks the tables modified. Call with mu held for writing.
+func (rm *Realm) changed() { rm.gen.Add(1) }
+
+// newID returns a random id not used by any registration or subscription of
+// the realm. Call with mu held for writing.
+func (rm *Realm) newID() uint64 {
+	for {
+		id := randomID()
+		_, r := rm.regByID[id]
+		_, s := rm.subByID[id]
+		if !r && !s {
+			return id
+		}
+	}
+}
+
+// sessionsSnapshot returns the realm's members. Cold path (meta API).
+func (rm *Realm) sessionsSnapshot() []*Session {
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	out := make([]*Session, 0, len(rm.members))
+	for _, s := range rm.members {
+		out = append(out, s)
+	}
+	return out
+}
+
+// retainedEvent is the last event published with retain=true on a topic.
+type retainedEvent struct {
+	pub *publication
+}
+
+var _ = proto.MatchExact

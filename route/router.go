@@ -1,0 +1,323 @@
+package route
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Config configures a Router. The zero value of every field is a sane
+// default, applied by New.
+type Config struct {
+	// Realms the router serves. At least one is required.
+	Realms []RealmConfig
+	// Shards is the number of shards, one per event loop. Default 1.
+	Shards int
+	// CallTimeout is the router-enforced timeout of a call whose caller gave
+	// none. 0 means calls without a timeout option never time out.
+	CallTimeout time.Duration
+	// MaxCallTimeout caps any call's timeout, the caller's included. 0
+	// means no cap.
+	MaxCallTimeout time.Duration
+	// HelloTimeout bounds the time from transport open to WELCOME
+	// (authentication included). Default 10s.
+	HelloTimeout time.Duration
+	// GoodbyeTimeout bounds how long the router waits for a client's
+	// GOODBYE reply before closing the transport. Default 3s.
+	GoodbyeTimeout time.Duration
+	// AuthWorkers is the size of the pool that runs authentication work
+	// (hashing, signature checks, token verification) off the event loops.
+	// Default 2 × GOMAXPROCS... bounded to [2, 16].
+	AuthWorkers int
+	// AuthQueue bounds pending authentication jobs; past it, new HELLOs are
+	// refused. Default 4096.
+	AuthQueue int
+	// Agent is the router's agent string in WELCOME. Default "edgewamp".
+	Agent string
+	// Logger receives one line per notable event. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; tests inject a fake. Default time.Now.
+	Now func() time.Time
+}
+
+// RealmConfig configures one realm.
+type RealmConfig struct {
+	// Name is the realm URI clients join.
+	Name string
+	// Anonymous allows the anonymous authmethod. When no Authenticators are
+	// configured, anonymous is allowed regardless.
+	Anonymous bool
+	// AnonymousRole is the authrole of anonymous sessions. Default
+	// "anonymous".
+	AnonymousRole string
+	// Authenticators are the realm's other authmethods, tried in the
+	// client's HELLO order.
+	Authenticators []Authenticator
+	// Authorizer decides what sessions may do. nil allows everything.
+	Authorizer Authorizer
+	// URICheck is the URI validation rule. Default loose.
+	URICheck proto.URIMode
+}
+
+// ErrClosed is returned by Router methods after Shutdown.
+var ErrClosed = errors.New("route: router closed")
+
+// Router is a WAMP router core: realms and shards. Create it with New, give
+// each shard its Executor with Shard(i).Start, and feed it transports through
+// the shards.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	shards []*Shard
+	realms atomic.Pointer[map[string]*Realm] // copy-on-write; written under mu
+
+	mu       sync.Mutex          // guards sessions and closing
+	sessions map[uint64]*Session // every session with an id, router-wide
+	closing  bool
+
+	clock   atomic.Int64 // coarse clock, unix nanoseconds, updated by Tick
+	auth    *workers
+	welcome [4]proto.Raw // WELCOME roles dict per serializer
+}
+
+// New validates cfg and returns a Router. It starts the authentication
+// worker pool; Shutdown stops it.
+func New(cfg Config) (*Router, error) {
+	var errs []error
+	if len(cfg.Realms) == 0 {
+		errs = append(errs, errors.New("route: at least one realm is required"))
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 1
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = 10 * time.Second
+	}
+	if cfg.GoodbyeTimeout <= 0 {
+		cfg.GoodbyeTimeout = 3 * time.Second
+	}
+	if cfg.MaxCallTimeout > 0 && cfg.CallTimeout > cfg.MaxCallTimeout {
+		errs = append(errs, fmt.Errorf("route: call timeout %v exceeds the maximum %v", cfg.CallTimeout, cfg.MaxCallTimeout))
+	}
+	if cfg.AuthWorkers <= 0 {
+		cfg.AuthWorkers = 4
+	}
+	if cfg.AuthQueue <= 0 {
+		cfg.AuthQueue = 4096
+	}
+	if cfg.Agent == "" {
+		cfg.Agent = "edgewamp"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}}
+	realms := map[string]*Realm{}
+	for i := range cfg.Realms {
+		rc := cfg.Realms[i]
+		if !proto.ValidURI([]byte(rc.Name), proto.URILoose) {
+			errs = append(errs, fmt.Errorf("route: realm %q is not a valid URI", rc.Name))
+			continue
+		}
+		if _, dup := realms[rc.Name]; dup {
+			errs = append(errs, fmt.Errorf("route: realm %q is configured twice", rc.Name))
+			continue
+		}
+		realms[rc.Name] = newRealm(r, rc)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	r.realms.Store(&realms)
+	for i := 0; i < cfg.Shards; i++ {
+		r.shards = append(r.shards, newShard(r, i))
+	}
+	for _, ser := range [...]proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR} {
+		raw, err := proto.EncodeValue(ser, routerRoles())
+		if err != nil {
+			return nil, err
+		}
+		r.welcome[ser] = raw
+	}
+	r.clock.Store(cfg.Now().UnixNano())
+	r.auth = newWorkers(cfg.AuthWorkers, cfg.AuthQueue)
+	return r, nil
+}
+
+// Shard returns shard i (0 ≤ i < Shards).
+func (r *Router) Shard(i int) *Shard { return r.shards[i] }
+
+// Shards returns the number of shards.
+func (r *Router) Shards() int { return len(r.shards) }
+
+// Realm returns the realm named name, or nil.
+func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
+
+// now returns the coarse clock (updated by Tick; resolution = tick period).
+func (r *Router) now() int64 { return r.clock.Load() }
+
+// Tick advances the coarse clock and asks every shard with a due timer to
+// run it. Call it periodically from one goroutine (loop's OnTick); it returns
+// how long until the next timer is due, so the caller can sleep that long
+// (at most max).
+func (r *Router) Tick(max time.Duration) time.Duration {
+	now := r.cfg.Now().UnixNano()
+	r.clock.Store(now)
+	next := now + int64(max)
+	for _, s := range r.shards {
+		d := s.nextDue.Load()
+		if d == 0 {
+			continue
+		}
+		if d <= now {
+			s.kickTimers()
+			continue
+		}
+		if d < next {
+			next = d
+		}
+	}
+	wait := time.Duration(next - now)
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	return wait
+}
+
+// newSessionID draws a random session id in [1, 2^53] that no live session
+// has, and registers s under it.
+func (r *Router) newSessionID(s *Session) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return 0, ErrClosed
+	}
+	for {
+		id := randomID()
+		if _, taken := r.sessions[id]; !taken {
+			r.sessions[id] = s
+			return id, nil
+		}
+	}
+}
+
+func (r *Router) dropSession(s *Session) {
+	r.mu.Lock()
+	if r.sessions[s.id] == s {
+		delete(r.sessions, s.id)
+	}
+	r.mu.Unlock()
+}
+
+// SessionCount returns the number of sessions that have an id (joined or
+// joining), router-wide.
+func (r *Router) SessionCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// Shutdown says GOODBYE wamp.close.system_shutdown to every session, waits
+// until they are gone or ctx is done, and stops the worker pool. The
+// transports must keep running until it returns (they deliver the GOODBYE
+// replies); afterwards the Router accepts no new sessions.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	for _, s := range r.shards {
+		sh := s
+		sh.post(task{kind: tShutdown})
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		open := 0
+		for _, s := range r.shards {
+			open += int(s.open.Load())
+		}
+		if open == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-tick.C:
+		}
+	}
+	r.auth.stop()
+	return err
+}
+
+// seedRand returns a PCG seeded from crypto/rand.
+func seedRand() *rand.Rand {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return rand.New(rand.NewPCG(binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])))
+}
+
+var idRand = struct {
+	sync.Mutex
+	r *rand.Rand
+}{r: seedRand()}
+
+// randomID returns a random id in [1, 2^53] (WAMP §IDs: global scope ids
+// MUST be drawn randomly from a uniform distribution).
+func randomID() uint64 {
+	idRand.Lock()
+	v := idRand.r.Uint64N(proto.MaxID) + 1
+	idRand.Unlock()
+	return v
+}
+
+// routerRoles is the WELCOME.Details.roles announcement: exactly the
+// features implemented.
+func routerRoles() map[string]any {
+	on := func(names ...string) map[string]any {
+		f := map[string]any{}
+		for _, n := range names {
+			f[n] = true
+		}
+		return map[string]any{"features": f}
+	}
+	return map[string]any{
+		proto.RoleBroker: on(
+			proto.FeaturePublisherIdentification,
+			proto.FeaturePublisherExclusion,
+			proto.FeatureSubscriberBlackWhiteListing,
+			proto.FeaturePatternBasedSubscription,
+			proto.FeatureSubscriptionMetaAPI,
+			proto.FeatureSessionMetaAPI,
+			proto.FeatureEventRetention,
+			proto.FeaturePayloadPassthruMode,
+		),
+		proto.RoleDealer: on(
+			proto.FeatureProgressiveCallResults,
+			proto.FeatureProgressiveCallInvocations,
+			proto.FeatureCallTimeout,
+			proto.FeatureCallCanceling,
+			proto.FeatureCallerIdentification,
+			proto.FeaturePatternBasedRegistration,
+			proto.FeatureSharedRegistration,
+			proto.FeatureRegistrationMetaAPI,
+			proto.FeatureSessionMetaAPI,
+			proto.FeatureTestamentMetaAPI,
+			proto.FeaturePayloadPassthruMode,
+		),
+	}
+}

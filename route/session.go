@@ -1,0 +1,549 @@
+package route
+
+import (
+	"strconv"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+type sessState uint8
+
+const (
+	stNew         sessState = iota // transport open, waiting for HELLO
+	stAuthPending                  // HELLO or AUTHENTICATE being checked on a worker
+	stChallenged                   // CHALLENGE sent, waiting for AUTHENTICATE
+	stEstablished                  // WELCOME sent
+	stClosing                      // we sent GOODBYE, waiting for the reply
+	stClosed                       // done; the transport is closing
+)
+
+// features are the client features that change what the router sends.
+type features uint32
+
+const (
+	fCallerProgress features = 1 << iota // caller: progressive_call_results
+	fCallerProgInv                       // caller: progressive_call_invocations
+	fCalleeProgress                      // callee: progressive_call_results
+	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
+	fCalleeCancel                        // callee: call_canceling
+	fCalleeTimeout                       // callee: call_timeout
+)
+
+// Session is one WAMP session. Its fields are set on its shard's goroutine;
+// those marked static are set before the session becomes visible to other
+// shards (through the realm tables, under Realm.mu) and never change after,
+// so other shards may read them.
+type Session struct {
+	// Static after WELCOME.
+	id           uint64
+	realm        *Realm
+	shard        *Shard
+	peer         Peer
+	ser          proto.Serializer
+	authID       string
+	authRole     string
+	authMethod   string
+	authProvider string
+	feat         features
+	transport    TransportInfo
+
+	// Owned by shard.
+	state      sessState
+	attached   bool
+	join       *joinState
+	calls      map[uint64]*outCall      // as caller, by CALL request id
+	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
+	regs       map[uint64]*registration // registrations it is a callee of
+	subs       map[uint64]*subscription // subscriptions it is a subscriber of
+	testaments *[2][]testament          // detached, destroyed
+	authz      map[authzKey]bool        // authorization decisions
+}
+
+// joinState holds a session's authentication in progress.
+type joinState struct {
+	realm   *Realm
+	req     AuthRequest
+	auth    Authenticator
+	state   any
+	methods []string // client's remaining authmethods
+}
+
+// ID returns the session id (0 before WELCOME).
+func (ss *Session) ID() uint64 { return ss.id }
+
+// Open attaches a new transport to the shard and returns its session, which
+// waits for HELLO. Call on the shard's goroutine.
+func (s *Shard) Open(p Peer) *Session {
+	ss := &Session{shard: s, peer: p, ser: p.Serializer(), transport: p.Transport(), attached: true}
+	s.open.Add(1)
+	s.attached[ss] = struct{}{}
+	s.addTimer(timer{due: s.r.now() + int64(s.r.cfg.HelloTimeout), kind: tmHello, sess: ss})
+	if s.closing {
+		s.abort(ss, proto.CloseSystemShutdown, "router is shutting down")
+	}
+	return ss
+}
+
+// Detach tells the shard that a session's transport has closed. The
+// session leaves its realm if it had not already. Call on the shard's
+// goroutine, once per session.
+func (s *Shard) Detach(ss *Session) {
+	if !ss.attached {
+		return
+	}
+	ss.attached = false
+	s.open.Add(-1)
+	delete(s.attached, ss)
+	if ss.state < stClosing {
+		s.leave(ss)
+	}
+	ss.state = stClosed
+}
+
+// Receive handles one encoded message from a session's transport. b is in
+// the session's serializer and is valid only during the call. Call on the
+// shard's goroutine.
+func (s *Shard) Receive(ss *Session, b []byte) {
+	if ss.state >= stClosing {
+		if ss.state == stClosing && ss.closeReply(s, b) {
+			ss.finish()
+		}
+		return
+	}
+	m := &s.msg
+	if err := s.dec.Decode(ss.ser, b, m); err != nil {
+		s.protocolError(ss, err.Error())
+		return
+	}
+	s.handle(ss, m)
+}
+
+// ReceiveMessage is Receive for an already decoded message (in-process
+// sessions). m must stay valid during the call only.
+func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
+	if ss.state >= stClosing {
+		if ss.state == stClosing && m.Type == proto.CodeGoodbye {
+			ss.finish()
+		}
+		return
+	}
+	s.handle(ss, m)
+}
+
+// closeReply reports whether b is the client's GOODBYE reply.
+func (ss *Session) closeReply(s *Shard, b []byte) bool {
+	var m proto.Message
+	if err := s.dec.Decode(ss.ser, b, &m); err != nil {
+		return true // garbage while closing: stop waiting
+	}
+	return m.Type == proto.CodeGoodbye || m.Type == proto.CodeAbort
+}
+
+func (s *Shard) handle(ss *Session, m *proto.Message) {
+	switch ss.state {
+	case stNew:
+		if m.Type != proto.CodeHello {
+			s.protocolError(ss, "expected HELLO, received "+m.Type.String())
+			return
+		}
+		s.hello(ss, m)
+	case stChallenged:
+		switch m.Type {
+		case proto.CodeAuthenticate:
+			s.authenticate(ss, m)
+		case proto.CodeAbort:
+			ss.finish()
+		default:
+			s.protocolError(ss, "expected AUTHENTICATE, received "+m.Type.String())
+		}
+	case stAuthPending:
+		if m.Type == proto.CodeAbort {
+			ss.join = nil
+			ss.finish()
+			return
+		}
+		s.protocolError(ss, "received "+m.Type.String()+" before WELCOME")
+	case stEstablished:
+		s.dispatch(ss, m)
+	}
+}
+
+func (s *Shard) dispatch(ss *Session, m *proto.Message) {
+	switch m.Type {
+	case proto.CodeCall:
+		s.call(ss, m)
+	case proto.CodeYield:
+		s.yield(ss, m)
+	case proto.CodePublish:
+		s.publish(ss, m)
+	case proto.CodeError:
+		if m.ReqType != proto.CodeInvocation {
+			s.protocolError(ss, "ERROR is only valid as a reply to INVOCATION")
+			return
+		}
+		s.invocationError(ss, m)
+	case proto.CodeCancel:
+		s.cancel(ss, m)
+	case proto.CodeSubscribe:
+		s.subscribe(ss, m)
+	case proto.CodeUnsubscribe:
+		s.unsubscribe(ss, m)
+	case proto.CodeRegister:
+		s.register(ss, m)
+	case proto.CodeUnregister:
+		s.unregister(ss, m)
+	case proto.CodeGoodbye:
+		s.goodbyeFromClient(ss)
+	case proto.CodeAbort:
+		s.leave(ss)
+		ss.finish()
+	case proto.CodeEventReceived:
+		// Acknowledged event delivery is not implemented; the router does
+		// not ask for it, so an acknowledgment is simply ignored.
+	case proto.CodeHello:
+		s.protocolError(ss, "received HELLO in an established session")
+	default:
+		s.protocolError(ss, "a router does not accept "+m.Type.String())
+	}
+}
+
+// checkRequest validates a client request id (WAMP §IDs: [1, 2^53]).
+func (s *Shard) checkRequest(ss *Session, m *proto.Message) bool {
+	if m.Request == 0 {
+		s.protocolError(ss, m.Type.String()+" request id must be in [1, 2^53]")
+		return false
+	}
+	return true
+}
+
+// hello handles HELLO: realm, roles, then the first authmethod the realm
+// supports, in the client's order.
+func (s *Shard) hello(ss *Session, m *proto.Message) {
+	if !proto.ValidURI(m.URI, proto.URILoose) {
+		s.abort(ss, proto.URIInvalidURI, "HELLO realm is not a valid URI")
+		return
+	}
+	rm := s.r.Realm(string(m.URI))
+	if rm == nil {
+		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
+		return
+	}
+	roles := m.Opt.Raw(proto.KeyRoles)
+	if !roles.Present() {
+		s.protocolError(ss, "HELLO.Details.roles is required")
+		return
+	}
+	feat, err := parseFeatures(roles)
+	if err != nil {
+		s.protocolError(ss, "HELLO.Details.roles: "+err.Error())
+		return
+	}
+	ss.feat = feat
+	js := &joinState{realm: rm}
+	js.req = AuthRequest{
+		Realm:     rm.name,
+		AuthID:    m.Opt.String(proto.KeyAuthID),
+		AuthRole:  m.Opt.String(proto.KeyAuthRole),
+		Transport: ss.transport,
+	}
+	if ex := m.Opt.Raw(proto.KeyAuthExtra); ex.Present() {
+		if v, err := proto.DecodeValue(ex); err == nil {
+			js.req.AuthExtra, _ = v.(map[string]any)
+		}
+	}
+	for _, b := range m.Opt.Strings(proto.KeyAuthMethods, nil) {
+		js.methods = append(js.methods, string(b))
+	}
+	if len(js.methods) == 0 {
+		js.methods = []string{"anonymous"}
+	}
+	ss.join = js
+	s.nextAuthMethod(ss)
+}
+
+// nextAuthMethod starts the first of the client's remaining authmethods
+// that the realm offers.
+func (s *Shard) nextAuthMethod(ss *Session) {
+	js := ss.join
+	rm := js.realm
+	for len(js.methods) > 0 {
+		method := js.methods[0]
+		js.methods = js.methods[1:]
+		if method == "anonymous" {
+			if !rm.cfg.Anonymous {
+				continue
+			}
+			authid := js.req.AuthID
+			if authid == "" {
+				authid = anonymousID()
+			}
+			s.welcome(ss, rm, &Identity{AuthID: authid, AuthRole: rm.cfg.AnonymousRole, AuthProvider: "static"}, "anonymous")
+			return
+		}
+		for _, a := range rm.cfg.Authenticators {
+			if a.Method() != method {
+				continue
+			}
+			js.auth = a
+			s.startChallenge(ss, js)
+			return
+		}
+	}
+	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
+}
+
+// startChallenge runs Authenticator.Challenge on the worker pool.
+func (s *Shard) startChallenge(ss *Session, js *joinState) {
+	ss.state = stAuthPending
+	req := js.req
+	a := js.auth
+	ok := s.r.auth.submit(func() {
+		extra, st, id, err := a.Challenge(&req)
+		s.post(task{kind: tAuthDone, s: ss, auth: &authResult{challenge: true, extra: extra, state: st, id: id, err: err}})
+	})
+	if !ok {
+		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
+	}
+}
+
+// authenticate handles AUTHENTICATE on the worker pool.
+func (s *Shard) authenticate(ss *Session, m *proto.Message) {
+	js := ss.join
+	ss.state = stAuthPending
+	sig := string(m.URI)
+	var extra map[string]any
+	if m.Dict.Present() {
+		if v, err := proto.DecodeValue(m.Dict); err == nil {
+			extra, _ = v.(map[string]any)
+		}
+	}
+	req := js.req
+	a, st := js.auth, js.state
+	ok := s.r.auth.submit(func() {
+		id, err := a.Authenticate(&req, st, sig, extra)
+		s.post(task{kind: tAuthDone, s: ss, auth: &authResult{id: id, err: err}})
+	})
+	if !ok {
+		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
+	}
+}
+
+// authResult is a worker's answer, run back on the session's shard.
+type authResult struct {
+	challenge bool
+	extra     map[string]any
+	state     any
+	id        *Identity
+	err       error
+}
+
+func (s *Shard) authDone(ss *Session, res *authResult) {
+	if ss.state != stAuthPending || ss.join == nil {
+		return // the session went away meanwhile
+	}
+	js := ss.join
+	if res.err != nil {
+		uri, msg := proto.URIAuthenticationFailed, res.err.Error()
+		if ae, ok := res.err.(*AuthError); ok {
+			uri, msg = ae.URI, ae.Message
+		}
+		s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", js.req.AuthID,
+			"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri)
+		s.abort(ss, uri, msg)
+		return
+	}
+	if res.challenge && res.id == nil {
+		js.state = res.state
+		ss.state = stChallenged
+		out := &s.out
+		out.Reset()
+		out.Type = proto.CodeChallenge
+		out.URI = append(out.URI[:0], js.auth.Method()...)
+		if res.extra != nil {
+			raw, err := proto.EncodeValue(ss.ser, res.extra)
+			if err != nil {
+				s.abort(ss, proto.URIAuthenticationFailed, "cannot encode the challenge")
+				return
+			}
+			out.Dict = raw
+		}
+		s.sendMsg(ss, out, ClassControl)
+		return
+	}
+	if res.id == nil {
+		s.abort(ss, proto.URIAuthenticationFailed, "authentication failed")
+		return
+	}
+	s.welcome(ss, js.realm, res.id, js.auth.Method())
+}
+
+// welcome establishes the session and sends WELCOME.
+func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
+	sid, err := s.r.newSessionID(ss)
+	if err != nil {
+		s.abort(ss, proto.CloseSystemShutdown, "router is shutting down")
+		return
+	}
+	ss.id = sid
+	ss.realm = rm
+	ss.authID, ss.authRole, ss.authMethod = id.AuthID, id.AuthRole, method
+	ss.authProvider = id.AuthProvider
+	if ss.authProvider == "" {
+		ss.authProvider = "static"
+	}
+	ss.join = nil
+	ss.state = stEstablished
+	rm.mu.Lock()
+	rm.members[sid] = ss
+	rm.mu.Unlock()
+
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeWelcome
+	out.ID = sid
+	f := &out.Opt
+	f.SetString(proto.KeyAgent, s.r.cfg.Agent)
+	f.SetString(proto.KeyAuthID, ss.authID)
+	f.SetString(proto.KeyAuthRole, ss.authRole)
+	f.SetString(proto.KeyAuthMethod, ss.authMethod)
+	f.SetString(proto.KeyAuthProvider, ss.authProvider)
+	f.SetString(proto.KeyRealm, rm.name)
+	f.SetRaw(proto.KeyRoles, s.r.welcome[ss.ser])
+	if id.AuthExtra != nil {
+		if raw, err := proto.EncodeValue(ss.ser, id.AuthExtra); err == nil {
+			f.SetRaw(proto.KeyAuthExtra, raw)
+		}
+	}
+	s.sendMsg(ss, out, ClassControl)
+	s.metaJoin(ss)
+}
+
+// goodbyeFromClient answers a client's GOODBYE and ends the session.
+func (s *Shard) goodbyeFromClient(ss *Session) {
+	s.sendClose(ss, proto.CodeGoodbye, proto.CloseGoodbyeAndOut, "")
+	s.leave(ss)
+	ss.finish()
+}
+
+// Goodbye ends an established session from the router's side: it sends
+// GOODBYE with reason (and message, if any), leaves the realm at once, and
+// closes the transport when the client replies or after GoodbyeTimeout.
+func (s *Shard) Goodbye(ss *Session, reason, message string) {
+	if ss.state != stEstablished {
+		if ss.state < stEstablished {
+			s.abort(ss, reason, message)
+		}
+		return
+	}
+	s.sendClose(ss, proto.CodeGoodbye, reason, message)
+	s.leave(ss)
+	ss.state = stClosing
+	s.addTimer(timer{due: s.r.now() + int64(s.r.cfg.GoodbyeTimeout), kind: tmGoodbye, sess: ss})
+}
+
+// abort sends ABORT and ends the session.
+func (s *Shard) abort(ss *Session, reason, message string) {
+	if ss.state >= stClosing {
+		return
+	}
+	s.sendClose(ss, proto.CodeAbort, reason, message)
+	s.leave(ss)
+	ss.finish()
+}
+
+// protocolError aborts with wamp.error.protocol_violation (WAMP §Protocol
+// Violations).
+func (s *Shard) protocolError(ss *Session, message string) {
+	s.stats.ProtocolErrors.Add(1)
+	s.r.log.Debug("protocol violation", "session", ss.id, "remote", ss.transport.RemoteAddr, "message", message)
+	s.abort(ss, proto.URIProtocolViolation, message)
+}
+
+func (s *Shard) sendClose(ss *Session, code proto.Code, reason, message string) {
+	out := &s.out
+	out.Reset()
+	out.Type = code
+	out.URI = append(out.URI[:0], reason...)
+	if message != "" {
+		out.Opt.SetString(proto.KeyMessage, message)
+	}
+	s.sendMsg(ss, out, ClassControl)
+}
+
+// finish closes the transport. The session must have left its realm.
+func (ss *Session) finish() {
+	if ss.state == stClosed {
+		return
+	}
+	ss.state = stClosed
+	ss.peer.Close()
+}
+
+// sendMsg encodes m in the session's serializer and sends it.
+func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
+	b, err := s.enc.Append(s.buf[:0], ss.ser, m)
+	if err != nil {
+		return err
+	}
+	s.buf = b[:0]
+	return ss.peer.Send(b, class)
+}
+
+// parseFeatures reads the client role features the router acts on. Cold
+// path (HELLO).
+func parseFeatures(roles proto.Raw) (features, error) {
+	v, err := proto.DecodeValue(roles)
+	if err != nil {
+		return 0, err
+	}
+	rm, ok := v.(map[string]any)
+	if !ok || len(rm) == 0 {
+		return 0, errf("must be a non-empty dictionary")
+	}
+	has := func(role, feature string) bool {
+		r, _ := rm[role].(map[string]any)
+		fs, _ := r["features"].(map[string]any)
+		b, _ := fs[feature].(bool)
+		return b
+	}
+	var f features
+	if has(proto.RoleCaller, proto.FeatureProgressiveCallResults) {
+		f |= fCallerProgress
+	}
+	if has(proto.RoleCaller, proto.FeatureProgressiveCallInvocations) {
+		f |= fCallerProgInv
+	}
+	if has(proto.RoleCallee, proto.FeatureProgressiveCallResults) {
+		f |= fCalleeProgress
+	}
+	// The specification spells it both ways ("call_cancelling" in the
+	// progressive call invocations text); accept either.
+	if has(proto.RoleCallee, proto.FeatureCallCanceling) || has(proto.RoleCallee, "call_cancelling") {
+		f |= fCalleeCancel
+	}
+	if has(proto.RoleCallee, proto.FeatureProgressiveCallInvocations) && f&fCalleeCancel != 0 {
+		f |= fCalleeProgInv
+	}
+	if has(proto.RoleCallee, proto.FeatureCallTimeout) {
+		f |= fCalleeTimeout
+	}
+	return f, nil
+}
+
+type routeErr string
+
+func (e routeErr) Error() string { return string(e) }
+
+func errf(s string) error { return routeErr(s) }
+
+// anonymousID returns a random authid for an anonymous session.
+func anonymousID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 24)
+	idRand.Lock()
+	for i := range b {
+		b[i] = alphabet[idRand.r.IntN(len(alphabet))]
+	}
+	idRand.Unlock()
+	return string(b)
+}

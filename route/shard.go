@@ -1,0 +1,210 @@
+package route
+
+import (
+	"container/heap"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Shard is one event loop's part of the router: the sessions it owns, their
+// pending calls and timers, a decoder, an encoder and output buffers. All
+// methods except post and Start must be called on the shard's goroutine
+// (the Executor's).
+type Shard struct {
+	r   *Router
+	idx int
+
+	exec Executor // static after Start
+
+	// Mailbox: tasks from other shards and from workers. mbMu is a leaf lock.
+	mbMu      sync.Mutex
+	mb        []task // guarded by mbMu
+	spare     []task // owned by shard: the drained batch, reused
+	scheduled atomic.Bool
+
+	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
+	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick
+
+	// Owned by shard.
+	attached map[*Session]struct{} // sessions with an open transport
+	dec      proto.Decoder
+	msg      proto.Message
+	out      proto.Message // message being built
+	enc      proto.Encoder
+	buf      []byte          // output buffer for the message being sent
+	evbuf    [4][]byte       // per-serializer EVENT encodings during a fan-out
+	subsBuf  []*subscription // matched subscriptions scratch
+	timers   timerHeap
+	rng      *rand.Rand
+	invSeq   uint64
+	closing  bool // shutdown in progress
+
+	stats ShardStats
+}
+
+// ShardStats are counters of one shard, owned by the shard; read them with
+// Router.Stats (which copies them on each shard's goroutine) or atomically.
+type ShardStats struct {
+	EventsDropped  atomic.Uint64 // EVENTs dropped for slow subscribers
+	EventsTooBig   atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
+	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
+	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
+}
+
+func newShard(r *Router, idx int) *Shard {
+	return &Shard{r: r, idx: idx, rng: seedRand(), buf: make([]byte, 0, 4096), attached: map[*Session]struct{}{}}
+}
+
+// Start gives the shard its executor. Call it once, before any session is
+// opened on the shard.
+func (s *Shard) Start(exec Executor) { s.exec = exec }
+
+// Index returns the shard's index.
+func (s *Shard) Index() int { return s.idx }
+
+// Stats returns the shard's counters.
+func (s *Shard) Stats() *ShardStats { return &s.stats }
+
+// post hands a task to the shard from any goroutine. Tasks from one
+// goroutine keep their order. At most one drain is scheduled at a time.
+func (s *Shard) post(t task) {
+	s.mbMu.Lock()
+	s.mb = append(s.mb, t)
+	s.mbMu.Unlock()
+	if s.scheduled.CompareAndSwap(false, true) {
+		if s.exec == nil || s.exec.Execute(s.drain) != nil {
+			// The executor stopped: nothing will run these tasks. Drop
+			// them so that their payloads can be collected.
+			s.mbMu.Lock()
+			s.mb = s.mb[:0]
+			s.mbMu.Unlock()
+			s.scheduled.Store(false)
+		}
+	}
+}
+
+// send delivers t to the shard that owns dst: inline when that is this
+// shard, else through its mailbox.
+func (s *Shard) send(dst *Shard, t task) {
+	if dst == s {
+		s.run(&t)
+		return
+	}
+	dst.post(t)
+}
+
+// drain runs the queued tasks. It runs on the shard's goroutine.
+func (s *Shard) drain() {
+	s.scheduled.Store(false)
+	s.mbMu.Lock()
+	batch := s.mb
+	s.mb = s.spare[:0]
+	s.mbMu.Unlock()
+	for i := range batch {
+		s.run(&batch[i])
+		batch[i] = task{} // drop references
+	}
+	s.spare = batch[:0]
+}
+
+// kickTimers schedules a timer run on the shard's goroutine.
+func (s *Shard) kickTimers() {
+	s.nextDue.Store(0) // re-armed by runTimers
+	s.post(task{kind: tTimers})
+}
+
+// timer is one scheduled deadline. Timers are cancelled lazily: when one
+// fires, its handler checks that the thing it was for still exists and still
+// has this deadline.
+type timer struct {
+	due  int64
+	kind timerKind
+	sess *Session
+	id   uint64
+}
+
+type timerKind uint8
+
+const (
+	tmCall    timerKind = iota + 1 // call timeout: id = caller request id
+	tmHello                        // HELLO/authentication timeout
+	tmGoodbye                      // waiting for the client's GOODBYE reply
+)
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = timer{}
+	*h = old[:len(old)-1]
+	return t
+}
+
+// addTimer schedules a timer. Owned by shard.
+func (s *Shard) addTimer(t timer) {
+	heap.Push(&s.timers, t)
+	s.armNext()
+}
+
+func (s *Shard) armNext() {
+	if len(s.timers) == 0 {
+		s.nextDue.Store(0)
+		return
+	}
+	s.nextDue.Store(s.timers[0].due)
+}
+
+// runTimers fires every due timer.
+func (s *Shard) runTimers() {
+	now := s.r.now()
+	for len(s.timers) > 0 && s.timers[0].due <= now {
+		t := heap.Pop(&s.timers).(timer)
+		switch t.kind {
+		case tmCall:
+			s.callTimeout(t)
+		case tmHello:
+			if t.sess.state == stNew {
+				s.abort(t.sess, proto.URIProtocolViolation, "no HELLO within the HELLO timeout")
+			} else if t.sess.state < stEstablished {
+				s.abort(t.sess, proto.URIAuthenticationFailed, "authentication did not complete within the HELLO timeout")
+			}
+		case tmGoodbye:
+			if t.sess.state == stClosing {
+				t.sess.finish()
+			}
+		}
+	}
+	s.armNext()
+}
+
+// nextInvocationID returns an INVOCATION request id unique router-wide: a
+// per-shard sequence with the shard index in the low bits, so that the
+// caller's shard can choose it without coordination.
+func (s *Shard) nextInvocationID() uint64 {
+	s.invSeq++
+	n := uint64(len(s.r.shards))
+	id := s.invSeq*n + uint64(s.idx) + 1
+	if id > proto.MaxID {
+		s.invSeq = 1
+		id = n + uint64(s.idx) + 1
+	}
+	return id
+}
+
+// sessions returns the shard's attached sessions (a snapshot, so that the
+// caller may close them while iterating).
+func (s *Shard) sessions() map[*Session]struct{} {
+	c := make(map[*Session]struct{}, len(s.attached))
+	for ss := range s.attached {
+		c[ss] = struct{}{}
+	}
+	return c
+}

@@ -1,0 +1,352 @@
+package route
+
+import (
+	"sort"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// table indexes entries (registrations or subscriptions) by URI and match
+// policy, and finds the entries matching a concrete URI without scanning
+// all patterns:
+//
+//   - exact: one map lookup;
+//   - prefix: a map per prefix, probed once per distinct prefix length (WAMP
+//     prefixes are string prefixes, not component prefixes, so a component
+//     trie would not do); the number of distinct lengths is small in
+//     practice and bounded by proto.MaxURILen;
+//   - wildcard: a trie over URI components per component count, where an
+//     empty pattern component is a wildcard child.
+//
+// A table is not safe for concurrent use; Realm.mu guards it.
+type table[E comparable] struct {
+	exact  map[string]E
+	prefix map[string]E
+	lens   []int       // distinct prefix lengths, longest first
+	nlen   map[int]int // prefix length → number of prefixes of that length
+	wild   map[int]*wnode[E]
+	n      int
+}
+
+type wnode[E comparable] struct {
+	kids  map[string]*wnode[E]
+	any   *wnode[E] // the wildcard (empty component) child
+	entry E
+	has   bool
+}
+
+func newTable[E comparable]() *table[E] {
+	return &table[E]{
+		exact:  map[string]E{},
+		prefix: map[string]E{},
+		nlen:   map[int]int{},
+		wild:   map[int]*wnode[E]{},
+	}
+}
+
+// get returns the entry for exactly this (match, uri).
+func (t *table[E]) get(m proto.Match, uri string) (E, bool) {
+	switch m {
+	case proto.MatchPrefix:
+		e, ok := t.prefix[uri]
+		return e, ok
+	case proto.MatchWildcard:
+		n := t.wnode(uri, false)
+		if n == nil || !n.has {
+			var zero E
+			return zero, false
+		}
+		return n.entry, true
+	}
+	e, ok := t.exact[uri]
+	return e, ok
+}
+
+// put adds an entry; the caller has checked that (match, uri) is free.
+func (t *table[E]) put(m proto.Match, uri string, e E) {
+	t.n++
+	switch m {
+	case proto.MatchPrefix:
+		t.prefix[uri] = e
+		if t.nlen[len(uri)]++; t.nlen[len(uri)] == 1 {
+			t.lens = append(t.lens, len(uri))
+			sort.Sort(sort.Reverse(sort.IntSlice(t.lens)))
+		}
+	case proto.MatchWildcard:
+		n := t.wnode(uri, true)
+		n.entry, n.has = e, true
+	default:
+		t.exact[uri] = e
+	}
+}
+
+// del removes the entry for (match, uri), if any.
+func (t *table[E]) del(m proto.Match, uri string) {
+	var zero E
+	switch m {
+	case proto.MatchPrefix:
+		if _, ok := t.prefix[uri]; !ok {
+			return
+		}
+		delete(t.prefix, uri)
+		if t.nlen[len(uri)]--; t.nlen[len(uri)] == 0 {
+			delete(t.nlen, len(uri))
+			for i, l := range t.lens {
+				if l == len(uri) {
+					t.lens = append(t.lens[:i], t.lens[i+1:]...)
+					break
+				}
+			}
+		}
+	case proto.MatchWildcard:
+		if !t.wdel(uri) {
+			return
+		}
+	default:
+		if _, ok := t.exact[uri]; !ok {
+			return
+		}
+		delete(t.exact, uri)
+	}
+	_ = zero
+	t.n--
+}
+
+// wnode finds (or, with create, makes) the trie node of a wildcard pattern.
+func (t *table[E]) wnode(uri string, create bool) *wnode[E] {
+	n := components(uri)
+	root := t.wild[n]
+	if root == nil {
+		if !create {
+			return nil
+		}
+		root = &wnode[E]{}
+		t.wild[n] = root
+	}
+	cur := root
+	for rest := uri; ; {
+		comp, next, last := cutComponent(rest)
+		var child *wnode[E]
+		if comp == "" {
+			child = cur.any
+			if child == nil && create {
+				child = &wnode[E]{}
+				cur.any = child
+			}
+		} else {
+			child = cur.kids[comp]
+			if child == nil && create {
+				if cur.kids == nil {
+					cur.kids = map[string]*wnode[E]{}
+				}
+				child = &wnode[E]{}
+				cur.kids[comp] = child
+			}
+		}
+		if child == nil {
+			return nil
+		}
+		cur = child
+		if last {
+			return cur
+		}
+		rest = next
+	}
+}
+
+// wdel removes a wildcard pattern and prunes empty nodes.
+func (t *table[E]) wdel(uri string) bool {
+	n := components(uri)
+	root := t.wild[n]
+	if root == nil {
+		return false
+	}
+	var zero E
+	var del func(cur *wnode[E], rest string) (found bool)
+	del = func(cur *wnode[E], rest string) bool {
+		comp, next, last := cutComponent(rest)
+		var child *wnode[E]
+		if comp == "" {
+			child = cur.any
+		} else {
+			child = cur.kids[comp]
+		}
+		if child == nil {
+			return false
+		}
+		found := false
+		if last {
+			if !child.has {
+				return false
+			}
+			child.entry, child.has = zero, false
+			found = true
+		} else if !del(child, next) {
+			return false
+		} else {
+			found = true
+		}
+		if !child.has && child.any == nil && len(child.kids) == 0 {
+			if comp == "" {
+				cur.any = nil
+			} else {
+				delete(cur.kids, comp)
+			}
+		}
+		return found
+	}
+	ok := del(root, uri)
+	if root.any == nil && len(root.kids) == 0 {
+		delete(t.wild, n)
+	}
+	return ok
+}
+
+// matchAll appends every entry matching the concrete URI u: the exact one,
+// every prefix one, every wildcard one. It does not allocate beyond growing
+// dst.
+func (t *table[E]) matchAll(u []byte, dst []E) []E {
+	if e, ok := t.exact[string(u)]; ok {
+		dst = append(dst, e)
+	}
+	for _, l := range t.lens {
+		if l > len(u) {
+			continue
+		}
+		if e, ok := t.prefix[string(u[:l])]; ok {
+			dst = append(dst, e)
+		}
+	}
+	if len(t.wild) > 0 {
+		if root := t.wild[componentsB(u)]; root != nil {
+			dst = wmatchAll(root, u, dst)
+		}
+	}
+	return dst
+}
+
+func wmatchAll[E comparable](cur *wnode[E], rest []byte, dst []E) []E {
+	comp, next, last := cutComponentB(rest)
+	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
+		if child == nil {
+			continue
+		}
+		if last {
+			if child.has {
+				dst = append(dst, child.entry)
+			}
+			continue
+		}
+		dst = wmatchAll(child, next, dst)
+	}
+	return dst
+}
+
+// best returns the single entry a call to u is routed to (WAMP §Pattern-based
+// Registration, "Calls matching multiple registrations"): the exact match;
+// else the longest prefix; else the wildcard pattern whose wildcards come
+// latest (compared position by position), which a depth-first walk that
+// tries the concrete component before the wildcard finds first.
+func (t *table[E]) best(u []byte) (E, bool) {
+	if e, ok := t.exact[string(u)]; ok {
+		return e, true
+	}
+	for _, l := range t.lens {
+		if l > len(u) {
+			continue
+		}
+		if e, ok := t.prefix[string(u[:l])]; ok {
+			return e, true
+		}
+	}
+	if len(t.wild) > 0 {
+		if root := t.wild[componentsB(u)]; root != nil {
+			return wbest(root, u)
+		}
+	}
+	var zero E
+	return zero, false
+}
+
+func wbest[E comparable](cur *wnode[E], rest []byte) (E, bool) {
+	comp, next, last := cutComponentB(rest)
+	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
+		if child == nil {
+			continue
+		}
+		if last {
+			if child.has {
+				return child.entry, true
+			}
+			continue
+		}
+		if e, ok := wbest(child, next); ok {
+			return e, true
+		}
+	}
+	var zero E
+	return zero, false
+}
+
+// all appends every entry with its match policy, for the meta API.
+func (t *table[E]) all(fn func(m proto.Match, e E)) {
+	for _, e := range t.exact {
+		fn(proto.MatchExact, e)
+	}
+	for _, e := range t.prefix {
+		fn(proto.MatchPrefix, e)
+	}
+	var walk func(n *wnode[E])
+	walk = func(n *wnode[E]) {
+		if n.has {
+			fn(proto.MatchWildcard, n.entry)
+		}
+		for _, k := range n.kids {
+			walk(k)
+		}
+		if n.any != nil {
+			walk(n.any)
+		}
+	}
+	for _, root := range t.wild {
+		walk(root)
+	}
+}
+
+func components(u string) int {
+	n := 1
+	for i := 0; i < len(u); i++ {
+		if u[i] == '.' {
+			n++
+		}
+	}
+	return n
+}
+
+func componentsB(u []byte) int {
+	n := 1
+	for _, c := range u {
+		if c == '.' {
+			n++
+		}
+	}
+	return n
+}
+
+func cutComponent(s string) (comp, rest string, last bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[:i], s[i+1:], false
+		}
+	}
+	return s, "", true
+}
+
+func cutComponentB(s []byte) (comp, rest []byte, last bool) {
+	for i, c := range s {
+		if c == '.' {
+			return s[:i], s[i+1:], false
+		}
+	}
+	return s, nil, true
+}

@@ -1,0 +1,144 @@
+package route
+
+import (
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+type taskKind uint8
+
+const (
+	tTimers    taskKind = iota + 1 // run due timers
+	tShutdown                      // say GOODBYE to every session of the shard
+	tInvoke                        // s: callee; peer: caller; a: caller req; b: invocation id; reg; c
+	tResult                        // s: caller; a: caller req; b: invocation id; flags; c
+	tInterrupt                     // s: callee; b: invocation id; mode; c.uri: reason
+	tForget                        // s: callee; b: invocation id: drop the invocation silently
+	tEvents                        // pub; subs: fan out to this shard's subscribers
+	tKill                          // s: target; c.uri: reason; c.msg: message
+	tAuthDone                      // s: joining session; auth
+)
+
+// Task flags.
+const (
+	tfProgress   uint16 = 1 << iota // a progressive RESULT / INVOCATION chunk
+	tfError                         // tResult is an ERROR (c.uri)
+	tfContinue                      // tInvoke continues a progressive call invocation
+	tfRecvProg                      // tInvoke: the caller asked for progressive results
+	tfDisclose                      // tInvoke: disclose the caller
+	tfCalleeLeft                    // tResult error because the callee went away
+)
+
+// task is one unit of work for a shard, passed by value through its
+// mailbox. Fields are used per kind (see the constants).
+type task struct {
+	kind    taskKind
+	flags   uint16
+	mode    proto.CancelMode
+	s       *Session
+	peer    *Session
+	a, b    uint64
+	timeout uint64 // tInvoke: forwarded timeout (ms), 0 = none
+	reg     *registration
+	pub     *publication
+	subs    []*subscription
+	c       *carry
+	auth    *authResult
+}
+
+// run executes one task on the shard's goroutine.
+func (s *Shard) run(t *task) {
+	switch t.kind {
+	case tTimers:
+		s.runTimers()
+	case tShutdown:
+		s.shutdown()
+	case tInvoke:
+		s.deliverInvocation(t)
+	case tResult:
+		s.deliverResult(t)
+	case tInterrupt:
+		s.deliverInterrupt(t)
+	case tForget:
+		if t.s.invs != nil {
+			delete(t.s.invs, t.b)
+		}
+	case tEvents:
+		s.deliverEvents(t.pub, t.subs)
+	case tKill:
+		if t.s.state == stEstablished {
+			s.Goodbye(t.s, t.c.uri, t.c.msg)
+		}
+	case tAuthDone:
+		s.authDone(t.s, t.auth)
+	}
+}
+
+// carry is the part of a message that crosses to another shard: payload,
+// a URI and the pass-through keys. Between shards its bytes are a private
+// copy; within a shard they alias the decoded message (no copy).
+type carry struct {
+	buf         []byte // owns args, kwargs and ppt when copied
+	args        proto.Raw
+	kwargs      proto.Raw
+	transparent bool
+	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
+	msg         string // kill message
+	ppt         [6][]byte
+}
+
+// pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched
+// from CALL/YIELD/PUBLISH options to INVOCATION/RESULT/EVENT details.
+var pptKeys = [6]proto.Key{proto.KeyPPTScheme, proto.KeyPPTSerializer, proto.KeyPPTCipher, proto.KeyPPTKeyID, proto.KeyEncAlgo, proto.KeyEncSerializer}
+
+// carryOf captures m's payload and pass-through keys. With own set the
+// bytes are copied into one allocation; else they alias m.
+func carryOf(m *proto.Message, own bool) *carry {
+	c := &carry{transparent: m.Transparent}
+	if !own {
+		c.args, c.kwargs = m.Args, m.Kwargs
+		for i, k := range pptKeys {
+			c.ppt[i] = m.Opt.Str(k)
+		}
+		return c
+	}
+	n := len(m.Args.B) + len(m.Kwargs.B)
+	for _, k := range pptKeys {
+		n += len(m.Opt.Str(k))
+	}
+	if n > 0 {
+		c.buf = make([]byte, 0, n)
+	}
+	c.args = c.keep(m.Args)
+	c.kwargs = c.keep(m.Kwargs)
+	for i, k := range pptKeys {
+		if v := m.Opt.Str(k); v != nil {
+			start := len(c.buf)
+			c.buf = append(c.buf, v...)
+			c.ppt[i] = c.buf[start:len(c.buf):len(c.buf)]
+		}
+	}
+	return c
+}
+
+func (c *carry) keep(r proto.Raw) proto.Raw {
+	if r.B == nil {
+		return r
+	}
+	start := len(c.buf)
+	c.buf = append(c.buf, r.B...)
+	return proto.Raw{Ser: r.Ser, B: c.buf[start:len(c.buf):len(c.buf)]}
+}
+
+// setPPT copies the carried pass-through keys into f.
+func (c *carry) setPPT(f *proto.Fields) {
+	for i, k := range pptKeys {
+		if c.ppt[i] != nil {
+			f.SetStr(k, c.ppt[i])
+		}
+	}
+}
+
+// setPayload copies the carried payload into an outgoing message.
+func (c *carry) setPayload(m *proto.Message) {
+	m.Args, m.Kwargs, m.Transparent = c.args, c.kwargs, c.transparent
+}

@@ -1,0 +1,132 @@
+package route
+
+import (
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// testament is an event a session asked the router to publish when it
+// goes away (WAMP §Testament).
+type testament struct {
+	topic    string
+	args     proto.Raw
+	kwargs   proto.Raw
+	retain   bool
+	excludes *pubFilter
+}
+
+const (
+	scopeDetached  = 0
+	scopeDestroyed = 1
+)
+
+// maxTestaments bounds the testaments one session may hold per scope.
+const maxTestaments = 64
+
+func testamentScope(kwargs map[string]any) (int, *metaErr) {
+	switch kwargs["scope"] {
+	case nil, "destroyed":
+		return scopeDestroyed, nil
+	case "detached":
+		return scopeDetached, nil
+	}
+	return 0, badArg("scope must be \"detached\" or \"destroyed\"")
+}
+
+func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	topic, ok := argStr(args, 0)
+	if !ok || !proto.ValidURI([]byte(topic), ss.realm.cfg.URICheck) || reserved([]byte(topic)) {
+		return nil, &metaErr{proto.URIInvalidURI, "wamp.session.add_testament needs a valid topic URI as its first argument"}
+	}
+	if !ss.authorize(ActionPublish, []byte(topic)) {
+		return nil, &metaErr{proto.URINotAuthorized, "not authorized to publish to " + topic}
+	}
+	scope, err := testamentScope(kwargs)
+	if err != nil {
+		return nil, err
+	}
+	t := testament{topic: topic}
+	if len(args) > 1 && args[1] != nil {
+		if _, ok := args[1].([]any); !ok {
+			return nil, badArg("testament args must be a list")
+		}
+		raw, e := proto.EncodeValue(metaSer, args[1])
+		if e != nil {
+			return nil, badArg(e.Error())
+		}
+		t.args = raw
+	}
+	if len(args) > 2 && args[2] != nil {
+		if _, ok := args[2].(map[string]any); !ok {
+			return nil, badArg("testament kwargs must be a dictionary")
+		}
+		raw, e := proto.EncodeValue(metaSer, args[2])
+		if e != nil {
+			return nil, badArg(e.Error())
+		}
+		t.kwargs = raw
+	}
+	if po, ok := kwargs["publish_options"].(map[string]any); ok {
+		t.retain, _ = po["retain"].(bool)
+		// Black/white lists are honoured by re-reading them as PUBLISH
+		// options would be.
+		if raw, e := proto.EncodeValue(metaSer, po); e == nil {
+			if m, e := proto.Decode(metaSer, publishOf(raw)); e == nil {
+				t.excludes = filterOf(&m.Opt)
+			}
+		}
+	}
+	if ss.testaments == nil {
+		ss.testaments = &[2][]testament{}
+	}
+	if len(ss.testaments[scope]) >= maxTestaments {
+		return nil, badArg("too many testaments for this session")
+	}
+	ss.testaments[scope] = append(ss.testaments[scope], t)
+	return nil, nil
+}
+
+// publishOf wraps an options dict into a PUBLISH message so the normal
+// option decoder validates it.
+func publishOf(opts proto.Raw) []byte {
+	b := []byte{0x94, byte(proto.CodePublish), 0x01}
+	b = append(b, opts.B...)
+	return append(b, 0xa1, 'x')
+}
+
+func metaFlushTestaments(s *Shard, ss *Session, _ []any, kwargs map[string]any) ([]any, *metaErr) {
+	scope, err := testamentScope(kwargs)
+	if err != nil {
+		return nil, err
+	}
+	if ss.testaments != nil {
+		ss.testaments[scope] = nil
+	}
+	return nil, nil
+}
+
+// publishTestaments publishes a leaving session's testaments: detached
+// scope first, then destroyed (WAMP §Testament: a router without session
+// resumption sends both, in that order).
+func (s *Shard) publishTestaments(ss *Session) {
+	if ss.testaments == nil {
+		return
+	}
+	rm := ss.realm
+	for _, scope := range [2]int{scopeDetached, scopeDestroyed} {
+		for _, t := range ss.testaments[scope] {
+			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
+				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes}
+			if t.retain {
+				kept := *p
+				kept.retained = true
+				rm.mu.Lock()
+				rm.retained[t.topic] = &retainedEvent{pub: &kept}
+				rm.mu.Unlock()
+			}
+			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
+				s.fanout(p, subs)
+			}
+		}
+	}
+	ss.testaments = nil
+}
