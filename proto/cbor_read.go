@@ -30,6 +30,11 @@ func (r *rd) cbHeadInfo() (major, info byte, arg uint64, indef bool, err error) 
 	case info <= 27:
 		arg, err = r.be(1 << (info - 24))
 	case info == 31:
+		// RFC 8949 §3.2: only strings, arrays, maps and the "break" (major
+		// 7) have an indefinite form.
+		if major == 0 || major == 1 || major == 6 {
+			err = errCBORIndef
+		}
 		indef = true
 	default:
 		err = errCBORInfo
@@ -42,6 +47,7 @@ var (
 	errCBORIndef  = errf("malformed indefinite-length CBOR item")
 	errCBORSimple = errf("unsupported CBOR simple value")
 	errCBORTag    = errf("too many nested CBOR tags")
+	errCBORBignum = errf("CBOR bignum tag must wrap a byte string")
 )
 
 // cbContainer reads the head of an array (major 4) or map (major 5).
@@ -111,12 +117,24 @@ func (r *rd) cbNext() (tok, error) {
 			return tok{k: k, n: n}, err
 		case 6:
 			if arg == 2 || arg == 3 { // bignum: a byte string magnitude
-				t, err := r.cbNext()
+				// Read the byte string's head here rather than through
+				// cbNext: a chain of nested bignum tags must not recurse.
+				m, _, n, ind, err := r.cbHeadInfo()
 				if err != nil {
 					return tok{}, err
 				}
-				if t.k != kBin {
-					return tok{}, errf("CBOR bignum tag must wrap a byte string")
+				if m != 2 {
+					return tok{}, errCBORBignum
+				}
+				var t tok
+				if ind {
+					t, err = r.cbChunked(2, kBin)
+				} else {
+					t.k = kBin
+					t.s, err = r.span(n)
+				}
+				if err != nil {
+					return tok{}, err
 				}
 				return r.cbBig(t, arg == 3)
 			}

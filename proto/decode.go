@@ -1,6 +1,9 @@
 package proto
 
-import "math/bits"
+import (
+	"math/bits"
+	"unicode/utf8"
+)
 
 func trailingZeros(h uint64) int { return bits.TrailingZeros64(h) }
 
@@ -123,6 +126,11 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		}
 		if m.URI, err = t.text(&d.scratch); err != nil {
 			return err
+		}
+		// JSON text is checked while scanning; MsgPack and CBOR text here,
+		// so that no URI the router stores or forwards is invalid UTF-8.
+		if r.ser != JSON && !utf8.Valid(m.URI) {
+			return ErrBadUTF8
 		}
 	case elArgs:
 		if r.ser == JSON {

@@ -4,7 +4,7 @@
 // Every byte the router routes passes through this package, so it is built for
 // three things at once:
 //
-//   - Complete: all 25 WAMP message types (plus the non-RFC EVENT_RECEIVED 337
+//   - Complete: all 24 WAMP message types (plus the non-RFC EVENT_RECEIVED 337
 //     of the specification's test suite), and typed access to the Options and
 //     Details keys the router acts on (see [Key]). Every other key of a decoded
 //     dictionary stays in [Message.Dict] and passes through untouched.

@@ -73,14 +73,17 @@ func (e *Encoder) element(w *wr, m *Message, el element) error {
 }
 
 // raw writes an encoded value, transcoding it when its serializer differs.
-func (w *wr) raw(r Raw, sc *[]byte) error {
+func (w *wr) raw(r Raw, sc *[]byte) error { return w.rawAt(r, 0, sc) }
+
+// rawAt is raw for a value nested in depth containers.
+func (w *wr) rawAt(r Raw, depth int, sc *[]byte) error {
 	if r.Ser == w.ser {
 		w.b = append(w.b, r.B...)
 		return nil
 	}
 	start := len(w.b)
 	src := rd{b: r.B, ser: r.Ser}
-	if err := transcodeValue(&src, w, 0, sc); err != nil {
+	if err := transcodeValue(&src, w, depth, sc); err != nil {
 		w.b = w.b[:start]
 		return err
 	}

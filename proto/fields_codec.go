@@ -1,6 +1,9 @@
 package proto
 
-import "math"
+import (
+	"math"
+	"unicode/utf8"
+)
 
 // parseDict reads a dictionary, filling f with the keys it knows and
 // validating their types, and returns the dictionary's encoded span.
@@ -76,6 +79,9 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		s, err := t.text(&d.scratch)
 		if err != nil {
 			return err
+		}
+		if r.ser != JSON && !utf8.Valid(s) {
+			return d.fieldErr(lay, info.name, "must be a UTF-8 string")
 		}
 		if info.kind == kindEnum && !enumOK(info.enum, s) {
 			return d.fieldErr(lay, info.name, "has a value that is not allowed")
@@ -217,7 +223,7 @@ func (w *wr) writeFields(f *Fields, sc *[]byte) error {
 		}
 		first = false
 		info := &keys[k]
-		w.strS(info.name)
+		_ = w.strS(info.name) // a constant ASCII name: cannot fail
 		w.colon()
 		switch info.kind {
 		case kindBool:
@@ -230,8 +236,8 @@ func (w *wr) writeFields(f *Fields, sc *[]byte) error {
 				if err := w.str(v.b); err != nil {
 					return err
 				}
-			} else {
-				w.strS(v.s)
+			} else if err := w.strS(v.s); err != nil {
+				return err
 			}
 		default:
 			r := f.raw[info.slot]

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"encoding/base64"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -116,7 +117,9 @@ func (r *rd) jsonString() (tok, error) {
 	// WAMP §Binary conversion of JSON strings: a string whose first
 	// character is NUL carries base64 bytes.
 	if len(s) >= 6 && string(s[:6]) == `\u0000` {
-		return tok{k: kBin, s: s[6:], esc: esc}, nil
+		// esc tells whether the base64 text itself holds escapes (rare).
+		s = s[6:]
+		return tok{k: kBin, s: s, esc: esc && bytes.IndexByte(s, '\\') >= 0}, nil
 	}
 	return tok{k: kStr, s: s, esc: esc}, nil
 }

@@ -179,16 +179,18 @@ func (r *rd) skip(depth int) ([]byte, error) {
 	return r.b[start:r.i:r.i], nil
 }
 
+// skipValue consumes one value. depth is the number of containers around
+// it; a container at depth MaxDepth (the MaxDepth+1st level) is refused.
 func (r *rd) skipValue(depth int) error {
-	if depth > MaxDepth {
-		return ErrTooDeep
-	}
 	t, err := r.next()
 	if err != nil {
 		return err
 	}
 	switch t.k {
 	case kArr, kMap:
+		if depth >= MaxDepth {
+			return ErrTooDeep
+		}
 		close := byte(']')
 		if t.k == kMap {
 			close = '}'
@@ -215,16 +217,27 @@ func (r *rd) skipValue(depth int) error {
 	return nil
 }
 
-// skipKey consumes a map key (which must be a string) and its colon.
+// skipKey consumes a map key and its colon. JSON keys are strings by
+// syntax. In MsgPack and CBOR payloads any scalar key is passed through
+// (peers of the same serializer may use integer keys); such a map fails
+// only if it has to be transcoded, since WAMP dictionaries and JSON need
+// string keys. Option dictionaries are read with readKey, which insists on
+// strings.
 func (r *rd) skipKey() error {
 	t, err := r.next()
 	if err != nil {
 		return err
 	}
-	if t.k != kStr {
+	switch t.k {
+	case kStr:
+		return r.colon()
+	case kArr, kMap, kInvalid:
 		return ErrKeyNotString
 	}
-	return r.colon()
+	if r.ser == JSON {
+		return ErrKeyNotString
+	}
+	return nil
 }
 
 // seqOf turns a container token into its element iterator.

@@ -8,25 +8,34 @@ import (
 // Transcode appends the value r, converted to serializer to, to dst. Binary
 // values follow the WAMP JSON convention; integers stay exact wherever the
 // target can carry them (MsgPack cannot go beyond 64 bits: such values
-// become the nearest float64). A value with no JSON form (NaN, infinity,
-// non-string map keys) is an error when the target is JSON.
+// become the nearest float64). A value with no JSON form (NaN, infinity, a
+// text string starting with NUL) is an error when the target is JSON; map
+// keys must be strings in every serializer.
+//
+// The value is checked and re-encoded even when r is already in to, so the
+// output is always well formed and in its shortest form; use [Encoder] to
+// pass trusted, decoded raw values through untouched. On error dst is
+// returned as it was. Transcode allocates.
 func Transcode(dst []byte, to Serializer, r Raw) ([]byte, error) {
 	if !to.Valid() || !r.Ser.Valid() {
 		return dst, ErrBadSerializer
 	}
 	w := wr{b: dst, ser: to}
 	var sc []byte
-	if err := w.raw(r, &sc); err != nil {
+	src := rd{b: r.B, ser: r.Ser}
+	if err := transcodeValue(&src, &w, 0, &sc); err != nil {
+		return dst, err
+	}
+	if err := src.end(); err != nil {
 		return dst, err
 	}
 	return w.b, nil
 }
 
 // transcodeValue reads one value from r and writes it to w.
+// depth is the number of containers around the value; a container at depth
+// MaxDepth is refused.
 func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
-	if depth > MaxDepth {
-		return ErrTooDeep
-	}
 	if r.ser == JSON {
 		r.jsonWS()
 	}
@@ -70,6 +79,9 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		*sc = p
 		w.bin(p)
 	case kArr, kMap:
+		if depth >= MaxDepth {
+			return ErrTooDeep
+		}
 		n := t.n
 		if n < 0 {
 			if n, err = countOpen(before, depth); err != nil {

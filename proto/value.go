@@ -28,12 +28,12 @@ func DecodeValue(r Raw) (any, error) {
 }
 
 func decodeAny(r *rd, depth int) (any, error) {
-	if depth > MaxDepth {
-		return nil, ErrTooDeep
-	}
 	t, err := r.next()
 	if err != nil {
 		return nil, err
+	}
+	if (t.k == kArr || t.k == kMap) && depth >= MaxDepth {
+		return nil, ErrTooDeep
 	}
 	switch t.k {
 	case kNull:
@@ -99,6 +99,9 @@ func decodeAny(r *rd, depth int) (any, error) {
 			if err != nil {
 				return nil, err
 			}
+			if !utf8.Valid(k) {
+				return nil, ErrBadUTF8
+			}
 			v, err := decodeAny(r, depth+1)
 			if err != nil {
 				return nil, err
@@ -135,10 +138,9 @@ func EncodeValue(ser Serializer, v any) (Raw, error) {
 	return Raw{Ser: ser, B: b}, nil
 }
 
+// any writes a generic value. depth is the number of containers around it;
+// a container at depth MaxDepth is refused, as on input.
 func (w *wr) any(v any, depth int, sc *[]byte) error {
-	if depth > MaxDepth {
-		return ErrTooDeep
-	}
 	switch x := v.(type) {
 	case nil:
 		w.null()
@@ -171,10 +173,7 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 	case *big.Int:
 		w.big(x)
 	case string:
-		if !utf8.ValidString(x) {
-			return ErrBadUTF8
-		}
-		w.strS(x)
+		return w.text(x)
 	case []byte:
 		w.bin(x)
 	case Raw:
@@ -182,7 +181,21 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 			w.null()
 			return nil
 		}
-		return w.raw(x, sc)
+		return w.rawAt(x, depth, sc)
+	case []any, []string, []uint64, map[string]any, map[string]string:
+		if depth >= MaxDepth {
+			return ErrTooDeep
+		}
+		return w.anyContainer(v, depth, sc)
+	default:
+		return ErrUnsupported
+	}
+	return nil
+}
+
+// anyContainer writes the list and map types of any.
+func (w *wr) anyContainer(v any, depth int, sc *[]byte) error {
+	switch x := v.(type) {
 	case []any:
 		w.arr(len(x))
 		for i, e := range x {
@@ -200,7 +213,9 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 			if i > 0 {
 				w.comma()
 			}
-			w.strS(e)
+			if err := w.text(e); err != nil {
+				return err
+			}
 		}
 		w.endArr()
 	case []uint64:
@@ -213,17 +228,14 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 		}
 		w.endArr()
 	case map[string]any:
-		ks := make([]string, 0, len(x))
-		for k := range x {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
 		w.mapH(len(x))
-		for i, k := range ks {
+		for i, k := range sortedKeys(x) {
 			if i > 0 {
 				w.comma()
 			}
-			w.strS(k)
+			if err := w.text(k); err != nil {
+				return err
+			}
 			w.colon()
 			if err := w.any(x[k], depth+1, sc); err != nil {
 				return err
@@ -231,25 +243,40 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 		}
 		w.endMap()
 	case map[string]string:
-		ks := make([]string, 0, len(x))
-		for k := range x {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
 		w.mapH(len(x))
-		for i, k := range ks {
+		for i, k := range sortedKeys(x) {
 			if i > 0 {
 				w.comma()
 			}
-			w.strS(k)
+			if err := w.text(k); err != nil {
+				return err
+			}
 			w.colon()
-			w.strS(x[k])
+			if err := w.text(x[k]); err != nil {
+				return err
+			}
 		}
 		w.endMap()
-	default:
-		return ErrUnsupported
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// text writes a string from a generic value, checking that it is UTF-8 in
+// every serializer (the JSON writer checks on its own).
+func (w *wr) text(s string) error {
+	if w.ser != JSON && !utf8.ValidString(s) {
+		return ErrBadUTF8
+	}
+	return w.strS(s)
 }
 
 // IDs appends the ids of an id-list key (exclude, eligible) to buf.
@@ -273,7 +300,11 @@ func (f *Fields) IDs(k Key, buf []uint64) []uint64 {
 		if err != nil {
 			return buf
 		}
-		buf = append(buf, e.u)
+		u, ok := uintOf(e) // the decoder accepts integral floats too
+		if !ok {
+			return buf
+		}
+		buf = append(buf, u)
 	}
 }
 

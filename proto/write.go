@@ -227,7 +227,8 @@ func (w *wr) float(f float64) error {
 	return nil
 }
 
-// str writes a text string. s must be valid UTF-8 (JSON output checks it).
+// str writes a text string. s must be valid UTF-8 (JSON output checks it,
+// and refuses a string starting with NUL, which would read back as binary).
 func (w *wr) str(s []byte) error {
 	switch w.ser {
 	case JSON:
@@ -241,20 +242,18 @@ func (w *wr) str(s []byte) error {
 	return nil
 }
 
-// strS is str for a string (no conversion allocation: the compiler passes
-// the string's bytes through the []byte parameter without copying when it
-// does not escape).
-func (w *wr) strS(s string) {
+// strS is str for a string.
+func (w *wr) strS(s string) error {
 	switch w.ser {
 	case JSON:
-		_ = w.jsonStrS(s)
-		return
+		return w.jsonStrS(s)
 	case MsgPack:
 		w.mpStrHead(len(s))
 	case CBOR:
 		w.cbHead(3, uint64(len(s)))
 	}
 	w.b = append(w.b, s...)
+	return nil
 }
 
 func (w *wr) mpStrHead(n int) {
@@ -300,7 +299,10 @@ func (w *wr) bin(p []byte) {
 	}
 }
 
-// big writes an integer beyond 64 bits given as a big.Int.
+// big writes an integer given as a big.Int, in the shortest form: a plain
+// integer when it fits in [-2^64, 2^64-1] (CBOR's native range; MsgPack
+// takes a float below -2^63), otherwise JSON digits, a CBOR bignum or a
+// MsgPack float64.
 func (w *wr) big(v *big.Int) {
 	if v.IsUint64() {
 		w.uint(v.Uint64())
@@ -309,6 +311,13 @@ func (w *wr) big(v *big.Int) {
 	if v.IsInt64() {
 		w.int(v.Int64())
 		return
+	}
+	if v.Sign() < 0 {
+		m := new(big.Int).Not(v) // -1-v
+		if m.IsUint64() {
+			w.neg(m.Uint64())
+			return
+		}
 	}
 	switch w.ser {
 	case JSON:
@@ -339,7 +348,15 @@ var jsonSafe = func() (t [256]bool) {
 	return t
 }()
 
+// WAMP §Binary conversion of JSON strings: a JSON string whose first
+// character is NUL is binary, so a text string starting with NUL has no JSON
+// form.
+var errNULText = ErrNotJSONable
+
 func (w *wr) jsonStr(s []byte) error {
+	if len(s) > 0 && s[0] == 0 {
+		return errNULText
+	}
 	w.b = append(w.b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -367,6 +384,9 @@ func (w *wr) jsonStr(s []byte) error {
 }
 
 func (w *wr) jsonStrS(s string) error {
+	if len(s) > 0 && s[0] == 0 {
+		return errNULText
+	}
 	w.b = append(w.b, '"')
 	start := 0
 	for i := 0; i < len(s); {

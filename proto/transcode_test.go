@@ -1,0 +1,663 @@
+package proto
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"testing"
+)
+
+func bigInt(s string) *big.Int {
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic("bad big int " + s)
+	}
+	return v
+}
+
+// corpusValue is a generic value for the round-trip and differential tests.
+type corpusValue struct {
+	name   string
+	v      any
+	beyond bool // holds an integer beyond 64 bits: MsgPack carries it as a float64
+}
+
+// valueCorpus covers every kind and the length/width boundaries of each
+// serializer's encodings.
+func valueCorpus() []corpusValue {
+	long := func(n int) string { return strings.Repeat("abcdefghij", n/10+1)[:n] }
+	bin := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b
+	}
+	list := func(n int) []any {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = int64(i)
+		}
+		return l
+	}
+	dict := func(n int) map[string]any {
+		d := map[string]any{}
+		for i := 0; i < n; i++ {
+			d[fmt.Sprintf("k%05d", i)] = int64(i)
+		}
+		return d
+	}
+	deep := any(int64(1))
+	for i := 0; i < MaxDepth; i++ {
+		deep = []any{deep}
+	}
+	return []corpusValue{
+		{"null", nil, false},
+		{"true", true, false},
+		{"false", false, false},
+		{"0", int64(0), false},
+		{"1", int64(1), false},
+		{"-1", int64(-1), false},
+		{"23", int64(23), false},
+		{"24", int64(24), false},
+		{"-24", int64(-24), false},
+		{"-25", int64(-25), false},
+		{"-32", int64(-32), false},
+		{"-33", int64(-33), false},
+		{"127", int64(127), false},
+		{"128", int64(128), false},
+		{"255", int64(255), false},
+		{"256", int64(256), false},
+		{"-129", int64(-129), false},
+		{"65535", int64(65535), false},
+		{"65536", int64(65536), false},
+		{"-32769", int64(-32769), false},
+		{"2^32-1", int64(1<<32 - 1), false},
+		{"2^32", int64(1 << 32), false},
+		{"-2^31-1", int64(-1<<31 - 1), false},
+		{"2^53", int64(1 << 53), false},
+		{"2^53+1", int64(1<<53 + 1), false},
+		{"2^63-1", int64(math.MaxInt64), false},
+		{"2^63", uint64(1 << 63), false},
+		{"2^64-1", uint64(math.MaxUint64), false},
+		{"-2^63", int64(math.MinInt64), false},
+		{"-2^63-1", bigInt("-9223372036854775809"), true},
+		{"-2^64", bigInt("-18446744073709551616"), true},
+		{"2^64", bigInt("18446744073709551616"), true},
+		{"-2^64-1", bigInt("-18446744073709551617"), true},
+		{"10^40", bigInt("10000000000000000000000000000000000000000"), true},
+		{"-10^40", bigInt("-10000000000000000000000000000000000000000"), true},
+		{"1.0", 1.0, false},
+		{"-0.5", -0.5, false},
+		{"0.1", 0.1, false},
+		{"1e21", 1e21, false},
+		{"1e300", 1e300, false},
+		{"5e-324", 5e-324, false},
+		{"maxfloat", math.MaxFloat64, false},
+		{"-1e-7", -1e-7, false},
+		{"2^53 float", float64(1 << 53), false},
+		{"empty string", "", false},
+		{"ascii", "com.myapp.topic1", false},
+		{"latin1", "ünïcödé", false},
+		{"bmp", "水 \u2603 \uffff", false},
+		{"astral", "\U0001F600 \U0001D11E \U0010FFFF", false},
+		{"escapes", "quote\" backslash\\ slash/ ctl\x01\x1f nl\n tab\t del\x7f <>&", false},
+		{"str31", long(31), false},
+		{"str32", long(32), false},
+		{"str255", long(255), false},
+		{"str256", long(256), false},
+		{"str65536", long(65536), false},
+		{"empty bytes", []byte{}, false},
+		{"nul byte", []byte{0}, false},
+		{"bytes", []byte{0, 1, 2, 0xff}, false},
+		{"bytes1", []byte{0xfb}, false},
+		{"bytes2", []byte{0xfb, 0xff}, false},
+		{"bytes255", bin(255), false},
+		{"bytes256", bin(256), false},
+		{"bytes65536", bin(65536), false},
+		{"empty list", []any{}, false},
+		{"mixed list", []any{int64(1), "a", nil, true, 2.5, []byte("b"), map[string]any{}}, false},
+		{"list15", list(15), false},
+		{"list16", list(16), false},
+		{"list65536", list(65536), false},
+		{"empty dict", map[string]any{}, false},
+		{"dict", map[string]any{"a": int64(1), "": "empty key", "ü": []any{}}, false},
+		{"dict16", dict(16), false},
+		{"dict65536", dict(65536), false},
+		{"nested", map[string]any{"l": []any{map[string]any{"m": []any{[]any{}, map[string]any{"n": nil}}}}}, false},
+		{"deep", deep, false},
+		{"big in list", []any{bigInt("18446744073709551616"), int64(1)}, true},
+	}
+}
+
+// TestValueRoundTrip encodes every corpus value in each serializer and
+// transcodes it into each serializer (3×3): the decoded value must equal
+// the original, except that MsgPack carries integers beyond 64 bits as
+// float64. Transcoding back must give the original bytes.
+func TestValueRoundTrip(t *testing.T) {
+	for _, cv := range valueCorpus() {
+		for _, a := range serializers {
+			t.Run(cv.name+"/"+a.String(), func(t *testing.T) {
+				ra := mustEncodeValue(t, a, cv.v)
+				o := eqOpts{intAsFloat: cv.beyond && a == MsgPack}
+				if d := valueDiff(cv.v, mustValue(t, ra), o); d != "" {
+					t.Fatalf("%s: %s", show(a, ra.B), d)
+				}
+				for _, b := range serializers {
+					rb, err := Transcode(nil, b, ra)
+					requireNoError(t, err, fmt.Sprintf("Transcode %s->%s of %s", a, b, show(a, ra.B)))
+					o := eqOpts{intAsFloat: cv.beyond && (a == MsgPack || b == MsgPack)}
+					if d := valueDiff(cv.v, mustValue(t, Raw{b, rb}), o); d != "" {
+						t.Fatalf("%s->%s: %s", a, b, d)
+					}
+					back, err := Transcode(nil, a, Raw{b, rb})
+					requireNoError(t, err, "Transcode back")
+					if !o.intAsFloat && !bytes.Equal(back, ra.B) {
+						t.Fatalf("%s->%s->%s changed the bytes:\n got %s\nwant %s", a, b, a, show(a, back), show(a, ra.B))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestEncodings pins the exact encoding of values whose form matters:
+// binary, integer widths, beyond-64-bit integers, floats that must stay
+// floats, and strings.
+func TestEncodings(t *testing.T) {
+	tests := []struct {
+		name          string
+		v             any
+		json          string
+		msgpack, cbor string // hex
+	}{
+		{"binary", []byte{0, 1, 2, 0xff}, `"\u0000AAEC/w=="`, "c404000102ff", "44000102ff"},
+		{"empty binary", []byte{}, `"\u0000"`, "c400", "40"},
+		{"0", int64(0), `0`, "00", "00"},
+		{"-1", int64(-1), `-1`, "ff", "20"},
+		{"-33", int64(-33), `-33`, "d0df", "3820"},
+		{"2^53", int64(1 << 53), `9007199254740992`, "cf0020000000000000", "1b0020000000000000"},
+		{"2^63-1", int64(math.MaxInt64), `9223372036854775807`, "cf7fffffffffffffff", "1b7fffffffffffffff"},
+		{"2^64-1", uint64(math.MaxUint64), `18446744073709551615`, "cfffffffffffffffff", "1bffffffffffffffff"},
+		{"-2^63", int64(math.MinInt64), `-9223372036854775808`, "d38000000000000000", "3b7fffffffffffffff"},
+		{"-2^63-1", bigInt("-9223372036854775809"), `-9223372036854775809`, "cbc3e0000000000000", "3b8000000000000000"},
+		{"-2^64", bigInt("-18446744073709551616"), `-18446744073709551616`, "cbc3f0000000000000", "3bffffffffffffffff"},
+		{"2^64", bigInt("18446744073709551616"), `18446744073709551616`, "cb43f0000000000000", "c249010000000000000000"},
+		{"-2^64-1", bigInt("-18446744073709551617"), `-18446744073709551617`, "cbc3f0000000000000", "c349010000000000000000"},
+		{"1.0", 1.0, `1.0`, "cb3ff0000000000000", "fb3ff0000000000000"},
+		{"-0.0", math.Copysign(0, -1), `-0.0`, "cb8000000000000000", "fb8000000000000000"},
+		{"1e21", 1e21, `1e+21`, "cb444b1ae4d6e2ef50", "fb444b1ae4d6e2ef50"},
+		{"0.5", 0.5, `0.5`, "cb3fe0000000000000", "fb3fe0000000000000"},
+		{"astral", "\U0001F600", "\"\U0001F600\"", "a4f09f9880", "64f09f9880"},
+		{"control", "a\x01\n\"\\", `"a\u0001\n\"\\"`, "a561010a225c", "65610" + "10a225c"},
+		{"list", []any{int64(1), []any{}}, `[1,[]]`, "920190", "820180"},
+		{"dict", map[string]any{"b": nil, "a": true}, `{"a":true,"b":null}`, "82a161c3a162c0", "a26161f56162f6"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range []struct {
+				ser  Serializer
+				want []byte
+			}{{JSON, []byte(tc.json)}, {MsgPack, mustHex(t, tc.msgpack)}, {CBOR, mustHex(t, tc.cbor)}} {
+				got := mustEncodeValue(t, c.ser, tc.v)
+				if !bytes.Equal(got.B, c.want) {
+					t.Errorf("%s: got %s, want %s", c.ser, show(c.ser, got.B), show(c.ser, c.want))
+				}
+			}
+		})
+	}
+}
+
+// TestTranscodeInputs transcodes hand-written inputs that no encoder of ours
+// produces: escapes, unpadded base64, CBOR half floats, indefinite lengths,
+// chunked strings and tags, MsgPack float32.
+func TestTranscodeInputs(t *testing.T) {
+	tests := []struct {
+		name string
+		from Serializer
+		in   string // JSON text or hex
+		to   Serializer
+		want string // JSON text or hex
+	}{
+		{"surrogate pair", JSON, `"\ud83d\ude00"`, MsgPack, "a4f09f9880"},
+		{"lone surrogate", JSON, `"\ud800x"`, MsgPack, "a4efbfbd78"},
+		{"lone low surrogate", JSON, `"\udc00"`, CBOR, "63efbfbd"},
+		{"reversed pair", JSON, `"\ude00\ud83d"`, MsgPack, "a6efbfbdefbfbd"},
+		{"escapes", JSON, `"\"\\\/\b\f\n\r\t\u00e9\u6C34"`, MsgPack, "ad225c2f080c0a0d09c3a9e6b0b4"},
+		{"unpadded base64", JSON, `"\u0000AAEC/w"`, MsgPack, "c404000102ff"},
+		{"escaped base64", JSON, `"\u0000AAEC\/w=="`, CBOR, "44000102ff"},
+		{"json float", JSON, `1.0`, MsgPack, "cb3ff0000000000000"},
+		{"json exponent", JSON, `1E+2`, CBOR, "fb4059000000000000"},
+		{"json -0", JSON, `-0`, MsgPack, "00"},
+		{"json big", JSON, `123456789012345678901234567890`, CBOR, "c24d018ee90ff6c373e0ee4e3f0ad2"},
+		{"json whitespace", JSON, " [ 1 , { \"a\" : [ ] } ] ", MsgPack, "920181a16190"},
+		{"cbor half 1.0", CBOR, "f93c00", JSON, `1.0`},
+		{"cbor half subnormal", CBOR, "f90001", JSON, `5.960464477539063e-08`},
+		{"cbor half -2", CBOR, "f9c000", MsgPack, "cbc000000000000000"},
+		{"cbor single", CBOR, "fa3fc00000", JSON, `1.5`},
+		{"cbor half inf", CBOR, "f97c00", MsgPack, "cb7ff0000000000000"},
+		{"cbor indefinite array", CBOR, "9f0102ff", MsgPack, "920102"},
+		{"cbor indefinite map", CBOR, "bf616101ff", JSON, `{"a":1}`},
+		{"cbor nested indefinite", CBOR, "9f9fff9f01ffff", JSON, `[[],[1]]`},
+		{"cbor chunked text", CBOR, "7f6268696121ff", JSON, `"hi!"`},
+		{"cbor chunked bytes", CBOR, "5f42000141 02ff", JSON, `"\u0000AAEC"`},
+		{"cbor empty chunked", CBOR, "7fff", MsgPack, "a0"},
+		{"cbor epoch tag", CBOR, "c11a514b67b0", JSON, `1363896240`},
+		{"cbor small bignum", CBOR, "c2420100", JSON, `256`},
+		{"cbor padded bignum", CBOR, "c2490000000000000000ff", MsgPack, "ccff"},
+		{"cbor negative bignum", CBOR, "c341ff", JSON, `-256`},
+		{"cbor undefined", CBOR, "f7", JSON, `null`},
+		{"cbor -2^64 to msgpack", CBOR, "3bffffffffffffffff", MsgPack, "cbc3f0000000000000"},
+		{"cbor 2^64 to msgpack", CBOR, "c249010000000000000000", MsgPack, "cb43f0000000000000"},
+		{"msgpack float32", MsgPack, "ca3fc00000", JSON, `1.5`},
+		{"msgpack int8", MsgPack, "d0ff", CBOR, "20"},
+		{"msgpack uint8", MsgPack, "cc05", CBOR, "05"},
+		{"msgpack str8", MsgPack, "d90161", JSON, `"a"`},
+		{"msgpack bin to json", MsgPack, "c403616263", JSON, `"\u0000YWJj"`},
+		{"msgpack array16", MsgPack, "dc000101", JSON, `[1]`},
+		{"msgpack map32", MsgPack, "df00000001a16101", CBOR, "a1616101"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.in)
+			if tc.from != JSON {
+				in = mustHex(t, strings.ReplaceAll(tc.in, " ", ""))
+			}
+			want := []byte(tc.want)
+			if tc.to != JSON {
+				want = mustHex(t, tc.want)
+			}
+			got, err := Transcode(nil, tc.to, Raw{tc.from, in})
+			requireNoError(t, err, "Transcode")
+			if !bytes.Equal(got, want) {
+				t.Fatalf("got %s, want %s", show(tc.to, got), show(tc.to, want))
+			}
+			// DecodeValue agrees with the transcoded form.
+			o := eqOpts{intAsFloat: tc.to == MsgPack}
+			if d := valueDiff(mustValue(t, Raw{tc.from, in}), mustValue(t, Raw{tc.to, got}), o); d != "" {
+				t.Fatalf("DecodeValue: %s", d)
+			}
+		})
+	}
+}
+
+// TestTranscodeErrors checks values that have no form in the target, and
+// malformed values: each is an error (of the expected kind), never a panic
+// and never partial output.
+func TestTranscodeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		from Serializer
+		in   string
+		to   []Serializer
+		want error // nil: any *Error
+	}{
+		{"NaN to JSON", MsgPack, "cb7ff8000000000001", []Serializer{JSON}, ErrNotJSONable},
+		{"+Inf to JSON", CBOR, "f97c00", []Serializer{JSON}, ErrNotJSONable},
+		{"-Inf to JSON", CBOR, "fbfff0000000000000", []Serializer{JSON}, ErrNotJSONable},
+		{"NaN in a list to JSON", CBOR, "8201f97e00", []Serializer{JSON}, ErrNotJSONable},
+		{"int key", MsgPack, "8101a161", serializers, ErrKeyNotString},
+		{"bin key", CBOR, "a1416101", serializers, ErrKeyNotString},
+		{"array key", CBOR, "a18001", serializers, ErrKeyNotString},
+		{"invalid UTF-8 msgpack", MsgPack, "a2c328", serializers, ErrBadUTF8},
+		{"invalid UTF-8 cbor", CBOR, "62c328", serializers, ErrBadUTF8},
+		{"invalid UTF-8 key", CBOR, "a162c32801", serializers, ErrBadUTF8},
+		{"invalid UTF-8 json", JSON, "\"\xc3\x28\"", serializers, ErrBadUTF8},
+		{"surrogate in UTF-8", CBOR, "63eda080", serializers, ErrBadUTF8},
+		{"bad base64", JSON, `"\u0000!!!!"`, serializers, ErrBadBase64},
+		{"bad escape", JSON, `"\x"`, serializers, ErrBadEscape},
+		{"bad hex escape", JSON, `"\u12G4"`, serializers, ErrBadEscape},
+		{"raw control char", JSON, "\"a\x01\"", serializers, ErrBadSyntax},
+		{"json trailing", JSON, `1 2`, serializers, ErrTrailing},
+		{"json leading zero", JSON, `01`, serializers, ErrTrailing},
+		{"json bare dot", JSON, `1.`, serializers, ErrBadNumber},
+		{"json bare exponent", JSON, `1e`, serializers, ErrBadNumber},
+		{"json minus", JSON, `-`, serializers, ErrTruncated},
+		{"json plus", JSON, `+1`, serializers, ErrBadSyntax},
+		{"json float overflow", JSON, `1e400`, serializers, ErrBadNumber},
+		{"json NaN literal", JSON, `NaN`, serializers, ErrBadSyntax},
+		{"json trailing comma", JSON, `[1,]`, serializers, ErrBadSyntax},
+		{"json missing comma", JSON, `[1 2]`, serializers, ErrBadSyntax},
+		{"json missing colon", JSON, `{"a" 1}`, serializers, ErrBadSyntax},
+		{"json non-string key", JSON, `{1:2}`, serializers, ErrKeyNotString},
+		{"json truncated literal", JSON, `tru`, serializers, ErrTruncated},
+		{"json bad literal", JSON, `trux`, serializers, ErrBadSyntax},
+		{"empty", JSON, ``, serializers, ErrTruncated},
+		{"msgpack ext", MsgPack, "d40100", serializers, nil},
+		{"msgpack ext8", MsgPack, "c7010100", serializers, nil},
+		{"msgpack c1", MsgPack, "c1", serializers, nil},
+		{"msgpack trailing", MsgPack, "0101", serializers, ErrTrailing},
+		{"cbor reserved info", CBOR, "1c", serializers, nil},
+		{"cbor stray break", CBOR, "ff", serializers, nil},
+		{"cbor simple value", CBOR, "f0", serializers, nil},
+		{"cbor simple value 8-bit", CBOR, "f820", serializers, nil},
+		{"cbor indefinite uint", CBOR, "1f", serializers, nil},
+		{"cbor indefinite negint", CBOR, "3f", serializers, nil},
+		{"cbor indefinite tag", CBOR, "df01", serializers, nil},
+		{"cbor nested chunked", CBOR, "7f7f6161ffff", serializers, nil},
+		{"cbor chunk of wrong type", CBOR, "7f4161ff", serializers, nil},
+		{"cbor bignum of text", CBOR, "c26161", serializers, nil},
+		{"cbor too many tags", CBOR, "c6c6c6c6c6c6c6c6c6c6c601", serializers, nil},
+		{"cbor odd indefinite map", CBOR, "bf6161ff", serializers, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.in)
+			if tc.from != JSON {
+				in = mustHex(t, strings.ReplaceAll(tc.in, " ", ""))
+			}
+			for _, to := range tc.to {
+				prefix := []byte("keep")
+				out, err := Transcode(append([]byte(nil), prefix...), to, Raw{tc.from, in})
+				requireTypedError(t, err, tc.want, fmt.Sprintf("Transcode %s->%s", tc.from, to))
+				if !bytes.Equal(out, prefix) {
+					t.Fatalf("%s->%s: error left output %q", tc.from, to, out)
+				}
+			}
+			if tc.want != ErrNotJSONable {
+				_, err := DecodeValue(Raw{tc.from, in})
+				requireTypedError(t, err, tc.want, "DecodeValue")
+			}
+		})
+	}
+}
+
+// requireTypedError fails unless err is a *Error, and want (if set) itself.
+func requireTypedError(t testing.TB, err, want error, what string) {
+	t.Helper()
+	var pe *Error
+	switch {
+	case err == nil:
+		t.Fatalf("%s: got no error, want %v", what, want)
+	case !errors.As(err, &pe):
+		t.Fatalf("%s: got %T %v, want a *proto.Error", what, err, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: got %v, want %v", what, err, want)
+	}
+}
+
+// TestAppendValueErrors covers values AppendValue cannot write.
+func TestAppendValueErrors(t *testing.T) {
+	deep := any(int64(1))
+	for i := 0; i <= MaxDepth; i++ {
+		deep = []any{deep}
+	}
+	deepEmpty := any([]any{})
+	for i := 1; i <= MaxDepth; i++ {
+		deepEmpty = []any{deepEmpty}
+	}
+	tests := []struct {
+		name string
+		v    any
+		sers []Serializer
+		want error
+	}{
+		{"NaN", math.NaN(), []Serializer{JSON}, ErrNotJSONable},
+		{"+Inf", math.Inf(1), []Serializer{JSON}, ErrNotJSONable},
+		{"float32 Inf", float32(math.Inf(-1)), []Serializer{JSON}, ErrNotJSONable},
+		{"invalid UTF-8", "\xff", serializers, ErrBadUTF8},
+		{"invalid UTF-8 in a []string", []string{"ok", "\xff"}, serializers, ErrBadUTF8},
+		{"invalid UTF-8 key", map[string]any{"\xff": 1}, serializers, ErrBadUTF8},
+		{"invalid UTF-8 map[string]string", map[string]string{"a": "\xc3"}, serializers, ErrBadUTF8},
+		{"unsupported type", struct{}{}, serializers, ErrUnsupported},
+		{"unsupported in a list", []any{1, complex(1, 2)}, serializers, ErrUnsupported},
+		{"too deep", deep, serializers, ErrTooDeep},
+		{"too deep, empty innermost", deepEmpty, serializers, ErrTooDeep},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ser := range tc.sers {
+				out, err := AppendValue([]byte("x"), ser, tc.v)
+				requireTypedError(t, err, tc.want, ser.String())
+				if string(out) != "x" {
+					t.Fatalf("%s: error left output %q", ser, out)
+				}
+			}
+		})
+	}
+	if _, err := AppendValue(nil, Serializer(7), 1); !errors.Is(err, ErrBadSerializer) {
+		t.Fatalf("bad serializer: got %v", err)
+	}
+	if _, err := Transcode(nil, Serializer(7), Raw{JSON, []byte("1")}); !errors.Is(err, ErrBadSerializer) {
+		t.Fatalf("Transcode to a bad serializer: got %v", err)
+	}
+	if _, err := Transcode(nil, JSON, Raw{Serializer(0), []byte("1")}); !errors.Is(err, ErrBadSerializer) {
+		t.Fatalf("Transcode from a bad serializer: got %v", err)
+	}
+}
+
+// TestAppendValueTypes covers the Go types AppendValue accepts besides
+// DecodeValue's own.
+func TestAppendValueTypes(t *testing.T) {
+	raw := mustEncodeValue(t, CBOR, map[string]any{"r": []byte{1}})
+	tests := []struct {
+		v    any
+		want any
+		json string
+	}{
+		{int(-5), int64(-5), `-5`},
+		{int8(-8), int64(-8), `-8`},
+		{int16(-16), int64(-16), `-16`},
+		{int32(-32), int64(-32), `-32`},
+		{uint(5), int64(5), `5`},
+		{uint8(8), int64(8), `8`},
+		{uint16(16), int64(16), `16`},
+		{uint32(32), int64(32), `32`},
+		{float32(1.5), 1.5, `1.5`},
+		{[]string{"a", "b"}, []any{"a", "b"}, `["a","b"]`},
+		{[]uint64{1, math.MaxUint64}, []any{int64(1), uint64(math.MaxUint64)}, `[1,18446744073709551615]`},
+		{map[string]string{"b": "2", "a": "1"}, map[string]any{"a": "1", "b": "2"}, `{"a":"1","b":"2"}`},
+		{raw, map[string]any{"r": []byte{1}}, `{"r":"\u0000AQ=="}`},
+		{Raw{}, nil, `null`},
+		{[]any{Raw{JSON, []byte(`[1]`)}}, []any{[]any{int64(1)}}, `[[1]]`},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%T", tc.v), func(t *testing.T) {
+			for _, ser := range serializers {
+				r := mustEncodeValue(t, ser, tc.v)
+				requireValue(t, tc.want, mustValue(t, r), ser.String())
+				if ser == JSON && string(r.B) != tc.json {
+					t.Fatalf("JSON: got %s, want %s", r.B, tc.json)
+				}
+			}
+		})
+	}
+}
+
+// TestDepthLimit checks nesting at and beyond MaxDepth in every serializer,
+// for values and for message elements: MaxDepth levels are accepted,
+// MaxDepth+1 refused with ErrTooDeep, and very deep input neither panics
+// nor overflows the stack.
+func TestDepthLimit(t *testing.T) {
+	emptyNest := func(ser Serializer, depth int) []byte {
+		open := map[Serializer]byte{JSON: '[', MsgPack: 0x91, CBOR: 0x81}[ser]
+		b := bytes.Repeat([]byte{open}, depth-1)
+		switch ser {
+		case JSON:
+			b = append(b, "[]"...)
+			b = append(b, bytes.Repeat([]byte{']'}, depth-1)...)
+		case MsgPack:
+			b = append(b, 0x90)
+		case CBOR:
+			b = append(b, 0x80)
+		}
+		return b
+	}
+	mapNest := func(ser Serializer, depth int) []byte {
+		var b []byte
+		for i := 1; i < depth; i++ {
+			switch ser {
+			case JSON:
+				b = append(b, `{"k":`...)
+			case MsgPack:
+				b = append(b, 0x81, 0xa1, 'k')
+			case CBOR:
+				b = append(b, 0xa1, 0x61, 'k')
+			}
+		}
+		switch ser {
+		case JSON:
+			b = append(b, "{}"...)
+			b = append(b, bytes.Repeat([]byte{'}'}, depth-1)...)
+		case MsgPack:
+			b = append(b, 0x80)
+		case CBOR:
+			b = append(b, 0xa0)
+		}
+		return b
+	}
+	indefNest := func(depth int) []byte {
+		b := bytes.Repeat([]byte{0x9f}, depth)
+		return append(b, bytes.Repeat([]byte{0xff}, depth)...)
+	}
+	for _, ser := range serializers {
+		for _, shape := range []struct {
+			name string
+			make func(depth int) []byte
+		}{
+			{"scalar leaf", func(d int) []byte { return nested(ser, d) }},
+			{"empty leaf", func(d int) []byte { return emptyNest(ser, d) }},
+			{"maps", func(d int) []byte { return mapNest(ser, d) }},
+			{"cbor indefinite", indefNest},
+		} {
+			if shape.name == "cbor indefinite" && ser != CBOR {
+				continue
+			}
+			t.Run(ser.String()+"/"+shape.name, func(t *testing.T) {
+				ok := shape.make(MaxDepth)
+				deep := shape.make(MaxDepth + 1)
+				s := ser
+				if shape.name == "cbor indefinite" {
+					s = CBOR
+				}
+				mustValue(t, Raw{s, ok})
+				_, err := DecodeValue(Raw{s, deep})
+				requireTypedError(t, err, ErrTooDeep, "DecodeValue at MaxDepth+1")
+				for _, to := range serializers {
+					_, err := Transcode(nil, to, Raw{s, ok})
+					requireNoError(t, err, "Transcode at MaxDepth to "+to.String())
+					_, err = Transcode(nil, to, Raw{s, deep})
+					requireTypedError(t, err, ErrTooDeep, "Transcode at MaxDepth+1 to "+to.String())
+				}
+				isMap := shape.name == "maps"
+				for _, pos := range []string{"args", "kwargs", "options"} {
+					if isMap == (pos == "args") {
+						continue
+					}
+					m := callWith(t, s, pos, ok)
+					if _, err := Decode(s, m); err != nil {
+						t.Fatalf("CALL with %s nested %d deep: %v", pos, MaxDepth, err)
+					}
+					_, err := Decode(s, callWith(t, s, pos, deep))
+					requireTypedError(t, err, ErrTooDeep, fmt.Sprintf("CALL with %s nested %d deep", pos, MaxDepth+1))
+				}
+			})
+		}
+		t.Run(ser.String()+"/very deep", func(t *testing.T) {
+			const n = 1 << 20
+			b := nested(ser, n)
+			_, err := DecodeValue(Raw{ser, b})
+			requireTypedError(t, err, ErrTooDeep, "DecodeValue")
+			_, err = Decode(ser, callWith(t, ser, "args", b))
+			requireTypedError(t, err, ErrTooDeep, "Decode")
+		})
+	}
+}
+
+// callWith builds a CALL in ser whose Arguments, ArgumentsKw or Options are
+// the encoded value v.
+func callWith(t testing.TB, ser Serializer, pos string, v []byte) []byte {
+	t.Helper()
+	m := &Message{Type: CodeCall, Request: 1, URI: []byte("p")}
+	switch pos {
+	case "args":
+		m.Args = Raw{ser, v}
+	case "kwargs":
+		m.Args = mustEncodeValue(t, ser, []any{})
+		m.Kwargs = Raw{ser, v}
+	case "options":
+		m.Dict = Raw{ser, v}
+	}
+	return mustAppend(t, ser, m)
+}
+
+// TestStringsStartingWithNUL: a text string whose first character is NUL
+// cannot be written as JSON (it would read back as binary), so transcoding
+// one to JSON is an error; the binary serializers carry it.
+func TestStringsStartingWithNUL(t *testing.T) {
+	for _, from := range []Serializer{MsgPack, CBOR} {
+		r := mustEncodeValue(t, from, []any{"\x00AAAA"})
+		_, err := Transcode(nil, JSON, r)
+		requireTypedError(t, err, ErrNotJSONable, from.String()+"->JSON")
+		for _, to := range []Serializer{MsgPack, CBOR} {
+			out, err := Transcode(nil, to, r)
+			requireNoError(t, err, from.String()+"->"+to.String())
+			requireValue(t, []any{"\x00AAAA"}, mustValue(t, Raw{to, out}), "value")
+		}
+	}
+	_, err := AppendValue(nil, JSON, "\x00AAAA")
+	requireTypedError(t, err, ErrNotJSONable, "AppendValue")
+	// A NUL elsewhere in a string is fine.
+	out, err := AppendValue(nil, JSON, "a\x00")
+	requireNoError(t, err, "AppendValue")
+	if string(out) != `"a\u0000"` {
+		t.Fatalf("got %s", out)
+	}
+}
+
+// TestReferenceDecodersAgree is the differential check: what proto writes
+// in each serializer (directly, or transcoded from each other serializer)
+// is read by the independent reference decoder (goccy/go-json,
+// vmihailenco/msgpack, fxamacker/cbor) as the original value.
+func TestReferenceDecodersAgree(t *testing.T) {
+	for _, cv := range valueCorpus() {
+		for _, to := range serializers {
+			t.Run(cv.name+"/"+to.String(), func(t *testing.T) {
+				for _, from := range serializers {
+					src := mustEncodeValue(t, from, cv.v)
+					out, err := Transcode(nil, to, src)
+					requireNoError(t, err, "Transcode")
+					ref, err := refDecode(to, out)
+					requireNoError(t, err, fmt.Sprintf("reference decode of %s (from %s)", show(to, out), from))
+					o := eqOpts{intAsFloat: cv.beyond && (from == MsgPack || to == MsgPack)}
+					if d := valueDiff(cv.v, ref, o); d != "" {
+						t.Fatalf("%s->%s read by the reference: %s", from, to, d)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestReferenceEncodersAgree is the other direction: what the reference
+// encoders write, proto decodes (and transcodes) to the original value.
+// Standard JSON encoders write the float 1.0 as "1", so for JSON an
+// integer may read back where a float was written.
+func TestReferenceEncodersAgree(t *testing.T) {
+	for _, cv := range valueCorpus() {
+		for _, from := range serializers {
+			if from == MsgPack && cv.beyond {
+				continue // no MsgPack form
+			}
+			t.Run(cv.name+"/"+from.String(), func(t *testing.T) {
+				b, err := refEncode(from, cv.v)
+				requireNoError(t, err, "reference encode")
+				o := eqOpts{intAsFloat: from == JSON}
+				if d := valueDiff(cv.v, mustValue(t, Raw{from, b}), o); d != "" {
+					t.Fatalf("%s: %s", show(from, b), d)
+				}
+				for _, to := range serializers {
+					out, err := Transcode(nil, to, Raw{from, b})
+					requireNoError(t, err, "Transcode to "+to.String())
+					o := eqOpts{intAsFloat: from == JSON || (cv.beyond && to == MsgPack)}
+					if d := valueDiff(cv.v, mustValue(t, Raw{to, out}), o); d != "" {
+						t.Fatalf("->%s: %s", to, d)
+					}
+				}
+			})
+		}
+	}
+}
