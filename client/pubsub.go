@@ -24,8 +24,8 @@ type PublishOptions struct {
 	// Exclude, Eligible and the AuthID/AuthRole lists are the subscriber
 	// black and white lists; each is sent when not nil (an empty Eligible
 	// list means nobody is eligible).
-	Exclude, Eligible                 []uint64
-	ExcludeAuthID, ExcludeAuthRole    []string
+	Exclude, Eligible                []uint64
+	ExcludeAuthID, ExcludeAuthRole   []string
 	EligibleAuthID, EligibleAuthRole []string
 	// Options are extra raw PUBLISH.Options keys; they override the keys
 	// above of the same name.

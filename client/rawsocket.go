@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -112,10 +113,16 @@ func (t *rawSocket) handshake(ctx context.Context, cfg *Config) error {
 }
 
 // ctxErr prefers the context's error when ctx is done: an I/O error after a
-// deadline forced by ctx is really the context's.
+// deadline taken from or forced by ctx is really the context's. The read
+// deadline may fire a moment before ctx's own timer, hence the clock check.
 func ctxErr(ctx context.Context, err error) error {
 	if ce := ctx.Err(); ce != nil {
 		return ce
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return context.DeadlineExceeded
+		}
 	}
 	return err
 }
