@@ -159,8 +159,22 @@ type peerConn struct {
 	clientMax int // RawSocket: the client's announced limit
 
 	pending [][]byte // WS batched: messages left in the last frame
-	pongs   chan []byte
+	pong    []byte   // the last pong's payload; readFrame returns errPong after one
 	dec     proto.Decoder
+}
+
+var errPong = errors.New("peer: pong")
+
+// expectPong reads the client's pong; any WAMP message before it fails the
+// test.
+func (c *peerConn) expectPong() []byte {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	b, err := c.readFrame()
+	if err != errPong {
+		c.t.Fatalf("peer: want a pong, got %q, %v", b, err)
+	}
+	return c.pong
 }
 
 // readFrame returns the next WAMP message bytes, answering control frames.
@@ -185,9 +199,8 @@ func (c *peerConn) readFrame() ([]byte, error) {
 			case rsFrameMessage:
 				return p, nil
 			case rsFramePong:
-				if c.pongs != nil {
-					c.pongs <- p
-				}
+				c.pong = p
+				return nil, errPong
 			}
 		}
 	}
@@ -203,9 +216,8 @@ func (c *peerConn) readFrame() ([]byte, error) {
 			case ws.OpPing:
 				wsutil.WriteServerMessage(c.conn, ws.OpPong, m.Payload)
 			case ws.OpPong:
-				if c.pongs != nil {
-					c.pongs <- m.Payload
-				}
+				c.pong = m.Payload
+				return nil, errPong
 			case ws.OpText, ws.OpBinary:
 				if (m.OpCode == ws.OpText) != (c.ser == proto.JSON) {
 					return nil, fmt.Errorf("peer: %s message in a %v frame", c.ser, m.OpCode)

@@ -232,8 +232,8 @@ func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
 
 // onEvent queues an EVENT for each local subscription of its id. It
 // blocks while the queue is full (backpressure: the reader stops reading,
-// so the router sees a slow consumer) and returns false if the session
-// ended meanwhile.
+// so the router sees a slow consumer), unless Close was called, and returns
+// false if the session ended meanwhile.
 //
 // [EVENT, SUBSCRIBED.Subscription|id, PUBLISHED.Publication|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onEvent(m *proto.Message) bool {
@@ -264,6 +264,8 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	for _, sub := range subs {
 		select {
 		case s.evq <- delivery{sub, ev}:
+		case <-s.closing:
+			return true // dropped: Close was called
 		case <-s.done:
 			return false
 		}
@@ -273,7 +275,7 @@ func (s *Session) onEvent(m *proto.Message) bool {
 
 // dispatch is the session's event dispatcher goroutine: it runs event
 // handlers one at a time, in queue order, until the session ends. Events
-// still queued then are dropped.
+// still queued when Close is called or the session ends are dropped.
 func (s *Session) dispatch() {
 	defer s.wg.Done()
 	for {
@@ -282,6 +284,8 @@ func (s *Session) dispatch() {
 			select {
 			case <-s.done:
 				return
+			case <-s.closing:
+				continue // dropped: Close was called
 			default:
 			}
 			if d.sub.active.Load() {

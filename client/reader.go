@@ -80,9 +80,9 @@ func (s *Session) handle(m *proto.Message) bool {
 // [GOODBYE, Details|dict, Reason|uri]
 func (s *Session) onGoodbye(m *proto.Message) {
 	s.mu.Lock()
-	closing := s.closing
+	closed := s.closed
 	s.mu.Unlock()
-	if closing {
+	if closed {
 		s.shutdown(ErrClosed, true)
 		return
 	}

@@ -29,6 +29,7 @@ type Session struct {
 	ctx     context.Context // canceled when the session ends; parent of handler contexts
 	cancel  context.CancelCauseFunc
 	done    chan struct{} // closed when the session has ended
+	closing chan struct{} // closed when Close starts: events are dropped from then on
 	evq     chan delivery // event queue, drained by the dispatcher
 
 	wmu  sync.Mutex // Guards enc and wbuf; held while a message is encoded and written.
@@ -46,7 +47,7 @@ type Session struct {
 	subs     map[uint64][]*Subscription // copy-on-write slices
 	invs     map[uint64]*invState
 	finished finishedRing
-	closing  bool  // we sent GOODBYE
+	closed   bool  // Close was called
 	err      error // why the session ended; nil while it is alive
 }
 
@@ -76,7 +77,8 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		ser:   cfg.Serializer,
 		tr:    tr,
 		log:   cfg.Logger,
-		done:  make(chan struct{}),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
 		evq:   make(chan delivery, cfg.EventQueue),
 		calls: make(map[uint64]*call),
 		reqs:  make(map[uint64]*request),
@@ -178,14 +180,20 @@ func (s *Session) newRequestID() uint64 {
 // and waits for the session's goroutines, running handlers included, to
 // return. Handlers see their context canceled. Close must not be called
 // from an event handler or invocation Handler of the same session, since it
-// waits for them; call it from another goroutine. It is idempotent and
-// returns nil; Err tells how the session ended.
+// waits for them; call it from another goroutine. Events not yet handled
+// when Close is called are dropped, so that a full event queue does not
+// hold up the GOODBYE exchange. It is idempotent and returns nil; Err tells
+// how the session ended.
 func (s *Session) Close() error {
 	s.mu.Lock()
-	first := s.err == nil && !s.closing
-	s.closing = true
+	first := !s.closed
+	s.closed = true
+	alive := s.err == nil
 	s.mu.Unlock()
 	if first {
+		close(s.closing)
+	}
+	if first && alive {
 		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
 		if s.send(m) == nil {
 			t := time.NewTimer(s.cfg.ReplyTimeout)

@@ -1,0 +1,212 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+func TestPublish(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON)
+	noErr(t, "Publish", s.Publish(context.Background(), "com.example.t", []any{1}, map[string]any{"a": "b"}, nil))
+	m := c.expect(proto.CodePublish)
+	eq(t, "topic", string(m.URI), "com.example.t")
+	eq(t, "options", m.Opt.Len(), 0)
+	args, kwargs := c.payload(m)
+	eq(t, "args", args, []any{int64(1)})
+	eq(t, "kwargs", kwargs, map[string]any{"a": "b"})
+
+	no := false
+	opts := &PublishOptions{
+		Acknowledge: true, ExcludeMe: &no, DiscloseMe: true, Retain: true,
+		Exclude: []uint64{5}, Eligible: []uint64{6, 7}, ExcludeAuthID: []string{"eve"},
+		EligibleAuthRole: []string{"user"},
+	}
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, s.Publish(context.Background(), "com.example.t", nil, nil, opts)
+	})
+	m = c.expect(proto.CodePublish)
+	eq(t, "acknowledged publish options", c.dict(m), map[string]any{
+		"acknowledge": true, "exclude_me": false, "disclose_me": true, "retain": true,
+		"exclude": []any{int64(5)}, "eligible": []any{int64(6), int64(7)},
+		"exclude_authid": []any{"eve"}, "eligible_authrole": []any{"user"},
+	})
+	eq(t, "decoded eligible", m.Opt.IDs(proto.KeyEligible, nil), []uint64{6, 7})
+	c.send(&proto.Message{Type: proto.CodePublished, Request: m.Request, ID: 1234})
+	_, err := a.wait(t)
+	noErr(t, "acknowledged Publish", err)
+
+	a = goDo(func() (struct{}, error) {
+		return struct{}{}, s.Publish(context.Background(), "com.example.t", nil, nil, &PublishOptions{Acknowledge: true})
+	})
+	m = c.expect(proto.CodePublish)
+	c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodePublish, Request: m.Request, URI: []byte(proto.URINotAuthorized)})
+	_, err = a.wait(t)
+	wampErr(t, err, proto.URINotAuthorized)
+}
+
+// subscribe subscribes h and plays the router's SUBSCRIBED.
+func subscribe(t *testing.T, s *Session, c *peerConn, topic string, subID uint64, h func(*Event), opts *SubscribeOptions) (*Subscription, *proto.Message) {
+	t.Helper()
+	a := goDo(func() (*Subscription, error) { return s.Subscribe(context.Background(), topic, h, opts) })
+	m := c.expect(proto.CodeSubscribe)
+	eq(t, "topic", string(m.URI), topic)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: subID})
+	sub, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	eq(t, "subscription id", sub.ID(), subID)
+	return sub, m
+}
+
+func event(c *peerConn, subID, pubID uint64, args []any, details map[string]any) *proto.Message {
+	m := &proto.Message{Type: proto.CodeEvent, ID: subID, ID2: pubID, Dict: c.raw(details)}
+	if args != nil {
+		m.Args = c.raw(args)
+	}
+	return m
+}
+
+func TestSubscribeEventOrder(t *testing.T) {
+	s, c := setup(t, "rs", proto.MsgPack)
+	const n = 200
+	events := make(chan *Event, n)
+	_, m := subscribe(t, s, c, "com.example.", 21, func(e *Event) { events <- e }, &SubscribeOptions{Match: "prefix", GetRetained: true})
+	eq(t, "match", m.Opt.Match(), proto.MatchPrefix)
+	eq(t, "get_retained", m.Opt.Bool(proto.KeyGetRetained, false), true)
+
+	c.send(event(c, 21, 1000, []any{"retained"}, map[string]any{"retained": true, "topic": "com.example.a", "publisher": 3}))
+	for i := range n {
+		c.send(event(c, 21, uint64(1001+i), []any{i}, map[string]any{"topic": "com.example.b"}))
+	}
+	e := recvEvent(t, events)
+	eq(t, "retained", e.Retained, true)
+	eq(t, "topic", e.Topic, "com.example.a")
+	eq(t, "publisher", e.Publisher, uint64(3))
+	eq(t, "subscription", e.SubscriptionID, uint64(21))
+	eq(t, "publication", e.PublicationID, uint64(1000))
+	for i := range n {
+		e := recvEvent(t, events)
+		eq(t, "event order", e.Args, []any{int64(i)})
+		eq(t, "retained", e.Retained, false)
+	}
+}
+
+func recvEvent(t *testing.T, ch <-chan *Event) *Event {
+	t.Helper()
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(wait):
+		t.Fatal("no event")
+		return nil
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	s, c := setup(t, "wsb", proto.MsgPack)
+	events := make(chan *Event, 10)
+	h := func(e *Event) { events <- e }
+	sub1, _ := subscribe(t, s, c, "com.example.t", 22, h, nil)
+	// A second subscription to the same topic shares the router's id.
+	sub2, _ := subscribe(t, s, c, "com.example.t", 22, h, nil)
+	c.send(event(c, 22, 1, nil, map[string]any{}))
+	e1, e2 := recvEvent(t, events), recvEvent(t, events)
+	if e1 != e2 {
+		t.Fatal("both local subscriptions should get the same event")
+	}
+	eq(t, "topic defaults to the subscribed one", e1.Topic, "com.example.t")
+
+	// Dropping one of them sends nothing.
+	noErr(t, "Unsubscribe 1", s.Unsubscribe(context.Background(), sub1))
+	eq(t, "sub1 active", sub1.Active(), false)
+	// Dropping the last one sends UNSUBSCRIBE.
+	a := goDo(func() (struct{}, error) { return struct{}{}, s.Unsubscribe(context.Background(), sub2) })
+	m := c.expect(proto.CodeUnsubscribe)
+	eq(t, "subscription", m.ID, uint64(22))
+	c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: m.Request})
+	_, err := a.wait(t)
+	noErr(t, "Unsubscribe 2", err)
+	if err := s.Unsubscribe(context.Background(), sub2); !errors.Is(err, ErrNotSubscribed) {
+		t.Fatalf("second Unsubscribe = %v, want ErrNotSubscribed", err)
+	}
+
+	// A late event is dropped.
+	c.send(event(c, 22, 2, nil, map[string]any{}))
+	noErr(t, "Publish", s.Publish(context.Background(), "x", nil, nil, nil))
+	c.expect(proto.CodePublish)
+	select {
+	case <-events:
+		t.Fatal("event delivered after Unsubscribe")
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+func TestSubscriptionRevoked(t *testing.T) {
+	s, c := setup(t, "rs", proto.CBOR)
+	sub, _ := subscribe(t, s, c, "com.example.t", 23, func(*Event) {}, nil)
+	c.send(&proto.Message{Type: proto.CodeUnsubscribed, HasDict: true, Dict: c.raw(map[string]any{"subscription": 23, "reason": "wamp.error.killed"})})
+	deadline := time.Now().Add(wait)
+	for sub.Active() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	eq(t, "active after revocation", sub.Active(), false)
+}
+
+// TestEventBackpressure fills a one-slot event queue behind a blocked
+// handler: the reader stops reading (so a later RESULT waits too), nothing
+// is lost, and Close still returns with every goroutine gone.
+func TestEventBackpressure(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON, func(cfg *Config) { cfg.EventQueue = 1 })
+	release := make(chan struct{})
+	events := make(chan *Event, 10)
+	subscribe(t, s, c, "com.example.t", 24, func(e *Event) {
+		<-release
+		events <- e
+	}, nil)
+	call := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+	m := c.expect(proto.CodeCall)
+	// Event 0 is in the handler, event 1 in the queue, the reader is stuck
+	// on event 2, and the RESULT behind it is not read.
+	for i := range 3 {
+		c.send(event(c, 24, uint64(i+1), []any{i}, map[string]any{}))
+	}
+	c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request})
+	if !call.pending(50 * time.Millisecond) {
+		t.Fatal("the RESULT behind a full event queue was read")
+	}
+	close(release)
+	_, err := call.wait(t)
+	noErr(t, "Call", err)
+	for i := range 3 {
+		eq(t, "event", recvEvent(t, events).Args, []any{int64(i)})
+	}
+}
+
+func TestCloseWithFullEventQueue(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) { cfg.EventQueue = 1 })
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	subscribe(t, s, c, "com.example.t", 25, func(e *Event) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}, nil)
+	for i := range 5 {
+		c.send(event(c, 25, uint64(i+1), nil, map[string]any{}))
+	}
+	<-entered
+	done := goDo(func() (struct{}, error) { return struct{}{}, s.Close() })
+	c.expect(proto.CodeGoodbye)
+	c.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
+	if !done.pending(50 * time.Millisecond) {
+		t.Fatal("Close returned while an event handler was still running")
+	}
+	close(release)
+	done.wait(t)
+	eq(t, "Err", s.Err(), ErrClosed)
+}

@@ -1,0 +1,259 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// TestTransportsAndSerializers runs a call, an invocation and an event over
+// every transport × serializer, with values of every kind.
+func TestTransportsAndSerializers(t *testing.T) {
+	value := map[string]any{
+		"s": "héllo", "i": int64(-42), "u": int64(1) << 53, "f": 1.5, "t": true, "n": nil,
+		"b": []byte{0, 1, 2, 255}, "l": []any{int64(1), "two", []any{}}, "m": map[string]any{"x": map[string]any{}},
+	}
+	for _, scheme := range []string{"rs", "ws", "wsb"} {
+		for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR} {
+			t.Run(scheme+"/"+ser.String(), func(t *testing.T) {
+				s, c := setup(t, scheme, ser)
+				eq(t, "serializer", c.ser, ser)
+				eq(t, "batched", c.batched, scheme == "wsb")
+
+				a := goDo(func() (*Result, error) {
+					return s.Call(context.Background(), "com.example.echo", []any{value}, value, nil)
+				})
+				m := c.expect(proto.CodeCall)
+				args, kwargs := c.payload(m)
+				eq(t, "args", args, []any{value})
+				eq(t, "kwargs", kwargs, value)
+				c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: m.Args, Kwargs: m.Kwargs})
+				r, err := a.wait(t)
+				noErr(t, "Call", err)
+				eq(t, "result args", r.Args, []any{value})
+				eq(t, "result kwargs", r.Kwargs, value)
+
+				events := make(chan *Event, 1)
+				register(t, s, c, "com.example.p", 1, func(_ context.Context, inv *Invocation) (*Result, error) {
+					return &Result{Args: inv.Args}, nil
+				}, nil)
+				subscribe(t, s, c, "com.example.t", 2, func(e *Event) { events <- e }, nil)
+				// On a batched transport, both go in one frame.
+				c.send(
+					&proto.Message{Type: proto.CodeInvocation, Request: 9, ID: 1, Dict: c.raw(map[string]any{}), Args: c.raw([]any{value})},
+					event(c, 2, 3, []any{value}, map[string]any{}),
+				)
+				y := c.expect(proto.CodeYield)
+				yargs, _ := c.payload(y)
+				eq(t, "yield args", yargs, []any{value})
+				eq(t, "event args", recvEvent(t, events).Args, []any{value})
+			})
+		}
+	}
+}
+
+func TestRouterGoodbye(t *testing.T) {
+	s, c := setup(t, "ws", proto.MsgPack)
+	a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+	c.expect(proto.CodeCall)
+	c.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseSystemShutdown), Dict: c.raw(map[string]any{"message": "bye"})})
+	g := c.expect(proto.CodeGoodbye)
+	eq(t, "goodbye reply", string(g.URI), proto.CloseGoodbyeAndOut)
+	c.expectEOF()
+	select {
+	case <-s.Done():
+	case <-time.After(wait):
+		t.Fatal("Done not closed")
+	}
+	e := wampErr(t, s.Err(), proto.CloseSystemShutdown)
+	eq(t, "message", e.Details["message"], any("bye"))
+	_, err := a.wait(t)
+	wampErr(t, err, proto.CloseSystemShutdown)
+}
+
+func TestRouterAbort(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	c.send(&proto.Message{Type: proto.CodeAbort, URI: []byte("wamp.close.killed")})
+	c.expectEOF()
+	<-s.Done()
+	wampErr(t, s.Err(), "wamp.close.killed")
+}
+
+func TestClose(t *testing.T) {
+	s, c := setup(t, "rs", proto.CBOR)
+	a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+	c.expect(proto.CodeCall)
+	done := goDo(func() (struct{}, error) { return struct{}{}, s.Close() })
+	g := c.expect(proto.CodeGoodbye)
+	eq(t, "goodbye reason", string(g.URI), proto.CloseCloseRealm)
+	c.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
+	c.expectEOF()
+	done.wait(t)
+	eq(t, "Err", s.Err(), ErrClosed)
+	_, err := a.wait(t)
+	eq(t, "pending call", err, ErrClosed)
+	noErr(t, "second Close", s.Close())
+}
+
+func TestCloseUnanswered(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON, func(cfg *Config) { cfg.ReplyTimeout = 100 * time.Millisecond })
+	start := time.Now()
+	done := goDo(func() (struct{}, error) { return struct{}{}, s.Close() })
+	c.expect(proto.CodeGoodbye) // never answered
+	done.wait(t)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	eq(t, "Err", s.Err(), ErrClosed)
+}
+
+func TestTransportDrop(t *testing.T) {
+	for _, scheme := range []string{"rs", "ws"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, c := setup(t, scheme, proto.JSON)
+			a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+			r := goDo(func() (*Registration, error) { return s.Register(context.Background(), "q", nil, nil) })
+			got := map[proto.Code]bool{c.recv().Type: true, c.recv().Type: true}
+			eq(t, "requests", got, map[proto.Code]bool{proto.CodeCall: true, proto.CodeRegister: true})
+			c.conn.Close()
+			_, err := a.wait(t)
+			if err == nil || !strings.Contains(err.Error(), "connection lost") {
+				t.Fatalf("pending call = %v, want a connection error", err)
+			}
+			_, err = r.wait(t)
+			eq(t, "pending register error", err, s.Err())
+			<-s.Done()
+		})
+	}
+}
+
+func TestRawSocketPing(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	if err := c.writeRS(rsFramePing, []byte("are you there")); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "pong payload", string(c.expectPong()), "are you there")
+	noErr(t, "Publish", s.Publish(context.Background(), "x", nil, nil, nil))
+	c.expect(proto.CodePublish)
+}
+
+func TestWebSocketPing(t *testing.T) {
+	s, c := setup(t, "ws", proto.CBOR)
+	if err := wsutil.WriteServerMessage(c.conn, ws.OpPing, []byte("ping!")); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "pong payload", string(c.expectPong()), "ping!")
+	noErr(t, "Publish", s.Publish(context.Background(), "x", nil, nil, nil))
+	c.expect(proto.CodePublish)
+}
+
+func TestWebSocketCloseFrame(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON)
+	body := ws.NewCloseFrameBody(ws.StatusGoingAway, "restart")
+	if err := wsutil.WriteServerMessage(c.conn, ws.OpClose, body); err != nil {
+		t.Fatal(err)
+	}
+	<-s.Done()
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "1001 restart") {
+		t.Fatalf("Err = %v, want the close frame's code and reason", err)
+	}
+}
+
+func TestRawSocketRouterLimit(t *testing.T) {
+	p := newPeer(t)
+	p.rsReply = func(hs [4]byte) [4]byte { return [4]byte{rsMagic, 0x10 | hs[1]&0x0F, 0, 0} } // 1 KiB
+	cfg := Config{URL: p.url("rs"), Realm: "realm1", DialTimeout: wait, ReplyTimeout: wait}
+	a := goDo(func() (*Session, error) { return Dial(context.Background(), cfg) })
+	c := p.accept()
+	c.welcome(1)
+	s, err := a.wait(t)
+	noErr(t, "Dial", err)
+	t.Cleanup(func() { closeSession(t, s, c) })
+	err = s.Publish(context.Background(), "x", []any{strings.Repeat("a", 1100)}, nil, nil)
+	eq(t, "oversized publish", err, ErrMessageTooLarge)
+	noErr(t, "small publish", s.Publish(context.Background(), "x", []any{"a"}, nil, nil))
+	c.expect(proto.CodePublish)
+}
+
+func TestReceiveLimit(t *testing.T) {
+	for _, scheme := range []string{"rs", "ws"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, c := setup(t, scheme, proto.JSON, func(cfg *Config) { cfg.MaxMessage = 1024 })
+			if scheme == "rs" {
+				eq(t, "announced limit", c.clientMax, 1024)
+			}
+			subscribe(t, s, c, "t", 1, func(*Event) {}, nil)
+			c.send(event(c, 1, 1, []any{strings.Repeat("a", 2000)}, map[string]any{}))
+			select {
+			case <-s.Done():
+			case <-time.After(wait):
+				t.Fatal("an oversized message did not end the session")
+			}
+			if s.Err() == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+func TestProtocolViolation(t *testing.T) {
+	s, c := setup(t, "rs", proto.MsgPack)
+	c.send(&proto.Message{Type: proto.CodeWelcome, ID: 1, Dict: c.raw(map[string]any{})})
+	ab := c.expect(proto.CodeAbort)
+	eq(t, "abort reason", string(ab.URI), proto.URIProtocolViolation)
+	c.expectEOF()
+	<-s.Done()
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "protocol violation") {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+func TestOnMessageAndSendRaw(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON)
+	seen := make(chan *proto.Message, 4)
+	s.OnMessage(func(m *proto.Message) { seen <- m.Clone() })
+	noErr(t, "SendRaw", s.SendRaw(&proto.Message{Type: proto.CodeCall, Request: 999, URI: []byte("raw.call"), Args: c.raw([]any{1})}))
+	m := c.expect(proto.CodeCall)
+	eq(t, "raw request id", m.Request, uint64(999))
+	c.send(&proto.Message{Type: proto.CodeResult, Request: 999})
+	select {
+	case got := <-seen:
+		eq(t, "hooked type", got.Type, proto.CodeResult)
+		eq(t, "hooked request", got.Request, uint64(999))
+	case <-time.After(wait):
+		t.Fatal("hook not called")
+	}
+	s.OnMessage(nil)
+	// The unknown RESULT was ignored: the session is alive.
+	a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+	m = c.expect(proto.CodeCall)
+	eq(t, "request id after SendRaw", m.Request, uint64(1))
+	c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request})
+	_, err := a.wait(t)
+	noErr(t, "Call", err)
+}
+
+func TestDialRefused(t *testing.T) {
+	p := newPeer(t)
+	addr := p.ln.Addr().String()
+	p.ln.Close()
+	for _, url := range []string{"rs://" + addr, "ws://" + addr + "/ws"} {
+		_, err := Dial(context.Background(), Config{URL: url, Realm: "r", DialTimeout: wait})
+		if err == nil {
+			t.Fatalf("Dial %s succeeded", url)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Dial(ctx, Config{URL: "rs://" + addr, Realm: "r"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Dial with a canceled context = %v", err)
+	}
+}
