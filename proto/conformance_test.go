@@ -46,27 +46,45 @@ type suiteVariant struct {
 // the test suite is not checked out.
 func loadSuite(t *testing.T) map[string]suiteFile {
 	t.Helper()
+	files, err := loadSuiteOptional()
+	if errors.Is(err, errNoSuite) {
+		t.Skipf("%v", err)
+	}
+	requireNoError(t, err, "load the test suite")
+	return files
+}
+
+var errNoSuite = errors.New("WAMP test suite not found at " + testsuiteDir)
+
+// loadSuiteOptional reads the vector files, or returns errNoSuite.
+func loadSuiteOptional() (map[string]suiteFile, error) {
 	root := filepath.Join(testsuiteDir, "singlemessage")
 	if _, err := os.Stat(root); err != nil {
-		t.Skipf("WAMP test suite not found at %s: %v", root, err)
+		return nil, errNoSuite
 	}
 	paths, err := filepath.Glob(filepath.Join(root, "*", "*.json"))
-	requireNoError(t, err, "glob")
+	if err != nil {
+		return nil, err
+	}
 	if len(paths) == 0 {
-		t.Fatalf("no vector files under %s", root)
+		return nil, fmt.Errorf("no vector files under %s", root)
 	}
 	files := map[string]suiteFile{}
 	for _, p := range paths {
 		raw, err := os.ReadFile(p)
-		requireNoError(t, err, "read "+p)
+		if err != nil {
+			return nil, err
+		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		var f suiteFile
-		requireNoError(t, dec.Decode(&f), "parse "+p)
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
 		rel, _ := filepath.Rel(root, p)
 		files[filepath.ToSlash(rel)] = f
 	}
-	return files
+	return files, nil
 }
 
 var suiteSerializers = map[string]Serializer{"json": JSON, "msgpack": MsgPack, "cbor": CBOR}

@@ -14,8 +14,11 @@ func (d *Decoder) parseDict(r *rd, f *Fields, lay *layout) ([]byte, error) {
 	}
 	start := r.i
 	s, err := r.beginMap()
-	if err != nil {
+	if err == errNotMap {
 		return nil, d.fieldErr(lay, "", "must be a dictionary")
+	}
+	if err != nil {
+		return nil, err // truncated, or a declared length beyond the input
 	}
 	for {
 		ok, err := r.more(&s, '}')
