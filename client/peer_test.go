@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,9 +48,18 @@ type peer struct {
 
 func newPeer(t *testing.T) *peer {
 	t.Helper()
+	return newPeerTLS(t, nil)
+}
+
+// newPeerTLS starts a peer that speaks TLS when cfg is not nil.
+func newPeerTLS(t *testing.T, cfg *tls.Config) *peer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	p := &peer{t: t, ln: ln, conns: make(chan *peerConn, 4)}
 	p.wg.Add(1)
@@ -65,10 +75,10 @@ func newPeer(t *testing.T) *peer {
 	return p
 }
 
-// url returns the URL for scheme ("ws" or "rs").
+// url returns the URL for scheme ("ws", "wss", "rs", "tcp" or "rss").
 func (p *peer) url(scheme string) string {
-	if scheme == "ws" {
-		return "ws://" + p.ln.Addr().String() + "/ws"
+	if scheme == "ws" || scheme == "wss" {
+		return scheme + "://" + p.ln.Addr().String() + "/ws"
 	}
 	return scheme + "://" + p.ln.Addr().String()
 }

@@ -73,18 +73,18 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		cfg:   cfg,
-		ser:   cfg.Serializer,
-		tr:    tr,
-		log:   cfg.Logger,
+		cfg:     cfg,
+		ser:     cfg.Serializer,
+		tr:      tr,
+		log:     cfg.Logger,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
-		evq:   make(chan delivery, cfg.EventQueue),
-		calls: make(map[uint64]*call),
-		reqs:  make(map[uint64]*request),
-		regs:  make(map[uint64]*Registration),
-		subs:  make(map[uint64][]*Subscription),
-		invs:  make(map[uint64]*invState),
+		evq:     make(chan delivery, cfg.EventQueue),
+		calls:   make(map[uint64]*call),
+		reqs:    make(map[uint64]*request),
+		regs:    make(map[uint64]*Registration),
+		subs:    make(map[uint64][]*Subscription),
+		invs:    make(map[uint64]*invState),
 	}
 	if err := s.join(ctx); err != nil {
 		tr.close(false)

@@ -2,7 +2,15 @@ package client
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +264,114 @@ func TestDialRefused(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Dial with a canceled context = %v", err)
 	}
+}
+
+// testCert returns a self-signed certificate for 127.0.0.1 and a pool that
+// trusts it.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "edgewamp client test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestTLS(t *testing.T) {
+	cert, pool := testCert(t)
+	for _, scheme := range []string{"wss", "rss"} {
+		t.Run(scheme, func(t *testing.T) {
+			p := newPeerTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+			cfg := Config{URL: p.url(scheme), Realm: "realm1", Serializer: proto.MsgPack, DialTimeout: wait, ReplyTimeout: wait,
+				TLS: &tls.Config{RootCAs: pool}}
+			a := goDo(func() (*Session, error) { return Dial(context.Background(), cfg) })
+			c := p.accept()
+			c.welcome(5)
+			s, err := a.wait(t)
+			noErr(t, "Dial", err)
+			t.Cleanup(func() { closeSession(t, s, c) })
+			if _, ok := c.conn.(*tls.Conn); !ok {
+				t.Fatal("the peer's connection is not TLS")
+			}
+			call := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", []any{"x"}, nil, nil) })
+			m := c.expect(proto.CodeCall)
+			c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: m.Args})
+			r, err := call.wait(t)
+			noErr(t, "Call", err)
+			eq(t, "result", r.Args, []any{"x"})
+		})
+	}
+
+	// An untrusted certificate fails the dial.
+	p := newPeerTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+	_, err := Dial(context.Background(), Config{URL: p.url("rss"), Realm: "realm1", DialTimeout: wait})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Dial with an untrusted certificate = %v", err)
+	}
+}
+
+// TestLargeMessages sends messages past the 16-bit WebSocket length and
+// the 64 KiB read chunk both ways.
+func TestLargeMessages(t *testing.T) {
+	large := strings.Repeat("0123456789abcdef", 20000) // 320 kB
+	for _, scheme := range []string{"rs", "ws", "wsb"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, c := setup(t, scheme, proto.MsgPack)
+			a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", []any{large}, nil, nil) })
+			m := c.expect(proto.CodeCall)
+			args, _ := c.payload(m)
+			eq(t, "large argument", len(args[0].(string)), len(large))
+			c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: m.Args})
+			r, err := a.wait(t)
+			noErr(t, "Call", err)
+			if r.Args[0].(string) != large {
+				t.Fatal("large result differs")
+			}
+		})
+	}
+}
+
+// TestWebSocketFragmented sends a message in three fragments with a ping
+// between them.
+func TestWebSocketFragmented(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON)
+	a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+	m := c.expect(proto.CodeCall)
+	b := c.encode(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: c.raw([]any{"fragmented"})})
+	frames := []ws.Frame{
+		ws.NewFrame(ws.OpText, false, b[:5]),
+		ws.NewPingFrame([]byte("mid")),
+		ws.NewFrame(ws.OpContinuation, false, b[5:10]),
+		ws.NewFrame(ws.OpContinuation, true, b[10:]),
+	}
+	for _, f := range frames {
+		if err := ws.WriteFrame(c.conn, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eq(t, "pong payload", string(c.expectPong()), "mid")
+	r, err := a.wait(t)
+	noErr(t, "Call", err)
+	eq(t, "result", r.Args, []any{"fragmented"})
 }
