@@ -1,0 +1,187 @@
+//go:build !race
+
+// The race detector adds allocations of its own, so the allocation budgets
+// are checked only without it.
+
+package proto
+
+import (
+	"fmt"
+	"testing"
+)
+
+// routingFixture holds the reused state of one event loop's hot path: a
+// Decoder, a Message for the inbound message, a Message for the outbound
+// one, an Encoder and an output buffer.
+type routingFixture struct {
+	d   Decoder
+	in  Message
+	out Message
+	e   Encoder
+	buf []byte
+}
+
+// callBytes returns a CALL with options and a raw payload in ser.
+func callBytes(t testing.TB, ser Serializer, payload int) []byte {
+	t.Helper()
+	m := &Message{Type: CodeCall, Request: 7814135, URI: []byte("com.myapp.myprocedure1")}
+	m.Opt.SetBool(KeyReceiveProgress, true)
+	m.Opt.SetUint(KeyTimeout, 1000)
+	m.Opt.SetBool(KeyDiscloseMe, true)
+	m.Dict = mustEncodeValue(t, ser, map[string]any{
+		"receive_progress": true, "timeout": int64(1000), "disclose_me": true, "x_trace": "abc"})
+	m.Args = mustEncodeValue(t, ser, []any{"Hello, world!", int64(42), 1.5, []byte("bin"), payloadString(payload)})
+	m.Kwargs = mustEncodeValue(t, ser, map[string]any{"name": "edgewamp", "list": []any{int64(1), int64(2)}})
+	return mustAppend(t, ser, m)
+}
+
+// transparentCallBytes returns an end-to-end encrypted CALL: Payload
+// Passthru Mode keys and a binary payload.
+func transparentCallBytes(t testing.TB, ser Serializer, payload int) []byte {
+	t.Helper()
+	m := &Message{Type: CodeCall, Request: 7814135, URI: []byte("com.myapp.secret")}
+	m.Dict = mustEncodeValue(t, ser, map[string]any{
+		"enc_algo": "cryptobox", "enc_serializer": "cbor", "ppt_scheme": "wamp", "ppt_keyid": "k1"})
+	m.Args, m.Transparent = mustEncodeValue(t, ser, []byte(payloadString(payload))), true
+	return mustAppend(t, ser, m)
+}
+
+// publishBytes returns a PUBLISH with options and a raw payload in ser.
+func publishBytes(t testing.TB, ser Serializer, payload int) []byte {
+	t.Helper()
+	m := &Message{Type: CodePublish, Request: 239714735, URI: []byte("com.myapp.mytopic1")}
+	m.Dict = mustEncodeValue(t, ser, map[string]any{
+		"acknowledge": true, "exclude_me": false, "disclose_me": true, "exclude": []any{int64(1), int64(2)},
+		"eligible_authrole": []any{"user"}})
+	m.Args = mustEncodeValue(t, ser, []any{"Hello, world!", payloadString(payload)})
+	m.Kwargs = mustEncodeValue(t, ser, map[string]any{"count": int64(5)})
+	return mustAppend(t, ser, m)
+}
+
+func payloadString(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return string(b)
+}
+
+// invocation builds the INVOCATION for the decoded CALL in f.in, the way
+// the dealer does: new Details, payload passed through.
+func (f *routingFixture) invocation() {
+	f.out.Reset()
+	f.out.Type = CodeInvocation
+	f.out.Request = 6131533
+	f.out.ID = 9823526
+	f.out.Opt.SetBool(KeyReceiveProgress, f.in.Opt.Bool(KeyReceiveProgress, false))
+	f.out.Opt.SetUint(KeyCaller, 3335656)
+	f.out.Opt.SetStr(KeyProcedure, f.in.URI)
+	f.out.Opt.SetString(KeyCallerAuthRole, "user")
+	if f.in.Opt.Has(KeyTimeout) {
+		f.out.Opt.SetUint(KeyTimeout, f.in.Opt.Uint(KeyTimeout))
+	}
+	f.out.Opt.CopyPPT(&f.in.Opt)
+	f.out.Args, f.out.Kwargs, f.out.Transparent = f.in.Args, f.in.Kwargs, f.in.Transparent
+}
+
+// event builds the EVENT for the decoded PUBLISH in f.in, the way the
+// broker does.
+func (f *routingFixture) event() {
+	f.out.Reset()
+	f.out.Type = CodeEvent
+	f.out.ID = 5512315355
+	f.out.ID2 = 4429313566
+	if f.in.Opt.Bool(KeyDiscloseMe, false) {
+		f.out.Opt.SetUint(KeyPublisher, 3335656)
+	}
+	f.out.Opt.SetStr(KeyTopic, f.in.URI)
+	f.out.Opt.CopyPPT(&f.in.Opt)
+	f.out.Args, f.out.Kwargs, f.out.Transparent = f.in.Args, f.in.Kwargs, f.in.Transparent
+}
+
+// TestRoutingAllocs is the hot path's budget: decoding a CALL (or PUBLISH)
+// head and encoding the matching INVOCATION (or EVENT) in the same
+// serializer allocate nothing once the buffers are warm.
+func TestRoutingAllocs(t *testing.T) {
+	for _, ser := range serializers {
+		for _, tc := range []struct {
+			name  string
+			in    []byte
+			build func(*routingFixture)
+		}{
+			{"CALL->INVOCATION", callBytes(t, ser, 64), (*routingFixture).invocation},
+			{"transparent CALL->INVOCATION", transparentCallBytes(t, ser, 64), (*routingFixture).invocation},
+			{"PUBLISH->EVENT", publishBytes(t, ser, 64), (*routingFixture).event},
+		} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, ser), func(t *testing.T) {
+				f := &routingFixture{buf: make([]byte, 0, 4096)}
+				var err error
+				run := func() {
+					if err = f.d.Decode(ser, tc.in, &f.in); err != nil {
+						return
+					}
+					tc.build(f)
+					f.buf, err = f.e.Append(f.buf[:0], ser, &f.out)
+				}
+				run()
+				requireNoError(t, err, "warm-up")
+				// The output carries the payload untouched.
+				got := mustDecode(t, ser, f.buf)
+				requireValue(t, mustValue(t, f.in.Args), mustValue(t, got.Args), "Args")
+				requireValue(t, mustValue(t, f.in.Kwargs), mustValue(t, got.Kwargs), "Kwargs")
+				requireValue(t, fieldsDump(t, &f.out.Opt), fieldsDump(t, &got.Opt), "Details")
+				if got.Transparent != f.in.Transparent {
+					t.Fatalf("Transparent: got %v, want %v", got.Transparent, f.in.Transparent)
+				}
+
+				decodes := testing.AllocsPerRun(200, func() { err = f.d.Decode(ser, tc.in, &f.in) })
+				requireNoError(t, err, "Decode")
+				builds := testing.AllocsPerRun(200, func() { tc.build(f) })
+				encodes := testing.AllocsPerRun(200, func() { f.buf, err = f.e.Append(f.buf[:0], ser, &f.out) })
+				requireNoError(t, err, "Append")
+				whole := testing.AllocsPerRun(200, run)
+				t.Logf("allocs per run: decode %v, build %v, encode %v, whole %v", decodes, builds, encodes, whole)
+				if decodes != 0 || builds != 0 || encodes != 0 || whole != 0 {
+					t.Fatalf("allocations on the hot path: decode %v, build %v, encode %v, whole %v", decodes, builds, encodes, whole)
+				}
+			})
+		}
+	}
+}
+
+// TestEscapedJSONAllocs checks that JSON strings with escapes, which are
+// unescaped into the Decoder's scratch buffer, do not allocate once the
+// scratch has grown.
+func TestEscapedJSONAllocs(t *testing.T) {
+	in := []byte(`[48,1,{"rkey":"a\"b","x_\u006b":"\u00e9\ud83d\ude00"},"com.\u00e9v\u00e9nement",["\u0000AAEC"]]`)
+	var d Decoder
+	var m Message
+	requireNoError(t, d.Decode(JSON, in, &m), "Decode")
+	if got := testing.AllocsPerRun(200, func() { _ = d.Decode(JSON, in, &m) }); got != 0 {
+		t.Fatalf("decoding escaped JSON: %v allocs per run, want 0", got)
+	}
+}
+
+// TestDecodeErrorAllocs checks that the common low-level faults (sentinel
+// errors) do not allocate, so that garbage input costs no garbage.
+func TestDecodeErrorAllocs(t *testing.T) {
+	var d Decoder
+	var m Message
+	for _, tc := range []struct {
+		ser Serializer
+		in  []byte
+	}{
+		{JSON, []byte(`[48,1,{},"p"`)},
+		{JSON, []byte(`{}`)},
+		{JSON, []byte(`[99]`)},
+		{MsgPack, []byte{0x94, 0x30, 0x01, 0x80, 0xdb, 0xff, 0xff, 0xff, 0xff}},
+		{CBOR, []byte{0x84, 0x18, 0x30, 0x01, 0xa0, 0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+	} {
+		if d.Decode(tc.ser, tc.in, &m) == nil {
+			t.Fatalf("%s: decoded", show(tc.ser, tc.in))
+		}
+		if got := testing.AllocsPerRun(100, func() { _ = d.Decode(tc.ser, tc.in, &m) }); got != 0 {
+			t.Errorf("%s: %v allocs per failed decode, want 0", show(tc.ser, tc.in), got)
+		}
+	}
+}
