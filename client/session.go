@@ -224,6 +224,9 @@ func (s *Session) shutdown(cause error, graceful bool) {
 	for _, c := range calls {
 		c.done, c.err = true, cause
 	}
+	for _, r := range s.regs {
+		r.active.Store(false)
+	}
 	for _, subs := range s.subs {
 		for _, sub := range subs {
 			sub.active.Store(false)
