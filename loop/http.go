@@ -2,6 +2,7 @@ package loop
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -55,20 +56,13 @@ type httpOptions struct {
 	overLimit bool
 }
 
-func (o *httpOptions) path() string        { return cmpOr(o.wsPath, defaultWSPath) }
-func (o *httpOptions) healthzPath() string { return cmpOr(o.healthPath, defaultHealthPath) }
+func (o *httpOptions) path() string        { return cmp.Or(o.wsPath, defaultWSPath) }
+func (o *httpOptions) healthzPath() string { return cmp.Or(o.healthPath, defaultHealthPath) }
 func (o *httpOptions) headerLimit() int {
 	if o.maxHeader <= 0 {
 		return defaultHTTPMaxHeader
 	}
 	return o.maxHeader
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // httpKind says what the caller does with an httpResult.
