@@ -219,6 +219,12 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}
+	s.startInvocation(m, reg, inv)
+}
+
+// startInvocation starts reg's handler for the first chunk inv of the
+// INVOCATION m. Called with mu held; it unlocks it.
+func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invocation) {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	st := &invState{
 		s:               s,

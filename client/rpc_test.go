@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -492,4 +494,74 @@ func TestCallEncodeError(t *testing.T) {
 	if s.Err() != nil {
 		t.Fatalf("session ended on a local encoding error: %v", s.Err())
 	}
+}
+
+// TestConcurrentCalls answers many concurrent calls in reverse order.
+func TestConcurrentCalls(t *testing.T) {
+	s, c := setup(t, "ws", proto.MsgPack)
+	const n = 50
+	results := make(chan error, n)
+	for i := range n {
+		go func() {
+			r, err := s.Call(context.Background(), "com.example.echo", []any{i}, nil, nil)
+			if err == nil && !reflect.DeepEqual(r.Args, []any{int64(i)}) {
+				err = fmt.Errorf("call %d got %v", i, r.Args)
+			}
+			results <- err
+		}()
+	}
+	calls := make([]*proto.Message, n)
+	seen := map[uint64]bool{}
+	for i := range n {
+		calls[i] = c.expect(proto.CodeCall)
+		if seen[calls[i].Request] {
+			t.Fatalf("request id %d used twice", calls[i].Request)
+		}
+		seen[calls[i].Request] = true
+	}
+	for i := n - 1; i >= 0; i-- {
+		c.send(&proto.Message{Type: proto.CodeResult, Request: calls[i].Request, Args: calls[i].Args})
+	}
+	for range n {
+		select {
+		case err := <-results:
+			noErr(t, "Call", err)
+		case <-time.After(wait):
+			t.Fatal("calls did not finish")
+		}
+	}
+}
+
+// TestSlowHandlerDoesNotBlock checks that invocations run concurrently.
+func TestSlowHandlerDoesNotBlock(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	release := make(chan struct{})
+	h := func(ctx context.Context, inv *Invocation) (*Result, error) {
+		if inv.Args[0] == "slow" {
+			<-release
+		}
+		return &Result{Args: inv.Args}, nil
+	}
+	register(t, s, c, "com.example.p", 16, h, nil)
+	invoke(c, 90, 16, []any{"slow"}, map[string]any{})
+	invoke(c, 91, 16, []any{"fast"}, map[string]any{})
+	eq(t, "first answer", c.expect(proto.CodeYield).Request, uint64(91))
+	close(release)
+	eq(t, "second answer", c.expect(proto.CodeYield).Request, uint64(90))
+}
+
+// TestForwardedTimeout gives the handler's context the forwarded deadline.
+func TestForwardedTimeout(t *testing.T) {
+	s, c := setup(t, "ws", proto.CBOR)
+	h := func(ctx context.Context, inv *Invocation) (*Result, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("no deadline")
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	_, m := register(t, s, c, "com.example.p", 17, h, &RegisterOptions{ForwardTimeout: true})
+	eq(t, "forward_timeout", m.Opt.Bool(proto.KeyForwardTimeout, false), true)
+	invoke(c, 95, 17, nil, map[string]any{"timeout": 30})
+	eq(t, "error", string(c.expect(proto.CodeError).URI), proto.URITimeout)
 }
