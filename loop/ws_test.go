@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -83,10 +84,48 @@ func drainWS(t testing.TB, r *wsReader, in *inBuf) ([]wsRec, error) {
 		if n > before {
 			t.Fatalf("n = %d > %d buffered", n, before)
 		}
+		checkWSEvent(t, r, ev)
 		if ev.kind != wsNone {
 			out = append(out, wsRec{ev.kind, ev.op, string(ev.payload), ev.code})
 		}
 		in.Discard(n)
+	}
+}
+
+// checkWSEvent checks what every event must satisfy, whatever the input.
+func checkWSEvent(t testing.TB, r *wsReader, ev wsEvent) {
+	t.Helper()
+	if cap(r.frag) > r.limit() {
+		t.Fatalf("reassembly buffer capacity %d over the limit %d", cap(r.frag), r.limit())
+	}
+	switch ev.kind {
+	case wsNone:
+		if !r.partial() && ev.payload != nil {
+			t.Fatalf("wsNone with a payload")
+		}
+	case wsMessage:
+		if ev.op != ws.OpText && ev.op != ws.OpBinary {
+			t.Fatalf("message with opcode %v", ev.op)
+		}
+		if len(ev.payload) > r.limit() {
+			t.Fatalf("message of %d octets over the limit %d", len(ev.payload), r.limit())
+		}
+		if ev.op == ws.OpText && !utf8.Valid(ev.payload) {
+			t.Fatalf("text message not UTF-8")
+		}
+	case wsPing, wsPong:
+		if len(ev.payload) > wsMaxControlPayload {
+			t.Fatalf("control payload of %d octets", len(ev.payload))
+		}
+	case wsClose:
+		if ev.code == ws.StatusNoStatusRcvd && len(ev.payload) != 0 || !wsValidCloseCode(ev.code) && ev.code != ws.StatusNoStatusRcvd {
+			t.Fatalf("close %d %q", ev.code, ev.payload)
+		}
+		if len(ev.payload) > wsMaxControlPayload-2 || !utf8.Valid(ev.payload) {
+			t.Fatalf("close reason %q", ev.payload)
+		}
+	default:
+		t.Fatalf("event kind %d", ev.kind)
 	}
 }
 
