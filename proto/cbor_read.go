@@ -80,30 +80,33 @@ func (r *rd) cbContainer(want byte) (n int, indef bool, err error) {
 	return n, false, err
 }
 
-func (r *rd) cbNext() (tok, error) {
+func (r *rd) cbNext(t *tok) error {
 	for tags := 0; ; tags++ {
 		if tags > 8 {
-			return tok{}, errCBORTag
+			return errCBORTag
 		}
 		major, info, arg, indef, err := r.cbHeadInfo()
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		switch major {
 		case 0:
-			return tok{k: kInt, u: arg}, nil
+			t.set(kInt, false, false, arg, 0, nil)
+			return nil
 		case 1:
-			return tok{k: kInt, neg: true, u: arg}, nil
+			t.set(kInt, true, false, arg, 0, nil)
+			return nil
 		case 2, 3:
 			k := kBin
 			if major == 3 {
 				k = kStr
 			}
 			if indef {
-				return r.cbChunked(major, k)
+				return r.cbChunked(t, major, k)
 			}
 			s, err := r.span(arg)
-			return tok{k: k, s: s}, err
+			t.set(k, false, false, 0, 0, s)
+			return err
 		case 4, 5:
 			k := kArr
 			per := 1
@@ -111,65 +114,69 @@ func (r *rd) cbNext() (tok, error) {
 				k, per = kMap, 2
 			}
 			if indef {
-				return tok{k: k, n: -1}, nil
+				t.set(k, false, false, openLen, 0, nil)
+				return nil
 			}
 			n, err := r.count(arg, per)
-			return tok{k: k, n: n}, err
+			t.set(k, false, false, uint64(n), 0, nil)
+			return err
 		case 6:
 			if arg == 2 || arg == 3 { // bignum: a byte string magnitude
 				// Read the byte string's head here rather than through
 				// cbNext: a chain of nested bignum tags must not recurse.
 				m, _, n, ind, err := r.cbHeadInfo()
 				if err != nil {
-					return tok{}, err
+					return err
 				}
 				if m != 2 {
-					return tok{}, errCBORBignum
+					return errCBORBignum
 				}
-				var t tok
 				if ind {
-					t, err = r.cbChunked(2, kBin)
+					err = r.cbChunked(t, 2, kBin)
 				} else {
-					t.k = kBin
-					t.s, err = r.span(n)
+					var s []byte
+					s, err = r.span(n)
+					t.set(kBin, false, false, 0, 0, s)
 				}
 				if err != nil {
-					return tok{}, err
+					return err
 				}
-				return r.cbBig(t, arg == 3)
+				r.cbBig(t, arg == 3)
+				return nil
 			}
 			continue // other tags: read the tagged item itself
 		case 7:
 			if indef {
-				return tok{}, errCBORIndef // a stray "break"
+				return errCBORIndef // a stray "break"
 			}
-			return cbSimple(arg, info)
+			return cbSimple(t, arg, info)
 		}
 	}
 }
 
 // cbChunked reads an indefinite-length string: definite chunks of the same
 // major type up to a break. The returned token's s spans all chunks with
-// their heads; tok.text and tok.bytes join them.
-func (r *rd) cbChunked(major byte, k kind) (tok, error) {
+// their heads (esc set); tok.text, appendText and appendBytes join them.
+func (r *rd) cbChunked(t *tok, major byte, k kind) error {
 	start := r.i
 	for {
 		if err := r.need(1); err != nil {
-			return tok{}, err
+			return err
 		}
 		if r.b[r.i] == 0xff {
 			r.i++
-			return tok{k: k, s: r.b[start : r.i-1 : r.i-1], chunk: true}, nil
+			t.set(k, false, true, 0, 0, r.b[start:r.i-1:r.i-1])
+			return nil
 		}
 		m, arg, indef, err := r.cbHead()
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		if m != major || indef {
-			return tok{}, errCBORIndef
+			return errCBORIndef
 		}
 		if _, err := r.span(arg); err != nil {
-			return tok{}, err
+			return err
 		}
 	}
 }
@@ -191,11 +198,11 @@ func cbJoin(dst, s []byte) []byte {
 	return dst
 }
 
-// cbBig turns a bignum's magnitude into an integer token when it fits in 64
-// bits, or a kBig token (s = big-endian magnitude) when it does not.
-func (r *rd) cbBig(t tok, neg bool) (tok, error) {
+// cbBig turns a bignum's magnitude token into an integer token when it fits
+// in 64 bits, or a kBig token (s = big-endian magnitude) when it does not.
+func (r *rd) cbBig(t *tok, neg bool) {
 	mag := t.s
-	if t.chunk {
+	if t.esc {
 		mag = cbJoin(nil, t.s)
 	}
 	for len(mag) > 0 && mag[0] == 0 {
@@ -206,27 +213,34 @@ func (r *rd) cbBig(t tok, neg bool) (tok, error) {
 		for _, c := range mag {
 			u = u<<8 | uint64(c)
 		}
-		return tok{k: kInt, neg: neg, u: u}, nil
+		t.set(kInt, neg, false, u, 0, nil)
+		return
 	}
-	return tok{k: kBig, neg: neg, s: mag}, nil
+	t.set(kBig, neg, false, 0, 0, mag)
 }
 
-func cbSimple(arg uint64, info byte) (tok, error) {
+func cbSimple(t *tok, arg uint64, info byte) error {
 	switch info {
 	case 20:
-		return tok{k: kBool}, nil
+		t.set(kBool, false, false, 0, 0, nil)
+		return nil
 	case 21:
-		return tok{k: kBool, b: true}, nil
+		t.set(kBool, false, false, 1, 0, nil)
+		return nil
 	case 22, 23: // null, undefined
-		return tok{k: kNull}, nil
+		t.set(kNull, false, false, 0, 0, nil)
+		return nil
 	case 25:
-		return tok{k: kFloat, f: halfToFloat(uint16(arg))}, nil
+		t.set(kFloat, false, false, 0, halfToFloat(uint16(arg)), nil)
+		return nil
 	case 26:
-		return tok{k: kFloat, f: float64(math.Float32frombits(uint32(arg)))}, nil
+		t.set(kFloat, false, false, 0, float64(math.Float32frombits(uint32(arg))), nil)
+		return nil
 	case 27:
-		return tok{k: kFloat, f: math.Float64frombits(arg)}, nil
+		t.set(kFloat, false, false, 0, math.Float64frombits(arg), nil)
+		return nil
 	}
-	return tok{}, errCBORSimple
+	return errCBORSimple
 }
 
 // halfToFloat converts an IEEE 754 half-precision value (RFC 8949 App. D).

@@ -37,7 +37,8 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	if !ok {
 		return ErrEmpty
 	}
-	t, err := r.next()
+	var t tok
+	err = r.next(&t)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,8 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 	switch el {
 	case elRequest, elID, elID2:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
@@ -98,7 +100,8 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			m.ID2 = t.u
 		}
 	case elReqType:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
@@ -114,7 +117,8 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		m.Dict = Raw{Ser: r.ser, B: span}
 		m.HasDict = true
 	case elURI, elString:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
@@ -124,7 +128,7 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			}
 			return errf(lay.name + " " + uriName(m.Type) + " must be a URI string")
 		}
-		if m.URI, err = t.text(&d.scratch); err != nil {
+		if m.URI, err = t.text(&d.scratch, r.ser); err != nil {
 			return err
 		}
 		// JSON text is checked while scanning; MsgPack and CBOR text here,
@@ -137,7 +141,8 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			r.jsonWS()
 		}
 		save := r.i
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
@@ -162,7 +167,8 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			r.jsonWS()
 		}
 		save := r.i
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}

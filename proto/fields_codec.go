@@ -50,20 +50,22 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 	info := &keys[k]
 	switch info.kind {
 	case kindBool:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
 		if t.k != kBool {
 			return d.fieldErr(lay, info.name, "must be a bool")
 		}
-		f.SetBool(k, t.b)
+		f.SetBool(k, t.u != 0)
 	case kindID, kindUint:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
-		u, ok := uintOf(t)
+		u, ok := uintOf(&t)
 		if !ok || (info.kind == kindID && u > MaxID) {
 			if info.kind == kindID {
 				return d.fieldErr(lay, info.name, "must be an id (an integer in [0, 2^53])")
@@ -72,14 +74,15 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		}
 		f.SetUint(k, u)
 	case kindStr, kindEnum:
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
 		if t.k != kStr {
 			return d.fieldErr(lay, info.name, "must be a string")
 		}
-		s, err := t.text(&d.scratch)
+		s, err := t.text(&d.scratch, r.ser)
 		if err != nil {
 			return err
 		}
@@ -101,7 +104,8 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 			r.jsonWS()
 		}
 		save := r.i
-		t, err := r.next()
+		var t tok
+		err := r.next(&t)
 		if err != nil {
 			return err
 		}
@@ -124,14 +128,15 @@ func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
 		r.jsonWS()
 	}
 	start := r.i
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return nil, err
 	}
 	if t.k != kArr {
 		return nil, d.fieldErr(lay, info.name, "must be a list")
 	}
-	s := seqOf(t)
+	s := seqOf(&t)
 	for {
 		ok, err := r.more(&s, ']')
 		if err != nil {
@@ -146,7 +151,8 @@ func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
 				r.jsonWS()
 				save = r.i
 			}
-			e, err := r.next()
+			var e tok
+			err := r.next(&e)
 			if err != nil {
 				return nil, err
 			}
@@ -159,13 +165,14 @@ func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
 			}
 			continue
 		}
-		e, err := r.next()
+		var e tok
+		err = r.next(&e)
 		if err != nil {
 			return nil, err
 		}
 		switch info.kind {
 		case kindIDList:
-			if u, ok := uintOf(e); !ok || u > MaxID {
+			if u, ok := uintOf(&e); !ok || u > MaxID {
 				return nil, d.fieldErr(lay, info.name, "must be a list of ids")
 			}
 		case kindStrList:
@@ -179,7 +186,7 @@ func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
 
 // uintOf returns a non-negative integer token's value; integral floats are
 // accepted too (some clients send 1000.0 for a timeout).
-func uintOf(t tok) (uint64, bool) {
+func uintOf(t *tok) (uint64, bool) {
 	switch t.k {
 	case kInt:
 		return t.u, !t.neg

@@ -23,62 +23,68 @@ func (r *rd) jsonWS() {
 	}
 }
 
-func (r *rd) jsonNext() (tok, error) {
+func (r *rd) jsonNext(t *tok) error {
 	r.jsonWS()
 	if r.i >= len(r.b) {
-		return tok{}, ErrTruncated
+		return ErrTruncated
 	}
 	switch c := r.b[r.i]; c {
 	case '[':
 		r.i++
-		return tok{k: kArr, n: -1}, nil
+		t.set(kArr, false, false, openLen, 0, nil)
+		return nil
 	case '{':
 		r.i++
-		return tok{k: kMap, n: -1}, nil
+		t.set(kMap, false, false, openLen, 0, nil)
+		return nil
 	case '"':
-		return r.jsonString()
+		return r.jsonString(t)
 	case 't':
-		return r.jsonLit("true", tok{k: kBool, b: true})
+		t.set(kBool, false, false, 1, 0, nil)
+		return r.jsonLit("true")
 	case 'f':
-		return r.jsonLit("false", tok{k: kBool})
+		t.set(kBool, false, false, 0, 0, nil)
+		return r.jsonLit("false")
 	case 'n':
-		return r.jsonLit("null", tok{k: kNull})
+		t.set(kNull, false, false, 0, 0, nil)
+		return r.jsonLit("null")
 	default:
 		if c == '-' || (c >= '0' && c <= '9') {
-			return r.jsonNumber()
+			return r.jsonNumber(t)
 		}
 	}
-	return tok{}, ErrBadSyntax
+	return ErrBadSyntax
 }
 
-func (r *rd) jsonLit(lit string, t tok) (tok, error) {
+// jsonLit consumes the literal lit (true, false, null).
+func (r *rd) jsonLit(lit string) error {
 	if len(r.b)-r.i < len(lit) {
-		return tok{}, ErrTruncated
+		return ErrTruncated
 	}
 	if string(r.b[r.i:r.i+len(lit)]) != lit {
-		return tok{}, ErrBadSyntax
+		return ErrBadSyntax
 	}
 	r.i += len(lit)
-	return t, nil
+	return nil
 }
 
 // jsonString scans a string starting at the opening quote. It validates
 // escapes and UTF-8, and classifies "\u0000"-prefixed strings as binary.
-func (r *rd) jsonString() (tok, error) {
+func (r *rd) jsonString(t *tok) error {
 	b := r.b
 	i := r.i + 1
 	start := i
 	esc, high := false, false
 	for {
 		if i >= len(b) {
-			return tok{}, ErrTruncated
+			return ErrTruncated
 		}
 		c := b[i]
 		if c == '"' {
 			break
 		}
 		if c < 0x20 {
-			return tok{}, ErrBadSyntax
+			return ErrBadSyntax
 		}
 		if c >= 0x80 {
 			high = true
@@ -86,7 +92,7 @@ func (r *rd) jsonString() (tok, error) {
 		if c == '\\' {
 			esc = true
 			if i+1 >= len(b) {
-				return tok{}, ErrTruncated
+				return ErrTruncated
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -94,17 +100,17 @@ func (r *rd) jsonString() (tok, error) {
 				continue
 			case 'u':
 				if i+6 > len(b) {
-					return tok{}, ErrTruncated
+					return ErrTruncated
 				}
 				for _, h := range b[i+2 : i+6] {
 					if hexVal(h) < 0 {
-						return tok{}, ErrBadEscape
+						return ErrBadEscape
 					}
 				}
 				i += 6
 				continue
 			default:
-				return tok{}, ErrBadEscape
+				return ErrBadEscape
 			}
 		}
 		i++
@@ -112,21 +118,23 @@ func (r *rd) jsonString() (tok, error) {
 	s := b[start:i:i]
 	r.i = i + 1
 	if high && !utf8.Valid(s) {
-		return tok{}, ErrBadUTF8
+		return ErrBadUTF8
 	}
 	// WAMP §Binary conversion of JSON strings: a string whose first
 	// character is NUL carries base64 bytes.
 	if len(s) >= 6 && string(s[:6]) == `\u0000` {
 		// esc tells whether the base64 text itself holds escapes (rare).
 		s = s[6:]
-		return tok{k: kBin, s: s, esc: esc && bytes.IndexByte(s, '\\') >= 0}, nil
+		t.set(kBin, false, esc && bytes.IndexByte(s, '\\') >= 0, 0, 0, s)
+		return nil
 	}
-	return tok{k: kStr, s: s, esc: esc}, nil
+	t.set(kStr, false, esc, 0, 0, s)
+	return nil
 }
 
 // jsonNumber scans a number per RFC 8259 §6. Integers become kInt (or kBig
 // beyond 64 bits); anything with a fraction or exponent is kFloat.
-func (r *rd) jsonNumber() (tok, error) {
+func (r *rd) jsonNumber(t *tok) error {
 	b := r.b
 	i := r.i
 	start := i
@@ -136,7 +144,7 @@ func (r *rd) jsonNumber() (tok, error) {
 		i++
 	}
 	if i >= len(b) {
-		return tok{}, ErrTruncated
+		return ErrTruncated
 	}
 	digits := i
 	if b[i] == '0' {
@@ -146,7 +154,7 @@ func (r *rd) jsonNumber() (tok, error) {
 			i++
 		}
 	} else {
-		return tok{}, ErrBadNumber
+		return ErrBadNumber
 	}
 	intEnd := i
 	isFloat := false
@@ -158,7 +166,7 @@ func (r *rd) jsonNumber() (tok, error) {
 			i++
 		}
 		if i == d {
-			return tok{}, ErrBadNumber
+			return ErrBadNumber
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -172,28 +180,33 @@ func (r *rd) jsonNumber() (tok, error) {
 			i++
 		}
 		if i == d {
-			return tok{}, ErrBadNumber
+			return ErrBadNumber
 		}
 	}
 	r.i = i
 	if isFloat {
 		f, err := parseFloat(b[start:i])
 		if err != nil {
-			return tok{}, ErrBadNumber
+			return ErrBadNumber
 		}
-		return tok{k: kFloat, f: f}, nil
+		t.set(kFloat, false, false, 0, f, nil)
+		return nil
 	}
 	u, ok := parseDigits(b[digits:intEnd])
 	if !ok {
-		return tok{k: kBig, neg: neg, s: b[digits:intEnd:intEnd]}, nil
+		t.set(kBig, neg, false, 0, 0, b[digits:intEnd:intEnd])
+		return nil
 	}
 	if neg {
 		if u == 0 { // "-0" is the integer 0
-			return tok{k: kInt}, nil
+			t.set(kInt, false, false, 0, 0, nil)
+			return nil
 		}
-		return tok{k: kInt, neg: true, u: u - 1}, nil
+		t.set(kInt, true, false, u-1, 0, nil)
+		return nil
 	}
-	return tok{k: kInt, u: u}, nil
+	t.set(kInt, false, false, u, 0, nil)
+	return nil
 }
 
 // parseDigits parses ASCII digits into a uint64; ok is false on overflow.

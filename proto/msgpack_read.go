@@ -96,62 +96,75 @@ func (r *rd) mpMapLen() (int, error) {
 	return 0, errNotMap
 }
 
-func (r *rd) mpNext() (tok, error) {
+func (r *rd) mpNext(t *tok) error {
 	if err := r.need(1); err != nil {
-		return tok{}, err
+		return err
 	}
 	c := r.b[r.i]
 	r.i++
 	switch {
 	case c <= 0x7f:
-		return tok{k: kInt, u: uint64(c)}, nil
+		t.set(kInt, false, false, uint64(c), 0, nil)
+		return nil
 	case c >= 0xe0:
-		return tok{k: kInt, neg: true, u: uint64(^int64(int8(c)))}, nil
+		t.set(kInt, true, false, uint64(^int64(int8(c))), 0, nil)
+		return nil
 	case c >= 0x80 && c <= 0x8f:
 		n, err := r.count(uint64(c&0x0f), 2)
-		return tok{k: kMap, n: n}, err
+		t.set(kMap, false, false, uint64(n), 0, nil)
+		return err
 	case c >= 0x90 && c <= 0x9f:
 		n, err := r.count(uint64(c&0x0f), 1)
-		return tok{k: kArr, n: n}, err
+		t.set(kArr, false, false, uint64(n), 0, nil)
+		return err
 	case c >= 0xa0 && c <= 0xbf:
 		s, err := r.span(uint64(c & 0x1f))
-		return tok{k: kStr, s: s}, err
+		t.set(kStr, false, false, 0, 0, s)
+		return err
 	}
 	switch c {
 	case 0xc0:
-		return tok{k: kNull}, nil
+		t.set(kNull, false, false, 0, 0, nil)
+		return nil
 	case 0xc2:
-		return tok{k: kBool}, nil
+		t.set(kBool, false, false, 0, 0, nil)
+		return nil
 	case 0xc3:
-		return tok{k: kBool, b: true}, nil
+		t.set(kBool, false, false, 1, 0, nil)
+		return nil
 	case 0xc4, 0xc5, 0xc6: // bin 8/16/32
 		n, err := r.be(1 << (c - 0xc4))
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		s, err := r.span(n)
-		return tok{k: kBin, s: s}, err
+		t.set(kBin, false, false, 0, 0, s)
+		return err
 	case 0xd9, 0xda, 0xdb: // str 8/16/32
 		n, err := r.be(1 << (c - 0xd9))
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		s, err := r.span(n)
-		return tok{k: kStr, s: s}, err
+		t.set(kStr, false, false, 0, 0, s)
+		return err
 	case 0xca:
 		v, err := r.be(4)
-		return tok{k: kFloat, f: float64(math.Float32frombits(uint32(v)))}, err
+		t.set(kFloat, false, false, 0, float64(math.Float32frombits(uint32(v))), nil)
+		return err
 	case 0xcb:
 		v, err := r.be(8)
-		return tok{k: kFloat, f: math.Float64frombits(v)}, err
+		t.set(kFloat, false, false, 0, math.Float64frombits(v), nil)
+		return err
 	case 0xcc, 0xcd, 0xce, 0xcf:
 		v, err := r.be(1 << (c - 0xcc))
-		return tok{k: kInt, u: v}, err
+		t.set(kInt, false, false, v, 0, nil)
+		return err
 	case 0xd0, 0xd1, 0xd2, 0xd3:
 		n := 1 << (c - 0xd0)
 		v, err := r.be(n)
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		var s int64
 		switch n {
@@ -164,37 +177,42 @@ func (r *rd) mpNext() (tok, error) {
 		default:
 			s = int64(v)
 		}
-		return intTok(s), nil
+		intTok(t, s)
+		return nil
 	case 0xdc, 0xdd:
 		n, err := r.be(2 << (c - 0xdc))
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		cnt, err := r.count(n, 1)
-		return tok{k: kArr, n: cnt}, err
+		t.set(kArr, false, false, uint64(cnt), 0, nil)
+		return err
 	case 0xde, 0xdf:
 		n, err := r.be(2 << (c - 0xde))
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		cnt, err := r.count(n, 2)
-		return tok{k: kMap, n: cnt}, err
+		t.set(kMap, false, false, uint64(cnt), 0, nil)
+		return err
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16
 		if _, err := r.span(1 + (1 << (c - 0xd4))); err != nil {
-			return tok{}, err
+			return err
 		}
-		return tok{k: kInvalid}, errExt
+		t.set(kInvalid, false, false, 0, 0, nil)
+		return errExt
 	case 0xc7, 0xc8, 0xc9: // ext 8/16/32
 		n, err := r.be(1 << (c - 0xc7))
 		if err != nil {
-			return tok{}, err
+			return err
 		}
 		if _, err := r.span(n + 1); err != nil {
-			return tok{}, err
+			return err
 		}
-		return tok{k: kInvalid}, errExt
+		t.set(kInvalid, false, false, 0, 0, nil)
+		return errExt
 	}
-	return tok{}, errNeverUsed // 0xc1
+	return errNeverUsed // 0xc1
 }
 
 var (
@@ -202,10 +220,11 @@ var (
 	errNeverUsed = errf("msgpack byte 0xc1 is never used")
 )
 
-// intTok makes an integer token from a signed value.
-func intTok(s int64) tok {
+// intTok makes t an integer token from a signed value.
+func intTok(t *tok, s int64) {
 	if s < 0 {
-		return tok{k: kInt, neg: true, u: uint64(^s)}
+		t.set(kInt, true, false, uint64(^s), 0, nil)
+		return
 	}
-	return tok{k: kInt, u: uint64(s)}
+	t.set(kInt, false, false, uint64(s), 0, nil)
 }

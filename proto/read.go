@@ -28,17 +28,31 @@ const (
 // tok is one scalar or container head read from the input.
 //
 // Integers use CBOR's convention: a non-negative integer is u; a negative one
-// is -1-u (neg set), which covers [-2^64, 2^64-1] without overflow.
+// is -1-u (neg set), which covers [-2^64, 2^64-1] without overflow. A bool is
+// u != 0. A container's u is its element count, or openLen when the count is
+// not known up front (JSON, CBOR indefinite length).
 type tok struct {
-	k     kind
-	neg   bool
-	esc   bool // JSON string content holds escapes
-	chunk bool // CBOR indefinite-length string: s spans the chunks with their heads
-	b     bool
-	n     int // container length; -1 when not known up front (JSON, CBOR indefinite)
-	u     uint64
-	f     float64
-	s     []byte // string, binary or bignum content (JSON: the raw text between quotes)
+	k   kind
+	neg bool
+	// esc: s is not the content as is. For a JSON string, s holds escapes;
+	// for a CBOR indefinite-length string, s spans the chunks with their
+	// heads. tok.text, appendText and appendBytes resolve it.
+	esc bool
+	u   uint64
+	f   float64
+	s   []byte // string, binary or bignum content (JSON: the raw text between quotes)
+}
+
+// openLen is a container token's u when its length is not known up front.
+const openLen = ^uint64(0)
+
+// set fills every field of t. Readers fill the caller's tok through this,
+// field by field, rather than returning a tok or assigning a composite
+// literal: tok has too many fields to live in registers, and copying a
+// struct that was just written field by field stalls on store forwarding
+// (it was the largest cost of decoding a message head).
+func (t *tok) set(k kind, neg, esc bool, u uint64, f float64, s []byte) {
+	t.k, t.neg, t.esc, t.u, t.f, t.s = k, neg, esc, u, f, s
 }
 
 // seq iterates the elements of an array or the entries of a map.
@@ -152,18 +166,19 @@ func (r *rd) colon() error {
 	return nil
 }
 
-// next reads the next value's head: a scalar whole, or a container's head
-// (whose elements the caller then walks with more).
-func (r *rd) next() (tok, error) {
+// next reads the next value's head into t: a scalar whole, or a container's
+// head (whose elements the caller then walks with more). t's contents are
+// unspecified when next returns an error.
+func (r *rd) next(t *tok) error {
 	switch r.ser {
 	case JSON:
-		return r.jsonNext()
+		return r.jsonNext(t)
 	case MsgPack:
-		return r.mpNext()
+		return r.mpNext(t)
 	case CBOR:
-		return r.cbNext()
+		return r.cbNext(t)
 	}
-	return tok{}, ErrBadSerializer
+	return ErrBadSerializer
 }
 
 // skip consumes one whole value, validating it, and returns its encoded
@@ -182,7 +197,8 @@ func (r *rd) skip(depth int) ([]byte, error) {
 // skipValue consumes one value. depth is the number of containers around
 // it; a container at depth MaxDepth (the MaxDepth+1st level) is refused.
 func (r *rd) skipValue(depth int) error {
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return err
 	}
@@ -195,7 +211,7 @@ func (r *rd) skipValue(depth int) error {
 		if t.k == kMap {
 			close = '}'
 		}
-		s := seqOf(t)
+		s := seqOf(&t)
 		for {
 			ok, err := r.more(&s, close)
 			if err != nil {
@@ -224,7 +240,8 @@ func (r *rd) skipValue(depth int) error {
 // string keys. Option dictionaries are read with readKey, which insists on
 // strings.
 func (r *rd) skipKey() error {
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return err
 	}
@@ -241,11 +258,11 @@ func (r *rd) skipKey() error {
 }
 
 // seqOf turns a container token into its element iterator.
-func seqOf(t tok) seq {
-	if t.n < 0 {
+func seqOf(t *tok) seq {
+	if t.u == openLen {
 		return seq{open: true, first: true}
 	}
-	return seq{left: t.n}
+	return seq{left: int(t.u)}
 }
 
 // end checks that nothing but (JSON) whitespace follows the message.
@@ -262,29 +279,32 @@ func (r *rd) end() error {
 // readKey reads a map key, which must be a string, and the colon after it.
 // JSON keys with escapes are unescaped into d's scratch.
 func (r *rd) readKey(sc *[]byte) ([]byte, error) {
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return nil, err
 	}
 	if t.k != kStr {
 		return nil, ErrKeyNotString
 	}
-	s, err := t.text(sc)
+	s, err := t.text(sc, r.ser)
 	if err != nil {
 		return nil, err
 	}
 	return s, r.colon()
 }
 
-// text returns a string token's content, unescaping JSON escapes into scratch
-// when there are any. The result aliases the input or scratch.
-func (t *tok) text(sc *[]byte) ([]byte, error) {
-	if !t.esc && !t.chunk {
+// text returns a string token's content, unescaping JSON escapes (or
+// joining CBOR chunks) into scratch when there are any. ser is the
+// serializer the token was read from. The result aliases the input or
+// scratch.
+func (t *tok) text(sc *[]byte, ser Serializer) ([]byte, error) {
+	if !t.esc {
 		return t.s, nil
 	}
 	start := len(*sc)
 	out := *sc
-	if t.chunk {
+	if ser == CBOR {
 		out = cbJoin(out, t.s)
 	} else {
 		var err error
@@ -296,15 +316,16 @@ func (t *tok) text(sc *[]byte) ([]byte, error) {
 	return out[start:len(out):len(out)], nil
 }
 
-// appendText appends a string token's content to dst.
-func (t *tok) appendText(dst []byte) ([]byte, error) {
+// appendText appends a string token's content to dst. ser is the
+// serializer the token was read from.
+func (t *tok) appendText(dst []byte, ser Serializer) ([]byte, error) {
 	switch {
-	case t.chunk:
+	case !t.esc:
+		return append(dst, t.s...), nil
+	case ser == CBOR:
 		return cbJoin(dst, t.s), nil
-	case t.esc:
-		return appendUnescaped(dst, t.s)
 	}
-	return append(dst, t.s...), nil
+	return appendUnescaped(dst, t.s)
 }
 
 // appendBytes appends a binary token's bytes to dst. ser is the serializer
@@ -313,7 +334,7 @@ func (t *tok) appendBytes(dst []byte, ser Serializer) ([]byte, error) {
 	switch {
 	case ser == JSON:
 		return jsonBinary(dst, t.s, t.esc)
-	case t.chunk:
+	case t.esc:
 		return cbJoin(dst, t.s), nil
 	}
 	return append(dst, t.s...), nil

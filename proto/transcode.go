@@ -40,7 +40,8 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		r.jsonWS()
 	}
 	before := *r
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 	case kNull:
 		w.null()
 	case kBool:
-		w.bool(t.b)
+		w.bool(t.u != 0)
 	case kInt:
 		if t.neg {
 			w.neg(t.u)
@@ -56,12 +57,12 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 			w.uint(t.u)
 		}
 	case kBig:
-		w.big(bigOf(t, r.ser))
+		w.big(bigOf(&t, r.ser))
 	case kFloat:
 		return w.float(t.f)
 	case kStr:
 		*sc = (*sc)[:0]
-		s, err := t.appendText(*sc)
+		s, err := t.appendText(*sc, r.ser)
 		if err != nil {
 			return err
 		}
@@ -82,20 +83,20 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		if depth >= MaxDepth {
 			return ErrTooDeep
 		}
-		n := t.n
-		if n < 0 {
+		n := int(t.u)
+		if t.u == openLen {
 			if n, err = countOpen(before, depth); err != nil {
 				return err
 			}
 		}
-		return transcodeContainer(r, w, t, n, depth, sc)
+		return transcodeContainer(r, w, &t, n, depth, sc)
 	default:
 		return ErrUnsupported
 	}
 	return nil
 }
 
-func transcodeContainer(r *rd, w *wr, t tok, n, depth int, sc *[]byte) error {
+func transcodeContainer(r *rd, w *wr, t *tok, n, depth int, sc *[]byte) error {
 	isMap := t.k == kMap
 	close := byte(']')
 	if isMap {
@@ -117,7 +118,8 @@ func transcodeContainer(r *rd, w *wr, t tok, n, depth int, sc *[]byte) error {
 			w.comma()
 		}
 		if isMap {
-			k, err := r.next()
+			var k tok
+			err := r.next(&k)
 			if err != nil {
 				return err
 			}
@@ -125,7 +127,7 @@ func transcodeContainer(r *rd, w *wr, t tok, n, depth int, sc *[]byte) error {
 				return ErrKeyNotString
 			}
 			*sc = (*sc)[:0]
-			ks, err := k.appendText(*sc)
+			ks, err := k.appendText(*sc, r.ser)
 			if err != nil {
 				return err
 			}
@@ -157,7 +159,8 @@ func transcodeContainer(r *rd, w *wr, t tok, n, depth int, sc *[]byte) error {
 // not declared (JSON, CBOR indefinite), by skipping over them on a copy of
 // the reader positioned at the container's head.
 func countOpen(r rd, depth int) (int, error) {
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return 0, err
 	}
@@ -165,7 +168,7 @@ func countOpen(r rd, depth int) (int, error) {
 	if t.k == kMap {
 		close = '}'
 	}
-	s := seqOf(t)
+	s := seqOf(&t)
 	n := 0
 	for {
 		ok, err := r.more(&s, close)
@@ -189,7 +192,7 @@ func countOpen(r rd, depth int) (int, error) {
 
 // bigOf converts a kBig token: JSON decimal digits or a CBOR bignum
 // magnitude (value -1-m when negative).
-func bigOf(t tok, ser Serializer) *big.Int {
+func bigOf(t *tok, ser Serializer) *big.Int {
 	v := new(big.Int)
 	if ser == JSON {
 		v.SetString(string(t.s), 10)

@@ -28,7 +28,8 @@ func DecodeValue(r Raw) (any, error) {
 }
 
 func decodeAny(r *rd, depth int) (any, error) {
-	t, err := r.next()
+	var t tok
+	err := r.next(&t)
 	if err != nil {
 		return nil, err
 	}
@@ -39,11 +40,11 @@ func decodeAny(r *rd, depth int) (any, error) {
 	case kNull:
 		return nil, nil
 	case kBool:
-		return t.b, nil
+		return t.u != 0, nil
 	case kInt:
 		if t.neg {
 			if t.u > math.MaxInt64 {
-				return bigOf(tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR), nil
+				return bigOf(&tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR), nil
 			}
 			return ^int64(t.u), nil
 		}
@@ -52,11 +53,11 @@ func decodeAny(r *rd, depth int) (any, error) {
 		}
 		return int64(t.u), nil
 	case kBig:
-		return bigOf(t, r.ser), nil
+		return bigOf(&t, r.ser), nil
 	case kFloat:
 		return t.f, nil
 	case kStr:
-		s, err := t.appendText(nil)
+		s, err := t.appendText(nil, r.ser)
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +70,7 @@ func decodeAny(r *rd, depth int) (any, error) {
 		return b, err
 	case kArr:
 		out := []any{}
-		s := seqOf(t)
+		s := seqOf(&t)
 		for {
 			ok, err := r.more(&s, ']')
 			if err != nil {
@@ -86,7 +87,7 @@ func decodeAny(r *rd, depth int) (any, error) {
 		}
 	case kMap:
 		out := map[string]any{}
-		s := seqOf(t)
+		s := seqOf(&t)
 		for {
 			ok, err := r.more(&s, '}')
 			if err != nil {
@@ -286,21 +287,23 @@ func (f *Fields) IDs(k Key, buf []uint64) []uint64 {
 		return buf
 	}
 	rr := rd{b: r.B, ser: r.Ser}
-	t, err := rr.next()
+	var t tok
+	err := rr.next(&t)
 	if err != nil || t.k != kArr {
 		return buf
 	}
-	s := seqOf(t)
+	s := seqOf(&t)
 	for {
 		ok, err := rr.more(&s, ']')
 		if err != nil || !ok {
 			return buf
 		}
-		e, err := rr.next()
+		var e tok
+		err = rr.next(&e)
 		if err != nil {
 			return buf
 		}
-		u, ok := uintOf(e) // the decoder accepts integral floats too
+		u, ok := uintOf(&e) // the decoder accepts integral floats too
 		if !ok {
 			return buf
 		}
@@ -317,22 +320,24 @@ func (f *Fields) Strings(k Key, buf [][]byte) [][]byte {
 		return buf
 	}
 	rr := rd{b: r.B, ser: r.Ser}
-	t, err := rr.next()
+	var t tok
+	err := rr.next(&t)
 	if err != nil || t.k != kArr {
 		return buf
 	}
-	s := seqOf(t)
+	s := seqOf(&t)
 	for {
 		ok, err := rr.more(&s, ']')
 		if err != nil || !ok {
 			return buf
 		}
-		e, err := rr.next()
+		var e tok
+		err = rr.next(&e)
 		if err != nil {
 			return buf
 		}
-		if e.esc || e.chunk {
-			c, err := e.appendText(nil)
+		if e.esc {
+			c, err := e.appendText(nil, rr.ser)
 			if err != nil {
 				return buf
 			}
