@@ -1,0 +1,295 @@
+package route
+
+import (
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+func TestPublishSubscribeAllSerializers(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	var subs []*tc
+	var subIDs []uint64
+	for _, ser := range sers {
+		for k := 0; k < 2; k++ {
+			c := e.join(ser)
+			subIDs = append(subIDs, c.subscribe("com.news", nil))
+			subs = append(subs, c)
+		}
+	}
+	for i := range subIDs {
+		if subIDs[i] != subIDs[0] {
+			t.Fatalf("same topic and policy gave different subscription ids %v", subIDs)
+		}
+	}
+	for _, pser := range sers {
+		pub := e.join(pser)
+		req := pub.publish("com.news", map[string]any{"acknowledge": true}, []any{"hi", []byte{1, 2}}, map[string]any{"n": int64(1)})
+		ack := pub.expect(proto.CodePublished)
+		if ack.Request != req || ack.ID == 0 || ack.ID > proto.MaxID {
+			t.Fatalf("PUBLISHED %s", describe(ack))
+		}
+		for _, s := range subs {
+			ev := s.expect(proto.CodeEvent)
+			if ev.ID != subIDs[0] || ev.ID2 != ack.ID {
+				t.Fatalf("EVENT sub=%d pub=%d, want %d %d", ev.ID, ev.ID2, subIDs[0], ack.ID)
+			}
+			if !reflect.DeepEqual(argsOf(ev), []any{"hi", []byte{1, 2}}) || !reflect.DeepEqual(kwargsOf(ev), map[string]any{"n": int64(1)}) {
+				t.Fatalf("%s -> %s: %v %v", pser, s.peer.ser, argsOf(ev), kwargsOf(ev))
+			}
+			if ev.Opt.Has(proto.KeyPublisher) || ev.Opt.Has(proto.KeyTopic) {
+				t.Fatal("unexpected details")
+			}
+		}
+	}
+}
+
+func TestPublisherExclusionAndIdentification(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	pub, sub := e.join(proto.JSON), e.join(proto.MsgPack)
+	pub.subscribe("com.t", nil)
+	sub.subscribe("com.t", nil)
+	pub.publish("com.t", nil, []any{1}, nil)
+	sub.expect(proto.CodeEvent)
+	pub.quiet() // exclude_me defaults to true
+	pub.publish("com.t", map[string]any{"exclude_me": false, "disclose_me": true}, []any{2}, nil)
+	for _, c := range []*tc{pub, sub} {
+		ev := c.expect(proto.CodeEvent)
+		if ev.Opt.Uint(proto.KeyPublisher) != pub.id || ev.Opt.String(proto.KeyPublisherAuthRole) != "anonymous" {
+			t.Fatalf("publisher details %d %q", ev.Opt.Uint(proto.KeyPublisher), ev.Opt.String(proto.KeyPublisherAuthRole))
+		}
+	}
+}
+
+func TestBlackWhiteListing(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	// Sessions with distinct authids (anonymous authid is taken from HELLO).
+	mk := func(authid string) *tc {
+		c := e.connect(proto.JSON)
+		c.hello("realm1", allFeatures, map[string]any{"authid": authid})
+		c.id = c.expect(proto.CodeWelcome).ID
+		c.subscribe("com.t", nil)
+		return c
+	}
+	a, b, c := mk("alice"), mk("bob"), mk("carol")
+	pub := e.join(proto.CBOR)
+	check := func(opts map[string]any, want ...*tc) {
+		t.Helper()
+		pub.publish("com.t", opts, []any{"x"}, nil)
+		e.sync()
+		for _, s := range []*tc{a, b, c} {
+			got := len(s.peer.in) > 0
+			exp := false
+			for _, w := range want {
+				exp = exp || w == s
+			}
+			if got != exp {
+				t.Fatalf("opts %v: session %d received=%v, want %v", opts, s.id, got, exp)
+			}
+			if got {
+				s.expect(proto.CodeEvent)
+			}
+		}
+	}
+	check(map[string]any{"exclude": []any{a.id}}, b, c)
+	check(map[string]any{"eligible": []any{a.id, b.id}}, a, b)
+	check(map[string]any{"eligible": []any{}})
+	check(map[string]any{"exclude_authid": []any{"bob"}}, a, c)
+	check(map[string]any{"eligible_authid": []any{"carol", "bob"}}, b, c)
+	check(map[string]any{"eligible_authrole": []any{"anonymous"}, "exclude": []any{c.id}}, a, b)
+	check(map[string]any{"exclude_authrole": []any{"anonymous"}})
+	check(map[string]any{"eligible": []any{a.id, b.id}, "eligible_authid": []any{"bob", "carol"}}, b)
+}
+
+func TestPatternSubscriptions(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	s := e.join(proto.JSON)
+	exact := s.subscribe("com.myapp.topic.emergency", nil)
+	prefix := s.subscribe("com.myapp.topic.emergency", map[string]any{"match": "prefix"})
+	wild := s.subscribe("com.myapp..emergency", map[string]any{"match": "wildcard"})
+	if exact == prefix || prefix == wild {
+		t.Fatal("different policies must give different subscriptions")
+	}
+	pub := e.join(proto.MsgPack)
+	deliver := func(topic string) map[uint64]string {
+		pub.publish(topic, nil, nil, nil)
+		e.sync()
+		got := map[uint64]string{}
+		for len(s.peer.in) > 0 {
+			ev := s.expect(proto.CodeEvent)
+			got[ev.ID] = ev.Opt.String(proto.KeyTopic)
+		}
+		return got
+	}
+	got := deliver("com.myapp.topic.emergency")
+	if len(got) != 3 || got[exact] != "" || got[prefix] != "com.myapp.topic.emergency" || got[wild] != "com.myapp.topic.emergency" {
+		t.Fatalf("all three: %v", got)
+	}
+	got = deliver("com.myapp.topic.emergency-low") // string prefix, not component
+	if len(got) != 1 || got[prefix] != "com.myapp.topic.emergency-low" {
+		t.Fatalf("prefix only: %v", got)
+	}
+	got = deliver("com.myapp.alert.emergency")
+	if len(got) != 1 || got[wild] == "" {
+		t.Fatalf("wildcard only: %v", got)
+	}
+	if got := deliver("com.myapp.topic.emergency.x.y"); len(got) != 1 {
+		t.Fatalf("prefix deeper: %v", got)
+	}
+	if got := deliver("com.other"); len(got) != 0 {
+		t.Fatalf("none: %v", got)
+	}
+}
+
+func TestSubscribeIdempotentAndUnsubscribe(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	s, pub := e.join(proto.JSON), e.join(proto.JSON)
+	id1 := s.subscribe("com.t", nil)
+	id2 := s.subscribe("com.t", nil)
+	if id1 != id2 {
+		t.Fatal("subscribing twice gave two ids")
+	}
+	pub.publish("com.t", nil, nil, nil)
+	s.expect(proto.CodeEvent)
+	s.quiet() // one event, not two
+	req := s.nextReq()
+	s.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id1})
+	if m := s.expect(proto.CodeUnsubscribed); m.Request != req {
+		t.Fatal("bad UNSUBSCRIBED")
+	}
+	pub.publish("com.t", nil, nil, nil)
+	s.quiet()
+	req = s.nextReq()
+	s.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id1})
+	s.expectError(proto.CodeUnsubscribe, req, proto.URINoSuchSubscription)
+}
+
+// Unsubscribing on one shard while another shard fans out never loses or
+// corrupts other subscribers' events.
+func TestUnsubscribeDuringFanout(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	keep := e.join(proto.JSON)
+	keep.subscribe("com.t", nil)
+	var churn []*tc
+	for i := 0; i < 10; i++ {
+		c := e.join(proto.MsgPack)
+		c.subscribe("com.t", nil)
+		churn = append(churn, c)
+	}
+	pub := e.join(proto.CBOR)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range churn {
+			req := c.nextReq()
+			c.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: 0}) // wrong id: error
+		}
+		for _, c := range churn {
+			c.drop()
+		}
+	}()
+	const n = 200
+	for i := 0; i < n; i++ {
+		pub.publish("com.t", nil, []any{i}, nil)
+	}
+	<-done
+	for i := 0; i < n; i++ {
+		ev := keep.expect(proto.CodeEvent)
+		if got := argsOf(ev); len(got) != 1 || got[0] != int64(i) {
+			t.Fatalf("event %d: %v (order lost?)", i, got)
+		}
+	}
+}
+
+func TestRetainedEvents(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	pub := e.join(proto.JSON)
+	pub.publish("com.state.temp", map[string]any{"retain": true}, []any{20}, nil)
+	pub.publish("com.state.temp", map[string]any{"retain": true}, []any{21}, nil)
+	pub.publish("com.state.hum", map[string]any{"retain": true}, []any{50}, nil)
+	e.sync()
+	s := e.join(proto.MsgPack)
+	s.subscribe("com.state.temp", map[string]any{"get_retained": true})
+	ev := s.expect(proto.CodeEvent)
+	if !ev.Opt.Bool(proto.KeyRetained, false) || !reflect.DeepEqual(argsOf(ev), []any{int64(21)}) {
+		t.Fatalf("retained event %s retained=%v", describe(ev), ev.Opt.Bool(proto.KeyRetained, false))
+	}
+	s.quiet()
+	p := e.join(proto.CBOR)
+	p.subscribe("com.state.", map[string]any{"match": "prefix", "get_retained": true})
+	var got []any
+	for i := 0; i < 2; i++ {
+		ev := p.expect(proto.CodeEvent)
+		got = append(got, argsOf(ev)[0])
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].(int64) < got[j].(int64) })
+	if !reflect.DeepEqual(got, []any{int64(21), int64(50)}) {
+		t.Fatalf("prefix retained %v", got)
+	}
+	// Without get_retained nothing is replayed.
+	q := e.join(proto.JSON)
+	q.subscribe("com.state.temp", nil)
+	q.quiet()
+}
+
+func TestPayloadPassthru(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	sub, pub := e.join(proto.MsgPack), e.join(proto.JSON)
+	sub.subscribe("com.secret", nil)
+	opts := map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "cbor", "ppt_cipher": "xsalsa20poly1305", "ppt_keyid": "k1", "x_other": 5}
+	m := &proto.Message{Type: proto.CodePublish, Request: pub.nextReq(), Dict: pub.opts(opts), URI: []byte("com.secret"),
+		Args: raw(t, proto.JSON, []byte{9, 8, 7}), Transparent: true}
+	pub.send(m)
+	ev := sub.expect(proto.CodeEvent)
+	for k, want := range map[proto.Key]string{proto.KeyPPTScheme: "x_custom", proto.KeyPPTSerializer: "cbor", proto.KeyPPTCipher: "xsalsa20poly1305", proto.KeyPPTKeyID: "k1"} {
+		if got := ev.Opt.String(k); got != want {
+			t.Fatalf("%s = %q, want %q", k.Name(), got, want)
+		}
+	}
+	if !ev.Transparent {
+		t.Fatal("payload no longer transparent")
+	}
+	v, _ := proto.DecodeValue(ev.Args)
+	if !reflect.DeepEqual(v, []byte{9, 8, 7}) {
+		t.Fatalf("payload %v", v)
+	}
+}
+
+func TestSlowSubscriberDropsOnlyItsEvents(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	slow, fast := e.join(proto.JSON), e.join(proto.JSON)
+	slow.subscribe("com.t", nil)
+	fast.subscribe("com.t", nil)
+	slow.peer.slow.Store(true)
+	pub := e.join(proto.JSON)
+	for i := 0; i < 10; i++ {
+		pub.publish("com.t", nil, []any{i}, nil)
+	}
+	for i := 0; i < 10; i++ {
+		fast.expect(proto.CodeEvent)
+	}
+	e.sync()
+	if slow.peer.dropped.Load() != 10 {
+		t.Fatalf("dropped %d", slow.peer.dropped.Load())
+	}
+	var dropped uint64
+	for i := 0; i < e.r.Shards(); i++ {
+		dropped += e.r.Shard(i).Stats().EventsDropped.Load()
+	}
+	if dropped != 10 {
+		t.Fatalf("EventsDropped = %d", dropped)
+	}
+}
+
+func TestPublishErrorsOnlyWhenAcknowledged(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c := e.join(proto.JSON)
+	c.publish("com..bad", nil, nil, nil)
+	c.quiet()
+	req := c.publish("com..bad", map[string]any{"acknowledge": true}, nil, nil)
+	c.expectError(proto.CodePublish, req, proto.URIInvalidURI)
+	req = c.publish("wamp.session.on_join", map[string]any{"acknowledge": true}, nil, nil)
+	c.expectError(proto.CodePublish, req, proto.URIInvalidURI)
+}

@@ -1,0 +1,585 @@
+package route
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Every serializer pair, on different shards: caller, callee.
+func TestCallRoundTripAllSerializers(t *testing.T) {
+	for _, cs := range sers {
+		for _, ce := range sers {
+			t.Run(cs.String()+"->"+ce.String(), func(t *testing.T) {
+				e := newEnv(t, 2, nil)
+				callee := e.join(ce)
+				caller := e.join(cs)
+				if callee.sh == caller.sh {
+					t.Fatal("harness should put them on different shards")
+				}
+				regID := callee.register("com.math.add", nil)
+				req := caller.call("com.math.add", nil, []any{int64(2), "x", []byte{0, 1, 0xff}}, map[string]any{"k": 1.5})
+				inv := callee.expect(proto.CodeInvocation)
+				if inv.ID != regID {
+					t.Fatalf("INVOCATION registration %d, want %d", inv.ID, regID)
+				}
+				if got := argsOf(inv); !reflect.DeepEqual(got, []any{int64(2), "x", []byte{0, 1, 0xff}}) {
+					t.Fatalf("args %#v", got)
+				}
+				if got := kwargsOf(inv); !reflect.DeepEqual(got, map[string]any{"k": 1.5}) {
+					t.Fatalf("kwargs %#v", got)
+				}
+				if inv.Opt.Has(proto.KeyCaller) {
+					t.Fatal("caller disclosed without asking")
+				}
+				callee.yield(inv.Request, nil, []any{"ok", int64(1) << 53})
+				res := caller.expect(proto.CodeResult)
+				if res.Request != req || !reflect.DeepEqual(argsOf(res), []any{"ok", int64(1) << 53}) {
+					t.Fatalf("RESULT %s", describe(res))
+				}
+			})
+		}
+	}
+}
+
+func TestCallErrorForwarded(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.MsgPack), e.join(proto.JSON)
+	callee.register("com.fail", nil)
+	req := caller.call("com.fail", nil, []any{1}, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil),
+		URI: []byte("com.app.error.bad"), Args: raw(t, proto.MsgPack, []any{"why"}), Kwargs: raw(t, proto.MsgPack, map[string]any{"code": 7})})
+	m := caller.expectError(proto.CodeCall, req, "com.app.error.bad")
+	if !reflect.DeepEqual(argsOf(m), []any{"why"}) || !reflect.DeepEqual(kwargsOf(m), map[string]any{"code": int64(7)}) {
+		t.Fatalf("error payload %v %v", argsOf(m), kwargsOf(m))
+	}
+}
+
+func TestNoSuchProcedureAndInvalidURI(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c := e.join(proto.JSON)
+	req := c.call("com.none", nil, nil, nil)
+	c.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+	req = c.call("com..bad", nil, nil, nil)
+	c.expectError(proto.CodeCall, req, proto.URIInvalidURI)
+	req = c.nextReq()
+	c.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: c.opts(nil), URI: []byte("wamp.session.count")})
+	c.expectError(proto.CodeRegister, req, proto.URIInvalidURI)
+}
+
+func TestRegisterConflicts(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	a, b := e.join(proto.JSON), e.join(proto.JSON)
+	a.register("com.single", nil)
+	req := b.nextReq()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(nil), URI: []byte("com.single")})
+	b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+
+	a.register("com.shared", map[string]any{"invoke": "roundrobin"})
+	req = b.nextReq()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(map[string]any{"invoke": "random"}), URI: []byte("com.shared")})
+	m := b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+	if got := argsOf(m); len(got) != 1 || got[0] != `procedure "com.shared" is registered with invocation policy roundrobin, not random` {
+		t.Fatalf("message %v", got)
+	}
+	// Same session twice.
+	req = a.nextReq()
+	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(map[string]any{"invoke": "roundrobin"}), URI: []byte("com.shared")})
+	a.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+	// The same URI with another match policy is a different registration.
+	b.register("com.single", map[string]any{"match": "prefix"})
+}
+
+func TestSharedRegistrationPolicies(t *testing.T) {
+	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, 2, nil)
+			callees := []*tc{e.join(proto.JSON), e.join(proto.MsgPack), e.join(proto.CBOR)}
+			for _, c := range callees {
+				c.register("com.svc", map[string]any{"invoke": policy})
+			}
+			caller := e.join(proto.JSON)
+			count := make([]int, len(callees))
+			var order []int
+			for i := 0; i < 30; i++ {
+				caller.call("com.svc", nil, nil, nil)
+				e.sync()
+				got := -1
+				for j, c := range callees {
+					select {
+					case m := <-c.peer.in:
+						if m.Type != proto.CodeInvocation {
+							t.Fatalf("got %v", m.Type)
+						}
+						c.yield(m.Request, nil, nil)
+						got = j
+					default:
+					}
+				}
+				if got < 0 {
+					t.Fatal("no callee invoked")
+				}
+				count[got]++
+				order = append(order, got)
+				caller.expect(proto.CodeResult)
+			}
+			switch policy {
+			case "roundrobin":
+				for i := range order {
+					if order[i] != order[i%3] {
+						t.Fatalf("not round robin: %v", order)
+					}
+				}
+				if count[0] != 10 || count[1] != 10 || count[2] != 10 {
+					t.Fatalf("counts %v", count)
+				}
+			case "first":
+				if count[0] != 30 {
+					t.Fatalf("counts %v", count)
+				}
+			case "last":
+				if count[2] != 30 {
+					t.Fatalf("counts %v", count)
+				}
+			case "random":
+				if count[0] == 30 || count[1] == 30 || count[2] == 30 {
+					t.Fatalf("random picked one callee 30 times: %v", count)
+				}
+			}
+			// first/last follow registration order when the first leaves.
+			if policy == "first" {
+				callees[0].goodbye()
+				caller.call("com.svc", nil, nil, nil)
+				callees[1].expect(proto.CodeInvocation)
+			}
+		})
+	}
+}
+
+func TestPatternRegistrations(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.MsgPack)
+	ids := map[string]uint64{}
+	ids["exact"] = callee.register("a1.b2.c3.d4.e55", nil)
+	ids["p2"] = callee.register("a1.b2.c3", map[string]any{"match": "prefix"})
+	ids["p3"] = callee.register("a1.b2.c3.d4", map[string]any{"match": "prefix"})
+	ids["w4"] = callee.register("a1.b2..d4.e5", map[string]any{"match": "wildcard"})
+	ids["w5"] = callee.register("a1.b2.c3..e5", map[string]any{"match": "wildcard"})
+	ids["w6"] = callee.register("a1.b2..d4.e5..g7", map[string]any{"match": "wildcard"})
+	ids["w7"] = callee.register("a1.b2..d4..f6.g7", map[string]any{"match": "wildcard"})
+	// The specification's examples (§Pattern-based Registration).
+	cases := []struct{ uri, want string }{
+		{"a1.b2.c3.d4.e55", "exact"},
+		{"a1.b2.c3.d98.e74", "p2"},
+		{"a1.b2.c3.d4.e325", "p3"},
+		{"a1.b2.c55.d4.e5", "w4"},
+		{"a1.b2.c3.d4.e5", "p3"},
+		{"a1.b2.c88.d4.e5.f6.g7", "w6"},
+	}
+	for _, k := range cases {
+		caller.call(k.uri, nil, nil, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		if inv.ID != ids[k.want] {
+			t.Fatalf("%s routed to %d, want %s (%d)", k.uri, inv.ID, k.want, ids[k.want])
+		}
+		if k.want != "exact" && inv.Opt.String(proto.KeyProcedure) != k.uri {
+			t.Fatalf("details.procedure %q", inv.Opt.String(proto.KeyProcedure))
+		}
+		if k.want == "exact" && inv.Opt.Has(proto.KeyProcedure) {
+			t.Fatal("details.procedure on an exact registration")
+		}
+		callee.yield(inv.Request, nil, nil)
+		caller.expect(proto.CodeResult)
+	}
+	req := caller.call("a2.b2.c2.d2.e2", nil, nil, nil)
+	caller.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+}
+
+func TestCallerIdentification(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.CBOR)
+	callee.register("com.who", map[string]any{"disclose_caller": true})
+	callee.register("com.anon", nil)
+	caller.call("com.who", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	if inv.Opt.Uint(proto.KeyCaller) != caller.id || inv.Opt.String(proto.KeyCallerAuthRole) != "anonymous" || inv.Opt.String(proto.KeyCallerAuthID) == "" {
+		t.Fatalf("caller details: %d %q %q", inv.Opt.Uint(proto.KeyCaller), inv.Opt.String(proto.KeyCallerAuthID), inv.Opt.String(proto.KeyCallerAuthRole))
+	}
+	caller.call("com.anon", map[string]any{"disclose_me": true}, nil, nil)
+	inv = callee.expect(proto.CodeInvocation)
+	if inv.Opt.Uint(proto.KeyCaller) != caller.id {
+		t.Fatal("disclose_me ignored")
+	}
+}
+
+func TestProgressiveResults(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.MsgPack), e.join(proto.JSON)
+	callee.register("com.stream", nil)
+	req := caller.call("com.stream", map[string]any{"receive_progress": true}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	if !inv.Opt.Bool(proto.KeyReceiveProgress, false) {
+		t.Fatal("INVOCATION.Details.receive_progress not set")
+	}
+	for i := 0; i < 5; i++ {
+		callee.yield(inv.Request, map[string]any{"progress": true}, []any{i})
+	}
+	callee.yield(inv.Request, nil, []any{"done"})
+	for i := 0; i < 5; i++ {
+		m := caller.expect(proto.CodeResult)
+		if m.Request != req || !m.Opt.Bool(proto.KeyProgress, false) || !reflect.DeepEqual(argsOf(m), []any{int64(i)}) {
+			t.Fatalf("progress %d: %s progress=%v", i, describe(m), m.Opt.Bool(proto.KeyProgress, false))
+		}
+	}
+	m := caller.expect(proto.CodeResult)
+	if m.Opt.Has(proto.KeyProgress) || !reflect.DeepEqual(argsOf(m), []any{"done"}) {
+		t.Fatalf("final %s", describe(m))
+	}
+	// After the final result the invocation is gone: a late yield is ignored.
+	callee.yield(inv.Request, nil, []any{"late"})
+	caller.quiet()
+}
+
+func TestProgressiveResultsThenError(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.stream", nil)
+	req := caller.call("com.stream", map[string]any{"receive_progress": true}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.yield(inv.Request, map[string]any{"progress": true}, []any{1})
+	callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil), URI: []byte("com.err")})
+	caller.expect(proto.CodeResult)
+	caller.expectError(proto.CodeCall, req, "com.err")
+	caller.quiet()
+}
+
+func TestProgressWithoutReceiveProgressIgnored(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.p", nil)
+	req := caller.call("com.p", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	if inv.Opt.Has(proto.KeyReceiveProgress) {
+		t.Fatal("receive_progress set though the caller did not ask")
+	}
+	callee.yield(inv.Request, map[string]any{"progress": true}, []any{1})
+	caller.quiet()
+	callee.yield(inv.Request, nil, []any{2})
+	if m := caller.expect(proto.CodeResult); m.Request != req || !reflect.DeepEqual(argsOf(m), []any{int64(2)}) {
+		t.Fatalf("%s", describe(m))
+	}
+}
+
+func TestProgressiveCallInvocations(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.CBOR), e.join(proto.JSON)
+	callee.register("com.upload", map[string]any{"invoke": "roundrobin"})
+	other := e.join(proto.JSON)
+	other.register("com.upload", map[string]any{"invoke": "roundrobin"})
+	req := caller.nextReq()
+	send := func(progress bool, chunk int) {
+		o := map[string]any{}
+		if progress {
+			o["progress"] = true
+		}
+		caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(o), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{chunk})})
+	}
+	send(true, 1)
+	send(true, 2)
+	send(false, 3)
+	// All chunks reach the same callee with the same INVOCATION id.
+	e.sync()
+	got := callee
+	if len(other.peer.in) > 0 {
+		got = other
+	}
+	if n := len(got.peer.in); n != 3 {
+		t.Fatalf("chosen callee has %d messages, want 3", n)
+	}
+	var invID uint64
+	for i := 1; i <= 3; i++ {
+		m := got.expect(proto.CodeInvocation)
+		if invID == 0 {
+			invID = m.Request
+		}
+		if m.Request != invID {
+			t.Fatalf("chunk %d has INVOCATION id %d, want %d", i, m.Request, invID)
+		}
+		if m.Opt.Bool(proto.KeyProgress, false) != (i < 3) {
+			t.Fatalf("chunk %d progress=%v", i, m.Opt.Bool(proto.KeyProgress, false))
+		}
+		if !reflect.DeepEqual(argsOf(m), []any{int64(i)}) {
+			t.Fatalf("chunk %d args %v", i, argsOf(m))
+		}
+	}
+	got.yield(invID, nil, []any{"stored"})
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatal("wrong request")
+	}
+}
+
+func TestProgressiveInvocationUnsupportedCallee(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee := e.connect(proto.JSON)
+	callee.hello("realm1", map[string]any{"callee": map[string]any{}}, nil)
+	callee.id = callee.expect(proto.CodeWelcome).ID
+	callee.register("com.up", nil)
+	caller := e.join(proto.JSON)
+	req := caller.call("com.up", map[string]any{"progress": true}, nil, nil)
+	caller.expectError(proto.CodeCall, req, proto.URIFeatureNotSupported)
+}
+
+func TestCancelModes(t *testing.T) {
+	for _, mode := range []string{"skip", "kill", "killnowait"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, 2, nil)
+			callee, caller := e.join(proto.JSON), e.join(proto.MsgPack)
+			callee.register("com.slow", nil)
+			req := caller.call("com.slow", nil, nil, nil)
+			inv := callee.expect(proto.CodeInvocation)
+			caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": mode})})
+			switch mode {
+			case "skip":
+				caller.expectError(proto.CodeCall, req, proto.URICanceled)
+				callee.quiet() // no INTERRUPT
+				callee.yield(inv.Request, nil, []any{"late"})
+				caller.quiet() // discarded
+			case "killnowait":
+				caller.expectError(proto.CodeCall, req, proto.URICanceled)
+				m := callee.expect(proto.CodeInterrupt)
+				if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+					t.Fatalf("INTERRUPT %s mode=%q", describe(m), m.Opt.String(proto.KeyMode))
+				}
+				callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil), URI: []byte(proto.URICanceled)})
+				caller.quiet()
+			case "kill":
+				m := callee.expect(proto.CodeInterrupt)
+				if m.Opt.String(proto.KeyMode) != "kill" {
+					t.Fatalf("mode %q", m.Opt.String(proto.KeyMode))
+				}
+				caller.quiet() // no ERROR until the callee answers
+				callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil), URI: []byte(proto.URICanceled)})
+				caller.expectError(proto.CodeCall, req, proto.URICanceled)
+			}
+		})
+	}
+}
+
+// A callee that does not announce call_canceling gets skip semantics.
+func TestCancelCalleeWithoutCanceling(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee := e.connect(proto.JSON)
+	callee.hello("realm1", map[string]any{"callee": map[string]any{}}, nil)
+	callee.id = callee.expect(proto.CodeWelcome).ID
+	caller := e.join(proto.JSON)
+	callee.register("com.slow", nil)
+	req := caller.call("com.slow", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "kill"})})
+	caller.expectError(proto.CodeCall, req, proto.URICanceled)
+	callee.quiet()
+}
+
+// Cancel racing the yield: whichever the dealer sees first wins, and the
+// caller gets exactly one answer.
+func TestCancelRacingYield(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.r", nil)
+	for i := 0; i < 50; i++ {
+		req := caller.call("com.r", nil, nil, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		done := make(chan struct{})
+		go func() {
+			callee.yield(inv.Request, nil, []any{"r"})
+			close(done)
+		}()
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+		<-done
+		m := caller.recv()
+		if m.Request != req || (m.Type != proto.CodeResult && m.Type != proto.CodeError) {
+			t.Fatalf("got %v %s", m.Type, describe(m))
+		}
+		e.sync()
+		// Drain a possible INTERRUPT; then nothing more for the caller.
+		select {
+		case m := <-callee.peer.in:
+			if m.Type != proto.CodeInterrupt {
+				t.Fatalf("callee got %v", m.Type)
+			}
+		default:
+		}
+		caller.quiet()
+	}
+}
+
+func TestCallTimeout(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.CallTimeout = 10 * time.Second; c.MaxCallTimeout = 20 * time.Second })
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.slow", nil)
+
+	// Caller's timeout.
+	req := caller.call("com.slow", map[string]any{"timeout": 1000}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	e.advance(500 * time.Millisecond)
+	caller.quiet()
+	e.advance(600 * time.Millisecond)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	m := callee.expect(proto.CodeInterrupt)
+	if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" || m.Opt.String(proto.KeyReason) != proto.URITimeout {
+		t.Fatalf("INTERRUPT %s %q %q", describe(m), m.Opt.String(proto.KeyMode), m.Opt.String(proto.KeyReason))
+	}
+	callee.yield(inv.Request, nil, nil)
+	caller.quiet()
+
+	// Default timeout.
+	req = caller.call("com.slow", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	e.advance(9 * time.Second)
+	caller.quiet()
+	e.advance(2 * time.Second)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	callee.expect(proto.CodeInterrupt)
+
+	// Capped timeout.
+	req = caller.call("com.slow", map[string]any{"timeout": 3600000}, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	e.advance(21 * time.Second)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+}
+
+func TestForwardTimeout(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.fwd", map[string]any{"forward_timeout": true})
+	caller.call("com.fwd", map[string]any{"timeout": 2500}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	if inv.Opt.Uint(proto.KeyTimeout) != 2500 {
+		t.Fatalf("INVOCATION.Details.timeout = %d", inv.Opt.Uint(proto.KeyTimeout))
+	}
+}
+
+func TestCalleeLeavesMidCall(t *testing.T) {
+	for _, how := range []string{"goodbye", "drop"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t, 2, nil)
+			callee, caller := e.join(proto.JSON), e.join(proto.CBOR)
+			callee.register("com.p", nil)
+			r1 := caller.call("com.p", nil, nil, nil)
+			r2 := caller.call("com.p", map[string]any{"receive_progress": true}, nil, nil)
+			callee.expect(proto.CodeInvocation)
+			callee.expect(proto.CodeInvocation)
+			if how == "goodbye" {
+				callee.goodbye()
+			} else {
+				callee.drop()
+			}
+			got := map[uint64]bool{}
+			for i := 0; i < 2; i++ {
+				m := caller.expect(proto.CodeError)
+				if string(m.URI) != proto.URICanceled {
+					t.Fatalf("error %s", m.URI)
+				}
+				got[m.Request] = true
+			}
+			if !got[r1] || !got[r2] {
+				t.Fatalf("errors for %v", got)
+			}
+			req := caller.call("com.p", nil, nil, nil)
+			caller.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+		})
+	}
+}
+
+func TestCallerLeavesMidCall(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.p", nil)
+	caller.call("com.p", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	caller.drop()
+	m := callee.expect(proto.CodeInterrupt)
+	if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+		t.Fatalf("INTERRUPT %s", describe(m))
+	}
+	callee.yield(inv.Request, nil, nil) // discarded, no crash
+	e.sync()
+}
+
+func TestUnregisterWithCallsPending(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	regID := callee.register("com.p", nil)
+	req := caller.call("com.p", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	ureq := callee.nextReq()
+	callee.send(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	if m := callee.expect(proto.CodeUnregistered); m.Request != ureq {
+		t.Fatal("wrong UNREGISTERED")
+	}
+	// The pending call still completes.
+	callee.yield(inv.Request, nil, []any{"finished"})
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatal("wrong result")
+	}
+	r2 := caller.call("com.p", nil, nil, nil)
+	caller.expectError(proto.CodeCall, r2, proto.URINoSuchProcedure)
+	// Unregistering again fails.
+	ureq = callee.nextReq()
+	callee.send(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	callee.expectError(proto.CodeUnregister, ureq, proto.URINoSuchRegistration)
+}
+
+func TestDuplicateCallRequestID(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.p", nil)
+	req := caller.call("com.p", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(nil), URI: []byte("com.p")})
+	m := caller.expect(proto.CodeAbort)
+	if string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("ABORT %s", m.URI)
+	}
+}
+
+func TestBusyCalleeRefusesCalls(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.p", nil)
+	callee.peer.slow.Store(true)
+	req := caller.call("com.p", nil, nil, nil)
+	caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	callee.peer.slow.Store(false)
+	caller.call("com.p", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+}
+
+func TestResultTooBigForCaller(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.big", nil)
+	caller.peer.maxLen.Store(200)
+	req := caller.call("com.big", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	big := make([]byte, 1000)
+	callee.yield(inv.Request, nil, []any{big})
+	caller.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+}
+
+// A payload that cannot be converted to the callee's serializer fails the
+// call with invalid_argument instead of reaching the callee.
+func TestUntranscodablePayload(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.MsgPack)
+	callee.register("com.p", nil)
+	req := caller.nextReq()
+	// MsgPack map with an integer key: no JSON form.
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(nil), URI: []byte("com.p"),
+		Args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0x81, 0x01, 0x02}}})
+	caller.expectError(proto.CodeCall, req, proto.URIInvalidArgument)
+	callee.quiet()
+}
