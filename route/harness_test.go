@@ -65,7 +65,7 @@ func (e *goExec) stop() { close(e.quit); <-e.done }
 
 type fakeClock struct{ ns atomic.Int64 }
 
-func (c *fakeClock) now() time.Time        { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
