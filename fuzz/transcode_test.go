@@ -1,0 +1,348 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/fxamacker/cbor/v2"
+	gojson "github.com/goccy/go-json"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var sers = []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
+
+// FuzzTranscodeDifferential checks proto's three codecs against each other
+// and against independent decoders. The first input byte picks the source
+// serializer A (b%3) and the target B (b/3%3); the rest is a value in A.
+//
+//   - DecodeValue(A) and Transcode(A→B) agree on whether the value is valid
+//     (JSON alone may lack a form: NaN, infinity, text starting with NUL);
+//   - the value transcoded to B and back to A decodes equal to the original
+//     (MsgPack carries integers beyond 64 bits as float64: only there may an
+//     integer come back as a float);
+//   - the reference decoder of B (goccy/go-json, vmihailenco/msgpack,
+//     fxamacker/cbor) reads the transcoded bytes as the same value.
+//
+// Run with: go test -run '^$' -fuzz '^FuzzTranscodeDifferential$' -fuzztime 30s ./fuzz
+func FuzzTranscodeDifferential(f *testing.F) {
+	pick := func(a, b proto.Serializer) byte { return byte(int(a-1) + 3*int(b-1)) }
+	seeds := []struct {
+		from, to proto.Serializer
+		in       string // JSON text, or hex
+	}{
+		// WAMP payloads as clients send them.
+		{proto.JSON, proto.MsgPack, `["Hello, world!",42,1.5,{"a":[true,false,null]}]`},
+		{proto.JSON, proto.CBOR, `{"roles":{"caller":{"features":{"call_timeout":true}}}}`},
+		// JSON binary, escapes, surrogates, integers at every width.
+		{proto.JSON, proto.MsgPack, `["\u0000AAEC/w==","\u0000AAEC/w","\"\\\/\b\f\n\r\t\u00e9","\ud83d\ude00\ud800"]`},
+		{proto.JSON, proto.CBOR, `[0,-1,23,24,-25,255,256,65536,4294967296,9007199254740992,18446744073709551615,-9223372036854775808]`},
+		// Beyond 64 bits: exact in CBOR, a float in MsgPack.
+		{proto.JSON, proto.CBOR, `[18446744073709551616,-18446744073709551617,123456789012345678901234567890]`},
+		{proto.JSON, proto.MsgPack, `[18446744073709551616,-18446744073709551616]`},
+		// Floats that must stay floats.
+		{proto.JSON, proto.MsgPack, `[1.0,-0.0,1e21,5e-324,1.7976931348623157e308]`},
+		// MsgPack: float32, bin, str8/16, array16, map16, negative ints.
+		{proto.MsgPack, proto.JSON, "95ca3fc00000c403010203d90161dc000101de0001a16101"},
+		{proto.MsgPack, proto.CBOR, "93d0dfd1ff7fd38000000000000000"},
+		// MsgPack NaN (no JSON form) and a NUL-led string.
+		{proto.MsgPack, proto.JSON, "cb7ff8000000000001"},
+		{proto.MsgPack, proto.CBOR, "a300410a"},
+		// CBOR: half floats, indefinite containers, chunked strings, tags,
+		// bignums.
+		{proto.CBOR, proto.JSON, "84f93c00f97c00f90001fa3fc00000"},
+		{proto.CBOR, proto.MsgPack, "9f 9fff 9f01ff bf6161f5ff 7f6268696121ff 5f4200014102ff ff"},
+		{proto.CBOR, proto.JSON, "83c11a514b67b0c249010000000000000000c3420100"},
+		{proto.CBOR, proto.MsgPack, "823bffffffffffffffffd9d9f7f7"},
+		// Deep nesting at the limit.
+		{proto.JSON, proto.CBOR, strings.Repeat("[", proto.MaxDepth) + strings.Repeat("]", proto.MaxDepth)},
+	}
+	for _, s := range seeds {
+		in := []byte(s.in)
+		if s.from != proto.JSON {
+			var err error
+			if in, err = hex.DecodeString(strings.ReplaceAll(s.in, " ", "")); err != nil {
+				f.Fatal(err)
+			}
+		}
+		f.Add(append([]byte{pick(s.from, s.to)}, in...))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		a := sers[int(data[0])%3]
+		b := sers[int(data[0])/3%3]
+		differential(t, a, b, data[1:])
+	})
+}
+
+func differential(t *testing.T, a, b proto.Serializer, in []byte) {
+	src := proto.Raw{Ser: a, B: in}
+	orig, derr := proto.DecodeValue(src)
+	out, terr := proto.Transcode(nil, b, src)
+	if derr != nil {
+		requireProtoError(t, derr, "DecodeValue")
+		if terr == nil {
+			t.Fatalf("DecodeValue(%s) refuses (%v) what Transcode to %s accepts: %x", a, derr, b, in)
+		}
+		requireProtoError(t, terr, "Transcode")
+		return
+	}
+	if terr != nil {
+		requireProtoError(t, terr, "Transcode")
+		if b != proto.JSON || !errors.Is(terr, proto.ErrNotJSONable) {
+			t.Fatalf("Transcode %s->%s of a valid value: %v\nvalue: %#v", a, b, terr, orig)
+		}
+		return
+	}
+	mid, err := proto.DecodeValue(proto.Raw{Ser: b, B: out})
+	if err != nil {
+		t.Fatalf("transcoded %s does not decode: %v\nout: %x", b, err, out)
+	}
+	o := opts{msgpack: a == proto.MsgPack || b == proto.MsgPack}
+	if d := diff("$", orig, mid, o); d != "" {
+		t.Fatalf("%s->%s: %s", a, b, d)
+	}
+	back, err := proto.Transcode(nil, a, proto.Raw{Ser: b, B: out})
+	if err != nil {
+		t.Fatalf("transcoding back %s->%s: %v", b, a, err)
+	}
+	final, err := proto.DecodeValue(proto.Raw{Ser: a, B: back})
+	if err != nil {
+		t.Fatalf("round trip %s->%s->%s does not decode: %v", a, b, a, err)
+	}
+	if d := diff("$", orig, final, o); d != "" {
+		t.Fatalf("%s->%s->%s: %s", a, b, a, d)
+	}
+	ref, err := refDecode(b, out)
+	if errors.Is(err, errDupKey) {
+		return // the reference keeps the first or the last: not comparable
+	}
+	if err != nil {
+		t.Fatalf("reference %s decoder refuses proto's output: %v\nout: %x", b, err, out)
+	}
+	if d := diff("$", orig, ref, o); d != "" {
+		t.Fatalf("reference %s decoder reads %s->%s differently: %s", b, a, b, d)
+	}
+}
+
+func requireProtoError(t *testing.T, err error, what string) {
+	t.Helper()
+	var pe *proto.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("%s: got %T %v, want a *proto.Error", what, err, err)
+	}
+}
+
+// opts relaxes diff: with msgpack set, an integer outside MsgPack's range
+// (below -2^63 or above 2^64-1) may come back as the nearest float64.
+type opts struct{ msgpack bool }
+
+var (
+	minInt64  = big.NewInt(math.MinInt64)
+	maxUint64 = new(big.Int).SetUint64(math.MaxUint64)
+)
+
+// number returns v as an exact integer or a float; ok is false for other
+// kinds.
+func number(v any) (i *big.Int, f float64, isInt, ok bool) {
+	switch x := v.(type) {
+	case int8:
+		return big.NewInt(int64(x)), 0, true, true
+	case int16:
+		return big.NewInt(int64(x)), 0, true, true
+	case int32:
+		return big.NewInt(int64(x)), 0, true, true
+	case int64:
+		return big.NewInt(x), 0, true, true
+	case uint8:
+		return new(big.Int).SetUint64(uint64(x)), 0, true, true
+	case uint16:
+		return new(big.Int).SetUint64(uint64(x)), 0, true, true
+	case uint32:
+		return new(big.Int).SetUint64(uint64(x)), 0, true, true
+	case uint64:
+		return new(big.Int).SetUint64(x), 0, true, true
+	case *big.Int:
+		return x, 0, true, true
+	case float32:
+		return nil, float64(x), false, true
+	case float64:
+		return nil, x, false, true
+	case json.Number:
+		s := string(x)
+		if !strings.ContainsAny(s, ".eE") {
+			if i, ok := new(big.Int).SetString(s, 10); ok {
+				return i, 0, true, true
+			}
+		}
+		fl, err := x.Float64()
+		return nil, fl, false, err == nil
+	}
+	return nil, 0, false, false
+}
+
+// diff compares two generic values and says where they differ ("" when
+// equal). Integers compare by value whatever their Go type.
+func diff(path string, want, got any, o opts) string {
+	if wi, wf, wInt, ok := number(want); ok {
+		gi, gf, gInt, ok := number(got)
+		switch {
+		case !ok:
+			return fmt.Sprintf("%s: got %T %v, want number %v", path, got, got, want)
+		case wInt && gInt:
+			if wi.Cmp(gi) != 0 {
+				return fmt.Sprintf("%s: got %v, want %v", path, gi, wi)
+			}
+		case !wInt && !gInt:
+			if wf != gf && !(math.IsNaN(wf) && math.IsNaN(gf)) {
+				return fmt.Sprintf("%s: got %v, want %v", path, gf, wf)
+			}
+		case o.msgpack && wInt && (wi.Cmp(minInt64) < 0 || wi.Cmp(maxUint64) > 0):
+			if f, _ := new(big.Float).SetInt(wi).Float64(); f != gf {
+				return fmt.Sprintf("%s: got %v, want ~%v", path, gf, wi)
+			}
+		default:
+			return fmt.Sprintf("%s: got %T %v, want %T %v", path, got, got, want, want)
+		}
+		return ""
+	}
+	switch w := want.(type) {
+	case nil:
+		if got != nil {
+			return fmt.Sprintf("%s: got %#v, want nil", path, got)
+		}
+	case bool, string:
+		if got != want {
+			return fmt.Sprintf("%s: got %T %#v, want %T %#v", path, got, got, want, want)
+		}
+	case []byte:
+		if g, ok := got.([]byte); !ok || !bytes.Equal(g, w) {
+			return fmt.Sprintf("%s: got %T %#v, want %x", path, got, got, w)
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s: got %T %#v, want a %d-element list", path, got, got, len(w))
+		}
+		for i := range w {
+			if d := diff(fmt.Sprintf("%s[%d]", path, i), w[i], g[i], o); d != "" {
+				return d
+			}
+		}
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s: got %T %#v, want a %d-entry dict", path, got, got, len(w))
+		}
+		keys := make([]string, 0, len(w))
+		for k := range w {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			gv, ok := g[k]
+			if !ok {
+				return fmt.Sprintf("%s: key %q missing", path, k)
+			}
+			if d := diff(path+"."+k, w[k], gv, o); d != "" {
+				return d
+			}
+		}
+	default:
+		return fmt.Sprintf("%s: unexpected type %T", path, want)
+	}
+	return ""
+}
+
+var errDupKey = errors.New("duplicate map key")
+
+var refCBOR = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DefaultMapType:  reflect.TypeOf(map[string]any(nil)),
+		BigIntDec:       cbor.BigIntDecodePointer,
+		IntDec:          cbor.IntDecConvertNone,
+		DupMapKey:       cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels: 4 * proto.MaxDepth,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// refDecode reads one value with the reference decoder of ser, turning JSON
+// "\u0000"+base64 strings into bytes (WAMP's binary convention).
+func refDecode(ser proto.Serializer, b []byte) (any, error) {
+	var v any
+	switch ser {
+	case proto.JSON:
+		d := gojson.NewDecoder(bytes.NewReader(b))
+		d.UseNumber()
+		if err := d.Decode(&v); err != nil {
+			return nil, err
+		}
+		return jsonBinary(v)
+	case proto.MsgPack:
+		d := msgpack.NewDecoder(bytes.NewReader(b))
+		v, err := d.DecodeInterface()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := d.PeekCode(); err == nil {
+			return nil, errors.New("msgpack: trailing bytes")
+		}
+		return v, nil
+	case proto.CBOR:
+		err := refCBOR.Unmarshal(b, &v)
+		var dup *cbor.DupMapKeyError
+		if errors.As(err, &dup) {
+			return nil, errDupKey
+		}
+		return v, err
+	}
+	return nil, fmt.Errorf("no reference decoder for %v", ser)
+}
+
+func jsonBinary(v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if !strings.HasPrefix(x, "\x00") {
+			return x, nil
+		}
+		s := x[1:]
+		enc := base64.StdEncoding
+		if len(s)%4 != 0 {
+			enc = base64.RawStdEncoding
+		}
+		return enc.DecodeString(s)
+	case []any:
+		for i, e := range x {
+			n, err := jsonBinary(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
+		}
+	case map[string]any:
+		for k, e := range x {
+			n, err := jsonBinary(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
+		}
+	}
+	return v, nil
+}
