@@ -243,6 +243,8 @@ func cloneBytes(b []byte) []byte {
 // survive every serializer, JavaScript included (WAMP §Identifiers).
 const MaxID = 1 << 53
 
-// MaxDepth bounds the nesting of arrays and maps in any decoded or transcoded
-// value. Deeper input is refused with an error.
+// MaxDepth bounds the nesting of arrays and maps in any decoded, transcoded
+// or encoded value: a value (Arguments, ArgumentsKw, a dictionary) may hold
+// containers MaxDepth levels deep, the value itself being the first level.
+// Deeper input is refused with [ErrTooDeep].
 const MaxDepth = 100

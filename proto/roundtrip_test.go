@@ -466,3 +466,44 @@ func TestCodeAndSerializerNames(t *testing.T) {
 		t.Errorf("zero Raw present")
 	}
 }
+
+// TestEmptyAndAbsentPayload distinguishes absent Arguments/ArgumentsKw from
+// empty ones, in every serializer pair: absent stays absent, an empty list
+// or dict stays present, and ArgumentsKw alone brings an empty Arguments.
+func TestEmptyAndAbsentPayload(t *testing.T) {
+	tests := []struct {
+		in                     string
+		args, kwargs           any // nil: absent
+		argsPresent, kwPresent bool
+	}{
+		{`[48,1,{},"p"]`, nil, nil, false, false},
+		{`[48,1,{},"p",[]]`, []any{}, nil, true, false},
+		{`[48,1,{},"p",[],{}]`, []any{}, map[string]any{}, true, true},
+		{`[48,1,{},"p",[1],{}]`, []any{int64(1)}, map[string]any{}, true, true},
+		{`[50,1,{}]`, nil, nil, false, false},
+		{`[50,1,{},[],{"a":null}]`, []any{}, map[string]any{"a": nil}, true, true},
+	}
+	for _, tc := range tests {
+		for _, a := range serializers {
+			m, err := decodeIn(t, a, tc.in)
+			requireNoError(t, err, tc.in)
+			for _, b := range serializers {
+				got := mustDecode(t, b, mustAppend(t, b, m))
+				if got.Args.Present() != tc.argsPresent || got.Kwargs.Present() != tc.kwPresent {
+					t.Fatalf("%s %s->%s: Args/Kwargs present %v/%v, want %v/%v", tc.in, a, b,
+						got.Args.Present(), got.Kwargs.Present(), tc.argsPresent, tc.kwPresent)
+				}
+				requireValue(t, tc.args, mustValue(t, got.Args), "Args")
+				requireValue(t, tc.kwargs, mustValue(t, got.Kwargs), "Kwargs")
+			}
+		}
+	}
+	// Kwargs alone: the encoder writes an empty Arguments list before it.
+	m := &Message{Type: CodeYield, Request: 1, Kwargs: mustEncodeValue(t, CBOR, map[string]any{"k": "v"})}
+	if got := string(mustAppend(t, JSON, m)); got != `[70,1,{},[],{"k":"v"}]` {
+		t.Fatalf("kwargs only: got %s", got)
+	}
+	if v, err := DecodeValue(Raw{}); v != nil || err != nil {
+		t.Fatalf("DecodeValue of an absent value: %v, %v", v, err)
+	}
+}
