@@ -17,7 +17,7 @@ type Shard struct {
 	r   *Router
 	idx int
 
-	exec Executor // static after Start
+	exec atomic.Pointer[Executor] // set once by Start (maybe from another goroutine than post's)
 
 	// Mailbox: tasks from other shards and from workers. mbMu is a leaf lock.
 	mbMu      sync.Mutex
@@ -59,8 +59,9 @@ func newShard(r *Router, idx int) *Shard {
 }
 
 // Start gives the shard its executor. Call it once, before any session is
-// opened on the shard.
-func (s *Shard) Start(exec Executor) { s.exec = exec }
+// opened on the shard. Until then, tasks posted to the shard are dropped
+// (there is no session on it for them to concern).
+func (s *Shard) Start(exec Executor) { s.exec.Store(&exec) }
 
 // Index returns the shard's index.
 func (s *Shard) Index() int { return s.idx }
@@ -75,7 +76,8 @@ func (s *Shard) post(t task) {
 	s.mb = append(s.mb, t)
 	s.mbMu.Unlock()
 	if s.scheduled.CompareAndSwap(false, true) {
-		if s.exec == nil || s.exec.Execute(s.drain) != nil {
+		ex := s.exec.Load()
+		if ex == nil || (*ex).Execute(s.drain) != nil {
 			// The executor stopped: nothing will run these tasks. Drop
 			// them so that their payloads can be collected.
 			s.mbMu.Lock()

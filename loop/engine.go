@@ -1,0 +1,336 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Engine serves WAMP transports on gnet event loops, one loop per router
+// shard. Create it with New, then Start; Shutdown stops it.
+type Engine struct {
+	opts   Options
+	router *route.Router
+	log    *slog.Logger
+	http   httpOptions
+
+	lns       []*listenerState          // static after New
+	byAddr    map[string]*listenerState // by gnet's listener address (port as configured); static after New
+	gnetAddrs []string // "tcp://host:port" per plaintext listener, plus an internal socket if none
+	sockDir   string
+
+	eng      gnet.Engine // set in OnBoot
+	booted   chan error
+	stopped  chan struct{}
+	draining atomic.Bool
+	clock    atomic.Int64 // coarse unix ns, updated on every tick
+
+	mu     sync.Mutex
+	loops  map[gnet.EventLoop]*loopState
+	nloops int
+	lastScan time.Time // owned by the tick goroutine
+
+	tlsWG sync.WaitGroup
+}
+
+// listenerState is one configured listener.
+type listenerState struct {
+	cfg   Listener
+	addr  net.Addr // bound address, after Start
+	conns atomic.Int64
+	tln   net.Listener // TLS listeners only
+}
+
+// New validates opts and returns an Engine for r. The engine runs one event
+// loop per shard of r.
+func New(r *route.Router, opts Options) (*Engine, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		opts:    opts,
+		router:  r,
+		log:     opts.Logger,
+		byAddr:  map[string]*listenerState{},
+		booted:  make(chan error, 1),
+		stopped: make(chan struct{}),
+		loops:   map[gnet.EventLoop]*loopState{},
+	}
+	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
+	for _, l := range opts.Listeners {
+		ln := &listenerState{cfg: l}
+		e.lns = append(e.lns, ln)
+		if l.TLS == nil {
+			ta, err := net.ResolveTCPAddr("tcp", l.Addr)
+			if err != nil {
+				return nil, fmt.Errorf("loop: listener %s: %w", l.Addr, err)
+			}
+			e.byAddr[ta.String()] = ln
+		}
+	}
+	e.clock.Store(time.Now().UnixNano())
+	return e, nil
+}
+
+// Start binds the listeners and starts the event loops. It returns once
+// they run, or with the error that stopped them.
+func (e *Engine) Start() error {
+	for _, ln := range e.lns {
+		if ln.cfg.TLS == nil {
+			e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.cfg.Addr)
+		}
+	}
+	if len(e.gnetAddrs) == 0 {
+		// gnet needs a listener to run its loops; TLS-only setups get an
+		// internal unix socket that serves nothing.
+		dir, err := os.MkdirTemp("", "edgewamp-")
+		if err != nil {
+			return err
+		}
+		e.sockDir = dir
+		e.gnetAddrs = append(e.gnetAddrs, "unix://"+filepath.Join(dir, "loops.sock"))
+	}
+	h := &handler{e: e}
+	go func() {
+		defer close(e.stopped)
+		err := gnet.Rotate(h, e.gnetAddrs,
+			gnet.WithNumEventLoop(e.router.Shards()),
+			gnet.WithLoadBalancing(gnet.LeastConnections),
+			gnet.WithTicker(true),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReadBufferCap(64<<10),
+			gnet.WithWriteBufferCap(16<<10),
+			gnet.WithLogger(gnetLogger{e.log}),
+		)
+		select {
+		case e.booted <- err:
+		default:
+		}
+		if err != nil {
+			e.log.Error("event loops stopped", "err", err)
+		}
+	}()
+	if err := <-e.booted; err != nil {
+		return fmt.Errorf("loop: start: %w", err)
+	}
+	return e.startTLS()
+}
+
+// resolveAddrs learns the bound address of each plaintext listener (port 0
+// picks a free port).
+func (e *Engine) resolveAddrs() error {
+	for _, ln := range e.lns {
+		if ln.cfg.TLS != nil {
+			continue
+		}
+		fd, err := e.eng.DupListener("tcp", ln.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
+		}
+		sa, err := unix.Getsockname(fd)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
+		}
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			ln.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+		case *unix.SockaddrInet6:
+			ln.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+		}
+		if ln.addr == nil {
+			return fmt.Errorf("loop: listener %s: unexpected socket address", ln.cfg.Addr)
+		}
+	}
+	return nil
+}
+
+// Addrs returns the bound address of every listener, in configuration
+// order. Valid after Start.
+func (e *Engine) Addrs() []net.Addr {
+	out := make([]net.Addr, len(e.lns))
+	for i, ln := range e.lns {
+		out[i] = ln.addr
+	}
+	return out
+}
+
+// Shutdown stops accepting connections, says GOODBYE
+// (wamp.close.system_shutdown) to every session, waits for them to close
+// or for ctx, then closes what is left and stops the loops.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	for _, ln := range e.lns {
+		if ln.tln != nil {
+			ln.tln.Close()
+		}
+	}
+	err := e.router.Shutdown(ctx)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := e.eng.Stop(stopCtx); serr != nil && err == nil {
+		err = serr
+	}
+	<-e.stopped
+	e.tlsWG.Wait()
+	if e.sockDir != "" {
+		os.RemoveAll(e.sockDir)
+	}
+	return err
+}
+
+// now returns the coarse clock.
+func (e *Engine) now() int64 { return e.clock.Load() }
+
+// loopOf returns the state of an event loop, creating it (and starting its
+// router shard) the first time the loop is seen.
+func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ls := e.loops[el]; ls != nil {
+		return ls
+	}
+	if e.nloops >= e.router.Shards() {
+		panic("loop: more event loops than router shards") // programmer error: Options and route.Config disagree
+	}
+	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
+	e.nloops++
+	ls.shard.Start(ls)
+	e.loops[el] = ls
+	return ls
+}
+
+func (e *Engine) allLoops() []*loopState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*loopState, 0, len(e.loops))
+	for _, ls := range e.loops {
+		out = append(out, ls)
+	}
+	return out
+}
+
+// handler is the gnet event handler.
+type handler struct {
+	gnet.BuiltinEventEngine
+	e *Engine
+}
+
+// OnBoot runs once the listeners are bound and before any connection is
+// accepted: the right moment to learn the bound ports.
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	h.e.eng = eng
+	err := h.e.resolveAddrs()
+	h.e.booted <- err
+	if err != nil {
+		return gnet.Shutdown
+	}
+	return gnet.None
+}
+
+func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	e := h.e
+	var ln *listenerState
+	remote := ""
+	tlsConn := false
+	if o, ok := c.Context().(*tlsOrigin); ok {
+		ln, remote, tlsConn = o.ln, o.remote, true
+	} else {
+		if la := c.LocalAddr(); la != nil {
+			ln = e.byAddr[la.String()]
+		}
+		if ra := c.RemoteAddr(); ra != nil {
+			remote = ra.String()
+		}
+	}
+	if ln == nil || e.draining.Load() {
+		return nil, gnet.Close
+	}
+	ls := e.loopOf(c.EventLoop())
+	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, opened: e.now()}
+	cn.lastRead = cn.opened
+	switch ln.cfg.Transport {
+	case WebSocketOnly:
+		cn.phase = phHTTP
+	case RawSocketOnly:
+		cn.phase = phRawHS
+	default:
+		cn.phase = phDetect
+	}
+	if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
+		cn.overLimit = true
+	}
+	c.SetContext(cn)
+	ls.add(cn)
+	return nil, gnet.None
+}
+
+func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	cn, ok := c.Context().(*conn)
+	if !ok {
+		return gnet.Close
+	}
+	cn.traffic()
+	cn.ls.flush()
+	if cn.phase == phDead {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
+	cn, ok := c.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	cn.closed(err)
+	return gnet.None
+}
+
+// OnTick runs on gnet's ticker goroutine: it advances the coarse clock,
+// fires due router timers and, once a second, has every loop scan its
+// connections for handshake, keepalive and idle deadlines.
+func (h *handler) OnTick() (time.Duration, gnet.Action) {
+	e := h.e
+	now := time.Now()
+	e.clock.Store(now.UnixNano())
+	wait := e.router.Tick(time.Second)
+	if now.Sub(e.lastScan) >= time.Second {
+		e.lastScan = now
+		for _, ls := range e.allLoops() {
+			ls.Execute(ls.scan)
+		}
+	}
+	if wait > time.Second {
+		wait = time.Second
+	}
+	return wait, gnet.None
+}
+
+// gnetLogger adapts slog to gnet's logger (gnet logs rarely: start, stop,
+// internal errors).
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+
+var errEngineStopped = errors.New("loop: engine stopped")
+
+var _ = strconv.Itoa

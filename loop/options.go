@@ -1,0 +1,151 @@
+package loop
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Transport selects what a listener serves.
+type Transport string
+
+// Listener transports.
+const (
+	// Both serves WebSocket and RawSocket on one port, told apart by the
+	// first byte (0x7F starts a RawSocket handshake; anything else is HTTP).
+	Both Transport = "both"
+	// WebSocketOnly serves only HTTP/WebSocket.
+	WebSocketOnly Transport = "websocket"
+	// RawSocketOnly serves only RawSocket.
+	RawSocketOnly Transport = "rawsocket"
+)
+
+// Listener is one address the engine serves.
+type Listener struct {
+	// Addr is host:port, e.g. "0.0.0.0:8080". Port 0 picks a free port
+	// (see Engine.Addrs).
+	Addr string
+	// Transport is Both (default), WebSocketOnly or RawSocketOnly.
+	Transport Transport
+	// MaxConns caps this listener's open connections; past it new ones are
+	// answered "503" (HTTP) or "maximum connection count reached"
+	// (RawSocket) and closed. Default 100000.
+	MaxConns int
+	// TLS, when set, serves this listener over TLS: wss:// and TLS
+	// RawSocket. TLS connections are decrypted by a goroutine pair each and
+	// handed to the event loops as plaintext.
+	TLS *tls.Config
+}
+
+// Options configures an Engine. The zero value of every field is a sane
+// default.
+type Options struct {
+	Listeners []Listener
+	// WSPath is the WebSocket endpoint path. Default "/ws".
+	WSPath string
+	// HealthPath answers GET with 200. Default "/healthz".
+	HealthPath string
+	// MaxMessage bounds an inbound WAMP message (and a reassembled
+	// WebSocket message). Default 16 MiB; at most 16 MiB (RawSocket's
+	// limit).
+	MaxMessage int
+	// MaxHandshake bounds the HTTP request header. Default 8 KiB.
+	MaxHandshake int
+	// HandshakeTimeout closes a connection that has not completed its
+	// HTTP upgrade or RawSocket handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	// PingInterval: a session silent this long gets a WebSocket or
+	// RawSocket ping. Default 30s; negative disables keepalive.
+	PingInterval time.Duration
+	// PingTimeout: a ping unanswered this long (no traffic at all) closes
+	// the connection. Default 10s.
+	PingTimeout time.Duration
+	// IdleTimeout, when positive, closes a connection with no inbound
+	// traffic at all for this long, pings notwithstanding. Default off.
+	IdleTimeout time.Duration
+	// HighWater is the outbound backlog (bytes queued for a connection)
+	// above which EVENTs to it are dropped and INVOCATIONs refused.
+	// Default 256 KiB.
+	HighWater int
+	// HardLimit is the backlog above which the connection is closed as a
+	// slow consumer. Default 4 MiB.
+	HardLimit int
+	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.
+	CheckOrigin func(origin []byte) bool
+	// Logger receives connection logs (debug level per close). Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	var errs []error
+	if len(o.Listeners) == 0 {
+		errs = append(errs, errors.New("loop: no listeners configured"))
+	}
+	ports := map[string]bool{}
+	for i := range o.Listeners {
+		l := &o.Listeners[i]
+		if l.Transport == "" {
+			l.Transport = Both
+		}
+		switch l.Transport {
+		case Both, WebSocketOnly, RawSocketOnly:
+		default:
+			errs = append(errs, fmt.Errorf("loop: listener %s: unknown transport %q (want both, websocket or rawsocket)", l.Addr, l.Transport))
+		}
+		if l.MaxConns <= 0 {
+			l.MaxConns = 100000
+		}
+		host, port, err := net.SplitHostPort(l.Addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("loop: listener address %q: %w", l.Addr, err))
+			continue
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("loop: listener address %q: bad port", l.Addr))
+		}
+		if port != "0" && ports[port] {
+			errs = append(errs, fmt.Errorf("loop: two listeners on port %s", port))
+		}
+		ports[port] = true
+		_ = host
+	}
+	if o.WSPath == "" {
+		o.WSPath = "/ws"
+	}
+	if o.HealthPath == "" {
+		o.HealthPath = "/healthz"
+	}
+	if o.MaxMessage <= 0 || o.MaxMessage > 16<<20 {
+		o.MaxMessage = 16 << 20
+	}
+	if o.MaxHandshake <= 0 {
+		o.MaxHandshake = 8 << 10
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 10 * time.Second
+	}
+	if o.HighWater <= 0 {
+		o.HighWater = 256 << 10
+	}
+	if o.HardLimit <= 0 {
+		o.HardLimit = 4 << 20
+	}
+	if o.HardLimit < o.HighWater {
+		errs = append(errs, fmt.Errorf("loop: hard limit %d is below the high-water mark %d", o.HardLimit, o.HighWater))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
