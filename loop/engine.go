@@ -29,7 +29,7 @@ type Engine struct {
 
 	lns       []*listenerState          // static after New
 	byAddr    map[string]*listenerState // by gnet's listener address (port as configured); static after New
-	gnetAddrs []string // "tcp://host:port" per plaintext listener, plus an internal socket if none
+	gnetAddrs []string                  // "tcp://host:port" per plaintext listener, plus an internal socket if none
 	sockDir   string
 
 	eng      gnet.Engine // set in OnBoot
@@ -38,9 +38,9 @@ type Engine struct {
 	draining atomic.Bool
 	clock    atomic.Int64 // coarse unix ns, updated on every tick
 
-	mu     sync.Mutex
-	loops  map[gnet.EventLoop]*loopState
-	nloops int
+	mu       sync.Mutex
+	loops    map[gnet.EventLoop]*loopState
+	nloops   int
 	lastScan time.Time // owned by the tick goroutine
 
 	tlsWG sync.WaitGroup

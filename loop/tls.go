@@ -2,8 +2,8 @@ package loop
 
 import (
 	"context"
-	"errors"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
