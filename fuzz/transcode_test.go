@@ -101,7 +101,10 @@ func differential(t *testing.T, a, b proto.Serializer, in []byte) {
 	}
 	if terr != nil {
 		requireProtoError(t, terr, "Transcode")
-		if b != proto.JSON || !errors.Is(terr, proto.ErrNotJSONable) {
+		switch {
+		case b == proto.JSON && errors.Is(terr, proto.ErrNotJSONable):
+		case b == proto.MsgPack && beyondFloat64(orig):
+		default:
 			t.Fatalf("Transcode %s->%s of a valid value: %v\nvalue: %#v", a, b, terr, orig)
 		}
 		return
@@ -135,6 +138,29 @@ func differential(t *testing.T, a, b proto.Serializer, in []byte) {
 	if d := diff("$", orig, ref, o); d != "" {
 		t.Fatalf("reference %s decoder reads %s->%s differently: %s", b, a, b, d)
 	}
+}
+
+// beyondFloat64 reports whether v holds an integer too large even for a
+// float64, which MsgPack therefore cannot carry.
+func beyondFloat64(v any) bool {
+	switch x := v.(type) {
+	case *big.Int:
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return math.IsInf(f, 0)
+	case []any:
+		for _, e := range x {
+			if beyondFloat64(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if beyondFloat64(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func requireProtoError(t *testing.T, err error, what string) {

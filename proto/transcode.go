@@ -57,7 +57,7 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 			w.uint(t.u)
 		}
 	case kBig:
-		w.big(bigOf(&t, r.ser))
+		return w.big(bigOf(&t, r.ser))
 	case kFloat:
 		return w.float(t.f)
 	case kStr:

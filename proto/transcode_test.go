@@ -584,6 +584,34 @@ func callWith(t testing.TB, ser Serializer, pos string, v []byte) []byte {
 	return mustAppend(t, ser, m)
 }
 
+// TestIntegerBeyondFloat64 checks an integer too large even for a float64:
+// JSON and CBOR carry it exactly, MsgPack (which carries integers beyond 64
+// bits as float64) refuses it rather than writing an infinity.
+func TestIntegerBeyondFloat64(t *testing.T) {
+	huge := "1" + strings.Repeat("0", 400)
+	for _, neg := range []string{"", "-"} {
+		v := bigInt(neg + huge)
+		for _, from := range []Serializer{JSON, CBOR} {
+			r := mustEncodeValue(t, from, []any{v})
+			_, err := Transcode(nil, MsgPack, r)
+			requireTypedError(t, err, nil, from.String()+"->MsgPack")
+			for _, to := range []Serializer{JSON, CBOR} {
+				out, err := Transcode(nil, to, r)
+				requireNoError(t, err, from.String()+"->"+to.String())
+				requireValue(t, []any{v}, mustValue(t, Raw{to, out}), "value")
+			}
+		}
+		_, err := AppendValue(nil, MsgPack, v)
+		requireTypedError(t, err, nil, "AppendValue")
+	}
+	// The largest float64 still goes through.
+	max := new(big.Int)
+	new(big.Float).SetFloat64(math.MaxFloat64).Int(max)
+	out, err := Transcode(nil, MsgPack, mustEncodeValue(t, JSON, max))
+	requireNoError(t, err, "MaxFloat64 as an integer")
+	requireValue(t, math.MaxFloat64, mustValue(t, Raw{MsgPack, out}), "value")
+}
+
 // TestStringsStartingWithNUL: a text string whose first character is NUL
 // cannot be written as JSON (it would read back as binary), so transcoding
 // one to JSON is an error; the binary serializers carry it.

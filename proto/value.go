@@ -172,7 +172,7 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 	case float64:
 		return w.float(x)
 	case *big.Int:
-		w.big(x)
+		return w.big(x)
 	case string:
 		return w.text(x)
 	case []byte:

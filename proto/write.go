@@ -302,21 +302,21 @@ func (w *wr) bin(p []byte) {
 // big writes an integer given as a big.Int, in the shortest form: a plain
 // integer when it fits in [-2^64, 2^64-1] (CBOR's native range; MsgPack
 // takes a float below -2^63), otherwise JSON digits, a CBOR bignum or a
-// MsgPack float64.
-func (w *wr) big(v *big.Int) {
+// MsgPack float64. An integer beyond float64's range has no MsgPack form.
+func (w *wr) big(v *big.Int) error {
 	if v.IsUint64() {
 		w.uint(v.Uint64())
-		return
+		return nil
 	}
 	if v.IsInt64() {
 		w.int(v.Int64())
-		return
+		return nil
 	}
 	if v.Sign() < 0 {
 		m := new(big.Int).Not(v) // -1-v
 		if m.IsUint64() {
 			w.neg(m.Uint64())
-			return
+			return nil
 		}
 	}
 	switch w.ser {
@@ -324,21 +324,27 @@ func (w *wr) big(v *big.Int) {
 		w.b = v.Append(w.b, 10)
 	case MsgPack:
 		f, _ := new(big.Float).SetInt(v).Float64()
-		w.float(f)
-	case CBOR:
-		if v.Sign() >= 0 {
-			w.b = append(w.b, 0xc2)
-			w.cbHead(2, uint64(len(v.Bytes())))
-			w.b = append(w.b, v.Bytes()...)
-			return
+		if math.IsInf(f, 0) {
+			return errNotMsgPackable
 		}
-		m := new(big.Int).Neg(v)
-		m.Sub(m, big.NewInt(1))
-		w.b = append(w.b, 0xc3)
-		w.cbHead(2, uint64(len(m.Bytes())))
-		w.b = append(w.b, m.Bytes()...)
+		return w.float(f)
+	case CBOR:
+		m := v
+		w.b = append(w.b, 0xc2)
+		if v.Sign() < 0 {
+			m = new(big.Int).Not(v) // the magnitude of tag 3 is -1-v
+			w.b[len(w.b)-1] = 0xc3
+		}
+		mag := m.Bytes()
+		w.cbHead(2, uint64(len(mag)))
+		w.b = append(w.b, mag...)
 	}
+	return nil
 }
+
+// errNotMsgPackable: MsgPack carries integers beyond 64 bits as float64,
+// and some are beyond float64 too.
+var errNotMsgPackable = errf("integer too large for MsgPack (beyond float64)")
 
 // jsonSafe[c] is true for ASCII bytes that need no escaping in a JSON string.
 var jsonSafe = func() (t [256]bool) {
