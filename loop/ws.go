@@ -245,11 +245,13 @@ func (r *wsReader) header(in inbound, h *wsHeader) error {
 	case 8:
 		length = binary.BigEndian.Uint64(b[2:10])
 	}
-	// Bound the length before waiting or allocating. A 64-bit length with
-	// the most significant bit set is above any limit, so it is reported as
-	// too big (1009) rather than as a protocol error (1002). Control frames
-	// were bounded to 125 octets by check.
-	if room := r.limit() - len(r.frag); length > uint64(room) {
+	// Bound a data frame's length, and a fragmented message's running
+	// total, before waiting or allocating. A 64-bit length with the most
+	// significant bit set is above any limit, so it is reported as too big
+	// (1009) rather than as a protocol error (1002). Control frames, which
+	// may arrive between fragments, were bounded to 125 octets by check and
+	// do not count towards the message.
+	if room := r.limit() - len(r.frag); length > uint64(room) && !h.op.IsControl() {
 		return errWSTooBig
 	}
 

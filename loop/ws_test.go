@@ -458,6 +458,23 @@ func TestWSReaderLimitExact(t *testing.T) {
 	}
 }
 
+// TestWSReaderControlAtLimit: control frames between fragments do not
+// count towards the message limit.
+func TestWSReaderControlAtLimit(t *testing.T) {
+	const limit = 200
+	data := cat(
+		cframe(false, ws.OpText, strings.Repeat("a", limit-1)),
+		cframe(true, ws.OpPing, strings.Repeat("p", 125)),
+		cframe(true, ws.OpClose, closeBody(1000, strings.Repeat("c", 123))),
+		cframe(true, ws.OpContinuation, "z"))
+	want := []wsRec{
+		{wsPing, ws.OpPing, strings.Repeat("p", 125), 0},
+		{wsClose, ws.OpClose, strings.Repeat("c", 123), 1000},
+		{wsMessage, ws.OpText, strings.Repeat("a", limit-1) + "z", 0},
+	}
+	checkSplits(t, limit, data, want, nil)
+}
+
 func TestAppendWSHeader(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 3 << 20} {
 		for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary, ws.OpPong, ws.OpClose} {
