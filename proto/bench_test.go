@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -215,5 +216,29 @@ func transcodePayload(b *testing.B, ser Serializer, n int) Raw {
 		if r := mustEncodeValue(b, ser, args); len(r.B) >= n {
 			return r
 		}
+	}
+}
+
+// BenchmarkTranscodeDeep converts a JSON value nested MaxDepth levels deep
+// around a 4 KiB list into MsgPack: with lengths unknown up front, the cost
+// must stay linear in the input, not grow with depth × size.
+func BenchmarkTranscodeDeep(b *testing.B) {
+	leaf := transcodePayload(b, JSON, 4096).B
+	in := append(bytes.Repeat([]byte{'['}, MaxDepth-2), leaf...)
+	in = append(in, bytes.Repeat([]byte{']'}, MaxDepth-2)...)
+	for _, to := range []Serializer{MsgPack, CBOR} {
+		b.Run(fmt.Sprintf("json-%s/depth=%d", to, MaxDepth), func(b *testing.B) {
+			m := &Message{Type: CodeResult, Request: 1, Args: Raw{JSON, in}}
+			var e Encoder
+			buf := make([]byte, 0, 16384)
+			var err error
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if buf, err = e.Append(buf[:0], to, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -39,7 +39,6 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 	if r.ser == JSON {
 		r.jsonWS()
 	}
-	before := *r
 	var t tok
 	err := r.next(&t)
 	if err != nil {
@@ -83,30 +82,37 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		if depth >= MaxDepth {
 			return ErrTooDeep
 		}
-		n := int(t.u)
-		if t.u == openLen {
-			if n, err = countOpen(before, depth); err != nil {
-				return err
-			}
-		}
-		return transcodeContainer(r, w, &t, n, depth, sc)
+		return transcodeContainer(r, w, &t, depth, sc)
 	default:
 		return ErrUnsupported
 	}
 	return nil
 }
 
-func transcodeContainer(r *rd, w *wr, t *tok, n, depth int, sc *[]byte) error {
+// transcodeContainer transcodes the elements of the container whose head t
+// was just read, and its head. When the source does not declare the length
+// (JSON, CBOR indefinite) and the target needs it up front (MsgPack, CBOR),
+// room for the longest head is reserved and the head is written, and the
+// elements moved up to it, once they are counted: one pass over the input,
+// where counting ahead would skip every nested container once per level.
+func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	isMap := t.k == kMap
 	close := byte(']')
 	if isMap {
 		close = '}'
-		w.mapH(n)
-	} else {
-		w.arr(n)
+	}
+	start, later := len(w.b), t.u == openLen && w.ser != JSON
+	switch {
+	case later:
+		w.b = append(w.b, 0, 0, 0, 0, 0) // maxHead bytes
+	case isMap:
+		w.mapH(int(t.u)) // JSON writes no length
+	default:
+		w.arr(int(t.u))
 	}
 	s := seqOf(t)
-	for i := 0; ; i++ {
+	i := 0
+	for ; ; i++ {
 		ok, err := r.more(&s, close)
 		if err != nil {
 			return err
@@ -118,34 +124,16 @@ func transcodeContainer(r *rd, w *wr, t *tok, n, depth int, sc *[]byte) error {
 			w.comma()
 		}
 		if isMap {
-			var k tok
-			err := r.next(&k)
-			if err != nil {
+			if err := transcodeKey(r, w, sc); err != nil {
 				return err
 			}
-			if k.k != kStr {
-				return ErrKeyNotString
-			}
-			*sc = (*sc)[:0]
-			ks, err := k.appendText(*sc, r.ser)
-			if err != nil {
-				return err
-			}
-			*sc = ks
-			if r.ser != JSON && !utf8.Valid(ks) {
-				return ErrBadUTF8
-			}
-			if err := w.str(ks); err != nil {
-				return err
-			}
-			if err := r.colon(); err != nil {
-				return err
-			}
-			w.colon()
 		}
 		if err := transcodeValue(r, w, depth+1, sc); err != nil {
 			return err
 		}
+	}
+	if later {
+		w.patchHead(start, isMap, i)
 	}
 	if isMap {
 		w.endMap()
@@ -155,39 +143,57 @@ func transcodeContainer(r *rd, w *wr, t *tok, n, depth int, sc *[]byte) error {
 	return nil
 }
 
-// countOpen counts the elements (or entries) of a container whose length is
-// not declared (JSON, CBOR indefinite), by skipping over them on a copy of
-// the reader positioned at the container's head.
-func countOpen(r rd, depth int) (int, error) {
-	var t tok
-	err := r.next(&t)
+// transcodeKey transcodes a map key, which must be a string, and the colon
+// after it.
+func transcodeKey(r *rd, w *wr, sc *[]byte) error {
+	var k tok
+	if err := r.next(&k); err != nil {
+		return err
+	}
+	if k.k != kStr {
+		return ErrKeyNotString
+	}
+	ks, err := k.appendText((*sc)[:0], r.ser)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	close := byte(']')
-	if t.k == kMap {
-		close = '}'
+	*sc = ks
+	if r.ser != JSON && !utf8.Valid(ks) {
+		return ErrBadUTF8
 	}
-	s := seqOf(&t)
-	n := 0
-	for {
-		ok, err := r.more(&s, close)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			return n, nil
-		}
-		if t.k == kMap {
-			if err := r.skipKey(); err != nil {
-				return 0, err
-			}
-		}
-		if err := r.skipValue(depth + 1); err != nil {
-			return 0, err
-		}
-		n++
+	if err := w.str(ks); err != nil {
+		return err
 	}
+	if err := r.colon(); err != nil {
+		return err
+	}
+	w.colon()
+	return nil
+}
+
+// maxHead is the longest MsgPack or CBOR array/map head for a length that
+// fits in 32 bits; a container cannot have more elements than its input has
+// bytes.
+const maxHead = 5
+
+// patchHead writes the head of a container of n elements at w.b[start:],
+// where maxHead bytes were reserved, moving the elements up to it. The head
+// is appended first and then moved into place, so that no buffer escapes.
+func (w *wr) patchHead(start int, isMap bool, n int) {
+	body := len(w.b) - start - maxHead
+	at := len(w.b)
+	if isMap {
+		w.mapH(n)
+	} else {
+		w.arr(n)
+	}
+	var head [9]byte
+	hl := copy(head[:], w.b[at:])
+	// hl > maxHead only for 2^32 elements or more (CBOR); the appended head
+	// leaves room to move the body up then.
+	copy(w.b[start+hl:], w.b[start+maxHead:start+maxHead+body])
+	copy(w.b[start:], head[:hl])
+	w.b = w.b[:start+hl+body]
 }
 
 // bigOf converts a kBig token: JSON decimal digits or a CBOR bignum
