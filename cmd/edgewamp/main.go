@@ -1,0 +1,179 @@
+// Command edgewamp is the edgewamp WAMP router.
+//
+//	edgewamp run [-config FILE] [-listen ADDR] [-log-level L] [-log-format F]
+//	edgewamp check-config FILE
+//	edgewamp version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `edgewamp — a WAMP v2 router for the edge
+
+Usage:
+  edgewamp run [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
+  edgewamp check-config FILE
+  edgewamp version
+
+Without -config, run uses the embedded default configuration (realm "realm1",
+anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port).
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "check-config":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" || s.Key == "vcs.time" {
+					fmt.Fprintf(stdout, "  %s %s\n", s.Key, s.Value)
+				}
+			}
+		}
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "edgewamp: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: edgewamp check-config FILE")
+		return 2
+	}
+	if _, err := loadConfig(args[0]); err != nil {
+		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML); default: the embedded default")
+	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
+	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return 1
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	if *logFormat != "" {
+		cfg.Log.Format = *logFormat
+	}
+	if *listen != "" {
+		cfg.Listeners[0].Address = *listen
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return 1
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	slog.SetDefault(log)
+	if err := serve(cfg, log); err != nil {
+		log.Error("edgewamp stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the router until SIGINT or SIGTERM.
+func serve(cfg *config, log *slog.Logger) error {
+	r, err := route.New(cfg.routeConfig(log))
+	if err != nil {
+		return err
+	}
+	lo, err := cfg.loopOptions(log)
+	if err != nil {
+		return err
+	}
+	eng, err := loop.New(r, lo)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := eng.Start(); err != nil {
+		return err
+	}
+	for i, a := range eng.Addrs() {
+		l := cfg.Listeners[i]
+		scheme := "ws"
+		if l.TLS != nil {
+			scheme = "wss"
+		}
+		log.Info("listening", "address", a.String(), "transport", orDefault(l.Transport, "both"),
+			"websocket", scheme+"://"+a.String()+orDefault(cfg.WebSocket.Path, "/ws"), "tls", l.TLS != nil)
+	}
+	realms := make([]string, 0, len(cfg.Realms))
+	for _, rc := range cfg.Realms {
+		realms = append(realms, rc.Name)
+	}
+	log.Info("edgewamp started", "version", version, "loops", cfg.loops(), "realms", realms)
+	sdNotify("READY=1")
+
+	sig := <-sigs
+	log.Info("shutting down", "signal", sig.String())
+	sdNotify("STOPPING=1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("edgewamp stopped")
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

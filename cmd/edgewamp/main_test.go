@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The end-to-end tests build the real binary once and run it as a child
+// process on a loopback port.
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgewamp-test-")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "edgewamp")
+	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		panic("building edgewamp: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// router is a running edgewamp process.
+type router struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	mu   sync.Mutex
+	log  bytes.Buffer
+	done chan error
+}
+
+var listenRE = regexp.MustCompile(`msg=listening address=(\S+)|"msg":"listening","address":"([^"]+)"`)
+
+// startRouter runs `edgewamp run` with extra arguments and waits for its
+// listening line.
+func startRouter(t *testing.T, args ...string) *router {
+	t.Helper()
+	args = append([]string{"run", "-listen", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(binPath, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &router{t: t, cmd: cmd, done: make(chan error, 1)}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			r.mu.Lock()
+			r.log.WriteString(line + "\n")
+			r.mu.Unlock()
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				select {
+				case addrCh <- m[1] + m[2]:
+				default:
+				}
+			}
+		}
+		r.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	select {
+	case r.addr = <-addrCh:
+	case err := <-r.done:
+		t.Fatalf("edgewamp exited early: %v\n%s", err, r.logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("edgewamp did not start\n%s", r.logs())
+	}
+	return r
+}
+
+func (r *router) logs() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+func (r *router) dial(url string, ser proto.Serializer) *client.Session {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.Dial(ctx, client.Config{URL: url, Realm: "realm1", Serializer: ser})
+	if err != nil {
+		r.t.Fatalf("dial %s: %v\n%s", url, err, r.logs())
+	}
+	return s
+}
+
+func TestRunServesRPCAndPubSub(t *testing.T) {
+	r := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	callee := r.dial("rs://"+r.addr, proto.CBOR)
+	defer callee.Close()
+	if _, err := callee.Register(ctx, "com.add", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{inv.Args[0].(int64) + inv.Args[1].(int64)}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	defer caller.Close()
+	res, err := caller.Call(ctx, "com.add", []any{2, 3}, nil, nil)
+	if err != nil || res.Args[0] != int64(5) {
+		t.Fatalf("call: %v %v", res, err)
+	}
+	got := make(chan *client.Event, 1)
+	if _, err := callee.Subscribe(ctx, "com.t", func(e *client.Event) { got <- e }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.Publish(ctx, "com.t", []any{"x"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Args[0] != "x" {
+			t.Fatalf("event %v", e.Args)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+}
+
+// SIGTERM: every session gets GOODBYE wamp.close.system_shutdown, then the
+// process exits 0.
+func TestSIGTERMSaysGoodbyeAndExitsZero(t *testing.T) {
+	r := startRouter(t)
+	sessions := []*client.Session{
+		r.dial("ws://"+r.addr+"/ws", proto.JSON),
+		r.dial("rs://"+r.addr, proto.MsgPack),
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		select {
+		case <-s.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("session not closed by shutdown")
+		}
+		var we *client.Error
+		if !errors.As(s.Err(), &we) || we.URI != proto.CloseSystemShutdown {
+			t.Fatalf("session ended with %v, want GOODBYE %s", s.Err(), proto.CloseSystemShutdown)
+		}
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, r.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("edgewamp did not exit")
+	}
+	if !strings.Contains(r.logs(), "edgewamp stopped") {
+		t.Fatalf("no stop line in logs:\n%s", r.logs())
+	}
+}
+
+func TestJSONLogFormatAndLevel(t *testing.T) {
+	r := startRouter(t, "-log-format", "json", "-log-level", "debug")
+	s := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	s.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(r.logs(), `"msg":"connection closed"`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.logs()), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+	}
+	if !strings.Contains(r.logs(), `"level":"DEBUG","msg":"connection closed"`) {
+		t.Fatalf("no debug line for the closed connection:\n%s", r.logs())
+	}
+}
+
+func runCLI(args ...string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name, body string
+		code       int
+		want       []string
+	}{
+		{"ok", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 0, []string{": ok"}},
+		{"unknown key", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrelams: []\n", 1, []string{"line 3: key relams is not a known configuration key"}},
+		{"unknown nested key", "listeners:\n  - address: 127.0.0.1:9000\n    tsl: {}\nrealms: [{name: a.b}]\n", 1, []string{"line 3: key tsl is not a known configuration key"}},
+		{"bad duration", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrpc:\n  call_timeout: soon\n", 1, []string{`line 4: "soon" is not a duration`}},
+		{"bad size", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nlimits: {max_message: lots}\n", 1, []string{`line 3: "lots" is not a size`}},
+		{"wrong type", "loops: many\nlisteners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 1, []string{"line 1:", "many"}},
+		{"bad realm", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms:\n  - name: ok.realm\n  - name: \"bad realm\"\n", 1, []string{`line 4: realms[1].name "bad realm" is not a valid URI`}},
+		{"duplicate realm", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms:\n  - name: r\n  - name: r\n", 1, []string{`line 4: realm "r" is configured twice`}},
+		{"no realms", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: []\n", 1, []string{"at least one realm is required"}},
+		{"limits", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a}]\nlimits: {high_water: 1MiB, hard_limit: 1KiB, max_message: 32MiB}\n", 1, []string{"hard_limit must not be below", "max_message is at most 16MiB"}},
+		{"empty", "", 1, []string{"empty"}},
+		{"syntax", "realms: [\n", 1, []string{"line"}},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(k.name, " ", "_")+".yaml", k.body)
+			out, errOut, code := runCLI("check-config", p)
+			if code != k.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, k.code, out, errOut)
+			}
+			for _, w := range k.want {
+				if !strings.Contains(out+errOut, w) {
+					t.Fatalf("output %q lacks %q", out+errOut, w)
+				}
+			}
+		})
+	}
+	if _, e, code := runCLI("check-config", filepath.Join(dir, "missing.yaml")); code != 1 || !strings.Contains(e, "no such file") {
+		t.Fatalf("missing file: %d %s", code, e)
+	}
+}
+
+func TestEmbeddedDefaultIsValid(t *testing.T) {
+	c, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Realms[0].Name != "realm1" || c.Listeners[0].Address != "127.0.0.1:8080" {
+		t.Fatalf("default %+v", c)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	if _, e, code := runCLI(); code != 2 || !strings.Contains(e, "Usage") {
+		t.Fatalf("no args: %d %s", code, e)
+	}
+	if _, e, code := runCLI("frobnicate"); code != 2 || !strings.Contains(e, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown: %d %s", code, e)
+	}
+	if o, _, code := runCLI("version"); code != 0 || !strings.HasPrefix(o, "edgewamp ") {
+		t.Fatalf("version: %d %s", code, o)
+	}
+	if _, e, code := runCLI("run", "-log-level", "loud"); code != 1 || !strings.Contains(e, "log.level must be") {
+		t.Fatalf("bad flag value: %d %s", code, e)
+	}
+	if _, _, code := runCLI("run", "-nope"); code != 2 {
+		t.Fatalf("unknown flag: %d", code)
+	}
+}
+
+var _ = io.Discard
