@@ -705,3 +705,45 @@ func TestReferenceEncodersAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestNonStringKeysInBinaryPayloads: MsgPack and CBOR payloads may use
+// non-string scalar map keys between peers of the same serializer (Decode
+// checks only the structure of Arguments/ArgumentsKw); such a payload passes
+// through untouched, cannot be transcoded, and DecodeValue refuses it. Option
+// dictionaries and JSON insist on string keys.
+func TestNonStringKeysInBinaryPayloads(t *testing.T) {
+	for _, tc := range []struct {
+		ser  Serializer
+		call string // hex: [48, 1, {}, "p", [{1: 2}]]
+	}{
+		{MsgPack, "953001 80 a170 91 81 01 02"},
+		{CBOR, "851830 01 a0 6170 81 a1 01 02"},
+	} {
+		b := mustHex(t, stripSpaces(tc.call))
+		m := mustDecode(t, tc.ser, b)
+		if out := mustAppend(t, tc.ser, m); !bytes.Equal(out, b) {
+			t.Fatalf("%s: same-serializer pass-through changed the bytes: %s", tc.ser, show(tc.ser, out))
+		}
+		for _, to := range serializers {
+			if to == tc.ser {
+				continue
+			}
+			_, err := Append(nil, to, m)
+			requireTypedError(t, err, ErrKeyNotString, tc.ser.String()+"->"+to.String())
+		}
+		_, err := DecodeValue(m.Args)
+		requireTypedError(t, err, ErrKeyNotString, "DecodeValue")
+	}
+	for _, tc := range []struct {
+		ser Serializer
+		in  string
+	}{
+		{MsgPack, "943001 81 01 02 a170"}, // an integer key in Options
+		{CBOR, "841830 01 a1 01 02 6170"},
+	} {
+		_, err := Decode(tc.ser, mustHex(t, stripSpaces(tc.in)))
+		requireTypedError(t, err, ErrKeyNotString, tc.ser.String()+" options")
+	}
+	_, err := Decode(JSON, []byte(`[48,1,{},"p",[{1:2}]]`))
+	requireTypedError(t, err, ErrKeyNotString, "JSON")
+}
