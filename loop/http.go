@@ -123,8 +123,11 @@ var crlfcrlf = []byte("\r\n\r\n")
 //
 // err is non-nil only when in itself fails; then close without answering.
 // handleHTTP allocates (the response, and gobwas/ws's handshake state): it
-// runs once per connection.
+// runs once per connection. A nil o means the zero httpOptions.
 func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
+	if o == nil {
+		o = &httpOptions{}
+	}
 	limit := o.headerLimit()
 	buffered := in.InboundBuffered()
 	if buffered == 0 {
