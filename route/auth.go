@@ -77,7 +77,7 @@ type Authorizer interface {
 
 // authorize checks an action, with a per-session cache. Owned by shard.
 func (ss *Session) authorize(a Action, uri []byte) bool {
-	az := ss.realm.cfg.Authorizer
+	az := ss.realm.conf().Authorizer
 	if az == nil {
 		return true
 	}

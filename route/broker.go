@@ -190,7 +190,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	}
 	match := m.Opt.Match()
 	rm := ss.realm
-	if !proto.ValidPattern(m.URI, rm.cfg.URICheck, match) {
+	if !proto.ValidPattern(m.URI, rm.conf().URICheck, match) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIInvalidURI, "invalid topic URI for match policy "+match.String())
 		return
 	}
@@ -322,7 +322,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 			s.replyError(ss, proto.CodePublish, m.Request, uri, msg)
 		}
 	}
-	if !proto.ValidURI(m.URI, rm.cfg.URICheck) {
+	if !proto.ValidURI(m.URI, rm.conf().URICheck) {
 		fail(proto.URIInvalidURI, "invalid topic URI")
 		return
 	}
@@ -340,7 +340,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		c:         carryOf(m, false),
 		publisher: ss,
 		excludeMe: m.Opt.Bool(proto.KeyExcludeMe, true),
-		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false),
+		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDisclosePublisher, m.URI),
 		filter:    filterOf(&m.Opt),
 	}
 	subs := rm.lookupSubs(s.idx, m.URI)

@@ -58,7 +58,7 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		return
 	}
 	match, invoke := m.Opt.Match(), m.Opt.Invoke()
-	if !proto.ValidPattern(m.URI, ss.realm.cfg.URICheck, match) {
+	if !proto.ValidPattern(m.URI, ss.realm.conf().URICheck, match) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "invalid procedure URI for match policy "+match.String())
 		return
 	}
@@ -193,7 +193,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.protocolError(ss, "CALL.Options.progress requires the caller to announce progressive_call_invocations")
 		return
 	}
-	if !proto.ValidURI(m.URI, ss.realm.cfg.URICheck) {
+	if !proto.ValidURI(m.URI, ss.realm.conf().URICheck) {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidURI, "invalid procedure URI")
 		return
 	}
@@ -237,7 +237,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if progress {
 		t.flags |= tfProgress
 	}
-	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ce.discloseCaller {
+	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ce.discloseCaller || ss.grants(ActionDiscloseCaller, m.URI) {
 		t.flags |= tfDisclose
 	}
 	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 && timeout > 0 {

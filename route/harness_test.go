@@ -3,6 +3,8 @@ package route
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,6 +76,7 @@ type env struct {
 	execs []*goExec
 	clock *fakeClock
 	next  int
+	conns int
 }
 
 func newEnv(t *testing.T, shards int, mutate func(*Config)) *env {
@@ -84,6 +87,7 @@ func newEnv(t *testing.T, shards int, mutate func(*Config)) *env {
 		Realms: []RealmConfig{{Name: "realm1"}, {Name: "realm2"}},
 		Shards: shards,
 		Now:    clk.now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -114,6 +118,22 @@ func (e *env) advance(d time.Duration) {
 	e.sync()
 }
 
+// advanceUntil advances the clock in steps of d until c receives a message
+// (timers may be armed by work still running on the worker pool).
+func (e *env) advanceUntil(c *tc, d time.Duration) *proto.Message {
+	e.t.Helper()
+	for i := 0; i < 100; i++ {
+		e.advance(d)
+		select {
+		case m := <-c.peer.in:
+			return m
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	e.t.Fatal("no message after advancing the clock")
+	return nil
+}
+
 // sync waits until every shard has run what was queued before.
 func (e *env) sync() {
 	for k := 0; k < 3; k++ {
@@ -131,6 +151,7 @@ type testPeer struct {
 	exec   *goExec
 	sess   *Session
 	// behaviour knobs
+	remote  string      // RemoteAddr to report (default "test")
 	slow    atomic.Bool // refuse events and invocations as if over the high-water mark
 	maxLen  atomic.Int64
 	dropped atomic.Int64
@@ -138,7 +159,11 @@ type testPeer struct {
 
 func (p *testPeer) Serializer() proto.Serializer { return p.ser }
 func (p *testPeer) Transport() TransportInfo {
-	return TransportInfo{Type: "test", Protocol: "wamp.2." + p.ser.String(), RemoteAddr: "test"}
+	remote := p.remote
+	if remote == "" {
+		remote = "test"
+	}
+	return TransportInfo{Type: "test", Protocol: "wamp.2." + p.ser.String(), RemoteAddr: remote}
 }
 
 func (p *testPeer) Send(b []byte, class Class) error {
@@ -198,8 +223,14 @@ func (e *env) connect(ser proto.Serializer) *tc {
 }
 
 func (e *env) connectOn(i int, ser proto.Serializer) *tc {
+	e.conns++
+	return e.connectFrom(i, ser, fmt.Sprintf("test-%d", e.conns))
+}
+
+// connectFrom opens a transport that reports the given remote address.
+func (e *env) connectFrom(i int, ser proto.Serializer, remote string) *tc {
 	sh, x := e.r.Shard(i), e.execs[i]
-	p := &testPeer{ser: ser, in: make(chan *proto.Message, 4096), sh: sh, exec: x}
+	p := &testPeer{ser: ser, in: make(chan *proto.Message, 4096), sh: sh, exec: x, remote: remote}
 	c := &tc{e: e, t: e.t, peer: p, sh: sh, exec: x}
 	x.do(func() { c.sess = sh.Open(p); p.sess = c.sess })
 	return c

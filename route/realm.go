@@ -12,7 +12,7 @@ import (
 type Realm struct {
 	r    *Router
 	name string
-	cfg  RealmConfig // static after New
+	cfg  atomic.Pointer[RealmConfig] // swapped by Router.Reload
 
 	mu       sync.RWMutex // guards everything below except gen and l1
 	regs     *table[*registration]
@@ -40,16 +40,9 @@ type l1cache struct {
 const l1Max = 1024
 
 func newRealm(r *Router, cfg RealmConfig) *Realm {
-	if cfg.AnonymousRole == "" {
-		cfg.AnonymousRole = "anonymous"
-	}
-	if len(cfg.Authenticators) == 0 {
-		cfg.Anonymous = true
-	}
-	return &Realm{
+	rm := &Realm{
 		r:        r,
 		name:     cfg.Name,
-		cfg:      cfg,
 		regs:     newTable[*registration](),
 		regByID:  map[uint64]*registration{},
 		subs:     newTable[*subscription](),
@@ -58,7 +51,23 @@ func newRealm(r *Router, cfg RealmConfig) *Realm {
 		retained: map[string]*retainedEvent{},
 		l1:       make([]l1cache, r.cfg.Shards),
 	}
+	rm.setConfig(cfg)
+	return rm
 }
+
+// setConfig installs a realm configuration, applying defaults.
+func (rm *Realm) setConfig(cfg RealmConfig) {
+	if cfg.AnonymousRole == "" {
+		cfg.AnonymousRole = "anonymous"
+	}
+	if len(cfg.Authenticators) == 0 {
+		cfg.Anonymous = true
+	}
+	rm.cfg.Store(&cfg)
+}
+
+// conf returns the realm's current configuration. Safe for concurrent use.
+func (rm *Realm) conf() *RealmConfig { return rm.cfg.Load() }
 
 // Name returns the realm's URI.
 func (rm *Realm) Name() string { return rm.name }

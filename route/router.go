@@ -62,8 +62,12 @@ type RealmConfig struct {
 	// Authenticators are the realm's other authmethods, tried in the
 	// client's HELLO order.
 	Authenticators []Authenticator
-	// Authorizer decides what sessions may do. nil allows everything.
+	// Authorizer decides what sessions may do. nil allows everything
+	// (security off) and discloses nobody unasked.
 	Authorizer Authorizer
+	// Users is the realm's static user store, used on reload to disconnect
+	// sessions whose user was removed or lost its role. May be nil.
+	Users *Users
 	// URICheck is the URI validation rule. Default loose.
 	URICheck proto.URIMode
 }
@@ -86,6 +90,7 @@ type Router struct {
 
 	clock   atomic.Int64 // coarse clock, unix nanoseconds, updated by Tick
 	auth    *workers
+	limiter *authLimiter
 	welcome [4]proto.Raw // WELCOME roles dict per serializer
 }
 
@@ -98,6 +103,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.Shards <= 0 {
 		cfg.Shards = 1
+	}
+	if cfg.Shards > maxShards {
+		errs = append(errs, fmt.Errorf("route: at most %d shards", maxShards))
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
@@ -123,7 +131,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}}
+	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter()}
 	realms := map[string]*Realm{}
 	for i := range cfg.Realms {
 		rc := cfg.Realms[i]

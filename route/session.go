@@ -66,6 +66,8 @@ type joinState struct {
 	auth    Authenticator
 	state   any
 	methods []string // client's remaining authmethods
+	failURI string   // a failure whose ABORT is being delayed
+	failMsg string
 }
 
 // ID returns the session id (0 before WELCOME).
@@ -228,6 +230,10 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
 		return
 	}
+	if s.r.limiter.blocked(ss.transport.RemoteAddr, s.r.cfg.Now()) {
+		s.abort(ss, proto.URIAuthenticationDenied, "too many failed authentications from this address; try again later")
+		return
+	}
 	roles := m.Opt.Raw(proto.KeyRoles)
 	if !roles.Present() {
 		s.protocolError(ss, "HELLO.Details.roles is required")
@@ -270,17 +276,17 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 		method := js.methods[0]
 		js.methods = js.methods[1:]
 		if method == "anonymous" {
-			if !rm.cfg.Anonymous {
+			if !rm.conf().Anonymous {
 				continue
 			}
 			authid := js.req.AuthID
 			if authid == "" {
 				authid = anonymousID()
 			}
-			s.welcome(ss, rm, &Identity{AuthID: authid, AuthRole: rm.cfg.AnonymousRole, AuthProvider: "static"}, "anonymous")
+			s.welcome(ss, rm, &Identity{AuthID: authid, AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
 			return
 		}
-		for _, a := range rm.cfg.Authenticators {
+		for _, a := range rm.conf().Authenticators {
 			if a.Method() != method {
 				continue
 			}
@@ -347,9 +353,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		if ae, ok := res.err.(*AuthError); ok {
 			uri, msg = ae.URI, ae.Message
 		}
-		s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", js.req.AuthID,
-			"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri)
-		s.abort(ss, uri, msg)
+		s.authFailed(ss, js, uri, msg)
 		return
 	}
 	if res.challenge && res.id == nil {
@@ -375,6 +379,24 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		return
 	}
 	s.welcome(ss, js.realm, res.id, js.auth.Method())
+}
+
+// authFailed counts and logs a failed authentication and aborts the
+// session, after a delay when its address keeps failing.
+func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string) {
+	s.stats.AuthFailures.Add(1)
+	delay, blocked := s.r.limiter.fail(ss.transport.RemoteAddr, s.r.cfg.Now())
+	s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", js.req.AuthID,
+		"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay)
+	if blocked {
+		s.r.log.Warn("refusing authentications from an address for a while", "remote", host(ss.transport.RemoteAddr), "for", blockFor)
+	}
+	if delay <= 0 {
+		s.abort(ss, uri, msg)
+		return
+	}
+	js.failURI, js.failMsg = uri, msg
+	s.addTimer(timer{due: s.r.now() + int64(delay), kind: tmAuthFail, sess: ss})
 }
 
 // welcome establishes the session and sends WELCOME.

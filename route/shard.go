@@ -52,6 +52,7 @@ type ShardStats struct {
 	EventsTooBig   atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
 	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
 	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
+	AuthFailures   atomic.Uint64 // failed authentications
 }
 
 func newShard(r *Router, idx int) *Shard {
@@ -131,9 +132,10 @@ type timer struct {
 type timerKind uint8
 
 const (
-	tmCall    timerKind = iota + 1 // call timeout: id = caller request id
-	tmHello                        // HELLO/authentication timeout
-	tmGoodbye                      // waiting for the client's GOODBYE reply
+	tmCall     timerKind = iota + 1 // call timeout: id = caller request id
+	tmHello                         // HELLO/authentication timeout
+	tmGoodbye                       // waiting for the client's GOODBYE reply
+	tmAuthFail                      // a delayed ABORT after a failed authentication
 )
 
 type timerHeap []timer
@@ -181,6 +183,10 @@ func (s *Shard) runTimers() {
 		case tmGoodbye:
 			if t.sess.state == stClosing {
 				t.sess.finish()
+			}
+		case tmAuthFail:
+			if js := t.sess.join; js != nil && js.failURI != "" && t.sess.state == stAuthPending {
+				s.abort(t.sess, js.failURI, js.failMsg)
 			}
 		}
 	}

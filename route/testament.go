@@ -34,7 +34,7 @@ func testamentScope(kwargs map[string]any) (int, *metaErr) {
 
 func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 	topic, ok := argStr(args, 0)
-	if !ok || !proto.ValidURI([]byte(topic), ss.realm.cfg.URICheck) || reserved([]byte(topic)) {
+	if !ok || !proto.ValidURI([]byte(topic), ss.realm.conf().URICheck) || reserved([]byte(topic)) {
 		return nil, &metaErr{proto.URIInvalidURI, "wamp.session.add_testament needs a valid topic URI as its first argument"}
 	}
 	if !ss.authorize(ActionPublish, []byte(topic)) {

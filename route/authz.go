@@ -1,0 +1,137 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Disclosure actions: whether the router reveals a caller's (publisher's)
+// identity to callees (subscribers) even when the caller did not ask to be
+// disclosed. Granted per role and URI like the other actions; without an
+// Authorizer nothing is disclosed unasked.
+const (
+	ActionDiscloseCaller Action = iota + 4
+	ActionDisclosePublisher
+)
+
+// Permission grants actions on URIs that match Pattern under Match.
+type Permission struct {
+	URI               string
+	Match             proto.Match
+	Call              bool
+	Register          bool
+	Publish           bool
+	Subscribe         bool
+	DiscloseCaller    bool
+	DisclosePublisher bool
+}
+
+func (p *Permission) allows(a Action) bool {
+	switch a {
+	case ActionCall:
+		return p.Call
+	case ActionRegister:
+		return p.Register
+	case ActionPublish:
+		return p.Publish
+	case ActionSubscribe:
+		return p.Subscribe
+	case ActionDiscloseCaller:
+		return p.DiscloseCaller
+	case ActionDisclosePublisher:
+		return p.DisclosePublisher
+	}
+	return false
+}
+
+// Role is a named set of permissions.
+type Role struct {
+	Name        string
+	Permissions []Permission
+}
+
+// RBAC is role-based authorization: for a session's role and a URI, the
+// most specific matching permission decides: an exact match; else the
+// matching prefix or wildcard pattern with the longest pattern (so
+// "com.app..reading" beats a catch-all prefix "", and "com.app.admin."
+// beats "com.app."), a prefix winning a tie. A role with no
+// matching permission, or an unknown role, is denied everything: with
+// security on, what is not granted is denied. RBAC is immutable and safe
+// for concurrent use.
+type RBAC struct {
+	roles map[string]*table[*Permission]
+}
+
+// NewRBAC validates roles and builds the authorizer.
+func NewRBAC(roles []Role) (*RBAC, error) {
+	z := &RBAC{roles: map[string]*table[*Permission]{}}
+	var errs []error
+	for _, r := range roles {
+		if r.Name == "" {
+			errs = append(errs, errors.New("a role needs a name"))
+			continue
+		}
+		if _, dup := z.roles[r.Name]; dup {
+			errs = append(errs, fmt.Errorf("role %q is defined twice", r.Name))
+			continue
+		}
+		t := newTable[*Permission]()
+		for i := range r.Permissions {
+			p := &r.Permissions[i]
+			if p.URI != "" || p.Match != proto.MatchPrefix { // "" with prefix matches everything
+				if !proto.ValidPattern([]byte(p.URI), proto.URILoose, p.Match) {
+					errs = append(errs, fmt.Errorf("role %q: permission URI %q is not valid for match %s", r.Name, p.URI, p.Match))
+					continue
+				}
+			}
+			if _, dup := t.get(p.Match, p.URI); dup {
+				errs = append(errs, fmt.Errorf("role %q: two permissions for %s URI %q", r.Name, p.Match, p.URI))
+				continue
+			}
+			t.put(p.Match, p.URI, p)
+		}
+		z.roles[r.Name] = t
+	}
+	return z, errors.Join(errs...)
+}
+
+// Authorize implements Authorizer.
+func (z *RBAC) Authorize(role string, a Action, uri string) bool {
+	t := z.roles[role]
+	if t == nil {
+		return false
+	}
+	var buf [16]*Permission
+	var best *Permission
+	for _, p := range t.matchAll([]byte(uri), buf[:0]) {
+		if best == nil || moreSpecific(p, best) {
+			best = p
+		}
+	}
+	return best != nil && best.allows(a)
+}
+
+// moreSpecific orders permissions matching the same URI.
+func moreSpecific(p, q *Permission) bool {
+	if p.Match == proto.MatchExact || q.Match == proto.MatchExact {
+		return p.Match == proto.MatchExact && q.Match != proto.MatchExact
+	}
+	if len(p.URI) != len(q.URI) {
+		return len(p.URI) > len(q.URI)
+	}
+	return p.Match == proto.MatchPrefix && q.Match == proto.MatchWildcard
+}
+
+// HasRole reports whether role is defined.
+func (z *RBAC) HasRole(role string) bool { return z.roles[role] != nil }
+
+// grants reports whether an Authorizer explicitly grants a (disclosure)
+// action; without one, nothing is granted. Owned by shard.
+func (ss *Session) grants(a Action, uri []byte) bool {
+	if ss.realm.conf().Authorizer == nil {
+		return false
+	}
+	return ss.authorize(a, uri)
+}

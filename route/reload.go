@@ -1,0 +1,89 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Reload installs a new set of realm configurations (SIGHUP). New sessions
+// see it at once. Existing sessions are re-checked on their shards: their
+// authorization caches are dropped, and a session is told GOODBYE
+// (wamp.close.killed) when its realm is gone, when it joined anonymously
+// and the realm no longer allows that, or when its static user was removed
+// or lost its role. It returns an error, and changes nothing, when the new
+// configuration is invalid.
+func (r *Router) Reload(realms []RealmConfig) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, rc := range realms {
+		if !proto.ValidURI([]byte(rc.Name), proto.URILoose) {
+			errs = append(errs, fmt.Errorf("route: realm %q is not a valid URI", rc.Name))
+		}
+		if seen[rc.Name] {
+			errs = append(errs, fmt.Errorf("route: realm %q is configured twice", rc.Name))
+		}
+		seen[rc.Name] = true
+	}
+	if len(realms) == 0 {
+		errs = append(errs, errors.New("route: at least one realm is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	old := *r.realms.Load()
+	next := make(map[string]*Realm, len(realms))
+	for _, rc := range realms {
+		if rm := old[rc.Name]; rm != nil {
+			rm.setConfig(rc)
+			next[rc.Name] = rm
+		} else {
+			next[rc.Name] = newRealm(r, rc)
+		}
+	}
+	r.realms.Store(&next)
+	r.mu.Unlock()
+	for _, sh := range r.shards {
+		sh.post(task{kind: tReauth})
+	}
+	return nil
+}
+
+// reauth re-checks this shard's sessions after a reload.
+func (s *Shard) reauth() {
+	for ss := range s.sessions() {
+		ss.authz = nil
+		if ss.state != stEstablished {
+			continue
+		}
+		if why := ss.stillValid(s.r); why != "" {
+			s.r.log.Info("disconnecting a session after reload", "session", ss.id, "authid", ss.authID, "reason", why)
+			s.Goodbye(ss, proto.CloseKilled, why)
+		}
+	}
+}
+
+// stillValid returns why a session may no longer stay, or "".
+func (ss *Session) stillValid(r *Router) string {
+	if r.Realm(ss.realm.name) != ss.realm {
+		return "realm " + ss.realm.name + " was removed from the configuration"
+	}
+	cfg := ss.realm.conf()
+	switch {
+	case ss.authMethod == "anonymous":
+		if !cfg.Anonymous {
+			return "anonymous sessions are no longer allowed on this realm"
+		}
+	case ss.authProvider == "static":
+		u := cfg.Users.Lookup(ss.authID)
+		if u == nil {
+			return "principal " + ss.authID + " was removed from the configuration"
+		}
+		if !u.HasRole(ss.authRole) {
+			return "principal " + ss.authID + " no longer has role " + ss.authRole
+		}
+	}
+	return ""
+}

@@ -1,0 +1,205 @@
+package route
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// User is a principal of a realm's static user store (from the
+// configuration file).
+type User struct {
+	AuthID string
+	// Roles the user may take; the first is the default authrole. A client
+	// may ask for another of them with HELLO.Details.authrole.
+	Roles []string
+	// Password is a salted PBKDF2 hash (see ParsePassword). It serves
+	// ticket authentication (the ticket is the password) and salted
+	// WAMP-CRA (the derived key is the shared secret).
+	Password *Password
+	// Secret is a cleartext shared secret for unsalted WAMP-CRA. Prefer
+	// Password; Secret exists for clients that cannot salt.
+	Secret string
+	// Keys are the user's Ed25519 public keys (cryptosign).
+	Keys []ed25519.PublicKey
+}
+
+// Password is a PBKDF2-HMAC-SHA256 password hash, in the form WAMP-CRA's
+// salted mode uses: the salt is a string used as is, and the derived key is
+// kept base64-encoded.
+type Password struct {
+	Iterations int
+	KeyLen     int
+	Salt       string
+	Key        string // base64 (standard) of the derived key
+}
+
+// passwordPrefix starts the text form of a Password.
+const passwordPrefix = "pbkdf2-sha256$"
+
+// DefaultIterations is the PBKDF2 work factor HashPassword uses.
+const DefaultIterations = 100000
+
+// HashPassword derives a new Password from a cleartext password with a
+// random salt.
+func HashPassword(password string, iterations int) (*Password, error) {
+	if iterations <= 0 {
+		iterations = DefaultIterations
+	}
+	var salt [16]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return nil, err
+	}
+	p := &Password{Iterations: iterations, KeyLen: 32, Salt: base64.RawStdEncoding.EncodeToString(salt[:])}
+	k, err := DeriveKey(password, p.Salt, p.Iterations, p.KeyLen)
+	if err != nil {
+		return nil, err
+	}
+	p.Key = k
+	return p, nil
+}
+
+// DeriveKey is WAMP-CRA's key derivation: PBKDF2-HMAC-SHA256 over the
+// secret with the salt's bytes, returned base64-encoded (as Autobahn's
+// derive_key does).
+func DeriveKey(secret, salt string, iterations, keyLen int) (string, error) {
+	k, err := pbkdf2.Key(sha256.New, secret, []byte(salt), iterations, keyLen)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(k), nil
+}
+
+// String returns the text form: pbkdf2-sha256$ITERATIONS$KEYLEN$SALT$KEY.
+func (p *Password) String() string {
+	return passwordPrefix + strconv.Itoa(p.Iterations) + "$" + strconv.Itoa(p.KeyLen) + "$" + p.Salt + "$" + p.Key
+}
+
+// ParsePassword parses the text form of a Password.
+func ParsePassword(s string) (*Password, error) {
+	if !strings.HasPrefix(s, passwordPrefix) {
+		return nil, errors.New("password hash must start with " + passwordPrefix + " (make one with `edgewamp passwd`)")
+	}
+	f := strings.Split(strings.TrimPrefix(s, passwordPrefix), "$")
+	if len(f) != 4 {
+		return nil, errors.New("password hash must be pbkdf2-sha256$ITERATIONS$KEYLEN$SALT$KEY")
+	}
+	it, err1 := strconv.Atoi(f[0])
+	kl, err2 := strconv.Atoi(f[1])
+	key, err3 := base64.StdEncoding.DecodeString(f[3])
+	if err1 != nil || err2 != nil || err3 != nil || it < 1 || kl < 16 || kl > 64 || len(key) != kl || f[2] == "" {
+		return nil, errors.New("malformed password hash")
+	}
+	return &Password{Iterations: it, KeyLen: kl, Salt: f[2], Key: f[3]}, nil
+}
+
+// Verify checks a cleartext password in constant time.
+func (p *Password) Verify(password string) bool {
+	k, err := DeriveKey(password, p.Salt, p.Iterations, p.KeyLen)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(k), []byte(p.Key)) == 1
+}
+
+// ParsePublicKey parses a hex-encoded Ed25519 public key.
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("an Ed25519 public key is %d hex-encoded bytes", ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// Users is a realm's static user store. It is immutable once built and safe
+// for concurrent use.
+type Users struct {
+	byID  map[string]*User
+	byKey map[string]*User // hex public key → user
+}
+
+// NewUsers builds a user store, rejecting duplicate authids and keys.
+func NewUsers(users []*User) (*Users, error) {
+	u := &Users{byID: map[string]*User{}, byKey: map[string]*User{}}
+	var errs []error
+	for _, x := range users {
+		if x.AuthID == "" {
+			errs = append(errs, errors.New("a user needs an authid"))
+			continue
+		}
+		if len(x.Roles) == 0 {
+			errs = append(errs, fmt.Errorf("user %q needs at least one role", x.AuthID))
+		}
+		if _, dup := u.byID[x.AuthID]; dup {
+			errs = append(errs, fmt.Errorf("user %q is defined twice", x.AuthID))
+		}
+		u.byID[x.AuthID] = x
+		for _, k := range x.Keys {
+			h := hex.EncodeToString(k)
+			if o, dup := u.byKey[h]; dup {
+				errs = append(errs, fmt.Errorf("public key %s… belongs to both %q and %q", h[:8], o.AuthID, x.AuthID))
+			}
+			u.byKey[h] = x
+		}
+	}
+	return u, errors.Join(errs...)
+}
+
+// Lookup returns the user with authid, or nil.
+func (u *Users) Lookup(authid string) *User {
+	if u == nil {
+		return nil
+	}
+	return u.byID[authid]
+}
+
+// role picks the session's authrole: the requested one if the user has it,
+// else the user's first.
+func (x *User) role(requested string) (string, bool) {
+	if requested == "" {
+		return x.Roles[0], true
+	}
+	for _, r := range x.Roles {
+		if r == requested {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+// HasRole reports whether the user may take role.
+func (x *User) HasRole(role string) bool {
+	_, ok := x.role(role)
+	return ok
+}
+
+// failAuth is the error for a failed check: the same URI whether the user
+// is unknown or the secret is wrong, so that authids cannot be probed
+// (WAMP-CRA must still say no_such_principal before its challenge).
+func failAuth() error {
+	return &AuthError{URI: "wamp.error.authentication_failed", Message: "authentication failed"}
+}
+
+func noPrincipal(authid string) error {
+	return &AuthError{URI: "wamp.error.no_such_principal", Message: "no principal " + strconv.Quote(authid)}
+}
+
+func badRole(authid, role string) error {
+	return &AuthError{URI: "wamp.error.no_such_role", Message: "principal " + strconv.Quote(authid) + " may not take role " + strconv.Quote(role)}
+}
+
+// hmacB64 computes base64(HMAC-SHA256(key, msg)) (WAMP-CRA's signature).
+func hmacB64(key, msg []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
