@@ -91,8 +91,8 @@ func TestRBACMostSpecificWins(t *testing.T) {
 	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "", Match: proto.MatchPrefix, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true},
-		{URI: "com.app.admin.", Match: proto.MatchPrefix},                          // deny all under admin
-		{URI: "com.app.admin.status", Match: proto.MatchExact, Call: true},         // but this one
+		{URI: "com.app.admin.", Match: proto.MatchPrefix},                  // deny all under admin
+		{URI: "com.app.admin.status", Match: proto.MatchExact, Call: true}, // but this one
 		{URI: "com.app..reading", Match: proto.MatchWildcard, Publish: true, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true}, // duplicate
 	}}})
