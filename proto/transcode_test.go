@@ -268,6 +268,9 @@ func TestTranscodeInputs(t *testing.T) {
 		{"cbor undefined", CBOR, "f7", JSON, `null`},
 		{"cbor -2^64 to msgpack", CBOR, "3bffffffffffffffff", MsgPack, "cbc3f0000000000000"},
 		{"cbor 2^64 to msgpack", CBOR, "c249010000000000000000", MsgPack, "cb43f0000000000000"},
+		// Rounded once to the nearest float64 (fuzz regression: -1-float64(u)
+		// rounded twice and gave the float below).
+		{"json -10000000071709551616 to msgpack", JSON, `-10000000071709551616`, MsgPack, "cbc3e158e462a7841e"},
 		{"msgpack float32", MsgPack, "ca3fc00000", JSON, `1.5`},
 		{"msgpack int8", MsgPack, "d0ff", CBOR, "20"},
 		{"msgpack uint8", MsgPack, "cc05", CBOR, "05"},

@@ -177,7 +177,13 @@ func (w *wr) neg(u uint64) {
 		w.b = strconv.AppendUint(w.b, u+1, 10)
 	case MsgPack:
 		if u > math.MaxInt64 {
-			w.float(-1 - float64(u))
+			// The value -1-u rounded once: -1 - float64(u) would round
+			// twice and can miss the nearest float64.
+			f := -0x1p64
+			if u != math.MaxUint64 {
+				f = -float64(u + 1)
+			}
+			w.float(f)
 			return
 		}
 		v := ^int64(u)
