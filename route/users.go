@@ -203,3 +203,10 @@ func hmacB64(key, msg []byte) string {
 	m.Write(msg)
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
+
+// CRASignature computes a WAMP-CRA signature, base64(HMAC-SHA256(secret,
+// challenge)), as a client does. For salted passwords pass the derived key
+// (DeriveKey) as the secret.
+func CRASignature(secret, challenge string) string {
+	return hmacB64([]byte(secret), []byte(challenge))
+}

@@ -84,10 +84,37 @@ type rpcConfig struct {
 }
 
 type realmConfig struct {
-	Name          string `yaml:"name"`
-	Anonymous     *bool  `yaml:"anonymous"`
-	AnonymousRole string `yaml:"anonymous_role"`
-	URICheck      string `yaml:"uri_check"`
+	Name          string   `yaml:"name"`
+	Anonymous     *bool    `yaml:"anonymous"`
+	AnonymousRole string   `yaml:"anonymous_role"`
+	URICheck      string   `yaml:"uri_check"`
+	Security      bool     `yaml:"security"`
+	AuthMethods   []string `yaml:"authmethods"`
+	Users         []userConfig `yaml:"users"`
+	Roles         []roleConfig `yaml:"roles"`
+}
+
+type userConfig struct {
+	AuthID         string   `yaml:"authid"`
+	Role           string   `yaml:"role"`
+	Roles          []string `yaml:"roles"`
+	Password       string   `yaml:"password"`
+	PasswordEnv    string   `yaml:"password_env"`
+	Secret         string   `yaml:"secret"`
+	SecretEnv      string   `yaml:"secret_env"`
+	CryptosignKeys []string `yaml:"cryptosign_keys"`
+}
+
+type roleConfig struct {
+	Name        string             `yaml:"name"`
+	Permissions []permissionConfig `yaml:"permissions"`
+}
+
+type permissionConfig struct {
+	URI      string   `yaml:"uri"`
+	Match    string   `yaml:"match"`
+	Allow    []string `yaml:"allow"`
+	Disclose []string `yaml:"disclose"`
 }
 
 // duration is a time.Duration written as "10s", "1m30s".
@@ -173,6 +200,9 @@ func parseConfig(data []byte) (*config, error) {
 		c.root = &root
 	}
 	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := c.realmConfigs(); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -314,6 +344,7 @@ func (c *config) validate() error {
 		default:
 			c.errAt(&errs, fmt.Sprintf("realms[%d].uri_check must be loose or strict", i), "realms", i, "uri_check")
 		}
+		c.validateSecurity(&errs, i)
 	}
 	return errors.Join(errs...)
 }
@@ -327,8 +358,13 @@ func (c *config) loops() int {
 }
 
 // routeConfig builds the router's configuration.
-func (c *config) routeConfig(log *slog.Logger) route.Config {
+func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
+	realms, err := c.realmConfigs()
+	if err != nil {
+		return route.Config{}, err
+	}
 	rc := route.Config{
+		Realms:         realms,
 		Shards:         c.loops(),
 		CallTimeout:    time.Duration(c.RPC.CallTimeout),
 		MaxCallTimeout: time.Duration(c.RPC.MaxCallTimeout),
@@ -336,15 +372,7 @@ func (c *config) routeConfig(log *slog.Logger) route.Config {
 		Agent:          "edgewamp-" + version,
 		Logger:         log,
 	}
-	for _, r := range c.Realms {
-		anon := r.Anonymous == nil || *r.Anonymous
-		mode := proto.URILoose
-		if r.URICheck == "strict" {
-			mode = proto.URIStrict
-		}
-		rc.Realms = append(rc.Realms, route.RealmConfig{Name: r.Name, Anonymous: anon, AnonymousRole: r.AnonymousRole, URICheck: mode})
-	}
-	return rc
+	return rc, nil
 }
 
 // loopOptions builds the transport options; TLS certificates are loaded

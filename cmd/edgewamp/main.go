@@ -35,6 +35,8 @@ const usage = `edgewamp — a WAMP v2 router for the edge
 Usage:
   edgewamp run [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
   edgewamp check-config FILE
+  edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
+  edgewamp keygen                      make an Ed25519 key pair for cryptosign
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
@@ -51,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "check-config":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
+	case "keygen":
+		return cmdKeygen(stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -116,16 +122,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)
-	if err := serve(cfg, log); err != nil {
+	if err := serve(*cfgPath, cfg, log); err != nil {
 		log.Error("edgewamp stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// serve runs the router until SIGINT or SIGTERM.
-func serve(cfg *config, log *slog.Logger) error {
-	r, err := route.New(cfg.routeConfig(log))
+// serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
+// realms, users and roles from cfgPath.
+func serve(cfgPath string, cfg *config, log *slog.Logger) error {
+	rcfg, err := cfg.routeConfig(log)
+	if err != nil {
+		return err
+	}
+	r, err := route.New(rcfg)
 	if err != nil {
 		return err
 	}
@@ -138,7 +149,7 @@ func serve(cfg *config, log *slog.Logger) error {
 		return err
 	}
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := eng.Start(); err != nil {
 		return err
@@ -159,7 +170,13 @@ func serve(cfg *config, log *slog.Logger) error {
 	log.Info("edgewamp started", "version", version, "loops", cfg.loops(), "realms", realms)
 	sdNotify("READY=1")
 
-	sig := <-sigs
+	var sig os.Signal
+	for sig = range sigs {
+		if sig != syscall.SIGHUP {
+			break
+		}
+		reload(cfgPath, cfg, r, log)
+	}
 	log.Info("shutting down", "signal", sig.String())
 	sdNotify("STOPPING=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -169,6 +186,34 @@ func serve(cfg *config, log *slog.Logger) error {
 	}
 	log.Info("edgewamp stopped")
 	return nil
+}
+
+// reload re-reads the configuration file and installs its realms. A
+// configuration with an error is refused and the running one stays.
+func reload(path string, running *config, r *route.Router, log *slog.Logger) {
+	if path == "" {
+		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
+		return
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
+		return
+	}
+	realms, err := cfg.realmConfigs()
+	if err == nil {
+		err = r.Reload(realms)
+	}
+	if err != nil {
+		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
+		return
+	}
+	names := make([]string, 0, len(realms))
+	for _, rc := range realms {
+		names = append(names, rc.Name)
+	}
+	log.Info("SIGHUP: configuration reloaded", "realms", names,
+		"note", "realms, users and roles apply now; listener, limit and log changes need a restart")
 }
 
 func orDefault(s, def string) string {

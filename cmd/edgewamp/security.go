@@ -1,0 +1,271 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Security configuration: users, roles and permissions per realm. Built
+// into the router's authenticators and authorizer. Secrets (passwords,
+// CRA secrets) never appear in errors or logs.
+
+var knownMethods = map[string]bool{"anonymous": true, "ticket": true, "wampcra": true, "cryptosign": true}
+
+var knownActions = map[string]bool{"call": true, "register": true, "publish": true, "subscribe": true}
+
+// validateSecurity checks realm i's users, roles and methods.
+func (c *config) validateSecurity(errs *[]error, i int) {
+	r := &c.Realms[i]
+	for j, m := range r.AuthMethods {
+		if !knownMethods[m] {
+			c.errAt(errs, fmt.Sprintf("realms[%d].authmethods[%d]: unknown authmethod %q (want anonymous, ticket, wampcra or cryptosign)", i, j, m), "realms", i, "authmethods", j)
+		}
+	}
+	roles := map[string]bool{}
+	for j, ro := range r.Roles {
+		if ro.Name == "" {
+			c.errAt(errs, fmt.Sprintf("realms[%d].roles[%d] needs a name", i, j), "realms", i, "roles", j)
+		}
+		if roles[ro.Name] {
+			c.errAt(errs, fmt.Sprintf("role %q is defined twice in realm %q", ro.Name, r.Name), "realms", i, "roles", j, "name")
+		}
+		roles[ro.Name] = true
+		for k, p := range ro.Permissions {
+			at := []any{"realms", i, "roles", j, "permissions", k}
+			m, ok := parseMatch(p.Match)
+			if !ok {
+				c.errAt(errs, fmt.Sprintf("role %q: match must be exact, prefix or wildcard, not %q", ro.Name, p.Match), append(at, "match")...)
+			} else if !(p.URI == "" && m == proto.MatchPrefix) && !proto.ValidPattern([]byte(p.URI), proto.URILoose, m) {
+				c.errAt(errs, fmt.Sprintf("role %q: %q is not a valid URI for match %s", ro.Name, p.URI, m), append(at, "uri")...)
+			}
+			for _, a := range p.Allow {
+				if !knownActions[a] {
+					c.errAt(errs, fmt.Sprintf("role %q: unknown action %q (want call, register, publish or subscribe)", ro.Name, a), append(at, "allow")...)
+				}
+			}
+			for _, d := range p.Disclose {
+				if d != "caller" && d != "publisher" {
+					c.errAt(errs, fmt.Sprintf("role %q: disclose takes caller and publisher, not %q", ro.Name, d), append(at, "disclose")...)
+				}
+			}
+		}
+	}
+	ids := map[string]bool{}
+	for j, u := range r.Users {
+		at := []any{"realms", i, "users", j}
+		if u.AuthID == "" {
+			c.errAt(errs, fmt.Sprintf("realms[%d].users[%d] needs an authid", i, j), at...)
+			continue
+		}
+		if ids[u.AuthID] {
+			c.errAt(errs, fmt.Sprintf("user %q is defined twice in realm %q", u.AuthID, r.Name), append(at, "authid")...)
+		}
+		ids[u.AuthID] = true
+		urs := u.roleList()
+		if len(urs) == 0 {
+			c.errAt(errs, fmt.Sprintf("user %q needs a role (role: or roles:)", u.AuthID), at...)
+		}
+		if r.Security {
+			for _, ro := range urs {
+				if !roles[ro] {
+					c.errAt(errs, fmt.Sprintf("user %q has role %q, which realm %q does not define", u.AuthID, ro, r.Name), at...)
+				}
+			}
+		}
+		if u.Password != "" && u.PasswordEnv != "" || u.Secret != "" && u.SecretEnv != "" {
+			c.errAt(errs, fmt.Sprintf("user %q: give a secret either inline or from the environment, not both", u.AuthID), at...)
+		}
+		if pw := u.password(); pw != "" {
+			if _, err := route.ParsePassword(pw); err != nil {
+				c.errAt(errs, fmt.Sprintf("user %q: password: %v", u.AuthID, err), append(at, "password")...)
+			}
+		}
+		if u.PasswordEnv != "" && os.Getenv(u.PasswordEnv) == "" {
+			c.errAt(errs, fmt.Sprintf("user %q: environment variable %s is empty", u.AuthID, u.PasswordEnv), append(at, "password_env")...)
+		}
+		if u.SecretEnv != "" && os.Getenv(u.SecretEnv) == "" {
+			c.errAt(errs, fmt.Sprintf("user %q: environment variable %s is empty", u.AuthID, u.SecretEnv), append(at, "secret_env")...)
+		}
+		for k, key := range u.CryptosignKeys {
+			if _, err := route.ParsePublicKey(key); err != nil {
+				c.errAt(errs, fmt.Sprintf("user %q: cryptosign_keys[%d]: %v", u.AuthID, k, err), append(at, "cryptosign_keys", k)...)
+			}
+		}
+		if u.password() == "" && u.secret() == "" && len(u.CryptosignKeys) == 0 {
+			c.errAt(errs, fmt.Sprintf("user %q has no credential (password, secret or cryptosign_keys)", u.AuthID), at...)
+		}
+	}
+	if r.Security && r.anonymous() && !roles[r.anonymousRole()] {
+		c.errAt(errs, fmt.Sprintf("realm %q allows anonymous sessions with role %q, which it does not define (security is on: they could do nothing)", r.Name, r.anonymousRole()), "realms", i)
+	}
+}
+
+func parseMatch(s string) (proto.Match, bool) {
+	switch s {
+	case "", "exact":
+		return proto.MatchExact, true
+	case "prefix":
+		return proto.MatchPrefix, true
+	case "wildcard":
+		return proto.MatchWildcard, true
+	}
+	return 0, false
+}
+
+func (u *userConfig) roleList() []string {
+	var out []string
+	if u.Role != "" {
+		out = append(out, u.Role)
+	}
+	return append(out, u.Roles...)
+}
+
+func (u *userConfig) password() string {
+	if u.PasswordEnv != "" {
+		return os.Getenv(u.PasswordEnv)
+	}
+	return u.Password
+}
+
+func (u *userConfig) secret() string {
+	if u.SecretEnv != "" {
+		return os.Getenv(u.SecretEnv)
+	}
+	return u.Secret
+}
+
+func (r *realmConfig) anonymous() bool {
+	if r.Anonymous != nil {
+		return *r.Anonymous
+	}
+	return len(r.Users) == 0 // default: anonymous unless users are configured
+}
+
+func (r *realmConfig) anonymousRole() string {
+	if r.AnonymousRole != "" {
+		return r.AnonymousRole
+	}
+	return "anonymous"
+}
+
+// build makes the router's realm configuration. The config is validated.
+func (r *realmConfig) build() (route.RealmConfig, error) {
+	rc := route.RealmConfig{Name: r.Name, AnonymousRole: r.anonymousRole()}
+	if r.URICheck == "strict" {
+		rc.URICheck = proto.URIStrict
+	}
+	var users []*route.User
+	for _, u := range r.Users {
+		ru := &route.User{AuthID: u.AuthID, Roles: u.roleList(), Secret: u.secret()}
+		if pw := u.password(); pw != "" {
+			p, err := route.ParsePassword(pw)
+			if err != nil {
+				return rc, fmt.Errorf("user %q: %w", u.AuthID, err)
+			}
+			ru.Password = p
+		}
+		for _, k := range u.CryptosignKeys {
+			pk, err := route.ParsePublicKey(k)
+			if err != nil {
+				return rc, fmt.Errorf("user %q: %w", u.AuthID, err)
+			}
+			ru.Keys = append(ru.Keys, ed25519.PublicKey(pk))
+		}
+		users = append(users, ru)
+	}
+	store, err := route.NewUsers(users)
+	if err != nil {
+		return rc, err
+	}
+	rc.Users = store
+	methods := r.AuthMethods
+	if len(methods) == 0 { // default: what the users can do, plus anonymous if allowed
+		if r.anonymous() {
+			methods = append(methods, "anonymous")
+		}
+		var pw, sec, keys bool
+		for _, u := range users {
+			pw = pw || u.Password != nil
+			sec = sec || u.Secret != ""
+			keys = keys || len(u.Keys) > 0
+		}
+		if pw {
+			methods = append(methods, "ticket")
+		}
+		if pw || sec {
+			methods = append(methods, "wampcra")
+		}
+		if keys {
+			methods = append(methods, "cryptosign")
+		}
+	}
+	for _, m := range methods {
+		switch m {
+		case "anonymous":
+			rc.Anonymous = true
+		case "ticket":
+			rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store})
+		case "wampcra":
+			rc.Authenticators = append(rc.Authenticators, &route.CRAAuth{Users: store})
+		case "cryptosign":
+			rc.Authenticators = append(rc.Authenticators, &route.CryptosignAuth{Users: store})
+		}
+	}
+	if !rc.Anonymous && len(rc.Authenticators) == 0 {
+		return rc, fmt.Errorf("realm %q allows no authmethod: enable anonymous or configure users", r.Name)
+	}
+	if r.Security {
+		var roles []route.Role
+		for _, ro := range r.Roles {
+			role := route.Role{Name: ro.Name}
+			for _, p := range ro.Permissions {
+				m, _ := parseMatch(p.Match)
+				perm := route.Permission{URI: p.URI, Match: m}
+				for _, a := range p.Allow {
+					switch a {
+					case "call":
+						perm.Call = true
+					case "register":
+						perm.Register = true
+					case "publish":
+						perm.Publish = true
+					case "subscribe":
+						perm.Subscribe = true
+					}
+				}
+				for _, d := range p.Disclose {
+					perm.DiscloseCaller = perm.DiscloseCaller || d == "caller"
+					perm.DisclosePublisher = perm.DisclosePublisher || d == "publisher"
+				}
+				role.Permissions = append(role.Permissions, perm)
+			}
+			roles = append(roles, role)
+		}
+		z, err := route.NewRBAC(roles)
+		if err != nil {
+			return rc, err
+		}
+		rc.Authorizer = z
+	}
+	return rc, nil
+}
+
+// realmConfigs builds every realm.
+func (c *config) realmConfigs() ([]route.RealmConfig, error) {
+	var out []route.RealmConfig
+	for i := range c.Realms {
+		rc, err := c.Realms[i].build()
+		if err != nil {
+			return nil, fmt.Errorf("realm %q: %w", c.Realms[i].Name, err)
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+var _ = strings.TrimSpace

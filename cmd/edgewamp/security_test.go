@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	p, err := route.HashPassword(pw, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.String()
+}
+
+// secureConfig is a realm with users of every kind and RBAC.
+func secureConfig(t *testing.T, pub ed25519.PublicKey, withBob bool) string {
+	bob := ""
+	if withBob {
+		bob = "      - authid: bob\n        role: user\n        secret: bob-secret\n"
+	}
+	return `listeners: [{address: "127.0.0.1:0"}]
+realms:
+  - name: realm1
+    security: true
+    users:
+      - authid: alice
+        roles: [user, admin]
+        password: "` + mustHash(t, "alice-pw") + `"
+` + bob + `      - authid: sensor1
+        role: device
+        cryptosign_keys: ["` + hex.EncodeToString(pub) + `"]
+    roles:
+      - name: user
+        permissions:
+          - {uri: com.example., match: prefix, allow: [call, register, subscribe, publish]}
+      - name: admin
+        permissions:
+          - {uri: "", match: prefix, allow: [call, register, subscribe, publish], disclose: [caller]}
+      - name: device
+        permissions:
+          - {uri: com.example..reading, match: wildcard, allow: [publish]}
+`
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSecureRealmEndToEnd(t *testing.T) {
+	seed := make([]byte, 32)
+	seed[3] = 9
+	key := ed25519.NewKeyFromSeed(seed)
+	path := writeFile(t, "secure.yaml", secureConfig(t, key.Public().(ed25519.PublicKey), true))
+	r := startRouter(t, "-config", path)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(cfg client.Config) (*client.Session, error) {
+		cfg.URL, cfg.Realm = "ws://"+r.addr+"/ws", "realm1"
+		return client.Dial(ctx, cfg)
+	}
+	// anonymous is off once users are configured
+	if _, err := dial(client.Config{}); err == nil || !strings.Contains(err.Error(), proto.URINoMatchingAuthMethod) {
+		t.Fatalf("anonymous: %v", err)
+	}
+	alice, err := dial(client.Config{AuthID: "alice", AuthMethods: []string{"ticket"},
+		OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return "alice-pw", nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if d := alice.Details(); d["authrole"] != "user" || d["authmethod"] != "ticket" {
+		t.Fatalf("alice %v", d)
+	}
+	if _, err := alice.Register(ctx, "com.example.echo", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var we *client.Error
+	if _, err := alice.Register(ctx, "org.other", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, nil); !errors.As(err, &we) || we.URI != proto.URINotAuthorized {
+		t.Fatalf("unauthorized register: %v", err)
+	}
+	bob, err := dial(client.Config{AuthID: "bob", AuthMethods: []string{"wampcra"},
+		OnChallenge: func(_ string, extra map[string]any) (string, map[string]any, error) {
+			return craSign("bob-secret", extra["challenge"].(string)), nil, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := bob.Call(ctx, "com.example.echo", []any{"hi"}, nil, nil); err != nil || res.Args[0] != "hi" {
+		t.Fatalf("bob call: %v %v", res, err)
+	}
+	sensor, err := dial(client.Config{AuthMethods: []string{"cryptosign"}, AuthExtra: map[string]any{"pubkey": hex.EncodeToString(key.Public().(ed25519.PublicKey))},
+		OnChallenge: func(_ string, extra map[string]any) (string, map[string]any, error) {
+			ch, _ := hex.DecodeString(extra["challenge"].(string))
+			return hex.EncodeToString(append(ed25519.Sign(key, ch), ch...)), nil, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sensor.Close()
+	if d := sensor.Details(); d["authid"] != "sensor1" || d["authrole"] != "device" {
+		t.Fatalf("sensor %v", d)
+	}
+	if err := sensor.Publish(ctx, "com.example.s1.reading", []any{21.5}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sensor.Publish(ctx, "com.example.s1.config", nil, nil, &client.PublishOptions{Acknowledge: true}); !errors.As(err, &we) || we.URI != proto.URINotAuthorized {
+		t.Fatalf("device publish outside its grant: %v", err)
+	}
+	// Wrong secrets get the right URI.
+	if _, err := dial(client.Config{AuthID: "alice", AuthMethods: []string{"ticket"},
+		OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return "nope", nil, nil }}); err == nil || !strings.Contains(err.Error(), proto.URIAuthenticationFailed) {
+		t.Fatalf("wrong ticket: %v", err)
+	}
+
+	// SIGHUP with bob removed: bob is disconnected, alice stays.
+	if err := os.WriteFile(path, []byte(secureConfig(t, key.Public().(ed25519.PublicKey), false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-bob.Done():
+		if !errors.As(bob.Err(), &we) || we.URI != proto.CloseKilled {
+			t.Fatalf("bob ended with %v", bob.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("bob not disconnected after reload\n%s", r.logs())
+	}
+	if _, err := alice.Call(ctx, "com.example.echo", []any{1}, nil, nil); err != nil {
+		t.Fatalf("alice after reload: %v", err)
+	}
+	// A broken config is refused and the running one stays.
+	os.WriteFile(path, []byte("realms: [{name: \"bad realm\"}]\n"), 0o600)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(r.logs(), "configuration refused") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(r.logs(), "configuration refused") {
+		t.Fatalf("no refusal logged:\n%s", r.logs())
+	}
+	if _, err := alice.Call(ctx, "com.example.echo", []any{1}, nil, nil); err != nil {
+		t.Fatalf("alice after a refused reload: %v", err)
+	}
+	for _, secret := range []string{"alice-pw", "bob-secret"} {
+		if strings.Contains(r.logs(), secret) {
+			t.Fatalf("a secret appears in the logs")
+		}
+	}
+}
+
+func craSign(secret, challenge string) string {
+	return route.CRASignature(secret, challenge)
+}
+
+func TestSecurityConfigErrors(t *testing.T) {
+	cases := []struct{ name, body, want string }{
+		{"unknown role", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    security: true\n    users:\n      - {authid: a, role: ghost, secret: s}\n", `user "a" has role "ghost", which realm "r" does not define`},
+		{"bad password", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, password: plaintext}\n", `line 5: user "a": password: password hash must start with pbkdf2-sha256$`},
+		{"bad key", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, cryptosign_keys: [abc]}\n", `cryptosign_keys[0]: an Ed25519 public key is 32 hex-encoded bytes`},
+		{"no credential", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x}\n", `user "a" has no credential`},
+		{"bad action", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    roles:\n      - name: x\n        permissions:\n          - {uri: a, allow: [delete]}\n", `line 7: role "x": unknown action "delete"`},
+		{"bad match", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    roles:\n      - name: x\n        permissions:\n          - {uri: a, match: regex}\n", `match must be exact, prefix or wildcard`},
+		{"anonymous role undefined", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    security: true\n    anonymous: true\n", `allows anonymous sessions with role "anonymous", which it does not define`},
+		{"empty env", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret_env: EDGEWAMP_TEST_UNSET_VAR}\n", `environment variable EDGEWAMP_TEST_UNSET_VAR is empty`},
+		{"unknown method", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    authmethods: [kerberos]\n", `unknown authmethod "kerberos"`},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			_, e, code := runCLI("check-config", writeFile(t, "c.yaml", k.body))
+			if code != 1 || !strings.Contains(e, k.want) {
+				t.Fatalf("exit %d: %s\nwant %q", code, e, k.want)
+			}
+			if strings.Contains(e, "plaintext") {
+				t.Fatal("the secret was echoed in the error")
+			}
+		})
+	}
+	t.Setenv("EDGEWAMP_TEST_SECRET", "from-env")
+	ok := "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret_env: EDGEWAMP_TEST_SECRET}\n"
+	if _, e, code := runCLI("check-config", writeFile(t, "ok.yaml", ok)); code != 0 {
+		t.Fatalf("env secret: %s", e)
+	}
+}
+
+func TestPasswdAndKeygen(t *testing.T) {
+	in := writeFile(t, "pw", "correct horse\n")
+	f, _ := os.Open(in)
+	defer f.Close()
+	var o, e strings.Builder
+	if code := cmdPasswd([]string{"-iterations", "2000"}, f, &o, &e); code != 0 {
+		t.Fatalf("passwd: %d %s", code, e.String())
+	}
+	m := regexp.MustCompile(`password: "([^"]+)"`).FindStringSubmatch(o.String())
+	if m == nil {
+		t.Fatalf("output %q", o.String())
+	}
+	p, err := route.ParsePassword(m[1])
+	if err != nil || p.Iterations != 2000 || !p.Verify("correct horse") || p.Verify("correct horse\n") {
+		t.Fatalf("hash %q: %v", m[1], err)
+	}
+	out, _, code := runCLI("keygen")
+	if code != 0 {
+		t.Fatal("keygen failed")
+	}
+	priv := regexp.MustCompile(`private_key: ([0-9a-f]{64})`).FindStringSubmatch(out)
+	pub := regexp.MustCompile(`cryptosign_keys: \["([0-9a-f]{64})"\]`).FindStringSubmatch(out)
+	if priv == nil || pub == nil {
+		t.Fatalf("keygen output %q", out)
+	}
+	seed, _ := hex.DecodeString(priv[1])
+	if got := hex.EncodeToString(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)); got != pub[1] {
+		t.Fatal("the public key does not belong to the private key")
+	}
+}
+
+// The sample configurations shipped in deploy/ are valid.
+func TestDeploySamplesValid(t *testing.T) {
+	files, _ := filepath.Glob("../../deploy/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no sample configs found")
+	}
+	for _, f := range files {
+		if _, e, code := runCLI("check-config", f); code != 0 {
+			t.Errorf("%s: %s", f, e)
+		}
+	}
+}

@@ -1,0 +1,725 @@
+#!/usr/bin/python3
+"""Autobahn|Python (Debian python3-autobahn 22.7.1, asyncio) against edgewamp.
+
+    /usr/bin/python3 autobahn_py.py --url ws://HOST:PORT/ws|rs://HOST:PORT
+                                    --serializer json|msgpack|cbor [--mode M]
+
+Modes: suite (default; the whole single-client scenario), x-binary-peer,
+x-mixed-callee, x-rpc-callee, x-shared-peer (roles in the cross-client
+scenarios driven by interop_test.go). Every stdout line is one JSON object,
+as for the Node scripts (see harness.js): {"check","ok","detail"},
+{"ready": true}, and finally {"done": true, "passed": N, "failed": M}.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import traceback
+
+import txaio
+
+txaio.use_asyncio()
+
+from autobahn.asyncio.rawsocket import WampRawSocketClientFactory, WampRawSocketClientProtocol  # noqa: E402
+from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
+from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
+from autobahn.wamp import message  # noqa: E402
+from autobahn.wamp.exception import ApplicationError  # noqa: E402
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
+from autobahn.wamp.types import (  # noqa: E402
+    CallOptions, CallResult, ComponentConfig, PublishOptions, RegisterOptions, SubscribeOptions)
+from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
+from autobahn.rawsocket.util import parse_url as parse_rs_url  # noqa: E402
+
+# Client quirk (python3-autobahn 22.7.1, asyncio): ApplicationSession reads
+# self._transport.transport_details when WELCOME arrives
+# (autobahn/wamp/protocol.py, building SessionDetails), but the asyncio
+# RawSocket protocol only sets the private _transport_details
+# (autobahn/asyncio/rawsocket.py, PrefixProtocol.connection_made) and, unlike
+# the WebSocket protocol and the Twisted RawSocket protocol, has no
+# transport_details property. The AttributeError in onWelcome makes every
+# RawSocket session drop its own transport right after joining. Give the class
+# the missing read-only property.
+if not hasattr(WampRawSocketClientProtocol, "transport_details"):
+    WampRawSocketClientProtocol.transport_details = property(lambda self: self._transport_details)
+
+OUT = sys.stdout
+sys.stdout = sys.stderr  # anything else the client prints goes to stderr
+
+PASSED = 0
+FAILED = 0
+
+
+def out(obj):
+    OUT.write(json.dumps(obj) + "\n")
+    OUT.flush()
+
+
+def report(name, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+    else:
+        FAILED += 1
+    out({"check": name, "ok": bool(ok), "detail": str(detail)})
+    return bool(ok)
+
+
+def canon(v):
+    """A comparable JSON form of a decoded value; bytes become {"$bytes": hex}."""
+    if isinstance(v, (bytes, bytearray)):
+        return {"$bytes": bytes(v).hex()}
+    if isinstance(v, (list, tuple)):
+        return [canon(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): canon(x) for k, x in v.items()}
+    return v
+
+
+def show(v):
+    return json.dumps(canon(v), sort_keys=True, ensure_ascii=False)
+
+
+def eq(name, got, want):
+    g, w = show(got), show(want)
+    return report(name, g == w, g[:200] if g == w else "got %s want %s" % (g, w))
+
+
+def check(name, cond, detail=""):
+    return report(name, cond, detail)
+
+
+def describe(e):
+    if isinstance(e, ApplicationError):
+        return "%s args=%s kwargs=%s" % (e.error, show(list(e.args)), show(e.kwargs))
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+async def step(name, coro_fn):
+    try:
+        await coro_fn()
+    except BaseException as e:  # noqa: B902 - a step's failure must not end the run
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        report(name, False, "exception: " + describe(e))
+
+
+async def expect_error(aw, timeout, what):
+    try:
+        r = await asyncio.wait_for(aw, timeout)
+    except ApplicationError as e:
+        return e
+    raise AssertionError("%s: succeeded with %s, want an error" % (what, show(r)))
+
+
+class Inbox:
+    """Collects events or invocations; wait() blocks until pred(items)."""
+
+    def __init__(self):
+        self.items = []
+        self.cond = asyncio.Condition()
+
+    def push(self, x):
+        self.items.append(x)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self):
+        async with self.cond:
+            self.cond.notify_all()
+
+    async def wait(self, pred, timeout, what):
+        async def w():
+            async with self.cond:
+                await self.cond.wait_for(lambda: pred(self.items))
+            return self.items
+        try:
+            return await asyncio.wait_for(w(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError("timeout after %.1f s: %s (have %s)" % (timeout, what, show(self.items)[:300]))
+
+
+BYTES = bytes(range(256))
+MIXED_ARGS = [1, -2, 3.5, "two", "ü€𝄞", True, False, None, [1, [2, 3]], {"k": "v", "n": {"m": 1}},
+              9007199254740991, -9007199254740991]
+MIXED_KWARGS = {"x": 1, "s": "straße", "list": [True, None], "nested": {"deep": [1.25, "x"]}}
+
+SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
+
+OPT = None
+
+
+async def connect(authid, url=None, ser=None):
+    """Opens a transport, joins realm1 anonymously as authid, returns the session."""
+    url = url or OPT.url
+    ser = ser or OPT.serializer
+    loop = asyncio.get_running_loop()
+    joined = loop.create_future()
+
+    class Session(ApplicationSession):
+        def onConnect(self):
+            self.join(self.config.realm, authmethods=["anonymous"], authid=authid)
+
+        async def onJoin(self, details):
+            self.details = details
+            self.sid = details.session
+            if not joined.done():
+                joined.set_result(self)
+
+        def onLeave(self, details):
+            if not joined.done():
+                joined.set_exception(AssertionError("left before joining: %s" % details))
+            super().onLeave(details)
+
+    cfg = ComponentConfig(realm="realm1")
+    serializer = SERIALIZERS[ser]()
+    if url.startswith("rs"):
+        _, host, port = parse_rs_url(url)
+        factory = WampRawSocketClientFactory(lambda: Session(cfg), serializer=serializer)
+    else:
+        _, host, port, _, _, _ = parse_ws_url(url)
+        factory = WampWebSocketClientFactory(lambda: Session(cfg), url=url, serializers=[serializer])
+    await loop.create_connection(factory, host, port)
+    return await asyncio.wait_for(joined, 10)
+
+
+def result_of(r):
+    """(args, kwargs) of a call result: a CallResult or a single value."""
+    if isinstance(r, CallResult):
+        return list(r.results), dict(r.kwresults)
+    return [r], {}
+
+
+def pub(**kw):
+    return PublishOptions(acknowledge=True, **kw)
+
+
+async def stop_signal(s):
+    fut = asyncio.get_running_loop().create_future()
+
+    def on_stop(*a, **k):
+        if not fut.done():
+            fut.set_result(True)
+    await s.subscribe(on_stop, "interop.stop")
+    return fut
+
+
+async def leave_all(sessions):
+    for s in sessions:
+        try:
+            if s.is_attached():
+                s.leave()
+        except Exception:
+            pass
+    await asyncio.sleep(0.1)
+
+
+def slow_handler(record, seconds=3.0):
+    """A procedure that answers after `seconds` unless interrupted.
+
+    Client quirk (python3-autobahn 22.7.1 with txaio 22 on Python >= 3.8): on
+    INTERRUPT autobahn cancels the handler's task, but txaio's add_callbacks
+    (txaio/aio.py) catches only Exception, and asyncio.CancelledError is a
+    BaseException since Python 3.8, so the errback that would send ERROR for
+    the INVOCATION never runs ("Exception in callback ... CancelledError" on
+    stderr) and the callee never answers. In mode "kill" the Dealer waits for
+    that answer (WAMP spec, Call Canceling), so the caller would hang. The
+    handler turns the cancellation into ApplicationError wamp.error.canceled,
+    which autobahn does send.
+    """
+    async def slow(tag, *rest):
+        try:
+            await asyncio.sleep(seconds)
+            return "slow-finished"
+        except asyncio.CancelledError:
+            record.append(tag)
+            raise ApplicationError("wamp.error.canceled", "interrupted: " + str(tag))
+    return slow
+
+
+def pending_call_request(session, fut):
+    for req, c in list(session._call_reqs.items()):
+        if c.on_reply is fut:
+            return req
+    raise AssertionError("call request not pending")
+
+
+# ---------------------------------------------------------------- suite
+
+async def suite():
+    M = await connect("meta-observer")
+    joins, leaves = Inbox(), Inbox()
+    await M.subscribe(lambda d: joins.push(d), "wamp.session.on_join")
+    await M.subscribe(lambda *a: leaves.push(list(a)), "wamp.session.on_leave")
+
+    A = await connect("alice")
+    B = await connect("bob")
+    C = await connect("carol")
+    sessions = [M, A, B, C]
+
+    async def welcome():
+        eq("session.welcome authid", [A.details.authid, B.details.authid, C.details.authid], ["alice", "bob", "carol"])
+        eq("session.welcome authrole", A.details.authrole, "anonymous")
+    await step("session.welcome", welcome)
+
+    async def on_join():
+        want = {A.sid: "alice", B.sid: "bob", C.sid: "carol"}
+        items = await joins.wait(lambda xs: all(any(x.get("session") == i for x in xs) for i in want), 5, "on_join x3")
+        got = {x["session"]: x.get("authid") for x in items if x.get("session") in want}
+        eq("meta.on_join", {str(k): v for k, v in got.items()}, {str(k): v for k, v in want.items()})
+    await step("meta.on_join", on_join)
+
+    # ------------------------------------------------------------ RPC
+    interrupted = []
+
+    def echo(*args, **kwargs):
+        return CallResult(*args, **kwargs)
+
+    def fail(*args, **kwargs):
+        raise ApplicationError("app.error.custom", "bad", 42, why="because")
+
+    async def progress(*args, details=None, **kwargs):
+        if details.progress is None:
+            return "caller did not ask for progress"
+        for i in (1, 2, 3):
+            details.progress(i, step=i)
+            await asyncio.sleep(0.01)
+        return CallResult("done", count=3)
+
+    def whoami(details=None):
+        return CallResult(details.caller, details.caller_authid, details.caller_authrole)
+
+    await B.register(echo, "t.echo")
+    await B.register(fail, "t.fail")
+    await B.register(progress, "t.progress", options=RegisterOptions(details_arg="details"))
+    await B.register(slow_handler(interrupted), "t.slow")
+    await B.register(whoami, "t.whoami", options=RegisterOptions(details_arg="details"))
+
+    async def args_kwargs():
+        r = await A.call("t.echo", *MIXED_ARGS, **MIXED_KWARGS)
+        a, k = result_of(r)
+        eq("rpc.args_kwargs args", a, MIXED_ARGS)
+        eq("rpc.args_kwargs kwargs", k, MIXED_KWARGS)
+        a, k = result_of(await A.call("t.echo", only="kw"))
+        eq("rpc.kwargs_only", [a, k], [[], {"only": "kw"}])
+    await step("rpc.args_kwargs", args_kwargs)
+
+    async def error():
+        e = await expect_error(A.call("t.fail", "x"), 5, "t.fail")
+        eq("rpc.error uri+args+kwargs", [e.error, list(e.args), e.kwargs], ["app.error.custom", ["bad", 42], {"why": "because"}])
+        e = await expect_error(A.call("t.missing"), 5, "t.missing")
+        eq("rpc.no_such_procedure", e.error, "wamp.error.no_such_procedure")
+    await step("rpc.error", error)
+
+    async def progressive():
+        got = []
+        r = await asyncio.wait_for(A.call("t.progress", options=CallOptions(on_progress=lambda *a, **k: got.append([list(a), k]))), 5)
+        eq("rpc.progressive progress", got, [[[1], {"step": 1}], [[2], {"step": 2}], [[3], {"step": 3}]])
+        eq("rpc.progressive final", list(result_of(r)), [["done"], {"count": 3}])
+    await step("rpc.progressive", progressive)
+
+    async def disclose():
+        a, _ = result_of(await A.call("t.whoami"))
+        eq("rpc.caller not disclosed by default", a, [None, None, None])
+        r = await raw_call(A, "t.whoami", {"disclose_me": True})
+        eq("rpc.caller_disclose", result_of(r)[0], [A.sid, "alice", "anonymous"])
+    await step("rpc.caller_disclose", disclose)
+
+    # Cancel: autobahn's API is Future.cancel(), which sends CANCEL without a
+    # mode (the router's default, killnowait, applies). The other modes are
+    # sent as raw CANCEL messages on the same session.
+    async def cancel_default():
+        f = A.call("t.slow", "default")
+        await asyncio.sleep(0.15)
+        f.cancel()
+        try:
+            await asyncio.wait_for(f, 3)
+            report("rpc.cancel.default", False, "call was not canceled")
+        except asyncio.CancelledError:
+            report("rpc.cancel.default local", True, "CancelledError")
+        eq("rpc.cancel.default session usable", await A.call("t.echo", "still-open"), "still-open")
+    await step("rpc.cancel.default", cancel_default)
+
+    for mode in ("kill", "killnowait", "skip"):
+        async def cancel_mode(mode=mode):
+            f = A.call("t.slow", mode)
+            await asyncio.sleep(0.15)
+            A._transport.send(message.Cancel(pending_call_request(A, f), mode=mode))
+            t0 = time.monotonic()
+            e = await expect_error(f, 3, "t.slow canceled (%s)" % mode)
+            eq("rpc.cancel.%s error" % mode, e.error, "wamp.error.canceled")
+            check("rpc.cancel.%s prompt" % mode, time.monotonic() - t0 < 2, "%.3f s" % (time.monotonic() - t0))
+        await step("rpc.cancel." + mode, cancel_mode)
+
+    async def timeout():
+        t0 = time.monotonic()
+        # CallOptions.timeout is documented in seconds but sent as is; the
+        # CALL option is an integer in milliseconds (message.Call asserts int).
+        e = await expect_error(A.call("t.slow", "timeout", options=CallOptions(timeout=300)), 3, "t.slow timeout")
+        dt = time.monotonic() - t0
+        eq("rpc.timeout error", e.error, "wamp.error.timeout")
+        check("rpc.timeout elapsed", dt < 2.5, "%.3f s" % dt)
+    await step("rpc.timeout", timeout)
+
+    async def interrupts():
+        # A callee that announces call_canceling gets INTERRUPT for kill,
+        # killnowait, the default mode and the router's timeout, not for skip.
+        await asyncio.sleep(0.3)
+        eq("rpc.cancel callee interrupts", sorted(interrupted), sorted(["default", "kill", "killnowait", "timeout"]))
+    await step("rpc.cancel.interrupts", interrupts)
+
+    async def shared():
+        rb = await B.register(lambda: "bob", "t.shared", options=RegisterOptions(invoke="roundrobin"))
+        rc = await C.register(lambda: "carol", "t.shared", options=RegisterOptions(invoke="roundrobin"))
+        check("rpc.shared one registration", rb.id == rc.id, "%s %s" % (rb.id, rc.id))
+        got = [await A.call("t.shared") for _ in range(4)]
+        eq("rpc.shared_roundrobin order", got, ["bob", "carol", "bob", "carol"])
+        e = await expect_error(A.register(lambda: "alice", "t.shared", options=RegisterOptions(invoke="random")), 5, "policy mismatch")
+        eq("rpc.shared policy mismatch", e.error, "wamp.error.procedure_already_exists")
+        e = await expect_error(A.register(lambda: "alice", "t.echo"), 5, "register twice")
+        eq("rpc.single already registered", e.error, "wamp.error.procedure_already_exists")
+    await step("rpc.shared_roundrobin", shared)
+
+    async def pattern():
+        await B.register(lambda details=None: ["bob-prefix", details.procedure], "t.pfx",
+                         options=RegisterOptions(match="prefix", details_arg="details"))
+        await B.register(lambda details=None: ["bob-wildcard", details.procedure], "t..wild",
+                         options=RegisterOptions(match="wildcard", details_arg="details"))
+        await C.register(lambda details=None: ["carol-exact", details.procedure], "t.pfx.exact",
+                         options=RegisterOptions(details_arg="details"))
+        eq("rpc.pattern prefix details.procedure", await A.call("t.pfx.a.b"), ["bob-prefix", "t.pfx.a.b"])
+        eq("rpc.pattern wildcard details.procedure", await A.call("t.x.wild"), ["bob-wildcard", "t.x.wild"])
+        eq("rpc.pattern exact wins", await A.call("t.pfx.exact"), ["carol-exact", "t.pfx.exact"])
+    await step("rpc.pattern", pattern)
+
+    # ------------------------------------------------------------ PubSub
+    inbox = {"alice": Inbox(), "bob": Inbox(), "carol": Inbox()}
+    for s, name in ((A, "alice"), (B, "bob"), (C, "carol")):
+        def handler(*args, details=None, _name=name, **kwargs):
+            inbox[_name].push({"args": list(args), "kwargs": kwargs, "details": details})
+        await s.subscribe(handler, "t.topic", options=SubscribeOptions(details_arg="details"))
+
+    mark = [0]
+
+    async def delivered_to(payload, **options):
+        await A.publish("t.topic", payload, options=pub(**options))
+        mark[0] += 1
+        m = "mark-%d" % mark[0]
+        await A.publish("t.topic", m, options=pub(exclude_me=False))
+        who = []
+        for name in ("alice", "bob", "carol"):
+            items = await inbox[name].wait(lambda xs: any(x["args"][:1] == [m] for x in xs), 5, "%s receives %s" % (name, m))
+            if any(x["args"][:1] == [payload] for x in items):
+                who.append(name)
+        return who
+
+    async def exclude_me():
+        eq("pubsub.exclude_me default true", await delivered_to("e-default"), ["bob", "carol"])
+        eq("pubsub.exclude_me false", await delivered_to("e-false", exclude_me=False), ["alice", "bob", "carol"])
+    await step("pubsub.exclude_me", exclude_me)
+
+    async def blackwhite():
+        eq("pubsub.exclude session", await delivered_to("e-excl", exclude=[B.sid]), ["carol"])
+        eq("pubsub.eligible session", await delivered_to("e-elig", eligible=[B.sid]), ["bob"])
+        eq("pubsub.eligible_authid", await delivered_to("e-elig-authid", eligible_authid=["carol"]), ["carol"])
+        eq("pubsub.exclude_authid", await delivered_to("e-excl-authid", exclude_authid=["bob"]), ["carol"])
+        eq("pubsub.eligible_authrole", await delivered_to("e-elig-role", eligible_authrole=["anonymous"], exclude_me=False),
+           ["alice", "bob", "carol"])
+        eq("pubsub.exclude_authrole", await delivered_to("e-excl-role", exclude_authrole=["anonymous"]), [])
+        eq("pubsub.eligible+exclude", await delivered_to("e-both", eligible=[B.sid, C.sid], exclude=[C.sid]), ["bob"])
+    await step("pubsub.blackwhite", blackwhite)
+
+    async def disclose_pub():
+        await publish_disclosed(A, "t.topic", "disclosed", k=1)
+        items = await inbox["bob"].wait(lambda xs: any(x["args"][:1] == ["disclosed"] for x in xs), 5, "disclosed event")
+        ev = [x for x in items if x["args"][:1] == ["disclosed"]][0]
+        eq("pubsub.publisher_disclose", [ev["details"].publisher, ev["details"].publisher_authid, ev["kwargs"]], [A.sid, "alice", {"k": 1}])
+    await step("pubsub.publisher_disclose", disclose_pub)
+
+    async def pattern_sub():
+        got = Inbox()
+        await B.subscribe(lambda a, details=None: got.push(["prefix", a, details.topic]), "t.pp",
+                          options=SubscribeOptions(match="prefix", details_arg="details"))
+        await B.subscribe(lambda a, details=None: got.push(["wildcard", a, details.topic]), "t..ww",
+                          options=SubscribeOptions(match="wildcard", details_arg="details"))
+        await A.publish("t.pp.x.y", "p1", options=pub())
+        await A.publish("t.a.ww", "w1", options=pub())
+        items = await got.wait(lambda xs: len(xs) >= 2, 5, "pattern events")
+        eq("pubsub.pattern details.topic", sorted(items), [["prefix", "p1", "t.pp.x.y"], ["wildcard", "w1", "t.a.ww"]])
+    await step("pubsub.pattern", pattern_sub)
+
+    async def retained():
+        await A.publish("t.ret", "r1", options=pub(retain=True))
+        await A.publish("t.ret", "r2", n=2, options=pub(retain=True))
+        got = Inbox()
+        await C.subscribe(lambda *a, details=None, **k: got.push({"args": list(a), "kwargs": k, "retained": details.retained}),
+                          "t.ret", options=SubscribeOptions(get_retained=True, details_arg="details"))
+        items = await got.wait(lambda xs: len(xs) >= 1, 5, "retained event")
+        eq("pubsub.retained latest event", items[0], {"args": ["r2"], "kwargs": {"n": 2}, "retained": True})
+    await step("pubsub.retained", retained)
+
+    # ------------------------------------------------------------ meta API
+    async def meta_session():
+        eq("meta.session.count", await M.call("wamp.session.count"), 4)
+        eq("meta.session.list", sorted(await M.call("wamp.session.list")), sorted([M.sid, A.sid, B.sid, C.sid]))
+        d = await M.call("wamp.session.get", A.sid)
+        eq("meta.session.get", [d["session"], d["authid"], d["authrole"], d["authmethod"]], [A.sid, "alice", "anonymous", "anonymous"])
+        t = d.get("transport") or {}
+        want_type = "rawsocket" if OPT.url.startswith("rs") else "websocket"
+        check("meta.session.get transport", t.get("type") == want_type and str(t.get("protocol")).endswith(OPT.serializer), show(t))
+        e = await expect_error(M.call("wamp.session.get", 1), 5, "session.get unknown")
+        eq("meta.session.get unknown", e.error, "wamp.error.no_such_session")
+    await step("meta.session", meta_session)
+
+    async def meta_registration():
+        rid = await M.call("wamp.registration.lookup", "t.echo")
+        check("meta.registration.lookup", isinstance(rid, int) and rid > 0, rid)
+        eq("meta.registration.list_callees", await M.call("wamp.registration.list_callees", rid), [B.sid])
+        sid = await M.call("wamp.registration.lookup", "t.shared")
+        eq("meta.registration.list_callees shared", sorted(await M.call("wamp.registration.list_callees", sid)), sorted([B.sid, C.sid]))
+        eq("meta.registration.count_callees shared", await M.call("wamp.registration.count_callees", sid), 2)
+        pid = await M.call("wamp.registration.lookup", "t.pfx", {"match": "prefix"})
+        check("meta.registration.lookup prefix", isinstance(pid, int) and pid > 0 and pid != rid, pid)
+        eq("meta.registration.lookup missing", await M.call("wamp.registration.lookup", "t.nothing"), None)
+        g = await M.call("wamp.registration.get", pid)
+        eq("meta.registration.get", [g["id"], g["uri"], g["match"], g["invoke"]], [pid, "t.pfx", "prefix", "single"])
+    await step("meta.registration", meta_registration)
+
+    async def meta_subscription():
+        sid = await M.call("wamp.subscription.lookup", "t.topic")
+        check("meta.subscription.lookup", isinstance(sid, int) and sid > 0, sid)
+        eq("meta.subscription.count_subscribers", await M.call("wamp.subscription.count_subscribers", sid), 3)
+        eq("meta.subscription.list_subscribers", sorted(await M.call("wamp.subscription.list_subscribers", sid)), sorted([A.sid, B.sid, C.sid]))
+        wid = await M.call("wamp.subscription.lookup", "t..ww", {"match": "wildcard"})
+        check("meta.subscription.lookup wildcard", isinstance(wid, int) and wid > 0, wid)
+    await step("meta.subscription", meta_subscription)
+
+    # ------------------------------------------------------------ binary
+    async def binary():
+        a, k = result_of(await A.call("t.echo", BYTES, b"", blob=BYTES))
+        eq("binary.rpc args", a, [BYTES, b""])
+        eq("binary.rpc kwargs", k, {"blob": BYTES})
+        check("binary.rpc is bytes", isinstance(a[0], bytes), type(a[0]).__name__)
+        await A.publish("t.topic", "bin", BYTES, options=pub())
+        items = await inbox["bob"].wait(lambda xs: any(x["args"][:1] == ["bin"] for x in xs), 5, "binary event")
+        eq("binary.event", [x for x in items if x["args"][:1] == ["bin"]][0]["args"][1], BYTES)
+    await step("binary", binary)
+
+    # ------------------------------------------------------------ leave
+    async def on_leave():
+        cid = C.sid
+        C.leave()
+        items = await leaves.wait(lambda xs: any(x[:1] == [cid] for x in xs), 5, "on_leave for carol")
+        eq("meta.on_leave", [x for x in items if x[:1] == [cid]][0], [cid, "carol", "anonymous"])
+        eq("meta.session.count after leave", await M.call("wamp.session.count"), 3)
+        eq("rpc.shared after callee left", [await A.call("t.shared") for _ in range(2)], ["bob", "bob"])
+    await step("meta.on_leave", on_leave)
+
+    await leave_all([M, A, B])
+
+
+class CallWithOptions(message.Call):
+    """A CALL carrying options that message.Call of 22.7.1 cannot express
+    (disclose_me: autobahn's CallOptions has no such field)."""
+
+    __slots__ = ("extra_options",)
+
+    def marshal(self):
+        m = super().marshal()
+        m[2].update(self.extra_options)
+        return m
+
+
+class PublishWithOptions(message.Publish):
+    """A PUBLISH carrying options that PublishOptions of 22.7.1 cannot
+    express (disclose_me)."""
+
+    __slots__ = ("extra_options",)
+
+    def marshal(self):
+        m = super().marshal()
+        m[2].update(self.extra_options)
+        return m
+
+
+async def publish_disclosed(session, topic, *args, retain=None, **kwargs):
+    """An acknowledged PUBLISH with disclose_me, through the session's own
+    pending-publication table."""
+    from autobahn.wamp.request import PublishRequest
+    req = session._request_id_gen.next()
+    fut = txaio.create_future()
+    session._publish_reqs[req] = PublishRequest(req, fut, was_encrypted=False)
+    msg = PublishWithOptions(req, topic, args=list(args), kwargs=kwargs or None, acknowledge=True, retain=retain)
+    msg.extra_options = {"disclose_me": True}
+    session._transport.send(msg)
+    return await asyncio.wait_for(fut, 5)
+
+
+async def raw_call(session, procedure, options, *args):
+    """Sends CallWithOptions through the session's own pending-call table."""
+    from autobahn.wamp.request import CallRequest
+    req = session._request_id_gen.next()
+    fut = txaio.create_future()
+    session._call_reqs[req] = CallRequest(req, procedure, fut, None)
+    msg = CallWithOptions(req, procedure, args=list(args) or None)
+    msg.extra_options = dict(options)
+    session._transport.send(msg)
+    return await asyncio.wait_for(fut, 5)
+
+
+# ---------------------------------------------------------------- cross-client roles
+
+async def x_binary_peer():
+    """JSON peer: bytes from MsgPack/CBOR publishers arrive here as bytes, and
+    ours (sent as "\\0"+base64 in JSON) reach them as binary."""
+    S = await connect("py-json")
+    expect_from = [x for x in (OPT.expect_from or "").split(",") if x]
+    got = Inbox()
+    await S.subscribe(lambda *a, **k: got.push((list(a), k)), "x.bin.tojson")
+
+    async def publish(topic):
+        await S.publish(topic, BYTES, b"", blob=BYTES, **{"from": "py-json"}, options=pub())
+        return "published"
+
+    def echo(*args, **kwargs):
+        for i, a in enumerate(list(args) + list(kwargs.values())):
+            check("x.binary %s received as bytes #%d" % ("echo", i), isinstance(a, bytes), type(a).__name__)
+        return CallResult(*args, **kwargs)
+
+    await S.register(publish, "x.bin.publish")
+    await S.register(echo, "x.bin.echo")
+    stop = await stop_signal(S)
+    out({"ready": True})
+    await stop
+
+    async def received():
+        items = await got.wait(lambda xs: all(any(k.get("from") == f for _, k in xs) for f in expect_from), 3,
+                               "events from %s" % expect_from)
+        for f in expect_from:
+            a, k = [x for x in items if x[1].get("from") == f][0]
+            eq("x.binary %s->json event" % f, [a, k], [[BYTES, b""], {"blob": BYTES, "from": f}])
+            check("x.binary %s->json is bytes" % f, isinstance(a[0], bytes) and isinstance(a[1], bytes) and isinstance(k["blob"], bytes),
+                  [type(a[0]).__name__, type(a[1]).__name__, type(k["blob"]).__name__])
+    await step("x.binary received", received)
+    await leave_all([S])
+
+
+async def x_mixed_callee():
+    """MsgPack callee in JSON caller -> MsgPack callee -> CBOR subscriber."""
+    S = await connect("py-callee")
+    calls = []
+
+    async def proc(*args, **kwargs):
+        calls.append(1)
+        eq("x.mixed callee received", [list(args), kwargs], [MIXED_ARGS + [BYTES], MIXED_KWARGS])
+        check("x.mixed callee bytes", isinstance(args[-1], bytes), type(args[-1]).__name__)
+        await publish_disclosed(S, "x.mixed.evt", *args, **kwargs)
+        return CallResult(*args, **kwargs)
+
+    await S.register(proc, "x.mixed.proc")
+    stop = await stop_signal(S)
+    out({"ready": True})
+    await stop
+    eq("x.mixed callee invoked once", len(calls), 1)
+    await leave_all([S])
+
+
+async def x_rpc_callee():
+    """Python callee (supports call canceling) for Autobahn|JS and wampy callers."""
+    S = await connect("py-rpc")
+    interrupted = []
+    slow_tags = {}
+
+    async def echo(*args, details=None, **kwargs):
+        await S.publish("x.rpc.echoed", details.caller_authid, options=pub())
+        return CallResult(*args, **kwargs)
+
+    def fail(why=None):
+        raise ApplicationError("x.error.py", "py-arg", 7, reason="py-kw", echo=why)
+
+    async def progress(n, details=None):
+        for i in range(1, n + 1):
+            if details.progress:
+                details.progress(i)
+            await asyncio.sleep(0.01)
+        return "done"
+
+    slow_impl = slow_handler(interrupted, seconds=4.0)
+
+    async def slow(tag, expect_interrupt):
+        slow_tags[tag] = expect_interrupt
+        return await slow_impl(tag)
+
+    async def call(procedure):
+        try:
+            r = await S.call(procedure)
+            return {"result": show(r)}
+        except ApplicationError as e:
+            return {"error": e.error, "args": list(e.args), "kwargs": e.kwargs}
+
+    await S.register(echo, "x.rpc.echo", options=RegisterOptions(details_arg="details"))
+    await S.register(fail, "x.rpc.fail")
+    await S.register(progress, "x.rpc.progress", options=RegisterOptions(details_arg="details"))
+    await S.register(slow, "x.rpc.slow")
+    await S.register(call, "x.rpc.call")
+    stop = await stop_signal(S)
+    out({"ready": True})
+    await stop
+
+    async def interrupts():
+        want = sorted(t for t, e in slow_tags.items() if e)
+        deadline = time.monotonic() + 3
+        while sorted(set(interrupted) & set(slow_tags)) != want and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        eq("x.rpc callee interrupted calls", sorted(set(interrupted)), want)
+        check("x.rpc callee saw slow calls", len(slow_tags) > 0, show(slow_tags))
+    await step("x.rpc interrupts", interrupts)
+    await leave_all([S])
+
+
+async def x_shared_peer():
+    """Python half of a roundrobin registration; publishes a retained event."""
+    S = await connect("py-shared")
+    await S.register(lambda: "py", "x.shared", options=RegisterOptions(invoke="roundrobin"))
+    await publish_disclosed(S, "x.ret", "kept", BYTES, retain=True)
+    stop = await stop_signal(S)
+    out({"ready": True})
+    await stop
+    report("x.shared py peer", True, "served")
+    await leave_all([S])
+
+
+MODES = {
+    "suite": suite,
+    "x-binary-peer": x_binary_peer,
+    "x-mixed-callee": x_mixed_callee,
+    "x-rpc-callee": x_rpc_callee,
+    "x-shared-peer": x_shared_peer,
+}
+
+
+def main():
+    global OPT
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--serializer", default="json", choices=sorted(SERIALIZERS))
+    p.add_argument("--mode", default="suite", choices=sorted(MODES))
+    p.add_argument("--expect-from", dest="expect_from", default="")
+    OPT = p.parse_args()
+
+    async def run():
+        try:
+            await MODES[OPT.mode]()
+        except BaseException as e:  # noqa: B902
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            report("fatal", False, describe(e) + " | " + traceback.format_exc().replace("\n", " | ")[-600:])
+
+    asyncio.run(run())
+    out({"done": True, "passed": PASSED, "failed": FAILED})
+    sys.exit(0 if FAILED == 0 and PASSED > 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
