@@ -84,12 +84,12 @@ type rpcConfig struct {
 }
 
 type realmConfig struct {
-	Name          string   `yaml:"name"`
-	Anonymous     *bool    `yaml:"anonymous"`
-	AnonymousRole string   `yaml:"anonymous_role"`
-	URICheck      string   `yaml:"uri_check"`
-	Security      bool     `yaml:"security"`
-	AuthMethods   []string `yaml:"authmethods"`
+	Name          string       `yaml:"name"`
+	Anonymous     *bool        `yaml:"anonymous"`
+	AnonymousRole string       `yaml:"anonymous_role"`
+	URICheck      string       `yaml:"uri_check"`
+	Security      bool         `yaml:"security"`
+	AuthMethods   []string     `yaml:"authmethods"`
 	Users         []userConfig `yaml:"users"`
 	Roles         []roleConfig `yaml:"roles"`
 }
