@@ -489,7 +489,42 @@ async function xShared() {
   await closeAll([S]);
 }
 
-const modes = { suite, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared };
+// timeout-accuracy: CALL.Options.timeout is in milliseconds and runs from
+// the CALL (WAMP spec, Call Timeouts). A call whose callee answers after
+// 400 ms must not time out at 1000 ms, and a call nobody answers must fail
+// with wamp.error.timeout close to its 300 ms.
+async function timeoutAccuracy() {
+  const A = await connect('caller');
+  const B = await connect('callee');
+  await B.register('acc.answer', () => new Promise((res) => setTimeout(() => res('answered'), 400)));
+  await B.register('acc.never', () => new Promise(() => {}));
+  await H.step('timeout.not_early', async () => {
+    const outcomes = [];
+    for (let i = 0; i < 8; i++) {
+      const t0 = Date.now();
+      const r = await H.settle(A.call('acc.answer', [], {}, { timeout: 1000 }), 5000, 'acc.answer');
+      outcomes.push(r.ok ? `ok@${Date.now() - t0}ms` : `${r.error.error || H.describe(r.error)}@${Date.now() - t0}ms`);
+      await H.sleep(137 * (i % 3));
+    }
+    H.check('timeout 1000 ms, answer at 400 ms: every call succeeds', outcomes.every((o) => o.startsWith('ok@')), outcomes.join(' '));
+  });
+  await H.step('timeout.on_time', async () => {
+    const elapsed = [];
+    let uris = new Set();
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      const e = await expectError(A.call('acc.never', [], {}, { timeout: 300 }), 5000, 'acc.never');
+      elapsed.push(Date.now() - t0);
+      uris.add(e.error);
+      await H.sleep(111 * (i % 3));
+    }
+    H.eq('timeout error uri', [...uris], ['wamp.error.timeout']);
+    H.check('timeout 300 ms fires within [290, 700] ms', elapsed.every((ms) => ms >= 290 && ms <= 700), elapsed.map((ms) => ms + 'ms').join(' '));
+  });
+  await closeAll([A, B]);
+}
+
+const modes = { suite, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy };
 
 (async () => {
   try {
