@@ -312,7 +312,24 @@ type Fields struct {
 }
 
 // Reset empties f.
-func (f *Fields) Reset() { *f = Fields{} }
+//
+// Only the slots of present keys are cleared (a Fields is about 1.5 KiB;
+// zeroing it whole on every decode cost a fifth of the routing time, write
+// barriers included). Absent keys' slots are never read.
+func (f *Fields) Reset() {
+	for h := f.has; h != 0; h &= h - 1 {
+		k := Key(bits.TrailingZeros64(h))
+		switch info := &keys[k]; info.kind {
+		case kindID, kindUint:
+			f.num[info.slot] = 0
+		case kindStr, kindEnum:
+			f.str[info.slot] = strVal{}
+		case kindIDList, kindStrList, kindDictList, kindDict:
+			f.raw[info.slot] = Raw{}
+		}
+	}
+	f.has, f.bools = 0, 0
+}
 
 // Len returns the number of keys present.
 func (f *Fields) Len() int { return bits.OnesCount64(f.has) }

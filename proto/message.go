@@ -219,7 +219,12 @@ type Message struct {
 }
 
 // Reset clears m for reuse, keeping nothing that points into old buffers.
-func (m *Message) Reset() { *m = Message{} }
+func (m *Message) Reset() {
+	m.Opt.Reset()
+	m.Type, m.ReqType, m.Transparent, m.HasDict = 0, 0, false, false
+	m.Request, m.ID, m.ID2 = 0, 0, 0
+	m.URI, m.Dict, m.Args, m.Kwargs = nil, Raw{}, Raw{}, Raw{}
+}
 
 // Clone returns a deep copy of m that owns all its bytes.
 func (m *Message) Clone() *Message {

@@ -337,7 +337,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	p := publication{
 		id:        s.rng.Uint64N(proto.MaxID) + 1,
 		topic:     m.URI,
-		c:         carryOf(m, false),
+		c:         s.carry(m, false),
 		publisher: ss,
 		excludeMe: m.Opt.Bool(proto.KeyExcludeMe, true),
 		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDisclosePublisher, m.URI),

@@ -230,7 +230,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	ss.calls[m.Request] = oc
 
-	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: carryOf(m, cs.shard != s)}
+	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
 	if oc.recvProg {
 		t.flags |= tfRecvProg
 	}
@@ -272,7 +272,7 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	if !progress {
 		oc.progInv = false
 	}
-	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: carryOf(m, oc.callee.shard != s)}
+	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
 	if progress {
 		t.flags |= tfProgress
 	}
@@ -388,7 +388,7 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 	if !progress {
 		delete(ss.invs, m.Request)
 	}
-	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: carryOf(m, ic.caller.shard != s)}
+	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, ic.caller.shard != s)}
 	if progress {
 		t.flags |= tfProgress
 	}
@@ -406,7 +406,7 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 		return
 	}
 	delete(ss.invs, m.Request)
-	c := carryOf(m, ic.caller.shard != s)
+	c := s.carry(m, ic.caller.shard != s)
 	c.uri = string(m.URI)
 	s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c})
 }

@@ -37,6 +37,7 @@ type Shard struct {
 	buf      []byte          // output buffer for the message being sent
 	evbuf    [4][]byte       // per-serializer EVENT encodings during a fan-out
 	subsBuf  []*subscription // matched subscriptions scratch
+	lc       carry           // scratch carry for tasks to this shard (see Shard.carry)
 	timers   timerHeap
 	rng      *rand.Rand
 	invSeq   uint64

@@ -93,6 +93,23 @@ type carry struct {
 // from CALL/YIELD/PUBLISH options to INVOCATION/RESULT/EVENT details.
 var pptKeys = [6]proto.Key{proto.KeyPPTScheme, proto.KeyPPTSerializer, proto.KeyPPTCipher, proto.KeyPPTKeyID, proto.KeyEncAlgo, proto.KeyEncSerializer}
 
+// carry returns m's payload and pass-through keys for a task. For another
+// shard (cross) they are copied into one allocation; for this shard they
+// alias m and live in the shard's scratch carry, valid until the shard
+// handles its next message — tasks to the own shard run inline, so that is
+// long enough.
+func (s *Shard) carry(m *proto.Message, cross bool) *carry {
+	if cross {
+		return carryOf(m, true)
+	}
+	c := &s.lc
+	*c = carry{transparent: m.Transparent, args: m.Args, kwargs: m.Kwargs}
+	for i, k := range pptKeys {
+		c.ppt[i] = m.Opt.Str(k)
+	}
+	return c
+}
+
 // carryOf captures m's payload and pass-through keys. With own set the
 // bytes are copied into one allocation; else they alias m.
 func carryOf(m *proto.Message, own bool) *carry {

@@ -1,0 +1,152 @@
+package route
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Routing benchmarks. Each goroutine of b.RunParallel plays one shard's
+// event loop: it owns a shard and feeds it messages directly, so the
+// benchmark measures the router (decode, lookup, state, encode) and the
+// contention on the realm-wide tables, not a transport. With -cpu 1,2 it
+// shows whether routing scales with cores (no global lock on the path).
+
+type nopExec struct{}
+
+func (nopExec) Execute(f func()) error { f(); return nil }
+
+// benchPeer records the last message it was sent.
+type benchPeer struct {
+	ser  proto.Serializer
+	last []byte
+	n    int
+}
+
+func (p *benchPeer) Serializer() proto.Serializer { return p.ser }
+func (p *benchPeer) Send(b []byte, _ Class) error {
+	p.last = append(p.last[:0], b...)
+	p.n++
+	return nil
+}
+func (p *benchPeer) Close()                   {}
+func (p *benchPeer) Transport() TransportInfo { return TransportInfo{Type: "bench"} }
+
+func benchRouter(b *testing.B, shards int) *Router {
+	r, err := New(Config{Realms: []RealmConfig{{Name: "realm1"}}, Shards: shards, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < shards; i++ {
+		r.Shard(i).Start(nopExec{})
+	}
+	b.Cleanup(func() { r.auth.stop() })
+	return r
+}
+
+func benchJoin(b *testing.B, sh *Shard, ser proto.Serializer) (*Session, *benchPeer) {
+	p := &benchPeer{ser: ser}
+	ss := sh.Open(p)
+	hello, _ := proto.EncodeValue(ser, map[string]any{"roles": allFeatures})
+	msg, _ := proto.Append(nil, ser, &proto.Message{Type: proto.CodeHello, URI: []byte("realm1"), Dict: hello})
+	sh.Receive(ss, msg)
+	if ss.state != stEstablished {
+		b.Fatal("join failed")
+	}
+	return ss, p
+}
+
+func encode(b *testing.B, ser proto.Serializer, m *proto.Message) []byte {
+	out, err := proto.Append(nil, ser, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkCallRouting: CALL → INVOCATION → YIELD → RESULT, 64-byte
+// payload, caller and callee on the goroutine's own shard.
+func BenchmarkCallRouting(b *testing.B) {
+	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack} {
+		b.Run("ser="+ser.String(), func(b *testing.B) {
+			r := benchRouter(b, 2)
+			var next atomic.Int32
+			payload := []any{"0123456789012345678901234567890123456789012345678901"}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)-1) % 2
+				sh := r.Shard(i)
+				callee, cp := benchJoin(b, sh, ser)
+				caller, rp := benchJoin(b, sh, ser)
+				proc := "com.bench.p" + strconv.Itoa(i)
+				opts, _ := proto.EncodeValue(ser, map[string]any{})
+				sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte(proc)}))
+				args, _ := proto.EncodeValue(ser, payload)
+				var dec proto.Decoder
+				var m proto.Message
+				var call, yield []byte
+				req := uint64(0)
+				for pb.Next() {
+					req++
+					call = callMsg(call[:0], ser, req, proc, args)
+					sh.Receive(caller, call)
+					if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeInvocation {
+						b.Fatalf("invocation: %v %v", m.Type, err)
+					}
+					yield = yieldMsg(yield[:0], ser, m.Request, args)
+					sh.Receive(callee, yield)
+					if rp.n == 0 {
+						b.Fatal("no result")
+					}
+				}
+			})
+		})
+	}
+}
+
+func callMsg(dst []byte, ser proto.Serializer, req uint64, proc string, args proto.Raw) []byte {
+	var e proto.Encoder
+	m := proto.Message{Type: proto.CodeCall, Request: req, URI: []byte(proc), Args: args}
+	out, _ := e.Append(dst, ser, &m)
+	return out
+}
+
+func yieldMsg(dst []byte, ser proto.Serializer, inv uint64, args proto.Raw) []byte {
+	var e proto.Encoder
+	m := proto.Message{Type: proto.CodeYield, Request: inv, Args: args}
+	out, _ := e.Append(dst, ser, &m)
+	return out
+}
+
+// BenchmarkPublishFanout: one PUBLISH to subs subscribers on the
+// goroutine's shard; reports events/s.
+func BenchmarkPublishFanout(b *testing.B) {
+	for _, subs := range []int{1, 100} {
+		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
+			r := benchRouter(b, 2)
+			var next atomic.Int32
+			args, _ := proto.EncodeValue(proto.MsgPack, []any{"0123456789012345678901234567890123456789012345678901"})
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)-1) % 2
+				sh := r.Shard(i)
+				topic := "com.bench.t" + strconv.Itoa(i)
+				opts, _ := proto.EncodeValue(proto.MsgPack, map[string]any{})
+				for k := 0; k < subs; k++ {
+					s, _ := benchJoin(b, sh, proto.MsgPack)
+					sh.Receive(s, encode(b, proto.MsgPack, &proto.Message{Type: proto.CodeSubscribe, Request: 1, Dict: opts, URI: []byte(topic)}))
+				}
+				pub, _ := benchJoin(b, sh, proto.MsgPack)
+				msg := encode(b, proto.MsgPack, &proto.Message{Type: proto.CodePublish, Request: 1, Dict: opts, URI: []byte(topic), Args: args})
+				for pb.Next() {
+					sh.Receive(pub, msg)
+				}
+			})
+			b.ReportMetric(float64(b.N*subs)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
