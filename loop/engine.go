@@ -301,24 +301,20 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTick runs on gnet's ticker goroutine: it advances the coarse clock,
-// fires due router timers and, once a second, has every loop scan its
-// connections for handshake, keepalive and idle deadlines.
+// OnTick runs on gnet's ticker goroutine: it advances the engine's coarse
+// clock and, once a second, has every loop scan its connections for
+// handshake, keepalive and idle deadlines. (The router runs its own timers.)
 func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	e := h.e
 	now := time.Now()
 	e.clock.Store(now.UnixNano())
-	wait := e.router.Tick(time.Second)
 	if now.Sub(e.lastScan) >= time.Second {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {
 			ls.Execute(ls.scan)
 		}
 	}
-	if wait > time.Second {
-		wait = time.Second
-	}
-	return wait, gnet.None
+	return 100 * time.Millisecond, gnet.None
 }
 
 // gnetLogger adapts slog to gnet's logger (gnet logs rarely: start, stop,

@@ -44,7 +44,7 @@ func benchRouter(b *testing.B, shards int) *Router {
 	for i := 0; i < shards; i++ {
 		r.Shard(i).Start(nopExec{})
 	}
-	b.Cleanup(func() { r.auth.stop() })
+	b.Cleanup(r.Close)
 	return r
 }
 

@@ -583,3 +583,28 @@ func TestUntranscodablePayload(t *testing.T) {
 	caller.expectError(proto.CodeCall, req, proto.URIInvalidArgument)
 	callee.quiet()
 }
+
+// With the real clock and the router's own timer goroutine, a call timeout
+// fires neither early nor much late, whatever else is armed.
+func TestCallTimeoutRealClock(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.Now = time.Now; c.manualTimers = false })
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.slow", nil)
+	// A long timer armed first must not delay a shorter one armed later.
+	caller.call("com.slow", map[string]any{"timeout": 60000}, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	for _, ms := range []int{300, 50} {
+		start := time.Now()
+		req := caller.call("com.slow", map[string]any{"timeout": ms}, nil, nil)
+		callee.expect(proto.CodeInvocation)
+		m := caller.recv()
+		took := time.Since(start)
+		if m.Type != proto.CodeError || string(m.URI) != proto.URITimeout || m.Request != req {
+			t.Fatalf("got %v %s", m.Type, describe(m))
+		}
+		if took < time.Duration(ms)*time.Millisecond {
+			t.Fatalf("timeout of %d ms fired after %v", ms, took)
+		}
+		callee.expect(proto.CodeInterrupt)
+	}
+}

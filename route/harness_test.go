@@ -88,6 +88,8 @@ func newEnv(t *testing.T, shards int, mutate func(*Config)) *env {
 		Shards: shards,
 		Now:    clk.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+
+		manualTimers: true, // the fake clock is advanced by env.advance
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -103,7 +105,7 @@ func newEnv(t *testing.T, shards int, mutate func(*Config)) *env {
 		r.Shard(i).Start(x)
 	}
 	t.Cleanup(func() {
-		r.auth.stop()
+		r.Close()
 		for _, x := range e.execs {
 			x.stop()
 		}

@@ -47,6 +47,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests inject a fake. Default time.Now.
 	Now func() time.Time
+
+	// manualTimers: no timer goroutine; the test drives Tick itself.
+	manualTimers bool
 }
 
 // RealmConfig configures one realm.
@@ -88,9 +91,13 @@ type Router struct {
 	sessions map[uint64]*Session // every session with an id, router-wide
 	closing  bool
 
-	clock   atomic.Int64 // coarse clock, unix nanoseconds, updated by Tick
 	auth    *workers
 	limiter *authLimiter
+
+	kick       chan struct{} // a shard armed an earlier deadline
+	stopTimers chan struct{}
+	timersDone chan struct{}
+	closeOnce  sync.Once
 	welcome [4]proto.Raw // WELCOME roles dict per serializer
 }
 
@@ -159,8 +166,15 @@ func New(cfg Config) (*Router, error) {
 		}
 		r.welcome[ser] = raw
 	}
-	r.clock.Store(cfg.Now().UnixNano())
 	r.auth = newWorkers(cfg.AuthWorkers, cfg.AuthQueue)
+	r.kick = make(chan struct{}, 1)
+	r.stopTimers = make(chan struct{})
+	r.timersDone = make(chan struct{})
+	if cfg.manualTimers {
+		close(r.timersDone)
+	} else {
+		go r.timerLoop()
+	}
 	return r, nil
 }
 
@@ -173,16 +187,34 @@ func (r *Router) Shards() int { return len(r.shards) }
 // Realm returns the realm named name, or nil.
 func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
 
-// now returns the coarse clock (updated by Tick; resolution = tick period).
-func (r *Router) now() int64 { return r.clock.Load() }
+// now returns the current time in unix nanoseconds.
+func (r *Router) now() int64 { return r.cfg.Now().UnixNano() }
 
-// Tick advances the coarse clock and asks every shard with a due timer to
-// run it. Call it periodically from one goroutine (loop's OnTick); it returns
-// how long until the next timer is due, so the caller can sleep that long
-// (at most max).
+// timerLoop is the router's one timer goroutine: it sleeps until the
+// earliest deadline any shard has armed (or a shard arms an earlier one) and
+// then asks the shards with due timers to run them, on their own
+// goroutines.
+func (r *Router) timerLoop() {
+	defer close(r.timersDone)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		wait := r.Tick(time.Minute)
+		t.Reset(wait)
+		select {
+		case <-r.stopTimers:
+			return
+		case <-r.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Tick asks every shard with a due timer to run it and returns how long
+// until the next deadline (at most max). The timer goroutine calls it;
+// tests with a fake clock call it by hand.
 func (r *Router) Tick(max time.Duration) time.Duration {
-	now := r.cfg.Now().UnixNano()
-	r.clock.Store(now)
+	now := r.now()
 	next := now + int64(max)
 	for _, s := range r.shards {
 		d := s.nextDue.Load()
@@ -198,10 +230,29 @@ func (r *Router) Tick(max time.Duration) time.Duration {
 		}
 	}
 	wait := time.Duration(next - now)
-	if wait < time.Millisecond {
-		wait = time.Millisecond
+	if wait < 100*time.Microsecond {
+		wait = 100 * time.Microsecond
 	}
 	return wait
+}
+
+// wakeTimers tells the timer goroutine that a shard armed an earlier
+// deadline. It never blocks.
+func (r *Router) wakeTimers() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the router's goroutines (timer, workers) without saying
+// GOODBYE to anyone; Shutdown does both. Safe to call more than once.
+func (r *Router) Close() {
+	r.closeOnce.Do(func() {
+		close(r.stopTimers)
+		<-r.timersDone
+		r.auth.stop()
+	})
 }
 
 // newSessionID draws a random session id in [1, 2^53] that no live session
@@ -268,7 +319,7 @@ wait:
 		case <-tick.C:
 		}
 	}
-	r.auth.stop()
+	r.Close()
 	return err
 }
 

@@ -164,7 +164,10 @@ func (s *Shard) armNext() {
 		s.nextDue.Store(0)
 		return
 	}
-	s.nextDue.Store(s.timers[0].due)
+	due := s.timers[0].due
+	if old := s.nextDue.Swap(due); old == 0 || due < old {
+		s.r.wakeTimers()
+	}
 }
 
 // runTimers fires every due timer.
