@@ -98,7 +98,7 @@ type Router struct {
 	stopTimers chan struct{}
 	timersDone chan struct{}
 	closeOnce  sync.Once
-	welcome [4]proto.Raw // WELCOME roles dict per serializer
+	welcome    [4]proto.Raw // WELCOME roles dict per serializer
 }
 
 // New validates cfg and returns a Router. It starts the authentication
