@@ -237,6 +237,7 @@ func TestPasswdAndKeygen(t *testing.T) {
 
 // The sample configurations shipped in deploy/ are valid.
 func TestDeploySamplesValid(t *testing.T) {
+	t.Setenv("EDGEWAMP_DASHBOARD_SECRET", "sample")
 	files, _ := filepath.Glob("../../deploy/*.yaml")
 	if len(files) == 0 {
 		t.Fatal("no sample configs found")
