@@ -219,7 +219,8 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
-	oc := &outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	oc := s.newOutCall()
+	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
 	timeout := s.callTimeoutOf(m)
 	if timeout > 0 {
 		oc.due = s.r.now() + int64(timeout)
@@ -316,7 +317,8 @@ func (s *Shard) deliverInvocation(t *task) {
 			return // the invocation ended meanwhile
 		}
 	} else {
-		ic = &inCall{caller: t.peer, req: t.a, recvProg: t.flags&tfRecvProg != 0}
+		ic = s.newInCall()
+		*ic = inCall{caller: t.peer, req: t.a, recvProg: t.flags&tfRecvProg != 0}
 		if cs.invs == nil {
 			cs.invs = map[uint64]*inCall{}
 		}
@@ -385,14 +387,15 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 	if progress && !ic.recvProg {
 		return // the caller did not ask for progressive results
 	}
-	if !progress {
-		delete(ss.invs, m.Request)
-	}
-	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, ic.caller.shard != s)}
+	dst := ic.caller.shard
+	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, dst != s)}
 	if progress {
 		t.flags |= tfProgress
+	} else {
+		delete(ss.invs, m.Request)
+		s.putInCall(ic) // t and dst hold what is needed
 	}
-	s.send(ic.caller.shard, t)
+	s.send(dst, t)
 }
 
 // invocationError handles ERROR for an INVOCATION.
@@ -457,6 +460,9 @@ func (s *Shard) deliverResult(t *task) {
 			s.stopInvocation(oc, proto.CancelKillNoWait, uri)
 		}
 		s.replyError(cs, proto.CodeCall, t.a, uri, why)
+	}
+	if final {
+		s.putOutCall(oc)
 	}
 }
 
@@ -568,5 +574,42 @@ func (s *Shard) setMessageArgs(out *proto.Message, ser proto.Serializer, message
 	raw, err := proto.EncodeValue(ser, []any{message})
 	if err == nil {
 		out.Args = raw
+	}
+}
+
+// Free lists of call records, per shard. Only the common ends (the final
+// RESULT or YIELD) recycle; rarer ends (cancel, timeout, leave) leave the
+// record to the garbage collector. Owned by shard.
+const callPoolMax = 1024
+
+func (s *Shard) newOutCall() *outCall {
+	if n := len(s.outPool); n > 0 {
+		oc := s.outPool[n-1]
+		s.outPool = s.outPool[:n-1]
+		return oc
+	}
+	return new(outCall)
+}
+
+func (s *Shard) putOutCall(oc *outCall) {
+	if len(s.outPool) < callPoolMax {
+		*oc = outCall{}
+		s.outPool = append(s.outPool, oc)
+	}
+}
+
+func (s *Shard) newInCall() *inCall {
+	if n := len(s.inPool); n > 0 {
+		ic := s.inPool[n-1]
+		s.inPool = s.inPool[:n-1]
+		return ic
+	}
+	return new(inCall)
+}
+
+func (s *Shard) putInCall(ic *inCall) {
+	if len(s.inPool) < callPoolMax {
+		*ic = inCall{}
+		s.inPool = append(s.inPool, ic)
 	}
 }

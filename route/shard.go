@@ -38,6 +38,8 @@ type Shard struct {
 	evbuf    [4][]byte       // per-serializer EVENT encodings during a fan-out
 	subsBuf  []*subscription // matched subscriptions scratch
 	lc       carry           // scratch carry for tasks to this shard (see Shard.carry)
+	outPool  []*outCall      // free call records (see newOutCall)
+	inPool   []*inCall
 	timers   timerHeap
 	rng      *rand.Rand
 	invSeq   uint64
