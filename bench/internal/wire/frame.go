@@ -357,4 +357,3 @@ func (f *Framer) Overhead(n int) int {
 	}
 	return h
 }
-
