@@ -162,12 +162,11 @@ func interopCases() []interopCase {
 				ajs(a, "rs", "json", "x-shared"),
 			}
 		}},
-		// Router bug (see the report of the interop suite): CALL.Options.
-		// timeout runs from a coarse clock that is up to a second stale and
-		// is only checked when the router's ticker next wakes (up to a
-		// second later), so a call times out anywhere from at once to a
-		// second late.
-		interopCase{"router-bug/call-timeout-accuracy", []string{"node"}, func(a string) []interopProc {
+		// Call timeouts run from the CALL, to the millisecond scale: the
+		// router once took them from a coarse clock up to a second stale and
+		// checked them only when its ticker next woke, so a call timed out
+		// anywhere from at once to a second late.
+		interopCase{"regression/call-timeout-accuracy", []string{"node"}, func(a string) []interopProc {
 			return []interopProc{ajs(a, "ws", "json", "timeout-accuracy")}
 		}},
 	)

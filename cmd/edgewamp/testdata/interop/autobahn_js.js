@@ -493,7 +493,10 @@ async function xShared() {
 // timeout-accuracy: CALL.Options.timeout is in milliseconds and runs from
 // the CALL (WAMP spec, Call Timeouts). A call whose callee answers after
 // 400 ms must not time out at 1000 ms, and a call nobody answers must fail
-// with wamp.error.timeout close to its 300 ms.
+// with wamp.error.timeout close to its 300 ms. (Regression test: the router
+// once measured timeouts on a coarse clock up to a second stale and checked
+// them only when its ticker next woke, so they fired from at once to a
+// second late.)
 async function timeoutAccuracy() {
   const A = await connect('caller');
   const B = await connect('callee');
@@ -520,7 +523,7 @@ async function timeoutAccuracy() {
       await H.sleep(111 * (i % 3));
     }
     H.eq('timeout error uri', [...uris], ['wamp.error.timeout']);
-    H.check('timeout 300 ms fires within [290, 700] ms', elapsed.every((ms) => ms >= 290 && ms <= 700), elapsed.map((ms) => ms + 'ms').join(' '));
+    H.check('timeout 300 ms fires within [290, 800] ms', elapsed.every((ms) => ms >= 290 && ms <= 800), elapsed.map((ms) => ms + 'ms').join(' '));
   });
   await closeAll([A, B]);
 }

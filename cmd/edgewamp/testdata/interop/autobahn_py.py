@@ -365,8 +365,11 @@ async def suite():
     async def interrupts():
         # A callee that announces call_canceling gets INTERRUPT for kill,
         # killnowait, the default mode and the router's timeout, not for skip.
-        await asyncio.sleep(0.3)
-        eq("rpc.cancel callee interrupts", sorted(interrupted), sorted(["default", "kill", "killnowait", "timeout"]))
+        want = sorted(["default", "kill", "killnowait", "timeout"])
+        deadline = time.monotonic() + 3
+        while sorted(interrupted) != want and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        eq("rpc.cancel callee interrupts", sorted(interrupted), want)
     await step("rpc.cancel.interrupts", interrupts)
 
     async def shared():
