@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type interopCase struct {
 	name  string
 	needs []string // "node", "python"
 	procs func(addr string) []interopProc
+	// sigterm ends the peers by stopping the router with SIGTERM instead of
+	// publishing interop.stop, and requires the router to exit 0.
+	sigterm bool
 }
 
 func pythonBin() string {
@@ -96,24 +100,24 @@ func interopCases() []interopCase {
 	// transport and serializer.
 	for _, ser := range []string{"json", "msgpack", "cbor"} {
 		ser := ser
-		cs = append(cs, interopCase{"autobahn-js/ws/" + ser, []string{"node"}, func(a string) []interopProc {
+		cs = append(cs, interopCase{name: "autobahn-js/ws/" + ser, needs: []string{"node"}, procs: func(a string) []interopProc {
 			return []interopProc{ajs(a, "ws", ser, "suite")}
 		}})
 	}
 	// Autobahn|JS speaks RawSocket with JSON only.
-	cs = append(cs, interopCase{"autobahn-js/rs/json", []string{"node"}, func(a string) []interopProc {
+	cs = append(cs, interopCase{name: "autobahn-js/rs/json", needs: []string{"node"}, procs: func(a string) []interopProc {
 		return []interopProc{ajs(a, "rs", "json", "suite")}
 	}})
 	for _, ser := range []string{"json", "msgpack", "cbor"} {
 		ser := ser
-		cs = append(cs, interopCase{"wampy/ws/" + ser, []string{"node"}, func(a string) []interopProc {
+		cs = append(cs, interopCase{name: "wampy/ws/" + ser, needs: []string{"node"}, procs: func(a string) []interopProc {
 			return []interopProc{wampy(a, ser, "suite")}
 		}})
 	}
 	for _, tr := range []string{"ws", "rs"} {
 		for _, ser := range []string{"json", "msgpack", "cbor"} {
 			tr, ser := tr, ser
-			cs = append(cs, interopCase{"autobahn-py/" + tr + "/" + ser, []string{"python"}, func(a string) []interopProc {
+			cs = append(cs, interopCase{name: "autobahn-py/" + tr + "/" + ser, needs: []string{"python"}, procs: func(a string) []interopProc {
 				return []interopProc{abpy(a, tr, ser, "suite")}
 			}})
 		}
@@ -124,7 +128,7 @@ func interopCases() []interopCase {
 		// Byte strings between a JSON session ("\0"+base64 on the wire) and
 		// MsgPack and CBOR sessions (native binary), in both directions,
 		// for events and call arguments and results.
-		interopCase{"cross/binary-json-msgpack-cbor", []string{"node", "python"}, func(a string) []interopProc {
+		interopCase{name: "cross/binary-json-msgpack-cbor", needs: []string{"node", "python"}, procs: func(a string) []interopProc {
 			return []interopProc{
 				peer(abpy(a, "ws", "json", "x-binary-peer", "--expect-from", "autobahn-js-msgpack,wampy-cbor")),
 				ajs(a, "ws", "msgpack", "x-binary"),
@@ -133,7 +137,7 @@ func interopCases() []interopCase {
 		}},
 		// JSON caller (wampy) -> MsgPack callee (Python, RawSocket) which
 		// publishes the arguments -> CBOR subscriber (Autobahn|JS).
-		interopCase{"cross/mixed-json-caller-msgpack-callee-cbor-subscriber", []string{"node", "python"}, func(a string) []interopProc {
+		interopCase{name: "cross/mixed-json-caller-msgpack-callee-cbor-subscriber", needs: []string{"node", "python"}, procs: func(a string) []interopProc {
 			return []interopProc{
 				peer(ajs(a, "ws", "cbor", "x-mixed-sub")),
 				peer(abpy(a, "rs", "msgpack", "x-mixed-callee")),
@@ -144,7 +148,7 @@ func interopCases() []interopCase {
 		// Autobahn|JS and wampy callers: args/kwargs, errors both ways,
 		// progressive results, every cancel mode, timeouts; a wampy
 		// subscriber of the callee's events.
-		interopCase{"cross/rpc-python-callee-js-callers", []string{"node", "python"}, func(a string) []interopProc {
+		interopCase{name: "cross/rpc-python-callee-js-callers", needs: []string{"node", "python"}, procs: func(a string) []interopProc {
 			return []interopProc{
 				peer(abpy(a, "rs", "cbor", "x-rpc-callee")),
 				peer(wampy(a, "json", "x-rpc-sub", "--expect-from", "autobahn-js-json,wampy-msgpack")),
@@ -155,18 +159,29 @@ func interopCases() []interopCase {
 		// One roundrobin registration shared by a Python and a wampy callee,
 		// called over Autobahn|JS RawSocket; meta API over both callees; a
 		// retained event from Python read by wampy and Autobahn|JS.
-		interopCase{"cross/shared-registration-retained-meta", []string{"node", "python"}, func(a string) []interopProc {
+		interopCase{name: "cross/shared-registration-retained-meta", needs: []string{"node", "python"}, procs: func(a string) []interopProc {
 			return []interopProc{
 				peer(abpy(a, "ws", "msgpack", "x-shared-peer")),
 				peer(wampy(a, "cbor", "x-shared-peer")),
 				ajs(a, "rs", "json", "x-shared"),
 			}
 		}},
+		// SIGTERM: every client, on every transport, is told GOODBYE
+		// wamp.close.system_shutdown, answers it, and the router exits 0.
+		interopCase{name: "cross/sigterm-goodbye", needs: []string{"node", "python"}, sigterm: true, procs: func(a string) []interopProc {
+			return []interopProc{
+				peer(ajs(a, "ws", "cbor", "x-shutdown")),
+				peer(ajs(a, "rs", "json", "x-shutdown")),
+				peer(wampy(a, "msgpack", "x-shutdown")),
+				peer(abpy(a, "ws", "json", "x-shutdown")),
+				peer(abpy(a, "rs", "cbor", "x-shutdown")),
+			}
+		}},
 		// Call timeouts run from the CALL, to the millisecond scale: the
 		// router once took them from a coarse clock up to a second stale and
 		// checked them only when its ticker next woke, so a call timed out
 		// anywhere from at once to a second late.
-		interopCase{"regression/call-timeout-accuracy", []string{"node"}, func(a string) []interopProc {
+		interopCase{name: "regression/call-timeout-accuracy", needs: []string{"node"}, procs: func(a string) []interopProc {
 			return []interopProc{ajs(a, "ws", "json", "timeout-accuracy")}
 		}},
 	)
@@ -380,7 +395,22 @@ func runInterop(t *testing.T, c interopCase) {
 	for _, r := range drivers {
 		<-r.exited
 	}
-	if len(peers) > 0 {
+	if c.sigterm {
+		if err := rt.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range peers {
+			<-r.exited
+		}
+		select {
+		case err := <-rt.done:
+			if err != nil {
+				t.Errorf("router exit after SIGTERM: %v", err)
+			}
+		case <-ctx.Done():
+			t.Errorf("router did not exit after SIGTERM")
+		}
+	} else if len(peers) > 0 {
 		s := rt.dial("ws://"+rt.addr+"/ws", proto.JSON)
 		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.Publish(pctx, "interop.stop", nil, nil, &client.PublishOptions{Acknowledge: true})

@@ -40,10 +40,12 @@ function connect(authid) {
     o.serializers = [serializer()];
   }
   const conn = new autobahn.Connection(o);
+  const closed = H.deferred();
   let opened = false;
   conn.onopen = (session, details) => {
     opened = true;
     session.conn = conn;
+    session.closed = closed.promise; // resolves with Connection.onclose details
     session.authid = details.authid;
     session.welcome = details;
     tolerateCanceledErrors(session);
@@ -51,6 +53,7 @@ function connect(authid) {
   };
   conn.onclose = (reason, details) => {
     if (!opened) d.reject(new Error(`connection ${reason}: ${JSON.stringify(details)}`));
+    closed.resolve(Object.assign({ closeReason: reason }, details));
     return true; // never retry
   };
   conn.open();
@@ -351,6 +354,44 @@ async function suite() {
     });
   }
 
+  await H.step('pubsub.overlapping', async () => {
+    // One publication matching an exact, a prefix and a wildcard
+    // subscription of one session: one EVENT per subscription, each with its
+    // own subscription id (the client dispatches on it) and the same
+    // publication id.
+    const got = new H.Inbox();
+    await B.subscribe('ov.a.b', (a, k, d) => got.push(['exact', a[0], d.topic, d.publication]));
+    await B.subscribe('ov', (a, k, d) => got.push(['prefix', a[0], d.topic, d.publication]), { match: 'prefix' });
+    await B.subscribe('ov..b', (a, k, d) => got.push(['wildcard', a[0], d.topic, d.publication]), { match: 'wildcard' });
+    const pub = await A.publish('ov.a.b', ['o1'], {}, { acknowledge: true });
+    const items = await got.wait((xs) => xs.length >= 3, 5000, 'three events');
+    await H.sleep(100);
+    H.eq('pubsub.overlapping one event per subscription', items.map((x) => x.slice(0, 3)).sort(),
+      [['exact', 'o1', 'ov.a.b'], ['prefix', 'o1', 'ov.a.b'], ['wildcard', 'o1', 'ov.a.b']]);
+    H.eq('pubsub.overlapping publication id', [...new Set(items.map((x) => x[3]))], [pub.id]);
+  });
+
+  await H.step('rpc.large', async () => {
+    const big = 'x'.repeat(1 << 20) + 'ü';
+    const r = await H.withTimeout(A.call('t.echo', [big]), 10000, '1 MiB call');
+    H.check('rpc.large 1 MiB string', r === big, `${typeof r} length ${r && r.length}`);
+    if (BINARY_OK) {
+      const bb = Buffer.alloc(1 << 20, 7);
+      bb[0] = 0;
+      bb[bb.length - 1] = 255;
+      const rb = await H.withTimeout(A.call('t.echo', [bb]), 10000, '1 MiB bytes call');
+      H.check('rpc.large 1 MiB bytes', Buffer.isBuffer(rb) && rb.equals(bb), `${Object.prototype.toString.call(rb)} length ${rb && rb.length}`);
+    }
+  });
+
+  await H.step('meta.session.kill', async () => {
+    const D = await connect('dave');
+    const r = await M.call('wamp.session.kill', [D.id], { reason: 'wamp.close.killed_by_test', message: 'bye dave' });
+    H.eq('meta.session.kill result', r, null);
+    const info = await H.withTimeout(D.closed, 5000, 'dave closed');
+    H.eq('meta.session.kill close reason', [info.reason, info.message], ['wamp.close.killed_by_test', 'bye dave']);
+  });
+
   // ------------------------------------------------------------ leave
   await H.step('meta.on_leave', async () => {
     const cid = C.id;
@@ -528,7 +569,19 @@ async function timeoutAccuracy() {
   await closeAll([A, B]);
 }
 
-const modes = { suite, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy };
+// x-shutdown: a session open when the router gets SIGTERM must be told
+// GOODBYE wamp.close.system_shutdown.
+async function xShutdown() {
+  const S = await connect('autobahn-js-' + SER + '-shutdown');
+  await S.register('x.down.' + SER, () => 'up');
+  H.ready();
+  await H.step('x.shutdown', async () => {
+    const info = await H.withTimeout(S.closed, 30000, 'the router closing the session');
+    H.eq(`x.shutdown GOODBYE reason at autobahn-js ${SER}`, [info.closeReason, info.reason], ['closed', 'wamp.close.system_shutdown']);
+  });
+}
+
+const modes = { suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy };
 
 (async () => {
   try {

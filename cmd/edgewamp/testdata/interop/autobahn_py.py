@@ -156,6 +156,7 @@ async def connect(authid, url=None, ser=None):
     ser = ser or OPT.serializer
     loop = asyncio.get_running_loop()
     joined = loop.create_future()
+    closed = loop.create_future()  # resolves with the CloseDetails of onLeave
 
     class Session(ApplicationSession):
         def onConnect(self):
@@ -170,7 +171,11 @@ async def connect(authid, url=None, ser=None):
         def onLeave(self, details):
             if not joined.done():
                 joined.set_exception(AssertionError("left before joining: %s" % details))
+            if not closed.done():
+                closed.set_result(details)
             super().onLeave(details)
+
+    Session.closed = closed
 
     cfg = ComponentConfig(realm="realm1")
     serializer = SERIALIZERS[ser]()
@@ -509,6 +514,41 @@ async def suite():
         eq("binary.event", [x for x in items if x["args"][:1] == ["bin"]][0]["args"][1], BYTES)
     await step("binary", binary)
 
+    async def overlapping():
+        # One publication matching an exact, a prefix and a wildcard
+        # subscription of one session: one EVENT per subscription, with the
+        # same publication id.
+        got = Inbox()
+        for kind, uri, match in (("exact", "ov.a.b", None), ("prefix", "ov", "prefix"), ("wildcard", "ov..b", "wildcard")):
+            await B.subscribe(lambda a, details=None, kind=kind: got.push([kind, a, details.topic, details.publication]), uri,
+                              options=SubscribeOptions(match=match, details_arg="details"))
+        p = await A.publish("ov.a.b", "o1", options=pub())
+        items = await got.wait(lambda xs: len(xs) >= 3, 5, "three events")
+        await asyncio.sleep(0.1)
+        # (autobahn fills details.topic from the subscription when the
+        # router sends none, as for exact subscriptions.)
+        eq("pubsub.overlapping one event per subscription", sorted(x[:3] for x in items),
+           [["exact", "o1", "ov.a.b"], ["prefix", "o1", "ov.a.b"], ["wildcard", "o1", "ov.a.b"]])
+        eq("pubsub.overlapping publication id", sorted(set(x[3] for x in items)), [p.id])
+    await step("pubsub.overlapping", overlapping)
+
+    async def large():
+        big = "x" * (1 << 20) + "ü"
+        r = await asyncio.wait_for(A.call("t.echo", big), 10)
+        check("rpc.large 1 MiB string", r == big, "%s length %d" % (type(r).__name__, len(r or "")))
+        bb = bytes([0]) + bytes([7]) * ((1 << 20) - 2) + bytes([255])
+        rb = await asyncio.wait_for(A.call("t.echo", bb), 10)
+        check("rpc.large 1 MiB bytes", rb == bb, "%s length %d" % (type(rb).__name__, len(rb or b"")))
+    await step("rpc.large", large)
+
+    async def kill():
+        D = await connect("dave")
+        r = await M.call("wamp.session.kill", D.sid, reason="wamp.close.killed_by_test", message="bye dave")
+        eq("meta.session.kill result", r, None)
+        info = await asyncio.wait_for(D.closed, 5)
+        eq("meta.session.kill close reason", [info.reason, info.message], ["wamp.close.killed_by_test", "bye dave"])
+    await step("meta.session.kill", kill)
+
     # ------------------------------------------------------------ leave
     async def on_leave():
         cid = C.sid
@@ -693,8 +733,22 @@ async def x_shared_peer():
     await leave_all([S])
 
 
+async def x_shutdown():
+    """A session open when the router gets SIGTERM must be told GOODBYE
+    wamp.close.system_shutdown."""
+    S = await connect("autobahn-py-%s-shutdown" % OPT.serializer)
+    await S.register(lambda: "up", "x.down.py.%s.%s" % (OPT.url[:2], OPT.serializer))
+    out({"ready": True})
+
+    async def closed():
+        info = await asyncio.wait_for(S.closed, 30)
+        eq("x.shutdown GOODBYE reason at autobahn-py %s" % OPT.serializer, info.reason, "wamp.close.system_shutdown")
+    await step("x.shutdown", closed)
+
+
 MODES = {
     "suite": suite,
+    "x-shutdown": x_shutdown,
     "x-binary-peer": x_binary_peer,
     "x-mixed-callee": x_mixed_callee,
     "x-rpc-callee": x_rpc_callee,

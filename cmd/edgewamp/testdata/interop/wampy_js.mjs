@@ -86,6 +86,16 @@ async function connect(authid) {
   // progressive_call_results, so a Dealer following the spec does not set
   // INVOCATION.Details.receive_progress for it. Announce what wampy does.
   w._wamp_features.roles.callee.features.progressive_call_results = true;
+  // wampy answers GOODBYE without telling the application its reason; the
+  // harness reads it from the decoded message.
+  const closed = H.deferred();
+  w.closed = closed.promise;
+  const decode = w._decode.bind(w);
+  w._decode = (data) => {
+    const msg = decode(data);
+    if (Array.isArray(msg) && msg[0] === 6) closed.resolve({ details: msg[1], reason: msg[2] }); // GOODBYE
+    return msg;
+  };
   w.welcome = await H.withTimeout(w.connect(), 10000, 'connect ' + authid);
   // With MsgPack, wampy (msgpackr defaults) decodes every uint64 as BigInt:
   // keep the raw id to send back and a Number to compare.
@@ -344,6 +354,55 @@ async function suite() {
     H.eq('binary.event', items.find((x) => x.argsList[0] === 'bin').argsList[1], H.BYTES);
   });
 
+  await H.step('pubsub.overlapping', async () => {
+    const got = new H.Inbox();
+    await B.subscribe('ov.a.b', (e) => got.push(['exact', e.argsList[0], e.details.topic ?? null]));
+    await B.subscribe('ov', (e) => got.push(['prefix', e.argsList[0], e.details.topic]), { match: 'prefix' });
+    await B.subscribe('ov..b', (e) => got.push(['wildcard', e.argsList[0], e.details.topic]), { match: 'wildcard' });
+    await A.publish('ov.a.b', ['o1']);
+    const items = await got.wait((xs) => xs.length >= 3, 5000, 'three events');
+    await H.sleep(100);
+    // details.topic is only sent for pattern-based subscriptions.
+    H.eq('pubsub.overlapping one event per subscription', items.slice().sort(),
+      [['exact', 'o1', null], ['prefix', 'o1', 'ov.a.b'], ['wildcard', 'o1', 'ov.a.b']]);
+  });
+
+  await H.step('rpc.large', async () => {
+    const big = 'x'.repeat(1 << 20) + 'ü';
+    const r = await H.withTimeout(call(A, 't.echo', [big]), 10000, '1 MiB call');
+    H.check('rpc.large 1 MiB string', first(r) === big, `length ${first(r) && first(r).length}`);
+    const bb = Buffer.alloc(1 << 20, 7);
+    bb[0] = 0;
+    bb[bb.length - 1] = 255;
+    const rb = first(await H.withTimeout(call(A, 't.echo', [bb]), 10000, '1 MiB bytes call'));
+    H.check('rpc.large 1 MiB bytes', rb instanceof Uint8Array && Buffer.from(rb).equals(bb), `${Object.prototype.toString.call(rb)} length ${rb && rb.length}`);
+  });
+
+  // Payload Passthru Mode: the router forwards ppt_* options and the
+  // single opaque argument untouched, for calls, results and events.
+  await H.step('ppt', async () => {
+    const ppt = { ppt_scheme: 'x_interop', ppt_serializer: 'json' };
+    await B.register('t.ppt', ({ details, argsList, argsDict }) => ({
+      argsList: ['ppt-ok', details.ppt_scheme ?? null, details.ppt_serializer ?? null, argsList, argsDict],
+      options: ppt,
+    }));
+    const r = await call(A, 't.ppt', { argsList: [1, 'a'], argsDict: { k: 'v' } }, ppt);
+    H.eq('ppt call', [r.argsList, r.details.ppt_scheme], [['ppt-ok', 'x_interop', 'json', [1, 'a'], { k: 'v' }], 'x_interop']);
+    const got = new H.Inbox();
+    await B.subscribe('t.ppt.topic', (e) => got.push([e.argsList, e.argsDict, e.details.ppt_scheme]));
+    await A.publish('t.ppt.topic', { argsList: ['ev'], argsDict: { n: 1 } }, ppt);
+    const items = await got.wait((xs) => xs.length > 0, 5000, 'ppt event');
+    H.eq('ppt event', items[0], [['ev'], { n: 1 }, 'x_interop']);
+  });
+
+  await H.step('meta.session.kill', async () => {
+    const D = await connect('dave');
+    const r = await call(M, 'wamp.session.kill', { argsList: [D.rawId], argsDict: { reason: 'wamp.close.killed_by_test', message: 'bye dave' } });
+    H.eq('meta.session.kill result', r.argsList ?? [], []);
+    const info = await H.withTimeout(D.closed, 5000, 'dave closed');
+    H.eq('meta.session.kill close reason', [info.reason, info.details.message], ['wamp.close.killed_by_test', 'bye dave']);
+  });
+
   // ------------------------------------------------------------ leave
   await H.step('meta.on_leave', async () => {
     const cid = C.id;
@@ -476,8 +535,20 @@ async function xSharedPeer() {
   await closeAll([S]);
 }
 
+// x-shutdown: a session open when the router gets SIGTERM must be told
+// GOODBYE wamp.close.system_shutdown.
+async function xShutdown() {
+  const S = await connect('wampy-' + SER + '-shutdown');
+  await S.register('x.down.wampy_' + SER, () => 'up');
+  H.ready();
+  await H.step('x.shutdown', async () => {
+    const info = await H.withTimeout(S.closed, 30000, 'the router closing the session');
+    H.eq(`x.shutdown GOODBYE reason at wampy ${SER}`, info.reason, 'wamp.close.system_shutdown');
+  });
+}
+
 const modes = {
-  suite, 'x-binary': xBinary, 'x-mixed-caller': xMixedCaller, 'x-rpc': xRPC, 'x-rpc-sub': xRPCSub, 'x-shared-peer': xSharedPeer,
+  suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-caller': xMixedCaller, 'x-rpc': xRPC, 'x-rpc-sub': xRPCSub, 'x-shared-peer': xSharedPeer,
 };
 
 try {
