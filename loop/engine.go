@@ -27,9 +27,13 @@ type Engine struct {
 	log    *slog.Logger
 	http   httpOptions
 
-	lns       []*listenerState          // static after New
-	byAddr    map[string]*listenerState // by gnet's listener address (port as configured); static after New
-	gnetAddrs []string                  // "tcp://host:port" per plaintext listener, plus an internal socket if none
+	lns    []*listenerState          // static after New
+	byAddr map[string]*listenerState // by gnet's listener address (port as configured) when unique; static after New
+	// ambiguous holds the listener addresses that several listeners share
+	// (host:0 twice): their connections are told apart by the bound port.
+	ambiguous map[string]bool
+	byPort    map[int]*listenerState // bound port of each ambiguous listener; set in OnBoot
+	gnetAddrs []string               // "tcp://host:port" per plaintext listener, plus an internal socket if none
 	sockDir   string
 
 	eng      gnet.Engine // set in OnBoot
@@ -48,10 +52,11 @@ type Engine struct {
 
 // listenerState is one configured listener.
 type listenerState struct {
-	cfg   Listener
-	addr  net.Addr // bound address, after Start
-	conns atomic.Int64
-	tln   net.Listener // TLS listeners only
+	cfg      Listener
+	gnetAddr string   // the address given to gnet: cfg.Addr, made unique among listeners
+	addr     net.Addr // bound address, after Start
+	conns    atomic.Int64
+	tln      net.Listener // TLS listeners only
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event
@@ -61,25 +66,45 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:    opts,
-		router:  r,
-		log:     opts.Logger,
-		byAddr:  map[string]*listenerState{},
-		booted:  make(chan error, 1),
-		stopped: make(chan struct{}),
-		loops:   map[gnet.EventLoop]*loopState{},
+		opts:      opts,
+		router:    r,
+		log:       opts.Logger,
+		byAddr:    map[string]*listenerState{},
+		ambiguous: map[string]bool{},
+		byPort:    map[int]*listenerState{},
+		booted:    make(chan error, 1),
+		stopped:   make(chan struct{}),
+		loops:     map[gnet.EventLoop]*loopState{},
 	}
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
+	gnetAddrs := map[string]bool{}
 	for _, l := range opts.Listeners {
-		ln := &listenerState{cfg: l}
+		ln := &listenerState{cfg: l, gnetAddr: l.Addr}
 		e.lns = append(e.lns, ln)
-		if l.TLS == nil {
-			ta, err := net.ResolveTCPAddr("tcp", l.Addr)
-			if err != nil {
-				return nil, fmt.Errorf("loop: listener %s: %w", l.Addr, err)
-			}
-			e.byAddr[ta.String()] = ln
+		if l.TLS != nil {
+			continue
 		}
+		ta, err := net.ResolveTCPAddr("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("loop: listener %s: %w", l.Addr, err)
+		}
+		// gnet finds a listener by its address string (DupListener) and
+		// gives every connection the listener's configured address, port 0
+		// included. Two listeners on host:0 would be one to both: spell
+		// the port differently for gnet ("0", "00", ...), and tell their
+		// connections apart by the port actually bound (OnOpen).
+		for gnetAddrs[ln.gnetAddr] {
+			host, port, _ := net.SplitHostPort(ln.gnetAddr)
+			ln.gnetAddr = net.JoinHostPort(host, "0"+port)
+		}
+		gnetAddrs[ln.gnetAddr] = true
+		key := ta.String()
+		if e.byAddr[key] != nil || e.ambiguous[key] {
+			e.ambiguous[key] = true
+			delete(e.byAddr, key)
+			continue
+		}
+		e.byAddr[key] = ln
 	}
 	e.clock.Store(time.Now().UnixNano())
 	return e, nil
@@ -90,7 +115,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 func (e *Engine) Start() error {
 	for _, ln := range e.lns {
 		if ln.cfg.TLS == nil {
-			e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.cfg.Addr)
+			e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
 		}
 	}
 	if len(e.gnetAddrs) == 0 {
@@ -137,7 +162,7 @@ func (e *Engine) resolveAddrs() error {
 		if ln.cfg.TLS != nil {
 			continue
 		}
-		fd, err := e.eng.DupListener("tcp", ln.cfg.Addr)
+		fd, err := e.eng.DupListener("tcp", ln.gnetAddr)
 		if err != nil {
 			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
 		}
@@ -155,6 +180,33 @@ func (e *Engine) resolveAddrs() error {
 		if ln.addr == nil {
 			return fmt.Errorf("loop: listener %s: unexpected socket address", ln.cfg.Addr)
 		}
+		if ta, err := net.ResolveTCPAddr("tcp", ln.cfg.Addr); err == nil && e.ambiguous[ta.String()] {
+			e.byPort[ln.addr.(*net.TCPAddr).Port] = ln
+		}
+	}
+	return nil
+}
+
+// listenerOf returns the listener that accepted a plaintext connection.
+func (e *Engine) listenerOf(c gnet.Conn) *listenerState {
+	la := c.LocalAddr()
+	if la == nil {
+		return nil
+	}
+	key := la.String()
+	if ln := e.byAddr[key]; ln != nil || !e.ambiguous[key] {
+		return ln
+	}
+	// Several listeners on host:0: ask the socket which port it is on.
+	sa, err := unix.Getsockname(c.Fd())
+	if err != nil {
+		return nil
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return e.byPort[a.Port]
+	case *unix.SockaddrInet6:
+		return e.byPort[a.Port]
 	}
 	return nil
 }
@@ -250,9 +302,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if o, ok := c.Context().(*tlsOrigin); ok {
 		ln, remote, tlsConn = o.ln, o.remote, true
 	} else {
-		if la := c.LocalAddr(); la != nil {
-			ln = e.byAddr[la.String()]
-		}
+		ln = e.listenerOf(c)
 		if ra := c.RemoteAddr(); ra != nil {
 			remote = ra.String()
 		}
@@ -263,14 +313,11 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ls := e.loopOf(c.EventLoop())
 	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, opened: e.now()}
 	cn.lastRead = cn.opened
-	switch ln.cfg.Transport {
-	case WebSocketOnly:
-		cn.phase = phHTTP
-	case RawSocketOnly:
-		cn.phase = phRawHS
-	default:
-		cn.phase = phDetect
-	}
+	// Every connection starts by sniffing its first byte, restricted
+	// listeners included: detect refuses the other transport at once (a
+	// RawSocket handshake read as HTTP would wait for the handshake
+	// timeout).
+	cn.phase = phDetect
 	if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
 		cn.overLimit = true
 	}

@@ -369,6 +369,10 @@ func (w *wsClient) expectClose(code int) *errWSClosed {
 		if ce.code != code {
 			w.t.Fatalf("close code %d (%q), want %d", ce.code, ce.reason, code)
 		}
+		// Answer as a client does ([RFC6455 §5.5.1]); after a protocol
+		// error the router has closed already and this write may fail.
+		w.c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		w.c.Write(cliFrame(true, opClose, []byte{0x03, 0xe8}))
 		if rest := waitClosed(w.t, w.c, ioTimeout); len(rest) > 0 {
 			w.t.Fatalf("%d bytes after the close frame: % x", len(rest), rest[:min(len(rest), 32)])
 		}
@@ -650,7 +654,7 @@ type healthy struct {
 	t      testing.TB
 	caller *client.Session
 	proc   string
-	n      int
+	n      atomic.Int64
 }
 
 func newHealthy(s *testServer) *healthy {
@@ -661,19 +665,22 @@ func newHealthy(s *testServer) *healthy {
 	return h
 }
 
-// check makes one call through the router and verifies the echo.
-func (h *healthy) check() {
-	h.t.Helper()
-	h.n++
+// check makes one call through the router and verifies the echo. Safe for
+// concurrent use (subtests run in parallel).
+func (h *healthy) check() { h.checkT(h.t) }
+
+func (h *healthy) checkT(t testing.TB) {
+	t.Helper()
+	n := h.n.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	want := fmt.Sprintf("ping %d", h.n)
+	want := fmt.Sprintf("ping %d", n)
 	res, err := h.caller.Call(ctx, h.proc, []any{want}, nil, nil)
 	if err != nil {
-		h.t.Fatalf("healthy session: call %d: %v", h.n, err)
+		t.Fatalf("healthy session: call %d: %v", n, err)
 	}
 	if len(res.Args) != 1 || res.Args[0] != want {
-		h.t.Fatalf("healthy session: echo %v, want %q", res.Args, want)
+		t.Fatalf("healthy session: echo %v, want %q", res.Args, want)
 	}
 }
 

@@ -1,0 +1,380 @@
+package loop
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// badInputServer lowers the limits so that the bad inputs stay small.
+func badInputServer(t *testing.T) (*testServer, *healthy) {
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.MaxMessage = 64 << 10 // RawSocket announces 2^16
+		o.MaxHandshake = 1 << 10
+		o.HandshakeTimeout = 2 * time.Second
+	})
+	return s, newHealthy(s)
+}
+
+// Each WebSocket protocol violation gets its close code, then TCP close;
+// a healthy session alongside keeps working.
+func TestSocketWSBadFrames(t *testing.T) {
+	t.Parallel()
+	s, h := badInputServer(t)
+	big := make([]byte, 70<<10)
+	cases := []struct {
+		name  string
+		ser   proto.Serializer
+		join  bool
+		frame []byte
+		code  int
+	}{
+		{"unmasked", proto.JSON, true, wsFrameBytes(0x81, []byte(`[1]`), true), 1002},
+		{"unmasked-before-hello", proto.JSON, false, wsFrameBytes(0x82, []byte{1}, true), 1002},
+		{"rsv1", proto.JSON, true, wsFrameBytes(0x80|0x40|opText, []byte(`[]`), false), 1002},
+		{"rsv3", proto.MsgPack, true, wsFrameBytes(0x80|0x10|opBinary, []byte{0x90}, false), 1002},
+		{"reserved-data-opcode", proto.JSON, true, wsFrameBytes(0x83, nil, false), 1002},
+		{"reserved-control-opcode", proto.JSON, true, wsFrameBytes(0x8B, nil, false), 1002},
+		{"fragmented-ping", proto.JSON, true, wsFrameBytes(opPing, nil, false), 1002},
+		{"long-ping", proto.JSON, true, cliFrame(true, opPing, make([]byte, 126)), 1002},
+		{"orphan-continuation", proto.JSON, true, cliFrame(true, opCont, []byte("x")), 1002},
+		{"close-1-byte", proto.JSON, true, cliFrame(true, opClose, []byte{3}), 1002},
+		{"close-bad-code", proto.JSON, true, cliFrame(true, opClose, []byte{0x03, 0xed}), 1002}, // 1005
+		{"oversize", proto.MsgPack, true, wsHeaderOnly(opBinary, 70<<10), 1009},
+		{"oversize-64bit", proto.MsgPack, false, wsHeaderOnly(opBinary, 1<<63), 1009},
+		{"oversize-fragments", proto.MsgPack, true, append(cliFrame(false, opBinary, big[:40<<10]),
+			cliFrame(true, opCont, big[:30<<10])...), 1009},
+		{"invalid-utf8", proto.JSON, true, cliFrame(true, opText, []byte("[\"\xff\xfe\"]")), 1007},
+		{"invalid-utf8-fragments", proto.JSON, true, append(cliFrame(false, opText, []byte("[\"\xe2\x82")),
+			cliFrame(true, opCont, []byte("\"]"))...), 1007},
+		{"binary-on-json", proto.JSON, true, cliFrame(true, opBinary, []byte(`[6,{},"x"]`)), 1003},
+		{"text-on-msgpack", proto.MsgPack, true, cliFrame(true, opText, []byte(`[6,{},"x"]`)), 1003},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := dialWS(t, s.url, tc.ser)
+			if tc.join {
+				newWAMP(t, w, tc.ser).join()
+			}
+			w.write(tc.frame)
+			w.expectClose(tc.code)
+			h.checkT(t)
+		})
+	}
+	eventually(t, ioTimeout, "the bad sessions to leave", func() bool { return s.r.SessionCount() == 2 })
+}
+
+// wsHeaderOnly is a masked frame header announcing n octets, without them.
+func wsHeaderOnly(op byte, n uint64) []byte {
+	b := []byte{0x80 | op, 0x80 | 127}
+	b = binary.BigEndian.AppendUint64(b, n)
+	return append(b, 1, 2, 3, 4)
+}
+
+// A message that is not WAMP, after the upgrade: the router aborts the
+// session (protocol violation) and closes normally.
+func TestSocketWSGarbageMessage(t *testing.T) {
+	t.Parallel()
+	s, h := badInputServer(t)
+	w := dialWS(t, s.url, proto.JSON)
+	w.send([]byte(`this is not json`))
+	p := newWAMP(t, w, proto.JSON)
+	if m := p.expect(proto.CodeAbort); string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("ABORT %q", m.URI)
+	}
+	w.expectClose(1000)
+	h.check()
+}
+
+// httpExchange writes req on a new connection and reads the response; the
+// router must close the connection after it.
+func httpExchange(t *testing.T, addr string, req []byte, slowly bool) httpResponse {
+	t.Helper()
+	c := dialTCP(t, addr, 0)
+	if slowly {
+		writeSlowly(t, c, req)
+	} else if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	br := newReader(c)
+	r := readHTTPResponse(t, br, c)
+	if !strings.Contains(r.header, "Connection: close") {
+		t.Errorf("response without Connection: close: %q", r.header)
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if rest, err := br.ReadByte(); err == nil {
+		t.Fatalf("bytes after the response: %q...", rest)
+	} else if !isClosedErr(err) {
+		t.Fatalf("connection not closed after the response: %v", err)
+	}
+	return r
+}
+
+// Requests that are not a proper WAMP WebSocket upgrade get their HTTP
+// answer and a close.
+func TestSocketHTTPAnswers(t *testing.T) {
+	t.Parallel()
+	s, h := badInputServer(t)
+	cases := []struct {
+		name   string
+		req    string
+		status int
+		body   string // substring the body must contain
+	}{
+		{"garbage", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, "malformed"},
+		{"garbage-text", "HELLO THERE\r\n\r\n", 400, "malformed"},
+		{"no-subprotocol", string(wsUpgradeRequest("/ws", "")), 400, proto.SubprotocolJSON},
+		{"unsupported-subprotocol", string(wsUpgradeRequest("/ws", "mqtt, wamp.1.json")), 400, "wamp.2.msgpack"},
+		{"wrong-path", string(wsUpgradeRequest("/nope", "wamp.2.json")), 404, "not found"},
+		{"healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, "ok"},
+		{"healthz-post", "POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405, ""},
+		{"ws-without-upgrade", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, "wamp.2.cbor"},
+		{"bad-version", strings.Replace(string(wsUpgradeRequest("/ws", "wamp.2.json")), "Version: 13", "Version: 8", 1), 426, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httpExchange(t, s.url, []byte(tc.req), false)
+			if r.status != tc.status || !strings.Contains(r.body, tc.body) {
+				t.Fatalf("got %d %q, want %d with %q", r.status, r.body, tc.status, tc.body)
+			}
+			h.checkT(t)
+		})
+	}
+	// The subprotocol error names every supported subprotocol.
+	r := httpExchange(t, s.url, wsUpgradeRequest("/ws", ""), false)
+	for _, sp := range []string{"wamp.2.json", "wamp.2.msgpack", "wamp.2.cbor", "wamp.2.json.batched",
+		"wamp.2.msgpack.batched", "wamp.2.cbor.batched"} {
+		if !strings.Contains(r.body, sp) {
+			t.Errorf("400 body does not name %s: %q", sp, r.body)
+		}
+	}
+}
+
+// Slowloris: a header dribbled up to the limit gets 431; a header dribbled
+// too slowly is closed at HandshakeTimeout. Likewise an incomplete
+// RawSocket handshake.
+func TestSocketSlowloris(t *testing.T) {
+	t.Parallel()
+	s, h := badInputServer(t)
+	t.Run("431", func(t *testing.T) {
+		req := []byte("GET /ws HTTP/1.1\r\nHost: x\r\n")
+		for len(req) < 1100 {
+			req = append(req, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"...)
+		}
+		c := dialTCP(t, s.url, 0)
+		go func() { // dribble; the router answers (and closes) at 1 KiB
+			for i := range req {
+				if _, err := c.Write(req[i : i+1]); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+		r := readHTTPResponse(t, newReader(c), c)
+		if r.status != 431 {
+			t.Fatalf("status %d", r.status)
+		}
+		waitClosed(t, c, ioTimeout)
+		h.checkT(t)
+	})
+	for _, start := range []string{"GET /ws HTTP/1.1\r\nHost: x\r\n", "\x7f\x21", ""} {
+		t.Run(fmt.Sprintf("timeout-%q", start), func(t *testing.T) {
+			t.Parallel()
+			c := dialTCP(t, s.url, 0)
+			c.Write([]byte(start))
+			began := time.Now()
+			// Keep dribbling a byte a second: traffic must not extend the
+			// handshake deadline.
+			stop := make(chan struct{})
+			go func() {
+				tick := time.NewTicker(300 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						if start != "\x7f\x21" && start != "" {
+							c.Write([]byte("X"))
+						}
+					}
+				}
+			}()
+			got := waitClosed(t, c, ioTimeout)
+			close(stop)
+			if el := time.Since(began); el < 500*time.Millisecond {
+				t.Fatalf("%q: closed after %v, before the 2 s handshake timeout", start, el)
+			}
+			if len(got) != 0 {
+				t.Fatalf("%q: got %q before the close", start, got)
+			}
+			h.checkT(t)
+		})
+	}
+}
+
+// RawSocket handshake errors get the spec's error replies; frame errors
+// close the connection.
+func TestSocketRSBadInput(t *testing.T) {
+	t.Parallel()
+	s, h := badInputServer(t)
+	hsCases := []struct {
+		name  string
+		hs    []byte
+		reply []byte
+	}{
+		{"serializer-9", []byte{0x7f, 0xf9, 0, 0}, []byte{0x7f, 0x10, 0, 0}},
+		{"serializer-0", []byte{0x7f, 0xf0, 0, 0}, []byte{0x7f, 0x10, 0, 0}},
+		{"serializer-15", []byte{0x7f, 0x0f, 0, 0}, []byte{0x7f, 0x10, 0, 0}},
+		{"reserved-octet-3", []byte{0x7f, 0xf1, 1, 0}, []byte{0x7f, 0x30, 0, 0}},
+		{"reserved-octet-4", []byte{0x7f, 0xf2, 0, 0x80}, []byte{0x7f, 0x30, 0, 0}},
+	}
+	for _, tc := range hsCases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialTCP(t, s.url, 0)
+			writeSlowly(t, c, tc.hs)
+			got := waitClosed(t, c, ioTimeout)
+			if !bytes.Equal(got, tc.reply) {
+				t.Fatalf("reply % x, want % x", got, tc.reply)
+			}
+			h.checkT(t)
+		})
+	}
+	frameCases := []struct {
+		name  string
+		frame []byte
+	}{
+		{"reserved-type-3", []byte{3, 0, 0, 1, 'x'}},
+		{"reserved-type-7", []byte{7, 0, 0, 0}},
+		{"reserved-bits", []byte{0x10, 0, 0, 0}},
+		{"x-bit-with-length", []byte{0x08, 0, 0, 1}},
+		{"over-announced-max", []byte{0, 0x01, 0x00, 0x01}}, // 65537 > 2^16
+		{"16M-over-announced-max", []byte{0x08, 0, 0, 0}},
+	}
+	for _, tc := range frameCases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRS(t, s.url, proto.JSON, 15)
+			if r.maxLen != 64<<10 {
+				t.Fatalf("router announced %d, want 64 KiB", r.maxLen)
+			}
+			newWAMP(t, r, proto.JSON).join()
+			r.write(tc.frame)
+			r.c.SetReadDeadline(time.Now().Add(ioTimeout))
+			// No error frame exists in RawSocket: the router closes
+			// (after, at most, a WAMP message).
+			for {
+				_, _, err := r.readFrame(ioTimeout)
+				if err != nil {
+					if !isClosedErr(err) {
+						t.Fatalf("want the connection closed, got %v", err)
+					}
+					break
+				}
+			}
+			h.checkT(t)
+		})
+	}
+	// A message exactly at the announced maximum is accepted.
+	r := dialRS(t, s.url, proto.JSON, 15)
+	p := newWAMP(t, r, proto.JSON)
+	p.join()
+	pad := 64<<10 - len(p.publishMsg(1, "com.max", []any{""}, true))
+	msg := p.publishMsg(1, "com.max", []any{strings.Repeat("z", pad)}, true)
+	if len(msg) != 64<<10 {
+		t.Fatalf("built %d octets", len(msg))
+	}
+	r.send(msg)
+	p.expect(proto.CodePublished)
+	h.check()
+}
+
+// A listener's transport restriction: a RawSocket handshake on a
+// WebSocket-only listener and an HTTP request on a RawSocket-only listener
+// are closed; each listener serves its own transport. Both listeners use
+// port 0.
+func TestSocketListenerTransports(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = []Listener{
+			{Addr: "127.0.0.1:0", Transport: WebSocketOnly},
+			{Addr: "127.0.0.1:0", Transport: RawSocketOnly},
+		}
+		o.HandshakeTimeout = time.Minute // refusals must not wait for it
+	})
+	addrs := s.e.Addrs()
+	if addrs[0].String() == addrs[1].String() {
+		t.Fatalf("both listeners report %v", addrs[0])
+	}
+	wsAddr, rsAddr := addrs[0].String(), addrs[1].String()
+	newWAMP(t, dialWS(t, wsAddr, proto.JSON), proto.JSON).join()
+	newWAMP(t, dialRS(t, rsAddr, proto.JSON, 15), proto.JSON).join()
+
+	c := dialTCP(t, wsAddr, 0)
+	c.Write(rsHandshake(proto.JSON, 15))
+	if got := waitClosed(t, c, ioTimeout); len(got) != 0 {
+		t.Fatalf("WebSocket-only listener answered a RawSocket handshake: % x", got)
+	}
+	c = dialTCP(t, rsAddr, 0)
+	c.Write(wsUpgradeRequest("/ws", "wamp.2.json"))
+	if got := waitClosed(t, c, ioTimeout); len(got) != 0 {
+		t.Fatalf("RawSocket-only listener answered HTTP: %q", got)
+	}
+}
+
+// MaxConns: connections beyond the cap get 503 (HTTP) or the RawSocket
+// error 4 (maximum connection count reached); sessions inside the cap keep
+// working, and once connections close new ones are served again.
+func TestSocketMaxConns(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Listeners[0].MaxConns = 4 })
+	h := newHealthy(s) // 2 connections
+	third := newWAMP(t, dialWS(t, s.url, proto.JSON), proto.JSON)
+	third.join()
+	fourth := dialRS(t, s.url, proto.CBOR, 15) // the last one within the cap
+	newWAMP(t, fourth, proto.CBOR).join()
+
+	const flood = 40
+	for i := range flood {
+		c := dialTCP(t, s.url, 0)
+		if i%2 == 0 {
+			c.Write(wsUpgradeRequest("/ws", "wamp.2.json"))
+			r := readHTTPResponse(t, newReader(c), c)
+			if r.status != 503 {
+				t.Fatalf("connection %d over the cap: status %d", i, r.status)
+			}
+			waitClosed(t, c, ioTimeout)
+		} else {
+			c.Write(rsHandshake(proto.JSON, 15))
+			if got := waitClosed(t, c, ioTimeout); !bytes.Equal(got, []byte{0x7f, 0x40, 0, 0}) {
+				t.Fatalf("connection %d over the cap: % x", i, got)
+			}
+		}
+		if i%10 == 0 {
+			h.checkT(t)
+		}
+	}
+	h.check()
+	if m := third.call("wamp.session.count", nil); m.Type != proto.CodeResult {
+		t.Fatalf("session inside the cap: %v", m.Type)
+	}
+	// Closing one connection makes room again.
+	fourth.c.Close()
+	eventually(t, ioTimeout, "a free slot", func() bool {
+		c := dialTCP(t, s.url, 0)
+		defer c.Close()
+		c.Write(rsHandshake(proto.JSON, 15))
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		var b [4]byte
+		n, _ := c.Read(b[:])
+		return n == 4 && b[1]&0x0f == byte(proto.JSON)
+	})
+	if n := s.e.lns[0].conns.Load(); n > 4 {
+		t.Fatalf("connection count %d after the flood", n)
+	}
+}
