@@ -349,8 +349,11 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
 		rm.mu.Lock()
-		rm.retained[string(m.URI)] = &retainedEvent{pub: kept}
+		ok := rm.retain(string(m.URI), kept)
 		rm.mu.Unlock()
+		if !ok {
+			s.stats.RetainRefused.Add(1)
+		}
 	}
 	if len(subs) > 0 {
 		s.fanout(&p, subs)

@@ -144,6 +144,22 @@ func (rm *Realm) sessionsSnapshot() []*Session {
 	return out
 }
 
+// maxRetained bounds the topics with a retained event per realm, so that a
+// publisher cannot grow router memory without limit by retaining on ever
+// new topics. Past it, retain on a new topic is ignored (the event is still
+// delivered) and counted; replacing an existing topic's event always works.
+const maxRetained = 65536
+
+// retain stores the retained event of a topic. Call with mu held for
+// writing. It reports false when the cap refused a new topic.
+func (rm *Realm) retain(topic string, p *publication) bool {
+	if _, ok := rm.retained[topic]; !ok && len(rm.retained) >= maxRetained {
+		return false
+	}
+	rm.retained[topic] = &retainedEvent{pub: p}
+	return true
+}
+
 // retainedEvent is the last event published with retain=true on a topic.
 type retainedEvent struct {
 	pub *publication

@@ -56,6 +56,7 @@ type ShardStats struct {
 	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
 	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
 	AuthFailures   atomic.Uint64 // failed authentications
+	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
 }
 
 func newShard(r *Router, idx int) *Shard {

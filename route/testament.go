@@ -120,7 +120,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
-				rm.retained[t.topic] = &retainedEvent{pub: &kept}
+				rm.retain(t.topic, &kept)
 				rm.mu.Unlock()
 			}
 			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
