@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"golang.org/x/sys/unix"
 )
 
@@ -107,6 +108,7 @@ func Start(opts Options) (*Server, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 	}
 	s.tables.init()
+	logging.SetDefaultLoggerAndFlusher(quietLogger{}, nil) // Run logs a banner through it
 	go func() {
 		defer close(s.stopped)
 		err := gnet.Run(&handler{s: s}, "tcp://"+opts.Addr,

@@ -1,0 +1,85 @@
+// Command wampbench is a lean WAMP load generator: idle sessions, RPC,
+// PubSub, join churn and an authentication storm, over WebSocket or
+// RawSocket with JSON, MsgPack or CBOR. Every run is bounded and ends with
+// one line "RESULT scenario=... key=value ...". See bench/README.md.
+//
+//	wampbench -scenario rpc -url ws://127.0.0.1:8080/ws -ser msgpack -callers 16 -payload 64
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edgewamp/edgewamp/bench/internal/load"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+func main() {
+	if js := os.Getenv(load.WorkerEnv); js != "" {
+		if err := load.RunWorker(js, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wampbench worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var c load.Config
+	var ser string
+	fs := flag.CommandLine
+	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn or authstorm")
+	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "router: ws://HOST:PORT/PATH, rs://HOST:PORT or tcp://HOST:PORT")
+	fs.StringVar(&ser, "ser", "msgpack", "serializer: json, msgpack or cbor")
+	fs.StringVar(&c.Realm, "realm", "realm1", "realm")
+	fs.StringVar(&c.Src, "src", "", "source addresses to connect from, e.g. 127.0.0.2-127.0.0.40 (spreads ephemeral ports)")
+	fs.StringVar(&c.Label, "label", "-", "target name written in the RESULT line")
+	fs.IntVar(&c.RouterPID, "router-pid", 0, "router process id: read its RSS, open files and CPU from /proc")
+	fs.IntVar(&c.Loops, "loops", 0, "client event loops (0: one per CPU this process may use)")
+	fs.StringVar(&c.Driver, "driver", "gnet", "rpc: gnet (event loop) or goroutine (one per session)")
+	fs.IntVar(&c.Parallel, "parallel", 32, "connects in flight while opening sessions")
+	fs.DurationVar(&c.Warmup, "warmup", time.Second, "traffic before measuring")
+	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time (rpc, pubsub, churn; authstorm baseline, at most 2s)")
+	fs.DurationVar(&c.Timeout, "timeout", 60*time.Second, "limit for connecting and joining")
+	fs.IntVar(&c.Payload, "payload", 64, "payload bytes per call or event (Arguments)")
+	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding")
+	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
+	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
+	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
+	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers")
+	fs.Float64Var(&c.Rate, "rate", 0, "pubsub: publications/s of all publishers (0: saturation)")
+	fs.Float64Var(&c.EventRate, "event-rate", 0, "pubsub: events delivered/s target; sets -rate to this / subscribers")
+	fs.StringVar(&c.Topic, "topic", "com.bench.topic", "pubsub: topic URI")
+	fs.IntVar(&c.PubBatch, "pub-batch", 16, "pubsub saturation: publications per write")
+	fs.IntVar(&c.Sessions, "sessions", 5000, "idle: sessions to open and hold")
+	fs.IntVar(&c.Procs, "procs", 0, "idle/authstorm: worker processes (0: idle one per 9,000 sessions, authstorm 1)")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "idle: wait after the last join before reading the router's RSS")
+	fs.IntVar(&c.Workers, "workers", 16, "churn: concurrent joiners")
+	fs.Float64Var(&c.ChurnRate, "churn-rate", 5000, "churn: joins/s target")
+	fs.IntVar(&c.Storm, "storm", 1000, "authstorm: sessions authenticating at once")
+	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
+	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
+	quiet := fs.Bool("q", false, "no progress messages on stderr")
+	flag.Parse()
+	switch ser {
+	case "json":
+		c.Ser = proto.JSON
+	case "msgpack":
+		c.Ser = proto.MsgPack
+	case "cbor":
+		c.Ser = proto.CBOR
+	default:
+		fmt.Fprintf(os.Stderr, "wampbench: unknown serializer %q\n", ser)
+		os.Exit(2)
+	}
+	if !*quiet {
+		c.Log = os.Stderr
+	}
+	r, err := load.Run(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wampbench:", err)
+		fmt.Printf("RESULT scenario=%s target=%s error=%s\n", c.Scenario, c.Label, strings.ReplaceAll(err.Error(), " ", "_"))
+		os.Exit(1)
+	}
+	fmt.Println(r.String())
+}

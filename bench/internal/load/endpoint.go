@@ -1,0 +1,99 @@
+package load
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+
+	"github.com/edgewamp/edgewamp/bench/internal/wire"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// endpoint is where sessions connect and what they say first; everything
+// is encoded once and shared by all sessions of a process.
+type endpoint struct {
+	url   string
+	ws    bool
+	host  string // host:port
+	path  string
+	ser   proto.Serializer
+	realm string
+	mask  [4]byte // WebSocket masking key shared by this process's sessions
+	auth  *authCfg
+
+	upgrade      []byte // HTTP upgrade request
+	hello        []byte // HELLO, encoded
+	goodbye      []byte // GOODBYE wamp.close.normal
+	goodbyeReply []byte // GOODBYE wamp.close.goodbye_and_out
+}
+
+type authCfg struct {
+	authid, secret string
+	emptyDict      proto.Raw
+}
+
+// transportName is "ws" or "rs" for reports.
+func (ep *endpoint) transportName() string {
+	if ep.ws {
+		return "ws"
+	}
+	return "rs"
+}
+
+// newEndpoint parses ws://host:port/path, rs://host:port or tcp://host:port
+// and pre-encodes the join. With authid set, HELLO offers wampcra only.
+func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret string) (*endpoint, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("bad url %q: %w", rawURL, err)
+	}
+	ep := &endpoint{url: rawURL, host: u.Host, path: u.Path, ser: ser, realm: realm, mask: randomMask()}
+	switch u.Scheme {
+	case "ws":
+		ep.ws = true
+		if ep.path == "" {
+			ep.path = "/"
+		}
+	case "rs", "tcp":
+	default:
+		return nil, fmt.Errorf("bad url %q: want ws://, rs:// or tcp:// (no TLS in the load tool)", rawURL)
+	}
+	if !ser.Valid() {
+		return nil, fmt.Errorf("bad serializer")
+	}
+	var key [16]byte
+	rand.Read(key[:])
+	ep.upgrade = wire.AppendUpgradeRequest(nil, ep.host, ep.path, base64.StdEncoding.EncodeToString(key[:]), ser)
+
+	details := map[string]any{
+		"roles": map[string]any{
+			"caller": map[string]any{}, "callee": map[string]any{},
+			"publisher": map[string]any{}, "subscriber": map[string]any{},
+		},
+		"agent": "wampbench",
+	}
+	if authid != "" {
+		details["authid"] = authid
+		details["authmethods"] = []any{"wampcra"}
+		empty, err := proto.EncodeValue(ser, map[string]any{})
+		if err != nil {
+			return nil, err
+		}
+		ep.auth = &authCfg{authid: authid, secret: secret, emptyDict: empty}
+	}
+	d, err := proto.EncodeValue(ser, details)
+	if err != nil {
+		return nil, err
+	}
+	if ep.hello, err = proto.Append(nil, ser, &proto.Message{Type: proto.CodeHello, URI: []byte(realm), Dict: d}); err != nil {
+		return nil, err
+	}
+	if ep.goodbye, err = proto.Append(nil, ser, &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseNormal)}); err != nil {
+		return nil, err
+	}
+	if ep.goodbyeReply, err = proto.Append(nil, ser, &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)}); err != nil {
+		return nil, err
+	}
+	return ep, nil
+}

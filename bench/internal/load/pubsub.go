@@ -1,0 +1,265 @@
+package load
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/bench/internal/wire"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// pubsubRun is the state shared by a pubsub run's sessions.
+type pubsubRun struct {
+	phase     atomic.Int32
+	hist      atomic.Pointer[Hist]
+	published atomic.Int64 // all publications sent
+	pubWin    atomic.Int64 // publications sent while measuring
+	delivered atomic.Int64 // all events received
+	delivWin  atomic.Int64 // events received while measuring
+	badStamp  atomic.Int64 // events whose timestamp could not be read
+	drops     atomic.Int64 // subscriber connections lost after joining
+	pubTmpl   *wire.Template
+	subscribe []byte
+	rate      float64 // publications/s per publisher; 0 = saturation
+	batch     int
+	startNS   atomic.Int64 // when publishing started (nowNS)
+}
+
+// Saturating publishers stop adding output while more than this is
+// waiting in their socket's user-space buffer.
+const pubBacklog = 64 << 10
+
+type subscriber struct {
+	run    *pubsubRun
+	tr     *tracker
+	marked bool
+}
+
+func (c *subscriber) joined(s *sess, _ int64) { s.send(c.run.subscribe) }
+
+func (c *subscriber) message(s *sess, typ proto.Code, a, b uint64, msg []byte, now int64) {
+	switch typ {
+	case proto.CodeEvent:
+		c.run.delivered.Add(1)
+		h := c.run.hist.Load()
+		if h == nil {
+			return
+		}
+		c.run.delivWin.Add(1)
+		st, err := wire.EventStamp(s.ep.ser, msg)
+		if err != nil || st < wire.FixedMin {
+			c.run.badStamp.Add(1)
+			return
+		}
+		h.Record(now - int64(st-wire.FixedMin))
+	case proto.CodeSubscribed:
+		if !c.marked {
+			c.marked = true
+			c.tr.mark(true, nil)
+		}
+	case proto.CodeError:
+		if !c.marked {
+			uri, _ := wire.ErrorURI(s.ep.ser, msg)
+			c.marked = true
+			c.tr.mark(false, errors.New("SUBSCRIBE refused: "+string(uri)))
+		}
+	}
+}
+
+func (c *subscriber) ended(s *sess, err error) {
+	if !c.marked {
+		c.marked = true
+		c.tr.mark(false, err)
+		return
+	}
+	if c.run.phase.Load() != phStop {
+		c.run.drops.Add(1)
+	}
+}
+
+// publisher publishes with acknowledge off: as fast as the socket takes
+// it (saturation) or at a fixed rate, driven by wake-ups.
+type publisher struct {
+	run    *pubsubRun
+	tr     *tracker
+	marked bool
+	sent   int64
+}
+
+func (p *publisher) joined(s *sess, _ int64) {
+	p.marked = true
+	p.tr.mark(true, nil)
+}
+
+func (p *publisher) message(*sess, proto.Code, uint64, uint64, []byte, int64) {}
+
+func (p *publisher) ended(s *sess, err error) {
+	if !p.marked {
+		p.marked = true
+		p.tr.mark(false, err)
+	}
+}
+
+func (p *publisher) wake(s *sess, now int64) {
+	run := p.run
+	ph := run.phase.Load()
+	if ph != phWarm && ph != phMeasure {
+		return
+	}
+	n := 0
+	if run.rate > 0 {
+		due := int64(float64(now-run.startNS.Load())*run.rate/1e9) - p.sent
+		n = int(min(due, 4096))
+	} else if s.gc.OutboundBuffered() < pubBacklog {
+		n = run.batch
+	}
+	for i := 0; i < n; i++ {
+		s.out = run.pubTmpl.AppendTo(s.out, s.nextReq(), uint64(now)+wire.FixedMin)
+	}
+	if n > 0 {
+		p.sent += int64(n)
+		run.published.Add(int64(n))
+		if ph == phMeasure {
+			run.pubWin.Add(int64(n))
+		}
+	}
+	if run.rate == 0 && n > 0 {
+		s.gc.Wake(nil) // keep going next loop iteration
+	}
+}
+
+func runPubSub(cfg *Config) (*Result, error) {
+	ep, err := newEndpoint(cfg.URL, cfg.Ser, cfg.Realm, "", "")
+	if err != nil {
+		return nil, err
+	}
+	run := &pubsubRun{batch: cfg.PubBatch}
+	if cfg.Rate > 0 {
+		run.rate = cfg.Rate / float64(cfg.Publishers)
+	}
+	pad := cfg.Payload - 10 // the stamp takes ~9 bytes of the payload
+	if pad < 0 {
+		pad = 0
+	}
+	args, err := proto.EncodeValue(ep.ser, []any{uint64(wire.FixedMin), strings.Repeat("x", pad)})
+	if err != nil {
+		return nil, err
+	}
+	pub, err := proto.Append(nil, ep.ser, &proto.Message{Type: proto.CodePublish, Request: wire.FixedMin, URI: []byte(cfg.Topic), Args: args})
+	if err != nil {
+		return nil, err
+	}
+	fr := wire.Framer{WS: ep.ws, Ser: ep.ser}
+	if ep.ws {
+		fr.Mask = &ep.mask
+	}
+	if run.pubTmpl, err = wire.NewTemplate(&fr, pub, []int{1}, []int{4, 0}); err != nil {
+		return nil, err
+	}
+	if run.subscribe, err = proto.Append(nil, ep.ser, &proto.Message{Type: proto.CodeSubscribe, Request: wire.FixedMin, URI: []byte(cfg.Topic)}); err != nil {
+		return nil, err
+	}
+	lc, err := newLoopClient(cfg.Loops)
+	if err != nil {
+		return nil, err
+	}
+	ss := newSessionSet(cfg, ep, lc)
+	defer ss.close()
+	subs := make([]role, cfg.Subscribers)
+	trS := newTracker(cfg.Subscribers)
+	for i := range subs {
+		subs[i] = &subscriber{run: run, tr: trS}
+	}
+	if err := ss.open(subs, trS, false); err != nil {
+		return nil, err
+	}
+	pubs := make([]role, cfg.Publishers)
+	trP := newTracker(cfg.Publishers)
+	for i := range pubs {
+		pubs[i] = &publisher{run: run, tr: trP}
+	}
+	if err := ss.open(pubs, trP, false); err != nil {
+		return nil, err
+	}
+	pubSess := ss.all[len(ss.all)-cfg.Publishers:]
+	cfg.logf("pubsub: %d subscribers, %d publishers joined; warming up %v", cfg.Subscribers, cfg.Publishers, cfg.Warmup)
+
+	// A ticker wakes the publishers: the clock of a fixed rate, and the
+	// restart of a saturating publisher whose socket was backed up.
+	tick := 200 * time.Microsecond
+	if run.rate > 0 {
+		tick = time.Millisecond
+	}
+	stopTick := make(chan struct{})
+	tickDone := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-t.C:
+				for _, s := range pubSess {
+					s.gc.Wake(nil)
+				}
+			}
+		}
+	}()
+	run.startNS.Store(nowNS())
+	run.phase.Store(phWarm)
+	time.Sleep(cfg.Warmup)
+	var h Hist
+	run.hist.Store(&h)
+	run.phase.Store(phMeasure)
+	cpu := startCPU(cfg.RouterPID)
+	t0 := time.Now()
+	time.Sleep(cfg.Duration)
+	run.hist.Store(nil)
+	run.phase.Store(phStop)
+	el := time.Since(t0)
+	r := cfg.header(ep)
+	cpu.stop(r)
+	close(stopTick)
+	<-tickDone
+	// Let the events in flight arrive: wait until none came for 300 ms.
+	for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); {
+		d := run.delivered.Load()
+		if d == last {
+			break
+		}
+		last = d
+		time.Sleep(300 * time.Millisecond)
+	}
+	mode := "saturation"
+	if run.rate > 0 {
+		mode = "rate"
+	}
+	r.Set("mode", mode)
+	r.Set("publishers", cfg.Publishers)
+	r.Set("subscribers", cfg.Subscribers)
+	r.Set("payload", cfg.Payload)
+	r.Set("target_events_per_s", run.rate*float64(cfg.Publishers)*float64(cfg.Subscribers))
+	r.Set("duration_s", el.Seconds())
+	published, delivered := run.published.Load(), run.delivered.Load()
+	r.Set("published", published)
+	r.Set("delivered", delivered)
+	r.Set("publish_per_s", float64(run.pubWin.Load())/el.Seconds())
+	r.Set("events_per_s", float64(run.delivWin.Load())/el.Seconds())
+	ratio := 0.0
+	if published > 0 {
+		ratio = float64(delivered) / float64(published*int64(cfg.Subscribers))
+	}
+	r.Set("delivery_ratio", strconv.FormatFloat(ratio, 'f', 5, 64))
+	r.setLatency("", &h)
+	r.Set("dropped_sessions", run.drops.Load())
+	if b := run.badStamp.Load(); b > 0 {
+		r.Set("bad_stamps", b)
+	}
+	moveCPU(r)
+	return r, nil
+}
