@@ -6,6 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -44,6 +45,7 @@ type conn struct {
 
 	out   []byte // framed output not yet written (pooled; nil when idle)
 	dirty bool
+	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 
 	opened   int64 // coarse unix ns
 	lastRead int64
@@ -273,12 +275,42 @@ func (cn *conn) writeNow(b []byte) {
 	cn.ls.markDirty(cn)
 }
 
+// spill writes as much of the pending output as the socket takes now, in
+// the middle of a loop iteration, without waiting for the loop's flush.
+//
+// It writes to the file descriptor itself rather than through gnet's
+// Write, which on a write error closes the connection synchronously: its
+// OnClose would detach the session from inside the router's Send. Here a
+// write error only marks the connection dead; the flush closes it once the
+// router is done. spill writes only while gnet's outbound buffer is empty
+// (otherwise the socket is known to be full, and writing around the buffer
+// would reorder bytes).
+func (cn *conn) spill() {
+	if len(cn.out) == 0 || cn.c.OutboundBuffered() > 0 {
+		return
+	}
+	n, err := unix.Write(cn.c.Fd(), cn.out)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		cn.full = true
+	case err != nil:
+		cn.out = cn.out[:0]
+		cn.die("write: " + err.Error())
+	case n < len(cn.out):
+		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+		cn.full = true
+	default:
+		cn.out = cn.out[:0]
+	}
+}
+
 // flush writes the pending output.
 func (cn *conn) flush() {
+	cn.full = false
 	if cn.out == nil {
 		return
 	}
-	if len(cn.out) > 0 && cn.phase != phDead || len(cn.out) > 0 {
+	if len(cn.out) > 0 { // phDead included: a close frame or error reply
 		if _, err := cn.c.Write(cn.out); err != nil && cn.reason == "" {
 			cn.reason = "write: " + err.Error()
 		}
@@ -327,6 +359,19 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 	}
 	backlog := cn.c.OutboundBuffered() + len(cn.out)
 	opts := &cn.ls.e.opts
+	if backlog > opts.HighWater && len(cn.out) > 0 && !cn.full {
+		// Part of the backlog is output of this loop iteration that the
+		// socket has not been offered yet (a burst: a mailbox drain of
+		// many calls, a fan-out): offer it now, so that the policy below
+		// sees only what the peer has not taken. A fast peer must not
+		// have invocations refused, events dropped or its session closed
+		// for a burst the socket would have absorbed.
+		cn.spill()
+		if cn.phase == phDead {
+			return route.ErrPeerClosed
+		}
+		backlog = cn.c.OutboundBuffered() + len(cn.out)
+	}
 	if backlog > opts.HardLimit {
 		cn.die("slow consumer: outbound backlog over " + itoa(opts.HardLimit) + " bytes")
 		return route.ErrPeerClosed
