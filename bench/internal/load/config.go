@@ -46,6 +46,7 @@ type Config struct {
 	EventRate               float64 // events delivered/s target (sets Rate = EventRate/Subscribers)
 	Topic                   string
 	PubBatch                int // saturation: publications per write
+	InFlight                int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
 
 	Sessions int           // idle: sessions to hold
 	Procs    int           // idle/authstorm: worker processes (0: auto)
@@ -104,9 +105,10 @@ func (c *Config) defaults() error {
 		c.Topic = "com.bench.topic"
 	}
 	def(&c.PubBatch, 16)
+	def(&c.InFlight, 300000)
 	def(&c.Sessions, 5000)
 	defD(&c.Settle, 2*time.Second)
-	def(&c.Workers, 16)
+	def(&c.Workers, 64)
 	if c.ChurnRate == 0 {
 		c.ChurnRate = 5000
 	}

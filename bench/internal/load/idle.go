@@ -12,10 +12,11 @@ import (
 
 // idler joins and holds its session.
 type idler struct {
-	tr     *tracker
-	marked bool
-	drops  *atomic.Int64
-	joinAt int64 // when it joined (nowNS)
+	tr      *tracker
+	marked  bool
+	drops   *atomic.Int64 // sessions lost while held
+	closing *atomic.Bool  // set before the tool closes the sessions itself
+	joinAt  int64         // when it joined (nowNS)
 }
 
 func (c *idler) joined(s *sess, now int64) {
@@ -33,14 +34,14 @@ func (c *idler) ended(s *sess, err error) {
 		c.tr.mark(false, err)
 		return
 	}
-	if c.drops != nil {
+	if c.drops != nil && (c.closing == nil || !c.closing.Load()) {
 		c.drops.Add(1)
 	}
 }
 
 // holdSessions connects n idle sessions on a loop client and waits until
 // each joined or failed. The caller stops lc to close them.
-func holdSessions(cfg *Config, ep *endpoint, n int, drops *atomic.Int64) (*loopClient, *tracker, error) {
+func holdSessions(cfg *Config, ep *endpoint, n int, drops *atomic.Int64, closing *atomic.Bool) (*loopClient, *tracker, error) {
 	lc, err := newLoopClient(cfg.Loops)
 	if err != nil {
 		return nil, nil, err
@@ -48,7 +49,7 @@ func holdSessions(cfg *Config, ep *endpoint, n int, drops *atomic.Int64) (*loopC
 	tr := newTracker(n)
 	sessions := make([]*sess, n)
 	for i := range sessions {
-		sessions[i] = newSess(ep, &idler{tr: tr, drops: drops})
+		sessions[i] = newSess(ep, &idler{tr: tr, drops: drops, closing: closing})
 	}
 	newConnector(cfg, ep, lc).open(sessions, tr)
 	tr.wait(cfg.Timeout)
@@ -63,12 +64,14 @@ func idleWorker(cfg *Config, cmds <-chan string, out io.Writer) error {
 	}
 	c0 := cpuNS()
 	var drops atomic.Int64
-	lc, tr, err := holdSessions(cfg, ep, cfg.Sessions, &drops)
+	var closing atomic.Bool
+	lc, tr, err := holdSessions(cfg, ep, cfg.Sessions, &drops, &closing)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "WORKER READY joined=%d failed=%d reasons=%s cpu_ns=%d\n", tr.ok.Load(), tr.fail.Load(), tr.reasonString(), cpuNS()-c0)
 	waitCmd(cmds, "stop")
+	closing.Store(true)
 	fmt.Fprintf(out, "WORKER DONE drops=%d\n", drops.Load())
 	lc.stop()
 	return nil
@@ -104,9 +107,10 @@ func runIdle(cfg *Config) (*Result, error) {
 	var workers []*worker
 	var lc *loopClient
 	var drops atomic.Int64
+	var closing atomic.Bool
 	if procs == 1 {
 		var tr *tracker
-		if lc, tr, err = holdSessions(cfg, ep, cfg.Sessions, &drops); err != nil {
+		if lc, tr, err = holdSessions(cfg, ep, cfg.Sessions, &drops, &closing); err != nil {
 			return nil, err
 		}
 		joined, failed = tr.ok.Load(), tr.fail.Load()
@@ -119,7 +123,7 @@ func runIdle(cfg *Config) (*Result, error) {
 			if i < cfg.Sessions%procs {
 				wc.Sessions++
 			}
-			w, err := spawnWorker(wc)
+			w, err := spawnWorker(wc, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -166,6 +170,7 @@ func runIdle(cfg *Config) (*Result, error) {
 		r.Set("router_fds", procFDs(pid))
 	}
 	// Close everything and check the router let go of its connections.
+	closing.Store(true)
 	if lc != nil {
 		lc.stop()
 	}

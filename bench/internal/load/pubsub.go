@@ -25,6 +25,8 @@ type pubsubRun struct {
 	subscribe []byte
 	rate      float64 // publications/s per publisher; 0 = saturation
 	batch     int
+	window    int64 // saturation: publications allowed in flight (not yet delivered to every subscriber); 0 = no limit
+	subs      int64
 	startNS   atomic.Int64 // when publishing started (nowNS)
 }
 
@@ -115,6 +117,10 @@ func (p *publisher) wake(s *sess, now int64) {
 		n = int(min(due, 4096))
 	} else if s.gc.OutboundBuffered() < pubBacklog {
 		n = run.batch
+		if run.window > 0 {
+			inflight := run.published.Load() - run.delivered.Load()/run.subs
+			n = int(min(int64(n), run.window-inflight))
+		}
 	}
 	for i := 0; i < n; i++ {
 		s.out = run.pubTmpl.AppendTo(s.out, s.nextReq(), uint64(now)+wire.FixedMin)
@@ -136,7 +142,10 @@ func runPubSub(cfg *Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := &pubsubRun{batch: cfg.PubBatch}
+	run := &pubsubRun{batch: cfg.PubBatch, subs: int64(cfg.Subscribers)}
+	if cfg.InFlight > 0 {
+		run.window = max(1, int64(cfg.InFlight)/int64(cfg.Subscribers))
+	}
 	if cfg.Rate > 0 {
 		run.rate = cfg.Rate / float64(cfg.Publishers)
 	}
@@ -226,14 +235,14 @@ func runPubSub(cfg *Config) (*Result, error) {
 	cpu.stop(r)
 	close(stopTick)
 	<-tickDone
-	// Let the events in flight arrive: wait until none came for 300 ms.
+	// Let the events in flight arrive: wait until none came for 200 ms.
 	for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); {
 		d := run.delivered.Load()
 		if d == last {
 			break
 		}
 		last = d
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	mode := "saturation"
 	if run.rate > 0 {
@@ -243,7 +252,11 @@ func runPubSub(cfg *Config) (*Result, error) {
 	r.Set("publishers", cfg.Publishers)
 	r.Set("subscribers", cfg.Subscribers)
 	r.Set("payload", cfg.Payload)
-	r.Set("target_events_per_s", run.rate*float64(cfg.Publishers)*float64(cfg.Subscribers))
+	if run.rate > 0 {
+		r.Set("target_events_per_s", run.rate*float64(cfg.Publishers)*float64(cfg.Subscribers))
+	} else {
+		r.Set("inflight_events", run.window*run.subs)
+	}
 	r.Set("duration_s", el.Seconds())
 	published, delivered := run.published.Load(), run.delivered.Load()
 	r.Set("published", published)

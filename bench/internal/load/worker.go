@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -29,7 +30,9 @@ type worker struct {
 	lines chan string
 }
 
-func spawnWorker(cfg Config) (*worker, error) {
+// With niceness > 0 the worker runs under nice(1), when there is one, so
+// that on a shared CPU it yields to the parent's measured sessions.
+func spawnWorker(cfg Config, niceness int) (*worker, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -39,7 +42,11 @@ func spawnWorker(cfg Config) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cmd: exec.Command(exe), lines: make(chan string, 16)}
+	cmd := exec.Command(exe)
+	if nice, err := exec.LookPath("nice"); err == nil && niceness > 0 {
+		cmd = exec.Command(nice, "-n", strconv.Itoa(niceness), exe)
+	}
+	w := &worker{cmd: cmd, lines: make(chan string, 16)}
 	w.cmd.Env = append(os.Environ(), WorkerEnv+"="+string(js))
 	w.cmd.Stderr = os.Stderr
 	if w.in, err = w.cmd.StdinPipe(); err != nil {

@@ -1,0 +1,103 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/bench/internal/fwd"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// TestMain lets the test binary act as a wampbench worker process: the
+// authstorm scenario re-executes its own binary.
+func TestMain(m *testing.M) {
+	if js := os.Getenv(WorkerEnv); js != "" {
+		if err := RunWorker(js, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestEndToEnd runs every scenario briefly against an in-process wampfwd
+// over loopback: the tool and the forwarder work together, and the RESULT
+// figures are consistent (no errors, nothing lost, every event delivered).
+func TestEndToEnd(t *testing.T) {
+	s, err := fwd.Start(fwd.Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	addr := s.Addr().String()
+	ws, rs := "ws://"+addr+"/ws", "rs://"+addr
+	pid := os.Getpid()
+	short := Config{Warmup: 100 * time.Millisecond, Duration: time.Second, Timeout: 10 * time.Second, RouterPID: pid, Label: "fwd"}
+	cases := []struct {
+		name  string
+		cfg   Config
+		check map[string]func(float64) bool
+	}{
+		{"rpc ws msgpack", Config{Scenario: "rpc", URL: ws, Ser: proto.MsgPack, Callers: 8, Callees: 2}, map[string]func(float64) bool{
+			"calls": positive, "errors": zero, "lost": zero, "p99_us": positive, "tool_cpu_pct": positive}},
+		{"rpc rs json goroutines", Config{Scenario: "rpc", URL: rs, Ser: proto.JSON, Callers: 4, Payload: 4096, Driver: "goroutine"}, map[string]func(float64) bool{
+			"calls": positive, "errors": zero, "lost": zero}},
+		{"pubsub saturation ws cbor", Config{Scenario: "pubsub", URL: ws, Ser: proto.CBOR, Subscribers: 20}, map[string]func(float64) bool{
+			"delivered": positive, "delivery_ratio": one, "bad_stamps": absent}},
+		{"pubsub rate rs msgpack", Config{Scenario: "pubsub", URL: rs, Ser: proto.MsgPack, Subscribers: 10, Publishers: 2, EventRate: 5000}, map[string]func(float64) bool{
+			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive}},
+		{"idle", Config{Scenario: "idle", URL: ws, Sessions: 200, Procs: 1, Settle: 10 * time.Millisecond, Src: "127.0.0.2-127.0.0.3"}, map[string]func(float64) bool{
+			"joined": equal(200), "failed": zero, "kib_per_session": present, "dropped_sessions": zero}},
+		{"churn", Config{Scenario: "churn", URL: rs, ChurnRate: 300, Workers: 4}, map[string]func(float64) bool{
+			"joins": positive, "failures": zero}},
+		{"authstorm", Config{Scenario: "authstorm", URL: ws, Storm: 20, AuthID: "a", Secret: "s"}, map[string]func(float64) bool{
+			"storm_ok": equal(20), "storm_failed": zero, "caller_errors": zero, "base_calls": positive}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			cfg.Warmup, cfg.Duration, cfg.Timeout, cfg.RouterPID, cfg.Label = short.Warmup, short.Duration, short.Timeout, short.RouterPID, short.Label
+			if c.name != "rpc ws msgpack" && c.name != "pubsub rate rs msgpack" {
+				cfg.Duration = 400 * time.Millisecond // secondary cases: shorter
+			}
+			r, err := Run(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := r.String()
+			t.Log(line)
+			m, ok := ParseResult(line)
+			if !ok || m["scenario"] != cfg.Scenario || m["target"] != "fwd" {
+				t.Fatalf("bad RESULT line %q", line)
+			}
+			for k, ok := range c.check {
+				v, present := m[k]
+				f, err := strconv.ParseFloat(v, 64)
+				if present && err != nil {
+					t.Errorf("%s=%q is not a number", k, v)
+					continue
+				}
+				if !ok(map[bool]float64{true: f, false: -1}[present]) {
+					t.Errorf("%s=%q unexpected", k, v)
+				}
+			}
+		})
+	}
+}
+
+func positive(f float64) bool { return f > 0 }
+func zero(f float64) bool     { return f == 0 }
+func one(f float64) bool      { return f == 1 }
+func present(f float64) bool  { return f != -1 }
+func absent(f float64) bool   { return f == -1 }
+func equal(n float64) func(float64) bool {
+	return func(f float64) bool { return f == n }
+}
+func around(n float64) func(float64) bool {
+	return func(f float64) bool { return f > n*0.8 && f < n*1.2 }
+}
