@@ -32,6 +32,7 @@ type conn struct {
 	ln     *listenerState
 	remote string
 	tls    bool
+	origin *tlsOrigin // TLS connections: the bridge's side
 	idx    int
 
 	phase     phase
@@ -464,6 +465,9 @@ func (cn *conn) closed(err error) {
 	}
 	cn.ls.remove(cn)
 	cn.ln.conns.Add(-1)
+	if cn.origin != nil {
+		cn.origin.loopClosed()
+	}
 	reason := cn.reason
 	if reason == "" {
 		reason = "peer closed"

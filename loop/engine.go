@@ -46,8 +46,12 @@ type Engine struct {
 	loops    map[gnet.EventLoop]*loopState
 	nloops   int
 	lastScan time.Time // owned by the tick goroutine
+	ticked   bool      // owned by the tick goroutine: the first tick reported the loops running
 
-	tlsWG sync.WaitGroup
+	tlsWG      sync.WaitGroup
+	tlsMu      sync.Mutex
+	tlsConns   map[net.Conn]struct{} // TCP connections under TLS ones with a goroutine; guarded by tlsMu
+	tlsAborted bool                  // Shutdown bounded them; guarded by tlsMu
 }
 
 // listenerState is one configured listener.
@@ -238,6 +242,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		err = serr
 	}
 	<-e.stopped
+	// The loops are gone, so every bridge has seen its socketpair close;
+	// bound those still forwarding to a client that does not read, and
+	// the handshakes in progress (HandshakeTimeout may be long).
+	e.abortTLS(time.Now().Add(tlsShutdownGrace))
 	e.tlsWG.Wait()
 	if e.sockDir != "" {
 		os.RemoveAll(e.sockDir)
@@ -283,12 +291,14 @@ type handler struct {
 }
 
 // OnBoot runs once the listeners are bound and before any connection is
-// accepted: the right moment to learn the bound ports.
+// accepted: the right moment to learn the bound ports. It is too early to
+// report the engine started: gnet creates its event loops after OnBoot
+// returns, and Register (the TLS bridge) must not run before they exist.
+// The first OnTick reports it: gnet starts the ticker once the loops run.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.e.eng = eng
-	err := h.e.resolveAddrs()
-	h.e.booted <- err
-	if err != nil {
+	if err := h.e.resolveAddrs(); err != nil {
+		h.e.booted <- err
 		return gnet.Shutdown
 	}
 	return gnet.None
@@ -299,8 +309,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	var ln *listenerState
 	remote := ""
 	tlsConn := false
-	if o, ok := c.Context().(*tlsOrigin); ok {
-		ln, remote, tlsConn = o.ln, o.remote, true
+	origin, _ := c.Context().(*tlsOrigin)
+	if origin != nil {
+		ln, remote, tlsConn = origin.ln, origin.remote, true
 	} else {
 		ln = e.listenerOf(c)
 		if ra := c.RemoteAddr(); ra != nil {
@@ -311,7 +322,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	ls := e.loopOf(c.EventLoop())
-	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, opened: e.now()}
+	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, origin: origin, opened: e.now()}
 	cn.lastRead = cn.opened
 	// Every connection starts by sniffing its first byte, restricted
 	// listeners included: detect refuses the other transport at once (a
@@ -355,6 +366,10 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	e := h.e
 	now := time.Now()
 	e.clock.Store(now.UnixNano())
+	if !e.ticked {
+		e.ticked = true
+		e.booted <- nil // Start returns: the loops run
+	}
 	if now.Sub(e.lastScan) >= time.Second {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {

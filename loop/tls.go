@@ -21,11 +21,71 @@ import (
 // buffers between the two ends give natural backpressure in both
 // directions.
 
+// tlsDrainTimeout bounds how long a bridge keeps forwarding, once the loop
+// has closed a connection, what the loop wrote before closing (a close
+// frame, a GOODBYE, the rest of a backlog) to a client that does not take
+// it. Without a bound a client that stops reading would hold its bridge
+// (two goroutines, the TLS connection and the kernel buffers of both
+// sockets) forever, after the loop closed it as a slow consumer.
+const tlsDrainTimeout = 5 * time.Second
+
+// tlsShutdownGrace is how long Shutdown lets the remaining TLS connections
+// (handshakes, bridges draining) finish once the loops have stopped.
+const tlsShutdownGrace = time.Second
+
 // tlsOrigin is the gnet context of an enrolled TLS connection: what OnOpen
-// cannot learn from the socketpair.
+// cannot learn from the socketpair, and the TCP connection under the TLS
+// one, which the loop's OnClose bounds (loopClosed).
 type tlsOrigin struct {
 	ln     *listenerState
 	remote string
+	raw    net.Conn
+}
+
+// loopClosed is called on the loop when it has closed the connection: the
+// bridge forwards what is left for at most tlsDrainTimeout.
+func (o *tlsOrigin) loopClosed() {
+	o.raw.SetWriteDeadline(time.Now().Add(tlsDrainTimeout))
+}
+
+// trackTLS registers a TLS connection until untrackTLS, so that Shutdown
+// can bound it. It reports false once Shutdown has aborted TLS.
+func (e *Engine) trackTLS(c net.Conn) bool {
+	e.tlsMu.Lock()
+	defer e.tlsMu.Unlock()
+	if e.tlsAborted {
+		return false
+	}
+	if e.tlsConns == nil {
+		e.tlsConns = map[net.Conn]struct{}{}
+	}
+	e.tlsConns[c] = struct{}{}
+	return true
+}
+
+func (e *Engine) untrackTLS(c net.Conn) {
+	e.tlsMu.Lock()
+	delete(e.tlsConns, c)
+	e.tlsMu.Unlock()
+}
+
+// abortTLS gives every TLS connection left (in its handshake, or a bridge
+// still forwarding to a client that does not read) until deadline, and
+// refuses new ones.
+func (e *Engine) abortTLS(deadline time.Time) {
+	e.tlsMu.Lock()
+	defer e.tlsMu.Unlock()
+	e.tlsAborted = true
+	for c := range e.tlsConns {
+		c.SetDeadline(deadline)
+	}
+}
+
+// tlsCount returns the number of TLS connections with a goroutine.
+func (e *Engine) tlsCount() int {
+	e.tlsMu.Lock()
+	defer e.tlsMu.Unlock()
+	return len(e.tlsConns)
 }
 
 func (e *Engine) startTLS() error {
@@ -72,6 +132,11 @@ func (e *Engine) acceptTLS(ln *listenerState) {
 // event loop through a socketpair.
 func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
 	defer e.tlsWG.Done()
+	if !e.trackTLS(raw) {
+		raw.Close()
+		return
+	}
+	defer e.untrackTLS(raw)
 	tc := tls.Server(raw, ln.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -79,7 +144,17 @@ func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
 		raw.Close()
 		return
 	}
-	tc.SetDeadline(time.Time{})
+	// Clear the handshake deadline, unless Shutdown has set its own.
+	e.tlsMu.Lock()
+	aborted := e.tlsAborted
+	if !aborted {
+		tc.SetDeadline(time.Time{})
+	}
+	e.tlsMu.Unlock()
+	if aborted {
+		raw.Close()
+		return
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.log.Warn("tls: socketpair", "err", err)
@@ -98,7 +173,7 @@ func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
 		tc.Close()
 		return
 	}
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &tlsOrigin{ln: ln, remote: raw.RemoteAddr().String()}), loopSide)
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &tlsOrigin{ln: ln, remote: raw.RemoteAddr().String(), raw: raw}), loopSide)
 	res, err := e.eng.Register(ctx)
 	if err == nil {
 		r := <-res
