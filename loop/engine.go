@@ -39,6 +39,8 @@ type Engine struct {
 	eng      gnet.Engine // set in OnBoot
 	booted   chan error
 	stopped  chan struct{}
+	shutOnce sync.Once
+	shutDone chan struct{} // closed when the first Shutdown returns
 	draining atomic.Bool
 	clock    atomic.Int64 // coarse unix ns, updated on every tick
 
@@ -78,6 +80,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		byPort:    map[int]*listenerState{},
 		booted:    make(chan error, 1),
 		stopped:   make(chan struct{}),
+		shutDone:  make(chan struct{}),
 		loops:     map[gnet.EventLoop]*loopState{},
 	}
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
@@ -227,8 +230,20 @@ func (e *Engine) Addrs() []net.Addr {
 
 // Shutdown stops accepting connections, says GOODBYE
 // (wamp.close.system_shutdown) to every session, waits for them to close
-// or for ctx, then closes what is left and stops the loops.
+// or for ctx, then closes what is left and stops the loops. Later calls
+// wait for the first one to finish (or for their ctx) and return nil.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	first := false
+	e.shutOnce.Do(func() { first = true })
+	if !first {
+		select {
+		case <-e.shutDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(e.shutDone)
 	e.draining.Store(true)
 	for _, ln := range e.lns {
 		if ln.tln != nil {
