@@ -75,29 +75,44 @@ type Authorizer interface {
 	Authorize(authrole string, action Action, uri string) bool
 }
 
-// authorize checks an action, with a per-session cache. Owned by shard.
+// authorize checks an action, with a per-session cache (one map per
+// action, keyed by URI, so that a hit costs one map lookup and no
+// allocation). Owned by shard: only the session's shard may call it.
 func (ss *Session) authorize(a Action, uri []byte) bool {
 	az := ss.realm.conf().Authorizer
 	if az == nil {
 		return true
 	}
 	if ss.authz == nil {
-		ss.authz = map[authzKey]bool{}
+		ss.authz = new([numActions]map[string]bool)
 	}
-	if ok, hit := ss.authz[authzKey{a, string(uri)}]; hit {
+	m := ss.authz[a]
+	if m == nil {
+		m = map[string]bool{}
+		ss.authz[a] = m
+	}
+	if ok, hit := m[string(uri)]; hit {
 		return ok
 	}
 	ok := az.Authorize(ss.authRole, a, string(uri))
-	if len(ss.authz) >= 256 {
-		clear(ss.authz)
+	if len(m) >= 256 {
+		clear(m)
 	}
-	ss.authz[authzKey{a, string(uri)}] = ok
+	m[string(uri)] = ok
 	return ok
 }
 
-type authzKey struct {
-	a   Action
-	uri string
+// mayReceive reports whether ss may receive a message for the concrete URI
+// uri through a pattern subscription (ActionSubscribe) or registration
+// (ActionRegister). Authorizing a SUBSCRIBE or REGISTER checks only its
+// pattern; a more specific deny under it (e.g. "app.secret." under a
+// granted "app.") must still keep that URI's events and invocations away
+// from the session. Owned by shard.
+func (ss *Session) mayReceive(a Action, m proto.Match, uri []byte) bool {
+	if m == proto.MatchExact || ss.realm.conf().Authorizer == nil {
+		return true
+	}
+	return ss.authorize(a, uri)
 }
 
 var _ = proto.URINotAuthorized

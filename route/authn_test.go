@@ -410,3 +410,52 @@ func TestReloadReauthorizes(t *testing.T) {
 		t.Fatal("failed reload removed a realm")
 	}
 }
+
+// A pattern subscription or registration authorized for its pattern must
+// not deliver what a more specific deny under it forbids.
+func TestPatternsDoNotBypassDeny(t *testing.T) {
+	pw, _ := HashPassword("pw", 1000)
+	users, _ := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	z, err := NewRBAC([]Role{
+		{Name: "user", Permissions: []Permission{
+			{URI: "app.", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true},
+			{URI: "app.secret.", Match: proto.MatchPrefix},
+		}},
+		{Name: "admin", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	login := func(authid string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
+		return c
+	}
+	u, root := login("u"), login("root")
+	prefix := u.subscribe("app.", map[string]any{"match": "prefix"})
+	u.subscribe("app..t", map[string]any{"match": "wildcard"})
+	root.publish("app.secret.t", nil, []any{"secret"}, nil)
+	root.publish("app.public.t", nil, []any{"public"}, nil)
+	got := 0
+	for i := 0; i < 2; i++ { // the prefix and the wildcard subscription match app.public.t
+		ev := u.expect(proto.CodeEvent)
+		if argsOf(ev)[0] != "public" {
+			t.Fatalf("a denied topic's event reached the session through a pattern: %v (sub %d, prefix %d)", argsOf(ev), ev.ID, prefix)
+		}
+		got++
+	}
+	u.quiet()
+	// Registration: the pattern registration's callee is not invoked for a
+	// denied procedure; the caller gets not_authorized.
+	u.register("app.", map[string]any{"match": "prefix"})
+	req := root.call("app.secret.payroll", nil, nil, nil)
+	root.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	u.quiet()
+	root.call("app.public.hello", nil, nil, nil)
+	inv := u.expect(proto.CodeInvocation)
+	u.yield(inv.Request, nil, nil)
+	root.expect(proto.CodeResult)
+}

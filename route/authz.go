@@ -14,6 +14,8 @@ import (
 const (
 	ActionDiscloseCaller Action = iota + 4
 	ActionDisclosePublisher
+
+	numActions = iota + 4
 )
 
 // Permission grants actions on URIs that match Pattern under Match.

@@ -254,7 +254,7 @@ func (s *Shard) sendRetained(ss *Session, sub *subscription) {
 	}
 	rm.mu.RUnlock()
 	for _, p := range pubs {
-		if !p.allowed(ss) {
+		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
 		var buf [4][]byte
@@ -411,7 +411,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 		}
 		var enc [4][]byte
 		for _, ss := range set.byShard[s.idx] {
-			if ss.state != stEstablished || !p.allowed(ss) {
+			if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 				continue
 			}
 			s.sendEvent(ss, sub, p, &enc)

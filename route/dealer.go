@@ -311,6 +311,10 @@ func (s *Shard) deliverInvocation(t *task) {
 		}
 		return
 	}
+	if !cont && t.reg.match != proto.MatchExact && cs.realm.conf().Authorizer != nil && !cs.mayReceive(ActionRegister, t.reg.match, []byte(t.c.uri)) {
+		s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the pattern registration matching "+strconv.Quote(t.c.uri)+" is not authorized for it")
+		return
+	}
 	var ic *inCall
 	if cont {
 		if ic = cs.invs[t.b]; ic == nil {

@@ -51,12 +51,12 @@ type Session struct {
 	state      sessState
 	attached   bool
 	join       *joinState
-	calls      map[uint64]*outCall      // as caller, by CALL request id
-	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
-	regs       map[uint64]*registration // registrations it is a callee of
-	subs       map[uint64]*subscription // subscriptions it is a subscriber of
-	testaments *[2][]testament          // detached, destroyed
-	authz      map[authzKey]bool        // authorization decisions
+	calls      map[uint64]*outCall          // as caller, by CALL request id
+	invs       map[uint64]*inCall           // as callee, by INVOCATION request id
+	regs       map[uint64]*registration     // registrations it is a callee of
+	subs       map[uint64]*subscription     // subscriptions it is a subscriber of
+	testaments *[2][]testament              // detached, destroyed
+	authz      *[numActions]map[string]bool // authorization decisions by action and URI
 }
 
 // joinState holds a session's authentication in progress.
