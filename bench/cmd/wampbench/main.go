@@ -61,7 +61,15 @@ func main() {
 	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
 	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
 	quiet := fs.Bool("q", false, "no progress messages on stderr")
+	report := fs.String("report", "", "write the matrix report (RESULTS.md) for a bench/run-e2e.sh output directory to stdout, and exit")
 	flag.Parse()
+	if *report != "" {
+		if err := load.Report(*report, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wampbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	switch ser {
 	case "json":
 		c.Ser = proto.JSON

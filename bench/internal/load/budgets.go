@@ -1,0 +1,171 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// The budgets of DESIGN.md §9 for this 2-core machine (router on CPU 0,
+// load tool on CPU 1), checked against the edgewamp target.
+
+// find returns the configuration whose first run has all the given
+// fields.
+func (m *matrix) find(want map[string]string) string {
+	for _, c := range m.cfgs {
+		ok := true
+		for k, v := range want {
+			if m.first(c, k) != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return c
+		}
+	}
+	return ""
+}
+
+// minOver returns the smallest value of k over a cell's runs.
+func (c *cell) minOver(k string) (float64, bool) {
+	best, ok := 0.0, false
+	for _, r := range c.runs {
+		if v, err := strconv.ParseFloat(r.f[k], 64); err == nil && (!ok || v < best) {
+			best, ok = v, true
+		}
+	}
+	return best, ok
+}
+
+// bound says what the CPU figures suggest limits a configuration.
+func bound(c *cell) string {
+	tool, _ := c.median("tool_cpu_pct")
+	router, _ := c.median("router_cpu_pct")
+	other, _ := c.median("other_cpu_pct")
+	s := fmt.Sprintf("tool CPU %.0f %%, router CPU %.0f %%, other %.0f %%", tool, router, other)
+	switch {
+	case other > noisyPct:
+		return s + ": disturbed by other work on the machine"
+	case tool >= 90 && router >= 90:
+		return s + ": both sides saturated"
+	case tool >= 90:
+		return s + ": the load tool is saturated"
+	case router >= 90:
+		return s + ": the router's CPU is saturated"
+	}
+	return s + ": neither side saturated (latency-bound: round trips and wake-ups)"
+}
+
+type budget struct {
+	name  string
+	want  map[string]string
+	check func(m *matrix, c *cell) (figure string, met bool)
+}
+
+func (m *matrix) budgets(w io.Writer) {
+	target := "edgewamp"
+	found := false
+	for _, t := range m.targets {
+		found = found || t == target
+	}
+	if !found && len(m.targets) > 0 {
+		target = m.targets[0]
+	}
+	ref := ""
+	for _, t := range m.targets {
+		if t != target {
+			ref = t
+			break
+		}
+	}
+	med := func(c *cell, k string) float64 { v, _ := c.median(k); return v }
+	budgets := []budget{
+		{"idle: ≤ 4 KiB router RSS per idle WebSocket session at 19k sessions",
+			map[string]string{"scenario": "idle", "transport": "ws", "sessions": "19000"},
+			func(m *matrix, c *cell) (string, bool) {
+				v := med(c, "kib_per_session")
+				return fmt.Sprintf("%.2f KiB/session (1M sessions ≈ %.1f GiB)", v, med(c, "gib_per_1m_sessions")), v <= 4
+			}},
+		{"rpc, 16 callers, 1 callee, 64 B, ws+msgpack: ≥ 40,000 calls/s and p99 ≤ 1.5 ms",
+			map[string]string{"scenario": "rpc", "transport": "ws", "ser": "msgpack", "callers": "16", "payload": "64"},
+			func(m *matrix, c *cell) (string, bool) {
+				v, p := med(c, "calls_per_s"), med(c, "p99_us")
+				return fmt.Sprintf("%s calls/s, p99 %s µs", fmtNum(v), fmtNum(p)), v >= 40000 && p <= 1500
+			}},
+		{"rpc, 128 callers, 64 B: no call refused or lost",
+			map[string]string{"scenario": "rpc", "transport": "ws", "ser": "msgpack", "callers": "128", "payload": "64"},
+			refusedLost},
+		{"rpc, 128 callers, 4 KiB: no call refused or lost",
+			map[string]string{"scenario": "rpc", "transport": "ws", "ser": "msgpack", "callers": "128", "payload": "4096"},
+			refusedLost},
+		{"pubsub 1 → 1,000, 64 B: ≥ 250,000 events delivered/s at saturation",
+			map[string]string{"scenario": "pubsub", "subscribers": "1000", "payload": "64", "mode": "saturation"},
+			func(m *matrix, c *cell) (string, bool) {
+				v := med(c, "events_per_s")
+				return fmt.Sprintf("%s events/s", fmtNum(v)), v >= 250000
+			}},
+		{"pubsub 1 → 1,000, 64 B: delivery ratio 1.0 when subscribers keep up (fixed rate)",
+			map[string]string{"scenario": "pubsub", "subscribers": "1000", "payload": "64", "mode": "rate"},
+			func(m *matrix, c *cell) (string, bool) {
+				v, _ := c.minOver("delivery_ratio")
+				return fmt.Sprintf("lowest ratio over the runs %.5f", v), v >= 1
+			}},
+		{"pubsub 1 → 1,000, 64 B: p99 ≤ 5 ms at a fixed 100,000 events/s",
+			map[string]string{"scenario": "pubsub", "subscribers": "1000", "payload": "64", "mode": "rate"},
+			func(m *matrix, c *cell) (string, bool) {
+				v := med(c, "p99_us")
+				return fmt.Sprintf("p99 %s µs (p50 %s µs)", fmtNum(v), fmtNum(med(c, "p50_us"))), v <= 5000
+			}},
+		{"churn: ≥ 5,000 joins/s",
+			map[string]string{"scenario": "churn"},
+			func(m *matrix, c *cell) (string, bool) {
+				v := med(c, "joins_per_s")
+				f, _ := c.sum("failures")
+				return fmt.Sprintf("%s joins/s, %d failures", fmtNum(v), int(f)), v >= 5000 && f == 0
+			}},
+	}
+	fmt.Fprintln(w, "## Budgets (DESIGN.md §9), edgewamp")
+	fmt.Fprintln(w)
+	if ref != "" {
+		fmt.Fprintf(w, "| budget | %s | met? | %s (same run) | what bounds it (%s medians) |\n|---|---|---|---|---|\n", target, ref, target)
+	} else {
+		fmt.Fprintf(w, "| budget | %s | met? | what bounds it |\n|---|---|---|---|\n", target)
+	}
+	for _, b := range budgets {
+		cfg := m.find(b.want)
+		c := m.cell(cfg, target)
+		if cfg == "" || c == nil {
+			fmt.Fprintf(w, "| %s | not measured | – |", b.name)
+			if ref != "" {
+				fmt.Fprint(w, " – |")
+			}
+			fmt.Fprintln(w, " – |")
+			continue
+		}
+		fig, met := b.check(m, c)
+		verdict := "**yes**"
+		if !met {
+			verdict = "**NO**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |", b.name, fig, verdict)
+		if ref != "" {
+			if rc := m.cell(cfg, ref); rc != nil {
+				rf, _ := b.check(m, rc)
+				fmt.Fprintf(w, " %s |", rf)
+			} else {
+				fmt.Fprint(w, " – |")
+			}
+		}
+		fmt.Fprintf(w, " %s |\n", bound(c))
+	}
+	fmt.Fprintln(w)
+}
+
+func refusedLost(m *matrix, c *cell) (string, bool) {
+	e, _ := c.sum("errors")
+	l, _ := c.sum("lost")
+	d, _ := c.sum("dropped_sessions")
+	calls, _ := c.sum("calls")
+	return fmt.Sprintf("%s calls, %d refused, %d lost, %d sessions dropped (all runs)", fmtNum(calls), int(e), int(l), int(d)), e == 0 && l == 0 && d == 0
+}
