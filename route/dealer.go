@@ -354,6 +354,9 @@ func (s *Shard) deliverInvocation(t *task) {
 	t.c.setPPT(f)
 	t.c.setPayload(out)
 	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
+		if err == ErrPeerBusy {
+			s.stats.CallsRefused.Add(1)
+		}
 		delete(cs.invs, t.b)
 		uri, why := sendFailure(err, "callee")
 		s.failCall(t.peer, t.a, t.b, uri, why)

@@ -553,6 +553,9 @@ func TestBusyCalleeRefusesCalls(t *testing.T) {
 	callee.peer.slow.Store(true)
 	req := caller.call("com.p", nil, nil, nil)
 	caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	if n := callee.sh.Stats().CallsRefused.Load(); n != 1 {
+		t.Fatalf("CallsRefused = %d", n)
+	}
 	callee.peer.slow.Store(false)
 	caller.call("com.p", nil, nil, nil)
 	callee.expect(proto.CodeInvocation)
