@@ -22,7 +22,7 @@ func keepaliveServer(t *testing.T, idle time.Duration) *testServer {
 }
 
 // stayUp is how long a well-behaved peer is watched: several ping cycles.
-const stayUp = 5 * time.Second
+const stayUp = 3500 * time.Millisecond
 
 // closedWithin waits for the router to close c (by its side's state: the
 // connection leaves its loop), without reading from c.

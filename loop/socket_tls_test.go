@@ -85,7 +85,7 @@ func TestSocketTLS(t *testing.T) {
 			s := tlsServer(t, cert, plain, func(o *Options, _ *route.Config) {
 				// A 4-octet RawSocket handshake is less than a TLS record
 				// header: the TLS server waits for more until this.
-				o.HandshakeTimeout = 2 * time.Second
+				o.HandshakeTimeout = time.Second
 			})
 			addr := s.url // the TLS listener is the first
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -116,19 +116,21 @@ func TestSocketTLS(t *testing.T) {
 					t.Fatalf("%s: no event", url)
 				}
 			}
-			// A 3 MiB message through the bridge, both ways.
 			c := s.dialCfg(client.Config{URL: "wss://" + addr + "/ws", Serializer: proto.MsgPack, TLS: cert.client})
-			big := make([]byte, 3<<20)
-			rand.Read(big)
-			res, err := c.Call(ctx, proc, []any{big}, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b, ok := res.Args[0].([]byte); !ok || !bytes.Equal(b, big) {
-				t.Fatal("3 MiB over TLS came back damaged")
+			if !plain {
+				// A 3 MiB message through the bridge, both ways.
+				big := make([]byte, 3<<20)
+				rand.Read(big)
+				res, err := c.Call(ctx, proc, []any{big}, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, ok := res.Args[0].([]byte); !ok || !bytes.Equal(b, big) {
+					t.Fatal("3 MiB over TLS came back damaged")
+				}
 			}
 			// The session knows it is on TLS.
-			res, err = c.Call(ctx, "wamp.session.get", []any{c.ID()}, nil, nil)
+			res, err := c.Call(ctx, "wamp.session.get", []any{c.ID()}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
