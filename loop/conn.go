@@ -485,24 +485,24 @@ func (cn *conn) closed(err error) {
 }
 
 // deadlines enforces the handshake, keepalive, idle and close deadlines.
+// It runs from scan, on the loop through Execute, which flushes once after
+// the whole scan: deadlines itself never writes, so no connection closes
+// (and leaves ls.conns) while scan walks it.
 func (cn *conn) deadlines(now int64) {
 	o := &cn.ls.e.opts
 	switch cn.phase {
 	case phDetect, phHTTP, phRawHS:
 		if now-cn.opened > int64(o.HandshakeTimeout) {
 			cn.die("handshake timeout")
-			cn.ls.flush()
 		}
 	case phClosing:
 		if now > cn.closeBy {
 			cn.die(cn.reason)
-			cn.ls.flush()
 		}
 	case phWS, phRaw:
 		idle := now - cn.lastRead
 		if o.IdleTimeout > 0 && idle > int64(o.IdleTimeout) {
 			cn.die("idle timeout")
-			cn.ls.flush()
 			return
 		}
 		if o.PingInterval <= 0 {
@@ -511,7 +511,6 @@ func (cn *conn) deadlines(now int64) {
 		if cn.pingSent != 0 {
 			if now-cn.pingSent > int64(o.PingTimeout) {
 				cn.die("keepalive: no answer to ping")
-				cn.ls.flush()
 			}
 			return
 		}
@@ -523,7 +522,6 @@ func (cn *conn) deadlines(now int64) {
 				cn.out = appendRawFrame(cn.buf(), rawPing, nil)
 				cn.ls.markDirty(cn)
 			}
-			cn.ls.flush()
 		}
 	}
 }

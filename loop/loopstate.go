@@ -89,7 +89,8 @@ func (ls *loopState) putBuf(b []byte) {
 }
 
 // scan checks every connection's deadlines (handshake, keepalive, idle,
-// close). It runs once a second on the loop.
+// close). It runs once a second on the loop, through Execute, whose flush
+// writes the pings and closes the connections that are due.
 func (ls *loopState) scan() {
 	now := ls.e.now()
 	for i := 0; i < len(ls.conns); i++ {
