@@ -464,9 +464,10 @@ func (cn *conn) closed(err error) {
 		cn.out = nil
 	}
 	cn.ls.remove(cn)
-	cn.ln.conns.Add(-1)
 	if cn.origin != nil {
-		cn.origin.loopClosed()
+		cn.origin.loopClosed() // its bridge releases the connection count
+	} else {
+		cn.ln.conns.Add(-1)
 	}
 	reason := cn.reason
 	if reason == "" {

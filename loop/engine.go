@@ -344,7 +344,8 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// RawSocket handshake read as HTTP would wait for the handshake
 	// timeout).
 	cn.phase = phDetect
-	if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
+	// TLS connections are counted by their bridge, from accept (acceptTLS).
+	if !tlsConn && ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
 		cn.overLimit = true
 	}
 	c.SetContext(cn)

@@ -33,7 +33,9 @@ type Listener struct {
 	Transport Transport
 	// MaxConns caps this listener's open connections; past it new ones are
 	// answered "503" (HTTP) or "maximum connection count reached"
-	// (RawSocket) and closed. Default 100000.
+	// (RawSocket) and closed. On a TLS listener connections count from
+	// accept, their handshake included, and past the cap are closed
+	// without one. Default 100000.
 	MaxConns int
 	// TLS, when set, serves this listener over TLS: wss:// and TLS
 	// RawSocket. TLS connections are decrypted by a goroutine pair each and

@@ -344,3 +344,60 @@ func TestSocketTLSHandshakeStallShutdown(t *testing.T) {
 	}
 	waitClosed(t, stall, ioTimeout)
 }
+
+// MaxConns bounds a TLS listener's connections from accept, handshakes in
+// progress included: a flood of connections that never finish their
+// handshake holds at most MaxConns goroutines, and the sessions already
+// there keep working.
+func TestSocketTLSMaxConnsFlood(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, func(o *Options, _ *route.Config) {
+		o.Listeners[0].MaxConns = 4
+		o.HandshakeTimeout = time.Minute
+	})
+	callee := s.dialCfg(client.Config{URL: "rss://" + s.url, Serializer: proto.MsgPack, TLS: cert.client})
+	proc := registerEcho(t, callee)
+	caller := s.dialCfg(client.Config{URL: "wss://" + s.url + "/ws", Serializer: proto.JSON, TLS: cert.client})
+	call := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		if _, err := caller.Call(ctx, proc, []any{"x"}, nil, nil); err != nil {
+			t.Fatalf("existing TLS session: %v", err)
+		}
+	}
+	call()
+	var flood []net.Conn
+	for range 40 {
+		flood = append(flood, dialTCP(t, s.url, 0)) // no handshake
+	}
+	time.Sleep(200 * time.Millisecond) // let the accept loop take them
+	if n := s.e.tlsCount(); n > 4 {
+		t.Fatalf("%d TLS connections held with MaxConns 4", n)
+	}
+	call()
+	// Those over the cap are closed at once.
+	closed := 0
+	for _, c := range flood {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil && !isTimeout(err) {
+			closed++
+		}
+	}
+	if closed < len(flood)-2 {
+		t.Fatalf("only %d of %d connections over the cap closed", closed, len(flood))
+	}
+	// Once the flood goes, new TLS sessions are served.
+	for _, c := range flood {
+		c.Close()
+	}
+	eventually(t, ioTimeout, "the flood's slots to be released", func() bool { return s.e.tlsCount() == 2 })
+	c := s.dialCfg(client.Config{URL: "rss://" + s.url, Serializer: proto.CBOR, TLS: cert.client})
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if _, err := c.Call(ctx, proc, []any{"new"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}

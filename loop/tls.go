@@ -123,6 +123,16 @@ func (e *Engine) acceptTLS(ln *listenerState) {
 			time.Sleep(50 * time.Millisecond) // e.g. EMFILE: do not spin
 			continue
 		}
+		// MaxConns counts a TLS connection from here to the end of its
+		// bridge: a handshake in progress holds a goroutine and TLS state
+		// for up to HandshakeTimeout. Over the cap there is no polite
+		// answer (a 503 would cost a handshake per flooding connection):
+		// close at once.
+		if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
+			ln.conns.Add(-1)
+			c.Close()
+			continue
+		}
 		e.tlsWG.Add(1)
 		go e.serveTLS(ln, c)
 	}
@@ -132,6 +142,7 @@ func (e *Engine) acceptTLS(ln *listenerState) {
 // event loop through a socketpair.
 func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
 	defer e.tlsWG.Done()
+	defer ln.conns.Add(-1) // counted by acceptTLS
 	if !e.trackTLS(raw) {
 		raw.Close()
 		return
