@@ -226,6 +226,9 @@ flood:
 		maxBacklog = st.backlog
 	}
 	t.Logf("%d calls; CallsRefused %d; callee's largest backlog %d KiB", calls, refused, maxBacklog>>10)
+	if refused == 0 {
+		t.Fatal("refusals not counted in ShardStats.CallsRefused")
+	}
 	if limit := bpHighWater + bpMsg + 256; maxBacklog > limit {
 		t.Fatalf("callee's backlog reached %d bytes, above HighWater+1 message (%d)", maxBacklog, limit)
 	}
@@ -326,12 +329,10 @@ func TestSocketBackpressureSlowCaller(t *testing.T) {
 	h.check()
 }
 
-// The shard counters count refused INVOCATIONs.
+// The shard counters count refused INVOCATIONs (route fixed this in
+// 93e7841; it was never incremented).
 func TestSocketBackpressureCallsRefusedCounted(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG (route): ShardStats.CallsRefused is never incremented: Shard.deliverInvocation " +
-		"fails the call with wamp.error.unavailable on ErrPeerBusy without counting it " +
-		"(TestSocketBackpressureSlowCallee shows the refusals happen)")
 	s := backpressureServer(t)
 	c := dialTCP(t, s.url, 4096)
 	r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack}
