@@ -347,15 +347,10 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 	}
 	if cn.maxOut > 0 && len(b) > cn.maxOut {
 		// [RawSocket]: the Router MUST NOT send messages longer than the
-		// length the client announced. Events and results have a fallback
-		// (dropped, or an ERROR in their place); a control message
-		// (WELCOME, CHALLENGE, ABORT, GOODBYE, SUBSCRIBED, ...) is never
-		// dropped: without it the session is in a state the client does not
-		// know (a WELCOME lost leaves the client waiting forever), so fail
-		// the transport.
-		if class == route.ClassControl {
-			cn.die("rawsocket: a " + itoa(len(b)) + "-octet control message exceeds the client's maximum of " + itoa(cn.maxOut))
-		}
+		// length the client announced. The router decides what to send
+		// instead: events are dropped, results become an ERROR, a WELCOME
+		// is sent in its compact form, and a control message it cannot
+		// shorten ends the session (route.Shard.sendMsg).
 		return route.ErrPeerTooBig
 	}
 	backlog := cn.c.OutboundBuffered() + len(cn.out)

@@ -84,9 +84,6 @@ func TestSocketRSPing(t *testing.T) {
 // still allow a session: WELCOME must fit.
 func TestSocketRSSmallestMaxLengthJoins(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG (route): WELCOME is 604-767 octets (the roles dict of Shard.welcome), longer than " +
-		"the 512 a RawSocket client with LENGTH 0 accepts, so such a client can never join; " +
-		"loop now fails the connection instead of leaving it hanging (TestSocketRSControlTooBigCloses)")
 	s := startServer(t, nil)
 	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR} {
 		r := dialRS(t, s.url, ser, 0)
@@ -95,19 +92,32 @@ func TestSocketRSSmallestMaxLengthJoins(t *testing.T) {
 	}
 }
 
-// A control message (WELCOME here) longer than the client's announced
-// maximum cannot be sent and cannot be dropped: the transport is failed at
-// once, rather than left with a session the router thinks established and
-// the client still waiting for WELCOME.
+// A WELCOME longer than the client's announced maximum is sent in its
+// compact form (no feature flags); when even that does not fit (here: a
+// 600-character authid), the session is aborted and the transport closed,
+// rather than left with a session the router thinks established and the
+// client still waiting for WELCOME.
 func TestSocketRSControlTooBigCloses(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, func(_ *Options, rc *route.Config) { rc.HelloTimeout = time.Minute })
 	r := dialRS(t, s.url, proto.JSON, 0)
-	r.send(helloMsg(t, proto.JSON))
+	details, err := proto.EncodeValue(proto.JSON, map[string]any{"roles": map[string]any{"caller": map[string]any{}}, "authid": strings.Repeat("x", 600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, _ := proto.Append(nil, proto.JSON, &proto.Message{Type: proto.CodeHello, URI: []byte("realm1"), Dict: details})
+	r.send(hello)
+	msg, err := r.readMsg(ioTimeout)
+	if err != nil {
+		t.Fatalf("want ABORT, got %v", err)
+	}
+	m, err := proto.Decode(proto.JSON, msg)
+	if err != nil || m.Type != proto.CodeAbort || string(m.URI) != proto.URIPayloadSizeExceeded {
+		t.Fatalf("want ABORT payload_size_exceeded, got %q (%v)", msg, err)
+	}
 	r.c.SetReadDeadline(time.Now().Add(ioTimeout))
 	var b [1]byte
-	n, err := r.br.Read(b[:])
-	if err == nil || !isClosedErr(err) {
+	if n, err := r.br.Read(b[:]); err == nil || !isClosedErr(err) {
 		t.Fatalf("want the connection closed, got %d bytes, %v", n, err)
 	}
 	eventually(t, ioTimeout, "the session to leave", func() bool { return s.r.SessionCount() == 0 })

@@ -94,11 +94,12 @@ type Router struct {
 	auth    *workers
 	limiter *authLimiter
 
-	kick       chan struct{} // a shard armed an earlier deadline
-	stopTimers chan struct{}
-	timersDone chan struct{}
-	closeOnce  sync.Once
-	welcome    [4]proto.Raw // WELCOME roles dict per serializer
+	kick           chan struct{} // a shard armed an earlier deadline
+	stopTimers     chan struct{}
+	timersDone     chan struct{}
+	closeOnce      sync.Once
+	welcome        [4]proto.Raw // WELCOME roles dict per serializer
+	welcomeCompact [4]proto.Raw // the roles without feature flags, for tiny RawSocket limits
 }
 
 // New validates cfg and returns a Router. It starts the authentication
@@ -165,6 +166,11 @@ func New(cfg Config) (*Router, error) {
 			return nil, err
 		}
 		r.welcome[ser] = raw
+		compact, err := proto.EncodeValue(ser, map[string]any{proto.RoleBroker: map[string]any{}, proto.RoleDealer: map[string]any{}})
+		if err != nil {
+			return nil, err
+		}
+		r.welcomeCompact[ser] = compact
 	}
 	r.auth = newWorkers(cfg.AuthWorkers, cfg.AuthQueue)
 	r.kick = make(chan struct{}, 1)

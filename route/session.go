@@ -436,7 +436,20 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 			f.SetRaw(proto.KeyAuthExtra, raw)
 		}
 	}
-	s.sendMsg(ss, out, ClassControl)
+	if s.sendMsg(ss, out, ClassControl) == ErrPeerTooBig {
+		// A RawSocket client may accept as little as 512 octets. The
+		// compact WELCOME keeps the identity and the roles but announces no
+		// feature flags, so a compliant client uses none.
+		out.Opt.Reset()
+		f.SetString(proto.KeyAuthID, ss.authID)
+		f.SetString(proto.KeyAuthRole, ss.authRole)
+		f.SetString(proto.KeyAuthMethod, ss.authMethod)
+		f.SetRaw(proto.KeyRoles, s.r.welcomeCompact[ss.ser])
+		if s.sendMsg(ss, out, ClassControl) == ErrPeerTooBig {
+			s.abort(ss, proto.URIPayloadSizeExceeded, "WELCOME does not fit in the client's maximum message length")
+			return
+		}
+	}
 	s.metaJoin(ss)
 }
 
@@ -501,14 +514,26 @@ func (ss *Session) finish() {
 	ss.peer.Close()
 }
 
-// sendMsg encodes m in the session's serializer and sends it.
+// sendMsg encodes m in the session's serializer and sends it. A control
+// message longer than the peer accepts (a RawSocket client's maximum) ends
+// the session, except WELCOME, which the caller shortens: without it the
+// session would be in a state the client does not know.
 func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 	b, err := s.enc.Append(s.buf[:0], ss.ser, m)
 	if err != nil {
 		return err
 	}
 	s.buf = b[:0]
-	return ss.peer.Send(b, class)
+	err = ss.peer.Send(b, class)
+	if err == ErrPeerTooBig && class == ClassControl && m.Type != proto.CodeWelcome {
+		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", len(b))
+		if m.Type != proto.CodeAbort && m.Type != proto.CodeGoodbye {
+			s.abort(ss, proto.URIPayloadSizeExceeded, "a "+m.Type.String()+" exceeds the client's maximum message length")
+		}
+		s.leave(ss)
+		ss.finish()
+	}
+	return err
 }
 
 // parseFeatures reads the client role features the router acts on. Cold
