@@ -218,19 +218,22 @@ func (cn *conn) deliver(p []byte, text bool) {
 		cn.ls.shard.Receive(cn.sess, p)
 		return
 	}
-	br := newBatchReader(p, cn.ser)
-	for cn.phase == phWS {
-		msg, err := br.next()
-		if err != nil {
-			cn.wsFail(ws.StatusProtocolError, "bad batch")
-			return
-		}
-		if msg == nil {
-			return
+	// The whole batch is checked before any of its messages is routed, so
+	// a malformed batch has no partial effect.
+	err := splitBatch(p, cn.ser, func(msg []byte) error {
+		if cn.phase != phWS {
+			return errBatchStop // the session ended within the batch
 		}
 		cn.ls.shard.Receive(cn.sess, msg)
+		return nil
+	})
+	if err != nil && err != errBatchStop {
+		cn.wsFail(ws.StatusProtocolError, "bad batch")
 	}
 }
+
+// errBatchStop stops routing the rest of a batch once the session ended.
+var errBatchStop = errors.New("loop: batch: session ended")
 
 // rawFrame handles one RawSocket frame.
 func (cn *conn) rawFrame() bool {
