@@ -95,6 +95,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
+	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); for diagnosis only")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -122,6 +123,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			fmt.Fprintf(stderr, "edgewamp: -pprof: %v\n", err)
+			return 1
+		}
+	}
 	if err := serve(*cfgPath, cfg, log); err != nil {
 		log.Error("edgewamp stopped", "err", err)
 		return 1
