@@ -48,6 +48,7 @@ type Engine struct {
 	loops    map[gnet.EventLoop]*loopState
 	nloops   int
 	lastScan time.Time // owned by the tick goroutine
+	started  time.Time // static: origin of monotime
 	ticked   bool      // owned by the tick goroutine: the first tick reported the loops running
 
 	tlsWG      sync.WaitGroup
@@ -114,6 +115,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		e.byAddr[key] = ln
 	}
 	e.clock.Store(time.Now().UnixNano())
+	e.started = time.Now()
 	return e, nil
 }
 
@@ -271,6 +273,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // now returns the coarse clock.
 func (e *Engine) now() int64 { return e.clock.Load() }
 
+// monotime returns a fine clock for the flush policy (nanoseconds since the
+// engine started; monotonic).
+func (e *Engine) monotime() int64 { return int64(time.Since(e.started)) }
+
 // loopOf returns the state of an event loop, creating it (and starting its
 // router shard) the first time the loop is seen.
 func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
@@ -283,6 +289,7 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 		panic("loop: more event loops than router shards") // programmer error: Options and route.Config disagree
 	}
 	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
+	ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
 	e.nloops++
 	ls.shard.Start(ls)
 	e.loops[el] = ls
@@ -358,11 +365,15 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
+	ls := cn.ls
+	ls.enter()
 	cn.traffic()
-	cn.ls.flush()
 	if cn.phase == phDead {
+		ls.flush() // its last output (close frame, error reply) goes before the close
+		ls.lastActive = ls.e.monotime()
 		return gnet.Close
 	}
+	ls.leave()
 	return gnet.None
 }
 

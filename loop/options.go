@@ -43,6 +43,21 @@ type Listener struct {
 	TLS *tls.Config
 }
 
+// FlushPolicy says when a loop writes its connections' pending output.
+type FlushPolicy uint8
+
+// Flush policies. Each writes at most once per connection per flush.
+const (
+	// FlushAdaptive writes at once after an idle spell (sparse traffic:
+	// lowest latency) and at the end of the loop's round under load (fewest
+	// writes).
+	FlushAdaptive FlushPolicy = iota
+	// FlushRound always writes at the end of the loop's round.
+	FlushRound
+	// FlushTraffic writes at the end of every read callback.
+	FlushTraffic
+)
+
 // Options configures an Engine. The zero value of every field is a sane
 // default.
 type Options struct {
@@ -76,6 +91,9 @@ type Options struct {
 	// HardLimit is the backlog above which the connection is closed as a
 	// slow consumer. Default 4 MiB.
 	HardLimit int
+	// Flush is when a loop writes the output its callbacks produced:
+	// FlushAdaptive (default), FlushRound or FlushTraffic.
+	Flush FlushPolicy
 	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.
 	CheckOrigin func(origin []byte) bool
 	// Logger receives connection logs (debug level per close). Default

@@ -35,6 +35,7 @@ type config struct {
 	Limits    limitsConfig     `yaml:"limits"`
 	Keepalive keepaliveConfig  `yaml:"keepalive"`
 	RPC       rpcConfig        `yaml:"rpc"`
+	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
 
 	root *yaml.Node // for line numbers in validation errors
@@ -81,6 +82,10 @@ type keepaliveConfig struct {
 type rpcConfig struct {
 	CallTimeout    duration `yaml:"call_timeout"`
 	MaxCallTimeout duration `yaml:"max_call_timeout"`
+}
+
+type tuningConfig struct {
+	Flush string `yaml:"flush"`
 }
 
 type realmConfig struct {
@@ -324,6 +329,11 @@ func (c *config) validate() error {
 	if c.Limits.HardLimit != 0 && c.Limits.HighWater != 0 && c.Limits.HardLimit < c.Limits.HighWater {
 		c.errAt(&errs, "limits.hard_limit must not be below limits.high_water", "limits", "hard_limit")
 	}
+	switch c.Tuning.Flush {
+	case "", "adaptive", "round", "traffic":
+	default:
+		c.errAt(&errs, "tuning.flush must be adaptive, round or traffic, not "+strconv.Quote(c.Tuning.Flush), "tuning", "flush")
+	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
@@ -390,6 +400,12 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 		HighWater:        int(c.Limits.HighWater),
 		HardLimit:        int(c.Limits.HardLimit),
 		Logger:           log,
+	}
+	switch c.Tuning.Flush {
+	case "round":
+		o.Flush = loop.FlushRound
+	case "traffic":
+		o.Flush = loop.FlushTraffic
 	}
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
