@@ -10,8 +10,8 @@
 #
 # Each target is started pinned to ROUTER_CPU (default 0) with `taskset`, fresh for every
 # run; the load tool runs pinned to TOOL_CPU (default 1). Every configuration runs REPS
-# times (3); a run disturbed by other processes (other_cpu_pct > 25) is repeated, up to
-# MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
+# times (3), the targets interleaved run by run; a run disturbed by other processes
+# (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
 # each run), PORT_BASE (18080).
@@ -215,21 +215,27 @@ bench() {
     "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
 }
 
-# config cfg-id targets args...: REPS clean runs per target (up to MAX_REPS).
+# config cfg-id targets args...: REPS clean runs per target (up to MAX_REPS), the
+# targets interleaved run by run so that they see the same machine conditions.
 config() {
   local cfg=$1 targets=$2; shift 2
-  local t rep clean other urlargs
-  for t in $targets; do
-    clean=0
-    [[ " $* " == *@RSURL@* && -z ${RSURL[$t]} ]] && continue # no RawSocket URL for this target
-    for ((rep = 1; rep <= MAX_REPS && clean < REPS; rep++)); do
+  local t rep other urlargs active
+  declare -A clean=() done=()
+  for ((rep = 1; rep <= MAX_REPS; rep++)); do
+    active=0
+    for t in $targets; do
+      [[ " $* " == *@RSURL@* && -z ${RSURL[$t]} ]] && continue # no RawSocket URL for this target
+      (( ${clean[$t]:-0} >= REPS )) && continue
+      [[ -n ${done[$t]:-} ]] && continue
+      active=1
       urlargs=("${@//@URL@/${URL[$t]}}")
       urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]}}")
       bench "$cfg" "$t" "$rep" "${urlargs[@]}"
       other=$(grep -oE 'other_cpu_pct=[0-9.]+' <<<"$LAST" | cut -d= -f2 || true)
-      if [[ -z $other ]] || awk -v o="$other" 'BEGIN{exit !(o <= 25)}'; then clean=$((clean + 1)); fi
-      if (( rep >= REPS )) && [[ $LAST == *error=* ]]; then break; fi
+      if [[ -z $other ]] || awk -v o="$other" 'BEGIN{exit !(o <= 25)}'; then clean[$t]=$(( ${clean[$t]:-0} + 1 )); fi
+      if (( rep >= REPS )) && [[ $LAST == *error=* ]]; then done[$t]=1; fi
     done
+    (( active )) || break
   done
 }
 
@@ -300,6 +306,10 @@ if [[ $PROFILE == 1 ]]; then
         awk -F, -v r="${rate:-0}" '$1 ~ /^[0-9]+$/ && $1 > 0 { n=$3; sub("syscalls:sys_enter_","",n); if (r > 0) printf " %s %.3f", n, $1/2/r }' "$OUT/logs/$id.$side.stat"
         echo
       done
+      printf '   router CPU by place (perf):'
+      perf report -i "$OUT/logs/$id.router.perf" --stdio --no-children --sort dso 2>/dev/null \
+        | awk '/^ +[0-9]/ { printf " %s %s", $2, $1 }'
+      echo
       echo "   router CPU profile (perf, top symbols):"
       perf report -i "$OUT/logs/$id.router.perf" --stdio --no-children --sort sym --percent-limit 2.5 2>/dev/null \
         | grep -E '^ +[0-9]' | head -14 | sed 's/^/     /'
@@ -308,6 +318,7 @@ if [[ $PROFILE == 1 ]]; then
   for t in edgewamp wampfwd; do
     prof "rpc ws+msgpack 16 callers 64 B" "$t" calls_per_s call -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
     prof "pubsub ws+msgpack 1 -> 1000 saturation 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64
+    prof "pubsub ws+msgpack 1 -> 1000 at 100,000 events/s 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64 -event-rate 100000
   done
 fi
 

@@ -187,6 +187,42 @@ type col struct {
 	key   string
 	agg   string // "median" (default) or "sum"
 	prec  int    // decimals; 0: fmtNum's choice
+	ratio bool   // add a column: first target ÷ second target
+}
+
+// ratio is the median over runs of (first target's value ÷ second
+// target's value) of the same run number: the targets run interleaved, so
+// paired runs saw the same machine.
+func (m *matrix) ratio(cfg, k string) string {
+	if len(m.targets) < 2 {
+		return "–"
+	}
+	a, b := m.cell(cfg, m.targets[0]), m.cell(cfg, m.targets[1])
+	if a == nil || b == nil {
+		return "–"
+	}
+	byRep := map[int]float64{}
+	for _, r := range b.runs {
+		if v, err := strconv.ParseFloat(r.f[k], 64); err == nil && v != 0 {
+			byRep[r.rep] = v
+		}
+	}
+	var rs []float64
+	for _, r := range a.runs {
+		v, err := strconv.ParseFloat(r.f[k], 64)
+		if d, ok := byRep[r.rep]; ok && err == nil {
+			rs = append(rs, v/d)
+		}
+	}
+	if len(rs) == 0 {
+		return "–"
+	}
+	sort.Float64s(rs)
+	med := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return strconv.FormatFloat(med, 'f', 2, 64)
 }
 
 // side formats a metric for every target as "a / b / c".
@@ -249,11 +285,17 @@ func (m *matrix) table(w io.Writer, scenario string, label func(cfg string) stri
 		return
 	}
 	fmt.Fprint(w, "| configuration |")
+	n := 0
 	for _, c := range cols {
 		fmt.Fprintf(w, " %s |", c.title)
+		n++
+		if c.ratio && len(m.targets) > 1 {
+			fmt.Fprintf(w, " %s ÷ %s |", m.targets[0], m.targets[1])
+			n++
+		}
 	}
 	fmt.Fprint(w, " runs |\n|---|")
-	for range cols {
+	for i := 0; i < n; i++ {
 		fmt.Fprint(w, "---|")
 	}
 	fmt.Fprint(w, "---|\n")
@@ -261,6 +303,9 @@ func (m *matrix) table(w io.Writer, scenario string, label func(cfg string) stri
 		fmt.Fprintf(w, "| %s |", label(cfg))
 		for _, c := range cols {
 			fmt.Fprintf(w, " %s |", m.side(cfg, c))
+			if c.ratio && len(m.targets) > 1 {
+				fmt.Fprintf(w, " %s |", m.ratio(cfg, c.key))
+			}
 		}
 		fmt.Fprintf(w, " %s |\n", m.runsCell(cfg))
 	}
@@ -301,7 +346,7 @@ func Report(dir string, w io.Writer) error {
 	m.table(w, "idle", func(c string) string {
 		return fmt.Sprintf("%s, %s sessions", m.first(c, "transport"), thousands(atoi(m.first(c, "sessions"))))
 	}, append([]col{
-		{title: "KiB/session", key: "kib_per_session"},
+		{title: "KiB/session", key: "kib_per_session", ratio: true},
 		{title: "GiB per 1M (extrapolated)", key: "gib_per_1m_sessions"},
 		{title: "joined", key: "joined"},
 		{title: "failed (all runs)", key: "failed", agg: "sum"},
@@ -313,12 +358,13 @@ func Report(dir string, w io.Writer) error {
 	m.table(w, "rpc", func(c string) string {
 		return fmt.Sprintf("%s+%s, %s callers, %s B", m.first(c, "transport"), m.first(c, "ser"), m.first(c, "callers"), m.first(c, "payload"))
 	}, append([]col{
-		{title: "calls/s", key: "calls_per_s"},
+		{title: "calls/s", key: "calls_per_s", ratio: true},
 		{title: "p50 µs", key: "p50_us"},
 		{title: "p99 µs", key: "p99_us"},
 		{title: "p99.9 µs", key: "p999_us"},
 		{title: "errors (all runs)", key: "errors", agg: "sum"},
 		{title: "lost (all runs)", key: "lost", agg: "sum"},
+		{title: "sessions dropped (all runs)", key: "dropped_sessions", agg: "sum"},
 	}, cpuCols...))
 	fmt.Fprintln(w, "### PubSub (1 publisher, acknowledge off)")
 	fmt.Fprintln(w)
@@ -331,7 +377,7 @@ func Report(dir string, w io.Writer) error {
 		}
 		return fmt.Sprintf("%s+%s, 1 → %s, %s B, %s", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "subscribers"))), m.first(c, "payload"), mode)
 	}, append([]col{
-		{title: "events delivered/s", key: "events_per_s"},
+		{title: "events delivered/s", key: "events_per_s", ratio: true},
 		{title: "delivery ratio", key: "delivery_ratio", prec: 5},
 		{title: "p50 µs", key: "p50_us"},
 		{title: "p99 µs", key: "p99_us"},
@@ -341,7 +387,7 @@ func Report(dir string, w io.Writer) error {
 	m.table(w, "churn", func(c string) string {
 		return fmt.Sprintf("%s+%s, target %s joins/s, %s workers", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "target_joins_per_s"))), m.first(c, "workers"))
 	}, append([]col{
-		{title: "joins/s", key: "joins_per_s"},
+		{title: "joins/s", key: "joins_per_s", ratio: true},
 		{title: "failures (all runs)", key: "failures", agg: "sum"},
 		{title: "join p50 µs", key: "join_p50_us"},
 		{title: "join p99 µs", key: "join_p99_us"},
@@ -351,7 +397,7 @@ func Report(dir string, w io.Writer) error {
 	m.table(w, "authstorm", func(c string) string {
 		return fmt.Sprintf("%s+%s, %s sessions at once", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "storm"))))
 	}, append([]col{
-		{title: "storm ms", key: "storm_ms"},
+		{title: "storm ms", key: "storm_ms", ratio: true},
 		{title: "failed (all runs)", key: "storm_failed", agg: "sum"},
 		{title: "caller p99 before µs", key: "base_p99_us"},
 		{title: "caller p50 during µs", key: "p50_us"},

@@ -28,6 +28,8 @@ type rpcRun struct {
 	outstanding atomic.Int64         // calls sent and not answered
 	stray       atomic.Int64         // results for no pending call
 	drops       atomic.Int64         // caller connections lost after joining
+	calleeLost  atomic.Int64         // callee connections lost after registering
+	calleeWhy   string               // guarded by errMu
 	callTmpl    *wire.Template
 	register    []byte    // REGISTER, encoded (request id patched by re-encoding)
 	yieldArgs   proto.Raw // the callee's answer
@@ -187,6 +189,13 @@ func (c *callee) ended(s *sess, err error) {
 	if !c.marked {
 		c.marked = true
 		c.tr.mark(false, err)
+		return
+	}
+	if c.run.phase.Load() != phStop {
+		c.run.calleeLost.Add(1)
+		c.run.errMu.Lock()
+		c.run.calleeWhy = reason(err)
+		c.run.errMu.Unlock()
 	}
 }
 
@@ -347,8 +356,14 @@ func runRPC(cfg *Config) (*Result, error) {
 	n, byURI := run.errorCount()
 	r.Set("errors", n)
 	r.Set("lost", run.outstanding.Load())
-	r.Set("dropped_sessions", run.drops.Load())
+	r.Set("dropped_sessions", run.drops.Load()+run.calleeLost.Load())
 	r.Set("errors_by_uri", byURI)
+	if n := run.calleeLost.Load(); n > 0 {
+		run.errMu.Lock()
+		r.Set("callees_lost", n)
+		r.Set("callee_lost_reason", run.calleeWhy)
+		run.errMu.Unlock()
+	}
 	if st := run.stray.Load(); st > 0 {
 		r.Set("stray", st)
 	}
