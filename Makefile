@@ -7,10 +7,13 @@ BIN := bin/edgewamp
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+# Short minimisation so that a 30 s run mostly fuzzes (Go minimises each new
+# input for up to a minute by default).
+FUZZFLAGS ?= -fuzzminimizetime 2s
 # Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
 FUZZPKGS ?= ./proto ./loop ./fuzz
 
-.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz interop-deps clean
+.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgewamp
@@ -43,7 +46,7 @@ fuzz:
 	@set -e; for pkg in $(FUZZPKGS); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
 	  done; \
 	done
 
