@@ -14,7 +14,8 @@
 # (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
-# each run), PORT_BASE (18080).
+# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm profile": the
+# parts to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,8 @@ PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm profile} "
+want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
 fi
@@ -243,13 +246,16 @@ ALL="${TARGETS[*]}"
 IDLE_SIZES="5000 10000 $IDLE_MAX"
 [[ $QUICK == 1 ]] && IDLE_SIZES="5000"
 
+if want idle; then
 say "== idle (router RSS per session)"
 for n in $IDLE_SIZES; do
   (( n <= IDLE_MAX )) || continue
   config "idle-ws-$n" "$ALL" -scenario idle -url @URL@ -sessions "$n" -src "$SRC"
 done
 [[ $QUICK == 1 ]] || config "idle-rs-$IDLE_MAX" "$ALL" -scenario idle -url @RSURL@ -ser msgpack -sessions "$IDLE_MAX" -src "$SRC"
+fi
 
+if want rpc; then
 say "== rpc"
 if [[ $QUICK == 1 ]]; then
   config rpc-ws-msgpack-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
@@ -262,7 +268,9 @@ else
   config rpc-ws-json-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
   config rpc-rs-msgpack-c16-p64 "$ALL" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
 fi
+fi
 
+if want pubsub; then
 say "== pubsub"
 SUBS="100 1000"
 [[ $QUICK == 1 ]] && SUBS="100"
@@ -270,22 +278,28 @@ for s in $SUBS; do
   config "pubsub-ws-s$s-sat" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64
   config "pubsub-ws-s$s-rate100k" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64 -event-rate 100000
 done
+fi
 
+if want churn; then
 say "== churn"
 config churn-ws "$ALL" -scenario churn -url @URL@ -ser msgpack -churn-rate 6000 -workers 64 -src "$SRC"
+fi
 
+if want authstorm; then
 say "== authstorm (wampfwd does not authenticate: it is the control, the same connection storm without authentication)"
 STORM_TARGETS="edgewamp wampfwd"
 [[ -n ${TARGET_AUTHID:-} && -n ${TARGET_URL:-} ]] && STORM_TARGETS+=" ${TARGET_NAME:-other}"
 config authstorm-ws "$STORM_TARGETS" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -authid "${TARGET_AUTHID:-bench}" -secret "${TARGET_SECRET:-bench-secret}"
+fi
 
 # ---------------------------------------------------------------- profile
-if [[ $PROFILE == 1 ]]; then
+if [[ $PROFILE == 1 ]] && want profile; then
   say "== profile (syscalls per message and perf samples; not part of the medians)"
   EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep
   prof() { # name target figure-key unit args...
     local name=$1 target=$2 key=$3 unit=$4; shift 4
-    local id="profile-$name-$target" rate tpid
+    local id rate tpid
+    id=$(tr -c 'A-Za-z0-9.+\n-' '_' <<<"profile-$name-$target")
     START_BIN=$BIN/edgewamp-sym
     wait_quiet
     start_target "$target" "$id" || return 0
@@ -325,10 +339,10 @@ fi
 # ---------------------------------------------------------------- report
 echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.txt"
 "$WB" -report "$OUT" > "$OUT/RESULTS.md"
-if [[ $QUICK != 1 ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else
-  say "== QUICK run: report in $OUT/RESULTS.md"
+  say "== QUICK or partial run: report in $OUT/RESULTS.md"
 fi
 say "   $(( $(date +%s) - T0 )) s"
