@@ -109,7 +109,11 @@ func (m *matrix) budgets(w io.Writer) {
 			func(m *matrix, c *cell) (string, bool) {
 				v := med(c, "events_per_s")
 				return fmt.Sprintf("%s events/s", fmtNum(v)), v >= 250000
-			}, nil},
+			},
+			func(c *cell) string {
+				return bound(c) + fmt.Sprintf("; the publisher keeps ≤ %s events in flight, so throughput ≈ that ÷ delivery latency (p50 %s µs)",
+					fmtNum(med(c, "inflight_events")), fmtNum(med(c, "p50_us")))
+			}},
 		{"pubsub 1 → 1,000, 64 B: delivery ratio 1.0 when subscribers keep up (fixed rate)",
 			map[string]string{"scenario": "pubsub", "subscribers": "1000", "payload": "64", "mode": "rate"},
 			func(m *matrix, c *cell) (string, bool) {
