@@ -41,6 +41,9 @@ func main() {
 		st := s.Stats()
 		fmt.Fprintf(os.Stderr, "wampfwd: conns=%d calls=%d results=%d publishes=%d events=%d events_dropped=%d flushes=%d writes=%d\n",
 			st.Conns, st.Calls, st.Results, st.Publishes, st.Events, st.EventsDropped, st.Flushes, st.Writes)
+		for reason, n := range s.Closes() {
+			fmt.Fprintf(os.Stderr, "wampfwd: closed %d: %s\n", n, reason)
+		}
 		if x == syscall.SIGUSR1 {
 			continue
 		}

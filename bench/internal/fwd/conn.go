@@ -59,7 +59,9 @@ func (cn *conn) traffic() {
 	if cn.dead {
 		used = len(buf)
 	}
-	cn.c.Discard(used)
+	if used > 0 { // gnet's Discard(0) would drop everything buffered
+		cn.c.Discard(used)
+	}
 }
 
 // step consumes one unit (handshake or frame) from b and returns its
@@ -84,7 +86,7 @@ func (cn *conn) step(b []byte) int {
 		ser, ok := wire.ChooseSubprotocol(req.Protocols)
 		if err != nil || !ok {
 			cn.raw([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
-			cn.die()
+			cn.die("http: bad upgrade request")
 			return n
 		}
 		cn.ser, cn.ws, cn.phase = ser, true, phWS
@@ -98,7 +100,7 @@ func (cn *conn) step(b []byte) int {
 		ser := proto.Serializer(b[1] & 0x0f)
 		if b[0] != wire.RawMagic || !ser.Valid() {
 			cn.raw([]byte{wire.RawMagic, 0x10, 0, 0}) // error 1: serializer unsupported
-			cn.die()
+			cn.die("rawsocket: bad handshake")
 			return 4
 		}
 		cn.ser, cn.phase = ser, phRaw
@@ -109,7 +111,7 @@ func (cn *conn) step(b []byte) int {
 	case phRaw:
 		typ, n, ok, err := wire.ParseRawHeader(b)
 		if err != nil {
-			cn.die()
+			cn.die("rawsocket: bad frame header")
 			return len(b)
 		}
 		if !ok || len(b) < 4+n {
@@ -132,7 +134,7 @@ func (cn *conn) step(b []byte) int {
 func (cn *conn) wsFrame(b []byte) int {
 	h, hn, err := wire.ParseFrameHeader(b)
 	if err != nil || (hn > 0 && !h.Masked) {
-		cn.die()
+		cn.die("websocket: bad or unmasked frame")
 		return len(b)
 	}
 	if hn == 0 || len(b) < hn+h.Len {
@@ -160,7 +162,7 @@ func (cn *conn) wsFrame(b []byte) int {
 	case wire.OpClose:
 		cn.out = wire.AppendFrameHeader(cn.buf(), wire.OpClose, 0, nil)
 		cn.ls.markDirty(cn)
-		cn.die()
+		cn.die("websocket: close frame")
 	}
 	return hn + h.Len
 }
@@ -227,15 +229,21 @@ func (cn *conn) flush() {
 }
 
 // die stops reading; the connection closes after its output is flushed.
-func (cn *conn) die() {
+// The reason is counted (Server.Closes).
+func (cn *conn) die(reason string) {
 	if !cn.dead {
 		cn.dead = true
 		cn.ls.markDirty(cn)
+		cn.ls.s.countClose(reason)
 	}
 }
 
-// closed runs on the loop when the connection is gone.
-func (cn *conn) closed() {
+// closed runs on the loop when the connection is gone; err is gnet's
+// (nil when the forwarder closed it).
+func (cn *conn) closed(err error) {
+	if !cn.dead && err != nil {
+		cn.ls.s.countClose("socket: " + err.Error())
+	}
 	cn.dead = true
 	cn.gone.Store(true)
 	s := cn.ls.s

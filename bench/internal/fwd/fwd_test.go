@@ -1,11 +1,15 @@
 package fwd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/bench/internal/wire"
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -76,5 +80,50 @@ func TestForwarderWithClient(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A frame that arrives in pieces, with nothing complete in the first
+// read, must be kept (gnet's Discard(0) would drop the buffer): HELLO is
+// written in two parts with a pause between them.
+func TestForwarderSplitFrame(t *testing.T) {
+	s, err := Start(Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(wire.AppendUpgradeRequest(nil, "x", "/ws", "dGhlIHNhbXBsZSBub25jZQ==", proto.JSON))
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	hello, _ := proto.Append(nil, proto.JSON, &proto.Message{Type: proto.CodeHello, URI: []byte("realm1"), Dict: proto.Raw{Ser: proto.JSON, B: []byte(`{"roles":{"caller":{}}}`)}})
+	mask := [4]byte{1, 2, 3, 4}
+	f := wire.Framer{WS: true, Ser: proto.JSON, Mask: &mask}
+	frame := f.Append(nil, hello)
+	for _, part := range [][]byte{frame[:5], frame[5:]} {
+		c.Write(part)
+		time.Sleep(50 * time.Millisecond)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatalf("no WELCOME: %v", err)
+	}
+	body := make([]byte, hdr[1]&0x7f)
+	io.ReadFull(br, body)
+	if typ, _, _, err := wire.Head(proto.JSON, body); err != nil || typ != proto.CodeWelcome {
+		t.Fatalf("got %v %v: %q", typ, err, body)
 	}
 }

@@ -128,12 +128,12 @@ func (cn *conn) message(b []byte) {
 	cd := &ls.codec
 	m := &cd.in
 	if err := cd.dec.Decode(cn.ser, b, m); err != nil {
-		cn.die()
+		cn.die("decode error: " + err.Error())
 		return
 	}
 	if cn.sid == 0 {
 		if m.Type != proto.CodeHello {
-			cn.die()
+			cn.die("first message is not HELLO")
 			return
 		}
 		cn.sid = ls.s.nextID.Add(1)
@@ -159,7 +159,7 @@ func (cn *conn) message(b []byte) {
 	case proto.CodeGoodbye:
 		cd.out = proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)}
 		cn.sendFramed(cd.encode(cn.ser))
-		cn.die()
+		cn.die("GOODBYE")
 	default:
 		// UNREGISTER, UNSUBSCRIBE, CANCEL and the rest: not needed here.
 	}

@@ -85,7 +85,10 @@ type Server struct {
 	tables tables
 
 	nextID atomic.Uint64 // session, registration, subscription, publication and invocation ids
-	stats  struct {
+
+	closeMu sync.Mutex
+	closes  map[string]int // why connections were closed; guarded by closeMu
+	stats   struct {
 		conns, calls, results, publishes, events, dropped, flushes, writes atomic.Uint64
 	}
 }
@@ -144,6 +147,31 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+func (s *Server) countClose(reason string) {
+	if len(reason) > 80 {
+		reason = reason[:80]
+	}
+	s.closeMu.Lock()
+	if s.closes == nil {
+		s.closes = map[string]int{}
+	}
+	s.closes[reason]++
+	s.closeMu.Unlock()
+}
+
+// Closes returns how many connections were closed for each reason: the
+// forwarder's (GOODBYE, protocol errors) and socket errors; a peer's
+// orderly close is not counted. Safe for concurrent use.
+func (s *Server) Closes() map[string]int {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	out := make(map[string]int, len(s.closes))
+	for k, v := range s.closes {
+		out[k] = v
+	}
+	return out
 }
 
 // Stats returns the counters. Safe for concurrent use.
@@ -217,9 +245,9 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
+func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	if cn, ok := c.Context().(*conn); ok {
-		cn.closed()
+		cn.closed(err)
 	}
 	return gnet.None
 }

@@ -78,7 +78,9 @@ func (lc *loopClient) OnTraffic(c gnet.Conn) gnet.Action {
 	s := c.Context().(*sess)
 	now := nowNS()
 	if buf, _ := c.Peek(-1); len(buf) > 0 {
-		c.Discard(s.input(buf, now))
+		if n := s.input(buf, now); n > 0 { // gnet's Discard(0) would drop everything buffered
+			c.Discard(n)
+		}
 	}
 	if w, ok := s.r.(waker); ok && s.st == stOpen {
 		w.wake(s, now)
@@ -188,6 +190,9 @@ func parseSources(spec string) ([]netip.Addr, error) {
 		a, err := netip.ParseAddr(lo)
 		if err != nil {
 			return nil, fmt.Errorf("-src %q: %w", spec, err)
+		}
+		if !a.IsLoopback() {
+			return nil, fmt.Errorf("-src %q: %s is not a loopback address", spec, a)
 		}
 		if !isRange {
 			out = append(out, a)

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 
 	"github.com/edgewamp/edgewamp/bench/internal/wire"
@@ -62,6 +64,9 @@ func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret stri
 	if !ser.Valid() {
 		return nil, fmt.Errorf("bad serializer")
 	}
+	if err := loopbackOnly(u.Hostname()); err != nil {
+		return nil, err
+	}
 	var key [16]byte
 	rand.Read(key[:])
 	ep.upgrade = wire.AppendUpgradeRequest(nil, ep.host, ep.path, base64.StdEncoding.EncodeToString(key[:]), ser)
@@ -96,4 +101,25 @@ func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret stri
 		return nil, err
 	}
 	return ep, nil
+}
+
+// loopbackOnly refuses a router that is not on this machine's loopback:
+// the tool generates load, and is meant for loopback measurements only.
+func loopbackOnly(host string) error {
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !a.IsLoopback() {
+			return fmt.Errorf("%s is not a loopback address: wampbench only loads routers on loopback", host)
+		}
+		return nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("%s resolves to %s, not loopback: wampbench only loads routers on loopback", host, ip)
+		}
+	}
+	return nil
 }

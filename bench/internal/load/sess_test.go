@@ -150,7 +150,7 @@ func TestSessionJoinCRA(t *testing.T) {
 }
 
 func TestSessionControlFrames(t *testing.T) {
-	ep, _ := newEndpoint("ws://h:1/ws", proto.JSON, "realm1", "", "")
+	ep, _ := newEndpoint("ws://127.0.0.1:1/ws", proto.JSON, "realm1", "", "")
 	rs := routerSide{t, ep}
 	rec := &recorder{}
 	s := newSess(ep, rec)
@@ -205,12 +205,21 @@ func TestHistQuantiles(t *testing.T) {
 }
 
 func TestParseSources(t *testing.T) {
-	a, err := parseSources("127.0.0.2-127.0.0.4,10.0.0.1")
-	if err != nil || len(a) != 4 || a[0].String() != "127.0.0.2" || a[2].String() != "127.0.0.4" || a[3].String() != "10.0.0.1" {
+	a, err := parseSources("127.0.0.2-127.0.0.4,127.1.0.1")
+	if err != nil || len(a) != 4 || a[0].String() != "127.0.0.2" || a[2].String() != "127.0.0.4" || a[3].String() != "127.1.0.1" {
 		t.Fatalf("%v %v", a, err)
 	}
 	if _, err := parseSources("127.0.0.9-127.0.0.1"); err == nil {
 		t.Fatal("reversed range accepted")
+	}
+	if _, err := parseSources("10.0.0.1"); err == nil {
+		t.Fatal("non-loopback source accepted")
+	}
+	if _, err := newEndpoint("ws://192.0.2.1:8080/ws", proto.JSON, "realm1", "", ""); err == nil {
+		t.Fatal("non-loopback router accepted")
+	}
+	if _, err := newEndpoint("rs://localhost:8080", proto.JSON, "realm1", "", ""); err != nil {
+		t.Fatalf("localhost refused: %v", err)
 	}
 }
 
