@@ -144,11 +144,14 @@ func (ss *Session) closeReply(s *Shard, b []byte) bool {
 func (s *Shard) handle(ss *Session, m *proto.Message) {
 	switch ss.state {
 	case stNew:
-		if m.Type != proto.CodeHello {
+		switch m.Type {
+		case proto.CodeHello:
+			s.hello(ss, m)
+		case proto.CodeAbort: // the client gave up; no ABORT back
+			ss.finish()
+		default:
 			s.protocolError(ss, "expected HELLO, received "+m.Type.String())
-			return
 		}
-		s.hello(ss, m)
 	case stChallenged:
 		switch m.Type {
 		case proto.CodeAuthenticate:
