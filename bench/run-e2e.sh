@@ -312,9 +312,9 @@ if [[ $PROFILE == 1 ]] && want profile; then
     wait "$tpid" || true
     stop_target "$target" "$id"
     START_BIN=bin/edgewamp
-    rate=$(grep -oE "$key=[0-9.]+" "$OUT/logs/$id.result" | cut -d= -f2)
+    rate=$(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^$key=" | cut -d= -f2)
     {
-      echo "== $target, $name: $(grep -oE "$key=[^ ]+" "$OUT/logs/$id.result") $(grep -oE '(tool|router)_cpu_pct=[^ ]+' "$OUT/logs/$id.result" | tr '\n' ' ')"
+      echo "== $target, $name: $(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^($key|tool_cpu_pct|router_cpu_pct)=" | tr '\n' ' ')"
       for side in router tool; do
         printf '   %s syscalls per %s:' "$side" "$unit"
         awk -F, -v r="${rate:-0}" '$1 ~ /^[0-9]+$/ && $1 > 0 { n=$3; sub("syscalls:sys_enter_","",n); if (r > 0) printf " %s %.3f", n, $1/2/r }' "$OUT/logs/$id.$side.stat"
