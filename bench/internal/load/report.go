@@ -86,12 +86,15 @@ type matrix struct {
 }
 
 func readMatrix(path string) (*matrix, error) {
+	m := &matrix{cells: map[[2]string]*cell{}}
 	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return m, nil // a run of the profile section only
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	m := &matrix{cells: map[[2]string]*cell{}}
 	seenC, seenT := map[string]bool{}, map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
