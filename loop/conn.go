@@ -319,9 +319,7 @@ func (cn *conn) flush() {
 			cn.reason = "write: " + err.Error()
 		}
 	}
-	if cap(cn.out) == outBufCap {
-		cn.ls.putBuf(cn.out)
-	}
+	cn.ls.putBuf(cn.out)
 	cn.out = nil
 	if cn.phase == phDead {
 		cn.c.Close()
@@ -456,9 +454,7 @@ func (cn *conn) closed(err error) {
 	prev := cn.phase
 	cn.phase = phDead
 	if cn.out != nil {
-		if cap(cn.out) == outBufCap {
-			cn.ls.putBuf(cn.out)
-		}
+		cn.ls.putBuf(cn.out)
 		cn.out = nil
 	}
 	cn.ls.remove(cn)
