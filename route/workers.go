@@ -1,6 +1,9 @@
 package route
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // workers is a bounded pool that runs CPU-heavy or blocking work
 // (authentication) off the event loops. Results go back to the owning shard
@@ -19,6 +22,11 @@ func newWorkers(n, queue int) *workers {
 			defer w.wg.Done()
 			for f := range w.jobs {
 				f()
+				// Yield between jobs: with GOMAXPROCS=1 (a router pinned
+				// to one CPU) a worker draining a storm of
+				// authentications would otherwise keep the event loop's
+				// goroutine off the CPU for a whole scheduler slice.
+				runtime.Gosched()
 			}
 		}()
 	}
