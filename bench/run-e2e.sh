@@ -339,6 +339,10 @@ fi
 # ---------------------------------------------------------------- report
 echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.txt"
 "$WB" -report "$OUT" > "$OUT/RESULTS.md"
+# Hand-maintained micro-benchmark figures and tuning notes go at the end.
+if [[ -f bench/micro.md ]]; then
+  { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
+fi
 if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
