@@ -177,16 +177,16 @@ func init() {
 		"wamp.session.kill_all":               metaKillAll,
 		"wamp.session.add_testament":          metaAddTestament,
 		"wamp.session.flush_testaments":       metaFlushTestaments,
-		"wamp.registration.list":              metaRegList,
-		"wamp.registration.lookup":            metaRegLookup,
+		"wamp.registration.list":              metaList(regTable),
+		"wamp.registration.lookup":            metaLookup(regTable, "wamp.registration.lookup needs a procedure URI"),
 		"wamp.registration.match":             metaRegMatch,
-		"wamp.registration.get":               metaRegGet,
+		"wamp.registration.get":               metaGet(regByID, proto.URINoSuchRegistration, "registration"),
 		"wamp.registration.list_callees":      metaRegCallees(false),
 		"wamp.registration.count_callees":     metaRegCallees(true),
-		"wamp.subscription.list":              metaSubList,
-		"wamp.subscription.lookup":            metaSubLookup,
+		"wamp.subscription.list":              metaList(subTable),
+		"wamp.subscription.lookup":            metaLookup(subTable, "wamp.subscription.lookup needs a topic URI"),
 		"wamp.subscription.match":             metaSubMatch,
-		"wamp.subscription.get":               metaSubGet,
+		"wamp.subscription.get":               metaGet(subByID, proto.URINoSuchSubscription, "subscription"),
 		"wamp.subscription.list_subscribers":  metaSubSubscribers(false),
 		"wamp.subscription.count_subscribers": metaSubSubscribers(true),
 	}
@@ -362,15 +362,6 @@ func metaKillAll(s *Shard, ss *Session, _ []any, kwargs map[string]any) ([]any, 
 	return []any{n}, nil
 }
 
-func metaRegList(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
-	lists := map[string][]uint64{"exact": {}, "prefix": {}, "wildcard": {}}
-	rm := ss.realm
-	rm.mu.RLock()
-	rm.regs.all(func(m proto.Match, reg *registration) { lists[m.String()] = append(lists[m.String()], reg.id) })
-	rm.mu.RUnlock()
-	return []any{map[string]any{"exact": lists["exact"], "prefix": lists["prefix"], "wildcard": lists["wildcard"]}}, nil
-}
-
 // matchOption reads {"match": ...} from an optional options argument.
 func matchOption(args []any, i int) (proto.Match, *metaErr) {
 	if i >= len(args) || args[i] == nil {
@@ -389,25 +380,6 @@ func matchOption(args []any, i int) (proto.Match, *metaErr) {
 		return proto.MatchWildcard, nil
 	}
 	return 0, badArg("options.match must be exact, prefix or wildcard")
-}
-
-func metaRegLookup(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	uri, ok := argStr(args, 0)
-	if !ok {
-		return nil, badArg("wamp.registration.lookup needs a procedure URI")
-	}
-	match, err := matchOption(args, 1)
-	if err != nil {
-		return nil, err
-	}
-	rm := ss.realm
-	rm.mu.RLock()
-	reg, found := rm.regs.get(match, uri)
-	rm.mu.RUnlock()
-	if !found {
-		return []any{nil}, nil
-	}
-	return []any{reg.id}, nil
 }
 
 func metaRegMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
@@ -431,16 +403,75 @@ func (rm *Realm) regByIDLocked(id uint64) *registration {
 	return rm.regByID[id]
 }
 
-func metaRegGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	id, ok := argID(args, 0)
-	if !ok {
-		return nil, badArg("wamp.registration.get needs a registration id")
+// tabled is what the registration and subscription meta procedures share.
+type tabled interface {
+	comparable
+	ident() uint64
+	details() map[string]any
+}
+
+func (reg *registration) ident() uint64 { return reg.id }
+func (sub *subscription) ident() uint64 { return sub.id }
+
+func regTable(rm *Realm) *table[*registration] { return rm.regs }
+func subTable(rm *Realm) *table[*subscription] { return rm.subs }
+
+// Call with rm.mu held.
+func regByID(rm *Realm, id uint64) (*registration, bool) { r, ok := rm.regByID[id]; return r, ok }
+func subByID(rm *Realm, id uint64) (*subscription, bool) { s, ok := rm.subByID[id]; return s, ok }
+
+// metaList implements wamp.registration.list and wamp.subscription.list:
+// the ids by match policy.
+func metaList[E tabled](tab func(*Realm) *table[E]) metaFn {
+	return func(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
+		lists := [3][]uint64{{}, {}, {}}
+		rm := ss.realm
+		rm.mu.RLock()
+		tab(rm).all(func(m proto.Match, e E) { lists[m] = append(lists[m], e.ident()) })
+		rm.mu.RUnlock()
+		return []any{map[string]any{"exact": lists[proto.MatchExact], "prefix": lists[proto.MatchPrefix], "wildcard": lists[proto.MatchWildcard]}}, nil
 	}
-	reg := ss.realm.regByIDLocked(id)
-	if reg == nil {
-		return nil, &metaErr{proto.URINoSuchRegistration, "no registration " + strconv.FormatUint(id, 10)}
+}
+
+// metaLookup implements the lookup procedures: the id for exactly this URI
+// and match policy, or null.
+func metaLookup[E tabled](tab func(*Realm) *table[E], usage string) metaFn {
+	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+		uri, ok := argStr(args, 0)
+		if !ok {
+			return nil, badArg(usage)
+		}
+		match, err := matchOption(args, 1)
+		if err != nil {
+			return nil, err
+		}
+		rm := ss.realm
+		rm.mu.RLock()
+		e, found := tab(rm).get(match, uri)
+		rm.mu.RUnlock()
+		if !found {
+			return []any{nil}, nil
+		}
+		return []any{e.ident()}, nil
 	}
-	return []any{reg.details()}, nil
+}
+
+// metaGet implements the get procedures.
+func metaGet[E tabled](byID func(*Realm, uint64) (E, bool), noSuch, what string) metaFn {
+	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+		id, ok := argID(args, 0)
+		if !ok {
+			return nil, badArg("needs a " + what + " id")
+		}
+		rm := ss.realm
+		rm.mu.RLock()
+		e, found := byID(rm, id)
+		rm.mu.RUnlock()
+		if !found {
+			return nil, &metaErr{noSuch, "no " + what + " " + strconv.FormatUint(id, 10)}
+		}
+		return []any{e.details()}, nil
+	}
 }
 
 func metaRegCallees(count bool) metaFn {
@@ -465,34 +496,6 @@ func metaRegCallees(count bool) metaFn {
 	}
 }
 
-func metaSubList(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
-	lists := map[string][]uint64{"exact": {}, "prefix": {}, "wildcard": {}}
-	rm := ss.realm
-	rm.mu.RLock()
-	rm.subs.all(func(m proto.Match, sub *subscription) { lists[m.String()] = append(lists[m.String()], sub.id) })
-	rm.mu.RUnlock()
-	return []any{map[string]any{"exact": lists["exact"], "prefix": lists["prefix"], "wildcard": lists["wildcard"]}}, nil
-}
-
-func metaSubLookup(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	uri, ok := argStr(args, 0)
-	if !ok {
-		return nil, badArg("wamp.subscription.lookup needs a topic URI")
-	}
-	match, err := matchOption(args, 1)
-	if err != nil {
-		return nil, err
-	}
-	rm := ss.realm
-	rm.mu.RLock()
-	sub, found := rm.subs.get(match, uri)
-	rm.mu.RUnlock()
-	if !found {
-		return []any{nil}, nil
-	}
-	return []any{sub.id}, nil
-}
-
 func metaSubMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 	uri, ok := argStr(args, 0)
 	if !ok {
@@ -510,21 +513,6 @@ func metaSubMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *
 		ids = append(ids, sub.id)
 	}
 	return []any{ids}, nil
-}
-
-func metaSubGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	id, ok := argID(args, 0)
-	if !ok {
-		return nil, badArg("wamp.subscription.get needs a subscription id")
-	}
-	rm := ss.realm
-	rm.mu.RLock()
-	sub := rm.subByID[id]
-	rm.mu.RUnlock()
-	if sub == nil {
-		return nil, &metaErr{proto.URINoSuchSubscription, "no subscription " + strconv.FormatUint(id, 10)}
-	}
-	return []any{sub.details()}, nil
 }
 
 func metaSubSubscribers(count bool) metaFn {
