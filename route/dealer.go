@@ -589,34 +589,27 @@ func (s *Shard) setMessageArgs(out *proto.Message, ser proto.Serializer, message
 // record to the garbage collector. Owned by shard.
 const callPoolMax = 1024
 
-func (s *Shard) newOutCall() *outCall {
-	if n := len(s.outPool); n > 0 {
-		oc := s.outPool[n-1]
-		s.outPool = s.outPool[:n-1]
-		return oc
+type freeList[T any] struct{ free []*T }
+
+func (f *freeList[T]) get() *T {
+	if n := len(f.free); n > 0 {
+		x := f.free[n-1]
+		f.free = f.free[:n-1]
+		return x
 	}
-	return new(outCall)
+	return new(T)
 }
 
-func (s *Shard) putOutCall(oc *outCall) {
-	if len(s.outPool) < callPoolMax {
-		*oc = outCall{}
-		s.outPool = append(s.outPool, oc)
+// put zeroes x and keeps it for reuse.
+func (f *freeList[T]) put(x *T) {
+	if len(f.free) < callPoolMax {
+		var zero T
+		*x = zero
+		f.free = append(f.free, x)
 	}
 }
 
-func (s *Shard) newInCall() *inCall {
-	if n := len(s.inPool); n > 0 {
-		ic := s.inPool[n-1]
-		s.inPool = s.inPool[:n-1]
-		return ic
-	}
-	return new(inCall)
-}
-
-func (s *Shard) putInCall(ic *inCall) {
-	if len(s.inPool) < callPoolMax {
-		*ic = inCall{}
-		s.inPool = append(s.inPool, ic)
-	}
-}
+func (s *Shard) newOutCall() *outCall   { return s.outPool.get() }
+func (s *Shard) putOutCall(oc *outCall) { s.outPool.put(oc) }
+func (s *Shard) newInCall() *inCall     { return s.inPool.get() }
+func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }

@@ -34,12 +34,12 @@ type Shard struct {
 	msg      proto.Message
 	out      proto.Message // message being built
 	enc      proto.Encoder
-	buf      []byte          // output buffer for the message being sent
-	evbuf    [4][]byte       // per-serializer EVENT encodings during a fan-out
-	subsBuf  []*subscription // matched subscriptions scratch
-	lc       carry           // scratch carry for tasks to this shard (see Shard.carry)
-	outPool  []*outCall      // free call records (see newOutCall)
-	inPool   []*inCall
+	buf      []byte            // output buffer for the message being sent
+	evbuf    [4][]byte         // per-serializer EVENT encodings during a fan-out
+	subsBuf  []*subscription   // matched subscriptions scratch
+	lc       carry             // scratch carry for tasks to this shard (see Shard.carry)
+	outPool  freeList[outCall] // free call records (see newOutCall)
+	inPool   freeList[inCall]
 	timers   timerHeap
 	rng      *rand.Rand
 	invSeq   uint64
