@@ -198,6 +198,10 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URINotAuthorized, "not authorized to subscribe to "+strconv.Quote(string(m.URI)))
 		return
 	}
+	if max := s.r.cfg.MaxSubscriptions; len(ss.subs) >= max {
+		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIUnavailable, "too many subscriptions for this session (limit "+strconv.Itoa(max)+")")
+		return
+	}
 	uri := string(m.URI)
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)

@@ -8,6 +8,9 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 )
 
+// defaultSessionLimit is the default of the per-session bounds in Config.
+const defaultSessionLimit = 65536
+
 // registration is a procedure URI with a match policy and its callees.
 type registration struct {
 	id      uint64       // static
@@ -68,6 +71,10 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 	}
 	if !ss.authorize(ActionRegister, m.URI) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
+		return
+	}
+	if max := s.r.cfg.MaxRegistrations; len(ss.regs) >= max {
+		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
 	rm := ss.realm
@@ -202,6 +209,10 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	if !ss.authorize(ActionCall, m.URI) {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(string(m.URI)))
+		return
+	}
+	if max := s.r.cfg.MaxPendingCalls; len(ss.calls) >= max {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "too many calls in flight for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
 	reg := ss.realm.lookupReg(s.idx, m.URI)

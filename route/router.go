@@ -41,6 +41,14 @@ type Config struct {
 	// AuthQueue bounds pending authentication jobs; past it, new HELLOs are
 	// refused. Default 4096.
 	AuthQueue int
+	// MaxPendingCalls, MaxRegistrations and MaxSubscriptions bound what
+	// one session may hold (calls in flight as a caller, registrations,
+	// subscriptions), so that no session grows router memory without
+	// limit. Past them the request gets ERROR wamp.error.unavailable.
+	// Default 65536 each.
+	MaxPendingCalls  int
+	MaxRegistrations int
+	MaxSubscriptions int
 	// Agent is the router's agent string in WELCOME. Default "edgewamp".
 	Agent string
 	// Logger receives one line per notable event. Default slog.Default().
@@ -129,6 +137,11 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.AuthQueue <= 0 {
 		cfg.AuthQueue = 4096
+	}
+	for _, p := range []*int{&cfg.MaxPendingCalls, &cfg.MaxRegistrations, &cfg.MaxSubscriptions} {
+		if *p <= 0 {
+			*p = defaultSessionLimit
+		}
 	}
 	if cfg.Agent == "" {
 		cfg.Agent = "edgewamp"

@@ -235,3 +235,30 @@ func TestGoodbyeTimeoutClosesTransport(t *testing.T) {
 		t.Fatal("transport still open after the GOODBYE timeout")
 	}
 }
+
+// No session can grow router memory without bound: calls in flight,
+// registrations and subscriptions are capped per session, and the session
+// stays up when it hits a cap.
+func TestPerSessionLimits(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.MaxPendingCalls, c.MaxRegistrations, c.MaxSubscriptions = 3, 2, 2 })
+	callee, c := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.slow", nil)
+	for i := 0; i < 3; i++ {
+		c.call("com.slow", nil, nil, nil)
+		callee.expect(proto.CodeInvocation)
+	}
+	req := c.call("com.slow", nil, nil, nil)
+	c.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	callee.quiet()
+	c.register("a.one", nil)
+	c.register("a.two", nil)
+	req = c.nextReq()
+	c.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: c.opts(nil), URI: []byte("a.three")})
+	c.expectError(proto.CodeRegister, req, proto.URIUnavailable)
+	c.subscribe("t.one", nil)
+	c.subscribe("t.two", nil)
+	req = c.nextReq()
+	c.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: c.opts(nil), URI: []byte("t.three")})
+	c.expectError(proto.CodeSubscribe, req, proto.URIUnavailable)
+	c.goodbye()
+}
