@@ -72,6 +72,9 @@ type limitsConfig struct {
 	IdleTimeout      duration `yaml:"idle_timeout"`
 	HighWater        size     `yaml:"high_water"`
 	HardLimit        size     `yaml:"hard_limit"`
+	CallsInFlight    int      `yaml:"calls_in_flight"`
+	Registrations    int      `yaml:"registrations"`
+	Subscriptions    int      `yaml:"subscriptions"`
 }
 
 type keepaliveConfig struct {
@@ -326,6 +329,14 @@ func (c *config) validate() error {
 	if c.Limits.MaxMessage != 0 && c.Limits.MaxMessage < 512 {
 		c.errAt(&errs, "limits.max_message is at least 512 bytes", "limits", "max_message")
 	}
+	for _, l := range []struct {
+		v    int
+		name string
+	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"}} {
+		if l.v < 0 {
+			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
+		}
+	}
 	if c.Limits.HardLimit != 0 && c.Limits.HighWater != 0 && c.Limits.HardLimit < c.Limits.HighWater {
 		c.errAt(&errs, "limits.hard_limit must not be below limits.high_water", "limits", "hard_limit")
 	}
@@ -374,13 +385,16 @@ func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
 		return route.Config{}, err
 	}
 	rc := route.Config{
-		Realms:         realms,
-		Shards:         c.loops(),
-		CallTimeout:    time.Duration(c.RPC.CallTimeout),
-		MaxCallTimeout: time.Duration(c.RPC.MaxCallTimeout),
-		HelloTimeout:   time.Duration(c.Limits.HelloTimeout),
-		Agent:          "edgewamp-" + version,
-		Logger:         log,
+		Realms:           realms,
+		Shards:           c.loops(),
+		CallTimeout:      time.Duration(c.RPC.CallTimeout),
+		MaxCallTimeout:   time.Duration(c.RPC.MaxCallTimeout),
+		HelloTimeout:     time.Duration(c.Limits.HelloTimeout),
+		MaxPendingCalls:  c.Limits.CallsInFlight,
+		MaxRegistrations: c.Limits.Registrations,
+		MaxSubscriptions: c.Limits.Subscriptions,
+		Agent:            "edgewamp-" + version,
+		Logger:           log,
 	}
 	return rc, nil
 }
