@@ -3,6 +3,8 @@ package proto
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -12,16 +14,7 @@ import (
 // flag telling whether it holds escapes, so that the common escape-free case
 // is zero-copy.
 
-func (r *rd) jsonWS() {
-	for r.i < len(r.b) {
-		switch r.b[r.i] {
-		case ' ', '\t', '\n', '\r':
-			r.i++
-		default:
-			return
-		}
-	}
-}
+func (r *rd) jsonWS() { r.i = jsonWSAt(r.b, r.i) }
 
 func (r *rd) jsonNext(t *tok) error {
 	r.jsonWS()
@@ -57,69 +50,20 @@ func (r *rd) jsonNext(t *tok) error {
 }
 
 // jsonLit consumes the literal lit (true, false, null).
-func (r *rd) jsonLit(lit string) error {
-	if len(r.b)-r.i < len(lit) {
-		return ErrTruncated
-	}
-	if string(r.b[r.i:r.i+len(lit)]) != lit {
-		return ErrBadSyntax
-	}
-	r.i += len(lit)
-	return nil
+func (r *rd) jsonLit(lit string) (err error) {
+	r.i, err = jsonLitAt(r.b, r.i, lit)
+	return err
 }
 
 // jsonString scans a string starting at the opening quote. It validates
 // escapes and UTF-8, and classifies "\u0000"-prefixed strings as binary.
 func (r *rd) jsonString(t *tok) error {
-	b := r.b
-	i := r.i + 1
-	start := i
-	esc, high := false, false
-	for {
-		if i >= len(b) {
-			return ErrTruncated
-		}
-		c := b[i]
-		if c == '"' {
-			break
-		}
-		if c < 0x20 {
-			return ErrBadSyntax
-		}
-		if c >= 0x80 {
-			high = true
-		}
-		if c == '\\' {
-			esc = true
-			if i+1 >= len(b) {
-				return ErrTruncated
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-				continue
-			case 'u':
-				if i+6 > len(b) {
-					return ErrTruncated
-				}
-				for _, h := range b[i+2 : i+6] {
-					if hexVal(h) < 0 {
-						return ErrBadEscape
-					}
-				}
-				i += 6
-				continue
-			default:
-				return ErrBadEscape
-			}
-		}
-		i++
+	end, esc, err := jsonScanString(r.b, r.i)
+	if err != nil {
+		return err
 	}
-	s := b[start:i:i]
-	r.i = i + 1
-	if high && !utf8.Valid(s) {
-		return ErrBadUTF8
-	}
+	s := r.b[r.i+1 : end : end]
+	r.i = end + 1
 	// WAMP §Binary conversion of JSON strings: a string whose first
 	// character is NUL carries base64 bytes.
 	if len(s) >= 6 && string(s[:6]) == `\u0000` {
@@ -132,60 +76,146 @@ func (r *rd) jsonString(t *tok) error {
 	return nil
 }
 
+// jsonKey is readKey for JSON: the key string, unescaped into sc when it
+// holds escapes, and the colon after it.
+func (r *rd) jsonKey(sc *[]byte) ([]byte, error) {
+	r.jsonWS()
+	if r.i >= len(r.b) || r.b[r.i] != '"' {
+		var t tok
+		if err := r.jsonNext(&t); err != nil {
+			return nil, err
+		}
+		return nil, ErrKeyNotString
+	}
+	end, esc, err := jsonScanString(r.b, r.i)
+	if err != nil {
+		return nil, err
+	}
+	s := r.b[r.i+1 : end : end]
+	r.i = end + 1
+	if len(s) >= 6 && string(s[:6]) == `\u0000` {
+		return nil, ErrKeyNotString // a binary string
+	}
+	if esc {
+		start := len(*sc)
+		out, err := appendUnescaped(*sc, s)
+		if err != nil {
+			return nil, err
+		}
+		*sc = out
+		s = out[start:len(out):len(out)]
+	}
+	return s, r.colon()
+}
+
+// SWAR constants for jsonScanString: a byte repeated in every lane.
+const (
+	lanes1    = 0x0101010101010101
+	lanes80   = 0x8080808080808080
+	lanesQ    = 0x2222222222222222 // '"'
+	lanesBS   = 0x5C5C5C5C5C5C5C5C // backslash
+	lanesCtrl = 0x2020202020202020 // bytes below this are control characters
+)
+
+// jsonScanString validates the JSON string whose opening quote is at b[q]
+// (escapes and UTF-8) and returns the index of its closing quote, and
+// whether the content holds escapes.
+//
+// Payload text is mostly plain ASCII, so the scan looks at 8 bytes at a
+// time: a word is skipped whole when none of its bytes is a quote, a
+// backslash or a control character (the classic "has zero byte" bit trick,
+// whose lowest flagged lane is always exact); bytes >= 0x80 are only
+// remembered, and such strings are checked with utf8.Valid at the end.
+func jsonScanString(b []byte, q int) (end int, esc bool, err error) {
+	i := q + 1
+	var high uint64
+	for {
+		for i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			qw, bw := w^lanesQ, w^lanesBS
+			m := ((qw - lanes1) &^ qw) | ((bw - lanes1) &^ bw) | ((w - lanesCtrl) &^ w)
+			if m &= lanes80; m != 0 {
+				n := bits.TrailingZeros64(m) >> 3
+				high |= w & (1<<(8*n) - 1)
+				i += n
+				break
+			}
+			high |= w
+			i += 8
+		}
+		if i >= len(b) {
+			return 0, false, ErrTruncated
+		}
+		c := b[i]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return 0, false, ErrBadSyntax
+		}
+		if c >= 0x80 {
+			high = lanes80
+			i++
+			continue
+		}
+		if c != '\\' {
+			i++
+			continue
+		}
+		esc = true
+		if i+1 >= len(b) {
+			return 0, false, ErrTruncated
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(b) {
+				return 0, false, ErrTruncated
+			}
+			for _, h := range b[i+2 : i+6] {
+				if hexVal(h) < 0 {
+					return 0, false, ErrBadEscape
+				}
+			}
+			i += 6
+		default:
+			return 0, false, ErrBadEscape
+		}
+	}
+	if high&lanes80 != 0 && !utf8.Valid(b[q+1:i]) {
+		return 0, false, ErrBadUTF8
+	}
+	return i, esc, nil
+}
+
 // jsonNumber scans a number per RFC 8259 §6. Integers become kInt (or kBig
 // beyond 64 bits); anything with a fraction or exponent is kFloat.
 func (r *rd) jsonNumber(t *tok) error {
 	b := r.b
-	i := r.i
-	start := i
-	neg := false
-	if b[i] == '-' {
-		neg = true
-		i++
-	}
-	if i >= len(b) {
-		return ErrTruncated
-	}
-	digits := i
-	if b[i] == '0' {
-		i++
-	} else if b[i] >= '1' && b[i] <= '9' {
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+	start := r.i
+	// Fast path for the common case (message codes, ids, timeouts): up to
+	// 19 digits, which cannot overflow, and no fraction or exponent.
+	if c := b[start]; c >= '1' && c <= '9' {
+		u := uint64(c - '0')
+		j := start + 1
+		for j < len(b) && j-start < 19 && b[j]-'0' <= 9 {
+			u = u*10 + uint64(b[j]-'0')
+			j++
 		}
-	} else {
-		return ErrBadNumber
-	}
-	intEnd := i
-	isFloat := false
-	if i < len(b) && b[i] == '.' {
-		isFloat = true
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return ErrBadNumber
+		if j == len(b) || (b[j]-'0' > 9 && b[j] != '.' && b[j] != 'e' && b[j] != 'E') {
+			r.i = j
+			t.set(kInt, false, false, u, 0, nil)
+			return nil
 		}
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		isFloat = true
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return ErrBadNumber
-		}
+	digits, intEnd, end, isFloat, err := jsonScanNumber(b, start)
+	if err != nil {
+		return err
 	}
-	r.i = i
+	r.i = end
 	if isFloat {
-		f, err := parseFloat(b[start:i])
+		f, err := parseFloat(b[start:end])
 		if err != nil {
 			return ErrBadNumber
 		}
@@ -193,6 +223,7 @@ func (r *rd) jsonNumber(t *tok) error {
 		return nil
 	}
 	u, ok := parseDigits(b[digits:intEnd])
+	neg := digits > start
 	if !ok {
 		t.set(kBig, neg, false, 0, 0, b[digits:intEnd:intEnd])
 		return nil
@@ -207,6 +238,181 @@ func (r *rd) jsonNumber(t *tok) error {
 	}
 	t.set(kInt, false, false, u, 0, nil)
 	return nil
+}
+
+// jsonScanNumber checks the grammar of the number at b[start:]: its integer
+// digits are b[digits:intEnd], and it ends at end.
+func jsonScanNumber(b []byte, start int) (digits, intEnd, end int, isFloat bool, err error) {
+	i := start
+	if b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return 0, 0, 0, false, ErrTruncated
+	}
+	digits = i
+	if b[i] == '0' {
+		i++
+	} else if b[i] >= '1' && b[i] <= '9' {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	} else {
+		return 0, 0, 0, false, ErrBadNumber
+	}
+	intEnd = i
+	if i < len(b) && b[i] == '.' {
+		isFloat = true
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, 0, 0, false, ErrBadNumber
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		isFloat = true
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, 0, 0, false, ErrBadNumber
+		}
+	}
+	return digits, intEnd, i, isFloat, nil
+}
+
+// jsonSkip consumes one JSON value and accepts and refuses exactly what
+// skipValue's token walk does, without building tokens or converting
+// numbers: it is how a JSON payload (Arguments, ArgumentsKw, unknown
+// options) is validated on its way through the router.
+func (r *rd) jsonSkip(depth int) error {
+	i, err := jsonSkipAt(r.b, r.i, depth)
+	r.i = i
+	return err
+}
+
+// jsonSkipAt is jsonSkip on plain values, so that the position stays in a
+// register rather than going through memory at every byte.
+func jsonSkipAt(b []byte, i, depth int) (int, error) {
+	i = jsonWSAt(b, i)
+	if i >= len(b) {
+		return i, ErrTruncated
+	}
+	switch c := b[i]; c {
+	case '"':
+		end, _, err := jsonScanString(b, i)
+		return end + 1, err
+	case '[', '{':
+		if depth >= MaxDepth {
+			return i, ErrTooDeep
+		}
+		i++
+		close := byte(']')
+		if c == '{' {
+			close = '}'
+		}
+		for first := true; ; first = false {
+			i = jsonWSAt(b, i)
+			if i >= len(b) {
+				return i, ErrTruncated
+			}
+			if b[i] == close {
+				return i + 1, nil
+			}
+			if !first {
+				if b[i] != ',' {
+					return i, ErrBadSyntax
+				}
+				i++
+			}
+			if c == '{' {
+				i = jsonWSAt(b, i)
+				if i >= len(b) || b[i] != '"' {
+					r := rd{b: b, i: i, ser: JSON}
+					return i, r.skipKey() // the token walk reports what is wrong
+				}
+				end, _, err := jsonScanString(b, i)
+				if err != nil {
+					return i, err
+				}
+				i = jsonWSAt(b, end+1)
+				if i >= len(b) {
+					return i, ErrTruncated
+				}
+				if b[i] != ':' {
+					return i, ErrBadSyntax
+				}
+				i++
+			}
+			var err error
+			if i, err = jsonSkipAt(b, i, depth+1); err != nil {
+				return i, err
+			}
+		}
+	case 't':
+		return jsonLitAt(b, i, "true")
+	case 'f':
+		return jsonLitAt(b, i, "false")
+	case 'n':
+		return jsonLitAt(b, i, "null")
+	}
+	start := i
+	digits, intEnd, end, isFloat, err := jsonScanNumber(b, start)
+	if err != nil {
+		if b[start] != '-' && (b[start] < '0' || b[start] > '9') {
+			return i, ErrBadSyntax
+		}
+		return i, err
+	}
+	// Only a float with an exponent or hundreds of digits can be out of
+	// range, which jsonNumber refuses; check just those.
+	if isFloat && (intEnd-digits > 300 || hasExponent(b[intEnd:end])) {
+		if _, err := parseFloat(b[start:end]); err != nil {
+			return i, ErrBadNumber
+		}
+	}
+	return end, nil
+}
+
+func hasExponent(frac []byte) bool {
+	for _, c := range frac {
+		if c == 'e' || c == 'E' {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonWSAt returns the index of the first non-whitespace byte at or after i.
+func jsonWSAt(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// jsonLitAt consumes the literal lit (true, false, null) at b[i:].
+func jsonLitAt(b []byte, i int, lit string) (int, error) {
+	if len(b)-i < len(lit) {
+		return i, ErrTruncated
+	}
+	if string(b[i:i+len(lit)]) != lit {
+		return i, ErrBadSyntax
+	}
+	return i + len(lit), nil
 }
 
 // parseDigits parses ASCII digits into a uint64; ok is false on overflow.

@@ -197,6 +197,15 @@ func (r *rd) skip(depth int) ([]byte, error) {
 // skipValue consumes one value. depth is the number of containers around
 // it; a container at depth MaxDepth (the MaxDepth+1st level) is refused.
 func (r *rd) skipValue(depth int) error {
+	if r.ser == JSON {
+		return r.jsonSkip(depth)
+	}
+	return r.skipTokens(depth)
+}
+
+// skipTokens is skipValue for any serializer, walking the value token by
+// token.
+func (r *rd) skipTokens(depth int) error {
 	var t tok
 	err := r.next(&t)
 	if err != nil {
@@ -225,7 +234,7 @@ func (r *rd) skipValue(depth int) error {
 					return err
 				}
 			}
-			if err := r.skipValue(depth + 1); err != nil {
+			if err := r.skipTokens(depth + 1); err != nil {
 				return err
 			}
 		}
@@ -279,6 +288,9 @@ func (r *rd) end() error {
 // readKey reads a map key, which must be a string, and the colon after it.
 // JSON keys with escapes are unescaped into d's scratch.
 func (r *rd) readKey(sc *[]byte) ([]byte, error) {
+	if r.ser == JSON {
+		return r.jsonKey(sc)
+	}
 	var t tok
 	err := r.next(&t)
 	if err != nil {
