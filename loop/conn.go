@@ -462,6 +462,7 @@ func (cn *conn) closed(err error) {
 		cn.origin.loopClosed() // its bridge releases the connection count
 	} else {
 		cn.ln.conns.Add(-1)
+		cn.ls.e.fds.Add(-1)
 	}
 	reason := cn.reason
 	if reason == "" {

@@ -37,6 +37,7 @@ type Engine struct {
 	sockDir   string
 
 	eng      gnet.Engine // set in OnBoot
+	stopErr  error       // why gnet.Rotate returned; read after stopped is closed
 	booted   chan error
 	stopped  chan struct{}
 	shutOnce sync.Once
@@ -55,6 +56,11 @@ type Engine struct {
 	tlsMu      sync.Mutex
 	tlsConns   map[net.Conn]struct{} // TCP connections under TLS ones with a goroutine; guarded by tlsMu
 	tlsAborted bool                  // Shutdown bounded them; guarded by tlsMu
+
+	fds       atomic.Int64 // descriptors held by connections (fdlimit.go)
+	fdCap     int64        // static after New
+	backlog   int          // listen backlog of plaintext listeners; static after New
+	fdRefused atomic.Uint64
 }
 
 // listenerState is one configured listener.
@@ -114,6 +120,25 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		}
 		e.byAddr[key] = ln
 	}
+	soft, hard, err := fileLimit()
+	if err != nil {
+		return nil, fmt.Errorf("loop: open-file limit: %w", err)
+	}
+	plain, total := 0, 0
+	for _, l := range opts.Listeners {
+		if l.TLS == nil {
+			plain++
+		}
+		total += l.MaxConns
+	}
+	e.fdCap, e.backlog = fdBudget(soft, plain), backlogFor(soft)
+	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap,
+		"tls_connection_capacity", e.fdCap/fdsPerTLS)
+	if int64(total) > e.fdCap {
+		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
+			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
+			"max_connections", total, "connection_capacity", e.fdCap)
+	}
 	e.clock.Store(time.Now().UnixNano())
 	e.started = time.Now()
 	return e, nil
@@ -154,6 +179,10 @@ func (e *Engine) Start() error {
 		case e.booted <- err:
 		default:
 		}
+		if err == nil && !e.draining.Load() {
+			err = errors.New("event loops stopped unexpectedly")
+		}
+		e.stopErr = err
 		if err != nil {
 			e.log.Error("event loops stopped", "err", err)
 		}
@@ -175,8 +204,15 @@ func (e *Engine) resolveAddrs() error {
 		if err != nil {
 			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
 		}
+		// The descriptor is a dup of the listener: listen() on it sets the
+		// listener's backlog, which bounds the connections gnet accepts
+		// before they reach OnOpen and are counted (fdlimit.go).
+		lerr := unix.Listen(fd, e.backlog)
 		sa, err := unix.Getsockname(fd)
 		unix.Close(fd)
+		if lerr != nil {
+			return fmt.Errorf("loop: listener %s: listen backlog: %w", ln.cfg.Addr, lerr)
+		}
 		if err != nil {
 			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
 		}
@@ -218,6 +254,21 @@ func (e *Engine) listenerOf(c gnet.Conn) *listenerState {
 		return e.byPort[a.Port]
 	}
 	return nil
+}
+
+// Done is closed when the event loops have stopped: after Shutdown, or
+// unexpectedly (Err says why), in which case the process should exit so
+// that its supervisor restarts it.
+func (e *Engine) Done() <-chan struct{} { return e.stopped }
+
+// Err returns why the event loops stopped, once Done is closed.
+func (e *Engine) Err() error {
+	select {
+	case <-e.stopped:
+		return e.stopErr
+	default:
+		return nil
+	}
 }
 
 // Addrs returns the bound address of every listener, in configuration
@@ -352,8 +403,14 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// timeout).
 	cn.phase = phDetect
 	// TLS connections are counted by their bridge, from accept (acceptTLS).
-	if !tlsConn && ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
-		cn.overLimit = true
+	if !tlsConn {
+		if !e.takeFDs(1) {
+			e.log.Debug("connection closed: open-file budget reached", "remote", remote)
+			return nil, gnet.Close
+		}
+		if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
+			cn.overLimit = true
+		}
 	}
 	c.SetContext(cn)
 	ls.add(cn)

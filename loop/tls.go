@@ -133,6 +133,11 @@ func (e *Engine) acceptTLS(ln *listenerState) {
 			c.Close()
 			continue
 		}
+		if !e.takeFDs(fdsPerTLS) {
+			ln.conns.Add(-1)
+			c.Close()
+			continue
+		}
 		e.tlsWG.Add(1)
 		go e.serveTLS(ln, c)
 	}
@@ -143,6 +148,7 @@ func (e *Engine) acceptTLS(ln *listenerState) {
 func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
 	defer e.tlsWG.Done()
 	defer ln.conns.Add(-1) // counted by acceptTLS
+	defer e.fds.Add(-fdsPerTLS)
 	if !e.trackTLS(raw) {
 		raw.Close()
 		return

@@ -178,11 +178,21 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sdNotify("READY=1")
 
 	var sig os.Signal
-	for sig = range sigs {
-		if sig != syscall.SIGHUP {
-			break
+	for sig == nil {
+		select {
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				sig = s
+				break
+			}
+			reload(cfgPath, cfg, r, log)
+		case <-eng.Done():
+			// The event loops died under us (gnet stops its engine on an
+			// error it cannot handle). Exit non-zero: the supervisor
+			// restarts a router that serves again.
+			sdNotify("STOPPING=1")
+			return fmt.Errorf("event loops stopped: %w", eng.Err())
 		}
-		reload(cfgPath, cfg, r, log)
 	}
 	log.Info("shutting down", "signal", sig.String())
 	sdNotify("STOPPING=1")

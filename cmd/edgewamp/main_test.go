@@ -58,7 +58,12 @@ var listenRE = regexp.MustCompile(`msg=listening address=(\S+)|"msg":"listening"
 func startRouter(t *testing.T, args ...string) *router {
 	t.Helper()
 	args = append([]string{"run", "-listen", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(binPath, args...)
+	return launch(t, exec.Command(binPath, args...))
+}
+
+// launch starts cmd, an edgewamp run, and waits for its listening line.
+func launch(t *testing.T, cmd *exec.Cmd) *router {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
