@@ -72,7 +72,7 @@ NSRC=$(awk -F'[.-]' '{ if (NF==8) print $8-$4+1; else print 1 }' <<<"$SRC")
 IDLE_MAX=$(( SOFT - 200 ))
 (( IDLE_MAX > 19000 )) && IDLE_MAX=19000
 say "== limits"
-say "   open files per process: soft $SOFT, hard $HARD -> a router holds at most ~$((SOFT - 20)) sessions;"
+say "   open files per process: soft $SOFT, hard $HARD -> a router holds at most ~$((SOFT - 64 - 512)) sessions (it keeps 64 descriptors and its listen backlog in reserve);"
 say "   the idle matrix stops at $IDLE_MAX; the tool spreads sessions over worker processes (9,000 each)"
 say "   ephemeral ports $PLO-$PHI ($((PHI - PLO + 1)) per source address) x $NSRC source addresses ($SRC)"
 say "   CPUs: $NCPU; router on CPU $ROUTER_CPU, load tool on CPU $TOOL_CPU"
