@@ -542,10 +542,7 @@ func (s *Shard) deliverInterrupt(t *task) {
 // skip).
 func (s *Shard) callTimeout(tm timer) {
 	ss := tm.sess
-	oc := ss.calls[tm.id]
-	if oc == nil || oc.due != tm.due || ss.state != stEstablished {
-		return
-	}
+	oc := ss.calls[tm.id] // live() checked it is this call
 	delete(ss.calls, tm.id)
 	s.replyError(ss, proto.CodeCall, tm.id, proto.URITimeout, "the call timed out")
 	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URITimeout)

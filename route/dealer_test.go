@@ -611,3 +611,38 @@ func TestCallTimeoutRealClock(t *testing.T) {
 		callee.expect(proto.CodeInterrupt)
 	}
 }
+
+// Calls answered long before their timeout, and sessions past their HELLO
+// timeout, leave dead timers; the heap sweeps them instead of holding every
+// one (and its session) until it is due.
+func TestDeadTimersAreSwept(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.CallTimeout = time.Minute })
+	callee, caller := e.join(proto.MsgPack), e.join(proto.MsgPack)
+	callee.register("com.fast", nil)
+	const calls = 5 * timerSweepMin
+	for i := range calls {
+		req := caller.call("com.fast", nil, []any{i}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, nil, nil)
+		if m := caller.expect(proto.CodeResult); m.Request != req {
+			t.Fatalf("RESULT for %d, want %d", m.Request, req)
+		}
+	}
+	// A call still waiting keeps its timer, and still times out.
+	callee.register("com.slow", nil)
+	slow := caller.call("com.slow", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	for range timerSweepMin {
+		e.join(proto.JSON).drop()
+	}
+	e.sync()
+	sh := e.r.Shard(0)
+	var n int
+	e.execs[0].do(func() { n = len(sh.timers) })
+	if n > 2*timerSweepMin+2 {
+		t.Fatalf("%d timers in the heap after %d answered calls and %d sessions; want at most %d",
+			n, calls, timerSweepMin, 2*timerSweepMin+2)
+	}
+	e.advance(61 * time.Second)
+	caller.expectError(proto.CodeCall, slow, proto.URITimeout)
+}
