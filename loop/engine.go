@@ -124,20 +124,33 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loop: open-file limit: %w", err)
 	}
-	plain, total := 0, 0
+	plain, explicit := 0, 0
 	for _, l := range opts.Listeners {
 		if l.TLS == nil {
 			plain++
 		}
-		total += l.MaxConns
+		explicit += l.MaxConns
 	}
 	e.fdCap, e.backlog = fdBudget(soft, plain), backlogFor(soft)
+	// Listeners without a cap of their own get the budget less a band in
+	// which connections are still refused politely (503, RawSocket error)
+	// before the budget closes them unanswered. Several such listeners
+	// share the budget.
+	auto := e.fdCap - min(e.fdCap/16, 256)
+	for _, ln := range e.lns {
+		if ln.cfg.MaxConns == 0 {
+			ln.cfg.MaxConns = int(auto)
+			if ln.cfg.TLS != nil {
+				ln.cfg.MaxConns = int(auto / fdsPerTLS)
+			}
+		}
+	}
 	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap,
 		"tls_connection_capacity", e.fdCap/fdsPerTLS)
-	if int64(total) > e.fdCap {
+	if int64(explicit) > e.fdCap {
 		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
-			"max_connections", total, "connection_capacity", e.fdCap)
+			"max_connections", explicit, "connection_capacity", e.fdCap)
 	}
 	e.clock.Store(time.Now().UnixNano())
 	e.started = time.Now()

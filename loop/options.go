@@ -35,7 +35,8 @@ type Listener struct {
 	// answered "503" (HTTP) or "maximum connection count reached"
 	// (RawSocket) and closed. On a TLS listener connections count from
 	// accept, their handshake included, and past the cap are closed
-	// without one. Default 100000.
+	// without one. 0 (the default): as many as the open-file limit
+	// allows (see Engine.FDs), TLS connections taking three descriptors.
 	MaxConns int
 	// TLS, when set, serves this listener over TLS: wss:// and TLS
 	// RawSocket. TLS connections are decrypted by a goroutine pair each and
@@ -117,8 +118,8 @@ func (o *Options) setDefaults() error {
 		default:
 			errs = append(errs, fmt.Errorf("loop: listener %s: unknown transport %q (want both, websocket or rawsocket)", l.Addr, l.Transport))
 		}
-		if l.MaxConns <= 0 {
-			l.MaxConns = 100000
+		if l.MaxConns < 0 {
+			l.MaxConns = 0
 		}
 		host, port, err := net.SplitHostPort(l.Addr)
 		if err != nil {
