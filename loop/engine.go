@@ -396,6 +396,12 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	remote := ""
 	tlsConn := false
 	origin, _ := c.Context().(*tlsOrigin)
+	// The descriptor budget first: past it, spend nothing on the
+	// connection. TLS connections are counted by their bridge (acceptTLS).
+	if origin == nil && !e.takeFDs(1) {
+		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
+		return nil, gnet.Close
+	}
 	if origin != nil {
 		ln, remote, tlsConn = origin.ln, origin.remote, true
 	} else {
@@ -405,6 +411,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		}
 	}
 	if ln == nil || e.draining.Load() {
+		if origin == nil {
+			e.fds.Add(-1)
+		}
 		return nil, gnet.Close
 	}
 	ls := e.loopOf(c.EventLoop())
@@ -415,15 +424,8 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// RawSocket handshake read as HTTP would wait for the handshake
 	// timeout).
 	cn.phase = phDetect
-	// TLS connections are counted by their bridge, from accept (acceptTLS).
-	if !tlsConn {
-		if !e.takeFDs(1) {
-			e.log.Debug("connection closed: open-file budget reached", "remote", remote)
-			return nil, gnet.Close
-		}
-		if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
-			cn.overLimit = true
-		}
+	if !tlsConn && ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
+		cn.overLimit = true
 	}
 	c.SetContext(cn)
 	ls.add(cn)
