@@ -53,6 +53,7 @@ type conn struct {
 	pingSent int64 // 0 = no ping outstanding
 	closeBy  int64 // phClosing: deadline for the peer's close frame
 	reason   string
+	held     int64 // bytes of partial input counted in Engine.inbound (inbudget.go)
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -453,6 +454,7 @@ func (cn *conn) die(reason string) {
 func (cn *conn) closed(err error) {
 	prev := cn.phase
 	cn.phase = phDead
+	cn.release()
 	if cn.out != nil {
 		cn.ls.putBuf(cn.out)
 		cn.out = nil

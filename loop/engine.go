@@ -61,6 +61,10 @@ type Engine struct {
 	fdCap     int64        // static after New
 	backlog   int          // listen backlog of plaintext listeners; static after New
 	fdRefused atomic.Uint64
+
+	inbound        atomic.Int64 // bytes of partial inbound messages (inbudget.go)
+	inboundRefused atomic.Uint64
+	inboundWarned  atomic.Int64 // monotime of the last warning about it
 }
 
 // listenerState is one configured listener.
@@ -154,6 +158,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	}
 	e.clock.Store(time.Now().UnixNano())
 	e.started = time.Now()
+	e.inboundWarned.Store(-int64(time.Second))
 	return e, nil
 }
 
@@ -440,6 +445,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	ls := cn.ls
 	ls.enter()
 	cn.traffic()
+	cn.account()
 	if cn.phase == phDead {
 		ls.flush() // its last output (close frame, error reply) goes before the close
 		ls.lastActive = ls.e.monotime()

@@ -71,6 +71,13 @@ type Options struct {
 	// WebSocket message). Default 16 MiB; at most 16 MiB (RawSocket's
 	// limit).
 	MaxMessage int
+	// MaxInboundTotal bounds the bytes of partial inbound messages held
+	// across all connections (gnet's input buffers and WebSocket
+	// reassembly): a message may be up to MaxMessage, and thousands of
+	// clients each sending most of one would otherwise exhaust memory.
+	// Past it, a connection whose partial message grows is closed
+	// (WebSocket 1009). Default: a quarter of RAM, within [64 MiB, 4 GiB].
+	MaxInboundTotal int64
 	// MaxHandshake bounds the HTTP request header. Default 8 KiB.
 	MaxHandshake int
 	// HandshakeTimeout closes a connection that has not completed its
@@ -140,6 +147,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.HealthPath == "" {
 		o.HealthPath = "/healthz"
+	}
+	if o.MaxInboundTotal <= 0 {
+		o.MaxInboundTotal = defaultInboundTotal()
 	}
 	if o.MaxMessage <= 0 || o.MaxMessage > 16<<20 {
 		o.MaxMessage = 16 << 20

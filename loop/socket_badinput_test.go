@@ -378,3 +378,50 @@ func TestSocketMaxConns(t *testing.T) {
 		t.Fatalf("connection count %d after the flood", n)
 	}
 }
+
+// MaxInboundTotal: clients each sending most of a large message cannot
+// make the router hold more than its budget of partial input; the ones
+// that push it over are closed with 1009, a healthy session keeps working,
+// and the bytes are given back when connections close.
+func TestSocketInboundBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 1 << 20
+	s := startServer(t, func(o *Options, _ *route.Config) { o.MaxInboundTotal = budget })
+	h := newHealthy(s)
+
+	const part = 400 << 10
+	frame := cliFrame(true, opBinary, make([]byte, 4<<20))[:14+part] // header + 400 KiB of a 4 MiB frame
+	var ws []*wsClient
+	for range 6 {
+		w := dialWS(t, s.url, proto.MsgPack)
+		w.write(frame)
+		ws = append(ws, w)
+		h.checkT(t)
+	}
+	closed := 0
+	for _, w := range ws {
+		_, err := w.readMsg(200 * time.Millisecond)
+		if ce, ok := err.(*errWSClosed); ok {
+			if ce.code != 1009 {
+				t.Fatalf("close %d %q, want 1009", ce.code, ce.reason)
+			}
+			closed++
+		}
+	}
+	held, _, refused := s.e.Inbound()
+	if closed == 0 || refused == 0 {
+		t.Fatalf("6 x 400 KiB of partial messages over a 1 MiB budget: %d closed, %d refused", closed, refused)
+	}
+	if held > budget+64<<10 {
+		t.Fatalf("%d bytes of partial input held, budget %d", held, budget)
+	}
+	h.check()
+	for _, w := range ws {
+		w.c.Close()
+	}
+	eventually(t, ioTimeout, "partial input given back", func() bool {
+		held, _, _ := s.e.Inbound()
+		return held == 0
+	})
+	h.check()
+}

@@ -66,6 +66,7 @@ type wsConfig struct {
 
 type limitsConfig struct {
 	MaxMessage       size     `yaml:"max_message"`
+	MaxInboundTotal  size     `yaml:"max_inbound_total"`
 	MaxHandshake     size     `yaml:"max_handshake"`
 	HandshakeTimeout duration `yaml:"handshake_timeout"`
 	HelloTimeout     duration `yaml:"hello_timeout"`
@@ -406,6 +407,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 		WSPath:           c.WebSocket.Path,
 		HealthPath:       c.WebSocket.HealthPath,
 		MaxMessage:       int(c.Limits.MaxMessage),
+		MaxInboundTotal:  int64(c.Limits.MaxInboundTotal),
 		MaxHandshake:     int(c.Limits.MaxHandshake),
 		HandshakeTimeout: time.Duration(c.Limits.HandshakeTimeout),
 		PingInterval:     time.Duration(c.Keepalive.Interval),

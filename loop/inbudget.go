@@ -1,0 +1,74 @@
+package loop
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// Partial inbound messages are the one per-connection buffer a client fills
+// at will: a message may be MaxMessage bytes, and the engine waits for the
+// whole of it (or reassembles its fragments). The engine keeps the total
+// within Options.MaxInboundTotal: after each read, a connection's held bytes
+// are brought up to date, and a connection whose partial message grew past
+// inboundMinVictim while the total is over budget is closed. Small
+// messages, which are never partial after a read, cost no accounting.
+
+// inboundMinVictim: a connection holding less than this is not closed for
+// the budget (one such read is within gnet's read buffer anyway).
+const inboundMinVictim = 64 << 10
+
+// defaultInboundTotal is a quarter of RAM, within [64 MiB, 4 GiB].
+func defaultInboundTotal() int64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 256 << 20
+	}
+	return min(max(int64(si.Totalram)*int64(si.Unit)/4, 64<<20), 4<<30)
+}
+
+// account brings the connection's held inbound bytes up to date; it runs on
+// the connection's loop after its input was parsed.
+func (cn *conn) account() {
+	n := int64(cn.c.InboundBuffered() + cap(cn.wsr.frag))
+	d := n - cn.held
+	if d == 0 {
+		return
+	}
+	cn.held = n
+	e := cn.ls.e
+	total := e.inbound.Add(d)
+	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
+		refused := e.inboundRefused.Add(1)
+		// One warning a second at most (an attack closes many); the rest
+		// at debug level.
+		level, now := slog.LevelDebug, e.monotime()
+		if last := e.inboundWarned.Load(); now-last >= int64(time.Second) && e.inboundWarned.CompareAndSwap(last, now) {
+			level = slog.LevelWarn
+		}
+		e.log.Log(context.Background(), level, "connection closed: partial inbound messages over the router's budget (limits.max_inbound_total)",
+			"remote", cn.remote, "held", n, "total", total, "budget", e.opts.MaxInboundTotal, "closed_so_far", refused)
+		if cn.phase == phWS || cn.phase == phClosing {
+			cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached")
+			return
+		}
+		cn.die("inbound memory budget reached")
+	}
+}
+
+// release returns the connection's held bytes when it closes.
+func (cn *conn) release() {
+	if cn.held != 0 {
+		cn.ls.e.inbound.Add(-cn.held)
+		cn.held = 0
+	}
+}
+
+// Inbound returns the bytes of partial inbound messages the engine holds,
+// its budget, and how many connections were closed for it.
+func (e *Engine) Inbound() (held, budget int64, refused uint64) {
+	return e.inbound.Load(), e.opts.MaxInboundTotal, e.inboundRefused.Load()
+}
