@@ -3,6 +3,7 @@ package route
 import (
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -292,4 +293,46 @@ func TestPublishErrorsOnlyWhenAcknowledged(t *testing.T) {
 	c.expectError(proto.CodePublish, req, proto.URIInvalidURI)
 	req = c.publish("wamp.session.on_join", map[string]any{"acknowledge": true}, nil, nil)
 	c.expectError(proto.CodePublish, req, proto.URIInvalidURI)
+}
+
+// Retained events are kept within MaxRetainedBytes per realm: past it an
+// event is delivered but not kept, and its topic's older event is dropped
+// rather than handed out stale.
+func TestRetainedBytesBudget(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes = 2048 })
+	pub := e.join(proto.JSON)
+	live := e.join(proto.JSON)
+	live.subscribe("com.state.", map[string]any{"match": "prefix"})
+	small := strings.Repeat("s", 100)
+	pub.publish("com.state.a", map[string]any{"retain": true}, []any{small}, nil)
+	pub.publish("com.state.b", map[string]any{"retain": true}, []any{small}, nil)
+	// Too big to keep: still delivered.
+	big := strings.Repeat("b", 4096)
+	pub.publish("com.state.b", map[string]any{"retain": true}, []any{big}, nil)
+	pub.publish("com.state.c", map[string]any{"retain": true}, []any{big}, nil)
+	for range 4 {
+		live.expect(proto.CodeEvent)
+	}
+	e.sync()
+	late := e.join(proto.MsgPack)
+	late.subscribe("com.state.", map[string]any{"match": "prefix", "get_retained": true})
+	ev := late.expect(proto.CodeEvent)
+	if ev.Opt.String(proto.KeyTopic) != "com.state.a" || argsOf(ev)[0] != small {
+		t.Fatalf("retained %s topic %q", describe(ev), ev.Opt.String(proto.KeyTopic))
+	}
+	late.quiet() // b's older event was dropped with the refused one; c was never kept
+	var refused uint64
+	e.execs[0].do(func() { refused = e.r.Shard(0).stats.RetainRefused.Load() })
+	if refused != 2 {
+		t.Fatalf("RetainRefused %d, want 2", refused)
+	}
+	// Within the budget again, a topic's event is kept.
+	pub.publish("com.state.b", map[string]any{"retain": true}, []any{"ok"}, nil)
+	live.expect(proto.CodeEvent)
+	e.sync()
+	again := e.join(proto.CBOR)
+	again.subscribe("com.state.b", map[string]any{"get_retained": true})
+	if ev := again.expect(proto.CodeEvent); argsOf(ev)[0] != "ok" {
+		t.Fatalf("retained %s", describe(ev))
+	}
 }

@@ -21,6 +21,8 @@ type Realm struct {
 	subByID  map[uint64]*subscription
 	members  map[uint64]*Session // established sessions
 	retained map[string]*retainedEvent
+	// retainedBytes is the size of the retained events (see retain).
+	retainedBytes int64
 
 	gen atomic.Uint64 // bumped on every change to regs or subs
 	l1  []l1cache     // per shard; l1[i] is owned by shard i
@@ -144,25 +146,43 @@ func (rm *Realm) sessionsSnapshot() []*Session {
 	return out
 }
 
-// maxRetained bounds the topics with a retained event per realm, so that a
-// publisher cannot grow router memory without limit by retaining on ever
-// new topics. Past it, retain on a new topic is ignored (the event is still
-// delivered) and counted; replacing an existing topic's event always works.
+// maxRetained bounds the topics with a retained event per realm, and
+// Config.MaxRetainedBytes their bytes, so that a publisher cannot grow
+// router memory without limit by retaining on ever new topics or large
+// payloads. Past them, the event is still delivered but not kept, and
+// counted; replacing a topic's event within the budget always works.
 const maxRetained = 65536
 
+// retainedOverhead is what a retained event costs besides its payload and
+// topic: the map entry, the publication and its carry.
+const retainedOverhead = 256
+
 // retain stores the retained event of a topic. Call with mu held for
-// writing. It reports false when the cap refused a new topic.
+// writing. It reports false when a cap refused it; the topic then has no
+// retained event (an older one would be stale).
 func (rm *Realm) retain(topic string, p *publication) bool {
-	if _, ok := rm.retained[topic]; !ok && len(rm.retained) >= maxRetained {
+	old := rm.retained[topic]
+	size := int64(len(topic) + cap(p.c.buf) + retainedOverhead)
+	total := rm.retainedBytes + size
+	if old != nil {
+		total -= old.size
+	}
+	if (old == nil && len(rm.retained) >= maxRetained) || total > rm.r.cfg.MaxRetainedBytes {
+		if old != nil {
+			delete(rm.retained, topic)
+			rm.retainedBytes -= old.size
+		}
 		return false
 	}
-	rm.retained[topic] = &retainedEvent{pub: p}
+	rm.retained[topic] = &retainedEvent{pub: p, size: size}
+	rm.retainedBytes = total
 	return true
 }
 
 // retainedEvent is the last event published with retain=true on a topic.
 type retainedEvent struct {
-	pub *publication
+	pub  *publication
+	size int64 // counted in Realm.retainedBytes
 }
 
 var _ = proto.MatchExact

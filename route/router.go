@@ -49,6 +49,11 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// MaxRetainedBytes bounds the payload bytes of retained events per
+	// realm (with at most 65,536 topics). Past it a retained event is
+	// delivered but not kept (and the topic's older one is dropped, so no
+	// stale event is handed out). Default 64 MiB.
+	MaxRetainedBytes int64
 	// Agent is the router's agent string in WELCOME. Default "edgewamp".
 	Agent string
 	// Logger receives one line per notable event. Default slog.Default().
@@ -142,6 +147,9 @@ func New(cfg Config) (*Router, error) {
 		if *p <= 0 {
 			*p = defaultSessionLimit
 		}
+	}
+	if cfg.MaxRetainedBytes <= 0 {
+		cfg.MaxRetainedBytes = 64 << 20
 	}
 	if cfg.Agent == "" {
 		cfg.Agent = "edgewamp"

@@ -67,6 +67,7 @@ type wsConfig struct {
 type limitsConfig struct {
 	MaxMessage       size     `yaml:"max_message"`
 	MaxInboundTotal  size     `yaml:"max_inbound_total"`
+	RetainedBytes    size     `yaml:"retained_bytes"`
 	MaxHandshake     size     `yaml:"max_handshake"`
 	HandshakeTimeout duration `yaml:"handshake_timeout"`
 	HelloTimeout     duration `yaml:"hello_timeout"`
@@ -394,6 +395,7 @@ func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
 		MaxPendingCalls:  c.Limits.CallsInFlight,
 		MaxRegistrations: c.Limits.Registrations,
 		MaxSubscriptions: c.Limits.Subscriptions,
+		MaxRetainedBytes: int64(c.Limits.RetainedBytes),
 		Agent:            "edgewamp-" + version,
 		Logger:           log,
 	}
