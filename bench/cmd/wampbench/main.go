@@ -8,6 +8,7 @@ package main
 
 import (
 	"flag"
+	"runtime/pprof"
 	"fmt"
 	"os"
 	"strings"
@@ -61,6 +62,7 @@ func main() {
 	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
 	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
 	quiet := fs.Bool("q", false, "no progress messages on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (to make the tool leaner)")
 	report := fs.String("report", "", "write the matrix report (RESULTS.md) for a bench/run-e2e.sh output directory to stdout, and exit")
 	flag.Parse()
 	if *report != "" {
@@ -84,8 +86,19 @@ func main() {
 	if !*quiet {
 		c.Log = os.Stderr
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wampbench:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	r, err := load.Run(c)
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "wampbench:", err)
 		fmt.Printf("RESULT scenario=%s target=%s error=%s\n", c.Scenario, c.Label, strings.ReplaceAll(err.Error(), " ", "_"))
 		os.Exit(1)
