@@ -8,9 +8,9 @@ package main
 
 import (
 	"flag"
-	"runtime/pprof"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
