@@ -54,6 +54,7 @@ type conn struct {
 	closeBy  int64 // phClosing: deadline for the peer's close frame
 	reason   string
 	held     int64 // bytes of partial input counted in Engine.inbound (inbudget.go)
+	outHeld  int64 // bytes of queued output counted in Engine.outbound
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -322,6 +323,7 @@ func (cn *conn) flush() {
 	}
 	cn.ls.putBuf(cn.out)
 	cn.out = nil
+	cn.accountOut()
 	if cn.phase == phDead {
 		cn.c.Close()
 	}
@@ -356,8 +358,8 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		return route.ErrPeerTooBig
 	}
 	backlog := cn.c.OutboundBuffered() + len(cn.out)
-	opts := &cn.ls.e.opts
-	if backlog > opts.HighWater && len(cn.out) > 0 && !cn.full {
+	high, hard := cn.marks(backlog)
+	if backlog > high && len(cn.out) > 0 && !cn.full {
 		// Part of the backlog is output of this loop iteration that the
 		// socket has not been offered yet (a burst: a mailbox drain of
 		// many calls, a fan-out): offer it now, so that the policy below
@@ -370,11 +372,11 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		}
 		backlog = cn.c.OutboundBuffered() + len(cn.out)
 	}
-	if backlog > opts.HardLimit {
-		cn.die("slow consumer: outbound backlog over " + itoa(opts.HardLimit) + " bytes")
+	if backlog > hard {
+		cn.die("slow consumer: outbound backlog over " + itoa(hard) + " bytes")
 		return route.ErrPeerClosed
 	}
-	if backlog > opts.HighWater {
+	if backlog > high {
 		switch class {
 		case route.ClassEvent:
 			return route.ErrPeerSlow
@@ -455,6 +457,7 @@ func (cn *conn) closed(err error) {
 	prev := cn.phase
 	cn.phase = phDead
 	cn.release()
+	cn.releaseOut()
 	if cn.out != nil {
 		cn.ls.putBuf(cn.out)
 		cn.out = nil

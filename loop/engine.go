@@ -65,6 +65,7 @@ type Engine struct {
 	inbound        atomic.Int64 // bytes of partial inbound messages (inbudget.go)
 	inboundRefused atomic.Uint64
 	inboundWarned  atomic.Int64 // monotime of the last warning about it
+	outbound       atomic.Int64 // bytes of output queued in gnet (inbudget.go)
 }
 
 // listenerState is one configured listener.

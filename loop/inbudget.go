@@ -21,7 +21,8 @@ import (
 // the budget (one such read is within gnet's read buffer anyway).
 const inboundMinVictim = 64 << 10
 
-// defaultInboundTotal is a quarter of RAM, within [64 MiB, 4 GiB].
+// defaultInboundTotal is a quarter of RAM, within [64 MiB, 4 GiB]; the
+// outbound budget's default too.
 func defaultInboundTotal() int64 {
 	var si unix.Sysinfo_t
 	if unix.Sysinfo(&si) != nil {
@@ -71,4 +72,46 @@ func (cn *conn) release() {
 // its budget, and how many connections were closed for it.
 func (e *Engine) Inbound() (held, budget int64, refused uint64) {
 	return e.inbound.Load(), e.opts.MaxInboundTotal, e.inboundRefused.Load()
+}
+
+// Output that peers do not take stays in gnet's outbound buffers, each
+// bounded by Options.HardLimit, together by Options.MaxOutboundTotal: a
+// connection's queued bytes are counted after each flush and in the scan
+// once a second (gnet drains the buffers on its own), so that only
+// connections with a backlog cost an atomic add. While the total is over
+// budget, Send applies squeezedHighWater and HighWater in place of
+// HighWater and HardLimit.
+const squeezedHighWater = 16 << 10
+
+// accountOut brings the connection's queued output up to date.
+func (cn *conn) accountOut() {
+	n := int64(cn.c.OutboundBuffered())
+	if d := n - cn.outHeld; d != 0 {
+		cn.outHeld = n
+		cn.ls.e.outbound.Add(d)
+	}
+}
+
+// releaseOut returns the connection's queued output when it closes.
+func (cn *conn) releaseOut() {
+	if cn.outHeld != 0 {
+		cn.ls.e.outbound.Add(-cn.outHeld)
+		cn.outHeld = 0
+	}
+}
+
+// marks returns the backlog marks in force: Options.HighWater and
+// HardLimit, or tighter ones while the router-wide output is over budget.
+// The budget is consulted only for a connection that has a backlog.
+func (cn *conn) marks(backlog int) (high, hard int) {
+	o := &cn.ls.e.opts
+	if backlog > squeezedHighWater && cn.ls.e.outbound.Load() > o.MaxOutboundTotal {
+		return squeezedHighWater, o.HighWater
+	}
+	return o.HighWater, o.HardLimit
+}
+
+// Outbound returns the output queued router-wide and its budget.
+func (e *Engine) Outbound() (held, budget int64) {
+	return e.outbound.Load(), e.opts.MaxOutboundTotal
 }

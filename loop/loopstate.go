@@ -165,5 +165,6 @@ func (ls *loopState) scan() {
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)
+		cn.accountOut() // gnet drains outbound buffers without telling us
 	}
 }

@@ -96,6 +96,13 @@ type Options struct {
 	// above which EVENTs to it are dropped and INVOCATIONs refused.
 	// Default 256 KiB.
 	HighWater int
+	// MaxOutboundTotal bounds the output queued router-wide (in gnet's
+	// buffers, for peers that read slower than they are sent to). While
+	// the total is over it, the per-connection marks tighten: past
+	// squeezedHighWater (16 KiB) events are dropped and invocations
+	// refused, and past HighWater a connection is closed as a slow
+	// consumer. Default: a quarter of RAM, within [64 MiB, 4 GiB].
+	MaxOutboundTotal int64
 	// HardLimit is the backlog above which the connection is closed as a
 	// slow consumer. Default 4 MiB.
 	HardLimit int
@@ -165,6 +172,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.PingTimeout <= 0 {
 		o.PingTimeout = 10 * time.Second
+	}
+	if o.MaxOutboundTotal <= 0 {
+		o.MaxOutboundTotal = defaultInboundTotal()
 	}
 	if o.HighWater <= 0 {
 		o.HighWater = 256 << 10

@@ -409,3 +409,73 @@ func TestSocketBackpressureBurstToFastPeer(t *testing.T) {
 		t.Fatalf("%d events dropped for a reading subscriber", dropped)
 	}
 }
+
+// MaxOutboundTotal: several subscribers that stop reading may each hold up
+// to HighWater of output, but not past the router-wide budget: while the
+// total is over it, events to any of them are dropped once it holds
+// squeezedHighWater. A reading subscriber gets every event.
+func TestSocketOutboundBudget(t *testing.T) {
+	t.Parallel()
+	const budget, slowN = 256 << 10, 6
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.HighWater = bpHighWater
+		o.HardLimit = bpHardLimit
+		o.MaxOutboundTotal = budget
+	})
+	h := newHealthy(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range slowN {
+		c := dialTCP(t, s.url, 4096)
+		slow := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
+		slow.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+		slow.expectUpgrade()
+		sp := newWAMP(t, slow, proto.MsgPack)
+		sp.join()
+		sp.subscribe("com.flood")
+	}
+	var fastGot atomic.Int64
+	fast := s.dial("rs", proto.MsgPack)
+	if _, err := fast.Subscribe(ctx, "com.flood", func(*client.Event) { fastGot.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := s.dial("ws", proto.MsgPack)
+	payload := make([]byte, bpMsg)
+	// Publish until events to the slow ones have been dropped for a while
+	// (their kernel socket buffers absorb a few MiB first).
+	var peak int64
+	sent, extra := 0, -1
+	for sent < 4000 && extra != 0 {
+		for range 4 {
+			if err := pub.Publish(ctx, "com.flood", []any{payload}, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		want := int64(sent)
+		eventually(t, ioTimeout, "the fast subscriber to keep up", func() bool { return fastGot.Load() == want })
+		held, _ := s.e.Outbound()
+		peak = max(peak, held)
+		if dropped, _ := shardStats(s); dropped > 0 && extra < 0 {
+			extra = 100
+		} else if extra > 0 {
+			extra--
+		}
+	}
+	events := int64(sent)
+	dropped, _ := shardStats(s)
+	// Over budget each slow connection keeps at most squeezedHighWater
+	// plus one message and what crossed the budget.
+	if limit := int64(budget + slowN*(squeezedHighWater+2*bpMsg)); peak > limit {
+		t.Fatalf("router-wide output peaked at %d bytes; budget %d, bound %d", peak, budget, limit)
+	}
+	if dropped == 0 {
+		t.Fatal("no event dropped for subscribers that do not read")
+	}
+	if got := fastGot.Load(); got != events {
+		t.Fatalf("the reading subscriber got %d of %d events", got, events)
+	}
+	t.Logf("%d events of %d KiB; router-wide output peaked at %d KiB (budget %d KiB); %d dropped",
+		events, bpMsg>>10, peak>>10, budget>>10, dropped)
+	h.check()
+}

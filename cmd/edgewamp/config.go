@@ -67,6 +67,7 @@ type wsConfig struct {
 type limitsConfig struct {
 	MaxMessage       size     `yaml:"max_message"`
 	MaxInboundTotal  size     `yaml:"max_inbound_total"`
+	MaxOutboundTotal size     `yaml:"max_outbound_total"`
 	RetainedBytes    size     `yaml:"retained_bytes"`
 	MaxHandshake     size     `yaml:"max_handshake"`
 	HandshakeTimeout duration `yaml:"handshake_timeout"`
@@ -410,6 +411,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 		HealthPath:       c.WebSocket.HealthPath,
 		MaxMessage:       int(c.Limits.MaxMessage),
 		MaxInboundTotal:  int64(c.Limits.MaxInboundTotal),
+		MaxOutboundTotal: int64(c.Limits.MaxOutboundTotal),
 		MaxHandshake:     int(c.Limits.MaxHandshake),
 		HandshakeTimeout: time.Duration(c.Limits.HandshakeTimeout),
 		PingInterval:     time.Duration(c.Keepalive.Interval),
