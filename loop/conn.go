@@ -53,7 +53,7 @@ type conn struct {
 	pingSent int64 // 0 = no ping outstanding
 	closeBy  int64 // phClosing: deadline for the peer's close frame
 	reason   string
-	held     int64 // bytes of partial input counted in Engine.inbound (inbudget.go)
+	held     int64 // bytes of partial input counted in Engine.inbound (budget.go)
 	outHeld  int64 // bytes of queued output counted in Engine.outbound
 }
 

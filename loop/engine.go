@@ -62,10 +62,10 @@ type Engine struct {
 	backlog   int          // listen backlog of plaintext listeners; static after New
 	fdRefused atomic.Uint64
 
-	inbound        atomic.Int64 // bytes of partial inbound messages (inbudget.go)
+	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
 	inboundWarned  atomic.Int64 // monotime of the last warning about it
-	outbound       atomic.Int64 // bytes of output queued in gnet (inbudget.go)
+	outbound       atomic.Int64 // bytes of output queued in gnet (budget.go)
 }
 
 // listenerState is one configured listener.

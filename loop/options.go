@@ -156,7 +156,7 @@ func (o *Options) setDefaults() error {
 		o.HealthPath = "/healthz"
 	}
 	if o.MaxInboundTotal <= 0 {
-		o.MaxInboundTotal = defaultInboundTotal()
+		o.MaxInboundTotal = defaultBudget()
 	}
 	if o.MaxMessage <= 0 || o.MaxMessage > 16<<20 {
 		o.MaxMessage = 16 << 20
@@ -174,7 +174,7 @@ func (o *Options) setDefaults() error {
 		o.PingTimeout = 10 * time.Second
 	}
 	if o.MaxOutboundTotal <= 0 {
-		o.MaxOutboundTotal = defaultInboundTotal()
+		o.MaxOutboundTotal = defaultBudget()
 	}
 	if o.HighWater <= 0 {
 		o.HighWater = 256 << 10

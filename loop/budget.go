@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Memory budgets across connections, for input and for output.
+//
 // Partial inbound messages are the one per-connection buffer a client fills
 // at will: a message may be MaxMessage bytes, and the engine waits for the
 // whole of it (or reassembles its fragments). The engine keeps the total
@@ -21,9 +23,9 @@ import (
 // the budget (one such read is within gnet's read buffer anyway).
 const inboundMinVictim = 64 << 10
 
-// defaultInboundTotal is a quarter of RAM, within [64 MiB, 4 GiB]; the
-// outbound budget's default too.
-func defaultInboundTotal() int64 {
+// defaultBudget is a quarter of RAM, within [64 MiB, 4 GiB]: the inbound
+// and the outbound budgets' default.
+func defaultBudget() int64 {
 	var si unix.Sysinfo_t
 	if unix.Sysinfo(&si) != nil {
 		return 256 << 20
