@@ -196,6 +196,9 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		return
 	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
+	if ss.endedProgressive(m.Request, !progress) {
+		return // a chunk of a call the caller has had its answer for
+	}
 	if progress && ss.feat&fCallerProgInv == 0 {
 		s.protocolError(ss, "CALL.Options.progress requires the caller to announce progressive_call_invocations")
 		return
@@ -448,7 +451,7 @@ func (s *Shard) deliverResult(t *task) {
 	}
 	final := !progress
 	if final {
-		delete(cs.calls, t.a)
+		cs.endCall(t.a, oc)
 	}
 	out := &s.out
 	out.Reset()
@@ -474,7 +477,7 @@ func (s *Shard) deliverResult(t *task) {
 	if err := s.sendMsg(cs, out, ClassResult); err != nil && err != ErrPeerClosed {
 		uri, why := sendFailure(err, "caller")
 		if progress {
-			delete(cs.calls, t.a)
+			cs.endCall(t.a, oc)
 			s.stopInvocation(oc, proto.CancelKillNoWait, uri)
 		}
 		s.replyError(cs, proto.CodeCall, t.a, uri, why)
@@ -482,6 +485,31 @@ func (s *Shard) deliverResult(t *task) {
 	if final {
 		s.putOutCall(oc)
 	}
+}
+
+// endCall removes an ended call. A progressive-invocation call whose
+// caller has not sent its final chunk is remembered, so that the chunks
+// still on their way are dropped (endedProgressive).
+func (ss *Session) endCall(req uint64, oc *outCall) {
+	delete(ss.calls, req)
+	if oc.progInv {
+		ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
+		ss.endedNext++
+	}
+}
+
+// endedProgressive reports whether req is a progressive-invocation call
+// that has ended; a final chunk (last) also forgets it.
+func (ss *Session) endedProgressive(req uint64, last bool) bool {
+	for i, r := range ss.endedProg {
+		if r == req {
+			if last {
+				ss.endedProg[i] = 0
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // cancel handles CANCEL (WAMP §Call Canceling).
@@ -501,7 +529,7 @@ func (s *Shard) cancel(ss *Session, m *proto.Message) {
 		}
 		return
 	}
-	delete(ss.calls, m.Request)
+	ss.endCall(m.Request, oc)
 	s.replyError(ss, proto.CodeCall, m.Request, proto.URICanceled, "the call was canceled")
 	s.stopInvocation(oc, mode, proto.URICanceled)
 }
@@ -543,7 +571,7 @@ func (s *Shard) deliverInterrupt(t *task) {
 func (s *Shard) callTimeout(tm timer) {
 	ss := tm.sess
 	oc := ss.calls[tm.id] // live() checked it is this call
-	delete(ss.calls, tm.id)
+	ss.endCall(tm.id, oc)
 	s.replyError(ss, proto.CodeCall, tm.id, proto.URITimeout, "the call timed out")
 	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URITimeout)
 }

@@ -646,3 +646,44 @@ func TestDeadTimersAreSwept(t *testing.T) {
 	e.advance(61 * time.Second)
 	caller.expectError(proto.CodeCall, slow, proto.URITimeout)
 }
+
+// Chunks of a progressive-invocation call that arrive after the call ended
+// (canceled here; a timeout or an early answer are the same) are dropped:
+// they start no new call, and the caller, who has its ERROR, hears nothing
+// more. A new call afterwards works.
+func TestProgressiveInvocationChunksAfterCancel(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.CBOR), e.join(proto.JSON)
+	callee.register("com.upload", nil)
+	req := caller.nextReq()
+	send := func(id uint64, progress bool, chunk int) {
+		o := map[string]any{}
+		if progress {
+			o["progress"] = true
+		}
+		caller.send(&proto.Message{Type: proto.CodeCall, Request: id, Dict: caller.opts(o), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{chunk})})
+	}
+	send(req, true, 1)
+	inv := callee.expect(proto.CodeInvocation)
+	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+	caller.expectError(proto.CodeCall, req, proto.URICanceled)
+	if m := callee.expect(proto.CodeInterrupt); m.Request != inv.Request {
+		t.Fatalf("INTERRUPT for %d, want %d", m.Request, inv.Request)
+	}
+	send(req, true, 2)
+	send(req, false, 3)
+	e.sync()
+	caller.quiet()
+	callee.quiet()
+
+	next := caller.nextReq()
+	send(next, false, 4)
+	m := callee.expect(proto.CodeInvocation)
+	if !reflect.DeepEqual(argsOf(m), []any{int64(4)}) {
+		t.Fatalf("new call's INVOCATION %s", describe(m))
+	}
+	callee.yield(m.Request, nil, []any{"done"})
+	if r := caller.expect(proto.CodeResult); r.Request != next {
+		t.Fatalf("RESULT for %d, want %d", r.Request, next)
+	}
+}

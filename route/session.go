@@ -48,10 +48,16 @@ type Session struct {
 	transport    TransportInfo
 
 	// Owned by shard.
-	state      sessState
-	attached   bool
-	join       *joinState
-	calls      map[uint64]*outCall          // as caller, by CALL request id
+	state    sessState
+	attached bool
+	join     *joinState
+	calls    map[uint64]*outCall // as caller, by CALL request id
+	// endedProg holds the request ids of the last progressive-invocation
+	// calls that ended (answered, canceled, timed out) before the caller
+	// sent its final chunk: chunks still in flight for them are dropped,
+	// not taken as new calls.
+	endedProg  [8]uint64
+	endedNext  uint8
 	invs       map[uint64]*inCall           // as callee, by INVOCATION request id
 	regs       map[uint64]*registration     // registrations it is a callee of
 	subs       map[uint64]*subscription     // subscriptions it is a subscriber of
