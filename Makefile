@@ -43,12 +43,7 @@ bench-e2e: build
 	./bench/run-e2e.sh
 
 fuzz:
-	@set -e; for pkg in $(FUZZPKGS); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZFLAGS="$(FUZZFLAGS)" FUZZPKGS="$(FUZZPKGS)" ./fuzz/run.sh
 
 clean:
 	rm -rf bin
