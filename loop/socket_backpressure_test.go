@@ -76,12 +76,7 @@ func TestSocketBackpressureSlowSubscriber(t *testing.T) {
 
 	// The slow subscriber: a raw WebSocket with a small receive buffer.
 	c := dialTCP(t, s.url, 4096)
-	slow := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
-	slow.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
-	slow.expectUpgrade()
-	sp := newWAMP(t, slow, proto.MsgPack)
-	sp.join()
-	sp.subscribe("com.flood")
+	sp := subscribeRaw(t, c, "com.flood")
 
 	var fastGot atomic.Int64
 	fast := s.dial("rs", proto.MsgPack)
@@ -426,13 +421,7 @@ func TestSocketOutboundBudget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for range slowN {
-		c := dialTCP(t, s.url, 4096)
-		slow := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
-		slow.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
-		slow.expectUpgrade()
-		sp := newWAMP(t, slow, proto.MsgPack)
-		sp.join()
-		sp.subscribe("com.flood")
+		subscribeRaw(t, dialTCP(t, s.url, 4096), "com.flood")
 	}
 	var fastGot atomic.Int64
 	fast := s.dial("rs", proto.MsgPack)

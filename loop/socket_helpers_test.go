@@ -769,3 +769,17 @@ func isClosedErr(err error) bool {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 64<<10) }
+
+// subscribeRaw upgrades c to a MsgPack WebSocket, joins and subscribes to
+// topic. Given a connection with a small receive buffer, it plays a
+// subscriber that stops reading.
+func subscribeRaw(t testing.TB, c net.Conn, topic string) *wamp {
+	t.Helper()
+	w := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
+	w.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+	w.expectUpgrade()
+	p := newWAMP(t, w, proto.MsgPack)
+	p.join()
+	p.subscribe(topic)
+	return p
+}

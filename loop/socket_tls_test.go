@@ -262,12 +262,7 @@ func TestSocketTLSSlowConsumerShutdown(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	w := &wsClient{t: t, c: tc, br: newReader(tc), ser: proto.MsgPack, autoPong: true}
-	w.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
-	w.expectUpgrade()
-	p := newWAMP(t, w, proto.MsgPack)
-	p.join()
-	p.subscribe("com.flood")
+	subscribeRaw(t, tc, "com.flood")
 
 	pub := s.dialCfg(client.Config{URL: "wss://" + s.url + "/ws", Serializer: proto.MsgPack, TLS: cert.client})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -280,16 +280,9 @@ func TestProgressiveCallInvocations(t *testing.T) {
 	other := e.join(proto.JSON)
 	other.register("com.upload", map[string]any{"invoke": "roundrobin"})
 	req := caller.nextReq()
-	send := func(progress bool, chunk int) {
-		o := map[string]any{}
-		if progress {
-			o["progress"] = true
-		}
-		caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(o), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{chunk})})
-	}
-	send(true, 1)
-	send(true, 2)
-	send(false, 3)
+	caller.callChunk(req, "com.upload", true, 1)
+	caller.callChunk(req, "com.upload", true, 2)
+	caller.callChunk(req, "com.upload", false, 3)
 	// All chunks reach the same callee with the same INVOCATION id.
 	e.sync()
 	got := callee
@@ -656,28 +649,21 @@ func TestProgressiveInvocationChunksAfterCancel(t *testing.T) {
 	callee, caller := e.join(proto.CBOR), e.join(proto.JSON)
 	callee.register("com.upload", nil)
 	req := caller.nextReq()
-	send := func(id uint64, progress bool, chunk int) {
-		o := map[string]any{}
-		if progress {
-			o["progress"] = true
-		}
-		caller.send(&proto.Message{Type: proto.CodeCall, Request: id, Dict: caller.opts(o), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{chunk})})
-	}
-	send(req, true, 1)
+	caller.callChunk(req, "com.upload", true, 1)
 	inv := callee.expect(proto.CodeInvocation)
 	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
 	caller.expectError(proto.CodeCall, req, proto.URICanceled)
 	if m := callee.expect(proto.CodeInterrupt); m.Request != inv.Request {
 		t.Fatalf("INTERRUPT for %d, want %d", m.Request, inv.Request)
 	}
-	send(req, true, 2)
-	send(req, false, 3)
+	caller.callChunk(req, "com.upload", true, 2)
+	caller.callChunk(req, "com.upload", false, 3)
 	e.sync()
 	caller.quiet()
 	callee.quiet()
 
 	next := caller.nextReq()
-	send(next, false, 4)
+	caller.callChunk(next, "com.upload", false, 4)
 	m := callee.expect(proto.CodeInvocation)
 	if !reflect.DeepEqual(argsOf(m), []any{int64(4)}) {
 		t.Fatalf("new call's INVOCATION %s", describe(m))

@@ -419,6 +419,18 @@ func (c *tc) publish(uri string, o map[string]any, args []any, kwargs map[string
 	return req
 }
 
+// callChunk sends one chunk of a progressive call invocation (WAMP
+// §Progressive Call Invocations): a CALL with request id req, progress set
+// on every chunk but the last, and [chunk] as Arguments.
+func (c *tc) callChunk(req uint64, uri string, progress bool, chunk int) {
+	c.t.Helper()
+	o := map[string]any{}
+	if progress {
+		o["progress"] = true
+	}
+	c.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: c.opts(o), URI: []byte(uri), Args: raw(c.t, c.peer.ser, []any{chunk})})
+}
+
 func (c *tc) yield(inv uint64, o map[string]any, args []any) {
 	m := &proto.Message{Type: proto.CodeYield, Request: inv, Dict: c.opts(o)}
 	if args != nil {
