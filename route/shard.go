@@ -76,6 +76,20 @@ func (s *Shard) Index() int { return s.idx }
 // Stats returns the shard's counters.
 func (s *Shard) Stats() *ShardStats { return &s.stats }
 
+// Do runs f on the shard's goroutine soon; the transport then flushes what
+// f sent. It is how code outside the event loops (the HTTP gateway's
+// in-process sessions, the mesh bridge) touches a shard: Open, Receive,
+// ReceiveMessage and Detach must run inside f. Safe for concurrent use; it
+// never blocks. It returns ErrClosed when the shard has no executor or its
+// executor has stopped (f will not run).
+func (s *Shard) Do(f func()) error {
+	ex := s.exec.Load()
+	if ex == nil || (*ex).Execute(f) != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
 // post hands a task to the shard from any goroutine. Tasks from one
 // goroutine keep their order. At most one drain is scheduled at a time.
 func (s *Shard) post(t task) {
