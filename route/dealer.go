@@ -244,6 +244,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
+	s.traffic.callsInFlight++
 
 	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
 	if oc.recvProg {
@@ -492,6 +493,7 @@ func (s *Shard) deliverResult(t *task) {
 // still on their way are dropped (endedProgressive).
 func (ss *Session) endCall(req uint64, oc *outCall) {
 	delete(ss.calls, req)
+	ss.shard.traffic.callsInFlight--
 	if oc.progInv {
 		ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
 		ss.endedNext++
@@ -581,6 +583,7 @@ func (s *Shard) callTimeout(tm timer) {
 func (s *Shard) leaveDealer(ss *Session) {
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
+		s.traffic.callsInFlight--
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 	for inv, ic := range ss.invs {

@@ -42,6 +42,13 @@ func newGoExec() *goExec {
 var errStopped = errors.New("executor stopped")
 
 func (e *goExec) Execute(f func()) error {
+	// A stopped executor refuses: without this check the select below
+	// picks at random between a free buffer slot and quit.
+	select {
+	case <-e.quit:
+		return errStopped
+	default:
+	}
 	select {
 	case e.ch <- f:
 		return nil

@@ -47,7 +47,8 @@ type Shard struct {
 	invSeq       uint64
 	closing      bool // shutdown in progress
 
-	stats ShardStats
+	stats   ShardStats
+	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }
 
 // ShardStats are counters of one shard, owned by the shard; read them with
