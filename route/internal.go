@@ -15,8 +15,10 @@ type JoinOptions struct {
 	// Realm is the realm to join.
 	Realm string
 	// Identity is the principal the session acts as. An empty AuthID gets
-	// a random one (as an anonymous session's). AuthProvider defaults to
-	// "internal". The realm's authorizer sees AuthRole, as for any session.
+	// a random one (as an anonymous session's); an anonymous join without
+	// an AuthRole gets the realm's anonymous role. AuthProvider defaults
+	// to "internal". The realm's authorizer sees AuthRole, as for any
+	// session.
 	Identity Identity
 	// AuthMethod is the method the caller authenticated the principal
 	// with, for WELCOME, the meta API and reload checks: "anonymous" makes
@@ -76,6 +78,9 @@ func (s *Shard) JoinInternal(ss *Session, o JoinOptions) error {
 	id := o.Identity
 	if id.AuthID == "" {
 		id.AuthID = anonymousID()
+	}
+	if id.AuthRole == "" && o.AuthMethod == "anonymous" {
+		id.AuthRole = rm.conf().AnonymousRole
 	}
 	if id.AuthProvider == "" {
 		id.AuthProvider = "internal"
