@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -532,7 +533,10 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		select {
 		case f := <-st.ch:
 			st.queued.Add(-int64(len(f.sse)))
-			if sw.write(f.sse) != nil {
+			if err := sw.write(f.sse); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					st.cutSlow() // the client stopped reading
+				}
 				return
 			}
 		case <-st.cut:

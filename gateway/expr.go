@@ -171,7 +171,7 @@ func compileTmpl(v any, check func(*pointer) error) (*tmpl, error) {
 type missingError struct{ ptr *pointer }
 
 func (e *missingError) Error() string {
-	return "the request lacks " + strings.TrimPrefix(strings.TrimSuffix(e.ptr.src, "?"), "$")
+	return "the request lacks /" + strings.Join(e.ptr.tokens, "/")
 }
 
 // eval renders t against ctx as JSON; ok is false for an optional value
@@ -268,7 +268,9 @@ type convError struct {
 }
 
 func (e *convError) Error() string {
-	return fmt.Sprintf("%s must be a %s, not %s", strings.TrimPrefix(strings.TrimSuffix(e.ptr.src, "?"), "$"), e.ptr.conv, shortJSON(e.v))
+	what := map[string]string{"int": "an integer", "float": "a number", "bool": "a boolean (true/false, 1/0, yes/no)",
+		"string": "a string, number or boolean", "json": "a string holding a JSON document"}[e.ptr.conv]
+	return fmt.Sprintf("%s must be %s, not %s", "/"+strings.Join(e.ptr.tokens, "/"), what, shortJSON(e.v))
 }
 
 func shortJSON(v any) string {

@@ -291,3 +291,8 @@ func newRequest(ctx context.Context, method, url, body string) (*http.Request, e
 	}
 	return req, err
 }
+
+// newTestRouter is a router for tests that only build a Server.
+func newTestRouter() (*route.Router, error) {
+	return route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}}, Shards: 1, Logger: testLogger()})
+}

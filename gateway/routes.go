@@ -66,11 +66,6 @@ func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ..
 			errs = append(errs, rerrs...)
 			continue
 		}
-		if names[cr.label] {
-			errs = append(errs, fieldErr("route name "+strconv.Quote(cr.label)+" is used twice", "routes", i, "name"))
-			continue
-		}
-		names[cr.label] = true
 		gr := groups[cr.Path]
 		if gr == nil {
 			gr = &group{byMethod: map[string]*compiledRoute{}, first: i}
@@ -81,6 +76,11 @@ func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ..
 			errs = append(errs, fieldErr(cr.Method+" "+cr.Path+" is routed twice", "routes", i, "path"))
 			continue
 		}
+		if names[cr.label] {
+			errs = append(errs, fieldErr("route name "+strconv.Quote(cr.label)+" is used twice", "routes", i, "name"))
+			continue
+		}
+		names[cr.label] = true
 		gr.byMethod[cr.Method] = cr
 		gr.order = append(gr.order, cr.Method)
 		g.routes = append(g.routes, cr)

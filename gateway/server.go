@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,7 +160,11 @@ func (g *Server) buildMux() (errs []error) {
 	handle := func(pattern string, h http.Handler, path ...any) {
 		defer func() {
 			if r := recover(); r != nil {
-				errs = append(errs, fieldErr(fmt.Sprint(r), path...))
+				msg := fmt.Sprint(r)
+				if strings.Contains(msg, "conflicts with") {
+					msg = "pattern " + strconv.Quote(pattern) + " conflicts with an endpoint registered before it (the gateway's own, a route or a mount)"
+				}
+				errs = append(errs, fieldErr(msg, path...))
 			}
 		}()
 		g.mux.Handle(pattern, h)
