@@ -20,7 +20,7 @@ import (
 //
 //	POST /wamp/{realm}/call/{procedure}   {"args":[...],"kwargs":{...},"options":{"timeout":ms}}
 //	     → 200 {"args":[...],"kwargs":{...}}; with Accept: text/event-stream,
-//	       progressive results as SSE events "progress", then "result" (or "error")
+//	       progressive results as SSE events "progress", then "result" (or "problem": an RFC 9457 document; not "error", which EventSource reserves for connection errors)
 //	POST /wamp/{realm}/publish/{topic}    {"args":[...],"kwargs":{...},"options":{"acknowledge":true,...}}
 //	     → 202, or 200 {"publication":id} when acknowledge is asked
 //	GET  /wamp/{realm}/events/{topic}?match=prefix|wildcard[&retained=true]
@@ -278,7 +278,7 @@ func acceptsSSE(r *http.Request) bool {
 }
 
 // streamCall runs a call with progressive results, as SSE events:
-// "progress" per progressive result, then "result" or "error" (a problem
+// "progress" per progressive result, then "result" or "problem" (a problem
 // document). out maps a result to its data (routes); nil sends
 // {"args","kwargs"}.
 func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity, cr *callReq, errs map[string]int) {
@@ -335,7 +335,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 				if p.detail == "" {
 					p.detail = res.detail
 				}
-				sw.writeEvent("error", p.body())
+				sw.writeEvent("problem", p.body())
 				return
 			}
 			sw.writeEvent("result", resultDoc(res))
@@ -348,7 +348,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		case <-t.C:
 			s.q.post(func() { s.cancelCall(c) })
 			p := newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out")
-			sw.writeEvent("error", p.body())
+			sw.writeEvent("problem", p.body())
 			return
 		case <-r.Context().Done():
 			s.q.post(func() { s.cancelCall(c) })
@@ -356,7 +356,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		case <-g.draining:
 			s.q.post(func() { s.cancelCall(c) })
 			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down")
-			sw.writeEvent("error", p.body())
+			sw.writeEvent("problem", p.body())
 			return
 		}
 	}
@@ -542,7 +542,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		case <-st.cut:
 			if st.slow.Load() {
 				p := newProblem(http.StatusServiceUnavailable, URISlowReader, "events arrived faster than the client read them; the stream was cut")
-				sw.writeEvent("error", p.body())
+				sw.writeEvent("problem", p.body())
 			}
 			return
 		case <-ka.C:

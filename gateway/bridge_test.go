@@ -284,7 +284,7 @@ func TestBridgeProgressive(t *testing.T) {
 	}
 	ev, err = sse.next()
 	var p problemDoc
-	if err != nil || ev.event != "error" || json.Unmarshal([]byte(ev.data), &p) != nil || p.Error != "com.example.broken" || p.Status != 502 {
+	if err != nil || ev.event != "problem" || json.Unmarshal([]byte(ev.data), &p) != nil || p.Error != "com.example.broken" || p.Status != 502 {
 		t.Fatalf("error event %+v (%v)", ev, err)
 	}
 }

@@ -32,7 +32,7 @@ func (g *Server) buildOpenAPI() ([]byte, error) {
 	realmParam := obj{"name": "realm", "in": "path", "required": true, "description": "Realm URI", "schema": obj{"type": "string"}}
 	security := g.securityRequirements()
 	callResp := problemResponses("400", "401", "403", "404", "408", "413", "415", "429", "502", "503", "504")
-	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"error\".",
+	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"problem\".",
 		"content": obj{
 			"application/json":  obj{"schema": ref("Result")},
 			"text/event-stream": obj{"schema": obj{"type": "string"}},

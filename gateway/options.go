@@ -244,7 +244,7 @@ type Webhook struct {
 	URL         string
 	Timeout     time.Duration // per attempt; default 10s
 	Queue       int           // events waiting to be posted; default 1024; past it events are dropped (counted)
-	Retries     int           // further attempts after a failure; default 5
+	Retries     int           // further attempts after a failure; default 5, negative for none
 	Backoff     time.Duration // first retry delay, doubled per attempt (with jitter); default 200ms
 	MaxBackoff  time.Duration // default 10s
 	Concurrency int           // posts in flight (events may then arrive out of order); default 1
@@ -283,12 +283,12 @@ func (e *FieldError) Error() string {
 func fieldErr(msg string, path ...any) *FieldError { return &FieldError{Path: path, Msg: msg} }
 
 // setDefaults fills defaults and checks scalar options.
-func (o *Options) setDefaults() []error {
+func (o *Options) setDefaults(needRouter bool) []error {
 	var errs []error
 	if o.Addr == "" {
 		errs = append(errs, fieldErr("an address is required", "listen"))
 	}
-	if o.Router == nil {
+	if o.Router == nil && needRouter {
 		errs = append(errs, fieldErr("a router is required", "router"))
 	}
 	if o.APIKeyHeader == "" {

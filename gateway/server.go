@@ -60,7 +60,18 @@ type Server struct {
 // Every configuration error is returned at once (errors.Join of
 // *FieldError values naming each field).
 func New(opts Options) (*Server, error) {
-	errs := opts.setDefaults()
+	return build(opts, true)
+}
+
+// Validate checks opts as New does, without a router: cmd's
+// check-config uses it. The error joins *FieldError values.
+func Validate(opts Options) error {
+	_, err := build(opts, false)
+	return err
+}
+
+func build(opts Options, needRouter bool) (*Server, error) {
+	errs := opts.setDefaults(needRouter)
 	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}}
 	if opts.Router != nil {
 		for i := 0; i < opts.Router.Shards(); i++ {

@@ -99,17 +99,17 @@ func (g *Server) buildWebhooks() []error {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fieldErr("url must be an http(s) URL", at("url")...))
 		}
-		if w.Retries < 0 {
-			errs = append(errs, fieldErr("retries must not be negative", at("retries")...))
-		}
 		if w.Timeout <= 0 {
 			w.Timeout = 10 * time.Second
 		}
 		if w.Queue <= 0 {
 			w.Queue = 1024
 		}
-		if w.Retries == 0 {
+		switch {
+		case w.Retries == 0:
 			w.Retries = 5
+		case w.Retries < 0:
+			w.Retries = 0 // none
 		}
 		if w.Backoff <= 0 {
 			w.Backoff = 200 * time.Millisecond

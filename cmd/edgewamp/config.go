@@ -37,6 +37,7 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
+	Gateway   gatewayConfig    `yaml:"gateway"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -103,6 +104,10 @@ type realmConfig struct {
 	AuthMethods   []string     `yaml:"authmethods"`
 	Users         []userConfig `yaml:"users"`
 	Roles         []roleConfig `yaml:"roles"`
+	// HTTPBridge serves the gateway's /wamp/{realm}/... endpoints for
+	// this realm (default true; with security only to roles with
+	// http_bridge).
+	HTTPBridge *bool `yaml:"http_bridge"`
 }
 
 type userConfig struct {
@@ -119,6 +124,9 @@ type userConfig struct {
 type roleConfig struct {
 	Name        string             `yaml:"name"`
 	Permissions []permissionConfig `yaml:"permissions"`
+	// HTTPBridge grants the role the gateway's bridge endpoints on a realm
+	// with security.
+	HTTPBridge bool `yaml:"http_bridge"`
 }
 
 type permissionConfig struct {
@@ -370,6 +378,7 @@ func (c *config) validate() error {
 		}
 		c.validateSecurity(&errs, i)
 	}
+	c.validateGateway(&errs)
 	return errors.Join(errs...)
 }
 

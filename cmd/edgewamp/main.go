@@ -1,6 +1,6 @@
 // Command edgewamp is the edgewamp WAMP router.
 //
-//	edgewamp run [-config FILE] [-listen ADDR] [-log-level L] [-log-format F]
+//	edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level L] [-log-format F]
 //	edgewamp check-config FILE
 //	edgewamp version
 package main
@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -33,14 +34,15 @@ func main() {
 const usage = `edgewamp — a WAMP v2 router for the edge
 
 Usage:
-  edgewamp run [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
+  edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level LEVEL] [-log-format text|json]
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
-anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port).
+anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port, the HTTP
+gateway on http://127.0.0.1:8081).
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -93,6 +95,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML); default: the embedded default")
 	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
+	gwListen := fs.String("gateway-listen", "", "HTTP gateway address host:port, or off, overriding gateway.listen")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); for diagnosis only")
@@ -116,6 +119,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	if *listen != "" {
 		cfg.Listeners[0].Address = *listen
+	}
+	if *gwListen != "" {
+		cfg.Gateway.Listen = *gwListen
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
@@ -161,6 +167,13 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err := eng.Start(); err != nil {
 		return err
 	}
+	gw, err := startGateway(cfg, r, eng, log)
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		eng.Shutdown(sctx)
+		cancel()
+		return err
+	}
 	for i, a := range eng.Addrs() {
 		l := cfg.Listeners[i]
 		scheme := "ws"
@@ -185,7 +198,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				sig = s
 				break
 			}
-			reload(cfgPath, cfg, r, log)
+			reload(cfgPath, cfg, r, gw, log)
 		case <-eng.Done():
 			// The event loops died under us (gnet stops its engine on an
 			// error it cannot handle). Exit non-zero: the supervisor
@@ -198,6 +211,15 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sdNotify("STOPPING=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if gw != nil {
+		// The gateway first: its requests end and its WAMP sessions leave
+		// while the router still routes.
+		gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := gw.Shutdown(gctx); err != nil {
+			log.Warn("gateway shutdown", "err", err)
+		}
+		gcancel()
+	}
 	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -207,7 +229,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 
 // reload re-reads the configuration file and installs its realms. A
 // configuration with an error is refused and the running one stays.
-func reload(path string, running *config, r *route.Router, log *slog.Logger) {
+func reload(path string, running *config, r *route.Router, gw *gateway.Server, log *slog.Logger) {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return
@@ -225,12 +247,15 @@ func reload(path string, running *config, r *route.Router, log *slog.Logger) {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return
 	}
+	if gw != nil {
+		gw.SetRealms(cfg.realmAccess())
+	}
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", "realms", names,
-		"note", "realms, users and roles apply now; listener, limit and log changes need a restart")
+		"note", "realms, users, roles and their HTTP bridge access apply now; listener, limit, gateway route and log changes need a restart")
 }
 
 func orDefault(s, def string) string {
@@ -238,4 +263,49 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// startGateway starts the HTTP gateway unless the configuration disables
+// it; nil when disabled.
+func startGateway(cfg *config, r *route.Router, eng *loop.Engine, log *slog.Logger) (*gateway.Server, error) {
+	if cfg.gatewayOff() {
+		log.Info("HTTP gateway off")
+		return nil, nil
+	}
+	o := cfg.gatewayOptions(log)
+	o.Router = r
+	o.Stats = routerStats{r: r, eng: eng}
+	o.Ready = func() error {
+		select {
+		case <-eng.Done():
+			return errors.New("the event loops stopped")
+		default:
+			return nil
+		}
+	}
+	var err error
+	if o.TLS, err = cfg.gatewayTLS(); err != nil {
+		return nil, err
+	}
+	if b := cfg.Gateway.Bearer; b != nil {
+		v, err := newJWKSVerifier(b)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.bearer: %w", err)
+		}
+		o.Bearer = v
+	}
+	gw, err := gateway.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.Start(); err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if o.TLS != nil {
+		scheme = "https"
+	}
+	log.Info("gateway listening", "address", gw.Addr().String(), "url", scheme+"://"+gw.Addr().String(),
+		"routes", len(o.Routes), "callees", len(o.Callees), "webhooks", len(o.Webhooks))
+	return gw, nil
 }

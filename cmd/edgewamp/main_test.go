@@ -46,6 +46,7 @@ type router struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
+	gw   string // the HTTP gateway's address, when it runs
 	mu   sync.Mutex
 	log  bytes.Buffer
 	done chan error
@@ -53,11 +54,13 @@ type router struct {
 
 var listenRE = regexp.MustCompile(`msg=listening address=(\S+)|"msg":"listening","address":"([^"]+)"`)
 
+var gatewayRE = regexp.MustCompile(`msg="gateway listening" address=(\S+)|"msg":"gateway listening","address":"([^"]+)"`)
+
 // startRouter runs `edgewamp run` with extra arguments and waits for its
 // listening line.
 func startRouter(t *testing.T, args ...string) *router {
 	t.Helper()
-	args = append([]string{"run", "-listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0"}, args...)
 	return launch(t, exec.Command(binPath, args...))
 }
 
@@ -80,6 +83,11 @@ func launch(t *testing.T, cmd *exec.Cmd) *router {
 			r.mu.Lock()
 			r.log.WriteString(line + "\n")
 			r.mu.Unlock()
+			if m := gatewayRE.FindStringSubmatch(line); m != nil {
+				r.mu.Lock()
+				r.gw = m[1] + m[2]
+				r.mu.Unlock()
+			}
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addrCh <- m[1] + m[2]:
