@@ -92,26 +92,26 @@ type signingKeyConfig struct {
 }
 
 type routeConfig struct {
-	Name        string         `yaml:"name"`
-	Summary     string         `yaml:"summary"`
-	Method      string         `yaml:"method"`
-	Path        string         `yaml:"path"`
-	Realm       string         `yaml:"realm"`
-	Call        string         `yaml:"call"`
-	Publish     string         `yaml:"publish"`
-	Args        any            `yaml:"args"`
-	Kwargs      any            `yaml:"kwargs"`
-	Acknowledge bool           `yaml:"acknowledge"`
-	Retain      bool           `yaml:"retain"`
-	DiscloseMe  bool           `yaml:"disclose_me"`
-	Response    responseConfig `yaml:"response"`
-	Timeout     duration       `yaml:"timeout"`
-	Auth        routeAuthConfig     `yaml:"auth"`
-	AuthID      string         `yaml:"authid"`
-	Role        string         `yaml:"role"`
-	CORS        *corsConfig    `yaml:"cors"`
-	BodyLimit   size           `yaml:"body_limit"`
-	Errors      map[string]int `yaml:"errors"`
+	Name        string          `yaml:"name"`
+	Summary     string          `yaml:"summary"`
+	Method      string          `yaml:"method"`
+	Path        string          `yaml:"path"`
+	Realm       string          `yaml:"realm"`
+	Call        string          `yaml:"call"`
+	Publish     string          `yaml:"publish"`
+	Args        any             `yaml:"args"`
+	Kwargs      any             `yaml:"kwargs"`
+	Acknowledge bool            `yaml:"acknowledge"`
+	Retain      bool            `yaml:"retain"`
+	DiscloseMe  bool            `yaml:"disclose_me"`
+	Response    responseConfig  `yaml:"response"`
+	Timeout     duration        `yaml:"timeout"`
+	Auth        routeAuthConfig `yaml:"auth"`
+	AuthID      string          `yaml:"authid"`
+	Role        string          `yaml:"role"`
+	CORS        *corsConfig     `yaml:"cors"`
+	BodyLimit   size            `yaml:"body_limit"`
+	Errors      map[string]int  `yaml:"errors"`
 }
 
 type responseConfig struct {
