@@ -14,8 +14,9 @@
 # (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
-# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm profile": the
-# parts to run).
+# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm gateway profile":
+# the parts to run; gateway measures the HTTP gateway against bench/cmd/httpconst, a bare
+# net/http handler).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,7 @@ PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -51,6 +52,7 @@ say "== build"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/edgewamp ./cmd/edgewamp
 go build -o "$BIN/wampfwd" ./bench/cmd/wampfwd
 go build -o "$BIN/wampbench" ./bench/cmd/wampbench
+go build -o "$BIN/httpconst" ./bench/cmd/httpconst
 WB=$BIN/wampbench
 command -v taskset >/dev/null || { echo "run-e2e: taskset (util-linux) is required" >&2; exit 1; }
 if [[ $PROFILE == 1 ]]; then
@@ -96,8 +98,11 @@ say "   somaxconn $(cat /proc/sys/net/core/somaxconn), tcp_max_syn_backlog $(cat
 # ---------------------------------------------------------------- targets
 EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
+GW_PORT=$((PORT_BASE + 2))
+HC_PORT=$((PORT_BASE + 3))
 cat > "$OUT/edgewamp.yaml" <<EOF
-# The embedded default configuration plus one WAMP-CRA user for authstorm.
+# The embedded default configuration plus one WAMP-CRA user for authstorm,
+# and room for the SSE fan-out's streams from one address.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
@@ -107,12 +112,19 @@ realms:
     authmethods: [anonymous, wampcra]
     users:
       - {authid: bench, role: user, secret: bench-secret}
+gateway:
+  listen: 127.0.0.1:$GW_PORT
+  limits: {max_streams_per_client: 5000}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 
 TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
 declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
+# The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
+# callee) and httpconst, the bare net/http ceiling.
+declare -A HTTPURL=([edgewamp]="http://127.0.0.1:$GW_PORT" [httpconst]="http://127.0.0.1:$HC_PORT")
+declare -A CALLEEURL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [httpconst]="")
 if [[ -n ${TARGET_URL:-} ]]; then
   X=${TARGET_NAME:-other}
   TARGETS+=("$X")
@@ -124,6 +136,7 @@ echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; 
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
   echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWD_PORT"
+  echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section only"
   [[ -n ${TARGET_URL:-} ]] && echo "# ${TARGET_NAME:-other}: $TARGET_URL (started by the caller${TARGET_PID:+, pid $TARGET_PID})"
   echo "# load tool, one line per configuration and target (\$PID: the target's process):"
 } > "$OUT/commands.txt"
@@ -140,10 +153,16 @@ start_target() { # name run-id
     wampfwd) port=$FWD_PORT
       taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWD_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
+    httpconst) port=$HC_PORT
+      taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
     *) PID=${TARGET_PID:-}; return 0 ;;
   esac
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    # edgewamp's gateway listens just after its WAMP port.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
+      return 0
+    fi
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
   done
@@ -154,7 +173,7 @@ start_target() { # name run-id
 
 stop_target() { # name run-id
   local name=$1 id=$2
-  [[ $name == edgewamp || $name == wampfwd ]] || return 0
+  [[ $name == edgewamp || $name == wampfwd || $name == httpconst ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -227,12 +246,14 @@ config() {
   for ((rep = 1; rep <= MAX_REPS; rep++)); do
     active=0
     for t in $targets; do
-      [[ " $* " == *@RSURL@* && -z ${RSURL[$t]} ]] && continue # no RawSocket URL for this target
+      [[ " $* " == *@RSURL@* && -z ${RSURL[$t]:-} ]] && continue # no RawSocket URL for this target
       (( ${clean[$t]:-0} >= REPS )) && continue
       [[ -n ${done[$t]:-} ]] && continue
       active=1
-      urlargs=("${@//@URL@/${URL[$t]}}")
-      urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]}}")
+      urlargs=("${@//@URL@/${URL[$t]:-}}")
+      urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@HTTPURL@/${HTTPURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@CALLEEURL@/${CALLEEURL[$t]:-}}")
       bench "$cfg" "$t" "$rep" "${urlargs[@]}"
       other=$(grep -oE 'other_cpu_pct=[0-9.]+' <<<"$LAST" | cut -d= -f2 || true)
       if [[ -z $other ]] || awk -v o="$other" 'BEGIN{exit !(o <= 25)}'; then clean[$t]=$(( ${clean[$t]:-0} + 1 )); fi
@@ -292,6 +313,16 @@ STORM_TARGETS="edgewamp wampfwd"
 config authstorm-ws "$STORM_TARGETS" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -authid "${TARGET_AUTHID:-bench}" -secret "${TARGET_SECRET:-bench-secret}"
 fi
 
+if want gateway; then
+say "== gateway (HTTP: edgewamp's gateway and httpconst, a bare net/http handler, side by side)"
+config gateway-call-c16-p64 "edgewamp httpconst" -scenario httpcall -url @HTTPURL@ -callee-url @CALLEEURL@ -callers 16 -payload 64
+SSE_RATES="20 100"
+[[ $QUICK == 1 ]] && SSE_RATES="20"
+for r in $SSE_RATES; do
+  config "gateway-sse-s1000-r$r" "edgewamp" -scenario sse -url @HTTPURL@ -subscribers 1000 -rate "$r" -payload 64
+done
+fi
+
 # ---------------------------------------------------------------- profile
 if [[ $PROFILE == 1 ]] && want profile; then
   say "== profile (syscalls per message and perf samples; not part of the medians)"
@@ -343,7 +374,7 @@ echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.
 if [[ -f bench/micro.md ]]; then
   { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm profile " ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

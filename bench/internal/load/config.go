@@ -22,8 +22,9 @@ import (
 // Config is one run. Zero fields take the defaults documented on the
 // wampbench flags.
 type Config struct {
-	Scenario  string // idle, rpc, pubsub, churn, authstorm
-	URL       string // ws://host:port/path, rs://host:port or tcp://host:port
+	Scenario  string // idle, rpc, pubsub, churn, authstorm, httpcall, sse
+	URL       string // ws://host:port/path, rs://host:port or tcp://host:port; http://host:port for httpcall and sse
+	CalleeURL string // httpcall: a WAMP URL where the tool registers the callee (none against a bare HTTP server)
 	Ser       proto.Serializer
 	Realm     string
 	Src       string // source addresses, "127.0.0.2-127.0.0.40" or a list
@@ -76,6 +77,9 @@ func (c *Config) defaults() error {
 	}
 	if c.URL == "" {
 		c.URL = "ws://127.0.0.1:8080/ws"
+		if c.Scenario == "httpcall" || c.Scenario == "sse" {
+			c.URL = "http://127.0.0.1:8081"
+		}
 	}
 	if c.Ser == 0 {
 		c.Ser = proto.MsgPack
@@ -143,8 +147,12 @@ func Run(cfg Config) (*Result, error) {
 		return runChurn(&cfg)
 	case "authstorm":
 		return runAuthStorm(&cfg)
+	case "httpcall":
+		return runHTTPCall(&cfg)
+	case "sse":
+		return runSSE(&cfg)
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn or authstorm)", cfg.Scenario)
+	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn, authstorm, httpcall or sse)", cfg.Scenario)
 }
 
 // header starts a RESULT with the fields every scenario reports.
