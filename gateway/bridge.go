@@ -532,8 +532,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 	for {
 		select {
 		case f := <-st.ch:
-			st.queued.Add(-int64(len(f.sse)))
-			if err := sw.write(f.sse); err != nil {
+			if err := st.writeQueued(sw, f); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					st.cutSlow() // the client stopped reading
 				}

@@ -262,6 +262,29 @@ func (st *stream) gone() { st.end() }
 
 func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
 
+// writeQueued writes f and whatever else is queued (up to a batch), then
+// flushes once: a stream that fell behind catches up with one write per
+// batch instead of one per event.
+func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
+	for n := 0; ; n++ {
+		st.queued.Add(-int64(len(f.sse)))
+		if _, err := sw.w.Write(f.sse); err != nil {
+			return err
+		}
+		if n == 63 {
+			break
+		}
+		select {
+		case f = <-st.ch:
+			continue
+		default:
+		}
+		break
+	}
+	return sw.rc.Flush()
+}
+
 // sseWriter writes SSE frames with a deadline per write.
 type sseWriter struct {
 	w  http.ResponseWriter

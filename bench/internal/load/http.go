@@ -358,5 +358,3 @@ func runSSE(cfg *Config) (*Result, error) {
 	r.Set("publish_errors", pubErrs)
 	return r, nil
 }
-
-
