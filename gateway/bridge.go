@@ -493,12 +493,16 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		lastID, _ = strconv.ParseUint(h, 10, 64)
 		retained = true
 	}
-	g.serveEvents(w, r, who.id, topic, match, retained, lastID)
+	var expires time.Time
+	if who.p != nil {
+		expires = who.p.Expires
+	}
+	g.serveEvents(w, r, who.id, topic, match, retained, lastID, expires)
 }
 
 // serveEvents subscribes and streams events until the client leaves, it
-// is cut, or the gateway drains.
-func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64) {
+// is cut, its token expires (expires, when set) or the gateway drains.
+func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64, expires time.Time) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
@@ -529,8 +533,18 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 	}
 	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
 	defer ka.Stop()
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
+		case <-expired:
+			p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token expired; reconnect with a fresh one")
+			sw.writeEvent("problem", p.body())
+			return
 		case f := <-st.ch:
 			if err := st.writeQueued(sw, f); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {

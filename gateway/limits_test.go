@@ -207,3 +207,28 @@ func TestShutdown(t *testing.T) {
 		t.Fatal("served after Shutdown")
 	}
 }
+
+// TestStreamEndsAtTokenExpiry: an event stream opened with a bearer token
+// ends when the token expires.
+func TestStreamEndsAtTokenExpiry(t *testing.T) {
+	iss := newJWTIssuer(t)
+	e := newEnv(t, func(o *Options) { o.Bearer = &jwtVerifier{set: iss.set, issuer: "https://edgewamp.test"} })
+	tok := iss.token("alice", "realm1", "user", "", 1500*time.Millisecond, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, sse := e.stream(ctx, "GET", "/wamp/realm1/events/com.t?access_token="+tok, "")
+	if r.StatusCode != 200 {
+		t.Fatalf("stream with a token in the query: %d", r.StatusCode)
+	}
+	start := time.Now()
+	ev, err := sse.next()
+	if err != nil || ev.event != "problem" || !strings.Contains(ev.data, proto.URIAuthenticationFailed) {
+		t.Fatalf("at expiry: %+v %v", ev, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("ended after %v", d)
+	}
+	if _, err := sse.next(); err == nil {
+		t.Fatal("the stream goes on after the expiry")
+	}
+}

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -278,17 +277,17 @@ func (g *Server) Start() error {
 		return fmt.Errorf("gateway: listen %s: %w", g.opts.Addr, err)
 	}
 	ln = newLimitListener(ln, g.opts.Limits.MaxConnections)
-	if g.opts.TLS != nil {
-		cfg := g.opts.TLS.Clone()
-		if len(cfg.NextProtos) == 0 {
-			cfg.NextProtos = []string{"h2", "http/1.1"}
-		}
-		ln = tls.NewListener(ln, cfg)
-	}
 	g.ln = ln
 	g.started = true
 	go func() {
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if g.opts.TLS != nil {
+			// ServeTLS sets up HTTP/2 (ALPN h2) besides HTTP/1.1.
+			err = g.srv.ServeTLS(ln, "", "")
+		} else {
+			err = g.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("gateway: server stopped", "err", err)
 		}
 	}()
