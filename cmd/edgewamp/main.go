@@ -294,6 +294,13 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, log *slog.Logg
 		}
 		o.Bearer = v
 	}
+	if o.Bearer == nil {
+		for _, rt := range o.Routes {
+			if rt.Auth.Type == "bearer" {
+				log.Warn("gateway: a route takes bearer tokens but no verifier is configured (gateway.bearer): its requests get 401", "route", rt.Method+" "+rt.Path)
+			}
+		}
+	}
 	gw, err := gateway.New(o)
 	if err != nil {
 		return nil, err
