@@ -232,3 +232,40 @@ func TestStreamEndsAtTokenExpiry(t *testing.T) {
 		t.Fatal("the stream goes on after the expiry")
 	}
 }
+
+// TestSessionsKilled: when the router kills the gateway's sessions
+// (meta API, reload), requests get new ones, and the gateway's count of
+// sessions stays the router's.
+func TestSessionsKilled(t *testing.T) {
+	e := newEnv(t, nil)
+	admin := e.dial("realm1", proto.JSON)
+	e.register(admin, "com.ping", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"pong"}}, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	httpSessions := func() int {
+		n := 0
+		for _, rs := range e.r.SessionsByRealm() {
+			n += rs.ByTransport["http"]
+		}
+		return n
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 6; i++ {
+			if r, body := e.do("POST", "/wamp/realm1/call/com.ping", `{}`); r.StatusCode != 200 {
+				t.Fatalf("round %d: %d %s", round, r.StatusCode, body)
+			}
+		}
+		if _, err := admin.Call(ctx, "wamp.session.kill_by_authrole", []any{"anonymous"}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the killed sessions gone", func() bool { return httpSessions() == 0 && e.gw.pool.sessions() == 0 })
+	}
+	if r, body := e.do("POST", "/wamp/realm1/call/com.ping", `{}`); r.StatusCode != 200 {
+		t.Fatalf("after the kills: %d %s", r.StatusCode, body)
+	}
+	if a, b := e.gw.pool.sessions(), httpSessions(); a != b {
+		t.Fatalf("gateway counts %d sessions, the router %d", a, b)
+	}
+}

@@ -43,7 +43,7 @@ type pool struct {
 
 	mu     sync.Mutex
 	ids    map[identity]*idPool // guarded by mu
-	pinned []*sess              // HTTP callees and webhooks; guarded by mu
+	pinned map[*sess]struct{}   // HTTP callees' and webhooks' sessions; guarded by mu
 	total  int                  // sessions open or opening; guarded by mu
 	closed bool                 // guarded by mu
 }
@@ -55,7 +55,6 @@ type idPool struct {
 	next     atomic.Uint64
 	inflight atomic.Int64 // requests and streams of this principal now
 	lastUsed atomic.Int64 // unix ns
-	pinned   bool         // HTTP callee or webhook: never evicted
 }
 
 // slot is one session of a principal, or its opening.
@@ -66,7 +65,7 @@ type slot struct {
 }
 
 func newPool(g *Server) *pool {
-	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}}
+	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}, pinned: map[*sess]struct{}{}}
 }
 
 // acquire returns a session of principal id for one request, and a
@@ -108,6 +107,11 @@ func (p *pool) acquire(id identity) (*sess, func(), *problem) {
 	sl := ip.slots[i]
 	opening := false
 	if sl == nil || isDead(sl) {
+		if sl != nil {
+			// The dead session's own end (dropped) will not find its
+			// slot any more: count it out here.
+			p.total--
+		}
 		sl = &slot{ready: make(chan struct{})}
 		ip.slots[i] = sl
 		p.total++
@@ -180,7 +184,7 @@ func (p *pool) makeRoom() bool {
 	for p.total+p.g.opts.Limits.SessionsPerIdentity > max {
 		var lru *idPool
 		for _, ip := range p.ids {
-			if ip.pinned || ip.inflight.Load() > 0 {
+			if ip.inflight.Load() > 0 {
 				continue
 			}
 			if lru == nil || ip.lastUsed.Load() < lru.lastUsed.Load() {
@@ -249,27 +253,33 @@ func (p *pool) open(id identity, idx int) (*sess, *problem) {
 // INVOCATIONs and onClose told when it ends. It counts toward
 // MaxSessions.
 func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message), onClose func(*sess, string)) (*sess, *problem) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
-	}
-	p.total++
-	p.pinned = append(p.pinned, nil)
-	p.mu.Unlock()
-	s := &sess{g: p.g, q: p.g.queues[idx], key: id, pinned: true, onInv: onInv}
+	s := &sess{g: p.g, q: p.g.queues[idx], key: id, onInv: onInv}
 	s.onClose = func(s *sess, why string) {
 		p.mu.Lock()
-		p.total--
+		if _, ok := p.pinned[s]; ok {
+			delete(p.pinned, s)
+			p.total--
+		}
 		p.mu.Unlock()
 		if onClose != nil {
 			onClose(s, why)
 		}
 	}
 	p.mu.Lock()
-	p.pinned[len(p.pinned)-1] = s
+	if p.closed {
+		p.mu.Unlock()
+		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+	}
+	p.total++
+	p.pinned[s] = struct{}{}
 	p.mu.Unlock()
 	if err := p.join(s, route.JoinOptions{CalleeCancel: true, CalleeTimeout: true}); err != nil {
+		p.mu.Lock()
+		if _, ok := p.pinned[s]; ok { // not closed through onClose
+			delete(p.pinned, s)
+			p.total--
+		}
+		p.mu.Unlock()
 		return nil, err
 	}
 	return s, nil
@@ -337,7 +347,7 @@ func (p *pool) sweep(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ip := range p.ids {
-		if ip.pinned || ip.inflight.Load() > 0 {
+		if ip.inflight.Load() > 0 {
 			continue
 		}
 		if now.UnixNano()-ip.lastUsed.Load() > int64(idle) {
@@ -353,13 +363,13 @@ func (p *pool) closeAll() {
 	for _, ip := range p.ids {
 		p.evict(ip)
 	}
-	pinned := p.pinned
-	p.pinned = nil
+	var pinned []*sess
+	for s := range p.pinned {
+		pinned = append(pinned, s)
+	}
 	p.mu.Unlock()
 	for _, s := range pinned {
-		if s != nil {
-			s.q.post(s.leave)
-		}
+		s.q.post(s.leave)
 	}
 }
 

@@ -83,8 +83,6 @@ type sess struct {
 	g   *Server
 	q   *shardQ
 	key identity // static
-	// pinned sessions (HTTP callees, webhooks) are never evicted as idle.
-	pinned bool
 
 	// Owned by shard.
 	rs       *route.Session
