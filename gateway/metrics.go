@@ -41,6 +41,9 @@ type Stats struct {
 	BytesIn, BytesOut Counter
 	// CallsInFlight → edgewamp_calls_in_flight.
 	CallsInFlight Gauge
+	// CallDuration: the router's call latency, CALL to the callee's final
+	// answer, sampled → edgewamp_call_duration_seconds.
+	CallDuration *Histogram
 	// EventsDropped by reason (slow_subscriber, too_big, ...) →
 	// edgewamp_events_dropped_total.
 	EventsDropped map[string]uint64
@@ -64,6 +67,15 @@ type Stats struct {
 	InboundHeld, OutboundQueued Gauge
 	// RetainRefused → edgewamp_retain_refused_total.
 	RetainRefused Counter
+}
+
+// Histogram is a latency histogram: Counts[i] observations at most
+// Bounds[i] (seconds) and above the bound before; Counts may have one more
+// entry, the observations above every bound.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Sum    float64 // seconds
 }
 
 // SessionCount is one realm's sessions on one transport type.
@@ -267,6 +279,20 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 	}
 	if st.CallsInFlight.OK {
 		constMetric(ch, "edgewamp_calls_in_flight", "Calls routed and not yet answered.", G, st.CallsInFlight.V)
+	}
+	if h := st.CallDuration; h != nil {
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		var cum, total uint64
+		for i, n := range h.Counts {
+			total += n
+			if i < len(h.Bounds) {
+				cum += n
+				buckets[h.Bounds[i]] = cum
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc("edgewamp_call_duration_seconds",
+			"Router call latency, CALL to the callee's final RESULT or ERROR, for a sample of the calls (one in 64), all realms.", nil, nil),
+			total, h.Sum, buckets)
 	}
 	byLabel(ch, "edgewamp_events_dropped_total", "EVENTs not delivered, by reason.", "reason", C, st.EventsDropped)
 	byLabel(ch, "edgewamp_invocations_refused_total", "INVOCATIONs refused (the call failed with a WAMP error), by reason.", "reason", C, st.InvocationsRefused)

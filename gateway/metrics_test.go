@@ -32,6 +32,11 @@ func (s routeStats) Stats(ctx context.Context) (*Stats, error) {
 	for c, n := range tr.Out {
 		st.MessagesOut[c.String()] = n
 	}
+	h := &Histogram{Counts: tr.CallLatency[:], Sum: tr.CallLatencySum.Seconds()}
+	for _, b := range route.CallLatencyBounds {
+		h.Bounds = append(h.Bounds, b.Seconds())
+	}
+	st.CallDuration = h
 	for _, rs := range s.r.SessionsByRealm() {
 		for tp, n := range rs.ByTransport {
 			st.Sessions = append(st.Sessions, SessionCount{Realm: rs.Realm, Transport: tp, N: n})
@@ -98,7 +103,7 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		return &client.Result{Args: []any{1}}, nil
 	})
 	before := e.scrape()
-	const calls, misses, pubs = 7, 3, 4
+	const calls, misses, pubs = 140, 3, 4
 	for i := 0; i < calls; i++ {
 		if r, body := e.do("POST", "/wamp/realm1/call/com.add", `{"args":[1,2]}`); r.StatusCode != 200 {
 			t.Fatalf("call: %d %s", r.StatusCode, body)
@@ -140,6 +145,11 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		if got := d(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v: +%v, want +%v", c.name, c.labels, got, c.want)
 		}
+	}
+	// One call in 64 per shard is timed: the 140 calls, spread over the two
+	// shards by the gateway, give two samples.
+	if n := d("edgewamp_call_duration_seconds"); n < 1 || n > 3 {
+		t.Errorf("call duration samples +%v, want 1 or 2 for %d calls", n, calls)
 	}
 	if v := value(after, "edgewamp_calls_in_flight"); v != 0 {
 		t.Errorf("calls in flight %v, want 0", v)

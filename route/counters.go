@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -28,6 +29,51 @@ type trafficCounters struct {
 	in, out           [numCodeSlots]uint64
 	bytesIn, bytesOut uint64
 	callsInFlight     int64 // calls between CALL and their final answer, as callers of this shard
+
+	// Call latency, CALL to the final RESULT or ERROR from the callee, for
+	// one call in callSampleEvery: reading the clock twice per sampled
+	// call keeps time.Now off the call path almost always.
+	callSeq    uint32
+	latBuckets [len(CallLatencyBounds) + 1]uint64 // the last one: above every bound
+	latCount   uint64
+	latSumNS   uint64
+}
+
+// callSampleEvery is the call latency sampling interval (a power of two).
+const callSampleEvery = 64
+
+// CallLatencyBounds are the upper bounds of the call latency histogram.
+var CallLatencyBounds = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second, 30 * time.Second,
+}
+
+// sampleCall returns the CALL's start time when this call is sampled,
+// else 0. Owned by shard.
+func (s *Shard) sampleCall() int64 {
+	s.traffic.callSeq++
+	if s.traffic.callSeq%callSampleEvery != 0 {
+		return 0
+	}
+	return s.r.now()
+}
+
+// observeCall records a sampled call's latency. Owned by shard.
+func (s *Shard) observeCall(start int64) {
+	d := s.r.now() - start
+	if d < 0 {
+		d = 0
+	}
+	t := &s.traffic
+	i := 0
+	for i < len(CallLatencyBounds) && time.Duration(d) > CallLatencyBounds[i] {
+		i++
+	}
+	t.latBuckets[i]++
+	t.latCount++
+	t.latSumNS += uint64(d)
 }
 
 // countIn counts a message received from a session.
@@ -53,6 +99,12 @@ type Traffic struct {
 	BytesIn, BytesOut uint64
 	// CallsInFlight is the number of calls routed and not yet answered.
 	CallsInFlight int64
+	// CallLatency counts sampled calls (one in 64) by latency, CALL to the
+	// callee's final answer: CallLatency[i] calls took at most
+	// CallLatencyBounds[i] and more than the bound before (the last entry:
+	// above every bound). CallLatencySum is their total.
+	CallLatency    [len(CallLatencyBounds) + 1]uint64
+	CallLatencySum time.Duration
 }
 
 // Traffic reads every shard's counters on the shard's goroutine and sums
@@ -83,6 +135,10 @@ func (r *Router) Traffic(ctx context.Context) (Traffic, error) {
 			t.BytesIn += c.bytesIn
 			t.BytesOut += c.bytesOut
 			t.CallsInFlight += c.callsInFlight
+			for i, n := range c.latBuckets {
+				t.CallLatency[i] += n
+			}
+			t.CallLatencySum += time.Duration(c.latSumNS)
 		case <-ctx.Done():
 			return Traffic{}, ctx.Err()
 		}

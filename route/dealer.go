@@ -43,6 +43,7 @@ type outCall struct {
 	reg       *registration
 	invID     uint64
 	due       int64 // timeout deadline (coarse clock, ns); 0 = none
+	start     int64 // unix ns of the CALL for a latency sample (counters.go); 0 = not sampled
 	recvProg  bool  // caller asked for progressive results
 	progInv   bool  // caller is still sending progressive invocation chunks
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
@@ -234,7 +235,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		return
 	}
 	oc := s.newOutCall()
-	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress, start: s.sampleCall()}
 	timeout := s.callTimeoutOf(m)
 	if timeout > 0 {
 		oc.due = s.r.now() + int64(timeout)
@@ -453,6 +454,9 @@ func (s *Shard) deliverResult(t *task) {
 	final := !progress
 	if final {
 		cs.endCall(t.a, oc)
+		if oc.start != 0 {
+			s.observeCall(oc.start)
+		}
 	}
 	out := &s.out
 	out.Reset()

@@ -162,16 +162,39 @@ func TestTrafficCounters(t *testing.T) {
 	caller.call("com.add", nil, []any{1}, nil)
 	callee.expect(proto.CodeInvocation)
 	caller.drop()
+	callee.expect(proto.CodeInterrupt)
 	e.sync()
 	if end, _ := e.r.Traffic(ctx); end.CallsInFlight != before.CallsInFlight {
 		t.Fatalf("calls in flight after the caller left: %d, want %d", end.CallsInFlight, before.CallsInFlight)
+	}
+
+	// One call in 64 is timed.
+	lat := func(t Traffic) (n uint64) {
+		for _, c := range t.CallLatency {
+			n += c
+		}
+		return n
+	}
+	base, _ := e.r.Traffic(ctx)
+	c2 := e.join(proto.JSON)
+	for i := 0; i < 128; i++ {
+		req := c2.call("com.add", nil, []any{i}, nil)
+		callee.yield(callee.expect(proto.CodeInvocation).Request, nil, []any{1})
+		if r := c2.expect(proto.CodeResult); r.Request != req {
+			t.Fatalf("RESULT for %d, want %d", r.Request, req)
+		}
+	}
+	e.sync()
+	end2, _ := e.r.Traffic(ctx)
+	if got := lat(end2) - lat(base); got != 2 {
+		t.Fatalf("%d calls timed, want 2 of 128", got)
 	}
 
 	got := map[string]map[string]int{}
 	for _, rs := range e.r.SessionsByRealm() {
 		got[rs.Realm] = rs.ByTransport
 	}
-	if got["realm1"]["test"] != 1 || len(got["realm2"]) != 0 {
+	if got["realm1"]["test"] != 2 || len(got["realm2"]) != 0 {
 		t.Fatalf("sessions by realm: %v", got)
 	}
 }

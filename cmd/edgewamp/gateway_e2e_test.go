@@ -541,7 +541,7 @@ func TestGatewayE2E(t *testing.T) {
 			t.Errorf("calls in flight %v", v)
 		}
 		for _, name := range []string{"edgewamp_message_bytes_received_total", "edgewamp_events_dropped_total", "edgewamp_connections_refused_total",
-			"edgewamp_protocol_violations_total", "edgewamp_gateway_request_duration_seconds", "go_goroutines"} {
+			"edgewamp_protocol_violations_total", "edgewamp_gateway_request_duration_seconds", "edgewamp_call_duration_seconds", "go_goroutines"} {
 			if after[name] == nil {
 				t.Errorf("no %s", name)
 			}

@@ -40,6 +40,11 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	for c, n := range tr.Out {
 		st.MessagesOut[c.String()] += n
 	}
+	h := &gateway.Histogram{Counts: tr.CallLatency[:], Sum: tr.CallLatencySum.Seconds()}
+	for _, b := range route.CallLatencyBounds {
+		h.Bounds = append(h.Bounds, b.Seconds())
+	}
+	st.CallDuration = h
 	for _, rs := range s.r.SessionsByRealm() {
 		for tp, n := range rs.ByTransport {
 			st.Sessions = append(st.Sessions, gateway.SessionCount{Realm: rs.Realm, Transport: tp, N: n})
