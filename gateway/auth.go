@@ -97,11 +97,16 @@ func (g *Server) credentialOf(r *http.Request) credential {
 // requests act as anon (a route's fixed identity) or the realm's
 // anonymous role.
 func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []byte, anon *identity) (*who, *problem) {
-	ip := clientIP(r)
-	if g.limiter.blocked(ip) {
-		return nil, tooBusy(429, "too many failed authentications from this address; try again later")
-	}
 	cred := g.credentialOf(r)
+	ip := ""
+	if cred != credNone && auth.Type != "none" {
+		// Only credentials are checked, and so limited: anonymous requests
+		// cost no lookup here.
+		ip = clientIP(r)
+		if g.limiter.blocked(ip) {
+			return nil, tooBusy(429, "too many failed authentications from this address; try again later")
+		}
+	}
 	typ := auth.Type
 	switch typ {
 	case "none":

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -176,7 +178,7 @@ func decodeStrict(body []byte, v any) *problem {
 	if body == nil {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := gojson.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body: "+err.Error())
