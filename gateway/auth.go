@@ -86,7 +86,7 @@ func (g *Server) credentialOf(r *http.Request) credential {
 	if r.Header.Get(g.opts.APIKeyHeader) != "" {
 		return credAPIKey
 	}
-	if r.URL.Query().Has("signature") {
+	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "signature=") && r.URL.Query().Has("signature") {
 		return credSigned
 	}
 	return credNone

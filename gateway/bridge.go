@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -64,12 +65,16 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(g.opts.Limits.BodyTimeout))
-	n := r.ContentLength
-	if n < 0 || n > int64(limit) {
-		n = 512
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 { // within limit: checked above
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		buf := bytes.NewBuffer(make([]byte, 0, 512))
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
+		b = buf.Bytes()
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
 	// The body is in: no read deadline from here on (net/http would cancel
 	// the request's context when a background read hits it).
 	rc.SetReadDeadline(time.Time{})
@@ -86,7 +91,6 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 		}
 		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
 	}
-	b := buf.Bytes()
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -99,8 +103,9 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 // checkJSONType accepts application/json (and any +json type) in UTF-8,
 // or no Content-Type at all.
 func checkJSONType(ct string) *problem {
-	if ct == "" {
-		return nil
+	switch ct {
+	case "", "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8":
+		return nil // the usual ones, without parsing
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
@@ -189,12 +194,10 @@ func decodeStrict(body []byte, v any) *problem {
 	return nil
 }
 
-type callBody struct {
-	payload
-	Options struct {
-		Timeout    *int64 `json:"timeout"`
-		DiscloseMe bool   `json:"disclose_me"`
-	} `json:"options"`
+// callOptions is a bridge call's "options" member.
+type callOptions struct {
+	Timeout    *int64 `json:"timeout"`
+	DiscloseMe bool   `json:"disclose_me"`
 }
 
 func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
@@ -209,18 +212,20 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	var cb callBody
-	if p := decodeStrict(body, &cb); p != nil {
-		writeProblem(w, p)
-		return
-	}
-	args, kwargs, p := cb.check()
+	bb, p := splitBody(body)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
+	var o callOptions
+	if p := decodeStrict(bb.options, &o); p != nil {
+		p.detail = "options: " + p.detail
+		writeProblem(w, p)
+		return
+	}
+	args, kwargs := bb.args, bb.kwargs
 	timeout := g.opts.CallTimeout
-	if t := cb.Options.Timeout; t != nil {
+	if t := o.Timeout; t != nil {
 		if *t < 0 {
 			writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative"))
 			return
@@ -234,18 +239,18 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	cr := &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: cb.Options.DiscloseMe}
+	cr := &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}
 	if wantSSE {
 		g.streamCall(w, r, who.id, cr, nil)
 		return
 	}
-	s, release, p := g.pool.acquire(who.id)
+	s, ip, p := g.pool.acquire(who.id)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
 	res := g.call(r.Context(), s, cr)
-	release()
+	g.pool.release(ip)
 	g.answerCall(w, r, res, nil)
 }
 
@@ -262,10 +267,31 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 		writeProblem(w, p)
 		return
 	}
-	b := resultDoc(res)
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	// Pieces into the response's buffer: no document is built.
+	w.Write(resultOpen)
+	if len(res.args) > 0 {
+		w.Write(res.args)
+	} else {
+		w.Write(emptyArgs)
+	}
+	w.Write(resultMid)
+	if len(res.kwargs) > 0 {
+		w.Write(res.kwargs)
+	} else {
+		w.Write(emptyKwargs)
+	}
+	w.Write(resultClose)
 }
+
+var (
+	resultOpen  = []byte(`{"args":`)
+	resultMid   = []byte(`,"kwargs":`)
+	resultClose = []byte(`}`)
+	emptyArgs   = []byte(`[]`)
+	emptyKwargs = []byte(`{}`)
+)
+
 
 func acceptsSSE(r *http.Request) bool {
 	for _, a := range r.Header.Values("Accept") {
@@ -289,12 +315,12 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		return
 	}
 	defer g.closeStream(r)
-	s, release, p := g.pool.acquire(id)
+	s, ip, p := g.pool.acquire(id)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	defer release()
+	defer g.pool.release(ip)
 	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue)}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
@@ -372,19 +398,17 @@ func resultDoc(res callReply) []byte {
 	return append(b, '}')
 }
 
-type publishBody struct {
-	payload
-	Options struct {
-		Acknowledge      bool      `json:"acknowledge"`
-		Retain           bool      `json:"retain"`
-		DiscloseMe       bool      `json:"disclose_me"`
-		Exclude          *[]uint64 `json:"exclude"`
-		Eligible         *[]uint64 `json:"eligible"`
-		ExcludeAuthID    *[]string `json:"exclude_authid"`
-		EligibleAuthID   *[]string `json:"eligible_authid"`
-		ExcludeAuthRole  *[]string `json:"exclude_authrole"`
-		EligibleAuthRole *[]string `json:"eligible_authrole"`
-	} `json:"options"`
+// publishOptions is a bridge publication's "options" member.
+type publishOptions struct {
+	Acknowledge      bool      `json:"acknowledge"`
+	Retain           bool      `json:"retain"`
+	DiscloseMe       bool      `json:"disclose_me"`
+	Exclude          *[]uint64 `json:"exclude"`
+	Eligible         *[]uint64 `json:"eligible"`
+	ExcludeAuthID    *[]string `json:"exclude_authid"`
+	EligibleAuthID   *[]string `json:"eligible_authid"`
+	ExcludeAuthRole  *[]string `json:"exclude_authrole"`
+	EligibleAuthRole *[]string `json:"eligible_authrole"`
 }
 
 func marshalList[T any](l *[]T) []byte {
@@ -409,22 +433,23 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	var pb publishBody
-	if p := decodeStrict(body, &pb); p != nil {
-		writeProblem(w, p)
-		return
-	}
-	args, kwargs, p := pb.check()
+	bb, p := splitBody(body)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
+	var o publishOptions
+	if p := decodeStrict(bb.options, &o); p != nil {
+		p.detail = "options: " + p.detail
+		writeProblem(w, p)
+		return
+	}
+	args, kwargs := bb.args, bb.kwargs
 	who, p := g.bridgeRealm(r, realm, body)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	o := &pb.Options
 	pr := &pubReq{uri: topic, args: args, kwargs: kwargs, retain: o.Retain, discloseMe: o.DiscloseMe,
 		exclude: marshalList(o.Exclude), eligible: marshalList(o.Eligible),
 		excludeAuthID: marshalList(o.ExcludeAuthID), eligibleAuthID: marshalList(o.EligibleAuthID),
@@ -435,13 +460,13 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 // doPublish publishes and answers 202 (200 {"publication":id} with
 // acknowledge, or status when set).
 func (g *Server) doPublish(w http.ResponseWriter, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
-	s, release, p := g.pool.acquire(id)
+	s, ip, p := g.pool.acquire(id)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
 	res := g.runSync(s, func() *syncReply { return s.publish(pr) })
-	release()
+	g.pool.release(ip)
 	if res.typ == proto.CodeError {
 		writeProblem(w, g.problemOf(res, errs))
 		return
@@ -510,12 +535,12 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		return
 	}
 	defer g.closeStream(r)
-	s, release, p := g.pool.acquire(id)
+	s, ip, p := g.pool.acquire(id)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	defer release()
+	defer g.pool.release(ip)
 	st := newStream(g, lastID)
 	var subID uint64
 	res := g.runSync(s, func() *syncReply {

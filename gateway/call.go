@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -17,7 +18,17 @@ type call struct {
 	final chan callReply // capacity 1: the RESULT or ERROR
 	prog  chan callReply // progressive RESULTs (nil when not asked for); bounded
 	req   uint64         // owned by shard: the CALL's request id once sent
+	s     *sess          // the session, and the CALL, for run
+	cr    *callReq
 }
+
+// run implements job: it sends the CALL (a call posts itself, so that the
+// request path allocates no closure).
+func (c *call) run() { c.s.startCall(c, c.cr) }
+
+// calls recycles call records (with their channels) whose final answer
+// was received: nothing sends to them any more.
+var calls = sync.Pool{New: func() any { return &call{final: make(chan callReply, 1)} }}
 
 // callReply is a RESULT or an ERROR; args and kwargs are JSON owned by the
 // reply.
@@ -147,27 +158,25 @@ func (s *sess) result(m *proto.Message) {
 	c.finish(r)
 }
 
-// call runs one CALL for an HTTP request and waits for its answer, for at
-// most the call's timeout (plus a grace period for the router's own
-// timeout error to arrive first). When ctx ends first (the client went
-// away), the call is canceled. Progressive results, when prog > 0, are
-// read by the caller from c.prog while this is not used; see stream.
+// call runs one CALL for an HTTP request and waits for its answer. The
+// router enforces the call's timeout (every bridge and route call has
+// one) and answers wamp.error.timeout; a session that ends fails its
+// calls. When ctx ends first (the client went away), the call is
+// canceled.
 func (g *Server) call(ctx context.Context, s *sess, cr *callReq) callReply {
-	c := &call{final: make(chan callReply, 1)}
-	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
+	c := calls.Get().(*call)
+	c.s, c.cr = s, cr
+	if err := s.q.postJob(c); err != nil {
 		return callReply{err: proto.URISystemShutdown, detail: "the router is not running"}
 	}
-	t := time.NewTimer(cr.timeout + time.Second)
-	defer t.Stop()
 	select {
 	case r := <-c.final:
+		c.s, c.cr, c.req = nil, nil, 0
+		calls.Put(c)
 		return r
 	case <-ctx.Done():
-		s.q.post(func() { s.cancelCall(c) })
+		s.q.post(func() { s.cancelCall(c) }) // c is not recycled: the shard may still answer it
 		return callReply{err: proto.URICanceled, detail: "the client went away"}
-	case <-t.C:
-		s.q.post(func() { s.cancelCall(c) })
-		return callReply{err: proto.URITimeout, detail: "the call timed out"}
 	}
 }
 

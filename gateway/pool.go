@@ -68,11 +68,11 @@ func newPool(g *Server) *pool {
 	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}, pinned: map[*sess]struct{}{}}
 }
 
-// acquire returns a session of principal id for one request, and a
-// release function to call when the request is done. It opens a session
+// acquire returns a session of principal id for one request, and the
+// principal's pool, to hand to release when the request is done. It opens a session
 // when the principal has none yet (waiting for WELCOME). Safe for
 // concurrent use.
-func (p *pool) acquire(id identity) (*sess, func(), *problem) {
+func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
 	lim := &p.g.opts.Limits
 	if n := p.g.inflight.Add(1); n > int64(lim.MaxInFlight) {
 		p.g.inflight.Add(-1)
@@ -118,11 +118,6 @@ func (p *pool) acquire(id identity) (*sess, func(), *problem) {
 		opening = true
 	}
 	p.mu.Unlock()
-	release := func() {
-		ip.lastUsed.Store(time.Now().UnixNano())
-		ip.inflight.Add(-1)
-		p.g.inflight.Add(-1)
-	}
 	if opening {
 		s, err := p.open(id, p.shardFor(id, i))
 		sl.s, sl.err = s, err
@@ -139,10 +134,17 @@ func (p *pool) acquire(id identity) (*sess, func(), *problem) {
 		<-sl.ready
 	}
 	if sl.err != nil {
-		release()
+		p.release(ip)
 		return nil, nil, sl.err
 	}
-	return sl.s, release, nil
+	return sl.s, ip, nil
+}
+
+// release ends a request that acquire admitted.
+func (p *pool) release(ip *idPool) {
+	ip.lastUsed.Store(time.Now().UnixNano())
+	ip.inflight.Add(-1)
+	p.g.inflight.Add(-1)
 }
 
 // isDead reports whether a slot's session opened and has closed since.

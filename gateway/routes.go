@@ -295,13 +295,13 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 			g.streamCall(w, r, who.id, req, cr.Errors)
 			return
 		}
-		s, release, p := g.pool.acquire(who.id)
+		s, ip, p := g.pool.acquire(who.id)
 		if p != nil {
 			writeProblem(w, p)
 			return
 		}
 		res := g.call(r.Context(), s, req)
-		release()
+		g.pool.release(ip)
 		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
 			g.answerCall(w, r, res, cr.Errors)
 			return

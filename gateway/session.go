@@ -33,11 +33,19 @@ type shardQ struct {
 	shard *route.Shard // static
 
 	mu        sync.Mutex
-	jobs      []func() // guarded by mu
-	spare     []func() // owned by shard
+	jobs      []job // guarded by mu
+	spare     []job // owned by shard
 	scheduled atomic.Bool
 	runFn     func() // static: q.run
 }
+
+// job is work for a shard's goroutine: a *call (the hot path, no closure
+// to allocate) or any func() as jobFunc.
+type job interface{ run() }
+
+type jobFunc func()
+
+func (f jobFunc) run() { f() }
 
 func newShardQ(sh *route.Shard) *shardQ {
 	q := &shardQ{shard: sh}
@@ -48,9 +56,12 @@ func newShardQ(sh *route.Shard) *shardQ {
 // post queues f to run on the shard's goroutine. f must not block. Safe
 // for concurrent use; it never blocks. It returns errSessionGone when the
 // shard no longer runs anything (the router stopped): f will not run.
-func (q *shardQ) post(f func()) error {
+func (q *shardQ) post(f func()) error { return q.postJob(jobFunc(f)) }
+
+// postJob is post for a job.
+func (q *shardQ) postJob(j job) error {
 	q.mu.Lock()
-	q.jobs = append(q.jobs, f)
+	q.jobs = append(q.jobs, j)
 	q.mu.Unlock()
 	if q.scheduled.CompareAndSwap(false, true) {
 		if q.shard.Do(q.runFn) != nil {
@@ -71,8 +82,8 @@ func (q *shardQ) run() {
 	batch := q.jobs
 	q.jobs = q.spare[:0]
 	q.mu.Unlock()
-	for i, f := range batch {
-		f()
+	for i, j := range batch {
+		j.run()
 		batch[i] = nil
 	}
 	q.spare = batch[:0]
