@@ -292,7 +292,6 @@ var (
 	emptyKwargs = []byte(`{}`)
 )
 
-
 func acceptsSSE(r *http.Request) bool {
 	for _, a := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(a, ",") {
