@@ -332,3 +332,26 @@ func TestBridgeRBAC(t *testing.T) {
 	r, body = e.do("POST", "/wamp/nosuch/call/com.ok.hello", `{}`)
 	expectProblem(t, r, body, 404, proto.URINoSuchRealm)
 }
+
+// TestBridgeCallCalleeLeaves: a callee that leaves during the call makes
+// it fail with wamp.error.canceled: 409.
+func TestBridgeCallCalleeLeaves(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	callee, err := client.Dial(ctx, client.Config{URL: e.wamp, Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoked := make(chan struct{})
+	if _, err := callee.Register(ctx, "com.quit", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		close(invoked)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() { <-invoked; callee.Close() }()
+	r, body := e.do("POST", "/wamp/realm1/call/com.quit", `{}`)
+	expectProblem(t, r, body, 409, proto.URICanceled)
+}
