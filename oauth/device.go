@@ -195,6 +195,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			return nil, s.storeErr(err)
 		}
 		if tooFast {
+			s.log.Debug("oauth: device polls too fast: slow_down", "client", c.ID, "interval", d.Interval)
 			return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast; the interval is now " + itoa(d.Interval) + " s"}
 		}
 		return nil, &oauthError{status: http.StatusBadRequest, code: "authorization_pending", desc: "waiting for the user to approve"}

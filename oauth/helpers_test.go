@@ -249,13 +249,21 @@ func (e *testEnv) ctx() context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, e.hc)
 }
 
-// config is an x/oauth2 config for a client of this server.
+// config is an x/oauth2 config for a client of this server. A public
+// client sends its client_id in the form: x/oauth2's default (auto-detect)
+// retries every failed request with the other style, which turns each
+// authorization_pending poll of the device flow into two requests, the
+// second of them slow_down.
 func (e *testEnv) config(id, secret string, scopes ...string) *oauth2.Config {
+	style := oauth2.AuthStyleAutoDetect
+	if secret == "" {
+		style = oauth2.AuthStyleInParams
+	}
 	return &oauth2.Config{
 		ClientID: id, ClientSecret: secret, Scopes: scopes, RedirectURL: redirectURI,
 		Endpoint: oauth2.Endpoint{
 			AuthURL: e.url + "/oauth/authorize", TokenURL: e.url + "/oauth/token",
-			DeviceAuthURL: e.url + "/oauth/device_authorization",
+			DeviceAuthURL: e.url + "/oauth/device_authorization", AuthStyle: style,
 		},
 	}
 }
