@@ -470,4 +470,3 @@ func TestSharedStoreNodes(t *testing.T) {
 		t.Fatalf("node A after sync: %v, want revoked", err)
 	}
 }
-
