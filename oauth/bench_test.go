@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
