@@ -142,6 +142,19 @@ func (s *Server) SetRealms(realms []Realm) error {
 	return nil
 }
 
+// ValidateRealms checks a realm configuration as New and SetRealms would,
+// gathering every error, without starting anything (check-config).
+func ValidateRealms(realms []Realm) error {
+	_, err := buildConfig(realms, noUsers{})
+	return err
+}
+
+// noUsers stands in for the user store while validating.
+type noUsers struct{}
+
+func (noUsers) Authenticate(string, string, string) ([]string, bool) { return nil, false }
+func (noUsers) Roles(string, string) ([]string, bool)                { return nil, false }
+
 // Close stops the background sync. It does not close the store.
 func (s *Server) Close() error {
 	s.once.Do(func() { close(s.stop) })

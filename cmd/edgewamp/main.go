@@ -37,6 +37,8 @@ Usage:
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
+  edgewamp oauth secret [-iterations N] make an OAuth2 client secret and its hash
+  edgewamp oauth keygen [-alg EdDSA|ES256]  write an OAuth2 signing key (PEM) to stdout
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(stdout, stderr)
+	case "oauth":
+		return cmdOAuth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -139,9 +143,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 // serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
 // realms, users and roles from cfgPath.
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
-	rcfg, err := cfg.routeConfig(log)
+	oa, err := cfg.startOAuth(log)
 	if err != nil {
 		return err
+	}
+	defer oa.close()
+	rcfg, err := cfg.routeConfig(log, oa)
+	if err != nil {
+		return err
+	}
+	if oa != nil {
+		oa.users.set(rcfg.Realms)
 	}
 	r, err := route.New(rcfg)
 	if err != nil {
@@ -185,7 +197,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				sig = s
 				break
 			}
-			reload(cfgPath, cfg, r, log)
+			reload(cfgPath, cfg, r, oa, log)
 		case <-eng.Done():
 			// The event loops died under us (gnet stops its engine on an
 			// error it cannot handle). Exit non-zero: the supervisor
@@ -207,7 +219,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 
 // reload re-reads the configuration file and installs its realms. A
 // configuration with an error is refused and the running one stays.
-func reload(path string, running *config, r *route.Router, log *slog.Logger) {
+func reload(path string, running *config, r *route.Router, oa *oauthServer, log *slog.Logger) {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return
@@ -217,7 +229,10 @@ func reload(path string, running *config, r *route.Router, log *slog.Logger) {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return
 	}
-	realms, err := cfg.realmConfigs()
+	realms, err := cfg.realmConfigsWith(oa)
+	if err == nil {
+		err = oa.reload(cfg, realms)
+	}
 	if err == nil {
 		err = r.Reload(realms)
 	}
@@ -230,7 +245,7 @@ func reload(path string, running *config, r *route.Router, log *slog.Logger) {
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", "realms", names,
-		"note", "realms, users and roles apply now; listener, limit and log changes need a restart")
+		"note", "realms, users, roles and OAuth2 clients apply now; listener, limit, log, data_dir and oauth: (issuer, keys) changes need a restart")
 }
 
 func orDefault(s, def string) string {
