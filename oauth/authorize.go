@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"time"
 )
@@ -206,4 +205,3 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }
 
-var _ = http.StatusOK

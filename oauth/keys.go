@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -250,7 +251,7 @@ func (s *Server) maintainRing(ctx context.Context) (*keyRing, error) {
 // planRing decides rotation and pruning. Keys are ordered by activeFrom.
 func (s *Server) planRing(rec *ringRecord, now time.Time) (*ringRecord, bool, error) {
 	keys := slices.Clone(rec.Keys)
-	slices.SortStableFunc(keys, func(a, b keyRecord) int { return int(a.ActiveFrom - b.ActiveFrom) })
+	slices.SortStableFunc(keys, func(a, b keyRecord) int { return cmp.Compare(a.ActiveFrom, b.ActiveFrom) })
 	changed := false
 	// Drop a key once the next one has been signing for longer than any
 	// token lives (plus skew): nothing it signed can still be valid.

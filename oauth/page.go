@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // The login and approval page: one small HTML page (static/page.html) and
@@ -302,4 +301,3 @@ func pageMessage(oe *oauthError) string {
 	return "Wrong user name or password."
 }
 
-var _ = strings.TrimSpace

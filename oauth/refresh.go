@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -208,7 +209,7 @@ func (s *Server) pruneIndex(ctx context.Context, refs []famRef) []famRef {
 		}
 		out = append(out, r)
 	}
-	slices.SortStableFunc(out, func(a, b famRef) int { return int(a.Created - b.Created) })
+	slices.SortStableFunc(out, func(a, b famRef) int { return cmp.Compare(a.Created, b.Created) })
 	return out
 }
 

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"errors"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -41,7 +42,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if cl, err := s.verify(tok, s.now(), true); err == nil || err == ErrTokenRevoked {
+	if cl, err := s.verify(tok, s.now(), true); err == nil || errors.Is(err, ErrTokenRevoked) {
 		if cl != nil && cl.ClientID != c.ID {
 			writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the token was issued to another client"})
 			return
@@ -85,9 +86,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInvalidRequest("token is required"))
 		return
 	}
-	if rt, ok := parseRefreshToken(tok); ok {
+	if _, ok := parseRefreshToken(tok); ok {
 		f, ok := s.lookupFamily(r.Context(), tok)
-		if !ok || f.Client != c.ID || rt.fam == "" {
+		if !ok || f.Client != c.ID {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}

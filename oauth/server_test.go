@@ -217,3 +217,56 @@ func TestCloseStopsSync(t *testing.T) {
 	e.srv.Close() // idempotent
 	_ = context.Background()
 }
+
+// Garbage collection deletes expired records and keeps live ones.
+func TestCollectExpired(t *testing.T) {
+	e := startEnv(t, nil)
+	ctx := e.ctx()
+	// Expiring soon: a device code (10 min), an authorization code (1 min),
+	// a revocation (5 min). Living long: a login's refresh token (30 days).
+	e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
+	cfg := e.config("dashboard", "")
+	v := oauth2.GenerateVerifier()
+	e.authorize(newBrowser(t), cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "alice", alicePW, "approve")
+	e.post("/oauth/revoke", url.Values{"token": {e.ccToken()}}, "backend", backendSec)
+	if _, err := e.config("backend", backendSec).PasswordCredentialsToken(ctx, "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	count := func(p string) int {
+		es, err := e.store.List(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	before := map[string]int{}
+	for _, p := range []string{"dc.", "uc.", "ac.", "rv.", "rt.", "ru."} {
+		before[p] = count(p)
+		if before[p] == 0 {
+			t.Fatalf("no %s record to collect", p)
+		}
+	}
+	e.srv.collect(ctx)
+	for p, n := range before {
+		if count(p) != n {
+			t.Fatalf("collect removed a live %s record", p)
+		}
+	}
+	e.clock.Advance(DefaultDeviceCodeLifetime + gcGrace + time.Second)
+	e.srv.collect(ctx)
+	for _, p := range []string{"dc.", "uc.", "ac.", "rv."} {
+		if n := count(p); n != 0 {
+			t.Errorf("%d expired %s records left", n, p)
+		}
+	}
+	for _, p := range []string{"rt.", "ru."} {
+		if count(p) != before[p] {
+			t.Errorf("a live %s record was collected", p)
+		}
+	}
+	e.clock.Advance(DefaultRefreshTokenLifetime)
+	e.srv.collect(ctx)
+	if n := count("rt.") + count("ru."); n != 0 {
+		t.Errorf("%d expired login records left", n)
+	}
+}

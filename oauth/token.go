@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -192,8 +191,7 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 		return nil, ErrTokenSignature
 	}
 	var jc jwtClaims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&jc); err != nil {
+	if err := json.Unmarshal(payload, &jc); err != nil {
 		return nil, ErrTokenMalformed
 	}
 	if jc.Iss != s.issuer || jc.Sub == "" || jc.Aud == "" || jc.Jti == "" || jc.Exp == 0 || jc.Iat == 0 {
