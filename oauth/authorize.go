@@ -204,4 +204,3 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	}
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }
-

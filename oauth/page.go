@@ -300,4 +300,3 @@ func pageMessage(oe *oauthError) string {
 	}
 	return "Wrong user name or password."
 }
-

@@ -124,4 +124,3 @@ func TestInteropJWTTickets(t *testing.T) {
 		})
 	}
 }
-
