@@ -70,7 +70,7 @@ realms:
       device_poll_interval: 1s
 ` + realm1OAuth + `      clients:
         - {id: device, name: Thermostat, public: true, grants: [device_code, refresh_token]}
-        - {id: backend, secret: "` + mustHash(t, oaBackendPW) + `", roles: [service], grants: [client_credentials, password]}
+        - {id: backend, secret: "` + mustHash(t, oaBackendPW) + `", roles: [service], grants: [client_credentials, password, refresh_token]}
   - name: realm2
     oauth:
       clients:
@@ -396,5 +396,46 @@ func TestOAuthHelpers(t *testing.T) {
 	}
 	if code := run([]string{"oauth", "keygen", "-alg", "RS256"}, &out, &errb); code != 2 {
 		t.Fatalf("keygen RS256: %d", code)
+	}
+}
+
+// data_dir: the state and the generated key survive a restart of the
+// server cmd builds (startOAuth). One process at a time holds the
+// directory.
+func TestOAuthDataDirRestart(t *testing.T) {
+	dir := t.TempDir()
+	yml := strings.Replace(oauthYAML(t, oaIssuer, "x", dir, ""), "  key_files: [x]\n", "", 1) // a generated key
+	is := startIssuer(t, yml)
+	cfg := &oauth2.Config{ClientID: "backend", ClientSecret: oaBackendPW, Endpoint: oauth2.Endpoint{TokenURL: is.url + "/oauth/token"}}
+	tok, err := cfg.PasswordCredentialsToken(is.ctx(), "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := string(is.oa.srv.JWKS())
+	if _, err := os.Stat(filepath.Join(dir, "oauth", "oauth.log")); err != nil {
+		t.Fatalf("no state under data_dir: %v", err)
+	}
+	// A second server on the same data_dir is refused while the first runs.
+	c2, _ := parseConfig([]byte(yml))
+	if _, err := c2.startOAuth(slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second server on one data_dir: %v", err)
+	}
+	is.http.Close()
+	is.oa.close()
+
+	is2 := startIssuer(t, yml)
+	if got := string(is2.oa.srv.JWKS()); got != jwks {
+		t.Fatalf("the generated key changed across the restart")
+	}
+	if _, err := is2.oa.srv.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Fatalf("a token from before the restart: %v", err)
+	}
+	cfg.Endpoint.TokenURL = is2.url + "/oauth/token"
+	t2, err := cfg.TokenSource(is2.ctx(), &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil {
+		t.Fatalf("a refresh token from before the restart: %v", err)
+	}
+	if id, err := (tokenVerifier{is2.oa.srv}).verify("realm1", "", "", t2.AccessToken); err != nil || id.AuthID != "alice" {
+		t.Fatalf("WAMP identity of the refreshed token: %+v %v", id, err)
 	}
 }
