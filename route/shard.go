@@ -1,7 +1,6 @@
 package route
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -158,18 +157,63 @@ const (
 	tmAuthFail                      // a delayed ABORT after a failed authentication
 )
 
+// timerHeap is a min-heap of timers by deadline: container/heap's
+// algorithm on the concrete type, because heap.Push and heap.Pop box each
+// timer in an interface (one allocation per CALL with a timeout).
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
+// push adds t.
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	h.up(len(*h) - 1)
+}
+
+// pop removes and returns the earliest timer; h must not be empty.
+func (h *timerHeap) pop() timer {
 	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = timer{}
-	*h = old[:len(old)-1]
+	n := len(old) - 1
+	t := old[0]
+	old[0] = old[n]
+	old[n] = timer{} // drop the session reference
+	*h = old[:n]
+	h.down(0)
 	return t
+}
+
+// init restores the heap order of the whole slice.
+func (h timerHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h timerHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if h[i].due <= h[j].due {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func (h timerHeap) down(i int) {
+	n := len(h)
+	for {
+		j := 2*i + 1
+		if j >= n {
+			return
+		}
+		if r := j + 1; r < n && h[r].due < h[j].due {
+			j = r
+		}
+		if h[i].due <= h[j].due {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 // addTimer schedules a timer. Owned by shard.
@@ -184,7 +228,7 @@ func (s *Shard) addTimer(t timer) {
 	if len(s.timers) >= s.timerSweepAt {
 		s.sweepTimers()
 	}
-	heap.Push(&s.timers, t)
+	s.timers.push(t)
 	s.armNext()
 }
 
@@ -200,7 +244,7 @@ func (s *Shard) sweepTimers() {
 	}
 	clear(s.timers[len(live):])
 	s.timers = live
-	heap.Init(&s.timers)
+	s.timers.init()
 	s.timerSweepAt = max(2*len(live), timerSweepMin)
 }
 
@@ -238,7 +282,7 @@ func (s *Shard) armNext() {
 func (s *Shard) runTimers() {
 	now := s.r.now()
 	for len(s.timers) > 0 && s.timers[0].due <= now {
-		t := heap.Pop(&s.timers).(timer)
+		t := s.timers.pop()
 		if !t.live() {
 			continue
 		}
