@@ -42,6 +42,13 @@ func newGoExec() *goExec {
 var errStopped = errors.New("executor stopped")
 
 func (e *goExec) Execute(f func()) error {
+	// A stopped executor refuses at once: the select below would pick the
+	// send half of the time while the channel has room.
+	select {
+	case <-e.quit:
+		return errStopped
+	default:
+	}
 	select {
 	case e.ch <- f:
 		return nil

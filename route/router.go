@@ -54,6 +54,9 @@ type Config struct {
 	// delivered but not kept (and the topic's older one is dropped, so no
 	// stale event is handed out). Default 64 MiB.
 	MaxRetainedBytes int64
+	// AuthLimits configures the brute-force limiter of authentications per
+	// source address.
+	AuthLimits AuthLimits
 	// Agent is the router's agent string in WELCOME. Default "edgewamp".
 	Agent string
 	// Logger receives one line per notable event. Default slog.Default().
@@ -177,7 +180,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter()}
+	lim, err := cfg.AuthLimits.withDefaults()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.AuthLimits = lim
+	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter(lim)}
 	realms := map[string]*Realm{}
 	for i := range cfg.Realms {
 		rc := cfg.Realms[i]

@@ -35,7 +35,6 @@ type Shard struct {
 	enc      proto.Encoder
 	buf      []byte            // output buffer for the message being sent
 	evbuf    [4][]byte         // per-serializer EVENT encodings during a fan-out
-	subsBuf  []*subscription   // matched subscriptions scratch
 	lc       carry             // scratch carry for tasks to this shard (see Shard.carry)
 	outPool  freeList[outCall] // free call records (see newOutCall)
 	inPool   freeList[inCall]
@@ -49,15 +48,20 @@ type Shard struct {
 	stats ShardStats
 }
 
-// ShardStats are counters of one shard, owned by the shard; read them with
-// Router.Stats (which copies them on each shard's goroutine) or atomically.
+// ShardStats are counters of one shard. The shard and the authentication
+// workers add to them atomically; anyone may read them atomically, and
+// Router.Stats sums them over the shards.
 type ShardStats struct {
 	EventsDropped  atomic.Uint64 // EVENTs dropped for slow subscribers
 	EventsTooBig   atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
 	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
 	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
-	AuthFailures   atomic.Uint64 // failed authentications
+	AuthFailures   atomic.Uint64 // failed authentications (all methods)
 	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
+	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	// Authentications by method (index: see AuthMethodName).
+	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
+	AuthFailuresBy  [NumAuthMethods]atomic.Uint64
 }
 
 func newShard(r *Router, idx int) *Shard {
