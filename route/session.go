@@ -297,11 +297,10 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			if !rm.conf().Anonymous {
 				continue
 			}
-			authid := js.req.AuthID
-			if authid == "" {
-				authid = anonymousID()
-			}
-			s.welcome(ss, rm, &Identity{AuthID: authid, AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
+			// The router names anonymous sessions, as Crossbar does: an
+			// authid from HELLO would let anyone pass for a user in
+			// disclosure, the meta API and authid black/white lists.
+			s.welcome(ss, rm, &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
 			return
 		}
 		for _, a := range rm.conf().Authenticators {
@@ -705,7 +704,10 @@ func (e routeErr) Error() string { return string(e) }
 
 func errf(s string) error { return routeErr(s) }
 
-// anonymousID returns a random authid for an anonymous session.
+// anonymousID returns a random authid for an anonymous session: 24
+// characters of [A-Za-z0-9], about 143 bits, so unique in practice (and
+// not guessable, so no anonymous session can be singled out by an authid
+// another one chose).
 func anonymousID() string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, 24)
