@@ -106,7 +106,8 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	start, later := len(w.b), t.u == openLen && w.ser != JSON
 	switch {
 	case later:
-		w.b = append(w.b, 0, 0, 0, 0, 0) // maxHead bytes
+		var room [maxHead]byte
+		w.b = append(w.b, room[:]...)
 	case isMap:
 		w.mapH(int(t.u)) // JSON writes no length
 	default:

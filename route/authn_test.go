@@ -88,7 +88,7 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestRBACMostSpecificWins(t *testing.T) {
-	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
+	_, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "", Match: proto.MatchPrefix, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true},
 		{URI: "com.app.admin.", Match: proto.MatchPrefix},                  // deny all under admin
@@ -99,7 +99,7 @@ func TestRBACMostSpecificWins(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "two permissions") {
 		t.Fatalf("duplicate permission not reported: %v", err)
 	}
-	z, err = NewRBAC([]Role{{Name: "user", Permissions: []Permission{
+	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "", Match: proto.MatchPrefix, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true},
 		{URI: "com.app.admin.", Match: proto.MatchPrefix},
@@ -285,10 +285,10 @@ func TestRBACDenialsKeepSessionUp(t *testing.T) {
 			return hex.EncodeToString(append(ed25519.Sign(key, ch), ch...))
 		}))
 	alice.subscribe("com.app.s1.reading", nil)
-	req := dev.publish("com.app.s1.reading", map[string]any{"acknowledge": true}, []any{21.5}, nil)
+	dev.publish("com.app.s1.reading", map[string]any{"acknowledge": true}, []any{21.5}, nil)
 	dev.expect(proto.CodePublished)
 	alice.expect(proto.CodeEvent)
-	req = dev.publish("com.app.s1.config", map[string]any{"acknowledge": true}, nil, nil)
+	req := dev.publish("com.app.s1.config", map[string]any{"acknowledge": true}, nil, nil)
 	dev.expectError(proto.CodePublish, req, proto.URINotAuthorized)
 	req = dev.call("com.app.x", nil, nil, nil)
 	dev.expectError(proto.CodeCall, req, proto.URINotAuthorized)

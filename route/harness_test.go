@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -483,5 +482,3 @@ func (c *tc) drop() {
 }
 
 var sers = []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
-
-var _ sync.Mutex

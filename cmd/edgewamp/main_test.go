@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,5 +359,3 @@ func TestCLIUsage(t *testing.T) {
 		t.Fatalf("unknown flag: %d", code)
 	}
 }
-
-var _ = io.Discard
