@@ -35,7 +35,10 @@ type AuthLimits struct {
 	// MaxOpenChallenges bounds the challenge-response authentications in
 	// progress per address (from HELLO to WELCOME or ABORT); past it a
 	// HELLO that would start one is refused with
-	// wamp.error.authentication_denied. Default 100.
+	// wamp.error.authentication_denied. Default 1024: a fleet behind one
+	// NAT may reconnect all at once, and it stays well below the router-wide
+	// queue of pending authentications (Config.AuthQueue, 4096), so that one
+	// address cannot take it all.
 	MaxOpenChallenges int
 	// Exempt networks are never counted nor locked out (a trusted gateway,
 	// the loopback of a local bridge).
@@ -48,7 +51,7 @@ const (
 	DefaultAuthBlockAfter        = 10
 	DefaultAuthWindow            = time.Minute
 	DefaultAuthLockout           = 5 * time.Minute
-	DefaultAuthMaxOpenChallenges = 100
+	DefaultAuthMaxOpenChallenges = 1024
 )
 
 // withDefaults fills the zero fields and checks the others.

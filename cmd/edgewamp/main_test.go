@@ -302,7 +302,7 @@ func TestConfigKeysLeftOutTakeDefaults(t *testing.T) {
 		}},
 		{"one auth_failures key", "limits: {auth_failures: {lockout: 1h, exempt: [192.0.2.0/24]}}\n", func(c *config) bool {
 			l := c.authLimits()
-			return l.Lockout == time.Hour && l.BlockAfter == 10 && l.DelayAfter == 3 && l.Window == time.Minute && l.MaxOpenChallenges == 100 &&
+			return l.Lockout == time.Hour && l.BlockAfter == 10 && l.DelayAfter == 3 && l.Window == time.Minute && l.MaxOpenChallenges == 1024 &&
 				len(l.Exempt) == 1 && l.Exempt[0].String() == "192.0.2.0/24"
 		}},
 	} {
