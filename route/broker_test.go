@@ -280,6 +280,9 @@ func TestSlowSubscriberDropsOnlyItsEvents(t *testing.T) {
 	if dropped != 10 {
 		t.Fatalf("EventsDropped = %d", dropped)
 	}
+	if st := e.r.Stats(); st.EventsDroppedSlowConsumer != 10 || st.EventsDroppedTooBig != 0 {
+		t.Fatalf("Router.Stats: %d dropped for a slow consumer, %d too big; want 10, 0", st.EventsDroppedSlowConsumer, st.EventsDroppedTooBig)
+	}
 }
 
 func TestPublishErrorsOnlyWhenAcknowledged(t *testing.T) {

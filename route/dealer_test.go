@@ -550,6 +550,9 @@ func TestBusyCalleeRefusesCalls(t *testing.T) {
 	if n := callee.sh.Stats().CallsRefused.Load(); n != 1 {
 		t.Fatalf("CallsRefused = %d", n)
 	}
+	if n := e.r.Stats().CallsRefused; n != 1 {
+		t.Fatalf("Router.Stats().CallsRefused = %d", n)
+	}
 	callee.peer.slow.Store(false)
 	caller.call("com.p", nil, nil, nil)
 	callee.expect(proto.CodeInvocation)

@@ -340,12 +340,12 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	js.opened = true
 	ss.state = stAuthPending
 	req := js.req
-	a := js.auth
+	a, key := js.auth, js.key
 	ok := s.r.auth.submit(func() {
 		extra, st, id, err := a.Challenge(&req)
 		res := &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
 		if err != nil {
-			s.settleAuth(js.key, a.Method(), false, res)
+			s.settleAuth(key, a.Method(), false, res)
 		}
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	})

@@ -97,6 +97,9 @@ func TestAbortReasons(t *testing.T) {
 			if !c.peer.closed.Load() {
 				t.Fatal("transport not closed after ABORT")
 			}
+			if n, want := e.r.Stats().ProtocolErrors, tc.reason == proto.URIProtocolViolation; (n == 1) != want || n > 1 {
+				t.Fatalf("Router.Stats().ProtocolErrors = %d after ABORT %s", n, tc.reason)
+			}
 		})
 	}
 }
