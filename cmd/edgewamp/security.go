@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -267,5 +266,3 @@ func (c *config) realmConfigs() ([]route.RealmConfig, error) {
 	}
 	return out, nil
 }
-
-var _ = strings.TrimSpace
