@@ -237,7 +237,9 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
 	timeout := s.callTimeoutOf(m)
 	if timeout > 0 {
-		oc.due = s.r.now() + int64(timeout)
+		// The coarse clock may be up to a tick behind: a tick more keeps
+		// the deadline from coming early.
+		oc.due = s.r.coarseNow() + int64(clockTick) + int64(timeout)
 		s.addTimer(timer{due: oc.due, kind: tmCall, sess: ss, id: m.Request})
 	}
 	if ss.calls == nil {

@@ -3,8 +3,6 @@ package route
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/edgewamp/edgewamp/proto"
 )
 
 // Realm is one isolated routing domain: its sessions, registrations,
@@ -184,5 +182,3 @@ type retainedEvent struct {
 	pub  *publication
 	size int64 // counted in Realm.retainedBytes
 }
-
-var _ = proto.MatchExact

@@ -16,6 +16,7 @@ const (
 	tEvents                        // pub; subs: fan out to this shard's subscribers
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
+	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
 	tReauth                        // re-check every session after a configuration reload
 )
 
@@ -71,6 +72,8 @@ func (s *Shard) run(t *task) {
 		}
 	case tAuthDone:
 		s.authDone(t.s, t.auth)
+	case tAuthSlot:
+		s.authSlot(t.s, t.auth)
 	case tReauth:
 		s.reauth()
 	}

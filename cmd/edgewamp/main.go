@@ -84,7 +84,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: edgewamp check-config FILE")
 		return 2
 	}
-	if _, err := loadConfig(args[0]); err != nil {
+	if _, err := loadConfig(args[0], nil); err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
@@ -107,21 +107,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, func(c *config) {
+		if *logLevel != "" {
+			c.Log.Level = *logLevel
+		}
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+		if *listen != "" {
+			if len(c.Listeners) == 0 {
+				c.Listeners = []listenerConfig{{}}
+			}
+			c.Listeners[0].Address = *listen
+		}
+	})
 	if err != nil {
-		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
-		return 1
-	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
-	}
-	if *logFormat != "" {
-		cfg.Log.Format = *logFormat
-	}
-	if *listen != "" {
-		cfg.Listeners[0].Address = *listen
-	}
-	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
@@ -224,7 +224,7 @@ func reload(path string, running *config, r *route.Router, oa *oauthServer, log 
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(path, nil)
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return

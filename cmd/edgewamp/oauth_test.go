@@ -92,7 +92,7 @@ type issuer struct {
 
 func startIssuer(t *testing.T, yml string) *issuer {
 	t.Helper()
-	cfg, err := parseConfig([]byte(yml))
+	cfg, err := parseConfig([]byte(yml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestOAuthConfigErrors(t *testing.T) {
 			[]string{"line 3: oauth.key_files[0]", "oauth.algorithm must be EdDSA or ES256"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.yml))
+			_, err := parseConfig([]byte(tc.yml), nil)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -416,7 +416,7 @@ func TestOAuthDataDirRestart(t *testing.T) {
 		t.Fatalf("no state under data_dir: %v", err)
 	}
 	// A second server on the same data_dir is refused while the first runs.
-	c2, _ := parseConfig([]byte(yml))
+	c2, _ := parseConfig([]byte(yml), nil)
 	if _, err := c2.startOAuth(slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second server on one data_dir: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -276,5 +275,3 @@ func (c *config) realmConfigsWith(o *oauthServer) ([]route.RealmConfig, error) {
 	}
 	return out, nil
 }
-
-var _ = strings.TrimSpace
