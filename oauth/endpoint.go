@@ -84,16 +84,22 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) 
 	return r.PostForm, nil
 }
 
+// refused is the answer to a source that may not try now: locked out, or
+// with as many attempts in progress as it has failures left.
+func refused(code string, retry time.Duration) *oauthError {
+	return &oauthError{status: http.StatusTooManyRequests, code: code, desc: "too many failed authentications from this address; try again later", retry: max(retry, time.Second)}
+}
+
 // authClient authenticates the client of a token, device, revocation or
 // introspection request: HTTP Basic (client_secret_basic, with the
 // form-urlencoded ID and secret of RFC 6749 §2.3.1), form parameters
 // (client_secret_post), or a public client's client_id alone. Failures are
-// rate-limited per source address.
+// limited per source address (AuthLimits).
 func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oauthError) {
-	key := addrKey(r)
+	src := s.limit.source(r)
 	now := s.now()
-	if blocked, until := s.limit.blocked(key, now); blocked {
-		return nil, &oauthError{status: http.StatusTooManyRequests, code: "invalid_client", desc: "too many failed authentications from this address; try again later", retry: until.Sub(now)}
+	if blocked, until := s.limit.blocked(src, now); blocked {
+		return nil, refused("invalid_client", until.Sub(now))
 	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
@@ -112,26 +118,32 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	if id == "" {
 		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication is required", basic: true}
 	}
+	c := s.cfg.Load().clients[id]
+	if c != nil && c.Public && secret == "" {
+		return c, nil // nothing secret to check
+	}
+	if c != nil && !c.Public && secret != "" && s.secrets.hit(secretKey(c, secret), now) {
+		return c, nil // this secret verified recently (a wrong one is never cached)
+	}
+	// Everything else checks (or refuses) a credential: it takes a place
+	// among the source's attempts first.
+	if ok, retry := s.limit.begin(src, now); !ok {
+		return nil, refused("invalid_client", retry)
+	}
 	fail := func(desc string) (*clientConf, *oauthError) {
-		s.authFailed(r, "client", id, desc)
+		s.authFailed(r, src, "client", id, desc)
 		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: basic}
 	}
-	c := s.cfg.Load().clients[id]
 	switch {
 	case c == nil:
 		return fail("unknown client")
-	case c.Public && secret != "":
-		return fail("a public client has no secret")
 	case c.Public:
-		return c, nil
+		return fail("a public client has no secret")
 	case secret == "":
 		return fail("no client secret")
 	}
-	k := secretKey(c, secret)
-	if s.secrets.hit(k, now) {
-		return c, nil
-	}
 	if !s.acquireHash(r.Context()) {
+		s.limit.end(src, s.now(), false)
 		return nil, errServer("the server is busy; try again")
 	}
 	ok := c.secret.verify(secret)
@@ -139,19 +151,19 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	if !ok {
 		return fail("wrong client secret")
 	}
-	s.secrets.add(k, now)
+	s.limit.end(src, s.now(), false)
+	s.secrets.add(secretKey(c, secret), now)
 	return c, nil
 }
 
-// authFailed counts a failed authentication of the request's address,
-// logs it (never the secret) and sleeps the limiter's delay. what is
-// "client", "user" or "user_code".
-func (s *Server) authFailed(r *http.Request, what, id, reason string) {
-	key := addrKey(r)
-	delay, blocked := s.limit.fail(key, s.now())
-	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", r.RemoteAddr, "delay", delay)
+// authFailed ends a failed attempt of src: counts it, logs it (never the
+// secret) and sleeps the limiter's delay. what is "client", "user" or
+// "user_code".
+func (s *Server) authFailed(r *http.Request, src source, what, id, reason string) {
+	delay, blocked := s.limit.end(src, s.now(), true)
+	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)
 	if blocked {
-		s.log.Warn("oauth: refusing authentications from an address for a while", "remote", key, "for", blockFor)
+		s.log.Warn("oauth: refusing authentications from an address for a while", "remote", src.key, "for", s.limit.lim.Lockout)
 	}
 	if delay > 0 {
 		s.sleep(r.Context(), delay)
@@ -169,24 +181,26 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // checkUser authenticates a resource owner with the UserStore, bounded by
-// the hashing semaphore and rate-limited per address.
+// the hashing semaphore and limited per source address.
 func (s *Server) checkUser(r *http.Request, realm, username, password string) ([]string, *oauthError) {
-	now := s.now()
-	if blocked, until := s.limit.blocked(addrKey(r), now); blocked {
-		return nil, &oauthError{status: http.StatusTooManyRequests, code: "invalid_grant", desc: "too many failed authentications from this address; try again later", retry: until.Sub(now)}
-	}
 	if username == "" || password == "" {
 		return nil, errInvalidRequest("username and password are required")
 	}
+	src := s.limit.source(r)
+	if ok, retry := s.limit.begin(src, s.now()); !ok {
+		return nil, refused("invalid_grant", retry)
+	}
 	if !s.acquireHash(r.Context()) {
+		s.limit.end(src, s.now(), false)
 		return nil, errServer("the server is busy; try again")
 	}
 	roles, ok := s.users.Authenticate(realm, username, password)
 	s.releaseHash()
 	if !ok || len(roles) == 0 {
-		s.authFailed(r, "user", username, "wrong username or password")
+		s.authFailed(r, src, "user", username, "wrong username or password")
 		return nil, errInvalidGrant("wrong username or password")
 	}
+	s.limit.end(src, s.now(), false)
 	return roles, nil
 }
 

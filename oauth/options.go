@@ -82,6 +82,9 @@ type Options struct {
 	// MaxClockSkew is how far in the future a token's iat may be (clocks
 	// of mesh nodes differ); default 30 s. Expiry is never extended.
 	MaxClockSkew time.Duration
+	// AuthLimits limit failed client, password and user-code attempts per
+	// source address (the WAMP authenticators' policy by default).
+	AuthLimits AuthLimits
 	// Logger receives one line per notable event (never a secret or
 	// token); default slog.Default().
 	Logger *slog.Logger

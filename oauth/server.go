@@ -81,7 +81,7 @@ func New(opts Options) (*Server, error) {
 		issuer: base.String(), base: base, store: opts.Store, users: opts.Users,
 		log: opts.Logger, now: opts.now, sleep: opts.sleep, alg: opts.Algorithm,
 		skew: opts.MaxClockSkew, interval: opts.SyncInterval, rotateEvery: opts.RotateEvery,
-		secrets: newSecretCache(), limit: newLimiter(),
+		secrets: newSecretCache(), limit: newLimiter(opts.AuthLimits),
 		hashSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		stop:    make(chan struct{}),
 	}

@@ -2,6 +2,9 @@ package oauth
 
 import (
 	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,7 +63,7 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("another address: %v", err)
 	}
 	// Five minutes later the address is served again.
-	e.clock.Advance(blockFor + time.Second)
+	e.clock.Advance(5*time.Minute + time.Second)
 	e.hc = attacker
 	if _, err := e.config("backend", backendSec).PasswordCredentialsToken(e.ctx(), "alice", alicePW); err != nil {
 		t.Fatalf("after the block: %v", err)
@@ -269,4 +272,63 @@ func TestCollectExpired(t *testing.T) {
 	if n := count("rt.") + count("ru."); n != 0 {
 		t.Errorf("%d expired login records left", n)
 	}
+}
+
+// Parallel guesses from one address get no more secrets checked than the
+// lockout threshold: each takes its place before its secret is checked,
+// and the others are answered 429 unchecked. Limits are configurable and
+// exempt networks are never counted.
+func TestRateLimitParallelAndConfig(t *testing.T) {
+	var checked atomic.Int32
+	e := startEnv(t, func(o *Options) {
+		o.AuthLimits = AuthLimits{DelayAfter: 1, BlockAfter: 4}
+		o.Users = countingUsers{o.Users, &checked}
+	})
+	const n = 24
+	var wg sync.WaitGroup
+	var refusedN atomic.Int32
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _ := e.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"guess"}}, "backend", backendSec)
+			if st == http.StatusTooManyRequests {
+				refusedN.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if c := checked.Load(); c > 4 || c == 0 {
+		t.Fatalf("%d of %d parallel guesses were checked, want 1..4 (block_after)", c, n)
+	}
+	if int(refusedN.Load())+int(checked.Load()) != n {
+		t.Fatalf("%d checked + %d refused != %d", checked.Load(), refusedN.Load(), n)
+	}
+	if d := e.recordedDelays(); len(d) == 0 || d[0] != 500*time.Millisecond {
+		t.Fatalf("delays %v: want them from the second failure (delay_after 1)", d)
+	}
+
+	// An exempt network is neither counted nor locked out.
+	x := startEnv(t, func(o *Options) {
+		o.AuthLimits = AuthLimits{BlockAfter: 2, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	})
+	for i := 0; i < 5; i++ {
+		st, body := x.token(url.Values{"grant_type": {"client_credentials"}}, "backend", "guess")
+		wantOAuthError(t, st, body, 401, "invalid_client")
+	}
+	if len(x.recordedDelays()) != 0 {
+		t.Fatal("an exempt address was delayed")
+	}
+}
+
+// countingUsers counts password checks.
+type countingUsers struct {
+	UserStore
+	n *atomic.Int32
+}
+
+func (u countingUsers) Authenticate(realm, authid, password string) ([]string, bool) {
+	u.n.Add(1)
+	time.Sleep(20 * time.Millisecond) // a password hash takes a while
+	return u.UserStore.Authenticate(realm, authid, password)
 }

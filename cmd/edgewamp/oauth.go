@@ -186,6 +186,9 @@ func (c *config) startOAuth(log *slog.Logger) (*oauthServer, error) {
 		Algorithm: c.OAuth.Algorithm, RotateEvery: time.Duration(c.OAuth.RotateEvery),
 		SyncInterval: time.Duration(c.OAuth.SyncInterval), CacheSize: c.OAuth.TokenCache, Logger: log,
 	}
+	// The WAMP authenticators' brute-force policy, with counts of its own.
+	al := c.authLimits()
+	opts.AuthLimits = oauth.AuthLimits{DelayAfter: al.DelayAfter, BlockAfter: al.BlockAfter, Window: al.Window, Lockout: al.Lockout, Exempt: al.Exempt}
 	for _, f := range c.OAuth.KeyFiles {
 		k, err := loadKeyFile(f)
 		if err != nil {
