@@ -2,12 +2,12 @@ package oauth
 
 import (
 	"context"
-	"net/netip"
-	"sync"
-	"sync/atomic"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
