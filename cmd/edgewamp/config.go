@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -171,11 +172,16 @@ func parseSize(s string) (int, error) {
 			break
 		}
 	}
-	v, err := strconv.Atoi(t)
-	if err != nil || v < 0 || v > (1<<40)/mult {
+	// At most 1 TiB, and what an int holds (2 GiB on 32-bit boards).
+	const most = min(int64(1<<40), int64(math.MaxInt))
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a size (like 1024, \"8KiB\" or \"16MiB\")", s)
 	}
-	return v * mult, nil
+	if v > most/int64(mult) {
+		return 0, fmt.Errorf("%q is too large (at most %s here)", s, formatSize(most))
+	}
+	return int(v) * mult, nil
 }
 
 // loadConfig reads a configuration: the embedded default when path is "".

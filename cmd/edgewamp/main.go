@@ -25,8 +25,13 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
+// Set at build time: make release stamps all three (-ldflags "-X
+// main.version=1.2.3 -X main.commit=... -X main.date=...").
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -60,14 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "keygen":
 		return cmdKeygen(stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" || s.Key == "vcs.time" {
-					fmt.Fprintf(stdout, "  %s %s\n", s.Key, s.Value)
-				}
-			}
-		}
+		printVersion(stdout)
 		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -75,6 +73,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "edgewamp: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// printVersion prints the version line, then the commit and build date:
+// stamped by make release, else from the Go build information.
+func printVersion(w io.Writer) {
+	arch := runtime.GOARCH
+	if arch == "arm" {
+		arch += "v" + armVersion()
+	}
+	fmt.Fprintf(w, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, arch)
+	c, d, modified := commit, date, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if c == "" {
+					c = s.Value
+				}
+			case "vcs.time":
+				if d == "" {
+					d = s.Value
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if c != "" {
+		if modified {
+			c += " (modified)"
+		}
+		fmt.Fprintf(w, "  commit %s\n", c)
+	}
+	if d != "" {
+		fmt.Fprintf(w, "  built  %s\n", d)
+	}
+}
+
+// armVersion returns GOARM as the build recorded it ("7"), or "?".
+func armVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOARM" {
+				return strings.TrimSuffix(strings.TrimSuffix(s.Value, ",softfloat"), ",hardfloat")
+			}
+		}
+	}
+	return "?"
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
