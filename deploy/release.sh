@@ -14,6 +14,7 @@
 # (default: the commit's time), sorted archive members owned by root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+umask 022 # modes of staged files and directories do not depend on the caller
 
 version=${1:?usage: release.sh VERSION}
 GO=${GO:-go}
@@ -143,7 +144,10 @@ deb() { # deb ARCH
   (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' |
     LC_ALL=C sort -z | xargs -0 md5sum >DEBIAN/md5sums)
   chmod 0644 "$root/DEBIAN/md5sums"
-  size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+  # Installed-Size in KiB as dpkg-gencontrol counts it (each file rounded
+  # up, one per directory), not du's blocks: the same on any filesystem.
+  size=$(cd "$root" && find . -path ./DEBIAN -prune -o \( -type f -printf '%s\n' \) -o \( -type d -printf '1024\n' \) |
+    awk '{ s += int(($1 + 1023) / 1024) } END { print s }')
   sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$(debarch "$arch")/" -e "s/@SIZE@/$size/" \
     -e "s|@MAINTAINER@|$DEB_MAINTAINER|" deploy/debian/control.in >"$root/DEBIAN/control"
   find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
