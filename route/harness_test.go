@@ -42,6 +42,13 @@ func newGoExec() *goExec {
 var errStopped = errors.New("executor stopped")
 
 func (e *goExec) Execute(f func()) error {
+	// A stopped executor refuses at once: in the select below both cases
+	// may be ready (room in ch, quit closed) and Go picks one at random.
+	select {
+	case <-e.quit:
+		return errStopped
+	default:
+	}
 	select {
 	case e.ch <- f:
 		return nil
