@@ -318,6 +318,14 @@ func checkConfMode(t *testing.T, r *scratchRoot, gid string) {
 func verifyUnit(t *testing.T, r *scratchRoot) {
 	t.Helper()
 	needTool(t, "systemd-analyze", "systemd")
+	// The package ships deploy/edgewamp.service as it is.
+	src, err := os.ReadFile(filepath.Join(repo, "deploy", "edgewamp.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.read("/usr/lib/systemd/system/edgewamp.service") != string(src) {
+		t.Fatal("the installed unit differs from deploy/edgewamp.service")
+	}
 	targets, _ := filepath.Glob("/usr/lib/systemd/system/*.target")
 	if len(targets) == 0 {
 		targets, _ = filepath.Glob("/lib/systemd/system/*.target")
