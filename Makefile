@@ -10,10 +10,14 @@ FUZZTIME ?= 30s
 # Short minimisation so that a 30 s run mostly fuzzes (Go minimises each new
 # input for up to a minute by default).
 FUZZFLAGS ?= -fuzzminimizetime 2s
+# make release VERSION=x.y.z: static, stripped, reproducible binaries, tarballs
+# and .deb packages for ARCHES, with SHA256SUMS, in DIST (deploy/release.sh).
+DIST ?= dist
+ARCHES ?= amd64 arm64 armv7
 # Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
 FUZZPKGS ?= ./proto ./loop ./fuzz
 
-.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz clean
+.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz release clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgewamp
@@ -45,5 +49,10 @@ bench-e2e: build
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZFLAGS="$(FUZZFLAGS)" FUZZPKGS="$(FUZZPKGS)" ./fuzz/run.sh
 
+release:
+	@if [[ "$(origin VERSION)" != command* && "$(origin VERSION)" != environment* ]]; then \
+		echo "usage: make release VERSION=x.y.z [ARCHES=\"$(ARCHES)\"] [DIST=$(DIST)]" >&2; exit 2; fi
+	GO=$(GO) DIST=$(DIST) ARCHES="$(ARCHES)" ./deploy/release.sh $(VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -359,6 +359,10 @@ echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.
 if [[ -f bench/micro.md ]]; then
   { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
 fi
+# The release footprint (bench/footprint.sh) keeps its section.
+if [[ -f bench/footprint.md ]]; then
+  { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
+fi
 if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"

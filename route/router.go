@@ -130,6 +130,7 @@ type Router struct {
 	kick           chan struct{} // a shard armed an earlier deadline, or wants the clock
 	stopTimers     chan struct{}
 	timersDone     chan struct{}
+	timerBeat      atomic.Uint64 // advanced by timerLoop on each iteration (health.go)
 	closeOnce      sync.Once
 	welcome        [4]proto.Raw // WELCOME roles dict per serializer
 	welcomeCompact [4]proto.Raw // the roles without feature flags, for tiny RawSocket limits
@@ -288,6 +289,7 @@ func (r *Router) timerLoop() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		r.timerBeat.Add(1)
 		wait := r.Tick(time.Minute)
 		if r.refreshClock() && wait > clockTick {
 			wait = clockTick

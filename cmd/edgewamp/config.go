@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -38,6 +38,7 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
+	Runtime   runtimeConfig    `yaml:"runtime"`
 	// DataDir holds state that must survive a restart (oauth/: tokens,
 	// codes, generated signing keys). Empty: state is in memory.
 	DataDir string      `yaml:"data_dir"`
@@ -191,11 +192,16 @@ func parseSize(s string) (int, error) {
 			break
 		}
 	}
-	v, err := strconv.Atoi(t)
-	if err != nil || v < 0 || v > (1<<40)/mult {
+	// At most 1 TiB, and what an int holds (2 GiB on 32-bit boards).
+	const most = min(int64(1<<40), int64(math.MaxInt))
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a size (like 1024, \"8KiB\" or \"16MiB\")", s)
 	}
-	return v * mult, nil
+	if v > most/int64(mult) {
+		return 0, fmt.Errorf("%q is too large (at most %s here)", s, formatSize(most))
+	}
+	return int(v) * mult, nil
 }
 
 // loadConfig reads a configuration: the embedded default when path is "",
@@ -393,6 +399,7 @@ func (c *config) validate() error {
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
+	c.validateRuntime(&errs)
 	if len(c.Realms) == 0 {
 		c.errAt(&errs, "at least one realm is required", "realms")
 	}
@@ -504,8 +511,9 @@ func (c *config) authLimits() route.AuthLimits {
 }
 
 // loopOptions builds the transport options; TLS certificates are loaded
-// here, so errors name the file.
-func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
+// here, so errors name the file. It returns the certificates too, for
+// reload (SIGHUP re-reads them: tlsreload.go).
+func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, error) {
 	o := loop.Options{
 		WSPath:           c.WebSocket.Path,
 		HealthPath:       c.WebSocket.HealthPath,
@@ -539,18 +547,24 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 			return false
 		}
 	}
+	var certs []*loop.CertFile
 	for _, l := range c.Listeners {
 		lo := loop.Listener{Addr: l.Address, Transport: loop.Transport(l.Transport), MaxConns: l.MaxConnections}
 		if l.TLS != nil {
-			cert, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+			cf, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key)
 			if err != nil {
-				return o, fmt.Errorf("listener %s: TLS certificate: %w", l.Address, err)
+				return o, nil, fmt.Errorf("listener %s: %w", l.Address, err)
 			}
-			lo.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			if cf.Expired() {
+				log.Warn("TLS certificate is not valid now; clients will refuse it", "listener", l.Address, "cert", l.TLS.Cert,
+					"not_before", cf.Certificate().Leaf.NotBefore, "not_after", cf.Certificate().Leaf.NotAfter)
+			}
+			lo.TLS = cf.TLSConfig()
+			certs = append(certs, cf)
 		}
 		o.Listeners = append(o.Listeners, lo)
 	}
-	return o, nil
+	return o, certs, nil
 }
 
 // newLogger builds the process logger.

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,8 +25,13 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
+// Set at build time: make release stamps all three (-ldflags "-X
+// main.version=1.2.3 -X main.commit=... -X main.date=...").
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -62,14 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "oauth":
 		return cmdOAuth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" || s.Key == "vcs.time" {
-					fmt.Fprintf(stdout, "  %s %s\n", s.Key, s.Value)
-				}
-			}
-		}
+		printVersion(stdout)
 		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -77,6 +77,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "edgewamp: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// printVersion prints the version line, then the commit and build date:
+// stamped by make release, else from the Go build information.
+func printVersion(w io.Writer) {
+	arch := runtime.GOARCH
+	if arch == "arm" {
+		arch += "v" + armVersion()
+	}
+	fmt.Fprintf(w, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, arch)
+	c, d, modified := commit, date, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if c == "" {
+					c = s.Value
+				}
+			case "vcs.time":
+				if d == "" {
+					d = s.Value
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if c != "" {
+		if modified {
+			c += " (modified)"
+		}
+		fmt.Fprintf(w, "  commit %s\n", c)
+	}
+	if d != "" {
+		fmt.Fprintf(w, "  built  %s\n", d)
+	}
+}
+
+// armVersion returns GOARM as the build recorded it ("7"), or "?".
+func armVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOARM" {
+				return strings.TrimSuffix(strings.TrimSuffix(s.Value, ",softfloat"), ",hardfloat")
+			}
+		}
+	}
+	return "?"
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -141,8 +189,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 }
 
 // serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
-// realms, users and roles from cfgPath.
+// realms, users, roles, runtime settings and TLS certificates. Under
+// systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
+// STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
+	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
 	oa, err := cfg.startOAuth(log)
 	if err != nil {
 		return err
@@ -159,7 +210,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	lo, err := cfg.loopOptions(log)
+	lo, certs, err := cfg.loopOptions(log)
 	if err != nil {
 		return err
 	}
@@ -187,7 +238,22 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 		realms = append(realms, rc.Name)
 	}
 	log.Info("edgewamp started", "version", version, "loops", cfg.loops(), "realms", realms)
-	sdNotify("READY=1")
+
+	sd := newNotifier()
+	defer sd.close()
+	status := &statusLine{}
+	status.add(func() string { return "serving " + strconv.Itoa(r.SessionCount()) + " sessions" })
+	// The mesh (edge) replaces this part with its state when it is on.
+	status.add(func() string { return "mesh off" })
+	sup := newSupervisor(sd, log, status, watchdogPeriod())
+	sup.checks = append(sup.checks,
+		liveness{"event loops", eng.NewLivenessProbe(sup.stall).Check},
+		liveness{"router timers", r.NewTimerProbe(sup.stall).Check})
+	sd.notify("READY=1", "STATUS="+status.String())
+	sup.start()
+	if testHookServing != nil {
+		testHookServing(r, log)
+	}
 
 	var sig os.Signal
 	for sig == nil {
@@ -197,17 +263,25 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				sig = s
 				break
 			}
-			reload(cfgPath, cfg, r, oa, log)
+			sd.reloading()
+			if err := reload(cfgPath, r, oa, certs, log); err != nil {
+				status.setNote("last reload refused: " + err.Error())
+			} else {
+				status.setNote("")
+			}
+			sd.notify("READY=1", "STATUS="+status.String())
 		case <-eng.Done():
 			// The event loops died under us (gnet stops its engine on an
 			// error it cannot handle). Exit non-zero: the supervisor
 			// restarts a router that serves again.
-			sdNotify("STOPPING=1")
+			sup.stop()
+			sd.notify("STOPPING=1", "STATUS=event loops stopped")
 			return fmt.Errorf("event loops stopped: %w", eng.Err())
 		}
 	}
 	log.Info("shutting down", "signal", sig.String())
-	sdNotify("STOPPING=1")
+	sup.stop()
+	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -217,17 +291,41 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	return nil
 }
 
-// reload re-reads the configuration file and installs its realms. A
-// configuration with an error is refused and the running one stays.
-func reload(path string, running *config, r *route.Router, oa *oauthServer, log *slog.Logger) {
+// testHookServing is nil in production builds. Builds with the
+// edgewamp_testhooks tag (tests only) set it to install test-only
+// behaviour (testhooks.go); no configuration reaches it.
+var testHookServing func(r *route.Router, log *slog.Logger)
+
+// reload re-reads the TLS certificates and the configuration file, and
+// installs its realms and runtime settings. A certificate pair or a
+// configuration with an error is refused and the running one stays; the
+// two are independent (a certificate rotation is not held up by a typo in
+// the file). It returns what was refused, for the status line.
+func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
+	var refused []string
+	if reloadCerts(certs, log) != nil {
+		refused = append(refused, "TLS certificate")
+	}
+	if err := reloadConfig(path, r, oa, certs, log); err != nil {
+		refused = append(refused, "configuration")
+	}
+	if len(refused) > 0 {
+		return errors.New(strings.Join(refused, ", ") + " (see the log)")
+	}
+	return nil
+}
+
+// reloadConfig re-reads the configuration file and installs its realms
+// and runtime settings.
+func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
-		return
+		return nil
 	}
 	cfg, err := loadConfig(path, nil)
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
-		return
+		return err
 	}
 	realms, err := cfg.realmConfigsWith(oa)
 	if err == nil {
@@ -238,14 +336,18 @@ func reload(path string, running *config, r *route.Router, oa *oauthServer, log 
 	}
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
-		return
+		return err
 	}
+	rt := applyRuntime(cfg.Runtime)
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
-	log.Info("SIGHUP: configuration reloaded", "realms", names,
-		"note", "realms, users, roles and OAuth2 clients apply now; listener, limit, log, data_dir and oauth: (issuer, keys) changes need a restart")
+	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
+		"note", "realms, users, roles, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir and oauth: (issuer, keys) changes need a restart"},
+		rt.logAttrs()...)...)
+	warnMovedCerts(cfg, certs, log)
+	return nil
 }
 
 func orDefault(s, def string) string {

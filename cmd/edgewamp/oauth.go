@@ -118,13 +118,18 @@ func (c *config) validateOAuth(errs *[]error) {
 	default:
 		c.errAt(errs, fmt.Sprintf("oauth.algorithm must be EdDSA or ES256, not %q", o.Algorithm), "oauth", "algorithm")
 	}
+	if o.TokenCache < 0 {
+		c.errAt(errs, "oauth.token_cache must not be negative", "oauth", "token_cache")
+	}
+	if !c.oauthEnabled() {
+		// Off: nothing of the oauth package runs, not even validation (a
+		// plain node holds no memory for it; see footprint_test.go).
+		return
+	}
 	for i, f := range o.KeyFiles {
 		if _, err := loadKeyFile(f); err != nil {
 			c.errAt(errs, fmt.Sprintf("oauth.key_files[%d]: %v", i, err), "oauth", "key_files", i)
 		}
-	}
-	if o.TokenCache < 0 {
-		c.errAt(errs, "oauth.token_cache must not be negative", "oauth", "token_cache")
 	}
 	for i := range c.Realms {
 		r := &c.Realms[i]
