@@ -96,17 +96,24 @@ say "   somaxconn $(cat /proc/sys/net/core/somaxconn), tcp_max_syn_backlog $(cat
 # ---------------------------------------------------------------- targets
 EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
+bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 cat > "$OUT/edgewamp.yaml" <<EOF
-# The embedded default configuration plus one WAMP-CRA user for authstorm.
+# The embedded default configuration plus one WAMP-CRA user and OAuth2
+# access tokens as WAMP tickets (signed with a key file the load tool mints
+# tokens with) for authstorm.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
+oauth:
+  issuer: http://127.0.0.1:8081
+  key_files: [$OUT/oauth-key.pem]
 realms:
   - name: realm1
     anonymous: true
-    authmethods: [anonymous, wampcra]
+    authmethods: [anonymous, wampcra, ticket]
     users:
       - {authid: bench, role: user, secret: bench-secret}
+    oauth: {}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 
@@ -290,6 +297,15 @@ say "== authstorm (wampfwd does not authenticate: it is the control, the same co
 STORM_TARGETS="edgewamp wampfwd"
 [[ -n ${TARGET_AUTHID:-} && -n ${TARGET_URL:-} ]] && STORM_TARGETS+=" ${TARGET_NAME:-other}"
 config authstorm-ws "$STORM_TARGETS" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -authid "${TARGET_AUTHID:-bench}" -secret "${TARGET_SECRET:-bench-secret}"
+# The same storm with OAuth2 access tokens as WAMP tickets (what a fleet of
+# devices does after the device flow): 1,000 distinct tokens (each a
+# signature check, on the router's auth worker pool) and one token shared by
+# all (the verified-token cache). Minted by the load tool with the router's
+# key and issuer, valid for an hour.
+"$WB" -mint-jwt 1000 -jwt-key "$OUT/oauth-key.pem" > "$OUT/jwt-1000.txt"
+"$WB" -mint-jwt 1 -jwt-key "$OUT/oauth-key.pem" > "$OUT/jwt-1.txt"
+config authstorm-jwt-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1000.txt"
+config authstorm-jwt1-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1.txt"
 fi
 
 # ---------------------------------------------------------------- profile

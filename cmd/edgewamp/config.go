@@ -39,6 +39,10 @@ type config struct {
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
 	Runtime   runtimeConfig    `yaml:"runtime"`
+	// DataDir holds state that must survive a restart (oauth/: tokens,
+	// codes, generated signing keys). Empty: state is in memory.
+	DataDir string      `yaml:"data_dir"`
+	OAuth   oauthConfig `yaml:"oauth"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -117,6 +121,9 @@ type realmConfig struct {
 	AuthMethods   []string     `yaml:"authmethods"`
 	Users         []userConfig `yaml:"users"`
 	Roles         []roleConfig `yaml:"roles"`
+	// OAuth turns on the OAuth2 server for the realm: its clients, grants
+	// and lifetimes; access tokens are also WAMP tickets.
+	OAuth *realmOAuthConfig `yaml:"oauth"`
 }
 
 type userConfig struct {
@@ -412,6 +419,7 @@ func (c *config) validate() error {
 		}
 		c.validateSecurity(&errs, i)
 	}
+	c.validateOAuth(&errs)
 	return errors.Join(errs...)
 }
 
@@ -423,9 +431,10 @@ func (c *config) loops() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// routeConfig builds the router's configuration.
-func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
-	realms, err := c.realmConfigs()
+// routeConfig builds the router's configuration; o (may be nil) is the
+// OAuth2 server whose access tokens are WAMP tickets.
+func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, error) {
+	realms, err := c.realmConfigsWith(o)
 	if err != nil {
 		return route.Config{}, err
 	}

@@ -44,6 +44,8 @@ Usage:
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
+  edgewamp oauth secret [-iterations N] make an OAuth2 client secret and its hash
+  edgewamp oauth keygen [-alg EdDSA|ES256]  write an OAuth2 signing key (PEM) to stdout
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(stdout, stderr)
+	case "oauth":
+		return cmdOAuth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		printVersion(stdout)
 		return 0
@@ -190,9 +194,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 // STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
-	rcfg, err := cfg.routeConfig(log)
+	oa, err := cfg.startOAuth(log)
 	if err != nil {
 		return err
+	}
+	defer oa.close()
+	rcfg, err := cfg.routeConfig(log, oa)
+	if err != nil {
+		return err
+	}
+	if oa != nil {
+		oa.users.set(rcfg.Realms)
 	}
 	r, err := route.New(rcfg)
 	if err != nil {
@@ -252,7 +264,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				break
 			}
 			sd.reloading()
-			if err := reload(cfgPath, r, certs, log); err != nil {
+			if err := reload(cfgPath, r, oa, certs, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -289,12 +301,12 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, r *route.Router, certs []*loop.CertFile, log *slog.Logger) error {
+func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
 	var refused []string
 	if reloadCerts(certs, log) != nil {
 		refused = append(refused, "TLS certificate")
 	}
-	if err := reloadConfig(path, r, certs, log); err != nil {
+	if err := reloadConfig(path, r, oa, certs, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -305,7 +317,7 @@ func reload(path string, r *route.Router, certs []*loop.CertFile, log *slog.Logg
 
 // reloadConfig re-reads the configuration file and installs its realms
 // and runtime settings.
-func reloadConfig(path string, r *route.Router, certs []*loop.CertFile, log *slog.Logger) error {
+func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
@@ -315,7 +327,10 @@ func reloadConfig(path string, r *route.Router, certs []*loop.CertFile, log *slo
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err
 	}
-	realms, err := cfg.realmConfigs()
+	realms, err := cfg.realmConfigsWith(oa)
+	if err == nil {
+		err = oa.reload(cfg, realms)
+	}
 	if err == nil {
 		err = r.Reload(realms)
 	}
@@ -329,7 +344,7 @@ func reloadConfig(path string, r *route.Router, certs []*loop.CertFile, log *slo
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, runtime and TLS certificates apply now; listener, limit and log changes need a restart"},
+		"note", "realms, users, roles, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir and oauth: (issuer, keys) changes need a restart"},
 		rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil

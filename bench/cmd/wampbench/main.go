@@ -61,10 +61,25 @@ func main() {
 	fs.IntVar(&c.Storm, "storm", 1000, "authstorm: sessions authenticating at once")
 	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
 	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
+	fs.StringVar(&c.TicketFile, "ticket-file", "", "authstorm: log in with WAMP-Ticket, the tickets (OAuth2 access tokens) one a line in this file, handed out in turn")
+	mint := fs.Int("mint-jwt", 0, "write this many OAuth2 access tokens for -ticket-file to stdout, signed with -jwt-key for -jwt-issuer and -realm, and exit")
+	var mo load.MintOptions
+	fs.StringVar(&mo.KeyFile, "jwt-key", "", "mint-jwt: the router's signing key file (oauth.key_files)")
+	fs.StringVar(&mo.Issuer, "jwt-issuer", "http://127.0.0.1:8081", "mint-jwt: the router's oauth.issuer")
+	jwtRoles := fs.String("jwt-roles", "user", "mint-jwt: the tokens' roles, comma-separated")
+	fs.DurationVar(&mo.Lifetime, "jwt-lifetime", time.Hour, "mint-jwt: token lifetime")
 	quiet := fs.Bool("q", false, "no progress messages on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (to make the tool leaner)")
 	report := fs.String("report", "", "write the matrix report (RESULTS.md) for a bench/run-e2e.sh output directory to stdout, and exit")
 	flag.Parse()
+	if *mint > 0 {
+		mo.N, mo.Realm, mo.Roles = *mint, c.Realm, strings.Split(*jwtRoles, ",")
+		if err := load.MintTokens(mo, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wampbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *report != "" {
 		if err := load.Report(*report, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "wampbench:", err)

@@ -57,6 +57,10 @@ type Config struct {
 
 	Storm          int    // authstorm: sessions authenticating at once
 	AuthID, Secret string // authstorm: WAMP-CRA user with a plain secret
+	// TicketFile (authstorm): log in with WAMP-Ticket instead, each session
+	// sending the next ticket of this file (one a line: OAuth2 access
+	// tokens; one line = every session the same token).
+	TicketFile string
 
 	Log io.Writer `json:"-"` // progress messages (stderr); nil: none
 

@@ -395,12 +395,21 @@ func Report(dir string, w io.Writer) error {
 		{title: "join p50 µs", key: "join_p50_us"},
 		{title: "join p99 µs", key: "join_p99_us"},
 	}, cpuCols...))
-	fmt.Fprintln(w, "### Authentication storm (WAMP-CRA) and one caller's latency")
+	fmt.Fprintln(w, "### Authentication storm (WAMP-CRA, or WAMP-Ticket with OAuth2 access tokens) and one caller's latency")
 	fmt.Fprintln(w)
 	m.table(w, "authstorm", func(c string) string {
-		return fmt.Sprintf("%s+%s, %s sessions at once", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "storm"))))
+		auth := m.first(c, "auth")
+		switch {
+		case auth == "", auth == "wampcra":
+			auth = "WAMP-CRA"
+		case strings.HasPrefix(auth, "jwt-"):
+			n := strings.TrimSuffix(strings.TrimPrefix(auth, "jwt-"), "-tokens")
+			auth = "JWT tickets (" + n + " distinct tokens)"
+		}
+		return fmt.Sprintf("%s+%s, %s sessions at once, %s", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "storm"))), auth)
 	}, append([]col{
 		{title: "storm ms", key: "storm_ms", ratio: true},
+		{title: "joins/s", key: "joins_per_s"},
 		{title: "failed (all runs)", key: "storm_failed", agg: "sum"},
 		{title: "caller p99 before µs", key: "base_p99_us"},
 		{title: "caller p50 during µs", key: "p50_us"},
