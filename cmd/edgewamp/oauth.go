@@ -310,12 +310,12 @@ func (u *oauthUsers) Roles(realm, authid string) ([]string, bool) {
 }
 
 // tokenVerifier turns access tokens into WAMP identities: route's
-// TokenVerifier, and what jwtTicket uses.
+// TokenVerifier for route.TicketAuth.
 type tokenVerifier struct{ srv *oauth.Server }
 
-// VerifyTicket implements route.TokenVerifier (the session's default role).
-func (v tokenVerifier) VerifyTicket(realm, authid, ticket string) (*route.Identity, error) {
-	return v.verify(realm, authid, "", ticket)
+// VerifyTicket implements route.TokenVerifier.
+func (v tokenVerifier) VerifyTicket(req *route.AuthRequest, ticket string) (*route.Identity, error) {
+	return v.verify(req.Realm, req.AuthID, req.AuthRole, ticket)
 }
 
 // verify checks an access token for a HELLO: signed by our key ring, not
@@ -354,42 +354,6 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "principal " + strconv.Quote(c.Subject) + " may not take role " + strconv.Quote(role)}
 	}
 	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt"}, nil
-}
-
-// jwtTicket is the ticket authenticator of a realm with OAuth2: a ticket
-// that is a JWT is an access token; any other ticket is a static user's
-// password (route.TicketAuth). Tokens are tried first so that a user with a
-// password can log in with a token too. It runs on the router's auth worker
-// pool like every authenticator.
-type jwtTicket struct {
-	static route.TicketAuth
-	tokens tokenVerifier
-}
-
-// Method implements route.Authenticator.
-func (a *jwtTicket) Method() string { return "ticket" }
-
-// Challenge implements route.Authenticator: an empty CHALLENGE (the authid
-// is optional: a token names its principal).
-func (a *jwtTicket) Challenge(*route.AuthRequest) (map[string]any, any, *route.Identity, error) {
-	return map[string]any{}, nil, nil, nil
-}
-
-// Authenticate implements route.Authenticator.
-func (a *jwtTicket) Authenticate(req *route.AuthRequest, st any, ticket string, extra map[string]any) (*route.Identity, error) {
-	if looksLikeJWT(ticket) {
-		return a.tokens.verify(req.Realm, req.AuthID, req.AuthRole, ticket)
-	}
-	if req.AuthID == "" {
-		return nil, &route.AuthError{URI: proto.URINoSuchPrincipal, Message: "ticket authentication needs an authid, or an access token as the ticket"}
-	}
-	return a.static.Authenticate(req, st, ticket, extra)
-}
-
-// looksLikeJWT: three base64url parts, the first a JSON object ("eyJ" is
-// the encoding of `{"`).
-func looksLikeJWT(s string) bool {
-	return len(s) > 16 && strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
 // cmdOAuth runs the oauth helpers:

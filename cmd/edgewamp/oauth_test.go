@@ -28,7 +28,7 @@ import (
 
 // OAuth2 in cmd: the oauth: configuration, the user store over the realms'
 // users, and WAMP ticket logins with access tokens (tokenVerifier,
-// jwtTicket), against a real oauth.Server built from a configuration the
+// route.TicketAuth), against a real oauth.Server built from a configuration the
 // way `edgewamp run` builds it.
 
 const (
@@ -273,13 +273,14 @@ func TestTokenVerifierMapsRefusals(t *testing.T) {
 			}
 		})
 	}
-	// The route.TokenVerifier form takes the default role.
-	if id, err := v.VerifyTicket("realm1", "alice", dev.AccessToken); err != nil || id.AuthRole != "user" {
+	// The route.TokenVerifier form: no role asked, the token's first role.
+	if id, err := v.VerifyTicket(&route.AuthRequest{Realm: "realm1", AuthID: "alice"}, dev.AccessToken); err != nil || id.AuthRole != "user" {
 		t.Fatalf("VerifyTicket: %+v %v", id, err)
 	}
 }
 
-// jwtTicket: a JWT ticket is a token, anything else a static password.
+// route.TicketAuth with OAuth2 tokens: a JWT ticket is a token, anything
+// else a static password.
 func TestJWTTicketAndPasswords(t *testing.T) {
 	is := startIssuer(t, oauthYAML(t, oaIssuer, oauthKeyFile(t), "", ""))
 	var ticket route.Authenticator
@@ -288,8 +289,8 @@ func TestJWTTicketAndPasswords(t *testing.T) {
 			ticket = a
 		}
 	}
-	if _, ok := ticket.(*jwtTicket); !ok {
-		t.Fatalf("realm1's ticket authenticator is %T, want *jwtTicket", ticket)
+	if ta, ok := ticket.(*route.TicketAuth); !ok || ta.Tokens == nil {
+		t.Fatalf("realm1's ticket authenticator is %T (%+v), want *route.TicketAuth with Tokens", ticket, ticket)
 	}
 	if is.realm["realm1"].Anonymous {
 		t.Fatal("a realm with OAuth2 allows anonymous by default")
