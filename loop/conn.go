@@ -6,7 +6,6 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -21,7 +20,8 @@ const (
 	phWS                   // WebSocket frames
 	phRaw                  // RawSocket frames
 	phClosing              // WebSocket close frame sent; waiting for the peer's
-	phDead                 // closing the TCP connection
+	phDead                 // dying: closed after its pending output is flushed
+	phGone                 // closed by gnet (conn.closed ran): inert
 )
 
 // conn is one client connection. It implements route.Peer. All fields are
@@ -260,73 +260,13 @@ func (cn *conn) rawFrame() bool {
 	return cn.phase == phRaw
 }
 
-// buf returns the output buffer, borrowing one from the loop's pool.
-func (cn *conn) buf() []byte {
-	if cn.out == nil {
-		cn.out = cn.ls.getBuf()
-	}
-	return cn.out
-}
-
 // frame queues one WebSocket frame.
 func (cn *conn) frame(op ws.OpCode, payload []byte) {
+	if cn.phase == phGone {
+		return
+	}
 	cn.out = appendWSFrame(cn.buf(), op, payload)
 	cn.ls.markDirty(cn)
-}
-
-// writeNow queues bytes that precede any framing (HTTP responses,
-// RawSocket handshake replies).
-func (cn *conn) writeNow(b []byte) {
-	cn.out = append(cn.buf(), b...)
-	cn.ls.markDirty(cn)
-}
-
-// spill writes as much of the pending output as the socket takes now, in
-// the middle of a loop iteration, without waiting for the loop's flush.
-//
-// It writes to the file descriptor itself rather than through gnet's
-// Write, which on a write error closes the connection synchronously: its
-// OnClose would detach the session from inside the router's Send. Here a
-// write error only marks the connection dead; the flush closes it once the
-// router is done. spill writes only while gnet's outbound buffer is empty
-// (otherwise the socket is known to be full, and writing around the buffer
-// would reorder bytes).
-func (cn *conn) spill() {
-	if len(cn.out) == 0 || cn.c.OutboundBuffered() > 0 {
-		return
-	}
-	n, err := unix.Write(cn.c.Fd(), cn.out)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		cn.full = true
-	case err != nil:
-		cn.out = cn.out[:0]
-		cn.die("write: " + err.Error())
-	case n < len(cn.out):
-		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
-		cn.full = true
-	default:
-		cn.out = cn.out[:0]
-	}
-}
-
-// flush writes the pending output.
-func (cn *conn) flush() {
-	cn.full = false
-	if cn.out == nil {
-		return
-	}
-	if len(cn.out) > 0 { // phDead included: a close frame or error reply
-		if _, err := cn.c.Write(cn.out); err != nil && cn.reason == "" {
-			cn.reason = "write: " + err.Error()
-		}
-	}
-	cn.ls.putBuf(cn.out)
-	cn.out = nil
-	cn.accountOut()
-	if cn.phase == phDead {
-		cn.c.Close()
-	}
 }
 
 // Serializer implements route.Peer.
@@ -438,6 +378,9 @@ func (cn *conn) wsFail(code ws.StatusCode, reason string) {
 // die marks the connection for closing after its output is flushed. The
 // first reason given is the one logged.
 func (cn *conn) die(reason string) {
+	if cn.phase == phGone {
+		return
+	}
 	if cn.reason == "" || cn.reason == "session closed" {
 		cn.reason = reason
 	}
@@ -452,10 +395,17 @@ func (cn *conn) die(reason string) {
 }
 
 // closed runs in OnClose: the connection is gone; the session (if any)
-// leaves its realm.
+// leaves its realm. It may run inside a flush, from the write that failed
+// (flush.go): it never writes or flushes, and frees only the connection's
+// own state. Outside any entry point of ours (gnet closed the connection on
+// its own) it queues a flush for what the session's departure produced for
+// other connections.
 func (cn *conn) closed(err error) {
+	if cn.phase == phGone {
+		return
+	}
 	prev := cn.phase
-	cn.phase = phDead
+	cn.phase = phGone
 	cn.release()
 	cn.releaseOut()
 	if cn.out != nil {
@@ -480,7 +430,10 @@ func (cn *conn) closed(err error) {
 	if cn.sess != nil {
 		sid = cn.sess.ID()
 		cn.ls.shard.Detach(cn.sess)
-		cn.ls.flush()
+		cn.sess = nil
+		if cn.ls.depth == 0 && len(cn.ls.dirty) > 0 {
+			cn.ls.queueFlush()
+		}
 	}
 	cn.ls.e.log.Debug("connection closed", "remote", cn.remote, "session", sid, "reason", reason, "phase", int(prev))
 }

@@ -444,15 +444,22 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	ls := cn.ls
-	ls.enter()
+	ls.enterTraffic()
 	cn.traffic()
 	cn.account()
 	if cn.phase == phDead {
 		ls.flush() // its last output (close frame, error reply) goes before the close
 		ls.lastActive = ls.e.monotime()
+		ls.exit()
 		return gnet.Close
 	}
 	ls.leave()
+	if cn.phase == phGone {
+		// Its write failed and gnet closed it within the flush: tell gnet
+		// not to keep its unread input (Close on a closed connection is a
+		// no-op).
+		return gnet.Close
+	}
 	return gnet.None
 }
 
