@@ -45,16 +45,19 @@ type conn struct {
 	sess      *route.Session
 
 	out   []byte // framed output not yet written (pooled; nil when idle)
+	pong  []byte // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 
-	opened   int64 // coarse unix ns
-	lastRead int64
-	pingSent int64 // 0 = no ping outstanding
-	closeBy  int64 // phClosing: deadline for the peer's close frame
-	reason   string
-	held     int64 // bytes of partial input counted in Engine.inbound (budget.go)
-	outHeld  int64 // bytes of queued output counted in Engine.outbound
+	opened    int64 // coarse unix ns
+	lastRead  int64
+	pingSent  int64       // 0 = no ping outstanding
+	pongSince int64       // when cn.pong started waiting
+	closeBy   int64       // phClosing: deadline for the peer's close frame
+	reason    CloseReason // why it closes: the first cause recorded (close.go)
+	reasonErr error       // a detail of reason for the log, or nil
+	held      int64       // bytes of partial input counted in Engine.inbound (budget.go)
+	outHeld   int64       // bytes of queued output counted in Engine.outbound
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -63,6 +66,9 @@ type conn struct {
 func (cn *conn) traffic() {
 	cn.lastRead = cn.ls.e.now()
 	cn.pingSent = 0
+	if cn.pong != nil {
+		cn.sendWaitingPong(cn.lastRead)
+	}
 	for {
 		var more bool
 		switch cn.phase {
@@ -93,13 +99,13 @@ func (cn *conn) detect() bool {
 	if b[0] == rawMagic {
 		cn.phase = phRawHS
 		if cn.ln.cfg.Transport == WebSocketOnly {
-			cn.die("RawSocket handshake on a WebSocket-only listener")
+			cn.die(CloseNotWAMP, errTransportNotServed)
 			return false
 		}
 	} else {
 		cn.phase = phHTTP
 		if cn.ln.cfg.Transport == RawSocketOnly {
-			cn.die("HTTP request on a RawSocket-only listener")
+			cn.die(CloseNotWAMP, errTransportNotServed)
 			return false
 		}
 	}
@@ -111,20 +117,25 @@ func (cn *conn) http() bool {
 	o.overLimit = cn.overLimit
 	res, n, err := handleHTTP(cn.c, &o)
 	if err != nil {
-		cn.die("http: " + err.Error())
+		cn.die(CloseReset, err)
 		return false
 	}
 	switch res.kind {
 	case httpNeedMore:
 		return false
+	case httpDrop:
+		cn.die(CloseNotWAMP, res.reason)
+		return false
 	case httpRespond:
 		cn.writeNow(res.resp)
 		cn.c.Discard(n)
-		reason := "http " + itoa(res.status)
-		if res.reason != nil {
-			reason += ": " + res.reason.Error()
+		if res.status == 200 {
+			cn.die(CloseHTTP, nil)
+		} else if res.reason == errHTTPOverLimit {
+			cn.die(CloseMaxConns, res.reason)
+		} else {
+			cn.die(CloseHandshake, res.reason)
 		}
-		cn.die(reason)
 		return false
 	}
 	cn.writeNow(res.resp)
@@ -140,7 +151,7 @@ func (cn *conn) rawHandshake() bool {
 	if cn.overLimit {
 		r := errRawMaxConns.reply()
 		cn.writeNow(r[:])
-		cn.die("rawsocket: maximum connection count reached")
+		cn.die(CloseMaxConns, errMaxConns)
 		return false
 	}
 	hs, n, err := readRawHandshake(cn.c)
@@ -153,7 +164,7 @@ func (cn *conn) rawHandshake() bool {
 			r := hsErr.reply()
 			cn.writeNow(r[:])
 		}
-		cn.die("rawsocket handshake: " + err.Error())
+		cn.die(CloseHandshake, err)
 		return false
 	}
 	cn.c.Discard(n)
@@ -174,9 +185,13 @@ func (cn *conn) wsFrame() bool {
 	if err != nil {
 		var ce *wsCloseErr
 		if errors.As(err, &ce) {
-			cn.wsFail(ce.code, ce.reason)
+			r := CloseProtocol
+			if ce == errWSTooBig {
+				r = CloseTooBig
+			}
+			cn.wsFail(ce.code, ce.reason, r, ce)
 		} else {
-			cn.die("websocket: " + err.Error())
+			cn.die(CloseReset, err)
 		}
 		return false
 	}
@@ -189,7 +204,9 @@ func (cn *conn) wsFrame() bool {
 			cn.deliver(ev.payload, ev.op == ws.OpText)
 		}
 	case wsPing:
-		cn.frame(ws.OpPong, ev.payload)
+		if cn.phase == phWS { // no frame after our close frame
+			cn.answerPing(ev.payload)
+		}
 	case wsClose:
 		// [RFC6455 §5.5.1]: If an endpoint receives a Close frame and did
 		// not previously send a Close frame, the endpoint MUST send a
@@ -203,7 +220,7 @@ func (cn *conn) wsFrame() bool {
 			cn.ls.markDirty(cn)
 		}
 		cn.c.Discard(n)
-		cn.die("websocket close " + itoa(int(ev.code)))
+		cn.die(CloseWSClose, nil)
 		return false
 	}
 	cn.c.Discard(n)
@@ -213,7 +230,7 @@ func (cn *conn) wsFrame() bool {
 // deliver hands one WebSocket message (or batch) to the router.
 func (cn *conn) deliver(p []byte, text bool) {
 	if text != (cn.ser == proto.JSON) {
-		cn.wsFail(ws.StatusUnsupportedData, "wrong frame type for the subprotocol")
+		cn.wsFail(ws.StatusUnsupportedData, "wrong frame type for the subprotocol", CloseProtocol, errWrongFrameType)
 		return
 	}
 	if !cn.batched {
@@ -230,7 +247,7 @@ func (cn *conn) deliver(p []byte, text bool) {
 		return nil
 	})
 	if err != nil && err != errBatchStop {
-		cn.wsFail(ws.StatusProtocolError, "bad batch")
+		cn.wsFail(ws.StatusProtocolError, "bad batch", CloseProtocol, errBadBatch)
 	}
 }
 
@@ -241,7 +258,11 @@ var errBatchStop = errors.New("loop: batch: session ended")
 func (cn *conn) rawFrame() bool {
 	ev, n, err := cn.raw.next(cn.c)
 	if err != nil {
-		cn.die("rawsocket: " + err.Error())
+		r := CloseProtocol
+		if err == errRawTooLarge {
+			r = CloseTooBig
+		}
+		cn.die(r, err)
 		return false
 	}
 	if n == 0 {
@@ -252,9 +273,8 @@ func (cn *conn) rawFrame() bool {
 		cn.ls.shard.Receive(cn.sess, ev.payload)
 	case rawPing:
 		// [RawSocket]: A Peer MUST answer a PING with exactly one PONG
-		// carrying the same payload.
-		cn.out = appendRawFrame(cn.buf(), rawPong, ev.payload)
-		cn.ls.markDirty(cn)
+		// carrying the same payload. (Bounded: pong.go.)
+		cn.answerPing(ev.payload)
 	}
 	cn.c.Discard(n)
 	return cn.phase == phRaw
@@ -297,7 +317,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		// shorten ends the session (route.Shard.sendMsg).
 		return route.ErrPeerTooBig
 	}
-	backlog := cn.c.OutboundBuffered() + len(cn.out)
+	backlog := cn.backlog()
 	high, hard := cn.marks(backlog)
 	if backlog > high && len(cn.out) > 0 && !cn.full {
 		// Part of the backlog is output of this loop iteration that the
@@ -310,10 +330,10 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		if cn.phase == phDead {
 			return route.ErrPeerClosed
 		}
-		backlog = cn.c.OutboundBuffered() + len(cn.out)
+		backlog = cn.backlog()
 	}
 	if backlog > hard {
-		cn.die("slow consumer: outbound backlog over " + itoa(hard) + " bytes")
+		cn.die(CloseSlowConsumer, errBacklogHard)
 		return route.ErrPeerClosed
 	}
 	if backlog > high {
@@ -359,83 +379,10 @@ func (cn *conn) Close() {
 		cn.ls.markDirty(cn)
 		cn.phase = phClosing
 		cn.closeBy = cn.ls.e.now() + int64(2*time.Second)
-		if cn.reason == "" {
-			cn.reason = "session closed"
-		}
+		cn.setReason(CloseSession, nil)
 	case phRaw:
-		cn.die("session closed")
+		cn.die(CloseSession, nil)
 	}
-}
-
-// wsFail sends a close frame with a status and closes.
-func (cn *conn) wsFail(code ws.StatusCode, reason string) {
-	if cn.phase == phWS || cn.phase == phClosing {
-		cn.out = appendWSClose(cn.buf(), code, reason)
-	}
-	cn.die("websocket " + itoa(int(code)) + ": " + reason)
-}
-
-// die marks the connection for closing after its output is flushed. The
-// first reason given is the one logged.
-func (cn *conn) die(reason string) {
-	if cn.phase == phGone {
-		return
-	}
-	if cn.reason == "" || cn.reason == "session closed" {
-		cn.reason = reason
-	}
-	if cn.phase == phDead {
-		return
-	}
-	cn.phase = phDead
-	cn.ls.markDirty(cn)
-	if cn.out == nil {
-		cn.out = cn.buf() // so flush runs and closes
-	}
-}
-
-// closed runs in OnClose: the connection is gone; the session (if any)
-// leaves its realm. It may run inside a flush, from the write that failed
-// (flush.go): it never writes or flushes, and frees only the connection's
-// own state. Outside any entry point of ours (gnet closed the connection on
-// its own) it queues a flush for what the session's departure produced for
-// other connections.
-func (cn *conn) closed(err error) {
-	if cn.phase == phGone {
-		return
-	}
-	prev := cn.phase
-	cn.phase = phGone
-	cn.release()
-	cn.releaseOut()
-	if cn.out != nil {
-		cn.ls.putBuf(cn.out)
-		cn.out = nil
-	}
-	cn.ls.remove(cn)
-	if cn.origin != nil {
-		cn.origin.loopClosed() // its bridge releases the connection count
-	} else {
-		cn.ln.conns.Add(-1)
-		cn.ls.e.fds.Add(-1)
-	}
-	reason := cn.reason
-	if reason == "" {
-		reason = "peer closed"
-		if err != nil {
-			reason = err.Error()
-		}
-	}
-	var sid uint64
-	if cn.sess != nil {
-		sid = cn.sess.ID()
-		cn.ls.shard.Detach(cn.sess)
-		cn.sess = nil
-		if cn.ls.depth == 0 && len(cn.ls.dirty) > 0 {
-			cn.ls.queueFlush()
-		}
-	}
-	cn.ls.e.log.Debug("connection closed", "remote", cn.remote, "session", sid, "reason", reason, "phase", int(prev))
 }
 
 // deadlines enforces the handshake, keepalive, idle and close deadlines.
@@ -447,16 +394,22 @@ func (cn *conn) deadlines(now int64) {
 	switch cn.phase {
 	case phDetect, phHTTP, phRawHS:
 		if now-cn.opened > int64(o.HandshakeTimeout) {
-			cn.die("handshake timeout")
+			cn.die(CloseHandshakeTimeout, nil)
 		}
 	case phClosing:
 		if now > cn.closeBy {
-			cn.die(cn.reason)
+			cn.die(CloseSession, nil) // the reason recorded by Close stays
 		}
 	case phWS, phRaw:
+		if cn.pong != nil {
+			cn.sendWaitingPong(now)
+			if cn.phase == phDead {
+				return
+			}
+		}
 		idle := now - cn.lastRead
 		if o.IdleTimeout > 0 && idle > int64(o.IdleTimeout) {
-			cn.die("idle timeout")
+			cn.die(CloseIdle, nil)
 			return
 		}
 		if o.PingInterval <= 0 {
@@ -464,7 +417,7 @@ func (cn *conn) deadlines(now int64) {
 		}
 		if cn.pingSent != 0 {
 			if now-cn.pingSent > int64(o.PingTimeout) {
-				cn.die("keepalive: no answer to ping")
+				cn.die(CloseKeepalive, errPingUnanswered)
 			}
 			return
 		}

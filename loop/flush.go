@@ -260,7 +260,7 @@ func (cn *conn) spill() {
 		cn.full = true
 	case err != nil:
 		cn.out = cn.out[:0]
-		cn.die("write: " + err.Error())
+		cn.die(CloseReset, err)
 	case n < len(cn.out):
 		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
 		cn.full = true
