@@ -109,7 +109,6 @@ func (r CloseReason) abnormal() bool {
 // allocates.
 var (
 	errTransportNotServed = errors.New("loop: transport not served on this listener")
-	errNotHTTPOrRaw       = errors.New("loop: neither a RawSocket handshake nor an HTTP request")
 	errMaxConns           = errors.New("loop: maximum connection count reached")
 	errBacklogHard        = errors.New("loop: outbound backlog over the hard limit")
 	errPongStalled        = errors.New("loop: pong not taken within the ping timeout")
