@@ -52,5 +52,11 @@ bench-e2e: build
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZFLAGS="$(FUZZFLAGS)" FUZZPKGS="$(FUZZPKGS)" ./fuzz/run.sh
 
+# The hostile-peer lifecycle stress test against the built router, for
+# DURATION (make test runs it for 10 s): make soak DURATION=10m
+DURATION ?= 10m
+soak:
+	EDGEWAMP_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestHostileLifecycle$$' ./fuzz
+
 clean:
 	rm -rf bin
