@@ -146,8 +146,10 @@ func (cn *conn) setReason(r CloseReason, err error) {
 }
 
 // wsFail sends a close frame with a status and a short text, and closes.
+// In phClosing our close frame is out already: one is all a connection
+// sends ([RFC6455 §5.5.1]: after sending a Close frame, nothing more).
 func (cn *conn) wsFail(code ws.StatusCode, text string, r CloseReason, err error) {
-	if cn.phase == phWS || cn.phase == phClosing {
+	if cn.phase == phWS {
 		cn.out = appendWSClose(cn.buf(), code, text)
 	}
 	cn.die(r, err)
