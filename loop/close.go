@@ -174,6 +174,7 @@ func (cn *conn) closed(err error) {
 		cn.out = nil
 	}
 	cn.pong = nil
+	cn.dropBig()
 	cn.ls.remove(cn)
 	e := cn.ls.e
 	if cn.origin != nil {

@@ -44,8 +44,9 @@ type conn struct {
 	maxOut    int // longest message the peer accepts (RawSocket handshake); 0 = no limit
 	sess      *route.Session
 
-	out   []byte // framed output not yet written (pooled; nil when idle)
-	pong  []byte // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
+	out   []byte    // framed output not yet written (pooled; nil when idle)
+	big   *bigFrame // a large frame being received into chunks (large.go); nil when none
+	pong  []byte    // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 
@@ -79,9 +80,17 @@ func (cn *conn) traffic() {
 		case phRawHS:
 			more = cn.rawHandshake()
 		case phWS, phClosing:
-			more = cn.wsFrame()
+			if cn.big != nil {
+				more = cn.bigFeed()
+			} else {
+				more = cn.wsFrame()
+			}
 		case phRaw:
-			more = cn.rawFrame()
+			if cn.big != nil {
+				more = cn.bigFeed()
+			} else {
+				more = cn.rawFrame()
+			}
 		default:
 			return
 		}
@@ -183,20 +192,11 @@ func (cn *conn) rawHandshake() bool {
 func (cn *conn) wsFrame() bool {
 	ev, n, err := cn.wsr.next(cn.c)
 	if err != nil {
-		var ce *wsCloseErr
-		if errors.As(err, &ce) {
-			r := CloseProtocol
-			if ce == errWSTooBig {
-				r = CloseTooBig
-			}
-			cn.wsFail(ce.code, ce.reason, r, ce)
-		} else {
-			cn.die(CloseReset, err)
-		}
+		cn.frameError(err)
 		return false
 	}
 	if n == 0 {
-		return false
+		return cn.adopt() // a large frame is gathered outside gnet's buffer
 	}
 	switch ev.kind {
 	case wsMessage:
@@ -258,16 +258,20 @@ var errBatchStop = errors.New("loop: batch: session ended")
 func (cn *conn) rawFrame() bool {
 	ev, n, err := cn.raw.next(cn.c)
 	if err != nil {
-		r := CloseProtocol
-		if err == errRawTooLarge {
-			r = CloseTooBig
-		}
-		cn.die(r, err)
+		cn.frameError(err)
 		return false
 	}
 	if n == 0 {
-		return false
+		return cn.adopt() // a large frame is gathered outside gnet's buffer
 	}
+	cn.rawEvent(ev)
+	cn.c.Discard(n)
+	return cn.phase == phRaw
+}
+
+// rawEvent handles one RawSocket frame; its payload is valid only during
+// the call.
+func (cn *conn) rawEvent(ev rawEvent) {
 	switch ev.typ {
 	case rawMessage:
 		cn.ls.shard.Receive(cn.sess, ev.payload)
@@ -276,8 +280,6 @@ func (cn *conn) rawFrame() bool {
 		// carrying the same payload. (Bounded: pong.go.)
 		cn.answerPing(ev.payload)
 	}
-	cn.c.Discard(n)
-	return cn.phase == phRaw
 }
 
 // frame queues one WebSocket frame.

@@ -91,7 +91,7 @@ func connFixture() (*Engine, *fakeLoop) {
 		e, err := New(r, Options{
 			Listeners: []Listener{{Addr: "127.0.0.1:9"}, {Addr: "127.0.0.1:10", Transport: WebSocketOnly},
 				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}},
-			MaxMessage: 64 << 10, MaxHandshake: 1 << 10, HighWater: 4 << 10, HardLimit: 16 << 10,
+			MaxMessage: 256 << 10, MaxHandshake: 1 << 10, HighWater: 4 << 10, HardLimit: 16 << 10,
 			MaxInboundTotal: 1 << 20, MaxOutboundTotal: 1 << 20, Flush: FlushTraffic,
 			PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 			HandshakeTimeout: 3 * time.Second,

@@ -19,6 +19,11 @@ type loopState struct {
 	pool   [][]byte
 	pooled int // bytes of capacity in pool
 
+	// Large frames (large.go).
+	chunks  [][]byte // pooled chunks
+	bigBuf  []byte   // assembly buffer
+	bigUsed bool     // a large frame was handled since the last scan
+
 	// Write path state (flush.go).
 	depth       int           // entry points of ours running (nested: OnTraffic inside nothing, closes inside flushes)
 	flushing    bool          // a flush walk is running
@@ -53,6 +58,7 @@ func (ls *loopState) remove(cn *conn) {
 // it (flush.go).
 func (ls *loopState) scan() {
 	now := ls.e.now()
+	ls.trimLarge()
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)

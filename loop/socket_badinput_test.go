@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -429,4 +432,68 @@ func TestSocketInboundBudget(t *testing.T) {
 		return held == 0
 	})
 	h.check()
+}
+
+// TestSocketInboundBudgetMemory is the overshoot, scaled down: 10
+// sessions each send most of a 7.5 MiB message under a 32 MiB
+// max_inbound_total. The partial messages the router holds (and the heap
+// after a collection, and the process's RSS growth) must stay within 1.25
+// times the budget plus a fixed base: the test's own 7 MiB payload and
+// the router's per-loop buffers. Before large frames were gathered in
+// chunks, gnet's power-of-two ring buffers and the arrays they outgrew
+// took the heap to about 4 times the budget.
+func TestSocketInboundBudgetMemory(t *testing.T) {
+	const budget = 32 << 20
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.MaxInboundTotal = budget
+		o.MaxMessage = 8 << 20
+	})
+	h := newHealthy(s)
+	payload := make([]byte, 7<<20)
+	hdr := cliFrame(true, opBinary, make([]byte, 15<<19))[:14] // the header of a 7.5 MiB frame
+	heap0, rss0 := heapInUse(), processRSS(t)
+	var wg sync.WaitGroup
+	for range 10 {
+		w := dialWS(t, s.url, proto.MsgPack)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.c.SetWriteDeadline(time.Now().Add(ioTimeout))
+			w.c.Write(hdr)
+			for off := 0; off < len(payload); off += 64 << 10 {
+				if _, err := w.c.Write(payload[off : off+64<<10]); err != nil {
+					return // closed for the budget
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, ioTimeout, "the partial messages to be received", func() bool {
+		held, _, refused := s.e.Inbound()
+		return held >= (10-int64(refused))*(7<<20)
+	})
+	held, _, refused := s.e.Inbound()
+	heap, rss := heapInUse(), processRSS(t)
+	t.Logf("held %d MiB of partial messages (budget %d MiB), %d connections refused; heap +%d MiB, RSS +%d MiB",
+		held>>20, budget>>20, refused, (int64(heap)-int64(heap0))>>20, (rss-rss0)>>20)
+	const base = 16 << 20 // the test's payload, the loops' assembly buffers and chunk pools, slack
+	if limit := int64(budget)*5/4 + base; int64(heap)-int64(heap0) > limit || rss-rss0 > limit {
+		t.Fatalf("heap +%d MiB, RSS +%d MiB: over 1.25 x the %d MiB budget + %d MiB", (int64(heap)-int64(heap0))>>20,
+			(rss-rss0)>>20, budget>>20, base>>20)
+	}
+	if held > budget+10*chunkSize || refused == 0 {
+		t.Fatalf("held %d bytes, budget %d, %d refused", held, budget, refused)
+	}
+	h.check()
+}
+
+// processRSS returns the test process's resident set size.
+func processRSS(t testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	n, _ := strconv.ParseInt(f[1], 10, 64)
+	return n * int64(os.Getpagesize())
 }

@@ -39,7 +39,8 @@ const idleSessionBudget = 4 << 10
 // What large messages leave behind per shard or per loop rather than per
 // connection (the router's encoding buffer grown for them, gnet's and the
 // loops' pools) is made to happen before the baseline, by a warm-up session
-// exchanging the same messages, and the loops' pools are set aside; after
+// exchanging the same messages, and the loops' pools and assembly buffers
+// are set aside; after
 // the large messages a connection may then cost no more than when idle,
 // plus 1 KiB.
 func TestSocketMemoryPerConnection(t *testing.T) {
@@ -145,15 +146,19 @@ func openMemSessions(t *testing.T, s *testServer, n int) []net.Conn {
 	return conns
 }
 
-// pooledBytes returns the capacity of the output buffers the loops keep
-// pooled.
+// pooledBytes returns what the loops keep per loop, not per connection:
+// pooled output buffers and chunks, and the assembly buffer of large
+// frames.
 func (e *Engine) pooledBytes(t testing.TB) int64 {
 	t.Helper()
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for _, ls := range e.allLoops() {
 		wg.Add(1)
-		if ls.Execute(func() { total.Add(int64(ls.pooled)); wg.Done() }) != nil {
+		if ls.Execute(func() {
+			total.Add(int64(ls.pooled + len(ls.chunks)*chunkSize + cap(ls.bigBuf)))
+			wg.Done()
+		}) != nil {
 			wg.Done()
 		}
 	}
