@@ -44,20 +44,23 @@ func (b *bigFrame) held() int { return len(b.chunks) * chunkSize }
 
 // adopt takes a large partial frame at the front of the input, if there is
 // one, out of gnet's buffer. It reports whether it did, or fails the
-// connection on a framing error.
+// connection on a framing error. It runs whenever a frame is incomplete,
+// so it allocates only when it adopts one.
 func (cn *conn) adopt() bool {
-	b := &bigFrame{}
-	var err error
-	var ok bool
+	var (
+		h      wsHeader
+		typ    rawFrameType
+		length int
+		ok     bool
+		err    error
+	)
 	hdr := 0
 	if cn.phase == phRaw {
-		var length int
-		b.typ, length, ok, err = cn.raw.large(cn.c, largeMin)
-		b.need, hdr = length, rawHeaderLen
+		typ, length, ok, err = cn.raw.large(cn.c, largeMin)
+		hdr = rawHeaderLen
 	} else {
-		b.ws = true
-		err = cn.wsr.large(cn.c, largeMin, &b.h)
-		ok, b.need, hdr = b.h.size > 0, b.h.length, b.h.size
+		err = cn.wsr.large(cn.c, largeMin, &h)
+		ok, length, hdr = h.size > 0, h.length, h.size
 	}
 	if err != nil {
 		cn.frameError(err)
@@ -67,7 +70,7 @@ func (cn *conn) adopt() bool {
 		return false
 	}
 	cn.c.Discard(hdr)
-	cn.big = b
+	cn.big = &bigFrame{ws: cn.phase != phRaw, h: h, typ: typ, need: length}
 	return true
 }
 
