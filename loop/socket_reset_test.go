@@ -10,6 +10,8 @@ package loop
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -324,4 +327,49 @@ func quietHandshake(c net.Conn, ws bool, ser proto.Serializer) func(typ byte, p 
 		}
 		return cliFrame(true, op, p)
 	}
+}
+
+// TestSocketResetAfterAnswerTLS: the same resets through a TLS listener,
+// where the loop's side of the connection is a socketpair and the RST
+// reaches it through the bridge goroutines (a write error or an end of
+// input on the socketpair).
+func TestSocketResetAfterAnswerTLS(t *testing.T) {
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, nil)
+	callee := s.dialCfg(client.Config{URL: "rss://" + s.url, Serializer: proto.MsgPack, TLS: cert.client})
+	proc := registerEcho(t, callee)
+	caller := s.dialCfg(client.Config{URL: "wss://" + s.url + "/ws", Serializer: proto.JSON, TLS: cert.client})
+	clientTLS := cert.client.Clone()
+	clientTLS.ServerName = "localhost"
+	check := func(t *testing.T) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		if _, err := caller.Call(ctx, proc, []any{"x"}, nil, nil); err != nil {
+			t.Fatalf("healthy TLS session: %v", err)
+		}
+	}
+	for _, transport := range []string{"rs", "ws"} {
+		for _, rc := range resetCases {
+			t.Run(transport+"/"+rc.name, func(t *testing.T) {
+				for i := range 6 {
+					ser := []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}[i%3]
+					raw := dialTCP(t, s.url, 0)
+					raw.(*net.TCPConn).SetLinger(0)
+					tc := tls.Client(raw, clientTLS)
+					tc.SetDeadline(time.Now().Add(ioTimeout))
+					if err := tc.Handshake(); err != nil {
+						t.Fatal(err)
+					}
+					p := rawPeerOnConn(t, tc, transport, ser)
+					b := rc.trigger(t, p, newWAMP(t, p.mc, ser))
+					tc.Write(b)
+					raw.Close() // RST under the TLS session
+				}
+				check(t)
+			})
+		}
+	}
+	eventually(t, ioTimeout, "the reset TLS connections released", func() bool { return s.e.tlsCount() == 2 })
+	check(t)
 }
