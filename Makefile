@@ -1,6 +1,6 @@
 # edgewamp — see README.md. Two commands set everything up on a fresh machine:
 #   make run    build and start the router on the embedded default config
-#   make test   vet, depcheck and the whole test suite with -race
+#   make test   vet, depcheck, staticcheck, gofmt and the whole test suite with -race
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/edgewamp
@@ -17,7 +17,7 @@ ARCHES ?= amd64 arm64 armv7
 # Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
 FUZZPKGS ?= ./proto ./loop ./fuzz
 
-.PHONY: build run test vet depcheck lint fmt bench bench-e2e fuzz release clean
+.PHONY: build run test vet depcheck lint staticcheck fmt bench bench-e2e fuzz soak release clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgewamp
@@ -34,8 +34,15 @@ depcheck:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-lint: depcheck vet
+# staticcheck, pinned; `go run pkg@version` builds it once into the build
+# cache (about a minute on 2 cores) and does not touch go.mod.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: depcheck vet staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+staticcheck:
+	$(STATICCHECK) ./...
 
 test: lint
 	$(GO) test -race -timeout 15m ./...
@@ -53,6 +60,12 @@ release:
 	@if [[ "$(origin VERSION)" != command* && "$(origin VERSION)" != environment* ]]; then \
 		echo "usage: make release VERSION=x.y.z [ARCHES=\"$(ARCHES)\"] [DIST=$(DIST)]" >&2; exit 2; fi
 	GO=$(GO) DIST=$(DIST) ARCHES="$(ARCHES)" ./deploy/release.sh $(VERSION)
+
+# The hostile-peer lifecycle stress test against the built router, for
+# DURATION (make test runs it for 10 s): make soak DURATION=10m
+DURATION ?= 10m
+soak:
+	EDGEWAMP_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestHostileLifecycle$$' ./fuzz
 
 clean:
 	rm -rf bin dist

@@ -209,11 +209,7 @@ func (s *Server) checkUser(r *http.Request, realm, username, password string) ([
 // requested.
 func grantScope(c *clientConf, requested string) (string, *oauthError) {
 	if requested == "" {
-		out := make([]string, 0, len(c.Scopes))
-		for _, sc := range c.Scopes {
-			out = append(out, sc)
-		}
-		return strings.Join(out, " "), nil
+		return strings.Join(c.Scopes, " "), nil
 	}
 	var out []string
 	seen := map[string]bool{}

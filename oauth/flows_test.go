@@ -323,12 +323,12 @@ func TestAuthorizationCodeRefused(t *testing.T) {
 		t.Fatalf("expired code: %v", err)
 	}
 	// Wrong password on the page: the page again, with the error.
-	resp, page := b.get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	_, page := b.get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
 	f := formFields(page)
 	f.Set("username", "alice")
 	f.Set("password", "wrong")
 	f.Set("action", "approve")
-	resp, page = b.postForm(e.url+"/oauth/authorize", f)
+	resp, page := b.postForm(e.url+"/oauth/authorize", f)
 	if resp.StatusCode != 400 || !strings.Contains(page, "Wrong user name or password") || !strings.Contains(page, `value="alice"`) {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}

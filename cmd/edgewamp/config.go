@@ -528,8 +528,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		HighWater:        int(c.Limits.HighWater),
 		HardLimit:        int(c.Limits.HardLimit),
 		Logger:           log,
-		// TODO(lead): when loop.Options has the Now clock (issue 10, loop
-		// half), set Now: clock here, the function route.Config.Now gets.
+		Now:              clock, // the function route.Config.Now gets: one clock
 	}
 	switch c.Tuning.Flush {
 	case "round":
