@@ -42,6 +42,13 @@ func newGoExec() *goExec {
 var errStopped = errors.New("executor stopped")
 
 func (e *goExec) Execute(f func()) error {
+	// A stopped executor refuses, even when its queue has room (select
+	// would otherwise pick either case at random).
+	select {
+	case <-e.quit:
+		return errStopped
+	default:
+	}
 	select {
 	case e.ch <- f:
 		return nil

@@ -49,6 +49,10 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// MaxMeshInvocations bounds the invocations other nodes of a mesh may
+	// have in flight on this node; past it their calls get
+	// wamp.error.unavailable. Default 65536.
+	MaxMeshInvocations int
 	// MaxRetainedBytes bounds the payload bytes of retained events per
 	// realm (with at most 65,536 topics). Past it a retained event is
 	// delivered but not kept (and the topic's older one is dropped, so no
@@ -107,6 +111,9 @@ type Router struct {
 	auth    *workers
 	limiter *authLimiter
 
+	mesh Mesh       // nil alone; static after AttachMesh (before any session)
+	ms   *meshState // nil alone
+
 	kick           chan struct{} // a shard armed an earlier deadline
 	stopTimers     chan struct{}
 	timersDone     chan struct{}
@@ -147,6 +154,9 @@ func New(cfg Config) (*Router, error) {
 		if *p <= 0 {
 			*p = defaultSessionLimit
 		}
+	}
+	if cfg.MaxMeshInvocations <= 0 {
+		cfg.MaxMeshInvocations = defaultSessionLimit
 	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20
@@ -291,7 +301,7 @@ func (r *Router) newSessionID(s *Session) (uint64, error) {
 		return 0, ErrClosed
 	}
 	for {
-		id := randomID()
+		id := r.sessionIDCandidate()
 		if _, taken := r.sessions[id]; !taken {
 			r.sessions[id] = s
 			return id, nil

@@ -27,6 +27,7 @@ const (
 	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
 	fCalleeCancel                        // callee: call_canceling
 	fCalleeTimeout                       // callee: call_timeout
+	fCalleeRevocation                    // callee: registration_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -582,6 +583,9 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	}
 	if has(proto.RoleCallee, proto.FeatureCallTimeout) {
 		f |= fCalleeTimeout
+	}
+	if has(proto.RoleCallee, "registration_revocation") {
+		f |= fCalleeRevocation
 	}
 	return f, nil
 }

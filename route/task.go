@@ -17,6 +17,12 @@ const (
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
 	tReauth                        // re-check every session after a configuration reload
+	tMeshResult                    // a: call id; b: node; flags; c (mesh_call.go)
+	tMeshBounce                    // a: call id; b: node; c.buf: the call envelope
+	tMeshChunk                     // a: call id; b: node; flags; c
+	tMeshInterrupt                 // a: call id; b: node; mode; c.uri: reason
+	tMeshNodeDown                  // b: node: fail and drop everything exchanged with it
+	tMeshRevoke                    // s: callee; reg: lost a conflict with another node
 )
 
 // Task flags.
@@ -73,6 +79,18 @@ func (s *Shard) run(t *task) {
 		s.authDone(t.s, t.auth)
 	case tReauth:
 		s.reauth()
+	case tMeshResult:
+		s.meshResult(t)
+	case tMeshBounce:
+		s.meshBounced(t)
+	case tMeshChunk:
+		s.meshChunk(t)
+	case tMeshInterrupt:
+		s.meshInterrupt(t)
+	case tMeshNodeDown:
+		s.meshNodeDown(MeshNode(t.b))
+	case tMeshRevoke:
+		s.meshRevoke(t.s, t.reg)
 	}
 }
 
@@ -87,6 +105,7 @@ type carry struct {
 	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
 	msg         string // kill message
 	ppt         [6][]byte
+	mo          *meshOrigin // tInvoke from another node: the caller there
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched
