@@ -166,7 +166,9 @@ func (n *memNode) interested(realm string, topic []byte) bool {
 func (n *memNode) Registered(realm string, reg MeshReg) {
 	for _, o := range n.others() {
 		o := o
-		f := func() { o.dispatch(func() { o.e.r.MeshUpdate(n.id, n.name, MeshRealmReg{Realm: realm, MeshReg: reg}) }) }
+		f := func() {
+			o.dispatch(func() { o.e.r.MeshUpdate(n.id, n.name, MeshRealmReg{Realm: realm, MeshReg: reg}) })
+		}
 		n.net.mu.Lock()
 		if n.net.hold {
 			n.net.held = append(n.net.held, f)
