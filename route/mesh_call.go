@@ -13,6 +13,16 @@ import (
 // call id on the wire); the callee's shard keeps the invocations of remote
 // callers in minvs (by their node and call id).
 
+// Mesh task kinds (see run).
+const (
+	tMeshResult    taskKind = iota + 64 // a: call id; b: node; flags; c
+	tMeshBounce                         // a: call id; b: node; c.buf: the call envelope
+	tMeshChunk                          // a: call id; b: node; flags; c
+	tMeshInterrupt                      // a: call id; b: node; mode; c.uri: reason
+	tMeshNodeDown                       // b: node: fail and drop everything exchanged with it
+	tMeshRevoke                         // s: callee; reg: lost a conflict with another node
+)
+
 // remotePublisher is the identity of a caller or publisher on another
 // node.
 type remotePublisher struct {

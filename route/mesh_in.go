@@ -162,7 +162,7 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 	s.r.ms.stats.Revoked.Add(1)
 	s.r.log.Warn("mesh: revoking a registration that conflicts with one on another node",
 		"session", ss.id, "procedure", reg.uri, "match", reg.match.String(), "invoke", reg.invoke.String())
-	if ss.feat&fCalleeRevocation == 0 {
+	if ss.feat&fCalleeRevoke == 0 {
 		s.Goodbye(ss, proto.CloseKilled, "procedure "+reg.uri+" is registered on another node of the mesh ("+proto.URIProcedureAlreadyExists+")")
 		return
 	}

@@ -21,13 +21,13 @@ const (
 type features uint32
 
 const (
-	fCallerProgress   features = 1 << iota // caller: progressive_call_results
-	fCallerProgInv                         // caller: progressive_call_invocations
-	fCalleeProgress                        // callee: progressive_call_results
-	fCalleeProgInv                         // callee: progressive_call_invocations (+ canceling)
-	fCalleeCancel                          // callee: call_canceling
-	fCalleeTimeout                         // callee: call_timeout
-	fCalleeRevocation                      // callee: registration_revocation
+	fCallerProgress features = 1 << iota // caller: progressive_call_results
+	fCallerProgInv                       // caller: progressive_call_invocations
+	fCalleeProgress                      // callee: progressive_call_results
+	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
+	fCalleeCancel                        // callee: call_canceling
+	fCalleeTimeout                       // callee: call_timeout
+	fCalleeRevoke                        // callee: registration_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -585,7 +585,7 @@ func parseFeatures(roles proto.Raw) (features, error) {
 		f |= fCalleeTimeout
 	}
 	if has(proto.RoleCallee, "registration_revocation") {
-		f |= fCalleeRevocation
+		f |= fCalleeRevoke
 	}
 	return f, nil
 }

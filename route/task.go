@@ -7,22 +7,16 @@ import (
 type taskKind uint8
 
 const (
-	tTimers        taskKind = iota + 1 // run due timers
-	tShutdown                          // say GOODBYE to every session of the shard
-	tInvoke                            // s: callee; peer: caller; a: caller req; b: invocation id; reg; c
-	tResult                            // s: caller; a: caller req; b: invocation id; flags; c
-	tInterrupt                         // s: callee; b: invocation id; mode; c.uri: reason
-	tForget                            // s: callee; b: invocation id: drop the invocation silently
-	tEvents                            // pub; subs: fan out to this shard's subscribers
-	tKill                              // s: target; c.uri: reason; c.msg: message
-	tAuthDone                          // s: joining session; auth
-	tReauth                            // re-check every session after a configuration reload
-	tMeshResult                        // a: call id; b: node; flags; c (mesh_call.go)
-	tMeshBounce                        // a: call id; b: node; c.buf: the call envelope
-	tMeshChunk                         // a: call id; b: node; flags; c
-	tMeshInterrupt                     // a: call id; b: node; mode; c.uri: reason
-	tMeshNodeDown                      // b: node: fail and drop everything exchanged with it
-	tMeshRevoke                        // s: callee; reg: lost a conflict with another node
+	tTimers    taskKind = iota + 1 // run due timers
+	tShutdown                      // say GOODBYE to every session of the shard
+	tInvoke                        // s: callee; peer: caller; a: caller req; b: invocation id; reg; c
+	tResult                        // s: caller; a: caller req; b: invocation id; flags; c
+	tInterrupt                     // s: callee; b: invocation id; mode; c.uri: reason
+	tForget                        // s: callee; b: invocation id: drop the invocation silently
+	tEvents                        // pub; subs: fan out to this shard's subscribers
+	tKill                          // s: target; c.uri: reason; c.msg: message
+	tAuthDone                      // s: joining session; auth
+	tReauth                        // re-check every session after a configuration reload
 )
 
 // Task flags.
