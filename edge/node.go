@@ -455,7 +455,7 @@ func (g natsLogger) Warnf(f string, a ...any) {
 	}
 	g.l.Warn("nats: " + msg)
 }
-func (g natsLogger) Fatalf(f string, a ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Errorf(f string, a ...any)  { g.l.Warn("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Debugf(f string, a ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Tracef(f string, a ...any)  {}
+func (g natsLogger) Fatalf(f string, a ...any) { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Errorf(f string, a ...any) { g.l.Warn("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Debugf(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Tracef(f string, a ...any) {}
