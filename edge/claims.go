@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,8 +37,13 @@ import (
 //     and releases its claim (route/mesh.go).
 
 const (
-	claimBucket    = "edgewamp_claims"
+	claimBucket = "edgewamp_claims"
+	// claimTimeout bounds one store operation; claimWait how long a
+	// claim keeps retrying a store that answers with errors (JetStream
+	// still electing its leaders, a link being re-established) before it
+	// is accepted provisionally.
 	claimTimeout   = time.Second
+	claimWait      = 3 * time.Second
 	reconcileEvery = 2 * time.Second
 	maxClaimJobs   = 1024
 )
@@ -58,6 +64,7 @@ type claimStore struct {
 	held     map[string]claimRec // claims this node holds, by key
 	mu       sync.Mutex          // guards closed
 	closed   bool
+	bound    atomic.Bool // the bucket is bound: the store answers
 }
 
 func newClaimStore(n *Node) *claimStore {
@@ -74,6 +81,23 @@ func (c *claimStore) run() {
 	defer close(c.done)
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
+	// Bind the bucket early, so that the first claims do not wait for it
+	// (JetStream needs a moment to elect its leaders in a new cluster).
+	for c.kv == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		c.bucket(ctx)
+		cancel()
+		if c.kv != nil {
+			break
+		}
+		select {
+		case <-c.stop:
+			return
+		case f := <-c.jobs:
+			f()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	for {
 		select {
 		case <-c.stop:
@@ -145,6 +169,7 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, err
 	}
 	c.kv = kv
+	c.bound.Store(true)
 	return kv, nil
 }
 
@@ -164,14 +189,25 @@ func (n *Node) Release(realm string, match proto.Match, uri string) {
 
 // claim takes key for this node. Worker goroutine.
 func (c *claimStore) claim(key string) error {
+	deadline := time.Now().Add(claimWait)
 	err := c.take(key)
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && time.Now().Before(deadline) {
+		select {
+		case <-c.stop:
+			return ErrClosed
+		case <-time.After(100 * time.Millisecond):
+		}
+		err = c.take(key)
+	}
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, route.ErrMeshClaimed):
+		c.n.stats.ClaimsRefused.Add(1)
 		return err
 	}
 	// The store did not answer: accept provisionally.
+	c.n.stats.ClaimsProvisional.Add(1)
 	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)
 	c.held[key] = claimRec{}
 	return nil

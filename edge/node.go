@@ -98,6 +98,10 @@ type Stats struct {
 	PeersJoined atomic.Uint64
 	// Unknown counts messages from nodes the directory did not know yet.
 	Unknown atomic.Uint64
+	// ClaimsProvisional counts single registrations accepted without the
+	// claim store (unreachable); ClaimsRefused those it refused.
+	ClaimsProvisional atomic.Uint64
+	ClaimsRefused     atomic.Uint64
 }
 
 // New validates opts and returns a Node. It starts nothing.
@@ -334,6 +338,11 @@ func (n *Node) connect() error {
 // /readyz). Other nodes may still be unreachable: a partitioned node keeps
 // serving its own clients.
 func (n *Node) Ready() bool { return n.ready.Load() && n.nc != nil && n.nc.IsConnected() }
+
+// ClaimsReady reports whether the claim store (JetStream) answers, so
+// that single registrations are exclusive at once rather than
+// provisionally.
+func (n *Node) ClaimsReady() bool { return n.claims != nil && n.claims.bound.Load() }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() *Stats { return &n.stats }

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"time"
+
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -180,4 +182,49 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 	if deleted {
 		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
 	}
+}
+
+// MeshCallees returns the other nodes that have callees of the exact
+// registration uri in realm (diagnostics and tests). Safe for concurrent
+// use.
+func (r *Router) MeshCallees(realm, uri string) []MeshNode {
+	rm := r.Realm(realm)
+	if rm == nil {
+		return nil
+	}
+	rm.mu.RLock()
+	reg, _ := rm.regs.get(proto.MatchExact, uri)
+	rm.mu.RUnlock()
+	if reg == nil {
+		return nil
+	}
+	var out []MeshNode
+	for _, rc := range reg.remoteList() {
+		out = append(out, rc.node)
+	}
+	return out
+}
+
+// MeshPending returns the number of calls this node has sent to other
+// nodes and of invocations other nodes' callers have here, still in
+// flight (diagnostics and tests). It asks every shard and blocks until
+// they answer (at most a few seconds).
+func (r *Router) MeshPending() int {
+	if r.ms == nil {
+		return 0
+	}
+	total := 0
+	for _, sh := range r.shards {
+		ch := make(chan int, 1)
+		if sh.Do(func() { ch <- len(sh.mcalls) + len(sh.minvs) }) != nil {
+			continue
+		}
+		select {
+		case n := <-ch:
+			total += n
+		case <-time.After(5 * time.Second):
+			return -1
+		}
+	}
+	return total
 }
