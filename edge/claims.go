@@ -36,6 +36,10 @@ import (
 //     the registration made first wins, the other node revokes its own
 //     and releases its claim (route/mesh.go).
 
+// jsDomain is the JetStream domain of the mesh's store (the cluster, or
+// the hub), which edge nodes reach through their leaf link.
+const jsDomain = "edgewamp"
+
 const (
 	claimBucket = "edgewamp_claims"
 	// claimTimeout bounds one store operation; claimWait how long a
@@ -154,7 +158,9 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if c.kv != nil {
 		return c.kv, nil
 	}
-	js, err := jetstream.New(c.n.nc)
+	// The domain-qualified API: JetStream API traffic does not cross a
+	// leaf-node link otherwise.
+	js, err := jetstream.NewWithDomain(c.n.nc, jsDomain)
 	if err != nil {
 		return nil, err
 	}

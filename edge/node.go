@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,7 +40,6 @@ type Node struct {
 	slot uint16
 
 	srv      *server.Server // nil with NatsURL
-	srvToken string         // the embedded server's client token
 	nc       *nats.Conn
 	storeDir string
 	ownStore bool
@@ -172,20 +170,20 @@ func (n *Node) Start() error {
 	return nil
 }
 
-// startServer embeds a NATS server: a client listener on loopback (a
-// clustered server needs one, DontListen stops its route listener) with
-// a random port and a random token, routes and leaf-node links as
-// configured, JetStream on nodes that are part of a cluster or a hub.
+// startServer embeds a NATS server: a client listener on loopback with a
+// random port (a clustered server needs one: DontListen stops its route
+// listener; the router itself connects in-process), routes and leaf-node
+// links as configured, JetStream on nodes that are part of a cluster or a
+// hub. With credentials, every port of the server requires them (the
+// loopback client port included); without, the mesh is open to whoever
+// reaches its ports.
 func (n *Node) startServer() error {
 	o := n.opts
-	var tok [16]byte
-	crand.Read(tok[:])
-	n.srvToken = hex.EncodeToString(tok[:])
 	so := &server.Options{
 		ServerName:    o.Name,
 		Host:          "127.0.0.1",
 		Port:          server.RANDOM_PORT,
-		Authorization: n.srvToken,
+		Authorization: o.Token,
 		NoSigs:        true,
 		NoLog:         true,
 		MaxPayload:    o.MaxPayload,
@@ -220,9 +218,11 @@ func (n *Node) startServer() error {
 		case o.Token != "":
 			so.LeafNode.Username, so.LeafNode.Password = tokenUser, o.Token
 		case o.NKeySeed != "":
-			kp, _ := nkeys.FromSeed([]byte(o.NKeySeed))
-			so.LeafNode.Nkey, _ = kp.PublicKey()
+			so.LeafNode.Nkey = nkeyPublic(o.NKeySeed)
 		}
+	}
+	if o.NKeySeed != "" {
+		so.Nkeys = []*server.NkeyUser{{Nkey: nkeyPublic(o.NKeySeed)}}
 	}
 	if len(o.Leaf.Remotes) > 0 {
 		urls, err := withCredentials(o.Leaf.Remotes, o.Token)
@@ -247,6 +247,7 @@ func (n *Node) startServer() error {
 		}
 		n.storeDir, n.ownStore = dir, own
 		so.JetStream = true
+		so.JetStreamDomain = jsDomain
 		so.StoreDir = dir
 		so.JetStreamMaxMemory = 64 << 20
 		so.JetStreamMaxStore = 256 << 20
@@ -308,23 +309,19 @@ func (n *Node) connect() error {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("mesh: NATS connection restored") }),
 	}
+	if o.Token != "" {
+		nopts = append(nopts, nats.Token(o.Token))
+	}
+	if o.NKeySeed != "" {
+		kp, _ := nkeys.FromSeed([]byte(o.NKeySeed))
+		nopts = append(nopts, nats.Nkey(nkeyPublic(o.NKeySeed), func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }))
+	}
 	url := o.NatsURL
 	if n.srv != nil {
 		url = ""
-		nopts = append(nopts, nats.InProcessServer(n.srv), nats.Token(n.srvToken))
-	} else {
-		if o.Token != "" {
-			nopts = append(nopts, nats.Token(o.Token))
-		}
-		if o.NKeySeed != "" {
-			kp, _ := nkeys.FromSeed([]byte(o.NKeySeed))
-			pub, _ := kp.PublicKey()
-			nopts = append(nopts, nats.Nkey(pub, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }))
-		}
-		if o.TLS != nil {
-			nopts = append(nopts, nats.Secure(o.TLS))
-		}
-		nopts = append(nopts, nats.RetryOnFailedConnect(false))
+		nopts = append(nopts, nats.InProcessServer(n.srv))
+	} else if o.TLS != nil {
+		nopts = append(nopts, nats.Secure(o.TLS))
 	}
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
@@ -448,6 +445,15 @@ func (n *Node) removeStore() {
 	if n.ownStore && n.storeDir != "" {
 		os.RemoveAll(n.storeDir)
 	}
+}
+
+func nkeyPublic(seed string) string {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return ""
+	}
+	pub, _ := kp.PublicKey()
+	return pub
 }
 
 func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil, boot) }
