@@ -462,15 +462,32 @@ func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil
 type natsLogger struct{ l *slog.Logger }
 
 func (g natsLogger) Noticef(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Warnf(f string, a ...any) {
-	msg := fmt.Sprintf(f, a...)
-	if strings.HasPrefix(msg, "Maximum payloads over") {
-		g.l.Debug("nats: " + msg) // deliberate: a WAMP message may be 16 MiB
-		return
-	}
-	g.l.Warn("nats: " + msg)
+func (g natsLogger) Warnf(f string, a ...any)   { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Fatalf(f string, a ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Errorf(f string, a ...any)  { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Debugf(f string, a ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Tracef(f string, a ...any)  {}
+
+// routine are the NATS server's warnings that are part of the normal life
+// of a mesh (a cluster forming, a peer restarting); they are logged at
+// info level.
+var routine = []string{
+	"Maximum payloads over", // deliberate: a WAMP message may be 16 MiB
+	"Waiting for routing to be established",
+	"JetStream has not established contact with a meta leader",
+	"Metalayer blocking snapshot",
+	"Error trying to connect to route",
+	"Error trying to connect as leafnode",
+	"JetStream cluster no metadata leader",
+	"Healthcheck failed",
 }
-func (g natsLogger) Fatalf(f string, a ...any) { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Errorf(f string, a ...any) { g.l.Warn("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Debugf(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Tracef(f string, a ...any) {}
+
+func (g natsLogger) log(level slog.Level, msg string) {
+	for _, r := range routine {
+		if strings.Contains(msg, r) {
+			level = slog.LevelInfo
+			break
+		}
+	}
+	g.l.Log(context.Background(), level, "nats: "+msg)
+}

@@ -37,6 +37,7 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
+	Mesh      meshConfig       `yaml:"mesh"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -354,6 +355,7 @@ func (c *config) validate() error {
 	if len(c.Realms) == 0 {
 		c.errAt(&errs, "at least one realm is required", "realms")
 	}
+	c.validateMesh(&errs)
 	seen := map[string]bool{}
 	for i, r := range c.Realms {
 		if !proto.ValidURI([]byte(r.Name), proto.URILoose) {
