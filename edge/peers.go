@@ -182,6 +182,7 @@ func (n *Node) peerFor(reply string) *peer {
 		n.peers.byName[name] = p
 		n.peers.publish()
 		n.stats.PeersJoined.Add(1)
+		n.log.Info("mesh: node joined", "peer", name)
 		n.stats.Unknown.Add(1)
 		n.askDirectory(p)
 	}
@@ -208,13 +209,9 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		n.log.Info("mesh: node restarted", "peer", name)
 		n.dropPeer(old)
 	}
-	known := n.peers.byName[name] != nil
 	p := n.peerFor(m.Reply)
 	if p == nil {
 		return
-	}
-	if !known {
-		n.log.Info("mesh: node joined", "peer", name)
 	}
 	p.boot = boot
 	p.slot = uint16(slot)
