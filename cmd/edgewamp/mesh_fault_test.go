@@ -94,7 +94,10 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 		}
 	}
 	quick := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	block := func(ctx context.Context, _ *client.Invocation) (*client.Result, error) { <-ctx.Done(); return nil, ctx.Err() }
+	block := func(ctx context.Context, _ *client.Invocation) (*client.Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	calleeB := b.dial(b.ws(), proto.MsgPack)
 	calleeC := c.dial(c.rs(), proto.CBOR)
 	register(calleeB, "com.shared", "roundrobin", quick)
