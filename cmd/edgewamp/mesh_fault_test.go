@@ -441,3 +441,95 @@ func (p *tcpProxy) restore() {
 	p.frozen = false
 	p.mu.Unlock()
 }
+
+// TestClientFailover: a Go client (client.Connect) with both nodes' URLs
+// survives the loss of its node: SIGKILL of the node it is on, and a
+// black-holed connection (caught by its keepalive). It reconnects to the
+// other node and restores its registration and subscription.
+func TestClientFailover(t *testing.T) {
+	t.Parallel()
+	ps := processCluster(t, nil, "a", "b")
+	a, b := ps[0], ps[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	px := newTCPProxy(t, a.addr) // the client reaches A through a proxy
+	var sessions atomic.Int64
+	events := make(chan int64, 16)
+	cl, err := client.Connect(ctx, client.Config{Realm: "realm1", Serializer: proto.MsgPack, KeepAlive: 500 * time.Millisecond},
+		client.ReconnectConfig{URLs: []string{"ws://" + px.addr() + "/ws", b.ws()}, MaxBackoff: 500 * time.Millisecond,
+			OnSession: func(*client.Session) { sessions.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Register(ctx, "com.svc", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"svc"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Subscribe(ctx, "com.news", func(e *client.Event) { events <- toI64(e.Args[0]) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := b.dial(b.ws(), proto.JSON)
+	defer caller.Close()
+	callWhenKnown(t, caller, "com.svc", nil)
+	// 1. A black-holed connection: the keepalive notices, the client moves
+	// to B.
+	px.freeze()
+	frozen := time.Now()
+	meshEventually(t, 10*time.Second, func() error {
+		if sessions.Load() < 2 {
+			return fmt.Errorf("no new session yet")
+		}
+		return nil
+	})
+	t.Logf("keepalive: the client had a new session %v after its connection went dark", time.Since(frozen).Round(time.Millisecond))
+	// Its registration comes back once the mesh has dropped the one on A
+	// (A's session is gone only when A notices the dead connection: the
+	// router's own keepalive), so allow for that.
+	px.restore()
+	start := time.Now()
+	meshEventually(t, 60*time.Second, func() error {
+		res, err := caller.Call(ctx, "com.svc", nil, nil, nil)
+		if err != nil {
+			return err
+		}
+		if res.Args[0] != "svc" {
+			return fmt.Errorf("result %v", res.Args)
+		}
+		return nil
+	})
+	t.Logf("registration restored and callable %v after the move", time.Since(start).Round(time.Millisecond))
+	meshEventually(t, 10*time.Second, func() error {
+		if err := caller.Publish(ctx, "com.news", []any{1}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			return err
+		}
+		select {
+		case <-events:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("subscription not restored")
+		}
+	})
+	// 2. SIGKILL of the node the client is on (now B): it moves back to A.
+	s, err := cl.Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s
+	callerA := a.dial(a.ws(), proto.JSON)
+	defer callerA.Close()
+	b.kill(t)
+	killed := time.Now()
+	meshEventually(t, 30*time.Second, func() error {
+		res, err := callerA.Call(ctx, "com.svc", nil, nil, nil)
+		if err != nil {
+			return err
+		}
+		if res.Args[0] != "svc" {
+			return fmt.Errorf("result %v", res.Args)
+		}
+		return nil
+	})
+	t.Logf("SIGKILL of the client's node: its procedure was callable on the other node again after %v (%d sessions in all)", time.Since(killed).Round(time.Millisecond), sessions.Load())
+}
