@@ -46,6 +46,8 @@ func main() {
 	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding")
 	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
 	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
+	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url")
+	subURLs := fs.String("sub-urls", "", "pubsub: spread the subscribers over these routers (comma-separated; the nodes of a mesh); the publishers join -url")
 	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
 	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers")
 	fs.Float64Var(&c.Rate, "rate", 0, "pubsub: publications/s of all publishers (0: saturation)")
@@ -65,6 +67,11 @@ func main() {
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (to make the tool leaner)")
 	report := fs.String("report", "", "write the matrix report (RESULTS.md) for a bench/run-e2e.sh output directory to stdout, and exit")
 	flag.Parse()
+	for _, u := range strings.Split(*subURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.SubURLs = append(c.SubURLs, u)
+		}
+	}
 	if *report != "" {
 		if err := load.Report(*report, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "wampbench:", err)
