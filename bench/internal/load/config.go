@@ -50,9 +50,9 @@ type Config struct {
 	Topic                   string
 	// SubURLs, when set, spreads the subscribers over these routers (the
 	// nodes of a mesh), in turn; the publishers join URL.
-	SubURLs []string
-	PubBatch                int // saturation: publications per write
-	InFlight                int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
+	SubURLs  []string
+	PubBatch int // saturation: publications per write
+	InFlight int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
 
 	Sessions int           // idle: sessions to hold
 	Procs    int           // idle/authstorm: worker processes (0: auto)
