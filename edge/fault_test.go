@@ -19,17 +19,19 @@ import (
 func TestBlackHoledNode(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
-	pb := newProxy(t, addrB)
-	// B lists no routes and starts first: every route to it is dialed by A
-	// or C through the proxy (B never dials them itself, it is already
-	// connected to them when it learns about them).
+	// Every connection B has goes through a proxy: A and C dial B through
+	// pb, and whatever B dials (the addresses A and C advertise, learned
+	// from the cluster's gossip) goes through pa and pc. A and C dial each
+	// other directly (their configured routes). Freezing the three proxies
+	// black-holes B and only B.
+	pa, pb, pc := newProxy(t, addrA), newProxy(t, addrB), newProxy(t, addrC)
 	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen = addrB; o.Cluster.Advertise = pb.addr() })
 	a := startNode(t, "a", func(o *Options) {
-		o.Cluster.Listen = addrA
+		o.Cluster.Listen, o.Cluster.Advertise = addrA, pa.addr()
 		o.Cluster.Routes = []string{"nats://" + pb.addr(), "nats://" + addrC}
 	})
 	c := startNode(t, "c", func(o *Options) {
-		o.Cluster.Listen = addrC
+		o.Cluster.Listen, o.Cluster.Advertise = addrC, pc.addr()
 		o.Cluster.Routes = []string{"nats://" + pb.addr(), "nats://" + addrA}
 	})
 	waitMesh(t, a, b, c)
@@ -81,7 +83,9 @@ func TestBlackHoledNode(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	pb.freeze()
+	for _, p := range []*proxy{pa, pb, pc} {
+		p.freeze()
+	}
 	frozen := time.Now()
 	for i := 0; i < inflight; i++ {
 		err := <-errs
@@ -112,7 +116,9 @@ func TestBlackHoledNode(t *testing.T) {
 		t.Fatalf("C took %d of 20 calls", onC.Load()-before)
 	}
 	// Heal: B comes back and is callable again.
-	pb.restore()
+	for _, p := range []*proxy{pa, pb, pc} {
+		p.restore()
+	}
 	waitMesh(t, a, b, c)
 	eventually(t, 5*time.Second, func() error {
 		if len(a.r.MeshCallees("realm1", "com.shared")) != 2 {

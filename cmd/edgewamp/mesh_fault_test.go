@@ -288,13 +288,17 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 func TestMeshBlackHoledProcess(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
-	pc := newTCPProxy(t, addrC)
-	// C lists no routes and starts first, so every route to it goes
-	// through the proxy (it is connected to A and B when it learns of
-	// them, and never dials them itself).
-	c := startMeshProc(t, "c", "-listen", "127.0.0.1:0", "-cluster-listen", addrC, "-config", writeConfig(t, "listeners: [{address: 127.0.0.1:0}]\nrealms: [{name: realm1}]\nmesh: {cluster: {advertise: "+pc.addr()+"}}\n"))
-	a := startMeshProc(t, "a", "-listen", "127.0.0.1:0", "-cluster-listen", addrA, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrB)
-	b := startMeshProc(t, "b", "-listen", "127.0.0.1:0", "-cluster-listen", addrB, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrA)
+	// Every connection of C goes through a proxy: A and B dial C through
+	// pc, and what C dials (the addresses A and B advertise, learned from
+	// the cluster's gossip) goes through pa and pb; A and B dial each other
+	// directly. Freezing the three black-holes C and only C.
+	pa, pb, pc := newTCPProxy(t, addrA), newTCPProxy(t, addrB), newTCPProxy(t, addrC)
+	advertise := func(p *tcpProxy) string {
+		return writeConfig(t, "listeners: [{address: 127.0.0.1:0}]\nrealms: [{name: realm1}]\nmesh: {cluster: {advertise: \""+p.addr()+"\"}}\n")
+	}
+	c := startMeshProc(t, "c", "-config", advertise(pc), "-listen", "127.0.0.1:0", "-cluster-listen", addrC)
+	a := startMeshProc(t, "a", "-config", advertise(pa), "-listen", "127.0.0.1:0", "-cluster-listen", addrA, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrB)
+	b := startMeshProc(t, "b", "-config", advertise(pb), "-listen", "127.0.0.1:0", "-cluster-listen", addrB, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrA)
 	waitJoined(t, a, b, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -322,7 +326,9 @@ func TestMeshBlackHoledProcess(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	pc.freeze()
+	for _, p := range []*tcpProxy{pa, pb, pc} {
+		p.freeze()
+	}
 	frozen := time.Now()
 	for i := 0; i < 4; i++ {
 		if err := <-errs; wampURI(err) != proto.URICanceled {
@@ -343,7 +349,9 @@ func TestMeshBlackHoledProcess(t *testing.T) {
 	if failed > 4*time.Second {
 		t.Errorf("a black-holed link took %v to be detected; want within 3 s", failed)
 	}
-	pc.restore()
+	for _, p := range []*tcpProxy{pa, pb, pc} {
+		p.restore()
+	}
 	waitJoined(t, a, b, c)
 	callWhenKnown(t, callerA, "wamp.session.count", nil)
 }
