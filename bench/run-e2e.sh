@@ -304,6 +304,8 @@ fi
 # tool's callers and publisher join node A; the callee joins node B (@CURL@), the
 # subscribers spread over B and C (@SURLS@). Its baseline, the single node ("edgewamp"),
 # runs interleaved in the same configurations, with every session on its one node.
+# MESH_CPUS (default ROUTER_CPU) pins the mesh nodes elsewhere, e.g. MESH_CPUS=0-1.
+MESH_CPUS=${MESH_CPUS:-$ROUTER_CPU}
 MESH_PORT=$((PORT_BASE + 10))
 MESH_CL=$((PORT_BASE + 20))
 MESH_PIDS=()
@@ -315,7 +317,7 @@ start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
   local id=$1 i joined
   MESH_PIDS=()
   for i in 0 1 2; do
-    taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
+    taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
       -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
     MESH_PIDS+=($!)
   done
@@ -344,12 +346,12 @@ stop_mesh() { # run-id
 }
 
 if want mesh; then
-  say "== mesh (3 nodes, NATS routes, all on CPU $ROUTER_CPU; the baseline: one node, same run)"
+  say "== mesh (3 nodes, NATS routes, on CPU $MESH_CPUS; the baseline: one node on CPU $ROUTER_CPU, same run)"
   mkdir -p "$OUT/mesh"
   cp "$OUT/machine.txt" "$OUT/mesh/machine.txt"
   {
     echo "# mesh target: three nodes, started fresh for every run (i = 0, 1, 2):"
-    echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
+    echo "taskset -c $MESH_CPUS bin/edgewamp run -config $OUT/edgewamp.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
   } >> "$OUT/commands.txt"
   # Their RESULT lines go to mesh/results.txt: a report of their own, where the ratio
   # column reads mesh ÷ one node.
@@ -436,7 +438,7 @@ if [[ -s $OUT/mesh/results.txt ]]; then
   {
     echo "## Mesh"
     echo
-    echo "Three nodes meshed by NATS routes, **all pinned to CPU $ROUTER_CPU** (one router's CPU budget),"
+    echo "Three nodes meshed by NATS routes, **all pinned to CPU $MESH_CPUS** (the one node: CPU $ROUTER_CPU),"
     echo "against one node in the same run, interleaved. Cells read **mesh / edgewamp (one node)**; the ratio"
     echo "column is mesh ÷ one node, run by run. Mesh: the callers and the publisher join node A, the callee"
     echo "node B, the subscribers are spread over B and C; one node: every session on it. Targets (DESIGN §9,"
