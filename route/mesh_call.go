@@ -459,6 +459,15 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
+	key := minvKey{mo.node, mo.callID}
+	if _, dup := s.minvs[key]; dup {
+		// A node reusing the id of a call it has in flight here: refuse
+		// the newcomer rather than lose track of the first.
+		s.r.ms.invs.Add(-1)
+		s.r.ms.stats.BadEnvelopes.Add(1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
+		return
+	}
 	mo.env = nil // delivered from here on: never bounced
 	mo.reg = t.reg
 	inv := s.nextInvocationID()
@@ -471,7 +480,6 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 	if s.minvs == nil {
 		s.minvs = map[minvKey]minv{}
 	}
-	key := minvKey{mo.node, mo.callID}
 	s.minvs[key] = minv{ss: cs, inv: inv}
 	out := &s.out
 	out.Reset()

@@ -211,7 +211,9 @@ func (r *rbuf) raw() proto.Raw {
 	return proto.Raw{Ser: ser, B: v}
 }
 
-// payload reads a payload into a carry that aliases the envelope.
+// payload reads a payload into a carry that aliases the envelope. The
+// arguments are checked as Decode checks a client's (another node's bytes
+// go to clients as they are when the serializer matches).
 func (r *rbuf) payload(c *carry) {
 	c.transparent = r.byte1()&1 != 0
 	c.args = r.raw()
@@ -221,6 +223,9 @@ func (r *rbuf) payload(c *carry) {
 		if mask&(1<<i) != 0 {
 			c.ppt[i] = r.bytes()
 		}
+	}
+	if r.err == nil && (c.args.B != nil && !proto.ValidArgs(c.args, c.transparent) || c.kwargs.B != nil && !proto.ValidKwargs(c.kwargs)) {
+		r.fail()
 	}
 }
 
