@@ -208,10 +208,13 @@ bench() {
   wait_quiet
   start_target "$target" "$id" || { echo "cfg=$cfg rep=$rep RESULT scenario=none target=$target error=did_not_start" >> "$RESULTS_FILE"; return 0; }
   [[ -n $PID ]] && pidarg=(-router-pid "$PID")
+  if [[ $target == mesh ]]; then # the other nodes' CPU is the mesh's, not noise
+    pidarg+=(-mesh-pids "${MESH_PIDS[1]},${MESH_PIDS[2]}")
+  fi
   local cmd=(taskset -c "$TOOL_CPU" "$WB" -q -label "$target" "${pidarg[@]}" -warmup "$WARMUP" -duration "$DUR" "$@")
   if [[ -z ${LOGGED[$cfg-$target]:-} ]]; then
     LOGGED[$cfg-$target]=1
-    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/' >> "$OUT/commands.txt"
+    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/; s/-mesh-pids [0-9,]+/-mesh-pids $OTHER_NODES/' >> "$OUT/commands.txt"
   fi
   line=$("${cmd[@]}" 2>>"$OUT/logs/$id.tool.log" | grep '^RESULT' | tail -1) || true
   [[ -n $line ]] || line="RESULT scenario=none target=$target error=no_RESULT_line_(see_logs/$id.tool.log)"
@@ -219,7 +222,7 @@ bench() {
   echo "cfg=$cfg rep=$rep $line" >> "$RESULTS_FILE"
   LAST=$line
   printf '   %-28s %-9s #%d %s\n' "$cfg" "$target" "$rep" \
-    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
+    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|mesh_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
 }
 
 # config cfg-id targets args...: REPS clean runs per target (up to MAX_REPS), the
