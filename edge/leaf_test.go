@@ -99,6 +99,23 @@ func TestLeafEdgeAndHub(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("local pubsub on the cut-off edge")
 	}
+	// Both sides register the same single procedure during the partition:
+	// the hub first (its claim store answers), then the edge (which cannot
+	// reach the store and accepts it provisionally).
+	which := func(name string) client.Handler {
+		return func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{Args: []any{name}}, nil }
+	}
+	hubReg, err := hubCallee.Register(ctx, "com.both", which("hub"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgeReg, err := edgeCallee.Register(ctx, "com.both", which("edge"), nil)
+	if err != nil {
+		t.Fatalf("the cut-off edge could not register a single procedure: %v", err)
+	}
+	if edge.n.Stats().ClaimsProvisional.Load() == 0 {
+		t.Fatal("the edge's claim was not provisional")
+	}
 
 	// Restore it: routing across resumes by itself.
 	px.restore()
@@ -110,6 +127,20 @@ func TestLeafEdgeAndHub(t *testing.T) {
 		t.Fatalf("edge -> hub after heal: %v", res.Args)
 	}
 	waitEvent(t, edgePub, "edge.telemetry", events)
+	// The duplicate single registration made during the partition is
+	// settled: the hub's (made first) stays, the edge's is revoked, and
+	// both nodes route com.both to the hub.
+	eventually(t, 10*time.Second, func() error {
+		if edgeReg.Active() || !hubReg.Active() {
+			return fmt.Errorf("edge's registration active %v, hub's %v", edgeReg.Active(), hubReg.Active())
+		}
+		return nil
+	})
+	for _, s := range []*client.Session{hubCaller, edgeCaller} {
+		if res := callUntil(t, s, "com.both", nil); res.Args[0] != "hub" {
+			t.Fatalf("com.both answered by %v after heal", res.Args[0])
+		}
+	}
 	// No duplicate single registration is left standing after the heal.
 	if _, err := hubCallee.Register(ctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
 		t.Fatalf("after heal, the hub registered a single procedure the edge holds: %v", err)
