@@ -103,7 +103,9 @@ func TestLeafEdgeAndHub(t *testing.T) {
 	// the hub first (its claim store answers), then the edge (which cannot
 	// reach the store and accepts it provisionally).
 	which := func(name string) client.Handler {
-		return func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{Args: []any{name}}, nil }
+		return func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{name}}, nil
+		}
 	}
 	hubReg, err := hubCallee.Register(ctx, "com.both", which("hub"), nil)
 	if err != nil {
