@@ -159,8 +159,12 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return c.kv, nil
 	}
 	// The domain-qualified API: JetStream API traffic does not cross a
-	// leaf-node link otherwise.
+	// leaf-node link otherwise. With nats_url, the deployment's own
+	// JetStream, as its operator set it up.
 	js, err := jetstream.NewWithDomain(c.n.nc, jsDomain)
+	if c.n.opts.NatsURL != "" {
+		js, err = jetstream.New(c.n.nc)
+	}
 	if err != nil {
 		return nil, err
 	}

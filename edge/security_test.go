@@ -8,11 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/edgewamp/edgewamp/client"
@@ -118,4 +120,31 @@ func testTLS(t *testing.T) (mesh, foreign *tls.Config) {
 			RootCAs: pool, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	}
 	return mk(), mk()
+}
+
+// With nats_url, routers join a NATS deployment run by someone else (here
+// a standalone server with JetStream), and route through it.
+func TestNatsURL(t *testing.T) {
+	t.Parallel()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), Authorization: "ext-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the external NATS server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	url := s.ClientURL()
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
+	b := startNode(t, "b", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
+	waitMesh(t, a, b)
+	rpcWorks(t, a, b)
+	eventually(t, 10*time.Second, func() error {
+		if !a.n.ClaimsReady() {
+			return errors.New("the claim store of the external deployment is not reachable")
+		}
+		return nil
+	})
 }
