@@ -241,7 +241,14 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 			exists = false
 		}
 	}
-	sort.Slice(rl, func(i, j int) bool { return rl[i].node < rl[j].node })
+	// In registration order (as callees of one node are), so that a
+	// roundrobin across nodes starts with the node that registered first.
+	sort.Slice(rl, func(i, j int) bool {
+		if rl[i].first != rl[j].first {
+			return rl[i].first < rl[j].first
+		}
+		return rl[i].node < rl[j].node
+	})
 	switch {
 	case len(rl) == 0 && len(local) == 0:
 		if exists {
