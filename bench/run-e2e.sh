@@ -114,6 +114,7 @@ bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
 declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
+declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
 if [[ -n ${TARGET_URL:-} ]]; then
   X=${TARGET_NAME:-other}
   TARGETS+=("$X")
@@ -314,8 +315,8 @@ MESH_CL=$((PORT_BASE + 20))
 MESH_PIDS=()
 mesh_routes() { echo "nats://127.0.0.1:$MESH_CL,nats://127.0.0.1:$((MESH_CL + 1)),nats://127.0.0.1:$((MESH_CL + 2))"; }
 URL[mesh]="ws://127.0.0.1:$MESH_PORT/ws"
-declare -A CURL=([mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws")
-declare -A SURLS=([mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws,ws://127.0.0.1:$((MESH_PORT + 2))/ws")
+CURL[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws"
+SURLS[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws,ws://127.0.0.1:$((MESH_PORT + 2))/ws"
 start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
   local id=$1 i joined
   MESH_PIDS=()
