@@ -28,6 +28,7 @@ const (
 	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
 	fCalleeCancel                        // callee: call_canceling
 	fCalleeTimeout                       // callee: call_timeout
+	fCalleeRevoke                        // callee: registration_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -694,6 +695,9 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	}
 	if has(proto.RoleCallee, proto.FeatureCallTimeout) {
 		f |= fCalleeTimeout
+	}
+	if has(proto.RoleCallee, "registration_revocation") {
+		f |= fCalleeRevoke
 	}
 	return f, nil
 }

@@ -45,6 +45,13 @@ type Shard struct {
 	invSeq       uint64
 	closing      bool // shutdown in progress
 
+	// Mesh only: calls sent to other nodes by invocation id, invocations
+	// from other nodes' callers by (node, their call id), and the buffer
+	// envelopes are encoded in.
+	mcalls map[uint64]mcall
+	minvs  map[minvKey]minv
+	mbuf   []byte
+
 	stats ShardStats
 }
 

@@ -38,6 +38,7 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
+	Mesh      meshConfig       `yaml:"mesh"`
 	Runtime   runtimeConfig    `yaml:"runtime"`
 	// DataDir holds state that must survive a restart (oauth/: tokens,
 	// codes, generated signing keys). Empty: state is in memory.
@@ -403,6 +404,7 @@ func (c *config) validate() error {
 	if len(c.Realms) == 0 {
 		c.errAt(&errs, "at least one realm is required", "realms")
 	}
+	c.validateMesh(&errs)
 	seen := map[string]bool{}
 	for i, r := range c.Realms {
 		if !proto.ValidURI([]byte(r.Name), proto.URILoose) {

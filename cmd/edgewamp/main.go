@@ -1,6 +1,7 @@
 // Command edgewamp is the edgewamp WAMP router.
 //
-//	edgewamp run [-config FILE] [-listen ADDR] [-log-level L] [-log-format F]
+//	edgewamp run [-config FILE] [-listen ADDR] [-node NAME] [-cluster-listen ADDR] [-cluster-routes URL,...]
+//	             [-leaf-listen ADDR] [-leaf-remotes URL,...] [-log-level L] [-log-format F]
 //	edgewamp check-config FILE
 //	edgewamp version
 package main
@@ -41,6 +42,8 @@ const usage = `edgewamp — a WAMP v2 router for the edge
 
 Usage:
   edgewamp run [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
+               [-node NAME] [-cluster-listen ADDR] [-cluster-routes nats://HOST:PORT[,...]]
+               [-leaf-listen ADDR] [-leaf-remotes nats://HOST:PORT[,...]]
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
@@ -50,6 +53,8 @@ Usage:
 
 Without -config, run uses the embedded default configuration (realm "realm1",
 anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port).
+The mesh flags join routers into one (see README, "Mesh"): e.g. three
+nodes of a site, each with -cluster-listen and the others' -cluster-routes.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -148,6 +153,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); for diagnosis only")
+	var mf meshFlags
+	fs.StringVar(&mf.node, "node", "", "mesh: this node's name, unique in the mesh (default: the host name)")
+	fs.StringVar(&mf.clusterListen, "cluster-listen", "", "mesh: listen for NATS routes from the other nodes of the cluster on host:port")
+	fs.StringVar(&mf.clusterRoutes, "cluster-routes", "", "mesh: the other cluster nodes' routes, nats://host:port[,...]")
+	fs.StringVar(&mf.leafListen, "leaf-listen", "", "mesh: accept edge nodes' leaf-node links on host:port (a hub)")
+	fs.StringVar(&mf.leafRemotes, "leaf-remotes", "", "mesh: join a hub as an edge node, nats://host:port[,...]")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -168,6 +179,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			}
 			c.Listeners[0].Address = *listen
 		}
+		mf.apply(&c.Mesh)
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
@@ -218,10 +230,19 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var node meshNode
+	if cfg.Mesh.enabled() {
+		if node, err = startMesh(cfg, r, log); err != nil {
+			return err
+		}
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := eng.Start(); err != nil {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
 		return err
 	}
 	for i, a := range eng.Addrs() {
@@ -284,7 +305,14 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = eng.Shutdown(ctx)
+	if node != nil {
+		// After the sessions: their registrations are withdrawn first.
+		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		node.Shutdown(mctx)
+		mcancel()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	log.Info("edgewamp stopped")

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,9 @@ func main() {
 	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding")
 	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
 	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
+	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url")
+	meshPIDs := fs.String("mesh-pids", "", "the other router processes of a mesh (comma-separated pids): their CPU is reported as mesh_cpu_pct, not counted as other processes'")
+	subURLs := fs.String("sub-urls", "", "pubsub: spread the subscribers over these routers (comma-separated; the nodes of a mesh); the publishers join -url")
 	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
 	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers")
 	fs.Float64Var(&c.Rate, "rate", 0, "pubsub: publications/s of all publishers (0: saturation)")
@@ -79,6 +83,21 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	for _, p := range strings.Split(*meshPIDs, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "wampbench: -mesh-pids:", err)
+				os.Exit(2)
+			}
+			load.SetMeshPIDs(append(load.MeshPIDs(), n))
+		}
+	}
+	for _, u := range strings.Split(*subURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.SubURLs = append(c.SubURLs, u)
+		}
 	}
 	if *report != "" {
 		if err := load.Report(*report, os.Stdout); err != nil {

@@ -40,13 +40,19 @@ type Config struct {
 
 	Callers, Callees int
 	Procedure        string
+	// CalleeURL, when set, is where the callees join (another node of a
+	// mesh); the callers join URL.
+	CalleeURL string
 
 	Publishers, Subscribers int
 	Rate                    float64 // publications/s, all publishers together; 0 = saturation
 	EventRate               float64 // events delivered/s target (sets Rate = EventRate/Subscribers)
 	Topic                   string
-	PubBatch                int // saturation: publications per write
-	InFlight                int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
+	// SubURLs, when set, spreads the subscribers over these routers (the
+	// nodes of a mesh), in turn; the publishers join URL.
+	SubURLs  []string
+	PubBatch int // saturation: publications per write
+	InFlight int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
 
 	Sessions int           // idle: sessions to hold
 	Procs    int           // idle/authstorm: worker processes (0: auto)
