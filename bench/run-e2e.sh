@@ -14,9 +14,10 @@
 # (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
-# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm gateway profile":
-# the parts to run; gateway measures the HTTP gateway against bench/cmd/httpconst, a bare
-# net/http handler).
+# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh gateway profile":
+# the parts to run; SECTIONS=mesh runs the mesh scenarios alone, each with its single-node
+# baseline in the same run; gateway measures the HTTP gateway against bench/cmd/httpconst,
+# a bare net/http handler).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm gateway profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm mesh gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -100,18 +101,25 @@ EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
 GW_PORT=$((PORT_BASE + 2))
 HC_PORT=$((PORT_BASE + 3))
+bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 cat > "$OUT/edgewamp.yaml" <<EOF
-# The embedded default configuration plus one WAMP-CRA user for authstorm,
-# and room for the SSE fan-out's streams from one address.
+# The embedded default configuration plus one WAMP-CRA user and OAuth2
+# access tokens as WAMP tickets (signed with a key file the load tool mints
+# tokens with) for authstorm, and the HTTP gateway with room for the SSE
+# fan-out's streams from one address.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
+oauth:
+  issuer: http://127.0.0.1:8081
+  key_files: [$OUT/oauth-key.pem]
 realms:
   - name: realm1
     anonymous: true
-    authmethods: [anonymous, wampcra]
+    authmethods: [anonymous, wampcra, ticket]
     users:
       - {authid: bench, role: user, secret: bench-secret}
+    oauth: {}
 gateway:
   listen: 127.0.0.1:$GW_PORT
   limits: {max_streams_per_client: 5000}
@@ -121,6 +129,7 @@ bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
 declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
+declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
 # The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
 # callee) and httpconst, the bare net/http ceiling.
 declare -A HTTPURL=([edgewamp]="http://127.0.0.1:$GW_PORT" [httpconst]="http://127.0.0.1:$HC_PORT")
@@ -143,6 +152,7 @@ echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; 
 
 PID=""
 START_BIN=bin/edgewamp
+RESULTS_FILE=$OUT/results.txt
 start_target() { # name run-id
   local name=$1 id=$2 port
   PID=""
@@ -153,6 +163,7 @@ start_target() { # name run-id
     wampfwd) port=$FWD_PORT
       taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWD_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
+    mesh) start_mesh "$id"; return ;;
     httpconst) port=$HC_PORT
       taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
@@ -173,6 +184,7 @@ start_target() { # name run-id
 
 stop_target() { # name run-id
   local name=$1 id=$2
+  if [[ $name == mesh ]]; then stop_mesh "$id"; return 0; fi
   [[ $name == edgewamp || $name == wampfwd || $name == httpconst ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
@@ -221,20 +233,23 @@ bench() {
   local cfg=$1 target=$2 rep=$3; shift 3
   local id="$cfg-$target-$rep" line pidarg=()
   wait_quiet
-  start_target "$target" "$id" || { echo "cfg=$cfg rep=$rep RESULT scenario=none target=$target error=did_not_start" >> "$OUT/results.txt"; return 0; }
+  start_target "$target" "$id" || { LAST="RESULT scenario=none target=$target error=did_not_start"; echo "cfg=$cfg rep=$rep $LAST" >> "$RESULTS_FILE"; return 0; }
   [[ -n $PID ]] && pidarg=(-router-pid "$PID")
+  if [[ $target == mesh ]]; then # the other nodes' CPU is the mesh's, not noise
+    pidarg+=(-mesh-pids "${MESH_PIDS[1]},${MESH_PIDS[2]}")
+  fi
   local cmd=(taskset -c "$TOOL_CPU" "$WB" -q -label "$target" "${pidarg[@]}" -warmup "$WARMUP" -duration "$DUR" "$@")
   if [[ -z ${LOGGED[$cfg-$target]:-} ]]; then
     LOGGED[$cfg-$target]=1
-    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/' >> "$OUT/commands.txt"
+    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/; s/-mesh-pids [0-9,]+/-mesh-pids $OTHER_NODES/' >> "$OUT/commands.txt"
   fi
   line=$("${cmd[@]}" 2>>"$OUT/logs/$id.tool.log" | grep '^RESULT' | tail -1) || true
   [[ -n $line ]] || line="RESULT scenario=none target=$target error=no_RESULT_line_(see_logs/$id.tool.log)"
   stop_target "$target" "$id"
-  echo "cfg=$cfg rep=$rep $line" >> "$OUT/results.txt"
+  echo "cfg=$cfg rep=$rep $line" >> "$RESULTS_FILE"
   LAST=$line
   printf '   %-28s %-9s #%d %s\n' "$cfg" "$target" "$rep" \
-    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
+    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|mesh_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
 }
 
 # config cfg-id targets args...: REPS clean runs per target (up to MAX_REPS), the
@@ -252,6 +267,8 @@ config() {
       active=1
       urlargs=("${@//@URL@/${URL[$t]:-}}")
       urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@CURL@/${CURL[$t]:-${URL[$t]:-}}}")
+      urlargs=("${urlargs[@]//@SURLS@/${SURLS[$t]:-${URL[$t]:-}}}")
       urlargs=("${urlargs[@]//@HTTPURL@/${HTTPURL[$t]:-}}")
       urlargs=("${urlargs[@]//@CALLEEURL@/${CALLEEURL[$t]:-}}")
       bench "$cfg" "$t" "$rep" "${urlargs[@]}"
@@ -311,6 +328,104 @@ say "== authstorm (wampfwd does not authenticate: it is the control, the same co
 STORM_TARGETS="edgewamp wampfwd"
 [[ -n ${TARGET_AUTHID:-} && -n ${TARGET_URL:-} ]] && STORM_TARGETS+=" ${TARGET_NAME:-other}"
 config authstorm-ws "$STORM_TARGETS" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -authid "${TARGET_AUTHID:-bench}" -secret "${TARGET_SECRET:-bench-secret}"
+# The same storm with OAuth2 access tokens as WAMP tickets (what a fleet of
+# devices does after the device flow): 1,000 distinct tokens (each a
+# signature check, on the router's auth worker pool) and one token shared by
+# all (the verified-token cache). Minted by the load tool with the router's
+# key and issuer, valid for an hour.
+"$WB" -mint-jwt 1000 -jwt-key "$OUT/oauth-key.pem" > "$OUT/jwt-1000.txt"
+"$WB" -mint-jwt 1 -jwt-key "$OUT/oauth-key.pem" > "$OUT/jwt-1.txt"
+config authstorm-jwt-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1000.txt"
+config authstorm-jwt1-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1.txt"
+fi
+
+# ---------------------------------------------------------------- mesh
+# Three edgewamp nodes meshed by NATS routes (-cluster-listen/-cluster-routes), all pinned
+# to ROUTER_CPU: the mesh gets the single router's CPU budget. Target "mesh": the load
+# tool's callers and publisher join node A; the callee joins node B (@CURL@), the
+# subscribers spread over B and C (@SURLS@). Its baseline, the single node ("edgewamp"),
+# runs interleaved in the same configurations, with every session on its one node.
+# MESH_CPUS (default ROUTER_CPU) pins the mesh nodes elsewhere, e.g. MESH_CPUS=0-1.
+MESH_CPUS=${MESH_CPUS:-$ROUTER_CPU}
+MESH_PORT=$((PORT_BASE + 10))
+MESH_CL=$((PORT_BASE + 20))
+MESH_PIDS=()
+mesh_routes() { echo "nats://127.0.0.1:$MESH_CL,nats://127.0.0.1:$((MESH_CL + 1)),nats://127.0.0.1:$((MESH_CL + 2))"; }
+URL[mesh]="ws://127.0.0.1:$MESH_PORT/ws"
+CURL[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws"
+SURLS[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws,ws://127.0.0.1:$((MESH_PORT + 2))/ws"
+start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
+  local id=$1 i joined
+  MESH_PIDS=()
+  for i in 0 1 2; do
+    taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
+      -gateway-listen off -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
+    MESH_PIDS+=($!)
+  done
+  PID=${MESH_PIDS[0]}
+  for _ in $(seq 300); do
+    joined=0
+    for i in 0 1 2; do
+      joined=$(( joined + $(grep -c 'mesh: node joined' "$OUT/logs/$id.n$i.log" 2>/dev/null || true) ))
+    done
+    (( joined >= 6 )) && { sleep 0.5; return 0; }
+    sleep 0.05
+  done
+  say "   !! the mesh did not form (see $OUT/logs/$id.n*.log)"
+  stop_mesh "$id"
+  return 1
+}
+stop_mesh() { # run-id
+  local id=$1 p
+  for p in "${MESH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${MESH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if grep -qiE 'panic|fatal|level=ERROR|data race' "$OUT"/logs/"$id".n*.log; then
+    echo "mesh logged errors during $id:" >> "$OUT/events.txt"
+    grep -hiE 'panic|fatal|level=ERROR|data race' "$OUT"/logs/"$id".n*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /' >> "$OUT/events.txt"
+  fi
+  MESH_PIDS=()
+}
+
+if want mesh; then
+  say "== mesh (3 nodes, NATS routes, on CPU $MESH_CPUS; the baseline: one node on CPU $ROUTER_CPU, same run)"
+  mkdir -p "$OUT/mesh"
+  cp "$OUT/machine.txt" "$OUT/mesh/machine.txt"
+  {
+    echo "# mesh target: three nodes, started fresh for every run (i = 0, 1, 2):"
+    echo "taskset -c $MESH_CPUS bin/edgewamp run -config $OUT/edgewamp.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
+  } >> "$OUT/commands.txt"
+  # Their RESULT lines go to mesh/results.txt: a report of their own, where the ratio
+  # column reads mesh ÷ one node.
+  RESULTS_FILE=$OUT/mesh/results.txt
+  config mesh-rpc-ws-msgpack-c16-p64 "mesh edgewamp" -scenario rpc -url @URL@ -callee-url @CURL@ -ser msgpack -callers 16 -payload 64
+  config mesh-pubsub-ws-s1000-sat "mesh edgewamp" -scenario pubsub -url @URL@ -sub-urls @SURLS@ -ser msgpack -subscribers 1000 -payload 64
+  RESULTS_FILE=$OUT/results.txt
+
+  # Idle RSS at start: one node, and a node of a 3-node mesh (JetStream included).
+  say "   idle RSS at start"
+  for rep in $(seq "$REPS"); do
+    taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" >"$OUT/logs/rss-single-$rep.log" 2>&1 &
+    sp=$!
+    sleep 3
+    single=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
+    kill -TERM "$sp"; wait "$sp" 2>/dev/null || true
+    start_mesh "rss-mesh-$rep" || continue
+    sleep 2.5
+    meshrss=$(awk '/VmRSS/{print $2}' "/proc/${MESH_PIDS[0]}/status")
+    stop_mesh "rss-mesh-$rep"
+    echo "rep=$rep single_kib=$single mesh_node_kib=$meshrss" >> "$OUT/mesh/rss.txt"
+    say "   rep $rep: one node $single KiB, a mesh node $meshrss KiB"
+  done
+
+  # Fault timings: SIGKILL, restart and a black hole, on separate processes (the
+  # process tests of cmd/edgewamp print what they measure).
+  say "   fault timings: go test -run 'TestMeshSIGKILLAndRestart|TestMeshBlackHoledProcess' ./cmd/edgewamp"
+  for rep in $(seq "$REPS"); do
+    go test -count=1 -run 'TestMeshSIGKILLAndRestart|TestMeshBlackHoledProcess' -v ./cmd/edgewamp > "$OUT/logs/mesh-fault-$rep.log" 2>&1 ||
+      say "   !! fault tests failed (rep $rep; see logs/mesh-fault-$rep.log)"
+    grep -hE 'SIGKILL:|restart:|black hole:' "$OUT/logs/mesh-fault-$rep.log" | sed -E "s/^ *mesh_fault_test.go:[0-9]+: /rep=$rep /" >> "$OUT/mesh/faults.txt" || true
+  done
+  say "   $(cat "$OUT/mesh/faults.txt" 2>/dev/null | tr '\n' ';')"
 fi
 
 if want gateway; then
@@ -370,11 +485,44 @@ fi
 # ---------------------------------------------------------------- report
 echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.txt"
 "$WB" -report "$OUT" > "$OUT/RESULTS.md"
+if [[ -s $OUT/mesh/results.txt ]]; then
+  {
+    echo "## Mesh"
+    echo
+    echo "Three nodes meshed by NATS routes, **all pinned to CPU $MESH_CPUS** (the one node: CPU $ROUTER_CPU),"
+    echo "against one node in the same run, interleaved. Cells read **mesh / edgewamp (one node)**; the ratio"
+    echo "column is mesh ÷ one node, run by run. Mesh: the callers and the publisher join node A, the callee"
+    echo "node B, the subscribers are spread over B and C; one node: every session on it. Targets (DESIGN §9,"
+    echo "issue 11): RPC ≥ 0.50 of one node with p99 ≤ 2 ms; pubsub ≥ 0.50 of one node."
+    echo
+    "$WB" -report "$OUT/mesh" | awk '/^### RPC/{p=1} /^### Churn/{p=0} p' | sed 's/^### /#### /'
+    if [[ -s $OUT/mesh/rss.txt ]]; then
+      echo "#### Idle RSS at start"
+      echo
+      echo "| run | one node KiB | a node of the 3-node mesh KiB | difference MiB |"
+      echo "|---|---|---|---|"
+      awk '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; printf "| %s | %s | %s | %.1f |\n", v["rep"], v["single_kib"], v["mesh_node_kib"], (v["mesh_node_kib"]-v["single_kib"])/1024}' "$OUT/mesh/rss.txt"
+      echo
+    fi
+    if [[ -s $OUT/mesh/faults.txt ]]; then
+      echo "#### Faults on separate processes (cmd/edgewamp: TestMeshSIGKILLAndRestart, TestMeshBlackHoledProcess)"
+      echo
+      echo '```'
+      cat "$OUT/mesh/faults.txt"
+      echo '```'
+      echo
+    fi
+  } >> "$OUT/RESULTS.md"
+fi
 # Hand-maintained micro-benchmark figures and tuning notes go at the end.
 if [[ -f bench/micro.md ]]; then
   { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm gateway profile " ]]; then
+# The release footprint (bench/footprint.sh) keeps its section.
+if [[ -f bench/footprint.md ]]; then
+  { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
+fi
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm mesh gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

@@ -64,6 +64,10 @@ func FuzzTranscodeDifferential(f *testing.F) {
 		{proto.CBOR, proto.MsgPack, "9f 9fff 9f01ff bf6161f5ff 7f6268696121ff 5f4200014102ff ff"},
 		{proto.CBOR, proto.JSON, "83c11a514b67b0c249010000000000000000c3420100"},
 		{proto.CBOR, proto.MsgPack, "823bffffffffffffffffd9d9f7f7"},
+		// JavaScript undefined (MsgPack fixext 1 type 0, CBOR simple 23):
+		// null in a list, dropped from a map (as JSON.stringify does).
+		{proto.MsgPack, proto.JSON, "92d40000 82a161d40000a16201"},
+		{proto.CBOR, proto.MsgPack, "82f7 a26161f7616201"},
 		// Deep nesting at the limit.
 		{proto.JSON, proto.CBOR, strings.Repeat("[", proto.MaxDepth) + strings.Repeat("]", proto.MaxDepth)},
 	}

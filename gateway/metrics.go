@@ -60,6 +60,11 @@ type Stats struct {
 	// AuthSuccesses, AuthFailures by authmethod → edgewamp_auth_total
 	// {method, result}.
 	AuthSuccesses, AuthFailures map[string]uint64
+	// AuthDenied: authentications the brute-force limiter refused without
+	// checking them → edgewamp_auth_denied_total.
+	AuthDenied Counter
+	// Connections open on the WAMP listeners → edgewamp_connections.
+	Connections Gauge
 	// ProtocolViolations → edgewamp_protocol_violations_total.
 	ProtocolViolations Counter
 	// InboundHeld, OutboundQueued: bytes the transports hold →
@@ -313,6 +318,12 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 		for _, k := range keys {
 			constMetric(ch, "edgewamp_auth_total", "WAMP authentications, by authmethod and result.", C, float64(r.mp[k]), "method", k, "result", r.result)
 		}
+	}
+	if st.AuthDenied.OK {
+		constMetric(ch, "edgewamp_auth_denied_total", "WAMP authentications refused unchecked by the brute-force limiter.", C, float64(st.AuthDenied.V))
+	}
+	if st.Connections.OK {
+		constMetric(ch, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
 	}
 	if st.ProtocolViolations.OK {
 		constMetric(ch, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))

@@ -230,7 +230,6 @@ func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handle
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	gone   bool // the client went away before the answer
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -113,9 +112,7 @@ type sess struct {
 	// Shared.
 	id       atomic.Uint64 // WAMP session id, from WELCOME
 	dead     atomic.Bool   // closed; the pool drops it
-	busy     atomic.Int64  // requests and streams using the session now
 	lastUsed atomic.Int64  // unix ns of the last use (idle eviction)
-	why      atomic.Pointer[string]
 }
 
 // Serializer implements route.Peer.
@@ -218,7 +215,6 @@ func (s *sess) end(why string) {
 		return
 	}
 	s.closed = true
-	s.why.Store(&why)
 	s.dead.Store(true)
 	for req, c := range s.calls {
 		delete(s.calls, req)
@@ -238,15 +234,6 @@ func (s *sess) end(why string) {
 		s.onClose(s, why)
 	}
 	s.g.pool.dropped(s)
-}
-
-// closedErr describes why the session closed.
-func (s *sess) closedErr() *problem {
-	why := "closed"
-	if p := s.why.Load(); p != nil {
-		why = *p
-	}
-	return newProblem(503, proto.URIUnavailable, "the gateway's WAMP session closed: "+why)
 }
 
 // leave ends the session from the gateway's side (idle eviction,
@@ -326,6 +313,3 @@ func (g *Server) problemOf(r *syncReply, route map[string]int) *problem {
 	}
 	return p
 }
-
-// reqLabel formats a request id for logs.
-func reqLabel(id uint64) string { return strconv.FormatUint(id, 10) }

@@ -183,33 +183,3 @@ func appendBatched(dst []byte, ser proto.Serializer, msg []byte) []byte {
 	dst = append(dst, msg...)
 	return append(dst, jsonRecordSep)
 }
-
-// beginBatched starts a message that an append-style encoder writes
-// straight into dst: it reserves the length prefix for MsgPack and CBOR and
-// returns dst and the offset to pass to endBatched. Use the pair to frame a
-// message without encoding it into a scratch buffer first:
-//
-//	dst, start := beginBatched(dst, ser)
-//	dst = msg.AppendMsgpack(dst)
-//	dst = endBatched(dst, ser, start)
-//
-// It allocates only if dst must grow.
-func beginBatched(dst []byte, ser proto.Serializer) ([]byte, int) {
-	start := len(dst)
-	if ser.Binary() {
-		dst = append(dst, 0, 0, 0, 0)
-	}
-	return dst, start
-}
-
-// endBatched finishes a message started with beginBatched at start: it
-// fills in the length prefix (MsgPack, CBOR) or appends the record separator
-// (JSON). It allocates only if dst must grow.
-func endBatched(dst []byte, ser proto.Serializer, start int) []byte {
-	if ser.Binary() {
-		n := len(dst) - start - batchPrefixLen
-		binary.BigEndian.PutUint32(dst[start:], uint32(n))
-		return dst
-	}
-	return append(dst, jsonRecordSep)
-}

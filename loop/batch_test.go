@@ -129,16 +129,9 @@ func TestSplitBatchNoAlloc(t *testing.T) {
 func TestBatchedWriters(t *testing.T) {
 	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR} {
 		msgs := [][]byte{[]byte("[36,1,2,{}]"), []byte("x"), bytes.Repeat([]byte("y"), 70000)}
-		var viaAppend, viaBeginEnd []byte
+		var viaAppend []byte
 		for _, m := range msgs {
 			viaAppend = appendBatched(viaAppend, ser, m)
-			var start int
-			viaBeginEnd, start = beginBatched(viaBeginEnd, ser)
-			viaBeginEnd = append(viaBeginEnd, m...) // an encoder appending in place
-			viaBeginEnd = endBatched(viaBeginEnd, ser, start)
-		}
-		if !bytes.Equal(viaAppend, viaBeginEnd) {
-			t.Fatalf("%v: appendBatched and begin/endBatched differ", ser)
 		}
 		want := 0
 		for _, m := range msgs {

@@ -1,10 +1,6 @@
 package loop
 
 import (
-	"context"
-	"log/slog"
-	"time"
-
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +33,9 @@ func defaultBudget() int64 {
 // the connection's loop after its input was parsed.
 func (cn *conn) account() {
 	n := int64(cn.c.InboundBuffered() + cap(cn.wsr.frag))
+	if cn.big != nil {
+		n += int64(cn.big.held())
+	}
 	d := n - cn.held
 	if d == 0 {
 		return
@@ -45,20 +44,13 @@ func (cn *conn) account() {
 	e := cn.ls.e
 	total := e.inbound.Add(d)
 	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
-		refused := e.inboundRefused.Add(1)
-		// One warning a second at most (an attack closes many); the rest
-		// at debug level.
-		level, now := slog.LevelDebug, e.monotime()
-		if last := e.inboundWarned.Load(); now-last >= int64(time.Second) && e.inboundWarned.CompareAndSwap(last, now) {
-			level = slog.LevelWarn
-		}
-		e.log.Log(context.Background(), level, "connection closed: partial inbound messages over the router's budget (limits.max_inbound_total)",
-			"remote", cn.remote, "held", n, "total", total, "budget", e.opts.MaxInboundTotal, "closed_so_far", refused)
+		// Logged once, when the connection closes (close.go).
+		e.inboundRefused.Add(1)
 		if cn.phase == phWS || cn.phase == phClosing {
-			cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached")
+			cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached", CloseInboundBudget, errInboundBudget)
 			return
 		}
-		cn.die("inbound memory budget reached")
+		cn.die(CloseInboundBudget, errInboundBudget)
 	}
 }
 
@@ -85,9 +77,10 @@ func (e *Engine) Inbound() (held, budget int64, refused uint64) {
 // HighWater and HardLimit.
 const squeezedHighWater = 16 << 10
 
-// accountOut brings the connection's queued output up to date.
+// accountOut brings the connection's queued output up to date: gnet's
+// outbound buffer and a waiting pong (pong.go).
 func (cn *conn) accountOut() {
-	n := int64(cn.c.OutboundBuffered())
+	n := int64(cn.c.OutboundBuffered() + len(cn.pong))
 	if d := n - cn.outHeld; d != 0 {
 		cn.outHeld = n
 		cn.ls.e.outbound.Add(d)

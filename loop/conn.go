@@ -6,7 +6,6 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -21,7 +20,8 @@ const (
 	phWS                   // WebSocket frames
 	phRaw                  // RawSocket frames
 	phClosing              // WebSocket close frame sent; waiting for the peer's
-	phDead                 // closing the TCP connection
+	phDead                 // dying: closed after its pending output is flushed
+	phGone                 // closed by gnet (conn.closed ran): inert
 )
 
 // conn is one client connection. It implements route.Peer. All fields are
@@ -44,17 +44,21 @@ type conn struct {
 	maxOut    int // longest message the peer accepts (RawSocket handshake); 0 = no limit
 	sess      *route.Session
 
-	out   []byte // framed output not yet written (pooled; nil when idle)
+	out   []byte    // framed output not yet written (pooled; nil when idle)
+	big   *bigFrame // a large frame being received into chunks (large.go); nil when none
+	pong  []byte    // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 
-	opened   int64 // coarse unix ns
-	lastRead int64
-	pingSent int64 // 0 = no ping outstanding
-	closeBy  int64 // phClosing: deadline for the peer's close frame
-	reason   string
-	held     int64 // bytes of partial input counted in Engine.inbound (budget.go)
-	outHeld  int64 // bytes of queued output counted in Engine.outbound
+	opened    int64 // coarse unix ns
+	lastRead  int64
+	pingSent  int64       // 0 = no ping outstanding
+	pongSince int64       // when cn.pong started waiting
+	closeBy   int64       // phClosing: deadline for the peer's close frame
+	reason    CloseReason // why it closes: the first cause recorded (close.go)
+	reasonErr error       // a detail of reason for the log, or nil
+	held      int64       // bytes of partial input counted in Engine.inbound (budget.go)
+	outHeld   int64       // bytes of queued output counted in Engine.outbound
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -63,6 +67,9 @@ type conn struct {
 func (cn *conn) traffic() {
 	cn.lastRead = cn.ls.e.now()
 	cn.pingSent = 0
+	if cn.pong != nil {
+		cn.sendWaitingPong(cn.lastRead)
+	}
 	for {
 		var more bool
 		switch cn.phase {
@@ -73,9 +80,17 @@ func (cn *conn) traffic() {
 		case phRawHS:
 			more = cn.rawHandshake()
 		case phWS, phClosing:
-			more = cn.wsFrame()
+			if cn.big != nil {
+				more = cn.bigFeed()
+			} else {
+				more = cn.wsFrame()
+			}
 		case phRaw:
-			more = cn.rawFrame()
+			if cn.big != nil {
+				more = cn.bigFeed()
+			} else {
+				more = cn.rawFrame()
+			}
 		default:
 			return
 		}
@@ -93,13 +108,13 @@ func (cn *conn) detect() bool {
 	if b[0] == rawMagic {
 		cn.phase = phRawHS
 		if cn.ln.cfg.Transport == WebSocketOnly {
-			cn.die("RawSocket handshake on a WebSocket-only listener")
+			cn.die(CloseNotWAMP, errTransportNotServed)
 			return false
 		}
 	} else {
 		cn.phase = phHTTP
 		if cn.ln.cfg.Transport == RawSocketOnly {
-			cn.die("HTTP request on a RawSocket-only listener")
+			cn.die(CloseNotWAMP, errTransportNotServed)
 			return false
 		}
 	}
@@ -111,20 +126,25 @@ func (cn *conn) http() bool {
 	o.overLimit = cn.overLimit
 	res, n, err := handleHTTP(cn.c, &o)
 	if err != nil {
-		cn.die("http: " + err.Error())
+		cn.die(CloseReset, err)
 		return false
 	}
 	switch res.kind {
 	case httpNeedMore:
 		return false
+	case httpDrop:
+		cn.die(CloseNotWAMP, res.reason)
+		return false
 	case httpRespond:
 		cn.writeNow(res.resp)
 		cn.c.Discard(n)
-		reason := "http " + itoa(res.status)
-		if res.reason != nil {
-			reason += ": " + res.reason.Error()
+		if res.status == 200 {
+			cn.die(CloseHTTP, nil)
+		} else if res.reason == errHTTPOverLimit {
+			cn.die(CloseMaxConns, res.reason)
+		} else {
+			cn.die(CloseHandshake, res.reason)
 		}
-		cn.die(reason)
 		return false
 	}
 	cn.writeNow(res.resp)
@@ -140,7 +160,7 @@ func (cn *conn) rawHandshake() bool {
 	if cn.overLimit {
 		r := errRawMaxConns.reply()
 		cn.writeNow(r[:])
-		cn.die("rawsocket: maximum connection count reached")
+		cn.die(CloseMaxConns, errMaxConns)
 		return false
 	}
 	hs, n, err := readRawHandshake(cn.c)
@@ -153,7 +173,7 @@ func (cn *conn) rawHandshake() bool {
 			r := hsErr.reply()
 			cn.writeNow(r[:])
 		}
-		cn.die("rawsocket handshake: " + err.Error())
+		cn.die(CloseHandshake, err)
 		return false
 	}
 	cn.c.Discard(n)
@@ -172,16 +192,11 @@ func (cn *conn) rawHandshake() bool {
 func (cn *conn) wsFrame() bool {
 	ev, n, err := cn.wsr.next(cn.c)
 	if err != nil {
-		var ce *wsCloseErr
-		if errors.As(err, &ce) {
-			cn.wsFail(ce.code, ce.reason)
-		} else {
-			cn.die("websocket: " + err.Error())
-		}
+		cn.frameError(err)
 		return false
 	}
 	if n == 0 {
-		return false
+		return cn.adopt() // a large frame is gathered outside gnet's buffer
 	}
 	switch ev.kind {
 	case wsMessage:
@@ -189,7 +204,9 @@ func (cn *conn) wsFrame() bool {
 			cn.deliver(ev.payload, ev.op == ws.OpText)
 		}
 	case wsPing:
-		cn.frame(ws.OpPong, ev.payload)
+		if cn.phase == phWS { // no frame after our close frame
+			cn.answerPing(ev.payload)
+		}
 	case wsClose:
 		// [RFC6455 §5.5.1]: If an endpoint receives a Close frame and did
 		// not previously send a Close frame, the endpoint MUST send a
@@ -203,7 +220,7 @@ func (cn *conn) wsFrame() bool {
 			cn.ls.markDirty(cn)
 		}
 		cn.c.Discard(n)
-		cn.die("websocket close " + itoa(int(ev.code)))
+		cn.die(CloseWSClose, nil)
 		return false
 	}
 	cn.c.Discard(n)
@@ -213,7 +230,7 @@ func (cn *conn) wsFrame() bool {
 // deliver hands one WebSocket message (or batch) to the router.
 func (cn *conn) deliver(p []byte, text bool) {
 	if text != (cn.ser == proto.JSON) {
-		cn.wsFail(ws.StatusUnsupportedData, "wrong frame type for the subprotocol")
+		cn.wsFail(ws.StatusUnsupportedData, "wrong frame type for the subprotocol", CloseProtocol, errWrongFrameType)
 		return
 	}
 	if !cn.batched {
@@ -230,7 +247,7 @@ func (cn *conn) deliver(p []byte, text bool) {
 		return nil
 	})
 	if err != nil && err != errBatchStop {
-		cn.wsFail(ws.StatusProtocolError, "bad batch")
+		cn.wsFail(ws.StatusProtocolError, "bad batch", CloseProtocol, errBadBatch)
 	}
 }
 
@@ -241,92 +258,37 @@ var errBatchStop = errors.New("loop: batch: session ended")
 func (cn *conn) rawFrame() bool {
 	ev, n, err := cn.raw.next(cn.c)
 	if err != nil {
-		cn.die("rawsocket: " + err.Error())
+		cn.frameError(err)
 		return false
 	}
 	if n == 0 {
-		return false
+		return cn.adopt() // a large frame is gathered outside gnet's buffer
 	}
+	cn.rawEvent(ev)
+	cn.c.Discard(n)
+	return cn.phase == phRaw
+}
+
+// rawEvent handles one RawSocket frame; its payload is valid only during
+// the call.
+func (cn *conn) rawEvent(ev rawEvent) {
 	switch ev.typ {
 	case rawMessage:
 		cn.ls.shard.Receive(cn.sess, ev.payload)
 	case rawPing:
 		// [RawSocket]: A Peer MUST answer a PING with exactly one PONG
-		// carrying the same payload.
-		cn.out = appendRawFrame(cn.buf(), rawPong, ev.payload)
-		cn.ls.markDirty(cn)
+		// carrying the same payload. (Bounded: pong.go.)
+		cn.answerPing(ev.payload)
 	}
-	cn.c.Discard(n)
-	return cn.phase == phRaw
-}
-
-// buf returns the output buffer, borrowing one from the loop's pool.
-func (cn *conn) buf() []byte {
-	if cn.out == nil {
-		cn.out = cn.ls.getBuf()
-	}
-	return cn.out
 }
 
 // frame queues one WebSocket frame.
 func (cn *conn) frame(op ws.OpCode, payload []byte) {
+	if cn.phase == phGone {
+		return
+	}
 	cn.out = appendWSFrame(cn.buf(), op, payload)
 	cn.ls.markDirty(cn)
-}
-
-// writeNow queues bytes that precede any framing (HTTP responses,
-// RawSocket handshake replies).
-func (cn *conn) writeNow(b []byte) {
-	cn.out = append(cn.buf(), b...)
-	cn.ls.markDirty(cn)
-}
-
-// spill writes as much of the pending output as the socket takes now, in
-// the middle of a loop iteration, without waiting for the loop's flush.
-//
-// It writes to the file descriptor itself rather than through gnet's
-// Write, which on a write error closes the connection synchronously: its
-// OnClose would detach the session from inside the router's Send. Here a
-// write error only marks the connection dead; the flush closes it once the
-// router is done. spill writes only while gnet's outbound buffer is empty
-// (otherwise the socket is known to be full, and writing around the buffer
-// would reorder bytes).
-func (cn *conn) spill() {
-	if len(cn.out) == 0 || cn.c.OutboundBuffered() > 0 {
-		return
-	}
-	n, err := unix.Write(cn.c.Fd(), cn.out)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		cn.full = true
-	case err != nil:
-		cn.out = cn.out[:0]
-		cn.die("write: " + err.Error())
-	case n < len(cn.out):
-		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
-		cn.full = true
-	default:
-		cn.out = cn.out[:0]
-	}
-}
-
-// flush writes the pending output.
-func (cn *conn) flush() {
-	cn.full = false
-	if cn.out == nil {
-		return
-	}
-	if len(cn.out) > 0 { // phDead included: a close frame or error reply
-		if _, err := cn.c.Write(cn.out); err != nil && cn.reason == "" {
-			cn.reason = "write: " + err.Error()
-		}
-	}
-	cn.ls.putBuf(cn.out)
-	cn.out = nil
-	cn.accountOut()
-	if cn.phase == phDead {
-		cn.c.Close()
-	}
 }
 
 // Serializer implements route.Peer.
@@ -357,7 +319,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		// shorten ends the session (route.Shard.sendMsg).
 		return route.ErrPeerTooBig
 	}
-	backlog := cn.c.OutboundBuffered() + len(cn.out)
+	backlog := cn.backlog()
 	high, hard := cn.marks(backlog)
 	if backlog > high && len(cn.out) > 0 && !cn.full {
 		// Part of the backlog is output of this loop iteration that the
@@ -370,10 +332,10 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		if cn.phase == phDead {
 			return route.ErrPeerClosed
 		}
-		backlog = cn.c.OutboundBuffered() + len(cn.out)
+		backlog = cn.backlog()
 	}
 	if backlog > hard {
-		cn.die("slow consumer: outbound backlog over " + itoa(hard) + " bytes")
+		cn.die(CloseSlowConsumer, errBacklogHard)
 		return route.ErrPeerClosed
 	}
 	if backlog > high {
@@ -419,70 +381,10 @@ func (cn *conn) Close() {
 		cn.ls.markDirty(cn)
 		cn.phase = phClosing
 		cn.closeBy = cn.ls.e.now() + int64(2*time.Second)
-		if cn.reason == "" {
-			cn.reason = "session closed"
-		}
+		cn.setReason(CloseSession, nil)
 	case phRaw:
-		cn.die("session closed")
+		cn.die(CloseSession, nil)
 	}
-}
-
-// wsFail sends a close frame with a status and closes.
-func (cn *conn) wsFail(code ws.StatusCode, reason string) {
-	if cn.phase == phWS || cn.phase == phClosing {
-		cn.out = appendWSClose(cn.buf(), code, reason)
-	}
-	cn.die("websocket " + itoa(int(code)) + ": " + reason)
-}
-
-// die marks the connection for closing after its output is flushed. The
-// first reason given is the one logged.
-func (cn *conn) die(reason string) {
-	if cn.reason == "" || cn.reason == "session closed" {
-		cn.reason = reason
-	}
-	if cn.phase == phDead {
-		return
-	}
-	cn.phase = phDead
-	cn.ls.markDirty(cn)
-	if cn.out == nil {
-		cn.out = cn.buf() // so flush runs and closes
-	}
-}
-
-// closed runs in OnClose: the connection is gone; the session (if any)
-// leaves its realm.
-func (cn *conn) closed(err error) {
-	prev := cn.phase
-	cn.phase = phDead
-	cn.release()
-	cn.releaseOut()
-	if cn.out != nil {
-		cn.ls.putBuf(cn.out)
-		cn.out = nil
-	}
-	cn.ls.remove(cn)
-	if cn.origin != nil {
-		cn.origin.loopClosed() // its bridge releases the connection count
-	} else {
-		cn.ln.conns.Add(-1)
-		cn.ls.e.fds.Add(-1)
-	}
-	reason := cn.reason
-	if reason == "" {
-		reason = "peer closed"
-		if err != nil {
-			reason = err.Error()
-		}
-	}
-	var sid uint64
-	if cn.sess != nil {
-		sid = cn.sess.ID()
-		cn.ls.shard.Detach(cn.sess)
-		cn.ls.flush()
-	}
-	cn.ls.e.log.Debug("connection closed", "remote", cn.remote, "session", sid, "reason", reason, "phase", int(prev))
 }
 
 // deadlines enforces the handshake, keepalive, idle and close deadlines.
@@ -494,16 +396,22 @@ func (cn *conn) deadlines(now int64) {
 	switch cn.phase {
 	case phDetect, phHTTP, phRawHS:
 		if now-cn.opened > int64(o.HandshakeTimeout) {
-			cn.die("handshake timeout")
+			cn.die(CloseHandshakeTimeout, nil)
 		}
 	case phClosing:
 		if now > cn.closeBy {
-			cn.die(cn.reason)
+			cn.die(CloseSession, nil) // the reason recorded by Close stays
 		}
 	case phWS, phRaw:
+		if cn.pong != nil {
+			cn.sendWaitingPong(now)
+			if cn.phase == phDead {
+				return
+			}
+		}
 		idle := now - cn.lastRead
 		if o.IdleTimeout > 0 && idle > int64(o.IdleTimeout) {
-			cn.die("idle timeout")
+			cn.die(CloseIdle, nil)
 			return
 		}
 		if o.PingInterval <= 0 {
@@ -511,7 +419,7 @@ func (cn *conn) deadlines(now int64) {
 		}
 		if cn.pingSent != 0 {
 			if now-cn.pingSent > int64(o.PingTimeout) {
-				cn.die("keepalive: no answer to ping")
+				cn.die(CloseKeepalive, errPingUnanswered)
 			}
 			return
 		}
@@ -525,26 +433,4 @@ func (cn *conn) deadlines(now int64) {
 			}
 		}
 	}
-}
-
-func itoa(v int) string {
-	if v == 0 {
-		return "0"
-	}
-	neg := v < 0
-	if neg {
-		v = -v
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }

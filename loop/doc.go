@@ -4,10 +4,22 @@
 // It owns the bytes between the socket and the router: the HTTP upgrade and
 // the RawSocket handshake, framing (its own parser over gnet's buffer: peek,
 // bound the declared length, wait for the whole frame, unmask in place,
-// dispatch, discard), keepalive, limits and backpressure. Decoded messages go
-// to a route.Shard per loop; a connection implements route.Peer.
+// dispatch, discard; frames of 64 KiB or more are gathered in chunks outside
+// gnet's buffer, large.go), keepalive, limits and backpressure (pongs
+// included, pong.go). Decoded messages go to a route.Shard per loop; a
+// connection implements route.Peer.
 //
 // Concurrency: a connection, its session and its buffers belong to the loop
 // that accepted it and are touched only on that loop's goroutine. Work from
 // other loops arrives as tasks through the shard's mailbox.
+//
+// Writing: output is only appended to a connection's pending buffer; it
+// reaches the socket in the loop's flush, once per entry point, and a
+// write error (which makes gnet close the connection synchronously, inside
+// the write) never re-enters the flush nor frees what a walk holds. The
+// rules, and how a second send backend slots in, are in flush.go.
+//
+// Each connection records one close reason, logs it once (rate-limited)
+// and counts it; Engine.Stats exports the counters (close.go). The
+// deadlines run on Options.Now, which tests drive.
 package loop

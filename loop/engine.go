@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +63,10 @@ type Engine struct {
 
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
-	inboundWarned  atomic.Int64 // monotime of the last warning about it
-	outbound       atomic.Int64 // bytes of output queued in gnet (budget.go)
+	outbound       atomic.Int64                   // bytes of output queued in gnet (budget.go)
+	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
+	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
+	closeLogs      logLimiter
 }
 
 // listenerState is one configured listener.
@@ -157,9 +158,8 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
 			"max_connections", explicit, "connection_capacity", e.fdCap)
 	}
-	e.clock.Store(time.Now().UnixNano())
+	e.clock.Store(opts.Now().UnixNano())
 	e.started = time.Now()
-	e.inboundWarned.Store(-int64(time.Second))
 	return e, nil
 }
 
@@ -343,7 +343,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// now returns the coarse clock.
+// now returns the coarse clock of the deadlines: Options.Now as of the
+// last tick, in unix nanoseconds.
 func (e *Engine) now() int64 { return e.clock.Load() }
 
 // monotime returns a fine clock for the flush policy (nanoseconds since the
@@ -451,15 +452,22 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	ls := cn.ls
-	ls.enter()
+	ls.enterTraffic()
 	cn.traffic()
 	cn.account()
 	if cn.phase == phDead {
 		ls.flush() // its last output (close frame, error reply) goes before the close
 		ls.lastActive = ls.e.monotime()
+		ls.exit()
 		return gnet.Close
 	}
 	ls.leave()
+	if cn.phase == phGone {
+		// Its write failed and gnet closed it within the flush: tell gnet
+		// not to keep its unread input (Close on a closed connection is a
+		// no-op).
+		return gnet.Close
+	}
 	return gnet.None
 }
 
@@ -473,17 +481,20 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 }
 
 // OnTick runs on gnet's ticker goroutine: it advances the engine's coarse
-// clock and, once a second, has every loop scan its connections for
-// handshake, keepalive and idle deadlines. (The router runs its own timers.)
+// clock (Options.Now) and, once a second, has every loop scan its
+// connections for handshake, keepalive and idle deadlines. (The router runs
+// its own timers.)
 func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	e := h.e
-	now := time.Now()
-	e.clock.Store(now.UnixNano())
+	e.clock.Store(e.opts.Now().UnixNano())
 	if !e.ticked {
 		e.ticked = true
 		e.booted <- nil // Start returns: the loops run
 	}
-	if now.Sub(e.lastScan) >= time.Second {
+	// The scan runs once a second of wall time, whatever the clock of the
+	// deadlines says: it also counts the output gnet drained and sends
+	// waiting pongs.
+	if now := time.Now(); now.Sub(e.lastScan) >= time.Second {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {
 			ls.Execute(ls.scan)
@@ -501,7 +512,3 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprint
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
-
-var errEngineStopped = errors.New("loop: engine stopped")
-
-var _ = strconv.Itoa

@@ -74,7 +74,7 @@ func FuzzWSReader(f *testing.F) {
 				t.Fatalf("error %v is not a close error with a valid code", wholeErr)
 			}
 			// The close frame we would send parses.
-			if _, err := ws.ReadFrame(bytes.NewReader(appendWSClose(nil, ce.code, ce.reason))); err != nil {
+			if _, err := readFrameRef(appendWSClose(nil, ce.code, ce.reason)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -214,6 +214,11 @@ func checkHTTPResult(t *testing.T, data []byte, limit int, res httpResult, n int
 		if res.status != http.StatusOK && res.reason == nil {
 			t.Fatalf("refusal %d without a reason", res.status)
 		}
+	case httpDrop:
+		if n != 0 || res.resp != nil || res.reason != errHTTPNotHTTP || methodPrefixOK(data[:min(len(data), limit)]) {
+			t.Fatalf("drop with n %d, reason %v, %q", n, res.reason, data[:min(len(data), 32)])
+		}
+		return
 	}
 	if res.status == http.StatusRequestHeaderFieldsTooLarge {
 		if n != len(data) || end >= 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gobwas/ws"
 
@@ -77,6 +78,9 @@ const (
 	httpUpgrade
 	// httpRespond: write resp, then close the connection.
 	httpRespond
+	// httpDrop: the bytes are not an HTTP request (reason says so): close
+	// the connection without an answer.
+	httpDrop
 )
 
 // httpResult is what handleHTTP decided.
@@ -106,6 +110,8 @@ var (
 	errHTTPNoSubprotocol  = errors.New("loop: http: no WAMP subprotocol offered")
 	errHTTPOrigin         = errors.New("loop: http: origin not allowed")
 	errHTTPOverLimit      = errors.New("loop: http: maximum connection count reached")
+	errHTTPNotHTTP        = errors.New("loop: http: not an HTTP request (no method)")
+	errHTTPBadKey         = errors.New("loop: http: Sec-WebSocket-Key is not the base64 of 16 bytes, or appears twice")
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -116,6 +122,11 @@ var crlfcrlf = []byte("\r\n\r\n")
 // and n == 0, unless o.maxHeader bytes are already buffered without a
 // complete header: then it answers 431 (slowloris and oversized headers).
 // It peeks at most o.maxHeader bytes, however many are buffered.
+//
+// Bytes that cannot start an HTTP request (methodPrefixOK) get kind
+// httpDrop at once, whether or not the header is complete: a TLS
+// ClientHello or binary garbage on the shared port is closed without
+// waiting for the handshake timeout.
 //
 // Otherwise n is the length of the header, to Discard after writing
 // res.resp (for 431, n is everything buffered). Bytes after the header are
@@ -136,6 +147,9 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 	b, err := in.Peek(min(buffered, limit))
 	if err != nil {
 		return res, 0, shortIsNil(err)
+	}
+	if !methodPrefixOK(b) {
+		return httpResult{kind: httpDrop, reason: errHTTPNotHTTP}, 0, nil
 	}
 	i := bytes.Index(b, crlfcrlf)
 	if i < 0 {
@@ -188,6 +202,15 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
 	if o.checkOrigin != nil && !o.checkOrigin(req.origin) {
 		return refuse(http.StatusForbidden, errHTTPOrigin, "origin not allowed\n", false)
+	}
+	// [RFC6455 §4.2.1]: A |Sec-WebSocket-Key| header field with a
+	// base64-encoded value that, when decoded, is 16 bytes in length.
+	// [§11.3.1]: The |Sec-WebSocket-Key| header field MUST NOT appear more
+	// than once in an HTTP request. (gobwas checks the length only.) A
+	// missing key is left to gobwas, which answers 400 too.
+	if req.keys > 1 || req.keys == 1 && !validWSKey(req.key) {
+		return refuse(http.StatusBadRequest, errHTTPBadKey,
+			"Sec-WebSocket-Key must appear once, the base64 encoding of 16 bytes\n", false)
 	}
 	// gobwas reads through a 4 KiB bufio.Reader: given more than the header
 	// it would swallow frames that arrived in the same segment.
@@ -282,6 +305,8 @@ type httpRequest struct {
 	target    []byte
 	upgradeWS bool   // an Upgrade header lists the "websocket" token
 	origin    []byte // the Origin header's value; nil when absent
+	key       []byte // the (last) Sec-WebSocket-Key header's value
+	keys      int    // how many Sec-WebSocket-Key headers there are
 }
 
 // parseHTTPRequest checks the request line and the header lines of hdr,
@@ -323,6 +348,9 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 				return req, false
 			}
 			seenOrigin, req.origin = true, value
+		case equalFold(name, "Sec-WebSocket-Key"):
+			req.keys++
+			req.key = value
 		}
 	}
 	return req, true
@@ -448,4 +476,46 @@ func hasToken(v []byte, tok string) bool {
 // equalFold compares an ASCII header token with s, ignoring case.
 func equalFold(b []byte, s string) bool {
 	return len(b) == len(s) && bytes.EqualFold(b, []byte(s))
+}
+
+// maxMethodLen bounds the method of a request: the longest registered
+// method, "UPDATEREDIRECTREF", has 17 characters.
+const maxMethodLen = 20
+
+// methodPrefixOK reports whether b can be the start of an HTTP request: a
+// method of upper-case letters, '-' or '_' (every registered method is
+// such a token) followed by a space. It decides as early as it can (the
+// first byte of a TLS ClientHello, a CR, a lower-case letter), and once it
+// is false it stays false however many bytes follow.
+func methodPrefixOK(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case c == ' ':
+			return i > 0
+		case c >= 'A' && c <= 'Z', c == '-', c == '_':
+			if i >= maxMethodLen {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validWSKey reports whether v is the standard base64 encoding of 16
+// bytes: 22 characters of the alphabet and "==".
+func validWSKey(v []byte) bool {
+	if len(v) != 24 || v[22] != '=' || v[23] != '=' {
+		return false
+	}
+	for _, c := range v[:22] {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	// The last character carries 2 bits of the 16th byte and 4 zero bits.
+	return strings.IndexByte("AQgw", v[21]) >= 0
 }

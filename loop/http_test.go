@@ -167,8 +167,15 @@ func TestHTTPAnswers(t *testing.T) {
 		{"no version", o, "GET", "GET /healthz\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"bad HTTP version", o, "GET", "GET /healthz HTTP/x\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"double space", o, "GET", "GET  /healthz HTTP/1.1\r\n\r\n", 400, errHTTPBadRequest, ""},
-		{"leading CRLF", o, "GET", "\r\nGET /healthz HTTP/1.1\r\n\r\n", 400, errHTTPBadRequest, ""},
-		{"TLS hello", o, "GET", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, errHTTPBadRequest, ""},
+		{"key not base64", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), testKey, "dGhlIHNhbXBsZSBub25jZQ!!", 1),
+			400, errHTTPBadKey, "Sec-WebSocket-Key"},
+		{"key of 15 bytes", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), testKey, "dGhlIHNhbXBsZSBub25j", 1),
+			400, errHTTPBadKey, ""},
+		{"key of 17 bytes", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), testKey, "dGhlIHNhbXBsZSBub25jZQA=", 1),
+			400, errHTTPBadKey, ""},
+		{"key with non-zero padding bits", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), testKey, "dGhlIHNhbXBsZSBub25jZR==", 1),
+			400, errHTTPBadKey, ""},
+		{"two keys", o, "GET", upgradeReq("/ws", "wamp.2.json", "Sec-WebSocket-Key: "+testKey), 400, errHTTPBadKey, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,6 +206,40 @@ func TestHTTPAnswers(t *testing.T) {
 				t.Errorf("426 without Upgrade/Sec-WebSocket-Version:\n%s", res.resp)
 			}
 		})
+	}
+}
+
+// Bytes that cannot start an HTTP request are dropped at once (no answer,
+// nothing consumed), however few of them have arrived; a request that
+// starts well waits for its header.
+func TestHTTPNotHTTP(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		drop bool
+	}{
+		{"\x16", true}, // TLS ClientHello
+		{"\x16\x03\x01\x02\x00\x01\r\n\r\n", true},
+		{"\r\nGET /healthz HTTP/1.1\r\n\r\n", true}, // leading CRLF
+		{"\x00", true},
+		{"get /ws HTTP/1.1\r\n", true}, // methods are upper case
+		{" GET", true},
+		{"SSH-2.0-OpenSSH_9.6\r\n", true},
+		{"AAAAAAAAAAAAAAAAAAAAA", true}, // no space within 20 characters
+		{"G", false},
+		{"GET", false},
+		{"UPDATEREDIRECTREF /x", false},
+		{"M-SEARCH * HTTP/1.1\r\n", false},
+		{"PRI * HTTP/2.0\r\n", false}, // answered (400) once complete
+	} {
+		in := newInBuf(1 << 16)
+		in.write([]byte(tt.in))
+		res, n, err := handleHTTP(in, &httpOptions{})
+		if err != nil || n != 0 {
+			t.Fatalf("%q: n %d err %v", tt.in, n, err)
+		}
+		if got := res.kind == httpDrop; got != tt.drop || (got && res.reason != errHTTPNotHTTP) {
+			t.Fatalf("%q: kind %d reason %v, want drop %v", tt.in, res.kind, res.reason, tt.drop)
+		}
 	}
 }
 
@@ -316,6 +357,7 @@ func TestHTTPSlowloris(t *testing.T) {
 // never peeks more than that, however much is buffered.
 func TestHTTPDefaultLimit(t *testing.T) {
 	in := &peekSpy{inBuf: newInBuf(1 << 20)}
+	in.write([]byte("GET /"))
 	in.write(bytes.Repeat([]byte("a"), 100<<10))
 	res, _, _ := handleHTTP(in, &httpOptions{})
 	if res.status != 431 || in.maxPeek > defaultHTTPMaxHeader {

@@ -111,9 +111,18 @@ type Options struct {
 	Flush FlushPolicy
 	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.
 	CheckOrigin func(origin []byte) bool
-	// Logger receives connection logs (debug level per close). Default
+	// Logger receives connection logs: one line per closed connection,
+	// info level when a limit was hit or the peer misbehaved, debug level
+	// otherwise, at most 20 lines a second (close.go). Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of the connection deadlines (handshake, keepalive,
+	// idle, closing handshake, waiting pongs): read once per tick (every
+	// 100 ms) and compared with once a second. Pass the same function as
+	// route.Config.Now; tests inject a fake to drive the deadlines without
+	// waiting. TLS handshakes use the wall clock (net.Conn deadlines).
+	// Default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) setDefaults() error {
@@ -187,6 +196,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return errors.Join(errs...)
 }

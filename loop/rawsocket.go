@@ -246,6 +246,21 @@ func (r *rawReader) next(in inbound) (ev rawEvent, n int, err error) {
 	return rawEvent{typ: typ, payload: b[rawHeaderLen:n:n]}, n, nil
 }
 
+// large reports a frame at the front of in whose payload is at least min
+// bytes long and not wholly buffered yet, with its type and length (the
+// prefix checked as next checks it): the caller may Discard the 4-octet
+// prefix and take the payload out of the inbound buffer as it arrives.
+func (r *rawReader) large(in inbound, min int) (typ rawFrameType, length int, ok bool, err error) {
+	b, err := in.Peek(rawHeaderLen)
+	if err != nil {
+		return 0, 0, false, shortIsNil(err)
+	}
+	if typ, length, err = r.prefix(b); err != nil {
+		return 0, 0, false, err
+	}
+	return typ, length, length >= min && in.InboundBuffered() < rawHeaderLen+length, nil
+}
+
 // prefix decodes and checks a 4-octet frame prefix.
 func (r *rawReader) prefix(b []byte) (rawFrameType, int, error) {
 	// [WAMP RawSocket]: The four bits RRRR are reserved for future use and

@@ -712,7 +712,7 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 			defer wg.Done()
 			var local []connStat
 			for _, cn := range ls.conns {
-				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.c.OutboundBuffered() + len(cn.out),
+				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
 					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls, overLmt: cn.overLimit,
 					pingSent: cn.pingSent != 0}
 				if cn.sess != nil {

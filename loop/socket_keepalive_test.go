@@ -2,6 +2,8 @@ package loop
 
 import (
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,155 +11,250 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// keepaliveServer pings after 1 s of silence and gives up 1 s later. The
-// scan runs once a second, so a silent peer is closed 2-4 s after its last
-// byte; the tests wait far longer before calling it a failure, and watch a
-// well-behaved peer for longer than that before calling it a success.
-func keepaliveServer(t *testing.T, idle time.Duration) *testServer {
-	return startServer(t, func(o *Options, _ *route.Config) {
-		o.PingInterval = time.Second
-		o.PingTimeout = time.Second
-		o.IdleTimeout = idle
-	})
+// The deadline tests drive the engine's clock (Options.Now) by hand and
+// run the deadline scan themselves (scanNow), so that what they assert —
+// a ping after PingInterval of silence, a close PingTimeout later, none
+// while the peer answers — does not depend on how fast a loaded machine
+// schedules the test's goroutines. (On the wall clock with 1 s intervals,
+// TestSocketKeepalive failed about once in ten runs on a loaded machine: a
+// client goroutine that answered a ping late was closed.)
+
+// fakeClock is a clock that moves only when told. Safe for concurrent
+// use.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
 }
 
-// stayUp is how long a well-behaved peer is watched: several ping cycles.
-const stayUp = 3500 * time.Millisecond
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// closedWithin waits for the router to close c (by its side's state: the
-// connection leaves its loop), without reading from c.
-func closedWithin(t *testing.T, s *testServer, c net.Conn, d time.Duration) {
+// scanNow makes the engine read its clock and runs the deadline scan on
+// every loop, waiting for it (and its flush) to finish.
+func (e *Engine) scanNow(t testing.TB) {
 	t.Helper()
-	eventually(t, d, "the router to close the connection", func() bool {
-		_, ok := s.e.statOf(t, c)
-		return !ok
+	e.clock.Store(e.opts.Now().UnixNano())
+	var wg sync.WaitGroup
+	for _, ls := range e.allLoops() {
+		wg.Add(1)
+		if ls.Execute(func() { ls.scan(); wg.Done() }) != nil {
+			wg.Done()
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ioTimeout):
+		t.Fatal("loops did not run the scan")
+	}
+}
+
+// tick advances the clock by d and runs the scan.
+func (s *testServer) tick(clk *fakeClock, d time.Duration) {
+	s.t.Helper()
+	clk.Advance(d)
+	s.e.scanNow(s.t)
+}
+
+const (
+	kaInterval = 30 * time.Second
+	kaTimeout  = 10 * time.Second
+)
+
+// keepaliveServer pings after kaInterval of silence (on its fake clock)
+// and gives up kaTimeout later.
+func keepaliveServer(t *testing.T, idle time.Duration) (*testServer, *fakeClock) {
+	clk := newFakeClock()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.PingInterval = kaInterval
+		o.PingTimeout = kaTimeout
+		o.IdleTimeout = idle
+		o.Now = clk.Now
+	})
+	return s, clk
+}
+
+// openAt reports whether the router still holds the connection of c.
+func (s *testServer) openAt(c net.Conn) bool {
+	_, ok := s.e.statOf(s.t, c)
+	return ok
+}
+
+// pingOutstanding reports whether the router waits for an answer to a
+// ping on c.
+func (s *testServer) pingOutstanding(c net.Conn) bool {
+	st, ok := s.e.statOf(s.t, c)
+	return ok && st.pingSent
+}
+
+// waitPongs waits until every connection but skip has answered the
+// router's ping.
+func (s *testServer) waitPongs(skip net.Conn) {
+	s.t.Helper()
+	eventually(s.t, ioTimeout, "pongs from the well-behaved peers", func() bool {
+		for _, st := range s.e.connStats(s.t) {
+			if st.pingSent && st.remote != skip.LocalAddr().String() {
+				return false
+			}
+		}
+		return true
 	})
 }
 
+// A peer that answers every ping stays, ping after ping.
+func TestSocketKeepaliveAnswered(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"ws", "rs"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			s, clk := keepaliveServer(t, 0)
+			p := dialRaw(t, s.url, transport, proto.JSON)
+			w := newWAMP(t, p.mc, proto.JSON)
+			w.join()
+			for i := range 3 {
+				s.tick(clk, kaInterval+time.Second) // silent for longer than the interval: a ping
+				if !s.pingOutstanding(p.c) {
+					t.Fatalf("cycle %d: no ping after %v of silence", i, kaInterval)
+				}
+				// readMsg answers the ping and waits for a message that
+				// does not come.
+				if _, err := p.mc.readMsg(200 * time.Millisecond); !isTimeout(err) {
+					t.Fatalf("cycle %d: %v", i, err)
+				}
+				eventually(t, ioTimeout, "the pong to reach the router", func() bool { return !s.pingOutstanding(p.c) })
+				s.tick(clk, kaTimeout+time.Second) // past the ping timeout: answered, so nothing happens
+				if !s.openAt(p.c) {
+					t.Fatalf("cycle %d: closed although the ping was answered", i)
+				}
+			}
+			if m := w.call("wamp.session.count", nil); m.Type != proto.CodeResult {
+				t.Fatalf("after three pings: %v", m.Type)
+			}
+		})
+	}
+}
+
+// A peer that does not answer — it does not read, or reads and does not
+// pong, before or after HELLO — is closed PingTimeout after the ping, not
+// before; a well-behaved session is not.
 func TestSocketKeepalive(t *testing.T) {
 	t.Parallel()
-	s := keepaliveServer(t, 0)
-	h := newHealthy(s) // the client package answers pings
+	for _, tc := range []struct {
+		name      string
+		transport string
+		hello     bool
+		reads     bool
+	}{
+		{"ws-never-reads", "ws", true, false},
+		{"ws-reads-never-pongs", "ws", true, true},
+		{"rs-never-reads", "rs", true, false},
+		{"rs-reads-never-pongs", "rs", true, true},
+		{"before-hello", "rs", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, clk := keepaliveServer(t, 0)
+			h := newHealthy(s) // the client package answers pings
+			p := dialRaw(t, s.url, tc.transport, proto.MsgPack)
+			if tc.hello {
+				newWAMP(t, p.mc, proto.MsgPack).join()
+			}
+			switch c := p.mc.(type) {
+			case *wsClient:
+				c.autoPong = false
+			case *rsClient:
+				c.autoPong = false
+			}
+			s.tick(clk, kaInterval-time.Second)
+			if s.pingOutstanding(p.c) {
+				t.Fatal("pinged before the interval")
+			}
+			s.tick(clk, 2*time.Second)
+			if !s.pingOutstanding(p.c) {
+				t.Fatal("no ping after the interval")
+			}
+			if tc.reads {
+				if _, err := p.mc.readMsg(500 * time.Millisecond); !isTimeout(err) {
+					t.Fatalf("reading the ping: %v", err)
+				}
+				pings := 0
+				switch c := p.mc.(type) {
+				case *wsClient:
+					pings = c.pings
+				case *rsClient:
+					pings = c.pings
+				}
+				if pings != 1 {
+					t.Fatalf("%d pings read, want 1", pings)
+				}
+			}
+			s.tick(clk, kaTimeout-time.Second)
+			if !s.openAt(p.c) {
+				t.Fatal("closed before the ping timeout")
+			}
+			// The healthy pair answers its pings: it must survive.
+			h.check()
+			s.waitPongs(p.c)
+			s.tick(clk, 2*time.Second)
+			eventually(t, ioTimeout, "the router to close the connection", func() bool { return !s.openAt(p.c) })
+			if n := s.e.Stats().Closes[CloseKeepalive]; n != 1 {
+				t.Fatalf("%d keepalive closes, want 1", n)
+			}
+			h.check()
+		})
+	}
+}
 
-	t.Run("ws-answers", func(t *testing.T) {
-		t.Parallel()
-		w := dialWS(t, s.url, proto.JSON)
-		p := newWAMP(t, w, proto.JSON)
-		p.join()
-		// Read (and answer pings) for a while, sending nothing else.
-		if _, err := w.readMsg(stayUp); !isTimeout(err) {
-			t.Fatalf("while idle: %v", err)
-		}
-		if w.pings == 0 {
-			t.Fatal("no ping in an idle period of several ping intervals")
-		}
+// Pongs (heartbeats) and pings from the client are traffic too: no ping
+// goes to a peer that keeps sending them.
+func TestSocketKeepaliveUnsolicitedPongs(t *testing.T) {
+	t.Parallel()
+	s, clk := keepaliveServer(t, 0)
+	w := dialWS(t, s.url, proto.JSON)
+	p := newWAMP(t, w, proto.JSON)
+	p.join()
+	w.autoPong = false
+	for i := range 5 {
+		w.write(cliFrame(true, opPong, []byte("hb")))
+		// The router has read the pong once it answers a call.
 		if m := p.call("wamp.session.count", nil); m.Type != proto.CodeResult {
-			t.Fatalf("after %d pings: %v", w.pings, m.Type)
+			t.Fatalf("heartbeat %d: %v", i, m.Type)
 		}
-	})
-	t.Run("ws-never-reads", func(t *testing.T) {
-		t.Parallel()
-		w := dialWS(t, s.url, proto.JSON)
-		newWAMP(t, w, proto.JSON).join()
-		closedWithin(t, s, w.c, 20*time.Second)
-	})
-	t.Run("ws-reads-never-pongs", func(t *testing.T) {
-		t.Parallel()
-		w := dialWS(t, s.url, proto.MsgPack)
-		newWAMP(t, w, proto.MsgPack).join()
-		w.autoPong = false
-		_, err := w.readMsg(20 * time.Second)
-		if !isClosedErr(err) {
-			t.Fatalf("want the connection closed, got %v", err)
+		s.tick(clk, kaInterval-5*time.Second)
+		if s.pingOutstanding(w.c) {
+			t.Fatalf("heartbeat %d: pinged a peer that is not silent", i)
 		}
-		if w.pings == 0 {
-			t.Fatal("closed without a ping")
-		}
-	})
-	t.Run("ws-unsolicited-pongs", func(t *testing.T) {
-		// Pongs (heartbeats) and pings from the client are traffic too.
-		t.Parallel()
-		w := dialWS(t, s.url, proto.JSON)
-		p := newWAMP(t, w, proto.JSON)
-		p.join()
-		w.autoPong = false
-		end := time.Now().Add(stayUp)
-		for time.Now().Before(end) {
-			w.write(cliFrame(true, opPong, []byte("hb")))
-			time.Sleep(300 * time.Millisecond)
-		}
-		if m := p.call("wamp.session.count", nil); m.Type != proto.CodeResult {
-			t.Fatalf("heartbeating client: %v", m.Type)
-		}
-	})
-	t.Run("rs-answers", func(t *testing.T) {
-		t.Parallel()
-		r := dialRS(t, s.url, proto.CBOR, 15)
-		p := newWAMP(t, r, proto.CBOR)
-		p.join()
-		if _, err := r.readMsg(stayUp); !isTimeout(err) {
-			t.Fatalf("while idle: %v", err)
-		}
-		if r.pings == 0 {
-			t.Fatal("no PING in an idle period of several ping intervals")
-		}
-		if m := p.call("wamp.session.count", nil); m.Type != proto.CodeResult {
-			t.Fatalf("after %d PINGs: %v", r.pings, m.Type)
-		}
-	})
-	t.Run("rs-never-answers", func(t *testing.T) {
-		t.Parallel()
-		r := dialRS(t, s.url, proto.JSON, 15)
-		newWAMP(t, r, proto.JSON).join()
-		r.autoPong = false
-		_, err := r.readMsg(20 * time.Second)
-		if !isClosedErr(err) {
-			t.Fatalf("want the connection closed, got %v", err)
-		}
-		if r.pings == 0 {
-			t.Fatal("closed without a PING")
-		}
-	})
-	t.Run("rs-never-reads", func(t *testing.T) {
-		t.Parallel()
-		r := dialRS(t, s.url, proto.JSON, 15)
-		newWAMP(t, r, proto.JSON).join()
-		closedWithin(t, s, r.c, 20*time.Second)
-	})
-	t.Run("before-hello", func(t *testing.T) {
-		// A transport that has not said HELLO is pinged too, and closed
-		// when it does not answer.
-		t.Parallel()
-		r := dialRS(t, s.url, proto.JSON, 15)
-		r.autoPong = false
-		_, err := r.readMsg(20 * time.Second)
-		if !isClosedErr(err) {
-			t.Fatalf("want the connection closed, got %v", err)
-		}
-	})
-	h.check()
+	}
 }
 
 // IdleTimeout closes a connection with no inbound traffic at all, even if
 // it is written to; answering pings counts as traffic.
 func TestSocketIdleTimeout(t *testing.T) {
 	t.Parallel()
+	clk := newFakeClock()
 	s := startServer(t, func(o *Options, _ *route.Config) {
 		o.PingInterval = -1
-		o.IdleTimeout = 2 * time.Second
+		o.IdleTimeout = time.Minute
+		o.Now = clk.Now
 	})
 	w := dialWS(t, s.url, proto.JSON)
 	newWAMP(t, w, proto.JSON).join()
-	began := time.Now()
-	_, err := w.readMsg(20 * time.Second)
+	s.tick(clk, time.Minute-time.Second)
+	if !s.openAt(w.c) {
+		t.Fatal("closed before the idle timeout")
+	}
+	s.tick(clk, 2*time.Second)
+	_, err := w.readMsg(ioTimeout)
 	if !isClosedErr(err) {
 		t.Fatalf("want the connection closed, got %v", err)
 	}
-	if el := time.Since(began); el < 500*time.Millisecond {
-		t.Fatalf("closed after %v, well before the 2 s idle timeout", el)
+	if n := s.e.Stats().Closes[CloseIdle]; n != 1 {
+		t.Fatalf("%d idle closes, want 1", n)
 	}
-	// (Every idle session goes, the client package's too: with pings off
-	// nothing keeps them alive.) New sessions are served.
 	newHealthy(s)
 }
 

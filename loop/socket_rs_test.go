@@ -94,14 +94,17 @@ func TestSocketRSSmallestMaxLengthJoins(t *testing.T) {
 
 // A WELCOME longer than the client's announced maximum is sent in its
 // compact form (no feature flags); when even that does not fit (here: a
-// 600-character authid), the session is aborted and the transport closed,
+// 600-character anonymous role), the session is aborted and the transport closed,
 // rather than left with a session the router thinks established and the
 // client still waiting for WELCOME.
 func TestSocketRSControlTooBigCloses(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(_ *Options, rc *route.Config) { rc.HelloTimeout = time.Minute })
+	s := startServer(t, func(_ *Options, rc *route.Config) {
+		rc.HelloTimeout = time.Minute
+		rc.Realms[0].AnonymousRole = strings.Repeat("x", 600)
+	})
 	r := dialRS(t, s.url, proto.JSON, 0)
-	details, err := proto.EncodeValue(proto.JSON, map[string]any{"roles": map[string]any{"caller": map[string]any{}}, "authid": strings.Repeat("x", 600)})
+	details, err := proto.EncodeValue(proto.JSON, map[string]any{"roles": map[string]any{"caller": map[string]any{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -206,6 +206,36 @@ func (r *wsReader) next(in inbound) (ev wsEvent, n int, err error) {
 	return ev, n, nil
 }
 
+// large reports, in h, a data frame at the front of in whose payload is at
+// least min bytes long and not wholly buffered yet: the caller may take
+// it out of the inbound buffer (Discard h.size, then the payload as it
+// arrives, unmasking it with ws.Cipher at its offset) and hand the whole
+// payload to frameDone. h.size == 0 otherwise. The frame's header has
+// passed every check next applies, the limits included.
+func (r *wsReader) large(in inbound, min int, h *wsHeader) error {
+	if err := r.header(in, h); err != nil || h.size == 0 {
+		return err
+	}
+	if h.op.IsControl() || h.length < min || in.InboundBuffered() >= h.size+h.length {
+		h.size = 0
+	}
+	return nil
+}
+
+// frameDone is the end of next for a data frame whose payload (unmasked)
+// was gathered outside the inbound buffer (see large): a whole message, or
+// a fragment added to the message being reassembled. payload is only read
+// during the call.
+func (r *wsReader) frameDone(h *wsHeader, payload []byte) (wsEvent, error) {
+	if h.fin && !r.partial() {
+		if h.op == ws.OpText && !utf8.Valid(payload) {
+			return wsEvent{}, errWSInvalidUTF8
+		}
+		return wsEvent{kind: wsMessage, op: h.op, payload: payload}, nil
+	}
+	return r.fragment(h.op, h.fin, payload)
+}
+
 // header decodes and checks the frame header at the front of in into h,
 // peeking no more than the header needs. h.size == 0 with a nil error means
 // "need more".

@@ -1,7 +1,10 @@
-// Package oauth is edgewamp's OAuth2 authorization server: grants, JWT
-// access tokens, refresh-token rotation, the device flow, JWKS, and
-// verification of the tokens it issued (issue 13; in progress, see README's
-// feature table).
+// Package oauth is edgewamp's OAuth2 authorization server: the token
+// endpoint (password, client_credentials, refresh_token with rotation and
+// reuse detection, the device authorization grant of RFC 8628, and the
+// authorization code grant with PKCE S256), JWT access tokens signed with
+// EdDSA or ES256 from a rotated key ring, the JWKS, revocation (RFC 7009),
+// introspection (RFC 7662), metadata (RFC 8414), a small script-free login
+// and approval page, and verification of the tokens it issued.
 //
 // # Contract with the other packages
 //
@@ -12,11 +15,46 @@
 //     VerifyAccessToken(token) (*Claims, error) is pure CPU (no network),
 //     safe for concurrent use, cached, and is what cmd adapts to
 //     route.TokenVerifier (WAMP ticket logins) and to gateway's
-//     BearerVerifier (HTTP logins).
+//     BearerVerifier (HTTP logins). The caller checks the audience (the
+//     realm), and the scope or role it needs.
 //   - Users and their password hashes come through an interface oauth
 //     declares (UserStore); cmd adapts the realms' user lists to it.
 //   - State (refresh tokens, device and authorization codes, revoked jti,
 //     signing keys) goes through Store, an interface oauth declares, with an
-//     in-memory and an on-disk implementation here; cmd adapts edge's
-//     JetStream KV to it when a mesh is configured.
+//     in-memory (NewMemStore) and an on-disk (OpenDiskStore) implementation
+//     here; cmd adapts edge's JetStream KV to it when a mesh is configured.
+//     Store's doc states the semantics an implementation must keep, and
+//     oauth/storetest checks them.
+//
+// # Endpoints
+//
+// Below the issuer URL's path: POST /oauth/token, POST
+// /oauth/device_authorization, GET|POST /oauth/device (the verification
+// page), GET|POST /oauth/authorize (the authorization endpoint and its
+// page), POST /oauth/revoke, POST /oauth/introspect, GET
+// /.well-known/jwks.json, GET /oauth/static/style.css; and GET
+// /.well-known/oauth-authorization-server followed by the issuer's path.
+//
+// # Concurrency
+//
+// Every Server method and every handler is safe for concurrent use. The
+// configuration (SetRealms) and the key ring are immutable snapshots
+// swapped through atomic pointers; the revocation set is a sync.Map; the
+// verified-token cache is 16 shards under RW mutexes. Password and secret
+// hashing (PBKDF2) runs on the request's goroutine, at most GOMAXPROCS of
+// them at once. One background goroutine (stopped by Close) re-reads the
+// revocations and the key ring from the store every SyncInterval, rotates
+// generated keys, and deletes expired records. Handlers block on the store;
+// VerifyAccessToken never does.
+//
+// # Security
+//
+// Secrets are stored hashed (client secrets: PBKDF2; refresh tokens, device
+// and authorization codes: SHA-256), compared in constant time, and never
+// logged; neither are tokens. Failed client, password and user-code
+// attempts are rate limited per source address (IPv6 per /64). Tokens
+// carry kid and typ at+jwt; verification takes the key from the ring by kid
+// and requires its algorithm, so "none", algorithm confusion and embedded
+// keys fail. The page sends no script, a strict Content-Security-Policy,
+// and needs a CSRF token bound to a SameSite=Strict cookie.
 package oauth

@@ -96,3 +96,18 @@ func TestDecodeErrorAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestUndefinedAllocs checks that wampy's messages with JavaScript undefined
+// in options and payload (see undefined_test.go) decode without allocating.
+func TestUndefinedAllocs(t *testing.T) {
+	var d Decoder
+	var m Message
+	for _, c := range wampyUndefined {
+		for _, in := range [][]byte{mustHex(t, c.subscribe), mustHex(t, c.cal)} {
+			requireNoError(t, d.Decode(c.ser, in, &m), "Decode")
+			if got := testing.AllocsPerRun(200, func() { _ = d.Decode(c.ser, in, &m) }); got != 0 {
+				t.Errorf("%s: %v allocs per decode, want 0", show(c.ser, in), got)
+			}
+		}
+	}
+}

@@ -227,8 +227,11 @@ func cbSimple(t *tok, arg uint64, info byte) error {
 	case 21:
 		t.set(kBool, false, false, 1, 0, nil)
 		return nil
-	case 22, 23: // null, undefined
+	case 22:
 		t.set(kNull, false, false, 0, 0, nil)
+		return nil
+	case 23: // undefined (see kUndef)
+		t.set(kUndef, false, false, 0, 0, nil)
 		return nil
 	case 25:
 		t.set(kFloat, false, false, 0, halfToFloat(uint16(arg)), nil)

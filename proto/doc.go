@@ -18,6 +18,16 @@
 //     one they arrived in. Decoding a CALL or PUBLISH head and encoding the
 //     matching INVOCATION or EVENT in the same serializer allocate nothing.
 //
+// # JavaScript undefined
+//
+// JavaScript encoders write undefined members of an object too: msgpackr as
+// MsgPack fixext 1 of type 0 (d4 00 00), cbor-x as CBOR simple value 23 (f7);
+// wampy 8 sends them for every option the application did not give. In
+// Options and Details an undefined value means the key is absent. In payloads
+// it passes untouched to peers of the same serializer and is transcoded as
+// JSON.stringify writes it: a list element becomes null, a dictionary member
+// is left out. Other MsgPack extension types are refused.
+//
 // # Validity of decoded data
 //
 // A decoded [Message] holds sub-slices of the input buffer and of its

@@ -47,6 +47,9 @@ func (d *Decoder) parseDict(r *rd, f *Fields, lay *layout) ([]byte, error) {
 }
 
 func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
+	if r.undefined() {
+		return nil // JavaScript undefined: the key is absent (see kUndef)
+	}
 	info := &keys[k]
 	switch info.kind {
 	case kindBool:

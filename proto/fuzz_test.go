@@ -59,6 +59,10 @@ func FuzzDecodeMsgPack(f *testing.F) {
 		// RESULT with float32, bin, ext (refused) and nil.
 		"9432018092ca3fc00000c40101",
 		"9432018091d40100",
+		// wampy's SUBSCRIBE and CALL with JavaScript undefined (fixext 1
+		// type 0) in options, args and kwargs (undefined_test.go).
+		"942001de0002a56d61746368d40000ac6765745f72657461696e6564d40000a5636f6d2e74",
+		"963002de0000a5636f6d2e7092d4000001de0002a161d40000a16202",
 	} {
 		f.Add(mustHex(f, s))
 	}
@@ -79,6 +83,9 @@ func FuzzDecodeCBOR(f *testing.F) {
 		"9f1830 01 bf6774696d656f757405ff 6170 9f01ff bf6161f5ff ff",
 		"d9d9f7841830 01 a0 7f616161626163ff",
 		"861830 01 a0 6170 82f93c00c249010000000000000000 a0",
+		// wampy's SUBSCRIBE and CALL with undefined (simple value 23).
+		"84182001b90002656d61746368f76c6765745f72657461696e6564f765636f6d2e74",
+		"86183002b9000065636f6d2e7082f701b900026161f7616202",
 	} {
 		f.Add(mustHex(f, stripSpaces(s)))
 	}

@@ -196,8 +196,13 @@ func (r *rd) mpNext(t *tok) error {
 		t.set(kMap, false, false, uint64(cnt), 0, nil)
 		return err
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16
-		if _, err := r.span(1 + (1 << (c - 0xd4))); err != nil {
+		p, err := r.span(1 + (1 << (c - 0xd4)))
+		if err != nil {
 			return err
+		}
+		if c == 0xd4 && p[0] == 0 { // JavaScript undefined (see kUndef)
+			t.set(kUndef, false, false, 0, 0, nil)
+			return nil
 		}
 		t.set(kInvalid, false, false, 0, 0, nil)
 		return errExt
@@ -216,7 +221,7 @@ func (r *rd) mpNext(t *tok) error {
 }
 
 var (
-	errExt       = errf("msgpack extension types are not supported in WAMP messages")
+	errExt       = errf("msgpack extension types are not supported in WAMP messages (except fixext 1 type 0, JavaScript undefined)")
 	errNeverUsed = errf("msgpack byte 0xc1 is never used")
 )
 

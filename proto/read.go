@@ -23,6 +23,13 @@ const (
 	kBin   // byte string (JSON: "\u0000"+base64)
 	kArr
 	kMap
+	// kUndef is JavaScript's undefined as JS encoders write it: MsgPack
+	// fixext 1 of type 0 (d4 00 xx, msgpackr, msgpack-lite) and CBOR simple
+	// value 23 (f7, cbor-x). wampy 8 sends it for options it was not given.
+	// In Options and Details it means the key is absent; transcoded, it
+	// follows JSON.stringify: a dictionary member is dropped, anything else
+	// becomes null.
+	kUndef
 )
 
 // tok is one scalar or container head read from the input.
@@ -264,6 +271,25 @@ func (r *rd) skipKey() error {
 		return ErrKeyNotString
 	}
 	return nil
+}
+
+// undefined consumes the next value and reports true when it is
+// JavaScript undefined (see kUndef); otherwise it consumes nothing. It
+// looks at the bytes only, so that an option read costs no extra token.
+func (r *rd) undefined() bool {
+	switch r.ser {
+	case MsgPack:
+		if len(r.b)-r.i >= 3 && r.b[r.i] == 0xd4 && r.b[r.i+1] == 0 {
+			r.i += 3
+			return true
+		}
+	case CBOR:
+		if r.i < len(r.b) && r.b[r.i] == 0xf7 {
+			r.i++
+			return true
+		}
+	}
+	return false
 }
 
 // seqOf turns a container token into its element iterator.

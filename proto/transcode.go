@@ -45,7 +45,7 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		return err
 	}
 	switch t.k {
-	case kNull:
+	case kNull, kUndef: // undefined: as JSON.stringify writes it in a list
 		w.null()
 	case kBool:
 		w.bool(t.u != 0)
@@ -95,6 +95,8 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 // room for the longest head is reserved and the head is written, and the
 // elements moved up to it, once they are counted: one pass over the input,
 // where counting ahead would skip every nested container once per level.
+// A map member whose value is JavaScript undefined is dropped (as
+// JSON.stringify does); the head is then rewritten with the smaller count.
 func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	isMap := t.k == kMap
 	close := byte(']')
@@ -104,15 +106,17 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	start, later := len(w.b), t.u == openLen && w.ser != JSON
 	switch {
 	case later:
-		w.b = append(w.b, 0, 0, 0, 0, 0) // maxHead bytes
+		var room [maxHead]byte
+		w.b = append(w.b, room[:]...)
 	case isMap:
 		w.mapH(int(t.u)) // JSON writes no length
 	default:
 		w.arr(int(t.u))
 	}
+	headLen := len(w.b) - start
 	s := seqOf(t)
-	i := 0
-	for ; ; i++ {
+	n := 0 // elements written
+	for {
 		ok, err := r.more(&s, close)
 		if err != nil {
 			return err
@@ -120,20 +124,31 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 		if !ok {
 			break
 		}
-		if i > 0 {
-			w.comma()
-		}
 		if isMap {
-			if err := transcodeKey(r, w, sc); err != nil {
+			ks, err := transcodeKey(r, sc)
+			if err != nil {
 				return err
 			}
+			if r.undefined() {
+				continue
+			}
+			if n > 0 {
+				w.comma()
+			}
+			if err := w.str(ks); err != nil {
+				return err
+			}
+			w.colon()
+		} else if n > 0 {
+			w.comma()
 		}
 		if err := transcodeValue(r, w, depth+1, sc); err != nil {
 			return err
 		}
+		n++
 	}
-	if later {
-		w.patchHead(start, isMap, i)
+	if w.ser != JSON && (later || uint64(n) != t.u) {
+		w.patchHead(start, headLen, isMap, n)
 	}
 	if isMap {
 		w.endMap()
@@ -143,32 +158,28 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	return nil
 }
 
-// transcodeKey transcodes a map key, which must be a string, and the colon
-// after it.
-func transcodeKey(r *rd, w *wr, sc *[]byte) error {
+// transcodeKey reads a map key, which must be a string, and the colon
+// after it, and returns its text (in sc).
+func transcodeKey(r *rd, sc *[]byte) ([]byte, error) {
 	var k tok
 	if err := r.next(&k); err != nil {
-		return err
+		return nil, err
 	}
 	if k.k != kStr {
-		return ErrKeyNotString
+		return nil, ErrKeyNotString
 	}
 	ks, err := k.appendText((*sc)[:0], r.ser)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	*sc = ks
 	if r.ser != JSON && !utf8.Valid(ks) {
-		return ErrBadUTF8
-	}
-	if err := w.str(ks); err != nil {
-		return err
+		return nil, ErrBadUTF8
 	}
 	if err := r.colon(); err != nil {
-		return err
+		return nil, err
 	}
-	w.colon()
-	return nil
+	return ks, nil
 }
 
 // maxHead is the longest MsgPack or CBOR array/map head for a length that
@@ -177,10 +188,11 @@ func transcodeKey(r *rd, w *wr, sc *[]byte) error {
 const maxHead = 5
 
 // patchHead writes the head of a container of n elements at w.b[start:],
-// where maxHead bytes were reserved, moving the elements up to it. The head
-// is appended first and then moved into place, so that no buffer escapes.
-func (w *wr) patchHead(start int, isMap bool, n int) {
-	body := len(w.b) - start - maxHead
+// where reserved bytes were set aside for it (maxHead, or a head written for
+// a larger count), moving the elements to follow it. The head is appended
+// first and then moved into place, so that no buffer escapes.
+func (w *wr) patchHead(start, reserved int, isMap bool, n int) {
+	body := len(w.b) - start - reserved
 	at := len(w.b)
 	if isMap {
 		w.mapH(n)
@@ -189,9 +201,9 @@ func (w *wr) patchHead(start int, isMap bool, n int) {
 	}
 	var head [9]byte
 	hl := copy(head[:], w.b[at:])
-	// hl > maxHead only for 2^32 elements or more (CBOR); the appended head
-	// leaves room to move the body up then.
-	copy(w.b[start+hl:], w.b[start+maxHead:start+maxHead+body])
+	// hl > reserved only for 2^32 elements or more (CBOR) after maxHead
+	// was reserved; the appended head leaves room to move the body up then.
+	copy(w.b[start+hl:], w.b[start+reserved:start+reserved+body])
 	copy(w.b[start:], head[:hl])
 	w.b = w.b[:start+hl+body]
 }

@@ -37,7 +37,7 @@ func decodeAny(r *rd, depth int) (any, error) {
 		return nil, ErrTooDeep
 	}
 	switch t.k {
-	case kNull:
+	case kNull, kUndef:
 		return nil, nil
 	case kBool:
 		return t.u != 0, nil
@@ -102,6 +102,9 @@ func decodeAny(r *rd, depth int) (any, error) {
 			}
 			if !utf8.Valid(k) {
 				return nil, ErrBadUTF8
+			}
+			if r.undefined() {
+				continue // an undefined member is absent (see kUndef)
 			}
 			v, err := decodeAny(r, depth+1)
 			if err != nil {

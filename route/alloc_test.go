@@ -3,7 +3,11 @@
 package route
 
 import (
+	"io"
+	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -13,39 +17,81 @@ import (
 // fanned out to subscribers allocate nothing in the router. (The race
 // detector adds allocations, hence the build tag.)
 
+// A CALL with a timeout option also allocates nothing (its timer goes
+// into the shard's typed heap) and does not read the clock (the deadline
+// comes from the router's coarse clock): the Config.Now of the test counts
+// its calls, and a round trip must not make one.
 func TestCallRoundTripAllocatesNothing(t *testing.T) {
 	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR} {
-		t.Run(ser.String(), func(t *testing.T) {
-			b := &testing.B{}
-			r := benchRouter(b, 1)
-			defer r.Close()
-			sh := r.Shard(0)
-			callee, cp := benchJoin(b, sh, ser)
-			caller, rp := benchJoin(b, sh, ser)
-			opts, _ := proto.EncodeValue(ser, map[string]any{"receive_progress": true})
-			sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte("com.p")}))
-			args, _ := proto.EncodeValue(ser, []any{"payload", 42})
-			call := encode(b, ser, &proto.Message{Type: proto.CodeCall, Request: 1, Dict: opts, URI: []byte("com.p"), Args: args})
-			var dec proto.Decoder
-			var m proto.Message
-			yield := make([]byte, 0, 256)
-			round := func() {
-				rp.n = 0
-				sh.Receive(caller, call)
-				if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeInvocation {
-					t.Fatalf("invocation: %v %v", m.Type, err)
-				}
-				yield = yieldMsg(yield[:0], ser, m.Request, args)
-				sh.Receive(callee, yield)
-				if rp.n != 1 {
-					t.Fatal("no result")
-				}
+		for _, timeout := range []bool{false, true} {
+			name := ser.String()
+			if timeout {
+				name += "/timeout"
 			}
-			round() // warm up pools and buffers
-			if n := testing.AllocsPerRun(200, round); n != 0 {
-				t.Fatalf("%v allocations per call round trip", n)
-			}
-		})
+			t.Run(name, func(t *testing.T) { testCallRoundTripAllocs(t, ser, timeout) })
+		}
+	}
+}
+
+func testCallRoundTripAllocs(t *testing.T, ser proto.Serializer, timeout bool) {
+	var nows atomic.Int64
+	b := &testing.B{}
+	r, err := New(Config{Realms: []RealmConfig{{Name: "realm1"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { nows.Add(1); return time.Now() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sh := r.Shard(0)
+	sh.Start(nopExec{})
+	callee, cp := benchJoin(b, sh, ser)
+	caller, rp := benchJoin(b, sh, ser)
+	opts, _ := proto.EncodeValue(ser, map[string]any{"receive_progress": true})
+	sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte("com.p")}))
+	if timeout {
+		opts, _ = proto.EncodeValue(ser, map[string]any{"receive_progress": true, "timeout": 60000})
+	}
+	args, _ := proto.EncodeValue(ser, []any{"payload", 42})
+	call := encode(b, ser, &proto.Message{Type: proto.CodeCall, Request: 1, Dict: opts, URI: []byte("com.p"), Args: args})
+	var dec proto.Decoder
+	var m proto.Message
+	yield := make([]byte, 0, 256)
+	round := func() {
+		rp.n = 0
+		sh.Receive(caller, call)
+		if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeInvocation {
+			t.Fatalf("invocation: %v %v", m.Type, err)
+		}
+		yield = yieldMsg(yield[:0], ser, m.Request, args)
+		sh.Receive(callee, yield)
+		if rp.n != 1 {
+			t.Fatal("no result")
+		}
+	}
+	round() // warm up pools and buffers
+	if n := testing.AllocsPerRun(200, round); n != 0 {
+		t.Fatalf("%v allocations per call round trip", n)
+	}
+	if !timeout {
+		return
+	}
+	// The timer heap grows to timerSweepMin before its first sweep:
+	// steady state comes after that.
+	for range 2 * timerSweepMin {
+		round()
+	}
+	if n := testing.AllocsPerRun(2*timerSweepMin, round); n != 0 {
+		t.Fatalf("%v allocations per call round trip across timer sweeps", n)
+	}
+	// The clock: the timer goroutine reads it about once per
+	// millisecond while calls come; the calls themselves never.
+	const rounds = 4000
+	before := nows.Load()
+	for range rounds {
+		round()
+	}
+	if n := nows.Load() - before; n >= rounds {
+		t.Fatalf("Config.Now read %d times in %d calls with a timeout: the call path reads the clock", n, rounds)
 	}
 }
 

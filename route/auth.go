@@ -114,5 +114,3 @@ func (ss *Session) mayReceive(a Action, m proto.Match, uri []byte) bool {
 	}
 	return ss.authorize(a, uri)
 }
-
-var _ = proto.URINotAuthorized

@@ -12,15 +12,18 @@ import (
 )
 
 // TokenVerifier checks a bearer token presented as a WAMP ticket (a JWT
-// issued by the OAuth2 server). It runs on the worker pool.
+// issued by the OAuth2 server) for a HELLO: the realm it must be for, the
+// authid and authrole the client asked for ("" when it named none). It runs
+// on the worker pool and returns an *AuthError for a refusal.
 type TokenVerifier interface {
-	VerifyTicket(realm, authid, ticket string) (*Identity, error)
+	VerifyTicket(req *AuthRequest, ticket string) (*Identity, error)
 }
 
 // TicketAuth is WAMP-Ticket authentication: the client sends a secret in
-// AUTHENTICATE. It checks static users' passwords (the ticket is the
-// password, verified against its PBKDF2 hash) and, when set, hands other
-// tickets to Tokens.
+// AUTHENTICATE. With Tokens set, a ticket shaped like a JWT is an access
+// token, verified by Tokens whatever the authid (a user with a password
+// may log in with a token too); any other ticket is a static user's
+// password, verified against its PBKDF2 hash.
 type TicketAuth struct {
 	Users  *Users
 	Tokens TokenVerifier
@@ -29,7 +32,8 @@ type TicketAuth struct {
 // Method implements Authenticator.
 func (a *TicketAuth) Method() string { return "ticket" }
 
-// Challenge implements Authenticator: ticket sends an empty challenge.
+// Challenge implements Authenticator: ticket sends an empty challenge. The
+// authid is optional when tokens are accepted: a token names its principal.
 func (a *TicketAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
 	if req.AuthID == "" && a.Tokens == nil {
 		return nil, nil, nil, &AuthError{URI: "wamp.error.no_such_principal", Message: "ticket authentication needs an authid"}
@@ -39,6 +43,12 @@ func (a *TicketAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity
 
 // Authenticate implements Authenticator.
 func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[string]any) (*Identity, error) {
+	if a.Tokens != nil && LooksLikeJWT(ticket) {
+		return a.Tokens.VerifyTicket(req, ticket)
+	}
+	if req.AuthID == "" {
+		return nil, &AuthError{URI: "wamp.error.no_such_principal", Message: "ticket authentication needs an authid, or an access token as the ticket"}
+	}
 	if u := a.Users.Lookup(req.AuthID); u != nil && u.Password != nil {
 		if !u.Password.Verify(ticket) {
 			return nil, failAuth()
@@ -49,10 +59,14 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 		}
 		return &Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static"}, nil
 	}
-	if a.Tokens != nil {
-		return a.Tokens.VerifyTicket(req.Realm, req.AuthID, ticket)
-	}
 	return nil, failAuth()
+}
+
+// LooksLikeJWT reports whether s has the shape of a compact JWS: three
+// base64url parts, the first a JSON object ("eyJ" encodes `{"`). A
+// password of that shape would be taken for a token.
+func LooksLikeJWT(s string) bool {
+	return len(s) > 16 && strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
 // CRAAuth is WAMP-CRA: an HMAC-SHA256 challenge-response over a shared

@@ -88,7 +88,7 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestRBACMostSpecificWins(t *testing.T) {
-	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
+	_, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "", Match: proto.MatchPrefix, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true},
 		{URI: "com.app.admin.", Match: proto.MatchPrefix},                  // deny all under admin
@@ -99,7 +99,7 @@ func TestRBACMostSpecificWins(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "two permissions") {
 		t.Fatalf("duplicate permission not reported: %v", err)
 	}
-	z, err = NewRBAC([]Role{{Name: "user", Permissions: []Permission{
+	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "", Match: proto.MatchPrefix, Subscribe: true},
 		{URI: "com.app.", Match: proto.MatchPrefix, Call: true, Subscribe: true},
 		{URI: "com.app.admin.", Match: proto.MatchPrefix},
@@ -285,10 +285,10 @@ func TestRBACDenialsKeepSessionUp(t *testing.T) {
 			return hex.EncodeToString(append(ed25519.Sign(key, ch), ch...))
 		}))
 	alice.subscribe("com.app.s1.reading", nil)
-	req := dev.publish("com.app.s1.reading", map[string]any{"acknowledge": true}, []any{21.5}, nil)
+	dev.publish("com.app.s1.reading", map[string]any{"acknowledge": true}, []any{21.5}, nil)
 	dev.expect(proto.CodePublished)
 	alice.expect(proto.CodeEvent)
-	req = dev.publish("com.app.s1.config", map[string]any{"acknowledge": true}, nil, nil)
+	req := dev.publish("com.app.s1.config", map[string]any{"acknowledge": true}, nil, nil)
 	dev.expectError(proto.CodePublish, req, proto.URINotAuthorized)
 	req = dev.call("com.app.x", nil, nil, nil)
 	dev.expectError(proto.CodeCall, req, proto.URINotAuthorized)
@@ -330,12 +330,12 @@ func TestFailedAuthenticationsRateLimited(t *testing.T) {
 		c := e.connectFrom(0, proto.JSON, "192.0.2.7:4242")
 		return c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "nope" })
 	}
-	for i := 0; i < delayAfter; i++ {
+	for i := 0; i < DefaultAuthDelayAfter; i++ {
 		if m := wrong(); m.Type != proto.CodeAbort {
 			t.Fatalf("attempt %d: %v", i, m.Type)
 		}
 	}
-	// Past delayAfter the ABORT waits for a timer.
+	// Past DelayAfter the ABORT waits for a timer.
 	c := e.connectFrom(1, proto.JSON, "192.0.2.7:4243")
 	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
 	c.expect(proto.CodeChallenge)
@@ -344,7 +344,7 @@ func TestFailedAuthenticationsRateLimited(t *testing.T) {
 	if m := e.advanceUntil(c, time.Second); m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationFailed {
 		t.Fatalf("delayed ABORT %s", m.URI)
 	}
-	for i := delayAfter + 1; i < refuseAfter; i++ {
+	for i := DefaultAuthDelayAfter + 1; i < DefaultAuthBlockAfter; i++ {
 		c := e.connectFrom(i%2, proto.JSON, "192.0.2.7:1")
 		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
 		c.expect(proto.CodeChallenge)
@@ -366,10 +366,15 @@ func TestFailedAuthenticationsRateLimited(t *testing.T) {
 	for i := 0; i < e.r.Shards(); i++ {
 		fails += e.r.Shard(i).Stats().AuthFailures.Load()
 	}
-	if fails != refuseAfter {
-		t.Fatalf("AuthFailures = %d, want %d", fails, refuseAfter)
+	if fails != DefaultAuthBlockAfter {
+		t.Fatalf("AuthFailures = %d, want %d", fails, DefaultAuthBlockAfter)
 	}
-	e.advance(blockFor + time.Second)
+	st := e.r.Stats()
+	if st.AuthFailures[authMethodIndex("ticket")] != DefaultAuthBlockAfter || st.AuthDenied != 1 || st.AuthSuccesses[authMethodIndex("ticket")] != 1 {
+		t.Fatalf("Stats: ticket failures %d, denied %d, ticket successes %d; want %d, 1, 1",
+			st.AuthFailures[authMethodIndex("ticket")], st.AuthDenied, st.AuthSuccesses[authMethodIndex("ticket")], DefaultAuthBlockAfter)
+	}
+	e.advance(DefaultAuthLockout + time.Second)
 }
 
 func TestReloadReauthorizes(t *testing.T) {

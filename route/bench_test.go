@@ -70,7 +70,15 @@ func encode(b *testing.B, ser proto.Serializer, m *proto.Message) []byte {
 
 // BenchmarkCallRouting: CALL → INVOCATION → YIELD → RESULT, 64-byte
 // payload, caller and callee on the goroutine's own shard.
-func BenchmarkCallRouting(b *testing.B) {
+func BenchmarkCallRouting(b *testing.B) { benchCallRouting(b, nil) }
+
+// BenchmarkCallRoutingTimeout is BenchmarkCallRouting with a timeout option
+// on every CALL (a timer per call, the deadline from the coarse clock).
+func BenchmarkCallRoutingTimeout(b *testing.B) {
+	benchCallRouting(b, map[string]any{"timeout": 60000})
+}
+
+func benchCallRouting(b *testing.B, callOpts map[string]any) {
 	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack} {
 		b.Run("ser="+ser.String(), func(b *testing.B) {
 			r := benchRouter(b, 2)
@@ -86,13 +94,17 @@ func BenchmarkCallRouting(b *testing.B) {
 				opts, _ := proto.EncodeValue(ser, map[string]any{})
 				sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte(proc)}))
 				args, _ := proto.EncodeValue(ser, payload)
+				var co proto.Raw
+				if callOpts != nil {
+					co, _ = proto.EncodeValue(ser, callOpts)
+				}
 				var dec proto.Decoder
 				var m proto.Message
 				var call, yield []byte
 				req := uint64(0)
 				for pb.Next() {
 					req++
-					call = callMsg(call[:0], ser, req, proc, args)
+					call = callMsgOpts(call[:0], ser, req, co, proc, args)
 					sh.Receive(caller, call)
 					if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeInvocation {
 						b.Fatalf("invocation: %v %v", m.Type, err)
@@ -108,9 +120,9 @@ func BenchmarkCallRouting(b *testing.B) {
 	}
 }
 
-func callMsg(dst []byte, ser proto.Serializer, req uint64, proc string, args proto.Raw) []byte {
+func callMsgOpts(dst []byte, ser proto.Serializer, req uint64, opts proto.Raw, proc string, args proto.Raw) []byte {
 	var e proto.Encoder
-	m := proto.Message{Type: proto.CodeCall, Request: req, URI: []byte(proc), Args: args}
+	m := proto.Message{Type: proto.CodeCall, Request: req, Dict: opts, URI: []byte(proc), Args: args}
 	out, _ := e.Append(dst, ser, &m)
 	return out
 }

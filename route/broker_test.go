@@ -66,16 +66,14 @@ func TestPublisherExclusionAndIdentification(t *testing.T) {
 
 func TestBlackWhiteListing(t *testing.T) {
 	e := newEnv(t, 2, nil)
-	// Sessions with distinct authids (anonymous authid is taken from HELLO).
+	// Sessions with distinct authids, all with role "user".
 	mk := func(authid string) *tc {
-		c := e.connect(proto.JSON)
-		c.hello("realm1", allFeatures, map[string]any{"authid": authid})
-		c.id = c.expect(proto.CodeWelcome).ID
+		c := e.joinAs(proto.JSON, authid)
 		c.subscribe("com.t", nil)
 		return c
 	}
 	a, b, c := mk("alice"), mk("bob"), mk("carol")
-	pub := e.join(proto.CBOR)
+	pub := e.joinAs(proto.CBOR, "publisher")
 	check := func(opts map[string]any, want ...*tc) {
 		t.Helper()
 		pub.publish("com.t", opts, []any{"x"}, nil)
@@ -99,8 +97,8 @@ func TestBlackWhiteListing(t *testing.T) {
 	check(map[string]any{"eligible": []any{}})
 	check(map[string]any{"exclude_authid": []any{"bob"}}, a, c)
 	check(map[string]any{"eligible_authid": []any{"carol", "bob"}}, b, c)
-	check(map[string]any{"eligible_authrole": []any{"anonymous"}, "exclude": []any{c.id}}, a, b)
-	check(map[string]any{"exclude_authrole": []any{"anonymous"}})
+	check(map[string]any{"eligible_authrole": []any{"user"}, "exclude": []any{c.id}}, a, b)
+	check(map[string]any{"exclude_authrole": []any{"user"}})
 	check(map[string]any{"eligible": []any{a.id, b.id}, "eligible_authid": []any{"bob", "carol"}}, b)
 }
 
@@ -281,6 +279,9 @@ func TestSlowSubscriberDropsOnlyItsEvents(t *testing.T) {
 	}
 	if dropped != 10 {
 		t.Fatalf("EventsDropped = %d", dropped)
+	}
+	if st := e.r.Stats(); st.EventsDroppedSlowConsumer != 10 || st.EventsDroppedTooBig != 0 {
+		t.Fatalf("Router.Stats: %d dropped for a slow consumer, %d too big; want 10, 0", st.EventsDroppedSlowConsumer, st.EventsDroppedTooBig)
 	}
 }
 

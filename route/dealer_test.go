@@ -2,6 +2,7 @@ package route
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -549,6 +550,9 @@ func TestBusyCalleeRefusesCalls(t *testing.T) {
 	if n := callee.sh.Stats().CallsRefused.Load(); n != 1 {
 		t.Fatalf("CallsRefused = %d", n)
 	}
+	if n := e.r.Stats().CallsRefused; n != 1 {
+		t.Fatalf("Router.Stats().CallsRefused = %d", n)
+	}
 	callee.peer.slow.Store(false)
 	caller.call("com.p", nil, nil, nil)
 	callee.expect(proto.CodeInvocation)
@@ -598,10 +602,61 @@ func TestCallTimeoutRealClock(t *testing.T) {
 		if m.Type != proto.CodeError || string(m.URI) != proto.URITimeout || m.Request != req {
 			t.Fatalf("got %v %s", m.Type, describe(m))
 		}
-		if took < time.Duration(ms)*time.Millisecond {
+		// The deadline runs on the router's coarse clock (Config.Now): not
+		// early, unless the timer goroutine that refreshes it is starved of
+		// CPU; the slack keeps a loaded machine from failing the test.
+		if took < time.Duration(ms)*time.Millisecond-25*time.Millisecond {
 			t.Fatalf("timeout of %d ms fired after %v", ms, took)
 		}
 		callee.expect(proto.CodeInterrupt)
+	}
+	// While calls keep coming, deadlines come from the live coarse clock.
+	callee.register("com.fast", nil)
+	for i := range 50 {
+		caller.call("com.fast", map[string]any{"timeout": 60000}, []any{i}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, nil, nil)
+		caller.expect(proto.CodeResult)
+	}
+	start := time.Now()
+	req := caller.call("com.slow", map[string]any{"timeout": 100}, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	if took := time.Since(start); took < 75*time.Millisecond {
+		t.Fatalf("timeout of 100 ms on the live coarse clock fired after %v", took)
+	}
+}
+
+// The shard's timer heap (typed, so that pushing a timer does not box it)
+// pops timers in deadline order, also after a sweep re-heapifies it.
+func TestTimerHeapOrder(t *testing.T) {
+	rng := seedRand()
+	var h timerHeap
+	var want []int64
+	for i := range 5000 {
+		due := rng.Int64N(1000)
+		h.push(timer{due: due})
+		want = append(want, due)
+		if i%7 == 0 { // interleave pops
+			slices.Sort(want)
+			if got := h.pop().due; got != want[0] {
+				t.Fatalf("pop %d: got %d, want %d", i, got, want[0])
+			}
+			want = want[1:]
+		}
+		if i == 2500 {
+			rng.Shuffle(len(h), func(a, b int) { h[a], h[b] = h[b], h[a] })
+			h.init()
+		}
+	}
+	slices.Sort(want)
+	for i, w := range want {
+		if got := h.pop().due; got != w {
+			t.Fatalf("final pop %d: got %d, want %d", i, got, w)
+		}
+	}
+	if len(h) != 0 {
+		t.Fatalf("%d timers left", len(h))
 	}
 }
 

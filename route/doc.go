@@ -31,5 +31,18 @@
 // immutable slices swapped atomically, so the call and publish paths take no
 // lock in steady state.
 //
-// Lock order: Router.mu before Realm.mu; a shard's mailbox lock is a leaf.
+// Time: Config.Now is the one clock. Timers (call timeouts, HELLO and
+// GOODBYE deadlines) sit in a per-shard heap; one router goroutine sleeps
+// until the earliest deadline and asks the shards that have due timers to
+// run them. The CALL path reads no clock: a call's deadline comes from a
+// coarse clock that goroutine refreshes every millisecond while calls
+// arrive (see Config.Now).
+//
+// Authentication runs on a bounded worker pool. The brute-force limiter
+// (AuthLimits) is router-wide under its own mutex, taken on the HELLO and
+// AUTHENTICATE paths and by the workers when a check ends; counters
+// (ShardStats, Router.Stats) are atomics that anyone may read.
+//
+// Lock order: Router.mu before Realm.mu; a shard's mailbox lock and the
+// limiter's lock are leaves.
 package route

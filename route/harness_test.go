@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,8 +41,8 @@ func newGoExec() *goExec {
 var errStopped = errors.New("executor stopped")
 
 func (e *goExec) Execute(f func()) error {
-	// A stopped executor refuses: without this check the select below
-	// picks at random between a free buffer slot and quit.
+	// A stopped executor refuses at once: the select below would pick the
+	// send half of the time while the channel has room.
 	select {
 	case <-e.quit:
 		return errStopped
@@ -91,7 +90,7 @@ func newEnv(t *testing.T, shards int, mutate func(*Config)) *env {
 	clk := &fakeClock{}
 	clk.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	cfg := Config{
-		Realms: []RealmConfig{{Name: "realm1"}, {Name: "realm2"}},
+		Realms: []RealmConfig{{Name: "realm1"}, {Name: "realm2"}, {Name: "trusted", Authenticators: []Authenticator{trustAuth{}}}},
 		Shards: shards,
 		Now:    clk.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -261,6 +260,28 @@ func (e *env) join(ser proto.Serializer) *tc {
 	c.hello("realm1", allFeatures, nil)
 	w := c.expect(proto.CodeWelcome)
 	c.id = w.ID
+	return c
+}
+
+// trustAuth, the authmethod of realm "trusted", authenticates a session as
+// the authid its HELLO names, with role "user", without a challenge. Tests
+// use it for sessions with chosen authids: anonymous sessions get an authid
+// the router assigns.
+type trustAuth struct{}
+
+func (trustAuth) Method() string { return "x-trust" }
+func (trustAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
+	return nil, nil, &Identity{AuthID: req.AuthID, AuthRole: "user"}, nil
+}
+func (trustAuth) Authenticate(*AuthRequest, any, string, map[string]any) (*Identity, error) {
+	return nil, failAuth()
+}
+
+// joinAs joins realm "trusted" as authid (role "user").
+func (e *env) joinAs(ser proto.Serializer, authid string) *tc {
+	c := e.connect(ser)
+	c.hello("trusted", allFeatures, map[string]any{"authmethods": []any{"x-trust"}, "authid": authid})
+	c.id = c.expect(proto.CodeWelcome).ID
 	return c
 }
 
@@ -461,5 +482,3 @@ func (c *tc) drop() {
 }
 
 var sers = []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
-
-var _ sync.Mutex

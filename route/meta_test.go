@@ -107,12 +107,7 @@ func TestSessionKill(t *testing.T) {
 
 func TestKillByAuthIDRoleAll(t *testing.T) {
 	e := newEnv(t, 2, nil)
-	mk := func(authid string) *tc {
-		c := e.connect(proto.JSON)
-		c.hello("realm1", allFeatures, map[string]any{"authid": authid})
-		c.id = c.expect(proto.CodeWelcome).ID
-		return c
-	}
+	mk := func(authid string) *tc { return e.joinAs(proto.JSON, authid) }
 	admin := mk("admin")
 	d1, d2, other := mk("dev"), mk("dev"), mk("other")
 	if n := admin.callMeta("wamp.session.kill_by_authid", []any{"dev"}, nil); n != int64(2) {
@@ -122,7 +117,7 @@ func TestKillByAuthIDRoleAll(t *testing.T) {
 	d2.expect(proto.CodeGoodbye)
 	other.quiet()
 	admin2 := mk("admin")
-	if n := admin.callMeta("wamp.session.kill_by_authrole", []any{"anonymous"}, nil); n != int64(2) { // other, admin2 (not the caller, not already gone)
+	if n := admin.callMeta("wamp.session.kill_by_authrole", []any{"user"}, nil); n != int64(2) { // other, admin2 (not the caller, not already gone)
 		t.Fatalf("kill_by_authrole %v", n)
 	}
 	other.expect(proto.CodeGoodbye)

@@ -1,47 +1,159 @@
 package route
 
 import (
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
 )
 
+func testLimiter(t *testing.T, lim AuthLimits) *authLimiter {
+	t.Helper()
+	lim, err := lim.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newAuthLimiter(lim)
+}
+
 func TestAuthLimiterKeys(t *testing.T) {
+	l := testLimiter(t, AuthLimits{Exempt: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00::/8")}})
 	for _, c := range []struct{ in, want string }{
 		{"192.0.2.7:5555", "192.0.2.7"},
 		{"[2001:db8::1]:443", "2001:db8::/64"},
 		{"[2001:db8:0:0:ffff::9]:1", "2001:db8::/64"},
 		{"[2001:db8:0:1::1]:1", "2001:db8:0:1::/64"},
 		{"[::ffff:192.0.2.7]:80", "192.0.2.7"},
+		{"[fe80::1%eth0]:80", "fe80::/64"},
 		{"unix-socket", "unix-socket"},
+		{"", ""},
+		{"10.1.2.3:4", ""},          // exempt
+		{"[::ffff:10.1.2.3]:4", ""}, // exempt, IPv4-mapped
+		{"[fd12::1]:4", ""},         // exempt
+		{"10.2.0.1:4", "10.2.0.1"},  // not exempt
 	} {
-		if got := host(c.in); got != c.want {
-			t.Errorf("host(%q) = %q, want %q", c.in, got, c.want)
+		if got := l.key(c.in); got != c.want {
+			t.Errorf("key(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 	// Addresses of one /64 share a record: the tenth failure blocks them all.
-	l := newAuthLimiter()
 	now := time.Unix(1e9, 0)
-	for i := range refuseAfter {
-		l.fail("[2001:db8::"+strconv.FormatInt(int64(i+1), 16)+"]:1000", now)
+	for i := range DefaultAuthBlockAfter {
+		l.settle(l.key("[2001:db8::"+strconv.FormatInt(int64(i+1), 16)+"]:1000"), false, true, now)
 	}
-	if !l.blocked("[2001:db8::ffff]:2000", now) {
+	if !l.blocked(l.key("[2001:db8::ffff]:2000"), now) {
 		t.Error("the /64 is not blocked after 10 failures from its addresses")
 	}
-	if l.blocked("[2001:db8:0:1::1]:2000", now) {
+	if l.blocked(l.key("[2001:db8:0:1::1]:2000"), now) {
 		t.Error("the next /64 is blocked too")
 	}
 }
 
 func TestAuthLimiterSweepsExpired(t *testing.T) {
-	l := newAuthLimiter()
+	l := testLimiter(t, AuthLimits{})
 	start := time.Unix(1e9, 0)
 	for i := range limiterMin {
-		l.fail("10."+strconv.Itoa(i>>16)+"."+strconv.Itoa(i>>8&255)+"."+strconv.Itoa(i&255)+":1", start)
+		l.settle("10."+strconv.Itoa(i>>16)+"."+strconv.Itoa(i>>8&255)+"."+strconv.Itoa(i&255), false, true, start)
 	}
-	later := start.Add(failWindow + time.Second)
-	l.fail("192.0.2.1:1", later)
-	if n := len(l.m); n != 1 {
-		t.Fatalf("%d records after every earlier one expired, want 1", n)
+	// One record still has an authentication open: it is kept.
+	if !l.open("10.0.0.1", start) {
+		t.Fatal("open refused")
+	}
+	later := start.Add(DefaultAuthWindow + time.Second)
+	l.settle("192.0.2.1", false, true, later)
+	if n := len(l.m); n != 2 {
+		t.Fatalf("%d records after every earlier one expired, want 2 (the open one and the new one)", n)
+	}
+}
+
+// Parallel attempts: at most BlockAfter minus the failures so far are
+// checked at a time; the others wait, and are refused once the address is
+// locked out, or get their turn when a check succeeds.
+func TestAuthLimiterReservations(t *testing.T) {
+	l := testLimiter(t, AuthLimits{BlockAfter: 4, DelayAfter: 100})
+	now := time.Unix(1e9, 0)
+	const key = "192.0.2.9"
+	fired := map[int]string{}
+	wait := func(i int) *authWait {
+		return &authWait{fire: func(ok bool) {
+			if _, dup := fired[i]; dup {
+				t.Fatalf("wait %d fired twice", i)
+			}
+			fired[i] = map[bool]string{true: "granted", false: "denied"}[ok]
+		}}
+	}
+	var waits []*authWait
+	for i := range 8 {
+		w := wait(i)
+		waits = append(waits, w)
+		v := l.reserve(key, now, w)
+		if want := map[bool]verdict{true: granted, false: queued}[i < 4]; v != want {
+			t.Fatalf("reserve %d: %v, want %v", i, v, want)
+		}
+	}
+	// A success frees its place for the oldest waiter (4).
+	l.settle(key, true, false, now)
+	if fired[4] != "granted" || len(fired) != 1 {
+		t.Fatalf("after a success: %v", fired)
+	}
+	// Waiter 5 leaves.
+	if !l.cancel(key, waits[5]) || l.cancel(key, waits[5]) {
+		t.Fatal("cancel")
+	}
+	// A failure: 1 failure + 4 checking would exceed 4, so nobody moves up.
+	l.settle(key, true, true, now)
+	if len(fired) != 1 {
+		t.Fatalf("after a failure: %v", fired)
+	}
+	// Three more failures lock the address out: the waiters are refused.
+	l.settle(key, true, true, now)
+	l.settle(key, true, true, now)
+	if _, blocked := l.settle(key, true, true, now); !blocked {
+		t.Fatal("not blocked after 4 failures")
+	}
+	if fired[6] != "denied" || fired[7] != "denied" {
+		t.Fatalf("waiters after the lockout: %v", fired)
+	}
+	if v := l.reserve(key, now, wait(9)); v != denied {
+		t.Fatalf("reserve while locked out: %v", v)
+	}
+	if l.open(key, now) {
+		t.Fatal("open while locked out")
+	}
+	// After the lockout: a fresh window.
+	after := now.Add(DefaultAuthLockout + time.Second)
+	if v := l.reserve(key, after, wait(10)); v != granted {
+		t.Fatalf("reserve after the lockout: %v", v)
+	}
+}
+
+func TestAuthLimiterOpenChallenges(t *testing.T) {
+	l := testLimiter(t, AuthLimits{MaxOpenChallenges: 3})
+	now := time.Unix(1e9, 0)
+	for i := range 3 {
+		if !l.open("192.0.2.1", now) {
+			t.Fatalf("open %d refused", i)
+		}
+	}
+	if l.open("192.0.2.1", now) {
+		t.Fatal("a fourth open challenge accepted")
+	}
+	if !l.open("192.0.2.2", now) || !l.open("", now) {
+		t.Fatal("other addresses are limited too")
+	}
+	l.close("192.0.2.1")
+	if !l.open("192.0.2.1", now) {
+		t.Fatal("closing did not free a place")
+	}
+}
+
+func TestAuthLimitsValidation(t *testing.T) {
+	if _, err := (AuthLimits{BlockAfter: -1}).withDefaults(); err == nil {
+		t.Fatal("negative block_after accepted")
+	}
+	lim, err := AuthLimits{}.withDefaults()
+	if err != nil || lim.BlockAfter != DefaultAuthBlockAfter || lim.DelayAfter != DefaultAuthDelayAfter ||
+		lim.Window != DefaultAuthWindow || lim.Lockout != DefaultAuthLockout || lim.MaxOpenChallenges != DefaultAuthMaxOpenChallenges {
+		t.Fatalf("defaults %+v %v", lim, err)
 	}
 }

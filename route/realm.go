@@ -3,8 +3,6 @@ package route
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/edgewamp/edgewamp/proto"
 )
 
 // Realm is one isolated routing domain: its sessions, registrations,
@@ -23,6 +21,7 @@ type Realm struct {
 	retained map[string]*retainedEvent
 	// retainedBytes is the size of the retained events (see retain).
 	retainedBytes int64
+	mdir          *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
 
 	gen atomic.Uint64 // bumped on every change to regs or subs
 	l1  []l1cache     // per shard; l1[i] is owned by shard i
@@ -184,5 +183,3 @@ type retainedEvent struct {
 	pub  *publication
 	size int64 // counted in Realm.retainedBytes
 }
-
-var _ = proto.MatchExact

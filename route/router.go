@@ -49,16 +49,35 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// MaxMeshInvocations bounds the invocations other nodes of a mesh may
+	// have in flight on this node; past it their calls get
+	// wamp.error.unavailable. Default 65536.
+	MaxMeshInvocations int
 	// MaxRetainedBytes bounds the payload bytes of retained events per
 	// realm (with at most 65,536 topics). Past it a retained event is
 	// delivered but not kept (and the topic's older one is dropped, so no
 	// stale event is handed out). Default 64 MiB.
 	MaxRetainedBytes int64
+	// AuthLimits configures the brute-force limiter of authentications per
+	// source address.
+	AuthLimits AuthLimits
 	// Agent is the router's agent string in WELCOME. Default "edgewamp".
 	Agent string
 	// Logger receives one line per notable event. Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; tests inject a fake. Default time.Now.
+	// Now is the clock; tests inject a fake. Default time.Now. It must be
+	// safe for concurrent use. The transports' deadlines should run on the
+	// same clock (cmd passes one function to both).
+	//
+	// The call path does not read it per message: a CALL's timeout deadline
+	// is taken from a coarse clock that the router's timer goroutine
+	// refreshes from Now every millisecond while calls with a timeout
+	// arrive (and not at all while none do), plus one millisecond. So a
+	// call times out between its timeout and a millisecond later; only
+	// when the timer goroutine is starved of CPU for longer than that (all
+	// cores saturated: up to the scheduler's time slice, 10–20 ms) can the
+	// coarse clock lag enough for a deadline to come early. Due timers are
+	// checked against Now itself.
 	Now func() time.Time
 
 	// manualTimers: no timer goroutine; the test drives Tick itself.
@@ -107,9 +126,18 @@ type Router struct {
 	auth    *workers
 	limiter *authLimiter
 
-	kick           chan struct{} // a shard armed an earlier deadline
+	mesh Mesh       // nil alone; static after AttachMesh (before any session)
+	ms   *meshState // nil alone
+
+	// The coarse clock of the call path (see Config.Now and coarseNow).
+	clockNs   atomic.Int64 // last reading, unix ns; written by the timer goroutine
+	clockLive atomic.Bool  // the timer goroutine refreshes clockNs every clockTick
+	clockRead atomic.Bool  // clockNs was read (or wanted) since the last refresh
+
+	kick           chan struct{} // a shard armed an earlier deadline, or wants the clock
 	stopTimers     chan struct{}
 	timersDone     chan struct{}
+	timerBeat      atomic.Uint64 // advanced by timerLoop on each iteration (health.go)
 	closeOnce      sync.Once
 	welcome        [4]proto.Raw // WELCOME roles dict per serializer
 	welcomeCompact [4]proto.Raw // the roles without feature flags, for tiny RawSocket limits
@@ -148,6 +176,9 @@ func New(cfg Config) (*Router, error) {
 			*p = defaultSessionLimit
 		}
 	}
+	if cfg.MaxMeshInvocations <= 0 {
+		cfg.MaxMeshInvocations = defaultSessionLimit
+	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20
 	}
@@ -160,7 +191,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter()}
+	lim, err := cfg.AuthLimits.withDefaults()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.AuthLimits = lim
+	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter(lim)}
 	realms := map[string]*Realm{}
 	for i := range cfg.Realms {
 		rc := cfg.Realms[i]
@@ -217,16 +253,57 @@ func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
 // now returns the current time in unix nanoseconds.
 func (r *Router) now() int64 { return r.cfg.Now().UnixNano() }
 
+// clockTick is the refresh period of the coarse clock while it is in use.
+const clockTick = time.Millisecond
+
+// coarseNow returns the time in unix nanoseconds for a CALL's deadline
+// without reading the clock: the coarse clock, refreshed every clockTick by
+// the timer goroutine while it is being read. When it is asleep (no call
+// in the last tick), it reads Config.Now once and wakes it. Safe for
+// concurrent use; it never blocks and allocates nothing.
+func (r *Router) coarseNow() int64 {
+	if r.clockLive.Load() {
+		if !r.clockRead.Load() {
+			r.clockRead.Store(true)
+		}
+		return r.clockNs.Load()
+	}
+	if !r.clockRead.Load() {
+		r.clockRead.Store(true)
+		r.wakeTimers()
+	}
+	return r.now()
+}
+
+// refreshClock runs on the timer goroutine after each Tick. It refreshes
+// the coarse clock and keeps it live while it was read since the last
+// refresh, and lets it sleep otherwise. It reports whether the clock is
+// live (the goroutine must wake again within clockTick).
+func (r *Router) refreshClock() bool {
+	if r.clockRead.Swap(false) {
+		r.clockNs.Store(r.now())
+		r.clockLive.Store(true)
+		return true
+	}
+	r.clockLive.Store(false)
+	return false
+}
+
 // timerLoop is the router's one timer goroutine: it sleeps until the
 // earliest deadline any shard has armed (or a shard arms an earlier one) and
 // then asks the shards with due timers to run them, on their own
-// goroutines.
+// goroutines. While the coarse clock is in use it also wakes every
+// clockTick to refresh it.
 func (r *Router) timerLoop() {
 	defer close(r.timersDone)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		r.timerBeat.Add(1)
 		wait := r.Tick(time.Minute)
+		if r.refreshClock() && wait > clockTick {
+			wait = clockTick
+		}
 		t.Reset(wait)
 		select {
 		case <-r.stopTimers:
@@ -291,7 +368,7 @@ func (r *Router) newSessionID(s *Session) (uint64, error) {
 		return 0, ErrClosed
 	}
 	for {
-		id := randomID()
+		id := r.sessionIDCandidate()
 		if _, taken := r.sessions[id]; !taken {
 			r.sessions[id] = s
 			return id, nil

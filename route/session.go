@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -27,6 +28,7 @@ const (
 	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
 	fCalleeCancel                        // callee: call_canceling
 	fCalleeTimeout                       // callee: call_timeout
+	fCalleeRevoke                        // callee: registration_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -74,6 +76,13 @@ type joinState struct {
 	methods []string // client's remaining authmethods
 	failURI string   // a failure whose ABORT is being delayed
 	failMsg string
+
+	// The brute-force limiter's view (see authLimiter).
+	key    string    // limiter key of the remote address ("": not limited)
+	opened bool      // counted as an open challenge-response authentication
+	wait   *authWait // the AUTHENTICATE waiting for a place to be checked
+	sig    string    // that AUTHENTICATE's signature and extra
+	extra  map[string]any
 }
 
 // ID returns the session id (0 before WELCOME).
@@ -102,6 +111,7 @@ func (s *Shard) Detach(ss *Session) {
 	ss.attached = false
 	s.open.Add(-1)
 	delete(s.attached, ss)
+	ss.endJoin()
 	if ss.state < stClosing {
 		s.leave(ss)
 	}
@@ -171,7 +181,6 @@ func (s *Shard) handle(ss *Session, m *proto.Message) {
 		}
 	case stAuthPending:
 		if m.Type == proto.CodeAbort {
-			ss.join = nil
 			ss.finish()
 			return
 		}
@@ -241,8 +250,9 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
 		return
 	}
-	if s.r.limiter.blocked(ss.transport.RemoteAddr, s.r.cfg.Now()) {
-		s.abort(ss, proto.URIAuthenticationDenied, "too many failed authentications from this address; try again later")
+	key := s.r.limiter.key(ss.transport.RemoteAddr)
+	if s.r.limiter.blocked(key, s.r.cfg.Now()) {
+		s.authDenied(ss, errLockedOut)
 		return
 	}
 	roles := m.Opt.Raw(proto.KeyRoles)
@@ -256,7 +266,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		return
 	}
 	ss.feat = feat
-	js := &joinState{realm: rm}
+	js := &joinState{realm: rm, key: key}
 	js.req = AuthRequest{
 		Realm:     rm.name,
 		AuthID:    m.Opt.String(proto.KeyAuthID),
@@ -290,11 +300,10 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			if !rm.conf().Anonymous {
 				continue
 			}
-			authid := js.req.AuthID
-			if authid == "" {
-				authid = anonymousID()
-			}
-			s.welcome(ss, rm, &Identity{AuthID: authid, AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
+			// The router names anonymous sessions, as Crossbar does: an
+			// authid from HELLO would let anyone pass for a user in
+			// disclosure, the meta API and authid black/white lists.
+			s.welcome(ss, rm, &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
 			return
 		}
 		for _, a := range rm.conf().Authenticators {
@@ -309,49 +318,136 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
 }
 
+// Reasons for refusing an authentication unchecked.
+var (
+	errLockedOut   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications from this address; try again later"}
+	errTooManyOpen = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many authentications in progress from this address; try again later"}
+)
+
+// authDenied aborts a session the brute-force limiter refuses.
+func (s *Shard) authDenied(ss *Session, why *AuthError) {
+	s.stats.AuthDenied.Add(1)
+	s.abort(ss, why.URI, why.Message)
+}
+
 // startChallenge runs Authenticator.Challenge on the worker pool.
 func (s *Shard) startChallenge(ss *Session, js *joinState) {
+	if !s.r.limiter.open(js.key, s.r.cfg.Now()) {
+		why := errTooManyOpen
+		if s.r.limiter.blocked(js.key, s.r.cfg.Now()) {
+			why = errLockedOut
+		}
+		s.authDenied(ss, why)
+		return
+	}
+	js.opened = true
 	ss.state = stAuthPending
 	req := js.req
-	a := js.auth
+	a, key := js.auth, js.key
 	ok := s.r.auth.submit(func() {
 		extra, st, id, err := a.Challenge(&req)
-		s.post(task{kind: tAuthDone, s: ss, auth: &authResult{challenge: true, extra: extra, state: st, id: id, err: err}})
+		res := &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
+		if err != nil {
+			s.settleAuth(key, a.Method(), false, res)
+		}
+		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	})
 	if !ok {
 		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
 	}
 }
 
-// authenticate handles AUTHENTICATE on the worker pool.
+// authenticate handles AUTHENTICATE: it reserves a place with the
+// brute-force limiter, then checks the signature on the worker pool.
 func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 	js := ss.join
 	ss.state = stAuthPending
-	sig := string(m.URI)
-	var extra map[string]any
+	js.sig = string(m.URI)
 	if m.Dict.Present() {
 		if v, err := proto.DecodeValue(m.Dict); err == nil {
-			extra, _ = v.(map[string]any)
+			js.extra, _ = v.(map[string]any)
 		}
 	}
+	w := &authWait{}
+	key := js.key
+	w.fire = func(ok bool) { s.post(task{kind: tAuthSlot, s: ss, auth: &authResult{slot: w, granted: ok, key: key}}) }
+	switch s.r.limiter.reserve(js.key, s.r.cfg.Now(), w) {
+	case granted:
+		s.checkSignature(ss, js)
+	case denied:
+		s.authDenied(ss, errLockedOut)
+	case queued:
+		js.wait = w
+	}
+}
+
+// authSlot handles the limiter's answer to a queued AUTHENTICATE.
+func (s *Shard) authSlot(ss *Session, res *authResult) {
+	js := ss.join
+	if ss.state != stAuthPending || js == nil || js.wait != res.slot {
+		// The session went away meanwhile: give back the place.
+		if res.granted && res.key != "" {
+			s.r.limiter.settle(res.key, true, false, s.r.cfg.Now())
+		}
+		return
+	}
+	js.wait = nil
+	if !res.granted {
+		s.authDenied(ss, errLockedOut)
+		return
+	}
+	s.checkSignature(ss, js)
+}
+
+// checkSignature runs Authenticator.Authenticate on the worker pool for an
+// AUTHENTICATE that holds a place with the limiter. The worker settles the
+// place, so that it is released even if the session goes away meanwhile.
+func (s *Shard) checkSignature(ss *Session, js *joinState) {
 	req := js.req
-	a, st := js.auth, js.state
+	a, st, sig, extra, key := js.auth, js.state, js.sig, js.extra, js.key
 	ok := s.r.auth.submit(func() {
 		id, err := a.Authenticate(&req, st, sig, extra)
-		s.post(task{kind: tAuthDone, s: ss, auth: &authResult{id: id, err: err}})
+		res := &authResult{id: id, err: err}
+		s.settleAuth(key, a.Method(), true, res)
+		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	})
 	if !ok {
+		s.r.limiter.settle(key, true, false, s.r.cfg.Now())
 		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
 	}
 }
 
-// authResult is a worker's answer, run back on the session's shard.
+// settleAuth tells the limiter how an attempt from key ended and counts a
+// failure. It runs on a worker: a failure counts even when its session
+// has gone away meanwhile.
+func (s *Shard) settleAuth(key, method string, reserved bool, res *authResult) {
+	failed := res.err != nil || (!res.challenge && res.id == nil)
+	res.delay, res.blocked = s.r.limiter.settle(key, reserved, failed, s.r.cfg.Now())
+	if failed {
+		s.stats.AuthFailures.Add(1)
+		s.stats.AuthFailuresBy[authMethodIndex(method)].Add(1)
+	}
+	if res.blocked {
+		s.r.log.Warn("refusing authentications from an address for a while", "address", key,
+			"failures", s.r.cfg.AuthLimits.BlockAfter, "for", s.r.cfg.AuthLimits.Lockout)
+	}
+}
+
+// authResult is a worker's answer (or the limiter's), run back on the
+// session's shard.
 type authResult struct {
 	challenge bool
 	extra     map[string]any
 	state     any
 	id        *Identity
 	err       error
+	delay     time.Duration // of a failure's ABORT (limiter)
+	blocked   bool          // this failure locked the address out
+
+	// tAuthSlot: the limiter's answer to a queued AUTHENTICATE.
+	slot    *authWait
+	granted bool
+	key     string
 }
 
 func (s *Shard) authDone(ss *Session, res *authResult) {
@@ -359,12 +455,15 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		return // the session went away meanwhile
 	}
 	js := ss.join
-	if res.err != nil {
-		uri, msg := proto.URIAuthenticationFailed, res.err.Error()
+	if res.err != nil || (!res.challenge && res.id == nil) {
+		uri, msg := proto.URIAuthenticationFailed, "authentication failed"
+		if res.err != nil {
+			msg = res.err.Error()
+		}
 		if ae, ok := res.err.(*AuthError); ok {
 			uri, msg = ae.URI, ae.Message
 		}
-		s.authFailed(ss, js, uri, msg)
+		s.authFailed(ss, js, uri, msg, res.delay)
 		return
 	}
 	if res.challenge && res.id == nil {
@@ -385,23 +484,14 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		s.sendMsg(ss, out, ClassControl)
 		return
 	}
-	if res.id == nil {
-		s.abort(ss, proto.URIAuthenticationFailed, "authentication failed")
-		return
-	}
 	s.welcome(ss, js.realm, res.id, js.auth.Method())
 }
 
-// authFailed counts and logs a failed authentication and aborts the
-// session, after a delay when its address keeps failing.
-func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string) {
-	s.stats.AuthFailures.Add(1)
-	delay, blocked := s.r.limiter.fail(ss.transport.RemoteAddr, s.r.cfg.Now())
+// authFailed logs a failed authentication (counted by settleAuth) and
+// aborts the session, after a delay when its address keeps failing.
+func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay time.Duration) {
 	s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", js.req.AuthID,
 		"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay)
-	if blocked {
-		s.r.log.Warn("refusing authentications from an address for a while", "remote", host(ss.transport.RemoteAddr), "for", blockFor)
-	}
 	if delay <= 0 {
 		s.abort(ss, uri, msg)
 		return
@@ -424,7 +514,8 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 	if ss.authProvider == "" {
 		ss.authProvider = "static"
 	}
-	ss.join = nil
+	ss.endJoin()
+	s.stats.AuthSuccessesBy[authMethodIndex(method)].Add(1)
 	ss.state = stEstablished
 	rm.mu.Lock()
 	rm.members[sid] = ss
@@ -521,8 +612,30 @@ func (ss *Session) finish() {
 	if ss.state == stClosed {
 		return
 	}
+	ss.endJoin()
 	ss.state = stClosed
 	ss.peer.Close()
+}
+
+// endJoin drops the session's authentication in progress, if any, and
+// gives back what it held with the brute-force limiter: its open
+// challenge and its place in the AUTHENTICATE queue. (A place being
+// checked is given back by the worker that checks it.) Owned by shard.
+func (ss *Session) endJoin() {
+	js := ss.join
+	if js == nil {
+		return
+	}
+	ss.join = nil
+	l := ss.shard.r.limiter
+	if js.wait != nil {
+		// If it fired already, authSlot gives back a granted place when it
+		// finds the session gone.
+		l.cancel(js.key, js.wait)
+	}
+	if js.opened {
+		l.close(js.key)
+	}
 }
 
 // sendMsg encodes m in the session's serializer and sends it. A control
@@ -588,6 +701,9 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	if has(proto.RoleCallee, proto.FeatureCallTimeout) {
 		f |= fCalleeTimeout
 	}
+	if has(proto.RoleCallee, "registration_revocation") {
+		f |= fCalleeRevoke
+	}
 	return f, nil
 }
 
@@ -597,7 +713,10 @@ func (e routeErr) Error() string { return string(e) }
 
 func errf(s string) error { return routeErr(s) }
 
-// anonymousID returns a random authid for an anonymous session.
+// anonymousID returns a random authid for an anonymous session: 24
+// characters of [A-Za-z0-9], about 143 bits, so unique in practice (and
+// not guessable, so no anonymous session can be singled out by an authid
+// another one chose).
 func anonymousID() string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, 24)

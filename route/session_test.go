@@ -22,7 +22,7 @@ func TestJoinWelcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			dm := d.(map[string]any)
-			if dm["authid"] != "dev-7" || dm["authrole"] != "anonymous" || dm["authmethod"] != "anonymous" {
+			if id, _ := dm["authid"].(string); id == "" || id == "dev-7" || dm["authrole"] != "anonymous" || dm["authmethod"] != "anonymous" {
 				t.Fatalf("WELCOME details %v", dm)
 			}
 			roles := dm["roles"].(map[string]any)
@@ -96,6 +96,9 @@ func TestAbortReasons(t *testing.T) {
 			e.sync()
 			if !c.peer.closed.Load() {
 				t.Fatal("transport not closed after ABORT")
+			}
+			if n, want := e.r.Stats().ProtocolErrors, tc.reason == proto.URIProtocolViolation; (n == 1) != want || n > 1 {
+				t.Fatalf("Router.Stats().ProtocolErrors = %d after ABORT %s", n, tc.reason)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package route
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,6 @@ type Shard struct {
 	enc      proto.Encoder
 	buf      []byte            // output buffer for the message being sent
 	evbuf    [4][]byte         // per-serializer EVENT encodings during a fan-out
-	subsBuf  []*subscription   // matched subscriptions scratch
 	lc       carry             // scratch carry for tasks to this shard (see Shard.carry)
 	outPool  freeList[outCall] // free call records (see newOutCall)
 	inPool   freeList[inCall]
@@ -47,19 +45,31 @@ type Shard struct {
 	invSeq       uint64
 	closing      bool // shutdown in progress
 
+	// Mesh only: calls sent to other nodes by invocation id, invocations
+	// from other nodes' callers by (node, their call id), and the buffer
+	// envelopes are encoded in.
+	mcalls map[uint64]mcall
+	minvs  map[minvKey]minv
+	mbuf   []byte
+
 	stats   ShardStats
 	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }
 
-// ShardStats are counters of one shard, owned by the shard; read them with
-// Router.Stats (which copies them on each shard's goroutine) or atomically.
+// ShardStats are counters of one shard. The shard and the authentication
+// workers add to them atomically; anyone may read them atomically, and
+// Router.Stats sums them over the shards.
 type ShardStats struct {
 	EventsDropped  atomic.Uint64 // EVENTs dropped for slow subscribers
 	EventsTooBig   atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
 	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
 	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
-	AuthFailures   atomic.Uint64 // failed authentications
+	AuthFailures   atomic.Uint64 // failed authentications (all methods)
 	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
+	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	// Authentications by method (index: see AuthMethodName).
+	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
+	AuthFailuresBy  [NumAuthMethods]atomic.Uint64
 }
 
 func newShard(r *Router, idx int) *Shard {
@@ -159,18 +169,63 @@ const (
 	tmAuthFail                      // a delayed ABORT after a failed authentication
 )
 
+// timerHeap is a min-heap of timers by deadline: container/heap's
+// algorithm on the concrete type, because heap.Push and heap.Pop box each
+// timer in an interface (one allocation per CALL with a timeout).
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
+// push adds t.
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	h.up(len(*h) - 1)
+}
+
+// pop removes and returns the earliest timer; h must not be empty.
+func (h *timerHeap) pop() timer {
 	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = timer{}
-	*h = old[:len(old)-1]
+	n := len(old) - 1
+	t := old[0]
+	old[0] = old[n]
+	old[n] = timer{} // drop the session reference
+	*h = old[:n]
+	h.down(0)
 	return t
+}
+
+// init restores the heap order of the whole slice.
+func (h timerHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h timerHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if h[i].due <= h[j].due {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func (h timerHeap) down(i int) {
+	n := len(h)
+	for {
+		j := 2*i + 1
+		if j >= n {
+			return
+		}
+		if r := j + 1; r < n && h[r].due < h[j].due {
+			j = r
+		}
+		if h[i].due <= h[j].due {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 // addTimer schedules a timer. Owned by shard.
@@ -185,7 +240,7 @@ func (s *Shard) addTimer(t timer) {
 	if len(s.timers) >= s.timerSweepAt {
 		s.sweepTimers()
 	}
-	heap.Push(&s.timers, t)
+	s.timers.push(t)
 	s.armNext()
 }
 
@@ -201,7 +256,7 @@ func (s *Shard) sweepTimers() {
 	}
 	clear(s.timers[len(live):])
 	s.timers = live
-	heap.Init(&s.timers)
+	s.timers.init()
 	s.timerSweepAt = max(2*len(live), timerSweepMin)
 }
 
@@ -239,7 +294,7 @@ func (s *Shard) armNext() {
 func (s *Shard) runTimers() {
 	now := s.r.now()
 	for len(s.timers) > 0 && s.timers[0].due <= now {
-		t := heap.Pop(&s.timers).(timer)
+		t := s.timers.pop()
 		if !t.live() {
 			continue
 		}

@@ -16,6 +16,7 @@ const (
 	tEvents                        // pub; subs: fan out to this shard's subscribers
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
+	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
 	tReauth                        // re-check every session after a configuration reload
 )
 
@@ -71,8 +72,22 @@ func (s *Shard) run(t *task) {
 		}
 	case tAuthDone:
 		s.authDone(t.s, t.auth)
+	case tAuthSlot:
+		s.authSlot(t.s, t.auth)
 	case tReauth:
 		s.reauth()
+	case tMeshResult:
+		s.meshResult(t)
+	case tMeshBounce:
+		s.meshBounced(t)
+	case tMeshChunk:
+		s.meshChunk(t)
+	case tMeshInterrupt:
+		s.meshInterrupt(t)
+	case tMeshNodeDown:
+		s.meshNodeDown(MeshNode(t.b))
+	case tMeshRevoke:
+		s.meshRevoke(t.s, t.reg)
 	}
 }
 
@@ -87,6 +102,7 @@ type carry struct {
 	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
 	msg         string // kill message
 	ppt         [6][]byte
+	mo          *meshOrigin // tInvoke from another node: the caller there
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched

@@ -2,13 +2,14 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -37,7 +38,13 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
-	Gateway   gatewayConfig    `yaml:"gateway"`
+	Mesh      meshConfig       `yaml:"mesh"`
+	Runtime   runtimeConfig    `yaml:"runtime"`
+	// DataDir holds state that must survive a restart (oauth/: tokens,
+	// codes, generated signing keys). Empty: state is in memory.
+	DataDir string        `yaml:"data_dir"`
+	OAuth   oauthConfig   `yaml:"oauth"`
+	Gateway gatewayConfig `yaml:"gateway"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -79,6 +86,18 @@ type limitsConfig struct {
 	CallsInFlight    int      `yaml:"calls_in_flight"`
 	Registrations    int      `yaml:"registrations"`
 	Subscriptions    int      `yaml:"subscriptions"`
+
+	AuthFailures authFailuresConfig `yaml:"auth_failures"`
+}
+
+// authFailuresConfig is the brute-force limiter (route.AuthLimits).
+type authFailuresConfig struct {
+	DelayAfter        int      `yaml:"delay_after"`
+	BlockAfter        int      `yaml:"block_after"`
+	Window            duration `yaml:"window"`
+	Lockout           duration `yaml:"lockout"`
+	MaxOpenChallenges int      `yaml:"max_open_challenges"`
+	Exempt            []string `yaml:"exempt"`
 }
 
 type keepaliveConfig struct {
@@ -104,6 +123,9 @@ type realmConfig struct {
 	AuthMethods   []string     `yaml:"authmethods"`
 	Users         []userConfig `yaml:"users"`
 	Roles         []roleConfig `yaml:"roles"`
+	// OAuth turns on the OAuth2 server for the realm: its clients, grants
+	// and lifetimes; access tokens are also WAMP tickets.
+	OAuth *realmOAuthConfig `yaml:"oauth"`
 	// HTTPBridge serves the gateway's /wamp/{realm}/... endpoints for
 	// this realm (default true; with security only to roles with
 	// http_bridge).
@@ -179,15 +201,22 @@ func parseSize(s string) (int, error) {
 			break
 		}
 	}
-	v, err := strconv.Atoi(t)
-	if err != nil || v < 0 || v > (1<<40)/mult {
+	// At most 1 TiB, and what an int holds (2 GiB on 32-bit boards).
+	const most = min(int64(1<<40), int64(math.MaxInt))
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a size (like 1024, \"8KiB\" or \"16MiB\")", s)
 	}
-	return v * mult, nil
+	if v > most/int64(mult) {
+		return 0, fmt.Errorf("%q is too large (at most %s here)", s, formatSize(most))
+	}
+	return int(v) * mult, nil
 }
 
-// loadConfig reads a configuration: the embedded default when path is "".
-func loadConfig(path string) (*config, error) {
+// loadConfig reads a configuration: the embedded default when path is "",
+// else the file over the embedded default. override, if not nil, changes
+// the configuration (command-line flags) before it is validated.
+func loadConfig(path string, override func(*config)) (*config, error) {
 	data, name := defaultConfig, "embedded default"
 	if path != "" {
 		b, err := os.ReadFile(path)
@@ -196,27 +225,31 @@ func loadConfig(path string) (*config, error) {
 		}
 		data, name = b, path
 	}
-	c, err := parseConfig(data)
+	c, err := parseConfig(data, override)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
 }
 
-// parseConfig decodes strictly and validates.
-func parseConfig(data []byte) (*config, error) {
+// parseConfig decodes data strictly over the embedded default, so that every
+// key data leaves out keeps the default's value (a list, such as listeners
+// or realms, is taken whole from data when data has it), applies override
+// and validates.
+func parseConfig(data []byte, override func(*config)) (*config, error) {
 	var c config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the configuration is empty")
-		}
-		return nil, cleanYAMLError(err)
+	if err := decodeStrict(defaultConfig, &c); err != nil {
+		return nil, fmt.Errorf("embedded default: %w", err) // a build defect; tests catch it
+	}
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, err
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err == nil {
 		c.root = &root
+	}
+	if override != nil {
+		override(&c)
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -225,6 +258,20 @@ func parseConfig(data []byte) (*config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// decodeStrict decodes one YAML document into c: unknown keys and values of
+// the wrong type are errors naming the line.
+func decodeStrict(data []byte, c *config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the configuration is empty")
+		}
+		return cleanYAMLError(err)
+	}
+	return nil
 }
 
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found
@@ -248,8 +295,9 @@ func cleanYAMLError(err error) error {
 	return errors.New(strings.Join(lines, "; "))
 }
 
-// line finds the line of a key in the document: path elements are map keys
-// (string) or sequence indexes (int). It returns 0 when not found.
+// line finds the line of a key in the file: path elements are map keys
+// (string) or sequence indexes (int). It returns 0 when the file does not
+// have the key (the value came from the embedded default or a flag).
 func (c *config) line(path ...any) int {
 	if c.root == nil || len(c.root.Content) == 0 {
 		return 0
@@ -260,7 +308,7 @@ func (c *config) line(path ...any) int {
 		switch k := p.(type) {
 		case string:
 			if n.Kind != yaml.MappingNode {
-				return line
+				return 0
 			}
 			found := false
 			for i := 0; i+1 < len(n.Content); i += 2 {
@@ -272,11 +320,11 @@ func (c *config) line(path ...any) int {
 				}
 			}
 			if !found {
-				return line
+				return 0
 			}
 		case int:
 			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
-				return line
+				return 0
 			}
 			n = n.Content[k]
 			line = n.Line
@@ -351,6 +399,7 @@ func (c *config) validate() error {
 	if c.Limits.HardLimit != 0 && c.Limits.HighWater != 0 && c.Limits.HardLimit < c.Limits.HighWater {
 		c.errAt(&errs, "limits.hard_limit must not be below limits.high_water", "limits", "hard_limit")
 	}
+	c.validateAuthFailures(&errs)
 	switch c.Tuning.Flush {
 	case "", "adaptive", "round", "traffic":
 	default:
@@ -359,9 +408,11 @@ func (c *config) validate() error {
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
+	c.validateRuntime(&errs)
 	if len(c.Realms) == 0 {
 		c.errAt(&errs, "at least one realm is required", "realms")
 	}
+	c.validateMesh(&errs)
 	seen := map[string]bool{}
 	for i, r := range c.Realms {
 		if !proto.ValidURI([]byte(r.Name), proto.URILoose) {
@@ -378,6 +429,7 @@ func (c *config) validate() error {
 		}
 		c.validateSecurity(&errs, i)
 	}
+	c.validateOAuth(&errs)
 	c.validateGateway(&errs)
 	return errors.Join(errs...)
 }
@@ -390,9 +442,10 @@ func (c *config) loops() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// routeConfig builds the router's configuration.
-func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
-	realms, err := c.realmConfigs()
+// routeConfig builds the router's configuration; o (may be nil) is the
+// OAuth2 server whose access tokens are WAMP tickets.
+func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, error) {
+	realms, err := c.realmConfigsWith(o)
 	if err != nil {
 		return route.Config{}, err
 	}
@@ -406,15 +459,72 @@ func (c *config) routeConfig(log *slog.Logger) (route.Config, error) {
 		MaxRegistrations: c.Limits.Registrations,
 		MaxSubscriptions: c.Limits.Subscriptions,
 		MaxRetainedBytes: int64(c.Limits.RetainedBytes),
+		AuthLimits:       c.authLimits(),
 		Agent:            "edgewamp-" + version,
 		Logger:           log,
+		Now:              clock,
 	}
 	return rc, nil
 }
 
+// clock is the one clock of the router and the transports (route.Config.Now,
+// and loop.Options.Now once loop has it).
+var clock = time.Now
+
+// validateAuthFailures checks limits.auth_failures.
+func (c *config) validateAuthFailures(errs *[]error) {
+	a := &c.Limits.AuthFailures
+	for _, f := range []struct {
+		v    int
+		name string
+	}{{a.DelayAfter, "delay_after"}, {a.BlockAfter, "block_after"}, {a.MaxOpenChallenges, "max_open_challenges"}} {
+		if f.v < 0 {
+			c.errAt(errs, "limits.auth_failures."+f.name+" must not be negative", "limits", "auth_failures", f.name)
+		}
+	}
+	for i, s := range a.Exempt {
+		if _, err := parsePrefix(s); err != nil {
+			c.errAt(errs, fmt.Sprintf("limits.auth_failures.exempt[%d]: %q is not a network (like 10.0.0.0/8 or fd00::/8) or an address", i, s),
+				"limits", "auth_failures", "exempt", i)
+		}
+	}
+}
+
+// parsePrefix parses a CIDR network, or a single address as its /32 or
+// /128.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// authLimits builds the brute-force limiter's settings (validated).
+func (c *config) authLimits() route.AuthLimits {
+	a := c.Limits.AuthFailures
+	l := route.AuthLimits{
+		DelayAfter:        a.DelayAfter,
+		BlockAfter:        a.BlockAfter,
+		Window:            time.Duration(a.Window),
+		Lockout:           time.Duration(a.Lockout),
+		MaxOpenChallenges: a.MaxOpenChallenges,
+	}
+	for _, s := range a.Exempt {
+		if p, err := parsePrefix(s); err == nil {
+			l.Exempt = append(l.Exempt, p)
+		}
+	}
+	return l
+}
+
 // loopOptions builds the transport options; TLS certificates are loaded
-// here, so errors name the file.
-func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
+// here, so errors name the file. It returns the certificates too, for
+// reload (SIGHUP re-reads them: tlsreload.go).
+func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, error) {
 	o := loop.Options{
 		WSPath:           c.WebSocket.Path,
 		HealthPath:       c.WebSocket.HealthPath,
@@ -429,6 +539,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 		HighWater:        int(c.Limits.HighWater),
 		HardLimit:        int(c.Limits.HardLimit),
 		Logger:           log,
+		Now:              clock, // the function route.Config.Now gets: one clock
 	}
 	switch c.Tuning.Flush {
 	case "round":
@@ -446,18 +557,24 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, error) {
 			return false
 		}
 	}
+	var certs []*loop.CertFile
 	for _, l := range c.Listeners {
 		lo := loop.Listener{Addr: l.Address, Transport: loop.Transport(l.Transport), MaxConns: l.MaxConnections}
 		if l.TLS != nil {
-			cert, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+			cf, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key)
 			if err != nil {
-				return o, fmt.Errorf("listener %s: TLS certificate: %w", l.Address, err)
+				return o, nil, fmt.Errorf("listener %s: %w", l.Address, err)
 			}
-			lo.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			if cf.Expired() {
+				log.Warn("TLS certificate is not valid now; clients will refuse it", "listener", l.Address, "cert", l.TLS.Cert,
+					"not_before", cf.Certificate().Leaf.NotBefore, "not_after", cf.Certificate().Leaf.NotAfter)
+			}
+			lo.TLS = cf.TLSConfig()
+			certs = append(certs, cf)
 		}
 		o.Listeners = append(o.Listeners, lo)
 	}
-	return o, nil
+	return o, certs, nil
 }
 
 // newLogger builds the process logger.

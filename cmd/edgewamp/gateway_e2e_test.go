@@ -540,8 +540,17 @@ func TestGatewayE2E(t *testing.T) {
 		if v := metricValue(after, "edgewamp_calls_in_flight"); v != 0 {
 			t.Errorf("calls in flight %v", v)
 		}
+		// The two autobahn peers joined anonymously over WebSocket and stay
+		// connected (router and engine counters, route.Router.Stats and
+		// loop.Engine.Stats).
+		if v := metricValue(after, "edgewamp_auth_total", "method", "anonymous", "result", "success"); v < 2 {
+			t.Errorf("anonymous authentications %v, want >= 2", v)
+		}
+		if v := metricValue(after, "edgewamp_connections"); v < 2 {
+			t.Errorf("connections %v, want >= 2", v)
+		}
 		for _, name := range []string{"edgewamp_message_bytes_received_total", "edgewamp_events_dropped_total", "edgewamp_connections_refused_total",
-			"edgewamp_protocol_violations_total", "edgewamp_gateway_request_duration_seconds", "edgewamp_call_duration_seconds", "go_goroutines"} {
+			"edgewamp_connections_closed_total", "edgewamp_auth_denied_total", "edgewamp_protocol_violations_total", "edgewamp_gateway_request_duration_seconds", "edgewamp_call_duration_seconds", "go_goroutines"} {
 			if after[name] == nil {
 				t.Errorf("no %s", name)
 			}
@@ -738,7 +747,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 // TestGatewayListenFlag: -gateway-listen off runs without the gateway;
 // the embedded default serves it on 127.0.0.1:8081.
 func TestGatewayListenFlag(t *testing.T) {
-	c, err := loadConfig("")
+	c, err := loadConfig("", nil)
 	if err != nil || c.Gateway.Listen != "127.0.0.1:8081" {
 		t.Fatalf("default gateway.listen %q (%v)", c.Gateway.Listen, err)
 	}

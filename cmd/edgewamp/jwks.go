@@ -160,3 +160,21 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
+
+// bearerChain tries each verifier in turn (the OAuth2 server's tokens,
+// then a JWKS file's); the first that accepts the token wins.
+type bearerChain []gateway.BearerVerifier
+
+func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.Principal, error) {
+	var first error
+	for _, v := range c {
+		p, err := v.VerifyBearer(ctx, token)
+		if err == nil {
+			return p, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}

@@ -1,6 +1,7 @@
 // Command edgewamp is the edgewamp WAMP router.
 //
-//	edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level L] [-log-format F]
+//	edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-node NAME] [-cluster-listen ADDR]
+//	             [-cluster-routes URL,...] [-leaf-listen ADDR] [-leaf-remotes URL,...] [-log-level L] [-log-format F]
 //	edgewamp check-config FILE
 //	edgewamp version
 package main
@@ -16,6 +17,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +27,13 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
+// Set at build time: make release stamps all three (-ldflags "-X
+// main.version=1.2.3 -X main.commit=... -X main.date=...").
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -35,14 +43,20 @@ const usage = `edgewamp — a WAMP v2 router for the edge
 
 Usage:
   edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level LEVEL] [-log-format text|json]
+               [-node NAME] [-cluster-listen ADDR] [-cluster-routes nats://HOST:PORT[,...]]
+               [-leaf-listen ADDR] [-leaf-remotes nats://HOST:PORT[,...]]
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
+  edgewamp oauth secret [-iterations N] make an OAuth2 client secret and its hash
+  edgewamp oauth keygen [-alg EdDSA|ES256]  write an OAuth2 signing key (PEM) to stdout
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
 anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port, the HTTP
 gateway on http://127.0.0.1:8081).
+The mesh flags join routers into one (see README, "Mesh"): e.g. three
+nodes of a site, each with -cluster-listen and the others' -cluster-routes.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -59,15 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(stdout, stderr)
+	case "oauth":
+		return cmdOAuth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" || s.Key == "vcs.time" {
-					fmt.Fprintf(stdout, "  %s %s\n", s.Key, s.Value)
-				}
-			}
-		}
+		printVersion(stdout)
 		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -77,12 +86,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// printVersion prints the version line, then the commit and build date:
+// stamped by make release, else from the Go build information.
+func printVersion(w io.Writer) {
+	arch := runtime.GOARCH
+	if arch == "arm" {
+		arch += "v" + armVersion()
+	}
+	fmt.Fprintf(w, "edgewamp %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, arch)
+	c, d, modified := commit, date, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if c == "" {
+					c = s.Value
+				}
+			case "vcs.time":
+				if d == "" {
+					d = s.Value
+				}
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if c != "" {
+		if modified {
+			c += " (modified)"
+		}
+		fmt.Fprintf(w, "  commit %s\n", c)
+	}
+	if d != "" {
+		fmt.Fprintf(w, "  built  %s\n", d)
+	}
+}
+
+// armVersion returns GOARM as the build recorded it ("7"), or "?".
+func armVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOARM" {
+				return strings.TrimSuffix(strings.TrimSuffix(s.Value, ",softfloat"), ",hardfloat")
+			}
+		}
+	}
+	return "?"
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: edgewamp check-config FILE")
 		return 2
 	}
-	if _, err := loadConfig(args[0]); err != nil {
+	if _, err := loadConfig(args[0], nil); err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
@@ -99,6 +156,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); for diagnosis only")
+	var mf meshFlags
+	fs.StringVar(&mf.node, "node", "", "mesh: this node's name, unique in the mesh (default: the host name)")
+	fs.StringVar(&mf.clusterListen, "cluster-listen", "", "mesh: listen for NATS routes from the other nodes of the cluster on host:port")
+	fs.StringVar(&mf.clusterRoutes, "cluster-routes", "", "mesh: the other cluster nodes' routes, nats://host:port[,...]")
+	fs.StringVar(&mf.leafListen, "leaf-listen", "", "mesh: accept edge nodes' leaf-node links on host:port (a hub)")
+	fs.StringVar(&mf.leafRemotes, "leaf-remotes", "", "mesh: join a hub as an edge node, nats://host:port[,...]")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,24 +169,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, func(c *config) {
+		if *logLevel != "" {
+			c.Log.Level = *logLevel
+		}
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+		if *listen != "" {
+			if len(c.Listeners) == 0 {
+				c.Listeners = []listenerConfig{{}}
+			}
+			c.Listeners[0].Address = *listen
+		}
+		if *gwListen != "" {
+			c.Gateway.Listen = *gwListen
+		}
+		mf.apply(&c.Mesh)
+	})
 	if err != nil {
-		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
-		return 1
-	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
-	}
-	if *logFormat != "" {
-		cfg.Log.Format = *logFormat
-	}
-	if *listen != "" {
-		cfg.Listeners[0].Address = *listen
-	}
-	if *gwListen != "" {
-		cfg.Gateway.Listen = *gwListen
-	}
-	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
@@ -143,18 +207,29 @@ func cmdRun(args []string, stderr io.Writer) int {
 }
 
 // serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
-// realms, users and roles from cfgPath.
+// realms, users, roles, runtime settings and TLS certificates. Under
+// systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
+// STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sizeProcs(cfg, log)
-	rcfg, err := cfg.routeConfig(log)
+	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
+	oa, err := cfg.startOAuth(log)
 	if err != nil {
 		return err
+	}
+	defer oa.close()
+	rcfg, err := cfg.routeConfig(log, oa)
+	if err != nil {
+		return err
+	}
+	if oa != nil {
+		oa.users.set(rcfg.Realms)
 	}
 	r, err := route.New(rcfg)
 	if err != nil {
 		return err
 	}
-	lo, err := cfg.loopOptions(log)
+	lo, certs, err := cfg.loopOptions(log)
 	if err != nil {
 		return err
 	}
@@ -162,16 +237,28 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var node meshNode
+	if cfg.Mesh.enabled() {
+		if node, err = startMesh(cfg, r, log); err != nil {
+			return err
+		}
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := eng.Start(); err != nil {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
 		return err
 	}
-	gw, err := startGateway(cfg, r, eng, log)
+	gw, err := startGateway(cfg, r, eng, node, oa, log)
 	if err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		eng.Shutdown(sctx)
+		if node != nil {
+			node.Shutdown(sctx)
+		}
 		cancel()
 		return err
 	}
@@ -189,7 +276,22 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 		realms = append(realms, rc.Name)
 	}
 	log.Info("edgewamp started", "version", version, "loops", cfg.loops(), "realms", realms)
-	sdNotify("READY=1")
+
+	sd := newNotifier()
+	defer sd.close()
+	status := &statusLine{}
+	status.add(func() string { return "serving " + strconv.Itoa(r.SessionCount()) + " sessions" })
+	// The mesh (edge) replaces this part with its state when it is on.
+	status.add(func() string { return "mesh off" })
+	sup := newSupervisor(sd, log, status, watchdogPeriod())
+	sup.checks = append(sup.checks,
+		liveness{"event loops", eng.NewLivenessProbe(sup.stall).Check},
+		liveness{"router timers", r.NewTimerProbe(sup.stall).Check})
+	sd.notify("READY=1", "STATUS="+status.String())
+	sup.start()
+	if testHookServing != nil {
+		testHookServing(r, log)
+	}
 
 	var sig os.Signal
 	for sig == nil {
@@ -199,17 +301,25 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				sig = s
 				break
 			}
-			reload(cfgPath, cfg, r, gw, log)
+			sd.reloading()
+			if err := reload(cfgPath, r, oa, certs, gw, log); err != nil {
+				status.setNote("last reload refused: " + err.Error())
+			} else {
+				status.setNote("")
+			}
+			sd.notify("READY=1", "STATUS="+status.String())
 		case <-eng.Done():
 			// The event loops died under us (gnet stops its engine on an
 			// error it cannot handle). Exit non-zero: the supervisor
 			// restarts a router that serves again.
-			sdNotify("STOPPING=1")
+			sup.stop()
+			sd.notify("STOPPING=1", "STATUS=event loops stopped")
 			return fmt.Errorf("event loops stopped: %w", eng.Err())
 		}
 	}
 	log.Info("shutting down", "signal", sig.String())
-	sdNotify("STOPPING=1")
+	sup.stop()
+	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if gw != nil {
@@ -221,42 +331,80 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 		}
 		gcancel()
 	}
-	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = eng.Shutdown(ctx)
+	if node != nil {
+		// After the sessions: their registrations are withdrawn first.
+		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		node.Shutdown(mctx)
+		mcancel()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	log.Info("edgewamp stopped")
 	return nil
 }
 
-// reload re-reads the configuration file and installs its realms. A
-// configuration with an error is refused and the running one stays.
-func reload(path string, running *config, r *route.Router, gw *gateway.Server, log *slog.Logger) {
+// testHookServing is nil in production builds. Builds with the
+// edgewamp_testhooks tag (tests only) set it to install test-only
+// behaviour (testhooks.go); no configuration reaches it.
+var testHookServing func(r *route.Router, log *slog.Logger)
+
+// reload re-reads the TLS certificates and the configuration file, and
+// installs its realms and runtime settings. A certificate pair or a
+// configuration with an error is refused and the running one stays; the
+// two are independent (a certificate rotation is not held up by a typo in
+// the file). It returns what was refused, for the status line.
+func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
+	var refused []string
+	if reloadCerts(certs, log) != nil {
+		refused = append(refused, "TLS certificate")
+	}
+	if err := reloadConfig(path, r, oa, certs, gw, log); err != nil {
+		refused = append(refused, "configuration")
+	}
+	if len(refused) > 0 {
+		return errors.New(strings.Join(refused, ", ") + " (see the log)")
+	}
+	return nil
+}
+
+// reloadConfig re-reads the configuration file and installs its realms,
+// their HTTP bridge access and the runtime settings.
+func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
-		return
+		return nil
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(path, nil)
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
-		return
+		return err
 	}
-	realms, err := cfg.realmConfigs()
+	realms, err := cfg.realmConfigsWith(oa)
+	if err == nil {
+		err = oa.reload(cfg, realms)
+	}
 	if err == nil {
 		err = r.Reload(realms)
 	}
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
-		return
+		return err
 	}
 	if gw != nil {
 		gw.SetRealms(cfg.realmAccess())
 	}
+	rt := applyRuntime(cfg.Runtime)
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
-	log.Info("SIGHUP: configuration reloaded", "realms", names,
-		"note", "realms, users, roles and their HTTP bridge access apply now; listener, limit, gateway route and log changes need a restart")
+	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
+		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, gateway route and oauth: (issuer, keys) changes need a restart"},
+		rt.logAttrs()...)...)
+	warnMovedCerts(cfg, certs, log)
+	return nil
 }
 
 func orDefault(s, def string) string {
@@ -267,9 +415,14 @@ func orDefault(s, def string) string {
 }
 
 // startGateway starts the HTTP gateway unless the configuration disables
-// it; nil when disabled.
-func startGateway(cfg *config, r *route.Router, eng *loop.Engine, log *slog.Logger) (*gateway.Server, error) {
+// it; nil when disabled. The OAuth2 server's endpoints, when it runs, are
+// mounted on it, and its access tokens are the gateway's bearer tokens
+// (with gateway.bearer's JWKS file as a second issuer, if set).
+func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
 	if cfg.gatewayOff() {
+		if oa != nil && oa.srv != nil {
+			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
+		}
 		log.Info("HTTP gateway off")
 		return nil, nil
 	}
@@ -281,8 +434,16 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, log *slog.Logg
 		case <-eng.Done():
 			return errors.New("the event loops stopped")
 		default:
-			return nil
 		}
+		if rn, ok := node.(interface{ Ready() bool }); ok && !rn.Ready() {
+			return errors.New("the mesh is not connected")
+		}
+		return nil
+	}
+	var verifiers []gateway.BearerVerifier
+	if oa != nil && oa.srv != nil {
+		verifiers = append(verifiers, oauthBearer{oa.srv})
+		o.Mount = oauthMounts(oa.srv)
 	}
 	var err error
 	if o.TLS, err = cfg.gatewayTLS(); err != nil {
@@ -293,7 +454,13 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, log *slog.Logg
 		if err != nil {
 			return nil, fmt.Errorf("gateway.bearer: %w", err)
 		}
-		o.Bearer = v
+		verifiers = append(verifiers, v)
+	}
+	switch len(verifiers) {
+	case 1:
+		o.Bearer = verifiers[0]
+	case 2:
+		o.Bearer = bearerChain(verifiers)
 	}
 	if o.Bearer == nil {
 		for _, rt := range o.Routes {

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,6 +67,13 @@ func startRouter(t *testing.T, args ...string) *router {
 // launch starts cmd, an edgewamp run, and waits for its listening line.
 func launch(t *testing.T, cmd *exec.Cmd) *router {
 	t.Helper()
+	// Every configuration file takes the embedded default's gateway
+	// (127.0.0.1:8081): a test that does not choose runs without it, so that
+	// parallel routers do not contend for that port and tests written
+	// before the gateway see the router they were written for.
+	if len(cmd.Args) > 1 && cmd.Args[1] == "run" && !slices.Contains(cmd.Args, "-gateway-listen") {
+		cmd.Args = append(cmd.Args, "-gateway-listen", "off")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +254,12 @@ func TestCheckConfig(t *testing.T) {
 		{"duplicate realm", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms:\n  - name: r\n  - name: r\n", 1, []string{`line 4: realm "r" is configured twice`}},
 		{"no realms", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: []\n", 1, []string{"at least one realm is required"}},
 		{"limits", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a}]\nlimits: {high_water: 1MiB, hard_limit: 1KiB, max_message: 32MiB}\n", 1, []string{"hard_limit must not be below", "max_message is at most 16MiB"}},
+		{"no listeners key", "realms: [{name: a.b}]\n", 0, []string{": ok"}},
+		{"no realms key", "listeners: [{address: \"127.0.0.1:9000\"}]\n", 0, []string{": ok"}},
+		{"no listeners", "listeners: []\n", 1, []string{"line 1: at least one listener is required"}},
+		{"auth_failures", "limits:\n  auth_failures:\n    block_after: -1\n    exempt: [10.0.0.0/8, \"::1\", nonsense]\n", 1,
+			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
+		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}
@@ -270,13 +283,79 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestEmbeddedDefaultIsValid(t *testing.T) {
-	c, err := loadConfig("")
+	c, err := loadConfig("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Realms[0].Name != "realm1" || c.Listeners[0].Address != "127.0.0.1:8080" {
 		t.Fatalf("default %+v", c)
 	}
+}
+
+// Every key a file leaves out takes the embedded default's value, lists
+// (listeners, realms) included. (A file without listeners: or realms: was
+// refused: "at least one listener is required", "at least one realm is
+// required".)
+func TestConfigKeysLeftOutTakeDefaults(t *testing.T) {
+	def, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct {
+		name, body string
+		check      func(c *config) bool
+	}{
+		{"realms only", "realms: [{name: a.b}]\n", func(c *config) bool {
+			return len(c.Listeners) == 1 && c.Listeners[0] == def.Listeners[0] && c.Realms[0].Name == "a.b" && len(c.Realms) == 1
+		}},
+		{"listeners only", "listeners: [{address: \"127.0.0.1:9000\"}]\n", func(c *config) bool {
+			return c.Listeners[0].Address == "127.0.0.1:9000" && len(c.Realms) == 1 && c.Realms[0].Name == "realm1" && c.Realms[0].anonymous()
+		}},
+		{"one limit", "limits: {max_message: 1MiB}\nkeepalive: {interval: 5s}\n", func(c *config) bool {
+			return c.Limits.MaxMessage == 1<<20 && c.Limits.HighWater == def.Limits.HighWater && c.Limits.HardLimit == def.Limits.HardLimit &&
+				c.Limits.AuthFailures.BlockAfter == 10 && c.Keepalive.Interval == duration(5*time.Second) && c.Keepalive.Timeout == def.Keepalive.Timeout &&
+				c.WebSocket.Path == "/ws" && c.Realms[0].Name == "realm1"
+		}},
+		{"one auth_failures key", "limits: {auth_failures: {lockout: 1h, exempt: [192.0.2.0/24]}}\n", func(c *config) bool {
+			l := c.authLimits()
+			return l.Lockout == time.Hour && l.BlockAfter == 10 && l.DelayAfter == 3 && l.Window == time.Minute && l.MaxOpenChallenges == 1024 &&
+				len(l.Exempt) == 1 && l.Exempt[0].String() == "192.0.2.0/24"
+		}},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			c, err := parseConfig([]byte(k.body), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.check(c) {
+				t.Fatalf("config %+v", c)
+			}
+		})
+	}
+	// -listen supplies the listener of a file that has none.
+	c, err := parseConfig([]byte("listeners: []\n"), func(c *config) {
+		c.Listeners = []listenerConfig{{Address: "127.0.0.1:7000"}}
+	})
+	if err != nil || c.Listeners[0].Address != "127.0.0.1:7000" {
+		t.Fatalf("listeners: [] with -listen: %v %+v", err, c)
+	}
+	// A value from a flag has no line in the file.
+	_, err = parseConfig([]byte("realms: [{name: a}]\n"), func(c *config) { c.Listeners[0].Address = "nonsense" })
+	if err == nil || strings.Contains(err.Error(), "line ") || !strings.Contains(err.Error(), "is not host:port") {
+		t.Fatalf("bad -listen: %v", err)
+	}
+}
+
+// The built router runs a file without listeners: (its address from
+// -listen) or without realms: (the default realm1).
+func TestRunConfigWithoutListenersOrRealms(t *testing.T) {
+	noListeners := writeFile(t, "realms.yaml", "realms: [{name: realm1, anonymous: true}]\n")
+	r := startRouter(t, "-config", noListeners)
+	r.dial("ws://"+r.addr+"/ws", proto.JSON).Close()
+
+	noRealms := writeFile(t, "listeners.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\n")
+	r = launch(t, exec.Command(binPath, "run", "-config", noRealms))
+	r.dial("rs://"+r.addr, proto.MsgPack).Close()
 }
 
 func TestCLIUsage(t *testing.T) {
@@ -296,5 +375,3 @@ func TestCLIUsage(t *testing.T) {
 		t.Fatalf("unknown flag: %d", code)
 	}
 }
-
-var _ = io.Discard

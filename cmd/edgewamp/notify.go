@@ -3,22 +3,106 @@ package main
 import (
 	"net"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// sdNotify sends a state line to systemd (Type=notify units). It does
-// nothing when not run by systemd.
-func sdNotify(state string) {
+// systemd's notification protocol (sd_notify(3)), without libsystemd: a
+// datagram of "KEY=value" lines to the unix socket named by NOTIFY_SOCKET.
+// The service manager learns from it that the router is ready (READY=1),
+// alive (WATCHDOG=1), reloading (RELOADING=1 with MONOTONIC_USEC, which
+// Type=notify-reload requires), stopping (STOPPING=1), and what it is
+// doing (STATUS=, shown by systemctl status).
+
+// notifier sends state to systemd. A nil *notifier (not run by a service
+// manager) does nothing. Safe for concurrent use.
+type notifier struct {
+	addr *net.UnixAddr
+
+	mu   sync.Mutex
+	conn *net.UnixConn // guarded by mu; dialled on first use, redialled after an error
+}
+
+// newNotifier returns a notifier for $NOTIFY_SOCKET, or nil when it is
+// unset. It does not dial yet.
+func newNotifier() *notifier {
 	path := os.Getenv("NOTIFY_SOCKET")
 	if path == "" {
-		return
+		return nil
 	}
 	if path[0] == '@' { // abstract namespace
 		path = "\x00" + path[1:]
 	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
+	return &notifier{addr: &net.UnixAddr{Name: path, Net: "unixgram"}}
+}
+
+// notify sends the lines as one datagram. Errors are returned for the
+// tests and otherwise ignored by callers: a service manager that went
+// away is no reason to stop routing.
+func (n *notifier) notify(lines ...string) error {
+	if n == nil {
+		return nil
+	}
+	msg := []byte(strings.Join(lines, "\n"))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		c, err := net.DialUnix("unixgram", nil, n.addr)
+		if err != nil {
+			return err
+		}
+		n.conn = c
+	}
+	if _, err := n.conn.Write(msg); err != nil {
+		n.conn.Close()
+		n.conn = nil
+		return err
+	}
+	return nil
+}
+
+// close releases the socket.
+func (n *notifier) close() {
+	if n == nil {
 		return
 	}
-	defer c.Close()
-	c.Write([]byte(state))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn != nil {
+		n.conn.Close()
+		n.conn = nil
+	}
+}
+
+// reloading tells the service manager that a reload began. MONOTONIC_USEC
+// (CLOCK_MONOTONIC in µs) lets Type=notify-reload match the message to
+// the SIGHUP it sent; older systemd versions ignore it.
+func (n *notifier) reloading() error {
+	return n.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10))
+}
+
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}
+
+// watchdogPeriod returns the watchdog timeout systemd asked for
+// (WatchdogSec= in the unit: $WATCHDOG_USEC, for this process when
+// $WATCHDOG_PID is unset or ours), or 0 when there is none.
+func watchdogPeriod() time.Duration {
+	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
+	if err != nil || usec <= 0 {
+		return 0
+	}
+	if pid := os.Getenv("WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+		return 0
+	}
+	return time.Duration(usec) * time.Microsecond
 }

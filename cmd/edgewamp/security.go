@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -143,7 +142,7 @@ func (r *realmConfig) anonymous() bool {
 	if r.Anonymous != nil {
 		return *r.Anonymous
 	}
-	return len(r.Users) == 0 // default: anonymous unless users are configured
+	return len(r.Users) == 0 && r.OAuth == nil // default: anonymous unless users or OAuth2 are configured
 }
 
 func (r *realmConfig) anonymousRole() string {
@@ -154,7 +153,8 @@ func (r *realmConfig) anonymousRole() string {
 }
 
 // build makes the router's realm configuration. The config is validated.
-func (r *realmConfig) build() (route.RealmConfig, error) {
+// With o, a realm with an oauth: block takes access tokens as tickets.
+func (r *realmConfig) build(o *oauthServer) (route.RealmConfig, error) {
 	rc := route.RealmConfig{Name: r.Name, AnonymousRole: r.anonymousRole()}
 	if r.URICheck == "strict" {
 		rc.URICheck = proto.URIStrict
@@ -194,7 +194,7 @@ func (r *realmConfig) build() (route.RealmConfig, error) {
 			sec = sec || u.Secret != ""
 			keys = keys || len(u.Keys) > 0
 		}
-		if pw {
+		if pw || r.OAuth != nil {
 			methods = append(methods, "ticket")
 		}
 		if pw || sec {
@@ -209,7 +209,11 @@ func (r *realmConfig) build() (route.RealmConfig, error) {
 		case "anonymous":
 			rc.Anonymous = true
 		case "ticket":
-			rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store})
+			if o != nil && r.OAuth != nil {
+				rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store, Tokens: tokenVerifier{o.srv}})
+			} else {
+				rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store})
+			}
 		case "wampcra":
 			rc.Authenticators = append(rc.Authenticators, &route.CRAAuth{Users: store})
 		case "cryptosign":
@@ -255,11 +259,15 @@ func (r *realmConfig) build() (route.RealmConfig, error) {
 	return rc, nil
 }
 
-// realmConfigs builds every realm.
-func (c *config) realmConfigs() ([]route.RealmConfig, error) {
+// realmConfigs builds every realm (without OAuth2: validation).
+func (c *config) realmConfigs() ([]route.RealmConfig, error) { return c.realmConfigsWith(nil) }
+
+// realmConfigsWith builds every realm, taking access tokens of o as
+// tickets where a realm enables OAuth2.
+func (c *config) realmConfigsWith(o *oauthServer) ([]route.RealmConfig, error) {
 	var out []route.RealmConfig
 	for i := range c.Realms {
-		rc, err := c.Realms[i].build()
+		rc, err := c.Realms[i].build(o)
 		if err != nil {
 			return nil, fmt.Errorf("realm %q: %w", c.Realms[i].Name, err)
 		}
@@ -267,5 +275,3 @@ func (c *config) realmConfigs() ([]route.RealmConfig, error) {
 	}
 	return out, nil
 }
-
-var _ = strings.TrimSpace

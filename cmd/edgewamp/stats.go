@@ -10,13 +10,9 @@ import (
 
 // routerStats implements gateway.StatsSource over the counters the router
 // and the event loops keep. It runs at scrape time only: Router.Traffic
-// reads each shard's counters on the shard's own goroutine, the rest are
-// atomics; nothing is recomputed and the call path is not touched.
-//
-// Waiting for the hardening branches (issue 10): authentications by
-// method and result (edgewamp_auth_total), connections closed by reason
-// (slow consumers among them) and refused by reason beyond the
-// descriptor budget. They slot into gateway.Stats' maps as they land.
+// reads each shard's traffic counters on the shard's own goroutine;
+// Router.Stats and Engine.Stats are atomics. Nothing is recomputed and the
+// call path is not touched.
 type routerStats struct {
 	r   *route.Router
 	eng *loop.Engine
@@ -50,27 +46,28 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 			st.Sessions = append(st.Sessions, gateway.SessionCount{Realm: rs.Realm, Transport: tp, N: n})
 		}
 	}
-	var slow, tooBig, refused, violations, retain uint64
-	for i := 0; i < s.r.Shards(); i++ {
-		ss := s.r.Shard(i).Stats()
-		slow += ss.EventsDropped.Load()
-		tooBig += ss.EventsTooBig.Load()
-		refused += ss.CallsRefused.Load()
-		violations += ss.ProtocolErrors.Load()
-		retain += ss.RetainRefused.Load()
+	rt := s.r.Stats()
+	st.EventsDropped = map[string]uint64{"slow_subscriber": rt.EventsDroppedSlowConsumer, "too_big": rt.EventsDroppedTooBig}
+	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused}
+	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
+	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
+	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
+	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)
+	for i := range route.NumAuthMethods {
+		st.AuthSuccesses[route.AuthMethodName(i)] = rt.AuthSuccesses[i]
+		st.AuthFailures[route.AuthMethodName(i)] = rt.AuthFailures[i]
 	}
-	st.EventsDropped = map[string]uint64{"slow_subscriber": slow, "too_big": tooBig}
-	st.InvocationsRefused = map[string]uint64{"callee_busy": refused}
-	st.ProtocolViolations = gateway.Counter{V: violations, OK: true}
-	st.RetainRefused = gateway.Counter{V: retain, OK: true}
+	st.AuthDenied = gateway.Counter{V: rt.AuthDenied, OK: true}
 	if s.eng != nil {
-		_, _, fdRefused := s.eng.FDs()
-		held, _, inRefused := s.eng.Inbound()
-		out, _ := s.eng.Outbound()
-		st.ConnectionsRefused = map[string]uint64{"fd_budget": fdRefused}
-		st.ConnectionsClosed = map[string]uint64{"inbound_budget": inRefused}
-		st.InboundHeld = gateway.Gauge{V: float64(held), OK: true}
-		st.OutboundQueued = gateway.Gauge{V: float64(out), OK: true}
+		es := s.eng.Stats()
+		st.Connections = gateway.Gauge{V: float64(es.Conns), OK: true}
+		st.ConnectionsRefused = map[string]uint64{"fd_budget": es.FDRefused}
+		st.ConnectionsClosed = make(map[string]uint64, loop.NumCloseReasons)
+		for i := loop.CloseReason(1); i < loop.NumCloseReasons; i++ {
+			st.ConnectionsClosed[i.String()] = es.Closes[i]
+		}
+		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
+		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
 	}
 	return st, nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +32,6 @@ func main() {
 	fs := flag.CommandLine
 	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn, authstorm, httpcall or sse")
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "router: ws://HOST:PORT/PATH, rs://HOST:PORT or tcp://HOST:PORT")
-	fs.StringVar(&c.CalleeURL, "callee-url", "", "httpcall: WAMP URL where the tool registers the callee (ws://HOST:PORT/ws); none against a bare HTTP server")
 	fs.StringVar(&ser, "ser", "msgpack", "serializer: json, msgpack or cbor")
 	fs.StringVar(&c.Realm, "realm", "realm1", "realm")
 	fs.StringVar(&c.Src, "src", "", "source addresses to connect from, e.g. 127.0.0.2-127.0.0.40 (spreads ephemeral ports)")
@@ -47,6 +47,9 @@ func main() {
 	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding; httpcall: HTTP clients (keep-alive connections)")
 	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
 	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
+	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url. httpcall: the WAMP URL where the tool registers the callee (ws://HOST:PORT/ws); none against a bare HTTP server")
+	meshPIDs := fs.String("mesh-pids", "", "the other router processes of a mesh (comma-separated pids): their CPU is reported as mesh_cpu_pct, not counted as other processes'")
+	subURLs := fs.String("sub-urls", "", "pubsub: spread the subscribers over these routers (comma-separated; the nodes of a mesh); the publishers join -url")
 	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
 	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers; sse: event streams")
 	fs.Float64Var(&c.Rate, "rate", 0, "pubsub, sse: publications/s of all publishers (0: saturation; sse needs a rate)")
@@ -62,10 +65,40 @@ func main() {
 	fs.IntVar(&c.Storm, "storm", 1000, "authstorm: sessions authenticating at once")
 	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
 	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
+	fs.StringVar(&c.TicketFile, "ticket-file", "", "authstorm: log in with WAMP-Ticket, the tickets (OAuth2 access tokens) one a line in this file, handed out in turn")
+	mint := fs.Int("mint-jwt", 0, "write this many OAuth2 access tokens for -ticket-file to stdout, signed with -jwt-key for -jwt-issuer and -realm, and exit")
+	var mo load.MintOptions
+	fs.StringVar(&mo.KeyFile, "jwt-key", "", "mint-jwt: the router's signing key file (oauth.key_files)")
+	fs.StringVar(&mo.Issuer, "jwt-issuer", "http://127.0.0.1:8081", "mint-jwt: the router's oauth.issuer")
+	jwtRoles := fs.String("jwt-roles", "user", "mint-jwt: the tokens' roles, comma-separated")
+	fs.DurationVar(&mo.Lifetime, "jwt-lifetime", time.Hour, "mint-jwt: token lifetime")
 	quiet := fs.Bool("q", false, "no progress messages on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (to make the tool leaner)")
 	report := fs.String("report", "", "write the matrix report (RESULTS.md) for a bench/run-e2e.sh output directory to stdout, and exit")
 	flag.Parse()
+	if *mint > 0 {
+		mo.N, mo.Realm, mo.Roles = *mint, c.Realm, strings.Split(*jwtRoles, ",")
+		if err := load.MintTokens(mo, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "wampbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	for _, p := range strings.Split(*meshPIDs, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "wampbench: -mesh-pids:", err)
+				os.Exit(2)
+			}
+			load.SetMeshPIDs(append(load.MeshPIDs(), n))
+		}
+	}
+	for _, u := range strings.Split(*subURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.SubURLs = append(c.SubURLs, u)
+		}
+	}
 	if *report != "" {
 		if err := load.Report(*report, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "wampbench:", err)

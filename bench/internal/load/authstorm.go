@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -12,7 +14,7 @@ import (
 // stormWorker connects its share of an authentication storm when told
 // "go", reports, holds the sessions until "stop", then leaves.
 func stormWorker(cfg *Config, cmds <-chan string, out io.Writer) error {
-	ep, err := newEndpoint(cfg.URL, cfg.Ser, cfg.Realm, cfg.AuthID, cfg.Secret)
+	ep, err := stormEndpoint(cfg)
 	if err != nil {
 		return err
 	}
@@ -53,14 +55,57 @@ func stormWorker(cfg *Config, cmds <-chan string, out io.Writer) error {
 	return nil
 }
 
+// stormEndpoint is the storm's endpoint: WAMP-CRA, or WAMP-Ticket with the
+// tickets of cfg.TicketFile.
+func stormEndpoint(cfg *Config) (*endpoint, error) {
+	if cfg.TicketFile == "" {
+		return newEndpoint(cfg.URL, cfg.Ser, cfg.Realm, cfg.AuthID, cfg.Secret)
+	}
+	tickets, err := readTickets(cfg.TicketFile)
+	if err != nil {
+		return nil, err
+	}
+	return newTicketEndpoint(cfg.URL, cfg.Ser, cfg.Realm, tickets)
+}
+
+// readTickets reads one ticket a line.
+func readTickets(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no ticket", path)
+	}
+	return out, nil
+}
+
+// stormAuth names the storm's authentication for the report.
+func stormAuth(cfg *Config) string {
+	if cfg.TicketFile == "" {
+		return "wampcra"
+	}
+	n := 0
+	if t, err := readTickets(cfg.TicketFile); err == nil {
+		n = len(t)
+	}
+	return fmt.Sprintf("jwt-%d-tokens", n)
+}
+
 // runAuthStorm measures one caller's latency (closed loop against an echo
-// callee) before and while Storm sessions authenticate with WAMP-CRA at
-// once. The storm runs in worker processes under nice 19, so that on the
+// callee) before and while Storm sessions authenticate (WAMP-CRA, or
+// WAMP-Ticket with OAuth2 access tokens) at once. The storm runs in worker processes under nice 19, so that on the
 // load tool's CPU the caller's process runs first whenever it has work:
 // the caller's latency then shows the router, not the storm's client side.
 func runAuthStorm(cfg *Config) (*Result, error) {
-	if cfg.AuthID == "" || cfg.Secret == "" {
-		return nil, errors.New("authstorm needs -authid and -secret (a WAMP-CRA user with a plain secret)")
+	if (cfg.AuthID == "" || cfg.Secret == "") && cfg.TicketFile == "" {
+		return nil, errors.New("authstorm needs -authid and -secret (a WAMP-CRA user with a plain secret), or -ticket-file")
 	}
 	ep, err := newEndpoint(cfg.URL, cfg.Ser, cfg.Realm, "", "")
 	if err != nil {
@@ -157,6 +202,7 @@ func runAuthStorm(cfg *Config) (*Result, error) {
 		w.send("stop")
 	}
 	r.Set("storm", cfg.Storm)
+	r.Set("auth", stormAuth(cfg))
 	r.Set("procs", procs)
 	r.Set("storm_ms", float64(storm.Microseconds())/1000)
 	r.Set("last_join_ms", float64(lastJoin/1000)/1000)

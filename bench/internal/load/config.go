@@ -24,7 +24,6 @@ import (
 type Config struct {
 	Scenario  string // idle, rpc, pubsub, churn, authstorm, httpcall, sse
 	URL       string // ws://host:port/path, rs://host:port or tcp://host:port; http://host:port for httpcall and sse
-	CalleeURL string // httpcall: a WAMP URL where the tool registers the callee (none against a bare HTTP server)
 	Ser       proto.Serializer
 	Realm     string
 	Src       string // source addresses, "127.0.0.2-127.0.0.40" or a list
@@ -41,13 +40,20 @@ type Config struct {
 
 	Callers, Callees int
 	Procedure        string
+	// CalleeURL, when set, is where the callees join: rpc, another node
+	// of a mesh (the callers join URL); httpcall, the WAMP URL where the
+	// tool registers the callee (none against a bare HTTP server).
+	CalleeURL string
 
 	Publishers, Subscribers int
 	Rate                    float64 // publications/s, all publishers together; 0 = saturation
 	EventRate               float64 // events delivered/s target (sets Rate = EventRate/Subscribers)
 	Topic                   string
-	PubBatch                int // saturation: publications per write
-	InFlight                int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
+	// SubURLs, when set, spreads the subscribers over these routers (the
+	// nodes of a mesh), in turn; the publishers join URL.
+	SubURLs  []string
+	PubBatch int // saturation: publications per write
+	InFlight int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
 
 	Sessions int           // idle: sessions to hold
 	Procs    int           // idle/authstorm: worker processes (0: auto)
@@ -58,6 +64,10 @@ type Config struct {
 
 	Storm          int    // authstorm: sessions authenticating at once
 	AuthID, Secret string // authstorm: WAMP-CRA user with a plain secret
+	// TicketFile (authstorm): log in with WAMP-Ticket instead, each session
+	// sending the next ticket of this file (one a line: OAuth2 access
+	// tokens; one line = every session the same token).
+	TicketFile string
 
 	Log io.Writer `json:"-"` // progress messages (stderr); nil: none
 

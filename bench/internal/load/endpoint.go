@@ -3,10 +3,12 @@ package load
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/edgewamp/edgewamp/bench/internal/wire"
 	"github.com/edgewamp/edgewamp/proto"
@@ -32,6 +34,8 @@ type endpoint struct {
 
 type authCfg struct {
 	authid, secret string
+	tickets        []string      // WAMP-Ticket: the tickets, handed out in turn
+	next           atomic.Uint64 // the next ticket's index
 	emptyDict      proto.Raw
 }
 
@@ -46,6 +50,19 @@ func (ep *endpoint) transportName() string {
 // newEndpoint parses ws://host:port/path, rs://host:port or tcp://host:port
 // and pre-encodes the join. With authid set, HELLO offers wampcra only.
 func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret string) (*endpoint, error) {
+	return newEndpointAuth(rawURL, ser, realm, authid, secret, nil)
+}
+
+// newTicketEndpoint is newEndpoint for WAMP-Ticket logins without an
+// authid (the tickets are OAuth2 access tokens, which name the principal).
+func newTicketEndpoint(rawURL string, ser proto.Serializer, realm string, tickets []string) (*endpoint, error) {
+	if len(tickets) == 0 {
+		return nil, errors.New("no tickets")
+	}
+	return newEndpointAuth(rawURL, ser, realm, "", "", tickets)
+}
+
+func newEndpointAuth(rawURL string, ser proto.Serializer, realm, authid, secret string, tickets []string) (*endpoint, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("bad url %q: %w", rawURL, err)
@@ -86,6 +103,14 @@ func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret stri
 			return nil, err
 		}
 		ep.auth = &authCfg{authid: authid, secret: secret, emptyDict: empty}
+	}
+	if tickets != nil {
+		details["authmethods"] = []any{"ticket"}
+		empty, err := proto.EncodeValue(ser, map[string]any{})
+		if err != nil {
+			return nil, err
+		}
+		ep.auth = &authCfg{tickets: tickets, emptyDict: empty}
 	}
 	d, err := proto.EncodeValue(ser, details)
 	if err != nil {

@@ -319,6 +319,11 @@ func (s *sess) abortMsg(msg []byte) {
 func (s *sess) challenge(msg []byte) {
 	a := s.ep.auth
 	m, err := proto.Decode(s.ep.ser, msg)
+	if err == nil && a != nil && a.tickets != nil && string(m.URI) == "ticket" {
+		t := a.tickets[(a.next.Add(1)-1)%uint64(len(a.tickets))]
+		s.sendMsg(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(t), Dict: a.emptyDict})
+		return
+	}
 	if err != nil || a == nil || string(m.URI) != "wampcra" {
 		s.fail(errChallenge)
 		return

@@ -238,3 +238,33 @@ func TestResultLine(t *testing.T) {
 		t.Fatalf("%v", m)
 	}
 }
+
+// WAMP-Ticket with OAuth2 tokens: HELLO offers ticket without an authid,
+// and sessions hand out the tickets in turn.
+func TestSessionJoinTicket(t *testing.T) {
+	ep, err := newTicketEndpoint("rs://127.0.0.1:1", proto.MsgPack, "realm1", []string{"tok-a", "tok-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := routerSide{t, ep}
+	for i, want := range []string{"tok-a", "tok-b", "tok-a"} {
+		s := newSess(ep, &recorder{})
+		s.start()
+		s.out = s.out[:0]
+		feed(s, []byte{wire.RawMagic, 0xf0 | byte(proto.MsgPack), 0, 0})
+		hello := rs.read(s.out)
+		s.out = s.out[:0]
+		methods := hello[0].Opt.Strings(proto.KeyAuthMethods, nil)
+		if len(hello) != 1 || hello[0].Opt.String(proto.KeyAuthID) != "" || len(methods) != 1 || string(methods[0]) != "ticket" {
+			t.Fatalf("HELLO %+v", hello)
+		}
+		feed(s, rs.frame(&proto.Message{Type: proto.CodeChallenge, URI: []byte("ticket")}))
+		auth := rs.read(s.out)
+		if len(auth) != 1 || auth[0].Type != proto.CodeAuthenticate || string(auth[0].URI) != want {
+			t.Fatalf("session %d: AUTHENTICATE %+v, want ticket %s", i, auth, want)
+		}
+	}
+	if _, err := newTicketEndpoint("rs://127.0.0.1:1", proto.MsgPack, "realm1", nil); err == nil {
+		t.Fatal("an endpoint without tickets")
+	}
+}

@@ -370,7 +370,33 @@ async function reloadPeer() {
   await closeAll([A]);
 }
 
-const modes = { authn, 'authn-reject': authnReject, authz, 'reload-peer': reloadPeer };
+// ---------------------------------------------------------------- jwt
+
+// jwt: WAMP-Ticket logins whose ticket is an OAuth2 access token (a JWT),
+// one join per case of CREDS.jwt_cases, written by
+// cmd/edgewamp/oauth_interop_test.go: {name, ticket, authid, authrole} and
+// either want (the WELCOME's authid, authrole, authmethod, authprovider) or
+// abort (the ABORT reason).
+async function jwt() {
+  for (const c of CREDS.jwt_cases) {
+    await H.step(`jwt.${c.name}`, async () => {
+      const o = await join({ authmethods: ['ticket'], authid: c.authid, authrole: c.authrole, respond: ticket(c.ticket) });
+      if (c.abort) {
+        H.eq(`jwt.${c.name}`, abortOf(o), c.abort);
+        return;
+      }
+      H.eq(`jwt.${c.name}`, welcomeOf(o), c.want);
+      if (o.session) {
+        // The session works: a call through the router to itself.
+        await o.session.register(`app.echo.${TAG}`, (args) => args[0]);
+        H.eq(`jwt.${c.name} call`, await H.withTimeout(o.session.call(`app.echo.${TAG}`, ['hi']), 5000, 'call'), 'hi');
+        await closeAll([o.session]);
+      }
+    });
+  }
+}
+
+const modes = { authn, 'authn-reject': authnReject, authz, 'reload-peer': reloadPeer, jwt };
 
 (async () => {
   try {

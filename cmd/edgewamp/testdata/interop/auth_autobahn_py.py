@@ -508,7 +508,31 @@ async def deny_bypass():
     await base.leave_all([A, ADM])
 
 
-MODES = {"authn": authn, "authn-reject": authn_reject, "authz": authz, "reload-peer": reload_peer, "deny-bypass": deny_bypass}
+# ---------------------------------------------------------------- jwt
+
+async def jwt():
+    """WAMP-Ticket logins whose ticket is an OAuth2 access token (a JWT), one
+    join per case of CREDS["jwt_cases"], written by
+    cmd/edgewamp/oauth_interop_test.go: {name, ticket, authid, authrole} and
+    either want (the WELCOME's authid, authrole, authmethod, authprovider) or
+    abort (the ABORT reason)."""
+    tag = "apy_%s_%s" % (OPT.url.split(":")[0], OPT.serializer)
+    for c in CREDS["jwt_cases"]:
+        async def one(c=c):
+            o = await join(["ticket"], authid=c.get("authid"), authrole=c.get("authrole"), respond=ticket(c["ticket"]))
+            if c.get("abort"):
+                eq("jwt.%s" % c["name"], abort_of(o), c["abort"])
+                return
+            eq("jwt.%s" % c["name"], welcome_of(o), c["want"])
+            if o.session is not None:
+                # The session works: a call through the router to itself.
+                await o.session.register(lambda x: x, "app.echo." + tag)
+                eq("jwt.%s call" % c["name"], await asyncio.wait_for(o.session.call("app.echo." + tag, "hi"), 5), "hi")
+                await leave_all([o])
+        await step("jwt.%s" % c["name"], one)
+
+
+MODES = {"authn": authn, "authn-reject": authn_reject, "authz": authz, "reload-peer": reload_peer, "deny-bypass": deny_bypass, "jwt": jwt}
 
 
 def main():

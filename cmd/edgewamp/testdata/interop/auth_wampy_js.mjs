@@ -27,30 +27,12 @@ const MODE = opt.mode;
 const CREDS = JSON.parse(opt.creds || '{}');
 const TAG = `wampy_ws_${SER}`;
 
-// Client quirk (wampy 8.0.2, Wampy.subscribe), as in wampy_js.mjs: with
-// MsgPack every SUBSCRIBE.Options member wampy leaves undefined is encoded
-// as a msgpackr extension value instead of being dropped, and the router
-// refuses "match": <not a string>. Drop undefined members as JSON does.
-function dropUndefined(v) {
-  if (Array.isArray(v)) return v.map(dropUndefined);
-  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    const o = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) o[k] = dropUndefined(x);
-    return o;
-  }
-  return v;
-}
-
-class DefinedOnly {
-  constructor(inner) { this.inner = inner; this.protocol = inner.protocol; this.isBinary = inner.isBinary; }
-  encode(data) { return this.inner.encode(dropUndefined(data)); }
-  decode(data) { return this.inner.decode(data); }
-}
-
+// wampy's own MsgpackSerializer, as a user configures it; see wampy_js.mjs
+// for the undefined option values it writes.
 function serializer() {
   switch (SER) {
     case 'json': return undefined; // wampy's default JsonSerializer
-    case 'msgpack': return new DefinedOnly(new MsgpackSerializer());
+    case 'msgpack': return new MsgpackSerializer();
   }
   throw new Error('unknown serializer ' + SER);
 }

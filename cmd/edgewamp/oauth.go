@@ -1,0 +1,405 @@
+package main
+
+import (
+	"crypto"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/oauth"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// OAuth2: the configuration (a top-level oauth: block for the issuer and
+// the signing keys, one oauth: block per realm for its clients, grants and
+// lifetimes), the oauth.Server built from it, and what the router gets from
+// it: WAMP ticket logins with access tokens. The server's HTTP endpoints
+// are served on the gateway's listener (oauthServer.srv.Handler()).
+
+// oauthConfig is the top-level oauth: block.
+type oauthConfig struct {
+	Issuer       string   `yaml:"issuer"`
+	Algorithm    string   `yaml:"algorithm"`
+	KeyFiles     []string `yaml:"key_files"`
+	RotateEvery  duration `yaml:"rotate_every"`
+	SyncInterval duration `yaml:"sync_interval"`
+	TokenCache   int      `yaml:"token_cache"`
+}
+
+// realmOAuthConfig is a realm's oauth: block; present, it turns OAuth2 on
+// for the realm.
+type realmOAuthConfig struct {
+	Grants               []string            `yaml:"grants"`
+	AccessTokenLifetime  duration            `yaml:"access_token_lifetime"`
+	RefreshTokenLifetime duration            `yaml:"refresh_token_lifetime"`
+	MaxRefreshTokens     int                 `yaml:"max_refresh_tokens"`
+	DeviceCodeLifetime   duration            `yaml:"device_code_lifetime"`
+	DevicePollInterval   duration            `yaml:"device_poll_interval"`
+	Clients              []oauthClientConfig `yaml:"clients"`
+}
+
+type oauthClientConfig struct {
+	ID           string   `yaml:"id"`
+	Name         string   `yaml:"name"`
+	Public       bool     `yaml:"public"`
+	Secret       string   `yaml:"secret"` // the PBKDF2 hash of the secret
+	SecretEnv    string   `yaml:"secret_env"`
+	Grants       []string `yaml:"grants"`
+	RedirectURIs []string `yaml:"redirect_uris"`
+	Scopes       []string `yaml:"scopes"`
+	Roles        []string `yaml:"roles"`
+}
+
+// defaultIssuer is the gateway's default address: set oauth.issuer to the
+// URL clients reach the gateway at.
+const defaultIssuer = "http://127.0.0.1:8081"
+
+func (c *oauthClientConfig) secret() string {
+	if c.SecretEnv != "" {
+		return os.Getenv(c.SecretEnv)
+	}
+	return c.Secret
+}
+
+// oauthEnabled reports whether any realm has an oauth: block.
+func (c *config) oauthEnabled() bool {
+	for i := range c.Realms {
+		if c.Realms[i].OAuth != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// oauthRealms translates the realms' oauth: blocks.
+func (c *config) oauthRealms() []oauth.Realm {
+	var out []oauth.Realm
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		if r.OAuth == nil {
+			continue
+		}
+		o := r.OAuth
+		or := oauth.Realm{
+			Name: r.Name, Grants: o.Grants, MaxRefreshTokens: o.MaxRefreshTokens,
+			AccessTokenLifetime: time.Duration(o.AccessTokenLifetime), RefreshTokenLifetime: time.Duration(o.RefreshTokenLifetime),
+			DeviceCodeLifetime: time.Duration(o.DeviceCodeLifetime), DevicePollInterval: time.Duration(o.DevicePollInterval),
+		}
+		for _, cl := range o.Clients {
+			or.Clients = append(or.Clients, oauth.Client{
+				ID: cl.ID, Name: cl.Name, Public: cl.Public, SecretHash: cl.secret(), Grants: cl.Grants,
+				RedirectURIs: cl.RedirectURIs, Scopes: cl.Scopes, Roles: cl.Roles,
+			})
+		}
+		out = append(out, or)
+	}
+	return out
+}
+
+// validateOAuth checks the oauth: blocks (called by validate).
+func (c *config) validateOAuth(errs *[]error) {
+	o := &c.OAuth
+	if o.Issuer != "" && !strings.HasPrefix(o.Issuer, "http://") && !strings.HasPrefix(o.Issuer, "https://") {
+		c.errAt(errs, fmt.Sprintf("oauth.issuer %q must be an http(s) URL", o.Issuer), "oauth", "issuer")
+	}
+	switch o.Algorithm {
+	case "", "EdDSA", "ES256":
+	default:
+		c.errAt(errs, fmt.Sprintf("oauth.algorithm must be EdDSA or ES256, not %q", o.Algorithm), "oauth", "algorithm")
+	}
+	if o.TokenCache < 0 {
+		c.errAt(errs, "oauth.token_cache must not be negative", "oauth", "token_cache")
+	}
+	if !c.oauthEnabled() {
+		// Off: nothing of the oauth package runs, not even validation (a
+		// plain node holds no memory for it; see footprint_test.go).
+		return
+	}
+	for i, f := range o.KeyFiles {
+		if _, err := loadKeyFile(f); err != nil {
+			c.errAt(errs, fmt.Sprintf("oauth.key_files[%d]: %v", i, err), "oauth", "key_files", i)
+		}
+	}
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		if r.OAuth == nil {
+			continue
+		}
+		roles := map[string]bool{}
+		for _, ro := range r.Roles {
+			roles[ro.Name] = true
+		}
+		for j, cl := range r.OAuth.Clients {
+			at := []any{"realms", i, "oauth", "clients", j}
+			if cl.Secret != "" && cl.SecretEnv != "" {
+				c.errAt(errs, fmt.Sprintf("oauth client %q: give the secret either inline or from the environment, not both", cl.ID), at...)
+			}
+			if cl.SecretEnv != "" && os.Getenv(cl.SecretEnv) == "" {
+				c.errAt(errs, fmt.Sprintf("oauth client %q: environment variable %s is empty", cl.ID, cl.SecretEnv), append(at, "secret_env")...)
+			}
+			if r.Security {
+				for _, ro := range cl.Roles {
+					if !roles[ro] {
+						c.errAt(errs, fmt.Sprintf("oauth client %q has role %q, which realm %q does not define", cl.ID, ro, r.Name), append(at, "roles")...)
+					}
+				}
+			}
+		}
+	}
+	if err := oauth.ValidateRealms(c.oauthRealms()); err != nil {
+		for _, e := range strings.Split(err.Error(), "\n") {
+			c.errAt(errs, e, "realms")
+		}
+	}
+}
+
+func loadKeyFile(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return oauth.ParsePrivateKeyPEM(b)
+}
+
+// oauthServer is the running OAuth2 server and its state.
+type oauthServer struct {
+	srv   *oauth.Server
+	users *oauthUsers
+	store *oauth.DiskStore // nil: in memory
+}
+
+// startOAuth builds the OAuth2 server when a realm enables it, or returns
+// nil. Its state lives under data_dir/oauth when data_dir is set.
+func (c *config) startOAuth(log *slog.Logger) (*oauthServer, error) {
+	if !c.oauthEnabled() {
+		return nil, nil
+	}
+	o := &oauthServer{users: &oauthUsers{}}
+	opts := oauth.Options{
+		Issuer: orDefault(c.OAuth.Issuer, defaultIssuer), Realms: c.oauthRealms(), Users: o.users,
+		Algorithm: c.OAuth.Algorithm, RotateEvery: time.Duration(c.OAuth.RotateEvery),
+		SyncInterval: time.Duration(c.OAuth.SyncInterval), CacheSize: c.OAuth.TokenCache, Logger: log,
+	}
+	// The WAMP authenticators' brute-force policy, with counts of its own.
+	al := c.authLimits()
+	opts.AuthLimits = oauth.AuthLimits{DelayAfter: al.DelayAfter, BlockAfter: al.BlockAfter, Window: al.Window, Lockout: al.Lockout, Exempt: al.Exempt}
+	for _, f := range c.OAuth.KeyFiles {
+		k, err := loadKeyFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("oauth key file %s: %w", f, err)
+		}
+		opts.SigningKeys = append(opts.SigningKeys, k)
+	}
+	if c.DataDir != "" {
+		s, err := oauth.OpenDiskStore(filepath.Join(c.DataDir, "oauth"))
+		if err != nil {
+			return nil, err
+		}
+		o.store, opts.Store = s, s
+	}
+	srv, err := oauth.New(opts)
+	if err != nil {
+		o.close()
+		return nil, err
+	}
+	o.srv = srv
+	state := "memory (lost on restart: set data_dir)"
+	if o.store != nil {
+		state = filepath.Join(c.DataDir, "oauth")
+	}
+	log.Info("oauth: authorization server ready", "issuer", srv.Issuer(), "state", state, "keys", keysFrom(c))
+	return o, nil
+}
+
+func keysFrom(c *config) string {
+	if len(c.OAuth.KeyFiles) > 0 {
+		return "files"
+	}
+	return "generated"
+}
+
+// close stops the server and closes its store.
+func (o *oauthServer) close() {
+	if o == nil {
+		return
+	}
+	if o.srv != nil {
+		o.srv.Close()
+	}
+	if o.store != nil {
+		o.store.Close()
+	}
+}
+
+// reload installs new clients (SIGHUP). Issuer and key changes need a
+// restart.
+func (o *oauthServer) reload(c *config, realms []route.RealmConfig) error {
+	if o == nil {
+		if c.oauthEnabled() {
+			return errors.New("turning OAuth2 on needs a restart")
+		}
+		return nil
+	}
+	if err := o.srv.SetRealms(c.oauthRealms()); err != nil {
+		return err
+	}
+	o.users.set(realms)
+	return nil
+}
+
+// oauthUsers is oauth.UserStore over the realms' static users (the same
+// PBKDF2 hashes as WAMP ticket and WAMP-CRA). Swapped on reload.
+type oauthUsers struct {
+	m atomic.Pointer[map[string]*route.Users]
+}
+
+func (u *oauthUsers) set(realms []route.RealmConfig) {
+	m := make(map[string]*route.Users, len(realms))
+	for _, rc := range realms {
+		m[rc.Name] = rc.Users
+	}
+	u.m.Store(&m)
+}
+
+func (u *oauthUsers) lookup(realm, authid string) *route.User {
+	m := u.m.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[realm].Lookup(authid)
+}
+
+// dummyPassword makes an unknown user cost as much as a known one (made
+// on first use: hashing costs tens of milliseconds).
+var dummyPassword = sync.OnceValue(func() *route.Password {
+	p, _ := route.HashPassword("edgewamp-dummy", route.DefaultIterations)
+	return p
+})
+
+// Authenticate implements oauth.UserStore.
+func (u *oauthUsers) Authenticate(realm, authid, password string) ([]string, bool) {
+	x := u.lookup(realm, authid)
+	if x == nil || x.Password == nil {
+		dummyPassword().Verify(password)
+		return nil, false
+	}
+	if !x.Password.Verify(password) {
+		return nil, false
+	}
+	return slices.Clone(x.Roles), true
+}
+
+// Roles implements oauth.UserStore.
+func (u *oauthUsers) Roles(realm, authid string) ([]string, bool) {
+	x := u.lookup(realm, authid)
+	if x == nil {
+		return nil, false
+	}
+	return slices.Clone(x.Roles), true
+}
+
+// tokenVerifier turns access tokens into WAMP identities: route's
+// TokenVerifier for route.TicketAuth.
+type tokenVerifier struct{ srv *oauth.Server }
+
+// VerifyTicket implements route.TokenVerifier.
+func (v tokenVerifier) VerifyTicket(req *route.AuthRequest, ticket string) (*route.Identity, error) {
+	return v.verify(req.Realm, req.AuthID, req.AuthRole, ticket)
+}
+
+// verify checks an access token for a HELLO: signed by our key ring, not
+// expired or revoked, for this realm (aud), for the HELLO's authid if it
+// names one (sub), with the requested authrole among its roles (else its
+// first role). The ABORT reasons: a token that does not verify (malformed,
+// tampered, unknown key, alg none, wrong issuer or type) fails like a wrong
+// password, wamp.error.authentication_failed; a genuine token that may not
+// be used here (expired, revoked, another realm or principal) is
+// wamp.error.authentication_denied; a role the token lacks is
+// wamp.error.no_such_role.
+func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Identity, error) {
+	c, err := v.srv.VerifyAccessToken(ticket)
+	switch {
+	case err == nil:
+	case errors.Is(err, oauth.ErrTokenExpired):
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has expired"}
+	case errors.Is(err, oauth.ErrTokenRevoked):
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked"}
+	default:
+		return nil, &route.AuthError{URI: proto.URIAuthenticationFailed, Message: "invalid access token"}
+	}
+	if c.Audience != realm {
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token is for another realm"}
+	}
+	if authid != "" && authid != c.Subject {
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token is for another principal"}
+	}
+	role := authrole
+	switch {
+	case len(c.Roles) == 0:
+		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "the access token carries no role"}
+	case role == "":
+		role = c.Roles[0]
+	case !c.HasRole(role):
+		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "principal " + strconv.Quote(c.Subject) + " may not take role " + strconv.Quote(role)}
+	}
+	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt"}, nil
+}
+
+// cmdOAuth runs the oauth helpers:
+//
+//	edgewamp oauth secret [-iterations N]   a new client secret and its hash
+//	edgewamp oauth keygen [-alg EdDSA|ES256] a signing key file (PEM) on stdout
+func cmdOAuth(args []string, stdout, stderr io.Writer) int {
+	const use = "usage: edgewamp oauth secret [-iterations N] | edgewamp oauth keygen [-alg EdDSA|ES256]"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, use)
+		return 2
+	}
+	fs := flag.NewFlagSet("oauth "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch args[0] {
+	case "secret":
+		iterations := fs.Int("iterations", route.DefaultIterations, "PBKDF2 iterations of the hash")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if *iterations < 1000 {
+			fmt.Fprintln(stderr, "edgewamp oauth secret: use at least 1000 iterations")
+			return 2
+		}
+		secret := oauth.NewClientSecret()
+		h, err := oauth.HashSecret(secret, *iterations)
+		if err != nil {
+			fmt.Fprintf(stderr, "edgewamp oauth secret: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "# for the client (keep it secret): its client_secret\nclient_secret: %s\n", secret)
+		fmt.Fprintf(stdout, "# for the router config, under the client in realms[].oauth.clients:\nsecret: %q\n", h)
+		return 0
+	case "keygen":
+		alg := fs.String("alg", "EdDSA", "EdDSA (Ed25519) or ES256 (ECDSA P-256)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		pem, err := oauth.GenerateKeyPEM(*alg)
+		if err != nil {
+			fmt.Fprintf(stderr, "edgewamp oauth keygen: %v\n", err)
+			return 2
+		}
+		stdout.Write(pem)
+		return 0
+	}
+	fmt.Fprintf(stderr, "edgewamp oauth: unknown command %q\n%s\n", args[0], use)
+	return 2
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
+)
+
+// The runtime: block sets the Go runtime's memory limit (GOMEMLIMIT) and
+// garbage-collector target (GOGC) from the configuration, so that an
+// operator tunes the router for a small board in the file they already
+// edit, and a SIGHUP applies a change without a restart.
+//
+// Defaults, chosen for a 512 MiB board:
+//
+//   - memory_limit: auto. Half of the memory the process may use: the
+//     smaller of half the physical RAM and 90 % of its cgroup's memory.max
+//     (when the unit sets MemoryMax=). On a 512 MiB board that is 256 MiB:
+//     the other half is left to the kernel, the page cache, systemd,
+//     journald, sshd and the board's own application. The limit is soft:
+//     the heap may grow up to it before the collector works harder; a
+//     router whose live data outgrows it slows down (the collector may
+//     take up to half the CPU) instead of pushing the board into swap or
+//     the OOM killer. An idle router holds a few MiB, so the limit costs
+//     nothing until the board is under real pressure.
+//   - gogc: 100, Go's own. On a board with a memory limit a lower GOGC
+//     buys little memory (the limit already caps the heap's growth) for
+//     more collector CPU, which small ARM cores have least of; see
+//     bench/RESULTS.md ("Footprint") for the figures behind this.
+//
+// An explicit GOMEMLIMIT or GOGC in the environment (systemd's
+// Environment=) is kept when the configuration leaves the key at its
+// default (memory_limit auto, gogc unset).
+
+// runtimeConfig is the runtime: block.
+type runtimeConfig struct {
+	MemoryLimit memLimit  `yaml:"memory_limit"`
+	GOGC        gcPercent `yaml:"gogc"`
+}
+
+// memLimit is "auto" (the zero value), "off", or a size.
+type memLimit struct {
+	set   bool  // a value was given other than auto
+	bytes int64 // math.MaxInt64 for off
+}
+
+func (m *memLimit) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want auto, off or a size like \"256MiB\"", n.Line)
+	}
+	switch strings.TrimSpace(n.Value) {
+	case "auto", "":
+		*m = memLimit{}
+		return nil
+	case "off":
+		*m = memLimit{set: true, bytes: math.MaxInt64}
+		return nil
+	}
+	v, err := parseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: runtime.memory_limit: want auto, off or a size: %v", n.Line, err)
+	}
+	if v < 16<<20 {
+		return fmt.Errorf("line %d: runtime.memory_limit %s is below 16MiB: the router would spend its time collecting garbage", n.Line, n.Value)
+	}
+	*m = memLimit{set: true, bytes: int64(v)}
+	return nil
+}
+
+// gcPercent is a GOGC value: a percentage, or "off" (-1). The zero value
+// means unset.
+type gcPercent struct {
+	set     bool
+	percent int // -1 for off
+}
+
+func (g *gcPercent) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a percentage like 100, or off", n.Line)
+	}
+	if strings.TrimSpace(n.Value) == "off" {
+		*g = gcPercent{set: true, percent: -1}
+		return nil
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(n.Value))
+	if err != nil || v < 10 || v > 10000 {
+		return fmt.Errorf("line %d: runtime.gogc must be a percentage between 10 and 10000, or off, not %q", n.Line, n.Value)
+	}
+	*g = gcPercent{set: true, percent: v}
+	return nil
+}
+
+// validateRuntime checks the combination of the runtime keys.
+func (c *config) validateRuntime(errs *[]error) {
+	rt := c.Runtime
+	if rt.GOGC.set && rt.GOGC.percent < 0 && rt.MemoryLimit.set && rt.MemoryLimit.bytes == math.MaxInt64 {
+		c.errAt(errs, "runtime.gogc off needs a runtime.memory_limit (auto or a size), or the heap grows without bound", "runtime", "gogc")
+	}
+}
+
+// runtimeSettings is what applyRuntime installed, for the log.
+type runtimeSettings struct {
+	MemoryLimit int64  // bytes; math.MaxInt64 = none
+	LimitFrom   string // config, auto, environment
+	GOGC        int    // -1 = off
+	GOGCFrom    string // config, environment, default
+}
+
+// The runtime's settings as the environment made them, before any
+// configuration changed them (a reload that drops a key goes back to these).
+var (
+	envMemoryLimit = debug.SetMemoryLimit(-1) // -1 queries
+	envGCPercent   = readGCPercent()
+)
+
+func readGCPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// applyRuntime installs the memory limit and GC percentage of rt in the Go
+// runtime. It is called at start and on every reload; it does not block
+// and is not safe for concurrent use with itself.
+func applyRuntime(rt runtimeConfig) runtimeSettings {
+	var s runtimeSettings
+	switch {
+	case rt.MemoryLimit.set:
+		s.MemoryLimit, s.LimitFrom = rt.MemoryLimit.bytes, "config"
+	case os.Getenv("GOMEMLIMIT") != "":
+		s.MemoryLimit, s.LimitFrom = envMemoryLimit, "environment"
+	default:
+		s.MemoryLimit, s.LimitFrom = autoMemoryLimit(), "auto"
+	}
+	debug.SetMemoryLimit(s.MemoryLimit)
+	switch {
+	case rt.GOGC.set:
+		s.GOGC, s.GOGCFrom = rt.GOGC.percent, "config"
+		debug.SetGCPercent(s.GOGC)
+	case os.Getenv("GOGC") != "":
+		s.GOGC, s.GOGCFrom = envGCPercent, "environment"
+		debug.SetGCPercent(s.GOGC)
+	default:
+		s.GOGC, s.GOGCFrom = 100, "default"
+		debug.SetGCPercent(100)
+	}
+	return s
+}
+
+// logAttrs renders s for a log line.
+func (s runtimeSettings) logAttrs() []any {
+	limit := "off"
+	if s.MemoryLimit != math.MaxInt64 {
+		limit = formatSize(s.MemoryLimit)
+	}
+	gogc := "off"
+	if s.GOGC >= 0 {
+		gogc = strconv.Itoa(s.GOGC)
+	}
+	return []any{slog.String("memory_limit", limit), slog.String("memory_limit_from", s.LimitFrom),
+		slog.String("gogc", gogc), slog.String("gogc_from", s.GOGCFrom)}
+}
+
+// autoMemoryLimit is the default memory limit: half the physical RAM, or
+// 90 % of the cgroup's memory limit when that is lower.
+func autoMemoryLimit() int64 {
+	limit := int64(math.MaxInt64)
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		limit = int64(si.Totalram) * int64(si.Unit) / 2
+	}
+	if cg := cgroupMemoryMax(); cg > 0 && cg/10*9 < limit {
+		limit = cg / 10 * 9
+	}
+	return limit
+}
+
+// cgroupMemoryMax returns the memory limit of the process's cgroup (v2
+// memory.max, else v1 memory.limit_in_bytes), or 0 when there is none.
+func cgroupMemoryMax() int64 {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		// v2: "0::/system.slice/edgewamp.service"; v1: "4:memory:/path".
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var file string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			file = "/sys/fs/cgroup" + parts[2] + "/memory.max"
+		case strings.Contains(","+parts[1]+",", ",memory,"):
+			file = "/sys/fs/cgroup/memory" + parts[2] + "/memory.limit_in_bytes"
+		default:
+			continue
+		}
+		if v := readLimitFile(file); v > 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+// readLimitFile reads a cgroup limit: 0 for "max", a missing file, or a
+// value too large to be a real limit (v1 writes a huge number for none).
+func readLimitFile(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || v <= 0 || v >= 1<<60 {
+		return 0
+	}
+	return v
+}
+
+// formatSize renders a byte count in the config's units.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,37 @@
+//go:build edgewamp_testhooks
+
+package main
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Test-only behaviour, compiled in only with -tags edgewamp_testhooks (the
+// watchdog test builds such a binary; release builds never have it).
+//
+// SIGUSR2 wedges every event loop that serves a session: each gets a task
+// that blocks forever, as a bug stuck in a callback would. The loops then
+// stop answering liveness probes and the supervisor withholds systemd's
+// keep-alive.
+func init() {
+	testHookServing = func(r *route.Router, log *slog.Logger) {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGUSR2)
+		go func() {
+			for range ch {
+				n := 0
+				for i := 0; i < r.Shards(); i++ {
+					if r.Shard(i).Do(func() { select {} }) == nil {
+						n++
+					}
+				}
+				log.Warn("test hook: event loops wedged", "loops", n)
+			}
+		}()
+	}
+}

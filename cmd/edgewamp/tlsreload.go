@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/edgewamp/edgewamp/loop"
+)
+
+// reloadCerts re-reads every TLS listener's certificate and key (SIGHUP):
+// a good pair replaces the one in use for new handshakes; a bad one
+// (unreadable, key not matching, expired) is refused, logged, and the one
+// in use stays. It returns the refusals joined, or nil. Established
+// connections keep the certificate they were made with.
+func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
+	var errs []error
+	for _, cf := range certs {
+		certPath, keyPath := cf.Paths()
+		if err := cf.Reload(); err != nil {
+			in := cf.Certificate().Leaf
+			log.Error("SIGHUP: TLS certificate refused; keeping the one in use", "cert", certPath, "key", keyPath, "err", err,
+				"in_use_serial", in.SerialNumber.String(), "in_use_not_after", in.NotAfter)
+			errs = append(errs, err)
+			continue
+		}
+		leaf := cf.Certificate().Leaf
+		log.Info("SIGHUP: TLS certificate reloaded", "cert", certPath, "serial", leaf.SerialNumber.String(),
+			"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	}
+	return errors.Join(errs...)
+}
+
+// warnMovedCerts says when the reloaded file names other certificate
+// files than the running listeners use: the paths are part of the
+// listener, which needs a restart; the old paths were re-read.
+func warnMovedCerts(cfg *config, certs []*loop.CertFile, log *slog.Logger) {
+	i := 0
+	for _, l := range cfg.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		if i >= len(certs) {
+			log.Warn("SIGHUP: a TLS listener was added to the file; it needs a restart", "listener", l.Address)
+			return
+		}
+		if c, k := certs[i].Paths(); c != l.TLS.Cert || k != l.TLS.Key {
+			log.Warn("SIGHUP: the file names other TLS files; the running listener re-read its own, the new paths need a restart",
+				"listener", l.Address, "running_cert", c, "file_cert", l.TLS.Cert)
+		}
+		i++
+	}
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Builds edgewamp's release into $DIST (make release VERSION=x.y.z):
+#
+#   edgewamp-VERSION-linux-ARCH             static, stripped binary
+#   edgewamp-VERSION-linux-ARCH.tar.gz      binary, unit, sample configs, man page, licenses
+#   edgewamp_VERSION_DEBARCH.deb            Debian package (dpkg-deb)
+#   SHA256SUMS
+#
+# for ARCH in $ARCHES (amd64 arm64 armv7; armv7 is Debian's armhf).
+#
+# Reproducible: the same commit and toolchain give the same bytes.
+# CGO_ENABLED=0, -trimpath, an empty build id, version/commit/date stamped
+# with -X, the date and every archive timestamp from SOURCE_DATE_EPOCH
+# (default: the commit's time), sorted archive members owned by root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+umask 022 # modes of staged files and directories do not depend on the caller
+
+version=${1:?usage: release.sh VERSION}
+GO=${GO:-go}
+DIST=${DIST:-dist}
+ARCHES=${ARCHES:-amd64 arm64 armv7}
+DEB_MAINTAINER=${DEB_MAINTAINER:-edgewamp developers <edgewamp@users.noreply.github.com>}
+
+# Debian versions: upstream versions start with a digit; no hyphen here
+# (the package is native, built from this tree).
+if [[ ! $version =~ ^[0-9]+(\.[0-9]+)*([~+.][0-9A-Za-z.~+]*)?$ ]]; then
+  echo "release: VERSION must look like 1.2.3 (digits and dots; ~rc1 or +git suffixes allowed), not \"$version\"" >&2
+  exit 2
+fi
+for tool in git dpkg-deb sha256sum tar gzip; do
+  command -v "$tool" >/dev/null || { echo "release: $tool is required" >&2; exit 2; }
+done
+
+commit=$(git rev-parse HEAD)
+if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
+  commit+="-dirty"
+fi
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+ldflags="-s -w -buildid= -X main.version=$version -X main.commit=$commit -X main.date=$date"
+
+mkdir -p "$DIST"
+DIST=$(cd "$DIST" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Reproducible archives: fixed mtimes, root ownership, sorted names.
+tarflags=(--sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner
+  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime)
+
+# licenses BINARY [deb]: the Go distribution's license and that of every
+# module linked into BINARY, from the module cache (MIT and BSD ask for
+# their notices to travel with binaries). For the .deb, the full text of
+# the Apache License 2.0 is replaced by Debian's common copy (lintian),
+# keeping the module's own copyright notice.
+licenses() {
+  local bin=$1 mode=${2:-} modcache goroot
+  modcache=$("$GO" env GOMODCACHE)
+  goroot=$("$GO" env GOROOT)
+  echo "The edgewamp binary includes the Go standard library and these modules."
+  echo
+  echo "==== Go ($("$GO" env GOVERSION)) ===="
+  cat "$goroot/LICENSE"
+  "$GO" version -m "$bin" | awk '$1 == "dep" { print $2, $3 }' | while read -r mod ver; do
+    # Module cache paths escape upper-case letters as !lower-case.
+    local dir f found=
+    dir="$modcache/$(sed -E 's/([A-Z])/!\L\1/g' <<<"$mod")@$ver"
+    echo
+    echo "==== $mod $ver ===="
+    for f in LICENSE LICENSE.txt LICENSE.md COPYING LICENCE; do
+      [[ -f $dir/$f ]] || continue
+      found=1
+      if [[ $mode == deb ]] && grep -q 'TERMS AND CONDITIONS FOR USE' "$dir/$f"; then
+        # The full Apache text: keep the notice filled in after it.
+        awk '/END OF TERMS AND CONDITIONS/ { after = 1; next }
+             after && /Copyright/ { show = 1 }
+             show { print }' "$dir/$f"
+      else
+        cat "$dir/$f"
+      fi
+      break
+    done
+    [[ -n $found ]] || echo "(no license file found in the module)"
+    [[ -f $dir/NOTICE ]] && { echo; echo "NOTICE:"; cat "$dir/NOTICE"; }
+    if [[ $mode == deb ]] && grep -qs 'Apache License' "$dir/$f" "$dir/NOTICE"; then
+      echo
+      echo "On Debian systems, the complete text of the Apache License 2.0 is in"
+      echo "/usr/share/common-licenses/Apache-2.0."
+    fi
+  done
+}
+
+build() { # build ARCH → $DIST/edgewamp-$version-linux-$ARCH
+  local arch=$1 goarch goarm=
+  case $arch in
+    amd64) goarch=amd64 ;;
+    arm64) goarch=arm64 ;;
+    armv7) goarch=arm goarm=7 ;;
+    *) echo "release: unknown architecture $arch (amd64, arm64, armv7)" >&2; exit 2 ;;
+  esac
+  echo "release: building linux/$arch"
+  CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
+    "$GO" build -trimpath -ldflags "$ldflags" -o "$DIST/edgewamp-$version-linux-$arch" ./cmd/edgewamp
+}
+
+debarch() {
+  case $1 in amd64) echo amd64 ;; arm64) echo arm64 ;; armv7) echo armhf ;; esac
+}
+
+# stage ARCH DIR: the files of the package, as they are installed.
+stage() {
+  local arch=$1 root=$2 doc
+  doc=$root/usr/share/doc/edgewamp
+  install -D -m 0755 "$DIST/edgewamp-$version-linux-$arch" "$root/usr/bin/edgewamp"
+  install -D -m 0644 deploy/edgewamp.service "$root/usr/lib/systemd/system/edgewamp.service"
+  install -D -m 0644 deploy/debian/sysusers.conf "$root/usr/lib/sysusers.d/edgewamp.conf"
+  install -D -m 0644 deploy/edgewamp.yaml "$root/etc/edgewamp/edgewamp.yaml"
+  install -d -m 0755 "$doc/examples"
+  install -m 0644 deploy/small-board.yaml deploy/secure.yaml deploy/edgewamp-notify-reload.conf "$doc/examples/"
+  install -m 0644 README.md "$doc/README.md"
+  gzip -9n <"$doc/README.md" >"$doc/README.md.gz" && rm "$doc/README.md"
+  { cat deploy/debian/copyright; echo; licenses "$DIST/edgewamp-$version-linux-$arch" deb; } >"$doc/copyright"
+  chmod 0644 "$doc/copyright"
+  # Go binaries are static by design (CGO_ENABLED=0); lintian knows that
+  # only when it sees a Go source package.
+  install -D -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/edgewamp"
+  printf 'edgewamp (%s) unstable; urgency=medium\n\n  * Release %s (commit %s).\n\n -- %s  %s\n' \
+    "$version" "$version" "$commit" "$DEB_MAINTAINER" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" |
+    gzip -9n >"$doc/changelog.gz"
+  install -d -m 0755 "$root/usr/share/man/man1"
+  sed -e "s/@VERSION@/$version/" -e "s/@DATE@/${date%%T*}/" deploy/debian/edgewamp.1 |
+    gzip -9n >"$root/usr/share/man/man1/edgewamp.1.gz"
+  chmod 0644 "$doc/changelog.gz" "$root/usr/share/man/man1/edgewamp.1.gz"
+}
+
+deb() { # deb ARCH
+  local arch=$1 root size
+  root=$work/deb-$arch
+  stage "$arch" "$root"
+  install -d -m 0755 "$root/DEBIAN"
+  install -m 0755 deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm "$root/DEBIAN/"
+  install -m 0644 deploy/debian/conffiles "$root/DEBIAN/conffiles"
+  (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' |
+    LC_ALL=C sort -z | xargs -0 md5sum >DEBIAN/md5sums)
+  chmod 0644 "$root/DEBIAN/md5sums"
+  # Installed-Size in KiB as dpkg-gencontrol counts it (each file rounded
+  # up, one per directory), not du's blocks: the same on any filesystem.
+  size=$(cd "$root" && find . -path ./DEBIAN -prune -o \( -type f -printf '%s\n' \) -o \( -type d -printf '1024\n' \) |
+    awk '{ s += int(($1 + 1023) / 1024) } END { print s }')
+  sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$(debarch "$arch")/" -e "s/@SIZE@/$size/" \
+    -e "s|@MAINTAINER@|$DEB_MAINTAINER|" deploy/debian/control.in >"$root/DEBIAN/control"
+  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$DIST/edgewamp_${version}_$(debarch "$arch").deb" >/dev/null
+  echo "release: $DIST/edgewamp_${version}_$(debarch "$arch").deb"
+}
+
+tarball() { # tarball ARCH
+  local arch=$1 name dir
+  name=edgewamp-$version-linux-$arch
+  dir=$work/tar-$arch/$name
+  install -d "$dir"
+  install -m 0755 "$DIST/$name" "$dir/edgewamp"
+  install -m 0644 deploy/edgewamp.service deploy/edgewamp-notify-reload.conf deploy/edgewamp.yaml \
+    deploy/small-board.yaml deploy/secure.yaml README.md "$dir/"
+  install -m 0644 deploy/debian/sysusers.conf "$dir/edgewamp.sysusers.conf"
+  sed -e "s/@VERSION@/$version/" -e "s/@DATE@/${date%%T*}/" deploy/debian/edgewamp.1 >"$dir/edgewamp.1"
+  { cat deploy/debian/copyright; echo; licenses "$DIST/$name"; } >"$dir/LICENSES"
+  tar "${tarflags[@]}" -C "$work/tar-$arch" -cf - "$name" | gzip -9n >"$DIST/$name.tar.gz"
+  echo "release: $DIST/$name.tar.gz"
+}
+
+for arch in $ARCHES; do
+  build "$arch"
+  tarball "$arch"
+  deb "$arch"
+done
+
+(cd "$DIST" && find . -maxdepth 1 -type f -name "edgewamp*${version}*" ! -name '*.sha256' -printf '%P\n' |
+  LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+echo "release: $DIST/SHA256SUMS"
+cat "$DIST/SHA256SUMS"

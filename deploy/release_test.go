@@ -1,0 +1,409 @@
+// Package deploy holds the tests of what edgewamp ships: `make release`
+// (static binaries for amd64, arm64 and armv7, tarballs, .deb packages,
+// SHA256SUMS), the binaries running under qemu-user, the Debian package
+// installed into a scratch root, and the systemd unit.
+//
+// The release is built once per test run (make release, all three
+// architectures, into a temporary directory); cross-compiling is the slow
+// part and Go's build cache makes later runs cheap.
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	testVersion    = "0.9.0"
+	upgradeVersion = "0.9.1"
+	// maxBinary is the budget for a stripped binary with everything in.
+	maxBinary = 30 << 20
+)
+
+// arch describes one release architecture.
+type arch struct {
+	name    string      // in file names: amd64, arm64, armv7
+	goarch  string      // GOARCH
+	goarm   string      // GOARM
+	deb     string      // Debian architecture
+	machine elf.Machine // ELF e_machine
+	qemu    string      // user-mode emulator, "" when native
+}
+
+var arches = []arch{
+	{"amd64", "amd64", "", "amd64", elf.EM_X86_64, ""},
+	{"arm64", "arm64", "", "arm64", elf.EM_AARCH64, "qemu-aarch64-static"},
+	{"armv7", "arm", "7", "armhf", elf.EM_ARM, "qemu-arm-static"},
+}
+
+var (
+	workDir string // temporary, removed by TestMain
+	repo    string // repository root
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if repo, err = filepath.Abs(".."); err != nil {
+		panic(err)
+	}
+	if workDir, err = os.MkdirTemp("", "edgewamp-release-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// needTool skips the test when a tool is missing, unless CI or
+// EDGEWAMP_REQUIRE_RELEASE asks for a failure (.ci/setup installs them).
+func needTool(t *testing.T, tool, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err == nil {
+		return
+	}
+	msg := fmt.Sprintf("%s not found: apt-get install %s (.ci/setup does)", tool, pkg)
+	if os.Getenv("CI") != "" || os.Getenv("EDGEWAMP_REQUIRE_RELEASE") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// release is one `make release` run.
+type release struct {
+	dist string
+	out  string // its output
+	err  error
+}
+
+var (
+	releaseMu sync.Mutex
+	releases  = map[string]*release{}
+)
+
+// makeRelease runs `make release VERSION=version ARCHES=archList` into a
+// directory of its own, once per (version, archList) per test run.
+func makeRelease(t *testing.T, version, archList, name string) string {
+	t.Helper()
+	needTool(t, "dpkg-deb", "dpkg")
+	key := version + "|" + archList + "|" + name
+	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	r := releases[key]
+	if r == nil {
+		r = &release{dist: filepath.Join(workDir, name)}
+		start := time.Now()
+		cmd := exec.Command("make", "-C", repo, "release", "VERSION="+version, "ARCHES="+archList, "DIST="+r.dist)
+		out, err := cmd.CombinedOutput()
+		r.out, r.err = string(out), err
+		t.Logf("make release VERSION=%s ARCHES=%q: %v", version, archList, time.Since(start).Round(time.Second))
+		releases[key] = r
+	}
+	if r.err != nil {
+		t.Fatalf("make release: %v\n%s", r.err, r.out)
+	}
+	return r.dist
+}
+
+// fullRelease is `make release` for all three architectures.
+func fullRelease(t *testing.T) string {
+	return makeRelease(t, testVersion, "amd64 arm64 armv7", "full")
+}
+
+func (a arch) binary(dist, version string) string {
+	return filepath.Join(dist, "edgewamp-"+version+"-linux-"+a.name)
+}
+
+func (a arch) debFile(dist, version string) string {
+	return filepath.Join(dist, "edgewamp_"+version+"_"+a.deb+".deb")
+}
+
+// command runs a program of the architecture: natively, or under its
+// emulator.
+func (a arch) command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	if a.qemu == "" {
+		return exec.Command(bin, args...)
+	}
+	needTool(t, a.qemu, "qemu-user-static")
+	return exec.Command(a.qemu, append([]string{bin}, args...)...)
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// readSums parses SHA256SUMS into file → hash.
+func readSums(t *testing.T, dist string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			t.Fatalf("SHA256SUMS line %q", line)
+		}
+		sums[f[1]] = f[0]
+	}
+	return sums
+}
+
+// make release builds every artifact for the three architectures, lists
+// each in SHA256SUMS with its true hash, and the binaries are static,
+// stripped, of the right machine and within the size budget.
+func TestReleaseArtifacts(t *testing.T) {
+	dist := fullRelease(t)
+	sums := readSums(t, dist)
+	var want []string
+	for _, a := range arches {
+		want = append(want, filepath.Base(a.binary(dist, testVersion)), filepath.Base(a.binary(dist, testVersion))+".tar.gz",
+			filepath.Base(a.debFile(dist, testVersion)))
+	}
+	if len(sums) != len(want) {
+		t.Errorf("SHA256SUMS lists %d files, want %d: %v", len(sums), len(want), sums)
+	}
+	for _, f := range want {
+		if got := sha256File(t, filepath.Join(dist, f)); sums[f] != got {
+			t.Errorf("%s: SHA256SUMS says %q, the file hashes to %s", f, sums[f], got)
+		}
+	}
+	for _, a := range arches {
+		t.Run(a.name, func(t *testing.T) {
+			path := a.binary(dist, testVersion)
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("stripped binary linux/%s: %d bytes (%.1f MiB)", a.name, st.Size(), float64(st.Size())/(1<<20))
+			if st.Size() > maxBinary {
+				t.Errorf("binary is %d bytes, over the %d-byte budget", st.Size(), maxBinary)
+			}
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Machine != a.machine {
+				t.Errorf("machine %v, want %v", f.Machine, a.machine)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+					t.Errorf("dynamically linked (program header %v)", p.Type)
+				}
+			}
+			for _, s := range f.Sections {
+				if s.Name == ".symtab" || strings.HasPrefix(s.Name, ".debug_") || strings.HasPrefix(s.Name, ".zdebug_") {
+					t.Errorf("not stripped: section %s", s.Name)
+				}
+			}
+			if a.goarch == "arm" {
+				// GOARM=7: the build info records it.
+				out, err := exec.Command("go", "version", "-m", path).Output()
+				if err != nil || !strings.Contains(string(out), "GOARM=7") {
+					t.Errorf("no GOARM=7 in the build info: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// The same commit builds to the same bytes: binary, tarball and package.
+func TestReleaseReproducible(t *testing.T) {
+	a := fullRelease(t)
+	b := makeRelease(t, testVersion, "arm64", "again")
+	sa, sb := readSums(t, a), readSums(t, b)
+	if len(sb) != 3 {
+		t.Fatalf("second build: %v", sb)
+	}
+	for f, h := range sb {
+		if sa[f] != h {
+			t.Errorf("%s differs between two builds of the same commit: %s vs %s", f, sa[f], h)
+		}
+	}
+}
+
+// The tarball holds the binary, the unit and its drop-in, the sample
+// configurations, the man page, the README and the licenses.
+func TestReleaseTarball(t *testing.T) {
+	dist := fullRelease(t)
+	name := "edgewamp-" + testVersion + "-linux-arm64"
+	out, err := exec.Command("tar", "-tvzf", filepath.Join(dist, name+".tar.gz")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		got[f[len(f)-1]] = f[0] + " " + f[1]
+	}
+	for file, mode := range map[string]string{
+		"edgewamp": "-rwxr-xr-x", "edgewamp.service": "-rw-r--r--", "edgewamp-notify-reload.conf": "-rw-r--r--",
+		"edgewamp.yaml": "-rw-r--r--", "small-board.yaml": "-rw-r--r--", "secure.yaml": "-rw-r--r--",
+		"edgewamp.1": "-rw-r--r--", "README.md": "-rw-r--r--", "LICENSES": "-rw-r--r--",
+		"edgewamp.sysusers.conf": "-rw-r--r--",
+	} {
+		if g := got[name+"/"+file]; g != mode+" 0/0" {
+			t.Errorf("%s: %q, want %q owned by 0/0", file, g, mode)
+		}
+	}
+	if len(got) != 11 { // the ten files and the directory
+		t.Errorf("tarball holds %d entries: %v", len(got), got)
+	}
+}
+
+// listeningRE finds the router's listening line (text logs).
+var listeningRE = regexp.MustCompile(`msg=listening address=(\S+)`)
+
+// For every architecture (arm64 and armv7 under qemu-user): `edgewamp
+// version` says what was stamped, `check-config` accepts every sample
+// configuration, and a router started from the release binary routes a
+// call and an event from the bundled client built for the same
+// architecture, over WebSocket and RawSocket, then exits 0 on SIGTERM.
+func TestReleaseBinariesRun(t *testing.T) {
+	dist := fullRelease(t)
+	samples, _ := filepath.Glob(filepath.Join(repo, "deploy", "*.yaml"))
+	samples = append(samples, filepath.Join(repo, "cmd", "edgewamp", "default.yaml"))
+	for _, a := range arches {
+		t.Run(a.name, func(t *testing.T) {
+			bin := a.binary(dist, testVersion)
+			out, err := a.command(t, bin, "version").CombinedOutput()
+			if err != nil {
+				t.Fatalf("version: %v\n%s", err, out)
+			}
+			v := string(out)
+			for _, want := range []string{"edgewamp " + testVersion + " ", "linux/" + a.name, "\n  commit ", "\n  built  "} {
+				if !strings.Contains(v, want) {
+					t.Errorf("version output lacks %q:\n%s", want, v)
+				}
+			}
+			for _, s := range samples {
+				cmd := a.command(t, bin, "check-config", s)
+				cmd.Env = append(os.Environ(), "EDGEWAMP_DASHBOARD_SECRET=sample")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("check-config %s: %v\n%s", filepath.Base(s), err, out)
+				}
+			}
+			smoke := buildSmoke(t, a)
+			runSelfTest(t, a, bin, smoke)
+		})
+	}
+}
+
+var (
+	smokeMu   sync.Mutex
+	smokeBins = map[string]string{}
+)
+
+// buildSmoke cross-compiles bench/cmd/wampsmoke (the bundled client) for
+// the architecture, with the release's flags so that it reuses the cached
+// standard library.
+func buildSmoke(t *testing.T, a arch) string {
+	t.Helper()
+	smokeMu.Lock()
+	defer smokeMu.Unlock()
+	if p := smokeBins[a.name]; p != "" {
+		return p
+	}
+	p := filepath.Join(workDir, "wampsmoke-"+a.name)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", p, "./bench/cmd/wampsmoke")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+a.goarch, "GOARM="+a.goarm)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building wampsmoke for %s: %v\n%s", a.name, err, out)
+	}
+	smokeBins[a.name] = p
+	return p
+}
+
+// runSelfTest starts the router, runs the smoke client over both
+// transports, sends SIGTERM and expects exit 0.
+func runSelfTest(t *testing.T, a arch, bin, smoke string) {
+	t.Helper()
+	router := a.command(t, bin, "run", "-listen", "127.0.0.1:0")
+	stderr, err := router.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logMu sync.Mutex
+	var logs bytes.Buffer
+	addrCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logMu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			logMu.Unlock()
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+		done <- router.Wait()
+	}()
+	logText := func() string { logMu.Lock(); defer logMu.Unlock(); return logs.String() }
+	stopped := false
+	defer func() {
+		if !stopped {
+			router.Process.Kill()
+			<-done
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case err := <-done:
+		stopped = true
+		t.Fatalf("router exited: %v\n%s", err, logText())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("router did not listen within 60 s\n%s", logText())
+	}
+	for _, url := range []string{"ws://" + addr + "/ws", "rs://" + addr} {
+		out, err := a.command(t, smoke, "-url", url, "-timeout", "60s").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "wampsmoke: ok (linux/"+a.goarch+")") {
+			t.Fatalf("self-test over %s: %v\n%s\nrouter log:\n%s", url, err, out, logText())
+		}
+		t.Logf("%s", bytes.TrimSpace(out))
+	}
+	if err := router.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logText())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit within 60 s of SIGTERM\n%s", logText())
+	}
+	if !strings.Contains(logText(), "edgewamp stopped") {
+		t.Fatalf("no stop line:\n%s", logText())
+	}
+}

@@ -1,0 +1,316 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// CloseReason says why a connection closed. Each connection records one,
+// the first cause (a session that ends with GOODBYE and whose peer then
+// resets is "session_closed"); it is logged once, when the connection
+// closes, and counted (Engine.Stats).
+type CloseReason uint8
+
+// Close reasons. The String of each is its metrics label.
+const (
+	closeNone CloseReason = iota // not recorded yet
+
+	// ClosePeer: the peer closed the TCP connection.
+	ClosePeer
+	// CloseReset: reading or writing failed (connection reset, broken
+	// pipe).
+	CloseReset
+	// CloseSession: the router ended the session (after GOODBYE or ABORT).
+	CloseSession
+	// CloseWSClose: the peer started the WebSocket closing handshake.
+	CloseWSClose
+	// CloseProtocol: the peer broke WebSocket or RawSocket framing (the
+	// WAMP-level violations end the session instead: CloseSession).
+	CloseProtocol
+	// CloseTooBig: a message longer than the limit (max_message, or the
+	// RawSocket length announced).
+	CloseTooBig
+	// CloseHandshake: the WebSocket upgrade or the RawSocket handshake was
+	// refused (an HTTP 4xx, a RawSocket error reply).
+	CloseHandshake
+	// CloseHTTP: a plain HTTP request (the health check) was answered.
+	CloseHTTP
+	// CloseNotWAMP: the first bytes are neither a RawSocket handshake nor
+	// an HTTP request, or ask for a transport the listener does not serve.
+	CloseNotWAMP
+	// CloseMaxConns: the listener's max_connections was reached.
+	CloseMaxConns
+	// CloseHandshakeTimeout: the handshake did not complete within
+	// handshake_timeout.
+	CloseHandshakeTimeout
+	// CloseKeepalive: our ping went unanswered for the ping timeout.
+	CloseKeepalive
+	// CloseIdle: no inbound traffic for idle_timeout.
+	CloseIdle
+	// CloseSlowConsumer: the peer does not take its output (backlog over
+	// hard_limit, or a pong waiting longer than the ping timeout).
+	CloseSlowConsumer
+	// CloseInboundBudget: partial inbound messages over
+	// max_inbound_total.
+	CloseInboundBudget
+	// CloseShutdown: the engine stopped.
+	CloseShutdown
+
+	// NumCloseReasons is the number of close reasons (the length of
+	// Stats.Closes; reason 0 is never recorded).
+	NumCloseReasons
+)
+
+var closeReasonNames = [NumCloseReasons]string{
+	closeNone:             "none",
+	ClosePeer:             "peer_closed",
+	CloseReset:            "reset",
+	CloseSession:          "session_closed",
+	CloseWSClose:          "websocket_close",
+	CloseProtocol:         "protocol_error",
+	CloseTooBig:           "message_too_big",
+	CloseHandshake:        "handshake_refused",
+	CloseHTTP:             "http_answered",
+	CloseNotWAMP:          "not_wamp",
+	CloseMaxConns:         "max_connections",
+	CloseHandshakeTimeout: "handshake_timeout",
+	CloseKeepalive:        "keepalive_timeout",
+	CloseIdle:             "idle_timeout",
+	CloseSlowConsumer:     "slow_consumer",
+	CloseInboundBudget:    "inbound_budget",
+	CloseShutdown:         "shutdown",
+}
+
+// String returns the reason's label, e.g. "slow_consumer".
+func (r CloseReason) String() string {
+	if r < NumCloseReasons {
+		return closeReasonNames[r]
+	}
+	return "unknown"
+}
+
+// abnormal reports whether a close is worth an info-level log line: the
+// peer misbehaved or a limit was hit.
+func (r CloseReason) abnormal() bool {
+	switch r {
+	case ClosePeer, CloseReset, CloseSession, CloseWSClose, CloseHTTP, CloseShutdown:
+		return false
+	}
+	return true
+}
+
+// Close-reason details: sentinels, so that recording a reason never
+// allocates.
+var (
+	errTransportNotServed = errors.New("loop: transport not served on this listener")
+	errMaxConns           = errors.New("loop: maximum connection count reached")
+	errBacklogHard        = errors.New("loop: outbound backlog over the hard limit")
+	errPongStalled        = errors.New("loop: pong not taken within the ping timeout")
+	errInboundBudget      = errors.New("loop: router inbound memory budget reached")
+	errPingUnanswered     = errors.New("loop: keepalive ping unanswered")
+	errWrongFrameType     = errors.New("loop: websocket: wrong frame type for the subprotocol")
+	errBadBatch           = errors.New("loop: websocket: malformed batch")
+)
+
+// die marks the connection for closing after its output is flushed, and
+// records why (the first reason recorded stays; err is a detail for the
+// log, a sentinel or an error already allocated). It writes and closes
+// nothing itself (flush.go).
+func (cn *conn) die(r CloseReason, err error) {
+	if cn.phase == phGone {
+		return
+	}
+	cn.setReason(r, err)
+	if cn.phase == phDead {
+		return
+	}
+	cn.phase = phDead
+	cn.ls.markDirty(cn)
+	if cn.out == nil {
+		cn.out = cn.buf() // so flush runs and closes
+	}
+}
+
+// setReason records why the connection closes, unless a reason is
+// recorded already.
+func (cn *conn) setReason(r CloseReason, err error) {
+	if cn.reason == closeNone {
+		cn.reason, cn.reasonErr = r, err
+	}
+}
+
+// wsFail sends a close frame with a status and a short text, and closes.
+// In phClosing our close frame is out already: one is all a connection
+// sends ([RFC6455 §5.5.1]: after sending a Close frame, nothing more).
+func (cn *conn) wsFail(code ws.StatusCode, text string, r CloseReason, err error) {
+	if cn.phase == phWS {
+		cn.out = appendWSClose(cn.buf(), code, text)
+	}
+	cn.die(r, err)
+}
+
+// closed runs in OnClose: the connection is gone; the session (if any)
+// leaves its realm. It may run inside a flush, from the write that failed
+// (flush.go): it never writes or flushes, and frees only the connection's
+// own state. Outside any entry point of ours (gnet closed the connection on
+// its own) it queues a flush for what the session's departure produced for
+// other connections.
+func (cn *conn) closed(err error) {
+	if cn.phase == phGone {
+		return
+	}
+	prev := cn.phase
+	cn.phase = phGone
+	cn.release()
+	cn.releaseOut()
+	if cn.out != nil {
+		cn.ls.putBuf(cn.out)
+		cn.out = nil
+	}
+	cn.pong = nil
+	cn.dropBig()
+	cn.ls.remove(cn)
+	e := cn.ls.e
+	if cn.origin != nil {
+		cn.origin.loopClosed() // its bridge releases the connection count
+	} else {
+		cn.ln.conns.Add(-1)
+		e.fds.Add(-1)
+	}
+	switch {
+	case err != nil && errors.Is(err, io.EOF):
+		cn.setReason(ClosePeer, nil)
+	case err != nil:
+		cn.setReason(CloseReset, err)
+	case e.draining.Load():
+		cn.setReason(CloseShutdown, nil)
+	default:
+		cn.setReason(ClosePeer, nil)
+	}
+	var sid uint64
+	if cn.sess != nil {
+		sid = cn.sess.ID()
+		cn.ls.shard.Detach(cn.sess)
+		cn.sess = nil
+		if cn.ls.depth == 0 && len(cn.ls.dirty) > 0 {
+			cn.ls.queueFlush()
+		}
+	}
+	e.logClose(cn, sid, prev)
+	e.closes[cn.reason].Add(1) // after the log line: a counted close has been logged
+}
+
+// closeLogsPerSecond bounds the connection-close log lines (an attack
+// closes thousands of connections a second); the lines left out are
+// counted, and the next line logged says how many.
+const closeLogsPerSecond = 20
+
+// logClose writes the one log line of a closed connection: info level for
+// an abnormal reason, debug otherwise; rate-limited.
+func (e *Engine) logClose(cn *conn, sid uint64, prev phase) {
+	level := slog.LevelDebug
+	if cn.reason.abnormal() {
+		level = slog.LevelInfo
+	}
+	ctx := context.Background()
+	if !e.log.Enabled(ctx, level) {
+		return
+	}
+	suppressed, ok := e.closeLogs.take(e.monotime())
+	if !ok {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("remote", cn.remote), slog.String("reason", cn.reason.String()))
+	if cn.reasonErr != nil {
+		attrs = append(attrs, slog.String("detail", cn.reasonErr.Error()))
+	}
+	if sid != 0 {
+		attrs = append(attrs, slog.Uint64("session", sid))
+	}
+	if prev < phWS {
+		attrs = append(attrs, slog.Bool("in_handshake", true))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Uint64("close_logs_suppressed", suppressed))
+	}
+	e.log.LogAttrs(ctx, level, "connection closed", attrs...)
+}
+
+// logLimiter lets through at most closeLogsPerSecond lines per second.
+// Safe for concurrent use.
+type logLimiter struct {
+	window     atomic.Int64 // the second (monotime) being counted
+	n          atomic.Int64 // lines in that second
+	suppressed atomic.Uint64
+	total      atomic.Uint64 // lines suppressed since the start
+}
+
+// take reports whether a line may be logged now, and how many were
+// suppressed since the last line logged.
+func (l *logLimiter) take(now int64) (suppressed uint64, ok bool) {
+	sec := now / int64(time.Second)
+	if w := l.window.Load(); w != sec && l.window.CompareAndSwap(w, sec) {
+		l.n.Store(0)
+	}
+	if l.n.Add(1) > closeLogsPerSecond {
+		l.suppressed.Add(1)
+		l.total.Add(1)
+		return 0, false
+	}
+	return l.suppressed.Swap(0), true
+}
+
+// Stats is a snapshot of an engine's connection counters, for a metrics
+// endpoint. Every field is read atomically; the snapshot as a whole is
+// not (counters keep moving while it is taken).
+type Stats struct {
+	// Conns is the number of open connections, TLS ones (counted from
+	// accept) included.
+	Conns int64
+	// FDs is the descriptors the connections hold; FDBudget the most they
+	// may (the open-file limit less a reserve); FDRefused the connections
+	// closed unanswered because of it.
+	FDs, FDBudget int64
+	FDRefused     uint64
+	// Inbound is the bytes of partial inbound messages held,
+	// InboundBudget its bound (max_inbound_total), InboundRefused the
+	// connections closed for it.
+	Inbound, InboundBudget int64
+	InboundRefused         uint64
+	// Outbound is the output queued for peers that read slower than they
+	// are sent to; OutboundBudget its bound (max_outbound_total).
+	Outbound, OutboundBudget int64
+	// PongsCoalesced counts pings answered only by the pong of a later
+	// ping, because the peer did not take its output (pong.go).
+	PongsCoalesced uint64
+	// Closes counts closed connections by reason, indexed by CloseReason.
+	Closes [NumCloseReasons]uint64
+	// CloseLogsSuppressed counts close log lines left out by the rate
+	// limit.
+	CloseLogsSuppressed uint64
+}
+
+// Stats returns a snapshot of the engine's counters. Safe for concurrent
+// use; it does not allocate.
+func (e *Engine) Stats() Stats {
+	var st Stats
+	for _, ln := range e.lns {
+		st.Conns += ln.conns.Load()
+	}
+	st.FDs, st.FDBudget, st.FDRefused = e.FDs()
+	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
+	st.Outbound, st.OutboundBudget = e.Outbound()
+	st.PongsCoalesced = e.pongsCoalesced.Load()
+	for i := range st.Closes {
+		st.Closes[i] = e.closes[i].Load()
+	}
+	st.CloseLogsSuppressed = e.closeLogs.total.Load()
+	return st
+}

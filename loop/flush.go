@@ -1,0 +1,302 @@
+package loop
+
+import (
+	"context"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// The write path: how output reaches a socket, and what a write error does.
+//
+// Producing output. Everything a loop sends (router messages through
+// conn.Send, pongs, pings, handshake replies, HTTP answers, close frames)
+// is appended to the connection's pending output, conn.out, a buffer
+// borrowed from the loop's pool, and the connection is put on the loop's
+// dirty list (markDirty). Producing output never writes and never closes.
+//
+// Writing. Bytes reach a socket in two places only:
+//
+//   - loopState.flush walks the dirty list and hands each connection's
+//     pending output to conn.flush, which gives it to the send backend
+//     (conn.write: gnet's Write today) and, for a connection that is dying,
+//     asks the backend to close after those bytes.
+//   - conn.spill writes part of the pending output early, in the middle of
+//     a burst (see Send), with write(2) on the descriptor. It never closes
+//     anything: an error only marks the connection dying.
+//
+// Who flushes, and when. Each entry point of ours on a loop — an OnTraffic
+// callback, a task run through Execute (router mailbox drains, the
+// once-a-second scan, the end-of-round flush) — is bracketed by enter and
+// exit, and flushes once at its end (OnTraffic may instead queue the
+// end-of-round flush, see leave). Nothing else flushes: in particular the
+// close handler (conn.closed) never does.
+//
+// Write errors and synchronous closes. gnet's Write closes the connection
+// synchronously when write(2) fails: OnClose, and so conn.closed, runs
+// inside conn.write, in the middle of the flush. That is safe because:
+//
+//   - flush is not re-entrant (and nothing reachable from closed calls it);
+//     the walk indexes the dirty list afresh on every step, so entries that
+//     closed adds (a detached session's effects on other connections: an
+//     ERROR to a caller, a meta event) are written by the same walk;
+//   - conn.flush takes the pending output out of the connection before
+//     writing, so closed cannot return the buffer being written to the
+//     pool (nor the flush return it twice);
+//   - closed marks the connection gone (phGone): a gone connection is
+//     inert — it takes no output, is never written, spilled or closed
+//     again, and its descriptor (which the kernel may already have given
+//     to a new connection) is never used;
+//   - closed walks nothing and frees only the connection's own state; it
+//     leaves the loop's connection list (ls.conns) with a swap-remove, which
+//     no walk of that list can meet: the scan, the only walk, writes
+//     nothing (its flush runs after it).
+//
+// A close that gnet starts on its own (end of input, an error writing its
+// outbound buffer, a Close task, shutdown) runs closed outside any entry
+// point of ours: closed then queues the end-of-round flush so that what the
+// detached session produced for others is written.
+//
+// Closes we request (conn.die) are deferred: the connection is marked
+// dying, stays on the dirty list, and conn.flush asks gnet to close it
+// after its last bytes (gnet's Close is itself asynchronous: a task on the
+// loop), so no request to close takes effect in the middle of a walk.
+//
+// A second send backend (io_uring sends, issue 15; loop-native TLS,
+// issue 16) replaces conn.write: it receives the pending output of one
+// connection, once per flush, on the loop goroutine, and must either copy
+// what it cannot send at once (as gnet does) or keep the buffer until its
+// completion and return it to the pool itself. A backend error ends in
+// conn.closed, on the loop goroutine, and never inside a walk of anything
+// but the dirty list.
+
+// enter starts an entry point on the loop (see the write path above).
+func (ls *loopState) enter() { ls.depth++ }
+
+// exit ends an entry point.
+func (ls *loopState) exit() { ls.depth-- }
+
+// idleGap is how long a loop must have had nothing to do for the adaptive
+// flush policy to write at once instead of at the end of the round. It must
+// exceed the time gnet spends between two callbacks of one busy round (its
+// read syscall, several µs on a VM); at 10 µs the policy degenerated into
+// writing after every callback on this machine (rpc, 16 callers, 64 B:
+// 26k calls/s), at 30 µs it batches under load (52–69k calls/s, p99
+// 0.35–0.56 ms) and still writes at once for a lone caller.
+const idleGap = 30 * time.Microsecond
+
+// enterTraffic starts an OnTraffic callback.
+func (ls *loopState) enterTraffic() {
+	ls.enter()
+	if ls.e.opts.Flush == FlushAdaptive {
+		ls.idle = ls.e.monotime()-ls.lastActive > int64(idleGap)
+	}
+}
+
+// leave ends an OnTraffic callback. The output it produced is written now
+// (policy traffic, or adaptive after an idle spell: sparse traffic gets the
+// lowest latency) or at the end of the loop's round (policy round, or
+// adaptive under load), so that a connection receiving from many others —
+// a callee of 16 callers, a subscriber of many publishers — gets one write
+// per round instead of one per message: on loopback a write also runs the
+// receiver's TCP work, and it is most of the router's CPU (DESIGN §9).
+func (ls *loopState) leave() {
+	if len(ls.dirty) > 0 {
+		switch {
+		case ls.e.opts.Flush == FlushTraffic, ls.e.opts.Flush == FlushAdaptive && ls.idle:
+			ls.flush()
+		default:
+			ls.queueFlush()
+		}
+	}
+	if ls.e.opts.Flush == FlushAdaptive {
+		ls.lastActive = ls.e.monotime()
+	}
+	ls.exit()
+}
+
+// queueFlush queues the end-of-round flush task unless one is queued:
+// gnet runs queued tasks after the events of the current epoll_wait batch.
+// If the loop no longer takes tasks (shutdown), it flushes now when that is
+// safe (outside any entry point) and otherwise leaves it to the entry
+// point's own flush.
+func (ls *loopState) queueFlush() {
+	if ls.flushQueued {
+		return
+	}
+	ls.flushQueued = true
+	if err := ls.el.Execute(context.Background(), ls.flushFn); err != nil {
+		ls.flushQueued = false
+		if ls.depth == 0 {
+			ls.enter()
+			ls.flush()
+			ls.exit()
+		} else {
+			ls.flush()
+		}
+	}
+}
+
+func (ls *loopState) roundFlush(context.Context) error {
+	ls.flushQueued = false
+	ls.enter()
+	ls.flush()
+	ls.exit()
+	return nil
+}
+
+// Execute implements route.Executor: it runs f on the loop goroutine, then
+// flushes the output f produced. Safe for concurrent use; it allocates the
+// task.
+func (ls *loopState) Execute(f func()) error {
+	return ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		ls.enter()
+		f()
+		ls.flush()
+		ls.exit()
+		return nil
+	}))
+}
+
+// markDirty queues cn for the next flush. A gone connection takes no
+// output.
+func (ls *loopState) markDirty(cn *conn) {
+	if !cn.dirty && cn.phase != phGone {
+		cn.dirty = true
+		ls.dirty = append(ls.dirty, cn)
+	}
+}
+
+// flush writes every dirty connection's pending output: one write per
+// connection per flush, however many messages it got. It is not
+// re-entrant: a call from inside a flush (which nothing should make)
+// returns at once, leaving the work to the walk in progress.
+func (ls *loopState) flush() {
+	if ls.flushing {
+		return
+	}
+	ls.flushing = true
+	// The length is read on every step: a connection closed synchronously
+	// by its write (conn.closed) may add others to the list, and they are
+	// written by this walk.
+	for i := 0; i < len(ls.dirty); i++ {
+		cn := ls.dirty[i]
+		ls.dirty[i] = nil
+		cn.dirty = false
+		cn.flush()
+	}
+	ls.dirty = ls.dirty[:0]
+	ls.flushing = false
+}
+
+// Output buffers. A connection borrows one only while it has output
+// pending (an idle connection holds none) and returns it after its flush.
+// Under load every connection of a busy loop can be dirty within one round,
+// so the pool must cover hundreds of them: it keeps buffers up to
+// outBufMaxKeep bytes each and poolMaxBytes in all per loop (an earlier
+// pool of 64 × 16 KiB buffers ran dry at 128 callers and allocated
+// 280 MB/s of fresh buffers, the garbage collector's main work).
+const (
+	outBufNew     = 2 << 10  // capacity of a new buffer; append grows it
+	outBufMaxKeep = 64 << 10 // larger buffers go to the garbage collector
+	poolMaxBytes  = 4 << 20  // most bytes a loop keeps pooled
+)
+
+func (ls *loopState) getBuf() []byte {
+	if n := len(ls.pool); n > 0 {
+		b := ls.pool[n-1]
+		ls.pool[n-1] = nil
+		ls.pool = ls.pool[:n-1]
+		ls.pooled -= cap(b)
+		return b
+	}
+	return make([]byte, 0, outBufNew)
+}
+
+func (ls *loopState) putBuf(b []byte) {
+	if c := cap(b); c > 0 && c <= outBufMaxKeep && ls.pooled+c <= poolMaxBytes {
+		ls.pool = append(ls.pool, b[:0])
+		ls.pooled += c
+	}
+}
+
+// buf returns the output buffer, borrowing one from the loop's pool.
+func (cn *conn) buf() []byte {
+	if cn.out == nil {
+		cn.out = cn.ls.getBuf()
+	}
+	return cn.out
+}
+
+// writeNow queues bytes that precede any framing (HTTP responses,
+// RawSocket handshake replies).
+func (cn *conn) writeNow(b []byte) {
+	if cn.phase == phGone {
+		return
+	}
+	cn.out = append(cn.buf(), b...)
+	cn.ls.markDirty(cn)
+}
+
+// spill writes as much of the pending output as the socket takes now, in
+// the middle of a loop iteration, without waiting for the loop's flush.
+//
+// It writes to the file descriptor itself rather than through gnet's
+// Write, which on a write error closes the connection synchronously: its
+// OnClose would detach the session from inside the router's Send. Here a
+// write error only marks the connection dying; the flush closes it once
+// the router is done. spill writes only while gnet's outbound buffer is
+// empty (otherwise the socket is known to be full, and writing around the
+// buffer would reorder bytes), and never on a gone connection (its
+// descriptor may belong to another connection by now).
+func (cn *conn) spill() {
+	if len(cn.out) == 0 || cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
+		return
+	}
+	n, err := unix.Write(cn.c.Fd(), cn.out)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		cn.full = true
+	case err != nil:
+		cn.out = cn.out[:0]
+		cn.die(CloseReset, err)
+	case n < len(cn.out):
+		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+		cn.full = true
+	default:
+		cn.out = cn.out[:0]
+	}
+}
+
+// flush hands the pending output to the send backend and, when the
+// connection is dying, asks for the close after it. See the write path
+// above: the write may close the connection synchronously.
+func (cn *conn) flush() {
+	cn.full = false
+	out := cn.out
+	if out == nil || cn.phase == phGone {
+		return
+	}
+	cn.out = nil // owned by this call until the backend has it
+	if len(out) > 0 {
+		cn.write(out)
+	}
+	cn.ls.putBuf(out)
+	if cn.phase == phGone {
+		return // the write failed and gnet closed the connection
+	}
+	cn.accountOut()
+	if cn.phase == phDead {
+		cn.c.Close() // asynchronous: a task on this loop
+	}
+}
+
+// write is the send backend: gnet's Write, which writes what the socket
+// takes and copies the rest into the connection's outbound buffer (written
+// when the socket is writable). On a write error gnet closes the
+// connection before Write returns (conn.closed records the error as the
+// reason). out may be reused once write returns.
+func (cn *conn) write(out []byte) {
+	cn.c.Write(out)
+}

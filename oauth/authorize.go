@@ -1,0 +1,206 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"time"
+)
+
+// The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636), for
+// browser dashboards and native apps. Only S256 is accepted (RFC 7636
+// §4.2's plain method protects nothing against an attacker who sees the
+// request), and the redirect URI must match a registered one exactly.
+// Codes live a minute, are stored by hash (ac.<SHA-256>), and are redeemed
+// once: a second redemption revokes what the first one obtained
+// (RFC 6749 §4.1.2).
+
+// authzRequest is a validated authorization request.
+type authzRequest struct {
+	client        *clientConf
+	redirect      string // the effective redirect URI
+	redirectGiven bool   // redirect_uri was in the request
+	scope         string
+	state         string
+	challenge     string
+}
+
+type codeRec struct {
+	Realm         string   `json:"realm"`
+	Client        string   `json:"client"`
+	Redirect      string   `json:"redirect"`
+	RedirectGiven bool     `json:"redirect_given"`
+	Scope         string   `json:"scope,omitempty"`
+	Challenge     string   `json:"challenge"`
+	Sub           string   `json:"sub"`
+	Roles         []string `json:"roles"`
+	Exp           int64    `json:"exp"`
+	Used          bool     `json:"used,omitempty"`
+	Gid           string   `json:"gid,omitempty"`
+	Fam           string   `json:"fam,omitempty"`
+}
+
+// pageError is an authorization request error that must not be redirected
+// (unknown client or redirect URI: RFC 6749 §4.1.2.1 "MUST NOT
+// automatically redirect the user-agent to the invalid redirection URI").
+type pageError string
+
+// parseAuthzRequest validates an authorization request. Errors about the
+// client or the redirect URI come back as a pageError; the others as an
+// oauthError to redirect with.
+func (s *Server) parseAuthzRequest(q url.Values) (*authzRequest, pageError, *oauthError) {
+	for _, k := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method"} {
+		if len(q[k]) > 1 {
+			if k == "client_id" || k == "redirect_uri" {
+				return nil, pageError("The request repeats " + k + "."), nil
+			}
+		}
+	}
+	c := s.cfg.Load().clients[q.Get("client_id")]
+	if c == nil {
+		return nil, "The application that sent you here is not known to this server (unknown client_id).", nil
+	}
+	req := &authzRequest{client: c, state: q.Get("state")}
+	switch ru := q.Get("redirect_uri"); {
+	case ru != "" && c.redirs[ru]:
+		req.redirect, req.redirectGiven = ru, true
+	case ru != "":
+		return nil, "The application's redirect address is not registered for it (redirect_uri mismatch).", nil
+	case len(c.RedirectURIs) == 1:
+		req.redirect = c.RedirectURIs[0]
+	default:
+		return nil, "The request names no redirect address (redirect_uri), and the application has none or several.", nil
+	}
+	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method"} {
+		if len(q[k]) > 1 {
+			return req, "", errInvalidRequest("parameter " + k + " is repeated")
+		}
+	}
+	if q.Get("response_type") != "code" {
+		return req, "", &oauthError{code: "unsupported_response_type", desc: "only response_type=code is supported"}
+	}
+	if !c.can(GrantAuthorizationCode) {
+		return req, "", &oauthError{code: "unauthorized_client", desc: "the client may not use the authorization code grant"}
+	}
+	if q.Get("code_challenge_method") != "S256" {
+		return req, "", errInvalidRequest("PKCE is required, with code_challenge_method=S256")
+	}
+	req.challenge = q.Get("code_challenge")
+	if len(req.challenge) != 43 || !pkceChars(req.challenge) {
+		return req, "", errInvalidRequest("code_challenge must be the 43-character base64url SHA-256 of the verifier")
+	}
+	sc, oe := grantScope(c, q.Get("scope"))
+	if oe != nil {
+		return req, "", oe
+	}
+	req.scope = sc
+	return req, "", nil
+}
+
+// pkceChars: RFC 7636 §4.1 unreserved characters [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+func pkceChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// redirectURL builds the redirect back to the client with params, the
+// state and the issuer (RFC 9207, against mix-up attacks).
+func (s *Server) redirectURL(req *authzRequest, params url.Values) string {
+	if req.state != "" {
+		params.Set("state", req.state)
+	}
+	params.Set("iss", s.issuer)
+	u, _ := url.Parse(req.redirect)
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// errorRedirect is the redirect carrying an error.
+func (s *Server) errorRedirect(req *authzRequest, oe *oauthError) string {
+	p := url.Values{"error": {oe.code}}
+	if oe.desc != "" {
+		p.Set("error_description", oe.desc)
+	}
+	return s.redirectURL(req, p)
+}
+
+// newAuthCode stores a code for an approved request.
+func (s *Server) newAuthCode(ctx context.Context, req *authzRequest, sub string, roles []string) (string, error) {
+	code := randomToken(32)
+	rec := codeRec{
+		Realm: req.client.realm.Name, Client: req.client.ID, Redirect: req.redirect, RedirectGiven: req.redirectGiven,
+		Scope: req.scope, Challenge: req.challenge, Sub: sub, Roles: roles, Exp: s.now().Add(authCodeLifetime).Unix(),
+	}
+	b, _ := json.Marshal(rec)
+	_, err := s.store.Create(ctx, "ac."+hashHex(code), b, authCodeLifetime+gcGrace)
+	return code, err
+}
+
+// grantAuthCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.6).
+func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Values) (*tokenResponse, *oauthError) {
+	code, verifier := form.Get("code"), form.Get("code_verifier")
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	key := "ac." + hashHex(code)
+	for attempt := 0; attempt < 4; attempt++ {
+		e, err := s.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, errInvalidGrant("unknown or expired authorization code")
+		}
+		if err != nil {
+			return nil, s.storeErr(err)
+		}
+		var rec codeRec
+		if err := json.Unmarshal(e.Value, &rec); err != nil {
+			return nil, s.storeErr(err)
+		}
+		switch {
+		case rec.Client != c.ID:
+			return nil, errInvalidGrant("the authorization code was issued to another client")
+		case rec.Used:
+			s.log.Warn("oauth: authorization code used twice: revoking what it granted", "realm", rec.Realm, "client", rec.Client, "sub", rec.Sub)
+			s.endFamily(ctx, rec.Fam, "code reuse")
+			s.revokeGrant(ctx, rec.Realm, rec.Gid)
+			return nil, errInvalidGrant("the authorization code was already used")
+		case s.now().Unix() >= rec.Exp:
+			return nil, errInvalidGrant("the authorization code has expired")
+		}
+		ru := form.Get("redirect_uri")
+		badRedirect := (rec.RedirectGiven || ru != "") && ru != rec.Redirect
+		sum := sha256.Sum256([]byte(verifier))
+		badPKCE := len(verifier) < 43 || len(verifier) > 128 || !pkceChars(verifier) ||
+			subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.Challenge)) != 1
+		if badRedirect || badPKCE {
+			// One attempt per code: a failed one burns it.
+			s.store.Delete(ctx, key, e.Revision)
+			if badRedirect {
+				return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+			}
+			return nil, errInvalidGrant("code_verifier does not match the code_challenge (PKCE)")
+		}
+		rec.Used, rec.Gid, rec.Fam = true, randomToken(16), newFamilyID()
+		b, _ := json.Marshal(rec)
+		if _, err := s.store.Update(ctx, key, b, e.Revision, time.Until(time.Unix(rec.Exp, 0))+gcGrace); err != nil {
+			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+				continue // redeemed concurrently: re-read decides
+			}
+			return nil, s.storeErr(err)
+		}
+		return s.respond(ctx, &login{client: c, sub: rec.Sub, roles: rec.Roles, scope: rec.Scope, gid: rec.Gid, fam: rec.Fam}, true)
+	}
+	return nil, errServer("the authorization code is being used concurrently; try again")
+}

@@ -1,0 +1,242 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The device authorization grant (RFC 8628). A device without a browser
+// asks for a code (device_authorization endpoint), shows the user code and
+// the verification URI (or a QR code of verification_uri_complete) and
+// polls the token endpoint; the user opens the page on a phone or laptop,
+// signs in and approves; the next poll gets the tokens.
+//
+// Store records: dc.<SHA-256 of the device code> (deviceRec) and
+// uc.<user code> → the device code's hash. Polls, approval and redemption
+// update dc. with compare-and-swap, so that a code is redeemed once even
+// when polls race on two nodes.
+
+type deviceRec struct {
+	Realm    string   `json:"realm"`
+	Client   string   `json:"client"`
+	Scope    string   `json:"scope,omitempty"`
+	UserCode string   `json:"user_code"`
+	Exp      int64    `json:"exp"`
+	Interval int64    `json:"interval"`  // seconds; grows by 5 on each slow_down
+	LastPoll int64    `json:"last_poll"` // unix milliseconds
+	Status   string   `json:"status"`    // pending, approved, denied
+	Sub      string   `json:"sub,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+}
+
+type userCodeRec struct {
+	DC  string `json:"dc"`
+	Exp int64  `json:"exp"`
+}
+
+// userCodeAlphabet: RFC 8628 §6.1's base-20 set without vowels (no words)
+// and without look-alikes; 20^8 ≈ 2^34.6 codes, guessed only by signing in
+// and within the rate limit of wrong codes.
+const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+
+func newUserCode() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	for i := range b {
+		b[i] = userCodeAlphabet[int(b[i])%len(userCodeAlphabet)] // 256 % 20 = 16: a slight bias, harmless at this entropy
+	}
+	return string(b)
+}
+
+// normalizeUserCode upper-cases and drops separators; "" when the result
+// is not a code.
+func normalizeUserCode(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(s) {
+		if r == '-' || r == ' ' {
+			continue
+		}
+		if r > 127 || !strings.ContainsRune(userCodeAlphabet, r) {
+			return ""
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() != 8 {
+		return ""
+	}
+	return b.String()
+}
+
+func displayUserCode(c string) string { return c[:4] + "-" + c[4:] }
+
+// handleDeviceAuthorization is RFC 8628 §3.1/3.2.
+func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
+	form, oe := readForm(w, r)
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	c, oe := s.authClient(r, form)
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	if !c.can(GrantDeviceCode) {
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the client may not use the device authorization grant"})
+		return
+	}
+	sc, oe := grantScope(c, form.Get("scope"))
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	rc := c.realm
+	now := s.now()
+	dc := randomToken(32)
+	rec := deviceRec{
+		Realm: rc.Name, Client: c.ID, Scope: sc, Exp: now.Add(rc.DeviceCodeLifetime).Unix(),
+		Interval: int64(rc.DevicePollInterval / time.Second), Status: "pending",
+	}
+	if rec.Interval < 1 {
+		rec.Interval = 1
+	}
+	ctx := r.Context()
+	ttl := rc.DeviceCodeLifetime + gcGrace
+	for attempt := 0; ; attempt++ {
+		rec.UserCode = newUserCode()
+		b, _ := json.Marshal(userCodeRec{DC: hashHex(dc), Exp: rec.Exp})
+		_, err := s.store.Create(ctx, "uc."+rec.UserCode, b, ttl)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrExists) || attempt == 4 {
+			writeError(w, s.storeErr(err))
+			return
+		}
+	}
+	b, _ := json.Marshal(rec)
+	if _, err := s.store.Create(ctx, "dc."+hashHex(dc), b, ttl); err != nil {
+		writeError(w, s.storeErr(err))
+		return
+	}
+	vu := s.endpoint("/oauth/device")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"device_code":               dc,
+		"user_code":                 displayUserCode(rec.UserCode),
+		"verification_uri":          vu,
+		"verification_uri_complete": vu + "?user_code=" + url.QueryEscape(displayUserCode(rec.UserCode)),
+		"expires_in":                int(rc.DeviceCodeLifetime / time.Second),
+		"interval":                  rec.Interval,
+	})
+}
+
+// grantDevice is the device's poll (RFC 8628 §3.4/3.5).
+func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*tokenResponse, *oauthError) {
+	if dc == "" {
+		return nil, errInvalidRequest("device_code is required")
+	}
+	key := "dc." + hashHex(dc)
+	for attempt := 0; attempt < 4; attempt++ {
+		e, err := s.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, errInvalidGrant("unknown device code")
+		}
+		if err != nil {
+			return nil, s.storeErr(err)
+		}
+		var d deviceRec
+		if err := json.Unmarshal(e.Value, &d); err != nil {
+			return nil, s.storeErr(err)
+		}
+		now := s.now()
+		switch {
+		case d.Client != c.ID:
+			return nil, errInvalidGrant("the device code was issued to another client")
+		case now.Unix() >= d.Exp:
+			return nil, &oauthError{status: http.StatusBadRequest, code: "expired_token", desc: "the device code has expired; start over"}
+		case d.Status == "denied":
+			s.store.Delete(ctx, key, e.Revision)
+			return nil, &oauthError{status: http.StatusBadRequest, code: "access_denied", desc: "the user denied the request"}
+		case d.Status == "approved":
+			if err := s.store.Delete(ctx, key, e.Revision); err != nil {
+				if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+					continue // a concurrent poll redeemed it, or polled: re-read
+				}
+				return nil, s.storeErr(err)
+			}
+			s.store.Delete(ctx, "uc."+d.UserCode, 0)
+			return s.respond(ctx, &login{client: c, sub: d.Sub, roles: d.Roles, scope: d.Scope}, true)
+		}
+		// Pending. RFC 8628 §3.5: polling faster than the interval gets
+		// slow_down, and the interval grows by 5 s for this and every later
+		// request. A tenth of the interval of slack absorbs network jitter.
+		ms := now.UnixMilli()
+		tooFast := d.LastPoll != 0 && (ms-d.LastPoll)*10 < d.Interval*1000*9
+		d.LastPoll = ms
+		if tooFast {
+			d.Interval += 5
+		}
+		b, _ := json.Marshal(d)
+		if _, err := s.store.Update(ctx, key, b, e.Revision, time.Until(time.Unix(d.Exp, 0))+gcGrace); err != nil {
+			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+				if attempt > 0 {
+					// Another poll of the same code raced this one: too fast by definition.
+					return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast"}
+				}
+				continue
+			}
+			return nil, s.storeErr(err)
+		}
+		if tooFast {
+			s.log.Debug("oauth: device polls too fast: slow_down", "client", c.ID, "interval", d.Interval)
+			return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast; the interval is now " + itoa(d.Interval) + " s"}
+		}
+		return nil, &oauthError{status: http.StatusBadRequest, code: "authorization_pending", desc: "waiting for the user to approve"}
+	}
+	return nil, errServer("the device code is being used concurrently; try again")
+}
+
+// lookupUserCode finds the pending device request of a user code.
+func (s *Server) lookupUserCode(ctx context.Context, code string) (string, *deviceRec, uint64, error) {
+	e, err := s.store.Get(ctx, "uc."+code)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	var u userCodeRec
+	if json.Unmarshal(e.Value, &u) != nil {
+		return "", nil, 0, ErrNotFound
+	}
+	de, err := s.store.Get(ctx, "dc."+u.DC)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	var d deviceRec
+	if json.Unmarshal(de.Value, &d) != nil {
+		return "", nil, 0, ErrNotFound
+	}
+	if s.now().Unix() >= d.Exp || d.Status != "pending" {
+		return "", nil, 0, ErrNotFound
+	}
+	return "dc." + u.DC, &d, de.Revision, nil
+}
+
+// decideDevice records the user's decision on a device request.
+func (s *Server) decideDevice(ctx context.Context, key string, d *deviceRec, rev uint64, approve bool, sub string, roles []string) error {
+	if approve {
+		d.Status, d.Sub, d.Roles = "approved", sub, roles
+	} else {
+		d.Status = "denied"
+	}
+	b, _ := json.Marshal(d)
+	_, err := s.store.Update(ctx, key, b, rev, time.Until(time.Unix(d.Exp, 0))+gcGrace)
+	return err
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

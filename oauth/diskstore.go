@@ -1,0 +1,339 @@
+package oauth
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// DiskStore is the on-disk Store for a single node with data_dir: the
+// entries live in memory and every write is appended to a log file
+// (dir/oauth.log, one JSON record a line) and fsynced before the call
+// returns, so that state survives a restart or a crash. Concurrent writers
+// share fsyncs (group commit). The log is rewritten (compacted) when it
+// holds more than twice the live records. A second process opening the
+// same directory is refused (flock). Files are created 0600 in a 0700
+// directory: the key ring holds private keys.
+//
+// Safe for concurrent use; writes block until their record is on disk.
+type DiskStore struct {
+	syncMu sync.Mutex // held while fsyncing or swapping the file; lock order: syncMu, then mu
+	mu     sync.Mutex
+	mem    *MemStore // the entries; its own mutex nests inside mu
+	f      *os.File  // guarded by mu (swapped under syncMu and mu)
+	path   string    // static
+	lock   *os.File  // static: holds the directory's flock
+	seq    uint64    // records appended; guarded by mu
+	synced uint64    // records known to be on disk; guarded by syncMu
+	nrec   int       // records in the file; guarded by mu
+	closed bool      // guarded by mu
+	err    error     // sticky write error; guarded by mu
+}
+
+// diskRec is one log record.
+type diskRec struct {
+	Op      string `json:"op"` // "put" or "del"
+	Key     string `json:"k"`
+	Value   []byte `json:"v,omitempty"`
+	Rev     uint64 `json:"r,omitempty"`
+	Expires int64  `json:"x,omitempty"` // unix nanoseconds
+}
+
+// OpenDiskStore opens (creating if needed) the store in dir. Close it when
+// done.
+func OpenDiskStore(dir string) (*DiskStore, error) {
+	return openDiskStore(dir, time.Now)
+}
+
+func openDiskStore(dir string, now func() time.Time) (*DiskStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("oauth: data directory: %w", err)
+	}
+	lock, err := lockDir(filepath.Join(dir, "oauth.lock"))
+	if err != nil {
+		return nil, err
+	}
+	s := &DiskStore{mem: newMemStore(now), path: filepath.Join(dir, "oauth.log"), lock: lock}
+	if err := s.replay(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("oauth: %w", err)
+	}
+	s.f = f
+	return s, nil
+}
+
+// replay loads the log. A torn last record (a crash in the middle of an
+// append) is cut off; a bad record before the end is an error.
+func (s *DiskStore) replay() error {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("oauth: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var good int64
+	now := s.mem.now().UnixNano()
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if err == io.EOF && len(b) == 0 {
+			break
+		}
+		var rec diskRec
+		if err != nil || json.Unmarshal(b, &rec) != nil || !ValidKey(rec.Key) {
+			if _, more := r.Peek(1); err == nil && more == nil {
+				return fmt.Errorf("oauth: %s: record %d is corrupt", s.path, line)
+			}
+			// The last record is torn: drop it.
+			return os.Truncate(s.path, good)
+		}
+		good += int64(len(b))
+		s.nrec++
+		s.mem.rev = max(s.mem.rev, rec.Rev)
+		switch rec.Op {
+		case "put":
+			if rec.Expires != 0 && now >= rec.Expires {
+				delete(s.mem.m, rec.Key)
+				continue
+			}
+			s.mem.m[rec.Key] = memEntry{value: rec.Value, rev: rec.Rev, expires: rec.Expires}
+		case "del":
+			delete(s.mem.m, rec.Key)
+		default:
+			return fmt.Errorf("oauth: %s: record %d has unknown op %q", s.path, line, rec.Op)
+		}
+	}
+	return nil
+}
+
+// appendRec writes one record. Caller holds mu.
+func (s *DiskStore) appendRec(rec diskRec) (uint64, error) {
+	if s.closed {
+		return 0, errStoreClosed
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	b, _ := json.Marshal(rec)
+	b = append(b, '\n')
+	if _, err := s.f.Write(b); err != nil {
+		s.err = fmt.Errorf("oauth: store write: %w", err)
+		return 0, s.err
+	}
+	s.seq++
+	s.nrec++
+	return s.seq, nil
+}
+
+// syncTo returns once record seq is on disk. Concurrent callers share one
+// fsync: whoever gets syncMu syncs everything appended so far.
+func (s *DiskStore) syncTo(seq uint64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= seq {
+		return nil
+	}
+	s.mu.Lock()
+	f, upTo, closed := s.f, s.seq, s.closed
+	s.mu.Unlock()
+	if closed {
+		return errStoreClosed
+	}
+	if err := f.Sync(); err != nil {
+		s.mu.Lock()
+		s.err = fmt.Errorf("oauth: store fsync: %w", err)
+		s.mu.Unlock()
+		return err
+	}
+	s.synced = upTo
+	return nil
+}
+
+// write runs op (a MemStore method call that succeeded or not) and logs
+// rec on success, then waits for the disk.
+func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
+	s.mu.Lock()
+	rec, err := op()
+	var seq uint64
+	if err == nil {
+		seq, err = s.appendRec(rec)
+	}
+	compact := s.nrec > 1024 && s.nrec > 2*len(s.mem.m)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if err := s.syncTo(seq); err != nil {
+		return 0, err
+	}
+	if compact {
+		if err := s.compact(); err != nil {
+			return 0, err
+		}
+	}
+	return rec.Rev, nil
+}
+
+// Get implements Store.
+func (s *DiskStore) Get(ctx context.Context, key string) (Entry, error) {
+	return s.mem.Get(ctx, key)
+}
+
+// List implements Store.
+func (s *DiskStore) List(ctx context.Context, prefix string) ([]Entry, error) {
+	return s.mem.List(ctx, prefix)
+}
+
+// Create implements Store.
+func (s *DiskStore) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	return s.write(func() (diskRec, error) {
+		rev, err := s.mem.Create(ctx, key, value, ttl)
+		return s.putRec(key, rev), err
+	})
+}
+
+// Update implements Store.
+func (s *DiskStore) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	return s.write(func() (diskRec, error) {
+		nrev, err := s.mem.Update(ctx, key, value, rev, ttl)
+		return s.putRec(key, nrev), err
+	})
+}
+
+// putRec is the record of the entry just written. Caller holds mu.
+func (s *DiskStore) putRec(key string, rev uint64) diskRec {
+	s.mem.mu.Lock()
+	e := s.mem.m[key]
+	s.mem.mu.Unlock()
+	return diskRec{Op: "put", Key: key, Value: e.value, Rev: rev, Expires: e.expires}
+}
+
+// Delete implements Store.
+func (s *DiskStore) Delete(ctx context.Context, key string, rev uint64) error {
+	_, err := s.write(func() (diskRec, error) {
+		s.mem.mu.Lock()
+		_, present := s.mem.live(key, s.mem.now().UnixNano())
+		s.mem.mu.Unlock()
+		err := s.mem.Delete(ctx, key, rev)
+		if err == nil && !present {
+			err = errNothingToLog
+		}
+		return diskRec{Op: "del", Key: key}, err
+	})
+	if errors.Is(err, errNothingToLog) {
+		return nil
+	}
+	return err
+}
+
+var errNothingToLog = errors.New("nothing to log")
+
+// compact rewrites the log with only the live entries.
+func (s *DiskStore) compact() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.err != nil {
+		return s.err
+	}
+	s.mem.mu.Lock()
+	var buf bytes.Buffer
+	now := s.mem.now().UnixNano()
+	n := 0
+	for k, e := range s.mem.m {
+		if e.expires != 0 && now >= e.expires {
+			continue
+		}
+		b, _ := json.Marshal(diskRec{Op: "put", Key: k, Value: e.value, Rev: e.rev, Expires: e.expires})
+		buf.Write(b)
+		buf.WriteByte('\n')
+		n++
+	}
+	// A record that keeps the highest revision, so that revisions never
+	// repeat after a restart even when the newest key was deleted.
+	b, _ := json.Marshal(diskRec{Op: "del", Key: "store.rev", Rev: s.mem.rev})
+	buf.Write(b)
+	buf.WriteByte('\n')
+	s.mem.mu.Unlock()
+	tmp := s.path + ".tmp"
+	if err := writeFileSync(tmp, buf.Bytes()); err != nil {
+		return fmt.Errorf("oauth: store compaction: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("oauth: store compaction: %w", err)
+	}
+	syncDir(filepath.Dir(s.path))
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.err = fmt.Errorf("oauth: store compaction: %w", err)
+		return s.err
+	}
+	s.f.Close()
+	s.f = f
+	s.nrec = n + 1
+	s.synced = s.seq
+	return nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Close flushes and closes the log and releases the directory. Later
+// writes fail; reads keep answering from memory.
+func (s *DiskStore) Close() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.f.Sync()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.lock.Close()
+	return err
+}
+
+var (
+	errStoreClosed = errors.New("oauth: store is closed")
+	errTooLarge    = errors.New("oauth: store: value too large")
+)

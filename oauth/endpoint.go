@@ -1,0 +1,249 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// oauthError is an error response of RFC 6749 §5.2 (and RFC 8628 §3.5).
+type oauthError struct {
+	status int
+	code   string // error
+	desc   string // error_description: for people; never a secret
+	basic  bool   // the client used HTTP Basic: add WWW-Authenticate
+	retry  time.Duration
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.desc }
+
+func errInvalidRequest(desc string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_request", desc: desc}
+}
+
+func errInvalidGrant(desc string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_grant", desc: desc}
+}
+
+func errServer(desc string) *oauthError {
+	return &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: desc}
+}
+
+// writeJSON sends a JSON body that must not be cached (tokens, RFC 6749
+// §5.1).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	if e.basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+	}
+	if e.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.retry.Round(time.Second)/time.Second)))
+	}
+	body := map[string]string{"error": e.code}
+	if e.desc != "" {
+		body["error_description"] = e.desc
+	}
+	writeJSON(w, e.status, body)
+}
+
+// maxForm bounds a request body of the form endpoints.
+const maxForm = 16 << 10
+
+// readForm parses an application/x-www-form-urlencoded POST body
+// (parameters in the query are ignored) and rejects repeated parameters
+// (RFC 6749 §3.1: "Request and response parameters MUST NOT be included
+// more than once").
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		return nil, errInvalidRequest("cannot read the form body")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, errInvalidRequest("parameter " + k + " is repeated")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// refused is the answer to a source that may not try now: locked out, or
+// with as many attempts in progress as it has failures left.
+func refused(code string, retry time.Duration) *oauthError {
+	return &oauthError{status: http.StatusTooManyRequests, code: code, desc: "too many failed authentications from this address; try again later", retry: max(retry, time.Second)}
+}
+
+// authClient authenticates the client of a token, device, revocation or
+// introspection request: HTTP Basic (client_secret_basic, with the
+// form-urlencoded ID and secret of RFC 6749 §2.3.1), form parameters
+// (client_secret_post), or a public client's client_id alone. Failures are
+// limited per source address (AuthLimits).
+func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oauthError) {
+	src := s.limit.source(r)
+	now := s.now()
+	if blocked, until := s.limit.blocked(src, now); blocked {
+		return nil, refused("invalid_client", until.Sub(now))
+	}
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidRequest("malformed HTTP Basic credentials")
+		}
+		if form.Get("client_secret") != "" || (form.Has("client_id") && form.Get("client_id") != id) {
+			return nil, errInvalidRequest("use one client authentication method")
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" {
+		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication is required", basic: true}
+	}
+	c := s.cfg.Load().clients[id]
+	if c != nil && c.Public && secret == "" {
+		return c, nil // nothing secret to check
+	}
+	if c != nil && !c.Public && secret != "" && s.secrets.hit(secretKey(c, secret), now) {
+		return c, nil // this secret verified recently (a wrong one is never cached)
+	}
+	// Everything else checks (or refuses) a credential: it takes a place
+	// among the source's attempts first.
+	if ok, retry := s.limit.begin(src, now); !ok {
+		return nil, refused("invalid_client", retry)
+	}
+	fail := func(desc string) (*clientConf, *oauthError) {
+		s.authFailed(r, src, "client", id, desc)
+		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: basic}
+	}
+	switch {
+	case c == nil:
+		return fail("unknown client")
+	case c.Public:
+		return fail("a public client has no secret")
+	case secret == "":
+		return fail("no client secret")
+	}
+	if !s.acquireHash(r.Context()) {
+		s.limit.end(src, s.now(), false)
+		return nil, errServer("the server is busy; try again")
+	}
+	ok := c.secret.verify(secret)
+	s.releaseHash()
+	if !ok {
+		return fail("wrong client secret")
+	}
+	s.limit.end(src, s.now(), false)
+	s.secrets.add(secretKey(c, secret), now)
+	return c, nil
+}
+
+// authFailed ends a failed attempt of src: counts it, logs it (never the
+// secret) and sleeps the limiter's delay. what is "client", "user" or
+// "user_code".
+func (s *Server) authFailed(r *http.Request, src source, what, id, reason string) {
+	delay, blocked := s.limit.end(src, s.now(), true)
+	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)
+	if blocked {
+		s.log.Warn("oauth: refusing authentications from an address for a while", "remote", src.key, "for", s.limit.lim.Lockout)
+	}
+	if delay > 0 {
+		s.sleep(r.Context(), delay)
+	}
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// checkUser authenticates a resource owner with the UserStore, bounded by
+// the hashing semaphore and limited per source address.
+func (s *Server) checkUser(r *http.Request, realm, username, password string) ([]string, *oauthError) {
+	if username == "" || password == "" {
+		return nil, errInvalidRequest("username and password are required")
+	}
+	src := s.limit.source(r)
+	if ok, retry := s.limit.begin(src, s.now()); !ok {
+		return nil, refused("invalid_grant", retry)
+	}
+	if !s.acquireHash(r.Context()) {
+		s.limit.end(src, s.now(), false)
+		return nil, errServer("the server is busy; try again")
+	}
+	roles, ok := s.users.Authenticate(realm, username, password)
+	s.releaseHash()
+	if !ok || len(roles) == 0 {
+		s.authFailed(r, src, "user", username, "wrong username or password")
+		return nil, errInvalidGrant("wrong username or password")
+	}
+	s.limit.end(src, s.now(), false)
+	return roles, nil
+}
+
+// grantScope decides the scope of a token: the requested scopes if the
+// client may have them all, every scope it may have when none is
+// requested.
+func grantScope(c *clientConf, requested string) (string, *oauthError) {
+	if requested == "" {
+		return strings.Join(c.Scopes, " "), nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" {
+			continue
+		}
+		if !c.scopes[sc] {
+			return "", &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "scope " + strconv.Quote(sc) + " is not allowed for this client"}
+		}
+		if !seen[sc] {
+			seen[sc] = true
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// subsetScope checks that requested (on refresh) is within granted
+// (RFC 6749 §6: "MUST NOT include any scope not originally granted").
+func subsetScope(granted, requested string) (string, *oauthError) {
+	if requested == "" {
+		return granted, nil
+	}
+	have := map[string]bool{}
+	for _, sc := range strings.Fields(granted) {
+		have[sc] = true
+	}
+	for _, sc := range strings.Fields(requested) {
+		if !have[sc] {
+			return "", &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "scope " + strconv.Quote(sc) + " was not granted"}
+		}
+	}
+	return strings.Join(strings.Fields(requested), " "), nil
+}
+
+var errStoreConflict = errors.New("oauth: store keeps changing")

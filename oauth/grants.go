@@ -1,0 +1,170 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// login is whom a token is issued to.
+type login struct {
+	client *clientConf
+	sub    string
+	roles  []string
+	scope  string
+	// gid and fam, when set, are the grant id and refresh-token family id
+	// to use (the authorization code records them before issuing, so that
+	// a second use of the code can revoke what the first one got).
+	gid, fam string
+}
+
+// tokenResponse is RFC 6749 §5.1's successful response.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// handleToken is the token endpoint.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	form, oe := readForm(w, r)
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	gt := form.Get("grant_type")
+	grant := gt
+	if gt == deviceGrantType {
+		grant = GrantDeviceCode
+	}
+	switch grant {
+	case GrantPassword, GrantClientCredentials, GrantRefreshToken, GrantDeviceCode, GrantAuthorizationCode:
+	case "":
+		writeError(w, errInvalidRequest("grant_type is required"))
+		return
+	default:
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "grant_type " + gt + " is not supported"})
+		return
+	}
+	c, oe := s.authClient(r, form)
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	if !c.can(grant) {
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the client may not use grant_type " + gt})
+		return
+	}
+	var resp *tokenResponse
+	switch grant {
+	case GrantPassword:
+		resp, oe = s.grantPassword(r, c, form.Get("username"), form.Get("password"), form.Get("scope"))
+	case GrantClientCredentials:
+		resp, oe = s.grantClientCredentials(r.Context(), c, form.Get("scope"))
+	case GrantRefreshToken:
+		resp, oe = s.grantRefresh(r.Context(), c, form.Get("refresh_token"), form.Get("scope"))
+	case GrantDeviceCode:
+		resp, oe = s.grantDevice(r.Context(), c, form.Get("device_code"))
+	case GrantAuthorizationCode:
+		resp, oe = s.grantAuthCode(r.Context(), c, form)
+	}
+	if oe != nil {
+		writeError(w, oe)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) grantPassword(r *http.Request, c *clientConf, username, password, scope string) (*tokenResponse, *oauthError) {
+	sc, oe := grantScope(c, scope)
+	if oe != nil {
+		return nil, oe
+	}
+	roles, oe := s.checkUser(r, c.realm.Name, username, password)
+	if oe != nil {
+		return nil, oe
+	}
+	return s.respond(r.Context(), &login{client: c, sub: username, roles: roles, scope: sc}, true)
+}
+
+func (s *Server) grantClientCredentials(ctx context.Context, c *clientConf, scope string) (*tokenResponse, *oauthError) {
+	sc, oe := grantScope(c, scope)
+	if oe != nil {
+		return nil, oe
+	}
+	// RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
+	return s.respond(ctx, &login{client: c, sub: c.ID, roles: c.Roles, scope: sc}, false)
+}
+
+func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope string) (*tokenResponse, *oauthError) {
+	if raw == "" {
+		return nil, errInvalidRequest("refresh_token is required")
+	}
+	f, next, oe := s.rotate(ctx, c, raw)
+	if oe != nil {
+		return nil, oe
+	}
+	sc, oe := subsetScope(f.Scope, scope)
+	if oe != nil {
+		return nil, oe
+	}
+	roles, ok := s.users.Roles(f.Realm, f.Sub)
+	if !ok || len(roles) == 0 {
+		s.endFamily(ctx, familyID(next), "user gone")
+		return nil, errInvalidGrant("the user no longer exists")
+	}
+	at, exp, err := s.mint(&login{client: c, sub: f.Sub, roles: roles, scope: sc}, f.Gid)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn(exp, s.now()), RefreshToken: next, Scope: sc}, nil
+}
+
+// familyID returns the hex family id of a (well-formed) refresh token.
+func familyID(raw string) string {
+	t, _ := parseRefreshToken(raw)
+	return t.fam
+}
+
+// respond issues an access token, and a refresh token when the client may
+// have one and withRefresh.
+func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*tokenResponse, *oauthError) {
+	resp := &tokenResponse{TokenType: "Bearer", Scope: l.scope}
+	gid := l.gid
+	if withRefresh && l.client.can(GrantRefreshToken) {
+		rt, g, err := s.newFamily(ctx, l)
+		if err != nil {
+			return nil, s.storeErr(err)
+		}
+		resp.RefreshToken, gid = rt, g
+	}
+	at, exp, err := s.mint(l, gid)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	resp.AccessToken, resp.ExpiresIn = at, expiresIn(exp, s.now())
+	s.log.Debug("oauth: token issued", "realm", l.client.realm.Name, "client", l.client.ID, "sub", l.sub, "refresh", resp.RefreshToken != "")
+	return resp, nil
+}
+
+// mint signs an access token for a login.
+func (s *Server) mint(l *login, gid string) (string, time.Time, error) {
+	now := s.now()
+	exp := now.Add(l.client.realm.AccessTokenLifetime)
+	tok, err := s.issue(&jwtClaims{
+		Iss: s.issuer, Sub: l.sub, Aud: audience(l.client.realm.Name),
+		Exp: exp.Unix(), Iat: now.Unix(), Jti: randomToken(16),
+		Scope: l.scope, Roles: l.roles, ClientID: l.client.ID, Gid: gid,
+	})
+	return tok, exp, err
+}
+
+func expiresIn(exp, now time.Time) int {
+	return int(exp.Sub(now).Round(time.Second) / time.Second)
+}
+
+// scopeList splits a scope string.
+func scopeList(s string) []string { return strings.Fields(s) }

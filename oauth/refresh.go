@@ -1,0 +1,322 @@
+package oauth
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Refresh tokens. A login (password, device or authorization code grant)
+// starts a family: one store record rt.<family id> holding who it is for
+// and the SHA-256 of the one refresh token that is currently valid. The
+// token the client holds is
+//
+//	base64url( family id [16] | generation [4, big endian] | secret [32] )
+//
+// a 256-bit random secret behind a selector; only the secret's hash is
+// stored. Every use rotates it: a new secret, generation+1, a fresh
+// lifetime, written with a compare-and-swap on the family's revision, so
+// that two uses of one token (two nodes, two threads) cannot both win.
+//
+// Reuse detection (OAuth 2.0 Security BCP §4.14.2): a token of an older
+// generation, or of the current generation with a wrong secret, is a
+// rotated-out or forged token of a live family, which only a holder of one
+// of its tokens could present; the family is revoked, and with it (through
+// its grant id) every access token issued from it. A generation newer than
+// the record's means the store answered with stale data: the request fails
+// as temporarily unavailable, and nothing is revoked.
+//
+// Families per (realm, client, user) are bounded by Realm.MaxRefreshTokens
+// through an index record ru.<hash>; a new login beyond it ends the oldest.
+
+type family struct {
+	Realm   string `json:"realm"`
+	Client  string `json:"client"`
+	Sub     string `json:"sub"`
+	Scope   string `json:"scope,omitempty"`
+	Gid     string `json:"gid"`
+	Gen     uint32 `json:"gen"`
+	Hash    string `json:"hash"` // hex SHA-256 of the current secret
+	Exp     int64  `json:"exp"`  // the current token's expiry (unix)
+	Created int64  `json:"created"`
+}
+
+type famIndex struct {
+	Exp  int64    `json:"exp"` // the latest family expiry seen (for garbage collection)
+	Fams []famRef `json:"fams"`
+}
+
+type famRef struct {
+	ID      string `json:"id"`
+	Exp     int64  `json:"exp"`
+	Created int64  `json:"created"`
+}
+
+const refreshTokenLen = 16 + 4 + 32
+
+type refreshToken struct {
+	fam    string // hex family id
+	gen    uint32
+	secret []byte
+}
+
+func (t refreshToken) String() string {
+	b := make([]byte, 0, refreshTokenLen)
+	id, _ := hex.DecodeString(t.fam)
+	b = append(b, id...)
+	b = binary.BigEndian.AppendUint32(b, t.gen)
+	b = append(b, t.secret...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseRefreshToken(s string) (refreshToken, bool) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(refreshTokenLen) {
+		return refreshToken{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != refreshTokenLen {
+		return refreshToken{}, false
+	}
+	return refreshToken{fam: hex.EncodeToString(b[:16]), gen: binary.BigEndian.Uint32(b[16:20]), secret: b[20:]}, true
+}
+
+func newFamilyID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func secretHashHex(secret []byte) string {
+	h := sha256.Sum256(secret)
+	return hex.EncodeToString(h[:])
+}
+
+func newSecret() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+// indexKey is the ru. key of a (realm, client, user).
+func indexKey(realm, client, sub string) string {
+	h := sha256.New()
+	for _, s := range []string{realm, client, sub} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "ru." + hex.EncodeToString(h.Sum(nil))
+}
+
+// newFamily starts a refresh-token family for a login and returns its
+// first token and grant id.
+func (s *Server) newFamily(ctx context.Context, l *login) (string, string, error) {
+	now := s.now()
+	rc := l.client.realm
+	tok := refreshToken{fam: l.fam, gen: 1, secret: newSecret()}
+	if tok.fam == "" {
+		tok.fam = newFamilyID()
+	}
+	gid := l.gid
+	if gid == "" {
+		gid = randomToken(16)
+	}
+	f := family{
+		Realm: rc.Name, Client: l.client.ID, Sub: l.sub, Scope: l.scope, Gid: gid,
+		Gen: 1, Hash: secretHashHex(tok.secret), Exp: now.Add(rc.RefreshTokenLifetime).Unix(), Created: now.Unix(),
+	}
+	if err := s.indexFamily(ctx, rc, l.client.ID, l.sub, famRef{ID: tok.fam, Exp: f.Exp, Created: f.Created}); err != nil {
+		return "", "", err
+	}
+	b, _ := json.Marshal(f)
+	if _, err := s.store.Create(ctx, "rt."+tok.fam, b, rc.RefreshTokenLifetime); err != nil {
+		return "", "", err
+	}
+	return tok.String(), f.Gid, nil
+}
+
+// indexFamily adds a family to its user's index, ending the oldest
+// families beyond the realm's bound.
+func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub string, ref famRef) error {
+	key := indexKey(rc.Name, client, sub)
+	for attempt := 0; attempt < 8; attempt++ {
+		var idx famIndex
+		e, err := s.store.Get(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if json.Unmarshal(e.Value, &idx) != nil {
+				idx = famIndex{}
+			}
+		}
+		live := s.pruneIndex(ctx, idx.Fams)
+		var evict []famRef
+		for len(live) >= rc.MaxRefreshTokens {
+			evict, live = append(evict, live[0]), live[1:]
+		}
+		idx.Fams = append(live, ref)
+		for _, f := range idx.Fams {
+			idx.Exp = max(idx.Exp, f.Exp)
+		}
+		b, _ := json.Marshal(idx)
+		if e.Revision == 0 {
+			_, err = s.store.Create(ctx, key, b, rc.RefreshTokenLifetime)
+		} else {
+			_, err = s.store.Update(ctx, key, b, e.Revision, rc.RefreshTokenLifetime)
+		}
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrRevision) || (e.Revision != 0 && errors.Is(err, ErrNotFound)) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, f := range evict {
+			s.log.Info("oauth: too many logins for one user and client: ending the oldest", "realm", rc.Name, "client", client, "sub", sub)
+			s.endFamily(ctx, f.ID, "evicted")
+		}
+		return nil
+	}
+	return errStoreConflict
+}
+
+// pruneIndex drops families that have ended, oldest first. An entry whose
+// recorded expiry passed is checked against its family (a used family
+// lives longer than its first expiry).
+func (s *Server) pruneIndex(ctx context.Context, refs []famRef) []famRef {
+	now := s.now().Unix()
+	out := refs[:0:0]
+	for _, r := range refs {
+		if r.Exp <= now {
+			e, err := s.store.Get(ctx, "rt."+r.ID)
+			if err != nil {
+				continue
+			}
+			var f family
+			if json.Unmarshal(e.Value, &f) != nil || f.Exp <= now {
+				continue
+			}
+			r.Exp = f.Exp
+		}
+		out = append(out, r)
+	}
+	slices.SortStableFunc(out, func(a, b famRef) int { return cmp.Compare(a.Created, b.Created) })
+	return out
+}
+
+// endFamily deletes a family and revokes the access tokens issued from it.
+func (s *Server) endFamily(ctx context.Context, id, why string) {
+	e, err := s.store.Get(ctx, "rt."+id)
+	if err != nil {
+		return
+	}
+	var f family
+	json.Unmarshal(e.Value, &f)
+	s.store.Delete(ctx, "rt."+id, 0)
+	s.revokeGrant(ctx, f.Realm, f.Gid)
+	s.log.Debug("oauth: refresh token family ended", "realm", f.Realm, "client", f.Client, "sub", f.Sub, "why", why)
+}
+
+// revokeGrant revokes every access token of a grant until the longest an
+// access token of the realm can live.
+func (s *Server) revokeGrant(ctx context.Context, realm, gid string) {
+	ttl := s.cfg.Load().maxTTL
+	if rc := s.cfg.Load().realms[realm]; rc != nil {
+		ttl = rc.AccessTokenLifetime
+	}
+	if err := s.revoke(ctx, gid, s.now().Add(ttl+s.skew)); err != nil {
+		s.log.Warn("oauth: cannot store a revocation", "err", err)
+	}
+}
+
+// errReuse is a reused refresh token (its family has been revoked).
+var errReuse = errInvalidGrant("the refresh token was already used: its login has been revoked")
+
+// rotate checks a refresh token presented by client c and returns the
+// family (after rotation) and the new token.
+func (s *Server) rotate(ctx context.Context, c *clientConf, raw string) (*family, string, *oauthError) {
+	tok, ok := parseRefreshToken(raw)
+	if !ok {
+		return nil, "", errInvalidGrant("unknown refresh token")
+	}
+	key := "rt." + tok.fam
+	for attempt := 0; attempt < 4; attempt++ {
+		e, err := s.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, "", errInvalidGrant("unknown, expired or revoked refresh token")
+		}
+		if err != nil {
+			return nil, "", s.storeErr(err)
+		}
+		var f family
+		if err := json.Unmarshal(e.Value, &f); err != nil {
+			return nil, "", s.storeErr(err)
+		}
+		now := s.now()
+		hashOK := subtle.ConstantTimeCompare([]byte(secretHashHex(tok.secret)), []byte(f.Hash)) == 1
+		switch {
+		case f.Client != c.ID:
+			return nil, "", errInvalidGrant("the refresh token was issued to another client")
+		case tok.gen > f.Gen:
+			// The store is behind the write that issued this token.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		case tok.gen < f.Gen || !hashOK:
+			s.log.Warn("oauth: refresh token reuse: revoking its login", "realm", f.Realm, "client", f.Client, "sub", f.Sub)
+			s.endFamily(ctx, tok.fam, "reuse")
+			return nil, "", errReuse
+		case now.Unix() >= f.Exp:
+			s.store.Delete(ctx, key, e.Revision)
+			return nil, "", errInvalidGrant("the refresh token has expired")
+		}
+		next := refreshToken{fam: tok.fam, gen: f.Gen + 1, secret: newSecret()}
+		f.Gen, f.Hash = next.gen, secretHashHex(next.secret)
+		f.Exp = now.Add(c.realm.RefreshTokenLifetime).Unix()
+		b, _ := json.Marshal(f)
+		_, err = s.store.Update(ctx, key, b, e.Revision, c.realm.RefreshTokenLifetime)
+		if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+			continue // someone else used or revoked it meanwhile: re-read decides
+		}
+		if err != nil {
+			return nil, "", s.storeErr(err)
+		}
+		return &f, next.String(), nil
+	}
+	return nil, "", errServer("the refresh token is being used concurrently; try again")
+}
+
+// lookupFamily returns the family of a refresh token if the token is its
+// current one (introspection, revocation).
+func (s *Server) lookupFamily(ctx context.Context, raw string) (*family, bool) {
+	tok, ok := parseRefreshToken(raw)
+	if !ok {
+		return nil, false
+	}
+	e, err := s.store.Get(ctx, "rt."+tok.fam)
+	if err != nil {
+		return nil, false
+	}
+	var f family
+	if json.Unmarshal(e.Value, &f) != nil {
+		return nil, false
+	}
+	if tok.gen != f.Gen || subtle.ConstantTimeCompare([]byte(secretHashHex(tok.secret)), []byte(f.Hash)) != 1 || s.now().Unix() >= f.Exp {
+		return nil, false
+	}
+	return &f, true
+}
+
+// storeErr logs a store failure and makes it a 503.
+func (s *Server) storeErr(err error) *oauthError {
+	s.log.Error("oauth: store failure", "err", err)
+	return errServer("the token store is unavailable; try again")
+}

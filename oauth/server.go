@@ -1,0 +1,380 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is the OAuth2 authorization server. Create it with New, serve
+// Handler on an HTTP listener, verify tokens with VerifyAccessToken, and
+// Close it when done. All methods are safe for concurrent use.
+type Server struct {
+	issuer   string   // static
+	base     *url.URL // the issuer, parsed; static
+	store    Store    // static
+	users    UserStore
+	log      *slog.Logger
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration)
+	alg      string
+	skew     time.Duration
+	interval time.Duration // sync interval
+	// rotateEvery and publishAhead drive generated-key rotation.
+	rotateEvery, publishAhead time.Duration
+
+	cfg     atomic.Pointer[config]  // swapped by SetRealms
+	ring    atomic.Pointer[keyRing] // swapped by the sync loop
+	revoked sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
+	cache   *tokenCache
+	secrets *secretCache
+	limit   *limiter
+	hashSem chan struct{} // bounds concurrent password/secret hashing
+	csrfKey []byte        // static after New
+
+	mux     *http.ServeMux
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	once    sync.Once
+	syncs   atomic.Uint64 // completed sync rounds (tests)
+}
+
+// New validates opts (gathering every error), loads or creates the key
+// ring and the CSRF key in the store, and starts the background sync. It
+// blocks on the store.
+func New(opts Options) (*Server, error) {
+	var errs []error
+	base, err := checkIssuer(opts.Issuer)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg, err := buildConfig(opts.Realms, opts.Users)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if opts.Algorithm == "" {
+		opts.Algorithm = "EdDSA"
+	}
+	if opts.Algorithm != "EdDSA" && opts.Algorithm != "ES256" {
+		errs = append(errs, fmt.Errorf("oauth: algorithm %q: want EdDSA or ES256", opts.Algorithm))
+	}
+	var static *keyRing
+	if len(opts.SigningKeys) > 0 {
+		if static, err = staticRing(opts.SigningKeys); err != nil {
+			errs = append(errs, fmt.Errorf("oauth: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		issuer: base.String(), base: base, store: opts.Store, users: opts.Users,
+		log: opts.Logger, now: opts.now, sleep: opts.sleep, alg: opts.Algorithm,
+		skew: opts.MaxClockSkew, interval: opts.SyncInterval, rotateEvery: opts.RotateEvery,
+		secrets: newSecretCache(), limit: newLimiter(opts.AuthLimits),
+		hashSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		stop:    make(chan struct{}),
+	}
+	if s.store == nil {
+		s.store = NewMemStore()
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.sleep == nil {
+		s.sleep = sleepCtx
+	}
+	setDur(&s.skew, 30*time.Second)
+	setDur(&s.interval, DefaultSyncInterval)
+	setDur(&s.rotateEvery, DefaultRotateEvery)
+	s.publishAhead = 2 * s.interval
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	s.cache = newTokenCache(opts.CacheSize, s.now)
+	s.cfg.Store(cfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if static != nil {
+		s.ring.Store(static)
+	} else {
+		ring, err := s.maintainRing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.ring.Store(ring)
+	}
+	if s.csrfKey, err = s.loadCSRFKey(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.syncRevoked(ctx); err != nil {
+		return nil, err
+	}
+	s.routes()
+	s.stopped.Add(1)
+	go s.syncLoop()
+	return s, nil
+}
+
+// SetRealms replaces the realms and clients (a configuration reload). It
+// validates first and changes nothing on error. Existing tokens, refresh
+// tokens and codes stay valid unless their client is gone.
+func (s *Server) SetRealms(realms []Realm) error {
+	cfg, err := buildConfig(realms, s.users)
+	if err != nil {
+		return err
+	}
+	s.cfg.Store(cfg)
+	return nil
+}
+
+// ValidateRealms checks a realm configuration as New and SetRealms would,
+// gathering every error, without starting anything (check-config).
+func ValidateRealms(realms []Realm) error {
+	_, err := buildConfig(realms, noUsers{})
+	return err
+}
+
+// noUsers stands in for the user store while validating.
+type noUsers struct{}
+
+func (noUsers) Authenticate(string, string, string) ([]string, bool) { return nil, false }
+func (noUsers) Roles(string, string) ([]string, bool)                { return nil, false }
+
+// Close stops the background sync. It does not close the store.
+func (s *Server) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	s.stopped.Wait()
+	return nil
+}
+
+// Issuer returns the issuer URL.
+func (s *Server) Issuer() string { return s.issuer }
+
+// JWKS returns the public key set document (what /.well-known/jwks.json
+// serves).
+func (s *Server) JWKS() []byte { return s.ring.Load().jwks }
+
+// syncLoop refreshes what VerifyAccessToken reads without the store, and
+// collects garbage.
+func (s *Server) syncLoop() {
+	defer s.stopped.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.syncOnce(n%60 == 0) // garbage collection every 60 rounds (5 min by default)
+	}
+}
+
+// syncOnce runs one round of the sync loop.
+func (s *Server) syncOnce(gc bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.interval*4)
+	defer cancel()
+	if !s.ring.Load().static {
+		if ring, err := s.maintainRing(ctx); err != nil {
+			s.log.Warn("oauth: key ring sync failed", "err", err)
+		} else {
+			s.ring.Store(ring)
+		}
+	}
+	if err := s.syncRevoked(ctx); err != nil {
+		s.log.Warn("oauth: revocation sync failed", "err", err)
+	}
+	if gc {
+		s.collect(ctx)
+	}
+	s.syncs.Add(1)
+}
+
+// revRecord is rv.<id>: a revoked access token (jti) or grant (gid).
+type revRecord struct {
+	Exp int64 `json:"exp"`
+}
+
+// syncRevoked reloads the revocation set from the store: new ids are
+// added; ids gone from the store or expired are dropped.
+func (s *Server) syncRevoked(ctx context.Context) error {
+	es, err := s.store.List(ctx, "rv.")
+	if err != nil {
+		return err
+	}
+	now := s.now().Unix()
+	live := make(map[string]bool, len(es))
+	for _, e := range es {
+		var r revRecord
+		if json.Unmarshal(e.Value, &r) != nil || r.Exp <= now {
+			continue
+		}
+		id := strings.TrimPrefix(e.Key, "rv.")
+		live[id] = true
+		s.revoked.Store(id, r.Exp)
+	}
+	s.revoked.Range(func(k, v any) bool {
+		if !live[k.(string)] && v.(int64) <= now {
+			s.revoked.Delete(k)
+		}
+		return true
+	})
+	return nil
+}
+
+// revoke adds an access token id (jti) or a grant id to the revocation
+// set, here at once and in the store for the other nodes, until exp.
+func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
+	if id == "" {
+		return nil
+	}
+	now := s.now()
+	if !exp.After(now) {
+		return nil // expired: nothing left to revoke
+	}
+	s.revoked.Store(id, exp.Unix())
+	b, _ := json.Marshal(revRecord{Exp: exp.Unix()})
+	ttl := exp.Sub(now) + s.skew
+	if _, err := s.store.Create(ctx, "rv."+id, b, ttl); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
+}
+
+// collect deletes expired records (each with its revision, so a record
+// rewritten meanwhile survives). Every node may run it; stores that apply
+// TTLs themselves leave little to do.
+func (s *Server) collect(ctx context.Context) {
+	now := s.now().Unix()
+	for _, p := range []string{"rt.", "ru.", "dc.", "uc.", "ac.", "rv."} {
+		es, err := s.store.List(ctx, p)
+		if err != nil {
+			s.log.Warn("oauth: garbage collection failed", "prefix", p, "err", err)
+			return
+		}
+		for _, e := range es {
+			var r struct {
+				Exp int64 `json:"exp"`
+			}
+			if json.Unmarshal(e.Value, &r) == nil && r.Exp != 0 && r.Exp+int64(gcGrace/time.Second) < now {
+				s.store.Delete(ctx, e.Key, e.Revision)
+			}
+		}
+	}
+}
+
+// gcGrace keeps expired records a little longer so that a late poll still
+// hears "expired_token" rather than "invalid_grant".
+const gcGrace = 10 * time.Minute
+
+// loadCSRFKey reads (or creates) the key of the login page's CSRF tokens,
+// shared by the nodes of a mesh so that a form served by one node posts to
+// any other.
+func (s *Server) loadCSRFKey(ctx context.Context) ([]byte, error) {
+	for i := 0; i < 3; i++ {
+		e, err := s.store.Get(ctx, "keys.csrf")
+		if err == nil && len(e.Value) == 32 {
+			return e.Value, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		k := make([]byte, 32)
+		rand.Read(k)
+		if _, err := s.store.Create(ctx, "keys.csrf", k, 0); err != nil && !errors.Is(err, ErrExists) {
+			return nil, err
+		}
+	}
+	return nil, errors.New("oauth: cannot read the CSRF key from the store")
+}
+
+// Handler returns the HTTP handler of every endpoint (paths below the
+// issuer's path):
+//
+//	POST /oauth/token                      token endpoint (RFC 6749, 8628, 7636)
+//	POST /oauth/device_authorization       device authorization (RFC 8628 §3.1)
+//	GET|POST /oauth/device                 the device verification page
+//	GET|POST /oauth/authorize              authorization endpoint and its login page
+//	POST /oauth/revoke                     revocation (RFC 7009)
+//	POST /oauth/introspect                 introspection (RFC 7662)
+//	GET /.well-known/oauth-authorization-server   metadata (RFC 8414)
+//	GET /.well-known/jwks.json             the public keys
+//	GET /oauth/static/style.css            the page's style sheet
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) path(p string) string { return s.base.Path + p }
+
+// endpoint returns the absolute URL of p.
+func (s *Server) endpoint(p string) string { return s.issuer + p }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("POST "+s.path("/oauth/token"), s.cors(s.handleToken))
+	m.HandleFunc("OPTIONS "+s.path("/oauth/token"), s.cors(nil))
+	m.HandleFunc("POST "+s.path("/oauth/device_authorization"), s.cors(s.handleDeviceAuthorization))
+	m.HandleFunc("OPTIONS "+s.path("/oauth/device_authorization"), s.cors(nil))
+	m.HandleFunc("POST "+s.path("/oauth/revoke"), s.cors(s.handleRevoke))
+	m.HandleFunc("OPTIONS "+s.path("/oauth/revoke"), s.cors(nil))
+	m.HandleFunc("POST "+s.path("/oauth/introspect"), s.handleIntrospect)
+	m.Handle("GET "+s.path("/oauth/device"), s.page(s.handleDevicePage))
+	m.Handle("POST "+s.path("/oauth/device"), s.page(s.handleDevicePage))
+	m.Handle("GET "+s.path("/oauth/authorize"), s.page(s.handleAuthorizePage))
+	m.Handle("POST "+s.path("/oauth/authorize"), s.page(s.handleAuthorizePage))
+	m.HandleFunc("GET "+s.path("/oauth/static/style.css"), s.handleCSS)
+	m.HandleFunc("GET /.well-known/oauth-authorization-server"+s.base.Path, s.handleMetadata)
+	m.HandleFunc("GET "+s.path("/.well-known/jwks.json"), s.handleJWKS)
+	s.mux = m
+}
+
+// cors lets browser apps (public clients with PKCE) call the token,
+// device and revocation endpoints from the origins of their registered
+// redirect URIs; a nil h answers the preflight only.
+func (s *Server) cors(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && s.cfg.Load().origins[o] {
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			w.Header().Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+			}
+		}
+		if h == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// acquireHash waits for a slot to hash a password or secret; false when
+// the request was cancelled or the wait is too long (overload).
+func (s *Server) acquireHash(ctx context.Context) bool {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case s.hashSem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}
+
+func (s *Server) releaseHash() { <-s.hashSem }

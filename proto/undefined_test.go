@@ -1,0 +1,165 @@
+package proto
+
+import (
+	"testing"
+)
+
+// JavaScript undefined, as wampy 8.0.2's MsgPack (msgpackr) and CBOR (cbor-x)
+// serializers write it for options the application did not give: MsgPack
+// fixext 1 of type 0 (d4 00 00) and CBOR simple value 23 (f7). The bytes
+// below are what wampy's serializers produce (node, wampy 8.0.2):
+//
+//	new MsgpackSerializer().encode([32, 1, {match: undefined, get_retained: undefined}, 'com.t'])
+//	new MsgpackSerializer().encode([48, 2, {}, 'com.p', [undefined, 1], {a: undefined, b: 2}])
+//
+// and the same with CborSerializer.
+var wampyUndefined = []struct {
+	ser            Serializer
+	subscribe, cal string
+}{
+	{MsgPack,
+		"942001de0002a56d61746368d40000ac6765745f72657461696e6564d40000a5636f6d2e74",
+		"963002de0000a5636f6d2e7092d4000001de0002a161d40000a16202"},
+	{CBOR,
+		"84182001b90002656d61746368f76c6765745f72657461696e6564f765636f6d2e74",
+		"86183002b9000065636f6d2e7082f701b900026161f7616202"},
+}
+
+// An undefined option is an absent key: wampy's plain SUBSCRIBE is an exact
+// subscription without get_retained (edgewamp once aborted the session with
+// "SUBSCRIBE.Options.match must be a string" or "msgpack extension types are
+// not supported").
+func TestUndefinedOptionIsAbsent(t *testing.T) {
+	for _, c := range wampyUndefined {
+		t.Run(c.ser.String(), func(t *testing.T) {
+			m, err := Decode(c.ser, mustHex(t, c.subscribe))
+			if err != nil {
+				t.Fatalf("wampy SUBSCRIBE: %v", err)
+			}
+			if m.Type != CodeSubscribe || string(m.URI) != "com.t" || m.Opt.Len() != 0 || m.Opt.Match() != MatchExact {
+				t.Fatalf("SUBSCRIBE decoded as %v %q with %d option keys", m.Type, m.URI, m.Opt.Len())
+			}
+			// The raw Options keep the undefined members, and re-encoded
+			// for a JSON peer they are dropped, as JSON.stringify drops them.
+			js, err := Append(nil, JSON, m)
+			if err != nil || string(js) != `[32,1,{},"com.t"]` {
+				t.Fatalf("to JSON: %s %v", js, err)
+			}
+		})
+	}
+}
+
+// Every kind of option key (bool, id, integer, enum, string, list, dict)
+// reads undefined as absent, and the keys around it are still read.
+func TestUndefinedEveryOptionKind(t *testing.T) {
+	for _, ser := range []Serializer{MsgPack, CBOR} {
+		undef := map[Serializer][]byte{MsgPack: {0xd4, 0, 0}, CBOR: {0xf7}}[ser]
+		keys := []string{"acknowledge", "caller", "timeout", "match", "procedure", "exclude", "exclude_authid", "roles", "x_custom"}
+		// A dictionary of every key set to undefined, then "topic": "t".
+		w := wr{ser: ser}
+		w.mapH(len(keys) + 1)
+		for _, k := range keys {
+			_ = w.strS(k)
+			w.b = append(w.b, undef...)
+		}
+		_ = w.strS("topic")
+		_ = w.strS("t")
+		dict := w.b
+		msg, err := Append(nil, ser, &Message{Type: CodeEvent, ID: 1, ID2: 2, Dict: Raw{Ser: ser, B: dict}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Decode(ser, msg)
+		if err != nil {
+			t.Fatalf("%s: %v", ser, err)
+		}
+		if m.Opt.Len() != 1 || m.Opt.String(KeyTopic) != "t" {
+			t.Fatalf("%s: %d keys, topic %q; want only topic", ser, m.Opt.Len(), m.Opt.String(KeyTopic))
+		}
+		v, err := DecodeValue(m.Dict)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := v.(map[string]any); len(d) != 1 || d["topic"] != "t" {
+			t.Fatalf("%s: DecodeValue(Details) = %v, want the undefined members left out", ser, v)
+		}
+	}
+}
+
+// In payloads undefined is carried as is to a peer of the same serializer
+// and transcoded as JSON.stringify would write it: a list element becomes
+// null, a dictionary member is left out.
+func TestUndefinedInPayload(t *testing.T) {
+	for _, c := range wampyUndefined {
+		t.Run(c.ser.String(), func(t *testing.T) {
+			in := mustHex(t, c.cal)
+			m, err := Decode(c.ser, in)
+			if err != nil {
+				t.Fatalf("wampy CALL: %v", err)
+			}
+			same, err := Append(nil, c.ser, m)
+			if err != nil || string(same) != string(in) {
+				t.Fatalf("same serializer: %x %v, want the input unchanged", same, err)
+			}
+			js, err := Append(nil, JSON, m)
+			if err != nil || string(js) != `[48,2,{},"com.p",[null,1],{"b":2}]` {
+				t.Fatalf("to JSON: %s %v", js, err)
+			}
+			other := map[Serializer]Serializer{MsgPack: CBOR, CBOR: MsgPack}[c.ser]
+			ob, err := Append(nil, other, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mo := mustDecode(t, other, ob)
+			requireValue(t, []any{nil, int64(1)}, mustValue(t, mo.Args), "Args in "+other.String())
+			requireValue(t, map[string]any{"b": int64(2)}, mustValue(t, mo.Kwargs), "Kwargs in "+other.String())
+			// The dropped member shortens the target's map head.
+			if want := map[Serializer]string{MsgPack: "81a16202", CBOR: "a1616202"}[other]; showHex(mo.Kwargs.B) != want {
+				t.Fatalf("Kwargs in %s: %x, want %s", other, mo.Kwargs.B, want)
+			}
+			requireValue(t, []any{nil, int64(1)}, mustValue(t, m.Args), "DecodeValue(Args)")
+			requireValue(t, map[string]any{"b": int64(2)}, mustValue(t, m.Kwargs), "DecodeValue(Kwargs)")
+		})
+	}
+	// Other MsgPack extension types are still refused.
+	if _, err := Decode(MsgPack, mustHex(t, "95300180a17091d40100")); err == nil {
+		t.Fatal("fixext 1 of type 1 accepted")
+	}
+	if _, err := Decode(MsgPack, mustHex(t, "95300180a17091d5000000")); err == nil {
+		t.Fatal("fixext 2 of type 0 accepted")
+	}
+}
+
+// Transcoding a map that loses members to undefined rewrites a head that
+// was longer than the new count needs (map16 of 20 members, 17 undefined).
+func TestUndefinedShrinksMapHead(t *testing.T) {
+	w := wr{ser: MsgPack}
+	w.b = append(w.b, 0xde, 0, 20)
+	for i := 0; i < 20; i++ {
+		_ = w.strS(string(rune('a' + i)))
+		if i < 17 {
+			w.b = append(w.b, 0xd4, 0, 0)
+		} else {
+			w.uint(uint64(i))
+		}
+	}
+	for _, to := range []Serializer{CBOR, MsgPack, JSON} {
+		out, err := Transcode(nil, to, Raw{Ser: MsgPack, B: w.b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		requireValue(t, map[string]any{"r": int64(17), "s": int64(18), "t": int64(19)}, mustValue(t, Raw{Ser: to, B: out}), to.String())
+		if to != JSON && out[0] != map[Serializer]byte{CBOR: 0xa3, MsgPack: 0x83}[to] {
+			t.Fatalf("%s head %x, want a 3-member map", to, out[0])
+		}
+	}
+}
+
+func showHex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}

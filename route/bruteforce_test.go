@@ -1,0 +1,143 @@
+package route
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Parallel guessing: many connections from one address first get their
+// CHALLENGE, then send their AUTHENTICATEs at once. Only BlockAfter of them
+// may be checked; the rest are refused unchecked once the address is locked
+// out, the right password included. (The limiter used to count a failure
+// only after its check, so all of them were checked and the right one got
+// WELCOME, although the address was locked out after the tenth failure.)
+func TestParallelGuessesAreNotAllChecked(t *testing.T) {
+	const n = 60
+	e, _ := secureEnv(t, nil)
+	var cs []*tc
+	for i := range n {
+		c := e.connectFrom(i%2, proto.JSON, "192.0.2.7:1")
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+		c.expect(proto.CodeChallenge)
+		cs = append(cs, c)
+	}
+	for i, c := range cs {
+		pw := "wrong"
+		if i == n-1 {
+			pw = "pw-alice"
+		}
+		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(pw), Dict: c.opts(nil)})
+	}
+	var failed, denied, welcomed int
+	for _, c := range cs {
+		m := e.advanceUntil(c, 250*time.Millisecond)
+		switch {
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationFailed:
+			failed++
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationDenied:
+			denied++
+		case m.Type == proto.CodeWelcome:
+			welcomed++
+		default:
+			t.Fatalf("got %v %s", m.Type, m.URI)
+		}
+	}
+	t.Logf("%d checked and failed, %d refused unchecked, %d welcomed", failed, denied, welcomed)
+	if failed != DefaultAuthBlockAfter || welcomed != 0 || denied != n-DefaultAuthBlockAfter {
+		t.Fatalf("%d failed, %d denied, %d welcomed; want %d, %d, 0", failed, denied, welcomed, DefaultAuthBlockAfter, n-DefaultAuthBlockAfter)
+	}
+	st := e.r.Stats()
+	if st.AuthFailures[authMethodIndex("ticket")] != DefaultAuthBlockAfter || st.AuthDenied != n-DefaultAuthBlockAfter {
+		t.Fatalf("Stats: %d ticket failures, %d denied", st.AuthFailures[authMethodIndex("ticket")], st.AuthDenied)
+	}
+	// Locked out: HELLO is refused, anonymous or not.
+	c := e.connectFrom(0, proto.JSON, "192.0.2.7:2")
+	c.hello("secure", allFeatures, nil)
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
+		t.Fatalf("HELLO while locked out: %s", m.URI)
+	}
+}
+
+// Clients behind one NAT logging in at once with the right passwords wait
+// for their turn rather than being refused: no failure, no lockout.
+func TestParallelRightPasswordsAllWelcomed(t *testing.T) {
+	const n = 3 * DefaultAuthBlockAfter
+	e, _ := secureEnv(t, nil)
+	var cs []*tc
+	for i := range n {
+		c := e.connectFrom(i%2, proto.JSON, "192.0.2.8:1")
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+		c.expect(proto.CodeChallenge)
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("pw-alice"), Dict: c.opts(nil)})
+	}
+	for i, c := range cs {
+		if m := c.recv(); m.Type != proto.CodeWelcome {
+			t.Fatalf("login %d: %v %s", i, m.Type, m.URI)
+		}
+	}
+	if st := e.r.Stats(); st.AuthSuccesses[authMethodIndex("ticket")] != n || st.AuthDenied != 0 {
+		t.Fatalf("Stats: %d ticket successes, %d denied", st.AuthSuccesses[authMethodIndex("ticket")], st.AuthDenied)
+	}
+}
+
+// Sessions that leave while their AUTHENTICATE waits or is being checked
+// give their place back: the address is not starved afterwards.
+func TestAuthPlacesReturnedWhenSessionsLeave(t *testing.T) {
+	e, _ := secureEnv(t, func(c *Config) { c.AuthLimits.BlockAfter = 2; c.AuthLimits.MaxOpenChallenges = 4 })
+	var cs []*tc
+	for range 4 {
+		c := e.connectFrom(0, proto.JSON, "192.0.2.9:1")
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+		c.expect(proto.CodeChallenge)
+		cs = append(cs, c)
+	}
+	// A fifth open challenge is refused.
+	c := e.connectFrom(0, proto.JSON, "192.0.2.9:1")
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
+		t.Fatalf("fifth challenge: %s", m.URI)
+	}
+	// All four send the right password and go at once: two are checked,
+	// two wait; all leave before their answer.
+	for _, c := range cs {
+		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("pw-alice"), Dict: c.opts(nil)})
+		c.drop()
+	}
+	e.sync()
+	// Their open challenges and places are back (the two checks in flight
+	// give theirs back when they end): two fresh logins go through.
+	for i := range 2 {
+		c := e.connectFrom(i, proto.JSON, "192.0.2.9:1")
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "pw-alice" }))
+	}
+	e.r.limiter.mu.Lock()
+	r := e.r.limiter.m["192.0.2.9"]
+	checking, open, waiting := r.checking, r.open, len(r.waiting)
+	e.r.limiter.mu.Unlock()
+	if checking != 0 || open != 0 || waiting != 0 {
+		t.Fatalf("limiter record after everyone left: checking %d, open %d, waiting %d", checking, open, waiting)
+	}
+}
+
+// Exempt networks are never locked out.
+func TestAuthLimitsExempt(t *testing.T) {
+	e, _ := secureEnv(t, func(c *Config) {
+		c.AuthLimits.BlockAfter = 2
+		c.AuthLimits.DelayAfter = 100
+		c.AuthLimits.Exempt = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	})
+	for range 5 {
+		c := e.connectFrom(0, proto.JSON, "198.51.100.4:1")
+		if m := c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "nope" }); string(m.URI) != proto.URIAuthenticationFailed {
+			t.Fatalf("exempt address: %v %s", m.Type, m.URI)
+		}
+	}
+	c := e.connectFrom(0, proto.JSON, "198.51.100.4:1")
+	welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "pw-alice" }))
+}

@@ -1,0 +1,77 @@
+package route
+
+// NumAuthMethods is the number of authentication methods counted apart:
+// anonymous, ticket, wampcra, cryptosign, and any other (custom
+// Authenticators) together.
+const NumAuthMethods = 5
+
+var authMethodNames = [NumAuthMethods]string{"anonymous", "ticket", "wampcra", "cryptosign", "other"}
+
+// AuthMethodName returns the name of the method counted at index i of the
+// by-method counters (ShardStats.AuthSuccessesBy, Stats.AuthSuccesses, ...):
+// "anonymous", "ticket", "wampcra", "cryptosign" or "other".
+func AuthMethodName(i int) string { return authMethodNames[i] }
+
+// authMethodIndex returns the counter index of an authmethod.
+func authMethodIndex(method string) int {
+	switch method {
+	case "anonymous":
+		return 0
+	case "ticket":
+		return 1
+	case "wampcra":
+		return 2
+	case "cryptosign":
+		return 3
+	}
+	return 4
+}
+
+// Stats is a snapshot of a Router's counters, summed over its shards. Each
+// counter only grows (for a Prometheus counter).
+type Stats struct {
+	// AuthSuccesses and AuthFailures count authentications by method
+	// (index: AuthMethodName). A failure is a wrong secret, an unknown
+	// principal or role, or a refused token.
+	AuthSuccesses [NumAuthMethods]uint64
+	AuthFailures  [NumAuthMethods]uint64
+	// AuthDenied counts HELLOs and AUTHENTICATEs the brute-force limiter
+	// refused without checking them (address locked out, too many
+	// authentications in progress).
+	AuthDenied uint64
+	// ProtocolErrors counts sessions aborted for protocol violations.
+	ProtocolErrors uint64
+	// Events dropped, by reason: the subscriber was not reading fast enough
+	// (SlowConsumer), or the EVENT was longer than the subscriber accepts or
+	// could not be converted to its serializer (TooBig).
+	EventsDroppedSlowConsumer uint64
+	EventsDroppedTooBig       uint64
+	// CallsRefused counts INVOCATIONs refused because the callee was not
+	// reading fast enough (the caller got wamp.error.unavailable).
+	CallsRefused uint64
+	// RetainRefused counts retained events not kept: the realm's retained
+	// bytes were used up.
+	RetainRefused uint64
+}
+
+// Stats returns the router's counters. It reads each shard's counters
+// atomically and takes no lock, so a metrics endpoint may call it at any
+// time from any goroutine; it does not allocate. The sums are not one
+// atomic snapshot: a counter may move while the others are read.
+func (r *Router) Stats() Stats {
+	var st Stats
+	for _, s := range r.shards {
+		c := &s.stats
+		for i := range NumAuthMethods {
+			st.AuthSuccesses[i] += c.AuthSuccessesBy[i].Load()
+			st.AuthFailures[i] += c.AuthFailuresBy[i].Load()
+		}
+		st.AuthDenied += c.AuthDenied.Load()
+		st.ProtocolErrors += c.ProtocolErrors.Load()
+		st.EventsDroppedSlowConsumer += c.EventsDropped.Load()
+		st.EventsDroppedTooBig += c.EventsTooBig.Load()
+		st.CallsRefused += c.CallsRefused.Load()
+		st.RetainRefused += c.RetainRefused.Load()
+	}
+	return st
+}
