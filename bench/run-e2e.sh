@@ -14,9 +14,10 @@
 # (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
-# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh profile":
+# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh gateway profile":
 # the parts to run; SECTIONS=mesh runs the mesh scenarios alone, each with its single-node
-# baseline in the same run).
+# baseline in the same run; gateway measures the HTTP gateway against bench/cmd/httpconst,
+# a bare net/http handler).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm mesh profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm mesh gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -52,6 +53,7 @@ say "== build"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/edgewamp ./cmd/edgewamp
 go build -o "$BIN/wampfwd" ./bench/cmd/wampfwd
 go build -o "$BIN/wampbench" ./bench/cmd/wampbench
+go build -o "$BIN/httpconst" ./bench/cmd/httpconst
 WB=$BIN/wampbench
 command -v taskset >/dev/null || { echo "run-e2e: taskset (util-linux) is required" >&2; exit 1; }
 if [[ $PROFILE == 1 ]]; then
@@ -97,11 +99,14 @@ say "   somaxconn $(cat /proc/sys/net/core/somaxconn), tcp_max_syn_backlog $(cat
 # ---------------------------------------------------------------- targets
 EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
+GW_PORT=$((PORT_BASE + 2))
+HC_PORT=$((PORT_BASE + 3))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
 # access tokens as WAMP tickets (signed with a key file the load tool mints
-# tokens with) for authstorm.
+# tokens with) for authstorm, and the HTTP gateway with room for the SSE
+# fan-out's streams from one address.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
@@ -115,6 +120,9 @@ realms:
     users:
       - {authid: bench, role: user, secret: bench-secret}
     oauth: {}
+gateway:
+  listen: 127.0.0.1:$GW_PORT
+  limits: {max_streams_per_client: 5000}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 
@@ -122,6 +130,10 @@ TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
 declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
 declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
+# The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
+# callee) and httpconst, the bare net/http ceiling.
+declare -A HTTPURL=([edgewamp]="http://127.0.0.1:$GW_PORT" [httpconst]="http://127.0.0.1:$HC_PORT")
+declare -A CALLEEURL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [httpconst]="")
 if [[ -n ${TARGET_URL:-} ]]; then
   X=${TARGET_NAME:-other}
   TARGETS+=("$X")
@@ -133,6 +145,7 @@ echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; 
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
   echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWD_PORT"
+  echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section only"
   [[ -n ${TARGET_URL:-} ]] && echo "# ${TARGET_NAME:-other}: $TARGET_URL (started by the caller${TARGET_PID:+, pid $TARGET_PID})"
   echo "# load tool, one line per configuration and target (\$PID: the target's process):"
 } > "$OUT/commands.txt"
@@ -151,10 +164,16 @@ start_target() { # name run-id
       taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWD_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
     mesh) start_mesh "$id"; return ;;
+    httpconst) port=$HC_PORT
+      taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
     *) PID=${TARGET_PID:-}; return 0 ;;
   esac
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    # edgewamp's gateway listens just after its WAMP port.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
+      return 0
+    fi
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
   done
@@ -166,7 +185,7 @@ start_target() { # name run-id
 stop_target() { # name run-id
   local name=$1 id=$2
   if [[ $name == mesh ]]; then stop_mesh "$id"; return 0; fi
-  [[ $name == edgewamp || $name == wampfwd ]] || return 0
+  [[ $name == edgewamp || $name == wampfwd || $name == httpconst ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -214,7 +233,7 @@ bench() {
   local cfg=$1 target=$2 rep=$3; shift 3
   local id="$cfg-$target-$rep" line pidarg=()
   wait_quiet
-  start_target "$target" "$id" || { echo "cfg=$cfg rep=$rep RESULT scenario=none target=$target error=did_not_start" >> "$RESULTS_FILE"; return 0; }
+  start_target "$target" "$id" || { LAST="RESULT scenario=none target=$target error=did_not_start"; echo "cfg=$cfg rep=$rep $LAST" >> "$RESULTS_FILE"; return 0; }
   [[ -n $PID ]] && pidarg=(-router-pid "$PID")
   if [[ $target == mesh ]]; then # the other nodes' CPU is the mesh's, not noise
     pidarg+=(-mesh-pids "${MESH_PIDS[1]},${MESH_PIDS[2]}")
@@ -246,10 +265,12 @@ config() {
       (( ${clean[$t]:-0} >= REPS )) && continue
       [[ -n ${done[$t]:-} ]] && continue
       active=1
-      urlargs=("${@//@URL@/${URL[$t]}}")
+      urlargs=("${@//@URL@/${URL[$t]:-}}")
       urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]:-}}")
-      urlargs=("${urlargs[@]//@CURL@/${CURL[$t]:-${URL[$t]}}}")
-      urlargs=("${urlargs[@]//@SURLS@/${SURLS[$t]:-${URL[$t]}}}")
+      urlargs=("${urlargs[@]//@CURL@/${CURL[$t]:-${URL[$t]:-}}}")
+      urlargs=("${urlargs[@]//@SURLS@/${SURLS[$t]:-${URL[$t]:-}}}")
+      urlargs=("${urlargs[@]//@HTTPURL@/${HTTPURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@CALLEEURL@/${CALLEEURL[$t]:-}}")
       bench "$cfg" "$t" "$rep" "${urlargs[@]}"
       other=$(grep -oE 'other_cpu_pct=[0-9.]+' <<<"$LAST" | cut -d= -f2 || true)
       if [[ -z $other ]] || awk -v o="$other" 'BEGIN{exit !(o <= 25)}'; then clean[$t]=$(( ${clean[$t]:-0} + 1 )); fi
@@ -338,7 +359,7 @@ start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
   MESH_PIDS=()
   for i in 0 1 2; do
     taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
-      -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
+      -gateway-listen off -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
     MESH_PIDS+=($!)
   done
   PID=${MESH_PIDS[0]}
@@ -405,6 +426,16 @@ if want mesh; then
     grep -hE 'SIGKILL:|restart:|black hole:' "$OUT/logs/mesh-fault-$rep.log" | sed -E "s/^ *mesh_fault_test.go:[0-9]+: /rep=$rep /" >> "$OUT/mesh/faults.txt" || true
   done
   say "   $(cat "$OUT/mesh/faults.txt" 2>/dev/null | tr '\n' ';')"
+fi
+
+if want gateway; then
+say "== gateway (HTTP: edgewamp's gateway and httpconst, a bare net/http handler, side by side)"
+config gateway-call-c16-p64 "edgewamp httpconst" -scenario httpcall -url @HTTPURL@ -callee-url @CALLEEURL@ -callers 16 -payload 64
+SSE_RATES="20 100"
+[[ $QUICK == 1 ]] && SSE_RATES="20"
+for r in $SSE_RATES; do
+  config "gateway-sse-s1000-r$r" "edgewamp" -scenario sse -url @HTTPURL@ -subscribers 1000 -rate "$r" -payload 64
+done
 fi
 
 # ---------------------------------------------------------------- profile
@@ -491,7 +522,7 @@ fi
 if [[ -f bench/footprint.md ]]; then
   { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm mesh profile " ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm mesh gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

@@ -209,6 +209,9 @@ func (e *Engine) Start() error {
 	if err := <-e.booted; err != nil {
 		return fmt.Errorf("loop: start: %w", err)
 	}
+	if err := e.startShards(); err != nil {
+		return err
+	}
 	return e.startTLS()
 }
 
@@ -399,6 +402,10 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	e := h.e
+	if _, ok := c.Context().(warmupConn); ok { // warmup.go
+		e.loopOf(c.EventLoop())
+		return nil, gnet.None
+	}
 	var ln *listenerState
 	remote := ""
 	tlsConn := false

@@ -479,6 +479,8 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		enc[ser] = b
 	}
 	switch ss.peer.Send(b, ClassEvent) {
+	case nil:
+		s.countOut(proto.CodeEvent, len(b))
 	case ErrPeerSlow:
 		s.stats.EventsDropped.Add(1)
 	case ErrPeerTooBig:

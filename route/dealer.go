@@ -47,6 +47,7 @@ type outCall struct {
 	reg       *registration
 	invID     uint64
 	due       int64 // timeout deadline (coarse clock, ns); 0 = none
+	start     int64 // unix ns of the CALL for a latency sample (counters.go); 0 = not sampled
 	recvProg  bool  // caller asked for progressive results
 	progInv   bool  // caller is still sending progressive invocation chunks
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
@@ -264,7 +265,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		return
 	}
 	oc := s.newOutCall()
-	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress, start: s.sampleCall()}
 	timeout := s.callTimeoutOf(m)
 	if timeout > 0 {
 		// The coarse clock may be up to a tick behind: a tick more keeps
@@ -276,6 +277,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
+	s.traffic.callsInFlight++
 
 	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
 	if oc.recvProg {
@@ -500,6 +502,9 @@ func (s *Shard) deliverResult(t *task) {
 	final := !progress
 	if final {
 		cs.endCall(t.a, oc)
+		if oc.start != 0 {
+			s.observeCall(oc.start)
+		}
 	}
 	out := &s.out
 	out.Reset()
@@ -540,6 +545,7 @@ func (s *Shard) deliverResult(t *task) {
 // still on their way are dropped (endedProgressive).
 func (ss *Session) endCall(req uint64, oc *outCall) {
 	delete(ss.calls, req)
+	ss.shard.traffic.callsInFlight--
 	if oc.callee == nil {
 		delete(ss.shard.mcalls, oc.invID)
 	}
@@ -640,6 +646,7 @@ func (s *Shard) callTimeout(tm timer) {
 func (s *Shard) leaveDealer(ss *Session) {
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
+		s.traffic.callsInFlight--
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 	for inv, ic := range ss.invs {

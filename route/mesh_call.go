@@ -203,6 +203,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
+	s.traffic.callsInFlight++ // counters.go
 	if s.mcalls == nil {
 		s.mcalls = map[uint64]mcall{}
 	}

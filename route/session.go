@@ -133,6 +133,7 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 		s.protocolError(ss, err.Error())
 		return
 	}
+	s.countIn(m.Type, len(b))
 	s.handle(ss, m)
 }
 
@@ -145,6 +146,7 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 		}
 		return
 	}
+	s.countIn(m.Type, 0)
 	s.handle(ss, m)
 }
 
@@ -647,6 +649,9 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 	}
 	s.buf = b[:0]
 	err = ss.peer.Send(b, class)
+	if err == nil {
+		s.countOut(m.Type, len(b))
+	}
 	if err == ErrPeerTooBig && class == ClassControl && m.Type != proto.CodeWelcome {
 		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", len(b))
 		if m.Type != proto.CodeAbort && m.Type != proto.CodeGoodbye {

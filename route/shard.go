@@ -52,7 +52,8 @@ type Shard struct {
 	minvs  map[minvKey]minv
 	mbuf   []byte
 
-	stats ShardStats
+	stats   ShardStats
+	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }
 
 // ShardStats are counters of one shard. The shard and the authentication

@@ -42,8 +42,9 @@ type config struct {
 	Runtime   runtimeConfig    `yaml:"runtime"`
 	// DataDir holds state that must survive a restart (oauth/: tokens,
 	// codes, generated signing keys). Empty: state is in memory.
-	DataDir string      `yaml:"data_dir"`
-	OAuth   oauthConfig `yaml:"oauth"`
+	DataDir string        `yaml:"data_dir"`
+	OAuth   oauthConfig   `yaml:"oauth"`
+	Gateway gatewayConfig `yaml:"gateway"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -125,6 +126,10 @@ type realmConfig struct {
 	// OAuth turns on the OAuth2 server for the realm: its clients, grants
 	// and lifetimes; access tokens are also WAMP tickets.
 	OAuth *realmOAuthConfig `yaml:"oauth"`
+	// HTTPBridge serves the gateway's /wamp/{realm}/... endpoints for
+	// this realm (default true; with security only to roles with
+	// http_bridge).
+	HTTPBridge *bool `yaml:"http_bridge"`
 }
 
 type userConfig struct {
@@ -141,6 +146,9 @@ type userConfig struct {
 type roleConfig struct {
 	Name        string             `yaml:"name"`
 	Permissions []permissionConfig `yaml:"permissions"`
+	// HTTPBridge grants the role the gateway's bridge endpoints on a realm
+	// with security.
+	HTTPBridge bool `yaml:"http_bridge"`
 }
 
 type permissionConfig struct {
@@ -422,6 +430,7 @@ func (c *config) validate() error {
 		c.validateSecurity(&errs, i)
 	}
 	c.validateOAuth(&errs)
+	c.validateGateway(&errs)
 	return errors.Join(errs...)
 }
 

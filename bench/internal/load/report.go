@@ -432,6 +432,28 @@ func Report(dir string, w io.Writer) error {
 		{title: "caller p99 during µs", key: "p99_us"},
 		{title: "caller max during µs", key: "max_us"},
 	}, cpuCols...))
+	fmt.Fprintln(w, "### HTTP gateway: POST /wamp/realm1/call (keep-alive clients, one request outstanding each, 1 WAMP callee), and a bare net/http handler returning constant JSON")
+	fmt.Fprintln(w)
+	m.table(w, "httpcall", func(c string) string {
+		return fmt.Sprintf("%s clients, %s B", m.first(c, "clients"), m.first(c, "payload"))
+	}, append([]col{
+		{title: "requests/s", key: "calls_per_s"},
+		{title: "p50 µs", key: "p50_us"},
+		{title: "p99 µs", key: "p99_us"},
+		{title: "p99.9 µs", key: "p999_us"},
+		{title: "errors (all runs)", key: "errors", agg: "sum"},
+	}, cpuCols...))
+	fmt.Fprintln(w, "### HTTP gateway: Server-Sent Events fan-out (1 HTTP publisher at a fixed rate)")
+	fmt.Fprintln(w)
+	m.table(w, "sse", func(c string) string {
+		return fmt.Sprintf("1 → %s streams, %s B, target %s events/s", thousands(atoi(m.first(c, "streams"))), m.first(c, "payload"), thousands(atoi(m.first(c, "target_events_per_s"))))
+	}, append([]col{
+		{title: "events delivered/s", key: "events_per_s"},
+		{title: "delivery ratio", key: "delivery_ratio", prec: 5},
+		{title: "p50 µs", key: "p50_us"},
+		{title: "p99 µs", key: "p99_us"},
+		{title: "streams cut (all runs)", key: "streams_cut", agg: "sum"},
+	}, cpuCols...))
 	m.budgets(w)
 	if len(m.errors) > 0 {
 		fmt.Fprintln(w, "## Runs that failed")
