@@ -301,7 +301,7 @@ func TestPeerReset(t *testing.T) {
 	fd, peer := tcpPair(t)
 	sp := socketpair(t)
 	peer.SetLinger(0)
-	peer.Close() // RST
+	peer.Close()             // RST
 	for i := 0; i < 2; i++ { // the first error is the reset, then EPIPE
 		r.Send(fd, []byte("to a gone peer"), 1)
 		r.Send(sp[0], []byte("fine"), 2)
