@@ -138,7 +138,8 @@ func (e *Engine) startRings() error {
 	if err != nil {
 		e.closeRings()
 		if mode == IOUringOn {
-			return fmt.Errorf("loop: io_uring is required (io_uring: on) but unavailable: %w", err)
+			return fmt.Errorf("loop: io_uring is required (tuning.io_uring: on) but unavailable: %w; "+
+				"tuning.io_uring: auto falls back to write(2)", err)
 		}
 		e.log.Info("send path: write(2): io_uring unavailable", "io_uring", mode.String(), "reason", err.Error())
 		return nil
