@@ -77,7 +77,10 @@ import (
 // a connection's bytes in flight (conn.inflight) keep spill off its
 // socket. It never holds a buffer past the flush. Any backend sees only
 // "the bytes to send for this connection" (conn.out): framing, and TLS
-// records once TLS runs on the loop, are produced before.
+// records once TLS runs on the loop, are produced before. A layer that
+// must transform the output at flush time (sealing TLS records from
+// plaintext) does it in conn.take, which both backends call first, so
+// that neither can send what it has not seen.
 
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
