@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,21 +44,35 @@ func TestIOUringSetting(t *testing.T) {
 		t.Logf("io_uring unavailable here (%v): the blocked cases below are what this system does", uring.Probe())
 	}
 
-	// Under a seccomp filter that blocks io_uring.
+	// Under a seccomp filter that blocks io_uring. With on the router
+	// exits; with auto it runs, and is stopped once it listens.
 	blocked := func(mode string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestIOUringSetting$")
 		cmd.Env = append(os.Environ(), "EDGEWAMP_SECCOMP_EXEC="+strings.Join([]string{binPath, "run", "-listen", "127.0.0.1:0", "-config", cfg(mode)}, "\x1f"))
-		done := make(chan struct{})
-		var out []byte
-		var err error
-		go func() { out, err = cmd.CombinedOutput(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second): // auto: it runs; stop it
-			cmd.Process.Signal(syscall.SIGTERM)
-			<-done
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		return string(out), err
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case err := <-done:
+				return out.String(), err
+			case <-deadline:
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("io_uring %s under seccomp: neither exited nor listened:\n%s", mode, out.String())
+			case <-time.After(20 * time.Millisecond):
+				if strings.Contains(out.String(), "msg=listening") {
+					cmd.Process.Signal(syscall.SIGTERM)
+					err := <-done
+					return out.String(), err
+				}
+			}
+		}
 	}
 	out, err := blocked("on")
 	if strings.Contains(out, "cannot install a seccomp filter") {
@@ -70,6 +86,24 @@ func TestIOUringSetting(t *testing.T) {
 	if !strings.Contains(out, "send path: write(2): io_uring unavailable") || !strings.Contains(out, "msg=listening") {
 		t.Fatalf("auto, blocked: want the write(2) path, logged with its reason:\n%s", out)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // seccompExec runs in the child (TestMain calls it first when
