@@ -340,7 +340,7 @@ func buildSmoke(t *testing.T, a arch) string {
 // transports, sends SIGTERM and expects exit 0.
 func runSelfTest(t *testing.T, a arch, bin, smoke string) {
 	t.Helper()
-	router := a.command(t, bin, "run", "-listen", "127.0.0.1:0")
+	router := a.command(t, bin, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0")
 	stderr, err := router.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,7 @@ func startRouterProc(t testing.TB, config string) *routerProc {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "-config", cfg, "-pprof", "127.0.0.1:0")
+	cmd := exec.Command(bin, "run", "-config", cfg, "-pprof", "127.0.0.1:0", "-gateway-listen", "off")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

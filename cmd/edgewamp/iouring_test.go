@@ -48,7 +48,7 @@ func TestIOUringSetting(t *testing.T) {
 	// exits; with auto it runs, and is stopped once it listens.
 	blocked := func(mode string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestIOUringSetting$")
-		cmd.Env = append(os.Environ(), "EDGEWAMP_SECCOMP_EXEC="+strings.Join([]string{binPath, "run", "-listen", "127.0.0.1:0", "-config", cfg(mode)}, "\x1f"))
+		cmd.Env = append(os.Environ(), "EDGEWAMP_SECCOMP_EXEC="+strings.Join([]string{binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-config", cfg(mode)}, "\x1f"))
 		var out lockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

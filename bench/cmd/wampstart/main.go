@@ -31,7 +31,7 @@ func main() {
 	flag.Parse()
 	args := flag.Args()
 	if len(args) == 0 {
-		args = []string{"run", "-listen", "127.0.0.1:0"}
+		args = []string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0"}
 	}
 	var ready, rss []float64
 	ok := 0
