@@ -17,7 +17,9 @@
 # each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh gateway profile":
 # the parts to run; SECTIONS=mesh runs the mesh scenarios alone, each with its single-node
 # baseline in the same run; gateway measures the HTTP gateway against bench/cmd/httpconst,
-# a bare net/http handler).
+# a bare net/http handler), EPOLL (1: the rpc, pubsub and profile sections also run each
+# router with io_uring off, as targets edgewamp-epoll and wampfwd-epoll, interleaved with
+# the default path: the send path comparison of issue 15; 0: the default path only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,7 @@ TOOL_CPU=${TOOL_CPU:-1}
 PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
+EPOLL=${EPOLL:-1}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
 SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm mesh gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
@@ -101,6 +104,9 @@ EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
 GW_PORT=$((PORT_BASE + 2))
 HC_PORT=$((PORT_BASE + 3))
+EWE_PORT=$((PORT_BASE + 4))
+FWDE_PORT=$((PORT_BASE + 5))
+GWE_PORT=$((PORT_BASE + 6))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
@@ -125,10 +131,16 @@ gateway:
   limits: {max_streams_per_client: 5000}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
+# The write(2) twin: the same configuration with io_uring off.
+sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
+printf 'tuning:\n  io_uring: off\n' >> "$OUT/edgewamp-epoll.yaml"
+bin/edgewamp check-config "$OUT/edgewamp-epoll.yaml" >/dev/null
 
 TARGETS=(edgewamp wampfwd)
-declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
-declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
+declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws"
+  [edgewamp-epoll]="ws://127.0.0.1:$EWE_PORT/ws" [wampfwd-epoll]="ws://127.0.0.1:$FWDE_PORT/ws")
+declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT"
+  [edgewamp-epoll]="rs://127.0.0.1:$EWE_PORT" [wampfwd-epoll]="rs://127.0.0.1:$FWDE_PORT")
 declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
 # The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
 # callee) and httpconst, the bare net/http ceiling.
@@ -141,11 +153,18 @@ if [[ -n ${TARGET_URL:-} ]]; then
   RSURL[$X]=${TARGET_RS_URL:-}
 fi
 echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive)" >> "$OUT/machine.txt"
+if [[ $EPOLL == 1 ]]; then
+  echo "send paths: edgewamp and wampfwd on their default (tuning.io_uring: auto, -io-uring auto); edgewamp-epoll and wampfwd-epoll with io_uring off (write(2)), in the rpc, pubsub and profile sections, interleaved run by run" >> "$OUT/machine.txt"
+fi
 {
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
   echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWD_PORT"
   echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section only"
+  if [[ $EPOLL == 1 ]]; then
+    echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp-epoll.yaml   # the same with tuning.io_uring: off"
+    echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWDE_PORT -io-uring off"
+  fi
   [[ -n ${TARGET_URL:-} ]] && echo "# ${TARGET_NAME:-other}: $TARGET_URL (started by the caller${TARGET_PID:+, pid $TARGET_PID})"
   echo "# load tool, one line per configuration and target (\$PID: the target's process):"
 } > "$OUT/commands.txt"
@@ -167,12 +186,18 @@ start_target() { # name run-id
     httpconst) port=$HC_PORT
       taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
+    edgewamp-epoll) port=$EWE_PORT
+      taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp-epoll.yaml" >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
+    wampfwd-epoll) port=$FWDE_PORT
+      taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWDE_PORT" -io-uring off >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
     *) PID=${TARGET_PID:-}; return 0 ;;
   esac
   for _ in $(seq 100); do
     # edgewamp's gateway listens just after its WAMP port.
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
-      return 0
+      note_path "$name" "$id"; return 0
     fi
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
@@ -182,10 +207,26 @@ start_target() { # name run-id
   return 1
 }
 
+# note_path records, once per target, the send path it runs on: the
+# io_uring rings it holds open (/proc/PID/fd), so that a default-path target
+# that fell back to write(2) shows.
+declare -A PATHNOTED
+note_path() { # name run-id
+  local name=$1 n
+  [[ -n ${PATHNOTED[$name]:-} || -z $PID ]] && return 0
+  PATHNOTED[$name]=1
+  n=$(ls -l "/proc/$PID/fd" 2>/dev/null | grep -c 'io_uring' || true)
+  if (( n > 0 )); then
+    echo "send path of $name: io_uring ($n ring(s) open)" >> "$OUT/machine.txt"
+  else
+    echo "send path of $name: write(2) (no io_uring ring open)" >> "$OUT/machine.txt"
+  fi
+}
+
 stop_target() { # name run-id
   local name=$1 id=$2
   if [[ $name == mesh ]]; then stop_mesh "$id"; return 0; fi
-  [[ $name == edgewamp || $name == wampfwd || $name == httpconst ]] || return 0
+  [[ $name == edgewamp || $name == wampfwd || $name == httpconst || $name == edgewamp-epoll || $name == wampfwd-epoll ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -281,6 +322,9 @@ config() {
 }
 
 ALL="${TARGETS[*]}"
+# The rpc and pubsub sections also run the write(2) twins, interleaved.
+AB="$ALL"
+[[ $EPOLL == 1 ]] && AB="$ALL edgewamp-epoll wampfwd-epoll"
 IDLE_SIZES="5000 10000 $IDLE_MAX"
 [[ $QUICK == 1 ]] && IDLE_SIZES="5000"
 
@@ -296,15 +340,15 @@ fi
 if want rpc; then
 say "== rpc"
 if [[ $QUICK == 1 ]]; then
-  config rpc-ws-msgpack-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
+  config rpc-ws-msgpack-c16-p64 "$AB" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
 else
   for p in 64 4096; do
     for c in 1 16 128; do
-      config "rpc-ws-msgpack-c$c-p$p" "$ALL" -scenario rpc -url @URL@ -ser msgpack -callers "$c" -payload "$p"
+      config "rpc-ws-msgpack-c$c-p$p" "$AB" -scenario rpc -url @URL@ -ser msgpack -callers "$c" -payload "$p"
     done
   done
-  config rpc-ws-json-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
-  config rpc-rs-msgpack-c16-p64 "$ALL" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+  config rpc-ws-json-c16-p64 "$AB" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
+  config rpc-rs-msgpack-c16-p64 "$AB" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
 fi
 fi
 
@@ -313,8 +357,8 @@ say "== pubsub"
 SUBS="100 1000"
 [[ $QUICK == 1 ]] && SUBS="100"
 for s in $SUBS; do
-  config "pubsub-ws-s$s-sat" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64
-  config "pubsub-ws-s$s-rate100k" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64 -event-rate 100000
+  config "pubsub-ws-s$s-sat" "$AB" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64
+  config "pubsub-ws-s$s-rate100k" "$AB" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64 -event-rate 100000
 done
 fi
 
@@ -441,10 +485,10 @@ fi
 # ---------------------------------------------------------------- profile
 if [[ $PROFILE == 1 ]] && want profile; then
   say "== profile (syscalls per message and perf samples; not part of the medians)"
-  EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep
+  EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep
   prof() { # name target figure-key unit args...
     local name=$1 target=$2 key=$3 unit=$4; shift 4
-    local id rate tpid
+    local id rate rcpu tpid
     id=$(tr -c 'A-Za-z0-9.+\n-' '_' <<<"profile-$name-$target")
     START_BIN=$BIN/edgewamp-sym
     wait_quiet
@@ -459,8 +503,10 @@ if [[ $PROFILE == 1 ]] && want profile; then
     stop_target "$target" "$id"
     START_BIN=bin/edgewamp
     rate=$(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^$key=" | cut -d= -f2)
+    rcpu=$(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^router_cpu_pct=" | cut -d= -f2)
     {
-      echo "== $target, $name: $(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^($key|tool_cpu_pct|router_cpu_pct)=" | tr '\n' ' ')"
+      echo "== $target, $name: $(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^($key|p50_us|p99_us|tool_cpu_pct|router_cpu_pct|other_cpu_pct)=" | tr '\n' ' ')"
+      awk -v c="${rcpu:-0}" -v r="${rate:-0}" -v u="$unit" 'BEGIN { if (r > 0) printf "   router CPU per %s: %.2f µs\n", u, c * 1e4 / r }'
       for side in router tool; do
         printf '   %s syscalls per %s:' "$side" "$unit"
         awk -F, -v r="${rate:-0}" '$1 ~ /^[0-9]+$/ && $1 > 0 { n=$3; sub("syscalls:sys_enter_","",n); if (r > 0) printf " %s %.3f", n, $1/2/r }' "$OUT/logs/$id.$side.stat"
@@ -475,7 +521,9 @@ if [[ $PROFILE == 1 ]] && want profile; then
         | grep -E '^ +[0-9]' | head -14 | sed 's/^/     /'
     } >> "$OUT/profile.txt"
   }
-  for t in edgewamp wampfwd; do
+  PROF_TARGETS="edgewamp wampfwd"
+  [[ $EPOLL == 1 ]] && PROF_TARGETS="edgewamp edgewamp-epoll wampfwd wampfwd-epoll"
+  for t in $PROF_TARGETS; do
     prof "rpc ws+msgpack 16 callers 64 B" "$t" calls_per_s call -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
     prof "pubsub ws+msgpack 1 -> 1000 saturation 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64
     prof "pubsub ws+msgpack 1 -> 1000 at 100,000 events/s 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64 -event-rate 100000

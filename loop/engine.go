@@ -15,6 +15,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/route"
 )
 
@@ -35,8 +36,10 @@ type Engine struct {
 	gnetAddrs []string               // "tcp://host:port" per plaintext listener, plus an internal socket if none
 	sockDir   string
 
-	eng      gnet.Engine // set in OnBoot
-	stopErr  error       // why gnet.Rotate returned; read after stopped is closed
+	rings    []*uring.Ring // one per loop (shard), io_uring send path only; static after Start, closed when the loops stop
+	sendPath string        // SendPathIOUring or SendPathWrite; static after Start
+	eng      gnet.Engine   // set in OnBoot
+	stopErr  error         // why gnet.Rotate returned; read after stopped is closed
 	booted   chan error
 	stopped  chan struct{}
 	shutOnce sync.Once
@@ -64,6 +67,9 @@ type Engine struct {
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
 	outbound       atomic.Int64                   // bytes of output queued in gnet (budget.go)
+	ringEnters     atomic.Uint64                  // io_uring_enter calls of the send rings (sendring.go)
+	ringSends      atomic.Uint64                  // sends submitted through them
+	ringPartial    atomic.Uint64                  // sends the socket did not take whole: the rest went to gnet
 	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
 	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
 	closeLogs      logLimiter
@@ -181,9 +187,13 @@ func (e *Engine) Start() error {
 		e.sockDir = dir
 		e.gnetAddrs = append(e.gnetAddrs, "unix://"+filepath.Join(dir, "loops.sock"))
 	}
+	if err := e.startRings(); err != nil {
+		return err
+	}
 	h := &handler{e: e}
 	go func() {
 		defer close(e.stopped)
+		defer e.closeRings() // after the loops: no flush runs any more
 		err := gnet.Rotate(h, e.gnetAddrs,
 			gnet.WithNumEventLoop(e.router.Shards()),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
@@ -364,6 +374,9 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 	}
 	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
 	ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
+	if e.nloops < len(e.rings) {
+		ls.ring = e.rings[e.nloops]
+	}
 	e.nloops++
 	ls.shard.Start(ls)
 	e.loops[el] = ls

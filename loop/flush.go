@@ -70,6 +70,17 @@ import (
 // completion and return it to the pool itself. A backend error ends in
 // conn.closed, on the loop goroutine, and never inside a walk of anything
 // but the dirty list.
+//
+// The io_uring backend (sendring.go) batches instead: flush hands it runs
+// of the dirty list (flushRing), which it splits into conn.take, one
+// io_uring_enter for the whole run, and conn.sent after each completion;
+// a connection's bytes in flight (conn.inflight) keep spill off its
+// socket. It never holds a buffer past the flush. Any backend sees only
+// "the bytes to send for this connection" (conn.out): framing, and TLS
+// records once TLS runs on the loop, are produced before. A layer that
+// must transform the output at flush time (sealing TLS records from
+// plaintext) does it in conn.take, which both backends call first, so
+// that neither can send what it has not seen.
 
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
@@ -179,11 +190,17 @@ func (ls *loopState) flush() {
 	ls.flushing = true
 	// The length is read on every step: a connection closed synchronously
 	// by its write (conn.closed) may add others to the list, and they are
-	// written by this walk.
-	for i := 0; i < len(ls.dirty); i++ {
+	// written by this walk. With a ring, runs of ringMinBatch connections
+	// or more go out as io_uring batches (sendring.go).
+	for i := 0; i < len(ls.dirty); {
+		if ls.ring != nil && len(ls.dirty)-i >= ringMinBatch {
+			i = ls.flushRing(i)
+			continue
+		}
 		cn := ls.dirty[i]
 		ls.dirty[i] = nil
 		cn.dirty = false
+		i++
 		cn.flush()
 	}
 	ls.dirty = ls.dirty[:0]
@@ -254,6 +271,13 @@ func (cn *conn) spill() {
 	if len(cn.out) == 0 || cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
 		return
 	}
+	if cn.inflight > 0 {
+		// An io_uring batch is completing, and what this connection's
+		// send left over is not in gnet's buffer yet: writing now would
+		// put these bytes before it.
+		cn.full = true
+		return
+	}
 	n, err := unix.Write(cn.c.Fd(), cn.out)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
@@ -273,15 +297,35 @@ func (cn *conn) spill() {
 // connection is dying, asks for the close after it. See the write path
 // above: the write may close the connection synchronously.
 func (cn *conn) flush() {
-	cn.full = false
-	out := cn.out
-	if out == nil || cn.phase == phGone {
+	out, ok := cn.take()
+	if !ok {
 		return
 	}
-	cn.out = nil // owned by this call until the backend has it
 	if len(out) > 0 {
 		cn.write(out)
 	}
+	cn.sent(out)
+}
+
+// take takes the pending output out of the connection for the send
+// backend, which owns it until sent; ok is false when there is nothing to
+// do (no output, not dying, or gone).
+func (cn *conn) take() (out []byte, ok bool) {
+	cn.full = false
+	out = cn.out
+	if out == nil || cn.phase == phGone {
+		return nil, false
+	}
+	cn.out = nil // owned by the flush until the backend is done with it
+	return out, true
+}
+
+// sent ends a flush of the connection once the backend is done with out:
+// the buffer goes back to the pool (out may be nil), the queued output is
+// counted, and a dying connection is closed after its last bytes. The
+// write may have closed the connection (phGone): then only the buffer is
+// returned.
+func (cn *conn) sent(out []byte) {
 	cn.ls.putBuf(out)
 	if cn.phase == phGone {
 		return // the write failed and gnet closed the connection

@@ -112,6 +112,9 @@ type rpcConfig struct {
 
 type tuningConfig struct {
 	Flush string `yaml:"flush"`
+	// IOUring is the send path: auto (io_uring where the system has a
+	// usable one, else write(2)), on (refuse to start without it), off.
+	IOUring string `yaml:"io_uring"`
 }
 
 type realmConfig struct {
@@ -405,6 +408,9 @@ func (c *config) validate() error {
 	default:
 		c.errAt(&errs, "tuning.flush must be adaptive, round or traffic, not "+strconv.Quote(c.Tuning.Flush), "tuning", "flush")
 	}
+	if _, err := loop.ParseIOUringMode(c.Tuning.IOUring); err != nil {
+		c.errAt(&errs, "tuning.io_uring must be auto, on or off, not "+strconv.Quote(c.Tuning.IOUring), "tuning", "io_uring")
+	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
@@ -547,6 +553,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	case "traffic":
 		o.Flush = loop.FlushTraffic
 	}
+	o.IOUring, _ = loop.ParseIOUringMode(c.Tuning.IOUring) // validated
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {

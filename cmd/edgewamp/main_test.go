@@ -26,6 +26,9 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if cmdline := os.Getenv("EDGEWAMP_SECCOMP_EXEC"); cmdline != "" {
+		seccompExec(cmdline) // iouring_test.go
+	}
 	dir, err := os.MkdirTemp("", "edgewamp-test-")
 	if err != nil {
 		panic(err)
@@ -260,6 +263,7 @@ func TestCheckConfig(t *testing.T) {
 		{"auth_failures", "limits:\n  auth_failures:\n    block_after: -1\n    exempt: [10.0.0.0/8, \"::1\", nonsense]\n", 1,
 			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
+		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}

@@ -212,9 +212,19 @@ func (m *matrix) ratio(cfg, k string) string {
 	if len(m.targets) < 2 {
 		return "–"
 	}
-	a, b := m.cell(cfg, m.targets[0]), m.cell(cfg, m.targets[1])
-	if a == nil || b == nil {
+	v, ok := m.ratioOf(cfg, k, m.targets[0], m.targets[1])
+	if !ok {
 		return "–"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// ratioOf is the median over runs of (target a's value ÷ target b's value)
+// of the same run number.
+func (m *matrix) ratioOf(cfg, k, ta, tb string) (float64, bool) {
+	a, b := m.cell(cfg, ta), m.cell(cfg, tb)
+	if a == nil || b == nil {
+		return 0, false
 	}
 	byRep := map[int]float64{}
 	for _, r := range b.runs {
@@ -230,14 +240,14 @@ func (m *matrix) ratio(cfg, k string) string {
 		}
 	}
 	if len(rs) == 0 {
-		return "–"
+		return 0, false
 	}
 	sort.Float64s(rs)
 	med := rs[len(rs)/2]
 	if len(rs)%2 == 0 {
 		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
 	}
-	return strconv.FormatFloat(med, 'f', 2, 64)
+	return med, true
 }
 
 // side formats a metric for every target as "a / b / c".
@@ -455,6 +465,7 @@ func Report(dir string, w io.Writer) error {
 		{title: "streams cut (all runs)", key: "streams_cut", agg: "sum"},
 	}, cpuCols...))
 	m.budgets(w)
+	m.sendPaths(w)
 	if len(m.errors) > 0 {
 		fmt.Fprintln(w, "## Runs that failed")
 		fmt.Fprintln(w)
