@@ -67,7 +67,8 @@ type KVOptions struct {
 	// Name names the bucket (edgewamp_<Name>): letters, digits, '-', '_'.
 	Name string
 	// MaxBytes bounds the bucket; once full, writes fail (nothing is
-	// dropped). Default 64 MiB.
+	// dropped). Each replica reserves it from its server's JetStream file
+	// store (256 MiB on an embedded server). Default 64 MiB.
 	MaxBytes int64
 	// MaxValue bounds one value. Default 256 KiB.
 	MaxValue int32
