@@ -105,4 +105,3 @@ func TestMeshStoreConformanceCluster(t *testing.T) {
 	nodes := startKVNodes(t, "a", "b", "c")
 	storetest.RunShared(t, func(t *testing.T) []oauth.Store { return kvStores(t, nodes) })
 }
-
