@@ -139,8 +139,10 @@ func TestHostileDeviceRecords(t *testing.T) {
 	// "Approved" by a record, not by a person: for nobody, for a user of
 	// another realm, for roles the user does not have.
 	for name, f := range map[string]func(m map[string]any){
-		"no principal":  func(m map[string]any) { m["status"] = "approved" },
-		"another realm": func(m map[string]any) { m["status"], m["realm"], m["sub"], m["roles"] = "approved", "realm2", "carol", []string{"user"} },
+		"no principal": func(m map[string]any) { m["status"] = "approved" },
+		"another realm": func(m map[string]any) {
+			m["status"], m["realm"], m["sub"], m["roles"] = "approved", "realm2", "carol", []string{"user"}
+		},
 		"unknown user":  func(m map[string]any) { m["status"], m["sub"], m["roles"] = "approved", "mallory", []string{"admin"} },
 		"foreign roles": func(m map[string]any) { m["status"], m["sub"], m["roles"] = "approved", "bob", []string{"admin"} },
 		"no roles":      func(m map[string]any) { m["status"], m["sub"] = "approved", "alice" },
