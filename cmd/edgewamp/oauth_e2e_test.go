@@ -12,11 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // OAuth2 end to end through the built binary: its authorization server on
@@ -282,4 +286,92 @@ func TestOAuthDeviceFlowBinary(t *testing.T) {
 	if t.Failed() {
 		t.Logf("router log (tail):\n%s", tail(logs, 40))
 	}
+}
+
+const restartYAML = `listeners: [{address: "127.0.0.1:0"}]
+data_dir: DATADIR
+oauth:
+  issuer: http://restart.oauth.test
+realms:
+  - name: realm1
+    users:
+      - {authid: alice, roles: [user], password: "ALICE"}
+    oauth:
+      clients:
+        - {id: backend, secret: "BACKEND", roles: [service], grants: [client_credentials, password, refresh_token]}
+`
+
+// A restart of the binary with data_dir: the generated signing key, the
+// refresh tokens and the revocations issued before it are still there.
+func TestOAuthDataDirRestartBinary(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	yml := strings.NewReplacer("DATADIR", dir, "ALICE", mustHash(t, oaAlicePW), "BACKEND", mustHash(t, oaBackendPW)).Replace(restartYAML)
+	b, _ := startOAuthBin(t, yml)
+	_, jwks := b.get(t, "/.well-known/jwks.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tok, err := b.oauth2Config("backend", oaBackendPW).PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := b.oauth2Config("backend", oaBackendPW).PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, body := b.post(t, "/oauth/revoke", url.Values{"token": {gone.RefreshToken}}, "backend", oaBackendPW); st != 200 {
+		t.Fatalf("revoke: %d %v", st, body)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, tail(b.logs(), 20))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the router did not exit after SIGTERM")
+	}
+
+	b2, _ := startOAuthBin(t, yml) // the same configuration (its data_dir) on a new gateway port
+	if _, j := b2.get(t, "/.well-known/jwks.json"); j != jwks {
+		t.Fatalf("the key set changed across the restart:\n%s\n%s", jwks, j)
+	}
+	if !strings.Contains(b2.logs(), filepath.Join(dir, "oauth")) {
+		t.Fatalf("the restarted router does not name its state directory:\n%s", tail(b2.logs(), 20))
+	}
+	// An access token from before the restart still logs in over WAMP.
+	s, err := ticketLoginAt(b2.addr, tok.AccessToken)
+	if err != nil {
+		t.Fatalf("WAMP login with a token from before the restart: %v", err)
+	}
+	s.Close()
+	// Its refresh token still refreshes over HTTP, and the new token logs in.
+	t2, err := b2.oauth2Config("backend", oaBackendPW).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil {
+		t.Fatalf("a refresh token from before the restart: %v", err)
+	}
+	if s, err := ticketLoginAt(b2.addr, t2.AccessToken); err != nil {
+		t.Fatalf("WAMP login with the token refreshed after the restart: %v", err)
+	} else {
+		s.Close()
+	}
+	// What was revoked stays revoked.
+	if _, err := b2.oauth2Config("backend", oaBackendPW).TokenSource(ctx, &oauth2.Token{RefreshToken: gone.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("a refresh token revoked before the restart: %v, want invalid_grant", err)
+	}
+	if _, err := ticketLoginAt(b2.addr, gone.AccessToken); wampURI(err) != proto.URIAuthenticationDenied {
+		t.Fatalf("WAMP login with an access token revoked before the restart: %v, want %s", err, proto.URIAuthenticationDenied)
+	}
+}
+
+// ticketLoginAt joins realm1 at a router's WebSocket listener with an
+// access token as the ticket.
+func ticketLoginAt(addr, token string) (*client.Session, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "realm1", Serializer: proto.JSON,
+		AuthMethods: []string{"ticket"},
+		OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return token, nil, nil }})
 }

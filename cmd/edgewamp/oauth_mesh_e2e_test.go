@@ -40,15 +40,6 @@ type meshOAuthNode struct {
 	b *oauthBin
 }
 
-// ticketLogin joins realm1 on node p with an access token as the ticket.
-func ticketLogin(p *meshProc, token string) (*client.Session, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return client.Dial(ctx, client.Config{URL: p.ws(), Realm: "realm1", Serializer: proto.JSON,
-		AuthMethods: []string{"ticket"},
-		OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return token, nil, nil }})
-}
-
 // introspect asks node n whether token is active, as the confidential
 // client backend.
 func (n *meshOAuthNode) introspect(t *testing.T, token string) (bool, error) {
@@ -103,7 +94,7 @@ func TestOAuthMeshBinary(t *testing.T) {
 		if ok, err := n.introspect(t, t1.AccessToken); err != nil || !ok {
 			t.Fatalf("a's token is not active on %s: %v", n.name, err)
 		}
-		s, err := ticketLogin(n.meshProc, t1.AccessToken)
+		s, err := ticketLoginAt(n.addr, t1.AccessToken)
 		if err != nil {
 			t.Fatalf("WAMP login with a's token on %s: %v", n.name, err)
 		}
@@ -122,7 +113,7 @@ func TestOAuthMeshBinary(t *testing.T) {
 	if t2.RefreshToken == t1.RefreshToken || t2.AccessToken == t1.AccessToken {
 		t.Fatal("the refresh on b did not rotate the tokens")
 	}
-	s2, err := ticketLogin(a.meshProc, t2.AccessToken)
+	s2, err := ticketLoginAt(a.addr, t2.AccessToken)
 	if err != nil {
 		t.Fatalf("WAMP login on a with the token refreshed on b: %v", err)
 	}
@@ -162,7 +153,7 @@ func TestOAuthMeshBinary(t *testing.T) {
 				}
 				return nil
 			})
-			s, err := ticketLogin(n.meshProc, tok)
+			s, err := ticketLoginAt(n.addr, tok)
 			if err == nil {
 				s.Close()
 				t.Errorf("WAMP login on %s with revoked access token %d accepted", n.name, i+1)
@@ -176,7 +167,7 @@ func TestOAuthMeshBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3, err := ticketLogin(a.meshProc, t3.AccessToken)
+	s3, err := ticketLoginAt(a.addr, t3.AccessToken)
 	if err != nil {
 		t.Fatalf("a new login after the revocation: %v", err)
 	}
