@@ -17,7 +17,8 @@
 # each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh gateway profile":
 # the parts to run; SECTIONS=mesh runs the mesh scenarios alone, each with its single-node
 # baseline in the same run; gateway measures the HTTP gateway against bench/cmd/httpconst,
-# a bare net/http handler), EPOLL (1: the rpc, pubsub and profile sections also run each
+# a bare net/http handler; authstorm also measures OAuth2 token issuance, the tokens
+# scenario, beside httpconst), EPOLL (1: the rpc, pubsub and profile sections also run each
 # router with io_uring off, as targets edgewamp-epoll and wampfwd-epoll, interleaved with
 # the default path: the send path comparison of issue 15; 0: the default path only).
 set -euo pipefail
@@ -108,11 +109,16 @@ EWE_PORT=$((PORT_BASE + 4))
 FWDE_PORT=$((PORT_BASE + 5))
 GWE_PORT=$((PORT_BASE + 6))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
+# A confidential OAuth2 client for the tokens scenario (client_credentials).
+bin/edgewamp oauth secret > "$OUT/oauth-client.txt"
+TOKEN_SECRET=$(sed -n 's/^client_secret: //p' "$OUT/oauth-client.txt")
+TOKEN_HASH=$(sed -n 's/^secret: //p' "$OUT/oauth-client.txt")
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
 # access tokens as WAMP tickets (signed with a key file the load tool mints
-# tokens with) for authstorm, and the HTTP gateway with room for the SSE
-# fan-out's streams from one address.
+# tokens with) for authstorm, a client_credentials client for the tokens
+# scenario, and the HTTP gateway with room for the SSE fan-out's streams
+# from one address.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
@@ -125,7 +131,9 @@ realms:
     authmethods: [anonymous, wampcra, ticket]
     users:
       - {authid: bench, role: user, secret: bench-secret}
-    oauth: {}
+    oauth:
+      clients:
+        - {id: bench-svc, secret: $TOKEN_HASH, roles: [service], grants: [client_credentials]}
 gateway:
   listen: 127.0.0.1:$GW_PORT
   limits: {max_streams_per_client: 5000}
@@ -160,7 +168,7 @@ fi
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
   echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWD_PORT"
-  echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section only"
+  echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section, and the tokens scenario (authstorm section)"
   if [[ $EPOLL == 1 ]]; then
     echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp-epoll.yaml   # the same with tuning.io_uring: off"
     echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWDE_PORT -io-uring off"
@@ -381,6 +389,11 @@ config authstorm-ws "$STORM_TARGETS" -scenario authstorm -url @URL@ -ser msgpack
 "$WB" -mint-jwt 1 -jwt-key "$OUT/oauth-key.pem" > "$OUT/jwt-1.txt"
 config authstorm-jwt-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1000.txt"
 config authstorm-jwt1-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1.txt"
+# OAuth2 token issuance on the gateway (client_credentials; the client's
+# secret verified once, then from the server's cache), one WAMP caller
+# measured meanwhile; httpconst, a bare net/http handler, is the HTTP
+# ceiling of the same run.
+config tokens-cc-c16 "edgewamp httpconst" -scenario tokens -url @HTTPURL@ -callee-url @CALLEEURL@ -callers 16 -client-id bench-svc -client-secret "$TOKEN_SECRET"
 fi
 
 # ---------------------------------------------------------------- mesh

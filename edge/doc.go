@@ -18,11 +18,12 @@
 //   - edge.Node: New(Options) (*Node, error) gathering every validation
 //     error, Start() error (non-blocking after the server is ready),
 //     Ready() bool (connected to the mesh, for /readyz), Shutdown(ctx) error.
-//   - Shared state for other packages (oauth's token store, signing keys)
-//     is to be offered as a small key-value API on top of JetStream KV whose
-//     methods use only standard types; cmd adapts it to the interface the
-//     consumer declares (oauth.Store). edge never imports the consumer. (Not
-//     built yet: the mesh's own JetStream use is the claim store.)
+//   - Shared state for other packages (oauth's token store, signing keys):
+//     Node.KV binds a key-value bucket on the mesh's JetStream (kv.go:
+//     linearizable Get, compare-and-set Create/Update/Delete on revisions,
+//     List by prefix, per-entry TTL, R1..R3) whose methods use only
+//     standard types; cmd adapts it to the interface the consumer declares
+//     (oauth.Store). edge never imports the consumer.
 //
 // # What a Node runs
 //
@@ -41,7 +42,8 @@
 //     changes, gather queries, goodbyes), in arrival order.
 //   - The event dispatcher: events, deduplicated by publication id.
 //   - The claim worker: JetStream KV operations for single registrations,
-//     off every other goroutine.
+//     off every other goroutine. (Node.KV buckets are driven by their
+//     callers' goroutines, which block on them.)
 //
 // # Subjects, peers and failures
 //

@@ -166,7 +166,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 		}
 		var rec codeRec
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			return nil, s.storeErr(err)
+			return nil, s.malformed(key, err)
 		}
 		switch {
 		case rec.Client != c.ID:
@@ -200,7 +200,12 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			}
 			return nil, s.storeErr(err)
 		}
-		return s.respond(ctx, &login{client: c, sub: rec.Sub, roles: rec.Roles, scope: rec.Scope, gid: rec.Gid, fam: rec.Fam}, true)
+		l, oe := s.storedLogin(c, rec.Realm, rec.Sub, rec.Roles, false, rec.Scope)
+		if oe != nil {
+			return nil, oe
+		}
+		l.gid, l.fam = rec.Gid, rec.Fam
+		return s.respond(ctx, l, true)
 	}
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }

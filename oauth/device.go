@@ -153,7 +153,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		}
 		var d deviceRec
 		if err := json.Unmarshal(e.Value, &d); err != nil {
-			return nil, s.storeErr(err)
+			return nil, s.malformed(key, err)
 		}
 		now := s.now()
 		switch {
@@ -172,7 +172,11 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 				return nil, s.storeErr(err)
 			}
 			s.store.Delete(ctx, "uc."+d.UserCode, 0)
-			return s.respond(ctx, &login{client: c, sub: d.Sub, roles: d.Roles, scope: d.Scope}, true)
+			l, oe := s.storedLogin(c, d.Realm, d.Sub, d.Roles, false, d.Scope)
+			if oe != nil {
+				return nil, oe
+			}
+			return s.respond(ctx, l, true)
 		}
 		// Pending. RFC 8628 §3.5: polling faster than the interval gets
 		// slow_down, and the interval grows by 5 s for this and every later

@@ -17,6 +17,11 @@
 //     route.TokenVerifier (WAMP ticket logins) and to gateway's
 //     BearerVerifier (HTTP logins). The caller checks the audience (the
 //     realm), and the scope or role it needs.
+//   - Options.OnRevoke tells cmd which token ids (jti) and logins (gid)
+//     became revoked, here at once and from other nodes at the next sync;
+//     StillValid(claims, role) re-checks a token against the current
+//     configuration and revocations (not its expiry). cmd ends the WAMP
+//     sessions that logged in with revoked or withdrawn tokens with them.
 //   - Users and their password hashes come through an interface oauth
 //     declares (UserStore); cmd adapts the realms' user lists to it.
 //   - State (refresh tokens, device and authorization codes, revoked jti,
@@ -24,7 +29,8 @@
 //     in-memory (NewMemStore) and an on-disk (OpenDiskStore) implementation
 //     here; cmd adapts edge's JetStream KV to it when a mesh is configured.
 //     Store's doc states the semantics an implementation must keep, and
-//     oauth/storetest checks them.
+//     oauth/storetest checks them (RunShared: through several nodes'
+//     handles on one shared store).
 //
 // # Endpoints
 //

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -111,16 +112,46 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 	if oe != nil {
 		return nil, oe
 	}
-	roles, ok := s.users.Roles(f.Realm, f.Sub)
-	if !ok || len(roles) == 0 {
+	l, oe := s.storedLogin(c, f.Realm, f.Sub, nil, true, sc)
+	if oe != nil {
 		s.endFamily(ctx, familyID(next), "user gone")
-		return nil, errInvalidGrant("the user no longer exists")
+		return nil, oe
 	}
-	at, exp, err := s.mint(&login{client: c, sub: f.Sub, roles: roles, scope: sc}, f.Gid)
+	at, exp, err := s.mint(l, f.Gid)
 	if err != nil {
 		return nil, s.storeErr(err)
 	}
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn(exp, s.now()), RefreshToken: next, Scope: sc}, nil
+}
+
+// storedLogin re-validates what a stored record says about a login (a
+// device approval, an authorization code, a refresh-token family) before
+// a token is minted from it. The record may come from another node of a
+// mesh, an older version or a damaged store, so it is trusted no further
+// than the configuration allows now: it must be of the client's realm and
+// name a principal that still exists; the roles are those of the record
+// that the principal still has (every current role for a family, which
+// records none: allRoles); the scope is cut to what the client may have.
+// It does not block.
+func (s *Server) storedLogin(c *clientConf, realm, sub string, recRoles []string, allRoles bool, scope string) (*login, *oauthError) {
+	if realm != c.realm.Name || sub == "" {
+		s.log.Warn("oauth: a stored grant does not match its client's realm or names no principal: refused", "client", c.ID, "realm", c.realm.Name)
+		return nil, errInvalidGrant("the grant is not valid for this client")
+	}
+	roles, ok := s.users.Roles(realm, sub)
+	if !allRoles {
+		roles = slices.DeleteFunc(slices.Clone(recRoles), func(r string) bool { return !slices.Contains(roles, r) })
+	}
+	if !ok || len(roles) == 0 {
+		return nil, errInvalidGrant("the user no longer exists or has none of the roles granted")
+	}
+	var sc []string
+	for _, x := range strings.Fields(scope) {
+		if c.scopes[x] {
+			sc = append(sc, x)
+		}
+	}
+	return &login{client: c, sub: sub, roles: roles, scope: strings.Join(sc, " ")}, nil
 }
 
 // familyID returns the hex family id of a (well-formed) refresh token.

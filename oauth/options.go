@@ -88,6 +88,14 @@ type Options struct {
 	// Logger receives one line per notable event (never a secret or
 	// token); default slog.Default().
 	Logger *slog.Logger
+	// OnRevoke, when set, is told the ids (access token jti or login
+	// gid, as Claims.ID and Claims.GrantID) that became revoked: at once
+	// for a revocation made through this server, within SyncInterval for
+	// one another node sharing the store made (and, at New, every
+	// revocation still in force). cmd ends the WAMP sessions that logged
+	// in with them. It is called from handler goroutines and the sync
+	// goroutine, possibly concurrently; it must not block.
+	OnRevoke func(ids []string)
 
 	now   func() time.Time                           // test seam; default time.Now
 	sleep func(ctx context.Context, d time.Duration) // test seam: the rate limiter's delays

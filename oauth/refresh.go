@@ -159,6 +159,13 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 				idx = famIndex{}
 			}
 		}
+		// Honest nodes keep the index within the bound; a longer one (a
+		// damaged record) is cut to its newest entries before each is
+		// looked up.
+		if bound := 2*rc.MaxRefreshTokens + 8; len(idx.Fams) > bound {
+			slices.SortStableFunc(idx.Fams, func(a, b famRef) int { return cmp.Compare(a.Created, b.Created) })
+			idx.Fams = idx.Fams[len(idx.Fams)-bound:]
+		}
 		live := s.pruneIndex(ctx, idx.Fams)
 		var evict []famRef
 		for len(live) >= rc.MaxRefreshTokens {
@@ -259,7 +266,7 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw string) (*family
 		}
 		var f family
 		if err := json.Unmarshal(e.Value, &f); err != nil {
-			return nil, "", s.storeErr(err)
+			return nil, "", s.malformed(key, err)
 		}
 		now := s.now()
 		hashOK := subtle.ConstantTimeCompare([]byte(secretHashHex(tok.secret)), []byte(f.Hash)) == 1
@@ -313,6 +320,14 @@ func (s *Server) lookupFamily(ctx context.Context, raw string) (*family, bool) {
 		return nil, false
 	}
 	return &f, true
+}
+
+// malformed refuses a grant whose store record does not decode: written
+// by a damaged store or another version, it is trusted for nothing; the
+// record is left for its writer or for its expiry.
+func (s *Server) malformed(key string, err error) *oauthError {
+	s.log.Warn("oauth: a state record does not decode: the grant is refused", "kind", key[:3], "err", err)
+	return errInvalidGrant("unknown, expired or revoked grant")
 }
 
 // storeErr logs a store failure and makes it a 503.

@@ -47,6 +47,9 @@ type Server struct {
 	stopped sync.WaitGroup
 	once    sync.Once
 	syncs   atomic.Uint64 // completed sync rounds (tests)
+
+	onRevoke func(ids []string) // static; may be nil
+	syncBad  atomic.Bool        // the last sync round failed (logged once per outage)
 }
 
 // New validates opts (gathering every error), loads or creates the key
@@ -83,7 +86,7 @@ func New(opts Options) (*Server, error) {
 		skew: opts.MaxClockSkew, interval: opts.SyncInterval, rotateEvery: opts.RotateEvery,
 		secrets: newSecretCache(), limit: newLimiter(opts.AuthLimits),
 		hashSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		stop:    make(chan struct{}),
+		stop:    make(chan struct{}), onRevoke: opts.OnRevoke,
 	}
 	if s.store == nil {
 		s.store = NewMemStore()
@@ -189,17 +192,26 @@ func (s *Server) syncLoop() {
 func (s *Server) syncOnce(gc bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.interval*4)
 	defer cancel()
+	var err error
 	if !s.ring.Load().static {
-		if ring, err := s.maintainRing(ctx); err != nil {
-			s.log.Warn("oauth: key ring sync failed", "err", err)
-		} else {
+		var ring *keyRing
+		if ring, err = s.maintainRing(ctx); err == nil {
 			s.ring.Store(ring)
 		}
 	}
-	if err := s.syncRevoked(ctx); err != nil {
-		s.log.Warn("oauth: revocation sync failed", "err", err)
+	if err == nil {
+		err = s.syncRevoked(ctx)
 	}
-	if gc {
+	// A shared store may be out of reach for a while (an edge node whose
+	// uplink is down): verification goes on with what was synced last;
+	// one line when it starts failing, one when it recovers.
+	switch {
+	case err != nil && !s.syncBad.Swap(true):
+		s.log.Warn("oauth: cannot sync with the state store; verifying with the keys and revocations synced last", "err", err)
+	case err == nil && s.syncBad.Swap(false):
+		s.log.Info("oauth: state store reachable again")
+	}
+	if gc && err == nil {
 		s.collect(ctx)
 	}
 	s.syncs.Add(1)
@@ -219,6 +231,7 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 	}
 	now := s.now().Unix()
 	live := make(map[string]bool, len(es))
+	var fresh []string
 	for _, e := range es {
 		var r revRecord
 		if json.Unmarshal(e.Value, &r) != nil || r.Exp <= now {
@@ -226,7 +239,12 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 		}
 		id := strings.TrimPrefix(e.Key, "rv.")
 		live[id] = true
-		s.revoked.Store(id, r.Exp)
+		if _, known := s.revoked.Swap(id, r.Exp); !known {
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) > 0 && s.onRevoke != nil {
+		s.onRevoke(fresh)
 	}
 	s.revoked.Range(func(k, v any) bool {
 		if !live[k.(string)] && v.(int64) <= now {
@@ -247,7 +265,9 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 	if !exp.After(now) {
 		return nil // expired: nothing left to revoke
 	}
-	s.revoked.Store(id, exp.Unix())
+	if _, known := s.revoked.Swap(id, exp.Unix()); !known && s.onRevoke != nil {
+		s.onRevoke([]string{id})
+	}
 	b, _ := json.Marshal(revRecord{Exp: exp.Unix()})
 	ttl := exp.Sub(now) + s.skew
 	if _, err := s.store.Create(ctx, "rv."+id, b, ttl); err != nil && !errors.Is(err, ErrExists) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -228,6 +229,40 @@ func (s *Server) isRevoked(c *Claims) bool {
 		}
 	}
 	return false
+}
+
+// ErrGrantWithdrawn is StillValid's answer for a token whose realm no
+// longer enables OAuth2, whose client is gone, or whose principal no
+// longer exists or holds the role.
+var ErrGrantWithdrawn = errors.New("oauth: the token's client, principal or role is no longer configured")
+
+// StillValid reports whether a verified token may still hold what it
+// opened (a WAMP session that logged in with it, in role) under the
+// current configuration and revocations: nil; ErrTokenRevoked when its jti
+// or its login was revoked; ErrGrantWithdrawn when its realm no longer
+// enables OAuth2, its client is no longer configured there, or its
+// principal (a user of the realm, else the client itself for
+// client_credentials tokens) no longer exists or holds role. Expiry is
+// not checked: a session outlives the token it logged in with. Pure CPU
+// (two map lookups and the user store's Roles), safe for concurrent use.
+func (s *Server) StillValid(c *Claims, role string) error {
+	if s.isRevoked(c) {
+		return ErrTokenRevoked
+	}
+	cfg := s.cfg.Load()
+	cl := cfg.clients[c.ClientID]
+	if cl == nil || cl.realm.Name != c.Audience {
+		return ErrGrantWithdrawn
+	}
+	if s.users != nil {
+		if roles, ok := s.users.Roles(c.Audience, c.Subject); ok && slices.Contains(roles, role) {
+			return nil
+		}
+	}
+	if c.Subject == cl.ID && slices.Contains(cl.Roles, role) {
+		return nil
+	}
+	return ErrGrantWithdrawn
 }
 
 // tokenCache maps SHA-256(token) to its verified Claims. Sharded by the

@@ -20,6 +20,26 @@ type Identity struct {
 	AuthProvider string
 	// AuthExtra is sent to the client in WELCOME.Details.authextra.
 	AuthExtra map[string]any
+	// Credential, when set, is what the session authenticated with if
+	// that can be withdrawn while the session lasts (an OAuth2 access
+	// token): the router ends the session when the credential is revoked
+	// (Router.RevokeCredentials) or when its Check fails.
+	Credential *Credential
+}
+
+// Credential is a withdrawable credential a session authenticated with.
+// Immutable once handed to the router.
+type Credential struct {
+	// IDs name the credential for Router.RevokeCredentials (an access
+	// token's jti, and the id of the login it was issued from).
+	IDs []string
+	// Check returns why the credential may no longer hold a session, or
+	// "" while it may. The router calls it on the session's shard when the
+	// session is established (so that a revocation that arrived while the
+	// login was being checked is not missed) and after every
+	// configuration reload. It must be fast, must not block, and must be
+	// safe for concurrent use. Nil: always valid.
+	Check func() string
 }
 
 // Authenticator is one authentication method of a realm (ticket, wampcra,
@@ -42,6 +62,11 @@ type Authenticator interface {
 type AuthError struct {
 	URI     string // e.g. proto.URIAuthenticationFailed
 	Message string // sent as ABORT.Details.message; never include secrets
+	// Temporary marks a refusal that says nothing about the credential:
+	// the authenticator could not check it now (an access token while its
+	// issuer's keys are not loaded yet). It does not count as a failed
+	// authentication for the per-address limit.
+	Temporary bool
 }
 
 func (e *AuthError) Error() string { return e.URI + ": " + e.Message }

@@ -101,6 +101,9 @@ func (s *Shard) leave(ss *Session) {
 	s.leaveDealer(ss)
 	s.leaveBroker(ss)
 	s.publishTestaments(ss)
+	if ss.cred != nil {
+		s.releaseCredential(ss)
+	}
 	s.r.dropSession(ss)
 	s.metaEvent(rm, metaSessionOnLeave, ss.id, ss.authID, ss.authRole)
 }

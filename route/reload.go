@@ -85,5 +85,8 @@ func (ss *Session) stillValid(r *Router) string {
 			return "principal " + ss.authID + " no longer has role " + ss.authRole
 		}
 	}
+	if ss.cred != nil && ss.cred.Check != nil {
+		return ss.cred.Check()
+	}
 	return ""
 }

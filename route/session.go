@@ -46,6 +46,7 @@ type Session struct {
 	authRole     string
 	authMethod   string
 	authProvider string
+	cred         *Credential // withdrawable credential, or nil
 	feat         features
 	transport    TransportInfo
 
@@ -422,6 +423,9 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 // has gone away meanwhile.
 func (s *Shard) settleAuth(key, method string, reserved bool, res *authResult) {
 	failed := res.err != nil || (!res.challenge && res.id == nil)
+	if ae, ok := res.err.(*AuthError); ok && ae.Temporary {
+		failed = false // nothing was checked: not a guess
+	}
 	res.delay, res.blocked = s.r.limiter.settle(key, reserved, failed, s.r.cfg.Now())
 	if failed {
 		s.stats.AuthFailures.Add(1)
@@ -514,6 +518,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 	if ss.authProvider == "" {
 		ss.authProvider = "static"
 	}
+	ss.cred = id.Credential
 	ss.endJoin()
 	s.stats.AuthSuccessesBy[authMethodIndex(method)].Add(1)
 	ss.state = stEstablished
@@ -553,6 +558,9 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 		}
 	}
 	s.metaJoin(ss)
+	if ss.cred != nil {
+		s.holdCredential(ss)
+	}
 }
 
 // goodbyeFromClient answers a client's GOODBYE and ends the session.

@@ -52,6 +52,10 @@ type Shard struct {
 	minvs  map[minvKey]minv
 	mbuf   []byte
 
+	// creds indexes the established sessions that hold a withdrawable
+	// credential by its ids (credential.go); nil until the first one.
+	creds map[string][]*Session
+
 	stats   ShardStats
 	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }

@@ -17,10 +17,10 @@ import (
 // oauthMounts returns the gateway mounts of the OAuth2 server's endpoints:
 // /oauth/ and /.well-known/ below the issuer's path, and /.well-known/ at
 // the root for the RFC 8414 metadata of an issuer with a path.
-func oauthMounts(srv *oauth.Server) map[string]http.Handler {
-	h := srv.Handler()
+func oauthMounts(o *oauthServer) map[string]http.Handler {
+	h := oauthHandler{o}
 	base := ""
-	if u, err := url.Parse(srv.Issuer()); err == nil {
+	if u, err := url.Parse(o.opts.Issuer); err == nil {
 		base = u.Path
 	}
 	for len(base) > 0 && base[len(base)-1] == '/' {
@@ -33,12 +33,34 @@ func oauthMounts(srv *oauth.Server) map[string]http.Handler {
 	return m
 }
 
+// oauthHandler serves the server's endpoints once it runs, and 503
+// temporarily_unavailable (RFC 6749 §5.2's code for an overloaded or
+// unavailable server) until then: a mesh node whose shared store does not
+// answer yet.
+type oauthHandler struct{ o *oauthServer }
+
+func (h oauthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if srv := h.o.server(); srv != nil {
+		srv.Handler().ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the authorization server is starting: the mesh's shared state store does not answer yet"}` + "\n"))
+}
+
 // oauthBearer adapts the OAuth2 server's verifier to the gateway: the
 // token's audience is its realm, its first role the authrole.
-type oauthBearer struct{ srv *oauth.Server }
+type oauthBearer struct{ o *oauthServer }
 
 func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Principal, error) {
-	c, err := v.srv.VerifyAccessToken(token)
+	srv := v.o.server()
+	if srv == nil {
+		return nil, errors.New("the token issuer is not ready yet")
+	}
+	c, err := srv.VerifyAccessToken(token)
 	if err != nil {
 		switch {
 		case errors.Is(err, oauth.ErrTokenExpired):

@@ -213,7 +213,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sizeProcs(cfg, log)
 	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
-	oa, err := cfg.startOAuth(log)
+	oa, err := cfg.newOAuth(log)
 	if err != nil {
 		return err
 	}
@@ -229,6 +229,16 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if oa != nil {
+		// A revoked token (or login) ends the sessions that logged in with
+		// it, here at once and on every other node at its next sync.
+		oa.onRevoke = func(ids []string) { r.RevokeCredentials(ids, msgTokenRevoked) }
+		if !cfg.Mesh.enabled() {
+			if err := oa.start(cfg.DataDir); err != nil {
+				return err
+			}
+		}
+	}
 	lo, certs, err := cfg.loopOptions(log)
 	if err != nil {
 		return err
@@ -241,6 +251,11 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if cfg.Mesh.enabled() {
 		if node, err = startMesh(cfg, r, log); err != nil {
 			return err
+		}
+		if oa != nil {
+			// Every node of the mesh shares one state: tokens, codes,
+			// revocations and one signing key ring, in a JetStream bucket.
+			oa.startShared(meshOAuthStore(node))
 		}
 	}
 	sigs := make(chan os.Signal, 2)
@@ -332,6 +347,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 		gcancel()
 	}
 	err = eng.Shutdown(ctx)
+	oa.close() // before the mesh its state lives in
 	if node != nil {
 		// After the sessions: their registrations are withdrawn first.
 		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -420,7 +436,7 @@ func orDefault(s, def string) string {
 // (with gateway.bearer's JWKS file as a second issuer, if set).
 func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
 	if cfg.gatewayOff() {
-		if oa != nil && oa.srv != nil {
+		if oa != nil {
 			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
 		}
 		log.Info("HTTP gateway off")
@@ -441,9 +457,9 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode,
 		return nil
 	}
 	var verifiers []gateway.BearerVerifier
-	if oa != nil && oa.srv != nil {
-		verifiers = append(verifiers, oauthBearer{oa.srv})
-		o.Mount = oauthMounts(oa.srv)
+	if oa != nil {
+		verifiers = append(verifiers, oauthBearer{oa})
+		o.Mount = oauthMounts(oa)
 	}
 	var err error
 	if o.TLS, err = cfg.gatewayTLS(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,17 @@ func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, error) {
 	return node, nil
 }
 
+// meshStoreDir is the JetStream directory: mesh.store_dir, else
+// data_dir/mesh when data_dir is set (so that the mesh's shared state, the
+// OAuth2 tokens and keys among it, survives a restart of the node), else
+// empty (a temporary directory, removed at shutdown).
+func (c *config) meshStoreDir() string {
+	if c.Mesh.StoreDir != "" || c.DataDir == "" {
+		return c.Mesh.StoreDir
+	}
+	return filepath.Join(c.DataDir, "mesh")
+}
+
 // meshOptions builds the mesh node's options; secrets and certificates
 // are read here, so errors name the file or variable.
 func (c *config) meshOptions(r *route.Router, log *slog.Logger) (edge.Options, error) {
@@ -52,7 +64,7 @@ func (c *config) meshOptions(r *route.Router, log *slog.Logger) (edge.Options, e
 		PeerTimeout:   time.Duration(m.PeerTimeout),
 		GatherTimeout: time.Duration(m.GatherTimeout),
 		MaxOutbound:   int64(m.MaxOutbound),
-		StoreDir:      m.StoreDir,
+		StoreDir:      c.meshStoreDir(),
 		Logger:        log,
 	}
 	if e := m.Credentials.TokenEnv; e != "" {

@@ -3,9 +3,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 
+	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/route"
 )
 
@@ -13,4 +15,9 @@ import (
 // (no NATS server linked in, for the smallest edge boxes).
 func startMesh(*config, *route.Router, *slog.Logger) (meshNode, error) {
 	return nil, errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
+}
+
+// meshOAuthStore is never reached without the mesh (startMesh fails).
+func meshOAuthStore(meshNode) func(context.Context) (oauth.Store, error) {
+	return func(context.Context) (oauth.Store, error) { return nil, errors.New("no mesh") }
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"flag"
@@ -172,54 +173,151 @@ func loadKeyFile(path string) (crypto.Signer, error) {
 	return oauth.ParsePrivateKeyPEM(b)
 }
 
-// oauthServer is the running OAuth2 server and its state.
+// oauthServer is the OAuth2 server of a router and where its state lives:
+// in memory, under data_dir/oauth, or (with a mesh) in the mesh's shared
+// key-value bucket. With a mesh the server starts once the bucket answers
+// (JetStream electing its leaders, an edge node waiting for its uplink):
+// until then its endpoints answer 503 and WAMP logins with tokens are
+// refused as temporarily unavailable. Safe for concurrent use.
 type oauthServer struct {
-	srv   *oauth.Server
+	srv   atomic.Pointer[oauth.Server] // nil until started
 	users *oauthUsers
-	store *oauth.DiskStore // nil: in memory
+	mu    sync.Mutex    // guards opts.Realms (reload) against a server starting
+	opts  oauth.Options // built by newOAuth; Realms guarded by mu
+	log   *slog.Logger
+	// onRevoke ends the WAMP sessions of revoked tokens (the router's
+	// RevokeCredentials); set by serve before start.
+	onRevoke func(ids []string)
+
+	disk *oauth.DiskStore // data_dir without a mesh; nil otherwise
+	keys string
+	stop chan struct{}
+	done chan struct{} // closed when the background start ended (startShared)
+	once sync.Once
 }
 
-// startOAuth builds the OAuth2 server when a realm enables it, or returns
-// nil. Its state lives under data_dir/oauth when data_dir is set.
-func (c *config) startOAuth(log *slog.Logger) (*oauthServer, error) {
+// newOAuth prepares the OAuth2 server when a realm enables it, or returns
+// nil. It reads the key files; the server itself starts with start or
+// startShared.
+func (c *config) newOAuth(log *slog.Logger) (*oauthServer, error) {
 	if !c.oauthEnabled() {
 		return nil, nil
 	}
-	o := &oauthServer{users: &oauthUsers{}}
-	opts := oauth.Options{
+	o := &oauthServer{users: &oauthUsers{}, log: log, keys: keysFrom(c), stop: make(chan struct{})}
+	o.opts = oauth.Options{
 		Issuer: orDefault(c.OAuth.Issuer, defaultIssuer), Realms: c.oauthRealms(), Users: o.users,
 		Algorithm: c.OAuth.Algorithm, RotateEvery: time.Duration(c.OAuth.RotateEvery),
 		SyncInterval: time.Duration(c.OAuth.SyncInterval), CacheSize: c.OAuth.TokenCache, Logger: log,
+		OnRevoke: func(ids []string) {
+			if o.onRevoke != nil {
+				o.onRevoke(ids)
+			}
+		},
 	}
 	// The WAMP authenticators' brute-force policy, with counts of its own.
 	al := c.authLimits()
-	opts.AuthLimits = oauth.AuthLimits{DelayAfter: al.DelayAfter, BlockAfter: al.BlockAfter, Window: al.Window, Lockout: al.Lockout, Exempt: al.Exempt}
+	o.opts.AuthLimits = oauth.AuthLimits{DelayAfter: al.DelayAfter, BlockAfter: al.BlockAfter, Window: al.Window, Lockout: al.Lockout, Exempt: al.Exempt}
 	for _, f := range c.OAuth.KeyFiles {
 		k, err := loadKeyFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("oauth key file %s: %w", f, err)
 		}
-		opts.SigningKeys = append(opts.SigningKeys, k)
+		o.opts.SigningKeys = append(o.opts.SigningKeys, k)
 	}
-	if c.DataDir != "" {
-		s, err := oauth.OpenDiskStore(filepath.Join(c.DataDir, "oauth"))
+	return o, nil
+}
+
+// startOAuth builds and starts the OAuth2 server of a router without a
+// mesh (nil when no realm enables it): its state lives under
+// data_dir/oauth when data_dir is set, else in memory.
+func (c *config) startOAuth(log *slog.Logger) (*oauthServer, error) {
+	o, err := c.newOAuth(log)
+	if o == nil || err != nil {
+		return nil, err
+	}
+	if err := o.start(c.DataDir); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// start starts the server on a single node's state: data_dir/oauth when
+// dataDir is set, else memory. It blocks on the store.
+func (o *oauthServer) start(dataDir string) error {
+	opts := o.opts
+	state := "memory (lost on restart: set data_dir)"
+	if dataDir != "" {
+		s, err := oauth.OpenDiskStore(filepath.Join(dataDir, "oauth"))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		o.store, opts.Store = s, s
+		o.disk, opts.Store = s, s
+		state = filepath.Join(dataDir, "oauth")
 	}
 	srv, err := oauth.New(opts)
 	if err != nil {
 		o.close()
-		return nil, err
+		return err
 	}
-	o.srv = srv
-	state := "memory (lost on restart: set data_dir)"
-	if o.store != nil {
-		state = filepath.Join(c.DataDir, "oauth")
+	o.srv.Store(srv)
+	o.log.Info("oauth: authorization server ready", "issuer", srv.Issuer(), "state", state, "keys", o.keys)
+	return nil
+}
+
+// startShared starts the server in the background on the mesh's shared
+// store, which open binds; it retries every 2 s until the store answers
+// or close is called.
+func (o *oauthServer) startShared(open func(context.Context) (oauth.Store, error)) {
+	o.done = make(chan struct{})
+	go func() {
+		defer close(o.done)
+		for warned := false; ; {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			store, err := open(ctx)
+			cancel()
+			var srv *oauth.Server
+			if err == nil {
+				o.mu.Lock()
+				opts := o.opts
+				o.mu.Unlock()
+				opts.Store = store
+				srv, err = oauth.New(opts)
+			}
+			if err == nil {
+				select {
+				case <-o.stop:
+					srv.Close()
+					return
+				default:
+				}
+				o.mu.Lock()
+				srv.SetRealms(o.opts.Realms) // the latest, in case a reload came while it started
+				o.srv.Store(srv)
+				o.mu.Unlock()
+				o.log.Info("oauth: authorization server ready", "issuer", srv.Issuer(), "state", "the mesh's shared store", "keys", o.keys)
+				return
+			}
+			if !warned {
+				o.log.Warn("oauth: waiting for the mesh's shared state store (JetStream); token endpoints answer 503 and token logins are refused until it answers", "err", err)
+				warned = true
+			} else {
+				o.log.Debug("oauth: the mesh's shared state store does not answer yet", "err", err)
+			}
+			select {
+			case <-o.stop:
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+}
+
+// server returns the running server, or nil before it started.
+func (o *oauthServer) server() *oauth.Server {
+	if o == nil {
+		return nil
 	}
-	log.Info("oauth: authorization server ready", "issuer", srv.Issuer(), "state", state, "keys", keysFrom(c))
-	return o, nil
+	return o.srv.Load()
 }
 
 func keysFrom(c *config) string {
@@ -229,17 +327,24 @@ func keysFrom(c *config) string {
 	return "generated"
 }
 
-// close stops the server and closes its store.
+// close stops the server (and its background start) and closes its
+// store. Idempotent.
 func (o *oauthServer) close() {
 	if o == nil {
 		return
 	}
-	if o.srv != nil {
-		o.srv.Close()
-	}
-	if o.store != nil {
-		o.store.Close()
-	}
+	o.once.Do(func() {
+		close(o.stop)
+		if o.done != nil {
+			<-o.done
+		}
+		if srv := o.srv.Load(); srv != nil {
+			srv.Close()
+		}
+		if o.disk != nil {
+			o.disk.Close()
+		}
+	})
 }
 
 // reload installs new clients (SIGHUP). Issuer and key changes need a
@@ -251,9 +356,17 @@ func (o *oauthServer) reload(c *config, realms []route.RealmConfig) error {
 		}
 		return nil
 	}
-	if err := o.srv.SetRealms(c.oauthRealms()); err != nil {
+	next := c.oauthRealms()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if srv := o.server(); srv != nil {
+		if err := srv.SetRealms(next); err != nil {
+			return err
+		}
+	} else if err := oauth.ValidateRealms(next); err != nil {
 		return err
 	}
+	o.opts.Realms = next // a server still starting (mesh) starts with these
 	o.users.set(realms)
 	return nil
 }
@@ -311,12 +424,18 @@ func (u *oauthUsers) Roles(realm, authid string) ([]string, bool) {
 
 // tokenVerifier turns access tokens into WAMP identities: route's
 // TokenVerifier for route.TicketAuth.
-type tokenVerifier struct{ srv *oauth.Server }
+type tokenVerifier struct{ o *oauthServer }
 
 // VerifyTicket implements route.TokenVerifier.
 func (v tokenVerifier) VerifyTicket(req *route.AuthRequest, ticket string) (*route.Identity, error) {
 	return v.verify(req.Realm, req.AuthID, req.AuthRole, ticket)
 }
+
+// errIssuerNotReady refuses token logins while the server has not started
+// (a mesh's shared store not reachable yet); it is not counted against
+// the client's address.
+var errIssuerNotReady = &route.AuthError{URI: proto.URIAuthenticationFailed, Temporary: true,
+	Message: "the access token issuer is not ready (its shared state is not reachable yet); try again later"}
 
 // verify checks an access token for a HELLO: signed by our key ring, not
 // expired or revoked, for this realm (aud), for the HELLO's authid if it
@@ -327,8 +446,19 @@ func (v tokenVerifier) VerifyTicket(req *route.AuthRequest, ticket string) (*rou
 // be used here (expired, revoked, another realm or principal) is
 // wamp.error.authentication_denied; a role the token lacks is
 // wamp.error.no_such_role.
+//
+// The identity carries the token as the session's credential: the
+// session ends when the token or its login is revoked (oauth's OnRevoke,
+// the router's RevokeCredentials) or, at a reload, when its client or
+// principal is no longer configured or has lost the session's role. It
+// does not end when the token expires: a token opens a session, it does
+// not lease it.
 func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Identity, error) {
-	c, err := v.srv.VerifyAccessToken(ticket)
+	srv := v.o.server()
+	if srv == nil {
+		return nil, errIssuerNotReady
+	}
+	c, err := srv.VerifyAccessToken(ticket)
 	switch {
 	case err == nil:
 	case errors.Is(err, oauth.ErrTokenExpired):
@@ -353,8 +483,24 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 	case !c.HasRole(role):
 		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "principal " + strconv.Quote(c.Subject) + " may not take role " + strconv.Quote(role)}
 	}
-	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt"}, nil
+	cred := &route.Credential{IDs: []string{c.ID}, Check: func() string {
+		switch err := srv.StillValid(c, role); {
+		case err == nil:
+			return ""
+		case errors.Is(err, oauth.ErrTokenRevoked):
+			return msgTokenRevoked
+		}
+		return "the access token's client or principal is no longer configured, or no longer has role " + role
+	}}
+	if c.GrantID != "" {
+		cred.IDs = append(cred.IDs, c.GrantID)
+	}
+	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt", Credential: cred}, nil
 }
+
+// msgTokenRevoked is the GOODBYE message of a session whose token (or the
+// login it came from) was revoked.
+const msgTokenRevoked = "the access token, or the login it came from, was revoked"
 
 // cmdOAuth runs the oauth helpers:
 //

@@ -15,12 +15,12 @@ import (
 // WAMP clients (Autobahn|JS and Autobahn|Python, WebSocket and RawSocket)
 // whose ticket is an access token.
 //
-// The tokens come from an OAuth2 server built by cmd's own code from the
-// same configuration and key file (startIssuer: a second node sharing the
-// key ring), its endpoints on a test HTTP server: this branch has no HTTP
-// listener in the binary yet (the gateway's, issue 12). The valid token
-// comes from the device flow: x/oauth2 as the device, a person approving
-// on the page.
+// Every token comes from a binary's own endpoints (on its gateway): the
+// valid ones from the router under test (the device flow, x/oauth2 as the
+// device and a person approving through the page's form; client
+// credentials), the expired one from a second binary with a 1 s lifetime,
+// and the foreign one from a third with another issuer URL, both with the
+// same key file.
 //
 // Cases (scripts' "jwt" mode; each fresh router sees 7 refusals, so the
 // per-address rate limiter delays the last four by 0.5-2 s):
@@ -33,9 +33,8 @@ import (
 //     authentication_denied;
 //   - tampered signature, alg none, another issuer: authentication_failed;
 //   - a role the token lacks: no_such_role.
-// Revocation at the binary's own endpoint (on the gateway's listener) is
-// covered by TestGatewayOAuth for HTTP requests, and by the in-process
-// TestTokenVerifierMapsRefusals for WAMP logins against the real server.
+// Revocation and expiry of a device-flow token with live sessions:
+// TestOAuthDeviceFlowBinary.
 
 type jwtCase struct {
 	Name     string            `json:"name"`
@@ -53,32 +52,11 @@ func welcomeAs(authid, authrole, provider string) map[string]string {
 func TestInteropJWTTickets(t *testing.T) {
 	key := oauthKeyFile(t)
 	yml := oauthYAML(t, oaIssuer, key, "", "")
-	is := startIssuer(t, yml)
-	short := startIssuer(t, oauthYAML(t, oaIssuer, key, "", "      access_token_lifetime: 1s\n"))
-	other := startIssuer(t, oauthYAML(t, "http://other.test", key, "", ""))
-
-	dev := is.deviceFlow("alice", oaAlicePW).AccessToken
-	svc := is.cc("backend", oaBackendPW)
-	expired := short.cc("backend", oaBackendPW)
-	r2 := is.cc("r2", oaR2PW)
-	foreign := other.cc("backend", oaBackendPW)
+	short := startRouter(t, "-config", writeFile(t, "short.yaml", oauthYAML(t, oaIssuer, key, "", "      access_token_lifetime: 1s\n")))
+	other := startRouter(t, "-config", writeFile(t, "other.yaml", oauthYAML(t, "http://other.test", key, "", "")))
+	expired := ccAt(t, "http://"+short.gw, "backend", oaBackendPW)
+	foreign := ccAt(t, "http://"+other.gw, "backend", oaBackendPW)
 	time.Sleep(1100 * time.Millisecond)
-
-	cases := []jwtCase{
-		{Name: "device token", Ticket: dev, Want: welcomeAs("alice", "user", "jwt")},
-		{Name: "device token as admin", Ticket: dev, AuthID: "alice", AuthRole: "admin", Want: welcomeAs("alice", "admin", "jwt")},
-		{Name: "service token", Ticket: svc, Want: welcomeAs("backend", "service", "jwt")},
-		{Name: "password still works", Ticket: oaAlicePW, AuthID: "alice", Want: welcomeAs("alice", "user", "static")},
-		{Name: "expired", Ticket: expired, Abort: proto.URIAuthenticationDenied},
-		{Name: "tampered", Ticket: tampered(dev), Abort: proto.URIAuthenticationFailed},
-		{Name: "alg none", Ticket: algNone(dev), Abort: proto.URIAuthenticationFailed},
-		{Name: "other realm", Ticket: r2, Abort: proto.URIAuthenticationDenied},
-		{Name: "other issuer", Ticket: foreign, Abort: proto.URIAuthenticationFailed},
-		{Name: "other principal", Ticket: dev, AuthID: "bob", Abort: proto.URIAuthenticationDenied},
-		{Name: "role not granted", Ticket: dev, AuthRole: "service", Abort: proto.URINoSuchRole},
-	}
-	creds, _ := json.Marshal(map[string]any{"jwt_cases": cases})
-	tokens := []string{dev, svc, expired, r2, foreign}
 
 	for _, c := range []authClient{
 		{"autobahn-js", "ws", "json"},
@@ -91,6 +69,25 @@ func TestInteropJWTTickets(t *testing.T) {
 			t.Parallel()
 			path := writeFile(t, "oauth.yaml", yml)
 			rt := startRouter(t, "-config", path)
+			base := "http://" + rt.gw
+			dev := deviceFlowAt(t, base, "alice", oaAlicePW).AccessToken
+			svc := ccAt(t, base, "backend", oaBackendPW)
+			r2 := ccAt(t, base, "r2", oaR2PW)
+			cases := []jwtCase{
+				{Name: "device token", Ticket: dev, Want: welcomeAs("alice", "user", "jwt")},
+				{Name: "device token as admin", Ticket: dev, AuthID: "alice", AuthRole: "admin", Want: welcomeAs("alice", "admin", "jwt")},
+				{Name: "service token", Ticket: svc, Want: welcomeAs("backend", "service", "jwt")},
+				{Name: "password still works", Ticket: oaAlicePW, AuthID: "alice", Want: welcomeAs("alice", "user", "static")},
+				{Name: "expired", Ticket: expired, Abort: proto.URIAuthenticationDenied},
+				{Name: "tampered", Ticket: tampered(dev), Abort: proto.URIAuthenticationFailed},
+				{Name: "alg none", Ticket: algNone(dev), Abort: proto.URIAuthenticationFailed},
+				{Name: "other realm", Ticket: r2, Abort: proto.URIAuthenticationDenied},
+				{Name: "other issuer", Ticket: foreign, Abort: proto.URIAuthenticationFailed},
+				{Name: "other principal", Ticket: dev, AuthID: "bob", Abort: proto.URIAuthenticationDenied},
+				{Name: "role not granted", Ticket: dev, AuthRole: "service", Abort: proto.URINoSuchRole},
+			}
+			creds, _ := json.Marshal(map[string]any{"jwt_cases": cases})
+			tokens := []string{dev, svc, expired, r2, foreign}
 			p := c.proc(rt.addr, "jwt")
 			for i, a := range p.argv {
 				if a == "--creds" {

@@ -105,7 +105,7 @@ func startIssuer(t *testing.T, yml string) *issuer {
 		t.Fatal(err)
 	}
 	oa.users.set(realms)
-	is := &issuer{t: t, cfg: cfg, oa: oa, http: httptest.NewServer(oa.srv.Handler()), realm: map[string]route.RealmConfig{}}
+	is := &issuer{t: t, cfg: cfg, oa: oa, http: httptest.NewServer(oa.server().Handler()), realm: map[string]route.RealmConfig{}}
 	is.url = is.http.URL
 	for _, r := range realms {
 		is.realm[r.Name] = r
@@ -123,9 +123,17 @@ func (is *issuer) ctx() context.Context {
 // cc is a client_credentials token.
 func (is *issuer) cc(id, secret string) string {
 	is.t.Helper()
-	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: is.url + "/oauth/token"}).Token(is.ctx())
+	return ccAt(is.t, is.url, id, secret)
+}
+
+// ccAt is a client_credentials token from the server at base.
+func ccAt(t *testing.T, base, id, secret string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: base + "/oauth/token"}).Token(ctx)
 	if err != nil {
-		is.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return tok.AccessToken
 }
@@ -134,11 +142,20 @@ func (is *issuer) cc(id, secret string) string {
 // for a code and polls; a person signs in on the page and approves.
 func (is *issuer) deviceFlow(user, pw string) *oauth2.Token {
 	is.t.Helper()
+	return deviceFlowAt(is.t, is.url, user, pw)
+}
+
+// deviceFlowAt runs the device flow against the server at base (client
+// "device"), the person approving through the page's form over HTTP.
+func deviceFlowAt(t *testing.T, base, user, pw string) *oauth2.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	cfg := &oauth2.Config{ClientID: "device", Endpoint: oauth2.Endpoint{
-		TokenURL: is.url + "/oauth/token", DeviceAuthURL: is.url + "/oauth/device_authorization", AuthStyle: oauth2.AuthStyleInParams}}
-	da, err := cfg.DeviceAuth(is.ctx())
+		TokenURL: base + "/oauth/token", DeviceAuthURL: base + "/oauth/device_authorization", AuthStyle: oauth2.AuthStyleInParams}}
+	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {
-		is.t.Fatal(err)
+		t.Fatal(err)
 	}
 	type res struct {
 		tok *oauth2.Token
@@ -146,15 +163,15 @@ func (is *issuer) deviceFlow(user, pw string) *oauth2.Token {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		tok, err := cfg.DeviceAccessToken(is.ctx(), da)
+		tok, err := cfg.DeviceAccessToken(ctx, da)
 		ch <- res{tok, err}
 	}()
-	if st, page := approveOnPage(is.t, is.url, da.UserCode, user, pw); st != 200 || !strings.Contains(page, "signed in as "+user) {
-		is.t.Fatalf("device approval: %d\n%s", st, page)
+	if st, page := approveOnPage(t, base, da.UserCode, user, pw); st != 200 || !strings.Contains(page, "signed in as "+user) {
+		t.Fatalf("device approval: %d\n%s", st, page)
 	}
 	r := <-ch
 	if r.err != nil {
-		is.t.Fatal(r.err)
+		t.Fatal(r.err)
 	}
 	return r.tok
 }
@@ -223,7 +240,7 @@ func TestTokenVerifierMapsRefusals(t *testing.T) {
 	is := startIssuer(t, oauthYAML(t, oaIssuer, key, "", ""))
 	short := startIssuer(t, oauthYAML(t, oaIssuer, key, "", "      access_token_lifetime: 1s\n"))
 	other := startIssuer(t, oauthYAML(t, "http://other.test", key, "", ""))
-	v := tokenVerifier{is.oa.srv}
+	v := tokenVerifier{is.oa}
 
 	dev := is.deviceFlow("alice", oaAlicePW)
 	svc := is.cc("backend", oaBackendPW)
@@ -412,7 +429,7 @@ func TestOAuthDataDirRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks := string(is.oa.srv.JWKS())
+	jwks := string(is.oa.server().JWKS())
 	if _, err := os.Stat(filepath.Join(dir, "oauth", "oauth.log")); err != nil {
 		t.Fatalf("no state under data_dir: %v", err)
 	}
@@ -425,10 +442,10 @@ func TestOAuthDataDirRestart(t *testing.T) {
 	is.oa.close()
 
 	is2 := startIssuer(t, yml)
-	if got := string(is2.oa.srv.JWKS()); got != jwks {
+	if got := string(is2.oa.server().JWKS()); got != jwks {
 		t.Fatalf("the generated key changed across the restart")
 	}
-	if _, err := is2.oa.srv.VerifyAccessToken(tok.AccessToken); err != nil {
+	if _, err := is2.oa.server().VerifyAccessToken(tok.AccessToken); err != nil {
 		t.Fatalf("a token from before the restart: %v", err)
 	}
 	cfg.Endpoint.TokenURL = is2.url + "/oauth/token"
@@ -436,7 +453,7 @@ func TestOAuthDataDirRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a refresh token from before the restart: %v", err)
 	}
-	if id, err := (tokenVerifier{is2.oa.srv}).verify("realm1", "", "", t2.AccessToken); err != nil || id.AuthID != "alice" {
+	if id, err := (tokenVerifier{is2.oa}).verify("realm1", "", "", t2.AccessToken); err != nil || id.AuthID != "alice" {
 		t.Fatalf("WAMP identity of the refreshed token: %+v %v", id, err)
 	}
 }

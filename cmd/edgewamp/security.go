@@ -210,7 +210,7 @@ func (r *realmConfig) build(o *oauthServer) (route.RealmConfig, error) {
 			rc.Anonymous = true
 		case "ticket":
 			if o != nil && r.OAuth != nil {
-				rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store, Tokens: tokenVerifier{o.srv}})
+				rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store, Tokens: tokenVerifier{o}})
 			} else {
 				rc.Authenticators = append(rc.Authenticators, &route.TicketAuth{Users: store})
 			}

@@ -52,6 +52,46 @@ func Run(t *testing.T, newStore func(t *testing.T) oauth.Store) {
 	}
 }
 
+// RunShared checks the Store contract for a store shared by several nodes
+// (a mesh): newStores returns handles on one empty shared store, one per
+// node, and every subtest of Run sends each operation to the next handle in
+// turn, so that a Get on one node must see the Create or Update another
+// node has just returned from (linearizability per key), and
+// compare-and-set must hold across nodes.
+func RunShared(t *testing.T, newStores func(t *testing.T) []oauth.Store) {
+	Run(t, func(t *testing.T) oauth.Store {
+		hs := newStores(t)
+		if len(hs) < 2 {
+			t.Fatalf("RunShared needs at least two handles, got %d", len(hs))
+		}
+		return &roundRobin{hs: hs}
+	})
+}
+
+// roundRobin sends each call to the next handle.
+type roundRobin struct {
+	hs []oauth.Store
+	n  atomic.Uint64
+}
+
+func (r *roundRobin) next() oauth.Store { return r.hs[(r.n.Add(1)-1)%uint64(len(r.hs))] }
+
+func (r *roundRobin) Get(ctx context.Context, key string) (oauth.Entry, error) {
+	return r.next().Get(ctx, key)
+}
+func (r *roundRobin) Create(ctx context.Context, key string, v []byte, ttl time.Duration) (uint64, error) {
+	return r.next().Create(ctx, key, v, ttl)
+}
+func (r *roundRobin) Update(ctx context.Context, key string, v []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	return r.next().Update(ctx, key, v, rev, ttl)
+}
+func (r *roundRobin) Delete(ctx context.Context, key string, rev uint64) error {
+	return r.next().Delete(ctx, key, rev)
+}
+func (r *roundRobin) List(ctx context.Context, prefix string) ([]oauth.Entry, error) {
+	return r.next().List(ctx, prefix)
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

@@ -1,6 +1,7 @@
 // Command wampbench is a lean WAMP load generator: idle sessions, RPC,
 // PubSub, join churn and an authentication storm, over WebSocket or
-// RawSocket with JSON, MsgPack or CBOR. Every run is bounded and ends with
+// RawSocket with JSON, MsgPack or CBOR; and the HTTP gateway's calls,
+// event streams and OAuth2 token issuance. Every run is bounded and ends with
 // one line "RESULT scenario=... key=value ...". See bench/README.md.
 //
 //	wampbench -scenario rpc -url ws://127.0.0.1:8080/ws -ser msgpack -callers 16 -payload 64
@@ -30,7 +31,7 @@ func main() {
 	var c load.Config
 	var ser string
 	fs := flag.CommandLine
-	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn, authstorm, httpcall or sse")
+	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn, authstorm, httpcall, sse or tokens")
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "router: ws://HOST:PORT/PATH, rs://HOST:PORT or tcp://HOST:PORT")
 	fs.StringVar(&ser, "ser", "msgpack", "serializer: json, msgpack or cbor")
 	fs.StringVar(&c.Realm, "realm", "realm1", "realm")
@@ -44,10 +45,10 @@ func main() {
 	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time (rpc, pubsub, churn; authstorm baseline, at most 2s)")
 	fs.DurationVar(&c.Timeout, "timeout", 60*time.Second, "limit for connecting and joining")
 	fs.IntVar(&c.Payload, "payload", 64, "payload bytes per call or event (Arguments)")
-	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding; httpcall: HTTP clients (keep-alive connections)")
+	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding; httpcall, tokens: HTTP clients (keep-alive connections)")
 	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
 	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
-	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url. httpcall: the WAMP URL where the tool registers the callee (ws://HOST:PORT/ws); none against a bare HTTP server")
+	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url. httpcall: the WAMP URL where the tool registers the callee (ws://HOST:PORT/ws); none against a bare HTTP server; tokens: the router's WAMP URL, where one caller keeps calling an echo callee (its p99 during the issuance)")
 	meshPIDs := fs.String("mesh-pids", "", "the other router processes of a mesh (comma-separated pids): their CPU is reported as mesh_cpu_pct, not counted as other processes'")
 	subURLs := fs.String("sub-urls", "", "pubsub: spread the subscribers over these routers (comma-separated; the nodes of a mesh); the publishers join -url")
 	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
@@ -66,6 +67,8 @@ func main() {
 	fs.StringVar(&c.AuthID, "authid", "", "authstorm: WAMP-CRA authid")
 	fs.StringVar(&c.Secret, "secret", "", "authstorm: WAMP-CRA secret (plain, not salted)")
 	fs.StringVar(&c.TicketFile, "ticket-file", "", "authstorm: log in with WAMP-Ticket, the tickets (OAuth2 access tokens) one a line in this file, handed out in turn")
+	fs.StringVar(&c.ClientID, "client-id", "", "tokens: OAuth2 client (confidential, with the client_credentials grant)")
+	fs.StringVar(&c.ClientSecret, "client-secret", "", "tokens: its secret (plain)")
 	mint := fs.Int("mint-jwt", 0, "write this many OAuth2 access tokens for -ticket-file to stdout, signed with -jwt-key for -jwt-issuer and -realm, and exit")
 	var mo load.MintOptions
 	fs.StringVar(&mo.KeyFile, "jwt-key", "", "mint-jwt: the router's signing key file (oauth.key_files)")

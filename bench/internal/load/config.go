@@ -22,8 +22,8 @@ import (
 // Config is one run. Zero fields take the defaults documented on the
 // wampbench flags.
 type Config struct {
-	Scenario  string // idle, rpc, pubsub, churn, authstorm, httpcall, sse
-	URL       string // ws://host:port/path, rs://host:port or tcp://host:port; http://host:port for httpcall and sse
+	Scenario  string // idle, rpc, pubsub, churn, authstorm, httpcall, sse, tokens
+	URL       string // ws://host:port/path, rs://host:port or tcp://host:port; http://host:port for httpcall, sse and tokens
 	Ser       proto.Serializer
 	Realm     string
 	Src       string // source addresses, "127.0.0.2-127.0.0.40" or a list
@@ -69,6 +69,10 @@ type Config struct {
 	// tokens; one line = every session the same token).
 	TicketFile string
 
+	// ClientID and ClientSecret (tokens): a confidential OAuth2 client
+	// with the client_credentials grant.
+	ClientID, ClientSecret string
+
 	Log io.Writer `json:"-"` // progress messages (stderr); nil: none
 
 	srcs []netip.Addr
@@ -87,7 +91,7 @@ func (c *Config) defaults() error {
 	}
 	if c.URL == "" {
 		c.URL = "ws://127.0.0.1:8080/ws"
-		if c.Scenario == "httpcall" || c.Scenario == "sse" {
+		if c.Scenario == "httpcall" || c.Scenario == "sse" || c.Scenario == "tokens" {
 			c.URL = "http://127.0.0.1:8081"
 		}
 	}
@@ -161,8 +165,10 @@ func Run(cfg Config) (*Result, error) {
 		return runHTTPCall(&cfg)
 	case "sse":
 		return runSSE(&cfg)
+	case "tokens":
+		return runTokens(&cfg)
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn, authstorm, httpcall or sse)", cfg.Scenario)
+	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn, authstorm, httpcall, sse or tokens)", cfg.Scenario)
 }
 
 // header starts a RESULT with the fields every scenario reports.

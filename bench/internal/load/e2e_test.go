@@ -3,12 +3,14 @@ package load
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/edgewamp/edgewamp/bench/internal/fwd"
+	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -37,6 +39,7 @@ func TestEndToEnd(t *testing.T) {
 	addr := s.Addr().String()
 	ws, rs := "ws://"+addr+"/ws", "rs://"+addr
 	pid := os.Getpid()
+	tokenURL := tokenServer(t)
 	short := Config{Warmup: 100 * time.Millisecond, Duration: time.Second, Timeout: 10 * time.Second, RouterPID: pid, Label: "fwd"}
 	cases := []struct {
 		name  string
@@ -57,6 +60,8 @@ func TestEndToEnd(t *testing.T) {
 			"joins": positive, "failures": zero}},
 		{"authstorm", Config{Scenario: "authstorm", URL: ws, Storm: 20, AuthID: "a", Secret: "s"}, map[string]func(float64) bool{
 			"storm_ok": equal(20), "storm_failed": zero, "caller_errors": zero, "base_calls": positive}},
+		{"tokens", Config{Scenario: "tokens", URL: tokenURL, CalleeURL: ws, Callers: 4, ClientID: "svc", ClientSecret: "svc-secret"}, map[string]func(float64) bool{
+			"tokens": positive, "errors": zero, "p99_us": positive, "calls_during": positive, "caller_errors": zero}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,6 +93,26 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenServer is a real OAuth2 server (package oauth, in memory) with a
+// client_credentials client svc, on a loopback HTTP server.
+func tokenServer(t *testing.T) string {
+	t.Helper()
+	h, err := oauth.HashSecret("svc-secret", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := oauth.New(oauth.Options{Issuer: "http://" + ts.Listener.Addr().String(), Realms: []oauth.Realm{{Name: "realm1", Grants: []string{oauth.GrantClientCredentials},
+		Clients: []oauth.Client{{ID: "svc", SecretHash: h, Roles: []string{"service"}, Grants: []string{oauth.GrantClientCredentials}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL
 }
 
 func positive(f float64) bool { return f > 0 }

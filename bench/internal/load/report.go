@@ -464,6 +464,18 @@ func Report(dir string, w io.Writer) error {
 		{title: "p99 µs", key: "p99_us"},
 		{title: "streams cut (all runs)", key: "streams_cut", agg: "sum"},
 	}, cpuCols...))
+	fmt.Fprintln(w, "### OAuth2 token issuance: POST /oauth/token grant_type=client_credentials (keep-alive clients, one request outstanding each), one WAMP caller's latency meanwhile; and a bare net/http handler returning constant JSON")
+	fmt.Fprintln(w)
+	m.table(w, "tokens", func(c string) string {
+		return fmt.Sprintf("%s clients, %s", m.first(c, "clients"), m.first(c, "grant"))
+	}, append([]col{
+		{title: "tokens/s", key: "tokens_per_s"},
+		{title: "p50 µs", key: "p50_us"},
+		{title: "p99 µs", key: "p99_us"},
+		{title: "errors (all runs)", key: "errors", agg: "sum"},
+		{title: "caller p99 before µs", key: "base_p99_us"},
+		{title: "caller p99 during µs", key: "call_p99_us"},
+	}, cpuCols...))
 	m.budgets(w)
 	m.sendPaths(w)
 	if len(m.errors) > 0 {

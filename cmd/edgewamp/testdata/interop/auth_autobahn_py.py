@@ -23,6 +23,8 @@ Modes:
   deny-bypass   pattern subscriptions/registrations around a denied
                 namespace (fails on the current router: see
                 TestInteropAuthPatternBypassesDeny)
+  jwt           logins whose ticket is an OAuth2 access token
+  jwt-live      sessions of access tokens, revoked and expired (jwt_live)
 
 The router counts failed authentications per source address and delays its
 answers after the third within a minute (route/ratelimit.go), so no mode
@@ -37,7 +39,10 @@ import asyncio
 import binascii
 import json
 import sys
+import time
 import traceback
+import urllib.parse
+import urllib.request
 
 import autobahn_py as base  # noqa: E402  (sets up txaio/asyncio and the output protocol)
 
@@ -532,7 +537,70 @@ async def jwt():
         await step("jwt.%s" % c["name"], one)
 
 
-MODES = {"authn": authn, "authn-reject": authn_reject, "authz": authz, "reload-peer": reload_peer, "deny-bypass": deny_bypass, "jwt": jwt}
+# ---------------------------------------------------------------- jwt-live
+
+def revoke_http(token, hint):
+    """RFC 7009 revocation at the router's own endpoint (on its gateway), as
+    the public client that holds the token."""
+    body = urllib.parse.urlencode({"token": token, "token_type_hint": hint, "client_id": CREDS["client_id"]}).encode()
+    req = urllib.request.Request(CREDS["gateway"] + "/oauth/revoke", data=body,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+async def jwt_live():
+    """Sessions that logged in with access tokens from the device flow, and
+    what revocation and expiry do to them (CREDS, written by
+    cmd/edgewamp/oauth_e2e_test.go: t1, and t2/r2 from refreshing t1's
+    login, t2_exp; gateway, client_id):
+      - t1 and t2 log in (WELCOME alice, provider jwt) and can call;
+      - t1 revoked at /oauth/revoke: its session gets GOODBYE
+        wamp.close.killed at once, t2's stays; t1 is refused from then on;
+      - t2 expires: its session stays up and works (a token opens a
+        session, it does not lease it); a new login with it is refused;
+      - t2's refresh token revoked (the whole login): t2's session ends."""
+    loop = asyncio.get_running_loop()
+    tag = "live_%s_%s" % (OPT.url[:2], OPT.serializer)
+    S1 = await joined(["ticket"], respond=ticket(CREDS["t1"]))
+    S2 = await joined(["ticket"], respond=ticket(CREDS["t2"]))
+    eq("live.t1 WELCOME", welcome_of(Outcome(session=S1)), {"authid": "alice", "authrole": "user", "authmethod": "ticket", "authprovider": "jwt"})
+    eq("live.t2 WELCOME", welcome_of(Outcome(session=S2)), {"authid": "alice", "authrole": "user", "authmethod": "ticket", "authprovider": "jwt"})
+    await S1.register(lambda x: x, "app.echo1." + tag)
+    eq("live.t2 calls t1's session", await asyncio.wait_for(S2.call("app.echo1." + tag, "hi"), 5), "hi")
+    base.out({"ready": True})
+
+    async def revoke_t1():
+        eq("live.revoke t1 (HTTP status)", await loop.run_in_executor(None, revoke_http, CREDS["t1"], "access_token"), 200)
+        d = await asyncio.wait_for(type(S1).closed, 10)
+        eq("live.t1's session ended by the revocation", d.reason if d else None, "wamp.close.killed")
+        check("live.GOODBYE says why", d is not None and "revoked" in (d.message or ""), d.message if d else "no details")
+        check("live.t2's session (another token of the login) stays", S2.is_attached(), "")
+        await S2.register(lambda x: x, "app.echo2." + tag)
+        eq("live.t2 still calls", await asyncio.wait_for(S2.call("app.echo2." + tag, "x"), 5), "x")
+        o = await join(["ticket"], respond=ticket(CREDS["t1"]))
+        eq("live.t1 refused after revocation", abort_of(o), "wamp.error.authentication_denied")
+        check("live.t1 refusal says revoked", o.abort is not None and "revoked" in (o.abort.message or ""), repr(o))
+    await step("live.revoke access token", revoke_t1)
+
+    async def expire_t2():
+        await asyncio.sleep(max(0.0, CREDS["t2_exp"] - time.time() + 1.5))
+        check("live.t2's session outlives its token", S2.is_attached(), "")
+        eq("live.t2's session still calls after expiry", await asyncio.wait_for(S2.call("app.echo2." + tag, "y"), 5), "y")
+        o = await join(["ticket"], respond=ticket(CREDS["t2"]))
+        eq("live.t2 refused once expired", abort_of(o), "wamp.error.authentication_denied")
+        check("live.t2 refusal says expired", o.abort is not None and "expired" in (o.abort.message or ""), repr(o))
+    await step("live.expiry", expire_t2)
+
+    async def revoke_login():
+        eq("live.revoke t2's refresh token (HTTP status)", await loop.run_in_executor(None, revoke_http, CREDS["r2"], "refresh_token"), 200)
+        d = await asyncio.wait_for(type(S2).closed, 10)
+        eq("live.t2's session ended with its login", d.reason if d else None, "wamp.close.killed")
+    await step("live.revoke login", revoke_login)
+
+
+MODES = {"authn": authn, "authn-reject": authn_reject, "authz": authz, "reload-peer": reload_peer, "deny-bypass": deny_bypass, "jwt": jwt,
+         "jwt-live": jwt_live}
 
 
 def main():

@@ -1,0 +1,394 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A small key-value API on the mesh's JetStream, for state that every node
+// of a mesh shares (oauth's tokens and signing keys; cmd adapts a KV to
+// the interface the consumer declares). Its methods use standard types
+// only.
+//
+// A bucket is a JetStream stream laid out as a NATS KV bucket (stream
+// KV_<bucket>, subjects $KV.<bucket>.<key>, one message per key), so that
+// `nats kv` can inspect it, but configured and driven for what a shared
+// store needs rather than through nats.go's KeyValue:
+//
+//   - Reads are linearizable: direct gets are off, so every Get is answered
+//     by the stream's leader, never by a replica that may lag behind.
+//   - Revisions are stream sequence numbers: a write that returns
+//     revision r is seen by every Get that starts afterwards, on any node,
+//     and a key never gets a revision it had before.
+//   - Create and Update are compare-and-set on the key's last revision
+//     (the Nats-Expected-Last-Subject-Sequence header), Delete with a
+//     revision removes exactly that message (which, one message being kept
+//     per key, is the key's current value or nothing). Deletes leave no
+//     marker behind, so deleted keys cost nothing.
+//   - TTL: a write with ttl > 0 carries a per-message TTL (Nats-TTL, whole
+//     seconds, rounded up): the server forgets the entry after it, never
+//     earlier. A server too old for per-message TTLs (nats_url) keeps the
+//     entry until it is deleted.
+//   - Replicas: as many as the cluster allows, up to three (R1 on a lone
+//     hub; R3 on a cluster of three nodes or more), file storage under the
+//     node's JetStream directory (mesh.store_dir), so that the state
+//     survives a restart when that directory does, and one node's loss
+//     when there are three replicas.
+//   - Edge nodes reach the hub's JetStream through their leaf link. When a
+//     store does not answer (no quorum, an uplink down), an operation
+//     fails with ErrKVUnavailable after at most KVOptions.Timeout.
+
+// KV errors. Operations return these (possibly wrapped; use errors.Is).
+var (
+	// ErrKVNotFound: the key is absent, deleted or expired.
+	ErrKVNotFound = errors.New("edge: kv: no such key")
+	// ErrKVExists: Create found a live entry.
+	ErrKVExists = errors.New("edge: kv: key exists")
+	// ErrKVRevision: the key's revision is not the expected one (or the
+	// key is absent).
+	ErrKVRevision = errors.New("edge: kv: revision mismatch")
+	// ErrKVUnavailable: the store did not answer in time (JetStream
+	// without quorum or unreachable, the node shut down).
+	ErrKVUnavailable = errors.New("edge: kv: the mesh's store is unavailable")
+	// ErrKVInvalid: a key, prefix or value the store does not take.
+	ErrKVInvalid = errors.New("edge: kv: invalid key or value")
+)
+
+// KVOptions configures a bucket. The zero value of every field but Name
+// is a sane default.
+type KVOptions struct {
+	// Name names the bucket (edgewamp_<Name>): letters, digits, '-', '_'.
+	Name string
+	// MaxBytes bounds the bucket; once full, writes fail (nothing is
+	// dropped). Each replica reserves it from its server's JetStream file
+	// store (256 MiB on an embedded server). Default 64 MiB.
+	MaxBytes int64
+	// MaxValue bounds one value. Default 256 KiB.
+	MaxValue int32
+	// Timeout bounds each operation (a shorter deadline of its context
+	// wins). Default 2 s.
+	Timeout time.Duration
+}
+
+// KVEntry is one key's value and revision.
+type KVEntry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+}
+
+// KV is a bucket in the mesh's JetStream. Every method is safe for
+// concurrent use, blocks on a NATS round trip (a Raft commit for writes
+// on replicated buckets), and honours its context.
+type KV struct {
+	name    string // stream name, KV_<bucket>
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	subj    string // "$KV.<bucket>.": the stream's subject prefix
+	put     string // the prefix writes are published to (API-prefixed through a domain)
+	ttl     bool   // the stream takes per-message TTLs
+	timeout time.Duration
+	maxVal  int
+}
+
+var bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// kvKeyRE is what a key may hold: NATS subject tokens without wildcards.
+var kvKeyRE = regexp.MustCompile(`^[-/_=A-Za-z0-9]+(\.[-/_=A-Za-z0-9]+)*$`)
+
+// JetStream API error codes the KV handles.
+const (
+	codeNoPeers            = 10005 // no suitable peers for placement
+	codeInsufficient       = 10023 // insufficient resources
+	codeReplicasNotCluster = 10074 // replicas > 1 not supported in non-clustered mode
+)
+
+// KV binds the bucket o names, creating it when no node has yet. It
+// blocks until the mesh's JetStream answers or ctx ends (a cluster
+// electing its leaders, an edge node whose uplink is down: retry later);
+// it does not retry by itself. The node must have been started.
+func (n *Node) KV(ctx context.Context, o KVOptions) (*KV, error) {
+	if !bucketNameRE.MatchString(o.Name) {
+		return nil, fmt.Errorf("edge: kv bucket name %q must be 1 to 64 letters, digits, '-' or '_'", o.Name)
+	}
+	if n.nc == nil || n.stopped.Load() {
+		return nil, ErrKVUnavailable
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 64 << 20
+	}
+	if o.MaxValue <= 0 {
+		o.MaxValue = 256 << 10
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	js, err := n.jetStream()
+	if err != nil {
+		return nil, err
+	}
+	bucket := "edgewamp_" + o.Name
+	kv := &KV{name: "KV_" + bucket, js: js, subj: "$KV." + bucket + ".", timeout: o.Timeout, maxVal: int(o.MaxValue)}
+	kv.put = kv.subj
+	if n.opts.NatsURL == "" {
+		kv.put = "$JS." + jsDomain + ".API." + kv.subj
+	}
+	st, err := js.Stream(ctx, kv.name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = n.createBucket(ctx, js, kv, o)
+	}
+	if err != nil {
+		return nil, kvErr("binding bucket "+bucket, err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.AllowDirect {
+		// Created by something else (nats kv add): reads could come from a
+		// lagging replica. Refuse rather than silently lose linearizability.
+		return nil, fmt.Errorf("edge: kv bucket %s allows direct gets (reads from replicas); recreate it without", bucket)
+	}
+	kv.stream, kv.ttl = st, cfg.AllowMsgTTL
+	return kv, nil
+}
+
+// jetStream returns the JetStream API of the mesh: the domain-qualified
+// one (the cluster's or the hub's, which edge nodes reach through their
+// leaf link), or with nats_url the deployment's own.
+func (n *Node) jetStream() (jetstream.JetStream, error) {
+	if n.opts.NatsURL != "" {
+		return jetstream.New(n.nc)
+	}
+	return jetstream.NewWithDomain(n.nc, jsDomain)
+}
+
+// createBucket creates the bucket's stream. A node that lists cluster
+// routes knows the cluster's size and asks for min(3, nodes) replicas;
+// another (an edge node, a cluster node that only accepts routes, a
+// nats_url deployment) asks for three and settles for one when JetStream
+// cannot place three.
+func (n *Node) createBucket(ctx context.Context, js jetstream.JetStream, kv *KV, o KVOptions) (jetstream.Stream, error) {
+	replicas := []int{3, 1}
+	if n.opts.Cluster.Listen != "" && len(n.opts.Cluster.Routes) > 0 {
+		replicas = []int{min(3, 1+len(n.opts.Cluster.Routes))}
+	}
+	ttl := true
+	if ai, err := js.AccountInfo(ctx); err == nil && ai.API.Level < 1 {
+		ttl = false // per-message TTLs need nats-server 2.11
+	}
+	var err error
+	for _, r := range replicas {
+		cfg := jetstream.StreamConfig{
+			Name:              kv.name,
+			Subjects:          []string{kv.subj + ">"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          r,
+			MaxMsgsPerSubject: 1,
+			MaxBytes:          o.MaxBytes,
+			MaxMsgSize:        o.MaxValue + 4096, // headers
+			MaxMsgs:           -1,
+			MaxConsumers:      -1,
+			Discard:           jetstream.DiscardNew,
+			AllowRollup:       false,
+			DenyDelete:        false,
+			DenyPurge:         false,
+			AllowDirect:       false,
+			AllowMsgTTL:       ttl,
+			Duplicates:        2 * time.Minute,
+		}
+		var st jetstream.Stream
+		st, err = js.CreateStream(ctx, cfg)
+		if err == nil {
+			n.log.Info("mesh: kv bucket created", "bucket", strings.TrimPrefix(kv.name, "KV_"), "replicas", r)
+			return st, nil
+		}
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return js.Stream(ctx, kv.name) // another node was faster
+		}
+		var ae *jetstream.APIError
+		if !errors.As(err, &ae) || (ae.ErrorCode != codeNoPeers && ae.ErrorCode != codeInsufficient && ae.ErrorCode != codeReplicasNotCluster) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// ctx bounds an operation by the bucket's timeout.
+func (kv *KV) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, kv.timeout)
+}
+
+// kvErr classifies a NATS or JetStream error: timeouts and missing
+// responders are ErrKVUnavailable, the rest is wrapped as is.
+func kvErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("%w: %s: %v", ErrKVUnavailable, op, err)
+	}
+	return fmt.Errorf("edge: kv: %s: %w", op, err)
+}
+
+func validKey(key string) bool { return len(key) <= 255 && kvKeyRE.MatchString(key) }
+
+// Get returns the current value and revision of key, or ErrKVNotFound.
+// The stream's leader answers, so the result reflects every write that
+// returned before Get was called.
+func (kv *KV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	if !validKey(key) {
+		return nil, 0, ErrKVInvalid
+	}
+	ctx, cancel := kv.ctx(ctx)
+	defer cancel()
+	m, err := kv.stream.GetLastMsgForSubject(ctx, kv.subj+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, ErrKVNotFound
+	}
+	if err != nil {
+		return nil, 0, kvErr("get", err)
+	}
+	if len(m.Header) > 0 && (m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "") {
+		return nil, 0, ErrKVNotFound // a marker left by nats kv tools
+	}
+	if m.Data == nil {
+		m.Data = []byte{}
+	}
+	return m.Data, m.Sequence, nil
+}
+
+// Create stores value under key if the key holds no entry, and returns
+// its revision; ErrKVExists otherwise.
+func (kv *KV) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	rev, err := kv.write(ctx, key, value, 0, ttl)
+	if errors.Is(err, ErrKVRevision) {
+		return 0, ErrKVExists
+	}
+	return rev, err
+}
+
+// Update replaces the value of key if its revision is still rev, and
+// returns the new revision; ErrKVRevision otherwise (also for an absent
+// key).
+func (kv *KV) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	if rev == 0 {
+		return 0, ErrKVRevision
+	}
+	return kv.write(ctx, key, value, rev, ttl)
+}
+
+// write publishes a value expecting the key's last revision to be last
+// (0: no entry).
+func (kv *KV) write(ctx context.Context, key string, value []byte, last uint64, ttl time.Duration) (uint64, error) {
+	if !validKey(key) || len(value) > kv.maxVal {
+		return 0, ErrKVInvalid
+	}
+	ctx, cancel := kv.ctx(ctx)
+	defer cancel()
+	m := &nats.Msg{Subject: kv.put + key, Header: nats.Header{}, Data: value}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithRetryAttempts(0)}
+	if ttl > 0 && kv.ttl {
+		opts = append(opts, jetstream.WithMsgTTL(wholeSeconds(ttl)))
+	}
+	ack, err := kv.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, ErrKVRevision
+		}
+		return 0, kvErr("write", err)
+	}
+	return ack.Sequence, nil
+}
+
+// wholeSeconds rounds ttl up to whole seconds (the server's unit): a TTL
+// is never shortened.
+func wholeSeconds(ttl time.Duration) time.Duration {
+	return (ttl + time.Second - 1) / time.Second * time.Second
+}
+
+// Delete removes key. With rev 0 it removes whatever the key holds (and
+// succeeds on an absent key); with rev > 0 only the entry of that
+// revision, else ErrKVRevision (also for an absent key).
+func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
+	if !validKey(key) {
+		return ErrKVInvalid
+	}
+	ctx, cancel := kv.ctx(ctx)
+	defer cancel()
+	if rev == 0 {
+		if err := kv.stream.Purge(ctx, jetstream.WithPurgeSubject(kv.subj+key)); err != nil {
+			return kvErr("delete", err)
+		}
+		return nil
+	}
+	// One message per key: the message of sequence rev exists exactly when
+	// it is the key's current entry (an update removes the older one in
+	// the same step). Check that it is this key's before removing it.
+	m, err := kv.stream.GetMsg(ctx, rev)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrKVRevision
+	}
+	if err != nil {
+		return kvErr("delete", err)
+	}
+	if m.Subject != kv.subj+key {
+		return ErrKVRevision
+	}
+	if err := kv.stream.DeleteMsg(ctx, rev); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || isAPICode(err, jetstream.JSErrCodeMessageNotFound) {
+			return ErrKVRevision // updated or deleted meanwhile
+		}
+		return kvErr("delete", err)
+	}
+	return nil
+}
+
+func isAPICode(err error, code jetstream.ErrorCode) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == code
+}
+
+// List returns the live entries whose keys start with prefix, which is
+// "" (every key) or a key followed by a dot ("rt."), in any order. The
+// stream's leader answers, one entry per round trip (JetStream's
+// next-message-by-subject get), so every entry written before List was
+// called is in the result; entries written or deleted meanwhile may or
+// may not be. It costs one round trip per entry: meant for buckets of
+// thousands of entries, not millions.
+func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
+	filter := kv.subj + ">"
+	if prefix != "" {
+		if !strings.HasSuffix(prefix, ".") || !validKey(prefix[:len(prefix)-1]) {
+			return nil, ErrKVInvalid
+		}
+		filter = kv.subj + prefix + ">"
+	}
+	var out []KVEntry
+	for seq := uint64(1); ; {
+		octx, cancel := kv.ctx(ctx)
+		m, err := kv.stream.GetMsg(octx, seq, jetstream.WithGetMsgSubject(filter))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, kvErr("list", err)
+		}
+		seq = m.Sequence + 1
+		if len(m.Header) > 0 && (m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "") {
+			continue
+		}
+		if m.Data == nil {
+			m.Data = []byte{}
+		}
+		out = append(out, KVEntry{Key: strings.TrimPrefix(m.Subject, kv.subj), Value: m.Data, Revision: m.Sequence})
+	}
+}

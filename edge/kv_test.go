@@ -1,0 +1,336 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The shared key-value API (kv.go) over real embedded NATS servers: a
+// lone hub (R1), a three-node cluster (R3, linearizable reads from any
+// node, one node lost), and an edge node reaching its hub's bucket through
+// the leaf link, then cut off from it. The Store contract as oauth states
+// it is checked in full by oauth/storetest, through cmd's adapter
+// (cmd/edgewamp/oauth_mesh_test.go).
+
+// bindKV binds a bucket on tn, retrying while JetStream elects its
+// leaders.
+func bindKV(t *testing.T, tn *tnode, name string) *KV {
+	t.Helper()
+	var kv *KV
+	eventually(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		var err error
+		kv, err = tn.n.KV(ctx, KVOptions{Name: name})
+		return err
+	})
+	return kv
+}
+
+func TestKVSingleHub(t *testing.T) {
+	t.Parallel()
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = "127.0.0.1:0" })
+	kv := bindKV(t, hub, "test")
+	ctx := ctxT(t, 30*time.Second)
+	if info := kv.stream.CachedInfo(); info.Config.Replicas != 1 || info.Config.AllowDirect || !info.Config.AllowMsgTTL || info.Config.Storage.String() != "File" {
+		t.Fatalf("bucket config: replicas %d direct %v ttl %v storage %v", info.Config.Replicas, info.Config.AllowDirect, info.Config.AllowMsgTTL, info.Config.Storage)
+	}
+
+	if _, _, err := kv.Get(ctx, "a.b"); !errors.Is(err, ErrKVNotFound) {
+		t.Fatalf("Get of an absent key: %v", err)
+	}
+	r1, err := kv.Create(ctx, "a.b", []byte("one"), 0)
+	if err != nil || r1 == 0 {
+		t.Fatalf("Create: %d %v", r1, err)
+	}
+	if _, err := kv.Create(ctx, "a.b", []byte("two"), 0); !errors.Is(err, ErrKVExists) {
+		t.Fatalf("second Create: %v", err)
+	}
+	if v, rev, err := kv.Get(ctx, "a.b"); err != nil || string(v) != "one" || rev != r1 {
+		t.Fatalf("Get = %q %d %v", v, rev, err)
+	}
+	r2, err := kv.Update(ctx, "a.b", []byte("two"), r1, 0)
+	if err != nil || r2 <= r1 {
+		t.Fatalf("Update: %d %v", r2, err)
+	}
+	if _, err := kv.Update(ctx, "a.b", []byte("three"), r1, 0); !errors.Is(err, ErrKVRevision) {
+		t.Fatalf("stale Update: %v", err)
+	}
+	if _, err := kv.Update(ctx, "a.none", []byte("x"), r2, 0); !errors.Is(err, ErrKVRevision) {
+		t.Fatalf("Update of an absent key: %v", err)
+	}
+	if err := kv.Delete(ctx, "a.b", r1); !errors.Is(err, ErrKVRevision) {
+		t.Fatalf("stale Delete: %v", err)
+	}
+	// A revision that is another key's message is not this key's.
+	rOther, _ := kv.Create(ctx, "a.other", []byte("o"), 0)
+	if err := kv.Delete(ctx, "a.b", rOther); !errors.Is(err, ErrKVRevision) {
+		t.Fatalf("Delete with another key's revision: %v", err)
+	}
+	if _, _, err := kv.Get(ctx, "a.other"); err != nil {
+		t.Fatalf("a.other went with a.b's delete: %v", err)
+	}
+	if err := kv.Delete(ctx, "a.b", r2); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, _, err := kv.Get(ctx, "a.b"); !errors.Is(err, ErrKVNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	// Deleted keys can be created again, with a new revision, and leave no
+	// marker (the stream holds only live entries).
+	r3, err := kv.Create(ctx, "a.b", []byte("again"), 0)
+	if err != nil || r3 <= r2 {
+		t.Fatalf("Create after Delete: %d %v", r3, err)
+	}
+	if err := kv.Delete(ctx, "a.b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "a.never", 0); err != nil {
+		t.Fatalf("unconditional Delete of an absent key: %v", err)
+	}
+	if si, err := kv.stream.Info(ctx); err != nil || si.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after the deletes, want 1 (a.other): %v", si.State.Msgs, err)
+	}
+
+	// Invalid input is refused before it reaches NATS.
+	for _, k := range []string{"", "a.*", "a.>", ".a", "a.", "a..b", "a b"} {
+		if _, err := kv.Create(ctx, k, nil, 0); !errors.Is(err, ErrKVInvalid) {
+			t.Errorf("Create(%q): %v", k, err)
+		}
+	}
+	if _, err := kv.Create(ctx, "big", make([]byte, 256<<10+1), 0); !errors.Is(err, ErrKVInvalid) {
+		t.Errorf("oversized value: %v", err)
+	}
+	if _, err := kv.List(ctx, "a"); !errors.Is(err, ErrKVInvalid) {
+		t.Errorf("List prefix without its dot: %v", err)
+	}
+
+	// List: values and revisions of live entries under a prefix only.
+	want := map[string]string{}
+	for i := range 300 {
+		k := "l." + strconv.Itoa(i)
+		want[k] = strconv.Itoa(i * i)
+		if _, err := kv.Create(ctx, k, []byte(want[k]), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv.Create(ctx, "lx.1", []byte("no"), 0)
+	kv.Delete(ctx, "l.7", 0)
+	delete(want, "l.7")
+	es, err := kv.List(ctx, "l.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range es {
+		got[e.Key] = string(e.Value)
+		if _, rev, _ := kv.Get(ctx, e.Key); rev != e.Revision {
+			t.Errorf("List %s: revision %d, Get %d", e.Key, e.Revision, rev)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("List(l.) returned %d entries, want %d", len(got), len(want))
+	}
+	if es, err := kv.List(ctx, "empty."); err != nil || len(es) != 0 {
+		t.Fatalf("List of an empty prefix: %v %v", es, err)
+	}
+	if es, err := kv.List(ctx, ""); err != nil || len(es) != 301 {
+		t.Fatalf("List of everything: %d entries, %v", len(es), err)
+	}
+
+	// TTL: gone after it, not before; a shorter TTL is rounded up to a
+	// second, never down.
+	rt, err := kv.Create(ctx, "ttl.a", []byte("v"), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(ctx, "ttl.a", []byte("w"), rt, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	if v, _, err := kv.Get(ctx, "ttl.a"); err != nil || string(v) != "w" {
+		t.Fatalf("Get within the TTL: %q %v", v, err)
+	}
+	eventually(t, 15*time.Second, func() error {
+		_, _, err := kv.Get(ctx, "ttl.a")
+		if errors.Is(err, ErrKVNotFound) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+	if d := time.Since(written); d < 2*time.Second-100*time.Millisecond {
+		t.Fatalf("an entry with a 1.5 s TTL (2 s once rounded) went after %v", d)
+	}
+	if _, err := kv.Create(ctx, "ttl.a", []byte("new"), 0); err != nil {
+		t.Fatalf("Create after expiry: %v", err)
+	}
+}
+
+// Three nodes: the bucket has three replicas; a write on one node is seen
+// by a read that starts afterwards on any other (no lagging replica
+// answers); compare-and-set holds across nodes; losing one node keeps the
+// bucket working.
+func TestKVClusterLinearizable(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b", "c")
+	kvs := make([]*KV, 3)
+	for i, tn := range nodes {
+		kvs[i] = bindKV(t, tn, "test")
+	}
+	ctx := ctxT(t, 60*time.Second)
+	if r := kvs[0].stream.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("replicas %d, want 3", r)
+	}
+	// Read-your-writes across nodes, many times over (a direct get from a
+	// follower would miss some).
+	for i := range 200 {
+		w, r := kvs[i%3], kvs[(i+1)%3]
+		k := "x." + strconv.Itoa(i%5)
+		v := []byte(strconv.Itoa(i))
+		_, rev, err := r.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrKVNotFound):
+			rev, err = w.Create(ctx, k, v, 0)
+		case err == nil:
+			rev, err = w.Update(ctx, k, v, rev, 0)
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		got, grev, err := r.Get(ctx, k)
+		if err != nil || !bytes.Equal(got, v) || grev != rev {
+			t.Fatalf("round %d: wrote %s rev %d on %d, read %s rev %d on %d: %v", i, v, rev, i%3, got, grev, (i+1)%3, err)
+		}
+	}
+	// A CAS counter incremented from all three nodes loses no update.
+	if _, err := kvs[0].Create(ctx, "ctr", []byte("0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var conflicts atomic.Int64
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kv := kvs[i%3]
+			for n := 0; n < 15; {
+				v, rev, err := kv.Get(ctx, "ctr")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c, _ := strconv.Atoi(string(v))
+				if _, err := kv.Update(ctx, "ctr", []byte(strconv.Itoa(c+1)), rev, 0); errors.Is(err, ErrKVRevision) {
+					conflicts.Add(1)
+					continue
+				} else if err != nil {
+					t.Error(err)
+					return
+				}
+				n++
+			}
+		}()
+	}
+	wg.Wait()
+	if v, _, _ := kvs[2].Get(ctx, "ctr"); string(v) != "90" {
+		t.Fatalf("counter %s after 90 increments from three nodes (%d conflicts)", v, conflicts.Load())
+	}
+	t.Logf("90 CAS increments from three nodes, %d conflicts retried", conflicts.Load())
+
+	// One node goes: the other two keep a quorum.
+	nodes[2].stop()
+	eventually(t, 20*time.Second, func() error {
+		_, err := kvs[0].Create(ctx, "after."+strconv.FormatInt(time.Now().UnixNano(), 10), []byte("v"), 0)
+		return err
+	})
+	if v, _, err := kvs[1].Get(ctx, "ctr"); err != nil || string(v) != "90" {
+		t.Fatalf("after losing a node: %q %v", v, err)
+	}
+}
+
+// An edge node uses its hub's bucket through the leaf link; with the link
+// cut, operations fail with ErrKVUnavailable within the timeout (never
+// hang), and work again once it is back.
+func TestKVLeafUplink(t *testing.T) {
+	t.Parallel()
+	leafAddr := freeAddr(t)
+	px := newProxy(t, leafAddr)
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	waitMesh(t, hub, edge)
+	hkv := bindKV(t, hub, "test")
+	ekv := bindKV(t, edge, "test")
+	ctx := ctxT(t, 60*time.Second)
+	rev, err := ekv.Create(ctx, "k", []byte("from the edge"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, r, err := hkv.Get(ctx, "k"); err != nil || string(v) != "from the edge" || r != rev {
+		t.Fatalf("hub reads %q %d %v", v, r, err)
+	}
+	if es, err := ekv.List(ctx, ""); err != nil || len(es) != 1 {
+		t.Fatalf("edge List: %v %v", es, err)
+	}
+
+	px.cut()
+	eventually(t, 10*time.Second, func() error {
+		if len(edge.n.Peers()) != 0 {
+			return errors.New("the edge still sees the hub")
+		}
+		return nil
+	})
+	for _, op := range []struct {
+		name string
+		f    func() error
+	}{
+		{"get", func() error { _, _, err := ekv.Get(ctx, "k"); return err }},
+		{"create", func() error { _, err := ekv.Create(ctx, "k2", []byte("v"), 0); return err }},
+		{"update", func() error { _, err := ekv.Update(ctx, "k", []byte("v"), rev, 0); return err }},
+		{"delete", func() error { return ekv.Delete(ctx, "k", rev) }},
+		{"list", func() error { _, err := ekv.List(ctx, ""); return err }},
+	} {
+		start := time.Now()
+		err := op.f()
+		if !errors.Is(err, ErrKVUnavailable) {
+			t.Errorf("%s with the uplink down: %v, want ErrKVUnavailable", op.name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v with the uplink down (timeout 2 s)", op.name, d)
+		}
+	}
+	// The hub still serves its own.
+	if _, _, err := hkv.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	px.restore()
+	eventually(t, 20*time.Second, func() error {
+		_, _, err := ekv.Get(ctx, "k")
+		return err
+	})
+}
+
+// A bucket cannot be bound before the node started or after it stopped,
+// and names are checked.
+func TestKVBindErrors(t *testing.T) {
+	t.Parallel()
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = "127.0.0.1:0" })
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := hub.n.KV(ctx, KVOptions{Name: "bad name"}); err == nil {
+		t.Fatal("a bucket name with a space was accepted")
+	}
+	kv := bindKV(t, hub, "test")
+	hub.stop()
+	if _, err := hub.n.KV(ctx, KVOptions{Name: "test"}); !errors.Is(err, ErrKVUnavailable) {
+		t.Fatalf("KV after Shutdown: %v", err)
+	}
+	if _, _, err := kv.Get(ctx, "k"); !errors.Is(err, ErrKVUnavailable) {
+		t.Fatalf("Get after Shutdown: %v", err)
+	}
+}
