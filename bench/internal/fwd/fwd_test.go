@@ -96,8 +96,34 @@ func forwarderWithClient(t *testing.T, mode string, fp FlushPolicy) {
 			t.Fatalf("%d of 3 events", i)
 		}
 	}
+	// One flush takes the ring only with two connections or more to write
+	// (one write(2) is cheaper than an enter), and subscribers are grouped
+	// per loop and serializer, so the three above may each have been
+	// written alone. Four subscribers of one serializer over two loops put
+	// two in one group: the event reaches both in one flush.
+	more := make(chan struct{}, 4)
+	for i := 0; i < 4; i++ {
+		cs, err := client.Dial(ctx, client.Config{URL: urls[0], Realm: "realm1", Serializer: proto.MsgPack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		if _, err := cs.Subscribe(ctx, "com.more", func(*client.Event) { more <- struct{}{} }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Publish(ctx, "com.more", []any{"ev", 2}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		select {
+		case <-more:
+		case <-ctx.Done():
+			t.Fatalf("%d of 4 events", i)
+		}
+	}
 	if st := s.Stats(); (mode == "on") != (st.RingSends > 0) {
-		t.Fatalf("io_uring %s: %d ring sends", mode, st.RingSends)
+		t.Fatalf("io_uring %s: %d ring sends (%+v)", mode, st.RingSends, st)
 	}
 }
 
