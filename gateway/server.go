@@ -38,7 +38,7 @@ type Server struct {
 	apiKeys     map[[32]byte]*keyed // by SHA-256 of the key; static
 	signingKeys map[string]*keyed   // by key id; static
 	realms      atomic.Pointer[map[string]*realmEntry]
-	apiKeyHdr   string // Options.APIKeyHeader in canonical form (direct header map lookups)
+	apiKeyHdr   string           // Options.APIKeyHeader in canonical form (direct header map lookups)
 	routes      []*compiledRoute // static
 	callees     []*calleeRunner  // static
 	webhooks    []*webhookRunner // static
