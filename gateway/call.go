@@ -20,10 +20,10 @@ type call struct {
 	req   uint64         // owned by shard: the CALL's request id once sent
 	s     *sess          // the session, and the CALL, for run
 	cr    callReq
-	// buf holds the final result's args and kwargs (callReply aliases
-	// it). The shard fills it before finish; the HTTP goroutine owns it
-	// from the receive on c.final until it puts the record back, so that
-	// a recycled record reuses it.
+	// buf holds the final RESULT's response document (callReply.doc,
+	// args and kwargs alias it). The shard fills it before finish; the
+	// HTTP goroutine owns it from the receive on c.final until recycle,
+	// so that a recycled record reuses it.
 	buf []byte
 }
 
@@ -222,9 +222,9 @@ func appendResultDoc(b, args, kwargs []byte) (doc, a, k []byte) {
 // calls. When ctx ends first (the client went away), the call is
 // canceled.
 //
-// The reply's args and kwargs stay valid until done is called with the
-// reply's record (it is recycled then); done is nil when there is nothing
-// to recycle.
+// It returns the call record with the reply: the reply's doc, args and
+// kwargs stay valid until recycle is called with it (nil when there is
+// nothing to recycle: the record may still be answered by the shard).
 func (g *Server) call(ctx context.Context, s *sess, cr *callReq) (callReply, *call) {
 	c := calls.Get().(*call)
 	c.s, c.cr = s, *cr
