@@ -78,12 +78,14 @@ const (
 )
 
 func (g *Server) credentialOf(r *http.Request) credential {
-	if h := r.Header.Get("Authorization"); h != "" {
+	// Direct lookups with canonical keys: Header.Get would canonicalize
+	// (and for a key such as X-API-Key allocate) on every request.
+	if h := headerValue(r.Header, "Authorization"); h != "" {
 		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			return credBearer
 		}
 	}
-	if r.Header.Get(g.opts.APIKeyHeader) != "" {
+	if headerValue(r.Header, g.apiKeyHdr) != "" {
 		return credAPIKey
 	}
 	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "signature=") && r.URL.Query().Has("signature") {
@@ -92,11 +94,19 @@ func (g *Server) credentialOf(r *http.Request) credential {
 	return credNone
 }
 
+// headerValue is h.Get(key) for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // authenticate establishes who a request acts as in realm, as auth
 // allows. body is the request body (signed requests sign it); anonymous
-// requests act as anon (a route's fixed identity) or the realm's
-// anonymous role.
-func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []byte, anon *identity) (*who, *problem) {
+// requests act as anon (a route's fixed principal) or the realm's
+// anonymous role. The *who returned is shared: callers must not modify it.
+func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []byte, anon *who) (*who, *problem) {
 	cred := g.credentialOf(r)
 	ip := ""
 	if cred != credNone && auth.Type != "none" {
@@ -130,7 +140,7 @@ func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []
 	case credBearer:
 		w, p = g.bearer(r, realm)
 	case credAPIKey:
-		w, p = g.apiKey(r.Header.Get(g.opts.APIKeyHeader), realm, auth.Keys)
+		w, p = g.apiKey(headerValue(r.Header, g.apiKeyHdr), realm, auth.Keys)
 	case credSigned:
 		w, p = g.signed(r.URL.Query(), body, realm, auth.Keys)
 	default:
@@ -191,15 +201,15 @@ func (g *Server) unauthorized(detail, bearerErr string) *problem {
 	return p
 }
 
-func (g *Server) anonymous(realm string, anon *identity) (*who, *problem) {
-	if anon != nil && anon.authrole != "" {
-		return &who{id: *anon}, nil
+func (g *Server) anonymous(realm string, anon *who) (*who, *problem) {
+	if anon != nil && anon.id.authrole != "" {
+		return anon, nil
 	}
-	ra := g.realmAccess(realm)
-	if ra == nil || !ra.Anonymous {
+	ra := g.realm(realm)
+	if ra == nil || ra.anon == nil {
 		return nil, g.unauthorized("this realm needs credentials", "")
 	}
-	return &who{id: identity{realm: realm, authrole: ra.AnonymousRole, method: "anonymous"}}, nil
+	return ra.anon, nil
 }
 
 func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {

@@ -37,11 +37,11 @@ import (
 // bridgeRealm checks that realm serves the bridge and authenticates the
 // request for it.
 func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, *problem) {
-	ra := g.realmAccess(realm)
+	ra := g.realm(realm)
 	if ra == nil || !ra.Bridge {
 		return nil, newProblem(http.StatusNotFound, proto.URINoSuchRealm, "the HTTP bridge is not enabled for realm "+strconv.Quote(realm))
 	}
-	w, p := g.authenticate(r, realm, &Auth{Type: "any"}, body, nil)
+	w, p := g.authenticate(r, realm, &anyAuth, body, nil)
 	if p != nil {
 		return nil, p
 	}
@@ -50,6 +50,9 @@ func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, 
 	}
 	return w, nil
 }
+
+// anyAuth is the bridge endpoints' authentication: any credential, or none.
+var anyAuth = Auth{Type: "any"}
 
 // readBody reads a JSON request body within limit bytes and
 // Limits.BodyTimeout. An empty body is nil.
@@ -218,10 +221,16 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var o callOptions
-	if p := decodeStrict(bb.options, &o); p != nil {
-		p.detail = "options: " + p.detail
-		writeProblem(w, p)
-		return
+	if bb.options != nil {
+		// Decoded into its own (escaping) value, so that a call without
+		// options allocates none.
+		po := new(callOptions)
+		if p := decodeStrict(bb.options, po); p != nil {
+			p.detail = "options: " + p.detail
+			writeProblem(w, p)
+			return
+		}
+		o = *po
 	}
 	args, kwargs := bb.args, bb.kwargs
 	timeout := g.opts.CallTimeout
@@ -239,9 +248,9 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	cr := &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}
+	cr := callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}
 	if wantSSE {
-		g.streamCall(w, r, who.id, cr, nil)
+		g.streamCall(w, r, who.id, &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}, nil)
 		return
 	}
 	s, ip, p := g.pool.acquire(who.id)
@@ -249,9 +258,10 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	res := g.call(r.Context(), s, cr)
+	res, c := g.call(r.Context(), s, &cr)
 	g.pool.release(ip)
 	g.answerCall(w, r, res, nil)
+	recycle(c)
 }
 
 // answerCall writes a call's outcome: 200 {"args","kwargs"} or a problem.
@@ -267,22 +277,33 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 		writeProblem(w, p)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	// Pieces into the response's buffer: no document is built.
-	w.Write(resultOpen)
-	if len(res.args) > 0 {
-		w.Write(res.args)
-	} else {
-		w.Write(emptyArgs)
+	doc := res.doc
+	if doc == nil {
+		doc, _, _ = appendResultDoc(nil, res.args, res.kwargs)
 	}
-	w.Write(resultMid)
-	if len(res.kwargs) > 0 {
-		w.Write(res.kwargs)
-	} else {
-		w.Write(emptyKwargs)
-	}
-	w.Write(resultClose)
+	writeJSON(w, http.StatusOK, doc)
 }
+
+// ctJSON is the Content-Type header's value, shared by every response
+// (net/http copies header values, it never writes to them).
+var ctJSON = []string{"application/json"}
+
+// writeJSON answers status with a JSON document in one Write. Content-Length
+// is set up front only for documents net/http would otherwise send chunked
+// (it computes the length itself for smaller ones, without allocating).
+func writeJSON(w http.ResponseWriter, status int, doc []byte) {
+	h := w.Header()
+	h["Content-Type"] = ctJSON
+	if len(doc) >= chunkingSize {
+		h["Content-Length"] = []string{strconv.Itoa(len(doc))}
+	}
+	w.WriteHeader(status)
+	w.Write(doc)
+}
+
+// chunkingSize is net/http's bufferBeforeChunkingSize: a handler's output
+// up to this size gets a computed Content-Length.
+const chunkingSize = 2048
 
 var (
 	resultOpen  = []byte(`{"args":`)

@@ -19,12 +19,21 @@ type call struct {
 	prog  chan callReply // progressive RESULTs (nil when not asked for); bounded
 	req   uint64         // owned by shard: the CALL's request id once sent
 	s     *sess          // the session, and the CALL, for run
-	cr    *callReq
+	cr    callReq
+	// buf holds the final RESULT's response document (callReply.doc,
+	// args and kwargs alias it). The shard fills it before finish; the
+	// HTTP goroutine owns it from the receive on c.final until recycle,
+	// so that a recycled record reuses it.
+	buf []byte
 }
 
 // run implements job: it sends the CALL (a call posts itself, so that the
 // request path allocates no closure).
-func (c *call) run() { c.s.startCall(c, c.cr) }
+func (c *call) run() { c.s.startCall(c, &c.cr) }
+
+// maxKeptResult is the largest result buffer a recycled call record
+// keeps; larger ones go to the garbage collector with their reply.
+const maxKeptResult = 16 << 10
 
 // calls recycles call records (with their channels) whose final answer
 // was received: nothing sends to them any more.
@@ -33,6 +42,7 @@ var calls = sync.Pool{New: func() any { return &call{final: make(chan callReply,
 // callReply is a RESULT or an ERROR; args and kwargs are JSON owned by the
 // reply.
 type callReply struct {
+	doc          []byte // a final RESULT's response document (args and kwargs alias it)
 	args, kwargs []byte
 	err          string // the error URI of an ERROR
 	detail       string // for errors the gateway makes up
@@ -69,7 +79,8 @@ func (s *sess) startCall(c *call, cr *callReq) {
 	m.Reset()
 	m.Type = proto.CodeCall
 	m.Request = req
-	m.URI = []byte(cr.uri)
+	m.URI = append(s.uri[:0], cr.uri...)
+	s.uri = m.URI
 	if cr.timeout > 0 {
 		ms := uint64(cr.timeout / time.Millisecond)
 		if ms == 0 {
@@ -120,27 +131,28 @@ func (s *sess) result(m *proto.Message) {
 	if c == nil {
 		return // canceled meanwhile
 	}
+	progress := m.Type == proto.CodeResult && m.Opt.Bool(proto.KeyProgress, false)
+	if progress && c.prog == nil {
+		return // not asked for
+	}
 	r := callReply{}
-	n := len(m.Args.B) + len(m.Kwargs.B)
-	if n > 0 {
-		buf := make([]byte, 0, n)
-		buf = append(buf, m.Args.B...)
-		r.args = buf[:len(m.Args.B):len(m.Args.B)]
-		buf = append(buf, m.Kwargs.B...)
-		r.kwargs = buf[len(m.Args.B):]
-		if m.Kwargs.B == nil {
-			r.kwargs = nil
+	switch {
+	case m.Type == proto.CodeResult && !progress:
+		// The final RESULT: the response document {"args":...,"kwargs":...}
+		// is built here, into the record's buffer (recycled with the
+		// record), so that the HTTP goroutine writes it with one Write;
+		// args and kwargs alias it.
+		r.doc, r.args, r.kwargs = appendResultDoc(c.buf[:0], m.Args.B, m.Kwargs.B)
+		if cap(r.doc) <= maxKeptResult {
+			c.buf = r.doc[:0]
 		}
-		if m.Args.B == nil {
-			r.args = nil
-		}
+	default:
+		// Progressive results queue up, each with its own bytes.
+		r.args, r.kwargs = copyPayload(m.Args.B, m.Kwargs.B)
 	}
 	if m.Type == proto.CodeError {
 		r.err = string(m.URI)
-	} else if m.Opt.Bool(proto.KeyProgress, false) {
-		if c.prog == nil {
-			return
-		}
+	} else if progress {
 		select {
 		case c.prog <- r:
 		default:
@@ -158,25 +170,84 @@ func (s *sess) result(m *proto.Message) {
 	c.finish(r)
 }
 
+// copyPayload copies args and kwargs into one new allocation; nil stays
+// nil.
+func copyPayload(args, kwargs []byte) (a, k []byte) {
+	n := len(args) + len(kwargs)
+	if n == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, args...)
+	buf = append(buf, kwargs...)
+	if args != nil {
+		a = buf[:len(args):len(args)]
+	}
+	if kwargs != nil {
+		k = buf[len(args):n:n]
+	}
+	return a, k
+}
+
+// appendResultDoc appends a call's response document, {"args":[...],
+// "kwargs":{...}} ([] and {} when absent), to b and returns it with its
+// args and kwargs (nil when absent) aliasing it.
+func appendResultDoc(b, args, kwargs []byte) (doc, a, k []byte) {
+	if n := len(resultOpen) + len(resultMid) + len(resultClose) + len(args) + len(kwargs) + 4; cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	b = append(b, resultOpen...)
+	if len(args) > 0 {
+		i := len(b)
+		b = append(b, args...)
+		a = b[i:len(b):len(b)]
+	} else {
+		b = append(b, emptyArgs...)
+	}
+	b = append(b, resultMid...)
+	if len(kwargs) > 0 {
+		i := len(b)
+		b = append(b, kwargs...)
+		k = b[i:len(b):len(b)]
+	} else {
+		b = append(b, emptyKwargs...)
+	}
+	b = append(b, resultClose...)
+	return b, a, k
+}
+
 // call runs one CALL for an HTTP request and waits for its answer. The
 // router enforces the call's timeout (every bridge and route call has
 // one) and answers wamp.error.timeout; a session that ends fails its
 // calls. When ctx ends first (the client went away), the call is
 // canceled.
-func (g *Server) call(ctx context.Context, s *sess, cr *callReq) callReply {
+//
+// It returns the call record with the reply: the reply's doc, args and
+// kwargs stay valid until recycle is called with it (nil when there is
+// nothing to recycle: the record may still be answered by the shard).
+func (g *Server) call(ctx context.Context, s *sess, cr *callReq) (callReply, *call) {
 	c := calls.Get().(*call)
-	c.s, c.cr = s, cr
+	c.s, c.cr = s, *cr
 	if err := s.q.postJob(c); err != nil {
-		return callReply{err: proto.URISystemShutdown, detail: "the router is not running"}
+		c.s, c.cr = nil, callReq{}
+		calls.Put(c)
+		return callReply{err: proto.URISystemShutdown, detail: "the router is not running"}, nil
 	}
 	select {
 	case r := <-c.final:
-		c.s, c.cr, c.req = nil, nil, 0
-		calls.Put(c)
-		return r
+		c.s, c.cr, c.req = nil, callReq{}, 0
+		return r, c
 	case <-ctx.Done():
 		s.q.post(func() { s.cancelCall(c) }) // c is not recycled: the shard may still answer it
-		return callReply{err: proto.URICanceled, detail: "the client went away"}
+		return callReply{err: proto.URICanceled, detail: "the client went away"}, nil
+	}
+}
+
+// recycle returns a call record that call returned, once its reply has
+// been written. Safe on nil.
+func recycle(c *call) {
+	if c != nil {
+		calls.Put(c)
 	}
 }
 

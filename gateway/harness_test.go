@@ -24,7 +24,7 @@ import (
 // and the gateway on another loopback port, driven by net/http.
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	r    *route.Router
 	eng  *loop.Engine
 	gw   *Server
@@ -59,7 +59,7 @@ func secureRealm() route.RealmConfig {
 	return route.RealmConfig{Name: "secure", Authorizer: z, Anonymous: true, AnonymousRole: "svc"}
 }
 
-func newEnv(t *testing.T, mutate func(*Options)) *env {
+func newEnv(t testing.TB, mutate func(*Options)) *env {
 	t.Helper()
 	log := testLogger()
 	r, err := route.New(route.Config{

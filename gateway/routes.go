@@ -40,7 +40,7 @@ type compiledRoute struct {
 	resp     *pointer // nil: the whole result
 	usesBody bool
 	params   []string
-	anon     *identity // the identity of an auth-none route
+	anon     *who // the principal of an auth-none route
 	cors     *corsPolicy
 	h        http.Handler // wrapped
 }
@@ -230,7 +230,7 @@ func (g *Server) compileRoute(i int) (*compiledRoute, []error) {
 		if len(rt.Auth.Scopes) > 0 || len(rt.Auth.Roles) > 0 {
 			bad("a route without authentication cannot require scopes or roles", "auth")
 		}
-		cr.anon = &identity{realm: rt.Realm, authid: rt.AuthID, authrole: rt.Role, method: "gateway"}
+		cr.anon = &who{id: identity{realm: rt.Realm, authid: rt.AuthID, authrole: rt.Role, method: "gateway"}}
 		if rt.Role == "" {
 			cr.anon = nil // the realm's anonymous role
 		}
@@ -300,13 +300,14 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 			writeProblem(w, p)
 			return
 		}
-		res := g.call(r.Context(), s, req)
+		res, c := g.call(r.Context(), s, req)
 		g.pool.release(ip)
 		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
 			g.answerCall(w, r, res, cr.Errors)
-			return
+		} else {
+			cr.respond(w, res)
 		}
-		cr.respond(w, res)
+		recycle(c)
 	}
 }
 
@@ -399,9 +400,7 @@ func (cr *compiledRoute) respond(w http.ResponseWriter, res callReply) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(out)
+	writeJSON(w, status, out)
 }
 
 func jsonMarshal(v any) ([]byte, error) {

@@ -37,7 +37,8 @@ type Server struct {
 
 	apiKeys     map[[32]byte]*keyed // by SHA-256 of the key; static
 	signingKeys map[string]*keyed   // by key id; static
-	realms      atomic.Pointer[map[string]*RealmAccess]
+	realms      atomic.Pointer[map[string]*realmEntry]
+	apiKeyHdr   string           // Options.APIKeyHeader in canonical form (direct header map lookups)
 	routes      []*compiledRoute // static
 	callees     []*calleeRunner  // static
 	webhooks    []*webhookRunner // static
@@ -82,6 +83,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
 	g.nonces = newNonceCache(1 << 20)
 	g.SetRealms(opts.Realms)
+	g.apiKeyHdr = http.CanonicalHeaderKey(g.opts.APIKeyHeader)
 	errs = append(errs, g.loadKeys()...)
 	errs = append(errs, g.buildMux()...)
 	errs = append(errs, g.buildCallees()...)
@@ -106,17 +108,29 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	return g, nil
 }
 
+// realmEntry is a realm's bridge access and, when it admits anonymous
+// requests, the principal they act as (built once, so that an anonymous
+// request allocates none).
+type realmEntry struct {
+	RealmAccess
+	anon *who // nil unless Anonymous
+}
+
 // SetRealms replaces the realms' bridge access (configuration reload).
 func (g *Server) SetRealms(realms []RealmAccess) {
-	m := make(map[string]*RealmAccess, len(realms))
+	m := make(map[string]*realmEntry, len(realms))
 	for i := range realms {
-		ra := realms[i]
-		m[ra.Name] = &ra
+		e := &realmEntry{RealmAccess: realms[i]}
+		if e.Anonymous {
+			e.anon = &who{id: identity{realm: e.Name, authrole: e.AnonymousRole, method: "anonymous"}}
+		}
+		m[e.Name] = e
 	}
 	g.realms.Store(&m)
 }
 
-func (g *Server) realmAccess(name string) *RealmAccess { return (*g.realms.Load())[name] }
+// realm returns a realm's entry, nil for a realm not configured.
+func (g *Server) realm(name string) *realmEntry { return (*g.realms.Load())[name] }
 
 func (g *Server) loadKeys() []error {
 	var errs []error

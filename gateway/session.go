@@ -99,6 +99,7 @@ type sess struct {
 	dec      proto.Decoder
 	msg      proto.Message
 	out      proto.Message
+	uri      []byte // out.URI's buffer for CALLs
 	req      uint64
 	calls    map[uint64]*call
 	subs     map[uint64]*subEntry
