@@ -260,14 +260,21 @@ func runPubSub(cfg *Config) (*Result, error) {
 	cpu.stop(r)
 	close(stopTick)
 	<-tickDone
-	// Let the events in flight arrive: wait until none came for 200 ms.
-	for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); {
+	// Let the events in flight arrive: until every published event reached
+	// every subscriber, or none came for a second (a router may drop events
+	// by design; 200 ms was too short on a loaded machine, where a stalled
+	// process read as lost events).
+	for last, quiet, deadline := int64(-1), time.Duration(0), time.Now().Add(10*time.Second); time.Now().Before(deadline) && quiet < time.Second; {
 		d := run.delivered.Load()
-		if d == last {
+		if d >= run.published.Load()*int64(cfg.Subscribers) {
 			break
 		}
-		last = d
-		time.Sleep(200 * time.Millisecond)
+		if d == last {
+			quiet += 50 * time.Millisecond
+		} else {
+			last, quiet = d, 0
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	mode := "saturation"
 	if run.rate > 0 {
