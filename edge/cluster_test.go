@@ -447,11 +447,18 @@ func TestClusterRetainedAndMeta(t *testing.T) {
 		}
 		ids[s.ID()] = true
 	}
-	res, err := call("wamp.subscription.lookup", "com.state")
-	if err != nil || res.Args[0] == nil {
-		t.Fatalf("subscription.lookup of a subscription on B: %v %v", res, err)
-	}
-	if res, err := call("wamp.subscription.count_subscribers", res.Args[0]); err != nil || toInt(res.Args[0]) != 1 {
+	// A meta query gathers the other nodes' answers for gather_timeout: on
+	// a loaded machine B's may come late once, so ask again.
+	var subID any
+	eventually(t, 5*time.Second, func() error {
+		res, err := call("wamp.subscription.lookup", "com.state")
+		if err != nil || res.Args[0] == nil {
+			return fmt.Errorf("subscription.lookup of a subscription on B: %v %v", res, err)
+		}
+		subID = res.Args[0]
+		return nil
+	})
+	if res, err := call("wamp.subscription.count_subscribers", subID); err != nil || toInt(res.Args[0]) != 1 {
 		t.Fatalf("count_subscribers: %v %v", res, err)
 	}
 	if _, err := all[0].Register(ctx, "com.meta.proc", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, nil); err != nil {
