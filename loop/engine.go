@@ -2,12 +2,11 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +31,7 @@ type Engine struct {
 	// (host:0 twice): their connections are told apart by the bound port.
 	ambiguous map[string]bool
 	byPort    map[int]*listenerState // bound port of each ambiguous listener; set in OnBoot
-	gnetAddrs []string               // "tcp://host:port" per plaintext listener, plus an internal socket if none
-	sockDir   string
+	gnetAddrs []string               // "tcp://host:port" per listener
 
 	eng      gnet.Engine // set in OnBoot
 	stopErr  error       // why gnet.Rotate returned; read after stopped is closed
@@ -51,10 +49,8 @@ type Engine struct {
 	started  time.Time // static: origin of monotime
 	ticked   bool      // owned by the tick goroutine: the first tick reported the loops running
 
-	tlsWG      sync.WaitGroup
-	tlsMu      sync.Mutex
-	tlsConns   map[net.Conn]struct{} // TCP connections under TLS ones with a goroutine; guarded by tlsMu
-	tlsAborted bool                  // Shutdown bounded them; guarded by tlsMu
+	tlsPool  tlsPool      // TLS handshakes in progress (tlshs.go)
+	tlsConns atomic.Int64 // open TLS connections
 
 	fds       atomic.Int64 // descriptors held by connections (fdlimit.go)
 	fdCap     int64        // static after New
@@ -72,10 +68,10 @@ type Engine struct {
 // listenerState is one configured listener.
 type listenerState struct {
 	cfg      Listener
-	gnetAddr string   // the address given to gnet: cfg.Addr, made unique among listeners
-	addr     net.Addr // bound address, after Start
+	gnetAddr string      // the address given to gnet: cfg.Addr, made unique among listeners
+	addr     net.Addr    // bound address, after Start
+	tls      *tls.Config // TLS listeners: the configuration served (serverConfig); static
 	conns    atomic.Int64
-	tln      net.Listener // TLS listeners only
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event
@@ -97,12 +93,13 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		loops:     map[gnet.EventLoop]*loopState{},
 	}
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
+	e.tlsPool.max = opts.MaxTLSHandshakes
 	gnetAddrs := map[string]bool{}
 	for _, l := range opts.Listeners {
 		ln := &listenerState{cfg: l, gnetAddr: l.Addr}
 		e.lns = append(e.lns, ln)
 		if l.TLS != nil {
-			continue
+			ln.tls = serverConfig(l.TLS, l.Transport)
 		}
 		ta, err := net.ResolveTCPAddr("tcp", l.Addr)
 		if err != nil {
@@ -130,14 +127,11 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loop: open-file limit: %w", err)
 	}
-	plain, explicit := 0, 0
+	explicit := 0
 	for _, l := range opts.Listeners {
-		if l.TLS == nil {
-			plain++
-		}
 		explicit += l.MaxConns
 	}
-	e.fdCap, e.backlog = fdBudget(soft, plain), backlogFor(soft)
+	e.fdCap, e.backlog = fdBudget(soft, len(opts.Listeners)), backlogFor(soft)
 	// Listeners without a cap of their own get the budget less a band in
 	// which connections are still refused politely (503, RawSocket error)
 	// before the budget closes them unanswered. Several such listeners
@@ -146,13 +140,9 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	for _, ln := range e.lns {
 		if ln.cfg.MaxConns == 0 {
 			ln.cfg.MaxConns = int(auto)
-			if ln.cfg.TLS != nil {
-				ln.cfg.MaxConns = int(auto / fdsPerTLS)
-			}
 		}
 	}
-	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap,
-		"tls_connection_capacity", e.fdCap/fdsPerTLS)
+	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap)
 	if int64(explicit) > e.fdCap {
 		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
@@ -167,19 +157,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 // they run, or with the error that stopped them.
 func (e *Engine) Start() error {
 	for _, ln := range e.lns {
-		if ln.cfg.TLS == nil {
-			e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
-		}
-	}
-	if len(e.gnetAddrs) == 0 {
-		// gnet needs a listener to run its loops; TLS-only setups get an
-		// internal unix socket that serves nothing.
-		dir, err := os.MkdirTemp("", "edgewamp-")
-		if err != nil {
-			return err
-		}
-		e.sockDir = dir
-		e.gnetAddrs = append(e.gnetAddrs, "unix://"+filepath.Join(dir, "loops.sock"))
+		e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
 	}
 	h := &handler{e: e}
 	go func() {
@@ -209,16 +187,13 @@ func (e *Engine) Start() error {
 	if err := <-e.booted; err != nil {
 		return fmt.Errorf("loop: start: %w", err)
 	}
-	return e.startTLS()
+	return nil
 }
 
-// resolveAddrs learns the bound address of each plaintext listener (port 0
-// picks a free port).
+// resolveAddrs learns the bound address of each listener (port 0 picks a
+// free port).
 func (e *Engine) resolveAddrs() error {
 	for _, ln := range e.lns {
-		if ln.cfg.TLS != nil {
-			continue
-		}
 		fd, err := e.eng.DupListener("tcp", ln.gnetAddr)
 		if err != nil {
 			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
@@ -251,7 +226,7 @@ func (e *Engine) resolveAddrs() error {
 	return nil
 }
 
-// listenerOf returns the listener that accepted a plaintext connection.
+// listenerOf returns the listener that accepted a connection.
 func (e *Engine) listenerOf(c gnet.Conn) *listenerState {
 	la := c.LocalAddr()
 	if la == nil {
@@ -317,11 +292,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	defer close(e.shutDone)
 	e.draining.Store(true)
-	for _, ln := range e.lns {
-		if ln.tln != nil {
-			ln.tln.Close()
-		}
-	}
 	err := e.router.Shutdown(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -329,14 +299,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		err = serr
 	}
 	<-e.stopped
-	// The loops are gone, so every bridge has seen its socketpair close;
-	// bound those still forwarding to a client that does not read, and
-	// the handshakes in progress (HandshakeTimeout may be long).
-	e.abortTLS(time.Now().Add(tlsShutdownGrace))
-	e.tlsWG.Wait()
-	if e.sockDir != "" {
-		os.RemoveAll(e.sockDir)
-	}
+	// The loops closed every connection, so the reads of the handshakes
+	// still running fail: their goroutines end.
+	e.tlsPool.stop()
+	e.tlsPool.wait()
 	return err
 }
 
@@ -386,8 +352,8 @@ type handler struct {
 // OnBoot runs once the listeners are bound and before any connection is
 // accepted: the right moment to learn the bound ports. It is too early to
 // report the engine started: gnet creates its event loops after OnBoot
-// returns, and Register (the TLS bridge) must not run before they exist.
-// The first OnTick reports it: gnet starts the ticker once the loops run.
+// returns, and tasks must not be sent to them before they exist. The first
+// OnTick reports it: gnet starts the ticker once the loops run.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.e.eng = eng
 	if err := h.e.resolveAddrs(); err != nil {
@@ -399,40 +365,44 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	e := h.e
-	var ln *listenerState
-	remote := ""
-	tlsConn := false
-	origin, _ := c.Context().(*tlsOrigin)
 	// The descriptor budget first: past it, spend nothing on the
-	// connection. TLS connections are counted by their bridge (acceptTLS).
-	if origin == nil && !e.takeFDs(1) {
+	// connection.
+	if !e.takeFDs(1) {
 		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
 		return nil, gnet.Close
 	}
-	if origin != nil {
-		ln, remote, tlsConn = origin.ln, origin.remote, true
-	} else {
-		ln = e.listenerOf(c)
-		if ra := c.RemoteAddr(); ra != nil {
-			remote = ra.String()
-		}
-	}
+	ln := e.listenerOf(c)
 	if ln == nil || e.draining.Load() {
-		if origin == nil {
-			e.fds.Add(-1)
-		}
+		e.fds.Add(-1)
 		return nil, gnet.Close
 	}
+	over := ln.conns.Add(1) > int64(ln.cfg.MaxConns)
+	if over && ln.tls != nil {
+		// Over the cap a TLS connection gets no polite answer: a 503 would
+		// cost a handshake per flooding connection. Closed at once.
+		ln.conns.Add(-1)
+		e.fds.Add(-1)
+		e.closes[CloseMaxConns].Add(1)
+		return nil, gnet.Close
+	}
+	remote := ""
+	ra := c.RemoteAddr()
+	if ra != nil {
+		remote = ra.String()
+	}
 	ls := e.loopOf(c.EventLoop())
-	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, origin: origin, opened: e.now()}
+	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over}
 	cn.lastRead = cn.opened
 	// Every connection starts by sniffing its first byte, restricted
 	// listeners included: detect refuses the other transport at once (a
 	// RawSocket handshake read as HTTP would wait for the handshake
-	// timeout).
+	// timeout). A TLS connection sniffs its first decrypted byte, after
+	// its handshake.
 	cn.phase = phDetect
-	if !tlsConn && ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
-		cn.overLimit = true
+	if ln.tls != nil {
+		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra)
+		cn.phase = phTLS
+		e.tlsConns.Add(1)
 	}
 	c.SetContext(cn)
 	ls.add(cn)

@@ -63,13 +63,20 @@ import (
 // after its last bytes (gnet's Close is itself asynchronous: a task on the
 // loop), so no request to close takes effect in the middle of a walk.
 //
-// A second send backend (io_uring sends, issue 15; loop-native TLS,
-// issue 16) replaces conn.write: it receives the pending output of one
-// connection, once per flush, on the loop goroutine, and must either copy
-// what it cannot send at once (as gnet does) or keep the buffer until its
-// completion and return it to the pool itself. A backend error ends in
-// conn.closed, on the loop goroutine, and never inside a walk of anything
-// but the dirty list.
+// A second send backend (io_uring sends, issue 15) replaces conn.write: it
+// receives the pending output of one connection, once per flush, on the
+// loop goroutine, and must either copy what it cannot send at once (as
+// gnet does) or keep the buffer until its completion and return it to the
+// pool itself. A backend error ends in conn.closed, on the loop goroutine,
+// and never inside a walk of anything but the dirty list.
+//
+// TLS (tls.go) sits before the backend, not in place of it: on a TLS
+// connection conn.out holds plaintext, and conn.flush and conn.spill first
+// encrypt it (conn.seal) into conn.ct, a pooled buffer of ciphertext that
+// also takes what crypto/tls writes on its own (handshake flights, alerts,
+// close_notify); the backend is handed conn.ct exactly as it is handed
+// conn.out on a plaintext connection. seal runs on the loop, never closes
+// anything (a failure only marks the connection dying) and never flushes.
 
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
@@ -249,33 +256,59 @@ func (cn *conn) writeNow(b []byte) {
 // the router is done. spill writes only while gnet's outbound buffer is
 // empty (otherwise the socket is known to be full, and writing around the
 // buffer would reorder bytes), and never on a gone connection (its
-// descriptor may belong to another connection by now).
+// descriptor may belong to another connection by now). On a TLS connection
+// it encrypts the pending output first (seal) and writes ciphertext; what
+// the socket does not take stays in conn.ct.
 func (cn *conn) spill() {
-	if len(cn.out) == 0 || cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
+	if cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
 		return
 	}
-	n, err := unix.Write(cn.c.Fd(), cn.out)
+	p := &cn.out
+	if cn.tls != nil {
+		cn.seal()
+		p = &cn.ct
+	}
+	if len(*p) == 0 {
+		return
+	}
+	n, err := unix.Write(cn.c.Fd(), *p)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		cn.full = true
 	case err != nil:
-		cn.out = cn.out[:0]
+		*p = (*p)[:0]
 		cn.die(CloseReset, err)
-	case n < len(cn.out):
-		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+	case n < len(*p):
+		*p = (*p)[:copy(*p, (*p)[n:])]
 		cn.full = true
 	default:
-		cn.out = cn.out[:0]
+		*p = (*p)[:0]
 	}
 }
 
 // flush hands the pending output to the send backend and, when the
 // connection is dying, asks for the close after it. See the write path
-// above: the write may close the connection synchronously.
+// above: the write may close the connection synchronously. On a TLS
+// connection the pending output is plaintext: seal encrypts it into
+// conn.ct, which is what is written (tls.go).
 func (cn *conn) flush() {
 	cn.full = false
+	if cn.phase == phGone {
+		return
+	}
+	if cn.tls != nil {
+		pending := cn.out != nil || cn.ct != nil
+		cn.seal()
+		if cn.out != nil { // before the handshake: only die's empty buffer
+			cn.ls.putBuf(cn.out)
+		}
+		cn.out, cn.ct = cn.ct, nil
+		if cn.out == nil && pending { // nothing to send, but the close must run (die)
+			cn.out = cn.ls.getBuf()
+		}
+	}
 	out := cn.out
-	if out == nil || cn.phase == phGone {
+	if out == nil {
 		return
 	}
 	cn.out = nil // owned by this call until the backend has it

@@ -713,7 +713,7 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 			var local []connStat
 			for _, cn := range ls.conns {
 				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
-					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls, overLmt: cn.overLimit,
+					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls != nil, overLmt: cn.overLimit,
 					pingSent: cn.pingSent != 0}
 				if cn.sess != nil {
 					st.hasSess, st.sessID = true, cn.sess.ID()
