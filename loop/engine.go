@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	}
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
 	e.tlsPool.max = opts.MaxTLSHandshakes
+	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	gnetAddrs := map[string]bool{}
 	for _, l := range opts.Listeners {
 		ln := &listenerState{cfg: l, gnetAddr: l.Addr}

@@ -688,16 +688,17 @@ func (h *healthy) checkT(t testing.TB) {
 
 // connStat is a snapshot of one connection, taken on its loop.
 type connStat struct {
-	remote   string
-	phase    phase
-	backlog  int // bytes queued: gnet's outbound buffer plus our pending output
-	outCap   int
-	sessID   uint64
-	hasSess  bool
-	inbound  int
-	isTLS    bool
-	overLmt  bool
-	pingSent bool
+	remote      string
+	phase       phase
+	backlog     int // bytes queued: gnet's outbound buffer plus our pending output
+	outCap      int
+	sessID      uint64
+	hasSess     bool
+	inbound     int
+	isTLS       bool
+	handshaking bool // a TLS handshake started (its first record was whole)
+	overLmt     bool
+	pingSent    bool
 }
 
 // connStats snapshots every connection of every loop.
@@ -714,7 +715,8 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 			for _, cn := range ls.conns {
 				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
 					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls != nil, overLmt: cn.overLimit,
-					pingSent: cn.pingSent != 0}
+					handshaking: cn.tls != nil && cn.tls.hs != nil,
+					pingSent:    cn.pingSent != 0}
 				if cn.sess != nil {
 					st.hasSess, st.sessID = true, cn.sess.ID()
 				}

@@ -166,8 +166,18 @@ func (hs *tlsHS) pending() int {
 func (hs *tlsHS) read(p []byte) (int, error) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	for hs.r == len(hs.in) && !hs.closed {
-		hs.cond.Wait()
+	if hs.r == len(hs.in) && !hs.closed {
+		// Waiting for the network: another handshake may compute meanwhile.
+		hs.mu.Unlock()
+		pool := &hs.t.cn.ls.e.tlsPool
+		pool.cpuRelease()
+		hs.mu.Lock()
+		for hs.r == len(hs.in) && !hs.closed {
+			hs.cond.Wait()
+		}
+		hs.mu.Unlock()
+		pool.cpuAcquire()
+		hs.mu.Lock()
 	}
 	if hs.closed {
 		return 0, net.ErrClosed
@@ -212,7 +222,10 @@ func (hs *tlsHS) takeOut() []byte {
 
 // run performs the handshake (goroutine) and tells the loop.
 func (hs *tlsHS) run() {
+	pool := &hs.t.cn.ls.e.tlsPool
+	pool.cpuAcquire()
 	err := hs.t.tc.Handshake()
+	pool.cpuRelease()
 	hs.mu.Lock()
 	hs.done, hs.err = true, err
 	hs.mu.Unlock()
@@ -253,9 +266,15 @@ func (hs *tlsHS) close() {
 
 // tlsPool bounds the handshakes that run at once: each runs on a
 // goroutine, at most max of them; a handshake started past that waits in a
-// FIFO queue, and a goroutine that finishes one takes the next. Safe for
-// concurrent use.
+// FIFO queue, and a goroutine that finishes one takes the next. Of the
+// goroutines, at most cap(cpu) compute at a time — half the CPUs, at least
+// one: a handshake holds a slot of cpu except while it waits for the
+// client's next flight — so that a storm of handshakes (each a few hundred
+// µs to a few ms of public-key cryptography) leaves CPUs to the event
+// loops: the Go scheduler would otherwise make a loop that wakes from
+// epoll wait behind every runnable handshake. Safe for concurrent use.
 type tlsPool struct {
+	cpu     chan struct{} // static after New
 	mu      sync.Mutex
 	max     int
 	running int
@@ -352,6 +371,9 @@ func (p *tlsPool) stop() {
 }
 
 func (p *tlsPool) wait() { p.wg.Wait() }
+
+func (p *tlsPool) cpuAcquire() { p.cpu <- struct{}{} }
+func (p *tlsPool) cpuRelease() { <-p.cpu }
 
 // counts returns the handshakes running and waiting.
 func (p *tlsPool) counts() (running, queued int) {
