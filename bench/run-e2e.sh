@@ -30,7 +30,7 @@ PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm tls profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -53,6 +53,7 @@ go build -o "$BIN/wampfwd" ./bench/cmd/wampfwd
 go build -o "$BIN/wampbench" ./bench/cmd/wampbench
 WB=$BIN/wampbench
 command -v taskset >/dev/null || { echo "run-e2e: taskset (util-linux) is required" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "run-e2e: openssl is required (the TLS listener's certificate)" >&2; exit 1; }
 if [[ $PROFILE == 1 ]]; then
   if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_write -- true >/dev/null 2>&1; then
     CGO_ENABLED=0 go build -trimpath -o "$BIN/edgewamp-sym" ./cmd/edgewamp # unstripped, for perf
@@ -96,14 +97,20 @@ say "   somaxconn $(cat /proc/sys/net/core/somaxconn), tcp_max_syn_backlog $(cat
 # ---------------------------------------------------------------- targets
 EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
+TLS_PORT=$((PORT_BASE + 2))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$OUT/tls-key.pem" -out "$OUT/tls-cert.pem" 2>/dev/null
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
 # access tokens as WAMP tickets (signed with a key file the load tool mints
-# tokens with) for authstorm.
+# tokens with) for authstorm, and a TLS listener (self-signed P-256) for
+# the tls section.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
+  - address: 127.0.0.1:$TLS_PORT
+    tls: {cert: $OUT/tls-cert.pem, key: $OUT/tls-key.pem}
 oauth:
   issuer: http://127.0.0.1:8081
   key_files: [$OUT/oauth-key.pem]
@@ -118,15 +125,15 @@ EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 
 TARGETS=(edgewamp wampfwd)
-declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws")
-declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT")
+declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws" [edgewamp-tls]="wss://127.0.0.1:$TLS_PORT/ws")
+declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT" [edgewamp-tls]="rss://127.0.0.1:$TLS_PORT")
 if [[ -n ${TARGET_URL:-} ]]; then
   X=${TARGET_NAME:-other}
   TARGETS+=("$X")
   URL[$X]=$TARGET_URL
   RSURL[$X]=${TARGET_RS_URL:-}
 fi
-echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive)" >> "$OUT/machine.txt"
+echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive; tls section: edgewamp-tls, the same edgewamp over its TLS listener)" >> "$OUT/machine.txt"
 {
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
@@ -141,7 +148,7 @@ start_target() { # name run-id
   local name=$1 id=$2 port
   PID=""
   case $name in
-    edgewamp) port=$EW_PORT
+    edgewamp|edgewamp-tls) port=$EW_PORT
       taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
     wampfwd) port=$FWD_PORT
@@ -161,7 +168,7 @@ start_target() { # name run-id
 
 stop_target() { # name run-id
   local name=$1 id=$2
-  [[ $name == edgewamp || $name == wampfwd ]] || return 0
+  [[ $name == edgewamp || $name == edgewamp-tls || $name == wampfwd ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -308,6 +315,21 @@ config authstorm-jwt-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser m
 config authstorm-jwt1-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser msgpack -storm 1000 -ticket-file "$OUT/jwt-1.txt"
 fi
 
+if want tls; then
+say "== tls (edgewamp over its TLS listener beside its plaintext one, same process, interleaved)"
+TLS_IDLE="5000"
+[[ $QUICK == 1 ]] || TLS_IDLE="5000 $IDLE_MAX"
+for n in $TLS_IDLE; do
+  config "tls-idle-rs-$n" "edgewamp edgewamp-tls" -scenario idle -url @RSURL@ -ser msgpack -sessions "$n" -src "$SRC"
+done
+config tls-rpc-rs-msgpack-c16-p64 "edgewamp edgewamp-tls" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+config tls-rpc-ws-msgpack-c16-p64 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
+if [[ $QUICK != 1 ]]; then
+  config tls-rpc-ws-msgpack-c1-p64 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 1 -payload 64
+  config tls-rpc-ws-msgpack-c16-p4096 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 4096
+fi
+fi
+
 # ---------------------------------------------------------------- profile
 if [[ $PROFILE == 1 ]] && want profile; then
   say "== profile (syscalls per message and perf samples; not part of the medians)"
@@ -363,7 +385,7 @@ fi
 if [[ -f bench/footprint.md ]]; then
   { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm profile " ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm tls profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -463,6 +464,9 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {
 			ls.Execute(ls.scan)
+		}
+		if e.tlsPool.burstOver(now) {
+			go debug.FreeOSMemory() // a full collection; the loops run on meanwhile
 		}
 	}
 	return 100 * time.Millisecond, gnet.None

@@ -73,8 +73,10 @@ func FuzzConnStateMachine(f *testing.F) {
 
 // The fixture: one router and one engine (never started: no sockets), a
 // fake event loop whose tasks the script runs, and three listeners (both,
-// WebSocket only, RawSocket only). Shared by all inputs of a process.
+// WebSocket only, RawSocket only) the fuzzer picks from, plus a TLS one
+// (TestTLSTrafficAllocs). Shared by all inputs of a process.
 var (
+	fzCert   *testCert // the TLS listener's (port 12)
 	fzOnce   sync.Once
 	fzEngine *Engine
 	fzLoop   *fakeLoop
@@ -83,6 +85,7 @@ var (
 
 func connFixture() (*Engine, *fakeLoop) {
 	fzOnce.Do(func() {
+		fzCert = newTestCert(panicTB{})
 		r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}}, Shards: 1,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
@@ -90,7 +93,7 @@ func connFixture() (*Engine, *fakeLoop) {
 		}
 		e, err := New(r, Options{
 			Listeners: []Listener{{Addr: "127.0.0.1:9"}, {Addr: "127.0.0.1:10", Transport: WebSocketOnly},
-				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}},
+				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}, {Addr: "127.0.0.1:12", TLS: fzCert.server}},
 			MaxMessage: 256 << 10, MaxHandshake: 1 << 10, HighWater: 4 << 10, HardLimit: 16 << 10,
 			MaxInboundTotal: 1 << 20, MaxOutboundTotal: 1 << 20, Flush: FlushTraffic,
 			PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second, IdleTimeout: time.Minute,

@@ -697,6 +697,7 @@ type connStat struct {
 	inbound     int
 	isTLS       bool
 	handshaking bool // a TLS handshake started (its first record was whole)
+	tlsBufs     int  // capacity of crypto/tls's input buffers (tlstrim.go); -1 before the loop owns them
 	overLmt     bool
 	pingSent    bool
 }
@@ -715,10 +716,13 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 			for _, cn := range ls.conns {
 				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
 					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls != nil, overLmt: cn.overLimit,
-					handshaking: cn.tls != nil && cn.tls.hs != nil,
-					pingSent:    cn.pingSent != 0}
+					handshaking: cn.tls != nil && cn.tls.hs != nil, tlsBufs: -1,
+					pingSent: cn.pingSent != 0}
 				if cn.sess != nil {
 					st.hasSess, st.sessID = true, cn.sess.ID()
+				}
+				if cn.tls != nil && cn.tls.ready {
+					st.tlsBufs = tlsBuffered(cn.tls.tc)
 				}
 				local = append(local, st)
 			}

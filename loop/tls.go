@@ -102,6 +102,9 @@ type tlsConn struct {
 	pre   []byte   // whole records the handshake received but did not read: read before gnet's buffer
 	left  int      // bytes of the record being handed to tc still to hand over
 	fin   bool     // close_notify queued
+
+	fed     bool // records were handed to tc since the last scan
+	trimmed bool // tc's input buffers are released (tlstrim.go) and nothing was read since
 }
 
 // serverConfig returns the tls.Config a listener serves: the caller's,
@@ -215,6 +218,7 @@ func (cn *conn) tlsHandshakeDone() {
 	t.pre, t.left = hs.rest()
 	t.hs, t.shim.hs = nil, nil
 	t.ready = true
+	t.trimmed = tlsTrim(t.tc) // the ClientHello's buffers
 	if t.tc.ConnectionState().Version < tls.VersionTLS12 {
 		cn.die(CloseTLS, errTLSVersion) // a caller's own GetConfigForClient may allow it
 		return
@@ -255,15 +259,21 @@ func (cn *conn) tlsPlainTarget() int {
 // decrypted anything. A TLS error (a bad record, an alert, a renegotiation
 // attempt) closes the connection after what crypto/tls wrote in answer;
 // the peer's close_notify closes it as closed by the peer.
+//
+// tc.Read is called only when it has something to return: a whole record
+// to read, or the rest of the last one's plaintext (a Read that filled p
+// may have left some). A call that finds nothing costs crypto/tls an
+// allocation (its atLeastReader) and, after tlsTrim, its input buffer.
 func (cn *conn) tlsRead() bool {
 	t := cn.tls
 	target := cn.tlsPlainTarget()
-	got := false
-	for t.plain.InboundBuffered() < target {
+	got, more := false, false
+	for t.plain.InboundBuffered() < target && (more || t.recordReady()) {
 		p := t.plain.space(cn.ls)
 		n, err := t.tc.Read(p)
 		t.plain.commit(n)
 		got = got || n > 0
+		more = n == len(p)
 		if err == nil {
 			continue
 		}
@@ -316,6 +326,16 @@ func (cn *conn) seal() {
 		t.fin = true
 		t.tc.CloseWrite() // close_notify, through the shim
 	}
+}
+
+// idle runs in the scan, once a second: a connection that received no
+// record for a whole scan period gets crypto/tls's input buffers released
+// (tlsTrim).
+func (t *tlsConn) idle() {
+	if t.ready && !t.fed && !t.trimmed {
+		t.trimmed = tlsTrim(t.tc)
+	}
+	t.fed = false
 }
 
 // held returns the bytes of inbound data the TLS layer holds for the

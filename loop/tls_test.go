@@ -1,14 +1,21 @@
 package loop
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // memEnd is one end of an in-memory, buffered connection for driving
@@ -205,3 +212,227 @@ func TestTLSWouldBlockError(t *testing.T) {
 		t.Fatalf("returning errWouldBlock allocates %v times", n)
 	}
 }
+
+// The buffers crypto/tls keeps are found on the toolchain in use (if a Go
+// release renames them, trimming turns itself off and this fails), are
+// released after the handshake and once a connection has been idle for a
+// scan, and the session goes on normally after each release: small and
+// large messages, both ways.
+func TestTLSTrim(t *testing.T) {
+	if !tlsTrimOK() {
+		t.Fatal("crypto/tls's input buffers (tls.Conn.rawInput, hand, input) are not found: tlstrim.go needs the new names")
+	}
+	t.Parallel()
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, func(o *Options, _ *route.Config) { o.MaxMessage = 1 << 20 })
+	for _, v := range tlsVersions {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			tc, _ := tlsDial(t, s.url, cert.clientFor(v))
+			bufs := func() int {
+				t.Helper()
+				for _, st := range s.e.connStats(t) {
+					if st.isTLS && st.remote == tc.LocalAddr().String() {
+						return st.tlsBufs
+					}
+				}
+				t.Fatal("connection not found")
+				return 0
+			}
+			eventually(t, ioTimeout, "the handshake's buffers to be released", func() bool { return bufs() == 0 })
+			p := rawPeerOnConn(t, tc, "rs", proto.MsgPack)
+			w := newWAMP(t, p.mc, proto.MsgPack)
+			w.join()
+			proc := "com.trim.echo." + tls.VersionName(v)[4:]
+			w.register(proc)
+			big := make([]byte, 200<<10)
+			for round := range 3 {
+				if n := bufs(); n <= 0 && round == 0 {
+					t.Fatalf("no buffer after traffic: %d", n)
+				}
+				s.e.scanNow(t) // this scan sees traffic since the last one
+				s.e.scanNow(t) // this one sees none: released
+				if n := bufs(); n != 0 {
+					t.Fatalf("round %d: %d bytes of crypto/tls buffers kept by an idle connection", round, n)
+				}
+				// Small and large calls to itself, after the release.
+				for _, arg := range [][]byte{[]byte("small"), big} {
+					p.mc.(*rsClient).send(w.callMsg(w.nextReq(), proc, []any{arg}))
+					inv := w.expect(proto.CodeInvocation)
+					p.mc.(*rsClient).send(encodeMsg(t, proto.MsgPack, &proto.Message{Type: proto.CodeYield, Request: inv.Request,
+						Dict: emptyDict(t, proto.MsgPack), Args: inv.Args}))
+					res := w.expect(proto.CodeResult)
+					if got := args(t, res); len(got) != 1 || !bytes.Equal(got[0].([]byte), arg) {
+						t.Fatalf("round %d: echo of %d bytes came back wrong", round, len(arg))
+					}
+				}
+				if n := bufs(); n < 16<<10 {
+					t.Fatalf("round %d: %d bytes of buffers after a 200 KiB message", round, n)
+				}
+			}
+		})
+	}
+}
+
+// burstOver reports the end of a burst of handshakes once: at least
+// tlsBurst finished, then a quiet second; and not again within
+// tlsReleaseGap.
+func TestTLSBurstOver(t *testing.T) {
+	var p tlsPool
+	now := time.Unix(1e9, 0)
+	tick := func(handshakes uint64) bool {
+		now = now.Add(time.Second)
+		p.done.Add(handshakes)
+		return p.burstOver(now)
+	}
+	if tick(tlsBurst-1) || tick(0) {
+		t.Fatal("released below tlsBurst handshakes")
+	}
+	if tick(5) {
+		t.Fatal("released while handshakes still finish")
+	}
+	if !tick(0) {
+		t.Fatal("not released after a quiet second")
+	}
+	if tick(0) || tick(tlsBurst) || tick(0) {
+		t.Fatal("released again within tlsReleaseGap")
+	}
+	now = now.Add(tlsReleaseGap)
+	if !tick(0) {
+		t.Fatal("not released after tlsReleaseGap")
+	}
+}
+
+// panicTB is a testing.TB for fixtures built outside a test (sync.Once).
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                   {}
+func (panicTB) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// fakeWire carries a TLS client's bytes to a fakeConn and back: the client
+// writes into toServer, which the test moves to the fakeConn's input; the
+// test moves what the router wrote into toClient, which the client reads.
+type fakeWire struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	toServer []byte
+	toClient []byte
+}
+
+func newFakeWire() *fakeWire {
+	w := &fakeWire{toServer: make([]byte, 0, 64<<10)}
+	w.cond.L = &w.mu
+	return w
+}
+
+func (w *fakeWire) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.toServer = append(w.toServer, p...)
+	w.mu.Unlock()
+	return len(p), nil
+}
+
+func (w *fakeWire) Read(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.toClient) == 0 {
+		w.cond.Wait()
+	}
+	n := copy(p, w.toClient)
+	w.toClient = w.toClient[n:]
+	return n, nil
+}
+
+func (w *fakeWire) Close() error                     { return nil }
+func (w *fakeWire) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (w *fakeWire) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (w *fakeWire) SetDeadline(time.Time) error      { return nil }
+func (w *fakeWire) SetReadDeadline(time.Time) error  { return nil }
+func (w *fakeWire) SetWriteDeadline(time.Time) error { return nil }
+
+// pump moves the client's bytes to the router, runs its read callback and
+// its tasks, and hands the router's output to the client.
+func (w *fakeWire) pump(t testing.TB, h *handler, c *fakeConn, el *fakeLoop, toClient bool) {
+	w.mu.Lock()
+	b := w.toServer
+	w.toServer = w.toServer[:0]
+	c.in.write(b)
+	w.mu.Unlock()
+	if h.OnTraffic(c) != gnet.None {
+		t.Fatal("closed")
+	}
+	el.run()
+	if toClient && c.out.Len() > 0 {
+		w.mu.Lock()
+		w.toClient = append(w.toClient, c.out.Bytes()...)
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
+	c.out.Reset()
+}
+
+// TestTLSTrafficAllocs: on a TLS connection, a read callback that carries
+// a PUBLISH and a ping in one record — decrypted, routed, the pong
+// encrypted and flushed — allocates once when warm: crypto/tls's own
+// atLeastReader (24 bytes), which its readFromUntil allocates for every
+// record read. Nothing of the loop's allocates (TestTrafficAllocs for
+// plaintext: zero).
+func TestTLSTrafficAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under the race detector sync.Pool drops items at random: crypto/tls's output buffers are reallocated")
+	}
+	fzMu.Lock()
+	defer fzMu.Unlock()
+	e, el := connFixture()
+	h := &handler{e: e}
+	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
+	h.OnOpen(c)
+	defer c.gnetClose(io.EOF)
+	w := newFakeWire()
+	tc := tls.Client(w, fzCert.clientFor(0))
+	done := make(chan error, 1)
+	go func() { done <- tc.Handshake() }()
+	for deadline := time.Now().Add(ioTimeout); ; {
+		w.pump(t, h, c, el, true)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("handshake")
+			}
+			continue
+		}
+		break
+	}
+	cn := c.ctx.(*conn)
+	eventually(t, ioTimeout, "the loop to own the connection", func() bool { w.pump(t, h, c, el, true); return cn.phase == phDetect })
+	hello := []byte(`[1,"realm1",{"roles":{"publisher":{}}}]`)
+	tc.Write(append(rsHandshake(proto.JSON, 15), rsFrame(0, hello)...))
+	w.pump(t, h, c, el, true)
+	r := &rsClient{t: t, c: &wireConn{tc}, br: bufio.NewReader(tc), ser: proto.JSON}
+	r.expectHandshake()
+	if m, err := r.readMsg(ioTimeout); err != nil || !bytes.HasPrefix(m, []byte("[2,")) {
+		t.Fatalf("no WELCOME: %q %v", m, err)
+	}
+	frames := append(rsFrame(0, []byte(`[16,1,{},"com.allocs",[1]]`)), rsFrame(1, []byte("p"))...)
+	for range 50 { // warm the pools (crypto/tls's output buffers, the loop's)
+		tc.Write(frames)
+		w.pump(t, h, c, el, false)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		tc.Write(frames)
+		w.pump(t, h, c, el, false)
+	})
+	if allocs != 1 {
+		t.Fatalf("%v allocations per TLS callback, want 1 (crypto/tls's atLeastReader)", allocs)
+	}
+}
+
+// wireConn adapts a tls.Conn for rsClient (deadlines are not needed).
+type wireConn struct{ *tls.Conn }
+
+func (w *wireConn) SetReadDeadline(time.Time) error  { return nil }
+func (w *wireConn) SetWriteDeadline(time.Time) error { return nil }

@@ -3,6 +3,7 @@ package loop
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,6 +76,7 @@ func (t *tlsConn) feed(p []byte) (int, error) {
 		if len(t.pre) == 0 {
 			t.pre = nil
 		}
+		t.fed, t.trimmed = true, false
 		return n, nil
 	}
 	c := t.cn.c
@@ -100,7 +102,22 @@ func (t *tlsConn) feed(p []byte) (int, error) {
 	copy(p, b)
 	c.Discard(k) // k > 0
 	t.left -= k
+	t.fed, t.trimmed = true, false
 	return k, nil
+}
+
+// recordReady reports whether feed has a record to hand over (loop).
+func (t *tlsConn) recordReady() bool {
+	if len(t.pre) > 0 || t.left > 0 {
+		return true
+	}
+	c := t.cn.c
+	hdr, err := c.Peek(recordHeaderLen)
+	if err != nil {
+		return false
+	}
+	n := recordHeaderLen + (int(hdr[3])<<8 | int(hdr[4]))
+	return n > recordHeaderLen+maxCiphertext || c.InboundBuffered() >= n
 }
 
 // tlsHS is a handshake in progress: the input the loop moved from gnet's
@@ -226,6 +243,7 @@ func (hs *tlsHS) run() {
 	pool.cpuAcquire()
 	err := hs.t.tc.Handshake()
 	pool.cpuRelease()
+	pool.done.Add(1)
 	hs.mu.Lock()
 	hs.done, hs.err = true, err
 	hs.mu.Unlock()
@@ -283,6 +301,11 @@ type tlsPool struct {
 	tail    *tlsHS
 	stopped bool
 	wg      sync.WaitGroup
+
+	done atomic.Uint64 // handshakes finished
+	// Owned by the engine's tick goroutine (burstOver).
+	seen, released uint64
+	releasedAt     time.Time
 }
 
 // start runs hs, now or when a goroutine is free. It reports false once
@@ -373,6 +396,33 @@ func (p *tlsPool) stop() {
 func (p *tlsPool) wait() { p.wg.Wait() }
 
 func (p *tlsPool) cpuAcquire() { p.cpu <- struct{}{} }
+
+// Handshake garbage. A handshake allocates tens of KiB that are garbage as
+// soon as it ends, and a burst of them (devices reconnecting after an
+// outage) grows the heap to the garbage collector's goal, twice the live
+// heap with GOGC=100, which the runtime then keeps: the sessions stay
+// small, the process does not. burstOver reports, once a second, when a
+// burst is over — at least tlsBurst handshakes finished since the last
+// release, none in the last second, the last release tlsReleaseGap ago —
+// and the engine then returns the free heap to the operating system
+// (debug.FreeOSMemory, off the loops). Steady traffic is left to the
+// runtime.
+const (
+	tlsBurst      = 1000
+	tlsReleaseGap = time.Minute
+)
+
+// burstOver runs on the engine's tick goroutine, once a second.
+func (p *tlsPool) burstOver(now time.Time) bool {
+	done := p.done.Load()
+	quiet := done == p.seen
+	p.seen = done
+	if !quiet || done-p.released < tlsBurst || now.Sub(p.releasedAt) < tlsReleaseGap {
+		return false
+	}
+	p.released, p.releasedAt = done, now
+	return true
+}
 func (p *tlsPool) cpuRelease() { <-p.cpu }
 
 // counts returns the handshakes running and waiting.

@@ -124,7 +124,7 @@ func readMatrix(path string) (*matrix, error) {
 			seenC[r.cfg] = true
 			m.cfgs = append(m.cfgs, r.cfg)
 		}
-		if !seenT[r.target] {
+		if !seenT[r.target] && r.target != tlsTarget { // TLS runs have tables of their own (report_tls.go)
 			seenT[r.target] = true
 			m.targets = append(m.targets, r.target)
 		}
@@ -279,7 +279,7 @@ func (m *matrix) runsCell(cfg string) string {
 func (m *matrix) table(w io.Writer, scenario string, label func(cfg string) string, cols []col) {
 	var cfgs []string
 	for _, c := range m.cfgs {
-		if m.first(c, "scenario") == scenario {
+		if m.first(c, "scenario") == scenario && !isTLSCfg(c) {
 			cfgs = append(cfgs, c)
 		}
 	}
@@ -416,6 +416,7 @@ func Report(dir string, w io.Writer) error {
 		{title: "caller p99 during µs", key: "p99_us"},
 		{title: "caller max during µs", key: "max_us"},
 	}, cpuCols...))
+	m.tlsTables(w)
 	m.budgets(w)
 	if len(m.errors) > 0 {
 		fmt.Fprintln(w, "## Runs that failed")
