@@ -75,9 +75,13 @@ func (cn *conn) traffic() {
 	switch {
 	case cn.tls == nil:
 		cn.parse()
-	case cn.phase == phTLS:
-		cn.tlsHandshakeIn()
-	default:
+	case !cn.tls.ready:
+		// The handshake's goroutine owns the tls.Conn: a Read here would run
+		// (and block on) the handshake on the loop.
+		if cn.phase == phTLS {
+			cn.tlsHandshakeIn()
+		}
+	case cn.phase < phDead:
 		cn.tlsTraffic()
 	}
 }

@@ -843,3 +843,34 @@ func TestTLSStormClient(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TLS listeners dedicated to one transport serve it and refuse the other
+// after the handshake, as plaintext ones do (the sniffing port is
+// TestSocketTLS's).
+func TestTLSDedicatedPorts(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t)
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = []Listener{{Addr: "127.0.0.1:0", TLS: cert.server, Transport: WebSocketOnly},
+			{Addr: "127.0.0.1:0", TLS: cert.server, Transport: RawSocketOnly}}
+	})
+	wsAddr, rsAddr := s.e.Addrs()[0].String(), s.e.Addrs()[1].String()
+	for _, c := range []struct {
+		addr, serves, refuses string
+	}{{wsAddr, "ws", "rs"}, {rsAddr, "rs", "ws"}} {
+		tc, _ := tlsDial(t, c.addr, cert.clientFor(0))
+		p := rawPeerOnConn(t, tc, c.serves, proto.CBOR)
+		newWAMP(t, p.mc, proto.CBOR).join()
+		before := s.e.Stats().Closes[CloseNotWAMP]
+		tc2, _ := tlsDial(t, c.addr, cert.clientFor(0))
+		if c.refuses == "rs" {
+			tc2.Write(rsHandshake(proto.JSON, 15))
+		} else {
+			tc2.Write(wsUpgradeRequest("/ws", "wamp.2.json"))
+		}
+		if got := waitClosed(t, tc2, ioTimeout); len(got) != 0 {
+			t.Fatalf("%s on the %s port answered %q", c.refuses, c.serves, got)
+		}
+		eventually(t, ioTimeout, "a not_wamp close", func() bool { return s.e.Stats().Closes[CloseNotWAMP] == before+1 })
+	}
+}

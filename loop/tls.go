@@ -101,6 +101,7 @@ type tlsConn struct {
 	plain tlsPlain // decrypted input not yet parsed (the connection's inbound)
 	pre   []byte   // whole records the handshake received but did not read: read before gnet's buffer
 	left  int      // bytes of the record being handed to tc still to hand over
+	more  bool     // tc may hold plaintext not yet read (the last Read filled its buffer)
 	fin   bool     // close_notify queued
 
 	fed     bool // records were handed to tc since the last scan
@@ -209,6 +210,9 @@ func (cn *conn) tlsHandshakeDone() {
 	}
 	t := cn.tls
 	cn.tlsTakeOut()
+	if cn.phase != phTLS {
+		return // dying already (the inbound budget, shutdown): closed after its output
+	}
 	hs := t.hs
 	if err := hs.result(); err != nil {
 		cn.die(CloseTLS, err) // an alert crypto/tls wrote, if any, is flushed first
@@ -231,8 +235,8 @@ func (cn *conn) tlsHandshakeDone() {
 }
 
 // tlsTraffic decrypts and parses until no whole record is left (gnet does
-// not call OnTraffic again for bytes it has buffered), the connection
-// dies, or the plaintext buffer is as full as a frame can need.
+// not call OnTraffic again for bytes it has buffered) or the connection
+// dies.
 func (cn *conn) tlsTraffic() {
 	t := cn.tls
 	for {
@@ -245,18 +249,16 @@ func (cn *conn) tlsTraffic() {
 	t.plain.release(cn.ls)
 }
 
-// tlsPlainTarget is how much decrypted input tlsRead accumulates before the
-// parsers run: more than the largest frame kept whole in the buffer (a
-// frame of largeMin bytes or more is taken out as it arrives, large.go)
-// and than the HTTP header limit, so that a partial frame never waits for
-// bytes that tlsRead does not decrypt.
-func (cn *conn) tlsPlainTarget() int {
-	return max(largeMin+16, cn.ls.e.opts.MaxHandshake+1) + maxPlaintext
-}
+// tlsReadStep is how much decrypted input tlsRead adds before the parsers
+// run (tlsTraffic alternates them until no record is left): a frame of
+// largeMin bytes or more is taken out of the buffer once its header is
+// there (large.go), so the buffer holds at most a smaller partial frame
+// and one step.
+const tlsReadStep = maxPlaintext
 
 // tlsRead decrypts whole records into the plaintext buffer until none is
-// left or the buffer holds tlsPlainTarget bytes. It reports whether it
-// decrypted anything. A TLS error (a bad record, an alert, a renegotiation
+// left or it added tlsReadStep bytes. It reports whether it decrypted
+// anything. A TLS error (a bad record, an alert, a renegotiation
 // attempt) closes the connection after what crypto/tls wrote in answer;
 // the peer's close_notify closes it as closed by the peer.
 //
@@ -266,14 +268,14 @@ func (cn *conn) tlsPlainTarget() int {
 // allocation (its atLeastReader) and, after tlsTrim, its input buffer.
 func (cn *conn) tlsRead() bool {
 	t := cn.tls
-	target := cn.tlsPlainTarget()
-	got, more := false, false
-	for t.plain.InboundBuffered() < target && (more || t.recordReady()) {
+	target := t.plain.InboundBuffered() + tlsReadStep
+	got := false
+	for t.plain.InboundBuffered() < target && (t.more || t.recordReady()) {
 		p := t.plain.space(cn.ls)
 		n, err := t.tc.Read(p)
 		t.plain.commit(n)
 		got = got || n > 0
-		more = n == len(p)
+		t.more = n == len(p)
 		if err == nil {
 			continue
 		}

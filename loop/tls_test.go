@@ -3,6 +3,7 @@ package loop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -436,3 +437,144 @@ type wireConn struct{ *tls.Conn }
 
 func (w *wireConn) SetReadDeadline(time.Time) error  { return nil }
 func (w *wireConn) SetWriteDeadline(time.Time) error { return nil }
+
+// A TLS connection that dies while its handshake runs — here at
+// handshake_timeout, with the handshake's goroutine past the ClientHello —
+// stays dying: bytes that arrive before gnet closes it are not read (a
+// Read on the loop would run the handshake there), the handshake's result
+// does not revive it, and once closed nothing is left (the goroutine ends,
+// the close is counted once, the accounting is back to zero).
+func TestTLSHandshakeDiesMidway(t *testing.T) {
+	fzMu.Lock()
+	defer fzMu.Unlock()
+	e, el := connFixture()
+	h := &handler{e: e}
+	before := e.Stats()
+	workers := tlsWorkers()
+	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
+	h.OnOpen(c)
+	w := newFakeWire()
+	tc := tls.Client(w, fzCert.clientFor(0))
+	go tc.Handshake()
+	eventually(t, ioTimeout, "the ClientHello", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.toServer) > 0 })
+	w.pump(t, h, c, el, true) // the ClientHello: the goroutine starts
+	eventually(t, ioTimeout, "the server's flight", func() bool { el.run(); return c.out.Len() > 0 })
+	// handshake_timeout: the scan marks it dying and asks gnet to close it.
+	e.clock.Add(int64(time.Minute))
+	ls := e.loopOf(el)
+	ls.Execute(ls.scan)
+	el.run()
+	cn := c.ctx.(*conn)
+	if cn.phase != phDead || !c.closeReq {
+		t.Fatalf("phase %d, close requested %v", cn.phase, c.closeReq)
+	}
+	// The client's Finished arrives before gnet runs the close.
+	w.mu.Lock()
+	w.toClient = append(w.toClient, c.out.Bytes()...)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	eventually(t, ioTimeout, "the client's Finished", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.toServer) > 0 })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.mu.Lock()
+		c.in.write(w.toServer)
+		w.mu.Unlock()
+		h.OnTraffic(c)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ioTimeout):
+		t.Fatal("OnTraffic blocked on a dying connection in its handshake")
+	}
+	time.Sleep(50 * time.Millisecond) // the handshake may finish meanwhile
+	el.run()
+	if cn.phase != phDead {
+		t.Fatalf("revived: phase %d", cn.phase)
+	}
+	c.gnetClose(nil)
+	el.run()
+	eventually(t, ioTimeout, "the handshake's goroutine to end", func() bool { return tlsWorkers() == workers })
+	after := e.Stats()
+	if after.Closes[CloseHandshakeTimeout] != before.Closes[CloseHandshakeTimeout]+1 || after.Inbound != 0 ||
+		after.TLSConns != before.TLSConns || after.TLSHandshakes != 0 || after.Conns != before.Conns {
+		t.Fatalf("after close: %+v", after)
+	}
+}
+
+// The handshake's success, reported after the connection died, does not
+// revive it.
+func TestTLSHandshakeDoneAfterDeath(t *testing.T) {
+	fzMu.Lock()
+	defer fzMu.Unlock()
+	e, el := connFixture()
+	h := &handler{e: e}
+	before := e.Stats()
+	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
+	h.OnOpen(c)
+	w := newFakeWire()
+	tc := tls.Client(w, fzCert.clientFor(0))
+	go tc.Handshake()
+	// Run the handshake but not the task that reports its end.
+	cn := c.ctx.(*conn)
+	finished := func() bool {
+		hs := cn.tls.hs
+		if hs == nil {
+			return false
+		}
+		hs.mu.Lock()
+		defer hs.mu.Unlock()
+		return hs.done
+	}
+	for deadline := time.Now().Add(ioTimeout); !finished(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("handshake")
+		}
+		w.mu.Lock()
+		c.in.write(w.toServer)
+		w.toServer = w.toServer[:0]
+		w.mu.Unlock()
+		h.OnTraffic(c)
+		el.mu.Lock()
+		tasks := el.tasks
+		el.tasks = nil
+		el.mu.Unlock()
+		for i, r := range tasks {
+			if finished() { // the report may be among them: keep it and what follows
+				el.mu.Lock()
+				el.tasks = append(tasks[i:], el.tasks...)
+				el.mu.Unlock()
+				break
+			}
+			r.Run(context.Background())
+		}
+		if c.out.Len() > 0 {
+			w.mu.Lock()
+			w.toClient = append(w.toClient, c.out.Bytes()...)
+			w.cond.Broadcast()
+			w.mu.Unlock()
+			c.out.Reset()
+		}
+	}
+	// The report is queued (or about to be); the connection dies first.
+	ls := e.loopOf(el)
+	e.clock.Add(int64(time.Minute))
+	ls.enter()
+	ls.scan()
+	ls.flush()
+	ls.exit()
+	if cn.phase != phDead {
+		t.Fatalf("phase %d after handshake_timeout", cn.phase)
+	}
+	time.Sleep(50 * time.Millisecond) // the report is queued by now
+	el.run()
+	if cn.phase != phDead || cn.tls.ready {
+		t.Fatalf("revived: phase %d, ready %v", cn.phase, cn.tls.ready)
+	}
+	c.gnetClose(nil)
+	el.run()
+	after := e.Stats()
+	if after.Closes[CloseHandshakeTimeout] != before.Closes[CloseHandshakeTimeout]+1 || after.TLSConns != before.TLSConns {
+		t.Fatalf("after close: %+v", after)
+	}
+}
