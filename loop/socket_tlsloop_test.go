@@ -874,3 +874,29 @@ func TestTLSDedicatedPorts(t *testing.T) {
 		eventually(t, ioTimeout, "a not_wamp close", func() bool { return s.e.Stats().Closes[CloseNotWAMP] == before+1 })
 	}
 }
+
+// Session resumption works through the shim (TLS 1.3 tickets, which the
+// router sends during the handshake, and TLS 1.2 ones), with and without
+// ALPN: a reconnecting device skips the certificate signature.
+func TestTLSResumption(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, nil)
+	for _, v := range tlsVersions {
+		for _, alpn := range [][]string{nil, {"http/1.1"}} {
+			cfg := cert.clientFor(v)
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			cfg.NextProtos = alpn
+			for i := range 2 {
+				tc, _ := tlsDial(t, s.url, cfg)
+				// A session, so that a TLS 1.3 client reads its ticket.
+				r := rawPeerOnConn(t, tc, "rs", proto.JSON)
+				newWAMP(t, r.mc, proto.JSON).join()
+				if got := tc.ConnectionState().DidResume; got != (i == 1) {
+					t.Fatalf("%s, ALPN %v, connection %d: resumed %v", tls.VersionName(v), alpn, i, got)
+				}
+				tc.Close()
+			}
+		}
+	}
+}
