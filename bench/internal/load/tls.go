@@ -2,6 +2,7 @@ package load
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"time"
 
@@ -22,6 +23,9 @@ type tlsLayer struct {
 	raw   net.Conn  // the handshake's socket
 	gc    gnet.Conn // after OnOpen
 	left  int       // bytes of the record being handed over still to hand
+	hdr   [5]byte   // handshake: the record header read from the socket
+	hdrN  int       // handshake: bytes of hdr not yet handed over
+	more  bool      // the last Read filled its buffer: tc may hold more plaintext
 	ct    []byte    // ciphertext to write
 	plain []byte    // decrypted input not yet consumed
 }
@@ -36,7 +40,7 @@ func (errNoRecord) Temporary() bool { return true }
 
 func (t *tlsLayer) Read(p []byte) (int, error) {
 	if t.gc == nil {
-		return t.raw.Read(p)
+		return t.readRaw(p)
 	}
 	if t.left == 0 {
 		hdr, err := t.gc.Peek(5)
@@ -61,6 +65,28 @@ func (t *tlsLayer) Read(p []byte) (int, error) {
 	t.gc.Discard(k)
 	t.left -= k
 	return k, nil
+}
+
+// readRaw reads from the socket during the handshake, at most to the end
+// of the current record: crypto/tls then stops at the end of the
+// server's Finished, and what follows (TLS 1.3 session tickets) is left in
+// the socket for the loop, starting at a record boundary.
+func (t *tlsLayer) readRaw(p []byte) (int, error) {
+	if t.left == 0 {
+		if _, err := io.ReadFull(t.raw, t.hdr[:]); err != nil {
+			return 0, err
+		}
+		t.left, t.hdrN = 5+(int(t.hdr[3])<<8|int(t.hdr[4])), 5
+	}
+	if t.hdrN > 0 {
+		n := copy(p, t.hdr[5-t.hdrN:])
+		t.hdrN -= n
+		t.left -= n
+		return n, nil
+	}
+	n, err := t.raw.Read(p[:min(len(p), t.left)])
+	t.left -= n
+	return n, err
 }
 
 func (t *tlsLayer) Write(p []byte) (int, error) {
@@ -92,13 +118,25 @@ func (s *sess) handshakeTLS(c net.Conn, timeout time.Duration) error {
 	return nil
 }
 
+// recordReady reports whether a whole record is buffered (loop).
+func (t *tlsLayer) recordReady() bool {
+	if t.left > 0 {
+		return true
+	}
+	hdr, err := t.gc.Peek(5)
+	return err == nil && t.gc.InboundBuffered() >= 5+(int(hdr[3])<<8|int(hdr[4]))
+}
+
 // tlsInput decrypts every whole record gnet has buffered and hands the
-// plaintext to the session (loop).
+// plaintext to the session (loop). Read is called only when it has
+// something to return, as the router does it (a Read that finds nothing
+// costs crypto/tls an allocation).
 func (s *sess) tlsInput(now int64) {
 	t := s.tls
 	var buf [16 << 10]byte
-	for {
+	for t.more || t.recordReady() {
 		n, err := t.tc.Read(buf[:])
+		t.more = n == len(buf)
 		t.plain = append(t.plain, buf[:n]...)
 		if err != nil {
 			if _, ok := err.(errNoRecord); !ok {
