@@ -460,14 +460,15 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	// The scan runs once a second of wall time, whatever the clock of the
 	// deadlines says: it also counts the output gnet drained and sends
 	// waiting pongs.
-	if now := time.Now(); now.Sub(e.lastScan) >= time.Second {
+	now := time.Now()
+	if now.Sub(e.lastScan) >= time.Second {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {
 			ls.Execute(ls.scan)
 		}
-		if e.tlsPool.burstOver(now) {
-			go debug.FreeOSMemory() // a full collection; the loops run on meanwhile
-		}
+	}
+	if e.tlsPool.burstOver(now) {
+		go debug.FreeOSMemory() // a full collection; the loops run on meanwhile (tlshs.go)
 	}
 	return 100 * time.Millisecond, gnet.None
 }

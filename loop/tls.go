@@ -48,25 +48,30 @@ import (
 // goes to conn.ct in the order it was produced.
 //
 // Bounds: gnet's buffer holds at most one partial record per connection
-// (the shim takes whole records only), crypto/tls at most one record (its
-// input buffer), the plaintext buffer one frame short of largeMin or the
-// HTTP header limit; the inbound budget counts all three (account). The
-// shim never hands crypto/tls more than one record at a time, so its input
-// buffer stays the size of the largest record received; an idle
-// connection's plaintext buffer is returned to the loop's pool, and the
-// buffers crypto/tls keeps are released by tlsTrim (tlstrim.go).
+// (the shim takes whole records only), crypto/tls at most one record
+// within a read callback and none between two, the plaintext buffer a
+// partial frame shorter than largeMin (or an HTTP header within
+// max_handshake) and one 16 KiB step; the inbound budget counts them
+// (account). An idle connection's plaintext buffer is returned to the
+// loop's pool, and the input buffers crypto/tls keeps are released by
+// tlsTrim (tlstrim.go); its output buffers are pooled by crypto/tls.
 //
-// Kernel TLS (TCP_ULP "tls") slots in at seal and tlsRead: after the
-// handshake the loop would install the traffic keys and sequence numbers on
-// the socket (TLS_TX, TLS_RX) and then write plaintext (seal becomes the
-// identity, the send backend unchanged) and read plaintext (tlsRead
-// becomes gnet's buffer, with non-data records — alerts, KeyUpdate —
-// received through recvmsg's control messages). crypto/tls does not export
-// the traffic secrets; Config.KeyLogWriter hands them over (TLS 1.3:
-// CLIENT_/SERVER_TRAFFIC_SECRET_0, the sequence numbers then 0 but for the
-// server's session tickets, which the shim sees written; TLS 1.2: the
-// master secret, from which the key block is derived). This kernel has no
-// tls module, so nothing of it is built yet.
+// Kernel TLS (TCP_ULP "tls") slots in at the two seams, seal and tlsRead,
+// in tlsHandshakeDone: when the loop takes the connection over it would
+// install the traffic keys and sequence numbers on the socket
+// (setsockopt SOL_TLS TLS_TX, TLS_RX) and from then on write plaintext
+// (seal becomes the identity; the send backend, conn.write, is unchanged)
+// and read plaintext (cn.in becomes gnet's buffer again; records other
+// than data — alerts, KeyUpdate — come through recvmsg's control messages,
+// which gnet's read path would have to pass on; TX alone needs nothing of
+// gnet). crypto/tls does not export the traffic secrets:
+// Config.KeyLogWriter hands them over, bound to the connection through a
+// per-connection config (GetConfigForClient) — TLS 1.3:
+// CLIENT_/SERVER_TRAFFIC_SECRET_0, with the sequence numbers 0 but for the
+// session tickets the server sent, which the shim sees written; TLS 1.2:
+// the master secret, from which the key block is derived. A KeyUpdate
+// would have to be handled on the loop (new keys installed). This VM's
+// kernel has no tls module, so none of it is built yet.
 
 // Record layer constants (RFC 8446 §5.1, RFC 5246 §6.2).
 const (
@@ -114,8 +119,9 @@ type tlsConn struct {
 // answer tells them and proxies which one the upgrade uses). A client
 // offering only other protocols gets no ALPN answer rather than a failed
 // handshake: RawSocket has no registered protocol ID. A config with its
-// own NextProtos or GetConfigForClient is left as it is, TLS 1.2
-// notwithstanding.
+// own NextProtos or GetConfigForClient keeps its ALPN; a connection that
+// its GetConfigForClient lets negotiate less than TLS 1.2 is closed after
+// the handshake (tlsHandshakeDone).
 func serverConfig(base *tls.Config, tr Transport) *tls.Config {
 	cfg := base.Clone()
 	if cfg.MinVersion < tls.VersionTLS12 {
