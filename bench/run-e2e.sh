@@ -14,8 +14,12 @@
 # (other_cpu_pct > 25) is repeated, up to MAX_REPS runs (4). Raw RESULT lines, logs and the report go to bench/out/<run>/
 # (gitignored). Other knobs: DUR (5s), WARMUP (1s), PROFILE (1 in full runs: syscall
 # counts and perf profiles), QUIET_WAIT (10: seconds to wait for an idle machine before
-# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm profile": the
-# parts to run).
+# each run), PORT_BASE (18080), SECTIONS ("idle rpc pubsub churn authstorm mesh gateway profile":
+# the parts to run; SECTIONS=mesh runs the mesh scenarios alone, each with its single-node
+# baseline in the same run; gateway measures the HTTP gateway against bench/cmd/httpconst,
+# a bare net/http handler), EPOLL (1: the rpc, pubsub and profile sections also run each
+# router with io_uring off, as targets edgewamp-epoll and wampfwd-epoll, interleaved with
+# the default path: the send path comparison of issue 15; 0: the default path only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +33,9 @@ TOOL_CPU=${TOOL_CPU:-1}
 PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
+EPOLL=${EPOLL:-1}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm tls profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm tls mesh gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -51,6 +56,7 @@ say "== build"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/edgewamp ./cmd/edgewamp
 go build -o "$BIN/wampfwd" ./bench/cmd/wampfwd
 go build -o "$BIN/wampbench" ./bench/cmd/wampbench
+go build -o "$BIN/httpconst" ./bench/cmd/httpconst
 WB=$BIN/wampbench
 command -v taskset >/dev/null || { echo "run-e2e: taskset (util-linux) is required" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "run-e2e: openssl is required (the TLS listener's certificate)" >&2; exit 1; }
@@ -97,15 +103,22 @@ say "   somaxconn $(cat /proc/sys/net/core/somaxconn), tcp_max_syn_backlog $(cat
 # ---------------------------------------------------------------- targets
 EW_PORT=$PORT_BASE
 FWD_PORT=$((PORT_BASE + 1))
-TLS_PORT=$((PORT_BASE + 2))
+GW_PORT=$((PORT_BASE + 2))
+HC_PORT=$((PORT_BASE + 3))
+EWE_PORT=$((PORT_BASE + 4))
+FWDE_PORT=$((PORT_BASE + 5))
+GWE_PORT=$((PORT_BASE + 6))
+TLS_PORT=$((PORT_BASE + 7))
+TLSE_PORT=$((PORT_BASE + 8))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$OUT/tls-key.pem" -out "$OUT/tls-cert.pem" 2>/dev/null
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
 # access tokens as WAMP tickets (signed with a key file the load tool mints
-# tokens with) for authstorm, and a TLS listener (self-signed P-256) for
-# the tls section.
+# tokens with) for authstorm, the HTTP gateway with room for the SSE
+# fan-out's streams from one address, and a TLS listener (self-signed
+# P-256) for the tls section.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
@@ -121,29 +134,54 @@ realms:
     users:
       - {authid: bench, role: user, secret: bench-secret}
     oauth: {}
+gateway:
+  listen: 127.0.0.1:$GW_PORT
+  limits: {max_streams_per_client: 5000}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
+# The write(2) twin: the same configuration with io_uring off.
+sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" -e "s/127.0.0.1:$TLS_PORT/127.0.0.1:$TLSE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
+printf 'tuning:\n  io_uring: off\n' >> "$OUT/edgewamp-epoll.yaml"
+bin/edgewamp check-config "$OUT/edgewamp-epoll.yaml" >/dev/null
 
 TARGETS=(edgewamp wampfwd)
-declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws" [edgewamp-tls]="wss://127.0.0.1:$TLS_PORT/ws")
-declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT" [edgewamp-tls]="rss://127.0.0.1:$TLS_PORT")
+declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws"
+  [edgewamp-epoll]="ws://127.0.0.1:$EWE_PORT/ws" [wampfwd-epoll]="ws://127.0.0.1:$FWDE_PORT/ws"
+  [edgewamp-tls]="wss://127.0.0.1:$TLS_PORT/ws" [edgewamp-tls-epoll]="wss://127.0.0.1:$TLSE_PORT/ws")
+declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT"
+  [edgewamp-epoll]="rs://127.0.0.1:$EWE_PORT" [wampfwd-epoll]="rs://127.0.0.1:$FWDE_PORT"
+  [edgewamp-tls]="rss://127.0.0.1:$TLS_PORT" [edgewamp-tls-epoll]="rss://127.0.0.1:$TLSE_PORT")
+declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
+# The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
+# callee) and httpconst, the bare net/http ceiling.
+declare -A HTTPURL=([edgewamp]="http://127.0.0.1:$GW_PORT" [httpconst]="http://127.0.0.1:$HC_PORT")
+declare -A CALLEEURL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [httpconst]="")
 if [[ -n ${TARGET_URL:-} ]]; then
   X=${TARGET_NAME:-other}
   TARGETS+=("$X")
   URL[$X]=$TARGET_URL
   RSURL[$X]=${TARGET_RS_URL:-}
 fi
-echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive; tls section: edgewamp-tls, the same edgewamp over its TLS listener)" >> "$OUT/machine.txt"
+echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive; tls section: edgewamp-tls, the same edgewamp over its TLS listener, and edgewamp-tls-epoll, the write(2) twin over its TLS listener)" >> "$OUT/machine.txt"
+if [[ $EPOLL == 1 ]]; then
+  echo "send paths: edgewamp and wampfwd on their default (tuning.io_uring: auto, -io-uring auto); edgewamp-epoll and wampfwd-epoll with io_uring off (write(2)), in the rpc, pubsub and profile sections, interleaved run by run" >> "$OUT/machine.txt"
+fi
 {
   echo "# targets, started fresh for every run:"
   echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp.yaml   # default config + a WAMP-CRA user (below)"
   echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWD_PORT"
+  echo "taskset -c $ROUTER_CPU $BIN/httpconst -listen 127.0.0.1:$HC_PORT   # gateway section only"
+  if [[ $EPOLL == 1 ]]; then
+    echo "taskset -c $ROUTER_CPU bin/edgewamp run -config $OUT/edgewamp-epoll.yaml   # the same with tuning.io_uring: off"
+    echo "taskset -c $ROUTER_CPU $BIN/wampfwd -listen 127.0.0.1:$FWDE_PORT -io-uring off"
+  fi
   [[ -n ${TARGET_URL:-} ]] && echo "# ${TARGET_NAME:-other}: $TARGET_URL (started by the caller${TARGET_PID:+, pid $TARGET_PID})"
   echo "# load tool, one line per configuration and target (\$PID: the target's process):"
 } > "$OUT/commands.txt"
 
 PID=""
 START_BIN=bin/edgewamp
+RESULTS_FILE=$OUT/results.txt
 start_target() { # name run-id
   local name=$1 id=$2 port
   PID=""
@@ -154,10 +192,23 @@ start_target() { # name run-id
     wampfwd) port=$FWD_PORT
       taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWD_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
+    mesh) start_mesh "$id"; return ;;
+    httpconst) port=$HC_PORT
+      taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
+    edgewamp-epoll|edgewamp-tls-epoll) port=$EWE_PORT
+      taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp-epoll.yaml" >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
+    wampfwd-epoll) port=$FWDE_PORT
+      taskset -c "$ROUTER_CPU" "$BIN/wampfwd" -listen "127.0.0.1:$FWDE_PORT" -io-uring off >"$OUT/logs/$id.log" 2>&1 &
+      PID=$! ;;
     *) PID=${TARGET_PID:-}; return 0 ;;
   esac
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    # edgewamp's gateway listens just after its WAMP port.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp && $name != edgewamp-tls ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
+      note_path "$name" "$id"; return 0
+    fi
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
   done
@@ -166,9 +217,26 @@ start_target() { # name run-id
   return 1
 }
 
+# note_path records, once per target, the send path it runs on: the
+# io_uring rings it holds open (/proc/PID/fd), so that a default-path target
+# that fell back to write(2) shows.
+declare -A PATHNOTED
+note_path() { # name run-id
+  local name=$1 n
+  [[ -n ${PATHNOTED[$name]:-} || -z $PID ]] && return 0
+  PATHNOTED[$name]=1
+  n=$(ls -l "/proc/$PID/fd" 2>/dev/null | grep -c 'io_uring' || true)
+  if (( n > 0 )); then
+    echo "send path of $name: io_uring ($n ring(s) open)" >> "$OUT/machine.txt"
+  else
+    echo "send path of $name: write(2) (no io_uring ring open)" >> "$OUT/machine.txt"
+  fi
+}
+
 stop_target() { # name run-id
   local name=$1 id=$2
-  [[ $name == edgewamp || $name == edgewamp-tls || $name == wampfwd ]] || return 0
+  if [[ $name == mesh ]]; then stop_mesh "$id"; return 0; fi
+  [[ $name == edgewamp || $name == wampfwd || $name == httpconst || $name == edgewamp-epoll || $name == wampfwd-epoll || $name == edgewamp-tls || $name == edgewamp-tls-epoll ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -216,20 +284,23 @@ bench() {
   local cfg=$1 target=$2 rep=$3; shift 3
   local id="$cfg-$target-$rep" line pidarg=()
   wait_quiet
-  start_target "$target" "$id" || { echo "cfg=$cfg rep=$rep RESULT scenario=none target=$target error=did_not_start" >> "$OUT/results.txt"; return 0; }
+  start_target "$target" "$id" || { LAST="RESULT scenario=none target=$target error=did_not_start"; echo "cfg=$cfg rep=$rep $LAST" >> "$RESULTS_FILE"; return 0; }
   [[ -n $PID ]] && pidarg=(-router-pid "$PID")
+  if [[ $target == mesh ]]; then # the other nodes' CPU is the mesh's, not noise
+    pidarg+=(-mesh-pids "${MESH_PIDS[1]},${MESH_PIDS[2]}")
+  fi
   local cmd=(taskset -c "$TOOL_CPU" "$WB" -q -label "$target" "${pidarg[@]}" -warmup "$WARMUP" -duration "$DUR" "$@")
   if [[ -z ${LOGGED[$cfg-$target]:-} ]]; then
     LOGGED[$cfg-$target]=1
-    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/' >> "$OUT/commands.txt"
+    echo "${cmd[*]}" | sed -E 's/-router-pid [0-9]+/-router-pid $PID/; s/-mesh-pids [0-9,]+/-mesh-pids $OTHER_NODES/' >> "$OUT/commands.txt"
   fi
   line=$("${cmd[@]}" 2>>"$OUT/logs/$id.tool.log" | grep '^RESULT' | tail -1) || true
   [[ -n $line ]] || line="RESULT scenario=none target=$target error=no_RESULT_line_(see_logs/$id.tool.log)"
   stop_target "$target" "$id"
-  echo "cfg=$cfg rep=$rep $line" >> "$OUT/results.txt"
+  echo "cfg=$cfg rep=$rep $line" >> "$RESULTS_FILE"
   LAST=$line
   printf '   %-28s %-9s #%d %s\n' "$cfg" "$target" "$rep" \
-    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
+    "$(tr ' ' '\n' <<<"$line" | grep -E '^(calls_per_s|events_per_s|kib_per_session|joins_per_s|storm_ms|p99_us|delivery_ratio|errors|lost|failed|failures|tool_cpu_pct|router_cpu_pct|mesh_cpu_pct|other_cpu_pct|error)=' | tr '\n' ' ')" | tee -a "$OUT/log.txt" >&2
 }
 
 # config cfg-id targets args...: REPS clean runs per target (up to MAX_REPS), the
@@ -241,12 +312,16 @@ config() {
   for ((rep = 1; rep <= MAX_REPS; rep++)); do
     active=0
     for t in $targets; do
-      [[ " $* " == *@RSURL@* && -z ${RSURL[$t]} ]] && continue # no RawSocket URL for this target
+      [[ " $* " == *@RSURL@* && -z ${RSURL[$t]:-} ]] && continue # no RawSocket URL for this target
       (( ${clean[$t]:-0} >= REPS )) && continue
       [[ -n ${done[$t]:-} ]] && continue
       active=1
-      urlargs=("${@//@URL@/${URL[$t]}}")
-      urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]}}")
+      urlargs=("${@//@URL@/${URL[$t]:-}}")
+      urlargs=("${urlargs[@]//@RSURL@/${RSURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@CURL@/${CURL[$t]:-${URL[$t]:-}}}")
+      urlargs=("${urlargs[@]//@SURLS@/${SURLS[$t]:-${URL[$t]:-}}}")
+      urlargs=("${urlargs[@]//@HTTPURL@/${HTTPURL[$t]:-}}")
+      urlargs=("${urlargs[@]//@CALLEEURL@/${CALLEEURL[$t]:-}}")
       bench "$cfg" "$t" "$rep" "${urlargs[@]}"
       other=$(grep -oE 'other_cpu_pct=[0-9.]+' <<<"$LAST" | cut -d= -f2 || true)
       if [[ -z $other ]] || awk -v o="$other" 'BEGIN{exit !(o <= 25)}'; then clean[$t]=$(( ${clean[$t]:-0} + 1 )); fi
@@ -257,6 +332,9 @@ config() {
 }
 
 ALL="${TARGETS[*]}"
+# The rpc and pubsub sections also run the write(2) twins, interleaved.
+AB="$ALL"
+[[ $EPOLL == 1 ]] && AB="$ALL edgewamp-epoll wampfwd-epoll"
 IDLE_SIZES="5000 10000 $IDLE_MAX"
 [[ $QUICK == 1 ]] && IDLE_SIZES="5000"
 
@@ -272,15 +350,15 @@ fi
 if want rpc; then
 say "== rpc"
 if [[ $QUICK == 1 ]]; then
-  config rpc-ws-msgpack-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
+  config rpc-ws-msgpack-c16-p64 "$AB" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
 else
   for p in 64 4096; do
     for c in 1 16 128; do
-      config "rpc-ws-msgpack-c$c-p$p" "$ALL" -scenario rpc -url @URL@ -ser msgpack -callers "$c" -payload "$p"
+      config "rpc-ws-msgpack-c$c-p$p" "$AB" -scenario rpc -url @URL@ -ser msgpack -callers "$c" -payload "$p"
     done
   done
-  config rpc-ws-json-c16-p64 "$ALL" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
-  config rpc-rs-msgpack-c16-p64 "$ALL" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+  config rpc-ws-json-c16-p64 "$AB" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
+  config rpc-rs-msgpack-c16-p64 "$AB" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
 fi
 fi
 
@@ -289,8 +367,8 @@ say "== pubsub"
 SUBS="100 1000"
 [[ $QUICK == 1 ]] && SUBS="100"
 for s in $SUBS; do
-  config "pubsub-ws-s$s-sat" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64
-  config "pubsub-ws-s$s-rate100k" "$ALL" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64 -event-rate 100000
+  config "pubsub-ws-s$s-sat" "$AB" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64
+  config "pubsub-ws-s$s-rate100k" "$AB" -scenario pubsub -url @URL@ -ser msgpack -subscribers "$s" -payload 64 -event-rate 100000
 done
 fi
 
@@ -322,21 +400,124 @@ TLS_IDLE="5000"
 for n in $TLS_IDLE; do
   config "tls-idle-rs-$n" "edgewamp edgewamp-tls" -scenario idle -url @RSURL@ -ser msgpack -sessions "$n" -src "$SRC"
 done
-config tls-rpc-rs-msgpack-c16-p64 "edgewamp edgewamp-tls" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
-config tls-rpc-ws-msgpack-c16-p64 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
+# RPC over TLS on both send paths: the default (io_uring where available)
+# and, with EPOLL=1, the write(2) twin, each beside its own plaintext.
+TLS_AB="edgewamp edgewamp-tls"
+[[ $EPOLL == 1 ]] && TLS_AB="$TLS_AB edgewamp-epoll edgewamp-tls-epoll"
+config tls-rpc-rs-msgpack-c16-p64 "$TLS_AB" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+config tls-rpc-ws-msgpack-c16-p64 "$TLS_AB" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
 if [[ $QUICK != 1 ]]; then
   config tls-rpc-ws-msgpack-c1-p64 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 1 -payload 64
   config tls-rpc-ws-msgpack-c16-p4096 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 4096
 fi
 fi
 
+# ---------------------------------------------------------------- mesh
+# Three edgewamp nodes meshed by NATS routes (-cluster-listen/-cluster-routes), all pinned
+# to ROUTER_CPU: the mesh gets the single router's CPU budget. Target "mesh": the load
+# tool's callers and publisher join node A; the callee joins node B (@CURL@), the
+# subscribers spread over B and C (@SURLS@). Its baseline, the single node ("edgewamp"),
+# runs interleaved in the same configurations, with every session on its one node.
+# MESH_CPUS (default ROUTER_CPU) pins the mesh nodes elsewhere, e.g. MESH_CPUS=0-1.
+MESH_CPUS=${MESH_CPUS:-$ROUTER_CPU}
+MESH_PORT=$((PORT_BASE + 10))
+MESH_CL=$((PORT_BASE + 20))
+MESH_PIDS=()
+mesh_routes() { echo "nats://127.0.0.1:$MESH_CL,nats://127.0.0.1:$((MESH_CL + 1)),nats://127.0.0.1:$((MESH_CL + 2))"; }
+URL[mesh]="ws://127.0.0.1:$MESH_PORT/ws"
+CURL[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws"
+SURLS[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws,ws://127.0.0.1:$((MESH_PORT + 2))/ws"
+start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
+  local id=$1 i joined
+  MESH_PIDS=()
+  for i in 0 1 2; do
+    taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
+      -gateway-listen off -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
+    MESH_PIDS+=($!)
+  done
+  PID=${MESH_PIDS[0]}
+  for _ in $(seq 300); do
+    joined=0
+    for i in 0 1 2; do
+      joined=$(( joined + $(grep -c 'mesh: node joined' "$OUT/logs/$id.n$i.log" 2>/dev/null || true) ))
+    done
+    (( joined >= 6 )) && { sleep 0.5; return 0; }
+    sleep 0.05
+  done
+  say "   !! the mesh did not form (see $OUT/logs/$id.n*.log)"
+  stop_mesh "$id"
+  return 1
+}
+stop_mesh() { # run-id
+  local id=$1 p
+  for p in "${MESH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${MESH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if grep -qiE 'panic|fatal|level=ERROR|data race' "$OUT"/logs/"$id".n*.log; then
+    echo "mesh logged errors during $id:" >> "$OUT/events.txt"
+    grep -hiE 'panic|fatal|level=ERROR|data race' "$OUT"/logs/"$id".n*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /' >> "$OUT/events.txt"
+  fi
+  MESH_PIDS=()
+}
+
+if want mesh; then
+  say "== mesh (3 nodes, NATS routes, on CPU $MESH_CPUS; the baseline: one node on CPU $ROUTER_CPU, same run)"
+  mkdir -p "$OUT/mesh"
+  cp "$OUT/machine.txt" "$OUT/mesh/machine.txt"
+  {
+    echo "# mesh target: three nodes, started fresh for every run (i = 0, 1, 2):"
+    echo "taskset -c $MESH_CPUS bin/edgewamp run -config $OUT/edgewamp.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
+  } >> "$OUT/commands.txt"
+  # Their RESULT lines go to mesh/results.txt: a report of their own, where the ratio
+  # column reads mesh ÷ one node.
+  RESULTS_FILE=$OUT/mesh/results.txt
+  config mesh-rpc-ws-msgpack-c16-p64 "mesh edgewamp" -scenario rpc -url @URL@ -callee-url @CURL@ -ser msgpack -callers 16 -payload 64
+  config mesh-pubsub-ws-s1000-sat "mesh edgewamp" -scenario pubsub -url @URL@ -sub-urls @SURLS@ -ser msgpack -subscribers 1000 -payload 64
+  RESULTS_FILE=$OUT/results.txt
+
+  # Idle RSS at start: one node, and a node of a 3-node mesh (JetStream included).
+  say "   idle RSS at start"
+  for rep in $(seq "$REPS"); do
+    taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" >"$OUT/logs/rss-single-$rep.log" 2>&1 &
+    sp=$!
+    sleep 3
+    single=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
+    kill -TERM "$sp"; wait "$sp" 2>/dev/null || true
+    start_mesh "rss-mesh-$rep" || continue
+    sleep 2.5
+    meshrss=$(awk '/VmRSS/{print $2}' "/proc/${MESH_PIDS[0]}/status")
+    stop_mesh "rss-mesh-$rep"
+    echo "rep=$rep single_kib=$single mesh_node_kib=$meshrss" >> "$OUT/mesh/rss.txt"
+    say "   rep $rep: one node $single KiB, a mesh node $meshrss KiB"
+  done
+
+  # Fault timings: SIGKILL, restart and a black hole, on separate processes (the
+  # process tests of cmd/edgewamp print what they measure).
+  say "   fault timings: go test -run 'TestMeshSIGKILLAndRestart|TestMeshBlackHoledProcess' ./cmd/edgewamp"
+  for rep in $(seq "$REPS"); do
+    go test -count=1 -run 'TestMeshSIGKILLAndRestart|TestMeshBlackHoledProcess' -v ./cmd/edgewamp > "$OUT/logs/mesh-fault-$rep.log" 2>&1 ||
+      say "   !! fault tests failed (rep $rep; see logs/mesh-fault-$rep.log)"
+    grep -hE 'SIGKILL:|restart:|black hole:' "$OUT/logs/mesh-fault-$rep.log" | sed -E "s/^ *mesh_fault_test.go:[0-9]+: /rep=$rep /" >> "$OUT/mesh/faults.txt" || true
+  done
+  say "   $(cat "$OUT/mesh/faults.txt" 2>/dev/null | tr '\n' ';')"
+fi
+
+if want gateway; then
+say "== gateway (HTTP: edgewamp's gateway and httpconst, a bare net/http handler, side by side)"
+config gateway-call-c16-p64 "edgewamp httpconst" -scenario httpcall -url @HTTPURL@ -callee-url @CALLEEURL@ -callers 16 -payload 64
+SSE_RATES="20 100"
+[[ $QUICK == 1 ]] && SSE_RATES="20"
+for r in $SSE_RATES; do
+  config "gateway-sse-s1000-r$r" "edgewamp" -scenario sse -url @HTTPURL@ -subscribers 1000 -rate "$r" -payload 64
+done
+fi
+
 # ---------------------------------------------------------------- profile
 if [[ $PROFILE == 1 ]] && want profile; then
   say "== profile (syscalls per message and perf samples; not part of the medians)"
-  EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep
+  EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep
   prof() { # name target figure-key unit args...
     local name=$1 target=$2 key=$3 unit=$4; shift 4
-    local id rate tpid
+    local id rate rcpu tpid
     id=$(tr -c 'A-Za-z0-9.+\n-' '_' <<<"profile-$name-$target")
     START_BIN=$BIN/edgewamp-sym
     wait_quiet
@@ -351,8 +532,10 @@ if [[ $PROFILE == 1 ]] && want profile; then
     stop_target "$target" "$id"
     START_BIN=bin/edgewamp
     rate=$(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^$key=" | cut -d= -f2)
+    rcpu=$(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^router_cpu_pct=" | cut -d= -f2)
     {
-      echo "== $target, $name: $(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^($key|tool_cpu_pct|router_cpu_pct)=" | tr '\n' ' ')"
+      echo "== $target, $name: $(tr ' ' '\n' < "$OUT/logs/$id.result" | grep -E "^($key|p50_us|p99_us|tool_cpu_pct|router_cpu_pct|other_cpu_pct)=" | tr '\n' ' ')"
+      awk -v c="${rcpu:-0}" -v r="${rate:-0}" -v u="$unit" 'BEGIN { if (r > 0) printf "   router CPU per %s: %.2f µs\n", u, c * 1e4 / r }'
       for side in router tool; do
         printf '   %s syscalls per %s:' "$side" "$unit"
         awk -F, -v r="${rate:-0}" '$1 ~ /^[0-9]+$/ && $1 > 0 { n=$3; sub("syscalls:sys_enter_","",n); if (r > 0) printf " %s %.3f", n, $1/2/r }' "$OUT/logs/$id.$side.stat"
@@ -367,7 +550,9 @@ if [[ $PROFILE == 1 ]] && want profile; then
         | grep -E '^ +[0-9]' | head -14 | sed 's/^/     /'
     } >> "$OUT/profile.txt"
   }
-  for t in edgewamp wampfwd; do
+  PROF_TARGETS="edgewamp wampfwd"
+  [[ $EPOLL == 1 ]] && PROF_TARGETS="edgewamp edgewamp-epoll wampfwd wampfwd-epoll"
+  for t in $PROF_TARGETS; do
     prof "rpc ws+msgpack 16 callers 64 B" "$t" calls_per_s call -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
     prof "pubsub ws+msgpack 1 -> 1000 saturation 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64
     prof "pubsub ws+msgpack 1 -> 1000 at 100,000 events/s 64 B" "$t" events_per_s event -scenario pubsub -url @URL@ -ser msgpack -subscribers 1000 -payload 64 -event-rate 100000
@@ -377,6 +562,35 @@ fi
 # ---------------------------------------------------------------- report
 echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.txt"
 "$WB" -report "$OUT" > "$OUT/RESULTS.md"
+if [[ -s $OUT/mesh/results.txt ]]; then
+  {
+    echo "## Mesh"
+    echo
+    echo "Three nodes meshed by NATS routes, **all pinned to CPU $MESH_CPUS** (the one node: CPU $ROUTER_CPU),"
+    echo "against one node in the same run, interleaved. Cells read **mesh / edgewamp (one node)**; the ratio"
+    echo "column is mesh ÷ one node, run by run. Mesh: the callers and the publisher join node A, the callee"
+    echo "node B, the subscribers are spread over B and C; one node: every session on it. Targets (DESIGN §9,"
+    echo "issue 11): RPC ≥ 0.50 of one node with p99 ≤ 2 ms; pubsub ≥ 0.50 of one node."
+    echo
+    "$WB" -report "$OUT/mesh" | awk '/^### RPC/{p=1} /^### Churn/{p=0} p' | sed 's/^### /#### /'
+    if [[ -s $OUT/mesh/rss.txt ]]; then
+      echo "#### Idle RSS at start"
+      echo
+      echo "| run | one node KiB | a node of the 3-node mesh KiB | difference MiB |"
+      echo "|---|---|---|---|"
+      awk '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; printf "| %s | %s | %s | %.1f |\n", v["rep"], v["single_kib"], v["mesh_node_kib"], (v["mesh_node_kib"]-v["single_kib"])/1024}' "$OUT/mesh/rss.txt"
+      echo
+    fi
+    if [[ -s $OUT/mesh/faults.txt ]]; then
+      echo "#### Faults on separate processes (cmd/edgewamp: TestMeshSIGKILLAndRestart, TestMeshBlackHoledProcess)"
+      echo
+      echo '```'
+      cat "$OUT/mesh/faults.txt"
+      echo '```'
+      echo
+    fi
+  } >> "$OUT/RESULTS.md"
+fi
 # Hand-maintained micro-benchmark figures and tuning notes go at the end.
 if [[ -f bench/micro.md ]]; then
   { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
@@ -385,7 +599,7 @@ fi
 if [[ -f bench/footprint.md ]]; then
   { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm tls profile " ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm tls mesh gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

@@ -65,6 +65,16 @@ type Config struct {
 	// zero. See the package documentation for what happens when it is full.
 	EventQueue int
 
+	// KeepAlive, when positive, makes the client ping the router (a
+	// WebSocket ping or a RawSocket PING) after this long without
+	// traffic from it, and end the session when nothing arrives within
+	// KeepAliveTimeout more: a router that died or sits behind a broken
+	// link is noticed even when the session is idle. Off when zero.
+	KeepAlive time.Duration
+	// KeepAliveTimeout is how long to wait for the router after a ping;
+	// KeepAlive when zero.
+	KeepAliveTimeout time.Duration
+
 	// Logger receives the session's few log lines (session end, protocol
 	// violations by the router, handler panics). Nil discards them.
 	Logger *slog.Logger
@@ -129,6 +139,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.EventQueue <= 0 {
 		cfg.EventQueue = defaultEventQueue
+	}
+	if cfg.KeepAlive > 0 && cfg.KeepAliveTimeout <= 0 {
+		cfg.KeepAliveTimeout = cfg.KeepAlive
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

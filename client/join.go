@@ -27,6 +27,7 @@ var roles = map[string]any{
 		proto.FeaturePatternBasedRegistration:   true,
 		proto.FeatureSharedRegistration:         true,
 		proto.FeatureProgressiveCallInvocations: true,
+		"registration_revocation":               true,
 	}},
 	proto.RolePublisher: map[string]any{"features": map[string]any{
 		proto.FeaturePublisherExclusion:          true,

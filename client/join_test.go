@@ -32,7 +32,7 @@ func TestJoinAnonymous(t *testing.T) {
 	want := map[string][]string{
 		"caller": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification", "progressive_call_invocations"},
 		"callee": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification",
-			"pattern_based_registration", "shared_registration", "progressive_call_invocations"},
+			"pattern_based_registration", "shared_registration", "progressive_call_invocations", "registration_revocation"},
 		"publisher":  {"publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing"},
 		"subscriber": {"pattern_based_subscription", "publisher_identification"},
 	}

@@ -66,7 +66,7 @@ func dialRawSocket(ctx context.Context, ep endpoint, cfg *Config) (*rawSocket, e
 	if err != nil {
 		return nil, err
 	}
-	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: bufio.NewReader(conn)}}
+	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: bufio.NewReader(conn), track: cfg.KeepAlive > 0}}
 	if err := t.handshake(ctx, cfg); err != nil {
 		conn.Close()
 		return nil, err
@@ -132,6 +132,7 @@ func (t *rawSocket) readMsg() ([]byte, error) {
 		if _, err := io.ReadFull(t.br, t.hdr[:]); err != nil {
 			return nil, err
 		}
+		t.seen()
 		h := t.hdr
 		if h[0]&0xF0 != 0 {
 			return nil, errors.New("client: RawSocket frame uses reserved bits")
@@ -171,6 +172,8 @@ func (t *rawSocket) writeFrame(typ byte, p []byte) error {
 	h := [4]byte{typ | byte(n>>21)&0x08, byte(n >> 16), byte(n >> 8), byte(n)}
 	return t.write(h[:], p)
 }
+
+func (t *rawSocket) ping() error { return t.writeFrame(rsFramePing, nil) }
 
 func (t *rawSocket) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
 

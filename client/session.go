@@ -95,7 +95,43 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.dispatch()
+	if cfg.KeepAlive > 0 {
+		s.wg.Add(1)
+		go s.keepAlive()
+	}
 	return s, nil
+}
+
+// ErrKeepAlive is the error of a session ended because the router did
+// not answer the keepalive within Config.KeepAliveTimeout.
+var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
+
+// keepAlive pings the router when it has been silent for KeepAlive, and
+// ends the session when it stays silent KeepAliveTimeout longer.
+func (s *Session) keepAlive() {
+	defer s.wg.Done()
+	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
+	tick := time.NewTicker(min(k, to) / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-tick.C:
+			last := s.tr.lastRead()
+			if last == 0 {
+				last = now.UnixNano()
+			}
+			idle := time.Duration(now.UnixNano() - last)
+			switch {
+			case idle > k+to:
+				s.shutdown(ErrKeepAlive, false)
+				return
+			case idle > k:
+				s.tr.ping()
+			}
+		}
+	}
 }
 
 // ID returns the session id the router assigned in WELCOME.

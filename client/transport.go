@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,12 @@ type transport interface {
 	// close closes the connection. When graceful, it first tries to say
 	// goodbye at the transport level (WebSocket close frame).
 	close(graceful bool) error
+	// ping sends a transport-level ping (WebSocket ping, RawSocket PING),
+	// for the keepalive.
+	ping() error
+	// lastRead returns when a frame was last read (unix ns), when tracking
+	// is on (keepalive).
+	lastRead() int64
 }
 
 // stream is what both transports share: the connection, a buffered reader
@@ -39,8 +46,20 @@ type stream struct {
 	br  *bufio.Reader
 	buf msgBuf
 
+	track bool         // Static: record when frames arrive (keepalive)
+	rx    atomic.Int64 // unix ns of the last frame read, when track
+
 	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
 }
+
+// seen records that a frame arrived (keepalive).
+func (s *stream) seen() {
+	if s.track {
+		s.rx.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *stream) lastRead() int64 { return s.rx.Load() }
 
 // write writes bufs under the write lock with a write deadline.
 func (s *stream) write(bufs ...[]byte) error {

@@ -53,7 +53,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		br = bufio.NewReader(conn)
 	}
 	t := &webSocket{
-		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: br},
+		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: br, track: cfg.KeepAlive > 0},
 		op:      ws.OpBinary,
 		batched: cfg.Batched,
 		ser:     cfg.Serializer,
@@ -83,6 +83,7 @@ func (t *webSocket) readMsg() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		t.seen()
 		if h.OpCode.IsControl() {
 			if err := t.control(h, t.r); err != nil {
 				return nil, err
@@ -221,6 +222,8 @@ func appendFrameHeader(b []byte, op ws.OpCode, n int, mask [4]byte) []byte {
 	}
 	return append(b, mask[:]...)
 }
+
+func (t *webSocket) ping() error { return t.writeFrame(ws.OpPing) }
 
 func (t *webSocket) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
 

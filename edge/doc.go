@@ -1,24 +1,53 @@
 // Package edge links edgewamp routers into one mesh over an embedded NATS
-// server (issue 11; in progress, see README's feature table).
+// server (README.md, "Mesh"; the design of what crosses the mesh is in
+// route/mesh.go).
 //
 // # Contract with the other packages
 //
 // edge imports route and proto only (never loop, gateway or oauth).
 //
 //   - route declares what it needs from a mesh (route.Mesh, in route/mesh.go:
-//     told when local interest appears and goes, asked to forward publications
-//     and calls that leave the node, given entry points to inject remote
-//     events, invocations, results and meta queries). edge implements it; a
-//     Router without a Mesh behaves exactly as a single node and pays one
-//     nil check per call/publish for it.
+//     told when local interest appears and goes, asked to forward
+//     publications, calls, results and meta queries that leave the node,
+//     given entry points to inject what other nodes sent). edge implements
+//     it; a Router without a Mesh behaves exactly as a single node and pays
+//     one nil check per call/publish for it.
 //   - Code outside the event loops reaches a shard only through
-//     route.Shard.Do; NATS callbacks never block and never touch a shard's
-//     state directly.
+//     route.Shard.Do or the Router.Mesh* entry points, which post tasks;
+//     NATS callbacks never block and never touch a shard's state directly.
 //   - edge.Node: New(Options) (*Node, error) gathering every validation
 //     error, Start() error (non-blocking after the server is ready),
 //     Ready() bool (connected to the mesh, for /readyz), Shutdown(ctx) error.
 //   - Shared state for other packages (oauth's token store, signing keys)
-//     is offered as a small key-value API on top of JetStream KV whose
+//     is to be offered as a small key-value API on top of JetStream KV whose
 //     methods use only standard types; cmd adapts it to the interface the
-//     consumer declares (oauth.Store). edge never imports the consumer.
+//     consumer declares (oauth.Store). edge never imports the consumer. (Not
+//     built yet: the mesh's own JetStream use is the claim store.)
+//
+// # What a Node runs
+//
+//   - An embedded nats-server: routes (cluster) and leaf-node links as
+//     configured, a client listener on 127.0.0.1 with a random port
+//     (DontListen would stop the route listener), JetStream with a domain on
+//     cluster nodes and hubs. Or, with Options.NatsURL, nothing: the node
+//     joins a NATS deployment the user runs.
+//   - One in-process nats.go connection (NoEcho: a node never receives what
+//     it published).
+//   - The sender goroutine: the only one that publishes. The router's
+//     shards queue what they send (outq, bounded), so an event loop never
+//     waits on NATS.
+//   - The control dispatcher: node-to-node messages (route envelopes,
+//     directory syncs, gather answers) and broadcasts (heartbeats, directory
+//     changes, gather queries, goodbyes), in arrival order.
+//   - The event dispatcher: events, deduplicated by publication id.
+//   - The claim worker: JetStream KV operations for single registrations,
+//     off every other goroutine.
+//
+// # Subjects, peers and failures
+//
+// subject.go maps WAMP onto NATS subjects; peers.go keeps the peer table
+// (heartbeats, PeerTimeout, restarts seen by a new boot id) and the
+// registration directory (versioned changes, resync on any gap); claims.go
+// the exclusive registrations; mesh.go the route.Mesh methods, the event
+// dispatcher and gathers.
 package edge

@@ -1,23 +1,69 @@
 // Package gateway is edgewamp's embedded HTTP server: the HTTP ↔ WAMP
-// bridge and declarative REST routes, Server-Sent Events, the OpenAPI
-// document, health and Prometheus metrics (issue 12; in progress, see
-// README's feature table).
+// bridge and declarative REST routes, Server-Sent Events, HTTP callees
+// and webhook subscribers, the OpenAPI document, health and Prometheus
+// metrics.
+//
+// # Endpoints
+//
+//	POST /wamp/{realm}/call/{procedure}    call (Accept: text/event-stream for progressive results)
+//	POST /wamp/{realm}/publish/{topic}     publish
+//	GET  /wamp/{realm}/events/{topic}      follow a topic as Server-Sent Events (?match=prefix|wildcard)
+//	<configured routes>                    method + path pattern → call or publish (routes.go, expr.go)
+//	GET  /openapi.json                     OpenAPI 3.1 of all of the above
+//	GET  /metrics                          Prometheus
+//	GET  /healthz, /readyz                 liveness, readiness
+//	<Options.Mount>                        handlers cmd mounts (the OAuth2 server's /oauth/, /.well-known/)
+//
+// Errors are RFC 9457 problem documents carrying the WAMP error URI, args
+// and kwargs (problem.go has the status table).
 //
 // # Contract with the other packages
 //
 // gateway imports route and proto only (never loop, edge or oauth).
 //
-//   - It joins realms as in-process WAMP sessions: its own route.Peer,
-//     attached with route.Shard.Open inside route.Shard.Do, fed with
-//     route.Shard.ReceiveMessage. No socket, no serializer round trip beyond
-//     JSON ⇄ the target peer's codec. Realm RBAC applies unchanged.
-//   - Bearer tokens are checked through an interface gateway declares
-//     (BearerVerifier); cmd passes oauth's verifier through an adapter.
-//   - Other HTTP handlers (oauth's endpoints) are mounted on the gateway's
-//     mux by cmd through Options; gateway does not know what they are.
-//   - Metrics read counters the router and the loops already keep, through
-//     an interface gateway declares and cmd implements over loop and route;
-//     nothing on the call path takes a lock or allocates for metrics.
+//   - It joins realms as in-process WAMP sessions: its own route.Peer
+//     (sess), attached with route.Shard.Open and route.Shard.JoinInternal
+//     inside route.Shard.Do, fed with route.Shard.ReceiveMessage. No
+//     socket and no serializer round trip beyond JSON ⇄ the other peer's
+//     codec: HTTP request JSON goes to JSON callees as it came, and JSON
+//     results go back to HTTP clients byte for byte. Each request acts as
+//     the principal it authenticated as (realm, authid, authrole), so
+//     realm RBAC applies unchanged; a principal's requests share a small,
+//     bounded pool of sessions (pool.go says why, and what bounds it).
+//   - Bearer tokens are checked through BearerVerifier, which gateway
+//     declares; cmd adapts oauth's verifier (or a JWKS file's) to it. API
+//     keys and Crossbar-style signed requests are configured here.
+//   - Other HTTP handlers are mounted by cmd through Options.Mount;
+//     gateway does not know what they are.
+//   - Metrics read the counters the router and the loops keep through
+//     StatsSource, which gateway declares and cmd implements over loop and
+//     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
-//     Shutdown(ctx) error, ErrClosed after it.
+//     SetRealms (reload), Shutdown(ctx) error, ErrClosed after it.
+//
+// # Concurrency
+//
+// HTTP requests run on net/http's goroutines. They reach a session's shard
+// only through shardQ, a per-shard mailbox drained inside one Shard.Do
+// (a burst of requests costs one event-loop wake-up). State marked "owned
+// by shard" (a session's pending calls, subscriptions, invocations) is
+// touched only there; the router calls the session's Send and Close
+// there too, and Send never blocks: it hands results and events to the
+// HTTP side through bounded channels, cutting a reader that does not keep
+// up. The pool's and the limits' maps are guarded by leaf mutexes.
+//
+// # What a client can make the gateway hold
+//
+// Every resource is bounded (Options.Limits): connections (MaxConnections;
+// more wait in the kernel's backlog), header bytes and time (MaxHeader,
+// ReadHeaderTimeout: slowloris), body bytes and time (MaxBody or a
+// route's BodyLimit → 413, BodyTimeout → 408), requests in flight (in all
+// → 503, per principal → 429), WAMP sessions (MaxSessions; idle
+// principals' sessions are closed first), SSE streams (in all → 503, per
+// client address → 429), each stream's queue (SSEQueue frames and
+// SSEBuffer bytes; a slower reader is cut) and each write (WriteTimeout),
+// failed authentications per address (AuthFailures a minute → 429 without
+// checking credentials), signed-request nonces, HTTP callees' requests in
+// flight (MaxConcurrent → wamp.error.unavailable) and webhooks' queues
+// (Queue; drops are counted).
 package gateway

@@ -305,6 +305,12 @@ type Stats struct {
 	// PongsCoalesced counts pings answered only by the pong of a later
 	// ping, because the peer did not take its output (pong.go).
 	PongsCoalesced uint64
+	// SendPath is how the loops write: SendPathIOUring or SendPathWrite
+	// (Options.IOUring). RingEnters counts the io_uring_enter calls of the
+	// send rings, RingSends the sends they submitted, RingPartial the sends
+	// a socket did not take whole (their rest went to gnet's buffer).
+	SendPath                           string
+	RingEnters, RingSends, RingPartial uint64
 	// Closes counts closed connections by reason, indexed by CloseReason.
 	Closes [NumCloseReasons]uint64
 	// CloseLogsSuppressed counts close log lines left out by the rate
@@ -325,6 +331,8 @@ func (e *Engine) Stats() Stats {
 	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
 	st.Outbound, st.OutboundBudget = e.Outbound()
 	st.PongsCoalesced = e.pongsCoalesced.Load()
+	st.SendPath = e.sendPath
+	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()
 	for i := range st.Closes {
 		st.Closes[i] = e.closes[i].Load()
 	}

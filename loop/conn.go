@@ -51,6 +51,9 @@ type conn struct {
 	pong  []byte    // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
+	// inflight is the length of the output an io_uring batch is sending
+	// (sendring.go), from its take to its completion; 0 otherwise.
+	inflight int
 
 	opened    int64 // coarse unix ns
 	lastRead  int64

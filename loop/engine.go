@@ -16,6 +16,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/route"
 )
 
@@ -35,8 +36,10 @@ type Engine struct {
 	byPort    map[int]*listenerState // bound port of each ambiguous listener; set in OnBoot
 	gnetAddrs []string               // "tcp://host:port" per listener
 
-	eng      gnet.Engine // set in OnBoot
-	stopErr  error       // why gnet.Rotate returned; read after stopped is closed
+	rings    []*uring.Ring // one per loop (shard), io_uring send path only; static after Start, closed when the loops stop
+	sendPath string        // SendPathIOUring or SendPathWrite; static after Start
+	eng      gnet.Engine   // set in OnBoot
+	stopErr  error         // why gnet.Rotate returned; read after stopped is closed
 	booted   chan error
 	stopped  chan struct{}
 	shutOnce sync.Once
@@ -51,6 +54,7 @@ type Engine struct {
 	started  time.Time // static: origin of monotime
 	ticked   bool      // owned by the tick goroutine: the first tick reported the loops running
 
+	warm     atomic.Int64 // warm-up connections open on the loops (warmup.go)
 	tlsPool  tlsPool      // TLS handshakes in progress (tlshs.go)
 	tlsConns atomic.Int64 // open TLS connections
 
@@ -62,6 +66,9 @@ type Engine struct {
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
 	outbound       atomic.Int64                   // bytes of output queued in gnet (budget.go)
+	ringEnters     atomic.Uint64                  // io_uring_enter calls of the send rings (sendring.go)
+	ringSends      atomic.Uint64                  // sends submitted through them
+	ringPartial    atomic.Uint64                  // sends the socket did not take whole: the rest went to gnet
 	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
 	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
 	closeLogs      logLimiter
@@ -162,9 +169,13 @@ func (e *Engine) Start() error {
 	for _, ln := range e.lns {
 		e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
 	}
+	if err := e.startRings(); err != nil {
+		return err
+	}
 	h := &handler{e: e}
 	go func() {
 		defer close(e.stopped)
+		defer e.closeRings() // after the loops: no flush runs any more
 		err := gnet.Rotate(h, e.gnetAddrs,
 			gnet.WithNumEventLoop(e.router.Shards()),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
@@ -190,7 +201,7 @@ func (e *Engine) Start() error {
 	if err := <-e.booted; err != nil {
 		return fmt.Errorf("loop: start: %w", err)
 	}
-	return nil
+	return e.startShards()
 }
 
 // resolveAddrs learns the bound address of each listener (port 0 picks a
@@ -330,6 +341,9 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 	}
 	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
 	ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
+	if e.nloops < len(e.rings) {
+		ls.ring = e.rings[e.nloops]
+	}
 	e.nloops++
 	ls.shard.Start(ls)
 	e.loops[el] = ls
@@ -368,6 +382,11 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	e := h.e
+	if _, ok := c.Context().(warmupConn); ok { // warmup.go
+		e.loopOf(c.EventLoop())
+		e.warm.Add(1)
+		return nil, gnet.None
+	}
 	// The descriptor budget first: past it, spend nothing on the
 	// connection.
 	if !e.takeFDs(1) {
@@ -440,6 +459,9 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	cn, ok := c.Context().(*conn)
 	if !ok {
+		if _, ok := c.Context().(warmupConn); ok {
+			h.e.warm.Add(-1)
+		}
 		return gnet.None
 	}
 	cn.closed(err)

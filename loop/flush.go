@@ -63,20 +63,33 @@ import (
 // after its last bytes (gnet's Close is itself asynchronous: a task on the
 // loop), so no request to close takes effect in the middle of a walk.
 //
-// A second send backend (io_uring sends, issue 15) replaces conn.write: it
-// receives the pending output of one connection, once per flush, on the
-// loop goroutine, and must either copy what it cannot send at once (as
-// gnet does) or keep the buffer until its completion and return it to the
-// pool itself. A backend error ends in conn.closed, on the loop goroutine,
-// and never inside a walk of anything but the dirty list.
+// A second send backend (io_uring sends, issue 15; loop-native TLS,
+// issue 16) replaces conn.write: it receives the pending output of one
+// connection, once per flush, on the loop goroutine, and must either copy
+// what it cannot send at once (as gnet does) or keep the buffer until its
+// completion and return it to the pool itself. A backend error ends in
+// conn.closed, on the loop goroutine, and never inside a walk of anything
+// but the dirty list.
 //
-// TLS (tls.go) sits before the backend, not in place of it: on a TLS
-// connection conn.out holds plaintext, and conn.flush and conn.spill first
-// encrypt it (conn.seal) into conn.ct, a pooled buffer of ciphertext that
-// also takes what crypto/tls writes on its own (handshake flights, alerts,
-// close_notify); the backend is handed conn.ct exactly as it is handed
-// conn.out on a plaintext connection. seal runs on the loop, never closes
-// anything (a failure only marks the connection dying) and never flushes.
+// The io_uring backend (sendring.go) batches instead: flush hands it runs
+// of the dirty list (flushRing), which it splits into conn.take, one
+// io_uring_enter for the whole run, and conn.sent after each completion;
+// a connection's bytes in flight (conn.inflight) keep spill off its
+// socket. It never holds a buffer past the flush. Any backend sees only
+// "the bytes to send for this connection" (conn.out): framing, and TLS
+// records once TLS runs on the loop, are produced before. A layer that
+// must transform the output at flush time (sealing TLS records from
+// plaintext) does it in conn.take, which both backends call first, so
+// that neither can send what it has not seen.
+//
+// TLS (tls.go) sits before the backends, not in place of them: on a TLS
+// connection conn.out holds plaintext, and conn.take (both backends) and
+// conn.spill first encrypt it (conn.seal) into conn.ct, a pooled buffer of
+// ciphertext that also takes what crypto/tls writes on its own (handshake
+// flights, alerts, close_notify); the backend is handed conn.ct exactly as
+// it is handed conn.out on a plaintext connection. seal runs on the loop,
+// never closes anything (a failure only marks the connection dying) and
+// never flushes.
 
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
@@ -186,11 +199,17 @@ func (ls *loopState) flush() {
 	ls.flushing = true
 	// The length is read on every step: a connection closed synchronously
 	// by its write (conn.closed) may add others to the list, and they are
-	// written by this walk.
-	for i := 0; i < len(ls.dirty); i++ {
+	// written by this walk. With a ring, runs of ringMinBatch connections
+	// or more go out as io_uring batches (sendring.go).
+	for i := 0; i < len(ls.dirty); {
+		if ls.ring != nil && len(ls.dirty)-i >= ringMinBatch {
+			i = ls.flushRing(i)
+			continue
+		}
 		cn := ls.dirty[i]
 		ls.dirty[i] = nil
 		cn.dirty = false
+		i++
 		cn.flush()
 	}
 	ls.dirty = ls.dirty[:0]
@@ -263,6 +282,13 @@ func (cn *conn) spill() {
 	if cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
 		return
 	}
+	if cn.inflight > 0 {
+		// An io_uring batch is completing, and what this connection's
+		// send left over is not in gnet's buffer yet: writing now would
+		// put these bytes before it.
+		cn.full = true
+		return
+	}
 	p := &cn.out
 	if cn.tls != nil {
 		cn.seal()
@@ -288,17 +314,35 @@ func (cn *conn) spill() {
 
 // flush hands the pending output to the send backend and, when the
 // connection is dying, asks for the close after it. See the write path
-// above: the write may close the connection synchronously. On a TLS
-// connection the pending output is plaintext: seal encrypts it into
-// conn.ct, which is what is written (tls.go).
+// above: the write may close the connection synchronously.
 func (cn *conn) flush() {
+	out, ok := cn.take()
+	if !ok {
+		return
+	}
+	if len(out) > 0 {
+		cn.write(out)
+	}
+	cn.sent(out)
+}
+
+// take takes the pending output out of the connection for the send
+// backend, which owns it until sent; ok is false when there is nothing to
+// do (no output, not dying, or gone). Both backends call it first: on a
+// TLS connection it seals the pending plaintext (seal) and takes the
+// ciphertext instead, so that no backend can send plaintext.
+func (cn *conn) take() (out []byte, ok bool) {
 	cn.full = false
 	if cn.phase == phGone {
-		return
+		return nil, false
 	}
 	if cn.tls != nil {
 		pending := cn.out != nil || cn.ct != nil
+		// What seal queues (queueCT) or a failure it marks (die) is taken
+		// by this call: the connection is not put on the dirty list again.
+		cn.dirty = true
 		cn.seal()
+		cn.dirty = false
 		if cn.out != nil { // before the handshake: only die's empty buffer
 			cn.ls.putBuf(cn.out)
 		}
@@ -307,14 +351,20 @@ func (cn *conn) flush() {
 			cn.out = cn.ls.getBuf()
 		}
 	}
-	out := cn.out
+	out = cn.out
 	if out == nil {
-		return
+		return nil, false
 	}
-	cn.out = nil // owned by this call until the backend has it
-	if len(out) > 0 {
-		cn.write(out)
-	}
+	cn.out = nil // owned by the flush until the backend is done with it
+	return out, true
+}
+
+// sent ends a flush of the connection once the backend is done with out:
+// the buffer goes back to the pool (out may be nil), the queued output is
+// counted, and a dying connection is closed after its last bytes. The
+// write may have closed the connection (phGone): then only the buffer is
+// returned.
+func (cn *conn) sent(out []byte) {
 	cn.ls.putBuf(out)
 	if cn.phase == phGone {
 		return // the write failed and gnet closed the connection

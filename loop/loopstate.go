@@ -3,6 +3,7 @@ package loop
 import (
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/route"
 )
 
@@ -31,6 +32,10 @@ type loopState struct {
 	flushQueued bool          // a round flush task is queued
 	lastActive  int64         // monotime at the end of the last callback
 	idle        bool          // the current callback started after an idle spell
+
+	// io_uring send backend (sendring.go); ring is nil on the write(2) path.
+	ring  *uring.Ring
+	batch []ringSend // the batch being completed, reused
 }
 
 func (ls *loopState) add(cn *conn) {

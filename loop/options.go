@@ -124,6 +124,10 @@ type Options struct {
 	// Flush is when a loop writes the output its callbacks produced:
 	// FlushAdaptive (default), FlushRound or FlushTraffic.
 	Flush FlushPolicy
+	// IOUring is the send path: IOUringAuto (default: io_uring where the
+	// system has it, else write(2)), IOUringOn (Start fails without it) or
+	// IOUringOff (write(2)). See sendring.go.
+	IOUring IOUringMode
 	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.
 	CheckOrigin func(origin []byte) bool
 	// Logger receives connection logs: one line per closed connection,
@@ -211,6 +215,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.HardLimit < o.HighWater {
 		errs = append(errs, fmt.Errorf("loop: hard limit %d is below the high-water mark %d", o.HardLimit, o.HighWater))
+	}
+	if o.IOUring > IOUringOff {
+		errs = append(errs, fmt.Errorf("loop: unknown io_uring mode %d", o.IOUring))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -30,10 +30,10 @@ import (
 //     ping waits that long.
 
 // backlog returns the bytes queued for the peer: gnet's outbound buffer,
-// the pending output (plaintext, and ciphertext on a TLS connection) and a
-// waiting pong.
+// an io_uring send being completed, the pending output (plaintext, and
+// ciphertext on a TLS connection) and a waiting pong.
 func (cn *conn) backlog() int {
-	return cn.c.OutboundBuffered() + len(cn.out) + len(cn.ct) + len(cn.pong)
+	return cn.c.OutboundBuffered() + cn.inflight + len(cn.out) + len(cn.ct) + len(cn.pong)
 }
 
 // answerPing answers a WebSocket ping or a RawSocket PING with payload,

@@ -78,6 +78,11 @@ type publication struct {
 	disclose  bool
 	retained  bool
 	filter    *pubFilter // nil when the publisher gave no black/white lists
+	// Mesh only: remote is the publisher's identity when it is on another
+	// node (publisher is then nil), at the publication time of a retained
+	// event (unix ns; the newest wins across nodes).
+	remote *remotePublisher
+	at     int64
 }
 
 // pubFilter holds PUBLISH black and white lists (WAMP §Subscriber
@@ -206,10 +211,13 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)
 	if !exists {
-		sub = &subscription{id: rm.newID(), uri: uri, match: match, created: s.r.cfg.Now()}
+		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
 		rm.changed()
+		if s.r.mesh != nil {
+			s.r.mesh.Subscribe(rm.name, match, uri)
+		}
 	}
 	added := false
 	if set := sub.subscribers(); !set.has(ss) {
@@ -235,6 +243,10 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.metaEvent(rm, metaSubOnSubscribe, ss.id, sub.id)
 	}
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
+		if s.r.mesh != nil {
+			s.meshRetained(ss, sub)
+			return
+		}
 		s.sendRetained(ss, sub)
 	}
 }
@@ -309,6 +321,9 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 		delete(rm.subByID, sub.id)
 		rm.changed()
 		deleted = true
+		if s.r.mesh != nil {
+			s.r.mesh.Unsubscribe(rm.name, sub.match, sub.uri)
+		}
 	}
 	rm.mu.Unlock()
 	return deleted
@@ -348,7 +363,9 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		filter:    filterOf(&m.Opt),
 	}
 	subs := rm.lookupSubs(s.idx, m.URI)
-	if m.Opt.Bool(proto.KeyRetain, false) {
+	retain := m.Opt.Bool(proto.KeyRetain, false)
+	if retain {
+		p.at = s.r.now()
 		kept := p.own()
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
@@ -361,6 +378,9 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	}
 	if len(subs) > 0 {
 		s.fanout(&p, subs)
+	}
+	if s.r.mesh != nil {
+		s.meshPublish(rm, &p, retain)
 	}
 	if ack {
 		out := &s.out
@@ -436,9 +456,10 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		out.ID2 = p.id
 		f := &out.Opt
 		if p.disclose {
-			f.SetUint(proto.KeyPublisher, p.publisher.id)
-			f.SetString(proto.KeyPublisherAuthID, p.publisher.authID)
-			f.SetString(proto.KeyPublisherAuthRole, p.publisher.authRole)
+			id, authid, authrole := p.publisherIdentity()
+			f.SetUint(proto.KeyPublisher, id)
+			f.SetString(proto.KeyPublisherAuthID, authid)
+			f.SetString(proto.KeyPublisherAuthRole, authrole)
 		}
 		if sub.match != proto.MatchExact {
 			f.SetStr(proto.KeyTopic, p.topic)
@@ -458,6 +479,8 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		enc[ser] = b
 	}
 	switch ss.peer.Send(b, ClassEvent) {
+	case nil:
+		s.countOut(proto.CodeEvent, len(b))
 	case ErrPeerSlow:
 		s.stats.EventsDropped.Add(1)
 	case ErrPeerTooBig:

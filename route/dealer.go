@@ -21,6 +21,9 @@ type registration struct {
 
 	callees atomic.Pointer[[]callee] // immutable slice, swapped under Realm.mu
 	rr      atomic.Uint64            // round-robin position
+	// remote are the other nodes' callees (mesh only): immutable slice,
+	// swapped under Realm.mu.
+	remote atomic.Pointer[[]remoteCallee]
 }
 
 // callee is one session attached to a registration.
@@ -28,6 +31,7 @@ type callee struct {
 	s              *Session
 	discloseCaller bool
 	forwardTimeout bool
+	at             int64 // REGISTER time (unix ns), for first/last across a mesh
 }
 
 func (reg *registration) list() []callee {
@@ -43,9 +47,16 @@ type outCall struct {
 	reg       *registration
 	invID     uint64
 	due       int64 // timeout deadline (coarse clock, ns); 0 = none
+	start     int64 // unix ns of the CALL for a latency sample (counters.go); 0 = not sampled
 	recvProg  bool  // caller asked for progressive results
 	progInv   bool  // caller is still sending progressive invocation chunks
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
+	// node is the callee's node when the call went to another node of the
+	// mesh (callee is then nil); chunked is set once a further chunk was
+	// sent there, and bounces counts the nodes that sent it back.
+	node    MeshNode
+	chunked bool
+	bounces uint8
 }
 
 // inCall is an invocation in progress, kept by the callee's shard.
@@ -53,6 +64,7 @@ type inCall struct {
 	caller   *Session
 	req      uint64 // the caller's CALL request id
 	recvProg bool
+	remote   *meshOrigin // the caller is on another node (caller is then nil)
 }
 
 // register handles REGISTER.
@@ -77,9 +89,19 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
-	rm := ss.realm
 	uri := string(m.URI)
-	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false)}
+	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.now()}
+	if s.r.mesh != nil && invoke == proto.InvokeSingle && s.meshClaim(ss, m.Request, match, uri, ce) {
+		return // REGISTERED or an ERROR once the mesh answers the claim
+	}
+	s.addCallee(ss, m.Request, match, invoke, uri, ce)
+}
+
+// addCallee adds ce to the registration (match, uri), creating it, and
+// answers the REGISTER request req: REGISTERED, or ERROR when the
+// registration exists with another policy or is single.
+func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
+	rm := ss.realm
 	rm.mu.Lock()
 	reg, exists := rm.regs.get(match, uri)
 	if exists {
@@ -94,18 +116,21 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		}
 		if why != "" {
 			rm.mu.Unlock()
-			s.replyError(ss, proto.CodeRegister, m.Request, proto.URIProcedureAlreadyExists, why)
-			return
+			s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, why)
+			return false
 		}
 		l := append(append([]callee(nil), reg.list()...), ce)
 		reg.callees.Store(&l)
 	} else {
 		rm.changed()
-		reg = &registration{id: rm.newID(), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
+		reg = &registration{id: rm.entryID('r', match, uri), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
 		l := []callee{ce}
 		reg.callees.Store(&l)
 		rm.regs.put(match, uri, reg)
 		rm.regByID[reg.id] = reg
+	}
+	if s.r.mesh != nil {
+		rm.meshLocalChanged(reg)
 	}
 	rm.mu.Unlock()
 	if ss.regs == nil {
@@ -116,13 +141,14 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeRegistered
-	out.Request = m.Request
+	out.Request = req
 	out.ID = reg.id
 	s.sendMsg(ss, out, ClassControl)
 	if !exists {
 		s.metaEvent(rm, metaRegOnCreate, ss.id, reg.details())
 	}
 	s.metaEvent(rm, metaRegOnRegister, ss.id, reg.id)
+	return true
 }
 
 func hasCallee(l []callee, ss *Session) bool {
@@ -172,7 +198,9 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 		}
 	}
 	reg.callees.Store(&l)
-	if len(l) == 0 {
+	if s.r.mesh != nil {
+		deleted = rm.meshLocalChanged(reg)
+	} else if len(l) == 0 {
 		rm.regs.del(reg.match, reg.uri)
 		delete(rm.regByID, reg.id)
 		rm.changed()
@@ -223,6 +251,9 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
 		return
 	}
+	if s.r.mesh != nil && s.meshCall(ss, m, reg, progress) {
+		return // sent to a callee on another node
+	}
 	ce, ok := s.pickCallee(reg)
 	if !ok {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
@@ -234,7 +265,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		return
 	}
 	oc := s.newOutCall()
-	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress, start: s.sampleCall()}
 	timeout := s.callTimeoutOf(m)
 	if timeout > 0 {
 		// The coarse clock may be up to a tick behind: a tick more keeps
@@ -246,6 +277,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
+	s.traffic.callsInFlight++
 
 	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
 	if oc.recvProg {
@@ -289,6 +321,10 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	if !progress {
 		oc.progInv = false
 	}
+	if oc.callee == nil {
+		s.meshContinue(ss, oc, m, progress)
+		return
+	}
 	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
 	if progress {
 		t.flags |= tfProgress
@@ -319,6 +355,10 @@ func (s *Shard) pickCallee(reg *registration) (callee, bool) {
 
 // deliverInvocation runs on the callee's shard.
 func (s *Shard) deliverInvocation(t *task) {
+	if t.peer == nil {
+		s.meshDeliverInvocation(t) // the caller is on another node
+		return
+	}
 	cs := t.s
 	cont := t.flags&tfContinue != 0
 	if cs.state != stEstablished {
@@ -410,6 +450,10 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 	if progress && !ic.recvProg {
 		return // the caller did not ask for progressive results
 	}
+	if ic.caller == nil {
+		s.meshYield(ss, ic, m, progress)
+		return
+	}
 	dst := ic.caller.shard
 	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, dst != s)}
 	if progress {
@@ -429,6 +473,10 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 	}
 	if !proto.ValidURI(m.URI, proto.URILoose) {
 		s.protocolError(ss, "ERROR has an invalid error URI")
+		return
+	}
+	if ic.caller == nil {
+		s.meshInvocationError(ss, ic, m)
 		return
 	}
 	delete(ss.invs, m.Request)
@@ -454,6 +502,9 @@ func (s *Shard) deliverResult(t *task) {
 	final := !progress
 	if final {
 		cs.endCall(t.a, oc)
+		if oc.start != 0 {
+			s.observeCall(oc.start)
+		}
 	}
 	out := &s.out
 	out.Reset()
@@ -494,6 +545,10 @@ func (s *Shard) deliverResult(t *task) {
 // still on their way are dropped (endedProgressive).
 func (ss *Session) endCall(req uint64, oc *outCall) {
 	delete(ss.calls, req)
+	ss.shard.traffic.callsInFlight--
+	if oc.callee == nil {
+		delete(ss.shard.mcalls, oc.invID)
+	}
 	if oc.progInv {
 		ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
 		ss.endedNext++
@@ -521,6 +576,10 @@ func (s *Shard) cancel(ss *Session, m *proto.Message) {
 		return // already answered
 	}
 	mode := m.Opt.CancelMode(proto.CancelKillNoWait)
+	if oc.callee == nil {
+		s.meshCancel(ss, m.Request, oc, mode)
+		return
+	}
 	if oc.callee.feat&fCalleeCancel == 0 {
 		mode = proto.CancelSkip // callees that do not announce canceling
 	}
@@ -540,6 +599,10 @@ func (s *Shard) cancel(ss *Session, m *proto.Message) {
 // INTERRUPT when the callee supports canceling (and mode is not skip), else
 // just forget the invocation.
 func (s *Shard) stopInvocation(oc *outCall, mode proto.CancelMode, reason string) {
+	if oc.callee == nil {
+		s.meshStop(oc, mode, reason)
+		return
+	}
 	if mode != proto.CancelSkip && oc.callee.feat&fCalleeCancel != 0 {
 		s.send(oc.callee.shard, task{kind: tInterrupt, s: oc.callee, b: oc.invID, mode: proto.CancelKillNoWait, c: &carry{uri: reason}})
 		return
@@ -583,10 +646,15 @@ func (s *Shard) callTimeout(tm timer) {
 func (s *Shard) leaveDealer(ss *Session) {
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
+		s.traffic.callsInFlight--
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 	for inv, ic := range ss.invs {
 		delete(ss.invs, inv)
+		if ic.caller == nil {
+			s.meshCalleeLeft(ss, inv, ic)
+			continue
+		}
 		s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: inv, flags: tfError | tfCalleeLeft,
 			c: &carry{uri: proto.URICanceled, msg: "the callee left while the call was in progress"}})
 	}

@@ -29,7 +29,7 @@ const metaSer = proto.MsgPack
 // cached lookup when nobody subscribed.
 func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
 	subs := rm.lookupSubs(s.idx, []byte(topic))
-	if len(subs) == 0 {
+	if len(subs) == 0 && s.r.mesh == nil {
 		return
 	}
 	raw, err := proto.EncodeValue(metaSer, args)
@@ -38,7 +38,12 @@ func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
 		return
 	}
 	p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(topic), c: &carry{args: raw}}
-	s.fanout(p, subs)
+	if len(subs) > 0 {
+		s.fanout(p, subs)
+	}
+	if s.r.mesh != nil {
+		s.meshPublish(rm, p, false)
+	}
 }
 
 func (ss *Session) details() map[string]any {
@@ -135,6 +140,9 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		kwargs, _ = v.(map[string]any)
 	}
 	res, err := h(s, ss, args, kwargs)
+	if s.r.mesh != nil && s.meshMetaCall(ss, m.Request, proc, args, kwargs, res, err) {
+		return true // answered once the other nodes have
+	}
 	if err != nil {
 		s.replyError(ss, proto.CodeCall, m.Request, err.uri, err.msg)
 		return true

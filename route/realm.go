@@ -21,6 +21,7 @@ type Realm struct {
 	retained map[string]*retainedEvent
 	// retainedBytes is the size of the retained events (see retain).
 	retainedBytes int64
+	mdir          *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
 
 	gen atomic.Uint64 // bumped on every change to regs or subs
 	l1  []l1cache     // per shard; l1[i] is owned by shard i

@@ -49,6 +49,10 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// MaxMeshInvocations bounds the invocations other nodes of a mesh may
+	// have in flight on this node; past it their calls get
+	// wamp.error.unavailable. Default 65536.
+	MaxMeshInvocations int
 	// MaxRetainedBytes bounds the payload bytes of retained events per
 	// realm (with at most 65,536 topics). Past it a retained event is
 	// delivered but not kept (and the topic's older one is dropped, so no
@@ -122,6 +126,9 @@ type Router struct {
 	auth    *workers
 	limiter *authLimiter
 
+	mesh Mesh       // nil alone; static after AttachMesh (before any session)
+	ms   *meshState // nil alone
+
 	// The coarse clock of the call path (see Config.Now and coarseNow).
 	clockNs   atomic.Int64 // last reading, unix ns; written by the timer goroutine
 	clockLive atomic.Bool  // the timer goroutine refreshes clockNs every clockTick
@@ -168,6 +175,9 @@ func New(cfg Config) (*Router, error) {
 		if *p <= 0 {
 			*p = defaultSessionLimit
 		}
+	}
+	if cfg.MaxMeshInvocations <= 0 {
+		cfg.MaxMeshInvocations = defaultSessionLimit
 	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20
@@ -358,7 +368,7 @@ func (r *Router) newSessionID(s *Session) (uint64, error) {
 		return 0, ErrClosed
 	}
 	for {
-		id := randomID()
+		id := r.sessionIDCandidate()
 		if _, taken := r.sessions[id]; !taken {
 			r.sessions[id] = s
 			return id, nil

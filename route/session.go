@@ -28,6 +28,7 @@ const (
 	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
 	fCalleeCancel                        // callee: call_canceling
 	fCalleeTimeout                       // callee: call_timeout
+	fCalleeRevoke                        // callee: registration_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -132,6 +133,7 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 		s.protocolError(ss, err.Error())
 		return
 	}
+	s.countIn(m.Type, len(b))
 	s.handle(ss, m)
 }
 
@@ -144,6 +146,7 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 		}
 		return
 	}
+	s.countIn(m.Type, 0)
 	s.handle(ss, m)
 }
 
@@ -646,6 +649,9 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 	}
 	s.buf = b[:0]
 	err = ss.peer.Send(b, class)
+	if err == nil {
+		s.countOut(m.Type, len(b))
+	}
 	if err == ErrPeerTooBig && class == ClassControl && m.Type != proto.CodeWelcome {
 		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", len(b))
 		if m.Type != proto.CodeAbort && m.Type != proto.CodeGoodbye {
@@ -694,6 +700,9 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	}
 	if has(proto.RoleCallee, proto.FeatureCallTimeout) {
 		f |= fCalleeTimeout
+	}
+	if has(proto.RoleCallee, "registration_revocation") {
+		f |= fCalleeRevoke
 	}
 	return f, nil
 }

@@ -45,7 +45,15 @@ type Shard struct {
 	invSeq       uint64
 	closing      bool // shutdown in progress
 
-	stats ShardStats
+	// Mesh only: calls sent to other nodes by invocation id, invocations
+	// from other nodes' callers by (node, their call id), and the buffer
+	// envelopes are encoded in.
+	mcalls map[uint64]mcall
+	minvs  map[minvKey]minv
+	mbuf   []byte
+
+	stats   ShardStats
+	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }
 
 // ShardStats are counters of one shard. The shard and the authentication

@@ -76,6 +76,18 @@ func (s *Shard) run(t *task) {
 		s.authSlot(t.s, t.auth)
 	case tReauth:
 		s.reauth()
+	case tMeshResult:
+		s.meshResult(t)
+	case tMeshBounce:
+		s.meshBounced(t)
+	case tMeshChunk:
+		s.meshChunk(t)
+	case tMeshInterrupt:
+		s.meshInterrupt(t)
+	case tMeshNodeDown:
+		s.meshNodeDown(MeshNode(t.b))
+	case tMeshRevoke:
+		s.meshRevoke(t.s, t.reg)
 	}
 }
 
@@ -90,6 +102,7 @@ type carry struct {
 	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
 	msg         string // kill message
 	ppt         [6][]byte
+	mo          *meshOrigin // tInvoke from another node: the caller there
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched

@@ -117,6 +117,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes}
 			if t.retain {
+				p.at = s.r.now()
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
@@ -125,6 +126,9 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
 				s.fanout(p, subs)
+			}
+			if s.r.mesh != nil {
+				s.meshPublish(rm, p, t.retain)
 			}
 		}
 	}

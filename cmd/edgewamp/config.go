@@ -38,11 +38,13 @@ type config struct {
 	RPC       rpcConfig        `yaml:"rpc"`
 	Tuning    tuningConfig     `yaml:"tuning"`
 	Realms    []realmConfig    `yaml:"realms"`
+	Mesh      meshConfig       `yaml:"mesh"`
 	Runtime   runtimeConfig    `yaml:"runtime"`
 	// DataDir holds state that must survive a restart (oauth/: tokens,
 	// codes, generated signing keys). Empty: state is in memory.
-	DataDir string      `yaml:"data_dir"`
-	OAuth   oauthConfig `yaml:"oauth"`
+	DataDir string        `yaml:"data_dir"`
+	OAuth   oauthConfig   `yaml:"oauth"`
+	Gateway gatewayConfig `yaml:"gateway"`
 
 	root *yaml.Node // for line numbers in validation errors
 }
@@ -111,6 +113,9 @@ type rpcConfig struct {
 
 type tuningConfig struct {
 	Flush string `yaml:"flush"`
+	// IOUring is the send path: auto (io_uring where the system has a
+	// usable one, else write(2)), on (refuse to start without it), off.
+	IOUring string `yaml:"io_uring"`
 }
 
 type realmConfig struct {
@@ -125,6 +130,10 @@ type realmConfig struct {
 	// OAuth turns on the OAuth2 server for the realm: its clients, grants
 	// and lifetimes; access tokens are also WAMP tickets.
 	OAuth *realmOAuthConfig `yaml:"oauth"`
+	// HTTPBridge serves the gateway's /wamp/{realm}/... endpoints for
+	// this realm (default true; with security only to roles with
+	// http_bridge).
+	HTTPBridge *bool `yaml:"http_bridge"`
 }
 
 type userConfig struct {
@@ -141,6 +150,9 @@ type userConfig struct {
 type roleConfig struct {
 	Name        string             `yaml:"name"`
 	Permissions []permissionConfig `yaml:"permissions"`
+	// HTTPBridge grants the role the gateway's bridge endpoints on a realm
+	// with security.
+	HTTPBridge bool `yaml:"http_bridge"`
 }
 
 type permissionConfig struct {
@@ -398,6 +410,9 @@ func (c *config) validate() error {
 	default:
 		c.errAt(&errs, "tuning.flush must be adaptive, round or traffic, not "+strconv.Quote(c.Tuning.Flush), "tuning", "flush")
 	}
+	if _, err := loop.ParseIOUringMode(c.Tuning.IOUring); err != nil {
+		c.errAt(&errs, "tuning.io_uring must be auto, on or off, not "+strconv.Quote(c.Tuning.IOUring), "tuning", "io_uring")
+	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
@@ -405,6 +420,7 @@ func (c *config) validate() error {
 	if len(c.Realms) == 0 {
 		c.errAt(&errs, "at least one realm is required", "realms")
 	}
+	c.validateMesh(&errs)
 	seen := map[string]bool{}
 	for i, r := range c.Realms {
 		if !proto.ValidURI([]byte(r.Name), proto.URILoose) {
@@ -422,6 +438,7 @@ func (c *config) validate() error {
 		c.validateSecurity(&errs, i)
 	}
 	c.validateOAuth(&errs)
+	c.validateGateway(&errs)
 	return errors.Join(errs...)
 }
 
@@ -539,6 +556,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	case "traffic":
 		o.Flush = loop.FlushTraffic
 	}
+	o.IOUring, _ = loop.ParseIOUringMode(c.Tuning.IOUring) // validated
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {

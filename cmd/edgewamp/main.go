@@ -1,6 +1,7 @@
 // Command edgewamp is the edgewamp WAMP router.
 //
-//	edgewamp run [-config FILE] [-listen ADDR] [-log-level L] [-log-format F]
+//	edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-node NAME] [-cluster-listen ADDR]
+//	             [-cluster-routes URL,...] [-leaf-listen ADDR] [-leaf-remotes URL,...] [-log-level L] [-log-format F]
 //	edgewamp check-config FILE
 //	edgewamp version
 package main
@@ -21,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -40,7 +42,9 @@ func main() {
 const usage = `edgewamp — a WAMP v2 router for the edge
 
 Usage:
-  edgewamp run [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
+  edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level LEVEL] [-log-format text|json]
+               [-node NAME] [-cluster-listen ADDR] [-cluster-routes nats://HOST:PORT[,...]]
+               [-leaf-listen ADDR] [-leaf-remotes nats://HOST:PORT[,...]]
   edgewamp check-config FILE
   edgewamp passwd [-iterations N]      hash a password for the config (reads it from stdin)
   edgewamp keygen                      make an Ed25519 key pair for cryptosign
@@ -49,7 +53,10 @@ Usage:
   edgewamp version
 
 Without -config, run uses the embedded default configuration (realm "realm1",
-anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port).
+anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port, the HTTP
+gateway on http://127.0.0.1:8081).
+The mesh flags join routers into one (see README, "Mesh"): e.g. three
+nodes of a site, each with -cluster-listen and the others' -cluster-routes.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -145,9 +152,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML); default: the embedded default")
 	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
+	gwListen := fs.String("gateway-listen", "", "HTTP gateway address host:port, or off, overriding gateway.listen")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides the configuration)")
 	logFormat := fs.String("log-format", "", "log format: text or json (overrides the configuration)")
 	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); for diagnosis only")
+	var mf meshFlags
+	fs.StringVar(&mf.node, "node", "", "mesh: this node's name, unique in the mesh (default: the host name)")
+	fs.StringVar(&mf.clusterListen, "cluster-listen", "", "mesh: listen for NATS routes from the other nodes of the cluster on host:port")
+	fs.StringVar(&mf.clusterRoutes, "cluster-routes", "", "mesh: the other cluster nodes' routes, nats://host:port[,...]")
+	fs.StringVar(&mf.leafListen, "leaf-listen", "", "mesh: accept edge nodes' leaf-node links on host:port (a hub)")
+	fs.StringVar(&mf.leafRemotes, "leaf-remotes", "", "mesh: join a hub as an edge node, nats://host:port[,...]")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -168,6 +182,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 			}
 			c.Listeners[0].Address = *listen
 		}
+		if *gwListen != "" {
+			c.Gateway.Listen = *gwListen
+		}
+		mf.apply(&c.Mesh)
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
@@ -193,6 +211,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
 // STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
+	sizeProcs(cfg, log)
 	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
 	oa, err := cfg.startOAuth(log)
 	if err != nil {
@@ -218,10 +237,29 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var node meshNode
+	if cfg.Mesh.enabled() {
+		if node, err = startMesh(cfg, r, log); err != nil {
+			return err
+		}
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := eng.Start(); err != nil {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
+		return err
+	}
+	gw, err := startGateway(cfg, r, eng, node, oa, log)
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		eng.Shutdown(sctx)
+		if node != nil {
+			node.Shutdown(sctx)
+		}
+		cancel()
 		return err
 	}
 	for i, a := range eng.Addrs() {
@@ -264,7 +302,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				break
 			}
 			sd.reloading()
-			if err := reload(cfgPath, r, oa, certs, log); err != nil {
+			if err := reload(cfgPath, r, oa, certs, gw, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -284,7 +322,23 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := eng.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if gw != nil {
+		// The gateway first: its requests end and its WAMP sessions leave
+		// while the router still routes.
+		gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := gw.Shutdown(gctx); err != nil {
+			log.Warn("gateway shutdown", "err", err)
+		}
+		gcancel()
+	}
+	err = eng.Shutdown(ctx)
+	if node != nil {
+		// After the sessions: their registrations are withdrawn first.
+		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		node.Shutdown(mctx)
+		mcancel()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	log.Info("edgewamp stopped")
@@ -301,12 +355,12 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
+func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
 	var refused []string
 	if reloadCerts(certs, log) != nil {
 		refused = append(refused, "TLS certificate")
 	}
-	if err := reloadConfig(path, r, oa, certs, log); err != nil {
+	if err := reloadConfig(path, r, oa, certs, gw, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -315,9 +369,9 @@ func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFil
 	return nil
 }
 
-// reloadConfig re-reads the configuration file and installs its realms
-// and runtime settings.
-func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, log *slog.Logger) error {
+// reloadConfig re-reads the configuration file and installs its realms,
+// their HTTP bridge access and the runtime settings.
+func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
@@ -338,13 +392,16 @@ func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.C
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err
 	}
+	if gw != nil {
+		gw.SetRealms(cfg.realmAccess())
+	}
 	rt := applyRuntime(cfg.Runtime)
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir and oauth: (issuer, keys) changes need a restart"},
+		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, gateway route and oauth: (issuer, keys) changes need a restart"},
 		rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
@@ -355,4 +412,94 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// startGateway starts the HTTP gateway unless the configuration disables
+// it; nil when disabled. The OAuth2 server's endpoints, when it runs, are
+// mounted on it, and its access tokens are the gateway's bearer tokens
+// (with gateway.bearer's JWKS file as a second issuer, if set).
+func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
+	if cfg.gatewayOff() {
+		if oa != nil && oa.srv != nil {
+			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
+		}
+		log.Info("HTTP gateway off")
+		return nil, nil
+	}
+	o := cfg.gatewayOptions(log)
+	o.Router = r
+	o.Stats = routerStats{r: r, eng: eng}
+	o.Ready = func() error {
+		select {
+		case <-eng.Done():
+			return errors.New("the event loops stopped")
+		default:
+		}
+		if rn, ok := node.(interface{ Ready() bool }); ok && !rn.Ready() {
+			return errors.New("the mesh is not connected")
+		}
+		return nil
+	}
+	var verifiers []gateway.BearerVerifier
+	if oa != nil && oa.srv != nil {
+		verifiers = append(verifiers, oauthBearer{oa.srv})
+		o.Mount = oauthMounts(oa.srv)
+	}
+	var err error
+	if o.TLS, err = cfg.gatewayTLS(); err != nil {
+		return nil, err
+	}
+	if b := cfg.Gateway.Bearer; b != nil {
+		v, err := newJWKSVerifier(b)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.bearer: %w", err)
+		}
+		verifiers = append(verifiers, v)
+	}
+	switch len(verifiers) {
+	case 1:
+		o.Bearer = verifiers[0]
+	case 2:
+		o.Bearer = bearerChain(verifiers)
+	}
+	if o.Bearer == nil {
+		for _, rt := range o.Routes {
+			if rt.Auth.Type == "bearer" {
+				log.Warn("gateway: a route takes bearer tokens but no verifier is configured (gateway.bearer): its requests get 401", "route", rt.Method+" "+rt.Path)
+			}
+		}
+	}
+	gw, err := gateway.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.Start(); err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if o.TLS != nil {
+		scheme = "https"
+	}
+	log.Info("gateway listening", "address", gw.Addr().String(), "url", scheme+"://"+gw.Addr().String(),
+		"routes", len(o.Routes), "callees", len(o.Callees), "webhooks", len(o.Webhooks))
+	return gw, nil
+}
+
+// sizeProcs gives the Go scheduler one processor more than there are event
+// loops when the HTTP gateway runs (unless GOMAXPROCS is set). An event
+// loop waits in epoll_wait as a blocking system call and keeps its
+// processor meanwhile; with as many processors as loops, the gateway's
+// goroutines then wait for the runtime to take a processor back from a
+// waiting loop (tens of µs, several times per request). Measured with
+// make bench-e2e's gateway scenario on a router pinned to one CPU (one
+// loop): GOMAXPROCS 2 instead of 1 gave ~10-50 % more requests/s and a
+// lower p50, and no change to WAMP RPC (see bench/RESULTS.md).
+func sizeProcs(cfg *config, log *slog.Logger) {
+	loops := cfg.loops()
+	cfg.Loops = loops
+	if cfg.gatewayOff() || os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) > loops {
+		return
+	}
+	runtime.GOMAXPROCS(loops + 1)
+	log.Debug("GOMAXPROCS raised for the HTTP gateway", "loops", loops, "gomaxprocs", loops+1)
 }

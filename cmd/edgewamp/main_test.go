@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,9 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if cmdline := os.Getenv("EDGEWAMP_SECCOMP_EXEC"); cmdline != "" {
+		seccompExec(cmdline) // iouring_test.go
+	}
 	dir, err := os.MkdirTemp("", "edgewamp-test-")
 	if err != nil {
 		panic(err)
@@ -45,6 +49,7 @@ type router struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
+	gw   string // the HTTP gateway's address, when it runs
 	mu   sync.Mutex
 	log  bytes.Buffer
 	done chan error
@@ -52,17 +57,26 @@ type router struct {
 
 var listenRE = regexp.MustCompile(`msg=listening address=(\S+)|"msg":"listening","address":"([^"]+)"`)
 
+var gatewayRE = regexp.MustCompile(`msg="gateway listening" address=(\S+)|"msg":"gateway listening","address":"([^"]+)"`)
+
 // startRouter runs `edgewamp run` with extra arguments and waits for its
 // listening line.
 func startRouter(t *testing.T, args ...string) *router {
 	t.Helper()
-	args = append([]string{"run", "-listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0"}, args...)
 	return launch(t, exec.Command(binPath, args...))
 }
 
 // launch starts cmd, an edgewamp run, and waits for its listening line.
 func launch(t *testing.T, cmd *exec.Cmd) *router {
 	t.Helper()
+	// Every configuration file takes the embedded default's gateway
+	// (127.0.0.1:8081): a test that does not choose runs without it, so that
+	// parallel routers do not contend for that port and tests written
+	// before the gateway see the router they were written for.
+	if len(cmd.Args) > 1 && cmd.Args[1] == "run" && !slices.Contains(cmd.Args, "-gateway-listen") {
+		cmd.Args = append(cmd.Args, "-gateway-listen", "off")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +93,11 @@ func launch(t *testing.T, cmd *exec.Cmd) *router {
 			r.mu.Lock()
 			r.log.WriteString(line + "\n")
 			r.mu.Unlock()
+			if m := gatewayRE.FindStringSubmatch(line); m != nil {
+				r.mu.Lock()
+				r.gw = m[1] + m[2]
+				r.mu.Unlock()
+			}
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addrCh <- m[1] + m[2]:
@@ -244,6 +263,7 @@ func TestCheckConfig(t *testing.T) {
 		{"auth_failures", "limits:\n  auth_failures:\n    block_after: -1\n    exempt: [10.0.0.0/8, \"::1\", nonsense]\n", 1,
 			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
+		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}

@@ -33,9 +33,9 @@ import (
 //     authentication_denied;
 //   - tampered signature, alg none, another issuer: authentication_failed;
 //   - a role the token lacks: no_such_role.
-// Revocation needs the binary's own revocation endpoint (the gateway); the
-// in-process TestTokenVerifierMapsRefusals covers it against the real
-// server.
+// Revocation at the binary's own endpoint (on the gateway's listener) is
+// covered by TestGatewayOAuth for HTTP requests, and by the in-process
+// TestTokenVerifierMapsRefusals for WAMP logins against the real server.
 
 type jwtCase struct {
 	Name     string            `json:"name"`

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ func main() {
 	var c load.Config
 	var ser string
 	fs := flag.CommandLine
-	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn or authstorm")
+	fs.StringVar(&c.Scenario, "scenario", "rpc", "idle, rpc, pubsub, churn, authstorm, httpcall or sse")
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "router: ws://HOST:PORT/PATH, rs://HOST:PORT or tcp://HOST:PORT")
 	fs.StringVar(&ser, "ser", "msgpack", "serializer: json, msgpack or cbor")
 	fs.StringVar(&c.Realm, "realm", "realm1", "realm")
@@ -43,12 +44,15 @@ func main() {
 	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time (rpc, pubsub, churn; authstorm baseline, at most 2s)")
 	fs.DurationVar(&c.Timeout, "timeout", 60*time.Second, "limit for connecting and joining")
 	fs.IntVar(&c.Payload, "payload", 64, "payload bytes per call or event (Arguments)")
-	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding")
+	fs.IntVar(&c.Callers, "callers", 16, "rpc: callers, each with one call outstanding; httpcall: HTTP clients (keep-alive connections)")
 	fs.IntVar(&c.Callees, "callees", 1, "rpc: callees sharing the registration (roundrobin when > 1)")
 	fs.StringVar(&c.Procedure, "procedure", "com.bench.echo", "rpc: procedure URI")
+	fs.StringVar(&c.CalleeURL, "callee-url", "", "rpc: the callees join this router (another node of a mesh); the callers join -url. httpcall: the WAMP URL where the tool registers the callee (ws://HOST:PORT/ws); none against a bare HTTP server")
+	meshPIDs := fs.String("mesh-pids", "", "the other router processes of a mesh (comma-separated pids): their CPU is reported as mesh_cpu_pct, not counted as other processes'")
+	subURLs := fs.String("sub-urls", "", "pubsub: spread the subscribers over these routers (comma-separated; the nodes of a mesh); the publishers join -url")
 	fs.IntVar(&c.Publishers, "publishers", 1, "pubsub: publishers")
-	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers")
-	fs.Float64Var(&c.Rate, "rate", 0, "pubsub: publications/s of all publishers (0: saturation)")
+	fs.IntVar(&c.Subscribers, "subscribers", 100, "pubsub: subscribers; sse: event streams")
+	fs.Float64Var(&c.Rate, "rate", 0, "pubsub, sse: publications/s of all publishers (0: saturation; sse needs a rate)")
 	fs.Float64Var(&c.EventRate, "event-rate", 0, "pubsub: events delivered/s target; sets -rate to this / subscribers")
 	fs.StringVar(&c.Topic, "topic", "com.bench.topic", "pubsub: topic URI")
 	fs.IntVar(&c.PubBatch, "pub-batch", 16, "pubsub saturation: publications per write")
@@ -79,6 +83,21 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	for _, p := range strings.Split(*meshPIDs, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "wampbench: -mesh-pids:", err)
+				os.Exit(2)
+			}
+			load.SetMeshPIDs(append(load.MeshPIDs(), n))
+		}
+	}
+	for _, u := range strings.Split(*subURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.SubURLs = append(c.SubURLs, u)
+		}
 	}
 	if *report != "" {
 		if err := load.Report(*report, os.Stdout); err != nil {

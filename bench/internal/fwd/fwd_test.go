@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/bench/internal/wire"
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -18,68 +19,85 @@ import (
 // independent implementation of framing and codecs) calls and publishes
 // through it over every transport × serializer pair, mixed.
 func TestForwarderWithClient(t *testing.T) {
-	for _, fp := range []FlushPolicy{FlushAdaptive, FlushRound, FlushTraffic} {
-		t.Run(fmt.Sprint("flush=", fp), func(t *testing.T) {
-			s, err := Start(Options{Loops: 2, Flush: fp})
-			if err != nil {
-				t.Fatal(err)
+	for _, mode := range []string{"off", "on"} {
+		for _, fp := range []FlushPolicy{FlushAdaptive, FlushRound, FlushTraffic} {
+			t.Run(fmt.Sprint("io_uring=", mode, "/flush=", fp), func(t *testing.T) {
+				forwarderWithClient(t, mode, fp)
+			})
+		}
+	}
+}
+
+func forwarderWithClient(t *testing.T, mode string, fp FlushPolicy) {
+	if mode == "on" {
+		if err := uring.Probe(); err != nil {
+			t.Skipf("io_uring unavailable: %v", err)
+		}
+	}
+	s, err := Start(Options{Loops: 2, Flush: fp, IOUring: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, _ := s.SendPath(); (mode == "on") != (path == "io_uring") {
+		t.Fatalf("io_uring %s: send path %s", mode, path)
+	}
+	defer s.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := s.Addr().String()
+	urls := []string{"ws://" + addr + "/ws", "rs://" + addr}
+	sers := []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
+	dial := func(i int) *client.Session {
+		t.Helper()
+		cs, err := client.Dial(ctx, client.Config{URL: urls[i%2], Realm: "realm1", Serializer: sers[i%3]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return cs
+	}
+	callee := dial(0)
+	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args, Kwargs: inv.Kwargs}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 16)
+	for i := 1; i <= 3; i++ {
+		sub := dial(i)
+		if _, err := sub.Subscribe(ctx, "com.news", func(e *client.Event) { got <- fmt.Sprint(e.Args...) }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 6; i++ {
+		caller := dial(i)
+		res, err := caller.Call(ctx, "com.echo", []any{"hi", int64(i)}, map[string]any{"k": "v"}, nil)
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+		if fmt.Sprint(res.Args...) != fmt.Sprint("hi", i) || res.Kwargs["k"] != "v" {
+			t.Fatalf("caller %d: result %v %v", i, res.Args, res.Kwargs)
+		}
+	}
+	if _, err := dial(4).Call(ctx, "com.nothing", nil, nil, nil); err == nil {
+		t.Fatal("call to an unregistered procedure succeeded")
+	}
+	pub := dial(5)
+	if err := pub.Publish(ctx, "com.news", []any{"ev", 1}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		select {
+		case e := <-got:
+			if e != "ev1" {
+				t.Fatalf("event %q", e)
 			}
-			defer s.Stop(context.Background())
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			addr := s.Addr().String()
-			urls := []string{"ws://" + addr + "/ws", "rs://" + addr}
-			sers := []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
-			dial := func(i int) *client.Session {
-				t.Helper()
-				cs, err := client.Dial(ctx, client.Config{URL: urls[i%2], Realm: "realm1", Serializer: sers[i%3]})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { cs.Close() })
-				return cs
-			}
-			callee := dial(0)
-			if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
-				return &client.Result{Args: inv.Args, Kwargs: inv.Kwargs}, nil
-			}, nil); err != nil {
-				t.Fatal(err)
-			}
-			got := make(chan string, 16)
-			for i := 1; i <= 3; i++ {
-				sub := dial(i)
-				if _, err := sub.Subscribe(ctx, "com.news", func(e *client.Event) { got <- fmt.Sprint(e.Args...) }, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := 0; i < 6; i++ {
-				caller := dial(i)
-				res, err := caller.Call(ctx, "com.echo", []any{"hi", int64(i)}, map[string]any{"k": "v"}, nil)
-				if err != nil {
-					t.Fatalf("caller %d: %v", i, err)
-				}
-				if fmt.Sprint(res.Args...) != fmt.Sprint("hi", i) || res.Kwargs["k"] != "v" {
-					t.Fatalf("caller %d: result %v %v", i, res.Args, res.Kwargs)
-				}
-			}
-			if _, err := dial(4).Call(ctx, "com.nothing", nil, nil, nil); err == nil {
-				t.Fatal("call to an unregistered procedure succeeded")
-			}
-			pub := dial(5)
-			if err := pub.Publish(ctx, "com.news", []any{"ev", 1}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 3; i++ {
-				select {
-				case e := <-got:
-					if e != "ev1" {
-						t.Fatalf("event %q", e)
-					}
-				case <-ctx.Done():
-					t.Fatalf("%d of 3 events", i)
-				}
-			}
-		})
+		case <-ctx.Done():
+			t.Fatalf("%d of 3 events", i)
+		}
+	}
+	if st := s.Stats(); (mode == "on") != (st.RingSends > 0) {
+		t.Fatalf("io_uring %s: %d ring sends", mode, st.RingSends)
 	}
 }
 

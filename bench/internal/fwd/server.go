@@ -28,6 +28,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgewamp/edgewamp/loop/uring"
 )
 
 // FlushPolicy says when a loop writes the output it queued.
@@ -65,20 +67,27 @@ type Options struct {
 	Loops     int         // event loops; 0 = runtime.NumCPU()
 	Flush     FlushPolicy // see FlushPolicy
 	HighWater int         // EVENTs to a connection with more output pending are dropped; 0 = 256 KiB
+	IOUring   string      // send path: "auto" (or ""), "on" or "off", as the router's tuning.io_uring (ring.go)
 }
 
 // Stats are the server's counters since start.
 type Stats struct {
 	Conns, Calls, Results, Publishes, Events, EventsDropped, Flushes, Writes uint64
+	// RingEnters, RingSends, RingPartial: io_uring_enter calls, the sends
+	// they submitted, and the sends a socket did not take whole.
+	RingEnters, RingSends, RingPartial uint64
 }
 
 // Server is a running forwarder.
 type Server struct {
-	opts    Options
-	addr    net.Addr
-	eng     gnet.Engine
-	booted  chan error
-	stopped chan struct{}
+	opts     Options
+	addr     net.Addr
+	rings    []*uring.Ring // one per loop on the io_uring path; closed after the loops stop
+	sendPath string        // "io_uring" or "write"
+	noRing   error         // why io_uring is not used under auto, or nil
+	eng      gnet.Engine
+	booted   chan error
+	stopped  chan struct{}
 
 	mu     sync.Mutex
 	loops  map[gnet.EventLoop]*loopState
@@ -90,6 +99,7 @@ type Server struct {
 	closes  map[string]int // why connections were closed; guarded by closeMu
 	stats   struct {
 		conns, calls, results, publishes, events, dropped, flushes, writes atomic.Uint64
+		ringEnters, ringSends, ringPartial                                 atomic.Uint64
 	}
 }
 
@@ -111,9 +121,15 @@ func Start(opts Options) (*Server, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 	}
 	s.tables.init()
+	path, why, err := s.startRings()
+	if err != nil {
+		return nil, err
+	}
+	s.sendPath, s.noRing = path, why
 	logging.SetDefaultLoggerAndFlusher(quietLogger{}, nil) // Run logs a banner through it
 	go func() {
 		defer close(s.stopped)
+		defer s.closeRings() // the loops are gone
 		err := gnet.Run(&handler{s: s}, "tcp://"+opts.Addr,
 			gnet.WithNumEventLoop(opts.Loops),
 			gnet.WithReuseAddr(true),
@@ -135,6 +151,10 @@ func Start(opts Options) (*Server, error) {
 
 // Addr returns the bound listen address.
 func (s *Server) Addr() net.Addr { return s.addr }
+
+// SendPath returns "io_uring" or "write", and under auto why io_uring is
+// not used.
+func (s *Server) SendPath() (string, error) { return s.sendPath, s.noRing }
 
 // Stop closes every connection and stops the loops.
 func (s *Server) Stop(ctx context.Context) error {
@@ -180,6 +200,7 @@ func (s *Server) Stats() Stats {
 		Conns: s.stats.conns.Load(), Calls: s.stats.calls.Load(), Results: s.stats.results.Load(),
 		Publishes: s.stats.publishes.Load(), Events: s.stats.events.Load(), EventsDropped: s.stats.dropped.Load(),
 		Flushes: s.stats.flushes.Load(), Writes: s.stats.writes.Load(),
+		RingEnters: s.stats.ringEnters.Load(), RingSends: s.stats.ringSends.Load(), RingPartial: s.stats.ringPartial.Load(),
 	}
 }
 
@@ -189,6 +210,9 @@ func (s *Server) loopOf(el gnet.EventLoop) *loopState {
 	ls := s.loops[el]
 	if ls == nil {
 		ls = &loopState{s: s, el: el, idx: len(s.loops)}
+		if ls.idx < len(s.rings) {
+			ls.ring = s.rings[ls.idx]
+		}
 		ls.drainFn = gnet.RunnableFunc(ls.drain)
 		ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
 		s.loops[el] = ls
@@ -267,6 +291,8 @@ type loopState struct {
 	idle        bool  // this callback started after an idle spell
 	pool        [][]byte
 	codec       codec
+	ring        *uring.Ring // nil on the write(2) path
+	batch       []ringSend  // reused by flushRing
 
 	mbMu     sync.Mutex
 	mailbox  []task
@@ -318,13 +344,19 @@ func (ls *loopState) markDirty(cn *conn) {
 	}
 }
 
-// flush writes every dirty connection's output: one write each.
+// flush writes every dirty connection's output: one write each, or with a
+// ring, one io_uring_enter per batch of two connections or more.
 func (ls *loopState) flush() {
 	ls.s.stats.flushes.Add(1)
-	for i := 0; i < len(ls.dirty); i++ {
+	for i := 0; i < len(ls.dirty); {
+		if ls.ring != nil && len(ls.dirty)-i >= 2 {
+			i = ls.flushRing(i)
+			continue
+		}
 		cn := ls.dirty[i]
 		ls.dirty[i] = nil
 		cn.dirty = false
+		i++
 		cn.flush()
 	}
 	ls.dirty = ls.dirty[:0]

@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 )
 
@@ -129,6 +130,28 @@ func (m *matrix) budgets(w io.Writer) {
 				v := med(c, "p99_us")
 				return fmt.Sprintf("p99 %s µs (p50 %s µs)", fmtNum(v), fmtNum(med(c, "p50_us"))), v <= 5000
 			}, nil},
+		{"HTTP gateway, POST /call, 16 keep-alive clients, 64 B, 1 WAMP callee: ≥ 50 % of a bare net/http handler's requests/s (same run), p99 ≤ 3 ms",
+			map[string]string{"scenario": "httpcall", "clients": "16", "payload": "64"},
+			func(m *matrix, c *cell) (string, bool) {
+				v, p := med(c, "calls_per_s"), med(c, "p99_us")
+				cfg := m.find(map[string]string{"scenario": "httpcall", "clients": "16", "payload": "64"})
+				fig := fmt.Sprintf("%s requests/s, p99 %s µs", fmtNum(v), fmtNum(p))
+				if c == m.cell(cfg, "httpconst") {
+					return fig + " (the ceiling)", true
+				}
+				r, ok := m.pairRatio(cfg, "edgewamp", "httpconst", "calls_per_s")
+				if !ok {
+					return fig + " (no httpconst run to compare)", false
+				}
+				return fig + fmt.Sprintf(", %.0f %% of httpconst", 100*r), r >= 0.5 && p <= 3000
+			}, nil},
+		{"HTTP gateway, SSE 1 → 1,000 streams at a fixed rate: every event delivered",
+			map[string]string{"scenario": "sse", "streams": "1000"},
+			func(m *matrix, c *cell) (string, bool) {
+				v, _ := c.minOver("delivery_ratio")
+				cut, _ := c.sum("streams_cut")
+				return fmt.Sprintf("%s events/s, lowest ratio %.5f, p99 %s µs, %d streams cut", fmtNum(med(c, "events_per_s")), v, fmtNum(med(c, "p99_us")), int(cut)), v >= 1 && cut == 0
+			}, nil},
 		{"churn: ≥ 5,000 joins/s",
 			map[string]string{"scenario": "churn"},
 			func(m *matrix, c *cell) (string, bool) {
@@ -183,6 +206,36 @@ func (m *matrix) budgets(w io.Writer) {
 		m.tlsBudgets(w)
 		fmt.Fprintln(w)
 	}
+}
+
+// pairRatio is the median over paired runs (same run number) of a's
+// value ÷ b's for key.
+func (m *matrix) pairRatio(cfg, a, b, key string) (float64, bool) {
+	ca, cb := m.cell(cfg, a), m.cell(cfg, b)
+	if ca == nil || cb == nil {
+		return 0, false
+	}
+	byRep := map[int]float64{}
+	for _, r := range cb.runs {
+		if v, err := strconv.ParseFloat(r.f[key], 64); err == nil && v != 0 {
+			byRep[r.rep] = v
+		}
+	}
+	var rs []float64
+	for _, r := range ca.runs {
+		v, err := strconv.ParseFloat(r.f[key], 64)
+		if d, ok := byRep[r.rep]; ok && err == nil {
+			rs = append(rs, v/d)
+		}
+	}
+	if len(rs) == 0 {
+		return 0, false
+	}
+	sort.Float64s(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2, true
+	}
+	return rs[len(rs)/2], true
 }
 
 func refusedLost(m *matrix, c *cell) (string, bool) {

@@ -22,8 +22,8 @@ import (
 // Config is one run. Zero fields take the defaults documented on the
 // wampbench flags.
 type Config struct {
-	Scenario  string // idle, rpc, pubsub, churn, authstorm
-	URL       string // ws://host:port/path, rs://host:port or tcp://host:port
+	Scenario  string // idle, rpc, pubsub, churn, authstorm, httpcall, sse
+	URL       string // ws://host:port/path, rs://host:port or tcp://host:port; http://host:port for httpcall and sse
 	Ser       proto.Serializer
 	Realm     string
 	Src       string // source addresses, "127.0.0.2-127.0.0.40" or a list
@@ -40,13 +40,20 @@ type Config struct {
 
 	Callers, Callees int
 	Procedure        string
+	// CalleeURL, when set, is where the callees join: rpc, another node
+	// of a mesh (the callers join URL); httpcall, the WAMP URL where the
+	// tool registers the callee (none against a bare HTTP server).
+	CalleeURL string
 
 	Publishers, Subscribers int
 	Rate                    float64 // publications/s, all publishers together; 0 = saturation
 	EventRate               float64 // events delivered/s target (sets Rate = EventRate/Subscribers)
 	Topic                   string
-	PubBatch                int // saturation: publications per write
-	InFlight                int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
+	// SubURLs, when set, spreads the subscribers over these routers (the
+	// nodes of a mesh), in turn; the publishers join URL.
+	SubURLs  []string
+	PubBatch int // saturation: publications per write
+	InFlight int // saturation: events in flight at most (published × subscribers − delivered); <0: no limit
 
 	Sessions int           // idle: sessions to hold
 	Procs    int           // idle/authstorm: worker processes (0: auto)
@@ -80,6 +87,9 @@ func (c *Config) defaults() error {
 	}
 	if c.URL == "" {
 		c.URL = "ws://127.0.0.1:8080/ws"
+		if c.Scenario == "httpcall" || c.Scenario == "sse" {
+			c.URL = "http://127.0.0.1:8081"
+		}
 	}
 	if c.Ser == 0 {
 		c.Ser = proto.MsgPack
@@ -147,8 +157,12 @@ func Run(cfg Config) (*Result, error) {
 		return runChurn(&cfg)
 	case "authstorm":
 		return runAuthStorm(&cfg)
+	case "httpcall":
+		return runHTTPCall(&cfg)
+	case "sse":
+		return runSSE(&cfg)
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn or authstorm)", cfg.Scenario)
+	return nil, fmt.Errorf("unknown scenario %q (want idle, rpc, pubsub, churn, authstorm, httpcall or sse)", cfg.Scenario)
 }
 
 // header starts a RESULT with the fields every scenario reports.

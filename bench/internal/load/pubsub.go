@@ -2,6 +2,7 @@ package load
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -182,8 +183,32 @@ func runPubSub(cfg *Config) (*Result, error) {
 	for i := range subs {
 		subs[i] = &subscriber{run: run, tr: trS}
 	}
-	if err := ss.open(subs, trS, false); err != nil {
-		return nil, err
+	if len(cfg.SubURLs) == 0 {
+		if err := ss.open(subs, trS, false); err != nil {
+			return nil, err
+		}
+	} else {
+		// Subscribers spread over the nodes of a mesh; every set shares
+		// the loop client, closed with ss.
+		for k, u := range cfg.SubURLs {
+			epS, err := newEndpoint(u, cfg.Ser, cfg.Realm, "", "")
+			if err != nil {
+				return nil, err
+			}
+			if epS.ws != ep.ws {
+				return nil, fmt.Errorf("-sub-urls must use the transport of -url")
+			}
+			n := (cfg.Subscribers - k + len(cfg.SubURLs) - 1) / len(cfg.SubURLs)
+			tr := newTracker(n)
+			part := make([]role, n)
+			for i := range part {
+				part[i] = &subscriber{run: run, tr: tr}
+			}
+			if err := newSessionSet(cfg, epS, lc).open(part, tr, false); err != nil {
+				return nil, err
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // interest reaches the publisher's node
 	}
 	pubs := make([]role, cfg.Publishers)
 	trP := newTracker(cfg.Publishers)

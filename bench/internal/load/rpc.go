@@ -307,14 +307,30 @@ func runRPC(cfg *Config) (*Result, error) {
 	}
 	ss := newSessionSet(cfg, ep, lc)
 	defer ss.close()
+	ssE := ss
+	if cfg.CalleeURL != "" {
+		epE, err := newEndpoint(cfg.CalleeURL, cfg.Ser, cfg.Realm, "", "")
+		if err != nil {
+			return nil, err
+		}
+		if epE.ws != ep.ws || lc == nil {
+			return nil, fmt.Errorf("-callee-url must use the transport of -url, with the gnet driver")
+		}
+		ssE = newSessionSet(cfg, epE, lc) // closed with ss (one loop client)
+	}
 
 	callees := make([]role, cfg.Callees)
 	trE := newTracker(cfg.Callees)
 	for i := range callees {
 		callees[i] = &callee{run: run, tr: trE}
 	}
-	if err := ss.open(callees, trE, false); err != nil {
+	if err := ssE.open(callees, trE, false); err != nil {
 		return nil, fmt.Errorf("callees: %w", err)
+	}
+	if ssE != ss {
+		// In a mesh the registration reaches the callers' node a moment
+		// after REGISTERED.
+		time.Sleep(500 * time.Millisecond)
 	}
 	callers := make([]role, cfg.Callers)
 	trC := newTracker(cfg.Callers)

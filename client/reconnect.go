@@ -1,0 +1,339 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Client is a session that survives the loss of its router: when the
+// connection fails it dials again, with backoff, trying the router URLs in
+// turn (a mesh's nodes), joins again and restores its registrations and
+// subscriptions. Create it with Connect.
+//
+// What it promises, and what not:
+//   - Registrations and subscriptions made through the Client are
+//     restored on every new session, in the order they were made. A
+//     restored single registration may be refused for a while (the mesh
+//     still holds the one of the session that was lost, until it notices
+//     that node is gone); the Client keeps retrying it with backoff.
+//   - Calls and acknowledged publications are not retried: a call in
+//     flight when the connection fails returns the session's error, since
+//     the Client cannot know whether the callee ran it (WAMP calls are not
+//     idempotent). Calls made while reconnecting wait (bounded by their
+//     context) for the next session.
+//   - Events published while no session is up are not received.
+//
+// All methods are safe for concurrent use.
+type Client struct {
+	cfg  Config
+	urls []string
+	rc   ReconnectConfig
+	log  func(msg string, args ...any)
+
+	mu      sync.Mutex // Guards the fields below.
+	s       *Session   // the current session; nil while reconnecting
+	up      chan struct{}
+	regs    []*durableReg
+	subs    []*durableSub
+	closed  bool
+	lastErr error
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// ReconnectConfig tunes Connect.
+type ReconnectConfig struct {
+	// URLs are the routers to try, in turn; Config.URL is tried first
+	// when set.
+	URLs []string
+	// MinBackoff and MaxBackoff bound the wait between attempts, which
+	// doubles after each failure (with ±25% jitter). Defaults 100ms and 5s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnSession, if set, is called (on the Client's goroutine) with each
+	// new session, after registrations and subscriptions are restored.
+	OnSession func(*Session)
+	// OnDisconnect, if set, is called with the error that ended a session.
+	OnDisconnect func(error)
+}
+
+type durableReg struct {
+	procedure string
+	h         Handler
+	opts      *RegisterOptions
+}
+
+type durableSub struct {
+	topic string
+	h     func(*Event)
+	opts  *SubscribeOptions
+}
+
+// Connect dials the first router that answers, joins, and keeps the
+// session up until Close. It returns once the first session is joined, or
+// with the last error when ctx ends first.
+func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, error) {
+	urls := rc.URLs
+	if cfg.URL != "" {
+		urls = append([]string{cfg.URL}, urls...)
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("client: Connect needs Config.URL or ReconnectConfig.URLs")
+	}
+	if rc.MinBackoff <= 0 {
+		rc.MinBackoff = 100 * time.Millisecond
+	}
+	if rc.MaxBackoff <= 0 {
+		rc.MaxBackoff = 5 * time.Second
+	}
+	if rc.MaxBackoff < rc.MinBackoff {
+		rc.MaxBackoff = rc.MinBackoff
+	}
+	c := &Client{cfg: cfg, urls: urls, rc: rc, up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c.log = func(msg string, args ...any) {
+		if cfg.Logger != nil {
+			cfg.Logger.Info(msg, args...)
+		}
+	}
+	first := make(chan error, 1)
+	go c.run(first)
+	select {
+	case err := <-first:
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		c.Close()
+		c.mu.Lock()
+		err := c.lastErr
+		c.mu.Unlock()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+}
+
+// run is the Client's goroutine: it keeps a session up.
+func (c *Client) run(first chan<- error) {
+	defer close(c.done)
+	backoff := c.rc.MinBackoff
+	next := 0
+	for {
+		url := c.urls[next%len(c.urls)]
+		next++
+		cfg := c.cfg
+		cfg.URL = url
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		s, err := Dial(ctx, cfg)
+		cancel()
+		if err == nil {
+			backoff = c.rc.MinBackoff
+			c.serve(s, first)
+			first = nil
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.lastErr = err
+		c.mu.Unlock()
+		c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
+		// Try the next URL at once after a failure on this one, and back
+		// off once every URL has failed in this round.
+		if next%len(c.urls) != 0 {
+			continue
+		}
+		jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff + jitter):
+		}
+		backoff = min(2*backoff, c.rc.MaxBackoff)
+	}
+}
+
+// serve installs s as the current session, restores what was registered
+// and subscribed, and waits for it to end.
+func (c *Client) serve(s *Session, first chan<- error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.Close()
+		return
+	}
+	c.s = s
+	regs := append([]*durableReg(nil), c.regs...)
+	subs := append([]*durableSub(nil), c.subs...)
+	up := c.up
+	c.mu.Unlock()
+	for _, r := range regs {
+		go c.restoreReg(s, r)
+	}
+	for _, d := range subs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := s.Subscribe(ctx, d.topic, d.h, d.opts); err != nil {
+			c.log("client: restoring a subscription failed", "topic", d.topic, "err", err)
+		}
+		cancel()
+	}
+	close(up)
+	if first != nil {
+		first <- nil
+	}
+	if c.rc.OnSession != nil {
+		c.rc.OnSession(s)
+	}
+	select {
+	case <-s.Done():
+	case <-c.stop:
+		s.Close()
+		return
+	}
+	c.mu.Lock()
+	c.s = nil
+	c.up = make(chan struct{})
+	c.lastErr = s.Err()
+	c.mu.Unlock()
+	c.log("client: session lost; reconnecting", "err", s.Err())
+	if c.rc.OnDisconnect != nil {
+		c.rc.OnDisconnect(s.Err())
+	}
+}
+
+// restoreReg registers r on s, retrying (with backoff) while the router
+// refuses it as already registered: the lost session's registration may
+// still stand until the mesh notices its node is gone.
+func (c *Client) restoreReg(s *Session, r *durableReg) {
+	wait := c.rc.MinBackoff
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := s.Register(ctx, r.procedure, r.h, r.opts)
+		cancel()
+		var we *Error
+		if err == nil || !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
+			if err != nil {
+				c.log("client: restoring a registration failed", "procedure", r.procedure, "err", err)
+			}
+			return
+		}
+		select {
+		case <-s.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, c.rc.MaxBackoff)
+	}
+}
+
+// Session returns the current session, waiting (bounded by ctx) while the
+// Client reconnects.
+func (c *Client) Session(ctx context.Context) (*Session, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		s, up := c.s, c.up
+		c.mu.Unlock()
+		if s != nil {
+			select {
+			case <-s.Done():
+			default:
+				return s, nil
+			}
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Call calls procedure on the current session (see Session.Call). A call
+// in flight when the session is lost fails with the session's error; it
+// is not retried.
+func (c *Client) Call(ctx context.Context, procedure string, args []any, kwargs map[string]any, opts *CallOptions) (*Result, error) {
+	s, err := c.Session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Call(ctx, procedure, args, kwargs, opts)
+}
+
+// Publish publishes on the current session (see Session.Publish).
+func (c *Client) Publish(ctx context.Context, topic string, args []any, kwargs map[string]any, opts *PublishOptions) error {
+	s, err := c.Session(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Publish(ctx, topic, args, kwargs, opts)
+}
+
+// Register registers procedure on the current session and on every later
+// one. It returns the router's answer for the current session.
+func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) error {
+	s, err := c.Session(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Register(ctx, procedure, h, opts); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.regs = append(c.regs, &durableReg{procedure: procedure, h: h, opts: opts})
+	c.mu.Unlock()
+	return nil
+}
+
+// Subscribe subscribes to topic on the current session and on every later
+// one.
+func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
+	s, err := c.Session(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Subscribe(ctx, topic, h, opts); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.subs = append(c.subs, &durableSub{topic: topic, h: h, opts: opts})
+	c.mu.Unlock()
+	return nil
+}
+
+// Close ends the current session (GOODBYE) and stops reconnecting. It
+// waits for the Client's goroutine; do not call it from a handler.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.done
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+	return nil
+}

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgewamp/edgewamp/gateway"
+)
+
+// The gateway section of the configuration: the embedded HTTP server
+// (see gateway/doc.go and README's "HTTP gateway").
+
+type gatewayConfig struct {
+	// Listen is host:port; "" or "off" disables the gateway.
+	Listen                 string              `yaml:"listen"`
+	TLS                    *tlsConfig          `yaml:"tls"`
+	CallTimeout            duration            `yaml:"call_timeout"`
+	MaxCallTimeout         duration            `yaml:"max_call_timeout"`
+	ApplicationErrorStatus int                 `yaml:"application_error_status"`
+	Errors                 map[string]int      `yaml:"errors"`
+	CORS                   *corsConfig         `yaml:"cors"`
+	Bearer                 *bearerConfig       `yaml:"bearer"`
+	APIKeyHeader           string              `yaml:"api_key_header"`
+	APIKeys                []apiKeyConfig      `yaml:"api_keys"`
+	SigningKeys            []signingKeyConfig  `yaml:"signing_keys"`
+	SignatureMaxSkew       duration            `yaml:"signature_max_skew"`
+	Limits                 gatewayLimitsConfig `yaml:"limits"`
+	Routes                 []routeConfig       `yaml:"routes"`
+	Callees                []calleeConfig      `yaml:"callees"`
+	Webhooks               []webhookConfig     `yaml:"webhooks"`
+}
+
+type gatewayLimitsConfig struct {
+	MaxBody                size     `yaml:"max_body"`
+	MaxHeader              size     `yaml:"max_header"`
+	ReadHeaderTimeout      duration `yaml:"read_header_timeout"`
+	BodyTimeout            duration `yaml:"body_timeout"`
+	WriteTimeout           duration `yaml:"write_timeout"`
+	IdleTimeout            duration `yaml:"idle_timeout"`
+	MaxConnections         int      `yaml:"max_connections"`
+	MaxInFlight            int      `yaml:"max_in_flight"`
+	MaxInFlightPerIdentity int      `yaml:"max_in_flight_per_identity"`
+	MaxSessions            int      `yaml:"max_sessions"`
+	SessionsPerIdentity    int      `yaml:"sessions_per_identity"`
+	SessionIdle            duration `yaml:"session_idle"`
+	MaxStreams             int      `yaml:"max_streams"`
+	MaxStreamsPerClient    int      `yaml:"max_streams_per_client"`
+	SSEQueue               int      `yaml:"sse_queue"`
+	SSEBuffer              size     `yaml:"sse_buffer"`
+	SSEKeepalive           duration `yaml:"sse_keepalive"`
+	AuthFailures           int      `yaml:"auth_failures"`
+}
+
+type corsConfig struct {
+	AllowedOrigins   []string `yaml:"allowed_origins"`
+	AllowedHeaders   []string `yaml:"allowed_headers"`
+	ExposedHeaders   []string `yaml:"exposed_headers"`
+	AllowCredentials bool     `yaml:"allow_credentials"`
+	MaxAge           duration `yaml:"max_age"`
+}
+
+type bearerConfig struct {
+	// JWKSFile is a JSON Web Key Set (the OAuth2 server's public keys).
+	JWKSFile string `yaml:"jwks_file"`
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+}
+
+type apiKeyConfig struct {
+	Name   string `yaml:"name"`
+	Key    string `yaml:"key"`
+	KeyEnv string `yaml:"key_env"`
+	Realm  string `yaml:"realm"`
+	AuthID string `yaml:"authid"`
+	Role   string `yaml:"role"`
+}
+
+type signingKeyConfig struct {
+	Key       string `yaml:"key"`
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secret_env"`
+	Realm     string `yaml:"realm"`
+	AuthID    string `yaml:"authid"`
+	Role      string `yaml:"role"`
+}
+
+type routeConfig struct {
+	Name        string          `yaml:"name"`
+	Summary     string          `yaml:"summary"`
+	Method      string          `yaml:"method"`
+	Path        string          `yaml:"path"`
+	Realm       string          `yaml:"realm"`
+	Call        string          `yaml:"call"`
+	Publish     string          `yaml:"publish"`
+	Args        any             `yaml:"args"`
+	Kwargs      any             `yaml:"kwargs"`
+	Acknowledge bool            `yaml:"acknowledge"`
+	Retain      bool            `yaml:"retain"`
+	DiscloseMe  bool            `yaml:"disclose_me"`
+	Response    responseConfig  `yaml:"response"`
+	Timeout     duration        `yaml:"timeout"`
+	Auth        routeAuthConfig `yaml:"auth"`
+	AuthID      string          `yaml:"authid"`
+	Role        string          `yaml:"role"`
+	CORS        *corsConfig     `yaml:"cors"`
+	BodyLimit   size            `yaml:"body_limit"`
+	Errors      map[string]int  `yaml:"errors"`
+}
+
+type responseConfig struct {
+	Body   string `yaml:"body"`
+	Status int    `yaml:"status"`
+}
+
+type routeAuthConfig struct {
+	Type   string   `yaml:"type"`
+	Scopes []string `yaml:"scopes"`
+	Roles  []string `yaml:"roles"`
+	Keys   []string `yaml:"keys"`
+}
+
+type calleeConfig struct {
+	Realm         string            `yaml:"realm"`
+	Procedure     string            `yaml:"procedure"`
+	Match         string            `yaml:"match"`
+	Invoke        string            `yaml:"invoke"`
+	URL           string            `yaml:"url"`
+	Timeout       duration          `yaml:"timeout"`
+	Headers       map[string]string `yaml:"headers"`
+	Result        string            `yaml:"result"`
+	MaxConcurrent int               `yaml:"max_concurrent"`
+	MaxResponse   size              `yaml:"max_response"`
+	AuthID        string            `yaml:"authid"`
+	Role          string            `yaml:"role"`
+}
+
+type webhookConfig struct {
+	Name        string            `yaml:"name"`
+	Realm       string            `yaml:"realm"`
+	Topic       string            `yaml:"topic"`
+	Match       string            `yaml:"match"`
+	URL         string            `yaml:"url"`
+	Timeout     duration          `yaml:"timeout"`
+	Queue       int               `yaml:"queue"`
+	Retries     *int              `yaml:"retries"`
+	Backoff     duration          `yaml:"backoff"`
+	MaxBackoff  duration          `yaml:"max_backoff"`
+	Concurrency int               `yaml:"concurrency"`
+	Headers     map[string]string `yaml:"headers"`
+	Secret      string            `yaml:"secret"`
+	SecretEnv   string            `yaml:"secret_env"`
+	AuthID      string            `yaml:"authid"`
+	Role        string            `yaml:"role"`
+}
+
+// gatewayOff reports whether the configuration disables the gateway.
+func (c *config) gatewayOff() bool {
+	l := strings.TrimSpace(c.Gateway.Listen)
+	return l == "" || l == "off"
+}
+
+// validateGateway checks the gateway section; errors name their line.
+func (c *config) validateGateway(errs *[]error) {
+	g := &c.Gateway
+	if c.gatewayOff() {
+		return
+	}
+	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
+		c.errAt(errs, fmt.Sprintf("gateway.listen %q is not host:port (or off)", g.Listen), "gateway", "listen")
+	}
+	if g.TLS != nil && (g.TLS.Cert == "" || g.TLS.Key == "") {
+		c.errAt(errs, "gateway.tls needs both cert and key", "gateway", "tls")
+	}
+	if b := g.Bearer; b != nil {
+		if b.JWKSFile == "" {
+			c.errAt(errs, "gateway.bearer needs jwks_file", "gateway", "bearer")
+		} else if _, err := os.Stat(b.JWKSFile); err != nil {
+			c.errAt(errs, "gateway.bearer.jwks_file: "+err.Error(), "gateway", "bearer", "jwks_file")
+		}
+	}
+	for i, k := range g.APIKeys {
+		if k.Key != "" && k.KeyEnv != "" {
+			c.errAt(errs, "give an API key either inline or from the environment, not both", "gateway", "api_keys", i)
+		}
+		if k.KeyEnv != "" && os.Getenv(k.KeyEnv) == "" {
+			c.errAt(errs, "environment variable "+k.KeyEnv+" is empty", "gateway", "api_keys", i, "key_env")
+		}
+	}
+	for i, k := range g.SigningKeys {
+		if k.Secret != "" && k.SecretEnv != "" {
+			c.errAt(errs, "give a secret either inline or from the environment, not both", "gateway", "signing_keys", i)
+		}
+		if k.SecretEnv != "" && os.Getenv(k.SecretEnv) == "" {
+			c.errAt(errs, "environment variable "+k.SecretEnv+" is empty", "gateway", "signing_keys", i, "secret_env")
+		}
+	}
+	for i, w := range g.Webhooks {
+		if w.SecretEnv != "" && os.Getenv(w.SecretEnv) == "" {
+			c.errAt(errs, "environment variable "+w.SecretEnv+" is empty", "gateway", "webhooks", i, "secret_env")
+		}
+	}
+	realms := map[string]bool{}
+	for _, r := range c.Realms {
+		realms[r.Name] = true
+	}
+	for i, rt := range g.Routes {
+		if rt.Realm != "" && !realms[rt.Realm] {
+			c.errAt(errs, fmt.Sprintf("route realm %q is not configured", rt.Realm), "gateway", "routes", i, "realm")
+		}
+	}
+	for i, ce := range g.Callees {
+		if ce.Realm != "" && !realms[ce.Realm] {
+			c.errAt(errs, fmt.Sprintf("callee realm %q is not configured", ce.Realm), "gateway", "callees", i, "realm")
+		}
+	}
+	for i, w := range g.Webhooks {
+		if w.Realm != "" && !realms[w.Realm] {
+			c.errAt(errs, fmt.Sprintf("webhook realm %q is not configured", w.Realm), "gateway", "webhooks", i, "realm")
+		}
+	}
+	o := c.gatewayOptions(nil)
+	if err := gateway.Validate(o); err != nil {
+		for _, e := range unjoin(err) {
+			var fe *gateway.FieldError
+			if errors.As(e, &fe) {
+				c.errAt(errs, fe.Error(), append([]any{"gateway"}, fe.Path...)...)
+			} else {
+				*errs = append(*errs, e)
+			}
+		}
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// gatewayOptions builds the gateway's options (without the router, the
+// verifier, the statistics and TLS, which serve adds).
+func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
+	g := &c.Gateway
+	o := gateway.Options{
+		Addr:                   g.Listen,
+		Realms:                 c.realmAccess(),
+		APIKeyHeader:           g.APIKeyHeader,
+		SignatureMaxSkew:       time.Duration(g.SignatureMaxSkew),
+		Errors:                 g.Errors,
+		ApplicationErrorStatus: g.ApplicationErrorStatus,
+		CallTimeout:            time.Duration(g.CallTimeout),
+		MaxCallTimeout:         time.Duration(g.MaxCallTimeout),
+		Logger:                 log,
+	}
+	if g.CORS != nil {
+		o.CORS = *g.CORS.build()
+	}
+	l := &g.Limits
+	o.Limits = gateway.Limits{
+		MaxBody: int(l.MaxBody), MaxHeader: int(l.MaxHeader), ReadHeaderTimeout: time.Duration(l.ReadHeaderTimeout),
+		BodyTimeout: time.Duration(l.BodyTimeout), WriteTimeout: time.Duration(l.WriteTimeout), IdleTimeout: time.Duration(l.IdleTimeout),
+		MaxConnections: l.MaxConnections, MaxInFlight: l.MaxInFlight, MaxInFlightPerIdentity: l.MaxInFlightPerIdentity,
+		MaxSessions: l.MaxSessions, SessionsPerIdentity: l.SessionsPerIdentity, SessionIdle: time.Duration(l.SessionIdle),
+		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer),
+		SSEKeepalive: time.Duration(l.SSEKeepalive), AuthFailures: l.AuthFailures,
+	}
+	for _, k := range g.APIKeys {
+		key := k.Key
+		if k.KeyEnv != "" {
+			key = os.Getenv(k.KeyEnv)
+		}
+		o.APIKeys = append(o.APIKeys, gateway.APIKey{Name: k.Name, Key: key, Realm: k.Realm, AuthID: k.AuthID, Role: k.Role})
+	}
+	for _, k := range g.SigningKeys {
+		secret := k.Secret
+		if k.SecretEnv != "" {
+			secret = os.Getenv(k.SecretEnv)
+		}
+		o.SigningKeys = append(o.SigningKeys, gateway.SigningKey{Key: k.Key, Secret: secret, Realm: k.Realm, AuthID: k.AuthID, Role: k.Role})
+	}
+	for _, r := range g.Routes {
+		rt := gateway.Route{Name: r.Name, Summary: r.Summary, Method: r.Method, Path: r.Path, Realm: r.Realm, Call: r.Call, Publish: r.Publish,
+			Args: r.Args, Kwargs: r.Kwargs, Acknowledge: r.Acknowledge, Retain: r.Retain, DiscloseMe: r.DiscloseMe,
+			Response: gateway.Response{Body: r.Response.Body, Status: r.Response.Status}, Timeout: time.Duration(r.Timeout),
+			Auth:   gateway.Auth{Type: r.Auth.Type, Scopes: r.Auth.Scopes, Roles: r.Auth.Roles, Keys: r.Auth.Keys},
+			AuthID: r.AuthID, Role: r.Role, BodyLimit: int(r.BodyLimit), Errors: r.Errors}
+		if r.CORS != nil {
+			rt.CORS = r.CORS.build()
+		}
+		o.Routes = append(o.Routes, rt)
+	}
+	for _, ce := range g.Callees {
+		o.Callees = append(o.Callees, gateway.Callee{Realm: ce.Realm, Procedure: ce.Procedure, Match: ce.Match, Invoke: ce.Invoke, URL: ce.URL,
+			Timeout: time.Duration(ce.Timeout), Headers: ce.Headers, Result: ce.Result, MaxConcurrent: ce.MaxConcurrent,
+			MaxResponse: int(ce.MaxResponse), AuthID: ce.AuthID, Role: ce.Role})
+	}
+	for _, w := range g.Webhooks {
+		secret := w.Secret
+		if w.SecretEnv != "" {
+			secret = os.Getenv(w.SecretEnv)
+		}
+		wh := gateway.Webhook{Name: w.Name, Realm: w.Realm, Topic: w.Topic, Match: w.Match, URL: w.URL, Timeout: time.Duration(w.Timeout),
+			Queue: w.Queue, Backoff: time.Duration(w.Backoff), MaxBackoff: time.Duration(w.MaxBackoff), Concurrency: w.Concurrency,
+			Headers: w.Headers, Secret: secret, AuthID: w.AuthID, Role: w.Role}
+		if w.Retries != nil {
+			wh.Retries = *w.Retries
+			if wh.Retries == 0 {
+				wh.Retries = -1 // none
+			}
+		}
+		o.Webhooks = append(o.Webhooks, wh)
+	}
+	return o
+}
+
+func (cc *corsConfig) build() *gateway.CORS {
+	return &gateway.CORS{AllowedOrigins: cc.AllowedOrigins, AllowedHeaders: cc.AllowedHeaders, ExposedHeaders: cc.ExposedHeaders,
+		AllowCredentials: cc.AllowCredentials, MaxAge: time.Duration(cc.MaxAge)}
+}
+
+// realmAccess says which realms serve the bridge endpoints, to whom.
+func (c *config) realmAccess() []gateway.RealmAccess {
+	var out []gateway.RealmAccess
+	for _, r := range c.Realms {
+		ra := gateway.RealmAccess{Name: r.Name, Bridge: r.HTTPBridge == nil || *r.HTTPBridge, Security: r.Security,
+			Anonymous: r.anonymous(), AnonymousRole: r.anonymousRole()}
+		for _, ro := range r.Roles {
+			if ro.HTTPBridge {
+				ra.BridgeRoles = append(ra.BridgeRoles, ro.Name)
+			}
+		}
+		out = append(out, ra)
+	}
+	return out
+}
+
+// gatewayTLS loads the gateway's certificate.
+func (c *config) gatewayTLS() (*tls.Config, error) {
+	t := c.Gateway.TLS
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+var _ = strconv.Itoa

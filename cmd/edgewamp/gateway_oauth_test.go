@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// TestGatewayOAuth: the binary's OAuth2 server on the gateway's listener
+// (cmd mounts /oauth/ and /.well-known/ through gateway.Options.Mount),
+// its access tokens accepted as the gateway's bearer tokens (oauthBearer),
+// each request acting as the token's principal under the realm's RBAC,
+// and a token revoked at the binary's own revocation endpoint refused.
+func TestGatewayOAuth(t *testing.T) {
+	key := oauthKeyFile(t)
+	yml := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [%s]
+realms:
+  - name: realm1
+    security: true
+    anonymous: true
+    anonymous_role: device
+    roles:
+      - name: device
+        permissions: [{uri: com.example., match: prefix, allow: [register]}]
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [call], disclose: [caller]}]
+      - name: service
+        permissions: [{uri: com.example., match: prefix, allow: [call]}]
+    users:
+      - {authid: alice, roles: [user], password: "%s"}
+    oauth:
+      clients:
+        - {id: backend, secret: "%s", roles: [service], grants: [client_credentials, password]}
+gateway:
+  listen: 127.0.0.1:0
+`, key, mustHash(t, oaAlicePW), mustHash(t, oaBackendPW))
+	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayRouter(t, "-config", cfgFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A WAMP callee (anonymous: role device) that answers who called.
+	callee, err := client.Dial(ctx, client.Config{URL: "ws://" + g.addr + "/ws", Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	if _, err := callee.Register(ctx, "com.example.whoami", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Kwargs: map[string]any{"authid": inv.CallerAuthID, "authrole": inv.CallerAuthRole}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// RFC 8414 metadata, served by the gateway's listener.
+	r, body := g.do(t, "GET", "/.well-known/oauth-authorization-server", "")
+	var meta map[string]any
+	if r.StatusCode != 200 || json.Unmarshal(body, &meta) != nil || meta["token_endpoint"] != "http://gateway.test/oauth/token" {
+		t.Fatalf("metadata: %d %s", r.StatusCode, body)
+	}
+
+	// Tokens from the gateway's /oauth/token: alice by the password grant,
+	// the backend client by client credentials.
+	tokenURL := g.base + "/oauth/token"
+	alice, err := (&oauth2.Config{ClientID: "backend", ClientSecret: oaBackendPW, Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}).
+		PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := (&clientcredentials.Config{ClientID: "backend", ClientSecret: oaBackendPW, TokenURL: tokenURL}).Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// alice's token: the call acts as alice/user.
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`, "Authorization", "Bearer "+alice.AccessToken)
+	var res struct{ Kwargs map[string]any }
+	if r.StatusCode != 200 || json.Unmarshal(body, &res) != nil || res.Kwargs["authid"] != "alice" || res.Kwargs["authrole"] != "user" {
+		t.Fatalf("alice's call: %d %s", r.StatusCode, body)
+	}
+	// The service role is not granted the bridge: 403.
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`, "Authorization", "Bearer "+svc.AccessToken)
+	expectProblem(t, r, body, 403, proto.URINotAuthorized)
+	// No credential: the realm's anonymous role (device), not granted the
+	// bridge either.
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`)
+	if p := expectProblem(t, r, body, 403, proto.URINotAuthorized); !strings.Contains(p.Detail, `"device"`) {
+		t.Fatalf("anonymous: %s", body)
+	}
+	// A token that is not one: 401 with a Bearer challenge.
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`, "Authorization", "Bearer "+tampered(alice.AccessToken))
+	if r.StatusCode != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("tampered token: %d %v %s", r.StatusCode, r.Header, body)
+	}
+
+	// Revoked at the binary's own revocation endpoint: refused from then on.
+	form := url.Values{"token": {alice.AccessToken}}
+	req, _ := http.NewRequest("POST", g.base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("backend", oaBackendPW)
+	if resp, err := g.hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`, "Authorization", "Bearer "+alice.AccessToken)
+	if r.StatusCode != 401 || !strings.Contains(string(body), "revoked") {
+		t.Fatalf("revoked token: %d %s", r.StatusCode, body)
+	}
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+)
+
+// meshConfig is the `mesh:` block: how this router joins others into one
+// mesh over NATS (package edge). Without cluster, leaf or nats_url the
+// router runs alone and starts no NATS server.
+type meshConfig struct {
+	Node          string            `yaml:"node"`
+	Cluster       meshClusterConfig `yaml:"cluster"`
+	Leaf          meshLeafConfig    `yaml:"leaf"`
+	NatsURL       string            `yaml:"nats_url"`
+	TLS           *meshTLSConfig    `yaml:"tls"`
+	Credentials   meshCredentials   `yaml:"credentials"`
+	PingInterval  duration          `yaml:"ping_interval"`
+	MaxPingsOut   int               `yaml:"max_pings_out"`
+	Heartbeat     duration          `yaml:"heartbeat"`
+	PeerTimeout   duration          `yaml:"peer_timeout"`
+	GatherTimeout duration          `yaml:"gather_timeout"`
+	MaxOutbound   size              `yaml:"max_outbound"`
+	StoreDir      string            `yaml:"store_dir"`
+}
+
+type meshClusterConfig struct {
+	Name      string   `yaml:"name"`
+	Listen    string   `yaml:"listen"`
+	Routes    []string `yaml:"routes"`
+	Advertise string   `yaml:"advertise"`
+}
+
+type meshLeafConfig struct {
+	Listen    string   `yaml:"listen"`
+	Remotes   []string `yaml:"remotes"`
+	Advertise string   `yaml:"advertise"`
+}
+
+type meshTLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// CA verifies the other nodes' certificates (and, on listeners,
+	// requires one).
+	CA string `yaml:"ca"`
+}
+
+type meshCredentials struct {
+	Token        string `yaml:"token"`
+	TokenEnv     string `yaml:"token_env"`
+	NKeySeed     string `yaml:"nkey_seed"`
+	NKeySeedFile string `yaml:"nkey_seed_file"`
+}
+
+// meshFlags are the command-line shortcuts for the common case; they
+// override the configuration file.
+type meshFlags struct {
+	node, clusterListen, clusterRoutes, leafListen, leafRemotes string
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// apply overrides the configuration with the flags that were given.
+func (f *meshFlags) apply(m *meshConfig) {
+	if f.node != "" {
+		m.Node = f.node
+	}
+	if f.clusterListen != "" {
+		m.Cluster.Listen = f.clusterListen
+	}
+	if f.clusterRoutes != "" {
+		m.Cluster.Routes = splitList(f.clusterRoutes)
+	}
+	if f.leafListen != "" {
+		m.Leaf.Listen = f.leafListen
+	}
+	if f.leafRemotes != "" {
+		m.Leaf.Remotes = splitList(f.leafRemotes)
+	}
+}
+
+// enabled reports whether the router joins a mesh.
+func (m *meshConfig) enabled() bool {
+	return m.Cluster.Listen != "" || len(m.Cluster.Routes) > 0 || m.Leaf.Listen != "" || len(m.Leaf.Remotes) > 0 || m.NatsURL != ""
+}
+
+// validate checks the mesh block (cold checks; edge.New checks the rest
+// when the router starts, with every error at once).
+func (c *config) validateMesh(errs *[]error) {
+	m := &c.Mesh
+	if !m.enabled() {
+		return
+	}
+	if m.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			c.errAt(errs, "mesh.node is required (the host name is unknown)", "mesh", "node")
+		}
+		m.Node = sanitizeNodeName(h)
+	}
+	if m.Credentials.Token != "" && m.Credentials.TokenEnv != "" {
+		c.errAt(errs, "mesh.credentials: give token or token_env, not both", "mesh", "credentials")
+	}
+	if m.Credentials.NKeySeed != "" && m.Credentials.NKeySeedFile != "" {
+		c.errAt(errs, "mesh.credentials: give nkey_seed or nkey_seed_file, not both", "mesh", "credentials")
+	}
+	if m.TLS != nil && (m.TLS.Cert == "" || m.TLS.Key == "") {
+		c.errAt(errs, "mesh.tls needs cert and key", "mesh", "tls")
+	}
+	if m.MaxPingsOut < 0 {
+		c.errAt(errs, "mesh.max_pings_out must not be negative", "mesh", "max_pings_out")
+	}
+}
+
+// sanitizeNodeName turns a host name into a valid node name.
+func sanitizeNodeName(h string) string {
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 {
+		return "edgewamp"
+	}
+	return string(b)
+}
+
+// meshNode is a running mesh membership (package edge), as serve sees it.
+type meshNode interface {
+	Shutdown(ctx context.Context) error
+}

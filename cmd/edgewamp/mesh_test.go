@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Meshes of edgewamp processes on loopback: the built binary, started
+// with the mesh flags, and real clients on different nodes.
+
+// freeAddr returns a loopback address whose port is free at this moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// meshProc is one node of a process mesh; restart starts it again with
+// the same arguments (the same name and ports).
+type meshProc struct {
+	*router
+	name string
+	args []string
+}
+
+func startMeshProc(t *testing.T, name string, args ...string) *meshProc {
+	t.Helper()
+	full := append([]string{"run", "-node", name}, args...)
+	return &meshProc{router: launch(t, exec.Command(binPath, full...)), name: name, args: full}
+}
+
+// kill sends SIGKILL and waits for the process to go.
+func (p *meshProc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+func (p *meshProc) restart(t *testing.T) {
+	t.Helper()
+	p.router = launch(t, exec.Command(binPath, p.args...))
+}
+
+func (p *meshProc) ws() string { return "ws://" + p.addr + "/ws" }
+func (p *meshProc) rs() string { return "rs://" + p.addr }
+
+// processCluster starts names as a NATS-route cluster, each node with a
+// client listener on a free port (-listen 127.0.0.1:0) and the others'
+// routes, and waits until the mesh has formed.
+func processCluster(t *testing.T, extra func(i int) []string, names ...string) []*meshProc {
+	t.Helper()
+	cl := make([]string, len(names))
+	for i := range names {
+		cl[i] = freeAddr(t)
+	}
+	var procs []*meshProc
+	for i, name := range names {
+		var routes []string
+		for j, a := range cl {
+			if j != i {
+				routes = append(routes, "nats://"+a)
+			}
+		}
+		args := []string{"-listen", "127.0.0.1:0", "-cluster-listen", cl[i], "-cluster-routes", strings.Join(routes, ",")}
+		if extra != nil {
+			args = append(args, extra(i)...)
+		}
+		procs = append(procs, startMeshProc(t, name, args...))
+	}
+	waitJoined(t, procs...)
+	return procs
+}
+
+// waitJoined waits until every process has logged that it sees each of
+// the others.
+func waitJoined(t *testing.T, procs ...*meshProc) {
+	t.Helper()
+	meshEventually(t, 20*time.Second, func() error {
+		for _, p := range procs {
+			logs := p.logs()
+			for _, q := range procs {
+				if q != p && !strings.Contains(logs, `msg="mesh: node joined" node=`+p.name+` peer=`+q.name) {
+					return fmt.Errorf("%s has not seen %s join", p.name, q.name)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func meshEventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", d, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func wampURI(err error) string {
+	var e *client.Error
+	if errors.As(err, &e) {
+		return e.URI
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// callWhenKnown calls proc until the registration has reached the caller's
+// node (no_such_procedure until then).
+func callWhenKnown(t *testing.T, s *client.Session, proc string, args []any) (*client.Result, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var res *client.Result
+	meshEventually(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		res, err = s.Call(ctx, proc, args, nil, nil)
+		if wampURI(err) == proto.URINoSuchProcedure {
+			return err
+		}
+		if err != nil {
+			t.Fatalf("call %s: %v", proc, err)
+		}
+		return nil
+	})
+	return res, time.Since(start)
+}
+
+func toI64(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case uint64:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return -1
+}
+
+// TestMeshProcesses: three edgewamp processes meshed from the command
+// line; a callee, a caller, a publisher and subscribers on different
+// nodes, transports and serializers.
+func TestMeshProcesses(t *testing.T) {
+	t.Parallel()
+	ps := processCluster(t, nil, "a", "b", "c")
+	a, b, c := ps[0], ps[1], ps[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	callee := b.dial(b.rs(), proto.CBOR)
+	defer callee.Close()
+	if _, err := callee.Register(ctx, "com.add", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; i < 3; i++ {
+			inv.SendProgress([]any{i}, nil)
+		}
+		return &client.Result{Args: []any{toI64(inv.Args[0]) + toI64(inv.Args[1])}, Kwargs: map[string]any{"caller": inv.Caller}}, nil
+	}, &client.RegisterOptions{DiscloseCaller: true}); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	defer caller.Close()
+	if res, d := callWhenKnown(t, caller, "com.add", []any{2, 3}); toI64(res.Args[0]) != 5 || toI64(res.Kwargs["caller"]) != int64(caller.ID()) {
+		t.Fatalf("call across processes: %v %v", res.Args, res.Kwargs)
+	} else {
+		t.Logf("registration callable from another process %v after REGISTERED", d.Round(time.Millisecond))
+	}
+	var prog int
+	if _, err := caller.Call(ctx, "com.add", []any{1, 1}, nil, &client.CallOptions{OnProgress: func(*client.Result) { prog++ }}); err != nil || prog != 3 {
+		t.Fatalf("progressive results across processes: %d, %v", prog, err)
+	}
+	// Events: 500 from A to subscribers on B (RawSocket/JSON) and C
+	// (WebSocket/MsgPack), exactly once each, in order.
+	const n = 500
+	type rx struct {
+		mu  sync.Mutex
+		got []int64
+	}
+	var subs []*rx
+	for _, x := range []struct {
+		p   *meshProc
+		url string
+		ser proto.Serializer
+	}{{b, b.rs(), proto.JSON}, {c, c.ws(), proto.MsgPack}} {
+		s := x.p.dial(x.url, x.ser)
+		defer s.Close()
+		r := &rx{}
+		if _, err := s.Subscribe(ctx, "com.seq", func(e *client.Event) {
+			r.mu.Lock()
+			r.got = append(r.got, toI64(e.Args[0]))
+			r.mu.Unlock()
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, r)
+	}
+	pub := a.dial(a.ws(), proto.MsgPack)
+	defer pub.Close()
+	meshEventually(t, 10*time.Second, func() error {
+		pub.Publish(ctx, "com.seq", []any{-1}, nil, &client.PublishOptions{Acknowledge: true})
+		for i, r := range subs {
+			r.mu.Lock()
+			k := len(r.got)
+			r.mu.Unlock()
+			if k == 0 {
+				return fmt.Errorf("subscriber %d has no event yet", i)
+			}
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	for _, r := range subs {
+		r.mu.Lock()
+		r.got = nil
+		r.mu.Unlock()
+	}
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(ctx, "com.seq", []any{i}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meshEventually(t, 10*time.Second, func() error {
+		for i, r := range subs {
+			r.mu.Lock()
+			k := len(r.got)
+			r.mu.Unlock()
+			if k < n {
+				return fmt.Errorf("subscriber %d has %d of %d events", i, k, n)
+			}
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	for i, r := range subs {
+		r.mu.Lock()
+		if len(r.got) != n {
+			t.Errorf("subscriber %d: %d events, want exactly %d", i, len(r.got), n)
+		}
+		for k, v := range r.got {
+			if v != int64(k) {
+				t.Errorf("subscriber %d: event %d is %d (lost, duplicated or reordered)", i, k, v)
+				break
+			}
+		}
+		r.mu.Unlock()
+	}
+	// The meta API sees every node's sessions.
+	if res, err := caller.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil || toI64(res.Args[0]) != 5 {
+		t.Fatalf("session.count across processes: %v %v", res, err)
+	}
+	for _, p := range ps {
+		if l := p.logs(); strings.Contains(l, "level=ERROR") || strings.Contains(l, "panic") {
+			t.Errorf("%s logged errors:\n%s", p.name, tail(l, 30))
+		}
+	}
+}
+
+// writeConfig writes a configuration file for a test and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

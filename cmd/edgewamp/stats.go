@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+
+	"github.com/edgewamp/edgewamp/gateway"
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// routerStats implements gateway.StatsSource over the counters the router
+// and the event loops keep. It runs at scrape time only: Router.Traffic
+// reads each shard's traffic counters on the shard's own goroutine;
+// Router.Stats and Engine.Stats are atomics. Nothing is recomputed and the
+// call path is not touched.
+type routerStats struct {
+	r   *route.Router
+	eng *loop.Engine
+}
+
+func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
+	tr, err := s.r.Traffic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &gateway.Stats{
+		MessagesIn:    make(map[string]uint64, len(tr.In)),
+		MessagesOut:   make(map[string]uint64, len(tr.Out)),
+		BytesIn:       gateway.Counter{V: tr.BytesIn, OK: true},
+		BytesOut:      gateway.Counter{V: tr.BytesOut, OK: true},
+		CallsInFlight: gateway.Gauge{V: float64(tr.CallsInFlight), OK: true},
+	}
+	for c, n := range tr.In {
+		st.MessagesIn[c.String()] += n
+	}
+	for c, n := range tr.Out {
+		st.MessagesOut[c.String()] += n
+	}
+	h := &gateway.Histogram{Counts: tr.CallLatency[:], Sum: tr.CallLatencySum.Seconds()}
+	for _, b := range route.CallLatencyBounds {
+		h.Bounds = append(h.Bounds, b.Seconds())
+	}
+	st.CallDuration = h
+	for _, rs := range s.r.SessionsByRealm() {
+		for tp, n := range rs.ByTransport {
+			st.Sessions = append(st.Sessions, gateway.SessionCount{Realm: rs.Realm, Transport: tp, N: n})
+		}
+	}
+	rt := s.r.Stats()
+	st.EventsDropped = map[string]uint64{"slow_subscriber": rt.EventsDroppedSlowConsumer, "too_big": rt.EventsDroppedTooBig}
+	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused}
+	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
+	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
+	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
+	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)
+	for i := range route.NumAuthMethods {
+		st.AuthSuccesses[route.AuthMethodName(i)] = rt.AuthSuccesses[i]
+		st.AuthFailures[route.AuthMethodName(i)] = rt.AuthFailures[i]
+	}
+	st.AuthDenied = gateway.Counter{V: rt.AuthDenied, OK: true}
+	if s.eng != nil {
+		es := s.eng.Stats()
+		st.Connections = gateway.Gauge{V: float64(es.Conns), OK: true}
+		st.ConnectionsRefused = map[string]uint64{"fd_budget": es.FDRefused}
+		st.ConnectionsClosed = make(map[string]uint64, loop.NumCloseReasons)
+		for i := loop.CloseReason(1); i < loop.NumCloseReasons; i++ {
+			st.ConnectionsClosed[i.String()] = es.Closes[i]
+		}
+		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
+		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
+	}
+	return st, nil
+}

@@ -1,0 +1,309 @@
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Exclusive (single) registrations: a claim per (realm, match, URI) in a
+// JetStream key-value bucket, taken with Create (compare-and-set on
+// absence), so that of two nodes registering the same procedure at the
+// same moment exactly one gets REGISTERED.
+//
+//   - The bucket lives in memory, replicated on up to three nodes of the
+//     cluster (the JetStream quorum); a hub alone keeps one replica; edge
+//     nodes reach the hub's through their leaf link.
+//   - A claim held by this node under an earlier boot (it restarted), or
+//     by a node the mesh no longer sees (dead), is taken over.
+//   - When the store cannot answer within claimTimeout (no quorum, the
+//     uplink is down), the claim is accepted provisionally: a partitioned
+//     node keeps serving its local clients. Provisional claims are
+//     retried every reconcileEvery until the store takes them. If two
+//     nodes registered the same single procedure during a partition, the
+//     registration directory settles it when they see each other again:
+//     the registration made first wins, the other node revokes its own
+//     and releases its claim (route/mesh.go).
+
+// jsDomain is the JetStream domain of the mesh's store (the cluster, or
+// the hub), which edge nodes reach through their leaf link.
+const jsDomain = "edgewamp"
+
+const (
+	claimBucket = "edgewamp_claims"
+	// claimTimeout bounds one store operation; claimWait how long a
+	// claim keeps retrying a store that answers with errors (JetStream
+	// still electing its leaders, a link being re-established) before it
+	// is accepted provisionally.
+	claimTimeout   = time.Second
+	claimWait      = 3 * time.Second
+	reconcileEvery = 2 * time.Second
+	maxClaimJobs   = 1024
+)
+
+type claimRec struct {
+	rev uint64 // the revision this node wrote; 0 = provisional
+}
+
+type claimStore struct {
+	n    *Node
+	jobs chan func()
+	stop chan struct{}
+	done chan struct{}
+
+	// Owned by the worker goroutine.
+	kv       jetstream.KeyValue
+	replicas int
+	held     map[string]claimRec // claims this node holds, by key
+	mu       sync.Mutex          // guards closed
+	closed   bool
+	bound    atomic.Bool // the bucket is bound: the store answers
+}
+
+func newClaimStore(n *Node) *claimStore {
+	c := &claimStore{n: n, jobs: make(chan func(), maxClaimJobs), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}}
+	c.replicas = 1
+	if n.opts.Cluster.Listen != "" {
+		c.replicas = min(3, 1+len(n.opts.Cluster.Routes))
+	}
+	go c.run()
+	return c
+}
+
+func (c *claimStore) run() {
+	defer close(c.done)
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	// Bind the bucket early, so that the first claims do not wait for it
+	// (JetStream needs a moment to elect its leaders in a new cluster).
+	for c.kv == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		c.bucket(ctx)
+		cancel()
+		if c.kv != nil {
+			break
+		}
+		select {
+		case <-c.stop:
+			return
+		case f := <-c.jobs:
+			f()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	for {
+		select {
+		case <-c.stop:
+			return
+		case f := <-c.jobs:
+			f()
+		case <-t.C:
+			c.reconcile()
+		}
+	}
+}
+
+func (c *claimStore) submit(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	select {
+	case c.jobs <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *claimStore) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+}
+
+// peerLost is called when a node is taken for dead; its claims are taken
+// over when someone claims them (nothing to do eagerly).
+func (c *claimStore) peerLost(string) {}
+
+func claimKey(realm string, match proto.Match, uri string) string {
+	h := sha256.Sum256([]byte(realm + "\x00" + match.String() + "\x00" + uri))
+	return "c." + hex.EncodeToString(h[:16])
+}
+
+func (c *claimStore) value() []byte {
+	return []byte(c.n.opts.Name + "\n" + strconv.FormatUint(c.n.boot, 10))
+}
+
+// bucket binds (or creates) the claim bucket. Worker goroutine.
+func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	if c.kv != nil {
+		return c.kv, nil
+	}
+	// The domain-qualified API: JetStream API traffic does not cross a
+	// leaf-node link otherwise. With nats_url, the deployment's own
+	// JetStream, as its operator set it up.
+	js, err := jetstream.NewWithDomain(c.n.nc, jsDomain)
+	if c.n.opts.NatsURL != "" {
+		js, err = jetstream.New(c.n.nc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, claimBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: c.replicas})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, claimBucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.kv = kv
+	c.bound.Store(true)
+	return kv, nil
+}
+
+// Claim implements route.Mesh.
+func (n *Node) Claim(realm string, match proto.Match, uri string, done func(error)) {
+	key := claimKey(realm, match, uri)
+	if !n.claims.submit(func() { done(n.claims.claim(key)) }) {
+		done(ErrBusy)
+	}
+}
+
+// Release implements route.Mesh.
+func (n *Node) Release(realm string, match proto.Match, uri string) {
+	key := claimKey(realm, match, uri)
+	n.claims.submit(func() { n.claims.release(key) })
+}
+
+// claim takes key for this node. Worker goroutine.
+func (c *claimStore) claim(key string) error {
+	deadline := time.Now().Add(claimWait)
+	err := c.take(key)
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && time.Now().Before(deadline) {
+		select {
+		case <-c.stop:
+			return ErrClosed
+		case <-time.After(100 * time.Millisecond):
+		}
+		err = c.take(key)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, route.ErrMeshClaimed):
+		c.n.stats.ClaimsRefused.Add(1)
+		return err
+	}
+	// The store did not answer: accept provisionally.
+	c.n.stats.ClaimsProvisional.Add(1)
+	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)
+	c.held[key] = claimRec{}
+	return nil
+}
+
+// take claims key in the store: nil when this node holds it,
+// route.ErrMeshClaimed when a live node does, another error when the
+// store did not answer.
+func (c *claimStore) take(key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	kv, err := c.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	rev, err := kv.Create(ctx, key, c.value())
+	if err == nil {
+		c.held[key] = claimRec{rev: rev}
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return err
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		rev, err = kv.Create(ctx, key, c.value())
+		if err == nil {
+			c.held[key] = claimRec{rev: rev}
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	owner, _, _ := strings.Cut(string(e.Value()), "\n")
+	if owner != c.n.opts.Name && c.alive(owner) {
+		return route.ErrMeshClaimed
+	}
+	// Ours from an earlier boot, or a dead node's: take it over.
+	rev, err = kv.Update(ctx, key, c.value(), e.Revision())
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return route.ErrMeshClaimed // someone else was faster
+		}
+		return err
+	}
+	c.held[key] = claimRec{rev: rev}
+	return nil
+}
+
+func (c *claimStore) alive(name string) bool {
+	for _, p := range c.n.peers.names() {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// release gives key back. Worker goroutine.
+func (c *claimStore) release(key string) {
+	rec, ok := c.held[key]
+	if !ok {
+		return
+	}
+	delete(c.held, key)
+	if rec.rev == 0 || c.kv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(rec.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		c.n.log.Debug("mesh: releasing a claim", "err", err)
+	}
+}
+
+// reconcile retries provisional claims. Worker goroutine.
+func (c *claimStore) reconcile() {
+	for key, rec := range c.held {
+		if rec.rev != 0 {
+			continue
+		}
+		if err := c.take(key); errors.Is(err, route.ErrMeshClaimed) {
+			// Another live node holds it: the directory settles which
+			// registration stays; keep ours provisional until then.
+			c.held[key] = claimRec{}
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// The test harness: real routers (route + loop on loopback), each with a
+// real embedded NATS server through a Node, and real clients (package
+// client) over WebSocket and RawSocket.
+
+type tnode struct {
+	t    *testing.T
+	name string
+	r    *route.Router
+	n    *Node
+	eng  *loop.Engine
+	addr string
+	once sync.Once
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("EDGE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startNode starts a router with a mesh node configured by mutate.
+func startNode(t *testing.T, name string, mutate func(*Options)) *tnode {
+	t.Helper()
+	log := testLogger(t)
+	r, err := route.New(route.Config{
+		Realms: []route.RealmConfig{{Name: "realm1"}},
+		Shards: 2,
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Router: r, Name: name, Logger: log}
+	if mutate != nil {
+		mutate(&o)
+	}
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tn := &tnode{t: t, name: name, r: r, n: n, eng: eng, addr: eng.Addrs()[0].String()}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// stop shuts the node down cleanly (sessions get GOODBYE, the mesh is
+// told).
+func (tn *tnode) stop() {
+	tn.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tn.eng.Shutdown(ctx)
+		tn.n.Shutdown(ctx)
+	})
+}
+
+func (tn *tnode) ws() string { return "ws://" + tn.addr + "/ws" }
+func (tn *tnode) rs() string { return "rs://" + tn.addr }
+
+func (tn *tnode) dial(url string, ser proto.Serializer) *client.Session {
+	tn.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.Dial(ctx, client.Config{URL: url, Realm: "realm1", Serializer: ser})
+	if err != nil {
+		tn.t.Fatalf("dial %s: %v", url, err)
+	}
+	tn.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// cluster starts n nodes meshed by NATS routes, each listing all the
+// others (the production shape, which clustered JetStream needs), on
+// ports picked free at run time, and waits until every node sees every
+// other.
+func cluster(t *testing.T, names ...string) []*tnode {
+	t.Helper()
+	ports := make([]string, len(names))
+	for i := range names {
+		ports[i] = freeAddr(t)
+	}
+	var nodes []*tnode
+	for i, name := range names {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, "nats://"+p)
+			}
+		}
+		listen := ports[i]
+		tn := startNode(t, name, func(o *Options) {
+			o.Cluster.Listen = listen
+			o.Cluster.Routes = routes
+		})
+		nodes = append(nodes, tn)
+	}
+	waitMesh(t, nodes...)
+	return nodes
+}
+
+// freeAddr returns a loopback address with a port free at this moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitMesh waits until each node sees all the others.
+func waitMesh(t *testing.T, nodes ...*tnode) {
+	t.Helper()
+	eventually(t, 15*time.Second, func() error {
+		for _, a := range nodes {
+			if got := len(a.n.Peers()); got != len(nodes)-1 {
+				return fmt.Errorf("%s sees %v", a.name, a.n.Peers())
+			}
+		}
+		return nil
+	})
+}
+
+// eventually retries f until it returns nil or d passes.
+func eventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// callUntil calls proc until it stops failing with no_such_procedure
+// (the registration is on its way through the mesh).
+func callUntil(t *testing.T, s *client.Session, proc string, args []any) *client.Result {
+	t.Helper()
+	var res *client.Result
+	eventually(t, 5*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		res, err = s.Call(ctx, proc, args, nil, nil)
+		if e, ok := err.(*client.Error); ok && e.URI == proto.URINoSuchProcedure {
+			return err
+		}
+		if err != nil {
+			t.Fatalf("call %s: %v", proc, err)
+		}
+		return nil
+	})
+	return res
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// proxy is a TCP proxy between a node and what it dials, which a test can
+// cut (close every connection), freeze (stop forwarding, keep the sockets
+// open: a black hole) and restore.
+type proxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	frozen bool
+	down   bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target}
+	go p.accept()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.mu.Unlock()
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		go p.pipe(c, u)
+		go p.pipe(u, c)
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			for {
+				p.mu.Lock()
+				frozen := p.frozen
+				p.mu.Unlock()
+				if !frozen {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+// cut closes every connection and refuses new ones until restore.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	p.down = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// freeze stops forwarding without closing anything.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// restore forwards again; frozen connections are closed (a real black
+// hole does not give its bytes back).
+func (p *proxy) restore() {
+	p.mu.Lock()
+	wasFrozen := p.frozen
+	conns := p.conns
+	if wasFrozen {
+		p.conns = nil
+	}
+	p.down = false
+	p.mu.Unlock()
+	if wasFrozen {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	p.mu.Lock()
+	p.frozen = false
+	p.mu.Unlock()
+}
+
+var _ = strings.Contains

@@ -1,0 +1,228 @@
+package edge
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Node implements route.Mesh: the router calls these on its shard
+// goroutines; none of them blocks (they queue work for the sender).
+var _ route.Mesh = (*Node)(nil)
+
+// Subscribe implements route.Mesh: the node gets NATS interest for the
+// subscription's subject (one NATS subscription per distinct subject,
+// counted).
+func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
+	subj := interestSubject(realm, match, uri)
+	n.imu.Lock()
+	ent := n.interests[subj]
+	if ent == nil {
+		ent = &interest{}
+		n.interests[subj] = ent
+		n.out.push(opSubscribe, subj, "", nil, ent)
+	}
+	ent.n++
+	n.imu.Unlock()
+}
+
+// Unsubscribe implements route.Mesh.
+func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
+	subj := interestSubject(realm, match, uri)
+	n.imu.Lock()
+	if ent := n.interests[subj]; ent != nil {
+		if ent.n--; ent.n <= 0 {
+			delete(n.interests, subj)
+			n.out.push(opUnsubscribe, subj, "", nil, ent)
+		}
+	}
+	n.imu.Unlock()
+}
+
+// Publish implements route.Mesh: the event goes to its subject; NATS
+// delivers it to the nodes with interest only.
+func (n *Node) Publish(realm string, topic []byte, env []byte) error {
+	subj := n.subjects.get(realm, topic)
+	if err := n.out.push(opPublish, subj, "", env, nil); err != nil {
+		n.stats.EventsDropped.Add(1)
+		return err
+	}
+	return nil
+}
+
+// errNoNode is returned by Send for a node that is gone.
+var errNoNode = errors.New("edge: the node left the mesh")
+
+// Send implements route.Mesh: env goes to node's inbox, with this node's
+// inbox as the Reply field (how the receiver knows the sender).
+func (n *Node) Send(node route.MeshNode, env []byte) error {
+	subj := n.peers.view.Load().subj[node]
+	if subj == "" {
+		return errNoNode
+	}
+	return n.out.push(opPublish, subj, nodeInbox(n.opts.Name), env, nil)
+}
+
+// runEvents is the event dispatcher: it drops the copies overlapping
+// subscriptions deliver and hands each event to the router once.
+func (n *Node) runEvents() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case m := <-n.evCh:
+			id, ok := route.MeshEventID(m.Data)
+			if !ok {
+				continue
+			}
+			if n.dedup.seen(id) {
+				n.stats.Duplicates.Add(1)
+				continue
+			}
+			n.r.MeshDeliver(0, m.Data)
+		}
+	}
+}
+
+// dedupRing remembers the last publication ids seen. The copies NATS
+// delivers for overlapping subscriptions arrive back to back, so a short
+// window is enough; it is bounded, and allocates nothing once full.
+type dedupRing struct {
+	ids  [dedupWindow]uint64
+	set  map[uint64]struct{}
+	next int
+}
+
+const dedupWindow = 4096
+
+func (d *dedupRing) seen(id uint64) bool {
+	if d.set == nil {
+		d.set = make(map[uint64]struct{}, dedupWindow)
+	}
+	if _, ok := d.set[id]; ok {
+		return true
+	}
+	if old := d.ids[d.next]; old != 0 {
+		delete(d.set, old)
+	}
+	d.ids[d.next] = id
+	d.set[id] = struct{}{}
+	d.next = (d.next + 1) % dedupWindow
+	return false
+}
+
+// subjectCache maps (realm, topic) to its event subject, so that the
+// publish path does not rebuild it each time. Bounded: cleared when full.
+type subjectCache struct {
+	mu sync.Mutex
+	m  map[string]map[string]string
+	n  int
+}
+
+const subjectCacheMax = 4096
+
+func (c *subjectCache) get(realm string, topic []byte) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[realm][string(topic)]; ok {
+		return s
+	}
+	if c.m == nil || c.n >= subjectCacheMax {
+		c.m, c.n = map[string]map[string]string{}, 0
+	}
+	rm := c.m[realm]
+	if rm == nil {
+		rm = map[string]string{}
+		c.m[realm] = rm
+	}
+	s := string(eventSubject(nil, realm, topic))
+	rm[string(topic)] = s
+	c.n++
+	return s
+}
+
+// ---------------------------------------------------------------- gathers
+
+// maxGathers bounds the gathers in flight.
+const maxGathers = 1024
+
+type gather struct {
+	want    int
+	got     map[string]bool
+	answers [][]byte
+	done    func([][]byte)
+	timer   *time.Timer
+	once    sync.Once
+}
+
+func (g *gather) finish() {
+	g.once.Do(func() {
+		if g.timer != nil {
+			g.timer.Stop()
+		}
+		g.done(g.answers)
+	})
+}
+
+// Gather implements route.Mesh: env goes to every node; done gets the
+// answers of the nodes alive when it was sent, or those in by
+// GatherTimeout.
+func (n *Node) Gather(env []byte, done func([][]byte)) error {
+	want := len(n.peers.view.Load().names)
+	if want == 0 {
+		go done(nil)
+		return nil
+	}
+	n.gmu.Lock()
+	if len(n.gathers) >= maxGathers {
+		n.gmu.Unlock()
+		return ErrBusy
+	}
+	n.gseq++
+	id := n.gseq
+	g := &gather{want: want, got: map[string]bool{}, done: done}
+	n.gathers[id] = g
+	g.timer = time.AfterFunc(n.opts.GatherTimeout, func() {
+		n.gmu.Lock()
+		delete(n.gathers, id)
+		n.gmu.Unlock()
+		g.finish()
+	})
+	n.gmu.Unlock()
+	reply := nodeInbox(n.opts.Name) + ".a." + strconv.FormatUint(id, 10)
+	if err := n.out.push(opPublish, subjQuery, reply, env, nil); err != nil {
+		n.gmu.Lock()
+		delete(n.gathers, id)
+		n.gmu.Unlock()
+		g.timer.Stop()
+		return err
+	}
+	return nil
+}
+
+// answered records one node's answer to gather id.
+func (n *Node) answered(id uint64, from string, data []byte) {
+	n.gmu.Lock()
+	g := n.gathers[id]
+	if g == nil || from == "" || g.got[from] {
+		n.gmu.Unlock()
+		return
+	}
+	g.got[from] = true
+	if len(data) > 0 {
+		g.answers = append(g.answers, data)
+	}
+	last := len(g.got) >= g.want
+	if last {
+		delete(n.gathers, id)
+	}
+	n.gmu.Unlock()
+	if last {
+		g.finish()
+	}
+}

@@ -1,0 +1,493 @@
+package edge
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Node is one router's membership of the mesh: an embedded NATS server
+// (or a connection to an external NATS), the in-process nats.go
+// connection, and the goroutines that move messages between NATS and the
+// router (see doc.go and route/mesh.go). Create it with New, then Start
+// it before the router serves any session.
+//
+// Goroutines: the sender (the only one that publishes to NATS), the
+// control dispatcher (node-to-node messages, heartbeats, the directory,
+// gathers), the event dispatcher (events), and a heartbeat ticker inside
+// the control dispatcher. Shutdown stops them all.
+type Node struct {
+	opts Options
+	log  *slog.Logger
+	r    *route.Router
+	boot uint64 // random per process start: tells a restarted node from the old one
+	slot uint16
+
+	srv      *server.Server // nil with NatsURL
+	nc       *nats.Conn
+	storeDir string
+	ownStore bool
+
+	out      *outq
+	subjects subjectCache
+	evCh     chan *nats.Msg // event subscriptions deliver here
+	ctlCh    chan *nats.Msg // node-direct and broadcast subscriptions deliver here
+	ctl      []*nats.Subscription
+
+	imu       sync.Mutex // guards interests; a leaf lock (route calls in with Realm.mu held)
+	interests map[string]*interest
+
+	dmu    sync.Mutex // guards the local directory; a leaf lock
+	dir    map[dirKey]route.MeshRealmReg
+	dirVer uint64
+
+	peers peerTable // owned by the control dispatcher, with an atomic view
+
+	gmu     sync.Mutex // guards gathers and gatherID
+	gathers map[uint64]*gather
+	gseq    uint64
+
+	claims *claimStore
+
+	dedup dedupRing // owned by the event dispatcher
+
+	stop    chan struct{}
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	ready   atomic.Bool
+
+	stats Stats
+}
+
+// Stats are a node's counters: where a message can be lost, and how
+// often it was.
+type Stats struct {
+	// EventsDropped counts events not sent because the outbound queue was
+	// full (route counts them too, in MeshStats.SendFailed).
+	EventsDropped atomic.Uint64
+	// SlowConsumer counts messages NATS dropped before this node read
+	// them (its subscription queues were full).
+	SlowConsumer atomic.Uint64
+	// Duplicates counts event copies dropped (overlapping subscriptions).
+	Duplicates atomic.Uint64
+	// PublishErrors counts messages nats.go refused (disconnected with a
+	// full reconnect buffer, payload too large).
+	PublishErrors atomic.Uint64
+	// Disconnects counts losses of the NATS connection (NatsURL).
+	Disconnects atomic.Uint64
+	// PeersLost counts nodes taken for dead; PeersJoined nodes seen.
+	PeersLost   atomic.Uint64
+	PeersJoined atomic.Uint64
+	// Unknown counts messages from nodes the directory did not know yet.
+	Unknown atomic.Uint64
+	// ClaimsProvisional counts single registrations accepted without the
+	// claim store (unreachable); ClaimsRefused those it refused.
+	ClaimsProvisional atomic.Uint64
+	ClaimsRefused     atomic.Uint64
+}
+
+// New validates opts and returns a Node. It starts nothing.
+func New(opts Options) (*Node, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	crand.Read(b[:])
+	n := &Node{
+		opts:      opts,
+		log:       opts.Logger.With("node", opts.Name),
+		r:         opts.Router,
+		boot:      binary.LittleEndian.Uint64(b[:]) | 1,
+		slot:      route.MeshSlot(opts.Name),
+		out:       newOutq(opts.MaxOutbound),
+		evCh:      make(chan *nats.Msg, 16384),
+		ctlCh:     make(chan *nats.Msg, 16384),
+		interests: map[string]*interest{},
+		dir:       map[dirKey]route.MeshRealmReg{},
+		gathers:   map[uint64]*gather{},
+		stop:      make(chan struct{}),
+	}
+	n.peers.init()
+	return n, nil
+}
+
+// Start starts the embedded NATS server (unless NatsURL), connects to it,
+// joins the router to the mesh and starts the node's goroutines. It
+// returns once the node is connected; other nodes are found
+// asynchronously. Call it once, before the router serves any session.
+func (n *Node) Start() error {
+	if err := n.r.AttachMesh(n, n.opts.Name, n.slot); err != nil {
+		return err
+	}
+	if n.opts.NatsURL == "" {
+		if err := n.startServer(); err != nil {
+			return err
+		}
+	}
+	if err := n.connect(); err != nil {
+		n.shutdownServer()
+		return err
+	}
+	inbox := nodeInbox(n.opts.Name)
+	for _, s := range []string{inbox + ".>", subjBroadcast} {
+		sub, err := n.nc.ChanSubscribe(s, n.ctlCh)
+		if err != nil {
+			n.nc.Close()
+			n.shutdownServer()
+			return fmt.Errorf("edge: subscribing to %s: %w", s, err)
+		}
+		n.ctl = append(n.ctl, sub)
+	}
+	if err := n.nc.Flush(); err != nil {
+		n.nc.Close()
+		n.shutdownServer()
+		return fmt.Errorf("edge: %w", err)
+	}
+	n.claims = newClaimStore(n)
+	n.wg.Add(3)
+	go n.runSender(n.stop)
+	go n.runControl()
+	go n.runEvents()
+	n.ready.Store(true)
+	n.heartbeat()
+	n.log.Info("mesh: node started", "slot", n.slot, "cluster", n.clusterAddr(), "leaf", n.leafAddr(), "nats_url", n.opts.NatsURL)
+	return nil
+}
+
+// startServer embeds a NATS server: a client listener on loopback with a
+// random port (a clustered server needs one: DontListen stops its route
+// listener; the router itself connects in-process), routes and leaf-node
+// links as configured, JetStream on nodes that are part of a cluster or a
+// hub. With credentials, every port of the server requires them (the
+// loopback client port included); without, the mesh is open to whoever
+// reaches its ports.
+func (n *Node) startServer() error {
+	o := n.opts
+	so := &server.Options{
+		ServerName:    o.Name,
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: o.Token,
+		NoSigs:        true,
+		NoLog:         true,
+		MaxPayload:    o.MaxPayload,
+		MaxPending:    int64(o.MaxPayload) * 4,
+		PingInterval:  o.PingInterval,
+		MaxPingsOut:   o.MaxPingsOut,
+	}
+	if o.Cluster.Listen != "" {
+		host, port, err := splitHostPort(o.Cluster.Listen)
+		if err != nil {
+			return fmt.Errorf("edge: cluster.listen: %w", err)
+		}
+		so.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port, Advertise: o.Cluster.Advertise,
+			PingInterval: o.PingInterval, MaxPingsOut: o.MaxPingsOut, TLSConfig: o.TLS, PoolSize: -1}
+		if o.Token != "" {
+			so.Cluster.Username, so.Cluster.Password = tokenUser, o.Token
+		}
+		routes, err := withCredentials(o.Cluster.Routes, o.Token)
+		if err != nil {
+			return err
+		}
+		so.Routes = routes
+	}
+	if o.Leaf.Listen != "" {
+		host, port, err := splitHostPort(o.Leaf.Listen)
+		if err != nil {
+			return fmt.Errorf("edge: leaf.listen: %w", err)
+		}
+		so.LeafNode.Host, so.LeafNode.Port, so.LeafNode.Advertise = host, port, o.Leaf.Advertise
+		so.LeafNode.TLSConfig = o.TLS
+		switch {
+		case o.Token != "":
+			so.LeafNode.Username, so.LeafNode.Password = tokenUser, o.Token
+		case o.NKeySeed != "":
+			so.LeafNode.Nkey = nkeyPublic(o.NKeySeed)
+		}
+	}
+	if o.NKeySeed != "" {
+		so.Nkeys = []*server.NkeyUser{{Nkey: nkeyPublic(o.NKeySeed)}}
+	}
+	if len(o.Leaf.Remotes) > 0 {
+		urls, err := withCredentials(o.Leaf.Remotes, o.Token)
+		if err != nil {
+			return err
+		}
+		rem := &server.RemoteLeafOpts{URLs: urls, Nkey: o.NKeySeed}
+		if o.TLS != nil {
+			rem.TLS, rem.TLSConfig = true, o.TLS
+		}
+		so.LeafNode.Remotes = []*server.RemoteLeafOpts{rem}
+		so.LeafNode.ReconnectInterval = time.Second
+	}
+	// JetStream (the claim store) runs on the nodes of a cluster and on
+	// hubs; an edge node reaches the hub's through its leaf link, and a
+	// cluster node that lists no routes (it only accepts them) uses its
+	// peers' (NATS needs configured routes for clustered JetStream).
+	if len(o.Cluster.Routes) > 0 || o.Leaf.Listen != "" && o.Cluster.Listen == "" {
+		dir, own, err := o.storeDir()
+		if err != nil {
+			return fmt.Errorf("edge: JetStream store: %w", err)
+		}
+		n.storeDir, n.ownStore = dir, own
+		so.JetStream = true
+		so.JetStreamDomain = jsDomain
+		so.StoreDir = dir
+		so.JetStreamMaxMemory = 64 << 20
+		so.JetStreamMaxStore = 256 << 20
+	}
+	s, err := server.NewServer(so)
+	if err != nil {
+		n.removeStore()
+		return fmt.Errorf("edge: NATS server: %w", err)
+	}
+	s.SetLoggerV2(natsLogger{n.log}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		n.removeStore()
+		return errors.New("edge: the NATS server did not start (a listen address in use?)")
+	}
+	n.srv = s
+	return nil
+}
+
+func splitHostPort(a string) (string, int, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", port)
+	}
+	if p == 0 {
+		p = server.RANDOM_PORT
+	}
+	return host, p, nil
+}
+
+// connect opens the router's NATS connection: in-process to the embedded
+// server, else to NatsURL.
+func (n *Node) connect() error {
+	o := n.opts
+	nopts := []nats.Option{
+		nats.Name("edgewamp-" + o.Name),
+		nats.NoEcho(), // a node never receives what it sent itself
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(int(o.MaxOutbound)),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.stats.SlowConsumer.Add(1)
+				return
+			}
+			n.log.Warn("mesh: NATS error", "err", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if n.stopped.Load() {
+				return
+			}
+			n.stats.Disconnects.Add(1)
+			n.log.Warn("mesh: NATS connection lost", "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { n.log.Info("mesh: NATS connection restored") }),
+	}
+	if o.Token != "" {
+		nopts = append(nopts, nats.Token(o.Token))
+	}
+	if o.NKeySeed != "" {
+		kp, _ := nkeys.FromSeed([]byte(o.NKeySeed))
+		nopts = append(nopts, nats.Nkey(nkeyPublic(o.NKeySeed), func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }))
+	}
+	url := o.NatsURL
+	if n.srv != nil {
+		url = ""
+		nopts = append(nopts, nats.InProcessServer(n.srv))
+	} else if o.TLS != nil {
+		nopts = append(nopts, nats.Secure(o.TLS))
+	}
+	nc, err := nats.Connect(url, nopts...)
+	if err != nil {
+		return fmt.Errorf("edge: connecting to NATS: %w", err)
+	}
+	n.nc = nc
+	return nil
+}
+
+// Ready reports whether the node is connected to its NATS server (for
+// /readyz). Other nodes may still be unreachable: a partitioned node keeps
+// serving its own clients.
+func (n *Node) Ready() bool { return n.ready.Load() && n.nc != nil && n.nc.IsConnected() }
+
+// ClaimsReady reports whether the claim store (JetStream) answers, so
+// that single registrations are exclusive at once rather than
+// provisionally.
+func (n *Node) ClaimsReady() bool { return n.claims != nil && n.claims.bound.Load() }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() *Stats { return &n.stats }
+
+// Peers returns the names of the nodes this node currently sees alive.
+func (n *Node) Peers() []string { return n.peers.names() }
+
+// ClusterAddr returns the bound route listener address, or nil.
+func (n *Node) ClusterAddr() net.Addr {
+	if n.srv == nil || n.opts.Cluster.Listen == "" {
+		return nil
+	}
+	if a := n.srv.ClusterAddr(); a != nil {
+		return a
+	}
+	return nil
+}
+
+// LeafAddr returns the bound leaf-node listener address, or nil.
+func (n *Node) LeafAddr() net.Addr {
+	if n.srv == nil || n.opts.Leaf.Listen == "" {
+		return nil
+	}
+	v, err := n.srv.Varz(nil)
+	if err != nil || v.LeafNode.Port == 0 {
+		return nil
+	}
+	host := v.LeafNode.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return &net.TCPAddr{IP: net.ParseIP(host), Port: v.LeafNode.Port}
+}
+
+func (n *Node) clusterAddr() string {
+	if a := n.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+func (n *Node) leafAddr() string {
+	if a := n.LeafAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// Shutdown leaves the mesh: it tells the other nodes (so they drop this
+// one at once rather than after PeerTimeout), sends what is queued, closes
+// the connection and stops the embedded server. Call it after the
+// router's sessions are gone (their registrations withdrawn). It returns
+// ctx's error if ctx ends first.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.stopped.Swap(true) {
+		return nil
+	}
+	n.ready.Store(false)
+	if n.nc != nil {
+		n.out.push(opPublish, subjBye, nodeInbox(n.opts.Name), bootBytes(n.boot), nil)
+	}
+	close(n.stop)
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	n.out.mu.Lock()
+	n.out.closed = true
+	n.out.mu.Unlock()
+	if n.claims != nil {
+		n.claims.close()
+	}
+	if n.nc != nil {
+		n.nc.Flush()
+		n.nc.Close()
+	}
+	n.gmu.Lock()
+	for id, g := range n.gathers {
+		delete(n.gathers, id)
+		g.finish()
+	}
+	n.gmu.Unlock()
+	n.shutdownServer()
+	return err
+}
+
+func (n *Node) shutdownServer() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+	n.removeStore()
+}
+
+func (n *Node) removeStore() {
+	if n.ownStore && n.storeDir != "" {
+		os.RemoveAll(n.storeDir)
+	}
+}
+
+func nkeyPublic(seed string) string {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return ""
+	}
+	pub, _ := kp.PublicKey()
+	return pub
+}
+
+func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil, boot) }
+
+// natsLogger forwards the embedded server's warnings and errors to slog.
+type natsLogger struct{ l *slog.Logger }
+
+func (g natsLogger) Noticef(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Warnf(f string, a ...any)   { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Fatalf(f string, a ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Errorf(f string, a ...any)  { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Debugf(f string, a ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Tracef(f string, a ...any)  {}
+
+// routine are the NATS server's warnings that are part of the normal life
+// of a mesh (a cluster forming, a peer restarting); they are logged at
+// info level.
+var routine = []string{
+	"Maximum payloads over", // deliberate: a WAMP message may be 16 MiB
+	"Waiting for routing to be established",
+	"JetStream has not established contact with a meta leader",
+	"Metalayer blocking snapshot",
+	"Error trying to connect to route",
+	"Error trying to connect as leafnode",
+	"JetStream cluster no metadata leader",
+	"Healthcheck failed",
+}
+
+func (g natsLogger) log(level slog.Level, msg string) {
+	for _, r := range routine {
+		if strings.Contains(msg, r) {
+			level = slog.LevelInfo
+			break
+		}
+	}
+	g.l.Log(context.Background(), level, "nats: "+msg)
+}

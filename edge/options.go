@@ -1,0 +1,261 @@
+package edge
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Options configures a Node. The zero value of every field but Router,
+// Name and one of Cluster, Leaf or NatsURL is a sane default.
+type Options struct {
+	// Router is the router the node links into the mesh. Required.
+	Router *route.Router
+	// Name is the node's name, unique in the mesh: letters, digits, '-'
+	// and '_'. It is also the embedded NATS server's name. Required.
+	Name string
+
+	// Cluster: nodes of one site meshed by NATS routes.
+	Cluster ClusterOptions
+	// Leaf: an edge node joins a hub through a NATS leaf-node connection
+	// (Remotes), or a hub accepts edge nodes (Listen).
+	Leaf LeafOptions
+	// NatsURL, instead of an embedded server, joins an existing NATS
+	// deployment (comma-separated URLs). Cluster and Leaf must then be
+	// empty.
+	NatsURL string
+
+	// TLS secures routes, leaf-node links and the NatsURL connection:
+	// Config serves (and, for remotes and NatsURL, dials) with its
+	// certificates and verifies peers with its RootCAs/ClientCAs.
+	TLS *tls.Config
+	// Token is a shared secret every node presents on routes, leaf-node
+	// links and to NatsURL.
+	Token string
+	// NKeySeed is an nkey seed ("SU..."): edge nodes sign their leaf-node
+	// connection with it, hubs accept the matching public key, and it
+	// authenticates to NatsURL.
+	NKeySeed string
+
+	// PingInterval and MaxPingsOut tune the NATS pings of routes and
+	// leaf-node links: a peer that answers none of MaxPingsOut pings is
+	// cut. Defaults 1s and 2 (a black-holed link is cut within about 3 s).
+	PingInterval time.Duration
+	MaxPingsOut  int
+	// Heartbeat is how often the node announces itself to the mesh;
+	// PeerTimeout how long a node may stay silent before the others take
+	// it for dead (its calls fail, its registrations go). Defaults 500ms
+	// and 2s.
+	Heartbeat   time.Duration
+	PeerTimeout time.Duration
+	// GatherTimeout bounds the wait for other nodes' answers to a meta
+	// query or get_retained. Default 500ms.
+	GatherTimeout time.Duration
+	// MaxOutbound bounds the bytes queued for the mesh and not yet handed
+	// to NATS; past it events are dropped and calls fail (counted).
+	// Default 64 MiB.
+	MaxOutbound int64
+	// MaxPayload is the largest message the embedded server accepts.
+	// Default 24 MiB (a 16 MiB WAMP message with its envelope).
+	MaxPayload int32
+	// StoreDir is where the embedded server keeps its JetStream state
+	// (exclusive-registration claims). Default: a fresh directory under
+	// the system's temporary directory, removed at Shutdown.
+	StoreDir string
+	// Logger receives the node's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// ClusterOptions configures NATS routes between the nodes of a site.
+type ClusterOptions struct {
+	// Listen is the route listener, host:port.
+	Listen string
+	// Routes are the other nodes' route URLs, nats://host:port.
+	Routes []string
+	// Name is the NATS cluster name. Default "edgewamp".
+	Name string
+	// Advertise is the address other nodes reach this one at, when it
+	// differs from Listen (NAT, a proxy).
+	Advertise string
+}
+
+// LeafOptions configures NATS leaf-node links.
+type LeafOptions struct {
+	// Listen accepts edge nodes (a hub), host:port.
+	Listen string
+	// Remotes are hub URLs (nats://host:port) this node dials as an edge
+	// node; it keeps serving its local clients while they are down.
+	Remotes []string
+	// Advertise is the address edge nodes reach this hub at, when it
+	// differs from Listen.
+	Advertise string
+}
+
+// nameRE is what a node name may contain (it is a NATS subject token).
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Defaults.
+const (
+	defaultPingInterval  = time.Second
+	defaultMaxPingsOut   = 2
+	defaultHeartbeat     = 500 * time.Millisecond
+	defaultPeerTimeout   = 2 * time.Second
+	defaultGatherTimeout = 500 * time.Millisecond
+	defaultMaxOutbound   = 64 << 20
+	defaultMaxPayload    = 24 << 20
+)
+
+// validate checks o, gathering every error, and applies defaults.
+func (o *Options) validate() error {
+	var errs []error
+	if o.Router == nil {
+		errs = append(errs, errors.New("edge: Options.Router is required"))
+	}
+	if !nameRE.MatchString(o.Name) {
+		errs = append(errs, fmt.Errorf("edge: node name %q must be 1 to 64 letters, digits, '-' or '_'", o.Name))
+	}
+	embedded := o.Cluster.Listen != "" || len(o.Cluster.Routes) > 0 || o.Leaf.Listen != "" || len(o.Leaf.Remotes) > 0
+	switch {
+	case o.NatsURL != "" && embedded:
+		errs = append(errs, errors.New("edge: nats_url joins an existing NATS deployment; it excludes cluster and leaf"))
+	case o.NatsURL == "" && !embedded:
+		errs = append(errs, errors.New("edge: a mesh needs cluster, leaf or nats_url"))
+	}
+	if len(o.Cluster.Routes) > 0 && o.Cluster.Listen == "" {
+		errs = append(errs, errors.New("edge: cluster.routes needs cluster.listen (routes are two-way)"))
+	}
+	for _, a := range []struct{ what, addr string }{{"cluster.listen", o.Cluster.Listen}, {"leaf.listen", o.Leaf.Listen},
+		{"cluster.advertise", o.Cluster.Advertise}, {"leaf.advertise", o.Leaf.Advertise}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("edge: %s %q is not host:port", a.what, a.addr))
+		}
+	}
+	for _, l := range []struct {
+		what string
+		urls []string
+	}{{"cluster.routes", o.Cluster.Routes}, {"leaf.remotes", o.Leaf.Remotes}} {
+		for _, u := range l.urls {
+			if err := checkNatsURL(u); err != nil {
+				errs = append(errs, fmt.Errorf("edge: %s: %w", l.what, err))
+			}
+		}
+	}
+	if o.NatsURL != "" {
+		for _, u := range strings.Split(o.NatsURL, ",") {
+			if err := checkNatsURL(strings.TrimSpace(u)); err != nil {
+				errs = append(errs, fmt.Errorf("edge: nats_url: %w", err))
+			}
+		}
+	}
+	if o.NKeySeed != "" {
+		if _, err := nkeys.FromSeed([]byte(o.NKeySeed)); err != nil {
+			errs = append(errs, fmt.Errorf("edge: the nkey seed is not valid: %v", err))
+		}
+	}
+	if o.Token != "" && o.NKeySeed != "" {
+		errs = append(errs, errors.New("edge: credentials: give a token or an nkey seed, not both"))
+	}
+	for _, d := range []struct {
+		what string
+		v    time.Duration
+	}{{"ping_interval", o.PingInterval}, {"heartbeat", o.Heartbeat}, {"peer_timeout", o.PeerTimeout}, {"gather_timeout", o.GatherTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("edge: %s must not be negative", d.what))
+		}
+	}
+	if o.MaxPingsOut < 0 {
+		errs = append(errs, errors.New("edge: max_pings_out must not be negative"))
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = defaultPingInterval
+	}
+	if o.MaxPingsOut == 0 {
+		o.MaxPingsOut = defaultMaxPingsOut
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = defaultHeartbeat
+	}
+	if o.PeerTimeout == 0 {
+		o.PeerTimeout = defaultPeerTimeout
+	}
+	if o.PeerTimeout <= o.Heartbeat {
+		errs = append(errs, fmt.Errorf("edge: peer_timeout %v must exceed the heartbeat %v", o.PeerTimeout, o.Heartbeat))
+	}
+	if o.GatherTimeout == 0 {
+		o.GatherTimeout = defaultGatherTimeout
+	}
+	if o.MaxOutbound <= 0 {
+		o.MaxOutbound = defaultMaxOutbound
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = defaultMaxPayload
+	}
+	if o.Cluster.Name == "" {
+		o.Cluster.Name = "edgewamp"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+func checkNatsURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "nats", "tls":
+	default:
+		return fmt.Errorf("%q: want nats://host:port", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return fmt.Errorf("%q: want nats://host:port", s)
+	}
+	return nil
+}
+
+// withCredentials returns the URLs with the token as user info (routes
+// and leaf remotes authenticate that way).
+func withCredentials(urls []string, token string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		if token != "" && u.User == nil {
+			u.User = url.UserPassword(tokenUser, token)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// tokenUser is the user name that carries the shared token on routes and
+// leaf-node links (they authenticate with user and password).
+const tokenUser = "edgewamp"
+
+// storeDir returns the JetStream directory and whether the node made it
+// (and removes it at Shutdown).
+func (o *Options) storeDir() (string, bool, error) {
+	if o.StoreDir != "" {
+		return o.StoreDir, false, os.MkdirAll(o.StoreDir, 0o700)
+	}
+	d, err := os.MkdirTemp("", "edgewamp-"+o.Name+"-")
+	return d, true, err
+}

@@ -1,0 +1,179 @@
+package edge
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The outbound queue: the event loops never call NATS. What they send to
+// the mesh (and the subscription changes their sessions cause) is copied
+// into a queue, in order, and one sender goroutine hands it to nats.go.
+// A nats.go publish may write to the in-process pipe and wait for the
+// server to read it; the sender absorbs that wait, the loops do not.
+//
+// The queue is two batches, swapped: producers append to the current one
+// under mu (payload bytes into one growing arena, so steady state
+// allocates nothing), the sender drains the other. Its bytes are bounded
+// (Options.MaxOutbound): past the bound, enqueue fails and the caller
+// counts the loss (an event) or fails the call.
+
+// ErrBusy is returned when the mesh's outbound queue is full.
+var ErrBusy = errors.New("edge: mesh outbound queue full")
+
+// ErrClosed is returned after Shutdown.
+var ErrClosed = errors.New("edge: node closed")
+
+type opKind uint8
+
+const (
+	opPublish opKind = iota
+	opSubscribe
+	opUnsubscribe
+)
+
+type outItem struct {
+	op    opKind
+	subj  string
+	reply string
+	off   int // payload in the batch arena
+	n     int
+	ent   *interest // opSubscribe, opUnsubscribe
+}
+
+type outBatch struct {
+	items []outItem
+	arena []byte
+}
+
+type outq struct {
+	mu      sync.Mutex
+	cur     *outBatch // guarded by mu
+	bytes   int64     // guarded by mu: payload bytes queued (both batches)
+	max     int64
+	closed  bool // guarded by mu
+	wake    chan struct{}
+	spare   *outBatch // owned by the sender
+	dropped uint64    // guarded by mu
+}
+
+func newOutq(max int64) *outq {
+	return &outq{cur: &outBatch{}, spare: &outBatch{}, max: max, wake: make(chan struct{}, 1)}
+}
+
+// push queues one item. data is copied. Safe for concurrent use; never
+// blocks.
+func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	if op == opPublish && q.bytes+int64(len(data)) > q.max {
+		q.dropped++
+		q.mu.Unlock()
+		return ErrBusy
+	}
+	b := q.cur
+	off := len(b.arena)
+	b.arena = append(b.arena, data...)
+	b.items = append(b.items, outItem{op: op, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
+	q.bytes += int64(len(data))
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take swaps the batches and returns the one to send (nil when empty).
+func (q *outq) take() *outBatch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.cur.items) == 0 {
+		return nil
+	}
+	b := q.cur
+	q.cur, q.spare = q.spare, nil
+	return b
+}
+
+// done gives a sent batch back.
+func (q *outq) done(b *outBatch) {
+	n := int64(len(b.arena))
+	clear(b.items)
+	b.items = b.items[:0]
+	if cap(b.arena) > 4<<20 {
+		b.arena = nil // a burst: do not keep it pinned
+	} else {
+		b.arena = b.arena[:0]
+	}
+	q.mu.Lock()
+	q.bytes -= n
+	q.spare = b
+	q.mu.Unlock()
+}
+
+// run is the sender goroutine: it hands every queued item to nats.go, in
+// order, until stop is closed and the queue is empty.
+func (n *Node) runSender(stop <-chan struct{}) {
+	defer n.wg.Done()
+	q := n.out
+	for {
+		b := q.take()
+		if b == nil {
+			select {
+			case <-q.wake:
+				continue
+			case <-stop:
+				if b = q.take(); b == nil {
+					return
+				}
+			}
+		}
+		n.sendBatch(b)
+		q.done(b)
+	}
+}
+
+func (n *Node) sendBatch(b *outBatch) {
+	nc := n.nc
+	for i := range b.items {
+		it := &b.items[i]
+		switch it.op {
+		case opPublish:
+			data := b.arena[it.off : it.off+it.n]
+			var err error
+			if it.reply == "" {
+				err = nc.Publish(it.subj, data)
+			} else {
+				err = nc.PublishRequest(it.subj, it.reply, data)
+			}
+			if err != nil {
+				n.stats.PublishErrors.Add(1)
+				n.log.Debug("mesh: publish failed", "subject", it.subj, "err", err)
+			}
+		case opSubscribe:
+			sub, err := nc.ChanSubscribe(it.subj, n.evCh)
+			if err != nil {
+				n.log.Error("mesh: subscribing failed", "subject", it.subj, "err", err)
+				continue
+			}
+			it.ent.sub = sub
+		case opUnsubscribe:
+			if it.ent.sub != nil {
+				it.ent.sub.Unsubscribe()
+				it.ent.sub = nil
+			}
+		}
+	}
+}
+
+// interest is one NATS subscription for event subjects, shared by the
+// WAMP subscriptions that map to it. sub is owned by the sender.
+type interest struct {
+	n   int // guarded by Node.imu
+	sub *nats.Subscription
+}

@@ -1,0 +1,459 @@
+package edge
+
+import (
+	"encoding/binary"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Peers, heartbeats and the registration directory.
+//
+// Every node announces itself on ew.b.h every Heartbeat with its boot id
+// and its directory version. A node unheard of for PeerTimeout is taken
+// for dead: route.MeshNodeDown fails what was exchanged with it. A node
+// whose boot id changed restarted: the old one is dead. A goodbye
+// (ew.b.y) removes a node at once.
+//
+// Each change to a node's own registrations is broadcast on ew.b.d with
+// the next version number. A receiver applies a change whose version is
+// the next it expects; a gap (NATS is at-most-once), a new node or a
+// heartbeat with a version it has not seen makes it ask for the whole
+// directory (ew.n.<node>.s, answered on ew.n.<asker>.S) and replace what
+// it had. Changes that arrive while that is under way are kept (up to a
+// bound) and applied after it. So a lost message costs at most one
+// heartbeat of staleness, never a permanent difference.
+
+// dirKey is one of this node's registrations.
+type dirKey struct {
+	realm string
+	match proto.Match
+	uri   string
+}
+
+type peer struct {
+	idx       route.MeshNode
+	name      string
+	inbox     string // "ew.n.<name>"
+	msgSubj   string // "ew.n.<name>.m"
+	boot      uint64 // 0 until a heartbeat told it
+	slot      uint16
+	ver       uint64 // the last directory version applied
+	synced    bool
+	askedAt   time.Time // a directory sync request is outstanding since
+	last      time.Time // last heard of
+	pending   []delta   // directory changes received during a sync
+	warnedDup bool
+}
+
+type delta struct {
+	ver uint64
+	reg route.MeshRealmReg
+}
+
+// maxPendingDeltas bounds the changes kept while a sync is under way.
+const maxPendingDeltas = 4096
+
+// peerTable is owned by the control dispatcher; view is its lock-free
+// snapshot for the goroutines that send.
+type peerTable struct {
+	byName map[string]*peer
+	next   route.MeshNode
+	view   atomic.Pointer[peerView]
+}
+
+type peerView struct {
+	subj  map[route.MeshNode]string // node-direct subject by handle
+	names []string
+}
+
+func (t *peerTable) init() {
+	t.byName = map[string]*peer{}
+	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
+}
+
+func (t *peerTable) publish() {
+	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName))}
+	for name, p := range t.byName {
+		v.subj[p.idx] = p.msgSubj
+		v.names = append(v.names, name)
+	}
+	sort.Strings(v.names)
+	t.view.Store(v)
+}
+
+func (t *peerTable) names() []string { return t.view.Load().names }
+
+// runControl is the control dispatcher: node-to-node messages,
+// heartbeats, the directory and gathers, in arrival order (which keeps a
+// directory change ahead of the calls that follow it from the same node).
+func (n *Node) runControl() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.opts.Heartbeat)
+	defer tick.Stop()
+	me := nodeInbox(n.opts.Name) + "."
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+			n.heartbeat()
+			n.checkPeers()
+		case m := <-n.ctlCh:
+			if strings.HasPrefix(m.Subject, me) {
+				n.direct(m, m.Subject[len(me):])
+			} else {
+				n.broadcast(m)
+			}
+		}
+	}
+}
+
+// direct handles a message for this node.
+func (n *Node) direct(m *nats.Msg, op string) {
+	switch {
+	case op == "m":
+		p := n.peerFor(m.Reply)
+		if p == nil {
+			return
+		}
+		n.r.MeshDeliver(p.idx, m.Data)
+	case op == "s":
+		if p := n.peerFor(m.Reply); p != nil {
+			n.sendDirectory(p)
+		}
+	case op == "S":
+		n.applySync(m)
+	case strings.HasPrefix(op, "a."):
+		id, err := strconv.ParseUint(op[2:], 10, 64)
+		if err == nil {
+			n.answered(id, senderOf(m.Reply), m.Data)
+		}
+	}
+}
+
+// broadcast handles a message every node receives.
+func (n *Node) broadcast(m *nats.Msg) {
+	switch m.Subject {
+	case subjHeartbeat:
+		n.onHeartbeat(m)
+	case subjDelta:
+		n.onDelta(m)
+	case subjQuery:
+		reply := m.Reply
+		if n.peerFor(reply) == nil {
+			return
+		}
+		n.r.MeshQuery(m.Data, func(ans []byte) {
+			n.out.push(opPublish, reply, nodeInbox(n.opts.Name), ans, nil)
+		})
+	case subjBye:
+		if p := n.peers.byName[senderOf(m.Reply)]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
+			n.log.Info("mesh: node left", "peer", p.name)
+			n.dropPeer(p)
+		}
+	}
+}
+
+// peerFor returns the peer that sent a message (its Reply field), making
+// it known if it is new (its directory is then requested). It returns nil
+// for messages that claim to come from this node.
+func (n *Node) peerFor(reply string) *peer {
+	name := senderOf(reply)
+	if name == "" || !nameRE.MatchString(name) {
+		return nil
+	}
+	if name == n.opts.Name {
+		n.log.Error("mesh: another node uses this node's name; node names must be unique")
+		return nil
+	}
+	p := n.peers.byName[name]
+	if p == nil {
+		n.peers.next++
+		p = &peer{idx: n.peers.next, name: name, inbox: nodeInbox(name), msgSubj: nodeSubject(name, "m")}
+		n.peers.byName[name] = p
+		n.peers.publish()
+		n.stats.PeersJoined.Add(1)
+		n.log.Info("mesh: node joined", "peer", name)
+		n.stats.Unknown.Add(1)
+		n.askDirectory(p)
+	}
+	p.last = time.Now()
+	return p
+}
+
+func (n *Node) onHeartbeat(m *nats.Msg) {
+	if len(m.Data) < 8 {
+		return
+	}
+	boot := binary.LittleEndian.Uint64(m.Data)
+	rest := m.Data[8:]
+	slot, k := binary.Uvarint(rest)
+	if k <= 0 {
+		return
+	}
+	ver, k2 := binary.Uvarint(rest[k:])
+	if k2 <= 0 {
+		return
+	}
+	name := senderOf(m.Reply)
+	if old := n.peers.byName[name]; old != nil && old.boot != 0 && old.boot != boot {
+		n.log.Info("mesh: node restarted", "peer", name)
+		n.dropPeer(old)
+	}
+	p := n.peerFor(m.Reply)
+	if p == nil {
+		return
+	}
+	p.boot = boot
+	p.slot = uint16(slot)
+	if p.slot == n.slot && !p.warnedDup {
+		p.warnedDup = true
+		n.log.Warn("mesh: another node has this node's session-id slot; session ids stay unique only with high probability (rename one node)", "peer", name, "slot", n.slot)
+	}
+	if p.synced && ver != p.ver {
+		n.askDirectory(p) // a change went missing
+	}
+}
+
+func (n *Node) onDelta(m *nats.Msg) {
+	p := n.peers.byName[senderOf(m.Reply)]
+	if p == nil {
+		n.peerFor(m.Reply) // new: its directory is on its way
+		return
+	}
+	p.last = time.Now()
+	r := rd{b: m.Data}
+	boot := r.fixed64()
+	ver := r.uv()
+	reg := r.entry()
+	if r.err != nil || (p.boot != 0 && boot != p.boot) {
+		return
+	}
+	switch {
+	case !p.synced:
+		if len(p.pending) < maxPendingDeltas {
+			p.pending = append(p.pending, delta{ver, reg})
+		}
+	case ver == p.ver+1:
+		p.ver = ver
+		n.r.MeshUpdate(p.idx, p.name, reg)
+	case ver > p.ver+1:
+		n.askDirectory(p)
+	}
+}
+
+// askDirectory asks p for its whole directory, unless a request is
+// outstanding.
+func (n *Node) askDirectory(p *peer) {
+	if !p.askedAt.IsZero() && time.Since(p.askedAt) < 2*n.opts.Heartbeat {
+		return
+	}
+	p.askedAt = time.Now()
+	p.synced = false
+	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), nil, nil)
+}
+
+// sendDirectory answers a sync request with this node's whole directory.
+func (n *Node) sendDirectory(p *peer) {
+	var w wr
+	n.dmu.Lock()
+	w.fixed64(n.boot)
+	w.uv(n.dirVer)
+	w.uv(uint64(len(n.dir)))
+	for _, e := range n.dir {
+		w.entry(e)
+	}
+	n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), w, nil)
+	n.dmu.Unlock()
+}
+
+func (n *Node) applySync(m *nats.Msg) {
+	p := n.peerFor(m.Reply)
+	if p == nil {
+		return
+	}
+	r := rd{b: m.Data}
+	boot := r.fixed64()
+	ver := r.uv()
+	cnt := r.uv()
+	if r.err != nil || cnt > uint64(len(m.Data)) {
+		return
+	}
+	regs := make([]route.MeshRealmReg, 0, cnt)
+	for i := uint64(0); i < cnt && r.err == nil; i++ {
+		regs = append(regs, r.entry())
+	}
+	if r.err != nil {
+		return
+	}
+	if p.boot == 0 {
+		p.boot = boot
+	} else if boot != p.boot {
+		return // from an earlier life of the node
+	}
+	n.r.MeshSync(p.idx, p.name, regs)
+	p.ver, p.synced, p.askedAt = ver, true, time.Time{}
+	pending := p.pending
+	p.pending = nil
+	for _, d := range pending {
+		switch {
+		case d.ver <= p.ver:
+		case d.ver == p.ver+1:
+			p.ver = d.ver
+			n.r.MeshUpdate(p.idx, p.name, d.reg)
+		default:
+			n.askDirectory(p)
+			return
+		}
+	}
+}
+
+// heartbeat announces this node.
+func (n *Node) heartbeat() {
+	var w wr
+	w.fixed64(n.boot)
+	w.uv(uint64(n.slot))
+	n.dmu.Lock()
+	w.uv(n.dirVer)
+	n.out.push(opPublish, subjHeartbeat, nodeInbox(n.opts.Name), w, nil)
+	n.dmu.Unlock()
+}
+
+// checkPeers takes the nodes unheard of for PeerTimeout for dead, and
+// repeats directory requests that went unanswered.
+func (n *Node) checkPeers() {
+	now := time.Now()
+	for _, p := range n.peers.byName {
+		if now.Sub(p.last) > n.opts.PeerTimeout {
+			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))
+			n.dropPeer(p)
+			continue
+		}
+		if !p.synced && now.Sub(p.askedAt) >= 2*n.opts.Heartbeat {
+			n.askDirectory(p)
+		}
+	}
+}
+
+func (n *Node) dropPeer(p *peer) {
+	delete(n.peers.byName, p.name)
+	n.peers.publish()
+	n.stats.PeersLost.Add(1)
+	n.r.MeshNodeDown(p.idx)
+	if n.claims != nil {
+		n.claims.peerLost(p.name)
+	}
+}
+
+// Registered implements route.Mesh: this node's callees of a registration
+// changed. The change is broadcast with the next directory version.
+func (n *Node) Registered(realm string, reg route.MeshReg) {
+	k := dirKey{realm, reg.Match, reg.URI}
+	e := route.MeshRealmReg{Realm: realm, MeshReg: reg}
+	var w wr
+	n.dmu.Lock()
+	if reg.Callees <= 0 {
+		delete(n.dir, k)
+	} else {
+		n.dir[k] = e
+	}
+	n.dirVer++
+	w.fixed64(n.boot)
+	w.uv(n.dirVer)
+	w.entry(e)
+	n.out.push(opPublish, subjDelta, nodeInbox(n.opts.Name), w, nil)
+	n.dmu.Unlock()
+}
+
+// ---------------------------------------------------------------- encoding
+
+type wr []byte
+
+func (w *wr) uv(v uint64)      { *w = binary.AppendUvarint(*w, v) }
+func (w *wr) sv(v int64)       { *w = binary.AppendVarint(*w, v) }
+func (w *wr) fixed64(v uint64) { *w = binary.LittleEndian.AppendUint64(*w, v) }
+func (w *wr) str(s string)     { w.uv(uint64(len(s))); *w = append(*w, s...) }
+
+func (w *wr) entry(e route.MeshRealmReg) {
+	w.str(e.Realm)
+	*w = append(*w, byte(e.Match), byte(e.Invoke))
+	w.str(e.URI)
+	w.uv(uint64(e.Callees))
+	w.sv(e.First)
+	w.sv(e.Last)
+}
+
+var errShort = errors.New("edge: malformed mesh message")
+
+type rd struct {
+	b   []byte
+	err error
+}
+
+func (r *rd) fail() { r.err, r.b = errShort, nil }
+
+func (r *rd) uv() uint64 {
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *rd) sv() int64 {
+	v, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *rd) fixed64() uint64 {
+	if len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *rd) str() string {
+	l := r.uv()
+	if r.err != nil || l > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:l])
+	r.b = r.b[l:]
+	return s
+}
+
+func (r *rd) entry() route.MeshRealmReg {
+	var e route.MeshRealmReg
+	e.Realm = r.str()
+	if len(r.b) < 2 {
+		r.fail()
+		return e
+	}
+	e.Match, e.Invoke = proto.Match(r.b[0]), proto.Invoke(r.b[1])
+	r.b = r.b[2:]
+	e.URI = r.str()
+	e.Callees = int(r.uv())
+	e.First = r.sv()
+	e.Last = r.sv()
+	return e
+}

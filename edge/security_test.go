@@ -1,0 +1,150 @@
+package edge
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Credentials and TLS on the mesh's links: nodes with the mesh's secret
+// join, a node without it does not.
+
+func TestClusterToken(t *testing.T) {
+	t.Parallel()
+	addrA, addrB, addrX := freeAddr(t), freeAddr(t), freeAddr(t)
+	routes := []string{"nats://" + addrA, "nats://" + addrB}
+	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.Token = addrA, routes, "s3cret" })
+	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.Token = addrB, routes, "s3cret" })
+	waitMesh(t, a, b)
+	x := startNode(t, "x", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.Token = addrX, routes, "wrong" })
+	time.Sleep(2 * time.Second)
+	if len(x.n.Peers()) != 0 || len(a.n.Peers()) != 1 || len(b.n.Peers()) != 1 {
+		t.Fatalf("a node with the wrong token joined: x sees %v, a %v, b %v", x.n.Peers(), a.n.Peers(), b.n.Peers())
+	}
+	rpcWorks(t, a, b)
+}
+
+func TestLeafNKey(t *testing.T) {
+	t.Parallel()
+	kp, _ := nkeys.CreateUser()
+	seed, _ := kp.Seed()
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen, o.NKeySeed = "127.0.0.1:0", string(seed) })
+	remote := []string{"nats://" + hub.n.LeafAddr().String()}
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes, o.NKeySeed = remote, string(seed) })
+	waitMesh(t, hub, edge)
+	intruder := startNode(t, "edge2", func(o *Options) { o.Leaf.Remotes, o.NKeySeed = remote, string(otherSeed) })
+	time.Sleep(2 * time.Second)
+	if len(intruder.n.Peers()) != 0 || len(hub.n.Peers()) != 1 {
+		t.Fatalf("an edge with another nkey joined: it sees %v, the hub %v", intruder.n.Peers(), hub.n.Peers())
+	}
+	rpcWorks(t, edge, hub)
+}
+
+func TestClusterTLS(t *testing.T) {
+	t.Parallel()
+	serverCfg, otherCfg := testTLS(t)
+	addrA, addrB, addrX := freeAddr(t), freeAddr(t), freeAddr(t)
+	routes := []string{"nats://" + addrA, "nats://" + addrB}
+	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrA, routes, serverCfg })
+	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrB, routes, serverCfg })
+	waitMesh(t, a, b)
+	// A node whose certificate the mesh's CA did not sign stays out.
+	x := startNode(t, "x", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrX, routes, otherCfg })
+	time.Sleep(2 * time.Second)
+	if len(x.n.Peers()) != 0 || len(a.n.Peers()) != 1 {
+		t.Fatalf("a node with a foreign certificate joined: x sees %v, a %v", x.n.Peers(), a.n.Peers())
+	}
+	rpcWorks(t, a, b)
+}
+
+// rpcWorks registers on callee's node and calls from caller's.
+func rpcWorks(t *testing.T, caller, callee *tnode) {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	s := callee.dial(callee.ws(), proto.JSON)
+	if _, err := s.Register(ctx, "com.sec", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"ok"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := caller.dial(caller.ws(), proto.MsgPack)
+	if res := callUntil(t, c, "com.sec", nil); res.Args[0] != "ok" {
+		t.Fatalf("result %v", res.Args)
+	}
+}
+
+// testTLS returns a configuration with a certificate signed by a test CA
+// (trusting that CA, requiring client certificates), and one with a
+// certificate of another CA.
+func testTLS(t *testing.T) (mesh, foreign *tls.Config) {
+	t.Helper()
+	mk := func() *tls.Config {
+		caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+			KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+		caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, _ := x509.ParseCertificate(caDER)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+			RootCAs: pool, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	}
+	return mk(), mk()
+}
+
+// With nats_url, routers join a NATS deployment run by someone else (here
+// a standalone server with JetStream), and route through it.
+func TestNatsURL(t *testing.T) {
+	t.Parallel()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), Authorization: "ext-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the external NATS server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	url := s.ClientURL()
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
+	b := startNode(t, "b", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
+	waitMesh(t, a, b)
+	rpcWorks(t, a, b)
+	eventually(t, 10*time.Second, func() error {
+		if !a.n.ClaimsReady() {
+			return errors.New("the claim store of the external deployment is not reachable")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,141 @@
+package edge
+
+import (
+	"encoding/base32"
+	"strings"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// NATS subjects of the mesh. Every subject starts with "ew." and a
+// second token that says what it carries, so the spaces never overlap:
+//
+//	ew.e.<realm>.<uri tokens...>   events (one token per URI component)
+//	ew.n.<node>.m                  route envelopes for one node (calls, results, chunks, interrupts)
+//	ew.n.<node>.s / .S             directory sync request / reply
+//	ew.n.<node>.a.<id>             answers to one of the node's gathers
+//	ew.b.h / .d / .q / .y          broadcast: heartbeat, directory change, gather query, goodbye
+//
+// A WAMP URI component that is a plain NATS token ([A-Za-z0-9_-]+) is used
+// as is; anything else (NATS wildcards '*' and '>', a leading '$',
+// non-ASCII, '~') becomes '~' followed by the base32hex (lower case, no
+// padding) of its bytes, which is reversible and cannot be mistaken for a
+// plain token. The realm is one token by the same rule.
+//
+// WAMP matching maps onto NATS interest like this: an exact topic is its
+// tokens; a wildcard pattern's empty components are '*' (the same
+// semantics); a prefix is a string prefix, not a token prefix
+// ("com.a.b" matches "com.a.bc"), so a prefix subscription takes the
+// parent of its last, possibly partial, component with '>', and the
+// receiving node filters with its own tables. Overlapping subscriptions
+// deliver one copy each; the node drops the duplicates by publication id.
+
+const subjRoot = "ew."
+
+var b32 = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+func plainToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendToken appends one subject token for s.
+func appendToken(b []byte, s string) []byte {
+	if plainToken(s) {
+		return append(b, s...)
+	}
+	b = append(b, '~')
+	n := len(b)
+	b = append(b, make([]byte, b32.EncodedLen(len(s)))...)
+	b32.Encode(b[n:], []byte(s))
+	for i := n; i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return b
+}
+
+// eventSubject is the subject a publication to topic in realm goes to.
+func eventSubject(dst []byte, realm string, topic []byte) []byte {
+	dst = append(dst, subjRoot+"e."...)
+	dst = appendToken(dst, realm)
+	rest := string(topic)
+	for {
+		dst = append(dst, '.')
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			return appendToken(dst, rest)
+		}
+		dst = appendToken(dst, rest[:i])
+		rest = rest[i+1:]
+	}
+}
+
+// interestSubject is the subject a node subscribes to for a subscription
+// (realm, match, uri).
+func interestSubject(realm string, match proto.Match, uri string) string {
+	b := []byte(subjRoot + "e.")
+	b = appendToken(b, realm)
+	comps := strings.Split(uri, ".")
+	switch match {
+	case proto.MatchPrefix:
+		// The parent of the last (possibly partial) component, then '>'.
+		for _, c := range comps[:len(comps)-1] {
+			b = append(b, '.')
+			b = appendToken(b, c)
+		}
+		return string(append(b, ".>"...))
+	case proto.MatchWildcard:
+		for _, c := range comps {
+			b = append(b, '.')
+			if c == "" {
+				b = append(b, '*')
+			} else {
+				b = appendToken(b, c)
+			}
+		}
+		return string(b)
+	}
+	for _, c := range comps {
+		b = append(b, '.')
+		b = appendToken(b, c)
+	}
+	return string(b)
+}
+
+func nodeSubject(node, op string) string { return subjRoot + "n." + node + "." + op }
+
+// nodeInbox is the prefix of a node's subjects; it is also the Reply
+// field of everything the node sends, which is how a receiver knows the
+// sender.
+func nodeInbox(node string) string { return subjRoot + "n." + node }
+
+// senderOf returns the node name in a Reply field "ew.n.<node>".
+func senderOf(reply string) string {
+	const p = subjRoot + "n."
+	if !strings.HasPrefix(reply, p) {
+		return ""
+	}
+	name := reply[len(p):]
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+const (
+	subjHeartbeat = subjRoot + "b.h"
+	subjDelta     = subjRoot + "b.d"
+	subjQuery     = subjRoot + "b.q"
+	subjBye       = subjRoot + "b.y"
+	subjBroadcast = subjRoot + "b.>"
+)

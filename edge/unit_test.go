@@ -1,0 +1,136 @@
+package edge
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+func TestSubjects(t *testing.T) {
+	cases := []struct {
+		match proto.Match
+		uri   string
+		want  string
+		hits  []string // topics whose event subject this interest matches
+	}{
+		{proto.MatchExact, "com.app.topic", "ew.e.realm1.com.app.topic", []string{"com.app.topic"}},
+		{proto.MatchWildcard, "com..topic", "ew.e.realm1.com.*.topic", []string{"com.x.topic"}},
+		{proto.MatchWildcard, "com.app.", "ew.e.realm1.com.app.*", []string{"com.app.z"}},
+		{proto.MatchPrefix, "com.app.top", "ew.e.realm1.com.app.>", []string{"com.app.topic", "com.app.top", "com.app.top.x"}},
+		{proto.MatchPrefix, "com.app.", "ew.e.realm1.com.app.>", []string{"com.app.x"}},
+		{proto.MatchPrefix, "com", "ew.e.realm1.>", []string{"com", "comx.y"}},
+	}
+	for _, c := range cases {
+		if got := interestSubject("realm1", c.match, c.uri); got != c.want {
+			t.Errorf("interestSubject(%v, %q) = %q, want %q", c.match, c.uri, got, c.want)
+		}
+		for _, topic := range c.hits {
+			subj := string(eventSubject(nil, "realm1", []byte(topic)))
+			if !subjectMatches(c.want, subj) {
+				t.Errorf("%v %q: event subject %q of %q does not match %q", c.match, c.uri, subj, topic, c.want)
+			}
+		}
+	}
+	// Characters NATS forbids or treats specially are escaped, reversibly,
+	// into one plain token each; a realm with dots is one token.
+	for _, comp := range []string{"*", ">", "$sys", "é", "a~b", "a b", "com.example.realm"} {
+		tok := string(appendToken(nil, comp))
+		if tok[0] != '~' || !plainToken(tok[1:]) {
+			t.Errorf("%q escaped as %q", comp, tok)
+			continue
+		}
+		dec, err := b32.DecodeString(strings.ToUpper(tok[1:]))
+		if err != nil || string(dec) != comp {
+			t.Errorf("%q escaped as %q, which decodes to %q (%v)", comp, tok, dec, err)
+		}
+	}
+	if got := len(split(string(eventSubject(nil, "com.example.realm", []byte("a.b"))))); got != 5 {
+		t.Errorf("a realm with dots is not one token (%d tokens)", got)
+	}
+}
+
+// subjectMatches is NATS's rule for a subscription subject and a
+// published subject.
+func subjectMatches(sub, subj string) bool {
+	st, pt := split(sub), split(subj)
+	for i, s := range st {
+		if s == ">" {
+			return len(pt) > i
+		}
+		if i >= len(pt) || s != "*" && s != pt[i] {
+			return false
+		}
+	}
+	return len(st) == len(pt)
+}
+
+func split(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func TestDedupRing(t *testing.T) {
+	var d dedupRing
+	for i := uint64(1); i <= 3*dedupWindow; i++ {
+		if d.seen(i) {
+			t.Fatalf("%d seen before it came", i)
+		}
+		if !d.seen(i) {
+			t.Fatalf("%d not remembered", i)
+		}
+	}
+	if len(d.set) != dedupWindow {
+		t.Fatalf("the ring holds %d ids, want at most %d", len(d.set), dedupWindow)
+	}
+}
+
+// Gathers are bounded: past maxGathers in flight, Gather refuses (the
+// meta procedure is then answered from this node alone), and each ends by
+// GatherTimeout even when no node answers.
+func TestGatherBound(t *testing.T) {
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n, err := New(Options{Router: r, Name: "g", NatsURL: "nats://127.0.0.1:1", GatherTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A peer that will never answer.
+	n.peers.byName["silent"] = &peer{idx: 1, name: "silent", msgSubj: nodeSubject("silent", "m")}
+	n.peers.publish()
+	done := make(chan int, maxGathers)
+	for i := 0; i < maxGathers; i++ {
+		if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+			t.Fatalf("gather %d: %v", i, err)
+		}
+	}
+	if err := n.Gather([]byte("q"), func([][]byte) {}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("gather past the bound: %v, want ErrBusy", err)
+	}
+	for i := 0; i < maxGathers; i++ {
+		select {
+		case k := <-done:
+			if k != 0 {
+				t.Fatalf("%d answers from nowhere", k)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("gather %d never ended", i)
+		}
+	}
+	if err := n.Gather([]byte("q"), func([][]byte) {}); err != nil {
+		t.Fatalf("gather after the others ended: %v", err)
+	}
+}

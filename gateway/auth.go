@@ -1,0 +1,417 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Principal is an authenticated HTTP client, as a BearerVerifier returns
+// it.
+type Principal struct {
+	// Realm the token is good for; "" for any realm.
+	Realm string
+	// AuthID and AuthRole are the WAMP identity the requests act as.
+	// Without AuthRole the first of Roles is used.
+	AuthID   string
+	AuthRole string
+	// Roles are every role the principal holds (routes may require one).
+	Roles []string
+	// Scopes the token grants (routes may require some).
+	Scopes []string
+	// Expires is the token's expiry; the zero time means none.
+	Expires time.Time
+	// Claims are the token's claims, for route expressions ($/claims/...).
+	Claims map[string]any
+}
+
+// BearerVerifier checks "Authorization: Bearer" tokens. cmd adapts the
+// OAuth2 server's verifier (or a JWKS file's) to it. VerifyBearer must be
+// safe for concurrent use; it may take a while on a cache miss (a
+// signature check, about 250 µs) but must not make network requests per
+// call. An error means the token is not valid (401); its text goes to the
+// client in WWW-Authenticate, so it must not contain secrets.
+type BearerVerifier interface {
+	VerifyBearer(ctx context.Context, token string) (*Principal, error)
+}
+
+// who is the outcome of authenticating a request.
+type who struct {
+	id     identity
+	p      *Principal // bearer only
+	roles  []string
+	scopes []string
+}
+
+// hasRole reports whether the principal holds one of roles.
+func (w *who) hasRole(roles []string) bool {
+	for _, r := range roles {
+		if r == w.id.authrole {
+			return true
+		}
+		for _, x := range w.roles {
+			if x == r {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// credential is what a request presents.
+type credential uint8
+
+const (
+	credNone credential = iota
+	credBearer
+	credAPIKey
+	credSigned
+)
+
+func (g *Server) credentialOf(r *http.Request) credential {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			return credBearer
+		}
+	}
+	if r.Header.Get(g.opts.APIKeyHeader) != "" {
+		return credAPIKey
+	}
+	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "signature=") && r.URL.Query().Has("signature") {
+		return credSigned
+	}
+	return credNone
+}
+
+// authenticate establishes who a request acts as in realm, as auth
+// allows. body is the request body (signed requests sign it); anonymous
+// requests act as anon (a route's fixed identity) or the realm's
+// anonymous role.
+func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []byte, anon *identity) (*who, *problem) {
+	cred := g.credentialOf(r)
+	ip := ""
+	if cred != credNone && auth.Type != "none" {
+		// Only credentials are checked, and so limited: anonymous requests
+		// cost no lookup here.
+		ip = clientIP(r)
+		if g.limiter.blocked(ip) {
+			return nil, tooBusy(429, "too many failed authentications from this address; try again later")
+		}
+	}
+	typ := auth.Type
+	switch typ {
+	case "none":
+		cred = credNone
+	case "bearer":
+		if cred != credBearer {
+			return nil, g.unauthorized("a bearer token is required", "")
+		}
+	case "apikey":
+		if cred != credAPIKey {
+			return nil, g.unauthorized("an API key is required ("+g.opts.APIKeyHeader+" header)", "")
+		}
+	case "signed":
+		if cred != credSigned {
+			return nil, g.unauthorized("a signed request is required (key, timestamp, seq, nonce, signature)", "")
+		}
+	}
+	var w *who
+	var p *problem
+	switch cred {
+	case credBearer:
+		w, p = g.bearer(r, realm)
+	case credAPIKey:
+		w, p = g.apiKey(r.Header.Get(g.opts.APIKeyHeader), realm, auth.Keys)
+	case credSigned:
+		w, p = g.signed(r.URL.Query(), body, realm, auth.Keys)
+	default:
+		return g.anonymous(realm, anon)
+	}
+	if p != nil {
+		if p.status == http.StatusUnauthorized {
+			g.limiter.fail(ip)
+			g.metrics.authResult(cred, false)
+		}
+		return nil, p
+	}
+	g.metrics.authResult(cred, true)
+	if len(auth.Scopes) > 0 {
+		for _, need := range auth.Scopes {
+			if !contains(w.scopes, need) {
+				p := newProblem(http.StatusForbidden, proto.URINotAuthorized, "the token lacks scope "+strconv.Quote(need))
+				p.header = map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", scope="` + strings.Join(auth.Scopes, " ") + `"`}
+				return nil, p
+			}
+		}
+	}
+	if len(auth.Roles) > 0 && !w.hasRole(auth.Roles) {
+		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the principal has none of the roles "+strings.Join(auth.Roles, ", "))
+	}
+	return w, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// unauthorized is a 401 with a WWW-Authenticate challenge (RFC 6750 for
+// bearer tokens).
+func (g *Server) unauthorized(detail, bearerErr string) *problem {
+	p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationRequired, detail)
+	var ch []string
+	if g.opts.Bearer != nil {
+		c := `Bearer realm="edgewamp"`
+		if bearerErr != "" {
+			c += `, error="invalid_token", error_description=` + strconv.Quote(bearerErr)
+			p.uri = proto.URIAuthenticationFailed
+		}
+		ch = append(ch, c)
+	}
+	if len(g.apiKeys) > 0 {
+		ch = append(ch, `ApiKey header="`+g.opts.APIKeyHeader+`"`)
+	}
+	if len(ch) == 0 {
+		ch = append(ch, `Bearer realm="edgewamp"`)
+	}
+	p.header = map[string]string{"WWW-Authenticate": strings.Join(ch, ", ")}
+	return p
+}
+
+func (g *Server) anonymous(realm string, anon *identity) (*who, *problem) {
+	if anon != nil && anon.authrole != "" {
+		return &who{id: *anon}, nil
+	}
+	ra := g.realmAccess(realm)
+	if ra == nil || !ra.Anonymous {
+		return nil, g.unauthorized("this realm needs credentials", "")
+	}
+	return &who{id: identity{realm: realm, authrole: ra.AnonymousRole, method: "anonymous"}}, nil
+}
+
+func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {
+	if g.opts.Bearer == nil {
+		return nil, g.unauthorized("bearer tokens are not accepted here", "")
+	}
+	tok := strings.TrimSpace(r.Header.Get("Authorization")[7:])
+	p, err := g.opts.Bearer.VerifyBearer(r.Context(), tok)
+	if err != nil || p == nil {
+		msg := "invalid token"
+		if err != nil {
+			msg = err.Error()
+		}
+		return nil, g.unauthorized("the bearer token is not valid: "+msg, msg)
+	}
+	if !p.Expires.IsZero() && time.Now().After(p.Expires) {
+		return nil, g.unauthorized("the bearer token has expired", "the token has expired")
+	}
+	if p.Realm != "" && p.Realm != realm {
+		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the token is for realm "+strconv.Quote(p.Realm))
+	}
+	role := p.AuthRole
+	if role == "" && len(p.Roles) > 0 {
+		role = p.Roles[0]
+	}
+	if p.AuthID == "" || role == "" {
+		return nil, g.unauthorized("the bearer token names no principal and role", "no subject or role")
+	}
+	return &who{id: identity{realm: realm, authid: p.AuthID, authrole: role, method: "jwt"}, p: p, roles: p.Roles, scopes: p.Scopes}, nil
+}
+
+// keyed is an API key or signing key's principal.
+type keyed struct {
+	name                string
+	secret              []byte // signing keys
+	realm, authid, role string
+}
+
+// apiKey looks the key up by its SHA-256, so that the lookup's timing
+// says nothing about the keys.
+func (g *Server) apiKey(key, realm string, allowed []string) (*who, *problem) {
+	h := sha256.Sum256([]byte(key))
+	k := g.apiKeys[h]
+	if k == nil || (len(allowed) > 0 && !contains(allowed, k.name)) {
+		return nil, g.unauthorized("the API key is not valid", "")
+	}
+	if k.realm != realm {
+		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the API key is not valid for realm "+strconv.Quote(realm))
+	}
+	return &who{id: identity{realm: realm, authid: k.authid, authrole: k.role, method: "apikey"}}, nil
+}
+
+// signed checks a request signed as Crossbar's HTTP bridge signs them:
+// query parameters key, timestamp (UTC ISO 8601, e.g.
+// 2011-10-14T16:59:51.123Z), seq and nonce (integers) and signature, the
+// base64url HMAC-SHA256 under the key's secret of key, timestamp, seq,
+// nonce and the body concatenated. Beyond Crossbar, a (key, nonce) pair
+// is accepted once within the timestamp window, so a captured request
+// cannot be replayed.
+func (g *Server) signed(q map[string][]string, body []byte, realm string, allowed []string) (*who, *problem) {
+	get := func(k string) string {
+		if v := q[k]; len(v) == 1 {
+			return v[0]
+		}
+		return ""
+	}
+	key, ts, seq, nonce, sig := get("key"), get("timestamp"), get("seq"), get("nonce"), get("signature")
+	if key == "" || ts == "" || seq == "" || nonce == "" || sig == "" {
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "a signed request needs exactly one each of key, timestamp, seq, nonce and signature")
+	}
+	if _, err := strconv.ParseUint(seq, 10, 63); err != nil {
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "seq must be an integer")
+	}
+	if _, err := strconv.ParseUint(nonce, 10, 63); err != nil {
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "nonce must be an integer")
+	}
+	t, err := time.Parse("2006-01-02T15:04:05.999999999Z", ts)
+	if err != nil {
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "timestamp must be UTC ISO 8601, e.g. 2011-10-14T16:59:51.123Z")
+	}
+	k := g.signingKeys[key]
+	if k == nil || (len(allowed) > 0 && !contains(allowed, k.name)) {
+		return nil, g.unauthorized("unknown signing key", "")
+	}
+	mac := hmac.New(sha256.New, k.secret)
+	mac.Write([]byte(key))
+	mac.Write([]byte(ts))
+	mac.Write([]byte(seq))
+	mac.Write([]byte(nonce))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	got, err := base64.URLEncoding.DecodeString(sig)
+	if err != nil {
+		got, err = base64.RawURLEncoding.DecodeString(sig)
+	}
+	if err != nil || !hmac.Equal(got, want) {
+		return nil, g.unauthorized("the request signature is not valid", "")
+	}
+	skew := g.opts.SignatureMaxSkew
+	if d := time.Since(t); d > skew || d < -skew {
+		return nil, g.unauthorized("the signed request's timestamp is outside the accepted window", "")
+	}
+	if !g.nonces.add(key+"\x00"+nonce, t.Add(skew)) {
+		return nil, g.unauthorized("the signed request was already used (same key and nonce)", "")
+	}
+	if k.realm != realm {
+		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the signing key is not valid for realm "+strconv.Quote(realm))
+	}
+	return &who{id: identity{realm: realm, authid: k.authid, authrole: k.role, method: "signed"}}, nil
+}
+
+// nonceCache remembers signed requests' nonces until their timestamps
+// leave the window. It holds at most max entries: expired ones are swept
+// when it has doubled since the last sweep, and when it is full of live
+// ones, new signed requests are refused (a key holder flooding).
+type nonceCache struct {
+	mu      sync.Mutex
+	seen    map[string]time.Time // guarded by mu
+	sweepAt int                  // guarded by mu
+	max     int                  // static
+}
+
+func newNonceCache(max int) *nonceCache {
+	return &nonceCache{seen: map[string]time.Time{}, sweepAt: 1024, max: max}
+}
+
+// add records a nonce valid until exp; false when it was seen (a replay)
+// or the cache is full.
+func (c *nonceCache) add(k string, exp time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if e, ok := c.seen[k]; ok && now.Before(e) {
+		return false
+	}
+	if len(c.seen) >= c.sweepAt || len(c.seen) >= c.max {
+		for x, e := range c.seen {
+			if !now.Before(e) {
+				delete(c.seen, x)
+			}
+		}
+		c.sweepAt = max(2*len(c.seen), 1024)
+		if len(c.seen) >= c.max {
+			return false
+		}
+	}
+	c.seen[k] = exp
+	return true
+}
+
+// failLimiter counts failed authentications per client address (IPv6 by
+// /64): past Limits.AuthFailures in a minute, the address's requests get
+// 429 without their credentials being checked (a token-guessing flood
+// costs no signature checks). It holds at most maxTracked addresses.
+type failLimiter struct {
+	mu     sync.Mutex
+	byAddr map[string]*failWindow // guarded by mu
+	limit  int                    // static
+}
+
+type failWindow struct {
+	start time.Time
+	n     int
+}
+
+const maxTracked = 65536
+
+func newFailLimiter(limit int) *failLimiter {
+	return &failLimiter{byAddr: map[string]*failWindow{}, limit: limit}
+}
+
+func (l *failLimiter) blocked(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.byAddr[addr]
+	return w != nil && w.n >= l.limit && time.Since(w.start) < time.Minute
+}
+
+func (l *failLimiter) fail(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	w := l.byAddr[addr]
+	if w == nil || now.Sub(w.start) >= time.Minute {
+		if w == nil && len(l.byAddr) >= maxTracked {
+			for a, x := range l.byAddr {
+				if now.Sub(x.start) >= time.Minute {
+					delete(l.byAddr, a)
+				}
+			}
+			if len(l.byAddr) >= maxTracked {
+				return // full of live windows: count no more addresses
+			}
+		}
+		w = &failWindow{start: now}
+		l.byAddr[addr] = w
+	}
+	w.n++
+}
+
+// clientIP returns the request's remote address, IPv6 reduced to its /64.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip.String()
+}

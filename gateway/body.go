@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Bridge request bodies: {"args": [...], "kwargs": {...}, "options":
+// {...}}. They are split without decoding args and kwargs (which go to
+// the router as they are): one validation pass (encoding/json's Valid:
+// syntax and nesting, no allocation) and a walk over the top-level
+// members. Only the small options object is decoded. Unknown members are
+// refused, so that a typo ("kwarg") is an error and not a silent empty
+// call.
+
+// bridgeBody is a split bridge body; the slices alias the body.
+type bridgeBody struct {
+	args, kwargs, options []byte
+}
+
+// splitBody splits and checks a bridge body; nil is an empty body.
+func splitBody(body []byte) (bridgeBody, *problem) {
+	var b bridgeBody
+	if body == nil {
+		return b, nil
+	}
+	if !json.Valid(body) {
+		// Valid says only yes or no; the decoder says where and why.
+		var v any
+		p := decodeStrict(body, &v)
+		if p == nil {
+			p = newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body")
+		}
+		return b, p
+	}
+	i := skipWS(body, 0)
+	if body[i] != '{' {
+		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "the body must be a JSON object")
+	}
+	i = skipWS(body, i+1)
+	for body[i] != '}' {
+		kEnd := skipValue(body, i) // the key: a string
+		key := body[i+1 : kEnd-1]
+		i = skipWS(body, kEnd)
+		i = skipWS(body, i+1) // ':'
+		vEnd := skipValue(body, i)
+		val := body[i:vEnd]
+		var dst *[]byte
+		switch string(key) {
+		case "args":
+			dst = &b.args
+		case "kwargs":
+			dst = &b.kwargs
+		case "options":
+			dst = &b.options
+		default:
+			return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "unknown member "+strconv.Quote(string(key))+" (want args, kwargs, options)")
+		}
+		if *dst != nil {
+			return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "member "+strconv.Quote(string(key))+" given twice")
+		}
+		if string(val) != "null" {
+			*dst = val
+		}
+		i = skipWS(body, vEnd)
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+		}
+	}
+	if b.args != nil && b.args[0] != '[' {
+		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args must be a JSON array")
+	}
+	if b.kwargs != nil && b.kwargs[0] != '{' {
+		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "kwargs must be a JSON object")
+	}
+	if b.options != nil && b.options[0] != '{' {
+		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options must be a JSON object")
+	}
+	if jsonDepth(b.args) > proto.MaxDepth || jsonDepth(b.kwargs) > proto.MaxDepth {
+		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args or kwargs nest deeper than "+strconv.Itoa(proto.MaxDepth)+" levels")
+	}
+	return b, nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value starting at b[i]. b must
+// be valid JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipValue(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}

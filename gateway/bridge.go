@@ -1,0 +1,632 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The zero-config bridge endpoints:
+//
+//	POST /wamp/{realm}/call/{procedure}   {"args":[...],"kwargs":{...},"options":{"timeout":ms}}
+//	     → 200 {"args":[...],"kwargs":{...}}; with Accept: text/event-stream,
+//	       progressive results as SSE events "progress", then "result" (or "problem": an RFC 9457 document; not "error", which EventSource reserves for connection errors)
+//	POST /wamp/{realm}/publish/{topic}    {"args":[...],"kwargs":{...},"options":{"acknowledge":true,...}}
+//	     → 202, or 200 {"publication":id} when acknowledge is asked
+//	GET  /wamp/{realm}/events/{topic}?match=prefix|wildcard[&retained=true]
+//	     → text/event-stream, one event per WAMP EVENT
+//
+// Arguments travel as they are: the JSON the client sent is what a JSON
+// callee receives (other serializers get it transcoded by the router), and
+// a JSON result goes back byte for byte. Strings starting with "\u0000"
+// are WAMP's JSON form of binary values ("\u0000" + base64).
+
+// bridgeRealm checks that realm serves the bridge and authenticates the
+// request for it.
+func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, *problem) {
+	ra := g.realmAccess(realm)
+	if ra == nil || !ra.Bridge {
+		return nil, newProblem(http.StatusNotFound, proto.URINoSuchRealm, "the HTTP bridge is not enabled for realm "+strconv.Quote(realm))
+	}
+	w, p := g.authenticate(r, realm, &Auth{Type: "any"}, body, nil)
+	if p != nil {
+		return nil, p
+	}
+	if ra.Security && !w.hasRole(ra.BridgeRoles) {
+		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "role "+strconv.Quote(w.id.authrole)+" is not granted the HTTP bridge on realm "+strconv.Quote(realm))
+	}
+	return w, nil
+}
+
+// readBody reads a JSON request body within limit bytes and
+// Limits.BodyTimeout. An empty body is nil.
+func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *problem) {
+	if r.ContentLength > int64(limit) {
+		return nil, newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+	}
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if p := checkJSONType(r.Header.Get("Content-Type")); p != nil {
+		return nil, p
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(g.opts.Limits.BodyTimeout))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 { // within limit: checked above
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		buf := bytes.NewBuffer(make([]byte, 0, 512))
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
+		b = buf.Bytes()
+	}
+	// The body is in: no read deadline from here on (net/http would cancel
+	// the request's context when a background read hits it).
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var mb *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &mb):
+			return nil, newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+		case errors.As(err, &ne) && ne.Timeout():
+			p := newProblem(http.StatusRequestTimeout, URIRequestTimeout, "the body did not arrive within "+g.opts.Limits.BodyTimeout.String())
+			p.header = map[string]string{"Connection": "close"}
+			return nil, p
+		}
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if !utf8.Valid(b) {
+		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "the body is not valid UTF-8")
+	}
+	return b, nil
+}
+
+// checkJSONType accepts application/json (and any +json type) in UTF-8,
+// or no Content-Type at all.
+func checkJSONType(ct string) *problem {
+	switch ct {
+	case "", "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8":
+		return nil // the usual ones, without parsing
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return newProblem(http.StatusUnsupportedMediaType, URIUnsupportedMediaType, "malformed Content-Type")
+	}
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return newProblem(http.StatusUnsupportedMediaType, URIUnsupportedMediaType, "the body must be application/json, not "+mt)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return newProblem(http.StatusUnsupportedMediaType, URIUnsupportedMediaType, "the body must be UTF-8, not "+cs)
+	}
+	return nil
+}
+
+// payload is the args/kwargs part of a bridge body.
+type payload struct {
+	Args   json.RawMessage `json:"args"`
+	Kwargs json.RawMessage `json:"kwargs"`
+}
+
+// check validates the payload: args a JSON array, kwargs an object (null
+// or absent meaning none), nested at most proto.MaxDepth deep.
+func (pl *payload) check() (args, kwargs []byte, p *problem) {
+	args, kwargs = nullToNil(pl.Args), nullToNil(pl.Kwargs)
+	if args != nil && args[0] != '[' {
+		return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args must be a JSON array")
+	}
+	if kwargs != nil && kwargs[0] != '{' {
+		return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "kwargs must be a JSON object")
+	}
+	if jsonDepth(args) > proto.MaxDepth || jsonDepth(kwargs) > proto.MaxDepth {
+		return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args or kwargs nest deeper than "+strconv.Itoa(proto.MaxDepth)+" levels")
+	}
+	return args, kwargs, nil
+}
+
+func nullToNil(r json.RawMessage) []byte {
+	r = bytes.TrimSpace(r)
+	if len(r) == 0 || string(r) == "null" {
+		return nil
+	}
+	return r
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in a
+// well-formed JSON value.
+func jsonDepth(b []byte) int {
+	depth, deepest, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// decodeStrict decodes a JSON body into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(body []byte, v any) *problem {
+	if body == nil {
+		return nil
+	}
+	dec := gojson.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body: data after the JSON value")
+	}
+	return nil
+}
+
+// callOptions is a bridge call's "options" member.
+type callOptions struct {
+	Timeout    *int64 `json:"timeout"`
+	DiscloseMe bool   `json:"disclose_me"`
+}
+
+func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST, OPTIONS")
+		return
+	}
+	realm, proc := r.PathValue("realm"), r.PathValue("procedure")
+	wantSSE := acceptsSSE(r)
+	body, p := g.readBody(w, r, g.opts.Limits.MaxBody)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	bb, p := splitBody(body)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	var o callOptions
+	if p := decodeStrict(bb.options, &o); p != nil {
+		p.detail = "options: " + p.detail
+		writeProblem(w, p)
+		return
+	}
+	args, kwargs := bb.args, bb.kwargs
+	timeout := g.opts.CallTimeout
+	if t := o.Timeout; t != nil {
+		if *t < 0 {
+			writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative"))
+			return
+		}
+		if *t > 0 {
+			timeout = min(time.Duration(*t)*time.Millisecond, g.opts.MaxCallTimeout)
+		}
+	}
+	who, p := g.bridgeRealm(r, realm, body)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	cr := &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}
+	if wantSSE {
+		g.streamCall(w, r, who.id, cr, nil)
+		return
+	}
+	s, ip, p := g.pool.acquire(who.id)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	res := g.call(r.Context(), s, cr)
+	g.pool.release(ip)
+	g.answerCall(w, r, res, nil)
+}
+
+// answerCall writes a call's outcome: 200 {"args","kwargs"} or a problem.
+func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callReply, errs map[string]int) {
+	if res.err != "" {
+		p := g.wampProblem(res.err, res.args, res.kwargs, errs)
+		if p.detail == "" {
+			p.detail = res.detail
+		}
+		if res.err == proto.URICanceled && r.Context().Err() != nil {
+			p.status = StatusClientClosed
+		}
+		writeProblem(w, p)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Pieces into the response's buffer: no document is built.
+	w.Write(resultOpen)
+	if len(res.args) > 0 {
+		w.Write(res.args)
+	} else {
+		w.Write(emptyArgs)
+	}
+	w.Write(resultMid)
+	if len(res.kwargs) > 0 {
+		w.Write(res.kwargs)
+	} else {
+		w.Write(emptyKwargs)
+	}
+	w.Write(resultClose)
+}
+
+var (
+	resultOpen  = []byte(`{"args":`)
+	resultMid   = []byte(`,"kwargs":`)
+	resultClose = []byte(`}`)
+	emptyArgs   = []byte(`[]`)
+	emptyKwargs = []byte(`{}`)
+)
+
+func acceptsSSE(r *http.Request) bool {
+	for _, a := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(a, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.TrimSpace(mt) == "text/event-stream" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// streamCall runs a call with progressive results, as SSE events:
+// "progress" per progressive result, then "result" or "problem" (a problem
+// document). out maps a result to its data (routes); nil sends
+// {"args","kwargs"}.
+func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity, cr *callReq, errs map[string]int) {
+	if p := g.openStream(r); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	defer g.closeStream(r)
+	s, ip, p := g.pool.acquire(id)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	defer g.pool.release(ip)
+	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue)}
+	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
+		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
+		return
+	}
+	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	w.WriteHeader(http.StatusOK)
+	if sw.write([]byte(": call\n\n")) != nil {
+		s.q.post(func() { s.cancelCall(c) })
+		return
+	}
+	t := time.NewTimer(cr.timeout + time.Second)
+	defer t.Stop()
+	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
+	defer ka.Stop()
+	sendProg := func(pr callReply) error {
+		return sw.writeEvent("progress", resultDoc(pr))
+	}
+	for {
+		select {
+		case pr := <-c.prog:
+			if sendProg(pr) != nil {
+				s.q.post(func() { s.cancelCall(c) })
+				return
+			}
+		case res := <-c.final:
+			// Progressive results sent before the final one are in c.prog.
+			for drained := false; !drained; {
+				select {
+				case pr := <-c.prog:
+					if sendProg(pr) != nil {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			if res.err != "" {
+				p := g.wampProblem(res.err, res.args, res.kwargs, errs)
+				if p.detail == "" {
+					p.detail = res.detail
+				}
+				sw.writeEvent("problem", p.body())
+				return
+			}
+			sw.writeEvent("result", resultDoc(res))
+			return
+		case <-ka.C:
+			if sw.write([]byte(": keepalive\n\n")) != nil {
+				s.q.post(func() { s.cancelCall(c) })
+				return
+			}
+		case <-t.C:
+			s.q.post(func() { s.cancelCall(c) })
+			p := newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out")
+			sw.writeEvent("problem", p.body())
+			return
+		case <-r.Context().Done():
+			s.q.post(func() { s.cancelCall(c) })
+			return
+		case <-g.draining:
+			s.q.post(func() { s.cancelCall(c) })
+			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down")
+			sw.writeEvent("problem", p.body())
+			return
+		}
+	}
+}
+
+// resultDoc renders {"args":[...],"kwargs":{...}} on one line.
+func resultDoc(res callReply) []byte {
+	b := make([]byte, 0, 24+len(res.args)+len(res.kwargs))
+	b = append(b, '{')
+	b = appendPayload(b, res.args, res.kwargs)
+	return append(b, '}')
+}
+
+// publishOptions is a bridge publication's "options" member.
+type publishOptions struct {
+	Acknowledge      bool      `json:"acknowledge"`
+	Retain           bool      `json:"retain"`
+	DiscloseMe       bool      `json:"disclose_me"`
+	Exclude          *[]uint64 `json:"exclude"`
+	Eligible         *[]uint64 `json:"eligible"`
+	ExcludeAuthID    *[]string `json:"exclude_authid"`
+	EligibleAuthID   *[]string `json:"eligible_authid"`
+	ExcludeAuthRole  *[]string `json:"exclude_authrole"`
+	EligibleAuthRole *[]string `json:"eligible_authrole"`
+}
+
+func marshalList[T any](l *[]T) []byte {
+	if l == nil {
+		return nil
+	}
+	b, _ := json.Marshal(*l)
+	if string(b) == "null" {
+		return []byte("[]")
+	}
+	return b
+}
+
+func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST, OPTIONS")
+		return
+	}
+	realm, topic := r.PathValue("realm"), r.PathValue("topic")
+	body, p := g.readBody(w, r, g.opts.Limits.MaxBody)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	bb, p := splitBody(body)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	var o publishOptions
+	if p := decodeStrict(bb.options, &o); p != nil {
+		p.detail = "options: " + p.detail
+		writeProblem(w, p)
+		return
+	}
+	args, kwargs := bb.args, bb.kwargs
+	who, p := g.bridgeRealm(r, realm, body)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	pr := &pubReq{uri: topic, args: args, kwargs: kwargs, retain: o.Retain, discloseMe: o.DiscloseMe,
+		exclude: marshalList(o.Exclude), eligible: marshalList(o.Eligible),
+		excludeAuthID: marshalList(o.ExcludeAuthID), eligibleAuthID: marshalList(o.EligibleAuthID),
+		excludeAuthRole: marshalList(o.ExcludeAuthRole), eligibleAuthRole: marshalList(o.EligibleAuthRole)}
+	g.doPublish(w, who.id, pr, o.Acknowledge, 0, nil)
+}
+
+// doPublish publishes and answers 202 (200 {"publication":id} with
+// acknowledge, or status when set).
+func (g *Server) doPublish(w http.ResponseWriter, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
+	s, ip, p := g.pool.acquire(id)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	res := g.runSync(s, func() *syncReply { return s.publish(pr) })
+	g.pool.release(ip)
+	if res.typ == proto.CodeError {
+		writeProblem(w, g.problemOf(res, errs))
+		return
+	}
+	if !ack {
+		if status == 0 {
+			status = http.StatusAccepted
+		}
+		w.WriteHeader(status)
+		return
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(strconv.AppendUint([]byte(`{"publication":`), res.id, 10))
+	w.Write([]byte("}"))
+}
+
+func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, "GET, OPTIONS")
+		return
+	}
+	realm, topic := r.PathValue("realm"), r.PathValue("topic")
+	q := r.URL.Query()
+	var match proto.Match
+	switch q.Get("match") {
+	case "", "exact":
+	case "prefix":
+		match = proto.MatchPrefix
+	case "wildcard":
+		match = proto.MatchWildcard
+	default:
+		writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "match must be exact, prefix or wildcard"))
+		return
+	}
+	if tok := q.Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" {
+		// Browsers' EventSource cannot set headers (RFC 6750 §2.3).
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	who, p := g.bridgeRealm(r, realm, nil)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	var lastID uint64
+	retained := q.Get("retained") == "true"
+	if h := r.Header.Get("Last-Event-ID"); h != "" {
+		lastID, _ = strconv.ParseUint(h, 10, 64)
+		retained = true
+	}
+	var expires time.Time
+	if who.p != nil {
+		expires = who.p.Expires
+	}
+	g.serveEvents(w, r, who.id, topic, match, retained, lastID, expires)
+}
+
+// serveEvents subscribes and streams events until the client leaves, it
+// is cut, its token expires (expires, when set) or the gateway drains.
+func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64, expires time.Time) {
+	if p := g.openStream(r); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	defer g.closeStream(r)
+	s, ip, p := g.pool.acquire(id)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	defer g.pool.release(ip)
+	st := newStream(g, lastID)
+	var subID uint64
+	res := g.runSync(s, func() *syncReply {
+		r, sid := s.subscribe(st, topic, match, retained)
+		subID = sid
+		return r
+	})
+	if res.typ == proto.CodeError {
+		writeProblem(w, g.problemOf(res, nil))
+		return
+	}
+	defer s.q.post(func() { s.unsubscribe(st, subID) })
+	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	w.WriteHeader(http.StatusOK)
+	if sw.write([]byte(": subscribed\n\n")) != nil {
+		return
+	}
+	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
+	defer ka.Stop()
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case <-expired:
+			p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token expired; reconnect with a fresh one")
+			sw.writeEvent("problem", p.body())
+			return
+		case f := <-st.ch:
+			if err := st.writeQueued(sw, f); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					st.cutSlow() // the client stopped reading
+				}
+				return
+			}
+		case <-st.cut:
+			if st.slow.Load() {
+				p := newProblem(http.StatusServiceUnavailable, URISlowReader, "events arrived faster than the client read them; the stream was cut")
+				sw.writeEvent("problem", p.body())
+			}
+			return
+		case <-ka.C:
+			if sw.write([]byte(": keepalive\n\n")) != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-g.draining:
+			return
+		}
+	}
+}
+
+// openStream admits one more SSE stream within Limits.MaxStreams and
+// Limits.MaxStreamsPerClient.
+func (g *Server) openStream(r *http.Request) *problem {
+	lim := &g.opts.Limits
+	if g.streams.Add(1) > int64(lim.MaxStreams) {
+		g.streams.Add(-1)
+		g.refused(refusedStreams)
+		return tooBusy(503, "the gateway serves as many event streams as it may")
+	}
+	ip := clientIP(r)
+	g.ipMu.Lock()
+	n := g.perIP[ip]
+	if n >= lim.MaxStreamsPerClient {
+		g.ipMu.Unlock()
+		g.streams.Add(-1)
+		g.refused(refusedStreamsClient)
+		return tooBusy(429, "too many event streams from this address")
+	}
+	g.perIP[ip] = n + 1
+	g.ipMu.Unlock()
+	return nil
+}
+
+func (g *Server) closeStream(r *http.Request) {
+	g.streams.Add(-1)
+	ip := clientIP(r)
+	g.ipMu.Lock()
+	if n := g.perIP[ip] - 1; n > 0 {
+		g.perIP[ip] = n
+	} else {
+		delete(g.perIP, ip)
+	}
+	g.ipMu.Unlock()
+}

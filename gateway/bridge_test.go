@@ -1,0 +1,357 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// TestBridgeCall: POST /wamp/{realm}/call/{procedure} reaches a real WAMP
+// callee (MsgPack, so the router transcodes) and returns its result; the
+// callee's errors come back as problem documents with the table's status.
+func TestBridgeCall(t *testing.T) {
+	e := newEnv(t, nil)
+	callee := e.dial("realm1", proto.MsgPack)
+	e.register(callee, "com.add", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{inv.Args[0].(int64) + inv.Args[1].(int64)}, Kwargs: map[string]any{"by": inv.CallerAuthRole}}, nil
+	})
+	e.register(callee, "com.echo", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args, Kwargs: inv.Kwargs}, nil
+	})
+	e.register(callee, "com.fail", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return nil, &client.Error{URI: "com.example.out_of_stock", Args: []any{"no more widgets"}, Kwargs: map[string]any{"sku": "w-1"}}
+	})
+	e.register(callee, "com.bad", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return nil, &client.Error{URI: proto.URIInvalidArgument, Args: []any{"x must be positive"}}
+	})
+	e.register(callee, "com.slow", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+
+	resp, body := e.do("POST", "/wamp/realm1/call/com.add", `{"args":[2,3]}`)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("call: %d %s", resp.StatusCode, body)
+	}
+	var res struct {
+		Args   []any          `json:"args"`
+		Kwargs map[string]any `json:"kwargs"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || len(res.Args) != 1 || res.Args[0] != 5.0 {
+		t.Fatalf("call result %s (%v)", body, err)
+	}
+
+	// Unicode, nesting, a binary value (WAMP's JSON convention) and
+	// kwargs survive JSON → MsgPack → JSON.
+	in := `{"args":["zürich ☃",{"a":[1,[2,[3]]]},"\u0000AQID"],"kwargs":{"k":null,"n":-1.5}}`
+	resp, body = e.do("POST", "/wamp/realm1/call/com.echo", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("echo: %d %s", resp.StatusCode, body)
+	}
+	var got, want any
+	json.Unmarshal(body, &got)
+	json.Unmarshal([]byte(in), &want)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("echo: got %s, sent %s", body, in)
+	}
+
+	// No body at all: a call without arguments.
+	resp, body = e.do("POST", "/wamp/realm1/call/com.echo", "")
+	if resp.StatusCode != 200 || string(body) != `{"args":[],"kwargs":{}}` {
+		t.Fatalf("empty call: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = e.do("POST", "/wamp/realm1/call/com.nothing", `{}`)
+	expectProblem(t, resp, body, 404, proto.URINoSuchProcedure)
+
+	resp, body = e.do("POST", "/wamp/realm1/call/com.fail", `{}`)
+	p := expectProblem(t, resp, body, 502, "com.example.out_of_stock")
+	if p.Detail != "no more widgets" || p.Kwargs["sku"] != "w-1" || len(p.Args) != 1 {
+		t.Fatalf("application error problem %+v", p)
+	}
+	resp, body = e.do("POST", "/wamp/realm1/call/com.bad", `{}`)
+	expectProblem(t, resp, body, 400, proto.URIInvalidArgument)
+
+	start := time.Now()
+	resp, body = e.do("POST", "/wamp/realm1/call/com.slow", `{"options":{"timeout":200}}`)
+	expectProblem(t, resp, body, 504, proto.URITimeout)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the 200 ms call took %v", d)
+	}
+
+	resp, body = e.do("POST", "/wamp/realm1/call/bad..uri", `{}`)
+	expectProblem(t, resp, body, 400, proto.URIInvalidURI)
+}
+
+// TestBridgeCallCallerGone: a client that goes away cancels its call at
+// the callee.
+func TestBridgeCallCallerGone(t *testing.T) {
+	e := newEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	interrupted := make(chan struct{}, 1)
+	e.register(callee, "com.slow", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		<-ctx.Done()
+		interrupted <- struct{}{}
+		return nil, ctx.Err()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := newRequest(ctx, "POST", e.base+"/wamp/realm1/call/com.slow", `{}`)
+	if _, err := e.hc.Do(req); err == nil {
+		t.Fatal("the call answered")
+	}
+	select {
+	case <-interrupted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callee was not interrupted when the HTTP client left")
+	}
+}
+
+// TestBridgePublishEvents: an SSE subscriber and a WAMP subscriber get a
+// publication made over HTTP, and an HTTP subscriber gets a WAMP
+// client's; acknowledge returns the publication id, which is the SSE id.
+func TestBridgePublishEvents(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, sse := e.stream(ctx, "GET", "/wamp/realm1/events/com.news", "")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sub := e.dial("realm1", proto.CBOR)
+	got := make(chan *client.Event, 4)
+	if _, err := sub.Subscribe(ctx, "com.news", func(ev *client.Event) { got <- ev }, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, body := e.do("POST", "/wamp/realm1/publish/com.news", `{"args":["hello"],"kwargs":{"n":1}}`)
+	if r.StatusCode != 202 || len(body) != 0 {
+		t.Fatalf("publish: %d %s", r.StatusCode, body)
+	}
+	ev, err := sse.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Topic       string         `json:"topic"`
+		Publication uint64         `json:"publication"`
+		Args        []any          `json:"args"`
+		Kwargs      map[string]any `json:"kwargs"`
+	}
+	if err := json.Unmarshal([]byte(ev.data), &doc); err != nil || doc.Topic != "com.news" || doc.Args[0] != "hello" || doc.Kwargs["n"] != 1.0 {
+		t.Fatalf("SSE event %+v (%v)", ev, err)
+	}
+	if ev.id != fmt.Sprint(doc.Publication) {
+		t.Fatalf("SSE id %s, publication %d", ev.id, doc.Publication)
+	}
+	select {
+	case wev := <-got:
+		if wev.Args[0] != "hello" {
+			t.Fatalf("WAMP event %+v", wev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no WAMP event")
+	}
+
+	// acknowledge: 200 with the publication id, which the SSE event carries.
+	r, body = e.do("POST", "/wamp/realm1/publish/com.news", `{"args":[2],"options":{"acknowledge":true}}`)
+	var ack struct{ Publication uint64 }
+	if r.StatusCode != 200 || json.Unmarshal(body, &ack) != nil || ack.Publication == 0 {
+		t.Fatalf("acknowledged publish: %d %s", r.StatusCode, body)
+	}
+	ev, err = sse.next()
+	if err != nil || ev.id != fmt.Sprint(ack.Publication) {
+		t.Fatalf("SSE event %+v (%v), want id %d", ev, err, ack.Publication)
+	}
+
+	// A WAMP publisher reaches the HTTP subscriber.
+	if err := sub.Publish(ctx, "com.news", []any{"from wamp"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err = sse.next()
+	if err != nil || !strings.Contains(ev.data, `"from wamp"`) {
+		t.Fatalf("SSE event %+v (%v)", ev, err)
+	}
+}
+
+// TestBridgeEventsPatterns: prefix and wildcard subscriptions carry the
+// concrete topic.
+func TestBridgeEventsPatterns(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, pre := e.stream(ctx, "GET", "/wamp/realm1/events/com.dev.?match=prefix", "")
+	_, wild := e.stream(ctx, "GET", "/wamp/realm1/events/com..temp?match=wildcard", "")
+	e.do("POST", "/wamp/realm1/publish/com.dev.a", `{"args":[1],"options":{"acknowledge":true}}`)
+	e.do("POST", "/wamp/realm1/publish/com.x.temp", `{"args":[2],"options":{"acknowledge":true}}`)
+	ev, err := pre.next()
+	if err != nil || !strings.Contains(ev.data, `"topic":"com.dev.a"`) {
+		t.Fatalf("prefix event %+v (%v)", ev, err)
+	}
+	ev, err = wild.next()
+	if err != nil || !strings.Contains(ev.data, `"topic":"com.x.temp"`) {
+		t.Fatalf("wildcard event %+v (%v)", ev, err)
+	}
+	r, body := e.do("GET", "/wamp/realm1/events/com.x?match=fuzzy", "")
+	expectProblem(t, r, body, 400, proto.URIInvalidArgument)
+}
+
+// TestBridgeEventsRetained: retained=true and Last-Event-ID replay the
+// topic's retained event, unless the client already has it.
+func TestBridgeEventsRetained(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Another stream on the same topic (sharing the subscription) must not
+	// get the replay meant for a newcomer.
+	_, early := e.stream(ctx, "GET", "/wamp/realm1/events/com.state", "")
+	r, body := e.do("POST", "/wamp/realm1/publish/com.state", `{"args":["v1"],"options":{"acknowledge":true,"retain":true}}`)
+	var ack struct{ Publication uint64 }
+	if r.StatusCode != 200 || json.Unmarshal(body, &ack) != nil {
+		t.Fatalf("publish: %d %s", r.StatusCode, body)
+	}
+	if ev, err := early.next(); err != nil || ev.id != fmt.Sprint(ack.Publication) {
+		t.Fatalf("live event %+v %v", ev, err)
+	}
+	_, sse := e.stream(ctx, "GET", "/wamp/realm1/events/com.state?retained=true", "")
+	ev, err := sse.next()
+	if err != nil || ev.id != fmt.Sprint(ack.Publication) || !strings.Contains(ev.data, `"retained":true`) {
+		t.Fatalf("retained event %+v (%v)", ev, err)
+	}
+	// Reconnecting with the id it has: no replay; the next live event comes.
+	_, again := e.stream(ctx, "GET", "/wamp/realm1/events/com.state", "", "Last-Event-ID", ev.id)
+	// With another id: the replay.
+	_, stale := e.stream(ctx, "GET", "/wamp/realm1/events/com.state", "", "Last-Event-ID", "1")
+	if ev, err := stale.next(); err != nil || ev.id != fmt.Sprint(ack.Publication) {
+		t.Fatalf("replay after Last-Event-ID 1: %+v %v", ev, err)
+	}
+	e.do("POST", "/wamp/realm1/publish/com.state", `{"args":["v2"],"options":{"acknowledge":true}}`)
+	if ev, err := again.next(); err != nil || !strings.Contains(ev.data, `"v2"`) {
+		t.Fatalf("after Last-Event-ID: %+v %v, want the live v2 event first", ev, err)
+	}
+	if ev, err := early.next(); err != nil || !strings.Contains(ev.data, `"v2"`) {
+		t.Fatalf("the early stream got %+v %v, want v2 (and no replay)", ev, err)
+	}
+}
+
+// TestBridgeProgressive: Accept: text/event-stream on a call streams the
+// callee's progressive results, then the final one.
+func TestBridgeProgressive(t *testing.T) {
+	e := newEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.count", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		n := int(inv.Args[0].(int64))
+		for i := 1; i <= n; i++ {
+			if err := inv.SendProgress([]any{i}, nil); err != nil {
+				return nil, err
+			}
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	e.register(callee, "com.progfail", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		inv.SendProgress([]any{1}, nil)
+		return nil, &client.Error{URI: "com.example.broken"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, sse := e.stream(ctx, "POST", "/wamp/realm1/call/com.count", `{"args":[5]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for i := 1; i <= 5; i++ {
+		ev, err := sse.next()
+		if err != nil || ev.event != "progress" || ev.data != fmt.Sprintf(`{"args":[%d],"kwargs":{}}`, i) {
+			t.Fatalf("progress %d: %+v (%v)", i, ev, err)
+		}
+	}
+	ev, err := sse.next()
+	if err != nil || ev.event != "result" || ev.data != `{"args":["done"],"kwargs":{}}` {
+		t.Fatalf("result: %+v (%v)", ev, err)
+	}
+	if _, err := sse.next(); err == nil {
+		t.Fatal("the stream goes on after the result")
+	}
+
+	_, sse = e.stream(ctx, "POST", "/wamp/realm1/call/com.progfail", `{}`)
+	if ev, err := sse.next(); err != nil || ev.event != "progress" {
+		t.Fatalf("progress: %+v %v", ev, err)
+	}
+	ev, err = sse.next()
+	var p problemDoc
+	if err != nil || ev.event != "problem" || json.Unmarshal([]byte(ev.data), &p) != nil || p.Error != "com.example.broken" || p.Status != 502 {
+		t.Fatalf("error event %+v (%v)", ev, err)
+	}
+}
+
+// TestBridgeRBAC: a realm with security serves the bridge only to roles
+// granted it; the router's RBAC then decides each call as for any session.
+func TestBridgeRBAC(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.APIKeys = []APIKey{
+			{Name: "alice", Key: "alice-key-0123456789", Realm: "secure", AuthID: "alice", Role: "user"},
+			{Name: "bob", Key: "bob-key-0123456789ab", Realm: "secure", AuthID: "bob", Role: "nobridge"},
+		}
+	})
+	svc := e.dial("secure", proto.JSON) // anonymous = role svc in this realm
+	var caller atomic.Value
+	e.register(svc, "com.ok.hello", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"hi"}}, nil
+	})
+	e.register(svc, "com.secret", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		caller.Store(inv.CallerAuthID)
+		return &client.Result{Args: []any{"secret"}}, nil
+	})
+	r, body := e.do("POST", "/wamp/secure/call/com.ok.hello", `{}`)
+	expectProblem(t, r, body, 401, proto.URIAuthenticationRequired)
+	if r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatal("401 without WWW-Authenticate")
+	}
+	r, body = e.do("POST", "/wamp/secure/call/com.ok.hello", `{}`, "X-API-Key", "alice-key-0123456789")
+	if r.StatusCode != 200 || !strings.Contains(string(body), `"hi"`) {
+		t.Fatalf("granted call: %d %s", r.StatusCode, body)
+	}
+	r, body = e.do("POST", "/wamp/secure/call/com.secret", `{}`, "X-API-Key", "alice-key-0123456789")
+	expectProblem(t, r, body, 403, proto.URINotAuthorized)
+	if caller.Load() != nil {
+		t.Fatal("the denied call reached the callee")
+	}
+	r, body = e.do("POST", "/wamp/secure/publish/com.secret", `{}`, "X-API-Key", "alice-key-0123456789")
+	expectProblem(t, r, body, 403, proto.URINotAuthorized)
+	r, body = e.do("POST", "/wamp/secure/call/com.ok.hello", `{}`, "X-API-Key", "bob-key-0123456789ab")
+	expectProblem(t, r, body, 403, proto.URINotAuthorized)
+	r, body = e.do("POST", "/wamp/secure/call/com.ok.hello", `{}`, "X-API-Key", "wrong-key-0123456789")
+	expectProblem(t, r, body, 401, proto.URIAuthenticationRequired)
+	r, body = e.do("POST", "/wamp/realm1/call/com.ok.hello", `{}`, "X-API-Key", "alice-key-0123456789")
+	expectProblem(t, r, body, 403, proto.URINotAuthorized) // the key is for another realm
+	r, body = e.do("POST", "/wamp/nosuch/call/com.ok.hello", `{}`)
+	expectProblem(t, r, body, 404, proto.URINoSuchRealm)
+}
+
+// TestBridgeCallCalleeLeaves: a callee that leaves during the call makes
+// it fail with wamp.error.canceled: 409.
+func TestBridgeCallCalleeLeaves(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	callee, err := client.Dial(ctx, client.Config{URL: e.wamp, Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoked := make(chan struct{})
+	if _, err := callee.Register(ctx, "com.quit", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		close(invoked)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() { <-invoked; callee.Close() }()
+	r, body := e.do("POST", "/wamp/realm1/call/com.quit", `{}`)
+	expectProblem(t, r, body, 409, proto.URICanceled)
+}

@@ -1,0 +1,432 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// HTTP callees: procedures the gateway registers on behalf of HTTP
+// upstreams. Each INVOCATION becomes
+//
+//	POST <url>  Content-Type: application/json
+//	{"procedure":"com.example.weather","args":[...],"kwargs":{...},
+//	 "details":{"caller":123,"caller_authid":"alice","caller_authrole":"user"}}
+//
+// (caller details only when the router discloses the caller). A 2xx
+// response is the result: its JSON body is the single result argument
+// (Callee.Result "body"), or {"args":[...],"kwargs":{...}} ("wamp"); a
+// non-JSON body becomes one string argument, an empty one no argument. An
+// error status is a WAMP error: the body's "error" URI (with its args and
+// kwargs) when it is a problem document or JSON object carrying one,
+// else by status (400/422 invalid_argument, 401/403 not_authorized,
+// 408/504 timeout, 429/503 unavailable, others edgewamp.error.upstream
+// with kwargs {status, body}). An upstream that does not answer within the
+// timeout fails the call with wamp.error.timeout; INTERRUPT (the caller
+// canceled, the router timed out) aborts the request. At most
+// MaxConcurrent requests are in flight per callee; past it calls fail at
+// once with wamp.error.unavailable rather than queue.
+//
+// The registration lives in its own session, reopened with backoff when
+// the router closes it (reload, kill).
+
+type calleeRunner struct {
+	g      *Server
+	cfg    Callee // defaults applied
+	name   string // metrics label
+	idx    int
+	shard  int
+	sem    chan struct{}
+	m      *calleeMetrics
+	stopCh chan struct{}
+	once   sync.Once
+}
+
+// invocation is an INVOCATION being served. Owned by shard, except cancel.
+type invocation struct {
+	cancel context.CancelFunc
+}
+
+func (inv *invocation) interrupt() { inv.cancel() }
+
+type calleeMetrics struct {
+	outcomes sync.Map // outcome → *atomic.Uint64
+	inflight atomic.Int64
+}
+
+func (m *calleeMetrics) add(outcome string) {
+	v, _ := m.outcomes.LoadOrStore(outcome, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (m *calleeMetrics) collect(ch chan<- prometheus.Metric, name string) {
+	m.outcomes.Range(func(k, v any) bool {
+		constMetric(ch, "edgewamp_gateway_callee_invocations_total", "Invocations of HTTP callees, by callee and outcome (ok, error, timeout, failure, refused, canceled).",
+			prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), "callee", name, "outcome", k.(string))
+		return true
+	})
+	constMetric(ch, "edgewamp_gateway_callee_in_flight", "Requests in flight to HTTP callees' upstreams.", prometheus.GaugeValue, float64(m.inflight.Load()), "callee", name)
+}
+
+func (g *Server) buildCallees() []error {
+	var errs []error
+	for i, c := range g.opts.Callees {
+		at := func(f ...any) []any { return append([]any{"callees", i}, f...) }
+		if c.Realm == "" {
+			errs = append(errs, fieldErr("a callee needs a realm", at("realm")...))
+		}
+		match, ok := parseMatchName(c.Match)
+		if !ok {
+			errs = append(errs, fieldErr("match must be exact, prefix or wildcard", at("match")...))
+		}
+		if !proto.ValidPattern([]byte(c.Procedure), proto.URILoose, match) {
+			errs = append(errs, fieldErr(strconv.Quote(c.Procedure)+" is not a procedure URI for match "+match.String(), at("procedure")...))
+		}
+		switch c.Invoke {
+		case "", "single", "roundrobin", "random", "first", "last":
+		default:
+			errs = append(errs, fieldErr("invoke must be single, roundrobin, random, first or last", at("invoke")...))
+		}
+		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fieldErr("url must be an http(s) URL", at("url")...))
+		}
+		switch c.Result {
+		case "":
+			c.Result = "body"
+		case "body", "wamp":
+		default:
+			errs = append(errs, fieldErr("result must be body or wamp", at("result")...))
+		}
+		if c.Timeout <= 0 {
+			c.Timeout = g.opts.CallTimeout
+		}
+		if c.MaxConcurrent <= 0 {
+			c.MaxConcurrent = 64
+		}
+		if c.MaxResponse <= 0 {
+			c.MaxResponse = g.opts.Limits.MaxBody
+		}
+		if c.AuthID == "" {
+			c.AuthID = "gateway"
+		}
+		name := "callee" + strconv.Itoa(i)
+		cr := &calleeRunner{g: g, cfg: c, name: name, idx: i, sem: make(chan struct{}, c.MaxConcurrent), m: &calleeMetrics{}, stopCh: make(chan struct{})}
+		if len(g.queues) > 0 {
+			cr.shard = i % len(g.queues)
+		}
+		g.metrics.calleeStats.Store(name, cr.m)
+		g.callees = append(g.callees, cr)
+	}
+	return errs
+}
+
+func parseMatchName(s string) (proto.Match, bool) {
+	switch s {
+	case "", "exact":
+		return proto.MatchExact, true
+	case "prefix":
+		return proto.MatchPrefix, true
+	case "wildcard":
+		return proto.MatchWildcard, true
+	}
+	return 0, false
+}
+
+func (c *calleeRunner) stop() { c.once.Do(func() { close(c.stopCh) }) }
+
+// run keeps the registration: it opens a session, registers, and waits
+// for the session to end, then starts over after a backoff.
+func (c *calleeRunner) run() {
+	defer c.g.bg.Done()
+	backoff := 500 * time.Millisecond
+	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
+	for {
+		closed := make(chan struct{})
+		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) })
+		if p == nil {
+			match, _ := parseMatchName(c.cfg.Match)
+			r := c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
+			if r.typ == proto.CodeError {
+				c.g.log.Error("gateway: HTTP callee cannot register", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
+				s.q.post(s.leave)
+			} else {
+				c.g.log.Info("gateway: HTTP callee registered", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", c.cfg.URL)
+				backoff = 500 * time.Millisecond
+				select {
+				case <-closed:
+					c.g.log.Warn("gateway: HTTP callee's session closed; registering again", "procedure", c.cfg.Procedure)
+				case <-c.stopCh:
+					s.q.post(s.leave)
+					return
+				}
+			}
+		} else {
+			c.g.log.Error("gateway: HTTP callee cannot join", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
+		}
+		select {
+		case <-c.stopCh:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func detailOf(r *syncReply) string {
+	if r.detail != "" {
+		return r.detail
+	}
+	if len(r.args) > 0 {
+		return string(r.args)
+	}
+	return ""
+}
+
+// register sends REGISTER. Owned by shard.
+func (s *sess) register(uri string, match proto.Match, invoke string) *syncReply {
+	if s.closed {
+		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "session closed"}
+	}
+	m := &s.out
+	m.Reset()
+	m.Type = proto.CodeRegister
+	m.Request = s.nextReq()
+	m.URI = []byte(uri)
+	if match != proto.MatchExact {
+		m.Opt.SetString(proto.KeyMatch, match.String())
+	}
+	if invoke != "" && invoke != "single" {
+		m.Opt.SetString(proto.KeyInvoke, invoke)
+	}
+	return s.request(m, nil)
+}
+
+// invoked handles an INVOCATION. Owned by shard: it never blocks; the
+// upstream request runs on its own goroutine.
+func (c *calleeRunner) invoked(s *sess, m *proto.Message) {
+	req := m.Request
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		c.m.add("refused")
+		c.g.refused(refusedCallee)
+		s.q.post(func() {
+			s.answer(req, proto.URIUnavailable, msgArgs("the HTTP upstream has too many requests in flight"), nil)
+		})
+		return
+	}
+	timeout := c.cfg.Timeout
+	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 && time.Duration(ms)*time.Millisecond < timeout {
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	proc := m.Opt.String(proto.KeyProcedure)
+	if proc == "" {
+		proc = c.cfg.Procedure
+	}
+	body := make([]byte, 0, 128+len(m.Args.B)+len(m.Kwargs.B))
+	body = append(body, `{"procedure":`...)
+	body = appendJSONString(body, proc)
+	body = append(body, ',')
+	body = appendPayload(body, m.Args.B, m.Kwargs.B)
+	body = append(body, `,"details":{`...)
+	if caller := m.Opt.Uint(proto.KeyCaller); caller != 0 {
+		body = append(body, `"caller":`...)
+		body = strconv.AppendUint(body, caller, 10)
+		body = append(body, `,"caller_authid":`...)
+		body = appendJSONString(body, m.Opt.String(proto.KeyCallerAuthID))
+		body = append(body, `,"caller_authrole":`...)
+		body = appendJSONString(body, m.Opt.String(proto.KeyCallerAuthRole))
+	}
+	body = append(body, "}}"...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	inv := &invocation{cancel: cancel}
+	if s.invs == nil {
+		s.invs = map[uint64]*invocation{}
+	}
+	s.invs[req] = inv
+	c.m.inflight.Add(1)
+	go func() {
+		defer func() { <-c.sem; c.m.inflight.Add(-1) }()
+		args, kwargs, uri, outcome := c.post(ctx, proc, body)
+		cancel()
+		c.m.add(outcome)
+		s.q.post(func() {
+			if s.invs[req] != inv {
+				return
+			}
+			delete(s.invs, req)
+			s.answer(req, uri, args, kwargs)
+		})
+	}()
+}
+
+// answer sends YIELD (uri "") or ERROR for an INVOCATION. Owned by shard.
+func (s *sess) answer(req uint64, uri string, args, kwargs []byte) {
+	if s.closed {
+		return
+	}
+	m := &s.out
+	m.Reset()
+	if uri == "" {
+		m.Type = proto.CodeYield
+	} else {
+		m.Type = proto.CodeError
+		m.ReqType = proto.CodeInvocation
+		m.URI = []byte(uri)
+	}
+	m.Request = req
+	if args != nil {
+		m.Args = proto.Raw{Ser: proto.JSON, B: args}
+	}
+	if kwargs != nil {
+		m.Kwargs = proto.Raw{Ser: proto.JSON, B: kwargs}
+	}
+	s.q.shard.ReceiveMessage(s.rs, m)
+}
+
+// post makes the upstream request and maps its answer.
+func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args, kwargs []byte, uri, outcome string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return msgArgs(err.Error()), nil, proto.URINetworkFailure, "failure"
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Edgewamp-Procedure", proc)
+	for k, v := range c.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.g.opts.HTTPClient.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return msgArgs("the HTTP upstream did not answer within " + c.cfg.Timeout.String()), nil, proto.URITimeout, "timeout"
+		case errors.Is(err, context.Canceled):
+			return msgArgs("the call was canceled"), nil, proto.URICanceled, "canceled"
+		}
+		return msgArgs("the HTTP upstream failed: " + err.Error()), nil, proto.URINetworkFailure, "failure"
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponse)+1))
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return msgArgs("the HTTP upstream did not answer within " + c.cfg.Timeout.String()), nil, proto.URITimeout, "timeout"
+		}
+		return msgArgs("reading the HTTP upstream's answer: " + err.Error()), nil, proto.URINetworkFailure, "failure"
+	}
+	if len(data) > c.cfg.MaxResponse {
+		return msgArgs("the HTTP upstream's answer exceeds " + strconv.Itoa(c.cfg.MaxResponse) + " bytes"), nil, proto.URIPayloadSizeExceeded, "error"
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		args, kwargs, err := c.result(data, resp.Header.Get("Content-Type"))
+		if err != nil {
+			return msgArgs("the HTTP upstream's answer is not usable: " + err.Error()), nil, URIUpstream, "error"
+		}
+		return args, kwargs, "", "ok"
+	}
+	a, k, u := upstreamError(resp.StatusCode, data)
+	return a, k, u, "error"
+}
+
+// msgArgs returns the JSON args ["s"].
+func msgArgs(s string) []byte { return append(appendJSONString([]byte{'['}, s), ']') }
+
+// result maps a 2xx body to args and kwargs.
+func (c *calleeRunner) result(data []byte, ct string) (args, kwargs []byte, err error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, nil, nil
+	}
+	if !utf8.Valid(data) {
+		return nil, nil, errors.New("not UTF-8")
+	}
+	isJSON := json.Valid(data)
+	if c.cfg.Result == "wamp" {
+		if !isJSON {
+			return nil, nil, errors.New(`not a JSON {"args","kwargs"} document`)
+		}
+		var pl payload
+		if p := decodeStrict(data, &pl); p != nil {
+			return nil, nil, errors.New(p.detail)
+		}
+		a, k, p := pl.check()
+		if p != nil {
+			return nil, nil, errors.New(p.detail)
+		}
+		return a, k, nil
+	}
+	if !isJSON {
+		mt, _, _ := strings.Cut(ct, ";")
+		if strings.Contains(mt, "json") {
+			return nil, nil, errors.New("malformed JSON")
+		}
+		return msgArgs(string(data)), nil, nil
+	}
+	if jsonDepth(data) >= proto.MaxDepth {
+		return nil, nil, errors.New("nested too deep")
+	}
+	out := make([]byte, 0, len(data)+2)
+	out = append(out, '[')
+	out = append(out, data...)
+	return append(out, ']'), nil, nil
+}
+
+// upstreamError maps an error status and body to a WAMP error.
+func upstreamError(status int, data []byte) (args, kwargs []byte, uri string) {
+	var doc struct {
+		Error  string          `json:"error"`
+		Detail string          `json:"detail"`
+		Args   json.RawMessage `json:"args"`
+		Kwargs json.RawMessage `json:"kwargs"`
+	}
+	if json.Unmarshal(data, &doc) == nil && doc.Error != "" && proto.ValidURI([]byte(doc.Error), proto.URILoose) {
+		pl := payload{Args: doc.Args, Kwargs: doc.Kwargs}
+		if a, k, p := pl.check(); p == nil {
+			if a == nil && doc.Detail != "" {
+				a = msgArgs(doc.Detail)
+			}
+			return a, k, doc.Error
+		}
+	}
+	switch status {
+	case 400, 422:
+		uri = proto.URIInvalidArgument
+	case 401, 403:
+		uri = proto.URINotAuthorized
+	case 408, 504:
+		uri = proto.URITimeout
+	case 429, 503:
+		uri = proto.URIUnavailable
+	default:
+		uri = URIUpstream
+	}
+	text := string(data)
+	if len(text) > 1024 {
+		text = text[:1024]
+	}
+	if !utf8.ValidString(text) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
+	args = msgArgs(fmt.Sprintf("the HTTP upstream answered %d %s", status, http.StatusText(status)))
+	kw := []byte(`{"status":`)
+	kw = strconv.AppendInt(kw, int64(status), 10)
+	kw = append(kw, `,"body":`...)
+	kw = appendJSONString(kw, text)
+	kw = append(kw, '}')
+	return args, kw, uri
+}

@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// calleeUpstream is an HTTP upstream whose behaviour the test picks per
+// procedure (the X-Edgewamp-Procedure header).
+type calleeUpstream struct {
+	srv      *httptest.Server
+	last     atomic.Value // the last request body
+	canceled chan string  // procedures whose request context ended before the answer
+	inflight atomic.Int64
+}
+
+func newCalleeUpstream(t *testing.T) *calleeUpstream {
+	u := &calleeUpstream{canceled: make(chan string, 16)}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // then net/http notices the client leaving
+		u.last.Store(string(body))
+		proc := r.Header.Get("X-Edgewamp-Procedure")
+		switch proc {
+		case "com.weather", "com.weather.wamp":
+			var in struct {
+				Args []any `json:"args"`
+			}
+			json.Unmarshal(body, &in)
+			w.Header().Set("Content-Type", "application/json")
+			if proc == "com.weather.wamp" {
+				w.Write([]byte(`{"args":["sunny"],"kwargs":{"city":` + mustJSON(in.Args[0]) + `}}`))
+				return
+			}
+			w.Write([]byte(`{"city":` + mustJSON(in.Args[0]) + `,"temp":21}`))
+		case "com.text":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("plain words"))
+		case "com.problem":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(409)
+			w.Write([]byte(`{"title":"Conflict","status":409,"error":"com.example.busy","args":["try later"],"kwargs":{"retry":5}}`))
+		case "com.crash":
+			w.WriteHeader(500)
+			w.Write([]byte("stack trace here"))
+		case "com.hang":
+			u.inflight.Add(1)
+			defer u.inflight.Add(-1)
+			select {
+			case <-r.Context().Done():
+				u.canceled <- proc
+			case <-time.After(30 * time.Second):
+			}
+		}
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// waitRegistered calls proc until it is registered.
+func waitRegistered(t *testing.T, s *client.Session, proc string) {
+	t.Helper()
+	waitFor(t, proc+" registered", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := s.Call(ctx, "wamp.registration.match", []any{proc}, nil, nil)
+		return err == nil && len(res.Args) > 0 && res.Args[0] != nil
+	})
+}
+
+func TestHTTPCallee(t *testing.T) {
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) {
+		for _, p := range []string{"com.weather", "com.text", "com.problem", "com.crash"} {
+			o.Callees = append(o.Callees, Callee{Realm: "realm1", Procedure: p, URL: up.srv.URL})
+		}
+		o.Callees = append(o.Callees,
+			Callee{Realm: "realm1", Procedure: "com.weather.wamp", URL: up.srv.URL, Result: "wamp"},
+			Callee{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: 300 * time.Millisecond, MaxConcurrent: 1})
+	})
+	caller := e.dial("realm1", proto.MsgPack)
+	for _, p := range []string{"com.weather", "com.weather.wamp", "com.text", "com.problem", "com.crash", "com.hang"} {
+		waitRegistered(t, caller, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	res, err := caller.Call(ctx, "com.weather", []any{"Basel"}, map[string]any{"units": "C"}, &client.CallOptions{DiscloseMe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := res.Args[0].(map[string]any)
+	if m["city"] != "Basel" || m["temp"] != int64(21) {
+		t.Fatalf("result %+v", res.Args)
+	}
+	var sent struct {
+		Procedure string         `json:"procedure"`
+		Args      []any          `json:"args"`
+		Kwargs    map[string]any `json:"kwargs"`
+		Details   map[string]any `json:"details"`
+	}
+	if err := json.Unmarshal([]byte(up.last.Load().(string)), &sent); err != nil || sent.Procedure != "com.weather" ||
+		sent.Args[0] != "Basel" || sent.Kwargs["units"] != "C" || sent.Details["caller"] == nil {
+		t.Fatalf("upstream got %s (%v)", up.last.Load(), err)
+	}
+
+	res, err = caller.Call(ctx, "com.weather.wamp", []any{"Bern"}, nil, nil)
+	if err != nil || res.Args[0] != "sunny" || res.Kwargs["city"] != "Bern" {
+		t.Fatalf("wamp result: %+v %v", res, err)
+	}
+	res, err = caller.Call(ctx, "com.text", nil, nil, nil)
+	if err != nil || res.Args[0] != "plain words" {
+		t.Fatalf("text result: %+v %v", res, err)
+	}
+
+	_, err = caller.Call(ctx, "com.problem", nil, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != "com.example.busy" || we.Args[0] != "try later" || we.Kwargs["retry"] != int64(5) {
+		t.Fatalf("problem upstream: %v", err)
+	}
+	_, err = caller.Call(ctx, "com.crash", nil, nil, nil)
+	if !errors.As(err, &we) || we.URI != URIUpstream || we.Kwargs["status"] != int64(500) || we.Kwargs["body"] != "stack trace here" {
+		t.Fatalf("crashing upstream: %v", err)
+	}
+
+	// An upstream that never answers: the callee's timeout fails the call,
+	// and the request to the upstream is abandoned.
+	start := time.Now()
+	_, err = caller.Call(ctx, "com.hang", nil, nil, nil)
+	if !errors.As(err, &we) || we.URI != proto.URITimeout {
+		t.Fatalf("hanging upstream: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the 300 ms timeout took %v", d)
+	}
+	select {
+	case <-up.canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not canceled")
+	}
+
+	// MaxConcurrent 1: while one call hangs, the next fails at once.
+	hung := make(chan error, 1)
+	go func() {
+		_, err := caller.Call(ctx, "com.hang", nil, nil, &client.CallOptions{Timeout: 10 * time.Second})
+		hung <- err
+	}()
+	waitFor(t, "the upstream request", func() bool { return up.inflight.Load() == 1 })
+	_, err = caller.Call(ctx, "com.hang", nil, nil, nil)
+	if !errors.As(err, &we) || we.URI != proto.URIUnavailable {
+		t.Fatalf("over MaxConcurrent: %v", err)
+	}
+	<-hung
+
+	// A caller that cancels interrupts the upstream request.
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() { time.Sleep(100 * time.Millisecond); ccancel() }()
+	caller.Call(cctx, "com.hang", nil, nil, &client.CallOptions{CancelMode: "killnowait", Timeout: 10 * time.Second})
+	select {
+	case <-up.canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("canceling the call did not cancel the upstream request")
+	}
+
+	// HTTP → WAMP → HTTP through the bridge.
+	r, body := e.do("POST", "/wamp/realm1/call/com.weather", `{"args":["Chur"]}`)
+	if r.StatusCode != 200 || !strings.Contains(string(body), `"city":"Chur"`) {
+		t.Fatalf("bridge to an HTTP callee: %d %s", r.StatusCode, body)
+	}
+}
+
+// TestHTTPCalleeReregisters: a callee whose session the router kills
+// registers again.
+func TestHTTPCalleeReregisters(t *testing.T) {
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) {
+		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL, AuthID: "weather-bridge"}}
+	})
+	admin := e.dial("realm1", proto.JSON)
+	waitRegistered(t, admin, "com.weather")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := admin.Call(ctx, "wamp.session.kill_by_authid", []any{"weather-bridge"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "registered again", func() bool {
+		res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
+		return err == nil && res.Args[0].(map[string]any)["city"] == "Sion"
+	})
+}

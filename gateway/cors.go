@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// corsPolicy is a CORS configuration bound to the methods of one
+// endpoint.
+type corsPolicy struct {
+	CORS
+	methods string // "POST, OPTIONS"
+	any     bool   // "*" among the origins
+	headers map[string]bool
+}
+
+func newCORSPolicy(c *CORS, methods []string, apiKeyHeader string) *corsPolicy {
+	if c == nil {
+		return nil
+	}
+	p := &corsPolicy{CORS: *c, methods: strings.Join(append(append([]string(nil), methods...), "OPTIONS"), ", "), headers: map[string]bool{}}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			p.any = true
+		}
+	}
+	hs := c.AllowedHeaders
+	if len(hs) == 0 {
+		hs = []string{"Content-Type", "Authorization", apiKeyHeader, "Last-Event-ID", "Accept"}
+	}
+	for _, h := range hs {
+		p.headers[http.CanonicalHeaderKey(h)] = true
+	}
+	if p.MaxAge <= 0 {
+		p.MaxAge = 10 * time.Minute
+	}
+	return p
+}
+
+// validateCORS checks a CORS configuration.
+func validateCORS(c *CORS, path ...any) []error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	for i, o := range c.AllowedOrigins {
+		if o == "*" {
+			if c.AllowCredentials {
+				errs = append(errs, fieldErr(`"*" cannot be combined with allow_credentials (browsers refuse it)`, append(path, "allowed_origins", i)...))
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fieldErr("an origin is scheme://host[:port], not "+strconv.Quote(o), append(path, "allowed_origins", i)...))
+		}
+	}
+	return errs
+}
+
+func (p *corsPolicy) allowed(origin string) bool {
+	if p.any {
+		return true
+	}
+	for _, o := range p.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// corsHandled applies the policy. A preflight (OPTIONS with Origin and
+// Access-Control-Request-Method) is answered here: 204 with the grants, or
+// 403 when the origin, method or a header is not allowed; it returns true.
+// Other requests from an allowed origin get the response headers. A plain
+// OPTIONS gets 204 with Allow.
+func corsHandled(p *corsPolicy, w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	h := w.Header()
+	if r.Method == http.MethodOptions {
+		reqMethod := r.Header.Get("Access-Control-Request-Method")
+		if origin == "" || reqMethod == "" {
+			h.Set("Allow", p.methods)
+			w.WriteHeader(http.StatusNoContent)
+			return true
+		}
+		h.Add("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+		if !p.allowed(origin) {
+			writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "origin "+strconv.Quote(origin)+" is not allowed"))
+			return true
+		}
+		if !strings.Contains(", "+p.methods+",", ", "+reqMethod+",") {
+			writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "method "+reqMethod+" is not allowed here"))
+			return true
+		}
+		var granted []string
+		for _, f := range r.Header.Values("Access-Control-Request-Headers") {
+			for _, name := range strings.Split(f, ",") {
+				name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+				if name == "" {
+					continue
+				}
+				if !p.headers[name] {
+					writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "header "+name+" is not allowed"))
+					return true
+				}
+				granted = append(granted, name)
+			}
+		}
+		p.setOrigin(h, origin)
+		h.Set("Access-Control-Allow-Methods", p.methods)
+		if len(granted) > 0 {
+			h.Set("Access-Control-Allow-Headers", strings.Join(granted, ", "))
+		}
+		h.Set("Access-Control-Max-Age", strconv.Itoa(int(p.MaxAge/time.Second)))
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	if origin != "" && p.allowed(origin) {
+		h.Add("Vary", "Origin")
+		p.setOrigin(h, origin)
+		if len(p.ExposedHeaders) > 0 {
+			h.Set("Access-Control-Expose-Headers", strings.Join(p.ExposedHeaders, ", "))
+		}
+	}
+	return false
+}
+
+func (p *corsPolicy) setOrigin(h http.Header, origin string) {
+	if p.any && !p.AllowCredentials {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.Set("Access-Control-Allow-Origin", origin)
+	}
+	if p.AllowCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+}

@@ -1,0 +1,361 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Route expressions.
+//
+// A route's args and kwargs are templates: any YAML value, in which a
+// string of the form
+//
+//	$<JSON Pointer>[|<conversion>][?]
+//
+// is replaced by the value the pointer (RFC 6901) designates in the
+// request's context:
+//
+//	{"path":    {"id": "17"},                     path parameters ({id} in the pattern)
+//	 "query":   {"verbose": "1"},                 query parameters (the first value of each)
+//	 "headers": {"x-trace": "..."},               request headers, lower-case names (first value)
+//	 "body":    <the JSON body>,
+//	 "auth":    {"authid": "...", "authrole": "...", "method": "jwt"},
+//	 "claims":  {<the bearer token's claims>}}
+//
+// Conversions: int, float, bool, string, json (parse a string as JSON).
+// Path, query and header values are strings; "$/path/id|int" makes one a
+// number. A trailing "?" makes the value optional: when the request lacks
+// it, an object member is left out and an array element is null (without
+// "?" the request gets 400 naming the missing value). A literal string
+// that starts with "$" is written "$$…".
+//
+// Examples: args: ["$/path/id|int", "$/body/state"]; kwargs:
+// {verbose: "$/query/verbose|bool?", by: "$/auth/authid"}; args:
+// "$/body/args" (the whole list from the body).
+//
+// A route's response body is "$" (the whole result, {"args":[...],
+// "kwargs":{...}}) or a pointer into it: "$/args/0", "$/kwargs/state".
+
+// tmpl is a compiled template.
+type tmpl struct {
+	lit  []byte // literal JSON (kind lit)
+	ptr  *pointer
+	arr  []*tmpl
+	keys []string // object keys, sorted
+	vals []*tmpl
+	kind tmplKind
+}
+
+type tmplKind uint8
+
+const (
+	tLit tmplKind = iota
+	tPtr
+	tArr
+	tObj
+)
+
+// pointer is "$/a/b|conv?".
+type pointer struct {
+	src      string // as written
+	tokens   []string
+	conv     string
+	optional bool
+}
+
+var conversions = map[string]bool{"": true, "int": true, "float": true, "bool": true, "string": true, "json": true}
+
+// parsePointer parses an expression string (starting with "$").
+func parsePointer(s string) (*pointer, error) {
+	p := &pointer{src: s}
+	body := s[1:]
+	if strings.HasSuffix(body, "?") {
+		p.optional = true
+		body = body[:len(body)-1]
+	}
+	if i := strings.LastIndexByte(body, '|'); i >= 0 {
+		p.conv = body[i+1:]
+		body = body[:i]
+	}
+	if !conversions[p.conv] {
+		return nil, fmt.Errorf("%q: unknown conversion %q (int, float, bool, string, json)", s, p.conv)
+	}
+	if body == "" {
+		return p, nil
+	}
+	if body[0] != '/' {
+		return nil, fmt.Errorf("%q: a pointer after $ starts with / (write $$ for a literal $)", s)
+	}
+	for _, t := range strings.Split(body[1:], "/") {
+		t = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+		p.tokens = append(p.tokens, t)
+	}
+	return p, nil
+}
+
+// compileTmpl compiles a template value (as decoded from YAML or JSON).
+// check validates each pointer (e.g. that a path parameter exists).
+func compileTmpl(v any, check func(*pointer) error) (*tmpl, error) {
+	switch x := v.(type) {
+	case string:
+		if strings.HasPrefix(x, "$$") {
+			b, _ := json.Marshal(x[1:])
+			return &tmpl{kind: tLit, lit: b}, nil
+		}
+		if strings.HasPrefix(x, "$") {
+			p, err := parsePointer(x)
+			if err != nil {
+				return nil, err
+			}
+			if err := check(p); err != nil {
+				return nil, err
+			}
+			return &tmpl{kind: tPtr, ptr: p}, nil
+		}
+		b, _ := json.Marshal(x)
+		return &tmpl{kind: tLit, lit: b}, nil
+	case []any:
+		t := &tmpl{kind: tArr}
+		for _, e := range x {
+			c, err := compileTmpl(e, check)
+			if err != nil {
+				return nil, err
+			}
+			t.arr = append(t.arr, c)
+		}
+		return t, nil
+	case map[string]any:
+		t := &tmpl{kind: tObj}
+		for k := range x {
+			t.keys = append(t.keys, k)
+		}
+		sort.Strings(t.keys)
+		for _, k := range t.keys {
+			c, err := compileTmpl(x[k], check)
+			if err != nil {
+				return nil, err
+			}
+			t.vals = append(t.vals, c)
+		}
+		return t, nil
+	case map[any]any:
+		m := map[string]any{}
+		for k, e := range x {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("object keys must be strings, not %v", k)
+			}
+			m[ks] = e
+		}
+		return compileTmpl(m, check)
+	case nil, bool, int, int64, uint64, float64, json.Number:
+		if f, ok := x.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return nil, fmt.Errorf("%v has no JSON form", f)
+		}
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		return &tmpl{kind: tLit, lit: b}, nil
+	}
+	return nil, fmt.Errorf("unsupported value %v (%T)", v, v)
+}
+
+// missingError is a required value the request lacks.
+type missingError struct{ ptr *pointer }
+
+func (e *missingError) Error() string {
+	return "the request lacks /" + strings.Join(e.ptr.tokens, "/")
+}
+
+// eval renders t against ctx as JSON; ok is false for an optional value
+// that is absent.
+func (t *tmpl) eval(b []byte, ctx any) (_ []byte, ok bool, err error) {
+	switch t.kind {
+	case tLit:
+		return append(b, t.lit...), true, nil
+	case tPtr:
+		v, found := lookup(ctx, t.ptr.tokens)
+		if !found {
+			if t.ptr.optional {
+				return b, false, nil
+			}
+			return b, false, &missingError{t.ptr}
+		}
+		v, err := convert(v, t.ptr)
+		if err != nil {
+			return b, false, err
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return b, false, err
+		}
+		return append(b, enc...), true, nil
+	case tArr:
+		b = append(b, '[')
+		for i, e := range t.arr {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			b, ok, err = e.eval(b, ctx)
+			if err != nil {
+				return b, false, err
+			}
+			if !ok {
+				b = append(b, "null"...)
+			}
+		}
+		return append(b, ']'), true, nil
+	case tObj:
+		b = append(b, '{')
+		first := true
+		for i, k := range t.keys {
+			mark := len(b)
+			if !first {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			var ok bool
+			b, ok, err = t.vals[i].eval(b, ctx)
+			if err != nil {
+				return b, false, err
+			}
+			if !ok {
+				b = b[:mark]
+				continue
+			}
+			first = false
+		}
+		return append(b, '}'), true, nil
+	}
+	return b, false, nil
+}
+
+// lookup follows tokens into a decoded JSON value.
+func lookup(v any, tokens []string) (any, bool) {
+	for _, t := range tokens {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[t]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(x) || (len(t) > 1 && t[0] == '0') {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// convError is a value that cannot be converted.
+type convError struct {
+	ptr *pointer
+	v   any
+}
+
+func (e *convError) Error() string {
+	what := map[string]string{"int": "an integer", "float": "a number", "bool": "a boolean (true/false, 1/0, yes/no)",
+		"string": "a string, number or boolean", "json": "a string holding a JSON document"}[e.ptr.conv]
+	return fmt.Sprintf("%s must be %s, not %s", "/"+strings.Join(e.ptr.tokens, "/"), what, shortJSON(e.v))
+}
+
+func shortJSON(v any) string {
+	b, _ := json.Marshal(v)
+	if len(b) > 64 {
+		b = append(b[:61], "..."...)
+	}
+	return string(b)
+}
+
+func convert(v any, p *pointer) (any, error) {
+	switch p.conv {
+	case "":
+		return v, nil
+	case "int":
+		switch x := v.(type) {
+		case json.Number:
+			if i, err := x.Int64(); err == nil {
+				return i, nil
+			}
+		case string:
+			if i, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64); err == nil {
+				return i, nil
+			}
+		}
+	case "float":
+		switch x := v.(type) {
+		case json.Number:
+			return x, nil
+		case string:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				return f, nil
+			}
+		}
+	case "bool":
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case string:
+			switch strings.ToLower(strings.TrimSpace(x)) {
+			case "true", "1", "yes", "on":
+				return true, nil
+			case "false", "0", "no", "off", "":
+				return false, nil
+			}
+		}
+	case "string":
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case json.Number:
+			return x.String(), nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		}
+	case "json":
+		if s, ok := v.(string); ok {
+			d := json.NewDecoder(strings.NewReader(s))
+			d.UseNumber()
+			var out any
+			if d.Decode(&out) == nil && !d.More() {
+				return out, nil
+			}
+		}
+	}
+	return nil, &convError{p, v}
+}
+
+// decodeJSON decodes a JSON document keeping numbers exact.
+func decodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, fmt.Errorf("data after the JSON value")
+	}
+	return v, nil
+}
+
+// newJSONEncoder returns an encoder that leaves <, > and & alone.
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// The test harness: a real router on real event loops (loop, on a
+// loopback port), real WAMP clients (client) as callees and subscribers,
+// and the gateway on another loopback port, driven by net/http.
+
+type env struct {
+	t    *testing.T
+	r    *route.Router
+	eng  *loop.Engine
+	gw   *Server
+	wamp string // ws://.../ws
+	base string // http://host:port
+	hc   *http.Client
+}
+
+// testLogger discards, unless EDGEWAMP_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("EDGEWAMP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// secureRealm is a realm with RBAC: role "user" may call com.ok.* and
+// publish/subscribe com.pub.*, and is granted the HTTP bridge; role
+// "nobridge" may do the same but not over the bridge.
+func secureRealm() route.RealmConfig {
+	z, err := route.NewRBAC([]route.Role{
+		{Name: "user", Permissions: []route.Permission{
+			{URI: "com.ok.", Match: proto.MatchPrefix, Call: true},
+			{URI: "com.pub.", Match: proto.MatchPrefix, Publish: true, Subscribe: true},
+		}},
+		{Name: "nobridge", Permissions: []route.Permission{{URI: "com.ok.", Match: proto.MatchPrefix, Call: true}}},
+		{Name: "svc", Permissions: []route.Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Publish: true, Subscribe: true}}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return route.RealmConfig{Name: "secure", Authorizer: z, Anonymous: true, AnonymousRole: "svc"}
+}
+
+func newEnv(t *testing.T, mutate func(*Options)) *env {
+	t.Helper()
+	log := testLogger()
+	r, err := route.New(route.Config{
+		Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}, secureRealm()},
+		Shards: 2,
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{
+		Addr:   "127.0.0.1:0",
+		Router: r,
+		Realms: []RealmAccess{
+			{Name: "realm1", Bridge: true, Anonymous: true, AnonymousRole: "anonymous"},
+			{Name: "secure", Bridge: true, Security: true, BridgeRoles: []string{"user"}, Anonymous: false},
+		},
+		Logger: log,
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
+	gw, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, r: r, eng: eng, gw: gw, wamp: "ws://" + eng.Addrs()[0].String() + "/ws", base: "http://" + gw.Addr().String(),
+		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(ctx); err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("engine shutdown: %v", err)
+		}
+		e.hc.CloseIdleConnections()
+	})
+	return e
+}
+
+// dial joins realm as an anonymous WAMP client (or with cfg's identity).
+func (e *env) dial(realm string, ser proto.Serializer) *client.Session {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.Dial(ctx, client.Config{URL: e.wamp, Realm: realm, Serializer: ser})
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (e *env) register(s *client.Session, uri string, h client.Handler) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Register(ctx, uri, h, nil); err != nil {
+		e.t.Fatalf("register %s: %v", uri, err)
+	}
+}
+
+// do sends a request and returns the response with its body read.
+func (e *env) do(method, path, body string, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return resp, b
+}
+
+// problemDoc is an RFC 9457 problem as the gateway sends it.
+type problemDoc struct {
+	Type   string            `json:"type"`
+	Title  string            `json:"title"`
+	Status int               `json:"status"`
+	Detail string            `json:"detail"`
+	Error  string            `json:"error"`
+	Args   []json.RawMessage `json:"args"`
+	Kwargs map[string]any    `json:"kwargs"`
+}
+
+// expectProblem checks a problem response's status, content type and URI.
+func expectProblem(t *testing.T, resp *http.Response, body []byte, status int, uri string) problemDoc {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q, want application/problem+json: %s", ct, body)
+	}
+	var p problemDoc
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body is not JSON: %v: %s", err, body)
+	}
+	if p.Status != status || p.Error != uri || p.Type != "about:blank" || p.Title == "" {
+		t.Fatalf("problem %+v, want status %d error %s", p, status, uri)
+	}
+	return p
+}
+
+// sseEvent is one parsed Server-Sent Event.
+type sseEvent struct {
+	id, event string
+	data      string
+}
+
+// sseReader parses a text/event-stream (the WHATWG algorithm: fields,
+// multi-line data, comments, blank-line dispatch).
+type sseReader struct {
+	sc *bufio.Scanner
+}
+
+func newSSEReader(r io.Reader) *sseReader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	return &sseReader{sc: sc}
+}
+
+// next returns the next event, or an error at the end of the stream.
+func (r *sseReader) next() (sseEvent, error) {
+	var ev sseEvent
+	var data []string
+	have := false
+	for r.sc.Scan() {
+		line := r.sc.Text()
+		if line == "" {
+			if have {
+				ev.data = strings.Join(data, "\n")
+				return ev, nil
+			}
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "id":
+			ev.id = value
+		case "event":
+			ev.event = value
+		case "data":
+			data = append(data, value)
+			have = true
+		}
+	}
+	if err := r.sc.Err(); err != nil {
+		return ev, err
+	}
+	return ev, io.EOF
+}
+
+// stream opens an SSE request and returns the response and a reader.
+func (e *env) stream(ctx context.Context, method, path, body string, hdr ...string) (*http.Response, *sseReader) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	return resp, newSSEReader(resp.Body)
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newRequest(ctx context.Context, method, url, body string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, err
+}
+
+// newTestRouter is a router for tests that only build a Server.
+func newTestRouter() (*route.Router, error) {
+	return route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}}, Shards: 1, Logger: testLogger()})
+}

@@ -1,0 +1,388 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// GET /metrics: the Prometheus text format (or OpenMetrics when asked).
+//
+// Router and transport figures come from Options.Stats at scrape time:
+// counters the router and the event loops already keep, read (cmd reads
+// them on each shard's goroutine), not recomputed, so nothing on the call
+// path takes a lock or allocates for metrics. The gateway's own figures
+// (HTTP requests by route and status, durations, refusals, streams,
+// webhooks, HTTP callees) are atomic counters and lock-free histograms.
+//
+// Label values are bounded: realms, message types, reasons, methods and
+// configured route, callee and webhook names; never URIs, session ids or
+// client addresses.
+
+// Stats is a snapshot of the router's and the transports' counters. A nil
+// map or slice, or a Counter or Gauge without OK, means the figure is not
+// available: its metric is left out rather than exported as a false zero.
+type Stats struct {
+	// Sessions by realm and transport → edgewamp_sessions.
+	Sessions []SessionCount
+	// MessagesIn, MessagesOut by WAMP message type ("CALL") →
+	// edgewamp_messages_received_total, edgewamp_messages_sent_total.
+	MessagesIn, MessagesOut map[string]uint64
+	// BytesIn, BytesOut of WAMP messages →
+	// edgewamp_message_bytes_received_total, _sent_total.
+	BytesIn, BytesOut Counter
+	// CallsInFlight → edgewamp_calls_in_flight.
+	CallsInFlight Gauge
+	// CallDuration: the router's call latency, CALL to the callee's final
+	// answer, sampled → edgewamp_call_duration_seconds.
+	CallDuration *Histogram
+	// EventsDropped by reason (slow_subscriber, too_big, ...) →
+	// edgewamp_events_dropped_total.
+	EventsDropped map[string]uint64
+	// InvocationsRefused by reason (callee_busy, ...) →
+	// edgewamp_invocations_refused_total.
+	InvocationsRefused map[string]uint64
+	// ConnectionsClosed by reason (slow_consumer, inbound_budget, ...) →
+	// edgewamp_connections_closed_total. Slow consumers closed are
+	// reason="slow_consumer".
+	ConnectionsClosed map[string]uint64
+	// ConnectionsRefused by reason (fd_budget, max_connections, ...) →
+	// edgewamp_connections_refused_total.
+	ConnectionsRefused map[string]uint64
+	// AuthSuccesses, AuthFailures by authmethod → edgewamp_auth_total
+	// {method, result}.
+	AuthSuccesses, AuthFailures map[string]uint64
+	// AuthDenied: authentications the brute-force limiter refused without
+	// checking them → edgewamp_auth_denied_total.
+	AuthDenied Counter
+	// Connections open on the WAMP listeners → edgewamp_connections.
+	Connections Gauge
+	// ProtocolViolations → edgewamp_protocol_violations_total.
+	ProtocolViolations Counter
+	// InboundHeld, OutboundQueued: bytes the transports hold →
+	// edgewamp_inbound_held_bytes, edgewamp_outbound_queued_bytes.
+	InboundHeld, OutboundQueued Gauge
+	// RetainRefused → edgewamp_retain_refused_total.
+	RetainRefused Counter
+}
+
+// Histogram is a latency histogram: Counts[i] observations at most
+// Bounds[i] (seconds) and above the bound before; Counts may have one more
+// entry, the observations above every bound.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Sum    float64 // seconds
+}
+
+// SessionCount is one realm's sessions on one transport type.
+type SessionCount struct {
+	Realm, Transport string
+	N                int
+}
+
+// Counter is an optional counter value.
+type Counter struct {
+	V  uint64
+	OK bool
+}
+
+// Gauge is an optional gauge value.
+type Gauge struct {
+	V  float64
+	OK bool
+}
+
+// StatsSource reads the router's and the transports' counters. cmd
+// implements it over loop and route. Stats is called once per scrape, on
+// the scrape's goroutine; it may block until ctx is done.
+type StatsSource interface {
+	Stats(ctx context.Context) (*Stats, error)
+}
+
+// Refusal reasons of the gateway.
+const (
+	refusedInFlight      = "in_flight"
+	refusedIdentity      = "identity_in_flight"
+	refusedSessions      = "sessions"
+	refusedStreams       = "streams"
+	refusedStreamsClient = "client_streams"
+	refusedCallee        = "callee_busy"
+)
+
+var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+type metrics struct {
+	g   *Server
+	reg *prometheus.Registry
+
+	mu     sync.Mutex
+	routes map[string]*routeMetrics // by label; written at setup only
+	order  []string
+
+	refusedMu sync.Mutex
+	refusals  map[string]*atomic.Uint64
+
+	authMu sync.Mutex
+	auth   map[[2]string]*atomic.Uint64 // {method, result}
+
+	sseCut      atomic.Uint64
+	webhooks    sync.Map // name → *webhookMetrics
+	calleeStats sync.Map // name → *calleeMetrics
+}
+
+// routeMetrics are one route label's request counters and durations.
+type routeMetrics struct {
+	name  string
+	codes [600]atomic.Uint64 // by status code (499 for clients gone)
+	hist  prometheus.Histogram
+}
+
+func (rm *routeMetrics) observe(code int, d time.Duration) {
+	if code < 0 || code >= len(rm.codes) {
+		code = 500
+	}
+	rm.codes[code].Add(1)
+	rm.hist.Observe(d.Seconds())
+}
+
+func newMetrics(g *Server) *metrics {
+	m := &metrics{g: g, reg: prometheus.NewRegistry(), routes: map[string]*routeMetrics{},
+		refusals: map[string]*atomic.Uint64{}, auth: map[[2]string]*atomic.Uint64{}}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m)
+	return m
+}
+
+// route returns the metrics of a route label, creating them at setup.
+func (m *metrics) route(name string) *routeMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm := m.routes[name]; rm != nil {
+		return rm
+	}
+	rm := &routeMetrics{name: name, hist: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:        "edgewamp_gateway_request_duration_seconds",
+		Help:        "Time from a request's arrival to its answer (the whole stream for SSE), by route. For call routes it is the call latency seen by HTTP clients.",
+		Buckets:     durationBuckets,
+		ConstLabels: prometheus.Labels{"route": name},
+	})}
+	m.routes[name] = rm
+	m.order = append(m.order, name)
+	return rm
+}
+
+func (g *Server) refused(reason string) {
+	g.metrics.count(&g.metrics.refusedMu, g.metrics.refusals, reason)
+}
+
+func (m *metrics) count(mu *sync.Mutex, tab map[string]*atomic.Uint64, key string) {
+	mu.Lock()
+	c := tab[key]
+	if c == nil {
+		c = new(atomic.Uint64)
+		tab[key] = c
+	}
+	mu.Unlock()
+	c.Add(1)
+}
+
+func (m *metrics) authResult(c credential, ok bool) {
+	method := [...]string{"anonymous", "bearer", "apikey", "signed"}[c]
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	k := [2]string{method, result}
+	m.authMu.Lock()
+	n := m.auth[k]
+	if n == nil {
+		n = new(atomic.Uint64)
+		m.auth[k] = n
+	}
+	m.authMu.Unlock()
+	n.Add(1)
+}
+
+func (m *metrics) handler() http.Handler {
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Timeout: 10 * time.Second, MaxRequestsInFlight: 4})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, "GET, HEAD")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Describe implements prometheus.Collector: an unchecked collector (its
+// label sets depend on the traffic).
+func (m *metrics) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.collectGateway(ch)
+	if m.g.opts.Stats == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := m.g.opts.Stats.Stats(ctx)
+	if err != nil || st == nil {
+		m.g.log.Warn("gateway: metrics: reading the router's counters failed", "err", err)
+		return
+	}
+	collectStats(ch, st)
+}
+
+func constMetric(ch chan<- prometheus.Metric, name, help string, t prometheus.ValueType, v float64, labels ...string) {
+	var names, values []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		names = append(names, labels[i])
+		values = append(values, labels[i+1])
+	}
+	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, names, nil), t, v, values...)
+}
+
+// byLabel exports a map as one metric per key, sorted.
+func byLabel(ch chan<- prometheus.Metric, name, help, label string, t prometheus.ValueType, mp map[string]uint64) {
+	if mp == nil {
+		return
+	}
+	keys := make([]string, 0, len(mp))
+	for k := range mp {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		constMetric(ch, name, help, t, float64(mp[k]), label, k)
+	}
+}
+
+func collectStats(ch chan<- prometheus.Metric, st *Stats) {
+	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+	if st.Sessions != nil {
+		for _, s := range st.Sessions {
+			constMetric(ch, "edgewamp_sessions", "WAMP sessions established, by realm and transport.", G, float64(s.N), "realm", s.Realm, "transport", s.Transport)
+		}
+	}
+	byLabel(ch, "edgewamp_messages_received_total", "WAMP messages received from sessions, by type.", "type", C, st.MessagesIn)
+	byLabel(ch, "edgewamp_messages_sent_total", "WAMP messages sent to sessions, by type.", "type", C, st.MessagesOut)
+	if st.BytesIn.OK {
+		constMetric(ch, "edgewamp_message_bytes_received_total", "Bytes of WAMP messages received (transport framing excluded).", C, float64(st.BytesIn.V))
+	}
+	if st.BytesOut.OK {
+		constMetric(ch, "edgewamp_message_bytes_sent_total", "Bytes of WAMP messages sent (transport framing excluded).", C, float64(st.BytesOut.V))
+	}
+	if st.CallsInFlight.OK {
+		constMetric(ch, "edgewamp_calls_in_flight", "Calls routed and not yet answered.", G, st.CallsInFlight.V)
+	}
+	if h := st.CallDuration; h != nil {
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		var cum, total uint64
+		for i, n := range h.Counts {
+			total += n
+			if i < len(h.Bounds) {
+				cum += n
+				buckets[h.Bounds[i]] = cum
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc("edgewamp_call_duration_seconds",
+			"Router call latency, CALL to the callee's final RESULT or ERROR, for a sample of the calls (one in 64), all realms.", nil, nil),
+			total, h.Sum, buckets)
+	}
+	byLabel(ch, "edgewamp_events_dropped_total", "EVENTs not delivered, by reason.", "reason", C, st.EventsDropped)
+	byLabel(ch, "edgewamp_invocations_refused_total", "INVOCATIONs refused (the call failed with a WAMP error), by reason.", "reason", C, st.InvocationsRefused)
+	byLabel(ch, "edgewamp_connections_closed_total", "Connections the router closed, by reason (slow_consumer: slow consumers closed).", "reason", C, st.ConnectionsClosed)
+	byLabel(ch, "edgewamp_connections_refused_total", "Connections refused, by reason.", "reason", C, st.ConnectionsRefused)
+	for _, r := range []struct {
+		result string
+		mp     map[string]uint64
+	}{{"success", st.AuthSuccesses}, {"failure", st.AuthFailures}} {
+		if r.mp == nil {
+			continue
+		}
+		keys := make([]string, 0, len(r.mp))
+		for k := range r.mp {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			constMetric(ch, "edgewamp_auth_total", "WAMP authentications, by authmethod and result.", C, float64(r.mp[k]), "method", k, "result", r.result)
+		}
+	}
+	if st.AuthDenied.OK {
+		constMetric(ch, "edgewamp_auth_denied_total", "WAMP authentications refused unchecked by the brute-force limiter.", C, float64(st.AuthDenied.V))
+	}
+	if st.Connections.OK {
+		constMetric(ch, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
+	}
+	if st.ProtocolViolations.OK {
+		constMetric(ch, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))
+	}
+	if st.RetainRefused.OK {
+		constMetric(ch, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))
+	}
+	if st.InboundHeld.OK {
+		constMetric(ch, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)
+	}
+	if st.OutboundQueued.OK {
+		constMetric(ch, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
+	}
+}
+
+// collectGateway exports the gateway's own figures.
+func (m *metrics) collectGateway(ch chan<- prometheus.Metric) {
+	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+	m.mu.Lock()
+	order := append([]string(nil), m.order...)
+	m.mu.Unlock()
+	for _, name := range order {
+		rm := m.routes[name]
+		for code := range rm.codes {
+			if n := rm.codes[code].Load(); n > 0 {
+				constMetric(ch, "edgewamp_gateway_requests_total", "HTTP requests, by route and status code (499: the client went away).", C, float64(n), "route", name, "code", strconv.Itoa(code))
+			}
+		}
+		ch <- rm.hist
+	}
+	constMetric(ch, "edgewamp_gateway_requests_in_flight", "HTTP requests holding a WAMP session now.", G, float64(m.g.inflight.Load()))
+	constMetric(ch, "edgewamp_gateway_sessions", "WAMP sessions the gateway holds (principals' pools, HTTP callees, webhooks).", G, float64(m.g.pool.sessions()))
+	constMetric(ch, "edgewamp_gateway_sse_streams", "Server-Sent Events streams open.", G, float64(m.g.streams.Load()))
+	constMetric(ch, "edgewamp_gateway_sse_cut_total", "SSE streams cut because the client read more slowly than events arrived.", C, float64(m.sseCut.Load()))
+	m.refusedMu.Lock()
+	for _, k := range sortedKeys(m.refusals) {
+		constMetric(ch, "edgewamp_gateway_refused_total", "Requests refused by the gateway's limits, by reason.", C, float64(m.refusals[k].Load()), "reason", k)
+	}
+	m.refusedMu.Unlock()
+	m.authMu.Lock()
+	for k, n := range m.auth {
+		constMetric(ch, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
+	}
+	m.authMu.Unlock()
+	m.webhooks.Range(func(k, v any) bool {
+		v.(*webhookMetrics).collect(ch, k.(string))
+		return true
+	})
+	m.calleeStats.Range(func(k, v any) bool {
+		v.(*calleeMetrics).collect(ch, k.(string))
+		return true
+	})
+}
+
+func sortedKeys[V any](mp map[string]V) []string {
+	keys := make([]string, 0, len(mp))
+	for k := range mp {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,383 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Sessions per identity.
+//
+// Every HTTP request acts as the principal it authenticated as (realm,
+// authid, authrole), so the router's RBAC, caller disclosure and meta API
+// see that principal. Opening a WAMP session per request would cost a
+// session id, a realm-table write, on_join and on_leave meta events and a
+// WELCOME per request; instead the gateway keeps a small pool of sessions
+// per principal (at most Limits.SessionsPerIdentity, spread over the
+// shards) and multiplexes requests over them (WAMP request ids keep them
+// apart). A principal's sessions close after Limits.SessionIdle without a
+// request.
+//
+// What a client with many identities (tokens, API keys) can make the
+// gateway hold is bounded: Limits.MaxSessions sessions in all (past it the
+// least recently used idle principal's sessions are closed; when every
+// principal is busy the request gets 503), Limits.MaxInFlight requests in
+// all (503) and Limits.MaxInFlightPerIdentity per principal (429).
+
+// identity is who a request acts as.
+type identity struct {
+	realm    string
+	authid   string // "" for anonymous: the router assigns one per session
+	authrole string
+	method   string // "anonymous", "jwt", "apikey", "signed", "static" (HTTP callees, webhooks)
+}
+
+// pool holds the sessions of every principal.
+type pool struct {
+	g    *Server
+	seed maphash.Seed
+
+	mu     sync.Mutex
+	ids    map[identity]*idPool // guarded by mu
+	pinned map[*sess]struct{}   // HTTP callees' and webhooks' sessions; guarded by mu
+	total  int                  // sessions open or opening; guarded by mu
+	closed bool                 // guarded by mu
+}
+
+// idPool is one principal's sessions.
+type idPool struct {
+	key      identity
+	slots    []*slot // guarded by pool.mu
+	next     atomic.Uint64
+	inflight atomic.Int64 // requests and streams of this principal now
+	lastUsed atomic.Int64 // unix ns
+}
+
+// slot is one session of a principal, or its opening.
+type slot struct {
+	s     *sess
+	ready chan struct{} // closed when s or err is set
+	err   *problem
+}
+
+func newPool(g *Server) *pool {
+	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}, pinned: map[*sess]struct{}{}}
+}
+
+// acquire returns a session of principal id for one request, and the
+// principal's pool, to hand to release when the request is done. It opens a session
+// when the principal has none yet (waiting for WELCOME). Safe for
+// concurrent use.
+func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
+	lim := &p.g.opts.Limits
+	if n := p.g.inflight.Add(1); n > int64(lim.MaxInFlight) {
+		p.g.inflight.Add(-1)
+		p.g.refused(refusedInFlight)
+		return nil, nil, tooBusy(503, "the gateway has too many requests in flight")
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.g.inflight.Add(-1)
+		return nil, nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+	}
+	ip := p.ids[id]
+	if ip == nil {
+		if !p.makeRoom() {
+			p.mu.Unlock()
+			p.g.inflight.Add(-1)
+			p.g.refused(refusedSessions)
+			return nil, nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
+		}
+		ip = &idPool{key: id, slots: make([]*slot, lim.SessionsPerIdentity)}
+		p.ids[id] = ip
+	}
+	if n := ip.inflight.Add(1); n > int64(lim.MaxInFlightPerIdentity) {
+		ip.inflight.Add(-1)
+		p.mu.Unlock()
+		p.g.inflight.Add(-1)
+		p.g.refused(refusedIdentity)
+		return nil, nil, tooBusy(429, "too many requests in flight for this principal")
+	}
+	i := int(ip.next.Add(1)-1) % len(ip.slots)
+	sl := ip.slots[i]
+	opening := false
+	if sl == nil || isDead(sl) {
+		if sl != nil {
+			// The dead session's own end (dropped) will not find its
+			// slot any more: count it out here.
+			p.total--
+		}
+		sl = &slot{ready: make(chan struct{})}
+		ip.slots[i] = sl
+		p.total++
+		opening = true
+	}
+	p.mu.Unlock()
+	if opening {
+		s, err := p.open(id, p.shardFor(id, i))
+		sl.s, sl.err = s, err
+		close(sl.ready)
+		if err != nil {
+			p.mu.Lock()
+			if ip.slots[i] == sl {
+				ip.slots[i] = nil
+				p.total--
+			}
+			p.mu.Unlock()
+		}
+	} else {
+		<-sl.ready
+	}
+	if sl.err != nil {
+		p.release(ip)
+		return nil, nil, sl.err
+	}
+	return sl.s, ip, nil
+}
+
+// release ends a request that acquire admitted.
+func (p *pool) release(ip *idPool) {
+	ip.lastUsed.Store(time.Now().UnixNano())
+	ip.inflight.Add(-1)
+	p.g.inflight.Add(-1)
+}
+
+// isDead reports whether a slot's session opened and has closed since.
+func isDead(sl *slot) bool {
+	select {
+	case <-sl.ready:
+		return sl.s != nil && sl.s.dead.Load()
+	default:
+		return false
+	}
+}
+
+// readySess returns a slot's session once it opened, else nil.
+func readySess(sl *slot) *sess {
+	select {
+	case <-sl.ready:
+		return sl.s
+	default:
+		return nil
+	}
+}
+
+func tooBusy(status int, detail string) *problem {
+	uri := proto.URIUnavailable
+	if status == 429 {
+		uri = URITooManyRequests
+	}
+	p := newProblem(status, uri, detail)
+	p.header = map[string]string{"Retry-After": "1"}
+	return p
+}
+
+// makeRoom makes sure one more principal may open a session: it closes
+// the least recently used idle principal's sessions when the gateway is at
+// Limits.MaxSessions. It reports false when every principal is busy.
+// Called with mu held.
+func (p *pool) makeRoom() bool {
+	max := p.g.opts.Limits.MaxSessions
+	for p.total+p.g.opts.Limits.SessionsPerIdentity > max {
+		var lru *idPool
+		for _, ip := range p.ids {
+			if ip.inflight.Load() > 0 {
+				continue
+			}
+			if lru == nil || ip.lastUsed.Load() < lru.lastUsed.Load() {
+				lru = ip
+			}
+		}
+		if lru == nil {
+			return p.total < max // room for at least the first slot
+		}
+		p.evict(lru)
+	}
+	return true
+}
+
+// evict closes a principal's sessions. Called with mu held.
+func (p *pool) evict(ip *idPool) {
+	delete(p.ids, ip.key)
+	for i, sl := range ip.slots {
+		if sl == nil {
+			continue
+		}
+		ip.slots[i] = nil
+		p.total--
+		if s := readySess(sl); s != nil {
+			s.q.post(s.leave)
+		}
+	}
+}
+
+// dropped forgets a session that closed. Called on the session's shard
+// goroutine (sess.end); mu is a leaf lock.
+func (p *pool) dropped(s *sess) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ip := p.ids[s.key]
+	if ip == nil {
+		return
+	}
+	for i, sl := range ip.slots {
+		if sl != nil && sl.s == s {
+			ip.slots[i] = nil
+			p.total--
+		}
+	}
+}
+
+// shardFor spreads a principal's sessions over the shards.
+func (p *pool) shardFor(id identity, i int) int {
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	h.WriteString(id.realm)
+	h.WriteString(id.authid)
+	h.WriteString(id.authrole)
+	return int((h.Sum64() + uint64(i)) % uint64(len(p.g.queues)))
+}
+
+// open opens and joins a pooled session of principal id on shard idx.
+func (p *pool) open(id identity, idx int) (*sess, *problem) {
+	s := &sess{g: p.g, q: p.g.queues[idx], key: id}
+	s.lastUsed.Store(time.Now().UnixNano())
+	return s, p.join(s, route.JoinOptions{CallerProgress: true})
+}
+
+// openPinned opens a session that is never evicted (HTTP callee, webhook
+// subscriber), outside the principals' pools, with onInv handling its
+// INVOCATIONs and onClose told when it ends. It counts toward
+// MaxSessions.
+func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message), onClose func(*sess, string)) (*sess, *problem) {
+	s := &sess{g: p.g, q: p.g.queues[idx], key: id, onInv: onInv}
+	s.onClose = func(s *sess, why string) {
+		p.mu.Lock()
+		if _, ok := p.pinned[s]; ok {
+			delete(p.pinned, s)
+			p.total--
+		}
+		p.mu.Unlock()
+		if onClose != nil {
+			onClose(s, why)
+		}
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+	}
+	p.total++
+	p.pinned[s] = struct{}{}
+	p.mu.Unlock()
+	if err := p.join(s, route.JoinOptions{CalleeCancel: true, CalleeTimeout: true}); err != nil {
+		p.mu.Lock()
+		if _, ok := p.pinned[s]; ok { // not closed through onClose
+			delete(p.pinned, s)
+			p.total--
+		}
+		p.mu.Unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// join opens s on its shard and joins it as s.key (one round trip through
+// the shard; it blocks until WELCOME). It fails with the router's reason.
+func (p *pool) join(s *sess, jo route.JoinOptions) *problem {
+	id, q := s.key, s.q
+	jo.Realm = id.realm
+	jo.Identity = route.Identity{AuthID: id.authid, AuthRole: id.authrole, AuthProvider: providerOf(id.method)}
+	jo.AuthMethod = id.method
+	done := make(chan error, 1)
+	err := q.post(func() {
+		s.rs = q.shard.Open(s)
+		if s.closed {
+			done <- errSessionGone
+			return
+		}
+		done <- q.shard.JoinInternal(s.rs, jo)
+	})
+	if err != nil {
+		return newProblem(503, proto.URISystemShutdown, "the router is not running")
+	}
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case err = <-done:
+	case <-t.C:
+		// The event loop did not run the job in time: give up on this
+		// session; when the job runs, it leaves at once.
+		q.post(s.leave)
+		return newProblem(503, proto.URIUnavailable, "the router did not open a session in time")
+	}
+	if err == nil {
+		return nil
+	}
+	if ae, ok := err.(*route.AuthError); ok {
+		st := 503
+		switch ae.URI {
+		case proto.URINoSuchRealm:
+			st = 404
+		case proto.URIAuthenticationDenied:
+			st = 401
+		}
+		return newProblem(st, ae.URI, ae.Message)
+	}
+	return newProblem(503, proto.URISystemShutdown, "the router is shutting down")
+}
+
+func providerOf(method string) string {
+	switch method {
+	case "jwt":
+		return "jwt"
+	case "anonymous":
+		return "static"
+	}
+	return "gateway"
+}
+
+// sweep closes the sessions of principals idle for longer than
+// Limits.SessionIdle. The server's janitor goroutine calls it.
+func (p *pool) sweep(now time.Time) {
+	idle := p.g.opts.Limits.SessionIdle
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ip := range p.ids {
+		if ip.inflight.Load() > 0 {
+			continue
+		}
+		if now.UnixNano()-ip.lastUsed.Load() > int64(idle) {
+			p.evict(ip)
+		}
+	}
+}
+
+// closeAll closes every session (Shutdown) and refuses new ones.
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	p.closed = true
+	for _, ip := range p.ids {
+		p.evict(ip)
+	}
+	var pinned []*sess
+	for s := range p.pinned {
+		pinned = append(pinned, s)
+	}
+	p.mu.Unlock()
+	for _, s := range pinned {
+		s.q.post(s.leave)
+	}
+}
+
+// sessions returns the number of sessions open or opening.
+func (p *pool) sessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
+}

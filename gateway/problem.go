@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Errors go to HTTP clients as RFC 9457 problem details
+// (application/problem+json). Besides the standard members (type, title,
+// status, detail) a problem carries the WAMP error URI ("error", the key
+// Crossbar's HTTP bridge uses) and the error's args and kwargs:
+//
+//	{"type":"about:blank","title":"Not Found","status":404,
+//	 "detail":"no callee registered for procedure \"com.example.add\"",
+//	 "error":"wamp.error.no_such_procedure","args":["no callee ..."],"kwargs":{}}
+//
+// Errors the gateway raises itself (malformed JSON, an oversize body, a
+// missing token) carry a WAMP URI too, so that clients handle one shape.
+
+// Gateway error URIs for failures that have no WAMP equivalent.
+const (
+	URIMethodNotAllowed     = "edgewamp.error.method_not_allowed"
+	URINotFound             = "edgewamp.error.not_found"
+	URIUnsupportedMediaType = "edgewamp.error.unsupported_media_type"
+	URINotAcceptable        = "edgewamp.error.not_acceptable"
+	URIRequestTimeout       = "edgewamp.error.request_timeout"
+	URITooManyRequests      = "edgewamp.error.too_many_requests"
+	URIUpstream             = "edgewamp.error.upstream"
+	URISlowReader           = "edgewamp.error.slow_reader"
+)
+
+// StatusClientClosed is the status recorded (in logs and metrics) for a
+// request whose client went away before the answer: nginx's 499. Nothing
+// is written to that client.
+const StatusClientClosed = 499
+
+// defaultStatus maps WAMP error URIs to HTTP statuses. URIs not listed
+// (application errors) get Options.ApplicationErrorStatus (502 by default)
+// unless the configuration maps them (Options.Errors, Route.Errors).
+var defaultStatus = map[string]int{
+	proto.URINotAuthorized:          http.StatusForbidden,
+	proto.URIAuthorizationFailed:    http.StatusForbidden,
+	proto.URIAuthorizationDenied:    http.StatusForbidden,
+	proto.URIAuthorizationRequired:  http.StatusForbidden,
+	proto.URINoSuchRole:             http.StatusForbidden,
+	proto.URIAuthenticationFailed:   http.StatusUnauthorized,
+	proto.URIAuthenticationDenied:   http.StatusUnauthorized,
+	proto.URIAuthenticationRequired: http.StatusUnauthorized,
+	proto.URINoSuchPrincipal:        http.StatusUnauthorized,
+	proto.URINoSuchProcedure:        http.StatusNotFound,
+	proto.URINoSuchRegistration:     http.StatusNotFound,
+	proto.URINoSuchSubscription:     http.StatusNotFound,
+	proto.URINoSuchRealm:            http.StatusNotFound,
+	proto.URINoSuchSession:          http.StatusNotFound,
+	proto.URIInvalidArgument:        http.StatusBadRequest,
+	proto.URIInvalidURI:             http.StatusBadRequest,
+	proto.URIOptionNotAllowed:       http.StatusBadRequest,
+	proto.URIProtocolViolation:      http.StatusBadRequest,
+	proto.URIPayloadSizeExceeded:    http.StatusRequestEntityTooLarge,
+	proto.URICanceled:               http.StatusConflict,
+	proto.URIProcedureAlreadyExists: http.StatusConflict,
+	proto.URITimeout:                http.StatusGatewayTimeout,
+	proto.URIUnavailable:            http.StatusServiceUnavailable,
+	proto.URINoAvailableCallee:      http.StatusServiceUnavailable,
+	proto.URISystemShutdown:         http.StatusServiceUnavailable,
+	proto.CloseSystemShutdown:       http.StatusServiceUnavailable,
+	proto.CloseKilled:               http.StatusServiceUnavailable,
+	proto.URINetworkFailure:         http.StatusBadGateway,
+	proto.URIFeatureNotSupported:    http.StatusNotImplemented,
+	URIMethodNotAllowed:             http.StatusMethodNotAllowed,
+	URINotFound:                     http.StatusNotFound,
+	URIUnsupportedMediaType:         http.StatusUnsupportedMediaType,
+	URINotAcceptable:                http.StatusNotAcceptable,
+	URIRequestTimeout:               http.StatusRequestTimeout,
+	URITooManyRequests:              http.StatusTooManyRequests,
+	URIUpstream:                     http.StatusBadGateway,
+}
+
+// statusOf returns the HTTP status for a WAMP error URI: the route's
+// mapping, the server's, the default table, else the application status.
+func (g *Server) statusOf(uri string, route map[string]int) int {
+	if s, ok := route[uri]; ok {
+		return s
+	}
+	if s, ok := g.opts.Errors[uri]; ok {
+		return s
+	}
+	if s, ok := defaultStatus[uri]; ok {
+		return s
+	}
+	return g.opts.ApplicationErrorStatus
+}
+
+// problem is an error on its way to an HTTP client.
+type problem struct {
+	status int
+	uri    string
+	detail string
+	args   []byte // JSON array or nil
+	kwargs []byte // JSON object or nil
+	header map[string]string
+}
+
+func newProblem(status int, uri, detail string) *problem {
+	return &problem{status: status, uri: uri, detail: detail}
+}
+
+// wampProblem builds the problem for a WAMP ERROR: its status from the
+// tables, its detail from the first argument when that is a string.
+func (g *Server) wampProblem(uri string, args, kwargs []byte, route map[string]int) *problem {
+	p := &problem{status: g.statusOf(uri, route), uri: uri, args: args, kwargs: kwargs}
+	if len(args) > 2 && args[0] == '[' {
+		var first []json.RawMessage
+		if json.Unmarshal(args, &first) == nil && len(first) > 0 {
+			var s string
+			if json.Unmarshal(first[0], &s) == nil {
+				p.detail = s
+			}
+		}
+	}
+	return p
+}
+
+// body renders the problem document.
+func (p *problem) body() []byte {
+	b := make([]byte, 0, 160+len(p.detail)+len(p.args)+len(p.kwargs))
+	b = append(b, `{"type":"about:blank","title":`...)
+	b = strconv.AppendQuote(b, statusText(p.status))
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(p.status), 10)
+	if p.detail != "" {
+		b = append(b, `,"detail":`...)
+		b = appendJSONString(b, p.detail)
+	}
+	b = append(b, `,"error":`...)
+	b = appendJSONString(b, p.uri)
+	b = append(b, `,"args":`...)
+	if len(p.args) > 0 {
+		b = append(b, p.args...)
+	} else {
+		b = append(b, "[]"...)
+	}
+	b = append(b, `,"kwargs":`...)
+	if len(p.kwargs) > 0 {
+		b = append(b, p.kwargs...)
+	} else {
+		b = append(b, "{}"...)
+	}
+	return append(b, '}')
+}
+
+func statusText(code int) string {
+	if code == StatusClientClosed {
+		return "Client Closed Request"
+	}
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "Error"
+}
+
+// writeProblem sends p. Nothing is written for StatusClientClosed.
+func writeProblem(w http.ResponseWriter, p *problem) {
+	if p.status == StatusClientClosed {
+		return
+	}
+	h := w.Header()
+	for k, v := range p.header {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(p.status)
+	w.Write(p.body())
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD (encoding/json's rule), so the output is always valid JSON.
+func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
+}

@@ -1,0 +1,414 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Declarative REST routes: an HTTP method and a path pattern mapped to a
+// WAMP call or publication, with args and kwargs built from the request
+// (expr.go) and the response taken from the result.
+//
+//	routes:
+//	  - method: GET
+//	    path: /devices/{id}/state
+//	    realm: realm1
+//	    call: com.example.device.state
+//	    args: ["$/path/id|int"]
+//	    kwargs: {verbose: "$/query/verbose|bool?"}
+//	    response: {body: "$/args/0"}
+//	    timeout: 5s
+//	    auth: {type: bearer, scopes: [devices.read]}
+//
+// Routes of one path share a handler that dispatches by method (405 with
+// Allow for the others) and answers CORS preflights for each method's
+// policy.
+
+// compiledRoute is a validated route.
+type compiledRoute struct {
+	Route
+	label    string
+	args     *tmpl
+	kwargs   *tmpl
+	resp     *pointer // nil: the whole result
+	usesBody bool
+	params   []string
+	anon     *identity // the identity of an auth-none route
+	cors     *corsPolicy
+	h        http.Handler // wrapped
+}
+
+var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
+
+var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
+
+// buildRoutes compiles the routes and registers one handler per path.
+func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ...any)) []error {
+	var errs []error
+	type group struct {
+		byMethod map[string]*compiledRoute
+		order    []string
+		first    int
+	}
+	groups := map[string]*group{}
+	var paths []string
+	names := map[string]bool{}
+	for i := range g.opts.Routes {
+		cr, rerrs := g.compileRoute(i)
+		if len(rerrs) > 0 {
+			errs = append(errs, rerrs...)
+			continue
+		}
+		gr := groups[cr.Path]
+		if gr == nil {
+			gr = &group{byMethod: map[string]*compiledRoute{}, first: i}
+			groups[cr.Path] = gr
+			paths = append(paths, cr.Path)
+		}
+		if gr.byMethod[cr.Method] != nil {
+			errs = append(errs, fieldErr(cr.Method+" "+cr.Path+" is routed twice", "routes", i, "path"))
+			continue
+		}
+		if names[cr.label] {
+			errs = append(errs, fieldErr("route name "+strconv.Quote(cr.label)+" is used twice", "routes", i, "name"))
+			continue
+		}
+		names[cr.label] = true
+		gr.byMethod[cr.Method] = cr
+		gr.order = append(gr.order, cr.Method)
+		g.routes = append(g.routes, cr)
+	}
+	for _, path := range paths {
+		gr := groups[path]
+		sort.Strings(gr.order)
+		allow := strings.Join(gr.order, ", ") + ", OPTIONS"
+		for _, cr := range gr.byMethod {
+			cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
+			cr.h = g.wrap(cr.label, cr.cors, http.HandlerFunc(cr.serve(g)))
+		}
+		byMethod := gr.byMethod
+		other := g.wrap("other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			methodNotAllowed(w, allow)
+		}))
+		handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := r.Method
+			if m == http.MethodOptions {
+				m = r.Header.Get("Access-Control-Request-Method")
+				if cr := byMethod[m]; cr != nil && cr.cors != nil {
+					cr.h.ServeHTTP(w, r)
+					return
+				}
+				w.Header().Set("Allow", allow)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			if m == http.MethodHead {
+				m = http.MethodGet
+			}
+			if cr := byMethod[m]; cr != nil {
+				cr.h.ServeHTTP(w, r)
+				return
+			}
+			other.ServeHTTP(w, r)
+		}), "routes", gr.first, "path")
+	}
+	return errs
+}
+
+// compileRoute validates route i.
+func (g *Server) compileRoute(i int) (*compiledRoute, []error) {
+	rt := g.opts.Routes[i]
+	at := func(field ...any) []any { return append([]any{"routes", i}, field...) }
+	var errs []error
+	bad := func(msg string, field ...any) { errs = append(errs, fieldErr(msg, at(field...)...)) }
+	rt.Method = strings.ToUpper(rt.Method)
+	if !methods[rt.Method] {
+		bad("method must be GET, POST, PUT, PATCH or DELETE, not "+strconv.Quote(rt.Method), "method")
+	}
+	if !strings.HasPrefix(rt.Path, "/") || strings.ContainsAny(rt.Path, " \t?#") {
+		bad("path must start with / and hold no spaces, ? or #", "path")
+	}
+	if strings.HasPrefix(rt.Path, "/wamp/") || rt.Path == "/metrics" || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/openapi.json" {
+		bad("path "+rt.Path+" is the gateway's own", "path")
+	}
+	cr := &compiledRoute{Route: rt}
+	for _, m := range paramRE.FindAllStringSubmatch(rt.Path, -1) {
+		cr.params = append(cr.params, m[1])
+	}
+	if rt.Realm == "" || !proto.ValidURI([]byte(rt.Realm), proto.URILoose) {
+		bad("realm must be a realm URI", "realm")
+	}
+	switch {
+	case (rt.Call == "") == (rt.Publish == ""):
+		bad("a route needs exactly one of call and publish")
+	case rt.Call != "" && !proto.ValidURI([]byte(rt.Call), proto.URILoose):
+		bad(strconv.Quote(rt.Call)+" is not a procedure URI", "call")
+	case rt.Publish != "" && !proto.ValidURI([]byte(rt.Publish), proto.URILoose):
+		bad(strconv.Quote(rt.Publish)+" is not a topic URI", "publish")
+	}
+	cr.label = rt.Name
+	if cr.label == "" {
+		cr.label = rt.Method + " " + rt.Path
+	}
+	check := func(p *pointer) error {
+		if len(p.tokens) == 0 {
+			return errors.New(p.src + ": point into path, query, headers, body, auth or claims")
+		}
+		switch p.tokens[0] {
+		case "path":
+			if len(p.tokens) != 2 || !contains(cr.params, p.tokens[1]) {
+				return errors.New(p.src + ": the path pattern has no parameter {" + strings.Join(p.tokens[1:], "/") + "}")
+			}
+		case "query", "headers":
+			if len(p.tokens) != 2 {
+				return errors.New(p.src + ": " + p.tokens[0] + " values are strings: $/" + p.tokens[0] + "/name")
+			}
+		case "body":
+			cr.usesBody = true
+		case "auth", "claims":
+		default:
+			return errors.New(p.src + ": point into path, query, headers, body, auth or claims")
+		}
+		return nil
+	}
+	var err error
+	if rt.Args != nil {
+		if cr.args, err = compileTmpl(rt.Args, check); err != nil {
+			bad(err.Error(), "args")
+		} else if cr.args.kind != tArr && cr.args.kind != tPtr {
+			bad("args must be a list or a pointer to one", "args")
+		}
+	}
+	if rt.Kwargs != nil {
+		if cr.kwargs, err = compileTmpl(rt.Kwargs, check); err != nil {
+			bad(err.Error(), "kwargs")
+		} else if cr.kwargs.kind != tObj && cr.kwargs.kind != tPtr {
+			bad("kwargs must be a map or a pointer to one", "kwargs")
+		}
+	}
+	if rt.Publish != "" && rt.Response.Body != "" {
+		bad("a publish route answers 202 (or 200 {\"publication\":id} with acknowledge); it has no response body", "response", "body")
+	}
+	if b := rt.Response.Body; b != "" && b != "$" {
+		p, err := parsePointer(b)
+		switch {
+		case !strings.HasPrefix(b, "$"), err != nil:
+			bad(`response body is "$" or a pointer into the result: "$/args/0", "$/kwargs/name"`, "response", "body")
+		case p.conv != "" || p.optional || len(p.tokens) == 0 || (p.tokens[0] != "args" && p.tokens[0] != "kwargs"):
+			bad(`response body is "$" or a pointer into the result: "$/args/0", "$/kwargs/name"`, "response", "body")
+		default:
+			cr.resp = p
+		}
+	}
+	if s := rt.Response.Status; s != 0 && (s < 200 || s > 299) {
+		bad("response status must be a success status (200-299)", "response", "status")
+	}
+	if rt.Timeout < 0 {
+		bad("timeout must not be negative", "timeout")
+	}
+	if rt.Timeout == 0 {
+		cr.Timeout = g.opts.CallTimeout
+	}
+	if rt.BodyLimit < 0 {
+		bad("body_limit must not be negative", "body_limit")
+	}
+	if rt.BodyLimit == 0 {
+		cr.BodyLimit = g.opts.Limits.MaxBody
+	}
+	switch rt.Auth.Type {
+	case "":
+		cr.Auth.Type = "any"
+	case "any", "bearer", "apikey", "signed":
+	case "none":
+		if len(rt.Auth.Scopes) > 0 || len(rt.Auth.Roles) > 0 {
+			bad("a route without authentication cannot require scopes or roles", "auth")
+		}
+		cr.anon = &identity{realm: rt.Realm, authid: rt.AuthID, authrole: rt.Role, method: "gateway"}
+		if rt.Role == "" {
+			cr.anon = nil // the realm's anonymous role
+		}
+	default:
+		bad("auth type must be none, any, bearer, apikey or signed, not "+strconv.Quote(rt.Auth.Type), "auth", "type")
+	}
+	if len(rt.Auth.Scopes) > 0 && cr.Auth.Type != "bearer" {
+		bad("scopes need auth type bearer", "auth", "scopes")
+	}
+	if (rt.AuthID != "" || rt.Role != "") && rt.Auth.Type != "none" {
+		bad("authid and role give the identity of a route with auth type none", "role")
+	}
+	for k, name := range rt.Auth.Keys {
+		found := false
+		for _, ak := range g.opts.APIKeys {
+			found = found || ak.Name == name
+		}
+		for _, sk := range g.opts.SigningKeys {
+			found = found || sk.Key == name
+		}
+		if !found {
+			bad("no API key or signing key is named "+strconv.Quote(name), "auth", "keys", k)
+		}
+	}
+	for uri, st := range rt.Errors {
+		if st < 400 || st > 599 {
+			bad("status "+strconv.Itoa(st)+" is not an error status (400-599)", "errors", uri)
+		}
+	}
+	errs = append(errs, validateCORS(rt.CORS, at("cors")...)...)
+	return cr, errs
+}
+
+// serve handles one request of the route.
+func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			var p *problem
+			if body, p = g.readBody(w, r, cr.BodyLimit); p != nil {
+				writeProblem(w, p)
+				return
+			}
+		}
+		who, p := g.authenticate(r, cr.Realm, &cr.Auth, body, cr.anon)
+		if p != nil {
+			writeProblem(w, p)
+			return
+		}
+		args, kwargs, p := cr.build(r, body, who)
+		if p != nil {
+			writeProblem(w, p)
+			return
+		}
+		if cr.Publish != "" {
+			pr := &pubReq{uri: cr.Publish, args: args, kwargs: kwargs, retain: cr.Retain, discloseMe: cr.DiscloseMe}
+			g.doPublish(w, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
+			return
+		}
+		req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
+		if acceptsSSE(r) {
+			g.streamCall(w, r, who.id, req, cr.Errors)
+			return
+		}
+		s, ip, p := g.pool.acquire(who.id)
+		if p != nil {
+			writeProblem(w, p)
+			return
+		}
+		res := g.call(r.Context(), s, req)
+		g.pool.release(ip)
+		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
+			g.answerCall(w, r, res, cr.Errors)
+			return
+		}
+		cr.respond(w, res)
+	}
+}
+
+// build evaluates args and kwargs against the request.
+func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kwargs []byte, p *problem) {
+	if cr.args == nil && cr.kwargs == nil {
+		return nil, nil, nil
+	}
+	ctx := map[string]any{}
+	path := map[string]any{}
+	for _, name := range cr.params {
+		path[name] = r.PathValue(name)
+	}
+	ctx["path"] = path
+	query := map[string]any{}
+	for k, v := range r.URL.Query() {
+		if len(v) > 0 {
+			query[k] = v[0]
+		}
+	}
+	ctx["query"] = query
+	headers := map[string]any{}
+	for k, v := range r.Header {
+		if len(v) > 0 {
+			headers[strings.ToLower(k)] = v[0]
+		}
+	}
+	ctx["headers"] = headers
+	ctx["auth"] = map[string]any{"authid": who.id.authid, "authrole": who.id.authrole, "method": who.id.method}
+	if who.p != nil && who.p.Claims != nil {
+		ctx["claims"] = who.p.Claims
+	} else {
+		ctx["claims"] = map[string]any{}
+	}
+	if cr.usesBody && body != nil {
+		v, err := decodeJSON(body)
+		if err != nil {
+			return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body: "+err.Error())
+		}
+		ctx["body"] = v
+	}
+	eval := func(t *tmpl, open byte, what string) ([]byte, *problem) {
+		if t == nil {
+			return nil, nil
+		}
+		b, ok, err := t.eval(nil, ctx)
+		if err != nil {
+			return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, err.Error())
+		}
+		if !ok || string(b) == "null" {
+			return nil, nil
+		}
+		if b[0] != open {
+			return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, what)
+		}
+		if jsonDepth(b) > proto.MaxDepth {
+			return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "arguments nest deeper than "+strconv.Itoa(proto.MaxDepth)+" levels")
+		}
+		return b, nil
+	}
+	if args, p = eval(cr.args, '[', "args must be a list"); p != nil {
+		return nil, nil, p
+	}
+	kwargs, p = eval(cr.kwargs, '{', "kwargs must be an object")
+	return args, kwargs, p
+}
+
+// respond writes a call result through the route's response mapping.
+func (cr *compiledRoute) respond(w http.ResponseWriter, res callReply) {
+	status := cr.Response.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	var out []byte
+	if cr.resp == nil {
+		out = resultDoc(res)
+	} else {
+		doc := resultDoc(res)
+		v, err := decodeJSON(doc)
+		if err == nil {
+			var found bool
+			if v, found = lookup(v, cr.resp.tokens); found {
+				out, err = jsonMarshal(v)
+			} else {
+				err = errors.New("the result has no " + strings.TrimPrefix(cr.resp.src, "$"))
+			}
+		}
+		if err != nil {
+			writeProblem(w, newProblem(http.StatusBadGateway, URIUpstream, err.Error()))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+func jsonMarshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := newJSONEncoder(&buf)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

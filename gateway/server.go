@@ -1,0 +1,453 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// ErrClosed is returned by Start after Shutdown.
+var ErrClosed = errors.New("gateway: server closed")
+
+// Server is the gateway's HTTP server. Create it with New, then Start;
+// Shutdown stops it. Its methods are safe for concurrent use.
+type Server struct {
+	opts    Options // static after New
+	log     *slog.Logger
+	mux     *http.ServeMux
+	srv     *http.Server
+	queues  []*shardQ // one per router shard; static
+	pool    *pool
+	metrics *metrics
+	limiter *failLimiter
+	nonces  *nonceCache
+	openapi []byte // static after New
+
+	apiKeys     map[[32]byte]*keyed // by SHA-256 of the key; static
+	signingKeys map[string]*keyed   // by key id; static
+	realms      atomic.Pointer[map[string]*RealmAccess]
+	routes      []*compiledRoute // static
+	callees     []*calleeRunner  // static
+	webhooks    []*webhookRunner // static
+
+	inflight atomic.Int64 // requests holding a session
+	streams  atomic.Int64 // SSE streams open
+	ipMu     sync.Mutex
+	perIP    map[string]int // client IP → SSE streams open; guarded by ipMu
+
+	mu       sync.Mutex
+	ln       net.Listener // guarded by mu
+	started  bool         // guarded by mu
+	closed   bool         // guarded by mu
+	draining chan struct{}
+	bg       sync.WaitGroup // janitor, callees, webhooks
+}
+
+// New validates opts and builds the server; it listens only in Start.
+// Every configuration error is returned at once (errors.Join of
+// *FieldError values naming each field).
+func New(opts Options) (*Server, error) {
+	return build(opts, true)
+}
+
+// Validate checks opts as New does, without a router: cmd's
+// check-config uses it. The error joins *FieldError values.
+func Validate(opts Options) error {
+	_, err := build(opts, false)
+	return err
+}
+
+func build(opts Options, needRouter bool) (*Server, error) {
+	errs := opts.setDefaults(needRouter)
+	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}}
+	if opts.Router != nil {
+		for i := 0; i < opts.Router.Shards(); i++ {
+			g.queues = append(g.queues, newShardQ(opts.Router.Shard(i)))
+		}
+	}
+	g.pool = newPool(g)
+	g.metrics = newMetrics(g)
+	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
+	g.nonces = newNonceCache(1 << 20)
+	g.SetRealms(opts.Realms)
+	errs = append(errs, g.loadKeys()...)
+	errs = append(errs, g.buildMux()...)
+	errs = append(errs, g.buildCallees()...)
+	errs = append(errs, g.buildWebhooks()...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	doc, err := g.buildOpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	g.openapi = doc
+	l := &g.opts.Limits
+	g.srv = &http.Server{
+		Handler:           g.mux,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeader,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		TLSConfig:         opts.TLS,
+	}
+	return g, nil
+}
+
+// SetRealms replaces the realms' bridge access (configuration reload).
+func (g *Server) SetRealms(realms []RealmAccess) {
+	m := make(map[string]*RealmAccess, len(realms))
+	for i := range realms {
+		ra := realms[i]
+		m[ra.Name] = &ra
+	}
+	g.realms.Store(&m)
+}
+
+func (g *Server) realmAccess(name string) *RealmAccess { return (*g.realms.Load())[name] }
+
+func (g *Server) loadKeys() []error {
+	var errs []error
+	g.apiKeys = map[[32]byte]*keyed{}
+	for i, k := range g.opts.APIKeys {
+		switch {
+		case len(k.Key) < 16:
+			errs = append(errs, fieldErr("an API key must be at least 16 characters", "api_keys", i, "key"))
+		case k.Realm == "" || k.Role == "":
+			errs = append(errs, fieldErr("an API key needs a realm and a role", "api_keys", i))
+		}
+		h := sha256.Sum256([]byte(k.Key))
+		if g.apiKeys[h] != nil {
+			errs = append(errs, fieldErr("the same API key is configured twice", "api_keys", i, "key"))
+		}
+		name := k.Name
+		if name == "" {
+			name = "key" + fmt.Sprint(i)
+		}
+		g.apiKeys[h] = &keyed{name: name, realm: k.Realm, authid: orStr(k.AuthID, name), role: k.Role}
+	}
+	g.signingKeys = map[string]*keyed{}
+	for i, k := range g.opts.SigningKeys {
+		switch {
+		case k.Key == "":
+			errs = append(errs, fieldErr("a signing key needs a key id", "signing_keys", i, "key"))
+		case len(k.Secret) < 16:
+			errs = append(errs, fieldErr("a signing key's secret must be at least 16 characters", "signing_keys", i, "secret"))
+		case k.Realm == "" || k.Role == "":
+			errs = append(errs, fieldErr("a signing key needs a realm and a role", "signing_keys", i))
+		case g.signingKeys[k.Key] != nil:
+			errs = append(errs, fieldErr("signing key "+k.Key+" is configured twice", "signing_keys", i, "key"))
+		}
+		g.signingKeys[k.Key] = &keyed{name: k.Key, secret: []byte(k.Secret), realm: k.Realm, authid: orStr(k.AuthID, k.Key), role: k.Role}
+	}
+	return errs
+}
+
+func orStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// buildMux registers every endpoint. A conflict between patterns (two
+// routes, a route and a mounted handler) is a configuration error, not a
+// panic.
+func (g *Server) buildMux() (errs []error) {
+	g.mux = http.NewServeMux()
+	handle := func(pattern string, h http.Handler, path ...any) {
+		defer func() {
+			if r := recover(); r != nil {
+				msg := fmt.Sprint(r)
+				if strings.Contains(msg, "conflicts with") {
+					msg = "pattern " + strconv.Quote(pattern) + " conflicts with an endpoint registered before it (the gateway's own, a route or a mount)"
+				}
+				errs = append(errs, fieldErr(msg, path...))
+			}
+		}()
+		g.mux.Handle(pattern, h)
+	}
+	handle("/healthz", g.wrap("healthz", nil, http.HandlerFunc(g.healthz)))
+	handle("/readyz", g.wrap("readyz", nil, http.HandlerFunc(g.readyz)))
+	handle("/metrics", g.wrap("metrics", nil, g.metrics.handler()))
+	handle("/openapi.json", g.wrap("openapi", nil, http.HandlerFunc(g.serveOpenAPI)))
+	errs = append(errs, validateCORS(&g.opts.CORS, "cors")...)
+	post := newCORSPolicy(&g.opts.CORS, []string{"POST"}, g.opts.APIKeyHeader)
+	get := newCORSPolicy(&g.opts.CORS, []string{"GET"}, g.opts.APIKeyHeader)
+	handle("/wamp/{realm}/call/{procedure}", g.wrap("bridge_call", post, http.HandlerFunc(g.bridgeCall)))
+	handle("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, http.HandlerFunc(g.bridgePublish)))
+	handle("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, http.HandlerFunc(g.bridgeEvents)))
+	routeErrs := g.buildRoutes(handle)
+	errs = append(errs, routeErrs...)
+	for pattern, h := range g.opts.Mount {
+		handle(pattern, g.wrap("mount:"+pattern, nil, h), "mount", pattern)
+	}
+	handle("/", g.wrap("other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, newProblem(http.StatusNotFound, URINotFound, "no endpoint "+r.URL.Path))
+	})))
+	return errs
+}
+
+// wrap adds what every endpoint gets: panic recovery, CORS (when cors is
+// set) and the HTTP metrics under the route label name.
+func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handler {
+	lbl := g.metrics.route(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				g.log.Error("gateway: handler panic", "route", name, "panic", p, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeProblem(sw, newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
+				}
+			}
+			lbl.observe(sw.code(r), time.Since(start))
+		}()
+		if cors != nil && corsHandled(cors, sw, r) {
+			return
+		}
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code(r *http.Request) int {
+	if w.status == 0 {
+		if r.Context().Err() != nil {
+			return StatusClientClosed
+		}
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Start listens and serves in the background; it returns once the
+// listener is bound (or with the error binding it), after starting the
+// HTTP callees' registrations and the webhooks' subscriptions.
+func (g *Server) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if g.started {
+		return errors.New("gateway: already started")
+	}
+	ln, err := net.Listen("tcp", g.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.opts.Addr, err)
+	}
+	ln = newLimitListener(ln, g.opts.Limits.MaxConnections)
+	g.ln = ln
+	g.started = true
+	go func() {
+		var err error
+		if g.opts.TLS != nil {
+			// ServeTLS sets up HTTP/2 (ALPN h2) besides HTTP/1.1.
+			err = g.srv.ServeTLS(ln, "", "")
+		} else {
+			err = g.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("gateway: server stopped", "err", err)
+		}
+	}()
+	g.bg.Add(1)
+	go g.janitor()
+	for _, c := range g.callees {
+		g.bg.Add(1)
+		go c.run()
+	}
+	for _, wh := range g.webhooks {
+		wh.start()
+	}
+	return nil
+}
+
+// Addr returns the bound address (nil before Start).
+func (g *Server) Addr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln == nil {
+		return nil
+	}
+	return g.ln.Addr()
+}
+
+// Shutdown stops accepting connections, ends the SSE streams, waits for
+// the requests in progress until ctx is done, then closes the gateway's
+// WAMP sessions and stops the callees and webhooks. Call it before the
+// router shuts down. It returns ctx's error when requests were still
+// running.
+func (g *Server) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	started := g.started
+	close(g.draining)
+	g.mu.Unlock()
+	var err error
+	if started {
+		err = g.srv.Shutdown(ctx)
+		if err != nil {
+			g.srv.Close()
+		}
+	}
+	for _, wh := range g.webhooks {
+		wh.stop()
+	}
+	for _, c := range g.callees {
+		c.stop()
+	}
+	g.pool.closeAll()
+	done := make(chan struct{})
+	go func() { g.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// janitor closes idle principals' sessions.
+func (g *Server) janitor() {
+	defer g.bg.Done()
+	every := g.opts.Limits.SessionIdle / 2
+	if every < time.Second {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.draining:
+			return
+		case now := <-t.C:
+			g.pool.sweep(now)
+		}
+	}
+}
+
+func (g *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}`))
+}
+
+func (g *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	select {
+	case <-g.draining:
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "shutting down"))
+		return
+	default:
+	}
+	if g.opts.Ready != nil {
+		if err := g.opts.Ready(); err != nil {
+			writeProblem(w, newProblem(http.StatusServiceUnavailable, proto.URIUnavailable, err.Error()))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ready"}`))
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	p := newProblem(http.StatusMethodNotAllowed, URIMethodNotAllowed, "allowed: "+allow)
+	p.header = map[string]string{"Allow": allow}
+	writeProblem(w, p)
+}
+
+// limitListener bounds the open connections: past max, Accept waits for
+// one to close, and new connections wait in the kernel's backlog.
+type limitListener struct {
+	net.Listener
+	sem  chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newLimitListener(l net.Listener, max int) net.Listener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, max), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

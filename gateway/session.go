@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// An in-process WAMP session: the gateway's route.Peer. It speaks JSON, so
+// the router hands it JSON-encoded messages whose Arguments and
+// ArgumentsKw go to HTTP clients as they are, and it feeds the router
+// decoded messages built from HTTP requests (Shard.ReceiveMessage): no
+// socket, no framing, one JSON encoding each way.
+//
+// Concurrency: everything marked "owned by shard" is touched only on the
+// goroutine of the session's shard, inside jobs run through shardQ (which
+// is how HTTP goroutines reach it) or inside Send and Close (which the
+// router calls there). The HTTP side waits on channels the shard side
+// fills without ever blocking.
+
+// errSessionGone: the session closed (router shutdown, kill, reload) before
+// or while a request used it.
+var errSessionGone = errors.New("gateway: WAMP session closed")
+
+// shardQ is the gateway's mailbox to one router shard: jobs queued by HTTP
+// goroutines run in batches inside one Shard.Do, so that a burst of
+// requests costs one event-loop wake-up and one flush, not one each.
+type shardQ struct {
+	shard *route.Shard // static
+
+	mu        sync.Mutex
+	jobs      []job // guarded by mu
+	spare     []job // owned by shard
+	scheduled atomic.Bool
+	runFn     func() // static: q.run
+}
+
+// job is work for a shard's goroutine: a *call (the hot path, no closure
+// to allocate) or any func() as jobFunc.
+type job interface{ run() }
+
+type jobFunc func()
+
+func (f jobFunc) run() { f() }
+
+func newShardQ(sh *route.Shard) *shardQ {
+	q := &shardQ{shard: sh}
+	q.runFn = q.run
+	return q
+}
+
+// post queues f to run on the shard's goroutine. f must not block. Safe
+// for concurrent use; it never blocks. It returns errSessionGone when the
+// shard no longer runs anything (the router stopped): f will not run.
+func (q *shardQ) post(f func()) error { return q.postJob(jobFunc(f)) }
+
+// postJob is post for a job.
+func (q *shardQ) postJob(j job) error {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	if q.scheduled.CompareAndSwap(false, true) {
+		if q.shard.Do(q.runFn) != nil {
+			q.mu.Lock()
+			q.jobs = q.jobs[:0]
+			q.mu.Unlock()
+			q.scheduled.Store(false)
+			return errSessionGone
+		}
+	}
+	return nil
+}
+
+// run drains the queue on the shard's goroutine.
+func (q *shardQ) run() {
+	q.scheduled.Store(false)
+	q.mu.Lock()
+	batch := q.jobs
+	q.jobs = q.spare[:0]
+	q.mu.Unlock()
+	for i, j := range batch {
+		j.run()
+		batch[i] = nil
+	}
+	q.spare = batch[:0]
+}
+
+// sess is one in-process session. Create it with pool.open.
+type sess struct {
+	g   *Server
+	q   *shardQ
+	key identity // static
+
+	// Owned by shard.
+	rs       *route.Session
+	dec      proto.Decoder
+	msg      proto.Message
+	out      proto.Message
+	req      uint64
+	calls    map[uint64]*call
+	subs     map[uint64]*subEntry
+	invs     map[uint64]*invocation
+	sync     *syncReply // the synchronous request being handled, if any
+	retainTo sink       // the sink that asked for retained events during its SUBSCRIBE
+	closed   bool       // the router ended the session (or we did)
+	onInv    func(*sess, *proto.Message)
+	onClose  func(*sess, string)
+
+	// Shared.
+	id       atomic.Uint64 // WAMP session id, from WELCOME
+	dead     atomic.Bool   // closed; the pool drops it
+	lastUsed atomic.Int64  // unix ns of the last use (idle eviction)
+}
+
+// Serializer implements route.Peer.
+func (s *sess) Serializer() proto.Serializer { return proto.JSON }
+
+// Transport implements route.Peer.
+func (s *sess) Transport() route.TransportInfo {
+	return route.TransportInfo{Type: "http", Protocol: "http.json", RemoteAddr: "gateway"}
+}
+
+// nextReq returns a fresh request id. Owned by shard.
+func (s *sess) nextReq() uint64 {
+	s.req++
+	if s.req > proto.MaxID {
+		s.req = 1
+	}
+	return s.req
+}
+
+// Send implements route.Peer: the router's messages to this session. It
+// runs on the shard's goroutine, never blocks, and copies what it keeps.
+func (s *sess) Send(b []byte, class route.Class) error {
+	if s.closed {
+		return route.ErrPeerClosed
+	}
+	m := &s.msg
+	if err := s.dec.Decode(proto.JSON, b, m); err != nil {
+		s.g.log.Error("gateway: undecodable message from the router", "err", err)
+		return nil
+	}
+	switch m.Type {
+	case proto.CodeWelcome:
+		s.id.Store(m.ID)
+	case proto.CodeResult:
+		s.result(m)
+	case proto.CodeError:
+		if m.ReqType == proto.CodeCall {
+			s.result(m)
+		} else {
+			s.syncDone(m)
+		}
+	case proto.CodeSubscribed, proto.CodePublished, proto.CodeRegistered:
+		s.syncDone(m)
+	case proto.CodeUnsubscribed:
+		if m.Request == 0 { // the router revoked a subscription
+			s.revoked(m)
+			return nil
+		}
+		s.syncDone(m)
+	case proto.CodeUnregistered:
+		if m.Request != 0 {
+			s.syncDone(m)
+		}
+	case proto.CodeEvent:
+		s.event(m)
+	case proto.CodeInvocation:
+		if s.onInv != nil {
+			s.onInv(s, m)
+		}
+	case proto.CodeInterrupt:
+		if inv := s.invs[m.Request]; inv != nil {
+			inv.interrupt()
+		}
+	case proto.CodeGoodbye:
+		// The router ends the session (kill, reload, shutdown): answer,
+		// after this Send returns (never re-enter the router from Send).
+		s.end("router said GOODBYE " + string(m.URI))
+		q := s.q
+		q.post(func() {
+			s.out.Reset()
+			s.out.Type = proto.CodeGoodbye
+			s.out.URI = append(s.out.URI[:0], proto.CloseGoodbyeAndOut...)
+			q.shard.ReceiveMessage(s.rs, &s.out)
+		})
+	case proto.CodeAbort:
+		s.end("router said ABORT " + string(m.URI))
+	}
+	return nil
+}
+
+// Close implements route.Peer: the session's transport ends. The router
+// calls it on the shard's goroutine after the last message; the session is
+// detached once this call has returned.
+func (s *sess) Close() {
+	s.end("closed")
+	// Read s.rs when the job runs: Open may close a session before it
+	// returns it (router shutting down).
+	q := s.q
+	q.post(func() {
+		if s.rs != nil {
+			q.shard.Detach(s.rs)
+		}
+	})
+}
+
+// end marks the session closed and fails whatever waits on it. Owned by
+// shard; idempotent.
+func (s *sess) end(why string) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.dead.Store(true)
+	for req, c := range s.calls {
+		delete(s.calls, req)
+		c.finish(callReply{err: proto.CloseSystemShutdown, detail: "the gateway's WAMP session closed: " + why})
+	}
+	for id, e := range s.subs {
+		delete(s.subs, id)
+		for _, k := range e.sinks {
+			k.gone()
+		}
+	}
+	for id, inv := range s.invs {
+		delete(s.invs, id)
+		inv.interrupt()
+	}
+	if s.onClose != nil {
+		s.onClose(s, why)
+	}
+	s.g.pool.dropped(s)
+}
+
+// leave ends the session from the gateway's side (idle eviction,
+// shutdown): GOODBYE, which the router answers and then closes. Owned by
+// shard.
+func (s *sess) leave() {
+	if s.closed || s.rs == nil {
+		return
+	}
+	s.out.Reset()
+	s.out.Type = proto.CodeGoodbye
+	s.out.URI = append(s.out.URI[:0], proto.CloseCloseRealm...)
+	s.q.shard.ReceiveMessage(s.rs, &s.out)
+}
+
+// syncReply collects the router's answer to a request it answers before
+// ReceiveMessage returns (SUBSCRIBE, UNSUBSCRIBE, PUBLISH with
+// acknowledge, REGISTER): SUBSCRIBED and friends, or ERROR.
+type syncReply struct {
+	req    uint64
+	done   bool
+	typ    proto.Code
+	id     uint64
+	err    string // error URI, for ERROR
+	detail string
+	args   []byte
+	kwargs []byte
+	onOK   func(id uint64) // run inside Send on success (e.g. attach a stream before retained events)
+}
+
+func (s *sess) syncDone(m *proto.Message) {
+	r := s.sync
+	if r == nil || r.req != m.Request || r.done {
+		return
+	}
+	r.done, r.typ, r.id = true, m.Type, m.ID
+	if m.Type == proto.CodeError {
+		r.err = string(m.URI)
+		r.args = cloneRaw(m.Args)
+		r.kwargs = cloneRaw(m.Kwargs)
+		return
+	}
+	if r.onOK != nil {
+		r.onOK(m.ID)
+	}
+}
+
+// request runs build+ReceiveMessage on the shard and returns the router's
+// synchronous answer. Owned by shard.
+func (s *sess) request(m *proto.Message, onOK func(uint64)) *syncReply {
+	r := &syncReply{req: m.Request, onOK: onOK}
+	s.sync = r
+	s.q.shard.ReceiveMessage(s.rs, m)
+	s.sync = nil
+	if !r.done {
+		r.done, r.typ, r.err = true, proto.CodeError, proto.URIUnavailable
+		r.detail = "the router did not answer"
+		if s.closed {
+			r.detail = "the gateway's WAMP session closed"
+		}
+	}
+	return r
+}
+
+func cloneRaw(r proto.Raw) []byte {
+	if r.B == nil {
+		return nil
+	}
+	return append([]byte(nil), r.B...)
+}
+
+// problemOf turns a failed synchronous reply into a problem.
+func (g *Server) problemOf(r *syncReply, route map[string]int) *problem {
+	p := g.wampProblem(r.err, r.args, r.kwargs, route)
+	if p.detail == "" {
+		p.detail = r.detail
+	}
+	return p
+}

@@ -1,0 +1,323 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Server-Sent Events: GET /wamp/{realm}/events/{topic} turns a WAMP
+// subscription into a text/event-stream, one SSE event per WAMP EVENT:
+//
+//	id: 4418373849153540
+//	data: {"topic":"com.example.news","publication":4418373849153540,"args":["hello"],"kwargs":{}}
+//
+// The id is the publication id, so that a reconnecting EventSource sends
+// it back as Last-Event-ID; the gateway then asks for the topic's retained
+// event and delivers it unless it is the one the client already had.
+//
+// Streams of one principal share its sessions, and streams of one session
+// on one topic share one WAMP subscription: the gateway fans an EVENT out
+// to them on the shard's goroutine, where each stream takes a reference to
+// one immutable frame. Each stream's queue is bounded (Limits.SSEQueue
+// frames and Limits.SSEBuffer bytes); a client that reads more slowly than
+// events arrive is cut (its stream ends), never buffered without limit, and
+// a write that makes no progress for Limits.WriteTimeout ends the stream
+// too.
+
+// eventFrame is one EVENT ready to go: the SSE frame, whose data line is
+// the JSON document webhooks post. Immutable once built; shared by every
+// sink of the event.
+type eventFrame struct {
+	pub      uint64
+	retained bool
+	sse      []byte // "id: N\ndata: {...}\n\n"
+	json     []byte // sub-slice of sse: the {...}
+}
+
+// sink receives the events of a subscription. Its methods run on the
+// shard's goroutine and never block.
+type sink interface {
+	push(f *eventFrame)
+	gone() // the subscription or the session ended
+}
+
+// subEntry is one WAMP subscription of a session and its sinks. Owned by
+// shard.
+type subEntry struct {
+	uri   string
+	sinks []sink
+}
+
+// buildEvent renders an EVENT. Owned by shard (m is the decoded message).
+func buildEvent(m *proto.Message, topic []byte) *eventFrame {
+	id := strconv.AppendUint(nil, m.ID2, 10)
+	n := 32 + 2*len(id) + len(topic) + len(m.Args.B) + len(m.Kwargs.B)
+	b := make([]byte, 0, n+96)
+	b = append(b, "id: "...)
+	b = append(b, id...)
+	b = append(b, "\ndata: "...)
+	start := len(b)
+	b = append(b, `{"topic":`...)
+	b = appendJSONString(b, string(topic))
+	b = append(b, `,"publication":`...)
+	b = append(b, id...)
+	b = append(b, ',')
+	b = appendPayload(b, m.Args.B, m.Kwargs.B)
+	if pub := m.Opt.Uint(proto.KeyPublisher); pub != 0 {
+		b = append(b, `,"publisher":`...)
+		b = strconv.AppendUint(b, pub, 10)
+		b = append(b, `,"publisher_authid":`...)
+		b = appendJSONString(b, m.Opt.String(proto.KeyPublisherAuthID))
+		b = append(b, `,"publisher_authrole":`...)
+		b = appendJSONString(b, m.Opt.String(proto.KeyPublisherAuthRole))
+	}
+	retained := m.Opt.Bool(proto.KeyRetained, false)
+	if retained {
+		b = append(b, `,"retained":true`...)
+	}
+	b = append(b, '}')
+	end := len(b)
+	b = append(b, "\n\n"...)
+	return &eventFrame{pub: m.ID2, retained: retained, sse: b, json: b[start:end]}
+}
+
+// appendPayload appends "args":[...],"kwargs":{...} (empty ones when
+// absent). Raw CR and LF bytes can only be JSON whitespace (a JSON
+// publisher's payload passes through as it was sent); they are dropped so
+// that the document stays on one SSE data line.
+func appendPayload(b, args, kwargs []byte) []byte {
+	b = append(b, `"args":`...)
+	if len(args) > 0 {
+		b = appendOneLine(b, args)
+	} else {
+		b = append(b, "[]"...)
+	}
+	b = append(b, `,"kwargs":`...)
+	if len(kwargs) > 0 {
+		b = appendOneLine(b, kwargs)
+	} else {
+		b = append(b, "{}"...)
+	}
+	return b
+}
+
+func appendOneLine(b, v []byte) []byte {
+	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
+		return append(b, v...)
+	}
+	for _, c := range v {
+		if c != '\n' && c != '\r' {
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// event handles an EVENT. Owned by shard.
+func (s *sess) event(m *proto.Message) {
+	e := s.subs[m.ID]
+	if e == nil {
+		return
+	}
+	topic := m.Opt.Str(proto.KeyTopic)
+	if topic == nil {
+		topic = []byte(e.uri)
+	}
+	f := buildEvent(m, topic)
+	if f.retained {
+		// Retained events are replayed to a new subscriber during its
+		// SUBSCRIBE: only the sink that asked gets them.
+		if s.retainTo != nil {
+			s.retainTo.push(f)
+		}
+		return
+	}
+	for _, k := range e.sinks {
+		k.push(f)
+	}
+}
+
+// revoked handles a router-initiated UNSUBSCRIBED. Owned by shard.
+func (s *sess) revoked(m *proto.Message) {
+	d, _ := proto.DecodeValue(m.Dict)
+	dm, _ := d.(map[string]any)
+	id, _ := dm["subscription"].(int64)
+	if e := s.subs[uint64(id)]; e != nil {
+		delete(s.subs, uint64(id))
+		for _, k := range e.sinks {
+			k.gone()
+		}
+	}
+}
+
+// subscribe attaches k to a subscription of uri (sharing the session's
+// existing one) and returns the router's answer. Owned by shard.
+func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (*syncReply, uint64) {
+	if s.closed {
+		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the gateway's WAMP session closed"}, 0
+	}
+	m := &s.out
+	m.Reset()
+	m.Type = proto.CodeSubscribe
+	m.Request = s.nextReq()
+	m.URI = []byte(uri)
+	if match != proto.MatchExact {
+		m.Opt.SetString(proto.KeyMatch, match.String())
+	}
+	if retained {
+		m.Opt.SetBool(proto.KeyGetRetained, true)
+		s.retainTo = k
+	}
+	var subID uint64
+	r := s.request(m, func(id uint64) {
+		subID = id
+		if s.subs == nil {
+			s.subs = map[uint64]*subEntry{}
+		}
+		e := s.subs[id]
+		if e == nil {
+			e = &subEntry{uri: uri}
+			s.subs[id] = e
+		}
+		e.sinks = append(e.sinks, k)
+	})
+	s.retainTo = nil
+	return r, subID
+}
+
+// unsubscribe detaches k; the WAMP subscription goes with its last sink.
+// Owned by shard.
+func (s *sess) unsubscribe(k sink, id uint64) {
+	e := s.subs[id]
+	if e == nil {
+		return
+	}
+	for i, x := range e.sinks {
+		if x == k {
+			e.sinks = append(e.sinks[:i], e.sinks[i+1:]...)
+			break
+		}
+	}
+	if len(e.sinks) > 0 || s.closed {
+		return
+	}
+	delete(s.subs, id)
+	m := &s.out
+	m.Reset()
+	m.Type = proto.CodeUnsubscribe
+	m.Request = s.nextReq()
+	m.ID = id
+	s.request(m, nil)
+}
+
+// stream is one SSE client: a sink with a bounded queue that an HTTP
+// goroutine drains.
+type stream struct {
+	g      *Server
+	ch     chan *eventFrame
+	queued atomic.Int64 // bytes in ch
+	max    int64        // static: Limits.SSEBuffer
+	lastID uint64       // static: Last-Event-ID, skipped when replayed as retained
+	once   sync.Once
+	cut    chan struct{} // closed when the stream must end
+	slow   atomic.Bool   // it ended because the client was slow
+}
+
+func newStream(g *Server, lastID uint64) *stream {
+	return &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{})}
+}
+
+func (st *stream) push(f *eventFrame) {
+	if f.retained && f.pub == st.lastID {
+		return // the client has it
+	}
+	n := int64(len(f.sse))
+	if st.queued.Add(n) > st.max {
+		st.queued.Add(-n)
+		st.cutSlow()
+		return
+	}
+	select {
+	case st.ch <- f:
+	default:
+		st.queued.Add(-n)
+		st.cutSlow()
+	}
+}
+
+func (st *stream) cutSlow() {
+	if st.slow.CompareAndSwap(false, true) {
+		st.g.metrics.sseCut.Add(1)
+	}
+	st.end()
+}
+
+func (st *stream) gone() { st.end() }
+
+func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
+
+// writeQueued writes f and whatever else is queued (up to a batch), then
+// flushes once: a stream that fell behind catches up with one write per
+// batch instead of one per event.
+func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
+	for n := 0; ; n++ {
+		st.queued.Add(-int64(len(f.sse)))
+		if _, err := sw.w.Write(f.sse); err != nil {
+			return err
+		}
+		if n == 63 {
+			break
+		}
+		select {
+		case f = <-st.ch:
+			continue
+		default:
+		}
+		break
+	}
+	return sw.rc.Flush()
+}
+
+// sseWriter writes SSE frames with a deadline per write.
+type sseWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func newSSEWriter(w http.ResponseWriter, d time.Duration) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	rc := http.NewResponseController(w)
+	// The request is read: no read deadline from here on (net/http would
+	// otherwise cancel the request's context when it passes).
+	rc.SetReadDeadline(time.Time{})
+	return &sseWriter{w: w, rc: rc, d: d}
+}
+
+// write sends b and flushes it; an error means the client is gone or does
+// not read.
+func (sw *sseWriter) write(b ...[]byte) error {
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
+	for _, p := range b {
+		if _, err := sw.w.Write(p); err != nil {
+			return err
+		}
+	}
+	return sw.rc.Flush()
+}
+
+// writeEvent sends one named SSE event whose data is a JSON document on
+// one line.
+func (sw *sseWriter) writeEvent(name string, data []byte) error {
+	return sw.write([]byte("event: "+name+"\ndata: "), data, []byte("\n\n"))
+}

@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Webhook subscribers: the events of a topic POSTed to a URL, one request
+// per event, with the JSON document an SSE stream carries as its body:
+//
+//	POST <url>  Content-Type: application/json
+//	X-Edgewamp-Delivery: <publication id>   (for idempotent receivers)
+//	X-Edgewamp-Signature: sha256=<hex>     (when a secret is set)
+//	{"topic":"com.example.news","publication":123,"args":[...],"kwargs":{...}}
+//
+// Events wait in a bounded queue (Webhook.Queue): when it is full, new
+// events are dropped and counted (reason queue_full), so a target that
+// hangs costs at most the queue, never the router. A failed delivery
+// (network error, timeout, 408, 429, 5xx) is retried up to Webhook.Retries
+// times with exponential backoff and jitter, then dropped
+// (retries_exhausted); another 4xx is dropped at once (rejected). With
+// Concurrency 1 (the default) events are delivered in order.
+
+type webhookRunner struct {
+	g      *Server
+	cfg    Webhook
+	name   string
+	shard  int
+	q      chan *eventFrame
+	m      *webhookMetrics
+	stopCh chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type webhookMetrics struct {
+	delivered atomic.Uint64
+	retries   atomic.Uint64
+	mu        sync.Mutex
+	dropped   map[string]*atomic.Uint64
+	queue     func() int
+}
+
+func (m *webhookMetrics) drop(reason string) {
+	m.mu.Lock()
+	c := m.dropped[reason]
+	if c == nil {
+		c = new(atomic.Uint64)
+		m.dropped[reason] = c
+	}
+	m.mu.Unlock()
+	c.Add(1)
+}
+
+func (m *webhookMetrics) collect(ch chan<- prometheus.Metric, name string) {
+	const C = prometheus.CounterValue
+	constMetric(ch, "edgewamp_gateway_webhook_delivered_total", "Events a webhook target accepted.", C, float64(m.delivered.Load()), "webhook", name)
+	constMetric(ch, "edgewamp_gateway_webhook_retries_total", "Webhook delivery attempts that were retries.", C, float64(m.retries.Load()), "webhook", name)
+	m.mu.Lock()
+	for _, k := range sortedKeys(m.dropped) {
+		constMetric(ch, "edgewamp_gateway_webhook_dropped_total", "Events a webhook dropped, by reason (queue_full, retries_exhausted, rejected, shutdown).", C, float64(m.dropped[k].Load()), "webhook", name, "reason", k)
+	}
+	m.mu.Unlock()
+	constMetric(ch, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", prometheus.GaugeValue, float64(m.queue()), "webhook", name)
+}
+
+func (g *Server) buildWebhooks() []error {
+	var errs []error
+	names := map[string]bool{}
+	for i, w := range g.opts.Webhooks {
+		at := func(f ...any) []any { return append([]any{"webhooks", i}, f...) }
+		if w.Realm == "" {
+			errs = append(errs, fieldErr("a webhook needs a realm", at("realm")...))
+		}
+		match, ok := parseMatchName(w.Match)
+		if !ok {
+			errs = append(errs, fieldErr("match must be exact, prefix or wildcard", at("match")...))
+		}
+		if !proto.ValidPattern([]byte(w.Topic), proto.URILoose, match) {
+			errs = append(errs, fieldErr(strconv.Quote(w.Topic)+" is not a topic URI for match "+match.String(), at("topic")...))
+		}
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fieldErr("url must be an http(s) URL", at("url")...))
+		}
+		if w.Timeout <= 0 {
+			w.Timeout = 10 * time.Second
+		}
+		if w.Queue <= 0 {
+			w.Queue = 1024
+		}
+		switch {
+		case w.Retries == 0:
+			w.Retries = 5
+		case w.Retries < 0:
+			w.Retries = 0 // none
+		}
+		if w.Backoff <= 0 {
+			w.Backoff = 200 * time.Millisecond
+		}
+		if w.MaxBackoff <= 0 {
+			w.MaxBackoff = 10 * time.Second
+		}
+		if w.Concurrency <= 0 {
+			w.Concurrency = 1
+		}
+		if w.AuthID == "" {
+			w.AuthID = "gateway"
+		}
+		name := w.Name
+		if name == "" {
+			name = "webhook" + strconv.Itoa(i)
+		}
+		if names[name] {
+			errs = append(errs, fieldErr("webhook name "+strconv.Quote(name)+" is used twice", at("name")...))
+		}
+		names[name] = true
+		wr := &webhookRunner{g: g, cfg: w, name: name, q: make(chan *eventFrame, w.Queue), stopCh: make(chan struct{})}
+		wr.m = &webhookMetrics{dropped: map[string]*atomic.Uint64{}, queue: func() int { return len(wr.q) }}
+		wr.ctx, wr.cancel = context.WithCancel(context.Background())
+		if len(g.queues) > 0 {
+			wr.shard = (i + len(g.callees)) % len(g.queues)
+		}
+		g.metrics.webhooks.Store(name, wr.m)
+		g.webhooks = append(g.webhooks, wr)
+	}
+	return errs
+}
+
+// push implements sink: enqueue without blocking, or drop. Runs on the
+// shard's goroutine.
+func (wr *webhookRunner) push(f *eventFrame) {
+	select {
+	case wr.q <- f:
+	default:
+		wr.m.drop("queue_full")
+	}
+}
+
+// gone implements sink; the subscription loop notices the session's end.
+func (wr *webhookRunner) gone() {}
+
+func (wr *webhookRunner) start() {
+	wr.g.bg.Add(1)
+	go wr.subscribeLoop()
+	for i := 0; i < wr.cfg.Concurrency; i++ {
+		wr.wg.Add(1)
+		go wr.deliverLoop()
+	}
+}
+
+// stop ends the subscription and the deliveries in progress; queued
+// events are dropped (counted as shutdown).
+func (wr *webhookRunner) stop() {
+	wr.once.Do(func() {
+		close(wr.stopCh)
+		wr.cancel()
+		wr.wg.Wait()
+		for n := len(wr.q); n > 0; n-- {
+			<-wr.q
+			wr.m.drop("shutdown")
+		}
+	})
+}
+
+// subscribeLoop keeps the subscription, reopening its session with
+// backoff when the router closes it.
+func (wr *webhookRunner) subscribeLoop() {
+	defer wr.g.bg.Done()
+	backoff := 500 * time.Millisecond
+	id := identity{realm: wr.cfg.Realm, authid: wr.cfg.AuthID, authrole: wr.cfg.Role, method: "static"}
+	match, _ := parseMatchName(wr.cfg.Match)
+	for {
+		closed := make(chan struct{})
+		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) })
+		if p == nil {
+			r := wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
+			if r.typ == proto.CodeError {
+				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
+				s.q.post(s.leave)
+			} else {
+				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", wr.cfg.URL)
+				backoff = 500 * time.Millisecond
+				select {
+				case <-closed:
+					wr.g.log.Warn("gateway: webhook's session closed; subscribing again", "webhook", wr.name)
+				case <-wr.stopCh:
+					s.q.post(s.leave)
+					return
+				}
+			}
+		} else {
+			wr.g.log.Error("gateway: webhook cannot join", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
+		}
+		select {
+		case <-wr.stopCh:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (wr *webhookRunner) deliverLoop() {
+	defer wr.wg.Done()
+	for {
+		select {
+		case <-wr.stopCh:
+			return
+		case f := <-wr.q:
+			wr.deliver(f)
+		}
+	}
+}
+
+// deliver posts one event, retrying as configured.
+func (wr *webhookRunner) deliver(f *eventFrame) {
+	backoff := wr.cfg.Backoff
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			wr.m.retries.Add(1)
+		}
+		retry, ok := wr.attempt(f)
+		if ok {
+			wr.m.delivered.Add(1)
+			return
+		}
+		if !retry {
+			wr.m.drop("rejected")
+			return
+		}
+		if attempt >= wr.cfg.Retries {
+			wr.m.drop("retries_exhausted")
+			wr.g.log.Warn("gateway: webhook dropped an event after retries", "webhook", wr.name, "publication", f.pub, "attempts", attempt+1)
+			return
+		}
+		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		select {
+		case <-wr.stopCh:
+			wr.m.drop("shutdown")
+			return
+		case <-time.After(d):
+		}
+		backoff = min(2*backoff, wr.cfg.MaxBackoff)
+	}
+}
+
+// attempt makes one delivery; retry says whether a failure is worth
+// another attempt.
+func (wr *webhookRunner) attempt(f *eventFrame) (retry, ok bool) {
+	ctx, cancel := context.WithTimeout(wr.ctx, wr.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wr.cfg.URL, bytes.NewReader(f.json))
+	if err != nil {
+		return false, false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Edgewamp-Delivery", strconv.FormatUint(f.pub, 10))
+	if wr.cfg.Secret != "" {
+		mac := hmac.New(sha256.New, []byte(wr.cfg.Secret))
+		mac.Write(f.json)
+		req.Header.Set("X-Edgewamp-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	for k, v := range wr.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := wr.g.opts.HTTPClient.Do(req)
+	if err != nil {
+		return true, false
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		return false, true
+	case s == 408 || s == 429 || s >= 500:
+		return true, false
+	}
+	return false, false
+}

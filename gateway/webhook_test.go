@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// webhookTarget records deliveries; fail makes the next n attempts fail.
+type webhookTarget struct {
+	srv       *httptest.Server
+	got       chan webhookHit
+	fail      atomic.Int64
+	status    atomic.Int64 // status of a failed attempt (default 503)
+	hang      atomic.Bool
+	attempts  atomic.Int64
+	hanging   atomic.Int64
+	badSigned atomic.Int64
+}
+
+type webhookHit struct {
+	body     map[string]any
+	delivery string
+}
+
+func newWebhookTarget(t *testing.T, secret string) *webhookTarget {
+	w := &webhookTarget{got: make(chan webhookHit, 1024)}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.attempts.Add(1)
+		body, _ := io.ReadAll(r.Body) // then net/http notices the client leaving
+		if w.hang.Load() {
+			w.hanging.Add(1)
+			<-r.Context().Done()
+			return
+		}
+		if secret != "" {
+			mac := hmac.New(sha256.New, []byte(secret))
+			mac.Write(body)
+			if r.Header.Get("X-Edgewamp-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+				w.badSigned.Add(1)
+			}
+		}
+		if w.fail.Add(-1) >= 0 {
+			st := int(w.status.Load())
+			if st == 0 {
+				st = 503
+			}
+			rw.WriteHeader(st)
+			return
+		}
+		var doc map[string]any
+		json.Unmarshal(body, &doc)
+		w.got <- webhookHit{body: doc, delivery: r.Header.Get("X-Edgewamp-Delivery")}
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func TestWebhook(t *testing.T) {
+	tgt := newWebhookTarget(t, "hook-secret")
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "alerts", Realm: "realm1", Topic: "com.alert.", Match: "prefix", URL: tgt.srv.URL,
+			Secret: "hook-secret", Backoff: 20 * time.Millisecond, Retries: 3}}
+	})
+	pub := e.dial("realm1", proto.CBOR)
+	waitFor(t, "the webhook's subscription", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		res, err := pub.Call(ctx, "wamp.subscription.match", []any{"com.alert.x"}, nil, nil)
+		return err == nil && len(res.Args) > 0 && res.Args[0] != nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pub.Publish(ctx, "com.alert.fire", []any{"smoke"}, map[string]any{"room": 3}, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	hit := <-tgt.got
+	if hit.body["topic"] != "com.alert.fire" || hit.body["args"].([]any)[0] != "smoke" || hit.body["kwargs"].(map[string]any)["room"] != 3.0 ||
+		hit.delivery != strconv.FormatUint(uint64(hit.body["publication"].(float64)), 10) {
+		t.Fatalf("webhook delivery %+v", hit)
+	}
+	// Two failures, then success: delivered once, after two retries.
+	tgt.fail.Store(2)
+	pub.Publish(ctx, "com.alert.flood", []any{1}, nil, &client.PublishOptions{Acknowledge: true})
+	select {
+	case hit = <-tgt.got:
+	case <-ctx.Done():
+		t.Fatal("not delivered after retries")
+	}
+	wm := webhookMetricsOf(e, "alerts")
+	waitFor(t, "the delivery counted", func() bool { return wm.delivered.Load() == 2 })
+	if wm.retries.Load() != 2 {
+		t.Fatalf("retries %d, want 2", wm.retries.Load())
+	}
+	// A 4xx is not retried.
+	tgt.fail.Store(1)
+	tgt.status.Store(400)
+	pub.Publish(ctx, "com.alert.bad", []any{1}, nil, &client.PublishOptions{Acknowledge: true})
+	waitFor(t, "the rejected drop", func() bool { return dropped(wm, "rejected") == 1 })
+	// Failing for good: dropped after 1 + 3 attempts.
+	tgt.status.Store(500)
+	tgt.fail.Store(100)
+	before := tgt.attempts.Load()
+	pub.Publish(ctx, "com.alert.down", []any{1}, nil, &client.PublishOptions{Acknowledge: true})
+	waitFor(t, "the retries_exhausted drop", func() bool { return dropped(wm, "retries_exhausted") == 1 })
+	if n := tgt.attempts.Load() - before; n != 4 {
+		t.Fatalf("%d attempts, want 4", n)
+	}
+	if tgt.badSigned.Load() != 0 {
+		t.Fatalf("%d deliveries with a bad signature", tgt.badSigned.Load())
+	}
+}
+
+// TestWebhookHangingTarget: a target that never answers costs a bounded
+// queue; the excess is dropped and counted, and the router keeps routing.
+func TestWebhookHangingTarget(t *testing.T) {
+	tgt := newWebhookTarget(t, "")
+	tgt.hang.Store(true)
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "stuck", Realm: "realm1", Topic: "com.t", URL: tgt.srv.URL, Queue: 8, Timeout: 200 * time.Millisecond,
+			Retries: 1, Backoff: 10 * time.Millisecond}}
+	})
+	pub := e.dial("realm1", proto.JSON)
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.ping", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"pong"}}, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waitFor(t, "the webhook's subscription", func() bool {
+		res, err := pub.Call(ctx, "wamp.subscription.match", []any{"com.t"}, nil, nil)
+		return err == nil && len(res.Args) > 0 && res.Args[0] != nil
+	})
+	const n = 200
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(ctx, "com.t", []any{i}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm := webhookMetricsOf(e, "stuck")
+	waitFor(t, "queue_full drops", func() bool { return dropped(wm, "queue_full") >= n-8-2 })
+	if q := wm.queue(); q > 8 {
+		t.Fatalf("queue holds %d, bound 8", q)
+	}
+	// The router and the gateway serve others meanwhile.
+	if res, err := pub.Call(ctx, "com.ping", nil, nil, nil); err != nil || res.Args[0] != "pong" {
+		t.Fatalf("call during the stuck webhook: %v %v", res, err)
+	}
+	r, body := e.do("POST", "/wamp/realm1/call/com.ping", `{}`)
+	if r.StatusCode != 200 {
+		t.Fatalf("bridge call during the stuck webhook: %d %s", r.StatusCode, body)
+	}
+	// Attempts time out (200 ms) and events are dropped after their retry:
+	// the deliveries progress, one at a time.
+	waitFor(t, "timed-out attempts", func() bool { return dropped(wm, "retries_exhausted") >= 2 })
+}
+
+func webhookMetricsOf(e *env, name string) *webhookMetrics {
+	v, _ := e.gw.metrics.webhooks.Load(name)
+	return v.(*webhookMetrics)
+}
+
+func dropped(m *webhookMetrics, reason string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.dropped[reason]; c != nil {
+		return c.Load()
+	}
+	return 0
+}

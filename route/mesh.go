@@ -1,0 +1,289 @@
+package route
+
+import (
+	"errors"
+	"hash/fnv"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// # The mesh: what route needs from other routers
+//
+// A Router alone is a complete WAMP router. Several Routers become one
+// router through a Mesh, which package edge implements on an embedded NATS
+// server. route never imports edge or NATS: it declares Mesh (what it asks
+// of the other nodes) and exposes entry points (the Router.Mesh* methods)
+// through which the mesh hands it what other nodes sent. A Router without a
+// Mesh pays one nil check on the call and publish paths, nothing else.
+//
+// # What is shared and what is not
+//
+// Route keeps only its own sessions. Nothing about a remote session lives
+// here: no proxy session per remote caller, callee or subscriber (that
+// would cost memory per remote session on every node and a round of state
+// replication per join). Instead:
+//
+//   - Subscriptions are not replicated at all. The node tells the mesh when
+//     it gets its first subscription of a (realm, match, URI) and when its
+//     last one goes (Subscribe/Unsubscribe); the mesh turns that into NATS
+//     interest, so a publication reaches exactly the nodes that have a
+//     matching subscription. Every PUBLISH (and meta event, and testament)
+//     is handed to Mesh.Publish after the local fan-out; on the receiving
+//     node the event is matched against the local tables once and fanned
+//     out like a local publication (MeshDeliver). The mesh drops the
+//     duplicates NATS delivers for overlapping subscriptions (MeshEventID).
+//   - Registrations are replicated as a directory: per node and
+//     registration, the policy, the number of callees and the REGISTER
+//     times of the earliest and latest of them (MeshReg). Each node tells
+//     the mesh about its own (Registered); the mesh gossips them and feeds
+//     the other nodes' entries back with MeshRegs. A remote entry is a
+//     remote callee inside route's own registration table (one per node,
+//     not per session), so the best-match rules for exact, prefix and
+//     wildcard registrations, the L1 caches and the invocation policies work
+//     on the union of local and remote callees with no lookup elsewhere.
+//     Calls travel node to node (Mesh.Send), not through a NATS queue
+//     group: the caller's node knows which node holds each call it sent,
+//     so it can fail exactly those calls when that node dies, and it
+//     applies the invocation policy itself (queue groups have no local
+//     preference inside a NATS cluster).
+//
+// # Invocation policies across nodes
+//
+//   - single: one callee in the whole mesh (see exclusive registrations).
+//   - roundrobin, random: local first. A node with a callee of its own
+//     never sends the call away; a node without one rotates (or picks at
+//     random) among the nodes that have callees, and that node rotates (or
+//     picks) among its own.
+//   - first, last: the callee with the earliest (latest) REGISTER time in
+//     the mesh, by the callee node's clock (nodes should run NTP; ties go to
+//     the local node).
+//
+// # Calls, results and cancels
+//
+// The caller's shard sends the CALL (raw payload in the caller's
+// serializer, caller identity, options that matter to the callee's node)
+// to the chosen node and keeps the call in its usual table plus a per-shard
+// index by invocation id (mcalls). The callee's node picks a local callee
+// by policy and delivers the INVOCATION; an invocation it cannot deliver
+// (the callee left, a stale directory) is bounced back whole, and the
+// caller's node sends it to another node (a bounced call was never
+// delivered, so resending it is safe; a delivered CALL is never resent).
+// YIELDs and ERRORs go back to the caller's node and shard, in order (one
+// NATS connection per node, FIFO), and are transcoded there, once, only if
+// the caller speaks another serializer. Progressive call invocations send
+// further chunks to the node holding the call; CANCEL, timeouts and a
+// leaving caller send an interrupt; the callee's node applies the cancel
+// mode as the single-node router does (a callee without call canceling
+// gets skip semantics and the caller its ERROR at once). Disclosure,
+// forward_timeout and pattern details are applied at the callee's node,
+// which knows its callee's registration options.
+//
+// # Nodes that go away
+//
+// The mesh detects a dead or unreachable node (heartbeats; within a few
+// seconds, configurable) and calls MeshNodeDown: the node's directory
+// entries leave the tables, every call this node had sent to it fails with
+// wamp.error.canceled, and every invocation its callers had made here is
+// interrupted (killnowait) or forgotten. Nothing is left pending.
+//
+// # Exclusive registrations
+//
+// A single registration must be exclusive mesh-wide. The REGISTER is
+// answered only once the mesh has claimed the procedure (Mesh.Claim: a
+// JetStream KV Create in edge), so two nodes racing for it get one
+// REGISTERED and one wamp.error.procedure_already_exists. When the claim
+// store is unreachable (a partitioned node), the mesh accepts the claim
+// provisionally: the node keeps serving its local clients. Whatever the
+// store says, the directory is the final arbiter: when two nodes hold
+// incompatible registrations for the same procedure and match (single
+// against anything, or two different shared policies), the one whose
+// earliest callee registered first wins and the other node revokes its own
+// callees (registration revocation, or GOODBYE for a callee that does not
+// announce it). Both nodes see both entries and apply the same rule, so on
+// heal exactly one side gives way.
+//
+// # Retained events, the meta API and ids
+//
+//   - A retained event is kept on the publisher's node and on every node
+//     that received it. get_retained gathers the matching retained events
+//     of every node (Mesh.Gather, a short deadline) and delivers the newest
+//     per topic.
+//   - wamp.session.*, the subscription meta procedures and the callee
+//     lists of registrations scatter-gather (Mesh.Gather): each node answers
+//     for its own sessions (MeshQuery) and the caller's node combines the
+//     answers. Registration lookups are answered locally (the directory has
+//     them). Meta events are ordinary publications and cross the mesh as
+//     such; each node announces its own sessions, registrations and
+//     subscriptions.
+//   - Session ids stay unique mesh-wide: with a mesh, an id is 43 random
+//     bits followed by the node's 10-bit slot (AttachMesh). Registration
+//     and subscription ids are derived from (realm, match, URI), so that
+//     every node names the same registration or subscription by the same
+//     id in the meta API.
+//
+// # Threading
+//
+// Mesh methods are called on shard goroutines (under Realm.mu for
+// Subscribe, Unsubscribe and Registered, so that the mesh sees the changes
+// of one realm in table order) and must never block. The Router.Mesh*
+// entry points may be called from any goroutine; they never block either:
+// they read tables under Realm.mu and hand the work to shards as tasks.
+
+// MeshNode names another node of the mesh. The mesh assigns them and
+// never reuses one, so a handle kept for a node that died never designates
+// another node. 0 is no node.
+type MeshNode uint32
+
+// Mesh is what a Router needs from the other routers of a mesh. It is
+// implemented by package edge. Every method must return without blocking;
+// byte slices passed in are valid only during the call.
+type Mesh interface {
+	// Subscribe tells the mesh that this node has its first subscription
+	// of (realm, match, uri); Unsubscribe that its last one went. Called
+	// with the realm's lock held.
+	Subscribe(realm string, match proto.Match, uri string)
+	Unsubscribe(realm string, match proto.Match, uri string)
+	// Registered tells the mesh that this node's callees of a registration
+	// changed; reg.Callees is 0 when the node has none left. Called with
+	// the realm's lock held.
+	Registered(realm string, reg MeshReg)
+	// Claim asks for the mesh-wide exclusive right to a single
+	// registration. done runs exactly once, on any goroutine: nil when the
+	// claim is granted (or provisionally accepted), ErrMeshClaimed when
+	// another node holds it. Release gives a claim back.
+	Claim(realm string, match proto.Match, uri string, done func(error))
+	Release(realm string, match proto.Match, uri string)
+	// Publish sends an event envelope for topic in realm to the nodes that
+	// subscribed to it.
+	Publish(realm string, topic []byte, env []byte) error
+	// Send sends an envelope (a call, a chunk, an interrupt, a result) to
+	// one node. An error means it was not queued.
+	Send(node MeshNode, env []byte) error
+	// Gather sends a query envelope to every other live node and calls
+	// done once, on any goroutine, with the answers that came back by the
+	// mesh's deadline. It returns an error, and does not call done, when
+	// the query cannot be sent.
+	Gather(env []byte, done func(answers [][]byte)) error
+}
+
+// MeshReg is one node's part of a registration in the mesh directory.
+type MeshReg struct {
+	Match  proto.Match
+	URI    string
+	Invoke proto.Invoke
+	// Callees is the number of the node's callees; 0 when it has none.
+	Callees int
+	// First and Last are the REGISTER times (unix ns, the node's clock) of
+	// the node's earliest and latest callee.
+	First, Last int64
+}
+
+// ErrMeshClaimed is the error of a claim another node holds.
+var ErrMeshClaimed = errors.New("route: the procedure is registered on another node")
+
+// ErrMeshAttached is returned by AttachMesh when the router already has a
+// mesh or already has sessions.
+var ErrMeshAttached = errors.New("route: a mesh can only be attached once, before any session")
+
+// MaxMeshSlot is the largest node slot (10 bits).
+const MaxMeshSlot = 1023
+
+// MeshSlot returns the session-id slot of a node named name: a stable
+// number in [1, MaxMeshSlot]. Nodes whose slots collide still get
+// distinct session ids with overwhelming probability (43 random bits), but
+// no longer by construction; the mesh warns about it.
+func MeshSlot(name string) uint16 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return uint16(h.Sum32()%MaxMeshSlot) + 1
+}
+
+// meshState is what a Router keeps about its mesh. Static after
+// AttachMesh, except the counters.
+type meshState struct {
+	name string // this node's name
+	slot uint64 // session-id low bits
+
+	// invs counts invocations from other nodes in flight here; past
+	// Config.MaxMeshInvocations new ones are refused.
+	invs atomic.Int64
+
+	stats MeshStats
+}
+
+// MeshStats are the mesh counters of a Router.
+type MeshStats struct {
+	// Refused counts invocations from other nodes refused because too many
+	// were in flight.
+	Refused atomic.Uint64
+	// SendFailed counts envelopes the mesh would not queue (its outbound
+	// budget was full): events dropped, calls failed with
+	// wamp.error.unavailable.
+	SendFailed atomic.Uint64
+	// Bounced counts calls another node sent back undelivered and that were
+	// sent on to another node.
+	Bounced atomic.Uint64
+	// Revoked counts callees revoked to resolve a registration conflict
+	// between nodes.
+	Revoked atomic.Uint64
+	// BadEnvelopes counts envelopes from other nodes that did not decode.
+	BadEnvelopes atomic.Uint64
+}
+
+// AttachMesh joins the router to a mesh as the node name (unique in the
+// mesh). slot (1..MaxMeshSlot) is the node's session-id slot (see
+// MeshSlot). Call it once, after New and before any transport opens a
+// session.
+func (r *Router) AttachMesh(m Mesh, name string, slot uint16) error {
+	if m == nil || name == "" || slot == 0 || slot > MaxMeshSlot {
+		return errors.New("route: AttachMesh needs a mesh, a node name and a slot in [1, 1023]")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mesh != nil || len(r.sessions) > 0 {
+		return ErrMeshAttached
+	}
+	r.ms = &meshState{name: name, slot: uint64(slot)}
+	r.mesh = m
+	return nil
+}
+
+// MeshStats returns the router's mesh counters (nil without a mesh).
+func (r *Router) MeshStats() *MeshStats {
+	if r.ms == nil {
+		return nil
+	}
+	return &r.ms.stats
+}
+
+// sessionIDCandidate draws a session id: random in [1, 2^53] alone, 43
+// random bits and the node's slot in a mesh.
+func (r *Router) sessionIDCandidate() uint64 {
+	if r.ms == nil {
+		return randomID()
+	}
+	return (randomID()-1)>>10<<10 | r.ms.slot
+}
+
+// entryID returns the id of a new registration (kind 'r') or
+// subscription ('s'). Alone, ids are random; in a mesh they are derived
+// from (realm, kind, match, uri) so that every node gives the same entry
+// the same id, and random only in the unlikely case of a collision. Call
+// with rm.mu held for writing.
+func (rm *Realm) entryID(kind byte, match proto.Match, uri string) uint64 {
+	if rm.r.ms == nil {
+		return rm.newID()
+	}
+	h := fnv.New64a()
+	h.Write([]byte(rm.name))
+	h.Write([]byte{0, kind, byte(match), 0})
+	h.Write([]byte(uri))
+	id := h.Sum64()%proto.MaxID + 1
+	_, r := rm.regByID[id]
+	_, s := rm.subByID[id]
+	if r || s {
+		return rm.newID()
+	}
+	return id
+}

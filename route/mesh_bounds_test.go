@@ -1,0 +1,173 @@
+package route
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// What another node can make this one do with what it sends: envelopes
+// that do not decode are counted and dropped, never a panic, never
+// anything held.
+
+// meshSamples returns one valid envelope of each kind, as node A's router
+// produces them for node B.
+func meshSamples(t testing.TB) [][]byte {
+	var out [][]byte
+	p := &publication{id: 7, topic: []byte("com.t"), c: &carry{args: proto.Raw{Ser: proto.JSON, B: []byte(`[1,"x"]`)}, kwargs: proto.Raw{Ser: proto.JSON, B: []byte(`{"a":1}`)}},
+		disclose: true, publisher: &Session{id: 5, authID: "u", authRole: "r"},
+		filter: &pubFilter{exclude: []uint64{1, 2}, eligibleAuthID: []string{"x"}, hasEligAuthID: true}}
+	p.c.ppt[0] = []byte("scheme")
+	out = append(out, appendEvent(nil, "realm1", p))
+	w := wbuf(nil)
+	w.byte1(envCall)
+	w.uv(3)
+	w.uv(0)
+	w.uv(ccDisclose | ccRecvProg)
+	w.uv(1000)
+	w.str("realm1")
+	w.byte1(byte(proto.MatchExact))
+	w.str("com.p")
+	w.str("com.p")
+	w.uv(5)
+	w.str("u")
+	w.str("r")
+	w.payload(&carry{args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0x01}}})
+	out = append(out, []byte(w))
+	bounce := append([]byte(nil), w...)
+	bounce[0] = envBounce
+	out = append(out, bounce)
+	out = append(out, appendResult(nil, 0, 3, rsError, "com.err", "msg", &carry{args: proto.Raw{Ser: proto.CBOR, B: []byte{0x81, 0x01}}}))
+	out = append(out, appendChunk(nil, 3, true, &carry{}))
+	out = append(out, appendInterrupt(nil, 3, proto.CancelKill, "wamp.error.canceled"))
+	q, err := encodeQuery("realm1", "wamp.session.count", []any{[]any{"anonymous"}}, map[string]any{"k": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, q)
+	return out
+}
+
+func TestMeshEnvelopesFromAnotherNode(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	callee := es[0].join(proto.JSON)
+	callee.register("com.p", nil)
+	callee.subscribe("com.t", nil)
+	mm.sync()
+	r := es[0].r
+	samples := meshSamples(t)
+	// Valid envelopes from an unknown node do what they say (the callee
+	// gets an INVOCATION; its result goes nowhere harmful).
+	for _, env := range samples {
+		if env[0] == envQuery {
+			done := make(chan []byte, 1)
+			r.MeshQuery(append([]byte(nil), env...), func(b []byte) { done <- b })
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("a query was never answered")
+			}
+			continue
+		}
+		r.MeshDeliver(99, append([]byte(nil), env...))
+	}
+	mm.sync()
+	for {
+		select {
+		case <-callee.peer.in:
+			continue
+		default:
+		}
+		break
+	}
+	// Every prefix and random corruptions of each: counted, dropped.
+	rng := rand.New(rand.NewPCG(1, 2))
+	bad := r.MeshStats().BadEnvelopes.Load()
+	for _, env := range samples {
+		for n := 0; n < len(env); n++ {
+			b := append([]byte(nil), env[:n]...)
+			if env[0] == envQuery {
+				r.MeshQuery(b, func([]byte) {})
+			} else {
+				r.MeshDeliver(99, b)
+			}
+		}
+		for k := 0; k < 200; k++ {
+			b := append([]byte(nil), env...)
+			for j := 0; j < 1+rng.IntN(4); j++ {
+				b[rng.IntN(len(b))] = byte(rng.Uint32())
+			}
+			if env[0] == envQuery {
+				r.MeshQuery(b, func([]byte) {})
+			} else {
+				r.MeshDeliver(99, b)
+			}
+		}
+	}
+	mm.sync()
+	if r.MeshStats().BadEnvelopes.Load() == bad {
+		t.Fatal("no malformed envelope was counted")
+	}
+	// The node still works, and holds nothing for node 99 once it is gone.
+	r.MeshNodeDown(99)
+	mm.sync()
+	for _, x := range es[0].execs {
+		x.do(func() {})
+	}
+	if n := r.MeshPending(); n != 0 {
+		t.Fatalf("%d calls or invocations held after the garbage", n)
+	}
+	caller := es[1].join(proto.JSON)
+	if n := r.ms.invs.Load(); n != 0 {
+		t.Fatalf("%d invocations of the gone node still counted", n)
+	}
+	for len(callee.peer.in) > 0 { // what the garbage made it receive
+		<-callee.peer.in
+	}
+	req := caller.call("com.p", nil, []any{1}, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.yield(inv.Request, nil, []any{"ok"})
+	for {
+		m := caller.recv()
+		if m.Type == proto.CodeResult && m.Request == req {
+			break
+		}
+	}
+}
+
+// FuzzMeshEnvelope: whatever another node sends, MeshDeliver and
+// MeshQuery neither panic nor hold anything (the seeds run in make test;
+// go test -fuzz FuzzMeshEnvelope ./route explores further).
+func FuzzMeshEnvelope(f *testing.F) {
+	for _, s := range meshSamples(f) {
+		f.Add(s)
+	}
+	r, err := New(Config{Realms: []RealmConfig{{Name: "realm1"}}, manualTimers: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
+	x := newGoExec()
+	defer x.stop()
+	r.Shard(0).Start(x)
+	if err := r.AttachMesh(nopMesh{}, "fuzz", 1); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r.MeshDeliver(1, append([]byte(nil), b...))
+		r.MeshQuery(append([]byte(nil), b...), func([]byte) {})
+	})
+}
+
+type nopMesh struct{}
+
+func (nopMesh) Subscribe(string, proto.Match, string)                  {}
+func (nopMesh) Unsubscribe(string, proto.Match, string)                {}
+func (nopMesh) Registered(string, MeshReg)                             {}
+func (nopMesh) Claim(_ string, _ proto.Match, _ string, d func(error)) { d(nil) }
+func (nopMesh) Release(string, proto.Match, string)                    {}
+func (nopMesh) Publish(string, []byte, []byte) error                   { return nil }
+func (nopMesh) Send(MeshNode, []byte) error                            { return nil }
+func (nopMesh) Gather(_ []byte, d func([][]byte)) error                { d(nil); return nil }

@@ -1,0 +1,619 @@
+package route
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// RPC across the nodes of a mesh (see mesh.go). The caller's shard keeps
+// its calls to other nodes in mcalls (by invocation id, which is also the
+// call id on the wire); the callee's shard keeps the invocations of remote
+// callers in minvs (by their node and call id).
+
+// Mesh task kinds (see run).
+const (
+	tMeshResult    taskKind = iota + 64 // a: call id; b: node; flags; c
+	tMeshBounce                         // a: call id; b: node; c.buf: the call envelope
+	tMeshChunk                          // a: call id; b: node; flags; c
+	tMeshInterrupt                      // a: call id; b: node; mode; c.uri: reason
+	tMeshNodeDown                       // b: node: fail and drop everything exchanged with it
+	tMeshRevoke                         // s: callee; reg: lost a conflict with another node
+)
+
+// remotePublisher is the identity of a caller or publisher on another
+// node.
+type remotePublisher struct {
+	id               uint64
+	authID, authRole string
+}
+
+// publisherIdentity returns the publisher's id, authid and authrole, local
+// or remote.
+func (p *publication) publisherIdentity() (uint64, string, string) {
+	if p.remote != nil {
+		return p.remote.id, p.remote.authID, p.remote.authRole
+	}
+	return p.publisher.id, p.publisher.authID, p.publisher.authRole
+}
+
+// meshOrigin is the caller on another node of an invocation delivered
+// here.
+type meshOrigin struct {
+	node   MeshNode
+	callID uint64 // the caller node's id for the call
+	shard  int    // the caller's shard there
+	caller remotePublisher
+	env    []byte        // the call envelope, kept until the invocation is delivered (bounce)
+	reg    *registration // set on delivery, for further chunks
+}
+
+type mcall struct {
+	ss  *Session
+	req uint64
+}
+
+type minvKey struct {
+	node   MeshNode
+	callID uint64
+}
+
+type minv struct {
+	ss  *Session
+	inv uint64
+}
+
+// maxBounces bounds how often a call is sent on after nodes bounced it.
+const maxBounces = 3
+
+// remoteCallee is another node's part of a registration.
+type remoteCallee struct {
+	node        MeshNode
+	callees     int
+	first, last int64
+}
+
+func (reg *registration) remoteList() []remoteCallee {
+	if p := reg.remote.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// meshPick applies reg's invocation policy to the union of local and
+// remote callees, leaving out node exclude. It returns the node to send
+// the call to, 0 when a local callee is to take it, and ok false when
+// there is none.
+func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode) (node MeshNode, ok bool) {
+	local := reg.list()
+	n := 0
+	for _, rc := range rl {
+		if rc.node != exclude {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, len(local) > 0
+	}
+	nth := func(k int) MeshNode {
+		for _, rc := range rl {
+			if rc.node == exclude {
+				continue
+			}
+			if k == 0 {
+				return rc.node
+			}
+			k--
+		}
+		return 0
+	}
+	switch reg.invoke {
+	case proto.InvokeFirst, proto.InvokeLast:
+		first := reg.invoke == proto.InvokeFirst
+		var best int64
+		if len(local) > 0 {
+			best = local[0].at
+			if !first {
+				best = local[len(local)-1].at
+			}
+		}
+		for _, rc := range rl {
+			if rc.node == exclude {
+				continue
+			}
+			if node == 0 && len(local) == 0 ||
+				first && rc.first < best || !first && rc.last > best {
+				node, best = rc.node, rc.first
+				if !first {
+					best = rc.last
+				}
+			}
+		}
+		return node, true
+	case proto.InvokeRoundRobin:
+		if len(local) > 0 {
+			return 0, true
+		}
+		return nth(int((reg.rr.Add(1) - 1) % uint64(n))), true
+	case proto.InvokeRandom:
+		if len(local) > 0 {
+			return 0, true
+		}
+		return nth(s.rng.IntN(n)), true
+	}
+	// single (or a policy this node does not know): local first.
+	if len(local) > 0 {
+		return 0, true
+	}
+	return nth(0), true
+}
+
+// meshCall sends a CALL to another node when the registration's policy
+// picks a callee there. It reports false when the call stays here.
+func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progress bool) bool {
+	rl := reg.remoteList()
+	if len(rl) == 0 {
+		return false
+	}
+	node, ok := s.meshPick(reg, rl, 0)
+	if !ok || node == 0 {
+		return false
+	}
+	oc := s.newOutCall()
+	*oc = outCall{reg: reg, node: node, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	timeout := s.callTimeoutOf(m)
+	var flags uint64
+	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI) {
+		flags |= ccDisclose
+	}
+	if oc.recvProg {
+		flags |= ccRecvProg
+	}
+	if progress {
+		flags |= ccProgress
+	}
+	w := wbuf(s.mbuf[:0])
+	w.byte1(envCall)
+	w.uv(oc.invID)
+	w.uv(uint64(s.idx))
+	w.uv(flags)
+	w.uv(uint64(timeout / time.Millisecond))
+	w.str(ss.realm.name)
+	w.byte1(byte(reg.match))
+	w.str(reg.uri)
+	w.bytes(m.URI)
+	w.uv(ss.id)
+	w.str(ss.authID)
+	w.str(ss.authRole)
+	w.payload(s.carry(m, false))
+	s.mbuf = w[:0]
+	if err := s.r.mesh.Send(node, w); err != nil {
+		s.putOutCall(oc)
+		s.r.ms.stats.SendFailed.Add(1)
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
+		return true
+	}
+	if timeout > 0 {
+		oc.due = s.r.now() + int64(timeout)
+		s.addTimer(timer{due: oc.due, kind: tmCall, sess: ss, id: m.Request})
+	}
+	if ss.calls == nil {
+		ss.calls = map[uint64]*outCall{}
+	}
+	ss.calls[m.Request] = oc
+	s.traffic.callsInFlight++ // counters.go
+	if s.mcalls == nil {
+		s.mcalls = map[uint64]mcall{}
+	}
+	s.mcalls[oc.invID] = mcall{ss: ss, req: m.Request}
+	return true
+}
+
+// meshContinue sends a further chunk of a progressive call invocation to
+// the node holding the call.
+func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progress bool) {
+	oc.chunked = true
+	env := appendChunk(s.mbuf[:0], oc.invID, progress, s.carry(m, false))
+	s.mbuf = env[:0]
+	if err := s.r.mesh.Send(oc.node, env); err != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+		ss.endCall(m.Request, oc)
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
+		s.meshStop(oc, proto.CancelKillNoWait, proto.URICanceled)
+	}
+}
+
+// meshStop tells the callee's node that the caller no longer waits.
+func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
+	delete(s.mcalls, oc.invID)
+	s.meshSendInterrupt(oc, mode, reason)
+}
+
+func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason string) {
+	env := appendInterrupt(s.mbuf[:0], oc.invID, mode, reason)
+	s.mbuf = env[:0]
+	if s.r.mesh.Send(oc.node, env) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+	}
+}
+
+// meshCancel handles CANCEL of a call held by another node. The callee's
+// node applies the mode (a callee that does not support canceling gets
+// skip semantics there, and the caller its ERROR from there).
+func (s *Shard) meshCancel(ss *Session, req uint64, oc *outCall, mode proto.CancelMode) {
+	if mode == proto.CancelKill {
+		if !oc.canceling {
+			oc.canceling = true
+			s.meshSendInterrupt(oc, proto.CancelKill, proto.URICanceled)
+		}
+		return
+	}
+	ss.endCall(req, oc)
+	s.replyError(ss, proto.CodeCall, req, proto.URICanceled, "the call was canceled")
+	s.meshStop(oc, mode, proto.URICanceled)
+}
+
+// meshResult delivers a result, progressive result or error from node
+// t.b for the call t.a.
+func (s *Shard) meshResult(t *task) {
+	mc, ok := s.mcalls[t.a]
+	if !ok {
+		return // the call ended meanwhile
+	}
+	oc := mc.ss.calls[mc.req]
+	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
+		return
+	}
+	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags, c: t.c}
+	s.deliverResult(&rt)
+}
+
+// meshBounced sends on a call that node t.b sent back undelivered, to
+// another node with a callee, or fails it.
+func (s *Shard) meshBounced(t *task) {
+	mc, ok := s.mcalls[t.a]
+	if !ok {
+		return
+	}
+	ss := mc.ss
+	oc := ss.calls[mc.req]
+	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
+		return
+	}
+	var node MeshNode
+	ok = false
+	if !oc.chunked && !oc.progInv && oc.bounces < maxBounces {
+		node, ok = s.meshPick(oc.reg, oc.reg.remoteList(), oc.node)
+	}
+	if ok && node != 0 {
+		env := t.c.buf
+		env[0] = envCall
+		if s.r.mesh.Send(node, env) == nil {
+			s.r.ms.stats.Bounced.Add(1)
+			oc.node = node
+			oc.bounces++
+			return
+		}
+		s.r.ms.stats.SendFailed.Add(1)
+	}
+	ss.endCall(mc.req, oc)
+	s.replyError(ss, proto.CodeCall, mc.req, proto.URINoAvailableCallee, "no callee could take the call (the callee left before the call reached it)")
+}
+
+// meshNodeDown fails the calls this shard sent to node and drops the
+// invocations node's callers made here.
+func (s *Shard) meshNodeDown(node MeshNode) {
+	for id, mc := range s.mcalls {
+		oc := mc.ss.calls[mc.req]
+		if oc == nil || oc.invID != id {
+			delete(s.mcalls, id)
+			continue
+		}
+		if oc.node != node {
+			continue
+		}
+		mc.ss.endCall(mc.req, oc)
+		s.replyError(mc.ss, proto.CodeCall, mc.req, proto.URICanceled, "the callee's router node left the mesh while the call was in progress")
+	}
+	for k, mi := range s.minvs {
+		if k.node != node {
+			continue
+		}
+		delete(s.minvs, k)
+		s.r.ms.invs.Add(-1)
+		cs := mi.ss
+		if cs.invs[mi.inv] == nil {
+			continue
+		}
+		delete(cs.invs, mi.inv)
+		if cs.state == stEstablished && cs.feat&fCalleeCancel != 0 {
+			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URICanceled)
+		}
+	}
+}
+
+func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, reason string) {
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeInterrupt
+	out.Request = inv
+	out.Opt.SetString(proto.KeyMode, mode.String())
+	if reason != "" {
+		out.Opt.SetString(proto.KeyReason, reason)
+	}
+	s.sendMsg(cs, out, ClassControl)
+}
+
+// ---------------------------------------------------------------- callee side
+
+// meshInvoke takes a call envelope from node from: it picks a local callee
+// by the registration's policy and hands the invocation to its shard, or
+// bounces the call when there is none. Any goroutine.
+func (r *Router) meshInvoke(from MeshNode, env []byte) {
+	mc, err := decodeCall(env)
+	if err != nil {
+		r.ms.stats.BadEnvelopes.Add(1)
+		return
+	}
+	rm := r.Realm(mc.realm)
+	if rm == nil {
+		r.meshBounce(from, env)
+		return
+	}
+	rm.mu.RLock()
+	reg, _ := rm.regs.get(mc.match, mc.regURI)
+	rm.mu.RUnlock()
+	if reg == nil {
+		r.meshBounce(from, env)
+		return
+	}
+	ce, ok := pickLocal(reg)
+	if !ok {
+		r.meshBounce(from, env)
+		return
+	}
+	if r.ms.invs.Add(1) > int64(r.cfg.MaxMeshInvocations) {
+		r.ms.invs.Add(-1)
+		r.ms.stats.Refused.Add(1)
+		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, "too many calls from other nodes in flight on the callee's node")
+		return
+	}
+	cs := ce.s
+	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: mc.shard, caller: mc.caller, env: env}
+	if reg.match != proto.MatchExact {
+		mc.c.uri = mc.proc
+	}
+	t := task{kind: tInvoke, s: cs, reg: reg, c: mc.c}
+	if mc.flags&ccRecvProg != 0 {
+		t.flags |= tfRecvProg
+	}
+	if mc.flags&ccProgress != 0 {
+		t.flags |= tfProgress
+	}
+	if mc.flags&ccDisclose != 0 || ce.discloseCaller {
+		t.flags |= tfDisclose
+	}
+	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 {
+		t.timeout = mc.timeout
+	}
+	cs.shard.post(t)
+}
+
+// pickLocal applies reg's policy to its local callees only. Any goroutine.
+func pickLocal(reg *registration) (callee, bool) {
+	l := reg.list()
+	switch n := len(l); {
+	case n == 0:
+		return callee{}, false
+	case n == 1:
+		return l[0], true
+	default:
+		switch reg.invoke {
+		case proto.InvokeLast:
+			return l[n-1], true
+		case proto.InvokeRoundRobin:
+			return l[int((reg.rr.Add(1)-1)%uint64(n))], true
+		case proto.InvokeRandom:
+			return l[randN(n)], true
+		}
+		return l[0], true
+	}
+}
+
+// randN returns a random int in [0, n). Safe for concurrent use.
+func randN(n int) int { return rand.IntN(n) }
+
+// meshBounce sends a call envelope back to its caller's node undelivered.
+func (r *Router) meshBounce(from MeshNode, env []byte) {
+	env[0] = envBounce
+	if r.mesh.Send(from, env) != nil {
+		r.ms.stats.SendFailed.Add(1)
+	}
+}
+
+// meshReplyError answers a remote call with an error. Any goroutine.
+func (r *Router) meshReplyError(node MeshNode, shard int, callID uint64, uri, msg string) {
+	env := appendResult(nil, shard, callID, rsError, uri, msg, nil)
+	if r.mesh.Send(node, env) != nil {
+		r.ms.stats.SendFailed.Add(1)
+	}
+}
+
+// meshDeliverInvocation runs on the callee's shard for an invocation whose
+// caller is on another node.
+func (s *Shard) meshDeliverInvocation(t *task) {
+	cs, mo := t.s, t.c.mo
+	if cs.state != stEstablished {
+		s.r.ms.invs.Add(-1)
+		s.r.meshBounce(mo.node, mo.env) // not delivered: another node may take it
+		return
+	}
+	if t.reg.match != proto.MatchExact && cs.realm.conf().Authorizer != nil && !cs.mayReceive(ActionRegister, t.reg.match, []byte(t.c.uri)) {
+		s.r.ms.invs.Add(-1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URINotAuthorized, "the callee of the pattern registration matching "+strconv.Quote(t.c.uri)+" is not authorized for it")
+		return
+	}
+	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
+		s.r.ms.invs.Add(-1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
+		return
+	}
+	key := minvKey{mo.node, mo.callID}
+	if _, dup := s.minvs[key]; dup {
+		// A node reusing the id of a call it has in flight here: refuse
+		// the newcomer rather than lose track of the first.
+		s.r.ms.invs.Add(-1)
+		s.r.ms.stats.BadEnvelopes.Add(1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
+		return
+	}
+	mo.env = nil // delivered from here on: never bounced
+	mo.reg = t.reg
+	inv := s.nextInvocationID()
+	ic := s.newInCall()
+	*ic = inCall{remote: mo, recvProg: t.flags&tfRecvProg != 0}
+	if cs.invs == nil {
+		cs.invs = map[uint64]*inCall{}
+	}
+	cs.invs[inv] = ic
+	if s.minvs == nil {
+		s.minvs = map[minvKey]minv{}
+	}
+	s.minvs[key] = minv{ss: cs, inv: inv}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeInvocation
+	out.Request = inv
+	out.ID = t.reg.id
+	f := &out.Opt
+	if t.c.uri != "" {
+		f.SetString(proto.KeyProcedure, t.c.uri)
+	}
+	if t.flags&tfDisclose != 0 {
+		f.SetUint(proto.KeyCaller, mo.caller.id)
+		f.SetString(proto.KeyCallerAuthID, mo.caller.authID)
+		f.SetString(proto.KeyCallerAuthRole, mo.caller.authRole)
+	}
+	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
+		f.SetBool(proto.KeyReceiveProgress, true)
+	}
+	if t.timeout > 0 {
+		f.SetUint(proto.KeyTimeout, t.timeout)
+	}
+	if t.flags&tfProgress != 0 {
+		f.SetBool(proto.KeyProgress, true)
+	}
+	t.c.setPPT(f)
+	t.c.setPayload(out)
+	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
+		if err == ErrPeerBusy {
+			s.stats.CallsRefused.Add(1)
+		}
+		s.meshEndInvocation(cs, inv, ic)
+		uri, why := sendFailure(err, "callee")
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, uri, why)
+	}
+}
+
+// meshEndInvocation forgets an invocation of a remote caller.
+func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
+	delete(cs.invs, inv)
+	if _, ok := s.minvs[minvKey{ic.remote.node, ic.remote.callID}]; ok {
+		delete(s.minvs, minvKey{ic.remote.node, ic.remote.callID})
+		s.r.ms.invs.Add(-1)
+	}
+}
+
+// meshChunk delivers a further chunk of a progressive call invocation,
+// if this shard holds the invocation (chunks are offered to every shard).
+func (s *Shard) meshChunk(t *task) {
+	mi, ok := s.minvs[minvKey{MeshNode(t.b), t.a}]
+	if !ok {
+		return
+	}
+	cs := mi.ss
+	if cs.state != stEstablished || cs.invs[mi.inv] == nil {
+		return
+	}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeInvocation
+	out.Request = mi.inv
+	out.ID = cs.invs[mi.inv].remote.reg.id
+	if t.flags&tfProgress != 0 {
+		out.Opt.SetBool(proto.KeyProgress, true)
+	}
+	t.c.setPPT(&out.Opt)
+	t.c.setPayload(out)
+	s.sendMsg(cs, out, ClassInvocation)
+}
+
+// meshInterrupt applies a remote caller's CANCEL, timeout or leave to an
+// invocation this shard holds (interrupts are offered to every shard).
+func (s *Shard) meshInterrupt(t *task) {
+	key := minvKey{MeshNode(t.b), t.a}
+	mi, ok := s.minvs[key]
+	if !ok {
+		return
+	}
+	cs := mi.ss
+	ic := cs.invs[mi.inv]
+	if ic == nil {
+		delete(s.minvs, key)
+		s.r.ms.invs.Add(-1)
+		return
+	}
+	canInterrupt := cs.state == stEstablished && cs.feat&fCalleeCancel != 0
+	switch {
+	case t.mode == proto.CancelKill && canInterrupt:
+		s.sendInterrupt(cs, mi.inv, proto.CancelKill, t.c.uri)
+		return // the callee answers, and the answer goes back
+	case t.mode == proto.CancelKill:
+		// No canceling at the callee: skip semantics, the caller gets its
+		// ERROR now.
+		s.meshEndInvocation(cs, mi.inv, ic)
+		s.r.meshReplyError(ic.remote.node, ic.remote.shard, ic.remote.callID, proto.URICanceled, "the call was canceled")
+	case t.mode == proto.CancelKillNoWait && canInterrupt:
+		s.meshEndInvocation(cs, mi.inv, ic)
+		s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, t.c.uri)
+	default:
+		s.meshEndInvocation(cs, mi.inv, ic)
+	}
+}
+
+// meshYield sends a callee's YIELD back to the caller's node.
+func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bool) {
+	mo := ic.remote
+	var f uint64
+	if progress {
+		f = rsProgress
+	}
+	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, "", "", s.carry(m, false))
+	s.mbuf = env[:0]
+	if s.r.mesh.Send(mo.node, env) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+	}
+	if !progress {
+		s.meshEndInvocation(ss, m.Request, ic)
+		s.putInCall(ic)
+	}
+}
+
+// meshInvocationError sends a callee's ERROR back to the caller's node.
+func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
+	mo := ic.remote
+	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, rsError, string(m.URI), "", s.carry(m, false))
+	s.mbuf = env[:0]
+	if s.r.mesh.Send(mo.node, env) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+	}
+	s.meshEndInvocation(ss, m.Request, ic)
+}
+
+// meshCalleeLeft fails an invocation of a remote caller whose callee left.
+func (s *Shard) meshCalleeLeft(ss *Session, inv uint64, ic *inCall) {
+	s.meshEndInvocation(ss, inv, ic)
+	s.r.meshReplyError(ic.remote.node, ic.remote.shard, ic.remote.callID, proto.URICanceled, "the callee left while the call was in progress")
+}

@@ -1,0 +1,275 @@
+package route
+
+import (
+	"sort"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The registration directory (see mesh.go): the other nodes' parts of
+// each registration, kept per realm under Realm.mu, from which the remote
+// callee lists of the registration table are derived.
+
+// MeshRealmReg is a MeshReg with its realm.
+type MeshRealmReg struct {
+	Realm string
+	MeshReg
+}
+
+type regKey struct {
+	match proto.Match
+	uri   string
+}
+
+// dirEntry is one node's part of a registration.
+type dirEntry struct {
+	MeshReg
+	name string // the node's name, for ties
+}
+
+// meshDir is a realm's directory. Guarded by Realm.mu.
+type meshDir struct {
+	byKey  map[regKey]map[MeshNode]dirEntry
+	byNode map[MeshNode]map[regKey]struct{}
+	claims map[regKey]bool // single registrations being claimed here
+}
+
+// maxDirEntries bounds the directory entries one node may hold here (per
+// realm), so that a misbehaving node cannot grow this node's memory
+// without limit; past it, further entries are ignored and counted.
+const maxDirEntries = 1 << 20
+
+func (rm *Realm) dir() *meshDir {
+	if rm.mdir == nil {
+		rm.mdir = &meshDir{byKey: map[regKey]map[MeshNode]dirEntry{}, byNode: map[MeshNode]map[regKey]struct{}{}}
+	}
+	return rm.mdir
+}
+
+// MeshUpdate applies a change of node's part of one registration. name is
+// the node's name (it breaks ties between conflicting registrations the
+// same way on every node). Safe for concurrent use; it never blocks.
+func (r *Router) MeshUpdate(node MeshNode, name string, reg MeshRealmReg) {
+	rm := r.Realm(reg.Realm)
+	if rm == nil || r.ms == nil {
+		return
+	}
+	rm.mu.Lock()
+	rm.dirSet(node, name, reg.MeshReg)
+	rm.mu.Unlock()
+}
+
+// MeshSync replaces everything node registered: its full directory, for
+// every realm. Safe for concurrent use; it never blocks.
+func (r *Router) MeshSync(node MeshNode, name string, regs []MeshRealmReg) {
+	if r.ms == nil {
+		return
+	}
+	byRealm := map[string][]MeshReg{}
+	for _, e := range regs {
+		byRealm[e.Realm] = append(byRealm[e.Realm], e.MeshReg)
+	}
+	for _, rm := range *r.realms.Load() {
+		rm.mu.Lock()
+		keep := map[regKey]bool{}
+		for _, e := range byRealm[rm.name] {
+			if e.Callees > 0 {
+				keep[regKey{e.Match, e.URI}] = true
+			}
+		}
+		if rm.mdir != nil {
+			for k := range rm.mdir.byNode[node] {
+				if !keep[k] {
+					rm.dirSet(node, name, MeshReg{Match: k.match, URI: k.uri})
+				}
+			}
+		}
+		for _, e := range byRealm[rm.name] {
+			rm.dirSet(node, name, e)
+		}
+		rm.mu.Unlock()
+	}
+}
+
+// meshForget drops node's directory entries in every realm.
+func (r *Router) meshForget(node MeshNode) {
+	for _, rm := range *r.realms.Load() {
+		rm.mu.Lock()
+		if rm.mdir != nil {
+			for k := range rm.mdir.byNode[node] {
+				rm.dirSet(node, "", MeshReg{Match: k.match, URI: k.uri})
+			}
+			delete(rm.mdir.byNode, node)
+		}
+		rm.mu.Unlock()
+	}
+}
+
+// dirSet records node's part of a registration (Callees 0: none) and
+// rebuilds it. Call with mu held for writing.
+func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
+	if e.Match > proto.MatchWildcard || e.URI == "" {
+		return
+	}
+	d := rm.dir()
+	k := regKey{e.Match, e.URI}
+	if e.Callees <= 0 {
+		if m := d.byKey[k]; m != nil {
+			if _, ok := m[node]; !ok {
+				return
+			}
+			delete(m, node)
+			if len(m) == 0 {
+				delete(d.byKey, k)
+			}
+		}
+		delete(d.byNode[node], k)
+	} else {
+		keys := d.byNode[node]
+		if keys == nil {
+			keys = map[regKey]struct{}{}
+			d.byNode[node] = keys
+		}
+		if _, ok := keys[k]; !ok && len(keys) >= maxDirEntries {
+			rm.r.ms.stats.BadEnvelopes.Add(1)
+			return
+		}
+		keys[k] = struct{}{}
+		m := d.byKey[k]
+		if m == nil {
+			m = map[MeshNode]dirEntry{}
+			d.byKey[k] = m
+		}
+		m[node] = dirEntry{MeshReg: e, name: name}
+	}
+	rm.meshRebuild(k)
+}
+
+// meshLocalChanged tells the mesh about this node's callees of reg after
+// they changed, and rebuilds reg. It reports whether reg was deleted. Call
+// with mu held for writing.
+func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
+	l := reg.list()
+	e := MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke, Callees: len(l)}
+	for i, c := range l {
+		if i == 0 || c.at < e.First {
+			e.First = c.at
+		}
+		if c.at > e.Last {
+			e.Last = c.at
+		}
+	}
+	rm.r.mesh.Registered(rm.name, e)
+	if len(l) == 0 && reg.invoke == proto.InvokeSingle {
+		rm.r.mesh.Release(rm.name, reg.match, reg.uri)
+	}
+	return rm.meshRebuild(regKey{reg.match, reg.uri})
+}
+
+// compatible reports whether callees registered with policies a and b may
+// share a registration.
+func compatible(a, b proto.Invoke) bool { return a == b && a != proto.InvokeSingle }
+
+// precedes orders the parts of conflicting registrations: the earliest
+// first callee wins; ties go to the smaller node name.
+func precedes(firstA int64, nameA string, firstB int64, nameB string) bool {
+	if firstA != firstB {
+		return firstA < firstB
+	}
+	return nameA < nameB
+}
+
+// meshRebuild derives the registration (match, uri) from this node's
+// callees and the directory: which policy holds (on a conflict, the part
+// that registered first), which remote nodes take part, whether the local
+// callees lost and must be revoked. It creates, updates or deletes the
+// table entry and reports whether it deleted it. Call with mu held for
+// writing.
+func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
+	var entries map[MeshNode]dirEntry
+	if rm.mdir != nil {
+		entries = rm.mdir.byKey[k]
+	}
+	reg, exists := rm.regs.get(k.match, k.uri)
+	var local []callee
+	if exists {
+		local = reg.list()
+	}
+	// The winner: the earliest part, local or remote.
+	self := rm.r.ms.name
+	var win dirEntry
+	have := false
+	if len(local) > 0 {
+		win = dirEntry{MeshReg: MeshReg{Invoke: reg.invoke, First: local[0].at}, name: self}
+		have = true
+	}
+	for _, e := range entries {
+		if !have || precedes(e.First, e.name, win.First, win.name) {
+			win, have = e, true
+		}
+	}
+	var rl []remoteCallee
+	switch {
+	case len(local) > 0 && win.name != self:
+		if !compatible(reg.invoke, win.Invoke) {
+			// This node lost: revoke its callees; the registration is
+			// rebuilt for the winner once they are gone.
+			for _, c := range local {
+				c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
+			}
+		}
+		fallthrough
+	case len(local) > 0:
+		for n, e := range entries {
+			if compatible(reg.invoke, e.Invoke) {
+				rl = append(rl, remoteCallee{node: n, callees: e.Callees, first: e.First, last: e.Last})
+			}
+		}
+	default:
+		for n, e := range entries {
+			if n == 0 {
+				continue
+			}
+			if e.name == win.name || compatible(win.Invoke, e.Invoke) {
+				rl = append(rl, remoteCallee{node: n, callees: e.Callees, first: e.First, last: e.Last})
+			}
+		}
+		if exists && len(rl) > 0 && reg.invoke != win.Invoke {
+			// The winning policy changed: a new registration (same id).
+			rm.regs.del(reg.match, reg.uri)
+			delete(rm.regByID, reg.id)
+			exists = false
+		}
+	}
+	// In registration order (as callees of one node are), so that a
+	// roundrobin across nodes starts with the node that registered first.
+	sort.Slice(rl, func(i, j int) bool {
+		if rl[i].first != rl[j].first {
+			return rl[i].first < rl[j].first
+		}
+		return rl[i].node < rl[j].node
+	})
+	switch {
+	case len(rl) == 0 && len(local) == 0:
+		if exists {
+			rm.regs.del(reg.match, reg.uri)
+			delete(rm.regByID, reg.id)
+			deleted = true
+		}
+		rm.changed()
+		return deleted
+	case !exists:
+		reg = &registration{id: rm.entryID('r', k.match, k.uri), uri: k.uri, match: k.match, invoke: win.Invoke, created: rm.r.cfg.Now()}
+		empty := []callee{}
+		reg.callees.Store(&empty)
+		rm.regs.put(k.match, k.uri, reg)
+		rm.regByID[reg.id] = reg
+	}
+	if len(rl) == 0 {
+		reg.remote.Store(nil)
+	} else {
+		reg.remote.Store(&rl)
+	}
+	rm.changed()
+	return false
+}

@@ -1,0 +1,258 @@
+package route
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// memMesh links Routers in one test process, the way edge links them over
+// NATS, so that route's side of the mesh (mesh*.go) is tested without a
+// NATS server: interest-based event delivery (one copy per interested
+// node), node-to-node sends, directory updates, gathers and claims, each
+// node with one ordered dispatcher goroutine. edge's tests run the same
+// scenarios over real embedded NATS servers.
+type memMesh struct {
+	t      *testing.T
+	mu     sync.Mutex
+	nodes  []*memNode
+	claims map[string]string // realm|match|uri -> owner node name
+	// hold, when set, keeps directory updates from being delivered (a
+	// partition of the directory); release delivers them.
+	hold    bool
+	held    []func()
+	noClaim bool // claims accepted provisionally (the claim store is unreachable)
+}
+
+type memNode struct {
+	net  *memMesh
+	id   MeshNode
+	name string
+	e    *env
+	q    chan func()
+	done chan struct{}
+	dead atomic.Bool
+
+	mu   sync.Mutex
+	subs map[string]int // realm|match|uri -> count
+}
+
+func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
+	t.Helper()
+	mm := &memMesh{t: t, claims: map[string]string{}}
+	var envs []*env
+	for i := 0; i < n; i++ {
+		e := newEnv(t, shards, mutate)
+		nd := &memNode{net: mm, id: MeshNode(i + 1), name: fmt.Sprintf("node%c", 'A'+i), e: e,
+			q: make(chan func(), 1<<16), done: make(chan struct{}), subs: map[string]int{}}
+		go func() {
+			defer close(nd.done)
+			for f := range nd.q {
+				f()
+			}
+		}()
+		t.Cleanup(func() { close(nd.q); <-nd.done })
+		if err := e.r.AttachMesh(nd, nd.name, MeshSlot(nd.name)); err != nil {
+			t.Fatal(err)
+		}
+		mm.nodes = append(mm.nodes, nd)
+		envs = append(envs, e)
+	}
+	return mm, envs
+}
+
+// dispatch runs f on node n's dispatcher, unless n is dead.
+func (n *memNode) dispatch(f func()) {
+	if n.dead.Load() {
+		return
+	}
+	n.q <- f
+}
+
+// sync waits until every node's dispatcher and shards are idle.
+func (mm *memMesh) sync() {
+	for k := 0; k < 4; k++ {
+		for _, n := range mm.nodes {
+			if n.dead.Load() {
+				continue
+			}
+			done := make(chan struct{})
+			n.q <- func() { close(done) }
+			<-done
+			n.e.sync()
+		}
+	}
+}
+
+// kill makes node i vanish: nothing reaches it, and every other node is
+// told it is down.
+func (mm *memMesh) kill(i int) {
+	mm.nodes[i].dead.Store(true)
+	for _, n := range mm.nodes {
+		if n != mm.nodes[i] {
+			id := mm.nodes[i].id
+			n.dispatch(func() { n.e.r.MeshNodeDown(id) })
+		}
+	}
+	mm.sync()
+}
+
+func (mm *memMesh) release() {
+	mm.mu.Lock()
+	held := mm.held
+	mm.held, mm.hold = nil, false
+	mm.mu.Unlock()
+	for _, f := range held {
+		f()
+	}
+}
+
+func (n *memNode) others() []*memNode {
+	var l []*memNode
+	for _, o := range n.net.nodes {
+		if o != n && !o.dead.Load() {
+			l = append(l, o)
+		}
+	}
+	return l
+}
+
+func subKey(realm string, match proto.Match, uri string) string {
+	return realm + "|" + match.String() + "|" + uri
+}
+
+func (n *memNode) Subscribe(realm string, match proto.Match, uri string) {
+	n.mu.Lock()
+	n.subs[subKey(realm, match, uri)]++
+	n.mu.Unlock()
+}
+
+func (n *memNode) Unsubscribe(realm string, match proto.Match, uri string) {
+	n.mu.Lock()
+	k := subKey(realm, match, uri)
+	if n.subs[k]--; n.subs[k] <= 0 {
+		delete(n.subs, k)
+	}
+	n.mu.Unlock()
+}
+
+// interested reports whether n has a subscription matching topic.
+func (n *memNode) interested(realm string, topic []byte) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k := range n.subs {
+		parts := strings.SplitN(k, "|", 3)
+		if parts[0] != realm {
+			continue
+		}
+		sub := &subscription{uri: parts[2]}
+		switch parts[1] {
+		case "prefix":
+			sub.match = proto.MatchPrefix
+		case "wildcard":
+			sub.match = proto.MatchWildcard
+		}
+		if matches(sub, string(topic)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *memNode) Registered(realm string, reg MeshReg) {
+	for _, o := range n.others() {
+		o := o
+		f := func() {
+			o.dispatch(func() { o.e.r.MeshUpdate(n.id, n.name, MeshRealmReg{Realm: realm, MeshReg: reg}) })
+		}
+		n.net.mu.Lock()
+		if n.net.hold {
+			n.net.held = append(n.net.held, f)
+			n.net.mu.Unlock()
+			continue
+		}
+		n.net.mu.Unlock()
+		f()
+	}
+}
+
+func (n *memNode) Claim(realm string, match proto.Match, uri string, done func(error)) {
+	k := subKey(realm, match, uri)
+	mm := n.net
+	mm.mu.Lock()
+	var err error
+	if mm.noClaim {
+		// provisionally accepted
+	} else if owner, ok := mm.claims[k]; ok && owner != n.name {
+		err = ErrMeshClaimed
+	} else {
+		mm.claims[k] = n.name
+	}
+	mm.mu.Unlock()
+	go done(err)
+}
+
+func (n *memNode) Release(realm string, match proto.Match, uri string) {
+	k := subKey(realm, match, uri)
+	n.net.mu.Lock()
+	if n.net.claims[k] == n.name {
+		delete(n.net.claims, k)
+	}
+	n.net.mu.Unlock()
+}
+
+func (n *memNode) Publish(realm string, topic []byte, env []byte) error {
+	for _, o := range n.others() {
+		if o.interested(realm, topic) {
+			o := o
+			b := append([]byte(nil), env...)
+			o.dispatch(func() { o.e.r.MeshDeliver(n.id, b) })
+		}
+	}
+	return nil
+}
+
+func (n *memNode) Send(node MeshNode, env []byte) error {
+	for _, o := range n.net.nodes {
+		if o.id == node {
+			b := append([]byte(nil), env...)
+			o.dispatch(func() { o.e.r.MeshDeliver(n.id, b) })
+			return nil
+		}
+	}
+	return fmt.Errorf("no node %d", node)
+}
+
+func (n *memNode) Gather(env []byte, done func([][]byte)) error {
+	others := n.others()
+	if len(others) == 0 {
+		go done(nil)
+		return nil
+	}
+	var mu sync.Mutex
+	var answers [][]byte
+	left := len(others)
+	for _, o := range others {
+		o := o
+		b := append([]byte(nil), env...)
+		o.dispatch(func() {
+			o.e.r.MeshQuery(b, func(a []byte) {
+				mu.Lock()
+				if a != nil {
+					answers = append(answers, a)
+				}
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					done(answers)
+				}
+			})
+		})
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package route
+
+import (
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// MeshDeliver hands the router an envelope another node sent: an event
+// (from is then irrelevant), a call, a chunk, an interrupt, a result or a
+// bounced call. env belongs to the router from then on (it is not copied;
+// the caller must not reuse it). Safe for concurrent use; it never blocks:
+// the work goes to the shards as tasks. Envelopes that do not decode are
+// counted (MeshStats.BadEnvelopes) and dropped.
+func (r *Router) MeshDeliver(from MeshNode, env []byte) {
+	if r.ms == nil || len(env) == 0 {
+		return
+	}
+	switch env[0] {
+	case envEvent:
+		r.meshEvent(env)
+	case envCall:
+		r.meshInvoke(from, env)
+	case envBounce:
+		callID, shard, ok := peekCall(env)
+		if !ok || shard >= len(r.shards) {
+			r.ms.stats.BadEnvelopes.Add(1)
+			return
+		}
+		r.shards[shard].post(task{kind: tMeshBounce, a: callID, b: uint64(from), c: &carry{buf: env}})
+	case envResult:
+		mr, err := decodeResult(env)
+		if err != nil || mr.shard >= len(r.shards) {
+			r.ms.stats.BadEnvelopes.Add(1)
+			return
+		}
+		t := task{kind: tMeshResult, a: mr.callID, b: uint64(from), c: mr.c}
+		if mr.flags&rsProgress != 0 {
+			t.flags |= tfProgress
+		}
+		if mr.flags&rsError != 0 {
+			t.flags |= tfError
+		}
+		r.shards[mr.shard].post(t)
+	case envChunk:
+		callID, progress, c, err := decodeChunk(env)
+		if err != nil {
+			r.ms.stats.BadEnvelopes.Add(1)
+			return
+		}
+		t := task{kind: tMeshChunk, a: callID, b: uint64(from), c: c}
+		if progress {
+			t.flags |= tfProgress
+		}
+		for _, sh := range r.shards {
+			sh.post(t)
+		}
+	case envInterrupt:
+		callID, mode, reason, err := decodeInterrupt(env)
+		if err != nil {
+			r.ms.stats.BadEnvelopes.Add(1)
+			return
+		}
+		for _, sh := range r.shards {
+			sh.post(task{kind: tMeshInterrupt, a: callID, b: uint64(from), mode: mode, c: &carry{uri: reason}})
+		}
+	default:
+		r.ms.stats.BadEnvelopes.Add(1)
+	}
+}
+
+// MeshNodeDown tells the router that node left the mesh (it died, it was
+// cut off, or it shut down): its registrations leave the tables, the calls
+// sent to it fail with wamp.error.canceled and the invocations its callers
+// made here are interrupted or forgotten. Safe for concurrent use; it
+// never blocks.
+func (r *Router) MeshNodeDown(node MeshNode) {
+	if r.ms == nil || node == 0 {
+		return
+	}
+	r.meshForget(node)
+	for _, sh := range r.shards {
+		sh.post(task{kind: tMeshNodeDown, b: uint64(node)})
+	}
+}
+
+// meshPublish sends a publication to the other nodes, after the local
+// fan-out. retain asks them to keep it for get_retained.
+func (s *Shard) meshPublish(rm *Realm, p *publication, retain bool) {
+	live := p.retained
+	p.retained = retain
+	env := appendEvent(s.mbuf[:0], rm.name, p)
+	p.retained = live
+	s.mbuf = env[:0]
+	if s.r.mesh.Publish(rm.name, p.topic, env) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+	}
+}
+
+// meshEvent fans an event from another node out to this node's
+// subscribers, and keeps it when it is to be retained. Any goroutine.
+func (r *Router) meshEvent(env []byte) {
+	realm, p, err := decodeEvent(env)
+	if err != nil {
+		r.ms.stats.BadEnvelopes.Add(1)
+		return
+	}
+	rm := r.Realm(realm)
+	if rm == nil {
+		return
+	}
+	p.c.buf = env // counts the payload in the retained budget
+	if p.retained {
+		kept := *p
+		kept.excludeMe = false
+		rm.mu.Lock()
+		if !rm.retainNewer(string(p.topic), &kept) {
+			r.shards[0].stats.RetainRefused.Add(1)
+		}
+		rm.mu.Unlock()
+		p.retained = false
+	}
+	rm.mu.RLock()
+	subs := rm.subs.matchAll(p.topic, nil)
+	rm.mu.RUnlock()
+	if len(subs) == 0 {
+		return
+	}
+	var present [maxShards]bool
+	for _, sub := range subs {
+		if set := sub.subscribers(); set != nil {
+			for i, l := range set.byShard {
+				if len(l) > 0 {
+					present[i] = true
+				}
+			}
+		}
+	}
+	for i, sh := range r.shards {
+		if present[i] {
+			sh.post(task{kind: tEvents, pub: p, subs: subs})
+		}
+	}
+}
+
+// retainNewer keeps p as topic's retained event unless the one kept is
+// newer (events from several nodes may arrive in any order). Call with
+// mu held for writing.
+func (rm *Realm) retainNewer(topic string, p *publication) bool {
+	if old := rm.retained[topic]; old != nil && old.pub.at > p.at {
+		return true
+	}
+	return rm.retain(topic, p)
+}
+
+// meshRevoke takes ss off reg after its node lost a registration conflict
+// with another node: a REGISTRATION revocation when the callee announced
+// the feature, else GOODBYE (the client would not know it is no longer
+// registered).
+func (s *Shard) meshRevoke(ss *Session, reg *registration) {
+	if ss.state != stEstablished || ss.regs[reg.id] != reg {
+		return
+	}
+	s.r.ms.stats.Revoked.Add(1)
+	s.r.log.Warn("mesh: revoking a registration that conflicts with one on another node",
+		"session", ss.id, "procedure", reg.uri, "match", reg.match.String(), "invoke", reg.invoke.String())
+	if ss.feat&fCalleeRevoke == 0 {
+		s.Goodbye(ss, proto.CloseKilled, "procedure "+reg.uri+" is registered on another node of the mesh ("+proto.URIProcedureAlreadyExists+")")
+		return
+	}
+	deleted := s.detachCallee(ss, reg)
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeUnregistered
+	out.HasDict = true
+	raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": proto.URIProcedureAlreadyExists})
+	if err == nil {
+		out.Dict = raw
+	}
+	s.sendMsg(ss, out, ClassControl)
+	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
+	if deleted {
+		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
+	}
+}
+
+// MeshCallees returns the other nodes that have callees of the exact
+// registration uri in realm (diagnostics and tests). Safe for concurrent
+// use.
+func (r *Router) MeshCallees(realm, uri string) []MeshNode {
+	rm := r.Realm(realm)
+	if rm == nil {
+		return nil
+	}
+	rm.mu.RLock()
+	reg, _ := rm.regs.get(proto.MatchExact, uri)
+	rm.mu.RUnlock()
+	if reg == nil {
+		return nil
+	}
+	var out []MeshNode
+	for _, rc := range reg.remoteList() {
+		out = append(out, rc.node)
+	}
+	return out
+}
+
+// MeshPending returns the number of calls this node has sent to other
+// nodes and of invocations other nodes' callers have here, still in
+// flight (diagnostics and tests). It asks every shard and blocks until
+// they answer (at most a few seconds).
+func (r *Router) MeshPending() int {
+	if r.ms == nil {
+		return 0
+	}
+	total := 0
+	for _, sh := range r.shards {
+		ch := make(chan int, 1)
+		if sh.Do(func() { ch <- len(sh.mcalls) + len(sh.minvs) }) != nil {
+			continue
+		}
+		select {
+		case n := <-ch:
+			total += n
+		case <-time.After(5 * time.Second):
+			return -1
+		}
+	}
+	return total
+}

@@ -1,0 +1,508 @@
+package route
+
+import (
+	"errors"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The meta API, retained events and exclusive registrations across the
+// nodes of a mesh (see mesh.go).
+
+// metaRetained is the meta query other nodes answer with their retained
+// events matching a subscription.
+const metaRetained = "edgewamp.mesh.retained"
+
+// maxRetainedAnswer bounds the bytes of retained events one node sends in
+// answer to get_retained; past it the rest is left out (and logged).
+const maxRetainedAnswer = 4 << 20
+
+// metaCombine combines this node's answer to a meta procedure with the
+// other nodes'. ok/res/err are the local answer; remote holds the others'
+// successful results.
+type metaCombine func(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr)
+
+// meshMeta lists the meta procedures answered for the whole mesh, with how
+// the answers combine. The others are answered from this node's tables
+// (registrations are in the directory) or concern the caller's session.
+var meshMeta = map[string]metaCombine{
+	"wamp.session.count":                  combineSum,
+	"wamp.session.list":                   combineConcat,
+	"wamp.session.get":                    combineFirst,
+	"wamp.session.kill":                   combineFirst,
+	"wamp.session.kill_by_authid":         combineSum,
+	"wamp.session.kill_by_authrole":       combineSum,
+	"wamp.session.kill_all":               combineSum,
+	"wamp.registration.list_callees":      combineConcat,
+	"wamp.registration.count_callees":     combineSum,
+	"wamp.subscription.list":              combineUnionByMatch,
+	"wamp.subscription.lookup":            combineFirstNonNil,
+	"wamp.subscription.match":             combineUnionIDs,
+	"wamp.subscription.get":               combineFirst,
+	"wamp.subscription.list_subscribers":  combineConcat,
+	"wamp.subscription.count_subscribers": combineSum,
+}
+
+// meshMetaCall answers a meta call for the whole mesh: it asks the other
+// nodes and answers once they have (or the mesh's deadline passed). It
+// reports false when the procedure is answered locally.
+func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, kwargs map[string]any, res []any, merr *metaErr) bool {
+	comb := meshMeta[proc]
+	if comb == nil {
+		return false
+	}
+	q, err := encodeQuery(ss.realm.name, proc, args, kwargs)
+	if err != nil {
+		return false
+	}
+	err = s.r.mesh.Gather(q, func(answers [][]byte) {
+		if s.Do(func() { s.metaGathered(ss, req, comb, res, merr, answers) }) != nil {
+			return
+		}
+	})
+	return err == nil
+}
+
+// metaGathered sends the combined answer of a meta call.
+func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []any, merr *metaErr, answers [][]byte) {
+	if ss.state != stEstablished {
+		return
+	}
+	var remote [][]any
+	for _, a := range answers {
+		if r, ok := decodeAnswer(a); ok {
+			remote = append(remote, r)
+		}
+	}
+	res, merr = comb(res, merr, remote)
+	if merr != nil {
+		s.replyError(ss, proto.CodeCall, req, merr.uri, merr.msg)
+		return
+	}
+	out := &s.out
+	out.Reset()
+	out.Type = proto.CodeResult
+	out.Request = req
+	if res != nil {
+		raw, err := proto.EncodeValue(ss.ser, res)
+		if err != nil {
+			s.replyError(ss, proto.CodeCall, req, proto.URIInvalidArgument, err.Error())
+			return
+		}
+		out.Args = raw
+	}
+	if err := s.sendMsg(ss, out, ClassResult); err == ErrPeerTooBig {
+		s.replyError(ss, proto.CodeCall, req, proto.URIPayloadSizeExceeded, "the result is longer than this session accepts")
+	}
+}
+
+// MeshQuery answers a meta query from another node: it runs the
+// procedure for this node's own sessions, registrations and subscriptions
+// (on shard 0) and calls answer once with the encoded answer. Safe for
+// concurrent use; it never blocks.
+func (r *Router) MeshQuery(env []byte, answer func([]byte)) {
+	if r.ms == nil {
+		return
+	}
+	realm, proc, args, kwargs, err := decodeQuery(env)
+	rm := r.Realm(realm)
+	if err != nil || rm == nil {
+		if err != nil {
+			r.ms.stats.BadEnvelopes.Add(1)
+		}
+		answer(nil)
+		return
+	}
+	s := r.shards[0]
+	if s.Do(func() { answer(s.answerQuery(rm, proc, args, kwargs)) }) != nil {
+		answer(nil)
+	}
+}
+
+// answerQuery runs a meta query for this node. On shard 0.
+func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[string]any) []byte {
+	if proc == metaRetained {
+		return s.answerRetained(rm, args)
+	}
+	if meshMeta[proc] == nil {
+		return nil
+	}
+	h := metaProcs[proc]
+	// A stand-in for the remote caller: in the realm, on no shard's
+	// tables, so that "any other session" means every session here.
+	caller := &Session{realm: rm, shard: s, state: stEstablished}
+	res, merr := h(s, caller, args, kwargs)
+	var v []any
+	if merr != nil {
+		v = []any{false, merr.uri, merr.msg}
+	} else {
+		v = []any{true, res}
+	}
+	raw, err := proto.EncodeValue(proto.MsgPack, v)
+	if err != nil {
+		return nil
+	}
+	return raw.B
+}
+
+// decodeAnswer returns a successful remote answer's result.
+func decodeAnswer(b []byte) ([]any, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: b})
+	if err != nil {
+		return nil, false
+	}
+	l, _ := v.([]any)
+	if len(l) != 2 || l[0] != true {
+		return nil, false
+	}
+	res, _ := l[1].([]any)
+	return res, true
+}
+
+func encodeQuery(realm, proc string, args []any, kwargs map[string]any) ([]byte, error) {
+	w := wbuf{envQuery}
+	w.str(realm)
+	w.str(proc)
+	for i, v := range []any{args, kwargs} {
+		if i == 0 && args == nil || i == 1 && kwargs == nil {
+			w.uv(0)
+			continue
+		}
+		raw, err := proto.EncodeValue(proto.MsgPack, v)
+		if err != nil {
+			return nil, err
+		}
+		w.bytes(raw.B)
+	}
+	return w, nil
+}
+
+var errQuery = errors.New("route: malformed mesh query")
+
+func decodeQuery(env []byte) (realm, proc string, args []any, kwargs map[string]any, err error) {
+	r := rbuf{b: env}
+	if r.byte1() != envQuery {
+		return "", "", nil, nil, errQuery
+	}
+	realm = r.str()
+	proc = r.str()
+	a := r.bytes()
+	k := r.bytes()
+	if r.err != nil || len(r.b) != 0 {
+		return "", "", nil, nil, errQuery
+	}
+	if len(a) > 0 {
+		v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: a})
+		if err != nil {
+			return "", "", nil, nil, errQuery
+		}
+		args, _ = v.([]any)
+	}
+	if len(k) > 0 {
+		v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: k})
+		if err != nil {
+			return "", "", nil, nil, errQuery
+		}
+		kwargs, _ = v.(map[string]any)
+	}
+	return realm, proc, args, kwargs, nil
+}
+
+// ---------------------------------------------------------------- combiners
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case uint64:
+		return int64(x)
+	case int:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return 0
+}
+
+func combineSum(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	var n int64
+	ok := lerr == nil
+	if ok && len(local) > 0 {
+		n = toInt(local[0])
+	}
+	for _, r := range remote {
+		if len(r) > 0 {
+			n += toInt(r[0])
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, lerr
+	}
+	return []any{n}, nil
+}
+
+func combineConcat(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	out := []any{}
+	ok := lerr == nil
+	if ok && len(local) > 0 {
+		out = appendList(out, local[0])
+	}
+	for _, r := range remote {
+		if len(r) > 0 {
+			out = appendList(out, r[0])
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, lerr
+	}
+	return []any{out}, nil
+}
+
+func appendList(out []any, v any) []any {
+	switch l := v.(type) {
+	case []any:
+		return append(out, l...)
+	case []uint64:
+		for _, x := range l {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func combineFirst(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	if lerr == nil {
+		return local, nil
+	}
+	if len(remote) > 0 {
+		return remote[0], nil
+	}
+	return nil, lerr
+}
+
+func combineFirstNonNil(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	if lerr == nil && len(local) > 0 && local[0] != nil {
+		return local, nil
+	}
+	for _, r := range remote {
+		if len(r) > 0 && r[0] != nil {
+			return r, nil
+		}
+	}
+	return local, lerr
+}
+
+func combineUnionIDs(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	seen := map[uint64]bool{}
+	ids := []uint64{}
+	add := func(v any) {
+		var l []any
+		switch x := v.(type) {
+		case []any:
+			l = x
+		case []uint64:
+			for _, id := range x {
+				l = append(l, id)
+			}
+		}
+		for _, e := range l {
+			id := uint64(toInt(e))
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if lerr == nil && len(local) > 0 {
+		add(local[0])
+	}
+	for _, r := range remote {
+		if len(r) > 0 {
+			add(r[0])
+		}
+	}
+	if len(ids) == 0 {
+		return []any{nil}, nil
+	}
+	return []any{ids}, nil
+}
+
+func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+	var parts [][]any
+	if lerr == nil {
+		parts = append(parts, local)
+	}
+	parts = append(parts, remote...)
+	out := map[string]any{}
+	for _, m := range []string{"exact", "prefix", "wildcard"} {
+		var lists [][]any
+		for _, p := range parts {
+			if len(p) == 0 {
+				continue
+			}
+			if d, ok := p[0].(map[string]any); ok {
+				lists = append(lists, []any{d[m]})
+			}
+		}
+		u, _ := combineUnionIDs(nil, &metaErr{}, lists)
+		if u[0] == nil {
+			out[m] = []uint64{}
+		} else {
+			out[m] = u[0]
+		}
+	}
+	return []any{out}, nil
+}
+
+// ---------------------------------------------------------------- retained events
+
+// meshRetained delivers the retained events matching sub, from every
+// node: this node's and the others' (gathered), the newest per topic.
+func (s *Shard) meshRetained(ss *Session, sub *subscription) {
+	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
+	if err == nil {
+		err = s.r.mesh.Gather(q, func(answers [][]byte) {
+			s.Do(func() { s.retainedGathered(ss, sub, answers) })
+		})
+	}
+	if err != nil {
+		s.sendRetained(ss, sub) // this node's only
+	}
+}
+
+// retainedGathered merges the gathered retained events with this node's
+// and delivers them, if ss is still subscribed.
+func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byte) {
+	if ss.state != stEstablished || ss.subs[sub.id] != sub {
+		return
+	}
+	newest := map[string]*publication{}
+	for _, p := range s.localRetained(ss.realm, sub) {
+		newest[string(p.topic)] = p
+	}
+	for _, a := range answers {
+		r := rbuf{b: a}
+		for r.err == nil && len(r.b) > 0 {
+			env := r.bytes()
+			_, p, err := decodeEvent(env)
+			if err != nil || !matches(sub, string(p.topic)) {
+				continue
+			}
+			p.retained = true
+			if old := newest[string(p.topic)]; old == nil || p.at > old.at {
+				newest[string(p.topic)] = p
+			}
+		}
+	}
+	for _, p := range newest {
+		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+			continue
+		}
+		var buf [4][]byte
+		s.sendEvent(ss, sub, p, &buf)
+	}
+}
+
+// localRetained returns this node's retained events matching sub.
+func (s *Shard) localRetained(rm *Realm, sub *subscription) []*publication {
+	var pubs []*publication
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	if sub.match == proto.MatchExact {
+		if re := rm.retained[sub.uri]; re != nil {
+			pubs = append(pubs, re.pub)
+		}
+		return pubs
+	}
+	for topic, re := range rm.retained {
+		if matches(sub, topic) {
+			pubs = append(pubs, re.pub)
+		}
+	}
+	return pubs
+}
+
+// answerRetained encodes this node's retained events matching the
+// subscription in args ([match, uri]) as event envelopes.
+func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
+	if len(args) != 2 {
+		return nil
+	}
+	uri, _ := args[1].(string)
+	match := proto.Match(toInt(args[0]))
+	if match > proto.MatchWildcard || uri == "" {
+		return nil
+	}
+	sub := &subscription{uri: uri, match: match}
+	var w wbuf
+	for _, p := range s.localRetained(rm, sub) {
+		env := appendEvent(nil, rm.name, p)
+		if len(w)+len(env) > maxRetainedAnswer {
+			s.r.log.Warn("mesh: retained events left out of a get_retained answer (too many bytes)", "realm", rm.name, "uri", uri)
+			break
+		}
+		w.bytes(env)
+	}
+	return w
+}
+
+// ---------------------------------------------------------------- exclusive registrations
+
+// meshClaim claims a single registration mesh-wide before registering it.
+// It reports false when the normal path should answer (the registration
+// is already in the tables: it refuses).
+func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
+	rm := ss.realm
+	k := regKey{match, uri}
+	rm.mu.Lock()
+	if _, exists := rm.regs.get(match, uri); exists {
+		rm.mu.Unlock()
+		return false
+	}
+	d := rm.dir()
+	if d.claims[k] {
+		rm.mu.Unlock()
+		s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, "procedure "+uri+" is being registered by another session")
+		return true
+	}
+	if d.claims == nil {
+		d.claims = map[regKey]bool{}
+	}
+	d.claims[k] = true
+	rm.mu.Unlock()
+	s.r.mesh.Claim(rm.name, match, uri, func(err error) {
+		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && err == nil {
+			s.r.mesh.Release(rm.name, match, uri)
+		}
+	})
+	return true
+}
+
+// claimed completes a REGISTER once its claim is answered.
+func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
+	rm := ss.realm
+	rm.mu.Lock()
+	delete(rm.dir().claims, regKey{match, uri})
+	rm.mu.Unlock()
+	if ss.state != stEstablished {
+		if err == nil {
+			s.r.mesh.Release(rm.name, match, uri)
+		}
+		return
+	}
+	switch {
+	case errors.Is(err, ErrMeshClaimed):
+		s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, "procedure "+uri+" is registered on another node of the mesh")
+	case err != nil:
+		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "the mesh could not claim the procedure: "+err.Error())
+	default:
+		if !s.addCallee(ss, req, match, proto.InvokeSingle, uri, ce) {
+			s.r.mesh.Release(rm.name, match, uri)
+		}
+	}
+}

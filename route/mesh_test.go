@@ -1,0 +1,501 @@
+package route
+
+import (
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Route's side of the mesh, over memMesh (mesh_harness_test.go): every
+// feature crossing nodes, with the caller, callee, publisher and
+// subscribers on different nodes and serializers.
+
+func TestMeshRPCAcrossNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	callee := es[1].join(proto.CBOR)
+	reg := callee.register("com.add", map[string]any{"disclose_caller": true})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.add", nil, []any{2, 3}, map[string]any{"k": "v"})
+	inv := callee.expect(proto.CodeInvocation)
+	if inv.ID != reg {
+		t.Fatalf("INVOCATION for registration %d, want %d", inv.ID, reg)
+	}
+	if got := inv.Opt.Uint(proto.KeyCaller); got != caller.id {
+		t.Fatalf("caller disclosed as %d, want %d", got, caller.id)
+	}
+	if a := argsOf(inv); len(a) != 2 || a[0] != int64(2) || kwargsOf(inv)["k"] != "v" {
+		t.Fatalf("INVOCATION payload %v %v", a, kwargsOf(inv))
+	}
+	callee.yield(inv.Request, nil, []any{5})
+	res := caller.expect(proto.CodeResult)
+	if res.Request != req || argsOf(res)[0] != int64(5) {
+		t.Fatalf("RESULT %s", describe(res))
+	}
+	// An application error crosses back with its URI and payload.
+	req = caller.call("com.add", nil, []any{1}, nil)
+	inv = callee.expect(proto.CodeInvocation)
+	callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil),
+		URI: []byte("com.error.bad"), Args: raw(t, proto.CBOR, []any{"no"})})
+	e := caller.expectError(proto.CodeCall, req, "com.error.bad")
+	if argsOf(e)[0] != "no" {
+		t.Fatalf("error payload %v", argsOf(e))
+	}
+	// Ids: session ids carry the node's slot; the registration id is the
+	// same on every node.
+	if caller.id&MaxMeshSlot != uint64(MeshSlot("nodeA")) || callee.id&MaxMeshSlot != uint64(MeshSlot("nodeB")) {
+		t.Fatalf("session ids %d %d do not carry their node's slot", caller.id, callee.id)
+	}
+	es[0].r.Realm("realm1").mu.RLock()
+	r0, _ := es[0].r.Realm("realm1").regs.get(proto.MatchExact, "com.add")
+	es[0].r.Realm("realm1").mu.RUnlock()
+	if r0 == nil || r0.id != reg {
+		t.Fatalf("node A's registration %v, want id %d", r0, reg)
+	}
+}
+
+func TestMeshProgressiveResultsAndInvocations(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	callee := es[1].join(proto.MsgPack)
+	callee.register("com.stream", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.stream", map[string]any{"receive_progress": true}, []any{0}, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	if !inv.Opt.Bool(proto.KeyReceiveProgress, false) {
+		t.Fatal("receive_progress not forwarded")
+	}
+	for i := 1; i <= 20; i++ {
+		callee.yield(inv.Request, map[string]any{"progress": true}, []any{i})
+	}
+	callee.yield(inv.Request, nil, []any{"end"})
+	for i := 1; i <= 20; i++ {
+		m := caller.expect(proto.CodeResult)
+		if !m.Opt.Bool(proto.KeyProgress, false) || argsOf(m)[0] != int64(i) {
+			t.Fatalf("progressive result %d: %s", i, describe(m))
+		}
+	}
+	if m := caller.expect(proto.CodeResult); m.Request != req || m.Opt.Bool(proto.KeyProgress, false) || argsOf(m)[0] != "end" {
+		t.Fatalf("final result %s", describe(m))
+	}
+	// Progressive call invocations: chunks follow the first to the callee.
+	req = caller.nextReq()
+	for i := 0; i < 4; i++ {
+		caller.callChunk(req, "com.stream", i < 3, i)
+	}
+	var chunks []any
+	first := uint64(0)
+	for i := 0; i < 4; i++ {
+		m := callee.expect(proto.CodeInvocation)
+		if first == 0 {
+			first = m.Request
+		}
+		if m.Request != first {
+			t.Fatalf("chunk %d as invocation %d, want %d", i, m.Request, first)
+		}
+		chunks = append(chunks, argsOf(m)[0])
+		if m.Opt.Bool(proto.KeyProgress, false) != (i < 3) {
+			t.Fatalf("chunk %d progress %v", i, m.Opt.Bool(proto.KeyProgress, false))
+		}
+	}
+	if len(chunks) != 4 || chunks[3] != int64(3) {
+		t.Fatalf("chunks %v", chunks)
+	}
+	callee.yield(first, nil, []any{"ok"})
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("result %s", describe(m))
+	}
+}
+
+func TestMeshCancelAndTimeout(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.JSON)
+	callee.register("com.slow", map[string]any{"forward_timeout": true})
+	mm.sync()
+	caller := es[0].join(proto.CBOR)
+
+	// kill: the callee is interrupted and its answer goes back.
+	req := caller.call("com.slow", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "kill"})})
+	intr := callee.expect(proto.CodeInterrupt)
+	if intr.Request != inv.Request || intr.Opt.String(proto.KeyMode) != "kill" {
+		t.Fatalf("INTERRUPT %s mode %s", describe(intr), intr.Opt.String(proto.KeyMode))
+	}
+	callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil), URI: []byte(proto.URICanceled)})
+	caller.expectError(proto.CodeCall, req, proto.URICanceled)
+
+	// killnowait: the caller gets its ERROR at once, the callee an
+	// INTERRUPT, and its late answer goes nowhere.
+	req = caller.call("com.slow", nil, nil, nil)
+	inv = callee.expect(proto.CodeInvocation)
+	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+	caller.expectError(proto.CodeCall, req, proto.URICanceled)
+	callee.expect(proto.CodeInterrupt)
+	callee.yield(inv.Request, nil, []any{"late"})
+	mm.sync()
+	caller.quiet()
+
+	// A router timeout: forwarded to the callee, enforced at the caller's
+	// node, which interrupts the callee.
+	req = caller.call("com.slow", map[string]any{"timeout": 1000}, nil, nil)
+	inv = callee.expect(proto.CodeInvocation)
+	if inv.Opt.Uint(proto.KeyTimeout) != 1000 {
+		t.Fatalf("timeout not forwarded: %s", describe(inv))
+	}
+	es[0].advance(2 * time.Second)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	mm.sync()
+	callee.expect(proto.CodeInterrupt)
+	assertNothingPending(t, mm)
+}
+
+// assertNothingPending checks that no node holds a call, an invocation or
+// a remote-invocation count.
+func assertNothingPending(t *testing.T, mm *memMesh) {
+	t.Helper()
+	mm.sync()
+	for _, n := range mm.nodes {
+		if n.dead.Load() {
+			continue
+		}
+		r := n.e.r
+		if v := r.ms.invs.Load(); v != 0 {
+			t.Errorf("%s: %d remote invocations counted in flight", n.name, v)
+		}
+		for i, x := range n.e.execs {
+			sh := r.Shard(i)
+			x.do(func() {
+				if len(sh.mcalls) != 0 || len(sh.minvs) != 0 {
+					t.Errorf("%s shard %d: %d calls to other nodes, %d invocations from them still held", n.name, i, len(sh.mcalls), len(sh.minvs))
+				}
+				for ss := range sh.attached {
+					if len(ss.calls) != 0 || len(ss.invs) != 0 {
+						t.Errorf("%s: session %d holds %d calls and %d invocations", n.name, ss.id, len(ss.calls), len(ss.invs))
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMeshPubSubAcrossNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 2, nil)
+	subB := es[1].join(proto.JSON)
+	subC := es[2].join(proto.CBOR)
+	subC2 := es[2].join(proto.MsgPack)
+	idB := subB.subscribe("com.topic", nil)
+	idC := subC.subscribe("com.", map[string]any{"match": "prefix"})
+	subC2.subscribe("com.", map[string]any{"match": "wildcard"})
+	mm.sync()
+	pub := es[0].join(proto.MsgPack)
+	req := pub.publish("com.topic", map[string]any{"acknowledge": true, "disclose_me": true}, []any{"hello", []byte{1, 2}}, nil)
+	pub.expect(proto.CodePublished)
+	ev := subB.expect(proto.CodeEvent)
+	if ev.ID != idB || argsOf(ev)[0] != "hello" || ev.Opt.Uint(proto.KeyPublisher) != pub.id {
+		t.Fatalf("B's EVENT %s publisher %d", describe(ev), ev.Opt.Uint(proto.KeyPublisher))
+	}
+	if b, ok := argsOf(ev)[1].([]byte); !ok || len(b) != 2 {
+		t.Fatalf("binary argument to a JSON subscriber: %#v", argsOf(ev)[1])
+	}
+	ev = subC.expect(proto.CodeEvent)
+	if ev.ID != idC || ev.Opt.String(proto.KeyTopic) != "com.topic" {
+		t.Fatalf("C's prefix EVENT %s topic %q", describe(ev), ev.Opt.String(proto.KeyTopic))
+	}
+	subC2.expect(proto.CodeEvent)
+	_ = req
+	mm.sync()
+	subB.quiet()
+	subC.quiet()
+	subC2.quiet()
+
+	// Black and white lists by session id, authid and authrole apply on
+	// every node.
+	pub.publish("com.topic", map[string]any{"exclude": []uint64{subC.id}, "eligible": []uint64{subB.id, subC.id, subC2.id}}, []any{1}, nil)
+	subB.expect(proto.CodeEvent)
+	subC2.expect(proto.CodeEvent)
+	mm.sync()
+	subC.quiet()
+	pub.publish("com.topic", map[string]any{"eligible_authrole": []string{"nobody"}}, []any{2}, nil)
+	mm.sync()
+	subB.quiet()
+	subC.quiet()
+	subC2.quiet()
+}
+
+func TestMeshRetainedOnAnotherNode(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	pub := es[0].join(proto.JSON)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
+	pub.expect(proto.CodePublished)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v2"}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	sub := es[1].join(proto.MsgPack)
+	sub.subscribe("com.state", map[string]any{"get_retained": true})
+	mm.sync()
+	ev := sub.expect(proto.CodeEvent)
+	if argsOf(ev)[0] != "v2" || !ev.Opt.Bool(proto.KeyRetained, false) {
+		t.Fatalf("retained EVENT %s", describe(ev))
+	}
+	sub.quiet()
+}
+
+func TestMeshSharedRegistrationPolicies(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	// roundrobin: callees on B and C; a caller on A alternates between the
+	// nodes; a caller on B stays on B (local first).
+	b := es[1].join(proto.JSON)
+	c := es[2].join(proto.JSON)
+	b.register("com.rr", map[string]any{"invoke": "roundrobin"})
+	c.register("com.rr", map[string]any{"invoke": "roundrobin"})
+	mm.sync()
+	a := es[0].join(proto.JSON)
+	got := map[*tc]int{}
+	for i := 0; i < 6; i++ {
+		a.call("com.rr", nil, nil, nil)
+		mm.sync()
+		for _, x := range []*tc{b, c} {
+			select {
+			case m := <-x.peer.in:
+				got[x]++
+				x.yield(m.Request, nil, nil)
+			default:
+			}
+		}
+		a.expect(proto.CodeResult)
+	}
+	if got[b] != 3 || got[c] != 3 {
+		t.Fatalf("roundrobin from a node without callees: B %d, C %d calls", got[b], got[c])
+	}
+	local := es[1].join(proto.JSON)
+	for i := 0; i < 3; i++ {
+		local.call("com.rr", nil, nil, nil)
+		m := b.expect(proto.CodeInvocation)
+		b.yield(m.Request, nil, nil)
+		local.expect(proto.CodeResult)
+	}
+	mm.sync()
+	c.quiet()
+
+	// A different policy for the same procedure is refused on any node.
+	req := a.nextReq()
+	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(map[string]any{"invoke": "random"}), URI: []byte("com.rr")})
+	a.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+
+	// first / last by REGISTER time across nodes.
+	es[0].clock.add(time.Second)
+	c.register("com.fl", map[string]any{"invoke": "first"})
+	es[1].clock.add(2 * time.Second)
+	mm.sync()
+	b.register("com.fl", map[string]any{"invoke": "first"})
+	mm.sync()
+	a.call("com.fl", nil, nil, nil)
+	m := c.expect(proto.CodeInvocation) // C registered first (in clock time)
+	c.yield(m.Request, nil, nil)
+	a.expect(proto.CodeResult)
+	b.call("com.fl", nil, nil, nil) // first is C's, even from B
+	m = c.expect(proto.CodeInvocation)
+	c.yield(m.Request, nil, nil)
+	b.expect(proto.CodeResult)
+}
+
+func TestMeshSingleIsExclusive(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a := es[0].join(proto.JSON)
+	b := es[1].join(proto.JSON)
+	a.register("com.one", nil)
+	// The claim refuses B even before the directory reaches it.
+	req := b.nextReq()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(nil), URI: []byte("com.one")})
+	b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+	mm.sync()
+	// Once A's callee leaves, the claim is released and B may register.
+	a.goodbye()
+	mm.sync()
+	b.register("com.one", nil)
+}
+
+func TestMeshConflictAfterPartitionHeals(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a := es[0].join(proto.JSON)
+	b := es[1].join(proto.JSON)
+	// A partition: no directory, and the claim store is unreachable, so
+	// both nodes accept a single registration.
+	mm.hold, mm.noClaim = true, true
+	a.register("com.one", nil)
+	es[1].clock.add(time.Second) // B's registers later
+	b.register("com.one", nil)
+	mm.noClaim = false
+	mm.release() // heal
+	mm.sync()
+	// B registered later: its callee is told GOODBYE (it does not announce
+	// registration revocation); A's stays and is callable from B's node.
+	m := b.expect(proto.CodeGoodbye)
+	if string(m.URI) != proto.CloseKilled {
+		t.Fatalf("B's callee got GOODBYE %s", m.URI)
+	}
+	mm.sync()
+	caller := es[1].join(proto.JSON)
+	caller.call("com.one", nil, nil, nil)
+	inv := a.expect(proto.CodeInvocation)
+	a.yield(inv.Request, nil, []any{"A"})
+	if r := caller.expect(proto.CodeResult); argsOf(r)[0] != "A" {
+		t.Fatalf("result %s", describe(r))
+	}
+	if es[1].r.MeshStats().Revoked.Load() != 1 {
+		t.Fatalf("revoked %d", es[1].r.MeshStats().Revoked.Load())
+	}
+}
+
+func TestMeshNodeDown(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 2, nil)
+	b := es[1].join(proto.JSON)
+	c := es[2].join(proto.JSON)
+	b.register("com.shared", map[string]any{"invoke": "roundrobin"})
+	c.register("com.shared", map[string]any{"invoke": "roundrobin"})
+	cb := es[1].join(proto.JSON)
+	cb.register("com.onb", nil)
+	cc := es[2].join(proto.JSON)
+	cc.register("com.onc", nil)
+	mm.sync()
+	a := es[0].join(proto.JSON)
+	// A call in flight to B, and an invocation on C from a caller on B.
+	req := a.call("com.onb", nil, nil, nil)
+	cb.expect(proto.CodeInvocation)
+	callerB := es[1].join(proto.JSON)
+	callerB.call("com.onc", nil, nil, nil)
+	inv := cc.expect(proto.CodeInvocation)
+	mm.kill(1)
+	a.expectError(proto.CodeCall, req, proto.URICanceled)
+	if m := cc.expect(proto.CodeInterrupt); m.Request != inv.Request {
+		t.Fatalf("INTERRUPT %s", describe(m))
+	}
+	// C's registration remains: calls from A keep succeeding through C.
+	for i := 0; i < 3; i++ {
+		a.call("com.shared", nil, nil, nil)
+		m := c.expect(proto.CodeInvocation)
+		c.yield(m.Request, nil, nil)
+		a.expect(proto.CodeResult)
+	}
+	// B's registrations are gone from A's tables.
+	rm := es[0].r.Realm("realm1")
+	rm.mu.RLock()
+	_, still := rm.regs.get(proto.MatchExact, "com.onb")
+	rm.mu.RUnlock()
+	if still {
+		t.Fatal("com.onb still registered on A after B died")
+	}
+	assertNothingPending(t, &memMesh{nodes: []*memNode{mm.nodes[0], mm.nodes[2]}})
+}
+
+func TestMeshBounceToAnotherNode(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	b := es[1].join(proto.JSON)
+	c := es[2].join(proto.JSON)
+	b.register("com.rr", map[string]any{"invoke": "roundrobin"})
+	c.register("com.rr", map[string]any{"invoke": "roundrobin"})
+	mm.sync()
+	// B's callee leaves, but A does not know yet.
+	mm.hold = true
+	b.goodbye()
+	mm.sync()
+	a := es[0].join(proto.JSON)
+	for i := 0; i < 4; i++ {
+		req := a.call("com.rr", nil, []any{i}, nil)
+		mm.sync()
+		m := c.expect(proto.CodeInvocation)
+		c.yield(m.Request, nil, []any{i})
+		if r := a.expect(proto.CodeResult); r.Request != req {
+			t.Fatalf("result %s", describe(r))
+		}
+	}
+	if es[0].r.MeshStats().Bounced.Load() == 0 {
+		t.Fatal("no call was bounced")
+	}
+	mm.release()
+	assertNothingPending(t, mm)
+}
+
+func TestMeshMetaAcrossNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	var all []*tc
+	for i, e := range es {
+		for k := 0; k <= i; k++ {
+			all = append(all, e.join(proto.JSON))
+		}
+	}
+	s := all[1] // on B
+	s.subscribe("com.t", nil)
+	all[5].subscribe("com.t", nil) // on C
+	mm.sync()
+	a := all[0]
+	call := func(proc string, args ...any) *proto.Message {
+		t.Helper()
+		a.call(proc, nil, args, nil)
+		mm.sync()
+		return a.recv()
+	}
+	if m := call("wamp.session.count"); argsOf(m)[0] != int64(6) {
+		t.Fatalf("session.count %s", describe(m))
+	}
+	if m := call("wamp.session.list"); len(argsOf(m)[0].([]any)) != 6 {
+		t.Fatalf("session.list %s", describe(m))
+	}
+	if m := call("wamp.session.get", all[4].id); m.Type != proto.CodeResult {
+		t.Fatalf("session.get of a session on C: %s", describe(m))
+	}
+	if m := call("wamp.session.get", uint64(12345)); m.Type != proto.CodeError || string(m.URI) != proto.URINoSuchSession {
+		t.Fatalf("session.get of nobody: %s", describe(m))
+	}
+	m := call("wamp.subscription.lookup", "com.t")
+	subID, _ := argsOf(m)[0].(uint64)
+	if subID == 0 {
+		if v, ok := argsOf(m)[0].(int64); ok {
+			subID = uint64(v)
+		}
+	}
+	if subID == 0 {
+		t.Fatalf("subscription.lookup %s", describe(m))
+	}
+	if m := call("wamp.subscription.count_subscribers", subID); argsOf(m)[0] != int64(2) {
+		t.Fatalf("count_subscribers %s", describe(m))
+	}
+	if m := call("wamp.session.kill", all[5].id); m.Type != proto.CodeResult {
+		t.Fatalf("session.kill of a session on C: %s", describe(m))
+	}
+	if g := all[5].expect(proto.CodeGoodbye); string(g.URI) != proto.CloseNormal {
+		t.Fatalf("killed session got GOODBYE %s", g.URI)
+	}
+	mm.sync()
+	if m := call("wamp.session.count"); argsOf(m)[0] != int64(5) {
+		t.Fatalf("session.count after kill %s", describe(m))
+	}
+	// Meta events cross nodes too.
+	a.subscribe("wamp.session.on_join", nil)
+	mm.sync()
+	es[2].join(proto.JSON)
+	mm.sync()
+	if ev := a.expect(proto.CodeEvent); ev.Type != proto.CodeEvent {
+		t.Fatal("no on_join from another node")
+	}
+}
+
+func TestMeshRemoteInvocationsBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxMeshInvocations = 2 })
+	callee := es[1].join(proto.JSON)
+	callee.register("com.hold", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	caller.call("com.hold", nil, nil, nil)
+	caller.call("com.hold", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	callee.expect(proto.CodeInvocation)
+	req := caller.call("com.hold", nil, nil, nil)
+	mm.sync()
+	caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	if es[1].r.MeshStats().Refused.Load() != 1 {
+		t.Fatal("refusal not counted")
+	}
+}

@@ -1,0 +1,489 @@
+package route
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Mesh envelopes: what route sends to route on another node. The mesh
+// carries them as opaque bytes (the NATS message payload). The format is
+// private to route and versioned by its first byte, the kind:
+//
+//	E event        'E' pubID(8, LE) flags at realm topic [publisher] payload [filter]
+//	C call         'C' callID shard flags timeout realm match reguri procedure caller authid authrole payload
+//	B bounce       a C envelope sent back undelivered, first byte 'B'
+//	K chunk        'K' callID flags payload            (a further progressive-invocation chunk)
+//	X interrupt    'X' callID mode reason
+//	R result       'R' shard callID flags uri message payload
+//	Q meta query   'Q' realm proc args kwargs           (args, kwargs: MsgPack)
+//
+// Integers are uvarints except the event's publication id (fixed, so that
+// the mesh can drop duplicates without decoding: MeshEventID) and at (a
+// varint). Strings and byte strings are a uvarint length and the bytes. A
+// payload is a flags byte (transparent), the arguments and keyword
+// arguments each as a uvarint (length+1, 0 = absent), their serializer and
+// bytes, and the Payload Passthru keys as a bit mask and byte strings.
+// Payload bytes are the publisher's, caller's or callee's own encoding: the
+// receiving node transcodes them, once, for peers that speak another
+// serializer.
+const (
+	envEvent     = 'E'
+	envCall      = 'C'
+	envBounce    = 'B'
+	envChunk     = 'K'
+	envInterrupt = 'X'
+	envResult    = 'R'
+	envQuery     = 'Q'
+)
+
+// Event flags.
+const (
+	evDisclose = 1 << iota
+	evRetain
+	evFilter
+)
+
+// Call flags.
+const (
+	ccDisclose = 1 << iota
+	ccRecvProg
+	ccProgress
+)
+
+// Result flags.
+const (
+	rsProgress = 1 << iota
+	rsError
+)
+
+var errEnvelope = errors.New("route: malformed mesh envelope")
+
+// MeshEventID returns the publication id of an event envelope, and false
+// for any other envelope. The mesh uses it to drop the copies NATS
+// delivers for overlapping subscriptions. It does not allocate.
+func MeshEventID(env []byte) (uint64, bool) {
+	if len(env) < 9 || env[0] != envEvent {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(env[1:9]), true
+}
+
+// ---------------------------------------------------------------- writing
+
+type wbuf []byte
+
+func (w *wbuf) byte1(b byte)     { *w = append(*w, b) }
+func (w *wbuf) uv(v uint64)      { *w = binary.AppendUvarint(*w, v) }
+func (w *wbuf) sv(v int64)       { *w = binary.AppendVarint(*w, v) }
+func (w *wbuf) str(s string)     { w.uv(uint64(len(s))); *w = append(*w, s...) }
+func (w *wbuf) bytes(b []byte)   { w.uv(uint64(len(b))); *w = append(*w, b...) }
+func (w *wbuf) fixed64(v uint64) { *w = binary.LittleEndian.AppendUint64(*w, v) }
+
+func (w *wbuf) raw(r proto.Raw) {
+	if r.B == nil {
+		w.uv(0)
+		return
+	}
+	w.uv(uint64(len(r.B)) + 1)
+	w.byte1(byte(r.Ser))
+	*w = append(*w, r.B...)
+}
+
+func (w *wbuf) payload(c *carry) {
+	var f byte
+	if c.transparent {
+		f = 1
+	}
+	w.byte1(f)
+	w.raw(c.args)
+	w.raw(c.kwargs)
+	var mask byte
+	for i, v := range c.ppt {
+		if v != nil {
+			mask |= 1 << i
+		}
+	}
+	w.byte1(mask)
+	for _, v := range c.ppt {
+		if v != nil {
+			w.bytes(v)
+		}
+	}
+}
+
+func (w *wbuf) ids(l []uint64) {
+	w.uv(uint64(len(l)))
+	for _, v := range l {
+		w.uv(v)
+	}
+}
+
+func (w *wbuf) strs(l []string) {
+	w.uv(uint64(len(l)))
+	for _, v := range l {
+		w.str(v)
+	}
+}
+
+// ---------------------------------------------------------------- reading
+
+// rbuf reads an envelope. Errors stick: after the first one every read
+// returns zero values and err is set.
+type rbuf struct {
+	b   []byte
+	err error
+}
+
+func (r *rbuf) fail() { r.err = errEnvelope; r.b = nil }
+
+func (r *rbuf) byte1() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *rbuf) uv() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *rbuf) sv() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns a sub-slice of the envelope (no copy).
+func (r *rbuf) bytes() []byte {
+	n := r.uv()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *rbuf) str() string { return string(r.bytes()) }
+
+func (r *rbuf) fixed64() uint64 {
+	if len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *rbuf) raw() proto.Raw {
+	n := r.uv()
+	if r.err != nil || n == 0 {
+		return proto.Raw{}
+	}
+	n--
+	ser := proto.Serializer(r.byte1())
+	if r.err != nil || !ser.Valid() || n > uint64(len(r.b)) {
+		r.fail()
+		return proto.Raw{}
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	if v == nil {
+		v = []byte{}
+	}
+	return proto.Raw{Ser: ser, B: v}
+}
+
+// payload reads a payload into a carry that aliases the envelope. The
+// arguments are checked as Decode checks a client's (another node's bytes
+// go to clients as they are when the serializer matches).
+func (r *rbuf) payload(c *carry) {
+	c.transparent = r.byte1()&1 != 0
+	c.args = r.raw()
+	c.kwargs = r.raw()
+	mask := r.byte1()
+	for i := range c.ppt {
+		if mask&(1<<i) != 0 {
+			c.ppt[i] = r.bytes()
+		}
+	}
+	if r.err == nil && (c.args.B != nil && !proto.ValidArgs(c.args, c.transparent) || c.kwargs.B != nil && !proto.ValidKwargs(c.kwargs)) {
+		r.fail()
+	}
+}
+
+// maxEnvList bounds the lists in an envelope (black/white lists), so that
+// a malformed count cannot make the reader allocate much.
+const maxEnvList = 1 << 16
+
+func (r *rbuf) ids() []uint64 {
+	n := r.uv()
+	if n > maxEnvList || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	l := make([]uint64, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		l = append(l, r.uv())
+	}
+	return l
+}
+
+func (r *rbuf) strs() []string {
+	n := r.uv()
+	if n > maxEnvList || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	l := make([]string, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		l = append(l, r.str())
+	}
+	return l
+}
+
+// ---------------------------------------------------------------- events
+
+// appendEvent encodes p, published in realm, as an event envelope.
+func appendEvent(dst []byte, realm string, p *publication) []byte {
+	w := wbuf(dst)
+	w.byte1(envEvent)
+	w.fixed64(p.id)
+	var f uint64
+	if p.disclose {
+		f |= evDisclose
+	}
+	if p.retained {
+		f |= evRetain
+	}
+	if p.filter != nil {
+		f |= evFilter
+	}
+	w.uv(f)
+	w.sv(p.at)
+	w.str(realm)
+	w.bytes(p.topic)
+	if p.disclose {
+		id, authid, authrole := p.publisherIdentity()
+		w.uv(id)
+		w.str(authid)
+		w.str(authrole)
+	}
+	w.payload(p.c)
+	if fl := p.filter; fl != nil {
+		var b byte
+		if fl.hasEligible {
+			b |= 1
+		}
+		if fl.hasEligAuthID {
+			b |= 2
+		}
+		if fl.hasEligAuthRole {
+			b |= 4
+		}
+		w.byte1(b)
+		w.ids(fl.exclude)
+		w.ids(fl.eligible)
+		w.strs(fl.excludeAuthID)
+		w.strs(fl.excludeAuthRole)
+		w.strs(fl.eligibleAuthID)
+		w.strs(fl.eligibleAuthRole)
+	}
+	return w
+}
+
+// decodeEvent decodes an event envelope into a publication that aliases
+// env (which the caller must no longer modify).
+func decodeEvent(env []byte) (realm string, p *publication, err error) {
+	r := rbuf{b: env}
+	if r.byte1() != envEvent {
+		return "", nil, errEnvelope
+	}
+	p = &publication{c: &carry{}}
+	p.id = r.fixed64()
+	f := r.uv()
+	p.at = r.sv()
+	realm = r.str()
+	p.topic = r.bytes()
+	p.disclose = f&evDisclose != 0
+	p.retained = f&evRetain != 0
+	if p.disclose {
+		p.remote = &remotePublisher{id: r.uv(), authID: r.str(), authRole: r.str()}
+	}
+	r.payload(p.c)
+	if f&evFilter != 0 {
+		b := r.byte1()
+		p.filter = &pubFilter{
+			hasEligible:     b&1 != 0,
+			hasEligAuthID:   b&2 != 0,
+			hasEligAuthRole: b&4 != 0,
+		}
+		p.filter.exclude = r.ids()
+		p.filter.eligible = r.ids()
+		p.filter.excludeAuthID = r.strs()
+		p.filter.excludeAuthRole = r.strs()
+		p.filter.eligibleAuthID = r.strs()
+		p.filter.eligibleAuthRole = r.strs()
+	}
+	if r.err != nil || len(r.b) != 0 || len(p.topic) == 0 {
+		return "", nil, errEnvelope
+	}
+	return realm, p, nil
+}
+
+// ---------------------------------------------------------------- calls
+
+// meshCall is a decoded call envelope.
+type meshCall struct {
+	callID  uint64
+	shard   int
+	flags   uint64
+	timeout uint64 // ms, 0 = none
+	realm   string
+	match   proto.Match
+	regURI  string
+	proc    string
+	caller  remotePublisher // the caller's identity
+	c       *carry
+}
+
+func decodeCall(env []byte) (*meshCall, error) {
+	r := rbuf{b: env}
+	if k := r.byte1(); k != envCall && k != envBounce {
+		return nil, errEnvelope
+	}
+	mc := &meshCall{c: &carry{}}
+	mc.callID = r.uv()
+	mc.shard = int(r.uv())
+	mc.flags = r.uv()
+	mc.timeout = r.uv()
+	mc.realm = r.str()
+	mc.match = proto.Match(r.byte1())
+	mc.regURI = r.str()
+	mc.proc = r.str()
+	mc.caller = remotePublisher{id: r.uv(), authID: r.str(), authRole: r.str()}
+	r.payload(mc.c)
+	if r.err != nil || len(r.b) != 0 || mc.match > proto.MatchWildcard {
+		return nil, errEnvelope
+	}
+	return mc, nil
+}
+
+// peekCall reads the call id and shard of a call or bounce envelope.
+func peekCall(env []byte) (callID uint64, shard int, ok bool) {
+	r := rbuf{b: env}
+	r.byte1()
+	callID = r.uv()
+	shard = int(r.uv())
+	return callID, shard, r.err == nil
+}
+
+// appendResult encodes a result, progressive result or error for the
+// call callID of the caller's shard.
+func appendResult(dst []byte, shard int, callID uint64, flags uint64, uri, msg string, c *carry) []byte {
+	w := wbuf(dst)
+	w.byte1(envResult)
+	w.uv(uint64(shard))
+	w.uv(callID)
+	w.uv(flags)
+	w.str(uri)
+	w.str(msg)
+	if c == nil {
+		c = &carry{}
+	}
+	w.payload(c)
+	return w
+}
+
+type meshResult struct {
+	shard  int
+	callID uint64
+	flags  uint64
+	c      *carry // uri and msg in c.uri, c.msg
+}
+
+func decodeResult(env []byte) (*meshResult, error) {
+	r := rbuf{b: env}
+	if r.byte1() != envResult {
+		return nil, errEnvelope
+	}
+	mr := &meshResult{c: &carry{}}
+	mr.shard = int(r.uv())
+	mr.callID = r.uv()
+	mr.flags = r.uv()
+	mr.c.uri = r.str()
+	mr.c.msg = r.str()
+	r.payload(mr.c)
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errEnvelope
+	}
+	return mr, nil
+}
+
+func appendChunk(dst []byte, callID uint64, progress bool, c *carry) []byte {
+	w := wbuf(dst)
+	w.byte1(envChunk)
+	w.uv(callID)
+	var f uint64
+	if progress {
+		f = ccProgress
+	}
+	w.uv(f)
+	w.payload(c)
+	return w
+}
+
+func decodeChunk(env []byte) (callID uint64, progress bool, c *carry, err error) {
+	r := rbuf{b: env}
+	if r.byte1() != envChunk {
+		return 0, false, nil, errEnvelope
+	}
+	c = &carry{}
+	callID = r.uv()
+	progress = r.uv()&ccProgress != 0
+	r.payload(c)
+	if r.err != nil || len(r.b) != 0 {
+		return 0, false, nil, errEnvelope
+	}
+	return callID, progress, c, nil
+}
+
+func appendInterrupt(dst []byte, callID uint64, mode proto.CancelMode, reason string) []byte {
+	w := wbuf(dst)
+	w.byte1(envInterrupt)
+	w.uv(callID)
+	w.byte1(byte(mode))
+	w.str(reason)
+	return w
+}
+
+func decodeInterrupt(env []byte) (callID uint64, mode proto.CancelMode, reason string, err error) {
+	r := rbuf{b: env}
+	if r.byte1() != envInterrupt {
+		return 0, 0, "", errEnvelope
+	}
+	callID = r.uv()
+	mode = proto.CancelMode(r.byte1())
+	reason = r.str()
+	if r.err != nil || len(r.b) != 0 {
+		return 0, 0, "", errEnvelope
+	}
+	return callID, mode, reason, nil
+}
