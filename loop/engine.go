@@ -312,11 +312,22 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if serr := e.eng.Stop(stopCtx); serr != nil && err == nil {
 		err = serr
 	}
-	<-e.stopped
-	// The loops closed every connection, so the reads of the handshakes
-	// still running fail: their goroutines end.
+	select {
+	case <-e.stopped:
+	case <-stopCtx.Done():
+		// gnet did not stop its loops within 10 s (never seen): Shutdown
+		// returns anyway, bounded, and says so.
+		if err == nil {
+			err = errors.New("loop: shutdown: the event loops did not stop within 10s")
+		}
+	}
+	// The loops closed every connection, and stop closes whatever
+	// handshake is left: the handshake goroutines end, but for a
+	// computation in progress.
 	e.tlsPool.stop()
-	e.tlsPool.wait()
+	if werr := e.tlsPool.wait(ctx); werr != nil && err == nil {
+		err = werr
+	}
 	return err
 }
 

@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -138,9 +140,10 @@ type tlsHS struct {
 	done   bool
 	err    error
 
-	// The pool's queue; guarded by tlsPool.mu.
+	// The pool's queue and set of handshakes; guarded by tlsPool.mu.
 	queued     bool
 	prev, next *tlsHS
+	live       bool // in tlsPool.live: started and not finished or cancelled
 }
 
 func newTLSHS(t *tlsConn) *tlsHS {
@@ -300,6 +303,7 @@ type tlsPool struct {
 	head    *tlsHS
 	tail    *tlsHS
 	stopped bool
+	live    map[*tlsHS]struct{} // every handshake started and not finished: running, waiting for input or queued
 	wg      sync.WaitGroup
 
 	done atomic.Uint64 // handshakes finished
@@ -316,6 +320,11 @@ func (p *tlsPool) start(hs *tlsHS) bool {
 	if p.stopped {
 		return false
 	}
+	if p.live == nil {
+		p.live = make(map[*tlsHS]struct{})
+	}
+	p.live[hs] = struct{}{}
+	hs.live = true
 	if p.running < p.max {
 		p.running++
 		p.wg.Add(1)
@@ -339,14 +348,16 @@ func (p *tlsPool) work(hs *tlsHS) {
 	defer p.wg.Done()
 	for hs != nil {
 		hs.run()
-		hs = p.next()
+		hs = p.next(hs)
 	}
 }
 
-// next pops the next queued handshake, or gives the goroutine's slot back.
-func (p *tlsPool) next() *tlsHS {
+// next forgets the finished handshake and pops the next queued one, or
+// gives the goroutine's slot back.
+func (p *tlsPool) next(finished *tlsHS) *tlsHS {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.forget(finished)
 	hs := p.head
 	if hs == nil || p.stopped {
 		p.running--
@@ -363,6 +374,14 @@ func (p *tlsPool) cancel(hs *tlsHS) {
 	defer p.mu.Unlock()
 	if hs.queued {
 		p.unlink(hs)
+		p.forget(hs)
+	}
+}
+
+func (p *tlsPool) forget(hs *tlsHS) {
+	if hs.live {
+		delete(p.live, hs)
+		hs.live = false
 	}
 }
 
@@ -381,19 +400,60 @@ func (p *tlsPool) unlink(hs *tlsHS) {
 	p.queued--
 }
 
-// stop refuses new handshakes and drops the queued ones (their connections
-// are being closed); wait then waits for the running ones, whose reads fail
-// once their connections are closed.
+// stop refuses new handshakes, drops the queued ones and closes every
+// handshake still held (Shutdown, once the loops have stopped): a
+// handshake goroutine waiting for its client's next flight fails its read
+// at once, one computing fails its next read or write, and one waiting for
+// a CPU slot gets it from one that finishes. The loops close every
+// connection as they stop, which closes its handshake too (conn.closed);
+// stop does not depend on it. wait then waits for the goroutines.
 func (p *tlsPool) stop() {
 	p.mu.Lock()
 	p.stopped = true
 	for p.head != nil {
 		p.unlink(p.head)
 	}
+	held := make([]*tlsHS, 0, len(p.live))
+	for hs := range p.live {
+		held = append(held, hs)
+	}
 	p.mu.Unlock()
+	for _, hs := range held {
+		hs.close()
+	}
 }
 
-func (p *tlsPool) wait() { p.wg.Wait() }
+// wait waits for the handshake goroutines to end: after stop each has at
+// most the public-key computation in progress left to finish. It gives up
+// once ctx is done and tlsStopGrace has passed too (a drain may have used
+// ctx up), leaving the goroutines to end on their own.
+func (p *tlsPool) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(tlsStopGrace)
+	defer grace.Stop()
+	for ctxDone, graceDone := ctx.Done(), grace.C; ctxDone != nil || graceDone != nil; {
+		select {
+		case <-done:
+			return nil
+		case <-ctxDone:
+			ctxDone = nil
+		case <-graceDone:
+			graceDone = nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("loop: shutdown: TLS handshake goroutines still running: %w", err)
+	}
+	return fmt.Errorf("loop: shutdown: TLS handshake goroutines still running after %v", tlsStopGrace)
+}
+
+// tlsStopGrace is how long Shutdown waits for handshake goroutines at
+// least, whatever its context says.
+const tlsStopGrace = 2 * time.Second
 
 func (p *tlsPool) cpuAcquire() { p.cpu <- struct{}{} }
 
