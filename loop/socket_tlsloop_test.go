@@ -600,7 +600,15 @@ func TestTLSOneDescriptorPerConnection(t *testing.T) {
 	cert := newTestCert(t)
 	s := tlsServer(t, cert, false, nil)
 	const n = 50
+	// Descriptors other tests closed asynchronously may still be going:
+	// the base is taken once the count holds still.
 	base := openFDs(t)
+	eventually(t, ioTimeout, "the descriptor count to settle", func() bool {
+		time.Sleep(100 * time.Millisecond)
+		now := openFDs(t)
+		defer func() { base = now }()
+		return now == base
+	})
 	var conns []*tls.Conn
 	for i := range n {
 		tc, _ := tlsDial(t, s.url, cert.clientFor(0))

@@ -29,7 +29,7 @@ func TestTLSBothSendPaths(t *testing.T) {
 				o.IOUring = mode
 				o.HighWater, o.HardLimit = 32<<20, 64<<20
 			})
-			const nsubs, events, payload = 6, 1500, 4096
+			const nsubs, events, payload = 4, 1000, 4096
 			topic := "com.tls.paths"
 			dialSub := func(rcvBuf int, tr string) *wamp {
 				raw := dialTCP(t, s.url, rcvBuf)

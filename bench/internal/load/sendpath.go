@@ -27,7 +27,13 @@ func (m *matrix) sendPaths(w io.Writer) {
 			pairs = append(pairs, [2]string{t, t + epollSuffix})
 		}
 	}
-	if len(pairs) == 0 {
+	rows := 0
+	for _, cfg := range m.cfgs {
+		if sc := m.first(cfg, "scenario"); (sc == "rpc" || sc == "pubsub") && !isTLSCfg(cfg) {
+			rows++
+		}
+	}
+	if len(pairs) == 0 || rows == 0 { // a TLS-only run has its own tables
 		return
 	}
 	fmt.Fprintln(w, "## Send path: io_uring ÷ write(2) (issue 15)")
