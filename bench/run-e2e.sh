@@ -36,7 +36,7 @@ QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_BASE=${PORT_BASE:-18080}
 EPOLL=${EPOLL:-1}
 SRC=${SRC:-127.0.0.2-127.0.0.40}
-SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm mesh gateway profile} "
+SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm tls mesh gateway profile} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
@@ -60,6 +60,7 @@ go build -o "$BIN/wampbench" ./bench/cmd/wampbench
 go build -o "$BIN/httpconst" ./bench/cmd/httpconst
 WB=$BIN/wampbench
 command -v taskset >/dev/null || { echo "run-e2e: taskset (util-linux) is required" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "run-e2e: openssl is required (the TLS listener's certificate)" >&2; exit 1; }
 if [[ $PROFILE == 1 ]]; then
   if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_write -- true >/dev/null 2>&1; then
     CGO_ENABLED=0 go build -trimpath -o "$BIN/edgewamp-sym" ./cmd/edgewamp # unstripped, for perf
@@ -108,20 +109,26 @@ HC_PORT=$((PORT_BASE + 3))
 EWE_PORT=$((PORT_BASE + 4))
 FWDE_PORT=$((PORT_BASE + 5))
 GWE_PORT=$((PORT_BASE + 6))
+TLS_PORT=$((PORT_BASE + 7))
+TLSE_PORT=$((PORT_BASE + 8))
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 # A confidential OAuth2 client for the tokens scenario (client_credentials).
 bin/edgewamp oauth secret > "$OUT/oauth-client.txt"
 TOKEN_SECRET=$(sed -n 's/^client_secret: //p' "$OUT/oauth-client.txt")
 TOKEN_HASH=$(sed -n 's/^secret: //p' "$OUT/oauth-client.txt")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$OUT/tls-key.pem" -out "$OUT/tls-cert.pem" 2>/dev/null
 cat > "$OUT/edgewamp.yaml" <<EOF
 # The embedded default configuration plus one WAMP-CRA user and OAuth2
 # access tokens as WAMP tickets (signed with a key file the load tool mints
 # tokens with) for authstorm, a client_credentials client for the tokens
-# scenario, and the HTTP gateway with room for the SSE fan-out's streams
-# from one address.
+# scenario, the HTTP gateway with room for the SSE fan-out's streams from
+# one address, and a TLS listener (self-signed P-256) for the tls section.
 log: {level: warn}
 listeners:
   - address: 127.0.0.1:$EW_PORT
+  - address: 127.0.0.1:$TLS_PORT
+    tls: {cert: $OUT/tls-cert.pem, key: $OUT/tls-key.pem}
 oauth:
   issuer: http://127.0.0.1:8081
   key_files: [$OUT/oauth-key.pem]
@@ -140,15 +147,17 @@ gateway:
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
 # The write(2) twin: the same configuration with io_uring off.
-sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
+sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" -e "s/127.0.0.1:$TLS_PORT/127.0.0.1:$TLSE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
 printf 'tuning:\n  io_uring: off\n' >> "$OUT/edgewamp-epoll.yaml"
 bin/edgewamp check-config "$OUT/edgewamp-epoll.yaml" >/dev/null
 
 TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws"
-  [edgewamp-epoll]="ws://127.0.0.1:$EWE_PORT/ws" [wampfwd-epoll]="ws://127.0.0.1:$FWDE_PORT/ws")
+  [edgewamp-epoll]="ws://127.0.0.1:$EWE_PORT/ws" [wampfwd-epoll]="ws://127.0.0.1:$FWDE_PORT/ws"
+  [edgewamp-tls]="wss://127.0.0.1:$TLS_PORT/ws" [edgewamp-tls-epoll]="wss://127.0.0.1:$TLSE_PORT/ws")
 declare -A RSURL=([edgewamp]="rs://127.0.0.1:$EW_PORT" [wampfwd]="rs://127.0.0.1:$FWD_PORT"
-  [edgewamp-epoll]="rs://127.0.0.1:$EWE_PORT" [wampfwd-epoll]="rs://127.0.0.1:$FWDE_PORT")
+  [edgewamp-epoll]="rs://127.0.0.1:$EWE_PORT" [wampfwd-epoll]="rs://127.0.0.1:$FWDE_PORT"
+  [edgewamp-tls]="rss://127.0.0.1:$TLS_PORT" [edgewamp-tls-epoll]="rss://127.0.0.1:$TLSE_PORT")
 declare -A CURL=() SURLS=() # mesh target: where its callees and subscribers join (mesh section)
 # The gateway section: edgewamp's HTTP gateway (the tool registers the WAMP
 # callee) and httpconst, the bare net/http ceiling.
@@ -160,7 +169,7 @@ if [[ -n ${TARGET_URL:-} ]]; then
   URL[$X]=$TARGET_URL
   RSURL[$X]=${TARGET_RS_URL:-}
 fi
-echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive)" >> "$OUT/machine.txt"
+echo "targets: ${TARGETS[*]} (edgewamp: bin/edgewamp run -config edgewamp.yaml; wampfwd: bench/cmd/wampfwd, flush adaptive; tls section: edgewamp-tls, the same edgewamp over its TLS listener, and edgewamp-tls-epoll, the write(2) twin over its TLS listener)" >> "$OUT/machine.txt"
 if [[ $EPOLL == 1 ]]; then
   echo "send paths: edgewamp and wampfwd on their default (tuning.io_uring: auto, -io-uring auto); edgewamp-epoll and wampfwd-epoll with io_uring off (write(2)), in the rpc, pubsub and profile sections, interleaved run by run" >> "$OUT/machine.txt"
 fi
@@ -184,7 +193,7 @@ start_target() { # name run-id
   local name=$1 id=$2 port
   PID=""
   case $name in
-    edgewamp) port=$EW_PORT
+    edgewamp|edgewamp-tls) port=$EW_PORT
       taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
     wampfwd) port=$FWD_PORT
@@ -194,7 +203,7 @@ start_target() { # name run-id
     httpconst) port=$HC_PORT
       taskset -c "$ROUTER_CPU" "$BIN/httpconst" -listen "127.0.0.1:$HC_PORT" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
-    edgewamp-epoll) port=$EWE_PORT
+    edgewamp-epoll|edgewamp-tls-epoll) port=$EWE_PORT
       taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp-epoll.yaml" >"$OUT/logs/$id.log" 2>&1 &
       PID=$! ;;
     wampfwd-epoll) port=$FWDE_PORT
@@ -204,7 +213,7 @@ start_target() { # name run-id
   esac
   for _ in $(seq 100); do
     # edgewamp's gateway listens just after its WAMP port.
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { [[ $name != edgewamp && $name != edgewamp-tls ]] || (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; }; then
       note_path "$name" "$id"; return 0
     fi
     kill -0 "$PID" 2>/dev/null || break
@@ -234,7 +243,7 @@ note_path() { # name run-id
 stop_target() { # name run-id
   local name=$1 id=$2
   if [[ $name == mesh ]]; then stop_mesh "$id"; return 0; fi
-  [[ $name == edgewamp || $name == wampfwd || $name == httpconst || $name == edgewamp-epoll || $name == wampfwd-epoll ]] || return 0
+  [[ $name == edgewamp || $name == wampfwd || $name == httpconst || $name == edgewamp-epoll || $name == wampfwd-epoll || $name == edgewamp-tls || $name == edgewamp-tls-epoll ]] || return 0
   [[ -n $PID ]] || return 0
   if ! kill -0 "$PID" 2>/dev/null; then
     wait "$PID" 2>/dev/null; local rc=$?
@@ -394,6 +403,25 @@ config authstorm-jwt1-ws "edgewamp wampfwd" -scenario authstorm -url @URL@ -ser 
 # measured meanwhile; httpconst, a bare net/http handler, is the HTTP
 # ceiling of the same run.
 config tokens-cc-c16 "edgewamp httpconst" -scenario tokens -url @HTTPURL@ -callee-url @CALLEEURL@ -callers 16 -client-id bench-svc -client-secret "$TOKEN_SECRET"
+fi
+
+if want tls; then
+say "== tls (edgewamp over its TLS listener beside its plaintext one, same process, interleaved)"
+TLS_IDLE="5000"
+[[ $QUICK == 1 ]] || TLS_IDLE="5000 $IDLE_MAX"
+for n in $TLS_IDLE; do
+  config "tls-idle-rs-$n" "edgewamp edgewamp-tls" -scenario idle -url @RSURL@ -ser msgpack -sessions "$n" -src "$SRC"
+done
+# RPC over TLS on both send paths: the default (io_uring where available)
+# and, with EPOLL=1, the write(2) twin, each beside its own plaintext.
+TLS_AB="edgewamp edgewamp-tls"
+[[ $EPOLL == 1 ]] && TLS_AB="$TLS_AB edgewamp-epoll edgewamp-tls-epoll"
+config tls-rpc-rs-msgpack-c16-p64 "$TLS_AB" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+config tls-rpc-ws-msgpack-c16-p64 "$TLS_AB" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 64
+if [[ $QUICK != 1 ]]; then
+  config tls-rpc-ws-msgpack-c1-p64 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 1 -payload 64
+  config tls-rpc-ws-msgpack-c16-p4096 "edgewamp edgewamp-tls" -scenario rpc -url @URL@ -ser msgpack -callers 16 -payload 4096
+fi
 fi
 
 # ---------------------------------------------------------------- mesh
@@ -583,7 +611,7 @@ fi
 if [[ -f bench/footprint.md ]]; then
   { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
 fi
-if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm mesh gateway profile " ]]; then
+if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm tls mesh gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
 else

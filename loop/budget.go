@@ -33,6 +33,9 @@ func defaultBudget() int64 {
 // the connection's loop after its input was parsed.
 func (cn *conn) account() {
 	n := int64(cn.c.InboundBuffered() + cap(cn.wsr.frag))
+	if cn.tls != nil {
+		n += int64(cn.tls.held())
+	}
 	if cn.big != nil {
 		n += int64(cn.big.held())
 	}

@@ -61,6 +61,10 @@ const (
 	CloseInboundBudget
 	// CloseShutdown: the engine stopped.
 	CloseShutdown
+	// CloseTLS: the TLS layer failed: a failed handshake, a record that
+	// does not decrypt or is too long, an alert from the peer, a
+	// renegotiation attempt, first bytes that are not a TLS ClientHello.
+	CloseTLS
 
 	// NumCloseReasons is the number of close reasons (the length of
 	// Stats.Closes; reason 0 is never recorded).
@@ -85,6 +89,7 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseSlowConsumer:     "slow_consumer",
 	CloseInboundBudget:    "inbound_budget",
 	CloseShutdown:         "shutdown",
+	CloseTLS:              "tls_error",
 }
 
 // String returns the reason's label, e.g. "slow_consumer".
@@ -177,11 +182,15 @@ func (cn *conn) closed(err error) {
 	cn.dropBig()
 	cn.ls.remove(cn)
 	e := cn.ls.e
-	if cn.origin != nil {
-		cn.origin.loopClosed() // its bridge releases the connection count
-	} else {
-		cn.ln.conns.Add(-1)
-		e.fds.Add(-1)
+	cn.ln.conns.Add(-1)
+	e.fds.Add(-1)
+	if cn.tls != nil {
+		cn.tls.close(cn.ls) // ends a handshake in progress
+		if cn.ct != nil {
+			cn.ls.putBuf(cn.ct)
+			cn.ct = nil
+		}
+		e.tlsConns.Add(-1)
 	}
 	switch {
 	case err != nil && errors.Is(err, io.EOF):
@@ -274,6 +283,12 @@ type Stats struct {
 	// Conns is the number of open connections, TLS ones (counted from
 	// accept) included.
 	Conns int64
+	// TLSConns is the number of open TLS connections, handshakes included;
+	// TLSHandshakes the handshakes running (each on a goroutine, at most
+	// Options.MaxTLSHandshakes) and TLSHandshakesQueued those waiting for
+	// one.
+	TLSConns                           int64
+	TLSHandshakes, TLSHandshakesQueued int
 	// FDs is the descriptors the connections hold; FDBudget the most they
 	// may (the open-file limit less a reserve); FDRefused the connections
 	// closed unanswered because of it.
@@ -304,12 +319,14 @@ type Stats struct {
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent
-// use; it does not allocate.
+// use; it does not allocate (it takes the TLS handshake pool's lock).
 func (e *Engine) Stats() Stats {
 	var st Stats
 	for _, ln := range e.lns {
 		st.Conns += ln.conns.Load()
 	}
+	st.TLSConns = e.tlsConns.Load()
+	st.TLSHandshakes, st.TLSHandshakesQueued = e.tlsPool.counts()
 	st.FDs, st.FDBudget, st.FDRefused = e.FDs()
 	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
 	st.Outbound, st.OutboundBudget = e.Outbound()

@@ -14,7 +14,8 @@ import (
 type phase uint8
 
 const (
-	phDetect  phase = iota // waiting for the first byte
+	phTLS     phase = iota // TLS handshake (tls.go): waiting for records, or for the handshake's goroutine
+	phDetect               // waiting for the first byte
 	phHTTP                 // reading the HTTP request
 	phRawHS                // reading the RawSocket handshake
 	phWS                   // WebSocket frames
@@ -28,11 +29,11 @@ const (
 // owned by the connection's event loop.
 type conn struct {
 	c      gnet.Conn
+	in     inbound // what the parsers read: c, or tls.plain
 	ls     *loopState
 	ln     *listenerState
 	remote string
-	tls    bool
-	origin *tlsOrigin // TLS connections: the bridge's side
+	tls    *tlsConn // TLS connections (tls.go); nil for plaintext ones
 	idx    int
 
 	phase     phase
@@ -44,7 +45,8 @@ type conn struct {
 	maxOut    int // longest message the peer accepts (RawSocket handshake); 0 = no limit
 	sess      *route.Session
 
-	out   []byte    // framed output not yet written (pooled; nil when idle)
+	out   []byte    // framed output not yet written (pooled; nil when idle); plaintext on TLS connections
+	ct    []byte    // TLS connections: ciphertext not yet written (pooled; nil when idle)
 	big   *bigFrame // a large frame being received into chunks (large.go); nil when none
 	pong  []byte    // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
@@ -73,6 +75,23 @@ func (cn *conn) traffic() {
 	if cn.pong != nil {
 		cn.sendWaitingPong(cn.lastRead)
 	}
+	switch {
+	case cn.tls == nil:
+		cn.parse()
+	case !cn.tls.ready:
+		// The handshake's goroutine owns the tls.Conn: a Read here would run
+		// (and block on) the handshake on the loop.
+		if cn.phase == phTLS {
+			cn.tlsHandshakeIn()
+		}
+	case cn.phase < phDead:
+		cn.tlsTraffic()
+	}
+}
+
+// parse handles the input buffered in cn.in, handshake and frames, until a
+// frame is incomplete or the connection is done.
+func (cn *conn) parse() {
 	for {
 		var more bool
 		switch cn.phase {
@@ -104,7 +123,7 @@ func (cn *conn) traffic() {
 }
 
 func (cn *conn) detect() bool {
-	b, err := cn.c.Peek(1)
+	b, err := cn.in.Peek(1)
 	if err != nil {
 		return false
 	}
@@ -127,7 +146,7 @@ func (cn *conn) detect() bool {
 func (cn *conn) http() bool {
 	o := cn.ls.e.http
 	o.overLimit = cn.overLimit
-	res, n, err := handleHTTP(cn.c, &o)
+	res, n, err := handleHTTP(cn.in, &o)
 	if err != nil {
 		cn.die(CloseReset, err)
 		return false
@@ -140,7 +159,7 @@ func (cn *conn) http() bool {
 		return false
 	case httpRespond:
 		cn.writeNow(res.resp)
-		cn.c.Discard(n)
+		cn.in.Discard(n)
 		if res.status == 200 {
 			cn.die(CloseHTTP, nil)
 		} else if res.reason == errHTTPOverLimit {
@@ -151,7 +170,7 @@ func (cn *conn) http() bool {
 		return false
 	}
 	cn.writeNow(res.resp)
-	cn.c.Discard(n)
+	cn.in.Discard(n)
 	cn.ser, cn.batched = res.ser, res.batched
 	cn.wsr = wsReader{maxMessage: cn.ls.e.opts.MaxMessage}
 	cn.phase = phWS
@@ -166,7 +185,7 @@ func (cn *conn) rawHandshake() bool {
 		cn.die(CloseMaxConns, errMaxConns)
 		return false
 	}
-	hs, n, err := readRawHandshake(cn.c)
+	hs, n, err := readRawHandshake(cn.in)
 	if n == 0 && err == nil {
 		return false
 	}
@@ -179,7 +198,7 @@ func (cn *conn) rawHandshake() bool {
 		cn.die(CloseHandshake, err)
 		return false
 	}
-	cn.c.Discard(n)
+	cn.in.Discard(n)
 	exp := rawExpFor(cn.ls.e.opts.MaxMessage)
 	reply := rawHandshakeReply(hs.ser, exp)
 	cn.writeNow(reply[:])
@@ -193,7 +212,7 @@ func (cn *conn) rawHandshake() bool {
 
 // wsFrame handles one WebSocket frame.
 func (cn *conn) wsFrame() bool {
-	ev, n, err := cn.wsr.next(cn.c)
+	ev, n, err := cn.wsr.next(cn.in)
 	if err != nil {
 		cn.frameError(err)
 		return false
@@ -222,11 +241,11 @@ func (cn *conn) wsFrame() bool {
 			cn.out = appendWSClose(cn.buf(), code, "")
 			cn.ls.markDirty(cn)
 		}
-		cn.c.Discard(n)
+		cn.in.Discard(n)
 		cn.die(CloseWSClose, nil)
 		return false
 	}
-	cn.c.Discard(n)
+	cn.in.Discard(n)
 	return cn.phase != phDead
 }
 
@@ -259,7 +278,7 @@ var errBatchStop = errors.New("loop: batch: session ended")
 
 // rawFrame handles one RawSocket frame.
 func (cn *conn) rawFrame() bool {
-	ev, n, err := cn.raw.next(cn.c)
+	ev, n, err := cn.raw.next(cn.in)
 	if err != nil {
 		cn.frameError(err)
 		return false
@@ -268,7 +287,7 @@ func (cn *conn) rawFrame() bool {
 		return cn.adopt() // a large frame is gathered outside gnet's buffer
 	}
 	cn.rawEvent(ev)
-	cn.c.Discard(n)
+	cn.in.Discard(n)
 	return cn.phase == phRaw
 }
 
@@ -299,7 +318,7 @@ func (cn *conn) Serializer() proto.Serializer { return cn.ser }
 
 // Transport implements route.Peer.
 func (cn *conn) Transport() route.TransportInfo {
-	ti := route.TransportInfo{RemoteAddr: cn.remote, TLS: cn.tls}
+	ti := route.TransportInfo{RemoteAddr: cn.remote, TLS: cn.tls != nil}
 	if cn.phase == phRaw || cn.raw.maxLen > 0 {
 		ti.Type, ti.Protocol = "rawsocket", "rawsocket."+cn.ser.String()
 	} else {
@@ -324,7 +343,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 	}
 	backlog := cn.backlog()
 	high, hard := cn.marks(backlog)
-	if backlog > high && len(cn.out) > 0 && !cn.full {
+	if backlog > high && len(cn.out)+len(cn.ct) > 0 && !cn.full {
 		// Part of the backlog is output of this loop iteration that the
 		// socket has not been offered yet (a burst: a mailbox drain of
 		// many calls, a fan-out): offer it now, so that the policy below
@@ -397,7 +416,7 @@ func (cn *conn) Close() {
 func (cn *conn) deadlines(now int64) {
 	o := &cn.ls.e.opts
 	switch cn.phase {
-	case phDetect, phHTTP, phRawHS:
+	case phTLS, phDetect, phHTTP, phRawHS:
 		if now-cn.opened > int64(o.HandshakeTimeout) {
 			cn.die(CloseHandshakeTimeout, nil)
 		}

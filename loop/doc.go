@@ -19,6 +19,13 @@
 // the write) never re-enters the flush nor frees what a walk holds. The
 // rules, and how a second send backend slots in, are in flush.go.
 //
+// TLS: a TLS listener is a gnet listener; its connections' records are
+// decrypted and encrypted on the loop that owns them, by crypto/tls over a
+// non-blocking shim (tls.go), and only the handshake leaves the loop, for
+// a goroutine of a bounded pool (tlshs.go). The parsers read the decrypted
+// input as they read gnet's buffer (inbound.go); the flush encrypts the
+// pending output before the send backend writes it.
+//
 // Each connection records one close reason, logs it once (rate-limited)
 // and counts it; Engine.Stats exports the counters (close.go). The
 // deadlines run on Options.Now, which tests drive.

@@ -2,12 +2,13 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,7 @@ type Engine struct {
 	// (host:0 twice): their connections are told apart by the bound port.
 	ambiguous map[string]bool
 	byPort    map[int]*listenerState // bound port of each ambiguous listener; set in OnBoot
-	gnetAddrs []string               // "tcp://host:port" per plaintext listener, plus an internal socket if none
-	sockDir   string
+	gnetAddrs []string               // "tcp://host:port" per listener
 
 	rings    []*uring.Ring // one per loop (shard), io_uring send path only; static after Start, closed when the loops stop
 	sendPath string        // SendPathIOUring or SendPathWrite; static after Start
@@ -54,10 +54,9 @@ type Engine struct {
 	started  time.Time // static: origin of monotime
 	ticked   bool      // owned by the tick goroutine: the first tick reported the loops running
 
-	tlsWG      sync.WaitGroup
-	tlsMu      sync.Mutex
-	tlsConns   map[net.Conn]struct{} // TCP connections under TLS ones with a goroutine; guarded by tlsMu
-	tlsAborted bool                  // Shutdown bounded them; guarded by tlsMu
+	warm     atomic.Int64 // warm-up connections open on the loops (warmup.go)
+	tlsPool  tlsPool      // TLS handshakes in progress (tlshs.go)
+	tlsConns atomic.Int64 // open TLS connections
 
 	fds       atomic.Int64 // descriptors held by connections (fdlimit.go)
 	fdCap     int64        // static after New
@@ -78,10 +77,10 @@ type Engine struct {
 // listenerState is one configured listener.
 type listenerState struct {
 	cfg      Listener
-	gnetAddr string   // the address given to gnet: cfg.Addr, made unique among listeners
-	addr     net.Addr // bound address, after Start
+	gnetAddr string      // the address given to gnet: cfg.Addr, made unique among listeners
+	addr     net.Addr    // bound address, after Start
+	tls      *tls.Config // TLS listeners: the configuration served (serverConfig); static
 	conns    atomic.Int64
-	tln      net.Listener // TLS listeners only
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event
@@ -103,12 +102,14 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		loops:     map[gnet.EventLoop]*loopState{},
 	}
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
+	e.tlsPool.max = opts.MaxTLSHandshakes
+	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	gnetAddrs := map[string]bool{}
 	for _, l := range opts.Listeners {
 		ln := &listenerState{cfg: l, gnetAddr: l.Addr}
 		e.lns = append(e.lns, ln)
 		if l.TLS != nil {
-			continue
+			ln.tls = serverConfig(l.TLS, l.Transport)
 		}
 		ta, err := net.ResolveTCPAddr("tcp", l.Addr)
 		if err != nil {
@@ -136,14 +137,11 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loop: open-file limit: %w", err)
 	}
-	plain, explicit := 0, 0
+	explicit := 0
 	for _, l := range opts.Listeners {
-		if l.TLS == nil {
-			plain++
-		}
 		explicit += l.MaxConns
 	}
-	e.fdCap, e.backlog = fdBudget(soft, plain), backlogFor(soft)
+	e.fdCap, e.backlog = fdBudget(soft, len(opts.Listeners)), backlogFor(soft)
 	// Listeners without a cap of their own get the budget less a band in
 	// which connections are still refused politely (503, RawSocket error)
 	// before the budget closes them unanswered. Several such listeners
@@ -152,13 +150,9 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	for _, ln := range e.lns {
 		if ln.cfg.MaxConns == 0 {
 			ln.cfg.MaxConns = int(auto)
-			if ln.cfg.TLS != nil {
-				ln.cfg.MaxConns = int(auto / fdsPerTLS)
-			}
 		}
 	}
-	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap,
-		"tls_connection_capacity", e.fdCap/fdsPerTLS)
+	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap)
 	if int64(explicit) > e.fdCap {
 		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
@@ -173,19 +167,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 // they run, or with the error that stopped them.
 func (e *Engine) Start() error {
 	for _, ln := range e.lns {
-		if ln.cfg.TLS == nil {
-			e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
-		}
-	}
-	if len(e.gnetAddrs) == 0 {
-		// gnet needs a listener to run its loops; TLS-only setups get an
-		// internal unix socket that serves nothing.
-		dir, err := os.MkdirTemp("", "edgewamp-")
-		if err != nil {
-			return err
-		}
-		e.sockDir = dir
-		e.gnetAddrs = append(e.gnetAddrs, "unix://"+filepath.Join(dir, "loops.sock"))
+		e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
 	}
 	if err := e.startRings(); err != nil {
 		return err
@@ -219,19 +201,13 @@ func (e *Engine) Start() error {
 	if err := <-e.booted; err != nil {
 		return fmt.Errorf("loop: start: %w", err)
 	}
-	if err := e.startShards(); err != nil {
-		return err
-	}
-	return e.startTLS()
+	return e.startShards()
 }
 
-// resolveAddrs learns the bound address of each plaintext listener (port 0
-// picks a free port).
+// resolveAddrs learns the bound address of each listener (port 0 picks a
+// free port).
 func (e *Engine) resolveAddrs() error {
 	for _, ln := range e.lns {
-		if ln.cfg.TLS != nil {
-			continue
-		}
 		fd, err := e.eng.DupListener("tcp", ln.gnetAddr)
 		if err != nil {
 			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
@@ -264,7 +240,7 @@ func (e *Engine) resolveAddrs() error {
 	return nil
 }
 
-// listenerOf returns the listener that accepted a plaintext connection.
+// listenerOf returns the listener that accepted a connection.
 func (e *Engine) listenerOf(c gnet.Conn) *listenerState {
 	la := c.LocalAddr()
 	if la == nil {
@@ -330,25 +306,27 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	defer close(e.shutDone)
 	e.draining.Store(true)
-	for _, ln := range e.lns {
-		if ln.tln != nil {
-			ln.tln.Close()
-		}
-	}
 	err := e.router.Shutdown(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := e.eng.Stop(stopCtx); serr != nil && err == nil {
 		err = serr
 	}
-	<-e.stopped
-	// The loops are gone, so every bridge has seen its socketpair close;
-	// bound those still forwarding to a client that does not read, and
-	// the handshakes in progress (HandshakeTimeout may be long).
-	e.abortTLS(time.Now().Add(tlsShutdownGrace))
-	e.tlsWG.Wait()
-	if e.sockDir != "" {
-		os.RemoveAll(e.sockDir)
+	select {
+	case <-e.stopped:
+	case <-stopCtx.Done():
+		// gnet did not stop its loops within 10 s (never seen): Shutdown
+		// returns anyway, bounded, and says so.
+		if err == nil {
+			err = errors.New("loop: shutdown: the event loops did not stop within 10s")
+		}
+	}
+	// The loops closed every connection, and stop closes whatever
+	// handshake is left: the handshake goroutines end, but for a
+	// computation in progress.
+	e.tlsPool.stop()
+	if werr := e.tlsPool.wait(ctx); werr != nil && err == nil {
+		err = werr
 	}
 	return err
 }
@@ -402,8 +380,8 @@ type handler struct {
 // OnBoot runs once the listeners are bound and before any connection is
 // accepted: the right moment to learn the bound ports. It is too early to
 // report the engine started: gnet creates its event loops after OnBoot
-// returns, and Register (the TLS bridge) must not run before they exist.
-// The first OnTick reports it: gnet starts the ticker once the loops run.
+// returns, and tasks must not be sent to them before they exist. The first
+// OnTick reports it: gnet starts the ticker once the loops run.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.e.eng = eng
 	if err := h.e.resolveAddrs(); err != nil {
@@ -417,42 +395,47 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	e := h.e
 	if _, ok := c.Context().(warmupConn); ok { // warmup.go
 		e.loopOf(c.EventLoop())
+		e.warm.Add(1)
 		return nil, gnet.None
 	}
-	var ln *listenerState
-	remote := ""
-	tlsConn := false
-	origin, _ := c.Context().(*tlsOrigin)
 	// The descriptor budget first: past it, spend nothing on the
-	// connection. TLS connections are counted by their bridge (acceptTLS).
-	if origin == nil && !e.takeFDs(1) {
+	// connection.
+	if !e.takeFDs(1) {
 		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
 		return nil, gnet.Close
 	}
-	if origin != nil {
-		ln, remote, tlsConn = origin.ln, origin.remote, true
-	} else {
-		ln = e.listenerOf(c)
-		if ra := c.RemoteAddr(); ra != nil {
-			remote = ra.String()
-		}
-	}
+	ln := e.listenerOf(c)
 	if ln == nil || e.draining.Load() {
-		if origin == nil {
-			e.fds.Add(-1)
-		}
+		e.fds.Add(-1)
 		return nil, gnet.Close
 	}
+	over := ln.conns.Add(1) > int64(ln.cfg.MaxConns)
+	if over && ln.tls != nil {
+		// Over the cap a TLS connection gets no polite answer: a 503 would
+		// cost a handshake per flooding connection. Closed at once.
+		ln.conns.Add(-1)
+		e.fds.Add(-1)
+		e.closes[CloseMaxConns].Add(1)
+		return nil, gnet.Close
+	}
+	remote := ""
+	ra := c.RemoteAddr()
+	if ra != nil {
+		remote = ra.String()
+	}
 	ls := e.loopOf(c.EventLoop())
-	cn := &conn{c: c, ls: ls, ln: ln, remote: remote, tls: tlsConn, origin: origin, opened: e.now()}
+	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over}
 	cn.lastRead = cn.opened
 	// Every connection starts by sniffing its first byte, restricted
 	// listeners included: detect refuses the other transport at once (a
 	// RawSocket handshake read as HTTP would wait for the handshake
-	// timeout).
+	// timeout). A TLS connection sniffs its first decrypted byte, after
+	// its handshake.
 	cn.phase = phDetect
-	if !tlsConn && ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
-		cn.overLimit = true
+	if ln.tls != nil {
+		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra)
+		cn.phase = phTLS
+		e.tlsConns.Add(1)
 	}
 	c.SetContext(cn)
 	ls.add(cn)
@@ -487,6 +470,9 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	cn, ok := c.Context().(*conn)
 	if !ok {
+		if _, ok := c.Context().(warmupConn); ok {
+			h.e.warm.Add(-1)
+		}
 		return gnet.None
 	}
 	cn.closed(err)
@@ -507,11 +493,15 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	// The scan runs once a second of wall time, whatever the clock of the
 	// deadlines says: it also counts the output gnet drained and sends
 	// waiting pongs.
-	if now := time.Now(); now.Sub(e.lastScan) >= time.Second {
+	now := time.Now()
+	if now.Sub(e.lastScan) >= time.Second {
 		e.lastScan = now
 		for _, ls := range e.allLoops() {
 			ls.Execute(ls.scan)
 		}
+	}
+	if e.tlsPool.burstOver(now) {
+		go debug.FreeOSMemory() // a full collection; the loops run on meanwhile (tlshs.go)
 	}
 	return 100 * time.Millisecond, gnet.None
 }

@@ -11,18 +11,15 @@ import (
 //
 //   - connections the kernel has queued on a listener and gnet accepts in a
 //     burst before any reaches OnOpen: at most the listen backlog, which
-//     Start sets on every plaintext listener (backlogFor);
+//     Start sets on every listener (backlogFor);
 //   - descriptors that are not connections (listeners, epoll and eventfd per
 //     loop, log and config files, pprof and other servers): fdReserve.
 //
 // Past the budget a connection is closed as soon as it is accepted, with no
 // reply; below it, past a listener's MaxConns, it gets the polite refusal
-// (HTTP 503, RawSocket error). A TLS connection holds three descriptors: its
-// TCP socket and the socketpair that bridges it into a loop.
-const (
-	fdReserve = 64
-	fdsPerTLS = 3
-)
+// (HTTP 503, RawSocket error). Every connection holds one descriptor, its
+// TCP socket, TLS ones included (tls.go).
+const fdReserve = 64
 
 // backlogFor returns the listen backlog under a soft open-file limit: 512
 // (enough for bursts of thousands of connects a second; a client whose SYN
@@ -51,12 +48,12 @@ func fileLimit() (soft, hard uint64, err error) {
 }
 
 // fdBudget returns how many descriptors connections may hold under a soft
-// open-file limit, with plain plaintext listeners.
-func fdBudget(soft uint64, plain int) int64 {
+// open-file limit, with listeners listeners.
+func fdBudget(soft uint64, listeners int) int64 {
 	if soft > 1<<40 {
 		soft = 1 << 40 // RLIM_INFINITY
 	}
-	return max(int64(soft)-fdReserve-int64(plain*backlogFor(soft)), 16)
+	return max(int64(soft)-fdReserve-int64(listeners*backlogFor(soft)), 16)
 }
 
 // takeFDs counts n more descriptors held by a connection; false (and

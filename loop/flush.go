@@ -81,6 +81,15 @@ import (
 // must transform the output at flush time (sealing TLS records from
 // plaintext) does it in conn.take, which both backends call first, so
 // that neither can send what it has not seen.
+//
+// TLS (tls.go) sits before the backends, not in place of them: on a TLS
+// connection conn.out holds plaintext, and conn.take (both backends) and
+// conn.spill first encrypt it (conn.seal) into conn.ct, a pooled buffer of
+// ciphertext that also takes what crypto/tls writes on its own (handshake
+// flights, alerts, close_notify); the backend is handed conn.ct exactly as
+// it is handed conn.out on a plaintext connection. seal runs on the loop,
+// never closes anything (a failure only marks the connection dying) and
+// never flushes.
 
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
@@ -266,9 +275,11 @@ func (cn *conn) writeNow(b []byte) {
 // the router is done. spill writes only while gnet's outbound buffer is
 // empty (otherwise the socket is known to be full, and writing around the
 // buffer would reorder bytes), and never on a gone connection (its
-// descriptor may belong to another connection by now).
+// descriptor may belong to another connection by now). On a TLS connection
+// it encrypts the pending output first (seal) and writes ciphertext; what
+// the socket does not take stays in conn.ct.
 func (cn *conn) spill() {
-	if len(cn.out) == 0 || cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
+	if cn.phase == phGone || cn.c.OutboundBuffered() > 0 {
 		return
 	}
 	if cn.inflight > 0 {
@@ -278,18 +289,26 @@ func (cn *conn) spill() {
 		cn.full = true
 		return
 	}
-	n, err := unix.Write(cn.c.Fd(), cn.out)
+	p := &cn.out
+	if cn.tls != nil {
+		cn.seal()
+		p = &cn.ct
+	}
+	if len(*p) == 0 {
+		return
+	}
+	n, err := unix.Write(cn.c.Fd(), *p)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		cn.full = true
 	case err != nil:
-		cn.out = cn.out[:0]
+		*p = (*p)[:0]
 		cn.die(CloseReset, err)
-	case n < len(cn.out):
-		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+	case n < len(*p):
+		*p = (*p)[:copy(*p, (*p)[n:])]
 		cn.full = true
 	default:
-		cn.out = cn.out[:0]
+		*p = (*p)[:0]
 	}
 }
 
@@ -309,11 +328,31 @@ func (cn *conn) flush() {
 
 // take takes the pending output out of the connection for the send
 // backend, which owns it until sent; ok is false when there is nothing to
-// do (no output, not dying, or gone).
+// do (no output, not dying, or gone). Both backends call it first: on a
+// TLS connection it seals the pending plaintext (seal) and takes the
+// ciphertext instead, so that no backend can send plaintext.
 func (cn *conn) take() (out []byte, ok bool) {
 	cn.full = false
+	if cn.phase == phGone {
+		return nil, false
+	}
+	if cn.tls != nil {
+		pending := cn.out != nil || cn.ct != nil
+		// What seal queues (queueCT) or a failure it marks (die) is taken
+		// by this call: the connection is not put on the dirty list again.
+		cn.dirty = true
+		cn.seal()
+		cn.dirty = false
+		if cn.out != nil { // before the handshake: only die's empty buffer
+			cn.ls.putBuf(cn.out)
+		}
+		cn.out, cn.ct = cn.ct, nil
+		if cn.out == nil && pending { // nothing to send, but the close must run (die)
+			cn.out = cn.ls.getBuf()
+		}
+	}
 	out = cn.out
-	if out == nil || cn.phase == phGone {
+	if out == nil {
 		return nil, false
 	}
 	cn.out = nil // owned by the flush until the backend is done with it

@@ -3,6 +3,7 @@ package loop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -21,7 +22,8 @@ import (
 
 // FuzzConnStateMachine drives whole connections — sniffing, the HTTP
 // upgrade and the RawSocket handshake, framing, keepalive, backpressure and
-// WAMP sessions in a real router — through the engine's own gnet callbacks
+// WAMP sessions in a real router, the TLS handshake's records — through the
+// engine's own gnet callbacks
 // (OnOpen, OnTraffic, OnClose), with a fake gnet connection whose input
 // arrives in fuzzed chunks and which can fail a write the way gnet does:
 // by closing the connection synchronously, inside the write. Between
@@ -65,6 +67,12 @@ func FuzzConnStateMachine(f *testing.F) {
 	f.Add(seed(0, feed(upgrade), feed(ws(0x81, hello)), feed(ws(0x88, []byte{3, 232}))))
 	f.Add(seed(0, feed([]byte("GET /healthz HTTP/1.1\r\n\r\n"))))
 	f.Add(seed(0, feed([]byte{0x16, 3, 1})))
+	// The TLS listener: a real ClientHello (its handshake then runs on a
+	// goroutine while the script goes on), cut, or followed by garbage.
+	ch := clientHello(f)
+	f.Add(seed(3, feed(ch), []byte{1}, []byte{2, 5}, feed([]byte{23, 3, 3, 0, 1, 0}), []byte{1}))
+	f.Add(seed(3, feed(ch[:len(ch)/2]), []byte{2, 20}, feed(ch[len(ch)/2:])))
+	f.Add(seed(3, feed([]byte{0x16, 3, 1, 0x40, 0x01}), []byte{3}))
 
 	f.Fuzz(func(t *testing.T, script []byte) {
 		runConnScript(t, script)
@@ -73,8 +81,10 @@ func FuzzConnStateMachine(f *testing.F) {
 
 // The fixture: one router and one engine (never started: no sockets), a
 // fake event loop whose tasks the script runs, and three listeners (both,
-// WebSocket only, RawSocket only). Shared by all inputs of a process.
+// WebSocket only, RawSocket only) the fuzzer picks from, plus a TLS one
+// (TestTLSTrafficAllocs). Shared by all inputs of a process.
 var (
+	fzCert   *testCert // the TLS listener's (port 12)
 	fzOnce   sync.Once
 	fzEngine *Engine
 	fzLoop   *fakeLoop
@@ -83,6 +93,7 @@ var (
 
 func connFixture() (*Engine, *fakeLoop) {
 	fzOnce.Do(func() {
+		fzCert = newTestCert(panicTB{})
 		r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}}, Shards: 1,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
@@ -90,7 +101,7 @@ func connFixture() (*Engine, *fakeLoop) {
 		}
 		e, err := New(r, Options{
 			Listeners: []Listener{{Addr: "127.0.0.1:9"}, {Addr: "127.0.0.1:10", Transport: WebSocketOnly},
-				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}},
+				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}, {Addr: "127.0.0.1:12", TLS: fzCert.server}},
 			MaxMessage: 256 << 10, MaxHandshake: 1 << 10, HighWater: 4 << 10, HardLimit: 16 << 10,
 			MaxInboundTotal: 1 << 20, MaxOutboundTotal: 1 << 20, Flush: FlushTraffic,
 			PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second, IdleTimeout: time.Minute,
@@ -212,9 +223,9 @@ func runConnScript(t *testing.T, script []byte) {
 	e, el := connFixture()
 	h := &handler{e: e}
 	before := e.Stats()
-	ports := []int{9, 10, 11}
+	ports := []int{9, 10, 11, 12}
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20),
-		local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[int(script[0])%3]}}
+		local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[int(script[0])%4]}}
 	if _, act := h.OnOpen(c); act != gnet.None {
 		t.Fatalf("OnOpen: %v", act)
 	}
@@ -286,9 +297,29 @@ func runConnScript(t *testing.T, script []byte) {
 	if len(ls.conns) != 0 || len(ls.dirty) != 0 {
 		t.Fatalf("loop still holds %d connections, %d dirty", len(ls.conns), len(ls.dirty))
 	}
-	if err := checkOutput(c.out.Bytes()); err != nil {
+	check := checkOutput
+	if c.local.(*net.TCPAddr).Port == 12 {
+		check = checkTLSOutput
+	}
+	if err := check(c.out.Bytes()); err != nil {
 		t.Fatalf("output: %v\n% x", err, c.out.Bytes()[:min(c.out.Len(), 256)])
 	}
+}
+
+// checkTLSOutput checks that what the router wrote on a TLS connection is
+// a sequence of whole TLS records (what they carry is crypto/tls's).
+func checkTLSOutput(b []byte) error {
+	for len(b) > 0 {
+		if len(b) < recordHeaderLen || b[0] < 20 || b[0] > 23 || b[1] != 3 {
+			return errors.New("bad TLS record header")
+		}
+		n := recordHeaderLen + int(binary.BigEndian.Uint16(b[3:]))
+		if n > recordHeaderLen+maxCiphertext || len(b) < n {
+			return errors.New("truncated or oversized TLS record")
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // checkOutput checks that what the router wrote is a well-formed stream: an
@@ -412,4 +443,22 @@ func TestTrafficAllocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientHello returns the first flight of a TLS client: its ClientHello
+// record.
+func clientHello(t testing.TB) []byte {
+	t.Helper()
+	w := newFakeWire()
+	go tls.Client(w, &tls.Config{InsecureSkipVerify: true}).Handshake() // blocks reading forever; the test binary exits
+	for deadline := time.Now().Add(ioTimeout); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		w.mu.Lock()
+		b := append([]byte(nil), w.toServer...)
+		w.mu.Unlock()
+		if len(b) > 5 {
+			return b
+		}
+	}
+	t.Fatal("no ClientHello")
+	return nil
 }

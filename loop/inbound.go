@@ -1,10 +1,10 @@
 package loop
 
-// inbound is the read side the framing code consumes. gnet.Conn satisfies it
-// (Peek returns io.ErrShortBuffer when fewer than n bytes are buffered; Peek's
-// slice is valid only until Discard), and so does the tests' in-memory inBuf.
-// (TLS connections reach the framing code as gnet connections too: see
-// tls.go.)
+// inbound is the read side the framing code consumes (conn.in). gnet.Conn
+// satisfies it (Peek returns io.ErrShortBuffer when fewer than n bytes are
+// buffered; Peek's slice is valid only until Discard), and so do a TLS
+// connection's decrypted input (tlsPlain, tls.go) and the tests' in-memory
+// inBuf.
 //
 // The parsers in this package (wsReader.next, rawReader.next,
 // readRawHandshake, handleHTTP) follow one contract, the one of the gnet

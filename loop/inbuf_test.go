@@ -17,9 +17,9 @@ var errInBufFull = errors.New("loop: inbound buffer full")
 const inBufMinGrow = 4 << 10
 
 // inBuf is a bounded, compacting byte buffer that implements inbound for
-// tests: the parsers are exercised over it byte by byte. (It was written for a
-// goroutine-per-connection TLS path; TLS connections are bridged to gnet
-// instead, see tls.go.)
+// tests: the parsers are exercised over it byte by byte, and the fake gnet
+// connections of the state-machine fuzzer read from it. (TLS connections
+// read their decrypted input from tlsPlain, tls.go.)
 //
 // The fill side is readFrom (one Read from an io.Reader) or write (copy a
 // slice in). The read side is the inbound interface. The backing array is

@@ -56,10 +56,10 @@ func (cn *conn) adopt() bool {
 	)
 	hdr := 0
 	if cn.phase == phRaw {
-		typ, length, ok, err = cn.raw.large(cn.c, largeMin)
+		typ, length, ok, err = cn.raw.large(cn.in, largeMin)
 		hdr = rawHeaderLen
 	} else {
-		err = cn.wsr.large(cn.c, largeMin, &h)
+		err = cn.wsr.large(cn.in, largeMin, &h)
 		ok, length, hdr = h.size > 0, h.length, h.size
 	}
 	if err != nil {
@@ -69,7 +69,7 @@ func (cn *conn) adopt() bool {
 	if !ok {
 		return false
 	}
-	cn.c.Discard(hdr)
+	cn.in.Discard(hdr)
 	cn.big = &bigFrame{ws: cn.phase != phRaw, h: h, typ: typ, need: length}
 	return true
 }
@@ -78,11 +78,11 @@ func (cn *conn) adopt() bool {
 // and, once it is whole, handles it. It reports whether to go on parsing.
 func (cn *conn) bigFeed() bool {
 	b := cn.big
-	take := min(cn.c.InboundBuffered(), b.need-b.got)
+	take := min(cn.in.InboundBuffered(), b.need-b.got)
 	if take == 0 {
 		return false
 	}
-	p, err := cn.c.Peek(take)
+	p, err := cn.in.Peek(take)
 	if err != nil {
 		return false
 	}
@@ -101,7 +101,7 @@ func (cn *conn) bigFeed() bool {
 		b.got += k
 		p = p[k:]
 	}
-	cn.c.Discard(take)
+	cn.in.Discard(take)
 	if b.got < b.need {
 		return false
 	}

@@ -57,7 +57,8 @@ func (ls *loopState) remove(cn *conn) {
 }
 
 // scan checks every connection's deadlines (handshake, keepalive, idle,
-// close). It runs once a second on the loop, through Execute, whose flush
+// close) and releases the TLS buffers of connections idle since the last
+// scan (tlstrim.go). It runs once a second on the loop, through Execute, whose flush
 // writes the pings and closes the connections that are due. The walk writes
 // nothing and closes nothing, so the list it walks does not change under
 // it (flush.go).
@@ -68,5 +69,8 @@ func (ls *loopState) scan() {
 		cn := ls.conns[i]
 		cn.deadlines(now)
 		cn.accountOut() // gnet drains outbound buffers without telling us
+		if cn.tls != nil {
+			cn.tls.idle()
+		}
 	}
 }

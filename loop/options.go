@@ -36,11 +36,18 @@ type Listener struct {
 	// (RawSocket) and closed. On a TLS listener connections count from
 	// accept, their handshake included, and past the cap are closed
 	// without one. 0 (the default): as many as the open-file limit
-	// allows (see Engine.FDs), TLS connections taking three descriptors.
+	// allows (see Engine.FDs); every connection, TLS or not, holds one
+	// descriptor.
 	MaxConns int
 	// TLS, when set, serves this listener over TLS: wss:// and TLS
-	// RawSocket. TLS connections are decrypted by a goroutine pair each and
-	// handed to the event loops as plaintext.
+	// RawSocket, sniffed after the handshake like plaintext (Transport
+	// applies). TLS 1.2 at least; ALPN "http/1.1" to clients that offer
+	// it, unless the config sets NextProtos or GetConfigForClient itself.
+	// The handshake runs on a goroutine (at most MaxTLSHandshakes at
+	// once); records are decrypted and encrypted on the event loop that
+	// owns the connection (tls.go). The config must not be modified after
+	// New; a certificate that changes goes through GetCertificate
+	// (CertFile).
 	TLS *tls.Config
 }
 
@@ -81,8 +88,16 @@ type Options struct {
 	// MaxHandshake bounds the HTTP request header. Default 8 KiB.
 	MaxHandshake int
 	// HandshakeTimeout closes a connection that has not completed its
-	// HTTP upgrade or RawSocket handshake. Default 10s.
+	// HTTP upgrade or RawSocket handshake (on a TLS listener: its TLS
+	// handshake and then those), counted from accept. Default 10s.
 	HandshakeTimeout time.Duration
+	// MaxTLSHandshakes bounds the TLS handshakes in progress at once, each
+	// on a goroutine of its own (a few tens of KiB of stack and state);
+	// the others wait for their turn, their bytes held (at most 32 KiB
+	// each, counted in MaxInboundTotal), within HandshakeTimeout. A
+	// handshake starts once the client's first record is whole. Default
+	// 256.
+	MaxTLSHandshakes int
 	// PingInterval: a session silent this long gets a WebSocket or
 	// RawSocket ping. Default 30s; negative disables keepalive.
 	PingInterval time.Duration
@@ -124,8 +139,8 @@ type Options struct {
 	// idle, closing handshake, waiting pongs): read once per tick (every
 	// 100 ms) and compared with once a second. Pass the same function as
 	// route.Config.Now; tests inject a fake to drive the deadlines without
-	// waiting. TLS handshakes use the wall clock (net.Conn deadlines).
-	// Default time.Now.
+	// waiting. TLS handshakes are bounded by the same clock. Default
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -179,6 +194,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.MaxTLSHandshakes <= 0 {
+		o.MaxTLSHandshakes = 256
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = 30 * time.Second

@@ -30,9 +30,10 @@ import (
 //     ping waits that long.
 
 // backlog returns the bytes queued for the peer: gnet's outbound buffer,
-// an io_uring send being completed, the pending output and a waiting pong.
+// an io_uring send being completed, the pending output (plaintext, and
+// ciphertext on a TLS connection) and a waiting pong.
 func (cn *conn) backlog() int {
-	return cn.c.OutboundBuffered() + cn.inflight + len(cn.out) + len(cn.pong)
+	return cn.c.OutboundBuffered() + cn.inflight + len(cn.out) + len(cn.ct) + len(cn.pong)
 }
 
 // answerPing answers a WebSocket ping or a RawSocket PING with payload,
@@ -41,7 +42,7 @@ func (cn *conn) backlog() int {
 func (cn *conn) answerPing(payload []byte) {
 	backlog := cn.backlog()
 	high, hard := cn.marks(backlog)
-	if backlog > high && len(cn.out) > 0 && !cn.full {
+	if backlog > high && len(cn.out)+len(cn.ct) > 0 && !cn.full {
 		cn.spill() // as in Send: offer this iteration's output first
 		if cn.phase != phWS && cn.phase != phRaw {
 			return
@@ -75,7 +76,7 @@ func (cn *conn) sendWaitingPong(now int64) {
 	if cn.pong == nil || (cn.phase != phWS && cn.phase != phRaw) {
 		return
 	}
-	backlog := cn.c.OutboundBuffered() + len(cn.out)
+	backlog := cn.c.OutboundBuffered() + len(cn.out) + len(cn.ct)
 	if high, _ := cn.marks(backlog); backlog <= high {
 		p := cn.pong
 		cn.pong = nil

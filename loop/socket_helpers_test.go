@@ -688,16 +688,18 @@ func (h *healthy) checkT(t testing.TB) {
 
 // connStat is a snapshot of one connection, taken on its loop.
 type connStat struct {
-	remote   string
-	phase    phase
-	backlog  int // bytes queued: gnet's outbound buffer plus our pending output
-	outCap   int
-	sessID   uint64
-	hasSess  bool
-	inbound  int
-	isTLS    bool
-	overLmt  bool
-	pingSent bool
+	remote      string
+	phase       phase
+	backlog     int // bytes queued: gnet's outbound buffer plus our pending output
+	outCap      int
+	sessID      uint64
+	hasSess     bool
+	inbound     int
+	isTLS       bool
+	handshaking bool // a TLS handshake started (its first record was whole)
+	tlsBufs     int  // capacity of crypto/tls's input buffers (tlstrim.go); -1 before the loop owns them
+	overLmt     bool
+	pingSent    bool
 }
 
 // connStats snapshots every connection of every loop.
@@ -713,10 +715,14 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 			var local []connStat
 			for _, cn := range ls.conns {
 				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
-					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls, overLmt: cn.overLimit,
+					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls != nil, overLmt: cn.overLimit,
+					handshaking: cn.tls != nil && cn.tls.hs != nil, tlsBufs: -1,
 					pingSent: cn.pingSent != 0}
 				if cn.sess != nil {
 					st.hasSess, st.sessID = true, cn.sess.ID()
+				}
+				if cn.tls != nil && cn.tls.ready {
+					st.tlsBufs = tlsBuffered(cn.tls.tc)
 				}
 				local = append(local, st)
 			}

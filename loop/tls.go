@@ -1,224 +1,371 @@
 package loop
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
-	"os"
-	"time"
-
-	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
+	"slices"
 )
 
-// TLS listeners. gnet has no TLS, so each TLS connection is decrypted by a
-// pair of goroutines (one per direction) and handed to the event loops as
-// the plaintext end of a unix socketpair. Everything after that — framing,
-// routing, backpressure, keepalive — is the same code as for plaintext
-// connections; only TLS connections cost goroutines. The kernel socket
-// buffers between the two ends give natural backpressure in both
-// directions.
+// TLS on the event loops.
+//
+// A TLS listener is a gnet listener like any other: a TLS connection is one
+// descriptor, on the loop that accepted it from accept to close, and once
+// its handshake is done no goroutine serves it. Everything after the
+// record layer — sniffing, framing, routing, limits, backpressure,
+// keepalive — is the plaintext code, reading a buffer of decrypted input
+// instead of gnet's buffer.
+//
+// The handshake runs off the loop. crypto/tls runs a handshake only as one
+// blocking call, so each runs on a goroutine (tlshs.go), started once the
+// client's first record (its ClientHello) is whole, at most
+// Options.MaxTLSHandshakes at a time; the others wait their turn, their
+// bytes held in a bounded buffer. The descriptor stays on gnet: OnTraffic
+// moves whole records from gnet's buffer to the handshake and wakes its
+// goroutine; what crypto/tls writes is handed to the loop as a task and
+// flushed like any output. handshake_timeout, counted from accept, covers
+// the TLS handshake and the WebSocket upgrade or RawSocket handshake after
+// it: the scan closes a connection that has not finished both, and closing
+// ends the handshake's goroutine (its reads and writes fail).
+//
+// Records run on the loop. Once the handshake is done the loop owns the
+// tls.Conn, whose transport is a shim (tlsShim) over gnet's buffers: its
+// Read hands crypto/tls the next whole record gnet has buffered, or, when
+// none is whole, a net.Error whose Timeout() and Temporary() are true.
+// crypto/tls leaves the connection usable after such an error: in
+// readRecordOrCCS (conn.go, Go 1.26) an error from the transport is kept
+// as the connection's permanent error (c.in.setErrorLocked) only when it is
+// not a net.Error or its Temporary() is false, and the bytes of a partial
+// record already read stay in c.rawInput for the next call
+// (TestTLSShimWouldBlockKeepsConnUsable holds that to the toolchain in
+// use). tlsRead decrypts into the plaintext buffer (tlsPlain) until no
+// whole record is left; the parsers read that buffer. Output is framed in
+// plaintext into conn.out like any connection's; conn.flush has it
+// encrypted (seal: the tls.Conn's Write, whose records the shim appends to
+// conn.ct) and hands the ciphertext to the send backend, conn.write. What
+// crypto/tls writes on its own (alerts, a KeyUpdate answer, close_notify)
+// goes to conn.ct in the order it was produced.
+//
+// Bounds: gnet's buffer holds at most one partial record per connection
+// (the shim takes whole records only), crypto/tls at most one record
+// within a read callback and none between two, the plaintext buffer a
+// partial frame shorter than largeMin (or an HTTP header within
+// max_handshake) and one 16 KiB step; the inbound budget counts them
+// (account). An idle connection's plaintext buffer is returned to the
+// loop's pool, and the input buffers crypto/tls keeps are released by
+// tlsTrim (tlstrim.go); its output buffers are pooled by crypto/tls.
+//
+// Kernel TLS (TCP_ULP "tls") slots in at the two seams, seal and tlsRead,
+// in tlsHandshakeDone: when the loop takes the connection over it would
+// install the traffic keys and sequence numbers on the socket
+// (setsockopt SOL_TLS TLS_TX, TLS_RX) and from then on write plaintext
+// (seal becomes the identity; the send backend, conn.write, is unchanged)
+// and read plaintext (cn.in becomes gnet's buffer again; records other
+// than data — alerts, KeyUpdate — come through recvmsg's control messages,
+// which gnet's read path would have to pass on; TX alone needs nothing of
+// gnet). crypto/tls does not export the traffic secrets:
+// Config.KeyLogWriter hands them over, bound to the connection through a
+// per-connection config (GetConfigForClient) — TLS 1.3:
+// CLIENT_/SERVER_TRAFFIC_SECRET_0, with the sequence numbers 0 but for the
+// session tickets the server sent, which the shim sees written; TLS 1.2:
+// the master secret, from which the key block is derived. A KeyUpdate
+// would have to be handled on the loop (new keys installed). This VM's
+// kernel has no tls module, so none of it is built yet.
 
-// tlsDrainTimeout bounds how long a bridge keeps forwarding, once the loop
-// has closed a connection, what the loop wrote before closing (a close
-// frame, a GOODBYE, the rest of a backlog) to a client that does not take
-// it. Without a bound a client that stops reading would hold its bridge
-// (two goroutines, the TLS connection and the kernel buffers of both
-// sockets) forever, after the loop closed it as a slow consumer.
-const tlsDrainTimeout = 5 * time.Second
+// Record layer constants (RFC 8446 §5.1, RFC 5246 §6.2).
+const (
+	recordHeaderLen     = 5
+	recordTypeHandshake = 22
+	maxPlaintext        = 16384        // TLSPlaintext.length
+	maxCiphertext       = 16384 + 2048 // TLSCiphertext.length, TLS 1.2 (1.3: + 256)
+)
 
-// tlsShutdownGrace is how long Shutdown lets the remaining TLS connections
-// (handshakes, bridges draining) finish once the loops have stopped.
-const tlsShutdownGrace = time.Second
+// tlsHandshakeInMax bounds the handshake bytes a connection may have
+// waiting for its handshake goroutine: a client's flights (a ClientHello,
+// a certificate chain and Finished) and what it sends right after its
+// Finished (an HTTP upgrade request, a RawSocket handshake).
+const tlsHandshakeInMax = 32 << 10
 
-// tlsOrigin is the gnet context of an enrolled TLS connection: what OnOpen
-// cannot learn from the socketpair, and the TCP connection under the TLS
-// one, which the loop's OnClose bounds (loopClosed).
-type tlsOrigin struct {
-	ln     *listenerState
-	remote string
-	raw    net.Conn
+// Close-reason details of the TLS layer.
+var (
+	errNotTLS           = errors.New("loop: tls: first record is not a TLS handshake record")
+	errTLSRecordTooBig  = errors.New("loop: tls: record longer than the protocol allows")
+	errTLSHandshakeFill = errors.New("loop: tls: more than 32 KiB of handshake input waiting")
+	errTLSVersion       = errors.New("loop: tls: protocol version below TLS 1.2")
+)
+
+// tlsConn is the TLS layer of one connection. Owned by the connection's
+// loop, but for hs while a handshake goroutine runs (tlshs.go).
+type tlsConn struct {
+	cn    *conn
+	tc    *tls.Conn
+	shim  tlsShim  // tc's transport
+	hs    *tlsHS   // the handshake, from the first record until the loop takes over; then nil
+	ready bool     // the handshake is done: the loop owns tc
+	plain tlsPlain // decrypted input not yet parsed (the connection's inbound)
+	pre   []byte   // whole records the handshake received but did not read: read before gnet's buffer
+	left  int      // bytes of the record being handed to tc still to hand over
+	more  bool     // tc may hold plaintext not yet read (the last Read filled its buffer)
+	fin   bool     // close_notify queued
+
+	fed     bool // records were handed to tc since the last scan
+	trimmed bool // tc's input buffers are released (tlstrim.go) and nothing was read since
 }
 
-// loopClosed is called on the loop when it has closed the connection: the
-// bridge forwards what is left for at most tlsDrainTimeout.
-func (o *tlsOrigin) loopClosed() {
-	o.raw.SetWriteDeadline(time.Now().Add(tlsDrainTimeout))
-}
-
-// trackTLS registers a TLS connection until untrackTLS, so that Shutdown
-// can bound it. It reports false once Shutdown has aborted TLS.
-func (e *Engine) trackTLS(c net.Conn) bool {
-	e.tlsMu.Lock()
-	defer e.tlsMu.Unlock()
-	if e.tlsAborted {
-		return false
+// serverConfig returns the tls.Config a listener serves: the caller's,
+// with TLS 1.2 at least and, for listeners that serve WebSocket, ALPN
+// "http/1.1" for clients that offer it (browsers offer h2 and http/1.1; an
+// answer tells them and proxies which one the upgrade uses). A client
+// offering only other protocols gets no ALPN answer rather than a failed
+// handshake: RawSocket has no registered protocol ID. A config with its
+// own NextProtos or GetConfigForClient keeps its ALPN; a connection that
+// its GetConfigForClient lets negotiate less than TLS 1.2 is closed after
+// the handshake (tlsHandshakeDone).
+func serverConfig(base *tls.Config, tr Transport) *tls.Config {
+	cfg := base.Clone()
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
 	}
-	if e.tlsConns == nil {
-		e.tlsConns = map[net.Conn]struct{}{}
+	if tr == RawSocketOnly || len(cfg.NextProtos) > 0 || cfg.GetConfigForClient != nil {
+		return cfg
 	}
-	e.tlsConns[c] = struct{}{}
-	return true
-}
-
-func (e *Engine) untrackTLS(c net.Conn) {
-	e.tlsMu.Lock()
-	delete(e.tlsConns, c)
-	e.tlsMu.Unlock()
-}
-
-// abortTLS gives every TLS connection left (in its handshake, or a bridge
-// still forwarding to a client that does not read) until deadline, and
-// refuses new ones.
-func (e *Engine) abortTLS(deadline time.Time) {
-	e.tlsMu.Lock()
-	defer e.tlsMu.Unlock()
-	e.tlsAborted = true
-	for c := range e.tlsConns {
-		c.SetDeadline(deadline)
-	}
-}
-
-// tlsCount returns the number of TLS connections with a goroutine.
-func (e *Engine) tlsCount() int {
-	e.tlsMu.Lock()
-	defer e.tlsMu.Unlock()
-	return len(e.tlsConns)
-}
-
-func (e *Engine) startTLS() error {
-	for _, ln := range e.lns {
-		if ln.cfg.TLS == nil {
-			continue
+	alpn := cfg.Clone()
+	alpn.NextProtos = []string{"http/1.1"}
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, "http/1.1") {
+			return alpn, nil
 		}
-		l, err := net.Listen("tcp", ln.cfg.Addr)
-		if err != nil {
-			return err
-		}
-		ln.tln = l
-		ln.addr = l.Addr()
-		e.tlsWG.Add(1)
-		go e.acceptTLS(ln)
+		return nil, nil
 	}
-	return nil
+	return cfg
 }
 
-func (e *Engine) acceptTLS(ln *listenerState) {
-	defer e.tlsWG.Done()
+// newTLSConn sets up the TLS layer of a connection accepted on a TLS
+// listener (OnOpen). Nothing runs until the first record is whole.
+func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr) *tlsConn {
+	t := &tlsConn{cn: cn}
+	t.shim = tlsShim{t: t, local: local, remote: remote}
+	t.tc = tls.Server(&t.shim, cfg)
+	return t
+}
+
+// tlsHandshakeIn moves the whole records gnet has buffered to the
+// handshake, starting it with the first. It runs in OnTraffic until the
+// handshake is done.
+func (cn *conn) tlsHandshakeIn() {
+	t := cn.tls
+	started := t.hs != nil
 	for {
-		c, err := ln.tln.Accept()
+		hdr, err := cn.c.Peek(recordHeaderLen)
 		if err != nil {
-			if e.draining.Load() {
-				return
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			e.log.Warn("tls accept", "listener", ln.cfg.Addr, "err", err)
-			time.Sleep(50 * time.Millisecond) // e.g. EMFILE: do not spin
-			continue
+			break
 		}
-		// MaxConns counts a TLS connection from here to the end of its
-		// bridge: a handshake in progress holds a goroutine and TLS state
-		// for up to HandshakeTimeout. Over the cap there is no polite
-		// answer (a 503 would cost a handshake per flooding connection):
-		// close at once.
-		if ln.conns.Add(1) > int64(ln.cfg.MaxConns) {
-			ln.conns.Add(-1)
-			c.Close()
-			continue
+		body := int(hdr[3])<<8 | int(hdr[4])
+		if t.hs == nil && (hdr[0] != recordTypeHandshake || hdr[1] != 3 || body > maxPlaintext) {
+			// Not a ClientHello: a plaintext client on a TLS port, an SSL 2
+			// hello. Closed unanswered, before any goroutine.
+			cn.die(CloseTLS, errNotTLS)
+			return
 		}
-		if !e.takeFDs(fdsPerTLS) {
-			ln.conns.Add(-1)
-			c.Close()
-			continue
+		if body > maxCiphertext {
+			cn.die(CloseTLS, errTLSRecordTooBig)
+			return
 		}
-		e.tlsWG.Add(1)
-		go e.serveTLS(ln, c)
+		n := recordHeaderLen + body
+		if cn.c.InboundBuffered() < n {
+			break
+		}
+		if t.hs == nil {
+			t.hs = newTLSHS(t)
+		}
+		rec, err := cn.c.Peek(n)
+		if err != nil {
+			break
+		}
+		if !t.hs.push(rec) {
+			cn.die(CloseTLS, errTLSHandshakeFill)
+			return
+		}
+		cn.c.Discard(n)
+	}
+	if t.hs != nil && !started {
+		if !cn.ls.e.tlsPool.start(t.hs) {
+			cn.die(CloseShutdown, nil)
+		}
 	}
 }
 
-// serveTLS completes the TLS handshake, then bridges the connection to an
-// event loop through a socketpair.
-func (e *Engine) serveTLS(ln *listenerState, raw net.Conn) {
-	defer e.tlsWG.Done()
-	defer ln.conns.Add(-1) // counted by acceptTLS
-	defer e.fds.Add(-fdsPerTLS)
-	if !e.trackTLS(raw) {
-		raw.Close()
+// tlsTakeOut moves what the handshake goroutine wrote to the connection's
+// pending ciphertext. It runs on the loop, in a task the goroutine queued.
+func (cn *conn) tlsTakeOut() {
+	if cn.phase == phGone || cn.tls.hs == nil {
 		return
 	}
-	defer e.untrackTLS(raw)
-	tc := tls.Server(raw, ln.cfg.TLS)
-	tc.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
-	if err := tc.Handshake(); err != nil {
-		e.log.Debug("tls handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
-		raw.Close()
-		return
+	if out := cn.tls.hs.takeOut(); len(out) > 0 {
+		cn.queueCT(out)
 	}
-	// Clear the handshake deadline, unless Shutdown has set its own.
-	e.tlsMu.Lock()
-	aborted := e.tlsAborted
-	if !aborted {
-		tc.SetDeadline(time.Time{})
-	}
-	e.tlsMu.Unlock()
-	if aborted {
-		raw.Close()
-		return
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		e.log.Warn("tls: socketpair", "err", err)
-		tc.Close()
-		return
-	}
-	loopSide, err := fdConn(fds[0])
-	if err != nil {
-		unix.Close(fds[1])
-		tc.Close()
-		return
-	}
-	ourSide, err := fdConn(fds[1])
-	if err != nil {
-		loopSide.Close()
-		tc.Close()
-		return
-	}
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), &tlsOrigin{ln: ln, remote: raw.RemoteAddr().String(), raw: raw}), loopSide)
-	res, err := e.eng.Register(ctx)
-	if err == nil {
-		r := <-res
-		err = r.Err
-	}
-	loopSide.Close() // gnet holds a dup of it now
-	if err != nil {
-		ourSide.Close()
-		tc.Close()
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { // TLS → loop
-		io.Copy(ourSide, tc)
-		ourSide.(*net.UnixConn).CloseWrite()
-		done <- struct{}{}
-	}()
-	// loop → TLS
-	io.Copy(tc, ourSide)
-	tc.CloseWrite()
-	tc.Close()
-	ourSide.Close()
-	<-done
 }
 
-// fdConn wraps a socket file descriptor as a *net.UnixConn.
-func fdConn(fd int) (net.Conn, error) {
-	f := os.NewFile(uintptr(fd), "socketpair")
-	defer f.Close()
-	return net.FileConn(f)
+// tlsHandshakeDone runs on the loop, in the task the handshake goroutine
+// queued when Handshake returned: the loop takes the tls.Conn over, or
+// closes the connection.
+func (cn *conn) tlsHandshakeDone() {
+	if cn.phase == phGone {
+		return
+	}
+	t := cn.tls
+	cn.tlsTakeOut()
+	if cn.phase != phTLS {
+		return // dying already (the inbound budget, shutdown): closed after its output
+	}
+	hs := t.hs
+	if err := hs.result(); err != nil {
+		cn.die(CloseTLS, err) // an alert crypto/tls wrote, if any, is flushed first
+		return
+	}
+	// The goroutine is done with tc: the loop owns it from here.
+	t.pre, t.left = hs.rest()
+	t.hs, t.shim.hs = nil, nil
+	t.ready = true
+	t.trimmed = tlsTrim(t.tc) // the ClientHello's buffers
+	if t.tc.ConnectionState().Version < tls.VersionTLS12 {
+		cn.die(CloseTLS, errTLSVersion) // a caller's own GetConfigForClient may allow it
+		return
+	}
+	cn.phase = phDetect
+	cn.in = &t.plain
+	cn.lastRead = cn.ls.e.now()
+	cn.traffic() // the client may have sent its first bytes with its Finished
+	cn.account()
+}
+
+// tlsTraffic decrypts and parses until no whole record is left (gnet does
+// not call OnTraffic again for bytes it has buffered) or the connection
+// dies.
+func (cn *conn) tlsTraffic() {
+	t := cn.tls
+	for {
+		got := cn.tlsRead()
+		cn.parse()
+		if !got || cn.phase >= phDead {
+			break
+		}
+	}
+	t.plain.release(cn.ls)
+}
+
+// tlsReadStep is how much decrypted input tlsRead adds before the parsers
+// run (tlsTraffic alternates them until no record is left): a frame of
+// largeMin bytes or more is taken out of the buffer once its header is
+// there (large.go), so the buffer holds at most a smaller partial frame
+// and one step.
+const tlsReadStep = maxPlaintext
+
+// tlsRead decrypts whole records into the plaintext buffer until none is
+// left or it added tlsReadStep bytes. It reports whether it decrypted
+// anything. A TLS error (a bad record, an alert, a renegotiation
+// attempt) closes the connection after what crypto/tls wrote in answer;
+// the peer's close_notify closes it as closed by the peer.
+//
+// tc.Read is called only when it has something to return: a whole record
+// to read, or the rest of the last one's plaintext (a Read that filled p
+// may have left some). A call that finds nothing costs crypto/tls an
+// allocation (its atLeastReader) and, after tlsTrim, its input buffer.
+func (cn *conn) tlsRead() bool {
+	t := cn.tls
+	target := t.plain.InboundBuffered() + tlsReadStep
+	got := false
+	for t.plain.InboundBuffered() < target && (t.more || t.recordReady()) {
+		p := t.plain.space(cn.ls)
+		n, err := t.tc.Read(p)
+		t.plain.commit(n)
+		got = got || n > 0
+		t.more = n == len(p)
+		if err == nil {
+			continue
+		}
+		if err != errWouldBlock {
+			if errors.Is(err, io.EOF) {
+				cn.die(ClosePeer, nil)
+			} else {
+				cn.die(CloseTLS, err)
+			}
+		}
+		break
+	}
+	return got
+}
+
+// queueCT appends ciphertext to the connection's pending output.
+func (cn *conn) queueCT(b []byte) {
+	if cn.phase == phGone {
+		return
+	}
+	if cn.ct == nil {
+		cn.ct = cn.ls.getBuf()
+	}
+	cn.ct = append(cn.ct, b...)
+	cn.ls.markDirty(cn)
+}
+
+// seal encrypts the pending plaintext output into the pending ciphertext
+// and, for a dying connection, adds close_notify. It runs on the loop,
+// from the flush and spill (flush.go); before the handshake is done there
+// is no plaintext output.
+func (cn *conn) seal() {
+	t := cn.tls
+	if !t.ready {
+		return
+	}
+	if len(cn.out) > 0 {
+		// The records come back through the shim's Write (queueCT). Write
+		// fails only once the connection failed (an alert was sent): the
+		// connection is closed after what was written.
+		if _, err := t.tc.Write(cn.out); err != nil {
+			cn.die(CloseTLS, err)
+		}
+	}
+	if cn.out != nil {
+		cn.ls.putBuf(cn.out)
+		cn.out = nil
+	}
+	if cn.phase == phDead && !t.fin && cn.reason != CloseTLS { // no close_notify after a fatal alert
+		t.fin = true
+		t.tc.CloseWrite() // close_notify, through the shim
+	}
+}
+
+// idle runs in the scan, once a second: a connection that received no
+// record for a whole scan period gets crypto/tls's input buffers released
+// (tlsTrim).
+func (t *tlsConn) idle() {
+	if t.ready && !t.fed && !t.trimmed {
+		t.trimmed = tlsTrim(t.tc)
+	}
+	t.fed = false
+}
+
+// held returns the bytes of inbound data the TLS layer holds for the
+// budget (account): decrypted input, records kept from the handshake, and
+// handshake input waiting for its goroutine. (The partial record in gnet's
+// buffer is counted as gnet's; crypto/tls holds at most one record.)
+func (t *tlsConn) held() int {
+	n := t.plain.InboundBuffered() + len(t.pre)
+	if t.hs != nil {
+		n += t.hs.pending()
+	}
+	return n
+}
+
+// close releases the TLS layer of a connection that is gone (conn.closed):
+// it ends the handshake, if one is running or waiting, and returns the
+// buffers.
+func (t *tlsConn) close(ls *loopState) {
+	if t.hs != nil {
+		ls.e.tlsPool.cancel(t.hs)
+		t.hs.close()
+	}
+	t.plain.drop(ls)
+	t.pre = nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -19,6 +21,16 @@ import (
 // loops), and closes them: their OnOpen starts the shard and serves
 // nothing.
 
+// Start returns once the loops have closed the warm-up connections too
+// (within warmupCloseWait), so that a started engine holds no descriptor
+// but its listeners': tests and operators counting descriptors see the
+// connections' only.
+
+// warmupCloseWait bounds how long Start waits for the loops to close the
+// warm-up connections (they see end of input as soon as the held ends are
+// closed).
+const warmupCloseWait = 2 * time.Second
+
 // warmupConn marks an enrolled warm-up connection in OnOpen.
 type warmupConn struct{}
 
@@ -29,6 +41,9 @@ func (e *Engine) startShards() error {
 	defer func() {
 		for _, c := range held {
 			c.Close()
+		}
+		for end := time.Now().Add(warmupCloseWait); e.warm.Load() > 0 && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
 		}
 	}()
 	for tries := 0; e.loopCount() < want; tries++ {
@@ -67,4 +82,12 @@ func (e *Engine) loopCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.nloops
+}
+
+// fdConn wraps a socket file descriptor as a *net.UnixConn; the descriptor
+// is the returned conn's (net.FileConn dups it, and the original is closed).
+func fdConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "socketpair")
+	defer f.Close()
+	return net.FileConn(f)
 }

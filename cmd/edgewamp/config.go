@@ -79,6 +79,7 @@ type limitsConfig struct {
 	RetainedBytes    size     `yaml:"retained_bytes"`
 	MaxHandshake     size     `yaml:"max_handshake"`
 	HandshakeTimeout duration `yaml:"handshake_timeout"`
+	MaxTLSHandshakes int      `yaml:"max_tls_handshakes"`
 	HelloTimeout     duration `yaml:"hello_timeout"`
 	IdleTimeout      duration `yaml:"idle_timeout"`
 	HighWater        size     `yaml:"high_water"`
@@ -394,7 +395,8 @@ func (c *config) validate() error {
 	for _, l := range []struct {
 		v    int
 		name string
-	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"}} {
+	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"},
+		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
@@ -539,6 +541,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		MaxOutboundTotal: int64(c.Limits.MaxOutboundTotal),
 		MaxHandshake:     int(c.Limits.MaxHandshake),
 		HandshakeTimeout: time.Duration(c.Limits.HandshakeTimeout),
+		MaxTLSHandshakes: c.Limits.MaxTLSHandshakes,
 		PingInterval:     time.Duration(c.Keepalive.Interval),
 		PingTimeout:      time.Duration(c.Keepalive.Timeout),
 		IdleTimeout:      time.Duration(c.Limits.IdleTimeout),

@@ -285,6 +285,12 @@ func (cn *connector) open(sessions []*sess, tr *tracker) {
 					return
 				}
 				c, err := cn.d.dial(cn.ep.host, 10*time.Second)
+				if err == nil && cn.ep.tls != nil {
+					err = sessions[i].handshakeTLS(c, 10*time.Second)
+					if err != nil {
+						c.Close()
+					}
+				}
 				if err == nil {
 					err = cn.lc.add(c, sessions[i])
 				}

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -69,6 +70,11 @@ func (lc *loopClient) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s := c.Context().(*sess)
 	s.gc = c
 	s.start()
+	if s.tls != nil {
+		s.tls.gc = c
+		s.flushTLS()
+		return nil, gnet.None
+	}
 	out := s.out
 	s.out = s.out[len(s.out):]
 	return out, gnet.None
@@ -77,7 +83,9 @@ func (lc *loopClient) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 func (lc *loopClient) OnTraffic(c gnet.Conn) gnet.Action {
 	s := c.Context().(*sess)
 	now := nowNS()
-	if buf, _ := c.Peek(-1); len(buf) > 0 {
+	if s.tls != nil {
+		s.tlsInput(now)
+	} else if buf, _ := c.Peek(-1); len(buf) > 0 {
 		if n := s.input(buf, now); n > 0 { // gnet's Discard(0) would drop everything buffered
 			c.Discard(n)
 		}
@@ -85,7 +93,9 @@ func (lc *loopClient) OnTraffic(c gnet.Conn) gnet.Action {
 	if w, ok := s.r.(waker); ok && s.st == stOpen {
 		w.wake(s, now)
 	}
-	if len(s.out) > 0 {
+	if s.tls != nil {
+		s.flushTLS()
+	} else if len(s.out) > 0 {
 		c.Write(s.out)
 		s.out = s.out[:0]
 	}
@@ -104,8 +114,12 @@ func (lc *loopClient) OnClose(c gnet.Conn, err error) gnet.Action {
 
 // runBlocking drives s on the calling goroutine over c until the session
 // ends or the deadline passes. With start non-nil, a waker role is woken
-// once after joining, when start is closed.
+// once after joining, when start is closed. A TLS endpoint's handshake
+// runs on the first write, within the deadline.
 func runBlocking(c net.Conn, s *sess, deadline time.Time, start <-chan struct{}) {
+	if s.ep.tls != nil {
+		c = tls.Client(c, s.ep.tls)
+	}
 	defer c.Close()
 	if !deadline.IsZero() {
 		c.SetDeadline(deadline)

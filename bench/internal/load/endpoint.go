@@ -2,6 +2,7 @@ package load
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ import (
 type endpoint struct {
 	url   string
 	ws    bool
-	host  string // host:port
+	tls   *tls.Config // wss://, rss://: TLS (any certificate: the tool measures loopback routers)
+	host  string      // host:port
 	path  string
 	ser   proto.Serializer
 	realm string
@@ -39,16 +41,21 @@ type authCfg struct {
 	emptyDict      proto.Raw
 }
 
-// transportName is "ws" or "rs" for reports.
+// transportName is "ws", "rs", "wss" or "rss" for reports.
 func (ep *endpoint) transportName() string {
+	name := "rs"
 	if ep.ws {
-		return "ws"
+		name = "ws"
 	}
-	return "rs"
+	if ep.tls != nil {
+		name = name[:1] + "ss"
+	}
+	return name
 }
 
 // newEndpoint parses ws://host:port/path, rs://host:port or tcp://host:port
-// and pre-encodes the join. With authid set, HELLO offers wampcra only.
+// (wss:// and rss:// over TLS) and pre-encodes the join. With authid set,
+// HELLO offers wampcra only.
 func newEndpoint(rawURL string, ser proto.Serializer, realm, authid, secret string) (*endpoint, error) {
 	return newEndpointAuth(rawURL, ser, realm, authid, secret, nil)
 }
@@ -69,14 +76,18 @@ func newEndpointAuth(rawURL string, ser proto.Serializer, realm, authid, secret 
 	}
 	ep := &endpoint{url: rawURL, host: u.Host, path: u.Path, ser: ser, realm: realm, mask: randomMask()}
 	switch u.Scheme {
-	case "ws":
+	case "ws", "wss":
 		ep.ws = true
 		if ep.path == "" {
 			ep.path = "/"
 		}
-	case "rs", "tcp":
+	case "rs", "tcp", "rss":
 	default:
-		return nil, fmt.Errorf("bad url %q: want ws://, rs:// or tcp:// (no TLS in the load tool)", rawURL)
+		return nil, fmt.Errorf("bad url %q: want ws://, wss://, rs://, rss:// or tcp://", rawURL)
+	}
+	if u.Scheme == "wss" || u.Scheme == "rss" {
+		// Full handshakes (no session cache), TLS 1.3 with Go's defaults.
+		ep.tls = &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()}
 	}
 	if !ser.Valid() {
 		return nil, fmt.Errorf("bad serializer")

@@ -166,8 +166,12 @@ func runIdle(cfg *Config) (*Result, error) {
 			r.Set("kib_per_session", per)
 			r.Set("gib_per_1m_sessions", per*1e6/(1<<20))
 		}
+		fds := procFDs(pid)
 		r.Set("router_fds_base", baseFDs)
-		r.Set("router_fds", procFDs(pid))
+		r.Set("router_fds", fds)
+		if joined > 0 {
+			r.Set("fds_per_session", float64(fds-baseFDs)/float64(joined))
+		}
 	}
 	// Close everything and check the router let go of its connections.
 	closing.Store(true)

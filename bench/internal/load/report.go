@@ -124,7 +124,7 @@ func readMatrix(path string) (*matrix, error) {
 			seenC[r.cfg] = true
 			m.cfgs = append(m.cfgs, r.cfg)
 		}
-		if !seenT[r.target] {
+		if !seenT[r.target] && !isTLSTarget(r.target) { // TLS runs have tables of their own (report_tls.go)
 			seenT[r.target] = true
 			m.targets = append(m.targets, r.target)
 		}
@@ -301,7 +301,7 @@ func (m *matrix) runsCell(cfg string) string {
 func (m *matrix) table(w io.Writer, scenario string, label func(cfg string) string, cols []col) {
 	var cfgs []string
 	for _, c := range m.cfgs {
-		if m.first(c, "scenario") == scenario {
+		if m.first(c, "scenario") == scenario && !isTLSCfg(c) {
 			cfgs = append(cfgs, c)
 		}
 	}
@@ -476,6 +476,7 @@ func Report(dir string, w io.Writer) error {
 		{title: "caller p99 before µs", key: "base_p99_us"},
 		{title: "caller p99 during µs", key: "call_p99_us"},
 	}, cpuCols...))
+	m.tlsTables(w)
 	m.budgets(w)
 	m.sendPaths(w)
 	if len(m.errors) > 0 {

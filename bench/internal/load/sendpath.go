@@ -23,11 +23,17 @@ func (m *matrix) sendPaths(w io.Writer) {
 		has[t] = true
 	}
 	for _, t := range m.targets {
-		if !strings.HasSuffix(t, epollSuffix) && has[t+epollSuffix] {
+		if !strings.HasSuffix(t, epollSuffix) && has[t+epollSuffix] && !isTLSTarget(t) {
 			pairs = append(pairs, [2]string{t, t + epollSuffix})
 		}
 	}
-	if len(pairs) == 0 {
+	rows := 0
+	for _, cfg := range m.cfgs {
+		if sc := m.first(cfg, "scenario"); (sc == "rpc" || sc == "pubsub") && !isTLSCfg(cfg) {
+			rows++
+		}
+	}
+	if len(pairs) == 0 || rows == 0 { // a TLS-only run has its own tables
 		return
 	}
 	fmt.Fprintln(w, "## Send path: io_uring ÷ write(2) (issue 15)")
@@ -49,7 +55,7 @@ func (m *matrix) sendPaths(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, cfg := range m.cfgs {
 		sc := m.first(cfg, "scenario")
-		if sc != "rpc" && sc != "pubsub" {
+		if sc != "rpc" && sc != "pubsub" || isTLSCfg(cfg) { // TLS has its own tables (report_tls.go)
 			continue
 		}
 		if m.cell(cfg, pairs[0][1]) == nil {

@@ -66,6 +66,7 @@ type sess struct {
 	sid   uint64
 	req   uint64    // next request id (fixed width, see wire.FixedMin)
 	gc    gnet.Conn // gnet driver only
+	tls   *tlsLayer // gnet driver, TLS endpoints only
 	conn  net.Conn  // goroutine driver only (to close it from outside)
 	err   error     // why the session ended
 	ended bool

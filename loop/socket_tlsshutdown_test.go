@@ -1,0 +1,116 @@
+package loop
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Shutdown is bounded whatever state the TLS handshakes are in: a partial
+// ClientHello (no goroutine yet), handshakes waiting for their client's
+// next flight (goroutines blocked in the shim's read), handshakes queued
+// behind max_tls_handshakes, a storm of clients handshaking at that very
+// moment, and established TLS sessions. Shutdown returns without error
+// well before the handshake timeout, every handshake goroutine is gone
+// and every client is closed. (Not parallel: it counts the process's
+// handshake goroutines.)
+func TestTLSShutdownHandshakesInEveryState(t *testing.T) {
+	cert := newTestCert(t)
+	workers := tlsWorkers()
+	rc := route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}, Shards: 2}
+	r, err := route.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(r, Options{Listeners: []Listener{{Addr: "127.0.0.1:0", TLS: cert.server}},
+		PingInterval: -1, HandshakeTimeout: 5 * time.Minute, MaxTLSHandshakes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := e.Addrs()[0].String()
+	var clients []net.Conn
+	// Established sessions.
+	for i := range 4 {
+		tc, raw := tlsDial(t, addr, cert.clientFor(0))
+		tc.SetDeadline(time.Time{})
+		newWAMP(t, rawPeerOnConn(t, tc, []string{"rs", "ws"}[i%2], proto.JSON).mc, proto.JSON).join()
+		clients = append(clients, raw)
+	}
+	// A partial ClientHello.
+	partial := dialTCP(t, addr, 0)
+	partial.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+	clients = append(clients, partial)
+	// Stalled after their ClientHello: 4 running (the pool's bound), 3
+	// queued.
+	for range 7 {
+		raw := dialTCP(t, addr, 0)
+		go tls.Client(&stallConn{Conn: raw}, cert.clientFor(0)).Handshake()
+		clients = append(clients, raw)
+	}
+	eventually(t, ioTimeout, "4 handshakes running, 3 queued", func() bool {
+		st := e.Stats()
+		return st.TLSHandshakes == 4 && st.TLSHandshakesQueued == 3
+	})
+	// A storm still connecting while Shutdown starts.
+	var storm sync.WaitGroup
+	stop := make(chan struct{})
+	for range 8 {
+		storm.Add(1)
+		go func() {
+			defer storm.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				raw, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					return // the listener is gone
+				}
+				tc := tls.Client(raw, cert.clientFor(0))
+				tc.SetDeadline(time.Now().Add(ioTimeout))
+				tc.Handshake()
+				raw.Close()
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- e.Shutdown(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Shutdown hangs with TLS handshakes in progress")
+	}
+	close(stop)
+	storm.Wait()
+	t.Logf("Shutdown returned in %v", time.Since(start).Round(time.Millisecond))
+	for _, c := range clients {
+		waitClosed(t, c, ioTimeout)
+	}
+	if n := tlsWorkers() - workers; n != 0 {
+		t.Fatalf("%d handshake goroutines left after Shutdown", n)
+	}
+	if st := e.Stats(); st.TLSHandshakes != 0 || st.TLSHandshakesQueued != 0 {
+		t.Fatalf("after Shutdown: %d handshakes running, %d queued", st.TLSHandshakes, st.TLSHandshakesQueued)
+	}
+}
