@@ -20,7 +20,7 @@ import (
 func TestConnectionFloodPastOpenFileLimit(t *testing.T) {
 	const nofile = 160
 	r := launch(t, exec.Command("sh", "-c", `ulimit -n `+strconv.Itoa(nofile)+` && exec "$0" "$@"`,
-		binPath, "run", "-listen", "127.0.0.1:0"))
+		binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off"))
 	m := regexp.MustCompile(`connection_capacity=(\d+)`).FindStringSubmatch(r.logs())
 	if m == nil {
 		t.Fatalf("no connection_capacity in the log:\n%s", r.logs())

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -53,6 +54,9 @@ type router struct {
 	mu   sync.Mutex
 	log  bytes.Buffer
 	done chan error
+	// exited is set once cmd.Wait returned (before its error is sent on
+	// done): the cleanup then neither kills nor waits.
+	exited atomic.Bool
 }
 
 var listenRE = regexp.MustCompile(`msg=listening address=(\S+)|"msg":"listening","address":"([^"]+)"`)
@@ -105,10 +109,12 @@ func launch(t *testing.T, cmd *exec.Cmd) *router {
 				}
 			}
 		}
-		r.done <- cmd.Wait()
+		err := cmd.Wait()
+		r.exited.Store(true)
+		r.done <- err
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		if !r.exited.Load() {
 			cmd.Process.Kill()
 			<-r.done
 		}
