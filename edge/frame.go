@@ -15,8 +15,9 @@ import (
 //
 // The sender frames a run of consecutive queued envelopes with the same
 // subject and reply (same destination, same sender), at most maxFrame
-// bytes and maxFrameItems envelopes; an envelope larger than that goes
-// alone. A frame is lost or delivered as a whole (NATS is at-most-once
+// bytes (or the NATS server's max_payload when smaller: a frame must not
+// fail where its envelopes alone would pass) and maxFrameItems
+// envelopes; an envelope larger than that goes alone. A frame is lost or delivered as a whole (NATS is at-most-once
 // per message), and its envelopes are handed to the router in the order
 // they were queued.
 
@@ -30,11 +31,12 @@ var errBadFrame = errors.New("edge: malformed frame")
 
 // packRun returns how many items, from items[0], go into one frame: the
 // run of envelopes that may be packed, for items[0]'s subject and reply,
-// within the frame's bounds. 1 means items[0] goes alone.
-func packRun(items []outItem) int {
+// within the frame's bounds (limit bytes: maxFrame, or less when the NATS
+// server takes smaller messages). 1 means items[0] goes alone.
+func packRun(items []outItem, limit int) int {
 	first := &items[0]
 	size := 1 + binary.MaxVarintLen32 + first.n
-	if size > maxFrame {
+	if size > limit {
 		return 1
 	}
 	k := 1
@@ -43,7 +45,7 @@ func packRun(items []outItem) int {
 		if it.op != opPublish || !it.pack || it.subj != first.subj || it.reply != first.reply {
 			break
 		}
-		if size += binary.MaxVarintLen32 + it.n; size > maxFrame {
+		if size += binary.MaxVarintLen32 + it.n; size > limit {
 			break
 		}
 		k++

@@ -42,7 +42,7 @@ func TestFramePacking(t *testing.T) {
 	for i := 0; i < len(b.items); {
 		k := 1
 		if b.items[i].op == opPublish && b.items[i].pack {
-			k = packRun(b.items[i:])
+			k = packRun(b.items[i:], maxFrame)
 		}
 		runs = append(runs, k)
 		i += k
@@ -73,16 +73,21 @@ func TestFramePacking(t *testing.T) {
 	for i := 0; i < maxFrameItems+10; i++ {
 		many = append(many, env("s", "r", 1))
 	}
-	if k := packRun(many); k != maxFrameItems {
+	if k := packRun(many, maxFrame); k != maxFrameItems {
 		t.Fatalf("%d envelopes in a frame, want %d", k, maxFrameItems)
 	}
 	big := []outItem{env("s", "r", 40<<10), env("s", "r", 40<<10), env("s", "r", 1)}
-	if k := packRun(big); k != 1 {
+	if k := packRun(big, maxFrame); k != 1 {
 		t.Fatalf("two 40 KiB envelopes packed in one frame (max %d)", maxFrame)
 	}
 	huge := []outItem{env("s", "r", maxFrame+1), env("s", "r", 1)}
-	if k := packRun(huge); k != 1 {
+	if k := packRun(huge, maxFrame); k != 1 {
 		t.Fatalf("an envelope larger than a frame was packed")
+	}
+	// A server that takes smaller messages bounds the frames too.
+	small := []outItem{env("s", "r", 300), env("s", "r", 300), env("s", "r", 300), env("s", "r", 300)}
+	if k := packRun(small, 1024); k != 3 {
+		t.Fatalf("%d envelopes of 300 B in a frame of 1 KiB, want 3", k)
 	}
 }
 

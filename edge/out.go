@@ -160,13 +160,17 @@ func (n *Node) runSender(stop <-chan struct{}) {
 
 func (n *Node) sendBatch(b *outBatch) {
 	nc := n.nc
+	limit := maxFrame
+	if mp := nc.MaxPayload(); mp > 0 && mp < int64(limit) {
+		limit = int(mp)
+	}
 	for i := 0; i < len(b.items); i++ {
 		it := &b.items[i]
 		switch it.op {
 		case opPublish:
 			data := b.arena[it.off : it.off+it.n]
 			if it.pack {
-				if k := packRun(b.items[i:]); k > 1 {
+				if k := packRun(b.items[i:], limit); k > 1 {
 					n.out.frame = appendFrame(n.out.frame[:0], b.arena, b.items[i:i+k])
 					data = n.out.frame
 					n.stats.Frames.Add(1)
