@@ -486,23 +486,20 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode,
 }
 
 // sizeProcs gives the Go scheduler one processor more than there are event
-// loops when the HTTP gateway or the mesh runs (unless GOMAXPROCS is set).
-// An event loop waits in epoll_wait as a blocking system call and keeps
-// its processor meanwhile; with as many processors as loops, the
-// gateway's goroutines, and the mesh's (the NATS server's route readers
-// and writers, the in-process client, the node's sender and dispatchers),
-// then wait for the runtime to take a processor back from a waiting loop
-// (tens of µs, several times per request or cross-node call). Measured
-// with make bench-e2e's gateway scenario on a router pinned to one CPU
-// (one loop): GOMAXPROCS 2 instead of 1 gave ~10-50 % more requests/s and
-// a lower p50, and no change to WAMP RPC; and with the mesh's RPC
-// scenario on two CPUs (bench/RESULTS.md, "Mesh").
+// loops when the HTTP gateway runs (unless GOMAXPROCS is set). An event
+// loop waits in epoll_wait as a blocking system call and keeps its
+// processor meanwhile; with as many processors as loops, the gateway's
+// goroutines then wait for the runtime to take a processor back from a
+// waiting loop (tens of µs, several times per request). Measured with
+// make bench-e2e's gateway scenario on a router pinned to one CPU (one
+// loop): GOMAXPROCS 2 instead of 1 gave ~10-50 % more requests/s and a
+// lower p50, and no change to WAMP RPC (see bench/RESULTS.md).
 func sizeProcs(cfg *config, log *slog.Logger) {
 	loops := cfg.loops()
 	cfg.Loops = loops
-	if cfg.gatewayOff() && !cfg.Mesh.enabled() || os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) > loops {
+	if cfg.gatewayOff() || os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) > loops {
 		return
 	}
 	runtime.GOMAXPROCS(loops + 1)
-	log.Debug("GOMAXPROCS raised for the HTTP gateway or the mesh", "loops", loops, "gomaxprocs", loops+1)
+	log.Debug("GOMAXPROCS raised for the HTTP gateway", "loops", loops, "gomaxprocs", loops+1)
 }

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"io"
-	"log/slog"
 	"math"
-	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -97,39 +93,6 @@ func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{512: "512", 2048: "2KiB", 256 << 20: "256MiB", 2 << 30: "2GiB", 1536 << 20: "1536MiB"} {
 		if got := formatSize(n); got != want {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
-// The scheduler gets one processor more than the event loops when the
-// gateway or the mesh runs (their goroutines would otherwise wait for a
-// processor held by a loop in epoll_wait), and exactly the loops when
-// the router runs alone.
-func TestSizeProcs(t *testing.T) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		t.Skip("GOMAXPROCS is set: sizeProcs leaves it alone")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cases := []struct {
-		name    string
-		gateway string
-		mesh    meshConfig
-		want    int
-	}{
-		{"alone", "off", meshConfig{}, 2},
-		{"gateway", "127.0.0.1:0", meshConfig{}, 3},
-		{"cluster", "off", meshConfig{Cluster: meshClusterConfig{Listen: "127.0.0.1:0"}}, 3},
-		{"leaf edge", "", meshConfig{Leaf: meshLeafConfig{Remotes: []string{"nats://127.0.0.1:7422"}}}, 3},
-		{"nats_url", "off", meshConfig{NatsURL: "nats://127.0.0.1:4222"}, 3},
-	}
-	for _, c := range cases {
-		runtime.GOMAXPROCS(2)
-		cfg := &config{Loops: 2, Mesh: c.mesh}
-		cfg.Gateway.Listen = c.gateway
-		sizeProcs(cfg, log)
-		if got := runtime.GOMAXPROCS(0); got != c.want {
-			t.Errorf("%s: GOMAXPROCS %d with 2 loops, want %d", c.name, got, c.want)
 		}
 	}
 }
