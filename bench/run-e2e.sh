@@ -440,7 +440,7 @@ URL[mesh]="ws://127.0.0.1:$MESH_PORT/ws"
 CURL[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws"
 SURLS[mesh]="ws://127.0.0.1:$((MESH_PORT + 1))/ws,ws://127.0.0.1:$((MESH_PORT + 2))/ws"
 start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
-  local id=$1 i joined
+  local id=$1 i joined n
   MESH_PIDS=()
   for i in 0 1 2; do
     taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
@@ -451,7 +451,9 @@ start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
   for _ in $(seq 300); do
     joined=0
     for i in 0 1 2; do
-      joined=$(( joined + $(grep -c 'mesh: node joined' "$OUT/logs/$id.n$i.log" 2>/dev/null || true) ))
+      # A log not created yet counts 0 (an empty count would end the script, nodes running).
+      n=$(grep -c 'mesh: node joined' "$OUT/logs/$id.n$i.log" 2>/dev/null) || true
+      joined=$(( joined + ${n:-0} ))
     done
     (( joined >= 6 )) && { sleep 0.5; return 0; }
     sleep 0.05

@@ -36,7 +36,9 @@
 //     it published).
 //   - The sender goroutine: the only one that publishes. The router's
 //     shards queue what they send (outq, bounded), so an event loop never
-//     waits on NATS.
+//     waits on NATS. It packs the route envelopes queued back to back for
+//     one subject into one NATS message (frame.go); the dispatchers unpack
+//     them in order.
 //   - The control dispatcher: node-to-node messages (route envelopes,
 //     directory syncs, gather answers) and broadcasts (heartbeats, directory
 //     changes, gather queries, goodbyes), in arrival order.

@@ -140,9 +140,27 @@ func TestBlackHoledNode(t *testing.T) {
 
 // The mesh's bounds: a node whose outbound queue is full drops events
 // (counted) and fails calls with wamp.error.unavailable rather than
-// queueing without limit.
+// queueing without limit. Large events travel one per NATS message; small
+// ones are framed several per message, and the budget binds the same.
 func TestOutboundBound(t *testing.T) {
 	t.Parallel()
+	for _, c := range []struct {
+		name       string
+		size, n    int
+		budget     int64
+		wantFrames bool
+	}{
+		{"60KiB events, 64KiB budget", 60 << 10, 300, 64 << 10, false}, // two do not fit a frame
+		{"200B events, 4KiB budget", 200, 20000, 4 << 10, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			outboundFlood(t, c.size, c.n, c.budget, c.wantFrames)
+		})
+	}
+}
+
+func outboundFlood(t *testing.T, size, n int, budget int64, wantFrames bool) {
 	nodes := cluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	ctx := ctxT(t, 30*time.Second)
@@ -161,12 +179,11 @@ func TestOutboundBound(t *testing.T) {
 	})
 	time.Sleep(100 * time.Millisecond)
 	got.Store(0)
-	// Shrink A's budget to one 64 KiB event and flood.
+	// Shrink A's budget and flood.
 	a.n.out.mu.Lock()
-	a.n.out.max = 64 << 10
+	a.n.out.max = budget
 	a.n.out.mu.Unlock()
-	big := make([]byte, 60<<10)
-	const n = 300
+	big := make([]byte, size)
 	for i := 0; i < n; i++ {
 		if err := pub.Publish(ctx, "com.flood", []any{big}, nil, nil); err != nil {
 			t.Fatal(err)
@@ -175,16 +192,24 @@ func TestOutboundBound(t *testing.T) {
 	pub.Publish(ctx, "com.flood", nil, nil, &client.PublishOptions{Acknowledge: true})
 	dropped := a.n.Stats().EventsDropped.Load()
 	eventually(t, 10*time.Second, func() error {
-		if got.Load()+int64(dropped) < n {
+		if got.Load()+int64(dropped) < int64(n) {
 			return fmt.Errorf("delivered %d + dropped %d < %d", got.Load(), dropped, n)
 		}
 		return nil
 	})
-	t.Logf("flood of %d events of 60 KiB through a 64 KiB budget: %d delivered, %d dropped and counted", n, got.Load(), dropped)
+	st := a.n.Stats()
+	t.Logf("flood of %d events of %d B through a %d B budget: %d delivered, %d dropped and counted; %d frames holding %d events",
+		n, size, budget, got.Load(), dropped, st.Frames.Load(), st.FramedEnvelopes.Load())
+	if got.Load()+int64(dropped) != int64(n)+1 { // the flood and the acknowledged publication after it
+		t.Fatalf("delivered %d + dropped %d != %d published", got.Load(), dropped, n+1)
+	}
 	if dropped == 0 {
 		t.Fatal("nothing dropped: the budget did not bind")
 	}
 	if a.r.MeshStats().SendFailed.Load() < dropped {
 		t.Fatalf("route counted %d send failures, edge %d drops", a.r.MeshStats().SendFailed.Load(), dropped)
+	}
+	if wantFrames && st.Frames.Load() == 0 {
+		t.Fatal("no frames: small events went one per NATS message")
 	}
 }

@@ -47,7 +47,7 @@ func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 // delivers it to the nodes with interest only.
 func (n *Node) Publish(realm string, topic []byte, env []byte) error {
 	subj := n.subjects.get(realm, topic)
-	if err := n.out.push(opPublish, subj, "", env, nil); err != nil {
+	if err := n.out.pushEnv(subj, "", env); err != nil {
 		n.stats.EventsDropped.Add(1)
 		return err
 	}
@@ -64,7 +64,7 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 	if subj == "" {
 		return errNoNode
 	}
-	return n.out.push(opPublish, subj, nodeInbox(n.opts.Name), env, nil)
+	return n.out.pushEnv(subj, n.inbox, env)
 }
 
 // runEvents is the event dispatcher: it drops the copies overlapping
@@ -76,17 +76,29 @@ func (n *Node) runEvents() {
 		case <-n.stop:
 			return
 		case m := <-n.evCh:
-			id, ok := route.MeshEventID(m.Data)
-			if !ok {
+			if isFrame(m.Data) {
+				if unpackFrame(m.Data, n.deliverEvent) != nil {
+					n.stats.BadFrames.Add(1)
+				}
 				continue
 			}
-			if n.dedup.seen(id) {
-				n.stats.Duplicates.Add(1)
-				continue
-			}
-			n.r.MeshDeliver(0, m.Data)
+			n.deliverEvent(m.Data)
 		}
 	}
+}
+
+// deliverEvent hands one event envelope to the router unless it is a
+// copy already delivered. Event dispatcher only.
+func (n *Node) deliverEvent(env []byte) {
+	id, ok := route.MeshEventID(env)
+	if !ok {
+		return
+	}
+	if n.dedup.seen(id) {
+		n.stats.Duplicates.Add(1)
+		return
+	}
+	n.r.MeshDeliver(0, env)
 }
 
 // dedupRing remembers the last publication ids seen. The copies NATS

@@ -38,6 +38,8 @@ type Node struct {
 	r    *route.Router
 	boot uint64 // random per process start: tells a restarted node from the old one
 	slot uint16
+	// inbox is nodeInbox(Name): the Reply field of what the node sends.
+	inbox string
 
 	srv      *server.Server // nil with NatsURL
 	nc       *nats.Conn
@@ -86,6 +88,13 @@ type Stats struct {
 	SlowConsumer atomic.Uint64
 	// Duplicates counts event copies dropped (overlapping subscriptions).
 	Duplicates atomic.Uint64
+	// Frames counts the NATS messages sent that packed several route
+	// envelopes (frame.go), FramedEnvelopes the envelopes they held;
+	// BadFrames the frames received that did not unpack (the envelopes
+	// after the fault were dropped).
+	Frames          atomic.Uint64
+	FramedEnvelopes atomic.Uint64
+	BadFrames       atomic.Uint64
 	// PublishErrors counts messages nats.go refused (disconnected with a
 	// full reconnect buffer, payload too large).
 	PublishErrors atomic.Uint64
@@ -115,6 +124,7 @@ func New(opts Options) (*Node, error) {
 		r:         opts.Router,
 		boot:      binary.LittleEndian.Uint64(b[:]) | 1,
 		slot:      route.MeshSlot(opts.Name),
+		inbox:     nodeInbox(opts.Name),
 		out:       newOutq(opts.MaxOutbound),
 		evCh:      make(chan *nats.Msg, 16384),
 		ctlCh:     make(chan *nats.Msg, 16384),

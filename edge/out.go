@@ -18,6 +18,14 @@ import (
 // allocates nothing), the sender drains the other. Its bytes are bounded
 // (Options.MaxOutbound): past the bound, enqueue fails and the caller
 // counts the loss (an event) or fails the call.
+//
+// The sender packs consecutive route envelopes for the same subject (the
+// calls, results and chunks for one node; the events of one topic) into
+// one NATS message, a frame (frame.go): a router hands the mesh several
+// envelopes per event-loop tick, and every NATS message costs a parse and
+// a routing decision in both servers, a message object and a channel hop
+// in the receiving client. Order is kept: a frame holds a run of
+// consecutive items, and the receiver unpacks it in order.
 
 // ErrBusy is returned when the mesh's outbound queue is full.
 var ErrBusy = errors.New("edge: mesh outbound queue full")
@@ -35,6 +43,7 @@ const (
 
 type outItem struct {
 	op    opKind
+	pack  bool // a route envelope that may share a frame with its neighbours
 	subj  string
 	reply string
 	off   int // payload in the batch arena
@@ -55,6 +64,7 @@ type outq struct {
 	closed  bool // guarded by mu
 	wake    chan struct{}
 	spare   *outBatch // owned by the sender
+	frame   []byte    // owned by the sender: the frame being built
 	dropped uint64    // guarded by mu
 }
 
@@ -65,6 +75,16 @@ func newOutq(max int64) *outq {
 // push queues one item. data is copied. Safe for concurrent use; never
 // blocks.
 func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) error {
+	return q.pushItem(op, false, subj, reply, data, ent)
+}
+
+// pushEnv queues a route envelope that the sender may pack into a frame
+// with the envelopes queued next to it for the same subject and reply.
+func (q *outq) pushEnv(subj, reply string, env []byte) error {
+	return q.pushItem(opPublish, true, subj, reply, env, nil)
+}
+
+func (q *outq) pushItem(op opKind, pack bool, subj, reply string, data []byte, ent *interest) error {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -78,7 +98,7 @@ func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) e
 	b := q.cur
 	off := len(b.arena)
 	b.arena = append(b.arena, data...)
-	b.items = append(b.items, outItem{op: op, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
+	b.items = append(b.items, outItem{op: op, pack: pack, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
 	q.bytes += int64(len(data))
 	q.mu.Unlock()
 	select {
@@ -140,11 +160,24 @@ func (n *Node) runSender(stop <-chan struct{}) {
 
 func (n *Node) sendBatch(b *outBatch) {
 	nc := n.nc
-	for i := range b.items {
+	limit := maxFrame
+	if mp := nc.MaxPayload(); mp > 0 && mp < int64(limit) {
+		limit = int(mp)
+	}
+	for i := 0; i < len(b.items); i++ {
 		it := &b.items[i]
 		switch it.op {
 		case opPublish:
 			data := b.arena[it.off : it.off+it.n]
+			if it.pack {
+				if k := packRun(b.items[i:], limit); k > 1 {
+					n.out.frame = appendFrame(n.out.frame[:0], b.arena, b.items[i:i+k])
+					data = n.out.frame
+					n.stats.Frames.Add(1)
+					n.stats.FramedEnvelopes.Add(uint64(k))
+					i += k - 1
+				}
+			}
 			var err error
 			if it.reply == "" {
 				err = nc.Publish(it.subj, data)

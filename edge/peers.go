@@ -125,7 +125,14 @@ func (n *Node) direct(m *nats.Msg, op string) {
 		if p == nil {
 			return
 		}
-		n.r.MeshDeliver(p.idx, m.Data)
+		if !isFrame(m.Data) {
+			n.r.MeshDeliver(p.idx, m.Data)
+			return
+		}
+		from := p.idx
+		if unpackFrame(m.Data, func(env []byte) { n.r.MeshDeliver(from, env) }) != nil {
+			n.stats.BadFrames.Add(1)
+		}
 	case op == "s":
 		if p := n.peerFor(m.Reply); p != nil {
 			n.sendDirectory(p)
