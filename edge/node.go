@@ -267,12 +267,28 @@ func (n *Node) startServer() error {
 		n.removeStore()
 		return fmt.Errorf("edge: NATS server: %w", err)
 	}
-	s.SetLoggerV2(natsLogger{n.log}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	// A listener that cannot bind (a route or leaf port in use) is a
+	// Fatalf of the embedded server, which logs and carries on without it:
+	// refuse to start instead, at once.
+	fatal := make(chan string, 1)
+	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	go s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if s.ReadyForConnections(50 * time.Millisecond) {
+			break
+		}
+		var why string
+		select {
+		case why = <-fatal:
+		default:
+			if time.Now().Before(deadline) {
+				continue
+			}
+			why = "not ready within 30s (a listen address in use?)"
+		}
 		s.Shutdown()
 		n.removeStore()
-		return errors.New("edge: the NATS server did not start (a listen address in use?)")
+		return fmt.Errorf("edge: the NATS server did not start: %s", why)
 	}
 	n.srv = s
 	return nil
@@ -469,14 +485,24 @@ func nkeyPublic(seed string) string {
 func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil, boot) }
 
 // natsLogger forwards the embedded server's warnings and errors to slog.
-type natsLogger struct{ l *slog.Logger }
+type natsLogger struct {
+	l     *slog.Logger
+	fatal chan<- string // receives the first fatal error while the server starts
+}
 
 func (g natsLogger) Noticef(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
 func (g natsLogger) Warnf(f string, a ...any)   { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
-func (g natsLogger) Fatalf(f string, a ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Errorf(f string, a ...any)  { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
-func (g natsLogger) Debugf(f string, a ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Tracef(f string, a ...any)  {}
+func (g natsLogger) Fatalf(f string, a ...any) {
+	msg := fmt.Sprintf(f, a...)
+	g.l.Error("nats: " + msg)
+	select {
+	case g.fatal <- msg:
+	default:
+	}
+}
+func (g natsLogger) Errorf(f string, a ...any) { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Debugf(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
+func (g natsLogger) Tracef(f string, a ...any) {}
 
 // routine are the NATS server's warnings that are part of the normal life
 // of a mesh (a cluster forming, a peer restarting); they are logged at

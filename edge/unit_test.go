@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +134,35 @@ func TestGatherBound(t *testing.T) {
 	}
 	if err := n.Gather([]byte("q"), func([][]byte) {}); err != nil {
 		t.Fatalf("gather after the others ended: %v", err)
+	}
+}
+
+// A route port that is taken makes Start fail at once, naming the cause,
+// instead of a node running without its cluster listener.
+func TestStartRefusesATakenClusterPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	o := Options{Router: r, Name: "taken", Logger: testLogger(t)}
+	o.Cluster.Listen = ln.Addr().String()
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = n.Start()
+	if err == nil {
+		n.Shutdown(context.Background())
+		t.Fatal("Start succeeded on a taken route port")
+	}
+	if !strings.Contains(err.Error(), "router port") || time.Since(start) > 10*time.Second {
+		t.Fatalf("Start: %v after %v; want the route listener's error, at once", err, time.Since(start))
 	}
 }
