@@ -151,46 +151,13 @@ func runHTTPCall(cfg *Config) (*Result, error) {
 			return nil, fmt.Errorf("first call: status %d, %v", st, err)
 		}
 	}
-	var phase atomic.Int32
-	var calls, errs atomic.Int64
-	hist := &Hist{}
-	var wg sync.WaitGroup
-	statuses := sync.Map{}
-	for _, hc := range conns {
-		wg.Add(1)
-		go func(hc *httpConn) {
-			defer wg.Done()
-			for {
-				p := phase.Load()
-				if p == phStop {
-					return
-				}
-				t0 := nowNS()
-				st, err := hc.roundTrip()
-				if err != nil {
-					errs.Add(1)
-					statuses.Store("io", true)
-					return
-				}
-				if p == phMeasure {
-					if st != 200 {
-						errs.Add(1)
-						statuses.Store(strconv.Itoa(st), true)
-						continue
-					}
-					hist.Record(nowNS() - t0)
-					calls.Add(1)
-				}
-			}
-		}(hc)
-	}
-	phase.Store(phWarm)
+	load := startHTTPLoad(conns)
 	time.Sleep(cfg.Warmup)
 	cpu := startCPU(cfg.RouterPID)
 	t0 := time.Now()
-	phase.Store(phMeasure)
+	load.phase.Store(phMeasure)
 	time.Sleep(cfg.Duration)
-	phase.Store(phStop)
+	load.phase.Store(phStop)
 	el := time.Since(t0)
 	r := &Result{}
 	r.Set("scenario", "httpcall")
@@ -199,16 +166,67 @@ func runHTTPCall(cfg *Config) (*Result, error) {
 	r.Set("payload", cfg.Payload)
 	r.Set("duration_s", cfg.Duration.Seconds())
 	cpu.stop(r)
-	wg.Wait()
-	n := calls.Load()
-	r.Set("calls", n)
-	r.Set("calls_per_s", float64(n)/el.Seconds())
-	r.setLatency("", hist)
-	r.Set("errors", errs.Load())
-	var sts []string
-	statuses.Range(func(k, _ any) bool { sts = append(sts, k.(string)); return true })
-	r.Set("error_statuses", strings.Join(sts, ","))
+	load.finish(r, "calls", el)
 	return r, nil
+}
+
+// httpLoad is closed-loop HTTP clients: each connection keeps one request
+// outstanding, and requests answered 200 while measuring are counted.
+type httpLoad struct {
+	phase    atomic.Int32 // phWarm, phMeasure, phStop
+	ok, errs atomic.Int64
+	hist     Hist
+	statuses sync.Map // error statuses seen ("io" for a broken connection)
+	wg       sync.WaitGroup
+}
+
+// startHTTPLoad starts one client per connection, warming up.
+func startHTTPLoad(conns []*httpConn) *httpLoad {
+	l := &httpLoad{}
+	l.phase.Store(phWarm)
+	for _, hc := range conns {
+		l.wg.Add(1)
+		go func(hc *httpConn) {
+			defer l.wg.Done()
+			for {
+				p := l.phase.Load()
+				if p == phStop {
+					return
+				}
+				t0 := nowNS()
+				st, err := hc.roundTrip()
+				if err != nil {
+					l.errs.Add(1)
+					l.statuses.Store("io", true)
+					return
+				}
+				if p == phMeasure {
+					if st != 200 {
+						l.errs.Add(1)
+						l.statuses.Store(strconv.Itoa(st), true)
+						continue
+					}
+					l.hist.Record(nowNS() - t0)
+					l.ok.Add(1)
+				}
+			}
+		}(hc)
+	}
+	return l
+}
+
+// finish waits for the clients (phase already phStop) and records the
+// count as name and name_per_s over el, the latency and the errors.
+func (l *httpLoad) finish(r *Result, name string, el time.Duration) {
+	l.wg.Wait()
+	n := l.ok.Load()
+	r.Set(name, n)
+	r.Set(name+"_per_s", float64(n)/el.Seconds())
+	r.setLatency("", &l.hist)
+	r.Set("errors", l.errs.Load())
+	var sts []string
+	l.statuses.Range(func(k, _ any) bool { sts = append(sts, k.(string)); return true })
+	r.Set("error_statuses", strings.Join(sts, ","))
 }
 
 // runSSE measures the fan-out of events to SSE streams.

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -114,49 +111,16 @@ func runTokens(cfg *Config) (*Result, error) {
 		time.Sleep(min(cfg.Duration, 2*time.Second))
 		wc.measure(nil)
 	}
-	var phase atomic.Int32
-	var tokens, errs atomic.Int64
-	hist := &Hist{}
-	var wg sync.WaitGroup
-	statuses := sync.Map{}
-	for _, hc := range conns {
-		wg.Add(1)
-		go func(hc *httpConn) {
-			defer wg.Done()
-			for {
-				p := phase.Load()
-				if p == phStop {
-					return
-				}
-				t0 := nowNS()
-				st, err := hc.roundTrip()
-				if err != nil {
-					errs.Add(1)
-					statuses.Store("io", true)
-					return
-				}
-				if p == phMeasure {
-					if st != 200 {
-						errs.Add(1)
-						statuses.Store(strconv.Itoa(st), true)
-						continue
-					}
-					hist.Record(nowNS() - t0)
-					tokens.Add(1)
-				}
-			}
-		}(hc)
-	}
-	phase.Store(phWarm)
+	load := startHTTPLoad(conns)
 	time.Sleep(cfg.Warmup)
 	cpu := startCPU(cfg.RouterPID)
 	t0 := time.Now()
-	phase.Store(phMeasure)
+	load.phase.Store(phMeasure)
 	if wc != nil {
 		wc.measure(&during)
 	}
 	time.Sleep(cfg.Duration)
-	phase.Store(phStop)
+	load.phase.Store(phStop)
 	el := time.Since(t0)
 	if wc != nil {
 		wc.measure(nil)
@@ -168,15 +132,7 @@ func runTokens(cfg *Config) (*Result, error) {
 	r.Set("grant", "client_credentials")
 	r.Set("duration_s", cfg.Duration.Seconds())
 	cpu.stop(r)
-	wg.Wait()
-	n := tokens.Load()
-	r.Set("tokens", n)
-	r.Set("tokens_per_s", float64(n)/el.Seconds())
-	r.setLatency("", hist)
-	r.Set("errors", errs.Load())
-	var sts []string
-	statuses.Range(func(k, _ any) bool { sts = append(sts, k.(string)); return true })
-	r.Set("error_statuses", strings.Join(sts, ","))
+	load.finish(r, "tokens", el)
 	if wc != nil {
 		r.Set("base_calls", before.Count())
 		r.Set("base_p99_us", us(before.Quantile(0.99)))
