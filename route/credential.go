@@ -19,12 +19,18 @@ import (
 // indexed) is caught here. Shard goroutine.
 func (s *Shard) holdCredential(ss *Session) {
 	if s.creds == nil {
-		s.creds = map[string][]*Session{}
+		s.creds = map[string]map[*Session]struct{}{}
 	}
 	for _, id := range ss.cred.IDs {
-		if id != "" {
-			s.creds[id] = append(s.creds[id], ss)
+		if id == "" {
+			continue
 		}
+		set := s.creds[id]
+		if set == nil {
+			set = map[*Session]struct{}{}
+			s.creds[id] = set
+		}
+		set[ss] = struct{}{}
 	}
 	if ss.cred.Check != nil {
 		if why := ss.cred.Check(); why != "" {
@@ -34,18 +40,16 @@ func (s *Shard) holdCredential(ss *Session) {
 	}
 }
 
-// releaseCredential takes a leaving session out of the index. Shard
-// goroutine.
+// releaseCredential takes a leaving session out of the index, in constant
+// time however many sessions share the credential (a fleet logging in
+// with one token). Shard goroutine.
 func (s *Shard) releaseCredential(ss *Session) {
 	for _, id := range ss.cred.IDs {
-		l := s.creds[id]
-		if i := slices.Index(l, ss); i >= 0 {
-			l = slices.Delete(l, i, i+1)
-		}
-		if len(l) == 0 {
-			delete(s.creds, id)
-		} else {
-			s.creds[id] = l
+		if set := s.creds[id]; set != nil {
+			delete(set, ss)
+			if len(set) == 0 {
+				delete(s.creds, id)
+			}
 		}
 	}
 }
@@ -71,9 +75,12 @@ func (s *Shard) revokeCredentials(ids []string, message string) {
 	if len(s.creds) == 0 {
 		return
 	}
+	// Collected first: Goodbye takes each session out of the index.
 	var victims []*Session
 	for _, id := range ids {
-		victims = append(victims, s.creds[id]...)
+		for ss := range s.creds[id] {
+			victims = append(victims, ss)
+		}
 	}
 	for _, ss := range victims {
 		if ss.state == stEstablished {

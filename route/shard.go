@@ -54,7 +54,7 @@ type Shard struct {
 
 	// creds indexes the established sessions that hold a withdrawable
 	// credential by its ids (credential.go); nil until the first one.
-	creds map[string][]*Session
+	creds map[string]map[*Session]struct{}
 
 	stats   ShardStats
 	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
