@@ -457,6 +457,9 @@ func TestTLSHandshakeDiesMidway(t *testing.T) {
 	workers := tlsWorkers()
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
 	h.OnOpen(c)
+	// A failure below must not leave this connection in the shared
+	// fixture (the fuzz seeds that run later check its accounting).
+	defer func() { c.gnetClose(nil); el.run() }()
 	w := newFakeWire()
 	tc := tls.Client(w, fzCert.clientFor(0))
 	go tc.Handshake()
