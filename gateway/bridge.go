@@ -94,6 +94,11 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 		}
 		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
 	}
+	return checkBody(b)
+}
+
+// checkBody checks a body read whole: nil when empty, valid UTF-8.
+func checkBody(b []byte) ([]byte, *problem) {
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -215,42 +220,13 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	bb, p := splitBody(body)
+	cr, who, p := g.callRequest(r, realm, proc, body)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	var o callOptions
-	if bb.options != nil {
-		// Decoded into its own (escaping) value, so that a call without
-		// options allocates none.
-		po := new(callOptions)
-		if p := decodeStrict(bb.options, po); p != nil {
-			p.detail = "options: " + p.detail
-			writeProblem(w, p)
-			return
-		}
-		o = *po
-	}
-	args, kwargs := bb.args, bb.kwargs
-	timeout := g.opts.CallTimeout
-	if t := o.Timeout; t != nil {
-		if *t < 0 {
-			writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative"))
-			return
-		}
-		if *t > 0 {
-			timeout = min(time.Duration(*t)*time.Millisecond, g.opts.MaxCallTimeout)
-		}
-	}
-	who, p := g.bridgeRealm(r, realm, body)
-	if p != nil {
-		writeProblem(w, p)
-		return
-	}
-	cr := callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}
 	if wantSSE {
-		g.streamCall(w, r, who.id, &callReq{uri: proc, args: args, kwargs: kwargs, timeout: timeout, discloseMe: o.DiscloseMe}, nil)
+		g.streamCall(w, r, who.id, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
 		return
 	}
 	s, ip, p := g.pool.acquire(who.id)
@@ -262,6 +238,41 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 	g.pool.release(ip)
 	g.answerCall(w, r, res, nil)
 	recycle(c)
+}
+
+// callRequest validates a bridge call's body (read whole, checked by
+// checkBody) and authenticates the request: the call to make and who
+// makes it.
+func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (callReq, *who, *problem) {
+	bb, p := splitBody(body)
+	if p != nil {
+		return callReq{}, nil, p
+	}
+	var o callOptions
+	if bb.options != nil {
+		// Decoded into its own (escaping) value, so that a call without
+		// options allocates none.
+		po := new(callOptions)
+		if p := decodeStrict(bb.options, po); p != nil {
+			p.detail = "options: " + p.detail
+			return callReq{}, nil, p
+		}
+		o = *po
+	}
+	timeout := g.opts.CallTimeout
+	if t := o.Timeout; t != nil {
+		if *t < 0 {
+			return callReq{}, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative")
+		}
+		if *t > 0 {
+			timeout = min(time.Duration(*t)*time.Millisecond, g.opts.MaxCallTimeout)
+		}
+	}
+	who, p := g.bridgeRealm(r, realm, body)
+	if p != nil {
+		return callReq{}, nil, p
+	}
+	return callReq{uri: proc, args: bb.args, kwargs: bb.kwargs, timeout: timeout, discloseMe: o.DiscloseMe}, who, nil
 }
 
 // answerCall writes a call's outcome: 200 {"args","kwargs"} or a problem.

@@ -25,6 +25,10 @@ type call struct {
 	// HTTP goroutine owns it from the receive on c.final until recycle,
 	// so that a recycled record reuses it.
 	buf []byte
+	// onDone, when set, takes the final answer instead of the channel
+	// final, on the session's shard goroutine (the event loop's HTTP
+	// lane, lane.go).
+	onDone func(*call, callReply)
 }
 
 // run implements job: it sends the CALL (a call posts itself, so that the
@@ -49,6 +53,11 @@ type callReply struct {
 }
 
 func (c *call) finish(r callReply) {
+	if f := c.onDone; f != nil {
+		c.onDone = nil // answered once
+		f(c, r)
+		return
+	}
 	select {
 	case c.final <- r:
 	default: // already answered

@@ -366,3 +366,10 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.AuthFailures, 30)
 	return errs
 }
+
+// DefaultedLimits returns l with the defaults New applies filled in.
+func DefaultedLimits(l Limits) Limits {
+	o := Options{Limits: l}
+	o.setDefaults(false)
+	return o.Limits
+}

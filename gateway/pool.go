@@ -73,17 +73,32 @@ func newPool(g *Server) *pool {
 // when the principal has none yet (waiting for WELCOME). Safe for
 // concurrent use.
 func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
+	ip, prob := p.admit(id)
+	if prob != nil {
+		return nil, nil, prob
+	}
+	s, prob := p.pick(ip)
+	if prob != nil {
+		return nil, nil, prob
+	}
+	return s, ip, nil
+}
+
+// admit counts one more request of principal id in flight (refusing it
+// past the limits) and returns the principal's pool. Release it with
+// release. Safe for concurrent use; it never blocks.
+func (p *pool) admit(id identity) (*idPool, *problem) {
 	lim := &p.g.opts.Limits
 	if n := p.g.inflight.Add(1); n > int64(lim.MaxInFlight) {
 		p.g.inflight.Add(-1)
 		p.g.refused(refusedInFlight)
-		return nil, nil, tooBusy(503, "the gateway has too many requests in flight")
+		return nil, tooBusy(503, "the gateway has too many requests in flight")
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		p.g.inflight.Add(-1)
-		return nil, nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	ip := p.ids[id]
 	if ip == nil {
@@ -91,7 +106,7 @@ func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
 			p.mu.Unlock()
 			p.g.inflight.Add(-1)
 			p.g.refused(refusedSessions)
-			return nil, nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
+			return nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
 		}
 		ip = &idPool{key: id, slots: make([]*slot, lim.SessionsPerIdentity)}
 		p.ids[id] = ip
@@ -101,7 +116,43 @@ func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
 		p.mu.Unlock()
 		p.g.inflight.Add(-1)
 		p.g.refused(refusedIdentity)
-		return nil, nil, tooBusy(429, "too many requests in flight for this principal")
+		return nil, tooBusy(429, "too many requests in flight for this principal")
+	}
+	p.mu.Unlock()
+	return ip, nil
+}
+
+// local returns an open session of an admitted principal on router shard
+// idx, or nil when it has none there (yet): it never blocks, for the
+// event loop's HTTP lane (lane.go).
+func (p *pool) local(ip *idPool, idx int) *sess {
+	n := len(ip.slots)
+	start := int(ip.next.Add(1) - 1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for j := range n {
+		i := (start + j) % n
+		sl := ip.slots[i]
+		if sl == nil || p.shardFor(ip.key, i) != idx {
+			continue
+		}
+		if s := readySess(sl); s != nil && !s.dead.Load() {
+			return s
+		}
+	}
+	return nil
+}
+
+// pick returns a session of an admitted principal, opening one (and
+// waiting for its WELCOME) when the slot it takes has none; on failure it
+// releases the request.
+func (p *pool) pick(ip *idPool) (*sess, *problem) {
+	id := ip.key
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.release(ip)
+		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	i := int(ip.next.Add(1)-1) % len(ip.slots)
 	sl := ip.slots[i]
@@ -135,9 +186,9 @@ func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
 	}
 	if sl.err != nil {
 		p.release(ip)
-		return nil, nil, sl.err
+		return nil, sl.err
 	}
-	return sl.s, ip, nil
+	return sl.s, nil
 }
 
 // release ends a request that acquire admitted.

@@ -43,8 +43,10 @@ type Server struct {
 	callees     []*calleeRunner  // static
 	webhooks    []*webhookRunner // static
 
-	inflight atomic.Int64 // requests holding a session
-	streams  atomic.Int64 // SSE streams open
+	lane     *laneListener // set by StartLane: the event loop serves the port (lane.go)
+	laneLbl  *routeMetrics // bridge_call's metrics, for the lane
+	inflight atomic.Int64  // requests holding a session
+	streams  atomic.Int64  // SSE streams open
 	ipMu     sync.Mutex
 	perIP    map[string]int // client IP → SSE streams open; guarded by ipMu
 
@@ -80,6 +82,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	}
 	g.pool = newPool(g)
 	g.metrics = newMetrics(g)
+	g.laneLbl = g.metrics.route("bridge_call")
 	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
 	g.nonces = newNonceCache(1 << 20)
 	g.SetRealms(opts.Realms)
@@ -277,6 +280,12 @@ func (w *statusWriter) code(r *http.Request) int {
 // listener is bound (or with the error binding it), after starting the
 // HTTP callees' registrations and the webhooks' subscriptions.
 func (g *Server) Start() error {
+	return g.start(nil)
+}
+
+// start listens on Options.Addr, or serves ln when set, and starts the
+// background work.
+func (g *Server) start(ln net.Listener) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -285,9 +294,11 @@ func (g *Server) Start() error {
 	if g.started {
 		return errors.New("gateway: already started")
 	}
-	ln, err := net.Listen("tcp", g.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("gateway: listen %s: %w", g.opts.Addr, err)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", g.opts.Addr); err != nil {
+			return fmt.Errorf("gateway: listen %s: %w", g.opts.Addr, err)
+		}
 	}
 	ln = newLimitListener(ln, g.opts.Limits.MaxConnections)
 	g.ln = ln
@@ -346,6 +357,9 @@ func (g *Server) Shutdown(ctx context.Context) error {
 		err = g.srv.Shutdown(ctx)
 		if err != nil {
 			g.srv.Close()
+		}
+		if lerr := g.waitLane(ctx); err == nil {
+			err = lerr
 		}
 	}
 	for _, wh := range g.webhooks {

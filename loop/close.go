@@ -65,6 +65,8 @@ const (
 	// does not decrypt or is too long, an alert from the peer, a
 	// renegotiation attempt, first bytes that are not a TLS ClientHello.
 	CloseTLS
+	// CloseHandOff: an HTTP lane connection went to net/http (lane.go).
+	CloseHandOff
 
 	// NumCloseReasons is the number of close reasons (the length of
 	// Stats.Closes; reason 0 is never recorded).
@@ -90,6 +92,7 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseInboundBudget:    "inbound_budget",
 	CloseShutdown:         "shutdown",
 	CloseTLS:              "tls_error",
+	CloseHandOff:          "http_handoff",
 }
 
 // String returns the reason's label, e.g. "slow_consumer".
@@ -104,7 +107,7 @@ func (r CloseReason) String() string {
 // peer misbehaved or a limit was hit.
 func (r CloseReason) abnormal() bool {
 	switch r {
-	case ClosePeer, CloseReset, CloseSession, CloseWSClose, CloseHTTP, CloseShutdown:
+	case ClosePeer, CloseReset, CloseSession, CloseWSClose, CloseHTTP, CloseShutdown, CloseHandOff:
 		return false
 	}
 	return true
@@ -201,6 +204,9 @@ func (cn *conn) closed(err error) {
 		cn.setReason(CloseShutdown, nil)
 	default:
 		cn.setReason(ClosePeer, nil)
+	}
+	if cn.lane != nil {
+		cn.laneClosed()
 	}
 	var sid uint64
 	if cn.sess != nil {

@@ -20,6 +20,7 @@ const (
 	phRawHS                // reading the RawSocket handshake
 	phWS                   // WebSocket frames
 	phRaw                  // RawSocket frames
+	phLane                 // HTTP/1.1 requests of an HTTPLane listener (lane.go)
 	phClosing              // WebSocket close frame sent; waiting for the peer's
 	phDead                 // dying: closed after its pending output is flushed
 	phGone                 // closed by gnet (conn.closed ran): inert
@@ -44,6 +45,7 @@ type conn struct {
 	raw       rawReader
 	maxOut    int // longest message the peer accepts (RawSocket handshake); 0 = no limit
 	sess      *route.Session
+	lane      *laneState // HTTPLane connections (lane.go); nil otherwise
 
 	out   []byte    // framed output not yet written (pooled; nil when idle); plaintext on TLS connections
 	ct    []byte    // TLS connections: ciphertext not yet written (pooled; nil when idle)
@@ -113,6 +115,8 @@ func (cn *conn) parse() {
 			} else {
 				more = cn.rawFrame()
 			}
+		case phLane:
+			more = cn.laneRequest()
 		default:
 			return
 		}
@@ -420,6 +424,8 @@ func (cn *conn) deadlines(now int64) {
 		if now-cn.opened > int64(o.HandshakeTimeout) {
 			cn.die(CloseHandshakeTimeout, nil)
 		}
+	case phLane:
+		cn.laneDeadlines(now)
 	case phClosing:
 		if now > cn.closeBy {
 			cn.die(CloseSession, nil) // the reason recorded by Close stays

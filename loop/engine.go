@@ -27,6 +27,7 @@ type Engine struct {
 	router *route.Router
 	log    *slog.Logger
 	http   httpOptions
+	lane   LaneConfig // HTTPLane listeners' (lane.go); static after New
 
 	lns    []*listenerState          // static after New
 	byAddr map[string]*listenerState // by gnet's listener address (port as configured) when unique; static after New
@@ -101,6 +102,8 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		shutDone:  make(chan struct{}),
 		loops:     map[gnet.EventLoop]*loopState{},
 	}
+	e.lane = opts.Lane
+	e.lane.setDefaults()
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
 	e.tlsPool.max = opts.MaxTLSHandshakes
 	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
@@ -351,6 +354,7 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 		panic("loop: more event loops than router shards") // programmer error: Options and route.Config disagree
 	}
 	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
+	ls.laneBR = newLaneBR()
 	ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
 	if e.nloops < len(e.rings) {
 		ls.ring = e.rings[e.nloops]
@@ -432,6 +436,10 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	// timeout). A TLS connection sniffs its first decrypted byte, after
 	// its handshake.
 	cn.phase = phDetect
+	if ln.cfg.Transport == HTTPLane {
+		cn.phase = phLane
+		cn.lane = &laneState{}
+	}
 	if ln.tls != nil {
 		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra)
 		cn.phase = phTLS

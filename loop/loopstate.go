@@ -33,6 +33,8 @@ type loopState struct {
 	lastActive  int64         // monotime at the end of the last callback
 	idle        bool          // the current callback started after an idle spell
 
+	laneReader // HTTPLane request heads (lane.go)
+
 	// io_uring send backend (sendring.go); ring is nil on the write(2) path.
 	ring  *uring.Ring
 	batch []ringSend // the batch being completed, reused

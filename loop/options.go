@@ -128,6 +128,8 @@ type Options struct {
 	// system has it, else write(2)), IOUringOn (Start fails without it) or
 	// IOUringOff (write(2)). See sendring.go.
 	IOUring IOUringMode
+	// Lane serves the HTTPLane listeners (lane.go).
+	Lane LaneConfig
 	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.
 	CheckOrigin func(origin []byte) bool
 	// Logger receives connection logs: one line per closed connection,
@@ -157,6 +159,13 @@ func (o *Options) setDefaults() error {
 		}
 		switch l.Transport {
 		case Both, WebSocketOnly, RawSocketOnly:
+		case HTTPLane:
+			if o.Lane.Lane == nil {
+				errs = append(errs, fmt.Errorf("loop: listener %s: transport http needs Options.Lane", l.Addr))
+			}
+			if l.TLS != nil {
+				errs = append(errs, fmt.Errorf("loop: listener %s: transport http is plaintext only", l.Addr))
+			}
 		default:
 			errs = append(errs, fmt.Errorf("loop: listener %s: unknown transport %q (want both, websocket or rawsocket)", l.Addr, l.Transport))
 		}

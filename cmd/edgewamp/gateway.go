@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edgewamp/edgewamp/gateway"
+	"github.com/edgewamp/edgewamp/loop"
 )
 
 // The gateway section of the configuration: the embedded HTTP server
@@ -19,7 +21,10 @@ import (
 
 type gatewayConfig struct {
 	// Listen is host:port; "" or "off" disables the gateway.
-	Listen                 string              `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// EventLoop serves the bridge's calls on the event loops (the HTTP
+	// lane) rather than on net/http alone; default true, and off with TLS.
+	EventLoop              *bool               `yaml:"event_loop"`
 	TLS                    *tlsConfig          `yaml:"tls"`
 	CallTimeout            duration            `yaml:"call_timeout"`
 	MaxCallTimeout         duration            `yaml:"max_call_timeout"`
@@ -360,3 +365,30 @@ func (c *config) gatewayTLS() (*tls.Config, error) {
 }
 
 var _ = strconv.Itoa
+
+// laneAdapter is the event loops' loop.Lane: the gateway, which it
+// reaches once built (before the loops start).
+type laneAdapter struct {
+	gw *gateway.Server
+}
+
+func (a *laneAdapter) Serve(r *http.Request, body []byte, w loop.LaneWriter) bool {
+	return a.gw.ServeLane(r, body, w)
+}
+
+func (a *laneAdapter) HandOff(c net.Conn) { a.gw.HandOff(c) }
+
+// laneOptions adds the gateway's port to the event loops' listeners as an
+// HTTP lane (loop.HTTPLane) when the gateway is on, plaintext, and
+// gateway.event_loop is not false; it returns the lane, or nil.
+func (c *config) laneOptions(lo *loop.Options, log *slog.Logger) *laneAdapter {
+	g := &c.Gateway
+	if c.gatewayOff() || g.TLS != nil || (g.EventLoop != nil && !*g.EventLoop) {
+		return nil
+	}
+	l := gateway.DefaultedLimits(c.gatewayOptions(log).Limits)
+	a := &laneAdapter{}
+	lo.Listeners = append(lo.Listeners, loop.Listener{Addr: g.Listen, Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
+	lo.Lane = loop.LaneConfig{Lane: a, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, BodyTimeout: l.BodyTimeout, IdleTimeout: l.IdleTimeout}
+	return a
+}

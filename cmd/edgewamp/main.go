@@ -243,6 +243,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	lane := cfg.laneOptions(&lo, log)
 	eng, err := loop.New(r, lo)
 	if err != nil {
 		return err
@@ -261,13 +262,27 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	gw, err := newGateway(cfg, r, eng, node, oa, log)
+	if err != nil {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
+		return err
+	}
+	if gw == nil {
+		lane = nil
+	} else if lane != nil {
+		lane.gw = gw
+	}
 	if err := eng.Start(); err != nil {
 		if node != nil {
 			node.Shutdown(context.Background())
 		}
 		return err
 	}
-	gw, err := startGateway(cfg, r, eng, node, oa, log)
+	if gw != nil {
+		err = startGateway(gw, cfg, eng, lane, log)
+	}
 	if err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		eng.Shutdown(sctx)
@@ -277,7 +292,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 		cancel()
 		return err
 	}
-	for i, a := range eng.Addrs() {
+	for i, a := range eng.Addrs()[:len(cfg.Listeners)] {
 		l := cfg.Listeners[i]
 		scheme := "ws"
 		if l.TLS != nil {
@@ -430,11 +445,11 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// startGateway starts the HTTP gateway unless the configuration disables
+// newGateway builds the HTTP gateway unless the configuration disables
 // it; nil when disabled. The OAuth2 server's endpoints, when it runs, are
 // mounted on it, and its access tokens are the gateway's bearer tokens
 // (with gateway.bearer's JWKS file as a second issuer, if set).
-func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
+func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
 	if cfg.gatewayOff() {
 		if oa != nil {
 			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
@@ -485,20 +500,30 @@ func startGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode,
 			}
 		}
 	}
-	gw, err := gateway.New(o)
-	if err != nil {
-		return nil, err
+	return gateway.New(o)
+}
+
+// startGateway starts a gateway newGateway built, once the event loops
+// run: on the loops' HTTP lane when lane is set, else on its own listener.
+func startGateway(gw *gateway.Server, cfg *config, eng *loop.Engine, lane *laneAdapter, log *slog.Logger) error {
+	var err error
+	if lane != nil {
+		addrs := eng.Addrs()
+		err = gw.StartLane(addrs[len(addrs)-1]) // the lane's listener is the last (laneOptions)
+	} else {
+		err = gw.Start()
 	}
-	if err := gw.Start(); err != nil {
-		return nil, err
+	if err != nil {
+		return err
 	}
 	scheme := "http"
-	if o.TLS != nil {
+	if cfg.Gateway.TLS != nil {
 		scheme = "https"
 	}
+	o := &cfg.Gateway
 	log.Info("gateway listening", "address", gw.Addr().String(), "url", scheme+"://"+gw.Addr().String(),
-		"routes", len(o.Routes), "callees", len(o.Callees), "webhooks", len(o.Webhooks))
-	return gw, nil
+		"event_loop", lane != nil, "routes", len(o.Routes), "callees", len(o.Callees), "webhooks", len(o.Webhooks))
+	return nil
 }
 
 // sizeProcs gives the Go scheduler one processor more than there are event

@@ -1,0 +1,326 @@
+package loop
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The HTTP lane: plain HTTP/1.1 with keep-alive, served on the event loop
+// for the gateway's hot endpoints, so that an HTTP request, the WAMP call it
+// makes and its answer stay on one goroutine (no hand-off to net/http's
+// goroutines and back, which costs two OS thread wake-ups per request).
+//
+// A listener with Transport HTTPLane reads request heads itself and parses
+// them with net/http's own parser (http.ReadRequest). A request the Lane
+// serves is answered through a LaneWriter, on the loop, now or later; any
+// other request (another endpoint, a chunked body, Expect, an upgrade, a
+// malformed or oversized head, HTTP/1.0) hands the whole connection, with
+// every byte the loop buffered and did not use, to net/http (Lane.HandOff),
+// which then owns it to its end. Only a connection with nothing pending
+// is handed over: no request in progress and its output written.
+//
+// One request at a time per connection: a pipelined request waits in the
+// buffer until the previous one is answered, so responses keep their order.
+//
+// Deadlines (scan, once a second): a request head and body must arrive
+// within LaneConfig.HeaderTimeout + BodyTimeout of their first byte; a
+// connection with no request in progress closes after IdleTimeout; a
+// request in progress has none (the router bounds the call).
+
+// HTTPLane is the Transport of a listener that serves LaneConfig.Lane.
+const HTTPLane Transport = "http"
+
+// Lane serves requests on an HTTPLane listener.
+type Lane interface {
+	// Serve is called on the connection's loop goroutine with a request
+	// whose head and whole body (Content-Length) have arrived. r.Body is
+	// http.NoBody; body is valid only during the call. Serve must not
+	// block. It returns false to hand the connection to net/http, this
+	// request included (then it has not used w); otherwise it answers
+	// exactly once through w, during the call or later on the goroutine
+	// of the loop's router shard (w.Shard).
+	Serve(r *http.Request, body []byte, w LaneWriter) bool
+	// HandOff receives a connection for net/http; its first reads return
+	// the bytes the loop had buffered. Called on a loop goroutine; it must
+	// not block.
+	HandOff(c net.Conn)
+}
+
+// LaneConfig configures the HTTP lane of the engine's HTTPLane listeners.
+type LaneConfig struct {
+	Lane Lane
+	// MaxBody: a request with a longer Content-Length goes to net/http
+	// (which answers 413). Default 1 MiB.
+	MaxBody int
+	// HeaderTimeout and BodyTimeout bound a request's arrival from its
+	// first byte; IdleTimeout closes a connection without a request.
+	// Defaults 10s, 10s and 120s.
+	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+}
+
+func (lc *LaneConfig) setDefaults() {
+	if lc.MaxBody <= 0 {
+		lc.MaxBody = 1 << 20
+	}
+	if lc.HeaderTimeout <= 0 {
+		lc.HeaderTimeout = 10 * time.Second
+	}
+	if lc.BodyTimeout <= 0 {
+		lc.BodyTimeout = 10 * time.Second
+	}
+	if lc.IdleTimeout <= 0 {
+		lc.IdleTimeout = 120 * time.Second
+	}
+}
+
+// LaneWriter answers one request of an HTTPLane connection. Its methods
+// must be called on the connection's loop goroutine (the goroutine of
+// router shard Shard()).
+type LaneWriter struct {
+	cn  *conn
+	gen uint32
+}
+
+// Shard returns the index of the router shard whose goroutine owns the
+// connection.
+func (w LaneWriter) Shard() int { return w.cn.ls.shard.Index() }
+
+// Respond writes resp, a whole HTTP/1.1 response (status line, headers,
+// body), and closes the connection after it when close is set. It does
+// nothing when the request no longer waits for it (the connection closed).
+func (w LaneWriter) Respond(resp []byte, close bool) {
+	cn := w.cn
+	l := cn.lane
+	if cn.phase != phLane || !l.pending || l.gen != w.gen {
+		return
+	}
+	l.pending = false
+	l.onClose = nil
+	cn.writeNow(resp)
+	if close {
+		cn.die(CloseHTTP, nil)
+		return
+	}
+	if !l.parsing && cn.in.InboundBuffered() > 0 && !l.resume {
+		// A pipelined request waits. Respond may run inside the router
+		// (the answer's delivery): parse it on a task of its own, never
+		// re-entering the router from here.
+		l.resume = true
+		cn.ls.Execute(func() {
+			l.resume = false
+			if cn.phase == phLane {
+				cn.parse()
+			}
+		})
+	}
+}
+
+// OnClose sets f to run, on the loop goroutine, if the connection closes
+// before Respond. It must not block nor enter the router synchronously.
+func (w LaneWriter) OnClose(f func()) {
+	if l := w.cn.lane; l.pending && l.gen == w.gen {
+		l.onClose = f
+	}
+}
+
+// laneState is an HTTPLane connection's request state.
+type laneState struct {
+	pending bool   // a request is being answered
+	parsing bool   // Serve is running
+	resume  bool   // a parse task is queued
+	hand    bool   // hand over once the output is written (retried by scan)
+	gen     uint32 // the request being answered
+	headAt  int64  // coarse unix ns of the current request's first byte; 0 when none
+	onClose func()
+}
+
+// Reasons a lane connection goes to net/http or closes.
+var (
+	errLaneHandOff = errors.New("loop: http lane: connection handed to net/http")
+	errLaneSlow    = errors.New("loop: http lane: request did not arrive in time")
+)
+
+// laneRequest handles one request of an HTTPLane connection.
+func (cn *conn) laneRequest() bool {
+	l := cn.lane
+	if l.pending || l.hand {
+		return false
+	}
+	n := cn.in.InboundBuffered()
+	if n == 0 {
+		l.headAt = 0
+		return false
+	}
+	e := cn.ls.e
+	if l.headAt == 0 {
+		l.headAt = e.now()
+	}
+	if cn.overLimit {
+		cn.writeNow(laneOverLimit)
+		cn.die(CloseMaxConns, errMaxConns)
+		return false
+	}
+	limit := e.http.headerLimit()
+	b, _ := cn.in.Peek(min(n, limit))
+	i := bytes.Index(b, crlfcrlf)
+	if i < 0 {
+		if n >= limit {
+			cn.laneHandOff() // net/http answers 431
+		}
+		return false
+	}
+	head := i + 4
+	ls := cn.ls
+	ls.laneHead.Reset(b[:head])
+	ls.laneBR.Reset(&ls.laneHead)
+	r, err := http.ReadRequest(ls.laneBR)
+	if err != nil || !r.ProtoAtLeast(1, 1) || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
+		r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil {
+		cn.laneHandOff()
+		return false
+	}
+	total := head + int(r.ContentLength)
+	if n < total {
+		return false // the body is on its way (bounded by scan)
+	}
+	b, _ = cn.in.Peek(total)
+	r.RemoteAddr = cn.remote
+	l.gen++
+	l.pending, l.parsing = true, true
+	ok := e.lane.Lane.Serve(r, b[head:total], LaneWriter{cn: cn, gen: l.gen})
+	l.parsing = false
+	if !ok {
+		l.pending, l.onClose = false, nil
+		cn.laneHandOff()
+		return false
+	}
+	cn.in.Discard(total)
+	l.headAt = 0
+	return cn.phase == phLane && !l.pending
+}
+
+// laneOverLimit answers a request past the listener's connection cap.
+var laneOverLimit = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 35\r\nConnection: close\r\nRetry-After: 1\r\n\r\nmaximum connection count reached.\r\n")
+
+// laneHandOff gives the connection to net/http once nothing is pending.
+func (cn *conn) laneHandOff() {
+	l := cn.lane
+	if cn.phase != phLane || l.pending {
+		return
+	}
+	if len(cn.out) > 0 || cn.c.OutboundBuffered() > 0 {
+		// An answer is still on its way out: net/http must not overtake
+		// it. The loop's flush writes it; scan hands over after.
+		l.hand = true
+		return
+	}
+	l.hand = false
+	n := cn.in.InboundBuffered()
+	var pre []byte
+	if n > 0 {
+		b, _ := cn.in.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	nc, err := dupConn(cn.c.Fd())
+	if err != nil {
+		cn.die(CloseReset, err)
+		return
+	}
+	cn.in.Discard(n)
+	cn.die(CloseHandOff, errLaneHandOff)
+	cn.ls.e.lane.Lane.HandOff(&prefixConn{Conn: nc, pre: pre})
+}
+
+// dupConn makes a net.Conn (on Go's poller) of a duplicate of fd, so that
+// the socket outlives gnet's descriptor, which gnet deregisters from its
+// epoll and closes.
+func dupConn(fd int) (net.Conn, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), "http-lane")
+	nc, err := net.FileConn(f) // its own duplicate
+	f.Close()
+	return nc, err
+}
+
+// prefixConn is a connection whose first reads return pre.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// laneDeadlines enforces an HTTPLane connection's deadlines; called by
+// deadlines (from scan).
+func (cn *conn) laneDeadlines(now int64) {
+	l := cn.lane
+	lc := &cn.ls.e.lane
+	switch {
+	case l.hand:
+		cn.laneHandOff()
+	case l.pending:
+	case l.headAt != 0:
+		if now-l.headAt > int64(lc.HeaderTimeout+lc.BodyTimeout) {
+			cn.die(CloseHandshakeTimeout, errLaneSlow)
+		}
+	case now-cn.lastRead > int64(lc.IdleTimeout):
+		cn.die(CloseIdle, nil)
+	}
+}
+
+// laneClosed runs when an HTTPLane connection closes.
+func (cn *conn) laneClosed() {
+	l := cn.lane
+	if l.pending && l.onClose != nil {
+		f := l.onClose
+		l.onClose = nil
+		l.pending = false
+		f()
+	}
+	l.pending = false
+}
+
+// laneReader is the per-loop state for parsing request heads.
+type laneReader struct {
+	laneHead bytes.Reader
+	laneBR   *bufio.Reader
+}
+
+func newLaneBR() *bufio.Reader { return bufio.NewReaderSize(eofReader{}, 4096) }
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// laneStatusLine is the start of a response with status code (the Lane's
+// helper for building responses).
+func LaneStatusLine(b []byte, code int) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	return append(b, "\r\n"...)
+}
