@@ -51,6 +51,8 @@ staticcheck:
 test: lint
 	$(GO) test -race -timeout 15m ./...
 	EDGEWAMP_TEST_IO_URING=off $(GO) test -race -timeout 10m ./loop
+	# The gateway once more without the event loop's HTTP lane (net/http alone).
+	EDGEWAMP_TEST_GATEWAY_LANE=off $(GO) test -race -timeout 10m ./gateway
 	# 5,000 TLS sessions at once (the race detector's crypto is too slow for
 	# that many: under it the same test opens 1,000).
 	$(GO) test -count=1 -run '^TestTLSStorm$$' ./loop

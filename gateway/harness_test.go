@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -28,6 +29,7 @@ type env struct {
 	r    *route.Router
 	eng  *loop.Engine
 	gw   *Server
+	lane bool   // the event loop's HTTP lane serves the gateway's port
 	wamp string // ws://.../ws
 	base string // http://host:port
 	hc   *http.Client
@@ -70,13 +72,6 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(); err != nil {
-		t.Fatal(err)
-	}
 	o := Options{
 		Addr:   "127.0.0.1:0",
 		Router: r,
@@ -93,10 +88,33 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.Start(); err != nil {
+	// The gateway's port is served as in production: by the event loops'
+	// HTTP lane, which hands net/http what it does not serve, unless
+	// EDGEWAMP_TEST_GATEWAY_LANE=off (make test runs the package both
+	// ways) or the gateway serves TLS.
+	lo := loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log}
+	lane := o.TLS == nil && os.Getenv("EDGEWAMP_TEST_GATEWAY_LANE") != "off"
+	if lane {
+		l := DefaultedLimits(o.Limits)
+		lo.Listeners = append(lo.Listeners, loop.Listener{Addr: "127.0.0.1:0", Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
+		lo.Lane = loop.LaneConfig{Lane: testLane{gw}, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
+	}
+	eng, err := loop.New(r, lo)
+	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, r: r, eng: eng, gw: gw, wamp: "ws://" + eng.Addrs()[0].String() + "/ws", base: "http://" + gw.Addr().String(),
+	if err := eng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if lane {
+		err = gw.StartLane(eng.Addrs()[1])
+	} else {
+		err = gw.Start()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, r: r, eng: eng, gw: gw, lane: lane, wamp: "ws://" + eng.Addrs()[0].String() + "/ws", base: "http://" + gw.Addr().String(),
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -111,6 +129,15 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	})
 	return e
 }
+
+// testLane is the engine's loop.Lane (cmd has the same adapter).
+type testLane struct{ gw *Server }
+
+func (l testLane) Serve(r *http.Request, body []byte, w loop.LaneWriter) bool {
+	return l.gw.ServeLane(r, body, w)
+}
+
+func (l testLane) HandOff(c net.Conn) { l.gw.HandOff(c) }
 
 // dial joins realm as an anonymous WAMP client (or with cfg's identity).
 func (e *env) dial(realm string, ser proto.Serializer) *client.Session {

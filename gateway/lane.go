@@ -49,10 +49,9 @@ type laneCall struct {
 	c     *call
 	ip    *idPool
 	start time.Time
-	shard int       // the lane's router shard
-	close bool      // the client asked for Connection: close
-	reply callReply // an answer carried from another shard
-	gone  bool      // the connection closed first; owned by the lane's shard
+	shard int  // the lane's router shard
+	close bool // the client asked for Connection: close
+	gone  bool // the connection closed first; owned by the lane's shard
 	rw    laneRW
 	out   []byte
 
@@ -128,18 +127,13 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		g.laneSlow(lc, cr)
 		return true
 	}
+	// s is on this loop's shard: the CALL is routed now, while body (in
+	// the loop's buffer) is valid, and the answer comes back here.
 	c := calls.Get().(*call)
 	c.s, c.cr, c.onDone = s, cr, lc.doneFn
 	lc.c = c
 	w.OnClose(lc.closedFn)
-	if s.q == g.queues[k] {
-		c.run() // on this shard: the CALL is routed now; body is still valid
-	} else if err := s.q.postJob(c); err != nil {
-		c.onDone = nil
-		lc.c = nil
-		g.pool.release(ip)
-		lc.problem(newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the router is not running"))
-	}
+	c.run()
 	return true
 }
 
@@ -149,6 +143,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 	// The body lives in the loop's buffer only during Serve.
 	cr.args, cr.kwargs = copyPayload(cr.args, cr.kwargs)
+	g.laneSlowCalls.Add(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	lc.w.OnClose(cancel)
 	ip := lc.ip // the goroutine's from here on
@@ -171,25 +166,8 @@ func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 	}()
 }
 
-// done takes the call's answer on its session's shard.
-func (lc *laneCall) done(c *call, r callReply) {
-	if c.s.q == lc.g.queues[lc.shard] {
-		lc.finish(c, r)
-		return
-	}
-	lc.reply = r
-	if lc.g.queues[lc.shard].postJob(lc) != nil {
-		// The lane's loop stopped: its connection is gone with it.
-		lc.g.pool.release(lc.ip)
-	}
-}
-
-// run implements job: the answer carried to the lane's shard.
-func (lc *laneCall) run() {
-	r := lc.reply
-	lc.reply = callReply{}
-	lc.finish(lc.c, r)
-}
+// done takes the call's answer, on the lane's shard (the session's).
+func (lc *laneCall) done(c *call, r callReply) { lc.finish(c, r) }
 
 // finish answers the request on the lane's shard and recycles what it can.
 func (lc *laneCall) finish(c *call, r callReply) {
@@ -392,7 +370,7 @@ var lastDate atomic.Pointer[dateVal]
 // HandOff implements loop.Lane's HandOff: net/http serves c from now on.
 // It never blocks: past the queue's room the connection is closed.
 func (g *Server) HandOff(c net.Conn) {
-	if g.lane == nil || !g.lane.offer(c) {
+	if !g.lane.offer(c) {
 		c.Close()
 	}
 }
@@ -416,8 +394,8 @@ type laneListener struct {
 	once sync.Once
 }
 
-func newLaneListener(addr net.Addr) *laneListener {
-	return &laneListener{addr: addr, ch: make(chan net.Conn, 1024), done: make(chan struct{})}
+func newLaneListener() *laneListener {
+	return &laneListener{ch: make(chan net.Conn, 1024), done: make(chan struct{})}
 }
 
 func (l *laneListener) offer(c net.Conn) bool {
@@ -466,15 +444,14 @@ func (g *Server) StartLane(addr net.Addr) error {
 	if g.opts.TLS != nil {
 		return errors.New("gateway: the event loop's HTTP lane is plaintext only")
 	}
-	g.lane = newLaneListener(addr)
+	// g.lane exists from New: the loops may hand connections over before
+	// this (they wait in its queue).
+	g.lane.addr = addr
 	return g.start(g.lane)
 }
 
 // waitLane waits until no lane request holds a session (Shutdown).
 func (g *Server) waitLane(ctx context.Context) error {
-	if g.lane == nil {
-		return nil
-	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for g.inflight.Load() > 0 {

@@ -43,12 +43,13 @@ type Server struct {
 	callees     []*calleeRunner  // static
 	webhooks    []*webhookRunner // static
 
-	lane     *laneListener // set by StartLane: the event loop serves the port (lane.go)
-	laneLbl  *routeMetrics // bridge_call's metrics, for the lane
-	inflight atomic.Int64  // requests holding a session
-	streams  atomic.Int64  // SSE streams open
-	ipMu     sync.Mutex
-	perIP    map[string]int // client IP → SSE streams open; guarded by ipMu
+	lane          *laneListener // what the event loop's HTTP lane hands over, served from StartLane (lane.go)
+	laneLbl       *routeMetrics // bridge_call's metrics, for the lane
+	laneSlowCalls atomic.Uint64 // lane calls run on a goroutine (no session on the loop's shard)
+	inflight      atomic.Int64  // requests holding a session
+	streams       atomic.Int64  // SSE streams open
+	ipMu          sync.Mutex
+	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
 	mu       sync.Mutex
 	ln       net.Listener // guarded by mu
@@ -83,6 +84,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.pool = newPool(g)
 	g.metrics = newMetrics(g)
 	g.laneLbl = g.metrics.route("bridge_call")
+	g.lane = newLaneListener()
 	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
 	g.nonces = newNonceCache(1 << 20)
 	g.SetRealms(opts.Realms)

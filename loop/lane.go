@@ -31,10 +31,13 @@ import (
 // One request at a time per connection: a pipelined request waits in the
 // buffer until the previous one is answered, so responses keep their order.
 //
-// Deadlines (scan, once a second): a request head and body must arrive
-// within LaneConfig.HeaderTimeout + BodyTimeout of their first byte; a
-// connection with no request in progress closes after IdleTimeout; a
-// request in progress has none (the router bounds the call).
+// Deadlines (scan, once a second): a request head must arrive within
+// LaneConfig.HeaderTimeout of its first byte (the connection closes, as
+// net/http's do); a body still incomplete a second after its head sends
+// the connection to net/http, which reads the rest within its body timeout
+// (and answers 408 past it); a connection with no request in progress
+// closes after IdleTimeout; a request in progress has none (the router
+// bounds the call).
 
 // HTTPLane is the Transport of a listener that serves LaneConfig.Lane.
 const HTTPLane Transport = "http"
@@ -61,10 +64,10 @@ type LaneConfig struct {
 	// MaxBody: a request with a longer Content-Length goes to net/http
 	// (which answers 413). Default 1 MiB.
 	MaxBody int
-	// HeaderTimeout and BodyTimeout bound a request's arrival from its
-	// first byte; IdleTimeout closes a connection without a request.
-	// Defaults 10s, 10s and 120s.
-	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// HeaderTimeout bounds a request head's arrival from its first byte;
+	// IdleTimeout closes a connection without a request. Defaults 10s and
+	// 120s. (A slow body goes to net/http, which has its own timeout.)
+	HeaderTimeout, IdleTimeout time.Duration
 }
 
 func (lc *LaneConfig) setDefaults() {
@@ -73,9 +76,6 @@ func (lc *LaneConfig) setDefaults() {
 	}
 	if lc.HeaderTimeout <= 0 {
 		lc.HeaderTimeout = 10 * time.Second
-	}
-	if lc.BodyTimeout <= 0 {
-		lc.BodyTimeout = 10 * time.Second
 	}
 	if lc.IdleTimeout <= 0 {
 		lc.IdleTimeout = 120 * time.Second
@@ -274,7 +274,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 }
 
 // laneDeadlines enforces an HTTPLane connection's deadlines; called by
-// deadlines (from scan).
+// deadlines (from scan, once a second).
 func (cn *conn) laneDeadlines(now int64) {
 	l := cn.lane
 	lc := &cn.ls.e.lane
@@ -283,12 +283,31 @@ func (cn *conn) laneDeadlines(now int64) {
 		cn.laneHandOff()
 	case l.pending:
 	case l.headAt != 0:
-		if now-l.headAt > int64(lc.HeaderTimeout+lc.BodyTimeout) {
+		age := now - l.headAt
+		if cn.laneHeadIn() {
+			// A body that trickles in: net/http reads the rest, within
+			// its body timeout, and answers 408 past it, as for any
+			// request it reads itself.
+			if age > int64(laneBodyGrace) {
+				cn.laneHandOff()
+			}
+		} else if age > int64(lc.HeaderTimeout) {
 			cn.die(CloseHandshakeTimeout, errLaneSlow)
 		}
 	case now-cn.lastRead > int64(lc.IdleTimeout):
 		cn.die(CloseIdle, nil)
 	}
+}
+
+// laneBodyGrace is how long the lane waits for a body after its head
+// before net/http takes the connection.
+const laneBodyGrace = time.Second
+
+// laneHeadIn reports whether a whole request head is buffered.
+func (cn *conn) laneHeadIn() bool {
+	n := min(cn.in.InboundBuffered(), cn.ls.e.http.headerLimit())
+	b, _ := cn.in.Peek(n)
+	return bytes.Contains(b, crlfcrlf)
 }
 
 // laneClosed runs when an HTTPLane connection closes.

@@ -1,0 +1,369 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Tests of the event loop's HTTP lane (lane.go, loop/lane.go): what it
+// serves itself, what it hands to net/http and how, and what a client can
+// make it hold. The rest of the package's tests run through it too (and
+// once more without it: EDGEWAMP_TEST_GATEWAY_LANE=off).
+
+func laneEnv(t *testing.T, mutate func(*Options)) *env {
+	t.Helper()
+	e := newEnv(t, mutate)
+	if !e.lane {
+		t.Skip("the gateway runs without the event loop's HTTP lane (EDGEWAMP_TEST_GATEWAY_LANE=off)")
+	}
+	return e
+}
+
+func (e *env) handOffs() uint64 { return e.eng.Stats().Closes[loop.CloseHandOff] }
+
+// echoCallee registers com.echo, counting its invocations.
+func echoCallee(e *env, n *atomic.Int64) {
+	callee := e.dial("realm1", proto.MsgPack)
+	e.register(callee, "com.echo", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		n.Add(1)
+		return &client.Result{Args: inv.Args}, nil
+	})
+}
+
+func callRequest(id int, extra string) string {
+	body := fmt.Sprintf(`{"args":[%d]}`, id)
+	return fmt.Sprintf("POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
+}
+
+// readAnswer reads one response and checks it is the echo of id.
+func readAnswer(t *testing.T, br *bufio.Reader, id int) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("call %d: %v", id, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("call %d: %v", id, err)
+	}
+	want := fmt.Sprintf(`{"args":[%d],"kwargs":{}}`, id)
+	if resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("call %d: %d %s, want 200 %s", id, resp.StatusCode, b, want)
+	}
+	return resp
+}
+
+// TestLaneKeepAlive: one keep-alive connection's calls are all served on
+// the event loop (none hands the connection over), each with its own
+// answer; Connection: close is honoured.
+func TestLaneKeepAlive(t *testing.T) {
+	e := laneEnv(t, nil)
+	var n atomic.Int64
+	echoCallee(e, &n)
+	before := e.handOffs()
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 200 {
+		io.WriteString(c, callRequest(i, ""))
+		resp := readAnswer(t, br, i)
+		if resp.Header.Get("Date") == "" || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("headers %v", resp.Header)
+		}
+	}
+	if d := e.handOffs() - before; d != 0 {
+		t.Fatalf("%d connections handed to net/http", d)
+	}
+	io.WriteString(c, callRequest(999, "Connection: close\r\n"))
+	resp := readAnswer(t, br, 999)
+	if !resp.Close {
+		t.Fatal("no Connection: close in the answer")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("the connection stays open after Connection: close: %v", err)
+	}
+	if got := n.Load(); got != 201 {
+		t.Fatalf("%d invocations, want 201", got)
+	}
+}
+
+// TestLanePipelined: requests sent back to back get their answers in
+// order, a request the lane does not serve in the middle included: the
+// connection goes to net/http with the bytes the loop had read, after
+// the answers the loop owed.
+func TestLanePipelined(t *testing.T) {
+	e := laneEnv(t, nil)
+	var n atomic.Int64
+	echoCallee(e, &n)
+	before := e.handOffs()
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	var all strings.Builder
+	for i := range 5 {
+		all.WriteString(callRequest(i, ""))
+	}
+	all.WriteString("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := 5; i < 10; i++ {
+		all.WriteString(callRequest(i, ""))
+	}
+	io.WriteString(c, all.String())
+	br := bufio.NewReader(c)
+	for i := range 5 {
+		readAnswer(t, br, i)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "ok") {
+		t.Fatalf("healthz: %d %s", resp.StatusCode, b)
+	}
+	for i := 5; i < 10; i++ {
+		readAnswer(t, br, i) // net/http's from here on
+	}
+	if d := e.handOffs() - before; d != 1 {
+		t.Fatalf("%d connections handed to net/http, want 1", d)
+	}
+	if got := n.Load(); got != 10 {
+		t.Fatalf("%d invocations, want 10", got)
+	}
+}
+
+// TestLaneHandsOver: requests the lane does not serve itself reach
+// net/http with their connection, and are answered as net/http answers
+// them; the connection keeps working there.
+func TestLaneHandsOver(t *testing.T) {
+	e := laneEnv(t, nil)
+	var n atomic.Int64
+	echoCallee(e, &n)
+	body := `{"args":[7]}`
+	cases := []struct {
+		name string
+		req  string
+	}{
+		{"chunked body", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)},
+		{"Expect: 100-continue", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
+		{"HTTP/1.0", "POST /wamp/realm1/call/com.echo HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
+		{"a head longer than the loop reads", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: " +
+			strings.Repeat("p", 10<<10) + fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n%s", len(body), body)},
+		{"CORS (Origin)", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere\r\nContent-Type: application/json\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
+		{"a path net/http cleans", "POST /wamp/realm1/../realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.handOffs()
+			c, err := net.Dial("tcp", e.gw.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			io.WriteString(c, tc.req)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode == http.StatusContinue {
+				resp, err = http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusMovedPermanently || resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
+				// ServeMux redirects an unclean path, as it always has.
+			case resp.StatusCode != 200 || string(b) != `{"args":[7],"kwargs":{}}`:
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			if d := e.handOffs() - before; d != 1 {
+				t.Fatalf("%d connections handed to net/http, want 1", d)
+			}
+			if resp.Close || tc.name == "HTTP/1.0" {
+				return
+			}
+			io.WriteString(c, callRequest(8, ""))
+			readAnswer(t, br, 8)
+		})
+	}
+}
+
+// TestLaneClientGone: a client that closes its connection while its call
+// runs has the call canceled at the callee, and the gateway holds nothing
+// for it afterwards.
+func TestLaneClientGone(t *testing.T) {
+	e := laneEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	started := make(chan struct{}, 16)
+	canceled := make(chan struct{}, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := callee.Register(ctx, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		canceled <- struct{}{}
+		return nil, ctx.Err()
+	}, &client.RegisterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c, err := net.Dial("tcp", e.gw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /wamp/realm1/call/com.hang HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d never reached the callee", i)
+		}
+		c.Close()
+		select {
+		case <-canceled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d not canceled at the callee after its client left", i)
+		}
+	}
+	waitFor(t, "no request in flight", func() bool { return e.gw.inflight.Load() == 0 })
+	var n atomic.Int64
+	echoCallee(e, &n)
+	r, body := e.do("POST", "/wamp/realm1/call/com.echo", `{"args":[1]}`)
+	if r.StatusCode != 200 || string(body) != `{"args":[1],"kwargs":{}}` {
+		t.Fatalf("after: %d %s", r.StatusCode, body)
+	}
+}
+
+// TestLaneConcurrent: many keep-alive clients on both loops, each call
+// with its own value, all answered with their own; with one session per
+// principal, the loop without one serves its calls through the slow path
+// (a goroutine) and the answers still match.
+func TestLaneConcurrent(t *testing.T) {
+	for _, perID := range []int{2, 1} {
+		t.Run(fmt.Sprintf("sessions_per_identity=%d", perID), func(t *testing.T) {
+			e := laneEnv(t, func(o *Options) { o.Limits.SessionsPerIdentity = perID })
+			var n atomic.Int64
+			echoCallee(e, &n)
+			const clients, calls = 32, 40
+			hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+			defer hc.CloseIdleConnections()
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for c := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range calls {
+						id := c*1000 + i
+						resp, err := hc.Post(e.base+"/wamp/realm1/call/com.echo", "application/json", strings.NewReader(fmt.Sprintf(`{"args":[%d]}`, id)))
+						if err != nil {
+							errs <- err
+							return
+						}
+						var got struct{ Args []int }
+						err = json.NewDecoder(resp.Body).Decode(&got)
+						resp.Body.Close()
+						if err != nil || resp.StatusCode != 200 || len(got.Args) != 1 || got.Args[0] != id {
+							errs <- fmt.Errorf("call %d: %d %v %v", id, resp.StatusCode, got.Args, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if got := n.Load(); got != clients*calls {
+				t.Fatalf("%d invocations, want %d", got, clients*calls)
+			}
+			// Two loops, clients on both: with one session, one loop's
+			// calls all take the slow path.
+			if slow := e.gw.laneSlowCalls.Load(); perID == 1 && slow < calls {
+				t.Fatalf("%d calls on the slow path", slow)
+			}
+			waitFor(t, "no request in flight", func() bool { return e.gw.inflight.Load() == 0 })
+		})
+	}
+}
+
+// TestLaneShutdown: Shutdown waits for the calls the lane has in flight,
+// which are answered; new requests are no longer served.
+func TestLaneShutdown(t *testing.T) {
+	e := laneEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	e.register(callee, "com.slow", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		close(started)
+		<-release
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "POST /wamp/realm1/call/com.slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	<-started
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- e.gw.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned with a call in flight: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != `{"args":["done"],"kwargs":{}}` {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// The next request on that connection is not served.
+	fmt.Fprintf(c, "POST /wamp/realm1/call/com.slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		t.Fatalf("served after Shutdown: %d", resp.StatusCode)
+	}
+}
