@@ -35,6 +35,20 @@ func laneEnv(t *testing.T, mutate func(*Options)) *env {
 
 func (e *env) handOffs() uint64 { return e.eng.Stats().Closes[loop.CloseHandOff] }
 
+// expectHandOffs checks that want connections went to net/http since
+// before. The loop counts a connection when it closes its own descriptor,
+// which may come after net/http answered on the duplicate.
+func (e *env) expectHandOffs(t *testing.T, before, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.handOffs()-before < want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := e.handOffs() - before; d != want {
+		t.Fatalf("%d connections handed to net/http, want %d", d, want)
+	}
+}
+
 // echoCallee registers com.echo, counting its invocations.
 func echoCallee(e *env, n *atomic.Int64) {
 	callee := e.dial("realm1", proto.MsgPack)
@@ -90,9 +104,7 @@ func TestLaneKeepAlive(t *testing.T) {
 			t.Fatalf("headers %v", resp.Header)
 		}
 	}
-	if d := e.handOffs() - before; d != 0 {
-		t.Fatalf("%d connections handed to net/http", d)
-	}
+	e.expectHandOffs(t, before, 0)
 	io.WriteString(c, callRequest(999, "Connection: close\r\n"))
 	resp := readAnswer(t, br, 999)
 	if !resp.Close {
@@ -145,9 +157,7 @@ func TestLanePipelined(t *testing.T) {
 	for i := 5; i < 10; i++ {
 		readAnswer(t, br, i) // net/http's from here on
 	}
-	if d := e.handOffs() - before; d != 1 {
-		t.Fatalf("%d connections handed to net/http, want 1", d)
-	}
+	e.expectHandOffs(t, before, 1)
 	if got := n.Load(); got != 10 {
 		t.Fatalf("%d invocations, want 10", got)
 	}
@@ -207,9 +217,7 @@ func TestLaneHandsOver(t *testing.T) {
 			case resp.StatusCode != 200 || string(b) != `{"args":[7],"kwargs":{}}`:
 				t.Fatalf("%d %s", resp.StatusCode, b)
 			}
-			if d := e.handOffs() - before; d != 1 {
-				t.Fatalf("%d connections handed to net/http, want 1", d)
-			}
+			e.expectHandOffs(t, before, 1)
 			if resp.Close || tc.name == "HTTP/1.0" {
 				return
 			}
@@ -275,26 +283,36 @@ func TestLaneConcurrent(t *testing.T) {
 			var n atomic.Int64
 			echoCallee(e, &n)
 			const clients, calls = 32, 40
-			hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-			defer hc.CloseIdleConnections()
+			// Every connection is open before the first call, so that the
+			// loops' least-connections balancing spreads them over both.
+			conns := make([]net.Conn, clients)
+			for i := range conns {
+				c, err := net.Dial("tcp", e.gw.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				conns[i] = c
+			}
 			var wg sync.WaitGroup
 			errs := make(chan error, clients)
-			for c := range clients {
+			for ci, c := range conns {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					br := bufio.NewReader(c)
 					for i := range calls {
-						id := c*1000 + i
-						resp, err := hc.Post(e.base+"/wamp/realm1/call/com.echo", "application/json", strings.NewReader(fmt.Sprintf(`{"args":[%d]}`, id)))
+						id := ci*1000 + i
+						io.WriteString(c, callRequest(id, ""))
+						resp, err := http.ReadResponse(br, nil)
 						if err != nil {
-							errs <- err
+							errs <- fmt.Errorf("call %d: %v", id, err)
 							return
 						}
-						var got struct{ Args []int }
-						err = json.NewDecoder(resp.Body).Decode(&got)
-						resp.Body.Close()
-						if err != nil || resp.StatusCode != 200 || len(got.Args) != 1 || got.Args[0] != id {
-							errs <- fmt.Errorf("call %d: %d %v %v", id, resp.StatusCode, got.Args, err)
+						b, err := io.ReadAll(resp.Body)
+						if want := fmt.Sprintf(`{"args":[%d],"kwargs":{}}`, id); err != nil || resp.StatusCode != 200 || string(b) != want {
+							errs <- fmt.Errorf("call %d: %d %s %v, want %s", id, resp.StatusCode, b, err, want)
 							return
 						}
 					}
@@ -308,8 +326,8 @@ func TestLaneConcurrent(t *testing.T) {
 			if got := n.Load(); got != clients*calls {
 				t.Fatalf("%d invocations, want %d", got, clients*calls)
 			}
-			// Two loops, clients on both: with one session, one loop's
-			// calls all take the slow path.
+			// With one session, the calls of the loop without it all take
+			// the slow path.
 			if slow := e.gw.laneSlowCalls.Load(); perID == 1 && slow < calls {
 				t.Fatalf("%d calls on the slow path", slow)
 			}
@@ -365,5 +383,97 @@ func TestLaneShutdown(t *testing.T) {
 	fmt.Fprintf(c, "POST /wamp/realm1/call/com.slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
 	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
 		t.Fatalf("served after Shutdown: %d", resp.StatusCode)
+	}
+}
+
+// TestLaneSlowReader: a client that pipelines calls with large answers
+// and reads none for a while makes the loop stop reading its requests
+// (its answers do not pile up in the router); once it reads, every answer
+// arrives, in order.
+func TestLaneSlowReader(t *testing.T) {
+	e := laneEnv(t, nil)
+	callee := e.dial("realm1", proto.MsgPack)
+	big := strings.Repeat("b", 512<<10)
+	var n atomic.Int64
+	e.register(callee, "com.big", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		n.Add(1)
+		return &client.Result{Args: []any{inv.Args[0], big}}, nil
+	})
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	const calls = 48 // 24 MiB of answers: more than the sockets hold
+	var all strings.Builder
+	for i := range calls {
+		body := fmt.Sprintf(`{"args":[%d]}`, i)
+		fmt.Fprintf(&all, "POST /wamp/realm1/call/com.big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	io.WriteString(c, all.String())
+	time.Sleep(1500 * time.Millisecond)
+	held, _ := e.eng.Outbound()
+	if got := n.Load(); got >= calls {
+		t.Fatalf("all %d calls made while the client read nothing", got)
+	}
+	if held > 1<<20 {
+		t.Fatalf("the router holds %d bytes of answers for a client that does not read", held)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	for i := range calls {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		var got struct{ Args []any }
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(got.Args) != 2 || got.Args[0] != float64(i) || got.Args[1] != big {
+			t.Fatalf("answer %d: %d %v", i, resp.StatusCode, err)
+		}
+	}
+}
+
+// TestLaneReadAhead: a client that sends far more than one request ahead
+// of its answers is cut off; the router and other clients are unaffected.
+func TestLaneReadAhead(t *testing.T) {
+	e := laneEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	var n atomic.Int64
+	echoCallee(e, &n)
+	before := e.eng.Stats().Closes[loop.CloseTooBig]
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "POST /wamp/realm1/call/com.hang HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	req := callRequest(1, "")
+	chunk := strings.Repeat(req, (64<<10)/len(req))
+	var werr error
+	for sent := 0; sent < 8<<20 && werr == nil; sent += len(chunk) {
+		_, werr = io.WriteString(c, chunk)
+	}
+	if werr == nil {
+		// Everything went into socket buffers; the router must still
+		// close the connection.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("the connection was not closed: %v", err)
+		}
+	}
+	waitFor(t, "a close for reading too far ahead", func() bool { return e.eng.Stats().Closes[loop.CloseTooBig] > before })
+	if got := n.Load(); got != 0 {
+		t.Fatalf("%d pipelined calls made behind a pending one", got)
+	}
+	r, body := e.do("POST", "/wamp/realm1/call/com.echo", `{"args":[5]}`)
+	if r.StatusCode != 200 || string(body) != `{"args":[5],"kwargs":{}}` {
+		t.Fatalf("another client: %d %s", r.StatusCode, body)
 	}
 }

@@ -30,6 +30,11 @@ import (
 //
 // One request at a time per connection: a pipelined request waits in the
 // buffer until the previous one is answered, so responses keep their order.
+// What a peer can make the loop hold is bounded: no request is read while
+// its answers back up past the high-water mark (the peer does not read
+// them; scan resumes once they drain), and a connection whose unread input
+// exceeds one whole request (MaxBody and the head limit) by laneReadAhead
+// is closed.
 //
 // Deadlines (scan, once a second): a request head must arrive within
 // LaneConfig.HeaderTimeout of its first byte (the connection closes, as
@@ -134,10 +139,13 @@ func (w LaneWriter) OnClose(f func()) {
 
 // laneState is an HTTPLane connection's request state.
 type laneState struct {
-	pending bool   // a request is being answered
-	parsing bool   // Serve is running
-	resume  bool   // a parse task is queued
-	hand    bool   // hand over once the output is written (retried by scan)
+	pending bool // a request is being answered
+	parsing bool // Serve is running
+	resume  bool // a parse task is queued
+	hand    bool // hand over once the output is written (retried by scan)
+	blocked bool // the peer does not read its answers: no request is read until it does (scan)
+	head    int  // the parsed head's length while its body arrives; 0 otherwise
+	req     *http.Request
 	gen     uint32 // the request being answered
 	headAt  int64  // coarse unix ns of the current request's first byte; 0 when none
 	onClose func()
@@ -145,22 +153,30 @@ type laneState struct {
 
 // Reasons a lane connection goes to net/http or closes.
 var (
-	errLaneHandOff = errors.New("loop: http lane: connection handed to net/http")
-	errLaneSlow    = errors.New("loop: http lane: request did not arrive in time")
+	errLaneHandOff   = errors.New("loop: http lane: connection handed to net/http")
+	errLaneSlow      = errors.New("loop: http lane: request did not arrive in time")
+	errLaneReadAhead = errors.New("loop: http lane: too many bytes sent ahead of the answers")
 )
 
 // laneRequest handles one request of an HTTPLane connection.
 func (cn *conn) laneRequest() bool {
 	l := cn.lane
+	e := cn.ls.e
+	n := cn.in.InboundBuffered()
+	if n > e.lane.MaxBody+e.http.headerLimit()+laneReadAhead {
+		// gnet reads whatever arrives: a peer pipelining while its
+		// request is answered, or while it does not read the answers,
+		// would otherwise make the loop hold any amount.
+		cn.die(CloseTooBig, errLaneReadAhead)
+		return false
+	}
 	if l.pending || l.hand {
 		return false
 	}
-	n := cn.in.InboundBuffered()
 	if n == 0 {
 		l.headAt = 0
 		return false
 	}
-	e := cn.ls.e
 	if l.headAt == 0 {
 		l.headAt = e.now()
 	}
@@ -169,30 +185,46 @@ func (cn *conn) laneRequest() bool {
 		cn.die(CloseMaxConns, errMaxConns)
 		return false
 	}
-	limit := e.http.headerLimit()
-	b, _ := cn.in.Peek(min(n, limit))
-	i := bytes.Index(b, crlfcrlf)
-	if i < 0 {
-		if n >= limit {
-			cn.laneHandOff() // net/http answers 431
-		}
+	if high, _ := cn.marks(cn.backlog()); cn.backlog() > high {
+		// Pipelined requests from a peer that does not read the
+		// answers: read no more until it does (resumed by scan), so
+		// that its answers cannot pile up without bound.
+		l.blocked = true
 		return false
 	}
-	head := i + 4
-	ls := cn.ls
-	ls.laneHead.Reset(b[:head])
-	ls.laneBR.Reset(&ls.laneHead)
-	r, err := http.ReadRequest(ls.laneBR)
-	if err != nil || !r.ProtoAtLeast(1, 1) || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
-		r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil {
-		cn.laneHandOff()
-		return false
+	r, head := l.req, l.head
+	if r == nil {
+		limit := e.http.headerLimit()
+		b, _ := cn.in.Peek(min(n, limit))
+		i := bytes.Index(b, crlfcrlf)
+		if i < 0 {
+			if n >= limit {
+				cn.laneHandOff() // net/http answers 431
+			}
+			return false
+		}
+		head = i + 4
+		ls := cn.ls
+		ls.laneHead.Reset(b[:head])
+		ls.laneBR.Reset(&ls.laneHead)
+		var err error
+		r, err = http.ReadRequest(ls.laneBR)
+		if err != nil || !r.ProtoAtLeast(1, 1) || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
+			r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil {
+			cn.laneHandOff()
+			return false
+		}
 	}
 	total := head + int(r.ContentLength)
 	if n < total {
-		return false // the body is on its way (bounded by scan)
+		// The body is on its way (bounded by scan): keep the parsed
+		// head, so that a body in many small pieces is not parsed again
+		// for each.
+		l.req, l.head = r, head
+		return false
 	}
-	b, _ = cn.in.Peek(total)
+	l.req, l.head = nil, 0
+	b, _ := cn.in.Peek(total)
 	r.RemoteAddr = cn.remote
 	l.gen++
 	l.pending, l.parsing = true, true
@@ -281,10 +313,21 @@ func (cn *conn) laneDeadlines(now int64) {
 	switch {
 	case l.hand:
 		cn.laneHandOff()
+	case l.blocked:
+		if high, _ := cn.marks(cn.backlog()); cn.backlog() <= high {
+			l.blocked = false
+			cn.ls.Execute(func() {
+				if cn.phase == phLane {
+					cn.parse()
+				}
+			})
+		} else if now-cn.lastRead > int64(lc.IdleTimeout) {
+			cn.die(CloseSlowConsumer, errBacklogHard)
+		}
 	case l.pending:
 	case l.headAt != 0:
 		age := now - l.headAt
-		if cn.laneHeadIn() {
+		if l.req != nil || cn.laneHeadIn() {
 			// A body that trickles in: net/http reads the rest, within
 			// its body timeout, and answers 408 past it, as for any
 			// request it reads itself.
@@ -298,6 +341,10 @@ func (cn *conn) laneDeadlines(now int64) {
 		cn.die(CloseIdle, nil)
 	}
 }
+
+// laneReadAhead is how far past one whole request (head and largest
+// body) a peer may send ahead of its answers.
+const laneReadAhead = 64 << 10
 
 // laneBodyGrace is how long the lane waits for a body after its head
 // before net/http takes the connection.
