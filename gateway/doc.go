@@ -40,10 +40,17 @@
 //     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
 //     SetRealms (reload), Shutdown(ctx) error, ErrClosed after it.
+//   - The event loops' HTTP lane (lane.go): StartLane(addr) instead of
+//     Start when a loop.HTTPLane listener serves the port; ServeLane and
+//     HandOff are loop.Lane's methods (cmd adapts the LaneWriter type, so
+//     that gateway does not depend on loop's types).
 //
 // # Concurrency
 //
-// HTTP requests run on net/http's goroutines. They reach a session's shard
+// HTTP requests run on net/http's goroutines, or, for bridge calls served
+// by the HTTP lane, on the event loop of the request's connection, which is
+// the goroutine of the shard of the session used (lane.go). Others reach a
+// session's shard
 // only through shardQ, a per-shard mailbox drained inside one Shard.Do
 // (a burst of requests costs one event-loop wake-up). State marked "owned
 // by shard" (a session's pending calls, subscriptions, invocations) is
