@@ -1,14 +1,18 @@
 package loop
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,6 +77,17 @@ func FuzzConnStateMachine(f *testing.F) {
 	f.Add(seed(3, feed(ch), []byte{1}, []byte{2, 5}, feed([]byte{23, 3, 3, 0, 1, 0}), []byte{1}))
 	f.Add(seed(3, feed(ch[:len(ch)/2]), []byte{2, 20}, feed(ch[len(ch)/2:])))
 	f.Add(seed(3, feed([]byte{0x16, 3, 1, 0x40, 0x01}), []byte{3}))
+	// The HTTP lane (port 13, fuzzLane): answered at once, later (a loop
+	// task), with a close, pipelined, handed over (which fails here: the
+	// fake connection has no descriptor), cut, slow.
+	laneReq := func(path, body string) []byte {
+		return []byte("POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	}
+	f.Add(seed(4, feed(laneReq("/now", "{}")), feed(laneReq("/later", "[1]")), []byte{1}, feed(laneReq("/close", ""))))
+	f.Add(seed(4, feed(append(append(laneReq("/later", "a"), laneReq("/now", "b")...), laneReq("/hand", "c")...)), []byte{1}, []byte{1}))
+	f.Add(seed(4, feed(laneReq("/later", "x")[:20]), []byte{2, 2}, feed(laneReq("/later", "x")[20:]), []byte{5, 8}, []byte{1}, []byte{2, 1}))
+	f.Add(seed(4, feed([]byte("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")), []byte{1}))
+	f.Add(seed(4, feed(laneReq("/later", "1")), []byte{3}, []byte{1}))
 
 	f.Fuzz(func(t *testing.T, script []byte) {
 		runConnScript(t, script)
@@ -101,7 +116,9 @@ func connFixture() (*Engine, *fakeLoop) {
 		}
 		e, err := New(r, Options{
 			Listeners: []Listener{{Addr: "127.0.0.1:9"}, {Addr: "127.0.0.1:10", Transport: WebSocketOnly},
-				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}, {Addr: "127.0.0.1:12", TLS: fzCert.server}},
+				{Addr: "127.0.0.1:11", Transport: RawSocketOnly}, {Addr: "127.0.0.1:12", TLS: fzCert.server},
+				{Addr: "127.0.0.1:13", Transport: HTTPLane}},
+			Lane:       LaneConfig{Lane: fuzzLane{}, MaxBody: 4 << 10, HeaderTimeout: 3 * time.Second, IdleTimeout: time.Minute},
 			MaxMessage: 256 << 10, MaxHandshake: 1 << 10, HighWater: 4 << 10, HardLimit: 16 << 10,
 			MaxInboundTotal: 1 << 20, MaxOutboundTotal: 1 << 20, Flush: FlushTraffic,
 			PingInterval: 10 * time.Second, PingTimeout: 5 * time.Second, IdleTimeout: time.Minute,
@@ -223,9 +240,9 @@ func runConnScript(t *testing.T, script []byte) {
 	e, el := connFixture()
 	h := &handler{e: e}
 	before := e.Stats()
-	ports := []int{9, 10, 11, 12}
+	ports := []int{9, 10, 11, 12, 13}
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20),
-		local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[int(script[0])%4]}}
+		local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[int(script[0])%len(ports)]}}
 	if _, act := h.OnOpen(c); act != gnet.None {
 		t.Fatalf("OnOpen: %v", act)
 	}
@@ -298,12 +315,64 @@ func runConnScript(t *testing.T, script []byte) {
 		t.Fatalf("loop still holds %d connections, %d dirty", len(ls.conns), len(ls.dirty))
 	}
 	check := checkOutput
-	if c.local.(*net.TCPAddr).Port == 12 {
+	switch c.local.(*net.TCPAddr).Port {
+	case 12:
 		check = checkTLSOutput
+	case 13:
+		check = checkLaneOutput
 	}
 	if err := check(c.out.Bytes()); err != nil {
 		t.Fatalf("output: %v\n% x", err, c.out.Bytes()[:min(c.out.Len(), 256)])
 	}
+}
+
+// fuzzLane is the fixture's Lane: it answers by path, at once ("/now"),
+// from a loop task ("/later"), with a close ("/close"), or hands the
+// connection over ("/hand", anything else).
+type fuzzLane struct{}
+
+func (fuzzLane) Serve(r *http.Request, body []byte, w LaneWriter) bool {
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
+	switch r.URL.Path {
+	case "/now":
+		w.Respond(resp, false)
+	case "/close":
+		w.Respond(resp, true)
+	case "/later":
+		gone := false
+		w.OnClose(func() { gone = true })
+		w.cn.ls.Execute(func() {
+			if !gone {
+				w.Respond(resp, false)
+			}
+		})
+	default:
+		return false
+	}
+	return true
+}
+
+func (fuzzLane) HandOff(c net.Conn) { c.Close() }
+
+// checkLaneOutput checks that what the router wrote on an HTTP lane
+// connection is a sequence of whole HTTP/1.1 responses.
+func checkLaneOutput(b []byte) error {
+	for len(b) > 0 {
+		end := bytes.Index(b, crlfcrlf)
+		if !bytes.HasPrefix(b, []byte("HTTP/1.1 ")) || end < 0 {
+			return errors.New("not an HTTP response")
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b[:end+4])), nil)
+		if err != nil || resp.ContentLength < 0 {
+			return fmt.Errorf("bad response head: %v", err)
+		}
+		n := end + 4 + int(resp.ContentLength)
+		if len(b) < n {
+			return errors.New("truncated response body")
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // checkTLSOutput checks that what the router wrote on a TLS connection is
