@@ -139,16 +139,17 @@ func (w LaneWriter) OnClose(f func()) {
 
 // laneState is an HTTPLane connection's request state.
 type laneState struct {
-	pending bool // a request is being answered
-	parsing bool // Serve is running
-	resume  bool // a parse task is queued
-	hand    bool // hand over once the output is written (retried by scan)
-	blocked bool // the peer does not read its answers: no request is read until it does (scan)
-	head    int  // the parsed head's length while its body arrives; 0 otherwise
-	req     *http.Request
-	gen     uint32 // the request being answered
-	headAt  int64  // coarse unix ns of the current request's first byte; 0 when none
-	onClose func()
+	pending  bool // a request is being answered
+	parsing  bool // Serve is running
+	resume   bool // a parse task is queued
+	hand     bool // hand over once the output is written (retried by scan)
+	handTask bool // a hand-over task is queued
+	blocked  bool // the peer does not read its answers: no request is read until it does (scan)
+	head     int  // the parsed head's length while its body arrives; 0 otherwise
+	req      *http.Request
+	gen      uint32 // the request being answered
+	headAt   int64  // coarse unix ns of the current request's first byte; 0 when none
+	onClose  func()
 }
 
 // Reasons a lane connection goes to net/http or closes.
@@ -252,8 +253,18 @@ func (cn *conn) laneHandOff() {
 	}
 	if len(cn.out) > 0 || cn.c.OutboundBuffered() > 0 {
 		// An answer is still on its way out: net/http must not overtake
-		// it. The loop's flush writes it; scan hands over after.
+		// it. The loop's flush writes it; a task after that flush hands
+		// over, or scan does once a peer slow to read has taken it.
 		l.hand = true
+		if len(cn.out) > 0 && !l.handTask {
+			l.handTask = true
+			cn.ls.Execute(func() {
+				l.handTask = false
+				if l.hand {
+					cn.laneHandOff()
+				}
+			})
+		}
 		return
 	}
 	l.hand = false
