@@ -391,7 +391,7 @@ func TestTLSTrafficAllocs(t *testing.T) {
 	e, el := connFixture()
 	h := &handler{e: e}
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
-	h.OnOpen(c)
+	h.OnOpen(fakeAccept(e, c))
 	defer c.gnetClose(io.EOF)
 	w := newFakeWire()
 	tc := tls.Client(w, fzCert.clientFor(0))
@@ -456,7 +456,7 @@ func TestTLSHandshakeDiesMidway(t *testing.T) {
 	before := e.Stats()
 	workers := tlsWorkers()
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
-	h.OnOpen(c)
+	h.OnOpen(fakeAccept(e, c))
 	// A failure below must not leave this connection in the shared
 	// fixture (the fuzz seeds that run later check its accounting).
 	defer func() { c.gnetClose(nil); el.run() }()
@@ -518,7 +518,7 @@ func TestTLSHandshakeDoneAfterDeath(t *testing.T) {
 	h := &handler{e: e}
 	before := e.Stats()
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
-	h.OnOpen(c)
+	h.OnOpen(fakeAccept(e, c))
 	w := newFakeWire()
 	tc := tls.Client(w, fzCert.clientFor(0))
 	go tc.Handshake()
