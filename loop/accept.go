@@ -32,12 +32,19 @@ import (
 // enrollments in flight are bounded (enrollWindow): when the loops do not
 // take connections, the acceptors wait, and then the kernel's backlog.
 //
-// The cost is per connection, not per message: a dup, a close, a hop
-// through gnet's goroutine pool and the loop's task queue.
+// The cost is per connection, not per message: the Go runtime's poller
+// registration of the accepted socket, a dup and a close, a hop through
+// gnet's goroutine pool and the loop's task queue. BenchmarkConnSetup
+// (connect, RawSocket handshake, close; its clients in the same process on
+// two shared cores) measured 148.5 µs ±10% a connection before and 163.6 µs
+// ±10% after (p=0.052, 10 interleaved runs each).
 
 // gnetPlaceholder is the listener gnet is given (it refuses to run without
-// one): a UDP socket on the loopback interface, which no connection can
-// reach.
+// one): a UDP socket on the loopback interface. No connection can reach
+// it, and a datagram a local process sends it takes no descriptor (gnet
+// reads it on a loop and OnTraffic drops it). With a UDP listener gnet runs
+// every loop on its own (SO_REUSEPORT mode: one UDP socket per loop, no
+// main reactor).
 const gnetPlaceholder = "udp4://127.0.0.1:0"
 
 // listenBacklog is the listen backlog of every listener: enough for bursts
@@ -150,6 +157,8 @@ func (e *Engine) stopAccepting(ctx context.Context) error {
 	select {
 	case <-done:
 		return nil
+	case <-e.stopped:
+		return nil // the loops stopped unexpectedly: what is in flight never lands
 	case <-ctx.Done():
 		return ctx.Err()
 	}
