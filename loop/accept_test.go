@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -155,6 +157,42 @@ func TestShutdownClosesListeners(t *testing.T) {
 	}
 	if held, _, _ := s.e.FDs(); held != 0 {
 		t.Fatalf("%d descriptors counted after Shutdown", held)
+	}
+}
+
+// Datagrams a local process sends to gnet's placeholder listener are
+// dropped and harm no one.
+func TestPlaceholderDatagrams(t *testing.T) {
+	s := startServer(t, nil)
+	h := newHealthy(s)
+	fd, err := s.e.eng.DupListener("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 1000 {
+		c.Write([]byte{0x7f, byte(i), 0, 0, 'G', 'E', 'T', ' '})
+	}
+	// The dup shares the socket: its receive queue empties as gnet reads.
+	eventually(t, ioTimeout, "the loop read the datagrams", func() bool {
+		n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+		return err == nil && n == 0
+	})
+	h.check()
+	if held, _, _ := s.e.FDs(); held != 2 {
+		t.Fatalf("%d descriptors counted for 2 sessions", held)
+	}
+	if n := s.e.loopConns(t); n[0]+n[1] != 2 {
+		t.Fatalf("connections on the loops: %v, want 2", n)
 	}
 }
 
