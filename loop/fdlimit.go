@@ -36,7 +36,11 @@ import (
 // they take every free descriptor, the engine's accepts fail and pause as
 // above and nothing else of the engine is affected; what they do themselves
 // is theirs to handle (net/http and nats-server pause their accept loops on
-// EMFILE; a file that cannot be opened is an error for whoever opens it).
+// EMFILE and ENFILE, which Go calls temporary, but on ENOBUFS or ENOMEM
+// net/http's Serve returns and nats-server retries without a pause; a file
+// that cannot be opened is an error for whoever opens it). Under a limit so
+// small that the budget's floor (16 connections) passes it, there is no
+// reserve; the engine still does not stop.
 const fdReserve = 64
 
 // enrollWindow bounds the enrollments in flight (accepted connections on
