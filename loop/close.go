@@ -300,6 +300,10 @@ type Stats struct {
 	// closed unanswered because of it.
 	FDs, FDBudget int64
 	FDRefused     uint64
+	// AcceptErrors counts accepts that failed (EMFILE: the process's
+	// other descriptors took every free one; ENFILE, ENOBUFS, ENOMEM),
+	// after each of which the listener paused (accept.go).
+	AcceptErrors uint64
 	// Inbound is the bytes of partial inbound messages held,
 	// InboundBudget its bound (max_inbound_total), InboundRefused the
 	// connections closed for it.
@@ -334,6 +338,7 @@ func (e *Engine) Stats() Stats {
 	st.TLSConns = e.tlsConns.Load()
 	st.TLSHandshakes, st.TLSHandshakesQueued = e.tlsPool.counts()
 	st.FDs, st.FDBudget, st.FDRefused = e.FDs()
+	st.AcceptErrors = e.acc.errs.Load()
 	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
 	st.Outbound, st.OutboundBudget = e.Outbound()
 	st.PongsCoalesced = e.pongsCoalesced.Load()

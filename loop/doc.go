@@ -9,8 +9,13 @@
 // included, pong.go). Decoded messages go to a route.Shard per loop; a
 // connection implements route.Peer.
 //
+// Accepting: the engine binds its listeners and accepts on a goroutine per
+// listener, counting each connection's descriptor, and hands the
+// connection to a loop (gnet's Engine.Register); gnet accepts nothing, since
+// an accept error would stop all its loops (accept.go, fdlimit.go).
+//
 // Concurrency: a connection, its session and its buffers belong to the loop
-// that accepted it and are touched only on that loop's goroutine. Work from
+// it was handed to and are touched only on that loop's goroutine. Work from
 // other loops arrives as tasks through the shard's mailbox.
 //
 // Writing: output is only appended to a connection's pending buffer; it
@@ -19,7 +24,7 @@
 // the write) never re-enters the flush nor frees what a walk holds. The
 // rules, and how a second send backend slots in, are in flush.go.
 //
-// TLS: a TLS listener is a gnet listener; its connections' records are
+// TLS: a TLS listener is a plain TCP listener; its connections' records are
 // decrypted and encrypted on the loop that owns them, by crypto/tls over a
 // non-blocking shim (tls.go), and only the handshake leaves the loop, for
 // a goroutine of a bounded pool (tlshs.go). The parsers read the decrypted

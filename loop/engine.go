@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/route"
@@ -29,13 +28,8 @@ type Engine struct {
 	http   httpOptions
 	lane   LaneConfig // HTTPLane listeners' (lane.go); static after New
 
-	lns    []*listenerState          // static after New
-	byAddr map[string]*listenerState // by gnet's listener address (port as configured) when unique; static after New
-	// ambiguous holds the listener addresses that several listeners share
-	// (host:0 twice): their connections are told apart by the bound port.
-	ambiguous map[string]bool
-	byPort    map[int]*listenerState // bound port of each ambiguous listener; set in OnBoot
-	gnetAddrs []string               // "tcp://host:port" per listener
+	lns []*listenerState // static after New
+	acc acceptState      // the listeners and their acceptors (accept.go)
 
 	rings    []*uring.Ring // one per loop (shard), io_uring send path only; static after Start, closed when the loops stop
 	sendPath string        // SendPathIOUring or SendPathWrite; static after Start
@@ -61,7 +55,6 @@ type Engine struct {
 
 	fds       atomic.Int64 // descriptors held by connections (fdlimit.go)
 	fdCap     int64        // static after New
-	backlog   int          // listen backlog of plaintext listeners; static after New
 	fdRefused atomic.Uint64
 
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
@@ -77,11 +70,10 @@ type Engine struct {
 
 // listenerState is one configured listener.
 type listenerState struct {
-	cfg      Listener
-	gnetAddr string      // the address given to gnet: cfg.Addr, made unique among listeners
-	addr     net.Addr    // bound address, after Start
-	tls      *tls.Config // TLS listeners: the configuration served (serverConfig); static
-	conns    atomic.Int64
+	cfg   Listener
+	addr  net.Addr    // bound address, after Start
+	tls   *tls.Config // TLS listeners: the configuration served (serverConfig); static
+	conns atomic.Int64
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event
@@ -91,50 +83,29 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:      opts,
-		router:    r,
-		log:       opts.Logger,
-		byAddr:    map[string]*listenerState{},
-		ambiguous: map[string]bool{},
-		byPort:    map[int]*listenerState{},
-		booted:    make(chan error, 1),
-		stopped:   make(chan struct{}),
-		shutDone:  make(chan struct{}),
-		loops:     map[gnet.EventLoop]*loopState{},
+		opts:     opts,
+		router:   r,
+		log:      opts.Logger,
+		booted:   make(chan error, 1),
+		stopped:  make(chan struct{}),
+		shutDone: make(chan struct{}),
+		loops:    map[gnet.EventLoop]*loopState{},
 	}
 	e.lane = opts.Lane
 	e.lane.setDefaults()
+	e.acc.stop = make(chan struct{})
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
 	e.tlsPool.max = opts.MaxTLSHandshakes
 	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
-	gnetAddrs := map[string]bool{}
 	for _, l := range opts.Listeners {
-		ln := &listenerState{cfg: l, gnetAddr: l.Addr}
+		ln := &listenerState{cfg: l}
 		e.lns = append(e.lns, ln)
 		if l.TLS != nil {
 			ln.tls = serverConfig(l.TLS, l.Transport)
 		}
-		ta, err := net.ResolveTCPAddr("tcp", l.Addr)
-		if err != nil {
+		if _, err := net.ResolveTCPAddr("tcp", l.Addr); err != nil {
 			return nil, fmt.Errorf("loop: listener %s: %w", l.Addr, err)
 		}
-		// gnet finds a listener by its address string (DupListener) and
-		// gives every connection the listener's configured address, port 0
-		// included. Two listeners on host:0 would be one to both: spell
-		// the port differently for gnet ("0", "00", ...), and tell their
-		// connections apart by the port actually bound (OnOpen).
-		for gnetAddrs[ln.gnetAddr] {
-			host, port, _ := net.SplitHostPort(ln.gnetAddr)
-			ln.gnetAddr = net.JoinHostPort(host, "0"+port)
-		}
-		gnetAddrs[ln.gnetAddr] = true
-		key := ta.String()
-		if e.byAddr[key] != nil || e.ambiguous[key] {
-			e.ambiguous[key] = true
-			delete(e.byAddr, key)
-			continue
-		}
-		e.byAddr[key] = ln
 	}
 	soft, hard, err := fileLimit()
 	if err != nil {
@@ -144,7 +115,8 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	for _, l := range opts.Listeners {
 		explicit += l.MaxConns
 	}
-	e.fdCap, e.backlog = fdBudget(soft, len(opts.Listeners)), backlogFor(soft)
+	e.fdCap = fdBudget(soft, len(opts.Listeners))
+	e.acc.window = make(chan struct{}, enrollWindow(soft))
 	// Listeners without a cap of their own get the budget less a band in
 	// which connections are still refused politely (503, RawSocket error)
 	// before the budget closes them unanswered. Several such listeners
@@ -155,7 +127,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 			ln.cfg.MaxConns = int(auto)
 		}
 	}
-	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", e.backlog, "connection_capacity", e.fdCap)
+	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", listenBacklog, "connection_capacity", e.fdCap)
 	if int64(explicit) > e.fdCap {
 		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
@@ -166,25 +138,28 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Start binds the listeners and starts the event loops. It returns once
-// they run, or with the error that stopped them.
+// Start binds the listeners and starts the event loops, then accepting.
+// It returns once they run, or with the error that stopped them.
 func (e *Engine) Start() error {
-	for _, ln := range e.lns {
-		e.gnetAddrs = append(e.gnetAddrs, "tcp://"+ln.gnetAddr)
+	if err := e.listen(); err != nil {
+		return err
 	}
 	if err := e.startRings(); err != nil {
+		e.closeListeners()
 		return err
 	}
 	h := &handler{e: e}
 	go func() {
 		defer close(e.stopped)
-		defer e.closeRings() // after the loops: no flush runs any more
-		err := gnet.Rotate(h, e.gnetAddrs,
+		defer e.closeRings()     // after the loops: no flush runs any more
+		defer e.closeListeners() // stopped unexpectedly: accept no more
+		// gnet accepts nothing: the engine does (accept.go). gnet wants
+		// a listener all the same; a UDP socket creates no descriptor per
+		// datagram, and OnTraffic ignores what a local process sends it.
+		err := gnet.Rotate(h, []string{gnetPlaceholder},
 			gnet.WithNumEventLoop(e.router.Shards()),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
 			gnet.WithTicker(true),
-			gnet.WithReuseAddr(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReadBufferCap(64<<10),
 			gnet.WithWriteBufferCap(16<<10),
 			gnet.WithLogger(gnetLogger{e.log}),
@@ -202,68 +177,14 @@ func (e *Engine) Start() error {
 		}
 	}()
 	if err := <-e.booted; err != nil {
+		e.closeListeners()
 		return fmt.Errorf("loop: start: %w", err)
 	}
-	return e.startShards()
-}
-
-// resolveAddrs learns the bound address of each listener (port 0 picks a
-// free port).
-func (e *Engine) resolveAddrs() error {
-	for _, ln := range e.lns {
-		fd, err := e.eng.DupListener("tcp", ln.gnetAddr)
-		if err != nil {
-			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
-		}
-		// The descriptor is a dup of the listener: listen() on it sets the
-		// listener's backlog, which bounds the connections gnet accepts
-		// before they reach OnOpen and are counted (fdlimit.go).
-		lerr := unix.Listen(fd, e.backlog)
-		sa, err := unix.Getsockname(fd)
-		unix.Close(fd)
-		if lerr != nil {
-			return fmt.Errorf("loop: listener %s: listen backlog: %w", ln.cfg.Addr, lerr)
-		}
-		if err != nil {
-			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
-		}
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			ln.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-		case *unix.SockaddrInet6:
-			ln.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-		}
-		if ln.addr == nil {
-			return fmt.Errorf("loop: listener %s: unexpected socket address", ln.cfg.Addr)
-		}
-		if ta, err := net.ResolveTCPAddr("tcp", ln.cfg.Addr); err == nil && e.ambiguous[ta.String()] {
-			e.byPort[ln.addr.(*net.TCPAddr).Port] = ln
-		}
+	if err := e.startShards(); err != nil {
+		e.closeListeners()
+		return err
 	}
-	return nil
-}
-
-// listenerOf returns the listener that accepted a connection.
-func (e *Engine) listenerOf(c gnet.Conn) *listenerState {
-	la := c.LocalAddr()
-	if la == nil {
-		return nil
-	}
-	key := la.String()
-	if ln := e.byAddr[key]; ln != nil || !e.ambiguous[key] {
-		return ln
-	}
-	// Several listeners on host:0: ask the socket which port it is on.
-	sa, err := unix.Getsockname(c.Fd())
-	if err != nil {
-		return nil
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return e.byPort[a.Port]
-	case *unix.SockaddrInet6:
-		return e.byPort[a.Port]
-	}
+	e.startAccepting()
 	return nil
 }
 
@@ -309,7 +230,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	defer close(e.shutDone)
 	e.draining.Store(true)
-	err := e.router.Shutdown(ctx)
+	err := e.stopAccepting(ctx)
+	if rerr := e.router.Shutdown(ctx); rerr != nil && err == nil {
+		err = rerr
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := e.eng.Stop(stopCtx); serr != nil && err == nil {
@@ -381,17 +305,12 @@ type handler struct {
 	e *Engine
 }
 
-// OnBoot runs once the listeners are bound and before any connection is
-// accepted: the right moment to learn the bound ports. It is too early to
-// report the engine started: gnet creates its event loops after OnBoot
-// returns, and tasks must not be sent to them before they exist. The first
-// OnTick reports it: gnet starts the ticker once the loops run.
+// OnBoot runs before gnet creates its event loops: too early to report the
+// engine started, since tasks must not be sent to the loops before they
+// exist. The first OnTick reports it: gnet starts the ticker once the loops
+// run.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.e.eng = eng
-	if err := h.e.resolveAddrs(); err != nil {
-		h.e.booted <- err
-		return gnet.Shutdown
-	}
 	return gnet.None
 }
 
@@ -402,14 +321,15 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		e.warm.Add(1)
 		return nil, gnet.None
 	}
-	// The descriptor budget first: past it, spend nothing on the
-	// connection.
-	if !e.takeFDs(1) {
-		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
-		return nil, gnet.Close
+	// An acceptor counted the descriptor (accept.go); the count is the
+	// connection's from here, released when it closes (close.go).
+	acc, ok := c.Context().(*accepted)
+	if !ok {
+		return nil, gnet.Close // nothing else enrolls connections
 	}
-	ln := e.listenerOf(c)
-	if ln == nil || e.draining.Load() {
+	acc.opened.Store(true)
+	ln := acc.ln
+	if e.draining.Load() {
 		e.fds.Add(-1)
 		return nil, gnet.Close
 	}

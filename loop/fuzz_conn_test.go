@@ -217,6 +217,22 @@ func (c *fakeConn) write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// fakeAccept does to c what an acceptor does to a connection before OnOpen
+// (accept.go): counts its descriptor and tells it its listener, the one
+// whose address is c's local address.
+func fakeAccept(e *Engine, c *fakeConn) *fakeConn {
+	for _, ln := range e.lns {
+		if ln.cfg.Addr == c.local.String() {
+			if !e.takeFDs(1) {
+				panic("fakeAccept: descriptor budget spent")
+			}
+			c.ctx = &accepted{ln: ln}
+			return c
+		}
+	}
+	panic("fakeAccept: no listener on " + c.local.String())
+}
+
 // gnetClose is gnet's close: OnClose once, then the connection is gone.
 func (c *fakeConn) gnetClose(err error) {
 	if c.closed {
@@ -243,7 +259,7 @@ func runConnScript(t *testing.T, script []byte) {
 	ports := []int{9, 10, 11, 12, 13}
 	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20),
 		local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[int(script[0])%len(ports)]}}
-	if _, act := h.OnOpen(c); act != gnet.None {
+	if _, act := h.OnOpen(fakeAccept(e, c)); act != gnet.None {
 		t.Fatalf("OnOpen: %v", act)
 	}
 	ls := e.loopOf(el)
@@ -484,7 +500,7 @@ func TestTrafficAllocs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}}
-			h.OnOpen(c)
+			h.OnOpen(fakeAccept(e, c))
 			defer c.gnetClose(io.EOF)
 			c.in.write(tc.handshake)
 			h.OnTraffic(c)
