@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -267,5 +268,51 @@ func TestSessionsKilled(t *testing.T) {
 	}
 	if a, b := e.gw.pool.sessions(), httpSessions(); a != b {
 		t.Fatalf("gateway counts %d sessions, the router %d", a, b)
+	}
+}
+
+// flakyListener fails its first accepts with errs, then accepts for real.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfBuffers: an accept that fails with ENOBUFS or ENOMEM
+// (which net/http's Serve does not retry) pauses the listener instead of
+// stopping the gateway; the connection behind it is served.
+func TestAcceptOutOfBuffers(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(&flakyListener{Listener: inner, errs: []error{syscall.ENOBUFS, syscall.ENOMEM, syscall.ENOBUFS}}, 4)
+	defer ln.Close()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") })}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	defer srv.Close()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get("http://" + inner.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("not served after the failed accepts: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "served" {
+		t.Fatalf("answer %q", b)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned: %v", err)
+	default:
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -458,6 +459,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	c, err := l.Listener.Accept()
+	for pause := 5 * time.Millisecond; err != nil && (errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)); pause = min(2*pause, time.Second) {
+		// net/http's Serve retries EMFILE and ENFILE but returns on these
+		// two, which would stop the gateway for good while the process
+		// runs on: pause and accept again, as it does for the others.
+		select {
+		case <-time.After(pause):
+		case <-l.done:
+			<-l.sem
+			return nil, net.ErrClosed
+		}
+		c, err = l.Listener.Accept()
+	}
 	if err != nil {
 		<-l.sem
 		return nil, err

@@ -61,7 +61,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	if s.eng != nil {
 		es := s.eng.Stats()
 		st.Connections = gateway.Gauge{V: float64(es.Conns), OK: true}
-		st.ConnectionsRefused = map[string]uint64{"fd_budget": es.FDRefused}
+		st.ConnectionsRefused = map[string]uint64{"fd_budget": es.FDRefused, "accept_failed": es.AcceptErrors}
 		st.ConnectionsClosed = make(map[string]uint64, loop.NumCloseReasons)
 		for i := loop.CloseReason(1); i < loop.NumCloseReasons; i++ {
 			st.ConnectionsClosed[i.String()] = es.Closes[i]
