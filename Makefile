@@ -1,7 +1,7 @@
 # edgewamp — see README.md. Two commands set everything up on a fresh machine:
 #   make run    build and start the router on the embedded default config
 #   make test   vet, depcheck, staticcheck, gofmt and the whole test suite with -race
-#               (loop's tests once more with io_uring off)
+#               (loop's tests once more with io_uring off, gateway's without the event loop's HTTP lane)
 SHELL := /bin/bash
 GO ?= go
 BIN := bin/edgewamp
