@@ -58,6 +58,24 @@ func echoCallee(e *env, n *atomic.Int64) {
 	})
 }
 
+// dialGateway opens a raw connection to the gateway's port, closed with
+// the test, every read and write due within limit.
+func (e *env) dialGateway(t *testing.T, limit time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(limit))
+	return c
+}
+
+// callPost is a raw request for procedure with a body of "{}".
+func callPost(procedure string) string {
+	return "POST /wamp/realm1/call/" + procedure + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+}
+
 func callRequest(id int, extra string) string {
 	body := fmt.Sprintf(`{"args":[%d]}`, id)
 	return fmt.Sprintf("POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
@@ -90,12 +108,7 @@ func TestLaneKeepAlive(t *testing.T) {
 	var n atomic.Int64
 	echoCallee(e, &n)
 	before := e.handOffs()
-	c, err := net.Dial("tcp", e.gw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := e.dialGateway(t, 20*time.Second)
 	br := bufio.NewReader(c)
 	for i := range 200 {
 		io.WriteString(c, callRequest(i, ""))
@@ -127,12 +140,7 @@ func TestLanePipelined(t *testing.T) {
 	var n atomic.Int64
 	echoCallee(e, &n)
 	before := e.handOffs()
-	c, err := net.Dial("tcp", e.gw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := e.dialGateway(t, 20*time.Second)
 	var all strings.Builder
 	for i := range 5 {
 		all.WriteString(callRequest(i, ""))
@@ -191,12 +199,7 @@ func TestLaneHandsOver(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.handOffs()
-			c, err := net.Dial("tcp", e.gw.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(20 * time.Second))
+			c := e.dialGateway(t, 20*time.Second)
 			io.WriteString(c, tc.req)
 			br := bufio.NewReader(c)
 			resp, err := http.ReadResponse(br, nil)
@@ -250,7 +253,7 @@ func TestLaneClientGone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(c, "POST /wamp/realm1/call/com.hang HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		io.WriteString(c, callPost("com.hang"))
 		select {
 		case <-started:
 		case <-time.After(10 * time.Second):
@@ -287,12 +290,7 @@ func TestLaneConcurrent(t *testing.T) {
 			// loops' least-connections balancing spreads them over both.
 			conns := make([]net.Conn, clients)
 			for i := range conns {
-				c, err := net.Dial("tcp", e.gw.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
+				c := e.dialGateway(t, 30*time.Second)
 				conns[i] = c
 			}
 			var wg sync.WaitGroup
@@ -348,13 +346,8 @@ func TestLaneShutdown(t *testing.T) {
 		<-release
 		return &client.Result{Args: []any{"done"}}, nil
 	})
-	c, err := net.Dial("tcp", e.gw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(c, "POST /wamp/realm1/call/com.slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	c := e.dialGateway(t, 20*time.Second)
+	io.WriteString(c, callPost("com.slow"))
 	<-started
 	shut := make(chan error, 1)
 	go func() {
@@ -380,7 +373,7 @@ func TestLaneShutdown(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	// The next request on that connection is not served.
-	fmt.Fprintf(c, "POST /wamp/realm1/call/com.slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	io.WriteString(c, callPost("com.slow"))
 	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
 		t.Fatalf("served after Shutdown: %d", resp.StatusCode)
 	}
@@ -399,12 +392,7 @@ func TestLaneSlowReader(t *testing.T) {
 		n.Add(1)
 		return &client.Result{Args: []any{inv.Args[0], big}}, nil
 	})
-	c, err := net.Dial("tcp", e.gw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c := e.dialGateway(t, 30*time.Second)
 	const calls = 48 // 24 MiB of answers: more than the sockets hold
 	var all strings.Builder
 	for i := range calls {
@@ -447,13 +435,8 @@ func TestLaneReadAhead(t *testing.T) {
 	var n atomic.Int64
 	echoCallee(e, &n)
 	before := e.eng.Stats().Closes[loop.CloseTooBig]
-	c, err := net.Dial("tcp", e.gw.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	fmt.Fprintf(c, "POST /wamp/realm1/call/com.hang HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	c := e.dialGateway(t, 30*time.Second)
+	io.WriteString(c, callPost("com.hang"))
 	req := callRequest(1, "")
 	chunk := strings.Repeat(req, (64<<10)/len(req))
 	var werr error
