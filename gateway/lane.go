@@ -56,7 +56,7 @@ type laneCall struct {
 	out   []byte
 
 	closedFn func()                 // static: lc.closed
-	doneFn   func(*call, callReply) // static: lc.done
+	doneFn   func(*call, callReply) // static: lc.finish
 }
 
 var laneCalls sync.Pool // of *laneCall
@@ -65,7 +65,7 @@ func init() {
 	laneCalls.New = func() any {
 		lc := &laneCall{rw: laneRW{h: http.Header{}}}
 		lc.closedFn = lc.closed
-		lc.doneFn = lc.done
+		lc.doneFn = lc.finish
 		return lc
 	}
 }
@@ -89,10 +89,15 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	lc.g, lc.w, lc.start, lc.close, lc.shard = g, w, time.Now(), r.Close, k
 	defer func() {
 		// The lane runs on an event loop: a panic here must not take the
-		// router down.
+		// router down. lc may be answered and recycled already (another
+		// loop may hold it now), so the answer is made without it, and
+		// the connection closes after it (its state is unknown; Respond
+		// does nothing if the request was answered).
 		if p := recover(); p != nil {
 			g.log.Error("gateway: lane panic", "panic", p, "stack", string(debug.Stack()))
-			lc.problem(newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
+			rw := laneRW{h: http.Header{}}
+			writeProblem(&rw, newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
+			w.Respond(rw.appendResponse(nil, true), true)
 			served = true
 		}
 	}()
@@ -166,10 +171,8 @@ func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 	}()
 }
 
-// done takes the call's answer, on the lane's shard (the session's).
-func (lc *laneCall) done(c *call, r callReply) { lc.finish(c, r) }
-
-// finish answers the request on the lane's shard and recycles what it can.
+// finish takes the call's answer, on the lane's shard (the session's),
+// answers the request and recycles what it can.
 func (lc *laneCall) finish(c *call, r callReply) {
 	if lc.gone {
 		return // closed already released and canceled; c is dropped
@@ -212,9 +215,7 @@ func (lc *laneCall) problem(p *problem) {
 		lc.g.pool.release(lc.ip)
 		lc.ip = nil
 	}
-	if lc.c == nil {
-		lc.recycle()
-	}
+	lc.recycle() // a problem is answered before any call starts
 }
 
 // laneReq stands for the request in answerCall, which asks only whether the
