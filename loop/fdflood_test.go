@@ -11,7 +11,6 @@ package loop
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -106,25 +105,8 @@ type fdChild struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Reader
-	stderr *lockedBuffer
+	stderr *syncBuffer
 	addr   string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startFDChild(t *testing.T, nofile int) *fdChild {
@@ -136,7 +118,7 @@ func startFDChild(t *testing.T, nofile int) *fdChild {
 	cmd := exec.Command("sh", "-c", `ulimit -n `+strconv.Itoa(nofile)+` && exec "$0" "$@"`,
 		exe, "-test.run=^TestFDFloodChild$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), fdFloodChildEnv+"=1")
-	c := &fdChild{t: t, cmd: cmd, stderr: &lockedBuffer{}}
+	c := &fdChild{t: t, cmd: cmd, stderr: &syncBuffer{}}
 	cmd.Stderr = c.stderr
 	if c.in, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
