@@ -99,6 +99,24 @@ func (m *matrix) runsPair(cfg string, p tlsPair) string {
 	return strings.Join(parts, " / ")
 }
 
+// ratioText is the TLS ÷ plaintext ratio of key, or "–".
+func (m *matrix) ratioText(cfg string, p tlsPair, key string) string {
+	if v, ok := m.tlsRatio(cfg, p, key); ok {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return "–"
+}
+
+// sumPair is key summed over every run of both sides of p.
+func (m *matrix) sumPair(cfg string, p tlsPair, key string) float64 {
+	total := 0.0
+	for _, t := range []string{p.plain, p.tls} {
+		v, _ := m.cell(cfg, t).sum(key)
+		total += v
+	}
+	return total
+}
+
 func (m *matrix) tlsTables(w io.Writer) {
 	idle, rpc := m.tlsCfgs("idle"), m.tlsCfgs("rpc")
 	if len(idle)+len(rpc) == 0 {
@@ -114,17 +132,9 @@ func (m *matrix) tlsTables(w io.Writer) {
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, c := range idle {
 			for _, p := range m.pairsOf(c) {
-				ratio := "–"
-				if v, ok := m.tlsRatio(c, p, "kib_per_session"); ok {
-					ratio = strconv.FormatFloat(v, 'f', 2, 64)
-				}
-				failed := 0.0
-				for _, t := range []string{p.plain, p.tls} {
-					f, _ := m.cell(c, t).sum("failed")
-					failed += f
-				}
 				fmt.Fprintf(w, "| %s, %s sessions | %s | %s | %s | %s | %s | %d | %s |\n", m.tlsLabel(c, p), thousands(atoi(m.first(c, "sessions"))), p.path,
-					m.pair(c, p, "kib_per_session"), ratio, m.pair(c, p, "fds_per_session"), m.pair(c, p, "joins_per_s"), int(failed), m.runsPair(c, p))
+					m.pair(c, p, "kib_per_session"), m.ratioText(c, p, "kib_per_session"), m.pair(c, p, "fds_per_session"), m.pair(c, p, "joins_per_s"),
+					int(m.sumPair(c, p, "failed")), m.runsPair(c, p))
 			}
 		}
 		fmt.Fprintln(w)
@@ -134,18 +144,10 @@ func (m *matrix) tlsTables(w io.Writer) {
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, c := range rpc {
 			for _, p := range m.pairsOf(c) {
-				ratio := "–"
-				if v, ok := m.tlsRatio(c, p, "calls_per_s"); ok {
-					ratio = strconv.FormatFloat(v, 'f', 2, 64)
-				}
-				errs := 0.0
-				for _, t := range []string{p.plain, p.tls} {
-					e, _ := m.cell(c, t).sum("errors")
-					errs += e
-				}
 				fmt.Fprintf(w, "| %s+%s, %s callers, %s B | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", m.tlsLabel(c, p), m.first(c, "ser"),
-					m.first(c, "callers"), m.first(c, "payload"), p.path, m.pair(c, p, "calls_per_s"), ratio, m.pair(c, p, "p50_us"), m.pair(c, p, "p99_us"),
-					int(errs), m.pair(c, p, "router_cpu_pct"), m.pair(c, p, "tool_cpu_pct"), m.pair(c, p, "other_cpu_pct"), m.runsPair(c, p))
+					m.first(c, "callers"), m.first(c, "payload"), p.path, m.pair(c, p, "calls_per_s"), m.ratioText(c, p, "calls_per_s"), m.pair(c, p, "p50_us"),
+					m.pair(c, p, "p99_us"), int(m.sumPair(c, p, "errors")), m.pair(c, p, "router_cpu_pct"), m.pair(c, p, "tool_cpu_pct"), m.pair(c, p, "other_cpu_pct"),
+					m.runsPair(c, p))
 			}
 		}
 		fmt.Fprintln(w)
