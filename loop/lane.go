@@ -157,6 +157,7 @@ var (
 	errLaneHandOff   = errors.New("loop: http lane: connection handed to net/http")
 	errLaneSlow      = errors.New("loop: http lane: request did not arrive in time")
 	errLaneReadAhead = errors.New("loop: http lane: too many bytes sent ahead of the answers")
+	errLaneUnread    = errors.New("loop: http lane: answers left unread for the idle timeout")
 )
 
 // laneRequest handles one request of an HTTPLane connection.
@@ -333,7 +334,7 @@ func (cn *conn) laneDeadlines(now int64) {
 				}
 			})
 		} else if now-cn.lastRead > int64(lc.IdleTimeout) {
-			cn.die(CloseSlowConsumer, errBacklogHard)
+			cn.die(CloseSlowConsumer, errLaneUnread)
 		}
 	case l.pending:
 	case l.headAt != 0:
@@ -371,13 +372,11 @@ func (cn *conn) laneHeadIn() bool {
 // laneClosed runs when an HTTPLane connection closes.
 func (cn *conn) laneClosed() {
 	l := cn.lane
-	if l.pending && l.onClose != nil {
-		f := l.onClose
-		l.onClose = nil
-		l.pending = false
+	f := l.onClose
+	l.pending, l.onClose = false, nil
+	if f != nil {
 		f()
 	}
-	l.pending = false
 }
 
 // laneReader is the per-loop state for parsing request heads.
