@@ -10,6 +10,9 @@
 #   ./bench/ab-sendpath.sh                 PAIRS=5, the four scenarios below
 #   PAIRS=10 SCENARIOS="rate100k sat" ./bench/ab-sendpath.sh
 #   FWD=1 ./bench/ab-sendpath.sh           the forwarder (wampfwd -io-uring on|off) instead
+#   DRIVER=gnet ./bench/ab-sendpath.sh     the load tool on gnet's client loops (one read(2)
+#                                          and write(2) per session) instead of its own
+#                                          io_uring loops (the default, -driver uring)
 #
 # Scenarios (ws+msgpack, 64 B): rate100k (pubsub 1 -> 1,000 at 100,000
 # events/s), sat (pubsub 1 -> 1,000, saturation), rpc128, rpc16, rpc1
@@ -25,6 +28,7 @@ TOOL_CPU=${TOOL_CPU:-1}
 PORT=${PORT:-18180}
 NOISY=${NOISY:-25}
 FWD=${FWD:-0}
+DRIVER=${DRIVER:-uring}
 SCENARIOS=${SCENARIOS:-"rate100k sat rpc128 rpc16 rpc1"}
 OUT=bench/out/ab-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$OUT" bench/out/bin
@@ -55,7 +59,7 @@ one() { # scenario mode(on|off) pair
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
   # shellcheck disable=SC2046
   line=$(taskset -c "$TOOL_CPU" bench/out/bin/wampbench -q -label "$mode" -router-pid "$pid" -warmup "$WARMUP" -duration "$DUR" \
-    -url "ws://127.0.0.1:$PORT/ws" -ser msgpack $(args_of "$sc") 2>>"$OUT/tool.log" | grep '^RESULT' | tail -1) || true
+    -driver "$DRIVER" -url "ws://127.0.0.1:$PORT/ws" -ser msgpack $(args_of "$sc") 2>>"$OUT/tool.log" | grep '^RESULT' | tail -1) || true
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   echo "case=$sc pair=$pair path=$mode $line" | tee -a "$OUT/runs.txt" |
@@ -66,7 +70,7 @@ one() { # scenario mode(on|off) pair
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), kernel $(uname -r)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "target: $([[ $FWD == 1 ]] && echo wampfwd || echo edgewamp), router on CPU $ROUTER_CPU, tool on CPU $TOOL_CPU, $DUR after $WARMUP warm-up"
+  echo "target: $([[ $FWD == 1 ]] && echo wampfwd || echo edgewamp), router on CPU $ROUTER_CPU, tool on CPU $TOOL_CPU (-driver $DRIVER), $DUR after $WARMUP warm-up"
 } | tee "$OUT/machine.txt"
 for ((p = 1; p <= PAIRS; p++)); do
   for sc in $SCENARIOS; do

@@ -31,6 +31,7 @@ const (
 const (
 	opAsyncCancel = 14 // 5.5
 	opSend        = 26 // 5.6
+	opRecv        = 27 // 5.6
 )
 
 // io_uring_register opcodes.

@@ -13,9 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Ring is one io_uring instance that sends batches of buffers to sockets:
-// Send queues a send, Submit hands every queued send to the kernel in one
-// io_uring_enter and returns when each has completed.
+// Ring is one io_uring instance that sends batches of buffers to sockets
+// (and, for the load tool, receives): Send queues a send, Recv a receive,
+// Submit hands every queued operation to the kernel in one io_uring_enter
+// and returns when each has completed.
 //
 // Sends carry MSG_DONTWAIT (IORING_OP_SEND ignores the socket's
 // O_NONBLOCK: without it a send to a full socket parks in the kernel
@@ -242,7 +243,21 @@ func (r *Ring) Send(fd int, b []byte, tag uint64) bool {
 	return r.send(fd, b, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, tag)
 }
 
+// Recv queues a receive into b from the socket fd, with MSG_DONTWAIT, so
+// it too completes within the Submit that submits it: Res is the number of
+// bytes read into b, 0 at end of stream, or -EAGAIN when nothing was
+// waiting. Otherwise as Send: b belongs to the kernel until Submit
+// returns. (The load tool reads its many sessions' input this way: one
+// io_uring_enter per round instead of one read per session.)
+func (r *Ring) Recv(fd int, b []byte, tag uint64) bool {
+	return r.queue(opRecv, fd, b, unix.MSG_DONTWAIT, tag)
+}
+
 func (r *Ring) send(fd int, b []byte, msgFlags uint32, tag uint64) bool {
+	return r.queue(opSend, fd, b, msgFlags, tag)
+}
+
+func (r *Ring) queue(op uint8, fd int, b []byte, msgFlags uint32, tag uint64) bool {
 	if r.broken != nil || len(r.free) == 0 || len(b) == 0 {
 		return false
 	}
@@ -250,7 +265,7 @@ func (r *Ring) send(fd int, b []byte, msgFlags uint32, tag uint64) bool {
 	r.free = r.free[:len(r.free)-1]
 	r.slots[id] = slot{tag: tag, buf: b, busy: true}
 	r.push(sqe{
-		opcode:   opSend,
+		opcode:   op,
 		fd:       int32(fd),
 		addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
 		len:      uint32(min(len(b), 1<<31-1)),

@@ -59,5 +59,8 @@ func (*Ring) Err() error { return errNotLinux }
 // Send queues nothing.
 func (*Ring) Send(int, []byte, uint64) bool { return false }
 
+// Recv queues nothing.
+func (*Ring) Recv(int, []byte, uint64) bool { return false }
+
 // Submit returns nothing.
 func (*Ring) Submit() ([]Completion, error) { return nil, errNotLinux }

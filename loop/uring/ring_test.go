@@ -552,3 +552,54 @@ func TestSendSubmitAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per batch", allocs)
 	}
 }
+
+// Receives complete within the Submit that submits them, sends and
+// receives mixed in one enter: data waiting is read (at most the buffer's
+// length), an empty socket answers -EAGAIN without parking, a peer that
+// closed answers 0 (end of stream).
+func TestRecvCompletesWithinSubmit(t *testing.T) {
+	r := newRing(t, 8)
+	withData, empty, closed := socketpair(t), socketpair(t), socketpair(t)
+	if _, err := unix.Write(withData[0], []byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Shutdown(closed[0], unix.SHUT_WR)
+	out := socketpair(t)
+	small := make([]byte, 4)
+	b2, b3 := make([]byte, 16), make([]byte, 16)
+	for _, ok := range []bool{
+		r.Recv(withData[1], small, 1), r.Recv(empty[1], b2, 2), r.Recv(closed[1], b3, 3),
+		r.Send(out[0], []byte("mixed"), 4),
+	} {
+		if !ok {
+			t.Fatal("queue refused")
+		}
+	}
+	done, err := r.Submit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int32{}
+	for _, c := range done {
+		got[c.Tag] = c.Res
+	}
+	want := map[uint64]int32{1: 4, 2: -int32(unix.EAGAIN), 3: 0, 4: 5}
+	for tag, res := range want {
+		if r, ok := got[tag]; !ok || r != res {
+			t.Fatalf("completions %v, want %v", got, want)
+		}
+	}
+	if string(small) != "0123" {
+		t.Fatalf("received %q", small)
+	}
+	// The rest is still in the socket, in order.
+	if !r.Recv(withData[1], b2, 5) {
+		t.Fatal("Recv refused")
+	}
+	if done, err = r.Submit(); err != nil || len(done) != 1 || done[0].Res != 6 || string(b2[:6]) != "456789" {
+		t.Fatalf("second receive: %+v %v %q", done, err, b2)
+	}
+	if r.Enters() != 2 {
+		t.Fatalf("%d io_uring_enter calls, want 2", r.Enters())
+	}
+}

@@ -39,7 +39,7 @@ func main() {
 	fs.StringVar(&c.Label, "label", "-", "target name written in the RESULT line")
 	fs.IntVar(&c.RouterPID, "router-pid", 0, "router process id: read its RSS, open files and CPU from /proc")
 	fs.IntVar(&c.Loops, "loops", 0, "client event loops (0: one per CPU this process may use)")
-	fs.StringVar(&c.Driver, "driver", "gnet", "rpc: gnet (event loop) or goroutine (one per session)")
+	fs.StringVar(&c.Driver, "driver", "gnet", "rpc, pubsub: gnet (its client event loops), uring (the tool's own loops: epoll, and io_uring for every read and write of a round; no TLS) or, rpc only, goroutine (one per session)")
 	fs.IntVar(&c.Parallel, "parallel", 32, "connects in flight while opening sessions")
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "traffic before measuring")
 	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time (rpc, pubsub, churn; authstorm baseline, at most 2s)")

@@ -30,7 +30,7 @@ type Config struct {
 	Label     string // target name for the RESULT line
 	RouterPID int    // router process: RSS and CPU readings
 	Loops     int    // gnet client loops (0: one per CPU the tool may use)
-	Driver    string // rpc: gnet (default) or goroutine
+	Driver    string // rpc, pubsub: gnet (default), uring; rpc: goroutine
 	Parallel  int    // dials in flight while connecting
 
 	Warmup   time.Duration
@@ -259,11 +259,11 @@ func reason(err error) string {
 type connector struct {
 	cfg *Config
 	ep  *endpoint
-	lc  *loopClient
+	lc  loops
 	d   dialer
 }
 
-func newConnector(cfg *Config, ep *endpoint, lc *loopClient) *connector {
+func newConnector(cfg *Config, ep *endpoint, lc loops) *connector {
 	return &connector{cfg: cfg, ep: ep, lc: lc, d: dialer{srcs: cfg.srcs}}
 }
 

@@ -25,6 +25,38 @@ import (
 
 var base = time.Now()
 
+// loops is an event-loop driver: gnet's client (loopClient) or the tool's
+// own io_uring loops (uringClient, -driver uring).
+type loops interface {
+	// add hands a connected socket to a loop; s starts its handshake at
+	// once. Safe for concurrent use.
+	add(c net.Conn, s *sess) error
+	// stop closes every session's connection and stops the loops.
+	stop()
+}
+
+// newLoops starts the event-loop driver cfg.Driver names.
+func newLoops(cfg *Config) (loops, error) {
+	switch cfg.Driver {
+	case "gnet":
+		return newLoopClient(cfg.Loops)
+	case "uring":
+		return newURingClient(cfg.Loops)
+	}
+	return nil, fmt.Errorf("unknown driver %q for %s (want gnet or uring; rpc also goroutine)", cfg.Driver, cfg.Scenario)
+}
+
+// outbound returns the session's output its socket has not taken yet.
+func (s *sess) outbound() int {
+	switch {
+	case s.gc != nil:
+		return s.gc.OutboundBuffered()
+	case s.uc != nil:
+		return len(s.uc.out)
+	}
+	return 0
+}
+
 // nowNS is the tool's monotonic clock: nanoseconds since start.
 func nowNS() int64 { return int64(time.Since(base)) }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/bench/internal/fwd"
+	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -54,6 +55,18 @@ func TestEndToEnd(t *testing.T) {
 			"delivered": positive, "delivery_ratio": one, "bad_stamps": absent}},
 		{"pubsub rate rs msgpack", Config{Scenario: "pubsub", URL: rs, Ser: proto.MsgPack, Subscribers: 10, Publishers: 2, EventRate: 5000}, map[string]func(float64) bool{
 			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive}},
+		// The tool's own io_uring loops: many sessions read in one enter,
+		// frames larger than a read buffer (200 KiB arguments), partial
+		// sends waiting for EPOLLOUT.
+		{"rpc ws msgpack uring", Config{Scenario: "rpc", URL: ws, Ser: proto.MsgPack, Callers: 32, Callees: 2, Driver: "uring"}, map[string]func(float64) bool{
+			"calls": positive, "errors": zero, "lost": zero, "p99_us": positive}},
+		{"rpc rs json uring large", Config{Scenario: "rpc", URL: rs, Ser: proto.JSON, Callers: 4, Payload: 200 << 10, Driver: "uring"}, map[string]func(float64) bool{
+			"calls": positive, "errors": zero, "lost": zero}},
+		{"pubsub saturation ws cbor uring", Config{Scenario: "pubsub", URL: ws, Ser: proto.CBOR, Subscribers: 50, InFlight: 20000, Driver: "uring"}, map[string]func(float64) bool{
+			"publish_per_s": positive,
+			"delivered":     positive, "delivery_ratio": one, "bad_stamps": absent, "dropped_sessions": zero}},
+		{"pubsub rate ws msgpack uring", Config{Scenario: "pubsub", URL: ws, Ser: proto.MsgPack, Subscribers: 100, EventRate: 20000, Driver: "uring"}, map[string]func(float64) bool{
+			"events_per_s": around(20000), "delivery_ratio": one, "p99_us": positive}},
 		{"idle", Config{Scenario: "idle", URL: ws, Sessions: 200, Procs: 1, Settle: 10 * time.Millisecond, Src: "127.0.0.2-127.0.0.3"}, map[string]func(float64) bool{
 			"joined": equal(200), "failed": zero, "kib_per_session": present, "dropped_sessions": zero}},
 		{"churn", Config{Scenario: "churn", URL: rs, ChurnRate: 300, Workers: 4}, map[string]func(float64) bool{
@@ -66,8 +79,11 @@ func TestEndToEnd(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
+			if cfg.Driver == "uring" {
+				needRing(t)
+			}
 			cfg.Warmup, cfg.Duration, cfg.Timeout, cfg.RouterPID, cfg.Label = short.Warmup, short.Duration, short.Timeout, short.RouterPID, short.Label
-			if c.name != "rpc ws msgpack" && c.name != "pubsub rate rs msgpack" {
+			if c.name != "rpc ws msgpack" && c.name != "pubsub rate rs msgpack" && c.name != "pubsub rate ws msgpack uring" {
 				cfg.Duration = 400 * time.Millisecond // secondary cases: shorter
 			}
 			r, err := Run(cfg)
@@ -113,6 +129,19 @@ func tokenServer(t *testing.T) string {
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	return ts.URL
+}
+
+// needRing skips a test of -driver uring where io_uring is unavailable
+// (an old kernel, a seccomp profile), saying why; with
+// EDGEWAMP_TEST_IO_URING=on it fails instead.
+func needRing(t *testing.T) {
+	t.Helper()
+	if err := uring.Probe(); err != nil {
+		if os.Getenv("EDGEWAMP_TEST_IO_URING") == "on" {
+			t.Fatalf("io_uring unavailable: %v", err)
+		}
+		t.Skipf("io_uring unavailable: %v", err)
+	}
 }
 
 func positive(f float64) bool { return f > 0 }

@@ -116,7 +116,7 @@ func (p *publisher) wake(s *sess, now int64) {
 	if run.rate > 0 {
 		due := int64(float64(now-run.startNS.Load())*run.rate/1e9) - p.sent
 		n = int(min(due, 4096))
-	} else if s.gc.OutboundBuffered() < pubBacklog {
+	} else if s.outbound() < pubBacklog {
 		n = run.batch
 		if run.window > 0 {
 			inflight := run.published.Load() - run.delivered.Load()/run.subs
@@ -134,7 +134,7 @@ func (p *publisher) wake(s *sess, now int64) {
 		}
 	}
 	if run.rate == 0 && n > 0 {
-		s.gc.Wake(nil) // keep going next loop iteration
+		s.wakeUp() // keep going next loop iteration
 	}
 }
 
@@ -172,7 +172,7 @@ func runPubSub(cfg *Config) (*Result, error) {
 	if run.subscribe, err = proto.Append(nil, ep.ser, &proto.Message{Type: proto.CodeSubscribe, Request: wire.FixedMin, URI: []byte(cfg.Topic)}); err != nil {
 		return nil, err
 	}
-	lc, err := newLoopClient(cfg.Loops)
+	lc, err := newLoops(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func runPubSub(cfg *Config) (*Result, error) {
 				return
 			case <-t.C:
 				for _, s := range pubSess {
-					s.gc.Wake(nil)
+					s.wakeUp()
 				}
 			}
 		}

@@ -203,14 +203,14 @@ func (c *callee) ended(s *sess, err error) {
 type sessionSet struct {
 	cfg   *Config
 	ep    *endpoint
-	lc    *loopClient // gnet driver
+	lc    loops // event-loop drivers (gnet, uring); nil: goroutine driver
 	conn  *connector
 	start chan struct{} // goroutine driver: wakes callers
 	wg    sync.WaitGroup
 	all   []*sess
 }
 
-func newSessionSet(cfg *Config, ep *endpoint, lc *loopClient) *sessionSet {
+func newSessionSet(cfg *Config, ep *endpoint, lc loops) *sessionSet {
 	ss := &sessionSet{cfg: cfg, ep: ep, lc: lc, start: make(chan struct{})}
 	if lc != nil {
 		ss.conn = newConnector(cfg, ep, lc)
@@ -264,8 +264,8 @@ func (ss *sessionSet) wakeAll() {
 		return
 	}
 	for _, s := range ss.all {
-		if _, ok := s.r.(waker); ok && s.gc != nil {
-			s.gc.Wake(nil)
+		if _, ok := s.r.(waker); ok {
+			s.wakeUp()
 		}
 	}
 }
@@ -295,15 +295,11 @@ func runRPC(cfg *Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lc *loopClient
-	switch cfg.Driver {
-	case "gnet":
-		if lc, err = newLoopClient(cfg.Loops); err != nil {
+	var lc loops
+	if cfg.Driver != "goroutine" {
+		if lc, err = newLoops(cfg); err != nil {
 			return nil, err
 		}
-	case "goroutine":
-	default:
-		return nil, fmt.Errorf("unknown driver %q (want gnet or goroutine)", cfg.Driver)
 	}
 	ss := newSessionSet(cfg, ep, lc)
 	defer ss.close()
@@ -314,7 +310,7 @@ func runRPC(cfg *Config) (*Result, error) {
 			return nil, err
 		}
 		if epE.ws != ep.ws || lc == nil {
-			return nil, fmt.Errorf("-callee-url must use the transport of -url, with the gnet driver")
+			return nil, fmt.Errorf("-callee-url must use the transport of -url, with an event-loop driver (gnet, uring)")
 		}
 		ssE = newSessionSet(cfg, epE, lc) // closed with ss (one loop client)
 	}

@@ -66,6 +66,7 @@ type sess struct {
 	sid   uint64
 	req   uint64    // next request id (fixed width, see wire.FixedMin)
 	gc    gnet.Conn // gnet driver only
+	uc    *uconn    // uring driver only
 	tls   *tlsLayer // gnet driver, TLS endpoints only
 	conn  net.Conn  // goroutine driver only (to close it from outside)
 	err   error     // why the session ended
@@ -82,6 +83,20 @@ func newSess(ep *endpoint, r role) *sess {
 		s.fr.Mask = &ep.mask
 	}
 	return s
+}
+
+// wakeUp runs the session's waker role on its event loop soon (from any
+// goroutine); false with the goroutine driver, which has no loop.
+func (s *sess) wakeUp() bool {
+	switch {
+	case s.gc != nil:
+		s.gc.Wake(nil)
+	case s.uc != nil:
+		s.uc.wake()
+	default:
+		return false
+	}
+	return true
 }
 
 // start queues the transport handshake.
