@@ -281,6 +281,7 @@ func runPubSub(cfg *Config) (*Result, error) {
 		mode = "rate"
 	}
 	r.Set("mode", mode)
+	r.Set("driver", cfg.Driver)
 	r.Set("publishers", cfg.Publishers)
 	r.Set("subscribers", cfg.Subscribers)
 	r.Set("payload", cfg.Payload)

@@ -404,6 +404,9 @@ func Report(dir string, w io.Writer) error {
 		} else {
 			mode = "saturation (≤ " + thousands(atoi(m.first(c, "inflight_events"))) + " events in flight)"
 		}
+		if m.first(c, "driver") == "uring" {
+			mode += ", the tool reading through io_uring (-driver uring)"
+		}
 		return fmt.Sprintf("%s+%s, 1 → %s, %s B, %s", m.first(c, "transport"), m.first(c, "ser"), thousands(atoi(m.first(c, "subscribers"))), m.first(c, "payload"), mode)
 	}, append([]col{
 		{title: "events delivered/s", key: "events_per_s", ratio: true},
