@@ -84,6 +84,9 @@ func (m *matrix) label(cfg string) string {
 		if m.first(cfg, "mode") == "rate" {
 			mode = "fixed " + thousands(atoi(m.first(cfg, "target_events_per_s"))) + " events/s"
 		}
+		if m.first(cfg, "driver") == "uring" {
+			mode += ", tool on io_uring"
+		}
 		return fmt.Sprintf("pubsub %s+%s, 1 → %s, %s B, %s", m.first(cfg, "transport"), m.first(cfg, "ser"), thousands(atoi(m.first(cfg, "subscribers"))), m.first(cfg, "payload"), mode)
 	}
 	return cfg
