@@ -61,6 +61,10 @@ type laneCall struct {
 
 var laneCalls sync.Pool // of *laneCall
 
+// testHookLaneAdmitted, set by tests only, runs in ServeLane once the
+// request holds its principal's in-flight slot.
+var testHookLaneAdmitted atomic.Pointer[func()]
+
 func init() {
 	laneCalls.New = func() any {
 		lc := &laneCall{rw: laneRW{h: http.Header{}}}
@@ -87,6 +91,10 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	lc := laneCalls.Get().(*laneCall)
 	k := w.Shard()
 	lc.g, lc.w, lc.start, lc.close, lc.shard = g, w, time.Now(), r.Close, k
+	// held is the in-flight slot while this function owns it: until the
+	// slow path's goroutine or the routed call (finish, or closed when
+	// the connection goes first) takes it over.
+	var held *idPool
 	defer func() {
 		// The lane runs on an event loop: a panic here must not take the
 		// router down. lc may be answered and recycled already (another
@@ -99,6 +107,9 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 			writeProblem(&rw, newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
 			w.Respond(rw.appendResponse(nil, true), true)
 			served = true
+			if held != nil {
+				g.pool.release(held)
+			}
 		}
 	}()
 	if r.ContentLength > int64(g.opts.Limits.MaxBody) {
@@ -126,9 +137,13 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		lc.problem(p)
 		return true
 	}
-	lc.ip = ip
+	lc.ip, held = ip, ip
+	if h := testHookLaneAdmitted.Load(); h != nil {
+		(*h)()
+	}
 	s := g.pool.local(ip, k)
 	if s == nil {
+		held = nil
 		g.laneSlow(lc, cr)
 		return true
 	}
@@ -138,6 +153,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	c.s, c.cr, c.onDone = s, cr, lc.doneFn
 	lc.c = c
 	w.OnClose(lc.closedFn)
+	held = nil
 	c.run()
 	return true
 }

@@ -460,3 +460,55 @@ func TestLaneReadAhead(t *testing.T) {
 		t.Fatalf("another client: %d %s", r.StatusCode, body)
 	}
 }
+
+// TestLanePanic: a panic in the lane's code while the request holds its
+// principal's in-flight slot answers 500 on that connection and closes
+// it, and gives the slot back: with one request in flight allowed per
+// principal, the next call is served, and Shutdown does not wait for the
+// request that panicked.
+func TestLanePanic(t *testing.T) {
+	e := laneEnv(t, func(o *Options) { o.Limits.MaxInFlightPerIdentity = 1 })
+	var n atomic.Int64
+	echoCallee(e, &n)
+	var fired atomic.Bool
+	hook := func() {
+		if fired.CompareAndSwap(false, true) {
+			panic("test: a lane panic after admission")
+		}
+	}
+	testHookLaneAdmitted.Store(&hook)
+	t.Cleanup(func() { testHookLaneAdmitted.Store(nil) })
+
+	c := e.dialGateway(t, 10*time.Second)
+	io.WriteString(c, callRequest(1, ""))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "edgewamp.error.internal") {
+		t.Fatalf("%d %s, want 500 edgewamp.error.internal", resp.StatusCode, b)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("the connection stays open after the panic: %v", err)
+	}
+	if !fired.Load() {
+		t.Fatal("the hook did not run: the request was not served on the lane")
+	}
+	c2 := e.dialGateway(t, 10*time.Second)
+	io.WriteString(c2, callRequest(2, ""))
+	readAnswer(t, bufio.NewReader(c2), 2)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d invocations, want 1 (the call that panicked is never routed)", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.gw.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (a request's in-flight slot was never given back: %d held)", err, e.gw.inflight.Load())
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+}
