@@ -155,3 +155,39 @@ func equal(n float64) func(float64) bool {
 func around(n float64) func(float64) bool {
 	return func(f float64) bool { return f > n*0.8 && f < n*1.2 }
 }
+
+// TestURingRouterGone: with -driver uring, a router that goes away in the
+// middle of a run ends every session (its sockets read end of stream or a
+// reset through the ring); the run still finishes on time and counts the
+// sessions it lost.
+func TestURingRouterGone(t *testing.T) {
+	needRing(t)
+	s, err := fwd.Start(fwd.Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	defer func() { <-gone }()
+	go func() {
+		defer close(gone)
+		time.Sleep(600 * time.Millisecond) // measuring by then
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	}()
+	start := time.Now()
+	r, err := Run(Config{Scenario: "pubsub", URL: "ws://" + s.Addr().String() + "/ws", Ser: proto.MsgPack, Subscribers: 50,
+		EventRate: 5000, Driver: "uring", Warmup: 100 * time.Millisecond, Duration: 1500 * time.Millisecond, Timeout: 10 * time.Second, Label: "fwd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := r.String()
+	t.Log(line)
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("the run took %v after its router went away", d)
+	}
+	m, _ := ParseResult(line)
+	if m["dropped_sessions"] != "50" {
+		t.Fatalf("dropped_sessions=%s, want 50 (every subscriber's session ended with the router)", m["dropped_sessions"])
+	}
+}
