@@ -41,12 +41,13 @@ type uloop struct {
 	ring      *uring.Ring
 	events    []unix.EpollEvent
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards adds, woken and stopped
 	adds    []*uconn
 	woken   []*uconn
 	stopped bool
-	err     error // why the loop ended early (a failed epoll or ring)
 
+	// The loop goroutine's own.
+	err   error // why the loop ended early (a failed epoll or ring)
 	conns map[int]*uconn
 	batch []*uconn // by the tag of a queued operation
 	dirty []*uconn // output to write this round
