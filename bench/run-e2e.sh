@@ -366,6 +366,9 @@ else
   done
   config rpc-ws-json-c16-p64 "$AB" -scenario rpc -url @URL@ -ser json -callers 16 -payload 64
   config rpc-rs-msgpack-c16-p64 "$AB" -scenario rpc -url @RSURL@ -ser msgpack -callers 16 -payload 64
+  # 128 callers once more with the tool's io_uring driver: with gnet's client the tool can
+  # saturate its CPU before a router on io_uring does (issue 15; bench/README.md).
+  config rpc-ws-msgpack-c128-p64-uring "$AB" -scenario rpc -url @URL@ -ser msgpack -callers 128 -payload 64 -driver uring
 fi
 fi
 

@@ -385,7 +385,11 @@ func Report(dir string, w io.Writer) error {
 	fmt.Fprintln(w, "### RPC (closed-loop callers, 1 callee)")
 	fmt.Fprintln(w)
 	m.table(w, "rpc", func(c string) string {
-		return fmt.Sprintf("%s+%s, %s callers, %s B", m.first(c, "transport"), m.first(c, "ser"), m.first(c, "callers"), m.first(c, "payload"))
+		tool := ""
+		if m.first(c, "driver") == "uring" {
+			tool = ", the tool on io_uring (-driver uring)"
+		}
+		return fmt.Sprintf("%s+%s, %s callers, %s B%s", m.first(c, "transport"), m.first(c, "ser"), m.first(c, "callers"), m.first(c, "payload"), tool)
 	}, append([]col{
 		{title: "calls/s", key: "calls_per_s", ratio: true},
 		{title: "p50 µs", key: "p50_us"},

@@ -78,7 +78,11 @@ func (m *matrix) sendPaths(w io.Writer) {
 func (m *matrix) label(cfg string) string {
 	switch m.first(cfg, "scenario") {
 	case "rpc":
-		return fmt.Sprintf("rpc %s+%s, %s callers, %s B", m.first(cfg, "transport"), m.first(cfg, "ser"), m.first(cfg, "callers"), m.first(cfg, "payload"))
+		tool := ""
+		if m.first(cfg, "driver") == "uring" {
+			tool = ", tool on io_uring"
+		}
+		return fmt.Sprintf("rpc %s+%s, %s callers, %s B%s", m.first(cfg, "transport"), m.first(cfg, "ser"), m.first(cfg, "callers"), m.first(cfg, "payload"), tool)
 	case "pubsub":
 		mode := "saturation"
 		if m.first(cfg, "mode") == "rate" {
@@ -173,6 +177,9 @@ func (m *matrix) sendPathTargets(w io.Writer, p [2]string) {
 			ratio("events_per_s", "events/s", 1.5)},
 		{"rpc, 128 callers, 64 B: ≥ 1.2× the write(2) path",
 			map[string]string{"scenario": "rpc", "callers": "128", "payload": "64"},
+			ratio("calls_per_s", "calls/s", 1.2)},
+		{"the same, the load tool on io_uring (-driver uring)",
+			map[string]string{"scenario": "rpc", "callers": "128", "payload": "64", "driver": "uring"},
 			ratio("calls_per_s", "calls/s", 1.2)},
 		{"rpc, 1 caller, 64 B: latency not worse (p50 and p99 within 5 % of write(2)'s)",
 			map[string]string{"scenario": "rpc", "callers": "1", "payload": "64"},
