@@ -49,7 +49,7 @@ type uloop struct {
 	// The loop goroutine's own.
 	err   error // why the loop ended early (a failed epoll or ring)
 	conns map[int]*uconn
-	batch []*uconn // by the tag of a queued operation
+	batch []*uconn // the round's receives, then its sends (a ring operation's tag is its index)
 	dirty []*uconn // output to write this round
 	efdb  [8]byte
 }
@@ -224,7 +224,7 @@ func (l *uloop) run() {
 				if u.inLen == len(u.in) { // a frame larger than the buffer
 					u.in = append(u.in, make([]byte, len(u.in))...)
 				}
-				l.queue(u, true)
+				l.batch = append(l.batch, u) // its receive
 			}
 		}
 		l.submit(true)
@@ -260,47 +260,72 @@ func (l *uloop) run() {
 	}
 }
 
-// queue adds u's receive (reads) or send to the ring, submitting what is
-// queued first when the ring is full.
-func (l *uloop) queue(u *uconn, reads bool) {
-	for {
-		tag := uint64(len(l.batch))
-		var ok bool
+// submit performs the batch's operations and handles their outcomes:
+// receives feed the sessions (reads == true), sends trim their output.
+// One operation is a plain read(2) or write(2), which costs less than an
+// io_uring_enter; more go to the ring, up to its size per enter.
+func (l *uloop) submit(reads bool) {
+	defer func() { l.batch = l.batch[:0] }()
+	if len(l.batch) == 1 {
+		u := l.batch[0]
+		var n int
+		var err error
 		if reads {
-			ok = l.ring.Recv(u.fd, u.in[u.inLen:], tag)
+			n, err = unix.Read(u.fd, u.in[u.inLen:])
 		} else {
-			ok = l.ring.Send(u.fd, u.out, tag)
+			n, err = unix.Write(u.fd, u.out)
 		}
-		if ok {
-			l.batch = append(l.batch, u)
+		res := int32(n)
+		if err != nil {
+			errno, ok := err.(unix.Errno)
+			switch {
+			case !ok:
+				res = -int32(unix.EIO)
+			case errno == unix.EINTR:
+				res = -int32(unix.EAGAIN) // epoll reports it again
+			default:
+				res = -int32(errno)
+			}
+		}
+		l.outcome(u, reads, res, nowNS())
+		return
+	}
+	for start := 0; start < len(l.batch); {
+		end := start
+		for ; end < len(l.batch); end++ {
+			u, tag := l.batch[end], uint64(end)
+			var ok bool
+			if reads {
+				ok = l.ring.Recv(u.fd, u.in[u.inLen:], tag)
+			} else {
+				ok = l.ring.Send(u.fd, u.out, tag)
+			}
+			if !ok {
+				break
+			}
+		}
+		done, err := l.ring.Submit()
+		now := nowNS()
+		for _, c := range done {
+			l.outcome(l.batch[c.Tag], reads, c.Res, now)
+		}
+		if err == nil && end == start {
+			err = l.ring.Err() // nil: the ring refused an empty buffer, which has nothing to do
+			end++
+		}
+		if err != nil {
+			l.err = err
 			return
 		}
-		if l.ring.Err() != nil || len(l.batch) == 0 {
-			return
-		}
-		l.submit(reads)
+		start = end
 	}
 }
 
-// submit runs the queued operations and handles their completions:
-// receives feed the sessions (reads == true), sends trim their output.
-func (l *uloop) submit(reads bool) {
-	if len(l.batch) == 0 {
-		return
-	}
-	done, err := l.ring.Submit()
-	now := nowNS()
-	for _, c := range done {
-		u := l.batch[c.Tag]
-		if reads {
-			l.received(u, c.Res, now)
-		} else {
-			l.sent(u, c.Res)
-		}
-	}
-	l.batch = l.batch[:0]
-	if err != nil {
-		l.err = err
+func (l *uloop) outcome(u *uconn, reads bool, res int32, now int64) {
+	if reads {
+		l.received(u, res, now)
+	} else {
+		l.sent(u, res)
 	}
 }
 
@@ -353,7 +378,7 @@ func (l *uloop) flush() {
 		if u.closed || len(u.out) == 0 {
 			continue
 		}
-		l.queue(u, false)
+		l.batch = append(l.batch, u) // its send
 	}
 	l.submit(false)
 	for _, u := range l.dirty {
