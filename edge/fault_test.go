@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -18,7 +19,7 @@ import (
 // through the nodes they still reach.
 func TestBlackHoledNode(t *testing.T) {
 	t.Parallel()
-	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
+	addrA, addrB, addrC := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	// Every connection B has goes through a proxy: A and C dial B through
 	// pb, and whatever B dials (the addresses A and C advertise, learned
 	// from the cluster's gossip) goes through pa and pc. A and C dial each

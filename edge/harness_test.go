@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -110,7 +109,7 @@ func cluster(t *testing.T, names ...string) []*tnode {
 	t.Helper()
 	ports := make([]string, len(names))
 	for i := range names {
-		ports[i] = freeAddr(t)
+		ports[i] = edgetest.FreeAddr(t)
 	}
 	var nodes []*tnode
 	for i, name := range names {
@@ -129,42 +128,6 @@ func cluster(t *testing.T, names ...string) []*tnode {
 	}
 	waitMesh(t, nodes...)
 	return nodes
-}
-
-// freeAddr returns a loopback address whose port is free at this moment,
-// for a listener that must know its port before it binds (NATS routes
-// name each other's). The port is drawn below the kernel's ephemeral range
-// (ip_local_port_range): a port 0 bind or an outgoing connection of any
-// other test running meanwhile takes its port from that range, and could
-// take one just freed there before the node binds it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
-			}
-		}
-	}
-	for range 100 {
-		if lo <= 11000 {
-			break
-		}
-		port := 10000 + rand.IntN(lo-10000)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // waitMesh waits until each node sees all the others.

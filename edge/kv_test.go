@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 )
 
 // The shared key-value API (kv.go) over real embedded NATS servers: a
@@ -260,7 +262,7 @@ func TestKVClusterLinearizable(t *testing.T) {
 // hang), and work again once it is back.
 func TestKVLeafUplink(t *testing.T) {
 	t.Parallel()
-	leafAddr := freeAddr(t)
+	leafAddr := edgetest.FreeAddr(t)
 	px := newProxy(t, leafAddr)
 	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
 	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })

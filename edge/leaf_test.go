@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -17,7 +18,7 @@ func TestLeafEdgeAndHub(t *testing.T) {
 	t.Parallel()
 	// The hub advertises the proxy, so that the edge does not learn the
 	// hub's own address and bypass the proxy when it reconnects.
-	leafAddr := freeAddr(t)
+	leafAddr := edgetest.FreeAddr(t)
 	px := newProxy(t, leafAddr)
 	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
 	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })

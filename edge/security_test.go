@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -26,7 +27,7 @@ import (
 
 func TestClusterToken(t *testing.T) {
 	t.Parallel()
-	addrA, addrB, addrX := freeAddr(t), freeAddr(t), freeAddr(t)
+	addrA, addrB, addrX := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	routes := []string{"nats://" + addrA, "nats://" + addrB}
 	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.Token = addrA, routes, "s3cret" })
 	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.Token = addrB, routes, "s3cret" })
@@ -60,7 +61,7 @@ func TestLeafNKey(t *testing.T) {
 func TestClusterTLS(t *testing.T) {
 	t.Parallel()
 	serverCfg, otherCfg := testTLS(t)
-	addrA, addrB, addrX := freeAddr(t), freeAddr(t), freeAddr(t)
+	addrA, addrB, addrX := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	routes := []string{"nats://" + addrA, "nats://" + addrB}
 	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrA, routes, serverCfg })
 	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrB, routes, serverCfg })

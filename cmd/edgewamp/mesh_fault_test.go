@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -287,7 +288,7 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 // forwarding without closing anything.
 func TestMeshBlackHoledProcess(t *testing.T) {
 	t.Parallel()
-	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
+	addrA, addrB, addrC := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	// Every connection of C goes through a proxy: A and B dial C through
 	// pc, and what C dials (the addresses A and B advertise, learned from
 	// the cluster's gossip) goes through pa and pb; A and B dial each other

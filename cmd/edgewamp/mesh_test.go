@@ -4,59 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
 // Meshes of edgewamp processes on loopback: the built binary, started
 // with the mesh flags, and real clients on different nodes.
-
-// freeAddr returns a loopback address whose port is free at this moment,
-// for a listener that must know its port before it binds (NATS routes
-// name each other's). The port is drawn below the kernel's ephemeral range
-// (ip_local_port_range): a port 0 bind or an outgoing connection of any
-// other test running meanwhile takes its port from that range, and could
-// take one just freed there before the node binds it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
-			}
-		}
-	}
-	for range 100 {
-		if lo <= 11000 {
-			break
-		}
-		port := 10000 + rand.IntN(lo-10000)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // meshProc is one node of a process mesh; restart starts it again with
 // the same arguments (the same name and ports).
@@ -96,7 +58,7 @@ func processCluster(t *testing.T, extra func(i int) []string, names ...string) [
 	t.Helper()
 	cl := make([]string, len(names))
 	for i := range names {
-		cl[i] = freeAddr(t)
+		cl[i] = edgetest.FreeAddr(t)
 	}
 	var procs []*meshProc
 	for i, name := range names {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -42,7 +43,7 @@ type oauthBin struct {
 // host:port) and runs the binary on it.
 func startOAuthBin(t *testing.T, yml string, extra ...string) (*oauthBin, string) {
 	t.Helper()
-	gw := freeAddr(t)
+	gw := edgetest.FreeAddr(t)
 	path := writeFile(t, "oauth-e2e.yaml", strings.ReplaceAll(yml, "GATEWAY", gw))
 	r := startRouter(t, append([]string{"-config", path, "-gateway-listen", gw}, extra...)...)
 	b := &oauthBin{router: r, base: "http://" + gw, hc: &http.Client{Timeout: 30 * time.Second}}

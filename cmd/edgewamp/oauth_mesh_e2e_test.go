@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -62,7 +63,7 @@ func TestOAuthMeshBinary(t *testing.T) {
 	t.Parallel()
 	yml := strings.NewReplacer("ALICE", mustHash(t, oaAlicePW), "BACKEND", mustHash(t, oaBackendPW)).Replace(meshOAuthYAML)
 	path := writeFile(t, "mesh-oauth.yaml", yml)
-	gws := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	gws := []string{edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)}
 	ps := processCluster(t, func(i int) []string { return []string{"-config", path, "-gateway-listen", gws[i]} }, "a", "b", "c")
 	var nodes []*meshOAuthNode
 	for i, p := range ps {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/edge"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/oauth/storetest"
 	"github.com/edgewamp/edgewamp/route"
@@ -30,7 +31,7 @@ func startKVNodes(t *testing.T, names ...string) []*edge.Node {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	addrs := make([]string, len(names))
 	for i := range names {
-		addrs[i] = freeAddr(t)
+		addrs[i] = edgetest.FreeAddr(t)
 	}
 	var nodes []*edge.Node
 	for i, name := range names {

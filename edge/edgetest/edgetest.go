@@ -1,0 +1,48 @@
+// Package edgetest holds what the mesh's tests share across packages (edge's
+// own, and cmd/edgewamp's process meshes).
+package edgetest
+
+import (
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FreeAddr returns a loopback address whose port is free at this moment,
+// for a listener that must know its port before it binds (NATS routes
+// name each other's). The port is drawn below the kernel's ephemeral range
+// (ip_local_port_range): a port 0 bind or an outgoing connection of any
+// other test running meanwhile takes its port from that range, and could
+// take one just freed there before the node binds it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	for range 100 {
+		if lo <= 11000 {
+			break
+		}
+		port := 10000 + rand.IntN(lo-10000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ln.Addr().String()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
