@@ -109,6 +109,14 @@ func (cn *conn) marks(backlog int) (high, hard int) {
 	return o.HighWater, o.HardLimit
 }
 
+// overHighWater reports whether the connection's output backlog is past
+// its high-water mark.
+func (cn *conn) overHighWater() bool {
+	bl := cn.backlog()
+	high, _ := cn.marks(bl)
+	return bl > high
+}
+
 // Outbound returns the output queued router-wide and its budget.
 func (e *Engine) Outbound() (held, budget int64) {
 	return e.outbound.Load(), e.opts.MaxOutboundTotal

@@ -187,7 +187,7 @@ func (cn *conn) laneRequest() bool {
 		cn.die(CloseMaxConns, errMaxConns)
 		return false
 	}
-	if high, _ := cn.marks(cn.backlog()); cn.backlog() > high {
+	if cn.overHighWater() {
 		// Pipelined requests from a peer that does not read the
 		// answers: read no more until it does (resumed by scan), so
 		// that its answers cannot pile up without bound.
@@ -326,7 +326,7 @@ func (cn *conn) laneDeadlines(now int64) {
 	case l.hand:
 		cn.laneHandOff()
 	case l.blocked:
-		if high, _ := cn.marks(cn.backlog()); cn.backlog() <= high {
+		if !cn.overHighWater() {
 			l.blocked = false
 			cn.ls.Execute(func() {
 				if cn.phase == phLane {
