@@ -81,20 +81,27 @@ func callRequest(id int, extra string) string {
 	return fmt.Sprintf("POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
 }
 
-// readAnswer reads one response and checks it is the echo of id.
-func readAnswer(t *testing.T, br *bufio.Reader, id int) *http.Response {
+// readResponse reads one response and its whole body.
+func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("call %d: %v", id, err)
+		t.Fatal(err)
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		t.Fatalf("call %d: %v", id, err)
+		t.Fatal(err)
 	}
+	return resp, string(b)
+}
+
+// readAnswer reads one response and checks it is the echo of id.
+func readAnswer(t *testing.T, br *bufio.Reader, id int) *http.Response {
+	t.Helper()
+	resp, b := readResponse(t, br)
 	want := fmt.Sprintf(`{"args":[%d],"kwargs":{}}`, id)
-	if resp.StatusCode != 200 || string(b) != want {
+	if resp.StatusCode != 200 || b != want {
 		t.Fatalf("call %d: %d %s, want 200 %s", id, resp.StatusCode, b, want)
 	}
 	return resp
@@ -154,12 +161,8 @@ func TestLanePipelined(t *testing.T) {
 	for i := range 5 {
 		readAnswer(t, br, i)
 	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "ok") {
+	resp, b := readResponse(t, br)
+	if resp.StatusCode != 200 || !strings.Contains(b, "ok") {
 		t.Fatalf("healthz: %d %s", resp.StatusCode, b)
 	}
 	for i := 5; i < 10; i++ {
@@ -202,22 +205,14 @@ func TestLaneHandsOver(t *testing.T) {
 			c := e.dialGateway(t, 20*time.Second)
 			io.WriteString(c, tc.req)
 			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, b := readResponse(t, br)
 			if resp.StatusCode == http.StatusContinue {
-				resp, err = http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp, b = readResponse(t, br)
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			switch {
 			case resp.StatusCode == http.StatusMovedPermanently || resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
 				// ServeMux redirects an unclean path, as it always has.
-			case resp.StatusCode != 200 || string(b) != `{"args":[7],"kwargs":{}}`:
+			case resp.StatusCode != 200 || b != `{"args":[7],"kwargs":{}}`:
 				t.Fatalf("%d %s", resp.StatusCode, b)
 			}
 			e.expectHandOffs(t, before, 1)
@@ -361,12 +356,8 @@ func TestLaneShutdown(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	close(release)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != `{"args":["done"],"kwargs":{}}` {
+	resp, b := readResponse(t, bufio.NewReader(c))
+	if resp.StatusCode != 200 || b != `{"args":["done"],"kwargs":{}}` {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 	if err := <-shut; err != nil {
@@ -482,12 +473,8 @@ func TestLanePanic(t *testing.T) {
 	c := e.dialGateway(t, 10*time.Second)
 	io.WriteString(c, callRequest(1, ""))
 	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "edgewamp.error.internal") {
+	resp, b := readResponse(t, br)
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(b, "edgewamp.error.internal") {
 		t.Fatalf("%d %s, want 500 edgewamp.error.internal", resp.StatusCode, b)
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
