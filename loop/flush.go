@@ -219,15 +219,35 @@ func (ls *loopState) flush() {
 // Output buffers. A connection borrows one only while it has output
 // pending (an idle connection holds none) and returns it after its flush.
 // Under load every connection of a busy loop can be dirty within one round,
-// so the pool must cover hundreds of them: it keeps buffers up to
-// outBufMaxKeep bytes each and poolMaxBytes in all per loop (an earlier
-// pool of 64 × 16 KiB buffers ran dry at 128 callers and allocated
-// 280 MB/s of fresh buffers, the garbage collector's main work).
+// so the pool must cover all of them at the size a round grows them to: a
+// fan-out of 300 publications to 1,000 subscribers grows 1,000 buffers to
+// 32 KiB each. A pool capped at 4 MiB kept 128 of them, so every round
+// allocated the rest anew and grew each through five sizes: about
+// 430 MB/s of fresh memory at saturation, its page faults, zeroing and
+// garbage collection a third of the router's CPU (bench/RESULTS.md). An
+// earlier pool of 64 × 16 KiB buffers ran dry at 128 callers the same way.
+//
+// So the pool keeps buffers up to outBufMaxKeep bytes each and up to
+// loopState.poolMax in all per loop (poolCap: a quarter of
+// MaxOutboundTotal shared by the loops, within [4 MiB, 64 MiB]; 8 MiB a
+// loop on a 512 MiB box with 4 cores), and gives back what load no longer
+// needs: it tracks the fewest bytes it held since the last scan (poolLow),
+// and the once-a-second scan releases that many, the least recently used
+// first (trimPool). A loop that served a burst holds its buffers for one
+// to two seconds after it and then none; a steady load keeps what its
+// rounds use.
 const (
 	outBufNew     = 2 << 10  // capacity of a new buffer; append grows it
 	outBufMaxKeep = 64 << 10 // larger buffers go to the garbage collector
-	poolMaxBytes  = 4 << 20  // most bytes a loop keeps pooled
+	poolMinBytes  = 4 << 20  // the least poolCap gives a loop
+	poolMaxBytes  = 64 << 20 // the most poolCap gives a loop
 )
+
+// poolCap is the most bytes each of loops loops keeps pooled, given the
+// router-wide output budget.
+func poolCap(outboundTotal int64, loops int) int {
+	return int(min(max(outboundTotal/4/int64(max(loops, 1)), poolMinBytes), poolMaxBytes))
+}
 
 func (ls *loopState) getBuf() []byte {
 	if n := len(ls.pool); n > 0 {
@@ -235,16 +255,39 @@ func (ls *loopState) getBuf() []byte {
 		ls.pool[n-1] = nil
 		ls.pool = ls.pool[:n-1]
 		ls.pooled -= cap(b)
+		ls.poolLow = min(ls.poolLow, ls.pooled)
 		return b
 	}
 	return make([]byte, 0, outBufNew)
 }
 
 func (ls *loopState) putBuf(b []byte) {
-	if c := cap(b); c > 0 && c <= outBufMaxKeep && ls.pooled+c <= poolMaxBytes {
+	if c := cap(b); c > 0 && c <= outBufMaxKeep && ls.pooled+c <= ls.poolMax {
 		ls.pool = append(ls.pool, b[:0])
 		ls.pooled += c
 	}
+}
+
+// trimPool releases the pooled buffers no flush needed since the last
+// call: poolLow bytes' worth, from the bottom of the pool (getBuf takes
+// from the top, so the bottom is what has waited longest). It runs from
+// the scan.
+func (ls *loopState) trimPool() {
+	drop, k := 0, 0
+	for k < len(ls.pool) && drop+cap(ls.pool[k]) <= ls.poolLow {
+		drop += cap(ls.pool[k])
+		k++
+	}
+	if k > 0 {
+		n := copy(ls.pool, ls.pool[k:])
+		clear(ls.pool[n:])
+		ls.pool = ls.pool[:n]
+		ls.pooled -= drop
+		if len(ls.pool) == 0 {
+			ls.pool = nil // the slice of a large pool goes too
+		}
+	}
+	ls.poolLow = ls.pooled
 }
 
 // buf returns the output buffer, borrowing one from the loop's pool.

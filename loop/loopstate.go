@@ -15,10 +15,12 @@ type loopState struct {
 	el    gnet.EventLoop // static
 	shard *route.Shard   // static
 
-	conns  []*conn // every open connection (index = conn.idx)
-	dirty  []*conn // connections with output to flush
-	pool   [][]byte
-	pooled int // bytes of capacity in pool
+	conns   []*conn // every open connection (index = conn.idx)
+	dirty   []*conn // connections with output to flush
+	pool    [][]byte
+	pooled  int // bytes of capacity in pool
+	poolLow int // the fewest bytes pooled since the last scan (trimPool)
+	poolMax int // static: the most bytes pooled (poolCap)
 
 	// Large frames (large.go).
 	chunks  [][]byte // pooled chunks
@@ -60,13 +62,15 @@ func (ls *loopState) remove(cn *conn) {
 
 // scan checks every connection's deadlines (handshake, keepalive, idle,
 // close) and releases the TLS buffers of connections idle since the last
-// scan (tlstrim.go). It runs once a second on the loop, through Execute, whose flush
+// scan (tlstrim.go) and the output buffers the pool did not need
+// (trimPool). It runs once a second on the loop, through Execute, whose flush
 // writes the pings and closes the connections that are due. The walk writes
 // nothing and closes nothing, so the list it walks does not change under
 // it (flush.go).
 func (ls *loopState) scan() {
 	now := ls.e.now()
 	ls.trimLarge()
+	ls.trimPool()
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)

@@ -1,0 +1,146 @@
+package loop
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The pool keeps what a round used and gives back, one scan later, what
+// no round needed since the scan before.
+func TestPoolTrim(t *testing.T) {
+	ls := &loopState{poolMax: poolMaxBytes}
+	const size = 32 << 10
+	take := func(n int) [][]byte {
+		var bs [][]byte
+		for range n {
+			b := ls.getBuf()
+			if cap(b) < size {
+				b = make([]byte, 0, size) // a buffer a round grew
+			}
+			bs = append(bs, b)
+		}
+		return bs
+	}
+	give := func(bs [][]byte) {
+		for _, b := range bs {
+			ls.putBuf(b)
+		}
+	}
+	check := func(step string, want int) {
+		t.Helper()
+		if ls.pooled != want*size || len(ls.pool) != want {
+			t.Fatalf("%s: pool holds %d buffers, %d bytes; want %d buffers of %d", step, len(ls.pool), ls.pooled, want, size)
+		}
+	}
+
+	give(take(100)) // a burst: 100 connections in one round
+	check("after the burst", 100)
+	ls.trimPool() // the scan in the middle of the burst's second
+	check("first scan", 100)
+	for range 3 { // a steady load of 100 a round keeps all of them
+		give(take(100))
+		ls.trimPool()
+		check("steady load", 100)
+	}
+	give(take(40)) // the load falls to 40 connections a round
+	ls.trimPool()
+	check("after a lighter second", 40)
+	if got := take(40); cap(got[0]) != size {
+		t.Fatalf("the pool kept the wrong end: a buffer of %d bytes", cap(got[0]))
+	} else {
+		give(got)
+	}
+	ls.trimPool()
+	check("unchanged", 40)
+	ls.trimPool() // a second without traffic
+	check("idle", 0)
+	if ls.pool != nil {
+		t.Fatal("an empty pool keeps its slice")
+	}
+
+	// The caps: no buffer over outBufMaxKeep, no more than poolMax.
+	ls.putBuf(make([]byte, 0, outBufMaxKeep+1))
+	check("an oversized buffer", 0)
+	for range poolMaxBytes/outBufMaxKeep + 5 {
+		ls.putBuf(make([]byte, 0, outBufMaxKeep))
+	}
+	if ls.pooled != poolMaxBytes {
+		t.Fatalf("pooled %d bytes, cap %d", ls.pooled, poolMaxBytes)
+	}
+}
+
+// The pool's cap follows the router-wide output budget.
+func TestPoolCap(t *testing.T) {
+	for _, c := range []struct {
+		budget int64
+		loops  int
+		want   int
+	}{
+		{128 << 20, 4, 8 << 20}, // 512 MiB of RAM, 4 cores: the default budget is a quarter
+		{64 << 20, 4, 4 << 20},  // the floor
+		{4 << 30, 2, 64 << 20},  // the ceiling
+		{32 << 20, 0, 8 << 20},  // no loops yet counts as one
+	} {
+		if got := poolCap(c.budget, c.loops); got != c.want {
+			t.Errorf("poolCap(%d MiB, %d loops) = %d MiB, want %d MiB", c.budget>>20, c.loops, got>>20, c.want>>20)
+		}
+	}
+}
+
+// A fan-out round to many connections, each getting many messages (a
+// publisher's batch of publications), reuses the buffers of the round
+// before: no allocation once warm, on both send paths. With the pool
+// capped at 4 MiB, 200 connections × 32 KiB did not fit, and every round
+// allocated and grew most buffers anew.
+func TestFanoutRoundReusesBuffers(t *testing.T) {
+	for _, path := range []string{"write", "ring"} {
+		t.Run(path, func(t *testing.T) {
+			var ls *loopState
+			if path == "ring" {
+				ls = ringFixture(t, 256)
+			} else {
+				ls = &loopState{e: &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, poolMax: poolMaxBytes}
+			}
+			var conns []*conn
+			var socks []*sockConn
+			var peers []int
+			for range 200 {
+				cn, sc, peer := addConn(t, ls)
+				conns, socks, peers = append(conns, cn), append(socks, sc), append(peers, peer)
+			}
+			event := make([]byte, 80)
+			b := make([]byte, 64<<10)
+			got := 0
+			round := func() {
+				for _, cn := range conns {
+					for range 300 {
+						queue(cn, event)
+					}
+				}
+				ls.flush()
+				for i, p := range peers {
+					for {
+						n, err := unix.Read(p, b)
+						got += max(n, 0)
+						if err != nil || n <= 0 {
+							break
+						}
+					}
+					got += socks[i].written.Len() // the write path's fake gnet buffer
+					socks[i].written.Reset()
+					socks[i].buffered = 0
+				}
+			}
+			round()
+			if want := 200 * 300 * len(event); got != want {
+				t.Fatalf("a round delivered %d bytes, want %d", got, want)
+			}
+			if allocs := testing.AllocsPerRun(20, round); allocs != 0 {
+				t.Fatalf("%v allocations per round (pool %d buffers, %d bytes)", allocs, len(ls.pool), ls.pooled)
+			}
+		})
+	}
+}
