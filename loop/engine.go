@@ -277,7 +277,9 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 	if e.nloops >= e.router.Shards() {
 		panic("loop: more event loops than router shards") // programmer error: Options and route.Config disagree
 	}
-	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops), poolMax: poolCap(e.opts.MaxOutboundTotal, e.router.Shards())}
+	ls := &loopState{e: e, el: el, shard: e.router.Shard(e.nloops)}
+	ls.poolMax = poolCap(e.opts.MaxOutboundTotal, e.router.Shards())
+	ls.keepMax = outBufKeep(e.opts.HighWater, ls.poolMax)
 	ls.laneBR = newLaneBR()
 	ls.flushFn = gnet.RunnableFunc(ls.roundFlush)
 	if e.nloops < len(e.rings) {

@@ -219,34 +219,46 @@ func (ls *loopState) flush() {
 // Output buffers. A connection borrows one only while it has output
 // pending (an idle connection holds none) and returns it after its flush.
 // Under load every connection of a busy loop can be dirty within one round,
-// so the pool must cover all of them at the size a round grows them to: a
-// fan-out of 300 publications to 1,000 subscribers grows 1,000 buffers to
-// 32 KiB each. A pool capped at 4 MiB kept 128 of them, so every round
-// allocated the rest anew and grew each through five sizes: about
-// 430 MB/s of fresh memory at saturation, its page faults, zeroing and
-// garbage collection a third of the router's CPU (bench/RESULTS.md). An
-// earlier pool of 64 × 16 KiB buffers ran dry at 128 callers the same way.
+// and a round can give each of them a lot: a publisher's read of 3,000
+// publications fanned out to 100 subscribers grows 100 buffers to about
+// 256 KiB (Send spills past HighWater), 300 publications to 1,000
+// subscribers grow 1,000 buffers to 32 KiB. The pool must keep buffers of
+// that size and that many, or every round allocates them anew and grows
+// each through a dozen sizes into fresh pages: with buffers over 64 KiB
+// never kept and the pool capped at 4 MiB, page faults, zeroing, the
+// scavenger's madvise and garbage collection took 70 % of the router's CPU
+// at saturation, and pubsub 1 -> 100 delivered 2.2 M events/s instead of
+// 8.5 M (bench/RESULTS.md). An earlier pool of 64 × 16 KiB buffers ran dry
+// at 128 callers the same way.
 //
-// So the pool keeps buffers up to outBufMaxKeep bytes each and up to
-// loopState.poolMax in all per loop (poolCap: a quarter of
-// MaxOutboundTotal shared by the loops, within [4 MiB, 64 MiB]; 8 MiB a
-// loop on a 512 MiB box with 4 cores), and gives back what load no longer
-// needs: it tracks the fewest bytes it held since the last scan (poolLow),
-// and the once-a-second scan releases that many, the least recently used
-// first (trimPool). A loop that served a burst holds its buffers for one
-// to two seconds after it and then none; a steady load keeps what its
-// rounds use.
+// So the pool keeps buffers up to loopState.keepMax bytes each (outBufKeep:
+// twice HighWater, within [64 KiB, poolMax/8]) and up to loopState.poolMax
+// in all per loop (poolCap: a quarter of MaxOutboundTotal shared by the
+// loops, within [4 MiB, 64 MiB]; 8 MiB a loop on a 512 MiB box with 4
+// cores), and gives back what load no longer needs: it tracks the fewest
+// bytes it held since the last scan (poolLow), and the once-a-second scan
+// releases that many, the least recently used first (trimPool). A loop
+// that served a burst holds its buffers for one to two seconds after it
+// and then none; a steady load keeps what its rounds use.
 const (
-	outBufNew     = 2 << 10  // capacity of a new buffer; append grows it
-	outBufMaxKeep = 64 << 10 // larger buffers go to the garbage collector
-	poolMinBytes  = 4 << 20  // the least poolCap gives a loop
-	poolMaxBytes  = 64 << 20 // the most poolCap gives a loop
+	outBufNew    = 2 << 10  // capacity of a new buffer; append grows it
+	outBufMinMax = 64 << 10 // the least outBufKeep gives
+	poolMinBytes = 4 << 20  // the least poolCap gives a loop
+	poolMaxBytes = 64 << 20 // the most poolCap gives a loop
 )
 
 // poolCap is the most bytes each of loops loops keeps pooled, given the
 // router-wide output budget.
 func poolCap(outboundTotal int64, loops int) int {
 	return int(min(max(outboundTotal/4/int64(max(loops, 1)), poolMinBytes), poolMaxBytes))
+}
+
+// outBufKeep is the largest buffer a pool of poolMax bytes keeps, given
+// the connections' high-water mark: a fast peer's buffer grows to about
+// HighWater before Send spills it, and append may have grown its capacity
+// past that.
+func outBufKeep(highWater, poolMax int) int {
+	return max(min(2*highWater, poolMax/8), outBufMinMax)
 }
 
 func (ls *loopState) getBuf() []byte {
@@ -262,7 +274,7 @@ func (ls *loopState) getBuf() []byte {
 }
 
 func (ls *loopState) putBuf(b []byte) {
-	if c := cap(b); c > 0 && c <= outBufMaxKeep && ls.pooled+c <= ls.poolMax {
+	if c := cap(b); c > 0 && c <= ls.keepMax && ls.pooled+c <= ls.poolMax {
 		ls.pool = append(ls.pool, b[:0])
 		ls.pooled += c
 	}

@@ -21,6 +21,7 @@ type loopState struct {
 	pooled  int // bytes of capacity in pool
 	poolLow int // the fewest bytes pooled since the last scan (trimPool)
 	poolMax int // static: the most bytes pooled (poolCap)
+	keepMax int // static: the largest buffer pooled (outBufKeep)
 
 	// Large frames (large.go).
 	chunks  [][]byte // pooled chunks

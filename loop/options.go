@@ -24,6 +24,9 @@ const (
 	RawSocketOnly Transport = "rawsocket"
 )
 
+// defaultHighWater is Options.HighWater's default.
+const defaultHighWater = 256 << 10
+
 // Listener is one address the engine serves.
 type Listener struct {
 	// Addr is host:port, e.g. "0.0.0.0:8080". Port 0 picks a free port
@@ -217,7 +220,7 @@ func (o *Options) setDefaults() error {
 		o.MaxOutboundTotal = defaultBudget()
 	}
 	if o.HighWater <= 0 {
-		o.HighWater = 256 << 10
+		o.HighWater = defaultHighWater
 	}
 	if o.HardLimit <= 0 {
 		o.HardLimit = 4 << 20

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // The pool keeps what a round used and gives back, one scan later, what
 // no round needed since the scan before.
 func TestPoolTrim(t *testing.T) {
-	ls := &loopState{poolMax: poolMaxBytes}
+	ls := &loopState{poolMax: poolMaxBytes, keepMax: outBufKeep(defaultHighWater, poolMaxBytes)}
 	const size = 32 << 10
 	take := func(n int) [][]byte {
 		var bs [][]byte
@@ -61,11 +62,11 @@ func TestPoolTrim(t *testing.T) {
 		t.Fatal("an empty pool keeps its slice")
 	}
 
-	// The caps: no buffer over outBufMaxKeep, no more than poolMax.
-	ls.putBuf(make([]byte, 0, outBufMaxKeep+1))
+	// The caps: no buffer over keepMax, no more than poolMax.
+	ls.putBuf(make([]byte, 0, ls.keepMax+1))
 	check("an oversized buffer", 0)
-	for range poolMaxBytes/outBufMaxKeep + 5 {
-		ls.putBuf(make([]byte, 0, outBufMaxKeep))
+	for range poolMaxBytes/ls.keepMax + 5 {
+		ls.putBuf(make([]byte, 0, ls.keepMax))
 	}
 	if ls.pooled != poolMaxBytes {
 		t.Fatalf("pooled %d bytes, cap %d", ls.pooled, poolMaxBytes)
@@ -90,57 +91,78 @@ func TestPoolCap(t *testing.T) {
 	}
 }
 
+// The largest buffer kept follows the high-water mark, within bounds.
+func TestOutBufKeep(t *testing.T) {
+	for _, c := range []struct{ highWater, poolMax, want int }{
+		{256 << 10, 64 << 20, 512 << 10}, // the defaults
+		{256 << 10, 4 << 20, 512 << 10},  // a small box
+		{16 << 10, 64 << 20, 64 << 10},   // the floor
+		{4 << 20, 8 << 20, 1 << 20},      // a high mark: an eighth of the pool
+	} {
+		if got := outBufKeep(c.highWater, c.poolMax); got != c.want {
+			t.Errorf("outBufKeep(%d KiB, %d MiB) = %d KiB, want %d KiB", c.highWater>>10, c.poolMax>>20, got>>10, c.want>>10)
+		}
+	}
+}
+
 // A fan-out round to many connections, each getting many messages (a
 // publisher's batch of publications), reuses the buffers of the round
-// before: no allocation once warm, on both send paths. With the pool
-// capped at 4 MiB, 200 connections × 32 KiB did not fit, and every round
-// allocated and grew most buffers anew.
+// before: no allocation once warm, on both send paths. It did not when
+// the pool was capped at 4 MiB (200 connections × 32 KiB do not fit: 540
+// allocations a round), nor when it kept no buffer over 64 KiB (32
+// connections × 250 KiB).
 func TestFanoutRoundReusesBuffers(t *testing.T) {
-	for _, path := range []string{"write", "ring"} {
-		t.Run(path, func(t *testing.T) {
-			var ls *loopState
-			if path == "ring" {
-				ls = ringFixture(t, 256)
-			} else {
-				ls = &loopState{e: &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, poolMax: poolMaxBytes}
+	for _, c := range []struct{ conns, msgs int }{{200, 300}, {32, 3200}} {
+		for _, path := range []string{"write", "ring"} {
+			t.Run(fmt.Sprintf("%dx%d/%s", c.conns, c.msgs, path), func(t *testing.T) {
+				fanoutRound(t, path, c.conns, c.msgs)
+			})
+		}
+	}
+}
+
+func fanoutRound(t *testing.T, path string, nconns, msgs int) {
+	var ls *loopState
+	if path == "ring" {
+		ls = ringFixture(t, 256)
+	} else {
+		ls = &loopState{e: &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, poolMax: poolMaxBytes, keepMax: outBufKeep(defaultHighWater, poolMaxBytes)}
+	}
+	var conns []*conn
+	var socks []*sockConn
+	var peers []int
+	for range nconns {
+		cn, sc, peer := addConn(t, ls)
+		conns, socks, peers = append(conns, cn), append(socks, sc), append(peers, peer)
+	}
+	event := make([]byte, 80)
+	b := make([]byte, 64<<10)
+	got := 0
+	round := func() {
+		for _, cn := range conns {
+			for range msgs {
+				queue(cn, event)
 			}
-			var conns []*conn
-			var socks []*sockConn
-			var peers []int
-			for range 200 {
-				cn, sc, peer := addConn(t, ls)
-				conns, socks, peers = append(conns, cn), append(socks, sc), append(peers, peer)
-			}
-			event := make([]byte, 80)
-			b := make([]byte, 64<<10)
-			got := 0
-			round := func() {
-				for _, cn := range conns {
-					for range 300 {
-						queue(cn, event)
-					}
+		}
+		ls.flush()
+		for i, p := range peers {
+			for {
+				n, err := unix.Read(p, b)
+				got += max(n, 0)
+				if err != nil || n <= 0 {
+					break
 				}
-				ls.flush()
-				for i, p := range peers {
-					for {
-						n, err := unix.Read(p, b)
-						got += max(n, 0)
-						if err != nil || n <= 0 {
-							break
-						}
-					}
-					got += socks[i].written.Len() // the write path's fake gnet buffer
-					socks[i].written.Reset()
-					socks[i].buffered = 0
-				}
 			}
-			round()
-			if want := 200 * 300 * len(event); got != want {
-				t.Fatalf("a round delivered %d bytes, want %d", got, want)
-			}
-			if allocs := testing.AllocsPerRun(20, round); allocs != 0 {
-				t.Fatalf("%v allocations per round (pool %d buffers, %d bytes)", allocs, len(ls.pool), ls.pooled)
-			}
-		})
+			got += socks[i].written.Len() // what went to the fake gnet buffer
+			socks[i].written.Reset()
+			socks[i].buffered = 0
+		}
+	}
+	round()
+	if want := nconns * msgs * len(event); got != want {
+		t.Fatalf("a round delivered %d bytes, want %d", got, want)
+	}
+	if allocs := testing.AllocsPerRun(10, round); allocs != 0 {
+		t.Fatalf("%v allocations per round (pool %d buffers, %d bytes)", allocs, len(ls.pool), ls.pooled)
 	}
 }

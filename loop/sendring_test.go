@@ -45,7 +45,7 @@ func ringFixture(t *testing.T, entries int) *loopState {
 	}
 	t.Cleanup(func() { r.Close() })
 	e := &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	return &loopState{e: e, ring: r, poolMax: poolMaxBytes}
+	return &loopState{e: e, ring: r, poolMax: poolMaxBytes, keepMax: outBufKeep(defaultHighWater, poolMaxBytes)}
 }
 
 // addConn returns a connection in phRaw over a fresh socketpair, and the
