@@ -146,6 +146,11 @@ gateway:
   limits: {max_streams_per_client: 5000}
 EOF
 bin/edgewamp check-config "$OUT/edgewamp.yaml" >/dev/null
+# The mesh's nodes: the same configuration without the TLS listener, which
+# three nodes on one host cannot all bind (each node's plaintext listener
+# comes from -listen).
+sed -e "/address: 127.0.0.1:$TLS_PORT/,+1d" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-mesh.yaml"
+bin/edgewamp check-config "$OUT/edgewamp-mesh.yaml" >/dev/null
 # The write(2) twin: the same configuration with io_uring off.
 sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" -e "s/127.0.0.1:$TLS_PORT/127.0.0.1:$TLSE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
 printf 'tuning:\n  io_uring: off\n' >> "$OUT/edgewamp-epoll.yaml"
@@ -451,7 +456,7 @@ start_mesh() { # run-id: starts nodes n0, n1, n2; PID is n0's (the loaded one)
   local id=$1 i joined n
   MESH_PIDS=()
   for i in 0 1 2; do
-    taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
+    taskset -c "$MESH_CPUS" "$START_BIN" run -config "$OUT/edgewamp-mesh.yaml" -log-level info -listen "127.0.0.1:$((MESH_PORT + i))" \
       -gateway-listen off -node "n$i" -cluster-listen "127.0.0.1:$((MESH_CL + i))" -cluster-routes "$(mesh_routes)" >"$OUT/logs/$id.n$i.log" 2>&1 &
     MESH_PIDS+=($!)
   done
@@ -487,7 +492,7 @@ if want mesh; then
   cp "$OUT/machine.txt" "$OUT/mesh/machine.txt"
   {
     echo "# mesh target: three nodes, started fresh for every run (i = 0, 1, 2):"
-    echo "taskset -c $MESH_CPUS bin/edgewamp run -config $OUT/edgewamp.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
+    echo "taskset -c $MESH_CPUS bin/edgewamp run -config $OUT/edgewamp-mesh.yaml -log-level info -listen 127.0.0.1:\$(($MESH_PORT+i)) -node n\$i -cluster-listen 127.0.0.1:\$(($MESH_CL+i)) -cluster-routes $(mesh_routes)"
   } >> "$OUT/commands.txt"
   # Their RESULT lines go to mesh/results.txt: a report of their own, where the ratio
   # column reads mesh ÷ one node.
@@ -499,7 +504,7 @@ if want mesh; then
   # Idle RSS at start: one node, and a node of a 3-node mesh (JetStream included).
   say "   idle RSS at start"
   for rep in $(seq "$REPS"); do
-    taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp.yaml" >"$OUT/logs/rss-single-$rep.log" 2>&1 &
+    taskset -c "$ROUTER_CPU" "$START_BIN" run -config "$OUT/edgewamp-mesh.yaml" >"$OUT/logs/rss-single-$rep.log" 2>&1 &
     sp=$!
     sleep 3
     single=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
