@@ -1,12 +1,18 @@
 package loop
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // The pool keeps what a round used and gives back, one scan later, what
@@ -165,4 +171,39 @@ func fanoutRound(t *testing.T, path string, nconns, msgs int) {
 	if allocs := testing.AllocsPerRun(10, round); allocs != 0 {
 		t.Fatalf("%v allocations per round (pool %d buffers, %d bytes)", allocs, len(ls.pool), ls.pooled)
 	}
+}
+
+// On a running engine, the buffers a burst of fan-out left in the pool are
+// given back by the once-a-second scan within two scans of its end.
+func TestPoolGivenBackAfterBurst(t *testing.T) {
+	s := startServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	var got atomic.Int64
+	for range 10 {
+		sub := s.dial("ws", proto.MsgPack)
+		if _, err := sub.Subscribe(ctx, "com.pool.burst", func(*client.Event) { got.Add(1) }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := s.dial("ws", proto.MsgPack)
+	payload := make([]byte, 1<<10)
+	sent, pooled := 0, int64(0)
+	for pooled == 0 && sent < 20000 { // publish until the pool holds what the flushes gave back
+		for range 100 {
+			if err := pub.Publish(ctx, "com.pool.burst", []any{payload}, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		want := int64(10 * sent)
+		eventually(t, ioTimeout, "the subscribers to get every event", func() bool { return got.Load() == want })
+		pooled = s.e.pooledBytes(t)
+	}
+	if pooled == 0 {
+		t.Fatalf("after %d publications to 10 subscribers the loops pool no output buffer", sent)
+	}
+	start := time.Now()
+	eventually(t, 5*time.Second, "the pool to give its buffers back", func() bool { return s.e.pooledBytes(t) == 0 })
+	t.Logf("%d publications; %d KiB pooled after them, given back %v later", sent, pooled>>10, time.Since(start).Round(10*time.Millisecond))
 }
