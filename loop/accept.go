@@ -14,7 +14,7 @@ import (
 )
 
 // The engine accepts its connections itself and hands each to an event
-// loop with gnet's Engine.Register; gnet is given no TCP listener. gnet's own
+// loop with gnet's EventLoop.Enroll; gnet is given no TCP listener. gnet's own
 // acceptor stops the whole engine, every session with it, on any accept
 // error but EAGAIN, EINTR, ECONNRESET and ECONNABORTED: EMFILE, which the
 // rest of the process can cause whatever the engine counts (the gateway's
@@ -31,6 +31,13 @@ import (
 // dups the descriptor, and closes our copy once the loop has it). The
 // enrollments in flight are bounded (enrollWindow): when the loops do not
 // take connections, the acceptors wait, and then the kernel's backlog.
+//
+// The acceptor also picks the loop (pickLoop), the one with the fewest
+// connections counting those enrolled and not yet opened. gnet's
+// least-connections balancing counts only the opened ones: a burst of
+// connects enrolled faster than the loops open them (a loop busy with a
+// fan-out, a restart's reconnect storm) all went to the first loop, tied
+// at the same count.
 //
 // The cost is per connection, not per message: the Go runtime's poller
 // registration of the accepted socket, a dup and a close, a hop through
@@ -62,6 +69,8 @@ const (
 // acceptState is the engine's accepting side.
 type acceptState struct {
 	ls     []net.Listener // one per Engine.lns, in order; static after Start
+	loops  []*loopState   // every event loop; static after Start
+	next   atomic.Uint32  // where pickLoop starts looking (breaks ties)
 	window chan struct{}  // a token per enrollment in flight; cap enrollWindow
 	stop   chan struct{}  // closed to stop the acceptors
 	once   sync.Once      // closes stop and the listeners
@@ -130,6 +139,7 @@ func listenTCP(lc net.ListenConfig, addr string) (net.Listener, error) {
 
 // startAccepting starts one acceptor per listener. The loops must run.
 func (e *Engine) startAccepting() {
+	e.acc.loops = e.allLoops() // startShards has seen every loop
 	for i, l := range e.acc.ls {
 		e.acc.wg.Add(1)
 		go e.acceptLoop(e.lns[i], l)
@@ -216,8 +226,11 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		return
 	}
 	tok := &accepted{ln: ln}
-	res, err := e.eng.Register(gnet.NewNetConnContext(gnet.NewContext(context.Background(), tok), c))
+	ls := e.pickLoop()
+	ls.pending.Add(1)
+	res, err := ls.el.Enroll(gnet.NewContext(context.Background(), tok), c)
 	if err != nil {
+		ls.pending.Add(-1)
 		c.Close()
 		e.fds.Add(-1)
 		<-e.acc.window
@@ -230,9 +243,27 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		// loop (OnOpen ran) or closed on failure.
 		for range res {
 		}
+		ls.pending.Add(-1)
 		if !tok.opened.Load() {
 			e.fds.Add(-1)
 		}
 		<-e.acc.window
 	}()
+}
+
+// pickLoop returns the loop with the fewest connections, opened or on their
+// way (accept.go); of loops tied, the first from a start that moves on with
+// every pick, so that ties alternate. Counts read while other acceptors
+// enroll may be a connection behind; balance needs no more.
+func (e *Engine) pickLoop() *loopState {
+	lss := e.acc.loops
+	start := int(e.acc.next.Add(1)) % len(lss)
+	best, bestN := lss[start], int32(1<<31-1)
+	for i := range lss {
+		ls := lss[(start+i)%len(lss)]
+		if n := ls.nconns.Load() + ls.pending.Load(); n < bestN {
+			best, bestN = ls, n
+		}
+	}
+	return best
 }

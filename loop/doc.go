@@ -11,7 +11,7 @@
 //
 // Accepting: the engine binds its listeners and accepts on a goroutine per
 // listener, counting each connection's descriptor, and hands the
-// connection to a loop (gnet's Engine.Register); gnet accepts nothing, since
+// connection to a loop (gnet's EventLoop.Enroll); gnet accepts nothing, since
 // an accept error would stop all its loops (accept.go, fdlimit.go).
 //
 // Concurrency: a connection, its session and its buffers belong to the loop

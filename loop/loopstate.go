@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"sync/atomic"
+
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/edgewamp/edgewamp/loop/uring"
@@ -15,7 +17,13 @@ type loopState struct {
 	el    gnet.EventLoop // static
 	shard *route.Shard   // static
 
-	conns   []*conn // every open connection (index = conn.idx)
+	conns []*conn // every open connection (index = conn.idx)
+
+	// Balancing (accept.go): the connections this loop holds (nconns,
+	// kept by add and remove) and those enrolled to it whose OnOpen has
+	// not been reported back to the acceptor yet (pending).
+	nconns  atomic.Int32
+	pending atomic.Int32
 	dirty   []*conn // connections with output to flush
 	pool    [][]byte
 	pooled  int // bytes of capacity in pool
@@ -46,6 +54,7 @@ type loopState struct {
 func (ls *loopState) add(cn *conn) {
 	cn.idx = len(ls.conns)
 	ls.conns = append(ls.conns, cn)
+	ls.nconns.Add(1)
 }
 
 func (ls *loopState) remove(cn *conn) {
@@ -59,6 +68,7 @@ func (ls *loopState) remove(cn *conn) {
 	ls.conns[last] = nil
 	ls.conns = ls.conns[:last]
 	cn.idx = -1
+	ls.nconns.Add(-1)
 }
 
 // scan checks every connection's deadlines (handshake, keepalive, idle,
