@@ -618,7 +618,11 @@ if [[ -s $OUT/mesh/results.txt ]]; then
     fi
   } >> "$OUT/RESULTS.md"
 fi
-# Hand-maintained micro-benchmark figures and tuning notes go at the end.
+# Hand-maintained sections go at the end: measurements of single changes
+# (bench/history.md), micro-benchmark figures and tuning notes (bench/micro.md).
+if [[ -f bench/history.md ]]; then
+  { echo; cat bench/history.md; } >> "$OUT/RESULTS.md"
+fi
 if [[ -f bench/micro.md ]]; then
   { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
 fi
