@@ -282,7 +282,7 @@ func TestLaneConcurrent(t *testing.T) {
 			echoCallee(e, &n)
 			const clients, calls = 32, 40
 			// Every connection is open before the first call, so that the
-			// loops' least-connections balancing spreads them over both.
+			// acceptors' balancing (loop.pickLoop) spreads them over both.
 			conns := make([]net.Conn, clients)
 			for i := range conns {
 				c := e.dialGateway(t, 30*time.Second)
