@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/run-e2e.sh — the end-to-end benchmark matrix (make bench-e2e).
 #
-#   ./bench/run-e2e.sh              full matrix (~15 min); writes bench/RESULTS.md
+#   ./bench/run-e2e.sh              full matrix (~40 min); writes bench/RESULTS.md
 #   QUICK=1 ./bench/run-e2e.sh      2-minute smoke subset; report in bench/out/<run>/ only
+#   REPORT_ONLY=bench/out/<run> ./bench/run-e2e.sh
+#                                   compose that run's report again, measuring nothing
 #   TARGET_URL=ws://127.0.0.1:9000/ws TARGET_NAME=other [TARGET_PID=1234] ./bench/run-e2e.sh
 #                                   also measure a router you started yourself (same tool,
 #                                   same run); TARGET_PID enables its RSS and CPU figures,
@@ -40,6 +42,65 @@ SECTIONS=" ${SECTIONS:-idle rpc pubsub churn authstorm tls mesh gateway profile}
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 if [[ $QUICK == 1 ]]; then
   REPS=1 MAX_REPS=1 DUR=2s WARMUP=500ms PROFILE=0 QUIET_WAIT=3
+fi
+
+# write_report composes $OUT/RESULTS.md: wampbench's report of the run, the mesh
+# section, and the hand-written files.
+write_report() {
+  "$WB" -report "$OUT" > "$OUT/RESULTS.md"
+  if [[ -s $OUT/mesh/results.txt ]]; then
+    {
+      echo "## Mesh"
+      echo
+      echo "Three nodes meshed by NATS routes, **all pinned to CPU $MESH_CPUS** (the one node: CPU $ROUTER_CPU),"
+      echo "against one node in the same run, interleaved. Cells read **mesh / edgewamp (one node)**; the ratio"
+      echo "column is mesh ÷ one node, run by run. Mesh: the callers and the publisher join node A, the callee"
+      echo "node B, the subscribers are spread over B and C; one node: every session on it. Targets (DESIGN §9,"
+      echo "issue 11): RPC ≥ 0.50 of one node with p99 ≤ 2 ms; pubsub ≥ 0.50 of one node."
+      echo
+      "$WB" -report "$OUT/mesh" | awk '/^### RPC/{p=1} /^### Churn/{p=0} p' | sed 's/^### /#### /'
+      if [[ -s $OUT/mesh/rss.txt ]]; then
+        echo "#### Idle RSS at start"
+        echo
+        echo "| run | one node KiB | a node of the 3-node mesh KiB | difference MiB |"
+        echo "|---|---|---|---|"
+        awk '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; printf "| %s | %s | %s | %.1f |\n", v["rep"], v["single_kib"], v["mesh_node_kib"], (v["mesh_node_kib"]-v["single_kib"])/1024}' "$OUT/mesh/rss.txt"
+        echo
+      fi
+      if [[ -s $OUT/mesh/faults.txt ]]; then
+        echo "#### Faults on separate processes (cmd/edgewamp: TestMeshSIGKILLAndRestart, TestMeshBlackHoledProcess)"
+        echo
+        echo '```'
+        cat "$OUT/mesh/faults.txt"
+        echo '```'
+        echo
+      fi
+    } >> "$OUT/RESULTS.md"
+  fi
+  # Hand-maintained sections go at the end: measurements of single changes
+  # (bench/history.md), micro-benchmark figures and tuning notes (bench/micro.md).
+  if [[ -f bench/history.md ]]; then
+    { echo; cat bench/history.md; } >> "$OUT/RESULTS.md"
+  fi
+  if [[ -f bench/micro.md ]]; then
+    { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
+  fi
+  # The release footprint (bench/footprint.sh) keeps its section.
+  if [[ -f bench/footprint.md ]]; then
+    { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
+  fi
+}
+
+# REPORT_ONLY=bench/out/<run>: compose that run's report again (after a run that
+# stopped early, or after editing bench/history.md) and stop; nothing is measured.
+if [[ -n ${REPORT_ONLY:-} ]]; then
+  OUT=${REPORT_ONLY%/}
+  BIN=bench/out/bin WB=bench/out/bin/wampbench
+  MESH_CPUS=${MESH_CPUS:-$ROUTER_CPU}
+  go build -o "$WB" ./bench/cmd/wampbench
+  write_report
+  echo "== wrote $OUT/RESULTS.md (copy it to bench/RESULTS.md if that run was a full matrix)" >&2
+  exit 0
 fi
 
 RUN=$(date -u +%Y%m%d-%H%M%S)
@@ -570,11 +631,11 @@ if [[ $PROFILE == 1 ]] && want profile; then
       done
       printf '   router CPU by place (perf):'
       perf report -i "$OUT/logs/$id.router.perf" --stdio --no-children --sort dso 2>/dev/null \
-        | awk '/^ +[0-9]/ { printf " %s %s", $2, $1 }'
+        | awk '/^ +[0-9]/ { printf " %s %s", $2, $1 }' || true
       echo
       echo "   router CPU profile (perf, top symbols):"
       perf report -i "$OUT/logs/$id.router.perf" --stdio --no-children --sort sym --percent-limit 2.5 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -14 | sed 's/^/     /'
+        | grep -E '^ +[0-9]' | head -14 | sed 's/^/     /' || true # an empty profile must not end the matrix (set -e)
     } >> "$OUT/profile.txt"
   }
   PROF_TARGETS="edgewamp wampfwd"
@@ -588,48 +649,7 @@ fi
 
 # ---------------------------------------------------------------- report
 echo "elapsed: $(( $(date +%s) - T0 )) s for the whole matrix" >> "$OUT/machine.txt"
-"$WB" -report "$OUT" > "$OUT/RESULTS.md"
-if [[ -s $OUT/mesh/results.txt ]]; then
-  {
-    echo "## Mesh"
-    echo
-    echo "Three nodes meshed by NATS routes, **all pinned to CPU $MESH_CPUS** (the one node: CPU $ROUTER_CPU),"
-    echo "against one node in the same run, interleaved. Cells read **mesh / edgewamp (one node)**; the ratio"
-    echo "column is mesh ÷ one node, run by run. Mesh: the callers and the publisher join node A, the callee"
-    echo "node B, the subscribers are spread over B and C; one node: every session on it. Targets (DESIGN §9,"
-    echo "issue 11): RPC ≥ 0.50 of one node with p99 ≤ 2 ms; pubsub ≥ 0.50 of one node."
-    echo
-    "$WB" -report "$OUT/mesh" | awk '/^### RPC/{p=1} /^### Churn/{p=0} p' | sed 's/^### /#### /'
-    if [[ -s $OUT/mesh/rss.txt ]]; then
-      echo "#### Idle RSS at start"
-      echo
-      echo "| run | one node KiB | a node of the 3-node mesh KiB | difference MiB |"
-      echo "|---|---|---|---|"
-      awk '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; printf "| %s | %s | %s | %.1f |\n", v["rep"], v["single_kib"], v["mesh_node_kib"], (v["mesh_node_kib"]-v["single_kib"])/1024}' "$OUT/mesh/rss.txt"
-      echo
-    fi
-    if [[ -s $OUT/mesh/faults.txt ]]; then
-      echo "#### Faults on separate processes (cmd/edgewamp: TestMeshSIGKILLAndRestart, TestMeshBlackHoledProcess)"
-      echo
-      echo '```'
-      cat "$OUT/mesh/faults.txt"
-      echo '```'
-      echo
-    fi
-  } >> "$OUT/RESULTS.md"
-fi
-# Hand-maintained sections go at the end: measurements of single changes
-# (bench/history.md), micro-benchmark figures and tuning notes (bench/micro.md).
-if [[ -f bench/history.md ]]; then
-  { echo; cat bench/history.md; } >> "$OUT/RESULTS.md"
-fi
-if [[ -f bench/micro.md ]]; then
-  { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
-fi
-# The release footprint (bench/footprint.sh) keeps its section.
-if [[ -f bench/footprint.md ]]; then
-  { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
-fi
+write_report
 if [[ $QUICK != 1 && $SECTIONS == " idle rpc pubsub churn authstorm tls mesh gateway profile " ]]; then
   cp "$OUT/RESULTS.md" bench/RESULTS.md
   say "== wrote bench/RESULTS.md (raw: $OUT)"
