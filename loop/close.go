@@ -323,6 +323,10 @@ type Stats struct {
 	RingEnters, RingSends, RingPartial uint64
 	// Closes counts closed connections by reason, indexed by CloseReason.
 	Closes [NumCloseReasons]uint64
+	// MemReleases counts the times the engine returned the free heap to
+	// the operating system after a burst of connections opened or closed
+	// (memburst.go).
+	MemReleases uint64
 	// CloseLogsSuppressed counts close log lines left out by the rate
 	// limit.
 	CloseLogsSuppressed uint64
@@ -347,6 +351,7 @@ func (e *Engine) Stats() Stats {
 	for i := range st.Closes {
 		st.Closes[i] = e.closes[i].Load()
 	}
+	st.MemReleases = e.memReleases.Load()
 	st.CloseLogsSuppressed = e.closeLogs.total.Load()
 	return st
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +65,9 @@ type Engine struct {
 	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
 	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
 	closeLogs      logLimiter
+	opens          atomic.Uint64 // connections opened on a loop (memburst.go)
+	memReleases    atomic.Uint64 // free heap returned after a burst of connections (memburst.go)
+	burst          memBurst      // owned by the tick goroutine
 }
 
 // listenerState is one configured listener.
@@ -330,6 +332,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close // nothing else enrolls connections
 	}
 	acc.opened.Store(true)
+	e.opens.Add(1)
 	ln := acc.ln
 	if e.draining.Load() {
 		e.fds.Add(-1)
@@ -430,9 +433,7 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 			ls.Execute(ls.scan)
 		}
 	}
-	if e.tlsPool.burstOver(now) {
-		go debug.FreeOSMemory() // a full collection; the loops run on meanwhile (tlshs.go)
-	}
+	e.releaseAfterBurst(now) // memburst.go
 	return 100 * time.Millisecond, gnet.None
 }
 

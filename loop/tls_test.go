@@ -277,36 +277,6 @@ func TestTLSTrim(t *testing.T) {
 	}
 }
 
-// burstOver reports the end of a burst of handshakes once: at least
-// tlsBurst finished, then none for tlsQuiet; and not again within
-// tlsReleaseGap.
-func TestTLSBurstOver(t *testing.T) {
-	var p tlsPool
-	now := time.Unix(1e9, 0)
-	tick := func(d time.Duration, handshakes uint64) bool {
-		now = now.Add(d)
-		p.done.Add(handshakes)
-		return p.burstOver(now)
-	}
-	const tk = 100 * time.Millisecond
-	if tick(tk, tlsBurst-1) || tick(time.Second, 0) {
-		t.Fatal("released below tlsBurst handshakes")
-	}
-	if tick(tk, 5) || tick(tk, 0) || tick(tlsQuiet-2*tk, 0) {
-		t.Fatal("released before tlsQuiet without a handshake")
-	}
-	if !tick(tk, 0) {
-		t.Fatal("not released after tlsQuiet")
-	}
-	if tick(time.Second, 0) || tick(tk, tlsBurst) || tick(time.Second, 0) {
-		t.Fatal("released again within tlsReleaseGap")
-	}
-	now = now.Add(tlsReleaseGap)
-	if !tick(tk, 0) {
-		t.Fatal("not released after tlsReleaseGap")
-	}
-}
-
 // panicTB is a testing.TB for fixtures built outside a test (sync.Once).
 type panicTB struct{ testing.TB }
 

@@ -306,10 +306,7 @@ type tlsPool struct {
 	live    map[*tlsHS]struct{} // every handshake started and not finished: running, waiting for input or queued
 	wg      sync.WaitGroup
 
-	done atomic.Uint64 // handshakes finished
-	// Owned by the engine's tick goroutine (burstOver).
-	seen, released     uint64
-	seenAt, releasedAt time.Time
+	done atomic.Uint64 // handshakes finished (memburst.go counts them)
 }
 
 // start runs hs, now or when a goroutine is free. It reports false once
@@ -457,35 +454,6 @@ const tlsStopGrace = 2 * time.Second
 
 func (p *tlsPool) cpuAcquire() { p.cpu <- struct{}{} }
 
-// Handshake garbage. A handshake allocates tens of KiB that are garbage as
-// soon as it ends, and a burst of them (devices reconnecting after an
-// outage) grows the heap to the garbage collector's goal, twice the live
-// heap with GOGC=100, which the runtime then keeps: the sessions stay
-// small, the process does not (5,000 idle TLS sessions: 8–10 KiB of RSS
-// each, of which 4.4 KiB of live heap). burstOver reports when a burst is
-// over — at least tlsBurst handshakes finished since the last release,
-// none for tlsQuiet, the last release tlsReleaseGap ago — and the engine
-// then returns the free heap to the operating system (debug.FreeOSMemory:
-// a full collection, off the loops, which run on meanwhile). Steady
-// traffic is left to the runtime.
-const (
-	tlsBurst      = 1000
-	tlsQuiet      = 500 * time.Millisecond
-	tlsReleaseGap = time.Minute
-)
-
-// burstOver runs on the engine's tick goroutine, every tick (100 ms).
-func (p *tlsPool) burstOver(now time.Time) bool {
-	if done := p.done.Load(); done != p.seen {
-		p.seen, p.seenAt = done, now
-		return false
-	}
-	if now.Sub(p.seenAt) < tlsQuiet || p.seen-p.released < tlsBurst || now.Sub(p.releasedAt) < tlsReleaseGap {
-		return false
-	}
-	p.released, p.releasedAt = p.seen, now
-	return true
-}
 func (p *tlsPool) cpuRelease() { <-p.cpu }
 
 // counts returns the handshakes running and waiting.
