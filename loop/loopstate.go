@@ -17,13 +17,7 @@ type loopState struct {
 	el    gnet.EventLoop // static
 	shard *route.Shard   // static
 
-	conns []*conn // every open connection (index = conn.idx)
-
-	// Balancing (accept.go): the connections this loop holds (nconns,
-	// kept by add and remove) and those enrolled to it whose OnOpen has
-	// not been reported back to the acceptor yet (pending).
-	nconns  atomic.Int32
-	pending atomic.Int32
+	conns   []*conn // every open connection (index = conn.idx)
 	dirty   []*conn // connections with output to flush
 	pool    [][]byte
 	pooled  int // bytes of capacity in pool
@@ -49,6 +43,13 @@ type loopState struct {
 	// io_uring send backend (sendring.go); ring is nil on the write(2) path.
 	ring  *uring.Ring
 	batch []ringSend // the batch being completed, reused
+
+	// Balancing (accept.go), read by the acceptors: the connections this
+	// loop holds (nconns, kept by add and remove) and those enrolled to it
+	// whose OnOpen has not been reported back to the acceptor yet
+	// (pending, kept by the acceptor).
+	nconns  atomic.Int32
+	pending atomic.Int32
 }
 
 func (ls *loopState) add(cn *conn) {

@@ -23,10 +23,10 @@ import (
 // events (opened, closed, TLS handshakes finished) since the last release,
 // none for burstQuiet (past two of the loops' scans, so that the
 // output-buffer pool has given back the burst's buffers first: trimPool),
-// the last release burstGap ago. The engine then
-// returns the free heap to the operating system (debug.FreeOSMemory: a
-// full collection, off the loops, which run on meanwhile). Steady traffic,
-// which never goes quiet, is left to the runtime.
+// the last release burstGap ago. The engine then returns the free heap to
+// the operating system (debug.FreeOSMemory: a full collection, off the
+// loops, which run on meanwhile). Steady traffic, which never goes quiet,
+// is left to the runtime.
 const (
 	burstEvents = 1000
 	burstQuiet  = 2500 * time.Millisecond
