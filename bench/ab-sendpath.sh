@@ -13,6 +13,12 @@
 #   DRIVER=gnet ./bench/ab-sendpath.sh     the load tool on gnet's client loops (one read(2)
 #                                          and write(2) per session) instead of its own
 #                                          io_uring loops (the default, -driver uring)
+#   QUOTA=30 SCENARIOS=sat ./bench/ab-sendpath.sh
+#                                          the router limited to 30 % of a CPU (a cgroup's CPU
+#                                          quota), so that it, not the load tool, bounds a
+#                                          saturation run: the events/s then compare the two
+#                                          paths' capacity on equal CPU (needs root and the
+#                                          cgroup v1 cpu controller or cgroup v2)
 #
 # Scenarios (ws+msgpack, 64 B): rate100k (pubsub 1 -> 1,000 at 100,000
 # events/s), sat (pubsub 1 -> 1,000, saturation), rpc128, rpc16, rpc1
@@ -29,6 +35,7 @@ PORT=${PORT:-18180}
 NOISY=${NOISY:-25}
 FWD=${FWD:-0}
 DRIVER=${DRIVER:-uring}
+QUOTA=${QUOTA:-}
 SCENARIOS=${SCENARIOS:-"rate100k sat rpc128 rpc16 rpc1"}
 OUT=bench/out/ab-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$OUT" bench/out/bin
@@ -47,13 +54,42 @@ args_of() {
   esac
 }
 
+# With QUOTA, the routers run in a cgroup limited to QUOTA % of one CPU
+# (100 ms periods). `limited` runs its command inside it; it is only called
+# in the background (`limited ... &`), and it execs, so that $! is the
+# router's process id.
+CG=
+if [[ -n $QUOTA ]]; then
+  if [[ -d /sys/fs/cgroup/cpu && -w /sys/fs/cgroup/cpu ]]; then # cgroup v1
+    CG=/sys/fs/cgroup/cpu/edgewamp-ab-$$
+    mkdir "$CG"
+    echo 100000 > "$CG/cpu.cfs_period_us"
+    echo $((QUOTA * 1000)) > "$CG/cpu.cfs_quota_us"
+  elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # cgroup v2
+    CG=/sys/fs/cgroup/edgewamp-ab-$$
+    mkdir "$CG"
+    echo "$((QUOTA * 1000)) 100000" > "$CG/cpu.max"
+  else
+    echo "ab-sendpath: QUOTA needs a writable cgroup cpu controller" >&2
+    exit 2
+  fi
+  trap 'rmdir "$CG" 2>/dev/null || true' EXIT
+fi
+limited() {
+  if [[ -n $CG ]]; then
+    exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+  else
+    exec "$@"
+  fi
+}
+
 one() { # scenario mode(on|off) pair
   local sc=$1 mode=$2 pair=$3 pid line
   if [[ $FWD == 1 ]]; then
-    taskset -c "$ROUTER_CPU" bench/out/bin/wampfwd -listen "127.0.0.1:$PORT" -io-uring "$mode" >"$OUT/router.log" 2>&1 &
+    limited taskset -c "$ROUTER_CPU" bench/out/bin/wampfwd -listen "127.0.0.1:$PORT" -io-uring "$mode" >"$OUT/router.log" 2>&1 &
   else
     printf 'log: {level: warn}\nlisteners:\n  - address: 127.0.0.1:%s\ntuning:\n  io_uring: %s\n' "$PORT" "$mode" > "$OUT/edgewamp-$mode.yaml"
-    taskset -c "$ROUTER_CPU" bench/out/bin/edgewamp-ab run -config "$OUT/edgewamp-$mode.yaml" >"$OUT/router.log" 2>&1 &
+    limited taskset -c "$ROUTER_CPU" bench/out/bin/edgewamp-ab run -config "$OUT/edgewamp-$mode.yaml" >"$OUT/router.log" 2>&1 &
   fi
   pid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
@@ -70,7 +106,7 @@ one() { # scenario mode(on|off) pair
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), kernel $(uname -r)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "target: $([[ $FWD == 1 ]] && echo wampfwd || echo edgewamp), router on CPU $ROUTER_CPU, tool on CPU $TOOL_CPU (-driver $DRIVER), $DUR after $WARMUP warm-up"
+  echo "target: $([[ $FWD == 1 ]] && echo wampfwd || echo edgewamp), router on CPU $ROUTER_CPU${QUOTA:+ limited to $QUOTA % of it}, tool on CPU $TOOL_CPU (-driver $DRIVER), $DUR after $WARMUP warm-up"
 } | tee "$OUT/machine.txt"
 for ((p = 1; p <= PAIRS; p++)); do
   for sc in $SCENARIOS; do
