@@ -65,7 +65,8 @@ if [[ -n $QUOTA ]]; then
     mkdir "$CG"
     echo 100000 > "$CG/cpu.cfs_period_us"
     echo $((QUOTA * 1000)) > "$CG/cpu.cfs_quota_us"
-  elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # cgroup v2
+  elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # cgroup v2 (not tried: this VM has v1)
+    echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
     CG=/sys/fs/cgroup/edgewamp-ab-$$
     mkdir "$CG"
     echo "$((QUOTA * 1000)) 100000" > "$CG/cpu.max"
