@@ -72,6 +72,55 @@ type Stats struct {
 	InboundHeld, OutboundQueued Gauge
 	// RetainRefused → edgewamp_retain_refused_total.
 	RetainRefused Counter
+	// Mesh: the mesh node's figures → edgewamp_mesh_*; nil when the router
+	// runs alone (no mesh metric is exported then).
+	Mesh *MeshStats
+}
+
+// MeshStats are a mesh node's figures: its NATS connection, the other
+// nodes it sees, and every place a message between nodes can be lost (the
+// mesh carries them at most once) or refused.
+type MeshStats struct {
+	// Connected: the node's NATS connection is up →
+	// edgewamp_mesh_connected (1 or 0).
+	Connected bool
+	// Peers: the other nodes seen alive now → edgewamp_mesh_peers.
+	Peers int
+	// PeersJoined, PeersLost: nodes seen joining, nodes taken for dead (no
+	// heartbeat within the peer timeout; a clean shutdown's leave
+	// included) → edgewamp_mesh_peers_joined_total,
+	// edgewamp_mesh_peers_lost_total.
+	PeersJoined, PeersLost uint64
+	// Dropped by reason → edgewamp_mesh_messages_dropped_total: envelopes
+	// not queued because the node's outbound budget was full (an event
+	// lost, a call failed with wamp.error.unavailable: outbound_full),
+	// messages NATS dropped before the node read them (slow_consumer),
+	// messages nats.go refused (publish_error), and messages from other
+	// nodes that did not decode (bad_frame, bad_envelope).
+	Dropped map[string]uint64
+	// Duplicates: event copies dropped because overlapping subscriptions
+	// brought an event twice → edgewamp_mesh_event_duplicates_total.
+	Duplicates uint64
+	// InvocationsRefused: calls from other nodes refused because too many
+	// were in flight here → edgewamp_mesh_invocations_refused_total.
+	InvocationsRefused uint64
+	// CallsBounced: calls another node sent back undelivered and this node
+	// sent on → edgewamp_mesh_calls_bounced_total.
+	CallsBounced uint64
+	// CalleesRevoked: callees revoked to settle a registration conflict
+	// between nodes → edgewamp_mesh_callees_revoked_total.
+	CalleesRevoked uint64
+	// Disconnects: losses of the NATS connection →
+	// edgewamp_mesh_nats_disconnects_total.
+	Disconnects uint64
+	// ClaimStoreReady: the node has reached the mesh's claim store
+	// (JetStream), which settles exclusive registrations →
+	// edgewamp_mesh_claim_store_ready (1 or 0).
+	ClaimStoreReady bool
+	// Claims: exclusive (single) registrations the claim store refused
+	// (another node holds the procedure: refused) or could not settle
+	// (accepted provisionally: provisional) → edgewamp_mesh_claims_total.
+	Claims map[string]uint64
 }
 
 // Histogram is a latency histogram: Counts[i] observations at most
@@ -337,6 +386,33 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 	if st.OutboundQueued.OK {
 		constMetric(ch, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
 	}
+	if ms := st.Mesh; ms != nil {
+		collectMesh(ch, ms)
+	}
+}
+
+func collectMesh(ch chan<- prometheus.Metric, ms *MeshStats) {
+	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+	connected := 0.0
+	if ms.Connected {
+		connected = 1
+	}
+	constMetric(ch, "edgewamp_mesh_connected", "1 while the mesh node's NATS connection is up.", G, connected)
+	constMetric(ch, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
+	constMetric(ch, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
+	constMetric(ch, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
+	byLabel(ch, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)
+	constMetric(ch, "edgewamp_mesh_event_duplicates_total", "Event copies from other nodes dropped as duplicates (overlapping subscriptions).", C, float64(ms.Duplicates))
+	constMetric(ch, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
+	constMetric(ch, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
+	constMetric(ch, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
+	constMetric(ch, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))
+	ready := 0.0
+	if ms.ClaimStoreReady {
+		ready = 1
+	}
+	constMetric(ch, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
+	byLabel(ch, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), by result.", "result", C, ms.Claims)
 }
 
 // collectGateway exports the gateway's own figures.

@@ -459,7 +459,7 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 	}
 	o := cfg.gatewayOptions(log)
 	o.Router = r
-	o.Stats = routerStats{r: r, eng: eng}
+	o.Stats = routerStats{r: r, eng: eng, mesh: func() *gateway.MeshStats { return meshMetrics(node, r) }}
 	o.Ready = func() error {
 		select {
 		case <-eng.Done():

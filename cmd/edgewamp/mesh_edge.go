@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/edge"
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/route"
 )
 
@@ -33,6 +34,42 @@ func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, error) {
 		return nil, err
 	}
 	return node, nil
+}
+
+// meshMetrics reads the mesh node's figures for GET /metrics, at scrape
+// time (atomics, and the peer list's published view); nil when the router
+// runs alone.
+func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
+	n, ok := node.(*edge.Node)
+	if !ok || n == nil {
+		return nil
+	}
+	es := n.Stats()
+	ms := &gateway.MeshStats{
+		Connected:   n.Ready(),
+		Peers:       len(n.Peers()),
+		PeersJoined: es.PeersJoined.Load(),
+		PeersLost:   es.PeersLost.Load(),
+		Dropped: map[string]uint64{
+			"slow_consumer": es.SlowConsumer.Load(),
+			"publish_error": es.PublishErrors.Load(),
+			"bad_frame":     es.BadFrames.Load(),
+		},
+		Duplicates:      es.Duplicates.Load(),
+		Disconnects:     es.Disconnects.Load(),
+		ClaimStoreReady: n.ClaimsReady(),
+		Claims:          map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load()},
+	}
+	if rs := r.MeshStats(); rs != nil {
+		// route counts the outbound budget's refusals (edge's EventsDropped
+		// are among them) and what it could not decode.
+		ms.Dropped["outbound_full"] = rs.SendFailed.Load()
+		ms.Dropped["bad_envelope"] = rs.BadEnvelopes.Load()
+		ms.InvocationsRefused = rs.Refused.Load()
+		ms.CallsBounced = rs.Bounced.Load()
+		ms.CalleesRevoked = rs.Revoked.Load()
+	}
+	return ms
 }
 
 // meshStoreDir is the JetStream directory: mesh.store_dir, else

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -21,3 +22,6 @@ func startMesh(*config, *route.Router, *slog.Logger) (meshNode, error) {
 func meshOAuthStore(meshNode) func(context.Context) (oauth.Store, error) {
 	return func(context.Context) (oauth.Store, error) { return nil, errors.New("no mesh") }
 }
+
+// meshMetrics: no mesh, no mesh metrics.
+func meshMetrics(meshNode, *route.Router) *gateway.MeshStats { return nil }

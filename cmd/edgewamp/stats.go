@@ -14,8 +14,9 @@ import (
 // Router.Stats and Engine.Stats are atomics. Nothing is recomputed and the
 // call path is not touched.
 type routerStats struct {
-	r   *route.Router
-	eng *loop.Engine
+	r    *route.Router
+	eng  *loop.Engine
+	mesh func() *gateway.MeshStats // nil, or returning nil, without a mesh
 }
 
 func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
@@ -68,6 +69,9 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		}
 		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
 		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
+	}
+	if s.mesh != nil {
+		st.Mesh = s.mesh()
 	}
 	return st, nil
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// TestMeshMetrics: on a mesh of three processes, GET /metrics reports the
+// node's NATS connection, the nodes it sees, its claim store and the
+// mesh's loss counters; an exclusive registration is settled by the
+// claim store, not provisionally; a node killed with SIGKILL
+// shows as lost on the others. A router without a mesh exports no mesh
+// metric.
+func TestMeshMetrics(t *testing.T) {
+	t.Parallel()
+	procs := processCluster(t, func(int) []string { return []string{"-gateway-listen", "127.0.0.1:0"} }, "ma", "mb", "mc")
+	a, b, c := procs[0], procs[1], procs[2]
+	ga, gb := meshGateway(t, a), meshGateway(t, b)
+
+	// Every node sees the two others, once the heartbeats have run, and
+	// reaches the claim store.
+	meshEventually(t, 20*time.Second, func() error {
+		for _, g := range []*gwRouter{ga, gb} {
+			fams := scrape(t, g)
+			for _, w := range []struct {
+				name string
+				want float64
+			}{{"edgewamp_mesh_connected", 1}, {"edgewamp_mesh_peers", 2}, {"edgewamp_mesh_claim_store_ready", 1}} {
+				if v := metricValue(fams, w.name); v != w.want {
+					return fmt.Errorf("%s: %s = %v, want %v", g.base, w.name, v, w.want)
+				}
+			}
+		}
+		return nil
+	})
+	fams := scrape(t, ga)
+	if v := metricValue(fams, "edgewamp_mesh_peers_joined_total"); v < 2 {
+		t.Fatalf("edgewamp_mesh_peers_joined_total = %v, want at least 2", v)
+	}
+	for _, reason := range []string{"outbound_full", "slow_consumer", "publish_error", "bad_frame", "bad_envelope"} {
+		if v := metricValue(fams, "edgewamp_mesh_messages_dropped_total", "reason", reason); v != 0 {
+			t.Fatalf("edgewamp_mesh_messages_dropped_total{reason=%q} = %v on a quiet mesh, want 0", reason, v)
+		}
+	}
+	for _, name := range []string{"edgewamp_mesh_peers_lost_total", "edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
+		"edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total", "edgewamp_mesh_nats_disconnects_total"} {
+		if v := metricValue(fams, name); v != 0 {
+			t.Fatalf("%s = %v on a quiet mesh, want 0", name, v)
+		}
+	}
+
+	// An exclusive registration on A is settled by the claim store (not
+	// accepted provisionally), and refused on B. (B refuses it from the
+	// registrations it already knows, so its claims_total{result="refused"},
+	// which counts refusals by the store in a race, need not move.)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	noop := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := a.dial(a.ws(), proto.JSON).Register(ctx, "com.metrics.one", noop, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.dial(b.ws(), proto.MsgPack).Register(ctx, "com.metrics.one", noop, nil); wampURI(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("B registered a single procedure A holds: %v", err)
+	}
+	fams = scrape(t, ga)
+	if v := metricValue(fams, "edgewamp_mesh_claims_total", "result", "provisional"); v != 0 {
+		t.Fatalf("A: edgewamp_mesh_claims_total{result=\"provisional\"} = %v, want 0", v)
+	}
+	if v := metricValue(fams, "edgewamp_mesh_claims_total", "result", "refused"); v != 0 {
+		t.Fatalf("A: edgewamp_mesh_claims_total{result=\"refused\"} = %v, want 0", v)
+	}
+
+	// C dies: A counts it lost within the failure detection's bound.
+	c.kill(t)
+	killed := time.Now()
+	meshEventually(t, 10*time.Second, func() error {
+		fams := scrape(t, ga)
+		if v := metricValue(fams, "edgewamp_mesh_peers"); v != 1 {
+			return fmt.Errorf("edgewamp_mesh_peers = %v, want 1", v)
+		}
+		if v := metricValue(fams, "edgewamp_mesh_peers_lost_total"); v != 1 {
+			return fmt.Errorf("edgewamp_mesh_peers_lost_total = %v, want 1", v)
+		}
+		return nil
+	})
+	t.Logf("A's metrics showed C lost %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
+
+	// Alone: no mesh, no mesh metric.
+	for name := range scrape(t, startGatewayRouter(t)) {
+		if strings.HasPrefix(name, "edgewamp_mesh_") {
+			t.Fatalf("a router without a mesh exports %s", name)
+		}
+	}
+}
+
+// meshGateway is the HTTP gateway of a mesh process started with
+// -gateway-listen.
+func meshGateway(t *testing.T, p *meshProc) *gwRouter {
+	t.Helper()
+	p.mu.Lock()
+	gw := p.gw
+	p.mu.Unlock()
+	if gw == "" {
+		t.Fatalf("%s: no gateway listening line\n%s", p.name, p.logs())
+	}
+	return &gwRouter{router: p.router, base: "http://" + gw, hc: &http.Client{Timeout: 30 * time.Second}}
+}
