@@ -72,6 +72,33 @@ type Stats struct {
 	InboundHeld, OutboundQueued Gauge
 	// RetainRefused → edgewamp_retain_refused_total.
 	RetainRefused Counter
+	// TLSConnections: TLS connections open (handshakes included);
+	// TLSHandshakes running and TLSHandshakesQueued waiting for the
+	// handshake pool → edgewamp_tls_connections, edgewamp_tls_handshakes
+	// {state="running"|"queued"}.
+	TLSConnections, TLSHandshakes, TLSHandshakesQueued Gauge
+	// FileDescriptors the connections hold and FileDescriptorBudget the
+	// most they may (the open-file limit less a reserve) →
+	// edgewamp_connection_fds, edgewamp_connection_fds_budget.
+	FileDescriptors, FileDescriptorBudget Gauge
+	// InboundBudget, OutboundBudget: the bounds of InboundHeld and
+	// OutboundQueued (max_inbound_total, max_outbound_total) →
+	// edgewamp_inbound_budget_bytes, edgewamp_outbound_budget_bytes.
+	InboundBudget, OutboundBudget Gauge
+	// PongsCoalesced: pings answered only by a later ping's pong (the peer
+	// did not take its output) → edgewamp_pongs_coalesced_total.
+	PongsCoalesced Counter
+	// SendPath: how the event loops write ("io_uring" or "write") →
+	// edgewamp_send_path{path} 1; empty: not exported.
+	SendPath string
+	// RingEnters, RingSends: io_uring_enter calls of the send rings and
+	// the sends they submitted; RingPartial: sends a socket did not take
+	// whole → edgewamp_io_uring_enters_total, _sends_total,
+	// _partial_sends_total.
+	RingEnters, RingSends, RingPartial Counter
+	// MemoryReleases: free heap returned to the system after a burst of
+	// connections → edgewamp_memory_releases_total.
+	MemoryReleases Counter
 	// Mesh: the mesh node's figures → edgewamp_mesh_*; nil when the router
 	// runs alone (no mesh metric is exported then).
 	Mesh *MeshStats
@@ -386,8 +413,49 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 	if st.OutboundQueued.OK {
 		constMetric(ch, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
 	}
+	collectTransport(ch, st)
 	if ms := st.Mesh; ms != nil {
 		collectMesh(ch, ms)
+	}
+}
+
+func collectTransport(ch chan<- prometheus.Metric, st *Stats) {
+	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+	gauges := []struct {
+		g          Gauge
+		name, help string
+		labels     []string
+	}{
+		{st.TLSConnections, "edgewamp_tls_connections", "TLS connections open on the WAMP listeners, handshakes included.", nil},
+		{st.TLSHandshakes, "edgewamp_tls_handshakes", "TLS handshakes, running on the handshake pool or queued for it.", []string{"state", "running"}},
+		{st.TLSHandshakesQueued, "edgewamp_tls_handshakes", "TLS handshakes, running on the handshake pool or queued for it.", []string{"state", "queued"}},
+		{st.FileDescriptors, "edgewamp_connection_fds", "File descriptors the connections hold.", nil},
+		{st.FileDescriptorBudget, "edgewamp_connection_fds_budget", "File descriptors the connections may hold (the open-file limit less a reserve); past it connections are refused.", nil},
+		{st.InboundBudget, "edgewamp_inbound_budget_bytes", "Bound of edgewamp_inbound_held_bytes (max_inbound_total).", nil},
+		{st.OutboundBudget, "edgewamp_outbound_budget_bytes", "Bound of edgewamp_outbound_queued_bytes (max_outbound_total).", nil},
+	}
+	for _, g := range gauges {
+		if g.g.OK {
+			constMetric(ch, g.name, g.help, G, g.g.V, g.labels...)
+		}
+	}
+	counters := []struct {
+		c          Counter
+		name, help string
+	}{
+		{st.PongsCoalesced, "edgewamp_pongs_coalesced_total", "Pings answered only by the pong of a later ping (the peer did not take its output)."},
+		{st.RingEnters, "edgewamp_io_uring_enters_total", "io_uring_enter calls of the event loops' send rings."},
+		{st.RingSends, "edgewamp_io_uring_sends_total", "Sends submitted through the event loops' send rings."},
+		{st.RingPartial, "edgewamp_io_uring_partial_sends_total", "Ring sends a socket did not take whole (the rest waits for the socket to drain)."},
+		{st.MemoryReleases, "edgewamp_memory_releases_total", "Free heap returned to the system after a burst of connections opened or closed."},
+	}
+	for _, c := range counters {
+		if c.c.OK {
+			constMetric(ch, c.name, c.help, C, float64(c.c.V))
+		}
+	}
+	if st.SendPath != "" {
+		constMetric(ch, "edgewamp_send_path", "How the event loops write (io_uring or write), chosen at start: 1 for the path in use.", G, 1, "path", st.SendPath)
 	}
 }
 

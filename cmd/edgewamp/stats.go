@@ -69,6 +69,21 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		}
 		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
 		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
+		st.InboundBudget = gateway.Gauge{V: float64(es.InboundBudget), OK: true}
+		st.OutboundBudget = gateway.Gauge{V: float64(es.OutboundBudget), OK: true}
+		st.TLSConnections = gateway.Gauge{V: float64(es.TLSConns), OK: true}
+		st.TLSHandshakes = gateway.Gauge{V: float64(es.TLSHandshakes), OK: true}
+		st.TLSHandshakesQueued = gateway.Gauge{V: float64(es.TLSHandshakesQueued), OK: true}
+		st.FileDescriptors = gateway.Gauge{V: float64(es.FDs), OK: true}
+		st.FileDescriptorBudget = gateway.Gauge{V: float64(es.FDBudget), OK: true}
+		st.PongsCoalesced = gateway.Counter{V: es.PongsCoalesced, OK: true}
+		st.MemoryReleases = gateway.Counter{V: es.MemReleases, OK: true}
+		st.SendPath = es.SendPath
+		if es.SendPath == loop.SendPathIOUring {
+			st.RingEnters = gateway.Counter{V: es.RingEnters, OK: true}
+			st.RingSends = gateway.Counter{V: es.RingSends, OK: true}
+			st.RingPartial = gateway.Counter{V: es.RingPartial, OK: true}
+		}
 	}
 	if s.mesh != nil {
 		st.Mesh = s.mesh()
