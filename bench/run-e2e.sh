@@ -78,17 +78,14 @@ write_report() {
     } >> "$OUT/RESULTS.md"
   fi
   # Hand-maintained sections go at the end: measurements of single changes
-  # (bench/history.md), micro-benchmark figures and tuning notes (bench/micro.md).
-  if [[ -f bench/history.md ]]; then
-    { echo; cat bench/history.md; } >> "$OUT/RESULTS.md"
-  fi
-  if [[ -f bench/micro.md ]]; then
-    { echo; cat bench/micro.md; } >> "$OUT/RESULTS.md"
-  fi
-  # The release footprint (bench/footprint.sh) keeps its section.
-  if [[ -f bench/footprint.md ]]; then
-    { echo; cat bench/footprint.md; } >> "$OUT/RESULTS.md"
-  fi
+  # (bench/history.md), micro-benchmark figures and tuning notes
+  # (bench/micro.md), the release footprint (bench/footprint.sh writes it).
+  local f
+  for f in bench/history.md bench/micro.md bench/footprint.md; do
+    if [[ -f $f ]]; then
+      { echo; cat "$f"; } >> "$OUT/RESULTS.md"
+    fi
+  done
 }
 
 # REPORT_ONLY=bench/out/<run>: compose that run's report again (after a run that
