@@ -384,19 +384,32 @@ func (s *Shard) deliverInvocation(t *task) {
 		}
 		cs.invs[t.b] = ic
 	}
+	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
+		delete(cs.invs, t.b)
+		uri, why := sendFailure(err, "callee")
+		s.failCall(t.peer, t.a, t.b, uri, why)
+	}
+}
+
+// sendInvocation sends the callee cs the INVOCATION inv of call t, whose
+// caller (on this node or another) is callerID, authID, authRole; it
+// counts a refusal by a busy callee. Local and mesh calls both build their
+// INVOCATION here, so that an option reaches a callee the same way
+// wherever its caller is.
+func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID uint64, authID, authRole string) error {
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeInvocation
-	out.Request = t.b
+	out.Request = inv
 	out.ID = t.reg.id
 	f := &out.Opt
 	if t.c.uri != "" {
 		f.SetString(proto.KeyProcedure, t.c.uri)
 	}
 	if t.flags&tfDisclose != 0 {
-		f.SetUint(proto.KeyCaller, t.peer.id)
-		f.SetString(proto.KeyCallerAuthID, t.peer.authID)
-		f.SetString(proto.KeyCallerAuthRole, t.peer.authRole)
+		f.SetUint(proto.KeyCaller, callerID)
+		f.SetString(proto.KeyCallerAuthID, authID)
+		f.SetString(proto.KeyCallerAuthRole, authRole)
 	}
 	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
 		f.SetBool(proto.KeyReceiveProgress, true)
@@ -409,14 +422,11 @@ func (s *Shard) deliverInvocation(t *task) {
 	}
 	t.c.setPPT(f)
 	t.c.setPayload(out)
-	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
-		if err == ErrPeerBusy {
-			s.stats.CallsRefused.Add(1)
-		}
-		delete(cs.invs, t.b)
-		uri, why := sendFailure(err, "callee")
-		s.failCall(t.peer, t.a, t.b, uri, why)
+	err := s.sendMsg(cs, out, ClassInvocation)
+	if err == ErrPeerBusy {
+		s.stats.CallsRefused.Add(1)
 	}
+	return err
 }
 
 // sendFailure maps a Peer.Send error to the WAMP error a caller gets.

@@ -482,35 +482,7 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.minvs = map[minvKey]minv{}
 	}
 	s.minvs[key] = minv{ss: cs, inv: inv}
-	out := &s.out
-	out.Reset()
-	out.Type = proto.CodeInvocation
-	out.Request = inv
-	out.ID = t.reg.id
-	f := &out.Opt
-	if t.c.uri != "" {
-		f.SetString(proto.KeyProcedure, t.c.uri)
-	}
-	if t.flags&tfDisclose != 0 {
-		f.SetUint(proto.KeyCaller, mo.caller.id)
-		f.SetString(proto.KeyCallerAuthID, mo.caller.authID)
-		f.SetString(proto.KeyCallerAuthRole, mo.caller.authRole)
-	}
-	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
-		f.SetBool(proto.KeyReceiveProgress, true)
-	}
-	if t.timeout > 0 {
-		f.SetUint(proto.KeyTimeout, t.timeout)
-	}
-	if t.flags&tfProgress != 0 {
-		f.SetBool(proto.KeyProgress, true)
-	}
-	t.c.setPPT(f)
-	t.c.setPayload(out)
-	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
-		if err == ErrPeerBusy {
-			s.stats.CallsRefused.Add(1)
-		}
+	if err := s.sendInvocation(t, cs, ic, inv, mo.caller.id, mo.caller.authID, mo.caller.authRole); err != nil {
 		s.meshEndInvocation(cs, inv, ic)
 		uri, why := sendFailure(err, "callee")
 		s.r.meshReplyError(mo.node, mo.shard, mo.callID, uri, why)
