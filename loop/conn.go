@@ -453,6 +453,7 @@ func (cn *conn) deadlines(now int64) {
 		}
 		if idle > int64(o.PingInterval) {
 			cn.pingSent = now
+			cn.pingBuf()
 			if cn.phase == phWS {
 				cn.frame(ws.OpPing, nil)
 			} else {

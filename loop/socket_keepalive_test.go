@@ -138,6 +138,83 @@ func TestSocketKeepaliveAnswered(t *testing.T) {
 	}
 }
 
+// Keepalive pings borrow no pooled buffer from a quiet loop. Sessions that
+// joined together go idle together, and the scan pings them all in one
+// round; with the pool trimmed empty by then, each ping used to get a new
+// 2 KiB output buffer, which the flush pooled and the next trims dropped:
+// 10 MB of garbage every PingInterval for 5,000 idle sessions. Now the
+// round's pings leave the pool as empty as they found it, and every peer
+// still gets its ping and is kept once it answers.
+func TestSocketKeepalivePingsBorrowNoBuffer(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"ws", "rs"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			s, clk := keepaliveServer(t, 0)
+			const n = 40
+			peers := make([]*rawPeer, n)
+			for i := range peers {
+				peers[i] = dialRaw(t, s.url, transport, proto.JSON)
+				newWAMP(t, peers[i].mc, proto.JSON).join()
+			}
+			for range 3 { // quiet seconds: the trims empty the pool
+				s.tick(clk, time.Second)
+			}
+			if b, k := s.e.outPool(t); b != 0 {
+				t.Fatalf("the pool holds %d buffers (%d bytes) after quiet seconds", k, b)
+			}
+			s.tick(clk, kaInterval) // every session silent past the interval: the ping round
+			for i, p := range peers {
+				if !s.pingOutstanding(p.c) {
+					t.Fatalf("peer %d: no ping", i)
+				}
+			}
+			if b, k := s.e.outPool(t); b != 0 {
+				t.Fatalf("the ping round left %d buffers (%d bytes) in the pool: %d B for each of %d pings", k, b, b/int64(n), n)
+			}
+			for i, p := range peers { // readMsg answers the ping
+				if _, err := p.mc.readMsg(100 * time.Millisecond); !isTimeout(err) {
+					t.Fatalf("peer %d: %v", i, err)
+				}
+			}
+			eventually(t, ioTimeout, "every pong", func() bool {
+				for _, p := range peers {
+					if s.pingOutstanding(p.c) {
+						return false
+					}
+				}
+				return true
+			})
+			s.tick(clk, kaTimeout+time.Second)
+			for i, p := range peers {
+				if !s.openAt(p.c) {
+					t.Fatalf("peer %d closed although it answered", i)
+				}
+			}
+		})
+	}
+}
+
+// outPool returns the bytes and the number of output buffers the loops
+// keep pooled.
+func (e *Engine) outPool(t testing.TB) (bytes int64, bufs int) {
+	t.Helper()
+	var b, k atomic.Int64
+	var wg sync.WaitGroup
+	for _, ls := range e.allLoops() {
+		wg.Add(1)
+		if ls.Execute(func() {
+			b.Add(int64(ls.pooled))
+			k.Add(int64(len(ls.pool)))
+			wg.Done()
+		}) != nil {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+	return b.Load(), int(k.Load())
+}
+
 // A peer that does not answer — it does not read, or reads and does not
 // pong, before or after HELLO — is closed PingTimeout after the ping, not
 // before; a well-behaved session is not.
