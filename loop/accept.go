@@ -84,6 +84,7 @@ type acceptState struct {
 // its descriptor's count.
 type accepted struct {
 	ln     *listenerState
+	loop   *loopState // the loop picked, whose pending count includes this one
 	opened atomic.Bool
 }
 
@@ -225,8 +226,8 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		e.fds.Add(-1)
 		return
 	}
-	tok := &accepted{ln: ln}
 	ls := e.pickLoop()
+	tok := &accepted{ln: ln, loop: ls}
 	ls.pending.Add(1)
 	res, err := ls.el.Enroll(gnet.NewContext(context.Background(), tok), c)
 	if err != nil {
@@ -243,8 +244,8 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		// loop (OnOpen ran) or closed on failure.
 		for range res {
 		}
-		ls.pending.Add(-1)
-		if !tok.opened.Load() {
+		if !tok.opened.Load() { // else OnOpen moved it from pending to the loop's connections
+			ls.pending.Add(-1)
 			e.fds.Add(-1)
 		}
 		<-e.acc.window

@@ -45,6 +45,19 @@ func TestAcceptSpreadsOverLoops(t *testing.T) {
 	if d := per[0] - per[1]; d > 4 || d < -4 {
 		t.Fatalf("connections per loop %v: not spread", per)
 	}
+	// Every opened connection left the pending counts, once: OnOpen lowers
+	// them, the acceptor only for a connection gnet never opened.
+	eventually(t, ioTimeout, "no enrollment pending", func() bool {
+		for _, ls := range s.e.allLoops() {
+			if p := ls.pending.Load(); p != 0 {
+				if p < 0 {
+					t.Fatalf("pending %d on a loop: counted down twice", p)
+				}
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // A burst enrolled while both loops are busy (nothing opened yet) is still

@@ -332,6 +332,13 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close // nothing else enrolls connections
 	}
 	acc.opened.Store(true)
+	// The connection stops counting as pending for pickLoop when OnOpen
+	// returns, after add counted it among the loop's connections (or it
+	// was refused). Left to the acceptor's goroutine, the decrement came
+	// whenever the scheduler ran it: meanwhile the connection counted
+	// twice, and under the race detector on a slow machine the picks
+	// leaned to the other loop (13 and 19 of 32 connections in CI).
+	defer acc.loop.pending.Add(-1)
 	e.opens.Add(1)
 	ln := acc.ln
 	if e.draining.Load() {

@@ -218,15 +218,17 @@ func (c *fakeConn) write(p []byte) (int, error) {
 }
 
 // fakeAccept does to c what an acceptor does to a connection before OnOpen
-// (accept.go): counts its descriptor and tells it its listener, the one
-// whose address is c's local address.
+// (accept.go): counts its descriptor, counts it pending on its loop, and
+// tells it its listener, the one whose address is c's local address.
 func fakeAccept(e *Engine, c *fakeConn) *fakeConn {
 	for _, ln := range e.lns {
 		if ln.cfg.Addr == c.local.String() {
 			if !e.takeFDs(1) {
 				panic("fakeAccept: descriptor budget spent")
 			}
-			c.ctx = &accepted{ln: ln}
+			ls := e.loopOf(c.el)
+			ls.pending.Add(1)
+			c.ctx = &accepted{ln: ln, loop: ls}
 			return c
 		}
 	}

@@ -46,8 +46,9 @@ type loopState struct {
 
 	// Balancing (accept.go), read by the acceptors: the connections this
 	// loop holds (nconns, kept by add and remove) and those enrolled to it
-	// whose OnOpen has not been reported back to the acceptor yet
-	// (pending, kept by the acceptor).
+	// whose OnOpen has not returned yet (pending: raised by the acceptor,
+	// lowered as OnOpen returns, or by the acceptor when gnet failed to
+	// register the connection).
 	nconns  atomic.Int32
 	pending atomic.Int32
 }
