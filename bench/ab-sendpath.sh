@@ -100,7 +100,7 @@ one() { # scenario mode(on|off) pair
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   echo "case=$sc pair=$pair path=$mode $line" | tee -a "$OUT/runs.txt" |
-    tr ' ' '\n' | grep -E '^(case|pair|path|calls_per_s|events_per_s|p50_us|p99_us|router_cpu_pct|tool_cpu_pct|other_cpu_pct)=' | tr '\n' ' '
+    tr ' ' '\n' | grep -E '^(case|pair|path|calls_per_s|events_per_s|p50_us|p99_us|arrive_p99_us|router_cpu_pct|tool_cpu_pct|other_cpu_pct)=' | tr '\n' ' '
   echo
 }
 
@@ -129,21 +129,24 @@ summary() { # max-other-cpu label
       k = f["case"] SUBSEP f["pair"]; sc[f["case"]] = 1
       rate = f["calls_per_s"] != "" ? f["calls_per_s"] : f["events_per_s"]
       R[k, f["path"]] = rate; P50[k, f["path"]] = f["p50_us"]; P99[k, f["path"]] = f["p99_us"]; CPU[k, f["path"]] = f["router_cpu_pct"]
+      A99[k, f["path"]] = f["arrive_p99_us"]
       O[k, f["path"]] = f["other_cpu_pct"]; pairs[k] = 1
     }
     END {
       for (s in sc) {
-        n = 0; all = 0
+        n = 0; all = 0; na = 0
         for (k in pairs) { split(k, x, SUBSEP); if (x[1] != s) continue; all++
           if (R[k, "on"] == "" || R[k, "off"] == "" || O[k, "on"] > noisy || O[k, "off"] > noisy || R[k, "off"] == 0 || R[k, "on"] == 0) continue
           n++; ron[n] = R[k, "on"]; roff[n] = R[k, "off"]; rr[n] = R[k, "on"] / R[k, "off"]
           a50[n] = P50[k, "on"]; b50[n] = P50[k, "off"]; a99[n] = P99[k, "on"]; b99[n] = P99[k, "off"]
           c1[n] = CPU[k, "on"]; c2[n] = CPU[k, "off"]; cp1[n] = CPU[k, "on"] * 1e4 / R[k, "on"]; cp2[n] = CPU[k, "off"] * 1e4 / R[k, "off"]
           q99[n] = (P99[k, "off"] > 0) ? P99[k, "on"] / P99[k, "off"] : 0; q50[n] = (P50[k, "off"] > 0) ? P50[k, "on"] / P50[k, "off"] : 0
+          if (A99[k, "on"] != "" && A99[k, "off"] != "") { na++; aa[na] = A99[k, "on"]; ab[na] = A99[k, "off"] }
           qc[n] = cp2[n] > 0 ? cp1[n] / cp2[n] : 0 }
         if (n == 0) { printf "%-9s %s: no pair of %d\n", s, label, all; continue }
         printf "%-9s %s: %d of %d pairs: rate io_uring %.0f / write(2) %.0f = %.2fx; p50 %.0f / %.0f us (%.2fx); p99 %.0f / %.0f us (%.2fx); router CPU %.1f / %.1f %%, per message %.2f / %.2f us (%.2fx)\n",
           s, label, n, all, med(ron, n), med(roff, n), med(rr, n), med(a50, n), med(b50, n), med(q50, n), med(a99, n), med(b99, n), med(q99, n), med(c1, n), med(c2, n), med(cp1, n), med(cp2, n), med(qc, n)
+        if (na > 0) printf "%-9s %s: p99 to the kernel'"'"'s arrival in the subscriber'"'"'s socket (arrive_p99_us) %.0f / %.0f us\n", s, label, med(aa, na), med(ab, na)
       }
     }' "$OUT/runs.txt" | sort
 }

@@ -29,6 +29,7 @@ const (
 
 // Opcodes.
 const (
+	opRecvMsg     = 10 // 5.3
 	opAsyncCancel = 14 // 5.5
 	opSend        = 26 // 5.6
 	opRecv        = 27 // 5.6

@@ -64,9 +64,10 @@ type Ring struct {
 // slot is one send between Send and its completion.
 type slot struct {
 	tag  uint64
-	buf  []byte // referenced until the completion: the kernel reads it
-	busy bool   // submitted or queued, no completion yet
-	done bool   // its completion was reaped in this Submit
+	buf  []byte       // referenced until the completion: the kernel reads it
+	hdr  *unix.Msghdr // RecvMsg's header, likewise
+	busy bool         // submitted or queued, no completion yet
+	done bool         // its completion was reaped in this Submit
 }
 
 // Completion is the outcome of one send: Res is the number of bytes the
@@ -251,6 +252,31 @@ func (r *Ring) Send(fd int, b []byte, tag uint64) bool {
 // io_uring_enter per round instead of one read per session.)
 func (r *Ring) Recv(fd int, b []byte, tag uint64) bool {
 	return r.queue(opRecv, fd, b, unix.MSG_DONTWAIT, tag)
+}
+
+// RecvMsg queues a recvmsg(2) on the socket fd with MSG_DONTWAIT: m's
+// buffers receive the data and its control messages (a timestamp, say, with
+// SO_TIMESTAMPNS set), and the kernel updates m's Controllen and Flags. As
+// Recv otherwise: Res is the number of bytes read; m, its iovecs and its
+// control buffer belong to the kernel until Submit returns. (The load tool
+// reads the kernel's arrival time of each event this way.)
+func (r *Ring) RecvMsg(fd int, m *unix.Msghdr, tag uint64) bool {
+	if r.broken != nil || len(r.free) == 0 || m == nil || m.Iovlen == 0 {
+		return false
+	}
+	id := r.free[len(r.free)-1]
+	r.free = r.free[:len(r.free)-1]
+	r.slots[id] = slot{tag: tag, hdr: m, busy: true}
+	r.push(sqe{
+		opcode:   opRecvMsg,
+		fd:       int32(fd),
+		addr:     uint64(uintptr(unsafe.Pointer(m))),
+		len:      1,
+		opFlags:  unix.MSG_DONTWAIT,
+		userData: uint64(id),
+	})
+	r.queued++
+	return true
 }
 
 func (r *Ring) send(fd int, b []byte, msgFlags uint32, tag uint64) bool {

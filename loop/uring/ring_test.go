@@ -603,3 +603,70 @@ func TestRecvCompletesWithinSubmit(t *testing.T) {
 		t.Fatalf("%d io_uring_enter calls, want 2", r.Enters())
 	}
 }
+
+// RecvMsg reads into the header's buffers within the Submit that submits
+// it, and returns the socket's control messages: here the kernel's arrival
+// time of the data (SO_TIMESTAMPNS), which the load tool reads to time
+// each event from the moment the router's send reached the subscriber's
+// socket. An empty socket answers -EAGAIN, as with Recv.
+func TestRecvMsgTimestamp(t *testing.T) {
+	r := newRing(t, 8)
+	fd, peer := tcpPair(t)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		t.Fatal(err)
+	}
+	buf, ctl := make([]byte, 16), make([]byte, 64)
+	var iov unix.Iovec
+	var m unix.Msghdr
+	arm := func() {
+		iov = unix.Iovec{Base: &buf[0]}
+		iov.SetLen(len(buf))
+		m = unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &ctl[0]}
+		m.SetControllen(len(ctl))
+	}
+	arm()
+	if !r.RecvMsg(fd, &m, 7) {
+		t.Fatal("RecvMsg refused")
+	}
+	if done, err := r.Submit(); err != nil || len(done) != 1 || done[0].Res != -int32(unix.EAGAIN) {
+		t.Fatalf("empty socket: %+v %v, want one -EAGAIN", done, err)
+	}
+
+	// The first socket asking for timestamps turns on the kernel's receive
+	// timestamps; the switch may take effect a little later (a deferred
+	// static key), so allow it a moment.
+	time.Sleep(20 * time.Millisecond)
+	before := time.Now()
+	if _, err := peer.Write([]byte("stamped")); err != nil {
+		t.Fatal(err)
+	}
+	var done []Completion
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		arm()
+		if !r.RecvMsg(fd, &m, 8) {
+			t.Fatal("RecvMsg refused")
+		}
+		var err error
+		if done, err = r.Submit(); err != nil {
+			t.Fatal(err)
+		}
+		if len(done) != 1 || done[0].Res != -int32(unix.EAGAIN) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	after := time.Now()
+	if len(done) != 1 || done[0].Tag != 8 || done[0].Res != 7 || string(buf[:7]) != "stamped" {
+		t.Fatalf("receive: %+v %q", done, buf)
+	}
+	msgs, err := unix.ParseSocketControlMessage(ctl[:m.Controllen])
+	if err != nil || len(msgs) != 1 || msgs[0].Header.Level != unix.SOL_SOCKET ||
+		msgs[0].Header.Type != unix.SCM_TIMESTAMPNS || len(msgs[0].Data) < 16 {
+		t.Fatalf("control messages %+v (%v), want one SCM_TIMESTAMPNS", msgs, err)
+	}
+	d := msgs[0].Data
+	at := time.Unix(int64(binary.NativeEndian.Uint64(d[0:8])), int64(binary.NativeEndian.Uint64(d[8:16])))
+	if at.Before(before.Add(-time.Millisecond)) || at.After(after.Add(time.Millisecond)) {
+		t.Fatalf("arrival stamp %v outside the write's window [%v, %v]", at, before, after)
+	}
+}

@@ -54,7 +54,7 @@ func TestEndToEnd(t *testing.T) {
 		{"pubsub saturation ws cbor", Config{Scenario: "pubsub", URL: ws, Ser: proto.CBOR, Subscribers: 20}, map[string]func(float64) bool{
 			"delivered": positive, "delivery_ratio": one, "bad_stamps": absent}},
 		{"pubsub rate rs msgpack", Config{Scenario: "pubsub", URL: rs, Ser: proto.MsgPack, Subscribers: 10, Publishers: 2, EventRate: 5000}, map[string]func(float64) bool{
-			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive}},
+			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive, "arrive_p99_us": absent}},
 		// The tool's own io_uring loops: many sessions read in one enter,
 		// frames larger than a read buffer (200 KiB arguments), partial
 		// sends waiting for EPOLLOUT.
@@ -65,8 +65,11 @@ func TestEndToEnd(t *testing.T) {
 		{"pubsub saturation ws cbor uring", Config{Scenario: "pubsub", URL: ws, Ser: proto.CBOR, Subscribers: 50, InFlight: 20000, Driver: "uring"}, map[string]func(float64) bool{
 			"publish_per_s": positive,
 			"delivered":     positive, "delivery_ratio": one, "bad_stamps": absent, "dropped_sessions": zero}},
+		// Every event is also timed to its arrival in the socket, which
+		// precedes its read (checked below).
 		{"pubsub rate ws msgpack uring", Config{Scenario: "pubsub", URL: ws, Ser: proto.MsgPack, Subscribers: 50, EventRate: 5000, Driver: "uring"}, map[string]func(float64) bool{
-			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive}},
+			"events_per_s": around(5000), "delivery_ratio": one, "p99_us": positive,
+			"arrive_p50_us": positive, "arrive_p99_us": positive, "arrive_missing": absent}},
 		{"idle", Config{Scenario: "idle", URL: ws, Sessions: 200, Procs: 1, Settle: 10 * time.Millisecond, Src: "127.0.0.2-127.0.0.3"}, map[string]func(float64) bool{
 			"joined": equal(200), "failed": zero, "kib_per_session": present, "dropped_sessions": zero}},
 		{"churn", Config{Scenario: "churn", URL: rs, ChurnRate: 300, Workers: 4}, map[string]func(float64) bool{
@@ -105,6 +108,15 @@ func TestEndToEnd(t *testing.T) {
 				}
 				if !ok(map[bool]float64{true: f, false: -1}[present]) {
 					t.Errorf("%s=%q unexpected", k, v)
+				}
+			}
+			for _, q := range []string{"p50_us", "p99_us", "max_us"} {
+				if a, ok := m["arrive_"+q]; ok {
+					av, _ := strconv.ParseFloat(a, 64)
+					rv, _ := strconv.ParseFloat(m[q], 64)
+					if av > rv {
+						t.Errorf("arrive_%s=%v after %s=%v: an event arrived after it was read", q, av, q, rv)
+					}
 				}
 			}
 		})

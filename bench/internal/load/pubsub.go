@@ -16,12 +16,13 @@ import (
 type pubsubRun struct {
 	phase     atomic.Int32
 	hist      atomic.Pointer[Hist]
-	published atomic.Int64 // all publications sent
-	pubWin    atomic.Int64 // publications sent while measuring
-	delivered atomic.Int64 // all events received
-	delivWin  atomic.Int64 // events received while measuring
-	badStamp  atomic.Int64 // events whose timestamp could not be read
-	drops     atomic.Int64 // subscriber connections lost after joining
+	arrHist   atomic.Pointer[Hist] // to the kernel's arrival time (uring driver)
+	published atomic.Int64         // all publications sent
+	pubWin    atomic.Int64         // publications sent while measuring
+	delivered atomic.Int64         // all events received
+	delivWin  atomic.Int64         // events received while measuring
+	badStamp  atomic.Int64         // events whose timestamp could not be read
+	drops     atomic.Int64         // subscriber connections lost after joining
 	pubTmpl   *wire.Template
 	subscribe []byte
 	rate      float64 // publications/s per publisher; 0 = saturation
@@ -58,6 +59,11 @@ func (c *subscriber) message(s *sess, typ proto.Code, a, b uint64, msg []byte, n
 			return
 		}
 		h.Record(now - int64(st-wire.FixedMin))
+		if s.arrive > 0 {
+			if ah := c.run.arrHist.Load(); ah != nil {
+				ah.Record(s.arrive - int64(st-wire.FixedMin))
+			}
+		}
 	case proto.CodeSubscribed:
 		if !c.marked {
 			c.marked = true
@@ -247,13 +253,15 @@ func runPubSub(cfg *Config) (*Result, error) {
 	run.startNS.Store(nowNS())
 	run.phase.Store(phWarm)
 	time.Sleep(cfg.Warmup)
-	var h Hist
+	var h, ah Hist
+	run.arrHist.Store(&ah)
 	run.hist.Store(&h)
 	run.phase.Store(phMeasure)
 	cpu := startCPU(cfg.RouterPID)
 	t0 := time.Now()
 	time.Sleep(cfg.Duration)
 	run.hist.Store(nil)
+	run.arrHist.Store(nil)
 	run.phase.Store(phStop)
 	el := time.Since(t0)
 	r := cfg.header(ep)
@@ -302,6 +310,14 @@ func runPubSub(cfg *Config) (*Result, error) {
 	}
 	r.Set("delivery_ratio", strconv.FormatFloat(ratio, 'f', 5, 64))
 	r.setLatency("", &h)
+	if ah.Count() > 0 {
+		// The same events, timed to when the kernel put them in the
+		// subscriber's socket (the uring driver's receive timestamps).
+		r.setLatency("arrive_", &ah)
+		if n, a := h.Count(), ah.Count(); a < n {
+			r.Set("arrive_missing", n-a) // events timed without an arrival stamp
+		}
+	}
 	r.Set("dropped_sessions", run.drops.Load())
 	if b := run.badStamp.Load(); b > 0 {
 		r.Set("bad_stamps", b)

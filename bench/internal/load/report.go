@@ -417,6 +417,7 @@ func Report(dir string, w io.Writer) error {
 		{title: "delivery ratio", key: "delivery_ratio", prec: 5},
 		{title: "p50 µs", key: "p50_us"},
 		{title: "p99 µs", key: "p99_us"},
+		{title: "p99 to arrival in the socket µs (uring tool)", key: "arrive_p99_us"},
 	}, cpuCols...))
 	fmt.Fprintln(w, "### Churn (connect, HELLO/WELCOME, GOODBYE, close)")
 	fmt.Fprintln(w)

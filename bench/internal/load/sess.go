@@ -74,6 +74,10 @@ type sess struct {
 	enc   proto.Encoder
 	tmp   []byte
 	abort string // ABORT reason, for reports
+	// arrive is, while input runs, when the kernel received the data being
+	// read (on nowNS's clock), if the driver knows (the uring driver's
+	// receive timestamps); else 0.
+	arrive int64
 }
 
 func newSess(ep *endpoint, r role) *sess {
