@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // Three nodes in one process, meshed by NATS routes, with Go clients on
@@ -376,6 +377,34 @@ func TestClusterSharedAndExclusiveRegistrations(t *testing.T) {
 	if ok.Load() != 3 || refused.Load() != 6 {
 		dumpStats(t, nodes...)
 		t.Fatalf("single registrations racing on 3 nodes, 3 rounds: %d registered, %d refused; want 3 and 6", ok.Load(), refused.Load())
+	}
+	// A claim only the store can judge (made on each node's mesh directly,
+	// as a router does for a procedure it has not heard of): the two nodes
+	// that do not hold com.single.0 are refused by the store, and each
+	// counts it once in ClaimsRefused (edgewamp_mesh_claims_total{refused});
+	// the holder is granted its own claim again.
+	refusedBy := 0
+	for _, n := range nodes {
+		before := n.n.Stats().ClaimsRefused.Load()
+		res := make(chan error, 1)
+		n.n.Claim("realm1", proto.MatchExact, "com.single.0", func(err error) { res <- err })
+		var err error
+		select {
+		case err = <-res:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: claim unanswered", n.name)
+		}
+		got := n.n.Stats().ClaimsRefused.Load() - before
+		switch {
+		case err == nil && got == 0: // the holder
+		case errors.Is(err, route.ErrMeshClaimed) && got == 1:
+			refusedBy++
+		default:
+			t.Fatalf("%s: claim of a held procedure: %v, ClaimsRefused +%d; want the holder's nil or ErrMeshClaimed counted once", n.name, err, got)
+		}
+	}
+	if refusedBy != 2 {
+		t.Fatalf("the store refused %d of 3 nodes' claims of com.single.0, want 2", refusedBy)
 	}
 	// first and last: by REGISTER time across the mesh.
 	for _, policy := range []string{"first", "last"} {
