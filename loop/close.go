@@ -325,7 +325,7 @@ type Stats struct {
 	Closes [NumCloseReasons]uint64
 	// MemReleases counts the times the engine returned the free heap to
 	// the operating system after a burst of connections opened or closed
-	// (memburst.go).
+	// (memburst.go): twice per burst, early and final.
 	MemReleases uint64
 	// CloseLogsSuppressed counts close log lines left out by the rate
 	// limit.

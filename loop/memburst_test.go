@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// memBurst reports the end of a burst once: at least burstEvents
-// connection events, then none for burstQuiet; and not again within
-// burstGap.
+// memBurst reports the end of a burst twice: at least burstEvents
+// connection events, then none for burstQuietEarly (the early release),
+// then none for burstQuiet (the final one); and not again within burstGap.
+// A burst that resumes after its early release gets only its final one.
 func TestMemBurstOver(t *testing.T) {
 	var b memBurst
 	var events uint64
@@ -22,18 +23,39 @@ func TestMemBurstOver(t *testing.T) {
 	if tick(tk, burstEvents-1) || tick(time.Second, 0) {
 		t.Fatal("released below burstEvents events")
 	}
-	if tick(tk, 5) || tick(tk, 0) || tick(burstQuiet-2*tk, 0) {
-		t.Fatal("released before burstQuiet without an event")
+	if tick(tk, 5) || tick(tk, 0) || tick(burstQuietEarly-2*tk, 0) {
+		t.Fatal("released before burstQuietEarly without an event")
 	}
 	if !tick(tk, 0) {
-		t.Fatal("not released after burstQuiet")
+		t.Fatal("no early release after burstQuietEarly")
 	}
-	if tick(time.Second, 0) || tick(tk, burstEvents) || tick(time.Second, 0) {
+	if tick(tk, 0) || tick(burstQuiet-burstQuietEarly-2*tk, 0) {
+		t.Fatal("released again before burstQuiet")
+	}
+	if !tick(tk, 0) {
+		t.Fatal("no final release after burstQuiet")
+	}
+	if tick(time.Second, 0) || tick(tk, burstEvents) || tick(time.Second, 0) || tick(burstQuiet, 0) {
 		t.Fatal("released again within burstGap")
 	}
+	// Quiet for longer than burstQuiet by the time burstGap is over: one
+	// release, the final one.
 	now = now.Add(burstGap)
-	if !tick(tk, 0) {
-		t.Fatal("not released after burstGap")
+	if !tick(tk, 0) || tick(tk, 0) || tick(burstQuiet, 0) {
+		t.Fatal("not one release after burstGap")
+	}
+	// The next burst, after burstGap, resumes after its early release: no
+	// second early release, one final release once it is quiet for
+	// burstQuiet.
+	now = now.Add(burstGap)
+	if tick(tk, burstEvents) || !tick(burstQuietEarly, 0) {
+		t.Fatal("no early release of the next burst")
+	}
+	if tick(tk, 10) || tick(burstQuietEarly, 0) || tick(burstQuietEarly, 0) || tick(burstQuiet-2*burstQuietEarly-tk, 0) {
+		t.Fatal("a second early release in one burst")
+	}
+	if !tick(2*tk, 0) {
+		t.Fatal("no final release of the resumed burst")
 	}
 	// Steady traffic never goes quiet: no release however many events.
 	for range 100 {
@@ -45,7 +67,7 @@ func TestMemBurstOver(t *testing.T) {
 
 // On a running engine: a few connections come and go without a release;
 // a burst of 500 connections opened and closed (1,000 events) is followed
-// by one once it is over, and by no other.
+// by its two (early and final) once it is over, and by no other.
 func TestMemReleaseAfterBurst(t *testing.T) {
 	s := startServer(t, nil)
 	for range 10 {
@@ -64,9 +86,9 @@ func TestMemReleaseAfterBurst(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	eventually(t, burstQuiet+ioTimeout, "a release after the burst", func() bool { return s.e.Stats().MemReleases == 1 })
+	eventually(t, burstQuiet+ioTimeout, "two releases after the burst", func() bool { return s.e.Stats().MemReleases == 2 })
 	time.Sleep(burstQuiet + time.Second)
-	if got := s.e.Stats().MemReleases; got != 1 {
-		t.Fatalf("%d releases after one burst", got)
+	if got := s.e.Stats().MemReleases; got != 2 {
+		t.Fatalf("%d releases after one burst, want 2", got)
 	}
 }
