@@ -261,22 +261,16 @@ func (r *Ring) Recv(fd int, b []byte, tag uint64) bool {
 // control buffer belong to the kernel until Submit returns. (The load tool
 // reads the kernel's arrival time of each event this way.)
 func (r *Ring) RecvMsg(fd int, m *unix.Msghdr, tag uint64) bool {
-	if r.broken != nil || len(r.free) == 0 || m == nil || m.Iovlen == 0 {
+	if m == nil || m.Iovlen == 0 {
 		return false
 	}
-	id := r.free[len(r.free)-1]
-	r.free = r.free[:len(r.free)-1]
-	r.slots[id] = slot{tag: tag, hdr: m, busy: true}
-	r.push(sqe{
-		opcode:   opRecvMsg,
-		fd:       int32(fd),
-		addr:     uint64(uintptr(unsafe.Pointer(m))),
-		len:      1,
-		opFlags:  unix.MSG_DONTWAIT,
-		userData: uint64(id),
+	return r.enqueue(slot{tag: tag, hdr: m}, sqe{
+		opcode:  opRecvMsg,
+		fd:      int32(fd),
+		addr:    uint64(uintptr(unsafe.Pointer(m))),
+		len:     1,
+		opFlags: unix.MSG_DONTWAIT,
 	})
-	r.queued++
-	return true
 }
 
 func (r *Ring) send(fd int, b []byte, msgFlags uint32, tag uint64) bool {
@@ -284,20 +278,31 @@ func (r *Ring) send(fd int, b []byte, msgFlags uint32, tag uint64) bool {
 }
 
 func (r *Ring) queue(op uint8, fd int, b []byte, msgFlags uint32, tag uint64) bool {
-	if r.broken != nil || len(r.free) == 0 || len(b) == 0 {
+	if len(b) == 0 {
+		return false
+	}
+	return r.enqueue(slot{tag: tag, buf: b}, sqe{
+		opcode:  op,
+		fd:      int32(fd),
+		addr:    uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
+		len:     uint32(min(len(b), 1<<31-1)),
+		opFlags: msgFlags,
+	})
+}
+
+// enqueue takes a free slot for s (which holds what the kernel reads or
+// writes until the completion) and writes e for it, tagged with the slot.
+// It returns false, and queues nothing, when the ring is broken or full.
+func (r *Ring) enqueue(s slot, e sqe) bool {
+	if r.broken != nil || len(r.free) == 0 {
 		return false
 	}
 	id := r.free[len(r.free)-1]
 	r.free = r.free[:len(r.free)-1]
-	r.slots[id] = slot{tag: tag, buf: b, busy: true}
-	r.push(sqe{
-		opcode:   op,
-		fd:       int32(fd),
-		addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
-		len:      uint32(min(len(b), 1<<31-1)),
-		opFlags:  msgFlags,
-		userData: uint64(id),
-	})
+	s.busy = true
+	r.slots[id] = s
+	e.userData = uint64(id)
+	r.push(e)
 	r.queued++
 	return true
 }
