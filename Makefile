@@ -50,7 +50,9 @@ staticcheck:
 # every socket test passes on both (issue 15).
 test: lint
 	$(GO) test -race -timeout 15m ./...
-	EDGEWAMP_TEST_IO_URING=off $(GO) test -race -timeout 10m ./loop
+	# The loop's tests once more on write(2), with every loop parked (waiting
+	# in Go's netpoller, as a mesh node's loops do: loop/park.go).
+	EDGEWAMP_TEST_IO_URING=off EDGEWAMP_TEST_PARK=on $(GO) test -race -timeout 10m ./loop
 	# The gateway once more without the event loop's HTTP lane (net/http alone).
 	EDGEWAMP_TEST_GATEWAY_LANE=off $(GO) test -race -timeout 10m ./gateway
 	# 5,000 TLS sessions at once (the race detector's crypto is too slow for

@@ -63,7 +63,8 @@ func startNode(t *testing.T, name string, mutate func(*Options)) *tnode {
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log})
+	// Parked, as edgewamp runs a mesh node (tuning.park: auto).
+	eng, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log, Park: true})
 	if err != nil {
 		t.Fatal(err)
 	}

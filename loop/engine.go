@@ -41,6 +41,8 @@ type Engine struct {
 	draining atomic.Bool
 	clock    atomic.Int64 // coarse unix ns, updated on every tick
 
+	parkWarned atomic.Bool // parkFailed logged (park.go)
+
 	mu       sync.Mutex
 	loops    map[gnet.EventLoop]*loopState
 	nloops   int
@@ -154,6 +156,7 @@ func (e *Engine) Start() error {
 	go func() {
 		defer close(e.stopped)
 		defer e.closeRings()     // after the loops: no flush runs any more
+		defer e.closeParkers()   // after the loops: none parks any more
 		defer e.closeListeners() // stopped unexpectedly: accept no more
 		// gnet accepts nothing: the engine does (accept.go). gnet wants
 		// a listener all the same; a UDP socket creates no descriptor per
@@ -185,6 +188,9 @@ func (e *Engine) Start() error {
 	if err := e.startShards(); err != nil {
 		e.closeListeners()
 		return err
+	}
+	if (e.opts.Park || testPark) && !e.parkWarned.Load() {
+		e.log.Info("idle loops wait in Go's netpoller (park)")
 	}
 	e.startAccepting()
 	return nil
@@ -288,6 +294,9 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 		ls.ring = e.rings[e.nloops]
 	}
 	e.nloops++
+	if e.opts.Park || testPark {
+		ls.startPark()
+	}
 	ls.shard.Start(ls)
 	e.loops[el] = ls
 	return ls

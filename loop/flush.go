@@ -94,8 +94,13 @@ import (
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
 
-// exit ends an entry point.
-func (ls *loopState) exit() { ls.depth-- }
+// exit ends an entry point; the outermost queues the parking task
+// (park.go).
+func (ls *loopState) exit() {
+	if ls.depth--; ls.depth == 0 && ls.parker != nil {
+		ls.queuePark()
+	}
+}
 
 // idleGap is how long a loop must have had nothing to do for the adaptive
 // flush policy to write at once instead of at the end of the round. It must

@@ -44,6 +44,8 @@ type loopState struct {
 	ring  *uring.Ring
 	batch []ringSend // the batch being completed, reused
 
+	parker *parker // parking (park.go); nil: the loop waits in epoll_wait
+
 	// Balancing (accept.go), read by the acceptors: the connections this
 	// loop holds (nconns, kept by add and remove) and those enrolled to it
 	// whose OnOpen has not returned yet (pending: raised by the acceptor,

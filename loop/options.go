@@ -131,6 +131,11 @@ type Options struct {
 	// system has it, else write(2)), IOUringOn (Start fails without it) or
 	// IOUringOff (write(2)). See sendring.go.
 	IOUring IOUringMode
+	// Park makes an idle loop wait in Go's netpoller instead of in
+	// epoll_wait, so that the process's other goroutines (the mesh's NATS
+	// connection, the gateway) run at once instead of waiting for sysmon
+	// to take the loop's processor back (park.go).
+	Park bool
 	// Lane serves the HTTPLane listeners (lane.go).
 	Lane LaneConfig
 	// CheckOrigin, when set, vets the Origin header of WebSocket upgrades.

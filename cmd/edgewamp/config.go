@@ -116,6 +116,10 @@ type tuningConfig struct {
 	// IOUring is the send path: auto (io_uring where the system has a
 	// usable one, else write(2)), on (refuse to start without it), off.
 	IOUring string `yaml:"io_uring"`
+	// Park is where an idle event loop waits: auto (in Go's netpoller
+	// when the mesh runs, in epoll_wait otherwise), on (Go's netpoller),
+	// off (epoll_wait). See loop/park.go.
+	Park string `yaml:"park"`
 }
 
 type realmConfig struct {
@@ -413,6 +417,11 @@ func (c *config) validate() error {
 	if _, err := loop.ParseIOUringMode(c.Tuning.IOUring); err != nil {
 		c.errAt(&errs, "tuning.io_uring must be auto, on or off, not "+strconv.Quote(c.Tuning.IOUring), "tuning", "io_uring")
 	}
+	switch c.Tuning.Park {
+	case "", "auto", "on", "off":
+	default:
+		c.errAt(&errs, "tuning.park must be auto, on or off, not "+strconv.Quote(c.Tuning.Park), "tuning", "park")
+	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
 	}
@@ -557,6 +566,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		o.Flush = loop.FlushTraffic
 	}
 	o.IOUring, _ = loop.ParseIOUringMode(c.Tuning.IOUring) // validated
+	o.Park = c.Tuning.Park == "on" || c.Tuning.Park != "off" && c.Mesh.enabled()
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {

@@ -141,3 +141,22 @@ func seccompExec(cmdline string) {
 	}
 	fail("exec", unix.Exec(argv[0], argv, env))
 }
+
+// tuning.park: auto leaves a router without the mesh waiting in epoll_wait
+// (parking would only cost it system calls); on parks its loops, and says
+// so at start (the mesh's case is TestMeshProcesses).
+func TestParkSetting(t *testing.T) {
+	dir := t.TempDir()
+	const parked = "idle loops wait in Go's netpoller (park)"
+	for _, k := range []struct {
+		mode string
+		want bool
+	}{{"auto", false}, {"off", false}, {"on", true}} {
+		p := filepath.Join(dir, k.mode+".yaml")
+		os.WriteFile(p, []byte("tuning:\n  park: "+k.mode+"\n"), 0o600)
+		r := startRouter(t, "-config", p)
+		if got := strings.Contains(r.logs(), parked); got != k.want {
+			t.Fatalf("park: %s: parked %v, want %v:\n%s", k.mode, got, k.want, r.logs())
+		}
+	}
+}

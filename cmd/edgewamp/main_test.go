@@ -270,6 +270,7 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
+		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}

@@ -162,6 +162,11 @@ func TestMeshProcesses(t *testing.T) {
 	t.Parallel()
 	ps := processCluster(t, nil, "a", "b", "c")
 	a, b, c := ps[0], ps[1], ps[2]
+	for _, p := range ps { // tuning.park: auto parks a mesh node's loops
+		if !strings.Contains(p.logs(), "idle loops wait in Go's netpoller (park)") {
+			t.Fatalf("node %s does not park its loops:\n%s", p.name, p.logs())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	callee := b.dial(b.rs(), proto.CBOR)

@@ -1,0 +1,111 @@
+package loop
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// waitParked waits until the loop is parked (waiting in Go's netpoller).
+func waitParked(t *testing.T, ls *loopState) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !ls.parker.waiting.Load(); {
+		if time.Now().After(end) {
+			t.Fatal("the loop never parked")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// TestParkWakes: with Options.Park every loop parks when idle, and each
+// thing that must wake it does: a task queued from another goroutine (the
+// mesh's deliveries, the acceptors), a socket's data, the engine's
+// shutdown (startServer's cleanup fails if that hangs). A parked loop woken
+// by nothing would hang this test, which a lost wake-up (gnet's eventfd
+// not written while park waits) did before park cleared gnet's flag.
+func TestParkWakes(t *testing.T) {
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Park = true })
+	loops := s.e.allLoops()
+	if len(loops) != 2 {
+		t.Fatalf("%d loops", len(loops))
+	}
+	for i, ls := range loops {
+		if ls.parker == nil {
+			t.Fatalf("loop %d does not park", i)
+		}
+		// A task from another goroutine, queued while the loop is parked,
+		// runs: 200 times in a row on each loop.
+		for n := 0; n < 200; n++ {
+			waitParked(t, ls)
+			done := make(chan struct{})
+			if err := ls.Execute(func() { close(done) }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("loop %d, task %d: the parked loop did not run it", i, n)
+			}
+		}
+	}
+
+	// A socket's data wakes it: calls and events between sessions on both
+	// loops, each sent while the loops are idle (parked).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	callee := s.dial("rs", proto.MsgPack)
+	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := s.dial("ws", proto.JSON)
+	parked := func() uint64 { return loops[0].parker.parks.Load() + loops[1].parker.parks.Load() }
+	before := parked()
+	for n := 0; n < 100; n++ {
+		for _, ls := range loops {
+			waitParked(t, ls)
+		}
+		res, err := caller.Call(ctx, "com.echo", []any{int64(n)}, nil, nil)
+		if err != nil {
+			t.Fatalf("call %d: %v", n, err)
+		}
+		if len(res.Args) != 1 || res.Args[0] != int64(n) {
+			t.Fatalf("call %d: %v", n, res.Args)
+		}
+	}
+	if after := parked(); after-before < 100 {
+		t.Fatalf("the loops parked %d times in 100 idle calls", after-before)
+	}
+}
+
+// TestParkUnavailable: where the event loop is not gnet's own (or gnet's
+// internals changed), parking is refused with the reason, and the engine
+// logs once that its loops wait in epoll_wait.
+func TestParkUnavailable(t *testing.T) {
+	_, err := newParker(fakeEventLoop{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not a pointer") {
+		t.Fatalf("newParker(fake) = %v", err)
+	}
+	_, err = newParker(&fakeEventLoop{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no poller") {
+		t.Fatalf("newParker(&fake) = %v", err)
+	}
+	var logs strings.Builder
+	e := &Engine{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	e.parkFailed(fmt.Errorf("reason one"))
+	e.parkFailed(fmt.Errorf("reason two"))
+	if got := logs.String(); strings.Count(got, "parking unavailable") != 1 || !strings.Contains(got, "reason one") {
+		t.Fatalf("logs: %q", got)
+	}
+}
+
+type fakeEventLoop struct{ gnet.EventLoop }
