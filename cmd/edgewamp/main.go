@@ -212,7 +212,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sizeProcs(cfg, log)
-	log.Info("go runtime", applyRuntime(cfg.Runtime).logAttrs()...)
+	log.Info("go runtime", applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs()...)
 	oa, err := cfg.newOAuth(log)
 	if err != nil {
 		return err
@@ -426,7 +426,7 @@ func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.C
 	if gw != nil {
 		gw.SetRealms(cfg.realmAccess())
 	}
-	rt := applyRuntime(cfg.Runtime)
+	rt := applyRuntime(cfg.Runtime, cfg.Mesh.enabled())
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
