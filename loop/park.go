@@ -73,9 +73,8 @@ import (
 // gnet exposes none of this. park reaches gnet's poller (eventloop.poller)
 // by reflection: its epoll descriptor (fd, checked to be an epoll instance
 // and put in Go's netpoller through a duplicate), its eventfd (efd), its
-// wakeupCall flag and its two task
-// queues (of gnet's public queue.AsyncTaskQueue type), each checked for
-// its type. If any of that fails, the loop waits in epoll_wait as before,
+// wakeupCall flag and its two task queues (of gnet's public
+// queue.AsyncTaskQueue type), each checked for its type. If any of that fails, the loop waits in epoll_wait as before,
 // and the engine logs why once. The gnet version is pinned in go.mod, and
 // TestParkWakes fails if an upgrade breaks this.
 
@@ -97,57 +96,57 @@ type parker struct {
 	waiting atomic.Bool
 }
 
-// gnetPoller reaches into a gnet event loop's poller (see above): it
-// returns the epoll descriptor and sets pk's pointers.
-func gnetPoller(el gnet.EventLoop, pk *parker) (int, error) {
+// gnetPoller reaches into a gnet event loop's poller (see above) and sets
+// pk's descriptors and pointers.
+func gnetPoller(el gnet.EventLoop, pk *parker) error {
 	v := reflect.ValueOf(el)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return -1, errors.New("event loop is not a pointer")
+		return errors.New("event loop is not a pointer")
 	}
 	p := v.Elem().FieldByName("poller")
 	if !p.IsValid() || p.Kind() != reflect.Pointer || p.IsNil() {
-		return -1, errors.New("event loop has no poller")
+		return errors.New("event loop has no poller")
 	}
 	p = p.Elem()
 	fd, efd := p.FieldByName("fd"), p.FieldByName("efd")
 	if !fd.IsValid() || fd.Kind() != reflect.Int || !efd.IsValid() || efd.Kind() != reflect.Int {
-		return -1, errors.New("poller has no descriptors")
+		return errors.New("poller has no descriptors")
 	}
 	pk.efd = int(efd.Int())
 	wc := p.FieldByName("wakeupCall")
 	if !wc.IsValid() || wc.Type() != reflect.TypeFor[int32]() {
-		return -1, errors.New("poller has no wakeupCall flag")
+		return errors.New("poller has no wakeupCall flag")
 	}
 	pk.wakeupCall = (*int32)(unsafe.Pointer(wc.UnsafeAddr()))
 	for i, name := range []string{"asyncTaskQueue", "urgentAsyncTaskQueue"} {
 		q := p.FieldByName(name)
 		if !q.IsValid() || q.Type() != reflect.TypeFor[gnetqueue.AsyncTaskQueue]() {
-			return -1, fmt.Errorf("poller has no %s", name)
+			return fmt.Errorf("poller has no %s", name)
 		}
 		pk.queues[i] = (*gnetqueue.AsyncTaskQueue)(unsafe.Pointer(q.UnsafeAddr()))
 		if *pk.queues[i] == nil {
-			return -1, fmt.Errorf("poller's %s is nil", name)
+			return fmt.Errorf("poller's %s is nil", name)
 		}
 	}
 	n := int(fd.Int())
 	link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", n))
 	if err != nil {
-		return -1, err
+		return err
 	}
 	if link != "anon_inode:[eventpoll]" {
-		return -1, fmt.Errorf("poller descriptor %d is %q, not an epoll instance", n, link)
+		return fmt.Errorf("poller descriptor %d is %q, not an epoll instance", n, link)
 	}
-	return n, nil
+	pk.epfd = n
+	return nil
 }
 
 // newParker sets up parking for a loop.
 func newParker(el gnet.EventLoop, park func(context.Context) error) (*parker, error) {
 	pk := &parker{}
-	epfd, err := gnetPoller(el, pk)
-	if err != nil {
+	if err := gnetPoller(el, pk); err != nil {
 		return nil, err
 	}
-	dup, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(pk.epfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dup: %w", err)
 	}
@@ -168,8 +167,8 @@ func newParker(el gnet.EventLoop, park func(context.Context) error) (*parker, er
 		f.Close()
 		return nil, err
 	}
-	pk.f, pk.rc, pk.epfd = f, rc, epfd
-	pk.ready = pk.idle
+	pk.f, pk.rc = f, rc
+	pk.ready = pk.idle // once: a method value taken per park would allocate
 	pk.fn = gnet.RunnableFunc(park)
 	return pk, nil
 }

@@ -69,26 +69,37 @@ type heapFloor struct {
 const autoHeapFloor = 16 << 20
 
 func (h *heapFloor) UnmarshalYAML(n *yaml.Node) error {
+	v, auto, off, err := autoOffSize(n, "heap_floor", "16MiB")
+	switch {
+	case err != nil:
+		return err
+	case auto:
+		*h = heapFloor{}
+	case off:
+		*h = heapFloor{set: true}
+	case v > 1<<30:
+		return fmt.Errorf("line %d: runtime.heap_floor %s is above 1GiB", n.Line, n.Value)
+	default:
+		*h = heapFloor{set: true, bytes: int64(v)} // 0 is off too
+	}
+	return nil
+}
+
+// autoOffSize decodes runtime.key: auto (or empty), off, or a size.
+func autoOffSize(n *yaml.Node, key, example string) (v int, auto, off bool, err error) {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want auto, off or a size like \"16MiB\"", n.Line)
+		return 0, false, false, fmt.Errorf("line %d: want auto, off or a size like %q", n.Line, example)
 	}
 	switch strings.TrimSpace(n.Value) {
 	case "auto", "":
-		*h = heapFloor{}
-		return nil
-	case "off", "0":
-		*h = heapFloor{set: true}
-		return nil
+		return 0, true, false, nil
+	case "off":
+		return 0, false, true, nil
 	}
-	v, err := parseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: runtime.heap_floor: want auto, off or a size: %v", n.Line, err)
+	if v, err = parseSize(n.Value); err != nil {
+		return 0, false, false, fmt.Errorf("line %d: runtime.%s: want auto, off or a size: %v", n.Line, key, err)
 	}
-	if v > 1<<30 {
-		return fmt.Errorf("line %d: runtime.heap_floor %s is above 1GiB", n.Line, n.Value)
-	}
-	*h = heapFloor{set: true, bytes: int64(v)}
-	return nil
+	return v, false, false, nil
 }
 
 // memLimit is "auto" (the zero value), "off", or a size.
@@ -98,25 +109,19 @@ type memLimit struct {
 }
 
 func (m *memLimit) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want auto, off or a size like \"256MiB\"", n.Line)
-	}
-	switch strings.TrimSpace(n.Value) {
-	case "auto", "":
+	v, auto, off, err := autoOffSize(n, "memory_limit", "256MiB")
+	switch {
+	case err != nil:
+		return err
+	case auto:
 		*m = memLimit{}
-		return nil
-	case "off":
+	case off:
 		*m = memLimit{set: true, bytes: math.MaxInt64}
-		return nil
-	}
-	v, err := parseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: runtime.memory_limit: want auto, off or a size: %v", n.Line, err)
-	}
-	if v < 16<<20 {
+	case v < 16<<20:
 		return fmt.Errorf("line %d: runtime.memory_limit %s is below 16MiB: the router would spend its time collecting garbage", n.Line, n.Value)
+	default:
+		*m = memLimit{set: true, bytes: int64(v)}
 	}
-	*m = memLimit{set: true, bytes: int64(v)}
 	return nil
 }
 

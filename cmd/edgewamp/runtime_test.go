@@ -51,7 +51,7 @@ func TestRuntimeConfig(t *testing.T) {
 		})
 	}
 	for body, want := range map[string]heapFloor{"": {}, "runtime: {heap_floor: auto}\n": {}, "runtime: {heap_floor: off}\n": {set: true},
-		"runtime: {heap_floor: 8MiB}\n": {set: true, bytes: 8 << 20}} {
+		"runtime: {heap_floor: 0}\n": {set: true}, "runtime: {heap_floor: 8MiB}\n": {set: true, bytes: 8 << 20}} {
 		c, err := parseConfig([]byte(base+body), nil)
 		if err != nil || c.Runtime.HeapFloor != want {
 			t.Fatalf("%q: %+v, %v", body, c.Runtime.HeapFloor, err)
