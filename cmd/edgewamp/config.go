@@ -120,6 +120,9 @@ type tuningConfig struct {
 	// when the mesh runs, in epoll_wait otherwise), on (Go's netpoller),
 	// off (epoll_wait). See loop/park.go.
 	Park string `yaml:"park"`
+	// SteadySysmon keeps the Go runtime's sysmon out of deep sleep: auto
+	// (with the mesh), on, off. See sysmon.go.
+	SteadySysmon string `yaml:"steady_sysmon"`
 }
 
 type realmConfig struct {
@@ -421,6 +424,11 @@ func (c *config) validate() error {
 	case "", "auto", "on", "off":
 	default:
 		c.errAt(&errs, "tuning.park must be auto, on or off, not "+strconv.Quote(c.Tuning.Park), "tuning", "park")
+	}
+	switch c.Tuning.SteadySysmon {
+	case "", "auto", "on", "off":
+	default:
+		c.errAt(&errs, "tuning.steady_sysmon must be auto, on or off, not "+strconv.Quote(c.Tuning.SteadySysmon), "tuning", "steady_sysmon")
 	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")

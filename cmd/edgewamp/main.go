@@ -36,6 +36,7 @@ var (
 )
 
 func main() {
+	reexecAllowed = true // sysmon.go
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -193,6 +194,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)
+	if err := steadySysmon(cfg); err != nil { // returns only if it does not re-execute
+		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
+	}
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
 			fmt.Fprintf(stderr, "edgewamp: -pprof: %v\n", err)
@@ -212,7 +216,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // STATUS= (watchdog.go).
 func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sizeProcs(cfg, log)
-	log.Info("go runtime", applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs()...)
+	log.Info("go runtime", append(applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs(), "steady_sysmon", steadySysmonState())...)
 	oa, err := cfg.newOAuth(log)
 	if err != nil {
 		return err

@@ -67,8 +67,14 @@ var gatewayRE = regexp.MustCompile(`msg="gateway listening" address=(\S+)|"msg":
 // listening line.
 func startRouter(t *testing.T, args ...string) *router {
 	t.Helper()
+	return launch(t, routerCmd(args...))
+}
+
+// routerCmd is startRouter's command, for a test that sets more (its
+// environment) before launch.
+func routerCmd(args ...string) *exec.Cmd {
 	args = append([]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0"}, args...)
-	return launch(t, exec.Command(binPath, args...))
+	return exec.Command(binPath, args...)
 }
 
 // launch starts cmd, an edgewamp run, and waits for its listening line.
@@ -271,6 +277,7 @@ func TestCheckConfig(t *testing.T) {
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
+		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}

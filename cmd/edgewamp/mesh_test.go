@@ -162,9 +162,12 @@ func TestMeshProcesses(t *testing.T) {
 	t.Parallel()
 	ps := processCluster(t, nil, "a", "b", "c")
 	a, b, c := ps[0], ps[1], ps[2]
-	for _, p := range ps { // tuning.park: auto parks a mesh node's loops
+	for _, p := range ps { // tuning.park and tuning.steady_sysmon: auto is on for a mesh node
 		if !strings.Contains(p.logs(), "idle loops wait in Go's netpoller (park)") {
 			t.Fatalf("node %s does not park its loops:\n%s", p.name, p.logs())
+		}
+		if line := grepLine(p.logs(), `msg="go runtime"`); !strings.Contains(line, "steady_sysmon=on") {
+			t.Fatalf("node %s runs without a steady sysmon: %q", p.name, line)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// A steady sysmon (tuning.steady_sysmon): keep the Go runtime's system
+// monitor out of its deep sleep on a mesh node.
+//
+// sysmon is the runtime's thread that takes processors back from system
+// calls and preempts long-running goroutines. When every processor is
+// idle it sleeps until the next system call wakes it, and, woken that
+// way, it bets that it will have to take a processor back soon: it polls
+// every 20 µs again, for at least 1 ms, before it slows down. A router
+// alone rarely goes idle under load (its event loop blocks in epoll_wait
+// holding its processor). A mesh node does: its loops park (loop/park.go)
+// and its NATS goroutines finish their work, thousands of times a second,
+// and each time the next system call (a socket read) wakes sysmon into
+// 20 µs polling: a futex wake-up, and a thread that wakes 50 times a
+// millisecond on the node's CPU and hands the processor between threads.
+// On this machine that was a fifth of a mesh node's CPU per call
+// (bench/history.md, "sysmon's 20 µs polling").
+//
+// The runtime has one switch that keeps sysmon out of deep sleep:
+// GODEBUG=schedtrace=N (sysmon then never deep-sleeps, so that it can
+// print the trace every N ms), read only when the process starts. So a
+// mesh node whose GODEBUG has no schedtrace re-executes itself once, at
+// start, with schedtrace set to its largest value, 2^31-1 ms (24.8
+// days): sysmon then sleeps up to 10 ms at a time between checks
+// instead, and prints one line of scheduler figures ("SCHED ...") every
+// 24.8 days of uptime (and at start when the host has been up longer).
+// A fatal error also prints the scheduler's state with its traceback.
+//
+// An idle mesh node costs the same CPU either way (0.6-0.8 % here): a
+// sysmon polling every 10 ms replaces one woken by every timer the node
+// runs anyway.
+
+// steadySysmonGODEBUG is the GODEBUG setting that keeps sysmon steady.
+const steadySysmonGODEBUG = "schedtrace=2147483647"
+
+// reexecAllowed is set by main: only the edgewamp process itself
+// re-executes, never a test binary calling run.
+var reexecAllowed bool
+
+// wantSteadySysmon reports whether tuning.steady_sysmon asks for a
+// steady sysmon: on, or auto with the mesh.
+func wantSteadySysmon(c *config) bool {
+	return c.Tuning.SteadySysmon == "on" || c.Tuning.SteadySysmon != "off" && c.Mesh.enabled()
+}
+
+// godebugValue returns the value a GODEBUG string gives key (Go reads
+// the last one), and whether it gives one.
+func godebugValue(godebug, key string) (string, bool) {
+	val, found := "", false
+	for f := range strings.SplitSeq(godebug, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(f), "="); ok && k == key {
+			val, found = v, true
+		}
+	}
+	return val, found
+}
+
+// steadySysmonEnv returns the environment to re-execute with for a steady
+// sysmon, or nil when environ's GODEBUG already sets schedtrace (ours
+// after the re-execution, or the operator's own, which is kept, even 0).
+func steadySysmonEnv(environ []string) []string {
+	out := make([]string, 0, len(environ)+1)
+	found := false
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			if found {
+				continue // a duplicate: Go reads the first
+			}
+			if _, set := godebugValue(v, "schedtrace"); set {
+				return nil
+			}
+			found = true
+			if strings.TrimSpace(v) != "" {
+				kv += ","
+			}
+			kv += steadySysmonGODEBUG
+		}
+		out = append(out, kv)
+	}
+	if !found {
+		out = append(out, "GODEBUG="+steadySysmonGODEBUG)
+	}
+	return out
+}
+
+// steadySysmon re-executes the process for a steady sysmon when c wants
+// one and the runtime started without it. It returns only when it does
+// not re-execute: nil when there is nothing to do, or why it could not
+// (the router then runs with Go's default sysmon).
+func steadySysmon(c *config) error {
+	if !reexecAllowed || !wantSteadySysmon(c) {
+		return nil
+	}
+	env := steadySysmonEnv(os.Environ())
+	if env == nil {
+		return nil
+	}
+	exe := "/proc/self/exe" // the running binary, even if its file was replaced since
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("steady sysmon: no path to re-execute: %w", err)
+		}
+	}
+	err := syscall.Exec(exe, os.Args, env)
+	return fmt.Errorf("steady sysmon: re-executing %s: %w", exe, err)
+}
+
+// steadySysmonState is the "go runtime" log line's steady_sysmon: on when
+// the runtime started with a schedtrace period (ours, or the operator's
+// own), off otherwise.
+func steadySysmonState() string {
+	if v, _ := godebugValue(os.Getenv("GODEBUG"), "schedtrace"); v != "" && v != "0" && !strings.HasPrefix(v, "-") {
+		return "on"
+	}
+	return "off"
+}

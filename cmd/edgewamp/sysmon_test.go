@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestSteadySysmonEnv(t *testing.T) {
+	const ours = "GODEBUG=" + steadySysmonGODEBUG
+	for _, k := range []struct {
+		name string
+		in   []string
+		want []string // nil: no re-execution
+	}{
+		{"no GODEBUG", []string{"HOME=/x"}, []string{"HOME=/x", ours}},
+		{"empty GODEBUG", []string{"GODEBUG=", "A=1"}, []string{ours, "A=1"}},
+		{"other settings kept", []string{"GODEBUG=madvdontneed=1"}, []string{"GODEBUG=madvdontneed=1," + steadySysmonGODEBUG}},
+		{"ours already", []string{"A=1", ours}, nil},
+		{"the operator's own period", []string{"GODEBUG=gctrace=1, schedtrace=500"}, nil},
+		{"the operator's zero", []string{"GODEBUG=schedtrace=0"}, nil},
+		{"duplicate GODEBUG (Go reads the first)", []string{"GODEBUG=a=1", "GODEBUG=schedtrace=9"}, []string{"GODEBUG=a=1," + steadySysmonGODEBUG}},
+	} {
+		got := steadySysmonEnv(k.in)
+		if !slices.Equal(got, k.want) || (got == nil) != (k.want == nil) {
+			t.Errorf("%s: steadySysmonEnv(%q) = %q, want %q", k.name, k.in, got, k.want)
+		}
+	}
+}
+
+// procEnv reads a process's environment (as exec set it).
+func procEnv(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+}
+
+// tuning.steady_sysmon: on re-executes the router once with
+// GODEBUG=schedtrace (same process, the operator's other settings kept);
+// auto without the mesh and off do not; an operator's own schedtrace is
+// kept as it is. The mesh's auto is checked by TestMeshProcesses.
+func TestSteadySysmonSetting(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []struct {
+		mode, godebug string
+		want          string // steady_sysmon in the log line
+		wantDebug     string // the process's GODEBUG
+	}{
+		{"auto", "", "off", ""},
+		{"off", "", "off", ""},
+		{"on", "", "on", steadySysmonGODEBUG},
+		{"on", "madvdontneed=1", "on", "madvdontneed=1," + steadySysmonGODEBUG},
+		{"on", "schedtrace=0", "off", "schedtrace=0"},
+	} {
+		p := filepath.Join(dir, k.mode+".yaml")
+		os.WriteFile(p, []byte("tuning:\n  steady_sysmon: "+k.mode+"\n"), 0o600)
+		cmd := routerCmd("-config", p)
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+		if k.godebug != "" {
+			cmd.Env = append(cmd.Env, "GODEBUG="+k.godebug)
+		}
+		r := launch(t, cmd)
+		if line := grepLine(r.logs(), `msg="go runtime"`); !strings.Contains(line, "steady_sysmon="+k.want) {
+			t.Fatalf("%s (GODEBUG %q): want steady_sysmon=%s in %q:\n%s", k.mode, k.godebug, k.want, line, r.logs())
+		}
+		var got string
+		for _, kv := range procEnv(t, cmd.Process.Pid) {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				got = v
+				break
+			}
+		}
+		if got != k.wantDebug {
+			t.Fatalf("%s (GODEBUG %q): the router runs with GODEBUG %q, want %q", k.mode, k.godebug, got, k.wantDebug)
+		}
+		if strings.Count(r.logs(), `msg="go runtime"`) != 1 {
+			t.Fatalf("%s: the router started more than once:\n%s", k.mode, r.logs())
+		}
+	}
+}
+
+// grepLine returns the first line of logs containing s.
+func grepLine(logs, s string) string {
+	for l := range strings.Lines(logs) {
+		if strings.Contains(l, s) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
