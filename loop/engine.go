@@ -330,7 +330,7 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	e := h.e
 	if _, ok := c.Context().(warmupConn); ok { // warmup.go
-		e.loopOf(c.EventLoop())
+		e.loopOf(c.EventLoop()).parkAfter() // from boot on, an idle loop parks
 		e.warm.Add(1)
 		return nil, gnet.None
 	}
@@ -388,6 +388,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.SetContext(cn)
 	ls.add(cn)
+	ls.parkAfter()
 	return nil, gnet.None
 }
 
@@ -425,6 +426,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	cn.closed(err)
+	cn.ls.parkAfter()
 	return gnet.None
 }
 

@@ -223,6 +223,18 @@ func (ls *loopState) queuePark() {
 	}
 }
 
+// parkAfter queues the parking task at the end of a gnet callback that is
+// not an entry point of ours (OnOpen, OnClose: gnet's own rounds, which
+// start no entry point), unless it runs inside one, whose exit queues it.
+// A round of those alone would otherwise end in epoll_wait, holding the
+// loop's processor until the next entry point (or until sysmon takes it
+// back: up to 10-20 ms with a steady sysmon, cmd/edgewamp/sysmon.go).
+func (ls *loopState) parkAfter() {
+	if ls.depth == 0 {
+		ls.queuePark()
+	}
+}
+
 // startPark starts parking on a new loop (on its goroutine), or logs why
 // it cannot.
 func (ls *loopState) startPark() {

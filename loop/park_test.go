@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,39 @@ func TestParkWakes(t *testing.T) {
 	}
 	if after := parked(); after-before < 100 {
 		t.Fatalf("the loops parked %d times in 100 idle calls", after-before)
+	}
+}
+
+// TestParkAfterOpenAndClose: a round of gnet's own, with no entry point of
+// ours (a connection registered, one closed by its peer), still ends
+// parked. Without that, the loop waited in epoll_wait, holding its
+// processor, until the once-a-second scan's task parked it again.
+func TestParkAfterOpenAndClose(t *testing.T) {
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Park = true })
+	loops := s.e.allLoops()
+	var waits []time.Duration
+	parked := func() time.Duration {
+		start := time.Now()
+		for _, ls := range loops {
+			waitParked(t, ls)
+		}
+		return time.Since(start)
+	}
+	for n := 0; n < 10; n++ {
+		parked()
+		c, err := net.Dial("tcp", s.url) // opens, sends nothing
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the connection registered", func() bool { return s.e.opens.Load() > uint64(n) })
+		waits = append(waits, parked())
+		c.Close() // gnet reads EOF and closes it: OnClose alone
+		eventually(t, 5*time.Second, "the connection closed", func() bool { return s.e.fds.Load() == 0 })
+		waits = append(waits, parked())
+	}
+	slices.Sort(waits)
+	if med := waits[len(waits)/2]; med > 250*time.Millisecond {
+		t.Fatalf("loops parked again %v (median) after an open or a close alone: they waited for the scan (%v)", med, waits)
 	}
 }
 
