@@ -184,6 +184,9 @@ func (cn *conn) closed(err error) {
 	cn.pong = nil
 	cn.dropBig()
 	cn.ls.remove(cn)
+	if pk := cn.ls.parker; pk != nil && pk.out[cn.c.Fd()] == cn {
+		delete(pk.out, cn.c.Fd()) // the descriptor may be another connection's soon
+	}
 	e := cn.ls.e
 	cn.ln.conns.Add(-1)
 	e.fds.Add(-1)

@@ -463,4 +463,7 @@ func (cn *conn) sent(out []byte) {
 // reason). out may be reused once write returns.
 func (cn *conn) write(out []byte) {
 	cn.c.Write(out)
+	if pk := cn.ls.parker; pk != nil && cn.phase != phGone && cn.c.OutboundBuffered() > 0 {
+		pk.out[cn.c.Fd()] = cn // park writes it when the socket takes more (park.go)
+	}
 }

@@ -90,6 +90,9 @@ type parker struct {
 	ready      func(uintptr) bool
 	fn         gnet.Runnable
 	queued     bool // fn is queued
+	// out holds the connections whose output gnet buffers (conn.write),
+	// by descriptor: park writes it when their sockets become writable.
+	out map[int]*conn
 	// Waits that parked (the descriptor had no events), and whether the
 	// loop is parked now: for tests.
 	parks   atomic.Uint64
@@ -142,7 +145,7 @@ func gnetPoller(el gnet.EventLoop, pk *parker) error {
 
 // newParker sets up parking for a loop.
 func newParker(el gnet.EventLoop, park func(context.Context) error) (*parker, error) {
-	pk := &parker{}
+	pk := &parker{out: make(map[int]*conn)}
 	if err := gnetPoller(el, pk); err != nil {
 		return nil, err
 	}
@@ -195,12 +198,30 @@ func (pk *parker) idle(uintptr) bool {
 			return false
 		}
 		for _, ev := range pk.events[:n] {
-			if int(ev.Fd) != pk.efd {
+			fd := int(ev.Fd)
+			if fd == pk.efd {
+				continue
+			}
+			cn := pk.out[fd]
+			if cn == nil || ev.Events&^unix.EPOLLOUT != 0 {
 				return true // a socket's events, which gnet's next wait reports again (level-triggered)
 			}
+			pk.drain(fd, cn)
 		}
-		// Only the eventfd's edge: a task may have been queued since the
-		// flag was cleared; check again.
+		// Only the eventfd's edge (a task may have been queued since the
+		// flag was cleared), or sockets park wrote to: check again.
+	}
+}
+
+// drain writes what gnet buffers for cn, whose socket became writable, as
+// gnet's own round would: gnet calls none of our callbacks for that, so
+// the loop would not park after it, and would wait in epoll_wait holding
+// its processor until the next entry point. On a write error gnet closes
+// the connection (OnClose).
+func (pk *parker) drain(fd int, cn *conn) {
+	_ = cn.c.Flush()
+	if cn.phase == phGone || cn.c.OutboundBuffered() == 0 {
+		delete(pk.out, fd)
 	}
 }
 

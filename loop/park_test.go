@@ -122,6 +122,83 @@ func TestParkAfterOpenAndClose(t *testing.T) {
 	}
 }
 
+// TestParkAfterGnetWrites: output gnet buffers for a slow reader is
+// written by park when the socket takes more, in order, and the loop stays
+// parked: gnet's own write rounds call none of our callbacks, and without
+// that the loop waited in epoll_wait (holding its processor) until the
+// scan parked it again.
+func TestParkAfterGnetWrites(t *testing.T) {
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Park = true
+		o.HighWater, o.HardLimit = 64<<20, 128<<20 // nothing dropped
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := dialTCP(t, s.url, 4096) // a small receive buffer: gnet buffers what the kernel does not take
+	sp := subscribeRaw(t, c, "com.bulk")
+	pub := s.dial("rs", proto.MsgPack)
+	loops := s.e.allLoops()
+	// buffered counts, on each loop's goroutine, the connections in park's
+	// list and the bytes gnet buffers for them.
+	buffered := func() (conns, bytes int) {
+		for _, ls := range loops {
+			done := make(chan struct{})
+			ls.Execute(func() {
+				for _, cn := range ls.parker.out {
+					conns++
+					bytes += cn.c.OutboundBuffered()
+				}
+				close(done)
+			})
+			<-done
+		}
+		return
+	}
+	const events, size = 256, 32 << 10 // 8 MiB a round: more than loopback's socket buffers take
+	for round := 0; round < 3; round++ {
+		for i := 0; i < events; i++ {
+			payload := make([]byte, size)
+			payload[0] = byte(i)
+			if err := pub.Publish(ctx, "com.bulk", []any{int64(i), payload}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, ioTimeout, "gnet to buffer output for the reader that does not read", func() bool {
+			_, n := buffered()
+			return n > 0
+		})
+		for i := 0; i < events; i++ { // read it all, in order
+			a := args(t, sp.expect(proto.CodeEvent))
+			if len(a) != 2 || toInt(a[0]) != int64(i) {
+				t.Fatalf("round %d: event %d: %v", round, i, a[0])
+			}
+			if b, _ := a[1].([]byte); len(b) != size || b[0] != byte(i) {
+				t.Fatalf("round %d: event %d: payload of %d bytes", round, i, len(b))
+			}
+		}
+		start := time.Now()
+		for _, ls := range loops {
+			waitParked(t, ls)
+		}
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Fatalf("round %d: the loops parked again %v after gnet's writes: they waited for the scan", round, d)
+		}
+		if conns, bytes := buffered(); conns != 0 || bytes != 0 {
+			t.Fatalf("round %d: %d connections (%d bytes) left in park's list after their output was written", round, conns, bytes)
+		}
+	}
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case uint64:
+		return int64(x)
+	}
+	return -1
+}
+
 // TestParkUnavailable: where the event loop is not gnet's own (or gnet's
 // internals changed), parking is refused with the reason, and the engine
 // logs once that its loops wait in epoll_wait.
