@@ -21,8 +21,9 @@ import (
 // and each time the next system call (a socket read) wakes sysmon into
 // 20 µs polling: a futex wake-up, and a thread that wakes 50 times a
 // millisecond on the node's CPU and hands the processor between threads.
-// On this machine that was a fifth of a mesh node's CPU per call
-// (bench/history.md, "sysmon's 20 µs polling").
+// On this machine it cost the nodes 16 % of their CPU per cross-node
+// call (37.0 against 31.2 µs) and 16 % of the calls/s (bench/history.md,
+// "sysmon's 20 µs polling").
 //
 // The runtime has one switch that keeps sysmon out of deep sleep:
 // GODEBUG=schedtrace=N (sysmon then never deep-sleeps, so that it can
