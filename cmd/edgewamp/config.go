@@ -125,6 +125,12 @@ type tuningConfig struct {
 	SteadySysmon string `yaml:"steady_sysmon"`
 }
 
+// withMesh resolves a tuning key of auto, on or off (validated), where
+// auto means on when the node runs the mesh.
+func (c *config) withMesh(v string) bool {
+	return v == "on" || v != "off" && c.Mesh.enabled()
+}
+
 type realmConfig struct {
 	Name          string       `yaml:"name"`
 	Anonymous     *bool        `yaml:"anonymous"`
@@ -420,15 +426,12 @@ func (c *config) validate() error {
 	if _, err := loop.ParseIOUringMode(c.Tuning.IOUring); err != nil {
 		c.errAt(&errs, "tuning.io_uring must be auto, on or off, not "+strconv.Quote(c.Tuning.IOUring), "tuning", "io_uring")
 	}
-	switch c.Tuning.Park {
-	case "", "auto", "on", "off":
-	default:
-		c.errAt(&errs, "tuning.park must be auto, on or off, not "+strconv.Quote(c.Tuning.Park), "tuning", "park")
-	}
-	switch c.Tuning.SteadySysmon {
-	case "", "auto", "on", "off":
-	default:
-		c.errAt(&errs, "tuning.steady_sysmon must be auto, on or off, not "+strconv.Quote(c.Tuning.SteadySysmon), "tuning", "steady_sysmon")
+	for _, k := range [...]struct{ key, v string }{{"park", c.Tuning.Park}, {"steady_sysmon", c.Tuning.SteadySysmon}} {
+		switch k.v {
+		case "", "auto", "on", "off":
+		default:
+			c.errAt(&errs, "tuning."+k.key+" must be auto, on or off, not "+strconv.Quote(k.v), "tuning", k.key)
+		}
 	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")
@@ -574,7 +577,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		o.Flush = loop.FlushTraffic
 	}
 	o.IOUring, _ = loop.ParseIOUringMode(c.Tuning.IOUring) // validated
-	o.Park = c.Tuning.Park == "on" || c.Tuning.Park != "off" && c.Mesh.enabled()
+	o.Park = c.withMesh(c.Tuning.Park)
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {

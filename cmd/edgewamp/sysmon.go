@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -45,12 +46,6 @@ const steadySysmonGODEBUG = "schedtrace=2147483647"
 // reexecAllowed is set by main: only the edgewamp process itself
 // re-executes, never a test binary calling run.
 var reexecAllowed bool
-
-// wantSteadySysmon reports whether tuning.steady_sysmon asks for a
-// steady sysmon: on, or auto with the mesh.
-func wantSteadySysmon(c *config) bool {
-	return c.Tuning.SteadySysmon == "on" || c.Tuning.SteadySysmon != "off" && c.Mesh.enabled()
-}
 
 // godebugValue returns the value a GODEBUG string gives key (Go reads
 // the last one), and whether it gives one.
@@ -97,20 +92,25 @@ func steadySysmonEnv(environ []string) []string {
 // not re-execute: nil when there is nothing to do, or why it could not
 // (the router then runs with Go's default sysmon).
 func steadySysmon(c *config) error {
-	if !reexecAllowed || !wantSteadySysmon(c) {
+	if !reexecAllowed || !c.withMesh(c.Tuning.SteadySysmon) {
 		return nil
 	}
 	env := steadySysmonEnv(os.Environ())
 	if env == nil {
 		return nil
 	}
-	exe := "/proc/self/exe" // the running binary, even if its file was replaced since
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("steady sysmon: no path to re-execute: %w", err)
+	// /proc/self/exe is the running binary, even if a package upgrade
+	// replaced (deleted) its file since: execve follows the link to the
+	// inode. os.Executable would name the new file instead; it is only
+	// the fallback where /proc is not mounted.
+	exe := "/proc/self/exe"
+	err := syscall.Exec(exe, os.Args, env)
+	if errors.Is(err, syscall.ENOENT) {
+		if alt, aerr := os.Executable(); aerr == nil {
+			exe = alt
+			err = syscall.Exec(exe, os.Args, env)
 		}
 	}
-	err := syscall.Exec(exe, os.Args, env)
 	return fmt.Errorf("steady sysmon: re-executing %s: %w", exe, err)
 }
 
