@@ -187,6 +187,35 @@ func TestParkAfterGnetWrites(t *testing.T) {
 			t.Fatalf("round %d: %d connections (%d bytes) left in park's list after their output was written", round, conns, bytes)
 		}
 	}
+
+	// A reader that resets while gnet still buffers for it: the
+	// connection closes, leaves park's list (its descriptor may be the
+	// next connection's), and the loops park.
+	for i := 0; i < events; i++ {
+		if err := pub.Publish(ctx, "com.bulk", []any{int64(i), make([]byte, size)}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, ioTimeout, "gnet to buffer output again", func() bool {
+		conns, _ := buffered()
+		return conns == 1
+	})
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close() // RST
+	eventually(t, ioTimeout, "the reset connection to close", func() bool {
+		conns, _ := buffered()
+		n := 0
+		for _, k := range s.e.loopConns(t) {
+			n += k
+		}
+		return conns == 0 && n == 1 // the publisher's
+	})
+	for _, ls := range loops {
+		waitParked(t, ls)
+	}
+	if _, err := pub.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatalf("the router after the reset: %v", err)
+	}
 }
 
 // TestParkUnavailable: where the event loop is not gnet's own (or gnet's
