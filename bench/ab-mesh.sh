@@ -11,6 +11,7 @@
 #   PAIRS=6 MESH_CPUS=0-1 ./bench/ab-mesh.sh 9a6bd7a
 #   GOMAXPROCS_B=1 ./bench/ab-mesh.sh HEAD HEAD   one build, an environment knob per side
 #   ENV_B=GODEBUG=schedtrace=1000 ./bench/ab-mesh.sh HEAD HEAD   any environment variable per side
+#   WRAP_B="chrt -b 0" ./bench/ab-mesh.sh HEAD HEAD   a command the nodes run under (it must exec them)
 #
 # Output: one line per run in bench/out/ab-mesh-<time>/runs.txt and the
 # medians. Builds go to that directory (a revision is exported with
@@ -46,7 +47,7 @@ go build -o "$OUT/wampbench" ./bench/cmd/wampbench
 printf 'log: {level: warn}\nrealms:\n  - name: realm1\n    anonymous: true\n' > "$OUT/cfg.yaml"
 routes="nats://127.0.0.1:$((PORT + 20)),nats://127.0.0.1:$((PORT + 21)),nats://127.0.0.1:$((PORT + 22))"
 {
-  echo "A: ${REV_A} ${GOMAXPROCS_A:+(GOMAXPROCS=$GOMAXPROCS_A)} ${ENV_A:-}; B: ${REV_B:-working tree} ${GOMAXPROCS_B:+(GOMAXPROCS=$GOMAXPROCS_B)} ${ENV_B:-}"
+  echo "A: ${REV_A} ${GOMAXPROCS_A:+(GOMAXPROCS=$GOMAXPROCS_A)} ${ENV_A:-} ${WRAP_A:+(under $WRAP_A)}; B: ${REV_B:-working tree} ${GOMAXPROCS_B:+(GOMAXPROCS=$GOMAXPROCS_B)} ${ENV_B:-} ${WRAP_B:+(under $WRAP_B)}"
   echo "nodes: taskset -c $MESH_CPUS edgewamp run -config cfg.yaml -listen 127.0.0.1:\$(($PORT+10+i)) -gateway-listen off -node n\$i -cluster-listen 127.0.0.1:\$(($PORT+20+i)) -cluster-routes $routes"
   echo "tool: taskset -c $TOOL_CPU wampbench -scenario rpc -url ws://127.0.0.1:$((PORT + 10))/ws -callee-url ws://127.0.0.1:$((PORT + 11))/ws -ser msgpack -callers $CALLERS -payload 64 -warmup $WARMUP -duration $DUR"
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -58,8 +59,10 @@ run() { # side pair
   [[ -n ${!gmp:-} ]] && env=(GOMAXPROCS="${!gmp}")
   local ev=ENV_$side
   [[ -n ${!ev:-} ]] && env+=(${!ev})
+  local wv=WRAP_$side wrap=()
+  [[ -n ${!wv:-} ]] && wrap=(${!wv})
   for i in 0 1 2; do
-    env "${env[@]}" taskset -c "$MESH_CPUS" "$bin" run -config "$OUT/cfg.yaml" -log-level warn -listen "127.0.0.1:$((PORT + 10 + i))" \
+    env "${env[@]}" taskset -c "$MESH_CPUS" "${wrap[@]}" "$bin" run -config "$OUT/cfg.yaml" -log-level warn -listen "127.0.0.1:$((PORT + 10 + i))" \
       -gateway-listen off -node "n$i" -cluster-listen "127.0.0.1:$((PORT + 20 + i))" -cluster-routes "$routes" >"$OUT/$side$pair.n$i.log" 2>&1 &
     pids+=($!)
   done

@@ -405,6 +405,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		ls.flush() // its last output (close frame, error reply) goes before the close
 		ls.lastActive = ls.e.monotime()
 		ls.exit()
+		ls.parkAfter()
 		return gnet.Close
 	}
 	ls.leave()

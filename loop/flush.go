@@ -94,13 +94,10 @@ import (
 // enter starts an entry point on the loop (see the write path above).
 func (ls *loopState) enter() { ls.depth++ }
 
-// exit ends an entry point; the outermost queues the parking task
-// (park.go).
-func (ls *loopState) exit() {
-	if ls.depth--; ls.depth == 0 && ls.parker != nil {
-		ls.queuePark()
-	}
-}
+// exit ends an entry point. Where the outermost ends, the loop parks
+// (park.go): a task rests at once, an OnTraffic callback queues the
+// parking task.
+func (ls *loopState) exit() { ls.depth-- }
 
 // idleGap is how long a loop must have had nothing to do for the adaptive
 // flush policy to write at once instead of at the end of the round. It must
@@ -139,6 +136,7 @@ func (ls *loopState) leave() {
 		ls.lastActive = ls.e.monotime()
 	}
 	ls.exit()
+	ls.parkAfter()
 }
 
 // queueFlush queues the end-of-round flush task unless one is queued:
@@ -168,6 +166,7 @@ func (ls *loopState) roundFlush(context.Context) error {
 	ls.enter()
 	ls.flush()
 	ls.exit()
+	ls.rest()
 	return nil
 }
 
@@ -180,6 +179,7 @@ func (ls *loopState) Execute(f func()) error {
 		f()
 		ls.flush()
 		ls.exit()
+		ls.rest()
 		return nil
 	}))
 }

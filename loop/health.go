@@ -96,6 +96,7 @@ func (p *LivenessProbe) Check() error {
 		seq := lp.sent
 		err := ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			lp.answered.Store(seq)
+			ls.rest() // the probe woke a parked loop: park it again
 			return nil
 		}))
 		if err != nil {

@@ -40,19 +40,25 @@ import (
 // (epoll_wait, timeout 0) and returns at once if gnet has events; an event
 // after that is an edge that Go's netpoller keeps for the wait.
 //
-// When park runs. Every entry point of ours on the loop (an OnTraffic
-// callback, a task) queues it as it ends (exit), unless it is queued: it
-// runs after the tasks queued before it, last in gnet's round. It does
-// not queue itself again, since gnet would run it again in the same
-// round (gnet runs the tasks queued while it runs tasks), and park would
-// wait before the events that woke it were handled; the entry points
-// those events start queue it anew. A round of gnet's own work alone (its
-// buffered writes) queues nothing, and the loop then waits in epoll_wait
-// once, as without parking.
+// When park runs. Every entry point of ours on the loop parks it as it
+// ends. A task (loopState.Execute, the round's flush, the health probe)
+// rests at once, in the task (rest): gnet runs tasks after the events of
+// its batch, so the round is over, and a task queued meanwhile is seen in
+// gnet's queues. An OnTraffic callback queues the parking task instead
+// (exit, unless it is queued): gnet may have more events of its batch to
+// hand to callbacks, and resting in each would cost an epoll_wait per
+// callback; the task runs after the tasks queued before it, last in
+// gnet's round. It does not queue itself again, since gnet would run it
+// again in the same round (gnet runs the tasks queued while it runs
+// tasks), and park would wait before the events that woke it were
+// handled; the entry points those events start park anew. gnet's own
+// rounds (OnOpen, OnClose) queue it too (parkAfter), and park writes what
+// gnet buffers for slow readers itself (drain).
 //
 // The price is up to two system calls a round (that epoll_wait, and the
-// eventfd write of queueing the task), which a loop serving only its own
-// sockets does not need: Options.Park chooses.
+// eventfd write of queueing the task, which resting in a task saves),
+// which a loop serving only its own sockets does not need: Options.Park
+// chooses.
 //
 // Waking a parked loop. gnet's Execute writes its eventfd (which makes the
 // epoll descriptor readable) only when the poller's wakeupCall flag goes
@@ -228,11 +234,24 @@ func (pk *parker) drain(fd int, cn *conn) {
 // park is the loop's parking task (see above): it returns once gnet has
 // events, having waited in Go's netpoller if it had none.
 func (ls *loopState) park(context.Context) error {
+	ls.parker.queued = false
+	ls.rest()
+	return nil
+}
+
+// rest parks the loop at the end of a task of ours (its last statement):
+// it returns once gnet has events, having waited in Go's netpoller if it
+// had none. Nested in an entry point, it does nothing: the outermost
+// parks. Resting in the task itself, rather than queueing the parking
+// task, saves the eventfd write of queueing it whenever park has cleared
+// gnet's wakeupCall flag earlier in the same round.
+func (ls *loopState) rest() {
 	pk := ls.parker
-	pk.queued = false
+	if pk == nil || ls.depth != 0 {
+		return
+	}
 	_ = pk.rc.Read(pk.ready) // an error: the descriptor closed, the engine stops
 	pk.waiting.Store(false)
-	return nil
 }
 
 // queuePark queues the parking task unless it is queued (see above).
