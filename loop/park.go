@@ -45,7 +45,7 @@ import (
 // rests at once, in the task (rest): gnet runs tasks after the events of
 // its batch, so the round is over, and a task queued meanwhile is seen in
 // gnet's queues. An OnTraffic callback queues the parking task instead
-// (exit, unless it is queued): gnet may have more events of its batch to
+// (leave, unless it is queued): gnet may have more events of its batch to
 // hand to callbacks, and resting in each would cost an epoll_wait per
 // callback; the task runs after the tasks queued before it, last in
 // gnet's round. It does not queue itself again, since gnet would run it
@@ -80,9 +80,10 @@ import (
 // by reflection: its epoll descriptor (fd, checked to be an epoll instance
 // and put in Go's netpoller through a duplicate), its eventfd (efd), its
 // wakeupCall flag and its two task queues (of gnet's public
-// queue.AsyncTaskQueue type), each checked for its type. If any of that fails, the loop waits in epoll_wait as before,
-// and the engine logs why once. The gnet version is pinned in go.mod, and
-// TestParkWakes fails if an upgrade breaks this.
+// queue.AsyncTaskQueue type), each checked for its type. If any of that
+// fails, the loop waits in epoll_wait as before, and the engine logs why
+// once. The gnet version is pinned in go.mod, and TestParkWakes fails if
+// an upgrade breaks this.
 
 // parker is one loop's parking state. Owned by the loop goroutine.
 type parker struct {
@@ -263,12 +264,13 @@ func (ls *loopState) queuePark() {
 	}
 }
 
-// parkAfter queues the parking task at the end of a gnet callback that is
-// not an entry point of ours (OnOpen, OnClose: gnet's own rounds, which
-// start no entry point), unless it runs inside one, whose exit queues it.
-// A round of those alone would otherwise end in epoll_wait, holding the
-// loop's processor until the next entry point (or until sysmon takes it
-// back: up to 10-20 ms with a steady sysmon, cmd/edgewamp/sysmon.go).
+// parkAfter queues the parking task at the end of an OnTraffic callback
+// (leave), or of a gnet callback that is not an entry point of ours
+// (OnOpen, OnClose: gnet's own rounds), unless it runs inside an entry
+// point, whose own end parks the loop. A round of gnet's own alone would
+// otherwise end in epoll_wait, holding the loop's processor until the
+// next entry point (or until sysmon takes it back: up to 10-20 ms with a
+// steady sysmon, cmd/edgewamp/sysmon.go).
 func (ls *loopState) parkAfter() {
 	if ls.depth == 0 {
 		ls.queuePark()
