@@ -59,7 +59,9 @@ func TestSteadySysmonSetting(t *testing.T) {
 		{"on", "schedtrace=0", "off", "schedtrace=0"},
 	} {
 		p := filepath.Join(dir, k.mode+".yaml")
-		os.WriteFile(p, []byte("tuning:\n  steady_sysmon: "+k.mode+"\n"), 0o600)
+		if err := os.WriteFile(p, []byte("tuning:\n  steady_sysmon: "+k.mode+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		cmd := routerCmd("-config", p)
 		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
 		if k.godebug != "" {
