@@ -40,6 +40,7 @@ func main() {
 	fs.IntVar(&c.RouterPID, "router-pid", 0, "router process id: read its RSS, open files and CPU from /proc")
 	fs.IntVar(&c.Loops, "loops", 0, "client event loops (0: one per CPU this process may use)")
 	fs.StringVar(&c.Driver, "driver", "gnet", "rpc, pubsub: gnet (its client event loops), uring (the tool's own loops: epoll, and io_uring for every read and write of a round; no TLS) or, rpc only, goroutine (one per session)")
+	fs.BoolVar(&c.Spin, "spin", false, "-driver uring: the loops poll (epoll_wait with a zero timeout) instead of sleeping, so that a router's send over loopback never wakes the tool (on loopback the sender's system call runs the receiver's wake-up); takes every CPU the tool may use")
 	fs.IntVar(&c.Parallel, "parallel", 32, "connects in flight while opening sessions")
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "traffic before measuring")
 	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "measured time (rpc, pubsub, churn; authstorm baseline, at most 2s)")

@@ -31,6 +31,7 @@ type Config struct {
 	RouterPID int    // router process: RSS and CPU readings
 	Loops     int    // gnet client loops (0: one per CPU the tool may use)
 	Driver    string // rpc, pubsub: gnet (default), uring; rpc: goroutine
+	Spin      bool   // uring driver: loops poll epoll instead of sleeping in it
 	Parallel  int    // dials in flight while connecting
 
 	Warmup   time.Duration
@@ -106,6 +107,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Driver == "" {
 		c.Driver = "gnet"
+	}
+	if c.Spin && c.Driver != "uring" {
+		return fmt.Errorf("-spin needs -driver uring (it is %s)", c.Driver)
 	}
 	def(&c.Parallel, 32)
 	defD(&c.Warmup, time.Second)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,16 @@ func TestLoopDriverSplitFrame(t *testing.T) {
 	newConnector(cfg, ep, lc).open([]*sess{s}, tr)
 	if !tr.wait(3*time.Second) || tr.ok.Load() != 1 {
 		t.Fatalf("not joined: ok %d failed %d (%s)", tr.ok.Load(), tr.fail.Load(), tr.reasonString())
+	}
+}
+
+// -spin belongs to the uring driver: with another, Run refuses it rather
+// than measure with a tool that sleeps after all.
+func TestSpinNeedsURing(t *testing.T) {
+	for _, d := range []string{"", "gnet", "goroutine"} {
+		_, err := Run(Config{Scenario: "rpc", URL: "ws://127.0.0.1:1/ws", Driver: d, Spin: true})
+		if err == nil || !strings.Contains(err.Error(), "-spin needs -driver uring") {
+			t.Errorf("driver %q with -spin: %v", d, err)
+		}
 	}
 }

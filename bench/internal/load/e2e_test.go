@@ -60,6 +60,10 @@ func TestEndToEnd(t *testing.T) {
 		// sends waiting for EPOLLOUT.
 		{"rpc ws msgpack uring", Config{Scenario: "rpc", URL: ws, Ser: proto.MsgPack, Callers: 32, Callees: 2, Driver: "uring"}, map[string]func(float64) bool{
 			"calls": positive, "errors": zero, "lost": zero, "p99_us": positive}},
+		// -spin: the loop polls epoll; one loop, so that it leaves the
+		// in-process forwarder a processor.
+		{"rpc ws msgpack uring spin", Config{Scenario: "rpc", URL: ws, Ser: proto.MsgPack, Callers: 8, Driver: "uring", Spin: true, Loops: 1}, map[string]func(float64) bool{
+			"calls": positive, "errors": zero, "lost": zero, "spin": one}},
 		{"rpc rs json uring large", Config{Scenario: "rpc", URL: rs, Ser: proto.JSON, Callers: 4, Payload: 200 << 10, Driver: "uring"}, map[string]func(float64) bool{
 			"calls": positive, "errors": zero, "lost": zero}},
 		{"pubsub saturation ws cbor uring", Config{Scenario: "pubsub", URL: ws, Ser: proto.CBOR, Subscribers: 50, InFlight: 20000, Driver: "uring"}, map[string]func(float64) bool{

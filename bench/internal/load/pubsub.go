@@ -290,6 +290,9 @@ func runPubSub(cfg *Config) (*Result, error) {
 	}
 	r.Set("mode", mode)
 	r.Set("driver", cfg.Driver)
+	if cfg.Spin {
+		r.Set("spin", "1")
+	}
 	r.Set("publishers", cfg.Publishers)
 	r.Set("subscribers", cfg.Subscribers)
 	r.Set("payload", cfg.Payload)

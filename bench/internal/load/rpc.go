@@ -352,6 +352,9 @@ func runRPC(cfg *Config) (*Result, error) {
 	el := time.Since(t0)
 	r := cfg.header(ep)
 	r.Set("driver", cfg.Driver)
+	if cfg.Spin {
+		r.Set("spin", "1")
+	}
 	r.Set("callers", cfg.Callers)
 	r.Set("callees", cfg.Callees)
 	r.Set("payload", cfg.Payload)

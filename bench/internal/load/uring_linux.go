@@ -61,6 +61,7 @@ type uloop struct {
 	batch []*uconn // the round's receives, then its sends (a ring operation's tag is its index)
 	dirty []*uconn // output to write this round
 	efdb  [8]byte
+	wait  int // epoll_wait's timeout: -1 sleeps until an event, 0 polls (-spin)
 }
 
 // uconn is one session's socket on a loop.
@@ -85,7 +86,7 @@ const (
 	uringEntries = 1024
 )
 
-func newURingClient(loops int) (*uringClient, error) {
+func newURingClient(loops int, spin bool) (*uringClient, error) {
 	if err := uring.Probe(); err != nil {
 		return nil, fmt.Errorf("-driver uring: %w", err)
 	}
@@ -98,6 +99,9 @@ func newURingClient(loops int) (*uringClient, error) {
 		if err != nil {
 			uc.stop()
 			return nil, err
+		}
+		if spin {
+			l.wait = 0
 		}
 		uc.loops = append(uc.loops, l)
 		uc.wg.Add(1)
@@ -130,7 +134,7 @@ func newULoop() (*uloop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &uloop{epfd: epfd, efd: efd, ring: r, events: make([]unix.EpollEvent, 1024), conns: map[int]*uconn{}}, nil
+	return &uloop{epfd: epfd, efd: efd, ring: r, wait: -1, events: make([]unix.EpollEvent, 1024), conns: map[int]*uconn{}}, nil
 }
 
 // add takes over the socket of c (a duplicate of its descriptor; c is
@@ -214,7 +218,7 @@ func (l *uloop) run() {
 	defer l.shutdown()
 	var adds, woken []*uconn
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		n, err := unix.EpollWait(l.epfd, l.events, l.wait)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
