@@ -194,7 +194,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)
-	if err := steadySysmon(cfg); err != nil { // returns only if it does not re-execute
+	if err := steadySysmon(cfg, *cfgPath); err != nil { // returns only if it does not re-execute
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}
 	if *pprofAddr != "" {

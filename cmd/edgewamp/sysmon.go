@@ -90,14 +90,19 @@ func steadySysmonEnv(environ []string) []string {
 // steadySysmon re-executes the process for a steady sysmon when c wants
 // one and the runtime started without it. It returns only when it does
 // not re-execute: nil when there is nothing to do, or why it could not
-// (the router then runs with Go's default sysmon).
-func steadySysmon(c *config) error {
+// (the router then runs with Go's default sysmon). cfgPath is -config's
+// value: the new process reads it again, which a pipe (-config <(...),
+// /dev/stdin) cannot give twice, so it does not re-execute for one.
+func steadySysmon(c *config, cfgPath string) error {
 	if !reexecAllowed || !c.withMesh(c.Tuning.SteadySysmon) {
 		return nil
 	}
 	env := steadySysmonEnv(os.Environ())
 	if env == nil {
 		return nil
+	}
+	if err := rereadable(cfgPath); err != nil {
+		return err
 	}
 	// /proc/self/exe is the running binary, even if a package upgrade
 	// replaced (deleted) its file since: execve follows the link to the
@@ -112,6 +117,31 @@ func steadySysmon(c *config) error {
 		}
 	}
 	return fmt.Errorf("steady sysmon: re-executing %s: %w", exe, err)
+}
+
+// rereadable reports why the configuration at path (none: the embedded
+// default) could not be read again by a re-executed process.
+func rereadable(path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("steady sysmon: -config %s: %w", path, err)
+	}
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	kind := "not a regular file"
+	switch m := fi.Mode(); {
+	case m&os.ModeNamedPipe != 0:
+		kind = "a pipe"
+	case m&os.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&os.ModeSocket != 0:
+		kind = "a socket"
+	}
+	return fmt.Errorf("steady sysmon: not re-executing: -config %s is %s, which the new process could not read again; use a file, or start edgewamp with GODEBUG=%s", path, kind, steadySysmonGODEBUG)
 }
 
 // steadySysmonState is the "go runtime" log line's steady_sysmon: on when

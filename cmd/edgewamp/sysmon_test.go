@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -84,6 +85,38 @@ func TestSteadySysmonSetting(t *testing.T) {
 		if strings.Count(r.logs(), `msg="go runtime"`) != 1 {
 			t.Fatalf("%s: the router started more than once:\n%s", k.mode, r.logs())
 		}
+	}
+}
+
+// A configuration read from a pipe (-config <(...)) cannot be read again
+// by a re-executed process: the router starts once, without a steady
+// sysmon, and says why (it used to exit with "the configuration is
+// empty").
+func TestSteadySysmonPipedConfig(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "config.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until the router opens it
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		f.WriteString("tuning:\n  steady_sysmon: on\n")
+	}()
+	cmd := routerCmd("-config", fifo)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+	r := launch(t, cmd)
+	logs := r.logs()
+	if line := grepLine(logs, `msg="go runtime"`); !strings.Contains(line, "steady_sysmon=off") {
+		t.Fatalf("want steady_sysmon=off in %q:\n%s", line, logs)
+	}
+	if !strings.Contains(logs, "is a pipe, which the new process could not read again") {
+		t.Fatalf("no warning naming the pipe:\n%s", logs)
+	}
+	if strings.Count(logs, `msg="go runtime"`) != 1 {
+		t.Fatalf("the router started more than once:\n%s", logs)
 	}
 }
 
