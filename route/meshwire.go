@@ -419,12 +419,12 @@ type meshResult struct {
 	c      *carry // uri and msg in c.uri, c.msg
 }
 
-func decodeResult(env []byte) (*meshResult, error) {
+func decodeResult(env []byte) (meshResult, error) {
 	r := rbuf{b: env}
 	if r.byte1() != envResult {
-		return nil, errEnvelope
+		return meshResult{}, errEnvelope
 	}
-	mr := &meshResult{c: &carry{}}
+	mr := meshResult{c: &carry{}}
 	mr.shard = int(r.uv())
 	mr.callID = r.uv()
 	mr.flags = r.uv()
@@ -432,7 +432,7 @@ func decodeResult(env []byte) (*meshResult, error) {
 	mr.c.msg = r.str()
 	r.payload(mr.c)
 	if r.err != nil || len(r.b) != 0 {
-		return nil, errEnvelope
+		return meshResult{}, errEnvelope
 	}
 	return mr, nil
 }
