@@ -392,7 +392,8 @@ func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
 
 // Next waits for the next chunk of a progressive call invocation. It
 // returns io.EOF after the final chunk (at once when inv.Progress is
-// false on the first one), and ctx's error when ctx ends first. Chunks
+// false on the first one), ctx's error when ctx ends first, and the
+// session's error (Session.Err) when the session ends first. Chunks
 // queue up without bound until Next takes them.
 func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 	st := inv.st
@@ -415,6 +416,10 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 		case <-st.wake:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-s.done:
+			// No chunk will come: the session ended (connection lost,
+			// router GOODBYE, Close).
+			return nil, s.Err()
 		}
 	}
 }

@@ -196,7 +196,10 @@ func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), o
 
 // Unsubscribe removes sub; its handler is not started again once
 // Unsubscribe is called. When sub is the session's last subscription with
-// its id, UNSUBSCRIBE is sent and Unsubscribe waits for UNSUBSCRIBED.
+// its id, UNSUBSCRIBE is sent and Unsubscribe waits for UNSUBSCRIBED. A
+// Subscribe to the same topic that the router answered before it
+// processed the UNSUBSCRIBE shares the id and is dropped by the router
+// with it: that Subscription then reports Active false, as when revoked.
 //
 // [UNSUBSCRIBE, Request|id, SUBSCRIBED.Subscription|id]
 func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
@@ -224,6 +227,7 @@ func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
 	}
 	delete(s.subs, sub.id)
 	rq := newRequest(proto.CodeUnsubscribe)
+	rq.subID = sub.id
 	id := s.addRequestLocked(rq)
 	s.mu.Unlock()
 	_, err := s.roundTrip(ctx, &proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq)

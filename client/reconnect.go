@@ -41,8 +41,10 @@ type Client struct {
 	closed  bool
 	lastErr error
 
-	stop chan struct{}
-	done chan struct{}
+	ctx    context.Context // canceled by Close: bounds dials and restores
+	cancel context.CancelFunc
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // ReconnectConfig tunes Connect.
@@ -54,7 +56,9 @@ type ReconnectConfig struct {
 	// doubles after each failure (with ±25% jitter). Defaults 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnSession, if set, is called (on the Client's goroutine) with each
-	// new session, after registrations and subscriptions are restored.
+	// new session, after registrations and subscriptions are restored (a
+	// registration the router still refuses as already registered is
+	// retried in the background: OnSession does not wait for it).
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called with the error that ended a session.
 	OnDisconnect func(error)
@@ -93,6 +97,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		rc.MaxBackoff = rc.MinBackoff
 	}
 	c := &Client{cfg: cfg, urls: urls, rc: rc, up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = func(msg string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Info(msg, args...)
@@ -129,18 +134,9 @@ func (c *Client) run(first chan<- error) {
 		next++
 		cfg := c.cfg
 		cfg.URL = url
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-c.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		s, err := Dial(ctx, cfg)
-		cancel()
+		s, err := Dial(c.ctx, cfg)
 		if err == nil {
-			backoff = c.rc.MinBackoff
+			start := time.Now()
 			c.serve(s, first)
 			first = nil
 			select {
@@ -148,16 +144,24 @@ func (c *Client) run(first chan<- error) {
 				return
 			default:
 			}
-			continue
-		}
-		c.mu.Lock()
-		c.lastErr = err
-		c.mu.Unlock()
-		c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
-		// Try the next URL at once after a failure on this one, and back
-		// off once every URL has failed in this round.
-		if next%len(c.urls) != 0 {
-			continue
+			// A session that lasted is followed by an immediate redial; one
+			// that ended soon after its join (a router that drops or kills
+			// every new session) backs off like a failed dial, so that the
+			// Client never redials in a tight loop.
+			if time.Since(start) >= c.rc.MaxBackoff {
+				backoff = c.rc.MinBackoff
+				continue
+			}
+		} else {
+			c.mu.Lock()
+			c.lastErr = err
+			c.mu.Unlock()
+			c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
+			// Try the next URL at once after a failure on this one, and back
+			// off once every URL has failed in this round.
+			if next%len(c.urls) != 0 {
+				continue
+			}
 		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
 		select {
@@ -183,16 +187,21 @@ func (c *Client) serve(s *Session, first chan<- error) {
 	subs := append([]*durableSub(nil), c.subs...)
 	up := c.up
 	c.mu.Unlock()
+	// Registrations are restored concurrently; OnSession waits for the
+	// first answer to each.
+	var answered sync.WaitGroup
 	for _, r := range regs {
-		go c.restoreReg(s, r)
+		answered.Add(1)
+		go c.restoreReg(s, r, sync.OnceFunc(answered.Done))
 	}
 	for _, d := range subs {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		if _, err := s.Subscribe(ctx, d.topic, d.h, d.opts); err != nil {
 			c.log("client: restoring a subscription failed", "topic", d.topic, "err", err)
 		}
 		cancel()
 	}
+	answered.Wait()
 	close(up)
 	if first != nil {
 		first <- nil
@@ -219,13 +228,16 @@ func (c *Client) serve(s *Session, first chan<- error) {
 
 // restoreReg registers r on s, retrying (with backoff) while the router
 // refuses it as already registered: the lost session's registration may
-// still stand until the mesh notices its node is gone.
-func (c *Client) restoreReg(s *Session, r *durableReg) {
+// still stand until the mesh notices its node is gone. It calls answered
+// after the router's first answer.
+func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
+	defer answered()
 	wait := c.rc.MinBackoff
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		_, err := s.Register(ctx, r.procedure, r.h, r.opts)
 		cancel()
+		answered()
 		var we *Error
 		if err == nil || !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
 			if err != nil {
@@ -333,6 +345,7 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.cancel()
 	close(c.stop)
 	<-c.done
 	return nil

@@ -14,6 +14,7 @@ type request struct {
 	reply chan reply    // Static.
 	reg   *Registration // Static: REGISTER's registration, installed by the reader on REGISTERED.
 	sub   *Subscription // Static: SUBSCRIBE's subscription, installed by the reader on SUBSCRIBED.
+	subID uint64        // Static: UNSUBSCRIBE's subscription id.
 
 	abandoned bool // Guarded by Session.mu: the waiter gave up (its context ended).
 }
@@ -139,6 +140,16 @@ func (s *Session) onAck(m *proto.Message) {
 		rq.sub.id = m.ID
 		rq.sub.active.Store(true)
 		s.subs[m.ID] = append(old[:len(old):len(old)], rq.sub)
+	case proto.CodeUnsubscribed:
+		// Unsubscribe took the id's subscriptions out before sending
+		// UNSUBSCRIBE, and the router answers in order: a subscription
+		// under the id now was installed by a SUBSCRIBED the router sent
+		// before it processed the UNSUBSCRIBE (a Subscribe to the same
+		// topic in flight), so the router has dropped it too.
+		for _, sub := range s.subs[rq.subID] {
+			sub.active.Store(false)
+		}
+		delete(s.subs, rq.subID)
 	}
 	s.mu.Unlock()
 	if undo != nil {

@@ -111,7 +111,7 @@ var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
 	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
-	tick := time.NewTicker(min(k, to) / 2)
+	tick := time.NewTicker(max(min(k, to)/2, time.Millisecond)) // NewTicker panics on 0
 	defer tick.Stop()
 	for {
 		select {

@@ -1,0 +1,181 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// clientCfg is a Config for the Client tests, on p over RawSocket.
+func clientCfg(p *peer) Config {
+	return Config{URL: p.url("rs"), Realm: "realm1", DialTimeout: wait, ReplyTimeout: 300 * time.Millisecond}
+}
+
+// connectPeer runs Connect against p and plays the first WELCOME.
+func connectPeer(t *testing.T, p *peer, cfg Config, rc ReconnectConfig) (*Client, *peerConn) {
+	t.Helper()
+	a := goDo(func() (*Client, error) { return Connect(context.Background(), cfg, rc) })
+	c := p.accept()
+	c.welcome(1)
+	cl, err := a.wait(t)
+	noErr(t, "Connect", err)
+	return cl, c
+}
+
+// A router that ends every session right after WELCOME (a node draining,
+// a session killed by policy) must not be redialled in a tight loop: the
+// backoff applies to sessions that do not last, not only to failed dials.
+func TestReconnectBacksOffAfterShortSessions(t *testing.T) {
+	p := newPeer(t)
+	rc := ReconnectConfig{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+		drain(p)
+	}()
+	c.conn.Close()
+	sessions := 0
+	deadline := time.After(time.Second)
+loop:
+	for {
+		select {
+		case c := <-p.conns:
+			sessions++
+			c.welcome(uint64(sessions + 1))
+			c.conn.Close()
+		case <-deadline:
+			break loop
+		}
+	}
+	// 200ms, 400ms, (800ms) of backoff fit in a second: at most 4 sessions.
+	if sessions > 4 {
+		t.Fatalf("%d sessions in 1s with MinBackoff 200ms: the client redials without backing off", sessions)
+	}
+}
+
+// drain closes the connections p accepted and nobody took.
+func drain(p *peer) {
+	for {
+		select {
+		case c := <-p.conns:
+			c.conn.Close()
+		case <-time.After(50 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// Invocation.Next must not outlive the session: when the connection drops
+// in the middle of a progressive call invocation, a handler waiting for
+// the next chunk gets an error (and Close, which waits for handlers, does
+// not hang).
+func TestNextFailsWhenSessionEnds(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	nextCtx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // runs before setup's cleanup: unblocks a stuck Next
+	errc := make(chan error, 1)
+	h := func(ctx context.Context, inv *Invocation) (*Result, error) {
+		_, err := inv.Next(nextCtx) // not the handler's context
+		errc <- err
+		return nil, err
+	}
+	register(t, s, c, "com.example.chunks", 10, h, nil)
+	invoke(c, 60, 10, []any{1}, map[string]any{"progress": true})
+	time.Sleep(50 * time.Millisecond)
+	c.conn.Close()
+	<-s.Done()
+	select {
+	case err := <-errc:
+		if err == nil || errors.Is(err, context.Canceled) {
+			t.Fatalf("Next = %v, want the session's error", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Next still waits for a chunk 2s after the session ended")
+	}
+}
+
+// Client.Close must not wait for a silent router to answer the
+// subscriptions being restored on a new session (10s each).
+func TestClientCloseDuringRestore(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 10 * time.Millisecond})
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(*Event) {}, nil)
+	})
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.welcome(2)
+	c2.expect(proto.CodeSubscribe) // never answered
+	start := time.Now()
+	done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+	if done.pending(2 * time.Second) {
+		done.wait(t)
+		t.Fatalf("Client.Close took %v: it waits for the restore of a subscription", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// OnSession is documented to run after registrations are restored: a user
+// who takes it as "ready" must find the procedure registered.
+func TestOnSessionAfterRegistrationsRestored(t *testing.T) {
+	p := newPeer(t)
+	var regs atomic.Int32
+	onSession := make(chan int32, 4)
+	rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond, OnSession: func(s *Session) {
+		s.mu.Lock()
+		n := int32(len(s.regs))
+		s.mu.Unlock()
+		onSession <- n
+	}}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	<-onSession
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		done.wait(t)
+	}()
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(context.Background(), "com.proc", func(context.Context, *Invocation) (*Result, error) {
+			regs.Add(1)
+			return nil, nil
+		}, nil)
+	})
+	m := c.expect(proto.CodeRegister)
+	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 9})
+	_, err := a.wait(t)
+	noErr(t, "Register", err)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeRegister)
+	time.Sleep(200 * time.Millisecond) // a router a little slow to answer
+	c2.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 10})
+	select {
+	case n := <-onSession:
+		if n != 1 {
+			t.Fatalf("OnSession ran with %d registrations in place, want 1", n)
+		}
+	case <-time.After(wait):
+		t.Fatal("no OnSession")
+	}
+}
+
+// KeepAlive: 1 (meant as "1 second", read as 1ns) must not crash the
+// program: the keepalive ticker needs a positive period.
+func TestTinyKeepAlive(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) { cfg.KeepAlive = 1 })
+	_ = c
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Err(); err != nil && !errors.Is(err, ErrKeepAlive) {
+		t.Fatalf("session error %v", err)
+	}
+}
