@@ -312,9 +312,16 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 	if _, err := s.Register(ctx, procedure, h, opts); err != nil {
 		return err
 	}
+	r := &durableReg{procedure: procedure, h: h, opts: opts}
 	c.mu.Lock()
-	c.regs = append(c.regs, &durableReg{procedure: procedure, h: h, opts: opts})
+	c.regs = append(c.regs, r)
+	cur := c.s
 	c.mu.Unlock()
+	if cur != nil && cur != s {
+		// s was lost meanwhile, and the next session took its copy of the
+		// list before r was in it.
+		go c.restoreReg(cur, r, func() {})
+	}
 	return nil
 }
 
@@ -330,7 +337,13 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	}
 	c.mu.Lock()
 	c.subs = append(c.subs, &durableSub{topic: topic, h: h, opts: opts})
+	cur := c.s
 	c.mu.Unlock()
+	if cur != nil && cur != s { // as in Register
+		if _, err := cur.Subscribe(ctx, topic, h, opts); err != nil {
+			c.log("client: restoring a subscription failed", "topic", topic, "err", err)
+		}
+	}
 	return nil
 }
 
