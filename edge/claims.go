@@ -66,9 +66,15 @@ type claimStore struct {
 	kv       jetstream.KeyValue
 	replicas int
 	held     map[string]claimRec // claims this node holds, by key
-	mu       sync.Mutex          // guards closed
-	closed   bool
-	bound    atomic.Bool // the bucket is bound: the store answers
+	// down is when a claim last found the store unreachable (zero: it
+	// answers). While it is set, claims are accepted provisionally at
+	// once: the claims go through this one worker, and each waiting
+	// claimWait would make the REGISTERs queued behind it wait that long
+	// once per claim ahead of them. reconcile clears it.
+	down   time.Time
+	mu     sync.Mutex // guards closed
+	closed bool
+	bound  atomic.Bool // the bucket is bound: the store answers
 }
 
 func newClaimStore(n *Node) *claimStore {
@@ -199,6 +205,11 @@ func (n *Node) Release(realm string, match proto.Match, uri string) {
 
 // claim takes key for this node. Worker goroutine.
 func (c *claimStore) claim(key string) error {
+	if !c.down.IsZero() {
+		c.n.stats.ClaimsProvisional.Add(1)
+		c.held[key] = claimRec{}
+		return nil
+	}
 	deadline := time.Now().Add(claimWait)
 	err := c.take(key)
 	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && time.Now().Before(deadline) {
@@ -220,6 +231,7 @@ func (c *claimStore) claim(key string) error {
 	c.n.stats.ClaimsProvisional.Add(1)
 	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)
 	c.held[key] = claimRec{}
+	c.down = time.Now()
 	return nil
 }
 
@@ -295,15 +307,24 @@ func (c *claimStore) release(key string) {
 }
 
 // reconcile retries provisional claims. Worker goroutine.
+// It stops at the first that the store does not answer (each would wait
+// claimTimeout), and clears down when the store answers.
 func (c *claimStore) reconcile() {
 	for key, rec := range c.held {
 		if rec.rev != 0 {
 			continue
 		}
-		if err := c.take(key); errors.Is(err, route.ErrMeshClaimed) {
+		err := c.take(key)
+		switch {
+		case err == nil:
+		case errors.Is(err, route.ErrMeshClaimed):
 			// Another live node holds it: the directory settles which
 			// registration stays; keep ours provisional until then.
 			c.held[key] = claimRec{}
+		default:
+			c.down = time.Now()
+			return
 		}
 	}
+	c.down = time.Time{}
 }

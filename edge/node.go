@@ -95,6 +95,10 @@ type Stats struct {
 	Frames          atomic.Uint64
 	FramedEnvelopes atomic.Uint64
 	BadFrames       atomic.Uint64
+	// TooLong counts messages and subscriptions not handed to NATS because
+	// their subject (a very long URI or realm) exceeds the server's
+	// max_control_line, which would make it close the connection.
+	TooLong atomic.Uint64
 	// PublishErrors counts messages nats.go refused (disconnected with a
 	// full reconnect buffer, payload too large).
 	PublishErrors atomic.Uint64
@@ -200,6 +204,11 @@ func (n *Node) startServer() error {
 		MaxPending:    int64(o.MaxPayload) * 4,
 		PingInterval:  o.PingInterval,
 		MaxPingsOut:   o.MaxPingsOut,
+		// A subject carries a realm and a URI (each up to proto.MaxURILen,
+		// 8/5 longer once escaped): the NATS default (4 KiB) would make
+		// the server close the connection, for good, on the SUB or PUB
+		// of a long URI.
+		MaxControlLine: embeddedMaxControlLine,
 	}
 	if o.Cluster.Listen != "" {
 		host, port, err := splitHostPort(o.Cluster.Listen)
@@ -292,6 +301,23 @@ func (n *Node) startServer() error {
 	}
 	n.srv = s
 	return nil
+}
+
+// embeddedMaxControlLine is the embedded server's max_control_line; an
+// external NATS (NatsURL) is assumed to keep the NATS default.
+const (
+	embeddedMaxControlLine = 32 << 10
+	defaultMaxControlLine  = 4096
+)
+
+// maxControlLine is the longest protocol line (PUB/SUB subject, reply and
+// numbers) the node's server takes; a longer one would close the
+// connection, so the sender drops it instead (Stats.TooLong).
+func (n *Node) maxControlLine() int {
+	if n.srv != nil {
+		return embeddedMaxControlLine
+	}
+	return defaultMaxControlLine
 }
 
 func splitHostPort(a string) (string, int, error) {

@@ -63,8 +63,9 @@ type Options struct {
 	// query or get_retained. Default 500ms.
 	GatherTimeout time.Duration
 	// MaxOutbound bounds the bytes queued for the mesh and not yet handed
-	// to NATS; past it events are dropped and calls fail (counted).
-	// Default 64 MiB.
+	// to NATS; past it events are dropped and calls fail (counted). The
+	// node's own control messages (heartbeats, directory) may use a
+	// quarter more. Default 64 MiB.
 	MaxOutbound int64
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).

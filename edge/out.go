@@ -90,7 +90,15 @@ func (q *outq) pushItem(op opKind, pack bool, subj, reply string, data []byte, e
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if op == opPublish && q.bytes+int64(len(data)) > q.max {
+	// The node's own messages (heartbeats, directory changes and syncs,
+	// gathers, goodbye: every publish but a route envelope) may use a
+	// reserve past the bound: a flood of events must not silence the
+	// node's heartbeats, which would make the others take it for dead.
+	limit := q.max
+	if !pack {
+		limit += q.max / 4
+	}
+	if op == opPublish && q.bytes+int64(len(data)) > limit {
 		q.dropped++
 		q.mu.Unlock()
 		return ErrBusy
@@ -164,8 +172,14 @@ func (n *Node) sendBatch(b *outBatch) {
 	if mp := nc.MaxPayload(); mp > 0 && mp < int64(limit) {
 		limit = int(mp)
 	}
+	// "PUB <subject> <reply> <size>\r\n", with room for the numbers.
+	maxLine := n.maxControlLine() - 32
 	for i := 0; i < len(b.items); i++ {
 		it := &b.items[i]
+		if len(it.subj)+len(it.reply) > maxLine {
+			n.stats.TooLong.Add(1)
+			continue
+		}
 		switch it.op {
 		case opPublish:
 			data := b.arena[it.off : it.off+it.n]

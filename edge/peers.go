@@ -52,6 +52,12 @@ type peer struct {
 	last      time.Time // last heard of
 	pending   []delta   // directory changes received during a sync
 	warnedDup bool
+	// fresh: known again after this node took it for dead itself, so
+	// nothing exchanged before is left to reset (see peerTable.forgot):
+	// the peer's own word that it took this node for dead (after a
+	// partition both sides saw) is ignored, once, until freshUntil.
+	fresh      bool
+	freshUntil time.Time
 }
 
 type delta struct {
@@ -68,7 +74,25 @@ type peerTable struct {
 	byName map[string]*peer
 	next   route.MeshNode
 	view   atomic.Pointer[peerView]
+	// forgot holds the nodes this node took for dead for their silence,
+	// by name: when one is heard again with the same boot, it may not have
+	// noticed (its own PeerTimeout had not run out), and still wait for
+	// the answers to the calls it had sent here, which this node forgot.
+	// It is told (ew.n.<name>.x) and resets its side too.
+	forgot map[string]forgotten
 }
+
+type forgotten struct {
+	boot uint64
+	at   time.Time
+}
+
+// maxForgotten bounds peerTable.forgot; forgotTTL is how long an entry is
+// kept.
+const (
+	maxForgotten = 4096
+	forgotTTL    = time.Hour
+)
 
 type peerView struct {
 	subj  map[route.MeshNode]string // node-direct subject by handle
@@ -77,6 +101,7 @@ type peerView struct {
 
 func (t *peerTable) init() {
 	t.byName = map[string]*peer{}
+	t.forgot = map[string]forgotten{}
 	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
 }
 
@@ -139,6 +164,8 @@ func (n *Node) direct(m *nats.Msg, op string) {
 		}
 	case op == "S":
 		n.applySync(m)
+	case op == "x":
+		n.onForgotten(m)
 	case strings.HasPrefix(op, "a."):
 		id, err := strconv.ParseUint(op[2:], 10, 64)
 		if err == nil {
@@ -192,6 +219,14 @@ func (n *Node) peerFor(reply string) *peer {
 		n.log.Info("mesh: node joined", "peer", name)
 		n.stats.Unknown.Add(1)
 		n.askDirectory(p)
+		if f, ok := n.peers.forgot[name]; ok {
+			delete(n.peers.forgot, name)
+			p.fresh, p.freshUntil = true, time.Now().Add(2*n.opts.PeerTimeout)
+			var w wr
+			w.fixed64(f.boot)
+			w.fixed64(n.boot)
+			n.out.push(opPublish, nodeSubject(name, "x"), n.inbox, w, nil)
+		}
 	}
 	p.last = time.Now()
 	return p
@@ -339,16 +374,52 @@ func (n *Node) heartbeat() {
 // repeats directory requests that went unanswered.
 func (n *Node) checkPeers() {
 	now := time.Now()
+	for name, f := range n.peers.forgot {
+		if now.Sub(f.at) > forgotTTL {
+			delete(n.peers.forgot, name)
+		}
+	}
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
 			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))
 			n.dropPeer(p)
+			if p.boot != 0 {
+				if len(n.peers.forgot) >= maxForgotten {
+					clear(n.peers.forgot)
+				}
+				n.peers.forgot[p.name] = forgotten{boot: p.boot, at: now}
+			}
 			continue
 		}
 		if !p.synced && now.Sub(p.askedAt) >= 2*n.opts.Heartbeat {
 			n.askDirectory(p)
 		}
 	}
+}
+
+// onForgotten handles a peer's word that it took this node for dead
+// (ew.n.<this>.x: this node's boot as it knew it, and its own): it
+// forgot the invocations this node's callers had made there, so this
+// node drops it too (its calls there fail now rather than never) and
+// starts afresh with it.
+func (n *Node) onForgotten(m *nats.Msg) {
+	r := rd{b: m.Data}
+	me, boot := r.fixed64(), r.fixed64()
+	p := n.peers.byName[senderOf(m.Reply)]
+	if r.err != nil || me != n.boot || p == nil || p.boot != 0 && p.boot != boot {
+		return
+	}
+	if p.fresh {
+		// Both sides took each other for dead: this is the peer's half of
+		// it, and there is nothing left to reset. Later words count.
+		p.fresh = false
+		if time.Now().Before(p.freshUntil) {
+			return
+		}
+	}
+	n.log.Warn("mesh: a node had taken this one for dead; resetting what was exchanged with it", "peer", p.name)
+	n.dropPeer(p)
+	n.peerFor(m.Reply)
 }
 
 func (n *Node) dropPeer(p *peer) {

@@ -54,6 +54,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"slow_consumer": es.SlowConsumer.Load(),
 			"publish_error": es.PublishErrors.Load(),
 			"bad_frame":     es.BadFrames.Load(),
+			"too_long":      es.TooLong.Load(),
 		},
 		Duplicates:      es.Duplicates.Load(),
 		Disconnects:     es.Disconnects.Load(),
