@@ -266,9 +266,11 @@ func (g *Server) apiKey(key, realm string, allowed []string) (*who, *problem) {
 // query parameters key, timestamp (UTC ISO 8601, e.g.
 // 2011-10-14T16:59:51.123Z), seq and nonce (integers) and signature, the
 // base64url HMAC-SHA256 under the key's secret of key, timestamp, seq,
-// nonce and the body concatenated. Beyond Crossbar, a (key, nonce) pair
-// is accepted once within the timestamp window, so a captured request
-// cannot be replayed.
+// nonce and the body concatenated. Beyond Crossbar, a signature is
+// accepted once within the timestamp window, so a captured request cannot
+// be replayed. (The replay key is the MAC, not the nonce: seq and nonce
+// are concatenated without a separator, so moving digits between them, or
+// adding leading zeros, yields another nonce under the same signature.)
 func (g *Server) signed(q map[string][]string, body []byte, realm string, allowed []string) (*who, *problem) {
 	get := func(k string) string {
 		if v := q[k]; len(v) == 1 {
@@ -312,8 +314,8 @@ func (g *Server) signed(q map[string][]string, body []byte, realm string, allowe
 	if d := time.Since(t); d > skew || d < -skew {
 		return nil, g.unauthorized("the signed request's timestamp is outside the accepted window", "")
 	}
-	if !g.nonces.add(key+"\x00"+nonce, t.Add(skew)) {
-		return nil, g.unauthorized("the signed request was already used (same key and nonce)", "")
+	if !g.nonces.add(key+"\x00"+string(want), t.Add(skew)) {
+		return nil, g.unauthorized("the signed request was already used (a replay)", "")
 	}
 	if k.realm != realm {
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the signing key is not valid for realm "+strconv.Quote(realm))

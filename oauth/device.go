@@ -76,6 +76,10 @@ func normalizeUserCode(s string) string {
 
 func displayUserCode(c string) string { return c[:4] + "-" + c[4:] }
 
+// deviceAuthsPerMinute bounds the device authorizations one source
+// address (IPv6: one /64) obtains a minute.
+const deviceAuthsPerMinute = 30
+
 // handleDeviceAuthorization is RFC 8628 §3.1/3.2.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	form, oe := readForm(w, r)
@@ -97,8 +101,17 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, oe)
 		return
 	}
-	rc := c.realm
+	// A public client needs no secret here, and every request stores two
+	// records for the code's lifetime: requests are counted per source
+	// address, so that one address cannot fill the store.
 	now := s.now()
+	src := s.issues.source(r)
+	if ok, retry := s.issues.begin(src, now); !ok {
+		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many device authorizations from this address; try again later", retry: max(retry, time.Second)})
+		return
+	}
+	s.issues.end(src, now, true)
+	rc := c.realm
 	dc := randomToken(32)
 	rec := deviceRec{
 		Realm: rc.Name, Client: c.ID, Scope: sc, Exp: now.Add(rc.DeviceCodeLifetime).Unix(),
@@ -231,16 +244,32 @@ func (s *Server) lookupUserCode(ctx context.Context, code string) (string, *devi
 	return "dc." + u.DC, &d, de.Revision, nil
 }
 
-// decideDevice records the user's decision on a device request.
+// decideDevice records the user's decision on a device request. The
+// device keeps polling meanwhile (each poll rewrites last_poll): a record
+// changed that way, still pending for the same user code, is decided anew.
 func (s *Server) decideDevice(ctx context.Context, key string, d *deviceRec, rev uint64, approve bool, sub string, roles []string) error {
-	if approve {
-		d.Status, d.Sub, d.Roles = "approved", sub, roles
-	} else {
-		d.Status = "denied"
+	for attempt := 0; ; attempt++ {
+		if approve {
+			d.Status, d.Sub, d.Roles = "approved", sub, roles
+		} else {
+			d.Status = "denied"
+		}
+		b, _ := json.Marshal(d)
+		_, err := s.store.Update(ctx, key, b, rev, time.Until(time.Unix(d.Exp, 0))+gcGrace)
+		if !errors.Is(err, ErrRevision) || attempt == 4 {
+			return err
+		}
+		e, gerr := s.store.Get(ctx, key)
+		if gerr != nil {
+			return err
+		}
+		var fresh deviceRec
+		if json.Unmarshal(e.Value, &fresh) != nil || fresh.Status != "pending" || fresh.UserCode != d.UserCode ||
+			fresh.Client != d.Client || fresh.Scope != d.Scope || s.now().Unix() >= fresh.Exp {
+			return err
+		}
+		d, rev = &fresh, e.Revision
 	}
-	b, _ := json.Marshal(d)
-	_, err := s.store.Update(ctx, key, b, rev, time.Until(time.Unix(d.Exp, 0))+gcGrace)
-	return err
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

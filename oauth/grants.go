@@ -104,7 +104,7 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is required")
 	}
-	f, next, oe := s.rotate(ctx, c, raw)
+	f, next, oe := s.rotate(ctx, c, raw, scope)
 	if oe != nil {
 		return nil, oe
 	}

@@ -158,6 +158,11 @@ func decodeRing(e Entry) (*keyRing, *ringRecord, error) {
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return nil, nil, fmt.Errorf("oauth: %s: %w", ringKey, err)
 	}
+	if len(rec.Keys) == 0 {
+		// Damaged ("null", "{}"), not a ring to replace with a new key:
+		// that would invalidate every outstanding token on every node.
+		return nil, nil, fmt.Errorf("oauth: %s holds no keys", ringKey)
+	}
 	var keys []*sigKey
 	for _, kr := range rec.Keys {
 		jk, err := jwk.ParseKey(kr.JWK)

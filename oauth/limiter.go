@@ -39,6 +39,7 @@ type limiter struct {
 	mu      sync.Mutex
 	m       map[string]*failRec // guarded by mu
 	sweepAt int                 // guarded by mu
+	sweptAt time.Time           // the last sweep; guarded by mu
 }
 
 type failRec struct {
@@ -99,16 +100,20 @@ func (l *limiter) source(r *http.Request) source {
 // rec returns the record of key, resetting its count after the window.
 // Caller holds mu; nil when the table is full of live records.
 func (l *limiter) rec(key string, now time.Time) *failRec {
-	if len(l.m) >= l.sweepAt {
-		// Amortized: the next sweep waits until the table has doubled.
-		for k, r := range l.m {
-			if r.open == 0 && now.Sub(r.first) > l.lim.Window && now.After(r.blockedUntil) {
+	r := l.m[key]
+	// Amortized: the next sweep waits until the table has doubled. A full
+	// table (whose doubling never comes) is swept for a new source at most
+	// once a second, so that records that have aged make room again.
+	if len(l.m) >= l.sweepAt || (r == nil && len(l.m) >= limiterMax && now.Sub(l.sweptAt) >= time.Second) {
+		for k, x := range l.m {
+			if x.open == 0 && now.Sub(x.first) > l.lim.Window && now.After(x.blockedUntil) {
 				delete(l.m, k)
 			}
 		}
 		l.sweepAt = max(2*len(l.m), limiterMin)
+		l.sweptAt = now
+		r = l.m[key]
 	}
-	r := l.m[key]
 	if r == nil {
 		if len(l.m) >= limiterMax {
 			return nil

@@ -174,7 +174,12 @@ type config struct {
 	realms  map[string]*realmConf
 	clients map[string]*clientConf
 	maxTTL  time.Duration // longest access-token lifetime of any realm
-	origins map[string]bool
+	// oldTTL is the longest access-token lifetime of the configurations
+	// replaced before, until oldUntil: tokens they issued may live that
+	// long (a reload that shortens lifetimes does not shorten them).
+	oldTTL   time.Duration
+	oldUntil time.Time
+	origins  map[string]bool
 }
 
 type realmConf struct {

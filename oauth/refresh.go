@@ -236,11 +236,9 @@ func (s *Server) endFamily(ctx context.Context, id, why string) {
 // revokeGrant revokes every access token of a grant until the longest an
 // access token of the realm can live.
 func (s *Server) revokeGrant(ctx context.Context, realm, gid string) {
-	ttl := s.cfg.Load().maxTTL
-	if rc := s.cfg.Load().realms[realm]; rc != nil {
-		ttl = rc.AccessTokenLifetime
-	}
-	if err := s.revoke(ctx, gid, s.now().Add(ttl+s.skew)); err != nil {
+	now := s.now()
+	ttl := s.cfg.Load().tokenTTL(realm, now)
+	if err := s.revoke(ctx, gid, now.Add(ttl+s.skew)); err != nil {
 		s.log.Warn("oauth: cannot store a revocation", "err", err)
 	}
 }
@@ -249,8 +247,10 @@ func (s *Server) revokeGrant(ctx context.Context, realm, gid string) {
 var errReuse = errInvalidGrant("the refresh token was already used: its login has been revoked")
 
 // rotate checks a refresh token presented by client c and returns the
-// family (after rotation) and the new token.
-func (s *Server) rotate(ctx context.Context, c *clientConf, raw string) (*family, string, *oauthError) {
+// family (after rotation) and the new token. A request for a scope the
+// family was not granted is refused before rotation, so that it does not
+// consume the token (the client never sees a new one).
+func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string) (*family, string, *oauthError) {
 	tok, ok := parseRefreshToken(raw)
 	if !ok {
 		return nil, "", errInvalidGrant("unknown refresh token")
@@ -284,6 +284,9 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw string) (*family
 		case now.Unix() >= f.Exp:
 			s.store.Delete(ctx, key, e.Revision)
 			return nil, "", errInvalidGrant("the refresh token has expired")
+		}
+		if _, oe := subsetScope(f.Scope, scope); oe != nil {
+			return nil, "", oe
 		}
 		next := refreshToken{fam: tok.fam, gen: f.Gen + 1, secret: newSecret()}
 		f.Gen, f.Hash = next.gen, secretHashHex(next.secret)

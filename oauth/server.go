@@ -39,6 +39,7 @@ type Server struct {
 	cache   *tokenCache
 	secrets *secretCache
 	limit   *limiter
+	issues  *limiter      // device authorizations per source address
 	hashSem chan struct{} // bounds concurrent password/secret hashing
 	csrfKey []byte        // static after New
 
@@ -85,6 +86,8 @@ func New(opts Options) (*Server, error) {
 		log: opts.Logger, now: opts.now, sleep: opts.sleep, alg: opts.Algorithm,
 		skew: opts.MaxClockSkew, interval: opts.SyncInterval, rotateEvery: opts.RotateEvery,
 		secrets: newSecretCache(), limit: newLimiter(opts.AuthLimits),
+		issues: newLimiter(AuthLimits{DelayAfter: deviceAuthsPerMinute, BlockAfter: deviceAuthsPerMinute,
+			Window: time.Minute, Lockout: time.Minute, Exempt: opts.AuthLimits.Exempt}),
 		hashSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		stop:    make(chan struct{}), onRevoke: opts.OnRevoke,
 	}
@@ -141,8 +144,28 @@ func (s *Server) SetRealms(realms []Realm) error {
 	if err != nil {
 		return err
 	}
+	now := s.now()
+	prev := s.cfg.Load()
+	cfg.oldTTL, cfg.oldUntil = prev.maxTTL, now.Add(prev.maxTTL)
+	if prev.oldUntil.After(now) && prev.oldTTL > cfg.oldTTL {
+		cfg.oldTTL, cfg.oldUntil = prev.oldTTL, prev.oldUntil
+	}
 	s.cfg.Store(cfg)
 	return nil
+}
+
+// tokenTTL is the longest an access token of realm issued so far can
+// still live: its lifetime, or a longer one of a configuration replaced
+// less than that long ago.
+func (cfg *config) tokenTTL(realm string, now time.Time) time.Duration {
+	ttl := cfg.maxTTL
+	if rc := cfg.realms[realm]; rc != nil {
+		ttl = rc.AccessTokenLifetime
+	}
+	if cfg.oldUntil.After(now) {
+		ttl = max(ttl, cfg.oldTTL)
+	}
+	return ttl
 }
 
 // ValidateRealms checks a realm configuration as New and SetRealms would,
@@ -196,7 +219,15 @@ func (s *Server) syncOnce(gc bool) {
 	if !s.ring.Load().static {
 		var ring *keyRing
 		if ring, err = s.maintainRing(ctx); err == nil {
-			s.ring.Store(ring)
+			prev := s.ring.Swap(ring)
+			for kid := range prev.byKid {
+				if ring.byKid[kid] == nil {
+					// A key left the ring: what it verified must not
+					// stay verified in the cache.
+					s.cache.clear()
+					break
+				}
+			}
 		}
 	}
 	if err == nil {

@@ -153,11 +153,14 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 		}
 		return c, nil
 	}
+	ring := s.ring.Load()
 	c, err := s.verify(token, now, false)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(key, c)
+	if s.ring.Load() == ring { // else it may have been verified by a key that left
+		s.cache.put(key, c)
+	}
 	return c, nil
 }
 
