@@ -122,8 +122,10 @@ type MeshStats struct {
 	// not queued because the node's outbound budget was full (an event
 	// lost, a call failed with wamp.error.unavailable: outbound_full),
 	// messages NATS dropped before the node read them (slow_consumer),
-	// messages nats.go refused (publish_error), and messages from other
-	// nodes that did not decode (bad_frame, bad_envelope).
+	// messages nats.go refused (publish_error), messages from other
+	// nodes that did not decode (bad_frame, bad_envelope), messages whose
+	// subject NATS would refuse as too long (too_long), and events from
+	// other nodes dropped for a loop that did not keep up (shard_backlog).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

@@ -229,6 +229,10 @@ type MeshStats struct {
 	Revoked atomic.Uint64
 	// BadEnvelopes counts envelopes from other nodes that did not decode.
 	BadEnvelopes atomic.Uint64
+	// EventsOverflow counts events from other nodes dropped for a shard
+	// whose queue of them was full (maxMeshBacklog: the shard's
+	// subscribers did not keep up with the publishers elsewhere).
+	EventsOverflow atomic.Uint64
 }
 
 // AttachMesh joins the router to a mesh as the node name (unique in the

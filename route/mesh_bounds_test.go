@@ -2,6 +2,8 @@ package route
 
 import (
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,3 +173,53 @@ func (nopMesh) Release(string, proto.Match, string)                    {}
 func (nopMesh) Publish(string, []byte, []byte) error                   { return nil }
 func (nopMesh) Send(MeshNode, []byte) error                            { return nil }
 func (nopMesh) Gather(_ []byte, d func([][]byte)) error                { d(nil); return nil }
+
+// Events from another node wait for a shard that does not keep up (its
+// loop busy, here stalled) up to maxMeshBacklog bytes; beyond, they are
+// dropped and counted, not queued without bound. What was queued is
+// delivered once the shard runs again.
+func TestMeshEventBacklogBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 1, 1, nil)
+	sub := es[0].join(proto.JSON)
+	sub.subscribe("com.t", nil)
+	mm.sync()
+	r := es[0].r
+	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the harness's cleanup, which waits for the executor
+	es[0].execs[0].Execute(func() { <-release }) // the shard's loop is busy
+	const size = 256 << 10
+	payload := `["` + strings.Repeat("x", size) + `"]`
+	const sent = 3 * maxMeshBacklog / size
+	for i := 0; i < sent; i++ {
+		p := &publication{id: uint64(i + 1), topic: []byte("com.t"), c: &carry{args: proto.Raw{Ser: proto.JSON, B: []byte(payload)}}}
+		r.MeshDeliver(99, appendEvent(nil, "realm1", p))
+	}
+	dropped := int(r.MeshStats().EventsOverflow.Load())
+	queued := sent - dropped
+	if b := r.Shard(0).meshBacklog.Load(); b > maxMeshBacklog {
+		t.Fatalf("%d bytes of events queued for the stalled shard, bound %d", b, maxMeshBacklog)
+	}
+	if dropped == 0 || queued < maxMeshBacklog/(size+64)-1 {
+		t.Fatalf("%d of %d events dropped: want the bound (%d bytes) filled, the rest dropped", dropped, sent, maxMeshBacklog)
+	}
+	unblock()
+	for i := 0; i < queued; i++ {
+		if m := sub.recv(); m.Type != proto.CodeEvent {
+			t.Fatalf("got %v, want EVENT %d of %d", m.Type, i+1, queued)
+		}
+	}
+	mm.sync()
+	if b := r.Shard(0).meshBacklog.Load(); b != 0 {
+		t.Fatalf("%d bytes still counted after the shard ran", b)
+	}
+	// Room again: the next event is delivered.
+	p := &publication{id: 1 << 20, topic: []byte("com.t"), c: &carry{args: proto.Raw{Ser: proto.JSON, B: []byte(`[1]`)}}}
+	r.MeshDeliver(99, appendEvent(nil, "realm1", p))
+	if m := sub.recv(); m.Type != proto.CodeEvent {
+		t.Fatalf("got %v after the backlog drained, want EVENT", m.Type)
+	}
+	if n := r.MeshStats().EventsOverflow.Load(); int(n) != dropped {
+		t.Fatalf("%d more dropped after the backlog drained", int(n)-dropped)
+	}
+}

@@ -137,11 +137,26 @@ func (r *Router) meshEvent(env []byte) {
 		}
 	}
 	for i, sh := range r.shards {
-		if present[i] {
-			sh.post(task{kind: tEvents, pub: p, subs: subs})
+		if !present[i] {
+			continue
 		}
+		// At most maxMeshBacklog bytes of events wait for a shard (one
+		// event always may): beyond, the event is dropped for that
+		// shard's subscribers and counted, as NATS drops for a slow
+		// consumer. Events are at most once across the mesh.
+		n := int64(len(env))
+		if b := sh.meshBacklog.Load(); b > 0 && b+n > maxMeshBacklog {
+			r.ms.stats.EventsOverflow.Add(1)
+			continue
+		}
+		sh.meshBacklog.Add(n)
+		sh.post(task{kind: tEvents, pub: p, subs: subs, a: uint64(n)})
 	}
 }
+
+// maxMeshBacklog bounds the bytes of events from other nodes waiting for
+// one shard (Shard.meshBacklog).
+const maxMeshBacklog = 32 << 20
 
 // retainNewer keeps p as topic's retained event unless the one kept is
 // newer (events from several nodes may arrive in any order). Call with

@@ -23,6 +23,11 @@ type Shard struct {
 	mb        []task // guarded by mbMu
 	spare     []task // owned by shard: the drained batch, reused
 	scheduled atomic.Bool
+	// meshBacklog is the bytes of events from other nodes in the mailbox
+	// (meshEvent adds, run subtracts): the mesh's dispatcher hands them
+	// over without waiting, so a shard slower than another node's
+	// publisher would queue without bound.
+	meshBacklog atomic.Int64
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick

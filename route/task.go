@@ -65,6 +65,9 @@ func (s *Shard) run(t *task) {
 			delete(t.s.invs, t.b)
 		}
 	case tEvents:
+		if t.a != 0 { // from another node: its bytes leave the backlog
+			s.meshBacklog.Add(-int64(t.a))
+		}
 		s.deliverEvents(t.pub, t.subs)
 	case tKill:
 		if t.s.state == stEstablished {

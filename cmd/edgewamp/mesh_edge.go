@@ -66,6 +66,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		// are among them) and what it could not decode.
 		ms.Dropped["outbound_full"] = rs.SendFailed.Load()
 		ms.Dropped["bad_envelope"] = rs.BadEnvelopes.Load()
+		ms.Dropped["shard_backlog"] = rs.EventsOverflow.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
 		ms.CalleesRevoked = rs.Revoked.Load()
