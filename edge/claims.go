@@ -50,6 +50,7 @@ const (
 	claimWait      = 3 * time.Second
 	reconcileEvery = 2 * time.Second
 	maxClaimJobs   = 1024
+	maxReleaseJobs = 64 << 10
 )
 
 type claimRec struct {
@@ -57,10 +58,18 @@ type claimRec struct {
 }
 
 type claimStore struct {
-	n    *Node
-	jobs chan func()
-	stop chan struct{}
-	done chan struct{}
+	n *Node
+	// The worker's jobs, in order: claims (at most maxClaimJobs waiting;
+	// another is refused with ErrBusy) and releases (never refused below
+	// maxReleaseJobs: a release dropped would leave this node holding the
+	// key of a registration that is gone, a ghost refusing the procedure
+	// mesh-wide). kick wakes the worker.
+	qmu    sync.Mutex
+	q      []claimJob // guarded by qmu
+	claims int        // claim jobs in q; guarded by qmu
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 
 	// Owned by the worker goroutine.
 	kv       jetstream.KeyValue
@@ -78,7 +87,7 @@ type claimStore struct {
 }
 
 func newClaimStore(n *Node) *claimStore {
-	c := &claimStore{n: n, jobs: make(chan func(), maxClaimJobs), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}}
+	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}}
 	c.replicas = 1
 	if n.opts.Cluster.Listen != "" {
 		c.replicas = min(3, 1+len(n.opts.Cluster.Routes))
@@ -89,6 +98,7 @@ func newClaimStore(n *Node) *claimStore {
 
 func (c *claimStore) run() {
 	defer close(c.done)
+	defer c.abandon()
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	// Bind the bucket early, so that the first claims do not wait for it
@@ -103,8 +113,8 @@ func (c *claimStore) run() {
 		select {
 		case <-c.stop:
 			return
-		case f := <-c.jobs:
-			f()
+		case <-c.kick:
+			c.next()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -112,26 +122,85 @@ func (c *claimStore) run() {
 		select {
 		case <-c.stop:
 			return
-		case f := <-c.jobs:
-			f()
+		case <-c.kick:
+			c.next()
 		case <-t.C:
 			c.reconcile()
 		}
 	}
 }
 
-func (c *claimStore) submit(f func()) bool {
-	c.mu.Lock()
+// claimJob is a claim (done set) or a release of key.
+type claimJob struct {
+	key  string
+	done func(error)
+}
+
+// next runs the oldest job, and kicks the worker again if more wait (one
+// job per wake-up keeps stop and the reconcile ticks answered between
+// jobs). Worker goroutine.
+func (c *claimStore) next() {
+	c.qmu.Lock()
+	if len(c.q) == 0 {
+		c.qmu.Unlock()
+		return
+	}
+	j := c.q[0]
+	c.q[0] = claimJob{}
+	c.q = c.q[1:]
+	if j.done != nil {
+		c.claims--
+	}
+	more := len(c.q) > 0
+	c.qmu.Unlock()
+	if more {
+		c.wake()
+	}
+	if j.done != nil {
+		j.done(c.claim(j.key))
+	} else {
+		c.release(j.key)
+	}
+}
+
+// abandon answers the claims still waiting when the worker stops.
+func (c *claimStore) abandon() {
+	c.qmu.Lock()
+	q := c.q
+	c.q, c.claims = nil, 0
+	c.qmu.Unlock()
+	for _, j := range q {
+		if j.done != nil {
+			j.done(ErrClosed)
+		}
+	}
+}
+
+func (c *claimStore) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *claimStore) submit(j claimJob) bool {
+	c.mu.Lock() // held while queueing: close, then abandon, come after
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	select {
-	case c.jobs <- f:
-		return true
-	default:
+	c.qmu.Lock()
+	if j.done != nil && c.claims >= maxClaimJobs || len(c.q) >= maxReleaseJobs {
+		c.qmu.Unlock()
 		return false
 	}
+	c.q = append(c.q, j)
+	if j.done != nil {
+		c.claims++
+	}
+	c.qmu.Unlock()
+	c.wake()
+	return true
 }
 
 func (c *claimStore) close() {
@@ -191,16 +260,23 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 // Claim implements route.Mesh.
 func (n *Node) Claim(realm string, match proto.Match, uri string, done func(error)) {
-	key := claimKey(realm, match, uri)
-	if !n.claims.submit(func() { done(n.claims.claim(key)) }) {
+	if !n.claims.submit(claimJob{key: claimKey(realm, match, uri), done: done}) {
 		done(ErrBusy)
 	}
 }
 
 // Release implements route.Mesh.
 func (n *Node) Release(realm string, match proto.Match, uri string) {
-	key := claimKey(realm, match, uri)
-	n.claims.submit(func() { n.claims.release(key) })
+	if !n.claims.submit(claimJob{key: claimKey(realm, match, uri)}) && !n.claims.isClosed() {
+		n.stats.ReleasesDropped.Add(1)
+		n.log.Warn("mesh: a claim release was dropped (the claim worker is far behind); the procedure may stay refused elsewhere until this node leaves", "uri", uri)
+	}
+}
+
+func (c *claimStore) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // claim takes key for this node. Worker goroutine.

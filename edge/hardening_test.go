@@ -185,3 +185,53 @@ func TestOutboundBudgetKeepsControlMessages(t *testing.T) {
 		t.Fatalf("with the budget full of events: heartbeat queued %v, directory change queued %v", hb, delta)
 	}
 }
+
+// A release is never dropped for a full queue of claims: a dropped one
+// left this node holding the key of a registration that was gone (a
+// ghost refusing the procedure on every other node). The store is
+// unreachable, so the worker's first claim waits claimWait while the
+// others queue behind it.
+func TestClaimReleaseNeverDropped(t *testing.T) {
+	t.Parallel()
+	hub := edgetest.FreeAddr(t) // nothing listens: the uplink is down
+	e := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + hub} })
+	busy := 0
+	for i := range maxClaimJobs + 8 {
+		e.n.Claim("realm1", proto.MatchExact, fmt.Sprintf("com.p%d", i), func(err error) {
+			if err == ErrBusy {
+				busy++ // the caller's goroutine (refused at once)
+			}
+		})
+	}
+	if busy == 0 {
+		t.Fatalf("the claim queue took %d claims: the test needs it full", maxClaimJobs+8)
+	}
+	e.n.Release("realm1", proto.MatchExact, "com.p5") // queued behind its claim
+	if d := e.n.Stats().ReleasesDropped.Load(); d != 0 {
+		t.Fatalf("%d releases dropped", d)
+	}
+	held := make(chan bool, 1)
+	key := claimKey("realm1", proto.MatchExact, "com.p5")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		queued := e.n.claims.submit(claimJob{key: "probe", done: func(error) {
+			_, ok := e.n.claims.held[key] // on the worker, after every job before it
+			held <- ok
+		}})
+		if queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the claim queue never made room")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case ok := <-held:
+		if ok {
+			t.Fatal("the released key is still held: a ghost claim")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the claim worker did not get through its queue")
+	}
+}

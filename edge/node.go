@@ -113,6 +113,9 @@ type Stats struct {
 	// claim store (unreachable); ClaimsRefused those it refused.
 	ClaimsProvisional atomic.Uint64
 	ClaimsRefused     atomic.Uint64
+	// ReleasesDropped counts claim releases refused because the claim
+	// worker had maxReleaseJobs jobs waiting (logged).
+	ReleasesDropped atomic.Uint64
 }
 
 // New validates opts and returns a Node. It starts nothing.

@@ -482,7 +482,7 @@ func collectMesh(ch chan<- prometheus.Metric, ms *MeshStats) {
 		ready = 1
 	}
 	constMetric(ch, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
-	byLabel(ch, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), by result.", "result", C, ms.Claims)
+	byLabel(ch, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), and releases of them dropped (releases_dropped), by result.", "result", C, ms.Claims)
 }
 
 // collectGateway exports the gateway's own figures.

@@ -59,7 +59,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		Duplicates:      es.Duplicates.Load(),
 		Disconnects:     es.Disconnects.Load(),
 		ClaimStoreReady: n.ClaimsReady(),
-		Claims:          map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load()},
+		Claims:          map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load()},
 	}
 	if rs := r.MeshStats(); rs != nil {
 		// route counts the outbound budget's refusals (edge's EventsDropped
