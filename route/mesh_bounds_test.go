@@ -186,8 +186,10 @@ func TestMeshEventBacklogBounded(t *testing.T) {
 	r := es[0].r
 	release := make(chan struct{})
 	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock) // before the harness's cleanup, which waits for the executor
-	es[0].execs[0].Execute(func() { <-release }) // the shard's loop is busy
+	// Runs before the harness's cleanup, which waits for the executor.
+	t.Cleanup(unblock)
+	// The shard's loop is busy until released.
+	es[0].execs[0].Execute(func() { <-release })
 	const size = 256 << 10
 	payload := `["` + strings.Repeat("x", size) + `"]`
 	const sent = 3 * maxMeshBacklog / size
