@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -212,6 +213,12 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.mu.Unlock()
 		return
 	}
+	if s.closed {
+		// Close sent GOODBYE: no new handler starts (the router fails
+		// the call when the session ends).
+		s.mu.Unlock()
+		return
+	}
 	reg := s.regs[m.ID]
 	if reg == nil {
 		s.mu.Unlock()
@@ -242,7 +249,9 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 	s.wg.Add(1)
 	s.mu.Unlock()
 	stopTimer := context.CancelFunc(func() {})
-	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 {
+	// A timeout too long for a time.Duration (over 292 years) is none:
+	// converted, it would overflow into an expired context.
+	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 && ms <= uint64(math.MaxInt64/int64(time.Millisecond)) {
 		ctx, stopTimer = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
 	}
 	go s.runHandler(ctx, reg.h, inv, func() { stopTimer(); cancel(nil) })

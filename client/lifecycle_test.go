@@ -179,3 +179,46 @@ func TestTinyKeepAlive(t *testing.T) {
 		t.Fatalf("session error %v", err)
 	}
 }
+
+// An INVOCATION that arrives after Close sent GOODBYE starts no handler.
+func TestNoHandlerAfterClose(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	started := make(chan struct{}, 1)
+	register(t, s, c, "com.example.late", 10, func(context.Context, *Invocation) (*Result, error) {
+		started <- struct{}{}
+		return &Result{}, nil
+	}, nil)
+	closed := goDo(func() (struct{}, error) { return struct{}{}, s.Close() })
+	c.expect(proto.CodeGoodbye)
+	invoke(c, 61, 10, []any{1}, nil)
+	time.Sleep(50 * time.Millisecond) // the reader handles it
+	c.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
+	_, err := closed.wait(t)
+	noErr(t, "Close", err)
+	select {
+	case <-started:
+		t.Fatal("a handler started for an INVOCATION received after GOODBYE")
+	default:
+	}
+}
+
+// A hostile or buggy router's INVOCATION timeout beyond time.Duration's
+// range (2^63 ns) is no timeout, not an expired context.
+func TestHugeInvocationTimeout(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	got := make(chan error, 1)
+	register(t, s, c, "com.example.slow", 10, func(ctx context.Context, _ *Invocation) (*Result, error) {
+		got <- ctx.Err()
+		return &Result{}, nil
+	}, nil)
+	invoke(c, 62, 10, []any{1}, map[string]any{"timeout": uint64(1) << 62})
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("the handler's context had ended at its start: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no handler")
+	}
+	c.expect(proto.CodeYield)
+}
