@@ -128,13 +128,15 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 }
 
 // mayReceive reports whether ss may receive a message for the concrete URI
-// uri through a pattern subscription (ActionSubscribe) or registration
+// uri through a subscription (ActionSubscribe) or registration
 // (ActionRegister). Authorizing a SUBSCRIBE or REGISTER checks only its
 // pattern; a more specific deny under it (e.g. "app.secret." under a
 // granted "app.") must still keep that URI's events and invocations away
-// from the session. Owned by shard.
+// from the session. Exact ones are checked too: a reload may have taken
+// the grant away since (the answer is cached, so this is one map lookup).
+// Owned by shard.
 func (ss *Session) mayReceive(a Action, m proto.Match, uri []byte) bool {
-	if m == proto.MatchExact || ss.realm.conf().Authorizer == nil {
+	if ss.realm.conf().Authorizer == nil {
 		return true
 	}
 	return ss.authorize(a, uri)

@@ -51,6 +51,7 @@ type outCall struct {
 	recvProg  bool  // caller asked for progressive results
 	progInv   bool  // caller is still sending progressive invocation chunks
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
+	disclose  bool  // the caller is disclosed: frozen for every chunk of a progressive invocation
 	// node is the callee's node when the call went to another node of the
 	// mesh (callee is then nil); chunked is set once a further chunk was
 	// sent there, and bounces counts the nodes that sent it back.
@@ -232,23 +233,29 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		return
 	}
 	if !proto.ValidURI(m.URI, ss.realm.conf().URICheck) {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidURI, "invalid procedure URI")
+		s.rejectCall(ss, m.Request, progress, proto.URIInvalidURI, "invalid procedure URI")
 		return
 	}
-	if reserved(m.URI) && s.metaCall(ss, m) {
-		return
+	if reserved(m.URI) {
+		if _, meta := metaProcs[string(m.URI)]; meta && progress {
+			s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, "meta procedures do not take progressive call invocations")
+			return
+		}
+		if s.metaCall(ss, m) {
+			return
+		}
 	}
 	if !ss.authorize(ActionCall, m.URI) {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(string(m.URI)))
+		s.rejectCall(ss, m.Request, progress, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(string(m.URI)))
 		return
 	}
 	if max := s.r.cfg.MaxPendingCalls; len(ss.calls) >= max {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "too many calls in flight for this session (limit "+strconv.Itoa(max)+")")
+		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "too many calls in flight for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
 	reg := ss.realm.lookupReg(s.idx, m.URI)
 	if reg == nil {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
+		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
 		return
 	}
 	if s.r.mesh != nil && s.meshCall(ss, m, reg, progress) {
@@ -256,12 +263,12 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	ce, ok := s.pickCallee(reg)
 	if !ok {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
+		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
 		return
 	}
 	cs := ce.s
 	if progress && cs.feat&fCalleeProgInv == 0 {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
+		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
 	oc := s.newOutCall()
@@ -288,6 +295,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ce.discloseCaller || ss.grants(ActionDiscloseCaller, m.URI) {
 		t.flags |= tfDisclose
+		oc.disclose = true
 	}
 	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 && timeout > 0 {
 		t.timeout = uint64(timeout / time.Millisecond)
@@ -298,10 +306,24 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	s.send(cs.shard, t)
 }
 
+// rejectCall answers a CALL the router refuses. When it is the first chunk
+// of a progressive call invocation, the call is remembered as ended, so
+// that the chunks already on their way are dropped rather than taken for
+// new calls (the final one would otherwise reach a callee on its own).
+func (s *Shard) rejectCall(ss *Session, req uint64, progress bool, uri, message string) {
+	if progress {
+		ss.rememberEnded(req)
+	}
+	s.replyError(ss, proto.CodeCall, req, uri, message)
+}
+
 // callTimeoutOf returns a call's effective router-side timeout: the
 // caller's (capped by MaxCallTimeout), or the default.
 func (s *Shard) callTimeoutOf(m *proto.Message) time.Duration {
 	d := s.r.cfg.CallTimeout
+	if m.Opt.Has(proto.KeyTimeout) { // 0 deactivates the timeout (WAMP §Call Timeouts)
+		d = 0
+	}
 	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 {
 		if ms > uint64(1<<62)/uint64(time.Millisecond) {
 			ms = uint64(1<<62) / uint64(time.Millisecond)
@@ -328,6 +350,9 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
 	if progress {
 		t.flags |= tfProgress
+	}
+	if oc.disclose { // options of the initiating CALL hold for every chunk
+		t.flags |= tfDisclose
 	}
 	s.send(oc.callee.shard, t)
 }
@@ -367,9 +392,17 @@ func (s *Shard) deliverInvocation(t *task) {
 		}
 		return
 	}
-	if !cont && t.reg.match != proto.MatchExact && cs.realm.conf().Authorizer != nil && !cs.mayReceive(ActionRegister, t.reg.match, []byte(t.c.uri)) {
-		s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the pattern registration matching "+strconv.Quote(t.c.uri)+" is not authorized for it")
-		return
+	if !cont && cs.realm.conf().Authorizer != nil {
+		// Checked for exact registrations too: a reload may have taken the
+		// callee's grant away since it registered.
+		uri := t.c.uri
+		if t.reg.match == proto.MatchExact {
+			uri = t.reg.uri
+		}
+		if !cs.mayReceive(ActionRegister, t.reg.match, []byte(uri)) {
+			s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
+			return
+		}
 	}
 	var ic *inCall
 	if cont {
@@ -560,9 +593,15 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 		delete(ss.shard.mcalls, oc.invID)
 	}
 	if oc.progInv {
-		ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
-		ss.endedNext++
+		ss.rememberEnded(req)
 	}
+}
+
+// rememberEnded records req as a progressive-invocation call that ended
+// before its final chunk (see endedProgressive).
+func (ss *Session) rememberEnded(req uint64) {
+	ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
+	ss.endedNext++
 }
 
 // endedProgressive reports whether req is a progressive-invocation call

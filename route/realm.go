@@ -161,7 +161,9 @@ const retainedOverhead = 256
 // retained event (an older one would be stale).
 func (rm *Realm) retain(topic string, p *publication) bool {
 	old := rm.retained[topic]
-	size := int64(len(topic) + cap(p.c.buf) + retainedOverhead)
+	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
+	// testament's, encoded apart): count whichever is larger.
+	size := int64(len(topic) + max(cap(p.c.buf), p.c.payloadLen()) + retainedOverhead)
 	total := rm.retainedBytes + size
 	if old != nil {
 		total -= old.size
@@ -176,6 +178,15 @@ func (rm *Realm) retain(topic string, p *publication) bool {
 	rm.retained[topic] = &retainedEvent{pub: p, size: size}
 	rm.retainedBytes = total
 	return true
+}
+
+// payloadLen is the bytes of the carried payload and pass-through keys.
+func (c *carry) payloadLen() int {
+	n := len(c.args.B) + len(c.kwargs.B)
+	for _, v := range c.ppt {
+		n += len(v)
+	}
+	return n
 }
 
 // retainedEvent is the last event published with retain=true on a topic.

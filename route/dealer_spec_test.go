@@ -1,0 +1,161 @@
+package route
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The first chunk of a progressive call invocation that the router rejects
+// (here: the callee does not support progressive invocations) ends the
+// call: the chunks the caller already sent must not start new calls, and
+// above all the final chunk must not reach the callee as a call of its own.
+func TestRejectedProgressiveCallChunksDropped(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee := e.connect(proto.JSON)
+	callee.hello("realm1", map[string]any{"callee": map[string]any{}}, nil)
+	callee.id = callee.expect(proto.CodeWelcome).ID
+	callee.register("com.up", nil)
+	caller := e.join(proto.JSON)
+	req := caller.nextReq()
+	caller.callChunk(req, "com.up", true, 1)
+	caller.callChunk(req, "com.up", true, 2)
+	caller.callChunk(req, "com.up", false, 3)
+	caller.expectError(proto.CodeCall, req, proto.URIFeatureNotSupported)
+	callee.quiet()
+	caller.quiet()
+}
+
+// Same for a rejection by authorization or routing: one ERROR per call.
+func TestRejectedProgressiveCallOneError(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	caller := e.join(proto.JSON)
+	req := caller.nextReq()
+	caller.callChunk(req, "com.nobody", true, 1)
+	caller.callChunk(req, "com.nobody", true, 2)
+	caller.callChunk(req, "com.nobody", false, 3)
+	caller.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+	caller.quiet()
+}
+
+// A meta procedure called with progressive call invocations is answered
+// once, not once per chunk.
+func TestProgressiveMetaCallAnsweredOnce(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	caller := e.join(proto.JSON)
+	req := caller.nextReq()
+	caller.callChunk(req, "wamp.registration.list", true, 1)
+	caller.callChunk(req, "wamp.registration.list", false, 2)
+	if m := caller.recv(); m.Request != req {
+		t.Fatalf("got %v %s", m.Type, describe(m))
+	}
+	caller.quiet()
+}
+
+// A testament published with retain=true counts against MaxRetainedBytes
+// like any retained event.
+func TestTestamentRetainBudget(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes = 2048 })
+	c := e.join(proto.JSON)
+	big := strings.Repeat("b", 8192)
+	c.callMeta("wamp.session.add_testament", []any{"com.dead", []any{big}}, map[string]any{"publish_options": map[string]any{"retain": true}})
+	c.drop()
+	e.sync()
+	var bytes int64
+	rm := e.r.Realm("realm1")
+	rm.mu.RLock()
+	bytes = rm.retainedBytes
+	n := len(rm.retained)
+	rm.mu.RUnlock()
+	if bytes > 2048 || n != 0 {
+		t.Fatalf("retained %d topics, %d bytes accounted; budget 2048 and the payload alone is 8192", n, bytes)
+	}
+	late := e.join(proto.JSON)
+	late.subscribe("com.dead", map[string]any{"get_retained": true})
+	late.quiet()
+}
+
+// After a reload takes a permission away, a session's existing
+// subscriptions and registrations stop delivering what the role may no
+// longer receive: exact ones like pattern ones (which already re-check
+// each concrete URI).
+func TestReloadRevokesExactSubscriptionAndRegistration(t *testing.T) {
+	pw, _ := HashPassword("pw", 1000)
+	users, _ := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
+	grant := func(p Permission) *RBAC {
+		z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{p}}, {Name: "admin", Permissions: []Permission{all}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	z := grant(Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Subscribe: true})
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	login := func(authid string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
+		return c
+	}
+	u, root := login("u"), login("root")
+	u.subscribe("app.t", nil)
+	u.subscribe("app.", map[string]any{"match": "prefix"})
+	u.register("app.p", nil)
+	root.publish("app.t", nil, []any{"before"}, nil)
+	u.expect(proto.CodeEvent)
+	u.expect(proto.CodeEvent)
+
+	nc := *e.r.Realm("secure").conf()
+	nc.Authorizer = grant(Permission{URI: "app.", Match: proto.MatchPrefix}) // nothing granted any more
+	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	root.publish("app.t", nil, []any{"after"}, nil)
+	e.sync()
+	u.quiet() // neither the prefix nor the exact subscription delivers
+	req := root.call("app.p", nil, nil, nil)
+	root.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	u.quiet()
+}
+
+// WAMP §Progressive Call Invocations, "Freezing of Options": with
+// disclose_me on the initiating CALL, every INVOCATION of the call carries
+// the caller's identity.
+func TestProgressiveInvocationDisclosureFrozen(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.CBOR), e.join(proto.JSON)
+	callee.register("com.upload", nil)
+	req := caller.nextReq()
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"progress": true, "disclose_me": true}),
+		URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{1})})
+	caller.callChunk(req, "com.upload", false, 2)
+	for i := 1; i <= 2; i++ {
+		inv := callee.expect(proto.CodeInvocation)
+		if inv.Opt.Uint(proto.KeyCaller) != caller.id {
+			t.Fatalf("INVOCATION %d: caller %d, want %d", i, inv.Opt.Uint(proto.KeyCaller), caller.id)
+		}
+	}
+}
+
+// WAMP §Call Timeouts: "A timeout value of 0 deactivates automatic call
+// timeout": the router's default (for callers that give none) does not
+// apply to a caller that explicitly gives 0.
+func TestExplicitZeroTimeoutDeactivates(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.CallTimeout = time.Second })
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.slow", nil)
+	req := caller.call("com.slow", map[string]any{"timeout": 0}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	e.advance(3 * time.Second)
+	caller.quiet()
+	callee.quiet()
+	callee.yield(inv.Request, nil, []any{"late"})
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d", m.Request)
+	}
+}
