@@ -352,7 +352,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		return
 	}
 	defer g.pool.release(ip)
-	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue)}
+	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer)}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
 		return
@@ -368,6 +368,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
 	defer ka.Stop()
 	sendProg := func(pr callReply) error {
+		c.progBytes.Add(-int64(len(pr.args) + len(pr.kwargs)))
 		return sw.writeEvent("progress", resultDoc(pr))
 	}
 	for {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -17,9 +18,13 @@ import (
 type call struct {
 	final chan callReply // capacity 1: the RESULT or ERROR
 	prog  chan callReply // progressive RESULTs (nil when not asked for); bounded
-	req   uint64         // owned by shard: the CALL's request id once sent
-	s     *sess          // the session, and the CALL, for run
-	cr    callReq
+	// progBytes counts the payload bytes in prog; past progMax (and one
+	// result) the call is cut as a slow reader, as an event stream is.
+	progBytes atomic.Int64
+	progMax   int64  // static
+	req       uint64 // owned by shard: the CALL's request id once sent
+	s         *sess  // the session, and the CALL, for run
+	cr        callReq
 	// buf holds the final RESULT's response document (callReply.doc,
 	// args and kwargs alias it). The shard fills it before finish; the
 	// HTTP goroutine owns it from the receive on c.final until recycle,
@@ -162,17 +167,24 @@ func (s *sess) result(m *proto.Message) {
 	if m.Type == proto.CodeError {
 		r.err = string(m.URI)
 	} else if progress {
-		select {
-		case c.prog <- r:
-		default:
-			// The HTTP client reads the stream more slowly than the callee
-			// produces: cut it rather than buffer without limit.
-			req := m.Request
-			delete(s.calls, req)
-			c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough"})
-			s.g.metrics.sseCut.Add(1)
-			s.q.post(func() { s.sendCancel(req) })
+		// Bounded in results (the channel) and in bytes (Limits.SSEBuffer;
+		// one result always fits).
+		n := int64(len(r.args) + len(r.kwargs))
+		if q := c.progBytes.Add(n); c.progMax <= 0 || q <= c.progMax || q == n {
+			select {
+			case c.prog <- r:
+				return
+			default:
+			}
 		}
+		c.progBytes.Add(-n)
+		// The HTTP client reads the stream more slowly than the callee
+		// produces: cut it rather than buffer without limit.
+		req := m.Request
+		delete(s.calls, req)
+		c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough"})
+		s.g.metrics.sseCut.Add(1)
+		s.q.post(func() { s.sendCancel(req) })
 		return
 	}
 	delete(s.calls, m.Request)

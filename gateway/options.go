@@ -87,7 +87,10 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient makes the outbound requests of HTTP callees and webhooks
 	// (their timeouts are per request). Default: a client with connection
-	// reuse and no overall timeout.
+	// reuse and no overall timeout that follows no redirect (a 3xx is the
+	// upstream's answer: callees fail with edgewamp.error.upstream,
+	// webhooks drop the event as rejected), so that an upstream cannot
+	// send the gateway's requests, secrets and signatures elsewhere.
 	HTTPClient *http.Client
 }
 
@@ -318,7 +321,7 @@ func (o *Options) setDefaults(needRouter bool) []error {
 		o.Logger = slog.Default()
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Transport: &http.Transport{
+		o.HTTPClient = &http.Client{CheckRedirect: noRedirect, Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
@@ -366,6 +369,9 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.AuthFailures, 30)
 	return errs
 }
+
+// noRedirect makes a client return a redirect as the response.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // DefaultedLimits returns l with the defaults New applies filled in.
 func DefaultedLimits(l Limits) Limits {

@@ -277,7 +277,8 @@ func (p *pool) dropped(s *sess) {
 		return
 	}
 	for i, sl := range ip.slots {
-		if sl != nil && sl.s == s {
+		// readySess: pick writes sl.s without mu, before closing ready.
+		if sl != nil && readySess(sl) == s {
 			ip.slots[i] = nil
 			p.total--
 		}

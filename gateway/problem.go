@@ -139,14 +139,16 @@ func (p *problem) body() []byte {
 	b = append(b, `,"error":`...)
 	b = appendJSONString(b, p.uri)
 	b = append(b, `,"args":`...)
+	// args and kwargs may hold raw CR/LF (JSON whitespace, as an upstream
+	// sent it): dropped, so that the document is one SSE data line.
 	if len(p.args) > 0 {
-		b = append(b, p.args...)
+		b = appendOneLine(b, p.args)
 	} else {
 		b = append(b, "[]"...)
 	}
 	b = append(b, `,"kwargs":`...)
 	if len(p.kwargs) > 0 {
-		b = append(b, p.kwargs...)
+		b = appendOneLine(b, p.kwargs)
 	} else {
 		b = append(b, "{}"...)
 	}

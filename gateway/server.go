@@ -110,6 +110,13 @@ func build(opts Options, needRouter bool) (*Server, error) {
 		MaxHeaderBytes:    l.MaxHeader,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		TLSConfig:         opts.TLS,
+		// A response's write deadline (statusWriter) must not outlive it:
+		// the connection's next request starts without one.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateIdle {
+				c.SetWriteDeadline(time.Time{})
+			}
+		},
 	}
 	return g, nil
 }
@@ -225,7 +232,7 @@ func (g *Server) buildMux() (errs []error) {
 func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handler {
 	lbl := g.metrics.route(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, wt: g.opts.Limits.WriteTimeout}
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
@@ -246,15 +253,34 @@ func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handle
 	})
 }
 
-// statusWriter records the status a handler wrote.
+// statusWriter records the status a handler wrote, and bounds the
+// response's writes by Limits.WriteTimeout: each piece of writeChunk
+// bytes must go out within it, so that a client that does not read
+// cannot hold the handler and its answer (SSE writers set their own
+// deadlines, and clear them between frames).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wt     time.Duration
+	rc     *http.ResponseController
+}
+
+const writeChunk = 64 << 10
+
+func (w *statusWriter) deadline() {
+	if w.wt <= 0 {
+		return
+	}
+	if w.rc == nil {
+		w.rc = http.NewResponseController(w.ResponseWriter)
+	}
+	w.rc.SetWriteDeadline(time.Now().Add(w.wt))
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.deadline()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -262,8 +288,23 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.deadline()
 	}
-	return w.ResponseWriter.Write(b)
+	if len(b) <= writeChunk || w.wt <= 0 {
+		return w.ResponseWriter.Write(b)
+	}
+	n := 0
+	for len(b) > 0 {
+		k := min(len(b), writeChunk)
+		w.deadline()
+		m, err := w.ResponseWriter.Write(b[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
 }
 
 // Unwrap lets http.ResponseController reach the connection.

@@ -282,7 +282,7 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 		}
 		break
 	}
-	return sw.rc.Flush()
+	return sw.flush()
 }
 
 // sseWriter writes SSE frames with a deadline per write.
@@ -313,7 +313,18 @@ func (sw *sseWriter) write(b ...[]byte) error {
 			return err
 		}
 	}
-	return sw.rc.Flush()
+	return sw.flush()
+}
+
+// flush sends what was written, then clears the write deadline: it bounds
+// a write in progress, not the time between frames (HTTP/2 resets a
+// stream whose write deadline passes even while nothing is written).
+func (sw *sseWriter) flush() error {
+	if err := sw.rc.Flush(); err != nil {
+		return err
+	}
+	sw.rc.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 // writeEvent sends one named SSE event whose data is a JSON document on
