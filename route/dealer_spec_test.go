@@ -159,3 +159,40 @@ func TestExplicitZeroTimeoutDeactivates(t *testing.T) {
 		t.Fatalf("RESULT for %d", m.Request)
 	}
 }
+
+// A testament is published with the permissions of the moment it is
+// published: after a reload took the session's publish grant away, its
+// testament is not published (it used to be, as authorized when added).
+func TestTestamentAuthorizedWhenPublished(t *testing.T) {
+	pw, _ := HashPassword("pw", 1000)
+	users, _ := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
+	grant := func(publish bool) *RBAC {
+		z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: publish}}}, {Name: "admin", Permissions: []Permission{all}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: grant(true), Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	login := func(authid string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
+		return c
+	}
+	u, root := login("u"), login("root")
+	root.subscribe("app.dead", nil)
+	u.callMeta("wamp.session.add_testament", []any{"app.dead", []any{"gone"}}, nil)
+
+	nc := *e.r.Realm("secure").conf()
+	nc.Authorizer = grant(false)
+	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	u.drop()
+	e.sync()
+	root.quiet()
+}

@@ -114,6 +114,11 @@ func (s *Shard) publishTestaments(ss *Session) {
 	rm := ss.realm
 	for _, scope := range [2]int{scopeDetached, scopeDestroyed} {
 		for _, t := range ss.testaments[scope] {
+			// Authorized when added, and again now: a reload may have
+			// taken the grant away since.
+			if !ss.authorize(ActionPublish, []byte(t.topic)) {
+				continue
+			}
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes}
 			if t.retain {
