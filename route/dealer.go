@@ -420,6 +420,11 @@ func (s *Shard) deliverInvocation(t *task) {
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
 		delete(cs.invs, t.b)
 		uri, why := sendFailure(err, "callee")
+		if cont && cs.feat&fCalleeCancel != 0 {
+			// The callee has the earlier chunks: it is told the call is
+			// over rather than left waiting for the rest.
+			s.sendInterrupt(cs, t.b, proto.CancelKillNoWait, uri)
+		}
 		s.failCall(t.peer, t.a, t.b, uri, why)
 	}
 }

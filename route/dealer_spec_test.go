@@ -196,3 +196,23 @@ func TestTestamentAuthorizedWhenPublished(t *testing.T) {
 	e.sync()
 	root.quiet()
 }
+
+// A later chunk of a progressive invocation the callee cannot take (too
+// big for it) fails the call; the callee, which has the earlier chunks,
+// is told with INTERRUPT (killnowait) instead of waiting for the rest.
+func TestFailedChunkInterruptsCallee(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.upload", nil)
+	req := caller.nextReq()
+	caller.callChunk(req, "com.upload", true, 1)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.peer.maxLen.Store(200)
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"progress": true}),
+		URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{strings.Repeat("x", 400)})})
+	caller.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+	m := callee.expect(proto.CodeInterrupt)
+	if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+		t.Fatalf("INTERRUPT for %d mode %q, want %d killnowait", m.Request, m.Opt.String(proto.KeyMode), inv.Request)
+	}
+}

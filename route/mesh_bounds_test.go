@@ -225,3 +225,29 @@ func TestMeshEventBacklogBounded(t *testing.T) {
 		t.Fatalf("%d more dropped after the backlog drained", int(n)-dropped)
 	}
 }
+
+// The mesh's side of TestFailedChunkInterruptsCallee: a later chunk the
+// callee on another node cannot take fails the call at its caller, and
+// the callee is interrupted (the chunk used to be dropped silently, the
+// caller and callee both left waiting).
+func TestMeshFailedChunkInterruptsCallee(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, caller := es[1].join(proto.JSON), es[0].join(proto.JSON)
+	callee.register("com.upload", nil)
+	mm.sync()
+	req := caller.nextReq()
+	caller.callChunk(req, "com.upload", true, 1)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.peer.maxLen.Store(200)
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"progress": true}),
+		URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{strings.Repeat("x", 400)})})
+	m := callee.expect(proto.CodeInterrupt)
+	if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+		t.Fatalf("INTERRUPT for %d mode %q, want %d killnowait", m.Request, m.Opt.String(proto.KeyMode), inv.Request)
+	}
+	caller.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+	mm.sync()
+	if n := es[1].r.MeshPending(); n != 0 {
+		t.Fatalf("%d invocations still held on the callee's node", n)
+	}
+}

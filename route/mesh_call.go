@@ -527,7 +527,18 @@ func (s *Shard) meshChunk(t *task) {
 	}
 	t.c.setPPT(&out.Opt)
 	t.c.setPayload(out)
-	s.sendMsg(cs, out, ClassInvocation)
+	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
+		// As on one node (deliverInvocation): the call fails at its
+		// caller, and the callee, which has the earlier chunks, is told.
+		ic := cs.invs[mi.inv]
+		mo := ic.remote
+		s.meshEndInvocation(cs, mi.inv, ic)
+		uri, why := sendFailure(err, "callee")
+		if cs.feat&fCalleeCancel != 0 {
+			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, uri)
+		}
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, uri, why)
+	}
 }
 
 // meshInterrupt applies a remote caller's CANCEL, timeout or leave to an
