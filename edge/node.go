@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -183,7 +184,7 @@ func (n *Node) Start() error {
 	go n.runEvents()
 	n.ready.Store(true)
 	n.heartbeat()
-	n.log.Info("mesh: node started", "slot", n.slot, "cluster", n.clusterAddr(), "leaf", n.leafAddr(), "nats_url", n.opts.NatsURL)
+	n.log.Info("mesh: node started", "slot", n.slot, "cluster", n.clusterAddr(), "leaf", n.leafAddr(), "nats_url", redactURLs(n.opts.NatsURL))
 	return nil
 }
 
@@ -555,4 +556,19 @@ func (g natsLogger) log(level slog.Level, msg string) {
 		}
 	}
 	g.l.Log(context.Background(), level, "nats: "+msg)
+}
+
+// redactURLs returns a NATS URL list (comma-separated) for a log line,
+// each URL's password (or token: nats://TOKEN@host) replaced by xxxxx.
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); !ok {
+				u.User = url.User("xxxxx")
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

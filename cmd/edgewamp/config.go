@@ -47,7 +47,32 @@ type config struct {
 	Gateway gatewayConfig `yaml:"gateway"`
 
 	root *yaml.Node // for line numbers in validation errors
+	// flags names the command-line flag that set a key (by its path, as
+	// pathKey writes it), so that an error in its value names the flag.
+	flags map[string]string
 }
+
+// setByFlag records that flag set the key at path.
+func (c *config) setByFlag(flag string, path ...any) {
+	if c.flags == nil {
+		c.flags = map[string]string{}
+	}
+	c.flags[pathKey(path...)] = flag
+}
+
+func pathKey(path ...any) string {
+	var b strings.Builder
+	for _, p := range path {
+		fmt.Fprint(&b, "/", p)
+	}
+	return b.String()
+}
+
+// flagError is a validation error in a value a command-line flag gave:
+// it names the flag, not a line of the file.
+type flagError struct{ msg string }
+
+func (e *flagError) Error() string { return e.msg }
 
 type logConfig struct {
 	Level  string `yaml:"level"`
@@ -244,7 +269,19 @@ func loadConfig(path string, override func(*config)) (*config, error) {
 	}
 	c, err := parseConfig(data, override)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		// An error in a flag's value is the flag's, not the file's.
+		var flagErrs, fileErrs []error
+		for _, e := range unjoin(err) {
+			if fe := (*flagError)(nil); errors.As(e, &fe) {
+				flagErrs = append(flagErrs, e)
+			} else {
+				fileErrs = append(fileErrs, e)
+			}
+		}
+		if len(fileErrs) > 0 {
+			flagErrs = append(flagErrs, fmt.Errorf("%s: %w", name, errors.Join(fileErrs...)))
+		}
+		return nil, errors.Join(flagErrs...)
 	}
 	return c, nil
 }
@@ -351,6 +388,10 @@ func (c *config) line(path ...any) int {
 }
 
 func (c *config) errAt(errs *[]error, msg string, path ...any) {
+	if f, ok := c.flags[pathKey(path...)]; ok {
+		*errs = append(*errs, &flagError{"flag " + f + ": " + msg})
+		return
+	}
 	if l := c.line(path...); l > 0 {
 		msg = "line " + strconv.Itoa(l) + ": " + msg
 	}
@@ -398,6 +439,12 @@ func (c *config) validate() error {
 	}
 	if p := c.WebSocket.Path; p != "" && !strings.HasPrefix(p, "/") {
 		c.errAt(&errs, "websocket.path must start with /", "websocket", "path")
+	}
+	if p := c.WebSocket.HealthPath; p != "" && !strings.HasPrefix(p, "/") {
+		c.errAt(&errs, "websocket.health_path must start with /", "websocket", "health_path")
+	}
+	if orDefault(c.WebSocket.Path, "/ws") == orDefault(c.WebSocket.HealthPath, "/healthz") {
+		c.errAt(&errs, "websocket.path and websocket.health_path must differ (the health check would answer every upgrade)", "websocket", "path")
 	}
 	if c.Limits.MaxMessage > 16<<20 {
 		c.errAt(&errs, "limits.max_message is at most 16MiB", "limits", "max_message")

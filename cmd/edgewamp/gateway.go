@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -349,19 +348,6 @@ func (c *config) realmAccess() []gateway.RealmAccess {
 		out = append(out, ra)
 	}
 	return out
-}
-
-// gatewayTLS loads the gateway's certificate.
-func (c *config) gatewayTLS() (*tls.Config, error) {
-	t := c.Gateway.TLS
-	if t == nil {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 var _ = strconv.Itoa

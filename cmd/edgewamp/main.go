@@ -170,24 +170,30 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath, func(c *config) {
+	// The flags override the file at start and at every reload.
+	override := func(c *config) {
 		if *logLevel != "" {
 			c.Log.Level = *logLevel
+			c.setByFlag("-log-level", "log", "level")
 		}
 		if *logFormat != "" {
 			c.Log.Format = *logFormat
+			c.setByFlag("-log-format", "log", "format")
 		}
 		if *listen != "" {
 			if len(c.Listeners) == 0 {
 				c.Listeners = []listenerConfig{{}}
 			}
 			c.Listeners[0].Address = *listen
+			c.setByFlag("-listen", "listeners", 0, "address")
 		}
 		if *gwListen != "" {
 			c.Gateway.Listen = *gwListen
+			c.setByFlag("-gateway-listen", "gateway", "listen")
 		}
 		mf.apply(&c.Mesh)
-	})
+	}
+	cfg, err := loadConfig(*cfgPath, override)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
@@ -203,7 +209,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if err := serve(*cfgPath, cfg, log); err != nil {
+	if err := serve(*cfgPath, override, cfg, log); err != nil {
 		log.Error("edgewamp stopped", "err", err)
 		return 1
 	}
@@ -214,7 +220,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // realms, users, roles, runtime settings and TLS certificates. Under
 // systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
 // STATUS= (watchdog.go).
-func serve(cfgPath string, cfg *config, log *slog.Logger) error {
+func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger) error {
 	sizeProcs(cfg, log)
 	log.Info("go runtime", append(applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs(), "steady_sysmon", steadySysmonState())...)
 	oa, err := cfg.newOAuth(log)
@@ -266,7 +272,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	gw, err := newGateway(cfg, r, eng, node, oa, log)
+	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, log)
 	if err != nil {
 		if node != nil {
 			node.Shutdown(context.Background())
@@ -336,7 +342,7 @@ func serve(cfgPath string, cfg *config, log *slog.Logger) error {
 				break
 			}
 			sd.reloading()
-			if err := reload(cfgPath, r, oa, certs, gw, log); err != nil {
+			if err := reload(cfgPath, override, r, oa, certs, gwCert, gw, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -390,12 +396,16 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
+func reload(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
 	var refused []string
-	if reloadCerts(certs, log) != nil {
+	all := certs
+	if gwCert != nil {
+		all = append(all[:len(all):len(all)], gwCert)
+	}
+	if reloadCerts(all, log) != nil {
 		refused = append(refused, "TLS certificate")
 	}
-	if err := reloadConfig(path, r, oa, certs, gw, log); err != nil {
+	if err := reloadConfig(path, override, r, oa, certs, gw, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -406,12 +416,12 @@ func reload(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFil
 
 // reloadConfig re-reads the configuration file and installs its realms,
 // their HTTP bridge access and the runtime settings.
-func reloadConfig(path string, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
+func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
 	}
-	cfg, err := loadConfig(path, nil)
+	cfg, err := loadConfig(path, override)
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err
@@ -453,13 +463,13 @@ func orDefault(s, def string) string {
 // it; nil when disabled. The OAuth2 server's endpoints, when it runs, are
 // mounted on it, and its access tokens are the gateway's bearer tokens
 // (with gateway.bearer's JWKS file as a second issuer, if set).
-func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, error) {
+func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, *loop.CertFile, error) {
 	if cfg.gatewayOff() {
 		if oa != nil {
 			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
 		}
 		log.Info("HTTP gateway off")
-		return nil, nil
+		return nil, nil, nil
 	}
 	o := cfg.gatewayOptions(log)
 	o.Router = r
@@ -480,14 +490,19 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		verifiers = append(verifiers, oauthBearer{oa})
 		o.Mount = oauthMounts(oa)
 	}
-	var err error
-	if o.TLS, err = cfg.gatewayTLS(); err != nil {
-		return nil, err
+	var cert *loop.CertFile
+	if t := cfg.Gateway.TLS; t != nil {
+		// Re-read on SIGHUP with the listeners' certificates (tlsreload.go).
+		var err error
+		if cert, err = loop.LoadCertFile(t.Cert, t.Key); err != nil {
+			return nil, nil, fmt.Errorf("gateway: %w", err)
+		}
+		o.TLS = cert.TLSConfig()
 	}
 	if b := cfg.Gateway.Bearer; b != nil {
 		v, err := newJWKSVerifier(b)
 		if err != nil {
-			return nil, fmt.Errorf("gateway.bearer: %w", err)
+			return nil, nil, fmt.Errorf("gateway.bearer: %w", err)
 		}
 		verifiers = append(verifiers, v)
 	}
@@ -504,7 +519,8 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 			}
 		}
 	}
-	return gateway.New(o)
+	gw, err := gateway.New(o)
+	return gw, cert, err
 }
 
 // startGateway starts a gateway newGateway built, once the event loops

@@ -24,6 +24,9 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 		if !knownMethods[m] {
 			c.errAt(errs, fmt.Sprintf("realms[%d].authmethods[%d]: unknown authmethod %q (want anonymous, ticket, wampcra or cryptosign)", i, j, m), "realms", i, "authmethods", j)
 		}
+		if m == "anonymous" && r.Anonymous != nil && !*r.Anonymous {
+			c.errAt(errs, fmt.Sprintf("realms[%d].authmethods[%d]: anonymous is listed, but realms[%d].anonymous is false", i, j, i), "realms", i, "authmethods", j)
+		}
 	}
 	roles := map[string]bool{}
 	for j, ro := range r.Roles {

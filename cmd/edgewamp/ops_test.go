@@ -1,0 +1,140 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// A realm with anonymous: false that lists anonymous among its
+// authmethods is a contradiction; it must be refused, not resolved in
+// favour of anonymous sessions (which, without security, may do anything).
+func TestAnonymousFalseWithAnonymousAuthmethodRefused(t *testing.T) {
+	t.Setenv("REV_PW", "pbkdf2-sha256$100000$32$62oIXqvnMWsvFm7cYXQIkg$QA0E/D5/1UekLzrj9ZnxWce4kGSB/Buokd1cVWIO0Y8=")
+	_, err := parseConfig([]byte(`
+realms:
+  - name: realm1
+    anonymous: false
+    authmethods: [anonymous, ticket]
+    users: [{authid: alice, role: user, password_env: REV_PW}]
+`), nil)
+	if err == nil {
+		c, _ := parseConfig([]byte("realms:\n  - name: realm1\n    anonymous: false\n    authmethods: [anonymous, ticket]\n    users: [{authid: alice, role: user, password_env: REV_PW}]\n"), nil)
+		rcs, _ := c.realmConfigs()
+		t.Fatalf("accepted; the router's realm allows anonymous sessions: %v", rcs[0].Anonymous)
+	}
+	if !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), "anonymous") {
+		t.Fatalf("error does not name the key and line: %v", err)
+	}
+}
+
+// A bad value given by a command-line flag is reported as the flag's, not
+// as a line of the file (or of the embedded default) that it replaced.
+func TestBadFlagValueNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-log-level", "verbose"}, "-log-level"},
+		{[]string{"-log-format", "xml"}, "-log-format"},
+		{[]string{"-listen", "foo"}, "-listen"},
+		{[]string{"-gateway-listen", "bad"}, "-gateway-listen"},
+	} {
+		for _, withFile := range []bool{false, true} {
+			args := []string{"run"}
+			if withFile {
+				args = append(args, "-config", writeFile(t, "c.yaml", "log:\n  level: info\n  format: text\nlisteners:\n  - address: 127.0.0.1:0\ngateway:\n  listen: 127.0.0.1:0\nrealms: [{name: realm1}]\n"))
+			}
+			out, err := exec.Command(binPath, append(args, tc.args...)...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("%v: started", tc.args)
+			}
+			msg := string(out)
+			if !strings.Contains(msg, "flag "+tc.flag+":") || strings.Contains(msg, "line ") {
+				t.Errorf("%v (file %v): the error does not name the flag, or blames a line:\n%s", tc.args, withFile, msg)
+			}
+		}
+	}
+}
+
+// SIGHUP re-reads the file, but the command-line flags still apply: a
+// mesh node joined with -cluster-listen keeps its heap floor (auto: 16 MiB
+// with the mesh) after a reload.
+func TestReloadKeepsCommandLineFlags(t *testing.T) {
+	cfgPath := writeFile(t, "c.yaml", "realms: [{name: realm1}]\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0", "-node", "rev",
+		"-cluster-listen", "127.0.0.1:0"))
+	r.waitLog("heap_floor=16MiB", 1)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	for _, l := range strings.Split(r.logs(), "\n") {
+		if strings.Contains(l, "SIGHUP: configuration reloaded") && !strings.Contains(l, "heap_floor=16MiB") {
+			t.Fatalf("the reload dropped the mesh's heap floor (-cluster-listen ignored):\n%s", l)
+		}
+	}
+}
+
+// SIGHUP rotates the HTTP gateway's certificate (gateway.tls) as it does
+// the WAMP listeners'.
+func TestGatewayTLSCertificateRotationOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePair(t, certPath, keyPath, 1)
+	cfgPath := writeFile(t, "gwtls.yaml", "gateway:\n  listen: 127.0.0.1:0\n  tls: {cert: "+certPath+", key: "+keyPath+"}\nrealms: [{name: realm1}]\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0"))
+	r.waitLog("gateway listening", 1)
+	r.mu.Lock()
+	gw := r.gw
+	r.mu.Unlock()
+	if got := servedSerial(t, gw); got != 1 {
+		t.Fatalf("serial %d at start", got)
+	}
+	writePair(t, certPath, keyPath, 2)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	if got := servedSerial(t, gw); got != 2 {
+		t.Fatalf("gateway serves serial %d after the rotation and SIGHUP, want 2\n%s", got, r.logs())
+	}
+}
+
+// The password of a nats_url (nats://user:password@host) is a secret: the
+// log names the URL without it.
+func TestNatsURLPasswordNotLogged(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, Username: "edge", Password: "s3cretpw", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := "nats://edge:s3cretpw@" + ns.Addr().String()
+	cfgPath := writeFile(t, "c.yaml", "mesh:\n  nats_url: "+url+"\nrealms: [{name: realm1}]\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0", "-node", "rev"))
+	r.waitLog("mesh: node started", 1)
+	if strings.Contains(r.logs(), "s3cretpw") {
+		t.Fatalf("the nats_url password is in the log:\n%s", r.logs())
+	}
+}
+
+// websocket.health_path must be a path (else the health check is never
+// found: 404) and not the WebSocket path (the health check answers there
+// first, and no client can upgrade: loop/http.go's answer).
+func TestWebSocketPathsValidated(t *testing.T) {
+	for _, body := range []string{
+		"websocket:\n  health_path: healthz\n",
+		"websocket:\n  path: /healthz\n",
+		"websocket:\n  path: /\n  health_path: /\n",
+	} {
+		_, err := parseConfig([]byte(body), nil)
+		if err == nil || !strings.Contains(err.Error(), "line ") || !strings.Contains(err.Error(), "websocket.") {
+			t.Errorf("%q: accepted or the error does not name key and line: %v", body, err)
+		}
+	}
+}
