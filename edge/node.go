@@ -269,6 +269,11 @@ func (n *Node) startServer() error {
 			return fmt.Errorf("edge: JetStream store: %w", err)
 		}
 		n.storeDir, n.ownStore = dir, own
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			// MkdirAll does not tighten a directory that exists: the store
+			// holds the shared OAuth2 signing keys and the claims.
+			n.log.Warn("mesh: the JetStream store directory is readable by others than its owner; make it 0700", "dir", dir, "mode", fi.Mode().Perm().String())
+		}
 		so.JetStream = true
 		so.JetStreamDomain = jsDomain
 		so.StoreDir = dir
