@@ -165,7 +165,7 @@ func (c *calleeRunner) run() {
 				c.g.log.Error("gateway: HTTP callee cannot register", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
 				s.q.post(s.leave)
 			} else {
-				c.g.log.Info("gateway: HTTP callee registered", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", c.cfg.URL)
+				c.g.log.Info("gateway: HTTP callee registered", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
 				backoff = 500 * time.Millisecond
 				select {
 				case <-closed:

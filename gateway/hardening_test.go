@@ -330,3 +330,10 @@ func TestPoolDroppedRace(t *testing.T) {
 		<-done
 	}
 }
+
+// The callee and webhook log lines do not print a URL's password.
+func TestRedactedURL(t *testing.T) {
+	if g := redactedURL("https://hook:s3cret@example.com/in"); strings.Contains(g, "s3cret") || !strings.Contains(g, "example.com/in") {
+		t.Fatalf("redactedURL = %q", g)
+	}
+}

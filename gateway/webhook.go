@@ -195,7 +195,7 @@ func (wr *webhookRunner) subscribeLoop() {
 				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
 				s.q.post(s.leave)
 			} else {
-				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", wr.cfg.URL)
+				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", redactedURL(wr.cfg.URL))
 				backoff = 500 * time.Millisecond
 				select {
 				case <-closed:
@@ -293,4 +293,12 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry, ok bool) {
 		return true, false
 	}
 	return false, false
+}
+
+// redactedURL is u for a log line, with its password (if any) masked.
+func redactedURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparsable URL)"
 }
