@@ -41,9 +41,8 @@ type Client struct {
 	closed  bool
 	lastErr error
 
-	ctx    context.Context // canceled by Close: bounds dials and restores
+	ctx    context.Context // canceled by Close: stops reconnecting, bounds dials and restores
 	cancel context.CancelFunc
-	stop   chan struct{}
 	done   chan struct{}
 }
 
@@ -96,7 +95,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	if rc.MaxBackoff < rc.MinBackoff {
 		rc.MaxBackoff = rc.MinBackoff
 	}
-	c := &Client{cfg: cfg, urls: urls, rc: rc, up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Client{cfg: cfg, urls: urls, rc: rc, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = func(msg string, args ...any) {
 		if cfg.Logger != nil {
@@ -140,7 +139,7 @@ func (c *Client) run(first chan<- error) {
 			c.serve(s, first)
 			first = nil
 			select {
-			case <-c.stop:
+			case <-c.ctx.Done():
 				return
 			default:
 			}
@@ -165,7 +164,7 @@ func (c *Client) run(first chan<- error) {
 		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
 		select {
-		case <-c.stop:
+		case <-c.ctx.Done():
 			return
 		case <-time.After(backoff + jitter):
 		}
@@ -211,7 +210,7 @@ func (c *Client) serve(s *Session, first chan<- error) {
 	}
 	select {
 	case <-s.Done():
-	case <-c.stop:
+	case <-c.ctx.Done():
 		s.Close()
 		return
 	}
@@ -231,7 +230,6 @@ func (c *Client) serve(s *Session, first chan<- error) {
 // still stand until the mesh notices its node is gone. It calls answered
 // after the router's first answer.
 func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
-	defer answered()
 	wait := c.rc.MinBackoff
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
@@ -359,7 +357,6 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
-	close(c.stop)
 	<-c.done
 	return nil
 }
