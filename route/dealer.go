@@ -306,6 +306,22 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	s.send(cs.shard, t)
 }
 
+// mayInvoke reports whether callee cs may still receive an invocation of
+// reg for the procedure called (a pattern registration's concrete URI),
+// and the URI it checked: a more specific deny under a pattern, or a
+// reload that took the grant away since cs registered, keeps the
+// invocation from it. Owned by cs's shard.
+func (cs *Session) mayInvoke(reg *registration, called string) (string, bool) {
+	if cs.realm.conf().Authorizer == nil {
+		return called, true
+	}
+	uri := called
+	if reg.match == proto.MatchExact {
+		uri = reg.uri
+	}
+	return uri, cs.mayReceive(ActionRegister, reg.match, []byte(uri))
+}
+
 // rejectCall answers a CALL the router refuses. When it is the first chunk
 // of a progressive call invocation, the call is remembered as ended, so
 // that the chunks already on their way are dropped rather than taken for
@@ -392,14 +408,8 @@ func (s *Shard) deliverInvocation(t *task) {
 		}
 		return
 	}
-	if !cont && cs.realm.conf().Authorizer != nil {
-		// Checked for exact registrations too: a reload may have taken the
-		// callee's grant away since it registered.
-		uri := t.c.uri
-		if t.reg.match == proto.MatchExact {
-			uri = t.reg.uri
-		}
-		if !cs.mayReceive(ActionRegister, t.reg.match, []byte(uri)) {
+	if !cont {
+		if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
 			s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
 			return
 		}

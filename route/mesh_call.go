@@ -450,18 +450,10 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.r.meshBounce(mo.node, mo.env) // not delivered: another node may take it
 		return
 	}
-	if cs.realm.conf().Authorizer != nil {
-		// Exact registrations too: a reload may have taken the grant away
-		// (as deliverInvocation).
-		uri := t.c.uri
-		if t.reg.match == proto.MatchExact {
-			uri = t.reg.uri
-		}
-		if !cs.mayReceive(ActionRegister, t.reg.match, []byte(uri)) {
-			s.r.ms.invs.Add(-1)
-			s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
-			return
-		}
+	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
+		s.r.ms.invs.Add(-1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
+		return
 	}
 	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
 		s.r.ms.invs.Add(-1)
