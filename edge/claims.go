@@ -75,12 +75,12 @@ type claimStore struct {
 	kv       jetstream.KeyValue
 	replicas int
 	held     map[string]claimRec // claims this node holds, by key
-	// down is when a claim last found the store unreachable (zero: it
-	// answers). While it is set, claims are accepted provisionally at
-	// once: the claims go through this one worker, and each waiting
-	// claimWait would make the REGISTERs queued behind it wait that long
-	// once per claim ahead of them. reconcile clears it.
-	down   time.Time
+	// down: a claim found the store unreachable. While it is set, claims
+	// are accepted provisionally at once: the claims go through this one
+	// worker, and each waiting claimWait would make the REGISTERs queued
+	// behind it wait that long once per claim ahead of them. reconcile
+	// clears it.
+	down   bool
 	mu     sync.Mutex // guards closed
 	closed bool
 	bound  atomic.Bool // the bucket is bound: the store answers
@@ -281,7 +281,7 @@ func (c *claimStore) isClosed() bool {
 
 // claim takes key for this node. Worker goroutine.
 func (c *claimStore) claim(key string) error {
-	if !c.down.IsZero() {
+	if c.down {
 		c.n.stats.ClaimsProvisional.Add(1)
 		c.held[key] = claimRec{}
 		return nil
@@ -307,7 +307,7 @@ func (c *claimStore) claim(key string) error {
 	c.n.stats.ClaimsProvisional.Add(1)
 	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)
 	c.held[key] = claimRec{}
-	c.down = time.Now()
+	c.down = true
 	return nil
 }
 
@@ -398,9 +398,9 @@ func (c *claimStore) reconcile() {
 			// registration stays; keep ours provisional until then.
 			c.held[key] = claimRec{}
 		default:
-			c.down = time.Now()
+			c.down = true
 			return
 		}
 	}
-	c.down = time.Time{}
+	c.down = false
 }

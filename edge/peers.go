@@ -52,11 +52,10 @@ type peer struct {
 	last      time.Time // last heard of
 	pending   []delta   // directory changes received during a sync
 	warnedDup bool
-	// fresh: known again after this node took it for dead itself, so
-	// nothing exchanged before is left to reset (see peerTable.forgot):
-	// the peer's own word that it took this node for dead (after a
-	// partition both sides saw) is ignored, once, until freshUntil.
-	fresh      bool
+	// freshUntil (zero: not fresh): known again after this node took it
+	// for dead itself, so nothing exchanged before is left to reset (see
+	// peerTable.forgot): the peer's own word that it took this node for
+	// dead (after a partition both sides saw) is ignored, once, until then.
 	freshUntil time.Time
 }
 
@@ -221,7 +220,7 @@ func (n *Node) peerFor(reply string) *peer {
 		n.askDirectory(p)
 		if f, ok := n.peers.forgot[name]; ok {
 			delete(n.peers.forgot, name)
-			p.fresh, p.freshUntil = true, time.Now().Add(2*n.opts.PeerTimeout)
+			p.freshUntil = time.Now().Add(2 * n.opts.PeerTimeout)
 			var w wr
 			w.fixed64(f.boot)
 			w.fixed64(n.boot)
@@ -409,11 +408,11 @@ func (n *Node) onForgotten(m *nats.Msg) {
 	if r.err != nil || me != n.boot || p == nil || p.boot != 0 && p.boot != boot {
 		return
 	}
-	if p.fresh {
+	if until := p.freshUntil; !until.IsZero() {
 		// Both sides took each other for dead: this is the peer's half of
 		// it, and there is nothing left to reset. Later words count.
-		p.fresh = false
-		if time.Now().Before(p.freshUntil) {
+		p.freshUntil = time.Time{}
+		if time.Now().Before(until) {
 			return
 		}
 	}
