@@ -2,16 +2,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +47,7 @@ func newElsewhere(t *testing.T) *elsewhere {
 	return e
 }
 
-// TestReviewWebhookNoRedirect: a webhook target that answers with a
+// TestWebhookNoRedirect: a webhook target that answers with a
 // redirect must not make the gateway POST the event (its signature and
 // the configured secret headers) to another URL.
 func TestWebhookNoRedirect(t *testing.T) {
@@ -85,7 +78,7 @@ func TestWebhookNoRedirect(t *testing.T) {
 	}
 }
 
-// TestReviewCalleeNoRedirect: an HTTP callee's upstream that redirects
+// TestCalleeNoRedirect: an HTTP callee's upstream that redirects
 // must not make the gateway POST the invocation elsewhere.
 func TestCalleeNoRedirect(t *testing.T) {
 	other := newElsewhere(t)
@@ -108,7 +101,7 @@ func TestCalleeNoRedirect(t *testing.T) {
 	}
 }
 
-// TestReviewSSEProblemOneLine: an error whose args hold raw newlines
+// TestSSEProblemOneLine: an error whose args hold raw newlines
 // (JSON whitespace from a pretty-printing upstream) must still be one SSE
 // data line, else the client gets a truncated, unparsable problem event.
 func TestSSEProblemOneLine(t *testing.T) {
@@ -137,7 +130,7 @@ func TestSSEProblemOneLine(t *testing.T) {
 	}
 }
 
-// TestReviewJSONWriteTimeout: a client that never reads a large JSON
+// TestJSONWriteTimeout: a client that never reads a large JSON
 // answer must not hold the handler (and the answer) past
 // Limits.WriteTimeout.
 func TestJSONWriteTimeout(t *testing.T) {
@@ -177,32 +170,7 @@ func TestJSONWriteTimeout(t *testing.T) {
 	}
 }
 
-// tlsEnv is newEnv serving HTTPS (HTTP/2), and a client trusting it.
-func tlsEnv(t *testing.T, mutate func(*Options)) (*env, *http.Client) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gateway test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	e := newEnv(t, func(o *Options) {
-		o.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}}
-		if mutate != nil {
-			mutate(o)
-		}
-	})
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
-	t.Cleanup(hc.CloseIdleConnections)
-	return e, hc
-}
-
-// TestReviewHTTP2SSEIdle: over HTTP/2 an event stream that is idle for
+// TestHTTP2SSEIdle: over HTTP/2 an event stream that is idle for
 // longer than Limits.WriteTimeout (the default keepalive, 15s, is longer
 // than the default write timeout, 10s) must stay open: the next event
 // still arrives.
@@ -235,7 +203,7 @@ func TestHTTP2SSEIdle(t *testing.T) {
 	}
 }
 
-// TestReviewProgressBytesBounded: the progressive results queued for an
+// TestProgressBytesBounded: the progressive results queued for an
 // SSE client that does not read are bounded by Limits.SSEBuffer bytes,
 // as events are, not only by Limits.SSEQueue results: past it the
 // stream is cut (slow reader), never buffered (SSEQueue × the largest
@@ -290,7 +258,7 @@ func TestProgressBytesBounded(t *testing.T) {
 	}
 }
 
-// TestReviewPoolDroppedRace: a principal's sessions are killed while
+// TestPoolDroppedRace: a principal's sessions are killed while
 // its requests reopen them: the shard's dropped reads slots whose session
 // pick writes without the pool's lock (go test -race).
 func TestPoolDroppedRace(t *testing.T) {
