@@ -82,26 +82,8 @@ func TestTestamentRetainBudget(t *testing.T) {
 // longer receive: exact ones like pattern ones (which already re-check
 // each concrete URI).
 func TestReloadRevokesExactSubscriptionAndRegistration(t *testing.T) {
-	pw, _ := HashPassword("pw", 1000)
-	users, _ := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
-	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
-	grant := func(p Permission) *RBAC {
-		z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{p}}, {Name: "admin", Permissions: []Permission{all}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return z
-	}
-	z := grant(Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Subscribe: true})
-	e := newEnv(t, 2, func(c *Config) {
-		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
-	})
-	login := func(authid string) *tc {
-		c := e.connect(proto.JSON)
-		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
-		return c
-	}
-	u, root := login("u"), login("root")
+	sr := newSecureRealm(t, Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Subscribe: true})
+	u, root := sr.login("u"), sr.login("root")
 	u.subscribe("app.t", nil)
 	u.subscribe("app.", map[string]any{"match": "prefix"})
 	u.register("app.p", nil)
@@ -109,14 +91,9 @@ func TestReloadRevokesExactSubscriptionAndRegistration(t *testing.T) {
 	u.expect(proto.CodeEvent)
 	u.expect(proto.CodeEvent)
 
-	nc := *e.r.Realm("secure").conf()
-	nc.Authorizer = grant(Permission{URI: "app.", Match: proto.MatchPrefix}) // nothing granted any more
-	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
-		t.Fatal(err)
-	}
-	e.sync()
+	sr.regrant(Permission{URI: "app.", Match: proto.MatchPrefix}) // nothing granted any more
 	root.publish("app.t", nil, []any{"after"}, nil)
-	e.sync()
+	sr.e.sync()
 	u.quiet() // neither the prefix nor the exact subscription delivers
 	req := root.call("app.p", nil, nil, nil)
 	root.expectError(proto.CodeCall, req, proto.URINotAuthorized)
@@ -164,37 +141,63 @@ func TestExplicitZeroTimeoutDeactivates(t *testing.T) {
 // published: after a reload took the session's publish grant away, its
 // testament is not published (it used to be, as authorized when added).
 func TestTestamentAuthorizedWhenPublished(t *testing.T) {
-	pw, _ := HashPassword("pw", 1000)
-	users, _ := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
-	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
-	grant := func(publish bool) *RBAC {
-		z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: publish}}}, {Name: "admin", Permissions: []Permission{all}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return z
-	}
-	e := newEnv(t, 2, func(c *Config) {
-		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: grant(true), Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
-	})
-	login := func(authid string) *tc {
-		c := e.connect(proto.JSON)
-		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
-		return c
-	}
-	u, root := login("u"), login("root")
+	sr := newSecureRealm(t, Permission{URI: "", Match: proto.MatchPrefix, Call: true, Publish: true})
+	u, root := sr.login("u"), sr.login("root")
 	root.subscribe("app.dead", nil)
 	u.callMeta("wamp.session.add_testament", []any{"app.dead", []any{"gone"}}, nil)
 
-	nc := *e.r.Realm("secure").conf()
-	nc.Authorizer = grant(false)
-	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+	sr.regrant(Permission{URI: "", Match: proto.MatchPrefix, Call: true}) // no publish any more
+	u.drop()
+	sr.e.sync()
+	root.quiet()
+}
+
+// secureRealm is an env with one realm, "secure": ticket logins for u
+// (role user, granted what the test says) and root (role admin, granted
+// everything), password "pw".
+type secureRealm struct {
+	t     *testing.T
+	e     *env
+	users *Users
+}
+
+func newSecureRealm(t *testing.T, user ...Permission) *secureRealm {
+	pw, _ := HashPassword("pw", 1000)
+	users, err := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	e.sync()
-	u.drop()
-	e.sync()
-	root.quiet()
+	sr := &secureRealm{t: t, users: users}
+	z := sr.rbac(user)
+	sr.e = newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	return sr
+}
+
+func (sr *secureRealm) rbac(user []Permission) *RBAC {
+	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
+	z, err := NewRBAC([]Role{{Name: "user", Permissions: user}, {Name: "admin", Permissions: []Permission{all}}})
+	if err != nil {
+		sr.t.Fatal(err)
+	}
+	return z
+}
+
+func (sr *secureRealm) login(authid string) *tc {
+	c := sr.e.connect(proto.JSON)
+	welcomeDetails(sr.t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
+	return c
+}
+
+// regrant reloads the realm with new permissions for role user.
+func (sr *secureRealm) regrant(user ...Permission) {
+	nc := *sr.e.r.Realm("secure").conf()
+	nc.Authorizer = sr.rbac(user)
+	if err := sr.e.r.Reload([]RealmConfig{nc}); err != nil {
+		sr.t.Fatal(err)
+	}
+	sr.e.sync()
 }
 
 // A later chunk of a progressive invocation the callee cannot take (too
