@@ -25,8 +25,11 @@ func TestBlackHoledNode(t *testing.T) {
 	// from the cluster's gossip) goes through pa and pc. A and C dial each
 	// other directly (their configured routes). Freezing the three proxies
 	// black-holes B and only B.
+	//
+	// A and C are meshed before B starts: had A heard of C from B first,
+	// it would have dialled C at the address C advertises (pc), and the
+	// freeze would have cut A from C too (1 run in 25 did).
 	pa, pb, pc := newProxy(t, addrA), newProxy(t, addrB), newProxy(t, addrC)
-	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen = addrB; o.Cluster.Advertise = pb.addr() })
 	a := startNode(t, "a", func(o *Options) {
 		o.Cluster.Listen, o.Cluster.Advertise = addrA, pa.addr()
 		o.Cluster.Routes = []string{"nats://" + pb.addr(), "nats://" + addrC}
@@ -35,7 +38,10 @@ func TestBlackHoledNode(t *testing.T) {
 		o.Cluster.Listen, o.Cluster.Advertise = addrC, pc.addr()
 		o.Cluster.Routes = []string{"nats://" + pb.addr(), "nats://" + addrA}
 	})
+	waitMesh(t, a, c)
+	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen = addrB; o.Cluster.Advertise = pb.addr() })
 	waitMesh(t, a, b, c)
+	directRoute(t, a, c)
 	ctx := ctxT(t, 60*time.Second)
 
 	var onB, onC atomic.Int64
@@ -219,5 +225,23 @@ func outboundFlood(t *testing.T, size, n int, budget int64, wantFrames bool) {
 	}
 	if wantFrames && st.Frames.Load() == 0 {
 		t.Fatal("no frames: small events went one per NATS message")
+	}
+}
+
+// directRoute fails the test unless every NATS route between x and y was
+// dialled from the dialling side's configuration (not from an address
+// gossiped by a third node, which may be a proxy).
+func directRoute(t *testing.T, x, y *tnode) {
+	t.Helper()
+	for _, n := range []struct{ self, peer *tnode }{{x, y}, {y, x}} {
+		rz, err := n.self.n.srv.Routez(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rz.Routes {
+			if r.RemoteName == n.peer.name && r.DidSolicit && !r.IsConfigured {
+				t.Fatalf("%s dialled %s at a gossiped address (%s:%d), not its configured route", n.self.name, n.peer.name, r.IP, r.Port)
+			}
+		}
 	}
 }

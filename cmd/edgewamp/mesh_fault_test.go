@@ -292,14 +292,17 @@ func TestMeshBlackHoledProcess(t *testing.T) {
 	// Every connection of C goes through a proxy: A and B dial C through
 	// pc, and what C dials (the addresses A and B advertise, learned from
 	// the cluster's gossip) goes through pa and pb; A and B dial each other
-	// directly. Freezing the three black-holes C and only C.
+	// directly. Freezing the three black-holes C and only C. A and B are
+	// joined before C starts: had A heard of B from C first, it would have
+	// dialled B at the address B advertises (pb), through the proxy.
 	pa, pb, pc := newTCPProxy(t, addrA), newTCPProxy(t, addrB), newTCPProxy(t, addrC)
 	advertise := func(p *tcpProxy) string {
 		return writeConfig(t, "listeners: [{address: 127.0.0.1:0}]\nrealms: [{name: realm1}]\nmesh: {cluster: {advertise: \""+p.addr()+"\"}}\n")
 	}
-	c := startMeshProc(t, "c", "-config", advertise(pc), "-listen", "127.0.0.1:0", "-cluster-listen", addrC)
 	a := startMeshProc(t, "a", "-config", advertise(pa), "-listen", "127.0.0.1:0", "-cluster-listen", addrA, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrB)
 	b := startMeshProc(t, "b", "-config", advertise(pb), "-listen", "127.0.0.1:0", "-cluster-listen", addrB, "-cluster-routes", "nats://"+pc.addr()+",nats://"+addrA)
+	waitJoined(t, a, b)
+	c := startMeshProc(t, "c", "-config", advertise(pc), "-listen", "127.0.0.1:0", "-cluster-listen", addrC)
 	waitJoined(t, a, b, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
