@@ -369,6 +369,11 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept := p.own()
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
+		// It outlives the publisher: keep who published, for disclosure,
+		// not the Session (one retained topic per left session would
+		// otherwise pin every session a peer ever had).
+		kept.publisher = nil
+		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
 		ok := rm.retain(string(m.URI), kept)
 		rm.mu.Unlock()

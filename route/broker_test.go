@@ -2,9 +2,12 @@ package route
 
 import (
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+	"weak"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -335,5 +338,31 @@ func TestRetainedBytesBudget(t *testing.T) {
 	again.subscribe("com.state.b", map[string]any{"get_retained": true})
 	if ev := again.expect(proto.CodeEvent); argsOf(ev)[0] != "ok" {
 		t.Fatalf("retained %s", describe(ev))
+	}
+}
+
+// A retained event keeps its publisher's identity for disclosure, not
+// the publisher's Session: with one retained topic per left session, a
+// peer cycling sessions would otherwise pin every session it ever had.
+func TestRetainedEventDoesNotPinPublisher(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	pub := e.joinAs(proto.JSON, "sensor-1")
+	pub.publish("com.state.a", map[string]any{"retain": true, "disclose_me": true}, []any{1}, nil)
+	e.sync()
+	w, id := weak.Make(pub.sess), pub.id
+	pub.drop()
+	pub.sess, pub.peer.sess = nil, nil
+	e.advance(time.Minute) // past the HELLO timer, which holds the session until due
+	for range 3 {
+		runtime.GC()
+	}
+	if w.Value() != nil {
+		t.Fatal("the retained event keeps its publisher's Session after the session left")
+	}
+	late := e.joinAs(proto.MsgPack, "display")
+	late.subscribe("com.state.a", map[string]any{"get_retained": true})
+	ev := late.expect(proto.CodeEvent)
+	if got := ev.Opt.Uint(proto.KeyPublisher); got != id || ev.Opt.String(proto.KeyPublisherAuthID) != "sensor-1" {
+		t.Fatalf("retained event from a left publisher: %s, publisher %d (want %d) authid %q", describe(ev), got, id, ev.Opt.String(proto.KeyPublisherAuthID))
 	}
 }
