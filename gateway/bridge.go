@@ -580,11 +580,14 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		subID = sid
 		return r
 	})
+	// Undone when the handler returns, also when runSync gave up waiting:
+	// the SUBSCRIBE may still run after that, and this job runs after it
+	// (subID is the shard's to read and write; 0 when nothing was made).
+	defer s.q.post(func() { s.unsubscribe(st, subID) })
 	if res.typ == proto.CodeError {
 		writeProblem(w, g.problemOf(res, nil))
 		return
 	}
-	defer s.q.post(func() { s.unsubscribe(st, subID) })
 	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {

@@ -355,3 +355,43 @@ func TestBridgeCallCalleeLeaves(t *testing.T) {
 	r, body := e.do("POST", "/wamp/realm1/call/com.quit", `{}`)
 	expectProblem(t, r, body, 409, proto.URICanceled)
 }
+
+// An event stream whose SUBSCRIBE the router answers too late (its shard
+// stalled past the gateway's wait) gets 503, and the subscription made
+// after the client was answered does not stay on the pooled session.
+func TestEventStreamAbandonedSubscribeIsUndone(t *testing.T) {
+	t.Setenv("EDGEWAMP_TEST_GATEWAY_LANE", "off") // the stall below stops the event loops
+	e := newEnv(t, func(o *Options) { o.Limits.SessionsPerIdentity = 1 })
+	e.gw.syncWait = 300 * time.Millisecond
+	mon := e.dial("realm1", proto.JSON)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// A first stream opens the pooled session the second one reuses.
+	sctx, scancel := context.WithCancel(ctx)
+	resp, _ := e.stream(sctx, "GET", "/wamp/realm1/events/com.warm", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("first stream: %s", resp.Status)
+	}
+	scancel()
+	release := make(chan struct{})
+	for i := range e.r.Shards() {
+		if err := e.r.Shard(i).Do(func() { <-release }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var body []byte
+	resp, body = e.do("GET", "/wamp/realm1/events/com.stalled", "")
+	close(release)
+	expectProblem(t, resp, body, 503, proto.URIUnavailable)
+	// The late SUBSCRIBE has run by now or runs next; the lookup queues
+	// behind it on the monitor's shard or runs on another: ask until the
+	// answer is stable.
+	time.Sleep(200 * time.Millisecond)
+	res, err := mon.Call(ctx, "wamp.subscription.lookup", []any{"com.stalled"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Args) == 0 || res.Args[0] != nil {
+		t.Fatalf("after the 503 the router still holds a subscription for the stream: lookup = %v", res.Args)
+	}
+}

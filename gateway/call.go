@@ -330,7 +330,7 @@ func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply {
 	if err := s.q.post(func() { ch <- f() }); err != nil {
 		return &syncReply{done: true, typ: proto.CodeError, err: proto.URISystemShutdown, detail: "the router is not running"}
 	}
-	t := time.NewTimer(10 * time.Second)
+	t := time.NewTimer(g.syncWait)
 	defer t.Stop()
 	select {
 	case r := <-ch:

@@ -58,6 +58,7 @@ type Server struct {
 	closed   bool         // guarded by mu
 	draining chan struct{}
 	bg       sync.WaitGroup // janitor, callees, webhooks
+	syncWait time.Duration  // how long runSync waits for a shard (10 s; tests shorten it)
 }
 
 // New validates opts and builds the server; it listens only in Start.
@@ -76,7 +77,7 @@ func Validate(opts Options) error {
 
 func build(opts Options, needRouter bool) (*Server, error) {
 	errs := opts.setDefaults(needRouter)
-	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}}
+	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}, syncWait: 10 * time.Second}
 	if opts.Router != nil {
 		for i := 0; i < opts.Router.Shards(); i++ {
 			g.queues = append(g.queues, newShardQ(opts.Router.Shard(i)))
