@@ -67,12 +67,16 @@ type durableReg struct {
 	procedure string
 	h         Handler
 	opts      *RegisterOptions
+	cur       *Registration // on the latest session that took it; guarded by Client.mu
+	removed   bool          // by Client.Unregister; guarded by Client.mu
 }
 
 type durableSub struct {
-	topic string
-	h     func(*Event)
-	opts  *SubscribeOptions
+	topic   string
+	h       func(*Event)
+	opts    *SubscribeOptions
+	cur     *Subscription // as durableReg's
+	removed bool
 }
 
 // Connect dials the first router that answers, joins, and keeps the
@@ -194,11 +198,7 @@ func (c *Client) serve(s *Session, first chan<- error) {
 		go c.restoreReg(s, r, sync.OnceFunc(answered.Done))
 	}
 	for _, d := range subs {
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		if _, err := s.Subscribe(ctx, d.topic, d.h, d.opts); err != nil {
-			c.log("client: restoring a subscription failed", "topic", d.topic, "err", err)
-		}
-		cancel()
+		c.restoreSub(s, d)
 	}
 	answered.Wait()
 	close(up)
@@ -233,8 +233,11 @@ func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
 	wait := c.rc.MinBackoff
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		_, err := s.Register(ctx, r.procedure, r.h, r.opts)
+		reg, err := s.Register(ctx, r.procedure, r.h, r.opts)
 		cancel()
+		if err == nil {
+			c.took(reg, r)
+		}
 		answered()
 		var we *Error
 		if err == nil || !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
@@ -249,6 +252,42 @@ func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, c.rc.MaxBackoff)
+	}
+}
+
+// restoreSub subscribes d on s.
+func (c *Client) restoreSub(s *Session, d *durableSub) {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	sub, err := s.Subscribe(ctx, d.topic, d.h, d.opts)
+	if err != nil {
+		c.log("client: restoring a subscription failed", "topic", d.topic, "err", err)
+		return
+	}
+	c.mu.Lock()
+	removed := d.removed
+	if !removed {
+		d.cur = sub
+	}
+	c.mu.Unlock()
+	if removed { // Unsubscribe ran while this SUBSCRIBE was out
+		s.Unsubscribe(ctx, sub)
+	}
+}
+
+// took records reg as r's registration on its session, or undoes it when
+// Unregister ran while the REGISTER was out.
+func (c *Client) took(reg *Registration, r *durableReg) {
+	c.mu.Lock()
+	removed := r.removed
+	if !removed {
+		r.cur = reg
+	}
+	c.mu.Unlock()
+	if removed {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		reg.s.Unregister(ctx, reg)
+		cancel()
 	}
 }
 
@@ -307,10 +346,11 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 	if err != nil {
 		return err
 	}
-	if _, err := s.Register(ctx, procedure, h, opts); err != nil {
+	reg, err := s.Register(ctx, procedure, h, opts)
+	if err != nil {
 		return err
 	}
-	r := &durableReg{procedure: procedure, h: h, opts: opts}
+	r := &durableReg{procedure: procedure, h: h, opts: opts, cur: reg}
 	c.mu.Lock()
 	c.regs = append(c.regs, r)
 	cur := c.s
@@ -330,19 +370,91 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	if err != nil {
 		return err
 	}
-	if _, err := s.Subscribe(ctx, topic, h, opts); err != nil {
+	sub, err := s.Subscribe(ctx, topic, h, opts)
+	if err != nil {
 		return err
 	}
+	d := &durableSub{topic: topic, h: h, opts: opts, cur: sub}
 	c.mu.Lock()
-	c.subs = append(c.subs, &durableSub{topic: topic, h: h, opts: opts})
+	c.subs = append(c.subs, d)
 	cur := c.s
 	c.mu.Unlock()
 	if cur != nil && cur != s { // as in Register
-		if _, err := cur.Subscribe(ctx, topic, h, opts); err != nil {
-			c.log("client: restoring a subscription failed", "topic", topic, "err", err)
+		c.restoreSub(cur, d)
+	}
+	return nil
+}
+
+// Unregister removes every registration of procedure made through
+// Register: from the current session (waiting for UNREGISTERED) and from
+// the sessions to come. It returns ErrNotRegistered when there is none.
+func (c *Client) Unregister(ctx context.Context, procedure string) error {
+	var cur []*Registration
+	c.mu.Lock()
+	kept := c.regs[:0:0]
+	for _, r := range c.regs {
+		if r.procedure != procedure {
+			kept = append(kept, r)
+			continue
+		}
+		r.removed = true
+		if r.cur != nil {
+			cur = append(cur, r.cur)
+		}
+	}
+	found := len(kept) < len(c.regs)
+	c.regs = kept
+	c.mu.Unlock()
+	if !found {
+		return ErrNotRegistered
+	}
+	for _, reg := range cur {
+		if err := reg.s.Unregister(ctx, reg); err != nil && !ended(reg.s) && err != ErrNotRegistered {
+			return err
 		}
 	}
 	return nil
+}
+
+// Unsubscribe removes every subscription to topic made through Subscribe,
+// as Unregister does for registrations. It returns ErrNotSubscribed when
+// there is none.
+func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
+	var cur []*Subscription
+	c.mu.Lock()
+	kept := c.subs[:0:0]
+	for _, d := range c.subs {
+		if d.topic != topic {
+			kept = append(kept, d)
+			continue
+		}
+		d.removed = true
+		if d.cur != nil {
+			cur = append(cur, d.cur)
+		}
+	}
+	found := len(kept) < len(c.subs)
+	c.subs = kept
+	c.mu.Unlock()
+	if !found {
+		return ErrNotSubscribed
+	}
+	for _, sub := range cur {
+		if err := sub.s.Unsubscribe(ctx, sub); err != nil && !ended(sub.s) && err != ErrNotSubscribed {
+			return err
+		}
+	}
+	return nil
+}
+
+// ended reports whether s's session is over (what it held went with it).
+func ended(s *Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // Close ends the current session (GOODBYE) and stops reconnecting. It

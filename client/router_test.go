@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -88,4 +89,75 @@ func TestUnsubscribeRacesSubscribe(t *testing.T) {
 			t.Fatal("the second subscription is Active but receives no events: the router dropped it on the UNSUBSCRIBE")
 		}
 	}
+}
+
+// Client.Unregister and Client.Unsubscribe take a durable registration and
+// subscription off the current session and off every later one: after the
+// router kills the session, the Client's next session restores what is
+// left and not what was removed, also when the removal came while the
+// Client was reconnecting.
+func TestClientUnregisterIsDurable(t *testing.T) {
+	url := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sessions := make(chan *Session, 8)
+	cl, err := Connect(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.JSON},
+		ReconnectConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, OnSession: func(s *Session) { sessions <- s }})
+	noErr(t, "Connect", err)
+	defer cl.Close()
+	first := <-sessions
+	echo := func(_ context.Context, inv *Invocation) (*Result, error) { return &Result{Args: inv.Args}, nil }
+	for _, p := range []string{"com.kept", "com.gone", "com.later"} {
+		noErr(t, "Register "+p, cl.Register(ctx, p, echo, nil))
+	}
+	for _, topic := range []string{"com.kept", "com.gone", "com.later"} {
+		noErr(t, "Subscribe "+topic, cl.Subscribe(ctx, topic, func(*Event) {}, nil))
+		noErr(t, "Subscribe again "+topic, cl.Subscribe(ctx, topic, func(*Event) {}, nil))
+	}
+	other := dialRouter(t, url)
+	// check: each of the three is callable and subscribed, or neither.
+	check := func(when string, kept, gone, later bool) {
+		t.Helper()
+		want := map[string]bool{"com.kept": kept, "com.gone": gone, "com.later": later}
+		for p, want := range want {
+			_, err := other.Call(ctx, p, []any{1}, nil, nil)
+			var we *Error
+			switch {
+			case want && err != nil:
+				t.Fatalf("%s: %s: %v", when, p, err)
+			case !want && (!errors.As(err, &we) || we.URI != proto.URINoSuchProcedure):
+				t.Fatalf("%s: %s still callable (err %v)", when, p, err)
+			}
+		}
+		for topic, want := range want {
+			res, err := other.Call(ctx, "wamp.subscription.lookup", []any{topic}, nil, nil)
+			noErr(t, "lookup", err)
+			if got := res.Args[0] != nil; got != want {
+				t.Fatalf("%s: %s subscribed %v, want %v", when, topic, got, want)
+			}
+		}
+	}
+	noErr(t, "Unregister", cl.Unregister(ctx, "com.gone"))
+	noErr(t, "Unsubscribe", cl.Unsubscribe(ctx, "com.gone"))
+	check("after Unregister", true, false, true)
+	if err := cl.Unregister(ctx, "com.gone"); err != ErrNotRegistered {
+		t.Fatalf("second Unregister: %v, want ErrNotRegistered", err)
+	}
+	if err := cl.Unsubscribe(ctx, "com.gone"); err != ErrNotSubscribed {
+		t.Fatalf("second Unsubscribe: %v, want ErrNotSubscribed", err)
+	}
+
+	// The router kills the session; com.later is removed while the Client
+	// reconnects (no session holds it then).
+	_, err = other.Call(ctx, "wamp.session.kill", []any{first.ID()}, nil, nil)
+	noErr(t, "kill", err)
+	<-first.Done()
+	noErr(t, "Unregister while reconnecting", cl.Unregister(ctx, "com.later"))
+	noErr(t, "Unsubscribe while reconnecting", cl.Unsubscribe(ctx, "com.later"))
+	select {
+	case <-sessions:
+	case <-ctx.Done():
+		t.Fatal("no new session")
+	}
+	check("after the reconnect", true, false, false)
 }
