@@ -215,8 +215,7 @@ func (c *Client) serve(s *Session, first chan<- error) {
 		return
 	}
 	c.mu.Lock()
-	c.s = nil
-	c.up = make(chan struct{})
+	c.forget(s)
 	c.lastErr = s.Err()
 	c.mu.Unlock()
 	c.log("client: session lost; reconnecting", "err", s.Err())
@@ -252,6 +251,15 @@ func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, c.rc.MaxBackoff)
+	}
+}
+
+// forget clears s as the current session, if it still is, so that
+// Session waits for the next one. Call with mu held.
+func (c *Client) forget(s *Session) {
+	if c.s == s {
+		c.s = nil
+		c.up = make(chan struct{})
 	}
 }
 
@@ -300,14 +308,16 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 			c.mu.Unlock()
 			return nil, ErrClosed
 		}
+		s := c.s
+		if s != nil && ended(s) {
+			// Lost, and serve has not noticed yet (it may be running a
+			// slow OnSession): the up channel is the closed one of s.
+			c.forget(s)
+		}
 		s, up := c.s, c.up
 		c.mu.Unlock()
 		if s != nil {
-			select {
-			case <-s.Done():
-			default:
-				return s, nil
-			}
+			return s, nil
 		}
 		select {
 		case <-up:

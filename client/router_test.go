@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,4 +162,49 @@ func TestClientUnregisterIsDurable(t *testing.T) {
 		t.Fatal("no new session")
 	}
 	check("after the reconnect", true, false, false)
+}
+
+// Client.Session, called while the session is lost and OnSession is still
+// running (a slow callback), waits for the next session instead of
+// spinning on the lost one's closed "up" channel.
+func TestClientSessionWaitsDuringSlowOnSession(t *testing.T) {
+	url := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release := make(chan struct{})
+	sessions := make(chan *Session, 4)
+	cl, err := Connect(ctx, Config{URL: url, Realm: "realm1"}, ReconnectConfig{MinBackoff: 20 * time.Millisecond, OnSession: func(s *Session) {
+		sessions <- s
+		<-release
+	}})
+	noErr(t, "Connect", err)
+	defer cl.Close()
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before Close, which waits for OnSession
+	first := <-sessions
+	other := dialRouter(t, url)
+	_, err = other.Call(ctx, "wamp.session.kill", []any{first.ID()}, nil, nil)
+	noErr(t, "kill", err)
+	<-first.Done()
+
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	wctx, wcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	s, err := cl.Session(wctx)
+	wcancel()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	if err != context.DeadlineExceeded {
+		t.Fatalf("Session while the lost one's OnSession runs: %v, %v; want to wait", s, err)
+	}
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	t.Logf("CPU while Session waited: %v", cpu)
+	if cpu > 150*time.Millisecond {
+		t.Fatalf("the process used %v of CPU while Session waited 500 ms: it spins", cpu)
+	}
+	unblock()
+	next := <-sessions
+	s, err = cl.Session(ctx)
+	if err != nil || s != next {
+		t.Fatalf("Session after the reconnect: %v, %v", s, err)
+	}
 }
