@@ -185,6 +185,16 @@ func (r *failRec) failures(now time.Time, window time.Duration) int {
 	return r.n
 }
 
+// room reports whether one more AUTHENTICATE may be checked at now (the
+// address is not locked out). With none being checked it always may: only
+// a check's settle releases waiting ones, so a wait with none in flight
+// would never end. That happens when a lockout shorter than the window has
+// ended with BlockAfter failures still in it: one check at a time then,
+// and its failure locks the address out again.
+func (r *failRec) room(now time.Time, lim AuthLimits) bool {
+	return r.checking == 0 || r.checking+r.failures(now, lim.Window) < lim.BlockAfter
+}
+
 // blocked reports whether key is locked out at now.
 func (l *authLimiter) blocked(key string, now time.Time) bool {
 	if key == "" {
@@ -253,7 +263,7 @@ func (l *authLimiter) reserve(key string, now time.Time, w *authWait) verdict {
 		return granted // untracked; settle finds no record either
 	case now.Before(r.blockedUntil):
 		return denied
-	case len(r.waiting) == 0 && r.checking+r.failures(now, l.lim.Window) < l.lim.BlockAfter:
+	case len(r.waiting) == 0 && r.room(now, l.lim):
 		r.checking++
 		return granted
 	}
@@ -319,7 +329,7 @@ func (l *authLimiter) settle(key string, reserved, failed bool, now time.Time) (
 	} else {
 		grant = true
 		k := 0
-		for k < len(r.waiting) && r.checking+r.failures(now, l.lim.Window) < l.lim.BlockAfter {
+		for k < len(r.waiting) && r.room(now, l.lim) {
 			r.checking++
 			k++
 		}

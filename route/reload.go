@@ -67,26 +67,37 @@ func (s *Shard) reauth() {
 
 // stillValid returns why a session may no longer stay, or "".
 func (ss *Session) stillValid(r *Router) string {
-	if r.Realm(ss.realm.name) != ss.realm {
-		return "realm " + ss.realm.name + " was removed from the configuration"
-	}
-	cfg := ss.realm.conf()
-	switch {
-	case ss.authMethod == "anonymous":
-		if !cfg.Anonymous {
-			return "anonymous sessions are no longer allowed on this realm"
-		}
-	case ss.authProvider == "static":
-		u := cfg.Users.Lookup(ss.authID)
-		if u == nil {
-			return "principal " + ss.authID + " was removed from the configuration"
-		}
-		if !u.HasRole(ss.authRole) {
-			return "principal " + ss.authID + " no longer has role " + ss.authRole
-		}
+	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole); why != "" {
+		return why
 	}
 	if ss.cred != nil && ss.cred.Check != nil {
 		return ss.cred.Check()
+	}
+	return ""
+}
+
+// identityValid returns why an identity may not be (or stay) in realm rm
+// under the current configuration, or "". It is checked after every reload
+// for established sessions and at WELCOME for logins that began before
+// one.
+func identityValid(r *Router, rm *Realm, method, provider, authid, role string) string {
+	if r.Realm(rm.name) != rm {
+		return "realm " + rm.name + " was removed from the configuration"
+	}
+	cfg := rm.conf()
+	switch {
+	case method == "anonymous":
+		if !cfg.Anonymous {
+			return "anonymous sessions are no longer allowed on this realm"
+		}
+	case provider == "static":
+		u := cfg.Users.Lookup(authid)
+		if u == nil {
+			return "principal " + authid + " was removed from the configuration"
+		}
+		if !u.HasRole(role) {
+			return "principal " + authid + " no longer has role " + role
+		}
 	}
 	return ""
 }

@@ -261,6 +261,24 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		s.protocolError(ss, "HELLO.Details.roles is required")
 		return
 	}
+	// Decoded into Go values, these grow 20 to 50 times (a one-byte empty
+	// map becomes an interface and a map header), and the login keeps
+	// authmethods and authextra: a peer that has not authenticated gets no
+	// more than a few KiB of them.
+	for _, f := range [...]struct {
+		k   proto.Key
+		max int
+		msg string
+	}{
+		{proto.KeyRoles, maxAuthDetail, "HELLO.Details.roles is longer than 8 KiB"},
+		{proto.KeyAuthExtra, maxAuthDetail, "HELLO.Details.authextra is longer than 8 KiB"},
+		{proto.KeyAuthMethods, maxAuthMethods, "HELLO.Details.authmethods is longer than 1 KiB"},
+	} {
+		if len(m.Opt.Raw(f.k).B) > f.max {
+			s.protocolError(ss, f.msg)
+			return
+		}
+	}
 	feat, err := parseFeatures(roles)
 	if err != nil {
 		s.protocolError(ss, "HELLO.Details.roles: "+err.Error())
@@ -319,6 +337,13 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
 }
 
+// Bounds of what HELLO and AUTHENTICATE may carry that the router decodes
+// before the session is authenticated (encoded bytes).
+const (
+	maxAuthDetail  = 8 << 10 // roles, authextra, AUTHENTICATE.Extra
+	maxAuthMethods = 1 << 10
+)
+
 // Reasons for refusing an authentication unchecked.
 var (
 	errLockedOut   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications from this address; try again later"}
@@ -361,6 +386,10 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 // authenticate handles AUTHENTICATE: it reserves a place with the
 // brute-force limiter, then checks the signature on the worker pool.
 func (s *Shard) authenticate(ss *Session, m *proto.Message) {
+	if len(m.Dict.B) > maxAuthDetail {
+		s.protocolError(ss, "AUTHENTICATE.Extra is longer than 8 KiB")
+		return
+	}
 	js := ss.join
 	ss.state = stAuthPending
 	js.sig = string(m.URI)
@@ -486,6 +515,13 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 			out.Dict = raw
 		}
 		s.sendMsg(ss, out, ClassControl)
+		return
+	}
+	// The login was checked against the configuration of its HELLO: a
+	// reload since (which re-checks only established sessions) may have
+	// removed the realm, the user or its role.
+	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole); why != "" {
+		s.abort(ss, proto.URIAuthenticationFailed, why)
 		return
 	}
 	s.welcome(ss, js.realm, res.id, js.auth.Method())

@@ -1,0 +1,251 @@
+package route
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// reloadWithout reloads realm "secure" of secureEnv with the user authid
+// removed (and its authenticators rebuilt on the new store), or, with
+// dropRealm, without realm "secure" at all.
+func reloadWithout(t *testing.T, e *env, authid string, dropRealm bool) {
+	t.Helper()
+	if dropRealm {
+		if err := e.r.Reload([]RealmConfig{{Name: "other"}}); err != nil {
+			t.Fatal(err)
+		}
+		e.sync()
+		return
+	}
+	old := e.r.Realm("secure").conf()
+	var keep []*User
+	for _, id := range []string{"alice", "bob", "dev1"} {
+		if id != authid {
+			keep = append(keep, old.Users.Lookup(id))
+		}
+	}
+	users, err := NewUsers(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := *old
+	nc.Users = users
+	nc.Authenticators = []Authenticator{&TicketAuth{Users: users}, &CRAAuth{Users: users}, &CryptosignAuth{Users: users}}
+	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+}
+
+// A reload that removes a user (or the whole realm) while one of the
+// user's logins is between CHALLENGE and AUTHENTICATE: Reload re-checks
+// only established sessions, and the login, which carries the identity
+// (and the authenticator) of the old configuration, used to be WELCOMEd
+// afterwards, as the removed user or into the removed realm, where no
+// later reload would ever find it.
+func TestReloadDuringChallenge(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		details   map[string]any
+		sign      func(extra map[string]any) string
+		dropRealm bool
+	}{
+		{"wampcra user removed", map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob"},
+			func(x map[string]any) string { return hmacB64([]byte("bob-secret"), []byte(x["challenge"].(string))) }, false},
+		{"ticket user removed", map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"},
+			func(map[string]any) string { return "pw-alice" }, false},
+		{"realm removed", map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob"},
+			func(x map[string]any) string { return hmacB64([]byte("bob-secret"), []byte(x["challenge"].(string))) }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := secureEnv(t, nil)
+			c := e.connect(proto.JSON)
+			c.hello("secure", allFeatures, tt.details)
+			ch := c.expect(proto.CodeChallenge)
+			v, _ := proto.DecodeValue(ch.Dict)
+			extra, _ := v.(map[string]any)
+
+			reloadWithout(t, e, tt.details["authid"].(string), tt.dropRealm)
+
+			c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(tt.sign(extra)), Dict: c.opts(nil)})
+			m := c.recv()
+			if m.Type != proto.CodeAbort {
+				t.Fatalf("login begun before the reload: got %v %s (authid %q), want ABORT", m.Type, m.URI, m.Opt.String(proto.KeyAuthID))
+			}
+			if n := e.r.SessionCount(); n != 0 {
+				t.Fatalf("%d sessions after the refused login", n)
+			}
+		})
+	}
+}
+
+// With a lockout shorter than the counting window (a valid configuration:
+// window 10m, lockout 1m), an address whose lockout has ended still has
+// BlockAfter failures in its window. Its next AUTHENTICATE, the right
+// password included, was queued for a place that only the settling of a
+// check in flight could free, and none was in flight: it waited unanswered
+// until the HELLO timeout, for as long as the window lasted (and longer
+// while a queued one was waiting).
+func TestAuthenticateAfterLockoutNotQueued(t *testing.T) {
+	e, _ := secureEnv(t, func(c *Config) {
+		c.AuthLimits = AuthLimits{Window: 10 * time.Minute, Lockout: time.Minute}
+		c.HelloTimeout = time.Hour
+	})
+	for i := 0; i < DefaultAuthBlockAfter; i++ {
+		c := e.connectFrom(0, proto.JSON, "192.0.2.9:1")
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+		c.expect(proto.CodeChallenge)
+		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("wrong"), Dict: c.opts(nil)})
+		if m := e.advanceUntil(c, time.Second); m.Type != proto.CodeAbort {
+			t.Fatalf("attempt %d: %v", i, m.Type)
+		}
+	}
+	c := e.connectFrom(0, proto.JSON, "192.0.2.9:2")
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
+		t.Fatalf("locked out: %s", m.URI)
+	}
+	e.advance(2 * time.Minute) // the lockout is over, the window is not
+	c = e.connectFrom(0, proto.JSON, "192.0.2.9:3")
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+	c.expect(proto.CodeChallenge)
+	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("pw-alice"), Dict: c.opts(nil)})
+	select {
+	case m := <-c.peer.in:
+		if m.Type != proto.CodeWelcome {
+			t.Fatalf("after the lockout: %v %s", m.Type, m.URI)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("AUTHENTICATE after the lockout got no answer: queued with nothing in flight to free a place")
+	}
+}
+
+// An unauthenticated peer's HELLO (roles, authmethods, authextra) and
+// AUTHENTICATE extra were decoded whole into Go values, whatever their
+// size: one MessagePack byte (an empty map, an empty string) becomes a
+// 16-byte interface and a map header or a string header, 20 to 50 times
+// its size, and the login keeps authmethods and authextra (and the
+// AUTHENTICATE extra) until it ends, up to the HELLO timeout. One 16 MiB
+// HELLO (limits.max_message) made the router allocate and hold
+// about 800 MiB. The router reads a few small keys of these: it must
+// refuse oversized ones instead of decoding them.
+func TestHugeAuthDetailsRefused(t *testing.T) {
+	const n = 1 << 20 // one byte each in MessagePack: a 1 MiB message
+	pad := func(elem any) []any {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = elem
+		}
+		return l
+	}
+	hello := func(t *testing.T, c *tc, details map[string]any, roles map[string]any) []byte {
+		d := map[string]any{"roles": roles}
+		for k, v := range details {
+			d[k] = v
+		}
+		raw, err := proto.EncodeValue(proto.MsgPack, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.enc.Append(nil, proto.MsgPack, &proto.Message{Type: proto.CodeHello, URI: []byte("secure"), Dict: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// allocated runs send and waits for the router's answer, and returns
+	// the bytes allocated meanwhile.
+	allocated := func(t *testing.T, c *tc, b []byte) (uint64, *proto.Message) {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		c.sendBytes(b)
+		m := c.recv()
+		runtime.ReadMemStats(&ms)
+		return ms.TotalAlloc - before, m
+	}
+	ticket := map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}
+	for _, tt := range []struct {
+		name string
+		msg  func(t *testing.T, c *tc) []byte
+	}{
+		{"HELLO authextra", func(t *testing.T, c *tc) []byte {
+			return hello(t, c, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice", "authextra": map[string]any{"pad": pad(map[string]any{})}}, allFeatures)
+		}},
+		{"HELLO roles", func(t *testing.T, c *tc) []byte {
+			roles := map[string]any{"caller": map[string]any{"features": map[string]any{}}, "pad": pad(map[string]any{})}
+			return hello(t, c, ticket, roles)
+		}},
+		{"HELLO authmethods", func(t *testing.T, c *tc) []byte {
+			return hello(t, c, map[string]any{"authmethods": append(pad(""), "ticket"), "authid": "alice"}, allFeatures)
+		}},
+		{"AUTHENTICATE extra", func(t *testing.T, c *tc) []byte {
+			c.hello("secure", allFeatures, ticket)
+			c.expect(proto.CodeChallenge)
+			raw, _ := proto.EncodeValue(proto.MsgPack, map[string]any{"pad": pad(map[string]any{})})
+			b, err := c.enc.Append(nil, proto.MsgPack, &proto.Message{Type: proto.CodeAuthenticate, URI: []byte("wrong"), Dict: raw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := secureEnv(t, nil)
+			c := e.connect(proto.MsgPack)
+			b := tt.msg(t, c)
+			got, m := allocated(t, c, b)
+			t.Logf("a %d KiB message: %d MiB allocated; answer %v %s", len(b)>>10, got>>20, m.Type, m.URI)
+			if got > 8<<20 {
+				t.Fatalf("a %d KiB message made the router allocate %d MiB (answer %v %s)", len(b)>>10, got>>20, m.Type, m.URI)
+			}
+		})
+	}
+}
+
+// Ticket authentication answers a wrong ticket for an unknown authid (or
+// one without a password) with the same ABORT as a wrong password, "so that
+// authids cannot be probed" (failAuth), but it answered at once, while a
+// known user's wrong password costs a PBKDF2 derivation (100,000
+// iterations by default): the time to the ABORT told which authids exist
+// on a realm that offers only ticket.
+func TestTicketUnknownUserTiming(t *testing.T) {
+	pw, err := HashPassword("right", DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := NewUsers([]*User{{AuthID: "carol", Roles: []string{"user"}, Password: pw}, {AuthID: "dave", Roles: []string{"user"}, Secret: "s"}})
+	e := newEnv(t, 1, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	// fail measures the time from AUTHENTICATE to ABORT (each from its own
+	// address, so that no limiter delay applies); the shortest of three.
+	fail := func(authid string) time.Duration {
+		best := time.Hour
+		for range 3 {
+			c := e.connect(proto.JSON)
+			c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": authid})
+			c.expect(proto.CodeChallenge)
+			start := time.Now()
+			c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("wrong"), Dict: c.opts(nil)})
+			m := c.expect(proto.CodeAbort)
+			best = min(best, time.Since(start))
+			if string(m.URI) != proto.URIAuthenticationFailed {
+				t.Fatalf("%s: ABORT %s", authid, m.URI)
+			}
+		}
+		return best
+	}
+	known := fail("carol")
+	for _, who := range []string{"nobody", "dave"} {
+		d := fail(who)
+		t.Logf("wrong ticket: known user %v, %s %v", known, who, d)
+		if d < known/4 {
+			t.Fatalf("a wrong ticket for %s is refused in %v, for a user with a password in %v: authids can be probed", who, d, known)
+		}
+	}
+}
