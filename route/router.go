@@ -434,10 +434,18 @@ func seedRand() *rand.Rand {
 	return rand.New(rand.NewPCG(binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])))
 }
 
+// idRand draws session ids and anonymous authids. ChaCha8, not PCG (the
+// shards' publication ids and load balancing): every session sees its
+// own id, and a generator whose state can be worked out from its outputs
+// would let a peer predict other sessions' anonymous authids.
 var idRand = struct {
 	sync.Mutex
 	r *rand.Rand
-}{r: seedRand()}
+}{r: func() *rand.Rand {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:])
+	return rand.New(rand.NewChaCha8(seed))
+}()}
 
 // randomID returns a random id in [1, 2^53] (WAMP §IDs: global scope ids
 // MUST be drawn randomly from a uniform distribution).
