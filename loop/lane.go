@@ -41,8 +41,10 @@ import (
 // net/http's do); a body still incomplete a second after its head sends
 // the connection to net/http, which reads the rest within its body timeout
 // (and answers 408 past it); a connection with no request in progress
-// closes after IdleTimeout; a request in progress has none (the router
-// bounds the call).
+// closes after IdleTimeout; so does one whose answers wait unread (reading
+// blocked, or a hand-over waiting for them to drain) while the peer takes
+// none of them for IdleTimeout, whatever it sends; a request in progress
+// has none (the router bounds the call).
 
 // HTTPLane is the Transport of a listener that serves LaneConfig.Lane.
 const HTTPLane Transport = "http"
@@ -150,6 +152,12 @@ type laneState struct {
 	gen      uint32 // the request being answered
 	headAt   int64  // coarse unix ns of the current request's first byte; 0 when none
 	onClose  func()
+
+	// While hand or blocked waits for the peer to read its answers: when
+	// the scan last saw the backlog shrink (0 before the first scan), and
+	// the backlog it saw (laneStalled).
+	stallAt      int64
+	stallBacklog int
 }
 
 // Reasons a lane connection goes to net/http or closes.
@@ -216,6 +224,9 @@ func (cn *conn) laneRequest() bool {
 			cn.laneHandOff()
 			return false
 		}
+		// ReadRequest's Body reads from the loop's head reader, which the
+		// next head parsed on this loop (another connection's) reuses.
+		r.Body = http.NoBody
 	}
 	total := head + int(r.ContentLength)
 	if n < total {
@@ -325,15 +336,19 @@ func (cn *conn) laneDeadlines(now int64) {
 	switch {
 	case l.hand:
 		cn.laneHandOff()
+		if l.hand && cn.laneStalled(now) {
+			cn.die(CloseSlowConsumer, errLaneUnread)
+		}
 	case l.blocked:
 		if !cn.overHighWater() {
 			l.blocked = false
+			l.stallAt = 0
 			cn.ls.Execute(func() {
 				if cn.phase == phLane {
 					cn.parse()
 				}
 			})
-		} else if now-cn.lastRead > int64(lc.IdleTimeout) {
+		} else if cn.laneStalled(now) {
 			cn.die(CloseSlowConsumer, errLaneUnread)
 		}
 	case l.pending:
@@ -352,6 +367,21 @@ func (cn *conn) laneDeadlines(now int64) {
 	case now-cn.lastRead > int64(lc.IdleTimeout):
 		cn.die(CloseIdle, nil)
 	}
+}
+
+// laneStalled reports whether the peer of a connection waiting for it to
+// read its answers (hand, blocked) has taken none of them for the idle
+// timeout. It counts from the scan that last saw the backlog shrink, not
+// from the peer's last byte: a peer that never reads must not keep its
+// connection (and its unread answers) by sending a byte now and then.
+func (cn *conn) laneStalled(now int64) bool {
+	l := cn.lane
+	bl := cn.backlog()
+	if l.stallAt == 0 || bl < l.stallBacklog {
+		l.stallAt = now
+	}
+	l.stallBacklog = bl
+	return now-l.stallAt > int64(cn.ls.e.lane.IdleTimeout)
 }
 
 // laneReadAhead is how far past one whole request (head and largest

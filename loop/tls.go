@@ -246,8 +246,14 @@ func (cn *conn) tlsHandshakeDone() {
 func (cn *conn) tlsTraffic() {
 	t := cn.tls
 	for {
-		got := cn.tlsRead()
+		got, eof := cn.tlsRead()
 		cn.parse()
+		if eof {
+			// The peer's close_notify: what it sent before it was parsed
+			// above, as the bytes before a FIN are on a plaintext
+			// connection.
+			cn.die(ClosePeer, nil)
+		}
 		if !got || cn.phase >= phDead {
 			break
 		}
@@ -266,16 +272,16 @@ const tlsReadStep = maxPlaintext
 // left or it added tlsReadStep bytes. It reports whether it decrypted
 // anything. A TLS error (a bad record, an alert, a renegotiation
 // attempt) closes the connection after what crypto/tls wrote in answer;
-// the peer's close_notify closes it as closed by the peer.
+// the peer's close_notify is reported as eof, for the caller to close the
+// connection (as closed by the peer) once it has parsed what came before.
 //
 // tc.Read is called only when it has something to return: a whole record
 // to read, or the rest of the last one's plaintext (a Read that filled p
 // may have left some). A call that finds nothing costs crypto/tls an
 // allocation (its atLeastReader) and, after tlsTrim, its input buffer.
-func (cn *conn) tlsRead() bool {
+func (cn *conn) tlsRead() (got, eof bool) {
 	t := cn.tls
 	target := t.plain.InboundBuffered() + tlsReadStep
-	got := false
 	for t.plain.InboundBuffered() < target && (t.more || t.recordReady()) {
 		p := t.plain.space(cn.ls)
 		n, err := t.tc.Read(p)
@@ -287,14 +293,14 @@ func (cn *conn) tlsRead() bool {
 		}
 		if err != errWouldBlock {
 			if errors.Is(err, io.EOF) {
-				cn.die(ClosePeer, nil)
+				eof = true
 			} else {
 				cn.die(CloseTLS, err)
 			}
 		}
 		break
 	}
-	return got
+	return got, eof
 }
 
 // queueCT appends ciphertext to the connection's pending output.
