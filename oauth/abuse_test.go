@@ -215,3 +215,40 @@ func TestGrantRevocationOutlastsTokensAfterReload(t *testing.T) {
 		t.Fatalf("10 min after the logout, the hour-long token of the revoked login: %+v %v, want ErrTokenRevoked", c, err)
 	}
 }
+
+// Many addresses together (an IPv6 attacker's /48 holds 65,536 /64s, each
+// allowed deviceAuthsPerMinute) must not fill the store either: a node
+// issues at most its per-minute budget of device authorizations from all
+// addresses, answers the rest 429 slow_down without storing anything, and
+// issues again the next minute.
+func TestDeviceAuthorizationsBoundedPerNode(t *testing.T) {
+	e := startEnv(t, nil)
+	e.srv.deviceAuths.max = 40 // the test's scale: 3 addresses of 30
+	ok, refused := 0, 0
+	for a := 0; a < 3; a++ {
+		e.fresh()
+		for i := 0; i < deviceAuthsPerMinute; i++ {
+			st, body := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
+			switch {
+			case st == 200:
+				ok++
+			case st == 429 && body["error"] == "slow_down":
+				refused++
+			default:
+				t.Fatalf("address %d, request %d: %d %v", a, i, st, body)
+			}
+		}
+	}
+	es, _ := e.store.List(e.ctx(), "dc.")
+	if ok != 40 || refused != 50 || len(es) != 40 {
+		t.Fatalf("90 device authorizations from 3 addresses with a node budget of 40: %d granted, %d refused, %d device codes stored", ok, refused, len(es))
+	}
+	if n := strings.Count(e.logs.String(), "refusing device authorizations"); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once a minute", n)
+	}
+	e.clock.Advance(time.Minute)
+	e.fresh()
+	if st, body := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", ""); st != 200 {
+		t.Fatalf("the next minute: %d %v", st, body)
+	}
+}

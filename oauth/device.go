@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -80,6 +81,39 @@ func displayUserCode(c string) string { return c[:4] + "-" + c[4:] }
 // address (IPv6: one /64) obtains a minute.
 const deviceAuthsPerMinute = 30
 
+// deviceAuthsPerNodeMinute bounds the device authorizations one node
+// issues a minute from all addresses together: an attacker with many
+// addresses (a /48 holds 65,536 /64s) would otherwise fill the store,
+// two records a code for its lifetime. 600 a minute keeps at most 6,000
+// codes outstanding for the default 10 min lifetime.
+const deviceAuthsPerNodeMinute = 600
+
+// minuteBudget counts events in fixed one-minute windows. Safe for
+// concurrent use.
+type minuteBudget struct {
+	mu      sync.Mutex
+	max     int       // static
+	start   time.Time // of the current window; guarded by mu
+	n       int       // taken in it; guarded by mu
+	refused int       // refused in it; guarded by mu
+}
+
+// take counts one event at now, or reports how long until the next
+// window has room and whether this is the window's first refusal.
+func (b *minuteBudget) take(now time.Time) (ok bool, retry time.Duration, first bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.start) >= time.Minute {
+		b.start, b.n, b.refused = now, 0, 0
+	}
+	if b.n >= b.max {
+		b.refused++
+		return false, b.start.Add(time.Minute).Sub(now), b.refused == 1
+	}
+	b.n++
+	return true, 0, false
+}
+
 // handleDeviceAuthorization is RFC 8628 §3.1/3.2.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	form, oe := readForm(w, r)
@@ -108,6 +142,14 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	src := s.issues.source(r)
 	if ok, retry := s.issues.begin(src, now); !ok {
 		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many device authorizations from this address; try again later", retry: max(retry, time.Second)})
+		return
+	}
+	if ok, retry, first := s.deviceAuths.take(now); !ok {
+		s.issues.end(src, now, false)
+		if first {
+			s.log.Warn("oauth: refusing device authorizations for the rest of the minute: this node issued its limit", "limit", s.deviceAuths.max, "remote", src.remote)
+		}
+		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server issues no more device authorizations this minute; try again later", retry: max(retry, time.Second)})
 		return
 	}
 	s.issues.end(src, now, true)

@@ -33,15 +33,16 @@ type Server struct {
 	// rotateEvery and publishAhead drive generated-key rotation.
 	rotateEvery, publishAhead time.Duration
 
-	cfg     atomic.Pointer[config]  // swapped by SetRealms
-	ring    atomic.Pointer[keyRing] // swapped by the sync loop
-	revoked sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
-	cache   *tokenCache
-	secrets *secretCache
-	limit   *limiter
-	issues  *limiter      // device authorizations per source address
-	hashSem chan struct{} // bounds concurrent password/secret hashing
-	csrfKey []byte        // static after New
+	cfg         atomic.Pointer[config]  // swapped by SetRealms
+	ring        atomic.Pointer[keyRing] // swapped by the sync loop
+	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
+	cache       *tokenCache
+	secrets     *secretCache
+	limit       *limiter
+	issues      *limiter      // device authorizations per source address
+	deviceAuths *minuteBudget // device authorizations of this node, all addresses
+	hashSem     chan struct{} // bounds concurrent password/secret hashing
+	csrfKey     []byte        // static after New
 
 	mux     *http.ServeMux
 	stop    chan struct{}
@@ -88,8 +89,9 @@ func New(opts Options) (*Server, error) {
 		secrets: newSecretCache(), limit: newLimiter(opts.AuthLimits),
 		issues: newLimiter(AuthLimits{DelayAfter: deviceAuthsPerMinute, BlockAfter: deviceAuthsPerMinute,
 			Window: time.Minute, Lockout: time.Minute, Exempt: opts.AuthLimits.Exempt}),
-		hashSem: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		stop:    make(chan struct{}), onRevoke: opts.OnRevoke,
+		deviceAuths: &minuteBudget{max: deviceAuthsPerNodeMinute},
+		hashSem:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		stop:        make(chan struct{}), onRevoke: opts.OnRevoke,
 	}
 	if s.store == nil {
 		s.store = NewMemStore()
