@@ -506,7 +506,51 @@ func (c *config) validate() error {
 	}
 	c.validateOAuth(&errs)
 	c.validateGateway(&errs)
+	c.validateAddresses(&errs)
 	return errors.Join(errs...)
+}
+
+// validateAddresses refuses two sockets of the configuration on one
+// address (the same port on the same host, or on a host and on all
+// interfaces), which otherwise fails only when the second one binds.
+// Port 0 (any free port) never collides.
+func (c *config) validateAddresses(errs *[]error) {
+	type use struct {
+		name       string
+		path       []any
+		host, port string
+	}
+	var uses []use
+	add := func(addr, name string, path ...any) {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil || p == "0" {
+			return // malformed ones are reported where they are checked
+		}
+		if h == "localhost" {
+			h = "127.0.0.1"
+		}
+		uses = append(uses, use{name, path, h, p})
+	}
+	for i, l := range c.Listeners {
+		add(l.Address, fmt.Sprintf("listeners[%d].address", i), "listeners", i, "address")
+	}
+	if !c.gatewayOff() {
+		add(c.Gateway.Listen, "gateway.listen", "gateway", "listen")
+	}
+	add(c.Mesh.Cluster.Listen, "mesh.cluster.listen", "mesh", "cluster", "listen")
+	add(c.Mesh.Leaf.Listen, "mesh.leaf.listen", "mesh", "leaf", "listen")
+	wildcard := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || (err == nil && ip.IsUnspecified())
+	}
+	for j, b := range uses {
+		for _, a := range uses[:j] {
+			if a.port == b.port && (a.host == b.host || wildcard(a.host) || wildcard(b.host)) {
+				c.errAt(errs, fmt.Sprintf("%s %s uses the port of %s %s", b.name, net.JoinHostPort(b.host, b.port), a.name, net.JoinHostPort(a.host, a.port)), b.path...)
+				break
+			}
+		}
+	}
 }
 
 // loops returns the number of event loops.

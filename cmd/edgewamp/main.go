@@ -191,7 +191,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			c.Gateway.Listen = *gwListen
 			c.setByFlag("-gateway-listen", "gateway", "listen")
 		}
-		mf.apply(&c.Mesh)
+		mf.apply(c)
 	}
 	cfg, err := loadConfig(*cfgPath, override)
 	if err != nil {

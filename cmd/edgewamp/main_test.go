@@ -278,6 +278,11 @@ func TestCheckConfig(t *testing.T) {
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
+		{"one port twice", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a}]\ngateway: {listen: \"0.0.0.0:9000\"}\n", 1,
+			[]string{"line 3: gateway.listen 0.0.0.0:9000 uses the port of listeners[0].address 127.0.0.1:9000"}},
+		{"mesh on a listener's port", "listeners:\n  - address: \"127.0.0.1:9000\"\n  - address: \"127.0.0.1:9001\"\nrealms: [{name: a}]\nmesh:\n  cluster: {listen: \"localhost:9001\"}\n", 1,
+			[]string{"line 6: mesh.cluster.listen 127.0.0.1:9001 uses the port of listeners[1].address 127.0.0.1:9001"}},
+		{"one port, two hosts", "listeners:\n  - address: \"127.0.0.1:9000\"\n  - address: \"127.0.0.2:9000\"\nrealms: [{name: a}]\ngateway: {listen: \"127.0.0.1:0\"}\n", 0, []string{": ok"}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}

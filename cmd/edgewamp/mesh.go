@@ -69,22 +69,29 @@ func splitList(s string) []string {
 	return out
 }
 
-// apply overrides the configuration with the flags that were given.
-func (f *meshFlags) apply(m *meshConfig) {
+// apply overrides the configuration with the flags that were given, and
+// records them so that an error in their values names the flag.
+func (f *meshFlags) apply(c *config) {
+	m := &c.Mesh
 	if f.node != "" {
 		m.Node = f.node
+		c.setByFlag("-node", "mesh", "node")
 	}
 	if f.clusterListen != "" {
 		m.Cluster.Listen = f.clusterListen
+		c.setByFlag("-cluster-listen", "mesh", "cluster", "listen")
 	}
 	if f.clusterRoutes != "" {
 		m.Cluster.Routes = splitList(f.clusterRoutes)
+		c.setByFlag("-cluster-routes", "mesh", "cluster", "routes")
 	}
 	if f.leafListen != "" {
 		m.Leaf.Listen = f.leafListen
+		c.setByFlag("-leaf-listen", "mesh", "leaf", "listen")
 	}
 	if f.leafRemotes != "" {
 		m.Leaf.Remotes = splitList(f.leafRemotes)
+		c.setByFlag("-leaf-remotes", "mesh", "leaf", "remotes")
 	}
 }
 

@@ -44,6 +44,8 @@ func TestBadFlagValueNamesTheFlag(t *testing.T) {
 		{[]string{"-log-format", "xml"}, "-log-format"},
 		{[]string{"-listen", "foo"}, "-listen"},
 		{[]string{"-gateway-listen", "bad"}, "-gateway-listen"},
+		{[]string{"-listen", "127.0.0.1:9311", "-gateway-listen", "127.0.0.1:9311"}, "-gateway-listen"},
+		{[]string{"-listen", "127.0.0.1:9312", "-cluster-listen", "0.0.0.0:9312"}, "-cluster-listen"},
 	} {
 		for _, withFile := range []bool{false, true} {
 			args := []string{"run"}
