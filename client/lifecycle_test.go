@@ -222,3 +222,71 @@ func TestHugeInvocationTimeout(t *testing.T) {
 	}
 	c.expect(proto.CodeYield)
 }
+
+// A restore the router refuses as busy (wamp.error.unavailable) is tried
+// again with backoff on the same session, for registrations and
+// subscriptions alike; a refusal that will not pass (not_authorized) is
+// not. (Before, only a registration refused as already existing was
+// retried: a busy router left the new session without the others.)
+func TestRestoreRetriedWhileRouterBusy(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	made := func(code, ok proto.Code, do func() error) {
+		t.Helper()
+		a := goDo(func() (struct{}, error) { return struct{}{}, do() })
+		m := c.expect(code)
+		c.send(&proto.Message{Type: ok, Request: m.Request, ID: m.Request + 100})
+		_, err := a.wait(t)
+		noErr(t, code.String(), err)
+	}
+	ctx := context.Background()
+	made(proto.CodeRegister, proto.CodeRegistered, func() error {
+		return cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
+	made(proto.CodeSubscribe, proto.CodeSubscribed, func() error { return cl.Subscribe(ctx, "com.busy", func(*Event) {}, nil) })
+	made(proto.CodeSubscribe, proto.CodeSubscribed, func() error { return cl.Subscribe(ctx, "com.denied", func(*Event) {}, nil) })
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	refuse := func(m *proto.Message, uri string) {
+		c2.send(&proto.Message{Type: proto.CodeError, ReqType: m.Type, Request: m.Request, URI: []byte(uri)})
+	}
+	uriOf := func(m *proto.Message) string { return string(m.URI) }
+	// The first tries: the router is busy, except that com.denied is not
+	// allowed any more.
+	for range 3 {
+		m := c2.recv()
+		switch {
+		case m.Type == proto.CodeSubscribe && uriOf(m) == "com.denied":
+			refuse(m, proto.URINotAuthorized)
+		case m.Type == proto.CodeRegister || m.Type == proto.CodeSubscribe:
+			refuse(m, proto.URIUnavailable)
+		default:
+			t.Fatalf("unexpected %v", m.Type)
+		}
+	}
+	// Tried again: answered this time. com.denied is not among them.
+	got := map[string]bool{}
+	for range 2 {
+		m := c2.recv()
+		if uriOf(m) == "com.denied" {
+			t.Fatal("a subscription refused as not authorized was tried again")
+		}
+		got[m.Type.String()+" "+uriOf(m)] = true
+		ok := proto.CodeRegistered
+		if m.Type == proto.CodeSubscribe {
+			ok = proto.CodeSubscribed
+		}
+		c2.send(&proto.Message{Type: ok, Request: m.Request, ID: m.Request + 200})
+	}
+	if !got["REGISTER com.proc"] || !got["SUBSCRIBE com.busy"] {
+		t.Fatalf("retried: %v", got)
+	}
+}

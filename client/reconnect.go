@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // Client is a session that survives the loss of its router: when the
@@ -15,10 +17,13 @@ import (
 //
 // What it promises, and what not:
 //   - Registrations and subscriptions made through the Client are
-//     restored on every new session, in the order they were made. A
-//     restored single registration may be refused for a while (the mesh
-//     still holds the one of the session that was lost, until it notices
-//     that node is gone); the Client keeps retrying it with backoff.
+//     restored on every new session. A restored single registration may
+//     be refused for a while (the mesh still holds the one of the session
+//     that was lost, until it notices that node is gone), and a busy
+//     router may refuse any restore (wamp.error.unavailable) or not answer
+//     it within 10 s: the Client keeps retrying those with backoff on the
+//     same session. Other refusals (not authorized any more, say) are
+//     logged and not retried. Unregister and Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
 //     flight when the connection fails returns the session's error, since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
@@ -55,9 +60,10 @@ type ReconnectConfig struct {
 	// doubles after each failure (with ±25% jitter). Defaults 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnSession, if set, is called (on the Client's goroutine) with each
-	// new session, after registrations and subscriptions are restored (a
-	// registration the router still refuses as already registered is
-	// retried in the background: OnSession does not wait for it).
+	// new session, after the router's first answer to the restore of each
+	// registration and subscription (restores it refused for a reason
+	// that may pass are retried in the background: OnSession does not
+	// wait for them).
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called with the error that ended a session.
 	OnDisconnect func(error)
@@ -224,34 +230,81 @@ func (c *Client) serve(s *Session, first chan<- error) {
 	}
 }
 
-// restoreReg registers r on s, retrying (with backoff) while the router
-// refuses it as already registered: the lost session's registration may
-// still stand until the mesh notices its node is gone. It calls answered
-// after the router's first answer.
+// restoreReg registers r on s (restore: retried while the failure may
+// pass). It calls answered after the router's first answer.
 func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
-	wait := c.rc.MinBackoff
-	for {
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	c.restore(s, true, func() bool { return r.removed }, func(ctx context.Context) error {
 		reg, err := s.Register(ctx, r.procedure, r.h, r.opts)
-		cancel()
 		if err == nil {
 			c.took(reg, r)
 		}
-		answered()
-		var we *Error
-		if err == nil || !errors.As(err, &we) || we.URI != "wamp.error.procedure_already_exists" {
-			if err != nil {
-				c.log("client: restoring a registration failed", "procedure", r.procedure, "err", err)
-			}
-			return
-		}
-		select {
-		case <-s.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, c.rc.MaxBackoff)
+		return err
+	}, answered, "procedure", r.procedure)
+}
+
+// restore runs try (one REGISTER or SUBSCRIBE) on s, and again with
+// backoff, on a goroutine of its own, while the failure may pass: the
+// router was busy (wamp.error.unavailable) or did not answer in time, or,
+// for a registration, still holds the lost session's (the mesh has not yet
+// noticed that its node is gone). It stops when s ends, the Client
+// closes, or the registration or subscription was removed (gone, read
+// under mu). answered is called after the first try.
+func (c *Client) restore(s *Session, reg bool, gone func() bool, try func(context.Context) error, answered func(), what ...any) {
+	attempt := func() error {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		return try(ctx)
 	}
+	err := attempt()
+	answered()
+	if err == nil {
+		return
+	}
+	kind := "subscription"
+	if reg {
+		kind = "registration"
+	}
+	if !transient(err, reg) {
+		c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
+		return
+	}
+	go func() {
+		wait := c.rc.MinBackoff
+		for err != nil && transient(err, reg) {
+			c.log("client: restoring a "+kind+" failed; retrying", append(what, "err", err, "retry_in", wait)...)
+			select {
+			case <-s.Done():
+				return
+			case <-c.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, c.rc.MaxBackoff)
+			c.mu.Lock()
+			removed := gone()
+			c.mu.Unlock()
+			if removed {
+				return
+			}
+			err = attempt()
+		}
+		if err != nil {
+			c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
+		}
+	}()
+}
+
+// transient reports whether a failed REGISTER (reg) or SUBSCRIBE is worth
+// another try on the same session.
+func transient(err error, reg bool) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var we *Error
+	if !errors.As(err, &we) {
+		return false
+	}
+	return we.URI == proto.URIUnavailable || reg && we.URI == proto.URIProcedureAlreadyExists
 }
 
 // forget clears s as the current session, if it still is, so that
@@ -263,24 +316,25 @@ func (c *Client) forget(s *Session) {
 	}
 }
 
-// restoreSub subscribes d on s.
+// restoreSub subscribes d on s; a failure that may pass is retried in the
+// background (restore).
 func (c *Client) restoreSub(s *Session, d *durableSub) {
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	sub, err := s.Subscribe(ctx, d.topic, d.h, d.opts)
-	if err != nil {
-		c.log("client: restoring a subscription failed", "topic", d.topic, "err", err)
-		return
-	}
-	c.mu.Lock()
-	removed := d.removed
-	if !removed {
-		d.cur = sub
-	}
-	c.mu.Unlock()
-	if removed { // Unsubscribe ran while this SUBSCRIBE was out
-		s.Unsubscribe(ctx, sub)
-	}
+	c.restore(s, false, func() bool { return d.removed }, func(ctx context.Context) error {
+		sub, err := s.Subscribe(ctx, d.topic, d.h, d.opts)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		removed := d.removed
+		if !removed {
+			d.cur = sub
+		}
+		c.mu.Unlock()
+		if removed { // Unsubscribe ran while this SUBSCRIBE was out
+			s.Unsubscribe(ctx, sub)
+		}
+		return nil
+	}, func() {}, "topic", d.topic)
 }
 
 // took records reg as r's registration on its session, or undoes it when
