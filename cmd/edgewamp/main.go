@@ -342,7 +342,7 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 				break
 			}
 			sd.reloading()
-			if err := reload(cfgPath, override, r, oa, certs, gwCert, gw, log); err != nil {
+			if err := reload(cfgPath, override, r, oa, certs, gwCert, gw, node != nil, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -396,7 +396,7 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
+func reload(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	var refused []string
 	all := certs
 	if gwCert != nil {
@@ -405,7 +405,7 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 	if reloadCerts(all, log) != nil {
 		refused = append(refused, "TLS certificate")
 	}
-	if err := reloadConfig(path, override, r, oa, certs, gw, log); err != nil {
+	if err := reloadConfig(path, override, r, oa, certs, gw, meshOn, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -415,8 +415,9 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 }
 
 // reloadConfig re-reads the configuration file and installs its realms,
-// their HTTP bridge access and the runtime settings.
-func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, log *slog.Logger) error {
+// their HTTP bridge access and the runtime settings. meshOn says whether
+// this process runs a mesh node (which a reload neither starts nor stops).
+func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
@@ -440,13 +441,22 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 	if gw != nil {
 		gw.SetRealms(cfg.realmAccess())
 	}
-	rt := applyRuntime(cfg.Runtime, cfg.Mesh.enabled())
+	// auto settings follow the mesh that runs, not one the file now asks
+	// for.
+	rt := applyRuntime(cfg.Runtime, meshOn)
+	if cfg.Mesh.enabled() != meshOn {
+		state := "runs no mesh node"
+		if meshOn {
+			state = "keeps its mesh node"
+		}
+		log.Warn("SIGHUP: mesh: is added or removed; that needs a restart, and until then the router " + state)
+	}
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, gateway route and oauth: (issuer, keys) changes need a restart"},
+		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway route and oauth: (issuer, keys) changes need a restart"},
 		rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,29 @@ func TestReloadKeepsCommandLineFlags(t *testing.T) {
 		if strings.Contains(l, "SIGHUP: configuration reloaded") && !strings.Contains(l, "heap_floor=16MiB") {
 			t.Fatalf("the reload dropped the mesh's heap floor (-cluster-listen ignored):\n%s", l)
 		}
+	}
+}
+
+// A reload whose file adds mesh: neither starts a mesh node nor acts as
+// if one ran: the heap floor (auto: 16 MiB with a mesh) stays off, and the
+// log says that the mesh needs a restart.
+func TestReloadAddingMeshNeedsRestart(t *testing.T) {
+	cfgPath := writeFile(t, "c.yaml", "realms: [{name: realm1}]\ngateway: {listen: \"off\"}\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0"))
+	r.waitLog("heap_floor=off", 1)
+	if err := os.WriteFile(cfgPath, []byte("realms: [{name: realm1}]\ngateway: {listen: \"off\"}\nmesh:\n  node: n1\n  cluster: {listen: \"127.0.0.1:0\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	logs := r.logs()
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "SIGHUP: configuration reloaded") && !strings.Contains(l, "heap_floor=off") {
+			t.Fatalf("a reload adding mesh: set the heap floor of a mesh that does not run:\n%s", l)
+		}
+	}
+	if !strings.Contains(logs, "mesh: is added or removed; that needs a restart") {
+		t.Fatalf("the reload does not say that mesh: needs a restart:\n%s", logs)
 	}
 }
 
