@@ -156,6 +156,18 @@ func (c *config) validateOAuth(errs *[]error) {
 					}
 				}
 			}
+			// A client_credentials token's subject is the client's id, a
+			// user's token's the user's authid: one name for both would make
+			// the two one principal (their sessions, grants by authid, a
+			// token's validity after either is removed).
+			grants := cl.Grants
+			if len(grants) == 0 { // the realm's (all by default), as far as the client's settings allow
+				grants = r.OAuth.Grants
+			}
+			ownTokens := !cl.Public && len(cl.Roles) > 0 && (len(grants) == 0 || slices.Contains(grants, oauth.GrantClientCredentials))
+			if ownTokens && slices.ContainsFunc(r.Users, func(u userConfig) bool { return u.AuthID == cl.ID }) {
+				c.errAt(errs, fmt.Sprintf("oauth client %q has the authid of a user of realm %q: its client_credentials tokens would name that user; rename one of them", cl.ID, r.Name), append(at, "id")...)
+			}
 		}
 	}
 	if err := oauth.ValidateRealms(c.oauthRealms()); err != nil {

@@ -352,6 +352,7 @@ func TestJWTTicketAndPasswords(t *testing.T) {
 
 func TestOAuthConfigErrors(t *testing.T) {
 	key := oauthKeyFile(t)
+	const hashPW = "pbkdf2-sha256$100000$32$0wIjr8Jx2IEjxYVpzdqkUQ$oTRavZt7KyAcaGvuUOAkwfpO3YtgDVJzmtS1agwFseU="
 	base := func(realmOAuth string) string {
 		return "listeners: [{address: \"127.0.0.1:0\"}]\noauth:\n  key_files: [" + key + "]\nrealms:\n  - name: realm1\n    security: true\n    roles: [{name: user}]\n    oauth:\n" + realmOAuth
 	}
@@ -362,6 +363,8 @@ func TestOAuthConfigErrors(t *testing.T) {
 		{"unknown key", base("      clients: []\n      lifetime: 5m\n"), []string{"line 10", "lifetime"}},
 		{"client errors", base("      clients:\n        - {id: a}\n        - {id: b, public: true, grants: [client_credentials]}\n        - {id: c, public: true, roles: [ghost]}\n        - {id: d, secret_env: EDGEWAMP_TEST_NOPE}\n"),
 			[]string{`client "a": needs a secret hash`, `"b": a public client cannot use client_credentials`, `oauth client "c" has role "ghost"`, "EDGEWAMP_TEST_NOPE is empty"}},
+		{"client named as a user", "listeners: [{address: \"127.0.0.1:0\"}]\noauth:\n  key_files: [" + key + "]\nrealms:\n  - name: realm1\n    security: true\n    roles: [{name: user}]\n    users: [{authid: svc, role: user, password: \"" + hashPW + "\"}]\n    oauth:\n      clients:\n        - {id: svc, secret: \"" + hashPW + "\", roles: [user]}\n",
+			[]string{`line 11: oauth client "svc" has the authid of a user of realm "realm1"`}},
 		{"bad grant and lifetime", base("      grants: [implicit]\n      access_token_lifetime: 48h\n      clients: [{id: x, public: true}]\n"), []string{`unknown grant "implicit"`, "outside 1s..24h"}},
 		{"bad key file", "listeners: [{address: \"127.0.0.1:0\"}]\noauth:\n  key_files: [/nonexistent.pem]\n  algorithm: RS256\nrealms:\n  - name: realm1\n    oauth: {clients: []}\n",
 			[]string{"line 3: oauth.key_files[0]", "oauth.algorithm must be EdDSA or ES256"}},
