@@ -123,6 +123,21 @@ func (o *Options) validate() error {
 	if o.Router == nil {
 		errs = append(errs, errors.New("edge: Options.Router is required"))
 	}
+	if err := o.check(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Check reports every error New would find in o, but for a missing
+// Router: a configuration check before the router exists. It does not
+// change o.
+func (o Options) Check() error { return o.check() }
+
+// check checks everything in o but the Router, gathering every error, and
+// applies defaults.
+func (o *Options) check() error {
+	var errs []error
 	if !nameRE.MatchString(o.Name) {
 		errs = append(errs, fmt.Errorf("edge: node name %q must be 1 to 64 letters, digits, '-' or '_'", o.Name))
 	}

@@ -96,7 +96,11 @@ func (e *Engine) listen() error {
 		l, err := listenTCP(lc, ln.cfg.Addr)
 		if err != nil {
 			e.closeListeners()
-			return fmt.Errorf("loop: listener %s: %w", ln.cfg.Addr, err)
+			what := "listener"
+			if ln.cfg.Transport == HTTPLane {
+				what = "HTTP gateway listener" // gateway.listen, not listeners[]
+			}
+			return fmt.Errorf("loop: %s %s: %w", what, ln.cfg.Addr, err)
 		}
 		e.acc.ls = append(e.acc.ls, l)
 		ln.addr = l.Addr()

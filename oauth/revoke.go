@@ -154,7 +154,9 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		"response_modes_supported":                       []string{"query"},
 		"code_challenge_methods_supported":               []string{"S256"},
 		"authorization_response_iss_parameter_supported": true,
-		"scopes_supported":                               scopes,
+	}
+	if len(scopes) > 0 { // a JSON array when present (RFC 8414 §2), never null
+		md["scopes_supported"] = scopes
 	}
 	w.Header().Set("Cache-Control", "max-age=300")
 	w.Header().Set("Content-Type", "application/json")

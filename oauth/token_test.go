@@ -266,6 +266,35 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	wantOAuthError(t, st, body, 401, "invalid_client")
 }
 
+// TestMetadataWithoutScopes: when no client has scopes, the metadata
+// leaves scopes_supported out instead of writing null where RFC 8414
+// wants a JSON array.
+func TestMetadataWithoutScopes(t *testing.T) {
+	e := startEnv(t, func(o *Options) {
+		for i := range o.Realms {
+			for j := range o.Realms[i].Clients {
+				o.Realms[i].Clients[j].Scopes = nil
+			}
+		}
+	})
+	resp, err := e.hc.Get(e.url + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var md map[string]json.RawMessage
+	if err := json.Unmarshal(body, &md); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := md["scopes_supported"]; ok {
+		t.Fatalf("scopes_supported = %s without any scope", v)
+	}
+	if md["issuer"] == nil {
+		t.Fatalf("metadata %s", body)
+	}
+}
+
 func TestMetadataAndJWKS(t *testing.T) {
 	e := startEnv(t, nil)
 	resp, err := e.hc.Get(e.url + "/.well-known/oauth-authorization-server")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -323,14 +325,15 @@ func decodeStrict(data []byte, c *config) error {
 		if errors.Is(err, io.EOF) {
 			return errors.New("the configuration is empty")
 		}
-		return cleanYAMLError(err)
+		return cleanYAMLError(err, data)
 	}
 	return nil
 }
 
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found
 // in type main.config" into one readable line per problem.
-func cleanYAMLError(err error) error {
+func cleanYAMLError(err error, data []byte) error {
+	var root *yaml.Node
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -344,9 +347,101 @@ func cleanYAMLError(err error) error {
 			l = l[:i] + " is not a known configuration key"
 			l = strings.Replace(l, "field ", "key ", 1)
 		}
+		if m := typeErrRE.FindStringSubmatch(l); m != nil {
+			if root == nil {
+				root = &yaml.Node{}
+				_ = yaml.Unmarshal(data, root)
+			}
+			l = typeError(root, m)
+		}
 		lines = append(lines, l)
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+// typeErrRE matches yaml's message for a value of the wrong type:
+// "line 3: cannot unmarshal !!str `two` into int" (no value for a list or
+// a mapping).
+var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+
+// typeError rewrites yaml's wrong-type message m (typeErrRE's groups) to
+// name the key and what it takes, in the configuration's words instead of
+// Go's: "line 3: loops takes a whole number, not `two`".
+func typeError(root *yaml.Node, m []string) string {
+	line, _ := strconv.Atoi(m[1])
+	kinds := map[string]yaml.Kind{"seq": yaml.SequenceNode, "map": yaml.MappingNode}
+	kind, ok := kinds[m[2]]
+	if !ok {
+		kind = yaml.ScalarNode
+	}
+	got := "`" + m[3] + "`"
+	switch kind {
+	case yaml.SequenceNode:
+		got = "a list"
+	case yaml.MappingNode:
+		got = "a mapping"
+	}
+	var want string
+	switch t := strings.TrimPrefix(m[4], "*"); {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		want = "a whole number"
+	case strings.HasPrefix(t, "float"):
+		want = "a number"
+	case t == "bool":
+		want = "true or false"
+	case t == "string":
+		want = "a single value"
+	case strings.HasPrefix(t, "[]"):
+		want = "a list"
+	default: // a struct or a map
+		want = "a mapping of keys"
+	}
+	// The key, unless another value on the line looks the same.
+	if keys := findKeysAt(nil, root, "", line, kind, m[3]); len(keys) == 1 {
+		return fmt.Sprintf("line %d: %s takes %s, not %s", line, keys[0], want, got)
+	}
+	return fmt.Sprintf("line %d: a value takes %s, not %s", line, want, got)
+}
+
+// sameText reports whether a value is the one yaml's message shows, which
+// it cuts to its first 7 bytes and "..." beyond 10.
+func sameText(value, shown string) bool {
+	if len(value) > 10 && len(shown) == 10 && strings.HasSuffix(shown, "...") {
+		return strings.HasPrefix(value, shown[:7])
+	}
+	return value == shown
+}
+
+// findKeysAt appends to keys the dotted paths ("realms[0].anonymous") of
+// the values of kind (and, for a scalar, text) that start on line.
+func findKeysAt(keys []string, n *yaml.Node, path string, line int, kind yaml.Kind, text string) []string {
+	var kids []*yaml.Node
+	var paths []string
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			kids, paths = append(kids, c), append(paths, path)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			kids, paths = append(kids, n.Content[i+1]), append(paths, p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			kids, paths = append(kids, c), append(paths, fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+	for i, c := range kids {
+		if c.Line == line && c.Kind == kind && (kind != yaml.ScalarNode || sameText(c.Value, text)) {
+			keys = append(keys, cmp.Or(paths[i], "the configuration"))
+		}
+		keys = findKeysAt(keys, c, paths[i], line, kind, text)
+	}
+	return keys
 }
 
 // line finds the line of a key in the file: path elements are map keys
@@ -697,6 +792,29 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		o.Listeners = append(o.Listeners, lo)
 	}
 	return o, certs, nil
+}
+
+// checkStart makes, for check-config, the checks that run makes only when
+// the router starts (a reload does not redo them: listener and mesh
+// changes need a restart): the listeners' and the gateway's certificates
+// load, and the mesh's options pass (node name, URLs, credentials, TLS
+// files).
+func (c *config) checkStart() error {
+	var errs []error
+	if _, _, err := c.loopOptions(slog.New(slog.DiscardHandler)); err != nil {
+		errs = append(errs, err)
+	}
+	if t := c.Gateway.TLS; t != nil && !c.gatewayOff() {
+		if _, err := loop.LoadCertFile(t.Cert, t.Key); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: %w", err))
+		}
+	}
+	if c.Mesh.enabled() {
+		if err := c.checkMesh(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // newLogger builds the process logger.

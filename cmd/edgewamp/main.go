@@ -43,7 +43,7 @@ func main() {
 const usage = `edgewamp — a WAMP v2 router for the edge
 
 Usage:
-  edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level LEVEL] [-log-format text|json]
+  edgewamp run [-config FILE] [-listen ADDR] [-gateway-listen ADDR|off] [-log-level LEVEL] [-log-format text|json] [-pprof ADDR]
                [-node NAME] [-cluster-listen ADDR] [-cluster-routes nats://HOST:PORT[,...]]
                [-leaf-listen ADDR] [-leaf-remotes nats://HOST:PORT[,...]]
   edgewamp check-config FILE
@@ -140,7 +140,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: edgewamp check-config FILE")
 		return 2
 	}
-	if _, err := loadConfig(args[0], nil); err != nil {
+	cfg, err := loadConfig(args[0], nil)
+	if err == nil {
+		if err = cfg.checkStart(); err != nil {
+			err = fmt.Errorf("%s: %w", args[0], err)
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
@@ -456,7 +462,7 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway route and oauth: (issuer, keys) changes need a restart"},
+		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, routes, API and signing keys, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart"},
 		rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil

@@ -265,6 +265,11 @@ func TestCheckConfig(t *testing.T) {
 		{"bad duration", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrpc:\n  call_timeout: soon\n", 1, []string{`line 4: "soon" is not a duration`}},
 		{"bad size", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nlimits: {max_message: lots}\n", 1, []string{`line 3: "lots" is not a size`}},
 		{"wrong type", "loops: many\nlisteners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 1, []string{"line 1:", "many"}},
+		{"wrong type names the key", "loops: many\n", 1, []string{"line 1: loops takes a whole number, not `many`"}},
+		{"long value", "limits: {calls_in_flight: unlimited-please}\n", 1, []string{"line 1: limits.calls_in_flight takes a whole number, not `unlimit...`"}},
+		{"list for a mapping", "listeners:\n  - address: 127.0.0.1:9000\n    tls: [a]\n", 1, []string{"line 3: listeners[0].tls takes a mapping of keys, not a list"}},
+		{"wrong bool", "realms:\n  - name: r\n    anonymous: yes-please\n", 1, []string{"line 3: realms[0].anonymous takes true or false, not `yes-please`"}},
+		{"scalar for a list", "websocket: {allowed_origins: \"*\"}\n", 1, []string{"line 1: websocket.allowed_origins takes a list, not `*`"}},
 		{"bad realm", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms:\n  - name: ok.realm\n  - name: \"bad realm\"\n", 1, []string{`line 4: realms[1].name "bad realm" is not a valid URI`}},
 		{"duplicate realm", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms:\n  - name: r\n  - name: r\n", 1, []string{`line 4: realm "r" is configured twice`}},
 		{"no realms", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: []\n", 1, []string{"at least one realm is required"}},
@@ -297,6 +302,9 @@ func TestCheckConfig(t *testing.T) {
 				if !strings.Contains(out+errOut, w) {
 					t.Fatalf("output %q lacks %q", out+errOut, w)
 				}
+			}
+			if strings.Contains(errOut, "main.") || strings.Contains(errOut, "unmarshal") {
+				t.Fatalf("output %q speaks Go, not configuration", errOut)
 			}
 		})
 	}

@@ -36,6 +36,17 @@ func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, error) {
 	return node, nil
 }
 
+// checkMesh reports what startMesh would refuse (edge.New's checks, an
+// empty token_env, an unreadable nkey seed file or TLS file), so that
+// check-config refuses what run would. The mesh must be enabled.
+func (c *config) checkMesh() error {
+	mo, err := c.meshOptions(nil, nil)
+	if err != nil {
+		return err
+	}
+	return mo.Check()
+}
+
 // meshMetrics reads the mesh node's figures for GET /metrics, at scrape
 // time (atomics, and the peer list's published view); nil when the router
 // runs alone.

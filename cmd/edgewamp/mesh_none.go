@@ -18,6 +18,11 @@ func startMesh(*config, *route.Router, *slog.Logger) (meshNode, error) {
 	return nil, errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
 }
 
+// checkMesh: a mesh configuration cannot start without the mesh.
+func (c *config) checkMesh() error {
+	return errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
+}
+
 // meshOAuthStore is never reached without the mesh (startMesh fails).
 func meshOAuthStore(meshNode) func(context.Context) (oauth.Store, error) {
 	return func(context.Context) (oauth.Store, error) { return nil, errors.New("no mesh") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,4 +288,55 @@ func writeConfig(t *testing.T, yaml string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCheckConfigRefusesWhatRunRefuses: check-config (which the systemd
+// unit runs as ExecStartPre, and which deploy/mesh/README.md tells users
+// to run) refuses the mesh and TLS settings that run refuses at start,
+// instead of passing them.
+func TestCheckConfigRefusesWhatRunRefuses(t *testing.T) {
+	const base = "listeners: [{address: \"127.0.0.1:1\"}]\ngateway: {listen: \"off\"}\n"
+	cases := []struct{ name, body, want string }{
+		{"node name", base + "mesh: {node: \"bad name\", cluster: {listen: \"127.0.0.1:7\"}}\n", `node name "bad name" must be`},
+		{"route url", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"node2:7222\"]}}\n", `"node2:7222": want nats://host:port`},
+		{"nats_url and cluster", base + "mesh: {node: a, nats_url: \"nats://127.0.0.1:4222\", cluster: {listen: \"127.0.0.1:7\"}}\n", "excludes cluster and leaf"},
+		{"routes without listen", base + "mesh: {node: a, cluster: {routes: [\"nats://127.0.0.1:2\"]}}\n", "cluster.routes needs cluster.listen"},
+		{"empty token_env", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\"}, credentials: {token_env: EDGEWAMP_TEST_UNSET_TOKEN}}\n", "$EDGEWAMP_TEST_UNSET_TOKEN is empty"},
+		{"listener tls", "listeners: [{address: \"127.0.0.1:1\", tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}}]\n", "/nonexistent/cert.pem"},
+		{"gateway tls", base[:strings.Index(base, "gateway")] + "gateway: {listen: \"127.0.0.1:2\", tls: {cert: /nonexistent/gw.pem, key: /nonexistent/gwkey.pem}}\n", "gateway: "},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			p := writeConfig(t, k.body)
+			_, e, code := runCLI("check-config", p)
+			if code != 1 || !strings.Contains(e, k.want) || !strings.Contains(e, p) {
+				t.Fatalf("exit %d: %s\nwant %q, naming the file", code, e, k.want)
+			}
+		})
+	}
+	t.Setenv("EDGEWAMP_TEST_MESH_TOKEN", "s3cret")
+	ok := writeConfig(t, base+"mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"nats://127.0.0.1:2\"]}, credentials: {token_env: EDGEWAMP_TEST_MESH_TOKEN}}\n")
+	if o, e, code := runCLI("check-config", ok); code != 0 {
+		t.Fatalf("a good mesh configuration: exit %d: %s%s", code, o, e)
+	}
+}
+
+// TestGatewayListenerInUse: when the gateway's port is taken, the error
+// says it is the gateway's (gateway.listen, -gateway-listen), not one of
+// the WAMP listeners.
+func TestGatewayListenerInUse(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", l.Addr().String()).CombinedOutput()
+	if err == nil {
+		t.Fatalf("started with the gateway's port taken:\n%s", out)
+	}
+	if want := "HTTP gateway listener " + l.Addr().String(); !strings.Contains(string(out), want) {
+		t.Fatalf("the error does not say %q:\n%s", want, out)
+	}
 }

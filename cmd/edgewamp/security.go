@@ -98,7 +98,8 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 				c.errAt(errs, fmt.Sprintf("user %q: cryptosign_keys[%d]: %v", u.AuthID, k, err), append(at, "cryptosign_keys", k)...)
 			}
 		}
-		if u.password() == "" && u.secret() == "" && len(u.CryptosignKeys) == 0 {
+		// An empty password_env or secret_env is reported above, once.
+		if u.password() == "" && u.secret() == "" && len(u.CryptosignKeys) == 0 && u.PasswordEnv == "" && u.SecretEnv == "" {
 			c.errAt(errs, fmt.Sprintf("user %q has no credential (password, secret or cryptosign_keys)", u.AuthID), at...)
 		}
 	}

@@ -204,6 +204,17 @@ func TestSecurityConfigErrors(t *testing.T) {
 	}
 }
 
+// TestEmptySecretEnvOneError: a user whose secret_env is unset gets one
+// error naming the variable, not a second one saying that the user has
+// no credential (deploy/secure.yaml checked without its variable).
+func TestEmptySecretEnvOneError(t *testing.T) {
+	body := "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret_env: EDGEWAMP_TEST_UNSET_VAR}\n"
+	_, e, code := runCLI("check-config", writeFile(t, "c.yaml", body))
+	if code != 1 || !strings.Contains(e, "environment variable EDGEWAMP_TEST_UNSET_VAR is empty") || strings.Contains(e, "no credential") {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+}
+
 func TestPasswdAndKeygen(t *testing.T) {
 	in := writeFile(t, "pw", "correct horse\n")
 	f, _ := os.Open(in)
@@ -235,11 +246,15 @@ func TestPasswdAndKeygen(t *testing.T) {
 	}
 }
 
-// The sample configurations shipped in deploy/ are valid.
+// The sample configurations shipped in deploy/ and deploy/mesh/ are
+// valid (given the secrets they take from the environment).
 func TestDeploySamplesValid(t *testing.T) {
 	t.Setenv("EDGEWAMP_DASHBOARD_SECRET", "sample")
+	t.Setenv("EDGEWAMP_MESH_TOKEN", "sample")
 	files, _ := filepath.Glob("../../deploy/*.yaml")
-	if len(files) == 0 {
+	mesh, _ := filepath.Glob("../../deploy/mesh/*.yaml")
+	files = append(files, mesh...)
+	if len(files) == 0 || len(mesh) == 0 {
 		t.Fatal("no sample configs found")
 	}
 	for _, f := range files {
