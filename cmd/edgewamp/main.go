@@ -206,6 +206,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)
+	if cfg.Mesh.Node != "" && !cfg.Mesh.enabled() {
+		log.Warn("mesh: a node name is set, but no cluster, leaf or nats_url: the router runs alone (add -cluster-listen, -cluster-routes, -leaf-listen or -leaf-remotes to join a mesh)", "node", cfg.Mesh.Node)
+	}
 	if err := steadySysmon(cfg, *cfgPath); err != nil { // returns only if it does not re-execute
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}

@@ -164,3 +164,13 @@ func TestWebSocketPathsValidated(t *testing.T) {
 		}
 	}
 }
+
+// -node without a cluster, leaf or nats_url joins no mesh: the log says
+// so, rather than a user taking the router for a mesh node.
+func TestNodeAloneWarns(t *testing.T) {
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-node", "n1"))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), "a node name is set, but no cluster, leaf or nats_url: the router runs alone") {
+		t.Fatalf("no warning for -node alone:\n%s", r.logs())
+	}
+}
