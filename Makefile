@@ -74,11 +74,13 @@ release:
 		echo "usage: make release VERSION=x.y.z [ARCHES=\"$(ARCHES)\"] [DIST=$(DIST)]" >&2; exit 2; fi
 	GO=$(GO) DIST=$(DIST) ARCHES="$(ARCHES)" ./deploy/release.sh $(VERSION)
 
-# The hostile-peer lifecycle stress test against the built router, for
-# DURATION (make test runs it for 10 s): make soak DURATION=10m
+# The hostile-peer lifecycle stress test against the built router, then
+# the mesh's churn test, each for DURATION (make test runs them for 10 s
+# and 8 s): make soak DURATION=10m
 DURATION ?= 10m
 soak:
 	EDGEWAMP_SOAK=$(DURATION) $(GO) test -count=1 -timeout 0 -v -run '^TestHostileLifecycle$$' ./fuzz
+	EDGE_CHURN=$(DURATION) $(GO) test -race -count=1 -timeout 0 -v -run '^TestMeshChurnLeavesNothingBehind$$' ./edge
 
 clean:
 	rm -rf bin dist

@@ -25,8 +25,10 @@ import (
 //   - The bucket lives in memory, replicated on up to three nodes of the
 //     cluster (the JetStream quorum); a hub alone keeps one replica; edge
 //     nodes reach the hub's through their leaf link.
-//   - A claim held by this node under an earlier boot (it restarted), or
-//     by a node the mesh no longer sees (dead), is taken over.
+//   - A claim held by this node under an earlier boot (it restarted), by
+//     a node the mesh no longer sees (dead), or by an earlier life of a
+//     node seen again under the same name (it restarted: the claim's boot
+//     is not the one it announces), is taken over.
 //   - When the store cannot answer within claimTimeout (no quorum, the
 //     uplink is down), the claim is accepted provisionally: a partitioned
 //     node keeps serving its local clients. Provisional claims are
@@ -340,8 +342,8 @@ func (c *claimStore) take(key string) error {
 	if err != nil {
 		return err
 	}
-	owner, _, _ := strings.Cut(string(e.Value()), "\n")
-	if owner != c.n.opts.Name && c.alive(owner) {
+	owner, boot, _ := strings.Cut(string(e.Value()), "\n")
+	if owner != c.n.opts.Name && c.alive(owner, boot) {
 		return route.ErrMeshClaimed
 	}
 	// Ours from an earlier boot, or a dead node's: take it over.
@@ -356,13 +358,18 @@ func (c *claimStore) take(key string) error {
 	return nil
 }
 
-func (c *claimStore) alive(name string) bool {
-	for _, p := range c.n.peers.names() {
-		if p == name {
-			return true
-		}
+// alive reports whether the node that wrote a claim (its name and boot,
+// as claimStore.value wrote them) is alive: a node by that name is seen,
+// in the same life. A node that restarted under its name is another
+// life: the claims of the one before it are a dead node's. While its boot
+// is not known yet, it counts as alive.
+func (c *claimStore) alive(name, boot string) bool {
+	v := c.n.peers.view.Load()
+	b, ok := v.boots[name]
+	if !ok {
+		return false
 	}
-	return false
+	return b == 0 || boot == "" || strconv.FormatUint(b, 10) == boot
 }
 
 // release gives key back. Worker goroutine.

@@ -96,6 +96,7 @@ const (
 type peerView struct {
 	subj  map[route.MeshNode]string // node-direct subject by handle
 	names []string
+	boots map[string]uint64 // by name; 0 until a heartbeat or sync told it
 }
 
 func (t *peerTable) init() {
@@ -105,10 +106,11 @@ func (t *peerTable) init() {
 }
 
 func (t *peerTable) publish() {
-	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName))}
+	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName)), boots: make(map[string]uint64, len(t.byName))}
 	for name, p := range t.byName {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
+		v.boots[name] = p.boot
 	}
 	sort.Strings(v.names)
 	t.view.Store(v)
@@ -254,7 +256,10 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if p == nil {
 		return
 	}
-	p.boot = boot
+	if p.boot != boot {
+		p.boot = boot
+		n.peers.publish() // the claim store tells a node's lives apart by it
+	}
 	p.slot = uint16(slot)
 	if p.slot == n.slot && !p.warnedDup {
 		p.warnedDup = true
@@ -338,6 +343,7 @@ func (n *Node) applySync(m *nats.Msg) {
 	}
 	if p.boot == 0 {
 		p.boot = boot
+		n.peers.publish()
 	} else if boot != p.boot {
 		return // from an earlier life of the node
 	}
