@@ -222,7 +222,10 @@ func (s *Session) onInvocation(m *proto.Message) {
 	reg := s.regs[m.ID]
 	if reg == nil {
 		s.mu.Unlock()
-		// Unregistered meanwhile: let the router route the call elsewhere.
+		// Unregistered meanwhile. wamp.error.unavailable is the callee's
+		// "not here" of WAMP's call rerouting (a sketch feature): a router
+		// that implements it tries another callee; edgewamp, like the
+		// routers studied, fails the call with it.
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}
