@@ -62,7 +62,7 @@ type claimRec struct {
 type claimStore struct {
 	n *Node
 	// The worker's jobs, in order: claims (at most maxClaimJobs waiting;
-	// another is refused with ErrBusy) and releases (never refused below
+	// another is refused with errClaimsFull) and releases (never refused below
 	// maxReleaseJobs: a release dropped would leave this node holding the
 	// key of a registration that is gone, a ghost refusing the procedure
 	// mesh-wide). kick wakes the worker.
@@ -260,10 +260,21 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
+// Reasons a claim is refused before the store is asked (the REGISTER
+// gets wamp.error.unavailable with the text).
+var (
+	errClaimsFull   = errors.New("edge: too many claims wait for the claim store; try again")
+	errClaimsClosed = errors.New("edge: the mesh node is shutting down")
+)
+
 // Claim implements route.Mesh.
 func (n *Node) Claim(realm string, match proto.Match, uri string, done func(error)) {
 	if !n.claims.submit(claimJob{key: claimKey(realm, match, uri), done: done}) {
-		done(ErrBusy)
+		if n.claims.isClosed() {
+			done(errClaimsClosed)
+		} else {
+			done(errClaimsFull)
+		}
 	}
 }
 

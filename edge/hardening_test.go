@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -198,7 +199,7 @@ func TestClaimReleaseNeverDropped(t *testing.T) {
 	busy := 0
 	for i := range maxClaimJobs + 8 {
 		e.n.Claim("realm1", proto.MatchExact, fmt.Sprintf("com.p%d", i), func(err error) {
-			if err == ErrBusy {
+			if err == errClaimsFull {
 				busy++ // the caller's goroutine (refused at once)
 			}
 		})
@@ -233,5 +234,21 @@ func TestClaimReleaseNeverDropped(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the claim worker did not get through its queue")
+	}
+}
+
+// A REGISTER of a single procedure that reaches the claim store after the
+// node began to shut down is refused as such, not as a full outbound queue
+// (the text the client sees in wamp.error.unavailable).
+func TestClaimAfterShutdownSaysSo(t *testing.T) {
+	t.Parallel()
+	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen = edgetest.FreeAddr(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.n.Shutdown(ctx)
+	var got error
+	a.n.Claim("realm1", proto.MatchExact, "com.late", func(err error) { got = err })
+	if !errors.Is(got, errClaimsClosed) {
+		t.Fatalf("a claim after shutdown: %v, want %v", got, errClaimsClosed)
 	}
 }
