@@ -90,6 +90,7 @@ type authLimiter struct {
 	mu      sync.Mutex
 	m       map[string]*failRec // guarded by mu
 	sweepAt int                 // guarded by mu: size at which the next lookup drops idle records
+	sweptAt time.Time           // guarded by mu: the last sweep
 }
 
 // failRec is one address's record. Guarded by authLimiter.mu.
@@ -149,19 +150,23 @@ func (l *authLimiter) key(remote string) string {
 }
 
 // rec returns the record of key, creating it unless the table is full of
-// live records (then nil: the address is not tracked). Called with mu held.
+// live records (then nil: the address is not tracked, and its attempts
+// are refused). Called with mu held.
 func (l *authLimiter) rec(key string, now time.Time) *failRec {
 	if r := l.m[key]; r != nil {
 		return r
 	}
-	if len(l.m) >= l.sweepAt {
-		// Amortized: the next sweep waits until the table has doubled.
+	// Amortized: the next sweep waits until the table has doubled. A full
+	// table (whose doubling never comes) is swept for a new address at most
+	// once a second, so that records that have aged make room again.
+	if len(l.m) >= l.sweepAt || len(l.m) >= limiterMax && now.Sub(l.sweptAt) >= time.Second {
 		for k, r := range l.m {
 			if r.idle(now, l.lim.Window) {
 				delete(l.m, k)
 			}
 		}
 		l.sweepAt = max(2*len(l.m), limiterMin)
+		l.sweptAt = now
 	}
 	if len(l.m) >= limiterMax {
 		return nil
@@ -195,6 +200,17 @@ func (r *failRec) room(now time.Time, lim AuthLimits) bool {
 	return r.checking == 0 || r.checking+r.failures(now, lim.Window) < lim.BlockAfter
 }
 
+// tracked reports whether key has a record (false when the table had no
+// room for it).
+func (l *authLimiter) tracked(key string) bool {
+	if key == "" {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[key] != nil
+}
+
 // blocked reports whether key is locked out at now.
 func (l *authLimiter) blocked(key string, now time.Time) bool {
 	if key == "" {
@@ -218,7 +234,7 @@ func (l *authLimiter) open(key string, now time.Time) bool {
 	r := l.rec(key, now)
 	switch {
 	case r == nil:
-		return true // untracked
+		return false // the table is full of live records: refused, untracked
 	case now.Before(r.blockedUntil), r.open >= l.lim.MaxOpenChallenges:
 		return false
 	}
@@ -241,9 +257,10 @@ func (l *authLimiter) close(key string) {
 type verdict uint8
 
 const (
-	granted verdict = iota // a place is reserved: check the secret, then settle
-	denied                 // locked out: refuse without checking
-	queued                 // w fires when a place frees up or the address is locked out
+	granted   verdict = iota // a place is reserved: check the secret, then settle
+	denied                   // locked out: refuse without checking
+	queued                   // w fires when a place frees up or the address is locked out
+	untracked                // the table has no room for the address: refuse without checking
 )
 
 // reserve asks for a place to check one AUTHENTICATE from key. At most
@@ -260,7 +277,9 @@ func (l *authLimiter) reserve(key string, now time.Time, w *authWait) verdict {
 	r := l.rec(key, now)
 	switch {
 	case r == nil:
-		return granted // untracked; settle finds no record either
+		// The table is full of live records (a flood from 2^20
+		// addresses): refused rather than checked without a limit.
+		return untracked
 	case now.Before(r.blockedUntil):
 		return denied
 	case len(r.waiting) == 0 && r.room(now, l.lim):

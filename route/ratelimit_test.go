@@ -157,3 +157,36 @@ func TestAuthLimitsValidation(t *testing.T) {
 		t.Fatalf("defaults %+v %v", lim, err)
 	}
 }
+
+// A flood from as many addresses as the limiter tracks (2^20: an IPv6
+// attacker's /44) fills its table. While the flood's records are live,
+// an address the table has no room for is refused, not let through
+// unlimited (the OAuth2 endpoints' limiter does the same); once they
+// have aged, the table makes room again and a new address is tracked:
+// its BlockAfter failures lock it out. (The table was never swept again
+// once full: sweepAt had doubled past limiterMax, and every new address
+// stayed untracked, with no limit on its guesses, until a restart.)
+func TestAuthLimiterTableRecovers(t *testing.T) {
+	l := testLimiter(t, AuthLimits{})
+	now := time.Unix(1e9, 0)
+	for i := 0; i <= limiterMax; i++ {
+		k := "2001:db8:" + strconv.FormatUint(uint64(i), 16) + "::/64"
+		if l.reserve(k, now, nil) == granted {
+			l.settle(k, true, true, now)
+		}
+	}
+	const newcomer = "198.51.100.7"
+	if v := l.reserve(newcomer, now, nil); v == granted {
+		t.Fatal("an address the full table cannot track got its secret checked")
+	}
+	later := now.Add(l.lim.Window + l.lim.Lockout + time.Minute)
+	for i := range l.lim.BlockAfter {
+		if v := l.reserve(newcomer, later, nil); v != granted {
+			t.Fatalf("attempt %d of a new address long after the flood: verdict %d, want granted", i, v)
+		}
+		l.settle(newcomer, true, true, later)
+	}
+	if !l.blocked(newcomer, later) {
+		t.Fatalf("%d failures of a new address long after the flood did not lock it out: the limiter no longer tracks new addresses", l.lim.BlockAfter)
+	}
+}

@@ -348,6 +348,7 @@ const (
 var (
 	errLockedOut   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications from this address; try again later"}
 	errTooManyOpen = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many authentications in progress from this address; try again later"}
+	errUntracked   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "the router is refusing authentications from new addresses while too many fail; try again later"}
 )
 
 // authDenied aborts a session the brute-force limiter refuses.
@@ -360,8 +361,11 @@ func (s *Shard) authDenied(ss *Session, why *AuthError) {
 func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	if !s.r.limiter.open(js.key, s.r.cfg.Now()) {
 		why := errTooManyOpen
-		if s.r.limiter.blocked(js.key, s.r.cfg.Now()) {
+		switch now := s.r.cfg.Now(); {
+		case s.r.limiter.blocked(js.key, now):
 			why = errLockedOut
+		case !s.r.limiter.tracked(js.key):
+			why = errUntracked
 		}
 		s.authDenied(ss, why)
 		return
@@ -406,6 +410,8 @@ func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 		s.checkSignature(ss, js)
 	case denied:
 		s.authDenied(ss, errLockedOut)
+	case untracked:
+		s.authDenied(ss, errUntracked)
 	case queued:
 		js.wait = w
 	}
