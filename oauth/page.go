@@ -180,8 +180,15 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) (*page
 		return &pageData{Title: "Connect a device", Kind: "code", Action: action, UserCode: code, Error: msg}, status
 	}
 	raw := r.FormValue("user_code")
-	if r.Method == http.MethodGet && raw == "" {
+	get := r.Method != http.MethodPost // GET, or HEAD (served by the GET route)
+	if get && raw == "" {
 		return codeForm("", "", http.StatusOK)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); get && (site == "cross-site" || site == "same-site") {
+		// Another site's page (an image, a frame, a window it navigates)
+		// must not spend its visitor's address's attempts: the code is
+		// filled in, and checked when the person continues from here.
+		return codeForm(raw, "", http.StatusOK)
 	}
 	code := normalizeUserCode(raw)
 	src := s.limit.source(r)
@@ -214,7 +221,7 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) (*page
 		Scopes: scopeList(d.Scope), UserCode: displayUserCode(code), Username: r.PostForm.Get("username"),
 		Hidden: []hiddenField{{"user_code", displayUserCode(code)}},
 	}
-	if r.Method == http.MethodGet {
+	if get {
 		return approve, http.StatusOK
 	}
 	if r.PostForm.Get("action") == "deny" {

@@ -383,7 +383,7 @@ func (s *Server) routes() {
 	m.HandleFunc("OPTIONS "+s.path("/oauth/device_authorization"), s.cors(nil))
 	m.HandleFunc("POST "+s.path("/oauth/revoke"), s.cors(s.handleRevoke))
 	m.HandleFunc("OPTIONS "+s.path("/oauth/revoke"), s.cors(nil))
-	m.HandleFunc("POST "+s.path("/oauth/introspect"), s.handleIntrospect)
+	m.HandleFunc("POST "+s.path("/oauth/introspect"), s.knownOriginsOnly(s.handleIntrospect))
 	m.Handle("GET "+s.path("/oauth/device"), s.page(s.handleDevicePage))
 	m.Handle("POST "+s.path("/oauth/device"), s.page(s.handleDevicePage))
 	m.Handle("GET "+s.path("/oauth/authorize"), s.page(s.handleAuthorizePage))
@@ -410,6 +410,22 @@ func (s *Server) cors(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if h == nil {
 			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		s.knownOriginsOnly(h)(w, r)
+	}
+}
+
+// knownOriginsOnly refuses, before anything is checked or counted, a request
+// a browser sent from a page of another origin than the issuer's or a
+// registered browser client's (browsers send Origin with every POST):
+// a site's no-cors POSTs would otherwise count failed authentications
+// against its visitors' addresses, locking their networks out, and time
+// the answers to guess passwords through their browsers.
+func (s *Server) knownOriginsOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && o != s.base.Scheme+"://"+s.base.Host && !s.cfg.Load().origins[o] {
+			writeError(w, &oauthError{status: http.StatusForbidden, code: "invalid_request", desc: "requests from this origin are not accepted"})
 			return
 		}
 		h(w, r)
