@@ -62,11 +62,16 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 	}
 	// No such user, or none with a password: spend what checking one
 	// costs, so that the time to the ABORT does not tell.
-	decoyPassword().Verify(ticket)
+	VerifyDecoy(ticket)
 	return nil, failAuth()
 }
 
-// decoyPassword is a hash with the default work factor that no ticket
+// VerifyDecoy spends what checking a password with the default work
+// factor costs, against a hash nothing matches: a refusal for an unknown
+// principal then takes as long as a wrong password for a known one.
+func VerifyDecoy(secret string) { decoyPassword().Verify(secret) }
+
+// decoyPassword is a hash with the default work factor that no secret
 // matches (its key is not derived from anything).
 var decoyPassword = sync.OnceValue(func() *Password {
 	var salt, key [32]byte

@@ -405,18 +405,11 @@ func (u *oauthUsers) lookup(realm, authid string) *route.User {
 	return (*m)[realm].Lookup(authid)
 }
 
-// dummyPassword makes an unknown user cost as much as a known one (made
-// on first use: hashing costs tens of milliseconds).
-var dummyPassword = sync.OnceValue(func() *route.Password {
-	p, _ := route.HashPassword("edgewamp-dummy", route.DefaultIterations)
-	return p
-})
-
 // Authenticate implements oauth.UserStore.
 func (u *oauthUsers) Authenticate(realm, authid, password string) ([]string, bool) {
 	x := u.lookup(realm, authid)
 	if x == nil || x.Password == nil {
-		dummyPassword().Verify(password)
+		route.VerifyDecoy(password) // an unknown user costs what a known one does
 		return nil, false
 	}
 	if !x.Password.Verify(password) {
