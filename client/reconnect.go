@@ -453,62 +453,86 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 // Register: from the current session (waiting for UNREGISTERED) and from
 // the sessions to come. It returns ErrNotRegistered when there is none.
 func (c *Client) Unregister(ctx context.Context, procedure string) error {
-	var cur []*Registration
 	c.mu.Lock()
-	kept := c.regs[:0:0]
-	for _, r := range c.regs {
+	kept, undo := removeDurable(c.regs, func(r *durableReg) (bool, func(context.Context) error) {
 		if r.procedure != procedure {
-			kept = append(kept, r)
-			continue
+			return false, nil
 		}
 		r.removed = true
-		if r.cur != nil {
-			cur = append(cur, r.cur)
+		if reg := r.cur; reg != nil {
+			return true, func(ctx context.Context) error {
+				return ignoreGone(reg.s, reg.s.Unregister(ctx, reg), ErrNotRegistered)
+			}
 		}
-	}
+		return true, nil
+	})
 	found := len(kept) < len(c.regs)
 	c.regs = kept
 	c.mu.Unlock()
 	if !found {
 		return ErrNotRegistered
 	}
-	for _, reg := range cur {
-		if err := reg.s.Unregister(ctx, reg); err != nil && !ended(reg.s) && err != ErrNotRegistered {
-			return err
-		}
-	}
-	return nil
+	return runUndo(ctx, undo)
 }
 
 // Unsubscribe removes every subscription to topic made through Subscribe,
 // as Unregister does for registrations. It returns ErrNotSubscribed when
 // there is none.
 func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
-	var cur []*Subscription
 	c.mu.Lock()
-	kept := c.subs[:0:0]
-	for _, d := range c.subs {
+	kept, undo := removeDurable(c.subs, func(d *durableSub) (bool, func(context.Context) error) {
 		if d.topic != topic {
-			kept = append(kept, d)
-			continue
+			return false, nil
 		}
 		d.removed = true
-		if d.cur != nil {
-			cur = append(cur, d.cur)
+		if sub := d.cur; sub != nil {
+			return true, func(ctx context.Context) error {
+				return ignoreGone(sub.s, sub.s.Unsubscribe(ctx, sub), ErrNotSubscribed)
+			}
 		}
-	}
+		return true, nil
+	})
 	found := len(kept) < len(c.subs)
 	c.subs = kept
 	c.mu.Unlock()
 	if !found {
 		return ErrNotSubscribed
 	}
-	for _, sub := range cur {
-		if err := sub.s.Unsubscribe(ctx, sub); err != nil && !ended(sub.s) && err != ErrNotSubscribed {
+	return runUndo(ctx, undo)
+}
+
+// removeDurable returns list without the items take removes, and what
+// undoes them on the current session. Call with Client.mu held.
+func removeDurable[T any](list []T, take func(T) (bool, func(context.Context) error)) ([]T, []func(context.Context) error) {
+	var kept []T
+	var undo []func(context.Context) error
+	for _, x := range list {
+		gone, u := take(x)
+		if !gone {
+			kept = append(kept, x)
+		} else if u != nil {
+			undo = append(undo, u)
+		}
+	}
+	return kept, undo
+}
+
+func runUndo(ctx context.Context, undo []func(context.Context) error) error {
+	for _, u := range undo {
+		if err := u(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ignoreGone drops err when what it undid went with its session, or was
+// already gone (notThere).
+func ignoreGone(s *Session, err, notThere error) error {
+	if err == nil || ended(s) || err == notThere {
+		return nil
+	}
+	return err
 }
 
 // ended reports whether s's session is over (what it held went with it).
