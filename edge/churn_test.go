@@ -60,14 +60,7 @@ func TestMeshChurnLeavesNothingBehind(t *testing.T) {
 	t.Logf("seed %d (EDGE_CHURN_SEED replays the choices; timing still varies)", seed)
 
 	nodes := cluster(t, "a", "b", "c")
-	eventually(t, 20*time.Second, func() error {
-		for _, tn := range nodes {
-			if !tn.n.ClaimsReady() {
-				return fmt.Errorf("%s: claim store not bound", tn.name)
-			}
-		}
-		return nil
-	})
+	waitClaims(t, 20*time.Second, nodes...)
 	// Warm up what is created once per process or connection (the
 	// JetStream request inbox, the loops' buffers) before the baselines.
 	for i, tn := range nodes {

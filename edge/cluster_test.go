@@ -343,14 +343,7 @@ func TestClusterSharedAndExclusiveRegistrations(t *testing.T) {
 	}
 	// single: exclusive across the mesh; of three nodes racing for it,
 	// exactly one gets it (once the claim store has formed).
-	eventually(t, 15*time.Second, func() error {
-		for _, n := range nodes {
-			if !n.n.ClaimsReady() {
-				return fmt.Errorf("%s: claim store not ready", n.name)
-			}
-		}
-		return nil
-	})
+	waitClaims(t, 15*time.Second, nodes...)
 	sessions := []*client.Session{a.dial(a.ws(), proto.JSON), b.dial(b.ws(), proto.JSON), c.dial(c.ws(), proto.JSON)}
 	var wg sync.WaitGroup
 	var ok atomic.Int64

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -19,14 +18,7 @@ import (
 func TestClaimOfACrashedNodeDoesNotOutliveItsRestart(t *testing.T) {
 	t.Parallel()
 	nodes := cluster(t, "a", "b", "c")
-	eventually(t, 20*time.Second, func() error {
-		for _, tn := range nodes {
-			if !tn.n.ClaimsReady() {
-				return fmt.Errorf("%s: claim store not bound", tn.name)
-			}
-		}
-		return nil
-	})
+	waitClaims(t, 20*time.Second, nodes...)
 	a, c := nodes[0], nodes[2]
 	ctx := ctxT(t, 30*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }

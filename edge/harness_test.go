@@ -144,6 +144,20 @@ func waitMesh(t *testing.T, nodes ...*tnode) {
 	})
 }
 
+// waitClaims waits until every node's claim store is bound (the JetStream
+// bucket of single registrations has formed).
+func waitClaims(t *testing.T, d time.Duration, nodes ...*tnode) {
+	t.Helper()
+	eventually(t, d, func() error {
+		for _, n := range nodes {
+			if !n.n.ClaimsReady() {
+				return fmt.Errorf("%s: claim store not bound", n.name)
+			}
+		}
+		return nil
+	})
+}
+
 // eventually retries f until it returns nil or d passes.
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
