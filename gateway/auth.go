@@ -144,7 +144,12 @@ func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []
 	case credSigned:
 		w, p = g.signed(r.URL.Query(), body, realm, auth.Keys)
 	default:
-		return g.anonymous(realm, anon)
+		w, p := g.anonymous(realm, anon)
+		if p == nil && len(auth.Roles) > 0 && !w.hasRole(auth.Roles) {
+			// The route's roles bind anonymous requests too (type "any").
+			return nil, g.unauthorized("credentials with one of the roles "+strings.Join(auth.Roles, ", ")+" are required", "")
+		}
+		return w, p
 	}
 	if p != nil {
 		if p.status == http.StatusUnauthorized {

@@ -319,7 +319,14 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 		case errors.Is(err, context.Canceled):
 			return msgArgs("the call was canceled"), nil, proto.URICanceled, "canceled"
 		}
-		return msgArgs("the HTTP upstream failed: " + err.Error()), nil, proto.URINetworkFailure, "failure"
+		// Not err's text: it holds the upstream's URL (its query may carry
+		// a credential) and address, which are not the caller's to know.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		c.g.log.Debug("gateway: HTTP callee's upstream failed", "procedure", c.cfg.Procedure, "url", redactedURL(c.cfg.URL), "err", err)
+		return msgArgs("the HTTP upstream failed"), nil, proto.URINetworkFailure, "failure"
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponse)+1))

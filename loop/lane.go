@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -220,7 +221,8 @@ func (cn *conn) laneRequest() bool {
 		var err error
 		r, err = http.ReadRequest(ls.laneBR)
 		if err != nil || !r.ProtoAtLeast(1, 1) || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
-			r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil {
+			r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil ||
+			!laneHeadOK(b[:head], r) {
 			cn.laneHandOff()
 			return false
 		}
@@ -252,6 +254,28 @@ func (cn *conn) laneRequest() bool {
 	l.headAt = 0
 	return cn.phase == phLane && !l.pending
 }
+
+// laneHeadOK reports whether net/http's server would take head (parsed
+// as r) as the lane does; anything else goes to net/http, which answers
+// it (400). ReadRequest alone is more lenient than the server: it ends a
+// head at a blank line also after bare LFs (the lane looks for CRLF CRLF,
+// and would take the next request's head for part of this one), and
+// accepts a header name with a space before its colon ("Content-Length :
+// 5", not a Content-Length for ReadRequest) and a missing Host, which the
+// server refuses.
+func laneHeadOK(head []byte, r *http.Request) bool {
+	if bytes.Count(head, lf) != bytes.Count(head, crlf) || r.Host == "" {
+		return false
+	}
+	for k := range r.Header {
+		if strings.IndexByte(k, ' ') >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var lf, crlf = []byte("\n"), []byte("\r\n")
 
 // laneOverLimit answers a request past the listener's connection cap.
 var laneOverLimit = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +

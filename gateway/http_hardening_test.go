@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Tests from a security review of the gateway: each one is an attack that
+// worked before its fix.
+
+// TestSecRouteRolesRefuseAnonymous: a route of auth type "any" (the
+// default) that requires roles must not admit a request without
+// credentials as the realm's anonymous principal, whose role is not
+// among them.
+func TestRouteRolesRefuseAnonymous(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.APIKeys = []APIKey{{Name: "op", Key: "operator-key-0123456789", Realm: "realm1", AuthID: "op", Role: "operator"}}
+		o.Routes = []Route{{Name: "ops-any", Method: "POST", Path: "/ops/reboot", Realm: "realm1", Call: "com.sec.reboot",
+			Auth: Auth{Roles: []string{"operator"}}}}
+	})
+	var n atomic.Int64
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.sec.reboot", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		n.Add(1)
+		return &client.Result{Args: []any{"rebooted"}}, nil
+	})
+	// The operator's key is admitted.
+	r, body := e.do("POST", "/ops/reboot", "", "X-API-Key", "operator-key-0123456789")
+	if r.StatusCode != 200 || n.Load() != 1 {
+		t.Fatalf("operator: %d %s", r.StatusCode, body)
+	}
+	// Anyone without credentials is not an operator.
+	r, body = e.do("POST", "/ops/reboot", "")
+	if r.StatusCode/100 != 4 || n.Load() != 1 {
+		t.Fatalf("anonymous request to a route requiring role operator: %d %s (%d invocations)", r.StatusCode, body, n.Load())
+	}
+}
+
+// laneSmuggleEnv: com.echo echoes its arguments, com.sec.smuggled counts
+// the requests a front end never saw.
+func laneSmuggleEnv(t *testing.T) (*env, *atomic.Int64) {
+	e := newEnv(t, nil)
+	var n, smuggled atomic.Int64
+	echoCallee(e, &n)
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.sec.smuggled", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		smuggled.Add(1)
+		return &client.Result{}, nil
+	})
+	return e, &smuggled
+}
+
+// readAllResponses reads responses off c until it closes or stays silent.
+func readAllResponses(c net.Conn) []string {
+	var out []string
+	br := bufio.NewReader(c)
+	for {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return out
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out = append(out, fmt.Sprintf("%d %s", resp.StatusCode, b))
+	}
+}
+
+// TestSecLaneInvalidHeaderName: "Content-Length : N" (whitespace before the
+// colon) is a malformed head that net/http refuses with 400 (RFC 9112
+// §5.1: a server MUST reject it), closing the connection. The event
+// loop's lane must not read it as a request without a body, which would
+// serve the body's bytes as another request (smuggled past a front end
+// that took the header as the length).
+func TestLaneInvalidHeaderName(t *testing.T) {
+	e, smuggled := laneSmuggleEnv(t)
+	inner := callPost("com.sec.smuggled")
+	req := "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+		fmt.Sprintf("Content-Length : %d\r\n\r\n", len(inner)) + inner
+	c := e.dialGateway(t, 20*time.Second)
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllResponses(c)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "400 ") || smuggled.Load() != 0 {
+		t.Fatalf("responses %q, %d smuggled calls; want one 400 and none", got, smuggled.Load())
+	}
+}
+
+// TestSecLaneBareLFHead: net/http's parser ends a head at a blank line
+// whether its lines end in CRLF or a bare LF. The lane must find the same
+// end: looking for CRLF CRLF only, it took the next request's head for
+// part of this one, served this head with the next request's body and
+// swallowed the next request.
+func TestLaneBareLFHead(t *testing.T) {
+	e, _ := laneSmuggleEnv(t)
+	first := strings.ReplaceAll(callRequest(1, ""), "\r\n", "\n")
+	second := callRequest(2, "")
+	c := e.dialGateway(t, 20*time.Second)
+	if _, err := c.Write([]byte(first + second)); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllResponses(c)
+	want := []string{`200 {"args":[1],"kwargs":{}}`, `200 {"args":[2],"kwargs":{}}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("responses %q, want %q (as net/http answers)", got, want)
+	}
+}
+
+// TestSecCalleeErrorHidesUpstreamURL: when an HTTP callee's upstream
+// cannot be reached, the caller (any session the realm lets call the
+// procedure, over WAMP or the bridge) learns that it failed, not the
+// upstream's URL, whose query may carry a credential (the logs redact it).
+func TestCalleeErrorHidesUpstreamURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	e := newEnv(t, func(o *Options) {
+		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.sec.upstream", URL: "http://" + addr + "/rpc?api_key=upstream-secret-42"}}
+	})
+	caller := e.dial("realm1", proto.JSON)
+	waitRegistered(t, caller, "com.sec.upstream")
+	r, body := e.do("POST", "/wamp/realm1/call/com.sec.upstream", "{}")
+	if r.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d: %s", r.StatusCode, body)
+	}
+	if strings.Contains(string(body), "upstream-secret-42") || strings.Contains(string(body), addr) {
+		t.Fatalf("the caller learns the upstream's URL: %s", body)
+	}
+}
