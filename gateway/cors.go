@@ -142,3 +142,21 @@ func (p *corsPolicy) setOrigin(h http.Header, origin string) {
 		h.Set("Access-Control-Allow-Credentials", "true")
 	}
 }
+
+// refuseOrigins wraps an endpoint that acts (a bridge endpoint, a route):
+// a request from a browser page of an origin the CORS policy p (nil:
+// none) does not allow is refused before anything runs. CORS alone only
+// hides the answer: a page's no-cors POST (no preflight, a Blob body
+// without Content-Type) would still call and publish as the visitor's
+// network's anonymous role, on a gateway on loopback or the LAN. Browsers
+// send Origin with every POST and every cross-origin request; programs
+// other than browsers send none, and are not affected.
+func refuseOrigins(p *corsPolicy, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && (p == nil || !p.allowed(o)) {
+			writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "requests from origin "+strconv.Quote(o)+" are not allowed (gateway.cors.allowed_origins)"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -19,7 +19,7 @@ import (
 // Tests from a security review of the gateway: each one is an attack that
 // worked before its fix.
 
-// TestSecRouteRolesRefuseAnonymous: a route of auth type "any" (the
+// TestRouteRolesRefuseAnonymous: a route of auth type "any" (the
 // default) that requires roles must not admit a request without
 // credentials as the realm's anonymous principal, whose role is not
 // among them.
@@ -77,7 +77,7 @@ func readAllResponses(c net.Conn) []string {
 	}
 }
 
-// TestSecLaneInvalidHeaderName: "Content-Length : N" (whitespace before the
+// TestLaneInvalidHeaderName: "Content-Length : N" (whitespace before the
 // colon) is a malformed head that net/http refuses with 400 (RFC 9112
 // §5.1: a server MUST reject it), closing the connection. The event
 // loop's lane must not read it as a request without a body, which would
@@ -98,7 +98,7 @@ func TestLaneInvalidHeaderName(t *testing.T) {
 	}
 }
 
-// TestSecLaneBareLFHead: net/http's parser ends a head at a blank line
+// TestLaneBareLFHead: net/http's parser ends a head at a blank line
 // whether its lines end in CRLF or a bare LF. The lane must find the same
 // end: looking for CRLF CRLF only, it took the next request's head for
 // part of this one, served this head with the next request's body and
@@ -118,7 +118,7 @@ func TestLaneBareLFHead(t *testing.T) {
 	}
 }
 
-// TestSecCalleeErrorHidesUpstreamURL: when an HTTP callee's upstream
+// TestCalleeErrorHidesUpstreamURL: when an HTTP callee's upstream
 // cannot be reached, the caller (any session the realm lets call the
 // procedure, over WAMP or the bridge) learns that it failed, not the
 // upstream's URL, whose query may carry a credential (the logs redact it).
@@ -140,5 +140,48 @@ func TestCalleeErrorHidesUpstreamURL(t *testing.T) {
 	}
 	if strings.Contains(string(body), "upstream-secret-42") || strings.Contains(string(body), addr) {
 		t.Fatalf("the caller learns the upstream's URL: %s", body)
+	}
+}
+
+// A browser page of another origin cannot act through the gateway: CORS
+// only hides the answer, and a page's no-cors POST (no preflight; a Blob
+// body without Content-Type) was served, calling and publishing as the
+// anonymous role on a gateway on loopback or the LAN. A request with an
+// Origin that gateway.cors does not allow is refused before anything
+// runs, on the bridge and on routes; one from an allowed origin, or from
+// a program that sends no Origin, is served.
+func TestCrossOriginActionsRefused(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.CORS.AllowedOrigins = []string{"https://dashboard.example"}
+		o.Routes = []Route{{Name: "reboot", Method: "POST", Path: "/ops/reboot", Realm: "realm1", Call: "com.echo",
+			CORS: &CORS{AllowedOrigins: []string{"https://dashboard.example"}}}} // a route has its own cors: (none: no browser origin)
+	})
+	var n atomic.Int64
+	s := e.dial("realm1", proto.JSON)
+	e.register(s, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		n.Add(1)
+		return &client.Result{Args: inv.Args}, nil
+	})
+	for _, path := range []string{"/wamp/realm1/call/com.echo", "/ops/reboot"} {
+		before := n.Load()
+		resp, body := e.do("POST", path, `{"args":[1]}`, "Origin", "https://evil.example")
+		if resp.StatusCode != 403 || n.Load() != before {
+			t.Fatalf("%s from another site's page: %d %s (%d invocations)", path, resp.StatusCode, body, n.Load()-before)
+		}
+		resp, body = e.do("POST", path, `{"args":[1]}`, "Origin", "https://dashboard.example", "Content-Type", "application/json")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s from the allowed origin: %d %s", path, resp.StatusCode, body)
+		}
+		resp, body = e.do("POST", path, `{"args":[1]}`, "Content-Type", "application/json")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s without Origin: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body := e.do("GET", "/wamp/realm1/events/com.t", "", "Origin", "https://evil.example")
+	if resp.StatusCode != 403 {
+		t.Fatalf("an event stream for another site's page: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "Origin", "https://evil.example"); resp.StatusCode != 403 {
+		t.Fatalf("a publication from another site's page: %d %s", resp.StatusCode, body)
 	}
 }

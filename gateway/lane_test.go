@@ -178,7 +178,9 @@ func TestLanePipelined(t *testing.T) {
 // net/http with their connection, and are answered as net/http answers
 // them; the connection keeps working there.
 func TestLaneHandsOver(t *testing.T) {
-	e := laneEnv(t, nil)
+	// The CORS case's origin is allowed: refused ones are answered 403 by
+	// net/http (TestCrossOriginActionsRefused).
+	e := laneEnv(t, func(o *Options) { o.CORS.AllowedOrigins = []string{"http://elsewhere"} })
 	var n atomic.Int64
 	echoCallee(e, &n)
 	body := `{"args":[7]}`

@@ -91,7 +91,7 @@ func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ..
 		allow := strings.Join(gr.order, ", ") + ", OPTIONS"
 		for _, cr := range gr.byMethod {
 			cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
-			cr.h = g.wrap(cr.label, cr.cors, http.HandlerFunc(cr.serve(g)))
+			cr.h = g.wrap(cr.label, cr.cors, refuseOrigins(cr.cors, http.HandlerFunc(cr.serve(g))))
 		}
 		byMethod := gr.byMethod
 		other := g.wrap("other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -214,9 +214,9 @@ func (g *Server) buildMux() (errs []error) {
 	errs = append(errs, validateCORS(&g.opts.CORS, "cors")...)
 	post := newCORSPolicy(&g.opts.CORS, []string{"POST"}, g.opts.APIKeyHeader)
 	get := newCORSPolicy(&g.opts.CORS, []string{"GET"}, g.opts.APIKeyHeader)
-	handle("/wamp/{realm}/call/{procedure}", g.wrap("bridge_call", post, http.HandlerFunc(g.bridgeCall)))
-	handle("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, http.HandlerFunc(g.bridgePublish)))
-	handle("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, http.HandlerFunc(g.bridgeEvents)))
+	handle("/wamp/{realm}/call/{procedure}", g.wrap("bridge_call", post, refuseOrigins(post, http.HandlerFunc(g.bridgeCall))))
+	handle("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, refuseOrigins(post, http.HandlerFunc(g.bridgePublish))))
+	handle("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, refuseOrigins(get, http.HandlerFunc(g.bridgeEvents))))
 	routeErrs := g.buildRoutes(handle)
 	errs = append(errs, routeErrs...)
 	for pattern, h := range g.opts.Mount {
