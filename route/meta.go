@@ -132,15 +132,33 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(proc))
 		return true
 	}
+	// Decoded into Go values, arguments grow 20 to 50 times: a meta
+	// procedure takes ids, URIs, role lists and small testaments.
+	if len(m.Args.B)+len(m.Kwargs.B) > maxMetaArgs {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIPayloadSizeExceeded, "the arguments of "+strconv.Quote(proc)+" are longer than 64 KiB")
+		return true
+	}
 	var args []any
 	var kwargs map[string]any
-	if m.Args.Present() && !m.Transparent {
-		v, _ := proto.DecodeValue(m.Args)
-		args, _ = v.([]any)
+	// Arguments the router cannot read are refused, not taken as absent:
+	// a count would ignore its filter, a kill its invalid reason.
+	if m.Args.Present() {
+		v, err := proto.DecodeValue(m.Args)
+		l, ok := v.([]any)
+		if m.Transparent || err != nil || !ok {
+			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the arguments of "+strconv.Quote(proc)+" cannot be decoded")
+			return true
+		}
+		args = l
 	}
 	if m.Kwargs.Present() {
-		v, _ := proto.DecodeValue(m.Kwargs)
-		kwargs, _ = v.(map[string]any)
+		v, err := proto.DecodeValue(m.Kwargs)
+		d, ok := v.(map[string]any)
+		if err != nil || !ok {
+			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the keyword arguments of "+strconv.Quote(proc)+" cannot be decoded")
+			return true
+		}
+		kwargs = d
 	}
 	res, err := h(s, ss, args, kwargs)
 	if s.r.mesh != nil && s.meshMetaCall(ss, m.Request, proc, args, kwargs, res, err) {
@@ -167,6 +185,10 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	}
 	return true
 }
+
+// maxMetaArgs bounds the encoded arguments of a meta call (testament
+// payloads included), checked before they are decoded.
+const maxMetaArgs = 64 << 10
 
 // metaErr is a meta procedure's WAMP error.
 type metaErr struct{ uri, msg string }
@@ -307,8 +329,10 @@ func killOpts(kwargs map[string]any) (reason, message string, err *metaErr) {
 		}
 		reason = r
 	}
-	if v, ok := kwargs["message"]; ok {
-		message, _ = v.(string)
+	if v, ok := kwargs["message"]; ok && v != nil {
+		if message, ok = v.(string); !ok {
+			return "", "", badArg("message must be a string")
+		}
 	}
 	return reason, message, nil
 }

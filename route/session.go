@@ -595,6 +595,13 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 		f.SetString(proto.KeyAuthMethod, ss.authMethod)
 		f.SetRaw(proto.KeyRoles, s.r.welcomeCompact[ss.ser])
 		if s.sendMsg(ss, out, ClassControl) == ErrPeerTooBig {
+			// Never joined: no on_join was announced, so it leaves
+			// without on_leave.
+			rm.mu.Lock()
+			delete(rm.members, sid)
+			rm.mu.Unlock()
+			s.r.dropSession(ss)
+			ss.state = stAuthPending
 			s.abort(ss, proto.URIPayloadSizeExceeded, "WELCOME does not fit in the client's maximum message length")
 			return
 		}

@@ -65,15 +65,24 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		}
 		t.kwargs = raw
 	}
-	if po, ok := kwargs["publish_options"].(map[string]any); ok {
-		t.retain, _ = po["retain"].(bool)
-		// Black/white lists are honoured by re-reading them as PUBLISH
-		// options would be.
-		if raw, e := proto.EncodeValue(metaSer, po); e == nil {
-			if m, e := proto.Decode(metaSer, publishOf(raw)); e == nil {
-				t.excludes = filterOf(&m.Opt)
-			}
+	if v, ok := kwargs["publish_options"]; ok && v != nil {
+		po, ok := v.(map[string]any)
+		if !ok {
+			return nil, badArg("publish_options must be a dictionary")
 		}
+		// Read as PUBLISH options would be, and refused as they would be:
+		// dropping options that do not decode would drop the black/white
+		// lists with them and publish to every subscriber.
+		raw, e := proto.EncodeValue(metaSer, po)
+		if e != nil {
+			return nil, badArg("publish_options: " + e.Error())
+		}
+		m, e := proto.Decode(metaSer, publishOf(raw))
+		if e != nil {
+			return nil, badArg("publish_options: " + e.Error())
+		}
+		t.retain = m.Opt.Bool(proto.KeyRetain, false)
+		t.excludes = filterOf(&m.Opt)
 	}
 	if ss.testaments == nil {
 		ss.testaments = &[2][]testament{}
