@@ -72,6 +72,11 @@ func TestTestamentRetainBudget(t *testing.T) {
 	if bytes > 2048 || n != 0 {
 		t.Fatalf("retained %d topics, %d bytes accounted; budget 2048 and the payload alone is 8192", n, bytes)
 	}
+	var refused uint64
+	e.execs[0].do(func() { refused = e.r.Shard(0).stats.RetainRefused.Load() })
+	if refused != 1 {
+		t.Fatalf("RetainRefused %d after a refused retained testament, want 1 (as for a PUBLISH)", refused)
+	}
 	late := e.join(proto.JSON)
 	late.subscribe("com.dead", map[string]any{"get_retained": true})
 	late.quiet()

@@ -135,8 +135,11 @@ func (s *Shard) publishTestaments(ss *Session) {
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
-				rm.retain(t.topic, &kept)
+				ok := rm.retain(t.topic, &kept)
 				rm.mu.Unlock()
+				if !ok {
+					s.stats.RetainRefused.Add(1)
+				}
 			}
 			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
 				s.fanout(p, subs)
