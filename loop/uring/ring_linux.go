@@ -338,11 +338,18 @@ func (r *Ring) Submit() ([]Completion, error) {
 	atomic.StoreUint32(r.sqTail, r.tail) // publish the SQEs (release)
 	outstanding := n                     // sends without a completion
 	cancels := 0                         // cancel requests without a completion
+	// An enter that submits returns the number submitted, not -ETIME,
+	// when its wait times out: the deadline tells that timeout apart.
+	var start time.Time
+	timed := r.features&featExtArg != 0 && r.Timeout > 0
+	if timed {
+		start = time.Now()
+	}
 	for outstanding > 0 || cancels > 0 {
 		toSubmit := r.unsubmitted()
 		flags := uintptr(enterGetEvents)
 		var argp, argsz uintptr
-		if r.features&featExtArg != 0 && r.Timeout > 0 {
+		if timed {
 			r.ts = kernelTimespec{sec: int64(r.Timeout / time.Second), nsec: int64(r.Timeout % time.Second)}
 			r.arg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
 			flags |= enterExtArg
@@ -355,6 +362,9 @@ func (r *Ring) Submit() ([]Completion, error) {
 		got, gotCancels := r.reap()
 		outstanding -= got
 		cancels -= gotCancels
+		if errno == 0 && timed && outstanding > 0 && toSubmit > 0 && time.Since(start) >= r.Timeout {
+			errno = unix.ETIME // the wait timed out; the kernel reported the submission instead
+		}
 		switch errno {
 		case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY:
 			// EINTR: a signal (the Go runtime preempts with SIGURG);
