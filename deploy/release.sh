@@ -100,8 +100,11 @@ build() { # build ARCH → $DIST/edgewamp-$version-linux-$ARCH
     *) echo "release: unknown architecture $arch (amd64, arm64, armv7)" >&2; exit 2 ;;
   esac
   echo "release: building linux/$arch"
+  # -buildvcs=false whatever GOFLAGS says: the commit is stamped with -X;
+  # the go command's vcs.* settings would change the bytes with the
+  # builder's GOFLAGS and with any untracked file (vcs.modified).
   CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
-    "$GO" build -trimpath -ldflags "$ldflags" -o "$DIST/edgewamp-$version-linux-$arch" ./cmd/edgewamp
+    "$GO" build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$DIST/edgewamp-$version-linux-$arch" ./cmd/edgewamp
 }
 
 debarch() {
@@ -176,7 +179,13 @@ for arch in $ARCHES; do
   deb "$arch"
 done
 
-(cd "$DIST" && find . -maxdepth 1 -type f -name "edgewamp*${version}*" ! -name '*.sha256' -printf '%P\n' |
-  LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+# This version's artifacts in $DIST (of this run's ARCHES and any built
+# before into the same directory), by their exact names: not those of
+# other versions (1.2.3~rc1 and 1.2.3.1 both contain 1.2.3).
+(cd "$DIST" && for a in amd64 arm64 armv7; do
+  for f in "edgewamp-$version-linux-$a" "edgewamp-$version-linux-$a.tar.gz" "edgewamp_${version}_$(debarch "$a").deb"; do
+    if [[ -f $f ]]; then printf '%s\n' "$f"; fi
+  done
+done | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 echo "release: $DIST/SHA256SUMS"
 cat "$DIST/SHA256SUMS"

@@ -97,6 +97,14 @@ var (
 // directory of its own, once per (version, archList) per test run.
 func makeRelease(t *testing.T, version, archList, name string) string {
 	t.Helper()
+	return makeReleaseIn(t, version, archList, name, nil)
+}
+
+// makeReleaseIn is makeRelease with extra environment variables for make
+// (NAME=value), and files put into the output directory beforehand
+// (name → contents), as an earlier release would have left them.
+func makeReleaseIn(t *testing.T, version, archList, name string, env []string, before ...map[string]string) string {
+	t.Helper()
 	needTool(t, "dpkg-deb", "dpkg")
 	key := version + "|" + archList + "|" + name
 	releaseMu.Lock()
@@ -104,8 +112,19 @@ func makeRelease(t *testing.T, version, archList, name string) string {
 	r := releases[key]
 	if r == nil {
 		r = &release{dist: filepath.Join(workDir, name)}
+		for _, files := range before {
+			if err := os.MkdirAll(r.dist, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for f, body := range files {
+				if err := os.WriteFile(filepath.Join(r.dist, f), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		start := time.Now()
 		cmd := exec.Command("make", "-C", repo, "release", "VERSION="+version, "ARCHES="+archList, "DIST="+r.dist)
+		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		r.out, r.err = string(out), err
 		t.Logf("make release VERSION=%s ARCHES=%q: %v", version, archList, time.Since(start).Round(time.Second))
@@ -239,6 +258,62 @@ func TestReleaseReproducible(t *testing.T) {
 	for f, h := range sb {
 		if sa[f] != h {
 			t.Errorf("%s differs between two builds of the same commit: %s vs %s", f, sa[f], h)
+		}
+	}
+}
+
+// otherRelease is `make release` for amd64 as another machine, or the
+// same one later, would run it: Go's default GOFLAGS (-buildvcs=auto
+// stamps the Git state into the binary; this development machine's go
+// env turns that off), into a dist directory that still holds the
+// artifacts of other versions (a release candidate, an older release).
+func otherRelease(t *testing.T) string {
+	return makeReleaseIn(t, testVersion, "amd64", "other-host", []string{"GOFLAGS=-buildvcs=true"}, map[string]string{
+		"edgewamp-" + testVersion + "~rc1-linux-amd64":        "an older build",
+		"edgewamp-" + testVersion + "~rc1-linux-amd64.tar.gz": "an older build",
+		"edgewamp_" + testVersion + "~rc1_amd64.deb":          "an older build",
+		"edgewamp_" + testVersion + ".1_arm64.deb":            "a newer build",
+		"edgewamp_1" + testVersion + "_amd64.deb":             "another version",
+	})
+}
+
+// SHA256SUMS lists this version's artifacts only, not those of another
+// version left in the same directory (0.9.0~rc1, 0.9.0.1 and 10.9.0 all
+// contain "0.9.0").
+func TestReleaseSumsThisVersionOnly(t *testing.T) {
+	dist := otherRelease(t)
+	sums := readSums(t, dist)
+	amd := arches[0]
+	want := []string{filepath.Base(amd.binary(dist, testVersion)), filepath.Base(amd.binary(dist, testVersion)) + ".tar.gz",
+		filepath.Base(amd.debFile(dist, testVersion))}
+	for _, f := range want {
+		if sums[f] == "" {
+			t.Errorf("SHA256SUMS lacks %s", f)
+		}
+	}
+	if len(sums) != len(want) {
+		t.Errorf("SHA256SUMS lists %d files, want the %d of %s: %v", len(sums), len(want), testVersion, sums)
+	}
+}
+
+// The release's bytes do not depend on the builder's GOFLAGS: the Git
+// state is not stamped by the go command (-buildvcs), whose vcs.modified
+// counts any untracked file (`edgewamp version` then says "(modified)"
+// of a clean commit); the commit is stamped by release.sh.
+func TestReleaseIndependentOfGOFLAGS(t *testing.T) {
+	other := otherRelease(t)
+	bin := arches[0].binary(other, testVersion)
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "vcs.") {
+		t.Errorf("the go command stamped the Git state into the binary:\n%s", out)
+	}
+	dist := fullRelease(t)
+	for _, f := range []string{filepath.Base(bin), filepath.Base(bin) + ".tar.gz", filepath.Base(arches[0].debFile(dist, testVersion))} {
+		if a, b := sha256File(t, filepath.Join(dist, f)), sha256File(t, filepath.Join(other, f)); a != b {
+			t.Errorf("%s differs with GOFLAGS=-buildvcs=true: %s vs %s", f, a, b)
 		}
 	}
 }
