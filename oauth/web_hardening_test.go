@@ -131,3 +131,26 @@ func TestCrossSiteDevicePageLookupsCountNothing(t *testing.T) {
 		}
 	}
 }
+
+// The device approval page asks the person to compare the code with the
+// one their device shows (RFC 8628 §3.3.1: a link with the code in it,
+// verification_uri_complete, can be sent by someone else, whose device
+// the person would otherwise approve).
+func TestDeviceApprovalAsksToCompareTheCode(t *testing.T) {
+	e := startEnv(t, nil)
+	_, dev := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
+	uc := dev["user_code"].(string)
+	resp, err := e.hc.Get(e.url + "/oauth/device?user_code=" + uc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	if resp.StatusCode != 200 || !strings.Contains(page, "csrf_token") {
+		t.Fatalf("approval page: %d\n%s", resp.StatusCode, page)
+	}
+	if !strings.Contains(page, `id="check-code"`) || !strings.Contains(page, "Check that your device shows this code") {
+		t.Fatalf("the approval page does not ask to compare the code with the device's:\n%s", page)
+	}
+}
