@@ -2,6 +2,7 @@ package route
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,5 +248,20 @@ func TestTicketUnknownUserTiming(t *testing.T) {
 		if d < known/4 {
 			t.Fatalf("a wrong ticket for %s is refused in %v, for a user with a password in %v: authids can be probed", who, d, known)
 		}
+	}
+}
+
+// AUTHENTICATE's signature is kept (js.sig) until the worker pool checks
+// it, and an address may hold 1,024 challenges open: with signatures of
+// limits.max_message (16 MiB) that was 16 GiB from one address before any
+// secret was known. Past 16 KiB it is a protocol violation.
+func TestHugeSignatureRefused(t *testing.T) {
+	e, _ := secureEnv(t, nil)
+	c := e.connect(proto.JSON)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+	c.expect(proto.CodeChallenge)
+	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(strings.Repeat("p", 1<<20)), Dict: c.opts(nil)})
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("a 1 MiB signature: ABORT %s, want %s", m.URI, proto.URIProtocolViolation)
 	}
 }

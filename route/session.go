@@ -342,6 +342,10 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 const (
 	maxAuthDetail  = 8 << 10 // roles, authextra, AUTHENTICATE.Extra
 	maxAuthMethods = 1 << 10
+	// maxSignature bounds AUTHENTICATE.Signature, which the login keeps
+	// until it is checked: a password, a token (8 KiB at most for the
+	// OAuth2 server's), an HMAC or a cryptosign signature.
+	maxSignature = 16 << 10
 )
 
 // Reasons for refusing an authentication unchecked.
@@ -392,6 +396,10 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 	if len(m.Dict.B) > maxAuthDetail {
 		s.protocolError(ss, "AUTHENTICATE.Extra is longer than 8 KiB")
+		return
+	}
+	if len(m.URI) > maxSignature {
+		s.protocolError(ss, "AUTHENTICATE.Signature is longer than 16 KiB")
 		return
 	}
 	js := ss.join
