@@ -108,7 +108,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"args\":[")
+		fmt.Fprintf(c, "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"args\":[")
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -174,7 +174,7 @@ func TestSlowloris(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+		c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: "))
 		slow = append(slow, c)
 	}
 	if e.lane {

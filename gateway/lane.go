@@ -78,7 +78,7 @@ func init() {
 // a bridge call on the event loop, or returns false to hand the
 // connection to net/http.
 func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served bool) {
-	if r.Method != http.MethodPost || r.Header["Origin"] != nil || g.isDraining() {
+	if r.Method != http.MethodPost || r.Header["Origin"] != nil || g.isDraining() || !g.laneHostOK(r.Host) {
 		return false
 	}
 	realm, proc, ok := bridgeCallPath(r.URL)

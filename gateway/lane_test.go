@@ -73,12 +73,12 @@ func (e *env) dialGateway(t *testing.T, limit time.Duration) net.Conn {
 
 // callPost is a raw request for procedure with a body of "{}".
 func callPost(procedure string) string {
-	return "POST /wamp/realm1/call/" + procedure + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	return "POST /wamp/realm1/call/" + procedure + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 }
 
 func callRequest(id int, extra string) string {
 	body := fmt.Sprintf(`{"args":[%d]}`, id)
-	return fmt.Sprintf("POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
+	return fmt.Sprintf("POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
 }
 
 // readResponse reads one response and its whole body.
@@ -152,7 +152,7 @@ func TestLanePipelined(t *testing.T) {
 	for i := range 5 {
 		all.WriteString(callRequest(i, ""))
 	}
-	all.WriteString("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	all.WriteString("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	for i := 5; i < 10; i++ {
 		all.WriteString(callRequest(i, ""))
 	}
@@ -188,17 +188,17 @@ func TestLaneHandsOver(t *testing.T) {
 		name string
 		req  string
 	}{
-		{"chunked body", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		{"chunked body", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)},
-		{"Expect: 100-continue", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" +
+		{"Expect: 100-continue", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" +
 			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
-		{"HTTP/1.0", "POST /wamp/realm1/call/com.echo HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n" +
+		{"HTTP/1.0", "POST /wamp/realm1/call/com.echo HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
 			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
-		{"a head longer than the loop reads", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: " +
+		{"a head longer than the loop reads", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Pad: " +
 			strings.Repeat("p", 10<<10) + fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n%s", len(body), body)},
-		{"CORS (Origin)", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere\r\nContent-Type: application/json\r\n" +
+		{"CORS (Origin)", "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nOrigin: http://elsewhere\r\nContent-Type: application/json\r\n" +
 			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
-		{"a path net/http cleans", "POST /wamp/realm1/../realm1/call/com.echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+		{"a path net/http cleans", "POST /wamp/realm1/../realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
 			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)},
 	}
 	for _, tc := range cases {
@@ -390,7 +390,7 @@ func TestLaneSlowReader(t *testing.T) {
 	var all strings.Builder
 	for i := range calls {
 		body := fmt.Sprintf(`{"args":[%d]}`, i)
-		fmt.Fprintf(&all, "POST /wamp/realm1/call/com.big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		fmt.Fprintf(&all, "POST /wamp/realm1/call/com.big HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	}
 	io.WriteString(c, all.String())
 	time.Sleep(1500 * time.Millisecond)

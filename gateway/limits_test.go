@@ -33,7 +33,7 @@ func TestSSESlowReaderCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fmt.Fprintf(slow, "GET /wamp/realm1/events/com.big HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	fmt.Fprintf(slow, "GET /wamp/realm1/events/com.big HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, fast := e.stream(ctx, "GET", "/wamp/realm1/events/com.big", "")

@@ -57,6 +57,17 @@ type Options struct {
 	// a configuration error.
 	Mount map[string]http.Handler
 
+	// Hosts are the host names requests may name (the Host header, port
+	// and case ignored; "*.example.com" for the names below it; "*" for
+	// any), against DNS rebinding (host.go). IP addresses and localhost
+	// are always allowed. Set, every request is checked; empty, only
+	// requests that arrive on a loopback address are: a reverse proxy on
+	// the same host that passes its clients' Host on must have it listed.
+	Hosts []string
+	// KnownHosts are names allowed as Hosts' are, without checking every
+	// request when Hosts is empty (cmd: the OAuth2 issuer's host).
+	KnownHosts []string
+
 	// CORS applies to the bridge endpoints; routes have their own. The
 	// zero value allows no cross-origin request.
 	CORS CORS

@@ -29,7 +29,8 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	srv     *http.Server
-	queues  []*shardQ // one per router shard; static
+	hosts   *hostPolicy // the Host check (host.go); nil checks none
+	queues  []*shardQ   // one per router shard; static
 	pool    *pool
 	metrics *metrics
 	limiter *failLimiter
@@ -91,6 +92,9 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.nonces = newNonceCache(1 << 20)
 	g.SetRealms(opts.Realms)
 	g.apiKeyHdr = http.CanonicalHeaderKey(g.opts.APIKeyHeader)
+	var herrs []error
+	g.hosts, herrs = newHostPolicy(opts.Hosts, opts.KnownHosts)
+	errs = append(errs, herrs...)
 	errs = append(errs, g.loadKeys()...)
 	errs = append(errs, g.buildMux()...)
 	errs = append(errs, g.buildCallees()...)
@@ -247,6 +251,9 @@ func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handle
 			}
 			lbl.observe(sw.code(r), time.Since(start))
 		}()
+		if g.refuseHost(sw, r) {
+			return
+		}
 		if cors != nil && corsHandled(cors, sw, r) {
 			return
 		}

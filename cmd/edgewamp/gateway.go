@@ -23,7 +23,10 @@ type gatewayConfig struct {
 	Listen string `yaml:"listen"`
 	// EventLoop serves the bridge's calls on the event loops (the HTTP
 	// lane) rather than on net/http alone; default true, and off with TLS.
-	EventLoop              *bool               `yaml:"event_loop"`
+	EventLoop *bool `yaml:"event_loop"`
+	// Hosts are the host names requests may name (DNS rebinding; see
+	// gateway.Options.Hosts).
+	Hosts                  []string            `yaml:"hosts"`
 	TLS                    *tlsConfig          `yaml:"tls"`
 	CallTimeout            duration            `yaml:"call_timeout"`
 	MaxCallTimeout         duration            `yaml:"max_call_timeout"`
@@ -259,6 +262,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 	g := &c.Gateway
 	o := gateway.Options{
 		Addr:                   g.Listen,
+		Hosts:                  g.Hosts,
 		Realms:                 c.realmAccess(),
 		APIKeyHeader:           g.APIKeyHeader,
 		SignatureMaxSkew:       time.Duration(g.SignatureMaxSkew),

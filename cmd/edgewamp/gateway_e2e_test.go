@@ -60,6 +60,10 @@ func (g *gwRouter) do(t *testing.T, method, path, body string, hdr ...string) (*
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := g.hc.Do(req)
@@ -727,6 +731,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"cors", head + "gateway:\n  listen: 127.0.0.1:0\n  cors:\n    allowed_origins: [app.example]\n", []string{"line 6: gateway.cors.allowed_origins[0]"}},
 		{"api key", head + "gateway:\n  listen: 127.0.0.1:0\n  api_keys:\n    - {name: k, key: short, realm: realm1, role: r}\n", []string{"line 6: gateway.api_keys[0].key: an API key must be at least 16 characters"}},
 		{"jwks", head + "gateway:\n  listen: 127.0.0.1:0\n  bearer: {jwks_file: /nonexistent/jwks.json}\n", []string{"line 5: gateway.bearer.jwks_file"}},
+		{"hosts", head + "gateway:\n  listen: 127.0.0.1:0\n  hosts: [edge.example, \"edge.example:8080\"]\n", []string{"line 5: gateway.hosts[1]: not a host name"}},
 		{"off is fine", head + "gateway:\n  listen: \"off\"\n  routes:\n    - {method: GET, path: /a, realm: nope, call: com.a}\n", []string{": ok"}},
 	}
 	dir := t.TempDir()

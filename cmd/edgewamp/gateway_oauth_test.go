@@ -71,6 +71,16 @@ gateway:
 		t.Fatal(err)
 	}
 
+	// The issuer's host is one the gateway answers for (a reverse proxy
+	// that passes it on), though the gateway is on loopback and
+	// gateway.hosts is empty; another name is refused (DNS rebinding).
+	if r, body := g.do(t, "GET", "/.well-known/oauth-authorization-server", "", "Host", "gateway.test"); r.StatusCode != 200 {
+		t.Fatalf("metadata for Host gateway.test: %d %s", r.StatusCode, body)
+	}
+	if r, body := g.do(t, "GET", "/.well-known/oauth-authorization-server", "", "Host", "rebound.example"); r.StatusCode != 403 {
+		t.Fatalf("metadata for Host rebound.example: %d %s, want 403", r.StatusCode, body)
+	}
+
 	// RFC 8414 metadata, served by the gateway's listener.
 	r, body := g.do(t, "GET", "/.well-known/oauth-authorization-server", "")
 	var meta map[string]any

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -508,6 +509,9 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 	if oa != nil {
 		verifiers = append(verifiers, oauthBearer{oa})
 		o.Mount = oauthMounts(oa)
+		if u, err := url.Parse(oa.opts.Issuer); err == nil && u.Hostname() != "" {
+			o.KnownHosts = append(o.KnownHosts, u.Hostname())
+		}
 	}
 	var cert *loop.CertFile
 	if t := cfg.Gateway.TLS; t != nil {
