@@ -22,8 +22,9 @@ type JoinOptions struct {
 	Identity Identity
 	// AuthMethod is the method the caller authenticated the principal
 	// with, for WELCOME, the meta API and reload checks: "anonymous" makes
-	// the session leave when the realm stops allowing anonymous sessions
-	// (SIGHUP), as WebSocket ones do. Default "internal".
+	// the session leave when the realm stops allowing anonymous sessions,
+	// or gives them another role (SIGHUP), as WebSocket ones do. Default
+	// "internal".
 	AuthMethod string
 	// Client features the peer implements (WAMP §Advanced Profile):
 	// progressive call results as a caller and as a callee, call canceling

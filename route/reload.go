@@ -11,8 +11,8 @@ import (
 // see it at once. Existing sessions are re-checked on their shards: their
 // authorization caches are dropped, and a session is told GOODBYE
 // (wamp.close.killed) when its realm is gone, when it joined anonymously
-// and the realm no longer allows that, or when its static user was removed
-// or lost its role. It returns an error, and changes nothing, when the new
+// and the realm no longer allows that or gives anonymous sessions another
+// role, or when its static user was removed or lost its role. It returns an error, and changes nothing, when the new
 // configuration is invalid.
 func (r *Router) Reload(realms []RealmConfig) error {
 	var errs []error
@@ -89,6 +89,9 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role string) 
 	case method == "anonymous":
 		if !cfg.Anonymous {
 			return "anonymous sessions are no longer allowed on this realm"
+		}
+		if role != cfg.AnonymousRole {
+			return "anonymous sessions now have role " + cfg.AnonymousRole + ", not " + role
 		}
 	case provider == "static":
 		u := cfg.Users.Lookup(authid)

@@ -1,0 +1,50 @@
+package route
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// A reload that changes a realm's anonymous role takes the old role away
+// from the anonymous sessions already joined, as it does from a user who
+// lost a role: they are told GOODBYE rather than keep acting with the
+// grants of a role the realm no longer gives them.
+func TestReloadAnonymousRoleChanged(t *testing.T) {
+	z, err := NewRBAC([]Role{
+		{Name: "staff", Permissions: []Permission{{URI: "app.", Match: proto.MatchPrefix, Call: true, Publish: true, Subscribe: true}}},
+		{Name: "guest", Permissions: []Permission{{URI: "app.public.", Match: proto.MatchPrefix, Subscribe: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Anonymous: true, AnonymousRole: "staff", Authorizer: z}}
+	})
+	anon := e.connect(proto.JSON)
+	anon.hello("secure", allFeatures, nil)
+	if w := anon.expect(proto.CodeWelcome); w.Opt.String(proto.KeyAuthRole) != "staff" {
+		t.Fatalf("anonymous role %q", w.Opt.String(proto.KeyAuthRole))
+	}
+	nc := *e.r.Realm("secure").conf()
+	nc.AnonymousRole = "guest" // staff stays defined (for users), but no longer for anonymous sessions
+	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	req := anon.publish("app.orders", map[string]any{"acknowledge": true}, nil, nil)
+	m := anon.recv()
+	if m.Type == proto.CodePublished && m.Request == req {
+		t.Fatal("an anonymous session kept the role the realm no longer gives anonymous sessions, and published with it")
+	}
+	if m.Type != proto.CodeGoodbye || string(m.URI) != proto.CloseKilled || !strings.Contains(m.Opt.String(proto.KeyMessage), "guest") {
+		t.Fatalf("got %v %s %q, want GOODBYE %s", m.Type, m.URI, m.Opt.String(proto.KeyMessage), proto.CloseKilled)
+	}
+	// New anonymous sessions get the new role.
+	c := e.connect(proto.JSON)
+	c.hello("secure", allFeatures, nil)
+	if w := c.expect(proto.CodeWelcome); w.Opt.String(proto.KeyAuthRole) != "guest" {
+		t.Fatalf("new anonymous role %q", w.Opt.String(proto.KeyAuthRole))
+	}
+}
