@@ -48,3 +48,23 @@ func TestReloadAnonymousRoleChanged(t *testing.T) {
 		t.Fatalf("new anonymous role %q", w.Opt.String(proto.KeyAuthRole))
 	}
 }
+
+// "wamp." procedures are the router's: a pattern registration whose
+// pattern does not itself start with "wamp." (a prefix "wamp" or "wam", a
+// wildcard "..get") must not receive calls to them, or a client could
+// answer in the router's name a meta procedure another client calls.
+func TestPatternRegistrationDoesNotCaptureReservedProcedures(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	attacker, victim := e.join(proto.JSON), e.join(proto.JSON)
+	attacker.register("wamp", map[string]any{"match": "prefix"})
+	attacker.register("wam", map[string]any{"match": "prefix"})
+	attacker.register("..remove_callee", map[string]any{"match": "wildcard"})
+	req := victim.call("wamp.registration.remove_callee", nil, []any{1, 2}, nil)
+	e.sync()
+	select {
+	case m := <-attacker.peer.in:
+		t.Fatalf("a call to a reserved procedure reached a client's pattern registration: %v %s", m.Type, describe(m))
+	default:
+	}
+	victim.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+}

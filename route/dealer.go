@@ -249,6 +249,12 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.rejectCall(ss, m.Request, progress, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(string(m.URI)))
 		return
 	}
+	if reserved(m.URI) {
+		// Not a meta procedure: no pattern registration ("wamp" prefix,
+		// "..get" wildcard) may answer in the router's name.
+		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no router procedure "+strconv.Quote(string(m.URI)))
+		return
+	}
 	if max := s.r.cfg.MaxPendingCalls; len(ss.calls) >= max {
 		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "too many calls in flight for this session (limit "+strconv.Itoa(max)+")")
 		return
