@@ -25,6 +25,11 @@ type Identity struct {
 	// token): the router ends the session when the credential is revoked
 	// (Router.RevokeCredentials) or when its Check fails.
 	Credential *Credential
+
+	// cred marks the static credential the session authenticated with
+	// (credMark), so that a reload that changes or removes it ends the
+	// session. Set by this package's authenticators only.
+	cred string
 }
 
 // Credential is a withdrawable credential a session authenticated with.

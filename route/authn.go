@@ -4,9 +4,11 @@ import (
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +60,7 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 		if !ok {
 			return nil, badRole(u.AuthID, req.AuthRole)
 		}
-		return &Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static"}, nil
+		return &Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("ticket", u, nil)}, nil
 	}
 	// No such user, or none with a password: spend what checking one
 	// costs, so that the time to the ABORT does not tell.
@@ -136,7 +138,7 @@ func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, e
 		"timestamp":    now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		"session":      0,
 	})
-	st := &craState{challenge: string(ch), identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static"}}
+	st := &craState{challenge: string(ch), identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("wampcra", u, nil)}}
 	extra := map[string]any{"challenge": st.challenge}
 	if u.Password != nil {
 		st.key = u.Password.Key
@@ -203,7 +205,7 @@ func (a *CryptosignAuth) Challenge(req *AuthRequest) (map[string]any, any, *Iden
 	}
 	ch := make([]byte, 32)
 	rand.Read(ch)
-	st := &csState{challenge: ch, pub: pub, identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static"}}
+	st := &csState{challenge: ch, pub: pub, identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("cryptosign", u, pub)}}
 	return map[string]any{"challenge": hex.EncodeToString(ch), "channel_binding": nil}, st, nil, nil
 }
 
@@ -234,4 +236,43 @@ func (a *CryptosignAuth) Authenticate(_ *AuthRequest, state any, signature strin
 	}
 	id := st.identity
 	return &id, nil
+}
+
+// credMark names the credential a static user authenticates with by
+// method (for cryptosign, the key pub it used), as a hash: a session keeps
+// it, and a reload after which the user no longer holds it (credHeld: a
+// new password or secret, the key removed) ends the session. "" when the
+// user has none.
+func credMark(method string, u *User, pub ed25519.PublicKey) string {
+	var m string
+	switch {
+	case method == "cryptosign":
+		if pub == nil {
+			return ""
+		}
+		m = "key\x00" + string(pub)
+	case u.Password != nil && (method == "ticket" || method == "wampcra"):
+		p := u.Password
+		m = "pbkdf2\x00" + strconv.Itoa(p.Iterations) + "\x00" + strconv.Itoa(p.KeyLen) + "\x00" + p.Salt + "\x00" + p.Key
+	case method == "wampcra" && u.Secret != "":
+		m = "secret\x00" + u.Secret
+	default:
+		return ""
+	}
+	h := sha256.Sum256([]byte(method + "\x00" + m))
+	return hex.EncodeToString(h[:16])
+}
+
+// credHeld reports whether u still holds the credential marked mark for
+// method.
+func credHeld(method string, u *User, mark string) bool {
+	if method == "cryptosign" {
+		for _, k := range u.Keys {
+			if credMark(method, u, k) == mark {
+				return true
+			}
+		}
+		return false
+	}
+	return credMark(method, u, nil) == mark
 }

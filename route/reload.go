@@ -12,8 +12,10 @@ import (
 // authorization caches are dropped, and a session is told GOODBYE
 // (wamp.close.killed) when its realm is gone, when it joined anonymously
 // and the realm no longer allows that or gives anonymous sessions another
-// role, or when its static user was removed or lost its role. It returns an error, and changes nothing, when the new
-// configuration is invalid.
+// role, or when its static user was removed, lost its role, or no longer
+// holds the credential the session logged in with (a password, secret or
+// key changed or removed, the method no longer offered). It returns an
+// error, and changes nothing, when the new configuration is invalid.
 func (r *Router) Reload(realms []RealmConfig) error {
 	var errs []error
 	seen := map[string]bool{}
@@ -67,7 +69,7 @@ func (s *Shard) reauth() {
 
 // stillValid returns why a session may no longer stay, or "".
 func (ss *Session) stillValid(r *Router) string {
-	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole); why != "" {
+	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole, ss.staticCred); why != "" {
 		return why
 	}
 	if ss.cred != nil && ss.cred.Check != nil {
@@ -80,7 +82,9 @@ func (ss *Session) stillValid(r *Router) string {
 // under the current configuration, or "". It is checked after every reload
 // for established sessions and at WELCOME for logins that began before
 // one.
-func identityValid(r *Router, rm *Realm, method, provider, authid, role string) string {
+// cred is the mark of the static credential it authenticated with
+// (credMark), or "".
+func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred string) string {
 	if r.Realm(rm.name) != rm {
 		return "realm " + rm.name + " was removed from the configuration"
 	}
@@ -101,6 +105,24 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role string) 
 		if !u.HasRole(role) {
 			return "principal " + authid + " no longer has role " + role
 		}
+		if cred != "" {
+			if !methodOffered(cfg, method) {
+				return "authentication method " + method + " is no longer offered on this realm"
+			}
+			if !credHeld(method, u, cred) {
+				return "the " + method + " credential principal " + authid + " authenticated with was changed or removed"
+			}
+		}
 	}
 	return ""
+}
+
+// methodOffered reports whether the realm authenticates with method.
+func methodOffered(cfg *RealmConfig, method string) bool {
+	for _, a := range cfg.Authenticators {
+		if a.Method() == method {
+			return true
+		}
+	}
+	return false
 }

@@ -47,6 +47,7 @@ type Session struct {
 	authMethod   string
 	authProvider string
 	cred         *Credential // withdrawable credential, or nil
+	staticCred   string      // credMark of the static credential it logged in with, or ""
 	feat         features
 	transport    TransportInfo
 
@@ -534,7 +535,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 	// The login was checked against the configuration of its HELLO: a
 	// reload since (which re-checks only established sessions) may have
 	// removed the realm, the user or its role.
-	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole); why != "" {
+	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole, res.id.cred); why != "" {
 		s.abort(ss, proto.URIAuthenticationFailed, why)
 		return
 	}
@@ -569,6 +570,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 		ss.authProvider = "static"
 	}
 	ss.cred = id.Credential
+	ss.staticCred = id.cred
 	ss.endJoin()
 	s.stats.AuthSuccessesBy[authMethodIndex(method)].Add(1)
 	ss.state = stEstablished

@@ -1,0 +1,110 @@
+package route
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// An operator who rotates a leaked password, secret or key, or stops
+// offering an authentication method, and reloads, expects the sessions
+// that logged in with the old credential to end: as a user removed from
+// the configuration does, they get GOODBYE wamp.close.killed. Sessions
+// whose credential did not change stay.
+func TestReloadEndsSessionsOfChangedCredentials(t *testing.T) {
+	e, key := secureEnv(t, nil)
+	seed2 := make([]byte, 32)
+	seed2[0] = 9
+	key2 := ed25519.NewKeyFromSeed(seed2)
+	old := e.r.Realm("secure").conf()
+	// dev1 gets a second key, so that both of its keys log in.
+	users, err := NewUsers([]*User{old.Users.Lookup("alice"), old.Users.Lookup("bob"),
+		{AuthID: "dev1", Roles: []string{"device"}, Keys: []ed25519.PublicKey{key.Public().(ed25519.PublicKey), key2.Public().(ed25519.PublicKey)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(users *Users, auths ...Authenticator) {
+		t.Helper()
+		nc := *e.r.Realm("secure").conf()
+		nc.Users, nc.Authenticators = users, auths
+		if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+			t.Fatal(err)
+		}
+		e.sync()
+	}
+	all := func(u *Users) []Authenticator {
+		return []Authenticator{&TicketAuth{Users: u}, &CRAAuth{Users: u}, &CryptosignAuth{Users: u}}
+	}
+	reload(users, all(users)...)
+
+	ticket := func(pw string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return pw }))
+		return c
+	}
+	cra := func(secret string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob"}, func(x map[string]any) string {
+			return hmacB64([]byte(secret), []byte(x["challenge"].(string)))
+		}))
+		return c
+	}
+	sign := func(k ed25519.PrivateKey) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"cryptosign"}, "authextra": map[string]any{"pubkey": hex.EncodeToString(k.Public().(ed25519.PublicKey))}},
+			func(x map[string]any) string {
+				ch, _ := hex.DecodeString(x["challenge"].(string))
+				return hex.EncodeToString(ed25519.Sign(k, ch)) + x["challenge"].(string)
+			}))
+		return c
+	}
+	killed := func(c *tc, who, want string) {
+		t.Helper()
+		req := c.nextReq()
+		c.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: c.opts(nil), URI: []byte("com.app.t")})
+		m := c.recv()
+		if m.Type != proto.CodeGoodbye || string(m.URI) != proto.CloseKilled || !strings.Contains(m.Opt.String(proto.KeyMessage), want) {
+			t.Fatalf("%s: got %v %s %q, want GOODBYE %s saying %q", who, m.Type, m.URI, m.Opt.String(proto.KeyMessage), proto.CloseKilled, want)
+		}
+	}
+	alive := func(c *tc, who string) {
+		t.Helper()
+		req := c.nextReq()
+		c.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: c.opts(nil), URI: []byte("com.app.t")})
+		if m := c.recv(); m.Type == proto.CodeGoodbye {
+			t.Fatalf("%s was told GOODBYE: %q", who, m.Opt.String(proto.KeyMessage))
+		}
+	}
+
+	alice, bob, dev1, dev1b := ticket("pw-alice"), cra("bob-secret"), sign(key), sign(key2)
+
+	// Rotated: alice's password, dev1's first key. bob unchanged.
+	pw, _ := HashPassword("pw-alice-2", 1000)
+	u2, err := NewUsers([]*User{{AuthID: "alice", Roles: []string{"user", "ops"}, Password: pw}, old.Users.Lookup("bob"),
+		{AuthID: "dev1", Roles: []string{"device"}, Keys: []ed25519.PublicKey{key2.Public().(ed25519.PublicKey)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload(u2, all(u2)...)
+	killed(alice, "alice (password changed)", "ticket credential principal alice")
+	killed(dev1, "dev1 (its key removed)", "cryptosign credential principal dev1")
+	alive(bob, "bob (unchanged)")
+	alive(dev1b, "dev1 on its remaining key")
+	alice = ticket("pw-alice-2")
+
+	// bob's secret rotated.
+	u3, _ := NewUsers([]*User{u2.Lookup("alice"), {AuthID: "bob", Roles: []string{"user"}, Secret: "bob-secret-2"}, u2.Lookup("dev1")})
+	reload(u3, all(u3)...)
+	killed(bob, "bob (secret changed)", "wampcra credential principal bob")
+	alive(alice, "alice (unchanged)")
+
+	// wampcra no longer offered; the ticket still is.
+	bob = cra("bob-secret-2")
+	reload(u3, &TicketAuth{Users: u3}, &CryptosignAuth{Users: u3})
+	killed(bob, "bob (wampcra no longer offered)", "wampcra is no longer offered")
+	alive(alice, "alice (ticket still offered)")
+	alive(dev1b, "dev1 (cryptosign still offered)")
+}
