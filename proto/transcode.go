@@ -56,7 +56,11 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 			w.uint(t.u)
 		}
 	case kBig:
-		return w.big(bigOf(&t, r.ser))
+		v, err := bigOf(&t, r.ser)
+		if err != nil {
+			return err
+		}
+		return w.big(v)
 	case kFloat:
 		return w.float(t.f)
 	case kStr:
@@ -208,21 +212,41 @@ func (w *wr) patchHead(start, reserved int, isMap bool, n int) {
 	w.b = w.b[:start+hl+body]
 }
 
+// Integers beyond 64 bits are converted through math/big, whose decimal
+// conversions take time quadratic in the length (a million digits: two
+// seconds). Beyond 8192 bits of magnitude they are refused, before any
+// conversion: maxBigDigits bounds the decimal digits read.
+const (
+	maxBigBytes  = 1024
+	maxBigDigits = 2467 // of 2^8192 - 1
+)
+
+var errBigTooLarge = errf("integer beyond 8192 bits cannot be converted")
+
 // bigOf converts a kBig token: JSON decimal digits or a CBOR bignum
 // magnitude (value -1-m when negative).
-func bigOf(t *tok, ser Serializer) *big.Int {
+func bigOf(t *tok, ser Serializer) (*big.Int, error) {
 	v := new(big.Int)
 	if ser == JSON {
+		if len(t.s) > maxBigDigits {
+			return nil, errBigTooLarge
+		}
 		v.SetString(string(t.s), 10)
+		if v.BitLen() > 8*maxBigBytes {
+			return nil, errBigTooLarge
+		}
 		if t.neg {
 			v.Neg(v)
 		}
-		return v
+		return v, nil
+	}
+	if len(t.s) > maxBigBytes {
+		return nil, errBigTooLarge
 	}
 	v.SetBytes(t.s)
 	if t.neg {
 		v.Add(v, big.NewInt(1))
 		v.Neg(v)
 	}
-	return v
+	return v, nil
 }

@@ -44,7 +44,7 @@ func decodeAny(r *rd, depth int) (any, error) {
 	case kInt:
 		if t.neg {
 			if t.u > math.MaxInt64 {
-				return bigOf(&tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR), nil
+				return bigOf(&tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR)
 			}
 			return ^int64(t.u), nil
 		}
@@ -53,7 +53,7 @@ func decodeAny(r *rd, depth int) (any, error) {
 		}
 		return int64(t.u), nil
 	case kBig:
-		return bigOf(&t, r.ser), nil
+		return bigOf(&t, r.ser)
 	case kFloat:
 		return t.f, nil
 	case kStr:

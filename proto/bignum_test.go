@@ -1,0 +1,58 @@
+package proto
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// An integer beyond 64 bits is converted through math/big, whose decimal
+// conversions take time quadratic in the number of digits: one JSON integer
+// of a million digits took 1.9 s to transcode to MsgPack or CBOR, and a
+// message of 16 MiB (the largest the router takes) would hold one shard for
+// minutes. Such integers are refused beyond 8192 bits (1024 bytes of CBOR
+// magnitude, 2466 decimal digits); the largest allowed pass both ways.
+func TestHugeIntegerRefused(t *testing.T) {
+	digits := func(n int) []byte { return append([]byte("1"), bytes.Repeat([]byte("0"), n-1)...) }
+	bignum := func(n int) []byte { // CBOR tag 2, n bytes of magnitude
+		b := []byte{0xc2, 0x5a, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+		return append(b, bytes.Repeat([]byte{0xff}, n)...)
+	}
+	for _, c := range []struct {
+		name string
+		in   Raw
+		to   Serializer
+	}{
+		{"json digits to cbor", Raw{JSON, digits(100000)}, CBOR},
+		{"json digits to msgpack", Raw{JSON, digits(100000)}, MsgPack},
+		{"negative json digits to cbor", Raw{JSON, append([]byte("-"), digits(100000)...)}, CBOR},
+		{"cbor bignum to json", Raw{CBOR, bignum(40000)}, JSON},
+		{"cbor bignum to msgpack", Raw{CBOR, bignum(40000)}, MsgPack},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := Transcode(nil, c.to, c.in)
+			var pe *Error
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), "8192 bits") {
+				t.Fatalf("got %d bytes, %v; want an integer beyond 8192 bits refused", len(out), err)
+			}
+			if _, err := DecodeValue(c.in); err == nil || err.Error() != pe.Error() {
+				t.Fatalf("DecodeValue: %v, want %v", err, pe)
+			}
+		})
+	}
+	out, err := Transcode(nil, JSON, Raw{CBOR, bignum(1024)})
+	if err != nil {
+		t.Fatalf("bignum of 1024 bytes to JSON: %v", err)
+	}
+	back, err := Transcode(nil, CBOR, Raw{JSON, out})
+	if err != nil || !bytes.Equal(back[len(back)-1024:], bignum(1024)[6:]) {
+		t.Fatalf("%d digits back to CBOR: %v", len(out), err)
+	}
+	if _, err := Transcode(nil, CBOR, Raw{JSON, []byte("-" + strings.Repeat("9", 2466))}); err != nil {
+		t.Fatalf("2466 digits: %v", err)
+	}
+	if _, err := Transcode(nil, CBOR, Raw{JSON, []byte(strings.Repeat("9", 2467))}); err == nil {
+		t.Fatal("2467 digits beyond 2^8192 accepted")
+	}
+}
