@@ -339,9 +339,12 @@ func jsonSkipAt(b []byte, i, depth int) (int, error) {
 					r := rd{b: b, i: i, ser: JSON}
 					return i, r.skipKey() // the token walk reports what is wrong
 				}
-				end, _, err := jsonScanString(b, i)
+				end, esc, err := jsonScanString(b, i)
 				if err != nil {
 					return i, err
+				}
+				if esc && end-i > 6 && string(b[i+1:i+7]) == `\u0000` {
+					return i, ErrKeyNotString // a binary string, as skipKey finds
 				}
 				i = jsonWSAt(b, end+1)
 				if i >= len(b) {

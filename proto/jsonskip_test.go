@@ -88,6 +88,7 @@ var jsonSkipCases = []string{
 	`[]`, `[ ]`, `[1,2 , 3 ]`, `[1,]`, `[,1]`, `[1 2]`, `[`, `[1`, `{}`, `{ }`, `{"a":1}`,
 	`{"a" : [1,{"b":null}] , "c":"d"}`, `{"a":1,}`, `{1:2}`, `{"a"}`, `{"a":}`, `{"a" 1}`,
 	`{[]:1}`, `{x:1}`, `{"a":1 "b":2}`, `{`, `{"`, `{"a":1`,
+	`{"\u0000AQID":1}`, `{"\u0000":1}`, `{"a\u0000":1}`, `{"\\u0000":1}`, `[{"k":{"\u0000AQ==":null}}]`,
 	strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth),
 	strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1),
 	strings.Repeat(`{"k":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth),
