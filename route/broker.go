@@ -448,11 +448,23 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 	}
 }
 
+// encFailed marks, in deliverEvents' enc, a serializer the EVENT could not
+// be encoded for (nil: not encoded yet).
+var encFailed = []byte{}
+
+// testHookEventEncodeFailed, set by tests only, runs after each encoding of
+// an EVENT that failed.
+var testHookEventEncodeFailed func()
+
 // sendEvent sends one EVENT, encoding it for ss's serializer unless enc
 // already holds that encoding for this subscription.
 func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[4][]byte) {
 	ser := ss.ser
 	b := enc[ser]
+	if b != nil && len(b) == 0 { // encFailed
+		s.stats.EventsNotConvertible.Add(1)
+		return
+	}
 	if b == nil {
 		out := &s.out
 		out.Reset()
@@ -477,7 +489,13 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		var err error
 		s.evbuf[ser], err = s.enc.Append(s.evbuf[ser][:0], ser, out)
 		if err != nil {
-			s.stats.EventsTooBig.Add(1) // cannot be converted for this serializer
+			// Cannot be converted for this serializer: not tried again for
+			// the subscription's other subscribers of it.
+			enc[ser] = encFailed
+			s.stats.EventsNotConvertible.Add(1)
+			if h := testHookEventEncodeFailed; h != nil {
+				h()
+			}
 			return
 		}
 		b = s.evbuf[ser]

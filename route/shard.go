@@ -69,13 +69,15 @@ type Shard struct {
 // workers add to them atomically; anyone may read them atomically, and
 // Router.Stats sums them over the shards.
 type ShardStats struct {
-	EventsDropped  atomic.Uint64 // EVENTs dropped for slow subscribers
-	EventsTooBig   atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
-	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
-	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
-	AuthFailures   atomic.Uint64 // failed authentications (all methods)
-	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
-	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	EventsDropped atomic.Uint64 // EVENTs dropped for slow subscribers
+	EventsTooBig  atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
+	// EVENTs dropped as not convertible to the subscriber's serializer.
+	EventsNotConvertible atomic.Uint64
+	CallsRefused         atomic.Uint64 // INVOCATIONs refused by busy callees
+	ProtocolErrors       atomic.Uint64 // sessions aborted for protocol violations
+	AuthFailures         atomic.Uint64 // failed authentications (all methods)
+	RetainRefused        atomic.Uint64 // retain on a new topic past the realm's cap
+	AuthDenied           atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

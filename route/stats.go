@@ -42,10 +42,13 @@ type Stats struct {
 	// ProtocolErrors counts sessions aborted for protocol violations.
 	ProtocolErrors uint64
 	// Events dropped, by reason: the subscriber was not reading fast enough
-	// (SlowConsumer), or the EVENT was longer than the subscriber accepts or
-	// could not be converted to its serializer (TooBig).
-	EventsDroppedSlowConsumer uint64
-	EventsDroppedTooBig       uint64
+	// (SlowConsumer), the EVENT was longer than the subscriber accepts
+	// (TooBig), or its payload could not be converted to the subscriber's
+	// serializer (NotConvertible: a JSON binary string whose base64 is
+	// broken, a float JSON cannot write, an integer beyond 8192 bits).
+	EventsDroppedSlowConsumer   uint64
+	EventsDroppedTooBig         uint64
+	EventsDroppedNotConvertible uint64
 	// CallsRefused counts INVOCATIONs refused because the callee was not
 	// reading fast enough (the caller got wamp.error.unavailable).
 	CallsRefused uint64
@@ -70,6 +73,7 @@ func (r *Router) Stats() Stats {
 		st.ProtocolErrors += c.ProtocolErrors.Load()
 		st.EventsDroppedSlowConsumer += c.EventsDropped.Load()
 		st.EventsDroppedTooBig += c.EventsTooBig.Load()
+		st.EventsDroppedNotConvertible += c.EventsNotConvertible.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.RetainRefused += c.RetainRefused.Load()
 	}
