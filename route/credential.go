@@ -35,7 +35,7 @@ func (s *Shard) holdCredential(ss *Session) {
 	if ss.cred.Check != nil {
 		if why := ss.cred.Check(); why != "" {
 			s.r.log.Info("disconnecting a session: its credential was withdrawn", "session", ss.id, "authid", ss.authID, "reason", why)
-			s.Goodbye(ss, proto.CloseKilled, why)
+			s.revoke(ss, why)
 		}
 	}
 }
@@ -85,7 +85,16 @@ func (s *Shard) revokeCredentials(ids []string, message string) {
 	for _, ss := range victims {
 		if ss.state == stEstablished {
 			s.r.log.Info("disconnecting a session: its credential was revoked", "session", ss.id, "authid", ss.authID)
-			s.Goodbye(ss, proto.CloseKilled, message)
+			s.revoke(ss, message)
 		}
 	}
+}
+
+// revoke ends a session whose identity is no longer valid (its credential
+// withdrawn, its user or role removed by a reload) with GOODBYE
+// wamp.close.killed. Its testaments are dropped: published, they would
+// act once more as the identity just taken away. Shard goroutine.
+func (s *Shard) revoke(ss *Session, message string) {
+	ss.testaments = nil
+	s.Goodbye(ss, proto.CloseKilled, message)
 }

@@ -62,7 +62,7 @@ func (s *Shard) reauth() {
 		}
 		if why := ss.stillValid(s.r); why != "" {
 			s.r.log.Info("disconnecting a session after reload", "session", ss.id, "authid", ss.authID, "reason", why)
-			s.Goodbye(ss, proto.CloseKilled, why)
+			s.revoke(ss, why)
 		}
 	}
 }
