@@ -446,6 +446,9 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 			s.sendEvent(ss, sub, p, &enc)
 		}
 	}
+	for i, b := range s.evbuf {
+		s.evbuf[i] = keepBuf(b)
+	}
 }
 
 // encFailed marks, in deliverEvents' enc, a serializer the EVENT could not

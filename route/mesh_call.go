@@ -188,7 +188,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	w.str(ss.authID)
 	w.str(ss.authRole)
 	w.payload(s.carry(m, false))
-	s.mbuf = w[:0]
+	s.mbuf = keepBuf(w)
 	if err := s.r.mesh.Send(node, w); err != nil {
 		s.putOutCall(oc)
 		s.r.ms.stats.SendFailed.Add(1)
@@ -216,7 +216,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progress bool) {
 	oc.chunked = true
 	env := appendChunk(s.mbuf[:0], oc.invID, progress, s.carry(m, false))
-	s.mbuf = env[:0]
+	s.mbuf = keepBuf(env)
 	if err := s.r.mesh.Send(oc.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 		ss.endCall(m.Request, oc)
@@ -233,7 +233,7 @@ func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 
 func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason string) {
 	env := appendInterrupt(s.mbuf[:0], oc.invID, mode, reason)
-	s.mbuf = env[:0]
+	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(oc.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 	}
@@ -574,7 +574,7 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 		f = rsProgress
 	}
 	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, "", "", s.carry(m, false))
-	s.mbuf = env[:0]
+	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 	}
@@ -588,7 +588,7 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	mo := ic.remote
 	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, rsError, string(m.URI), "", s.carry(m, false))
-	s.mbuf = env[:0]
+	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 	}

@@ -91,7 +91,7 @@ func (s *Shard) meshPublish(rm *Realm, p *publication, retain bool) {
 	p.retained = retain
 	env := appendEvent(s.mbuf[:0], rm.name, p)
 	p.retained = live
-	s.mbuf = env[:0]
+	s.mbuf = keepBuf(env)
 	if s.r.mesh.Publish(rm.name, p.topic, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 	}

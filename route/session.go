@@ -714,8 +714,8 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 	if err != nil {
 		return err
 	}
-	s.buf = b[:0]
 	err = ss.peer.Send(b, class)
+	s.buf = keepBuf(b)
 	if err == nil {
 		s.countOut(m.Type, len(b))
 	}

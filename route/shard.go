@@ -350,3 +350,17 @@ func (s *Shard) sessions() map[*Session]struct{} {
 	}
 	return c
 }
+
+// maxKeptBuf bounds an encoding buffer a shard keeps between messages: one
+// large message (up to max_message, or several times that once
+// transcoded) must not leave every shard holding its size for good.
+const maxKeptBuf = 256 << 10
+
+// keepBuf returns b emptied for reuse, or nil when it is larger than a
+// shard keeps (peers copy what they are sent).
+func keepBuf(b []byte) []byte {
+	if cap(b) > maxKeptBuf {
+		return nil
+	}
+	return b[:0]
+}
