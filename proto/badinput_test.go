@@ -30,7 +30,7 @@ func TestDecodeBadMessages(t *testing.T) {
 		{"unknown type 336", `[336,1]`, "unknown message type"},
 		{"id as string", `[48,"1",{},"p"]`, "CALL ids must be integers in [0, 2^53]"},
 		{"id negative", `[48,-1,{},"p"]`, "CALL ids must be integers"},
-		{"id float", `[48,1.0,{},"p"]`, "CALL ids must be integers"},
+		{"id not integral", `[48,1.5,{},"p"]`, "CALL ids must be integers"},
 		{"id 2^53+1", `[48,9007199254740993,{},"p"]`, "CALL ids must be integers"},
 		{"id beyond 64 bits", `[48,18446744073709551616,{},"p"]`, "CALL ids must be integers"},
 		{"session id null", `[2,null,{}]`, "WELCOME ids must be integers"},

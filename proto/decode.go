@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"math"
 	"math/bits"
 	"unicode/utf8"
 )
@@ -87,6 +88,12 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		err := r.next(&t)
 		if err != nil {
 			return err
+		}
+		if t.k == kFloat && t.f >= 0 && t.f <= MaxID && t.f == math.Trunc(t.f) {
+			// JavaScript encoders (cbor-x, msgpackr) write a number
+			// beyond 32 bits as a float64: wampy's UNSUBSCRIBE of an id
+			// the router gave it. Integral, it is that integer.
+			t.k, t.neg, t.u = kInt, false, uint64(t.f)
 		}
 		if t.k != kInt || t.neg || t.u > MaxID {
 			return errf(lay.name + " ids must be integers in [0, 2^53]")

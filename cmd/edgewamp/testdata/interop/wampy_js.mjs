@@ -315,6 +315,24 @@ async function suite() {
     H.eq('pubsub.pattern details.topic', items.slice().sort(), [['prefix', 'p1', 't.pp.x.y'], ['wildcard', 'w1', 't.a.ww']]);
   });
 
+  // The router's ids are random up to 2^53: with CBOR (cbor-x, as wampy
+  // configures it) wampy decodes them as Numbers and writes them back as
+  // float64s, which the router takes as the integers they are.
+  await H.step('unsubscribe_unregister', async () => {
+    const got = new H.Inbox();
+    await B.subscribe('t.unsub', (e) => got.push(e.argsList[0]));
+    await A.publish('t.unsub', ['before']);
+    H.eq('unsubscribe: event before', (await got.wait((xs) => xs.length >= 1, 5000, 'event before'))[0], 'before');
+    await H.withTimeout(B.unsubscribe('t.unsub'), 5000, 'unsubscribe');
+    await B.register('t.unreg', () => ({ argsList: ['here'] }));
+    H.eq('unregister: call before', first(await call(A, 't.unreg')), 'here');
+    await H.withTimeout(B.unregister('t.unreg'), 5000, 'unregister');
+    H.eq('unregister: call after', (await expectError(call(A, 't.unreg'), 5000, 'call after unregister')).errorUri, 'wamp.error.no_such_procedure');
+    await A.publish('t.unsub', ['after']);
+    await H.sleep(200);
+    H.eq('unsubscribe: no event after', got.items.slice(), ['before']);
+  });
+
   await H.step('pubsub.retained', async () => {
     await publishWith(A, { retain: true }, 't.ret', ['r1']);
     await publishWith(A, { retain: true }, 't.ret', { argsList: ['r2'], argsDict: { n: 2 } });
