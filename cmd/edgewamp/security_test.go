@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,8 +28,23 @@ func mustHash(t *testing.T, pw string) string {
 	return p.String()
 }
 
+// aliceHash is alice's password hash, one for the test process: a reload
+// with another hash, even of the same password, ends her sessions (the
+// credential changed).
+var aliceHash = sync.OnceValues(func() (string, error) {
+	p, err := route.HashPassword("alice-pw", 1000)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+})
+
 // secureConfig is a realm with users of every kind and RBAC.
 func secureConfig(t *testing.T, pub ed25519.PublicKey, withBob bool) string {
+	alice, err := aliceHash()
+	if err != nil {
+		t.Fatal(err)
+	}
 	bob := ""
 	if withBob {
 		bob = "      - authid: bob\n        role: user\n        secret: bob-secret\n"
@@ -40,7 +56,7 @@ realms:
     users:
       - authid: alice
         roles: [user, admin]
-        password: "` + mustHash(t, "alice-pw") + `"
+        password: "` + alice + `"
 ` + bob + `      - authid: sensor1
         role: device
         cryptosign_keys: ["` + hex.EncodeToString(pub) + `"]
