@@ -21,30 +21,25 @@ import (
 
 func mustHash(t *testing.T, pw string) string {
 	t.Helper()
+	if h, ok := hashes.Load(pw); ok {
+		return h.(string)
+	}
 	p, err := route.HashPassword(pw, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.String()
+	h, _ := hashes.LoadOrStore(pw, p.String())
+	return h.(string)
 }
 
-// aliceHash is alice's password hash, one for the test process: a reload
-// with another hash, even of the same password, ends her sessions (the
-// credential changed).
-var aliceHash = sync.OnceValues(func() (string, error) {
-	p, err := route.HashPassword("alice-pw", 1000)
-	if err != nil {
-		return "", err
-	}
-	return p.String(), nil
-})
+// hashes keeps one hash per password for the test process: a reload with
+// another hash, even of the same password, ends the sessions that logged
+// in with it (the credential changed), and the reload tests rewrite their
+// configuration with the users they keep.
+var hashes sync.Map
 
 // secureConfig is a realm with users of every kind and RBAC.
 func secureConfig(t *testing.T, pub ed25519.PublicKey, withBob bool) string {
-	alice, err := aliceHash()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bob := ""
 	if withBob {
 		bob = "      - authid: bob\n        role: user\n        secret: bob-secret\n"
@@ -56,7 +51,7 @@ realms:
     users:
       - authid: alice
         roles: [user, admin]
-        password: "` + alice + `"
+        password: "` + mustHash(t, "alice-pw") + `"
 ` + bob + `      - authid: sensor1
         role: device
         cryptosign_keys: ["` + hex.EncodeToString(pub) + `"]
