@@ -2,6 +2,7 @@ package proto
 
 import (
 	"math"
+	"unicode/utf8"
 )
 
 // CBOR reading (RFC 8949). Definite and indefinite lengths, chunked strings,
@@ -175,8 +176,12 @@ func (r *rd) cbChunked(t *tok, major byte, k kind) error {
 		if m != major || indef {
 			return errCBORIndef
 		}
-		if _, err := r.span(arg); err != nil {
+		p, err := r.span(arg)
+		if err != nil {
 			return err
+		}
+		if k == kStr && !utf8.Valid(p) {
+			return ErrBadUTF8 // each chunk of a text string is UTF-8 (RFC 8949 §3.2.3)
 		}
 	}
 }

@@ -1,5 +1,7 @@
 package proto
 
+import "unicode/utf8"
+
 // rd is a pull reader over one encoded value or message, in any of the three
 // serializers. Each method switches on the serializer; the switch costs far
 // less than an interface call and keeps rd a plain value that never escapes.
@@ -219,6 +221,14 @@ func (r *rd) skipTokens(depth int) error {
 		return err
 	}
 	switch t.k {
+	case kStr:
+		// Text strings of a MsgPack or CBOR payload are passed through to
+		// peers of the same serializer, whose decoders refuse invalid
+		// UTF-8 (msgpack-python, cbor2: autobahn then drops the
+		// connection). CBOR chunks are checked in cbChunked.
+		if !t.esc && !utf8.Valid(t.s) {
+			return ErrBadUTF8
+		}
 	case kArr, kMap:
 		if depth >= MaxDepth {
 			return ErrTooDeep
@@ -249,28 +259,24 @@ func (r *rd) skipTokens(depth int) error {
 	return nil
 }
 
-// skipKey consumes a map key and its colon. JSON keys are strings by
-// syntax. In MsgPack and CBOR payloads any scalar key is passed through
-// (peers of the same serializer may use integer keys); such a map fails
-// only if it has to be transcoded, since WAMP dictionaries and JSON need
-// string keys. Option dictionaries are read with readKey, which insists on
-// strings.
+// skipKey consumes a map key and its colon. A key must be a (valid UTF-8)
+// string, in every serializer: WAMP's dictionaries have string keys, JSON
+// peers could not be sent any other, and MsgPack peers of the same
+// serializer refuse them (msgpack-python's strict_map_key, on by default:
+// autobahn drops the connection).
 func (r *rd) skipKey() error {
 	var t tok
 	err := r.next(&t)
 	if err != nil {
 		return err
 	}
-	switch t.k {
-	case kStr:
-		return r.colon()
-	case kArr, kMap, kInvalid:
+	if t.k != kStr {
 		return ErrKeyNotString
 	}
-	if r.ser == JSON {
-		return ErrKeyNotString
+	if r.ser != JSON && !t.esc && !utf8.Valid(t.s) {
+		return ErrBadUTF8
 	}
-	return nil
+	return r.colon()
 }
 
 // undefined consumes the next value and reports true when it is

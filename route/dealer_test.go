@@ -577,10 +577,18 @@ func TestUntranscodablePayload(t *testing.T) {
 	callee, caller := e.join(proto.JSON), e.join(proto.MsgPack)
 	callee.register("com.p", nil)
 	req := caller.nextReq()
-	// MsgPack map with an integer key: no JSON form.
+	// A MsgPack float64 NaN: no JSON form.
 	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(nil), URI: []byte("com.p"),
-		Args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0x81, 0x01, 0x02}}})
+		Args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0}}})
 	caller.expectError(proto.CodeCall, req, proto.URIInvalidArgument)
+	callee.quiet()
+	// A map with an integer key is no WAMP value at all: the message is
+	// refused as malformed.
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: caller.nextReq(), Dict: caller.opts(nil), URI: []byte("com.p"),
+		Args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0x81, 0x01, 0x02}}})
+	if m := caller.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("integer key: got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
+	}
 	callee.quiet()
 }
 

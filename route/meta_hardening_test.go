@@ -70,14 +70,17 @@ func TestMetaUndecodableArguments(t *testing.T) {
 	c := e.join(proto.MsgPack)
 	victim := e.join(proto.JSON)
 
-	// [["admin"], "\xff"]: count the sessions of role admin (there are none).
-	req := c.msgpackCall("wamp.session.count", []byte{0x92, 0x91, 0xa5, 'a', 'd', 'm', 'i', 'n', 0xa1, 0xff}, nil)
-	if m := c.recv(); m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIInvalidArgument {
-		t.Errorf("count with undecodable arguments: got %v %s, want ERROR %s", m.Type, describe(m), proto.URIInvalidArgument)
+	// [["admin"], "\xff"]: count the sessions of role admin (there are
+	// none). A MsgPack string that is not UTF-8 is a malformed message
+	// now, refused before anything runs.
+	bad := e.join(proto.MsgPack)
+	bad.msgpackCall("wamp.session.count", []byte{0x92, 0x91, 0xa5, 'a', 'd', 'm', 'i', 'n', 0xa1, 0xff}, nil)
+	if m := bad.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+		t.Errorf("count with a non-UTF-8 argument: got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
 	}
 
 	// A transparent (binary) payload the router cannot read.
-	req = c.msgpackCall("wamp.session.count", []byte{0xc4, 0x01, 0x00}, nil)
+	req := c.msgpackCall("wamp.session.count", []byte{0xc4, 0x01, 0x00}, nil)
 	if m := c.recv(); m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIInvalidArgument {
 		t.Errorf("count with a transparent payload: got %v %s, want ERROR %s", m.Type, describe(m), proto.URIInvalidArgument)
 	}
@@ -86,9 +89,10 @@ func TestMetaUndecodableArguments(t *testing.T) {
 	// an invalid reason, so nobody may be killed.
 	args := append([]byte{0x91, 0xcf}, be64(victim.id)...)
 	kw := []byte{0x82, 0xa6, 'r', 'e', 'a', 's', 'o', 'n', 0xa9, 'n', 'o', 't', ' ', 'a', ' ', 'u', 'r', 'i', 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e', 0xa1, 0xff}
-	req = c.msgpackCall("wamp.session.kill", args, kw)
-	if m := c.recv(); m.Type != proto.CodeError || m.Request != req {
-		t.Errorf("kill with undecodable keyword arguments: got %v %s, want ERROR", m.Type, describe(m))
+	bad = e.join(proto.MsgPack)
+	bad.msgpackCall("wamp.session.kill", args, kw)
+	if m := bad.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+		t.Errorf("kill with a non-UTF-8 keyword argument: got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
 	}
 	e.sync()
 	select {
