@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"encoding/binary"
+	"math"
 	"math/big"
 	"unicode/utf8"
 )
@@ -13,7 +15,9 @@ import (
 // keys must be strings in every serializer.
 //
 // The value is checked and re-encoded even when r is already in to, so the
-// output is always well formed and in its shortest form; use [Encoder] to
+// output is always well formed, and in its shortest form but for the heads
+// of containers longer than 4 KiB whose length the input did not declare
+// (JSON, CBOR indefinite: see patchHead); use [Encoder] to
 // pass trusted, decoded raw values through untouched. On error dst is
 // returned as it was. Transcode allocates.
 func Transcode(dst []byte, to Serializer, r Raw) ([]byte, error) {
@@ -191,12 +195,30 @@ func transcodeKey(r *rd, sc *[]byte) ([]byte, error) {
 // bytes.
 const maxHead = 5
 
+// maxMoved bounds the elements patchHead moves to give a container its
+// shortest head. Past it the head is written in the room reserved, in a
+// longer form: moving every nested container's body once per level would
+// cost the input's size times its depth (a 16 MiB message nested 99 deep:
+// 300 ms of a shard, against 10 for the same bytes flat).
+const maxMoved = 4 << 10
+
+// testHookMoved, set by tests only, is told the bytes patchHead moves.
+var testHookMoved func(n int)
+
 // patchHead writes the head of a container of n elements at w.b[start:],
 // where reserved bytes were set aside for it (maxHead, or a head written for
 // a larger count), moving the elements to follow it. The head is appended
-// first and then moved into place, so that no buffer escapes.
+// first and then moved into place, so that no buffer escapes. Elements
+// longer than maxMoved stay where they are, under a head of the reserved
+// length (MsgPack's array 32, CBOR's 4-byte length: valid, not shortest).
 func (w *wr) patchHead(start, reserved int, isMap bool, n int) {
 	body := len(w.b) - start - reserved
+	if body > maxMoved && w.headIn(w.b[start:start+reserved], isMap, n) {
+		return
+	}
+	if testHookMoved != nil {
+		testHookMoved(body)
+	}
 	at := len(w.b)
 	if isMap {
 		w.mapH(n)
@@ -249,4 +271,59 @@ func bigOf(t *tok, ser Serializer) (*big.Int, error) {
 		v.Neg(v)
 	}
 	return v, nil
+}
+
+// headIn writes, in dst, the head of a container of n elements in exactly
+// len(dst) bytes, and reports whether that length has a form for n.
+func (w *wr) headIn(dst []byte, isMap bool, n int) bool {
+	u := uint64(n)
+	switch w.ser {
+	case MsgPack:
+		switch {
+		case len(dst) == 1 && u < 16:
+			dst[0] = 0x90 | byte(u)
+			if isMap {
+				dst[0] = 0x80 | byte(u)
+			}
+		case len(dst) == 3 && u <= math.MaxUint16:
+			dst[0] = 0xdc
+			if isMap {
+				dst[0] = 0xde
+			}
+			binary.BigEndian.PutUint16(dst[1:], uint16(u))
+		case len(dst) == 5 && u <= math.MaxUint32:
+			dst[0] = 0xdd
+			if isMap {
+				dst[0] = 0xdf
+			}
+			binary.BigEndian.PutUint32(dst[1:], uint32(u))
+		default:
+			return false
+		}
+	case CBOR:
+		m := byte(4 << 5)
+		if isMap {
+			m = 5 << 5
+		}
+		switch {
+		case len(dst) == 1 && u < 24:
+			dst[0] = m | byte(u)
+		case len(dst) == 2 && u <= math.MaxUint8:
+			dst[0], dst[1] = m|24, byte(u)
+		case len(dst) == 3 && u <= math.MaxUint16:
+			dst[0] = m | 25
+			binary.BigEndian.PutUint16(dst[1:], uint16(u))
+		case len(dst) == 5 && u <= math.MaxUint32:
+			dst[0] = m | 26
+			binary.BigEndian.PutUint32(dst[1:], uint32(u))
+		case len(dst) == 9:
+			dst[0] = m | 27
+			binary.BigEndian.PutUint64(dst[1:], u)
+		default:
+			return false
+		}
+	default:
+		return false
+	}
+	return true
 }
