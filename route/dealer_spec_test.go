@@ -88,10 +88,10 @@ func TestTestamentRetainBudget(t *testing.T) {
 // each concrete URI).
 func TestReloadRevokesExactSubscriptionAndRegistration(t *testing.T) {
 	sr := newSecureRealm(t, Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Subscribe: true})
-	u, root := sr.login("u"), sr.login("root")
+	u, callee, root := sr.login("u"), sr.login("u"), sr.login("root")
 	u.subscribe("app.t", nil)
 	u.subscribe("app.", map[string]any{"match": "prefix"})
-	u.register("app.p", nil)
+	callee.register("app.p", nil)
 	root.publish("app.t", nil, []any{"before"}, nil)
 	u.expect(proto.CodeEvent)
 	u.expect(proto.CodeEvent)
@@ -100,9 +100,73 @@ func TestReloadRevokesExactSubscriptionAndRegistration(t *testing.T) {
 	root.publish("app.t", nil, []any{"after"}, nil)
 	sr.e.sync()
 	u.quiet() // neither the prefix nor the exact subscription delivers
+	// The registration is revoked (TestReloadRevokesRegistrations); this
+	// callee announced no registration_revocation, so it is not told.
 	req := root.call("app.p", nil, nil, nil)
-	root.expectError(proto.CodeCall, req, proto.URINotAuthorized)
-	u.quiet()
+	root.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+	callee.quiet()
+}
+
+// A registration the callee's role may no longer make after a reload is
+// revoked: it went on holding its procedure, so that another callee's
+// REGISTER was refused (procedure_already_exists) for a procedure whose
+// calls all failed. With registration_revocation announced the callee gets
+// UNREGISTERED with the reason; without, it is not told (its calls would
+// all have failed anyway). Either keeps its session and the registrations
+// still allowed.
+func TestReloadRevokesRegistrations(t *testing.T) {
+	sr := newSecureRealm(t, Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Call: true})
+	revFeatures := map[string]any{"callee": map[string]any{"features": map[string]any{"registration_revocation": true, "pattern_based_registration": true}},
+		"caller": map[string]any{"features": map[string]any{}}}
+	c := sr.e.connect(proto.JSON)
+	c.hello("secure", revFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "u"})
+	c.expect(proto.CodeChallenge)
+	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("pw"), Dict: c.opts(nil)})
+	c.expect(proto.CodeWelcome)
+	keep := c.register("app.open.p", nil)
+	gone := c.register("app.locked.p", nil)
+	pat := c.register("app.locked.", map[string]any{"match": "prefix"})
+	root := sr.login("root")
+	plain := sr.login("u") // no registration_revocation
+	plain.register("app.locked.q", nil)
+
+	sr.regrant(Permission{URI: "app.", Match: proto.MatchPrefix, Call: true}, Permission{URI: "app.open.", Match: proto.MatchPrefix, Register: true, Call: true})
+	got := map[uint64]string{}
+	for i := 0; i < 2; i++ {
+		m := c.expect(proto.CodeUnregistered)
+		d, _ := proto.DecodeValue(m.Dict)
+		dm, _ := d.(map[string]any)
+		var id uint64
+		switch v := dm["registration"].(type) {
+		case int64:
+			id = uint64(v)
+		case uint64:
+			id = v
+		}
+		got[id], _ = dm["reason"].(string)
+	}
+	if len(got) != 2 || got[gone] != proto.URINotAuthorized || got[pat] != proto.URINotAuthorized {
+		t.Fatalf("revocations %v, want %d and %d with %s", got, gone, pat, proto.URINotAuthorized)
+	}
+	c.quiet()
+	// The procedure is free for a callee allowed to register it.
+	root.register("app.locked.p", nil)
+	req := c.call("app.locked.p", nil, nil, nil)
+	inv := root.expect(proto.CodeInvocation)
+	root.yield(inv.Request, nil, nil)
+	if m := c.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d", m.Request)
+	}
+	plain.quiet()
+	root.register("app.locked.q", nil) // free too
+	// The registration still allowed stays.
+	req = root.call("app.open.p", nil, nil, nil)
+	inv = c.expect(proto.CodeInvocation)
+	if inv.ID != keep {
+		t.Fatalf("INVOCATION of registration %d, want %d", inv.ID, keep)
+	}
+	c.yield(inv.Request, nil, nil)
+	root.expect(proto.CodeResult)
 }
 
 // WAMP §Progressive Call Invocations, "Freezing of Options": with

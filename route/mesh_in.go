@@ -169,9 +169,7 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 }
 
 // meshRevoke takes ss off reg after its node lost a registration conflict
-// with another node: a REGISTRATION revocation when the callee announced
-// the feature, else GOODBYE (the client would not know it is no longer
-// registered).
+// with another node (revokeRegistration).
 func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 	if ss.state != stEstablished || ss.regs[reg.id] != reg {
 		return
@@ -180,23 +178,36 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 	s.r.log.Warn("mesh: revoking a registration that conflicts with one on another node",
 		"session", ss.id, "procedure", reg.uri, "match", reg.match.String(), "invoke", reg.invoke.String())
 	if ss.feat&fCalleeRevoke == 0 {
+		// The client would not know it no longer serves its procedure.
 		s.Goodbye(ss, proto.CloseKilled, "procedure "+reg.uri+" is registered on another node of the mesh ("+proto.URIProcedureAlreadyExists+")")
 		return
 	}
+	s.revokeRegistration(ss, reg, proto.URIProcedureAlreadyExists)
+}
+
+// revokeRegistration takes ss off reg without its asking, and tells it
+// with a REGISTRATION revocation (UNREGISTERED with the reason) when the
+// callee announced the feature.
+func (s *Shard) revokeRegistration(ss *Session, reg *registration, reason string) {
 	deleted := s.detachCallee(ss, reg)
+	defer func() {
+		s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
+		if deleted {
+			s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
+		}
+	}()
+	if ss.feat&fCalleeRevoke == 0 {
+		return
+	}
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeUnregistered
 	out.HasDict = true
-	raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": proto.URIProcedureAlreadyExists})
+	raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": reason})
 	if err == nil {
 		out.Dict = raw
 	}
 	s.sendMsg(ss, out, ClassControl)
-	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
-	if deleted {
-		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
-	}
 }
 
 // MeshCallees returns the other nodes that have callees of the exact

@@ -63,6 +63,19 @@ func (s *Shard) reauth() {
 		if why := ss.stillValid(s.r); why != "" {
 			s.r.log.Info("disconnecting a session after reload", "session", ss.id, "authid", ss.authID, "reason", why)
 			s.revoke(ss, why)
+			continue
+		}
+		// Registrations the role may no longer make would go on holding
+		// their procedures (another callee's REGISTER refused as
+		// procedure_already_exists) for calls that all fail. They are
+		// revoked; a callee that did not announce registration_revocation
+		// is not told (as the calls it can no longer answer were not),
+		// and keeps its session.
+		for _, reg := range ss.regs {
+			if !ss.authorize(ActionRegister, []byte(reg.uri)) {
+				s.r.log.Info("revoking a registration after reload: the role may no longer register it", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "procedure", reg.uri)
+				s.revokeRegistration(ss, reg, proto.URINotAuthorized)
+			}
 		}
 	}
 }
