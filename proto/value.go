@@ -285,32 +285,40 @@ func (w *wr) text(s string) error {
 
 // IDs appends the ids of an id-list key (exclude, eligible) to buf.
 func (f *Fields) IDs(k Key, buf []uint64) []uint64 {
+	f.EachID(k, func(u uint64) { buf = append(buf, u) })
+	return buf
+}
+
+// EachID calls fn with each id of an id-list key (exclude, eligible), in
+// order, without collecting them: a list of one-byte ids would otherwise
+// take eight times its encoded size.
+func (f *Fields) EachID(k Key, fn func(uint64)) {
 	r := f.Raw(k)
 	if r.B == nil {
-		return buf
+		return
 	}
 	rr := rd{b: r.B, ser: r.Ser}
 	var t tok
 	err := rr.next(&t)
 	if err != nil || t.k != kArr {
-		return buf
+		return
 	}
 	s := seqOf(&t)
 	for {
 		ok, err := rr.more(&s, ']')
 		if err != nil || !ok {
-			return buf
+			return
 		}
 		var e tok
 		err = rr.next(&e)
 		if err != nil {
-			return buf
+			return
 		}
 		u, ok := uintOf(&e) // the decoder accepts integral floats too
 		if !ok {
-			return buf
+			return
 		}
-		buf = append(buf, u)
+		fn(u)
 	}
 }
 
@@ -318,35 +326,44 @@ func (f *Fields) IDs(k Key, buf []uint64) []uint64 {
 // authmethods, ...) to buf. The slices alias the raw value, except for
 // strings with JSON escapes or CBOR chunks, which are copied.
 func (f *Fields) Strings(k Key, buf [][]byte) [][]byte {
+	f.EachString(k, func(b []byte) { buf = append(buf, b) })
+	return buf
+}
+
+// EachString calls fn with each element of a string-list key, in order,
+// without collecting them. The slice passed aliases the raw value (or,
+// for strings with JSON escapes or CBOR chunks, a copy); fn must not keep
+// it.
+func (f *Fields) EachString(k Key, fn func([]byte)) {
 	r := f.Raw(k)
 	if r.B == nil {
-		return buf
+		return
 	}
 	rr := rd{b: r.B, ser: r.Ser}
 	var t tok
 	err := rr.next(&t)
 	if err != nil || t.k != kArr {
-		return buf
+		return
 	}
 	s := seqOf(&t)
 	for {
 		ok, err := rr.more(&s, ']')
 		if err != nil || !ok {
-			return buf
+			return
 		}
 		var e tok
 		err = rr.next(&e)
 		if err != nil {
-			return buf
+			return
 		}
 		if e.esc {
 			c, err := e.appendText(nil, rr.ser)
 			if err != nil {
-				return buf
+				return
 			}
-			buf = append(buf, c)
+			fn(c)
 			continue
 		}
-		buf = append(buf, e.s)
+		fn(e.s)
 	}
 }

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -87,12 +88,71 @@ type publication struct {
 
 // pubFilter holds PUBLISH black and white lists (WAMP §Subscriber
 // Black- and Whitelisting). Each given eligible list narrows the receivers;
-// each exclude list removes from them.
+// each exclude list removes from them. The lists are kept as sets of their
+// distinct entries, read without collecting them first: a PUBLISH of
+// max_message may hold millions of one-byte entries, which as []string
+// took 200 times its size, and which every subscriber was checked against
+// one by one.
 type pubFilter struct {
-	exclude, eligible                           []uint64
-	excludeAuthID, excludeAuthRole              []string
-	eligibleAuthID, eligibleAuthRole            []string
+	exclude, eligible                           idSet
+	excludeAuthID, excludeAuthRole              strSet
+	eligibleAuthID, eligibleAuthRole            strSet
 	hasEligible, hasEligAuthID, hasEligAuthRole bool
+}
+
+// idSet is a sorted list of distinct ids; strSet a set of strings.
+type (
+	idSet  []uint64
+	strSet map[string]struct{}
+)
+
+// idSetOf collects the ids fn yields into an idSet. The list is sorted and
+// its duplicates dropped whenever it doubles, so that it holds no more
+// than twice the distinct ids at any time.
+func idSetOf(each func(func(uint64))) idSet {
+	var l []uint64
+	next := 64
+	each(func(id uint64) {
+		l = append(l, id)
+		if len(l) >= next {
+			l = compactIDs(l)
+			next = max(2*len(l), 64)
+		}
+	})
+	return compactIDs(l)
+}
+
+func compactIDs(l []uint64) idSet {
+	slices.Sort(l)
+	return slices.Compact(l)
+}
+
+func (set idSet) has(id uint64) bool {
+	_, ok := slices.BinarySearch(set, id)
+	return ok
+}
+
+func (set *strSet) add(b []byte) {
+	if _, ok := (*set)[string(b)]; ok {
+		return // no copy of a repeated entry
+	}
+	if *set == nil {
+		*set = strSet{}
+	}
+	(*set)[string(b)] = struct{}{}
+}
+
+func (set strSet) has(s string) bool {
+	_, ok := set[s]
+	return ok
+}
+
+func strSetOf(l []string) strSet {
+	var set strSet
+	for _, s := range l {
+		set.add([]byte(s))
+	}
+	return set
 }
 
 func filterOf(f *proto.Fields) *pubFilter {
@@ -106,24 +166,18 @@ func filterOf(f *proto.Fields) *pubFilter {
 	if !any {
 		return nil
 	}
-	strs := func(k proto.Key) []string {
-		var out []string
-		for _, b := range f.Strings(k, nil) {
-			out = append(out, string(b))
-		}
-		return out
+	fl := &pubFilter{
+		hasEligible:     f.Has(proto.KeyEligible),
+		hasEligAuthID:   f.Has(proto.KeyEligibleAuthID),
+		hasEligAuthRole: f.Has(proto.KeyEligibleAuthRole),
 	}
-	return &pubFilter{
-		exclude:          f.IDs(proto.KeyExclude, nil),
-		eligible:         f.IDs(proto.KeyEligible, nil),
-		excludeAuthID:    strs(proto.KeyExcludeAuthID),
-		excludeAuthRole:  strs(proto.KeyExcludeAuthRole),
-		eligibleAuthID:   strs(proto.KeyEligibleAuthID),
-		eligibleAuthRole: strs(proto.KeyEligibleAuthRole),
-		hasEligible:      f.Has(proto.KeyEligible),
-		hasEligAuthID:    f.Has(proto.KeyEligibleAuthID),
-		hasEligAuthRole:  f.Has(proto.KeyEligibleAuthRole),
-	}
+	fl.exclude = idSetOf(func(fn func(uint64)) { f.EachID(proto.KeyExclude, fn) })
+	fl.eligible = idSetOf(func(fn func(uint64)) { f.EachID(proto.KeyEligible, fn) })
+	f.EachString(proto.KeyExcludeAuthID, fl.excludeAuthID.add)
+	f.EachString(proto.KeyExcludeAuthRole, fl.excludeAuthRole.add)
+	f.EachString(proto.KeyEligibleAuthID, fl.eligibleAuthID.add)
+	f.EachString(proto.KeyEligibleAuthRole, fl.eligibleAuthRole.add)
+	return fl
 }
 
 // allowed reports whether ss receives p.
@@ -135,34 +189,16 @@ func (p *publication) allowed(ss *Session) bool {
 	if f == nil {
 		return true
 	}
-	if f.hasEligible && !hasID(f.eligible, ss.id) {
+	if f.hasEligible && !f.eligible.has(ss.id) {
 		return false
 	}
-	if f.hasEligAuthID && !hasStr(f.eligibleAuthID, ss.authID) {
+	if f.hasEligAuthID && !f.eligibleAuthID.has(ss.authID) {
 		return false
 	}
-	if f.hasEligAuthRole && !hasStr(f.eligibleAuthRole, ss.authRole) {
+	if f.hasEligAuthRole && !f.eligibleAuthRole.has(ss.authRole) {
 		return false
 	}
-	return !hasID(f.exclude, ss.id) && !hasStr(f.excludeAuthID, ss.authID) && !hasStr(f.excludeAuthRole, ss.authRole)
-}
-
-func hasID(l []uint64, id uint64) bool {
-	for _, x := range l {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-func hasStr(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return !f.exclude.has(ss.id) && !f.excludeAuthID.has(ss.authID) && !f.excludeAuthRole.has(ss.authRole)
 }
 
 // own returns a copy of p that owns its bytes and may cross shards.

@@ -113,16 +113,16 @@ func (w *wbuf) payload(c *carry) {
 	}
 }
 
-func (w *wbuf) ids(l []uint64) {
+func (w *wbuf) ids(l idSet) {
 	w.uv(uint64(len(l)))
 	for _, v := range l {
 		w.uv(v)
 	}
 }
 
-func (w *wbuf) strs(l []string) {
-	w.uv(uint64(len(l)))
-	for _, v := range l {
+func (w *wbuf) strs(set strSet) {
+	w.uv(uint64(len(set)))
+	for v := range set {
 		w.str(v)
 	}
 }
@@ -335,12 +335,12 @@ func decodeEvent(env []byte) (realm string, p *publication, err error) {
 			hasEligAuthID:   b&2 != 0,
 			hasEligAuthRole: b&4 != 0,
 		}
-		p.filter.exclude = r.ids()
-		p.filter.eligible = r.ids()
-		p.filter.excludeAuthID = r.strs()
-		p.filter.excludeAuthRole = r.strs()
-		p.filter.eligibleAuthID = r.strs()
-		p.filter.eligibleAuthRole = r.strs()
+		p.filter.exclude = compactIDs(r.ids())
+		p.filter.eligible = compactIDs(r.ids())
+		p.filter.excludeAuthID = strSetOf(r.strs())
+		p.filter.excludeAuthRole = strSetOf(r.strs())
+		p.filter.eligibleAuthID = strSetOf(r.strs())
+		p.filter.eligibleAuthRole = strSetOf(r.strs())
 	}
 	if r.err != nil || len(r.b) != 0 || len(p.topic) == 0 {
 		return "", nil, errEnvelope

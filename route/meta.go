@@ -581,3 +581,12 @@ func metaSubSubscribers(count bool) metaFn {
 		return []any{ids}, nil
 	}
 }
+
+func hasStr(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
