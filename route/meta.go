@@ -255,8 +255,10 @@ func argStr(args []any, i int) (string, bool) {
 	return v, ok
 }
 
-// roleFilter reads the optional filter_authroles argument.
-func roleFilter(args []any) ([]string, *metaErr) {
+// roleFilter reads the optional filter_authroles argument (nil: none), as
+// a set: each session of the realm is checked against it once, not against
+// each of the thousands of roles 64 KiB of arguments may list.
+func roleFilter(args []any) (strSet, *metaErr) {
 	if len(args) == 0 || args[0] == nil {
 		return nil, nil
 	}
@@ -264,13 +266,13 @@ func roleFilter(args []any) ([]string, *metaErr) {
 	if !ok {
 		return nil, badArg("filter_authroles must be a list of strings")
 	}
-	out := []string{}
+	out := strSet{}
 	for _, e := range l {
 		s, ok := e.(string)
 		if !ok {
 			return nil, badArg("filter_authroles must be a list of strings")
 		}
-		out = append(out, s)
+		out[s] = struct{}{}
 	}
 	return out, nil
 }
@@ -282,7 +284,7 @@ func metaSessionCount(s *Shard, ss *Session, args []any, _ map[string]any) ([]an
 	}
 	n := 0
 	for _, x := range ss.realm.sessionsSnapshot() {
-		if filter == nil || hasStr(filter, x.authRole) {
+		if filter == nil || filter.has(x.authRole) {
 			n++
 		}
 	}
@@ -296,7 +298,7 @@ func metaSessionList(s *Shard, ss *Session, args []any, _ map[string]any) ([]any
 	}
 	ids := []uint64{}
 	for _, x := range ss.realm.sessionsSnapshot() {
-		if filter == nil || hasStr(filter, x.authRole) {
+		if filter == nil || filter.has(x.authRole) {
 			ids = append(ids, x.id)
 		}
 	}
@@ -580,13 +582,4 @@ func metaSubSubscribers(count bool) metaFn {
 		}
 		return []any{ids}, nil
 	}
-}
-
-func hasStr(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
