@@ -40,17 +40,22 @@ type dirKey struct {
 }
 
 type peer struct {
-	idx       route.MeshNode
-	name      string
-	inbox     string // "ew.n.<name>"
-	msgSubj   string // "ew.n.<name>.m"
-	boot      uint64 // 0 until a heartbeat told it
-	slot      uint16
-	ver       uint64 // the last directory version applied
-	synced    bool
-	askedAt   time.Time // a directory sync request is outstanding since
-	last      time.Time // last heard of
-	pending   []delta   // directory changes received during a sync
+	idx     route.MeshNode
+	name    string
+	inbox   string // "ew.n.<name>"
+	msgSubj string // "ew.n.<name>.m"
+	boot    uint64 // 0 until a heartbeat told it
+	slot    uint16
+	ver     uint64 // the last directory version applied
+	synced  bool
+	askedAt time.Time // a directory sync request is outstanding since
+	last    time.Time // last heard of
+	pending []delta   // directory changes received during a sync
+	// parts holds the parts of a directory sync answer received so far
+	// (nparts of them, for version partsVer).
+	parts     []route.MeshRealmReg
+	nparts    uint64
+	partsVer  uint64
 	warnedDup bool
 	// freshUntil (zero: not fresh): known again after this node took it
 	// for dead itself, so nothing exchanged before is left to reset (see
@@ -308,19 +313,50 @@ func (n *Node) askDirectory(p *peer) {
 	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), nil, nil)
 }
 
-// sendDirectory answers a sync request with this node's whole directory.
+// sendDirectory answers a sync request with this node's whole directory,
+// in parts of at most syncPart bytes (a directory can be far larger than
+// one NATS message: 65,536 registrations per session, URIs up to 4 KiB).
+// Each part is boot, version, count and entries, then its index and
+// whether more follow; the asker applies the directory once the last part
+// is in, and drops the parts of an answer it did not get whole (it asks
+// again).
 func (n *Node) sendDirectory(p *peer) {
-	var w wr
+	limit := syncPart
+	if mp := int(n.nc.MaxPayload()); mp > 0 && mp/2 < limit {
+		limit = mp / 2
+	}
 	n.dmu.Lock()
-	w.fixed64(n.boot)
-	w.uv(n.dirVer)
-	w.uv(uint64(len(n.dir)))
+	defer n.dmu.Unlock()
+	var w wr
+	part, cnt, left := uint64(0), 0, len(n.dir)
+	flush := func() bool {
+		var h wr
+		h.fixed64(n.boot)
+		h.uv(n.dirVer)
+		h.uv(uint64(cnt))
+		h = append(h, w...)
+		h.uv(part)
+		if left > 0 {
+			h = append(h, 1)
+		} else {
+			h = append(h, 0)
+		}
+		part, cnt, w = part+1, 0, w[:0]
+		return n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), h, nil) == nil
+	}
 	for _, e := range n.dir {
 		w.entry(e)
+		cnt++
+		left--
+		if len(w) >= limit && left > 0 && !flush() {
+			return // the outbound queue is full: the asker asks again
+		}
 	}
-	n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), w, nil)
-	n.dmu.Unlock()
+	flush()
 }
+
+// syncPart bounds one part of a directory sync answer.
+const syncPart = 1 << 20
 
 func (n *Node) applySync(m *nats.Msg) {
 	p := n.peerFor(m.Reply)
@@ -341,11 +377,37 @@ func (n *Node) applySync(m *nats.Msg) {
 	if r.err != nil {
 		return
 	}
+	// The part's index and whether more follow (an answer in one part
+	// may end there).
+	var part uint64
+	more := false
+	if len(r.b) > 0 {
+		part = r.uv()
+		if r.err != nil || len(r.b) != 1 {
+			return
+		}
+		more = r.b[0] == 1
+	}
+	if p.boot != 0 && boot != p.boot {
+		return // from an earlier life of the node
+	}
+	switch {
+	case part == 0:
+		p.parts, p.partsVer = regs, ver
+	case part == p.nparts && ver == p.partsVer && p.parts != nil:
+		p.parts = append(p.parts, regs...)
+	default:
+		p.parts = nil // a part went missing: wait for the next answer
+		return
+	}
+	p.nparts = part + 1
+	if more {
+		return
+	}
+	regs, p.parts, p.nparts = p.parts, nil, 0
 	if p.boot == 0 {
 		p.boot = boot
 		n.peers.publish()
-	} else if boot != p.boot {
-		return // from an earlier life of the node
 	}
 	n.r.MeshSync(p.idx, p.name, regs)
 	p.ver, p.synced, p.askedAt = ver, true, time.Time{}

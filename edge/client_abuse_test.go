@@ -1,0 +1,94 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// What one client connected to one node can make the other nodes hold, do
+// or lose.
+
+// registerMany registers n procedures named prefix<i><pad> (each URI
+// about size bytes) on s, from a few goroutines.
+func registerMany(t *testing.T, s *client.Session, prefix string, n, size int) {
+	t.Helper()
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				uri := fmt.Sprintf("%s%d.", prefix, i)
+				uri += strings.Repeat("x", max(1, size-len(uri)))
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := s.Register(ctx, uri, h, nil)
+				cancel()
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A client may hold tens of thousands of registrations (the per-session
+// bound is 65,536) with URIs up to 4 KiB: its node's directory then
+// exceeds one NATS message. The directory sync (a node joining, a
+// restart, any lost change) must still reach the other nodes, or every
+// registration of that node, the other clients' included, stays unknown
+// there.
+func TestLargeDirectoryReachesNewNodes(t *testing.T) {
+	t.Parallel()
+	ports := []string{edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)}
+	routes := func(i int) []string {
+		var r []string
+		for j, p := range ports {
+			if j != i {
+				r = append(r, "nats://"+p)
+			}
+		}
+		return r
+	}
+	start := func(i int, name string) *tnode {
+		return startNode(t, name, func(o *Options) {
+			o.Cluster.Listen, o.Cluster.Routes = ports[i], routes(i)
+		})
+	}
+	a, b := start(0, "a"), start(1, "b")
+	waitMesh(t, a, b)
+	ctx := ctxT(t, 120*time.Second)
+	legit := a.dial(a.rs(), proto.JSON)
+	if _, err := legit.Register(ctx, "com.legit", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"ok"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	hostile := a.dial(a.rs(), proto.JSON)
+	registerMany(t, hostile, "com.big.", 6400, 4000) // about 25.8 MB of directory
+	c := start(2, "c")
+	waitMesh(t, a, b, c)
+	caller := c.dial(c.ws(), proto.JSON)
+	res := callUntil(t, caller, "com.legit", nil)
+	if len(res.Args) != 1 || res.Args[0] != "ok" {
+		t.Fatalf("com.legit from C: %v", res.Args)
+	}
+	if e := a.n.Stats().PublishErrors.Load(); e != 0 {
+		t.Errorf("A: %d publish errors", e)
+	}
+}
