@@ -75,6 +75,7 @@ type claimStore struct {
 
 	// Owned by the worker goroutine.
 	kv       jetstream.KeyValue
+	stream   jetstream.Stream // the bucket's stream (nil: releases leave a delete marker)
 	replicas int
 	held     map[string]claimRec // claims this node holds, by key
 	// down: a claim found the store unreachable. While it is set, claims
@@ -256,6 +257,9 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, err
 	}
 	c.kv = kv
+	if st, err := js.Stream(ctx, "KV_"+claimBucket); err == nil {
+		c.stream = st
+	}
 	c.bound.Store(true)
 	return kv, nil
 }
@@ -395,6 +399,16 @@ func (c *claimStore) release(key string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	defer cancel()
+	if c.stream != nil {
+		// Purged up to and including the revision this node wrote: gone
+		// without a trace, where a Delete would leave a marker per URI
+		// for ever (a client registering and unregistering under new URIs
+		// would fill the store). A newer claim of another node is kept.
+		if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+key), jetstream.WithPurgeSequence(rec.rev+1)); err != nil {
+			c.n.log.Debug("mesh: releasing a claim", "err", err)
+		}
+		return
+	}
 	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(rec.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		c.n.log.Debug("mesh: releasing a claim", "err", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
@@ -91,4 +93,50 @@ func TestLargeDirectoryReachesNewNodes(t *testing.T) {
 	if e := a.n.Stats().PublishErrors.Load(); e != 0 {
 		t.Errorf("A: %d publish errors", e)
 	}
+}
+
+// A client that registers and unregisters single procedures, each under
+// a new URI, must not grow the claim store (JetStream memory, shared by
+// the whole mesh, 64 MiB per node) by one entry per URI for ever: once it
+// is full, no node can claim a single registration any more (they are
+// all accepted provisionally, exclusive no longer).
+func TestReleasedClaimsLeaveNothingInTheStore(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b")
+	waitClaims(t, 20*time.Second, nodes...)
+	a := nodes[0]
+	ctx := ctxT(t, 60*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	s := a.dial(a.rs(), proto.JSON)
+	const n = 200
+	for i := 0; i < n; i++ {
+		reg, err := s.Register(ctx, fmt.Sprintf("com.churn.%d", i), h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Unregister(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := jetstream.NewWithDomain(a.n.nc, jsDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, claimBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := a.n.Stats().ClaimsProvisional.Load(); p != 0 {
+		t.Fatalf("%d claims were provisional", p)
+	}
+	eventually(t, 10*time.Second, func() error {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if v := st.Values(); v != 0 {
+			return fmt.Errorf("the claim store holds %d entries (%d bytes) after %d registrations that are all gone", v, st.Bytes(), n)
+		}
+		return nil
+	})
 }
