@@ -404,10 +404,13 @@ func (c *claimStore) release(key string) {
 		// without a trace, where a Delete would leave a marker per URI
 		// for ever (a client registering and unregistering under new URIs
 		// would fill the store). A newer claim of another node is kept.
-		if err := c.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+key), jetstream.WithPurgeSequence(rec.rev+1)); err != nil {
-			c.n.log.Debug("mesh: releasing a claim", "err", err)
+		err := c.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+key), jetstream.WithPurgeSequence(rec.rev+1))
+		if err == nil {
+			return
 		}
-		return
+		// Not allowed to purge (a nats_url deployment's permissions), or
+		// the store did not answer: a Delete at least frees the key.
+		c.n.log.Debug("mesh: purging a released claim", "err", err)
 	}
 	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(rec.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		c.n.log.Debug("mesh: releasing a claim", "err", err)
