@@ -39,6 +39,8 @@ type memNode struct {
 
 	mu   sync.Mutex
 	subs map[string]int // realm|match|uri -> count
+
+	gatherErr atomic.Pointer[error] // set: Gather refuses with it (a busy node)
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -228,6 +230,9 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 }
 
 func (n *memNode) Gather(env []byte, done func([][]byte)) error {
+	if e := n.gatherErr.Load(); e != nil {
+		return *e
+	}
 	others := n.others()
 	if len(others) == 0 {
 		go done(nil)

@@ -60,7 +60,14 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 			return
 		}
 	})
-	return err == nil
+	if err != nil {
+		// This node's part alone would be a wrong answer for the realm
+		// (a count too low, "no such session" for a session elsewhere).
+		// What it did (a kill of its own sessions) stays done.
+		s.r.log.Debug("mesh: a meta call could not ask the other nodes", "procedure", proc, "err", err)
+		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "the other nodes of the mesh cannot be asked now ("+err.Error()+"); try again")
+	}
+	return true
 }
 
 // metaGathered sends the combined answer of a meta call.
