@@ -166,7 +166,9 @@ func TestReloadRevokesRegistrations(t *testing.T) {
 		t.Fatalf("INVOCATION of registration %d, want %d", inv.ID, keep)
 	}
 	c.yield(inv.Request, nil, nil)
-	root.expect(proto.CodeResult)
+	if m := root.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d, want %d", m.Request, req)
+	}
 }
 
 // WAMP §Progressive Call Invocations, "Freezing of Options": with
