@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func (e *env) rawRequest(method, path, host, body string) (int, string) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	req := method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n"
 	if body != "" {
-		req += "Content-Type: application/json\r\nContent-Length: " + itoa(len(body)) + "\r\n"
+		req += "Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
 	}
 	if _, err := io.WriteString(c, req+"\r\n"+body); err != nil {
 		e.t.Fatal(err)
@@ -40,15 +41,6 @@ func (e *env) rawRequest(method, path, host, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func itoa(n int) string { return string(appendInt(nil, n)) }
-
-func appendInt(b []byte, n int) []byte {
-	if n >= 10 {
-		b = appendInt(b, n/10)
-	}
-	return append(b, byte('0'+n%10))
-}
-
 // A web page whose name its attacker pointed at 127.0.0.1 (DNS
 // rebinding) reads the gateway's answers as its own origin's: its
 // same-origin GETs carry no Origin header, only the attacker's host name.
@@ -57,7 +49,7 @@ func appendInt(b []byte, n int) []byte {
 func TestRebindingHostRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	port := e.gw.Addr().(*net.TCPAddr).Port
-	p := itoa(port)
+	p := strconv.Itoa(port)
 	s := e.dial("realm1", proto.JSON)
 	e.register(s, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: inv.Args}, nil
