@@ -25,7 +25,9 @@ import (
 //
 //	POST <url>  Content-Type: application/json
 //	X-Edgewamp-Delivery: <publication id>   (for idempotent receivers)
-//	X-Edgewamp-Signature: sha256=<hex>     (when a secret is set)
+//	X-Edgewamp-Timestamp: <unix seconds of this attempt>
+//	X-Edgewamp-Signature: sha256=<hex>     (when a secret is set: HMAC of the body)
+//	X-Edgewamp-Signature-Timestamped: sha256=<hex>   (HMAC of "<timestamp>.<body>")
 //	{"topic":"com.example.news","publication":123,"args":[...],"kwargs":{...}}
 //
 // Events wait in a bounded queue (Webhook.Queue): when it is full, new
@@ -272,10 +274,18 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry, ok bool) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Edgewamp-Delivery", strconv.FormatUint(f.pub, 10))
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("X-Edgewamp-Timestamp", ts)
 	if wr.cfg.Secret != "" {
 		mac := hmac.New(sha256.New, []byte(wr.cfg.Secret))
 		mac.Write(f.json)
 		req.Header.Set("X-Edgewamp-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		// The body alone can be replayed by whoever captured one delivery;
+		// this one binds the attempt's time, which a receiver checks.
+		mac.Reset()
+		mac.Write([]byte(ts + "."))
+		mac.Write(f.json)
+		req.Header.Set("X-Edgewamp-Signature-Timestamped", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
 	for k, v := range wr.cfg.Headers {
 		req.Header.Set(k, v)

@@ -51,6 +51,17 @@ func newWebhookTarget(t *testing.T, secret string) *webhookTarget {
 			if r.Header.Get("X-Edgewamp-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
 				w.badSigned.Add(1)
 			}
+			// The timestamped signature a receiver checks against
+			// replays: HMAC of "<timestamp>.<body>", the timestamp fresh.
+			ts := r.Header.Get("X-Edgewamp-Timestamp")
+			sec, err := strconv.ParseInt(ts, 10, 64)
+			mac = hmac.New(sha256.New, []byte(secret))
+			mac.Write([]byte(ts + "."))
+			mac.Write(body)
+			if err != nil || time.Since(time.Unix(sec, 0)).Abs() > time.Minute ||
+				r.Header.Get("X-Edgewamp-Signature-Timestamped") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+				w.badSigned.Add(1)
+			}
 		}
 		if w.fail.Add(-1) >= 0 {
 			st := int(w.status.Load())
