@@ -207,7 +207,7 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 	})
 	n.gmu.Unlock()
 	reply := nodeInbox(n.opts.Name) + ".a." + strconv.FormatUint(id, 10)
-	if err := n.out.push(opPublish, subjQuery, reply, env, nil); err != nil {
+	if err := n.out.pushBulk(subjQuery, reply, env); err != nil {
 		n.gmu.Lock()
 		delete(n.gathers, id)
 		n.gmu.Unlock()

@@ -72,30 +72,38 @@ func newOutq(max int64) *outq {
 	return &outq{cur: &outBatch{}, spare: &outBatch{}, max: max, wake: make(chan struct{}, 1)}
 }
 
-// push queues one item. data is copied. Safe for concurrent use; never
-// blocks.
+// push queues one of the node's own messages (heartbeats, directory
+// changes and syncs, interest, goodbye), which may use a reserve past the
+// bound. data is copied. Safe for concurrent use; never blocks.
 func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) error {
-	return q.pushItem(op, false, subj, reply, data, ent)
+	return q.pushItem(op, false, true, subj, reply, data, ent)
 }
 
 // pushEnv queues a route envelope that the sender may pack into a frame
 // with the envelopes queued next to it for the same subject and reply.
 func (q *outq) pushEnv(subj, reply string, env []byte) error {
-	return q.pushItem(opPublish, true, subj, reply, env, nil)
+	return q.pushItem(opPublish, true, false, subj, reply, env, nil)
 }
 
-func (q *outq) pushItem(op opKind, pack bool, subj, reply string, data []byte, ent *interest) error {
+// pushBulk queues a message of the node's own that a client's request
+// makes and sizes, as often as the client likes (a meta query, its
+// answer): within the bound, like envelopes, never in the reserve.
+func (q *outq) pushBulk(subj, reply string, data []byte) error {
+	return q.pushItem(opPublish, false, false, subj, reply, data, nil)
+}
+
+func (q *outq) pushItem(op opKind, pack, reserve bool, subj, reply string, data []byte, ent *interest) error {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return ErrClosed
 	}
 	// The node's own messages (heartbeats, directory changes and syncs,
-	// gathers, goodbye: every publish but a route envelope) may use a
-	// reserve past the bound: a flood of events must not silence the
-	// node's heartbeats, which would make the others take it for dead.
+	// goodbye) may use a reserve past the bound: a flood of events, or of
+	// meta queries and their answers, must not silence the node's
+	// heartbeats, which would make the others take it for dead.
 	limit := q.max
-	if !pack {
+	if reserve {
 		limit += q.max / 4
 	}
 	if op == opPublish && q.bytes+int64(len(data)) > limit {

@@ -193,7 +193,7 @@ func (n *Node) broadcast(m *nats.Msg) {
 			return
 		}
 		n.r.MeshQuery(m.Data, func(ans []byte) {
-			n.out.push(opPublish, reply, nodeInbox(n.opts.Name), ans, nil)
+			n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
 		})
 	case subjBye:
 		if p := n.peers.byName[senderOf(m.Reply)]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
