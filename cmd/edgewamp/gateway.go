@@ -354,6 +354,17 @@ func (c *config) realmAccess() []gateway.RealmAccess {
 	return out
 }
 
+// bridgedRealms counts the realms whose bridge endpoints are served.
+func bridgedRealms(rs []gateway.RealmAccess) int {
+	n := 0
+	for _, r := range rs {
+		if r.Bridge {
+			n++
+		}
+	}
+	return n
+}
+
 var _ = strconv.Itoa
 
 // laneAdapter is the event loops' loop.Lane: the gateway, which it

@@ -174,3 +174,31 @@ func TestNodeAloneWarns(t *testing.T) {
 		t.Fatalf("no warning for -node alone:\n%s", r.logs())
 	}
 }
+
+// An access token of the bearer issuer that names no realm is accepted on
+// every realm the bridge serves unless gateway.bearer.audience is set: with
+// more than one bridged realm and no audience, the log says so at start.
+func TestBearerWithoutAudienceWarns(t *testing.T) {
+	keys := newJWKS(t)
+	const warning = "gateway.bearer: without an audience"
+	for _, c := range []struct {
+		audience string
+		want     bool
+	}{{"", true}, {"edgewamp", false}} {
+		aud := ""
+		if c.audience != "" {
+			aud = ", audience: " + c.audience
+		}
+		cfg := writeFile(t, "edgewamp.yaml", `listeners: [{address: "127.0.0.1:0"}]
+realms: [{name: realm1}, {name: realm2}]
+gateway:
+  listen: 127.0.0.1:0
+  bearer: {jwks_file: `+keys.file+aud+`}
+`)
+		r := launch(t, exec.Command(binPath, "run", "-config", cfg, "-gateway-listen", "127.0.0.1:0"))
+		r.waitLog("edgewamp started", 1)
+		if got := strings.Contains(r.logs(), warning); got != c.want {
+			t.Errorf("audience %q: warning logged %v, want %v\n%s", c.audience, got, c.want, r.logs())
+		}
+	}
+}
