@@ -38,34 +38,38 @@ type hostPolicy struct {
 func newHostPolicy(hosts, known []string) (*hostPolicy, []error) {
 	p := &hostPolicy{everywhere: len(hosts) > 0, exact: map[string]struct{}{}}
 	var errs []error
-	add := func(h string, field string, i int) {
-		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
-		switch {
-		case h == "*":
-			p = nil
-		case strings.HasPrefix(h, "*.") && validHostName(h[2:]):
-			p.suffixes = append(p.suffixes, h[1:])
-		case validHostName(h):
-			p.exact[h] = struct{}{}
-		default:
-			if field != "" {
-				errs = append(errs, fieldErr("not a host name: "+strconv.Quote(h)+" (a name, *.name, or *; no port)", field, i))
-			}
-		}
-	}
+	anyHost := false
 	for i, h := range hosts {
-		if p == nil {
-			break
+		switch h = normHost(h); {
+		case h == "*":
+			anyHost = true
+		case !p.add(h):
+			errs = append(errs, fieldErr("not a host name: "+strconv.Quote(h)+" (a name, *.name, or *; no port)", "hosts", i))
 		}
-		add(h, "hosts", i)
 	}
 	for _, h := range known {
-		if p == nil {
-			break
-		}
-		add(h, "", 0)
+		p.add(normHost(h)) // an IP address is allowed anyway
+	}
+	if anyHost {
+		return nil, errs
 	}
 	return p, errs
+}
+
+func normHost(h string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")) }
+
+// add allows name h ("*.name" for the names below it), and reports
+// whether h is one.
+func (p *hostPolicy) add(h string) bool {
+	switch {
+	case strings.HasPrefix(h, "*.") && validHostName(h[2:]):
+		p.suffixes = append(p.suffixes, h[1:])
+	case validHostName(h):
+		p.exact[h] = struct{}{}
+	default:
+		return false
+	}
+	return true
 }
 
 func validHostName(h string) bool {

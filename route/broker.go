@@ -106,13 +106,13 @@ type (
 	strSet map[string]struct{}
 )
 
-// idSetOf collects the ids fn yields into an idSet. The list is sorted and
+// idSetOf collects the ids of list k into an idSet. The list is sorted and
 // its duplicates dropped whenever it doubles, so that it holds no more
 // than twice the distinct ids at any time.
-func idSetOf(each func(func(uint64))) idSet {
+func idSetOf(f *proto.Fields, k proto.Key) idSet {
 	var l []uint64
 	next := 64
-	each(func(id uint64) {
+	f.EachID(k, func(id uint64) {
 		l = append(l, id)
 		if len(l) >= next {
 			l = compactIDs(l)
@@ -171,8 +171,8 @@ func filterOf(f *proto.Fields) *pubFilter {
 		hasEligAuthID:   f.Has(proto.KeyEligibleAuthID),
 		hasEligAuthRole: f.Has(proto.KeyEligibleAuthRole),
 	}
-	fl.exclude = idSetOf(func(fn func(uint64)) { f.EachID(proto.KeyExclude, fn) })
-	fl.eligible = idSetOf(func(fn func(uint64)) { f.EachID(proto.KeyEligible, fn) })
+	fl.exclude = idSetOf(f, proto.KeyExclude)
+	fl.eligible = idSetOf(f, proto.KeyEligible)
 	f.EachString(proto.KeyExcludeAuthID, fl.excludeAuthID.add)
 	f.EachString(proto.KeyExcludeAuthRole, fl.excludeAuthRole.add)
 	f.EachString(proto.KeyEligibleAuthID, fl.eligibleAuthID.add)

@@ -190,24 +190,21 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 // callee announced the feature.
 func (s *Shard) revokeRegistration(ss *Session, reg *registration, reason string) {
 	deleted := s.detachCallee(ss, reg)
-	defer func() {
-		s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
-		if deleted {
-			s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
+	if ss.feat&fCalleeRevoke != 0 {
+		out := &s.out
+		out.Reset()
+		out.Type = proto.CodeUnregistered
+		out.HasDict = true
+		raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": reason})
+		if err == nil {
+			out.Dict = raw
 		}
-	}()
-	if ss.feat&fCalleeRevoke == 0 {
-		return
+		s.sendMsg(ss, out, ClassControl)
 	}
-	out := &s.out
-	out.Reset()
-	out.Type = proto.CodeUnregistered
-	out.HasDict = true
-	raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": reason})
-	if err == nil {
-		out.Dict = raw
+	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
+	if deleted {
+		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
 	}
-	s.sendMsg(ss, out, ClassControl)
 }
 
 // MeshCallees returns the other nodes that have callees of the exact

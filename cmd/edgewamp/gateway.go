@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -364,8 +363,6 @@ func bridgedRealms(rs []gateway.RealmAccess) int {
 	}
 	return n
 }
-
-var _ = strconv.Itoa
 
 // laneAdapter is the event loops' loop.Lane: the gateway, which it
 // reaches once built (before the loops start).
