@@ -297,15 +297,44 @@ func (kv *KV) write(ctx context.Context, key string, value []byte, last uint64, 
 	if ttl > 0 && kv.ttl {
 		opts = append(opts, jetstream.WithMsgTTL(wholeSeconds(ttl)))
 	}
-	ack, err := kv.js.PublishMsg(ctx, m, opts...)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		ack, err := kv.js.PublishMsg(ctx, m, opts...)
+		if err == nil {
+			return ack.Sequence, nil
+		}
 		var ae *jetstream.APIError
-		if errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if !errors.As(err, &ae) || (ae.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && ae.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, kvErr("write", err)
+		}
+		// On a clustered stream the leader also refuses while an earlier
+		// write of the subject is still in flight (its own state, not the
+		// stream's): right after a Create, an Update from the revision it
+		// returned could be refused, and of concurrent Updates from one
+		// revision none might win. Refused although the key is still at
+		// last, the write is tried again; a key that moved on is a real
+		// conflict.
+		if attempt == maxWriteAttempts || !kv.still(ctx, key, last) {
 			return 0, ErrKVRevision
 		}
-		return 0, kvErr("write", err)
+		select {
+		case <-ctx.Done():
+			return 0, ErrKVRevision
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
 	}
-	return ack.Sequence, nil
+}
+
+// maxWriteAttempts bounds the tries of a conditional write refused while
+// the key is still at the expected revision.
+const maxWriteAttempts = 5
+
+// still reports whether key's current revision is last (0: absent).
+func (kv *KV) still(ctx context.Context, key string, last uint64) bool {
+	m, err := kv.stream.GetLastMsgForSubject(ctx, kv.subj+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return last == 0
+	}
+	return err == nil && m.Sequence == last
 }
 
 // wholeSeconds rounds ttl up to whole seconds (the server's unit): a TTL
