@@ -133,6 +133,10 @@ type MeshStats struct {
 	// InvocationsRefused: calls from other nodes refused because too many
 	// were in flight here → edgewamp_mesh_invocations_refused_total.
 	InvocationsRefused uint64
+	// CallsRefused: calls of this node's sessions refused because the
+	// session had too many in flight to other nodes →
+	// edgewamp_mesh_calls_refused_total.
+	CallsRefused uint64
 	// CallsBounced: calls another node sent back undelivered and this node
 	// sent on → edgewamp_mesh_calls_bounced_total.
 	CallsBounced uint64
@@ -474,6 +478,7 @@ func collectMesh(ch chan<- prometheus.Metric, ms *MeshStats) {
 	byLabel(ch, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)
 	constMetric(ch, "edgewamp_mesh_event_duplicates_total", "Event copies from other nodes dropped as duplicates (overlapping subscriptions).", C, float64(ms.Duplicates))
 	constMetric(ch, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
+	constMetric(ch, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
 	constMetric(ch, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
 	constMetric(ch, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
 	constMetric(ch, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))

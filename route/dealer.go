@@ -11,6 +11,10 @@ import (
 // defaultSessionLimit is the default of the per-session bounds in Config.
 const defaultSessionLimit = 65536
 
+// defaultMeshCalls is the default of Config.MaxMeshCalls: a sixteenth of a
+// callee node's default MaxMeshInvocations.
+const defaultMeshCalls = 4096
+
 // registration is a procedure URI with a match policy and its callees.
 type registration struct {
 	id      uint64       // static
@@ -612,6 +616,7 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 	ss.shard.traffic.callsInFlight--
 	if oc.callee == nil {
 		delete(ss.shard.mcalls, oc.invID)
+		ss.meshCalls--
 	}
 	if oc.progInv {
 		ss.rememberEnded(req)
@@ -717,6 +722,9 @@ func (s *Shard) leaveDealer(ss *Session) {
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
 		s.traffic.callsInFlight--
+		if oc.callee == nil {
+			ss.meshCalls--
+		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 	for inv, ic := range ss.invs {

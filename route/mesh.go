@@ -217,6 +217,9 @@ type MeshStats struct {
 	// Refused counts invocations from other nodes refused because too many
 	// were in flight.
 	Refused atomic.Uint64
+	// CallsRefused counts this node's sessions' calls refused because the
+	// session had Config.MaxMeshCalls in flight to other nodes.
+	CallsRefused atomic.Uint64
 	// SendFailed counts envelopes the mesh would not queue (its outbound
 	// budget was full): events dropped, calls failed with
 	// wamp.error.unavailable.

@@ -161,6 +161,14 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	if !ok || node == 0 {
 		return false
 	}
+	if max := s.r.cfg.MaxMeshCalls; ss.meshCalls >= max {
+		if len(reg.list()) > 0 {
+			return false // a local callee takes it
+		}
+		s.r.ms.stats.CallsRefused.Add(1)
+		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "too many calls in flight to other nodes for this session (limit "+strconv.Itoa(max)+")")
+		return true
+	}
 	oc := s.newOutCall()
 	*oc = outCall{reg: reg, node: node, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
 	timeout := s.callTimeoutOf(m)
@@ -203,6 +211,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
+	ss.meshCalls++
 	s.traffic.callsInFlight++ // counters.go
 	if s.mcalls == nil {
 		s.mcalls = map[uint64]mcall{}

@@ -242,6 +242,69 @@ func TestMeshRetainedOnAnotherNode(t *testing.T) {
 	sub.quiet()
 }
 
+// One session may not take every slot of a callee node's
+// MaxMeshInvocations: its calls to other nodes are capped by MaxMeshCalls,
+// and the other sessions' calls keep getting through.
+func TestMeshCallsPerSessionBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxMeshInvocations = 4; c.MaxMeshCalls = 2 })
+	callee := es[1].join(proto.JSON)
+	callee.register("com.hold", nil)
+	mm.sync()
+	greedy := es[0].join(proto.JSON)
+	greedy.call("com.hold", nil, nil, nil)
+	greedy.call("com.hold", nil, nil, nil)
+	first := callee.expect(proto.CodeInvocation)
+	callee.expect(proto.CodeInvocation)
+	req := greedy.call("com.hold", nil, nil, nil)
+	greedy.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	mm.sync()
+	callee.quiet() // the refused call never left node A
+	if n := es[0].r.MeshStats().CallsRefused.Load(); n != 1 {
+		t.Fatalf("refusals counted: %d, want 1", n)
+	}
+
+	// Another session on the same node still reaches the callee.
+	other := es[0].join(proto.JSON)
+	other.call("com.hold", nil, []any{"other"}, nil)
+	m := callee.expect(proto.CodeInvocation)
+	if a := argsOf(m); len(a) != 1 || a[0] != "other" {
+		t.Fatalf("INVOCATION %s, want the other session's call", describe(m))
+	}
+	callee.yield(m.Request, nil, nil)
+	other.expect(proto.CodeResult)
+
+	// An answered call frees its slot.
+	callee.yield(first.Request, nil, nil)
+	greedy.expect(proto.CodeResult)
+	greedy.call("com.hold", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	if es[1].r.MeshStats().Refused.Load() != 0 {
+		t.Fatal("the callee node refused calls: its own cap was reached")
+	}
+}
+
+// A capped session's call goes to a local callee of a shared registration
+// when the policy would have sent it to another node.
+func TestMeshCallsCapFallsBackToLocalCallee(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxMeshCalls = 1 })
+	remote := es[1].join(proto.JSON)
+	remote.register("com.fl", map[string]any{"invoke": "first"})
+	mm.sync()
+	es[0].clock.add(time.Second)
+	local := es[0].join(proto.JSON)
+	local.register("com.fl", map[string]any{"invoke": "first"})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	caller.call("com.fl", nil, nil, nil)
+	remote.expect(proto.CodeInvocation) // first: the remote callee
+	caller.call("com.fl", nil, nil, nil)
+	m := local.expect(proto.CodeInvocation) // capped: the local one
+	local.yield(m.Request, nil, nil)
+	caller.expect(proto.CodeResult)
+	mm.sync()
+	remote.quiet()
+}
+
 func TestMeshSharedRegistrationPolicies(t *testing.T) {
 	mm, es := newMemMesh(t, 3, 1, nil)
 	// roundrobin: callees on B and C; a caller on A alternates between the

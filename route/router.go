@@ -53,6 +53,12 @@ type Config struct {
 	// have in flight on this node; past it their calls get
 	// wamp.error.unavailable. Default 65536.
 	MaxMeshInvocations int
+	// MaxMeshCalls bounds the calls one session may have in flight to
+	// callees on other nodes, so that no one caller takes every slot of a
+	// callee node's MaxMeshInvocations. Past it a call goes to a local
+	// callee of the registration when it has one, else it gets ERROR
+	// wamp.error.unavailable. Default 4096.
+	MaxMeshCalls int
 	// MaxRetainedBytes bounds the payload bytes of retained events per
 	// realm (with at most 65,536 topics). Past it a retained event is
 	// delivered but not kept (and the topic's older one is dropped, so no
@@ -178,6 +184,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxMeshInvocations <= 0 {
 		cfg.MaxMeshInvocations = defaultSessionLimit
+	}
+	if cfg.MaxMeshCalls <= 0 {
+		cfg.MaxMeshCalls = defaultMeshCalls
 	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20

@@ -56,6 +56,9 @@ type Session struct {
 	attached bool
 	join     *joinState
 	calls    map[uint64]*outCall // as caller, by CALL request id
+	// meshCalls counts the calls in calls held by other nodes' callees
+	// (Config.MaxMeshCalls).
+	meshCalls int
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,

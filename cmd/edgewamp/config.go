@@ -664,19 +664,21 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		return route.Config{}, err
 	}
 	rc := route.Config{
-		Realms:           realms,
-		Shards:           c.loops(),
-		CallTimeout:      time.Duration(c.RPC.CallTimeout),
-		MaxCallTimeout:   time.Duration(c.RPC.MaxCallTimeout),
-		HelloTimeout:     time.Duration(c.Limits.HelloTimeout),
-		MaxPendingCalls:  c.Limits.CallsInFlight,
-		MaxRegistrations: c.Limits.Registrations,
-		MaxSubscriptions: c.Limits.Subscriptions,
-		MaxRetainedBytes: int64(c.Limits.RetainedBytes),
-		AuthLimits:       c.authLimits(),
-		Agent:            "edgewamp-" + version,
-		Logger:           log,
-		Now:              clock,
+		Realms:             realms,
+		Shards:             c.loops(),
+		CallTimeout:        time.Duration(c.RPC.CallTimeout),
+		MaxCallTimeout:     time.Duration(c.RPC.MaxCallTimeout),
+		HelloTimeout:       time.Duration(c.Limits.HelloTimeout),
+		MaxPendingCalls:    c.Limits.CallsInFlight,
+		MaxRegistrations:   c.Limits.Registrations,
+		MaxSubscriptions:   c.Limits.Subscriptions,
+		MaxRetainedBytes:   int64(c.Limits.RetainedBytes),
+		MaxMeshInvocations: c.Mesh.MaxInvocations,
+		MaxMeshCalls:       c.Mesh.CallsInFlight,
+		AuthLimits:         c.authLimits(),
+		Agent:              "edgewamp-" + version,
+		Logger:             log,
+		Now:                clock,
 	}
 	return rc, nil
 }

@@ -267,6 +267,7 @@ func TestCheckConfig(t *testing.T) {
 		{"wrong type", "loops: many\nlisteners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 1, []string{"line 1:", "many"}},
 		{"wrong type names the key", "loops: many\n", 1, []string{"line 1: loops takes a whole number, not `many`"}},
 		{"long value", "limits: {calls_in_flight: unlimited-please}\n", 1, []string{"line 1: limits.calls_in_flight takes a whole number, not `unlimit...`"}},
+		{"negative mesh cap", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, calls_in_flight: -1}\n", 1, []string{"line 1: mesh.calls_in_flight must not be negative"}},
 		{"list for a mapping", "listeners:\n  - address: 127.0.0.1:9000\n    tls: [a]\n", 1, []string{"line 3: listeners[0].tls takes a mapping of keys, not a list"}},
 		{"wrong bool", "realms:\n  - name: r\n    anonymous: yes-please\n", 1, []string{"line 3: realms[0].anonymous takes true or false, not `yes-please`"}},
 		{"scalar for a list", "websocket: {allowed_origins: \"*\"}\n", 1, []string{"line 1: websocket.allowed_origins takes a list, not `*`"}},

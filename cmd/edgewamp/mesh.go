@@ -23,6 +23,12 @@ type meshConfig struct {
 	GatherTimeout duration          `yaml:"gather_timeout"`
 	MaxOutbound   size              `yaml:"max_outbound"`
 	StoreDir      string            `yaml:"store_dir"`
+	// MaxInvocations bounds the calls from other nodes in flight on this
+	// node's callees; CallsInFlight bounds one session's calls in flight
+	// on other nodes' callees (route.Config.MaxMeshInvocations,
+	// MaxMeshCalls).
+	MaxInvocations int `yaml:"max_invocations"`
+	CallsInFlight  int `yaml:"calls_in_flight"`
 }
 
 type meshClusterConfig struct {
@@ -125,6 +131,12 @@ func (c *config) validateMesh(errs *[]error) {
 	}
 	if m.MaxPingsOut < 0 {
 		c.errAt(errs, "mesh.max_pings_out must not be negative", "mesh", "max_pings_out")
+	}
+	if m.MaxInvocations < 0 {
+		c.errAt(errs, "mesh.max_invocations must not be negative", "mesh", "max_invocations")
+	}
+	if m.CallsInFlight < 0 {
+		c.errAt(errs, "mesh.calls_in_flight must not be negative", "mesh", "calls_in_flight")
 	}
 }
 

@@ -20,7 +20,13 @@ import (
 // metric.
 func TestMeshMetrics(t *testing.T) {
 	t.Parallel()
-	procs := processCluster(t, func(int) []string { return []string{"-gateway-listen", "127.0.0.1:0"} }, "ma", "mb", "mc")
+	capped := writeFile(t, "capped.yaml", "mesh: {calls_in_flight: 1}\n")
+	procs := processCluster(t, func(i int) []string {
+		if i == 0 {
+			return []string{"-gateway-listen", "127.0.0.1:0", "-config", capped}
+		}
+		return []string{"-gateway-listen", "127.0.0.1:0"}
+	}, "ma", "mb", "mc")
 	a, b, c := procs[0], procs[1], procs[2]
 	ga, gb := meshGateway(t, a), meshGateway(t, b)
 
@@ -50,7 +56,8 @@ func TestMeshMetrics(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
-		"edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total", "edgewamp_mesh_nats_disconnects_total"} {
+		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
+		"edgewamp_mesh_nats_disconnects_total"} {
 		if v := metricValue(fams, name); v != 0 {
 			t.Fatalf("%s = %v on a quiet mesh, want 0", name, v)
 		}
@@ -75,6 +82,41 @@ func TestMeshMetrics(t *testing.T) {
 	}
 	if v := metricValue(fams, "edgewamp_mesh_claims_total", "result", "refused"); v != 0 {
 		t.Fatalf("A: edgewamp_mesh_claims_total{result=\"refused\"} = %v, want 0", v)
+	}
+
+	// A session on A (mesh.calls_in_flight: 1) holding a call on B's
+	// callee gets wamp.error.unavailable for a second one, counted.
+	release := make(chan struct{})
+	hold := func(ctx context.Context, _ *client.Invocation) (*client.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &client.Result{}, nil
+	}
+	if _, err := b.dial(b.ws(), proto.JSON).Register(ctx, "com.metrics.hold", hold, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	first := make(chan error, 1)
+	meshEventually(t, 10*time.Second, func() error { // until A knows B's registration
+		go func() { _, err := caller.Call(ctx, "com.metrics.hold", nil, nil, nil); first <- err }()
+		select {
+		case err := <-first:
+			return fmt.Errorf("the first call ended: %v", err)
+		case <-time.After(200 * time.Millisecond):
+			return nil
+		}
+	})
+	if _, err := caller.Call(ctx, "com.metrics.hold", nil, nil, nil); wampURI(err) != proto.URIUnavailable {
+		t.Fatalf("a second call over mesh.calls_in_flight: %v, want %s", err, proto.URIUnavailable)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the held call: %v", err)
+	}
+	if v := metricValue(scrape(t, ga), "edgewamp_mesh_calls_refused_total"); v != 1 {
+		t.Fatalf("A: edgewamp_mesh_calls_refused_total = %v, want 1", v)
 	}
 
 	// C dies: A counts it lost within the failure detection's bound.
