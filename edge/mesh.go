@@ -47,7 +47,7 @@ func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 // delivers it to the nodes with interest only.
 func (n *Node) Publish(realm string, topic []byte, env []byte) error {
 	subj := n.subjects.get(realm, topic)
-	if err := n.out.pushEnv(subj, "", env); err != nil {
+	if err := n.out.pushEnv(classBulk, subj, "", env); err != nil {
 		n.stats.EventsDropped.Add(1)
 		return err
 	}
@@ -64,7 +64,7 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 	if subj == "" {
 		return errNoNode
 	}
-	return n.out.pushEnv(subj, n.inbox, env)
+	return n.out.pushEnv(classRoute, subj, n.inbox, env)
 }
 
 // runEvents is the event dispatcher: it drops the copies overlapping

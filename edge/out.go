@@ -72,41 +72,62 @@ func newOutq(max int64) *outq {
 	return &outq{cur: &outBatch{}, spare: &outBatch{}, max: max, wake: make(chan struct{}, 1)}
 }
 
+// Each message has a class, which decides how much of the queue it may
+// fill. Events and meta traffic, which clients size and repeat at will,
+// stop at three quarters of the bound; calls and their answers may use
+// the whole of it, so that one client flooding large events does not make
+// every other session's cross-node calls fail; the node's own messages
+// (heartbeats, directory changes and syncs, interest, goodbye) may use a
+// reserve past it, so that no flood silences the heartbeats, which would
+// make the others take the node for dead.
+type outClass uint8
+
+const (
+	classBulk  outClass = iota // events, meta queries and answers
+	classRoute                 // calls, results, chunks, interrupts, bounces
+	classOwn                   // the node's own messages
+)
+
+// limit is how many payload bytes may be queued when an item of class c
+// is added.
+func (q *outq) limit(c outClass) int64 {
+	switch c {
+	case classBulk:
+		return q.max - q.max/4
+	case classOwn:
+		return q.max + q.max/4
+	}
+	return q.max
+}
+
 // push queues one of the node's own messages (heartbeats, directory
 // changes and syncs, interest, goodbye), which may use a reserve past the
 // bound. data is copied. Safe for concurrent use; never blocks.
 func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) error {
-	return q.pushItem(op, false, true, subj, reply, data, ent)
+	return q.pushItem(op, false, classOwn, subj, reply, data, ent)
 }
 
 // pushEnv queues a route envelope that the sender may pack into a frame
-// with the envelopes queued next to it for the same subject and reply.
-func (q *outq) pushEnv(subj, reply string, env []byte) error {
-	return q.pushItem(opPublish, true, false, subj, reply, env, nil)
+// with the envelopes queued next to it for the same subject and reply:
+// an event (classBulk) or a message of a call (classRoute).
+func (q *outq) pushEnv(c outClass, subj, reply string, env []byte) error {
+	return q.pushItem(opPublish, true, c, subj, reply, env, nil)
 }
 
 // pushBulk queues a message of the node's own that a client's request
 // makes and sizes, as often as the client likes (a meta query, its
-// answer): within the bound, like envelopes, never in the reserve.
+// answer): within the events' share, never in the reserve.
 func (q *outq) pushBulk(subj, reply string, data []byte) error {
-	return q.pushItem(opPublish, false, false, subj, reply, data, nil)
+	return q.pushItem(opPublish, false, classBulk, subj, reply, data, nil)
 }
 
-func (q *outq) pushItem(op opKind, pack, reserve bool, subj, reply string, data []byte, ent *interest) error {
+func (q *outq) pushItem(op opKind, pack bool, c outClass, subj, reply string, data []byte, ent *interest) error {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	// The node's own messages (heartbeats, directory changes and syncs,
-	// goodbye) may use a reserve past the bound: a flood of events, or of
-	// meta queries and their answers, must not silence the node's
-	// heartbeats, which would make the others take it for dead.
-	limit := q.max
-	if reserve {
-		limit += q.max / 4
-	}
-	if op == opPublish && q.bytes+int64(len(data)) > limit {
+	if op == opPublish && q.bytes+int64(len(data)) > q.limit(c) {
 		q.dropped++
 		q.mu.Unlock()
 		return ErrBusy

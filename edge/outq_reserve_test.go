@@ -29,3 +29,39 @@ func TestMetaAnswersCannotTakeTheHeartbeatReserve(t *testing.T) {
 		}
 	}
 }
+
+// Events (and meta traffic) fill at most three quarters of the queue: a
+// client flooding large events used to fill all of it, and every other
+// session's cross-node calls and results failed with
+// wamp.error.unavailable until the sender caught up.
+func TestEventFloodLeavesRoomForCalls(t *testing.T) {
+	const max = 1 << 20
+	q := newOutq(max)
+	event := make([]byte, 16<<10)
+	var queued int64
+	for q.pushEnv(classBulk, "ew.e.r.t", "", event) == nil {
+		queued += int64(len(event))
+		if queued > 2*max {
+			t.Fatal("the queue took events past its bound")
+		}
+	}
+	if queued > max-max/4 {
+		t.Fatalf("events took %d bytes of a %d-byte queue, past three quarters", queued, max)
+	}
+	if err := q.pushBulk("ew.n.b.q", "ew.n.a", make([]byte, 1)); err == nil {
+		t.Fatal("a meta query went past the events' share")
+	}
+	// A quarter of the queue is left to calls and their answers ...
+	call := make([]byte, 4<<10)
+	var calls int64
+	for q.pushEnv(classRoute, "ew.n.b", "ew.n.a", call) == nil {
+		calls += int64(len(call))
+	}
+	if calls < max/4-int64(len(event)) {
+		t.Fatalf("calls got %d bytes behind the flood, want about a quarter of %d", calls, max)
+	}
+	// ... and the node's own messages still have their reserve.
+	if err := q.push(opPublish, subjHeartbeat, "ew.n.a", make([]byte, 64<<10), nil); err != nil {
+		t.Fatalf("heartbeat refused: %v", err)
+	}
+}
