@@ -100,6 +100,17 @@ type pubFilter struct {
 	hasEligible, hasEligAuthID, hasEligAuthRole bool
 }
 
+// size approximates the bytes f holds (for the shards' event backlog).
+func (f *pubFilter) size() int64 {
+	n := int64(8 * (len(f.exclude) + len(f.eligible)))
+	for _, set := range [...]strSet{f.excludeAuthID, f.excludeAuthRole, f.eligibleAuthID, f.eligibleAuthRole} {
+		for k := range set {
+			n += int64(len(k)) + 32
+		}
+	}
+	return n
+}
+
 // idSet is a sorted list of distinct ids; strSet a set of strings.
 type (
 	idSet  []uint64
@@ -449,18 +460,44 @@ func (s *Shard) fanout(p *publication, subs []*subscription) {
 		}
 	}
 	var owned *publication
+	var n int64
 	for i, sh := range s.r.shards {
 		if !present[i] || sh == s {
 			continue
 		}
 		if owned == nil {
 			owned = p.own()
+			n = owned.cost()
 		}
-		sh.post(task{kind: tEvents, pub: owned, subs: subs})
+		// At most maxEventBacklog bytes of events wait for a shard (one
+		// event always may): beyond, the event is dropped for that
+		// shard's subscribers and counted, as for a slow subscriber.
+		if b := sh.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
+			s.stats.EventsBacklog.Add(1)
+			continue
+		}
+		sh.eventBacklog.Add(n)
+		sh.post(task{kind: tEvents, pub: owned, subs: subs, b: uint64(n)})
 	}
 	if present[s.idx] {
 		s.deliverEvents(p, subs)
 	}
+}
+
+// maxEventBacklog bounds the bytes of events from this node's other shards
+// waiting for one shard (Shard.eventBacklog).
+const maxEventBacklog = 32 << 20
+
+// cost is what an owned copy of p holds while it waits in a mailbox: its
+// payload and topic, and the task and copy themselves (so that a flood of
+// empty events is bounded too). A black/white list is shared by the
+// copies and counted in each.
+func (p *publication) cost() int64 {
+	n := int64(cap(p.c.buf)+len(p.topic)) + 256
+	if p.filter != nil {
+		n += p.filter.size()
+	}
+	return n
 }
 
 // maxShards bounds Config.Shards (fan-out bookkeeping uses fixed arrays).

@@ -28,6 +28,12 @@ type Shard struct {
 	// over without waiting, so a shard slower than another node's
 	// publisher would queue without bound.
 	meshBacklog atomic.Int64
+	// eventBacklog is the same for events from this node's other shards
+	// (fanout adds, run subtracts): a publisher's shard does a lookup and
+	// a post per publication, the subscribers' shard encodes and writes
+	// for each subscriber, so one publisher could outrun a shard holding
+	// many subscribers and queue without bound.
+	eventBacklog atomic.Int64
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick
@@ -73,11 +79,14 @@ type ShardStats struct {
 	EventsTooBig  atomic.Uint64 // EVENTs dropped as longer than the subscriber accepts
 	// EVENTs dropped as not convertible to the subscriber's serializer.
 	EventsNotConvertible atomic.Uint64
-	CallsRefused         atomic.Uint64 // INVOCATIONs refused by busy callees
-	ProtocolErrors       atomic.Uint64 // sessions aborted for protocol violations
-	AuthFailures         atomic.Uint64 // failed authentications (all methods)
-	RetainRefused        atomic.Uint64 // retain on a new topic past the realm's cap
-	AuthDenied           atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	// EventsBacklog counts publications not handed to another shard of
+	// this node because its queue of events was full (maxEventBacklog).
+	EventsBacklog  atomic.Uint64
+	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
+	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
+	AuthFailures   atomic.Uint64 // failed authentications (all methods)
+	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
+	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

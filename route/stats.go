@@ -49,6 +49,10 @@ type Stats struct {
 	EventsDroppedSlowConsumer   uint64
 	EventsDroppedTooBig         uint64
 	EventsDroppedNotConvertible uint64
+	// EventsDroppedShardBacklog counts publications not handed to another
+	// shard (event loop) whose queue of events from the other shards was
+	// full: that shard's subscribers miss the event.
+	EventsDroppedShardBacklog uint64
 	// CallsRefused counts INVOCATIONs refused because the callee was not
 	// reading fast enough (the caller got wamp.error.unavailable).
 	CallsRefused uint64
@@ -74,6 +78,7 @@ func (r *Router) Stats() Stats {
 		st.EventsDroppedSlowConsumer += c.EventsDropped.Load()
 		st.EventsDroppedTooBig += c.EventsTooBig.Load()
 		st.EventsDroppedNotConvertible += c.EventsNotConvertible.Load()
+		st.EventsDroppedShardBacklog += c.EventsBacklog.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.RetainRefused += c.RetainRefused.Load()
 	}

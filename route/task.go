@@ -68,6 +68,9 @@ func (s *Shard) run(t *task) {
 		if t.a != 0 { // from another node: its bytes leave the backlog
 			s.meshBacklog.Add(-int64(t.a))
 		}
+		if t.b != 0 { // from another shard
+			s.eventBacklog.Add(-int64(t.b))
+		}
 		s.deliverEvents(t.pub, t.subs)
 	case tKill:
 		if t.s.state == stEstablished {
