@@ -26,6 +26,9 @@ type memMesh struct {
 	hold    bool
 	held    []func()
 	noClaim bool // claims accepted provisionally (the claim store is unreachable)
+	// claimGate, when set, holds every claim's answer until it is closed
+	// (a slow claim store).
+	claimGate chan struct{}
 }
 
 type memNode struct {
@@ -194,8 +197,14 @@ func (n *memNode) Claim(realm string, match proto.Match, uri string, done func(e
 	} else {
 		mm.claims[k] = n.name
 	}
+	gate := mm.claimGate
 	mm.mu.Unlock()
-	go done(err)
+	go func() {
+		if gate != nil {
+			<-gate
+		}
+		done(err)
+	}()
 }
 
 func (n *memNode) Release(realm string, match proto.Match, uri string) {

@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -460,10 +461,22 @@ func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
 
 // ---------------------------------------------------------------- exclusive registrations
 
+// maxSessionClaims bounds one session's REGISTERs of single registrations
+// waiting for the claim store. The mesh's claim worker takes at most 1,024
+// claims at a time for the whole node (edge): without a share per
+// session, one session sending REGISTERs back to back kept it full, and
+// every other session's REGISTER of a single registration failed with
+// wamp.error.unavailable.
+const maxSessionClaims = 64
+
 // meshClaim claims a single registration mesh-wide before registering it.
 // It reports false when the normal path should answer (the registration
 // is already in the tables: it refuses).
 func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
+	if ss.claiming >= maxSessionClaims {
+		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations of this session waiting for the mesh's claim store (limit "+strconv.Itoa(maxSessionClaims)+")")
+		return true
+	}
 	rm := ss.realm
 	k := regKey{match, uri}
 	rm.mu.Lock()
@@ -482,6 +495,7 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	}
 	d.claims[k] = true
 	rm.mu.Unlock()
+	ss.claiming++
 	s.r.mesh.Claim(rm.name, match, uri, func(err error) {
 		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && err == nil {
 			s.r.mesh.Release(rm.name, match, uri)
@@ -492,6 +506,7 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 
 // claimed completes a REGISTER once its claim is answered.
 func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
+	ss.claiming--
 	rm := ss.realm
 	rm.mu.Lock()
 	delete(rm.dir().claims, regKey{match, uri})

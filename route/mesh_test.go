@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -362,6 +363,36 @@ func TestMeshSharedRegistrationPolicies(t *testing.T) {
 	m = c.expect(proto.CodeInvocation)
 	c.yield(m.Request, nil, nil)
 	b.expect(proto.CodeResult)
+}
+
+// One session's REGISTERs waiting for the claim store are capped, so that
+// it cannot keep the node's claim worker full and make every other
+// session's single registrations fail.
+func TestMeshClaimsPerSessionBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 1, 1, nil)
+	gate := make(chan struct{})
+	mm.mu.Lock()
+	mm.claimGate = gate
+	mm.mu.Unlock()
+	greedy := es[0].join(proto.JSON)
+	reqs := make([]uint64, maxSessionClaims+1)
+	for i := range reqs {
+		reqs[i] = greedy.nextReq()
+		greedy.send(&proto.Message{Type: proto.CodeRegister, Request: reqs[i], Dict: greedy.opts(nil), URI: []byte(fmt.Sprintf("com.greedy.p%d", i))})
+	}
+	greedy.expectError(proto.CodeRegister, reqs[maxSessionClaims], proto.URIUnavailable)
+	other := es[0].join(proto.JSON)
+	oreq := other.nextReq()
+	other.send(&proto.Message{Type: proto.CodeRegister, Request: oreq, Dict: other.opts(nil), URI: []byte("com.other")})
+	close(gate)
+	if m := other.expect(proto.CodeRegistered); m.Request != oreq {
+		t.Fatalf("REGISTERED %s, want request %d", describe(m), oreq)
+	}
+	for i := 0; i < maxSessionClaims; i++ {
+		greedy.expect(proto.CodeRegistered)
+	}
+	// The answered claims free the session's share.
+	greedy.register("com.greedy.again", nil)
 }
 
 func TestMeshSingleIsExclusive(t *testing.T) {

@@ -59,6 +59,9 @@ type Session struct {
 	// meshCalls counts the calls in calls held by other nodes' callees
 	// (Config.MaxMeshCalls).
 	meshCalls int
+	// claiming counts the session's REGISTERs of single registrations
+	// waiting for the mesh's claim store (maxSessionClaims).
+	claiming int
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,
