@@ -56,12 +56,19 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	if err != nil {
 		return false
 	}
+	if ss.asking >= maxSessionGathers {
+		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls of this session waiting for the other nodes (limit "+strconv.Itoa(maxSessionGathers)+")")
+		return true
+	}
 	err = s.r.mesh.Gather(q, func(answers [][]byte) {
-		if s.Do(func() { s.metaGathered(ss, req, comb, res, merr, answers) }) != nil {
-			return
-		}
+		s.Do(func() {
+			ss.asking--
+			s.metaGathered(ss, req, comb, res, merr, answers)
+		})
 	})
-	if err != nil {
+	if err == nil {
+		ss.asking++
+	} else {
 		// This node's part alone would be a wrong answer for the realm
 		// (a count too low, "no such session" for a session elsewhere).
 		// What it did (a kill of its own sessions) stays done.
@@ -70,6 +77,14 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	}
 	return true
 }
+
+// maxSessionGathers bounds one session's meta calls waiting for the other
+// nodes. The mesh takes at most 1,024 such queries at a time for the
+// whole node (edge), each for up to mesh.gather_timeout: without a share
+// per session, one session calling wamp.session.list back to back while a
+// node answered slowly kept them all, and every other session's meta calls
+// failed with wamp.error.unavailable.
+const maxSessionGathers = 16
 
 // metaGathered sends the combined answer of a meta call.
 func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []any, merr *metaErr, answers [][]byte) {

@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -393,6 +394,37 @@ func TestMeshClaimsPerSessionBounded(t *testing.T) {
 	}
 	// The answered claims free the session's share.
 	greedy.register("com.greedy.again", nil)
+}
+
+// One session's meta calls waiting for the other nodes are capped, so
+// that it cannot hold every gather of its node while another node answers
+// slowly.
+func TestMeshMetaCallsPerSessionBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	mm.nodes[1].dispatch(func() { <-gate }) // node B answers nothing until released
+	greedy := es[0].join(proto.JSON)
+	for i := 0; i < maxSessionGathers; i++ {
+		greedy.call("wamp.session.count", nil, nil, nil)
+	}
+	req := greedy.call("wamp.session.count", nil, nil, nil)
+	greedy.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	other := es[0].join(proto.JSON)
+	oreq := other.call("wamp.session.count", nil, nil, nil)
+	other.quiet() // waiting for B, not refused
+	release()
+	if m := other.expect(proto.CodeResult); m.Request != oreq {
+		t.Fatalf("RESULT %s, want request %d", describe(m), oreq)
+	}
+	for i := 0; i < maxSessionGathers; i++ {
+		greedy.expect(proto.CodeResult)
+	}
+	req = greedy.call("wamp.session.count", nil, nil, nil)
+	if m := greedy.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT %s, want request %d", describe(m), req)
+	}
 }
 
 func TestMeshSingleIsExclusive(t *testing.T) {

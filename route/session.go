@@ -62,6 +62,9 @@ type Session struct {
 	// claiming counts the session's REGISTERs of single registrations
 	// waiting for the mesh's claim store (maxSessionClaims).
 	claiming int
+	// asking counts the session's meta calls waiting for the other nodes'
+	// answers (maxSessionGathers).
+	asking int
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,
