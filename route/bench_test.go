@@ -162,3 +162,21 @@ func BenchmarkPublishFanout(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublishOtherShard: one PUBLISH on shard 0 to one subscriber on
+// shard 1 (the executor runs the mailbox's drain inline): the cross-shard
+// hand-off of a publication (its copy, the post, the drain).
+func BenchmarkPublishOtherShard(b *testing.B) {
+	r := benchRouter(b, 2)
+	args, _ := proto.EncodeValue(proto.MsgPack, []any{"0123456789012345678901234567890123456789012345678901"})
+	opts, _ := proto.EncodeValue(proto.MsgPack, map[string]any{})
+	s, _ := benchJoin(b, r.Shard(1), proto.MsgPack)
+	r.Shard(1).Receive(s, encode(b, proto.MsgPack, &proto.Message{Type: proto.CodeSubscribe, Request: 1, Dict: opts, URI: []byte("com.bench.t")}))
+	pub, _ := benchJoin(b, r.Shard(0), proto.MsgPack)
+	msg := encode(b, proto.MsgPack, &proto.Message{Type: proto.CodePublish, Request: 1, Dict: opts, URI: []byte("com.bench.t"), Args: args})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Shard(0).Receive(pub, msg)
+	}
+}
