@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/fxamacker/cbor/v2"
@@ -30,7 +31,9 @@ var sers = []proto.Serializer{proto.JSON, proto.MsgPack, proto.CBOR}
 //     (JSON alone may lack a form: NaN, infinity, text starting with NUL);
 //   - the value transcoded to B and back to A decodes equal to the original
 //     (MsgPack carries integers beyond 64 bits as float64: only there may an
-//     integer come back as a float);
+//     integer come back as a float; a date may come back as the RFC 3339
+//     text or the epoch number it was carried as, and through a CBOR float
+//     only to that float's precision);
 //   - the reference decoder of B (goccy/go-json, vmihailenco/msgpack,
 //     fxamacker/cbor) reads the transcoded bytes as the same value.
 //
@@ -68,6 +71,17 @@ func FuzzTranscodeDifferential(f *testing.F) {
 		// null in a list, dropped from a map (as JSON.stringify does).
 		{proto.MsgPack, proto.JSON, "92d40000 82a161d40000a16201"},
 		{proto.CBOR, proto.MsgPack, "82f7 a26161f7616201"},
+		// Dates: MsgPack timestamps 32, 64 and 96 as wampy (msgpackr)
+		// writes a Date, their extremes, beyond RFC 3339's years; CBOR
+		// tag 1 as cbor-x writes a Date, on every number form, out of a
+		// timestamp's range.
+		{proto.MsgPack, proto.JSON, "94d6ff6b11ca00 d7ff1d5353006b11ca00 c70cff004c4b4000000004a0fe7280 c70cff1dcd6500ffffffffffffffff"},
+		{proto.MsgPack, proto.CBOR, "94d6ff6b11ca00 d7ff1d5353006b11ca00 c70cff004c4b4000000004a0fe7280 c70cff1dcd6500ffffffffffffffff"},
+		{proto.MsgPack, proto.CBOR, "94d7ffee6b27ffffffffff c70cff3b9ac9ff7fffffffffffffff c70cff000000008000000000000000 c70cff000000000000003afff44180"},
+		{proto.MsgPack, proto.JSON, "92c70cff3b9ac9ff0000003afff4417f c70cff00000000fffffff1868b8400"},
+		{proto.MsgPack, proto.JSON, "c70cff000000000000003afff44180"},
+		{proto.CBOR, proto.MsgPack, "82c1fb41dac4728007df3b a16261 74c11a6b11ca00"},
+		{proto.CBOR, proto.MsgPack, "88c120c13b7fffffffffffffffc1f93e00c1fa3fc00000c1fb3feffffffffffffdc11b8000000000000000c1fb7ff8000000000000c1fb43e0000000000000"},
 		// Deep nesting at the limit.
 		{proto.JSON, proto.CBOR, strings.Repeat("[", proto.MaxDepth) + strings.Repeat("]", proto.MaxDepth)},
 	}
@@ -121,6 +135,11 @@ func differential(t *testing.T, a, b proto.Serializer, in []byte) {
 	if d := diff("$", orig, mid, o); d != "" {
 		t.Fatalf("%s->%s: %s", a, b, d)
 	}
+	// A CBOR tag 1 float made a MsgPack timestamp is rounded to the
+	// nanosecond, and comes back so. Which numbers were tagged is not
+	// known here: numbers are compared to that precision when the input
+	// may hold a tag 1.
+	o.epoch = a == proto.CBOR && b == proto.MsgPack && bytes.IndexByte(in, 0xc1) >= 0
 	back, err := proto.Transcode(nil, a, proto.Raw{Ser: b, B: out})
 	if err != nil {
 		t.Fatalf("transcoding back %s->%s: %v", b, a, err)
@@ -176,8 +195,10 @@ func requireProtoError(t *testing.T, err error, what string) {
 }
 
 // opts relaxes diff: with msgpack set, an integer outside MsgPack's range
-// (below -2^63 or above 2^64-1) may come back as the nearest float64.
-type opts struct{ msgpack bool }
+// (below -2^63 or above 2^64-1) may come back as the nearest float64; with
+// epoch set, a number may come back as the number a timestamp of it
+// rounded to the nanosecond is (see sameInstant).
+type opts struct{ msgpack, epoch bool }
 
 var (
 	minInt64  = big.NewInt(math.MinInt64)
@@ -226,11 +247,28 @@ func number(v any) (i *big.Int, f float64, isInt, ok bool) {
 // diff compares two generic values and says where they differ ("" when
 // equal). Integers compare by value whatever their Go type.
 func diff(path string, want, got any, o opts) string {
+	// A date (a MsgPack timestamp, read as a time.Time by proto and by the
+	// reference decoders of MsgPack and CBOR) is carried as a date, or as
+	// what the target's clients read for one.
+	wt, wDate := want.(time.Time)
+	gt, gDate := got.(time.Time)
+	switch {
+	case wDate && !sameInstant(wt, got):
+		return fmt.Sprintf("%s: got %T %v, want the date %v", path, got, got, wt)
+	case !wDate && gDate && !sameInstant(gt, want):
+		return fmt.Sprintf("%s: got the date %v, want %T %v", path, gt, want, want)
+	case wDate || gDate:
+		return ""
+	}
 	if wi, wf, wInt, ok := number(want); ok {
 		gi, gf, gInt, ok := number(got)
 		switch {
 		case !ok:
 			return fmt.Sprintf("%s: got %T %v, want number %v", path, got, got, want)
+		case o.epoch && !(wInt && gInt):
+			if !nearInstant(epochRat(wi, wf, wInt), epochRat(gi, gf, gInt), wf, gf) {
+				return fmt.Sprintf("%s: got %v%v, want %v%v, or the same to the nanosecond", path, gi, gf, wi, wf)
+			}
 		case wInt && gInt:
 			if wi.Cmp(gi) != 0 {
 				return fmt.Sprintf("%s: got %v, want %v", path, gi, wi)
@@ -294,6 +332,59 @@ func diff(path string, want, got any, o opts) string {
 		return fmt.Sprintf("%s: unexpected type %T", path, want)
 	}
 	return ""
+}
+
+// sameInstant reports whether v stands for the instant t: a time.Time, the
+// RFC 3339 text of t, or its epoch seconds as an integer or a float (see
+// nearInstant).
+func sameInstant(t time.Time, v any) bool {
+	at := epochRat(new(big.Int).Add(new(big.Int).Mul(big.NewInt(t.Unix()), big.NewInt(1e9)), big.NewInt(int64(t.Nanosecond()))), 0, true)
+	at.Quo(at, big.NewRat(1e9, 1))
+	switch x := v.(type) {
+	case time.Time:
+		// Through a CBOR float, a timestamp has that float's precision.
+		f, _ := at.Float64()
+		u := epochRat(new(big.Int).Add(new(big.Int).Mul(big.NewInt(x.Unix()), big.NewInt(1e9)), big.NewInt(int64(x.Nanosecond()))), 0, true)
+		return nearInstant(at, u.Quo(u, big.NewRat(1e9, 1)), f, f)
+	case string:
+		p, err := time.Parse(time.RFC3339Nano, x)
+		return err == nil && p.Equal(t)
+	}
+	i, f, isInt, ok := number(v)
+	if !ok || !isInt && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return false
+	}
+	return nearInstant(at, epochRat(i, f, isInt), f, f)
+}
+
+// epochRat is a number as an exact rational.
+func epochRat(i *big.Int, f float64, isInt bool) *big.Rat {
+	if isInt {
+		return new(big.Rat).SetInt(i)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return new(big.Rat).SetFloat64(f)
+}
+
+// nearInstant reports whether two epoch times are the same to a
+// nanosecond and half the spacing of the floats (of magnitude f or g) they
+// may have been carried as: a timestamp made of a CBOR tag 1 float is
+// rounded to the nanosecond, and one carried as a float rounded to it.
+func nearInstant(a, b *big.Rat, f, g float64) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	tol := big.NewRat(1, 1e9)
+	for _, x := range []float64{f, g} {
+		x = math.Abs(x)
+		if sp := math.Nextafter(x, math.Inf(1)) - x; !math.IsInf(sp, 0) {
+			tol.Add(tol, new(big.Rat).SetFloat64(sp/2))
+		}
+	}
+	d := new(big.Rat).Sub(a, b)
+	return d.Abs(d).Cmp(tol) <= 0
 }
 
 var errDupKey = errors.New("duplicate map key")

@@ -7,7 +7,8 @@ import (
 
 // CBOR reading (RFC 8949). Definite and indefinite lengths, chunked strings,
 // half/single/double floats, and the bignum tags 2 and 3 are understood;
-// other tags are read through (the tagged value is used as is).
+// other tags are read through (the tagged value is used as is), tag 1 on a
+// number being marked for the transcoder (see tok.esc).
 
 // cbHead reads an initial byte and its argument. For indefinite lengths it
 // returns indef and no argument.
@@ -82,6 +83,7 @@ func (r *rd) cbContainer(want byte) (n int, indef bool, err error) {
 }
 
 func (r *rd) cbNext(t *tok) error {
+	epoch := false // the innermost tag is 1, an epoch-based date/time
 	for tags := 0; ; tags++ {
 		if tags > 8 {
 			return errCBORTag
@@ -92,10 +94,10 @@ func (r *rd) cbNext(t *tok) error {
 		}
 		switch major {
 		case 0:
-			t.set(kInt, false, false, arg, 0, nil)
+			t.set(kInt, false, epoch, arg, 0, nil)
 			return nil
 		case 1:
-			t.set(kInt, true, false, arg, 0, nil)
+			t.set(kInt, true, epoch, arg, 0, nil)
 			return nil
 		case 2, 3:
 			k := kBin
@@ -145,12 +147,13 @@ func (r *rd) cbNext(t *tok) error {
 				r.cbBig(t, arg == 3)
 				return nil
 			}
+			epoch = arg == 1
 			continue // other tags: read the tagged item itself
 		case 7:
 			if indef {
 				return errCBORIndef // a stray "break"
 			}
-			return cbSimple(t, arg, info)
+			return cbSimple(t, arg, info, epoch)
 		}
 	}
 }
@@ -224,7 +227,8 @@ func (r *rd) cbBig(t *tok, neg bool) {
 	t.set(kBig, neg, false, 0, 0, mag)
 }
 
-func cbSimple(t *tok, arg uint64, info byte) error {
+// cbSimple reads a simple value or float; epoch marks a float as tag 1's.
+func cbSimple(t *tok, arg uint64, info byte, epoch bool) error {
 	switch info {
 	case 20:
 		t.set(kBool, false, false, 0, 0, nil)
@@ -239,13 +243,13 @@ func cbSimple(t *tok, arg uint64, info byte) error {
 		t.set(kUndef, false, false, 0, 0, nil)
 		return nil
 	case 25:
-		t.set(kFloat, false, false, 0, halfToFloat(uint16(arg)), nil)
+		t.set(kFloat, false, epoch, 0, halfToFloat(uint16(arg)), nil)
 		return nil
 	case 26:
-		t.set(kFloat, false, false, 0, float64(math.Float32frombits(uint32(arg))), nil)
+		t.set(kFloat, false, epoch, 0, float64(math.Float32frombits(uint32(arg))), nil)
 		return nil
 	case 27:
-		t.set(kFloat, false, false, 0, math.Float64frombits(arg), nil)
+		t.set(kFloat, false, epoch, 0, math.Float64frombits(arg), nil)
 		return nil
 	}
 	return errCBORSimple

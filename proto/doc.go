@@ -26,7 +26,20 @@
 // Options and Details an undefined value means the key is absent. In payloads
 // it passes untouched to peers of the same serializer and is transcoded as
 // JSON.stringify writes it: a list element becomes null, a dictionary member
-// is left out. Other MsgPack extension types are refused.
+// is left out.
+//
+// # Dates
+//
+// MsgPack's timestamp extension (type -1, in its three formats) is how
+// msgpackr (wampy) writes a JavaScript Date and msgpack-python a Timestamp.
+// It passes untouched to peers of the same serializer, and is transcoded to
+// CBOR's epoch-based date/time (tag 1 on an integer or float of seconds,
+// what cbor-x writes for a Date) and to the RFC 3339 text in UTC that
+// JSON.stringify makes of a Date. Tag 1 on a number in a CBOR payload
+// becomes a MsgPack timestamp; for JSON it is the number, as every CBOR tag
+// but the bignums is read through. [DecodeValue] returns a timestamp as a
+// time.Time, which [AppendValue] writes as a date. Other MsgPack extension
+// types are refused.
 //
 // # Validity of decoded data
 //

@@ -65,24 +65,26 @@ func (e *Encoder) element(w *wr, m *Message, el element) error {
 			w.endArr()
 			return nil
 		}
-		return w.raw(m.Args, &e.scratch)
+		return w.rawAt(m.Args, 0, true, &e.scratch)
 	case elKwargs:
-		return w.raw(m.Kwargs, &e.scratch)
+		return w.rawAt(m.Kwargs, 0, true, &e.scratch)
 	}
 	return nil
 }
 
-// raw writes an encoded value, transcoding it when its serializer differs.
-func (w *wr) raw(r Raw, sc *[]byte) error { return w.rawAt(r, 0, sc) }
+// raw writes an encoded dictionary or option value, transcoding it when its
+// serializer differs.
+func (w *wr) raw(r Raw, sc *[]byte) error { return w.rawAt(r, 0, false, sc) }
 
-// rawAt is raw for a value nested in depth containers.
-func (w *wr) rawAt(r Raw, depth int, sc *[]byte) error {
+// rawAt is raw for a value nested in depth containers; dates is set for
+// payloads (see rd.dates).
+func (w *wr) rawAt(r Raw, depth int, dates bool, sc *[]byte) error {
 	if r.Ser == w.ser {
 		w.b = append(w.b, r.B...)
 		return nil
 	}
 	start := len(w.b)
-	src := rd{b: r.B, ser: r.Ser}
+	src := rd{b: r.B, ser: r.Ser, dates: dates}
 	if err := transcodeValue(&src, w, depth, sc); err != nil {
 		w.b = w.b[:start]
 		return err

@@ -35,6 +35,6 @@ var (
 	ErrKeyNotString  = errf("dictionary key must be a string")
 	ErrLength        = errf("declared length exceeds the input")
 	ErrUnsupported   = errf("value kind not supported")
-	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, or a non-string map key)")
+	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, a date outside the years 0 to 9999, or a non-string map key)")
 	ErrBadSerializer = errf("unknown serializer")
 )

@@ -12,7 +12,8 @@ import (
 //     same bytes;
 //   - transcoded into each other serializer it either fails with a *Error
 //     (a value with no form there: NaN to JSON, ...) or decodes to the same
-//     message (MsgPack carries integers beyond 64 bits as floats);
+//     message (MsgPack carries integers beyond 64 bits as floats; a date is
+//     a MsgPack timestamp, a CBOR tag 1 number or JSON RFC 3339 text);
 //   - DecodeValue of every raw part never panics.
 //
 // Run one with: go test -run '^$' -fuzz '^FuzzDecodeJSON$' -fuzztime 30s ./proto
@@ -63,8 +64,18 @@ func FuzzDecodeMsgPack(f *testing.F) {
 		// type 0) in options, args and kwargs (undefined_test.go).
 		"942001de0002a56d61746368d40000ac6765745f72657461696e6564d40000a5636f6d2e74",
 		"963002de0000a5636f6d2e7092d4000001de0002a161d40000a16202",
+		// wampy's PUBLISH of two Dates (msgpackr: timestamp 64 and 32,
+		// timestamp_test.go); the extremes of timestamp 64 and 96, a
+		// Date beyond RFC 3339's years, and a timestamp in Details.
+		"961001de0000a5636f6d2e7491d7ff1d5353006b11ca00de0001a26174d6ff6b11ca00",
+		"95300180a17091d7ffee6b27ffffffffff",
+		"95300180a17093c70cff3b9ac9ff7fffffffffffffffc70cff000000008000000000000000c70cff000000000000003afff44180",
+		"953001 81a2785fc70cff1dcd6500ffffffffffffffff a170 90",
+		// Timestamps refused: nanoseconds of a second, a wrong length.
+		"95300180a17091d7ffee6b280000000000",
+		"95300180a17091c708ff0000000000000001",
 	} {
-		f.Add(mustHex(f, s))
+		f.Add(mustHex(f, stripSpaces(s)))
 	}
 	addBuilt(f, MsgPack)
 	f.Fuzz(func(t *testing.T, b []byte) { fuzzDecode(t, MsgPack, b) })
@@ -86,6 +97,12 @@ func FuzzDecodeCBOR(f *testing.F) {
 		// wampy's SUBSCRIBE and CALL with undefined (simple value 23).
 		"84182001b90002656d61746368f76c6765745f72657461696e6564f765636f6d2e74",
 		"86183002b9000065636f6d2e7082f701b900026161f7616202",
+		// wampy's PUBLISH of two Dates (cbor-x: tag 1 on a float and a
+		// uint32); tag 1 on every number form, out of a timestamp's range,
+		// NaN, and in Options.
+		"861001b9000065636f6d2e7481c1fb41dac4728007df3bb90001626174c11a6b11ca00",
+		"851830 01 a0 6170 88c120c13b7fffffffffffffffc1f93e00c1fa3fc00000c1fb3feffffffffffffdc11b8000000000000000c1fb7ff8000000000000c1fb43e0000000000000",
+		"851830 01 a1 6774696d656f7574 c11903e8 6170 81c1fbbfe0000000000000",
 	} {
 		f.Add(mustHex(f, stripSpaces(s)))
 	}
@@ -166,6 +183,6 @@ func fuzzDecode(t *testing.T, ser Serializer, b []byte) {
 		if err != nil {
 			t.Fatalf("transcoded to %s, does not decode: %v\n in: %s\nout: %s", o, err, show(ser, b), show(o, ob))
 		}
-		requireSameMessage(t, &m, mo, eqOpts{intAsFloat: o == MsgPack}, ser.String()+"->"+o.String())
+		requireSameMessage(t, &m, mo, eqOpts{intAsFloat: o == MsgPack, dates: true}, ser.String()+"->"+o.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Test helpers shared by the proto tests. One assertion style: t.Fatalf /
@@ -159,6 +160,11 @@ type eqOpts struct {
 	// jsonKind lets a json.Number match an integer or a float of the same
 	// value (expectations read from the test suite's JSON files).
 	jsonKind bool
+	// dates lets a time.Time (a MsgPack timestamp) match what it is
+	// transcoded to: its RFC 3339 text (JSON) or epoch seconds (CBOR tag 1,
+	// read as the number), and a number the timestamp a CBOR tag 1 became
+	// (see timestamp.go).
+	dates bool
 }
 
 func (a num) equal(b num, o eqOpts) bool {
@@ -187,6 +193,18 @@ func valueDiff(want, got any, o eqOpts) string {
 }
 
 func diffAt(path string, want, got any, o eqOpts) string {
+	if o.dates {
+		wt, wok := want.(time.Time)
+		gt, gok := got.(time.Time)
+		switch {
+		case wok && !sameInstant(wt, got):
+			return fmt.Sprintf("%s: got %T %v, want the date %v", path, got, got, wt)
+		case !wok && gok && !sameInstant(gt, want):
+			return fmt.Sprintf("%s: got the date %v, want %T %v", path, gt, want, want)
+		case wok || gok:
+			return ""
+		}
+	}
 	if wn, ok := numOf(want); ok {
 		gn, ok := numOf(got)
 		if !ok {
@@ -210,6 +228,10 @@ func diffAt(path string, want, got any, o eqOpts) string {
 	case bool, string:
 		if got != want {
 			return fmt.Sprintf("%s: got %T %#v, want %T %#v", path, got, got, want, want)
+		}
+	case time.Time:
+		if g, ok := got.(time.Time); !ok || !g.Equal(w) {
+			return fmt.Sprintf("%s: got %T %v, want the date %v", path, got, got, w)
 		}
 	case []byte:
 		g, ok := got.([]byte)
@@ -249,6 +271,41 @@ func diffAt(path string, want, got any, o eqOpts) string {
 		return fmt.Sprintf("%s: unexpected want type %T", path, want)
 	}
 	return ""
+}
+
+// sameInstant reports whether v stands for the instant t: a time.Time, the
+// RFC 3339 text of t, its epoch seconds as an integer (when t is whole
+// seconds) or as the float nearest to it, or a float that t is the
+// rounding of to the nanosecond (a CBOR tag 1 float made a timestamp: the
+// float's shortest decimal, rounded, so within half a nanosecond and half
+// the float's spacing).
+func sameInstant(t time.Time, v any) bool {
+	sec, nsec := t.Unix(), int64(t.Nanosecond())
+	at := new(big.Rat).SetFrac(new(big.Int).Add(new(big.Int).Mul(big.NewInt(sec), big.NewInt(1e9)), big.NewInt(nsec)), big.NewInt(1e9))
+	switch x := v.(type) {
+	case time.Time:
+		return x.Unix() == sec && int64(x.Nanosecond()) == nsec
+	case string:
+		p, err := time.Parse(time.RFC3339Nano, x)
+		return err == nil && p.Unix() == sec && int64(p.Nanosecond()) == nsec
+	}
+	n, ok := numOf(v)
+	switch {
+	case !ok:
+		return false
+	case n.isInt:
+		return nsec == 0 && n.i.Cmp(big.NewInt(sec)) == 0
+	case math.IsNaN(n.f) || math.IsInf(n.f, 0):
+		return false
+	}
+	if f, _ := at.Float64(); f == n.f {
+		return true
+	}
+	a := math.Abs(n.f)
+	tol := new(big.Rat).SetFloat64((math.Nextafter(a, math.Inf(1)) - a) / 2)
+	tol.Add(tol, big.NewRat(1, 2e9))
+	d := new(big.Rat).Sub(at, new(big.Rat).SetFloat64(n.f))
+	return d.Abs(d).Cmp(tol) <= 0
 }
 
 // requireValue fails when got differs from want (see valueDiff).

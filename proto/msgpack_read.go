@@ -204,6 +204,12 @@ func (r *rd) mpNext(t *tok) error {
 			t.set(kUndef, false, false, 0, 0, nil)
 			return nil
 		}
+		if p[0] == extTimestamp {
+			// fixext 4 and 8 are timestamp 32 and 64; other lengths are
+			// no timestamp (msgpackr writes an invalid Date as fixext 1,
+			// which msgpack-python refuses).
+			return mpTimestamp(t, p[1:], c == 0xd6 || c == 0xd7)
+		}
 		t.set(kInvalid, false, false, 0, 0, nil)
 		return errExt
 	case 0xc7, 0xc8, 0xc9: // ext 8/16/32
@@ -211,8 +217,12 @@ func (r *rd) mpNext(t *tok) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.span(n + 1); err != nil {
+		p, err := r.span(n + 1)
+		if err != nil {
 			return err
+		}
+		if p[0] == extTimestamp { // timestamp 96 is ext 8 of 12 bytes
+			return mpTimestamp(t, p[1:], c == 0xc7 && n == 12)
 		}
 		t.set(kInvalid, false, false, 0, 0, nil)
 		return errExt
@@ -220,8 +230,42 @@ func (r *rd) mpNext(t *tok) error {
 	return errNeverUsed // 0xc1
 }
 
+// extTimestamp is the MsgPack extension type of timestamps, -1.
+const extTimestamp = 0xff
+
+// mpTimestamp makes t a timestamp token of the extension data p, which
+// came in one of the timestamp formats when format is set.
+func mpTimestamp(t *tok, p []byte, format bool) error {
+	t.set(kInvalid, false, false, 0, 0, nil)
+	if !format {
+		return errTimestamp
+	}
+	// Timestamp 32 has no nanoseconds; the others must hold fewer than a
+	// second's worth, as the spec says and msgpack-python checks (a
+	// ValueError: autobahn-python drops the connection).
+	if _, ns := mpTime(p); ns >= 1e9 {
+		return errTimestamp
+	}
+	t.set(kTime, false, false, 0, 0, p)
+	return nil
+}
+
+// mpTime decodes the data of a timestamp that mpTimestamp accepted:
+// seconds and nanoseconds since the Unix epoch.
+func mpTime(p []byte) (sec int64, nsec uint32) {
+	switch len(p) {
+	case 4:
+		return int64(binary.BigEndian.Uint32(p)), 0
+	case 8:
+		v := binary.BigEndian.Uint64(p)
+		return int64(v & (1<<34 - 1)), uint32(v >> 34)
+	}
+	return int64(binary.BigEndian.Uint64(p[4:])), binary.BigEndian.Uint32(p)
+}
+
 var (
-	errExt       = errf("msgpack extension types are not supported in WAMP messages (except fixext 1 type 0, JavaScript undefined)")
+	errExt       = errf("msgpack extension types are not supported in WAMP messages, except type -1 (timestamp) and fixext 1 of type 0 (JavaScript undefined)")
+	errTimestamp = errf("msgpack timestamp (extension type -1) must be fixext 4, fixext 8 or ext 8 of 12 bytes, with nanoseconds below 10^9")
 	errNeverUsed = errf("msgpack byte 0xc1 is never used")
 )
 

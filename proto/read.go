@@ -9,6 +9,12 @@ type rd struct {
 	b   []byte
 	i   int
 	ser Serializer
+	// dates: the value is a payload (Arguments, ArgumentsKw, a value given
+	// to Transcode or AppendValue), whose CBOR epoch dates (tag 1) become
+	// MsgPack timestamps when transcoded to MsgPack. Options and Details
+	// keep the number: the router reads a tagged number there as the
+	// number it is, and so must a MsgPack peer it is passed on to.
+	dates bool
 }
 
 // kind is the kind of the next value in the input.
@@ -32,6 +38,15 @@ const (
 	// follows JSON.stringify: a dictionary member is dropped, anything else
 	// becomes null.
 	kUndef
+	// kTime is a MsgPack timestamp (extension type -1), as msgpackr writes a
+	// JavaScript Date and msgpack-python a Timestamp: fixext 4 (uint32
+	// seconds), fixext 8 (30-bit nanoseconds, 34-bit seconds) or ext 8 of 12
+	// bytes (uint32 nanoseconds, int64 seconds); s is the extension's data
+	// (see mpTime). Transcoded, it is what the target's clients take for a
+	// date: CBOR tag 1 (epoch-based date/time, which cbor-x and cbor2
+	// decode as a Date or datetime), or in JSON the RFC 3339 text that
+	// JSON.stringify makes of a Date.
+	kTime
 )
 
 // tok is one scalar or container head read from the input.
@@ -45,11 +60,13 @@ type tok struct {
 	neg bool
 	// esc: s is not the content as is. For a JSON string, s holds escapes;
 	// for a CBOR indefinite-length string, s spans the chunks with their
-	// heads. tok.text, appendText and appendBytes resolve it.
+	// heads. tok.text, appendText and appendBytes resolve it. On a CBOR
+	// integer or float (no s), esc marks an epoch date/time (tag 1) for the
+	// transcoder (see rd.dates); everything else reads the number.
 	esc bool
 	u   uint64
 	f   float64
-	s   []byte // string, binary or bignum content (JSON: the raw text between quotes)
+	s   []byte // string, binary, bignum or timestamp content (JSON: the raw text between quotes)
 }
 
 // openLen is a container token's u when its length is not known up front.

@@ -10,9 +10,10 @@ import (
 // Transcode appends the value r, converted to serializer to, to dst. Binary
 // values follow the WAMP JSON convention; integers stay exact wherever the
 // target can carry them (MsgPack cannot go beyond 64 bits: such values
-// become the nearest float64). A value with no JSON form (NaN, infinity, a
-// text string starting with NUL) is an error when the target is JSON; map
-// keys must be strings in every serializer.
+// become the nearest float64). Dates follow each serializer's convention
+// (see timestamp.go). A value with no JSON form (NaN, infinity, a text
+// string starting with NUL, a date beyond the year 9999) is an error when
+// the target is JSON; map keys must be strings in every serializer.
 //
 // The value is checked and re-encoded even when r is already in to, so the
 // output is always well formed, and in its shortest form but for the heads
@@ -26,7 +27,7 @@ func Transcode(dst []byte, to Serializer, r Raw) ([]byte, error) {
 	}
 	w := wr{b: dst, ser: to}
 	var sc []byte
-	src := rd{b: r.B, ser: r.Ser}
+	src := rd{b: r.B, ser: r.Ser, dates: true}
 	if err := transcodeValue(&src, &w, 0, &sc); err != nil {
 		return dst, err
 	}
@@ -54,6 +55,11 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 	case kBool:
 		w.bool(t.u != 0)
 	case kInt:
+		if t.esc && r.dates && w.ser == MsgPack { // a CBOR epoch date (tag 1)
+			if sec, ok := epochOfInt(&t); ok {
+				return w.time(sec, 0)
+			}
+		}
 		if t.neg {
 			w.neg(t.u)
 		} else {
@@ -66,7 +72,15 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 		}
 		return w.big(v)
 	case kFloat:
+		if t.esc && r.dates && w.ser == MsgPack { // a CBOR epoch date (tag 1)
+			if sec, nsec, ok := epochOfFloat(t.f); ok {
+				return w.time(sec, nsec)
+			}
+		}
 		return w.float(t.f)
+	case kTime:
+		sec, nsec := mpTime(t.s)
+		return w.time(sec, nsec)
 	case kStr:
 		*sc = (*sc)[:0]
 		s, err := t.appendText(*sc, r.ser)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"sort"
+	"time"
 	"unicode/utf8"
 )
 
@@ -12,7 +13,9 @@ import (
 //
 // A decoded value is one of: nil, bool, int64 (integers that fit), uint64
 // (non-negative integers above MaxInt64), *big.Int (beyond 64 bits), float64,
-// string, []byte, []any, map[string]any.
+// string, []byte, []any, map[string]any, and time.Time (in UTC) for a
+// MsgPack timestamp. A CBOR epoch date (tag 1) is the number it tags, as
+// for every CBOR tag but the bignums.
 
 // DecodeValue decodes a raw value into a generic Go value.
 func DecodeValue(r Raw) (any, error) {
@@ -56,6 +59,11 @@ func decodeAny(r *rd, depth int) (any, error) {
 		return bigOf(&t, r.ser)
 	case kFloat:
 		return t.f, nil
+	case kTime:
+		sec, nsec := mpTime(t.s)
+		// The seconds of any timestamp survive time.Time's range:
+		// Unix() gives them back.
+		return time.Unix(sec, int64(nsec)).UTC(), nil
 	case kStr:
 		s, err := t.appendText(nil, r.ser)
 		if err != nil {
@@ -117,7 +125,8 @@ func decodeAny(r *rd, depth int) (any, error) {
 }
 
 // AppendValue appends a generic Go value encoded in ser. It accepts the
-// types DecodeValue returns plus the other integer and float types,
+// types DecodeValue returns (a time.Time is written as a date: see
+// timestamp.go) plus the other integer and float types,
 // []string, []uint64, map[string]string and Raw (written as is, or
 // transcoded). Map keys are written in sorted order so that output is
 // deterministic.
@@ -176,6 +185,8 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 		return w.float(x)
 	case *big.Int:
 		return w.big(x)
+	case time.Time:
+		return w.time(x.Unix(), uint32(x.Nanosecond()))
 	case string:
 		return w.text(x)
 	case []byte:
@@ -185,7 +196,7 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 			w.null()
 			return nil
 		}
-		return w.rawAt(x, depth, sc)
+		return w.rawAt(x, depth, true, sc)
 	case []any, []string, []uint64, map[string]any, map[string]string:
 		if depth >= MaxDepth {
 			return ErrTooDeep
