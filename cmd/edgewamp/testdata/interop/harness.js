@@ -26,10 +26,12 @@ function report(name, ok, detail) {
 }
 
 // canon turns a decoded WAMP value into a plain, comparable JSON value:
-// binary (Buffer, Uint8Array, ArrayBuffer) becomes {"$bytes": HEX}, BigInt a
+// binary (Buffer, Uint8Array, ArrayBuffer) becomes {"$bytes": HEX}, a Date
+// {"$date": ISO text} (not its text, nor the {} of its own keys), BigInt a
 // Number when it is exact, object keys are sorted.
 function canon(v) {
   if (v === undefined || v === null) return null;
+  if (v instanceof Date) return { $date: Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString() };
   if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : { $bigint: v.toString() };
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') };
   if (v instanceof ArrayBuffer) return { $bytes: Buffer.from(v).toString('hex') };

@@ -305,6 +305,46 @@ async function suite() {
     });
   }
 
+  // Dates in payloads: wampy's MsgPack serializer (msgpackr) writes a Date
+  // as the MsgPack timestamp extension (type -1), its CBOR serializer
+  // (cbor-x) as tag 1 on the epoch seconds. The router passes a timestamp
+  // to MsgPack sessions as it is, and gives CBOR sessions tag 1 and JSON
+  // sessions the text JSON.stringify writes for a Date; tag 1 reaches
+  // MsgPack sessions as a timestamp, and JSON ones as the number it tags.
+  // A MsgPack Date used to end the publisher's session ("msgpack extension
+  // types are not supported").
+  if (SER !== 'json') {
+    await H.step('date', async () => {
+      const at = new Date(Date.UTC(2026, 11, 3, 19, 58, 56, 123));
+      const whole = new Date(Date.UTC(2026, 11, 3, 19, 58, 56));
+      const other = SER === 'msgpack' ? 'cbor' : 'msgpack';
+      const S = await connect(SER + '-date-peer');
+      const J = await connect('json-date-peer', 'json');
+      const O = await connect(other + '-date-peer', other);
+      const got = { [SER]: new H.Inbox(), json: new H.Inbox(), [other]: new H.Inbox() };
+      for (const [w, ser] of [[S, SER], [J, 'json'], [O, other]]) {
+        await w.subscribe('t.date', (e) => got[ser].push([e.argsList, e.argsDict]));
+      }
+      await A.publish('t.date', { argsList: [at], argsDict: { at: whole } }, { acknowledge: true });
+      for (const ser of [SER, other]) {
+        const [ev] = await got[ser].wait((xs) => xs.length > 0, 5000, ser + ' event');
+        H.eq(`date: a ${SER} Date at a ${ser} subscriber is a Date`, ev, [[at], { at: whole }]);
+      }
+      const [ev] = await got.json.wait((xs) => xs.length > 0, 5000, 'JSON event');
+      H.eq(`date: a ${SER} Date at a JSON subscriber`, ev, SER === 'msgpack'
+        ? [[at.toJSON()], { at: whole.toISOString().replace('.000Z', 'Z') }]
+        : [[at.getTime() / 1000], { at: whole.getTime() / 1000 }]);
+      // The publisher's session goes on: a call with Dates, to a callee of
+      // the other binary serializer that returns them.
+      await O.register('t.date.echo', ({ argsList, argsDict }) => ({
+        argsList: [argsList[0] instanceof Date, ...argsList], argsDict,
+      }));
+      const r = await call(A, 't.date.echo', { argsList: [at], argsDict: { at: whole } });
+      H.eq(`date: a ${SER} caller's Date to a ${other} callee and back`, [r.argsList, r.argsDict], [[true, at], { at: whole }]);
+      await closeAll([S, J, O]);
+    });
+  }
+
   await H.step('pubsub.pattern', async () => {
     const got = new H.Inbox();
     await B.subscribe('t.pp', (e) => got.push(['prefix', e.argsList[0], e.details.topic]), { match: 'prefix' });
