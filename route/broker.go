@@ -351,6 +351,34 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 	out.Type = proto.CodeUnsubscribed
 	out.Request = m.Request
 	s.sendMsg(ss, out, ClassControl)
+	s.unsubscribed(ss, sub, deleted)
+}
+
+// revokeSubscription takes ss off sub without its asking (a reload took
+// the grant away) the way an UNSUBSCRIBE would, the mesh interest
+// included, and tells it with a SUBSCRIPTION revocation (UNSUBSCRIBED
+// with request 0 and the reason, WAMP Advanced Profile) when the
+// subscriber announced the feature. Others are not told: the events they
+// may no longer receive were already withheld.
+func (s *Shard) revokeSubscription(ss *Session, sub *subscription, reason string) {
+	deleted := s.detachSubscriber(ss, sub)
+	if ss.feat&fSubscriberRevoke != 0 {
+		out := &s.out
+		out.Reset()
+		out.Type = proto.CodeUnsubscribed
+		out.HasDict = true
+		raw, err := proto.EncodeValue(ss.ser, map[string]any{"subscription": sub.id, "reason": reason})
+		if err == nil {
+			out.Dict = raw
+		}
+		s.sendMsg(ss, out, ClassControl)
+	}
+	s.unsubscribed(ss, sub, deleted)
+}
+
+// unsubscribed announces that ss left sub, and that sub went with it when
+// ss was its last subscriber.
+func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
 	s.metaEvent(ss.realm, metaSubOnUnsubscribe, ss.id, sub.id)
 	if deleted {
 		s.metaEvent(ss.realm, metaSubOnDelete, ss.id, sub.id)
@@ -590,10 +618,6 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 // leaveBroker removes a leaving session from its subscriptions.
 func (s *Shard) leaveBroker(ss *Session) {
 	for _, sub := range ss.subs {
-		deleted := s.detachSubscriber(ss, sub)
-		s.metaEvent(ss.realm, metaSubOnUnsubscribe, ss.id, sub.id)
-		if deleted {
-			s.metaEvent(ss.realm, metaSubOnDelete, ss.id, sub.id)
-		}
+		s.unsubscribed(ss, sub, s.detachSubscriber(ss, sub))
 	}
 }

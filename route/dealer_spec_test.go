@@ -233,6 +233,12 @@ type secureRealm struct {
 }
 
 func newSecureRealm(t *testing.T, user ...Permission) *secureRealm {
+	return newSecureRealmWith(t, nil, user...)
+}
+
+// newSecureRealmWith is newSecureRealm with mutate applied to the
+// router's configuration (after the realm is set).
+func newSecureRealmWith(t *testing.T, mutate func(*Config), user ...Permission) *secureRealm {
 	pw, _ := HashPassword("pw", 1000)
 	users, err := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
 	if err != nil {
@@ -242,6 +248,9 @@ func newSecureRealm(t *testing.T, user ...Permission) *secureRealm {
 	z := sr.rbac(user)
 	sr.e = newEnv(t, 2, func(c *Config) {
 		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+		if mutate != nil {
+			mutate(c)
+		}
 	})
 	return sr
 }

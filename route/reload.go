@@ -14,8 +14,10 @@ import (
 // and the realm no longer allows that or gives anonymous sessions another
 // role, or when its static user was removed, lost its role, or no longer
 // holds the credential the session logged in with (a password, secret or
-// key changed or removed, the method no longer offered). It returns an
-// error, and changes nothing, when the new configuration is invalid.
+// key changed or removed, the method no longer offered); a session that
+// stays loses the registrations and subscriptions its role may no longer
+// make (revokeUnauthorized). It returns an error, and changes nothing,
+// when the new configuration is invalid.
 func (r *Router) Reload(realms []RealmConfig) error {
 	var errs []error
 	seen := map[string]bool{}
@@ -65,18 +67,60 @@ func (s *Shard) reauth() {
 			s.revoke(ss, why)
 			continue
 		}
-		// Registrations the role may no longer make would go on holding
-		// their procedures (another callee's REGISTER refused as
-		// procedure_already_exists) for calls that all fail. They are
-		// revoked; a callee that did not announce registration_revocation
-		// is not told (as the calls it can no longer answer were not),
-		// and keeps its session.
-		for _, reg := range ss.regs {
-			if !ss.authorize(ActionRegister, []byte(reg.uri)) {
-				s.r.log.Info("revoking a registration after reload: the role may no longer register it", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "procedure", reg.uri)
-				s.revokeRegistration(ss, reg, proto.URINotAuthorized)
-			}
+		s.revokeUnauthorized(ss)
+	}
+}
+
+// revokeUnauthorized revokes what a session still holds that its role may
+// no longer make after a reload:
+//
+//   - Registrations would go on holding their procedures (another
+//     callee's REGISTER refused as procedure_already_exists) for calls that
+//     all fail.
+//   - Subscriptions no longer deliver (the publish-time check withholds
+//     their events) but would stay in the tables: listed and counted by the
+//     meta API, holding the mesh's interest in their topic, and a place
+//     within the session's bound.
+//
+// Each goes as an UNREGISTER or UNSUBSCRIBE would, with its meta events;
+// a client that announced registration_revocation or
+// subscription_revocation is told, others are not (as the calls and
+// events they can no longer have were not), and the session stays. One
+// log line per session and kind, not per URI: a session may hold 65,536
+// of each.
+func (s *Shard) revokeUnauthorized(ss *Session) {
+	var n int
+	var first string
+	for _, reg := range ss.regs {
+		if ss.state != stEstablished {
+			return // a revocation it could not take ended it (and its registrations)
 		}
+		if !ss.authorize(ActionRegister, []byte(reg.uri)) {
+			if n == 0 {
+				first = reg.uri
+			}
+			n++
+			s.revokeRegistration(ss, reg, proto.URINotAuthorized)
+		}
+	}
+	if n > 0 {
+		s.r.log.Info("revoking registrations after reload: the role may no longer register them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "procedure", first)
+	}
+	n = 0
+	for _, sub := range ss.subs {
+		if ss.state != stEstablished {
+			return
+		}
+		if !ss.authorize(ActionSubscribe, []byte(sub.uri)) {
+			if n == 0 {
+				first = sub.uri
+			}
+			n++
+			s.revokeSubscription(ss, sub, proto.URINotAuthorized)
+		}
+	}
+	if n > 0 {
+		s.r.log.Info("revoking subscriptions after reload: the role may no longer subscribe to them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "topic", first)
 	}
 }
 

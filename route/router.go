@@ -485,6 +485,7 @@ func routerRoles() map[string]any {
 			proto.FeatureSessionMetaAPI,
 			proto.FeatureEventRetention,
 			proto.FeaturePayloadPassthruMode,
+			"subscription_revocation", // a reload's (reload.go)
 		),
 		proto.RoleDealer: on(
 			proto.FeatureProgressiveCallResults,
@@ -498,6 +499,7 @@ func routerRoles() map[string]any {
 			proto.FeatureSessionMetaAPI,
 			proto.FeatureTestamentMetaAPI,
 			proto.FeaturePayloadPassthruMode,
+			"registration_revocation", // a reload's, and a mesh conflict's
 		),
 	}
 }

@@ -22,13 +22,14 @@ const (
 type features uint32
 
 const (
-	fCallerProgress features = 1 << iota // caller: progressive_call_results
-	fCallerProgInv                       // caller: progressive_call_invocations
-	fCalleeProgress                      // callee: progressive_call_results
-	fCalleeProgInv                       // callee: progressive_call_invocations (+ canceling)
-	fCalleeCancel                        // callee: call_canceling
-	fCalleeTimeout                       // callee: call_timeout
-	fCalleeRevoke                        // callee: registration_revocation
+	fCallerProgress   features = 1 << iota // caller: progressive_call_results
+	fCallerProgInv                         // caller: progressive_call_invocations
+	fCalleeProgress                        // callee: progressive_call_results
+	fCalleeProgInv                         // callee: progressive_call_invocations (+ canceling)
+	fCalleeCancel                          // callee: call_canceling
+	fCalleeTimeout                         // callee: call_timeout
+	fCalleeRevoke                          // callee: registration_revocation
+	fSubscriberRevoke                      // subscriber: subscription_revocation
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -779,6 +780,9 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	}
 	if has(proto.RoleCallee, "registration_revocation") {
 		f |= fCalleeRevoke
+	}
+	if has(proto.RoleSubscriber, "subscription_revocation") {
+		f |= fSubscriberRevoke
 	}
 	return f, nil
 }
