@@ -450,7 +450,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.publisher = nil
 		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
-		ok := rm.retain(string(m.URI), kept)
+		ok := rm.retain(string(m.URI), kept, ss.asRetainer())
 		rm.mu.Unlock()
 		if !ok {
 			s.stats.RetainRefused.Add(1)

@@ -57,16 +57,42 @@ func (s *Shard) releaseCredential(ss *Session) {
 // RevokeCredentials ends, with GOODBYE wamp.close.killed and message, every
 // session of this router that authenticated with a credential one of whose
 // ids is in ids (an access token's jti, or the id of the login a token came
-// from). Sessions on other nodes of a mesh are their own router's business
-// (each node learns of a revocation through the shared store). Safe for
-// concurrent use; it never blocks (the work runs on the shards).
+// from), and drops the retained events published with such a credential,
+// by those sessions or by others that have left: like their testaments,
+// they would go on speaking for the identity taken away. Sessions on other
+// nodes of a mesh are their own router's business (each node learns of a
+// revocation through the shared store). Safe for concurrent use; it never
+// blocks (the work runs on the shards).
 func (r *Router) RevokeCredentials(ids []string, message string) {
 	if len(ids) == 0 {
 		return
 	}
 	ids = slices.Clone(ids)
-	for _, sh := range r.shards {
-		sh.Do(func() { sh.revokeCredentials(ids, message) })
+	// The retained events once every shard has ended its sessions: a
+	// session not yet ended could retain one more.
+	r.onEveryShard(func(s *Shard) { s.revokeCredentials(ids, message) },
+		func(s *Shard) { s.revokeRetained(ids) })
+}
+
+// revokeRetained drops the retained events published with a credential
+// that has one of ids.
+func (s *Shard) revokeRetained(ids []string) {
+	for _, rm := range *s.r.realms.Load() {
+		if !rm.retainedWith(ids) {
+			continue
+		}
+		n, topic, _, pubs := rm.dropRetained(func(_ string, re *retainedEvent) string {
+			if re.by == nil || re.by.cred == nil {
+				return ""
+			}
+			for _, id := range re.by.cred.IDs {
+				if id != "" && slices.Contains(ids, id) {
+					return "revoked"
+				}
+			}
+			return ""
+		})
+		s.retainedDropped(rm, n, pubs, "dropped retained events: the credential they were published with was revoked", "topic", topic)
 	}
 }
 

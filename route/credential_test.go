@@ -58,11 +58,14 @@ func (v *credVerifier) VerifyTicket(req *AuthRequest, ticket string) (*Identity,
 	}}, nil
 }
 
-func credEnv(t *testing.T) (*env, *credVerifier) {
+func credEnv(t *testing.T, mutate ...func(*Config)) (*env, *credVerifier) {
 	v := &credVerifier{revoked: map[string]bool{}}
 	e, _ := secureEnv(t, func(c *Config) {
 		rc := &c.Realms[0]
 		rc.Authenticators = []Authenticator{&TicketAuth{Users: rc.Users, Tokens: v}}
+		for _, f := range mutate {
+			f(c)
+		}
 	})
 	return e, v
 }

@@ -165,7 +165,7 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 	if old := rm.retained[topic]; old != nil && old.pub.at > p.at {
 		return true
 	}
-	return rm.retain(topic, p)
+	return rm.retain(topic, p, nil)
 }
 
 // meshRevoke takes ss off reg after its node lost a registration conflict

@@ -18,6 +18,15 @@ const metaRetained = "edgewamp.mesh.retained"
 // answer to get_retained; past it the rest is left out (and logged).
 const maxRetainedAnswer = 4 << 20
 
+// metaRetainedDrop is the meta query that asks the other nodes to drop
+// their copies of retained events this node dropped (args: the
+// publication ids). A node that does not know it answers nothing.
+const metaRetainedDrop = "edgewamp.mesh.retained_drop"
+
+// maxRetainedDrop bounds the ids of one metaRetainedDrop query (9 bytes
+// each at most: a query stays well within a NATS message).
+const maxRetainedDrop = 16384
+
 // metaCombine combines this node's answer to a meta procedure with the
 // other nodes'. ok/res/err are the local answer; remote holds the others'
 // successful results.
@@ -144,8 +153,12 @@ func (r *Router) MeshQuery(env []byte, answer func([]byte)) {
 
 // answerQuery runs a meta query for this node. On shard 0.
 func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[string]any) []byte {
-	if proc == metaRetained {
+	switch proc {
+	case metaRetained:
 		return s.answerRetained(rm, args)
+	case metaRetainedDrop:
+		s.dropRetainedCopies(rm, args)
+		return nil
 	}
 	if meshMeta[proc] == nil {
 		return nil
@@ -472,6 +485,54 @@ func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
 		w.bytes(env)
 	}
 	return w
+}
+
+// meshDropRetained asks the other nodes to drop their copies of the
+// retained events of rm with the publication ids ids, which this node,
+// their publisher's, dropped: a copy would otherwise be handed out on
+// their get_retained, and on this node's (a gather takes the newest per
+// topic), as if nothing had been dropped. A node that is down or cut off
+// meanwhile keeps its copy (logged when the query cannot be sent).
+func (s *Shard) meshDropRetained(rm *Realm, ids []uint64) {
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), maxRetainedDrop)]
+		ids = ids[len(part):]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		q, err := encodeQuery(rm.name, metaRetainedDrop, args, nil)
+		if err == nil {
+			err = s.r.mesh.Gather(q, func([][]byte) {})
+		}
+		if err != nil {
+			s.r.log.Warn("mesh: cannot ask the other nodes to drop their copies of dropped retained events", "realm", rm.name, "count", len(part), "err", err)
+		}
+	}
+}
+
+// dropRetainedCopies drops this node's copies (events published on other
+// nodes) of the retained events with the publication ids in args.
+func (s *Shard) dropRetainedCopies(rm *Realm, args []any) {
+	ids := make(map[uint64]bool, len(args))
+	for _, a := range args {
+		if id := toInt(a); id > 0 {
+			ids[uint64(id)] = true
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	n, topic, _, _ := rm.dropRetained(func(_ string, re *retainedEvent) string {
+		if re.by == nil && ids[re.pub.id] {
+			return "dropped by its publisher's node"
+		}
+		return ""
+	})
+	if n > 0 {
+		s.stats.RetainedRevoked.Add(uint64(n))
+		s.r.log.Info("dropped copies of retained events their publisher's node dropped", "realm", rm.name, "count", n, "topic", topic)
+	}
 }
 
 // ---------------------------------------------------------------- exclusive registrations

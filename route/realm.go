@@ -21,6 +21,10 @@ type Realm struct {
 	retained map[string]*retainedEvent
 	// retainedBytes is the size of the retained events (see retain).
 	retainedBytes int64
+	// retainedCreds counts the retained events published with each
+	// withdrawable credential id, so that revoking a credential that
+	// published none (nearly every revocation) costs no scan of them.
+	retainedCreds map[string]int
 	mdir          *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
 
 	gen atomic.Uint64 // bumped on every change to regs or subs
@@ -153,13 +157,15 @@ func (rm *Realm) sessionsSnapshot() []*Session {
 const maxRetained = 65536
 
 // retainedOverhead is what a retained event costs besides its payload and
-// topic: the map entry, the publication and its carry.
+// topic: the map entry, the publication and its carry (its publisher's
+// identity is shared by the events of a session).
 const retainedOverhead = 256
 
-// retain stores the retained event of a topic. Call with mu held for
-// writing. It reports false when a cap refused it; the topic then has no
-// retained event (an older one would be stale).
-func (rm *Realm) retain(topic string, p *publication) bool {
+// retain stores the retained event of a topic, published on this node by
+// by (nil: on another node). Call with mu held for writing. It reports
+// false when a cap refused it; the topic then has no retained event (an
+// older one would be stale).
+func (rm *Realm) retain(topic string, p *publication, by *retainer) bool {
 	old := rm.retained[topic]
 	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
 	// testament's, encoded apart): count whichever is larger.
@@ -170,14 +176,57 @@ func (rm *Realm) retain(topic string, p *publication) bool {
 	}
 	if (old == nil && len(rm.retained) >= maxRetained) || total > rm.r.cfg.MaxRetainedBytes {
 		if old != nil {
-			delete(rm.retained, topic)
-			rm.retainedBytes -= old.size
+			rm.unretain(topic, old)
 		}
 		return false
 	}
-	rm.retained[topic] = &retainedEvent{pub: p, size: size}
+	if old != nil {
+		rm.countCreds(old.by, -1)
+	}
+	rm.countCreds(by, 1)
+	rm.retained[topic] = &retainedEvent{pub: p, size: size, by: by}
 	rm.retainedBytes = total
 	return true
+}
+
+// unretain drops re, topic's retained event. Call with mu held for
+// writing.
+func (rm *Realm) unretain(topic string, re *retainedEvent) {
+	delete(rm.retained, topic)
+	rm.retainedBytes -= re.size
+	rm.countCreds(re.by, -1)
+}
+
+// countCreds adds d to the retained events counted for by's credential.
+// Call with mu held for writing.
+func (rm *Realm) countCreds(by *retainer, d int) {
+	if by == nil || by.cred == nil {
+		return
+	}
+	for _, id := range by.cred.IDs {
+		if id == "" {
+			continue
+		}
+		if rm.retainedCreds == nil {
+			rm.retainedCreds = map[string]int{}
+		}
+		if rm.retainedCreds[id] += d; rm.retainedCreds[id] <= 0 {
+			delete(rm.retainedCreds, id)
+		}
+	}
+}
+
+// retainedWith reports whether a retained event was published with a
+// credential that has one of ids.
+func (rm *Realm) retainedWith(ids []string) bool {
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	for _, id := range ids {
+		if rm.retainedCreds[id] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // payloadLen is the bytes of the carried payload and pass-through keys.
@@ -192,5 +241,71 @@ func (c *carry) payloadLen() int {
 // retainedEvent is the last event published with retain=true on a topic.
 type retainedEvent struct {
 	pub  *publication
-	size int64 // counted in Realm.retainedBytes
+	size int64     // counted in Realm.retainedBytes
+	by   *retainer // nil: published on another node of the mesh
+}
+
+// retainer is the identity a retained event was published as on this
+// node, as its session logged in: a retained event goes on speaking for
+// its publisher after the session has gone, so a reload asks again, as it
+// asks a session, whether that identity may still be in the realm and
+// publish to the topic (reload.go), and revoking its credential drops it
+// (RevokeCredentials). One per session, shared by the events it retains.
+type retainer struct {
+	session                                    uint64
+	authID, authRole, authMethod, authProvider string
+	staticCred                                 string
+	cred                                       *Credential
+}
+
+// asRetainer returns the identity ss retains events as. Owned by shard.
+func (ss *Session) asRetainer() *retainer {
+	if ss.retainer == nil {
+		ss.retainer = &retainer{session: ss.id, authID: ss.authID, authRole: ss.authRole, authMethod: ss.authMethod,
+			authProvider: ss.authProvider, staticCred: ss.staticCred, cred: ss.cred}
+	}
+	return ss.retainer
+}
+
+// dropRetained drops the retained events for which drop returns a reason.
+// drop is called without the realm's lock (it may take its time over
+// 65,536 topics while calls and publications go on); an event replaced
+// meanwhile stays. It returns the number dropped, the first one's topic and
+// reason, and their publication ids (for the other nodes of a mesh).
+func (rm *Realm) dropRetained(drop func(topic string, re *retainedEvent) string) (n int, topic, why string, ids []uint64) {
+	rm.mu.RLock()
+	all := make(map[string]*retainedEvent, len(rm.retained))
+	for t, re := range rm.retained {
+		all[t] = re
+	}
+	rm.mu.RUnlock()
+	type dropped struct {
+		re  *retainedEvent
+		why string
+	}
+	var gone map[string]dropped
+	for t, re := range all {
+		if w := drop(t, re); w != "" {
+			if gone == nil {
+				gone = map[string]dropped{}
+			}
+			gone[t] = dropped{re, w}
+		}
+	}
+	if len(gone) == 0 {
+		return 0, "", "", nil
+	}
+	rm.mu.Lock()
+	for t, d := range gone {
+		if rm.retained[t] == d.re {
+			rm.unretain(t, d.re)
+			if n == 0 {
+				topic, why = t, d.why
+			}
+			n++
+			ids = append(ids, d.re.pub.id)
+		}
+	}
+	rm.mu.Unlock()
+	return n, topic, why, ids
 }

@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -49,10 +50,30 @@ func (r *Router) Reload(realms []RealmConfig) error {
 	}
 	r.realms.Store(&next)
 	r.mu.Unlock()
-	for _, sh := range r.shards {
-		sh.post(task{kind: tReauth})
-	}
+	// The retained events are re-checked once every shard has re-checked
+	// its sessions, so that none is retained afterwards under a decision
+	// a session's authorization cache still held from before.
+	r.onEveryShard((*Shard).reauth, (*Shard).reauthRetained)
 	return nil
+}
+
+// onEveryShard runs each on every shard's goroutine and then, once every
+// shard has, last on the goroutine of the shard that ran it last. A shard
+// without a running executor has no session to run each for; if it is the
+// last, last runs on the caller's goroutine. Never blocks.
+func (r *Router) onEveryShard(each, last func(*Shard)) {
+	left := new(atomic.Int64)
+	left.Store(int64(len(r.shards)))
+	done := func(s *Shard) {
+		if left.Add(-1) == 0 {
+			last(s)
+		}
+	}
+	for _, sh := range r.shards {
+		if sh.Do(func() { each(sh); done(sh) }) != nil {
+			done(sh)
+		}
+	}
 }
 
 // reauth re-checks this shard's sessions after a reload.
@@ -121,6 +142,58 @@ func (s *Shard) revokeUnauthorized(ss *Session) {
 	}
 	if n > 0 {
 		s.r.log.Info("revoking subscriptions after reload: the role may no longer subscribe to them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "topic", first)
+	}
+}
+
+// reauthRetained drops, after a reload, the retained events whose
+// publisher may no longer publish them: its identity would no longer be
+// let in (the reasons a session is ended: its user removed or without
+// the role, the credential it logged in with changed or withdrawn, the
+// realm's anonymous settings changed), or its role may no longer publish
+// to the topic (the check of a PUBLISH). A retained event went on being
+// handed out to every get_retained with the grant it was published under.
+// Events copied from other nodes of a mesh are their publisher's node's
+// to check: it asks the others to drop their copies of what it drops.
+func (s *Shard) reauthRetained() {
+	for _, rm := range *s.r.realms.Load() {
+		cfg := rm.conf()
+		valid := map[*retainer]string{} // identity checks, once per publisher
+		n, topic, why, ids := rm.dropRetained(func(topic string, re *retainedEvent) string {
+			by := re.by
+			if by == nil {
+				return ""
+			}
+			w, ok := valid[by]
+			if !ok {
+				w = identityValid(s.r, rm, by.authMethod, by.authProvider, by.authID, by.authRole, by.staticCred)
+				if w == "" && by.cred != nil && by.cred.Check != nil {
+					w = by.cred.Check()
+				}
+				valid[by] = w
+			}
+			if w != "" {
+				return w
+			}
+			if az := cfg.Authorizer; az != nil && !az.Authorize(by.authRole, ActionPublish, topic) {
+				return "role " + by.authRole + " may no longer publish to the topic"
+			}
+			return ""
+		})
+		s.retainedDropped(rm, n, ids, "dropped retained events after reload: their publishers may no longer publish them", "topic", topic, "reason", why)
+	}
+}
+
+// retainedDropped counts and logs (one line) the n retained events just
+// dropped from rm, and asks the other nodes of a mesh to drop their
+// copies of them.
+func (s *Shard) retainedDropped(rm *Realm, n int, ids []uint64, msg string, args ...any) {
+	if n == 0 {
+		return
+	}
+	s.stats.RetainedRevoked.Add(uint64(n))
+	s.r.log.Info(msg, append([]any{"realm", rm.name, "count", n}, args...)...)
+	if s.r.mesh != nil {
+		s.meshDropRetained(rm, ids)
 	}
 }
 

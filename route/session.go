@@ -76,6 +76,7 @@ type Session struct {
 	regs       map[uint64]*registration     // registrations it is a callee of
 	subs       map[uint64]*subscription     // subscriptions it is a subscriber of
 	testaments *[2][]testament              // detached, destroyed
+	retainer   *retainer                    // who its retained events were published as (asRetainer)
 	authz      *[numActions]map[string]bool // authorization decisions by action and URI
 }
 

@@ -87,6 +87,9 @@ type ShardStats struct {
 	AuthFailures   atomic.Uint64 // failed authentications (all methods)
 	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
 	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	// Retained events dropped because their publisher may no longer
+	// publish them (a reload, a revoked credential).
+	RetainedRevoked atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

@@ -59,6 +59,11 @@ type Stats struct {
 	// RetainRefused counts retained events not kept: the realm's retained
 	// bytes were used up.
 	RetainRefused uint64
+	// RetainedRevoked counts retained events dropped because their
+	// publisher may no longer publish them: a reload took its identity or
+	// its grant away, or its credential was revoked (here or, for a copy,
+	// on the publisher's node of a mesh).
+	RetainedRevoked uint64
 }
 
 // Stats returns the router's counters. It reads each shard's counters
@@ -81,6 +86,7 @@ func (r *Router) Stats() Stats {
 		st.EventsDroppedShardBacklog += c.EventsBacklog.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.RetainRefused += c.RetainRefused.Load()
+		st.RetainedRevoked += c.RetainedRevoked.Load()
 	}
 	return st
 }

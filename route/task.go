@@ -17,7 +17,6 @@ const (
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
 	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
-	tReauth                        // re-check every session after a configuration reload
 )
 
 // Task flags.
@@ -80,8 +79,6 @@ func (s *Shard) run(t *task) {
 		s.authDone(t.s, t.auth)
 	case tAuthSlot:
 		s.authSlot(t.s, t.auth)
-	case tReauth:
-		s.reauth()
 	case tMeshResult:
 		s.meshResult(t)
 	case tMeshBounce:

@@ -135,7 +135,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
-				ok := rm.retain(t.topic, &kept)
+				ok := rm.retain(t.topic, &kept, ss.asRetainer())
 				rm.mu.Unlock()
 				if !ok {
 					s.stats.RetainRefused.Add(1)

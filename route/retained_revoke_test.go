@@ -1,0 +1,256 @@
+package route
+
+import (
+	"log/slog"
+	"sort"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// retainedRealm is a realm "secure" whose users u, v and w (role user,
+// password "pw") may do under app. what the test grants, and add
+// testaments, and root (role admin) everything.
+type retainedRealm struct {
+	t    *testing.T
+	e    *env
+	pw   map[string]*Password // authid -> password hash
+	logs *logLines
+}
+
+func newRetainedRealm(t *testing.T, shards int) *retainedRealm {
+	pw, _ := HashPassword("pw", 1000)
+	rr := &retainedRealm{t: t, pw: map[string]*Password{"u": pw, "v": pw, "w": pw, "root": pw}}
+	rc := rr.config(Permission{URI: "app.", Match: proto.MatchPrefix, Publish: true, Subscribe: true, Call: true})
+	rr.logs = &logLines{}
+	rr.e = newEnv(t, shards, func(c *Config) {
+		c.Realms = []RealmConfig{rc}
+		c.Logger = slog.New(slog.NewTextHandler(rr.logs, nil))
+	})
+	return rr
+}
+
+// config builds the realm with the users left in rr.pw and the given
+// permissions for role user.
+func (rr *retainedRealm) config(user ...Permission) RealmConfig {
+	var us []*User
+	for id, h := range rr.pw {
+		role := "user"
+		if id == "root" {
+			role = "admin"
+		}
+		us = append(us, &User{AuthID: id, Roles: []string{role}, Password: h})
+	}
+	users, err := NewUsers(us)
+	if err != nil {
+		rr.t.Fatal(err)
+	}
+	sr := &secureRealm{t: rr.t}
+	user = append(user, Permission{URI: "wamp.session.", Match: proto.MatchPrefix, Call: true}) // testaments
+	return RealmConfig{Name: "secure", Users: users, Authorizer: sr.rbac(user), Authenticators: []Authenticator{&TicketAuth{Users: users}}}
+}
+
+func (rr *retainedRealm) reload(user ...Permission) {
+	if err := rr.e.r.Reload([]RealmConfig{rr.config(user...)}); err != nil {
+		rr.t.Fatal(err)
+	}
+	rr.e.sync()
+}
+
+// retainedTopics subscribes c to prefix "app." with get_retained and
+// returns the topics of the retained events it is handed.
+func retainedTopics(c *tc) []string {
+	c.t.Helper()
+	sid := c.subscribe("app.", map[string]any{"match": "prefix", "get_retained": true})
+	c.e.sync()
+	var topics []string
+	for len(c.peer.in) > 0 {
+		m := c.expect(proto.CodeEvent)
+		if m.ID != sid || !m.Opt.Bool(proto.KeyRetained, false) {
+			c.t.Fatalf("EVENT for %d retained=%v, want a retained event for %d", m.ID, m.Opt.Bool(proto.KeyRetained, false), sid)
+		}
+		topics = append(topics, m.Opt.String(proto.KeyTopic))
+	}
+	sort.Strings(topics)
+	return topics
+}
+
+// A retained event speaks for its publisher to every later get_retained:
+// after a reload took its role's publish grant for the topic away, or
+// removed its user, or changed the credential it logged in with (what
+// ends a session of that identity), it was still handed out. The reload
+// now drops it, whether the publisher is still connected or left long
+// ago, and whether it was a PUBLISH or a testament; what is still allowed
+// stays.
+func TestReloadDropsRetainedEvents(t *testing.T) {
+	rr := newRetainedRealm(t, 2)
+	retain := map[string]any{"retain": true, "acknowledge": true}
+	u := loginTicket(rr.e, "u", revocationRoles)
+	for _, topic := range []string{"app.open.u", "app.locked.u"} {
+		u.publish(topic, retain, []any{topic}, nil)
+		u.expect(proto.CodePublished)
+	}
+	u.callMeta("wamp.session.add_testament", []any{"app.locked.will", []any{"gone"}}, map[string]any{"publish_options": map[string]any{"retain": true}})
+	u.goodbye() // the testament is published and retained
+	v := loginTicket(rr.e, "v", revocationRoles)
+	v.publish("app.open.v", retain, []any{"v"}, nil)
+	v.expect(proto.CodePublished)
+	w := loginTicket(rr.e, "w", revocationRoles)
+	w.publish("app.open.w", retain, []any{"w"}, nil)
+	w.expect(proto.CodePublished)
+	w.goodbye()
+	root := loginTicket(rr.e, "root", revocationRoles)
+	before := []string{"app.locked.u", "app.locked.will", "app.open.u", "app.open.v", "app.open.w"}
+	if got := retainedTopics(root); !equalStrings(got, before) {
+		t.Fatalf("retained before the reload %v, want %v", got, before)
+	}
+
+	// The same configuration again drops nothing.
+	rr.reload(Permission{URI: "app.", Match: proto.MatchPrefix, Publish: true, Subscribe: true, Call: true})
+	if n := rr.logs.count("retained"); n != 0 {
+		t.Fatalf("a reload that changed nothing logged %d lines about retained events", n)
+	}
+	// Role user may no longer publish under app.locked.; v is removed; w's
+	// password is changed (the same password, a new hash).
+	delete(rr.pw, "v")
+	rr.pw["w"], _ = HashPassword("pw", 1000)
+	rr.reload(Permission{URI: "app.", Match: proto.MatchPrefix, Publish: true, Subscribe: true, Call: true},
+		Permission{URI: "app.locked.", Match: proto.MatchPrefix, Subscribe: true})
+	v.expect(proto.CodeGoodbye)
+	late := loginTicket(rr.e, "root", revocationRoles)
+	if got, want := retainedTopics(late), []string{"app.open.u"}; !equalStrings(got, want) {
+		t.Fatalf("retained after the reload %v, want %v", got, want)
+	}
+	// Counted, and logged once (with the count), not once per event.
+	if n := rr.logs.count("dropped retained events after reload"); n != 1 {
+		t.Fatalf("%d log lines about dropped retained events, want 1", n)
+	}
+	if n := rr.logs.count("count=4"); n != 1 {
+		t.Fatalf("no log line says count=4")
+	}
+	rm := rr.e.r.Realm("secure")
+	rm.mu.RLock()
+	n, bytes := len(rm.retained), rm.retainedBytes
+	rm.mu.RUnlock()
+	if n != 1 || bytes <= 0 || bytes > 1024 {
+		t.Fatalf("%d retained topics, %d bytes accounted, want 1 and its size", n, bytes)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Revoking an access token (RevokeCredentials) drops the retained events
+// published with it, as it drops the testaments of its sessions: those of
+// a session it ends and of one that already left. Another token's stay.
+func TestRevokedCredentialDropsRetained(t *testing.T) {
+	logs := &logLines{}
+	e, _ := credEnv(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	retain := map[string]any{"retain": true, "acknowledge": true}
+	a1 := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiA1.loginA")
+	a1.publish("com.app.a1", retain, []any{1}, nil)
+	a1.expect(proto.CodePublished)
+	a1.goodbye()
+	a2 := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiA2.loginA")
+	a2.publish("com.app.a2", retain, []any{2}, nil)
+	a2.expect(proto.CodePublished)
+	b := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiB.loginB")
+	b.publish("com.app.b", retain, []any{3}, nil)
+	b.expect(proto.CodePublished)
+
+	e.r.RevokeCredentials([]string{"loginA"}, "the login was revoked")
+	expectKilled(t, a2, "login was revoked")
+	e.sync()
+	sid := b.subscribe("com.app.", map[string]any{"match": "prefix", "get_retained": true})
+	m := b.expect(proto.CodeEvent)
+	if m.ID != sid || m.Opt.String(proto.KeyTopic) != "com.app.b" {
+		t.Fatalf("retained EVENT %s on %s, want com.app.b only", describe(m), m.Opt.String(proto.KeyTopic))
+	}
+	b.quiet()
+	if n := logs.count("credential they were published with was revoked"); n != 1 || logs.count("count=2") != 1 {
+		t.Fatalf("%d log lines about dropped retained events (want 1, saying count=2)", n)
+	}
+
+	// A revocation finds what a credential retained however its events
+	// were replaced: b's on com.app.b goes to c, b retains com.app.y.
+	b.goodbye()
+	b = e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiB.loginB")
+	c := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiC.loginC")
+	for _, p := range []struct {
+		c     *tc
+		topic string
+	}{{b, "com.app.b"}, {c, "com.app.b"}, {b, "com.app.y"}, {b, "com.app.y"}} {
+		p.c.publish(p.topic, retain, []any{4}, nil)
+		p.c.expect(proto.CodePublished)
+	}
+	e.r.RevokeCredentials([]string{"jtiB"}, "the access token was revoked")
+	expectKilled(t, b, "revoked")
+	e.sync()
+	c.subscribe("com.app.", map[string]any{"match": "prefix", "get_retained": true})
+	if m := c.expect(proto.CodeEvent); m.Opt.String(proto.KeyTopic) != "com.app.b" {
+		t.Fatalf("retained EVENT on %s, want com.app.b (c's) only", m.Opt.String(proto.KeyTopic))
+	}
+	c.quiet()
+}
+
+// On a mesh every node that received a retained event keeps a copy, and
+// get_retained takes the newest copy of any node: the publisher's node
+// dropping its own was not enough. It asks the others to drop theirs.
+func TestReloadDropsRetainedCopiesAcrossMesh(t *testing.T) {
+	pw, _ := HashPassword("pw", 1000)
+	rr := &retainedRealm{t: t, pw: map[string]*Password{"u": pw, "root": pw}}
+	all := Permission{URI: "app.", Match: proto.MatchPrefix, Publish: true, Subscribe: true}
+	rc := rr.config(all)
+	logs := &logLines{}
+	mm, envs := newMemMesh(t, 2, 1, func(c *Config) {
+		c.Realms = []RealmConfig{rc}
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	watcher := loginTicket(envs[1], "root", revocationRoles) // node B's interest: B keeps copies
+	watcher.subscribe("app.", map[string]any{"match": "prefix"})
+	u := loginTicket(envs[0], "u", revocationRoles)
+	for _, topic := range []string{"app.locked.t", "app.open.t"} {
+		u.publish(topic, map[string]any{"retain": true, "acknowledge": true}, []any{topic}, nil)
+		u.expect(proto.CodePublished)
+	}
+	mm.sync()
+	watcher.expect(proto.CodeEvent)
+	watcher.expect(proto.CodeEvent)
+	u.goodbye()
+	rmB := envs[1].r.Realm("secure")
+	rmB.mu.RLock()
+	copies := len(rmB.retained)
+	rmB.mu.RUnlock()
+	if copies != 2 {
+		t.Fatalf("node B keeps %d copies, want 2", copies)
+	}
+
+	// Only the publisher's node is reloaded (the others may be later, or
+	// never: their copies do not say who published them).
+	if err := envs[0].r.Reload([]RealmConfig{rr.config(all, Permission{URI: "app.locked.", Match: proto.MatchPrefix, Subscribe: true})}); err != nil {
+		t.Fatal(err)
+	}
+	mm.sync()
+	for i, e := range envs {
+		late := loginTicket(e, "root", revocationRoles)
+		sid := late.subscribe("app.", map[string]any{"match": "prefix", "get_retained": true})
+		mm.sync()
+		m := late.expect(proto.CodeEvent)
+		if m.ID != sid || m.Opt.String(proto.KeyTopic) != "app.open.t" {
+			t.Fatalf("node %d: retained EVENT on %s, want app.open.t only", i, m.Opt.String(proto.KeyTopic))
+		}
+		late.quiet()
+	}
+	if logs.count("dropped retained events after reload") != 1 || logs.count("dropped copies of retained events") != 1 {
+		t.Fatalf("log lines %v: want one drop on each node", logs.lines)
+	}
+}
