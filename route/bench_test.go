@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -178,5 +179,78 @@ func BenchmarkPublishOtherShard(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Shard(0).Receive(pub, msg)
+	}
+}
+
+// BenchmarkWildcardWorstCase: one CALL (PUBLISH) to a URI the shard's
+// lookup cache does not hold, when the realm has n wildcard registrations
+// (subscriptions) that all match every component of the URI but the last,
+// the worst shape for the index: the patterns a.a.…a.z whose k = log2(n)
+// first components are each "a" or a wildcard, called at a.a.…a.<i> (a
+// new last component each time, so that every CALL walks the 2^k paths
+// and finds nothing). n = 4096 is the realm's default bound
+// (Config.MaxRealmWildcardRegistrations and ...Subscriptions); a larger n
+// is skipped where the bound refuses it. The patterns come from sessions
+// of 1,024 each (the default per-session bound).
+func BenchmarkWildcardWorstCase(b *testing.B) {
+	for _, kind := range []string{"call", "publish"} {
+		for _, n := range []int{1024, 4096, 16384} {
+			b.Run(kind+"/patterns="+strconv.Itoa(n), func(b *testing.B) { benchWildcardWorstCase(b, kind == "call", n) })
+		}
+	}
+}
+
+func benchWildcardWorstCase(b *testing.B, call bool, n int) {
+	const ser = proto.MsgPack
+	r := benchRouter(b, 1)
+	sh := r.Shard(0)
+	k := 0
+	for 1<<k < n {
+		k++
+	}
+	code, ok := proto.CodeSubscribe, proto.CodeSubscribed
+	if call {
+		code, ok = proto.CodeRegister, proto.CodeRegistered
+	}
+	opts, _ := proto.EncodeValue(ser, map[string]any{"match": "wildcard"})
+	var dec proto.Decoder
+	var m proto.Message
+	var ss *Session
+	var sp *benchPeer
+	for i := 0; i < n; i++ {
+		if i%1024 == 0 {
+			ss, sp = benchJoin(b, sh, ser)
+		}
+		comps := make([]string, k+1)
+		for j := 0; j < k; j++ {
+			if i&(1<<j) == 0 {
+				comps[j] = "a"
+			}
+		}
+		comps[k] = "z"
+		sh.Receive(ss, encode(b, ser, &proto.Message{Type: code, Request: uint64(i + 1), Dict: opts, URI: []byte(strings.Join(comps, "."))}))
+		if err := dec.Decode(ser, sp.last, &m); err != nil || m.Type != ok {
+			b.Skipf("pattern %d of %d refused (%v %s): the realm's bound", i+1, n, m.Type, argsOf(&m))
+		}
+	}
+	caller, cp := benchJoin(b, sh, ser)
+	prefix := strings.Repeat("a.", k)
+	empty, _ := proto.EncodeValue(ser, map[string]any{})
+	var msg []byte
+	var enc proto.Encoder
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out := proto.Message{Type: proto.CodePublish, Request: uint64(i + 1), Dict: empty, URI: []byte(prefix + "c" + strconv.Itoa(i))}
+		if call {
+			out.Type = proto.CodeCall
+		}
+		msg, _ = enc.Append(msg[:0], ser, &out)
+		sh.Receive(caller, msg)
+	}
+	b.StopTimer()
+	if call {
+		if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeError || string(m.URI) != proto.URINoSuchProcedure {
+			b.Fatalf("CALL answered %v %s, want no_such_procedure", m.Type, m.URI)
+		}
 	}
 }

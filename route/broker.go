@@ -254,14 +254,29 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIUnavailable, "too many subscriptions for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
+	wild := match == proto.MatchWildcard
+	if max := s.r.cfg.MaxWildcardSubscriptions; wild && ss.wildSubs >= max {
+		s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, false, max)
+		return
+	}
 	uri := string(m.URI)
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)
 	if !exists {
+		// Only a new pattern counts toward the realm's bound: joining
+		// one adds nothing for a PUBLISH to walk.
+		if max := s.r.cfg.MaxRealmWildcardSubscriptions; wild && rm.wildSubs >= max {
+			rm.mu.Unlock()
+			s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, true, max)
+			return
+		}
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
 		rm.changed()
+		if wild {
+			rm.wildSubs++
+		}
 		if s.r.mesh != nil {
 			s.r.mesh.Subscribe(rm.name, match, uri)
 		}
@@ -272,6 +287,9 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		added = true
 	}
 	rm.mu.Unlock()
+	if added && wild {
+		ss.wildSubs++
+	}
 	if ss.subs == nil {
 		ss.subs = map[uint64]*subscription{}
 	}
@@ -387,6 +405,10 @@ func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
 
 func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
 	delete(ss.subs, sub.id)
+	wild := sub.match == proto.MatchWildcard
+	if wild {
+		ss.wildSubs--
+	}
 	rm := ss.realm
 	rm.mu.Lock()
 	set := sub.subscribers().without(ss)
@@ -395,6 +417,9 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 		rm.subs.del(sub.match, sub.uri)
 		delete(rm.subByID, sub.id)
 		rm.changed()
+		if wild {
+			rm.wildSubs--
+		}
 		deleted = true
 		if s.r.mesh != nil {
 			s.r.mesh.Unsubscribe(rm.name, sub.match, sub.uri)
@@ -613,6 +638,27 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 	case ErrPeerTooBig:
 		s.stats.EventsTooBig.Add(1)
 	}
+}
+
+// wildcardRefused answers a REGISTER or SUBSCRIBE (code) past a bound of
+// wildcard patterns: the session's own, or the realm's (realm). The first
+// refusal of each kind is logged for the session, not the others: a
+// client that retries (or a script that loops) must not flood the log.
+func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm bool, max int) {
+	kind, bit := "subscriptions", uint8(1)
+	if code == proto.CodeRegister {
+		kind, bit = "registrations", 2
+	}
+	scope := "for this session"
+	if realm {
+		scope = "in realm " + strconv.Quote(ss.realm.name)
+	}
+	if ss.wildLogged&bit == 0 {
+		ss.wildLogged |= bit
+		s.r.log.Warn("refusing wildcard "+kind+": too many "+scope+" (logged once per session)", "session", ss.id,
+			"authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "limit", max)
+	}
+	s.replyError(ss, code, req, proto.URIUnavailable, "too many wildcard "+kind+" "+scope+" (limit "+strconv.Itoa(max)+")")
 }
 
 // leaveBroker removes a leaving session from its subscriptions.

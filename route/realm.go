@@ -26,6 +26,10 @@ type Realm struct {
 	// published none (nearly every revocation) costs no scan of them.
 	retainedCreds map[string]int
 	mdir          *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
+	// wildRegs counts the wildcard registrations this node has callees
+	// of, wildSubs the wildcard subscriptions: the patterns its sessions
+	// put in the tables (Config.MaxRealmWildcard*).
+	wildRegs, wildSubs int
 
 	gen atomic.Uint64 // bumped on every change to regs or subs
 	l1  []l1cache     // per shard; l1[i] is owned by shard i

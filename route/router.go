@@ -49,6 +49,26 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// MaxWildcardRegistrations and MaxWildcardSubscriptions bound the
+	// wildcard registrations and subscriptions one session may hold
+	// (within MaxRegistrations and MaxSubscriptions), default 1024 each;
+	// MaxRealmWildcardRegistrations and MaxRealmWildcardSubscriptions
+	// bound a realm's wildcard patterns, default 4096 each. A CALL or
+	// PUBLISH to a URI not in the shard's lookup cache walks the
+	// wildcard patterns that match it component by component, under the
+	// realm's read lock: patterns built to match every component of a
+	// URI but the last cost each such CALL a step per pattern (16,384
+	// of them: milliseconds of the shard per CALL; see
+	// defaultRealmWildcardLimit). Any index of wildcard patterns has such
+	// a worst case, so their number is bounded. A
+	// session joining a wildcard subscription that exists, or a shared
+	// wildcard registration this node already has callees of, adds no
+	// pattern and counts only toward its own bound. Past a bound the
+	// request gets ERROR wamp.error.unavailable.
+	MaxWildcardRegistrations      int
+	MaxWildcardSubscriptions      int
+	MaxRealmWildcardRegistrations int
+	MaxRealmWildcardSubscriptions int
 	// MaxMeshInvocations bounds the invocations other nodes of a mesh may
 	// have in flight on this node; past it their calls get
 	// wamp.error.unavailable. Default 65536.
@@ -180,6 +200,16 @@ func New(cfg Config) (*Router, error) {
 	for _, p := range []*int{&cfg.MaxPendingCalls, &cfg.MaxRegistrations, &cfg.MaxSubscriptions} {
 		if *p <= 0 {
 			*p = defaultSessionLimit
+		}
+	}
+	for _, p := range []*int{&cfg.MaxWildcardRegistrations, &cfg.MaxWildcardSubscriptions} {
+		if *p <= 0 {
+			*p = defaultWildcardLimit
+		}
+	}
+	for _, p := range []*int{&cfg.MaxRealmWildcardRegistrations, &cfg.MaxRealmWildcardSubscriptions} {
+		if *p <= 0 {
+			*p = defaultRealmWildcardLimit
 		}
 	}
 	if cfg.MaxMeshInvocations <= 0 {

@@ -78,6 +78,12 @@ type Session struct {
 	testaments *[2][]testament              // detached, destroyed
 	retainer   *retainer                    // who its retained events were published as (asRetainer)
 	authz      *[numActions]map[string]bool // authorization decisions by action and URI
+
+	// The wildcard registrations and subscriptions it holds
+	// (Config.MaxWildcard*), and the bounds it was told of in the log
+	// (wildcardRefused).
+	wildRegs, wildSubs int
+	wildLogged         uint8
 }
 
 // joinState holds a session's authentication in progress.

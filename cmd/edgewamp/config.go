@@ -115,6 +115,11 @@ type limitsConfig struct {
 	Registrations    int      `yaml:"registrations"`
 	Subscriptions    int      `yaml:"subscriptions"`
 
+	WildcardRegistrations      int `yaml:"wildcard_registrations"`
+	WildcardSubscriptions      int `yaml:"wildcard_subscriptions"`
+	RealmWildcardRegistrations int `yaml:"realm_wildcard_registrations"`
+	RealmWildcardSubscriptions int `yaml:"realm_wildcard_subscriptions"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -551,6 +556,8 @@ func (c *config) validate() error {
 		v    int
 		name string
 	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"},
+		{c.Limits.WildcardRegistrations, "wildcard_registrations"}, {c.Limits.WildcardSubscriptions, "wildcard_subscriptions"},
+		{c.Limits.RealmWildcardRegistrations, "realm_wildcard_registrations"}, {c.Limits.RealmWildcardSubscriptions, "realm_wildcard_subscriptions"},
 		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
@@ -679,6 +686,11 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		Agent:              "edgewamp-" + version,
 		Logger:             log,
 		Now:                clock,
+
+		MaxWildcardRegistrations:      c.Limits.WildcardRegistrations,
+		MaxWildcardSubscriptions:      c.Limits.WildcardSubscriptions,
+		MaxRealmWildcardRegistrations: c.Limits.RealmWildcardRegistrations,
+		MaxRealmWildcardSubscriptions: c.Limits.RealmWildcardSubscriptions,
 	}
 	return rc, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,6 +282,7 @@ func TestCheckConfig(t *testing.T) {
 		{"auth_failures", "limits:\n  auth_failures:\n    block_after: -1\n    exempt: [10.0.0.0/8, \"::1\", nonsense]\n", 1,
 			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
+		{"wildcard limits", "limits:\n  wildcard_registrations: 8\n  realm_wildcard_subscriptions: -1\n", 1, []string{"line 3: limits.realm_wildcard_subscriptions must not be negative"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
@@ -406,4 +408,61 @@ func TestCLIUsage(t *testing.T) {
 	if _, _, code := runCLI("run", "-nope"); code != 2 {
 		t.Fatalf("unknown flag: %d", code)
 	}
+}
+
+// The limits on wildcard patterns reach the router: the file's, and the
+// embedded default's for the keys it leaves out (1,024 wildcard
+// subscriptions per session).
+func TestWildcardLimitsConfigApplied(t *testing.T) {
+	path := writeFile(t, "wildcard.yaml", `limits:
+  wildcard_subscriptions: 2
+  realm_wildcard_registrations: 1
+realms: [{name: realm1, anonymous: true}]
+`)
+	r := startRouter(t, "-config", path)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(r *router) *client.Session {
+		s, err := client.Dial(ctx, client.Config{URL: "ws://" + r.addr + "/ws", Realm: "realm1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	unavailable := func(err error, what string) {
+		t.Helper()
+		var we *client.Error
+		if !errors.As(err, &we) || we.URI != proto.URIUnavailable || !strings.Contains(err.Error(), "too many wildcard") {
+			t.Fatalf("%s: %v, want %s (too many wildcard ...)", what, err, proto.URIUnavailable)
+		}
+	}
+	wild := &client.SubscribeOptions{Match: "wildcard"}
+	a := dial(r)
+	for _, topic := range []string{"a..x", "b..x"} {
+		if _, err := a.Subscribe(ctx, topic, func(*client.Event) {}, wild); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := a.Subscribe(ctx, "c..x", func(*client.Event) {}, wild)
+	unavailable(err, "a third wildcard subscription of limit 2")
+	if _, err := a.Subscribe(ctx, "c.x", func(*client.Event) {}, nil); err != nil {
+		t.Fatalf("an exact subscription: %v", err)
+	}
+	noop := func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }
+	if _, err := a.Register(ctx, "r..x", noop, &client.RegisterOptions{Match: "wildcard"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dial(r).Register(ctx, "q..x", noop, &client.RegisterOptions{Match: "wildcard"})
+	unavailable(err, "a second wildcard registration in a realm of limit 1")
+
+	def := startRouter(t, "-config", writeFile(t, "default.yaml", "realms: [{name: realm1, anonymous: true}]\n"))
+	d := dial(def)
+	for i := 0; i < 1024; i++ {
+		if _, err := d.Subscribe(ctx, "w.p"+strconv.Itoa(i)+"..x", func(*client.Event) {}, wild); err != nil {
+			t.Fatalf("wildcard subscription %d: %v", i+1, err)
+		}
+	}
+	_, err = d.Subscribe(ctx, "w.more..x", func(*client.Event) {}, wild)
+	unavailable(err, "wildcard subscription 1,025 with the default limit")
 }
