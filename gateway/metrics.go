@@ -72,6 +72,8 @@ type Stats struct {
 	InboundHeld, OutboundQueued Gauge
 	// RetainRefused → edgewamp_retain_refused_total.
 	RetainRefused Counter
+	// RetainedRevoked → edgewamp_retained_revoked_total.
+	RetainedRevoked Counter
 	// TLSConnections: TLS connections open (handshakes included);
 	// TLSHandshakes running and TLSHandshakesQueued waiting for the
 	// handshake pool → edgewamp_tls_connections, edgewamp_tls_handshakes
@@ -409,6 +411,9 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 	}
 	if st.ProtocolViolations.OK {
 		constMetric(ch, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))
+	}
+	if st.RetainedRevoked.OK {
+		constMetric(ch, "edgewamp_retained_revoked_total", "Retained events dropped because their publisher may no longer publish them (a reload, a revoked credential).", C, float64(st.RetainedRevoked.V))
 	}
 	if st.RetainRefused.OK {
 		constMetric(ch, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,6 +123,9 @@ func TestSecureRealmEndToEnd(t *testing.T) {
 	if res, err := bob.Call(ctx, "com.example.echo", []any{"hi"}, nil, nil); err != nil || res.Args[0] != "hi" {
 		t.Fatalf("bob call: %v %v", res, err)
 	}
+	if err := bob.Publish(ctx, "com.example.news", []any{"bob's"}, nil, &client.PublishOptions{Acknowledge: true, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
 	sensor, err := dial(client.Config{AuthMethods: []string{"cryptosign"}, AuthExtra: map[string]any{"pubkey": hex.EncodeToString(key.Public().(ed25519.PublicKey))},
 		OnChallenge: func(_ string, extra map[string]any) (string, map[string]any, error) {
 			ch, _ := hex.DecodeString(extra["challenge"].(string))
@@ -161,6 +166,14 @@ func TestSecureRealmEndToEnd(t *testing.T) {
 	if _, err := alice.Call(ctx, "com.example.echo", []any{1}, nil, nil); err != nil {
 		t.Fatalf("alice after reload: %v", err)
 	}
+	// bob's retained event went with him, counted.
+	gw := &gwRouter{router: r, base: "http://" + r.gw, hc: &http.Client{Timeout: 10 * time.Second}}
+	meshEventually(t, 10*time.Second, func() error {
+		if v := metricValue(scrape(t, gw), "edgewamp_retained_revoked_total"); v != 1 {
+			return fmt.Errorf("edgewamp_retained_revoked_total = %v, want 1", v)
+		}
+		return nil
+	})
 	// A broken config is refused and the running one stays.
 	os.WriteFile(path, []byte("realms: [{name: \"bad realm\"}]\n"), 0o600)
 	r.cmd.Process.Signal(syscall.SIGHUP)

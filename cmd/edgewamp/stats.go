@@ -52,6 +52,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused}
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
 	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
+	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
 	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
 	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)
 	for i := range route.NumAuthMethods {
