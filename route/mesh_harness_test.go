@@ -44,6 +44,9 @@ type memNode struct {
 	subs map[string]int // realm|match|uri -> count
 
 	gatherErr atomic.Pointer[error] // set: Gather refuses with it (a busy node)
+	// gathers counts the node's gathers not yet answered; gathersMax is
+	// the most there were at once.
+	gathers, gathersMax atomic.Int64
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -247,6 +250,9 @@ func (n *memNode) Gather(env []byte, done func([][]byte)) error {
 		go done(nil)
 		return nil
 	}
+	if g := n.gathers.Add(1); g > n.gathersMax.Load() {
+		n.gathersMax.Store(g) // the dispatchers do not gather: no race to lose
+	}
 	var mu sync.Mutex
 	var answers [][]byte
 	left := len(others)
@@ -263,6 +269,7 @@ func (n *memNode) Gather(env []byte, done func([][]byte)) error {
 				last := left == 0
 				mu.Unlock()
 				if last {
+					n.gathers.Add(-1)
 					done(answers)
 				}
 			})

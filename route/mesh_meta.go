@@ -399,15 +399,51 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any) ([]any, *me
 
 // meshRetained delivers the retained events matching sub, from every
 // node: this node's and the others' (gathered), the newest per topic.
+//
+// A session has at most maxSessionGathers of these gathers waiting, as for
+// its meta calls; the gathers of its further subscriptions wait their turn
+// in the session (a subscriber may subscribe to many topics with
+// get_retained at once, and each must get its events), so that one session
+// cannot hold every gather of the node.
 func (s *Shard) meshRetained(ss *Session, sub *subscription) {
+	if ss.retaining >= maxSessionGathers {
+		ss.retainQ = append(ss.retainQ, sub)
+		return
+	}
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
 	if err == nil {
 		err = s.r.mesh.Gather(q, func(answers [][]byte) {
-			s.Do(func() { s.retainedGathered(ss, sub, answers) })
+			s.Do(func() {
+				ss.retaining--
+				s.retainedGathered(ss, sub, answers)
+				s.nextRetained(ss)
+			})
 		})
 	}
 	if err != nil {
 		s.sendRetained(ss, sub) // this node's only
+		return
+	}
+	ss.retaining++
+}
+
+// nextRetained starts the gathers of ss's subscriptions that waited for a
+// turn, while it has turns.
+func (s *Shard) nextRetained(ss *Session) {
+	for len(ss.retainQ) > 0 && ss.retaining < maxSessionGathers {
+		if ss.state != stEstablished {
+			ss.retainQ = nil
+			return
+		}
+		sub := ss.retainQ[0]
+		ss.retainQ[0] = nil
+		ss.retainQ = ss.retainQ[1:]
+		if ss.subs[sub.id] == sub { // still subscribed
+			s.meshRetained(ss, sub)
+		}
+	}
+	if len(ss.retainQ) == 0 {
+		ss.retainQ = nil // let the grown array go
 	}
 }
 

@@ -427,6 +427,47 @@ func TestMeshMetaCallsPerSessionBounded(t *testing.T) {
 	}
 }
 
+// A session subscribing to many topics with get_retained has at most
+// maxSessionGathers of their gathers waiting at once; the others wait
+// their turn in the session, and every subscription gets its retained
+// event.
+func TestMeshRetainedGathersPerSessionBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	const topics = maxSessionGathers + 8
+	pub := es[1].join(proto.JSON)
+	for i := 0; i < topics; i++ {
+		pub.publish(fmt.Sprintf("com.state.t%d", i), map[string]any{"retain": true, "acknowledge": true}, []any{i}, nil)
+		pub.expect(proto.CodePublished)
+	}
+	mm.sync()
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	mm.nodes[1].dispatch(func() { <-gate }) // node B answers nothing until released
+	sub := es[0].join(proto.JSON)
+	for i := 0; i < topics; i++ {
+		sub.subscribe(fmt.Sprintf("com.state.t%d", i), map[string]any{"get_retained": true})
+	}
+	es[0].sync()
+	if n := mm.nodes[0].gathers.Load(); n != maxSessionGathers {
+		t.Fatalf("%d gathers waiting for node B, want the session's %d", n, maxSessionGathers)
+	}
+	release()
+	got := map[any]int{}
+	for i := 0; i < topics; i++ {
+		ev := sub.expect(proto.CodeEvent)
+		got[argsOf(ev)[0]]++
+	}
+	mm.sync()
+	sub.quiet()
+	if len(got) != topics {
+		t.Fatalf("retained events for %d of %d subscriptions: %v", len(got), topics, got)
+	}
+	if m := mm.nodes[0].gathersMax.Load(); m > maxSessionGathers {
+		t.Fatalf("%d gathers at once, want at most %d", m, maxSessionGathers)
+	}
+}
+
 func TestMeshSingleIsExclusive(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 1, nil)
 	a := es[0].join(proto.JSON)

@@ -66,6 +66,11 @@ type Session struct {
 	// asking counts the session's meta calls waiting for the other nodes'
 	// answers (maxSessionGathers).
 	asking int
+	// retaining counts the session's get_retained gathers waiting for the
+	// other nodes; retainQ holds its subscriptions whose gather waits for
+	// one of those to end (maxSessionGathers).
+	retaining int
+	retainQ   []*subscription
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,
