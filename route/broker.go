@@ -381,15 +381,7 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 func (s *Shard) revokeSubscription(ss *Session, sub *subscription, reason string) {
 	deleted := s.detachSubscriber(ss, sub)
 	if ss.feat&fSubscriberRevoke != 0 {
-		out := &s.out
-		out.Reset()
-		out.Type = proto.CodeUnsubscribed
-		out.HasDict = true
-		raw, err := proto.EncodeValue(ss.ser, map[string]any{"subscription": sub.id, "reason": reason})
-		if err == nil {
-			out.Dict = raw
-		}
-		s.sendMsg(ss, out, ClassControl)
+		s.sendRevocation(ss, proto.CodeUnsubscribed, "subscription", sub.id, reason)
 	}
 	s.unsubscribed(ss, sub, deleted)
 }

@@ -185,21 +185,28 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 	s.revokeRegistration(ss, reg, proto.URIProcedureAlreadyExists)
 }
 
+// sendRevocation tells ss that the router took it off a registration or
+// subscription (code UNREGISTERED or UNSUBSCRIBED with request 0): the
+// Details name it (key "registration" or "subscription") and the reason.
+func (s *Shard) sendRevocation(ss *Session, code proto.Code, key string, id uint64, reason string) {
+	out := &s.out
+	out.Reset()
+	out.Type = code
+	out.HasDict = true
+	raw, err := proto.EncodeValue(ss.ser, map[string]any{key: id, "reason": reason})
+	if err == nil {
+		out.Dict = raw
+	}
+	s.sendMsg(ss, out, ClassControl)
+}
+
 // revokeRegistration takes ss off reg without its asking, and tells it
 // with a REGISTRATION revocation (UNREGISTERED with the reason) when the
 // callee announced the feature.
 func (s *Shard) revokeRegistration(ss *Session, reg *registration, reason string) {
 	deleted := s.detachCallee(ss, reg)
 	if ss.feat&fCalleeRevoke != 0 {
-		out := &s.out
-		out.Reset()
-		out.Type = proto.CodeUnregistered
-		out.HasDict = true
-		raw, err := proto.EncodeValue(ss.ser, map[string]any{"registration": reg.id, "reason": reason})
-		if err == nil {
-			out.Dict = raw
-		}
-		s.sendMsg(ss, out, ClassControl)
+		s.sendRevocation(ss, proto.CodeUnregistered, "registration", reg.id, reason)
 	}
 	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
 	if deleted {
