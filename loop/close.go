@@ -3,8 +3,11 @@ package loop
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"io"
 	"log/slog"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +70,10 @@ const (
 	CloseTLS
 	// CloseHandOff: an HTTP lane connection went to net/http (lane.go).
 	CloseHandOff
+	// CloseTLSPerAddress: the client's TLS handshake would have started
+	// while its address (IPv6: its /64) already had
+	// max_tls_handshakes_per_address in progress; closed unanswered.
+	CloseTLSPerAddress
 
 	// NumCloseReasons is the number of close reasons (the length of
 	// Stats.Closes; reason 0 is never recorded).
@@ -93,6 +100,7 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseShutdown:         "shutdown",
 	CloseTLS:              "tls_error",
 	CloseHandOff:          "http_handoff",
+	CloseTLSPerAddress:    "tls_handshakes_per_address",
 }
 
 // String returns the reason's label, e.g. "slow_consumer".
@@ -240,7 +248,12 @@ func (e *Engine) logClose(cn *conn, sid uint64, prev phase) {
 	if !e.log.Enabled(ctx, level) {
 		return
 	}
-	suppressed, ok := e.closeLogs.take(e.monotime())
+	now := e.monotime()
+	if cn.reason == CloseTLSPerAddress && !e.srcLogs.take(cn.tls.src, now) {
+		e.closeLogs.skip()
+		return
+	}
+	suppressed, ok := e.closeLogs.take(now)
 	if !ok {
 		return
 	}
@@ -283,6 +296,56 @@ func (l *logLimiter) take(now int64) (suppressed uint64, ok bool) {
 		return 0, false
 	}
 	return l.suppressed.Swap(0), true
+}
+
+// skip counts a line left out by another rate limit (srcLogLimiter).
+func (l *logLimiter) skip() {
+	l.suppressed.Add(1)
+	l.total.Add(1)
+}
+
+// srcLogEvery is how often at most the connections of one source refused
+// for max_tls_handshakes_per_address are logged: a client that holds its
+// share and keeps connecting is refused hundreds of times a second, and
+// its lines would take the close log's 20 a second from every other
+// connection's.
+const srcLogEvery = 5 * time.Second
+
+// srcLogSlots is the size of srcLogLimiter's table.
+const srcLogSlots = 256
+
+// srcLogLimiter lets through at most one line per source per srcLogEvery,
+// in a fixed table (a flood from many sources cannot grow it): each
+// source has a slot (a seeded hash, which a client cannot aim), holding
+// the last source logged there and when. Two sources that share a slot
+// and alternate are both logged more often; the close log's limit
+// (closeLogsPerSecond) bounds them with every other line. Safe for
+// concurrent use.
+type srcLogLimiter struct {
+	mu    sync.Mutex
+	seed  maphash.Seed
+	slots *[srcLogSlots]srcLogSlot // allocated at the first refusal
+}
+
+type srcLogSlot struct {
+	src netip.Addr
+	at  int64 // monotime of the line logged
+}
+
+// take reports whether a line about src may be logged now.
+func (l *srcLogLimiter) take(src netip.Addr, now int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.slots == nil {
+		l.seed = maphash.MakeSeed()
+		l.slots = new([srcLogSlots]srcLogSlot)
+	}
+	s := &l.slots[maphash.Comparable(l.seed, src)%srcLogSlots]
+	if s.src == src && now-s.at < int64(srcLogEvery) {
+		return false
+	}
+	s.src, s.at = src, now
+	return true
 }
 
 // Stats is a snapshot of an engine's connection counters, for a metrics

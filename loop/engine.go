@@ -67,6 +67,7 @@ type Engine struct {
 	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
 	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
 	closeLogs      logLimiter
+	srcLogs        srcLogLimiter // refusals for max_tls_handshakes_per_address (close.go)
 	opens          atomic.Uint64 // connections opened on a loop (memburst.go)
 	memReleases    atomic.Uint64 // free heap returned after a burst of connections (memburst.go)
 	burst          memBurst      // owned by the tick goroutine
@@ -100,6 +101,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	e.acc.stop = make(chan struct{})
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
 	e.tlsPool.max = opts.MaxTLSHandshakes
+	e.tlsPool.perSrc = max(opts.MaxTLSHandshakesPerAddress, 0) // negative: no bound
 	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	for _, l := range opts.Listeners {
 		ln := &listenerState{cfg: l}

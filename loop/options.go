@@ -101,6 +101,16 @@ type Options struct {
 	// handshake starts once the client's first record is whole. Default
 	// 256.
 	MaxTLSHandshakes int
+	// MaxTLSHandshakesPerAddress bounds the TLS handshakes in progress
+	// (running or waiting for their turn) from one client address: an IPv4
+	// address, or an IPv6 /64. A handshake holds its goroutine while it
+	// waits for the client, until HandshakeTimeout: without this bound one
+	// client could hold all MaxTLSHandshakes with connections that send a
+	// ClientHello and then nothing, again and again, and every other
+	// client's handshake would wait behind them. A connection whose
+	// handshake would start past it is closed at once, unanswered
+	// (CloseTLSPerAddress). Default 16; negative: no bound per address.
+	MaxTLSHandshakesPerAddress int
 	// PingInterval: a session silent this long gets a WebSocket or
 	// RawSocket ping. Default 30s; negative disables keepalive.
 	PingInterval time.Duration
@@ -214,6 +224,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxTLSHandshakes <= 0 {
 		o.MaxTLSHandshakes = 256
+	}
+	if o.MaxTLSHandshakesPerAddress == 0 {
+		o.MaxTLSHandshakesPerAddress = 16
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = 30 * time.Second

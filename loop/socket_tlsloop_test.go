@@ -640,8 +640,8 @@ func tlsStormSessions() int {
 }
 
 // 5,000 TLS sessions open at once — TCP connect, TLS handshake, RawSocket
-// handshake, HELLO/WELCOME — while a plaintext caller keeps calling a
-// plaintext callee: every session is served, and the calls go on
+// handshake, HELLO/WELCOME — from 625 loopback addresses (stormSource)
+// while a plaintext caller keeps calling a plaintext callee: every session is served, and the calls go on
 // throughout (the handshakes run off the loops, and compute on at most
 // half the CPUs). The clients run in a child process (this test binary
 // again, TestTLSStormClient) at the lowest CPU priority, as if they were
@@ -766,6 +766,13 @@ func TestTLSStorm(t *testing.T) {
 	if st.TLSConns != int64(n) || st.FDs != int64(n)+2 {
 		t.Fatalf("%d TLS connections, %d descriptors", st.TLSConns, st.FDs)
 	}
+	if st.Closes[CloseTLSPerAddress] != 0 {
+		t.Fatalf("%d connections refused for max_tls_handshakes_per_address", st.Closes[CloseTLSPerAddress])
+	}
+	eventually(t, ioTimeout, "the per-address counts released", func() bool {
+		_, sources := s.e.tlsSrcCount("127.0.0.1")
+		return sources == 0
+	})
 	if during < 10 || time.Duration(slowest.Load()) > 5*time.Second {
 		t.Fatalf("plaintext routing starved: %d calls during the storm, the slowest %v", during, time.Duration(slowest.Load()))
 	}
@@ -774,6 +781,12 @@ func TestTLSStorm(t *testing.T) {
 	caller.c.Close()
 	callee.c.Close()
 	<-calleeDone
+}
+
+// stormSource is the loopback address TestTLSStormClient's client i
+// connects from: 127.1.0.0/16, eight clients each.
+func stormSource(i int) net.IP {
+	return net.IPv4(127, 1, byte(i/8>>8), byte(i/8))
 }
 
 // TestTLSStormClient is TestTLSStorm's client process: it opens the
@@ -805,10 +818,15 @@ func TestTLSStormClient(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-gate
+			// Eight clients per source address, as if from many hosts:
+			// the router's default max_tls_handshakes_per_address (16)
+			// stays in force, and its table holds hundreds of sources
+			// at once.
+			d := net.Dialer{Timeout: time.Minute, LocalAddr: &net.TCPAddr{IP: stormSource(i)}}
 			var raw net.Conn
 			var err error
 			for try := 0; ; try++ { // a full accept queue drops SYNs: the kernel retries, and so does this
-				if raw, err = net.DialTimeout("tcp", addr, time.Minute); err == nil || try == 3 {
+				if raw, err = d.Dial("tcp", addr); err == nil || try == 3 {
 					break
 				}
 			}

@@ -60,20 +60,24 @@ func TestTLSShutdownHandshakesInEveryState(t *testing.T) {
 		st := e.Stats()
 		return st.TLSHandshakes == 4 && st.TLSHandshakesQueued == 3
 	})
-	// A storm still connecting while Shutdown starts.
+	// A storm still connecting while Shutdown starts, each client from an
+	// address of its own (127.0.0.10-17): from 127.0.0.1, with the 7
+	// stalled handshakes, it would pass max_tls_handshakes_per_address and
+	// be partly refused rather than handshaking.
 	var storm sync.WaitGroup
 	stop := make(chan struct{})
-	for range 8 {
+	for i := range 8 {
 		storm.Add(1)
 		go func() {
 			defer storm.Done()
+			d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+i))}}
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				raw, err := net.DialTimeout("tcp", addr, time.Second)
+				raw, err := d.Dial("tcp", addr)
 				if err != nil {
 					return // the listener is gone
 				}
@@ -112,5 +116,10 @@ func TestTLSShutdownHandshakesInEveryState(t *testing.T) {
 	}
 	if st := e.Stats(); st.TLSHandshakes != 0 || st.TLSHandshakesQueued != 0 {
 		t.Fatalf("after Shutdown: %d handshakes running, %d queued", st.TLSHandshakes, st.TLSHandshakesQueued)
+	}
+	// The running handshakes and the queued ones released their
+	// addresses' counts.
+	if _, sources := e.tlsSrcCount("127.0.0.1"); sources != 0 {
+		t.Fatalf("after Shutdown: %d addresses with handshakes counted", sources)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 )
 
@@ -21,13 +22,18 @@ import (
 // blocking call, so each runs on a goroutine (tlshs.go), started once the
 // client's first record (its ClientHello) is whole, at most
 // Options.MaxTLSHandshakes at a time; the others wait their turn, their
-// bytes held in a bounded buffer. The descriptor stays on gnet: OnTraffic
-// moves whole records from gnet's buffer to the handshake and wakes its
-// goroutine; what crypto/tls writes is handed to the loop as a task and
-// flushed like any output. handshake_timeout, counted from accept, covers
-// the TLS handshake and the WebSocket upgrade or RawSocket handshake after
-// it: the scan closes a connection that has not finished both, and closing
-// ends the handshake's goroutine (its reads and writes fail).
+// bytes held in a bounded buffer. Of those running or waiting, at most
+// Options.MaxTLSHandshakesPerAddress come from one client address (an
+// IPv4 address, an IPv6 /64): past it a connection is closed when its
+// handshake would start, so that one client's stalled handshakes cannot
+// take every goroutine and make the others queue. The descriptor stays on
+// gnet: OnTraffic moves whole records from gnet's buffer to the handshake
+// and wakes its goroutine; what crypto/tls writes is handed to the loop as
+// a task and flushed like any output. handshake_timeout, counted from
+// accept, covers the TLS handshake and the WebSocket upgrade or RawSocket
+// handshake after it: the scan closes a connection that has not finished
+// both, and closing ends the handshake's goroutine (its reads and writes
+// fail).
 //
 // Records run on the loop. Once the handshake is done the loop owns the
 // tls.Conn, whose transport is a shim (tlsShim) over gnet's buffers: its
@@ -93,12 +99,14 @@ var (
 	errTLSRecordTooBig  = errors.New("loop: tls: record longer than the protocol allows")
 	errTLSHandshakeFill = errors.New("loop: tls: more than 32 KiB of handshake input waiting")
 	errTLSVersion       = errors.New("loop: tls: protocol version below TLS 1.2")
+	errTLSPerAddress    = errors.New("loop: tls: too many handshakes in progress from this address")
 )
 
 // tlsConn is the TLS layer of one connection. Owned by the connection's
 // loop, but for hs while a handshake goroutine runs (tlshs.go).
 type tlsConn struct {
 	cn    *conn
+	src   netip.Addr // the client's source, under which its handshake is counted (tlsSource); static
 	tc    *tls.Conn
 	shim  tlsShim  // tc's transport
 	hs    *tlsHS   // the handshake, from the first record until the loop takes over; then nil
@@ -144,10 +152,36 @@ func serverConfig(base *tls.Config, tr Transport) *tls.Config {
 // newTLSConn sets up the TLS layer of a connection accepted on a TLS
 // listener (OnOpen). Nothing runs until the first record is whole.
 func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr) *tlsConn {
-	t := &tlsConn{cn: cn}
+	t := &tlsConn{cn: cn, src: tlsSource(remote)}
 	t.shim = tlsShim{t: t, local: local, remote: remote}
 	t.tc = tls.Server(&t.shim, cfg)
 	return t
+}
+
+// tlsSource returns the source a client's handshakes are counted under
+// (Options.MaxTLSHandshakesPerAddress): its IPv4 address, or the /64 of
+// its IPv6 address — one host, or one customer, commonly holds a whole
+// /64 and could otherwise take a fresh address for every connection (the
+// router's brute-force limiter keys addresses the same way,
+// route/ratelimit.go). An IPv4 client of a dual-stack listener, seen as
+// ::ffff:a.b.c.d, counts as its IPv4 address: as a /64, every IPv4
+// client would share one count. The zero Addr (not counted) for an
+// address that is not an IP one.
+func tlsSource(remote net.Addr) netip.Addr {
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip
+	}
+	p, _ := ip.WithZone("").Prefix(64)
+	return p.Addr()
 }
 
 // tlsHandshakeIn moves the whole records gnet has buffered to the
@@ -190,8 +224,14 @@ func (cn *conn) tlsHandshakeIn() {
 		cn.c.Discard(n)
 	}
 	if t.hs != nil && !started {
-		if !cn.ls.e.tlsPool.start(t.hs) {
+		switch cn.ls.e.tlsPool.start(t.hs) {
+		case tlsStopped:
 			cn.die(CloseShutdown, nil)
+		case tlsSrcIsFull:
+			// Closed unanswered, as past max_connections: an alert would
+			// tell the client nothing it can act on. (tlsConn.close
+			// closes the handshake that never started.)
+			cn.die(CloseTLSPerAddress, errTLSPerAddress)
 		}
 	}
 }

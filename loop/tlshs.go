@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,7 +144,8 @@ type tlsHS struct {
 	// The pool's queue and set of handshakes; guarded by tlsPool.mu.
 	queued     bool
 	prev, next *tlsHS
-	live       bool // in tlsPool.live: started and not finished or cancelled
+	live       bool       // in tlsPool.live: started and not finished or cancelled
+	src        netip.Addr // while live: the source counted in tlsPool.bySrc (zero: not counted)
 }
 
 func newTLSHS(t *tlsConn) *tlsHS {
@@ -293,9 +295,18 @@ func (hs *tlsHS) close() {
 // client's next flight — so that a storm of handshakes (each a few hundred
 // µs to a few ms of public-key cryptography) leaves CPUs to the event
 // loops: the Go scheduler would otherwise make a loop that wakes from
-// epoll wait behind every runnable handshake. Safe for concurrent use.
+// epoll wait behind every runnable handshake.
+//
+// A handshake holds its goroutine while it waits for the client's next
+// flight, up to handshake_timeout: a client that sends a ClientHello and
+// then nothing holds one for that long at no cost to itself. So that one
+// client cannot hold them all (and have every other client's handshake
+// wait in the queue behind its own), at most perSrc handshakes in progress
+// — running or queued — come from one source (tlsSource: an IPv4 address,
+// an IPv6 /64); start refuses the others. Safe for concurrent use.
 type tlsPool struct {
 	cpu     chan struct{} // static after New
+	perSrc  int           // static after New; 0: no bound per source
 	mu      sync.Mutex
 	max     int
 	running int
@@ -304,18 +315,42 @@ type tlsPool struct {
 	tail    *tlsHS
 	stopped bool
 	live    map[*tlsHS]struct{} // every handshake started and not finished: running, waiting for input or queued
+	bySrc   map[netip.Addr]int  // the live handshakes of each source that has any (deleted at zero)
 	wg      sync.WaitGroup
 
 	done atomic.Uint64 // handshakes finished (memburst.go counts them)
 }
 
-// start runs hs, now or when a goroutine is free. It reports false once
-// the pool is stopped (Shutdown).
-func (p *tlsPool) start(hs *tlsHS) bool {
+// Outcomes of tlsPool.start.
+type tlsStart uint8
+
+const (
+	tlsStarted   tlsStart = iota // running, or queued for a goroutine
+	tlsStopped                   // the pool is stopped (Shutdown)
+	tlsSrcIsFull                 // the source has perSrc handshakes in progress
+)
+
+// start runs hs, now or when a goroutine is free, unless the pool is
+// stopped or hs's source is at its bound. A handshake started counts
+// against its source until forget: whichever way it ends (finished,
+// cancelled from the queue, its goroutine failed by close or stop), the
+// pool forgets it, and so releases the count, exactly once.
+func (p *tlsPool) start(hs *tlsHS) tlsStart {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
-		return false
+		return tlsStopped
+	}
+	if src := hs.t.src; p.perSrc > 0 && src.IsValid() {
+		n := p.bySrc[src]
+		if n >= p.perSrc {
+			return tlsSrcIsFull
+		}
+		if p.bySrc == nil {
+			p.bySrc = make(map[netip.Addr]int)
+		}
+		p.bySrc[src] = n + 1
+		hs.src = src
 	}
 	if p.live == nil {
 		p.live = make(map[*tlsHS]struct{})
@@ -326,7 +361,7 @@ func (p *tlsPool) start(hs *tlsHS) bool {
 		p.running++
 		p.wg.Add(1)
 		go p.work(hs)
-		return true
+		return tlsStarted
 	}
 	hs.queued = true
 	hs.prev = p.tail
@@ -337,7 +372,7 @@ func (p *tlsPool) start(hs *tlsHS) bool {
 	}
 	p.tail = hs
 	p.queued++
-	return true
+	return tlsStarted
 }
 
 // work runs handshakes until the queue is empty.
@@ -375,10 +410,21 @@ func (p *tlsPool) cancel(hs *tlsHS) {
 	}
 }
 
+// forget drops hs from the handshakes in progress and releases its
+// source's count (called with mu held; idempotent).
 func (p *tlsPool) forget(hs *tlsHS) {
-	if hs.live {
-		delete(p.live, hs)
-		hs.live = false
+	if !hs.live {
+		return
+	}
+	delete(p.live, hs)
+	hs.live = false
+	if src := hs.src; src.IsValid() {
+		hs.src = netip.Addr{}
+		if n := p.bySrc[src] - 1; n > 0 {
+			p.bySrc[src] = n
+		} else {
+			delete(p.bySrc, src) // the map holds the sources with handshakes in progress only
+		}
 	}
 }
 
@@ -403,16 +449,20 @@ func (p *tlsPool) unlink(hs *tlsHS) {
 // at once, one computing fails its next read or write, and one waiting for
 // a CPU slot gets it from one that finishes. The loops close every
 // connection as they stop, which closes its handshake too (conn.closed);
-// stop does not depend on it. wait then waits for the goroutines.
+// stop does not depend on it. wait then waits for the goroutines. The
+// queued handshakes, which no goroutine will take, are forgotten here; the
+// running ones as their goroutines end.
 func (p *tlsPool) stop() {
 	p.mu.Lock()
 	p.stopped = true
-	for p.head != nil {
-		p.unlink(p.head)
-	}
 	held := make([]*tlsHS, 0, len(p.live))
 	for hs := range p.live {
 		held = append(held, hs)
+	}
+	for p.head != nil {
+		hs := p.head
+		p.unlink(hs)
+		p.forget(hs)
 	}
 	p.mu.Unlock()
 	for _, hs := range held {

@@ -120,6 +120,9 @@ type limitsConfig struct {
 	RealmWildcardRegistrations int `yaml:"realm_wildcard_registrations"`
 	RealmWildcardSubscriptions int `yaml:"realm_wildcard_subscriptions"`
 
+	// 0: no per-address bound (which loop.Options spells negative).
+	MaxTLSHandshakesPerAddress int `yaml:"max_tls_handshakes_per_address"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -558,7 +561,7 @@ func (c *config) validate() error {
 	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"},
 		{c.Limits.WildcardRegistrations, "wildcard_registrations"}, {c.Limits.WildcardSubscriptions, "wildcard_subscriptions"},
 		{c.Limits.RealmWildcardRegistrations, "realm_wildcard_registrations"}, {c.Limits.RealmWildcardSubscriptions, "realm_wildcard_subscriptions"},
-		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}} {
+		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}, {c.Limits.MaxTLSHandshakesPerAddress, "max_tls_handshakes_per_address"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
@@ -769,6 +772,10 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		HardLimit:        int(c.Limits.HardLimit),
 		Logger:           log,
 		Now:              clock, // the function route.Config.Now gets: one clock
+	}
+	o.MaxTLSHandshakesPerAddress = c.Limits.MaxTLSHandshakesPerAddress
+	if o.MaxTLSHandshakesPerAddress == 0 {
+		o.MaxTLSHandshakesPerAddress = -1 // the file's 0 is no bound; loop.Options' zero is its default
 	}
 	switch c.Tuning.Flush {
 	case "round":

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,6 +285,8 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 3: limits.auth_failures.block_after must not be negative", `line 4: limits.auth_failures.exempt[2]: "nonsense" is not a network`}},
 		{"auth_failures unknown key", "limits:\n  auth_failures: {block_afer: 3}\n", 1, []string{"line 2: key block_afer is not a known configuration key"}},
 		{"wildcard limits", "limits:\n  wildcard_registrations: 8\n  realm_wildcard_subscriptions: -1\n", 1, []string{"line 3: limits.realm_wildcard_subscriptions must not be negative"}},
+		{"tls handshakes per address", "limits:\n  max_tls_handshakes_per_address: -1\n", 1, []string{"line 2: limits.max_tls_handshakes_per_address must not be negative"}},
+		{"no tls handshakes per address bound", "limits:\n  max_tls_handshakes_per_address: 0\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
@@ -407,6 +411,33 @@ func TestCLIUsage(t *testing.T) {
 	}
 	if _, _, code := runCLI("run", "-nope"); code != 2 {
 		t.Fatalf("unknown flag: %d", code)
+	}
+}
+
+// limits.max_tls_handshakes_per_address reaches the transports: the
+// embedded default's 16, a file's value, and 0 (no bound), which
+// loop.Options spells negative (its zero is the default).
+func TestConfigTLSHandshakesPerAddress(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, k := range []struct {
+		body string
+		want int
+	}{
+		{"realms: [{name: a}]\n", 16},
+		{"limits: {max_tls_handshakes_per_address: 4}\n", 4},
+		{"limits: {max_tls_handshakes_per_address: 0}\n", -1},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := c.loopOptions(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.MaxTLSHandshakesPerAddress != k.want {
+			t.Errorf("%q: Options.MaxTLSHandshakesPerAddress %d, want %d", k.body, o.MaxTLSHandshakesPerAddress, k.want)
+		}
 	}
 }
 
