@@ -104,22 +104,32 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is required")
 	}
-	f, next, oe := s.rotate(ctx, c, raw, scope)
+	// The access token is minted before the family moves on: a refresh
+	// token is used once, so a failure after the rotation (no signing key
+	// active, after the clock stepped back) would leave the client with
+	// neither token, and its retry with the old one would be taken for
+	// reuse and end the login.
+	var sc, at string
+	var exp time.Time
+	next, oe := s.rotate(ctx, c, raw, scope, func(f *family) *oauthError {
+		var oe *oauthError
+		if sc, oe = subsetScope(f.Scope, scope); oe != nil {
+			return oe
+		}
+		l, oe := s.storedLogin(c, f.Realm, f.Sub, nil, true, sc)
+		if oe != nil {
+			s.endFamily(ctx, familyID(raw), "user gone")
+			return oe
+		}
+		var err error
+		if at, exp, err = s.mint(l, f.Gid); err != nil {
+			s.log.Error("oauth: no access token could be signed for a refresh; the refresh token stays valid", "client", c.ID, "err", err)
+			return s.storeErr(err)
+		}
+		return nil
+	})
 	if oe != nil {
 		return nil, oe
-	}
-	sc, oe := subsetScope(f.Scope, scope)
-	if oe != nil {
-		return nil, oe
-	}
-	l, oe := s.storedLogin(c, f.Realm, f.Sub, nil, true, sc)
-	if oe != nil {
-		s.endFamily(ctx, familyID(next), "user gone")
-		return nil, oe
-	}
-	at, exp, err := s.mint(l, f.Gid)
-	if err != nil {
-		return nil, s.storeErr(err)
 	}
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn(exp, s.now()), RefreshToken: next, Scope: sc}, nil
 }

@@ -310,3 +310,31 @@ func TestRefreshTokensBounded(t *testing.T) {
 		t.Fatalf("%d families stored, want 4 (3 of alice, 1 of bob)", len(es))
 	}
 }
+
+// A refresh whose access token cannot be signed (no key active yet: the
+// clock stepped back past the key's start, as on a board that boots
+// before its clock is set) fails without consuming the refresh token.
+// The family used to be rotated first: the client got an error and no new
+// token, and its retry with the old one was taken for reuse and ended the
+// login.
+func TestRefreshMintFailureKeepsToken(t *testing.T) {
+	e := startEnv(t, nil)
+	cfg := e.config("backend", backendSec, "read")
+	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(-time.Hour)
+	st, body := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "backend", backendSec)
+	if st < 500 || body["access_token"] != nil || body["refresh_token"] != nil {
+		t.Fatalf("refresh with no signing key active: %d %v, want a server error and no token", st, body)
+	}
+	e.clock.Advance(time.Hour)
+	st, body = e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "backend", backendSec)
+	if st != 200 || body["access_token"] == nil || body["refresh_token"] == nil {
+		t.Fatalf("the refresh token after a failed refresh: %d %v, want new tokens", st, body)
+	}
+	if _, err := e.srv.VerifyAccessToken(body["access_token"].(string)); err != nil {
+		t.Fatalf("the new access token: %v", err)
+	}
+}

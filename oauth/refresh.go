@@ -246,33 +246,36 @@ func (s *Server) revokeGrant(ctx context.Context, realm, gid string) {
 // errReuse is a reused refresh token (its family has been revoked).
 var errReuse = errInvalidGrant("the refresh token was already used: its login has been revoked")
 
-// rotate checks a refresh token presented by client c and returns the
-// family (after rotation) and the new token. A request for a scope the
-// family was not granted is refused before rotation, so that it does not
-// consume the token (the client never sees a new one).
-func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string) (*family, string, *oauthError) {
+// rotate checks a refresh token presented by client c, has issue make what
+// the response needs from the family (the access token), and only then
+// rotates the family and returns the new refresh token. A request for a
+// scope the family was not granted, and any failure of issue, is refused
+// before rotation, so that it does not consume the token (the client never
+// sees a new one). issue may run more than once (a concurrent use makes
+// the rotation start over).
+func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, issue func(f *family) *oauthError) (string, *oauthError) {
 	tok, ok := parseRefreshToken(raw)
 	if !ok {
-		return nil, "", errInvalidGrant("unknown refresh token")
+		return "", errInvalidGrant("unknown refresh token")
 	}
 	key := "rt." + tok.fam
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			return nil, "", errInvalidGrant("unknown, expired or revoked refresh token")
+			return "", errInvalidGrant("unknown, expired or revoked refresh token")
 		}
 		if err != nil {
-			return nil, "", s.storeErr(err)
+			return "", s.storeErr(err)
 		}
 		var f family
 		if err := json.Unmarshal(e.Value, &f); err != nil {
-			return nil, "", s.malformed(key, err)
+			return "", s.malformed(key, err)
 		}
 		now := s.now()
 		hashOK := subtle.ConstantTimeCompare([]byte(secretHashHex(tok.secret)), []byte(f.Hash)) == 1
 		switch {
 		case f.Client != c.ID:
-			return nil, "", errInvalidGrant("the refresh token was issued to another client")
+			return "", errInvalidGrant("the refresh token was issued to another client")
 		case tok.gen > f.Gen:
 			// The store is behind the write that issued this token.
 			time.Sleep(50 * time.Millisecond)
@@ -280,13 +283,16 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string) (
 		case tok.gen < f.Gen || !hashOK:
 			s.log.Warn("oauth: refresh token reuse: revoking its login", "realm", f.Realm, "client", f.Client, "sub", f.Sub)
 			s.endFamily(ctx, tok.fam, "reuse")
-			return nil, "", errReuse
+			return "", errReuse
 		case now.Unix() >= f.Exp:
 			s.store.Delete(ctx, key, e.Revision)
-			return nil, "", errInvalidGrant("the refresh token has expired")
+			return "", errInvalidGrant("the refresh token has expired")
 		}
 		if _, oe := subsetScope(f.Scope, scope); oe != nil {
-			return nil, "", oe
+			return "", oe
+		}
+		if oe := issue(&f); oe != nil {
+			return "", oe // before the update: the refresh token stays valid
 		}
 		next := refreshToken{fam: tok.fam, gen: f.Gen + 1, secret: newSecret()}
 		f.Gen, f.Hash = next.gen, secretHashHex(next.secret)
@@ -297,11 +303,11 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string) (
 			continue // someone else used or revoked it meanwhile: re-read decides
 		}
 		if err != nil {
-			return nil, "", s.storeErr(err)
+			return "", s.storeErr(err)
 		}
-		return &f, next.String(), nil
+		return next.String(), nil
 	}
-	return nil, "", errServer("the refresh token is being used concurrently; try again")
+	return "", errServer("the refresh token is being used concurrently; try again")
 }
 
 // lookupFamily returns the family of a refresh token if the token is its
