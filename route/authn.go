@@ -64,7 +64,7 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 	}
 	// No such user, or none with a password: spend what checking one
 	// costs, so that the time to the ABORT does not tell.
-	VerifyDecoy(ticket)
+	a.Users.VerifyDecoy(ticket)
 	return nil, failAuth()
 }
 
@@ -75,13 +75,16 @@ func VerifyDecoy(secret string) { decoyPassword().Verify(secret) }
 
 // decoyPassword is a hash with the default work factor that no secret
 // matches (its key is not derived from anything).
-var decoyPassword = sync.OnceValue(func() *Password {
+var decoyPassword = sync.OnceValue(func() *Password { return decoyWith(DefaultIterations) })
+
+// decoyWith returns a hash of work iterations that no secret matches.
+func decoyWith(work int) *Password {
 	var salt, key [32]byte
 	rand.Read(salt[:])
 	rand.Read(key[:])
-	return &Password{Iterations: DefaultIterations, KeyLen: 32,
+	return &Password{Iterations: work, KeyLen: 32,
 		Salt: base64.RawStdEncoding.EncodeToString(salt[:16]), Key: base64.StdEncoding.EncodeToString(key[:])}
-})
+}
 
 // LooksLikeJWT reports whether s has the shape of a compact JWS: three
 // base64url parts, the first a JSON object ("eyJ" encodes `{"`). A

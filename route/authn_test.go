@@ -464,3 +464,44 @@ func TestPatternsDoNotBypassDeny(t *testing.T) {
 	u.yield(inv.Request, nil, nil)
 	root.expect(proto.CodeResult)
 }
+
+// A refusal for an unknown principal spends what checking a wrong password
+// of the realm's users costs: the decoy has the work factor most of their
+// passwords have. It had the default factor whatever the users' hashes,
+// so with hashes made with more iterations (edgewamp passwd -iterations)
+// an unknown authid was refused several times faster than a known one,
+// which told an attacker which authids exist.
+func TestDecoyHasTheUsersWork(t *testing.T) {
+	hash := func(it int) *Password {
+		p, err := HashPassword("pw", it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	u, err := NewUsers([]*User{
+		{AuthID: "a", Roles: []string{"r"}, Password: hash(4000)},
+		{AuthID: "b", Roles: []string{"r"}, Password: hash(4000)},
+		{AuthID: "c", Roles: []string{"r"}, Password: hash(2000)},
+		{AuthID: "d", Roles: []string{"r"}, Secret: "cra-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.decoy == nil || u.decoy.Iterations != 4000 {
+		t.Fatalf("decoy %+v, want 4000 iterations (most users' work)", u.decoy)
+	}
+	if u.decoy.Verify("pw") || u.decoy.Verify("") {
+		t.Fatal("the decoy matched a password")
+	}
+	// Default work (or no passwords): the shared default decoy.
+	d, _ := NewUsers([]*User{{AuthID: "a", Roles: []string{"r"}, Password: hash(DefaultIterations)}})
+	if d.decoy != nil {
+		t.Fatalf("a realm at the default work got its own decoy %+v", d.decoy)
+	}
+	// The ticket authenticator spends it for an unknown authid.
+	a := &TicketAuth{Users: u}
+	if _, err := a.Authenticate(&AuthRequest{AuthID: "nobody"}, nil, "pw", nil); err == nil {
+		t.Fatal("an unknown authid authenticated")
+	}
+}

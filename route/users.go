@@ -125,13 +125,25 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 type Users struct {
 	byID  map[string]*User
 	byKey map[string]*User // hex public key → user
+	// work is the PBKDF2 iterations most of the users' passwords have, and
+	// decoy a hash of that work nothing matches when it is not the
+	// default (VerifyDecoy).
+	work  int
+	decoy *Password
 }
 
 // NewUsers builds a user store, rejecting duplicate authids and keys.
 func NewUsers(users []*User) (*Users, error) {
 	u := &Users{byID: map[string]*User{}, byKey: map[string]*User{}}
 	var errs []error
+	works := map[int]int{}
 	for _, x := range users {
+		if x.Password != nil {
+			works[x.Password.Iterations]++
+			if n := works[x.Password.Iterations]; n > works[u.work] || n == works[u.work] && x.Password.Iterations > u.work {
+				u.work = x.Password.Iterations
+			}
+		}
 		if x.AuthID == "" {
 			errs = append(errs, errors.New("a user needs an authid"))
 			continue
@@ -151,7 +163,22 @@ func NewUsers(users []*User) (*Users, error) {
 			u.byKey[h] = x
 		}
 	}
+	if u.work != 0 && u.work != DefaultIterations {
+		u.decoy = decoyWith(u.work)
+	}
 	return u, errors.Join(errs...)
+}
+
+// VerifyDecoy spends what checking a wrong password of one of u's users
+// costs (the work factor most of their passwords have, the default when
+// none has one), so that a refusal for an unknown principal takes as long
+// as one for a known principal. Safe on a nil *Users.
+func (u *Users) VerifyDecoy(secret string) {
+	if u == nil || u.decoy == nil {
+		VerifyDecoy(secret)
+		return
+	}
+	u.decoy.Verify(secret)
 }
 
 // Lookup returns the user with authid, or nil.

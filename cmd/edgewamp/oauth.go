@@ -397,6 +397,15 @@ func (u *oauthUsers) set(realms []route.RealmConfig) {
 	u.m.Store(&m)
 }
 
+// users returns realm's user store, or nil.
+func (u *oauthUsers) users(realm string) *route.Users {
+	m := u.m.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[realm]
+}
+
 func (u *oauthUsers) lookup(realm, authid string) *route.User {
 	m := u.m.Load()
 	if m == nil {
@@ -409,7 +418,7 @@ func (u *oauthUsers) lookup(realm, authid string) *route.User {
 func (u *oauthUsers) Authenticate(realm, authid, password string) ([]string, bool) {
 	x := u.lookup(realm, authid)
 	if x == nil || x.Password == nil {
-		route.VerifyDecoy(password) // an unknown user costs what a known one does
+		u.users(realm).VerifyDecoy(password) // an unknown user costs what a known one does
 		return nil, false
 	}
 	if !x.Password.Verify(password) {
