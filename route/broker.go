@@ -21,37 +21,80 @@ type subscription struct {
 
 // subSet is a subscription's subscribers grouped by shard, so that a
 // fan-out sends one task per shard and each shard walks only its own.
+//
+// A set is never changed once published (readers walk it without a lock);
+// a change makes a new one. Each shard's subscribers are held in chunks of
+// at most subChunk, none empty, so that a change copies the shard's list
+// of chunks and one or two chunks, not every subscriber: on a topic with
+// 20,000 subscribers, one SUBSCRIBE and one UNSUBSCRIBE copied 336 KB.
 type subSet struct {
-	byShard [][]*Session
+	byShard [][][]*Session // per shard, its chunks
 	n       int
 }
 
+// subChunk is the most subscribers of one chunk of a subSet.
+const subChunk = 256
+
 func (sub *subscription) subscribers() *subSet { return sub.set.Load() }
 
-// with returns a copy of ss with s added (s must not be in it).
+// with returns a copy of set with s added (s must not be in it).
 func (set *subSet) with(s *Session, shards int) *subSet {
-	n := &subSet{byShard: make([][]*Session, shards), n: 1}
+	n := &subSet{byShard: make([][][]*Session, shards), n: 1}
 	if set != nil {
 		copy(n.byShard, set.byShard)
 		n.n = set.n + 1
 	}
 	i := s.shard.idx
-	n.byShard[i] = append(append([]*Session(nil), n.byShard[i]...), s)
+	cs := append([][]*Session(nil), n.byShard[i]...)
+	if last := len(cs) - 1; last >= 0 && len(cs[last]) < subChunk {
+		// The full slice expression makes append copy: the old chunk
+		// stays as the readers of the old set see it.
+		cs[last] = append(cs[last][:len(cs[last]):len(cs[last])], s)
+	} else {
+		cs = append(cs, []*Session{s})
+	}
+	n.byShard[i] = cs
 	return n
 }
 
-// without returns a copy of set with s removed.
+// without returns a copy of set with s removed; set itself when s is not
+// in it. The last subscriber of the shard's last chunk takes s's place.
 func (set *subSet) without(s *Session) *subSet {
-	n := &subSet{byShard: make([][]*Session, len(set.byShard)), n: set.n - 1}
-	copy(n.byShard, set.byShard)
 	i := s.shard.idx
-	l := make([]*Session, 0, len(set.byShard[i]))
-	for _, x := range set.byShard[i] {
-		if x != s {
-			l = append(l, x)
+	cs := set.byShard[i]
+	j, k := -1, -1
+	for cj, c := range cs {
+		for ck, x := range c {
+			if x == s {
+				j, k = cj, ck
+			}
 		}
 	}
-	n.byShard[i] = l
+	if j < 0 {
+		return set
+	}
+	n := &subSet{byShard: make([][][]*Session, len(set.byShard)), n: set.n - 1}
+	copy(n.byShard, set.byShard)
+	ncs := append([][]*Session(nil), cs...)
+	last := len(ncs) - 1
+	lc := ncs[last]
+	if j != last {
+		c := append([]*Session(nil), ncs[j]...)
+		c[k] = lc[len(lc)-1]
+		ncs[j] = c
+		// Shorter, sharing the old chunk's array: never appended to in
+		// place (with copies), so the old set's readers see it whole.
+		lc = lc[: len(lc)-1 : len(lc)-1]
+	} else {
+		c := make([]*Session, 0, len(lc)-1)
+		lc = append(append(c, lc[:k]...), lc[k+1:]...)
+	}
+	if len(lc) == 0 {
+		ncs = ncs[:last]
+	} else {
+		ncs[last] = lc
+	}
+	n.byShard[i] = ncs
 	return n
 }
 
@@ -59,9 +102,11 @@ func (set *subSet) has(s *Session) bool {
 	if set == nil {
 		return false
 	}
-	for _, x := range set.byShard[s.shard.idx] {
-		if x == s {
-			return true
+	for _, c := range set.byShard[s.shard.idx] {
+		for _, x := range c {
+			if x == s {
+				return true
+			}
 		}
 	}
 	return false
@@ -548,6 +593,18 @@ func (p *publication) cost() int64 {
 // maxShards bounds Config.Shards (fan-out bookkeeping uses fixed arrays).
 const maxShards = 256
 
+// deliverChunk sends p to the subscribers of sub in chunk c (a loop of its
+// own: nested in deliverEvents' loop over chunks, it kept more of its state
+// in memory across sendEvent, 3 % of a fan-out to 100 subscribers).
+func (s *Shard) deliverChunk(c []*Session, sub *subscription, p *publication, enc *[4][]byte) {
+	for _, ss := range c {
+		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+			continue
+		}
+		s.sendEvent(ss, sub, p, enc)
+	}
+}
+
 // deliverEvents sends p to this shard's subscribers of subs. Each
 // subscription's EVENT is encoded once per serializer.
 func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
@@ -557,11 +614,8 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 			continue
 		}
 		var enc [4][]byte
-		for _, ss := range set.byShard[s.idx] {
-			if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
-				continue
-			}
-			s.sendEvent(ss, sub, p, &enc)
+		for _, c := range set.byShard[s.idx] {
+			s.deliverChunk(c, sub, p, &enc)
 		}
 	}
 	for i, b := range s.evbuf {

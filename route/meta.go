@@ -574,9 +574,11 @@ func metaSubSubscribers(count bool) metaFn {
 		}
 		ids := []uint64{}
 		if set != nil {
-			for _, l := range set.byShard {
-				for _, x := range l {
-					ids = append(ids, x.id)
+			for _, cs := range set.byShard {
+				for _, c := range cs {
+					for _, x := range c {
+						ids = append(ids, x.id)
+					}
 				}
 			}
 		}
