@@ -65,26 +65,66 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	if err != nil {
 		return false
 	}
+	qm := queuedMeta{req: req, proc: proc, q: q, comb: comb, res: res, merr: merr}
 	if ss.asking >= maxSessionGathers {
-		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls of this session waiting for the other nodes (limit "+strconv.Itoa(maxSessionGathers)+")")
+		if len(ss.askQ) >= maxSessionGatherQueue {
+			s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls of this session waiting for the other nodes (limit "+strconv.Itoa(maxSessionGathers+maxSessionGatherQueue)+")")
+			return true
+		}
+		ss.askQ = append(ss.askQ, qm)
 		return true
 	}
-	err = s.r.mesh.Gather(q, func(answers [][]byte) {
+	s.askMesh(ss, qm)
+	return true
+}
+
+// queuedMeta is a meta call waiting for the other nodes' answers, or for
+// its turn to ask them: the query, and this node's part of the answer.
+type queuedMeta struct {
+	req  uint64
+	proc string
+	q    []byte
+	comb metaCombine
+	res  []any
+	merr *metaErr
+}
+
+// askMesh sends a meta call's query to the other nodes.
+func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
+	err := s.r.mesh.Gather(qm.q, func(answers [][]byte) {
 		s.Do(func() {
 			ss.asking--
-			s.metaGathered(ss, req, comb, res, merr, answers)
+			s.metaGathered(ss, qm.req, qm.comb, qm.res, qm.merr, answers)
+			s.nextAsk(ss)
 		})
 	})
-	if err == nil {
-		ss.asking++
-	} else {
+	if err != nil {
 		// This node's part alone would be a wrong answer for the realm
 		// (a count too low, "no such session" for a session elsewhere).
 		// What it did (a kill of its own sessions) stays done.
-		s.r.log.Debug("mesh: a meta call could not ask the other nodes", "procedure", proc, "err", err)
-		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "the other nodes of the mesh cannot be asked now ("+err.Error()+"); try again")
+		s.r.log.Debug("mesh: a meta call could not ask the other nodes", "procedure", qm.proc, "err", err)
+		s.replyError(ss, proto.CodeCall, qm.req, proto.URIUnavailable, "the other nodes of the mesh cannot be asked now ("+err.Error()+"); try again")
+		return
 	}
-	return true
+	ss.asking++
+}
+
+// nextAsk starts the meta calls of ss that waited for a turn, while it
+// has turns.
+func (s *Shard) nextAsk(ss *Session) {
+	for len(ss.askQ) > 0 && ss.asking < maxSessionGathers {
+		if ss.state != stEstablished {
+			ss.askQ = nil
+			return
+		}
+		qm := ss.askQ[0]
+		ss.askQ[0] = queuedMeta{}
+		ss.askQ = ss.askQ[1:]
+		s.askMesh(ss, qm)
+	}
+	if len(ss.askQ) == 0 {
+		ss.askQ = nil // let the grown array go
+	}
 }
 
 // maxSessionGathers bounds one session's meta calls waiting for the other
@@ -92,8 +132,14 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 // whole node (edge), each for up to mesh.gather_timeout: without a share
 // per session, one session calling wamp.session.list back to back while a
 // node answered slowly kept them all, and every other session's meta calls
-// failed with wamp.error.unavailable.
-const maxSessionGathers = 16
+// failed with wamp.error.unavailable. Further ones wait their turn in the
+// session (a client may well send a few dozen at once), up to
+// maxSessionGatherQueue (each holds its query, up to 64 KiB); past that
+// they get wamp.error.unavailable.
+const (
+	maxSessionGathers     = 16
+	maxSessionGatherQueue = 64
+)
 
 // metaGathered sends the combined answer of a meta call.
 func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []any, merr *metaErr, answers [][]byte) {
@@ -578,15 +624,24 @@ func (s *Shard) dropRetainedCopies(rm *Realm, args []any) {
 // claims at a time for the whole node (edge): without a share per
 // session, one session sending REGISTERs back to back kept it full, and
 // every other session's REGISTER of a single registration failed with
-// wamp.error.unavailable.
-const maxSessionClaims = 64
+// wamp.error.unavailable. Further ones wait their turn in the session (a
+// callee commonly registers all its procedures at once), up to
+// maxSessionClaimQueue; past that they get wamp.error.unavailable.
+const (
+	maxSessionClaims     = 64
+	maxSessionClaimQueue = 4096
+)
 
 // meshClaim claims a single registration mesh-wide before registering it.
 // It reports false when the normal path should answer (the registration
 // is already in the tables: it refuses).
 func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
 	if ss.claiming >= maxSessionClaims {
-		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations of this session waiting for the mesh's claim store (limit "+strconv.Itoa(maxSessionClaims)+")")
+		if len(ss.claimQ) >= maxSessionClaimQueue {
+			s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations of this session waiting for the mesh's claim store (limit "+strconv.Itoa(maxSessionClaims+maxSessionClaimQueue)+")")
+			return true
+		}
+		ss.claimQ = append(ss.claimQ, queuedClaim{req: req, match: match, uri: uri, ce: ce})
 		return true
 	}
 	rm := ss.realm
@@ -616,9 +671,40 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	return true
 }
 
+// queuedClaim is a REGISTER of a single registration waiting for its turn
+// to be claimed (maxSessionClaims).
+type queuedClaim struct {
+	req   uint64
+	match proto.Match
+	uri   string
+	ce    callee
+}
+
+// nextClaim goes on with the REGISTERs of ss that waited for a turn, while
+// it has turns: each is taken as if it had just arrived (the procedure
+// may have been registered meanwhile).
+func (s *Shard) nextClaim(ss *Session) {
+	for len(ss.claimQ) > 0 && ss.claiming < maxSessionClaims {
+		if ss.state != stEstablished {
+			ss.claimQ = nil
+			return
+		}
+		c := ss.claimQ[0]
+		ss.claimQ[0] = queuedClaim{}
+		ss.claimQ = ss.claimQ[1:]
+		if !s.meshClaim(ss, c.req, c.match, c.uri, c.ce) {
+			s.addCallee(ss, c.req, c.match, proto.InvokeSingle, c.uri, c.ce)
+		}
+	}
+	if len(ss.claimQ) == 0 {
+		ss.claimQ = nil // let the grown array go
+	}
+}
+
 // claimed completes a REGISTER once its claim is answered.
 func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
 	ss.claiming--
+	defer s.nextClaim(ss)
 	rm := ss.realm
 	rm.mu.Lock()
 	delete(rm.dir().claims, regKey{match, uri})

@@ -368,7 +368,9 @@ func TestMeshSharedRegistrationPolicies(t *testing.T) {
 
 // One session's REGISTERs waiting for the claim store are capped, so that
 // it cannot keep the node's claim worker full and make every other
-// session's single registrations fail.
+// session's single registrations fail: past maxSessionClaims they wait
+// their turn in the session (a callee registers its procedures at once),
+// and past maxSessionClaimQueue more they are refused.
 func TestMeshClaimsPerSessionBounded(t *testing.T) {
 	mm, es := newMemMesh(t, 1, 1, nil)
 	gate := make(chan struct{})
@@ -376,12 +378,19 @@ func TestMeshClaimsPerSessionBounded(t *testing.T) {
 	mm.claimGate = gate
 	mm.mu.Unlock()
 	greedy := es[0].join(proto.JSON)
-	reqs := make([]uint64, maxSessionClaims+1)
+	const sent = maxSessionClaims + maxSessionClaimQueue + 1
+	reqs := make([]uint64, sent)
 	for i := range reqs {
 		reqs[i] = greedy.nextReq()
 		greedy.send(&proto.Message{Type: proto.CodeRegister, Request: reqs[i], Dict: greedy.opts(nil), URI: []byte(fmt.Sprintf("com.greedy.p%d", i))})
 	}
-	greedy.expectError(proto.CodeRegister, reqs[maxSessionClaims], proto.URIUnavailable)
+	greedy.expectError(proto.CodeRegister, reqs[sent-1], proto.URIUnavailable)
+	es[0].sync()
+	var claiming, queued int
+	es[0].execs[0].do(func() { claiming, queued = greedy.sess.claiming, len(greedy.sess.claimQ) })
+	if claiming != maxSessionClaims || queued != maxSessionClaimQueue {
+		t.Fatalf("%d claims waiting for the store, %d for their turn; want %d and %d", claiming, queued, maxSessionClaims, maxSessionClaimQueue)
+	}
 	other := es[0].join(proto.JSON)
 	oreq := other.nextReq()
 	other.send(&proto.Message{Type: proto.CodeRegister, Request: oreq, Dict: other.opts(nil), URI: []byte("com.other")})
@@ -389,16 +398,46 @@ func TestMeshClaimsPerSessionBounded(t *testing.T) {
 	if m := other.expect(proto.CodeRegistered); m.Request != oreq {
 		t.Fatalf("REGISTERED %s, want request %d", describe(m), oreq)
 	}
-	for i := 0; i < maxSessionClaims; i++ {
-		greedy.expect(proto.CodeRegistered)
+	got := map[uint64]bool{}
+	for i := 0; i < sent-1; i++ {
+		got[greedy.expect(proto.CodeRegistered).Request] = true
 	}
-	// The answered claims free the session's share.
-	greedy.register("com.greedy.again", nil)
+	if len(got) != sent-1 {
+		t.Fatalf("%d distinct REGISTERED of %d", len(got), sent-1)
+	}
+	// A queued REGISTER of a procedure taken meanwhile is refused as it
+	// would have been at once.
+	gate2 := make(chan struct{})
+	mm.mu.Lock()
+	mm.claimGate = gate2
+	mm.mu.Unlock()
+	for i := 0; i < maxSessionClaims; i++ {
+		greedy.send(&proto.Message{Type: proto.CodeRegister, Request: greedy.nextReq(), Dict: greedy.opts(nil), URI: []byte(fmt.Sprintf("com.greedy.q%d", i))})
+	}
+	dup := greedy.nextReq()
+	greedy.send(&proto.Message{Type: proto.CodeRegister, Request: dup, Dict: greedy.opts(nil), URI: []byte("com.other")})
+	close(gate2)
+	registered, refused := 0, false
+	for i := 0; i < maxSessionClaims+1; i++ {
+		m := greedy.recv()
+		switch {
+		case m.Type == proto.CodeRegistered:
+			registered++
+		case m.Type == proto.CodeError && m.Request == dup && string(m.URI) == proto.URIProcedureAlreadyExists:
+			refused = true
+		default:
+			t.Fatalf("unexpected %s", describe(m))
+		}
+	}
+	if registered != maxSessionClaims || !refused {
+		t.Fatalf("%d REGISTERED, the taken procedure refused: %v", registered, refused)
+	}
 }
 
 // One session's meta calls waiting for the other nodes are capped, so
 // that it cannot hold every gather of its node while another node answers
-// slowly.
+// slowly: past maxSessionGathers they wait their turn in the session, and
+// past maxSessionGatherQueue more they are refused.
 func TestMeshMetaCallsPerSessionBounded(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 1, nil)
 	gate := make(chan struct{})
@@ -406,11 +445,15 @@ func TestMeshMetaCallsPerSessionBounded(t *testing.T) {
 	t.Cleanup(release)
 	mm.nodes[1].dispatch(func() { <-gate }) // node B answers nothing until released
 	greedy := es[0].join(proto.JSON)
-	for i := 0; i < maxSessionGathers; i++ {
-		greedy.call("wamp.session.count", nil, nil, nil)
+	const sent = maxSessionGathers + maxSessionGatherQueue + 1
+	var reqs []uint64
+	for i := 0; i < sent; i++ {
+		reqs = append(reqs, greedy.call("wamp.session.count", nil, nil, nil))
 	}
-	req := greedy.call("wamp.session.count", nil, nil, nil)
-	greedy.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	greedy.expectError(proto.CodeCall, reqs[sent-1], proto.URIUnavailable)
+	if n := mm.nodes[0].gathers.Load(); n != maxSessionGathers {
+		t.Fatalf("%d gathers waiting for node B, want the session's %d", n, maxSessionGathers)
+	}
 	other := es[0].join(proto.JSON)
 	oreq := other.call("wamp.session.count", nil, nil, nil)
 	other.quiet() // waiting for B, not refused
@@ -418,12 +461,15 @@ func TestMeshMetaCallsPerSessionBounded(t *testing.T) {
 	if m := other.expect(proto.CodeResult); m.Request != oreq {
 		t.Fatalf("RESULT %s, want request %d", describe(m), oreq)
 	}
-	for i := 0; i < maxSessionGathers; i++ {
-		greedy.expect(proto.CodeResult)
+	got := map[uint64]bool{}
+	for i := 0; i < sent-1; i++ {
+		got[greedy.expect(proto.CodeResult).Request] = true
 	}
-	req = greedy.call("wamp.session.count", nil, nil, nil)
-	if m := greedy.expect(proto.CodeResult); m.Request != req {
-		t.Fatalf("RESULT %s, want request %d", describe(m), req)
+	if len(got) != sent-1 {
+		t.Fatalf("%d distinct RESULTs of %d", len(got), sent-1)
+	}
+	if m := mm.nodes[0].gathersMax.Load(); m > maxSessionGathers+1 {
+		t.Fatalf("%d gathers at once, want at most %d (and the other session's)", m, maxSessionGathers+1)
 	}
 }
 

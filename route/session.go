@@ -61,11 +61,14 @@ type Session struct {
 	// (Config.MaxMeshCalls).
 	meshCalls int
 	// claiming counts the session's REGISTERs of single registrations
-	// waiting for the mesh's claim store (maxSessionClaims).
+	// waiting for the mesh's claim store, claimQ those waiting for their
+	// turn (maxSessionClaims).
 	claiming int
+	claimQ   []queuedClaim
 	// asking counts the session's meta calls waiting for the other nodes'
-	// answers (maxSessionGathers).
+	// answers, askQ those waiting for their turn (maxSessionGathers).
 	asking int
+	askQ   []queuedMeta
 	// retaining counts the session's get_retained gathers waiting for the
 	// other nodes; retainQ holds its subscriptions whose gather waits for
 	// one of those to end (maxSessionGathers).
