@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"math"
 	"strconv"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -66,15 +67,12 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 		return false
 	}
 	qm := queuedMeta{req: req, proc: proc, q: q, comb: comb, res: res, merr: merr}
-	if ss.asking >= maxSessionGathers {
-		if len(ss.askQ) >= maxSessionGatherQueue {
-			s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls of this session waiting for the other nodes (limit "+strconv.Itoa(maxSessionGathers+maxSessionGatherQueue)+")")
-			return true
-		}
-		ss.askQ = append(ss.askQ, qm)
-		return true
+	switch now, queued := ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue); {
+	case now:
+		s.askMesh(ss, qm)
+	case !queued:
+		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls of this session waiting for the other nodes (limit "+strconv.Itoa(maxSessionGathers+maxSessionGatherQueue)+")")
 	}
-	s.askMesh(ss, qm)
 	return true
 }
 
@@ -93,7 +91,7 @@ type queuedMeta struct {
 func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 	err := s.r.mesh.Gather(qm.q, func(answers [][]byte) {
 		s.Do(func() {
-			ss.asking--
+			ss.asks.busy--
 			s.metaGathered(ss, qm.req, qm.comb, qm.res, qm.merr, answers)
 			s.nextAsk(ss)
 		})
@@ -106,24 +104,18 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		s.replyError(ss, proto.CodeCall, qm.req, proto.URIUnavailable, "the other nodes of the mesh cannot be asked now ("+err.Error()+"); try again")
 		return
 	}
-	ss.asking++
+	ss.asks.busy++
 }
 
 // nextAsk starts the meta calls of ss that waited for a turn, while it
 // has turns.
 func (s *Shard) nextAsk(ss *Session) {
-	for len(ss.askQ) > 0 && ss.asking < maxSessionGathers {
-		if ss.state != stEstablished {
-			ss.askQ = nil
+	for ss.state == stEstablished {
+		qm, ok := ss.asks.next(maxSessionGathers)
+		if !ok {
 			return
 		}
-		qm := ss.askQ[0]
-		ss.askQ[0] = queuedMeta{}
-		ss.askQ = ss.askQ[1:]
 		s.askMesh(ss, qm)
-	}
-	if len(ss.askQ) == 0 {
-		ss.askQ = nil // let the grown array go
 	}
 }
 
@@ -452,15 +444,15 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any) ([]any, *me
 // get_retained at once, and each must get its events), so that one session
 // cannot hold every gather of the node.
 func (s *Shard) meshRetained(ss *Session, sub *subscription) {
-	if ss.retaining >= maxSessionGathers {
-		ss.retainQ = append(ss.retainQ, sub)
+	// The queue is bounded by the session's subscriptions.
+	if now, _ := ss.retains.take(sub, maxSessionGathers, math.MaxInt); !now {
 		return
 	}
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
 	if err == nil {
 		err = s.r.mesh.Gather(q, func(answers [][]byte) {
 			s.Do(func() {
-				ss.retaining--
+				ss.retains.busy--
 				s.retainedGathered(ss, sub, answers)
 				s.nextRetained(ss)
 			})
@@ -470,26 +462,20 @@ func (s *Shard) meshRetained(ss *Session, sub *subscription) {
 		s.sendRetained(ss, sub) // this node's only
 		return
 	}
-	ss.retaining++
+	ss.retains.busy++
 }
 
 // nextRetained starts the gathers of ss's subscriptions that waited for a
 // turn, while it has turns.
 func (s *Shard) nextRetained(ss *Session) {
-	for len(ss.retainQ) > 0 && ss.retaining < maxSessionGathers {
-		if ss.state != stEstablished {
-			ss.retainQ = nil
+	for ss.state == stEstablished {
+		sub, ok := ss.retains.next(maxSessionGathers)
+		if !ok {
 			return
 		}
-		sub := ss.retainQ[0]
-		ss.retainQ[0] = nil
-		ss.retainQ = ss.retainQ[1:]
 		if ss.subs[sub.id] == sub { // still subscribed
 			s.meshRetained(ss, sub)
 		}
-	}
-	if len(ss.retainQ) == 0 {
-		ss.retainQ = nil // let the grown array go
 	}
 }
 
@@ -636,12 +622,11 @@ const (
 // It reports false when the normal path should answer (the registration
 // is already in the tables: it refuses).
 func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
-	if ss.claiming >= maxSessionClaims {
-		if len(ss.claimQ) >= maxSessionClaimQueue {
-			s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations of this session waiting for the mesh's claim store (limit "+strconv.Itoa(maxSessionClaims+maxSessionClaimQueue)+")")
-			return true
-		}
-		ss.claimQ = append(ss.claimQ, queuedClaim{req: req, match: match, uri: uri, ce: ce})
+	switch now, queued := ss.claims.take(queuedClaim{req: req, match: match, uri: uri, ce: ce}, maxSessionClaims, maxSessionClaimQueue); {
+	case queued:
+		return true
+	case !now:
+		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations of this session waiting for the mesh's claim store (limit "+strconv.Itoa(maxSessionClaims+maxSessionClaimQueue)+")")
 		return true
 	}
 	rm := ss.realm
@@ -662,13 +647,50 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	}
 	d.claims[k] = true
 	rm.mu.Unlock()
-	ss.claiming++
+	ss.claims.busy++
 	s.r.mesh.Claim(rm.name, match, uri, func(err error) {
 		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && err == nil {
 			s.r.mesh.Release(rm.name, match, uri)
 		}
 	})
 	return true
+}
+
+// turns is one session's share of work the mesh does for the whole node
+// (claims, gathers): at most max of its requests are under way (busy,
+// counted by the caller when one starts and ends), the others wait their
+// turn in order, at most wait of them. Owned by the session's shard.
+type turns[T any] struct {
+	busy int
+	q    []T
+}
+
+// take reports whether x may start now; else x is queued, unless wait
+// requests already are (then both are false).
+func (t *turns[T]) take(x T, max, wait int) (now, queued bool) {
+	switch {
+	case t.busy < max:
+		return true, false
+	case len(t.q) >= wait:
+		return false, false
+	}
+	t.q = append(t.q, x)
+	return false, true
+}
+
+// next returns the first waiting request when a turn is free.
+func (t *turns[T]) next(max int) (T, bool) {
+	var zero T
+	if len(t.q) == 0 || t.busy >= max {
+		return zero, false
+	}
+	x := t.q[0]
+	t.q[0] = zero
+	t.q = t.q[1:]
+	if len(t.q) == 0 {
+		t.q = nil // let the grown array go
+	}
+	return x, true
 }
 
 // queuedClaim is a REGISTER of a single registration waiting for its turn
@@ -684,26 +706,20 @@ type queuedClaim struct {
 // it has turns: each is taken as if it had just arrived (the procedure
 // may have been registered meanwhile).
 func (s *Shard) nextClaim(ss *Session) {
-	for len(ss.claimQ) > 0 && ss.claiming < maxSessionClaims {
-		if ss.state != stEstablished {
-			ss.claimQ = nil
+	for ss.state == stEstablished {
+		c, ok := ss.claims.next(maxSessionClaims)
+		if !ok {
 			return
 		}
-		c := ss.claimQ[0]
-		ss.claimQ[0] = queuedClaim{}
-		ss.claimQ = ss.claimQ[1:]
 		if !s.meshClaim(ss, c.req, c.match, c.uri, c.ce) {
 			s.addCallee(ss, c.req, c.match, proto.InvokeSingle, c.uri, c.ce)
 		}
-	}
-	if len(ss.claimQ) == 0 {
-		ss.claimQ = nil // let the grown array go
 	}
 }
 
 // claimed completes a REGISTER once its claim is answered.
 func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
-	ss.claiming--
+	ss.claims.busy--
 	defer s.nextClaim(ss)
 	rm := ss.realm
 	rm.mu.Lock()

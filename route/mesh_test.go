@@ -387,7 +387,7 @@ func TestMeshClaimsPerSessionBounded(t *testing.T) {
 	greedy.expectError(proto.CodeRegister, reqs[sent-1], proto.URIUnavailable)
 	es[0].sync()
 	var claiming, queued int
-	es[0].execs[0].do(func() { claiming, queued = greedy.sess.claiming, len(greedy.sess.claimQ) })
+	es[0].execs[0].do(func() { claiming, queued = greedy.sess.claims.busy, len(greedy.sess.claims.q) })
 	if claiming != maxSessionClaims || queued != maxSessionClaimQueue {
 		t.Fatalf("%d claims waiting for the store, %d for their turn; want %d and %d", claiming, queued, maxSessionClaims, maxSessionClaimQueue)
 	}

@@ -60,20 +60,13 @@ type Session struct {
 	// meshCalls counts the calls in calls held by other nodes' callees
 	// (Config.MaxMeshCalls).
 	meshCalls int
-	// claiming counts the session's REGISTERs of single registrations
-	// waiting for the mesh's claim store, claimQ those waiting for their
-	// turn (maxSessionClaims).
-	claiming int
-	claimQ   []queuedClaim
-	// asking counts the session's meta calls waiting for the other nodes'
-	// answers, askQ those waiting for their turn (maxSessionGathers).
-	asking int
-	askQ   []queuedMeta
-	// retaining counts the session's get_retained gathers waiting for the
-	// other nodes; retainQ holds its subscriptions whose gather waits for
-	// one of those to end (maxSessionGathers).
-	retaining int
-	retainQ   []*subscription
+	// The session's shares of the mesh's node-wide work (mesh_meta.go):
+	// its REGISTERs of single registrations waiting for the claim store,
+	// its meta calls and its get_retained subscriptions waiting for the
+	// other nodes' answers.
+	claims  turns[queuedClaim]
+	asks    turns[queuedMeta]
+	retains turns[*subscription]
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,
