@@ -441,6 +441,32 @@ func TestConfigTLSHandshakesPerAddress(t *testing.T) {
 	}
 }
 
+// The mesh's bounds on calls reach the router: the embedded default's
+// (65,536 from other nodes, 4,096 per session to other nodes) and the
+// file's.
+func TestMeshCallLimitsConfigApplied(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, k := range []struct {
+		body             string
+		invs, perSession int
+	}{
+		{"realms: [{name: a}]\n", 65536, 4096},
+		{"mesh: {max_invocations: 100, calls_in_flight: 7}\n", 100, 7},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.routeConfig(log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.MaxMeshInvocations != k.invs || rc.MaxMeshCalls != k.perSession {
+			t.Errorf("%q: MaxMeshInvocations %d, MaxMeshCalls %d; want %d, %d", k.body, rc.MaxMeshInvocations, rc.MaxMeshCalls, k.invs, k.perSession)
+		}
+	}
+}
+
 // The limits on wildcard patterns reach the router: the file's, and the
 // embedded default's for the keys it leaves out (1,024 wildcard
 // subscriptions per session).
