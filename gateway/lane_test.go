@@ -394,7 +394,7 @@ func TestLaneSlowReader(t *testing.T) {
 	}
 	io.WriteString(c, all.String())
 	time.Sleep(1500 * time.Millisecond)
-	held, _ := e.eng.Outbound()
+	held, _, _ := e.eng.Outbound()
 	if got := n.Load(); got >= calls {
 		t.Fatalf("all %d calls made while the client read nothing", got)
 	}

@@ -83,6 +83,10 @@ type Stats struct {
 	// most they may (the open-file limit less a reserve) →
 	// edgewamp_connection_fds, edgewamp_connection_fds_budget.
 	FileDescriptors, FileDescriptorBudget Gauge
+	// OutboundRefused: EVENTs and INVOCATIONs of 64 KiB or more refused
+	// because the output queued router-wide would have passed its budget →
+	// edgewamp_outbound_refused_total.
+	OutboundRefused Counter
 	// InboundBudget, OutboundBudget: the bounds of InboundHeld and
 	// OutboundQueued (max_inbound_total, max_outbound_total) →
 	// edgewamp_inbound_budget_bytes, edgewamp_outbound_budget_bytes.
@@ -423,6 +427,9 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 	}
 	if st.OutboundQueued.OK {
 		constMetric(ch, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
+	}
+	if st.OutboundRefused.OK {
+		constMetric(ch, "edgewamp_outbound_refused_total", "Events (dropped) and invocations (refused) of 64 KiB or more that would have taken the queued output past max_outbound_total.", C, float64(st.OutboundRefused.V))
 	}
 	collectTransport(ch, st)
 	if ms := st.Mesh; ms != nil {

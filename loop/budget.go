@@ -98,6 +98,58 @@ func (cn *conn) releaseOut() {
 	}
 }
 
+// Output a loop produces is in no connection's backlog until the loop's
+// flush hands it to the socket or to gnet's buffer (accountOut), and one
+// round can produce a great deal of it: a 15 MiB EVENT fanned out to 64
+// subscribers is 64 copies of it, 1.5 GB of RSS under a 64 MiB budget
+// before this was counted. So the bytes Send appends count in the budget
+// from the moment they are appended: each loop adds them to
+// Engine.outbound once they reach pendingStep (a shared atomic add per
+// message would cost every loop on the fast path), and its flush takes
+// them out again, after accountOut has counted what the socket left in
+// gnet's buffer. A loop's unshared share is at most pendingStep, so the
+// budget holds within loops × pendingStep.
+//
+// A message of largeOut bytes or more that is refusable (an EVENT, an
+// INVOCATION) is refused when it would take the router-wide total past the
+// budget, whatever the connection's own backlog: the marks below tighten
+// only for connections that hold a backlog already, and a fan-out's every
+// copy goes to a connection that holds none yet. Refused events are
+// dropped for that subscriber and invocations answered as for a busy
+// callee, as past the high-water mark; both are counted
+// (edgewamp_outbound_refused_total). Results, errors and control messages
+// are never refused: each answers something its peer asked for, once.
+const (
+	pendingStep = 64 << 10
+	largeOut    = 64 << 10
+)
+
+// countPending counts n bytes of output appended on the loop.
+func (ls *loopState) countPending(n int) {
+	ls.pendLocal += int64(n)
+	if ls.pendLocal >= pendingStep {
+		ls.e.outbound.Add(ls.pendLocal)
+		ls.pendShared += ls.pendLocal
+		ls.pendLocal = 0
+	}
+}
+
+// pendingFlushed ends the loop's pending count at the end of a flush: the
+// connections' leftovers are in their backlogs (accountOut) by then.
+func (ls *loopState) pendingFlushed() {
+	if ls.pendShared != 0 {
+		ls.e.outbound.Add(-ls.pendShared)
+		ls.pendShared = 0
+	}
+	ls.pendLocal = 0
+}
+
+// overBudget reports whether n more bytes of output would take the
+// router-wide total past the budget.
+func (ls *loopState) overBudget(n int) bool {
+	return ls.e.outbound.Load()+ls.pendLocal+int64(n) > ls.e.opts.MaxOutboundTotal
+}
+
 // marks returns the backlog marks in force: Options.HighWater and
 // HardLimit, or tighter ones while the router-wide output is over budget.
 // The budget is consulted only for a connection that has a backlog.
@@ -117,7 +169,9 @@ func (cn *conn) overHighWater() bool {
 	return bl > high
 }
 
-// Outbound returns the output queued router-wide and its budget.
-func (e *Engine) Outbound() (held, budget int64) {
-	return e.outbound.Load(), e.opts.MaxOutboundTotal
+// Outbound returns the output queued router-wide (pending output of the
+// loops' current rounds included), its budget, and how many large
+// messages were refused for it.
+func (e *Engine) Outbound() (held, budget int64, refused uint64) {
+	return e.outbound.Load(), e.opts.MaxOutboundTotal, e.outRefused.Load()
 }

@@ -376,8 +376,11 @@ type Stats struct {
 	Inbound, InboundBudget int64
 	InboundRefused         uint64
 	// Outbound is the output queued for peers that read slower than they
-	// are sent to; OutboundBudget its bound (max_outbound_total).
+	// are sent to; OutboundBudget its bound (max_outbound_total);
+	// OutboundRefused the EVENTs and INVOCATIONs of 64 KiB or more refused
+	// because they would have taken it past the bound.
 	Outbound, OutboundBudget int64
+	OutboundRefused          uint64
 	// PongsCoalesced counts pings answered only by the pong of a later
 	// ping, because the peer did not take its output (pong.go).
 	PongsCoalesced uint64
@@ -410,7 +413,7 @@ func (e *Engine) Stats() Stats {
 	st.FDs, st.FDBudget, st.FDRefused = e.FDs()
 	st.AcceptErrors = e.acc.errs.Load()
 	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
-	st.Outbound, st.OutboundBudget = e.Outbound()
+	st.Outbound, st.OutboundBudget, st.OutboundRefused = e.Outbound()
 	st.PongsCoalesced = e.pongsCoalesced.Load()
 	st.SendPath = e.sendPath
 	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()

@@ -364,14 +364,21 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		cn.die(CloseSlowConsumer, errBacklogHard)
 		return route.ErrPeerClosed
 	}
-	if backlog > high {
+	if backlog > high || len(b) >= largeOut && cn.ls.overBudget(len(b)) {
 		switch class {
 		case route.ClassEvent:
+			if backlog <= high {
+				cn.ls.e.outRefused.Add(1)
+			}
 			return route.ErrPeerSlow
 		case route.ClassInvocation:
+			if backlog <= high {
+				cn.ls.e.outRefused.Add(1)
+			}
 			return route.ErrPeerBusy
 		}
 	}
+	n0 := len(cn.out)
 	out := cn.buf()
 	switch {
 	case cn.phase == phRaw:
@@ -393,6 +400,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 		out = append(out, b...)
 	}
 	cn.out = out
+	cn.ls.countPending(len(out) - n0)
 	cn.ls.markDirty(cn)
 	return nil
 }

@@ -60,7 +60,8 @@ type Engine struct {
 
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
-	outbound       atomic.Int64                   // bytes of output queued in gnet (budget.go)
+	outbound       atomic.Int64                   // bytes of output queued in gnet, and pending (budget.go)
+	outRefused     atomic.Uint64                  // large messages refused for the output budget
 	ringEnters     atomic.Uint64                  // io_uring_enter calls of the send rings (sendring.go)
 	ringSends      atomic.Uint64                  // sends submitted through them
 	ringPartial    atomic.Uint64                  // sends the socket did not take whole: the rest went to gnet

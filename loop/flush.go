@@ -218,6 +218,7 @@ func (ls *loopState) flush() {
 		cn.flush()
 	}
 	ls.dirty = ls.dirty[:0]
+	ls.pendingFlushed()
 	ls.flushing = false
 }
 
@@ -379,6 +380,9 @@ func (cn *conn) spill() {
 		return
 	}
 	n, err := unix.Write(cn.c.Fd(), *p)
+	if n > 0 && p == &cn.out {
+		cn.ls.pendLocal -= int64(n) // gone from the round's pending output (budget.go)
+	}
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		cn.full = true

@@ -38,6 +38,11 @@ type loopState struct {
 	lastActive  int64         // monotime at the end of the last callback
 	idle        bool          // the current callback started after an idle spell
 
+	// Output produced since the last flush, in the router-wide output
+	// budget (budget.go: countPending): pendLocal bytes not yet added to
+	// Engine.outbound, pendShared bytes added (taken out again by flush).
+	pendLocal, pendShared int64
+
 	laneReader // HTTPLane request heads (lane.go)
 
 	// io_uring send backend (sendring.go); ring is nil on the write(2) path.

@@ -443,7 +443,7 @@ func TestSocketOutboundBudget(t *testing.T) {
 		}
 		want := int64(sent)
 		eventually(t, ioTimeout, "the fast subscriber to keep up", func() bool { return fastGot.Load() == want })
-		held, _ := s.e.Outbound()
+		held, _, _ := s.e.Outbound()
 		peak = max(peak, held)
 		if dropped, _ := shardStats(s); dropped > 0 && extra < 0 {
 			extra = 100
@@ -466,5 +466,96 @@ func TestSocketOutboundBudget(t *testing.T) {
 	}
 	t.Logf("%d events of %d KiB; router-wide output peaked at %d KiB (budget %d KiB); %d dropped",
 		events, bpMsg>>10, peak>>10, budget>>10, dropped)
+	h.check()
+}
+
+// A large EVENT fanned out to subscribers that do not read is counted in
+// the router-wide budget as each copy is appended, not after the flush:
+// copies past the budget are refused (dropped, counted), whatever each
+// connection's own backlog. Before, every copy was appended (none
+// refused): the budget was only consulted for connections with a backlog,
+// and a round's output was counted only after its flush, so one 15 MiB
+// publication to 64 JSON subscribers took the router's RSS to 1.8 GB under
+// a 64 MiB budget (215 MB after). Once the stalled subscribers go, the
+// budget is free again and the next large event reaches the reading
+// subscriber.
+func TestSocketOutboundBudgetLargeEvent(t *testing.T) {
+	t.Parallel()
+	const budget, slowN, big = 4 << 20, 12, 2 << 20
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.HighWater = bpHighWater
+		o.HardLimit = 64 << 20 // not closed as slow consumers within the test
+		o.MaxOutboundTotal = budget
+	})
+	h := newHealthy(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var fastGot, fastBig atomic.Int64
+	fast := s.dial("rs", proto.MsgPack)
+	if _, err := fast.Subscribe(ctx, "com.big", func(e *client.Event) {
+		fastGot.Add(1)
+		if len(e.Args) == 1 {
+			if b, ok := e.Args[0].([]byte); ok && len(b) == big {
+				fastBig.Add(1)
+			}
+		}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	slow := make([]net.Conn, slowN)
+	for i := range slow {
+		slow[i] = dialTCP(t, s.url, 4096)
+		subscribeRaw(t, slow[i], "com.big")
+	}
+	pub := s.dial("rs", proto.MsgPack)
+	if err := pub.Publish(ctx, "com.big", []any{make([]byte, big)}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The fan-out has ended once each subscriber's copy was sent or
+	// dropped; the shards' counts are read on the shards, after their
+	// flushes.
+	eventually(t, ioTimeout, "the fan-out to end", func() bool {
+		tr, err := s.r.Traffic(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped, _ := shardStats(s)
+		return tr.Out[proto.CodeEvent]+dropped == slowN+1
+	})
+	held, _, refused := s.e.Outbound()
+	// The bound: the budget, one message past it on each loop, and what
+	// each loop counts only in steps.
+	loops := int64(s.r.Shards())
+	if limit := budget + loops*(big+pendingStep); held > limit {
+		t.Fatalf("output queued router-wide: %d bytes after one %d-byte event to %d stalled subscribers; budget %d, bound %d",
+			held, big, slowN, budget, limit)
+	}
+	if min := uint64(slowN+1) - uint64(budget/big) - uint64(loops); refused < min {
+		t.Fatalf("%d copies refused; at least %d should be", refused, min)
+	}
+	// Small events still reach the reading subscriber meanwhile.
+	before := fastGot.Load()
+	for range 10 {
+		if err := pub.Publish(ctx, "com.big", []any{"small"}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, ioTimeout, "small events to the reading subscriber", func() bool { return fastGot.Load() >= before+10 })
+	// The stalled subscribers leave: their output is released, and the
+	// next large event reaches the reading subscriber.
+	for _, c := range slow {
+		c.Close()
+	}
+	eventually(t, ioTimeout, "the stalled subscribers' output to be released", func() bool {
+		held, _, _ := s.e.Outbound()
+		return held == 0
+	})
+	bigBefore := fastBig.Load()
+	if err := pub.Publish(ctx, "com.big", []any{make([]byte, big)}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ioTimeout, "the next large event to the reading subscriber", func() bool { return fastBig.Load() == bigBefore+1 })
+	t.Logf("one %d KiB event to %d stalled subscribers: %d KiB queued (budget %d KiB), %d copies refused",
+		big>>10, slowN, held>>10, budget>>10, refused)
 	h.check()
 }

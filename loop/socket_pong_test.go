@@ -79,7 +79,7 @@ func TestSocketPingFloodBounded(t *testing.T) {
 		}
 	}
 	eventually(t, ioTimeout, "the outbound total back to zero", func() bool {
-		held, _ := s.e.Outbound()
+		held, _, _ := s.e.Outbound()
 		return held == 0
 	})
 	if st := s.e.Stats(); st.PongsCoalesced == 0 || st.Closes[CloseSlowConsumer] < 4 {

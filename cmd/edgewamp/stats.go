@@ -70,6 +70,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		}
 		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
 		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
+		st.OutboundRefused = gateway.Counter{V: es.OutboundRefused, OK: true}
 		st.InboundBudget = gateway.Gauge{V: float64(es.InboundBudget), OK: true}
 		st.OutboundBudget = gateway.Gauge{V: float64(es.OutboundBudget), OK: true}
 		st.TLSConnections = gateway.Gauge{V: float64(es.TLSConns), OK: true}

@@ -73,6 +73,9 @@ func checkTransportMetrics(t *testing.T, g *gwRouter) {
 			t.Fatalf("%s = %v", name, v)
 		}
 	}
+	if v := metricValue(fams, "edgewamp_outbound_refused_total"); v != 0 {
+		t.Fatalf("edgewamp_outbound_refused_total = %v after small events to reading subscribers", v)
+	}
 	if v := metricValue(fams, "edgewamp_tls_connections"); v != 0 {
 		t.Fatalf("edgewamp_tls_connections = %v without a TLS listener", v)
 	}
