@@ -108,40 +108,38 @@ type craState struct {
 	challenge string
 	key       string
 	identity  Identity
+	// decoy: the authid has no CRA credential; every signature fails.
+	// badRole: the user may not take the role asked for, which the
+	// client learns only once its signature proves it is the user.
+	decoy   bool
+	badRole error
 }
 
 // Method implements Authenticator.
 func (a *CRAAuth) Method() string { return "wampcra" }
 
-// Challenge implements Authenticator.
+// Challenge implements Authenticator. An authid that is not a CRA user,
+// or a user asking for a role it may not take, gets a challenge like any
+// other (a decoy: the same salt for the same authid every time, the work
+// factor of the realm's users) and fails at AUTHENTICATE with
+// authentication_failed, so that a client cannot tell which authids
+// exist; a user whose signature is right learns that its role was refused
+// (no_such_role). Only HELLO without an authid gets no_such_principal.
 func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
-	u := a.Users.Lookup(req.AuthID)
-	if u == nil || (u.Password == nil && u.Secret == "") {
+	if req.AuthID == "" {
 		return nil, nil, nil, noPrincipal(req.AuthID)
 	}
+	u := a.Users.Lookup(req.AuthID)
+	if u == nil || (u.Password == nil && u.Secret == "") {
+		return a.decoyChallenge(req)
+	}
+	var refused error
 	role, ok := u.role(req.AuthRole)
 	if !ok {
-		return nil, nil, nil, badRole(u.AuthID, req.AuthRole)
+		role, refused = req.AuthRole, badRole(u.AuthID, req.AuthRole)
 	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	// [WAMP-CRA]: the challenge MUST be a JSON serialized object containing
-	// authid, authrole, authmethod, authprovider, nonce, timestamp and
-	// session. The session id is assigned at WELCOME, so 0 here.
-	ch, _ := json.Marshal(map[string]any{
-		"authid":       u.AuthID,
-		"authrole":     role,
-		"authmethod":   "wampcra",
-		"authprovider": "static",
-		"nonce":        base64.RawURLEncoding.EncodeToString(nonce[:]),
-		"timestamp":    now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"session":      0,
-	})
-	st := &craState{challenge: string(ch), identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("wampcra", u, nil)}}
+	st := &craState{identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("wampcra", u, nil)}, badRole: refused}
+	st.challenge = a.challengeText(u.AuthID, role)
 	extra := map[string]any{"challenge": st.challenge}
 	if u.Password != nil {
 		st.key = u.Password.Key
@@ -154,6 +152,58 @@ func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, e
 	return extra, st, nil, nil
 }
 
+// decoyChallenge challenges an authid that has no CRA credential.
+func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
+	var d craDecoy
+	work := DefaultIterations
+	if a.Users != nil {
+		d = a.Users.cra
+		if a.Users.work != 0 {
+			work = a.Users.work
+		}
+	} else {
+		d = newCRADecoy(nil)
+	}
+	role := req.AuthRole
+	if role == "" {
+		role = d.role
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	st := &craState{decoy: true, key: base64.StdEncoding.EncodeToString(key[:])}
+	st.challenge = a.challengeText(req.AuthID, role)
+	extra := map[string]any{"challenge": st.challenge}
+	if d.salted {
+		extra["salt"] = d.salt(req.AuthID)
+		extra["keylen"] = 32
+		extra["iterations"] = work
+	}
+	return extra, st, nil, nil
+}
+
+// challengeText is the WAMP-CRA challenge string for authid and role.
+func (a *CRAAuth) challengeText(authid, role string) string {
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	// [WAMP-CRA]: the challenge MUST be a JSON serialized object containing
+	// authid, authrole, authmethod, authprovider, nonce, timestamp and
+	// session. The session id is assigned at WELCOME, so 0 here.
+	ch, _ := json.Marshal(map[string]any{
+		"authid":       authid,
+		"authrole":     role,
+		"authmethod":   "wampcra",
+		"authprovider": "static",
+		"nonce":        base64.RawURLEncoding.EncodeToString(nonce[:]),
+		"timestamp":    now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"session":      0,
+	})
+	return string(ch)
+}
+
 // Authenticate implements Authenticator.
 func (a *CRAAuth) Authenticate(_ *AuthRequest, state any, signature string, _ map[string]any) (*Identity, error) {
 	st, ok := state.(*craState)
@@ -161,8 +211,11 @@ func (a *CRAAuth) Authenticate(_ *AuthRequest, state any, signature string, _ ma
 		return nil, failAuth()
 	}
 	want := hmacB64([]byte(st.key), []byte(st.challenge))
-	if !hmac.Equal([]byte(want), []byte(strings.TrimSpace(signature))) {
+	if !hmac.Equal([]byte(want), []byte(strings.TrimSpace(signature))) || st.decoy {
 		return nil, failAuth()
+	}
+	if st.badRole != nil {
+		return nil, st.badRole
 	}
 	id := st.identity
 	return &id, nil

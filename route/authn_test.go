@@ -252,15 +252,26 @@ func TestAuthenticationErrorsURIs(t *testing.T) {
 	c := e.connect(proto.JSON)
 	abort(c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "wrong" }), proto.URIAuthenticationFailed)
 	c = e.connect(proto.JSON)
-	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "mallory"}, nil), proto.URINoSuchPrincipal)
+	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "mallory"}, func(x map[string]any) string {
+		return hmacB64([]byte("whatever"), []byte(x["challenge"].(string)))
+	}), proto.URIAuthenticationFailed)
+	c = e.connect(proto.JSON)
+	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}}, nil), proto.URINoSuchPrincipal)
 	c = e.connect(proto.JSON)
 	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob"}, func(x map[string]any) string {
 		return hmacB64([]byte("not-the-secret"), []byte(x["challenge"].(string)))
 	}), proto.URIAuthenticationFailed)
 	c = e.connect(proto.JSON)
 	abort(c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "bob", "authrole": "ops"}, func(map[string]any) string { return "x" }), proto.URIAuthenticationFailed)
+	// A role the user may not take: told only to the user itself.
 	c = e.connect(proto.JSON)
-	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob", "authrole": "ops"}, nil), proto.URINoSuchRole)
+	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob", "authrole": "ops"}, func(x map[string]any) string {
+		return hmacB64([]byte("bob-secret"), []byte(x["challenge"].(string)))
+	}), proto.URINoSuchRole)
+	c = e.connect(proto.JSON)
+	abort(c.login(map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob", "authrole": "ops"}, func(x map[string]any) string {
+		return hmacB64([]byte("not-the-secret"), []byte(x["challenge"].(string)))
+	}), proto.URIAuthenticationFailed)
 	other := ed25519.NewKeyFromSeed(make([]byte, 32))
 	c = e.connect(proto.JSON)
 	abort(c.login(map[string]any{"authmethods": []any{"cryptosign"}, "authextra": map[string]any{"pubkey": hex.EncodeToString(other.Public().(ed25519.PublicKey))}}, nil), proto.URINoSuchPrincipal)
@@ -503,5 +514,70 @@ func TestDecoyHasTheUsersWork(t *testing.T) {
 	a := &TicketAuth{Users: u}
 	if _, err := a.Authenticate(&AuthRequest{AuthID: "nobody"}, nil, "pw", nil); err == nil {
 		t.Fatal("an unknown authid authenticated")
+	}
+}
+
+// WAMP-CRA does not tell which authids exist: an authid that is not a CRA
+// user gets a challenge shaped like a user's (salted, the users' work
+// factor and key length, a salt that is the same on every attempt for the
+// same authid and differs between authids, the users' usual role) and
+// fails at AUTHENTICATE like a wrong secret. Before, it was refused at
+// HELLO with no_such_principal, and a user with a role it may not take
+// with no_such_role: both answered "does this authid exist?".
+func TestCRAUnknownAuthIDLooksKnown(t *testing.T) {
+	e, _ := secureEnv(t, nil)
+	challenge := func(authid, role string) (map[string]any, map[string]any) {
+		t.Helper()
+		c := e.connect(proto.JSON)
+		d := map[string]any{"authmethods": []any{"wampcra"}, "authid": authid}
+		if role != "" {
+			d["authrole"] = role
+		}
+		var extra map[string]any
+		m := c.login(d, func(x map[string]any) string {
+			extra = x
+			return hmacB64([]byte("guess"), []byte(x["challenge"].(string)))
+		})
+		if extra == nil {
+			t.Fatalf("%s: no CHALLENGE, got %v %s", authid, m.Type, m.URI)
+		}
+		if m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationFailed {
+			t.Fatalf("%s: got %v %s after a wrong signature, want ABORT %s", authid, m.Type, m.URI, proto.URIAuthenticationFailed)
+		}
+		var ch map[string]any
+		if err := json.Unmarshal([]byte(extra["challenge"].(string)), &ch); err != nil {
+			t.Fatal(err)
+		}
+		return extra, ch
+	}
+	alice, aliceCh := challenge("alice", "")
+	m1, m1Ch := challenge("mallory", "")
+	m2, _ := challenge("mallory", "")
+	o, _ := challenge("oscar", "")
+	for _, k := range []string{"salt", "keylen", "iterations"} {
+		if _, ok := m1[k]; !ok {
+			t.Fatalf("decoy challenge lacks %q (alice's has %v): %v", k, alice[k], m1)
+		}
+	}
+	if m1["iterations"] != alice["iterations"] || m1["keylen"] != alice["keylen"] {
+		t.Fatalf("decoy work %v/%v, the users' %v/%v", m1["iterations"], m1["keylen"], alice["iterations"], alice["keylen"])
+	}
+	if s := m1["salt"].(string); s != m2["salt"] || s == o["salt"] || len(s) != len(alice["salt"].(string)) {
+		t.Fatalf("decoy salts: mallory %v then %v, oscar %v; alice's %v", m1["salt"], m2["salt"], o["salt"], alice["salt"])
+	}
+	for _, k := range []string{"authid", "authrole", "authmethod", "authprovider", "nonce", "timestamp", "session"} {
+		if _, ok := m1Ch[k]; !ok {
+			t.Fatalf("decoy challenge text lacks %q: %v", k, m1Ch)
+		}
+	}
+	if m1Ch["authid"] != "mallory" || m1Ch["authrole"] != aliceCh["authrole"] {
+		t.Fatalf("decoy challenge %v; alice's %v", m1Ch, aliceCh)
+	}
+	// A requested role is echoed, for a user (bob may not take ops) and a
+	// stranger alike.
+	_, bobCh := challenge("bob", "ops")
+	_, strCh := challenge("mallory", "ops")
+	if bobCh["authrole"] != "ops" || strCh["authrole"] != "ops" {
+		t.Fatalf("roles in challenges: bob %v, mallory %v", bobCh["authrole"], strCh["authrole"])
 	}
 }

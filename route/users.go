@@ -130,6 +130,67 @@ type Users struct {
 	// default (VerifyDecoy).
 	work  int
 	decoy *Password
+	// cra is what a WAMP-CRA challenge for an authid that is not a CRA
+	// user looks like (craDecoy).
+	cra craDecoy
+}
+
+// craDecoy shapes the challenge WAMP-CRA sends for an authid that has no
+// CRA credential, so that it reads like one a user would get: salted if
+// most CRA users have a password, with their usual work factor, the most
+// common default role, and a salt that is the same for the same authid on
+// every attempt (derived with key from the store's credentials, so it is
+// stable across restarts with the same configuration, and unknown
+// outside).
+type craDecoy struct {
+	salted bool
+	role   string
+	key    [32]byte
+}
+
+// salt returns the decoy salt for authid, in HashPassword's form.
+func (d *craDecoy) salt(authid string) string {
+	m := hmac.New(sha256.New, d.key[:])
+	m.Write([]byte("wampcra-decoy-salt\x00"))
+	m.Write([]byte(authid))
+	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// newCRADecoy derives the decoy from the users.
+func newCRADecoy(users []*User) craDecoy {
+	var d craDecoy
+	h := sha256.New()
+	h.Write([]byte("edgewamp wampcra decoy\x00"))
+	salted, plain := 0, 0
+	roles := map[string]int{}
+	for _, x := range users {
+		switch {
+		case x.Password != nil:
+			salted++
+			h.Write([]byte(x.Password.Salt + "\x00" + x.Password.Key + "\x00"))
+		case x.Secret != "":
+			plain++
+			h.Write([]byte(x.Secret + "\x00"))
+		default:
+			continue
+		}
+		if len(x.Roles) > 0 {
+			r := x.Roles[0]
+			roles[r]++
+			if n := roles[r]; n > roles[d.role] || n == roles[d.role] && r < d.role {
+				d.role = r
+			}
+		}
+	}
+	if salted+plain == 0 {
+		rand.Read(d.key[:]) // nothing secret to derive from
+		d.salted = true
+		d.role = "user"
+		return d
+	}
+	h.Sum(d.key[:0])
+	d.salted = salted >= plain
+	return d
 }
 
 // NewUsers builds a user store, rejecting duplicate authids and keys.
@@ -166,6 +227,7 @@ func NewUsers(users []*User) (*Users, error) {
 	if u.work != 0 && u.work != DefaultIterations {
 		u.decoy = decoyWith(u.work)
 	}
+	u.cra = newCRADecoy(users)
 	return u, errors.Join(errs...)
 }
 
@@ -211,7 +273,7 @@ func (x *User) HasRole(role string) bool {
 
 // failAuth is the error for a failed check: the same URI whether the user
 // is unknown or the secret is wrong, so that authids cannot be probed
-// (WAMP-CRA must still say no_such_principal before its challenge).
+// (WAMP-CRA challenges an unknown authid with a decoy and fails it here).
 func failAuth() error {
 	return &AuthError{URI: "wamp.error.authentication_failed", Message: "authentication failed"}
 }

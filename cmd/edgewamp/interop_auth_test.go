@@ -27,8 +27,9 @@ import (
 //     selection and authmethod order succeed; anonymous is refused
 //     (no_matching_auth_method); a wrong ticket, CRA secret and salted
 //     password are refused (authentication_failed)
-//   - authn-reject: unknown authid (no_such_principal), unknown cryptosign
-//     key (no_such_principal), wrong signature (authentication_failed)
+//   - authn-reject: unknown authid (WAMP-CRA challenges it with a decoy,
+//     then authentication_failed), unknown cryptosign key
+//     (no_such_principal), wrong signature (authentication_failed)
 //   - authz: grants allow; calls, registrations, subscriptions and
 //     acknowledged publications outside the grants, or under a more
 //     specific deny, get ERROR not_authorized and the session stays up; an

@@ -283,7 +283,7 @@ async def authn():
 async def authn_reject():
     async def unknown_authid():
         eq("authn.wampcra unknown authid", abort_of(await join(["wampcra"], authid="mallory", respond=wampcra("whatever"))),
-           "wamp.error.no_such_principal")
+           "wamp.error.authentication_failed")
     await step("authn.unknown authid", unknown_authid)
 
     async def unknown_key():
@@ -451,7 +451,7 @@ async def reload_peer():
     await step("reload.kept", kept)
 
     async def rejoin():
-        eq("reload.removed user cannot join", abort_of(await bob_cra()), "wamp.error.no_such_principal")
+        eq("reload.removed user cannot join", abort_of(await bob_cra()), "wamp.error.authentication_failed")
         C2 = await joined(["wampcra"], authid="carol", respond=wampcra(CREDS["carol_secret"]))
         eq("reload.carol joins with her remaining role", C2.details.authrole, "user")
         await base.leave_all([C2])

@@ -202,7 +202,7 @@ async function authn() {
 async function authnReject() {
   await H.step('authn.unknown authid', async () => {
     H.eq('authn.wampcra unknown authid', abortOf(await join({ authmethods: ['wampcra'], authid: 'mallory', respond: wampcra('whatever') })),
-      'wamp.error.no_such_principal');
+      'wamp.error.authentication_failed');
   });
   await H.step('authn.cryptosign unknown key', async () => {
     const o = await join({ authmethods: ['cryptosign'], authid: 'stranger', authextra: { pubkey: pubOf(CREDS.stranger_seed) }, respond: csSign(CREDS.stranger_seed) });
@@ -331,7 +331,7 @@ async function reloadPeer() {
     H.eq('reload.new grants apply to a kept session', errorOf(e), 'wamp.error.not_authorized');
   });
   await H.step('reload.rejoin', async () => {
-    H.eq('reload.removed user cannot join', abortOf(await bobCRA()), 'wamp.error.no_such_principal');
+    H.eq('reload.removed user cannot join', abortOf(await bobCRA()), 'wamp.error.authentication_failed');
     const C2 = await joined({ authmethods: ['wampcra'], authid: 'carol', respond: wampcra(CREDS.carol_secret) });
     H.eq('reload.carol joins with her remaining role', C2.welcome.authrole, 'user');
     await closeAll([C2]);
