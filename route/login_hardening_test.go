@@ -3,6 +3,7 @@ package route
 import (
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +264,92 @@ func TestHugeSignatureRefused(t *testing.T) {
 	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(strings.Repeat("p", 1<<20)), Dict: c.opts(nil)})
 	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIProtocolViolation {
 		t.Fatalf("a 1 MiB signature: ABORT %s, want %s", m.URI, proto.URIProtocolViolation)
+	}
+}
+
+// Logins waiting for their AUTHENTICATE kept HELLO's authextra decoded:
+// within its 8 KiB bound, a MessagePack array of empty maps decodes to
+// about 690 KB of Go values, and one address may have max_open_challenges
+// (1,024) logins open: 1,000 WAMP-CRA logins for one known authid took the
+// router's RSS from 22 MB to 686 MB. The login now keeps the bytes it got
+// and the worker decodes them for each Authenticator call; an
+// authenticator still sees authextra and AUTHENTICATE.Extra in both.
+func TestPendingLoginsKeepAuthExtraSmall(t *testing.T) {
+	const logins = 200
+	pad := make([]any, 8000) // 1 byte each: 8,006 bytes of authextra
+	for i := range pad {
+		pad[i] = map[string]any{}
+	}
+	e, _ := secureEnv(t, nil)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	conns := make([]*tc, logins)
+	for i := range conns {
+		c := e.connect(proto.MsgPack)
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob", "authextra": map[string]any{"pad": pad}})
+		c.expect(proto.CodeChallenge)
+		conns[i] = c
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held := int64(ms.HeapAlloc) - int64(before)
+	// Each test connection's inbox is 32 KiB; decoded, the authextra alone
+	// was 690 KB a login (138 MB here).
+	if per := held / logins; per > 100<<10 {
+		t.Fatalf("%d logins waiting for AUTHENTICATE hold %d KiB each (%d MiB in all)", logins, per>>10, held>>20)
+	}
+	t.Logf("%d pending logins: %d KiB each", logins, held/logins>>10)
+	// They still authenticate, and authextra still reaches an authenticator.
+	c := conns[0]
+	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("wrong"), Dict: c.opts(nil)})
+	if m := c.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationFailed {
+		t.Fatalf("got %v %s, want ABORT %s", m.Type, m.URI, proto.URIAuthenticationFailed)
+	}
+	runtime.KeepAlive(conns)
+}
+
+// extraAuth records the authextra and AUTHENTICATE.Extra its calls see.
+type extraAuth struct {
+	mu                        sync.Mutex
+	inChallenge, inAuth, xtra map[string]any
+}
+
+func (a *extraAuth) Method() string { return "ticket" }
+
+func (a *extraAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
+	a.mu.Lock()
+	a.inChallenge = req.AuthExtra
+	a.mu.Unlock()
+	return map[string]any{}, nil, nil, nil
+}
+
+func (a *extraAuth) Authenticate(req *AuthRequest, _ any, sig string, extra map[string]any) (*Identity, error) {
+	a.mu.Lock()
+	a.inAuth, a.xtra = req.AuthExtra, extra
+	a.mu.Unlock()
+	return &Identity{AuthID: req.AuthID, AuthRole: "user", AuthProvider: "test"}, nil
+}
+
+func TestAuthenticatorSeesAuthExtra(t *testing.T) {
+	a := &extraAuth{}
+	e := newEnv(t, 1, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Authenticators: []Authenticator{a}}}
+	})
+	c := e.connect(proto.CBOR)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "dev1", "authextra": map[string]any{"device": "d1", "n": 3}})
+	c.expect(proto.CodeChallenge)
+	c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("sig"), Dict: c.opts(map[string]any{"nonce": "x"})})
+	c.expect(proto.CodeWelcome)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, m := range map[string]map[string]any{"Challenge": a.inChallenge, "Authenticate": a.inAuth} {
+		if m["device"] != "d1" || m["n"] != int64(3) && m["n"] != uint64(3) {
+			t.Fatalf("%s saw authextra %v", name, m)
+		}
+	}
+	if a.xtra["nonce"] != "x" {
+		t.Fatalf("Authenticate saw AUTHENTICATE.Extra %v", a.xtra)
 	}
 }

@@ -102,7 +102,29 @@ type joinState struct {
 	opened bool      // counted as an open challenge-response authentication
 	wait   *authWait // the AUTHENTICATE waiting for a place to be checked
 	sig    string    // that AUTHENTICATE's signature and extra
-	extra  map[string]any
+	extra  proto.Raw
+
+	// authExtra is HELLO.Details.authextra as received (a copy, at most
+	// maxAuthDetail bytes). It and AUTHENTICATE.Extra are decoded on the
+	// worker, for each Authenticator call, and dropped after it: decoded
+	// they grow 50 to 80 times (8 KiB of empty maps is 690 KB of Go
+	// values), and a login waiting for its AUTHENTICATE kept them: 1,024
+	// logins from one address (max_open_challenges) held 690 MB.
+	authExtra proto.Raw
+}
+
+// decodeDetails decodes a dictionary a login carries (nil when absent or
+// not a dictionary).
+func decodeDetails(r proto.Raw) map[string]any {
+	if !r.Present() {
+		return nil
+	}
+	v, err := proto.DecodeValue(r)
+	if err != nil {
+		return nil
+	}
+	m, _ := v.(map[string]any)
+	return m
 }
 
 // ID returns the session id (0 before WELCOME).
@@ -311,11 +333,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		AuthRole:  m.Opt.String(proto.KeyAuthRole),
 		Transport: ss.transport,
 	}
-	if ex := m.Opt.Raw(proto.KeyAuthExtra); ex.Present() {
-		if v, err := proto.DecodeValue(ex); err == nil {
-			js.req.AuthExtra, _ = v.(map[string]any)
-		}
-	}
+	js.authExtra = m.Opt.Raw(proto.KeyAuthExtra).Clone()
 	for _, b := range m.Opt.Strings(proto.KeyAuthMethods, nil) {
 		js.methods = append(js.methods, string(b))
 	}
@@ -396,8 +414,9 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	js.opened = true
 	ss.state = stAuthPending
 	req := js.req
-	a, key := js.auth, js.key
+	a, key, raw := js.auth, js.key, js.authExtra
 	ok := s.r.auth.submit(func() {
+		req.AuthExtra = decodeDetails(raw)
 		extra, st, id, err := a.Challenge(&req)
 		res := &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
 		if err != nil {
@@ -424,11 +443,7 @@ func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 	js := ss.join
 	ss.state = stAuthPending
 	js.sig = string(m.URI)
-	if m.Dict.Present() {
-		if v, err := proto.DecodeValue(m.Dict); err == nil {
-			js.extra, _ = v.(map[string]any)
-		}
-	}
+	js.extra = m.Dict.Clone()
 	w := &authWait{}
 	key := js.key
 	w.fire = func(ok bool) { s.post(task{kind: tAuthSlot, s: ss, auth: &authResult{slot: w, granted: ok, key: key}}) }
@@ -467,9 +482,10 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 // place, so that it is released even if the session goes away meanwhile.
 func (s *Shard) checkSignature(ss *Session, js *joinState) {
 	req := js.req
-	a, st, sig, extra, key := js.auth, js.state, js.sig, js.extra, js.key
+	a, st, sig, extra, key, raw := js.auth, js.state, js.sig, js.extra, js.key, js.authExtra
 	ok := s.r.auth.submit(func() {
-		id, err := a.Authenticate(&req, st, sig, extra)
+		req.AuthExtra = decodeDetails(raw)
+		id, err := a.Authenticate(&req, st, sig, decodeDetails(extra))
 		res := &authResult{id: id, err: err}
 		s.settleAuth(key, a.Method(), true, res)
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
