@@ -134,6 +134,21 @@ func (ls *loopState) countPending(n int) {
 	}
 }
 
+// spilled takes n bytes the socket took early (conn.spill) out of the
+// round's pending count: its unshared part first, then its shared part.
+// Bytes never counted (a pong, a handshake reply) take nothing.
+func (ls *loopState) spilled(n int) {
+	d := int64(n)
+	if x := min(d, ls.pendLocal); x > 0 {
+		ls.pendLocal -= x
+		d -= x
+	}
+	if x := min(d, ls.pendShared); x > 0 {
+		ls.pendShared -= x
+		ls.e.outbound.Add(-x)
+	}
+}
+
 // pendingFlushed ends the loop's pending count at the end of a flush: the
 // connections' leftovers are in their backlogs (accountOut) by then.
 func (ls *loopState) pendingFlushed() {
@@ -145,9 +160,11 @@ func (ls *loopState) pendingFlushed() {
 }
 
 // overBudget reports whether n more bytes of output would take the
-// router-wide total past the budget.
+// router-wide total past the budget. A message larger than the whole
+// budget still goes when nothing else is queued.
 func (ls *loopState) overBudget(n int) bool {
-	return ls.e.outbound.Load()+ls.pendLocal+int64(n) > ls.e.opts.MaxOutboundTotal
+	t := ls.e.outbound.Load() + ls.pendLocal
+	return t > 0 && t+int64(n) > ls.e.opts.MaxOutboundTotal
 }
 
 // marks returns the backlog marks in force: Options.HighWater and

@@ -402,6 +402,13 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 	cn.out = out
 	cn.ls.countPending(len(out) - n0)
 	cn.ls.markDirty(cn)
+	if len(b) >= largeOut && !cn.full {
+		// Offered to the socket now: a fan-out of a large message would
+		// otherwise hold every copy until the round's flush, and the
+		// copies to subscribers that read would count in the budget
+		// against the rest (budget.go).
+		cn.spill()
+	}
 	return nil
 }
 

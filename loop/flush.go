@@ -381,7 +381,7 @@ func (cn *conn) spill() {
 	}
 	n, err := unix.Write(cn.c.Fd(), *p)
 	if n > 0 && p == &cn.out {
-		cn.ls.pendLocal -= int64(n) // gone from the round's pending output (budget.go)
+		cn.ls.spilled(n)
 	}
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
