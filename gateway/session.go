@@ -104,9 +104,10 @@ type sess struct {
 	calls    map[uint64]*call
 	subs     map[uint64]*subEntry
 	invs     map[uint64]*invocation
-	sync     *syncReply // the synchronous request being handled, if any
-	retainTo sink       // the sink that asked for retained events during its SUBSCRIBE
-	closed   bool       // the router ended the session (or we did)
+	sync     *syncReply  // the synchronous request being handled, if any
+	retainTo sink        // the sink that asked for retained events during its SUBSCRIBE
+	frame    *eventFrame // the last EVENT rendered, for the publication's other subscriptions (keepFrame)
+	closed   bool        // the router ended the session (or we did)
 	onInv    func(*sess, *proto.Message)
 	onClose  func(*sess, string)
 

@@ -125,11 +125,15 @@ func (s *sess) event(m *proto.Message) {
 	if e == nil {
 		return
 	}
-	topic := m.Opt.Str(proto.KeyTopic)
-	if topic == nil {
-		topic = []byte(e.uri)
+	f := s.frame
+	if f == nil || f.pub != m.ID2 || f.retained != m.Opt.Bool(proto.KeyRetained, false) {
+		topic := m.Opt.Str(proto.KeyTopic)
+		if topic == nil {
+			topic = []byte(e.uri)
+		}
+		f = buildEvent(m, topic)
+		s.keepFrame(f)
 	}
-	f := buildEvent(m, topic)
 	if f.retained {
 		// Retained events are replayed to a new subscriber during its
 		// SUBSCRIBE: only the sink that asked gets them.
@@ -142,6 +146,30 @@ func (s *sess) event(m *proto.Message) {
 		k.push(f)
 	}
 }
+
+// keepFrame remembers f as the session's last frame. The router sends a
+// publication to each of the session's subscriptions that match it, one
+// EVENT after the other, and they render to the same frame (the
+// subscription id is not in it): the session's streams share one frame
+// whatever their patterns, so that a client whose many streams all match
+// one topic does not make the gateway copy each publication once per
+// stream, on the event loop. A large frame is let go once the publication's
+// deliveries are over (the job runs after them), so that an idle session
+// holds no large payload. Owned by shard.
+func (s *sess) keepFrame(f *eventFrame) {
+	s.frame = f
+	if len(f.sse) >= keptFrameMax {
+		s.q.post(func() {
+			if s.frame == f {
+				s.frame = nil
+			}
+		})
+	}
+}
+
+// keptFrameMax: a frame at least this large is not kept past its
+// publication's deliveries.
+const keptFrameMax = 16 << 10
 
 // revoked handles a router-initiated UNSUBSCRIBED. Owned by shard.
 func (s *sess) revoked(m *proto.Message) {
