@@ -567,12 +567,12 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		return
 	}
 	defer g.closeStream(r)
-	s, ip, p := g.pool.acquire(id)
+	s, ip, p := g.pool.acquireStream(id)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	defer g.pool.release(ip)
+	defer g.pool.releaseStream(ip)
 	st := newStream(g, lastID)
 	var subID uint64
 	res := g.runSync(s, func() *syncReply {

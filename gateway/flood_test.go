@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // What one hostile HTTP client could make the gateway hold, measured.
@@ -90,5 +92,58 @@ func TestSSEFanOutBuildsOneFrame(t *testing.T) {
 	// router's own copies: a few MiB. A frame per stream is 50 MiB.
 	if alloc > 16<<20 {
 		t.Fatalf("one %d KiB publication to %d streams of one client allocated %.1f MiB: a frame per stream", size>>10, streams, float64(alloc)/(1<<20))
+	}
+}
+
+// TestSSEStreamsLeaveRequestSlots: event streams last as long as their
+// clients want; they have bounds of their own (MaxStreams,
+// MaxStreamsPerClient). Counted among the requests in flight, a client's
+// streams took the slots of the principal every anonymous client shares
+// (1000 streams from one address and 24 from another, and every anonymous
+// call and publication of the realm got 429 for as long as they stayed
+// open) and, past MaxInFlight, every principal's (503).
+func TestSSEStreamsLeaveRequestSlots(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Limits.MaxInFlight = 4
+		o.Limits.MaxInFlightPerIdentity = 4
+		o.Limits.SessionIdle = time.Second
+		o.APIKeys = []APIKey{{Name: "k", Key: "key-0123456789abcdef", Realm: "realm1", AuthID: "svc", Role: "r"}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var sse []*sseReader
+	for i := 0; i < 4; i++ {
+		r, rd := e.stream(ctx, "GET", "/wamp/realm1/events/com.slots", "")
+		if r.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", i, r.StatusCode)
+		}
+		sse = append(sse, rd)
+	}
+	waitFor(t, "four streams", func() bool { return e.gw.streams.Load() == 4 })
+	// Another anonymous client, and another principal, are served.
+	r, b := e.do("POST", "/wamp/realm1/publish/com.slots", `{"args":[1],"options":{"acknowledge":true}}`)
+	if r.StatusCode != 200 {
+		t.Fatalf("an anonymous publication while another client holds 4 streams: %d %s", r.StatusCode, b)
+	}
+	r, b = e.do("POST", "/wamp/realm1/publish/com.other", `{}`, "X-API-Key", "key-0123456789abcdef")
+	if r.StatusCode != 202 {
+		t.Fatalf("another principal's publication while a client holds 4 streams: %d %s", r.StatusCode, b)
+	}
+	for i, rd := range sse {
+		if ev, err := rd.next(); err != nil || !strings.Contains(ev.data, `"args":[1]`) {
+			t.Fatalf("stream %d: %+v %v", i, ev, err)
+		}
+	}
+	// The streams' principal is busy while they last: the janitor does
+	// not close the sessions they are on.
+	e.gw.pool.sweep(time.Now().Add(time.Hour))
+	r, b = e.do("POST", "/wamp/realm1/publish/com.slots", `{"args":[2],"options":{"acknowledge":true}}`, "X-API-Key", "key-0123456789abcdef")
+	if r.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", r.StatusCode, b)
+	}
+	for i, rd := range sse {
+		if ev, err := rd.next(); err != nil || !strings.Contains(ev.data, `"args":[2]`) {
+			t.Fatalf("stream %d after a sweep: %+v %v", i, ev, err)
+		}
 	}
 }

@@ -26,7 +26,13 @@ import (
 // gateway hold is bounded: Limits.MaxSessions sessions in all (past it the
 // least recently used idle principal's sessions are closed; when every
 // principal is busy the request gets 503), Limits.MaxInFlight requests in
-// all (503) and Limits.MaxInFlightPerIdentity per principal (429).
+// all (503) and Limits.MaxInFlightPerIdentity per principal (429). SSE
+// event streams are not requests in flight: they last as long as their
+// clients want, and have bounds of their own (Limits.MaxStreams,
+// Limits.MaxStreamsPerClient); counted among the requests, a few clients'
+// streams held every slot of the principal all anonymous clients share,
+// or of the whole gateway. A principal with streams open is busy all the
+// same: its sessions are neither evicted nor swept.
 
 // identity is who a request acts as.
 type identity struct {
@@ -53,7 +59,8 @@ type idPool struct {
 	key      identity
 	slots    []*slot // guarded by pool.mu
 	next     atomic.Uint64
-	inflight atomic.Int64 // requests and streams of this principal now
+	inflight atomic.Int64 // requests of this principal now
+	streams  atomic.Int64 // SSE event streams of this principal now
 	lastUsed atomic.Int64 // unix ns
 }
 
@@ -83,6 +90,45 @@ func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
 	}
 	return s, ip, nil
 }
+
+// acquireStream is acquire for an SSE event stream, which the caller has
+// admitted within Limits.MaxStreams and MaxStreamsPerClient: it is not
+// counted among the requests in flight, only as its principal's stream.
+// Release it with releaseStream.
+func (p *pool) acquireStream(id identity) (*sess, *idPool, *problem) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+	}
+	ip := p.ids[id]
+	if ip == nil {
+		if !p.makeRoom() {
+			p.mu.Unlock()
+			p.g.refused(refusedSessions)
+			return nil, nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
+		}
+		ip = &idPool{key: id, slots: make([]*slot, p.g.opts.Limits.SessionsPerIdentity)}
+		p.ids[id] = ip
+	}
+	ip.streams.Add(1)
+	p.mu.Unlock()
+	s, prob := p.pickFor(ip, p.releaseStream)
+	if prob != nil {
+		return nil, nil, prob
+	}
+	return s, ip, nil
+}
+
+// releaseStream ends a stream that acquireStream admitted.
+func (p *pool) releaseStream(ip *idPool) {
+	ip.lastUsed.Store(time.Now().UnixNano())
+	ip.streams.Add(-1)
+}
+
+// busy reports whether a principal has requests or streams in progress
+// (its sessions must stay).
+func (ip *idPool) busy() bool { return ip.inflight.Load() > 0 || ip.streams.Load() > 0 }
 
 // admit counts one more request of principal id in flight (refusing it
 // past the limits) and returns the principal's pool. Release it with
@@ -146,12 +192,15 @@ func (p *pool) local(ip *idPool, idx int) *sess {
 // pick returns a session of an admitted principal, opening one (and
 // waiting for its WELCOME) when the slot it takes has none; on failure it
 // releases the request.
-func (p *pool) pick(ip *idPool) (*sess, *problem) {
+func (p *pool) pick(ip *idPool) (*sess, *problem) { return p.pickFor(ip, p.release) }
+
+// pickFor is pick, with release the way to give back what admitted ip.
+func (p *pool) pickFor(ip *idPool, release func(*idPool)) (*sess, *problem) {
 	id := ip.key
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		p.release(ip)
+		release(ip)
 		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	i := int(ip.next.Add(1)-1) % len(ip.slots)
@@ -185,7 +234,7 @@ func (p *pool) pick(ip *idPool) (*sess, *problem) {
 		<-sl.ready
 	}
 	if sl.err != nil {
-		p.release(ip)
+		release(ip)
 		return nil, sl.err
 	}
 	return sl.s, nil
@@ -237,7 +286,7 @@ func (p *pool) makeRoom() bool {
 	for p.total+p.g.opts.Limits.SessionsPerIdentity > max {
 		var lru *idPool
 		for _, ip := range p.ids {
-			if ip.inflight.Load() > 0 {
+			if ip.busy() {
 				continue
 			}
 			if lru == nil || ip.lastUsed.Load() < lru.lastUsed.Load() {
@@ -401,7 +450,7 @@ func (p *pool) sweep(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ip := range p.ids {
-		if ip.inflight.Load() > 0 {
+		if ip.busy() {
 			continue
 		}
 		if now.UnixNano()-ip.lastUsed.Load() > int64(idle) {
