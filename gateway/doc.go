@@ -73,5 +73,5 @@
 // failed authentications per address (AuthFailures a minute → 429 without
 // checking credentials), signed-request nonces, HTTP callees' requests in
 // flight (MaxConcurrent → wamp.error.unavailable) and webhooks' queues
-// (Queue; drops are counted).
+// (Queue events and QueueBytes bytes; drops are counted).
 package gateway

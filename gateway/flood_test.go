@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // What one hostile HTTP client could make the gateway hold, measured.
@@ -145,5 +148,45 @@ func TestSSEStreamsLeaveRequestSlots(t *testing.T) {
 		if ev, err := rd.next(); err != nil || !strings.Contains(ev.data, `"args":[2]`) {
 			t.Fatalf("stream %d after a sweep: %+v %v", i, ev, err)
 		}
+	}
+}
+
+// TestWebhookQueueBoundedInBytes: a webhook whose target accepts and
+// never answers keeps its queue full for hours (each event takes
+// Timeout × (Retries+1) plus backoff); bounded in events only, the queue
+// held whatever size those events had: 600 publications of 900 KB over
+// the bridge took the binary from 23 MB to 762 MB of RSS, held, and 1024
+// WebSocket publications of 16 MiB would hold 16 GiB. With the default
+// QueueBytes (16 MiB) the excess is dropped and counted.
+func TestWebhookQueueBoundedInBytes(t *testing.T) {
+	tgt := newWebhookTarget(t, "")
+	tgt.hang.Store(true)
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "hole", Realm: "realm1", Topic: "com.hole", URL: tgt.srv.URL}}
+	})
+	pub := e.dial("realm1", proto.JSON)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitFor(t, "the webhook's subscription", func() bool {
+		res, err := pub.Call(ctx, "wamp.subscription.match", []any{"com.hole"}, nil, nil)
+		return err == nil && len(res.Args) > 0 && res.Args[0] != nil
+	})
+	const n, size = 48, 512 << 10 // 24 MiB
+	payload := strings.Repeat("w", size)
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(ctx, "com.hole", []any{payload}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm := webhookMetricsOf(e, "hole")
+	waitFor(t, "the target's first attempt", func() bool { return tgt.hanging.Load() == 1 })
+	time.Sleep(100 * time.Millisecond) // deliveries to the webhook's session settle
+	held := int64(wm.queue()) * size
+	t.Logf("%d events of %d KiB to a hanging target: %d queued (%.1f MiB), %d dropped", n, size>>10, wm.queue(), float64(held)/(1<<20), dropped(wm, "queue_full"))
+	if held > 16<<20 {
+		t.Fatalf("the webhook's queue holds %d events of %d KiB (%.1f MiB), past the default 16 MiB", wm.queue(), size>>10, float64(held)/(1<<20))
+	}
+	if dropped(wm, "queue_full") == 0 {
+		t.Fatal("no event dropped as queue_full")
 	}
 }

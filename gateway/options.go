@@ -258,6 +258,7 @@ type Webhook struct {
 	URL         string
 	Timeout     time.Duration // per attempt; default 10s
 	Queue       int           // events waiting to be posted; default 1024; past it events are dropped (counted)
+	QueueBytes  int           // bytes of the events waiting or being posted; default 16 MiB; past it events are dropped (counted)
 	Retries     int           // further attempts after a failure; default 5, negative for none
 	Backoff     time.Duration // first retry delay, doubled per attempt (with jitter); default 200ms
 	MaxBackoff  time.Duration // default 10s

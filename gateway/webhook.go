@@ -30,9 +30,13 @@ import (
 //	X-Edgewamp-Signature-Timestamped: sha256=<hex>   (HMAC of "<timestamp>.<body>")
 //	{"topic":"com.example.news","publication":123,"args":[...],"kwargs":{...}}
 //
-// Events wait in a bounded queue (Webhook.Queue): when it is full, new
-// events are dropped and counted (reason queue_full), so a target that
-// hangs costs at most the queue, never the router. A failed delivery
+// Events wait in a bounded queue (Webhook.Queue events and
+// Webhook.QueueBytes bytes, the events being delivered included): when it
+// is full, new events are dropped and counted (reason queue_full), so a
+// target that hangs costs at most the queue, never the router. (Bounded in
+// events only, a hanging target's queue held whatever size its events had:
+// 1024 publications of 16 MiB would have held 16 GiB, for hours, each
+// event taking Timeout × (Retries+1) plus backoff to give up on.) A failed delivery
 // (network error, timeout, 408, 429, 5xx) is retried up to Webhook.Retries
 // times with exponential backoff and jitter, then dropped
 // (retries_exhausted); another 4xx is dropped at once (rejected). With
@@ -44,6 +48,7 @@ type webhookRunner struct {
 	name   string
 	shard  int
 	q      chan *eventFrame
+	queued atomic.Int64 // bytes of the frames queued or being delivered
 	m      *webhookMetrics
 	stopCh chan struct{}
 	once   sync.Once
@@ -58,6 +63,7 @@ type webhookMetrics struct {
 	mu        sync.Mutex
 	dropped   map[string]*atomic.Uint64
 	queue     func() int
+	bytes     func() int64
 }
 
 func (m *webhookMetrics) drop(reason string) {
@@ -81,6 +87,7 @@ func (m *webhookMetrics) collect(ch chan<- prometheus.Metric, name string) {
 	}
 	m.mu.Unlock()
 	constMetric(ch, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", prometheus.GaugeValue, float64(m.queue()), "webhook", name)
+	constMetric(ch, "edgewamp_gateway_webhook_queued_bytes", "Bytes of the events waiting for delivery or being delivered.", prometheus.GaugeValue, float64(m.bytes()), "webhook", name)
 }
 
 func (g *Server) buildWebhooks() []error {
@@ -106,6 +113,9 @@ func (g *Server) buildWebhooks() []error {
 		}
 		if w.Queue <= 0 {
 			w.Queue = 1024
+		}
+		if w.QueueBytes <= 0 {
+			w.QueueBytes = DefaultWebhookQueueBytes
 		}
 		switch {
 		case w.Retries == 0:
@@ -134,7 +144,7 @@ func (g *Server) buildWebhooks() []error {
 		}
 		names[name] = true
 		wr := &webhookRunner{g: g, cfg: w, name: name, q: make(chan *eventFrame, w.Queue), stopCh: make(chan struct{})}
-		wr.m = &webhookMetrics{dropped: map[string]*atomic.Uint64{}, queue: func() int { return len(wr.q) }}
+		wr.m = &webhookMetrics{dropped: map[string]*atomic.Uint64{}, queue: func() int { return len(wr.q) }, bytes: wr.queued.Load}
 		wr.ctx, wr.cancel = context.WithCancel(context.Background())
 		if len(g.queues) > 0 {
 			wr.shard = (i + len(g.callees)) % len(g.queues)
@@ -145,12 +155,23 @@ func (g *Server) buildWebhooks() []error {
 	return errs
 }
 
+// DefaultWebhookQueueBytes is Webhook.QueueBytes's default.
+const DefaultWebhookQueueBytes = 16 << 20
+
 // push implements sink: enqueue without blocking, or drop. Runs on the
-// shard's goroutine.
+// shard's goroutine. An event larger than QueueBytes is taken only into an
+// empty queue.
 func (wr *webhookRunner) push(f *eventFrame) {
+	n := int64(len(f.sse))
+	if q := wr.queued.Add(n); q > int64(wr.cfg.QueueBytes) && q != n {
+		wr.queued.Add(-n)
+		wr.m.drop("queue_full")
+		return
+	}
 	select {
 	case wr.q <- f:
 	default:
+		wr.queued.Add(-n)
 		wr.m.drop("queue_full")
 	}
 }
@@ -175,7 +196,8 @@ func (wr *webhookRunner) stop() {
 		wr.cancel()
 		wr.wg.Wait()
 		for n := len(wr.q); n > 0; n-- {
-			<-wr.q
+			f := <-wr.q
+			wr.queued.Add(-int64(len(f.sse)))
 			wr.m.drop("shutdown")
 		}
 	})
@@ -227,6 +249,7 @@ func (wr *webhookRunner) deliverLoop() {
 			return
 		case f := <-wr.q:
 			wr.deliver(f)
+			wr.queued.Add(-int64(len(f.sse)))
 		}
 	}
 }

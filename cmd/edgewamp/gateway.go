@@ -155,6 +155,7 @@ type webhookConfig struct {
 	URL         string            `yaml:"url"`
 	Timeout     duration          `yaml:"timeout"`
 	Queue       int               `yaml:"queue"`
+	QueueBytes  size              `yaml:"queue_bytes"`
 	Retries     *int              `yaml:"retries"`
 	Backoff     duration          `yaml:"backoff"`
 	MaxBackoff  duration          `yaml:"max_backoff"`
@@ -319,7 +320,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 			secret = os.Getenv(w.SecretEnv)
 		}
 		wh := gateway.Webhook{Name: w.Name, Realm: w.Realm, Topic: w.Topic, Match: w.Match, URL: w.URL, Timeout: time.Duration(w.Timeout),
-			Queue: w.Queue, Backoff: time.Duration(w.Backoff), MaxBackoff: time.Duration(w.MaxBackoff), Concurrency: w.Concurrency,
+			Queue: w.Queue, QueueBytes: int(w.QueueBytes), Backoff: time.Duration(w.Backoff), MaxBackoff: time.Duration(w.MaxBackoff), Concurrency: w.Concurrency,
 			Headers: w.Headers, Secret: secret, AuthID: w.AuthID, Role: w.Role}
 		if w.Retries != nil {
 			wh.Retries = *w.Retries
