@@ -327,6 +327,11 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
+	if cs.shard != s && !cs.shard.callRoom(callCost(m)) {
+		s.stats.CallsBacklog.Add(1)
+		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, msgCalleeBacklog)
+		return
+	}
 	oc := s.newOutCall()
 	*oc = outCall{callee: cs, reg: reg, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress, start: s.sampleCall()}
 	timeout := s.callTimeoutOf(m)
@@ -359,7 +364,48 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if reg.match != proto.MatchExact {
 		t.c.uri = string(m.URI)
 	}
-	s.send(cs.shard, t)
+	s.sendCall(cs.shard, t)
+}
+
+// maxCallBacklog bounds the bytes of calls from this node's other shards
+// waiting for one shard (Shard.callBacklog), as maxEventBacklog does for
+// events.
+const maxCallBacklog = 32 << 20
+
+// Messages of the calls refused because a shard's queue of calls is full.
+const (
+	msgCalleeBacklog = "the callee's event loop is busy: too many calls are waiting for it"
+	msgCallerBacklog = "the caller's event loop is busy: too many results are waiting for it"
+)
+
+// callCost is what a carry of m (carryOf) holds while its task waits in
+// another shard's mailbox: its payload, pass-through keys and URI, and the
+// task and carry themselves (so that a flood of empty calls is bounded
+// too).
+func callCost(m *proto.Message) int64 {
+	return int64(payloadLen(m)+len(m.URI)) + 256
+}
+
+// callRoom reports whether sh, a shard other than the caller's, may take n
+// more bytes of calls: at most maxCallBacklog wait for it (one call always
+// may). Any goroutine; shards that check at once may each add one.
+func (sh *Shard) callRoom(n int64) bool {
+	b := sh.callBacklog.Load()
+	return b <= 0 || b+n <= maxCallBacklog
+}
+
+// sendCall delivers t, a tInvoke or tResult whose carry callRoom admitted,
+// to the shard dst like send; for another shard its bytes count in dst's
+// callBacklog until it runs.
+func (s *Shard) sendCall(dst *Shard, t task) {
+	if dst == s {
+		s.run(&t)
+		return
+	}
+	n := int64(cap(t.c.buf)+len(t.c.uri)+len(t.c.msg)) + 256
+	t.c.queued = n
+	dst.callBacklog.Add(n)
+	dst.post(t)
 }
 
 // mayInvoke reports whether callee cs may still receive an invocation of
@@ -419,6 +465,15 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 		s.meshContinue(ss, oc, m, progress)
 		return
 	}
+	if oc.callee.shard != s && !oc.callee.shard.callRoom(callCost(m)) {
+		// The chunk cannot wait for the callee's shard: the call fails,
+		// and the callee, which has the earlier chunks, is told.
+		s.stats.CallsBacklog.Add(1)
+		ss.endCall(m.Request, oc)
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, msgCalleeBacklog)
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URIUnavailable)
+		return
+	}
 	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
 	if progress {
 		t.flags |= tfProgress
@@ -426,7 +481,7 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	if oc.disclose { // options of the initiating CALL hold for every chunk
 		t.flags |= tfDisclose
 	}
-	s.send(oc.callee.shard, t)
+	s.sendCall(oc.callee.shard, t)
 }
 
 // pickCallee applies the registration's invocation policy.
@@ -569,6 +624,10 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 		return
 	}
 	dst := ic.caller.shard
+	if dst != s && !dst.callRoom(callCost(m)) {
+		s.callerBacklogged(ss, ic, m.Request, progress)
+		return
+	}
 	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, dst != s)}
 	if progress {
 		t.flags |= tfProgress
@@ -576,7 +635,21 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 		delete(ss.invs, m.Request)
 		s.putInCall(ic) // t and dst hold what is needed
 	}
-	s.send(dst, t)
+	s.sendCall(dst, t)
+}
+
+// callerBacklogged ends the invocation inv of callee ss whose YIELD (or
+// ERROR) cannot wait for the caller's shard, its queue of calls being
+// full: the caller gets wamp.error.unavailable instead of the answer, and
+// a callee still sending progressive results is interrupted.
+func (s *Shard) callerBacklogged(ss *Session, ic *inCall, inv uint64, progress bool) {
+	s.stats.CallsBacklog.Add(1)
+	delete(ss.invs, inv)
+	if progress && ss.feat&fCalleeCancel != 0 {
+		s.sendInterrupt(ss, inv, proto.CancelKillNoWait, proto.URIUnavailable)
+	}
+	s.failCall(ic.caller, ic.req, inv, proto.URIUnavailable, msgCallerBacklog)
+	s.putInCall(ic)
 }
 
 // invocationError handles ERROR for an INVOCATION.
@@ -593,10 +666,14 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 		s.meshInvocationError(ss, ic, m)
 		return
 	}
+	if dst := ic.caller.shard; dst != s && !dst.callRoom(callCost(m)) {
+		s.callerBacklogged(ss, ic, m.Request, false)
+		return
+	}
 	delete(ss.invs, m.Request)
 	c := s.carry(m, ic.caller.shard != s)
 	c.uri = string(m.URI)
-	s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c})
+	s.sendCall(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c})
 }
 
 // deliverResult runs on the caller's shard.

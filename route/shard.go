@@ -34,6 +34,15 @@ type Shard struct {
 	// for each subscriber, so one publisher could outrun a shard holding
 	// many subscribers and queue without bound.
 	eventBacklog atomic.Int64
+	// callBacklog is the same for calls: the payloads of CALLs, chunks of
+	// progressive invocations, YIELDs and ERRORs from this node's other
+	// shards (sendCall adds, run subtracts). The shard that takes them in
+	// only copies them; the shard that sends them on encodes them for the
+	// peer, converting them when its serializer differs, which can cost a
+	// hundred times more (a CBOR string of control characters becomes JSON
+	// escapes six times its size), so a caller or a callee could queue its
+	// payloads here without bound.
+	callBacklog atomic.Int64
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick
@@ -44,10 +53,11 @@ type Shard struct {
 	msg      proto.Message
 	out      proto.Message // message being built
 	enc      proto.Encoder
-	buf      []byte            // output buffer for the message being sent
-	evbuf    [4][]byte         // per-serializer EVENT encodings during a fan-out
-	lc       carry             // scratch carry for tasks to this shard (see Shard.carry)
-	outPool  freeList[outCall] // free call records (see newOutCall)
+	buf      []byte             // output buffer for the message being sent
+	evbuf    [4][]byte          // per-serializer EVENT encodings during a fan-out
+	refused  map[*Session]error // deliverEvents' scratch set (refusedSet)
+	lc       carry              // scratch carry for tasks to this shard (see Shard.carry)
+	outPool  freeList[outCall]  // free call records (see newOutCall)
 	inPool   freeList[inCall]
 	timers   timerHeap
 	// timerSweepAt is the heap size at which addTimer next drops dead timers.
@@ -81,7 +91,12 @@ type ShardStats struct {
 	EventsNotConvertible atomic.Uint64
 	// EventsBacklog counts publications not handed to another shard of
 	// this node because its queue of events was full (maxEventBacklog).
-	EventsBacklog  atomic.Uint64
+	EventsBacklog atomic.Uint64
+	// CallsBacklog counts CALLs, progressive chunks, YIELDs and ERRORs
+	// not handed to another shard of this node because its queue of calls
+	// was full (maxCallBacklog); the call failed with
+	// wamp.error.unavailable.
+	CallsBacklog   atomic.Uint64
 	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
 	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
 	AuthFailures   atomic.Uint64 // failed authentications (all methods)

@@ -56,6 +56,12 @@ type Stats struct {
 	// CallsRefused counts INVOCATIONs refused because the callee was not
 	// reading fast enough (the caller got wamp.error.unavailable).
 	CallsRefused uint64
+	// CallsRefusedShardBacklog counts calls that failed with
+	// wamp.error.unavailable because another shard's (event loop's) queue
+	// of calls from the other shards was full: a CALL or a chunk of a
+	// progressive invocation for a callee there, a YIELD or an ERROR for a
+	// caller there.
+	CallsRefusedShardBacklog uint64
 	// RetainRefused counts retained events not kept: the realm's retained
 	// bytes were used up.
 	RetainRefused uint64
@@ -85,6 +91,7 @@ func (r *Router) Stats() Stats {
 		st.EventsDroppedNotConvertible += c.EventsNotConvertible.Load()
 		st.EventsDroppedShardBacklog += c.EventsBacklog.Load()
 		st.CallsRefused += c.CallsRefused.Load()
+		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
 		st.RetainRefused += c.RetainRefused.Load()
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 	}

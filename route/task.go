@@ -54,8 +54,14 @@ func (s *Shard) run(t *task) {
 	case tShutdown:
 		s.shutdown()
 	case tInvoke:
+		if t.c != nil && t.c.queued != 0 { // from another shard: its bytes leave the backlog
+			s.callBacklog.Add(-t.c.queued)
+		}
 		s.deliverInvocation(t)
 	case tResult:
+		if t.c != nil && t.c.queued != 0 {
+			s.callBacklog.Add(-t.c.queued)
+		}
 		s.deliverResult(t)
 	case tInterrupt:
 		s.deliverInterrupt(t)
@@ -106,6 +112,10 @@ type carry struct {
 	msg         string // kill message
 	ppt         [6][]byte
 	mo          *meshOrigin // tInvoke from another node: the caller there
+	// queued is what the carry counts in its destination shard's
+	// callBacklog while its task waits in the mailbox (sendCall); 0 when
+	// not counted.
+	queued int64
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched
@@ -140,10 +150,7 @@ func carryOf(m *proto.Message, own bool) *carry {
 		}
 		return c
 	}
-	n := len(m.Args.B) + len(m.Kwargs.B)
-	for _, k := range pptKeys {
-		n += len(m.Opt.Str(k))
-	}
+	n := payloadLen(m)
 	if n > 0 {
 		c.buf = make([]byte, 0, n)
 	}
@@ -157,6 +164,16 @@ func carryOf(m *proto.Message, own bool) *carry {
 		}
 	}
 	return c
+}
+
+// payloadLen is the bytes of m that carryOf copies: its payload and its
+// pass-through keys.
+func payloadLen(m *proto.Message) int {
+	n := len(m.Args.B) + len(m.Kwargs.B)
+	for _, k := range pptKeys {
+		n += len(m.Opt.Str(k))
+	}
+	return n
 }
 
 func (c *carry) keep(r proto.Raw) proto.Raw {

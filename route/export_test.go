@@ -1,0 +1,17 @@
+package route
+
+// SessionShard returns the index of the shard that owns the established
+// session id of realm, or -1 (for the tests of package route_test, which
+// run the router on real event loops).
+func SessionShard(r *Router, realm string, id uint64) int {
+	rm := r.Realm(realm)
+	if rm == nil {
+		return -1
+	}
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	if ss := rm.members[id]; ss != nil {
+		return ss.shard.idx
+	}
+	return -1
+}
