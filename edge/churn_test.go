@@ -866,8 +866,13 @@ func meshLeftovers(nodes []*tnode, baseSubs int) error {
 		}
 		n.imu.Lock()
 		var ints []string
-		for s := range n.interests {
-			ints = append(ints, s)
+		for realm, ri := range n.interests {
+			for s := range ri.subs {
+				ints = append(ints, s)
+			}
+			if ri.wide != nil || len(ri.subs) == 0 {
+				ints = append(ints, wideSubject(realm))
+			}
 		}
 		n.imu.Unlock()
 		if len(ints) > 0 {

@@ -16,15 +16,28 @@ var _ route.Mesh = (*Node)(nil)
 
 // Subscribe implements route.Mesh: the node gets NATS interest for the
 // subscription's subject (one NATS subscription per distinct subject,
-// counted).
+// counted), or, while the realm's distinct subjects on this node pass
+// Options.MaxInterest, one for the whole realm (see realmInterest).
 func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
 	subj := interestSubject(realm, match, uri)
 	n.imu.Lock()
-	ent := n.interests[subj]
+	ri := n.interests[realm]
+	if ri == nil {
+		ri = &realmInterest{subs: map[string]*interest{}}
+		n.interests[realm] = ri
+	}
+	ent := ri.subs[subj]
 	if ent == nil {
 		ent = &interest{}
-		n.interests[subj] = ent
-		n.out.push(opSubscribe, subj, "", nil, ent)
+		ri.subs[subj] = ent
+		ri.bytes += len(subj)
+		switch {
+		case ri.wide != nil:
+		case len(ri.subs) > n.opts.MaxInterest || ri.bytes > n.maxInterestBytes():
+			n.widen(realm, ri)
+		default:
+			n.out.push(opSubscribe, subj, "", nil, ent)
+		}
 	}
 	ent.n++
 	n.imu.Unlock()
@@ -34,13 +47,81 @@ func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
 func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 	subj := interestSubject(realm, match, uri)
 	n.imu.Lock()
-	if ent := n.interests[subj]; ent != nil {
-		if ent.n--; ent.n <= 0 {
-			delete(n.interests, subj)
-			n.out.push(opUnsubscribe, subj, "", nil, ent)
-		}
+	defer n.imu.Unlock()
+	ri := n.interests[realm]
+	if ri == nil {
+		return
 	}
-	n.imu.Unlock()
+	ent := ri.subs[subj]
+	if ent == nil {
+		return
+	}
+	if ent.n--; ent.n > 0 {
+		return
+	}
+	delete(ri.subs, subj)
+	ri.bytes -= len(subj)
+	if ri.wide == nil {
+		n.out.push(opUnsubscribe, subj, "", nil, ent)
+	} else if len(ri.subs) <= n.opts.MaxInterest/2 && ri.bytes <= n.maxInterestBytes()/2 {
+		n.narrow(realm, ri)
+	}
+	if len(ri.subs) == 0 && ri.wide == nil {
+		delete(n.interests, realm)
+	}
+}
+
+// realmInterest is this node's NATS interest in the events of one realm.
+//
+// Every distinct subject a node subscribes to is a subscription in every
+// NATS server of the mesh (the route protocol replicates interest): on
+// each other node about 1 KiB plus twice or three times the subject, kept
+// in the NATS server, out of reach of the router's limits. A client
+// subscribing to 65,536 distinct topics (one session's default bound)
+// made each other node of a 3-node mesh hold 77 MB more (9.5 KiB per
+// subscription with 4 KiB URIs: 620 MB), and its own node 243 MB against
+// 38 MB alone; a few sessions more, and every node ran out of memory. So
+// past Options.MaxInterest distinct subjects in a realm (or 128 bytes of
+// subject each on average), the node takes one subscription to all of the
+// realm's events instead ("ew.e.<realm>.>", logged, Stats.WideRealms):
+// the other nodes then hold one entry for the realm, and send this node
+// every event of it, which it matches against its own tables (an event
+// that matches nothing here is dropped at once). Once they are down to
+// half of both bounds, it subscribes to the subjects again.
+type realmInterest struct {
+	subs  map[string]*interest // by subject
+	bytes int                  // the subjects' bytes
+	wide  *interest            // the realm's every event, while past the bounds; else nil
+}
+
+// maxInterestBytes bounds the subject bytes of a realm's interest.
+func (n *Node) maxInterestBytes() int { return n.opts.MaxInterest * 128 }
+
+// widen replaces the realm's subscriptions by one to all of its events:
+// that one first, so that no event falls between them (the copies both
+// deliver meanwhile are dropped by publication id). Call with imu held.
+func (n *Node) widen(realm string, ri *realmInterest) {
+	ri.wide = &interest{n: 1}
+	n.out.push(opSubscribe, wideSubject(realm), "", nil, ri.wide)
+	for subj, ent := range ri.subs {
+		n.out.push(opUnsubscribe, subj, "", nil, ent)
+	}
+	n.stats.WideRealms.Add(1)
+	n.log.Warn("mesh: this node's subscriptions in a realm passed mesh.max_interest; it now receives every event of the realm from the other nodes",
+		"realm", realm, "subjects", len(ri.subs), "subject_bytes", ri.bytes, "max_interest", n.opts.MaxInterest)
+}
+
+// narrow goes back from one subscription to all of the realm's events to
+// one per subject: those first. Call with imu held.
+func (n *Node) narrow(realm string, ri *realmInterest) {
+	for subj, ent := range ri.subs {
+		n.out.push(opSubscribe, subj, "", nil, ent)
+	}
+	n.out.push(opUnsubscribe, wideSubject(realm), "", nil, ri.wide)
+	ri.wide = nil
+	n.stats.WideRealms.Add(-1)
+	n.log.Info("mesh: this node's subscriptions in a realm are back under mesh.max_interest; it receives only the events it subscribed to",
+		"realm", realm, "subjects", len(ri.subs))
 }
 
 // Publish implements route.Mesh: the event goes to its subject; NATS

@@ -53,8 +53,8 @@ type Node struct {
 	ctlCh    chan *nats.Msg // node-direct and broadcast subscriptions deliver here
 	ctl      []*nats.Subscription
 
-	imu       sync.Mutex // guards interests; a leaf lock (route calls in with Realm.mu held)
-	interests map[string]*interest
+	imu       sync.Mutex                // guards interests; a leaf lock (route calls in with Realm.mu held)
+	interests map[string]*realmInterest // by realm
 
 	dmu    sync.Mutex // guards the local directory; a leaf lock
 	dir    map[dirKey]route.MeshRealmReg
@@ -114,6 +114,10 @@ type Stats struct {
 	// claim store (unreachable); ClaimsRefused those it refused.
 	ClaimsProvisional atomic.Uint64
 	ClaimsRefused     atomic.Uint64
+	// WideRealms is the number of realms whose distinct subscribed
+	// subjects passed Options.MaxInterest on this node: it receives all of
+	// their events (realmInterest).
+	WideRealms atomic.Int64
 	// ReleasesDropped counts claim releases refused because the claim
 	// worker had maxReleaseJobs jobs waiting (logged).
 	ReleasesDropped atomic.Uint64
@@ -136,7 +140,7 @@ func New(opts Options) (*Node, error) {
 		out:       newOutq(opts.MaxOutbound),
 		evCh:      make(chan *nats.Msg, 16384),
 		ctlCh:     make(chan *nats.Msg, 16384),
-		interests: map[string]*interest{},
+		interests: map[string]*realmInterest{},
 		dir:       map[dirKey]route.MeshRealmReg{},
 		gathers:   map[uint64]*gather{},
 		stop:      make(chan struct{}),

@@ -67,6 +67,12 @@ type Options struct {
 	// node's own control messages (heartbeats, directory) may use a
 	// quarter more. Default 64 MiB.
 	MaxOutbound int64
+	// MaxInterest bounds the distinct subjects (exact topics, patterns,
+	// prefixes) the node subscribes to in NATS for one realm, each of
+	// which every NATS server of the mesh keeps; past it, or past 128
+	// bytes of subject each on average, the node subscribes to all of the
+	// realm's events instead (see realmInterest). Default 16,384.
+	MaxInterest int
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).
 	MaxPayload int32
@@ -115,6 +121,7 @@ const (
 	defaultGatherTimeout = 500 * time.Millisecond
 	defaultMaxOutbound   = 64 << 20
 	defaultMaxPayload    = 24 << 20
+	defaultMaxInterest   = 16384
 )
 
 // validate checks o, gathering every error, and applies defaults.
@@ -219,6 +226,12 @@ func (o *Options) check() error {
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = defaultMaxPayload
+	}
+	if o.MaxInterest < 0 {
+		errs = append(errs, errors.New("edge: max_interest must not be negative"))
+	}
+	if o.MaxInterest == 0 {
+		o.MaxInterest = defaultMaxInterest
 	}
 	if o.Cluster.Name == "" {
 		o.Cluster.Name = "edgewamp"

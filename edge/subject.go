@@ -112,6 +112,11 @@ func interestSubject(realm string, match proto.Match, uri string) string {
 	return string(b)
 }
 
+// wideSubject is the subject of all the events of a realm.
+func wideSubject(realm string) string {
+	return string(appendToken([]byte(subjRoot+"e."), realm)) + ".>"
+}
+
 func nodeSubject(node, op string) string { return subjRoot + "n." + node + "." + op }
 
 // nodeInbox is the prefix of a node's subjects; it is also the Reply

@@ -29,6 +29,9 @@ type meshConfig struct {
 	// MaxMeshCalls).
 	MaxInvocations int `yaml:"max_invocations"`
 	CallsInFlight  int `yaml:"calls_in_flight"`
+	// MaxInterest bounds the distinct subjects this node subscribes to in
+	// NATS per realm (edge.Options.MaxInterest).
+	MaxInterest int `yaml:"max_interest"`
 }
 
 type meshClusterConfig struct {
@@ -137,6 +140,9 @@ func (c *config) validateMesh(errs *[]error) {
 	}
 	if m.CallsInFlight < 0 {
 		c.errAt(errs, "mesh.calls_in_flight must not be negative", "mesh", "calls_in_flight")
+	}
+	if m.MaxInterest < 0 {
+		c.errAt(errs, "mesh.max_interest must not be negative", "mesh", "max_interest")
 	}
 }
 

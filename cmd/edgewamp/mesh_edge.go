@@ -115,6 +115,7 @@ func (c *config) meshOptions(r *route.Router, log *slog.Logger) (edge.Options, e
 		PeerTimeout:   time.Duration(m.PeerTimeout),
 		GatherTimeout: time.Duration(m.GatherTimeout),
 		MaxOutbound:   int64(m.MaxOutbound),
+		MaxInterest:   m.MaxInterest,
 		StoreDir:      c.meshStoreDir(),
 		Logger:        log,
 	}
