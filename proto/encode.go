@@ -5,6 +5,14 @@ package proto
 // concurrent use.
 type Encoder struct {
 	scratch []byte
+	// MaxConverted, when positive, bounds the length of a message whose
+	// payload or options Append converts from another serializer: past
+	// it Append stops converting and fails with ErrTooLarge. Converting
+	// can multiply a payload's length (a CBOR half float is 3 bytes, as
+	// JSON up to 24; a control character is 1 byte, as a JSON escape 6),
+	// and the message is built whole before any peer can refuse it.
+	// Messages passed through in their own serializer are not checked.
+	MaxConverted int
 }
 
 // Append appends m encoded in ser to dst and returns the extended buffer.
@@ -30,6 +38,9 @@ func (e *Encoder) Append(dst []byte, ser Serializer, m *Message) ([]byte, error)
 		n = 2
 	}
 	w := wr{b: dst, ser: ser}
+	if e.MaxConverted > 0 {
+		w.max = len(dst) + e.MaxConverted
+	}
 	w.arr(n + 1)
 	w.uint(uint64(m.Type))
 	for _, el := range lay.el[:n] {
@@ -92,6 +103,10 @@ func (w *wr) rawAt(r Raw, depth int, dates bool, sc *[]byte) error {
 	if err := src.end(); err != nil {
 		w.b = w.b[:start]
 		return err
+	}
+	if w.max > 0 && len(w.b) > w.max {
+		w.b = w.b[:start]
+		return ErrTooLarge
 	}
 	return nil
 }

@@ -20,9 +20,12 @@ func errf(msg string) *Error { return &Error{msg: msg} }
 // Sentinel errors for the common low-level faults. They are values so that
 // the hot path returns them without allocating.
 var (
-	ErrTruncated     = errf("truncated input")
-	ErrTrailing      = errf("trailing bytes after the message")
-	ErrTooDeep       = errf("nesting deeper than the limit")
+	ErrTruncated = errf("truncated input")
+	ErrTrailing  = errf("trailing bytes after the message")
+	ErrTooDeep   = errf("nesting deeper than the limit")
+	// ErrTooLarge: a payload converted to another serializer grew past
+	// Encoder.MaxConverted.
+	ErrTooLarge      = errf("converted payload longer than the limit")
 	ErrNotArray      = errf("a WAMP message must be an array")
 	ErrEmpty         = errf("empty message array")
 	ErrBadType       = errf("message type must be an integer")

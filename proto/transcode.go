@@ -41,6 +41,9 @@ func Transcode(dst []byte, to Serializer, r Raw) ([]byte, error) {
 // depth is the number of containers around the value; a container at depth
 // MaxDepth is refused.
 func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
+	if w.max > 0 && len(w.b) > w.max {
+		return ErrTooLarge
+	}
 	if r.ser == JSON {
 		r.jsonWS()
 	}

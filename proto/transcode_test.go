@@ -759,3 +759,50 @@ func TestBinaryPayloadsAreWAMPValues(t *testing.T) {
 	_, err := Decode(JSON, []byte(`[48,1,{},"p",[{1:2}]]`))
 	requireTypedError(t, err, ErrKeyNotString, "JSON")
 }
+
+// halfFloats is a CBOR array of n copies of the smallest subnormal half
+// float: 3 bytes each, about 20 as JSON.
+func halfFloats(n int) Raw {
+	b := []byte{0x9a, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	for range n {
+		b = append(b, 0xf9, 0x00, 0x01)
+	}
+	return Raw{Ser: CBOR, B: b}
+}
+
+// Encoder.MaxConverted stops a conversion that grows past it: 18 KiB of
+// CBOR half floats are about 120 KiB as JSON. Without the bound (before)
+// the whole message was built whatever its length.
+func TestEncoderMaxConverted(t *testing.T) {
+	args := halfFloats(6_000)
+	m := &Message{Type: CodeEvent, ID: 1, ID2: 2, Args: args}
+	e := Encoder{MaxConverted: 64 << 10}
+	full, err := (&Encoder{}).Append(nil, JSON, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) <= 64<<10 {
+		t.Fatalf("the JSON form is %d bytes; the test needs more than the bound", len(full))
+	}
+	dst := []byte("prefix")
+	out, err := e.Append(dst, JSON, m)
+	if err != ErrTooLarge {
+		t.Fatalf("JSON: %d bytes, err %v; want ErrTooLarge", len(out), err)
+	}
+	if string(out) != "prefix" {
+		t.Fatalf("dst changed on error: %q", out[:min(len(out), 20)])
+	}
+	// To MsgPack it stays within the bound (a float64 each: 9 bytes).
+	if b, err := e.Append(nil, MsgPack, m); err != nil || len(b) > 64<<10 {
+		t.Fatalf("MsgPack: %d bytes, err %v", len(b), err)
+	}
+	// A payload passed through in its own serializer is not checked.
+	big := halfFloats(40_000)
+	if b, err := e.Append(nil, CBOR, &Message{Type: CodeEvent, ID: 1, ID2: 2, Args: big}); err != nil || len(b) < len(big.B) {
+		t.Fatalf("CBOR passthrough: %d bytes, err %v", len(b), err)
+	}
+	// The bound counts from the message's start, not the buffer's.
+	if b, err := e.Append(make([]byte, 100<<10), MsgPack, m); err != nil || len(b)-100<<10 > 64<<10 {
+		t.Fatalf("MsgPack after 100 KiB in dst: %d bytes, err %v", len(b), err)
+	}
+}

@@ -14,6 +14,9 @@ import (
 type wr struct {
 	b   []byte
 	ser Serializer
+	// max, when positive, is the length past which transcoding into b
+	// stops with ErrTooLarge (Encoder.MaxConverted).
+	max int
 }
 
 func (w *wr) comma() {

@@ -628,7 +628,7 @@ func (s *Shard) deliverChunk(c []*Session, sub *subscription, p *publication, en
 // not tried again for the other subscriptions.
 func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 	var refused map[*Session]error
-	var failed [4]bool
+	var failed [4][]byte // encFailed or encTooLarge by serializer
 	for _, sub := range subs {
 		set := sub.subscribers()
 		if set == nil || len(set.byShard[s.idx]) == 0 {
@@ -639,8 +639,8 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 		}
 		var enc [4][]byte
 		for i, f := range failed {
-			if f {
-				enc[i] = encFailed
+			if f != nil {
+				enc[i] = f
 			}
 		}
 		for _, c := range set.byShard[s.idx] {
@@ -648,7 +648,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 		}
 		for i, b := range enc {
 			if b != nil && len(b) == 0 {
-				failed[i] = true
+				failed[i] = b
 			}
 		}
 	}
@@ -673,8 +673,13 @@ func (s *Shard) refusedSet() map[*Session]error {
 }
 
 // encFailed marks, in deliverEvents' enc, a serializer the EVENT could not
-// be encoded for (nil: not encoded yet).
-var encFailed = []byte{}
+// be encoded for (nil: not encoded yet); encTooLarge one it grew too long
+// for when converted (proto.ErrTooLarge). Both are empty; the capacity
+// tells them apart.
+var (
+	encFailed   = []byte{}
+	encTooLarge = make([]byte, 0, 1)
+)
 
 // testHookEventEncodeFailed, set by tests only, runs after each encoding of
 // an EVENT that failed.
@@ -687,8 +692,12 @@ var testHookEventEncodeFailed func()
 func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[4][]byte) error {
 	ser := ss.ser
 	b := enc[ser]
-	if b != nil && len(b) == 0 { // encFailed
-		s.stats.EventsNotConvertible.Add(1)
+	if b != nil && len(b) == 0 { // encFailed, encTooLarge
+		if cap(b) == cap(encTooLarge) {
+			s.stats.EventsTooBig.Add(1)
+		} else {
+			s.stats.EventsNotConvertible.Add(1)
+		}
 		return nil
 	}
 	if b == nil {
@@ -718,7 +727,12 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 			// Cannot be converted for this serializer: not tried again for
 			// the subscription's other subscribers of it.
 			enc[ser] = encFailed
-			s.stats.EventsNotConvertible.Add(1)
+			if err == proto.ErrTooLarge {
+				enc[ser] = encTooLarge
+				s.stats.EventsTooBig.Add(1)
+			} else {
+				s.stats.EventsNotConvertible.Add(1)
+			}
 			if h := testHookEventEncodeFailed; h != nil {
 				h()
 			}

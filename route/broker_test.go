@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"reflect"
 	"runtime"
 	"sort"
@@ -365,4 +366,46 @@ func TestRetainedEventDoesNotPinPublisher(t *testing.T) {
 	if got := ev.Opt.Uint(proto.KeyPublisher); got != id || ev.Opt.String(proto.KeyPublisherAuthID) != "sensor-1" {
 		t.Fatalf("retained event from a left publisher: %s, publisher %d (want %d) authid %q", describe(ev), got, id, ev.Opt.String(proto.KeyPublisherAuthID))
 	}
+}
+
+// A payload that grows past Config.MaxConverted when converted to a
+// subscriber's or callee's serializer is not built whole: the EVENT is
+// dropped for that serializer (counted as too_big) and the call fails with
+// wamp.error.payload_size_exceeded, while peers of the publisher's own
+// serializer get it. 18 KiB of CBOR half floats are about 120 KiB as JSON;
+// a 15 MiB CBOR PUBLISH of them became a 115 MB JSON EVENT before.
+func TestConvertedPayloadBounded(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.MaxConverted = 64 << 10 })
+	n := 6000
+	b := []byte{0x9a, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	for range n {
+		b = append(b, 0xf9, 0x00, 0x01)
+	}
+	args := proto.Raw{Ser: proto.CBOR, B: b}
+
+	jsub, csub := e.join(proto.JSON), e.join(proto.CBOR)
+	jsub.subscribe("com.floats", nil)
+	csub.subscribe("com.floats", nil)
+	pub := e.join(proto.CBOR)
+	req := pub.nextReq()
+	pub.send(&proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.floats"), Args: args})
+	pub.expect(proto.CodePublished)
+	if ev := csub.expect(proto.CodeEvent); !bytes.Equal(ev.Args.B, b) {
+		t.Fatalf("the CBOR subscriber got %d bytes of arguments, want %d", len(ev.Args.B), len(b))
+	}
+	jsub.quiet()
+	var tooBig uint64
+	for i := range e.r.Shards() {
+		tooBig += e.r.Shard(i).Stats().EventsTooBig.Load()
+	}
+	if tooBig != 1 {
+		t.Fatalf("EventsTooBig = %d, want 1", tooBig)
+	}
+
+	callee := e.join(proto.JSON)
+	callee.register("com.sum", nil)
+	req = pub.nextReq()
+	pub.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: pub.opts(nil), URI: []byte("com.sum"), Args: args})
+	pub.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+	callee.quiet()
 }

@@ -597,6 +597,8 @@ func sendFailure(err error, who string) (uri, message string) {
 		return proto.URIPayloadSizeExceeded, "the message is longer than the " + who + " accepts"
 	case ErrPeerClosed:
 		return proto.URICanceled, "the " + who + " left"
+	case proto.ErrTooLarge:
+		return proto.URIPayloadSizeExceeded, "the payload, converted to the " + who + "'s serializer, is longer than the router builds"
 	}
 	if e, ok := err.(*proto.Error); ok {
 		return proto.URIInvalidArgument, "the payload cannot be converted for the " + who + ": " + e.Msg()

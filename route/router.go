@@ -84,6 +84,15 @@ type Config struct {
 	// delivered but not kept (and the topic's older one is dropped, so no
 	// stale event is handed out). Default 64 MiB.
 	MaxRetainedBytes int64
+	// MaxConverted bounds a message the router builds by converting a
+	// payload to the peer's serializer (proto.Encoder.MaxConverted):
+	// converting can multiply a payload's length several times (CBOR half
+	// floats or JSON escapes of control characters, to JSON), and the
+	// message is built whole before the peer can refuse it. Past it an
+	// EVENT is dropped (edgewamp_events_dropped_total{reason="too_big"}) and
+	// a call fails with wamp.error.payload_size_exceeded. Default 32 MiB
+	// (twice the largest inbound message).
+	MaxConverted int
 	// AuthLimits configures the brute-force limiter of authentications per
 	// source address.
 	AuthLimits AuthLimits
@@ -220,6 +229,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20
+	}
+	if cfg.MaxConverted <= 0 {
+		cfg.MaxConverted = 32 << 20
 	}
 	if cfg.Agent == "" {
 		cfg.Agent = "edgewamp"

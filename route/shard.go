@@ -111,7 +111,9 @@ type ShardStats struct {
 }
 
 func newShard(r *Router, idx int) *Shard {
-	return &Shard{r: r, idx: idx, rng: seedRand(), buf: make([]byte, 0, 4096), attached: map[*Session]struct{}{}}
+	s := &Shard{r: r, idx: idx, rng: seedRand(), buf: make([]byte, 0, 4096), attached: map[*Session]struct{}{}}
+	s.enc.MaxConverted = r.cfg.MaxConverted
+	return s
 }
 
 // Start gives the shard its executor. Call it once, before any session is

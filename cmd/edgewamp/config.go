@@ -668,6 +668,18 @@ func (c *config) loops() int {
 
 // routeConfig builds the router's configuration; o (may be nil) is the
 // OAuth2 server whose access tokens are WAMP tickets.
+//
+// A payload converted to a peer's serializer may be twice the largest
+// message the router takes in (base64 makes JSON binaries a third longer),
+// at least 1 MiB: what grows more (CBOR half floats or control characters,
+// as JSON) is refused (route.Config.MaxConverted).
+func maxConverted(maxMessage int) int {
+	if maxMessage <= 0 {
+		maxMessage = 16 << 20
+	}
+	return max(2*maxMessage, 1<<20)
+}
+
 func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, error) {
 	realms, err := c.realmConfigsWith(o)
 	if err != nil {
@@ -683,6 +695,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxRegistrations:   c.Limits.Registrations,
 		MaxSubscriptions:   c.Limits.Subscriptions,
 		MaxRetainedBytes:   int64(c.Limits.RetainedBytes),
+		MaxConverted:       maxConverted(int(c.Limits.MaxMessage)),
 		MaxMeshInvocations: c.Mesh.MaxInvocations,
 		MaxMeshCalls:       c.Mesh.CallsInFlight,
 		AuthLimits:         c.authLimits(),
