@@ -160,6 +160,11 @@ type MeshStats struct {
 	// (another node holds the procedure: refused) or could not settle
 	// (accepted provisionally: provisional) → edgewamp_mesh_claims_total.
 	Claims map[string]uint64
+	// WideRealms: realms whose subscribed subjects passed mesh.max_interest,
+	// for which the node takes every event of the realm from the other
+	// nodes and drops what no local session wants →
+	// edgewamp_mesh_wide_realms.
+	WideRealms int64
 }
 
 // Histogram is a latency histogram: Counts[i] observations at most
@@ -499,6 +504,7 @@ func collectMesh(ch chan<- prometheus.Metric, ms *MeshStats) {
 		ready = 1
 	}
 	constMetric(ch, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
+	constMetric(ch, "edgewamp_mesh_wide_realms", "Realms for which this node subscribes to every event of the other nodes (its distinct subscribed topics passed mesh.max_interest).", G, float64(ms.WideRealms))
 	byLabel(ch, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), and releases of them dropped (releases_dropped), by result.", "result", C, ms.Claims)
 }
 

@@ -68,6 +68,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"too_long":      es.TooLong.Load(),
 		},
 		Duplicates:      es.Duplicates.Load(),
+		WideRealms:      es.WideRealms.Load(),
 		Disconnects:     es.Disconnects.Load(),
 		ClaimStoreReady: n.ClaimsReady(),
 		Claims:          map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load()},

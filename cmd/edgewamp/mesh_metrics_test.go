@@ -20,7 +20,7 @@ import (
 // metric.
 func TestMeshMetrics(t *testing.T) {
 	t.Parallel()
-	capped := writeFile(t, "capped.yaml", "mesh: {calls_in_flight: 1}\n")
+	capped := writeFile(t, "capped.yaml", "mesh: {calls_in_flight: 1, max_interest: 4}\n")
 	procs := processCluster(t, func(i int) []string {
 		if i == 0 {
 			return []string{"-gateway-listen", "127.0.0.1:0", "-config", capped}
@@ -57,7 +57,7 @@ func TestMeshMetrics(t *testing.T) {
 	}
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
 		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
-		"edgewamp_mesh_nats_disconnects_total"} {
+		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms"} {
 		if v := metricValue(fams, name); v != 0 {
 			t.Fatalf("%s = %v on a quiet mesh, want 0", name, v)
 		}
@@ -118,6 +118,36 @@ func TestMeshMetrics(t *testing.T) {
 	if v := metricValue(scrape(t, ga), "edgewamp_mesh_calls_refused_total"); v != 1 {
 		t.Fatalf("A: edgewamp_mesh_calls_refused_total = %v, want 1", v)
 	}
+
+	// A session on A subscribing to more distinct topics than
+	// mesh.max_interest (4) turns A's interest in the realm into one
+	// subscription to all of its events, shown as a wide realm; B's
+	// events still reach it.
+	got := make(chan string, 16)
+	sub := a.dial(a.rs(), proto.MsgPack)
+	for i := range 5 {
+		if _, err := sub.Subscribe(ctx, fmt.Sprintf("com.metrics.t%d", i), func(e *client.Event) { got <- e.Topic }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := metricValue(scrape(t, ga), "edgewamp_mesh_wide_realms"); v != 1 {
+		t.Fatalf("A: edgewamp_mesh_wide_realms = %v after 5 subscriptions over mesh.max_interest 4, want 1", v)
+	}
+	pub := b.dial(b.ws(), proto.JSON)
+	meshEventually(t, 10*time.Second, func() error {
+		if err := pub.Publish(ctx, "com.metrics.t4", []any{1}, nil, nil); err != nil {
+			return err
+		}
+		select {
+		case topic := <-got:
+			if topic != "com.metrics.t4" {
+				return fmt.Errorf("event of %s", topic)
+			}
+			return nil
+		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("no event on A")
+		}
+	})
 
 	// C dies: A counts it lost within the failure detection's bound.
 	lost0 := metricValue(scrape(t, ga), "edgewamp_mesh_peers_lost_total")
