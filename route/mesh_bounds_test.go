@@ -251,3 +251,128 @@ func TestMeshFailedChunkInterruptsCallee(t *testing.T) {
 		t.Fatalf("%d invocations still held on the callee's node", n)
 	}
 }
+
+// Calls from other nodes wait for the callee's shard in its backlog of
+// calls, as calls from this node's other shards do: past maxCallBacklog
+// bytes they are refused back to the caller's node with
+// wamp.error.unavailable. Before, a stalled callee loop queued every call
+// other nodes sent it (up to mesh.max_invocations, 65,536, of up to
+// 16 MiB each).
+func TestMeshCallsForStalledShardBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, caller := es[1].join(proto.MsgPack), es[0].join(proto.MsgPack)
+	callee.register("com.big", nil)
+	mm.sync()
+	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	es[1].execs[0].Execute(func() { <-release })
+	const size, calls = 1 << 20, 3 * maxCallBacklog / (1 << 20)
+	payload := []any{strings.Repeat("x", size)}
+	reqs := map[uint64]bool{}
+	for range calls {
+		reqs[caller.call("com.big", nil, payload, nil)] = true
+	}
+	mm.syncExcept(1)
+	refused := 0
+	for {
+		var m *proto.Message
+		select {
+		case m = <-caller.peer.in:
+		case <-time.After(200 * time.Millisecond):
+		}
+		if m == nil {
+			break
+		}
+		if m.Type != proto.CodeError || string(m.URI) != proto.URIUnavailable || !reqs[m.Request] {
+			t.Fatalf("got %v %s while the callee's loop is stalled, want ERROR %s", m.Type, m.URI, proto.URIUnavailable)
+		}
+		delete(reqs, m.Request)
+		refused++
+	}
+	if b := es[1].r.Shard(0).callBacklog.Load(); b > maxCallBacklog+size+1024 {
+		t.Fatalf("%d bytes of calls queued for the stalled shard, bound %d", b, maxCallBacklog)
+	}
+	if refused == 0 || len(reqs) < maxCallBacklog/(size+1024)-1 {
+		t.Fatalf("%d of %d calls refused, %d queued: want the bound filled, the rest refused", refused, calls, len(reqs))
+	}
+	// The queued ones reach the callee once its loop runs, and are answered.
+	unblock()
+	for range len(reqs) {
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, nil, []any{1})
+	}
+	for range len(reqs) {
+		if m := caller.expect(proto.CodeResult); !reqs[m.Request] {
+			t.Fatalf("RESULT for request %d", m.Request)
+		}
+	}
+	mm.sync()
+	if b := es[1].r.Shard(0).callBacklog.Load(); b != 0 {
+		t.Fatalf("%d bytes still counted after the shard ran", b)
+	}
+}
+
+// Results from other nodes wait for the caller's shard in its backlog of
+// calls: past the bound the caller gets wamp.error.unavailable in place
+// of the result.
+func TestMeshResultsForStalledShardBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, caller := es[1].join(proto.MsgPack), es[0].join(proto.MsgPack)
+	callee.register("com.big", nil)
+	mm.sync()
+	const size, calls = 1 << 20, 3 * maxCallBacklog / (1 << 20)
+	var invs []uint64
+	for range calls {
+		caller.call("com.big", nil, []any{1}, nil)
+	}
+	for range calls {
+		invs = append(invs, callee.expect(proto.CodeInvocation).Request)
+	}
+	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	es[0].execs[0].Execute(func() { <-release })
+	payload := []any{strings.Repeat("x", size)}
+	for _, inv := range invs {
+		callee.yield(inv, nil, payload)
+	}
+	mm.syncExcept(0)
+	if b := es[0].r.Shard(0).callBacklog.Load(); b > maxCallBacklog+size+1024 {
+		t.Fatalf("%d bytes of results queued for the stalled shard, bound %d", b, maxCallBacklog)
+	}
+	unblock()
+	results, refused := 0, 0
+	for range calls {
+		switch m := caller.recv(); {
+		case m.Type == proto.CodeResult:
+			results++
+		case m.Type == proto.CodeError && string(m.URI) == proto.URIUnavailable:
+			refused++
+		default:
+			t.Fatalf("got %v %s", m.Type, m.URI)
+		}
+	}
+	if refused == 0 || results < maxCallBacklog/(size+1024)-1 {
+		t.Fatalf("%d results and %d refusals: want the bound filled, the rest refused", results, refused)
+	}
+	mm.sync()
+	if b := es[0].r.Shard(0).callBacklog.Load(); b != 0 {
+		t.Fatalf("%d bytes still counted after the shard ran", b)
+	}
+}
+
+// syncExcept is sync for a mesh whose node skip has a stalled shard: its
+// dispatcher is waited for, its shards are not.
+func (mm *memMesh) syncExcept(skip int) {
+	for k := 0; k < 4; k++ {
+		for i, n := range mm.nodes {
+			done := make(chan struct{})
+			n.q <- func() { close(done) }
+			<-done
+			if i != skip {
+				n.e.sync()
+			}
+		}
+	}
+}

@@ -390,6 +390,18 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 		return
 	}
 	cs := ce.s
+	// The call waits for the callee's shard holding its envelope: it
+	// counts in that shard's backlog of calls, as calls from this node's
+	// other shards do (maxCallBacklog).
+	cost := int64(len(env)) + 256
+	if !cs.shard.callRoom(cost) {
+		r.ms.invs.Add(-1)
+		cs.shard.stats.CallsBacklog.Add(1)
+		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, msgCalleeBacklog)
+		return
+	}
+	mc.c.queued = cost
+	cs.shard.callBacklog.Add(cost)
 	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: mc.shard, caller: mc.caller, env: env}
 	if reg.match != proto.MatchExact {
 		mc.c.uri = mc.proc

@@ -41,7 +41,23 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		if mr.flags&rsError != 0 {
 			t.flags |= tfError
 		}
-		r.shards[mr.shard].post(t)
+		// The result waits for the caller's shard holding its envelope:
+		// it counts in that shard's backlog of calls (maxCallBacklog).
+		// Past it the caller gets wamp.error.unavailable instead, which
+		// ends the call there; what the callee sends later is dropped as
+		// for a call that ended.
+		sh := r.shards[mr.shard]
+		cost := int64(len(env)) + 256
+		if !sh.callRoom(cost) {
+			sh.stats.CallsBacklog.Add(1)
+			t.flags = tfError
+			t.c = &carry{uri: proto.URIUnavailable, msg: msgCallerBacklog}
+			sh.post(t)
+			return
+		}
+		t.c.queued = cost
+		sh.callBacklog.Add(cost)
+		sh.post(t)
 	case envChunk:
 		callID, progress, c, err := decodeChunk(env)
 		if err != nil {

@@ -86,6 +86,9 @@ func (s *Shard) run(t *task) {
 	case tAuthSlot:
 		s.authSlot(t.s, t.auth)
 	case tMeshResult:
+		if t.c != nil && t.c.queued != 0 { // from another node: its bytes leave the backlog
+			s.callBacklog.Add(-t.c.queued)
+		}
 		s.meshResult(t)
 	case tMeshBounce:
 		s.meshBounced(t)
