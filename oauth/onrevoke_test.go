@@ -156,3 +156,46 @@ func TestStillValid(t *testing.T) {
 		t.Fatalf("revoked: %v", err)
 	}
 }
+
+// A client refreshing a login and revoking each new access token added one
+// entry to the revocation set per round (kept for every node until the
+// token would have expired): about 2,900 a second, 57,520 entries (45 MB)
+// in 20 s. Past maxRevokedPerGrant of one login's access tokens the login
+// itself is revoked instead: the set holds at most that many entries and
+// the login's, the login's later tokens are refused, and another login of
+// the same user is not touched.
+func TestRevokedTokensPerLoginBounded(t *testing.T) {
+	e := startEnv(t, nil)
+	cfg := e.config("backend", backendSec)
+	other, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = maxRevokedPerGrant + 20
+	for i := range rounds {
+		if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
+			t.Fatalf("round %d: revoke %d", i, st)
+		}
+		if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
+			t.Fatalf("round %d: refresh: %v", i, err)
+		}
+	}
+	es, err := e.store.List(e.ctx(), "rv.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) > maxRevokedPerGrant+1 {
+		t.Fatalf("%d revocations stored after %d rounds of refresh and revoke of one login", len(es), rounds)
+	}
+	if _, err := e.srv.VerifyAccessToken(tok.AccessToken); !errors.Is(err, ErrTokenRevoked) {
+		t.Fatalf("the revoked login's newest access token: %v, want ErrTokenRevoked", err)
+	}
+	if _, err := e.srv.VerifyAccessToken(other.AccessToken); err != nil {
+		t.Fatalf("another login of the same user: %v", err)
+	}
+	t.Logf("%d rounds: %d revocations stored", rounds, len(es))
+}

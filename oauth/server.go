@@ -36,6 +36,7 @@ type Server struct {
 	cfg         atomic.Pointer[config]  // swapped by SetRealms
 	ring        atomic.Pointer[keyRing] // swapped by the sync loop
 	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
+	grantRevs   grantRevocations        // access tokens revoked one by one, per login (revoke.go)
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
