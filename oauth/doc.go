@@ -18,7 +18,9 @@
 //     BearerVerifier (HTTP logins). The caller checks the audience (the
 //     realm), and the scope or role it needs.
 //   - Options.OnRevoke tells cmd which token ids (jti) and logins (gid)
-//     became revoked, here at once and from other nodes at the next sync;
+//     became revoked, here at once and from other nodes at the next sync,
+//     and ClientRevocationID(client) when a client's tokens without a gid
+//     issued up to a cut-off were (Claims.RevocationIDs lists a token's);
 //     StillValid(claims, role) re-checks a token against the current
 //     configuration and revocations (not its expiry). cmd ends the WAMP
 //     sessions that logged in with revoked or withdrawn tokens with them.

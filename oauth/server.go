@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Server struct {
 	ring        atomic.Pointer[keyRing] // swapped by the sync loop
 	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
 	grantRevs   grantRevocations        // access tokens revoked one by one, per login (revoke.go)
+	cuts        sync.Map                // client id → clientCut; synced from rv.client.*
+	clientRevs  grantRevocations        // tokens without a login revoked one by one, per client
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
@@ -251,9 +254,13 @@ func (s *Server) syncOnce(gc bool) {
 	s.syncs.Add(1)
 }
 
-// revRecord is rv.<id>: a revoked access token (jti) or grant (gid).
+// revRecord is rv.<id>: a revoked access token (jti) or grant (gid); or,
+// with Client, rv.client.<client id, base64url>: the client's tokens
+// without a gid issued at or before Cut (unix seconds).
 type revRecord struct {
-	Exp int64 `json:"exp"`
+	Exp    int64  `json:"exp"`
+	Client string `json:"client,omitempty"`
+	Cut    int64  `json:"cut,omitempty"`
 }
 
 // syncRevoked reloads the revocation set from the store: new ids are
@@ -265,6 +272,7 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 	}
 	now := s.now().Unix()
 	live := make(map[string]bool, len(es))
+	liveCuts := map[string]bool{}
 	var fresh []string
 	for _, e := range es {
 		var r revRecord
@@ -272,6 +280,16 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 			continue
 		}
 		id := strings.TrimPrefix(e.Key, "rv.")
+		if strings.HasPrefix(id, clientCutPrefix) {
+			if r.Client == "" || r.Cut == 0 || id != clientCutPrefix+base64.RawURLEncoding.EncodeToString([]byte(r.Client)) {
+				continue
+			}
+			liveCuts[r.Client] = true
+			if s.setCut(r.Client, r.Cut, r.Exp) {
+				fresh = append(fresh, ClientRevocationID(r.Client))
+			}
+			continue
+		}
 		live[id] = true
 		if _, known := s.revoked.Swap(id, r.Exp); !known {
 			fresh = append(fresh, id)
@@ -283,6 +301,12 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 	s.revoked.Range(func(k, v any) bool {
 		if !live[k.(string)] && v.(int64) <= now {
 			s.revoked.Delete(k)
+		}
+		return true
+	})
+	s.cuts.Range(func(k, v any) bool {
+		if !liveCuts[k.(string)] && v.(clientCut).exp <= now {
+			s.cuts.Delete(k)
 		}
 		return true
 	})

@@ -27,6 +27,8 @@ import (
 //	uc.<user code>           a device code's user code → the code's hash
 //	ac.<sha256 hex>          an authorization code, by the code's hash
 //	rv.<token or grant id>   a revoked access token (jti) or grant (gid)
+//	rv.client.<client id, base64url>  a client's cut-off: its tokens
+//	                         without a gid issued up to then are revoked
 //	keys.ring                the signing key ring (private keys, JSON)
 //	keys.csrf                the key of the login page's CSRF tokens
 //

@@ -221,17 +221,18 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 	return c, nil
 }
 
-// isRevoked checks the token's jti and grant against the revocation set.
+// isRevoked checks the token's jti and grant, or without a grant its
+// client's cut-off, against the revocation set.
 func (s *Server) isRevoked(c *Claims) bool {
 	if _, ok := s.revoked.Load(c.ID); ok {
 		return true
 	}
 	if c.GrantID != "" {
-		if _, ok := s.revoked.Load(c.GrantID); ok {
-			return true
-		}
+		_, ok := s.revoked.Load(c.GrantID)
+		return ok
 	}
-	return false
+	v, ok := s.cuts.Load(c.ClientID)
+	return ok && c.IssuedAt.Unix() <= v.(clientCut).cut
 }
 
 // ErrGrantWithdrawn is StillValid's answer for a token whose realm no

@@ -70,13 +70,36 @@ func (r *Router) RevokeCredentials(ids []string, message string) {
 	ids = slices.Clone(ids)
 	// The retained events once every shard has ended its sessions: a
 	// session not yet ended could retain one more.
-	r.onEveryShard(func(s *Shard) { s.revokeCredentials(ids, message) },
-		func(s *Shard) { s.revokeRetained(ids) })
+	r.onEveryShard(func(s *Shard) { s.revokeCredentials(ids, message, false) },
+		func(s *Shard) { s.revokeRetained(ids, false) })
+}
+
+// RecheckCredentials is RevokeCredentials for ids that name a group of
+// credentials only some of which are withdrawn (an OAuth2 client's access
+// tokens issued up to a cut-off): of the sessions and retained events
+// whose credential has one of ids, it ends and drops those whose
+// credential's Check now fails, with Check's reason. Safe for concurrent
+// use; it never blocks.
+func (r *Router) RecheckCredentials(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ids = slices.Clone(ids)
+	r.onEveryShard(func(s *Shard) { s.revokeCredentials(ids, "", true) },
+		func(s *Shard) { s.revokeRetained(ids, true) })
+}
+
+// withdrawn is why cred may no longer hold a session, "" while it may.
+func withdrawn(cred *Credential) string {
+	if cred == nil || cred.Check == nil {
+		return ""
+	}
+	return cred.Check()
 }
 
 // revokeRetained drops the retained events published with a credential
-// that has one of ids.
-func (s *Shard) revokeRetained(ids []string) {
+// that has one of ids (with recheck, and whose Check fails).
+func (s *Shard) revokeRetained(ids []string, recheck bool) {
 	for _, rm := range *s.r.realms.Load() {
 		if !rm.retainedWith(ids) {
 			continue
@@ -87,6 +110,9 @@ func (s *Shard) revokeRetained(ids []string) {
 			}
 			for _, id := range re.by.cred.IDs {
 				if id != "" && slices.Contains(ids, id) {
+					if recheck && withdrawn(re.by.cred) == "" {
+						return ""
+					}
 					return "revoked"
 				}
 			}
@@ -96,8 +122,9 @@ func (s *Shard) revokeRetained(ids []string) {
 	}
 }
 
-// revokeCredentials ends this shard's sessions that hold one of ids.
-func (s *Shard) revokeCredentials(ids []string, message string) {
+// revokeCredentials ends this shard's sessions that hold one of ids (with
+// recheck, those whose Check fails, with its reason as the message).
+func (s *Shard) revokeCredentials(ids []string, message string, recheck bool) {
 	if len(s.creds) == 0 {
 		return
 	}
@@ -109,10 +136,17 @@ func (s *Shard) revokeCredentials(ids []string, message string) {
 		}
 	}
 	for _, ss := range victims {
-		if ss.state == stEstablished {
-			s.r.log.Info("disconnecting a session: its credential was revoked", "session", ss.id, "authid", ss.authID)
-			s.revoke(ss, message)
+		if ss.state != stEstablished {
+			continue
 		}
+		msg := message
+		if recheck {
+			if msg = withdrawn(ss.cred); msg == "" {
+				continue
+			}
+		}
+		s.r.log.Info("disconnecting a session: its credential was revoked", "session", ss.id, "authid", ss.authID)
+		s.revoke(ss, msg)
 	}
 }
 

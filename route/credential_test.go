@@ -175,3 +175,18 @@ func TestTemporaryAuthErrorNotCounted(t *testing.T) {
 	c := e.connectFrom(0, proto.JSON, "10.0.0.1:1")
 	welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}}, func(map[string]any) string { return "eyJhbGciOiJFZERTQSJ9.j.g" }))
 }
+
+// RecheckCredentials ends, of the sessions holding a group id (an OAuth2
+// client's cut-off), only those whose credential's Check fails, with its
+// reason; the others stay.
+func TestRecheckCredentialsEndsOnlyWithdrawn(t *testing.T) {
+	e, v := credEnv(t)
+	old := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiC1.client:x") // covered by the cut-off
+	later := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiC2.client:x")
+	v.revoke("jtiC1")
+	e.r.RecheckCredentials([]string{"client:x"})
+	expectKilled(t, old, "the access token was revoked")
+	e.sync()
+	later.call("wamp.session.count", nil, nil, nil) // role user may not: an ERROR, not a GOODBYE
+	later.expect(proto.CodeError)
+}

@@ -251,8 +251,10 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 	}
 	if oa != nil {
 		// A revoked token (or login) ends the sessions that logged in with
-		// it, here at once and on every other node at its next sync.
-		oa.onRevoke = func(ids []string) { r.RevokeCredentials(ids, msgTokenRevoked) }
+		// it, here at once and on every other node at its next sync. A
+		// client's cut-off (its tokens without a login issued up to then)
+		// ends those of its sessions whose token it covers.
+		oa.onRevoke = func(ids []string) { endRevokedSessions(r, ids) }
 		if !cfg.Mesh.enabled() {
 			if err := oa.start(cfg.DataDir); err != nil {
 				return err

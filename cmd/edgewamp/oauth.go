@@ -497,7 +497,7 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 	case !c.HasRole(role):
 		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "principal " + strconv.Quote(c.Subject) + " may not take role " + strconv.Quote(role)}
 	}
-	cred := &route.Credential{IDs: []string{c.ID}, Check: func() string {
+	cred := &route.Credential{IDs: c.RevocationIDs(), Check: func() string {
 		switch err := srv.StillValid(c, role); {
 		case err == nil:
 			return ""
@@ -506,10 +506,24 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 		}
 		return "the access token's client or principal is no longer configured, or no longer has role " + role
 	}}
-	if c.GrantID != "" {
-		cred.IDs = append(cred.IDs, c.GrantID)
-	}
 	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt", Credential: cred}, nil
+}
+
+// endRevokedSessions ends the sessions that logged in with the tokens or
+// logins ids names (oauth's OnRevoke), and, for a client's cut-off (its
+// tokens without a login issued up to then), those of the client's
+// sessions whose token it covers (the others' Check still passes).
+func endRevokedSessions(r *route.Router, ids []string) {
+	var toks, cuts []string
+	for _, id := range ids {
+		if oauth.IsClientRevocationID(id) {
+			cuts = append(cuts, id)
+		} else {
+			toks = append(toks, id)
+		}
+	}
+	r.RevokeCredentials(toks, msgTokenRevoked)
+	r.RecheckCredentials(cuts)
 }
 
 // msgTokenRevoked is the GOODBYE message of a session whose token (or the
