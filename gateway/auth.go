@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,6 +416,27 @@ func (l *failLimiter) fail(addr string) {
 		l.byAddr[addr] = w
 	}
 	w.n++
+}
+
+// clientAddr is clientIP as a map key that costs no allocation (the
+// event loop's lane counts every anonymous call by it): the address of
+// remote (an http.Request's RemoteAddr), an IPv4-mapped IPv6 address as
+// its IPv4 address, an IPv6 address reduced to its /64. A remote address
+// that does not parse (not IP) is the zero Addr: such clients share one
+// count.
+func clientAddr(remote string) netip.Addr {
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(remote); err != nil {
+		return netip.Addr{}
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64) // drops the zone too
+		return p.Addr()
+	}
+	return a
 }
 
 // clientIP returns the request's remote address, IPv6 reduced to its /64.

@@ -229,13 +229,13 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		g.streamCall(w, r, who.id, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
 		return
 	}
-	s, ip, p := g.pool.acquire(who.id)
+	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
 	res, c := g.call(r.Context(), s, &cr)
-	g.pool.release(ip)
+	g.pool.release(a)
 	g.answerCall(w, r, res, nil)
 	recycle(c)
 }
@@ -346,12 +346,12 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		return
 	}
 	defer g.closeStream(r)
-	s, ip, p := g.pool.acquire(id)
+	s, a, p := g.pool.acquire(id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	defer g.pool.release(ip)
+	defer g.pool.release(a)
 	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer)}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
@@ -486,19 +486,19 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		exclude: marshalList(o.Exclude), eligible: marshalList(o.Eligible),
 		excludeAuthID: marshalList(o.ExcludeAuthID), eligibleAuthID: marshalList(o.EligibleAuthID),
 		excludeAuthRole: marshalList(o.ExcludeAuthRole), eligibleAuthRole: marshalList(o.EligibleAuthRole)}
-	g.doPublish(w, who.id, pr, o.Acknowledge, 0, nil)
+	g.doPublish(w, r, who.id, pr, o.Acknowledge, 0, nil)
 }
 
 // doPublish publishes and answers 202 (200 {"publication":id} with
 // acknowledge, or status when set).
-func (g *Server) doPublish(w http.ResponseWriter, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
-	s, ip, p := g.pool.acquire(id)
+func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
+	s, a, p := g.pool.acquire(id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
 	res := g.runSync(s, func() *syncReply { return s.publish(pr) })
-	g.pool.release(ip)
+	g.pool.release(a)
 	if res.typ == proto.CodeError {
 		writeProblem(w, g.problemOf(res, errs))
 		return

@@ -65,7 +65,8 @@
 // more wait in the kernel's backlog), header bytes and time (MaxHeader,
 // ReadHeaderTimeout: slowloris), body bytes and time (MaxBody or a
 // route's BodyLimit → 413, BodyTimeout → 408), requests in flight (in all
-// → 503, per principal → 429; SSE streams are not requests),
+// → 503, per principal → 429, requests without credentials per client
+// address → 429; SSE streams are not requests),
 // WAMP sessions (MaxSessions; idle
 // principals' sessions are closed first), SSE streams (in all → 503, per
 // client address → 429), each stream's queue (SSEQueue frames and

@@ -47,7 +47,7 @@ type laneCall struct {
 	g     *Server
 	w     LaneWriter
 	c     *call
-	ip    *idPool
+	adm   admission // the request's in-flight slots while lc holds them
 	start time.Time
 	shard int  // the lane's router shard
 	close bool // the client asked for Connection: close
@@ -94,7 +94,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	// held is the in-flight slot while this function owns it: until the
 	// slow path's goroutine or the routed call (finish, or closed when
 	// the connection goes first) takes it over.
-	var held *idPool
+	var held admission
 	defer func() {
 		// The lane runs on an event loop: a panic here must not take the
 		// router down. lc may be answered and recycled already (another
@@ -107,7 +107,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 			writeProblem(&rw, newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
 			w.Respond(rw.appendResponse(nil, true), true)
 			served = true
-			if held != nil {
+			if held.ip != nil {
 				g.pool.release(held)
 			}
 		}
@@ -132,18 +132,18 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		lc.problem(p)
 		return true
 	}
-	ip, p := g.pool.admit(who.id)
+	a, p := g.pool.admit(who.id, r.RemoteAddr)
 	if p != nil {
 		lc.problem(p)
 		return true
 	}
-	lc.ip, held = ip, ip
+	lc.adm, held = a, a
 	if h := testHookLaneAdmitted.Load(); h != nil {
 		(*h)()
 	}
-	s := g.pool.local(ip, k)
+	s := g.pool.local(a.ip, k)
 	if s == nil {
-		held = nil
+		held = admission{}
 		g.laneSlow(lc, cr)
 		return true
 	}
@@ -153,7 +153,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	c.s, c.cr, c.onDone = s, cr, lc.doneFn
 	lc.c = c
 	w.OnClose(lc.closedFn)
-	held = nil
+	held = admission{}
 	c.run()
 	return true
 }
@@ -167,18 +167,18 @@ func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 	g.laneSlowCalls.Add(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	lc.w.OnClose(cancel)
-	ip := lc.ip // the goroutine's from here on
-	lc.ip = nil
+	a := lc.adm // the goroutine's from here on
+	lc.adm = admission{}
 	q := g.queues[lc.shard]
 	go func() {
 		defer cancel()
-		s, p := g.pool.pick(ip) // releases ip when it fails
+		s, p := g.pool.pick(a) // releases a when it fails
 		if p != nil {
 			q.post(func() { lc.problem(p) })
 			return
 		}
 		res, c := g.call(ctx, s, &cr)
-		g.pool.release(ip)
+		g.pool.release(a)
 		q.post(func() {
 			lc.answer(res)
 			recycle(c)
@@ -193,8 +193,8 @@ func (lc *laneCall) finish(c *call, r callReply) {
 	if lc.gone {
 		return // closed already released and canceled; c is dropped
 	}
-	lc.g.pool.release(lc.ip)
-	lc.ip = nil
+	lc.g.pool.release(lc.adm)
+	lc.adm = admission{}
 	lc.answer(r)
 	c.s, c.cr, c.req = nil, callReq{}, 0
 	recycle(c)
@@ -207,9 +207,9 @@ func (lc *laneCall) finish(c *call, r callReply) {
 func (lc *laneCall) closed() {
 	lc.gone = true
 	lc.g.laneLbl.observe(StatusClientClosed, time.Since(lc.start))
-	if lc.ip != nil {
-		lc.g.pool.release(lc.ip)
-		lc.ip = nil
+	if lc.adm.ip != nil {
+		lc.g.pool.release(lc.adm)
+		lc.adm = admission{}
 	}
 	if c := lc.c; c != nil {
 		s := c.s
@@ -227,9 +227,9 @@ func (lc *laneCall) answer(res callReply) {
 func (lc *laneCall) problem(p *problem) {
 	writeProblem(&lc.rw, p)
 	lc.respond()
-	if lc.ip != nil {
-		lc.g.pool.release(lc.ip)
-		lc.ip = nil
+	if lc.adm.ip != nil {
+		lc.g.pool.release(lc.adm)
+		lc.adm = admission{}
 	}
 	lc.recycle() // a problem is answered before any call starts
 }
@@ -253,7 +253,7 @@ func (lc *laneCall) recycle() {
 	if cap(lc.out) > maxKeptResult {
 		lc.out = nil
 	}
-	lc.w, lc.c, lc.ip, lc.gone = nil, nil, nil, false
+	lc.w, lc.c, lc.adm, lc.gone = nil, nil, admission{}, false
 	laneCalls.Put(lc)
 }
 

@@ -205,6 +205,7 @@ type StatsSource interface {
 const (
 	refusedInFlight      = "in_flight"
 	refusedIdentity      = "identity_in_flight"
+	refusedAddress       = "address_in_flight"
 	refusedSessions      = "sessions"
 	refusedStreams       = "streams"
 	refusedStreamsClient = "client_streams"

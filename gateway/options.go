@@ -133,6 +133,7 @@ type Limits struct {
 
 	MaxInFlight            int           // requests being served (503 beyond); default 8192
 	MaxInFlightPerIdentity int           // per principal (429 beyond); default 1024
+	MaxInFlightPerAddress  int           // requests without credentials per client address, IPv6 /64 (429 beyond); default MaxInFlightPerIdentity/8 (see pool.go)
 	MaxSessions            int           // WAMP sessions the gateway holds; default 1024
 	SessionsPerIdentity    int           // sessions one principal's requests spread over; default min(shards, 4)
 	SessionIdle            time.Duration // a principal's sessions close after this long unused; default 60s
@@ -362,6 +363,7 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.MaxConnections, 10000)
 	def(&l.MaxInFlight, 8192)
 	def(&l.MaxInFlightPerIdentity, 1024)
+	def(&l.MaxInFlightPerAddress, max(l.MaxInFlightPerIdentity/8, 1))
 	def(&l.MaxSessions, 1024)
 	if l.SessionsPerIdentity <= 0 {
 		l.SessionsPerIdentity = 4

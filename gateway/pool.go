@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"hash/maphash"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,13 +34,40 @@ import (
 // streams held every slot of the principal all anonymous clients share,
 // or of the whole gateway. A principal with streams open is busy all the
 // same: its sessions are neither evicted nor swept.
+//
+// Every client without credentials acts as the realm's anonymous principal
+// (or a route's fixed one, auth type "none"): one address could take all
+// of that principal's MaxInFlightPerIdentity slots (calls to a callee that
+// never answers hold theirs for up to MaxCallTimeout), and every other
+// anonymous client got 429. Those requests are also counted per client
+// address (an IPv4 address, or an IPv6 /64, as the other per-address
+// limits): past Limits.MaxInFlightPerAddress the address's requests get
+// 429 (edgewamp_gateway_refused_total{reason="address_in_flight"}). The
+// table holds the addresses with such requests in flight only (an entry
+// goes when its count returns to zero), so at most MaxInFlight entries.
+// The address is the connection's: behind a reverse proxy every client
+// has the proxy's (the gateway reads no forwarded-for header), and the
+// limit should be raised to MaxInFlightPerIdentity, which turns it off.
 
 // identity is who a request acts as.
 type identity struct {
 	realm    string
 	authid   string // "" for anonymous: the router assigns one per session
 	authrole string
-	method   string // "anonymous", "jwt", "apikey", "signed", "static" (HTTP callees, webhooks)
+	method   string // "anonymous", "jwt", "apikey", "signed", "static" (HTTP callees, webhooks), "gateway" (a route's fixed principal)
+}
+
+// unauthenticated reports whether id is a principal that requests without
+// credentials act as (shared by every such client).
+func (id identity) unauthenticated() bool { return id.method == "anonymous" || id.method == "gateway" }
+
+// admission is one request's hold on the in-flight slots: its
+// principal's and, for a request without credentials, its address's.
+// The zero admission holds nothing.
+type admission struct {
+	ip     *idPool
+	addr   netip.Addr // the client's address (IPv6: its /64) when byAddr
+	byAddr bool       // counted in pool.addrs
 }
 
 // pool holds the sessions of every principal.
@@ -52,6 +80,9 @@ type pool struct {
 	pinned map[*sess]struct{}   // HTTP callees' and webhooks' sessions; guarded by mu
 	total  int                  // sessions open or opening; guarded by mu
 	closed bool                 // guarded by mu
+
+	addrMu sync.Mutex
+	addrs  map[netip.Addr]int // unauthenticated requests in flight per client address (> 0); guarded by addrMu
 }
 
 // idPool is one principal's sessions.
@@ -72,23 +103,24 @@ type slot struct {
 }
 
 func newPool(g *Server) *pool {
-	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}, pinned: map[*sess]struct{}{}}
+	return &pool{g: g, seed: maphash.MakeSeed(), ids: map[identity]*idPool{}, pinned: map[*sess]struct{}{}, addrs: map[netip.Addr]int{}}
 }
 
-// acquire returns a session of principal id for one request, and the
-// principal's pool, to hand to release when the request is done. It opens a session
-// when the principal has none yet (waiting for WELCOME). Safe for
-// concurrent use.
-func (p *pool) acquire(id identity) (*sess, *idPool, *problem) {
-	ip, prob := p.admit(id)
+// acquire returns a session of principal id for one request from client
+// address remote (http.Request.RemoteAddr), and the request's admission,
+// to hand to release when the request is done. It opens a session when
+// the principal has none yet (waiting for WELCOME). Safe for concurrent
+// use.
+func (p *pool) acquire(id identity, remote string) (*sess, admission, *problem) {
+	a, prob := p.admit(id, remote)
 	if prob != nil {
-		return nil, nil, prob
+		return nil, admission{}, prob
 	}
-	s, prob := p.pick(ip)
+	s, prob := p.pick(a)
 	if prob != nil {
-		return nil, nil, prob
+		return nil, admission{}, prob
 	}
-	return s, ip, nil
+	return s, a, nil
 }
 
 // acquireStream is acquire for an SSE event stream, which the caller has
@@ -113,8 +145,9 @@ func (p *pool) acquireStream(id identity) (*sess, *idPool, *problem) {
 	}
 	ip.streams.Add(1)
 	p.mu.Unlock()
-	s, prob := p.pickFor(ip, p.releaseStream)
+	s, prob := p.pickFor(ip)
 	if prob != nil {
+		p.releaseStream(ip)
 		return nil, nil, prob
 	}
 	return s, ip, nil
@@ -130,29 +163,42 @@ func (p *pool) releaseStream(ip *idPool) {
 // (its sessions must stay).
 func (ip *idPool) busy() bool { return ip.inflight.Load() > 0 || ip.streams.Load() > 0 }
 
-// admit counts one more request of principal id in flight (refusing it
-// past the limits) and returns the principal's pool. Release it with
-// release. Safe for concurrent use; it never blocks.
-func (p *pool) admit(id identity) (*idPool, *problem) {
+// admit counts one more request of principal id in flight, from client
+// address remote (http.Request.RemoteAddr; counted when id is
+// unauthenticated), refusing it past the limits, and returns its
+// admission. Release it with release. Safe for concurrent use; it never
+// blocks.
+func (p *pool) admit(id identity, remote string) (admission, *problem) {
 	lim := &p.g.opts.Limits
 	if n := p.g.inflight.Add(1); n > int64(lim.MaxInFlight) {
 		p.g.inflight.Add(-1)
 		p.g.refused(refusedInFlight)
-		return nil, tooBusy(503, "the gateway has too many requests in flight")
+		return admission{}, tooBusy(503, "the gateway has too many requests in flight")
+	}
+	var a admission
+	if id.unauthenticated() {
+		// Before the principal's count: one address's flood is refused
+		// without taking the pool's lock.
+		a.addr, a.byAddr = clientAddr(remote), true
+		if !p.holdAddr(a.addr) {
+			p.g.inflight.Add(-1)
+			p.g.refused(refusedAddress)
+			return admission{}, tooBusy(429, "too many requests in flight from this address")
+		}
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		p.g.inflight.Add(-1)
-		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
+		p.unadmit(a)
+		return admission{}, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	ip := p.ids[id]
 	if ip == nil {
 		if !p.makeRoom() {
 			p.mu.Unlock()
-			p.g.inflight.Add(-1)
+			p.unadmit(a)
 			p.g.refused(refusedSessions)
-			return nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
+			return admission{}, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
 		}
 		ip = &idPool{key: id, slots: make([]*slot, lim.SessionsPerIdentity)}
 		p.ids[id] = ip
@@ -160,12 +206,55 @@ func (p *pool) admit(id identity) (*idPool, *problem) {
 	if n := ip.inflight.Add(1); n > int64(lim.MaxInFlightPerIdentity) {
 		ip.inflight.Add(-1)
 		p.mu.Unlock()
-		p.g.inflight.Add(-1)
+		p.unadmit(a)
 		p.g.refused(refusedIdentity)
-		return nil, tooBusy(429, "too many requests in flight for this principal")
+		return admission{}, tooBusy(429, "too many requests in flight for this principal")
 	}
 	p.mu.Unlock()
-	return ip, nil
+	a.ip = ip
+	return a, nil
+}
+
+// unadmit gives back what admit counted before refusing a request: the
+// gateway's slot and the address's.
+func (p *pool) unadmit(a admission) {
+	if a.byAddr {
+		p.releaseAddr(a.addr)
+	}
+	p.g.inflight.Add(-1)
+}
+
+// holdAddr counts one more unauthenticated request of client address a
+// in flight, or reports false when it has Limits.MaxInFlightPerAddress.
+func (p *pool) holdAddr(a netip.Addr) bool {
+	p.addrMu.Lock()
+	defer p.addrMu.Unlock()
+	n := p.addrs[a]
+	if n >= p.g.opts.Limits.MaxInFlightPerAddress {
+		return false
+	}
+	p.addrs[a] = n + 1
+	return true
+}
+
+// releaseAddr ends one request that holdAddr counted; an address with none
+// left leaves the table.
+func (p *pool) releaseAddr(a netip.Addr) {
+	p.addrMu.Lock()
+	if n := p.addrs[a] - 1; n > 0 {
+		p.addrs[a] = n
+	} else {
+		delete(p.addrs, a)
+	}
+	p.addrMu.Unlock()
+}
+
+// addrsInFlight returns the number of client addresses with
+// unauthenticated requests in flight.
+func (p *pool) addrsInFlight() int {
+	p.addrMu.Lock()
+	defer p.addrMu.Unlock()
+	return len(p.addrs)
 }
 
 // local returns an open session of an admitted principal on router shard
@@ -189,18 +278,24 @@ func (p *pool) local(ip *idPool, idx int) *sess {
 	return nil
 }
 
-// pick returns a session of an admitted principal, opening one (and
-// waiting for its WELCOME) when the slot it takes has none; on failure it
-// releases the request.
-func (p *pool) pick(ip *idPool) (*sess, *problem) { return p.pickFor(ip, p.release) }
+// pick returns a session of an admitted request's principal, opening one
+// (and waiting for its WELCOME) when the slot it takes has none; on
+// failure it releases the request.
+func (p *pool) pick(a admission) (*sess, *problem) {
+	s, prob := p.pickFor(a.ip)
+	if prob != nil {
+		p.release(a)
+	}
+	return s, prob
+}
 
-// pickFor is pick, with release the way to give back what admitted ip.
-func (p *pool) pickFor(ip *idPool, release func(*idPool)) (*sess, *problem) {
+// pickFor is pick for a principal's pool; the caller gives back what
+// admitted it when it fails.
+func (p *pool) pickFor(ip *idPool) (*sess, *problem) {
 	id := ip.key
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		release(ip)
 		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	i := int(ip.next.Add(1)-1) % len(ip.slots)
@@ -234,16 +329,18 @@ func (p *pool) pickFor(ip *idPool, release func(*idPool)) (*sess, *problem) {
 		<-sl.ready
 	}
 	if sl.err != nil {
-		release(ip)
 		return nil, sl.err
 	}
 	return sl.s, nil
 }
 
-// release ends a request that acquire admitted.
-func (p *pool) release(ip *idPool) {
-	ip.lastUsed.Store(time.Now().UnixNano())
-	ip.inflight.Add(-1)
+// release ends a request that acquire (or admit) admitted.
+func (p *pool) release(a admission) {
+	a.ip.lastUsed.Store(time.Now().UnixNano())
+	a.ip.inflight.Add(-1)
+	if a.byAddr {
+		p.releaseAddr(a.addr)
+	}
 	p.g.inflight.Add(-1)
 }
 

@@ -287,7 +287,7 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 		}
 		if cr.Publish != "" {
 			pr := &pubReq{uri: cr.Publish, args: args, kwargs: kwargs, retain: cr.Retain, discloseMe: cr.DiscloseMe}
-			g.doPublish(w, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
+			g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
 			return
 		}
 		req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
@@ -295,13 +295,13 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 			g.streamCall(w, r, who.id, req, cr.Errors)
 			return
 		}
-		s, ip, p := g.pool.acquire(who.id)
+		s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
 		if p != nil {
 			writeProblem(w, p)
 			return
 		}
 		res, c := g.call(r.Context(), s, req)
-		g.pool.release(ip)
+		g.pool.release(a)
 		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
 			g.answerCall(w, r, res, cr.Errors)
 		} else {

@@ -53,6 +53,7 @@ type gatewayLimitsConfig struct {
 	MaxConnections         int      `yaml:"max_connections"`
 	MaxInFlight            int      `yaml:"max_in_flight"`
 	MaxInFlightPerIdentity int      `yaml:"max_in_flight_per_identity"`
+	MaxInFlightPerAddress  int      `yaml:"max_in_flight_per_address"`
 	MaxSessions            int      `yaml:"max_sessions"`
 	SessionsPerIdentity    int      `yaml:"sessions_per_identity"`
 	SessionIdle            duration `yaml:"session_idle"`
@@ -280,7 +281,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		MaxBody: int(l.MaxBody), MaxHeader: int(l.MaxHeader), ReadHeaderTimeout: time.Duration(l.ReadHeaderTimeout),
 		BodyTimeout: time.Duration(l.BodyTimeout), WriteTimeout: time.Duration(l.WriteTimeout), IdleTimeout: time.Duration(l.IdleTimeout),
 		MaxConnections: l.MaxConnections, MaxInFlight: l.MaxInFlight, MaxInFlightPerIdentity: l.MaxInFlightPerIdentity,
-		MaxSessions: l.MaxSessions, SessionsPerIdentity: l.SessionsPerIdentity, SessionIdle: time.Duration(l.SessionIdle),
+		MaxInFlightPerAddress: l.MaxInFlightPerAddress, MaxSessions: l.MaxSessions, SessionsPerIdentity: l.SessionsPerIdentity, SessionIdle: time.Duration(l.SessionIdle),
 		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer),
 		SSEKeepalive: time.Duration(l.SSEKeepalive), AuthFailures: l.AuthFailures,
 	}
