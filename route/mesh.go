@@ -209,7 +209,19 @@ type meshState struct {
 	// Config.MaxMeshInvocations new ones are refused.
 	invs atomic.Int64
 
+	// chunkBytes counts the bytes of chunks of progressive invocations
+	// from other nodes that some shard has yet to run (see MeshDeliver);
+	// past maxCallBacklog further chunks end their invocation.
+	chunkBytes atomic.Int64
+
 	stats MeshStats
+}
+
+// meshChunkRef is a chunk's share of meshState.chunkBytes while shards
+// have yet to run it (carry.chunk).
+type meshChunkRef struct {
+	left atomic.Int32 // shards that have yet to run it
+	cost int64
 }
 
 // MeshStats are the mesh counters of a Router.

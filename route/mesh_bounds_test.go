@@ -376,3 +376,74 @@ func (mm *memMesh) syncExcept(skip int) {
 		}
 	}
 }
+
+// mailboxChunkBytes returns the bytes of chunks from other nodes waiting
+// in sh's mailbox.
+func mailboxChunkBytes(sh *Shard) int64 {
+	sh.mbMu.Lock()
+	defer sh.mbMu.Unlock()
+	var n int64
+	for _, t := range sh.mb {
+		if t.kind == tMeshChunk && t.c != nil {
+			n += int64(len(t.c.args.B) + len(t.c.kwargs.B))
+		}
+	}
+	return n
+}
+
+// Chunks of a progressive call invocation from another node wait for the
+// callee's shard in a bounded backlog, as chunks from this node's other
+// shards do: past it the call fails at its caller with
+// wamp.error.unavailable and the callee is interrupted. Before, they were
+// posted to every shard of the callee's node uncounted: a caller on
+// another node streaming chunks to a callee whose loop did not keep up
+// (converting CBOR to JSON, or stalled) made that node queue all of them.
+func TestMeshChunksForStalledShardBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, caller := es[1].join(proto.MsgPack), es[0].join(proto.MsgPack)
+	callee.register("com.upload", nil)
+	mm.sync()
+	req := caller.nextReq()
+	caller.callChunk(req, "com.upload", true, 1)
+	inv := callee.expect(proto.CodeInvocation)
+	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	es[1].execs[0].Execute(func() { <-release })
+	const size, chunks = 1 << 20, 3 * maxCallBacklog / (1 << 20)
+	payload := raw(t, proto.MsgPack, []any{strings.Repeat("x", size)})
+	for range chunks {
+		caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"progress": true}),
+			URI: []byte("com.upload"), Args: payload})
+	}
+	mm.syncExcept(1)
+	if b := mailboxChunkBytes(es[1].r.Shard(0)); b > maxCallBacklog+size+1024 {
+		t.Fatalf("%d bytes of chunks queued for the stalled shard, bound %d", b, maxCallBacklog)
+	}
+	unblock()
+	// What was queued reaches the callee, then the interrupt.
+	for {
+		m := callee.recv()
+		if m.Type == proto.CodeInterrupt {
+			if m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+				t.Fatalf("INTERRUPT for %d mode %q, want %d killnowait", m.Request, m.Opt.String(proto.KeyMode), inv.Request)
+			}
+			break
+		}
+		if m.Type != proto.CodeInvocation || m.Request != inv.Request {
+			t.Fatalf("got %v for %d, want the invocation's chunks then INTERRUPT", m.Type, m.Request)
+		}
+	}
+	caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	mm.sync()
+	if n := es[1].r.MeshPending(); n != 0 {
+		t.Fatalf("%d invocations still held on the callee's node", n)
+	}
+	if n := meshChunkBacklog(es[1].r); n != 0 {
+		t.Fatalf("%d bytes of chunks still counted after the shard ran", n)
+	}
+}
+
+// meshChunkBacklog returns the bytes of chunks from other nodes counted as
+// waiting for r's shards.
+func meshChunkBacklog(r *Router) int64 { return r.ms.chunkBytes.Load() }

@@ -530,6 +530,20 @@ func (s *Shard) meshChunk(t *task) {
 	if cs.state != stEstablished || cs.invs[mi.inv] == nil {
 		return
 	}
+	if t.flags&tfError != 0 {
+		// The node's backlog of chunks was full (MeshDeliver): the call
+		// fails at its caller, and the callee, which has the earlier
+		// chunks, is told.
+		ic := cs.invs[mi.inv]
+		mo := ic.remote
+		s.stats.CallsBacklog.Add(1)
+		s.meshEndInvocation(cs, mi.inv, ic)
+		if cs.feat&fCalleeCancel != 0 {
+			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIUnavailable)
+		}
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIUnavailable, msgCalleeBacklog)
+		return
+	}
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeInvocation

@@ -68,6 +68,24 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		if progress {
 			t.flags |= tfProgress
 		}
+		// The chunk is offered to every shard (only the callee's knows
+		// the invocation) and waits for them holding its envelope: it
+		// counts in the node's backlog of chunks from other nodes until
+		// the last shard ran it. Past maxCallBacklog the shard holding
+		// the invocation ends it instead: the callee is interrupted and
+		// the caller gets wamp.error.unavailable, as for a chunk that
+		// cannot wait for the callee's loop on one node. Before, chunks
+		// were queued without bound for a callee's loop that did not
+		// keep up (a slow conversion to its serializer, or a stall).
+		cost := int64(len(env)) + 256
+		if b := r.ms.chunkBytes.Load(); b > 0 && b+cost > maxCallBacklog {
+			t.flags = tfError // refused; no payload
+			t.c = nil
+		} else {
+			c.chunk = &meshChunkRef{cost: cost}
+			c.chunk.left.Store(int32(len(r.shards)))
+			r.ms.chunkBytes.Add(cost)
+		}
 		for _, sh := range r.shards {
 			sh.post(t)
 		}

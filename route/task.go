@@ -93,6 +93,9 @@ func (s *Shard) run(t *task) {
 	case tMeshBounce:
 		s.meshBounced(t)
 	case tMeshChunk:
+		if t.c != nil && t.c.chunk != nil && t.c.chunk.left.Add(-1) == 0 { // the last shard to run it
+			s.r.ms.chunkBytes.Add(-t.c.chunk.cost)
+		}
 		s.meshChunk(t)
 	case tMeshInterrupt:
 		s.meshInterrupt(t)
@@ -119,6 +122,11 @@ type carry struct {
 	// callBacklog while its task waits in the mailbox (sendCall); 0 when
 	// not counted.
 	queued int64
+	// chunk, on a chunk of a progressive invocation from another node
+	// (offered to every shard), counts the shards that have yet to run it;
+	// the last one takes its bytes out of the node's backlog of chunks
+	// (meshState.chunkBytes).
+	chunk *meshChunkRef
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched
