@@ -172,8 +172,15 @@ const retainedOverhead = 256
 func (rm *Realm) retain(topic string, p *publication, by *retainer) bool {
 	old := rm.retained[topic]
 	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
-	// testament's, encoded apart): count whichever is larger.
+	// testament's, encoded apart): count whichever is larger. The
+	// black/white lists are kept with the event (they apply to later
+	// subscribers too) and count as well: a PUBLISH of max_message with an
+	// empty payload and a million distinct exclude_authid entries holds
+	// 56 MiB of them.
 	size := int64(len(topic) + max(cap(p.c.buf), p.c.payloadLen()) + retainedOverhead)
+	if p.filter != nil {
+		size += p.filter.size()
+	}
 	total := rm.retainedBytes + size
 	if old != nil {
 		total -= old.size
