@@ -307,6 +307,9 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, false, max)
 		return
 	}
+	if s.retainedScanFull(ss, m, match) {
+		return
+	}
 	uri := string(m.URI)
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)
@@ -360,21 +363,25 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			s.meshRetained(ss, sub)
 			return
 		}
-		s.sendRetained(ss, sub)
+		s.retainedTurn(ss, sub)
 	}
 }
 
 // sendRetained delivers the retained events matching sub to ss (WAMP
-// §Event Retention). Cold path: it scans the realm's retained topics.
-func (s *Shard) sendRetained(ss *Session, sub *subscription) {
+// §Event Retention), and returns how many retained topics it looked at.
+// Cold path: for a pattern it scans the realm's retained topics
+// (retainedTurn budgets that).
+func (s *Shard) sendRetained(ss *Session, sub *subscription) (scanned int) {
 	rm := ss.realm
 	var pubs []*publication
 	rm.mu.RLock()
+	scanned = 1
 	if sub.match == proto.MatchExact {
 		if re := rm.retained[sub.uri]; re != nil {
 			pubs = append(pubs, re.pub)
 		}
 	} else {
+		scanned = max(len(rm.retained), 1)
 		for topic, re := range rm.retained {
 			if matches(sub, topic) {
 				pubs = append(pubs, re.pub)
@@ -389,6 +396,7 @@ func (s *Shard) sendRetained(ss *Session, sub *subscription) {
 		var buf [4][]byte
 		s.sendEvent(ss, sub, p, &buf)
 	}
+	return scanned
 }
 
 func matches(sub *subscription, topic string) bool {

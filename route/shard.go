@@ -203,10 +203,11 @@ type timer struct {
 type timerKind uint8
 
 const (
-	tmCall     timerKind = iota + 1 // call timeout: id = caller request id
-	tmHello                         // HELLO/authentication timeout
-	tmGoodbye                       // waiting for the client's GOODBYE reply
-	tmAuthFail                      // a delayed ABORT after a failed authentication
+	tmCall         timerKind = iota + 1 // call timeout: id = caller request id
+	tmHello                             // HELLO/authentication timeout
+	tmGoodbye                           // waiting for the client's GOODBYE reply
+	tmAuthFail                          // a delayed ABORT after a failed authentication
+	tmRetainedScan                      // get_retained scans waiting for the session's budget
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -315,6 +316,8 @@ func (t *timer) live() bool {
 	case tmAuthFail:
 		js := ss.join
 		return js != nil && js.failURI != "" && ss.state == stAuthPending
+	case tmRetainedScan:
+		return ss.state == stEstablished && len(ss.scans.q) > 0
 	}
 	return false
 }
@@ -351,6 +354,8 @@ func (s *Shard) runTimers() {
 			t.sess.finish()
 		case tmAuthFail:
 			s.abort(t.sess, t.sess.join.failURI, t.sess.join.failMsg)
+		case tmRetainedScan:
+			s.retainedScanDue(t.sess)
 		}
 	}
 	s.armNext()
