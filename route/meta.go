@@ -160,30 +160,39 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		}
 		kwargs = d
 	}
+	if s.r.mesh == nil && metaWalks[proc] != nil {
+		s.metaTurn(ss, m.Request, proc, h, args, kwargs)
+		return true
+	}
+	s.runMeta(ss, m.Request, proc, h, args, kwargs)
+	return true
+}
+
+// runMeta runs meta procedure h and answers CALL req.
+func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
 	res, err := h(s, ss, args, kwargs)
-	if s.r.mesh != nil && s.meshMetaCall(ss, m.Request, proc, args, kwargs, res, err) {
-		return true // answered once the other nodes have
+	if s.r.mesh != nil && s.meshMetaCall(ss, req, proc, args, kwargs, res, err) {
+		return // answered once the other nodes have
 	}
 	if err != nil {
-		s.replyError(ss, proto.CodeCall, m.Request, err.uri, err.msg)
-		return true
+		s.replyError(ss, proto.CodeCall, req, err.uri, err.msg)
+		return
 	}
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeResult
-	out.Request = m.Request
+	out.Request = req
 	if res != nil {
 		raw, encErr := proto.EncodeValue(ss.ser, res)
 		if encErr != nil {
-			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, encErr.Error())
-			return true
+			s.replyError(ss, proto.CodeCall, req, proto.URIInvalidArgument, encErr.Error())
+			return
 		}
 		out.Args = raw
 	}
 	if err := s.sendMsg(ss, out, ClassResult); err == ErrPeerTooBig {
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIPayloadSizeExceeded, "the result is longer than this session accepts")
+		s.replyError(ss, proto.CodeCall, req, proto.URIPayloadSizeExceeded, "the result is longer than this session accepts")
 	}
-	return true
 }
 
 // maxMetaArgs bounds the encoded arguments of a meta call (testament

@@ -67,9 +67,10 @@ type Session struct {
 	claims  turns[queuedClaim]
 	asks    turns[queuedMeta]
 	retains turns[*subscription]
-	// scans is its budget of retained topics scanned for get_retained
-	// pattern subscriptions, and those waiting for it (retainscan.go).
-	scans scanBudget
+	// walks is its budget of realm table entries walked (get_retained
+	// pattern subscriptions, meta lists), and the requests waiting for it
+	// (walkbudget.go).
+	walks walkBudget
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,

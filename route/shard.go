@@ -203,11 +203,11 @@ type timer struct {
 type timerKind uint8
 
 const (
-	tmCall         timerKind = iota + 1 // call timeout: id = caller request id
-	tmHello                             // HELLO/authentication timeout
-	tmGoodbye                           // waiting for the client's GOODBYE reply
-	tmAuthFail                          // a delayed ABORT after a failed authentication
-	tmRetainedScan                      // get_retained scans waiting for the session's budget
+	tmCall     timerKind = iota + 1 // call timeout: id = caller request id
+	tmHello                         // HELLO/authentication timeout
+	tmGoodbye                       // waiting for the client's GOODBYE reply
+	tmAuthFail                      // a delayed ABORT after a failed authentication
+	tmWalk                          // requests waiting for the session's walk budget (walkbudget.go)
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -316,8 +316,8 @@ func (t *timer) live() bool {
 	case tmAuthFail:
 		js := ss.join
 		return js != nil && js.failURI != "" && ss.state == stAuthPending
-	case tmRetainedScan:
-		return ss.state == stEstablished && len(ss.scans.q) > 0
+	case tmWalk:
+		return ss.state == stEstablished && len(ss.walks.q) > 0
 	}
 	return false
 }
@@ -354,8 +354,8 @@ func (s *Shard) runTimers() {
 			t.sess.finish()
 		case tmAuthFail:
 			s.abort(t.sess, t.sess.join.failURI, t.sess.join.failMsg)
-		case tmRetainedScan:
-			s.retainedScanDue(t.sess)
+		case tmWalk:
+			s.walksDue(t.sess)
 		}
 	}
 	s.armNext()

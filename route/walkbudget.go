@@ -1,0 +1,193 @@
+package route
+
+import (
+	"strconv"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Some requests walk a whole realm-wide table for a message of a few dozen
+// bytes, whatever they find:
+//
+//   - a get_retained SUBSCRIBE with a prefix or wildcard pattern scans all
+//     of the realm's retained topics (up to maxRetained) under the realm's
+//     lock, about a millisecond of the loop at 65,536 whether anything
+//     matches or not: pipelined, 2,000 of them from one anonymous session
+//     held a loops:1 router for 2 s, and every other session on the loop
+//     waited as long;
+//   - the meta procedures that list or count the realm's sessions,
+//     registrations or subscriptions, or kill by authid or authrole, visit
+//     each (and list them in their result): about 15 ms at 100,000
+//     registrations, so that 50 pipelined wamp.registration.list calls made
+//     a victim's call on the loop wait 0.73 s.
+//
+// So each session gets a budget of such work, in entries walked:
+// walkRate a second (8 scans of a full retained realm or 65,536 listed
+// entries, a few ms of the loop), up to walkBurst at once. A walk runs
+// while the session is not in debt and charges what it walked; further
+// ones wait their turn in the session, in order, on a shard timer, and run
+// when the budget has refilled (their answers come late; none is lost). At
+// most maxWalkWait wait per session (of them maxMetaWalkWait meta calls,
+// which hold their decoded arguments); past that the request is refused
+// with wamp.error.unavailable before it changes anything, logged once per
+// session. Exact subscriptions look their topic up and are not counted.
+// On a mesh, the gathers' own bounds apply instead (mesh_meta.go).
+const (
+	walkRate        = 1 << 19 // entries a second per session
+	walkBurst       = maxRetained
+	maxWalkWait     = 1024
+	maxMetaWalkWait = 16
+	// metaEntryCost weighs an entry a meta procedure visits against a
+	// retained topic scanned: it is listed, put in the result and encoded.
+	metaEntryCost = 8
+)
+
+// metaWalks gives the entries the meta procedures that walk a realm table
+// visit (read under the realm's lock).
+var metaWalks = map[string]func(rm *Realm) int{
+	"wamp.session.count":            realmMembers,
+	"wamp.session.list":             realmMembers,
+	"wamp.session.kill_by_authid":   realmMembers,
+	"wamp.session.kill_by_authrole": realmMembers,
+	"wamp.session.kill_all":         realmMembers,
+	"wamp.registration.list":        func(rm *Realm) int { return len(rm.regByID) },
+	"wamp.subscription.list":        func(rm *Realm) int { return len(rm.subByID) },
+}
+
+func realmMembers(rm *Realm) int { return len(rm.members) }
+
+// walkBudget is a session's allowance of entries walked, and the walks
+// waiting for it.
+type walkBudget struct {
+	tokens int64 // may go negative: the debt of the last walk
+	at     int64 // unix ns of the last refill
+	q      []walk
+	metas  int // meta calls in q
+	logged bool
+}
+
+// walk is a waiting request: run does it, if it still has to be done, and
+// returns the entries it walked.
+type walk struct {
+	run  func() int
+	meta bool
+}
+
+func (b *walkBudget) refill(now int64) {
+	if b.at == 0 {
+		b.tokens, b.at = walkBurst, now
+		return
+	}
+	if d := now - b.at; d > 0 {
+		b.tokens = min(b.tokens+d*walkRate/1e9, walkBurst)
+		b.at = now
+	}
+}
+
+// walkFull reports whether ss may not queue one more walk (of a meta call
+// when meta), and then refuses request req of type typ.
+func (s *Shard) walkFull(ss *Session, typ proto.Code, req uint64, meta bool) bool {
+	b := &ss.walks
+	if len(b.q) < maxWalkWait && (!meta || b.metas < maxMetaWalkWait) {
+		return false
+	}
+	if !b.logged {
+		b.logged = true
+		s.r.log.Warn("requests refused: too many waiting for their turn to walk the realm's tables (get_retained pattern subscriptions, meta lists)",
+			"session", ss.id, "realm", ss.realm.name, "waiting", len(b.q))
+	}
+	limit := maxWalkWait
+	if meta {
+		limit = maxMetaWalkWait
+	}
+	s.replyError(ss, typ, req, proto.URIUnavailable,
+		"too many requests that walk the realm's tables waiting for this session (limit "+strconv.Itoa(limit)+"); retry later")
+	return true
+}
+
+// retainedScanFull reports whether a SUBSCRIBE with these options must be
+// refused: ss has maxWalkWait walks waiting already.
+func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Match) bool {
+	if s.r.mesh != nil || match == proto.MatchExact || !m.Opt.Bool(proto.KeyGetRetained, false) {
+		return false
+	}
+	return s.walkFull(ss, proto.CodeSubscribe, m.Request, false)
+}
+
+// turn runs w now if ss's budget allows, else queues it for the timer.
+func (s *Shard) turn(ss *Session, w walk) {
+	b := &ss.walks
+	b.refill(s.r.now())
+	if len(b.q) == 0 && b.tokens > 0 {
+		b.tokens -= int64(w.run())
+		return
+	}
+	b.q = append(b.q, w)
+	if w.meta {
+		b.metas++
+	}
+	if len(b.q) == 1 {
+		s.armWalk(ss)
+	}
+}
+
+// retainedTurn delivers sub's retained events within ss's budget.
+func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
+	if sub.match == proto.MatchExact {
+		s.sendRetained(ss, sub)
+		return
+	}
+	s.turn(ss, walk{run: func() int {
+		if ss.subs[sub.id] != sub { // unsubscribed while it waited
+			return 0
+		}
+		return s.sendRetained(ss, sub)
+	}})
+}
+
+// metaTurn answers a meta call that walks a realm table within ss's
+// budget. Not on a mesh.
+func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
+	if s.walkFull(ss, proto.CodeCall, req, true) {
+		return
+	}
+	s.turn(ss, walk{meta: true, run: func() int {
+		rm := ss.realm
+		rm.mu.RLock()
+		n := metaWalks[proc](rm)
+		rm.mu.RUnlock()
+		s.runMeta(ss, req, proc, h, args, kwargs)
+		return max(n, 1) * metaEntryCost
+	}})
+}
+
+// armWalk schedules ss's next waiting walk for when its debt is paid.
+func (s *Shard) armWalk(ss *Session) {
+	wait := int64(0)
+	if t := ss.walks.tokens; t <= 0 {
+		wait = (1-t)*1e9/walkRate + 1
+	}
+	s.addTimer(timer{due: s.r.now() + wait, kind: tmWalk, sess: ss})
+}
+
+// walksDue runs ss's waiting walks while its budget allows.
+func (s *Shard) walksDue(ss *Session) {
+	b := &ss.walks
+	b.refill(s.r.now())
+	for len(b.q) > 0 && b.tokens > 0 && ss.state == stEstablished {
+		w := b.q[0]
+		b.q[0] = walk{}
+		b.q = b.q[1:]
+		if w.meta {
+			b.metas--
+		}
+		b.tokens -= int64(w.run())
+	}
+	if len(b.q) == 0 {
+		b.q = nil
+		return
+	}
+	if ss.state == stEstablished {
+		s.armWalk(ss)
+	}
+}
