@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -292,6 +293,10 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	rm := ss.realm
 	if !proto.ValidPattern(m.URI, rm.conf().URICheck, match) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIInvalidURI, "invalid topic URI for match policy "+match.String())
+		return
+	}
+	if tooDeep(m.URI, match) {
+		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIInvalidURI, tooDeepMsg)
 		return
 	}
 	if !ss.authorize(ActionSubscribe, m.URI) {
@@ -768,6 +773,24 @@ func (s *Shard) countRefused(err error) {
 	case ErrPeerTooBig:
 		s.stats.EventsTooBig.Add(1)
 	}
+}
+
+// maxWildcardComponents bounds the components of a wildcard pattern. The
+// table indexes a wildcard pattern in a trie with a node and a map of its
+// children per component, about 270 bytes each: a pattern of proto.MaxURILen
+// made of one-letter components cost ~540 KiB, so that one session's
+// wildcard_subscriptions (1,024 patterns, 4 MiB of SUBSCRIBEs) took the
+// router to 630 MB and the realm's bound of 4,096 to 2.5 GB. At 64
+// components a pattern costs at most ~17 KiB, the realm's 4,096 of each
+// kind ~140 MB. Exact and prefix URIs are kept whole, not by component.
+const maxWildcardComponents = 64
+
+var tooDeepMsg = "wildcard patterns may have at most " + strconv.Itoa(maxWildcardComponents) + " components"
+
+// tooDeep reports whether uri, of match policy m, is a wildcard pattern
+// of more than maxWildcardComponents components.
+func tooDeep(uri []byte, m proto.Match) bool {
+	return m == proto.MatchWildcard && bytes.Count(uri, []byte{'.'}) >= maxWildcardComponents
 }
 
 // wildcardRefused answers a REGISTER or SUBSCRIBE (code) past a bound of

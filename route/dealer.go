@@ -92,6 +92,10 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "invalid procedure URI for match policy "+match.String())
 		return
 	}
+	if tooDeep(m.URI, match) {
+		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, tooDeepMsg)
+		return
+	}
 	if reserved(m.URI) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "procedure URIs starting with \"wamp.\" are reserved for the router")
 		return
