@@ -287,3 +287,52 @@ func TestDeploySamplesValid(t *testing.T) {
 		}
 	}
 }
+
+// The packaged single-node configurations (deploy/edgewamp.yaml, installed
+// as /etc/edgewamp/edgewamp.yaml, and small-board.yaml, both listening on
+// every interface) let
+// anonymous clients route calls and events but not end other sessions
+// through the meta API: before, any client reaching the port could call
+// wamp.session.kill_all and disconnect everyone.
+func TestDeploySampleRefusesSessionKill(t *testing.T) {
+	for _, f := range []string{"edgewamp.yaml", "small-board.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			t.Parallel()
+			testSampleRefusesSessionKill(t, "../../deploy/"+f)
+		})
+	}
+}
+
+func testSampleRefusesSessionKill(t *testing.T, config string) {
+	r := startRouter(t, "-config", config)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	victim := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	callee := r.dial("rs://"+r.addr, proto.MsgPack)
+	if _, err := callee.Register(ctx, "com.example.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	attacker := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	for _, proc := range []string{"wamp.session.kill_all", "wamp.session.kill", "wamp.session.kill_by_authrole"} {
+		args := []any{}
+		switch proc {
+		case "wamp.session.kill":
+			args = []any{victim.ID()}
+		case "wamp.session.kill_by_authrole":
+			args = []any{"anonymous"}
+		}
+		if _, err := attacker.Call(ctx, proc, args, nil, nil); wampURI(err) != proto.URINotAuthorized {
+			t.Fatalf("%s from an anonymous session: %v, want %s", proc, err, proto.URINotAuthorized)
+		}
+	}
+	res, err := victim.Call(ctx, "com.example.echo", []any{"still here"}, nil, nil)
+	if err != nil || len(res.Args) != 1 || res.Args[0] != "still here" {
+		t.Fatalf("the victim's call after the attempts: %v %v", res, err)
+	}
+	// Other meta procedures stay open.
+	if _, err := attacker.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatalf("wamp.session.count: %v", err)
+	}
+}
