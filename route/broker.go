@@ -742,11 +742,11 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		if err != nil {
 			// Cannot be converted for this serializer: not tried again for
 			// the subscription's other subscribers of it.
-			enc[ser] = encFailed
 			if err == proto.ErrTooLarge {
 				enc[ser] = encTooLarge
 				s.stats.EventsTooBig.Add(1)
 			} else {
+				enc[ser] = encFailed
 				s.stats.EventsNotConvertible.Add(1)
 			}
 			if h := testHookEventEncodeFailed; h != nil {

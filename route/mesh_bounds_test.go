@@ -184,12 +184,7 @@ func TestMeshEventBacklogBounded(t *testing.T) {
 	sub.subscribe("com.t", nil)
 	mm.sync()
 	r := es[0].r
-	release := make(chan struct{})
-	unblock := sync.OnceFunc(func() { close(release) })
-	// Runs before the harness's cleanup, which waits for the executor.
-	t.Cleanup(unblock)
-	// The shard's loop is busy until released.
-	es[0].execs[0].Execute(func() { <-release })
+	unblock := stallExec(t, es[0], 0)
 	const size = 256 << 10
 	payload := `["` + strings.Repeat("x", size) + `"]`
 	const sent = 3 * maxMeshBacklog / size
@@ -263,10 +258,7 @@ func TestMeshCallsForStalledShardBounded(t *testing.T) {
 	callee, caller := es[1].join(proto.MsgPack), es[0].join(proto.MsgPack)
 	callee.register("com.big", nil)
 	mm.sync()
-	release := make(chan struct{})
-	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock)
-	es[1].execs[0].Execute(func() { <-release })
+	unblock := stallExec(t, es[1], 0)
 	const size, calls = 1 << 20, 3 * maxCallBacklog / (1 << 20)
 	payload := []any{strings.Repeat("x", size)}
 	reqs := map[uint64]bool{}
@@ -329,10 +321,7 @@ func TestMeshResultsForStalledShardBounded(t *testing.T) {
 	for range calls {
 		invs = append(invs, callee.expect(proto.CodeInvocation).Request)
 	}
-	release := make(chan struct{})
-	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock)
-	es[0].execs[0].Execute(func() { <-release })
+	unblock := stallExec(t, es[0], 0)
 	payload := []any{strings.Repeat("x", size)}
 	for _, inv := range invs {
 		callee.yield(inv, nil, payload)
@@ -406,10 +395,7 @@ func TestMeshChunksForStalledShardBounded(t *testing.T) {
 	req := caller.nextReq()
 	caller.callChunk(req, "com.upload", true, 1)
 	inv := callee.expect(proto.CodeInvocation)
-	release := make(chan struct{})
-	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock)
-	es[1].execs[0].Execute(func() { <-release })
+	unblock := stallExec(t, es[1], 0)
 	const size, chunks = 1 << 20, 3 * maxCallBacklog / (1 << 20)
 	payload := raw(t, proto.MsgPack, []any{strings.Repeat("x", size)})
 	for range chunks {
@@ -447,3 +433,14 @@ func TestMeshChunksForStalledShardBounded(t *testing.T) {
 // meshChunkBacklog returns the bytes of chunks from other nodes counted as
 // waiting for r's shards.
 func meshChunkBacklog(r *Router) int64 { return r.ms.chunkBytes.Load() }
+
+// stallExec keeps shard i of e busy until the returned function is called
+// (or the test ends: the cleanup runs before the harness's, which waits
+// for the executor).
+func stallExec(t *testing.T, e *env, i int) (unblock func()) {
+	release := make(chan struct{})
+	unblock = sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	e.execs[i].Execute(func() { <-release })
+	return unblock
+}
