@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -74,13 +72,13 @@ func (m *calleeMetrics) add(outcome string) {
 	v.(*atomic.Uint64).Add(1)
 }
 
-func (m *calleeMetrics) collect(ch chan<- prometheus.Metric, name string) {
+func (m *calleeMetrics) collect(e *expo, name string) {
 	m.outcomes.Range(func(k, v any) bool {
-		constMetric(ch, "edgewamp_gateway_callee_invocations_total", "Invocations of HTTP callees, by callee and outcome (ok, error, timeout, failure, refused, canceled).",
-			prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), "callee", name, "outcome", k.(string))
+		constMetric(e, "edgewamp_gateway_callee_invocations_total", "Invocations of HTTP callees, by callee and outcome (ok, error, timeout, failure, refused, canceled).",
+			counterType, float64(v.(*atomic.Uint64).Load()), "callee", name, "outcome", k.(string))
 		return true
 	})
-	constMetric(ch, "edgewamp_gateway_callee_in_flight", "Requests in flight to HTTP callees' upstreams.", prometheus.GaugeValue, float64(m.inflight.Load()), "callee", name)
+	constMetric(e, "edgewamp_gateway_callee_in_flight", "Requests in flight to HTTP callees' upstreams.", gaugeType, float64(m.inflight.Load()), "callee", name)
 }
 
 func (g *Server) buildCallees() []error {

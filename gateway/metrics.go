@@ -1,17 +1,16 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // GET /metrics: the Prometheus text format (or OpenMetrics when asked).
@@ -212,11 +211,9 @@ const (
 	refusedCallee        = "callee_busy"
 )
 
-var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
-
 type metrics struct {
-	g   *Server
-	reg *prometheus.Registry
+	g       *Server
+	scrapes atomic.Int32 // scrapes running (maxScrapes)
 
 	mu     sync.Mutex
 	routes map[string]*routeMetrics // by label; written at setup only
@@ -237,7 +234,7 @@ type metrics struct {
 type routeMetrics struct {
 	name  string
 	codes [600]atomic.Uint64 // by status code (499 for clients gone)
-	hist  prometheus.Histogram
+	hist  latencyHist
 }
 
 func (rm *routeMetrics) observe(code int, d time.Duration) {
@@ -245,15 +242,12 @@ func (rm *routeMetrics) observe(code int, d time.Duration) {
 		code = 500
 	}
 	rm.codes[code].Add(1)
-	rm.hist.Observe(d.Seconds())
+	rm.hist.observe(d)
 }
 
 func newMetrics(g *Server) *metrics {
-	m := &metrics{g: g, reg: prometheus.NewRegistry(), routes: map[string]*routeMetrics{},
+	return &metrics{g: g, routes: map[string]*routeMetrics{},
 		refusals: map[string]*atomic.Uint64{}, auth: map[[2]string]*atomic.Uint64{}}
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reg.MustRegister(m)
-	return m
 }
 
 // route returns the metrics of a route label, creating them at setup.
@@ -263,12 +257,7 @@ func (m *metrics) route(name string) *routeMetrics {
 	if rm := m.routes[name]; rm != nil {
 		return rm
 	}
-	rm := &routeMetrics{name: name, hist: prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:        "edgewamp_gateway_request_duration_seconds",
-		Help:        "Time from a request's arrival to its answer (the whole stream for SSE), by route. For call routes it is the call latency seen by HTTP clients.",
-		Buckets:     durationBuckets,
-		ConstLabels: prometheus.Labels{"route": name},
-	})}
+	rm := &routeMetrics{name: name}
 	m.routes[name] = rm
 	m.order = append(m.order, name)
 	return rm
@@ -306,48 +295,116 @@ func (m *metrics) authResult(c credential, ok bool) {
 	n.Add(1)
 }
 
+// maxScrapes bounds the scrapes served at once; past it a scrape gets 503.
+const maxScrapes = 4
+
 func (m *metrics) handler() http.Handler {
-	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Timeout: 10 * time.Second, MaxRequestsInFlight: 4})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
-		h.ServeHTTP(w, r)
+		if m.scrapes.Add(1) > maxScrapes {
+			m.scrapes.Add(-1)
+			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
+			return
+		}
+		defer m.scrapes.Add(-1)
+		e := newExpo()
+		m.collect(r.Context(), e)
+		om := wantsOpenMetrics(r.Header.Get("Accept"))
+		var body bytes.Buffer
+		e.write(&body, om)
+		h := w.Header()
+		if om {
+			h.Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+		} else {
+			h.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		}
+		h.Set("Cache-Control", "no-store")
+		h.Add("Vary", "Accept, Accept-Encoding")
+		if r.Method == http.MethodHead {
+			return
+		}
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) && body.Len() > 1024 {
+			h.Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+			zw.Write(body.Bytes())
+			zw.Close()
+			return
+		}
+		h.Set("Content-Length", strconv.Itoa(body.Len()))
+		w.Write(body.Bytes())
 	})
 }
 
-// Describe implements prometheus.Collector: an unchecked collector (its
-// label sets depend on the traffic).
-func (m *metrics) Describe(chan<- *prometheus.Desc) {}
-
-// Collect implements prometheus.Collector.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	m.collectGateway(ch)
-	if m.g.opts.Stats == nil {
-		return
+// wantsOpenMetrics reports whether an Accept header prefers OpenMetrics
+// to the text format (Prometheus offers both, OpenMetrics with the higher
+// q).
+func wantsOpenMetrics(accept string) bool {
+	qOM, qText := -1.0, -1.0
+	for _, part := range strings.Split(accept, ",") {
+		fields := strings.Split(part, ";")
+		mt := strings.ToLower(strings.TrimSpace(fields[0]))
+		q := 1.0
+		for _, p := range fields[1:] {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch mt {
+		case "application/openmetrics-text":
+			qOM = max(qOM, q)
+		case "text/plain", "text/*", "*/*":
+			qText = max(qText, q)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := m.g.opts.Stats.Stats(ctx)
-	if err != nil || st == nil {
-		m.g.log.Warn("gateway: metrics: reading the router's counters failed", "err", err)
-		return
-	}
-	collectStats(ch, st)
+	return qOM > 0 && qOM >= qText
 }
 
-func constMetric(ch chan<- prometheus.Metric, name, help string, t prometheus.ValueType, v float64, labels ...string) {
-	var names, values []string
-	for i := 0; i+1 < len(labels); i += 2 {
-		names = append(names, labels[i])
-		values = append(values, labels[i+1])
+// acceptsGzip reports whether an Accept-Encoding header takes gzip.
+func acceptsGzip(ae string) bool {
+	for _, part := range strings.Split(ae, ",") {
+		enc, params, _ := strings.Cut(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			continue
+		}
+		if k, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.EqualFold(k, "q") {
+			if f, err := strconv.ParseFloat(v, 64); err == nil && f == 0 {
+				return false
+			}
+		}
+		return true
 	}
-	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, names, nil), t, v, values...)
+	return false
+}
+
+// collect gathers one scrape: the gateway's figures, the router's and the
+// transports' from Options.Stats, the Go runtime's and the process's.
+func (m *metrics) collect(ctx context.Context, e *expo) {
+	m.collectGateway(e)
+	if m.g.opts.Stats != nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := m.g.opts.Stats.Stats(ctx)
+		cancel()
+		if err != nil || st == nil {
+			m.g.log.Warn("gateway: metrics: reading the router's counters failed", "err", err)
+		} else {
+			collectStats(e, st)
+		}
+	}
+	collectGo(e)
+	collectProcess(e)
+}
+
+func constMetric(e *expo, name, help string, t metricType, v float64, labels ...string) {
+	e.add(name, help, t, v, labels...)
 }
 
 // byLabel exports a map as one metric per key, sorted.
-func byLabel(ch chan<- prometheus.Metric, name, help, label string, t prometheus.ValueType, mp map[string]uint64) {
+func byLabel(e *expo, name, help, label string, t metricType, mp map[string]uint64) {
 	if mp == nil {
 		return
 	}
@@ -357,46 +414,37 @@ func byLabel(ch chan<- prometheus.Metric, name, help, label string, t prometheus
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		constMetric(ch, name, help, t, float64(mp[k]), label, k)
+		constMetric(e, name, help, t, float64(mp[k]), label, k)
 	}
 }
 
-func collectStats(ch chan<- prometheus.Metric, st *Stats) {
-	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+func collectStats(e *expo, st *Stats) {
+	const C, G = counterType, gaugeType
 	if st.Sessions != nil {
 		for _, s := range st.Sessions {
-			constMetric(ch, "edgewamp_sessions", "WAMP sessions established, by realm and transport.", G, float64(s.N), "realm", s.Realm, "transport", s.Transport)
+			constMetric(e, "edgewamp_sessions", "WAMP sessions established, by realm and transport.", G, float64(s.N), "realm", s.Realm, "transport", s.Transport)
 		}
 	}
-	byLabel(ch, "edgewamp_messages_received_total", "WAMP messages received from sessions, by type.", "type", C, st.MessagesIn)
-	byLabel(ch, "edgewamp_messages_sent_total", "WAMP messages sent to sessions, by type.", "type", C, st.MessagesOut)
+	byLabel(e, "edgewamp_messages_received_total", "WAMP messages received from sessions, by type.", "type", C, st.MessagesIn)
+	byLabel(e, "edgewamp_messages_sent_total", "WAMP messages sent to sessions, by type.", "type", C, st.MessagesOut)
 	if st.BytesIn.OK {
-		constMetric(ch, "edgewamp_message_bytes_received_total", "Bytes of WAMP messages received (transport framing excluded).", C, float64(st.BytesIn.V))
+		constMetric(e, "edgewamp_message_bytes_received_total", "Bytes of WAMP messages received (transport framing excluded).", C, float64(st.BytesIn.V))
 	}
 	if st.BytesOut.OK {
-		constMetric(ch, "edgewamp_message_bytes_sent_total", "Bytes of WAMP messages sent (transport framing excluded).", C, float64(st.BytesOut.V))
+		constMetric(e, "edgewamp_message_bytes_sent_total", "Bytes of WAMP messages sent (transport framing excluded).", C, float64(st.BytesOut.V))
 	}
 	if st.CallsInFlight.OK {
-		constMetric(ch, "edgewamp_calls_in_flight", "Calls routed and not yet answered.", G, st.CallsInFlight.V)
+		constMetric(e, "edgewamp_calls_in_flight", "Calls routed and not yet answered.", G, st.CallsInFlight.V)
 	}
 	if h := st.CallDuration; h != nil {
-		buckets := make(map[float64]uint64, len(h.Bounds))
-		var cum, total uint64
-		for i, n := range h.Counts {
-			total += n
-			if i < len(h.Bounds) {
-				cum += n
-				buckets[h.Bounds[i]] = cum
-			}
-		}
-		ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc("edgewamp_call_duration_seconds",
-			"Router call latency, CALL to the callee's final RESULT or ERROR, for a sample of the calls (one in 64), all realms.", nil, nil),
-			total, h.Sum, buckets)
+		e.histogram("edgewamp_call_duration_seconds",
+			"Router call latency, CALL to the callee's final RESULT or ERROR, for a sample of the calls (one in 64), all realms.",
+			h.Bounds, h.Counts, h.Sum)
 	}
-	byLabel(ch, "edgewamp_events_dropped_total", "EVENTs not delivered, by reason.", "reason", C, st.EventsDropped)
-	byLabel(ch, "edgewamp_invocations_refused_total", "INVOCATIONs refused (the call failed with a WAMP error), by reason.", "reason", C, st.InvocationsRefused)
-	byLabel(ch, "edgewamp_connections_closed_total", "Connections the router closed, by reason (slow_consumer: slow consumers closed).", "reason", C, st.ConnectionsClosed)
-	byLabel(ch, "edgewamp_connections_refused_total", "Connections refused, by reason.", "reason", C, st.ConnectionsRefused)
+	byLabel(e, "edgewamp_events_dropped_total", "EVENTs not delivered, by reason.", "reason", C, st.EventsDropped)
+	byLabel(e, "edgewamp_invocations_refused_total", "INVOCATIONs refused (the call failed with a WAMP error), by reason.", "reason", C, st.InvocationsRefused)
+	byLabel(e, "edgewamp_connections_closed_total", "Connections the router closed, by reason (slow_consumer: slow consumers closed).", "reason", C, st.ConnectionsClosed)
+	byLabel(e, "edgewamp_connections_refused_total", "Connections refused, by reason.", "reason", C, st.ConnectionsRefused)
 	for _, r := range []struct {
 		result string
 		mp     map[string]uint64
@@ -410,41 +458,41 @@ func collectStats(ch chan<- prometheus.Metric, st *Stats) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			constMetric(ch, "edgewamp_auth_total", "WAMP authentications, by authmethod and result.", C, float64(r.mp[k]), "method", k, "result", r.result)
+			constMetric(e, "edgewamp_auth_total", "WAMP authentications, by authmethod and result.", C, float64(r.mp[k]), "method", k, "result", r.result)
 		}
 	}
 	if st.AuthDenied.OK {
-		constMetric(ch, "edgewamp_auth_denied_total", "WAMP authentications refused unchecked by the brute-force limiter.", C, float64(st.AuthDenied.V))
+		constMetric(e, "edgewamp_auth_denied_total", "WAMP authentications refused unchecked by the brute-force limiter.", C, float64(st.AuthDenied.V))
 	}
 	if st.Connections.OK {
-		constMetric(ch, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
+		constMetric(e, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
 	}
 	if st.ProtocolViolations.OK {
-		constMetric(ch, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))
+		constMetric(e, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))
 	}
 	if st.RetainedRevoked.OK {
-		constMetric(ch, "edgewamp_retained_revoked_total", "Retained events dropped because their publisher may no longer publish them (a reload, a revoked credential).", C, float64(st.RetainedRevoked.V))
+		constMetric(e, "edgewamp_retained_revoked_total", "Retained events dropped because their publisher may no longer publish them (a reload, a revoked credential).", C, float64(st.RetainedRevoked.V))
 	}
 	if st.RetainRefused.OK {
-		constMetric(ch, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))
+		constMetric(e, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))
 	}
 	if st.InboundHeld.OK {
-		constMetric(ch, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)
+		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)
 	}
 	if st.OutboundQueued.OK {
-		constMetric(ch, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
+		constMetric(e, "edgewamp_outbound_queued_bytes", "Bytes of output queued to slow peers.", G, st.OutboundQueued.V)
 	}
 	if st.OutboundRefused.OK {
-		constMetric(ch, "edgewamp_outbound_refused_total", "Events (dropped) and invocations (refused) of 64 KiB or more that would have taken the queued output past max_outbound_total.", C, float64(st.OutboundRefused.V))
+		constMetric(e, "edgewamp_outbound_refused_total", "Events (dropped) and invocations (refused) of 64 KiB or more that would have taken the queued output past max_outbound_total.", C, float64(st.OutboundRefused.V))
 	}
-	collectTransport(ch, st)
+	collectTransport(e, st)
 	if ms := st.Mesh; ms != nil {
-		collectMesh(ch, ms)
+		collectMesh(e, ms)
 	}
 }
 
-func collectTransport(ch chan<- prometheus.Metric, st *Stats) {
-	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+func collectTransport(e *expo, st *Stats) {
+	const C, G = counterType, gaugeType
 	gauges := []struct {
 		g          Gauge
 		name, help string
@@ -460,7 +508,7 @@ func collectTransport(ch chan<- prometheus.Metric, st *Stats) {
 	}
 	for _, g := range gauges {
 		if g.g.OK {
-			constMetric(ch, g.name, g.help, G, g.g.V, g.labels...)
+			constMetric(e, g.name, g.help, G, g.g.V, g.labels...)
 		}
 	}
 	counters := []struct {
@@ -475,43 +523,43 @@ func collectTransport(ch chan<- prometheus.Metric, st *Stats) {
 	}
 	for _, c := range counters {
 		if c.c.OK {
-			constMetric(ch, c.name, c.help, C, float64(c.c.V))
+			constMetric(e, c.name, c.help, C, float64(c.c.V))
 		}
 	}
 	if st.SendPath != "" {
-		constMetric(ch, "edgewamp_send_path", "How the event loops write (io_uring or write), chosen at start: 1 for the path in use.", G, 1, "path", st.SendPath)
+		constMetric(e, "edgewamp_send_path", "How the event loops write (io_uring or write), chosen at start: 1 for the path in use.", G, 1, "path", st.SendPath)
 	}
 }
 
-func collectMesh(ch chan<- prometheus.Metric, ms *MeshStats) {
-	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+func collectMesh(e *expo, ms *MeshStats) {
+	const C, G = counterType, gaugeType
 	connected := 0.0
 	if ms.Connected {
 		connected = 1
 	}
-	constMetric(ch, "edgewamp_mesh_connected", "1 while the mesh node's NATS connection is up.", G, connected)
-	constMetric(ch, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
-	constMetric(ch, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
-	constMetric(ch, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
-	byLabel(ch, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)
-	constMetric(ch, "edgewamp_mesh_event_duplicates_total", "Event copies from other nodes dropped as duplicates (overlapping subscriptions).", C, float64(ms.Duplicates))
-	constMetric(ch, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
-	constMetric(ch, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
-	constMetric(ch, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
-	constMetric(ch, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
-	constMetric(ch, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))
+	constMetric(e, "edgewamp_mesh_connected", "1 while the mesh node's NATS connection is up.", G, connected)
+	constMetric(e, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
+	constMetric(e, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
+	constMetric(e, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
+	byLabel(e, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)
+	constMetric(e, "edgewamp_mesh_event_duplicates_total", "Event copies from other nodes dropped as duplicates (overlapping subscriptions).", C, float64(ms.Duplicates))
+	constMetric(e, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
+	constMetric(e, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
+	constMetric(e, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
+	constMetric(e, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
+	constMetric(e, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))
 	ready := 0.0
 	if ms.ClaimStoreReady {
 		ready = 1
 	}
-	constMetric(ch, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
-	constMetric(ch, "edgewamp_mesh_wide_realms", "Realms for which this node subscribes to every event of the other nodes (its distinct subscribed topics passed mesh.max_interest).", G, float64(ms.WideRealms))
-	byLabel(ch, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), and releases of them dropped (releases_dropped), by result.", "result", C, ms.Claims)
+	constMetric(e, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
+	constMetric(e, "edgewamp_mesh_wide_realms", "Realms for which this node subscribes to every event of the other nodes (its distinct subscribed topics passed mesh.max_interest).", G, float64(ms.WideRealms))
+	byLabel(e, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), and releases of them dropped (releases_dropped), by result.", "result", C, ms.Claims)
 }
 
 // collectGateway exports the gateway's own figures.
-func (m *metrics) collectGateway(ch chan<- prometheus.Metric) {
-	const C, G = prometheus.CounterValue, prometheus.GaugeValue
+func (m *metrics) collectGateway(e *expo) {
+	const C, G = counterType, gaugeType
 	m.mu.Lock()
 	order := append([]string(nil), m.order...)
 	m.mu.Unlock()
@@ -519,31 +567,34 @@ func (m *metrics) collectGateway(ch chan<- prometheus.Metric) {
 		rm := m.routes[name]
 		for code := range rm.codes {
 			if n := rm.codes[code].Load(); n > 0 {
-				constMetric(ch, "edgewamp_gateway_requests_total", "HTTP requests, by route and status code (499: the client went away).", C, float64(n), "route", name, "code", strconv.Itoa(code))
+				constMetric(e, "edgewamp_gateway_requests_total", "HTTP requests, by route and status code (499: the client went away).", C, float64(n), "route", name, "code", strconv.Itoa(code))
 			}
 		}
-		ch <- rm.hist
+		counts, sum := rm.hist.snapshot()
+		e.histogram("edgewamp_gateway_request_duration_seconds",
+			"Time from a request's arrival to its answer (the whole stream for SSE), by route. For call routes it is the call latency seen by HTTP clients.",
+			durationBuckets[:], counts, sum, "route", name)
 	}
-	constMetric(ch, "edgewamp_gateway_requests_in_flight", "HTTP requests holding a WAMP session now.", G, float64(m.g.inflight.Load()))
-	constMetric(ch, "edgewamp_gateway_sessions", "WAMP sessions the gateway holds (principals' pools, HTTP callees, webhooks).", G, float64(m.g.pool.sessions()))
-	constMetric(ch, "edgewamp_gateway_sse_streams", "Server-Sent Events streams open.", G, float64(m.g.streams.Load()))
-	constMetric(ch, "edgewamp_gateway_sse_cut_total", "SSE streams cut because the client read more slowly than events arrived.", C, float64(m.sseCut.Load()))
+	constMetric(e, "edgewamp_gateway_requests_in_flight", "HTTP requests holding a WAMP session now.", G, float64(m.g.inflight.Load()))
+	constMetric(e, "edgewamp_gateway_sessions", "WAMP sessions the gateway holds (principals' pools, HTTP callees, webhooks).", G, float64(m.g.pool.sessions()))
+	constMetric(e, "edgewamp_gateway_sse_streams", "Server-Sent Events streams open.", G, float64(m.g.streams.Load()))
+	constMetric(e, "edgewamp_gateway_sse_cut_total", "SSE streams cut because the client read more slowly than events arrived.", C, float64(m.sseCut.Load()))
 	m.refusedMu.Lock()
 	for _, k := range sortedKeys(m.refusals) {
-		constMetric(ch, "edgewamp_gateway_refused_total", "Requests refused by the gateway's limits, by reason.", C, float64(m.refusals[k].Load()), "reason", k)
+		constMetric(e, "edgewamp_gateway_refused_total", "Requests refused by the gateway's limits, by reason.", C, float64(m.refusals[k].Load()), "reason", k)
 	}
 	m.refusedMu.Unlock()
 	m.authMu.Lock()
 	for k, n := range m.auth {
-		constMetric(ch, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
+		constMetric(e, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
 	}
 	m.authMu.Unlock()
 	m.webhooks.Range(func(k, v any) bool {
-		v.(*webhookMetrics).collect(ch, k.(string))
+		v.(*webhookMetrics).collect(e, k.(string))
 		return true
 	})
 	m.calleeStats.Range(func(k, v any) bool {
-		v.(*calleeMetrics).collect(ch, k.(string))
+		v.(*calleeMetrics).collect(e, k.(string))
 		return true
 	})
 }

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -77,17 +75,17 @@ func (m *webhookMetrics) drop(reason string) {
 	c.Add(1)
 }
 
-func (m *webhookMetrics) collect(ch chan<- prometheus.Metric, name string) {
-	const C = prometheus.CounterValue
-	constMetric(ch, "edgewamp_gateway_webhook_delivered_total", "Events a webhook target accepted.", C, float64(m.delivered.Load()), "webhook", name)
-	constMetric(ch, "edgewamp_gateway_webhook_retries_total", "Webhook delivery attempts that were retries.", C, float64(m.retries.Load()), "webhook", name)
+func (m *webhookMetrics) collect(e *expo, name string) {
+	const C = counterType
+	constMetric(e, "edgewamp_gateway_webhook_delivered_total", "Events a webhook target accepted.", C, float64(m.delivered.Load()), "webhook", name)
+	constMetric(e, "edgewamp_gateway_webhook_retries_total", "Webhook delivery attempts that were retries.", C, float64(m.retries.Load()), "webhook", name)
 	m.mu.Lock()
 	for _, k := range sortedKeys(m.dropped) {
-		constMetric(ch, "edgewamp_gateway_webhook_dropped_total", "Events a webhook dropped, by reason (queue_full, retries_exhausted, rejected, shutdown).", C, float64(m.dropped[k].Load()), "webhook", name, "reason", k)
+		constMetric(e, "edgewamp_gateway_webhook_dropped_total", "Events a webhook dropped, by reason (queue_full, retries_exhausted, rejected, shutdown).", C, float64(m.dropped[k].Load()), "webhook", name, "reason", k)
 	}
 	m.mu.Unlock()
-	constMetric(ch, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", prometheus.GaugeValue, float64(m.queue()), "webhook", name)
-	constMetric(ch, "edgewamp_gateway_webhook_queued_bytes", "Bytes of the events waiting for delivery or being delivered.", prometheus.GaugeValue, float64(m.bytes()), "webhook", name)
+	constMetric(e, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", gaugeType, float64(m.queue()), "webhook", name)
+	constMetric(e, "edgewamp_gateway_webhook_queued_bytes", "Bytes of the events waiting for delivery or being delivered.", gaugeType, float64(m.bytes()), "webhook", name)
 }
 
 func (g *Server) buildWebhooks() []error {
