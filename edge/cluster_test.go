@@ -492,7 +492,8 @@ func TestClusterRetainedAndMeta(t *testing.T) {
 	if res, err := call("wamp.subscription.count_subscribers", subID); err != nil || toInt(res.Args[0]) != 1 {
 		t.Fatalf("count_subscribers: %v %v", res, err)
 	}
-	if _, err := all[0].Register(ctx, "com.meta.proc", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, nil); err != nil {
+	reg0, err := all[0].Register(ctx, "com.meta.proc", func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, &client.RegisterOptions{Invoke: "roundrobin"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	var regID any
@@ -506,6 +507,62 @@ func TestClusterRetainedAndMeta(t *testing.T) {
 	})
 	if res, err := call("wamp.registration.list_callees", regID); err != nil || len(res.Args[0].([]any)) != 1 || toInt(res.Args[0].([]any)[0]) != int64(all[0].ID()) {
 		t.Fatalf("list_callees: %v %v", res, err)
+	}
+	// Remove the callee on A from C: wamp.registration.remove_callee
+	// crosses nodes as wamp.session.kill does. The callee is told (the Go
+	// client announces registration_revocation); B's callee of the shared
+	// registration keeps serving it.
+	if _, err := all[1].Register(ctx, "com.meta.proc", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"b"}}, nil
+	}, &client.RegisterOptions{Invoke: "roundrobin"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		res, err := call("wamp.registration.count_callees", regID)
+		if err != nil || toInt(res.Args[0]) != 2 {
+			return fmt.Errorf("count_callees: %v %v", res, err)
+		}
+		return nil
+	})
+	if _, err := call("wamp.registration.remove_callee", regID, all[2].ID()); wampErr(err) != proto.URINoSuchRegistration {
+		t.Fatalf("remove_callee of a session on B that is no callee: %v, want %s", err, proto.URINoSuchRegistration)
+	}
+	if _, err := call("wamp.registration.remove_callee", regID, all[0].ID(), "com.example.moved"); err != nil {
+		t.Fatalf("remove_callee of a callee on A: %v", err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if reg0.Active() {
+			return errors.New("the callee on A was not told its registration was removed")
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, func() error {
+		res, err := call("wamp.registration.list_callees", regID)
+		if err != nil || len(res.Args[0].([]any)) != 1 || toInt(res.Args[0].([]any)[0]) != int64(all[1].ID()) {
+			return fmt.Errorf("list_callees after remove_callee: %v %v", res, err)
+		}
+		return nil
+	})
+	for i := 0; i < 4; i++ {
+		if res, err := call("com.meta.proc"); err != nil || len(res.Args) != 1 || res.Args[0] != "b" {
+			t.Fatalf("call %d after remove_callee: %v %v, want B's callee", i, res, err)
+		}
+	}
+	if _, err := call("wamp.registration.remove_callee", regID, all[0].ID()); wampErr(err) != proto.URINoSuchRegistration {
+		t.Fatalf("remove_callee again: %v, want %s", err, proto.URINoSuchRegistration)
+	}
+	// The subscriber on B, removed from C.
+	if _, err := call("wamp.subscription.remove_subscriber", subID, sub.ID()); err != nil {
+		t.Fatalf("remove_subscriber of a subscriber on B: %v", err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if _, err := call("wamp.subscription.count_subscribers", subID); wampErr(err) != proto.URINoSuchSubscription {
+			return fmt.Errorf("count_subscribers after remove_subscriber: %v", err)
+		}
+		return nil
+	})
+	if _, err := call("wamp.subscription.remove_subscriber", subID, uint64(12345)); wampErr(err) != proto.URINoSuchSession {
+		t.Fatalf("remove_subscriber of no session: %v, want %s", err, proto.URINoSuchSession)
 	}
 	// Meta events cross nodes.
 	joins := make(chan *client.Event, 4)

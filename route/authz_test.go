@@ -58,8 +58,8 @@ func TestPatternRegistrationDoesNotCaptureReservedProcedures(t *testing.T) {
 	attacker, victim := e.join(proto.JSON), e.join(proto.JSON)
 	attacker.register("wamp", map[string]any{"match": "prefix"})
 	attacker.register("wam", map[string]any{"match": "prefix"})
-	attacker.register("..remove_callee", map[string]any{"match": "wildcard"})
-	req := victim.call("wamp.registration.remove_callee", nil, []any{1, 2}, nil)
+	attacker.register("..frobnicate", map[string]any{"match": "wildcard"})
+	req := victim.call("wamp.registration.frobnicate", nil, []any{1, 2}, nil)
 	e.sync()
 	select {
 	case m := <-attacker.peer.in:
@@ -67,4 +67,9 @@ func TestPatternRegistrationDoesNotCaptureReservedProcedures(t *testing.T) {
 	default:
 	}
 	victim.expectError(proto.CodeCall, req, proto.URINoSuchProcedure)
+	// A meta procedure is the router's own, pattern or not.
+	attacker.register("..remove_callee", map[string]any{"match": "wildcard"})
+	req = victim.call("wamp.registration.remove_callee", nil, []any{1, 2}, nil)
+	victim.expectError(proto.CodeCall, req, proto.URINoSuchSession)
+	attacker.quiet()
 }

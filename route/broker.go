@@ -434,11 +434,11 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 }
 
 // revokeSubscription takes ss off sub without its asking (a reload took
-// the grant away) the way an UNSUBSCRIBE would, the mesh interest
-// included, and tells it with a SUBSCRIPTION revocation (UNSUBSCRIBED
-// with request 0 and the reason, WAMP Advanced Profile) when the
-// subscriber announced the feature. Others are not told: the events they
-// may no longer receive were already withheld.
+// the grant away, or wamp.subscription.remove_subscriber) the way an
+// UNSUBSCRIBE would, the mesh interest included, and tells it with a
+// SUBSCRIPTION revocation (UNSUBSCRIBED with request 0 and the reason,
+// WAMP Advanced Profile) when the subscriber announced the feature.
+// Others are not told (the Broker MUST NOT send it to them).
 func (s *Shard) revokeSubscription(ss *Session, sub *subscription, reason string) {
 	deleted := s.detachSubscriber(ss, sub)
 	if ss.feat&fSubscriberRevoke != 0 {

@@ -221,13 +221,18 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 
 // sendRevocation tells ss that the router took it off a registration or
 // subscription (code UNREGISTERED or UNSUBSCRIBED with request 0): the
-// Details name it (key "registration" or "subscription") and the reason.
+// Details name it (key "registration" or "subscription") and the reason
+// (left out when "": a meta API removal without one).
 func (s *Shard) sendRevocation(ss *Session, code proto.Code, key string, id uint64, reason string) {
 	out := &s.out
 	out.Reset()
 	out.Type = code
 	out.HasDict = true
-	raw, err := proto.EncodeValue(ss.ser, map[string]any{key: id, "reason": reason})
+	d := map[string]any{key: id}
+	if reason != "" {
+		d["reason"] = reason
+	}
+	raw, err := proto.EncodeValue(ss.ser, d)
 	if err == nil {
 		out.Dict = raw
 	}

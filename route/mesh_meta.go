@@ -29,9 +29,9 @@ const metaRetainedDrop = "edgewamp.mesh.retained_drop"
 const maxRetainedDrop = 16384
 
 // metaCombine combines this node's answer to a meta procedure with the
-// other nodes'. ok/res/err are the local answer; remote holds the others'
-// successful results.
-type metaCombine func(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr)
+// other nodes'. local/lerr are the local answer; remote holds the others'
+// successful results, rerrs their errors.
+type metaCombine func(local []any, lerr *metaErr, remote [][]any, rerrs []*metaErr) ([]any, *metaErr)
 
 // meshMeta lists the meta procedures answered for the whole mesh, with how
 // the answers combine. The others are answered from this node's tables
@@ -46,12 +46,22 @@ var meshMeta = map[string]metaCombine{
 	"wamp.session.kill_all":               combineSum,
 	"wamp.registration.list_callees":      combineConcat,
 	"wamp.registration.count_callees":     combineSum,
+	"wamp.registration.remove_callee":     combineOwned,
 	"wamp.subscription.list":              combineUnionByMatch,
 	"wamp.subscription.lookup":            combineFirstNonNil,
 	"wamp.subscription.match":             combineUnionIDs,
 	"wamp.subscription.get":               combineFirst,
 	"wamp.subscription.list_subscribers":  combineConcat,
 	"wamp.subscription.count_subscribers": combineSum,
+	"wamp.subscription.remove_subscriber": combineOwned,
+}
+
+// meshOwned lists the meta procedures that act on one session, which only
+// its node can carry out or refuse: the other nodes are asked only when
+// this node answered wamp.error.no_such_session (combineOwned).
+var meshOwned = map[string]bool{
+	"wamp.registration.remove_callee":     true,
+	"wamp.subscription.remove_subscriber": true,
 }
 
 // meshMetaCall answers a meta call for the whole mesh: it asks the other
@@ -61,6 +71,9 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	comb := meshMeta[proc]
 	if comb == nil {
 		return false
+	}
+	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession) {
+		return false // the session is here: this node's answer is the answer
 	}
 	q, err := encodeQuery(ss.realm.name, proc, args, kwargs)
 	if err != nil {
@@ -139,12 +152,17 @@ func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []an
 		return
 	}
 	var remote [][]any
+	var rerrs []*metaErr
 	for _, a := range answers {
-		if r, ok := decodeAnswer(a); ok {
+		switch r, rerr, ok := decodeAnswer(a); {
+		case !ok:
+		case rerr != nil:
+			rerrs = append(rerrs, rerr)
+		default:
 			remote = append(remote, r)
 		}
 	}
-	res, merr = comb(res, merr, remote)
+	res, merr = comb(res, merr, remote, rerrs)
 	if merr != nil {
 		s.replyError(ss, proto.CodeCall, req, merr.uri, merr.msg)
 		return
@@ -219,21 +237,30 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	return raw.B
 }
 
-// decodeAnswer returns a successful remote answer's result.
-func decodeAnswer(b []byte) ([]any, bool) {
+// decodeAnswer returns a remote answer's result, or its error (an error
+// URI that is not a valid URI is taken for no answer).
+func decodeAnswer(b []byte) ([]any, *metaErr, bool) {
 	if len(b) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: b})
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	l, _ := v.([]any)
-	if len(l) != 2 || l[0] != true {
-		return nil, false
+	switch {
+	case len(l) == 2 && l[0] == true:
+		res, _ := l[1].([]any)
+		return res, nil, true
+	case len(l) == 3 && l[0] == false:
+		uri, _ := l[1].(string)
+		msg, _ := l[2].(string)
+		if !proto.ValidURI([]byte(uri), proto.URILoose) {
+			return nil, nil, false
+		}
+		return nil, &metaErr{uri, msg}, true
 	}
-	res, _ := l[1].([]any)
-	return res, true
+	return nil, nil, false
 }
 
 func encodeQuery(realm, proc string, args []any, kwargs map[string]any) ([]byte, error) {
@@ -301,7 +328,7 @@ func toInt(v any) int64 {
 	return 0
 }
 
-func combineSum(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+func combineSum(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	var n int64
 	ok := lerr == nil
 	if ok && len(local) > 0 {
@@ -319,7 +346,7 @@ func combineSum(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
 	return []any{n}, nil
 }
 
-func combineConcat(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+func combineConcat(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	out := []any{}
 	ok := lerr == nil
 	if ok && len(local) > 0 {
@@ -349,7 +376,7 @@ func appendList(out []any, v any) []any {
 	return out
 }
 
-func combineFirst(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+func combineFirst(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	if lerr == nil {
 		return local, nil
 	}
@@ -359,7 +386,26 @@ func combineFirst(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) 
 	return nil, lerr
 }
 
-func combineFirstNonNil(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+// combineOwned combines the answers to a procedure of meshOwned: this
+// node answered wamp.error.no_such_session, so the answer is that of the
+// session's node, a success or its error (the other nodes answer
+// no_such_session too); no_such_session when no node has the session.
+func combineOwned(local []any, lerr *metaErr, remote [][]any, rerrs []*metaErr) ([]any, *metaErr) {
+	if lerr == nil {
+		return local, nil
+	}
+	if len(remote) > 0 {
+		return remote[0], nil
+	}
+	for _, e := range rerrs {
+		if e.uri != proto.URINoSuchSession {
+			return nil, e
+		}
+	}
+	return nil, lerr
+}
+
+func combineFirstNonNil(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	if lerr == nil && len(local) > 0 && local[0] != nil {
 		return local, nil
 	}
@@ -371,7 +417,7 @@ func combineFirstNonNil(local []any, lerr *metaErr, remote [][]any) ([]any, *met
 	return local, lerr
 }
 
-func combineUnionIDs(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+func combineUnionIDs(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	seen := map[uint64]bool{}
 	ids := []uint64{}
 	add := func(v any) {
@@ -406,7 +452,7 @@ func combineUnionIDs(local []any, lerr *metaErr, remote [][]any) ([]any, *metaEr
 	return []any{ids}, nil
 }
 
-func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any) ([]any, *metaErr) {
+func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	var parts [][]any
 	if lerr == nil {
 		parts = append(parts, local)
@@ -423,7 +469,7 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any) ([]any, *me
 				lists = append(lists, []any{d[m]})
 			}
 		}
-		u, _ := combineUnionIDs(nil, &metaErr{}, lists)
+		u, _ := combineUnionIDs(nil, &metaErr{}, lists, nil)
 		if u[0] == nil {
 			out[m] = []uint64{}
 		} else {

@@ -225,12 +225,14 @@ func init() {
 		"wamp.registration.get":               metaGet(regByID, proto.URINoSuchRegistration, "registration"),
 		"wamp.registration.list_callees":      metaRegCallees(false),
 		"wamp.registration.count_callees":     metaRegCallees(true),
+		"wamp.registration.remove_callee":     metaRegRemoveCallee,
 		"wamp.subscription.list":              metaList(subTable),
 		"wamp.subscription.lookup":            metaLookup(subTable, "wamp.subscription.lookup needs a topic URI"),
 		"wamp.subscription.match":             metaSubMatch,
 		"wamp.subscription.get":               metaGet(subByID, proto.URINoSuchSubscription, "subscription"),
 		"wamp.subscription.list_subscribers":  metaSubSubscribers(false),
 		"wamp.subscription.count_subscribers": metaSubSubscribers(true),
+		"wamp.subscription.remove_subscriber": metaSubRemoveSubscriber,
 	}
 }
 
@@ -593,4 +595,132 @@ func metaSubSubscribers(count bool) metaFn {
 		}
 		return []any{ids}, nil
 	}
+}
+
+// removeArgs reads the arguments of wamp.registration.remove_callee and
+// wamp.subscription.remove_subscriber: the registration's (subscription's)
+// id, the session's id and an optional reason, positional or the keyword
+// argument "reason" (Crossbar.io takes it either way). The reason reaches
+// the session in UNREGISTERED (UNSUBSCRIBED).Details.reason, which
+// Autobahn|Python parses as a URI (message.py, Unregistered.parse: a
+// reason that is not one fails the message): it must be one, as the kill
+// procedures' reason is, and so is at most proto.MaxURILen bytes.
+func removeArgs(args []any, kwargs map[string]any, usage string) (id, session uint64, reason string, err *metaErr) {
+	id, ok := argID(args, 0)
+	if ok {
+		session, ok = argID(args, 1)
+	}
+	if !ok {
+		return 0, 0, "", badArg(usage)
+	}
+	var r any
+	if len(args) > 2 {
+		r = args[2]
+	}
+	if r == nil {
+		r = kwargs["reason"]
+	}
+	if r != nil {
+		s, ok := r.(string)
+		if !ok {
+			return 0, 0, "", badArg("reason must be a URI")
+		}
+		if !proto.ValidURI([]byte(s), proto.URILoose) {
+			return 0, 0, "", &metaErr{proto.URIInvalidURI, "reason must be a valid URI"}
+		}
+		reason = s
+	}
+	return id, session, reason, nil
+}
+
+// removeTarget finds the session a remove procedure names, among this
+// node's sessions of the caller's realm (a session of another realm is
+// never found), and the registration or subscription by id.
+func removeTarget[E comparable](rm *Realm, byID func(*Realm, uint64) (E, bool), id, session uint64) (*Session, E, bool, *metaErr) {
+	rm.mu.RLock()
+	x := rm.members[session]
+	e, found := byID(rm, id)
+	rm.mu.RUnlock()
+	if x == nil {
+		// Checked first, as Crossbar.io does; on a mesh this answer from
+		// a node means "not my session", and the session's node answers.
+		var zero E
+		return nil, zero, false, &metaErr{proto.URINoSuchSession, "no session " + strconv.FormatUint(session, 10)}
+	}
+	return x, e, found, nil
+}
+
+// metaRegRemoveCallee implements wamp.registration.remove_callee
+// (registration|id, callee|id, reason|uri?): the session is taken off the
+// registration as if it had sent UNREGISTER (registrationRemoved), on its
+// own shard. It answers before that shard has done it (as the kill
+// procedures do).
+func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	id, session, reason, err := removeArgs(args, kwargs, "wamp.registration.remove_callee needs a registration id and a callee session id")
+	if err != nil {
+		return nil, err
+	}
+	x, reg, found, err := removeTarget(ss.realm, regByID, id, session)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, &metaErr{proto.URINoSuchRegistration, "no registration " + strconv.FormatUint(id, 10)}
+	}
+	if !hasCallee(reg.list(), x) {
+		return nil, &metaErr{proto.URINoSuchRegistration, "session " + strconv.FormatUint(session, 10) + " is not a callee of registration " + strconv.FormatUint(id, 10)}
+	}
+	s.send(x.shard, task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}})
+	return nil, nil
+}
+
+// metaSubRemoveSubscriber implements wamp.subscription.remove_subscriber
+// (subscription|id, subscriber|id, reason|uri?), as metaRegRemoveCallee.
+func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	id, session, reason, err := removeArgs(args, kwargs, "wamp.subscription.remove_subscriber needs a subscription id and a subscriber session id")
+	if err != nil {
+		return nil, err
+	}
+	x, sub, found, err := removeTarget(ss.realm, subByID, id, session)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, &metaErr{proto.URINoSuchSubscription, "no subscription " + strconv.FormatUint(id, 10)}
+	}
+	if !sub.subscribers().has(x) {
+		return nil, &metaErr{proto.URINoSuchSubscription, "session " + strconv.FormatUint(session, 10) + " is not a subscriber of subscription " + strconv.FormatUint(id, 10)}
+	}
+	s.send(x.shard, task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}})
+	return nil, nil
+}
+
+// registrationRemoved carries out wamp.registration.remove_callee on the
+// callee's shard: unless the session unregistered or left meanwhile, it
+// leaves the registration as with UNREGISTER (the registration deleted
+// with its last callee, on_unregister and on_delete announced, on a mesh
+// the directory and a single registration's claim updated; invocations
+// already delivered stay, and their results reach their callers), and a
+// callee that announced registration_revocation is told with
+// [UNREGISTERED, 0, {registration, reason}]. Others are not (WAMP
+// Advanced Profile, Registration Revocation: the Dealer MUST NOT send it
+// to them).
+func (s *Shard) registrationRemoved(ss *Session, reg *registration, reason string) {
+	if ss.state != stEstablished || ss.regs[reg.id] != reg {
+		return
+	}
+	s.r.log.Debug("a callee was removed from a registration through the meta API", "session", ss.id, "procedure", reg.uri, "reason", reason)
+	s.revokeRegistration(ss, reg, reason)
+}
+
+// subscriptionRemoved carries out wamp.subscription.remove_subscriber on
+// the subscriber's shard, as registrationRemoved (the mesh interest in the
+// topic withdrawn as by UNSUBSCRIBE; UNSUBSCRIBED to a subscriber that
+// announced subscription_revocation).
+func (s *Shard) subscriptionRemoved(ss *Session, sub *subscription, reason string) {
+	if ss.state != stEstablished || ss.subs[sub.id] != sub {
+		return
+	}
+	s.r.log.Debug("a subscriber was removed from a subscription through the meta API", "session", ss.id, "topic", sub.uri, "reason", reason)
+	s.revokeSubscription(ss, sub, reason)
 }

@@ -17,6 +17,8 @@ const (
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
 	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
+	tRemoveReg                     // s: callee; reg; c.uri: reason ("": none): wamp.registration.remove_callee
+	tRemoveSub                     // s: subscriber; subs[0]: its subscription; c.uri: reason: wamp.subscription.remove_subscriber
 )
 
 // Task flags.
@@ -81,6 +83,10 @@ func (s *Shard) run(t *task) {
 		if t.s.state == stEstablished {
 			s.Goodbye(t.s, t.c.uri, t.c.msg)
 		}
+	case tRemoveReg:
+		s.registrationRemoved(t.s, t.reg, t.c.uri)
+	case tRemoveSub:
+		s.subscriptionRemoved(t.s, t.subs[0], t.c.uri)
 	case tAuthDone:
 		s.authDone(t.s, t.auth)
 	case tAuthSlot:
