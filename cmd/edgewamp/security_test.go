@@ -291,9 +291,10 @@ func TestDeploySamplesValid(t *testing.T) {
 // The packaged single-node configurations (deploy/edgewamp.yaml, installed
 // as /etc/edgewamp/edgewamp.yaml, and small-board.yaml, both listening on
 // every interface) let
-// anonymous clients route calls and events but not end other sessions
-// through the meta API: before, any client reaching the port could call
-// wamp.session.kill_all and disconnect everyone.
+// anonymous clients route calls and events but not end other sessions,
+// nor remove their registrations and subscriptions, through the meta API:
+// before, any client reaching the port could call wamp.session.kill_all
+// and disconnect everyone.
 func TestDeploySampleRefusesSessionKill(t *testing.T) {
 	for _, f := range []string{"edgewamp.yaml", "small-board.yaml"} {
 		t.Run(f, func(t *testing.T) {
@@ -309,19 +310,32 @@ func testSampleRefusesSessionKill(t *testing.T, config string) {
 	defer cancel()
 	victim := r.dial("ws://"+r.addr+"/ws", proto.JSON)
 	callee := r.dial("rs://"+r.addr, proto.MsgPack)
-	if _, err := callee.Register(ctx, "com.example.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+	reg, err := callee.Register(ctx, "com.example.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: inv.Args}, nil
-	}, nil); err != nil {
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan *client.Event, 4)
+	if _, err := victim.Subscribe(ctx, "com.example.news", func(e *client.Event) { events <- e }, nil); err != nil {
 		t.Fatal(err)
 	}
 	attacker := r.dial("ws://"+r.addr+"/ws", proto.JSON)
-	for _, proc := range []string{"wamp.session.kill_all", "wamp.session.kill", "wamp.session.kill_by_authrole"} {
+	lookup, err := attacker.Call(ctx, "wamp.subscription.lookup", []any{"com.example.news"}, nil, nil)
+	if err != nil || len(lookup.Args) != 1 || lookup.Args[0] == nil {
+		t.Fatalf("wamp.subscription.lookup: %v %v", lookup, err)
+	}
+	for _, proc := range []string{"wamp.session.kill_all", "wamp.session.kill", "wamp.session.kill_by_authrole", "wamp.registration.remove_callee", "wamp.subscription.remove_subscriber"} {
 		args := []any{}
 		switch proc {
 		case "wamp.session.kill":
 			args = []any{victim.ID()}
 		case "wamp.session.kill_by_authrole":
 			args = []any{"anonymous"}
+		case "wamp.registration.remove_callee":
+			args = []any{reg.ID(), callee.ID()}
+		case "wamp.subscription.remove_subscriber":
+			args = []any{lookup.Args[0], victim.ID()}
 		}
 		if _, err := attacker.Call(ctx, proc, args, nil, nil); wampURI(err) != proto.URINotAuthorized {
 			t.Fatalf("%s from an anonymous session: %v, want %s", proc, err, proto.URINotAuthorized)
@@ -330,6 +344,17 @@ func testSampleRefusesSessionKill(t *testing.T, config string) {
 	res, err := victim.Call(ctx, "com.example.echo", []any{"still here"}, nil, nil)
 	if err != nil || len(res.Args) != 1 || res.Args[0] != "still here" {
 		t.Fatalf("the victim's call after the attempts: %v %v", res, err)
+	}
+	if err := attacker.Publish(ctx, "com.example.news", []any{"still subscribed"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		if len(e.Args) != 1 || e.Args[0] != "still subscribed" {
+			t.Fatalf("the victim's event: %v", e.Args)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the victim's subscription did not survive the attempts")
 	}
 	// Other meta procedures stay open.
 	if _, err := attacker.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
