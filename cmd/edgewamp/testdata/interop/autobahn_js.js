@@ -395,6 +395,41 @@ async function suite() {
     H.eq('meta.session.kill close reason', [info.reason, info.message], ['wamp.close.killed_by_test', 'bye dave']);
   });
 
+  // The router takes a registration (subscription) away: a router-initiated
+  // [UNREGISTERED, 0, {registration, reason}] ([UNSUBSCRIBED, 0,
+  // {subscription, reason}]), which Autobahn|JS takes as a revocation
+  // (lib/session.js _process_UNREGISTERED: request 0 resolves the
+  // Registration's on_unregister with the reason and marks it inactive).
+  await H.step('meta.registration.remove_callee', async () => {
+    const E = await connect('erin');
+    const reg = await E.register('t.removable', () => 'erin');
+    H.eq('meta.registration.remove_callee before', await A.call('t.removable'), 'erin');
+    const r = await M.call('wamp.registration.remove_callee', [reg.id, E.id, 'wamp.error.removed_by_test']);
+    H.eq('meta.registration.remove_callee result', r, null);
+    const reason = await H.withTimeout(reg.on_unregister, 5000, 'on_unregister of the removed registration');
+    H.eq('meta.registration.remove_callee reason', [reason, reg.active], ['wamp.error.removed_by_test', false]);
+    const e = await expectError(A.call('t.removable'), 5000, 'call after remove_callee');
+    H.eq('meta.registration.remove_callee call after', e.error, 'wamp.error.no_such_procedure');
+    const e2 = await expectError(M.call('wamp.registration.remove_callee', [reg.id, E.id]), 5000, 'remove_callee again');
+    H.eq('meta.registration.remove_callee again', e2.error, 'wamp.error.no_such_registration');
+    // The session stays and may register the procedure again.
+    await E.register('t.removable', () => 'erin again');
+    H.eq('meta.registration.remove_callee registered again', await A.call('t.removable'), 'erin again');
+
+    const got = new H.Inbox();
+    const sub = await E.subscribe('t.removable.topic', (a) => got.push(a[0]));
+    await A.publish('t.removable.topic', ['before'], {}, { acknowledge: true });
+    await got.wait((xs) => xs.includes('before'), 5000, 'event before remove_subscriber');
+    await M.call('wamp.subscription.remove_subscriber', [sub.id, E.id], { reason: 'wamp.error.removed_by_test' });
+    const sreason = await H.withTimeout(sub.on_unsubscribe, 5000, 'on_unsubscribe of the removed subscription');
+    H.eq('meta.subscription.remove_subscriber reason', [sreason, sub.active], ['wamp.error.removed_by_test', false]);
+    await A.publish('t.removable.topic', ['after'], {}, { acknowledge: true });
+    await H.sleep(200);
+    H.eq('meta.subscription.remove_subscriber no event after', got.items, ['before']);
+    E.conn.close();
+    await H.withTimeout(E.closed, 5000, 'erin closed');
+  });
+
   // ------------------------------------------------------------ leave
   await H.step('meta.on_leave', async () => {
     const cid = C.id;

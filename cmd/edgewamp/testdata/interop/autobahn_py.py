@@ -560,6 +560,42 @@ async def suite():
         eq("meta.session.kill close reason", [info.reason, info.message], ["wamp.close.killed_by_test", "bye dave"])
     await step("meta.session.kill", kill)
 
+    async def remove_callee():
+        # The router takes E's registration away: [UNREGISTERED, 0,
+        # {registration, reason}]. autobahn (protocol.py, onMessage,
+        # message.Unregistered with request 0) logs it and keeps the session.
+        E = await connect("erin")
+        seen = []
+        on_message = E.onMessage
+
+        def spy(msg):
+            if isinstance(msg, message.Unregistered):
+                seen.append([msg.request, msg.registration, msg.reason])
+            return on_message(msg)
+        E.onMessage = spy
+        reg = await E.register(lambda: "erin", "t.removable")
+        eq("meta.registration.remove_callee before", await A.call("t.removable"), "erin")
+        r = await M.call("wamp.registration.remove_callee", reg.id, E.sid, "wamp.error.removed_by_test")
+        eq("meta.registration.remove_callee result", r, None)
+        e = await expect_error(A.call("t.removable"), 5, "call after remove_callee")
+        eq("meta.registration.remove_callee call after", e.error, "wamp.error.no_such_procedure")
+        for _ in range(50):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        eq("meta.registration.remove_callee UNREGISTERED", seen, [[0, reg.id, "wamp.error.removed_by_test"]])
+        await E.register(lambda: "erin again", "t.removable")
+        eq("meta.registration.remove_callee registered again", await A.call("t.removable"), "erin again")
+        check("meta.registration.remove_callee session stays", E.is_attached(), "detached")
+        # Not wamp.subscription.remove_subscriber: autobahn 22.7.1 announces
+        # subscription_revocation (role.py, DEFAULT_CLIENT_ROLES) but takes
+        # [UNSUBSCRIBED, 0, ...] for an answer to no request (protocol.py,
+        # onMessage, message.Unsubscribed: ProtocolError "UNSUBSCRIBED
+        # received for non-pending request ID 0") and drops its connection.
+        E.leave()
+        await asyncio.wait_for(E.closed, 5)
+    await step("meta.registration.remove_callee", remove_callee)
+
     # ------------------------------------------------------------ leave
     async def on_leave():
         cid = C.sid
