@@ -302,6 +302,32 @@ func TestDeploySampleRefusesSessionKill(t *testing.T) {
 			testSampleRefusesSessionKill(t, "../../deploy/"+f)
 		})
 	}
+	// The mesh samples listen on every interface too, and on a mesh the
+	// meta API reaches every node's sessions. Their realms, run here
+	// without their mesh block (whose peers are other hosts).
+	mesh, _ := filepath.Glob("../../deploy/mesh/*.yaml")
+	if len(mesh) == 0 {
+		t.Fatal("no mesh samples")
+	}
+	for _, f := range mesh {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(b)
+			i := strings.Index(s, "\nmesh:\n")
+			if i < 0 {
+				t.Fatalf("%s has no mesh block", f)
+			}
+			end := len(s)
+			if j := regexp.MustCompile(`\n[a-z_]+:`).FindStringIndex(s[i+len("\nmesh:\n"):]); j != nil {
+				end = i + len("\nmesh:\n") + j[0]
+			}
+			testSampleRefusesSessionKill(t, writeFile(t, "node.yaml", s[:i+1]+s[end:]))
+		})
+	}
 }
 
 func testSampleRefusesSessionKill(t *testing.T, config string) {
