@@ -574,6 +574,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 	}
 	defer g.pool.releaseStream(ip)
 	st := newStream(g, lastID)
+	defer st.close()
 	var subID uint64
 	res := g.runSync(s, func() *syncReply {
 		r, sid := s.subscribe(st, topic, match, retained)
@@ -589,6 +590,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 		return
 	}
 	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	st.rc.Store(sw.rc)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {
 		return

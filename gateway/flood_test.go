@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,27 +59,7 @@ func TestSSEFanOutBuildsOneFrame(t *testing.T) {
 	}
 	waitFor(t, "the streams", func() bool { return e.gw.streams.Load() == streams })
 	// Every stream subscribed before the publication.
-	waitFor(t, "the subscriptions", func() bool {
-		n := 0
-		for _, q := range e.gw.queues {
-			ch := make(chan int, 1)
-			q.post(func() {
-				k := 0
-				for _, ip := range e.gw.pool.ids {
-					for _, sl := range ip.slots {
-						if s := readySess(sl); s != nil && s.q == q {
-							for _, se := range s.subs {
-								k += len(se.sinks)
-							}
-						}
-					}
-				}
-				ch <- k
-			})
-			n += <-ch
-		}
-		return n == streams
-	})
+	waitFor(t, "the subscriptions", func() bool { return subscribedSinks(e) == streams })
 	body := `{"args":["` + strings.Repeat("a", size) + `"]}`
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -96,6 +77,127 @@ func TestSSEFanOutBuildsOneFrame(t *testing.T) {
 	if alloc > 16<<20 {
 		t.Fatalf("one %d KiB publication to %d streams of one client allocated %.1f MiB: a frame per stream", size>>10, streams, float64(alloc)/(1<<20))
 	}
+}
+
+// subscribedSinks counts the SSE sinks of the gateway's sessions'
+// subscriptions, read on each session's shard.
+func subscribedSinks(e *env) int {
+	n := 0
+	for _, q := range e.gw.queues {
+		ch := make(chan int, 1)
+		q.post(func() {
+			k := 0
+			for _, ip := range e.gw.pool.ids {
+				for _, sl := range ip.slots {
+					if s := readySess(sl); s != nil && s.q == q {
+						for _, se := range s.subs {
+							k += len(se.sinks)
+						}
+					}
+				}
+			}
+			ch <- k
+		})
+		n += <-ch
+	}
+	return n
+}
+
+// TestSSEQueuedBytesBoundedGatewayWide: each stream's queue is bounded
+// (SSEBuffer, 1 MiB), but MaxStreams of them were not: one client's
+// streams, each on a topic of its own and read a trickle (here: not at
+// all, through a small receive window), held their queues full, up to
+// MaxStreams × SSEBuffer (10 GiB by default). SSEBufferTotal bounds the
+// frames queued to all streams: past it, the streams holding the most are
+// cut. A stream that keeps up loses nothing, and when the streams close
+// the count is back to zero.
+func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
+	const (
+		streams = 16
+		rounds  = 20
+		size    = 256 << 10
+		total   = 2 << 20
+	)
+	e := newEnv(t, func(o *Options) {
+		o.Limits.SSEBufferTotal = total
+		// Each stream's own bound and the write timeout out of the way:
+		// the kernel's buffers take about 2.5 MiB of each stream's 5 MiB.
+		o.Limits.SSEBuffer = 16 << 20
+		o.Limits.WriteTimeout = time.Minute
+	})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	var conns []net.Conn
+	for i := 0; i < streams; i++ {
+		c, err := d.Dial("tcp", e.gw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /wamp/realm1/events/com.slow.%d HTTP/1.1\r\nHost: localhost\r\n\r\n", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, fast := e.stream(ctx, "GET", "/wamp/realm1/events/com.fast", "")
+	fastGot := make(chan error, 1)
+	go func() {
+		for i := 0; i < rounds; i++ {
+			ev, err := fast.next()
+			if err != nil {
+				fastGot <- fmt.Errorf("event %d: %v", i, err)
+				return
+			}
+			if ev.event == "problem" {
+				fastGot <- fmt.Errorf("event %d: the stream that keeps up was cut: %s", i, ev.data)
+				return
+			}
+		}
+		fastGot <- nil
+	}()
+	waitFor(t, "the subscriptions", func() bool { return subscribedSinks(e) == streams+1 })
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	body := `{"args":["` + strings.Repeat("a", size) + `"]}`
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < streams; i++ {
+			if resp, b := e.do("POST", fmt.Sprintf("/wamp/realm1/publish/com.slow.%d", i), body); resp.StatusCode != 202 {
+				t.Fatalf("publish: %d %s", resp.StatusCode, b)
+			}
+		}
+		if resp, b := e.do("POST", "/wamp/realm1/publish/com.fast", body); resp.StatusCode != 202 {
+			t.Fatalf("publish: %d %s", resp.StatusCode, b)
+		}
+	}
+	if err := <-fastGot; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the queued bytes under the bound", func() bool { return e.gw.sse.bytes.Load() <= total })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d streams not reading, %d publications of %d KiB each: live heap +%.1f MiB, queued %d KiB, %d streams cut for the total",
+		streams, rounds, size>>10, float64(held)/(1<<20), e.gw.sse.bytes.Load()>>10, e.gw.sse.cuts.Load())
+	// Without the bound the streams held about 38 MiB (what the kernel's
+	// buffers did not take of 5 MiB each).
+	if held > 8<<20 {
+		t.Errorf("streams that do not read hold +%.1f MiB of queued events, bound %d MiB", float64(held)/(1<<20), total>>20)
+	}
+	if e.gw.sse.cuts.Load() == 0 {
+		t.Error("no stream was cut for the gateway-wide bound")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, "every stream let go", func() bool {
+		e.gw.sse.mu.Lock()
+		n := len(e.gw.sse.streams)
+		e.gw.sse.mu.Unlock()
+		return n == 1 && e.gw.sse.bytes.Load() == 0
+	})
 }
 
 // TestSSEStreamsLeaveRequestSlots: event streams last as long as their

@@ -142,6 +142,7 @@ type Limits struct {
 	MaxStreamsPerClient int           // SSE streams per client IP address (429 beyond); default 1000
 	SSEQueue            int           // frames queued per SSE stream; default 256
 	SSEBuffer           int           // bytes queued per SSE stream; default 1 MiB
+	SSEBufferTotal      int64         // bytes of events queued to all SSE streams (each frame once); past it the streams holding the most are cut; default 64 MiB
 	SSEKeepalive        time.Duration // comment line on an idle stream; default 15s
 
 	AuthFailures int // failed authentications per client IP per minute before 429; default 30
@@ -379,6 +380,9 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.MaxStreamsPerClient, 1000)
 	def(&l.SSEQueue, 256)
 	def(&l.SSEBuffer, 1<<20)
+	if l.SSEBufferTotal <= 0 {
+		l.SSEBufferTotal = 64 << 20
+	}
 	defd(&l.SSEKeepalive, 15*time.Second)
 	def(&l.AuthFailures, 30)
 	return errs

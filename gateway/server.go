@@ -50,6 +50,7 @@ type Server struct {
 	laneSlowCalls atomic.Uint64 // lane calls run on a goroutine (no session on the loop's shard)
 	inflight      atomic.Int64  // requests holding a session
 	streams       atomic.Int64  // SSE streams open
+	sse           sseBudget     // bytes of events queued to SSE streams (sse.go)
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,8 +38,9 @@ import (
 type eventFrame struct {
 	pub      uint64
 	retained bool
-	sse      []byte // "id: N\ndata: {...}\n\n"
-	json     []byte // sub-slice of sse: the {...}
+	sse      []byte       // "id: N\ndata: {...}\n\n"
+	json     []byte       // sub-slice of sse: the {...}
+	queues   atomic.Int32 // SSE streams' queues holding it (sseBudget)
 }
 
 // sink receives the events of a subscription. Its methods run on the
@@ -244,6 +247,111 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 	s.request(m, nil)
 }
 
+// sseBudget bounds the bytes of events queued to all SSE streams
+// (Limits.SSEBufferTotal). Streams share frames, so a frame counts once,
+// while any queue holds it: a publication fanned out to thousands of
+// streams that keep up costs its size, not thousands of times it. Past the
+// bound, the streams holding the most are cut (reap), until the total is
+// back under three quarters of it: each stream's own bound
+// (Limits.SSEBuffer) times Limits.MaxStreams would otherwise let a client
+// whose thousand streams read a trickle each hold a gigabyte.
+type sseBudget struct {
+	bytes   atomic.Int64
+	reaping atomic.Bool
+	mu      sync.Mutex
+	streams map[*stream]struct{} // open streams; guarded by mu
+	cuts    atomic.Uint64        // streams cut for the total
+}
+
+// hold counts f as queued once more; the first queue to hold it adds its
+// bytes.
+func (g *Server) holdFrame(f *eventFrame) {
+	if f.queues.Add(1) == 1 {
+		if g.sse.bytes.Add(int64(len(f.sse))) > g.opts.Limits.SSEBufferTotal && g.sse.reaping.CompareAndSwap(false, true) {
+			go g.reapStreams()
+		}
+	}
+}
+
+// releaseFrame undoes holdFrame; the last queue to let f go takes its
+// bytes out.
+func (g *Server) releaseFrame(f *eventFrame) {
+	if f.queues.Add(-1) == 0 {
+		g.sse.bytes.Add(-int64(len(f.sse)))
+	}
+}
+
+// reapStreams cuts the streams holding the most queued bytes until the
+// total is under three quarters of the bound (their handlers then let
+// their frames go). One runs at a time.
+func (g *Server) reapStreams() {
+	defer g.sse.reaping.Store(false)
+	limit := g.opts.Limits.SSEBufferTotal
+	if g.sse.bytes.Load() <= limit {
+		return
+	}
+	// Candidates: first the streams whose client stopped taking bytes (a
+	// write blocked for stuckAfter or more; the longest first), then those
+	// with two events or more waiting (the most bytes first). A stream
+	// that keeps up (its writes return, at most one event waiting) is
+	// never cut for the total, which it passes by one event at most.
+	type held struct {
+		st    *stream
+		n     int64
+		since int64 // when its blocked write began; MaxInt64 when not stuck
+	}
+	now := time.Now().UnixNano()
+	g.sse.mu.Lock()
+	list := make([]held, 0, len(g.sse.streams))
+	for st := range g.sse.streams {
+		n := st.queued.Load()
+		if n == 0 {
+			continue
+		}
+		since := st.writeSince.Load()
+		if since == 0 || now-since < int64(stuckAfter) {
+			if len(st.ch) < 2 {
+				continue
+			}
+			since = math.MaxInt64
+		}
+		list = append(list, held{st, n, since})
+	}
+	g.sse.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].since != list[j].since {
+			return list[i].since < list[j].since
+		}
+		return list[i].n > list[j].n
+	})
+	excess := g.sse.bytes.Load() - limit*3/4
+	cut := 0
+	for _, h := range list {
+		if excess <= 0 {
+			break
+		}
+		h.st.mu.Lock()
+		if h.st.cutSlow() {
+			g.sse.cuts.Add(1)
+			cut++
+		}
+		h.st.dropLocked()
+		h.st.mu.Unlock()
+		// Its handler may be blocked in a write to a client that takes
+		// nothing: end that write now, so that the frame goes too.
+		if rc := h.st.rc.Load(); rc != nil {
+			rc.SetWriteDeadline(time.Now())
+		}
+		excess -= h.n
+	}
+	g.log.Warn("gateway: SSE streams cut: the events queued to all streams passed gateway.limits.sse_buffer_total",
+		"cut", cut, "queued", g.sse.bytes.Load(), "limit", limit)
+}
+
+// stuckAfter: a stream whose write has been blocked this long is taken for
+// one whose client stopped reading, when the total is past its bound.
+const stuckAfter = 100 * time.Millisecond
+
 // stream is one SSE client: a sink with a bounded queue that an HTTP
 // goroutine drains.
 type stream struct {
@@ -255,10 +363,51 @@ type stream struct {
 	once   sync.Once
 	cut    chan struct{} // closed when the stream must end
 	slow   atomic.Bool   // it ended because the client was slow
+	// writeSince: when the handler's current write began (UnixNano), 0
+	// between writes; the reaper cuts the streams blocked longest first.
+	writeSince atomic.Int64
+	rc         atomic.Pointer[http.ResponseController] // the handler's, once it writes
+	mu         sync.Mutex                              // orders push with close
+	closed     bool                                    // guarded by mu: no more frames (close)
 }
 
 func newStream(g *Server, lastID uint64) *stream {
-	return &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{})}
+	st := &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{})}
+	g.sse.mu.Lock()
+	if g.sse.streams == nil {
+		g.sse.streams = map[*stream]struct{}{}
+	}
+	g.sse.streams[st] = struct{}{}
+	g.sse.mu.Unlock()
+	return st
+}
+
+// close ends the stream's queue when its handler returns.
+func (st *stream) close() {
+	st.g.sse.mu.Lock()
+	delete(st.g.sse.streams, st)
+	st.g.sse.mu.Unlock()
+	st.mu.Lock()
+	st.dropLocked()
+	st.mu.Unlock()
+	st.end()
+}
+
+// dropLocked lets the frames still queued go, and makes a later push queue
+// nothing: the stream ended or is cut (the frame its handler is writing,
+// if any, goes when the write returns). st.mu is held.
+func (st *stream) dropLocked() {
+	st.closed = true
+	for {
+		select {
+		case f := <-st.ch:
+			st.queued.Add(-int64(len(f.sse)))
+			st.g.releaseFrame(f)
+			continue
+		default:
+		}
+		return
+	}
 }
 
 func (st *stream) push(f *eventFrame) {
@@ -266,24 +415,37 @@ func (st *stream) push(f *eventFrame) {
 		return // the client has it
 	}
 	n := int64(len(f.sse))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
 	if st.queued.Add(n) > st.max {
 		st.queued.Add(-n)
 		st.cutSlow()
+		st.dropLocked()
 		return
 	}
+	st.g.holdFrame(f)
 	select {
 	case st.ch <- f:
 	default:
 		st.queued.Add(-n)
+		st.g.releaseFrame(f)
 		st.cutSlow()
+		st.dropLocked()
 	}
 }
 
-func (st *stream) cutSlow() {
-	if st.slow.CompareAndSwap(false, true) {
+// cutSlow ends the stream for a client that reads too slowly; false if it
+// was cut so before.
+func (st *stream) cutSlow() bool {
+	first := st.slow.CompareAndSwap(false, true)
+	if first {
 		st.g.metrics.sseCut.Add(1)
 	}
 	st.end()
+	return first
 }
 
 func (st *stream) gone() { st.end() }
@@ -297,7 +459,11 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
 	for n := 0; ; n++ {
 		st.queued.Add(-int64(len(f.sse)))
-		if _, err := sw.w.Write(f.sse); err != nil {
+		st.writeSince.Store(time.Now().UnixNano())
+		_, err := sw.w.Write(f.sse)
+		st.writeSince.Store(0)
+		st.g.releaseFrame(f)
+		if err != nil {
 			return err
 		}
 		if n == 63 {

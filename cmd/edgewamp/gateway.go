@@ -61,6 +61,7 @@ type gatewayLimitsConfig struct {
 	MaxStreamsPerClient    int      `yaml:"max_streams_per_client"`
 	SSEQueue               int      `yaml:"sse_queue"`
 	SSEBuffer              size     `yaml:"sse_buffer"`
+	SSEBufferTotal         size     `yaml:"sse_buffer_total"`
 	SSEKeepalive           duration `yaml:"sse_keepalive"`
 	AuthFailures           int      `yaml:"auth_failures"`
 }
@@ -282,7 +283,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		BodyTimeout: time.Duration(l.BodyTimeout), WriteTimeout: time.Duration(l.WriteTimeout), IdleTimeout: time.Duration(l.IdleTimeout),
 		MaxConnections: l.MaxConnections, MaxInFlight: l.MaxInFlight, MaxInFlightPerIdentity: l.MaxInFlightPerIdentity,
 		MaxInFlightPerAddress: l.MaxInFlightPerAddress, MaxSessions: l.MaxSessions, SessionsPerIdentity: l.SessionsPerIdentity, SessionIdle: time.Duration(l.SessionIdle),
-		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer),
+		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer), SSEBufferTotal: int64(l.SSEBufferTotal),
 		SSEKeepalive: time.Duration(l.SSEKeepalive), AuthFailures: l.AuthFailures,
 	}
 	for _, k := range g.APIKeys {
