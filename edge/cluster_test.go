@@ -439,6 +439,41 @@ func TestClusterRetainedAndMeta(t *testing.T) {
 	}
 	got := make(chan *client.Event, 4)
 	sub := b.dial(b.rs(), proto.CBOR)
+	// PUBLISHED says A took the events, not that they left it: they wait in
+	// A's outbound queue until its sender hands them to NATS (README, Mesh:
+	// mesh.max_outbound), which NATS then routes by the interest it knows
+	// at that moment. A sender held back a few ms (two loaded CPUs, -race)
+	// let B's interest in com.state arrive first: B got v1 and v2 live,
+	// before or after the retained v2. So wait for a sign that A's events
+	// went through the mesh before B subscribes: a marker A publishes after
+	// them reaching B (A's node sends one publisher's events in order; the
+	// markers are repeated until B's interest in the marker topic has
+	// reached A, README "What is and is not consistent"). B has no interest
+	// in com.state meanwhile, so the retained v2 can only come from A.
+	marks := make(chan struct{}, 1)
+	mark, err := sub.Subscribe(ctx, "com.marker", func(*client.Event) {
+		select {
+		case marks <- struct{}{}:
+		default:
+		}
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if err := pub.Publish(ctx, "com.marker", nil, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-marks:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return errors.New("no marker from A on B")
+		}
+	})
+	if err := sub.Unsubscribe(ctx, mark); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := sub.Subscribe(ctx, "com.state", func(e *client.Event) { got <- e }, &client.SubscribeOptions{GetRetained: true}); err != nil {
 		t.Fatal(err)
 	}
