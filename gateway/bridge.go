@@ -352,12 +352,24 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		return
 	}
 	defer g.pool.release(a)
-	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer)}
+	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer), s: s}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
 		return
 	}
+	// However the handler ends, the call stops being pending and what it
+	// left in c.prog comes out of the SSE total: on the shard, after which
+	// no progressive result is queued (or here, when the session's queue
+	// is closed and none can be).
+	g.addQueue(c)
+	defer func() {
+		g.removeQueue(c)
+		if s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) != nil {
+			c.dropProgress(g)
+		}
+	}()
 	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	c.rc.Store(sw.rc)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": call\n\n")) != nil {
 		s.q.post(func() { s.cancelCall(c) })
@@ -368,7 +380,14 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
 	defer ka.Stop()
 	sendProg := func(pr callReply) error {
-		c.progBytes.Add(-int64(len(pr.args) + len(pr.kwargs)))
+		n := int64(len(pr.args) + len(pr.kwargs))
+		c.progBytes.Add(-n)
+		g.sse.bytes.Add(-n)
+		if c.cut.Load() {
+			return errCutForTotal // its queue goes when the handler returns
+		}
+		c.writeSince.Store(time.Now().UnixNano())
+		defer c.writeSince.Store(0)
 		return sw.writeEvent("progress", resultDoc(pr))
 	}
 	for {
@@ -383,7 +402,9 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 			for drained := false; !drained; {
 				select {
 				case pr := <-c.prog:
-					if sendProg(pr) != nil {
+					if err := sendProg(pr); err == errCutForTotal {
+						drained = true // cut: res is its problem
+					} else if err != nil {
 						return
 					}
 				default:
@@ -611,6 +632,9 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 			return
 		case f := <-st.ch:
 			if err := st.writeQueued(sw, f); err != nil {
+				if err == errCutForTotal {
+					continue // to <-st.cut: the problem event
+				}
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					st.cutSlow() // the client stopped reading
 				}

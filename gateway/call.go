@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +22,16 @@ type call struct {
 	// progBytes counts the payload bytes in prog; past progMax (and one
 	// result) the call is cut as a slow reader, as an event stream is.
 	progBytes atomic.Int64
-	progMax   int64  // static
-	req       uint64 // owned by shard: the CALL's request id once sent
-	s         *sess  // the session, and the CALL, for run
-	cr        callReq
+	progMax   int64 // static
+	// writeSince, rc: when the handler's current write of a progressive
+	// result began (0 between writes) and its ResponseController, for the
+	// SSE total's reaper (sseQueue); cut: the reaper cut it.
+	writeSince atomic.Int64
+	rc         atomic.Pointer[http.ResponseController]
+	cut        atomic.Bool
+	req        uint64 // owned by shard: the CALL's request id once sent
+	s          *sess  // the session, and the CALL, for run
+	cr         callReq
 	// buf holds the final RESULT's response document (callReply.doc,
 	// args and kwargs alias it). The shard fills it before finish; the
 	// HTTP goroutine owns it from the receive on c.final until recycle,
@@ -169,8 +176,12 @@ func (s *sess) result(m *proto.Message) {
 	} else if progress {
 		// Bounded in results (the channel) and in bytes (Limits.SSEBuffer;
 		// one result always fits).
+		// Counted in the SSE total too (Limits.SSEBufferTotal), whose
+		// reaper cuts the calls and streams whose clients stopped reading.
 		n := int64(len(r.args) + len(r.kwargs))
-		if q := c.progBytes.Add(n); c.progMax <= 0 || q <= c.progMax || q == n {
+		q := c.progBytes.Add(n)
+		s.g.addSSEBytes(n)
+		if c.progMax <= 0 || q <= c.progMax || q == n {
 			select {
 			case c.prog <- r:
 				return
@@ -178,17 +189,66 @@ func (s *sess) result(m *proto.Message) {
 			}
 		}
 		c.progBytes.Add(-n)
+		s.g.sse.bytes.Add(-n)
 		// The HTTP client reads the stream more slowly than the callee
 		// produces: cut it rather than buffer without limit.
-		req := m.Request
-		delete(s.calls, req)
-		c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough"})
-		s.g.metrics.sseCut.Add(1)
-		s.q.post(func() { s.sendCancel(req) })
+		s.cutCall(c)
 		return
 	}
 	delete(s.calls, m.Request)
 	c.finish(r)
+}
+
+// cutCall ends a call whose HTTP client reads its progressive results
+// more slowly than the callee produces them: CANCEL, and the client's
+// stream ends with a problem. Its queued results go at once (it is no
+// longer pending, so none is queued after): the handler may be blocked
+// writing to a client that takes nothing. Owned by shard.
+func (s *sess) cutCall(c *call) {
+	if s.calls[c.req] != c {
+		return // answered, canceled or cut meanwhile
+	}
+	req := c.req
+	delete(s.calls, req)
+	c.dropProgress(s.g)
+	c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough"})
+	s.g.metrics.sseCut.Add(1)
+	s.q.post(func() { s.sendCancel(req) })
+}
+
+func (c *call) held() (int64, int, int64) {
+	return c.progBytes.Load(), len(c.prog), c.writeSince.Load()
+}
+
+// cutForTotal implements sseQueue: the call is cut on its shard; a write
+// blocked on its client ends now.
+func (c *call) cutForTotal() bool {
+	if !c.cut.CompareAndSwap(false, true) {
+		return false
+	}
+	s := c.s
+	s.q.post(func() { s.cutCall(c) })
+	if rc := c.rc.Load(); rc != nil {
+		rc.SetWriteDeadline(time.Now())
+	}
+	return true
+}
+
+// dropProgress lets the progressive results still queued go, when the
+// call's handler has ended: on the shard after the call stopped being
+// pending, so that none is queued after it.
+func (c *call) dropProgress(g *Server) {
+	for {
+		select {
+		case pr := <-c.prog:
+			n := int64(len(pr.args) + len(pr.kwargs))
+			c.progBytes.Add(-n)
+			g.sse.bytes.Add(-n)
+			continue
+		default:
+		}
+		return
+	}
 }
 
 // copyPayload copies args and kwargs into one new allocation; nil stays

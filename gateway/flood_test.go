@@ -194,10 +194,98 @@ func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
 	}
 	waitFor(t, "every stream let go", func() bool {
 		e.gw.sse.mu.Lock()
-		n := len(e.gw.sse.streams)
+		n := len(e.gw.sse.queues)
 		e.gw.sse.mu.Unlock()
 		return n == 1 && e.gw.sse.bytes.Load() == 0
 	})
+}
+
+// TestSSEProgressiveResultsCountInTotal: progressive results streamed to
+// HTTP clients as SSE were bounded per call (SSEBuffer) only, so that
+// calls in flight times SSEBuffer could be held for clients that do not
+// read. They count in SSEBufferTotal with the event streams: past it, a
+// call whose client has not taken its last result is cut; a client that
+// reads gets all of its results; when the clients are gone the count is
+// back to zero.
+func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
+	const (
+		calls  = 12
+		chunks = 24
+		size   = 256 << 10
+		total  = 2 << 20
+	)
+	e := newEnv(t, func(o *Options) {
+		o.Limits.SSEBufferTotal = total
+		o.Limits.SSEBuffer = 16 << 20
+		o.Limits.WriteTimeout = time.Minute
+	})
+	callee := e.dial("realm1", proto.JSON)
+	chunk := strings.Repeat("p", size)
+	var sent atomic.Int64
+	e.register(callee, "com.stream", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; i < chunks; i++ {
+			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
+				return nil, err
+			}
+			sent.Add(1)
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	// The same results at a pace a reading client keeps up with.
+	e.register(callee, "com.paced", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; i < chunks; i++ {
+			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
+				return nil, err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var conns []net.Conn
+	for i := 0; i < calls; i++ {
+		c, err := d.Dial("tcp", e.gw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /wamp/realm1/call/com.stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	}
+	waitFor(t, "the callee's progressive results", func() bool { return sent.Load() == calls*chunks })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, rd := e.stream(ctx, "POST", "/wamp/realm1/call/com.paced", `{}`)
+	for i := 0; i < chunks; i++ {
+		if ev, err := rd.next(); err != nil || ev.event != "progress" {
+			t.Fatalf("a client that reads, progress %d: %+v %v", i, ev.event, err)
+		}
+	}
+	if ev, err := rd.next(); err != nil || ev.event != "result" {
+		t.Fatalf("a client that reads, result: %+v %v", ev.event, err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d calls of clients that do not read, %d results of %d KiB each: live heap +%.1f MiB, SSE total %d KiB, %d cut for it",
+		calls, chunks, size>>10, float64(held)/(1<<20), e.gw.sse.bytes.Load()>>10, e.gw.sse.cuts.Load())
+	// Without the total, what the kernel's buffers did not take of 6 MiB
+	// per call: about 40 MiB.
+	if held > 10<<20 {
+		t.Errorf("calls whose clients do not read hold +%.1f MiB of progressive results, bound %d MiB", float64(held)/(1<<20), total>>20)
+	}
+	if e.gw.sse.cuts.Load() == 0 {
+		t.Error("no call was cut for the SSE total")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, "the SSE total back to zero", func() bool { return e.gw.sse.bytes.Load() == 0 })
 }
 
 // TestSSEStreamsLeaveRequestSlots: event streams last as long as their

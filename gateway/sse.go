@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"net/http"
 	"sort"
@@ -247,29 +248,65 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 	s.request(m, nil)
 }
 
-// sseBudget bounds the bytes of events queued to all SSE streams
-// (Limits.SSEBufferTotal). Streams share frames, so a frame counts once,
-// while any queue holds it: a publication fanned out to thousands of
-// streams that keep up costs its size, not thousands of times it. Past the
-// bound, the streams holding the most are cut (reap), until the total is
-// back under three quarters of it: each stream's own bound
-// (Limits.SSEBuffer) times Limits.MaxStreams would otherwise let a client
-// whose thousand streams read a trickle each hold a gigabyte.
+// sseBudget bounds the bytes queued to all SSE clients
+// (Limits.SSEBufferTotal): the events of event streams and the progressive
+// results of calls streamed as SSE. Streams share frames, so a frame
+// counts once, while any queue holds it: a publication fanned out to
+// thousands of streams that keep up costs its size, not thousands of times
+// it. Past the bound, the queues whose clients stopped reading are cut
+// (reap), until the total is back under three quarters of it: each
+// queue's own bound (Limits.SSEBuffer) times Limits.MaxStreams would
+// otherwise let a client whose thousand streams read a trickle each hold a
+// gigabyte.
 type sseBudget struct {
 	bytes   atomic.Int64
 	reaping atomic.Bool
 	mu      sync.Mutex
-	streams map[*stream]struct{} // open streams; guarded by mu
-	cuts    atomic.Uint64        // streams cut for the total
+	queues  map[sseQueue]struct{} // open event streams and streamed calls; guarded by mu
+	cuts    atomic.Uint64         // queues cut for the total
+}
+
+// sseQueue is what the reaper sees of an SSE client's queue: an event
+// stream or a call streaming progressive results.
+type sseQueue interface {
+	// held: the bytes queued, the entries waiting, and when the
+	// handler's current write began (UnixNano; 0 between writes).
+	held() (n int64, waiting int, writeSince int64)
+	// cutForTotal cuts the client: its queue let go at once, a blocked
+	// write ended; false if it was cut before.
+	cutForTotal() bool
+}
+
+func (g *Server) addQueue(q sseQueue) {
+	g.sse.mu.Lock()
+	if g.sse.queues == nil {
+		g.sse.queues = map[sseQueue]struct{}{}
+	}
+	g.sse.queues[q] = struct{}{}
+	g.sse.mu.Unlock()
+}
+
+func (g *Server) removeQueue(q sseQueue) {
+	g.sse.mu.Lock()
+	delete(g.sse.queues, q)
+	g.sse.mu.Unlock()
+}
+
+// addSSEBytes counts n more bytes queued to an SSE client and starts a
+// reaper when the total passes its bound; it returns the total.
+func (g *Server) addSSEBytes(n int64) int64 {
+	t := g.sse.bytes.Add(n)
+	if t > g.opts.Limits.SSEBufferTotal && g.sse.reaping.CompareAndSwap(false, true) {
+		go g.reapQueues()
+	}
+	return t
 }
 
 // hold counts f as queued once more; the first queue to hold it adds its
 // bytes.
 func (g *Server) holdFrame(f *eventFrame) {
 	if f.queues.Add(1) == 1 {
-		if g.sse.bytes.Add(int64(len(f.sse))) > g.opts.Limits.SSEBufferTotal && g.sse.reaping.CompareAndSwap(false, true) {
-			go g.reapStreams()
-		}
+		g.addSSEBytes(int64(len(f.sse)))
 	}
 }
 
@@ -281,41 +318,42 @@ func (g *Server) releaseFrame(f *eventFrame) {
 	}
 }
 
-// reapStreams cuts the streams holding the most queued bytes until the
-// total is under three quarters of the bound (their handlers then let
-// their frames go). One runs at a time.
-func (g *Server) reapStreams() {
+// reapQueues cuts SSE clients until the total is under three quarters of
+// the bound. One runs at a time.
+func (g *Server) reapQueues() {
 	defer g.sse.reaping.Store(false)
 	limit := g.opts.Limits.SSEBufferTotal
 	if g.sse.bytes.Load() <= limit {
 		return
 	}
-	// Candidates: first the streams whose client stopped taking bytes (a
-	// write blocked for stuckAfter or more; the longest first), then those
-	// with two events or more waiting (the most bytes first). A stream
-	// that keeps up (its writes return, at most one event waiting) is
-	// never cut for the total, which it passes by one event at most.
+	// Candidates: first the clients that stopped taking bytes (a write
+	// blocked for stuckAfter or more; the longest first), then, when the
+	// total is past the bound by a quarter more (the stuck ones have not
+	// been seen yet, or the clients read but too slowly), those with two
+	// entries or more waiting (the most bytes first). A client that keeps
+	// up (its writes return, at most one entry waiting) is never cut for
+	// the total, which it passes by one entry at most.
+	pressed := g.sse.bytes.Load() > limit+limit/4
 	type held struct {
-		st    *stream
+		q     sseQueue
 		n     int64
 		since int64 // when its blocked write began; MaxInt64 when not stuck
 	}
 	now := time.Now().UnixNano()
 	g.sse.mu.Lock()
-	list := make([]held, 0, len(g.sse.streams))
-	for st := range g.sse.streams {
-		n := st.queued.Load()
-		if n == 0 {
+	list := make([]held, 0, len(g.sse.queues))
+	for q := range g.sse.queues {
+		n, waiting, since := q.held()
+		if n <= 0 {
 			continue
 		}
-		since := st.writeSince.Load()
 		if since == 0 || now-since < int64(stuckAfter) {
-			if len(st.ch) < 2 {
+			if waiting < 2 || !pressed {
 				continue
 			}
 			since = math.MaxInt64
 		}
-		list = append(list, held{st, n, since})
+		list = append(list, held{q, n, since})
 	}
 	g.sse.mu.Unlock()
 	sort.Slice(list, func(i, j int) bool {
@@ -330,23 +368,35 @@ func (g *Server) reapStreams() {
 		if excess <= 0 {
 			break
 		}
-		h.st.mu.Lock()
-		if h.st.cutSlow() {
+		if h.q.cutForTotal() {
 			g.sse.cuts.Add(1)
 			cut++
 		}
-		h.st.dropLocked()
-		h.st.mu.Unlock()
-		// Its handler may be blocked in a write to a client that takes
-		// nothing: end that write now, so that the frame goes too.
-		if rc := h.st.rc.Load(); rc != nil {
-			rc.SetWriteDeadline(time.Now())
-		}
 		excess -= h.n
 	}
-	g.log.Warn("gateway: SSE streams cut: the events queued to all streams passed gateway.limits.sse_buffer_total",
+	g.log.Warn("gateway: SSE clients cut: the bytes queued to all of them passed gateway.limits.sse_buffer_total",
 		"cut", cut, "queued", g.sse.bytes.Load(), "limit", limit)
 }
+
+func (st *stream) held() (int64, int, int64) {
+	return st.queued.Load(), len(st.ch), st.writeSince.Load()
+}
+
+func (st *stream) cutForTotal() bool {
+	st.mu.Lock()
+	first := st.cutSlow()
+	st.dropLocked()
+	st.mu.Unlock()
+	// Its handler may be blocked in a write to a client that takes
+	// nothing: end that write now, so that the frame goes too.
+	if rc := st.rc.Load(); rc != nil {
+		rc.SetWriteDeadline(time.Now())
+	}
+	return first
+}
+
+// errCutForTotal ends the handler of an SSE client cut for the SSE total.
+var errCutForTotal = errors.New("gateway: cut for gateway.limits.sse_buffer_total")
 
 // stuckAfter: a stream whose write has been blocked this long is taken for
 // one whose client stopped reading, when the total is past its bound.
@@ -373,20 +423,13 @@ type stream struct {
 
 func newStream(g *Server, lastID uint64) *stream {
 	st := &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{})}
-	g.sse.mu.Lock()
-	if g.sse.streams == nil {
-		g.sse.streams = map[*stream]struct{}{}
-	}
-	g.sse.streams[st] = struct{}{}
-	g.sse.mu.Unlock()
+	g.addQueue(st)
 	return st
 }
 
 // close ends the stream's queue when its handler returns.
 func (st *stream) close() {
-	st.g.sse.mu.Lock()
-	delete(st.g.sse.streams, st)
-	st.g.sse.mu.Unlock()
+	st.g.removeQueue(st)
 	st.mu.Lock()
 	st.dropLocked()
 	st.mu.Unlock()
@@ -458,6 +501,15 @@ func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
 func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
 	for n := 0; ; n++ {
+		select {
+		case <-st.cut:
+			// Cut meanwhile (the SSE total's reaper may have ended a
+			// blocked write, which this deadline would undo).
+			st.queued.Add(-int64(len(f.sse)))
+			st.g.releaseFrame(f)
+			return errCutForTotal
+		default:
+		}
 		st.queued.Add(-int64(len(f.sse)))
 		st.writeSince.Store(time.Now().UnixNano())
 		_, err := sw.w.Write(f.sse)
