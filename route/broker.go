@@ -329,7 +329,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
-		rm.changed()
+		rm.subChanged(match, uri)
 		if wild {
 			rm.wildSubs++
 		}
@@ -469,7 +469,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 	if set.n == 0 {
 		rm.subs.del(sub.match, sub.uri)
 		delete(rm.subByID, sub.id)
-		rm.changed()
+		rm.subChanged(sub.match, sub.uri)
 		if wild {
 			rm.wildSubs--
 		}

@@ -167,12 +167,12 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		l := append(append([]callee(nil), reg.list()...), ce)
 		reg.callees.Store(&l)
 	} else {
-		rm.changed()
 		reg = &registration{id: rm.entryID('r', match, uri), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
 		l := []callee{ce}
 		reg.callees.Store(&l)
 		rm.regs.put(match, uri, reg)
 		rm.regByID[reg.id] = reg
+		rm.regChanged(match, uri)
 	}
 	if s.r.mesh != nil {
 		rm.meshLocalChanged(reg)
@@ -258,7 +258,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 	} else if len(l) == 0 {
 		rm.regs.del(reg.match, reg.uri)
 		delete(rm.regByID, reg.id)
-		rm.changed()
+		rm.regChanged(reg.match, reg.uri)
 		deleted = true
 	}
 	rm.mu.Unlock()

@@ -256,7 +256,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 			delete(rm.regByID, reg.id)
 			deleted = true
 		}
-		rm.changed()
+		rm.regChanged(k.match, k.uri)
 		return deleted
 	case !exists:
 		reg = &registration{id: rm.entryID('r', k.match, k.uri), uri: k.uri, match: k.match, invoke: win.Invoke, created: rm.r.cfg.Now()}
@@ -270,6 +270,6 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	} else {
 		reg.remote.Store(&rl)
 	}
-	rm.changed()
+	rm.regChanged(k.match, k.uri)
 	return false
 }

@@ -313,6 +313,29 @@ func (t *table[E]) all(fn func(m proto.Match, e E)) {
 	}
 }
 
+// patternMatches reports whether the entry (m, p) matches the concrete URI
+// u, as matchAll finds it: exact, a string prefix, or a wildcard pattern
+// of as many components whose non-empty components are u's.
+func patternMatches(m proto.Match, p, u string) bool {
+	switch m {
+	case proto.MatchPrefix:
+		return len(u) >= len(p) && u[:len(p)] == p
+	case proto.MatchWildcard:
+		for {
+			pc, pr, plast := cutComponent(p)
+			uc, ur, ulast := cutComponent(u)
+			if (pc != "" && pc != uc) || plast != ulast {
+				return false
+			}
+			if plast {
+				return true
+			}
+			p, u = pr, ur
+		}
+	}
+	return p == u
+}
+
 func components(u string) int {
 	n := 1
 	for i := 0; i < len(u); i++ {
