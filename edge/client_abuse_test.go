@@ -266,16 +266,23 @@ func TestManySubscriptionsDoNotGrowOtherNodesInterest(t *testing.T) {
 		return nil
 	})
 	receive(fmt.Sprintf("many.t%d", keep-1))
-	// An event of a topic left is no longer sent to a.
-	for len(got) > 0 {
-		<-got
-	}
-	if err := pub.Publish(ctxT(t, 5*time.Second), fmt.Sprintf("many.t%d", k-1), []any{1}, nil, nil); err != nil {
+	// An event of a topic left is no longer sent to a. (receive may have
+	// published many.t99 more than once, when an event came later than
+	// its wait: a late copy of it is not what this checks.)
+	left := fmt.Sprintf("many.t%d", k-1)
+	if err := pub.Publish(ctxT(t, 5*time.Second), left, []any{1}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case g := <-got:
-		t.Fatalf("got an event of %s after unsubscribing", g)
-	case <-time.After(300 * time.Millisecond):
+	deadline := time.After(300 * time.Millisecond)
+	for {
+		select {
+		case g := <-got:
+			if g == left {
+				t.Fatalf("got an event of %s after unsubscribing", g)
+			}
+			continue
+		case <-deadline:
+		}
+		break
 	}
 }
