@@ -175,17 +175,28 @@ func eventually(t *testing.T, d time.Duration, f func() error) {
 }
 
 // callUntil calls proc until it stops failing with no_such_procedure
-// (the registration is on its way through the mesh).
+// (the registration is on its way through the mesh). A call its 5 s
+// deadline canceled is tried again too, within 15 s: a node that just
+// joined may take that long to route its first call on a loaded machine
+// (TestLargeDirectoryReachesNewNodes failed so once, under -race next to
+// other tests' load).
 func callUntil(t *testing.T, s *client.Session, proc string, args []any) *client.Result {
 	t.Helper()
 	var res *client.Result
-	eventually(t, 5*time.Second, func() error {
+	start := time.Now()
+	eventually(t, 15*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
 		res, err = s.Call(ctx, proc, args, nil, nil)
 		if e, ok := err.(*client.Error); ok && e.URI == proto.URINoSuchProcedure {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("call %s: still %v after 5 s", proc, err)
+			}
 			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("call %s: %v (its deadline passed)", proc, err)
 		}
 		if err != nil {
 			t.Fatalf("call %s: %v", proc, err)
