@@ -108,6 +108,12 @@ func (tn *tnode) dial(url string, ser proto.Serializer) *client.Session {
 // other.
 func cluster(t *testing.T, names ...string) []*tnode {
 	t.Helper()
+	return clusterWith(t, nil, names...)
+}
+
+// clusterWith is cluster with each node's options changed by mutate.
+func clusterWith(t *testing.T, mutate func(*Options), names ...string) []*tnode {
+	t.Helper()
 	ports := make([]string, len(names))
 	for i := range names {
 		ports[i] = edgetest.FreeAddr(t)
@@ -124,6 +130,9 @@ func cluster(t *testing.T, names ...string) []*tnode {
 		tn := startNode(t, name, func(o *Options) {
 			o.Cluster.Listen = listen
 			o.Cluster.Routes = routes
+			if mutate != nil {
+				mutate(o)
+			}
 		})
 		nodes = append(nodes, tn)
 	}

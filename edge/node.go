@@ -70,6 +70,10 @@ type Node struct {
 
 	dedup dedupRing // owned by the event dispatcher
 
+	// testHookSend, set by tests only (nil otherwise), runs on the sender
+	// before it hands each batch to NATS: a test holds the sender with it.
+	testHookSend atomic.Pointer[func(*outBatch)]
+
 	stop    chan struct{}
 	stopped atomic.Bool
 	wg      sync.WaitGroup

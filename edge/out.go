@@ -190,6 +190,9 @@ func (n *Node) runSender(stop <-chan struct{}) {
 				}
 			}
 		}
+		if h := n.testHookSend.Load(); h != nil { // tests only
+			(*h)(b)
+		}
 		n.sendBatch(b)
 		q.done(b)
 	}

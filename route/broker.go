@@ -18,6 +18,9 @@ type subscription struct {
 	created time.Time   // static
 
 	set atomic.Pointer[subSet] // immutable, swapped under Realm.mu
+	// wins counts the sessions with a window open on the subscription
+	// (retwin.go): the fan-out looks at them only when it is not 0.
+	wins atomic.Int32
 }
 
 // subSet is a subscription's subscribers grouped by shard, so that a
@@ -124,7 +127,13 @@ type publication struct {
 	excludeMe bool
 	disclose  bool
 	retained  bool
-	filter    *pubFilter // nil when the publisher gave no black/white lists
+	// seq counts the publisher session's publications up to this one
+	// (it wraps: compared within a short window, retwin.go); src is that
+	// session's id, 0 for the router's own events. One publisher's events
+	// reach a subscriber in seq order.
+	seq    uint32
+	src    uint64
+	filter *pubFilter // nil when the publisher gave no black/white lists
 	// Mesh only: remote is the publisher's identity when it is on another
 	// node (publisher is then nil), at the publication time of a retained
 	// event (unix ns; the newest wins across nodes).
@@ -364,6 +373,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.metaEvent(rm, metaSubOnSubscribe, ss.id, sub.id)
 	}
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
+		s.openWin(ss, sub)
 		if s.r.mesh != nil {
 			s.meshRetained(ss, sub)
 			return
@@ -394,13 +404,7 @@ func (s *Shard) sendRetained(ss *Session, sub *subscription) (scanned int) {
 		}
 	}
 	rm.mu.RUnlock()
-	for _, p := range pubs {
-		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
-			continue
-		}
-		var buf [4][]byte
-		s.sendEvent(ss, sub, p, &buf)
-	}
+	s.deliverRetained(ss, sub, pubs)
 	return scanned
 }
 
@@ -458,6 +462,9 @@ func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
 
 func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
 	delete(ss.subs, sub.id)
+	if w := ss.winOf(sub); w != nil {
+		s.closeWin(ss, w)
+	}
 	wild := sub.match == proto.MatchWildcard
 	if wild {
 		ss.wildSubs--
@@ -514,8 +521,9 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		excludeMe: m.Opt.Bool(proto.KeyExcludeMe, true),
 		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDisclosePublisher, m.URI),
 		filter:    filterOf(&m.Opt),
+		src:       ss.id,
+		seq:       ss.publisherSeq(),
 	}
-	subs := rm.lookupSubs(s.idx, m.URI)
 	retain := m.Opt.Bool(proto.KeyRetain, false)
 	if retain {
 		p.at = s.r.now()
@@ -534,6 +542,11 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 			s.stats.RetainRefused.Add(1)
 		}
 	}
+	// Looked up after the event is retained: a get_retained SUBSCRIBE that
+	// creates the subscription meanwhile finds this event retained, or
+	// is found here and gets it live (not neither: it would keep the
+	// previous retained event as the topic's last).
+	subs := rm.lookupSubs(s.idx, m.URI)
 	if len(subs) > 0 {
 		s.fanout(&p, subs)
 	}
@@ -659,8 +672,14 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 				enc[i] = f
 			}
 		}
-		for _, c := range set.byShard[s.idx] {
-			s.deliverChunk(c, sub, p, &enc, refused)
+		if sub.wins.Load() == 0 {
+			for _, c := range set.byShard[s.idx] {
+				s.deliverChunk(c, sub, p, &enc, refused)
+			}
+		} else {
+			for _, c := range set.byShard[s.idx] {
+				s.deliverChunkWin(c, sub, p, &enc, refused)
+			}
 		}
 		for i, b := range enc {
 			if b != nil && len(b) == 0 {

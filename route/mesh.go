@@ -108,7 +108,9 @@ import (
 //   - A retained event is kept on the publisher's node and on every node
 //     that received it. get_retained gathers the matching retained events
 //     of every node (Mesh.Gather, a short deadline) and delivers the newest
-//     per topic.
+//     per topic. The live events of the subscription wait meanwhile, and
+//     those the retained events supersede are dropped (retwin.go): the
+//     live copy of a retained event may arrive before or after the answer.
 //   - wamp.session.*, the subscription meta procedures and the callee
 //     lists of registrations scatter-gather (Mesh.Gather): each node answers
 //     for its own sessions (MeshQuery) and the caller's node combines the

@@ -44,6 +44,11 @@ type memNode struct {
 	subs map[string]int // realm|match|uri -> count
 
 	gatherErr atomic.Pointer[error] // set: Gather refuses with it (a busy node)
+	// gatherHold, when set, keeps the node's gathers (their queries are
+	// not sent) until releaseGathers: a slow gather.
+	gatherHold atomic.Bool
+	gmu        sync.Mutex
+	gheld      []func()
 	// gathers counts the node's gathers not yet answered; gathersMax is
 	// the most there were at once.
 	gathers, gathersMax atomic.Int64
@@ -256,24 +261,48 @@ func (n *memNode) Gather(env []byte, done func([][]byte)) error {
 	var mu sync.Mutex
 	var answers [][]byte
 	left := len(others)
+	answer := func(a []byte) {
+		mu.Lock()
+		if a != nil {
+			answers = append(answers, a)
+		}
+		left--
+		last := left == 0
+		mu.Unlock()
+		if last {
+			n.gathers.Add(-1)
+			done(answers)
+		}
+	}
+	if n.gatherHold.Load() {
+		env := append([]byte(nil), env...) // valid only during the call
+		n.gmu.Lock()
+		n.gheld = append(n.gheld, func() { n.askAll(others, env, answer) })
+		n.gmu.Unlock()
+		return nil
+	}
+	n.askAll(others, env, answer)
+	return nil
+}
+
+// askAll sends a query to others, each answer to answer.
+func (n *memNode) askAll(others []*memNode, env []byte, answer func([]byte)) {
 	for _, o := range others {
 		o := o
 		b := append([]byte(nil), env...)
-		o.dispatch(func() {
-			o.e.r.MeshQuery(b, func(a []byte) {
-				mu.Lock()
-				if a != nil {
-					answers = append(answers, a)
-				}
-				left--
-				last := left == 0
-				mu.Unlock()
-				if last {
-					n.gathers.Add(-1)
-					done(answers)
-				}
-			})
-		})
+		o.dispatch(func() { o.e.r.MeshQuery(b, answer) })
 	}
-	return nil
+}
+
+// releaseGathers sends the gathers gatherHold kept, and no longer keeps
+// them.
+func (n *memNode) releaseGathers() {
+	n.gatherHold.Store(false)
+	n.gmu.Lock()
+	held := n.gheld
+	n.gheld = nil
+	n.gmu.Unlock()
+	for _, f := range held {
+		f()
+	}
 }

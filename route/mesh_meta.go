@@ -549,13 +549,11 @@ func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byt
 			}
 		}
 	}
+	pubs := make([]*publication, 0, len(newest))
 	for _, p := range newest {
-		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
-			continue
-		}
-		var buf [4][]byte
-		s.sendEvent(ss, sub, p, &buf)
+		pubs = append(pubs, p)
 	}
+	s.deliverRetained(ss, sub, pubs)
 }
 
 // localRetained returns this node's retained events matching sub.

@@ -11,7 +11,7 @@ import (
 // carries them as opaque bytes (the NATS message payload). The format is
 // private to route and versioned by its first byte, the kind:
 //
-//	E event        'E' pubID(8, LE) flags at realm topic [publisher] payload [filter]
+//	E event        'E' pubID(8, LE) flags at src seq realm topic [publisher] payload [filter]
 //	C call         'C' callID shard flags timeout realm match reguri procedure caller authid authrole payload
 //	B bounce       a C envelope sent back undelivered, first byte 'B'
 //	K chunk        'K' callID flags payload            (a further progressive-invocation chunk)
@@ -278,6 +278,8 @@ func appendEvent(dst []byte, realm string, p *publication) []byte {
 	}
 	w.uv(f)
 	w.sv(p.at)
+	w.uv(p.src)
+	w.uv(uint64(p.seq))
 	w.str(realm)
 	w.bytes(p.topic)
 	if p.disclose {
@@ -320,6 +322,8 @@ func decodeEvent(env []byte) (realm string, p *publication, err error) {
 	p.id = r.fixed64()
 	f := r.uv()
 	p.at = r.sv()
+	p.src = r.uv()
+	p.seq = uint32(r.uv())
 	realm = r.str()
 	p.topic = r.bytes()
 	p.disclose = f&evDisclose != 0

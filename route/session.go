@@ -84,6 +84,15 @@ type Session struct {
 	retainer   *retainer                    // who its retained events were published as (asRetainer)
 	authz      *[numActions]map[string]bool // authorization decisions by action and URI
 
+	// pubSeq counts its publications (publication.seq); wins are its
+	// get_retained subscriptions' windows against live events, and the
+	// marks, bytes and events they hold (retwin.go).
+	pubSeq   uint32
+	wins     map[*subscription]*retWin
+	winMarks int
+	winHeldN int
+	winHeld  int64
+
 	// The wildcard registrations and subscriptions it holds
 	// (Config.MaxWildcard*), and the bounds it was told of in the log
 	// (wildcardRefused).

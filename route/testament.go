@@ -129,7 +129,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 				continue
 			}
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
-				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes}
+				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes, src: ss.id, seq: ss.publisherSeq()}
 			if t.retain {
 				p.at = s.r.now()
 				kept := *p

@@ -1,0 +1,239 @@
+package route
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// eventsOf reads the EVENTs c has received until it has been quiet for a
+// while, as "value retained=bool".
+func eventsOf(c *tc) []string {
+	c.e.sync()
+	var got []string
+	for {
+		select {
+		case m := <-c.peer.in:
+			if m.Type != proto.CodeEvent {
+				c.t.Fatalf("unexpected %v %s", m.Type, describe(m))
+			}
+			got = append(got, fmt.Sprintf("%v retained=%v", argsOf(m)[0], m.Opt.Bool(proto.KeyRetained, false)))
+			continue
+		default:
+		}
+		c.e.sync()
+		if len(c.peer.in) == 0 {
+			return got
+		}
+	}
+}
+
+// One router, the publisher's loop apart from the subscriber's: the
+// publisher's shard retains v1 and v2 and hands them to the subscriber's
+// shard (which has another subscriber of the topic) as tasks. A
+// get_retained SUBSCRIBE that the subscriber's shard runs before those
+// tasks got the retained v2, then v1 and v2 live: v2 twice, and v1 after
+// the newer retained v2. Events published before the retained one by its
+// publisher are not delivered after it; later ones are.
+func TestRetainedNotTwiceAcrossShards(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	pub := e.joinOn(0, proto.JSON)
+	other := e.joinOn(1, proto.JSON)
+	sub := e.joinOn(1, proto.MsgPack)
+	other.subscribe("com.state", nil)
+
+	req := sub.nextReq()
+	b, err := sub.enc.Append(nil, sub.peer.ser, &proto.Message{Type: proto.CodeSubscribe, Request: req,
+		Dict: sub.opts(map[string]any{"get_retained": true}), URI: []byte("com.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber's shard takes the SUBSCRIBE before the tasks the
+	// publisher's shard queues for it meanwhile.
+	published := make(chan struct{})
+	if err := e.execs[1].Execute(func() {
+		<-published
+		sub.sh.Receive(sub.sess, b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{v}, nil)
+		pub.expect(proto.CodePublished)
+	}
+	close(published)
+	if m := sub.expect(proto.CodeSubscribed); m.Request != req {
+		t.Fatalf("SUBSCRIBED for %d, want %d", m.Request, req)
+	}
+	pub.publish("com.state", map[string]any{"acknowledge": true}, []any{"v3"}, nil)
+	pub.expect(proto.CodePublished)
+	if got, want := eventsOf(sub), []string{"v2 retained=true", "v3 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+	if got, want := eventsOf(other), []string{"v1 retained=false", "v2 retained=false", "v3 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the other subscriber got %q, want %q", got, want)
+	}
+}
+
+// winsOf returns the windows sub's subscription has open, by the gate
+// the fan-out reads, and c's session's own count and bound shares.
+func winsOf(c *tc, topic string) (gate int32, wins, marks, heldN int) {
+	c.e.sync()
+	rm := c.e.r.Realm("realm1")
+	rm.mu.RLock()
+	sub, _ := rm.subs.get(proto.MatchExact, topic)
+	rm.mu.RUnlock()
+	c.exec.do(func() { wins, marks, heldN = len(c.sess.wins), c.sess.winMarks, c.sess.winHeldN })
+	if sub != nil {
+		gate = sub.wins.Load()
+	}
+	return gate, wins, marks, heldN
+}
+
+// A mesh: the subscriber's node gathers the retained events of the other
+// nodes while live events arrive, here the retained event itself (v1) and
+// another publisher's. They are held until the retained events are
+// delivered: the retained v1 first, once, then the other publisher's
+// event; before, the subscriber got v1 live, the other event, then the
+// retained v1 again.
+func TestMeshRetainedWhileGathered(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	pub := es[0].join(proto.JSON)
+	pub2 := es[0].join(proto.CBOR)
+	sub := es[1].join(proto.MsgPack)
+	mm.nodes[1].gatherHold.Store(true)
+	sub.subscribe("com.state", map[string]any{"get_retained": true})
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
+	pub.expect(proto.CodePublished)
+	pub2.publish("com.state", map[string]any{"acknowledge": true}, []any{"other"}, nil)
+	pub2.expect(proto.CodePublished)
+	mm.sync()
+	if got := eventsOf(sub); len(got) != 0 {
+		t.Fatalf("events before the retained ones: %q", got)
+	}
+	if gate, wins, _, heldN := winsOf(sub, "com.state"); gate != 1 || wins != 1 || heldN != 2 {
+		t.Fatalf("window gate %d, session windows %d, held %d; want 1, 1, 2", gate, wins, heldN)
+	}
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	pub.publish("com.state", map[string]any{"acknowledge": true}, []any{"v2"}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	if got, want := eventsOf(sub), []string{"v1 retained=true", "other retained=false", "v2 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+	// v2, newer from v1's publisher, ended the window.
+	if gate, wins, marks, heldN := winsOf(sub, "com.state"); gate != 0 || wins != 0 || marks != 0 || heldN != 0 {
+		t.Fatalf("after: gate %d, windows %d, marks %d, held %d; want none", gate, wins, marks, heldN)
+	}
+}
+
+// What a window holds is bounded: past maxWinHeldN events (or
+// maxWinHeld bytes) of the session, the held events go out in order, the
+// later ones live, and the retained event, older than all of them by
+// then, is not delivered.
+func TestMeshRetainedWindowHeldBound(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	pub := es[0].join(proto.JSON)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{-1}, nil)
+	pub.expect(proto.CodePublished)
+	sub := es[1].join(proto.MsgPack)
+	mm.nodes[1].gatherHold.Store(true)
+	sub.subscribe("com.state", map[string]any{"get_retained": true})
+	const n = maxWinHeldN + 10
+	for i := range n {
+		pub.publish("com.state", nil, []any{i}, nil)
+	}
+	mm.sync()
+	if _, _, _, heldN := winsOf(sub, "com.state"); heldN != 0 {
+		t.Fatalf("%d events held past the bound", heldN)
+	}
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	got := eventsOf(sub)
+	if len(got) != n {
+		t.Fatalf("%d events, want %d", len(got), n)
+	}
+	for i, g := range got {
+		if g != fmt.Sprintf("%d retained=false", i) {
+			t.Fatalf("event %d is %q", i, g)
+		}
+	}
+	if gate, wins, _, _ := winsOf(sub, "com.state"); gate != 0 || wins != 0 {
+		t.Fatalf("after: gate %d, windows %d; want none", gate, wins)
+	}
+}
+
+// A mark lasts retFenceTTL at most, and a session's marks and windows are
+// bounded; leaving closes them all.
+func TestRetainedWindowsBounded(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	pub := e.join(proto.JSON)
+	for i := range maxWins + 8 {
+		pub.publish(fmt.Sprintf("com.t%d", i), map[string]any{"retain": true}, []any{i}, nil)
+	}
+	other := e.join(proto.JSON)
+	other.subscribe("com.t0", nil)
+	sub := e.join(proto.JSON)
+	for i := range maxWins + 8 {
+		topic := fmt.Sprintf("com.t%d", i)
+		sub.subscribe(topic, map[string]any{"get_retained": true})
+		if m := sub.expect(proto.CodeEvent); argsOf(m)[0] != int64(i) {
+			t.Fatalf("retained %s on %s", describe(m), topic)
+		}
+	}
+	if gate, wins, marks, _ := winsOf(sub, "com.t0"); gate != 1 || wins != maxWins || marks != maxWinMarks {
+		t.Fatalf("gate %d, windows %d, marks %d; want 1, %d, %d", gate, wins, marks, maxWins, maxWinMarks)
+	}
+	// Past retFenceTTL the next event on the topic closes the window.
+	e.advance(time.Duration(retFenceTTL) + time.Second)
+	pub.publish("com.t0", nil, []any{"late"}, nil)
+	sub.expect(proto.CodeEvent)
+	other.expect(proto.CodeEvent)
+	if gate, wins, _, _ := winsOf(sub, "com.t0"); gate != 0 || wins != maxWins-1 {
+		t.Fatalf("gate %d, windows %d after the mark expired; want 0, %d", gate, wins, maxWins-1)
+	}
+	// The next get_retained SUBSCRIBE drops every window that ended.
+	sub.subscribe("com.none", map[string]any{"get_retained": true})
+	if _, wins, marks, _ := winsOf(sub, "com.none"); wins != 0 || marks != 0 {
+		t.Fatalf("windows %d, marks %d after they expired; want 0", wins, marks)
+	}
+	sub.subscribe("com.t1", map[string]any{"get_retained": true})
+	sub.expect(proto.CodeEvent)
+	other.subscribe("com.t1", nil)
+	sub.goodbye()
+	if gate, _, _, _ := winsOf(other, "com.t1"); gate != 0 {
+		t.Fatalf("gate %d after the subscriber left", gate)
+	}
+}
+
+// A mark compares publication counts as serial numbers: a session's
+// count wraps at 2^32.
+func TestRetainedMarkSeqWraps(t *testing.T) {
+	var s Shard
+	ss := &Session{winMarks: 1}
+	w := &retWin{marks: map[string]retMark{"t": {src: 7, id: 100, seq: 1<<32 - 2}}}
+	pub := func(id uint64, seq uint32) *publication {
+		return &publication{id: id, src: 7, seq: seq, topic: []byte("t")}
+	}
+	for _, c := range []struct {
+		p      *publication
+		fenced bool
+	}{
+		{pub(100, 0), true},     // the retained event (by id)
+		{pub(1, 1<<32-3), true}, // published before it
+		{pub(2, 1<<32-2), true}, // the same count
+		{&publication{id: 3, src: 8, seq: 1, topic: []byte("t")}, false}, // another publisher
+		{pub(4, 1), false},       // after it, past the wrap: ends the mark
+		{pub(5, 1<<32-3), false}, // the mark is gone
+	} {
+		if got := s.fenced(ss, w, c.p); got != c.fenced {
+			t.Fatalf("publication %d seq %d: fenced %v, want %v", c.p.id, c.p.seq, got, c.fenced)
+		}
+	}
+	if len(w.marks) != 0 || ss.winMarks != 0 {
+		t.Fatalf("marks %v (%d) after a newer event of the publisher", w.marks, ss.winMarks)
+	}
+}

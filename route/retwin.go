@@ -1,0 +1,292 @@
+package route
+
+import "time"
+
+// # Retained events against live events (get_retained)
+//
+// A get_retained SUBSCRIBE delivers the retained events as the
+// subscriber's shard reads them, and the live events from the moment the
+// subscriber is in the subscription's set. The two race whenever a live
+// event is still on its way when the retained one is read:
+//
+//   - one router: the publisher's shard retains v1 and v2 and hands them to
+//     the subscriber's shard as tasks; a SUBSCRIBE that shard runs first
+//     gets the retained v2, then v1 and v2 live;
+//   - a mesh: the publisher's node answers PUBLISHED once the event is
+//     queued for NATS, and answers the subscriber node's gather behind it;
+//     the event and the answer then reach the subscriber's node on two
+//     dispatchers, in either order;
+//   - a pattern subscription whose realm scan waits for the session's walk
+//     budget (walkbudget.go), and a mesh gather, deliver the retained events
+//     after live ones may have arrived.
+//
+// Each publication carries its publisher session's id and the number of
+// that session's publications so far (publication.src, seq), in the mesh
+// envelope too; one publisher's events reach a subscriber in that order
+// (one shard runs a session's PUBLISHes, a shard's tasks to another keep
+// their order, and so does the mesh from one node to another). seq is 32
+// bits and wraps: two are compared as serial numbers, sound while fewer
+// than 2^31 publications of a session fall within one window.
+// A get_retained SUBSCRIBE opens a window on the subscription for the
+// session (retWin):
+//
+//   - pending, until its retained events are delivered: the live events for
+//     it are held, in order (at most maxWinHeld bytes and maxWinHeldN
+//     events of the session; past either, the held events and the new one
+//     are delivered at once, and the retained events, which would now be
+//     older than what the subscriber has, are not);
+//   - then the retained events are delivered, and for each a mark (topic,
+//     src, seq, id) is kept for retFenceTTL: a live event on that topic with
+//     the retained event's publication id, or from its publisher with a seq
+//     not above it (published before it), is not delivered; the held events
+//     go out through the same filter. A later event from that publisher
+//     ends the mark (its older events came before it).
+//
+// So the subscriber gets the retained event once, before the live events
+// of the subscription, and no event its publisher published before the
+// retained one (within the bounds below and retFenceTTL). Events of other
+// publishers are not ordered against it (WAMP orders events per publisher
+// only), nor are the router's own (meta events, src 0: matched by id).
+//
+// The fan-out pays for this only on a subscription with a window open:
+// subscription.wins counts those, and deliverEvents checks it once per
+// subscription and event.
+
+type retWin struct {
+	sub      *subscription
+	state    winState
+	held     []*publication     // pending: owned copies, in arrival order
+	heldCost int64              // their publication.cost
+	marks    map[string]retMark // fenced: by topic, the retained events delivered
+	until    int64              // fenced: unix ns, when the window ends
+}
+
+type winState uint8
+
+const (
+	winPending winState = iota // retained events not delivered yet: live ones are held
+	winSkip                    // pending, but the held events overflowed and went out: the retained events will not
+	winFenced                  // retained events delivered: marks filter the live ones until until
+)
+
+// retMark is a retained event delivered: its publisher session, that
+// session's publication count at it, and its publication id.
+type retMark struct {
+	src, id uint64
+	seq     uint32
+}
+
+const (
+	// retFenceTTL is how long the marks of delivered retained events are
+	// kept: events published before them wait in this router (shard
+	// mailboxes, the mesh's inbound queues) for far less, but for an
+	// overload.
+	retFenceTTL = int64(5 * time.Second)
+	// A session's windows, and the marks, bytes and events they hold,
+	// are bounded: a subscription past them gets no window (a duplicate
+	// or an older event may then reach it), a mark past them is not kept,
+	// held events past them are delivered (above).
+	maxWins     = 4096
+	maxWinMarks = 4096
+	maxWinHeld  = 1 << 20
+	maxWinHeldN = 1024
+)
+
+// winOf returns ss's window on sub, or nil.
+func (ss *Session) winOf(sub *subscription) *retWin {
+	if ss.wins == nil {
+		return nil
+	}
+	return ss.wins[sub]
+}
+
+// openWin opens (or reopens) ss's window on sub, pending, for a
+// get_retained SUBSCRIBE, and drops the session's windows that ended. It
+// returns nil past maxWins.
+func (s *Shard) openWin(ss *Session, sub *subscription) *retWin {
+	now := s.r.now()
+	for _, w := range ss.wins {
+		if w.state == winFenced && now > w.until {
+			s.closeWin(ss, w)
+		}
+	}
+	if w := ss.winOf(sub); w != nil {
+		w.state = winPending
+		return w
+	}
+	if len(ss.wins) >= maxWins {
+		return nil
+	}
+	if ss.wins == nil {
+		ss.wins = map[*subscription]*retWin{}
+	}
+	w := &retWin{sub: sub, state: winPending}
+	ss.wins[sub] = w
+	sub.wins.Add(1)
+	return w
+}
+
+// closeWin ends w, one of ss's windows.
+func (s *Shard) closeWin(ss *Session, w *retWin) {
+	delete(ss.wins, w.sub)
+	if len(ss.wins) == 0 {
+		ss.wins = nil
+	}
+	w.sub.wins.Add(-1)
+	ss.winMarks -= len(w.marks)
+	s.takeHeld(ss, w)
+	w.marks = nil
+}
+
+// takeHeld returns w's held events and releases their share of the
+// session's bound.
+func (s *Shard) takeHeld(ss *Session, w *retWin) []*publication {
+	held := w.held
+	w.held = nil
+	ss.winHeld -= w.heldCost
+	ss.winHeldN -= len(held)
+	w.heldCost = 0
+	return held
+}
+
+// deliverRetained sends sub's retained events pubs to ss, then the live
+// events its window held, but those the retained events supersede.
+func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publication) {
+	w := ss.winOf(sub)
+	if w != nil && w.state == winSkip {
+		pubs = nil
+	}
+	for _, p := range pubs {
+		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+			continue
+		}
+		var buf [4][]byte
+		s.sendEvent(ss, sub, p, &buf)
+		if w == nil {
+			// A second get_retained SUBSCRIBE of the subscription.
+			if w = s.openWin(ss, sub); w == nil {
+				continue
+			}
+		}
+		if ss.winMarks >= maxWinMarks {
+			continue
+		}
+		if w.marks == nil {
+			w.marks = map[string]retMark{}
+		}
+		if _, ok := w.marks[string(p.topic)]; !ok {
+			ss.winMarks++
+		}
+		w.marks[string(p.topic)] = retMark{src: p.src, seq: p.seq, id: p.id}
+	}
+	if w == nil {
+		return
+	}
+	w.state = winFenced
+	w.until = s.r.now() + retFenceTTL
+	for _, p := range s.takeHeld(ss, w) {
+		if ss.mayReceive(ActionSubscribe, sub.match, p.topic) && !s.fenced(ss, w, p) {
+			var buf [4][]byte
+			s.sendEvent(ss, sub, p, &buf)
+		}
+	}
+	if len(w.marks) == 0 {
+		s.closeWin(ss, w)
+	}
+}
+
+// fenced reports whether p, a live event for w's subscription, is the
+// retained event delivered on its topic or was published before it by
+// the same publisher.
+func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
+	m, ok := w.marks[string(p.topic)]
+	if !ok {
+		return false
+	}
+	if p.id == m.id {
+		return true
+	}
+	if m.src != 0 && p.src == m.src {
+		if int32(p.seq-m.seq) <= 0 { // not after it (seq wraps)
+			return true
+		}
+		// Newer, from the same publisher: its older events came first.
+		delete(w.marks, string(p.topic))
+		ss.winMarks--
+	}
+	return false
+}
+
+// winAdmit reports whether p, a live event for sub that ss receives, is
+// to be sent to ss now; else ss's window on sub held or dropped it.
+// Called in deliverEvents: a flush of the held events encodes into
+// buffers of its own.
+func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
+	w := ss.winOf(sub)
+	if w == nil {
+		return true
+	}
+	switch w.state {
+	case winSkip:
+		return true
+	case winFenced:
+		if s.r.now() > w.until {
+			s.closeWin(ss, w)
+			return true
+		}
+		ok := !s.fenced(ss, w, p)
+		if len(w.marks) == 0 {
+			s.closeWin(ss, w)
+		}
+		return ok
+	}
+	n := p.cost()
+	if ss.winHeld+n <= maxWinHeld && ss.winHeldN < maxWinHeldN {
+		w.held = append(w.held, p.own())
+		w.heldCost += n
+		ss.winHeld += n
+		ss.winHeldN++
+		return false
+	}
+	// Too much to hold: what is held goes out now, then p; the retained
+	// events, older by then, will not.
+	w.state = winSkip
+	saved := s.evbuf
+	s.evbuf = [4][]byte{}
+	for _, h := range s.takeHeld(ss, w) {
+		if ss.mayReceive(ActionSubscribe, sub.match, h.topic) {
+			var buf [4][]byte
+			s.sendEvent(ss, sub, h, &buf)
+		}
+	}
+	s.evbuf = saved
+	return true
+}
+
+// deliverChunkWin is deliverChunk for a subscription on which some
+// session has a window open.
+func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, refused map[*Session]error) {
+	for _, ss := range c {
+		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+			continue
+		}
+		if ss.wins != nil && !s.winAdmit(ss, sub, p) {
+			continue
+		}
+		if refused != nil {
+			if err, ok := refused[ss]; ok {
+				s.countRefused(err)
+				continue
+			}
+		}
+		if err := s.sendEvent(ss, sub, p, enc); err != nil && refused != nil {
+			refused[ss] = err
+		}
+	}
+}
+
+// publisherSeq numbers a publication of ss (publication.seq).
+func (ss *Session) publisherSeq() uint32 {
+	ss.pubSeq++
+	return ss.pubSeq
+}
