@@ -24,10 +24,11 @@ const (
 	counterType metricType = iota
 	gaugeType
 	histogramType
+	summaryType
 )
 
 func (t metricType) String() string {
-	return [...]string{"counter", "gauge", "histogram"}[t]
+	return [...]string{"counter", "gauge", "histogram", "summary"}[t]
 }
 
 // expo collects one scrape: metric families in the order first seen, the
@@ -87,6 +88,18 @@ func (e *expo) histogram(name, help string, bounds []float64, counts []uint64, s
 		sample{suffix: "_bucket", labels: withLabel(labels, "le", "+Inf"), v: float64(cum)},
 		sample{suffix: "_sum", labels: labels, v: sum},
 		sample{suffix: "_count", labels: labels, v: float64(cum)})
+}
+
+// summary appends a summary: quantile values (quantiles[i] → values[i]),
+// the sum and the count of the observations.
+func (e *expo) summary(name, help string, quantiles, values []float64, sum float64, count uint64) {
+	f := e.family(name, help, summaryType)
+	for i, q := range quantiles {
+		f.samples = append(f.samples, sample{labels: []string{"quantile", formatFloat(q, false)}, v: values[i]})
+	}
+	f.samples = append(f.samples,
+		sample{suffix: "_sum", v: sum},
+		sample{suffix: "_count", v: float64(count)})
 }
 
 func withLabel(labels []string, name, value string) []string {

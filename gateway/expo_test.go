@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,6 +237,7 @@ func TestProcessAndGoMetrics(t *testing.T) {
 		}
 		files = append(files, f)
 	}
+	runtime.GC()
 	blocks := make([][]byte, 0, 64)
 	for i := 0; i < 64; i++ {
 		blocks = append(blocks, make([]byte, 1<<20))
@@ -269,6 +274,31 @@ func TestProcessAndGoMetrics(t *testing.T) {
 	if st := gauge(after, "process_start_time_seconds"); st > float64(time.Now().Unix())+1 || st < float64(time.Now().Add(-time.Hour).Unix()) {
 		t.Errorf("process_start_time_seconds %v, now %d", st, time.Now().Unix())
 	}
+	if d := gauge(after, "go_gc_cycles_total") - gauge(before, "go_gc_cycles_total"); d < 1 {
+		t.Errorf("go_gc_cycles_total rose by %v across runtime.GC()", d)
+	}
+	gcs := func(f map[string]*dto.MetricFamily) *dto.Summary {
+		t.Helper()
+		fam := f["go_gc_duration_seconds"]
+		if fam == nil || fam.GetType() != dto.MetricType_SUMMARY || len(fam.Metric) != 1 {
+			t.Fatalf("go_gc_duration_seconds: %v", fam)
+		}
+		return fam.Metric[0].Summary
+	}
+	sb, sa := gcs(before), gcs(after)
+	if sa.GetSampleCount() < sb.GetSampleCount()+2 || sa.GetSampleSum() <= sb.GetSampleSum() {
+		t.Errorf("go_gc_duration_seconds: count %d → %d, sum %v → %v across runtime.GC() (two pauses a cycle)",
+			sb.GetSampleCount(), sa.GetSampleCount(), sb.GetSampleSum(), sa.GetSampleSum())
+	}
+	qs := sa.GetQuantile()
+	if len(qs) != 5 || qs[0].GetQuantile() != 0 || qs[4].GetQuantile() != 1 || qs[4].GetValue() <= 0 {
+		t.Fatalf("go_gc_duration_seconds quantiles: %v", qs)
+	}
+	for i := 1; i < len(qs); i++ {
+		if qs[i].GetValue() < qs[i-1].GetValue() {
+			t.Errorf("go_gc_duration_seconds quantiles not in order: %v", qs)
+		}
+	}
 	if g := gauge(after, "go_goroutines"); g < 1 {
 		t.Errorf("go_goroutines %v", g)
 	}
@@ -283,3 +313,14 @@ func TestProcessAndGoMetrics(t *testing.T) {
 var keep [][]byte
 
 func runtimeKeep(b [][]byte) { keep = b; keep = nil }
+
+func TestHistQuantiles(t *testing.T) {
+	h := &rtmetrics.Float64Histogram{Buckets: []float64{0, 1, 2, 3, math.Inf(1)}, Counts: []uint64{1, 1, 1, 1}}
+	n, v := histQuantiles(h, []float64{0, 0.5, 0.75, 1})
+	if n != 4 || fmt.Sprint(v) != "[1 2 3 3]" {
+		t.Errorf("histQuantiles = %d %v, want 4 [1 2 3 3] (the last bucket is unbounded: its lower bound)", n, v)
+	}
+	if n, v := histQuantiles(&rtmetrics.Float64Histogram{Buckets: []float64{0, 1}, Counts: []uint64{0}}, []float64{0.5}); n != 0 || v[0] != 0 {
+		t.Errorf("empty histogram: %d %v", n, v)
+	}
+}

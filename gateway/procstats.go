@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"runtime"
 	rtmetrics "runtime/metrics"
@@ -35,6 +36,8 @@ var goSampleNames = [...]string{
 	"/gc/heap/objects:objects",
 	"/gc/heap/goal:bytes",
 	"/gc/cycles/total:gc-cycles",
+	"/sched/pauses/total/gc:seconds",
+	"/cpu/classes/gc/pause:cpu-seconds",
 }
 
 func collectGo(e *expo) {
@@ -71,6 +74,46 @@ func collectGo(e *expo) {
 	e.add("go_memstats_sys_bytes", "Number of bytes obtained from system.", G, v(10))
 	e.add("go_memstats_next_gc_bytes", "Number of heap bytes when next garbage collection will take place.", G, v(16))
 	e.add("go_gc_cycles_total", "Garbage collection cycles completed.", C, v(17))
+	if h := samples[18].Value; h.Kind() == rtmetrics.KindFloat64Histogram {
+		// The pause time: GOMAXPROCS times each pause, summed by the
+		// runtime; over GOMAXPROCS now, exact unless it changed.
+		sum := v(19) / max(v(2), 1)
+		qs := []float64{0, 0.25, 0.5, 0.75, 1}
+		count, vals := histQuantiles(h.Float64Histogram(), qs)
+		e.summary("go_gc_duration_seconds", "Stop-the-world pause durations of the garbage collector since start, two per cycle (quantiles: upper bounds of the runtime's histogram buckets).", qs, vals, sum, count)
+	}
+}
+
+// histQuantiles reads quantiles from a runtime histogram: for each, the
+// upper bound of the bucket that holds it (the lower one for the last,
+// unbounded bucket); 0 for all when it is empty.
+func histQuantiles(h *rtmetrics.Float64Histogram, qs []float64) (count uint64, vals []float64) {
+	for _, n := range h.Counts {
+		count += n
+	}
+	vals = make([]float64, len(qs))
+	if count == 0 {
+		return 0, vals
+	}
+	for i, q := range qs {
+		rank := uint64(math.Ceil(q * float64(count)))
+		if rank == 0 {
+			rank = 1
+		}
+		var cum uint64
+		for b, n := range h.Counts {
+			cum += n
+			if cum >= rank {
+				v := h.Buckets[b+1]
+				if math.IsInf(v, 1) {
+					v = h.Buckets[b]
+				}
+				vals[i] = v
+				break
+			}
+		}
+	}
+	return count, vals
 }
 
 var bootTime = sync.OnceValue(func() float64 {
