@@ -395,3 +395,55 @@ func TestEventStreamAbandonedSubscribeIsUndone(t *testing.T) {
 		t.Fatalf("after the 503 the router still holds a subscription for the stream: lookup = %v", res.Args)
 	}
 }
+
+// TestSSEStreamEndsWhenSubscriptionRemoved: the router may take the
+// gateway session's subscription away (wamp.subscription.remove_subscriber,
+// a reload's revocation). The gateway's sessions did not announce
+// subscription_revocation, so the router did not tell them, and the SSE
+// stream stayed open receiving nothing, for ever. Now the stream ends (an
+// EventSource reconnects and subscribes again, if it still may).
+func TestSSEStreamEndsWhenSubscriptionRemoved(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, sse := e.stream(ctx, "GET", "/wamp/realm1/events/com.removed", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	admin := e.dial("realm1", proto.JSON)
+	var subID, subscriber any
+	waitFor(t, "the stream's subscription", func() bool {
+		r, err := admin.Call(ctx, "wamp.subscription.lookup", []any{"com.removed"}, nil, nil)
+		if err != nil || len(r.Args) == 0 || r.Args[0] == nil {
+			return false
+		}
+		subID = r.Args[0]
+		l, err := admin.Call(ctx, "wamp.subscription.list_subscribers", []any{subID}, nil, nil)
+		if err != nil || len(l.Args) == 0 {
+			return false
+		}
+		ids, _ := l.Args[0].([]any)
+		if len(ids) != 1 {
+			return false
+		}
+		subscriber = ids[0]
+		return true
+	})
+	if _, err := admin.Call(ctx, "wamp.subscription.remove_subscriber", []any{subID, subscriber, "wamp.error.removed_by_test"}, nil, nil); err != nil {
+		t.Fatalf("remove_subscriber: %v", err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := sse.next(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SSE stream stays open after the router took its subscription away")
+	}
+}

@@ -445,7 +445,11 @@ func (p *pool) shardFor(id identity, i int) int {
 func (p *pool) open(id identity, idx int) (*sess, *problem) {
 	s := &sess{g: p.g, q: p.g.queues[idx], key: id}
 	s.lastUsed.Store(time.Now().UnixNano())
-	return s, p.join(s, route.JoinOptions{CallerProgress: true})
+	// The principals' sessions hold the SSE streams' subscriptions: told
+	// when the router takes one away (a reload's revocation, the meta
+	// API's remove_subscriber), their streams end (sess.revoked) instead
+	// of staying open with no events.
+	return s, p.join(s, route.JoinOptions{CallerProgress: true, SubscriberRevoke: true})
 }
 
 // openPinned opens a session that is never evicted (HTTP callee, webhook

@@ -33,6 +33,11 @@ type JoinOptions struct {
 	CalleeProgress bool
 	CalleeCancel   bool
 	CalleeTimeout  bool
+	// SubscriberRevoke: the peer handles a router-initiated UNSUBSCRIBED
+	// (subscription_revocation: a reload's revocation,
+	// wamp.subscription.remove_subscriber); without it the router takes
+	// the subscription away without telling the peer.
+	SubscriberRevoke bool
 }
 
 // JoinInternal establishes ss, a session opened with Open whose peer has
@@ -74,6 +79,9 @@ func (s *Shard) JoinInternal(ss *Session, o JoinOptions) error {
 	}
 	if o.CalleeTimeout {
 		f |= fCalleeTimeout
+	}
+	if o.SubscriberRevoke {
+		f |= fSubscriberRevoke
 	}
 	ss.feat = f
 	id := o.Identity
