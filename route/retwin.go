@@ -264,7 +264,10 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
 }
 
 // deliverChunkWin is deliverChunk for a subscription on which some
-// session has a window open.
+// session has a window open: a copy with one more check per subscriber,
+// kept apart because that check in deliverChunk itself cost the fan-out
+// to 100 subscribers 5.8 % (BenchmarkPublishFanout/subs=100, 12
+// interleaved runs of 2 s: medians 668 → 707 ns).
 func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, refused map[*Session]error) {
 	for _, ss := range c {
 		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
