@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -135,6 +136,27 @@ var bootTime = sync.OnceValue(func() float64 {
 // architecture edgewamp is built for.
 const userHZ = 100
 
+// countOpenFDs counts /proc/self/fd's entries, less the directory's own,
+// a batch of names at a time: a router holds tens of thousands.
+func countOpenFDs() (int, bool) {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	defer d.Close()
+	n := 0
+	for {
+		names, err := d.Readdirnames(1024)
+		n += len(names)
+		if err == io.EOF {
+			return n - 1, true
+		}
+		if err != nil {
+			return 0, false
+		}
+	}
+}
+
 // collectProcess exports the process's figures from /proc/self; those it
 // cannot read are left out.
 func collectProcess(e *expo) {
@@ -167,12 +189,8 @@ func collectProcess(e *expo) {
 			}
 		}
 	}
-	if d, err := os.Open("/proc/self/fd"); err == nil {
-		names, err := d.Readdirnames(-1)
-		d.Close()
-		if err == nil {
-			e.add("process_open_fds", "Number of open file descriptors.", G, float64(len(names)-1)) // less the directory's own
-		}
+	if n, ok := countOpenFDs(); ok {
+		e.add("process_open_fds", "Number of open file descriptors.", G, float64(n))
 	}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {

@@ -261,6 +261,7 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 type sseBudget struct {
 	bytes   atomic.Int64
 	reaping atomic.Bool
+	lastRun atomic.Int64 // UnixNano when the last reap began
 	mu      sync.Mutex
 	queues  map[sseQueue]struct{} // open event streams and streamed calls; guarded by mu
 	cuts    atomic.Uint64         // queues cut for the total
@@ -296,10 +297,22 @@ func (g *Server) removeQueue(q sseQueue) {
 // reaper when the total passes its bound; it returns the total.
 func (g *Server) addSSEBytes(n int64) int64 {
 	t := g.sse.bytes.Add(n)
-	if t > g.opts.Limits.SSEBufferTotal && g.sse.reaping.CompareAndSwap(false, true) {
-		go g.reapQueues()
+	if t > g.opts.Limits.SSEBufferTotal && time.Now().UnixNano()-g.sse.lastRun.Load() >= int64(reapEvery) {
+		g.startReap()
 	}
 	return t
+}
+
+// reapEvery spaces the reaper's runs: a push past the bound starts one at
+// most this often (each walks every open SSE client), and a run that
+// leaves the total past the bound runs again after it by itself, for
+// clients that become stuck while nothing is pushed.
+const reapEvery = 20 * time.Millisecond
+
+func (g *Server) startReap() {
+	if g.sse.reaping.CompareAndSwap(false, true) {
+		go g.reapQueues()
+	}
 }
 
 // hold counts f as queued once more; the first queue to hold it adds its
@@ -321,8 +334,14 @@ func (g *Server) releaseFrame(f *eventFrame) {
 // reapQueues cuts SSE clients until the total is under three quarters of
 // the bound. One runs at a time.
 func (g *Server) reapQueues() {
-	defer g.sse.reaping.Store(false)
+	g.sse.lastRun.Store(time.Now().UnixNano())
 	limit := g.opts.Limits.SSEBufferTotal
+	defer func() {
+		g.sse.reaping.Store(false)
+		if g.sse.bytes.Load() > limit {
+			time.AfterFunc(reapEvery, g.startReap)
+		}
+	}()
 	if g.sse.bytes.Load() <= limit {
 		return
 	}
@@ -374,8 +393,10 @@ func (g *Server) reapQueues() {
 		}
 		excess -= h.n
 	}
-	g.log.Warn("gateway: SSE clients cut: the bytes queued to all of them passed gateway.limits.sse_buffer_total",
-		"cut", cut, "queued", g.sse.bytes.Load(), "limit", limit)
+	if cut > 0 {
+		g.log.Warn("gateway: SSE clients cut: the bytes queued to all of them passed gateway.limits.sse_buffer_total",
+			"cut", cut, "queued", g.sse.bytes.Load(), "limit", limit)
+	}
 }
 
 func (st *stream) held() (int64, int, int64) {
