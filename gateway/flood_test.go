@@ -103,6 +103,37 @@ func subscribedSinks(e *env) int {
 	return n
 }
 
+// nonReaders opens n connections to the gateway, each with a 4 KiB
+// receive window, sends each its request and never reads: clients that
+// stopped reading, whose answers the kernel's buffers soon stop taking.
+func nonReaders(t *testing.T, e *env, n int, request func(i int) string) []net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := d.Dial("tcp", e.gw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, request(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conns
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
 // TestSSEQueuedBytesBoundedGatewayWide: each stream's queue is bounded
 // (SSEBuffer, 1 MiB), but MaxStreams of them were not: one client's
 // streams, each on a topic of its own and read a trickle (here: not at
@@ -125,19 +156,9 @@ func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
 		o.Limits.SSEBuffer = 16 << 20
 		o.Limits.WriteTimeout = time.Minute
 	})
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	var conns []net.Conn
-	for i := 0; i < streams; i++ {
-		c, err := d.Dial("tcp", e.gw.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		t.Cleanup(func() { c.Close() })
-		fmt.Fprintf(c, "GET /wamp/realm1/events/com.slow.%d HTTP/1.1\r\nHost: localhost\r\n\r\n", i)
-	}
+	conns := nonReaders(t, e, streams, func(i int) string {
+		return fmt.Sprintf("GET /wamp/realm1/events/com.slow.%d HTTP/1.1\r\nHost: localhost\r\n\r\n", i)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, fast := e.stream(ctx, "GET", "/wamp/realm1/events/com.fast", "")
@@ -158,9 +179,7 @@ func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
 	}()
 	waitFor(t, "the subscriptions", func() bool { return subscribedSinks(e) == streams+1 })
 
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := liveHeap()
 	body := `{"args":["` + strings.Repeat("a", size) + `"]}`
 	for r := 0; r < rounds; r++ {
 		for i := 0; i < streams; i++ {
@@ -176,9 +195,7 @@ func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the queued bytes under the bound", func() bool { return e.gw.sse.bytes.Load() <= total })
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	held := liveHeap() - before
 	t.Logf("%d streams not reading, %d publications of %d KiB each: live heap +%.1f MiB, queued %d KiB, %d streams cut for the total",
 		streams, rounds, size>>10, float64(held)/(1<<20), e.gw.sse.bytes.Load()>>10, e.gw.sse.cuts.Load())
 	// Without the bound the streams held about 38 MiB (what the kernel's
@@ -241,22 +258,10 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 		}
 		return &client.Result{Args: []any{"done"}}, nil
 	})
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	var conns []net.Conn
-	for i := 0; i < calls; i++ {
-		c, err := d.Dial("tcp", e.gw.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		t.Cleanup(func() { c.Close() })
-		fmt.Fprintf(c, "POST /wamp/realm1/call/com.stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-	}
+	before := liveHeap()
+	conns := nonReaders(t, e, calls, func(int) string {
+		return "POST /wamp/realm1/call/com.stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	})
 	waitFor(t, "the callee's progressive results", func() bool { return sent.Load() == calls*chunks })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -269,9 +274,7 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 	if ev, err := rd.next(); err != nil || ev.event != "result" {
 		t.Fatalf("a client that reads, result: %+v %v", ev.event, err)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	held := liveHeap() - before
 	t.Logf("%d calls of clients that do not read, %d results of %d KiB each: live heap +%.1f MiB, SSE total %d KiB, %d cut for it",
 		calls, chunks, size>>10, float64(held)/(1<<20), e.gw.sse.bytes.Load()>>10, e.gw.sse.cuts.Load())
 	// Without the total, what the kernel's buffers did not take of 6 MiB
