@@ -73,6 +73,8 @@ type Stats struct {
 	RetainRefused Counter
 	// RetainedRevoked → edgewamp_retained_revoked_total.
 	RetainedRevoked Counter
+	// EventsSuperseded → edgewamp_events_superseded_total.
+	EventsSuperseded Counter
 	// TLSConnections: TLS connections open (handshakes included);
 	// TLSHandshakes running and TLSHandshakesQueued waiting for the
 	// handshake pool → edgewamp_tls_connections, edgewamp_tls_handshakes
@@ -472,6 +474,9 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.RetainedRevoked.OK {
 		constMetric(e, "edgewamp_retained_revoked_total", "Retained events dropped because their publisher may no longer publish them (a reload, a revoked credential).", C, float64(st.RetainedRevoked.V))
+	}
+	if st.EventsSuperseded.OK {
+		constMetric(e, "edgewamp_events_superseded_total", "Events not delivered to a get_retained subscriber because the retained copy it received was the same event or a newer one from the same publisher.", C, float64(st.EventsSuperseded.V))
 	}
 	if st.RetainRefused.OK {
 		constMetric(e, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))

@@ -72,6 +72,10 @@ func TestRetainedNotTwiceAcrossShards(t *testing.T) {
 	if got, want := eventsOf(sub), []string{"v2 retained=true", "v3 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("subscriber got %q, want %q", got, want)
 	}
+	// v1 (older than the retained v2) and v2 live were not delivered: counted.
+	if n := e.r.Stats().EventsSuperseded; n != 2 {
+		t.Fatalf("EventsSuperseded %d, want 2", n)
+	}
 	if got, want := eventsOf(other), []string{"v1 retained=false", "v2 retained=false", "v3 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("the other subscriber got %q, want %q", got, want)
 	}
@@ -123,6 +127,10 @@ func TestMeshRetainedWhileGathered(t *testing.T) {
 	mm.sync()
 	if got, want := eventsOf(sub), []string{"v1 retained=true", "other retained=false", "v2 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+	// v1 live, held during the gather, went out only as the retained copy.
+	if n := mm.nodes[1].e.r.Stats().EventsSuperseded; n != 1 {
+		t.Fatalf("EventsSuperseded on the subscriber's node %d, want 1", n)
 	}
 	// v2, newer from v1's publisher, ended the window.
 	if gate, wins, marks, heldN := winsOf(sub, "com.state"); gate != 0 || wins != 0 || marks != 0 || heldN != 0 {

@@ -154,6 +154,11 @@ func (s *Shard) takeHeld(ss *Session, w *retWin) []*publication {
 func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publication) {
 	w := ss.winOf(sub)
 	if w != nil && w.state == winSkip {
+		for _, p := range pubs {
+			if p.allowed(ss) && ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+				s.stats.EventsSuperseded.Add(1)
+			}
+		}
 		pubs = nil
 	}
 	for _, p := range pubs {
@@ -204,10 +209,12 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 		return false
 	}
 	if p.id == m.id {
+		s.stats.EventsSuperseded.Add(1)
 		return true
 	}
 	if m.src != 0 && p.src == m.src {
 		if int32(p.seq-m.seq) <= 0 { // not after it (seq wraps)
+			s.stats.EventsSuperseded.Add(1)
 			return true
 		}
 		// Newer, from the same publisher: its older events came first.

@@ -92,6 +92,11 @@ type ShardStats struct {
 	// EventsBacklog counts publications not handed to another shard of
 	// this node because its queue of events was full (maxEventBacklog).
 	EventsBacklog atomic.Uint64
+	// EventsSuperseded counts events a get_retained subscriber's window
+	// did not deliver (retwin.go): live events that were the retained
+	// event it had received or older ones of its publisher, and retained
+	// events not sent because newer live ones had gone out first.
+	EventsSuperseded atomic.Uint64
 	// CallsBacklog counts CALLs, progressive chunks, YIELDs and ERRORs
 	// not handed to another shard of this node because its queue of calls
 	// was full (maxCallBacklog); the call failed with

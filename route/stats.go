@@ -53,6 +53,14 @@ type Stats struct {
 	// shard (event loop) whose queue of events from the other shards was
 	// full: that shard's subscribers miss the event.
 	EventsDroppedShardBacklog uint64
+	// EventsSuperseded counts events not delivered to a get_retained
+	// subscriber because it had them already, or newer ones, from the
+	// retained copy: a live event that was the retained event delivered to
+	// it, or one its publisher published before that; and retained events
+	// not sent because the live events held for the subscription
+	// overflowed and went out first. Not lost: the subscriber has the
+	// state they carried, or newer.
+	EventsSuperseded uint64
 	// CallsRefused counts INVOCATIONs refused because the callee was not
 	// reading fast enough (the caller got wamp.error.unavailable).
 	CallsRefused uint64
@@ -90,6 +98,7 @@ func (r *Router) Stats() Stats {
 		st.EventsDroppedTooBig += c.EventsTooBig.Load()
 		st.EventsDroppedNotConvertible += c.EventsNotConvertible.Load()
 		st.EventsDroppedShardBacklog += c.EventsBacklog.Load()
+		st.EventsSuperseded += c.EventsSuperseded.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
 		st.RetainRefused += c.RetainRefused.Load()

@@ -53,6 +53,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
 	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
 	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
+	st.EventsSuperseded = gateway.Counter{V: rt.EventsSuperseded, OK: true}
 	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
 	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)
 	for i := range route.NumAuthMethods {
