@@ -200,7 +200,10 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	if err := s.r.mesh.Send(node, w); err != nil {
 		s.putOutCall(oc)
 		s.r.ms.stats.SendFailed.Add(1)
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
+		// rejectCall, not replyError: if this was the first chunk of a
+		// progressive call, the caller's further chunks must be dropped as
+		// belonging to an ended call, not taken for new calls.
+		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
 		return true
 	}
 	if timeout > 0 {

@@ -44,6 +44,7 @@ type memNode struct {
 	subs map[string]int // realm|match|uri -> count
 
 	gatherErr atomic.Pointer[error] // set: Gather refuses with it (a busy node)
+	sendErr   atomic.Pointer[error] // set: Send refuses with it (a full outbound queue)
 	// gatherHold, when set, keeps the node's gathers (their queries are
 	// not sent) until releaseGathers: a slow gather.
 	gatherHold atomic.Bool
@@ -236,6 +237,9 @@ func (n *memNode) Publish(realm string, topic []byte, env []byte) error {
 }
 
 func (n *memNode) Send(node MeshNode, env []byte) error {
+	if e := n.sendErr.Load(); e != nil {
+		return *e
+	}
 	for _, o := range n.net.nodes {
 		if o.id == node {
 			b := append([]byte(nil), env...)

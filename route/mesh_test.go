@@ -1,6 +1,7 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -711,4 +712,26 @@ func TestMeshRemoteInvocationsBounded(t *testing.T) {
 	if es[1].r.MeshStats().Refused.Load() != 1 {
 		t.Fatal("refusal not counted")
 	}
+}
+
+// A progressive call whose first chunk cannot be sent to the callee's node
+// ends there: the caller gets one ERROR and its further chunks are dropped,
+// not taken for new calls that would reach the callee without their start.
+func TestMeshProgressiveCallFirstChunkSendFails(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.JSON)
+	callee.register("com.stream", map[string]any{"progressive": true})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	full := errors.New("outbound queue full")
+	mm.nodes[0].sendErr.Store(&full)
+	req := caller.nextReq()
+	caller.callChunk(req, "com.stream", true, 0)
+	caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	mm.nodes[0].sendErr.Store(nil)
+	caller.callChunk(req, "com.stream", true, 1)
+	caller.callChunk(req, "com.stream", false, 2)
+	mm.sync()
+	callee.quiet()
+	caller.quiet()
 }
