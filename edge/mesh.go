@@ -245,12 +245,28 @@ func (c *subjectCache) get(realm string, topic []byte) string {
 const maxGathers = 1024
 
 type gather struct {
-	want    int
+	// want holds the nodes whose answers end the gather before its
+	// timeout (nil: only the timeout ends it); left counts those not in.
+	want    map[string]bool
+	left    int
 	got     map[string]bool
 	answers [][]byte
 	done    func([][]byte)
 	timer   *time.Timer
 	once    sync.Once
+}
+
+// expect sets the nodes whose answers end g early (under gmu once g is
+// in Node.gathers).
+func (g *gather) expect(names []string) {
+	g.want = make(map[string]bool, len(names))
+	g.left = 0
+	for _, name := range names {
+		g.want[name] = true
+		if !g.got[name] {
+			g.left++
+		}
+	}
 }
 
 func (g *gather) finish() {
@@ -264,12 +280,25 @@ func (g *gather) finish() {
 
 // Gather implements route.Mesh: env goes to every node; done gets the
 // answers of the nodes alive when it was sent, or those in by
-// GatherTimeout.
+// GatherTimeout. Answers of other nodes (one that joined meanwhile) are
+// kept but do not stand in for a missing one. A node just started may not
+// know all the others yet (their heartbeats, its routes still forming): a
+// node just restarted answered wamp.session.kill with no_such_session for
+// a session alive elsewhere. Its gathers wait until it has heard two
+// rounds of heartbeats, then for the nodes it knows by then.
 func (n *Node) Gather(env []byte, done func([][]byte)) error {
-	want := len(n.peers.view.Load().names)
-	if want == 0 {
+	names := n.peers.view.Load().names
+	var settle time.Duration
+	if at := n.startedAt.Load(); at != 0 {
+		settle = time.Until(time.Unix(0, at).Add(2 * n.opts.Heartbeat))
+	}
+	if len(names) == 0 && settle <= 0 {
 		go done(nil)
 		return nil
+	}
+	g := &gather{got: map[string]bool{}, done: done}
+	if settle <= 0 {
+		g.expect(names)
 	}
 	n.gmu.Lock()
 	if len(n.gathers) >= maxGathers {
@@ -278,7 +307,6 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 	}
 	n.gseq++
 	id := n.gseq
-	g := &gather{want: want, got: map[string]bool{}, done: done}
 	n.gathers[id] = g
 	g.timer = time.AfterFunc(n.opts.GatherTimeout, func() {
 		n.gmu.Lock()
@@ -286,6 +314,24 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 		n.gmu.Unlock()
 		g.finish()
 	})
+	if settle > 0 && settle < n.opts.GatherTimeout {
+		time.AfterFunc(settle, func() {
+			n.gmu.Lock()
+			if n.gathers[id] != g {
+				n.gmu.Unlock()
+				return
+			}
+			g.expect(n.peers.view.Load().names)
+			last := g.left == 0
+			if last {
+				delete(n.gathers, id)
+			}
+			n.gmu.Unlock()
+			if last {
+				g.finish()
+			}
+		})
+	}
 	n.gmu.Unlock()
 	reply := nodeInbox(n.opts.Name) + ".a." + strconv.FormatUint(id, 10)
 	if err := n.out.pushBulk(subjQuery, reply, env); err != nil {
@@ -310,7 +356,10 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 	if len(data) > 0 {
 		g.answers = append(g.answers, data)
 	}
-	last := len(g.got) >= g.want
+	if g.want[from] {
+		g.left--
+	}
+	last := g.want != nil && g.left == 0
 	if last {
 		delete(n.gathers, id)
 	}

@@ -65,6 +65,9 @@ type Node struct {
 	gmu     sync.Mutex // guards gathers and gatherID
 	gathers map[uint64]*gather
 	gseq    uint64
+	// startedAt is when Start succeeded, in Unix nanoseconds (zero
+	// before): see Gather.
+	startedAt atomic.Int64
 
 	claims *claimStore
 
@@ -190,6 +193,7 @@ func (n *Node) Start() error {
 	go n.runSender(n.stop)
 	go n.runControl()
 	go n.runEvents()
+	n.startedAt.Store(time.Now().UnixNano())
 	n.ready.Store(true)
 	n.heartbeat()
 	n.log.Info("mesh: node started", "slot", n.slot, "cluster", n.clusterAddr(), "leaf", n.leafAddr(), "nats_url", redactURLs(n.opts.NatsURL))

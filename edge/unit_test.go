@@ -166,3 +166,86 @@ func TestStartRefusesATakenClusterPort(t *testing.T) {
 		t.Fatalf("Start: %v after %v; want the route listener's error, at once", err, time.Since(start))
 	}
 }
+
+// A gather ends early only once every node it was sent to has answered: an
+// answer from a node that joined meanwhile is kept but does not stand in
+// for a missing one. In its first PeerTimeout a node waits for the
+// timeout, as its view of the others may still be short.
+func TestGatherWaitsForTheNodesItAsked(t *testing.T) {
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n, err := New(Options{Router: r, Name: "g", NatsURL: "nats://127.0.0.1:1", GatherTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.peers.byName["b"] = &peer{idx: 1, name: "b", msgSubj: nodeSubject("b", "m")}
+	n.peers.publish()
+	gather := func() (uint64, chan int) {
+		done := make(chan int, 1)
+		if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+			t.Fatal(err)
+		}
+		n.gmu.Lock()
+		defer n.gmu.Unlock()
+		return n.gseq, done
+	}
+	ended := func(done chan int) (int, bool) {
+		select {
+		case k := <-done:
+			return k, true
+		case <-time.After(50 * time.Millisecond):
+			return 0, false
+		}
+	}
+	id, done := gather()
+	n.answered(id, "newcomer", []byte("x"))
+	if k, ok := ended(done); ok {
+		t.Fatalf("the gather ended with %d answers, from a node it did not ask, before b answered", k)
+	}
+	n.answered(id, "b", []byte("y"))
+	if k, ok := ended(done); !ok || k != 2 {
+		t.Fatalf("after b's answer: ended %v with %d answers, want both", ok, k)
+	}
+
+	// A node just started: b's answer does not end it before two rounds
+	// of heartbeats; then the nodes it knows by then do (c joined and
+	// answered meanwhile: so do b and c).
+	n.opts.Heartbeat = 200 * time.Millisecond
+	n.startedAt.Store(time.Now().UnixNano())
+	id, done = gather()
+	n.answered(id, "b", []byte("y"))
+	if _, ok := ended(done); ok {
+		t.Fatal("a gather of a node just started ended before it could have heard the others")
+	}
+	n.peers.byName["c"] = &peer{idx: 2, name: "c", msgSubj: nodeSubject("c", "m")}
+	n.peers.publish()
+	n.answered(id, "c", []byte("z"))
+	select {
+	case k := <-done:
+		if k != 2 {
+			t.Fatalf("%d answers, want 2", k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gather never ended")
+	}
+	// The same, with d known by then but silent: the timeout ends it.
+	n.opts.GatherTimeout = 600 * time.Millisecond
+	n.startedAt.Store(time.Now().UnixNano())
+	id, done = gather()
+	n.peers.byName["d"] = &peer{idx: 3, name: "d", msgSubj: nodeSubject("d", "m")}
+	n.peers.publish()
+	n.answered(id, "b", []byte("y"))
+	n.answered(id, "c", []byte("z"))
+	start := time.Now()
+	select {
+	case k := <-done:
+		if k != 2 || time.Since(start) < 550*time.Millisecond {
+			t.Fatalf("%d answers after %v: ended without d's answer before the timeout", k, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gather never ended")
+	}
+}
