@@ -53,6 +53,8 @@ type calleeRunner struct {
 	m      *calleeMetrics
 	stopCh chan struct{}
 	once   sync.Once
+
+	registered atomic.Bool // its registration is in place (edgewamp_gateway_callee_registered)
 }
 
 // invocation is an INVOCATION being served. Owned by shard, except cancel.
@@ -65,6 +67,7 @@ func (inv *invocation) interrupt() { inv.cancel() }
 type calleeMetrics struct {
 	outcomes sync.Map // outcome → *atomic.Uint64
 	inflight atomic.Int64
+	revoked  atomic.Uint64 // registrations the router took away (revoke.go)
 }
 
 func (m *calleeMetrics) add(outcome string) {
@@ -79,6 +82,8 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 		return true
 	})
 	constMetric(e, "edgewamp_gateway_callee_in_flight", "Requests in flight to HTTP callees' upstreams.", gaugeType, float64(m.inflight.Load()), "callee", name)
+	constMetric(e, "edgewamp_gateway_callee_revoked_total", "HTTP callees' registrations the router removed (remove_callee, a reload's revocation); each stays unregistered until the next configuration reload.",
+		counterType, float64(m.revoked.Load()), "callee", name)
 }
 
 func (g *Server) buildCallees() []error {
@@ -148,38 +153,58 @@ func parseMatchName(s string) (proto.Match, bool) {
 func (c *calleeRunner) stop() { c.once.Do(func() { close(c.stopCh) }) }
 
 // run keeps the registration: it opens a session, registers, and waits
-// for the session to end, then starts over after a backoff.
+// for the session to end, then starts over after a backoff. When the
+// router takes the registration away (revoke.go) it waits for the next
+// configuration reload instead, unless another node of a mesh won the
+// procedure.
 func (c *calleeRunner) run() {
 	defer c.g.bg.Done()
 	backoff := 500 * time.Millisecond
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
 		closed := make(chan struct{})
-		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) })
+		revoked := make(chan revocation, 1)
+		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) }, c.g.revokeNotice(revoked))
 		if p == nil {
 			match, _ := parseMatchName(c.cfg.Match)
 			r := c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
 			if r.typ == proto.CodeError {
-				c.g.log.Error("gateway: HTTP callee cannot register", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
+				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
 				s.q.post(s.leave)
 			} else {
-				c.g.log.Info("gateway: HTTP callee registered", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
+				c.g.log.Info("gateway: HTTP callee registered", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
+				c.registered.Store(true)
 				backoff = 500 * time.Millisecond
 				select {
 				case <-closed:
-					c.g.log.Warn("gateway: HTTP callee's session closed; registering again", "procedure", c.cfg.Procedure)
+					c.registered.Store(false)
+					c.g.log.Warn("gateway: HTTP callee's session closed; registering again", "callee", c.name, "procedure", c.cfg.Procedure)
+				case rv := <-revoked:
+					c.registered.Store(false)
+					s.q.post(s.leave)
+					if retriedRevocation(rv.reason) {
+						c.g.log.Warn("gateway: HTTP callee's registration went to another node of the mesh; registering again", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "reason", rv.reason)
+						break
+					}
+					c.m.revoked.Add(1)
+					c.g.log.Warn("gateway: the router removed an HTTP callee's registration; it stays unregistered until the configuration is reloaded",
+						"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "reason", rv.reason)
+					if !awaitReload(rv, c.stopCh) {
+						return
+					}
+					c.g.log.Info("gateway: configuration reloaded; the removed HTTP callee registers again", "callee", c.name, "procedure", c.cfg.Procedure)
+					continue
 				case <-c.stopCh:
+					c.registered.Store(false)
 					s.q.post(s.leave)
 					return
 				}
 			}
 		} else {
-			c.g.log.Error("gateway: HTTP callee cannot join", "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
+			c.g.log.Error("gateway: HTTP callee cannot join", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
 		}
-		select {
-		case <-c.stopCh:
+		if !sleepOrStop(backoff, c.stopCh) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}

@@ -596,6 +596,19 @@ func (m *metrics) collectGateway(e *expo) {
 		constMetric(e, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
 	}
 	m.authMu.Unlock()
+	var subscribed, registered int
+	for _, wr := range m.g.webhooks {
+		if wr.subscribed.Load() {
+			subscribed++
+		}
+	}
+	for _, c := range m.g.callees {
+		if c.registered.Load() {
+			registered++
+		}
+	}
+	constMetric(e, "edgewamp_gateway_webhook_subscribed", "Webhooks whose subscription is in place now (of those configured).", G, float64(subscribed))
+	constMetric(e, "edgewamp_gateway_callee_registered", "HTTP callees whose registration is in place now (of those configured).", G, float64(registered))
 	m.webhooks.Range(func(k, v any) bool {
 		v.(*webhookMetrics).collect(e, k.(string))
 		return true

@@ -456,8 +456,13 @@ func (p *pool) open(id identity, idx int) (*sess, *problem) {
 // subscriber), outside the principals' pools, with onInv handling its
 // INVOCATIONs and onClose told when it ends. It counts toward
 // MaxSessions.
-func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message), onClose func(*sess, string)) (*sess, *problem) {
-	s := &sess{g: p.g, q: p.g.queues[idx], key: id, onInv: onInv}
+//
+// The session announces registration_revocation and
+// subscription_revocation: onRevoke (when set) is told, on the shard's
+// goroutine, when the router takes its registration or subscription
+// away, with the reason.
+func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message), onClose func(*sess, string), onRevoke func(*sess, string)) (*sess, *problem) {
+	s := &sess{g: p.g, q: p.g.queues[idx], key: id, onInv: onInv, onRevoke: onRevoke}
 	s.onClose = func(s *sess, why string) {
 		p.mu.Lock()
 		if _, ok := p.pinned[s]; ok {
@@ -477,7 +482,7 @@ func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message
 	p.total++
 	p.pinned[s] = struct{}{}
 	p.mu.Unlock()
-	if err := p.join(s, route.JoinOptions{CalleeCancel: true, CalleeTimeout: true}); err != nil {
+	if err := p.join(s, route.JoinOptions{CalleeCancel: true, CalleeTimeout: true, CalleeRevoke: true, SubscriberRevoke: true}); err != nil {
 		p.mu.Lock()
 		if _, ok := p.pinned[s]; ok { // not closed through onClose
 			delete(p.pinned, s)

@@ -54,6 +54,9 @@ type Server struct {
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
+	reloadMu sync.Mutex
+	reloadCh chan struct{} // closed by the next SetRealms (a configuration reload); guarded by reloadMu
+
 	mu       sync.Mutex
 	ln       net.Listener // guarded by mu
 	started  bool         // guarded by mu
@@ -136,6 +139,9 @@ type realmEntry struct {
 }
 
 // SetRealms replaces the realms' bridge access (configuration reload).
+// HTTP callees and webhooks the router removed since the last call
+// (wamp.registration.remove_callee, wamp.subscription.remove_subscriber,
+// a reload's revocation) register and subscribe again.
 func (g *Server) SetRealms(realms []RealmAccess) {
 	m := make(map[string]*realmEntry, len(realms))
 	for i := range realms {
@@ -146,6 +152,21 @@ func (g *Server) SetRealms(realms []RealmAccess) {
 		m[e.Name] = e
 	}
 	g.realms.Store(&m)
+	g.reloadMu.Lock()
+	if g.reloadCh != nil {
+		close(g.reloadCh)
+	}
+	g.reloadCh = make(chan struct{})
+	g.reloadMu.Unlock()
+}
+
+// nextReload returns a channel closed by the next SetRealms: the HTTP
+// callees and webhooks the router removed wait on it before registering
+// or subscribing again. Safe for concurrent use.
+func (g *Server) nextReload() <-chan struct{} {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	return g.reloadCh
 }
 
 // realm returns a realm's entry, nil for a realm not configured.

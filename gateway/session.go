@@ -110,6 +110,7 @@ type sess struct {
 	closed   bool        // the router ended the session (or we did)
 	onInv    func(*sess, *proto.Message)
 	onClose  func(*sess, string)
+	onRevoke func(*sess, string) // a router-initiated UNREGISTERED or UNSUBSCRIBED, with its reason (HTTP callees, webhooks)
 
 	// Shared.
 	id       atomic.Uint64 // WAMP session id, from WELCOME
@@ -167,6 +168,9 @@ func (s *sess) Send(b []byte, class route.Class) error {
 	case proto.CodeUnregistered:
 		if m.Request != 0 {
 			s.syncDone(m)
+		} else if s.onRevoke != nil { // the router revoked a registration
+			_, reason := revocationOf(m)
+			s.onRevoke(s, reason)
 		}
 	case proto.CodeEvent:
 		s.event(m)

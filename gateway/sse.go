@@ -177,15 +177,31 @@ const keptFrameMax = 16 << 10
 
 // revoked handles a router-initiated UNSUBSCRIBED. Owned by shard.
 func (s *sess) revoked(m *proto.Message) {
-	d, _ := proto.DecodeValue(m.Dict)
-	dm, _ := d.(map[string]any)
-	id, _ := dm["subscription"].(int64)
-	if e := s.subs[uint64(id)]; e != nil {
-		delete(s.subs, uint64(id))
+	id, reason := revocationOf(m)
+	if e := s.subs[id]; e != nil {
+		delete(s.subs, id)
 		for _, k := range e.sinks {
 			k.gone()
 		}
 	}
+	if s.onRevoke != nil {
+		s.onRevoke(s, reason)
+	}
+}
+
+// revocationOf reads a router-initiated UNSUBSCRIBED or UNREGISTERED:
+// [UNSUBSCRIBED, 0, {"subscription": id, "reason": uri}] (or
+// "registration"), WAMP Advanced Profile, Subscription and Registration
+// Revocation.
+func revocationOf(m *proto.Message) (id uint64, reason string) {
+	d, _ := proto.DecodeValue(m.Dict)
+	dm, _ := d.(map[string]any)
+	n, ok := dm["subscription"].(int64)
+	if !ok {
+		n, _ = dm["registration"].(int64)
+	}
+	reason, _ = dm["reason"].(string)
+	return uint64(n), reason
 }
 
 // subscribe attaches k to a subscription of uri (sharing the session's

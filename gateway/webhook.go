@@ -53,11 +53,14 @@ type webhookRunner struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	subscribed atomic.Bool // its subscription is in place (edgewamp_gateway_webhook_subscribed)
 }
 
 type webhookMetrics struct {
 	delivered atomic.Uint64
 	retries   atomic.Uint64
+	revoked   atomic.Uint64 // subscriptions the router took away (revoke.go)
 	mu        sync.Mutex
 	dropped   map[string]*atomic.Uint64
 	queue     func() int
@@ -79,6 +82,7 @@ func (m *webhookMetrics) collect(e *expo, name string) {
 	const C = counterType
 	constMetric(e, "edgewamp_gateway_webhook_delivered_total", "Events a webhook target accepted.", C, float64(m.delivered.Load()), "webhook", name)
 	constMetric(e, "edgewamp_gateway_webhook_retries_total", "Webhook delivery attempts that were retries.", C, float64(m.retries.Load()), "webhook", name)
+	constMetric(e, "edgewamp_gateway_webhook_revoked_total", "Webhooks' subscriptions the router removed (remove_subscriber, a reload's revocation); each stays unsubscribed until the next configuration reload.", C, float64(m.revoked.Load()), "webhook", name)
 	m.mu.Lock()
 	for _, k := range sortedKeys(m.dropped) {
 		constMetric(e, "edgewamp_gateway_webhook_dropped_total", "Events a webhook dropped, by reason (queue_full, retries_exhausted, rejected, shutdown).", C, float64(m.dropped[k].Load()), "webhook", name, "reason", k)
@@ -202,7 +206,9 @@ func (wr *webhookRunner) stop() {
 }
 
 // subscribeLoop keeps the subscription, reopening its session with
-// backoff when the router closes it.
+// backoff when the router closes it. When the router takes the
+// subscription away (revoke.go) it waits for the next configuration
+// reload instead.
 func (wr *webhookRunner) subscribeLoop() {
 	defer wr.g.bg.Done()
 	backoff := 500 * time.Millisecond
@@ -210,7 +216,8 @@ func (wr *webhookRunner) subscribeLoop() {
 	match, _ := parseMatchName(wr.cfg.Match)
 	for {
 		closed := make(chan struct{})
-		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) })
+		revoked := make(chan revocation, 1)
+		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) }, wr.g.revokeNotice(revoked))
 		if p == nil {
 			r := wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
 			if r.typ == proto.CodeError {
@@ -218,11 +225,25 @@ func (wr *webhookRunner) subscribeLoop() {
 				s.q.post(s.leave)
 			} else {
 				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", redactedURL(wr.cfg.URL))
+				wr.subscribed.Store(true)
 				backoff = 500 * time.Millisecond
 				select {
 				case <-closed:
+					wr.subscribed.Store(false)
 					wr.g.log.Warn("gateway: webhook's session closed; subscribing again", "webhook", wr.name)
+				case rv := <-revoked:
+					wr.subscribed.Store(false)
+					s.q.post(s.leave)
+					wr.m.revoked.Add(1)
+					wr.g.log.Warn("gateway: the router removed a webhook's subscription; it stays unsubscribed until the configuration is reloaded",
+						"webhook", wr.name, "topic", wr.cfg.Topic, "realm", wr.cfg.Realm, "reason", rv.reason)
+					if !awaitReload(rv, wr.stopCh) {
+						return
+					}
+					wr.g.log.Info("gateway: configuration reloaded; the removed webhook subscribes again", "webhook", wr.name, "topic", wr.cfg.Topic)
+					continue
 				case <-wr.stopCh:
+					wr.subscribed.Store(false)
 					s.q.post(s.leave)
 					return
 				}
@@ -230,10 +251,8 @@ func (wr *webhookRunner) subscribeLoop() {
 		} else {
 			wr.g.log.Error("gateway: webhook cannot join", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
 		}
-		select {
-		case <-wr.stopCh:
+		if !sleepOrStop(backoff, wr.stopCh) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}

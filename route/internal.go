@@ -38,6 +38,14 @@ type JoinOptions struct {
 	// wamp.subscription.remove_subscriber); without it the router takes
 	// the subscription away without telling the peer.
 	SubscriberRevoke bool
+	// CalleeRevoke: the peer handles a router-initiated UNREGISTERED
+	// (registration_revocation: a reload's revocation,
+	// wamp.registration.remove_callee, a registration conflict lost to
+	// another node of a mesh); without it the router takes the
+	// registration away without telling the peer (and ends the session on
+	// a mesh conflict, so that it does not go on believing it serves the
+	// procedure).
+	CalleeRevoke bool
 }
 
 // JoinInternal establishes ss, a session opened with Open whose peer has
@@ -82,6 +90,9 @@ func (s *Shard) JoinInternal(ss *Session, o JoinOptions) error {
 	}
 	if o.SubscriberRevoke {
 		f |= fSubscriberRevoke
+	}
+	if o.CalleeRevoke {
+		f |= fCalleeRevoke
 	}
 	ss.feat = f
 	id := o.Identity

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The router may take an HTTP callee's registration or a webhook's
+// subscription away without closing its session: wamp.registration.
+// remove_callee, wamp.subscription.remove_subscriber, a reload that no
+// longer grants the role the URI, a registration conflict lost to another
+// node of a mesh. The pinned sessions announce registration_revocation and
+// subscription_revocation, so the router tells them ([UNREGISTERED, 0,
+// {registration, reason}], [UNSUBSCRIBED, 0, {subscription, reason}]).
+// Before, it did not: a webhook stopped receiving, or a procedure stopped
+// being served, until the session happened to be reopened, and nothing
+// said so.
+//
+// A removal is honoured: the runner logs it, counts it
+// (edgewamp_gateway_{webhook,callee}_revoked_total), leaves its session
+// and waits for the next configuration reload (Server.SetRealms) before it
+// subscribes or registers again. Doing so at once would undo what an
+// operator (or a reload) just did. A mesh conflict
+// (wamp.error.procedure_already_exists) is not an operator's decision: the
+// callee registers again after its backoff, as it did when the router
+// ended its session for it.
+
+// revocation is one removal, as the runner learns it.
+type revocation struct {
+	reason string
+	reload <-chan struct{} // closed by the first configuration reload after the removal
+}
+
+// revokeNotice returns a pinned session's onRevoke: it hands the removal
+// to ch (buffered, one) without blocking. It runs on the shard's
+// goroutine; reloadMu is a leaf lock.
+func (g *Server) revokeNotice(ch chan<- revocation) func(*sess, string) {
+	return func(_ *sess, reason string) {
+		select {
+		case ch <- revocation{reason: reason, reload: g.nextReload()}:
+		default:
+		}
+	}
+}
+
+// retriedRevocation reports whether a removal is one the runner undoes
+// after its backoff, as when its session closes: a registration conflict
+// lost to another node of a mesh.
+func retriedRevocation(reason string) bool { return reason == proto.URIProcedureAlreadyExists }
+
+// awaitReload waits, after a removal, for the next configuration reload
+// (true) or the runner's stop (false).
+func awaitReload(rv revocation, stop <-chan struct{}) bool {
+	select {
+	case <-rv.reload:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// sleepOrStop waits d, or returns false when stop closes first.
+func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// metricValue returns the value of the /metrics sample whose name and
+// labels are exactly series (e.g. `edgewamp_gateway_webhook_subscribed`
+// or `x_total{webhook="a"}`), or "" when there is none.
+func metricValue(t *testing.T, e *env, series string) string {
+	t.Helper()
+	_, body := e.do("GET", "/metrics", "")
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// metaIDs calls a meta procedure that answers an id, a list of ids or null (e.g.
+// wamp.subscription.match) and returns them as a list.
+func metaIDs(t *testing.T, c *client.Session, proc string, args ...any) []any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := c.Call(ctx, proc, args, nil, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", proc, err)
+	}
+	if len(res.Args) == 0 || res.Args[0] == nil {
+		return nil
+	}
+	if l, ok := res.Args[0].([]any); ok {
+		return l
+	}
+	return []any{res.Args[0]}
+}
+
+// stays checks, for d, that cond stays false.
+func staysFalse(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			t.Fatal(what)
+		}
+	}
+}
+
+// TestWebhookRemovedStaysRemovedUntilReload: wamp.subscription.
+// remove_subscriber on a webhook's subscription. The webhook's session
+// did not announce subscription_revocation, so the router took the
+// subscription away without a word and the webhook received nothing more
+// until its session happened to be reopened. Now it is told: it logs and
+// counts the removal, leaves the subscription alone (subscribing again at
+// once would undo the removal) and subscribes again on the next
+// configuration reload.
+func TestWebhookRemovedStaysRemovedUntilReload(t *testing.T) {
+	tgt := newWebhookTarget(t, "")
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "alerts", Realm: "realm1", Topic: "com.alert", URL: tgt.srv.URL}}
+	})
+	admin := e.dial("realm1", proto.JSON)
+	subscribed := func() bool { return len(metaIDs(t, admin, "wamp.subscription.match", "com.alert")) > 0 }
+	waitFor(t, "the webhook's subscription", subscribed)
+	waitFor(t, "the subscribed gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1" })
+	sub := metaIDs(t, admin, "wamp.subscription.match", "com.alert")[0]
+	subscribers := metaIDs(t, admin, "wamp.subscription.list_subscribers", sub)
+	if len(subscribers) != 1 {
+		t.Fatalf("subscribers %v", subscribers)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := admin.Call(ctx, "wamp.subscription.remove_subscriber", []any{sub, subscribers[0], "com.example.removed_by_operator"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	wm := webhookMetricsOf(e, "alerts")
+	waitFor(t, "the removal counted", func() bool { return wm.revoked.Load() == 1 })
+	if v := metricValue(t, e, `edgewamp_gateway_webhook_revoked_total{webhook="alerts"}`); v != "1" {
+		t.Fatalf("edgewamp_gateway_webhook_revoked_total = %q", v)
+	}
+	if v := metricValue(t, e, "edgewamp_gateway_webhook_subscribed"); v != "0" {
+		t.Fatalf("edgewamp_gateway_webhook_subscribed = %q after the removal", v)
+	}
+	// Past the runner's first backoff (500 ms): not subscribed again.
+	staysFalse(t, 1500*time.Millisecond, "the webhook subscribed again right after the router removed it", subscribed)
+
+	e.gw.SetRealms(e.gw.opts.Realms) // what a configuration reload does
+	waitFor(t, "the webhook subscribed again after the reload", subscribed)
+	waitFor(t, "the subscribed gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1" })
+	if err := admin.Publish(ctx, "com.alert", []any{"again"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case hit := <-tgt.got:
+		if hit.body["args"].([]any)[0] != "again" {
+			t.Fatalf("delivery %+v", hit)
+		}
+	case <-ctx.Done():
+		t.Fatal("no delivery after the reload")
+	}
+}
+
+// TestHTTPCalleeRemovedStaysRemovedUntilReload: as the webhook's, for
+// wamp.registration.remove_callee on an HTTP callee; a registration lost
+// to another node of a mesh (reason procedure_already_exists) is taken
+// back after the backoff, as it was when the router ended the session for
+// it.
+func TestHTTPCalleeRemovedStaysRemovedUntilReload(t *testing.T) {
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) {
+		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL}}
+	})
+	admin := e.dial("realm1", proto.JSON)
+	registered := func() bool { return len(metaIDs(t, admin, "wamp.registration.match", "com.weather")) > 0 }
+	remove := func(reason string) {
+		t.Helper()
+		reg := metaIDs(t, admin, "wamp.registration.match", "com.weather")[0]
+		callees := metaIDs(t, admin, "wamp.registration.list_callees", reg)
+		if len(callees) != 1 {
+			t.Fatalf("callees %v", callees)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := admin.Call(ctx, "wamp.registration.remove_callee", []any{reg, callees[0], reason}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the callee's registration", registered)
+	waitFor(t, "the registered gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_callee_registered") == "1" })
+
+	remove(proto.URIProcedureAlreadyExists)
+	waitFor(t, "registered again after a mesh conflict", registered)
+	if v := metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="callee0"}`); v != "0" {
+		t.Fatalf("a mesh conflict counted as a removal: %q", v)
+	}
+
+	remove("com.example.removed_by_operator")
+	waitFor(t, "the removal counted", func() bool {
+		return metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="callee0"}`) == "1"
+	})
+	if v := metricValue(t, e, "edgewamp_gateway_callee_registered"); v != "0" {
+		t.Fatalf("edgewamp_gateway_callee_registered = %q after the removal", v)
+	}
+	staysFalse(t, 1500*time.Millisecond, "the callee registered again right after the router removed it", registered)
+
+	e.gw.SetRealms(e.gw.opts.Realms)
+	waitFor(t, "registered again after the reload", registered)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
+	if err != nil || res.Args[0].(map[string]any)["city"] != "Sion" {
+		t.Fatalf("call after the reload: %+v %v", res, err)
+	}
+}
