@@ -33,6 +33,9 @@ type Principal struct {
 	Expires time.Time
 	// Claims are the token's claims, for route expressions ($/claims/...).
 	Claims map[string]any
+	// Token is the verifier's own record of the token (e.g. its parsed
+	// claims), for its BearerRevoker; nil if it has none.
+	Token any
 }
 
 // BearerVerifier checks "Authorization: Bearer" tokens. cmd adapts the
@@ -43,6 +46,21 @@ type Principal struct {
 // client in WWW-Authenticate, so it must not contain secrets.
 type BearerVerifier interface {
 	VerifyBearer(ctx context.Context, token string) (*Principal, error)
+}
+
+// BearerRevoker is implemented by a BearerVerifier whose tokens may be
+// revoked before they expire (the router's own OAuth2 server): the SSE
+// streams opened with such a token end when Server.RevokeBearer names one
+// of its revocation ids and Revoked confirms it. Tokens of a verifier
+// without it (an external issuer's) last until they expire. Both methods
+// must be safe for concurrent use and must not block; they are asked once
+// per SSE stream, never per request.
+type BearerRevoker interface {
+	// RevocationIDs returns the ids under which p's token may be revoked,
+	// or none.
+	RevocationIDs(p *Principal) []string
+	// Revoked reports whether p's token is revoked now.
+	Revoked(p *Principal) bool
 }
 
 // who is the outcome of authenticating a request.

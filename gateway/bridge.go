@@ -573,21 +573,22 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		lastID, _ = strconv.ParseUint(h, 10, 64)
 		retained = true
 	}
-	var expires time.Time
-	if who.p != nil {
-		expires = who.p.Expires
-	}
-	g.serveEvents(w, r, who.id, topic, match, retained, lastID, expires)
+	g.serveEvents(w, r, who.id, topic, match, retained, lastID, who.p)
 }
 
 // serveEvents subscribes and streams events until the client leaves, it
-// is cut, its token expires (expires, when set) or the gateway drains.
-func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64, expires time.Time) {
+// is cut, its bearer token (bearer, when set) expires or is revoked, or
+// the gateway drains.
+func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64, bearer *Principal) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
 	}
 	defer g.closeStream(r)
+	var expires time.Time
+	if bearer != nil {
+		expires = bearer.Expires
+	}
 	s, ip, p := g.pool.acquireStream(id)
 	if p != nil {
 		writeProblem(w, p)
@@ -596,6 +597,19 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 	defer g.pool.releaseStream(ip)
 	st := newStream(g, lastID)
 	defer st.close()
+	if rv, ok := g.opts.Bearer.(BearerRevoker); ok && bearer != nil {
+		if ids := rv.RevocationIDs(bearer); len(ids) > 0 {
+			// Watched first, then checked: a revocation made after the
+			// token was verified and before the stream is watched is seen
+			// here, any later one by RevokeBearer.
+			g.watchBearer(st, bearer, ids)
+			defer g.unwatchBearer(st, ids)
+			if rv.Revoked(bearer) {
+				writeProblem(w, g.unauthorized("the bearer token is not valid: the token was revoked", "the token was revoked"))
+				return
+			}
+		}
+	}
 	var subID uint64
 	res := g.runSync(s, func() *syncReply {
 		r, sid := s.subscribe(st, topic, match, retained)
@@ -641,6 +655,11 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 				return
 			}
 		case <-st.cut:
+			if st.revoked.Load() {
+				p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token was revoked")
+				sw.writeEvent("problem", p.body())
+				return
+			}
 			if st.slow.Load() {
 				p := newProblem(http.StatusServiceUnavailable, URISlowReader, "events arrived faster than the client read them; the stream was cut")
 				sw.writeEvent("problem", p.body())

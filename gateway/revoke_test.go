@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,5 +162,97 @@ func TestHTTPCalleeRemovedStaysRemovedUntilReload(t *testing.T) {
 	res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
 	if err != nil || res.Args[0].(map[string]any)["city"] != "Sion" {
 		t.Fatalf("call after the reload: %+v %v", res, err)
+	}
+}
+
+// revocableVerifier accepts "tok-<id>" as alice/user on realm1, with
+// revocation id <id>; revoked ids are refused by Revoked only (as a token
+// verified just before its revocation).
+type revocableVerifier struct {
+	mu      sync.Mutex
+	revoked map[string]bool
+}
+
+func (v *revocableVerifier) VerifyBearer(_ context.Context, token string) (*Principal, error) {
+	id, ok := strings.CutPrefix(token, "tok-")
+	if !ok {
+		return nil, errors.New("not a token")
+	}
+	return &Principal{Realm: "realm1", AuthID: "alice", AuthRole: "user", Token: id}, nil
+}
+
+func (v *revocableVerifier) RevocationIDs(p *Principal) []string { return []string{p.Token.(string)} }
+
+func (v *revocableVerifier) Revoked(p *Principal) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.revoked[p.Token.(string)]
+}
+
+func (v *revocableVerifier) revoke(id string) {
+	v.mu.Lock()
+	v.revoked[id] = true
+	v.mu.Unlock()
+}
+
+// TestSSEEndsWhenBearerRevoked: RevokeBearer ends the streams of the
+// tokens it names (with a problem event), not others; a token revoked
+// between its verification and its stream's start is refused (401).
+func TestSSEEndsWhenBearerRevoked(t *testing.T) {
+	v := &revocableVerifier{revoked: map[string]bool{}}
+	e := newEnv(t, func(o *Options) {
+		o.Bearer = v
+		o.Realms[0].Anonymous = false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, gone := e.stream(ctx, "GET", "/wamp/realm1/events/com.news", "", "Authorization", "Bearer tok-a")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	resp, stays := e.stream(ctx, "GET", "/wamp/realm1/events/com.news", "", "Authorization", "Bearer tok-b")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	e.gw.RevokeBearer([]string{"a"}) // not revoked yet (Revoked says no): stays
+	v.revoke("a")
+	e.gw.RevokeBearer([]string{"a", "c"})
+	ended := make(chan string, 1)
+	go func() {
+		for {
+			ev, err := gone.next()
+			if err != nil {
+				ended <- "" // no problem event
+				return
+			}
+			if ev.event == "problem" {
+				ended <- ev.data
+				return
+			}
+		}
+	}()
+	select {
+	case data := <-ended:
+		if !strings.Contains(data, "revoked") {
+			t.Fatalf("problem event %q", data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream of a revoked token stays open")
+	}
+	if r, body := e.do("POST", "/wamp/realm1/publish/com.news", `{"args":["b"]}`, "Authorization", "Bearer tok-b"); r.StatusCode/100 != 2 {
+		t.Fatalf("publish %d %s", r.StatusCode, body)
+	}
+	if ev, err := stays.next(); err != nil || !strings.Contains(ev.data, `"b"`) {
+		t.Fatalf("the other token's stream: %+v %v", ev, err)
+	}
+	// Verified (the verifier says yes) but revoked by the time the stream
+	// opens.
+	r, body := e.do("GET", "/wamp/realm1/events/com.news", "", "Authorization", "Bearer tok-a")
+	expectProblem(t, r, body, 401, proto.URIAuthenticationFailed)
+	e.gw.bearerMu.Lock()
+	n := len(e.gw.bearers)
+	e.gw.bearerMu.Unlock()
+	if n != 1 { // b's
+		t.Fatalf("%d revocation ids indexed, want 1", n)
 	}
 }

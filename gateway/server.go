@@ -54,6 +54,9 @@ type Server struct {
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
+	bearerMu sync.Mutex
+	bearers  map[string]map[*stream]struct{} // revocation id → SSE streams opened with a token it revokes; guarded by bearerMu
+
 	reloadMu sync.Mutex
 	reloadCh chan struct{} // closed by the next SetRealms (a configuration reload); guarded by reloadMu
 

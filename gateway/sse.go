@@ -450,6 +450,10 @@ type stream struct {
 	once   sync.Once
 	cut    chan struct{} // closed when the stream must end
 	slow   atomic.Bool   // it ended because the client was slow
+	// revoked: it ended because its bearer token was revoked
+	// (RevokeBearer).
+	revoked atomic.Bool
+	bearer  *Principal // the token it was opened with, when it names revocation ids; set before it is indexed (watchBearer)
 	// writeSince: when the handler's current write began (UnixNano), 0
 	// between writes; the reaper cuts the streams blocked longest first.
 	writeSince atomic.Int64
@@ -529,6 +533,16 @@ func (st *stream) cutSlow() bool {
 }
 
 func (st *stream) gone() { st.end() }
+
+// revoke ends the stream of a revoked bearer token: nothing more is
+// queued to it, and its handler ends it with a problem event.
+func (st *stream) revoke() {
+	st.revoked.Store(true)
+	st.mu.Lock()
+	st.dropLocked()
+	st.mu.Unlock()
+	st.end()
+}
 
 func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
 

@@ -74,9 +74,26 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 		return nil, errors.New("the token names no realm")
 	}
 	p := &gateway.Principal{Realm: c.Audience, AuthID: c.Subject, Roles: c.Roles, Scopes: c.Scopes, Expires: c.Expiry,
-		Claims: map[string]any{"sub": c.Subject, "iss": c.Issuer, "aud": c.Audience, "client_id": c.ClientID, "jti": c.ID}}
+		Claims: map[string]any{"sub": c.Subject, "iss": c.Issuer, "aud": c.Audience, "client_id": c.ClientID, "jti": c.ID}, Token: c}
 	if len(c.Roles) > 0 {
 		p.AuthRole = c.Roles[0]
 	}
 	return p, nil
+}
+
+// RevocationIDs implements gateway.BearerRevoker: the ids under which
+// oauth.Options.OnRevoke reports the token of p revoked (its jti, and its
+// login's gid or its client's cut-off). None for another issuer's token.
+func (v oauthBearer) RevocationIDs(p *gateway.Principal) []string {
+	if c, ok := p.Token.(*oauth.Claims); ok {
+		return c.RevocationIDs()
+	}
+	return nil
+}
+
+// Revoked implements gateway.BearerRevoker.
+func (v oauthBearer) Revoked(p *gateway.Principal) bool {
+	c, ok := p.Token.(*oauth.Claims)
+	srv := v.o.server()
+	return ok && srv != nil && errors.Is(srv.StillValid(c, p.AuthRole), oauth.ErrTokenRevoked)
 }

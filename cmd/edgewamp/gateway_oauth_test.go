@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,5 +134,111 @@ gateway:
 	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.whoami", `{}`, "Authorization", "Bearer "+alice.AccessToken)
 	if r.StatusCode != 401 || !strings.Contains(string(body), "revoked") {
 		t.Fatalf("revoked token: %d %s", r.StatusCode, body)
+	}
+}
+
+// TestGatewaySSEEndsWhenTokenRevoked: an SSE stream is authorized when it
+// opens. One opened with a token of the router's OAuth2 server went on
+// after the token was revoked at the revocation endpoint, for as long as
+// the token would have lived (an hour by default). Now it ends at once,
+// with a problem event; a stream of another login of the same user stays.
+func TestGatewaySSEEndsWhenTokenRevoked(t *testing.T) {
+	key := oauthKeyFile(t)
+	yml := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [%s]
+realms:
+  - name: realm1
+    security: true
+    roles:
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [subscribe, publish]}]
+    users:
+      - {authid: alice, roles: [user], password: "%s"}
+    oauth:
+      clients:
+        - {id: backend, secret: "%s", roles: [user], grants: [password]}
+gateway:
+  listen: 127.0.0.1:0
+`, key, mustHash(t, oaAlicePW), mustHash(t, oaBackendPW))
+	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayRouter(t, "-config", cfgFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conf := &oauth2.Config{ClientID: "backend", ClientSecret: oaBackendPW, Endpoint: oauth2.Endpoint{TokenURL: g.base + "/oauth/token"}}
+	revoked, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW) // another login
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(tok string) (*http.Response, *bufio.Reader) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", g.base+"/wamp/realm1/events/com.example.news", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{}).Do(req) // no client timeout: the stream lasts
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		br := bufio.NewReader(resp.Body)
+		if line, err := br.ReadString('\n'); resp.StatusCode != 200 || err != nil || line != ": subscribed\n" {
+			t.Fatalf("stream: %d %q %v", resp.StatusCode, line, err)
+		}
+		return resp, br
+	}
+	_, gone := open(revoked.AccessToken)
+	_, stays := open(kept.AccessToken)
+
+	form := url.Values{"token": {revoked.AccessToken}}
+	req, _ := http.NewRequest("POST", g.base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("backend", oaBackendPW)
+	if resp, err := g.hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+
+	// The revoked token's stream ends (well before its keepalive or the
+	// token's expiry), its last event a problem saying why.
+	ended := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		for {
+			line, err := gone.ReadString('\n')
+			all.WriteString(line)
+			if err != nil {
+				ended <- all.String()
+				return
+			}
+		}
+	}()
+	select {
+	case rest := <-ended:
+		if !strings.Contains(rest, "event: problem") || !strings.Contains(rest, "revoked") {
+			t.Fatalf("the stream ended with %q, want a problem event saying the token was revoked", rest)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SSE stream of a revoked token stays open")
+	}
+
+	// The other login's stream still gets events.
+	if r, body := g.do(t, "POST", "/wamp/realm1/publish/com.example.news", `{"args":["still here"]}`, "Authorization", "Bearer "+kept.AccessToken); r.StatusCode/100 != 2 {
+		t.Fatalf("publish: %d %s", r.StatusCode, body)
+	}
+	for {
+		line, err := stays.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the other login's stream ended: %v", err)
+		}
+		if strings.Contains(line, "still here") {
+			break
+		}
 	}
 }

@@ -178,3 +178,27 @@ func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.P
 	}
 	return nil, first
 }
+
+// RevocationIDs implements gateway.BearerRevoker for the verifiers that
+// do.
+func (c bearerChain) RevocationIDs(p *gateway.Principal) []string {
+	for _, v := range c {
+		if rv, ok := v.(gateway.BearerRevoker); ok {
+			if ids := rv.RevocationIDs(p); len(ids) > 0 {
+				return ids
+			}
+		}
+	}
+	return nil
+}
+
+// Revoked implements gateway.BearerRevoker: asked of the verifier that
+// names p's revocation ids.
+func (c bearerChain) Revoked(p *gateway.Principal) bool {
+	for _, v := range c {
+		if rv, ok := v.(gateway.BearerRevoker); ok && len(rv.RevocationIDs(p)) > 0 {
+			return rv.Revoked(p)
+		}
+	}
+	return false
+}

@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -242,6 +243,7 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	var revokeGW atomic.Pointer[gateway.Server] // the gateway, once built, for oa.onRevoke
 	if oa != nil {
 		oa.users.set(rcfg.Realms)
 	}
@@ -254,7 +256,13 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 		// it, here at once and on every other node at its next sync. A
 		// client's cut-off (its tokens without a login issued up to then)
 		// ends those of its sessions whose token it covers.
-		oa.onRevoke = func(ids []string) { endRevokedSessions(r, ids) }
+		// The gateway's SSE streams opened with such a token end too.
+		oa.onRevoke = func(ids []string) {
+			endRevokedSessions(r, ids)
+			if g := revokeGW.Load(); g != nil {
+				g.RevokeBearer(ids)
+			}
+		}
 		if !cfg.Mesh.enabled() {
 			if err := oa.start(cfg.DataDir); err != nil {
 				return err
@@ -293,8 +301,11 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 	}
 	if gw == nil {
 		lane = nil
-	} else if lane != nil {
-		lane.gw = gw
+	} else {
+		revokeGW.Store(gw)
+		if lane != nil {
+			lane.gw = gw
+		}
 	}
 	if err := eng.Start(); err != nil {
 		if node != nil {
