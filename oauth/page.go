@@ -15,7 +15,9 @@ import (
 // its style sheet, no JavaScript at all. Every response carries a strict
 // Content-Security-Policy (nothing but the same-origin style sheet loads;
 // forms post only to this server, or to the client's redirect origin for
-// the authorization redirect), refuses framing, and is not cached.
+// the authorization redirect), refuses framing, cuts the link to a
+// cross-origin opener (Cross-Origin-Opener-Policy), and is not cached
+// (setPageHeaders).
 //
 // CSRF: a POST must carry a token equal to HMAC(csrf key, cookie) where
 // the cookie is a random value set on the GET (SameSite=Strict, HttpOnly,
@@ -86,7 +88,13 @@ func (s *Server) page(h pageHandler) http.Handler {
 			s.render(w, r, d, status)
 		}
 	})
-	return cop.Handler(inner)
+	h2 := cop.Handler(inner)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Also on the answers render does not write: redirects and the
+		// cross-origin protection's refusals.
+		setPageHeaders(w.Header())
+		h2.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) csrfCookieName(r *http.Request) string {
@@ -131,6 +139,34 @@ func (s *Server) checkCSRF(r *http.Request) bool {
 	return hmac.Equal([]byte(got), []byte(s.csrfToken(c.Value)))
 }
 
+// setPageHeaders sets the security headers of every answer of the login
+// and approval pages (the pages, their error pages, their redirects and
+// the cross-origin refusals):
+//
+//   - X-Frame-Options DENY (with the CSP's frame-ancestors 'none'): no
+//     other site frames the page to have its visitor click on it.
+//   - Cross-Origin-Opener-Policy same-origin: a page of another origin
+//     that opened the page (window.open) loses its handle on it, and the
+//     page's window.opener is null. The opener could otherwise navigate
+//     the window the person signs in with to a look-alike page
+//     (tabnabbing), or watch it. It also ends popup-style logins that
+//     read the result through window.opener across origins: clients use
+//     the redirect (RFC 6749 §4.1.2) instead.
+//   - Cross-Origin-Resource-Policy same-origin: no other origin loads
+//     the page as a resource (an <img>, a no-cors fetch) into its own
+//     process, where a side channel could read it.
+//   - X-Content-Type-Options nosniff, Referrer-Policy no-referrer (the
+//     query carries the client's state and PKCE challenge), and
+//     Cache-Control no-store (a page carries a CSRF token).
+func setPageHeaders(h http.Header) {
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+}
+
 // render writes the page with its security headers.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, d *pageData, status int) {
 	if d.Kind == "approve" {
@@ -142,12 +178,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, d *pageData, sta
 		formAction += " " + d.formOrigin
 	}
 	h := w.Header()
+	setPageHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := pageTmpl.Execute(w, d); err != nil {
 		s.log.Warn("oauth: page rendering failed", "err", err)
