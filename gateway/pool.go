@@ -315,15 +315,22 @@ func (p *pool) pickFor(ip *idPool) (*sess, *problem) {
 	p.mu.Unlock()
 	if opening {
 		s, err := p.open(id, p.shardFor(id, i))
+		// Under mu, so that closeAll (evict) either finds the slot ready
+		// and makes its session leave, or has already taken it away and
+		// this sees so: a session that joined while the gateway shut
+		// down is not left in the router without a peer.
+		p.mu.Lock()
 		sl.s, sl.err = s, err
 		close(sl.ready)
-		if err != nil {
-			p.mu.Lock()
-			if ip.slots[i] == sl {
-				ip.slots[i] = nil
-				p.total--
-			}
-			p.mu.Unlock()
+		orphan := err == nil && (p.closed || ip.slots[i] != sl)
+		if err != nil && ip.slots[i] == sl {
+			ip.slots[i] = nil
+			p.total--
+		}
+		p.mu.Unlock()
+		if orphan {
+			s.q.post(s.leave)
+			return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 		}
 	} else {
 		<-sl.ready
@@ -490,6 +497,15 @@ func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message
 		}
 		p.mu.Unlock()
 		return nil, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		// closeAll ran while it joined: its leave may have run before
+		// the session was open (and done nothing).
+		s.q.post(s.leave)
+		return nil, newProblem(503, proto.URISystemShutdown, "the gateway is shutting down")
 	}
 	return s, nil
 }

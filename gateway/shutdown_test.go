@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// httpSessions returns the ids of realm1's sessions that are the
+// gateway's (transport "http"), as the meta API lists them.
+func httpSessions(t *testing.T, e *env) []any {
+	t.Helper()
+	admin := e.dial("realm1", proto.JSON)
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []any
+	for _, id := range metaIDs(t, admin, "wamp.session.list") {
+		res, err := admin.Call(ctx, "wamp.session.get", []any{id}, nil, nil)
+		if err != nil || len(res.Args) == 0 {
+			continue // gone meanwhile
+		}
+		d, _ := res.Args[0].(map[string]any)
+		if tr, _ := d["transport"].(map[string]any); tr["type"] == "http" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// TestPoolSlotOpeningAtShutdownLeaves: a principal's session still being
+// opened (its join queued on a busy event loop) when the gateway shuts
+// down. closeAll took its slot away but could not make it leave (it had no
+// session yet), and the join then completed: the router kept a session
+// whose peer was gone, for good. Now the opening sees the shutdown, leaves
+// (GOODBYE) and the request gets 503.
+func TestPoolSlotOpeningAtShutdownLeaves(t *testing.T) {
+	e := newEnv(t, nil)
+	if n := len(httpSessions(t, e)); n != 0 {
+		t.Fatalf("%d gateway sessions before", n)
+	}
+	release := holdLoops(t, e)
+	type result struct {
+		s    *sess
+		a    admission
+		prob *problem
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, a, p := e.gw.pool.acquire(identity{realm: "realm1", authrole: "anonymous", method: "anonymous"}, "127.0.0.1:40000")
+		got <- result{s, a, p}
+	}()
+	waitFor(t, "the slot opening", func() bool { return e.gw.pool.sessions() == 1 })
+	e.gw.pool.closeAll() // what Shutdown does after the requests
+	close(release)
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("acquire did not return")
+	}
+	if r.prob == nil {
+		e.gw.pool.release(r.a)
+		t.Errorf("acquire during shutdown returned a session, want 503")
+	} else if r.prob.status != 503 {
+		t.Errorf("acquire during shutdown: %d %s", r.prob.status, r.prob.detail)
+	}
+	waitFor(t, "no gateway session left in the router", func() bool { return len(httpSessions(t, e)) == 0 })
+}
+
+// holdLoops holds every event loop until the returned channel is closed,
+// so that a join waits in its queue.
+func holdLoops(t *testing.T, e *env) chan struct{} {
+	t.Helper()
+	release := make(chan struct{})
+	var held sync.WaitGroup
+	for i := range e.r.Shards() {
+		held.Add(1)
+		if err := e.r.Shard(i).Do(func() { held.Done(); <-release }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held.Wait()
+	return release
+}
+
+// TestPinnedSessionOpeningAtShutdownLeaves: as for a principal's slot, for
+// a session an HTTP callee or webhook opens: closeAll's leave ran before
+// the session was open, and did nothing.
+func TestPinnedSessionOpeningAtShutdownLeaves(t *testing.T) {
+	e := newEnv(t, nil)
+	release := holdLoops(t, e)
+	got := make(chan *problem, 1)
+	go func() {
+		_, p := e.gw.pool.openPinned(identity{realm: "realm1", authid: "hook", method: "static"}, 0, nil, nil, nil)
+		got <- p
+	}()
+	waitFor(t, "the pinned session opening", func() bool { return e.gw.pool.sessions() == 1 })
+	e.gw.pool.closeAll()
+	close(release)
+	select {
+	case p := <-got:
+		if p == nil || p.status != 503 {
+			t.Errorf("openPinned during shutdown: %+v, want 503", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("openPinned did not return")
+	}
+	waitFor(t, "no gateway session left in the router", func() bool { return len(httpSessions(t, e)) == 0 })
+}
