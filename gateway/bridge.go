@@ -295,6 +295,10 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 	writeJSON(w, http.StatusOK, doc)
 }
 
+// noStore is the Cache-Control value of answers that hold live or
+// per-principal data (shared like ctJSON).
+var noStore = []string{"no-store"}
+
 // ctJSON is the Content-Type header's value, shared by every response
 // (net/http copies header values, it never writes to them).
 var ctJSON = []string{"application/json"}

@@ -302,6 +302,10 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 		}
 		res, c := g.call(r.Context(), s, req)
 		g.pool.release(a)
+		// A call's result is live and usually the principal's own: no
+		// cache (a browser's, a proxy's) keeps it, for a GET route above
+		// all. (The bridge's POST /call, not cacheable, goes without.)
+		w.Header()["Cache-Control"] = noStore
 		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
 			g.answerCall(w, r, res, cr.Errors)
 		} else {

@@ -381,3 +381,33 @@ func unwrapAll(err error) []error {
 	}
 	return []error{err}
 }
+
+// TestGETAnswersNotStored: the JSON answers of GET endpoints that hold
+// live or per-principal data (health, readiness, a GET route's call
+// result, its problem documents) carry Cache-Control: no-store, so that
+// neither a browser nor a shared proxy keeps one principal's answer (or a
+// stale "ready") for the next request. Before, only problems, SSE and
+// /metrics did.
+func TestGETAnswersNotStored(t *testing.T) {
+	e, iss, _ := routesEnv(t)
+	tok := iss.token("alice", "realm1", "user", "me.read", time.Minute, nil)
+	for _, c := range []struct {
+		path string
+		hdr  []string
+		code int
+	}{
+		{"/healthz", nil, 200},
+		{"/readyz", nil, 200},
+		{"/devices/17/state", nil, 200},
+		{"/me", []string{"Authorization", "Bearer " + tok}, 200},
+		{"/devices/x7/state", nil, 400},
+	} {
+		r, body := e.do("GET", c.path, "", c.hdr...)
+		if r.StatusCode != c.code {
+			t.Fatalf("GET %s: %d %s", c.path, r.StatusCode, body)
+		}
+		if got := r.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("GET %s: Cache-Control %q, want no-store", c.path, got)
+		}
+	}
+}

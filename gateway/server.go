@@ -483,6 +483,7 @@ func (g *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Cache-Control"] = noStore // live: a cached "ok" would hide a dead gateway
 	w.Write([]byte(`{"status":"ok"}`))
 }
 
@@ -504,6 +505,7 @@ func (g *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Cache-Control"] = noStore
 	w.Write([]byte(`{"status":"ready"}`))
 }
 
