@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // metricValue returns the value of the /metrics sample whose name and
@@ -255,4 +256,40 @@ func TestSSEEndsWhenBearerRevoked(t *testing.T) {
 	if n != 1 { // b's
 		t.Fatalf("%d revocation ids indexed, want 1", n)
 	}
+}
+
+// TestWebhookRevokedByReload: a reload whose roles no longer let the
+// webhook's role subscribe to its topic takes the subscription away
+// (route's revokeUnauthorized, reason wamp.error.not_authorized). The
+// webhook is told and counts it; a later reload that grants it again
+// subscribes it again.
+func TestWebhookRevokedByReload(t *testing.T) {
+	tgt := newWebhookTarget(t, "")
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "sec", Realm: "secure", Topic: "com.pub.alert", URL: tgt.srv.URL, Role: "svc"}}
+	})
+	wm := webhookMetricsOf(e, "sec")
+	waitFor(t, "the webhook subscribed", func() bool { return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1" })
+	realm1 := route.RealmConfig{Name: "realm1", Anonymous: true}
+	withSvc := func(subscribe bool) route.RealmConfig {
+		z, err := route.NewRBAC([]route.Role{{Name: "svc", Permissions: []route.Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Publish: true, Subscribe: subscribe}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return route.RealmConfig{Name: "secure", Authorizer: z, Anonymous: true, AnonymousRole: "svc"}
+	}
+	if err := e.r.Reload([]route.RealmConfig{realm1, withSvc(false)}); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.SetRealms(e.gw.opts.Realms) // as cmd's reload does after the router's
+	waitFor(t, "the revocation counted", func() bool { return wm.revoked.Load() == 1 })
+	waitFor(t, "the subscribed gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "0" })
+
+	if err := e.r.Reload([]route.RealmConfig{realm1, withSvc(true)}); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.SetRealms(e.gw.opts.Realms)
+	waitFor(t, "subscribed again after the reload that grants it", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
+	})
 }
