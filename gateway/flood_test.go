@@ -262,7 +262,9 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 	conns := nonReaders(t, e, calls, func(int) string {
 		return "POST /wamp/realm1/call/com.stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 	})
-	waitFor(t, "the callee's progressive results", func() bool { return sent.Load() == calls*chunks })
+	// 72 MiB of JSON through the router: under -race on a loaded 2-CPU
+	// machine that took more than waitFor's 10 s (a CI run).
+	waitWithin(t, 60*time.Second, "the callee's progressive results", func() bool { return sent.Load() == calls*chunks })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, rd := e.stream(ctx, "POST", "/wamp/realm1/call/com.paced", `{}`)
