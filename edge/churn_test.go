@@ -883,7 +883,7 @@ func meshLeftovers(nodes []*tnode, baseSubs int) error {
 				ints = append(ints, s)
 			}
 			if ri.wide != nil || len(ri.subs) == 0 {
-				ints = append(ints, wideSubject(realm))
+				ints = append(ints, wideSubject(n.evRoot, realm))
 			}
 		}
 		n.imu.Unlock()

@@ -378,11 +378,21 @@ func (c *claimStore) take(key string) error {
 // in the same life. A node that restarted under its name is another
 // life: the claims of the one before it are a dead node's. While its boot
 // is not known yet, it counts as alive.
+//
+// A node heard speaking another mesh version (peers.go) is alive too,
+// though not a peer: a single registration stays exclusive while a mesh
+// is upgraded one node at a time.
 func (c *claimStore) alive(name, boot string) bool {
 	v := c.n.peers.view.Load()
 	b, ok := v.boots[name]
 	if !ok {
-		return false
+		bv := c.n.peers.badView.Load()
+		if bv == nil {
+			return false
+		}
+		if b, ok = bv.boots[name]; !ok {
+			return false
+		}
 	}
 	return b == 0 || boot == "" || strconv.FormatUint(b, 10) == boot
 }

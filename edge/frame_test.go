@@ -248,7 +248,7 @@ func TestMalformedFrameFromNATS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := nc.Publish(string(eventSubject(nil, "realm1", []byte("com.x"))), []byte{frameMark, 3, 'E'}); err != nil {
+	if err := nc.Publish(string(eventSubject(nil, b.n.evRoot, "realm1", []byte("com.x"))), []byte{frameMark, 3, 'E'}); err != nil {
 		t.Fatal(err)
 	}
 	nc.Flush()

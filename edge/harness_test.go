@@ -114,6 +114,15 @@ func cluster(t *testing.T, names ...string) []*tnode {
 // clusterWith is cluster with each node's options changed by mutate.
 func clusterWith(t *testing.T, mutate func(*Options), names ...string) []*tnode {
 	t.Helper()
+	nodes := clusterNoWait(t, mutate, names...)
+	waitMesh(t, nodes...)
+	return nodes
+}
+
+// clusterNoWait is clusterWith without waiting for the nodes to see each
+// other.
+func clusterNoWait(t *testing.T, mutate func(*Options), names ...string) []*tnode {
+	t.Helper()
 	ports := make([]string, len(names))
 	for i := range names {
 		ports[i] = edgetest.FreeAddr(t)
@@ -136,7 +145,6 @@ func clusterWith(t *testing.T, mutate func(*Options), names ...string) []*tnode 
 		})
 		nodes = append(nodes, tn)
 	}
-	waitMesh(t, nodes...)
 	return nodes
 }
 

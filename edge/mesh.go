@@ -19,7 +19,7 @@ var _ route.Mesh = (*Node)(nil)
 // counted), or, while the realm's distinct subjects on this node pass
 // Options.MaxInterest, one for the whole realm (see realmInterest).
 func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
-	subj := interestSubject(realm, match, uri)
+	subj := interestSubject(n.evRoot, realm, match, uri)
 	n.imu.Lock()
 	ri := n.interests[realm]
 	if ri == nil {
@@ -45,7 +45,7 @@ func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
 
 // Unsubscribe implements route.Mesh.
 func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
-	subj := interestSubject(realm, match, uri)
+	subj := interestSubject(n.evRoot, realm, match, uri)
 	n.imu.Lock()
 	defer n.imu.Unlock()
 	ri := n.interests[realm]
@@ -83,7 +83,7 @@ func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 // 38 MB alone; a few sessions more, and every node ran out of memory. So
 // past Options.MaxInterest distinct subjects in a realm (or 128 bytes of
 // subject each on average), the node takes one subscription to all of the
-// realm's events instead ("ew.e.<realm>.>", logged, Stats.WideRealms):
+// realm's events instead ("ew.e2.<realm>.>", logged, Stats.WideRealms):
 // the other nodes then hold one entry for the realm, and send this node
 // every event of it, which it matches against its own tables (an event
 // that matches nothing here is dropped at once). Once they are down to
@@ -102,7 +102,7 @@ func (n *Node) maxInterestBytes() int { return n.opts.MaxInterest * 128 }
 // deliver meanwhile are dropped by publication id). Call with imu held.
 func (n *Node) widen(realm string, ri *realmInterest) {
 	ri.wide = &interest{n: 1}
-	n.out.push(opSubscribe, wideSubject(realm), "", nil, ri.wide)
+	n.out.push(opSubscribe, wideSubject(n.evRoot, realm), "", nil, ri.wide)
 	for subj, ent := range ri.subs {
 		n.out.push(opUnsubscribe, subj, "", nil, ent)
 	}
@@ -117,7 +117,7 @@ func (n *Node) narrow(realm string, ri *realmInterest) {
 	for subj, ent := range ri.subs {
 		n.out.push(opSubscribe, subj, "", nil, ent)
 	}
-	n.out.push(opUnsubscribe, wideSubject(realm), "", nil, ri.wide)
+	n.out.push(opUnsubscribe, wideSubject(n.evRoot, realm), "", nil, ri.wide)
 	ri.wide = nil
 	n.stats.WideRealms.Add(-1)
 	n.log.Info("mesh: this node's subscriptions in a realm are back under mesh.max_interest; it receives only the events it subscribed to",
@@ -127,7 +127,7 @@ func (n *Node) narrow(realm string, ri *realmInterest) {
 // Publish implements route.Mesh: the event goes to its subject; NATS
 // delivers it to the nodes with interest only.
 func (n *Node) Publish(realm string, topic []byte, env []byte) error {
-	subj := n.subjects.get(realm, topic)
+	subj := n.subjects.get(n.evRoot, realm, topic)
 	if err := n.out.pushEnv(classBulk, subj, "", env); err != nil {
 		n.stats.EventsDropped.Add(1)
 		return err
@@ -219,7 +219,7 @@ type subjectCache struct {
 
 const subjectCacheMax = 4096
 
-func (c *subjectCache) get(realm string, topic []byte) string {
+func (c *subjectCache) get(root, realm string, topic []byte) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.m[realm][string(topic)]; ok {
@@ -233,7 +233,7 @@ func (c *subjectCache) get(realm string, topic []byte) string {
 		rm = map[string]string{}
 		c.m[realm] = rm
 	}
-	s := string(eventSubject(nil, realm, topic))
+	s := string(eventSubject(nil, root, realm, topic))
 	rm[string(topic)] = s
 	c.n++
 	return s

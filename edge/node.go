@@ -41,6 +41,11 @@ type Node struct {
 	slot uint16
 	// inbox is nodeInbox(Name): the Reply field of what the node sends.
 	inbox string
+	// meshVer is the mesh version the node speaks (meshVersion; another
+	// only through Options.testMeshVersion), evRoot its event subjects'
+	// prefix (eventRoot). Static after New.
+	meshVer uint64
+	evRoot  string
 
 	srv      *server.Server // nil with NatsURL
 	nc       *nats.Conn
@@ -128,6 +133,12 @@ type Stats struct {
 	// ReleasesDropped counts claim releases refused because the claim
 	// worker had maxReleaseJobs jobs waiting (logged).
 	ReleasesDropped atomic.Uint64
+	// VersionMismatch counts messages dropped because they came from a
+	// node that speaks another mesh version (its heartbeats, which tell
+	// its version, are not counted); PeersIncompatible is the number of
+	// such nodes heard now (peers.go, "Mesh versions").
+	VersionMismatch   atomic.Uint64
+	PeersIncompatible atomic.Int64
 }
 
 // New validates opts and returns a Node. It starts nothing.
@@ -143,6 +154,7 @@ func New(opts Options) (*Node, error) {
 		r:         opts.Router,
 		boot:      binary.LittleEndian.Uint64(b[:]) | 1,
 		slot:      route.MeshSlot(opts.Name),
+		meshVer:   meshVersion,
 		inbox:     nodeInbox(opts.Name),
 		out:       newOutq(opts.MaxOutbound),
 		evCh:      make(chan *nats.Msg, 16384),
@@ -152,6 +164,13 @@ func New(opts Options) (*Node, error) {
 		gathers:   map[uint64]*gather{},
 		stop:      make(chan struct{}),
 	}
+	switch v := opts.testMeshVersion; {
+	case v < 0:
+		n.meshVer = 0
+	case v > 0:
+		n.meshVer = uint64(v)
+	}
+	n.evRoot = eventRoot(n.meshVer)
 	n.peers.init()
 	return n, nil
 }

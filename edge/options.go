@@ -73,6 +73,11 @@ type Options struct {
 	// bytes of subject each on average, the node subscribes to all of the
 	// realm's events instead (see realmInterest). Default 16,384.
 	MaxInterest int
+	// testMeshVersion, set by tests only, makes the node speak another
+	// mesh version than meshVersion (-1: none, and no check of the
+	// others', as the releases before the version handshake).
+	testMeshVersion int
+
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).
 	MaxPayload int32

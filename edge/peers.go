@@ -31,6 +31,35 @@ import (
 // it had. Changes that arrive while that is under way are kept (up to a
 // bound) and applied after it. So a lost message costs at most one
 // heartbeat of staleness, never a permanent difference.
+//
+// # Mesh versions
+//
+// What nodes send each other is private to a release. Heartbeats and
+// directory sync answers end with the sender's mesh version (meshVersion);
+// the releases before it sent none. A node whose heartbeat or sync answer
+// carries another version, or none, is incompatible: it is not a peer
+// (if it was taken for one, it is dropped as if it had left: its
+// registrations go, calls in flight with it fail), it is not counted
+// among the live nodes nor waited for by gathers, and every message from
+// it but its heartbeats is dropped and counted (Stats.VersionMismatch).
+// Its claims of single registrations stay its own while it is heard
+// (claims.go, alive): a procedure stays exclusive across releases. It is
+// logged once per node and version, counted in
+// Stats.PeersIncompatible, and forgotten when it is silent for
+// PeerTimeout or says goodbye; a heartbeat of this node's version (it was
+// upgraded) makes it a peer again. Events never cross between versions:
+// their subjects carry the version (subject.go). An earlier release takes
+// a node of this one for a peer, but refuses its sync answers (it reads
+// no trailing version), so it never routes calls to it either.
+//
+// Until its first heartbeat or sync answer, a node's version is unknown,
+// and it is a peer (with no registrations, which only a sync brings).
+
+// meshVersion is the version of what nodes send each other (route
+// envelopes, frames, directory, heartbeats, event subjects). Bump it with
+// any change a node of the previous release would misread. The releases
+// before the handshake were version 1 and announced none.
+const meshVersion = 2
 
 // dirKey is one of this node's registrations.
 type dirKey struct {
@@ -84,6 +113,31 @@ type peerTable struct {
 	// the answers to the calls it had sent here, which this node forgot.
 	// It is told (ew.n.<name>.x) and resets its side too.
 	forgot map[string]forgotten
+	// bad holds the nodes heard speaking another mesh version, by name
+	// (at most maxForgotten); logged the version last logged for each
+	// name, so that a node is logged once per version.
+	bad    map[string]*badPeer
+	logged map[string]uint64
+	// badView is bad for other goroutines.
+	badView atomic.Pointer[badView]
+}
+
+type badPeer struct {
+	ver  uint64 // 0: none announced
+	boot uint64
+	last time.Time // its last heartbeat
+}
+
+type badView struct {
+	list  []IncompatiblePeer // sorted by name
+	boots map[string]uint64  // by name
+}
+
+// IncompatiblePeer is a node heard speaking another mesh version than
+// this node's (Version 0: a release before the version handshake).
+type IncompatiblePeer struct {
+	Name    string
+	Version uint64
 }
 
 type forgotten struct {
@@ -107,6 +161,8 @@ type peerView struct {
 func (t *peerTable) init() {
 	t.byName = map[string]*peer{}
 	t.forgot = map[string]forgotten{}
+	t.bad = map[string]*badPeer{}
+	t.logged = map[string]uint64{}
 	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
 }
 
@@ -139,6 +195,9 @@ func (n *Node) runControl() {
 			n.heartbeat()
 			n.checkPeers()
 		case m := <-n.ctlCh:
+			if len(n.peers.bad) > 0 && m.Subject != subjHeartbeat && n.fromIncompatible(m) {
+				continue
+			}
 			if strings.HasPrefix(m.Subject, me) {
 				n.direct(m, m.Subject[len(me):])
 			} else {
@@ -252,7 +311,25 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if k2 <= 0 {
 		return
 	}
+	// The sender's mesh version: absent before the handshake.
+	var mv uint64
+	if tail := rest[k+k2:]; len(tail) > 0 {
+		v, k3 := binary.Uvarint(tail)
+		if k3 <= 0 {
+			return
+		}
+		mv = v
+	}
 	name := senderOf(m.Reply)
+	if mv != n.meshVer && n.meshVer != 0 && name != n.opts.Name {
+		n.exclude(name, mv, boot)
+		return
+	}
+	if b := n.peers.bad[name]; b != nil {
+		delete(n.peers.bad, name)
+		n.publishBad()
+		n.log.Info("mesh: a node now speaks this node's mesh version; it is a peer again", "peer", name, "mesh_version", mv)
+	}
 	if old := n.peers.byName[name]; old != nil && old.boot != 0 && old.boot != boot {
 		n.log.Info("mesh: node restarted", "peer", name)
 		n.dropPeer(old)
@@ -341,6 +418,9 @@ func (n *Node) sendDirectory(p *peer) {
 		} else {
 			h = append(h, 0)
 		}
+		if n.meshVer != 0 {
+			h.uv(n.meshVer)
+		}
 		part, cnt, w = part+1, 0, w[:0]
 		return n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), h, nil) == nil
 	}
@@ -379,17 +459,34 @@ func (n *Node) applySync(m *nats.Msg) {
 	}
 	// The part's index and whether more follow (an answer in one part
 	// may end there).
-	var part uint64
+	var part, mv uint64
 	more := false
 	if len(r.b) > 0 {
 		part = r.uv()
-		if r.err != nil || len(r.b) != 1 {
+		if r.err != nil || len(r.b) < 1 {
 			return
 		}
 		more = r.b[0] == 1
+		r.b = r.b[1:]
+		// Then the sender's mesh version (none before the handshake,
+		// whose releases refused a trailing byte: as a node forced to
+		// speak as one does).
+		if len(r.b) > 0 && n.meshVer == 0 {
+			return
+		}
+		if len(r.b) > 0 {
+			mv = r.uv()
+			if r.err != nil || len(r.b) != 0 {
+				return
+			}
+		}
 	}
 	if p.boot != 0 && boot != p.boot {
 		return // from an earlier life of the node
+	}
+	if mv != n.meshVer && n.meshVer != 0 {
+		n.exclude(p.name, mv, boot)
+		return
 	}
 	switch {
 	case part == 0:
@@ -433,6 +530,9 @@ func (n *Node) heartbeat() {
 	w.uv(uint64(n.slot))
 	n.dmu.Lock()
 	w.uv(n.dirVer)
+	if n.meshVer != 0 {
+		w.uv(n.meshVer)
+	}
 	n.out.push(opPublish, subjHeartbeat, nodeInbox(n.opts.Name), w, nil)
 	n.dmu.Unlock()
 }
@@ -445,6 +545,16 @@ func (n *Node) checkPeers() {
 		if now.Sub(f.at) > forgotTTL {
 			delete(n.peers.forgot, name)
 		}
+	}
+	gone := false
+	for name, b := range n.peers.bad {
+		if now.Sub(b.last) > n.opts.PeerTimeout {
+			delete(n.peers.bad, name)
+			gone = true
+		}
+	}
+	if gone {
+		n.publishBad()
 	}
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
@@ -487,6 +597,85 @@ func (n *Node) onForgotten(m *nats.Msg) {
 	n.log.Warn("mesh: a node had taken this one for dead; resetting what was exchanged with it", "peer", p.name)
 	n.dropPeer(p)
 	n.peerFor(m.Reply)
+}
+
+// exclude makes the node name, heard speaking mesh version ver (0: none),
+// incompatible: dropped if it was a peer, its further messages dropped
+// and counted (see "Mesh versions"). Control dispatcher only.
+func (n *Node) exclude(name string, ver, boot uint64) {
+	if name == "" || name == n.opts.Name || !nameRE.MatchString(name) {
+		return
+	}
+	if p := n.peers.byName[name]; p != nil {
+		n.dropPeer(p)
+	}
+	b := n.peers.bad[name]
+	if b == nil {
+		if len(n.peers.bad) >= maxForgotten {
+			return // its messages then go on as from an unknown node
+		}
+		b = &badPeer{ver: ver}
+		n.peers.bad[name] = b
+		n.publishBad()
+	} else if b.ver != ver {
+		b.ver = ver
+		n.publishBad()
+	}
+	b.boot, b.last = boot, time.Now()
+	if v, ok := n.peers.logged[name]; ok && v == ver {
+		return
+	}
+	if len(n.peers.logged) >= maxForgotten {
+		clear(n.peers.logged)
+	}
+	n.peers.logged[name] = ver
+	var theirs any = ver
+	if ver == 0 {
+		theirs = "none (a release before the version handshake)"
+	}
+	n.log.Error("mesh: a node speaks another mesh version (another edgewamp release); it is not used as a peer and what it sends is dropped until every node runs one release",
+		"peer", name, "peer_mesh_version", theirs, "mesh_version", n.meshVer)
+}
+
+// fromIncompatible reports whether m comes from an incompatible node,
+// counting it; a goodbye from one forgets it. Control dispatcher only.
+func (n *Node) fromIncompatible(m *nats.Msg) bool {
+	name := senderOf(m.Reply)
+	b := n.peers.bad[name]
+	if b == nil {
+		return false
+	}
+	if m.Subject == subjBye {
+		if len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == b.boot {
+			delete(n.peers.bad, name)
+			n.publishBad()
+		}
+		return true
+	}
+	n.stats.VersionMismatch.Add(1)
+	return true
+}
+
+// publishBad publishes the incompatible nodes for other goroutines.
+func (n *Node) publishBad() {
+	v := &badView{list: make([]IncompatiblePeer, 0, len(n.peers.bad)), boots: make(map[string]uint64, len(n.peers.bad))}
+	for name, b := range n.peers.bad {
+		v.list = append(v.list, IncompatiblePeer{Name: name, Version: b.ver})
+		v.boots[name] = b.boot
+	}
+	sort.Slice(v.list, func(i, j int) bool { return v.list[i].Name < v.list[j].Name })
+	n.peers.badView.Store(v)
+	n.stats.PeersIncompatible.Store(int64(len(v.list)))
+}
+
+// IncompatiblePeers returns the nodes this node hears speaking another
+// mesh version (another edgewamp release), which it does not use as
+// peers, sorted by name. Safe for concurrent use.
+func (n *Node) IncompatiblePeers() []IncompatiblePeer {
+	if v := n.peers.badView.Load(); v != nil {
+		return v.list
+	}
+	return nil
 }
 
 func (n *Node) dropPeer(p *peer) {

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/base32"
+	"strconv"
 	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -10,7 +11,8 @@ import (
 // NATS subjects of the mesh. Every subject starts with "ew." and a
 // second token that says what it carries, so the spaces never overlap:
 //
-//	ew.e.<realm>.<uri tokens...>   events (one token per URI component)
+//	ew.e<v>.<realm>.<uri tokens...> events (one token per URI component;
+//	                               <v> is the mesh version, meshVersion)
 //	ew.n.<node>.m                  route envelopes for one node (calls, results, chunks, interrupts)
 //	ew.n.<node>.s / .S             directory sync request / reply
 //	ew.n.<node>.a.<id>             answers to one of the node's gathers
@@ -22,6 +24,11 @@ import (
 // padding) of its bytes, which is reversible and cannot be mistaken for a
 // plain token. The realm is one token by the same rule.
 //
+// The events' subjects carry the mesh version (ew.e2. for version 2; the
+// releases before the version handshake used ew.e.), so that NATS never
+// delivers events between nodes of releases whose envelopes differ: a
+// node subscribes, and publishes, in its own version's space only.
+//
 // WAMP matching maps onto NATS interest like this: an exact topic is its
 // tokens; a wildcard pattern's empty components are '*' (the same
 // semantics); a prefix is a string prefix, not a token prefix
@@ -31,6 +38,15 @@ import (
 // deliver one copy each; the node drops the duplicates by publication id.
 
 const subjRoot = "ew."
+
+// eventRoot is the prefix of the event subjects of mesh version v; 0 is
+// a release before the version handshake.
+func eventRoot(v uint64) string {
+	if v == 0 {
+		return subjRoot + "e."
+	}
+	return subjRoot + "e" + strconv.FormatUint(v, 10) + "."
+}
 
 var b32 = base32.HexEncoding.WithPadding(base32.NoPadding)
 
@@ -64,9 +80,10 @@ func appendToken(b []byte, s string) []byte {
 	return b
 }
 
-// eventSubject is the subject a publication to topic in realm goes to.
-func eventSubject(dst []byte, realm string, topic []byte) []byte {
-	dst = append(dst, subjRoot+"e."...)
+// eventSubject is the subject a publication to topic in realm goes to;
+// root is the node's eventRoot.
+func eventSubject(dst []byte, root, realm string, topic []byte) []byte {
+	dst = append(dst, root...)
 	dst = appendToken(dst, realm)
 	rest := string(topic)
 	for {
@@ -81,9 +98,9 @@ func eventSubject(dst []byte, realm string, topic []byte) []byte {
 }
 
 // interestSubject is the subject a node subscribes to for a subscription
-// (realm, match, uri).
-func interestSubject(realm string, match proto.Match, uri string) string {
-	b := []byte(subjRoot + "e.")
+// (realm, match, uri); root is the node's eventRoot.
+func interestSubject(root, realm string, match proto.Match, uri string) string {
+	b := []byte(root)
 	b = appendToken(b, realm)
 	comps := strings.Split(uri, ".")
 	switch match {
@@ -113,8 +130,8 @@ func interestSubject(realm string, match proto.Match, uri string) string {
 }
 
 // wideSubject is the subject of all the events of a realm.
-func wideSubject(realm string) string {
-	return string(appendToken([]byte(subjRoot+"e."), realm)) + ".>"
+func wideSubject(root, realm string) string {
+	return string(appendToken([]byte(root), realm)) + ".>"
 }
 
 func nodeSubject(node, op string) string { return subjRoot + "n." + node + "." + op }

@@ -27,11 +27,11 @@ func TestSubjects(t *testing.T) {
 		{proto.MatchPrefix, "com", "ew.e.realm1.>", []string{"com", "comx.y"}},
 	}
 	for _, c := range cases {
-		if got := interestSubject("realm1", c.match, c.uri); got != c.want {
+		if got := interestSubject("ew.e.", "realm1", c.match, c.uri); got != c.want {
 			t.Errorf("interestSubject(%v, %q) = %q, want %q", c.match, c.uri, got, c.want)
 		}
 		for _, topic := range c.hits {
-			subj := string(eventSubject(nil, "realm1", []byte(topic)))
+			subj := string(eventSubject(nil, "ew.e.", "realm1", []byte(topic)))
 			if !subjectMatches(c.want, subj) {
 				t.Errorf("%v %q: event subject %q of %q does not match %q", c.match, c.uri, subj, topic, c.want)
 			}
@@ -50,7 +50,7 @@ func TestSubjects(t *testing.T) {
 			t.Errorf("%q escaped as %q, which decodes to %q (%v)", comp, tok, dec, err)
 		}
 	}
-	if got := len(split(string(eventSubject(nil, "com.example.realm", []byte("a.b"))))); got != 5 {
+	if got := len(split(string(eventSubject(nil, "ew.e.", "com.example.realm", []byte("a.b"))))); got != 5 {
 		t.Errorf("a realm with dots is not one token (%d tokens)", got)
 	}
 }

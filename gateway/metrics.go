@@ -120,6 +120,10 @@ type MeshStats struct {
 	Connected bool
 	// Peers: the other nodes seen alive now → edgewamp_mesh_peers.
 	Peers int
+	// PeersIncompatible: nodes heard speaking another mesh version
+	// (another edgewamp release), which this node does not use as peers →
+	// edgewamp_mesh_peers_incompatible.
+	PeersIncompatible int
 	// PeersJoined, PeersLost: nodes seen joining, nodes taken for dead (no
 	// heartbeat within the peer timeout; a clean shutdown's leave
 	// included) → edgewamp_mesh_peers_joined_total,
@@ -132,7 +136,8 @@ type MeshStats struct {
 	// messages nats.go refused (publish_error), messages from other
 	// nodes that did not decode (bad_frame, bad_envelope), messages whose
 	// subject NATS would refuse as too long (too_long), and events from
-	// other nodes dropped for a loop that did not keep up (shard_backlog).
+	// other nodes dropped for a loop that did not keep up (shard_backlog),
+	// messages from nodes of another mesh version (version_mismatch).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.
@@ -544,6 +549,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	}
 	constMetric(e, "edgewamp_mesh_connected", "1 while the mesh node's NATS connection is up.", G, connected)
 	constMetric(e, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
+	constMetric(e, "edgewamp_mesh_peers_incompatible", "Mesh nodes heard speaking another mesh version (another edgewamp release), not used as peers.", G, float64(ms.PeersIncompatible))
 	constMetric(e, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
 	constMetric(e, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
 	byLabel(e, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)

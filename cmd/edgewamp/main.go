@@ -344,8 +344,8 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 	defer sd.close()
 	status := &statusLine{}
 	status.add(func() string { return "serving " + strconv.Itoa(r.SessionCount()) + " sessions" })
-	// The mesh (edge) replaces this part with its state when it is on.
-	status.add(func() string { return "mesh off" })
+	// The mesh's state: "mesh off" when the router runs alone.
+	status.add(func() string { return meshStatus(node) })
 	sup := newSupervisor(sd, log, status, watchdogPeriod())
 	sup.checks = append(sup.checks,
 		liveness{"event loops", eng.NewLivenessProbe(sup.stall).Check},

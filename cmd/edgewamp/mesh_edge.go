@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,15 +58,17 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 	}
 	es := n.Stats()
 	ms := &gateway.MeshStats{
-		Connected:   n.Ready(),
-		Peers:       len(n.Peers()),
-		PeersJoined: es.PeersJoined.Load(),
-		PeersLost:   es.PeersLost.Load(),
+		Connected:         n.Ready(),
+		Peers:             len(n.Peers()),
+		PeersIncompatible: int(es.PeersIncompatible.Load()),
+		PeersJoined:       es.PeersJoined.Load(),
+		PeersLost:         es.PeersLost.Load(),
 		Dropped: map[string]uint64{
-			"slow_consumer": es.SlowConsumer.Load(),
-			"publish_error": es.PublishErrors.Load(),
-			"bad_frame":     es.BadFrames.Load(),
-			"too_long":      es.TooLong.Load(),
+			"slow_consumer":    es.SlowConsumer.Load(),
+			"publish_error":    es.PublishErrors.Load(),
+			"bad_frame":        es.BadFrames.Load(),
+			"too_long":         es.TooLong.Load(),
+			"version_mismatch": es.VersionMismatch.Load(),
 		},
 		Duplicates:      es.Duplicates.Load(),
 		WideRealms:      es.WideRealms.Load(),
@@ -85,6 +88,45 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.CalleesRevoked = rs.Revoked.Load()
 	}
 	return ms
+}
+
+// meshStatus is the mesh's part of the status line (systemd STATUS=):
+// the peers seen, and the nodes of another release, by name and version.
+func meshStatus(node meshNode) string {
+	n, ok := node.(*edge.Node)
+	if !ok || n == nil {
+		return "mesh off"
+	}
+	var b strings.Builder
+	b.WriteString("mesh ")
+	if !n.Ready() {
+		b.WriteString("disconnected, ")
+	}
+	b.WriteString(strconv.Itoa(len(n.Peers())))
+	b.WriteString(" peers")
+	if bad := n.IncompatiblePeers(); len(bad) > 0 {
+		b.WriteString(", ")
+		b.WriteString(strconv.Itoa(len(bad)))
+		b.WriteString(" of another release excluded (")
+		for i, p := range bad {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(p.Name)
+			b.WriteString(" mesh version ")
+			if p.Version == 0 {
+				b.WriteString("none")
+			} else {
+				b.WriteString(strconv.FormatUint(p.Version, 10))
+			}
+			if i == 3 && len(bad) > 4 {
+				b.WriteString(", …")
+				break
+			}
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }
 
 // meshStoreDir is the JetStream directory: mesh.store_dir, else

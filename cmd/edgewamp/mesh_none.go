@@ -30,3 +30,6 @@ func meshOAuthStore(meshNode) func(context.Context) (oauth.Store, error) {
 
 // meshMetrics: no mesh, no mesh metrics.
 func meshMetrics(meshNode, *route.Router) *gateway.MeshStats { return nil }
+
+// meshStatus: no mesh.
+func meshStatus(meshNode) string { return "mesh off" }

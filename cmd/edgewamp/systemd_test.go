@@ -189,6 +189,20 @@ func TestSystemdNotifyLifecycle(t *testing.T) {
 	}
 }
 
+// On a mesh node, STATUS says the mesh's state (it said "mesh off").
+func TestSystemdStatusMesh(t *testing.T) {
+	t.Parallel()
+	ns := newNotifySocket(t)
+	cfgPath := writeFile(t, "sdmesh.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nrealms: [{name: realm1}]\n")
+	cmd := exec.Command(binPath, "run", "-config", cfgPath, "-node", "sd1", "-cluster-listen", "127.0.0.1:0")
+	cmd.Env = systemdEnv(ns, time.Second)
+	r := launch(t, cmd)
+	ready, _ := ns.await("READY", "1", 20*time.Second)
+	if got := ready.lines["STATUS"]; got != "serving 0 sessions; mesh 0 peers" {
+		t.Fatalf("STATUS with READY on a mesh node: %q\n%s", got, r.logs())
+	}
+}
+
 var (
 	hookBinOnce sync.Once
 	hookBin     string
