@@ -53,6 +53,9 @@ const (
 	reconcileEvery = 2 * time.Second
 	maxClaimJobs   = 1024
 	maxReleaseJobs = 64 << 10
+	// releaseFlush bounds how long a clean shutdown spends giving back
+	// the node's claims (claimStore.flush).
+	releaseFlush = 2 * time.Second
 )
 
 type claimRec struct {
@@ -86,7 +89,13 @@ type claimStore struct {
 	down   bool
 	mu     sync.Mutex // guards closed
 	closed bool
-	bound  atomic.Bool // the bucket is bound: the store answers
+	// flushBy is set by close before it stops the worker (which reads it
+	// after stop is closed): the deadline of the flush.
+	flushBy time.Time
+	bound   atomic.Bool // the bucket is bound: the store answers
+	// testHookNext, set by tests only, runs on the worker before each
+	// job: a test stalls the worker with it (a slow store).
+	testHookNext atomic.Pointer[func()]
 }
 
 func newClaimStore(n *Node) *claimStore {
@@ -101,6 +110,7 @@ func newClaimStore(n *Node) *claimStore {
 
 func (c *claimStore) run() {
 	defer close(c.done)
+	defer c.flush()
 	defer c.abandon()
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
@@ -143,6 +153,9 @@ type claimJob struct {
 // job per wake-up keeps stop and the reconcile ticks answered between
 // jobs). Worker goroutine.
 func (c *claimStore) next() {
+	if h := c.testHookNext.Load(); h != nil { // tests only
+		(*h)()
+	}
 	c.qmu.Lock()
 	if len(c.q) == 0 {
 		c.qmu.Unlock()
@@ -206,16 +219,53 @@ func (c *claimStore) submit(j claimJob) bool {
 	return true
 }
 
-func (c *claimStore) close() {
+// close stops the worker: claims waiting are answered ErrClosed, and the
+// claims this node holds are given back (flush) until flushBy; pass a
+// zero time to give none back. Call it while the NATS connection is open.
+func (c *claimStore) close(flushBy time.Time) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
+	c.flushBy = flushBy
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
+}
+
+// flush gives back, when the node shuts down cleanly, every claim it
+// holds, before it leaves: the releases its sessions' unregistrations
+// queued (dropped with the queue before), and those of registrations
+// still standing (the node leaves: they go with it). Another node can
+// then register the procedures at once, whether or not it has seen this
+// one leave, and the store keeps no claim of a node that is gone. Until
+// flushBy; a claim left is taken over later like a dead node's. Worker
+// goroutine, after stop.
+func (c *claimStore) flush() {
+	if c.kv == nil || c.flushBy.IsZero() {
+		return
+	}
+	done, left := 0, 0
+	for key, rec := range c.held {
+		if rec.rev == 0 {
+			continue // provisional: not in the store
+		}
+		if !time.Now().Before(c.flushBy) {
+			left++
+			continue
+		}
+		c.releaseBy(key, c.flushBy)
+		done++
+	}
+	switch {
+	case left > 0:
+		c.n.log.Warn("mesh: shutting down, not every claim was given back in time; the others take them over once they see this node gone",
+			"released", done, "left", left)
+	case done > 0:
+		c.n.log.Debug("mesh: shutting down, claims given back", "released", done)
+	}
 }
 
 // peerLost is called when a node is taken for dead; its claims are taken
@@ -398,7 +448,11 @@ func (c *claimStore) alive(name, boot string) bool {
 }
 
 // release gives key back. Worker goroutine.
-func (c *claimStore) release(key string) {
+func (c *claimStore) release(key string) { c.releaseBy(key, time.Time{}) }
+
+// releaseBy is release, each store operation bounded by claimTimeout and
+// by deadline (unless zero). Worker goroutine.
+func (c *claimStore) releaseBy(key string, deadline time.Time) {
 	rec, ok := c.held[key]
 	if !ok {
 		return
@@ -407,7 +461,10 @@ func (c *claimStore) release(key string) {
 	if rec.rev == 0 || c.kv == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	if d := time.Now().Add(claimTimeout); deadline.IsZero() || d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if c.stream != nil {
 		// Purged up to and including the revision this node wrote: gone

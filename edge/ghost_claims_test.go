@@ -27,6 +27,9 @@ func TestClaimOfACrashedNodeDoesNotOutliveItsRestart(t *testing.T) {
 	}
 	// c is killed: its mesh is gone before its sessions could release
 	// anything, as with SIGKILL. It restarts at once, under its name.
+	// (Its claim worker stops first, without giving its claims back as a
+	// clean shutdown does.)
+	c.n.claims.close(time.Time{})
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	c.n.Shutdown(sctx)
 	cancel()

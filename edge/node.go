@@ -481,7 +481,8 @@ func (n *Node) leafAddr() string {
 }
 
 // Shutdown leaves the mesh: it tells the other nodes (so they drop this
-// one at once rather than after PeerTimeout), sends what is queued, closes
+// one at once rather than after PeerTimeout), sends what is queued, gives
+// back the claims of its single registrations (for up to 2 s), closes
 // the connection and stops the embedded server. Call it after the
 // router's sessions are gone (their registrations withdrawn). It returns
 // ctx's error if ctx ends first.
@@ -509,7 +510,16 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.out.closed = true
 	n.out.mu.Unlock()
 	if n.claims != nil {
-		n.claims.close()
+		// The claims of its single registrations are given back before
+		// the connection closes, within releaseFlush (or ctx).
+		by := time.Now().Add(releaseFlush)
+		if d, ok := ctx.Deadline(); ok && d.Before(by) {
+			by = d
+		}
+		if ctx.Err() != nil {
+			by = time.Time{}
+		}
+		n.claims.close(by)
 	}
 	if n.nc != nil {
 		n.nc.Flush()
