@@ -42,7 +42,10 @@
 //   - The control dispatcher: node-to-node messages (route envelopes,
 //     directory syncs, gather answers) and broadcasts (heartbeats, directory
 //     changes, gather queries, goodbyes), in arrival order.
-//   - The event dispatcher: events, deduplicated by publication id.
+//   - The pump and the event dispatcher: the pump moves the events NATS
+//     delivers into a queue bounded in bytes (Options.MaxInbound; past it
+//     they are dropped, counted), the dispatcher drains it, dropping the
+//     copies by publication id (in.go).
 //   - The claim worker: JetStream KV operations for single registrations,
 //     off every other goroutine. (Node.KV buckets are driven by their
 //     callers' goroutines, which block on them.)

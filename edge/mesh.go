@@ -148,26 +148,6 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 	return n.out.pushEnv(classRoute, subj, n.inbox, env)
 }
 
-// runEvents is the event dispatcher: it drops the copies overlapping
-// subscriptions deliver and hands each event to the router once.
-func (n *Node) runEvents() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case m := <-n.evCh:
-			if isFrame(m.Data) {
-				if unpackFrame(m.Data, n.deliverEvent) != nil {
-					n.stats.BadFrames.Add(1)
-				}
-				continue
-			}
-			n.deliverEvent(m.Data)
-		}
-	}
-}
-
 // deliverEvent hands one event envelope to the router unless it is a
 // copy already delivered. Event dispatcher only.
 func (n *Node) deliverEvent(env []byte) {

@@ -32,7 +32,9 @@ import (
 // Goroutines: the sender (the only one that publishes to NATS), the
 // control dispatcher (node-to-node messages, heartbeats, the directory,
 // gathers), the event dispatcher (events), and a heartbeat ticker inside
-// the control dispatcher. Shutdown stops them all.
+// the control dispatcher, and the pump, which moves the events NATS
+// delivers into the byte-bounded queue the event dispatcher drains
+// (in.go). Shutdown stops them all.
 type Node struct {
 	opts Options
 	log  *slog.Logger
@@ -54,7 +56,8 @@ type Node struct {
 
 	out      *outq
 	subjects subjectCache
-	evCh     chan *nats.Msg // event subscriptions deliver here
+	evCh     chan *nats.Msg // event subscriptions deliver here; the pump drains it into in
+	in       *inq           // the events waiting for the dispatcher, bounded in bytes (in.go)
 	ctlCh    chan *nats.Msg // node-direct and broadcast subscriptions deliver here
 	ctl      []*nats.Subscription
 
@@ -81,6 +84,9 @@ type Node struct {
 	// testHookSend, set by tests only (nil otherwise), runs on the sender
 	// before it hands each batch to NATS: a test holds the sender with it.
 	testHookSend atomic.Pointer[func(*outBatch)]
+	// testHookEvents, set by tests only, runs on the event dispatcher
+	// before each batch: a test stalls the dispatcher with it.
+	testHookEvents atomic.Pointer[func()]
 
 	stop    chan struct{}
 	stopped atomic.Bool
@@ -139,6 +145,10 @@ type Stats struct {
 	// such nodes heard now (peers.go, "Mesh versions").
 	VersionMismatch   atomic.Uint64
 	PeersIncompatible atomic.Int64
+	// InboundFull counts the event messages (one event, or a frame of
+	// them) from other nodes dropped because those waiting for the event
+	// dispatcher held Options.MaxInbound bytes (in.go).
+	InboundFull atomic.Uint64
 }
 
 // New validates opts and returns a Node. It starts nothing.
@@ -158,6 +168,7 @@ func New(opts Options) (*Node, error) {
 		inbox:     nodeInbox(opts.Name),
 		out:       newOutq(opts.MaxOutbound),
 		evCh:      make(chan *nats.Msg, 16384),
+		in:        newInq(opts.MaxInbound),
 		ctlCh:     make(chan *nats.Msg, 16384),
 		interests: map[string]*realmInterest{},
 		dir:       map[dirKey]route.MeshRealmReg{},
@@ -208,9 +219,10 @@ func (n *Node) Start() error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	n.claims = newClaimStore(n)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.runSender(n.stop)
 	go n.runControl()
+	go n.runPump()
 	go n.runEvents()
 	n.startedAt.Store(time.Now().UnixNano())
 	n.ready.Store(true)

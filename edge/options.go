@@ -67,6 +67,11 @@ type Options struct {
 	// node's own control messages (heartbeats, directory) may use a
 	// quarter more. Default 64 MiB.
 	MaxOutbound int64
+	// MaxInbound bounds the bytes of the events received from other
+	// nodes and waiting for the node's event dispatcher; past it they are
+	// dropped (counted, Stats.InboundFull), so that an event larger than
+	// it is never received. Default 64 MiB.
+	MaxInbound int64
 	// MaxInterest bounds the distinct subjects (exact topics, patterns,
 	// prefixes) the node subscribes to in NATS for one realm, each of
 	// which every NATS server of the mesh keeps; past it, or past 128
@@ -125,6 +130,7 @@ const (
 	defaultPeerTimeout   = 2 * time.Second
 	defaultGatherTimeout = 500 * time.Millisecond
 	defaultMaxOutbound   = 64 << 20
+	defaultMaxInbound    = 64 << 20
 	defaultMaxPayload    = 24 << 20
 	defaultMaxInterest   = 16384
 )
@@ -228,6 +234,9 @@ func (o *Options) check() error {
 	}
 	if o.MaxOutbound <= 0 {
 		o.MaxOutbound = defaultMaxOutbound
+	}
+	if o.MaxInbound <= 0 {
+		o.MaxInbound = defaultMaxInbound
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = defaultMaxPayload

@@ -137,7 +137,9 @@ type MeshStats struct {
 	// nodes that did not decode (bad_frame, bad_envelope), messages whose
 	// subject NATS would refuse as too long (too_long), and events from
 	// other nodes dropped for a loop that did not keep up (shard_backlog),
-	// messages from nodes of another mesh version (version_mismatch).
+	// messages from nodes of another mesh version (version_mismatch), and
+	// events from other nodes dropped because those waiting for the
+	// node's event dispatcher held mesh.max_inbound bytes (inbound_full).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

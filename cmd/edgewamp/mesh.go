@@ -22,6 +22,7 @@ type meshConfig struct {
 	PeerTimeout   duration          `yaml:"peer_timeout"`
 	GatherTimeout duration          `yaml:"gather_timeout"`
 	MaxOutbound   size              `yaml:"max_outbound"`
+	MaxInbound    size              `yaml:"max_inbound"`
 	StoreDir      string            `yaml:"store_dir"`
 	// MaxInvocations bounds the calls from other nodes in flight on this
 	// node's callees; CallsInFlight bounds one session's calls in flight

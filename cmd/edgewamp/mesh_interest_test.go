@@ -33,3 +33,27 @@ func TestMeshMaxInterestConfigApplied(t *testing.T) {
 		t.Errorf("max_interest -1: %v", err)
 	}
 }
+
+// mesh.max_inbound reaches the mesh node: the embedded default's (64 MiB)
+// and the file's.
+func TestMeshMaxInboundConfigApplied(t *testing.T) {
+	for _, k := range []struct {
+		body string
+		want int64
+	}{
+		{"mesh: {node: a, cluster: {listen: 127.0.0.1:0}}\n", 64 << 20},
+		{"mesh: {node: a, cluster: {listen: 127.0.0.1:0}, max_inbound: 8MiB}\n", 8 << 20},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := c.meshOptions(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.MaxInbound != k.want {
+			t.Errorf("%q: MaxInbound %d, want %d", k.body, o.MaxInbound, k.want)
+		}
+	}
+}
