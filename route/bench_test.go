@@ -79,7 +79,14 @@ func BenchmarkCallRoutingTimeout(b *testing.B) {
 	benchCallRouting(b, map[string]any{"timeout": 60000})
 }
 
-func benchCallRouting(b *testing.B, callOpts map[string]any) {
+// BenchmarkCallRoutingShared is BenchmarkCallRouting on a roundrobin
+// registration with two callees on the goroutine's shard, answering in
+// turn.
+func BenchmarkCallRoutingShared(b *testing.B) { benchCallRoutingN(b, nil, 2) }
+
+func benchCallRouting(b *testing.B, callOpts map[string]any) { benchCallRoutingN(b, callOpts, 1) }
+
+func benchCallRoutingN(b *testing.B, callOpts map[string]any, callees int) {
 	for _, ser := range []proto.Serializer{proto.JSON, proto.MsgPack} {
 		b.Run("ser="+ser.String(), func(b *testing.B) {
 			r := benchRouter(b, 2)
@@ -89,11 +96,20 @@ func benchCallRouting(b *testing.B, callOpts map[string]any) {
 			b.RunParallel(func(pb *testing.PB) {
 				i := int(next.Add(1)-1) % 2
 				sh := r.Shard(i)
-				callee, cp := benchJoin(b, sh, ser)
-				caller, rp := benchJoin(b, sh, ser)
 				proc := "com.bench.p" + strconv.Itoa(i)
-				opts, _ := proto.EncodeValue(ser, map[string]any{})
-				sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte(proc)}))
+				regOpts := map[string]any{}
+				if callees > 1 {
+					regOpts["invoke"] = "roundrobin"
+				}
+				opts, _ := proto.EncodeValue(ser, regOpts)
+				var ces []*Session
+				var cps []*benchPeer
+				for range callees {
+					callee, cp := benchJoin(b, sh, ser)
+					sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: opts, URI: []byte(proc)}))
+					ces, cps = append(ces, callee), append(cps, cp)
+				}
+				caller, rp := benchJoin(b, sh, ser)
 				args, _ := proto.EncodeValue(ser, payload)
 				var co proto.Raw
 				if callOpts != nil {
@@ -107,6 +123,8 @@ func benchCallRouting(b *testing.B, callOpts map[string]any) {
 					req++
 					call = callMsgOpts(call[:0], ser, req, co, proc, args)
 					sh.Receive(caller, call)
+					k := int(req-1) % callees // roundrobin from the first
+					callee, cp := ces[k], cps[k]
 					if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeInvocation {
 						b.Fatalf("invocation: %v %v", m.Type, err)
 					}
