@@ -223,9 +223,9 @@ func (s *Session) onInvocation(m *proto.Message) {
 	if reg == nil {
 		s.mu.Unlock()
 		// Unregistered meanwhile. wamp.error.unavailable is the callee's
-		// "not here" of WAMP's call rerouting (a sketch feature): a router
-		// that implements it tries another callee; edgewamp, like the
-		// routers studied, fails the call with it.
+		// "not here" of WAMP's call re-routing: edgewamp (which announces
+		// call_reroute) offers the call to another callee of a shared
+		// registration, or answers the caller no_available_callee.
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}

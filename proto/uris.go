@@ -59,6 +59,7 @@ const (
 	FeatureProgressiveCallInvocations  = "progressive_call_invocations"
 	FeatureCallTimeout                 = "call_timeout"
 	FeatureCallCanceling               = "call_canceling"
+	FeatureCallReroute                 = "call_reroute"
 	FeatureCallerIdentification        = "caller_identification"
 	FeatureRegistrationMetaAPI         = "registration_meta_api"
 	FeaturePatternBasedRegistration    = "pattern_based_registration"

@@ -72,6 +72,11 @@ type outCall struct {
 	node    MeshNode
 	chunked bool
 	bounces uint8
+	// gotProg is set once a progressive result reached the caller; rr,
+	// for a call that may be rerouted, holds what rerouting needs (nil
+	// once it no longer may: chunked, gotProg). See reroute.go.
+	gotProg bool
+	rr      *reroute
 }
 
 // inCall is an invocation in progress, kept by the callee's shard.
@@ -368,6 +373,15 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if reg.match != proto.MatchExact {
 		t.c.uri = string(m.URI)
 	}
+	if rerouteable(reg) {
+		var own *carry
+		if cs.shard != s {
+			own = t.c // an own copy already, shared with the task (read only)
+		}
+		if oc.rr = s.newReroute(reg, m, own, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
+			t.c = &oc.rr.c
+		}
+	}
 	s.sendCall(cs.shard, t)
 }
 
@@ -465,6 +479,7 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	if !progress {
 		oc.progInv = false
 	}
+	s.dropReroute(oc) // a callee with more than the first chunk keeps the call
 	if oc.callee == nil {
 		s.meshContinue(ss, oc, m, progress)
 		return
@@ -478,6 +493,7 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URIUnavailable)
 		return
 	}
+	oc.chunked = true
 	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
 	if progress {
 		t.flags |= tfProgress
@@ -519,7 +535,9 @@ func (s *Shard) deliverInvocation(t *task) {
 	cont := t.flags&tfContinue != 0
 	if cs.state != stEstablished {
 		if !cont {
-			s.failCall(t.peer, t.a, t.b, proto.URINoAvailableCallee, "the callee left before the call reached it")
+			// Rerouted like a callee's wamp.error.unavailable.
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
+				c: &carry{uri: proto.URINoAvailableCallee, msg: "the callee left before the call reached it"}})
 		}
 		return
 	}
@@ -679,7 +697,11 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 	delete(ss.invs, m.Request)
 	c := s.carry(m, ic.caller.shard != s)
 	c.uri = string(m.URI)
-	s.sendCall(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c})
+	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c}
+	if c.uri == proto.URIUnavailable {
+		t.flags |= tfUnavailable // the caller's shard may reroute the call
+	}
+	s.sendCall(ic.caller.shard, t)
 }
 
 // deliverResult runs on the caller's shard.
@@ -696,8 +718,12 @@ func (s *Shard) deliverResult(t *task) {
 	if progress && !oc.recvProg {
 		return
 	}
+	if t.flags&tfUnavailable != 0 && s.calleeUnavailable(cs, t.a, oc, t) {
+		return // rerouted (reroute.go)
+	}
 	final := !progress
 	if final {
+		s.recycleReroute(oc) // the answer of the invocation: it ran
 		cs.endCall(t.a, oc)
 		if oc.start != 0 {
 			s.observeCall(oc.start)
@@ -720,6 +746,8 @@ func (s *Shard) deliverResult(t *task) {
 		out.Request = t.a
 		if progress {
 			out.Opt.SetBool(proto.KeyProgress, true)
+			oc.gotProg = true
+			s.dropReroute(oc)
 		}
 		t.c.setPPT(&out.Opt)
 		t.c.setPayload(out)
@@ -743,6 +771,7 @@ func (s *Shard) deliverResult(t *task) {
 func (ss *Session) endCall(req uint64, oc *outCall) {
 	delete(ss.calls, req)
 	ss.shard.traffic.callsInFlight--
+	ss.shard.dropReroute(oc)
 	if oc.callee == nil {
 		delete(ss.shard.mcalls, oc.invID)
 		ss.meshCalls--
@@ -851,6 +880,7 @@ func (s *Shard) leaveDealer(ss *Session) {
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
 		s.traffic.callsInFlight--
+		s.dropReroute(oc)
 		if oc.callee == nil {
 			ss.meshCalls--
 		}

@@ -68,7 +68,9 @@ import (
 // by policy and delivers the INVOCATION; an invocation it cannot deliver
 // (the callee left, a stale directory) is bounced back whole, and the
 // caller's node sends it to another node (a bounced call was never
-// delivered, so resending it is safe; a delivered CALL is never resent).
+// delivered, so resending it is safe; a delivered CALL is resent only when
+// its callee answered wamp.error.unavailable, which the result envelope
+// says, and then by the caller's node to an untried callee: reroute.go).
 // YIELDs and ERRORs go back to the caller's node and shard, in order (one
 // NATS connection per node, FIFO), and are transcoded there, once, only if
 // the caller speaks another serializer. Progressive call invocations send

@@ -37,11 +37,12 @@ func meshSamples(t testing.TB) [][]byte {
 	w.str("u")
 	w.str("r")
 	w.payload(&carry{args: proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0x01}}})
+	w.uv(0) // no callee excluded
 	out = append(out, []byte(w))
 	bounce := append([]byte(nil), w...)
 	bounce[0] = envBounce
 	out = append(out, bounce)
-	out = append(out, appendResult(nil, 0, 3, rsError, "com.err", "msg", &carry{args: proto.Raw{Ser: proto.CBOR, B: []byte{0x81, 0x01}}}))
+	out = append(out, appendResult(nil, 0, 3, rsError, 0, "com.err", "msg", &carry{args: proto.Raw{Ser: proto.CBOR, B: []byte{0x81, 0x01}}}))
 	out = append(out, appendChunk(nil, 3, true, &carry{}))
 	out = append(out, appendInterrupt(nil, 3, proto.CancelKill, "wamp.error.canceled"))
 	q, err := encodeQuery("realm1", "wamp.session.count", []any{[]any{"anonymous"}}, map[string]any{"k": 1})

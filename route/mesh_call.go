@@ -172,30 +172,9 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	oc := s.newOutCall()
 	*oc = outCall{reg: reg, node: node, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
 	timeout := s.callTimeoutOf(m)
-	var flags uint64
-	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI) {
-		flags |= ccDisclose
-	}
-	if oc.recvProg {
-		flags |= ccRecvProg
-	}
-	if progress {
-		flags |= ccProgress
-	}
-	w := wbuf(s.mbuf[:0])
-	w.byte1(envCall)
-	w.uv(oc.invID)
-	w.uv(uint64(s.idx))
-	w.uv(flags)
-	w.uv(uint64(timeout / time.Millisecond))
-	w.str(ss.realm.name)
-	w.byte1(byte(reg.match))
-	w.str(reg.uri)
-	w.bytes(m.URI)
-	w.uv(ss.id)
-	w.str(ss.authID)
-	w.str(ss.authRole)
-	w.payload(s.carry(m, false))
+	disclose := m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI)
+	ce := callEnv{callID: oc.invID, shard: s.idx, flags: s.callFlags(oc, disclose), timeout: uint64(timeout / time.Millisecond), reg: reg, proc: m.URI}
+	w := appendCall(s.mbuf[:0], &ce, ss, s.carry(m, false), nil)
 	s.mbuf = keepBuf(w)
 	if err := s.r.mesh.Send(node, w); err != nil {
 		s.putOutCall(oc)
@@ -205,6 +184,9 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		// belonging to an ended call, not taken for new calls.
 		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
 		return true
+	}
+	if rerouteable(reg) {
+		oc.rr = s.newReroute(reg, m, nil, disclose, node, 0)
 	}
 	if timeout > 0 {
 		oc.due = s.r.now() + int64(timeout)
@@ -223,10 +205,64 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	return true
 }
 
+// callFlags returns the call-envelope flags of oc.
+func (s *Shard) callFlags(oc *outCall, disclose bool) uint64 {
+	var flags uint64
+	if disclose {
+		flags |= ccDisclose
+	}
+	if oc.recvProg {
+		flags |= ccRecvProg
+	}
+	if oc.progInv {
+		flags |= ccProgress
+	}
+	return flags
+}
+
+// rerouteMesh sends the call req of ss, which a callee answered
+// wamp.error.unavailable, to node, with the callees of node it was
+// already offered to excluded (reroute.go). It reports whether it was
+// sent.
+func (s *Shard) rerouteMesh(ss *Session, req uint64, oc *outCall, node MeshNode) bool {
+	rr := oc.rr
+	var ex [maxCallTries]uint64
+	exclude := ex[:0]
+	for _, t := range rr.tried {
+		if t.node == node && t.id != 0 {
+			exclude = append(exclude, t.id)
+		}
+	}
+	inv := s.nextInvocationID()
+	ce := callEnv{callID: inv, shard: s.idx, flags: s.callFlags(oc, rr.disclose), reg: oc.reg, proc: []byte(rr.proc)}
+	if oc.due != 0 {
+		ce.timeout = s.timeLeft(oc.due, s.r.now())
+	}
+	w := appendCall(s.mbuf[:0], &ce, ss, &rr.c, exclude)
+	s.mbuf = keepBuf(w)
+	if s.r.mesh.Send(node, w) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
+		return false
+	}
+	if oc.callee != nil { // from a callee of this node
+		oc.callee = nil
+		ss.meshCalls++
+	} else {
+		delete(s.mcalls, oc.invID)
+	}
+	oc.node, oc.invID, oc.bounces = node, inv, 0
+	if s.mcalls == nil {
+		s.mcalls = map[uint64]mcall{}
+	}
+	s.mcalls[inv] = mcall{ss: ss, req: req}
+	return true
+}
+
 // meshContinue sends a further chunk of a progressive call invocation to
 // the node holding the call.
 func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progress bool) {
 	oc.chunked = true
+	s.dropReroute(oc)
 	env := appendChunk(s.mbuf[:0], oc.invID, progress, s.carry(m, false))
 	s.mbuf = keepBuf(env)
 	if err := s.r.mesh.Send(oc.node, env); err != nil {
@@ -381,7 +417,7 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 		r.meshBounce(from, env)
 		return
 	}
-	ce, ok := pickLocal(reg)
+	ce, ok := pickLocalExcept(reg, mc.exclude)
 	if !ok {
 		r.meshBounce(from, env)
 		return
@@ -446,6 +482,52 @@ func pickLocal(reg *registration) (callee, bool) {
 	}
 }
 
+// pickLocalExcept is pickLocal for a rerouted call: reg's local callees
+// but those in exclude (session ids) take the place of all of them. Any
+// goroutine.
+func pickLocalExcept(reg *registration, exclude []uint64) (callee, bool) {
+	if len(exclude) == 0 {
+		return pickLocal(reg)
+	}
+	out := func(c callee) bool {
+		for _, id := range exclude {
+			if c.s.id == id {
+				return true
+			}
+		}
+		return false
+	}
+	l := reg.list()
+	n := 0
+	for _, c := range l {
+		if !out(c) {
+			n++
+		}
+	}
+	if n == 0 {
+		return callee{}, false
+	}
+	k := 0 // first
+	switch reg.invoke {
+	case proto.InvokeLast:
+		k = n - 1
+	case proto.InvokeRoundRobin:
+		k = int((reg.rr.Add(1) - 1) % uint64(n))
+	case proto.InvokeRandom:
+		k = randN(n)
+	}
+	for _, c := range l {
+		if out(c) {
+			continue
+		}
+		if k == 0 {
+			return c, true
+		}
+		k--
+	}
+	return callee{}, false
+}
+
 // randN returns a random int in [0, n). Safe for concurrent use.
 func randN(n int) int { return rand.IntN(n) }
 
@@ -459,7 +541,7 @@ func (r *Router) meshBounce(from MeshNode, env []byte) {
 
 // meshReplyError answers a remote call with an error. Any goroutine.
 func (r *Router) meshReplyError(node MeshNode, shard int, callID uint64, uri, msg string) {
-	env := appendResult(nil, shard, callID, rsError, uri, msg, nil)
+	env := appendResult(nil, shard, callID, rsError, 0, uri, msg, nil)
 	if r.mesh.Send(node, env) != nil {
 		r.ms.stats.SendFailed.Add(1)
 	}
@@ -611,7 +693,7 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 	if progress {
 		f = rsProgress
 	}
-	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, "", "", s.carry(m, false))
+	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, 0, "", "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
@@ -625,7 +707,11 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 // meshInvocationError sends a callee's ERROR back to the caller's node.
 func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	mo := ic.remote
-	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, rsError, string(m.URI), "", s.carry(m, false))
+	var f uint64 = rsError
+	if string(m.URI) == proto.URIUnavailable {
+		f |= rsUnavailable // the caller's node may reroute the call
+	}
+	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, ss.id, string(m.URI), "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)

@@ -40,6 +40,9 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		}
 		if mr.flags&rsError != 0 {
 			t.flags |= tfError
+			if mr.flags&rsUnavailable != 0 {
+				t.flags |= tfUnavailable
+			}
 		}
 		// The result waits for the caller's shard holding its envelope:
 		// it counts in that shard's backlog of calls (maxCallBacklog).

@@ -12,11 +12,11 @@ import (
 // private to route and versioned by its first byte, the kind:
 //
 //	E event        'E' pubID(8, LE) flags at src seq realm topic [publisher] payload [filter]
-//	C call         'C' callID shard flags timeout realm match reguri procedure caller authid authrole payload
+//	C call         'C' callID shard flags timeout realm match reguri procedure caller authid authrole payload exclude
 //	B bounce       a C envelope sent back undelivered, first byte 'B'
 //	K chunk        'K' callID flags payload            (a further progressive-invocation chunk)
 //	X interrupt    'X' callID mode reason
-//	R result       'R' shard callID flags uri message payload
+//	R result       'R' shard callID flags [callee] uri message payload
 //	Q meta query   'Q' realm proc args kwargs           (args, kwargs: MsgPack)
 //
 // Integers are uvarints except the event's publication id (fixed, so that
@@ -27,7 +27,11 @@ import (
 // bytes, and the Payload Passthru keys as a bit mask and byte strings.
 // Payload bytes are the publisher's, caller's or callee's own encoding: the
 // receiving node transcodes them, once, for peers that speak another
-// serializer.
+// serializer. A call's exclude is a count and session ids: the callees of
+// the receiving node a rerouted call was already offered to (at most
+// maxCallTries-1). A result with rsUnavailable (a callee's
+// wamp.error.unavailable, which the caller's node may reroute) names the
+// callee's session id.
 const (
 	envEvent     = 'E'
 	envCall      = 'C'
@@ -56,6 +60,7 @@ const (
 const (
 	rsProgress = 1 << iota
 	rsError
+	rsUnavailable // with rsError: the callee answered wamp.error.unavailable
 )
 
 var errEnvelope = errors.New("route: malformed mesh envelope")
@@ -366,6 +371,41 @@ type meshCall struct {
 	proc    string
 	caller  remotePublisher // the caller's identity
 	c       *carry
+	exclude []uint64 // callees already offered the call (rerouted)
+}
+
+// callEnv is what a call envelope says besides the caller and payload.
+type callEnv struct {
+	callID  uint64
+	shard   int
+	flags   uint64
+	timeout uint64 // ms, 0 = none
+	reg     *registration
+	proc    []byte
+}
+
+// appendCall encodes the call ce of ss, payload c, as a call envelope
+// whose callees in exclude are not to take it.
+func appendCall(dst []byte, ce *callEnv, ss *Session, c *carry, exclude []uint64) []byte {
+	w := wbuf(dst)
+	w.byte1(envCall)
+	w.uv(ce.callID)
+	w.uv(uint64(ce.shard))
+	w.uv(ce.flags)
+	w.uv(ce.timeout)
+	w.str(ss.realm.name)
+	w.byte1(byte(ce.reg.match))
+	w.str(ce.reg.uri)
+	w.bytes(ce.proc)
+	w.uv(ss.id)
+	w.str(ss.authID)
+	w.str(ss.authRole)
+	w.payload(c)
+	w.uv(uint64(len(exclude)))
+	for _, id := range exclude {
+		w.uv(id)
+	}
+	return w
 }
 
 func decodeCall(env []byte) (*meshCall, error) {
@@ -384,6 +424,14 @@ func decodeCall(env []byte) (*meshCall, error) {
 	mc.proc = r.str()
 	mc.caller = remotePublisher{id: r.uv(), authID: r.str(), authRole: r.str()}
 	r.payload(mc.c)
+	if n := r.uv(); n >= maxCallTries {
+		r.fail()
+	} else if n > 0 {
+		mc.exclude = make([]uint64, n)
+		for i := range mc.exclude {
+			mc.exclude[i] = r.uv()
+		}
+	}
 	if r.err != nil || len(r.b) != 0 || mc.match > proto.MatchWildcard {
 		return nil, errEnvelope
 	}
@@ -401,12 +449,17 @@ func peekCall(env []byte) (callID uint64, shard int, ok bool) {
 
 // appendResult encodes a result, progressive result or error for the
 // call callID of the caller's shard.
-func appendResult(dst []byte, shard int, callID uint64, flags uint64, uri, msg string, c *carry) []byte {
+// With rsUnavailable in flags, callee is the session id of the callee
+// that answered.
+func appendResult(dst []byte, shard int, callID uint64, flags uint64, callee uint64, uri, msg string, c *carry) []byte {
 	w := wbuf(dst)
 	w.byte1(envResult)
 	w.uv(uint64(shard))
 	w.uv(callID)
 	w.uv(flags)
+	if flags&rsUnavailable != 0 {
+		w.uv(callee)
+	}
 	w.str(uri)
 	w.str(msg)
 	if c == nil {
@@ -432,6 +485,9 @@ func decodeResult(env []byte) (meshResult, error) {
 	mr.shard = int(r.uv())
 	mr.callID = r.uv()
 	mr.flags = r.uv()
+	if mr.flags&rsUnavailable != 0 {
+		mr.c.callee = r.uv()
+	}
 	mr.c.uri = r.str()
 	mr.c.msg = r.str()
 	r.payload(mr.c)

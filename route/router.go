@@ -534,6 +534,7 @@ func routerRoles() map[string]any {
 			proto.FeatureProgressiveCallInvocations,
 			proto.FeatureCallTimeout,
 			proto.FeatureCallCanceling,
+			proto.FeatureCallReroute, // reroute.go
 			proto.FeatureCallerIdentification,
 			proto.FeaturePatternBasedRegistration,
 			proto.FeatureSharedRegistration,

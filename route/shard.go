@@ -65,6 +65,10 @@ type Shard struct {
 	rng          *rand.Rand
 	invSeq       uint64
 	closing      bool // shutdown in progress
+	// rerouteHeld is the bytes the shard's calls in flight keep to be
+	// rerouted (reroute.go), at most maxRerouteHeld.
+	rerouteHeld int64
+	rrPool      []*reroute // free reroute records (recycleReroute)
 
 	// Mesh only: calls sent to other nodes by invocation id, invocations
 	// from other nodes' callers by (node, their call id), and the buffer
@@ -101,12 +105,18 @@ type ShardStats struct {
 	// not handed to another shard of this node because its queue of calls
 	// was full (maxCallBacklog); the call failed with
 	// wamp.error.unavailable.
-	CallsBacklog   atomic.Uint64
-	CallsRefused   atomic.Uint64 // INVOCATIONs refused by busy callees
-	ProtocolErrors atomic.Uint64 // sessions aborted for protocol violations
-	AuthFailures   atomic.Uint64 // failed authentications (all methods)
-	RetainRefused  atomic.Uint64 // retain on a new topic past the realm's cap
-	AuthDenied     atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	CallsBacklog atomic.Uint64
+	CallsRefused atomic.Uint64 // INVOCATIONs refused by busy callees
+	// CallsRerouted counts calls sent to another callee after one answered
+	// wamp.error.unavailable; CallsRerouteExhausted, calls that ended with
+	// wamp.error.no_available_callee because no untried callee was left
+	// (reroute.go).
+	CallsRerouted         atomic.Uint64
+	CallsRerouteExhausted atomic.Uint64
+	ProtocolErrors        atomic.Uint64 // sessions aborted for protocol violations
+	AuthFailures          atomic.Uint64 // failed authentications (all methods)
+	RetainRefused         atomic.Uint64 // retain on a new topic past the realm's cap
+	AuthDenied            atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
 	// Retained events dropped because their publisher may no longer
 	// publish them (a reload, a revoked credential).
 	RetainedRevoked atomic.Uint64

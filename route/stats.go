@@ -70,6 +70,14 @@ type Stats struct {
 	// progressive invocation for a callee there, a YIELD or an ERROR for a
 	// caller there.
 	CallsRefusedShardBacklog uint64
+	// CallsRerouted counts calls a callee answered with
+	// wamp.error.unavailable that went on to another callee (WAMP call
+	// re-routing; once per callee change). CallsRerouteExhausted counts
+	// calls a callee answered so that ended with
+	// wamp.error.no_available_callee: no untried callee was left, the
+	// registration is single, or the call had been offered to 17 callees.
+	CallsRerouted         uint64
+	CallsRerouteExhausted uint64
 	// RetainRefused counts retained events not kept: the realm's retained
 	// bytes were used up.
 	RetainRefused uint64
@@ -101,6 +109,8 @@ func (r *Router) Stats() Stats {
 		st.EventsSuperseded += c.EventsSuperseded.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
+		st.CallsRerouted += c.CallsRerouted.Load()
+		st.CallsRerouteExhausted += c.CallsRerouteExhausted.Load()
 		st.RetainRefused += c.RetainRefused.Load()
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 	}

@@ -29,6 +29,10 @@ const (
 	tfRecvProg                      // tInvoke: the caller asked for progressive results
 	tfDisclose                      // tInvoke: disclose the caller
 	tfCalleeLeft                    // tResult error because the callee went away
+	// tfUnavailable: a tResult error from a callee that answered
+	// wamp.error.unavailable, or that was gone when the call reached its
+	// shard: the caller's shard may reroute the call (reroute.go).
+	tfUnavailable
 )
 
 // task is one unit of work for a shard, passed by value through its
@@ -122,8 +126,11 @@ type carry struct {
 	transparent bool
 	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
 	msg         string // kill message
-	ppt         [6][]byte
-	mo          *meshOrigin // tInvoke from another node: the caller there
+	// callee is, on a tResult with tfUnavailable from another node, the
+	// session id of the callee that answered (reroute.go).
+	callee uint64
+	ppt    [6][]byte
+	mo     *meshOrigin // tInvoke from another node: the caller there
 	// queued is what the carry counts in its destination shard's
 	// callBacklog while its task waits in the mailbox (sendCall); 0 when
 	// not counted.
@@ -167,10 +174,19 @@ func carryOf(m *proto.Message, own bool) *carry {
 		}
 		return c
 	}
-	n := payloadLen(m)
-	if n > 0 {
-		c.buf = make([]byte, 0, n)
+	c.own(m)
+	return c
+}
+
+// own sets c to a copy of m's payload and pass-through keys, in c's
+// buffer when it is large enough, else in one allocation.
+func (c *carry) own(m *proto.Message) {
+	buf := c.buf[:0]
+	*c = carry{transparent: m.Transparent}
+	if n := payloadLen(m); n > cap(buf) {
+		buf = make([]byte, 0, n)
 	}
+	c.buf = buf
 	c.args = c.keep(m.Args)
 	c.kwargs = c.keep(m.Kwargs)
 	for i, k := range pptKeys {
@@ -180,7 +196,6 @@ func carryOf(m *proto.Message, own bool) *carry {
 			c.ppt[i] = c.buf[start:len(c.buf):len(c.buf)]
 		}
 	}
-	return c
 }
 
 // payloadLen is the bytes of m that carryOf copies: its payload and its

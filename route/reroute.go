@@ -1,0 +1,399 @@
+package route
+
+import (
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Call re-routing (WAMP Advanced Profile §Call Re-Routing, feature
+// call_reroute):
+//
+//	"When the Dealer receives the wamp.error.unavailable message in
+//	response to an INVOCATION, it will reroute the CALL to another
+//	registration according to the rerouting rules of the
+//	invocation_policy of the procedure [...] while assuming that the
+//	unavailable registration virtually does not exist."
+//	"In case all available registrations of a Procedure responds with a
+//	wamp.error.unavailable for a CALL, the Dealer MUST respond with a
+//	wamp.error.no_available_callee to the CALLER."
+//
+// The caller's shard reroutes: it owns the call (outCall) and its timer,
+// so a rerouted call keeps its request id, its deadline (counted from the
+// CALL, not restarted per try) and its place in the caller's tables; only
+// the invocation id changes, so that a late answer of an earlier callee is
+// dropped as for an ended call. A call that may be rerouted keeps a copy
+// of its payload (reroute.c) from the CALL on: one allocation, only for a
+// registration with another policy than single and more than one callee
+// (on a mesh, remote callees count) when the CALL arrives. A call to a
+// registration with one callee is not copied: a callee that answers it
+// unavailable ends it with no_available_callee at once.
+//
+// Not rerouted (the callee's ERROR reaches the caller as it is): a
+// progressive call invocation once a chunk beyond the first went to the
+// callee (chunked), a call that has had progressive results (gotProg), a
+// call canceled in kill mode (canceling). Only a callee's own ERROR
+// wamp.error.unavailable, and a callee found gone when the call reached
+// its event loop, reroute; the router's own unavailable refusals (a
+// callee not reading, a full queue of an event loop or of the mesh) do
+// not.
+//
+// Policies (the untried callees take the place of all callees):
+// roundrobin picks the next untried one after the rotation's position,
+// random one at random, first the earliest registered, last the latest;
+// single never reroutes. On a mesh the untried callees of this node come
+// first for roundrobin and random, as for a fresh call (meshPick); first
+// and last compare REGISTER times across the nodes, and a node counts as
+// untried while fewer of its callees were tried than it announced. Another
+// node gets the session ids its callees already tried for the call in the
+// call envelope, and picks among the others (pickLocalExcept).
+
+// maxCallTries bounds the callees one call is offered to (the first
+// included): past it the caller gets no_available_callee, so that a call
+// cannot go round a large shared registration of callees that all refuse
+// it. It also bounds reroute.tried and the exclusion list of a call
+// envelope.
+const maxCallTries = 17
+
+// maxRerouteHeld bounds the bytes a shard's calls in flight keep to be
+// rerouted (reroute.c and the record itself). A caller may hold up to
+// Config.MaxPendingCalls calls, each up to a message's size: without it,
+// calls to a shared registration whose callees do not answer would make
+// the router keep all their payloads. Past it a new call is not copied,
+// and a callee's wamp.error.unavailable ends it with no_available_callee
+// as for a registration with one callee; the call itself goes on.
+const maxRerouteHeld = 32 << 20
+
+// reroute is what a call that may be rerouted keeps. Owned by the
+// caller's shard.
+type reroute struct {
+	// c is the CALL's payload and pass-through keys, an own copy; c.uri is
+	// the procedure called for a pattern registration ("" for exact).
+	c carry
+	// proc is the procedure called (the envelope of a call to another
+	// node names it even for an exact registration).
+	proc string
+	// disclose: the caller asked disclose_me or is granted disclosure (a
+	// callee's disclose_caller adds to it per callee).
+	disclose bool
+	// tried are the callees the call was offered to, in order, at most
+	// maxCallTries; triedA holds the first ones (no allocation for them).
+	tried  []triedCallee
+	triedA [4]triedCallee
+	// cost is what the call counts in its shard's rerouteHeld.
+	cost int64
+}
+
+// triedCallee is a callee a call was offered to: its node (0: this one)
+// and session id.
+type triedCallee struct {
+	node MeshNode
+	id   uint64
+}
+
+// rerouteable reports whether a CALL to reg may be rerouted, and so must
+// keep its payload: another policy than single, and another callee than
+// the one it goes to.
+func rerouteable(reg *registration) bool {
+	if reg.invoke == proto.InvokeSingle {
+		return false
+	}
+	n := len(reg.list())
+	for _, rc := range reg.remoteList() {
+		n += rc.callees
+	}
+	return n > 1
+}
+
+// newReroute returns the reroute state of the CALL m (of registration
+// reg) that the callee (node, id) takes first, or nil when the shard's
+// calls hold maxRerouteHeld bytes already. c is a carry of m that the call
+// may keep (an own copy), or nil.
+func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, disclose bool, node MeshNode, id uint64) *reroute {
+	cost := int64(payloadLen(m)+2*len(m.URI)) + 512
+	if s.rerouteHeld+cost > maxRerouteHeld {
+		return nil
+	}
+	s.rerouteHeld += cost
+	// A record and its payload buffer from the shard's free list, else one
+	// allocation for each (none for the bytes when the task's carry is an
+	// own copy already).
+	var rr *reroute
+	if n := len(s.rrPool); n > 0 {
+		rr = s.rrPool[n-1]
+		s.rrPool = s.rrPool[:n-1]
+	} else {
+		rr = new(reroute)
+	}
+	rr.disclose, rr.cost = disclose, cost
+	if c != nil {
+		rr.c = *c // shares c's bytes, which nobody writes
+	} else {
+		rr.c.own(m)
+	}
+	rr.proc = reg.uri
+	if reg.match != proto.MatchExact {
+		rr.proc = string(m.URI)
+		rr.c.uri = rr.proc
+	}
+	rr.triedA[0] = triedCallee{node, id}
+	rr.tried = rr.triedA[:1]
+	return rr
+}
+
+// Bounds of the free reroute records a shard keeps, and of the payload
+// buffer a kept record may hold.
+const (
+	reroutePoolMax = 128
+	rerouteBufMax  = 4 << 10
+)
+
+// recycleReroute is dropReroute for a call that got its final answer from
+// its callee: every task that held the record's carry has run (the callee
+// answered), so the record and its buffer may serve another call.
+func (s *Shard) recycleReroute(oc *outCall) {
+	rr := oc.rr
+	if rr == nil {
+		return
+	}
+	s.dropReroute(oc)
+	if len(s.rrPool) < reroutePoolMax && cap(rr.c.buf) <= rerouteBufMax {
+		buf := rr.c.buf[:0]
+		*rr = reroute{}
+		rr.c.buf = buf
+		s.rrPool = append(s.rrPool, rr)
+	}
+}
+
+// dropReroute releases what oc keeps to be rerouted: the call ended, or
+// may no longer be rerouted.
+func (s *Shard) dropReroute(oc *outCall) {
+	if oc.rr != nil {
+		s.rerouteHeld -= oc.rr.cost
+		oc.rr = nil
+	}
+}
+
+func (rr *reroute) triedLocal(id uint64) bool {
+	for _, t := range rr.tried {
+		if t.node == 0 && t.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// triedOn counts the callees of node tried.
+func (rr *reroute) triedOn(node MeshNode) int {
+	n := 0
+	for _, t := range rr.tried {
+		if t.node == node {
+			n++
+		}
+	}
+	return n
+}
+
+// calleeUnavailable handles a callee's wamp.error.unavailable (t, a
+// tResult with tfUnavailable) for the call req of caller ss on its shard.
+// It reports true when the call went to another callee; false when t is
+// to reach the caller, whose error URI it then sets: no_available_callee
+// when no untried callee is left (or the policy is single), or
+// unavailable as the callee said when the call may not be rerouted.
+func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task) bool {
+	if oc.canceling || oc.chunked || oc.gotProg {
+		return false
+	}
+	if rr := oc.rr; rr != nil {
+		if oc.callee != nil {
+			rr.tried[len(rr.tried)-1].id = oc.callee.id // the one just asked
+		} else {
+			rr.tried[len(rr.tried)-1] = triedCallee{oc.node, t.c.callee}
+		}
+		if s.rerouteCall(ss, req, oc) {
+			s.stats.CallsRerouted.Add(1)
+			return true
+		}
+	}
+	// "In case all available registrations of a Procedure responds with a
+	// wamp.error.unavailable for a CALL, the Dealer MUST respond with a
+	// wamp.error.no_available_callee": with the last callee's arguments.
+	s.stats.CallsRerouteExhausted.Add(1)
+	t.c.uri = proto.URINoAvailableCallee
+	return false
+}
+
+// rerouteCall offers the call req of ss to an untried callee of its
+// registration, and reports whether it did.
+func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
+	rr := oc.rr
+	progress := oc.progInv
+	for len(rr.tried) < maxCallTries {
+		ce, node, ok := s.pickUntried(oc.reg, rr, ss.meshCalls < s.r.cfg.MaxMeshCalls || oc.callee == nil)
+		if !ok {
+			return false
+		}
+		if node != 0 {
+			rr.tried = append(rr.tried, triedCallee{node: node}) // id known when it answers
+			if s.rerouteMesh(ss, req, oc, node) {
+				return true
+			}
+			continue
+		}
+		cs := ce.s
+		rr.tried = append(rr.tried, triedCallee{id: cs.id})
+		if progress && cs.feat&fCalleeProgInv == 0 {
+			continue // cannot take the call's chunks
+		}
+		if cs.shard != s && !cs.shard.callRoom(int64(len(rr.c.buf)+len(rr.c.uri))+256) {
+			s.stats.CallsBacklog.Add(1)
+			continue
+		}
+		s.rerouteLocal(ss, req, oc, ce)
+		return true
+	}
+	return false
+}
+
+// rerouteLocal sends the call req of ss to ce, a callee of this node.
+func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
+	if oc.callee == nil { // from another node's callee
+		delete(s.mcalls, oc.invID)
+		ss.meshCalls--
+		oc.node = 0
+	}
+	rr, cs := oc.rr, ce.s
+	oc.callee = cs
+	oc.invID = s.nextInvocationID()
+	oc.disclose = rr.disclose || ce.discloseCaller
+	rr.c.queued = 0 // sendCall counts it anew for another shard
+	t := task{kind: tInvoke, s: cs, peer: ss, a: req, b: oc.invID, reg: oc.reg, c: &rr.c}
+	if oc.recvProg {
+		t.flags |= tfRecvProg
+	}
+	if oc.progInv {
+		t.flags |= tfProgress
+	}
+	if oc.disclose {
+		t.flags |= tfDisclose
+	}
+	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 && oc.due != 0 {
+		t.timeout = s.timeLeft(oc.due, s.r.coarseNow())
+	}
+	s.sendCall(cs.shard, t)
+}
+
+// timeLeft is the rest of a call's timeout for its next callee, in ms (at
+// least 1).
+func (s *Shard) timeLeft(due, now int64) uint64 {
+	if ms := (due - now) / int64(time.Millisecond); ms > 0 {
+		return uint64(ms)
+	}
+	return 1
+}
+
+// pickUntried applies reg's invocation policy to its callees that rr has
+// not tried: a local callee, or (node != 0) another node with untried
+// callees when remote is set. ok is false when there is none.
+func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce callee, node MeshNode, ok bool) {
+	if reg.invoke == proto.InvokeSingle {
+		return callee{}, 0, false
+	}
+	l := reg.list()
+	untried := 0
+	for _, c := range l {
+		if !rr.triedLocal(c.s.id) {
+			untried++
+		}
+	}
+	var rl []remoteCallee
+	nodes := 0
+	if remote && s.r.mesh != nil {
+		rl = reg.remoteList()
+		for _, rc := range rl {
+			if rr.triedOn(rc.node) < rc.callees {
+				nodes++
+			}
+		}
+	}
+	if untried == 0 && nodes == 0 {
+		return callee{}, 0, false
+	}
+	switch reg.invoke {
+	case proto.InvokeFirst, proto.InvokeLast:
+		return s.pickUntriedByTime(l, rl, rr, reg.invoke == proto.InvokeFirst)
+	case proto.InvokeRandom:
+		if untried > 0 {
+			return nthUntried(l, rr, s.rng.IntN(untried)), 0, true
+		}
+		return callee{}, nthNode(rl, rr, s.rng.IntN(nodes)), true
+	}
+	// roundrobin: the next untried callee from the rotation's position.
+	pos := reg.rr.Add(1) - 1
+	if untried > 0 {
+		n := uint64(len(l))
+		for k := uint64(0); k < n; k++ {
+			if c := l[(pos+k)%n]; !rr.triedLocal(c.s.id) {
+				return c, 0, true
+			}
+		}
+	}
+	return callee{}, nthNode(rl, rr, int(pos%uint64(nodes))), true
+}
+
+// pickUntriedByTime picks the untried callee registered first (or last)
+// among this node's (l, in REGISTER order) and the other nodes' (rl).
+func (s *Shard) pickUntriedByTime(l []callee, rl []remoteCallee, rr *reroute, first bool) (ce callee, node MeshNode, ok bool) {
+	var best int64
+	for i := range l {
+		c := l[i]
+		if !first {
+			c = l[len(l)-1-i]
+		}
+		if !rr.triedLocal(c.s.id) {
+			ce, ok, best = c, true, c.at
+			break
+		}
+	}
+	for _, rc := range rl {
+		if rr.triedOn(rc.node) >= rc.callees {
+			continue
+		}
+		at := rc.first
+		if !first {
+			at = rc.last
+		}
+		if !ok || first && at < best || !first && at > best {
+			ce, node, ok, best = callee{}, rc.node, true, at
+		}
+	}
+	return ce, node, ok
+}
+
+// nthUntried returns the k-th callee of l that rr has not tried.
+func nthUntried(l []callee, rr *reroute, k int) callee {
+	for _, c := range l {
+		if rr.triedLocal(c.s.id) {
+			continue
+		}
+		if k == 0 {
+			return c
+		}
+		k--
+	}
+	return callee{}
+}
+
+// nthNode returns the k-th node of rl with callees rr has not tried.
+func nthNode(rl []remoteCallee, rr *reroute, k int) MeshNode {
+	for _, rc := range rl {
+		if rr.triedOn(rc.node) >= rc.callees {
+			continue
+		}
+		if k == 0 {
+			return rc.node
+		}
+		k--
+	}
+	return 0
+}

@@ -1,0 +1,568 @@
+package route
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// Call re-routing (WAMP §Call Re-Routing, reroute.go): a callee's ERROR
+// wamp.error.unavailable sends the call to another callee of the shared
+// registration; with none left the caller gets no_available_callee.
+
+// unavailable answers the INVOCATION inv of c with wamp.error.unavailable
+// and the payload args, kwargs.
+func (c *tc) unavailable(inv uint64, args []any, kwargs map[string]any) {
+	m := &proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv, Dict: c.opts(nil), URI: []byte(proto.URIUnavailable)}
+	if args != nil {
+		m.Args = raw(c.t, c.peer.ser, args)
+	}
+	if kwargs != nil {
+		m.Kwargs = raw(c.t, c.peer.ser, kwargs)
+	}
+	c.send(m)
+}
+
+// invoked returns the callee of cs that has an INVOCATION waiting (after
+// e.sync), and it; it fails when none or more than one has.
+func invoked(t *testing.T, cs []*tc) (int, *proto.Message) {
+	t.Helper()
+	got, idx := (*proto.Message)(nil), -1
+	for i, c := range cs {
+		select {
+		case m := <-c.peer.in:
+			if m.Type != proto.CodeInvocation {
+				t.Fatalf("callee %d got %v %s", i, m.Type, describe(m))
+			}
+			if got != nil {
+				t.Fatalf("callees %d and %d both invoked", idx, i)
+			}
+			got, idx = m, i
+		default:
+		}
+	}
+	if got == nil {
+		t.Fatal("no callee invoked")
+	}
+	return idx, got
+}
+
+// assertIdle checks that no shard of e holds a call or an invocation.
+func assertIdle(t *testing.T, e *env) {
+	t.Helper()
+	e.sync()
+	for i, x := range e.execs {
+		sh := e.r.Shard(i)
+		x.do(func() {
+			if sh.traffic.callsInFlight != 0 || len(sh.mcalls) != 0 || len(sh.minvs) != 0 || sh.rerouteHeld != 0 {
+				t.Errorf("shard %d: %d calls in flight, %d to other nodes, %d from them, %d bytes kept for rerouting",
+					i, sh.traffic.callsInFlight, len(sh.mcalls), len(sh.minvs), sh.rerouteHeld)
+			}
+			for ss := range sh.attached {
+				if len(ss.calls) != 0 || len(ss.invs) != 0 || ss.meshCalls != 0 {
+					t.Errorf("session %d holds %d calls, %d invocations, %d mesh calls", ss.id, len(ss.calls), len(ss.invs), ss.meshCalls)
+				}
+			}
+		})
+	}
+}
+
+func TestRerouteByPolicy(t *testing.T) {
+	// The first callee invoked, the one the call goes to next.
+	want := map[string][2]int{"roundrobin": {0, 1}, "first": {0, 1}, "last": {2, 1}, "random": {-1, -1}}
+	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, 2, nil)
+			callees := []*tc{e.join(proto.JSON), e.join(proto.MsgPack), e.join(proto.CBOR)}
+			for _, c := range callees {
+				c.register("com.svc", map[string]any{"invoke": policy})
+			}
+			caller := e.join(proto.JSON)
+			for round := 0; round < 3; round++ {
+				req := caller.call("com.svc", nil, []any{"x", round}, map[string]any{"k": "v"})
+				e.sync()
+				first, inv := invoked(t, callees)
+				callees[first].unavailable(inv.Request, []any{"busy"}, nil)
+				e.sync()
+				next, inv2 := invoked(t, callees)
+				if next == first {
+					t.Fatalf("the callee that answered unavailable got the call again")
+				}
+				if w := want[policy]; round == 0 && w[0] >= 0 && (first != w[0] || next != w[1]) {
+					t.Fatalf("%s: callees %d then %d, want %d then %d", policy, first, next, w[0], w[1])
+				}
+				if a := argsOf(inv2); len(a) != 2 || a[0] != "x" || a[1] != int64(round) || kwargsOf(inv2)["k"] != "v" {
+					t.Fatalf("rerouted INVOCATION payload %v %v", a, kwargsOf(inv2))
+				}
+				callees[next].yield(inv2.Request, nil, []any{"done"})
+				if r := caller.expect(proto.CodeResult); r.Request != req || argsOf(r)[0] != "done" {
+					t.Fatalf("RESULT %s", describe(r))
+				}
+				// The first callee's late answers are dropped.
+				callees[first].yield(inv.Request, nil, []any{"late"})
+				caller.quiet()
+			}
+			if st := e.r.Stats(); st.CallsRerouted != 3 || st.CallsRerouteExhausted != 0 {
+				t.Fatalf("stats rerouted %d exhausted %d, want 3 0", st.CallsRerouted, st.CallsRerouteExhausted)
+			}
+			assertIdle(t, e)
+		})
+	}
+}
+
+// Every callee answers unavailable: each gets the call once, and the
+// caller gets no_available_callee with the last callee's payload.
+func TestRerouteExhausted(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callees := []*tc{e.join(proto.JSON), e.join(proto.MsgPack), e.join(proto.CBOR)}
+	for _, c := range callees {
+		c.register("com.busy", map[string]any{"invoke": "roundrobin"})
+	}
+	caller := e.join(proto.MsgPack)
+	req := caller.call("com.busy", nil, []any{1}, nil)
+	seen := map[int]bool{}
+	for i := 0; i < len(callees); i++ {
+		e.sync()
+		k, inv := invoked(t, callees)
+		if seen[k] {
+			t.Fatalf("callee %d got the call twice", k)
+		}
+		seen[k] = true
+		callees[k].unavailable(inv.Request, []any{"busy", k}, map[string]any{"who": int64(k)})
+	}
+	m := caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee)
+	last := 0
+	for k := range callees {
+		if !seen[k] {
+			t.Fatalf("callee %d never got the call", k)
+		}
+	}
+	a := argsOf(m)
+	if len(a) != 2 || a[0] != "busy" {
+		t.Fatalf("no_available_callee args %v, want the last callee's", a)
+	}
+	last = int(a[1].(int64))
+	if kwargsOf(m)["who"] != int64(last) {
+		t.Fatalf("no_available_callee kwargs %v", kwargsOf(m))
+	}
+	for _, c := range callees {
+		c.quiet()
+	}
+	if st := e.r.Stats(); st.CallsRerouted != 2 || st.CallsRerouteExhausted != 1 {
+		t.Fatalf("stats rerouted %d exhausted %d, want 2 1", st.CallsRerouted, st.CallsRerouteExhausted)
+	}
+	assertIdle(t, e)
+}
+
+// A single registration, or a shared one with one callee, is not
+// rerouted: the caller gets no_available_callee with the callee's payload.
+func TestRerouteSingleCallee(t *testing.T) {
+	for _, policy := range []string{"single", "roundrobin"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			callee, caller := e.join(proto.JSON), e.join(proto.CBOR)
+			callee.register("com.one", map[string]any{"invoke": policy})
+			req := caller.call("com.one", nil, nil, nil)
+			inv := callee.expect(proto.CodeInvocation)
+			callee.unavailable(inv.Request, []any{"not now"}, nil)
+			m := caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee)
+			if a := argsOf(m); len(a) != 1 || a[0] != "not now" {
+				t.Fatalf("args %v", a)
+			}
+			callee.quiet()
+			// Other errors pass as they are.
+			req = caller.call("com.one", nil, nil, nil)
+			inv = callee.expect(proto.CodeInvocation)
+			callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: callee.opts(nil), URI: []byte("com.err")})
+			caller.expectError(proto.CodeCall, req, "com.err")
+			assertIdle(t, e)
+		})
+	}
+}
+
+// The payloads calls keep to be rerouted are bounded per shard: past
+// maxRerouteHeld a call is not copied, and a callee's unavailable ends it
+// with no_available_callee; the bytes go back as calls end.
+func TestRerouteHeldBounded(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c1, c2 := e.join(proto.JSON), e.join(proto.JSON)
+	c1.register("com.h", map[string]any{"invoke": "first"})
+	c2.register("com.h", map[string]any{"invoke": "first"})
+	caller := e.join(proto.JSON)
+	sh := e.r.Shard(0)
+	big := strings.Repeat("x", 64<<10)
+	var held int64
+	req := caller.call("com.h", nil, []any{big}, nil)
+	inv := c1.expect(proto.CodeInvocation)
+	e.execs[0].do(func() { held = sh.rerouteHeld })
+	if held < 64<<10 {
+		t.Fatalf("a call of 64 KiB holds %d bytes for rerouting", held)
+	}
+	// The shard's budget nearly used up: the next call is not kept.
+	e.execs[0].do(func() { sh.rerouteHeld += maxRerouteHeld - held - 1024 })
+	req2 := caller.call("com.h", nil, []any{big}, nil)
+	inv2 := c1.expect(proto.CodeInvocation)
+	c1.unavailable(inv2.Request, nil, nil)
+	caller.expectError(proto.CodeCall, req2, proto.URINoAvailableCallee)
+	c2.quiet()
+	e.execs[0].do(func() { sh.rerouteHeld -= maxRerouteHeld - held - 1024 })
+	// The first one still reroutes.
+	c1.unavailable(inv.Request, nil, nil)
+	inv = c2.expect(proto.CodeInvocation)
+	c2.yield(inv.Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT %s", describe(m))
+	}
+	assertIdle(t, e)
+}
+
+// A call is offered to at most maxCallTries callees.
+func TestRerouteBounded(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	var callees []*tc
+	for i := 0; i < maxCallTries+5; i++ {
+		c := e.join(proto.JSON)
+		c.register("com.many", map[string]any{"invoke": "random"})
+		callees = append(callees, c)
+	}
+	caller := e.join(proto.JSON)
+	req := caller.call("com.many", nil, nil, nil)
+	seen := map[int]bool{}
+	for i := 0; i < maxCallTries; i++ {
+		e.sync()
+		k, inv := invoked(t, callees)
+		if seen[k] {
+			t.Fatalf("callee %d got the call twice", k)
+		}
+		seen[k] = true
+		callees[k].unavailable(inv.Request, nil, nil)
+	}
+	caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee)
+	e.sync()
+	for i, c := range callees {
+		if len(c.peer.in) != 0 {
+			t.Fatalf("callee %d invoked past %d tries", i, maxCallTries)
+		}
+	}
+	assertIdle(t, e)
+}
+
+// What the caller asked for reaches the next callee: disclosure, progressive
+// results, the procedure of a pattern registration, the rest of the timeout
+// (counted from the CALL), pass-through keys; across shards.
+func TestRerouteCarriesOptions(t *testing.T) {
+	e := newEnv(t, 3, nil)
+	a, b := e.connectOn(0, proto.JSON), e.connectOn(1, proto.MsgPack)
+	for _, c := range []*tc{a, b} {
+		c.hello("realm1", allFeatures, nil)
+		c.id = c.expect(proto.CodeWelcome).ID
+		c.register("com.pat.", map[string]any{"match": "prefix", "invoke": "first", "forward_timeout": true})
+	}
+	caller := e.connectOn(2, proto.CBOR)
+	caller.hello("realm1", allFeatures, nil)
+	caller.id = caller.expect(proto.CodeWelcome).ID
+	req := caller.call("com.pat.x", map[string]any{"disclose_me": true, "receive_progress": true, "timeout": 1000, "ppt_scheme": "x_custom"}, []any{7}, nil)
+	inv := a.expect(proto.CodeInvocation)
+	e.advance(600 * time.Millisecond)
+	a.unavailable(inv.Request, nil, nil)
+	inv = b.expect(proto.CodeInvocation)
+	if got := inv.Opt.String(proto.KeyProcedure); got != "com.pat.x" {
+		t.Fatalf("procedure %q", got)
+	}
+	if inv.Opt.Uint(proto.KeyCaller) != caller.id || !inv.Opt.Bool(proto.KeyReceiveProgress, false) {
+		t.Fatalf("caller %d receive_progress %v", inv.Opt.Uint(proto.KeyCaller), inv.Opt.Bool(proto.KeyReceiveProgress, false))
+	}
+	if ms := inv.Opt.Uint(proto.KeyTimeout); ms == 0 || ms > 400+uint64(clockTick/time.Millisecond) {
+		t.Fatalf("forwarded timeout %d ms, want the rest of 1000 after 600", ms)
+	}
+	if s := string(inv.Opt.Str(proto.KeyPPTScheme)); s != "x_custom" {
+		t.Fatalf("ppt_scheme %q", s)
+	}
+	if a := argsOf(inv); len(a) != 1 || a[0] != int64(7) {
+		t.Fatalf("args %v", a)
+	}
+	// The timeout runs from the CALL: 1000 ms, not 600 + 1000.
+	e.advance(500 * time.Millisecond)
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	b.expect(proto.CodeInterrupt)
+	assertIdle(t, e)
+}
+
+// Not rerouted: after progressive results, after further chunks of a
+// progressive invocation, after a kill cancel.
+func TestRerouteNotWhenUnderway(t *testing.T) {
+	setup := func(t *testing.T) (*env, *tc, *tc, *tc) {
+		e := newEnv(t, 2, nil)
+		c1, c2 := e.join(proto.JSON), e.join(proto.JSON)
+		c1.register("com.p", map[string]any{"invoke": "first"})
+		c2.register("com.p", map[string]any{"invoke": "first"})
+		return e, c1, c2, e.join(proto.JSON)
+	}
+	t.Run("progressive results", func(t *testing.T) {
+		e, c1, c2, caller := setup(t)
+		req := caller.call("com.p", map[string]any{"receive_progress": true}, nil, nil)
+		inv := c1.expect(proto.CodeInvocation)
+		c1.yield(inv.Request, map[string]any{"progress": true}, []any{1})
+		caller.expect(proto.CodeResult)
+		c1.unavailable(inv.Request, nil, nil)
+		caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+		c2.quiet()
+		assertIdle(t, e)
+	})
+	t.Run("progressive invocation", func(t *testing.T) {
+		e, c1, c2, caller := setup(t)
+		// Only the first chunk sent: rerouted with it.
+		req := caller.nextReq()
+		caller.callChunk(req, "com.p", true, 1)
+		inv := c1.expect(proto.CodeInvocation)
+		c1.unavailable(inv.Request, nil, nil)
+		inv = c2.expect(proto.CodeInvocation)
+		if !inv.Opt.Bool(proto.KeyProgress, false) || argsOf(inv)[0] != int64(1) {
+			t.Fatalf("rerouted first chunk %s", describe(inv))
+		}
+		caller.callChunk(req, "com.p", false, 2) // the rest follows it
+		if m := c2.expect(proto.CodeInvocation); m.Request != inv.Request || argsOf(m)[0] != int64(2) {
+			t.Fatalf("second chunk %s", describe(m))
+		}
+		c2.unavailable(inv.Request, nil, nil) // it has two chunks: not rerouted
+		caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+		c1.quiet()
+		assertIdle(t, e)
+	})
+	t.Run("kill", func(t *testing.T) {
+		e, c1, c2, caller := setup(t)
+		req := caller.call("com.p", nil, nil, nil)
+		inv := c1.expect(proto.CodeInvocation)
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "kill"})})
+		c1.expect(proto.CodeInterrupt)
+		c1.unavailable(inv.Request, nil, nil)
+		caller.expectError(proto.CodeCall, req, proto.URIUnavailable)
+		c2.quiet()
+		assertIdle(t, e)
+	})
+}
+
+// The caller cancels or leaves, or the next callee leaves, once the call
+// was rerouted: the call ends as any other, nothing is left behind.
+func TestRerouteThenCancelOrLeave(t *testing.T) {
+	setup := func(t *testing.T) (*env, []*tc, *tc, uint64, int, *proto.Message) {
+		e := newEnv(t, 3, nil)
+		cs := []*tc{e.join(proto.JSON), e.join(proto.MsgPack), e.join(proto.CBOR)}
+		for _, c := range cs {
+			c.register("com.q", map[string]any{"invoke": "roundrobin"})
+		}
+		caller := e.join(proto.JSON)
+		req := caller.call("com.q", nil, nil, nil)
+		e.sync()
+		k, inv := invoked(t, cs)
+		cs[k].unavailable(inv.Request, nil, nil)
+		e.sync()
+		k, inv = invoked(t, cs)
+		return e, cs, caller, req, k, inv
+	}
+	t.Run("cancel", func(t *testing.T) {
+		e, cs, caller, req, k, inv := setup(t)
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+		caller.expectError(proto.CodeCall, req, proto.URICanceled)
+		if m := cs[k].expect(proto.CodeInterrupt); m.Request != inv.Request {
+			t.Fatalf("INTERRUPT %s for invocation %d", describe(m), inv.Request)
+		}
+		cs[k].unavailable(inv.Request, nil, nil) // too late: dropped
+		caller.quiet()
+		assertIdle(t, e)
+	})
+	t.Run("caller leaves", func(t *testing.T) {
+		e, cs, caller, _, k, inv := setup(t)
+		caller.drop()
+		if m := cs[k].expect(proto.CodeInterrupt); m.Request != inv.Request {
+			t.Fatalf("INTERRUPT %s", describe(m))
+		}
+		cs[k].unavailable(inv.Request, nil, nil)
+		e.sync()
+		for _, c := range cs {
+			c.quiet()
+		}
+		assertIdle(t, e)
+	})
+	t.Run("callee leaves", func(t *testing.T) {
+		e, cs, caller, req, k, _ := setup(t)
+		cs[k].drop()
+		caller.expectError(proto.CodeCall, req, proto.URICanceled)
+		assertIdle(t, e)
+	})
+}
+
+// A callee that is gone when the call reaches its shard counts as
+// unavailable: the call goes on to the next one.
+func TestRerouteCalleeGoneBeforeDelivery(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c1, c2 := e.join(proto.JSON), e.join(proto.JSON)
+	c1.register("com.g", map[string]any{"invoke": "first"})
+	c2.register("com.g", map[string]any{"invoke": "first"})
+	caller := e.join(proto.JSON)
+	var req uint64
+	// One turn of the shard: c1 leaves, then the CALL runs while c1 is
+	// still in the registration's list but no longer established.
+	c1.exec.do(func() {
+		c1.sess.state = stClosing
+		req = caller.nextReq()
+		b, _ := caller.enc.Append(nil, proto.JSON, &proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(nil), URI: []byte("com.g")})
+		caller.sh.Receive(caller.sess, b)
+	})
+	inv := c2.expect(proto.CodeInvocation)
+	c2.yield(inv.Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT %s", describe(m))
+	}
+}
+
+// Across the mesh: a callee on another node answering unavailable sends
+// the call back to the caller's node, which offers it to an untried
+// callee, here or on any node; a node with several callees is told which
+// of them the call already tried.
+func TestMeshReroute(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 2, nil)
+	// Two callees on B, one on C, none on A (the caller's node).
+	b1, b2 := es[1].join(proto.JSON), es[1].join(proto.CBOR)
+	c1 := es[2].join(proto.MsgPack)
+	callees := []*tc{b1, b2, c1}
+	for _, c := range callees {
+		c.register("com.m", map[string]any{"invoke": "roundrobin", "disclose_caller": true})
+	}
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	for round := 0; round < 4; round++ {
+		// Everyone but the last one asked refuses.
+		req := caller.call("com.m", nil, []any{round}, nil)
+		seen := map[int]bool{}
+		for i := 0; ; i++ {
+			mm.sync()
+			k, inv := invoked(t, callees)
+			if seen[k] {
+				t.Fatalf("round %d: callee %d got the call twice", round, k)
+			}
+			seen[k] = true
+			if a := argsOf(inv); len(a) != 1 || a[0] != int64(round) || inv.Opt.Uint(proto.KeyCaller) != caller.id {
+				t.Fatalf("INVOCATION %s caller %d", describe(inv), inv.Opt.Uint(proto.KeyCaller))
+			}
+			if i == len(callees)-1 {
+				callees[k].yield(inv.Request, nil, []any{"ok"})
+				break
+			}
+			callees[k].unavailable(inv.Request, nil, nil)
+		}
+		if r := caller.expect(proto.CodeResult); r.Request != req || argsOf(r)[0] != "ok" {
+			t.Fatalf("RESULT %s", describe(r))
+		}
+	}
+	// All refuse: no_available_callee with the last one's payload.
+	req := caller.call("com.m", nil, nil, nil)
+	for i := 0; i < len(callees); i++ {
+		mm.sync()
+		k, inv := invoked(t, callees)
+		callees[k].unavailable(inv.Request, []any{"no", int64(k)}, nil)
+	}
+	m := caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee)
+	if a := argsOf(m); len(a) != 2 || a[0] != "no" {
+		t.Fatalf("args %v", a)
+	}
+	mm.sync()
+	for _, c := range callees {
+		c.quiet()
+	}
+	if st := es[0].r.Stats(); st.CallsRerouted != 4*2+2 || st.CallsRerouteExhausted != 1 {
+		t.Fatalf("A's stats: rerouted %d exhausted %d", st.CallsRerouted, st.CallsRerouteExhausted)
+	}
+	assertNothingPending(t, mm)
+	for _, e := range es {
+		assertIdle(t, e)
+	}
+}
+
+// A local callee refusing sends the call to another node, and back: the
+// caller's node switches between its own callees and other nodes'.
+func TestMeshRerouteLocalAndRemote(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	// "first" by REGISTER time: A's a1, then B's b1, then A's a2.
+	a1 := es[0].join(proto.JSON)
+	a1.register("com.f", map[string]any{"invoke": "first"})
+	es[1].clock.add(time.Second)
+	mm.sync()
+	b1 := es[1].join(proto.JSON)
+	b1.register("com.f", map[string]any{"invoke": "first"})
+	es[0].clock.add(2 * time.Second)
+	mm.sync()
+	a2 := es[0].join(proto.JSON)
+	a2.register("com.f", map[string]any{"invoke": "first"})
+	mm.sync()
+	caller := es[0].join(proto.MsgPack)
+	req := caller.call("com.f", map[string]any{"timeout": 5000}, []any{"p"}, nil)
+	inv := a1.expect(proto.CodeInvocation)
+	a1.unavailable(inv.Request, nil, nil)
+	mm.sync()
+	inv = b1.expect(proto.CodeInvocation)
+	if argsOf(inv)[0] != "p" {
+		t.Fatalf("args at B %v", argsOf(inv))
+	}
+	b1.unavailable(inv.Request, nil, nil)
+	mm.sync()
+	inv = a2.expect(proto.CodeInvocation)
+	a2.yield(inv.Request, nil, []any{"a2"})
+	if r := caller.expect(proto.CodeResult); r.Request != req || argsOf(r)[0] != "a2" {
+		t.Fatalf("RESULT %s", describe(r))
+	}
+	// The caller leaves while B holds the rerouted call: B's callee is
+	// interrupted, nothing is left on either node.
+	req = caller.call("com.f", nil, nil, nil)
+	inv = a1.expect(proto.CodeInvocation)
+	a1.unavailable(inv.Request, nil, nil)
+	mm.sync()
+	inv = b1.expect(proto.CodeInvocation)
+	caller.drop()
+	mm.sync()
+	if m := b1.expect(proto.CodeInterrupt); m.Request != inv.Request {
+		t.Fatalf("INTERRUPT %s", describe(m))
+	}
+	_ = req
+	assertNothingPending(t, mm)
+	for _, e := range es {
+		assertIdle(t, e)
+	}
+}
+
+// Call envelopes carry the callees to leave out: a node whose callees all
+// tried the call bounces it.
+func TestMeshCallEnvelopeExclude(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	b1, b2 := es[1].join(proto.JSON), es[1].join(proto.JSON)
+	b1.register("com.x", map[string]any{"invoke": "roundrobin"})
+	b2.register("com.x", map[string]any{"invoke": "roundrobin"})
+	mm.sync()
+	rm := es[1].r.Realm("realm1")
+	rm.mu.RLock()
+	reg, _ := rm.regs.get(proto.MatchExact, "com.x")
+	rm.mu.RUnlock()
+	for i := 0; i < 4; i++ {
+		ce, ok := pickLocalExcept(reg, []uint64{b1.id})
+		if !ok || ce.s.id != b2.id {
+			t.Fatalf("pickLocalExcept left out b1: got %v %v", ce.s, ok)
+		}
+	}
+	if _, ok := pickLocalExcept(reg, []uint64{b2.id, b1.id}); ok {
+		t.Fatal("pickLocalExcept picked an excluded callee")
+	}
+	// Round trip of the exclusion list, bounded on decode.
+	caller := es[0].join(proto.JSON)
+	ce := callEnv{callID: 9, reg: reg, proc: []byte("com.x")}
+	env := appendCall(nil, &ce, caller.sess, &carry{}, []uint64{b1.id, b2.id})
+	mc, err := decodeCall(env)
+	if err != nil || len(mc.exclude) != 2 || mc.exclude[0] != b1.id || mc.exclude[1] != b2.id {
+		t.Fatalf("decoded %v %v", mc, err)
+	}
+	long := make([]uint64, maxCallTries)
+	if _, err := decodeCall(appendCall(nil, &ce, caller.sess, &carry{}, long)); err == nil {
+		t.Fatal("an exclusion list of maxCallTries ids decoded")
+	}
+}
