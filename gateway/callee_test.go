@@ -154,7 +154,10 @@ func TestHTTPCallee(t *testing.T) {
 		t.Fatal("the upstream request was not canceled")
 	}
 
-	// MaxConcurrent 1: while one call hangs, the next fails at once.
+	// MaxConcurrent 1: while one call hangs, the next fails at once. The
+	// callee answers wamp.error.unavailable, which the router, with no
+	// other callee to reroute the call to, turns into
+	// wamp.error.no_available_callee (WAMP call re-routing).
 	hung := make(chan error, 1)
 	go func() {
 		_, err := caller.Call(ctx, "com.hang", nil, nil, &client.CallOptions{Timeout: 10 * time.Second})
@@ -162,7 +165,7 @@ func TestHTTPCallee(t *testing.T) {
 	}()
 	waitFor(t, "the upstream request", func() bool { return up.inflight.Load() == 1 })
 	_, err = caller.Call(ctx, "com.hang", nil, nil, nil)
-	if !errors.As(err, &we) || we.URI != proto.URIUnavailable {
+	if !errors.As(err, &we) || we.URI != proto.URINoAvailableCallee || len(we.Args) != 1 || we.Args[0] != "the HTTP upstream has too many requests in flight" {
 		t.Fatalf("over MaxConcurrent: %v", err)
 	}
 	<-hung
@@ -202,4 +205,47 @@ func TestHTTPCalleeReregisters(t *testing.T) {
 		res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
 		return err == nil && res.Args[0].(map[string]any)["city"] == "Sion"
 	})
+}
+
+// Two HTTP callees share a procedure (invoke first, max_concurrent 1):
+// while the first has a request in flight, a call it refuses with
+// wamp.error.unavailable is rerouted to the second; with both busy the
+// caller gets wamp.error.no_available_callee.
+func TestHTTPCalleeRerouted(t *testing.T) {
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) {
+		for range 2 {
+			o.Callees = append(o.Callees, Callee{Realm: "realm1", Procedure: "com.hang", Invoke: "first", URL: up.srv.URL, Timeout: 20 * time.Second, MaxConcurrent: 1})
+		}
+	})
+	caller := e.dial("realm1", proto.JSON)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waitFor(t, "both callees registered", func() bool {
+		res, err := caller.Call(ctx, "wamp.registration.lookup", []any{"com.hang"}, nil, nil)
+		if err != nil || len(res.Args) == 0 || res.Args[0] == nil {
+			return false
+		}
+		res, err = caller.Call(ctx, "wamp.registration.count_callees", []any{res.Args[0]}, nil, nil)
+		return err == nil && len(res.Args) == 1 && res.Args[0] == int64(2)
+	})
+	hctx, hcancel := context.WithCancel(ctx)
+	hung := make(chan error, 2)
+	for i := 1; i <= 2; i++ {
+		go func() {
+			_, err := caller.Call(hctx, "com.hang", nil, nil, &client.CallOptions{CancelMode: "killnowait"})
+			hung <- err
+		}()
+		// The second call reaches the upstream only by way of the second
+		// callee: the first refused it.
+		waitFor(t, "upstream requests", func() bool { return up.inflight.Load() == int64(i) })
+	}
+	_, err := caller.Call(ctx, "com.hang", nil, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URINoAvailableCallee {
+		t.Fatalf("both callees busy: %v, want %s", err, proto.URINoAvailableCallee)
+	}
+	hcancel()
+	<-hung
+	<-hung
 }

@@ -50,6 +50,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	rt := s.r.Stats()
 	st.EventsDropped = map[string]uint64{"slow_subscriber": rt.EventsDroppedSlowConsumer, "too_big": rt.EventsDroppedTooBig, "not_convertible": rt.EventsDroppedNotConvertible, "shard_backlog": rt.EventsDroppedShardBacklog}
 	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused, "shard_backlog": rt.CallsRefusedShardBacklog}
+	st.CallReroutes = map[string]uint64{"rerouted": rt.CallsRerouted, "exhausted": rt.CallsRerouteExhausted}
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
 	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
 	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
