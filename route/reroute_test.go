@@ -566,3 +566,22 @@ func TestMeshCallEnvelopeExclude(t *testing.T) {
 		t.Fatal("an exclusion list of maxCallTries ids decoded")
 	}
 }
+
+// WELCOME announces the dealer feature call_reroute.
+func TestRerouteAnnounced(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c := e.connect(proto.JSON)
+	c.hello("realm1", allFeatures, nil)
+	w := c.expect(proto.CodeWelcome)
+	v, err := proto.DecodeValue(w.Dict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := v.(map[string]any)
+	roles, _ := d["roles"].(map[string]any)
+	dealer, _ := roles["dealer"].(map[string]any)
+	features, _ := dealer["features"].(map[string]any)
+	if features[proto.FeatureCallReroute] != true {
+		t.Fatalf("WELCOME dealer features %v lack %s", features, proto.FeatureCallReroute)
+	}
+}
