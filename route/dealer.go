@@ -374,11 +374,9 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		t.c.uri = string(m.URI)
 	}
 	if rerouteable(reg) {
-		var own *carry
-		if cs.shard != s {
-			own = t.c // an own copy already, shared with the task (read only)
-		}
-		if oc.rr = s.newReroute(reg, m, own, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
+		// For another shard t.c is an own copy already, shared with the
+		// task (read only); else it aliases m.
+		if oc.rr = s.newReroute(reg, m, t.c, cs.shard != s, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
 			t.c = &oc.rr.c
 		}
 	}

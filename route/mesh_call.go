@@ -174,7 +174,8 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	timeout := s.callTimeoutOf(m)
 	disclose := m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI)
 	ce := callEnv{callID: oc.invID, shard: s.idx, flags: s.callFlags(oc, disclose), timeout: uint64(timeout / time.Millisecond), reg: reg, proc: m.URI}
-	w := appendCall(s.mbuf[:0], &ce, ss, s.carry(m, false), nil)
+	c := s.carry(m, false)
+	w := appendCall(s.mbuf[:0], &ce, ss, c, nil)
 	s.mbuf = keepBuf(w)
 	if err := s.r.mesh.Send(node, w); err != nil {
 		s.putOutCall(oc)
@@ -186,7 +187,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		return true
 	}
 	if rerouteable(reg) {
-		oc.rr = s.newReroute(reg, m, nil, disclose, node, 0)
+		oc.rr = s.newReroute(reg, m, c, false, disclose, node, 0)
 	}
 	if timeout > 0 {
 		oc.due = s.r.now() + int64(timeout)

@@ -107,10 +107,10 @@ func rerouteable(reg *registration) bool {
 
 // newReroute returns the reroute state of the CALL m (of registration
 // reg) that the callee (node, id) takes first, or nil when the shard's
-// calls hold maxRerouteHeld bytes already. c is a carry of m that the call
-// may keep (an own copy), or nil.
-func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, disclose bool, node MeshNode, id uint64) *reroute {
-	cost := int64(payloadLen(m)+2*len(m.URI)) + 512
+// calls hold maxRerouteHeld bytes already. c is a carry of m: an own copy
+// the call may share when keep is set, else one it copies.
+func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, keep, disclose bool, node MeshNode, id uint64) *reroute {
+	cost := int64(c.size()+2*len(m.URI)) + 512
 	if s.rerouteHeld+cost > maxRerouteHeld {
 		return nil
 	}
@@ -126,10 +126,10 @@ func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, disclo
 		rr = new(reroute)
 	}
 	rr.disclose, rr.cost = disclose, cost
-	if c != nil {
+	if keep {
 		rr.c = *c // shares c's bytes, which nobody writes
 	} else {
-		rr.c.own(m)
+		rr.c.ownFrom(c)
 	}
 	rr.proc = reg.uri
 	if reg.match != proto.MatchExact {

@@ -217,6 +217,34 @@ func (c *carry) keep(r proto.Raw) proto.Raw {
 	return proto.Raw{Ser: r.Ser, B: c.buf[start:len(c.buf):len(c.buf)]}
 }
 
+// size is the bytes of c's payload and pass-through keys.
+func (c *carry) size() int {
+	n := len(c.args.B) + len(c.kwargs.B)
+	for _, v := range c.ppt {
+		n += len(v)
+	}
+	return n
+}
+
+// ownFrom sets c to a copy of src's payload and pass-through keys, in c's
+// buffer when it is large enough, else in one allocation.
+func (c *carry) ownFrom(src *carry) {
+	buf := c.buf[:0]
+	if n := src.size(); n > cap(buf) {
+		buf = make([]byte, 0, n)
+	}
+	*c = carry{transparent: src.transparent, buf: buf}
+	c.args = c.keep(src.args)
+	c.kwargs = c.keep(src.kwargs)
+	for i, v := range src.ppt {
+		if v != nil {
+			start := len(c.buf)
+			c.buf = append(c.buf, v...)
+			c.ppt[i] = c.buf[start:len(c.buf):len(c.buf)]
+		}
+	}
+}
+
 // setPPT copies the carried pass-through keys into f.
 func (c *carry) setPPT(f *proto.Fields) {
 	for i, k := range pptKeys {
