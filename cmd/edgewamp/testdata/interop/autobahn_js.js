@@ -238,6 +238,27 @@ async function suite() {
     H.eq('rpc.single already registered', e2.error, 'wamp.error.procedure_already_exists');
   });
 
+  // Call re-routing (WAMP Advanced Profile, call_reroute): a callee that
+  // throws wamp.error.unavailable is passed over for another callee of the
+  // shared registration; when none is left, the caller gets
+  // wamp.error.no_available_callee with the last callee's arguments.
+  await H.step('rpc.reroute', async () => {
+    const dealer = (A.welcome.roles && A.welcome.roles.dealer) || {};
+    H.check('rpc.reroute announced', dealer.features && dealer.features.call_reroute === true, JSON.stringify(dealer.features));
+    let refused = 0;
+    await B.register('t.busy', () => { refused++; throw new autobahn.Error('wamp.error.unavailable', ['bob busy']); }, { invoke: 'roundrobin' });
+    await C.register('t.busy', () => 'carol', { invoke: 'roundrobin' });
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await A.call('t.busy'));
+    H.eq('rpc.reroute answered by the callee that is not busy', got, ['carol', 'carol', 'carol', 'carol']);
+    H.check('rpc.reroute the busy callee was tried', refused >= 1, String(refused));
+    await B.register('t.allbusy', () => { throw new autobahn.Error('wamp.error.unavailable', ['bob busy']); }, { invoke: 'first' });
+    await C.register('t.allbusy', () => { throw new autobahn.Error('wamp.error.unavailable', ['carol busy']); }, { invoke: 'first' });
+    const e = await expectError(A.call('t.allbusy'), 5000, 'call t.allbusy');
+    H.eq('rpc.reroute exhausted', e.error, 'wamp.error.no_available_callee');
+    H.eq('rpc.reroute exhausted carries the last callee\'s args', e.args, ['carol busy']);
+  });
+
   await H.step('rpc.pattern', async () => {
     await B.register('t.pfx', (a, k, d) => ['bob-prefix', d.procedure], { match: 'prefix' });
     await B.register('t..wild', (a, k, d) => ['bob-wildcard', d.procedure], { match: 'wildcard' });
