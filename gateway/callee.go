@@ -162,6 +162,7 @@ func (c *calleeRunner) run() {
 	backoff := 500 * time.Millisecond
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
+		reload := c.g.nextReload() // before the attempt: a reload during it is not missed
 		closed := make(chan struct{})
 		revoked := make(chan revocation, 1)
 		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) }, c.g.revokeNotice(revoked))
@@ -169,8 +170,16 @@ func (c *calleeRunner) run() {
 			match, _ := parseMatchName(c.cfg.Match)
 			r := c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
 			if r.typ == proto.CodeError {
-				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
 				s.q.post(s.leave)
+				if refusedUntilReload(r.err) {
+					c.g.log.Error("gateway: HTTP callee cannot register; it waits for a configuration reload", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
+					if !awaitReload(revocation{reload: reload}, c.stopCh) {
+						return
+					}
+					backoff = 500 * time.Millisecond
+					continue
+				}
+				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
 			} else {
 				c.g.log.Info("gateway: HTTP callee registered", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
 				c.registered.Store(true)
@@ -201,6 +210,14 @@ func (c *calleeRunner) run() {
 				}
 			}
 		} else {
+			if refusedUntilReload(p.uri) {
+				c.g.log.Error("gateway: HTTP callee cannot join; it waits for a configuration reload", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
+				if !awaitReload(revocation{reload: reload}, c.stopCh) {
+					return
+				}
+				backoff = 500 * time.Millisecond
+				continue
+			}
 			c.g.log.Error("gateway: HTTP callee cannot join", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
 		}
 		if !sleepOrStop(backoff, c.stopCh) {

@@ -49,6 +49,19 @@ func (g *Server) revokeNotice(ch chan<- revocation) func(*sess, string) {
 // lost to another node of a mesh.
 func retriedRevocation(reason string) bool { return reason == proto.URIProcedureAlreadyExists }
 
+// refusedUntilReload reports whether the router's refusal of a pinned
+// session's join, REGISTER or SUBSCRIBE holds until the configuration
+// changes: grants, roles and realms change only with a reload (an
+// Authorizer is pure), so trying again every backoff only logged an error
+// every 30 s.
+func refusedUntilReload(uri string) bool {
+	switch uri {
+	case proto.URINotAuthorized, proto.URINoSuchRole, proto.URINoSuchRealm:
+		return true
+	}
+	return false
+}
+
 // awaitReload waits, after a removal, for the next configuration reload
 // (true) or the runner's stop (false).
 func awaitReload(rv revocation, stop <-chan struct{}) bool {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +316,86 @@ func TestWebhookRevokedByReload(t *testing.T) {
 	e.gw.SetRealms(e.gw.opts.Realms)
 	waitFor(t, "subscribed again after the reload that grants it", func() bool {
 		return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
+	})
+}
+
+// countingHandler counts the log records whose message starts with one
+// of prefix.
+type countingHandler struct {
+	slog.Handler
+	prefix []string
+	n      []atomic.Int64
+}
+
+func newCountingHandler(prefix ...string) *countingHandler {
+	return &countingHandler{Handler: testLogger().Handler(), prefix: prefix, n: make([]atomic.Int64, len(prefix))}
+}
+
+func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	for i, p := range h.prefix {
+		if strings.HasPrefix(r.Message, p) {
+			h.n[i].Add(1)
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// An HTTP callee or a webhook whose role may not register or subscribe
+// tried again every backoff (up to 30 s), logging an error each time,
+// though only a configuration reload can change a grant. It now tries
+// once and waits for the next reload, then succeeds if that grants it.
+func TestRefusedCalleeAndWebhookWaitForReload(t *testing.T) {
+	tgt := newWebhookTarget(t, "")
+	up := newCalleeUpstream(t)
+	logs := newCountingHandler("gateway: HTTP callee cannot register", "gateway: webhook cannot subscribe")
+	e := newEnv(t, func(o *Options) {
+		o.Logger = slog.New(logs)
+		o.Callees = []Callee{{Realm: "secure", Procedure: "com.weather", URL: up.srv.URL, Role: "svc"}}
+		o.Webhooks = []Webhook{{Name: "sec", Realm: "secure", Topic: "com.pub.alert", URL: tgt.srv.URL, Role: "svc"}}
+	})
+	realm1 := route.RealmConfig{Name: "realm1", Anonymous: true}
+	svc := func(granted bool) route.RealmConfig {
+		z, err := route.NewRBAC([]route.Role{{Name: "svc", Permissions: []route.Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: true, Register: granted, Subscribe: granted}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return route.RealmConfig{Name: "secure", Authorizer: z, Anonymous: true, AnonymousRole: "svc"}
+	}
+	waitFor(t, "both in place", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_callee_registered") == "1" && metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
+	})
+	// A reload takes both grants away: both are removed, and at most one
+	// attempt each follows (the same reload may wake them), refused.
+	if err := e.r.Reload([]route.RealmConfig{realm1, svc(false)}); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.SetRealms(e.gw.opts.Realms)
+	waitFor(t, "both removed", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_callee_registered") == "0" && metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "0"
+	})
+	// Past the backoffs of 0.5, 1 and 2 s: no further attempt.
+	time.Sleep(4 * time.Second)
+	for i, p := range logs.prefix {
+		if n := logs.n[i].Load(); n > 1 {
+			t.Errorf("%q logged %d times in 4 s: retried without a reload", p, n)
+		}
+	}
+	before := [2]int64{logs.n[0].Load(), logs.n[1].Load()}
+	// A reload that still does not grant them: one more attempt each.
+	e.gw.SetRealms(e.gw.opts.Realms)
+	waitFor(t, "one attempt each after the reload", func() bool {
+		return logs.n[0].Load() == before[0]+1 && logs.n[1].Load() == before[1]+1
+	})
+	time.Sleep(2 * time.Second)
+	if a, b := logs.n[0].Load(), logs.n[1].Load(); a != before[0]+1 || b != before[1]+1 {
+		t.Errorf("after one reload: %d and %d attempts, want %d and %d", a, b, before[0]+1, before[1]+1)
+	}
+	// A reload that grants them: both in place again.
+	if err := e.r.Reload([]route.RealmConfig{realm1, svc(true)}); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.SetRealms(e.gw.opts.Realms)
+	waitFor(t, "both in place after the reload that grants them", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_callee_registered") == "1" && metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
 	})
 }

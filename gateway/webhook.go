@@ -215,14 +215,23 @@ func (wr *webhookRunner) subscribeLoop() {
 	id := identity{realm: wr.cfg.Realm, authid: wr.cfg.AuthID, authrole: wr.cfg.Role, method: "static"}
 	match, _ := parseMatchName(wr.cfg.Match)
 	for {
+		reload := wr.g.nextReload() // before the attempt: a reload during it is not missed
 		closed := make(chan struct{})
 		revoked := make(chan revocation, 1)
 		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) }, wr.g.revokeNotice(revoked))
 		if p == nil {
 			r := wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
 			if r.typ == proto.CodeError {
-				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
 				s.q.post(s.leave)
+				if refusedUntilReload(r.err) {
+					wr.g.log.Error("gateway: webhook cannot subscribe; it waits for a configuration reload", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
+					if !awaitReload(revocation{reload: reload}, wr.stopCh) {
+						return
+					}
+					backoff = 500 * time.Millisecond
+					continue
+				}
+				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
 			} else {
 				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", redactedURL(wr.cfg.URL))
 				wr.subscribed.Store(true)
@@ -249,6 +258,14 @@ func (wr *webhookRunner) subscribeLoop() {
 				}
 			}
 		} else {
+			if refusedUntilReload(p.uri) {
+				wr.g.log.Error("gateway: webhook cannot join; it waits for a configuration reload", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
+				if !awaitReload(revocation{reload: reload}, wr.stopCh) {
+					return
+				}
+				backoff = 500 * time.Millisecond
+				continue
+			}
 			wr.g.log.Error("gateway: webhook cannot join", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
 		}
 		if !sleepOrStop(backoff, wr.stopCh) {
