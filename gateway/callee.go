@@ -163,6 +163,7 @@ func (c *calleeRunner) run() {
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
 		reload := c.g.nextReload() // before the attempt: a reload during it is not missed
+		failed := ""               // the refusal's error URI
 		closed := make(chan struct{})
 		revoked := make(chan revocation, 1)
 		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) }, c.g.revokeNotice(revoked))
@@ -171,15 +172,8 @@ func (c *calleeRunner) run() {
 			r := c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)
-				if refusedUntilReload(r.err) {
-					c.g.log.Error("gateway: HTTP callee cannot register; it waits for a configuration reload", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
-					if !awaitReload(revocation{reload: reload}, c.stopCh) {
-						return
-					}
-					backoff = 500 * time.Millisecond
-					continue
-				}
-				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r))
+				failed = r.err
+				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r), "retry", retryWhen(r.err, backoff))
 			} else {
 				c.g.log.Info("gateway: HTTP callee registered", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
 				c.registered.Store(true)
@@ -210,15 +204,15 @@ func (c *calleeRunner) run() {
 				}
 			}
 		} else {
-			if refusedUntilReload(p.uri) {
-				c.g.log.Error("gateway: HTTP callee cannot join; it waits for a configuration reload", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
-				if !awaitReload(revocation{reload: reload}, c.stopCh) {
-					return
-				}
-				backoff = 500 * time.Millisecond
-				continue
+			failed = p.uri
+			c.g.log.Error("gateway: HTTP callee cannot join", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail, "retry", retryWhen(p.uri, backoff))
+		}
+		if refusedUntilReload(failed) {
+			if !awaitReload(revocation{reload: reload}, c.stopCh) {
+				return
 			}
-			c.g.log.Error("gateway: HTTP callee cannot join", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", p.uri, "detail", p.detail)
+			backoff = 500 * time.Millisecond
+			continue
 		}
 		if !sleepOrStop(backoff, c.stopCh) {
 			return

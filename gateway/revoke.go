@@ -62,6 +62,15 @@ func refusedUntilReload(uri string) bool {
 	return false
 }
 
+// retryWhen says, for a log line, when a refused join, REGISTER or
+// SUBSCRIBE is tried again.
+func retryWhen(uri string, backoff time.Duration) string {
+	if refusedUntilReload(uri) {
+		return "after a configuration reload"
+	}
+	return "in " + backoff.String()
+}
+
 // awaitReload waits, after a removal, for the next configuration reload
 // (true) or the runner's stop (false).
 func awaitReload(rv revocation, stop <-chan struct{}) bool {

@@ -216,6 +216,7 @@ func (wr *webhookRunner) subscribeLoop() {
 	match, _ := parseMatchName(wr.cfg.Match)
 	for {
 		reload := wr.g.nextReload() // before the attempt: a reload during it is not missed
+		failed := ""                // the refusal's error URI
 		closed := make(chan struct{})
 		revoked := make(chan revocation, 1)
 		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) }, wr.g.revokeNotice(revoked))
@@ -223,15 +224,8 @@ func (wr *webhookRunner) subscribeLoop() {
 			r := wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)
-				if refusedUntilReload(r.err) {
-					wr.g.log.Error("gateway: webhook cannot subscribe; it waits for a configuration reload", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
-					if !awaitReload(revocation{reload: reload}, wr.stopCh) {
-						return
-					}
-					backoff = 500 * time.Millisecond
-					continue
-				}
-				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r))
+				failed = r.err
+				wr.g.log.Error("gateway: webhook cannot subscribe", "webhook", wr.name, "topic", wr.cfg.Topic, "error", r.err, "detail", detailOf(r), "retry", retryWhen(r.err, backoff))
 			} else {
 				wr.g.log.Info("gateway: webhook subscribed", "webhook", wr.name, "topic", wr.cfg.Topic, "url", redactedURL(wr.cfg.URL))
 				wr.subscribed.Store(true)
@@ -258,15 +252,15 @@ func (wr *webhookRunner) subscribeLoop() {
 				}
 			}
 		} else {
-			if refusedUntilReload(p.uri) {
-				wr.g.log.Error("gateway: webhook cannot join; it waits for a configuration reload", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
-				if !awaitReload(revocation{reload: reload}, wr.stopCh) {
-					return
-				}
-				backoff = 500 * time.Millisecond
-				continue
+			failed = p.uri
+			wr.g.log.Error("gateway: webhook cannot join", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail, "retry", retryWhen(p.uri, backoff))
+		}
+		if refusedUntilReload(failed) {
+			if !awaitReload(revocation{reload: reload}, wr.stopCh) {
+				return
 			}
-			wr.g.log.Error("gateway: webhook cannot join", "webhook", wr.name, "realm", wr.cfg.Realm, "error", p.uri, "detail", p.detail)
+			backoff = 500 * time.Millisecond
+			continue
 		}
 		if !sleepOrStop(backoff, wr.stopCh) {
 			return
