@@ -471,16 +471,22 @@ func pickLocal(reg *registration) (callee, bool) {
 	case n == 1:
 		return l[0], true
 	default:
-		switch reg.invoke {
-		case proto.InvokeLast:
-			return l[n-1], true
-		case proto.InvokeRoundRobin:
-			return l[int((reg.rr.Add(1)-1)%uint64(n))], true
-		case proto.InvokeRandom:
-			return l[randN(n)], true
-		}
-		return l[0], true
+		return l[policyIndex(reg, n)], true
 	}
+}
+
+// policyIndex applies reg's invocation policy to n > 0 candidates in
+// registration order (first and single: the first). Any goroutine.
+func policyIndex(reg *registration, n int) int {
+	switch reg.invoke {
+	case proto.InvokeLast:
+		return n - 1
+	case proto.InvokeRoundRobin:
+		return int((reg.rr.Add(1) - 1) % uint64(n))
+	case proto.InvokeRandom:
+		return randN(n)
+	}
+	return 0
 }
 
 // pickLocalExcept is pickLocal for a rerouted call: reg's local callees
@@ -508,15 +514,7 @@ func pickLocalExcept(reg *registration, exclude []uint64) (callee, bool) {
 	if n == 0 {
 		return callee{}, false
 	}
-	k := 0 // first
-	switch reg.invoke {
-	case proto.InvokeLast:
-		k = n - 1
-	case proto.InvokeRoundRobin:
-		k = int((reg.rr.Add(1) - 1) % uint64(n))
-	case proto.InvokeRandom:
-		k = randN(n)
-	}
+	k := policyIndex(reg, n)
 	for _, c := range l {
 		if out(c) {
 			continue
