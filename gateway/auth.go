@@ -48,19 +48,24 @@ type BearerVerifier interface {
 	VerifyBearer(ctx context.Context, token string) (*Principal, error)
 }
 
-// BearerRevoker is implemented by a BearerVerifier whose tokens may be
-// revoked before they expire (the router's own OAuth2 server): the SSE
-// streams opened with such a token end when Server.RevokeBearer names one
-// of its revocation ids and Revoked confirms it. Tokens of a verifier
-// without it (an external issuer's) last until they expire. Both methods
-// must be safe for concurrent use and must not block; they are asked once
-// per SSE stream, never per request.
+// BearerRevoker is implemented by a BearerVerifier whose tokens may stop
+// being good before they expire (the router's own OAuth2 server's):
+// revoked, or their client, principal or role no longer configured after
+// a configuration reload. The SSE streams opened with such a token (event
+// streams and streamed calls) end when Server.RevokeBearer names one of
+// its revocation ids, or Server.SetRealms runs (a reload), and Withdrawn
+// confirms it. Tokens of a verifier without it (an external issuer's)
+// last until they expire. Both methods must be safe for concurrent use
+// and must not block; they are asked once per SSE stream when it opens,
+// then on those occasions, never per request.
 type BearerRevoker interface {
 	// RevocationIDs returns the ids under which p's token may be revoked,
-	// or none.
+	// or none (its streams are then not watched by the verifier).
 	RevocationIDs(p *Principal) []string
-	// Revoked reports whether p's token is revoked now.
-	Revoked(p *Principal) bool
+	// Withdrawn returns why p's token may no longer be used now ("the
+	// token was revoked", "the client was removed", ...), or "" while it
+	// may. The text goes to the client.
+	Withdrawn(p *Principal) string
 }
 
 // who is the outcome of authenticating a request.
@@ -234,6 +239,20 @@ func (g *Server) anonymous(realm string, anon *who) (*who, *problem) {
 		return nil, g.unauthorized("this realm needs credentials", "")
 	}
 	return ra.anon, nil
+}
+
+// anonymousChanged returns why requests without credentials to w's realm
+// no longer act as w, an anonymous principal of it (a reload refused
+// them, or gave them another role), or nil.
+func (g *Server) anonymousChanged(w *who) *problem {
+	ra := g.realm(w.id.realm)
+	switch {
+	case ra == nil || ra.anon == nil:
+		return g.unauthorized("this realm needs credentials", "")
+	case ra.anon.id != w.id:
+		return newProblem(http.StatusForbidden, proto.URINotAuthorized, "requests without credentials to realm "+strconv.Quote(w.id.realm)+" now act as role "+strconv.Quote(ra.anon.id.authrole))
+	}
+	return nil
 }
 
 func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {

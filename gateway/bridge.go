@@ -37,18 +37,39 @@ import (
 // bridgeRealm checks that realm serves the bridge and authenticates the
 // request for it.
 func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, *problem) {
-	ra := g.realm(realm)
-	if ra == nil || !ra.Bridge {
-		return nil, newProblem(http.StatusNotFound, proto.URINoSuchRealm, "the HTTP bridge is not enabled for realm "+strconv.Quote(realm))
+	if p := bridgeOff(g.realm(realm), realm); p != nil {
+		return nil, p
 	}
 	w, p := g.authenticate(r, realm, &anyAuth, body, nil)
 	if p != nil {
 		return nil, p
 	}
-	if ra.Security && !w.hasRole(ra.BridgeRoles) {
-		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "role "+strconv.Quote(w.id.authrole)+" is not granted the HTTP bridge on realm "+strconv.Quote(realm))
+	if p := g.bridgeAccess(w); p != nil {
+		return nil, p
 	}
 	return w, nil
+}
+
+// bridgeAccess checks that w's realm serves the bridge to w: a request's
+// principal, and an open bridge stream's after each reload.
+func (g *Server) bridgeAccess(w *who) *problem {
+	ra := g.realm(w.id.realm)
+	if p := bridgeOff(ra, w.id.realm); p != nil {
+		return p
+	}
+	if ra.Security && !w.hasRole(ra.BridgeRoles) {
+		return newProblem(http.StatusForbidden, proto.URINotAuthorized, "role "+strconv.Quote(w.id.authrole)+" is not granted the HTTP bridge on realm "+strconv.Quote(w.id.realm))
+	}
+	return nil
+}
+
+// bridgeOff is the problem of a realm that does not serve the bridge (ra
+// its entry, nil for a realm not configured), or nil.
+func bridgeOff(ra *realmEntry, realm string) *problem {
+	if ra == nil || !ra.Bridge {
+		return newProblem(http.StatusNotFound, proto.URINoSuchRealm, "the HTTP bridge is not enabled for realm "+strconv.Quote(realm))
+	}
+	return nil
 }
 
 // anyAuth is the bridge endpoints' authentication: any credential, or none.
@@ -226,7 +247,7 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantSSE {
-		g.streamCall(w, r, who.id, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
+		g.streamCall(w, r, who, true, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
 		return
 	}
 	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
@@ -342,21 +363,31 @@ func acceptsSSE(r *http.Request) bool {
 
 // streamCall runs a call with progressive results, as SSE events:
 // "progress" per progressive result, then "result" or "problem" (a problem
-// document). out maps a result to its data (routes); nil sends
-// {"args","kwargs"}.
-func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity, cr *callReq, errs map[string]int) {
+// document), for who (bridge: on the bridge endpoint, not a route). It
+// ends with a problem too when who's credential no longer authorizes it
+// (grant.go).
+func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, cr *callReq, errs map[string]int) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
 	}
 	defer g.closeStream(r)
-	s, a, p := g.pool.acquire(id, r.RemoteAddr)
+	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
 	defer g.pool.release(a)
 	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer), s: s}
+	// A credential taken away cancels the call at once (its callee stops
+	// producing) and lets its queued results go, even while the handler
+	// is blocked writing to its client.
+	gr := newGrant(who, bridge, func() { s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) })
+	defer g.unwatch(gr)
+	if p := g.watch(gr); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
 		return
@@ -390,14 +421,24 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 		if c.cut.Load() {
 			return errCutForTotal // its queue goes when the handler returns
 		}
+		if gr.ended() != nil {
+			return errWithdrawn // nothing more of the call is written
+		}
 		c.writeSince.Store(time.Now().UnixNano())
 		defer c.writeSince.Store(0)
 		return sw.writeEvent("progress", resultDoc(pr))
 	}
 	for {
+		if p := gr.ended(); p != nil {
+			// The call is canceled already (the grant's stop).
+			sw.writeEvent("problem", p.body())
+			return
+		}
 		select {
 		case pr := <-c.prog:
-			if sendProg(pr) != nil {
+			if err := sendProg(pr); err == errWithdrawn {
+				continue // its problem, at the loop's top
+			} else if err != nil {
 				s.q.post(func() { s.cancelCall(c) })
 				return
 			}
@@ -406,14 +447,17 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 			for drained := false; !drained; {
 				select {
 				case pr := <-c.prog:
-					if err := sendProg(pr); err == errCutForTotal {
-						drained = true // cut: res is its problem
+					if err := sendProg(pr); err == errCutForTotal || err == errWithdrawn {
+						drained = true // cut: res is its problem; withdrawn: the grant's, below
 					} else if err != nil {
 						return
 					}
 				default:
 					drained = true
 				}
+			}
+			if gr.ended() != nil {
+				continue // its problem, at the loop's top, not the call's outcome
 			}
 			if res.err != "" {
 				p := g.wampProblem(res.err, res.args, res.kwargs, errs)
@@ -435,6 +479,8 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, id identity,
 			p := newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out")
 			sw.writeEvent("problem", p.body())
 			return
+		case <-gr.done:
+			// Its problem, at the loop's top.
 		case <-r.Context().Done():
 			s.q.post(func() { s.cancelCall(c) })
 			return
@@ -577,23 +623,24 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		lastID, _ = strconv.ParseUint(h, 10, 64)
 		retained = true
 	}
-	g.serveEvents(w, r, who.id, topic, match, retained, lastID, who.p)
+	g.serveEvents(w, r, who, topic, match, retained, lastID)
 }
 
-// serveEvents subscribes and streams events until the client leaves, it
-// is cut, its bearer token (bearer, when set) expires or is revoked, or
-// the gateway drains.
-func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity, topic string, match proto.Match, retained bool, lastID uint64, bearer *Principal) {
+// serveEvents subscribes and streams events for who until the client
+// leaves, it is cut, who's credential no longer authorizes it (its bearer
+// token expired, revoked, or taken away by a reload: grant.go), the
+// router takes its subscription away, or the gateway drains.
+func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, topic string, match proto.Match, retained bool, lastID uint64) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
 	}
 	defer g.closeStream(r)
 	var expires time.Time
-	if bearer != nil {
-		expires = bearer.Expires
+	if who.p != nil {
+		expires = who.p.Expires
 	}
-	s, ip, p := g.pool.acquireStream(id)
+	s, ip, p := g.pool.acquireStream(who.id)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -601,18 +648,11 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 	defer g.pool.releaseStream(ip)
 	st := newStream(g, lastID)
 	defer st.close()
-	if rv, ok := g.opts.Bearer.(BearerRevoker); ok && bearer != nil {
-		if ids := rv.RevocationIDs(bearer); len(ids) > 0 {
-			// Watched first, then checked: a revocation made after the
-			// token was verified and before the stream is watched is seen
-			// here, any later one by RevokeBearer.
-			g.watchBearer(st, bearer, ids)
-			defer g.unwatchBearer(st, ids)
-			if rv.Revoked(bearer) {
-				writeProblem(w, g.unauthorized("the bearer token is not valid: the token was revoked", "the token was revoked"))
-				return
-			}
-		}
+	gr := newGrant(who, true, st.stop)
+	defer g.unwatch(gr)
+	if p := g.watch(gr); p != nil {
+		writeProblem(w, p)
+		return
 	}
 	var subID uint64
 	res := g.runSync(s, func() *syncReply {
@@ -659,13 +699,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, id identity
 				return
 			}
 		case <-st.cut:
-			if st.revoked.Load() {
-				p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token was revoked")
-				sw.writeEvent("problem", p.body())
-				return
-			}
-			if st.slow.Load() {
-				p := newProblem(http.StatusServiceUnavailable, URISlowReader, "events arrived faster than the client read them; the stream was cut")
+			if p := st.endedBy(gr); p != nil {
 				sw.writeEvent("problem", p.body())
 			}
 			return

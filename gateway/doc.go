@@ -39,11 +39,13 @@
 //     StatsSource, which gateway declares and cmd implements over loop and
 //     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
-//     SetRealms (reload; it also lets the HTTP callees and webhooks the
-//     router removed register and subscribe again, revoke.go),
-//     RevokeBearer (cmd calls it from the OAuth2 server's revocations: the
-//     SSE streams of revoked tokens end, for a verifier that implements
-//     BearerRevoker), Shutdown(ctx) error, ErrClosed after it.
+//     SetRealms (reload, after the verifier's and the router's; it also
+//     lets the HTTP callees and webhooks the router removed register and
+//     subscribe again, revoke.go, and ends the SSE streams the new
+//     configuration no longer authorizes, grant.go), RevokeBearer (cmd
+//     calls it from the OAuth2 server's revocations: the SSE streams of
+//     revoked tokens end, for a verifier that implements BearerRevoker),
+//     Shutdown(ctx) error, ErrClosed after it.
 //   - The event loops' HTTP lane (lane.go): StartLane(addr) instead of
 //     Start when a loop.HTTPLane listener serves the port; ServeLane and
 //     HandOff are loop.Lane's methods (cmd adapts the LaneWriter type, so

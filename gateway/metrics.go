@@ -239,9 +239,10 @@ type metrics struct {
 	authMu sync.Mutex
 	auth   map[[2]string]*atomic.Uint64 // {method, result}
 
-	sseCut      atomic.Uint64
-	webhooks    sync.Map // name → *webhookMetrics
-	calleeStats sync.Map // name → *calleeMetrics
+	sseCut       atomic.Uint64
+	sseWithdrawn atomic.Uint64 // SSE streams ended because their credential no longer authorized them (grant.go)
+	webhooks     sync.Map      // name → *webhookMetrics
+	calleeStats  sync.Map      // name → *calleeMetrics
 }
 
 // routeMetrics are one route label's request counters and durations.
@@ -599,6 +600,7 @@ func (m *metrics) collectGateway(e *expo) {
 	constMetric(e, "edgewamp_gateway_sse_streams", "Server-Sent Events streams open.", G, float64(m.g.streams.Load()))
 	constMetric(e, "edgewamp_gateway_sse_cut_total", "SSE streams cut because the client read more slowly than events arrived.", C, float64(m.sseCut.Load()))
 	constMetric(e, "edgewamp_gateway_sse_queued_bytes", "Bytes of events queued to SSE streams (a frame shared by several streams counts once).", G, float64(m.g.sse.bytes.Load()))
+	constMetric(e, "edgewamp_gateway_sse_withdrawn_total", "SSE streams (event streams and streamed calls) ended because their credential no longer authorized them: a bearer token revoked, or a configuration reload that took the token's client, principal or role, the role's HTTP bridge access or the realm's anonymous access away.", C, float64(m.sseWithdrawn.Load()))
 	constMetric(e, "edgewamp_gateway_sse_buffer_cut_total", "SSE streams cut because the events queued to all streams passed gateway.limits.sse_buffer_total (the streams holding the most; counted in edgewamp_gateway_sse_cut_total too).", C, float64(m.g.sse.cuts.Load()))
 	m.refusedMu.Lock()
 	for _, k := range sortedKeys(m.refusals) {

@@ -192,11 +192,16 @@ func TestHTTPCalleeRemovedStaysRemovedUntilReload(t *testing.T) {
 }
 
 // revocableVerifier accepts "tok-<id>" as alice/user on realm1, with
-// revocation id <id>; revoked ids are refused by Revoked only (as a token
-// verified just before its revocation).
+// revocation id <id>. A token revoked (revoke) or withdrawn (withdraw:
+// what a reload that takes its client or role away does) is refused by
+// Withdrawn only, as a token verified just before is.
 type revocableVerifier struct {
-	mu      sync.Mutex
-	revoked map[string]bool
+	mu        sync.Mutex
+	withdrawn map[string]string // id → why
+}
+
+func newRevocableVerifier() *revocableVerifier {
+	return &revocableVerifier{withdrawn: map[string]string{}}
 }
 
 func (v *revocableVerifier) VerifyBearer(_ context.Context, token string) (*Principal, error) {
@@ -209,15 +214,17 @@ func (v *revocableVerifier) VerifyBearer(_ context.Context, token string) (*Prin
 
 func (v *revocableVerifier) RevocationIDs(p *Principal) []string { return []string{p.Token.(string)} }
 
-func (v *revocableVerifier) Revoked(p *Principal) bool {
+func (v *revocableVerifier) Withdrawn(p *Principal) string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.revoked[p.Token.(string)]
+	return v.withdrawn[p.Token.(string)]
 }
 
-func (v *revocableVerifier) revoke(id string) {
+func (v *revocableVerifier) revoke(id string) { v.withdraw(id, "the token was revoked") }
+
+func (v *revocableVerifier) withdraw(id, why string) {
 	v.mu.Lock()
-	v.revoked[id] = true
+	v.withdrawn[id] = why
 	v.mu.Unlock()
 }
 
@@ -225,7 +232,7 @@ func (v *revocableVerifier) revoke(id string) {
 // tokens it names (with a problem event), not others; a token revoked
 // between its verification and its stream's start is refused (401).
 func TestSSEEndsWhenBearerRevoked(t *testing.T) {
-	v := &revocableVerifier{revoked: map[string]bool{}}
+	v := newRevocableVerifier()
 	e := newEnv(t, func(o *Options) {
 		o.Bearer = v
 		o.Realms[0].Anonymous = false
@@ -275,10 +282,7 @@ func TestSSEEndsWhenBearerRevoked(t *testing.T) {
 	// opens.
 	r, body := e.do("GET", "/wamp/realm1/events/com.news", "", "Authorization", "Bearer tok-a")
 	expectProblem(t, r, body, 401, proto.URIAuthenticationFailed)
-	e.gw.bearerMu.Lock()
-	n := len(e.gw.bearers)
-	e.gw.bearerMu.Unlock()
-	if n != 1 { // b's
+	if _, n := watched(e); n != 1 { // b's
 		t.Fatalf("%d revocation ids indexed, want 1", n)
 	}
 }

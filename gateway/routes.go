@@ -292,7 +292,7 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 		}
 		req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
 		if acceptsSSE(r) {
-			g.streamCall(w, r, who.id, req, cr.Errors)
+			g.streamCall(w, r, who, false, req, cr.Errors)
 			return
 		}
 		s, a, p := g.pool.acquire(who.id, r.RemoteAddr)

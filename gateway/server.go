@@ -54,8 +54,9 @@ type Server struct {
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
-	bearerMu sync.Mutex
-	bearers  map[string]map[*stream]struct{} // revocation id → SSE streams opened with a token it revokes; guarded by bearerMu
+	grantMu sync.Mutex
+	grants  map[*grant]struct{}            // the open SSE streams' grants (grant.go); guarded by grantMu
+	bearers map[string]map[*grant]struct{} // revocation id → the grants of streams opened with a token it revokes; guarded by grantMu
 
 	reloadMu sync.Mutex
 	reloadCh chan struct{} // closed by the next SetRealms (a configuration reload); guarded by reloadMu
@@ -144,7 +145,9 @@ type realmEntry struct {
 // SetRealms replaces the realms' bridge access (configuration reload).
 // HTTP callees and webhooks the router removed since the last call
 // (wamp.registration.remove_callee, wamp.subscription.remove_subscriber,
-// a reload's revocation) register and subscribe again.
+// a reload's revocation) register and subscribe again, and the SSE
+// streams whose credential no longer authorizes them end (grant.go): call
+// it after the verifier and the router have the reload's configuration.
 func (g *Server) SetRealms(realms []RealmAccess) {
 	m := make(map[string]*realmEntry, len(realms))
 	for i := range realms {
@@ -161,6 +164,7 @@ func (g *Server) SetRealms(realms []RealmAccess) {
 	}
 	g.reloadCh = make(chan struct{})
 	g.reloadMu.Unlock()
+	g.recheckStreams()
 }
 
 // nextReload returns a channel closed by the next SetRealms: the HTTP

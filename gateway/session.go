@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -185,7 +186,7 @@ func (s *sess) Send(b []byte, class route.Class) error {
 	case proto.CodeGoodbye:
 		// The router ends the session (kill, reload, shutdown): answer,
 		// after this Send returns (never re-enter the router from Send).
-		s.end("router said GOODBYE " + string(m.URI))
+		s.end(closedBy("GOODBYE", m))
 		q := s.q
 		q.post(func() {
 			s.out.Reset()
@@ -194,7 +195,7 @@ func (s *sess) Send(b []byte, class route.Class) error {
 			q.shard.ReceiveMessage(s.rs, &s.out)
 		})
 	case proto.CodeAbort:
-		s.end("router said ABORT " + string(m.URI))
+		s.end(closedBy("ABORT", m))
 	}
 	return nil
 }
@@ -214,6 +215,17 @@ func (s *sess) Close() {
 	})
 }
 
+// closedBy says why the router ended a session with m, a GOODBYE or an
+// ABORT: its reason, and its message when it gives one (a reload's or a
+// revocation's account of why the session's identity may no longer stay).
+func closedBy(typ string, m *proto.Message) string {
+	why := "router said " + typ + " " + string(m.URI)
+	if msg := m.Opt.String(proto.KeyMessage); msg != "" {
+		why += ": " + msg
+	}
+	return why
+}
+
 // end marks the session closed and fails whatever waits on it. Owned by
 // shard; idempotent.
 func (s *sess) end(why string) {
@@ -222,14 +234,15 @@ func (s *sess) end(why string) {
 	}
 	s.closed = true
 	s.dead.Store(true)
+	lost := newProblem(http.StatusServiceUnavailable, proto.CloseSystemShutdown, "the gateway's WAMP session closed: "+why)
 	for req, c := range s.calls {
 		delete(s.calls, req)
-		c.finish(callReply{err: proto.CloseSystemShutdown, detail: "the gateway's WAMP session closed: " + why})
+		c.finish(callReply{err: lost.uri, detail: lost.detail})
 	}
 	for id, e := range s.subs {
 		delete(s.subs, id)
 		for _, k := range e.sinks {
-			k.gone()
+			k.gone(lost)
 		}
 	}
 	for id, inv := range s.invs {

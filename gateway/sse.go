@@ -48,7 +48,7 @@ type eventFrame struct {
 // shard's goroutine and never block.
 type sink interface {
 	push(f *eventFrame)
-	gone() // the subscription or the session ended
+	gone(why *problem) // the router ended the subscription or the session; why says so, for an SSE client
 }
 
 // subEntry is one WAMP subscription of a session and its sinks. Owned by
@@ -180,8 +180,13 @@ func (s *sess) revoked(m *proto.Message) {
 	id, reason := revocationOf(m)
 	if e := s.subs[id]; e != nil {
 		delete(s.subs, id)
+		if reason == "" {
+			reason = proto.URIUnavailable
+		}
+		why := s.g.wampProblem(reason, nil, nil, nil)
+		why.detail = "the router took the subscription away (" + reason + ")"
 		for _, k := range e.sinks {
-			k.gone()
+			k.gone(why)
 		}
 	}
 	if s.onRevoke != nil {
@@ -450,10 +455,9 @@ type stream struct {
 	once   sync.Once
 	cut    chan struct{} // closed when the stream must end
 	slow   atomic.Bool   // it ended because the client was slow
-	// revoked: it ended because its bearer token was revoked
-	// (RevokeBearer).
-	revoked atomic.Bool
-	bearer  *Principal // the token it was opened with, when it names revocation ids; set before it is indexed (watchBearer)
+	// lost: why the router ended its subscription or session (gone), for
+	// its last event.
+	lost atomic.Pointer[problem]
 	// writeSince: when the handler's current write began (UnixNano), 0
 	// between writes; the reaper cuts the streams blocked longest first.
 	writeSince atomic.Int64
@@ -471,6 +475,12 @@ func newStream(g *Server, lastID uint64) *stream {
 // close ends the stream's queue when its handler returns.
 func (st *stream) close() {
 	st.g.removeQueue(st)
+	st.stop()
+}
+
+// stop ends the stream at once (its grant's stop, and close): nothing
+// more is queued to it, and its handler ends it.
+func (st *stream) stop() {
 	st.mu.Lock()
 	st.dropLocked()
 	st.mu.Unlock()
@@ -532,16 +542,24 @@ func (st *stream) cutSlow() bool {
 	return first
 }
 
-func (st *stream) gone() { st.end() }
-
-// revoke ends the stream of a revoked bearer token: nothing more is
-// queued to it, and its handler ends it with a problem event.
-func (st *stream) revoke() {
-	st.revoked.Store(true)
-	st.mu.Lock()
-	st.dropLocked()
-	st.mu.Unlock()
+func (st *stream) gone(why *problem) {
+	st.lost.CompareAndSwap(nil, why)
 	st.end()
+}
+
+// endedBy returns the problem that says why the stream ended, for its
+// last event, once it is cut (gr is its grant): its credential no longer
+// authorizes it, its client read too slowly, or the router ended its
+// subscription or session. Nil when its handler ends it for another
+// reason (its client left, the gateway drains).
+func (st *stream) endedBy(gr *grant) *problem {
+	if p := gr.ended(); p != nil {
+		return p
+	}
+	if st.slow.Load() {
+		return newProblem(http.StatusServiceUnavailable, URISlowReader, "events arrived faster than the client read them; the stream was cut")
+	}
+	return st.lost.Load()
 }
 
 func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }

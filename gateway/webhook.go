@@ -179,7 +179,7 @@ func (wr *webhookRunner) push(f *eventFrame) {
 }
 
 // gone implements sink; the subscription loop notices the session's end.
-func (wr *webhookRunner) gone() {}
+func (wr *webhookRunner) gone(*problem) {}
 
 func (wr *webhookRunner) start() {
 	wr.g.bg.Add(1)

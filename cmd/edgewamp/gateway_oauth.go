@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/oauth"
@@ -52,7 +53,9 @@ func (h oauthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // oauthBearer adapts the OAuth2 server's verifier to the gateway: the
-// token's audience is its realm, its first role the authrole.
+// token's audience is its realm, its first role the authrole. A token
+// whose client, user or role a reload removed is refused, as the
+// router's logins with it are (oauth.Server.StillValid).
 type oauthBearer struct{ o *oauthServer }
 
 func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Principal, error) {
@@ -77,6 +80,9 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 		Claims: map[string]any{"sub": c.Subject, "iss": c.Issuer, "aud": c.Audience, "client_id": c.ClientID, "jti": c.ID}, Token: c}
 	if len(c.Roles) > 0 {
 		p.AuthRole = c.Roles[0]
+		if why := v.o.withdrawn(srv, c, p.AuthRole); why != "" {
+			return nil, errors.New(why)
+		}
 	}
 	return p, nil
 }
@@ -91,9 +97,37 @@ func (v oauthBearer) RevocationIDs(p *gateway.Principal) []string {
 	return nil
 }
 
-// Revoked implements gateway.BearerRevoker.
-func (v oauthBearer) Revoked(p *gateway.Principal) bool {
+// Withdrawn implements gateway.BearerRevoker.
+func (v oauthBearer) Withdrawn(p *gateway.Principal) string {
 	c, ok := p.Token.(*oauth.Claims)
 	srv := v.o.server()
-	return ok && srv != nil && errors.Is(srv.StillValid(c, p.AuthRole), oauth.ErrTokenRevoked)
+	if !ok || srv == nil {
+		return ""
+	}
+	return v.o.withdrawn(srv, c, p.AuthRole)
+}
+
+// withdrawn says why a verified token may no longer be used in role, or
+// "": revoked, or (after a reload) its client, its user or the role no
+// longer configured. StillValid tells the last three apart from a
+// revocation only; the configuration tells the client which.
+func (o *oauthServer) withdrawn(srv *oauth.Server, c *oauth.Claims, role string) string {
+	switch err := srv.StillValid(c, role); {
+	case err == nil:
+		return ""
+	case errors.Is(err, oauth.ErrTokenRevoked):
+		return "the token was revoked"
+	}
+	o.mu.Lock()
+	realms := o.opts.Realms
+	o.mu.Unlock()
+	if !slices.ContainsFunc(realms, func(r oauth.Realm) bool {
+		return r.Name == c.Audience && slices.ContainsFunc(r.Clients, func(cl oauth.Client) bool { return cl.ID == c.ClientID })
+	}) {
+		return "the client was removed"
+	}
+	if _, ok := o.users.Roles(c.Audience, c.Subject); !ok && c.Subject != c.ClientID {
+		return "the user was removed"
+	}
+	return "the role was removed"
 }

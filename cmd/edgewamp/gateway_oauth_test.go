@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,4 +243,237 @@ gateway:
 			break
 		}
 	}
+}
+
+// withdrawYAML is TestGatewaySSEEndsWhenTokenWithdrawn's configuration:
+// alice holds roles aliceRoles; clients lists the OAuth2 clients (backend,
+// frontend) that remain.
+func withdrawYAML(t *testing.T, key, aliceRoles string, clients ...string) string {
+	var cl strings.Builder
+	for _, c := range clients {
+		fmt.Fprintf(&cl, "        - {id: %s, secret: %q, roles: [user], grants: [password]}\n", c, mustHash(t, c+"-client-secret"))
+	}
+	return fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [%s]
+realms:
+  - name: realm1
+    security: true
+    anonymous: true
+    anonymous_role: device
+    roles:
+      - name: device
+        permissions: [{uri: com.example., match: prefix, allow: [register]}]
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [call, subscribe, publish]}]
+      - name: viewer
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [subscribe]}]
+    users:
+      - {authid: alice, roles: [%s], password: "%s"}
+    oauth:
+      clients:
+%sgateway:
+  listen: 127.0.0.1:0
+`, key, aliceRoles, mustHash(t, oaAlicePW), cl.String())
+}
+
+// sseUntil reads br's lines until one holds want (within 10 s) and
+// returns what it read; the stream must not end first. With want "", it
+// reads to the stream's end.
+func sseUntil(t *testing.T, br *bufio.Reader, want, what string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			all.WriteString(line)
+			if (want != "" && strings.Contains(line, want)) || err != nil {
+				got <- all.String()
+				return
+			}
+		}
+	}()
+	select {
+	case s := <-got:
+		if want == "" || strings.Contains(s, want) {
+			return s
+		}
+		t.Fatalf("%s: the stream ended before %q:\n%s", what, want, s)
+	case <-time.After(10 * time.Second):
+		if want == "" {
+			t.Fatalf("%s: the stream stays open", what)
+		}
+		t.Fatalf("%s: no %q within 10 s", what, want)
+	}
+	return ""
+}
+
+// TestGatewaySSEEndsWhenTokenWithdrawn: the gateway's SSE streams (event
+// streams, and calls streaming progressive results) opened with access
+// tokens of the router's own OAuth2 server. A streamed call went on after
+// its token was revoked (only event streams ended), and a reload that
+// removed the token's client, or the role its user held, ended neither
+// kind: they went on until the token expired or the call ended, and the
+// gateway still took the token for new requests. Now each ends with a
+// problem event saying why, its call canceled at the router (the callee
+// interrupted), the token is refused from then on, and the streams of
+// tokens the reload leaves alone go on.
+func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
+	key := oauthKeyFile(t)
+	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	write := func(yml string) {
+		t.Helper()
+		if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(withdrawYAML(t, key, "user", "backend", "frontend"))
+	g := startGatewayRouter(t, "-config", cfgFile)
+	reloads := 0
+	reload := func(yml string) {
+		t.Helper()
+		write(yml)
+		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		reloads++
+		g.waitLog("SIGHUP: configuration reloaded", reloads)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// A callee (anonymous: role device) that sends a progressive result
+	// every 20 ms until it is interrupted.
+	callee, err := client.Dial(ctx, client.Config{URL: "ws://" + g.addr + "/ws", Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	interrupted := make(chan struct{}, 16)
+	if _, err := callee.Register(ctx, "com.example.tick", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; ; i++ {
+			if err := inv.SendProgress([]any{i}, nil); err != nil {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				if context.Cause(ctx) == client.ErrInterrupted {
+					interrupted <- struct{}{}
+				}
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitInterrupted := func(what string) {
+		t.Helper()
+		select {
+		case <-interrupted:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the callee was not interrupted", what)
+		}
+	}
+	login := func(clientID string) string {
+		t.Helper()
+		conf := &oauth2.Config{ClientID: clientID, ClientSecret: clientID + "-client-secret", Endpoint: oauth2.Endpoint{TokenURL: g.base + "/oauth/token"}}
+		tok, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	const events, call = "/wamp/realm1/events/com.example.news", "/wamp/realm1/call/com.example.tick"
+	open := func(path, tok string) *bufio.Reader {
+		t.Helper()
+		method, body := "GET", ""
+		if path == call {
+			method, body = "POST", `{"options":{"timeout":120000}}`
+		}
+		req, _ := http.NewRequestWithContext(ctx, method, g.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := (&http.Client{}).Do(req) // no client timeout: the stream lasts
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		br := bufio.NewReader(resp.Body)
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(br)
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		if path == call {
+			sseUntil(t, br, "event: progress", "the streamed call")
+		}
+		return br
+	}
+	// ends reads a stream to its end: a problem event whose detail holds
+	// detail.
+	ends := func(br *bufio.Reader, detail, what string) {
+		t.Helper()
+		rest := sseUntil(t, br, "", what)
+		if !strings.Contains(rest, "event: problem") || !strings.Contains(rest, detail) {
+			t.Fatalf("%s: the stream ended with %q, want a problem event saying %q", what, rest, detail)
+		}
+	}
+	flowing := func(what, tok string, evs, calls []*bufio.Reader) {
+		t.Helper()
+		if r, body := g.do(t, "POST", "/wamp/realm1/publish/com.example.news", `{"args":["`+what+`"]}`, "Authorization", "Bearer "+tok); r.StatusCode/100 != 2 {
+			t.Fatalf("%s: publish: %d %s", what, r.StatusCode, body)
+		}
+		for _, br := range evs {
+			sseUntil(t, br, what, what)
+		}
+		for _, br := range calls {
+			sseUntil(t, br, "event: progress", what)
+		}
+	}
+	refused := func(tok, detail, what string) {
+		t.Helper()
+		r, body := g.do(t, "POST", call, `{}`, "Authorization", "Bearer "+tok)
+		if r.StatusCode != 401 || !strings.Contains(string(body), detail) {
+			t.Fatalf("%s: a call with the token: %d %s, want 401 saying %q", what, r.StatusCode, body, detail)
+		}
+	}
+
+	// A streamed call whose token is revoked at the revocation endpoint.
+	revoked := login("backend")
+	revokedCall := open(call, revoked)
+	form := url.Values{"token": {revoked}}
+	req, _ := http.NewRequest("POST", g.base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("backend", "backend-client-secret")
+	if resp, err := g.hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	ends(revokedCall, "the token was revoked", "the streamed call of a revoked token")
+	waitInterrupted("the streamed call of a revoked token")
+
+	viaBackend, viaFrontend := login("backend"), login("frontend")
+	backendEvents, backendCall := open(events, viaBackend), open(call, viaBackend)
+	frontendEvents, frontendCall := open(events, viaFrontend), open(call, viaFrontend)
+	reload(withdrawYAML(t, key, "user", "backend", "frontend")) // nothing changes
+	flowing("after a reload that changes nothing", viaFrontend, []*bufio.Reader{backendEvents, frontendEvents}, []*bufio.Reader{backendCall, frontendCall})
+
+	// The backend client removed: its token's streams end, the token is
+	// refused; the frontend's go on.
+	reload(withdrawYAML(t, key, "user", "frontend"))
+	ends(backendEvents, "the client was removed", "the event stream of the removed client's token")
+	ends(backendCall, "the client was removed", "the streamed call of the removed client's token")
+	waitInterrupted("the streamed call of the removed client's token")
+	refused(viaBackend, "the client was removed", "the removed client's token")
+	flowing("after a reload that removes another client", viaFrontend, []*bufio.Reader{frontendEvents}, []*bufio.Reader{frontendCall})
+
+	// Role user taken from alice: the role her token took is gone.
+	reload(withdrawYAML(t, key, "viewer", "frontend"))
+	ends(frontendEvents, "the role was removed", "the event stream of a token whose role was removed")
+	ends(frontendCall, "the role was removed", "the streamed call of a token whose role was removed")
+	waitInterrupted("the streamed call of a token whose role was removed")
+	refused(viaFrontend, "the role was removed", "a token whose role was removed")
 }

@@ -192,13 +192,13 @@ func (c bearerChain) RevocationIDs(p *gateway.Principal) []string {
 	return nil
 }
 
-// Revoked implements gateway.BearerRevoker: asked of the verifier that
+// Withdrawn implements gateway.BearerRevoker: asked of the verifier that
 // names p's revocation ids.
-func (c bearerChain) Revoked(p *gateway.Principal) bool {
+func (c bearerChain) Withdrawn(p *gateway.Principal) string {
 	for _, v := range c {
 		if rv, ok := v.(gateway.BearerRevoker); ok && len(rv.RevocationIDs(p)) > 0 {
-			return rv.Revoked(p)
+			return rv.Withdrawn(p)
 		}
 	}
-	return false
+	return ""
 }
