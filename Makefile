@@ -45,16 +45,23 @@ lint: depcheck vet staticcheck
 staticcheck:
 	$(STATICCHECK) ./...
 
-# The loop package's tests run twice: on the send path the system gives
-# (io_uring where available) and with io_uring off (write(2)), so that
-# every socket test passes on both (issue 15).
+# make test's first command runs every package's tests with -race, as many
+# packages at once as TEST_P. Most of the suite waits (timeouts, restarts,
+# other processes) rather than computes: at 2 packages at once on 2 CPUs
+# the CPUs were busy about 55 % of the time. The packages whose tests take
+# longest go first, in TEST_ORDER (./... adds each other package once; go
+# test starts them in the order given): in alphabetical order three of the
+# longest (loop, gateway, route) came last. loop and gateway run twice,
+# the second time in their other configuration (.ci/test-variants, the
+# -exec wrapper), inside the same scheduling rather than after it.
+# `./.ci/run` from a fresh clone on a 2-CPU host (bench/history.md, "make
+# test's wall time"): 12 min 35 s before, 8 min 11 s after. TEST_P=2 on a
+# machine that is busy with other work.
+TEST_P ?= 3
+TEST_ORDER ?= ./deploy ./loop ./cmd/edgewamp ./gateway ./route ./edge ./fuzz ./oauth ./...
+
 test: lint
-	$(GO) test -race -timeout 15m ./...
-	# The loop's tests once more on write(2), with every loop parked (waiting
-	# in Go's netpoller, as a mesh node's loops do: loop/park.go).
-	EDGEWAMP_TEST_IO_URING=off EDGEWAMP_TEST_PARK=on $(GO) test -race -timeout 10m ./loop
-	# The gateway once more without the event loop's HTTP lane (net/http alone).
-	EDGEWAMP_TEST_GATEWAY_LANE=off $(GO) test -race -timeout 10m ./gateway
+	$(GO) test -race -p $(TEST_P) -timeout 15m -exec $(CURDIR)/.ci/test-variants $(TEST_ORDER)
 	# 5,000 TLS sessions at once (the race detector's crypto is too slow for
 	# that many: under it the same test opens 1,000), and the memory bound
 	# on RSS (under the race detector RSS counts its shadow memory too).
