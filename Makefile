@@ -12,7 +12,8 @@ FUZZTIME ?= 30s
 # input for up to a minute by default).
 FUZZFLAGS ?= -fuzzminimizetime 2s
 # make release VERSION=x.y.z: static, stripped, reproducible binaries, tarballs
-# and .deb packages for ARCHES, with SHA256SUMS, in DIST (deploy/release.sh).
+# and .deb packages for ARCHES, with SHA256SUMS (signed with SIGN_KEY, an SSH
+# key, when set), in DIST (deploy/release.sh).
 DIST ?= dist
 ARCHES ?= amd64 arm64 armv7
 # Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
@@ -78,8 +79,8 @@ fuzz:
 
 release:
 	@if [[ "$(origin VERSION)" != command* && "$(origin VERSION)" != environment* ]]; then \
-		echo "usage: make release VERSION=x.y.z [ARCHES=\"$(ARCHES)\"] [DIST=$(DIST)]" >&2; exit 2; fi
-	GO=$(GO) DIST=$(DIST) ARCHES="$(ARCHES)" ./deploy/release.sh $(VERSION)
+		echo "usage: make release VERSION=x.y.z [ARCHES=\"$(ARCHES)\"] [DIST=$(DIST)] [SIGN_KEY=ssh-key]" >&2; exit 2; fi
+	GO=$(GO) DIST=$(DIST) ARCHES="$(ARCHES)" SIGN_KEY="$(SIGN_KEY)" ./deploy/release.sh $(VERSION)
 
 # The hostile-peer lifecycle stress test against the built router, then
 # the mesh's churn test, each for DURATION (make test runs them for 10 s

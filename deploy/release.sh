@@ -5,6 +5,7 @@
 #   edgewamp-VERSION-linux-ARCH.tar.gz      binary, unit, sample configs, man page, licenses
 #   edgewamp_VERSION_DEBARCH.deb            Debian package (dpkg-deb)
 #   SHA256SUMS
+#   SHA256SUMS.sig                          with SIGN_KEY: an SSH signature of SHA256SUMS
 #
 # for ARCH in $ARCHES (amd64 arm64 armv7; armv7 is Debian's armhf).
 #
@@ -21,6 +22,11 @@ GO=${GO:-go}
 DIST=${DIST:-dist}
 ARCHES=${ARCHES:-amd64 arm64 armv7}
 DEB_MAINTAINER=${DEB_MAINTAINER:-edgewamp developers <edgewamp@users.noreply.github.com>}
+# SIGN_KEY: an SSH private key (ed25519, say), or the public key of one an
+# ssh-agent holds, that signs SHA256SUMS (ssh-keygen -Y sign, namespace
+# sigNamespace); unset: the release is not signed.
+SIGN_KEY=${SIGN_KEY:-}
+sigNamespace=edgewamp-release
 
 # Debian versions: upstream versions start with a digit; no hyphen here
 # (the package is native, built from this tree).
@@ -31,6 +37,11 @@ fi
 for tool in git dpkg-deb sha256sum tar gzip; do
   command -v "$tool" >/dev/null || { echo "release: $tool is required" >&2; exit 2; }
 done
+# The signing key is checked before anything is built, not after.
+if [[ -n $SIGN_KEY ]]; then
+  command -v ssh-keygen >/dev/null || { echo "release: SIGN_KEY needs ssh-keygen (apt-get install openssh-client)" >&2; exit 2; }
+  [[ -r $SIGN_KEY ]] || { echo "release: SIGN_KEY $SIGN_KEY is not a readable file" >&2; exit 2; }
+fi
 
 commit=$(git rev-parse HEAD)
 if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
@@ -189,3 +200,11 @@ done
 done | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 echo "release: $DIST/SHA256SUMS"
 cat "$DIST/SHA256SUMS"
+
+# A signature left by an earlier run does not sign this SHA256SUMS: it goes,
+# signed again or not, so that no stale signature is ever published.
+rm -f "$DIST/SHA256SUMS.sig"
+if [[ -n $SIGN_KEY ]]; then
+  ssh-keygen -Y sign -q -f "$SIGN_KEY" -n "$sigNamespace" "$DIST/SHA256SUMS"
+  echo "release: $DIST/SHA256SUMS.sig (ssh-keygen -Y sign, namespace $sigNamespace)"
+fi

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -136,9 +137,43 @@ func makeReleaseIn(t *testing.T, version, archList, name string, env []string, b
 	return r.dist
 }
 
-// fullRelease is `make release` for all three architectures.
+// fullRelease is `make release` for all three architectures, unsigned,
+// into a directory where an earlier signed release left its signature.
 func fullRelease(t *testing.T) string {
-	return makeRelease(t, testVersion, "amd64 arm64 armv7", "full")
+	return makeReleaseIn(t, testVersion, "amd64 arm64 armv7", "full", nil, map[string]string{
+		"SHA256SUMS.sig": "the signature of an earlier release's SHA256SUMS",
+	})
+}
+
+// signer is the throwaway SSH key otherRelease signs its SHA256SUMS with.
+type signer struct {
+	key, pub string // private key file, public key line
+	err      error
+}
+
+var (
+	signerOnce sync.Once
+	theSigner  signer
+)
+
+// signingKey returns the test's signing key, made once per test run.
+func signingKey(t *testing.T) signer {
+	t.Helper()
+	needTool(t, "ssh-keygen", "openssh-client")
+	signerOnce.Do(func() {
+		key := filepath.Join(workDir, "release_ed25519")
+		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "releases@edgewamp.test", "-f", key).CombinedOutput()
+		if err != nil {
+			theSigner.err = fmt.Errorf("ssh-keygen: %v\n%s", err, out)
+			return
+		}
+		pub, err := os.ReadFile(key + ".pub")
+		theSigner = signer{key: key, pub: strings.TrimSpace(string(pub)), err: err}
+	})
+	if theSigner.err != nil {
+		t.Fatal(theSigner.err)
+	}
+	return theSigner
 }
 
 func (a arch) binary(dist, version string) string {
@@ -266,9 +301,10 @@ func TestReleaseReproducible(t *testing.T) {
 // same one later, would run it: Go's default GOFLAGS (-buildvcs=auto
 // stamps the Git state into the binary; this development machine's go
 // env turns that off), into a dist directory that still holds the
-// artifacts of other versions (a release candidate, an older release).
+// artifacts of other versions (a release candidate, an older release),
+// its SHA256SUMS signed with the test's key (SIGN_KEY).
 func otherRelease(t *testing.T) string {
-	return makeReleaseIn(t, testVersion, "amd64", "other-host", []string{"GOFLAGS=-buildvcs=true"}, map[string]string{
+	return makeReleaseIn(t, testVersion, "amd64", "other-host", []string{"GOFLAGS=-buildvcs=true", "SIGN_KEY=" + signingKey(t).key}, map[string]string{
 		"edgewamp-" + testVersion + "~rc1-linux-amd64":        "an older build",
 		"edgewamp-" + testVersion + "~rc1-linux-amd64.tar.gz": "an older build",
 		"edgewamp_" + testVersion + "~rc1_amd64.deb":          "an older build",
@@ -316,6 +352,57 @@ func TestReleaseIndependentOfGOFLAGS(t *testing.T) {
 			t.Errorf("%s differs with GOFLAGS=-buildvcs=true: %s vs %s", f, a, b)
 		}
 	}
+}
+
+// With SIGN_KEY, SHA256SUMS.sig is an SSH signature of SHA256SUMS that
+// ssh-keygen -Y verify accepts for the release namespace, as README tells
+// users to check it, and refuses for a changed SHA256SUMS or another
+// namespace; without, no signature is left in the directory, not even an
+// earlier release's (it would not sign this SHA256SUMS).
+func TestReleaseSigned(t *testing.T) {
+	k := signingKey(t)
+	dist := otherRelease(t)
+	allowed := filepath.Join(t.TempDir(), "allowed_signers")
+	if err := os.WriteFile(allowed, []byte("releases@edgewamp "+k.pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(namespace string, data []byte) error {
+		cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "releases@edgewamp", "-n", namespace,
+			"-s", filepath.Join(dist, "SHA256SUMS.sig"))
+		cmd.Stdin = strings.NewReader(string(data))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := verify("edgewamp-release", sums); err != nil {
+		t.Fatalf("the signature of SHA256SUMS does not verify: %v", err)
+	}
+	forged := strings.Replace(string(sums), firstHash(t, sums), strings.Repeat("0", 64), 1)
+	if err := verify("edgewamp-release", []byte(forged)); err == nil {
+		t.Error("the signature verifies a SHA256SUMS with a changed hash")
+	}
+	if err := verify("file", sums); err == nil {
+		t.Error("the signature verifies in the namespace \"file\": it must be bound to edgewamp releases")
+	}
+	if _, err := os.Stat(filepath.Join(fullRelease(t), "SHA256SUMS.sig")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an unsigned release left an earlier SHA256SUMS.sig in place (stat: %v)", err)
+	}
+}
+
+// firstHash returns the first hash SHA256SUMS lists.
+func firstHash(t *testing.T, sums []byte) string {
+	t.Helper()
+	f := strings.Fields(string(sums))
+	if len(f) < 2 || len(f[0]) != 64 {
+		t.Fatalf("SHA256SUMS: %q", sums)
+	}
+	return f[0]
 }
 
 // The tarball holds the binary, the unit and its drop-in, the sample
