@@ -241,7 +241,8 @@ type MeshStats struct {
 	// wamp.error.unavailable.
 	SendFailed atomic.Uint64
 	// Bounced counts calls another node sent back undelivered and that were
-	// sent on to another node.
+	// sent on to another node (or, a call that may be rerouted, to a
+	// callee of this node: reroute.go).
 	Bounced atomic.Uint64
 	// Revoked counts callees revoked to resolve a registration conflict
 	// between nodes.

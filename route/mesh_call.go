@@ -331,6 +331,22 @@ func (s *Shard) meshBounced(t *task) {
 	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
 		return
 	}
+	if oc.rr != nil && !oc.canceling {
+		// A call that may be rerouted: the node had no callee for it,
+		// which counts as one of its callees gone (reroute.go; its entry
+		// in rr.tried stays). The call goes on to an untried callee, here
+		// or on another node, rather than to any node but this one: that
+		// could be a node whose callees already answered unavailable.
+		if s.rerouteCall(ss, mc.req, oc) {
+			s.r.ms.stats.Bounced.Add(1)
+			s.stats.CallsRerouted.Add(1)
+			return
+		}
+		s.stats.CallsRerouteExhausted.Add(1)
+		ss.endCall(mc.req, oc)
+		s.replyError(ss, proto.CodeCall, mc.req, proto.URINoAvailableCallee, "no callee could take the call (the callee left before the call reached it)")
+		return
+	}
 	var node MeshNode
 	ok = false
 	if !oc.chunked && !oc.progInv && oc.bounces < maxBounces {

@@ -34,7 +34,8 @@ import (
 // callee (chunked), a call that has had progressive results (gotProg), a
 // call canceled in kill mode (canceling). Only a callee's own ERROR
 // wamp.error.unavailable, and a callee found gone when the call reached
-// its event loop, reroute; the router's own unavailable refusals (a
+// its event loop (on a mesh: a node that sends the call back undelivered,
+// meshBounced), reroute; the router's own unavailable refusals (a
 // callee not reading, a full queue of an event loop or of the mesh) do
 // not.
 //

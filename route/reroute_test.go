@@ -585,3 +585,78 @@ func TestRerouteAnnounced(t *testing.T) {
 		t.Fatalf("WELCOME dealer features %v lack %s", features, proto.FeatureCallReroute)
 	}
 }
+
+// A node that sends a rerouted call back undelivered (its callee left,
+// and the caller's node did not know yet) counts as a callee gone: the
+// call goes on to an untried callee, here or on another node, never to
+// one that already answered unavailable, and ends with
+// no_available_callee only when none is left.
+func TestMeshRerouteBounced(t *testing.T) {
+	// Callees registered in this order (policy first), on the nodes named
+	// ("A": the caller's node); b1 on B leaves unseen by A.
+	setup := func(t *testing.T, order []int) (*memMesh, []*env, map[string]*tc, *tc) {
+		mm, es := newMemMesh(t, 3, 1, nil)
+		callees := map[string]*tc{}
+		for _, n := range order {
+			for _, e := range es {
+				e.clock.add(time.Second) // REGISTER times in this order on every node
+			}
+			c := es[n].join(proto.JSON)
+			c.register("com.b", map[string]any{"invoke": "first"})
+			callees[[]string{"a1", "b1", "c1"}[n]] = c
+			mm.sync()
+		}
+		mm.hold = true // B's callee leaves; A goes on believing it is there
+		callees["b1"].goodbye()
+		mm.sync()
+		return mm, es, callees, es[0].join(proto.MsgPack)
+	}
+	done := func(t *testing.T, mm *memMesh, es []*env) {
+		mm.release()
+		assertNothingPending(t, mm)
+		for _, e := range es {
+			assertIdle(t, e)
+		}
+	}
+	t.Run("tried callee not offered again", func(t *testing.T) {
+		// c1, then b1: c1 refuses, B bounces; c1 has had it, nobody is left.
+		mm, es, cs, caller := setup(t, []int{2, 1})
+		req := caller.call("com.b", nil, []any{1}, nil)
+		mm.sync()
+		inv := cs["c1"].expect(proto.CodeInvocation)
+		cs["c1"].unavailable(inv.Request, []any{"busy"}, nil)
+		mm.sync()
+		if len(cs["c1"].peer.in) != 0 {
+			t.Fatalf("c1, which answered unavailable, got the call again: %s", describe(<-cs["c1"].peer.in))
+		}
+		if m := caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee); len(argsOf(m)) == 0 {
+			t.Fatalf("no_available_callee without arguments")
+		}
+		cs["c1"].quiet()
+		done(t, mm, es)
+	})
+	t.Run("untried callee takes it", func(t *testing.T) {
+		// a1, b1, then c1: a1 refuses, B bounces; c1 has not had it.
+		mm, es, cs, caller := setup(t, []int{0, 1, 2})
+		req := caller.call("com.b", nil, []any{2}, nil)
+		inv := cs["a1"].expect(proto.CodeInvocation)
+		cs["a1"].unavailable(inv.Request, nil, nil)
+		mm.sync()
+		for _, c := range []*tc{caller, cs["a1"]} {
+			if len(c.peer.in) != 0 {
+				m := <-c.peer.in
+				t.Fatalf("session %d got %v %s %s before c1 had the call", c.id, m.Type, m.URI, describe(m))
+			}
+		}
+		inv = cs["c1"].expect(proto.CodeInvocation)
+		if a := argsOf(inv); len(a) != 1 || a[0] != int64(2) {
+			t.Fatalf("INVOCATION at C %s", describe(inv))
+		}
+		cs["c1"].yield(inv.Request, nil, []any{"c1"})
+		if r := caller.expect(proto.CodeResult); r.Request != req || argsOf(r)[0] != "c1" {
+			t.Fatalf("RESULT %s", describe(r))
+		}
+		cs["a1"].quiet()
+		done(t, mm, es)
+	})
+}
