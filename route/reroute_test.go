@@ -660,3 +660,176 @@ func TestMeshRerouteBounced(t *testing.T) {
 		done(t, mm, es)
 	})
 }
+
+// A rerouted call whose INVOCATION waits in the next callee's event loop
+// (blocked) when the call ends, or that callee leaves, in every way: once
+// the loop runs again nothing is left behind, on any shard: no call,
+// invocation, byte kept for rerouting or byte counted in a queue of calls.
+func TestRerouteStagesAcrossShards(t *testing.T) {
+	type world struct {
+		e              *env
+		a, b, c        *tc // callees, policy first, in this order; b on the blocked shard 2
+		caller         *tc
+		req            uint64
+		invA           *proto.Message
+		release, block func()
+	}
+	setup := func(t *testing.T, calleeC bool, opts map[string]any) *world {
+		w := &world{e: newEnv(t, 3, nil)}
+		e := w.e
+		w.a = e.connectOn(1, proto.JSON)
+		w.b = e.connectOn(2, proto.MsgPack)
+		cs := []*tc{w.a, w.b}
+		if calleeC {
+			w.c = e.connectOn(1, proto.CBOR)
+			cs = append(cs, w.c)
+		}
+		for _, c := range cs {
+			c.hello("realm1", allFeatures, nil)
+			c.id = c.expect(proto.CodeWelcome).ID
+			c.register("com.stage", map[string]any{"invoke": "first"})
+		}
+		w.caller = e.connectOn(0, proto.CBOR)
+		w.caller.hello("realm1", allFeatures, nil)
+		w.caller.id = w.caller.expect(proto.CodeWelcome).ID
+		w.req = w.caller.call("com.stage", opts, []any{"payload"}, map[string]any{"k": 1})
+		w.invA = w.a.expect(proto.CodeInvocation)
+		gate := make(chan struct{})
+		w.block = func() {
+			if err := e.execs[2].Execute(func() { <-gate }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.release = func() { close(gate); e.sync() }
+		return w
+	}
+	// syncUnblocked waits for shards 0 and 1.
+	syncUnblocked := func(w *world) {
+		for k := 0; k < 3; k++ {
+			w.e.execs[0].do(func() {})
+			w.e.execs[1].do(func() {})
+		}
+	}
+	// reroute: A refuses; the call goes to B, whose loop is blocked.
+	reroute := func(w *world) {
+		w.block()
+		w.a.unavailable(w.invA.Request, nil, nil)
+		syncUnblocked(w)
+		if n := w.e.r.Shard(2).callBacklog.Load(); n <= 0 {
+			t.Fatalf("no rerouted call waits for shard 2 (backlog %d)", n)
+		}
+	}
+	idle := func(t *testing.T, w *world) {
+		t.Helper()
+		assertIdle(t, w.e)
+		for i := range w.e.execs {
+			if n := w.e.r.Shard(i).callBacklog.Load(); n != 0 {
+				t.Errorf("shard %d: %d bytes of calls counted as waiting", i, n)
+			}
+		}
+		for _, c := range []*tc{w.a, w.b, w.c, w.caller} {
+			if c != nil && !c.peer.closed.Load() {
+				c.quiet()
+			}
+		}
+	}
+	cancel := func(w *world, mode string) {
+		w.caller.send(&proto.Message{Type: proto.CodeCancel, Request: w.req, Dict: w.caller.opts(map[string]any{"mode": mode})})
+	}
+
+	for _, mode := range []string{"skip", "killnowait"} {
+		t.Run("cancel "+mode, func(t *testing.T) {
+			w := setup(t, false, nil)
+			reroute(w)
+			cancel(w, mode)
+			w.caller.expectError(proto.CodeCall, w.req, proto.URICanceled)
+			w.release()
+			inv := w.b.expect(proto.CodeInvocation)
+			if mode == "killnowait" {
+				if m := w.b.expect(proto.CodeInterrupt); m.Request != inv.Request {
+					t.Fatalf("INTERRUPT %s", describe(m))
+				}
+			}
+			w.b.yield(inv.Request, nil, []any{"late"})
+			idle(t, w)
+		})
+	}
+	t.Run("cancel kill", func(t *testing.T) {
+		w := setup(t, false, nil)
+		reroute(w)
+		cancel(w, "kill")
+		syncUnblocked(w)
+		w.release()
+		inv := w.b.expect(proto.CodeInvocation)
+		if m := w.b.expect(proto.CodeInterrupt); m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "kill" {
+			t.Fatalf("INTERRUPT %s mode %s", describe(m), m.Opt.String(proto.KeyMode))
+		}
+		// B refuses the canceled call: not rerouted, its answer ends it.
+		w.b.unavailable(inv.Request, nil, nil)
+		w.caller.expectError(proto.CodeCall, w.req, proto.URIUnavailable)
+		idle(t, w)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		w := setup(t, false, map[string]any{"timeout": 1000})
+		reroute(w)
+		w.e.clock.add(2 * time.Second)
+		w.e.r.Tick(time.Second)
+		syncUnblocked(w)
+		w.caller.expectError(proto.CodeCall, w.req, proto.URITimeout)
+		w.release()
+		inv := w.b.expect(proto.CodeInvocation)
+		w.b.expect(proto.CodeInterrupt)
+		w.b.yield(inv.Request, nil, nil)
+		idle(t, w)
+	})
+	t.Run("caller leaves", func(t *testing.T) {
+		w := setup(t, false, nil)
+		reroute(w)
+		w.caller.drop()
+		syncUnblocked(w)
+		w.release()
+		inv := w.b.expect(proto.CodeInvocation)
+		w.b.expect(proto.CodeInterrupt)
+		w.b.unavailable(inv.Request, nil, nil)
+		idle(t, w)
+	})
+	t.Run("next callee leaves", func(t *testing.T) {
+		// B leaves before its loop takes the call: it counts as
+		// unavailable, and C, untried, takes it.
+		w := setup(t, true, nil)
+		w.block()
+		if err := w.e.execs[2].Execute(func() { w.b.peer.closed.Store(true); w.b.sh.Detach(w.b.sess) }); err != nil {
+			t.Fatal(err)
+		}
+		w.a.unavailable(w.invA.Request, nil, nil)
+		syncUnblocked(w)
+		w.release()
+		inv := w.c.expect(proto.CodeInvocation)
+		if a := argsOf(inv); len(a) != 1 || a[0] != "payload" || kwargsOf(inv)["k"] != uint64(1) && kwargsOf(inv)["k"] != int64(1) {
+			t.Fatalf("INVOCATION at C %s %v", describe(inv), kwargsOf(inv))
+		}
+		w.c.yield(inv.Request, nil, []any{"c"})
+		if r := w.caller.expect(proto.CodeResult); r.Request != w.req {
+			t.Fatalf("RESULT %s", describe(r))
+		}
+		idle(t, w)
+	})
+	t.Run("router closes", func(t *testing.T) {
+		w := setup(t, false, nil)
+		reroute(w)
+		w.release()
+		inv := w.b.expect(proto.CodeInvocation)
+		w.e.r.Close()
+		w.e.sync()
+		w.b.unavailable(inv.Request, nil, nil)
+		w.e.sync()
+		for i := range w.e.execs {
+			sh := w.e.r.Shard(i)
+			w.e.execs[i].do(func() {
+				if sh.traffic.callsInFlight != 0 || sh.rerouteHeld != 0 {
+					t.Errorf("shard %d after Close: %d calls, %d bytes kept", i, sh.traffic.callsInFlight, sh.rerouteHeld)
+				}
+			})
+		}
+	})
+}
