@@ -331,7 +331,16 @@ func (s *Shard) meshBounced(t *task) {
 	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
 		return
 	}
-	if oc.rr != nil && !oc.canceling {
+	if oc.canceling {
+		// CANCEL in kill mode reached this shard first: its INTERRUPT went
+		// to the node that sent the call back, and no callee had it. Sent
+		// on, the call would reach a callee no INTERRUPT ever reaches, the
+		// caller waiting on it; it ends here, as the caller asked.
+		ss.endCall(mc.req, oc)
+		s.replyError(ss, proto.CodeCall, mc.req, proto.URICanceled, "the call was canceled")
+		return
+	}
+	if oc.rr != nil {
 		// A call that may be rerouted: the node had no callee for it,
 		// which counts as one of its callees gone (reroute.go; its entry
 		// in rr.tried stays). The call goes on to an untried callee, here

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -832,4 +833,50 @@ func TestRerouteStagesAcrossShards(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A call canceled in kill mode before it reached a callee, which the
+// callee's node then sends back undelivered (its callee left unseen by
+// the caller's node): the INTERRUPT went to that node, so the call ends
+// there with ERROR wamp.error.canceled; it is not resent to a callee that
+// no INTERRUPT would ever reach, with the caller waiting on it.
+func TestMeshKillCanceledCallBounced(t *testing.T) {
+	for _, order := range [][]int{{1, 2}, {1}} { // rerouteable (two callees at CALL) or not
+		t.Run(fmt.Sprintf("%d callees", len(order)), func(t *testing.T) {
+			mm, es := newMemMesh(t, 3, 1, nil)
+			callees := map[int]*tc{}
+			for _, n := range order {
+				for _, e := range es {
+					e.clock.add(time.Second)
+				}
+				c := es[n].join(proto.JSON)
+				c.register("com.k", map[string]any{"invoke": "first"})
+				callees[n] = c
+				mm.sync()
+			}
+			mm.hold = true // B's callee leaves; A goes on believing it is there
+			callees[1].goodbye()
+			mm.sync()
+			caller := es[0].join(proto.MsgPack)
+			block := make(chan struct{})
+			mm.nodes[1].q <- func() { <-block } // B takes the call after the CANCEL
+			req := caller.call("com.k", nil, []any{1}, nil)
+			caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "kill"})})
+			es[0].sync()
+			close(block)
+			mm.sync()
+			caller.expectError(proto.CodeCall, req, proto.URICanceled)
+			if c := callees[2]; c != nil {
+				if len(c.peer.in) != 0 {
+					t.Fatalf("C's callee got %s: the canceled call was sent on", describe(<-c.peer.in))
+				}
+				c.quiet()
+			}
+			mm.release()
+			assertNothingPending(t, mm)
+			for _, e := range es {
+				assertIdle(t, e)
+			}
+		})
+	}
 }
