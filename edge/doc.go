@@ -39,13 +39,17 @@
 //     waits on NATS. It packs the route envelopes queued back to back for
 //     one subject into one NATS message (frame.go); the dispatchers unpack
 //     them in order.
+//   - The pumps: two goroutines that move what NATS delivers, the events
+//     and the rest, into two queues that share one budget in bytes
+//     (Options.MaxInbound; past a message's share of it, it is dropped,
+//     counted), so that NATS's reader never waits and a dispatcher that
+//     does not keep up holds no more than the budget and its reserves
+//     (in.go).
 //   - The control dispatcher: node-to-node messages (route envelopes,
 //     directory syncs, gather answers) and broadcasts (heartbeats, directory
 //     changes, gather queries, goodbyes), in arrival order.
-//   - The pump and the event dispatcher: the pump moves the events NATS
-//     delivers into a queue bounded in bytes (Options.MaxInbound; past it
-//     they are dropped, counted), the dispatcher drains it, dropping the
-//     copies by publication id (in.go).
+//   - The event dispatcher: it drains the event queue, dropping the copies
+//     by publication id (in.go).
 //   - The claim worker: JetStream KV operations for single registrations,
 //     off every other goroutine. (Node.KV buckets are driven by their
 //     callers' goroutines, which block on them.)

@@ -2,25 +2,64 @@ package edge
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 )
 
-// The event receive side. nats.go hands the messages of the node's event
-// subscriptions to one channel (evCh) from its connection's reader
-// goroutine, without ever blocking it (a full channel is a slow-consumer
-// drop); that goroutine also delivers the heartbeats and calls, so
-// nothing may hold it. The channel is bounded in messages only, and a
-// message may be a 24 MiB event: 16,384 of them could hold hundreds of
-// GiB for an event dispatcher that does not keep up (a stalled loop, a
-// node flooded with large events).
+// The receive side. nats.go hands the messages of the node's
+// subscriptions to two channels from its connection's reader goroutine,
+// without ever blocking it (a full channel is a slow-consumer drop): evCh
+// for the events, ctlCh for the rest (calls, results and frames of them,
+// directory, heartbeats, gathers). That goroutine brings the heartbeats
+// too, so nothing may hold it. The channels are bounded in messages only,
+// and a message may be a 24 MiB event or call: 16,384 of them could hold
+// hundreds of GiB for a dispatcher that does not keep up (a stalled
+// loop, a long meta query on the control dispatcher, a starved CPU, a
+// flood of large events or calls).
 //
-// So the pump goroutine moves each message at once from the channel into
-// inq, a queue bounded in bytes (Options.MaxInbound), or drops it there,
-// counted (Stats.InboundFull), when the queue holds too many bytes. It
-// does nothing else, so the channel stays near empty: the bound holds
-// for what waits for the dispatcher, which takes the queue's messages a
-// batch at a time.
+// So a pump goroutine per channel moves each message at once from the
+// channel into a queue bounded in bytes, or drops it there, counted
+// (Stats.InboundFull for events, Stats.ControlFull for the rest). It does
+// nothing else, so the channels stay near empty: the bound holds for
+// what waits for the dispatchers, which take their queue's messages a
+// batch at a time. A pump keeps its channel's order, and a dispatcher
+// its queue's: what is dropped leaves a gap, never a reordering.
+//
+// The two queues share one budget, Options.MaxInbound, and one lock: an
+// operator sizes one figure for what other nodes can make this node
+// hold, the mirror of Options.MaxOutbound. Each message has a class,
+// which decides how much of the budget it may fill, as on the send side
+// (out.go): events, meta queries and gather answers, which clients size
+// and repeat at will, three quarters of it; calls, results and their
+// frames the whole of it, so that a flood of events leaves them a
+// quarter; the other nodes' directory changes and sync answers a reserve
+// of an eighth past it, and their heartbeats, goodbyes, sync requests
+// and "forgotten" words a quarter past it. So no flood of events or
+// calls makes this node drop a heartbeat (which would make it take the
+// sender for dead) or a directory message (a resync): what the bound
+// drops are the messages whose loss costs a caller its timeout or a meta
+// query that node's part (README, "A message can be lost").
+//
+// The reserves are bounds too, which the peers' own messages only reach
+// in a stall far longer than a peer timeout: they are the peers', not
+// their clients'. A heartbeat costs at most 256 bytes, and each peer
+// sends one per heartbeat period (its timer), a goodbye once a life, a
+// "forgotten" word once a rejoin, a sync request at most once per two
+// heartbeats: the last eighth of the budget, which only they may fill
+// (8 MiB at the default), holds 10 peers' heartbeats for about 28
+// minutes of a dispatcher stalled outright, and this node sends its own
+// heartbeats from that dispatcher, so its peers took it for dead long
+// before. Directory changes come one per registration change at a peer
+// (a few hundred bytes); sync answers only in answer to this node's own
+// requests (at most one per peer per two heartbeats, none while the
+// dispatcher is stalled), each in parts of at most 1 MiB. Past a
+// reserve, those messages are dropped too (counted in ControlFull), and
+// repaired as any loss is (peers.go): a lost directory change or sync
+// part by a resync, after the stall (a directory of more than the
+// reserve, 8 MiB at the default, sent while this node is stalled, is
+// asked for again then); a lost heartbeat by the next within the peer
+// timeout.
 
 // msgOverhead is what a queued message costs besides its bytes (the
 // nats.Msg, its headers map and slice headers), so that a flood of empty
@@ -31,37 +70,98 @@ func msgCost(m *nats.Msg) int64 {
 	return int64(len(m.Data)+len(m.Subject)+len(m.Reply)) + msgOverhead
 }
 
-// inq is the queue between the pump and the event dispatcher.
+// inClass is what a received message may fill of the inbound budget.
+type inClass uint8
+
+const (
+	inBulk  inClass = iota // events, meta queries, gather answers: three quarters
+	inRoute                // calls, results, chunks, cancels, frames of them: the whole
+	inDir                  // directory changes and sync answers: an eighth more
+	inLive                 // heartbeats, goodbyes, sync requests, "forgotten": a quarter more
+	nClasses
+)
+
+// controlClass returns the class of a message of the control
+// subscriptions (subject.go); me is the node's inbox and a dot.
+func controlClass(subj, me string) inClass {
+	if len(subj) > len(me) && subj[:len(me)] == me {
+		switch subj[len(me):] {
+		case "m":
+			return inRoute
+		case "S":
+			return inDir
+		case "s", "x":
+			return inLive
+		}
+		return inBulk // a.<id>: an answer to one of this node's gathers
+	}
+	switch subj {
+	case subjHeartbeat, subjBye:
+		return inLive
+	case subjDelta:
+		return inDir
+	}
+	return inBulk // subjQuery
+}
+
+// inbound is the budget the two receive queues share, and their lock.
+type inbound struct {
+	mu   sync.Mutex
+	used int64           // guarded by mu: the bytes of both queues and of the batches their dispatchers work on
+	peak int64           // guarded by mu: the highest used seen (tests)
+	lim  [nClasses]int64 // static: how many bytes may be used when a message of each class is added
+	max  int64           // static: Options.MaxInbound
+}
+
+func newInbound(max int64) *inbound {
+	return &inbound{max: max, lim: [nClasses]int64{
+		inBulk:  max - max/4,
+		inRoute: max,
+		inDir:   max + max/8,
+		inLive:  max + max/4,
+	}}
+}
+
+// inq is the queue between a pump and its dispatcher.
 type inq struct {
-	mu    sync.Mutex
-	msgs  []*nats.Msg // guarded by mu
-	bytes int64       // guarded by mu: the cost of msgs and of the batch the dispatcher works on
-	peak  int64       // guarded by mu: the highest bytes seen (tests)
-	taken uint64      // guarded by mu: messages queued since the start (tests)
-	max   int64       // static
+	b *inbound
+	// me is the node's inbox and a dot on the control queue, whose
+	// messages are classed by subject; "" on the event queue, whose
+	// messages are all inBulk. Static.
+	me    string
+	msgs  []*nats.Msg      // guarded by b.mu
+	bytes int64            // guarded by b.mu: this queue's part of b.used
+	peak  int64            // guarded by b.mu: the highest bytes seen (tests)
+	taken [nClasses]uint64 // guarded by b.mu: messages queued since the start, by class (tests)
 	wake  chan struct{}
 }
 
-func newInq(max int64) *inq {
-	return &inq{max: max, wake: make(chan struct{}, 1)}
+func newInq(b *inbound, me string) *inq {
+	return &inq{b: b, me: me, wake: make(chan struct{}, 1)}
 }
 
-// push queues ms in order, each unless the queue would pass its bound;
-// it returns how many it dropped. Pump goroutine; never blocks.
+// push queues ms in order, each unless the budget would pass its class's
+// bound; it returns how many it dropped. Pump goroutine; never blocks.
 func (q *inq) push(ms []*nats.Msg) (dropped int) {
-	q.mu.Lock()
+	b := q.b
+	b.mu.Lock()
 	for _, m := range ms {
-		c := msgCost(m)
-		if q.bytes+c > q.max {
+		c, cl := msgCost(m), inBulk
+		if q.me != "" {
+			cl = controlClass(m.Subject, q.me)
+		}
+		if b.used+c > b.lim[cl] {
 			dropped++
 			continue
 		}
 		q.msgs = append(q.msgs, m)
 		q.bytes += c
-		q.taken++
+		b.used += c
+		q.taken[cl]++
 	}
 	q.peak = max(q.peak, q.bytes)
-	q.mu.Unlock()
+	b.peak = max(b.peak, b.used)
+	b.mu.Unlock()
 	if dropped < len(ms) {
 		select {
 		case q.wake <- struct{}{}:
@@ -74,53 +174,65 @@ func (q *inq) push(ms []*nats.Msg) (dropped int) {
 // take returns the queued messages and gives the queue spare (emptied) to
 // fill next; the messages' bytes stay counted until done. Dispatcher only.
 func (q *inq) take(spare []*nats.Msg) []*nats.Msg {
-	q.mu.Lock()
+	q.b.mu.Lock()
 	ms := q.msgs
 	q.msgs = spare[:0]
-	q.mu.Unlock()
+	q.b.mu.Unlock()
 	return ms
 }
 
 // done uncounts the bytes of a batch the dispatcher has handled.
 func (q *inq) done(cost int64) {
-	q.mu.Lock()
+	q.b.mu.Lock()
 	q.bytes -= cost
-	q.mu.Unlock()
+	q.b.used -= cost
+	q.b.mu.Unlock()
 }
 
 // queued returns the bytes counted now, the highest count seen and the
 // messages queued since the start.
 func (q *inq) queued() (bytes, peak int64, taken uint64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.bytes, q.peak, q.taken
+	q.b.mu.Lock()
+	defer q.b.mu.Unlock()
+	for _, k := range q.taken {
+		taken += k
+	}
+	return q.bytes, q.peak, taken
 }
 
-// pumpBatch bounds the messages the pump moves under one lock.
+// takenBy returns the messages queued since the start, by class.
+func (q *inq) takenBy() [nClasses]uint64 {
+	q.b.mu.Lock()
+	defer q.b.mu.Unlock()
+	return q.taken
+}
+
+// pumpBatch bounds the messages a pump moves under one lock.
 const pumpBatch = 256
 
-// runPump is the pump goroutine: it drains evCh into inq.
-func (n *Node) runPump() {
+// runPump is a pump goroutine: it drains ch into q, counting the drops in
+// dropped.
+func (n *Node) runPump(ch <-chan *nats.Msg, q *inq, dropped *atomic.Uint64) {
 	defer n.wg.Done()
 	batch := make([]*nats.Msg, 0, pumpBatch)
 	for {
 		select {
 		case <-n.stop:
 			return
-		case m := <-n.evCh:
+		case m := <-ch:
 			batch = append(batch, m)
 		}
 	more:
 		for len(batch) < pumpBatch {
 			select {
-			case m := <-n.evCh:
+			case m := <-ch:
 				batch = append(batch, m)
 			default:
 				break more
 			}
 		}
-		if d := n.in.push(batch); d > 0 {
-			n.stats.InboundFull.Add(uint64(d))
+		if d := q.push(batch); d > 0 {
+			dropped.Add(uint64(d))
 		}
 		clear(batch)
 		batch = batch[:0]

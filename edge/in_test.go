@@ -14,8 +14,9 @@ import (
 
 // TestInboundBytesBounded: node a's event dispatcher stalls (as behind a
 // loop that does not keep up) while b publishes large events to a's
-// subscriber. The bytes waiting for a's dispatcher stay within
-// MaxInbound, the events past it are dropped and counted (InboundFull,
+// subscriber. The bytes waiting for a's dispatcher stay within the
+// events' share of MaxInbound (three quarters; the rest is for calls),
+// the events past it are dropped and counted (InboundFull,
 // not NATS's slow-consumer drops), a's heartbeats and peers are
 // unaffected through a stall longer than the peer timeout, and every
 // event that was queued is delivered once the dispatcher runs again.
@@ -87,8 +88,8 @@ func TestInboundBytesBounded(t *testing.T) {
 	queued := int64(taken - before)
 	dropped := a.n.Stats().InboundFull.Load()
 	t.Logf("stalled: %d events queued (%d bytes, peak %d, bound %d), %d dropped", queued, bytes, peak, maxInbound, dropped)
-	if peak > maxInbound {
-		t.Errorf("%d bytes waited for the dispatcher, past the bound %d", peak, maxInbound)
+	if peak > maxInbound*3/4 {
+		t.Errorf("%d bytes waited for the dispatcher, past the events' bound %d", peak, maxInbound*3/4)
 	}
 	if dropped == 0 || queued == 0 {
 		t.Errorf("%d events queued, %d dropped: want both", queued, dropped)

@@ -32,9 +32,9 @@ import (
 // Goroutines: the sender (the only one that publishes to NATS), the
 // control dispatcher (node-to-node messages, heartbeats, the directory,
 // gathers), the event dispatcher (events), and a heartbeat ticker inside
-// the control dispatcher, and the pump, which moves the events NATS
-// delivers into the byte-bounded queue the event dispatcher drains
-// (in.go). Shutdown stops them all.
+// the control dispatcher, and two pumps, which move what NATS delivers
+// into the byte-bounded queues the dispatchers drain (in.go). Shutdown
+// stops them all.
 type Node struct {
 	opts Options
 	log  *slog.Logger
@@ -56,9 +56,10 @@ type Node struct {
 
 	out      *outq
 	subjects subjectCache
-	evCh     chan *nats.Msg // event subscriptions deliver here; the pump drains it into in
-	in       *inq           // the events waiting for the dispatcher, bounded in bytes (in.go)
-	ctlCh    chan *nats.Msg // node-direct and broadcast subscriptions deliver here
+	evCh     chan *nats.Msg // event subscriptions deliver here; a pump drains it into in
+	in       *inq           // the events waiting for the event dispatcher (in.go)
+	ctlCh    chan *nats.Msg // node-direct and broadcast subscriptions deliver here; a pump drains it into ctlq
+	ctlq     *inq           // the rest waiting for the control dispatcher; in and ctlq share one budget in bytes (in.go)
 	ctl      []*nats.Subscription
 
 	imu       sync.Mutex                // guards interests; a leaf lock (route calls in with Realm.mu held)
@@ -87,6 +88,9 @@ type Node struct {
 	// testHookEvents, set by tests only, runs on the event dispatcher
 	// before each batch: a test stalls the dispatcher with it.
 	testHookEvents atomic.Pointer[func()]
+	// testHookControl, set by tests only, runs on the control dispatcher
+	// before each batch, with it.
+	testHookControl atomic.Pointer[func([]*nats.Msg)]
 
 	stop    chan struct{}
 	stopped atomic.Bool
@@ -146,9 +150,17 @@ type Stats struct {
 	VersionMismatch   atomic.Uint64
 	PeersIncompatible atomic.Int64
 	// InboundFull counts the event messages (one event, or a frame of
-	// them) from other nodes dropped because those waiting for the event
-	// dispatcher held Options.MaxInbound bytes (in.go).
+	// them) from other nodes dropped because what waited for the node's
+	// dispatchers held three quarters of Options.MaxInbound (in.go).
 	InboundFull atomic.Uint64
+	// ControlFull counts the other messages from other nodes dropped
+	// because what waited for the node's dispatchers held too many bytes
+	// (in.go): calls, results, chunks, cancels and frames of them past
+	// Options.MaxInbound; meta queries and answers to this node's gathers
+	// past three quarters of it; directory changes and sync answers past
+	// an eighth more, heartbeats, goodbyes, sync requests and "forgotten"
+	// words past a quarter more (which traffic does not reach).
+	ControlFull atomic.Uint64
 }
 
 // New validates opts and returns a Node. It starts nothing.
@@ -158,6 +170,7 @@ func New(opts Options) (*Node, error) {
 	}
 	var b [8]byte
 	crand.Read(b[:])
+	budget := newInbound(opts.MaxInbound)
 	n := &Node{
 		opts:      opts,
 		log:       opts.Logger.With("node", opts.Name),
@@ -168,8 +181,9 @@ func New(opts Options) (*Node, error) {
 		inbox:     nodeInbox(opts.Name),
 		out:       newOutq(opts.MaxOutbound),
 		evCh:      make(chan *nats.Msg, 16384),
-		in:        newInq(opts.MaxInbound),
+		in:        newInq(budget, ""),
 		ctlCh:     make(chan *nats.Msg, 16384),
+		ctlq:      newInq(budget, nodeInbox(opts.Name)+"."),
 		interests: map[string]*realmInterest{},
 		dir:       map[dirKey]route.MeshRealmReg{},
 		gathers:   map[uint64]*gather{},
@@ -219,10 +233,11 @@ func (n *Node) Start() error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	n.claims = newClaimStore(n)
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.runSender(n.stop)
+	go n.runPump(n.ctlCh, n.ctlq, &n.stats.ControlFull)
 	go n.runControl()
-	go n.runPump()
+	go n.runPump(n.evCh, n.in, &n.stats.InboundFull)
 	go n.runEvents()
 	n.startedAt.Store(time.Now().UnixNano())
 	n.ready.Store(true)

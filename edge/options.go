@@ -67,10 +67,15 @@ type Options struct {
 	// node's own control messages (heartbeats, directory) may use a
 	// quarter more. Default 64 MiB.
 	MaxOutbound int64
-	// MaxInbound bounds the bytes of the events received from other
-	// nodes and waiting for the node's event dispatcher; past it they are
-	// dropped (counted, Stats.InboundFull), so that an event larger than
-	// it is never received. Default 64 MiB.
+	// MaxInbound bounds the bytes received from other nodes and waiting
+	// for the node's dispatchers, events and the rest alike (in.go).
+	// Events, meta queries and gather answers may fill three quarters of
+	// it, past which they are dropped (counted, Stats.InboundFull for
+	// events, Stats.ControlFull for the rest), so that an event larger
+	// than that is never received; calls, results and their frames the
+	// whole of it (then Stats.ControlFull); the other nodes' directory
+	// messages and heartbeats have a reserve of a quarter more. Default
+	// 64 MiB.
 	MaxInbound int64
 	// MaxInterest bounds the distinct subjects (exact topics, patterns,
 	// prefixes) the node subscribes to in NATS for one realm, each of

@@ -180,13 +180,24 @@ func (t *peerTable) publish() {
 func (t *peerTable) names() []string { return t.view.Load().names }
 
 // runControl is the control dispatcher: node-to-node messages,
-// heartbeats, the directory and gathers, in arrival order (which keeps a
-// directory change ahead of the calls that follow it from the same node).
+// heartbeats, the directory and gathers, in arrival order: one pump
+// moves them from NATS's one channel into one queue (in.go), in order,
+// and the dispatcher takes that queue in order; what the queue drops for
+// its bound leaves a gap, never a reordering, and it drops no directory
+// change for calls (they have a reserve), so a directory change stays
+// ahead of the calls that follow it from the same node.
+//
+// The heartbeat ticker runs between batches. When a tick is due after a
+// batch, the dispatcher handles what was queued meanwhile first, so
+// that after a long batch (a slow meta query, a large sync) it counts
+// the heartbeats that came during it before it looks for silent peers:
+// a peer is taken for dead for its silence, not for this node's.
 func (n *Node) runControl() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.opts.Heartbeat)
 	defer tick.Stop()
 	me := nodeInbox(n.opts.Name) + "."
+	var spare []*nats.Msg
 	for {
 		select {
 		case <-n.stop:
@@ -194,16 +205,57 @@ func (n *Node) runControl() {
 		case <-tick.C:
 			n.heartbeat()
 			n.checkPeers()
-		case m := <-n.ctlCh:
-			if len(n.peers.bad) > 0 && m.Subject != subjHeartbeat && n.fromIncompatible(m) {
-				continue
+			continue
+		case <-n.ctlq.wake:
+		}
+		due := false
+		for {
+			ms := n.ctlq.take(spare)
+			if len(ms) == 0 {
+				spare = ms
+				break
 			}
-			if strings.HasPrefix(m.Subject, me) {
-				n.direct(m, m.Subject[len(me):])
-			} else {
-				n.broadcast(m)
+			if h := n.testHookControl.Load(); h != nil { // tests only
+				(*h)(ms)
+			}
+			var cost int64
+			for _, m := range ms {
+				cost += msgCost(m)
+				n.control(m, me)
+			}
+			n.ctlq.done(cost)
+			clear(ms)
+			spare = ms
+			if due {
+				n.heartbeat()
+				n.checkPeers()
+				due = false
+			}
+			select {
+			case <-n.stop:
+				return
+			case <-tick.C:
+				due = true
+			default:
 			}
 		}
+		if due {
+			n.heartbeat()
+			n.checkPeers()
+		}
+	}
+}
+
+// control handles one message of the control subscriptions; me is the
+// node's inbox and a dot.
+func (n *Node) control(m *nats.Msg, me string) {
+	if len(n.peers.bad) > 0 && m.Subject != subjHeartbeat && n.fromIncompatible(m) {
+		return
+	}
+	if strings.HasPrefix(m.Subject, me) {
+		n.direct(m, m.Subject[len(me):])
+	} else {
+		n.broadcast(m)
 	}
 }
 

@@ -70,6 +70,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"too_long":         es.TooLong.Load(),
 			"version_mismatch": es.VersionMismatch.Load(),
 			"inbound_full":     es.InboundFull.Load(),
+			"control_full":     es.ControlFull.Load(),
 		},
 		Duplicates:      es.Duplicates.Load(),
 		WideRealms:      es.WideRealms.Load(),
