@@ -142,9 +142,12 @@ type MeshStats struct {
 	// nodes that did not decode (bad_frame, bad_envelope), messages whose
 	// subject NATS would refuse as too long (too_long), and events from
 	// other nodes dropped for a loop that did not keep up (shard_backlog),
-	// messages from nodes of another mesh version (version_mismatch), and
-	// events from other nodes dropped because those waiting for the
-	// node's event dispatcher held mesh.max_inbound bytes (inbound_full).
+	// messages from nodes of another mesh version (version_mismatch),
+	// events from other nodes dropped because what waited for the node's
+	// dispatchers held three quarters of mesh.max_inbound (inbound_full),
+	// and other messages from other nodes (calls, results, meta queries,
+	// gather answers; directory and heartbeats only past their reserves)
+	// dropped for the same budget (control_full).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.
