@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -269,6 +270,36 @@ func benchWildcardWorstCase(b *testing.B, call bool, n int) {
 	if call {
 		if err := dec.Decode(ser, cp.last, &m); err != nil || m.Type != proto.CodeError || string(m.URI) != proto.URINoSuchProcedure {
 			b.Fatalf("CALL answered %v %s, want no_such_procedure", m.Type, m.URI)
+		}
+	}
+}
+
+// BenchmarkReroutePick is the pick of the next callee after a refusal
+// (pickUntried) in a shared registration of many callees, 16 of which
+// the call was offered to already: a callee that answers unavailable
+// makes the router pick again, up to 16 times a call.
+func BenchmarkReroutePick(b *testing.B) {
+	for _, inv := range []proto.Invoke{proto.InvokeRoundRobin, proto.InvokeRandom, proto.InvokeFirst, proto.InvokeLast} {
+		for _, n := range []int{100, 100_000} {
+			b.Run(fmt.Sprintf("%s/callees=%d", inv, n), func(b *testing.B) {
+				l := make([]callee, n)
+				for i := range l {
+					l[i] = callee{s: &Session{id: uint64(i + 1)}, at: int64(i)}
+				}
+				reg := &registration{invoke: inv}
+				reg.callees.Store(&l)
+				rr := &reroute{}
+				for i := 0; i < 16; i++ { // spread over the list, first and last included
+					rr.tried = append(rr.tried, triedCallee{id: l[i*(n-1)/15].s.id})
+				}
+				s := &Shard{rng: seedRand()}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, _, ok := s.pickUntried(reg, rr, false); !ok {
+						b.Fatal("no callee picked")
+					}
+				}
+			})
 		}
 	}
 }

@@ -301,10 +301,15 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 		return callee{}, 0, false
 	}
 	l := reg.list()
-	untried := 0
+	// Whether a callee of l is untried: at most len(rr.tried) of them were
+	// tried, so the scan ends within that many more. No step of a pick
+	// walks the whole registration: it may hold 100,000 callees, and a
+	// call picks again after each refusal.
+	untried := false
 	for _, c := range l {
 		if !rr.triedLocal(c.s.id) {
-			untried++
+			untried = true
+			break
 		}
 	}
 	var rl []remoteCallee
@@ -317,21 +322,21 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 			}
 		}
 	}
-	if untried == 0 && nodes == 0 {
+	if !untried && nodes == 0 {
 		return callee{}, 0, false
 	}
 	switch reg.invoke {
 	case proto.InvokeFirst, proto.InvokeLast:
 		return s.pickUntriedByTime(l, rl, rr, reg.invoke == proto.InvokeFirst)
 	case proto.InvokeRandom:
-		if untried > 0 {
-			return nthUntried(l, rr, s.rng.IntN(untried)), 0, true
+		if untried {
+			return s.randomUntried(l, rr), 0, true
 		}
 		return callee{}, nthNode(rl, rr, s.rng.IntN(nodes)), true
 	}
 	// roundrobin: the next untried callee from the rotation's position.
 	pos := reg.rr.Add(1) - 1
-	if untried > 0 {
+	if untried {
 		n := uint64(len(l))
 		for k := uint64(0); k < n; k++ {
 			if c := l[(pos+k)%n]; !rr.triedLocal(c.s.id) {
@@ -369,6 +374,26 @@ func (s *Shard) pickUntriedByTime(l []callee, rl []remoteCallee, rr *reroute, fi
 		}
 	}
 	return ce, node, ok
+}
+
+// randomUntried returns a callee of l that rr has not tried, each with
+// the same chance; l has one. Where most of l is untried it draws until
+// it finds one (twice on average at worst); else it counts them.
+func (s *Shard) randomUntried(l []callee, rr *reroute) callee {
+	if len(l) > 2*len(rr.tried) {
+		for {
+			if c := l[s.rng.IntN(len(l))]; !rr.triedLocal(c.s.id) {
+				return c
+			}
+		}
+	}
+	untried := 0
+	for _, c := range l {
+		if !rr.triedLocal(c.s.id) {
+			untried++
+		}
+	}
+	return nthUntried(l, rr, s.rng.IntN(untried))
 }
 
 // nthUntried returns the k-th callee of l that rr has not tried.

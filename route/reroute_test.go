@@ -880,3 +880,37 @@ func TestMeshKillCanceledCallBounced(t *testing.T) {
 		})
 	}
 }
+
+// The random policy's pick after refusals: never a tried callee, every
+// untried one in turn, whether most of the registration is untried
+// (drawn until an untried one comes) or most is tried (counted).
+func TestRandomUntried(t *testing.T) {
+	for _, n := range []int{20, 40, 1000} {
+		l := make([]callee, n)
+		for i := range l {
+			l[i] = callee{s: &Session{id: uint64(i + 1)}}
+		}
+		rr := &reroute{}
+		for i := 0; i < 16; i++ {
+			rr.tried = append(rr.tried, triedCallee{id: uint64(i*n/16 + 1)})
+		}
+		s := &Shard{rng: seedRand()}
+		seen := map[uint64]int{}
+		for i := 0; i < 200*n; i++ {
+			c := s.randomUntried(l, rr)
+			if rr.triedLocal(c.s.id) {
+				t.Fatalf("%d callees: picked %d, which was tried", n, c.s.id)
+			}
+			seen[c.s.id]++
+		}
+		if len(seen) != n-16 {
+			t.Fatalf("%d callees: %d of the %d untried picked", n, len(seen), n-16)
+		}
+		exp := 200 * n / (n - 16) // each untried callee's expected count
+		for id, k := range seen {
+			if k < exp/2 || k > exp*2 {
+				t.Fatalf("%d callees: %d picked %d times, expected about %d", n, id, k, exp)
+			}
+		}
+	}
+}
