@@ -154,6 +154,11 @@ func TestHTTPCallee(t *testing.T) {
 		t.Fatal("the upstream request was not canceled")
 	}
 
+	// The upstream saw its request end before the gateway's request
+	// goroutine gave its MaxConcurrent slot back: wait for that too, or
+	// the next call is refused for the slot the last one still holds.
+	waitFor(t, "the callee's slot given back", func() bool { return calleesIdle(e) })
+
 	// MaxConcurrent 1: while one call hangs, the next fails at once. The
 	// callee answers wamp.error.unavailable, which the router, with no
 	// other callee to reroute the call to, turns into
@@ -168,7 +173,17 @@ func TestHTTPCallee(t *testing.T) {
 	if !errors.As(err, &we) || we.URI != proto.URINoAvailableCallee || len(we.Args) != 1 || we.Args[0] != "the HTTP upstream has too many requests in flight" {
 		t.Fatalf("over MaxConcurrent: %v", err)
 	}
-	<-hung
+	if err := <-hung; !errors.As(err, &we) || we.URI != proto.URITimeout {
+		t.Fatalf("the hanging call: %v, want %s", err, proto.URITimeout)
+	}
+	// Its upstream request is canceled by the callee's timeout; take that
+	// cancellation now, so that the one below is the caller's.
+	select {
+	case <-up.canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the timed-out upstream request was not canceled")
+	}
+	waitFor(t, "the callee's slot given back", func() bool { return calleesIdle(e) })
 
 	// A caller that cancels interrupts the upstream request.
 	cctx, ccancel := context.WithCancel(ctx)
@@ -185,6 +200,17 @@ func TestHTTPCallee(t *testing.T) {
 	if r.StatusCode != 200 || !strings.Contains(string(body), `"city":"Chur"`) {
 		t.Fatalf("bridge to an HTTP callee: %d %s", r.StatusCode, body)
 	}
+}
+
+// calleesIdle reports whether no HTTP callee of the gateway has a request
+// in flight (each has given its MaxConcurrent slot back).
+func calleesIdle(e *env) bool {
+	for _, c := range e.gw.callees {
+		if c.m.inflight.Load() != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // TestHTTPCalleeReregisters: a callee whose session the router kills
