@@ -72,6 +72,7 @@ type BearerRevoker interface {
 type who struct {
 	id     identity
 	p      *Principal // bearer only
+	key    *keyed     // API key and signed only: the key it authenticated with (keys.go)
 	roles  []string
 	scopes []string
 }
@@ -127,10 +128,12 @@ func headerValue(h http.Header, key string) string {
 }
 
 // authenticate establishes who a request acts as in realm, as auth
-// allows. body is the request body (signed requests sign it); anonymous
-// requests act as anon (a route's fixed principal) or the realm's
-// anonymous role. The *who returned is shared: callers must not modify it.
-func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []byte, anon *who) (*who, *problem) {
+// allows, under ac (the realms and keys the request is judged by, loaded
+// once for it). body is the request body (signed requests sign it);
+// anonymous requests act as anon (a route's fixed principal) or the
+// realm's anonymous role. The *who returned is shared: callers must not
+// modify it.
+func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *Auth, body []byte, anon *who) (*who, *problem) {
 	cred := g.credentialOf(r)
 	ip := ""
 	if cred != credNone && auth.Type != "none" {
@@ -164,11 +167,11 @@ func (g *Server) authenticate(r *http.Request, realm string, auth *Auth, body []
 	case credBearer:
 		w, p = g.bearer(r, realm)
 	case credAPIKey:
-		w, p = g.apiKey(headerValue(r.Header, g.apiKeyHdr), realm, auth.Keys)
+		w, p = g.apiKey(ac.keys, headerValue(r.Header, g.apiKeyHdr), realm, auth.Keys)
 	case credSigned:
-		w, p = g.signed(r.URL.Query(), body, realm, auth.Keys)
+		w, p = g.signed(ac.keys, r.URL.Query(), body, realm, auth.Keys)
 	default:
-		w, p := g.anonymous(realm, anon)
+		w, p := g.anonymous(ac, realm, anon)
 		if p == nil && len(auth.Roles) > 0 && !w.hasRole(auth.Roles) {
 			// The route's roles bind anonymous requests too (type "any").
 			return nil, g.unauthorized("credentials with one of the roles "+strings.Join(auth.Roles, ", ")+" are required", "")
@@ -220,7 +223,7 @@ func (g *Server) unauthorized(detail, bearerErr string) *problem {
 		}
 		ch = append(ch, c)
 	}
-	if len(g.apiKeys) > 0 {
+	if len(g.access.Load().keys.apiKeys) > 0 { // a hint: the keys configured now
 		ch = append(ch, `ApiKey header="`+g.opts.APIKeyHeader+`"`)
 	}
 	if len(ch) == 0 {
@@ -230,11 +233,11 @@ func (g *Server) unauthorized(detail, bearerErr string) *problem {
 	return p
 }
 
-func (g *Server) anonymous(realm string, anon *who) (*who, *problem) {
+func (g *Server) anonymous(ac *access, realm string, anon *who) (*who, *problem) {
 	if anon != nil && anon.id.authrole != "" {
 		return anon, nil
 	}
-	ra := g.realm(realm)
+	ra := ac.realm(realm)
 	if ra == nil || ra.anon == nil {
 		return nil, g.unauthorized("this realm needs credentials", "")
 	}
@@ -243,9 +246,9 @@ func (g *Server) anonymous(realm string, anon *who) (*who, *problem) {
 
 // anonymousChanged returns why requests without credentials to w's realm
 // no longer act as w, an anonymous principal of it (a reload refused
-// them, or gave them another role), or nil.
-func (g *Server) anonymousChanged(w *who) *problem {
-	ra := g.realm(w.id.realm)
+// them, or gave them another role) under ac, or nil.
+func (g *Server) anonymousChanged(ac *access, w *who) *problem {
+	ra := ac.realm(w.id.realm)
 	switch {
 	case ra == nil || ra.anon == nil:
 		return g.unauthorized("this realm needs credentials", "")
@@ -284,25 +287,18 @@ func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {
 	return &who{id: identity{realm: realm, authid: p.AuthID, authrole: role, method: "jwt"}, p: p, roles: p.Roles, scopes: p.Scopes}, nil
 }
 
-// keyed is an API key or signing key's principal.
-type keyed struct {
-	name                string
-	secret              []byte // signing keys
-	realm, authid, role string
-}
-
-// apiKey looks the key up by its SHA-256, so that the lookup's timing
-// says nothing about the keys.
-func (g *Server) apiKey(key, realm string, allowed []string) (*who, *problem) {
+// apiKey looks the key up in kt by its SHA-256, so that the lookup's
+// timing says nothing about the keys.
+func (g *Server) apiKey(kt *keyTable, key, realm string, allowed []string) (*who, *problem) {
 	h := sha256.Sum256([]byte(key))
-	k := g.apiKeys[h]
+	k := kt.apiKeys[h]
 	if k == nil || (len(allowed) > 0 && !contains(allowed, k.name)) {
 		return nil, g.unauthorized("the API key is not valid", "")
 	}
 	if k.realm != realm {
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the API key is not valid for realm "+strconv.Quote(realm))
 	}
-	return &who{id: identity{realm: realm, authid: k.authid, authrole: k.role, method: "apikey"}}, nil
+	return &who{id: k.identity(), key: k}, nil
 }
 
 // signed checks a request signed as Crossbar's HTTP bridge signs them:
@@ -314,7 +310,9 @@ func (g *Server) apiKey(key, realm string, allowed []string) (*who, *problem) {
 // be replayed. (The replay key is the MAC, not the nonce: seq and nonce
 // are concatenated without a separator, so moving digits between them, or
 // adding leading zeros, yields another nonce under the same signature.)
-func (g *Server) signed(q map[string][]string, body []byte, realm string, allowed []string) (*who, *problem) {
+//
+// The key and its secret come from kt, one table for the whole check.
+func (g *Server) signed(kt *keyTable, q map[string][]string, body []byte, realm string, allowed []string) (*who, *problem) {
 	get := func(k string) string {
 		if v := q[k]; len(v) == 1 {
 			return v[0]
@@ -335,7 +333,7 @@ func (g *Server) signed(q map[string][]string, body []byte, realm string, allowe
 	if err != nil {
 		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "timestamp must be UTC ISO 8601, e.g. 2011-10-14T16:59:51.123Z")
 	}
-	k := g.signingKeys[key]
+	k := kt.signingKeys[key]
 	if k == nil || (len(allowed) > 0 && !contains(allowed, k.name)) {
 		return nil, g.unauthorized("unknown signing key", "")
 	}
@@ -363,7 +361,7 @@ func (g *Server) signed(q map[string][]string, body []byte, realm string, allowe
 	if k.realm != realm {
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the signing key is not valid for realm "+strconv.Quote(realm))
 	}
-	return &who{id: identity{realm: realm, authid: k.authid, authrole: k.role, method: "signed"}}, nil
+	return &who{id: k.identity(), key: k}, nil
 }
 
 // nonceCache remembers signed requests' nonces until their timestamps

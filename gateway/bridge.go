@@ -35,25 +35,27 @@ import (
 // are WAMP's JSON form of binary values ("\u0000" + base64).
 
 // bridgeRealm checks that realm serves the bridge and authenticates the
-// request for it.
+// request for it, by one configuration (a reload's realms and keys, or
+// the one before: never a mix).
 func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, *problem) {
-	if p := bridgeOff(g.realm(realm), realm); p != nil {
+	ac := g.access.Load()
+	if p := bridgeOff(ac.realm(realm), realm); p != nil {
 		return nil, p
 	}
-	w, p := g.authenticate(r, realm, &anyAuth, body, nil)
+	w, p := g.authenticate(ac, r, realm, &anyAuth, body, nil)
 	if p != nil {
 		return nil, p
 	}
-	if p := g.bridgeAccess(w); p != nil {
+	if p := g.bridgeAccess(ac, w); p != nil {
 		return nil, p
 	}
 	return w, nil
 }
 
-// bridgeAccess checks that w's realm serves the bridge to w: a request's
-// principal, and an open bridge stream's after each reload.
-func (g *Server) bridgeAccess(w *who) *problem {
-	ra := g.realm(w.id.realm)
+// bridgeAccess checks that w's realm serves the bridge to w under ac: a
+// request's principal, and an open bridge stream's after each reload.
+func (g *Server) bridgeAccess(ac *access, w *who) *problem {
+	ra := ac.realm(w.id.realm)
 	if p := bridgeOff(ra, w.id.realm); p != nil {
 		return p
 	}
@@ -247,7 +249,7 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantSSE {
-		g.streamCall(w, r, who, true, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
+		g.streamCall(w, r, who, true, nil, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
 		return
 	}
 	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
@@ -363,10 +365,10 @@ func acceptsSSE(r *http.Request) bool {
 
 // streamCall runs a call with progressive results, as SSE events:
 // "progress" per progressive result, then "result" or "problem" (a problem
-// document), for who (bridge: on the bridge endpoint, not a route). It
-// ends with a problem too when who's credential no longer authorizes it
-// (grant.go).
-func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, cr *callReq, errs map[string]int) {
+// document), for who (bridge: on the bridge endpoint, not a route; keys:
+// the route's auth.keys). It ends with a problem too when who's credential
+// no longer authorizes it (grant.go).
+func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, keys []string, cr *callReq, errs map[string]int) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
@@ -382,7 +384,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	// A credential taken away cancels the call at once (its callee stops
 	// producing) and lets its queued results go, even while the handler
 	// is blocked writing to its client.
-	gr := newGrant(who, bridge, func() { s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) })
+	gr := newGrant(who, bridge, keys, func() { s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) })
 	defer g.unwatch(gr)
 	if p := g.watch(gr); p != nil {
 		writeProblem(w, p)
@@ -648,7 +650,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 	defer g.pool.releaseStream(ip)
 	st := newStream(g, lastID)
 	defer st.close()
-	gr := newGrant(who, true, st.stop)
+	gr := newGrant(who, true, nil, st.stop)
 	defer g.unwatch(gr)
 	if p := g.watch(gr); p != nil {
 		writeProblem(w, p)

@@ -32,17 +32,21 @@
 //     bounded pool of sessions (pool.go says why, and what bounds it).
 //   - Bearer tokens are checked through BearerVerifier, which gateway
 //     declares; cmd adapts oauth's verifier (or a JWKS file's) to it. API
-//     keys and Crossbar-style signed requests are configured here.
+//     keys and Crossbar-style signed requests are configured here (and
+//     replaced by SetAccess).
 //   - Other HTTP handlers are mounted by cmd through Options.Mount;
 //     gateway does not know what they are.
 //   - Metrics read the counters the router and the loops keep through
 //     StatsSource, which gateway declares and cmd implements over loop and
 //     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
-//     SetRealms (reload, after the verifier's and the router's; it also
-//     lets the HTTP callees and webhooks the router removed register and
-//     subscribe again, revoke.go, and ends the SSE streams the new
-//     configuration no longer authorizes, grant.go), RevokeBearer (cmd
+//     SetAccess (reload, after the verifier's and the router's: the
+//     realms' bridge access and the API and signing keys as one, keys.go;
+//     it also lets the HTTP callees and webhooks the router removed
+//     register and subscribe again, revoke.go, and ends the SSE streams
+//     the new configuration no longer authorizes, grant.go), SetRealms
+//     (SetAccess keeping the keys), ValidateKeys (cmd checks a reload's
+//     keys before the router takes its realms), RevokeBearer (cmd
 //     calls it from the OAuth2 server's revocations: the SSE streams of
 //     revoked tokens end, for a verifier that implements BearerRevoker),
 //     Shutdown(ctx) error, ErrClosed after it.

@@ -32,9 +32,10 @@ import (
 //
 // What is checked again is what a reload or a revocation can change: the
 // bearer token (its verifier's Withdrawn: revoked, or its client,
-// principal or role no longer configured), the realm's principal for
-// requests without credentials, and for the bridge endpoints the realm's
-// bridge access for the principal's role. API keys, signing keys and the
+// principal or role no longer configured), the API key or signing key
+// (removed, given another secret or principal: keys.go), the realm's
+// principal for requests without credentials, and for the bridge
+// endpoints the realm's bridge access for the principal's role. The
 // routes' own requirements change only with a restart; the router's RBAC
 // judges each call when it is made, and takes away the subscriptions a
 // role may no longer make (their streams end too: sess.revoked).
@@ -43,6 +44,7 @@ import (
 type grant struct {
 	w      *who     // whom the stream acts as, as it authenticated (shared: read only)
 	bridge bool     // opened on a bridge endpoint: the realm's bridge access must still admit w
+	keys   []string // the route's auth.keys (a key must still be one of them), or none
 	ids    []string // the bearer token's revocation ids (BearerRevoker), set by watch; none when its verifier names none
 	stop   func()   // ends the stream's flow at once; it must not block
 	once   sync.Once
@@ -50,8 +52,8 @@ type grant struct {
 	why    *problem      // the stream's last event; set before done is closed
 }
 
-func newGrant(w *who, bridge bool, stop func()) *grant {
-	return &grant{w: w, bridge: bridge, stop: stop, done: make(chan struct{})}
+func newGrant(w *who, bridge bool, keys []string, stop func()) *grant {
+	return &grant{w: w, bridge: bridge, keys: keys, stop: stop, done: make(chan struct{})}
 }
 
 // end ends the grant's stream with p, once; it reports whether this call
@@ -126,21 +128,28 @@ func (g *Server) unwatch(gr *grant) {
 
 // withdrawn returns why gr no longer lets its stream run under the
 // configuration and revocations of now (what a request made now would be
-// refused with), or nil.
+// refused with), or nil. One configuration judges it (its realms and
+// keys loaded once).
 func (g *Server) withdrawn(gr *grant) *problem {
 	w := gr.w
+	ac := g.access.Load()
 	if len(gr.ids) > 0 {
 		if why := g.opts.Bearer.(BearerRevoker).Withdrawn(w.p); why != "" {
 			return g.unauthorized("the bearer token is not valid: "+why, why)
 		}
 	}
+	if w.key != nil {
+		if why := ac.keys.withdrawn(w.key, gr.keys); why != "" {
+			return g.keyWithdrawn(why)
+		}
+	}
 	if w.id.method == "anonymous" {
-		if p := g.anonymousChanged(w); p != nil {
+		if p := g.anonymousChanged(ac, w); p != nil {
 			return p
 		}
 	}
 	if gr.bridge {
-		return g.bridgeAccess(w)
+		return g.bridgeAccess(ac, w)
 	}
 	return nil
 }

@@ -146,10 +146,11 @@ func (g *Server) securitySchemes() obj {
 	if g.opts.Bearer != nil {
 		s["bearer"] = obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 	}
-	if len(g.opts.APIKeys) > 0 {
+	kt := g.access.Load().keys // the keys of now: a reload rebuilds the document when a kind comes or goes
+	if len(kt.apiKeys) > 0 {
 		s["apiKey"] = obj{"type": "apiKey", "in": "header", "name": g.opts.APIKeyHeader}
 	}
-	if len(g.opts.SigningKeys) > 0 {
+	if len(kt.signingKeys) > 0 {
 		s["signed"] = obj{"type": "apiKey", "in": "query", "name": "signature",
 			"description": "Crossbar-style signed request: key, timestamp, seq, nonce and signature = base64url(HMAC-SHA256(secret, key+timestamp+seq+nonce+body))"}
 	}
@@ -298,5 +299,5 @@ func (g *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(g.openapi)
+	w.Write(*g.openapi.Load())
 }

@@ -23,21 +23,25 @@ type Options struct {
 	Router *route.Router
 	// Realms says which realms serve the zero-config bridge endpoints
 	// (/wamp/{realm}/...) and to whom. A realm not listed serves none.
-	// Replace them at run time with Server.SetRealms (configuration
-	// reload).
+	// Replace them at run time with Server.SetRealms or SetAccess
+	// (configuration reload).
 	Realms []RealmAccess
 
 	// Bearer checks "Authorization: Bearer" tokens; nil refuses them.
 	Bearer BearerVerifier
 	// APIKeys are the API keys clients send in the APIKeyHeader header.
+	// Replace them at run time with Server.SetAccess (keys.go).
 	APIKeys []APIKey
 	// APIKeyHeader is the header API keys travel in. Default "X-API-Key".
+	// It changes only with a restart.
 	APIKeyHeader string
 	// SigningKeys are the keys of signed requests (Crossbar's HTTP bridge
 	// scheme: query parameters key, timestamp, seq, nonce, signature).
+	// Replace them at run time with Server.SetAccess.
 	SigningKeys []SigningKey
 	// SignatureMaxSkew bounds the age of a signed request's timestamp, and
-	// how long its nonce is remembered against replays. Default 5m.
+	// how long its nonce is remembered against replays. Default 5m. It
+	// changes only with a restart.
 	SignatureMaxSkew time.Duration
 
 	// Routes are the declarative REST routes.
@@ -200,12 +204,18 @@ type Auth struct {
 	Scopes []string
 	// Roles of which the principal must have one.
 	Roles []string
-	// Keys restricts apikey and signed routes to these key names.
+	// Keys restricts apikey and signed routes to these key names (API
+	// keys' names, signing keys' ids). Once the server runs, a name whose
+	// key a reload removed (SetAccess) matches no key: a route left with
+	// none refuses every key.
 	Keys []string
 }
 
-// APIKey is a static API key and the principal it stands for.
+// APIKey is an API key and the principal it stands for.
 type APIKey struct {
+	// Name identifies the key in routes' Auth.Keys, logs and reloads;
+	// default "key<index>", which a reload that removes a key before it
+	// shifts (and its AuthID with it, when that is not given).
 	Name   string
 	Key    string
 	Realm  string

@@ -581,6 +581,32 @@ func (p *pool) sweep(now time.Time) {
 	}
 }
 
+// retire closes the sessions of the idle principals that authenticated
+// with an API key or a signing key and that no key of kt (a reload's)
+// stands for any more: a key removed, or given another principal. No new
+// request can reach them (the pool is keyed by principal); closed now,
+// they leave the router's session list at the reload rather than
+// SessionIdle later. Busy ones (their streams are ending) go when the
+// sweep finds them idle.
+func (p *pool) retire(kt *keyTable) {
+	p.mu.Lock()
+	ids := map[identity]*idPool{}
+	for id, ip := range p.ids {
+		if id.method == "apikey" || id.method == "signed" {
+			ids[id] = ip
+		}
+	}
+	p.mu.Unlock()
+	kt.standsFor(ids) // outside mu: up to every key of the table
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, ip := range ids {
+		if p.ids[id] == ip && !ip.busy() {
+			p.evict(ip)
+		}
+	}
+}
+
 // closeAll closes every session (Shutdown) and refuses new ones.
 func (p *pool) closeAll() {
 	p.mu.Lock()

@@ -275,7 +275,7 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 				return
 			}
 		}
-		who, p := g.authenticate(r, cr.Realm, &cr.Auth, body, cr.anon)
+		who, p := g.authenticate(g.access.Load(), r, cr.Realm, &cr.Auth, body, cr.anon)
 		if p != nil {
 			writeProblem(w, p)
 			return
@@ -292,7 +292,7 @@ func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Reques
 		}
 		req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
 		if acceptsSSE(r) {
-			g.streamCall(w, r, who, false, req, cr.Errors)
+			g.streamCall(w, r, who, false, cr.Auth.Keys, req, cr.Errors)
 			return
 		}
 		s, a, p := g.pool.acquire(who.id, r.RemoteAddr)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,15 +34,16 @@ type Server struct {
 	metrics *metrics
 	limiter *failLimiter
 	nonces  *nonceCache
-	openapi []byte // static after New
+	openapi atomic.Pointer[[]byte] // rebuilt when a reload adds the first or removes the last key of a kind (its security schemes)
 
-	apiKeys     map[[32]byte]*keyed // by SHA-256 of the key; static
-	signingKeys map[string]*keyed   // by key id; static
-	realms      atomic.Pointer[map[string]*realmEntry]
-	apiKeyHdr   string           // Options.APIKeyHeader in canonical form (direct header map lookups)
-	routes      []*compiledRoute // static
-	callees     []*calleeRunner  // static
-	webhooks    []*webhookRunner // static
+	// access is the realms' bridge access and the API and signing keys,
+	// swapped as one by a reload (keys.go); requests load it once.
+	access    atomic.Pointer[access]
+	accessMu  sync.Mutex       // serializes the writers of access
+	apiKeyHdr string           // Options.APIKeyHeader in canonical form (direct header map lookups)
+	routes    []*compiledRoute // static
+	callees   []*calleeRunner  // static
+	webhooks  []*webhookRunner // static
 
 	lane          *laneListener // what the event loop's HTTP lane hands over, served from StartLane (lane.go)
 	laneLbl       *routeMetrics // bridge_call's metrics, for the lane
@@ -98,12 +98,14 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.lane = newLaneListener()
 	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
 	g.nonces = newNonceCache(1 << 20)
-	g.SetRealms(opts.Realms)
+	kt, kerrs := compileKeys(opts.APIKeys, opts.SigningKeys)
+	errs = append(errs, kerrs...)
+	g.access.Store(&access{keys: kt})
+	g.setAccess(opts.Realms, nil)
 	g.apiKeyHdr = http.CanonicalHeaderKey(g.opts.APIKeyHeader)
 	var herrs []error
 	g.hosts, herrs = newHostPolicy(opts.Hosts, opts.KnownHosts)
 	errs = append(errs, herrs...)
-	errs = append(errs, g.loadKeys()...)
 	errs = append(errs, g.buildMux()...)
 	errs = append(errs, g.buildCallees()...)
 	errs = append(errs, g.buildWebhooks()...)
@@ -114,7 +116,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.openapi = doc
+	g.openapi.Store(&doc)
 	l := &g.opts.Limits
 	g.srv = &http.Server{
 		Handler:           g.mux,
@@ -142,29 +144,15 @@ type realmEntry struct {
 	anon *who // nil unless Anonymous
 }
 
-// SetRealms replaces the realms' bridge access (configuration reload).
-// HTTP callees and webhooks the router removed since the last call
+// SetRealms replaces the realms' bridge access (configuration reload),
+// keeping the keys: SetAccess with the keys in use. HTTP callees and
+// webhooks the router removed since the last call
 // (wamp.registration.remove_callee, wamp.subscription.remove_subscriber,
 // a reload's revocation) register and subscribe again, and the SSE
 // streams whose credential no longer authorizes them end (grant.go): call
 // it after the verifier and the router have the reload's configuration.
 func (g *Server) SetRealms(realms []RealmAccess) {
-	m := make(map[string]*realmEntry, len(realms))
-	for i := range realms {
-		e := &realmEntry{RealmAccess: realms[i]}
-		if e.Anonymous {
-			e.anon = &who{id: identity{realm: e.Name, authrole: e.AnonymousRole, method: "anonymous"}}
-		}
-		m[e.Name] = e
-	}
-	g.realms.Store(&m)
-	g.reloadMu.Lock()
-	if g.reloadCh != nil {
-		close(g.reloadCh)
-	}
-	g.reloadCh = make(chan struct{})
-	g.reloadMu.Unlock()
-	g.recheckStreams()
+	g.setAccess(realms, nil)
 }
 
 // nextReload returns a channel closed by the next SetRealms: the HTTP
@@ -174,46 +162,6 @@ func (g *Server) nextReload() <-chan struct{} {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	return g.reloadCh
-}
-
-// realm returns a realm's entry, nil for a realm not configured.
-func (g *Server) realm(name string) *realmEntry { return (*g.realms.Load())[name] }
-
-func (g *Server) loadKeys() []error {
-	var errs []error
-	g.apiKeys = map[[32]byte]*keyed{}
-	for i, k := range g.opts.APIKeys {
-		switch {
-		case len(k.Key) < 16:
-			errs = append(errs, fieldErr("an API key must be at least 16 characters", "api_keys", i, "key"))
-		case k.Realm == "" || k.Role == "":
-			errs = append(errs, fieldErr("an API key needs a realm and a role", "api_keys", i))
-		}
-		h := sha256.Sum256([]byte(k.Key))
-		if g.apiKeys[h] != nil {
-			errs = append(errs, fieldErr("the same API key is configured twice", "api_keys", i, "key"))
-		}
-		name := k.Name
-		if name == "" {
-			name = "key" + fmt.Sprint(i)
-		}
-		g.apiKeys[h] = &keyed{name: name, realm: k.Realm, authid: orStr(k.AuthID, name), role: k.Role}
-	}
-	g.signingKeys = map[string]*keyed{}
-	for i, k := range g.opts.SigningKeys {
-		switch {
-		case k.Key == "":
-			errs = append(errs, fieldErr("a signing key needs a key id", "signing_keys", i, "key"))
-		case len(k.Secret) < 16:
-			errs = append(errs, fieldErr("a signing key's secret must be at least 16 characters", "signing_keys", i, "secret"))
-		case k.Realm == "" || k.Role == "":
-			errs = append(errs, fieldErr("a signing key needs a realm and a role", "signing_keys", i))
-		case g.signingKeys[k.Key] != nil:
-			errs = append(errs, fieldErr("signing key "+k.Key+" is configured twice", "signing_keys", i, "key"))
-		}
-		g.signingKeys[k.Key] = &keyed{name: k.Key, secret: []byte(k.Secret), realm: k.Realm, authid: orStr(k.AuthID, k.Key), role: k.Role}
-	}
-	return errs
 }
 
 func orStr(s, def string) string {
