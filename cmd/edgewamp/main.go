@@ -438,8 +438,9 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 }
 
 // reloadConfig re-reads the configuration file and installs its realms,
-// their HTTP bridge access and the runtime settings. meshOn says whether
-// this process runs a mesh node (which a reload neither starts nor stops).
+// their HTTP bridge access, the gateway's API and signing keys and the
+// runtime settings. meshOn says whether this process runs a mesh node
+// (which a reload neither starts nor stops).
 func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
@@ -451,6 +452,14 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		return err
 	}
 	realms, err := cfg.realmConfigsWith(oa)
+	var gwo gateway.Options
+	if err == nil && gw != nil {
+		// The gateway's keys are checked before anything is installed
+		// (loadConfig checked them already, unless the file turns the
+		// gateway off: the running one takes the file's keys all the same).
+		gwo = cfg.gatewayOptions(log)
+		err = gateway.ValidateKeys(gwo.APIKeys, gwo.SigningKeys)
+	}
 	if err == nil {
 		err = oa.reload(cfg, realms)
 	}
@@ -462,7 +471,14 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		return err
 	}
 	if gw != nil {
-		gw.SetRealms(cfg.realmAccess())
+		// The realms' bridge access and the keys as one: a request is
+		// judged by the old configuration or the new one, never a mix; the
+		// SSE streams of removed or changed keys end. Before the log line
+		// below: a request that starts after it sees only the new keys.
+		if err := gw.SetAccess(cfg.realmAccess(), gwo.APIKeys, gwo.SigningKeys); err != nil {
+			// Not reached: ValidateKeys above checked the same keys.
+			log.Error("SIGHUP: gateway keys refused; the gateway keeps its keys", "err", err)
+		}
 	}
 	// auto settings follow the mesh that runs, not one the file now asks
 	// for.
@@ -479,7 +495,7 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		names = append(names, rc.Name)
 	}
 	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, routes, API and signing keys, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart"},
+		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, routes, api_key_header, signature_max_skew, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart"},
 		rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
