@@ -367,7 +367,7 @@ func acceptsSSE(r *http.Request) bool {
 // "progress" per progressive result, then "result" or "problem" (a problem
 // document), for who (bridge: on the bridge endpoint, not a route; keys:
 // the route's auth.keys). It ends with a problem too when who's credential
-// no longer authorizes it (grant.go).
+// no longer authorizes it (grant.go), or its bearer token expires.
 func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, keys []string, cr *callReq, errs map[string]int) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
@@ -393,6 +393,14 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
 		return
+	}
+	if who.p != nil && !who.p.Expires.IsZero() {
+		// The token's expiry ends the call as a withdrawal does, and as it
+		// ends an event stream: canceled at once (even while the handler
+		// is blocked writing), its problem the stream's last event. Before,
+		// the call went on until it ended or timed out (MaxCallTimeout).
+		exp := time.AfterFunc(time.Until(who.p.Expires), func() { gr.end(tokenExpired()) })
+		defer exp.Stop()
 	}
 	// However the handler ends, the call stops being pending and what it
 	// left in c.prog comes out of the SSE total: on the shard, after which
@@ -687,8 +695,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 	for {
 		select {
 		case <-expired:
-			p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token expired; reconnect with a fresh one")
-			sw.writeEvent("problem", p.body())
+			sw.writeEvent("problem", tokenExpired().body())
 			return
 		case f := <-st.ch:
 			if err := st.writeQueued(sw, f); err != nil {
@@ -715,6 +722,12 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 			return
 		}
 	}
+}
+
+// tokenExpired is the last event of an SSE stream whose bearer token
+// expired.
+func tokenExpired() *problem {
+	return newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token expired; reconnect with a fresh one")
 }
 
 // openStream admits one more SSE stream within Limits.MaxStreams and

@@ -574,3 +574,53 @@ func TestReloadEndsThousandsOfStreams(t *testing.T) {
 	}
 	settled(t, e)
 }
+
+// expiringVerifier takes two tokens: "short", which expires at exp, and
+// "long", which expires in an hour.
+type expiringVerifier struct{ exp time.Time }
+
+func (v expiringVerifier) VerifyBearer(_ context.Context, token string) (*Principal, error) {
+	switch token {
+	case "short":
+		return &Principal{Realm: "realm1", AuthID: "short", AuthRole: "user", Expires: v.exp}, nil
+	case "long":
+		return &Principal{Realm: "realm1", AuthID: "long", AuthRole: "user", Expires: time.Now().Add(time.Hour)}, nil
+	}
+	return nil, fmt.Errorf("not a token")
+}
+
+// TestSSECallEndsWhenBearerExpires: an event stream ended when its bearer
+// token expired, but a call streaming its progressive results went on
+// after it, for as long as the call (up to max_call_timeout), its callee
+// producing all along. Now it ends at the expiry as the event stream
+// does, with a problem event, the call canceled at the router (its callee
+// interrupted); a call of a token that has not expired goes on. (An
+// expiry is not a withdrawal: edgewamp_gateway_sse_withdrawn_total does
+// not count it.)
+func TestSSECallEndsWhenBearerExpires(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Bearer = expiringVerifier{exp: time.Now().Add(3 * time.Second)}
+		o.Realms[0].Anonymous = false
+		o.Routes = []Route{{Method: "POST", Path: "/ticks", Realm: "realm1", Call: "com.tick", Auth: Auth{Type: "bearer"}, Timeout: time.Minute}}
+	})
+	interrupted := tickCallee(t, e, "realm1", "com.tick")
+	shortCall, _ := openTicks(t, e, "/wamp/realm1/call/com.tick", "Authorization", "Bearer short")
+	shortRoute, _ := openTicks(t, e, "/ticks", "Authorization", "Bearer short")
+	shortEvents, _ := sseOpen(t, e, "GET", "/wamp/realm1/events/com.news", "", "Authorization", "Bearer short")
+	longCall, leave := openTicks(t, e, "/wamp/realm1/call/com.tick", "Authorization", "Bearer long")
+
+	expired := ending{401, proto.URIAuthenticationFailed, "the bearer token expired"}
+	expectEnded(t, shortCall, "the streamed call of an expired token", expired)
+	expectEnded(t, shortRoute, "the route's streamed call of an expired token", expired)
+	expectEnded(t, shortEvents, "the event stream of an expired token", expired)
+	waitInterrupted(t, interrupted, "the streamed call of an expired token")
+	waitInterrupted(t, interrupted, "the route's streamed call of an expired token")
+	for range 3 {
+		nextEvent(t, longCall, "progress", "the call of a token that has not expired")
+	}
+	if n := metricValue(t, e, "edgewamp_gateway_sse_withdrawn_total"); n != "0" {
+		t.Errorf("edgewamp_gateway_sse_withdrawn_total = %q, want 0", n)
+	}
+	leave()
+	settled(t, e)
+}
