@@ -86,8 +86,12 @@ func TestMeshMetrics(t *testing.T) {
 
 	// A session on A (mesh.calls_in_flight: 1) holding a call on B's
 	// callee gets wamp.error.unavailable for a second one, counted.
-	release := make(chan struct{})
+	release, held := make(chan struct{}), make(chan struct{}, 1)
 	hold := func(ctx context.Context, _ *client.Invocation) (*client.Result, error) {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -99,12 +103,16 @@ func TestMeshMetrics(t *testing.T) {
 	}
 	caller := a.dial(a.ws(), proto.JSON)
 	first := make(chan error, 1)
-	meshEventually(t, 10*time.Second, func() error { // until A knows B's registration
+	// Until A knows B's registration (no_such_procedure until then), and
+	// the call is held on B: not "no answer within 200 ms", which a
+	// no_such_procedure late on a loaded machine also is (the next call
+	// then found A with no call in flight, and hung on B's callee).
+	meshEventually(t, 10*time.Second, func() error {
 		go func() { _, err := caller.Call(ctx, "com.metrics.hold", nil, nil, nil); first <- err }()
 		select {
 		case err := <-first:
 			return fmt.Errorf("the first call ended: %v", err)
-		case <-time.After(200 * time.Millisecond):
+		case <-held:
 			return nil
 		}
 	})
