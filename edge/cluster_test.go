@@ -36,7 +36,7 @@ func TestClusterRPC(t *testing.T) {
 	callee := b.dial(b.rs(), proto.CBOR)
 	ctx := ctxT(t, 20*time.Second)
 	release := make(chan struct{})
-	interrupted := make(chan error, 4)
+	blocked, interrupted := make(chan struct{}, 4), make(chan error, 4)
 	_, err := callee.Register(ctx, "com.rpc", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
 		switch inv.Args[0] {
 		case "echo":
@@ -60,6 +60,7 @@ func TestClusterRPC(t *testing.T) {
 				sum += toInt(next.Args[1])
 			}
 		case "block":
+			blocked <- struct{}{}
 			select {
 			case <-ctx.Done():
 				interrupted <- context.Cause(ctx)
@@ -116,7 +117,16 @@ func TestClusterRPC(t *testing.T) {
 			_, err := caller.Call(cctx, "com.rpc", []any{"block"}, nil, &client.CallOptions{CancelMode: mode})
 			errc <- err
 		}()
-		time.Sleep(100 * time.Millisecond)
+		// Cancel once the callee runs the call, not after a fixed 100 ms:
+		// a caller goroutine started late (a loaded machine) found its
+		// context done already and sent no CALL (context.Canceled).
+		select {
+		case <-blocked:
+		case err := <-errc:
+			t.Fatalf("cancel %s: the call ended before it was canceled: %v", mode, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("cancel %s: the call did not reach the callee", mode)
+		}
 		cancel()
 		if err := <-errc; wampErr(err) != proto.URICanceled {
 			t.Fatalf("cancel %s: %v", mode, err)
