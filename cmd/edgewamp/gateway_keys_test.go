@@ -10,14 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/edgewamp/edgewamp/client"
 )
 
 // keysYAML is a configuration with an open realm1 and the gateway's API
@@ -66,59 +61,12 @@ func TestGatewayKeysRotatedOnSIGHUP(t *testing.T) {
 		alice, bob, bob2 = "alice-key-0123456789", "bob-key-0123456789ab", "bob-key-2-0123456789"
 		dev, dev2        = "dev-secret-0123456789", "dev-secret-2-01234567"
 	)
-	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
-	write := func(yml string) {
-		t.Helper()
-		if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(keysYAML([][2]string{{"alice", alice}, {"bob", bob}}, dev))
-	g := startGatewayRouter(t, "-config", cfgFile)
-	reloads, refusals := 0, 0
-	reload := func(yml string) {
-		t.Helper()
-		write(yml)
-		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		reloads++
-		g.waitLog("SIGHUP: configuration reloaded", reloads)
-	}
+	g := startReloadedGateway(t, keysYAML([][2]string{{"alice", alice}, {"bob", bob}}, dev))
+	reload := g.reload
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	callee, err := client.Dial(ctx, client.Config{URL: "ws://" + g.addr + "/ws", Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer callee.Close()
-	interrupted := make(chan struct{}, 16)
-	if _, err := callee.Register(ctx, "com.example.tick", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		for i := 0; ; i++ {
-			if err := inv.SendProgress([]any{i}, nil); err != nil {
-				return nil, err
-			}
-			select {
-			case <-ctx.Done():
-				if context.Cause(ctx) == client.ErrInterrupted {
-					interrupted <- struct{}{}
-				}
-				return nil, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitInterrupted := func(what string) {
-		t.Helper()
-		select {
-		case <-interrupted:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: the callee was not interrupted", what)
-		}
-	}
+	waitInterrupted := tickCallee(ctx, t, g.addr)
 	const events, call = "/wamp/realm1/events/com.example.news", "/wamp/realm1/call/com.example.tick"
 	const callBody = `{"options":{"timeout":120000}}`
 	nonce := 0
@@ -234,12 +182,7 @@ func TestGatewayKeysRotatedOnSIGHUP(t *testing.T) {
 	// A file with a bad key is refused; the keys in use stay, and so do
 	// their streams.
 	bobEvents = open(events, bob2)
-	write(keysYAML([][2]string{{"bob", "short"}}, dev2))
-	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	refusals++
-	g.waitLog("SIGHUP: configuration refused", refusals)
+	g.reloadRefused(keysYAML([][2]string{{"bob", "short"}}, dev2))
 	if st := status(bob2); st != 202 {
 		t.Fatalf("bob's key after a refused reload: %d, want 202", st)
 	}

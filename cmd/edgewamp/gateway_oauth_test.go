@@ -324,61 +324,13 @@ func sseUntil(t *testing.T, br *bufio.Reader, want, what string) string {
 // tokens the reload leaves alone go on.
 func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
 	key := oauthKeyFile(t)
-	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
-	write := func(yml string) {
-		t.Helper()
-		if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(withdrawYAML(t, key, "user", "backend", "frontend"))
-	g := startGatewayRouter(t, "-config", cfgFile)
-	reloads := 0
-	reload := func(yml string) {
-		t.Helper()
-		write(yml)
-		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		reloads++
-		g.waitLog("SIGHUP: configuration reloaded", reloads)
-	}
+	g := startReloadedGateway(t, withdrawYAML(t, key, "user", "backend", "frontend"))
+	reload := g.reload
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	// A callee (anonymous: role device) that sends a progressive result
-	// every 20 ms until it is interrupted.
-	callee, err := client.Dial(ctx, client.Config{URL: "ws://" + g.addr + "/ws", Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer callee.Close()
-	interrupted := make(chan struct{}, 16)
-	if _, err := callee.Register(ctx, "com.example.tick", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		for i := 0; ; i++ {
-			if err := inv.SendProgress([]any{i}, nil); err != nil {
-				return nil, err
-			}
-			select {
-			case <-ctx.Done():
-				if context.Cause(ctx) == client.ErrInterrupted {
-					interrupted <- struct{}{}
-				}
-				return nil, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitInterrupted := func(what string) {
-		t.Helper()
-		select {
-		case <-interrupted:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: the callee was not interrupted", what)
-		}
-	}
+	// A callee (anonymous: role device) that streams until interrupted.
+	waitInterrupted := tickCallee(ctx, t, g.addr)
 	login := func(clientID string) string {
 		t.Helper()
 		conf := &oauth2.Config{ClientID: clientID, ClientSecret: clientID + "-client-secret", Endpoint: oauth2.Endpoint{TokenURL: g.base + "/oauth/token"}}
@@ -476,4 +428,92 @@ func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
 	ends(frontendCall, "the role was removed", "the streamed call of a token whose role was removed")
 	waitInterrupted("the streamed call of a token whose role was removed")
 	refused(viaFrontend, "the role was removed", "a token whose role was removed")
+}
+
+// reloadedGateway is a router with a gateway, started on a configuration
+// file that the test rewrites and reloads (SIGHUP).
+type reloadedGateway struct {
+	*gwRouter
+	t                 *testing.T
+	file              string
+	reloaded, refused int // the reloads' log lines so far
+}
+
+func startReloadedGateway(t *testing.T, yml string) *reloadedGateway {
+	t.Helper()
+	g := &reloadedGateway{t: t, file: filepath.Join(t.TempDir(), "edgewamp.yaml")}
+	g.write(yml)
+	g.gwRouter = startGatewayRouter(t, "-config", g.file)
+	return g
+}
+
+func (g *reloadedGateway) write(yml string) {
+	g.t.Helper()
+	if err := os.WriteFile(g.file, []byte(yml), 0o600); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *reloadedGateway) hup(yml string) {
+	g.t.Helper()
+	g.write(yml)
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// reload installs yml and waits for the router to log the reload.
+func (g *reloadedGateway) reload(yml string) {
+	g.t.Helper()
+	g.hup(yml)
+	g.reloaded++
+	g.waitLog("SIGHUP: configuration reloaded", g.reloaded)
+}
+
+// reloadRefused installs yml, which the router must refuse, and waits for
+// it to log the refusal.
+func (g *reloadedGateway) reloadRefused(yml string) {
+	g.t.Helper()
+	g.hup(yml)
+	g.refused++
+	g.waitLog("SIGHUP: configuration refused", g.refused)
+}
+
+// tickCallee registers com.example.tick on the router at addr (realm1,
+// anonymous): it sends a progressive result every 20 ms until its call is
+// interrupted. The function it returns waits up to 10 s for the next
+// interruption.
+func tickCallee(ctx context.Context, t *testing.T, addr string) (waitInterrupted func(what string)) {
+	t.Helper()
+	callee, err := client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { callee.Close() })
+	interrupted := make(chan struct{}, 16)
+	if _, err := callee.Register(ctx, "com.example.tick", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; ; i++ {
+			if err := inv.SendProgress([]any{i}, nil); err != nil {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				if context.Cause(ctx) == client.ErrInterrupted {
+					interrupted <- struct{}{}
+				}
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return func(what string) {
+		t.Helper()
+		select {
+		case <-interrupted:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the callee was not interrupted", what)
+		}
+	}
 }
