@@ -238,20 +238,36 @@ func (c *keyChanges) none() bool {
 	return c.added.n == 0 && c.removed.n == 0 && c.changed.n == 0
 }
 
-// diffKeys compares two tables by API key name and signing key id.
+// diffKeys compares two tables: API keys by their key (names may repeat,
+// so a name does not tell one key from another: comparing by name missed
+// the removal or rotation of a key sharing its name with another), a key
+// replaced under its name by a new one counting as changed; signing keys
+// by id.
 func diffKeys(old, cur *keyTable) keyChanges {
 	var c keyChanges
-	for name, k := range cur.apiByName {
-		switch o := old.apiByName[name]; {
-		case o == nil:
-			c.added.add("api_key " + name)
-		case o.hash != k.hash || o.identity() != k.identity():
-			c.changed.add("api_key " + name)
+	fresh := map[string]int{} // per name, the keys of cur that old does not hold
+	for h, k := range cur.apiKeys {
+		if old.apiKeys[h] == nil {
+			fresh[k.name]++
 		}
 	}
-	for name := range old.apiByName {
-		if cur.apiByName[name] == nil {
-			c.removed.add("api_key " + name)
+	for h, o := range old.apiKeys {
+		switch k := cur.apiKeys[h]; {
+		case k == nil && fresh[o.name] > 0:
+			fresh[o.name]-- // rotated: a new key took its name
+			c.changed.add("api_key " + o.name)
+		case k == nil:
+			c.removed.add("api_key " + o.name)
+		case k.name != o.name:
+			c.removed.add("api_key " + o.name)
+			c.added.add("api_key " + k.name)
+		case k.identity() != o.identity():
+			c.changed.add("api_key " + k.name)
+		}
+	}
+	for name, n := range fresh {
+		for range n {
+			c.added.add("api_key " + name)
 		}
 	}
 	for id, k := range cur.signingKeys {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -545,5 +546,82 @@ func TestKeyReloadBetweenAuthAndWatch(t *testing.T) {
 		if p == nil || p.status != 401 || !strings.Contains(p.detail, c.why) {
 			t.Fatalf("a stream authenticated before the reload, registered after it: %+v, want 401 %q", p, c.why)
 		}
+	}
+}
+
+// lockedBuf is a log sink for tests, safe for concurrent writes.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestKeyReloadSharedName: API key names may repeat (as before keys could
+// be reloaded). A reload that removed or rotated one of two keys sharing a
+// name was compared by name only: it found no change, so it logged no line
+// (the operator rotating a leaked key saw no trace of it) and left the
+// idle pooled sessions of the principal no key stands for any more.
+func TestKeyReloadSharedName(t *testing.T) {
+	var logs lockedBuf
+	e := newEnv(t, func(o *Options) {
+		keyedOptions(o)
+		o.APIKeys = append(o.APIKeys, APIKey{Name: "bob", Key: bobKey2, Realm: "realm1", AuthID: "bob-2", Role: "user"})
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	whoCallee(t, e)
+	const who = "/wamp/realm1/call/com.who"
+	if st, body := callWho(t, e, who, "X-API-Key", bobKey2); st != 200 || !strings.Contains(body, `"bob-2"`) {
+		t.Fatalf("bob's second key: %d %s", st, body)
+	}
+	// bob's second key removed (leaked, say): the first keeps the name.
+	if err := e.gw.SetAccess(e.gw.opts.Realms, e.gw.opts.APIKeys[:2], e.gw.opts.SigningKeys); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := callWho(t, e, who, "X-API-Key", bobKey2); st != 401 {
+		t.Fatalf("the removed key: %d %s", st, body)
+	}
+	if l := logs.String(); !strings.Contains(l, "API and signing keys reloaded") || !strings.Contains(l, "removed=\"1: api_key bob\"") {
+		t.Errorf("the reload that removed one of bob's keys logged:\n%s", l)
+	}
+	e.gw.pool.mu.Lock()
+	for id := range e.gw.pool.ids {
+		if id.authid == "bob-2" {
+			t.Errorf("the gateway still holds sessions of %+v, which no key stands for", id)
+		}
+	}
+	e.gw.pool.mu.Unlock()
+
+	// The first key rotated under the same name: a change.
+	logs.mu.Lock()
+	logs.b.Reset()
+	logs.mu.Unlock()
+	keys := []APIKey{e.gw.opts.APIKeys[0], {Name: "bob", Key: "bob-key-3-0123456789", Realm: "realm1", AuthID: "bob", Role: "user"}}
+	if err := e.gw.SetAccess(e.gw.opts.Realms, keys, e.gw.opts.SigningKeys); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, "changed=\"1: api_key bob\"") || !strings.Contains(l, "removed=0") || !strings.Contains(l, "added=0") {
+		t.Errorf("the reload that rotated bob's key logged:\n%s", l)
+	}
+	// And a second key added under a name in use: an addition.
+	logs.mu.Lock()
+	logs.b.Reset()
+	logs.mu.Unlock()
+	keys = append(keys, APIKey{Name: "bob", Key: bobKey2, Realm: "realm1", AuthID: "bob-2", Role: "user"})
+	if err := e.gw.SetAccess(e.gw.opts.Realms, keys, e.gw.opts.SigningKeys); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, "added=\"1: api_key bob\"") {
+		t.Errorf("the reload that added a second key named bob logged:\n%s", l)
 	}
 }
