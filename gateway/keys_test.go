@@ -171,9 +171,14 @@ func TestKeyReloadNewRequests(t *testing.T) {
 	if err := e.gw.SetAccess(e.gw.opts.Realms, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if s := schemes(); s != "false false" {
+	// The route alice-only (auth type apikey) still requires an API key:
+	// its operation names the apiKey scheme, which must stay declared (a
+	// requirement naming no declared scheme makes the document invalid:
+	// OpenAPI 3, Security Requirement Object). No key signs: no signed.
+	if s := schemes(); s != "true false" {
 		t.Fatalf("security schemes apiKey, signed with no key: %s", s)
 	}
+	undeclaredSchemes(t, e)
 	st, body = callWho(t, e, who, "X-API-Key", bobKey2)
 	refused("bob's key once no key is configured", st, body, "the API key is not valid")
 }
@@ -623,5 +628,32 @@ func TestKeyReloadSharedName(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "added=\"1: api_key bob\"") {
 		t.Errorf("the reload that added a second key named bob logged:\n%s", l)
+	}
+}
+
+// undeclaredSchemes fails when an operation of /openapi.json requires a
+// security scheme that the document does not declare.
+func undeclaredSchemes(t *testing.T, e *env) {
+	t.Helper()
+	_, body := e.do("GET", "/openapi.json", "")
+	var doc struct {
+		Paths      map[string]map[string]struct{ Security []map[string][]string }
+		Components struct {
+			SecuritySchemes map[string]any `json:"securitySchemes"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			for _, req := range op.Security {
+				for name := range req {
+					if doc.Components.SecuritySchemes[name] == nil {
+						t.Errorf("%s %s requires security scheme %q, which the document does not declare", method, path, name)
+					}
+				}
+			}
+		}
 	}
 }

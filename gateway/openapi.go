@@ -106,7 +106,7 @@ func (g *Server) buildOpenAPI() ([]byte, error) {
 		"components": obj{
 			"schemas":         schemas(),
 			"responses":       obj{"Problem": obj{"description": "An error (RFC 9457).", "content": obj{"application/problem+json": obj{"schema": ref("Problem")}}}},
-			"securitySchemes": g.securitySchemes(),
+			"securitySchemes": g.declaredSchemes(),
 		},
 	}
 	return json.Marshal(doc)
@@ -141,16 +141,36 @@ func schemas() obj {
 	}
 }
 
+// securitySchemes are the schemes a request may use now: the bridge's
+// alternatives.
 func (g *Server) securitySchemes() obj {
+	kt := g.access.Load().keys // the keys of now: a reload rebuilds the document when a kind comes or goes
+	return g.schemes(len(kt.apiKeys) > 0, len(kt.signingKeys) > 0)
+}
+
+// declaredSchemes are the document's securitySchemes: those of now, and
+// those a route's operation requires (auth type apikey or signed) even
+// when a reload left no key of the kind (the route refuses every key
+// then), since a requirement must name a declared scheme.
+func (g *Server) declaredSchemes() obj {
+	kt := g.access.Load().keys
+	apiKey, signed := len(kt.apiKeys) > 0, len(kt.signingKeys) > 0
+	for _, cr := range g.routes {
+		apiKey = apiKey || cr.Auth.Type == "apikey"
+		signed = signed || cr.Auth.Type == "signed"
+	}
+	return g.schemes(apiKey, signed)
+}
+
+func (g *Server) schemes(apiKey, signed bool) obj {
 	s := obj{}
 	if g.opts.Bearer != nil {
 		s["bearer"] = obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 	}
-	kt := g.access.Load().keys // the keys of now: a reload rebuilds the document when a kind comes or goes
-	if len(kt.apiKeys) > 0 {
+	if apiKey {
 		s["apiKey"] = obj{"type": "apiKey", "in": "header", "name": g.opts.APIKeyHeader}
 	}
-	if len(kt.signingKeys) > 0 {
+	if signed {
 		s["signed"] = obj{"type": "apiKey", "in": "query", "name": "signature",
 			"description": "Crossbar-style signed request: key, timestamp, seq, nonce and signature = base64url(HMAC-SHA256(secret, key+timestamp+seq+nonce+body))"}
 	}
