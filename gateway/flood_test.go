@@ -375,7 +375,12 @@ func TestWebhookQueueBoundedInBytes(t *testing.T) {
 	}
 	wm := webhookMetricsOf(e, "hole")
 	waitFor(t, "the target's first attempt", func() bool { return tgt.hanging.Load() == 1 })
-	time.Sleep(100 * time.Millisecond) // deliveries to the webhook's session settle
+	// The acknowledgements come from the publisher's shard; the events
+	// reach the webhook's session on its own shard, some of them later:
+	// wait until each is queued or dropped (the first is being delivered).
+	waitFor(t, "every event queued or dropped", func() bool {
+		return wm.queue()+int(dropped(wm, "queue_full")) >= n-1
+	})
 	held := int64(wm.queue()) * size
 	t.Logf("%d events of %d KiB to a hanging target: %d queued (%.1f MiB), %d dropped", n, size>>10, wm.queue(), float64(held)/(1<<20), dropped(wm, "queue_full"))
 	if held > 16<<20 {
