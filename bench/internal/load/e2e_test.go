@@ -1,11 +1,13 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,18 +201,34 @@ func TestURingRouterGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := make(chan struct{})
-	defer func() { <-gone }()
+	// The router goes once the run measures: its sessions have all joined
+	// (it logs "warming up") and the 100 ms warm-up is over. A fixed 600 ms
+	// from the start was not enough on a loaded machine, where the 50
+	// sessions took longer to join: they found no router.
+	warm, ran, gone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var warmOnce sync.Once
+	logw := writerFunc(func(p []byte) (int, error) {
+		if bytes.Contains(p, []byte("warming up")) {
+			warmOnce.Do(func() { close(warm) })
+		}
+		return len(p), nil
+	})
+	defer func() { close(ran); <-gone }()
 	go func() {
 		defer close(gone)
-		time.Sleep(600 * time.Millisecond) // measuring by then
+		select {
+		case <-warm:
+			time.Sleep(300 * time.Millisecond) // measuring by then
+		case <-ran: // Run failed before it warmed up
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.Stop(ctx)
 	}()
 	start := time.Now()
 	r, err := Run(Config{Scenario: "pubsub", URL: "ws://" + s.Addr().String() + "/ws", Ser: proto.MsgPack, Subscribers: 50,
-		EventRate: 5000, Driver: "uring", Warmup: 100 * time.Millisecond, Duration: 1500 * time.Millisecond, Timeout: 10 * time.Second, Label: "fwd"})
+		EventRate: 5000, Driver: "uring", Warmup: 100 * time.Millisecond, Duration: 1500 * time.Millisecond, Timeout: 10 * time.Second, Label: "fwd",
+		Log: logw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,3 +242,8 @@ func TestURingRouterGone(t *testing.T) {
 		t.Fatalf("dropped_sessions=%s, want 50 (every subscriber's session ended with the router)", m["dropped_sessions"])
 	}
 }
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
