@@ -185,15 +185,25 @@ func TestHTTPCallee(t *testing.T) {
 	}
 	waitFor(t, "the callee's slot given back", func() bool { return calleesIdle(e) })
 
-	// A caller that cancels interrupts the upstream request.
+	// A caller that cancels interrupts the upstream request. It cancels
+	// once the upstream has the request: 100 ms after the call, a request
+	// started late on a loaded machine was canceled before it was made.
+	waitFor(t, "the timed-out upstream request gone", func() bool { return up.inflight.Load() == 0 })
 	cctx, ccancel := context.WithCancel(ctx)
-	go func() { time.Sleep(100 * time.Millisecond); ccancel() }()
-	caller.Call(cctx, "com.hang", nil, nil, &client.CallOptions{CancelMode: "killnowait", Timeout: 10 * time.Second})
+	defer ccancel()
+	called := make(chan struct{})
+	go func() {
+		defer close(called)
+		caller.Call(cctx, "com.hang", nil, nil, &client.CallOptions{CancelMode: "killnowait", Timeout: 10 * time.Second})
+	}()
+	waitFor(t, "the upstream request", func() bool { return up.inflight.Load() == 1 })
+	ccancel()
 	select {
 	case <-up.canceled:
 	case <-time.After(5 * time.Second):
 		t.Fatal("canceling the call did not cancel the upstream request")
 	}
+	<-called
 
 	// HTTP → WAMP → HTTP through the bridge.
 	r, body := e.do("POST", "/wamp/realm1/call/com.weather", `{"args":["Chur"]}`)
