@@ -119,7 +119,12 @@ func TestCallsForBusyShardBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refused, answered atomic.Int64
+	taken := make(chan struct{})
 	caller.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeError && m.Request == chunkCount+1 && string(m.URI) == proto.URINoSuchProcedure {
+			close(taken) // the answer to the CALL sent after the others
+			return
+		}
 		if m.Type == proto.CodeError && string(m.URI) == proto.URIUnavailable {
 			refused.Add(1)
 		}
@@ -139,16 +144,17 @@ func TestCallsForBusyShardBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Wait for the caller's loop to have taken every CALL: the refusals
-	// stop coming.
-	deadline := time.Now().Add(5 * time.Second)
-	for last, still := int64(-1), 0; still < 20 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		if n := refused.Load(); n > 0 && n == last {
-			still++
-		} else {
-			last, still = n, 0
-		}
+	// Wait for the caller's loop to have taken every CALL: it answers one
+	// more to a procedure nobody registered, on its own, after the
+	// refusals. (Waiting for 200 ms without a refusal took a loop held up
+	// for longer, on a loaded machine, for one done.)
+	if err := caller.SendRaw(&proto.Message{Type: proto.CodeCall, Request: chunkCount + 1, URI: []byte("com.nobody")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-taken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the caller's loop did not answer a CALL sent after the others")
 	}
 	grown := heapMiB() - base
 	n := refused.Load()
@@ -162,7 +168,7 @@ func TestCallsForBusyShardBounded(t *testing.T) {
 	release()
 	// The queued calls reach the callee (or fail as it does not read them
 	// fast enough): every call is answered.
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for answered.Load() < chunkCount && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
