@@ -235,9 +235,13 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		}
 		// Pending. RFC 8628 §3.5: polling faster than the interval gets
 		// slow_down, and the interval grows by 5 s for this and every later
-		// request. A tenth of the interval of slack absorbs network jitter.
+		// request. The slack absorbs jitter: clients poll on a fixed-rate
+		// ticker (golang.org/x/oauth2 does), so a poll held up on its way
+		// (a cellular uplink, a busy device) is followed by one that
+		// arrives early by as much. A tenth of the interval, at least a
+		// second, at most half of it.
 		ms := now.UnixMilli()
-		tooFast := d.LastPoll != 0 && (ms-d.LastPoll)*10 < d.Interval*1000*9
+		tooFast := d.LastPoll != 0 && ms-d.LastPoll < d.Interval*1000-pollSlack(d.Interval)
 		d.LastPoll = ms
 		if tooFast {
 			d.Interval += 5
@@ -315,3 +319,9 @@ func (s *Server) decideDevice(ctx context.Context, key string, d *deviceRec, rev
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// pollSlack is how much earlier than interval seconds after the last one a
+// device may poll without slow_down, in milliseconds.
+func pollSlack(interval int64) int64 {
+	return min(max(interval*100, 1000), interval*500)
+}

@@ -77,6 +77,37 @@ func (e *testEnv) devicePoll(dc string) (int, map[string]any) {
 	return e.token(url.Values{"grant_type": {deviceGrantType}, "device_code": {dc}, "client_id": {"device"}}, "", "")
 }
 
+// TestDevicePollJitter: x/oauth2 polls on a fixed-rate ticker, so a poll
+// held up on its way is followed by one that comes early by as much. With
+// a tenth of the interval of slack (500 ms at the default 5 s), a poll
+// delayed by 600 ms made the next one slow_down, and the device's
+// interval grew by 5 s for the rest of the flow. Now the slack is a
+// second; a poll a second and a half early is still too fast.
+func TestDevicePollJitter(t *testing.T) {
+	e := startEnv(t, nil)
+	st, da := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
+	if st != 200 || da["interval"] != float64(5) {
+		t.Fatalf("device authorization: %d %v", st, da)
+	}
+	dc := da["device_code"].(string)
+	st, body := e.devicePoll(dc)
+	wantOAuthError(t, st, body, 400, "authorization_pending")
+	e.clock.Advance(5*time.Second + 600*time.Millisecond) // held up
+	st, body = e.devicePoll(dc)
+	wantOAuthError(t, st, body, 400, "authorization_pending")
+	e.clock.Advance(4*time.Second + 400*time.Millisecond) // the next tick, on time
+	st, body = e.devicePoll(dc)
+	wantOAuthError(t, st, body, 400, "authorization_pending")
+	e.clock.Advance(3500 * time.Millisecond) // 1.5 s early: too fast
+	st, body = e.devicePoll(dc)
+	wantOAuthError(t, st, body, 400, "slow_down")
+	for _, c := range []struct{ interval, slack int64 }{{1, 500}, {5, 1000}, {10, 1000}, {30, 3000}} {
+		if got := pollSlack(c.interval); got != c.slack {
+			t.Errorf("pollSlack(%d) = %d ms, want %d", c.interval, got, c.slack)
+		}
+	}
+}
+
 func TestDeviceFlowRefused(t *testing.T) {
 	e := startEnv(t, nil)
 	start := func() map[string]any {
