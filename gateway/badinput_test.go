@@ -164,7 +164,10 @@ func TestBadInput(t *testing.T) {
 // others are served once the slow ones are gone.
 func TestSlowloris(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
-		o.Limits.ReadHeaderTimeout = 500 * time.Millisecond
+		// Long enough for the 20 slow connections to be set up and the
+		// quick client to try while they all hold their slots, on a
+		// loaded machine too.
+		o.Limits.ReadHeaderTimeout = 2 * time.Second
 		o.Limits.MaxConnections = 20
 	})
 	var slow []net.Conn

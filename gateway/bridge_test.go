@@ -95,14 +95,25 @@ func TestBridgeCall(t *testing.T) {
 func TestBridgeCallCallerGone(t *testing.T) {
 	e := newEnv(t, nil)
 	callee := e.dial("realm1", proto.JSON)
-	interrupted := make(chan struct{}, 1)
+	invoked, interrupted := make(chan struct{}, 1), make(chan struct{}, 1)
 	e.register(callee, "com.slow", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		invoked <- struct{}{}
 		<-ctx.Done()
 		interrupted <- struct{}{}
 		return nil, ctx.Err()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// The client leaves once the callee has the call (not after a fixed
+	// 300 ms, which a request slow to arrive on a loaded machine took
+	// before the call was made).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		select {
+		case <-invoked:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	req, _ := newRequest(ctx, "POST", e.base+"/wamp/realm1/call/com.slow", `{}`)
 	if _, err := e.hc.Do(req); err == nil {
 		t.Fatal("the call answered")

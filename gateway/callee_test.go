@@ -91,7 +91,7 @@ func TestHTTPCallee(t *testing.T) {
 		}
 		o.Callees = append(o.Callees,
 			Callee{Realm: "realm1", Procedure: "com.weather.wamp", URL: up.srv.URL, Result: "wamp"},
-			Callee{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: 300 * time.Millisecond, MaxConcurrent: 1},
+			Callee{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: time.Second, MaxConcurrent: 1},
 			Callee{Realm: "realm1", Procedure: "com.hang.held", URL: up.srv.URL, Timeout: 30 * time.Second, MaxConcurrent: 1})
 	})
 	caller := e.dial("realm1", proto.MsgPack)
@@ -140,14 +140,15 @@ func TestHTTPCallee(t *testing.T) {
 	}
 
 	// An upstream that never answers: the callee's timeout fails the call,
-	// and the request to the upstream is abandoned.
+	// and the request to the upstream is abandoned. (1 s: the request must
+	// reach the upstream before it, on a loaded machine too.)
 	start := time.Now()
 	_, err = caller.Call(ctx, "com.hang", nil, nil, nil)
 	if !errors.As(err, &we) || we.URI != proto.URITimeout {
 		t.Fatalf("hanging upstream: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("the 300 ms timeout took %v", d)
+		t.Fatalf("the 1 s timeout took %v", d)
 	}
 	select {
 	case <-up.canceled:
@@ -166,7 +167,7 @@ func TestHTTPCallee(t *testing.T) {
 	// other callee to reroute the call to, turns into
 	// wamp.error.no_available_callee (WAMP call re-routing). The call that
 	// holds the slot is com.hang.held's, whose timeout (30 s) leaves the
-	// test time: com.hang's 300 ms had to cover the next call's way to the
+	// test time: com.hang's timeout had to cover the next call's way to the
 	// callee, and on a loaded machine that call found the slot free again.
 	cctx, ccancel := context.WithCancel(ctx)
 	defer ccancel()
