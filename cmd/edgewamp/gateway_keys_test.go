@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -87,31 +86,7 @@ func TestGatewayKeysRotatedOnSIGHUP(t *testing.T) {
 		if !strings.HasPrefix(key, "dev:") {
 			req.Header.Set("X-API-Key", key)
 		}
-		req.Header.Set("Accept", "text/event-stream")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := (&http.Client{}).Do(req) // no client timeout: the stream lasts
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		br := bufio.NewReader(resp.Body)
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(br)
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		if path == call {
-			sseUntil(t, br, "event: progress", "the streamed call")
-		} else {
-			sseUntil(t, br, ": subscribed", "the event stream")
-		}
-		return br
-	}
-	ends := func(br *bufio.Reader, detail, what string) {
-		t.Helper()
-		rest := sseUntil(t, br, "", what)
-		if !strings.Contains(rest, "event: problem") || !strings.Contains(rest, detail) {
-			t.Fatalf("%s: the stream ended with %q, want a problem event saying %q", what, rest, detail)
-		}
+		return openSSE(t, req, path == call)
 	}
 	flowing := func(what, key string, evs, calls []*bufio.Reader) {
 		t.Helper()
@@ -151,8 +126,8 @@ func TestGatewayKeysRotatedOnSIGHUP(t *testing.T) {
 
 	// alice's key leaked: removed.
 	reload(keysYAML([][2]string{{"bob", bob}}, dev))
-	ends(aliceEvents, "the API key was removed", "the event stream of the removed key")
-	ends(aliceCall, "the API key was removed", "the streamed call of the removed key")
+	sseEnds(t, aliceEvents, "the API key was removed", "the event stream of the removed key")
+	sseEnds(t, aliceCall, "the API key was removed", "the streamed call of the removed key")
 	waitInterrupted("the streamed call of the removed key")
 	if st := status(alice); st != 401 {
 		t.Fatalf("the removed key: %d, want 401", st)
@@ -162,10 +137,10 @@ func TestGatewayKeysRotatedOnSIGHUP(t *testing.T) {
 
 	// bob's key and dev's secret rotated.
 	reload(keysYAML([][2]string{{"bob", bob2}}, dev2))
-	ends(bobEvents, "the API key was changed", "the event stream of the rotated key")
-	ends(bobCall, "the API key was changed", "the streamed call of the rotated key")
+	sseEnds(t, bobEvents, "the API key was changed", "the event stream of the rotated key")
+	sseEnds(t, bobCall, "the API key was changed", "the streamed call of the rotated key")
 	waitInterrupted("the streamed call of the rotated key")
-	ends(devEvents, "the signing key was changed (its secret)", "the event stream of the rotated secret")
+	sseEnds(t, devEvents, "the signing key was changed (its secret)", "the event stream of the rotated secret")
 	if st := status(bob); st != 401 {
 		t.Fatalf("bob's old key: %d, want 401", st)
 	}

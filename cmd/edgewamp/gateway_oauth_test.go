@@ -349,30 +349,7 @@ func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
 		}
 		req, _ := http.NewRequestWithContext(ctx, method, g.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := (&http.Client{}).Do(req) // no client timeout: the stream lasts
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		br := bufio.NewReader(resp.Body)
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(br)
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		if path == call {
-			sseUntil(t, br, "event: progress", "the streamed call")
-		}
-		return br
-	}
-	// ends reads a stream to its end: a problem event whose detail holds
-	// detail.
-	ends := func(br *bufio.Reader, detail, what string) {
-		t.Helper()
-		rest := sseUntil(t, br, "", what)
-		if !strings.Contains(rest, "event: problem") || !strings.Contains(rest, detail) {
-			t.Fatalf("%s: the stream ended with %q, want a problem event saying %q", what, rest, detail)
-		}
+		return openSSE(t, req, path == call)
 	}
 	flowing := func(what, tok string, evs, calls []*bufio.Reader) {
 		t.Helper()
@@ -404,7 +381,7 @@ func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
 	if resp, err := g.hc.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("revoke: %v %v", resp, err)
 	}
-	ends(revokedCall, "the token was revoked", "the streamed call of a revoked token")
+	sseEnds(t, revokedCall, "the token was revoked", "the streamed call of a revoked token")
 	waitInterrupted("the streamed call of a revoked token")
 
 	viaBackend, viaFrontend := login("backend"), login("frontend")
@@ -416,16 +393,16 @@ func TestGatewaySSEEndsWhenTokenWithdrawn(t *testing.T) {
 	// The backend client removed: its token's streams end, the token is
 	// refused; the frontend's go on.
 	reload(withdrawYAML(t, key, "user", "frontend"))
-	ends(backendEvents, "the client was removed", "the event stream of the removed client's token")
-	ends(backendCall, "the client was removed", "the streamed call of the removed client's token")
+	sseEnds(t, backendEvents, "the client was removed", "the event stream of the removed client's token")
+	sseEnds(t, backendCall, "the client was removed", "the streamed call of the removed client's token")
 	waitInterrupted("the streamed call of the removed client's token")
 	refused(viaBackend, "the client was removed", "the removed client's token")
 	flowing("after a reload that removes another client", viaFrontend, []*bufio.Reader{frontendEvents}, []*bufio.Reader{frontendCall})
 
 	// Role user taken from alice: the role her token took is gone.
 	reload(withdrawYAML(t, key, "viewer", "frontend"))
-	ends(frontendEvents, "the role was removed", "the event stream of a token whose role was removed")
-	ends(frontendCall, "the role was removed", "the streamed call of a token whose role was removed")
+	sseEnds(t, frontendEvents, "the role was removed", "the event stream of a token whose role was removed")
+	sseEnds(t, frontendCall, "the role was removed", "the streamed call of a token whose role was removed")
 	waitInterrupted("the streamed call of a token whose role was removed")
 	refused(viaFrontend, "the role was removed", "a token whose role was removed")
 }
@@ -515,5 +492,40 @@ func tickCallee(ctx context.Context, t *testing.T, addr string) (waitInterrupted
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: the callee was not interrupted", what)
 		}
+	}
+}
+
+// openSSE sends req for an SSE stream (no client timeout: the stream
+// lasts) and returns it once it flows: a streamed call's first progress,
+// an event stream's ": subscribed".
+func openSSE(t *testing.T, req *http.Request, streamedCall bool) *bufio.Reader {
+	t.Helper()
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	br := bufio.NewReader(resp.Body)
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(br)
+		t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
+	}
+	if streamedCall {
+		sseUntil(t, br, "event: progress", "the streamed call")
+	} else {
+		sseUntil(t, br, ": subscribed", "the event stream")
+	}
+	return br
+}
+
+// sseEnds reads a stream to its end: a problem event whose detail holds
+// detail.
+func sseEnds(t *testing.T, br *bufio.Reader, detail, what string) {
+	t.Helper()
+	rest := sseUntil(t, br, "", what)
+	if !strings.Contains(rest, "event: problem") || !strings.Contains(rest, detail) {
+		t.Fatalf("%s: the stream ended with %q, want a problem event saying %q", what, rest, detail)
 	}
 }
