@@ -2,7 +2,9 @@ package edge
 
 import (
 	"errors"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -290,7 +292,12 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 	n.gathers[id] = g
 	g.timer = time.AfterFunc(n.opts.GatherTimeout, func() {
 		n.gmu.Lock()
+		if n.gathers[id] != g {
+			n.gmu.Unlock()
+			return // answered in full meanwhile (finish runs once)
+		}
 		delete(n.gathers, id)
+		n.incomplete(g)
 		n.gmu.Unlock()
 		g.finish()
 	})
@@ -322,6 +329,39 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 		return err
 	}
 	return nil
+}
+
+// gatherLogEvery spaces the log lines about incomplete gathers: a node
+// that stops answering leaves every meta query short until the peer
+// timeout drops it (or for good, when it is alive but too slow).
+const gatherLogEvery = 10 * time.Second
+
+// incomplete counts g, which its timeout ended, when nodes it waited for
+// had not answered, and logs which (at most once per gatherLogEvery, with
+// the number of such gathers since the last line). Called with gmu held.
+func (n *Node) incomplete(g *gather) {
+	var missing []string
+	for name := range g.want {
+		if !g.got[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	n.stats.GathersIncomplete.Add(1)
+	n.gMissed++
+	now := time.Now()
+	if now.Sub(n.gLogAt) < gatherLogEvery {
+		return
+	}
+	sort.Strings(missing)
+	if len(missing) > 8 {
+		missing = append(missing[:8], "…")
+	}
+	n.log.Warn("mesh: a meta query or get_retained went without some nodes' answers (its caller got a partial answer); mesh.gather_timeout may be too short for this mesh's load",
+		"missing", strings.Join(missing, ","), "gather_timeout", n.opts.GatherTimeout, "incomplete_since_last_line", n.gMissed)
+	n.gLogAt, n.gMissed = now, 0
 }
 
 // answered records one node's answer to gather id.

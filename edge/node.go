@@ -72,6 +72,8 @@ type Node struct {
 	peers peerTable // owned by the control dispatcher, with an atomic view
 
 	gmu     sync.Mutex // guards gathers and gatherID
+	gLogAt  time.Time  // guarded by gmu: the last incomplete gather logged
+	gMissed uint64     // guarded by gmu: incomplete gathers since then, unlogged
 	gathers map[uint64]*gather
 	gseq    uint64
 	// startedAt is when Start succeeded, in Unix nanoseconds (zero
@@ -149,6 +151,12 @@ type Stats struct {
 	// such nodes heard now (peers.go, "Mesh versions").
 	VersionMismatch   atomic.Uint64
 	PeersIncompatible atomic.Int64
+	// GathersIncomplete counts the gathers (meta queries over the realm,
+	// get_retained) that Options.GatherTimeout ended before every node
+	// they waited for had answered: their callers got a partial answer (a
+	// short count or list, a retained event left out). Logged too, at
+	// most once per gatherLogEvery, naming the nodes.
+	GathersIncomplete atomic.Uint64
 	// InboundFull counts the event messages (one event, or a frame of
 	// them) from other nodes dropped because what waited for the node's
 	// dispatchers held three quarters of Options.MaxInbound (in.go).

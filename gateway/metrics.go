@@ -165,6 +165,11 @@ type MeshStats struct {
 	// CalleesRevoked: callees revoked to settle a registration conflict
 	// between nodes → edgewamp_mesh_callees_revoked_total.
 	CalleesRevoked uint64
+	// GathersIncomplete: meta queries over the realm and get_retained
+	// calls that mesh.gather_timeout ended before every node had answered,
+	// whose callers got a partial answer →
+	// edgewamp_mesh_gathers_incomplete_total.
+	GathersIncomplete uint64
 	// Disconnects: losses of the NATS connection →
 	// edgewamp_mesh_nats_disconnects_total.
 	Disconnects uint64
@@ -570,6 +575,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
 	constMetric(e, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
 	constMetric(e, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
+	constMetric(e, "edgewamp_mesh_gathers_incomplete_total", "Meta queries and get_retained calls answered without some nodes' answers (mesh.gather_timeout passed).", C, float64(ms.GathersIncomplete))
 	constMetric(e, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))
 	ready := 0.0
 	if ms.ClaimStoreReady {

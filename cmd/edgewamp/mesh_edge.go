@@ -72,11 +72,12 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"inbound_full":     es.InboundFull.Load(),
 			"control_full":     es.ControlFull.Load(),
 		},
-		Duplicates:      es.Duplicates.Load(),
-		WideRealms:      es.WideRealms.Load(),
-		Disconnects:     es.Disconnects.Load(),
-		ClaimStoreReady: n.ClaimsReady(),
-		Claims:          map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load()},
+		Duplicates:        es.Duplicates.Load(),
+		GathersIncomplete: es.GathersIncomplete.Load(),
+		WideRealms:        es.WideRealms.Load(),
+		Disconnects:       es.Disconnects.Load(),
+		ClaimStoreReady:   n.ClaimsReady(),
+		Claims:            map[string]uint64{"refused": es.ClaimsRefused.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load()},
 	}
 	if rs := r.MeshStats(); rs != nil {
 		// route counts the outbound budget's refusals (edge's EventsDropped

@@ -55,6 +55,9 @@ func TestMeshMetrics(t *testing.T) {
 			t.Fatalf("edgewamp_mesh_messages_dropped_total{reason=%q} = %v on a quiet mesh, want 0", reason, v)
 		}
 	}
+	if v := metricValue(fams, "edgewamp_mesh_gathers_incomplete_total"); v < 0 {
+		t.Fatal("no edgewamp_mesh_gathers_incomplete_total")
+	}
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
 		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
 		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms", "edgewamp_mesh_peers_incompatible"} {
