@@ -2,6 +2,7 @@ package route
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,11 +54,92 @@ func TestParallelGuessesAreNotAllChecked(t *testing.T) {
 	if st.AuthFailures[authMethodIndex("ticket")] != DefaultAuthBlockAfter || st.AuthDenied != n-DefaultAuthBlockAfter {
 		t.Fatalf("Stats: %d ticket failures, %d denied", st.AuthFailures[authMethodIndex("ticket")], st.AuthDenied)
 	}
-	// Locked out: HELLO is refused, anonymous or not.
+	// Locked out: alice's HELLO is refused from that address.
 	c := e.connectFrom(0, proto.JSON, "192.0.2.7:2")
-	c.hello("secure", allFeatures, nil)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
 	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
-		t.Fatalf("HELLO while locked out: %s", m.URI)
+		t.Fatalf("alice's HELLO while locked out: %s", m.URI)
+	}
+}
+
+// One device behind a NAT with a wrong password locks out its authid at
+// the address, not the other devices behind it: they go on logging in,
+// and their failures are checked, not refused. (The lockout was the
+// address's: one device with a stale secret kept a whole site's fleet
+// from logging in.) The same authid from another address is not locked
+// out either.
+func TestOneAuthIDLockedOutNotItsAddress(t *testing.T) {
+	e, _ := secureEnv(t, func(c *Config) { c.AuthLimits.DelayAfter = 100 }) // failures answered at once (the test's clock is manual)
+	const nat = "192.0.2.20:1"
+	for i := range DefaultAuthBlockAfter {
+		c := e.connectFrom(i%2, proto.JSON, nat)
+		if m := c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "stale" }); string(m.URI) != proto.URIAuthenticationFailed {
+			t.Fatalf("failure %d: %v %s", i, m.Type, m.URI)
+		}
+	}
+	e.sync()
+	c := e.connectFrom(0, proto.JSON, nat)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
+		t.Fatalf("alice's HELLO after %d failures: %s, want %s", DefaultAuthBlockAfter, m.URI, proto.URIAuthenticationDenied)
+	}
+	// Another authid behind the same address is checked: its wrong
+	// secret fails (not denied), and a right one is welcomed.
+	c = e.connectFrom(1, proto.JSON, nat)
+	if m := c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "carol"}, func(map[string]any) string { return "nope" }); string(m.URI) != proto.URIAuthenticationFailed {
+		t.Fatalf("carol behind the same address: %v %s, want %s", m.Type, m.URI, proto.URIAuthenticationFailed)
+	}
+	// An anonymous HELLO is judged by the realm (which has no anonymous
+	// access), not refused by the limiter.
+	c = e.connectFrom(0, proto.JSON, nat)
+	c.hello("secure", allFeatures, nil)
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URINoMatchingAuthMethod {
+		t.Fatalf("anonymous HELLO behind the address: %s, want %s", m.URI, proto.URINoMatchingAuthMethod)
+	}
+	// alice from elsewhere logs in.
+	c = e.connectFrom(1, proto.JSON, "198.51.100.20:1")
+	welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "pw-alice" }))
+}
+
+// Password spraying, one guess for each of many authids from one address,
+// locks the whole address out once its failures reach
+// AddressBlockAfter: a fresh authid and an anonymous HELLO are refused.
+// Parallel attempts of many authids get no more checks than that.
+func TestAddressLockedOutBySpraying(t *testing.T) {
+	const addrBlock = 8
+	e, _ := secureEnv(t, func(c *Config) { c.AuthLimits.BlockAfter = 3; c.AuthLimits.AddressBlockAfter = addrBlock })
+	const n = 20
+	var cs []*tc
+	for i := range n {
+		c := e.connectFrom(i%2, proto.JSON, "192.0.2.30:1")
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "user" + strconv.Itoa(i)})
+		c.expect(proto.CodeChallenge)
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("password1"), Dict: c.opts(nil)})
+	}
+	var failed, denied int
+	for _, c := range cs {
+		m := e.advanceUntil(c, 250*time.Millisecond)
+		switch {
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationFailed:
+			failed++
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationDenied:
+			denied++
+		default:
+			t.Fatalf("got %v %s", m.Type, m.URI)
+		}
+	}
+	if failed != addrBlock || denied != n-addrBlock {
+		t.Fatalf("%d checked and failed, %d refused unchecked; want %d, %d", failed, denied, addrBlock, n-addrBlock)
+	}
+	for _, hello := range []map[string]any{{"authmethods": []any{"ticket"}, "authid": "fresh"}, nil} {
+		c := e.connectFrom(0, proto.JSON, "192.0.2.30:2")
+		c.hello("secure", allFeatures, hello)
+		if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
+			t.Fatalf("HELLO %v from a sprayed address: %s, want %s", hello, m.URI, proto.URIAuthenticationDenied)
+		}
 	}
 }
 
@@ -125,6 +207,9 @@ func TestAuthPlacesReturnedWhenSessionsLeave(t *testing.T) {
 		e.r.limiter.mu.Lock()
 		r := e.r.limiter.m["192.0.2.9"]
 		checking, open, waiting = r.checking, r.open, len(r.waiting)
+		if p := e.r.limiter.m[e.r.limiter.keys("192.0.2.9", "alice").id]; p != nil {
+			checking += p.checking
+		}
 		e.r.limiter.mu.Unlock()
 		if checking == 0 && open == 0 && waiting == 0 {
 			return

@@ -1,8 +1,10 @@
 package route
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"slices"
@@ -12,25 +14,38 @@ import (
 
 // AuthLimits configures the router's brute-force limiter, which counts
 // failed authentications per source address (an IPv4 address, or the /64 of
-// an IPv6 one). The zero value of every field takes its default.
+// an IPv6 one), and within it per authid.
 //
-// A locked-out address gets ABORT wamp.error.authentication_denied for every
-// HELLO, anonymous ones included, and for every AUTHENTICATE, until Lockout
-// has passed. Clients behind one NAT share one address, and so one count.
+// An authid that fails BlockAfter times from one address is locked out at
+// that address for Lockout: its HELLOs and AUTHENTICATEs get ABORT
+// wamp.error.authentication_denied, while the address's other authids go
+// on logging in. So one device behind a NAT with a wrong password locks
+// out itself, not the fleet behind the same address. An address whose
+// failures, whatever their authids, reach AddressBlockAfter is locked out
+// whole (password spraying: one guess for each of many authids), its
+// anonymous HELLOs included.
 type AuthLimits struct {
-	// DelayAfter: past this many failures within Window, each further
-	// failure is answered after a growing delay (half a second more per
-	// failure, at most 5 s). Default 3.
+	// DelayAfter: past this many failures of one authid from one address
+	// within Window, each further failure is answered after a growing
+	// delay (half a second more per failure, at most 5 s). Default 3.
 	DelayAfter int
-	// BlockAfter: this many failures within Window lock the address out
-	// for Lockout. Each AUTHENTICATE reserves its place before its secret
-	// is checked: at most BlockAfter, minus the failures so far, are
-	// checked at a time, and the others wait for their turn (or for the
+	// BlockAfter: this many failures of one authid from one address
+	// within Window lock that authid out at that address for Lockout.
+	// Each AUTHENTICATE reserves its place before its secret is checked:
+	// at most BlockAfter, minus the failures so far, are checked at a time
+	// for one authid, and the others wait for their turn (or for the
 	// lockout, which refuses them unchecked). Default 10.
 	BlockAfter int
+	// AddressBlockAfter: this many failures from one address within
+	// Window, whatever their authids, lock the whole address out for
+	// Lockout; likewise at most AddressBlockAfter minus the address's
+	// failures are checked at a time. At least BlockAfter. Default 100,
+	// or BlockAfter when that is larger.
+	AddressBlockAfter int
 	// Window is the period over which failures are counted. Default 1m.
 	Window time.Duration
-	// Lockout is how long a locked-out address is refused. Default 5m.
+	// Lockout is how long a locked-out authid or address is refused.
+	// Default 5m.
 	Lockout time.Duration
 	// MaxOpenChallenges bounds the challenge-response authentications in
 	// progress per address (from HELLO to WELCOME or ABORT); past it a
@@ -49,6 +64,7 @@ type AuthLimits struct {
 const (
 	DefaultAuthDelayAfter        = 3
 	DefaultAuthBlockAfter        = 10
+	DefaultAuthAddressBlockAfter = 100
 	DefaultAuthWindow            = time.Minute
 	DefaultAuthLockout           = 5 * time.Minute
 	DefaultAuthMaxOpenChallenges = 1024
@@ -68,6 +84,10 @@ func (l AuthLimits) withDefaults() (AuthLimits, error) {
 	def(&l.DelayAfter, DefaultAuthDelayAfter, "delay_after")
 	def(&l.BlockAfter, DefaultAuthBlockAfter, "block_after")
 	def(&l.MaxOpenChallenges, DefaultAuthMaxOpenChallenges, "max_open_challenges")
+	def(&l.AddressBlockAfter, max(DefaultAuthAddressBlockAfter, l.BlockAfter), "address_block_after")
+	if l.AddressBlockAfter < l.BlockAfter {
+		errs = append(errs, errors.New("route: auth limits: address_block_after must be at least block_after"))
+	}
 	if l.Window <= 0 {
 		l.Window = DefaultAuthWindow
 	}
@@ -84,8 +104,15 @@ func (l AuthLimits) withDefaults() (AuthLimits, error) {
 
 // authLimiter implements AuthLimits. Safe for concurrent use: shards call
 // it on the HELLO and AUTHENTICATE paths (cold), workers when a check ends.
+//
+// It keeps one record per address and one per authid at an address (in
+// one table: an authid's key holds a NUL, which an address's never does).
+// An AUTHENTICATE is checked only while both its authid's record and its
+// address's have room; those that wait, wait in their address's record in
+// arrival order, and every settle of the address looks through them.
 type authLimiter struct {
-	lim AuthLimits // static
+	lim  AuthLimits   // static
+	seed maphash.Seed // static: for the authids' keys
 
 	mu      sync.Mutex
 	m       map[string]*failRec // guarded by mu
@@ -93,14 +120,15 @@ type authLimiter struct {
 	sweptAt time.Time           // guarded by mu: the last sweep
 }
 
-// failRec is one address's record. Guarded by authLimiter.mu.
+// failRec is one address's or one authid's (at an address) record.
+// Guarded by authLimiter.mu.
 type failRec struct {
 	n            int       // failures since first
 	first        time.Time // first failure of the current window
 	blockedUntil time.Time
 	checking     int         // AUTHENTICATEs reserved: being checked now
-	open         int         // challenge-response authentications in progress
-	waiting      []*authWait // AUTHENTICATEs waiting for a place, oldest first
+	open         int         // address: challenge-response authentications in progress
+	waiting      []*authWait // address: AUTHENTICATEs waiting for a place, oldest first
 }
 
 // authWait is an AUTHENTICATE waiting for its place. fire runs exactly once
@@ -108,7 +136,26 @@ type failRec struct {
 // means a place was reserved for it, which settle must release.
 type authWait struct {
 	fire func(granted bool)
+	id   string // the authid's record key (set by reserve)
 }
+
+// loginKey names the records of a login: its address's and its authid's
+// there. The zero value (an in-process session, an exempt network) is not
+// limited.
+type loginKey struct {
+	addr   string // the address's record key; "": not limited
+	id     string // the authid's record key at the address
+	authid string // for log lines: the authid, at most 64 bytes of it
+}
+
+// lockKind is what a failure locked out.
+type lockKind uint8
+
+const (
+	lockNone    lockKind = iota
+	lockAuthID           // the authid, at the address
+	lockAddress          // the whole address
+)
 
 const (
 	maxDelay   = 5 * time.Second
@@ -117,7 +164,7 @@ const (
 )
 
 func newAuthLimiter(lim AuthLimits) *authLimiter {
-	return &authLimiter{lim: lim, m: map[string]*failRec{}, sweepAt: limiterMin}
+	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), m: map[string]*failRec{}, sweepAt: limiterMin}
 }
 
 // key returns the record key of a remote address: its IPv4 address, or the
@@ -149,6 +196,29 @@ func (l *authLimiter) key(remote string) string {
 	return p.String()
 }
 
+// login returns the limiter's keys of a login from remote as authid (""
+// when HELLO named none: such logins of one address share one record). An
+// authid's key is a 64-bit hash of it under a seed of this process, so
+// that a record costs the same whatever the authid's length, and no
+// client can choose authids that share one.
+func (l *authLimiter) login(remote, authid string) loginKey {
+	return l.keys(l.key(remote), authid)
+}
+
+// keys returns the keys of a login as authid from the address whose
+// record key is addr ("": not limited).
+func (l *authLimiter) keys(addr, authid string) loginKey {
+	if addr == "" {
+		return loginKey{}
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], maphash.String(l.seed, authid))
+	if len(authid) > 64 {
+		authid = authid[:64]
+	}
+	return loginKey{addr: addr, id: addr + "\x00" + string(b[:]), authid: authid}
+}
+
 // rec returns the record of key, creating it unless the table is full of
 // live records (then nil: the address is not tracked, and its attempts
 // are refused). Called with mu held.
@@ -176,6 +246,24 @@ func (l *authLimiter) rec(key string, now time.Time) *failRec {
 	return r
 }
 
+// recs returns the records of k's address and authid, creating them
+// (nil, nil when the table is full of live records). Called with mu held.
+func (l *authLimiter) recs(k loginKey, now time.Time) (a, p *failRec) {
+	if a = l.rec(k.addr, now); a == nil {
+		return nil, nil
+	}
+	if p = l.rec(k.id, now); p == nil {
+		return nil, nil
+	}
+	if l.m[k.addr] != a {
+		// Creating p swept the table, and a (new, so idle) with it.
+		if a = l.rec(k.addr, now); a == nil {
+			return nil, nil
+		}
+	}
+	return a, p
+}
+
 // idle reports whether r holds nothing that matters at now.
 func (r *failRec) idle(now time.Time, window time.Duration) bool {
 	return r.checking == 0 && r.open == 0 && len(r.waiting) == 0 &&
@@ -190,52 +278,72 @@ func (r *failRec) failures(now time.Time, window time.Duration) int {
 	return r.n
 }
 
-// room reports whether one more AUTHENTICATE may be checked at now (the
-// address is not locked out). With none being checked it always may: only
-// a check's settle releases waiting ones, so a wait with none in flight
-// would never end. That happens when a lockout shorter than the window has
-// ended with BlockAfter failures still in it: one check at a time then,
-// and its failure locks the address out again.
-func (r *failRec) room(now time.Time, lim AuthLimits) bool {
-	return r.checking == 0 || r.checking+r.failures(now, lim.Window) < lim.BlockAfter
+// locked reports whether r is locked out at now (a nil r is not).
+func (r *failRec) locked(now time.Time) bool {
+	return r != nil && now.Before(r.blockedUntil)
 }
 
-// tracked reports whether key has a record (false when the table had no
-// room for it).
-func (l *authLimiter) tracked(key string) bool {
-	if key == "" {
+// room reports whether one more AUTHENTICATE may be checked at now under
+// the record's bound (BlockAfter for an authid, AddressBlockAfter for an
+// address). With none being checked it always may: only a check's settle
+// releases waiting ones, so a wait with none in flight would never end.
+// That happens when a lockout shorter than the window has ended with the
+// bound's failures still in it: one check at a time then, and its failure
+// locks out again.
+func (r *failRec) room(now time.Time, window time.Duration, bound int) bool {
+	return r.checking == 0 || r.checking+r.failures(now, window) < bound
+}
+
+// fail counts a failure in r at now; it reports whether it locked r out.
+func (r *failRec) fail(now time.Time, lim AuthLimits, bound int) bool {
+	if now.Sub(r.first) > lim.Window {
+		r.n, r.first = 0, now
+	}
+	r.n++
+	if r.n >= bound && !now.Before(r.blockedUntil) {
+		r.blockedUntil = now.Add(lim.Lockout)
+		return true
+	}
+	return false
+}
+
+// tracked reports whether k's address has a record (false when the table
+// had no room for it).
+func (l *authLimiter) tracked(k loginKey) bool {
+	if k.addr == "" {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m[key] != nil
+	return l.m[k.addr] != nil
 }
 
-// blocked reports whether key is locked out at now.
-func (l *authLimiter) blocked(key string, now time.Time) bool {
-	if key == "" {
+// blocked reports whether k's address, or its authid there, is locked
+// out at now.
+func (l *authLimiter) blocked(k loginKey, now time.Time) bool {
+	if k.addr == "" {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.m[key]
-	return r != nil && now.Before(r.blockedUntil)
+	return l.m[k.addr].locked(now) || l.m[k.id].locked(now)
 }
 
-// open counts a challenge-response authentication starting from key. It
-// returns false, counting nothing, when key is locked out or has
-// MaxOpenChallenges in progress. Each successful open needs one close.
-func (l *authLimiter) open(key string, now time.Time) bool {
-	if key == "" {
+// open counts a challenge-response authentication starting from k's
+// address. It returns false, counting nothing, when k is locked out or
+// its address has MaxOpenChallenges in progress. Each successful open
+// needs one close.
+func (l *authLimiter) open(k loginKey, now time.Time) bool {
+	if k.addr == "" {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.rec(key, now)
+	r := l.rec(k.addr, now)
 	switch {
 	case r == nil:
 		return false // the table is full of live records: refused, untracked
-	case now.Before(r.blockedUntil), r.open >= l.lim.MaxOpenChallenges:
+	case r.locked(now), l.m[k.id].locked(now), r.open >= l.lim.MaxOpenChallenges:
 		return false
 	}
 	r.open++
@@ -243,12 +351,12 @@ func (l *authLimiter) open(key string, now time.Time) bool {
 }
 
 // close ends an authentication counted by open.
-func (l *authLimiter) close(key string) {
-	if key == "" {
+func (l *authLimiter) close(k loginKey) {
+	if k.addr == "" {
 		return
 	}
 	l.mu.Lock()
-	if r := l.m[key]; r != nil && r.open > 0 {
+	if r := l.m[k.addr]; r != nil && r.open > 0 {
 		r.open--
 	}
 	l.mu.Unlock()
@@ -263,39 +371,54 @@ const (
 	untracked                // the table has no room for the address: refuse without checking
 )
 
-// reserve asks for a place to check one AUTHENTICATE from key. At most
-// BlockAfter minus the failures in the window are checked at a time, so
-// that parallel attempts cannot get more secrets checked than the lockout
-// allows. A granted place must be released by settle; a queued w must be
+// reserve asks for a place to check one AUTHENTICATE of k. At most
+// BlockAfter minus the authid's failures in the window, and
+// AddressBlockAfter minus the address's, are checked at a time, so that
+// parallel attempts cannot get more secrets checked than the lockouts
+// allow. A granted place must be released by settle; a queued w must be
 // cancelled if its session goes away before it fires.
-func (l *authLimiter) reserve(key string, now time.Time, w *authWait) verdict {
-	if key == "" {
+func (l *authLimiter) reserve(k loginKey, now time.Time, w *authWait) verdict {
+	if k.addr == "" {
 		return granted
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.rec(key, now)
+	a, p := l.recs(k, now)
 	switch {
-	case r == nil:
+	case a == nil || p == nil:
 		// The table is full of live records (a flood from 2^20
-		// addresses): refused rather than checked without a limit.
+		// addresses or authids): refused rather than checked without a
+		// limit.
 		return untracked
-	case now.Before(r.blockedUntil):
+	case a.locked(now) || p.locked(now):
 		return denied
-	case len(r.waiting) == 0 && r.room(now, l.lim):
-		r.checking++
+	case a.room(now, l.lim.Window, l.lim.AddressBlockAfter) && p.room(now, l.lim.Window, l.lim.BlockAfter) && !waits(a.waiting, k.id):
+		a.checking++
+		p.checking++
 		return granted
 	}
-	r.waiting = append(r.waiting, w)
+	w.id = k.id
+	a.waiting = append(a.waiting, w)
 	return queued
+}
+
+// waits reports whether an AUTHENTICATE of the authid id is among ws: a
+// later one of the same authid waits behind it.
+func waits(ws []*authWait, id string) bool {
+	for _, w := range ws {
+		if w.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // cancel removes a queued w. It returns false when w has fired already (it
 // was granted or denied meanwhile).
-func (l *authLimiter) cancel(key string, w *authWait) bool {
+func (l *authLimiter) cancel(k loginKey, w *authWait) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.m[key]
+	r := l.m[k.addr]
 	if r == nil {
 		return false
 	}
@@ -307,57 +430,69 @@ func (l *authLimiter) cancel(key string, w *authWait) bool {
 	return true
 }
 
-// settle ends an attempt from key: reserved releases a place taken by
-// reserve, failed counts a failure (a wrong secret, or a failed challenge).
-// It returns how long to delay the failure's answer, and whether key has
-// just been locked out. Waiting AUTHENTICATEs then get the freed places,
-// or are refused if key is locked out.
-func (l *authLimiter) settle(key string, reserved, failed bool, now time.Time) (delay time.Duration, blockedNow bool) {
-	if key == "" {
-		return 0, false
+// settle ends an attempt of k: reserved releases a place taken by
+// reserve, failed counts a failure (a wrong secret, or a failed challenge)
+// for the authid and for the address. It returns how long to delay the
+// failure's answer, and what it has just locked out. Waiting
+// AUTHENTICATEs of the address then get the places free, in arrival
+// order, or are refused if they are locked out.
+func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (delay time.Duration, lock lockKind) {
+	if k.addr == "" {
+		return 0, lockNone
 	}
-	var fire []*authWait
-	var grant bool
+	type firing struct {
+		w  *authWait
+		ok bool
+	}
+	var fire []firing
 	l.mu.Lock()
-	r := l.rec(key, now)
-	if r == nil {
-		l.mu.Unlock()
-		if failed {
-			return maxDelay, false // full of live records: answer slowly, track no more
+	a, p := l.m[k.addr], l.m[k.id] // a reserved place keeps both from the sweep
+	if failed && (a == nil || p == nil) {
+		if a, p = l.recs(k, now); a == nil || p == nil {
+			l.mu.Unlock()
+			return maxDelay, lockNone // full of live records: answer slowly, track no more
 		}
-		return 0, false
 	}
-	if reserved && r.checking > 0 {
-		r.checking--
+	if reserved {
+		if a != nil && a.checking > 0 {
+			a.checking--
+		}
+		if p != nil && p.checking > 0 {
+			p.checking--
+		}
 	}
 	if failed {
-		if now.Sub(r.first) > l.lim.Window {
-			r.n, r.first = 0, now
+		if p.fail(now, l.lim, l.lim.BlockAfter) {
+			lock = lockAuthID
 		}
-		r.n++
-		if r.n >= l.lim.BlockAfter && !now.Before(r.blockedUntil) {
-			r.blockedUntil = now.Add(l.lim.Lockout)
-			blockedNow = true
+		if a.fail(now, l.lim, l.lim.AddressBlockAfter) {
+			lock = lockAddress
 		}
-		if r.n > l.lim.DelayAfter {
-			delay = min(time.Duration(r.n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+		if p.n > l.lim.DelayAfter {
+			delay = min(time.Duration(p.n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
 		}
 	}
-	if now.Before(r.blockedUntil) {
-		fire, r.waiting = r.waiting, nil
-	} else {
-		grant = true
-		k := 0
-		for k < len(r.waiting) && r.room(now, l.lim) {
-			r.checking++
-			k++
+	if a != nil {
+		kept := a.waiting[:0]
+		for _, w := range a.waiting {
+			wp := l.rec(w.id, now)
+			switch {
+			case a.locked(now), wp == nil, wp.locked(now):
+				fire = append(fire, firing{w, false})
+			case a.room(now, l.lim.Window, l.lim.AddressBlockAfter) && wp.room(now, l.lim.Window, l.lim.BlockAfter) && !waits(kept, w.id):
+				a.checking++
+				wp.checking++
+				fire = append(fire, firing{w, true})
+			default:
+				kept = append(kept, w)
+			}
 		}
-		fire = slices.Clone(r.waiting[:k])
-		r.waiting = slices.Delete(r.waiting, 0, k)
+		clear(a.waiting[len(kept):])
+		a.waiting = kept
 	}
 	l.mu.Unlock()
-	for _, w := range fire {
-		w.fire(grant)
+	for _, f := range fire {
+		f.w.fire(f.ok)
 	}
-	return delay, blockedNow
+	return delay, lock
 }

@@ -111,7 +111,7 @@ type joinState struct {
 	failMsg string
 
 	// The brute-force limiter's view (see authLimiter).
-	key    string    // limiter key of the remote address ("": not limited)
+	key    loginKey  // limiter keys of the remote address and the authid (zero: not limited)
 	opened bool      // counted as an open challenge-response authentication
 	wait   *authWait // the AUTHENTICATE waiting for a place to be checked
 	sig    string    // that AUTHENTICATE's signature and extra
@@ -305,7 +305,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
 		return
 	}
-	key := s.r.limiter.key(ss.transport.RemoteAddr)
+	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
 	if s.r.limiter.blocked(key, s.r.cfg.Now()) {
 		s.authDenied(ss, errLockedOut)
 		return
@@ -477,7 +477,7 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 	js := ss.join
 	if ss.state != stAuthPending || js == nil || js.wait != res.slot {
 		// The session went away meanwhile: give back the place.
-		if res.granted && res.key != "" {
+		if res.granted && res.key.addr != "" {
 			s.r.limiter.settle(res.key, true, false, s.r.cfg.Now())
 		}
 		return
@@ -509,22 +509,27 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 	}
 }
 
-// settleAuth tells the limiter how an attempt from key ended and counts a
+// settleAuth tells the limiter how an attempt of key ended and counts a
 // failure. It runs on a worker: a failure counts even when its session
 // has gone away meanwhile.
-func (s *Shard) settleAuth(key, method string, reserved bool, res *authResult) {
+func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *authResult) {
 	failed := res.err != nil || (!res.challenge && res.id == nil)
 	if ae, ok := res.err.(*AuthError); ok && ae.Temporary {
 		failed = false // nothing was checked: not a guess
 	}
-	res.delay, res.blocked = s.r.limiter.settle(key, reserved, failed, s.r.cfg.Now())
+	var lock lockKind
+	res.delay, lock = s.r.limiter.settle(key, reserved, failed, s.r.cfg.Now())
 	if failed {
 		s.stats.AuthFailures.Add(1)
 		s.stats.AuthFailuresBy[authMethodIndex(method)].Add(1)
 	}
-	if res.blocked {
-		s.r.log.Warn("refusing authentications from an address for a while", "address", key,
-			"failures", s.r.cfg.AuthLimits.BlockAfter, "for", s.r.cfg.AuthLimits.Lockout)
+	switch lim := s.r.limiter.lim; lock {
+	case lockAuthID:
+		s.r.log.Warn("refusing an authid's authentications from an address for a while (the address's other authids are not refused)",
+			"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout)
+	case lockAddress:
+		s.r.log.Warn("refusing authentications from an address for a while (failures of many authids)", "address", key.addr,
+			"failures", lim.AddressBlockAfter, "for", lim.Lockout)
 	}
 }
 
@@ -537,12 +542,11 @@ type authResult struct {
 	id        *Identity
 	err       error
 	delay     time.Duration // of a failure's ABORT (limiter)
-	blocked   bool          // this failure locked the address out
 
 	// tAuthSlot: the limiter's answer to a queued AUTHENTICATE.
 	slot    *authWait
 	granted bool
-	key     string
+	key     loginKey
 }
 
 func (s *Shard) authDone(ss *Session, res *authResult) {

@@ -96,9 +96,10 @@ realms:
 	if welcomed == 1 && rightOne != "WELCOME" {
 		t.Fatal("a wrong password was welcomed")
 	}
-	// The late session answers once the router has locked the address out.
+	// The late session answers once the router has locked alice out at the
+	// address.
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.logs(), "refusing authentications from an address") {
+	for !strings.Contains(r.logs(), "refusing an authid's authentications from an address") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the router did not lock the address out:\n%s", tail(r.logs(), 20))
 		}
@@ -108,10 +109,14 @@ realms:
 	if o := <-results; uriOf(o.err) != proto.URIAuthenticationDenied {
 		t.Fatalf("the right password while locked out: %v, want %s", o.err, proto.URIAuthenticationDenied)
 	}
-	// Anonymous HELLOs from the address are refused too.
-	_, err := client.Dial(ctx, client.Config{URL: "rs://" + r.addr, Realm: "realm1"})
-	if uriOf(err) != proto.URIAuthenticationDenied {
-		t.Fatalf("HELLO while locked out: %v, want %s", err, proto.URIAuthenticationDenied)
+	// alice's lockout is hers: an anonymous session from the same address
+	// (a device behind the same NAT) is not refused.
+	s, err := client.Dial(ctx, client.Config{URL: "rs://" + r.addr, Realm: "realm1"})
+	if uriOf(err) == proto.URIAuthenticationDenied {
+		t.Fatalf("anonymous HELLO from the address after alice's lockout: %v", err)
+	}
+	if s != nil {
+		s.Close()
 	}
 }
 
@@ -124,7 +129,7 @@ func TestAuthFailuresConfigApplied(t *testing.T) {
 			ex = ", exempt: [127.0.0.0/8]"
 		}
 		path := writeFile(t, "limits.yaml", `limits:
-  auth_failures: {block_after: 2, delay_after: 5, lockout: 1h`+ex+`}
+  auth_failures: {block_after: 2, address_block_after: 3, delay_after: 5, lockout: 1h`+ex+`}
 realms:
   - name: realm1
     users:
@@ -132,8 +137,10 @@ realms:
 `)
 		r := startRouter(t, "-config", path)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		login := func(pw string) error {
-			s, err := client.Dial(ctx, client.Config{URL: "ws://" + r.addr + "/ws", Realm: "realm1", AuthID: "alice", AuthMethods: []string{"ticket"},
+		var loginAs func(authid, pw string) error
+		login := func(pw string) error { return loginAs("alice", pw) }
+		loginAs = func(authid, pw string) error {
+			s, err := client.Dial(ctx, client.Config{URL: "ws://" + r.addr + "/ws", Realm: "realm1", AuthID: authid, AuthMethods: []string{"ticket"},
 				OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return pw, nil, nil }})
 			if s != nil {
 				s.Close()
@@ -151,6 +158,19 @@ realms:
 			t.Fatalf("exempt address: right password after 2 failures: %v", err)
 		case !exempt && (err == nil || !strings.Contains(err.Error(), proto.URIAuthenticationDenied)):
 			t.Fatalf("right password after 2 failures with block_after 2: %v, want %s", err, proto.URIAuthenticationDenied)
+		}
+		// alice's lockout is hers: bob's guess from the same address is
+		// checked; it is the address's third failure (address_block_after
+		// 3), which locks the whole address out: carol is refused.
+		if err := loginAs("bob", "guess"); err == nil || !strings.Contains(err.Error(), proto.URIAuthenticationFailed) {
+			t.Fatalf("exempt %v: bob after alice's lockout: %v, want %s", exempt, err, proto.URIAuthenticationFailed)
+		}
+		err = loginAs("carol", "guess")
+		switch {
+		case exempt && (err == nil || !strings.Contains(err.Error(), proto.URIAuthenticationFailed)):
+			t.Fatalf("exempt address: carol: %v, want %s", err, proto.URIAuthenticationFailed)
+		case !exempt && (err == nil || !strings.Contains(err.Error(), proto.URIAuthenticationDenied)):
+			t.Fatalf("carol after the address's third failure with address_block_after 3: %v, want %s", err, proto.URIAuthenticationDenied)
 		}
 		cancel()
 	}

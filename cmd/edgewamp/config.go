@@ -130,6 +130,7 @@ type limitsConfig struct {
 type authFailuresConfig struct {
 	DelayAfter        int      `yaml:"delay_after"`
 	BlockAfter        int      `yaml:"block_after"`
+	AddressBlockAfter int      `yaml:"address_block_after"`
 	Window            duration `yaml:"window"`
 	Lockout           duration `yaml:"lockout"`
 	MaxOpenChallenges int      `yaml:"max_open_challenges"`
@@ -721,10 +722,17 @@ func (c *config) validateAuthFailures(errs *[]error) {
 	for _, f := range []struct {
 		v    int
 		name string
-	}{{a.DelayAfter, "delay_after"}, {a.BlockAfter, "block_after"}, {a.MaxOpenChallenges, "max_open_challenges"}} {
+	}{{a.DelayAfter, "delay_after"}, {a.BlockAfter, "block_after"}, {a.AddressBlockAfter, "address_block_after"}, {a.MaxOpenChallenges, "max_open_challenges"}} {
 		if f.v < 0 {
 			c.errAt(errs, "limits.auth_failures."+f.name+" must not be negative", "limits", "auth_failures", f.name)
 		}
+	}
+	blockAfter := a.BlockAfter
+	if blockAfter == 0 {
+		blockAfter = route.DefaultAuthBlockAfter
+	}
+	if a.AddressBlockAfter > 0 && a.AddressBlockAfter < blockAfter {
+		c.errAt(errs, "limits.auth_failures.address_block_after must be at least block_after (the failures of one authid count for its address too)", "limits", "auth_failures", "address_block_after")
 	}
 	for i, s := range a.Exempt {
 		if _, err := parsePrefix(s); err != nil {
@@ -753,6 +761,7 @@ func (c *config) authLimits() route.AuthLimits {
 	l := route.AuthLimits{
 		DelayAfter:        a.DelayAfter,
 		BlockAfter:        a.BlockAfter,
+		AddressBlockAfter: a.AddressBlockAfter,
 		Window:            time.Duration(a.Window),
 		Lockout:           time.Duration(a.Lockout),
 		MaxOpenChallenges: a.MaxOpenChallenges,
