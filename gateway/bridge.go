@@ -365,10 +365,10 @@ func acceptsSSE(r *http.Request) bool {
 
 // streamCall runs a call with progressive results, as SSE events:
 // "progress" per progressive result, then "result" or "problem" (a problem
-// document), for who (bridge: on the bridge endpoint, not a route; keys:
-// the route's auth.keys). It ends with a problem too when who's credential
+// document), for who (bridge: on the bridge endpoint; route: the route it
+// was called on, or nil). It ends with a problem too when who's credential
 // no longer authorizes it (grant.go), or its bearer token expires.
-func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, keys []string, cr *callReq, errs map[string]int) {
+func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, route *compiledRoute, cr *callReq, errs map[string]int) {
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
@@ -384,7 +384,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	// A credential taken away cancels the call at once (its callee stops
 	// producing) and lets its queued results go, even while the handler
 	// is blocked writing to its client.
-	gr := newGrant(who, bridge, keys, func() { s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) })
+	gr := newGrant(who, bridge, route, func() { s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) })
 	defer g.unwatch(gr)
 	if p := g.watch(gr); p != nil {
 		writeProblem(w, p)

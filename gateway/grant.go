@@ -34,26 +34,28 @@ import (
 // bearer token (its verifier's Withdrawn: revoked, or its client,
 // principal or role no longer configured), the API key or signing key
 // (removed, given another secret or principal: keys.go), the realm's
-// principal for requests without credentials, and for the bridge
-// endpoints the realm's bridge access for the principal's role. The
-// routes' own requirements change only with a restart; the router's RBAC
+// principal for requests without credentials, for the bridge endpoints
+// the realm's bridge access for the principal's role, and for a route's
+// streamed call the route of the same label in the reloaded table (its
+// auth, as a request made now would be judged by it: reload.go; a
+// stream whose route the reload removed goes on). The router's RBAC
 // judges each call when it is made, and takes away the subscriptions a
 // role may no longer make (their streams end too: sess.revoked).
 
 // grant is what let one SSE stream open, watched while the stream runs.
 type grant struct {
-	w      *who     // whom the stream acts as, as it authenticated (shared: read only)
-	bridge bool     // opened on a bridge endpoint: the realm's bridge access must still admit w
-	keys   []string // the route's auth.keys (a key must still be one of them), or none
-	ids    []string // the bearer token's revocation ids (BearerRevoker), set by watch; none when its verifier names none
-	stop   func()   // ends the stream's flow at once; it must not block
+	w      *who           // whom the stream acts as, as it authenticated (shared: read only)
+	bridge bool           // opened on a bridge endpoint: the realm's bridge access must still admit w
+	route  *compiledRoute // the route it was opened on, or nil
+	ids    []string       // the bearer token's revocation ids (BearerRevoker), set by watch; none when its verifier names none
+	stop   func()         // ends the stream's flow at once; it must not block
 	once   sync.Once
 	done   chan struct{} // closed once the grant no longer holds
 	why    *problem      // the stream's last event; set before done is closed
 }
 
-func newGrant(w *who, bridge bool, keys []string, stop func()) *grant {
-	return &grant{w: w, bridge: bridge, keys: keys, stop: stop, done: make(chan struct{})}
+func newGrant(w *who, bridge bool, route *compiledRoute, stop func()) *grant {
+	return &grant{w: w, bridge: bridge, route: route, stop: stop, done: make(chan struct{})}
 }
 
 // end ends the grant's stream with p, once; it reports whether this call
@@ -128,8 +130,8 @@ func (g *Server) unwatch(gr *grant) {
 
 // withdrawn returns why gr no longer lets its stream run under the
 // configuration and revocations of now (what a request made now would be
-// refused with), or nil. One configuration judges it (its realms and
-// keys loaded once).
+// refused with), or nil. One configuration judges it (its realms, keys
+// and routes loaded once).
 func (g *Server) withdrawn(gr *grant) *problem {
 	w := gr.w
 	ac := g.access.Load()
@@ -138,9 +140,22 @@ func (g *Server) withdrawn(gr *grant) *problem {
 			return g.unauthorized("the bearer token is not valid: "+why, why)
 		}
 	}
+	var now *compiledRoute // the stream's route in the table of now
+	if gr.route != nil {
+		now = ac.routes.byLabel[gr.route.label]
+	}
 	if w.key != nil {
-		if why := ac.keys.withdrawn(w.key, gr.keys); why != "" {
+		var allowed []string
+		if gr.route != nil && now == nil {
+			allowed = gr.route.Auth.Keys // a removed route's: its key must still be one it named
+		}
+		if why := ac.keys.withdrawn(w.key, allowed); why != "" {
 			return g.keyWithdrawn(why)
+		}
+	}
+	if now != nil {
+		if p := g.routeRefuses(ac, now, w); p != nil {
+			return p
 		}
 	}
 	if w.id.method == "anonymous" {

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,12 +45,14 @@ import (
 // more are closed at the reload (busy ones when they go idle), so that
 // the router's session list does not show them for SessionIdle longer.
 //
-// Routes keep the key names of their auth.keys (routes change with a
-// restart): a name whose key the reload removed matches no key (a route
-// left with no key it names refuses every key, it never falls back to
-// any key), and the reload logs which. Refusing the reload instead would
-// hold up the rotation of a leaked key until a restart, the very thing a
-// reload of keys is for.
+// A configuration reload installs the keys with the file's routes
+// (Prepare and Apply, reload.go), a route's auth.keys checked against the
+// new keys: keys and the routes naming them change together. SetAccess,
+// which keeps the routes, keeps their auth.keys too: a name whose key it
+// removed matches no key (a route left with no key it names refuses every
+// key, it never falls back to any key), and it logs which. Refusing the
+// keys instead would hold up the rotation of a leaked key, the very thing
+// a reload of keys is for.
 
 // keyed is an API key's or signing key's principal. Immutable, shared by
 // the requests that authenticate with it.
@@ -78,10 +81,15 @@ type keyTable struct {
 }
 
 // access is what requests are judged by, swapped as one by a reload:
-// the realms' bridge access and the keys.
+// the realms' bridge access, the keys, the routes, the mux that
+// dispatches to them (its route handlers bound to this snapshot) and the
+// OpenAPI document that describes them. Immutable once stored.
 type access struct {
-	realms map[string]*realmEntry
-	keys   *keyTable
+	realms  map[string]*realmEntry
+	keys    *keyTable
+	routes  *routeTable
+	mux     *http.ServeMux
+	openapi []byte
 }
 
 // realm returns a realm's entry, nil for a realm not configured.
@@ -295,15 +303,16 @@ func (g *Server) keyWithdrawn(why string) *problem {
 }
 
 // SetAccess replaces the realms' bridge access (as SetRealms does) and the
-// API and signing keys at once: a configuration reload. New requests are
-// judged by the new realms and keys as soon as it returns, never by a mix
-// of old and new; the SSE streams whose credential no longer authorizes
-// them end (a key removed, given another secret or principal: keys.go;
-// what SetRealms ends: grant.go). Keys with an error (as New would
-// report them) are refused: nothing changes, and the error joins
-// *FieldError values. Call it after the verifier and the router have the
-// reload's configuration. Options.APIKeyHeader and SignatureMaxSkew
-// change only with a restart.
+// API and signing keys at once, keeping the routes (a configuration
+// reload installs them too: Prepare and Apply). New requests are judged
+// by the new realms and keys as soon as it returns, never by a mix of old
+// and new; the SSE streams whose credential no longer authorizes them end
+// (a key removed, given another secret or principal: keys.go; what
+// SetRealms ends: grant.go). Keys with an error (as New would report
+// them) are refused: nothing changes, and the error joins *FieldError
+// values. Call it after the verifier and the router have the reload's
+// configuration. Options.APIKeyHeader and SignatureMaxSkew change only
+// with a restart.
 func (g *Server) SetAccess(realms []RealmAccess, apiKeys []APIKey, signingKeys []SigningKey) error {
 	kt, errs := compileKeys(apiKeys, signingKeys)
 	if len(errs) > 0 {
@@ -313,42 +322,44 @@ func (g *Server) SetAccess(realms []RealmAccess, apiKeys []APIKey, signingKeys [
 	return nil
 }
 
-// setAccess installs realms and, when kt is set, the keys kt, then does
-// what a reload does after: callees and webhooks register again, SSE
-// streams are checked again, the idle sessions of principals no key
-// stands for close.
+// setAccess installs realms and, when kt is set, the keys kt, keeping the
+// routes (bound anew to the new snapshot), then does what a reload does
+// after.
 func (g *Server) setAccess(realms []RealmAccess, kt *keyTable) {
-	rm := make(map[string]*realmEntry, len(realms))
-	for i := range realms {
-		e := &realmEntry{RealmAccess: realms[i]}
-		if e.Anonymous {
-			e.anon = &who{id: identity{realm: e.Name, authrole: e.AnonymousRole, method: "anonymous"}}
-		}
-		rm[e.Name] = e
-	}
 	g.accessMu.Lock()
 	old := g.access.Load()
-	keysChanged := false
-	var changes keyChanges
 	if kt == nil {
 		kt = old.keys
-	} else {
-		changes = diffKeys(old.keys, kt)
-		keysChanged = !changes.none()
 	}
-	g.access.Store(&access{realms: rm, keys: kt})
-	if (len(old.keys.apiKeys) > 0) != (len(kt.apiKeys) > 0) || (len(old.keys.signingKeys) > 0) != (len(kt.signingKeys) > 0) {
-		// The OpenAPI document's security schemes follow.
-		if doc, err := g.buildOpenAPI(); err == nil {
-			g.openapi.Store(&doc)
-		}
+	ac, errs := g.newAccess(realms, kt, old.routes, old)
+	if len(errs) > 0 {
+		// Not reached: the routes and the endpoints they were checked
+		// against are those of the snapshot in use.
+		g.accessMu.Unlock()
+		g.log.Error("gateway: reload refused", "err", errors.Join(errs...))
+		return
 	}
+	g.access.Store(ac)
 	g.accessMu.Unlock()
-	if keysChanged {
-		g.log.Info("gateway: API and signing keys reloaded", "api_keys", len(kt.apiKeys), "signing_keys", len(kt.signingKeys),
-			"added", changes.added.String(), "removed", changes.removed.String(), "changed", changes.changed.String())
-		g.warnRouteKeys(kt)
-		g.pool.retire(kt)
+	g.afterInstall(old, ac, true)
+}
+
+// afterInstall does what a reload does once its snapshot ac replaced old:
+// logs what it changed in the keys (and, with warnRoutes, the routes
+// naming keys no more), closes the idle sessions of the principals no
+// key stands for any more, lets the callees and webhooks the router
+// removed register and subscribe again, and checks every SSE stream.
+func (g *Server) afterInstall(old, ac *access, warnRoutes bool) {
+	if old.keys != ac.keys {
+		if changes := diffKeys(old.keys, ac.keys); !changes.none() {
+			kt := ac.keys
+			g.log.Info("gateway: API and signing keys reloaded", "api_keys", len(kt.apiKeys), "signing_keys", len(kt.signingKeys),
+				"added", changes.added.String(), "removed", changes.removed.String(), "changed", changes.changed.String())
+			if warnRoutes {
+				g.warnRouteKeys(ac)
+			}
+			g.pool.retire(kt)
+		}
 	}
 	g.reloadMu.Lock()
 	if g.reloadCh != nil {
@@ -359,22 +370,22 @@ func (g *Server) setAccess(realms []RealmAccess, kt *keyTable) {
 	g.recheckStreams()
 }
 
-// warnRouteKeys logs the routes whose auth.keys name a key that kt does
-// not hold (a reload removed it): they no longer accept it.
-func (g *Server) warnRouteKeys(kt *keyTable) {
-	for _, cr := range g.routes {
+// warnRouteKeys logs the routes of ac whose auth.keys name a key that its
+// keys do not hold (SetAccess removed it): they no longer accept it.
+func (g *Server) warnRouteKeys(ac *access) {
+	for _, cr := range ac.routes.list {
 		var gone []string
 		for _, name := range cr.Auth.Keys {
-			if !kt.has(name) {
+			if !ac.keys.has(name) {
 				gone = append(gone, name)
 			}
 		}
 		if len(gone) == 0 {
 			continue
 		}
-		msg := "gateway: route names keys that the reload removed; it accepts them no more (routes change with a restart)"
+		msg := "gateway: route names keys that the reload removed; it accepts them no more (a reload of the routes with the keys changes their lists)"
 		if len(gone) == len(cr.Auth.Keys) {
-			msg = "gateway: every key a route names was removed by the reload: it refuses every key until a restart (routes change with a restart)"
+			msg = "gateway: every key a route names was removed by the reload: it refuses every key (a reload of the routes with the keys changes their lists)"
 		}
 		g.log.Warn(msg, "route", cr.label, "keys", strings.Join(gone, ", "))
 	}

@@ -85,7 +85,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	if !ok || acceptsSSE(r) || g.credentialOf(r) == credBearer {
 		return false
 	}
-	if _, pattern := g.mux.Handler(r); pattern != patBridgeCall {
+	if _, pattern := g.access.Load().mux.Handler(r); pattern != patBridgeCall {
 		return false // a route or mount of the configuration serves it
 	}
 	lc := laneCalls.Get().(*laneCall)

@@ -238,8 +238,9 @@ type metrics struct {
 	scrapes atomic.Int32 // scrapes running (maxScrapes)
 
 	mu     sync.Mutex
-	routes map[string]*routeMetrics // by label; written at setup only
-	order  []string
+	routes map[string]*routeMetrics // by label: the gateway's own endpoints' and mounts' (fixed), and the installed routes'; guarded by mu
+	order  []string                 // the labels of routes, in the order they came; guarded by mu
+	fixed  map[string]bool          // the labels never retired (route's callers); guarded by mu
 
 	refusedMu sync.Mutex
 	refusals  map[string]*atomic.Uint64
@@ -269,14 +270,17 @@ func (rm *routeMetrics) observe(code int, d time.Duration) {
 }
 
 func newMetrics(g *Server) *metrics {
-	return &metrics{g: g, routes: map[string]*routeMetrics{},
+	return &metrics{g: g, routes: map[string]*routeMetrics{}, fixed: map[string]bool{},
 		refusals: map[string]*atomic.Uint64{}, auth: map[[2]string]*atomic.Uint64{}}
 }
 
-// route returns the metrics of a route label, creating them at setup.
+// route returns the metrics of a label of the gateway's own endpoints
+// and mounts, creating them at setup: they are exported for as long as
+// the process runs.
 func (m *metrics) route(name string) *routeMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.fixed[name] = true
 	if rm := m.routes[name]; rm != nil {
 		return rm
 	}
@@ -284,6 +288,65 @@ func (m *metrics) route(name string) *routeMetrics {
 	m.routes[name] = rm
 	m.order = append(m.order, name)
 	return rm
+}
+
+// Configured routes' metrics come and go with the routes (reload.go): a
+// route's series are exported while a route of its label is installed,
+// carried over by the reloads that keep the label (its counters go on),
+// and dropped by the reload that removes it, so that reloads that rename
+// routes, however many, leave no series behind (the exported labels are
+// the gateway's own and the configuration's of now). A label that comes
+// back later starts from zero: a counter reset, which rate() and
+// increase() take in their stride. Requests still running on a removed
+// route count into its dropped metrics, which nothing exports.
+
+// configured returns the metrics of a configured route's label: those
+// exported now under it, or new ones that nothing exports until install.
+// A configuration checked and then refused (its reload refused after
+// Prepare) so leaves no series behind.
+func (m *metrics) configured(name string) *routeMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm := m.routes[name]; rm != nil {
+		return rm
+	}
+	return &routeMetrics{name: name}
+}
+
+// install exports the metrics of the routes of a configuration being
+// installed, and drops those of the labels in gone (routes it removed)
+// unless they are the gateway's own.
+func (m *metrics) install(rms []*routeMetrics, gone []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dropped := false
+	for _, name := range gone {
+		if !m.fixed[name] && m.routes[name] != nil {
+			delete(m.routes, name)
+			dropped = true
+		}
+	}
+	if dropped {
+		kept := m.order[:0]
+		for _, name := range m.order {
+			if m.routes[name] != nil {
+				kept = append(kept, name)
+			}
+		}
+		clear(m.order[len(kept):])
+		m.order = kept
+	}
+	for _, rm := range rms {
+		switch cur := m.routes[rm.name]; {
+		case cur == nil:
+			m.routes[rm.name] = rm
+			m.order = append(m.order, rm.name)
+		case cur != rm && !m.fixed[rm.name]:
+			// Another configuration's, prepared concurrently: the one
+			// installed last is the one requests count into.
+			m.routes[rm.name] = rm
+		}
+	}
 }
 
 func (g *Server) refused(reason string) {
@@ -590,10 +653,13 @@ func collectMesh(e *expo, ms *MeshStats) {
 func (m *metrics) collectGateway(e *expo) {
 	const C, G = counterType, gaugeType
 	m.mu.Lock()
-	order := append([]string(nil), m.order...)
+	rms := make([]*routeMetrics, len(m.order))
+	for i, name := range m.order {
+		rms[i] = m.routes[name]
+	}
 	m.mu.Unlock()
-	for _, name := range order {
-		rm := m.routes[name]
+	for _, rm := range rms {
+		name := rm.name
 		for code := range rm.codes {
 			if n := rm.codes[code].Load(); n > 0 {
 				constMetric(e, "edgewamp_gateway_requests_total", "HTTP requests, by route and status code (499: the client went away).", C, float64(n), "route", name, "code", strconv.Itoa(code))

@@ -8,8 +8,10 @@ import (
 )
 
 // GET /openapi.json: an OpenAPI 3.1 document of the bridge endpoints, the
-// configured routes and the health and metrics endpoints, built once at
-// New from the configuration.
+// configured routes and the health and metrics endpoints, built with each
+// snapshot (access) from its configuration: at New, and by a reload that
+// changes the routes or adds the first or removes the last key of a kind
+// (the security schemes).
 
 type obj = map[string]any
 
@@ -27,10 +29,11 @@ func jsonContent(schema any) obj {
 	return obj{"application/json": obj{"schema": schema}}
 }
 
-func (g *Server) buildOpenAPI() ([]byte, error) {
+// buildOpenAPI builds the document of ac's routes and keys.
+func (g *Server) buildOpenAPI(ac *access) ([]byte, error) {
 	paths := obj{}
 	realmParam := obj{"name": "realm", "in": "path", "required": true, "description": "Realm URI", "schema": obj{"type": "string"}}
-	security := g.securityRequirements()
+	security := g.securityRequirements(ac)
 	callResp := problemResponses("400", "401", "403", "404", "408", "413", "415", "429", "502", "503", "504")
 	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"problem\".",
 		"content": obj{
@@ -82,8 +85,8 @@ func (g *Server) buildOpenAPI() ([]byte, error) {
 			"security":  security,
 		},
 	}
-	for _, cr := range g.routes {
-		g.addRouteOp(paths, cr)
+	for _, cr := range ac.routes.list {
+		g.addRouteOp(ac, paths, cr)
 	}
 	paths["/healthz"] = obj{"get": obj{"operationId": "healthz", "summary": "Liveness", "tags": []string{"operations"},
 		"responses": obj{"200": obj{"description": "The process is alive."}}}}
@@ -106,7 +109,7 @@ func (g *Server) buildOpenAPI() ([]byte, error) {
 		"components": obj{
 			"schemas":         schemas(),
 			"responses":       obj{"Problem": obj{"description": "An error (RFC 9457).", "content": obj{"application/problem+json": obj{"schema": ref("Problem")}}}},
-			"securitySchemes": g.declaredSchemes(),
+			"securitySchemes": g.declaredSchemes(ac),
 		},
 	}
 	return json.Marshal(doc)
@@ -141,10 +144,10 @@ func schemas() obj {
 	}
 }
 
-// securitySchemes are the schemes a request may use now: the bridge's
-// alternatives.
-func (g *Server) securitySchemes() obj {
-	kt := g.access.Load().keys // the keys of now: a reload rebuilds the document when a kind comes or goes
+// securitySchemes are the schemes a request may use under ac: the
+// bridge's alternatives.
+func (g *Server) securitySchemes(ac *access) obj {
+	kt := ac.keys // a reload rebuilds the document when a kind comes or goes
 	return g.schemes(len(kt.apiKeys) > 0, len(kt.signingKeys) > 0)
 }
 
@@ -152,10 +155,10 @@ func (g *Server) securitySchemes() obj {
 // those a route's operation requires (auth type apikey or signed) even
 // when a reload left no key of the kind (the route refuses every key
 // then), since a requirement must name a declared scheme.
-func (g *Server) declaredSchemes() obj {
-	kt := g.access.Load().keys
+func (g *Server) declaredSchemes(ac *access) obj {
+	kt := ac.keys
 	apiKey, signed := len(kt.apiKeys) > 0, len(kt.signingKeys) > 0
-	for _, cr := range g.routes {
+	for _, cr := range ac.routes.list {
 		apiKey = apiKey || cr.Auth.Type == "apikey"
 		signed = signed || cr.Auth.Type == "signed"
 	}
@@ -179,15 +182,15 @@ func (g *Server) schemes(apiKey, signed bool) obj {
 
 // securityRequirements lists the alternatives the bridge accepts (an
 // empty requirement: anonymous, where a realm allows it).
-func (g *Server) securityRequirements() []any {
+func (g *Server) securityRequirements(ac *access) []any {
 	var out []any
-	for _, name := range sortedKeys(g.securitySchemes()) {
+	for _, name := range sortedKeys(g.securitySchemes(ac)) {
 		out = append(out, obj{name: []string{}})
 	}
 	return append(out, obj{})
 }
 
-func (g *Server) addRouteOp(paths obj, cr *compiledRoute) {
+func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute) {
 	item, _ := paths[cr.Path].(obj)
 	if item == nil {
 		item = obj{}
@@ -275,7 +278,7 @@ func (g *Server) addRouteOp(paths obj, cr *compiledRoute) {
 	case "signed":
 		op["security"] = []any{obj{"signed": []string{}}}
 	default:
-		op["security"] = g.securityRequirements()
+		op["security"] = g.securityRequirements(ac)
 	}
 	item[strings.ToLower(cr.Method)] = op
 }
@@ -319,5 +322,5 @@ func (g *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(*g.openapi.Load())
+	w.Write(g.access.Load().openapi)
 }

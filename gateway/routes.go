@@ -31,7 +31,9 @@ import (
 // Allow for the others) and answers CORS preflights for each method's
 // policy.
 
-// compiledRoute is a validated route.
+// compiledRoute is a validated route. Immutable once compiled: shared by
+// the snapshots (access) of the reloads that keep its table, each of
+// which binds its own handler to it (bindRoutes).
 type compiledRoute struct {
 	Route
 	label    string
@@ -42,67 +44,96 @@ type compiledRoute struct {
 	params   []string
 	anon     *who // the principal of an auth-none route
 	cors     *corsPolicy
-	h        http.Handler // wrapped
+	lbl      *routeMetrics // the metrics of its label
+}
+
+// routeTable is one configuration's routes, compiled and checked (the
+// conflicts between their patterns and the gateway's own included).
+// Immutable: a reload builds another.
+type routeTable struct {
+	list    []*compiledRoute          // in configuration order
+	byLabel map[string]*compiledRoute // by name, or "METHOD path"
+	groups  []*routeGroup             // by path, in the order of their first route
+}
+
+// routeGroup is the routes of one path: one handler dispatches them by
+// method.
+type routeGroup struct {
+	path     string
+	byMethod map[string]*compiledRoute
+	allow    string // "GET, POST, OPTIONS"
+	first    int    // the index of its first route, for errors
 }
 
 var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
 
 var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
 
-// buildRoutes compiles the routes and registers one handler per path.
-func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ...any)) []error {
+// compileRoutes compiles routes into a table, their auth.keys checked
+// against kt (the keys of the same configuration). The conflicts between
+// patterns are found when the table is bound to a mux (newMux).
+func (g *Server) compileRoutes(routes []Route, kt *keyTable) (*routeTable, []error) {
 	var errs []error
-	type group struct {
-		byMethod map[string]*compiledRoute
-		order    []string
-		first    int
-	}
-	groups := map[string]*group{}
-	var paths []string
-	names := map[string]bool{}
-	for i := range g.opts.Routes {
-		cr, rerrs := g.compileRoute(i)
+	t := &routeTable{byLabel: make(map[string]*compiledRoute, len(routes))}
+	groups := map[string]*routeGroup{}
+	for i := range routes {
+		cr, rerrs := g.compileRoute(routes[i], i, kt)
 		if len(rerrs) > 0 {
 			errs = append(errs, rerrs...)
 			continue
 		}
 		gr := groups[cr.Path]
 		if gr == nil {
-			gr = &group{byMethod: map[string]*compiledRoute{}, first: i}
+			gr = &routeGroup{path: cr.Path, byMethod: map[string]*compiledRoute{}, first: i}
 			groups[cr.Path] = gr
-			paths = append(paths, cr.Path)
+			t.groups = append(t.groups, gr)
 		}
 		if gr.byMethod[cr.Method] != nil {
 			errs = append(errs, fieldErr(cr.Method+" "+cr.Path+" is routed twice", "routes", i, "path"))
 			continue
 		}
-		if names[cr.label] {
+		if t.byLabel[cr.label] != nil {
 			errs = append(errs, fieldErr("route name "+strconv.Quote(cr.label)+" is used twice", "routes", i, "name"))
 			continue
 		}
-		names[cr.label] = true
+		t.byLabel[cr.label] = cr
 		gr.byMethod[cr.Method] = cr
-		gr.order = append(gr.order, cr.Method)
-		g.routes = append(g.routes, cr)
+		t.list = append(t.list, cr)
 	}
-	for _, path := range paths {
-		gr := groups[path]
-		sort.Strings(gr.order)
-		allow := strings.Join(gr.order, ", ") + ", OPTIONS"
-		for _, cr := range gr.byMethod {
+	for _, gr := range t.groups {
+		order := make([]string, 0, len(gr.byMethod))
+		for m, cr := range gr.byMethod {
+			order = append(order, m)
 			cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
-			cr.h = g.wrap(cr.label, cr.cors, refuseOrigins(cr.cors, http.HandlerFunc(cr.serve(g))))
+			cr.lbl = g.metrics.configured(cr.label)
 		}
-		byMethod := gr.byMethod
-		other := g.wrap("other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sort.Strings(order)
+		gr.allow = strings.Join(order, ", ") + ", OPTIONS"
+	}
+	return t, errs
+}
+
+// bindRoutes registers one handler per path of t, its routes served under
+// ac, the snapshot whose mux this is: a request dispatched by it is judged
+// by its keys and realms too, never by another reload's.
+func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern string, h http.Handler, path ...any)) {
+	for _, gr := range t.groups {
+		hs := make(map[string]http.Handler, len(gr.byMethod))
+		for m, cr := range gr.byMethod {
+			hs[m] = g.wrapWith(cr.lbl, cr.label, cr.cors, refuseOrigins(cr.cors, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				cr.serve(g, ac, w, r)
+			})))
+		}
+		byMethod, allow := gr.byMethod, gr.allow
+		other := g.wrapWith(g.otherLbl, "other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			methodNotAllowed(w, allow)
 		}))
-		handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handle(gr.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m := r.Method
 			if m == http.MethodOptions {
 				m = r.Header.Get("Access-Control-Request-Method")
 				if cr := byMethod[m]; cr != nil && cr.cors != nil {
-					cr.h.ServeHTTP(w, r)
+					hs[m].ServeHTTP(w, r)
 					return
 				}
 				w.Header().Set("Allow", allow)
@@ -112,19 +143,17 @@ func (g *Server) buildRoutes(handle func(pattern string, h http.Handler, path ..
 			if m == http.MethodHead {
 				m = http.MethodGet
 			}
-			if cr := byMethod[m]; cr != nil {
-				cr.h.ServeHTTP(w, r)
+			if h := hs[m]; h != nil {
+				h.ServeHTTP(w, r)
 				return
 			}
 			other.ServeHTTP(w, r)
 		}), "routes", gr.first, "path")
 	}
-	return errs
 }
 
-// compileRoute validates route i.
-func (g *Server) compileRoute(i int) (*compiledRoute, []error) {
-	rt := g.opts.Routes[i]
+// compileRoute validates rt, route i, its auth.keys against kt.
+func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []error) {
 	at := func(field ...any) []any { return append([]any{"routes", i}, field...) }
 	var errs []error
 	bad := func(msg string, field ...any) { errs = append(errs, fieldErr(msg, at(field...)...)) }
@@ -244,14 +273,7 @@ func (g *Server) compileRoute(i int) (*compiledRoute, []error) {
 		bad("authid and role give the identity of a route with auth type none", "role")
 	}
 	for k, name := range rt.Auth.Keys {
-		found := false
-		for _, ak := range g.opts.APIKeys {
-			found = found || ak.Name == name
-		}
-		for _, sk := range g.opts.SigningKeys {
-			found = found || sk.Key == name
-		}
-		if !found {
+		if !kt.has(name) {
 			bad("no API key or signing key is named "+strconv.Quote(name), "auth", "keys", k)
 		}
 	}
@@ -264,55 +286,54 @@ func (g *Server) compileRoute(i int) (*compiledRoute, []error) {
 	return cr, errs
 }
 
-// serve handles one request of the route.
-func (cr *compiledRoute) serve(g *Server) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			var p *problem
-			if body, p = g.readBody(w, r, cr.BodyLimit); p != nil {
-				writeProblem(w, p)
-				return
-			}
-		}
-		who, p := g.authenticate(g.access.Load(), r, cr.Realm, &cr.Auth, body, cr.anon)
-		if p != nil {
+// serve handles one request of the route, judged by ac (the snapshot
+// whose mux dispatched it) from end to end.
+func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		var p *problem
+		if body, p = g.readBody(w, r, cr.BodyLimit); p != nil {
 			writeProblem(w, p)
 			return
 		}
-		args, kwargs, p := cr.build(r, body, who)
-		if p != nil {
-			writeProblem(w, p)
-			return
-		}
-		if cr.Publish != "" {
-			pr := &pubReq{uri: cr.Publish, args: args, kwargs: kwargs, retain: cr.Retain, discloseMe: cr.DiscloseMe}
-			g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
-			return
-		}
-		req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
-		if acceptsSSE(r) {
-			g.streamCall(w, r, who, false, cr.Auth.Keys, req, cr.Errors)
-			return
-		}
-		s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
-		if p != nil {
-			writeProblem(w, p)
-			return
-		}
-		res, c := g.call(r.Context(), s, req)
-		g.pool.release(a)
-		// A call's result is live and usually the principal's own: no
-		// cache (a browser's, a proxy's) keeps it, for a GET route above
-		// all. (The bridge's POST /call, not cacheable, goes without.)
-		w.Header()["Cache-Control"] = noStore
-		if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
-			g.answerCall(w, r, res, cr.Errors)
-		} else {
-			cr.respond(w, res)
-		}
-		recycle(c)
 	}
+	who, p := g.authenticate(ac, r, cr.Realm, &cr.Auth, body, cr.anon)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	args, kwargs, p := cr.build(r, body, who)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	if cr.Publish != "" {
+		pr := &pubReq{uri: cr.Publish, args: args, kwargs: kwargs, retain: cr.Retain, discloseMe: cr.DiscloseMe}
+		g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
+		return
+	}
+	req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
+	if acceptsSSE(r) {
+		g.streamCall(w, r, who, false, cr, req, cr.Errors)
+		return
+	}
+	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	res, c := g.call(r.Context(), s, req)
+	g.pool.release(a)
+	// A call's result is live and usually the principal's own: no
+	// cache (a browser's, a proxy's) keeps it, for a GET route above
+	// all. (The bridge's POST /call, not cacheable, goes without.)
+	w.Header()["Cache-Control"] = noStore
+	if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
+		g.answerCall(w, r, res, cr.Errors)
+	} else {
+		cr.respond(w, res)
+	}
+	recycle(c)
 }
 
 // build evaluates args and kwargs against the request.

@@ -26,7 +26,7 @@ var ErrClosed = errors.New("gateway: server closed")
 type Server struct {
 	opts    Options // static after New
 	log     *slog.Logger
-	mux     *http.ServeMux
+	own     []endpoint // the gateway's own endpoints and the mounts, registered in every snapshot's mux; static
 	srv     *http.Server
 	hosts   *hostPolicy // the Host check (host.go); nil checks none
 	queues  []*shardQ   // one per router shard; static
@@ -34,14 +34,15 @@ type Server struct {
 	metrics *metrics
 	limiter *failLimiter
 	nonces  *nonceCache
-	openapi atomic.Pointer[[]byte] // rebuilt when a reload adds the first or removes the last key of a kind (its security schemes)
 
-	// access is the realms' bridge access and the API and signing keys,
-	// swapped as one by a reload (keys.go); requests load it once.
+	// access is the realms' bridge access, the API and signing keys, the
+	// routes and the mux that dispatches requests to them, and the
+	// OpenAPI document, swapped as one by a reload (keys.go, reload.go);
+	// a request loads it once.
 	access    atomic.Pointer[access]
 	accessMu  sync.Mutex       // serializes the writers of access
 	apiKeyHdr string           // Options.APIKeyHeader in canonical form (direct header map lookups)
-	routes    []*compiledRoute // static
+	otherLbl  *routeMetrics    // the metrics of label "other" (no endpoint, or a method no route of the path has)
 	callees   []*calleeRunner  // static
 	webhooks  []*webhookRunner // static
 
@@ -86,7 +87,7 @@ func Validate(opts Options) error {
 
 func build(opts Options, needRouter bool) (*Server, error) {
 	errs := opts.setDefaults(needRouter)
-	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}, syncWait: 10 * time.Second}
+	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}, syncWait: 10 * time.Second, reloadCh: make(chan struct{})}
 	if opts.Router != nil {
 		for i := 0; i < opts.Router.Shards(); i++ {
 			g.queues = append(g.queues, newShardQ(opts.Router.Shard(i)))
@@ -98,28 +99,27 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.lane = newLaneListener()
 	g.limiter = newFailLimiter(g.opts.Limits.AuthFailures)
 	g.nonces = newNonceCache(1 << 20)
+	g.apiKeyHdr = http.CanonicalHeaderKey(g.opts.APIKeyHeader)
 	kt, kerrs := compileKeys(opts.APIKeys, opts.SigningKeys)
 	errs = append(errs, kerrs...)
-	g.access.Store(&access{keys: kt})
-	g.setAccess(opts.Realms, nil)
-	g.apiKeyHdr = http.CanonicalHeaderKey(g.opts.APIKeyHeader)
 	var herrs []error
 	g.hosts, herrs = newHostPolicy(opts.Hosts, opts.KnownHosts)
 	errs = append(errs, herrs...)
-	errs = append(errs, g.buildMux()...)
+	errs = append(errs, g.buildOwn()...)
+	rt, rerrs := g.compileRoutes(opts.Routes, kt)
+	errs = append(errs, rerrs...)
+	ac, aerrs := g.newAccess(opts.Realms, kt, rt, nil)
+	errs = append(errs, aerrs...)
 	errs = append(errs, g.buildCallees()...)
 	errs = append(errs, g.buildWebhooks()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	doc, err := g.buildOpenAPI()
-	if err != nil {
-		return nil, err
-	}
-	g.openapi.Store(&doc)
+	g.metrics.install(rt.metrics(), nil)
+	g.access.Store(ac)
 	l := &g.opts.Limits
 	g.srv = &http.Server{
-		Handler:           g.mux,
+		Handler:           http.HandlerFunc(g.dispatch),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeader,
@@ -171,48 +171,83 @@ func orStr(s, def string) string {
 	return s
 }
 
-// buildMux registers every endpoint. A conflict between patterns (two
-// routes, a route and a mounted handler) is a configuration error, not a
-// panic.
-func (g *Server) buildMux() (errs []error) {
-	g.mux = http.NewServeMux()
+// endpoint is one of the gateway's own endpoints or a mount: its pattern
+// and its handler (wrapped), and for a mount the field naming it in
+// errors.
+type endpoint struct {
+	pattern string
+	h       http.Handler
+	field   []any
+}
+
+// buildOwn builds the gateway's own endpoints and the mounts, which every
+// snapshot's mux registers (newMux).
+func (g *Server) buildOwn() []error {
+	g.otherLbl = g.metrics.route("other")
+	add := func(pattern string, h http.Handler, field ...any) {
+		g.own = append(g.own, endpoint{pattern: pattern, h: h, field: field})
+	}
+	add("/healthz", g.wrap("healthz", nil, http.HandlerFunc(g.healthz)))
+	add("/readyz", g.wrap("readyz", nil, http.HandlerFunc(g.readyz)))
+	add("/metrics", g.wrap("metrics", nil, g.metrics.handler()))
+	add("/openapi.json", g.wrap("openapi", nil, http.HandlerFunc(g.serveOpenAPI)))
+	errs := validateCORS(&g.opts.CORS, "cors")
+	post := newCORSPolicy(&g.opts.CORS, []string{"POST"}, g.opts.APIKeyHeader)
+	get := newCORSPolicy(&g.opts.CORS, []string{"GET"}, g.opts.APIKeyHeader)
+	add(patBridgeCall, g.wrap("bridge_call", post, refuseOrigins(post, http.HandlerFunc(g.bridgeCall))))
+	add("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, refuseOrigins(post, http.HandlerFunc(g.bridgePublish))))
+	add("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, refuseOrigins(get, http.HandlerFunc(g.bridgeEvents))))
+	// The mounts before the routes: a route that conflicts with one is the
+	// route's error (a reload's routes are checked against them too).
+	for _, pattern := range sortedKeys(g.opts.Mount) {
+		add(pattern, g.wrap("mount:"+pattern, nil, g.opts.Mount[pattern]), "mount", pattern)
+	}
+	return errs
+}
+
+// newMux registers the gateway's own endpoints, the mounts and the routes
+// of t, bound to ac (the snapshot the mux is for). A conflict between
+// patterns (two routes, a route and an endpoint of the gateway's own or a
+// mount) is a configuration error, not a panic; so is an invalid pattern.
+func (g *Server) newMux(ac *access, t *routeTable) (mux *http.ServeMux, errs []error) {
+	mux = http.NewServeMux()
 	handle := func(pattern string, h http.Handler, path ...any) {
 		defer func() {
 			if r := recover(); r != nil {
 				msg := fmt.Sprint(r)
 				if strings.Contains(msg, "conflicts with") {
-					msg = "pattern " + strconv.Quote(pattern) + " conflicts with an endpoint registered before it (the gateway's own, a route or a mount)"
+					msg = "pattern " + strconv.Quote(pattern) + " conflicts with an endpoint registered before it (the gateway's own, a mount or a route)"
 				}
 				errs = append(errs, fieldErr(msg, path...))
 			}
 		}()
-		g.mux.Handle(pattern, h)
+		mux.Handle(pattern, h)
 	}
-	handle("/healthz", g.wrap("healthz", nil, http.HandlerFunc(g.healthz)))
-	handle("/readyz", g.wrap("readyz", nil, http.HandlerFunc(g.readyz)))
-	handle("/metrics", g.wrap("metrics", nil, g.metrics.handler()))
-	handle("/openapi.json", g.wrap("openapi", nil, http.HandlerFunc(g.serveOpenAPI)))
-	errs = append(errs, validateCORS(&g.opts.CORS, "cors")...)
-	post := newCORSPolicy(&g.opts.CORS, []string{"POST"}, g.opts.APIKeyHeader)
-	get := newCORSPolicy(&g.opts.CORS, []string{"GET"}, g.opts.APIKeyHeader)
-	handle("/wamp/{realm}/call/{procedure}", g.wrap("bridge_call", post, refuseOrigins(post, http.HandlerFunc(g.bridgeCall))))
-	handle("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, refuseOrigins(post, http.HandlerFunc(g.bridgePublish))))
-	handle("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, refuseOrigins(get, http.HandlerFunc(g.bridgeEvents))))
-	routeErrs := g.buildRoutes(handle)
-	errs = append(errs, routeErrs...)
-	for pattern, h := range g.opts.Mount {
-		handle(pattern, g.wrap("mount:"+pattern, nil, h), "mount", pattern)
+	for _, e := range g.own {
+		handle(e.pattern, e.h, e.field...)
 	}
-	handle("/", g.wrap("other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.bindRoutes(ac, t, handle)
+	handle("/", g.wrapWith(g.otherLbl, "other", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusNotFound, URINotFound, "no endpoint "+r.URL.Path))
 	})))
-	return errs
+	return mux, errs
+}
+
+// dispatch serves a request by the mux of the snapshot of now: the routes
+// it finds, and the keys and realms they judge the request by, are one
+// configuration's.
+func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	g.access.Load().mux.ServeHTTP(w, r)
 }
 
 // wrap adds what every endpoint gets: panic recovery, CORS (when cors is
 // set) and the HTTP metrics under the route label name.
 func (g *Server) wrap(name string, cors *corsPolicy, h http.Handler) http.Handler {
-	lbl := g.metrics.route(name)
+	return g.wrapWith(g.metrics.route(name), name, cors, h)
+}
+
+// wrapWith is wrap counting into lbl.
+func (g *Server) wrapWith(lbl *routeMetrics, name string, cors *corsPolicy, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, wt: g.opts.Limits.WriteTimeout}
 		start := time.Now()
