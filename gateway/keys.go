@@ -89,7 +89,7 @@ type access struct {
 	keys    *keyTable
 	routes  *routeTable
 	mux     *http.ServeMux
-	openapi []byte
+	openapi *apiDoc // shared with the snapshots before while the routes and the kinds of key stay
 }
 
 // realm returns a realm's entry, nil for a realm not configured.

@@ -5,13 +5,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // GET /openapi.json: an OpenAPI 3.1 document of the bridge endpoints, the
-// configured routes and the health and metrics endpoints, built with each
-// snapshot (access) from its configuration: at New, and by a reload that
+// configured routes and the health and metrics endpoints, of a snapshot's
+// configuration (access): New's, checked at New, then a reload's that
 // changes the routes or adds the first or removes the last key of a kind
-// (the security schemes).
+// (the security schemes), built when first asked for.
 
 type obj = map[string]any
 
@@ -321,6 +322,31 @@ func (g *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
+	doc, err := g.access.Load().openapi.get()
+	if err != nil {
+		g.log.Error("gateway: building the OpenAPI document", "err", err)
+		writeProblem(w, newProblem(http.StatusInternalServerError, "edgewamp.error.internal", "internal error"))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(g.access.Load().openapi)
+	w.Write(doc)
+}
+
+// apiDoc is a snapshot's OpenAPI document, built when first asked for: a
+// reload of many routes does not build one that nobody reads (10,000
+// routes take a second or so), nor does a storm of reloads, and the
+// first request after a reload waits for it, others with it.
+type apiDoc struct {
+	once  sync.Once
+	build func() ([]byte, error)
+	doc   []byte
+	err   error
+}
+
+func (d *apiDoc) get() ([]byte, error) {
+	d.once.Do(func() {
+		d.doc, d.err = d.build()
+		d.build = nil
+	})
+	return d.doc, d.err
 }

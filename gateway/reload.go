@@ -94,7 +94,7 @@ type Prepared struct {
 // requests.
 func (g *Server) Prepare(u Update) (*Prepared, error) {
 	kt, errs := compileKeys(u.APIKeys, u.SigningKeys)
-	rt, rerrs := g.compileRoutes(u.Routes, kt)
+	rt, rerrs := g.compileRoutes(u.Routes, kt, g.access.Load().routes)
 	errs = append(errs, rerrs...)
 	ac, aerrs := g.newAccess(u.Realms, kt, rt, nil)
 	errs = append(errs, aerrs...)
@@ -128,8 +128,8 @@ func (g *Server) Apply(p *Prepared) RouteChanges {
 
 // newAccess builds a snapshot of realms, the keys kt and the routes of t,
 // with its mux (t's route handlers bound to it) and its OpenAPI document
-// (old's when it has the same routes and kinds of key). The errors are
-// the mux's conflicts.
+// (old's when it has the same routes and kinds of key; else built when
+// first asked for). The errors are the mux's conflicts.
 func (g *Server) newAccess(realms []RealmAccess, kt *keyTable, t *routeTable, old *access) (*access, []error) {
 	rm := make(map[string]*realmEntry, len(realms))
 	for i := range realms {
@@ -144,10 +144,8 @@ func (g *Server) newAccess(realms []RealmAccess, kt *keyTable, t *routeTable, ol
 	ac.mux, errs = g.newMux(ac, t)
 	if old != nil && old.routes == t && (len(old.keys.apiKeys) > 0) == (len(kt.apiKeys) > 0) && (len(old.keys.signingKeys) > 0) == (len(kt.signingKeys) > 0) {
 		ac.openapi = old.openapi
-	} else if doc, err := g.buildOpenAPI(ac); err != nil {
-		errs = append(errs, err)
 	} else {
-		ac.openapi = doc
+		ac.openapi = &apiDoc{build: func() ([]byte, error) { return g.buildOpenAPI(ac) }}
 	}
 	return ac, errs
 }
@@ -192,7 +190,7 @@ func diffRoutes(old, cur *routeTable) RouteChanges {
 		switch o := old.byLabel[cr.label]; {
 		case o == nil:
 			c.added.add(cr.label)
-		case !reflect.DeepEqual(o.Route, cr.Route):
+		case o != cr && !reflect.DeepEqual(o.spec, cr.spec):
 			c.changed.add(cr.label)
 		}
 	}

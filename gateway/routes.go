@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -35,7 +36,8 @@ import (
 // the snapshots (access) of the reloads that keep its table, each of
 // which binds its own handler to it (bindRoutes).
 type compiledRoute struct {
-	Route
+	Route          // with its defaults
+	spec     Route // as configured
 	label    string
 	args     *tmpl
 	kwargs   *tmpl
@@ -70,14 +72,20 @@ var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": t
 var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
 
 // compileRoutes compiles routes into a table, their auth.keys checked
-// against kt (the keys of the same configuration). The conflicts between
-// patterns are found when the table is bound to a mux (newMux).
-func (g *Server) compileRoutes(routes []Route, kt *keyTable) (*routeTable, []error) {
+// against kt (the keys of the same configuration). A route configured
+// exactly as one of prev (the table in use, or nil) is taken from it as
+// compiled (a reload of 10,000 routes that changes a few compiles a
+// few). The conflicts between patterns are found when the table is bound
+// to a mux (newMux).
+func (g *Server) compileRoutes(routes []Route, kt *keyTable, prev *routeTable) (*routeTable, []error) {
 	var errs []error
 	t := &routeTable{byLabel: make(map[string]*compiledRoute, len(routes))}
 	groups := map[string]*routeGroup{}
 	for i := range routes {
-		cr, rerrs := g.compileRoute(routes[i], i, kt)
+		cr, rerrs := prev.reuse(routes[i], i, kt)
+		if cr == nil {
+			cr, rerrs = g.compileRoute(routes[i], i, kt)
+		}
 		if len(rerrs) > 0 {
 			errs = append(errs, rerrs...)
 			continue
@@ -104,13 +112,38 @@ func (g *Server) compileRoutes(routes []Route, kt *keyTable) (*routeTable, []err
 		order := make([]string, 0, len(gr.byMethod))
 		for m, cr := range gr.byMethod {
 			order = append(order, m)
-			cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
-			cr.lbl = g.metrics.configured(cr.label)
+			if cr.lbl == nil { // compiled now, not reused
+				cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
+				cr.lbl = g.metrics.configured(cr.label)
+			}
 		}
 		sort.Strings(order)
 		gr.allow = strings.Join(order, ", ") + ", OPTIONS"
 	}
 	return t, errs
+}
+
+// reuse returns the route of t (nil: none) configured as rt, route i, with
+// its auth.keys checked against kt; nil when t has none.
+func (t *routeTable) reuse(rt Route, i int, kt *keyTable) (*compiledRoute, []error) {
+	if t == nil {
+		return nil, nil
+	}
+	label := rt.Name
+	if label == "" {
+		label = strings.ToUpper(rt.Method) + " " + rt.Path
+	}
+	cr := t.byLabel[label]
+	if cr == nil || !reflect.DeepEqual(cr.spec, rt) {
+		return nil, nil
+	}
+	var errs []error
+	for k, name := range rt.Auth.Keys {
+		if !kt.has(name) {
+			errs = append(errs, fieldErr("no API key or signing key is named "+strconv.Quote(name), "routes", i, "auth", "keys", k))
+		}
+	}
+	return cr, errs
 }
 
 // bindRoutes registers one handler per path of t, its routes served under
@@ -154,6 +187,7 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 
 // compileRoute validates rt, route i, its auth.keys against kt.
 func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []error) {
+	spec := rt
 	at := func(field ...any) []any { return append([]any{"routes", i}, field...) }
 	var errs []error
 	bad := func(msg string, field ...any) { errs = append(errs, fieldErr(msg, at(field...)...)) }
@@ -167,7 +201,7 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 	if strings.HasPrefix(rt.Path, "/wamp/") || rt.Path == "/metrics" || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/openapi.json" {
 		bad("path "+rt.Path+" is the gateway's own", "path")
 	}
-	cr := &compiledRoute{Route: rt}
+	cr := &compiledRoute{Route: rt, spec: spec}
 	for _, m := range paramRE.FindAllStringSubmatch(rt.Path, -1) {
 		cr.params = append(cr.params, m[1])
 	}

@@ -106,13 +106,16 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	g.hosts, herrs = newHostPolicy(opts.Hosts, opts.KnownHosts)
 	errs = append(errs, herrs...)
 	errs = append(errs, g.buildOwn()...)
-	rt, rerrs := g.compileRoutes(opts.Routes, kt)
+	rt, rerrs := g.compileRoutes(opts.Routes, kt, nil)
 	errs = append(errs, rerrs...)
 	ac, aerrs := g.newAccess(opts.Realms, kt, rt, nil)
 	errs = append(errs, aerrs...)
 	errs = append(errs, g.buildCallees()...)
 	errs = append(errs, g.buildWebhooks()...)
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if _, err := ac.openapi.get(); err != nil {
 		return nil, err
 	}
 	g.metrics.install(rt.metrics(), nil)
