@@ -8,7 +8,7 @@
 //	POST /wamp/{realm}/call/{procedure}    call (Accept: text/event-stream for progressive results)
 //	POST /wamp/{realm}/publish/{topic}     publish
 //	GET  /wamp/{realm}/events/{topic}      follow a topic as Server-Sent Events (?match=prefix|wildcard)
-//	<configured routes>                    method + path pattern → call or publish (routes.go, expr.go)
+//	<configured routes>                    method + path pattern → call or publish (routes.go, expr.go; a reload replaces them: reload.go)
 //	GET  /openapi.json                     OpenAPI 3.1 of all of the above
 //	GET  /metrics                          Prometheus
 //	GET  /healthz, /readyz                 liveness, readiness
@@ -40,13 +40,16 @@
 //     StatsSource, which gateway declares and cmd implements over loop and
 //     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
-//     SetAccess (reload, after the verifier's and the router's: the
-//     realms' bridge access and the API and signing keys as one, keys.go;
-//     it also lets the HTTP callees and webhooks the router removed
-//     register and subscribe again, revoke.go, and ends the SSE streams
-//     the new configuration no longer authorizes, grant.go), SetRealms
-//     (SetAccess keeping the keys), ValidateKeys (cmd checks a reload's
-//     keys before the router takes its realms), RevokeBearer (cmd
+//     Prepare and Apply (a configuration reload: Prepare checks and builds
+//     the realms' bridge access, the API and signing keys and the routes
+//     before the router takes the reload, cmd refusing the reload on its
+//     error; Apply, after the verifier's and the router's, installs them
+//     as one snapshot, reload.go, keys.go, lets the HTTP callees and
+//     webhooks the router removed register and subscribe again,
+//     revoke.go, and ends the SSE streams the new configuration no longer
+//     authorizes, grant.go), SetAccess (the same keeping the routes),
+//     SetRealms (keeping the keys and routes too), ValidateKeys (keys
+//     alone, without a server), RevokeBearer (cmd
 //     calls it from the OAuth2 server's revocations: the SSE streams of
 //     revoked tokens end, for a verifier that implements BearerRevoker),
 //     Shutdown(ctx) error, ErrClosed after it.

@@ -148,8 +148,8 @@ type realmEntry struct {
 }
 
 // SetRealms replaces the realms' bridge access (configuration reload),
-// keeping the keys: SetAccess with the keys in use. HTTP callees and
-// webhooks the router removed since the last call
+// keeping the keys and the routes: SetAccess with the keys in use. HTTP
+// callees and webhooks the router removed since the last call
 // (wamp.registration.remove_callee, wamp.subscription.remove_subscriber,
 // a reload's revocation) register and subscribe again, and the SSE
 // streams whose credential no longer authorizes them end (grant.go): call

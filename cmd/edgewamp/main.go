@@ -438,9 +438,9 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 }
 
 // reloadConfig re-reads the configuration file and installs its realms,
-// their HTTP bridge access, the gateway's API and signing keys and the
-// runtime settings. meshOn says whether this process runs a mesh node
-// (which a reload neither starts nor stops).
+// their HTTP bridge access, the gateway's API and signing keys and routes
+// and the runtime settings. meshOn says whether this process runs a mesh
+// node (which a reload neither starts nor stops).
 func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
@@ -452,13 +452,17 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		return err
 	}
 	realms, err := cfg.realmConfigsWith(oa)
-	var gwo gateway.Options
+	var gwUpdate *gateway.Prepared
 	if err == nil && gw != nil {
-		// The gateway's keys are checked before anything is installed
-		// (loadConfig checked them already, unless the file turns the
-		// gateway off: the running one takes the file's keys all the same).
-		gwo = cfg.gatewayOptions(log)
-		err = gateway.ValidateKeys(gwo.APIKeys, gwo.SigningKeys)
+		// The gateway's keys and routes are checked and built before
+		// anything is installed. loadConfig checked them already, with
+		// the file's line numbers, unless the file turns the gateway off
+		// (the running one takes the file's keys and routes all the
+		// same); Prepare checks them against what only the running
+		// gateway knows too: the handlers mounted on it (the OAuth2
+		// server's).
+		gwo := cfg.gatewayOptions(log)
+		gwUpdate, err = gw.Prepare(gateway.Update{Realms: cfg.realmAccess(), APIKeys: gwo.APIKeys, SigningKeys: gwo.SigningKeys, Routes: gwo.Routes})
 	}
 	if err == nil {
 		err = oa.reload(cfg, realms)
@@ -470,15 +474,15 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err
 	}
+	var routes []any
 	if gw != nil {
-		// The realms' bridge access and the keys as one: a request is
-		// judged by the old configuration or the new one, never a mix; the
-		// SSE streams of removed or changed keys end. Before the log line
-		// below: a request that starts after it sees only the new keys.
-		if err := gw.SetAccess(cfg.realmAccess(), gwo.APIKeys, gwo.SigningKeys); err != nil {
-			// Not reached: ValidateKeys above checked the same keys.
-			log.Error("SIGHUP: gateway keys refused; the gateway keeps its keys", "err", err)
-		}
+		// The realms' bridge access, the keys and the routes as one: a
+		// request is routed and judged by the old configuration or the
+		// new one, never a mix; the SSE streams of removed or changed keys
+		// end, and those of routes whose auth their credential no longer
+		// passes. Before the log line below: a request that starts after
+		// it sees only the new configuration.
+		routes = gw.Apply(gwUpdate).LogAttrs()
 	}
 	// auto settings follow the mesh that runs, not one the file now asks
 	// for.
@@ -494,9 +498,9 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
-	log.Info("SIGHUP: configuration reloaded", append([]any{"realms", names,
-		"note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, routes, api_key_header, signature_max_skew, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart"},
-		rt.logAttrs()...)...)
+	attrs := append([]any{"realms", names}, routes...)
+	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys and routes, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, api_key_header, signature_max_skew, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart")
+	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
 }
