@@ -67,25 +67,9 @@ func TestControlBytesBounded(t *testing.T) {
 	// message the dispatcher ignores), so that b was last heard before
 	// the stall, counting the large call envelopes it takes from the
 	// queue.
-	nc, err := nats.Connect(a.n.srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	trigger := nodeSubject("a", "t")
-	gate := make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release) // before the nodes stop, should the test fail first
-	entered := make(chan struct{})
-	var once sync.Once
 	var taken atomic.Int64
 	callSubj := nodeSubject("a", "m")
-	hook := func(ms []*nats.Msg) {
-		if len(ms) == 1 && ms[0].Subject == trigger {
-			once.Do(func() { close(entered) })
-			<-gate
-			return
-		}
+	release := stallControl(t, a, func(ms []*nats.Msg) {
 		for _, m := range ms {
 			if m.Subject != callSubj {
 				continue
@@ -102,18 +86,12 @@ func TestControlBytesBounded(t *testing.T) {
 				}
 			})
 		}
-	}
-	a.n.testHookControl.Store(&hook)
-	eventually(t, 10*time.Second, func() error {
-		nc.Publish(trigger, nil)
-		nc.Flush()
-		select {
-		case <-entered:
-			return nil
-		case <-time.After(50 * time.Millisecond):
-			return fmt.Errorf("a's control dispatcher did not stall")
-		}
 	})
+	nc, err := nats.Connect(a.n.srv.ClientURL()) // fills a's budget below
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	stalledAt := time.Now()
 	lost0 := a.n.Stats().PeersLost.Load()
 	before := a.n.ctlq.takenBy()

@@ -2,11 +2,8 @@ package edge
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -50,35 +47,7 @@ func TestGatherIncompleteCounted(t *testing.T) {
 		t.Fatalf("GathersIncomplete %d after whole answers, want 0", n)
 	}
 
-	// Stall b's control dispatcher on a message of its own subject.
-	nc, err := nats.Connect(b.n.srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	trigger := nodeSubject("b", "t")
-	gate := make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release)
-	entered := make(chan struct{})
-	var once sync.Once
-	hook := func(ms []*nats.Msg) {
-		if len(ms) == 1 && ms[0].Subject == trigger {
-			once.Do(func() { close(entered) })
-			<-gate
-		}
-	}
-	b.n.testHookControl.Store(&hook)
-	eventually(t, 10*time.Second, func() error {
-		nc.Publish(trigger, nil)
-		nc.Flush()
-		select {
-		case <-entered:
-			return nil
-		case <-time.After(50 * time.Millisecond):
-			return fmt.Errorf("b's control dispatcher did not stall")
-		}
-	})
+	release := stallControl(t, b, nil)
 	if n := count(); n != 1 {
 		t.Fatalf("session.count %d with b stalled, want 1 (a's part only)", n)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/loop"
@@ -348,3 +350,45 @@ func (p *proxy) restore() {
 }
 
 var _ = strings.Contains
+
+// stallControl stalls tn's control dispatcher until the returned function
+// (also run at the test's cleanup, before the nodes stop) releases it: it
+// publishes a message of tn's own subject, which a test hook holds the
+// dispatcher on (so that every peer was last heard before the stall).
+// observe, if not nil, sees every other batch the dispatcher takes.
+func stallControl(t *testing.T, tn *tnode, observe func([]*nats.Msg)) (release func()) {
+	t.Helper()
+	nc, err := nats.Connect(tn.n.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	trigger := nodeSubject(tn.name, "t")
+	gate := make(chan struct{})
+	release = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	entered := make(chan struct{})
+	var once sync.Once
+	hook := func(ms []*nats.Msg) {
+		if len(ms) == 1 && ms[0].Subject == trigger {
+			once.Do(func() { close(entered) })
+			<-gate
+			return
+		}
+		if observe != nil {
+			observe(ms)
+		}
+	}
+	tn.n.testHookControl.Store(&hook)
+	eventually(t, 10*time.Second, func() error {
+		nc.Publish(trigger, nil)
+		nc.Flush()
+		select {
+		case <-entered:
+			return nil
+		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("%s's control dispatcher did not stall", tn.name)
+		}
+	})
+	return release
+}

@@ -32,20 +32,7 @@ func TestParallelGuessesAreNotAllChecked(t *testing.T) {
 		}
 		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte(pw), Dict: c.opts(nil)})
 	}
-	var failed, denied, welcomed int
-	for _, c := range cs {
-		m := e.advanceUntil(c, 250*time.Millisecond)
-		switch {
-		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationFailed:
-			failed++
-		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationDenied:
-			denied++
-		case m.Type == proto.CodeWelcome:
-			welcomed++
-		default:
-			t.Fatalf("got %v %s", m.Type, m.URI)
-		}
-	}
+	failed, denied, welcomed := outcomes(t, e, cs)
 	t.Logf("%d checked and failed, %d refused unchecked, %d welcomed", failed, denied, welcomed)
 	if failed != DefaultAuthBlockAfter || welcomed != 0 || denied != n-DefaultAuthBlockAfter {
 		t.Fatalf("%d failed, %d denied, %d welcomed; want %d, %d, 0", failed, denied, welcomed, DefaultAuthBlockAfter, n-DefaultAuthBlockAfter)
@@ -119,19 +106,8 @@ func TestAddressLockedOutBySpraying(t *testing.T) {
 	for _, c := range cs {
 		c.send(&proto.Message{Type: proto.CodeAuthenticate, URI: []byte("password1"), Dict: c.opts(nil)})
 	}
-	var failed, denied int
-	for _, c := range cs {
-		m := e.advanceUntil(c, 250*time.Millisecond)
-		switch {
-		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationFailed:
-			failed++
-		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationDenied:
-			denied++
-		default:
-			t.Fatalf("got %v %s", m.Type, m.URI)
-		}
-	}
-	if failed != addrBlock || denied != n-addrBlock {
+	failed, denied, welcomed := outcomes(t, e, cs)
+	if failed != addrBlock || denied != n-addrBlock || welcomed != 0 {
 		t.Fatalf("%d checked and failed, %d refused unchecked; want %d, %d", failed, denied, addrBlock, n-addrBlock)
 	}
 	for _, hello := range []map[string]any{{"authmethods": []any{"ticket"}, "authid": "fresh"}, nil} {
@@ -141,6 +117,27 @@ func TestAddressLockedOutBySpraying(t *testing.T) {
 			t.Fatalf("HELLO %v from a sprayed address: %s, want %s", hello, m.URI, proto.URIAuthenticationDenied)
 		}
 	}
+}
+
+// outcomes reads each session's answer to its AUTHENTICATE (the clock
+// advanced past the limiter's delays): checked and failed, refused
+// unchecked, welcomed.
+func outcomes(t *testing.T, e *env, cs []*tc) (failed, denied, welcomed int) {
+	t.Helper()
+	for _, c := range cs {
+		m := e.advanceUntil(c, 250*time.Millisecond)
+		switch {
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationFailed:
+			failed++
+		case m.Type == proto.CodeAbort && string(m.URI) == proto.URIAuthenticationDenied:
+			denied++
+		case m.Type == proto.CodeWelcome:
+			welcomed++
+		default:
+			t.Fatalf("got %v %s", m.Type, m.URI)
+		}
+	}
+	return failed, denied, welcomed
 }
 
 // Clients behind one NAT logging in at once with the right passwords wait
