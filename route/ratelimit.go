@@ -105,18 +105,25 @@ func (l AuthLimits) withDefaults() (AuthLimits, error) {
 // authLimiter implements AuthLimits. Safe for concurrent use: shards call
 // it on the HELLO and AUTHENTICATE paths (cold), workers when a check ends.
 //
-// It keeps one record per address and one per authid at an address (in
-// one table: an authid's key holds a NUL, which an address's never does).
-// An AUTHENTICATE is checked only while both its authid's record and its
+// It keeps one record per address and one per authid at an address, in
+// two tables: an address costs the addresses' table one record whatever
+// the authids it tries, so that refusing new addresses (the table full of
+// live records) takes a flood from as many addresses as before authids
+// were counted. When the authids' table is full, an address's authids
+// that have no record of their own share one, kept in the address's
+// record (the limits of an address before authids were counted). An
+// AUTHENTICATE is checked only while both its authid's record and its
 // address's have room; those that wait, wait in their address's record in
 // arrival order, and every settle of the address looks through them.
 type authLimiter struct {
-	lim  AuthLimits   // static
-	seed maphash.Seed // static: for the authids' keys
+	lim    AuthLimits   // static
+	seed   maphash.Seed // static: for the authids' keys
+	maxIDs int          // static: authids with a record of their own (idsMax; tests lower it)
 
 	mu      sync.Mutex
-	m       map[string]*failRec // guarded by mu
-	sweepAt int                 // guarded by mu: size at which the next lookup drops idle records
+	addrs   map[string]*failRec // guarded by mu: the addresses' records
+	ids     map[string]*failRec // guarded by mu: the authids' records at addresses
+	sweepAt int                 // guarded by mu: size (of both) at which the next operation drops idle records
 	sweptAt time.Time           // guarded by mu: the last sweep
 }
 
@@ -129,6 +136,9 @@ type failRec struct {
 	checking     int         // AUTHENTICATEs reserved: being checked now
 	open         int         // address: challenge-response authentications in progress
 	waiting      []*authWait // address: AUTHENTICATEs waiting for a place, oldest first
+	// shared (address): the record of its authids that have none of their
+	// own, the authids' table having been full (nil until then).
+	shared *failRec
 }
 
 // authWait is an AUTHENTICATE waiting for its place. fire runs exactly once
@@ -154,17 +164,19 @@ type lockKind uint8
 const (
 	lockNone    lockKind = iota
 	lockAuthID           // the authid, at the address
+	lockAuthIDs          // the address's authids that share a record (the authids' table was full)
 	lockAddress          // the whole address
 )
 
 const (
 	maxDelay   = 5 * time.Second
-	limiterMin = 65536 // records kept before the first sweep of idle ones
-	limiterMax = 1 << 20
+	limiterMin = 65536   // records kept before the first sweep of idle ones
+	limiterMax = 1 << 20 // addresses tracked
+	idsMax     = 1 << 19 // authids (at an address) with a record of their own
 )
 
 func newAuthLimiter(lim AuthLimits) *authLimiter {
-	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), m: map[string]*failRec{}, sweepAt: limiterMin}
+	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), maxIDs: idsMax, addrs: map[string]*failRec{}, ids: map[string]*failRec{}, sweepAt: limiterMin}
 }
 
 // key returns the record key of a remote address: its IPv4 address, or the
@@ -219,55 +231,95 @@ func (l *authLimiter) keys(addr, authid string) loginKey {
 	return loginKey{addr: addr, id: addr + "\x00" + string(b[:]), authid: authid}
 }
 
-// rec returns the record of key, creating it unless the table is full of
-// live records (then nil: the address is not tracked, and its attempts
-// are refused). Called with mu held.
-func (l *authLimiter) rec(key string, now time.Time) *failRec {
-	if r := l.m[key]; r != nil {
-		return r
+// sweep drops the idle records. Amortized: the next sweep waits until the
+// tables have doubled; a full table (whose doubling never comes) is swept
+// at most once a second, so that records that have aged make room again.
+// It runs first in an operation that may create k's records (one is
+// missing), never while one holds a record it has looked up. Called with
+// mu held.
+func (l *authLimiter) sweep(k loginKey, now time.Time) {
+	if l.addrs[k.addr] != nil && l.ids[k.id] != nil {
+		return
 	}
-	// Amortized: the next sweep waits until the table has doubled. A full
-	// table (whose doubling never comes) is swept for a new address at most
-	// once a second, so that records that have aged make room again.
-	if len(l.m) >= l.sweepAt || len(l.m) >= limiterMax && now.Sub(l.sweptAt) >= time.Second {
-		for k, r := range l.m {
+	full := len(l.addrs) >= limiterMax || len(l.ids) >= l.maxIDs
+	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && now.Sub(l.sweptAt) >= time.Second) {
+		return
+	}
+	for _, m := range [...]map[string]*failRec{l.ids, l.addrs} {
+		for k, r := range m {
 			if r.idle(now, l.lim.Window) {
-				delete(l.m, k)
+				delete(m, k)
 			}
 		}
-		l.sweepAt = max(2*len(l.m), limiterMin)
-		l.sweptAt = now
 	}
-	if len(l.m) >= limiterMax {
+	l.sweepAt = max(2*(len(l.addrs)+len(l.ids)), limiterMin)
+	l.sweptAt = now
+}
+
+// addr returns the record of the address whose key is key, creating it
+// unless the addresses' table is full of live records (then nil: the
+// address is not tracked, and its attempts are refused). Called with mu
+// held.
+func (l *authLimiter) addr(key string) *failRec {
+	if r := l.addrs[key]; r != nil {
+		return r
+	}
+	if len(l.addrs) >= limiterMax {
 		return nil
 	}
 	r := &failRec{}
-	l.m[key] = r
+	l.addrs[key] = r
 	return r
 }
 
+// idOf returns the record that counts for the authid whose key is id at
+// the address whose record is a (nil: none has been made): its own, or
+// else its address's shared one (nil if none). Called with mu held.
+func (l *authLimiter) idOf(a *failRec, id string) *failRec {
+	if p := l.ids[id]; p != nil {
+		return p
+	}
+	if a == nil {
+		return nil
+	}
+	return a.shared
+}
+
+// id returns the record that counts for the authid whose key is id at the
+// address whose record is a, creating it: its own, or its address's
+// shared one while that is in use (so that an authid's places and
+// failures are all in one record) or when the authids' table is full of
+// live records. Called with mu held.
+func (l *authLimiter) id(a *failRec, id string, now time.Time) *failRec {
+	if p := l.ids[id]; p != nil {
+		return p
+	}
+	if (a.shared == nil || a.shared.idle(now, l.lim.Window)) && len(l.ids) < l.maxIDs {
+		p := &failRec{}
+		l.ids[id] = p
+		return p
+	}
+	if a.shared == nil {
+		a.shared = &failRec{}
+	}
+	return a.shared
+}
+
 // recs returns the records of k's address and authid, creating them
-// (nil, nil when the table is full of live records). Called with mu held.
+// (nil, nil when the addresses' table is full of live records). Called
+// with mu held.
 func (l *authLimiter) recs(k loginKey, now time.Time) (a, p *failRec) {
-	if a = l.rec(k.addr, now); a == nil {
+	if a = l.addr(k.addr); a == nil {
 		return nil, nil
 	}
-	if p = l.rec(k.id, now); p == nil {
-		return nil, nil
-	}
-	if l.m[k.addr] != a {
-		// Creating p swept the table, and a (new, so idle) with it.
-		if a = l.rec(k.addr, now); a == nil {
-			return nil, nil
-		}
-	}
-	return a, p
+	return a, l.id(a, k.id, now)
 }
 
 // idle reports whether r holds nothing that matters at now.
 func (r *failRec) idle(now time.Time, window time.Duration) bool {
 	return r.checking == 0 && r.open == 0 && len(r.waiting) == 0 &&
-		now.Sub(r.first) > window && !now.Before(r.blockedUntil)
+		now.Sub(r.first) > window && !now.Before(r.blockedUntil) &&
+		(r.shared == nil || r.shared.idle(now, window))
 }
 
 // failures returns the failures that count at now.
@@ -315,7 +367,7 @@ func (l *authLimiter) tracked(k loginKey) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m[k.addr] != nil
+	return l.addrs[k.addr] != nil
 }
 
 // blocked reports whether k's address, or its authid there, is locked
@@ -326,7 +378,8 @@ func (l *authLimiter) blocked(k loginKey, now time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m[k.addr].locked(now) || l.m[k.id].locked(now)
+	a := l.addrs[k.addr]
+	return a.locked(now) || l.idOf(a, k.id).locked(now)
 }
 
 // open counts a challenge-response authentication starting from k's
@@ -339,11 +392,12 @@ func (l *authLimiter) open(k loginKey, now time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.rec(k.addr, now)
+	l.sweep(k, now)
+	r := l.addr(k.addr)
 	switch {
 	case r == nil:
 		return false // the table is full of live records: refused, untracked
-	case r.locked(now), l.m[k.id].locked(now), r.open >= l.lim.MaxOpenChallenges:
+	case r.locked(now), l.idOf(r, k.id).locked(now), r.open >= l.lim.MaxOpenChallenges:
 		return false
 	}
 	r.open++
@@ -356,7 +410,7 @@ func (l *authLimiter) close(k loginKey) {
 		return
 	}
 	l.mu.Lock()
-	if r := l.m[k.addr]; r != nil && r.open > 0 {
+	if r := l.addrs[k.addr]; r != nil && r.open > 0 {
 		r.open--
 	}
 	l.mu.Unlock()
@@ -383,12 +437,12 @@ func (l *authLimiter) reserve(k loginKey, now time.Time, w *authWait) verdict {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.sweep(k, now)
 	a, p := l.recs(k, now)
 	switch {
-	case a == nil || p == nil:
+	case a == nil:
 		// The table is full of live records (a flood from 2^20
-		// addresses or authids): refused rather than checked without a
-		// limit.
+		// addresses): refused rather than checked without a limit.
 		return untracked
 	case a.locked(now) || p.locked(now):
 		return denied
@@ -418,7 +472,7 @@ func waits(ws []*authWait, id string) bool {
 func (l *authLimiter) cancel(k loginKey, w *authWait) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.m[k.addr]
+	r := l.addrs[k.addr]
 	if r == nil {
 		return false
 	}
@@ -446,13 +500,13 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 	}
 	var fire []firing
 	l.mu.Lock()
-	a, p := l.m[k.addr], l.m[k.id] // a reserved place keeps both from the sweep
-	if failed && (a == nil || p == nil) {
-		if a, p = l.recs(k, now); a == nil || p == nil {
-			l.mu.Unlock()
-			return maxDelay, lockNone // full of live records: answer slowly, track no more
-		}
+	if failed {
+		l.sweep(k, now)
 	}
+	// A reserved place keeps both records from the sweep, and the authid's
+	// is the one reserve took: its own if it has one, else the shared one.
+	a := l.addrs[k.addr]
+	p := l.idOf(a, k.id)
 	if reserved {
 		if a != nil && a.checking > 0 {
 			a.checking--
@@ -461,9 +515,18 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 			p.checking--
 		}
 	}
+	if failed && (a == nil || p == nil || !reserved) {
+		if a, p = l.recs(k, now); a == nil {
+			l.mu.Unlock()
+			return maxDelay, lockNone // full of live records: answer slowly, track no more
+		}
+	}
 	if failed {
 		if p.fail(now, l.lim, l.lim.BlockAfter) {
 			lock = lockAuthID
+			if p == a.shared {
+				lock = lockAuthIDs
+			}
 		}
 		if a.fail(now, l.lim, l.lim.AddressBlockAfter) {
 			lock = lockAddress
@@ -475,9 +538,9 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 	if a != nil {
 		kept := a.waiting[:0]
 		for _, w := range a.waiting {
-			wp := l.rec(w.id, now)
+			wp := l.id(a, w.id, now)
 			switch {
-			case a.locked(now), wp == nil, wp.locked(now):
+			case a.locked(now), wp.locked(now):
 				fire = append(fire, firing{w, false})
 			case a.room(now, l.lim.Window, l.lim.AddressBlockAfter) && wp.room(now, l.lim.Window, l.lim.BlockAfter) && !waits(kept, w.id):
 				a.checking++

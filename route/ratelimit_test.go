@@ -68,7 +68,7 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 	}
 	later := start.Add(DefaultAuthWindow + time.Second)
 	l.settle(l.keys("192.0.2.1", ""), false, true, later)
-	if n := len(l.m); n != 3 {
+	if n := len(l.addrs) + len(l.ids); n != 3 {
 		t.Fatalf("%d records after every earlier one expired, want 3 (the open address, the new address and its authid)", n)
 	}
 }
@@ -267,5 +267,122 @@ func TestAuthLimiterWaitsPerAuthID(t *testing.T) {
 	}
 	if l.blocked(l.keys("192.0.2.51", "joe"), now) {
 		t.Fatal("another address is blocked")
+	}
+}
+
+// Records of authids must not let a few addresses fill the limiter's
+// table. Before, an address cost the table one record: refusing every new
+// address (the untracked state) took a flood from 2^20 addresses. With a
+// record per authid, one address could hold a thousand: a cryptosign HELLO
+// with an unknown key fails in Challenge, so its MaxOpenChallenges (1024)
+// HELLOs opened at once, each naming a new authid, all count as failures,
+// whatever the address's lockout. 1024 addresses (an IPv6 /54) then filled
+// the table, and since every AUTHENTICATE needs its authid's record, even
+// a login whose address was tracked (its challenge open) was refused. The
+// authids' records now have their own table: when it is full, an address's
+// authids without a record of their own share one (the limits before
+// authids were counted), and addresses are tracked as before.
+func TestAuthLimiterAuthIDFloodKeepsAddressesTracked(t *testing.T) {
+	l := testLimiter(t, AuthLimits{})
+	now := time.Unix(1e9, 0)
+	ann := l.keys("198.51.100.1", "ann") // her challenge is open when the flood starts
+	if !l.open(ann, now) {
+		t.Fatal("open refused")
+	}
+	for i := range 1024 {
+		ks := make([]loginKey, 0, l.lim.MaxOpenChallenges)
+		for j := range l.lim.MaxOpenChallenges {
+			k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", strconv.Itoa(j))
+			if !l.open(k, now) {
+				break // (refused: the table is full)
+			}
+			ks = append(ks, k)
+		}
+		for _, k := range ks {
+			l.settle(k, false, true, now) // a failed Challenge
+			l.close(k)
+		}
+		if len(ks) >= l.lim.AddressBlockAfter && !l.blocked(ks[0], now) {
+			t.Fatalf("address %d not locked out after %d failures", i, len(ks))
+		}
+	}
+	if v := l.reserve(ann, now, &authWait{fire: func(bool) {}}); v != granted {
+		t.Fatalf("ann's AUTHENTICATE during a flood from 1024 addresses: verdict %d, want granted", v)
+	}
+	l.settle(ann, true, false, now)
+	l.close(ann)
+	newcomer := l.keys("198.51.100.2", "bob")
+	if !l.open(newcomer, now) {
+		t.Fatal("a new address's HELLO refused during a flood from 1024 addresses")
+	}
+	// The authids that get no record of their own are still limited: bob's
+	// BlockAfter failures lock him out at his address.
+	for i := range l.lim.BlockAfter {
+		if v := l.reserve(newcomer, now, &authWait{fire: func(bool) {}}); v != granted {
+			t.Fatalf("bob's attempt %d: verdict %d, want granted", i, v)
+		}
+		l.settle(newcomer, true, true, now)
+	}
+	if !l.blocked(newcomer, now) {
+		t.Fatalf("%d failures of bob during the flood did not lock him out", l.lim.BlockAfter)
+	}
+	if v := l.reserve(newcomer, now, &authWait{fire: func(bool) {}}); v != denied {
+		t.Fatalf("bob's attempt after his lockout: verdict %d, want denied", v)
+	}
+	l.close(newcomer)
+}
+
+// When the authids' table is full, an address's authids without a record
+// of their own share its shared record, and go on sharing it while it is
+// in use even once the table has room again: an authid's places and
+// failures are then always in one record, which settle releases.
+func TestAuthLimiterSharedAuthIDRecord(t *testing.T) {
+	l := testLimiter(t, AuthLimits{BlockAfter: 2, AddressBlockAfter: 10, DelayAfter: 100})
+	l.maxIDs = 2
+	now := time.Unix(1e9, 0)
+	nop := &authWait{fire: func(bool) {}}
+	// Two failures elsewhere fill the authids' table.
+	l.settle(l.keys("192.0.2.1", "a"), false, true, now)
+	l.settle(l.keys("192.0.2.1", "b"), false, true, now)
+	joe, ann := l.keys("192.0.2.2", "joe"), l.keys("192.0.2.2", "ann")
+	if v := l.reserve(joe, now, nop); v != granted {
+		t.Fatalf("joe with the authids' table full: %d, want granted", v)
+	}
+	// The table makes room (its records age), but joe's place is in the
+	// shared record: ann shares it too, and the bound (2) holds for both.
+	later := now.Add(l.lim.Window + time.Second)
+	l.sweepAt = 0
+	if v := l.reserve(ann, later, nop); v != granted {
+		t.Fatalf("ann: %d, want granted", v)
+	}
+	if len(l.ids) != 0 {
+		t.Fatalf("%d authid records, want the aged ones swept and none made while the shared one is in use", len(l.ids))
+	}
+	fired := map[string]bool{}
+	if v := l.reserve(joe, later, &authWait{fire: func(ok bool) { fired["joe2"] = ok }}); v != queued {
+		t.Fatalf("joe's second attempt: %d, want queued (the shared record's bound)", v)
+	}
+	l.settle(joe, true, true, later)
+	if _, lock := l.settle(ann, true, true, later); lock != lockAuthIDs {
+		t.Fatalf("lock %d after 2 failures in the shared record, want lockAuthIDs", lock)
+	}
+	if ok, in := fired["joe2"]; !in || ok {
+		t.Fatalf("joe's queued attempt after the shared lockout: %v", fired)
+	}
+	if !l.blocked(joe, later) || !l.blocked(ann, later) || l.blocked(l.keys("192.0.2.1", "a"), later) {
+		t.Fatal("the shared lockout: joe or ann not blocked, or another address blocked")
+	}
+	a := l.addrs["192.0.2.2"]
+	if a.checking != 0 || a.shared.checking != 0 {
+		t.Fatalf("places left: address %d, shared %d", a.checking, a.shared.checking)
+	}
+	// Once the shared record is idle, authids get records of their own.
+	after := later.Add(l.lim.Lockout + l.lim.Window + time.Second)
+	if v := l.reserve(ann, after, nop); v != granted || l.ids[ann.id] == nil || l.ids[ann.id].checking != 1 {
+		t.Fatalf("ann after the shared lockout: %d, own record %v", v, l.ids[ann.id])
+	}
+	l.settle(ann, true, false, after)
+	if !a.idle(after, l.lim.Window) || !l.ids[ann.id].idle(after, l.lim.Window) {
+		t.Fatal("records not idle once every attempt has settled")
 	}
 }

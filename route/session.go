@@ -527,6 +527,9 @@ func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *auth
 	case lockAuthID:
 		s.r.log.Warn("refusing an authid's authentications from an address for a while (the address's other authids are not refused)",
 			"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout)
+	case lockAuthIDs:
+		s.r.log.Warn("refusing the authentications of an address's authids for a while (the limiter's table of authids is full: those without a record of their own share one count)",
+			"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout)
 	case lockAddress:
 		s.r.log.Warn("refusing authentications from an address for a while (failures of many authids)", "address", key.addr,
 			"failures", lim.AddressBlockAfter, "for", lim.Lockout)
