@@ -288,6 +288,10 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 4: limits.auth_failures.address_block_after must be at least block_after"}},
 		{"address_block_after below the default block_after", "limits:\n  auth_failures: {address_block_after: 5}\n", 1,
 			[]string{"limits.auth_failures.address_block_after must be at least block_after"}},
+		// A configuration that raised block_after past 100 before
+		// address_block_after existed stays valid: the embedded default
+		// leaves address_block_after to follow block_after.
+		{"block_after above 100", "limits:\n  auth_failures: {block_after: 200}\n", 0, []string{": ok"}},
 		{"wildcard limits", "limits:\n  wildcard_registrations: 8\n  realm_wildcard_subscriptions: -1\n", 1, []string{"line 3: limits.realm_wildcard_subscriptions must not be negative"}},
 		{"tls handshakes per address", "limits:\n  max_tls_handshakes_per_address: -1\n", 1, []string{"line 2: limits.max_tls_handshakes_per_address must not be negative"}},
 		{"no tls handshakes per address bound", "limits:\n  max_tls_handshakes_per_address: 0\n", 0, []string{": ok"}},
