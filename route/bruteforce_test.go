@@ -67,8 +67,8 @@ func TestOneAuthIDLockedOutNotItsAddress(t *testing.T) {
 	e.sync()
 	c := e.connectFrom(0, proto.JSON, nat)
 	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
-	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
-		t.Fatalf("alice's HELLO after %d failures: %s, want %s", DefaultAuthBlockAfter, m.URI, proto.URIAuthenticationDenied)
+	if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied || m.Opt.String(proto.KeyMessage) != errIDLockedOut.Message {
+		t.Fatalf("alice's HELLO after %d failures: %s %q, want %s %q", DefaultAuthBlockAfter, m.URI, m.Opt.String(proto.KeyMessage), proto.URIAuthenticationDenied, errIDLockedOut.Message)
 	}
 	// Another authid behind the same address is checked: its wrong
 	// secret fails (not denied), and a right one is welcomed.
@@ -113,8 +113,8 @@ func TestAddressLockedOutBySpraying(t *testing.T) {
 	for _, hello := range []map[string]any{{"authmethods": []any{"ticket"}, "authid": "fresh"}, nil} {
 		c := e.connectFrom(0, proto.JSON, "192.0.2.30:2")
 		c.hello("secure", allFeatures, hello)
-		if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied {
-			t.Fatalf("HELLO %v from a sprayed address: %s, want %s", hello, m.URI, proto.URIAuthenticationDenied)
+		if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIAuthenticationDenied || m.Opt.String(proto.KeyMessage) != errLockedOut.Message {
+			t.Fatalf("HELLO %v from a sprayed address: %s %q, want %s %q", hello, m.URI, m.Opt.String(proto.KeyMessage), proto.URIAuthenticationDenied, errLockedOut.Message)
 		}
 	}
 }

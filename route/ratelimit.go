@@ -382,6 +382,26 @@ func (l *authLimiter) blocked(k loginKey, now time.Time) bool {
 	return a.locked(now) || l.idOf(a, k.id).locked(now)
 }
 
+// lockOf returns what locks k out at now: its address, its authid there
+// (or the authids sharing its address's record), or nothing.
+func (l *authLimiter) lockOf(k loginKey, now time.Time) lockKind {
+	if k.addr == "" {
+		return lockNone
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.addrs[k.addr]
+	switch p := l.idOf(a, k.id); {
+	case a.locked(now):
+		return lockAddress
+	case p.locked(now) && a != nil && p == a.shared:
+		return lockAuthIDs
+	case p.locked(now):
+		return lockAuthID
+	}
+	return lockNone
+}
+
 // open counts a challenge-response authentication starting from k's
 // address. It returns false, counting nothing, when k is locked out or
 // its address has MaxOpenChallenges in progress. Each successful open
@@ -533,6 +553,14 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 		}
 		if p.n > l.lim.DelayAfter {
 			delay = min(time.Duration(p.n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+		}
+		// Spraying (a guess for each of many authids) is slowed down too:
+		// past the address's share of delays (DelayAfter scaled from
+		// BlockAfter to AddressBlockAfter, 30 at the defaults), each
+		// failure from the address is answered later as well. Only the
+		// failing attempt waits: the address's other logins do not.
+		if ad := l.lim.DelayAfter * l.lim.AddressBlockAfter / l.lim.BlockAfter; a.n > ad {
+			delay = max(delay, min(time.Duration(a.n-ad)*500*time.Millisecond, maxDelay))
 		}
 	}
 	if a != nil {

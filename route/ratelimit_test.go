@@ -386,3 +386,27 @@ func TestAuthLimiterSharedAuthIDRecord(t *testing.T) {
 		t.Fatal("records not idle once every attempt has settled")
 	}
 }
+
+// Spraying is slowed down as guessing one authid is: past the address's
+// share of delays (DelayAfter × AddressBlockAfter / BlockAfter, 30 at the
+// defaults), each failure from the address, whatever its authid, is
+// answered later (half a second more each, at most 5 s). Before, a guess
+// for each of many authids was answered at once until the lockout.
+func TestAuthLimiterSprayingDelayed(t *testing.T) {
+	l := testLimiter(t, AuthLimits{})
+	now := time.Unix(1e9, 0)
+	for i := range 40 {
+		d, _ := l.settle(l.keys("192.0.2.60", "u"+strconv.Itoa(i)), false, true, now)
+		want := time.Duration(0)
+		if n := i + 1; n > 30 {
+			want = min(time.Duration(n-30)*500*time.Millisecond, maxDelay)
+		}
+		if d != want {
+			t.Fatalf("failure %d (a new authid each): delay %v, want %v", i+1, d, want)
+		}
+	}
+	// The address's other logins are not delayed: only failures are.
+	if d, _ := l.settle(l.keys("192.0.2.60", "u0"), false, false, now); d != 0 {
+		t.Fatalf("a success from the address: delay %v", d)
+	}
+}

@@ -307,7 +307,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 	}
 	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
 	if s.r.limiter.blocked(key, s.r.cfg.Now()) {
-		s.authDenied(ss, errLockedOut)
+		s.authDenied(ss, s.lockedOut(key))
 		return
 	}
 	roles := m.Opt.Raw(proto.KeyRoles)
@@ -401,9 +401,20 @@ const (
 // Reasons for refusing an authentication unchecked.
 var (
 	errLockedOut   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications from this address; try again later"}
+	errIDLockedOut = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications as this authid from this address; try again later"}
 	errTooManyOpen = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many authentications in progress from this address; try again later"}
 	errUntracked   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "the router is refusing authentications from new addresses while too many fail; try again later"}
 )
+
+// lockedOut returns the ABORT for a login of key that the limiter refuses
+// as locked out: the authid's (its address's other authids are not
+// refused) or the address's.
+func (s *Shard) lockedOut(key loginKey) *AuthError {
+	if s.r.limiter.lockOf(key, s.r.cfg.Now()) == lockAuthID {
+		return errIDLockedOut
+	}
+	return errLockedOut
+}
 
 // authDenied aborts a session the brute-force limiter refuses.
 func (s *Shard) authDenied(ss *Session, why *AuthError) {
@@ -417,7 +428,7 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 		why := errTooManyOpen
 		switch now := s.r.cfg.Now(); {
 		case s.r.limiter.blocked(js.key, now):
-			why = errLockedOut
+			why = s.lockedOut(js.key)
 		case !s.r.limiter.tracked(js.key):
 			why = errUntracked
 		}
@@ -464,7 +475,7 @@ func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 	case granted:
 		s.checkSignature(ss, js)
 	case denied:
-		s.authDenied(ss, errLockedOut)
+		s.authDenied(ss, s.lockedOut(js.key))
 	case untracked:
 		s.authDenied(ss, errUntracked)
 	case queued:
@@ -484,7 +495,7 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 	}
 	js.wait = nil
 	if !res.granted {
-		s.authDenied(ss, errLockedOut)
+		s.authDenied(ss, s.lockedOut(js.key))
 		return
 	}
 	s.checkSignature(ss, js)
