@@ -201,7 +201,8 @@ func TestRouteReloadRefused(t *testing.T) {
 	}{
 		{"a path of the gateway's own", withNew(Route{Name: "m", Path: "/metrics"}), nil, "gateway.routes[1].path"},
 		{"a path under /wamp/", withNew(Route{Name: "w", Path: "/wamp/x"}), nil, "gateway.routes[1].path"},
-		{"the pattern of a mount", withNew(Route{Name: "o", Path: "/oauth/"}), nil, "gateway.routes[1].path: pattern \"/oauth/\" conflicts"},
+		{"the pattern of a mount", withNew(Route{Name: "o", Path: "/oauth/"}), nil, "gateway.routes[1].path: path /oauth/ is at or below the mount /oauth/"},
+		{"a path below a mount", withNew(Route{Name: "tok", Path: "/oauth/token", Method: "POST"}), nil, "gateway.routes[1].path: path /oauth/token is at or below the mount /oauth/"},
 		{"a pattern conflicting with another route's", withNew(Route{Name: "c", Path: "/devices/7/{what}"}), nil, "gateway.routes[1].path: pattern"},
 		{"method and path twice", withNew(Route{Name: "again", Path: "/devices/{id}/state"}), nil, "gateway.routes[1].path: GET /devices/{id}/state is routed twice"},
 		{"a name twice", withNew(Route{Name: "state", Path: "/other"}), nil, "gateway.routes[1].name"},

@@ -185,6 +185,24 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 	}
 }
 
+// mountOver returns the pattern of a subtree mount ("/oauth/",
+// "/.well-known/") that path lies below, or "". The mux takes such a
+// route for more specific than the mount, not for a conflict, so that
+// without this check a route at /oauth/token would take the OAuth2
+// server's token endpoint over, silently.
+func (g *Server) mountOver(path string) string {
+	for pattern := range g.opts.Mount {
+		p := pattern
+		if i := strings.IndexByte(p, '/'); i > 0 {
+			p = p[i:] // a method or host before the path
+		}
+		if strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) {
+			return pattern
+		}
+	}
+	return ""
+}
+
 // compileRoute validates rt, route i, its auth.keys against kt.
 func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []error) {
 	spec := rt
@@ -200,6 +218,9 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 	}
 	if strings.HasPrefix(rt.Path, "/wamp/") || rt.Path == "/metrics" || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/openapi.json" {
 		bad("path "+rt.Path+" is the gateway's own", "path")
+	}
+	if m := g.mountOver(rt.Path); m != "" {
+		bad("path "+rt.Path+" is at or below the mount "+m+" (the OAuth2 server's endpoints): the route would take its endpoints over", "path")
 	}
 	cr := &compiledRoute{Route: rt, spec: spec}
 	for _, m := range paramRE.FindAllStringSubmatch(rt.Path, -1) {

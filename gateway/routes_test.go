@@ -347,7 +347,8 @@ func TestRouteConfigErrors(t *testing.T) {
 		{Method: "GET", Path: "/i", Realm: "realm1", Call: "com.i"},
 		{Method: "GET", Path: "/i", Realm: "realm1", Call: "com.i2"},
 		{Method: "GET", Path: "/j", Realm: "realm1", Call: "com.j", CORS: &CORS{AllowedOrigins: []string{"app.example"}}},
-	}, Mount: map[string]http.Handler{"/metrics": http.NotFoundHandler()}})
+		{Method: "POST", Path: "/oauth/token", Realm: "realm1", Call: "com.k"}, // below a mount: would take its endpoint over
+	}, Mount: map[string]http.Handler{"/metrics": http.NotFoundHandler(), "/oauth/": http.NotFoundHandler()}})
 	if err == nil {
 		t.Fatal("New accepted a bad configuration")
 	}
@@ -360,7 +361,7 @@ func TestRouteConfigErrors(t *testing.T) {
 		paths = append(paths, fmt.Sprint(fe.Path))
 	}
 	for _, want := range []string{"[routes 0 args]", "[routes 1 method]", "[routes 2]", "[routes 3 response body]", "[routes 4 args]",
-		"[routes 5 auth scopes]", "[routes 6 kwargs]", "[routes 7 path]", "[routes 9 path]", "[routes 10 cors allowed_origins 0]", "[mount /metrics]"} {
+		"[routes 5 auth scopes]", "[routes 6 kwargs]", "[routes 7 path]", "[routes 9 path]", "[routes 10 cors allowed_origins 0]", "[routes 11 path]", "[mount /metrics]"} {
 		found := false
 		for _, p := range paths {
 			found = found || p == want
