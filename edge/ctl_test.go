@@ -226,9 +226,15 @@ func TestControlBytesBounded(t *testing.T) {
 	if l := a.n.Stats().PeersLost.Load(); l != lost0 {
 		t.Errorf("a took b for dead %d times", l-lost0)
 	}
-	if bytes, _, _ := a.n.ctlq.queued(); bytes != 0 {
-		t.Errorf("%d bytes still counted with nothing queued", bytes)
-	}
+	// Nothing is left counted: the count falls to 0 between the live
+	// mesh's heartbeats (one of them, 197 bytes, was being handled when a
+	// CI run read it at once).
+	eventually(t, 10*time.Second, func() error {
+		if bytes, _, _ := a.n.ctlq.queued(); bytes != 0 {
+			return fmt.Errorf("%d bytes still counted", bytes)
+		}
+		return nil
+	})
 }
 
 // TestInboundClasses: what each class of message may fill of the

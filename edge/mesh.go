@@ -340,8 +340,18 @@ const gatherLogEvery = 10 * time.Second
 // had not answered, and logs which (at most once per gatherLogEvery, with
 // the number of such gathers since the last line). Called with gmu held.
 func (n *Node) incomplete(g *gather) {
+	want := g.want
+	if want == nil {
+		// Sent in the node's first heartbeats, before it knew whom to
+		// wait for, and not settled before the timeout: the nodes it
+		// knows now.
+		want = map[string]bool{}
+		for _, name := range n.peers.view.Load().names {
+			want[name] = true
+		}
+	}
 	var missing []string
-	for name := range g.want {
+	for name := range want {
 		if !g.got[name] {
 			missing = append(missing, name)
 		}

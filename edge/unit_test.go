@@ -135,6 +135,41 @@ func TestGatherBound(t *testing.T) {
 	if err := n.Gather([]byte("q"), func([][]byte) {}); err != nil {
 		t.Fatalf("gather after the others ended: %v", err)
 	}
+	// Each of them ended without the silent node's answer: counted.
+	if c := n.Stats().GathersIncomplete.Load(); c != maxGathers {
+		t.Fatalf("GathersIncomplete %d after %d gathers the silent node never answered", c, maxGathers)
+	}
+}
+
+// A gather sent in the node's first heartbeats, before it knows whom to
+// wait for, ends by its timeout; without the answer of a node it knows by
+// then, it is counted as incomplete all the same (it was not: it had no
+// list of the nodes it waited for).
+func TestGatherIncompleteInFirstHeartbeats(t *testing.T) {
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n, err := New(Options{Router: r, Name: "g", NatsURL: "nats://127.0.0.1:1", GatherTimeout: 100 * time.Millisecond, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.startedAt.Store(time.Now().UnixNano()) // just started: it waits two heartbeats before it trusts its view
+	n.peers.byName["silent"] = &peer{idx: 1, name: "silent", msgSubj: nodeSubject("silent", "m")}
+	n.peers.publish()
+	done := make(chan int, 1)
+	if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gather never ended")
+	}
+	if c := n.Stats().GathersIncomplete.Load(); c != 1 {
+		t.Fatalf("GathersIncomplete %d after a gather of the first heartbeats that the silent node never answered, want 1", c)
+	}
 }
 
 // A route port that is taken makes Start fail at once, naming the cause,
