@@ -171,9 +171,13 @@ func (ls *loopState) roundFlush(context.Context) error {
 }
 
 // Execute implements route.Executor: it runs f on the loop goroutine, then
-// flushes the output f produced. Safe for concurrent use; it allocates the
-// task.
+// flushes the output f produced. Safe for concurrent use. A parking loop
+// takes f in its inbox (park.go: post), which wakes it without a system
+// call; otherwise f goes in gnet's task queue, in a task it allocates.
 func (ls *loopState) Execute(f func()) error {
+	if ls.parker != nil {
+		return ls.post(f)
+	}
 	return ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		ls.enter()
 		f()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -104,7 +105,26 @@ type parker struct {
 	// loop is parked now: for tests.
 	parks   atomic.Uint64
 	waiting atomic.Bool
+
+	// The inbox (see "The inbox" below): tasks posted from other
+	// goroutines, the loop's state for them, and wake-ups by deadline
+	// (for tests). Shared, unlike the rest.
+	inMu     sync.Mutex
+	inbox    []func()
+	inClosed bool // the loop takes no more: post fails
+	state    atomic.Int32
+	wakes    atomic.Uint64
+	spare    []func()      // the loop's: the last inbox it ran, for reuse
+	drainFn  gnet.Runnable // the task that runs the inbox from gnet's queue
 }
+
+// The loop's states for post (see "The inbox").
+const (
+	inOut    = iota // in gnet's round: post queues drainFn in gnet's queue
+	inPark          // in rest, which runs the inbox before it waits or leaves
+	inParked        // waiting in the netpoller: post wakes it by deadline
+	inWoken         // woken by a post (its deadline may still be on its way)
+)
 
 // gnetPoller reaches into a gnet event loop's poller (see above) and sets
 // pk's descriptors and pointers.
@@ -151,7 +171,7 @@ func gnetPoller(el gnet.EventLoop, pk *parker) error {
 }
 
 // newParker sets up parking for a loop.
-func newParker(el gnet.EventLoop, park func(context.Context) error) (*parker, error) {
+func newParker(el gnet.EventLoop, park, drain func(context.Context) error) (*parker, error) {
 	pk := &parker{out: make(map[int]*conn)}
 	if err := gnetPoller(el, pk); err != nil {
 		return nil, err
@@ -180,6 +200,7 @@ func newParker(el gnet.EventLoop, park func(context.Context) error) (*parker, er
 	pk.f, pk.rc = f, rc
 	pk.ready = pk.idle // once: a method value taken per park would allocate
 	pk.fn = gnet.RunnableFunc(park)
+	pk.drainFn = gnet.RunnableFunc(drain)
 	return pk, nil
 }
 
@@ -242,17 +263,151 @@ func (ls *loopState) park(context.Context) error {
 
 // rest parks the loop at the end of a task of ours (its last statement):
 // it returns once gnet has events, having waited in Go's netpoller if it
-// had none. Nested in an entry point, it does nothing: the outermost
-// parks. Resting in the task itself, rather than queueing the parking
-// task, saves the eventfd write of queueing it whenever park has cleared
-// gnet's wakeupCall flag earlier in the same round.
+// had none, and having run the tasks posted to its inbox meanwhile.
+// Nested in an entry point, it does nothing: the outermost parks. Resting
+// in the task itself, rather than queueing the parking task, saves the
+// eventfd write of queueing it whenever park has cleared gnet's wakeupCall
+// flag earlier in the same round.
 func (ls *loopState) rest() {
 	pk := ls.parker
 	if pk == nil || ls.depth != 0 {
 		return
 	}
-	_ = pk.rc.Read(pk.ready) // an error: the descriptor closed, the engine stops
-	pk.waiting.Store(false)
+	pk.state.Store(inPark)
+	for {
+		ls.runInbox()
+		pk.state.Store(inParked)
+		if pk.pending() {
+			// Posted since: run it. A post that saw inParked has set
+			// inWoken, and its deadline will end a later wait at once
+			// (a spurious wake-up, handled below).
+			pk.state.Store(inPark)
+			continue
+		}
+		err := pk.rc.Read(pk.ready)
+		pk.waiting.Store(false)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A post's wake-up (or a late one's, after a wait that
+			// ended for gnet's events): run the inbox, and wait again.
+			_ = pk.f.SetReadDeadline(time.Time{})
+			pk.state.Store(inPark)
+			continue
+		}
+		// gnet has events, or the descriptor closed (the engine stops):
+		// back to gnet's round. What was posted before the state says
+		// so runs now; what is posted after goes through gnet's queue.
+		pk.state.Store(inOut)
+		ls.runInbox()
+		return
+	}
+}
+
+// The inbox. A task for a parking loop from another goroutine (Execute:
+// the mesh's deliveries to the router's shard, the acceptors, the
+// gateway's lane) would go in gnet's queue, whose eventfd write wakes the
+// loop through Go's netpoller: a system call by the sender, and two
+// epoll_waits by the loop (gnet's, which finds the eventfd, and park's).
+// On a mesh node every call across nodes pays that twice (the invocation
+// on the callee's node, the result on the caller's), and on a VM each
+// system call is dear. Instead post appends the task to the loop's inbox,
+// and when the loop is parked (waiting in the netpoller in rest) it wakes
+// the wait by setting the descriptor's read deadline in the past: Go's
+// runtime then makes the loop's goroutine runnable at once, with no
+// system call. rest runs the inbox before each wait, after each wake-up,
+// and before it returns to gnet.
+//
+// The first post to an empty inbox sees to the wake-up, by the loop's
+// state, which the loop sets before it checks the inbox (sequentially
+// consistent atomics: either the loop sees the task or the post sees the
+// state): inParked, the post wakes the wait (the first such post, by
+// compare-and-swap to inWoken); inPark or inWoken, the loop is in rest and
+// runs the inbox before it waits or leaves; inOut, the loop is in gnet's
+// round, which may end anywhere (a round of gnet's own that queued no
+// park ends in epoll_wait), so the post queues drainFn in gnet's queue, as
+// Execute did. A deadline that lands after its wait ended for another
+// reason ends the next wait at once: one spurious round, never a lost
+// one. Posts keep their order (one inbox, run in order).
+
+// post queues f in the loop's inbox (see above).
+func (ls *loopState) post(f func()) error {
+	pk := ls.parker
+	pk.inMu.Lock()
+	if pk.inClosed {
+		pk.inMu.Unlock()
+		return errLoopStopped
+	}
+	pk.inbox = append(pk.inbox, f)
+	first := len(pk.inbox) == 1
+	pk.inMu.Unlock()
+	if !first {
+		return nil // the first post to the inbox saw to the wake-up
+	}
+	for {
+		switch pk.state.Load() {
+		case inParked:
+			if !pk.state.CompareAndSwap(inParked, inWoken) {
+				continue // the loop moved: look again
+			}
+			pk.wakes.Add(1)
+			_ = pk.f.SetReadDeadline(time.Unix(1, 0)) // fails only once the descriptor is closed: the loops stopped
+			return nil
+		case inOut:
+			if err := ls.el.Execute(context.Background(), pk.drainFn); err != nil {
+				// The engine stops: nothing will run the inbox.
+				pk.inMu.Lock()
+				pk.inClosed = true
+				pk.inbox = nil
+				pk.inMu.Unlock()
+				return err
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+}
+
+// pending reports whether the inbox holds a task.
+func (pk *parker) pending() bool {
+	pk.inMu.Lock()
+	n := len(pk.inbox)
+	pk.inMu.Unlock()
+	return n > 0
+}
+
+// runInbox runs the tasks posted to the inbox, in order, then flushes
+// their output once.
+func (ls *loopState) runInbox() {
+	pk := ls.parker
+	pk.inMu.Lock()
+	tasks := pk.inbox
+	if len(tasks) == 0 {
+		pk.inMu.Unlock()
+		return
+	}
+	pk.inbox = pk.spare
+	pk.inMu.Unlock()
+	ls.enter()
+	for i, f := range tasks {
+		tasks[i] = nil
+		f()
+	}
+	ls.flush()
+	ls.exit()
+	if cap(tasks) > maxSpare {
+		tasks = nil // a burst's slice is not kept
+	}
+	pk.spare = tasks[:0]
+}
+
+// maxSpare is the largest inbox slice a loop keeps for reuse.
+const maxSpare = 1024
+
+// drainTask is drainFn: the inbox's task in gnet's queue, for posts made
+// while the loop was in gnet's round.
+func (ls *loopState) drainTask(context.Context) error {
+	ls.rest()
+	return nil
 }
 
 // queuePark queues the parking task unless it is queued (see above).
@@ -280,7 +435,7 @@ func (ls *loopState) parkAfter() {
 // startPark starts parking on a new loop (on its goroutine), or logs why
 // it cannot.
 func (ls *loopState) startPark() {
-	pk, err := newParker(ls.el, ls.park)
+	pk, err := newParker(ls.el, ls.park, ls.drainTask)
 	if err != nil {
 		ls.e.parkFailed(err)
 		return
@@ -299,11 +454,19 @@ func (e *Engine) parkFailed(err error) {
 	}
 }
 
-// closeParkers releases the duplicates once the loops have stopped.
+// errLoopStopped is what a post to a stopped loop's inbox returns.
+var errLoopStopped = errors.New("loop: the event loop has stopped")
+
+// closeParkers releases the duplicates once the loops have stopped, and
+// drops what their inboxes still hold: posts fail from now on.
 func (e *Engine) closeParkers() {
 	for _, ls := range e.allLoops() {
-		if ls.parker != nil {
-			ls.parker.f.Close()
+		if pk := ls.parker; pk != nil {
+			pk.inMu.Lock()
+			pk.inClosed = true
+			pk.inbox = nil
+			pk.inMu.Unlock()
+			pk.f.Close()
 		}
 	}
 }

@@ -229,11 +229,11 @@ func TestParkAfterGnetWrites(t *testing.T) {
 // internals changed), parking is refused with the reason, and the engine
 // logs once that its loops wait in epoll_wait.
 func TestParkUnavailable(t *testing.T) {
-	_, err := newParker(fakeEventLoop{}, nil)
+	_, err := newParker(fakeEventLoop{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "not a pointer") {
 		t.Fatalf("newParker(fake) = %v", err)
 	}
-	_, err = newParker(&fakeEventLoop{}, nil)
+	_, err = newParker(&fakeEventLoop{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "no poller") {
 		t.Fatalf("newParker(&fake) = %v", err)
 	}
@@ -247,3 +247,128 @@ func TestParkUnavailable(t *testing.T) {
 }
 
 type fakeEventLoop struct{ gnet.EventLoop }
+
+// TestParkInbox: tasks posted to a parking loop from other goroutines
+// (Execute: the mesh's deliveries, the gateway's lane) all run, once each
+// and in each poster's order, while the loop also serves its sockets and
+// gnet's own tasks (health probes); a parked loop is woken by the inbox's
+// deadline, not by gnet's eventfd; and once the engine has stopped, a post
+// fails instead of queueing a task nothing will run.
+func TestParkInbox(t *testing.T) {
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Park = true })
+	loops := s.e.allLoops()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Parked and idle, 100 posts in a row on each loop are each woken by
+	// a deadline: no eventfd, so gnet's wakeupCall flag stays clear.
+	for i, ls := range loops {
+		w0 := ls.parker.wakes.Load()
+		for n := 0; n < 100; n++ {
+			waitParked(t, ls)
+			done := make(chan struct{})
+			if err := ls.Execute(func() { close(done) }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.Fatalf("loop %d, task %d: the parked loop did not run it", i, n)
+			}
+		}
+		if w := ls.parker.wakes.Load() - w0; w < 100 {
+			t.Errorf("loop %d: %d of 100 posts to the parked loop woke it by deadline", i, w)
+		}
+	}
+
+	// Under traffic: 8 posters per loop, 5,000 tasks each, while a caller
+	// and a callee on both loops call through them and a health probe
+	// queues gnet tasks. Each loop's tasks run in each poster's order,
+	// each once (a task checks that its poster's previous one ran).
+	callee := s.dial("rs", proto.MsgPack)
+	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := s.dial("ws", proto.JSON)
+	stop := make(chan struct{})
+	traffic := make(chan error, 1)
+	go func() {
+		probe := s.e.NewLivenessProbe(time.Minute)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				traffic <- nil
+				return
+			default:
+			}
+			if _, err := caller.Call(ctx, "com.echo", []any{int64(n)}, nil, nil); err != nil {
+				traffic <- fmt.Errorf("call %d: %w", n, err)
+				return
+			}
+			_ = probe.Check()
+		}
+	}()
+	const posters, each = 8, 5000
+	errs := make(chan error, 2*posters)
+	for _, ls := range loops {
+		for p := 0; p < posters; p++ {
+			go func() {
+				next := 0 // read and written on the loop only
+				done := make(chan struct{})
+				for n := 0; n < each; n++ {
+					n := n
+					last := n == each-1
+					if err := ls.Execute(func() {
+						if next != n {
+							errs <- fmt.Errorf("task %d ran as number %d", n, next)
+						}
+						next++
+						if last {
+							close(done)
+						}
+					}); err != nil {
+						errs <- err
+						return
+					}
+					if n%500 == 0 {
+						time.Sleep(time.Duration(n%7) * 100 * time.Microsecond) // let the loop park now and then
+					}
+				}
+				select {
+				case <-done:
+					errs <- nil
+				case <-ctx.Done():
+					errs <- fmt.Errorf("the last task never ran (%d did)", each)
+				}
+			}()
+		}
+	}
+	for range 2 * posters {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-traffic; err != nil {
+		t.Fatal(err)
+	}
+
+	// Stopped: posts fail, and nothing is kept.
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := s.e.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, ls := range loops {
+		if err := ls.Execute(func() { t.Error("a task ran after the engine stopped") }); err == nil {
+			t.Errorf("loop %d: a post after the engine stopped succeeded", i)
+		}
+		ls.parker.inMu.Lock()
+		if n := len(ls.parker.inbox); n != 0 {
+			t.Errorf("loop %d: its inbox holds %d tasks after the engine stopped", i, n)
+		}
+		ls.parker.inMu.Unlock()
+	}
+}
