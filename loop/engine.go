@@ -398,6 +398,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	cn, ok := c.Context().(*conn)
 	if !ok {
+		// Not a connection of ours (a datagram to gnet's placeholder):
+		// the round still ends parked, and runs what waits in the inbox.
+		h.e.loopOf(c.EventLoop()).parkAfter()
 		return gnet.Close
 	}
 	ls := cn.ls

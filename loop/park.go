@@ -112,10 +112,17 @@ type parker struct {
 	inMu     sync.Mutex
 	inbox    []func()
 	inClosed bool // the loop takes no more: post fails
-	state    atomic.Int32
-	wakes    atomic.Uint64
-	spare    []func()      // the loop's: the last inbox it ran, for reuse
-	drainFn  gnet.Runnable // the task that runs the inbox from gnet's queue
+	// inboxReady: idle returned because the inbox holds a task (the
+	// loop's; see rest).
+	inboxReady bool
+	// lowQueued: lowFn, which runs the inbox, is in gnet's low-priority
+	// queue (queueLow).
+	lowQueued bool
+	lowFn     gnetqueue.Func
+	state     atomic.Int32
+	wakes     atomic.Uint64
+	spare     []func()      // the loop's: the last inbox it ran, for reuse
+	drainFn   gnet.Runnable // the task that runs the inbox from gnet's queue
 }
 
 // The loop's states for post (see "The inbox").
@@ -201,6 +208,10 @@ func newParker(el gnet.EventLoop, park, drain func(context.Context) error) (*par
 	pk.ready = pk.idle // once: a method value taken per park would allocate
 	pk.fn = gnet.RunnableFunc(park)
 	pk.drainFn = gnet.RunnableFunc(drain)
+	pk.lowFn = func(any) error {
+		pk.lowQueued = false
+		return drain(context.Background())
+	}
 	return pk, nil
 }
 
@@ -221,6 +232,14 @@ func (pk *parker) idle(uintptr) bool {
 		case err != nil || n < 0:
 			return true // EINTR: back to gnet, which waits
 		case n == 0:
+			if pk.pending() {
+				// Posted to the inbox, with gnet idle: rest runs it.
+				// Checked after gnet's descriptor, so that an inbox
+				// never empty (a flood of posts from another CPU)
+				// cannot keep the loop from its sockets.
+				pk.inboxReady = true
+				return true
+			}
 			pk.parks.Add(1)
 			pk.waiting.Store(true)
 			return false
@@ -277,16 +296,17 @@ func (ls *loopState) rest() {
 	for {
 		ls.runInbox()
 		pk.state.Store(inParked)
-		if pk.pending() {
-			// Posted since: run it. A post that saw inParked has set
-			// inWoken, and its deadline will end a later wait at once
-			// (a spurious wake-up, handled below).
-			pk.state.Store(inPark)
-			continue
-		}
+		pk.inboxReady = false
 		err := pk.rc.Read(pk.ready)
 		pk.waiting.Store(false)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case err == nil && pk.inboxReady:
+			// Posted since, and gnet has nothing: run it. A post that
+			// saw inParked has set inWoken, and its deadline will end a
+			// later wait at once (a spurious wake-up, handled below).
+			pk.state.Store(inPark)
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			// A post's wake-up (or a late one's, after a wait that
 			// ended for gnet's events): run the inbox, and wait again.
 			_ = pk.f.SetReadDeadline(time.Time{})
@@ -294,10 +314,21 @@ func (ls *loopState) rest() {
 			continue
 		}
 		// gnet has events, or the descriptor closed (the engine stops):
-		// back to gnet's round. What was posted before the state says
-		// so runs now; what is posted after goes through gnet's queue.
+		// back to gnet's round. What is posted from now on goes through
+		// gnet's queue (drainFn). What was posted before and waits in
+		// the inbox runs in the park that ends gnet's round, or in a task
+		// in gnet's low-priority queue (queueLow), whichever comes first;
+		// and a non-empty inbox makes posts queue nothing. Not now: a
+		// task run now could post again (one that posts, or a flood of
+		// posts from another CPU) with the loop in gnet's round, which
+		// queues drainFn, and gnet runs the tasks queued while it runs
+		// tasks before it polls again: the loop would never get back to
+		// its sockets. Of its low-priority tasks gnet runs at most 256,
+		// then polls.
 		pk.state.Store(inOut)
-		ls.runInbox()
+		if pk.pending() {
+			pk.queueLow()
+		}
 		return
 	}
 }
@@ -313,8 +344,9 @@ func (ls *loopState) rest() {
 // and when the loop is parked (waiting in the netpoller in rest) it wakes
 // the wait by setting the descriptor's read deadline in the past: Go's
 // runtime then makes the loop's goroutine runnable at once, with no
-// system call. rest runs the inbox before each wait, after each wake-up,
-// and before it returns to gnet.
+// system call. rest runs the inbox before each wait and after each
+// wake-up; what waits in it when rest returns to gnet runs after gnet's
+// round (see rest), so that sockets are never starved by tasks.
 //
 // The first post to an empty inbox sees to the wake-up, by the loop's
 // state, which the loop sets before it checks the inbox (sequentially
@@ -402,6 +434,21 @@ func (ls *loopState) runInbox() {
 
 // maxSpare is the largest inbox slice a loop keeps for reuse.
 const maxSpare = 1024
+
+// queueLow queues, unless it is queued, a task that runs the inbox in
+// gnet's low-priority queue (the poller's asyncTaskQueue, of which gnet
+// runs at most 256 tasks a round, then polls), on the loop goroutine,
+// inside a task of gnet's (rest's callers are tasks), so no eventfd
+// write is needed: gnet checks its queues after its tasks.
+func (pk *parker) queueLow() {
+	if pk.lowQueued {
+		return
+	}
+	pk.lowQueued = true
+	t := gnetqueue.GetTask()
+	t.Exec = pk.lowFn
+	(*pk.queues[0]).Enqueue(t)
+}
 
 // drainTask is drainFn: the inbox's task in gnet's queue, for posts made
 // while the loop was in gnet's round.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,4 +372,52 @@ func TestParkInbox(t *testing.T) {
 		}
 		ls.parker.inMu.Unlock()
 	}
+}
+
+// TestParkInboxDoesNotStarveSockets: a loop whose inbox is never empty
+// when it looks (a task that posts itself again as it runs, as a steady
+// stream of mesh deliveries can keep it) still serves its sockets: calls
+// between sessions on it go on being answered. Before the loop checked
+// gnet's descriptor ahead of its inbox, it ran the inbox for ever.
+func TestParkInboxDoesNotStarveSockets(t *testing.T) {
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Park = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	callee := s.dial("rs", proto.MsgPack)
+	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := s.dial("ws", proto.JSON)
+	var stop atomic.Bool
+	var ran [2]atomic.Uint64
+	for i, ls := range s.e.allLoops() {
+		var again func()
+		again = func() {
+			ran[i].Add(1)
+			if !stop.Load() {
+				_ = ls.Execute(again)
+			}
+		}
+		if err := ls.Execute(again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer stop.Store(true)
+	for n := 0; n < 100; n++ {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := caller.Call(cctx, "com.echo", []any{int64(n)}, nil, nil)
+		ccancel()
+		if err != nil {
+			t.Fatalf("call %d, the loops having run their reposting task %d and %d times: %v", n, ran[0].Load(), ran[1].Load(), err)
+		}
+		if len(res.Args) != 1 || res.Args[0] != int64(n) {
+			t.Fatalf("call %d: %v", n, res.Args)
+		}
+	}
+	if ran[0].Load() < 100 || ran[1].Load() < 100 {
+		t.Fatalf("the reposting tasks ran %d and %d times: the inbox was not kept busy", ran[0].Load(), ran[1].Load())
+	}
+	t.Logf("100 calls answered while the loops ran their reposting task %d and %d times", ran[0].Load(), ran[1].Load())
 }
