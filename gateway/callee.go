@@ -44,15 +44,20 @@ import (
 // the router closes it (reload, kill).
 
 type calleeRunner struct {
-	g      *Server
-	cfg    Callee // defaults applied
-	name   string // metrics label
-	idx    int
-	shard  int
-	sem    chan struct{}
-	m      *calleeMetrics
-	stopCh chan struct{}
-	once   sync.Once
+	g     *Server
+	cfg   Callee // defaults applied; static
+	name  string // cfg.Name: metrics label and identity across reloads; static
+	shard int
+	sem   chan struct{}
+	m     *calleeMetrics // shared with the runner that replaces it (same name)
+
+	stopCh   chan struct{} // closed by retire and stop: the runner ends
+	hardCh   chan struct{} // closed by stop (Shutdown): invocations in flight are canceled, not waited for
+	goneCh   chan struct{} // closed once the registration is gone for good (unregistered, or run returned)
+	stopOnce sync.Once
+	hardOnce sync.Once
+	goneOnce sync.Once
+	started  bool // guarded by Server.runMu
 
 	registered atomic.Bool // its registration is in place (edgewamp_gateway_callee_registered)
 }
@@ -86,9 +91,13 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 		counterType, float64(m.revoked.Load()), "callee", name)
 }
 
-func (g *Server) buildCallees() []error {
+// checkCallees checks cs as New and Prepare do, and returns them with
+// their defaults applied and their names given (the errors name
+// callees[i].field).
+func (g *Server) checkCallees(cs []Callee) ([]Callee, []error) {
 	var errs []error
-	for i, c := range g.opts.Callees {
+	out := make([]Callee, len(cs))
+	for i, c := range cs {
 		at := func(f ...any) []any { return append([]any{"callees", i}, f...) }
 		if c.Realm == "" {
 			errs = append(errs, fieldErr("a callee needs a realm", at("realm")...))
@@ -127,15 +136,16 @@ func (g *Server) buildCallees() []error {
 		if c.AuthID == "" {
 			c.AuthID = "gateway"
 		}
-		name := "callee" + strconv.Itoa(i)
-		cr := &calleeRunner{g: g, cfg: c, name: name, idx: i, sem: make(chan struct{}, c.MaxConcurrent), m: &calleeMetrics{}, stopCh: make(chan struct{})}
-		if len(g.queues) > 0 {
-			cr.shard = i % len(g.queues)
-		}
-		g.metrics.calleeStats.Store(name, cr.m)
-		g.callees = append(g.callees, cr)
+		out[i] = c
 	}
-	return errs
+	errs = append(errs, nameRunners("callee", len(out), func(i int) (*string, string) { return &out[i].Name, out[i].Procedure })...)
+	return out, errs
+}
+
+// newCalleeRunner is a runner of c (checked) on shard, counting into m.
+func (g *Server) newCalleeRunner(c Callee, shard int, m *calleeMetrics) *calleeRunner {
+	return &calleeRunner{g: g, cfg: c, name: c.Name, shard: shard, sem: make(chan struct{}, c.MaxConcurrent), m: m,
+		stopCh: make(chan struct{}), hardCh: make(chan struct{}), goneCh: make(chan struct{})}
 }
 
 func parseMatchName(s string) (proto.Match, bool) {
@@ -150,7 +160,111 @@ func parseMatchName(s string) (proto.Match, bool) {
 	return 0, false
 }
 
-func (c *calleeRunner) stop() { c.once.Do(func() { close(c.stopCh) }) }
+// start runs c once. Called with Server.runMu held.
+func (c *calleeRunner) start() {
+	if c.started {
+		return
+	}
+	c.started = true
+	c.g.bg.Add(1)
+	go c.run()
+}
+
+// stop ends c for Shutdown: it leaves its session, which cancels the
+// invocations in flight. It does not wait.
+func (c *calleeRunner) stop() {
+	c.hardOnce.Do(func() { close(c.hardCh) })
+	c.stopOnce.Do(func() { close(c.stopCh) })
+	if !c.started {
+		c.markGone()
+	}
+}
+
+// retire ends c for a reload that removed or replaced it (quit); wait
+// for its registration to go with awaitGone. Called with Server.runMu
+// held.
+func (c *calleeRunner) retire() {
+	c.stopOnce.Do(func() { close(c.stopCh) })
+	if !c.started {
+		c.markGone()
+	}
+}
+
+// awaitGone waits until c's registration is gone, for at most d; it
+// reports whether it went.
+func (c *calleeRunner) awaitGone(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.goneCh:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (c *calleeRunner) markGone() { c.goneOnce.Do(func() { close(c.goneCh) }) }
+
+// hard reports whether stop (Shutdown) was called.
+func (c *calleeRunner) hard() bool {
+	select {
+	case <-c.hardCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// quit ends the registration reg of s as c stops. Shutdown leaves the
+// session at once, which cancels the invocations in flight (their
+// upstream requests too), as before. A reload that removed or replaced c
+// unregisters first: no call reaches c any more (a shared
+// registration's other callees take them), and Apply, waiting for that,
+// may register the replacement (invoke single: the procedure is free).
+// The invocations in flight then finish, each within its timeout (the
+// callee's, or the call's when shorter), and their results reach their
+// callers: a reload is no reason to fail a call being served. Then c
+// leaves; Shutdown meanwhile cuts the wait short.
+func (c *calleeRunner) quit(s *sess, reg uint64, closed <-chan struct{}) {
+	if c.hard() {
+		s.q.post(s.leave)
+		return
+	}
+	r := c.g.runSync(s, func() *syncReply { return s.unregister(reg) })
+	if r.typ == proto.CodeError && !s.dead.Load() {
+		c.g.log.Warn("gateway: a removed HTTP callee cannot unregister; leaving its session", "callee", c.name, "procedure", c.cfg.Procedure, "error", r.err, "detail", detailOf(r))
+		c.g.runSync(s, func() *syncReply { s.leave(); return &syncReply{done: true} })
+		c.markGone()
+		return
+	}
+	c.markGone()
+	if n := len(c.sem); n > 0 {
+		c.g.log.Info("gateway: removed HTTP callee unregistered; waiting for its invocations in flight", "callee", c.name, "procedure", c.cfg.Procedure, "in_flight", n, "within", c.cfg.Timeout)
+		c.drain(closed)
+	}
+	s.q.post(s.leave)
+}
+
+// drain waits until c has no invocation in flight, for at most its
+// timeout (and a second for their answers to go out), or until the
+// session closes or Shutdown.
+func (c *calleeRunner) drain(closed <-chan struct{}) {
+	deadline := time.NewTimer(c.cfg.Timeout + time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(c.sem) > 0 {
+		select {
+		case <-closed:
+			return
+		case <-c.hardCh:
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
 
 // run keeps the registration: it opens a session, registers, and waits
 // for the session to end, then starts over after a backoff. When the
@@ -159,9 +273,15 @@ func (c *calleeRunner) stop() { c.once.Do(func() { close(c.stopCh) }) }
 // procedure.
 func (c *calleeRunner) run() {
 	defer c.g.bg.Done()
+	defer c.markGone()
 	backoff := 500 * time.Millisecond
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
+		select {
+		case <-c.stopCh: // not reopened after a session closed as it stopped
+			return
+		default:
+		}
 		reload := c.g.nextReload() // before the attempt: a reload during it is not missed
 		failed := ""               // the refusal's error URI
 		closed := make(chan struct{})
@@ -199,7 +319,7 @@ func (c *calleeRunner) run() {
 					continue
 				case <-c.stopCh:
 					c.registered.Store(false)
-					s.q.post(s.leave)
+					c.quit(s, r.id, closed)
 					return
 				}
 			}
@@ -247,6 +367,19 @@ func (s *sess) register(uri string, match proto.Match, invoke string) *syncReply
 	if invoke != "" && invoke != "single" {
 		m.Opt.SetString(proto.KeyInvoke, invoke)
 	}
+	return s.request(m, nil)
+}
+
+// unregister sends UNREGISTER for the registration id. Owned by shard.
+func (s *sess) unregister(id uint64) *syncReply {
+	if s.closed {
+		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "session closed"}
+	}
+	m := &s.out
+	m.Reset()
+	m.Type = proto.CodeUnregister
+	m.Request = s.nextReq()
+	m.ID = id
 	return s.request(m, nil)
 }
 

@@ -206,7 +206,7 @@ func TestHTTPCallee(t *testing.T) {
 // calleesIdle reports whether no HTTP callee of the gateway has a request
 // in flight (each has given its MaxConcurrent slot back).
 func calleesIdle(e *env) bool {
-	for _, c := range e.gw.callees {
+	for _, c := range e.gw.runners.Load().callees {
 		if c.m.inflight.Load() != 0 {
 			return false
 		}

@@ -41,13 +41,15 @@
 //     route; nothing on the call path takes a lock or allocates for them.
 //   - Server: New(Options) (*Server, error), Start() error, Addr(),
 //     Prepare and Apply (a configuration reload: Prepare checks and builds
-//     the realms' bridge access, the API and signing keys and the routes
-//     before the router takes the reload, cmd refusing the reload on its
-//     error; Apply, after the verifier's and the router's, installs them
-//     as one snapshot, reload.go, keys.go, lets the HTTP callees and
-//     webhooks the router removed register and subscribe again,
-//     revoke.go, and ends the SSE streams the new configuration no longer
-//     authorizes, grant.go), SetAccess (the same keeping the routes),
+//     the realms' bridge access, the API and signing keys, the routes, the
+//     HTTP callees and the webhooks before the router takes the reload,
+//     cmd refusing the reload on its error; Apply, after the verifier's
+//     and the router's, installs the first three as one snapshot,
+//     reload.go, keys.go, lets the HTTP callees and webhooks the router
+//     removed register and subscribe again, revoke.go, ends the SSE
+//     streams the new configuration no longer authorizes, grant.go, and
+//     adds, removes and replaces the callees and webhooks by name,
+//     runners.go), SetAccess (the same keeping the routes),
 //     SetRealms (keeping the keys and routes too), ValidateKeys (keys
 //     alone, without a server), RevokeBearer (cmd
 //     calls it from the OAuth2 server's revocations: the SSE streams of

@@ -688,12 +688,13 @@ func (m *metrics) collectGateway(e *expo) {
 	}
 	m.authMu.Unlock()
 	var subscribed, registered int
-	for _, wr := range m.g.webhooks {
+	rs := m.g.runners.Load()
+	for _, wr := range rs.webhooks {
 		if wr.subscribed.Load() {
 			subscribed++
 		}
 	}
-	for _, c := range m.g.callees {
+	for _, c := range rs.callees {
 		if c.registered.Load() {
 			registered++
 		}

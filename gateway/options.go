@@ -245,6 +245,12 @@ type CORS struct {
 // Callee is a procedure the gateway registers on behalf of an HTTP
 // upstream: each INVOCATION is POSTed to URL.
 type Callee struct {
+	// Name identifies the callee in metrics, logs and reloads. Default:
+	// its procedure, with "#2", "#3" ... for the second and further
+	// callees of one procedure that have no name (in configuration order,
+	// and past the names given). A reload keeps a callee whose name and
+	// configuration it keeps running, untouched (runners.go).
+	Name      string
 	Realm     string
 	Procedure string
 	Match     string // exact (default), prefix, wildcard
@@ -263,7 +269,9 @@ type Callee struct {
 
 // Webhook posts the events of a topic to URL.
 type Webhook struct {
-	Name        string // for metrics; default "topic→url"
+	// Name identifies the webhook in metrics, logs and reloads. Default:
+	// its topic, with "#2", "#3" ... as Callee.Name's.
+	Name        string
 	Realm       string
 	Topic       string
 	Match       string // exact (default), prefix, wildcard

@@ -70,19 +70,25 @@ import (
 // anonymous access withdrawn.
 
 // Update is what a configuration reload installs in a running gateway:
-// the realms' bridge access, the API and signing keys and the routes.
-// The gateway's other options change only with a restart.
+// the realms' bridge access, the API and signing keys, the routes, the
+// HTTP callees and the webhooks (runners.go). The gateway's other options
+// change only with a restart.
 type Update struct {
 	Realms      []RealmAccess
 	APIKeys     []APIKey
 	SigningKeys []SigningKey
 	Routes      []Route
+	Callees     []Callee
+	Webhooks    []Webhook
 }
 
 // Prepared is an Update checked and built by Prepare, for Apply.
 type Prepared struct {
-	g  *Server
-	ac *access
+	g        *Server
+	ac       *access
+	callees  []Callee  // checked, defaults applied, named
+	webhooks []Webhook // the same
+	named    []bool    // which webhooks the update named
 }
 
 // Prepare checks u as New checks its options (its routes' auth.keys
@@ -98,10 +104,14 @@ func (g *Server) Prepare(u Update) (*Prepared, error) {
 	errs = append(errs, rerrs...)
 	ac, aerrs := g.newAccess(u.Realms, kt, rt, nil)
 	errs = append(errs, aerrs...)
+	cs, cerrs := g.checkCallees(u.Callees)
+	errs = append(errs, cerrs...)
+	ws, named, werrs := checkWebhooks(u.Webhooks)
+	errs = append(errs, werrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Prepared{g: g, ac: ac}, nil
+	return &Prepared{g: g, ac: ac, callees: cs, webhooks: ws, named: named}, nil
 }
 
 // Apply installs p, prepared by this server's Prepare: the realms' bridge
@@ -109,21 +119,56 @@ func (g *Server) Prepare(u Update) (*Prepared, error) {
 // judged by them as soon as it returns, never by a mix of old and new;
 // requests running go on as they began. The SSE streams whose credential
 // no longer authorizes them end (keys.go, grant.go, and for the streamed
-// calls of routes, reload.go). Call it after the verifier and the router
-// have the reload's configuration. It returns what it changed in the
-// routes, for the reload's log line.
-func (g *Server) Apply(p *Prepared) RouteChanges {
+// calls of routes, reload.go). Then it makes the HTTP callees and webhooks
+// p's (runners.go): when it returns, the registrations and subscriptions
+// of those removed or changed are gone, and those added or changed are
+// starting (after Start; before it, Start starts them). Call it after the
+// verifier and the router have the reload's configuration. It blocks
+// while the old runners stop (at most 10 s, for a router that does not
+// answer), and is safe for concurrent use, Shutdown included (after
+// which it starts no runner). It returns what it changed, for the
+// reload's log line.
+func (g *Server) Apply(p *Prepared) Changes {
 	if p.g != g {
 		panic("gateway: Apply of another server's Prepared")
 	}
 	g.accessMu.Lock()
 	old := g.access.Load()
 	g.access.Store(p.ac)
-	changes := diffRoutes(old.routes, p.ac.routes)
+	changes := Changes{RouteChanges: diffRoutes(old.routes, p.ac.routes)}
 	g.metrics.install(p.ac.routes.metrics(), changes.gone)
 	g.accessMu.Unlock()
 	g.afterInstall(old, p.ac, false)
+	// After: the runners it starts wait for the next reload, not this one,
+	// when the router refuses them.
+	changes.Callees, changes.Webhooks = g.applyRunners(p.callees, p.webhooks, p.named)
 	return changes
+}
+
+// Changes is what Apply changed: in the routes (RouteChanges), the HTTP
+// callees and the webhooks.
+type Changes struct {
+	RouteChanges
+	Callees, Webhooks RunnerChanges
+}
+
+// None reports whether the routes, callees and webhooks are the same as
+// before.
+func (c Changes) None() bool {
+	return c.RouteChanges.None() && c.Callees.None() && c.Webhooks.None()
+}
+
+// LogAttrs are RouteChanges.LogAttrs and the same for the callees and
+// webhooks: callees (how many run), callees_added, callees_removed,
+// callees_changed, webhooks ..., and webhook_events_dropped when the
+// removed webhooks' queues held events.
+func (c Changes) LogAttrs() []any {
+	attrs := append(c.RouteChanges.LogAttrs(), c.Callees.logAttrs("callees")...)
+	attrs = append(attrs, c.Webhooks.logAttrs("webhooks")...)
+	if c.Webhooks.dropped > 0 {
+		attrs = append(attrs, "webhook_events_dropped", c.Webhooks.dropped)
+	}
+	return attrs
 }
 
 // newAccess builds a snapshot of realms, the keys kt and the routes of t,

@@ -33,7 +33,7 @@ func reloadTo(t testing.TB, e *env, apiKeys []APIKey, signingKeys []SigningKey, 
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	return e.gw.Apply(p)
+	return e.gw.Apply(p).RouteChanges
 }
 
 // versionCallee registers procs on realm1: each answers its name and the

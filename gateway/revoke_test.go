@@ -168,13 +168,13 @@ func TestHTTPCalleeRemovedStaysRemovedUntilReload(t *testing.T) {
 		_, sess, ok := callee()
 		return ok && sess != gone
 	})
-	if v := metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="callee0"}`); v != "0" {
+	if v := metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="com.weather"}`); v != "0" {
 		t.Fatalf("a mesh conflict counted as a removal: %q", v)
 	}
 
 	remove("com.example.removed_by_operator")
 	waitFor(t, "the removal counted", func() bool {
-		return metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="callee0"}`) == "1"
+		return metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="com.weather"}`) == "1"
 	})
 	if v := metricValue(t, e, "edgewamp_gateway_callee_registered"); v != "0" {
 		t.Fatalf("edgewamp_gateway_callee_registered = %q after the removal", v)

@@ -40,11 +40,16 @@ type Server struct {
 	// OpenAPI document, swapped as one by a reload (keys.go, reload.go);
 	// a request loads it once.
 	access    atomic.Pointer[access]
-	accessMu  sync.Mutex       // serializes the writers of access
-	apiKeyHdr string           // Options.APIKeyHeader in canonical form (direct header map lookups)
-	otherLbl  *routeMetrics    // the metrics of label "other" (no endpoint, or a method no route of the path has)
-	callees   []*calleeRunner  // static
-	webhooks  []*webhookRunner // static
+	accessMu  sync.Mutex    // serializes the writers of access
+	apiKeyHdr string        // Options.APIKeyHeader in canonical form (direct header map lookups)
+	otherLbl  *routeMetrics // the metrics of label "other" (no endpoint, or a method no route of the path has)
+
+	// runners are the HTTP callees and webhooks, replaced by a reload
+	// (runners.go); runMu serializes their starts and stops.
+	runners    atomic.Pointer[runnerSet]
+	runMu      sync.Mutex
+	runStarted bool // Start started them; guarded by runMu
+	runStopped bool // Shutdown stopped them; guarded by runMu
 
 	lane          *laneListener // what the event loop's HTTP lane hands over, served from StartLane (lane.go)
 	laneLbl       *routeMetrics // bridge_call's metrics, for the lane
@@ -110,11 +115,14 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	errs = append(errs, rerrs...)
 	ac, aerrs := g.newAccess(opts.Realms, kt, rt, nil)
 	errs = append(errs, aerrs...)
-	errs = append(errs, g.buildCallees()...)
-	errs = append(errs, g.buildWebhooks()...)
+	cs, cerrs := g.checkCallees(opts.Callees)
+	errs = append(errs, cerrs...)
+	ws, named, werrs := checkWebhooks(opts.Webhooks)
+	errs = append(errs, werrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	g.runners.Store(g.newRunners(cs, ws, named))
 	if _, err := ac.openapi.get(); err != nil {
 		return nil, err
 	}
@@ -384,13 +392,7 @@ func (g *Server) start(ln net.Listener) error {
 	}()
 	g.bg.Add(1)
 	go g.janitor()
-	for _, c := range g.callees {
-		g.bg.Add(1)
-		go c.run()
-	}
-	for _, wh := range g.webhooks {
-		wh.start()
-	}
+	g.startRunners()
 	return nil
 }
 
@@ -429,12 +431,7 @@ func (g *Server) Shutdown(ctx context.Context) error {
 			err = lerr
 		}
 	}
-	for _, wh := range g.webhooks {
-		wh.stop()
-	}
-	for _, c := range g.callees {
-		c.stop()
-	}
+	g.stopRunners()
 	g.pool.closeAll()
 	done := make(chan struct{})
 	go func() { g.bg.Wait(); close(done) }()

@@ -42,17 +42,24 @@ import (
 
 type webhookRunner struct {
 	g      *Server
-	cfg    Webhook
-	name   string
+	cfg    Webhook // defaults applied; static
+	name   string  // cfg.Name: metrics label and identity across reloads; static
+	named  bool    // the configuration gave the name (Apply hands its queue over to its replacement); guarded by Server.runMu
 	shard  int
 	q      chan *eventFrame
-	queued atomic.Int64 // bytes of the frames queued or being delivered
-	m      *webhookMetrics
-	stopCh chan struct{}
+	queued atomic.Int64    // bytes of the frames queued or being delivered
+	m      *webhookMetrics // shared with the runner that replaces it (same name)
+	stopCh chan struct{}   // closed by halt: the subscription and the deliveries end
 	once   sync.Once
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // deliverLoops
 	ctx    context.Context
 	cancel context.CancelFunc
+	subEnd chan struct{} // closed when subscribeLoop returns (the subscription is gone)
+
+	started bool // guarded by Server.runMu
+
+	heldMu sync.Mutex
+	held   []*eventFrame // events whose delivery halt cut short, to hand over or drop; guarded by heldMu
 
 	subscribed atomic.Bool // its subscription is in place (edgewamp_gateway_webhook_subscribed)
 }
@@ -63,9 +70,11 @@ type webhookMetrics struct {
 	revoked   atomic.Uint64 // subscriptions the router took away (revoke.go)
 	mu        sync.Mutex
 	dropped   map[string]*atomic.Uint64
-	queue     func() int
-	bytes     func() int64
+	cur       atomic.Pointer[webhookRunner] // the runner counting into these (a reload's replacement takes them over)
 }
+
+// queue is the number of events waiting for delivery.
+func (m *webhookMetrics) queue() int { return len(m.cur.Load().q) }
 
 func (m *webhookMetrics) drop(reason string) {
 	m.mu.Lock()
@@ -88,14 +97,19 @@ func (m *webhookMetrics) collect(e *expo, name string) {
 		constMetric(e, "edgewamp_gateway_webhook_dropped_total", "Events a webhook dropped, by reason (queue_full, retries_exhausted, rejected, shutdown).", C, float64(m.dropped[k].Load()), "webhook", name, "reason", k)
 	}
 	m.mu.Unlock()
-	constMetric(e, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", gaugeType, float64(m.queue()), "webhook", name)
-	constMetric(e, "edgewamp_gateway_webhook_queued_bytes", "Bytes of the events waiting for delivery or being delivered.", gaugeType, float64(m.bytes()), "webhook", name)
+	wr := m.cur.Load()
+	constMetric(e, "edgewamp_gateway_webhook_queued", "Events waiting for delivery.", gaugeType, float64(len(wr.q)), "webhook", name)
+	constMetric(e, "edgewamp_gateway_webhook_queued_bytes", "Bytes of the events waiting for delivery or being delivered.", gaugeType, float64(wr.queued.Load()), "webhook", name)
 }
 
-func (g *Server) buildWebhooks() []error {
+// checkWebhooks checks ws as New and Prepare do, and returns them with
+// their defaults applied and their names given (the errors name
+// webhooks[i].field), and which of them were named by the configuration.
+func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 	var errs []error
-	names := map[string]bool{}
-	for i, w := range g.opts.Webhooks {
+	out := make([]Webhook, len(ws))
+	named := make([]bool, len(ws))
+	for i, w := range ws {
 		at := func(f ...any) []any { return append([]any{"webhooks", i}, f...) }
 		if w.Realm == "" {
 			errs = append(errs, fieldErr("a webhook needs a realm", at("realm")...))
@@ -137,24 +151,25 @@ func (g *Server) buildWebhooks() []error {
 		if w.AuthID == "" {
 			w.AuthID = "gateway"
 		}
-		name := w.Name
-		if name == "" {
-			name = "webhook" + strconv.Itoa(i)
-		}
-		if names[name] {
-			errs = append(errs, fieldErr("webhook name "+strconv.Quote(name)+" is used twice", at("name")...))
-		}
-		names[name] = true
-		wr := &webhookRunner{g: g, cfg: w, name: name, q: make(chan *eventFrame, w.Queue), stopCh: make(chan struct{})}
-		wr.m = &webhookMetrics{dropped: map[string]*atomic.Uint64{}, queue: func() int { return len(wr.q) }, bytes: wr.queued.Load}
-		wr.ctx, wr.cancel = context.WithCancel(context.Background())
-		if len(g.queues) > 0 {
-			wr.shard = (i + len(g.callees)) % len(g.queues)
-		}
-		g.metrics.webhooks.Store(name, wr.m)
-		g.webhooks = append(g.webhooks, wr)
+		named[i] = w.Name != ""
+		out[i] = w
 	}
-	return errs
+	errs = append(errs, nameRunners("webhook", len(out), func(i int) (*string, string) { return &out[i].Name, out[i].Topic })...)
+	return out, named, errs
+}
+
+// newWebhookRunner is a runner of w (checked) on shard, counting into m
+// (nil: its own).
+func (g *Server) newWebhookRunner(w Webhook, named bool, shard int, m *webhookMetrics) *webhookRunner {
+	wr := &webhookRunner{g: g, cfg: w, name: w.Name, named: named, shard: shard, q: make(chan *eventFrame, w.Queue),
+		stopCh: make(chan struct{}), subEnd: make(chan struct{})}
+	wr.ctx, wr.cancel = context.WithCancel(context.Background())
+	if m == nil {
+		m = &webhookMetrics{dropped: map[string]*atomic.Uint64{}}
+	}
+	wr.m = m
+	m.cur.Store(wr)
+	return wr
 }
 
 // DefaultWebhookQueueBytes is Webhook.QueueBytes's default.
@@ -181,7 +196,12 @@ func (wr *webhookRunner) push(f *eventFrame) {
 // gone implements sink; the subscription loop notices the session's end.
 func (wr *webhookRunner) gone(*problem) {}
 
+// start runs wr once. Called with Server.runMu held.
 func (wr *webhookRunner) start() {
+	if wr.started {
+		return
+	}
+	wr.started = true
 	wr.g.bg.Add(1)
 	go wr.subscribeLoop()
 	for i := 0; i < wr.cfg.Concurrency; i++ {
@@ -190,19 +210,67 @@ func (wr *webhookRunner) start() {
 	}
 }
 
-// stop ends the subscription and the deliveries in progress; queued
-// events are dropped (counted as shutdown).
+// stop ends the subscription and the deliveries in progress (Shutdown);
+// the events queued are dropped (counted as shutdown).
 func (wr *webhookRunner) stop() {
+	wr.halt()
+	for _, f := range wr.takeHeld() {
+		wr.queued.Add(-int64(len(f.sse)))
+		wr.m.drop("shutdown")
+	}
+}
+
+// halt ends the subscription (subscribeLoop leaves the session) and the
+// deliveries: an attempt in progress is cut short and its event kept, as
+// are those queued, for takeHeld. It returns once the deliveries have
+// ended.
+func (wr *webhookRunner) halt() {
+	wr.signal()
+	wr.wg.Wait()
+}
+
+// signal starts halt without waiting.
+func (wr *webhookRunner) signal() {
 	wr.once.Do(func() {
 		close(wr.stopCh)
 		wr.cancel()
-		wr.wg.Wait()
-		for n := len(wr.q); n > 0; n-- {
-			f := <-wr.q
-			wr.queued.Add(-int64(len(f.sse)))
-			wr.m.drop("shutdown")
-		}
 	})
+}
+
+// retire halts wr for a reload that removed or replaced it and waits, for
+// at most d, until its subscription is gone (no event reaches it after
+// that). It returns the events it held: those whose delivery it cut
+// short, then those queued, for Apply to hand over or drop. Called with
+// Server.runMu held.
+func (wr *webhookRunner) retire(d time.Duration) []*eventFrame {
+	wr.halt()
+	if wr.started {
+		t := time.NewTimer(d)
+		select {
+		case <-wr.subEnd:
+		case <-t.C:
+			wr.g.log.Warn("gateway: a removed webhook's subscription did not end in time", "webhook", wr.name, "within", d)
+		}
+		t.Stop()
+	}
+	return wr.takeHeld()
+}
+
+// takeHeld takes the events wr holds (after halt): those whose delivery
+// halt cut short, then those queued.
+func (wr *webhookRunner) takeHeld() []*eventFrame {
+	wr.heldMu.Lock()
+	fs := wr.held
+	wr.held = nil
+	wr.heldMu.Unlock()
+	for {
+		select {
+		case f := <-wr.q:
+			fs = append(fs, f)
+		default:
+			return fs
+		}
+	}
 }
 
 // subscribeLoop keeps the subscription, reopening its session with
@@ -211,10 +279,16 @@ func (wr *webhookRunner) stop() {
 // reload instead.
 func (wr *webhookRunner) subscribeLoop() {
 	defer wr.g.bg.Done()
+	defer close(wr.subEnd)
 	backoff := 500 * time.Millisecond
 	id := identity{realm: wr.cfg.Realm, authid: wr.cfg.AuthID, authrole: wr.cfg.Role, method: "static"}
 	match, _ := parseMatchName(wr.cfg.Match)
 	for {
+		select {
+		case <-wr.stopCh: // not reopened after a session closed as it stopped
+			return
+		default:
+		}
 		reload := wr.g.nextReload() // before the attempt: a reload during it is not missed
 		failed := ""                // the refusal's error URI
 		closed := make(chan struct{})
@@ -246,8 +320,10 @@ func (wr *webhookRunner) subscribeLoop() {
 					wr.g.log.Info("gateway: configuration reloaded; the removed webhook subscribes again", "webhook", wr.name, "topic", wr.cfg.Topic)
 					continue
 				case <-wr.stopCh:
+					// Left before it returns: once subEnd is closed, no
+					// event reaches wr (retire).
 					wr.subscribed.Store(false)
-					s.q.post(s.leave)
+					wr.g.runSync(s, func() *syncReply { s.leave(); return &syncReply{done: true} })
 					return
 				}
 			}
@@ -276,39 +352,46 @@ func (wr *webhookRunner) deliverLoop() {
 		case <-wr.stopCh:
 			return
 		case f := <-wr.q:
-			wr.deliver(f)
+			if !wr.deliver(f) {
+				wr.heldMu.Lock()
+				wr.held = append(wr.held, f)
+				wr.heldMu.Unlock()
+				return
+			}
 			wr.queued.Add(-int64(len(f.sse)))
 		}
 	}
 }
 
-// deliver posts one event, retrying as configured.
-func (wr *webhookRunner) deliver(f *eventFrame) {
+// deliver posts one event, retrying as configured. It reports whether it
+// is done with it (delivered or dropped): false when halt cut it short.
+func (wr *webhookRunner) deliver(f *eventFrame) bool {
 	backoff := wr.cfg.Backoff
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			wr.m.retries.Add(1)
 		}
 		retry, ok := wr.attempt(f)
-		if ok {
+		switch {
+		case ok:
 			wr.m.delivered.Add(1)
-			return
-		}
-		if !retry {
+			return true
+		case wr.ctx.Err() != nil:
+			return false // halted: the attempt was cut short, not answered
+		case !retry:
 			wr.m.drop("rejected")
-			return
-		}
-		if attempt >= wr.cfg.Retries {
+			return true
+		case attempt >= wr.cfg.Retries:
 			wr.m.drop("retries_exhausted")
 			wr.g.log.Warn("gateway: webhook dropped an event after retries", "webhook", wr.name, "publication", f.pub, "attempts", attempt+1)
-			return
+			return true
 		}
-		d := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		t := time.NewTimer(backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)))
 		select {
-		case <-wr.stopCh:
-			wr.m.drop("shutdown")
-			return
-		case <-time.After(d):
+		case <-wr.ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
 		}
 		backoff = min(2*backoff, wr.cfg.MaxBackoff)
 	}
