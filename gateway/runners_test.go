@@ -94,24 +94,39 @@ func reloadRunners(t testing.TB, e *env, cs []Callee, ws []Webhook) Changes {
 }
 
 // calleeSessions returns the sessions of the registration of proc (none
-// when it is not registered).
+// when it is not registered, or goes between the two meta calls).
 func calleeSessions(t *testing.T, c *client.Session, proc string) []any {
 	t.Helper()
-	regs := metaIDs(t, c, "wamp.registration.match", proc)
-	if len(regs) == 0 {
-		return nil
-	}
-	return metaIDs(t, c, "wamp.registration.list_callees", regs[0])
+	return metaMembers(t, c, "wamp.registration.match", "wamp.registration.list_callees", proc)
 }
 
 // subscriberSessions is calleeSessions for a topic's subscription.
 func subscriberSessions(t *testing.T, c *client.Session, topic string) []any {
 	t.Helper()
-	subs := metaIDs(t, c, "wamp.subscription.match", topic)
-	if len(subs) == 0 {
+	return metaMembers(t, c, "wamp.subscription.match", "wamp.subscription.list_subscribers", topic)
+}
+
+func metaMembers(t *testing.T, c *client.Session, match, list, uri string) []any {
+	t.Helper()
+	ids := metaIDs(t, c, match, uri)
+	if len(ids) == 0 {
 		return nil
 	}
-	return metaIDs(t, c, "wamp.subscription.list_subscribers", subs[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := c.Call(ctx, list, []any{ids[0]}, nil, nil)
+	var we *client.Error
+	switch {
+	case errors.As(err, &we) && (we.URI == proto.URINoSuchRegistration || we.URI == proto.URINoSuchSubscription):
+		return nil
+	case err != nil:
+		t.Fatalf("%s: %v", list, err)
+	}
+	if len(res.Args) == 0 {
+		return nil
+	}
+	l, _ := res.Args[0].([]any)
+	return l
 }
 
 // callTag calls proc with args and returns the tag it answers.
