@@ -135,6 +135,7 @@ type routeAuthConfig struct {
 }
 
 type calleeConfig struct {
+	Name          string            `yaml:"name"`
 	Realm         string            `yaml:"realm"`
 	Procedure     string            `yaml:"procedure"`
 	Match         string            `yaml:"match"`
@@ -312,7 +313,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		o.Routes = append(o.Routes, rt)
 	}
 	for _, ce := range g.Callees {
-		o.Callees = append(o.Callees, gateway.Callee{Realm: ce.Realm, Procedure: ce.Procedure, Match: ce.Match, Invoke: ce.Invoke, URL: ce.URL,
+		o.Callees = append(o.Callees, gateway.Callee{Name: ce.Name, Realm: ce.Realm, Procedure: ce.Procedure, Match: ce.Match, Invoke: ce.Invoke, URL: ce.URL,
 			Timeout: time.Duration(ce.Timeout), Headers: ce.Headers, Result: ce.Result, MaxConcurrent: ce.MaxConcurrent,
 			MaxResponse: int(ce.MaxResponse), AuthID: ce.AuthID, Role: ce.Role})
 	}

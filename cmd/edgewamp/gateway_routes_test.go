@@ -131,7 +131,7 @@ func TestGatewayRoutesReloadedOnSIGHUP(t *testing.T) {
 	expect("state after the refused reloads", "/devices/7/state", 200, "com.example.v2:7", "X-API-Key", carol)
 	expect("temp after the refused reloads", "/devices/8/temp", 200, "com.example.v2:8")
 	sseUntil(t, onGone, "event: progress", "the streamed call on the removed route, after the refused reloads")
-	if !strings.Contains(g.logs(), "the gateway's API and signing keys and routes") {
+	if !strings.Contains(g.logs(), "the gateway's API and signing keys, routes") {
 		t.Fatalf("the reload's log line does not say that the routes apply:\n%s", g.logs())
 	}
 }

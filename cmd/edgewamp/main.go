@@ -462,7 +462,8 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		// gateway knows too: the handlers mounted on it (the OAuth2
 		// server's).
 		gwo := cfg.gatewayOptions(log)
-		gwUpdate, err = gw.Prepare(gateway.Update{Realms: cfg.realmAccess(), APIKeys: gwo.APIKeys, SigningKeys: gwo.SigningKeys, Routes: gwo.Routes})
+		gwUpdate, err = gw.Prepare(gateway.Update{Realms: cfg.realmAccess(), APIKeys: gwo.APIKeys, SigningKeys: gwo.SigningKeys, Routes: gwo.Routes,
+			Callees: gwo.Callees, Webhooks: gwo.Webhooks})
 	}
 	if err == nil {
 		err = oa.reload(cfg, realms)
@@ -480,8 +481,10 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		// request is routed and judged by the old configuration or the
 		// new one, never a mix; the SSE streams of removed or changed keys
 		// end, and those of routes whose auth their credential no longer
-		// passes. Before the log line below: a request that starts after
-		// it sees only the new configuration.
+		// passes. Then the HTTP callees and webhooks: those removed or
+		// changed are unregistered and unsubscribed before it returns,
+		// those added or changed start. Before the log line below: a
+		// request that starts after it sees only the new configuration.
 		routes = gw.Apply(gwUpdate).LogAttrs()
 	}
 	// auto settings follow the mesh that runs, not one the file now asks
@@ -499,7 +502,7 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		names = append(names, rc.Name)
 	}
 	attrs := append([]any{"realms", names}, routes...)
-	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys and routes, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, api_key_header, signature_max_skew, bearer, callees, webhooks, CORS, limits) and oauth: (issuer, keys) changes need a restart")
+	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, routes, callees and webhooks, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, keys) changes need a restart")
 	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
