@@ -224,7 +224,8 @@ func (c *calleeRunner) hard() bool {
 // The invocations in flight then finish, each within its timeout (the
 // callee's, or the call's when shorter), and their results reach their
 // callers: a reload is no reason to fail a call being served. Then c
-// leaves; Shutdown meanwhile cuts the wait short.
+// leaves. Shutdown meanwhile cuts the wait short: it closes the session
+// (pool.closeAll), which cancels them.
 func (c *calleeRunner) quit(s *sess, reg uint64, closed <-chan struct{}) {
 	if c.hard() {
 		s.q.post(s.leave)

@@ -157,93 +157,140 @@ func (c RunnerChanges) logAttrs(kind string) []any {
 func (g *Server) applyRunners(cs []Callee, ws []Webhook, named []bool) (cc, wc RunnerChanges) {
 	g.runMu.Lock()
 	defer g.runMu.Unlock()
-	old := g.runners.Load()
 	cc.n, wc.n = len(cs), len(ws)
 	if g.runStopped {
 		return cc, wc // Shutdown stopped them all; nothing starts again
 	}
-	// Stop first, every removed and changed runner at once; then wait for
-	// their registrations and subscriptions to go.
-	oldC := make(map[string]*calleeRunner, len(old.callees))
-	for _, c := range old.callees {
-		oldC[c.name] = c
-	}
-	oldW := make(map[string]*webhookRunner, len(old.webhooks))
-	for _, w := range old.webhooks {
-		oldW[w.name] = w
-	}
-	keepC := make(map[string]bool, len(cs))
-	var retiredC []*calleeRunner
-	for _, c := range cs {
-		if o := oldC[c.Name]; o != nil {
-			keepC[c.Name] = true
-			if !reflect.DeepEqual(o.cfg, c) {
-				retiredC = append(retiredC, o)
-				cc.changed.add(c.Name)
-			}
-		}
-	}
-	for _, o := range old.callees {
-		if !keepC[o.name] {
-			retiredC = append(retiredC, o)
-			cc.removed.add(o.name)
-			g.metrics.calleeStats.Delete(o.name)
-		}
-	}
-	for _, o := range retiredC {
-		o.retire()
-	}
-	keepW := make(map[string]bool, len(ws))
-	for i, w := range ws {
-		if o := oldW[w.Name]; o != nil {
-			keepW[w.Name] = true
-			if !reflect.DeepEqual(o.cfg, w) {
-				o.signal()
-				wc.changed.add(w.Name)
-			} else {
-				o.named = named[i]
-			}
-		}
-	}
-	for _, o := range old.webhooks {
-		if !keepW[o.name] {
-			o.signal()
-			wc.removed.add(o.name)
-			g.metrics.webhooks.Delete(o.name)
-		}
-	}
+	old := g.runners.Load()
+	// Every removed and changed runner is told to stop at once; then
+	// Apply waits for them, for at most syncWait in all.
+	oldC, goneC := g.retireCallees(old.callees, cs, &cc)
+	oldW, goneW := g.signalWebhooks(old.webhooks, ws, named, &wc)
 	deadline := time.Now().Add(g.syncWait)
-	for _, o := range retiredC {
+	for _, o := range goneC {
 		if !o.awaitGone(time.Until(deadline)) {
 			g.log.Warn("gateway: a removed HTTP callee's registration did not end in time; its replacement may be refused until it does", "callee", o.name, "within", g.syncWait)
 		}
 	}
-
 	rs := &runnerSet{}
-	var started []func()
+	var added []func()
+	rs.callees = g.nextCallees(oldC, cs, &cc, &added)
+	rs.webhooks = g.nextWebhooks(oldW, ws, named, len(cs), deadline, &wc, &added)
+	for _, o := range goneW {
+		if held := o.retire(time.Until(deadline)); len(held) > 0 {
+			wc.dropped += len(held)
+			g.log.Warn("gateway: removed webhook's queued events dropped", "webhook", o.name, "dropped", len(held))
+		}
+	}
+	g.runners.Store(rs)
+	if g.runStarted {
+		for _, start := range added {
+			start()
+		}
+	}
+	return cc, wc
+}
+
+// retireCallees tells the callees of old that cs removes or changes to
+// stop (retire), and drops the series of those removed. It returns old by
+// name, and those told.
+func (g *Server) retireCallees(old []*calleeRunner, cs []Callee, cc *RunnerChanges) (map[string]*calleeRunner, []*calleeRunner) {
+	byName := make(map[string]*calleeRunner, len(old))
+	for _, c := range old {
+		byName[c.name] = c
+	}
+	kept := make(map[string]bool, len(cs))
+	var told []*calleeRunner
+	for _, c := range cs {
+		if o := byName[c.Name]; o != nil {
+			kept[c.Name] = true
+			if !reflect.DeepEqual(o.cfg, c) {
+				told = append(told, o)
+				cc.changed.add(c.Name)
+			}
+		}
+	}
+	for _, o := range old {
+		if !kept[o.name] {
+			told = append(told, o)
+			cc.removed.add(o.name)
+			g.metrics.calleeStats.Delete(o.name)
+		}
+	}
+	for _, o := range told {
+		o.retire()
+	}
+	return byName, told
+}
+
+// signalWebhooks is retireCallees for the webhooks: it starts halting
+// those ws removes or changes. It returns old by name, and those removed
+// (whose series it drops).
+func (g *Server) signalWebhooks(old []*webhookRunner, ws []Webhook, named []bool, wc *RunnerChanges) (map[string]*webhookRunner, []*webhookRunner) {
+	byName := make(map[string]*webhookRunner, len(old))
+	for _, w := range old {
+		byName[w.name] = w
+	}
+	kept := make(map[string]bool, len(ws))
+	for i, w := range ws {
+		o := byName[w.Name]
+		switch {
+		case o == nil:
+		case reflect.DeepEqual(o.cfg, w):
+			kept[w.Name] = true
+			o.named = named[i]
+		default:
+			kept[w.Name] = true
+			o.signal()
+			wc.changed.add(w.Name)
+		}
+	}
+	var removed []*webhookRunner
+	for _, o := range old {
+		if !kept[o.name] {
+			o.signal()
+			wc.removed.add(o.name)
+			g.metrics.webhooks.Delete(o.name)
+			removed = append(removed, o)
+		}
+	}
+	return byName, removed
+}
+
+// nextCallees returns the runners of cs: old's when unchanged, else new
+// ones (appended to start), a changed one's keeping its shard and series.
+func (g *Server) nextCallees(old map[string]*calleeRunner, cs []Callee, cc *RunnerChanges, start *[]func()) []*calleeRunner {
+	out := make([]*calleeRunner, 0, len(cs))
 	for i, c := range cs {
-		o := oldC[c.Name]
+		o := old[c.Name]
 		switch {
 		case o != nil && reflect.DeepEqual(o.cfg, c):
-			rs.callees = append(rs.callees, o)
+			out = append(out, o)
+			continue
 		case o != nil:
-			n := g.newCalleeRunner(c, o.shard, o.m)
-			rs.callees = append(rs.callees, n)
-			started = append(started, n.start)
+			out = append(out, g.newCalleeRunner(c, o.shard, o.m))
 		default:
 			m := &calleeMetrics{}
 			g.metrics.calleeStats.Store(c.Name, m)
-			n := g.newCalleeRunner(c, g.shardOf(i), m)
-			rs.callees = append(rs.callees, n)
-			started = append(started, n.start)
+			out = append(out, g.newCalleeRunner(c, g.shardOf(i), m))
 			cc.added.add(c.Name)
 		}
+		*start = append(*start, out[len(out)-1].start)
 	}
+	return out
+}
+
+// nextWebhooks is nextCallees for the webhooks; a changed one takes over
+// the events its predecessor held, when it keeps its URL or both were
+// named by the configuration, and drops them (counted in wc) otherwise.
+func (g *Server) nextWebhooks(old map[string]*webhookRunner, ws []Webhook, named []bool, first int, deadline time.Time, wc *RunnerChanges, start *[]func()) []*webhookRunner {
+	out := make([]*webhookRunner, 0, len(ws))
 	for i, w := range ws {
-		o := oldW[w.Name]
+		o := old[w.Name]
 		switch {
 		case o != nil && reflect.DeepEqual(o.cfg, w):
-			rs.webhooks = append(rs.webhooks, o)
+			out = append(out, o)
+			continue
 		case o != nil:
 			held := o.retire(time.Until(deadline))
 			n := g.newWebhookRunner(w, named[i], o.shard, o.m)
@@ -253,35 +300,19 @@ func (g *Server) applyRunners(cs []Callee, ws []Webhook, named []bool) (cc, wc R
 				}
 			} else if len(held) > 0 {
 				wc.dropped += len(held)
-				g.log.Warn("gateway: a changed webhook's target changed and it has no name of the configuration's: its queued events are dropped, not sent to the new target",
+				g.log.Warn("gateway: a changed webhook's URL changed and the configuration does not name it: its queued events are dropped, not sent to the new URL",
 					"webhook", w.Name, "dropped", len(held))
 			}
-			rs.webhooks = append(rs.webhooks, n)
-			started = append(started, n.start)
+			out = append(out, n)
 		default:
-			n := g.newWebhookRunner(w, named[i], g.shardOf(len(cs)+i), nil)
+			n := g.newWebhookRunner(w, named[i], g.shardOf(first+i), nil)
 			g.metrics.webhooks.Store(w.Name, n.m)
-			rs.webhooks = append(rs.webhooks, n)
-			started = append(started, n.start)
+			out = append(out, n)
 			wc.added.add(w.Name)
 		}
+		*start = append(*start, out[len(out)-1].start)
 	}
-	for _, o := range old.webhooks {
-		if keepW[o.name] {
-			continue
-		}
-		if held := o.retire(time.Until(deadline)); len(held) > 0 {
-			wc.dropped += len(held)
-			g.log.Warn("gateway: removed webhook's queued events dropped", "webhook", o.name, "dropped", len(held))
-		}
-	}
-	g.runners.Store(rs)
-	if g.runStarted {
-		for _, start := range started {
-			start()
-		}
-	}
-	return cc, wc
+	return out
 }
 
 // startRunners starts the runners (Start). Called with mu held.

@@ -258,6 +258,33 @@ func TestCalleeReloadInFlightBounded(t *testing.T) {
 	}
 }
 
+// TestCalleeReloadDrainShutdown: Shutdown does not wait for the
+// invocations a removed callee lets finish: they are canceled, as the
+// running callees' are.
+func TestCalleeReloadDrainShutdown(t *testing.T) {
+	up := newTagUpstream(t, "v1")
+	e := newEnv(t, func(o *Options) {
+		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: time.Minute}}
+	})
+	admin := e.dial("realm1", proto.JSON)
+	waitRegistered(t, admin, "com.hang")
+	done := make(chan error, 1)
+	go func() { _, err := callTag(admin, "com.hang", "hold"); done <- err }()
+	waitFor(t, "the call held", func() bool { return up.held.Load() == 1 })
+	reloadRunners(t, e, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.gw.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown waited for the removed callee's invocation: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the call answered")
+	}
+	waitFor(t, "the upstream request canceled", func() bool { return up.canceled.Load() == 1 })
+	t.Logf("Shutdown took %v", time.Since(start))
+}
+
 // gatedTarget is a webhook target that holds every POST until open is
 // called (or the request ends), then records it.
 type gatedTarget struct {
