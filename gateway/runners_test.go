@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,25 +25,8 @@ import (
 // (runners.go). Before, they were built once, at New: a callee or webhook
 // added, removed or changed took a restart, which dropped every client.
 
-// logBuf collects a gateway's log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// logger is a gateway logger writing to l.
+func (l *lockedBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // tagUpstream is an HTTP callee's upstream that answers its tag. A call
 // whose first argument is "hold" is held until release is closed or its
@@ -155,7 +137,7 @@ func changeStrings(c RunnerChanges) string {
 // they were serving finish with their upstream's answer.
 func TestCalleeReloadAddRemoveChange(t *testing.T) {
 	v1, v2 := newTagUpstream(t, "v1"), newTagUpstream(t, "v2")
-	logs := &logBuf{}
+	logs := &lockedBuf{}
 	keep := Callee{Realm: "realm1", Procedure: "com.keep", URL: v1.srv.URL}
 	gone := Callee{Realm: "realm1", Procedure: "com.gone", URL: v1.srv.URL, Timeout: 20 * time.Second}
 	change := Callee{Realm: "realm1", Procedure: "com.change", URL: v1.srv.URL, Timeout: 20 * time.Second}
