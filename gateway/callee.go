@@ -136,6 +136,7 @@ func (g *Server) checkCallees(cs []Callee) ([]Callee, []error) {
 		if c.AuthID == "" {
 			c.AuthID = "gateway"
 		}
+		normalizeRunner(&c.Match, &c.Headers)
 		out[i] = c
 	}
 	errs = append(errs, nameRunners("callee", len(out), func(i int) (*string, string) { return &out[i].Name, out[i].Procedure })...)
@@ -146,6 +147,18 @@ func (g *Server) checkCallees(cs []Callee) ([]Callee, []error) {
 func (g *Server) newCalleeRunner(c Callee, shard int, m *calleeMetrics) *calleeRunner {
 	return &calleeRunner{g: g, cfg: c, name: c.Name, shard: shard, sem: make(chan struct{}, c.MaxConcurrent), m: m,
 		stopCh: make(chan struct{}), hardCh: make(chan struct{}), goneCh: make(chan struct{})}
+}
+
+// normalizeRunner writes a runner's match and headers one way, so that a
+// reload that spells the same configuration otherwise ("" or exact, no
+// headers or {}) keeps the runner instead of replacing it.
+func normalizeRunner(match *string, headers *map[string]string) {
+	if *match == "" {
+		*match = "exact"
+	}
+	if len(*headers) == 0 {
+		*headers = nil
+	}
 }
 
 func parseMatchName(s string) (proto.Match, bool) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -818,4 +819,35 @@ func TestRunnerApplyRacesShutdown(t *testing.T) {
 		e.gw.opts.HTTPClient.CloseIdleConnections()
 		return runtime.NumGoroutine() <= baseG+2
 	})
+}
+
+// TestRunnerSameConfigSpelledOtherwise: a reload that writes a callee's or
+// webhook's configuration another way with the same meaning (match "" or
+// exact, no headers or {}) keeps the runner: its checked configuration,
+// which Apply compares, is the same. Before, the runner was replaced (its
+// registration or subscription dropped and made again).
+func TestRunnerSameConfigSpelledOtherwise(t *testing.T) {
+	g := &Server{}
+	cs, errs := g.checkCallees([]Callee{
+		{Realm: "realm1", Procedure: "com.a", URL: "http://127.0.0.1:1/"},
+		{Realm: "realm1", Procedure: "com.a", Match: "exact", Headers: map[string]string{}, URL: "http://127.0.0.1:1/", Name: "com.a#2"},
+	})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	cs[1].Name = cs[0].Name
+	if !reflect.DeepEqual(cs[0], cs[1]) {
+		t.Errorf("callees with the same meaning differ once checked:\n%+v\n%+v", cs[0], cs[1])
+	}
+	ws, _, errs := checkWebhooks([]Webhook{
+		{Name: "w", Realm: "realm1", Topic: "com.t", URL: "http://127.0.0.1:1/"},
+		{Name: "v", Realm: "realm1", Topic: "com.t", Match: "exact", Headers: map[string]string{}, URL: "http://127.0.0.1:1/"},
+	})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	ws[1].Name = ws[0].Name
+	if !reflect.DeepEqual(ws[0], ws[1]) {
+		t.Errorf("webhooks with the same meaning differ once checked:\n%+v\n%+v", ws[0], ws[1])
+	}
 }

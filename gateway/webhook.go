@@ -151,6 +151,7 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		if w.AuthID == "" {
 			w.AuthID = "gateway"
 		}
+		normalizeRunner(&w.Match, &w.Headers)
 		named[i] = w.Name != ""
 		out[i] = w
 	}
