@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -384,15 +385,28 @@ func TestEventStreamAbandonedSubscribeIsUndone(t *testing.T) {
 		t.Fatalf("first stream: %s", resp.Status)
 	}
 	scancel()
+	// Every shard blocked: the GET's SUBSCRIBE must queue behind the
+	// stall. Waiting until each stall task runs also lets what was queued
+	// before it (the first stream's cleanup, a drain of the shard's
+	// mailbox that the SUBSCRIBE could join) run first: under load the
+	// SUBSCRIBE once joined such a drain ahead of the stall, succeeded,
+	// and the stream stayed open.
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // a failure below must not leave the loops blocked
+	stalled := make(chan struct{}, e.r.Shards())
 	for i := range e.r.Shards() {
-		if err := e.r.Shard(i).Do(func() { <-release }); err != nil {
+		if err := e.r.Shard(i).Do(func() { stalled <- struct{}{}; <-release }); err != nil {
 			t.Fatal(err)
 		}
 	}
+	for range e.r.Shards() {
+		<-stalled
+	}
 	var body []byte
 	resp, body = e.do("GET", "/wamp/realm1/events/com.stalled", "")
-	close(release)
+	unblock()
 	expectProblem(t, resp, body, 503, proto.URIUnavailable)
 	// The late SUBSCRIBE has run by now or runs next; the lookup queues
 	// behind it on the monitor's shard or runs on another: ask until the
