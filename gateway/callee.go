@@ -187,10 +187,7 @@ func (c *calleeRunner) start() {
 // invocations in flight. It does not wait.
 func (c *calleeRunner) stop() {
 	c.hardOnce.Do(func() { close(c.hardCh) })
-	c.stopOnce.Do(func() { close(c.stopCh) })
-	if !c.started {
-		c.markGone()
-	}
+	c.retire()
 }
 
 // retire ends c for a reload that removed or replaced it (quit); wait

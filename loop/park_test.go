@@ -286,12 +286,7 @@ func TestParkInbox(t *testing.T) {
 	// and a callee on both loops call through them and a health probe
 	// queues gnet tasks. Each loop's tasks run in each poster's order,
 	// each once (a task checks that its poster's previous one ran).
-	callee := s.dial("rs", proto.MsgPack)
-	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: inv.Args}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	proc := registerEcho(t, s.dial("rs", proto.MsgPack))
 	caller := s.dial("ws", proto.JSON)
 	stop := make(chan struct{})
 	traffic := make(chan error, 1)
@@ -304,7 +299,7 @@ func TestParkInbox(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := caller.Call(ctx, "com.echo", []any{int64(n)}, nil, nil); err != nil {
+			if _, err := caller.Call(ctx, proc, []any{int64(n)}, nil, nil); err != nil {
 				traffic <- fmt.Errorf("call %d: %w", n, err)
 				return
 			}
@@ -383,12 +378,7 @@ func TestParkInboxDoesNotStarveSockets(t *testing.T) {
 	s := startServer(t, func(o *Options, _ *route.Config) { o.Park = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	callee := s.dial("rs", proto.MsgPack)
-	if _, err := callee.Register(ctx, "com.echo", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: inv.Args}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	proc := registerEcho(t, s.dial("rs", proto.MsgPack))
 	caller := s.dial("ws", proto.JSON)
 	var stop atomic.Bool
 	var ran [2]atomic.Uint64
@@ -407,7 +397,7 @@ func TestParkInboxDoesNotStarveSockets(t *testing.T) {
 	defer stop.Store(true)
 	for n := 0; n < 100; n++ {
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := caller.Call(cctx, "com.echo", []any{int64(n)}, nil, nil)
+		res, err := caller.Call(cctx, proc, []any{int64(n)}, nil, nil)
 		ccancel()
 		if err != nil {
 			t.Fatalf("call %d, the loops having run their reposting task %d and %d times: %v", n, ran[0].Load(), ran[1].Load(), err)
