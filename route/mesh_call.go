@@ -426,18 +426,18 @@ func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, re
 // by the registration's policy and hands the invocation to its shard, or
 // bounces the call when there is none. Any goroutine.
 func (r *Router) meshInvoke(from MeshNode, env []byte) {
-	mc, err := decodeCall(env)
-	if err != nil {
+	var mc meshCall
+	if err := decodeCall(env, &mc); err != nil {
 		r.ms.stats.BadEnvelopes.Add(1)
 		return
 	}
-	rm := r.Realm(mc.realm)
+	rm := (*r.realms.Load())[string(mc.realm)]
 	if rm == nil {
 		r.meshBounce(from, env)
 		return
 	}
 	rm.mu.RLock()
-	reg, _ := rm.regs.get(mc.match, mc.regURI)
+	reg, _ := rm.regs.getBytes(mc.match, mc.regURI)
 	rm.mu.RUnlock()
 	if reg == nil {
 		r.meshBounce(from, env)
@@ -467,10 +467,6 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	}
 	mc.c.queued = cost
 	cs.shard.callBacklog.Add(cost)
-	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: mc.shard, caller: mc.caller, env: env}
-	if reg.match != proto.MatchExact {
-		mc.c.uri = mc.proc
-	}
 	t := task{kind: tInvoke, s: cs, reg: reg, c: mc.c}
 	if mc.flags&ccRecvProg != 0 {
 		t.flags |= tfRecvProg
@@ -478,11 +474,18 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	if mc.flags&ccProgress != 0 {
 		t.flags |= tfProgress
 	}
+	caller := remotePublisher{id: mc.callerID}
 	if mc.flags&ccDisclose != 0 || ce.discloseCaller {
 		t.flags |= tfDisclose
+		// Only a disclosed caller's identity is read (sendInvocation).
+		caller.authID, caller.authRole = string(mc.authID), string(mc.authRole)
 	}
 	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 {
 		t.timeout = mc.timeout
+	}
+	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: mc.shard, caller: caller, env: env}
+	if reg.match != proto.MatchExact {
+		mc.c.uri = string(mc.proc)
 	}
 	cs.shard.post(t)
 }

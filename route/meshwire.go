@@ -359,19 +359,24 @@ func decodeEvent(env []byte) (realm string, p *publication, err error) {
 
 // ---------------------------------------------------------------- calls
 
-// meshCall is a decoded call envelope.
+// meshCall is a decoded call envelope. Its byte slices are in the
+// envelope, which the call keeps (meshOrigin.env): strings are made of
+// them only where needed, so that a call from another node allocates no
+// copy of its realm, URIs or caller's identity.
 type meshCall struct {
-	callID  uint64
-	shard   int
-	flags   uint64
-	timeout uint64 // ms, 0 = none
-	realm   string
-	match   proto.Match
-	regURI  string
-	proc    string
-	caller  remotePublisher // the caller's identity
-	c       *carry
-	exclude []uint64 // callees already offered the call (rerouted)
+	callID   uint64
+	shard    int
+	flags    uint64
+	timeout  uint64 // ms, 0 = none
+	realm    []byte
+	match    proto.Match
+	regURI   []byte
+	proc     []byte
+	callerID uint64
+	authID   []byte // the caller's
+	authRole []byte
+	c        *carry
+	exclude  []uint64 // callees already offered the call (rerouted)
 }
 
 // callEnv is what a call envelope says besides the caller and payload.
@@ -408,21 +413,24 @@ func appendCall(dst []byte, ce *callEnv, ss *Session, c *carry, exclude []uint64
 	return w
 }
 
-func decodeCall(env []byte) (*meshCall, error) {
+// decodeCall decodes a call or bounce envelope into mc.
+func decodeCall(env []byte, mc *meshCall) error {
 	r := rbuf{b: env}
 	if k := r.byte1(); k != envCall && k != envBounce {
-		return nil, errEnvelope
+		return errEnvelope
 	}
-	mc := &meshCall{c: &carry{}}
+	*mc = meshCall{c: &carry{}}
 	mc.callID = r.uv()
 	mc.shard = int(r.uv())
 	mc.flags = r.uv()
 	mc.timeout = r.uv()
-	mc.realm = r.str()
+	mc.realm = r.bytes()
 	mc.match = proto.Match(r.byte1())
-	mc.regURI = r.str()
-	mc.proc = r.str()
-	mc.caller = remotePublisher{id: r.uv(), authID: r.str(), authRole: r.str()}
+	mc.regURI = r.bytes()
+	mc.proc = r.bytes()
+	mc.callerID = r.uv()
+	mc.authID = r.bytes()
+	mc.authRole = r.bytes()
 	r.payload(mc.c)
 	if n := r.uv(); n >= maxCallTries {
 		r.fail()
@@ -433,9 +441,9 @@ func decodeCall(env []byte) (*meshCall, error) {
 		}
 	}
 	if r.err != nil || len(r.b) != 0 || mc.match > proto.MatchWildcard {
-		return nil, errEnvelope
+		return errEnvelope
 	}
-	return mc, nil
+	return nil
 }
 
 // peekCall reads the call id and shard of a call or bounce envelope.

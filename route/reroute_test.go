@@ -558,12 +558,13 @@ func TestMeshCallEnvelopeExclude(t *testing.T) {
 	caller := es[0].join(proto.JSON)
 	ce := callEnv{callID: 9, reg: reg, proc: []byte("com.x")}
 	env := appendCall(nil, &ce, caller.sess, &carry{}, []uint64{b1.id, b2.id})
-	mc, err := decodeCall(env)
+	var mc meshCall
+	err := decodeCall(env, &mc)
 	if err != nil || len(mc.exclude) != 2 || mc.exclude[0] != b1.id || mc.exclude[1] != b2.id {
 		t.Fatalf("decoded %v %v", mc, err)
 	}
 	long := make([]uint64, maxCallTries)
-	if _, err := decodeCall(appendCall(nil, &ce, caller.sess, &carry{}, long)); err == nil {
+	if err := decodeCall(appendCall(nil, &ce, caller.sess, &carry{}, long), &mc); err == nil {
 		t.Fatal("an exclusion list of maxCallTries ids decoded")
 	}
 }

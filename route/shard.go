@@ -23,6 +23,7 @@ type Shard struct {
 	mb        []task // guarded by mbMu
 	spare     []task // owned by shard: the drained batch, reused
 	scheduled atomic.Bool
+	drainFn   func() // static: s.drain, made once (a method value passed to Execute is allocated each time)
 	// meshBacklog is the bytes of events from other nodes in the mailbox
 	// (meshEvent adds, run subtracts): the mesh's dispatcher hands them
 	// over without waiting, so a shard slower than another node's
@@ -127,6 +128,7 @@ type ShardStats struct {
 
 func newShard(r *Router, idx int) *Shard {
 	s := &Shard{r: r, idx: idx, rng: seedRand(), buf: make([]byte, 0, 4096), attached: map[*Session]struct{}{}}
+	s.drainFn = s.drain
 	s.enc.MaxConverted = r.cfg.MaxConverted
 	return s
 }
@@ -164,7 +166,7 @@ func (s *Shard) post(t task) {
 	s.mbMu.Unlock()
 	if s.scheduled.CompareAndSwap(false, true) {
 		ex := s.exec.Load()
-		if ex == nil || (*ex).Execute(s.drain) != nil {
+		if ex == nil || (*ex).Execute(s.drainFn) != nil {
 			// The executor stopped: nothing will run these tasks. Drop
 			// them so that their payloads can be collected.
 			s.mbMu.Lock()

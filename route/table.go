@@ -62,6 +62,20 @@ func (t *table[E]) get(m proto.Match, uri string) (E, bool) {
 	return e, ok
 }
 
+// getBytes is get for a URI in a byte slice: the exact and prefix
+// lookups copy nothing.
+func (t *table[E]) getBytes(m proto.Match, uri []byte) (E, bool) {
+	switch m {
+	case proto.MatchPrefix:
+		e, ok := t.prefix[string(uri)]
+		return e, ok
+	case proto.MatchWildcard:
+		return t.get(m, string(uri))
+	}
+	e, ok := t.exact[string(uri)]
+	return e, ok
+}
+
 // put adds an entry; the caller has checked that (match, uri) is free.
 func (t *table[E]) put(m proto.Match, uri string, e E) {
 	t.n++
