@@ -381,10 +381,12 @@ func (s *sess) publish(pr *pubReq) *syncReply {
 	if pr.kwargs != nil {
 		m.Kwargs = proto.Raw{Ser: proto.JSON, B: pr.kwargs}
 	}
-	return s.request(m, nil)
+	return s.request(m, nil, true)
 }
 
-// runSync posts f to the session's shard and waits for its reply.
+// runSync posts f to the session's shard and waits for its reply, and for
+// a pending reply's answer (syncReply), for at most Server.syncWait in
+// all.
 func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply {
 	ch := make(chan *syncReply, 1)
 	if err := s.q.post(func() { ch <- f() }); err != nil {
@@ -392,10 +394,20 @@ func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply {
 	}
 	t := time.NewTimer(g.syncWait)
 	defer t.Stop()
+	late := &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the router did not answer in time"}
 	select {
 	case r := <-ch:
-		return r
+		if r.wait == nil { // answered (wait is set before r is sent and never changes)
+			return r
+		}
+		select {
+		case <-r.wait:
+			return r
+		case <-t.C:
+			s.q.post(func() { s.forget(r) })
+			return late
+		}
 	case <-t.C:
-		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the router did not answer in time"}
+		return late
 	}
 }

@@ -378,7 +378,7 @@ func (s *sess) register(uri string, match proto.Match, invoke string) *syncReply
 	if invoke != "" && invoke != "single" {
 		m.Opt.SetString(proto.KeyInvoke, invoke)
 	}
-	return s.request(m, nil)
+	return s.request(m, nil, true)
 }
 
 // unregister sends UNREGISTER for the registration id. Owned by shard.
@@ -391,7 +391,7 @@ func (s *sess) unregister(id uint64) *syncReply {
 	m.Type = proto.CodeUnregister
 	m.Request = s.nextReq()
 	m.ID = id
-	return s.request(m, nil)
+	return s.request(m, nil, true)
 }
 
 // invoked handles an INVOCATION. Owned by shard: it never blocks; the

@@ -105,10 +105,11 @@ type sess struct {
 	calls    map[uint64]*call
 	subs     map[uint64]*subEntry
 	invs     map[uint64]*invocation
-	sync     *syncReply  // the synchronous request being handled, if any
-	retainTo sink        // the sink that asked for retained events during its SUBSCRIBE
-	frame    *eventFrame // the last EVENT rendered, for the publication's other subscriptions (keepFrame)
-	closed   bool        // the router ended the session (or we did)
+	sync     *syncReply            // the synchronous request being handled, if any
+	pending  map[uint64]*syncReply // requests the router answers later, by request id (syncReply)
+	retainTo sink                  // the sink that asked for retained events during its SUBSCRIBE
+	frame    *eventFrame           // the last EVENT rendered, for the publication's other subscriptions (keepFrame)
+	closed   bool                  // the router ended the session (or we did)
 	onInv    func(*sess, *proto.Message)
 	onClose  func(*sess, string)
 	onRevoke func(*sess, string) // a router-initiated UNREGISTERED or UNSUBSCRIBED, with its reason (HTTP callees, webhooks)
@@ -249,6 +250,13 @@ func (s *sess) end(why string) {
 		delete(s.invs, id)
 		inv.interrupt()
 	}
+	for req, r := range s.pending {
+		delete(s.pending, req)
+		if !r.abandoned {
+			r.done, r.typ, r.err, r.detail = true, proto.CodeError, proto.URIUnavailable, "the gateway's WAMP session closed: "+why
+			close(r.wait)
+		}
+	}
 	if s.onClose != nil {
 		s.onClose(s, why)
 	}
@@ -268,9 +276,13 @@ func (s *sess) leave() {
 	s.q.shard.ReceiveMessage(s.rs, &s.out)
 }
 
-// syncReply collects the router's answer to a request it answers before
-// ReceiveMessage returns (SUBSCRIBE, UNSUBSCRIBE, PUBLISH with
-// acknowledge, REGISTER): SUBSCRIBED and friends, or ERROR.
+// syncReply collects the router's answer to a request (SUBSCRIBE,
+// UNSUBSCRIBE, PUBLISH with acknowledge, REGISTER, UNREGISTER): SUBSCRIBED
+// and friends, or ERROR. The router answers most before ReceiveMessage
+// returns. Some it answers later: a single registration on a mesh once its
+// mesh-wide claim is settled, a get_retained SUBSCRIBE of a pattern that
+// waits for the session's walk budget. Such a request is pending (wait is
+// set): runSync waits for its answer.
 type syncReply struct {
 	req    uint64
 	done   bool
@@ -281,40 +293,108 @@ type syncReply struct {
 	args   []byte
 	kwargs []byte
 	onOK   func(id uint64) // run inside Send on success (e.g. attach a stream before retained events)
+	// wait, when set, is closed once a pending request is answered (or
+	// the session closed). Set before request returns; never changed.
+	wait chan struct{}
+	// abandoned: nobody waits for this pending request's answer; a late
+	// SUBSCRIBED is undone. Owned by shard.
+	abandoned bool
 }
 
-func (s *sess) syncDone(m *proto.Message) {
-	r := s.sync
-	if r == nil || r.req != m.Request || r.done {
-		return
-	}
+// maxPendingSync bounds a session's pending requests (syncReply): past it
+// a request the router does not answer at once fails at once, and what
+// its late answer makes stays (route bounds the requests a session has
+// waiting: maxWalkWait, the claims in flight).
+const maxPendingSync = 2048
+
+// finish fills r from the router's answer m and wakes its waiter. Owned
+// by shard.
+func (r *syncReply) finish(m *proto.Message) {
 	r.done, r.typ, r.id = true, m.Type, m.ID
 	if m.Type == proto.CodeError {
 		r.err = string(m.URI)
 		r.args = cloneRaw(m.Args)
 		r.kwargs = cloneRaw(m.Kwargs)
+	} else if r.onOK != nil {
+		r.onOK(m.ID)
+	}
+	if r.wait != nil {
+		close(r.wait)
+	}
+}
+
+func (s *sess) syncDone(m *proto.Message) {
+	if r := s.sync; r != nil && r.req == m.Request && !r.done {
+		r.finish(m)
 		return
 	}
-	if r.onOK != nil {
-		r.onOK(m.ID)
+	r := s.pending[m.Request]
+	if r == nil {
+		return
+	}
+	delete(s.pending, m.Request)
+	if !r.abandoned {
+		r.finish(m)
+		return
+	}
+	// Nobody waits: a subscription made for a stream that already failed
+	// goes again, unless the session uses it for another stream by then.
+	// After this Send returns (never re-enter the router from Send).
+	if m.Type == proto.CodeSubscribed {
+		id := m.ID
+		s.q.post(func() {
+			if s.subs[id] != nil || s.closed {
+				return
+			}
+			s.out.Reset()
+			s.out.Type = proto.CodeUnsubscribe
+			s.out.Request = s.nextReq()
+			s.out.ID = id
+			s.request(&s.out, nil, false)
+		})
 	}
 }
 
 // request runs build+ReceiveMessage on the shard and returns the router's
-// synchronous answer. Owned by shard.
-func (s *sess) request(m *proto.Message, onOK func(uint64)) *syncReply {
+// answer. When the router answers later, the reply is pending: with later,
+// runSync waits for it; without, it fails now ("the router did not
+// answer") and what its late answer made is undone (syncDone). Owned by
+// shard.
+func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncReply {
 	r := &syncReply{req: m.Request, onOK: onOK}
 	s.sync = r
 	s.q.shard.ReceiveMessage(s.rs, m)
 	s.sync = nil
-	if !r.done {
-		r.done, r.typ, r.err = true, proto.CodeError, proto.URIUnavailable
-		r.detail = "the router did not answer"
-		if s.closed {
-			r.detail = "the gateway's WAMP session closed"
+	if r.done {
+		return r
+	}
+	if !s.closed && len(s.pending) < maxPendingSync {
+		if s.pending == nil {
+			s.pending = map[uint64]*syncReply{}
 		}
+		if later {
+			r.wait = make(chan struct{})
+			s.pending[r.req] = r
+			return r
+		}
+		// Its answer is for nobody: undone when it comes.
+		s.pending[r.req] = &syncReply{req: r.req, abandoned: true}
+	}
+	r.done, r.typ, r.err = true, proto.CodeError, proto.URIUnavailable
+	r.detail = "the router did not answer"
+	if s.closed {
+		r.detail = "the gateway's WAMP session closed"
 	}
 	return r
+}
+
+// forget gives up a pending request whose waiter stopped waiting: its
+// answer, if it comes, is undone as for a request that did not wait.
+// Owned by shard.
+func (s *sess) forget(r *syncReply) {
+	if s.pending[r.req] == r {
+		s.pending[r.req] = &syncReply{req: r.req, abandoned: true}
+	}
 }
 
 func cloneRaw(r proto.Raw) []byte {

@@ -239,7 +239,7 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (
 			s.subs[id] = e
 		}
 		e.sinks = append(e.sinks, k)
-	})
+	}, false)
 	s.retainTo = nil
 	return r, subID
 }
@@ -266,7 +266,7 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 	m.Type = proto.CodeUnsubscribe
 	m.Request = s.nextReq()
 	m.ID = id
-	s.request(m, nil)
+	s.request(m, nil, false)
 }
 
 // sseBudget bounds the bytes queued to all SSE clients

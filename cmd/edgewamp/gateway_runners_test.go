@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +187,111 @@ func TestGatewayCalleesWebhooksReloadedOnSIGHUP(t *testing.T) {
 	if l := g.logs(); !strings.Contains(l, "routes, callees and webhooks") {
 		t.Fatalf("the reload's log line does not say that callees and webhooks apply:\n%s", l)
 	}
+}
+
+// TestMeshGatewaySingleCalleeReloaded: on a mesh, a gateway callee's
+// `single` registration is exclusive mesh-wide (a session on another node
+// cannot register the procedure), and a SIGHUP that changes the callee
+// (its URL) hands the registration to its replacement without a refusal:
+// the old runner's release and the new one's claim go through the node's
+// one claim worker in that order, and a claim this node holds is its own.
+// Callers on the other node see the new URL's answers within a few
+// seconds; in between a call gets a result or no_such_procedure, nothing
+// else.
+func TestMeshGatewaySingleCalleeReloaded(t *testing.T) {
+	t.Parallel()
+	upstream := func(answer string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`"` + answer + `"`))
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	u1, u2 := upstream("u1"), upstream("u2")
+	yml := func(url string) string {
+		return "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  callees:\n" +
+			`    - {name: only, realm: realm1, procedure: com.example.only, invoke: single, url: "` + url + "\"}\n"
+	}
+	file := writeFile(t, "mesh-callee.yaml", yml(u1.URL))
+	procs := processCluster(t, func(i int) []string {
+		if i == 0 {
+			return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
+		}
+		return []string{"-gateway-listen", "off"}
+	}, "ga", "gb")
+	a, b := procs[0], procs[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{URL: b.ws(), Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	answer := func() (string, error) {
+		res, err := c.Call(ctx, "com.example.only", nil, nil, nil)
+		if err != nil {
+			return "", err
+		}
+		s, _ := res.Args[0].(string)
+		return s, nil
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ga:\n%s", a.logs())
+		}
+	})
+	if res, _ := callWhenKnown(t, c, "com.example.only", nil); fmt.Sprint(res.Args) != "[u1]" {
+		t.Fatalf("the callee on ga answered %v, want [u1]", res.Args)
+	}
+	mustBeRefused := func(when string) {
+		t.Helper()
+		reg, err := c.Register(ctx, "com.example.only", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{"gb"}}, nil
+		}, nil)
+		if wampURI(err) != proto.URIProcedureAlreadyExists {
+			if err == nil {
+				c.Unregister(ctx, reg)
+			}
+			t.Fatalf("%s: a session on gb registered the procedure ga's gateway holds as single: %v", when, err)
+		}
+	}
+	mustBeRefused("before the reload")
+
+	if err := os.WriteFile(file, []byte(yml(u2.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	a.waitLog(`callees_changed="1: only"`, 1)
+	start := time.Now()
+	var others []string
+	for {
+		got, err := answer()
+		switch {
+		case err == nil && got == "u2":
+		case err == nil && got == "u1", wampURI(err) == proto.URINoSuchProcedure:
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("no answer from the new URL 10 s after the reload (last: %q %v)\n%s", got, err, a.logs())
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		default:
+			others = append(others, fmt.Sprintf("%q %v", got, err))
+			if len(others) > 5 {
+				t.Fatalf("calls during the reload failed otherwise than no_such_procedure: %v", others)
+			}
+			continue
+		}
+		break
+	}
+	t.Logf("the new URL answered %v after the reload's log line", time.Since(start).Round(time.Millisecond))
+	if len(others) > 0 {
+		t.Fatalf("calls during the reload failed otherwise than no_such_procedure: %v", others)
+	}
+	if l := a.logs(); strings.Contains(l, "HTTP callee cannot register") {
+		t.Fatalf("the changed callee was refused on its own node:\n%s", l)
+	}
+	mustBeRefused("after the reload")
 }
