@@ -252,10 +252,8 @@ func (s *sess) end(why string) {
 	}
 	for req, r := range s.pending {
 		delete(s.pending, req)
-		if !r.abandoned {
-			r.done, r.typ, r.err, r.detail = true, proto.CodeError, proto.URIUnavailable, "the gateway's WAMP session closed: "+why
-			close(r.wait)
-		}
+		r.done, r.typ, r.err, r.detail = true, proto.CodeError, proto.URIUnavailable, "the gateway's WAMP session closed: "+why
+		close(r.wait)
 	}
 	if s.onClose != nil {
 		s.onClose(s, why)
@@ -279,10 +277,9 @@ func (s *sess) leave() {
 // syncReply collects the router's answer to a request (SUBSCRIBE,
 // UNSUBSCRIBE, PUBLISH with acknowledge, REGISTER, UNREGISTER): SUBSCRIBED
 // and friends, or ERROR. The router answers most before ReceiveMessage
-// returns. Some it answers later: a single registration on a mesh once its
-// mesh-wide claim is settled, a get_retained SUBSCRIBE of a pattern that
-// waits for the session's walk budget. Such a request is pending (wait is
-// set): runSync waits for its answer.
+// returns. It answers a single registration on a mesh later, once its
+// mesh-wide claim is settled: such a request is pending (wait is set), and
+// runSync waits for its answer.
 type syncReply struct {
 	req    uint64
 	done   bool
@@ -296,16 +293,13 @@ type syncReply struct {
 	// wait, when set, is closed once a pending request is answered (or
 	// the session closed). Set before request returns; never changed.
 	wait chan struct{}
-	// abandoned: nobody waits for this pending request's answer; a late
-	// SUBSCRIBED is undone. Owned by shard.
-	abandoned bool
 }
 
 // maxPendingSync bounds a session's pending requests (syncReply): past it
-// a request the router does not answer at once fails at once, and what
-// its late answer makes stays (route bounds the requests a session has
-// waiting: maxWalkWait, the claims in flight).
-const maxPendingSync = 2048
+// a request the router does not answer at once fails at once. (A callee's
+// session makes one request at a time; route bounds a session's claims in
+// flight anyway.)
+const maxPendingSync = 256
 
 // finish fills r from the router's answer m and wakes its waiter. Owned
 // by shard.
@@ -328,37 +322,16 @@ func (s *sess) syncDone(m *proto.Message) {
 		r.finish(m)
 		return
 	}
-	r := s.pending[m.Request]
-	if r == nil {
-		return
-	}
-	delete(s.pending, m.Request)
-	if !r.abandoned {
+	if r := s.pending[m.Request]; r != nil {
+		delete(s.pending, m.Request)
 		r.finish(m)
-		return
-	}
-	// Nobody waits: a subscription made for a stream that already failed
-	// goes again, unless the session uses it for another stream by then.
-	// After this Send returns (never re-enter the router from Send).
-	if m.Type == proto.CodeSubscribed {
-		id := m.ID
-		s.q.post(func() {
-			if s.subs[id] != nil || s.closed {
-				return
-			}
-			s.out.Reset()
-			s.out.Type = proto.CodeUnsubscribe
-			s.out.Request = s.nextReq()
-			s.out.ID = id
-			s.request(&s.out, nil, false)
-		})
 	}
 }
 
 // request runs build+ReceiveMessage on the shard and returns the router's
-// answer. When the router answers later, the reply is pending: with later,
-// runSync waits for it; without, it fails now ("the router did not
-// answer") and what its late answer made is undone (syncDone). Owned by
+// answer. When the router answers later, with later the reply is pending
+// and runSync waits for it; without, it fails now ("the router did not
+// answer": a SUBSCRIBE, whose answer the router gives at once). Owned by
 // shard.
 func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncReply {
 	r := &syncReply{req: m.Request, onOK: onOK}
@@ -368,17 +341,13 @@ func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncRep
 	if r.done {
 		return r
 	}
-	if !s.closed && len(s.pending) < maxPendingSync {
+	if later && !s.closed && len(s.pending) < maxPendingSync {
 		if s.pending == nil {
 			s.pending = map[uint64]*syncReply{}
 		}
-		if later {
-			r.wait = make(chan struct{})
-			s.pending[r.req] = r
-			return r
-		}
-		// Its answer is for nobody: undone when it comes.
-		s.pending[r.req] = &syncReply{req: r.req, abandoned: true}
+		r.wait = make(chan struct{})
+		s.pending[r.req] = r
+		return r
 	}
 	r.done, r.typ, r.err = true, proto.CodeError, proto.URIUnavailable
 	r.detail = "the router did not answer"
@@ -388,12 +357,11 @@ func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncRep
 	return r
 }
 
-// forget gives up a pending request whose waiter stopped waiting: its
-// answer, if it comes, is undone as for a request that did not wait.
-// Owned by shard.
+// forget gives up a pending request whose waiter stopped waiting. Owned
+// by shard.
 func (s *sess) forget(r *syncReply) {
 	if s.pending[r.req] == r {
-		s.pending[r.req] = &syncReply{req: r.req, abandoned: true}
+		delete(s.pending, r.req)
 	}
 }
 
