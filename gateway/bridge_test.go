@@ -462,3 +462,57 @@ func TestSSEStreamEndsWhenSubscriptionRemoved(t *testing.T) {
 	expectEnded(t, sse, "the stream whose subscription the router took away",
 		ending{502, "wamp.error.removed_by_test", "the router took the subscription away (wamp.error.removed_by_test)"})
 }
+
+// An event stream of a pattern with retained=true gets its retained events
+// also when the router sends them after SUBSCRIBED: a get_retained pattern
+// scans every retained topic of the realm, and past the pooled session's
+// walk budget (route/walkbudget.go) the scan waits for the budget to
+// refill. The gateway handed retained events only to the stream whose
+// SUBSCRIBE was running, so those that came later went nowhere and the
+// stream never got its replay. (On a mesh they always come later, after
+// the other nodes answer: cmd's TestMeshGatewayRetainedReplay.)
+func TestEventStreamRetainedAfterWalkBudget(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.SessionsPerIdentity = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub := e.dial("realm1", proto.MsgPack)
+	// 20,000 retained topics: the budget's burst (65,536 entries) is three
+	// scans, and it refills one every 38 ms.
+	const topics = 20000
+	for i := range topics {
+		o := &client.PublishOptions{Retain: true, Acknowledge: i == topics-1}
+		if err := pub.Publish(ctx, fmt.Sprintf("com.r.t%d", i), []any{i}, nil, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Eight streams, each of a prefix that matches one topic (t10000 to
+	// t10007), opened one after the other on the pooled session; and one
+	// stream of a matching prefix without retained=true, which must get no
+	// replay.
+	_, plain := e.stream(ctx, "GET", "/wamp/realm1/events/com.r.t1000?match=prefix", "")
+	var streams []*sseReader
+	for k := range 8 {
+		resp, rd := e.stream(ctx, "GET", fmt.Sprintf("/wamp/realm1/events/com.r.t1000%d?match=prefix&retained=true", k), "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %s", k, resp.Status)
+		}
+		streams = append(streams, rd)
+	}
+	for k, rd := range streams {
+		ev := nextEvent(t, rd, "", fmt.Sprint("stream ", k))
+		if want := fmt.Sprintf(`"topic":"com.r.t1000%d"`, k); !strings.Contains(ev.data, want) || !strings.Contains(ev.data, `"retained":true`) {
+			t.Fatalf("stream %d got %s, want its retained event (%s)", k, ev.data, want)
+		}
+	}
+	// A live event now: every stream's next event is it, so none got a
+	// second replay, and the plain stream's first event is it too.
+	if err := pub.Publish(ctx, "com.r.t10003", []any{"live"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, plain, "", "the stream without retained=true"); !strings.Contains(ev.data, `"live"`) {
+		t.Fatalf("the stream without retained=true got %s first, want the live event", ev.data)
+	}
+	if ev := nextEvent(t, streams[3], "", "stream 3"); !strings.Contains(ev.data, `"live"`) {
+		t.Fatalf("stream 3 got %s after its replay, want the live event", ev.data)
+	}
+}

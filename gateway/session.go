@@ -107,7 +107,6 @@ type sess struct {
 	invs     map[uint64]*invocation
 	sync     *syncReply            // the synchronous request being handled, if any
 	pending  map[uint64]*syncReply // requests the router answers later, by request id (syncReply)
-	retainTo sink                  // the sink that asked for retained events during its SUBSCRIBE
 	frame    *eventFrame           // the last EVENT rendered, for the publication's other subscriptions (keepFrame)
 	closed   bool                  // the router ended the session (or we did)
 	onInv    func(*sess, *proto.Message)
@@ -136,6 +135,9 @@ func (s *sess) nextReq() uint64 {
 	}
 	return s.req
 }
+
+// The gateway's sessions are told where a SUBSCRIBE's retained events end.
+var _ route.RetainedPeer = (*sess)(nil)
 
 // Send implements route.Peer: the router's messages to this session. It
 // runs on the shard's goroutine, never blocks, and copies what it keeps.

@@ -56,6 +56,12 @@ type sink interface {
 type subEntry struct {
 	uri   string
 	sinks []sink
+	// awaiting are the sinks whose get_retained SUBSCRIBE's retained
+	// events have not all come, oldest first: the router sends each
+	// SUBSCRIBE's, in order, possibly after SUBSCRIBED (a walk budget, a
+	// mesh's gather), and says where they end (RetainedSent). Retained
+	// events go to the first only.
+	awaiting []sink
 }
 
 // buildEvent renders an EVENT. Owned by shard (m is the decoded message).
@@ -139,10 +145,10 @@ func (s *sess) event(m *proto.Message) {
 		s.keepFrame(f)
 	}
 	if f.retained {
-		// Retained events are replayed to a new subscriber during its
+		// Retained events are replayed to a new subscriber after its
 		// SUBSCRIBE: only the sink that asked gets them.
-		if s.retainTo != nil {
-			s.retainTo.push(f)
+		if len(e.awaiting) > 0 && e.awaiting[0] != nil {
+			e.awaiting[0].push(f)
 		}
 		return
 	}
@@ -209,6 +215,16 @@ func revocationOf(m *proto.Message) (id uint64, reason string) {
 	return uint64(n), reason
 }
 
+// RetainedSent implements route.RetainedPeer: the retained events of the
+// oldest get_retained SUBSCRIBE of subscription id have all come. Owned by
+// shard.
+func (s *sess) RetainedSent(id uint64) {
+	if e := s.subs[id]; e != nil && len(e.awaiting) > 0 {
+		e.awaiting[0] = nil
+		e.awaiting = e.awaiting[1:]
+	}
+}
+
 // subscribe attaches k to a subscription of uri (sharing the session's
 // existing one) and returns the router's answer. Owned by shard.
 func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (*syncReply, uint64) {
@@ -225,7 +241,6 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (
 	}
 	if retained {
 		m.Opt.SetBool(proto.KeyGetRetained, true)
-		s.retainTo = k
 	}
 	var subID uint64
 	r := s.request(m, func(id uint64) {
@@ -239,8 +254,10 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (
 			s.subs[id] = e
 		}
 		e.sinks = append(e.sinks, k)
+		if retained {
+			e.awaiting = append(e.awaiting, k)
+		}
 	}, false)
-	s.retainTo = nil
 	return r, subID
 }
 
@@ -254,6 +271,12 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 	for i, x := range e.sinks {
 		if x == k {
 			e.sinks = append(e.sinks[:i], e.sinks[i+1:]...)
+			break
+		}
+	}
+	for i, x := range e.awaiting {
+		if x == k {
+			e.awaiting[i] = nil // its retained events are still to come: dropped
 			break
 		}
 	}

@@ -62,6 +62,18 @@ type Peer interface {
 	Transport() TransportInfo
 }
 
+// RetainedPeer is a Peer told when the retained events of one get_retained
+// SUBSCRIBE have all been sent (or none matched). The router may send them
+// after it returns from the SUBSCRIBE: when the session's walk budget
+// allows (walkbudget.go), or once the other nodes of a mesh have answered
+// (mesh_meta.go). An in-process peer that hands a SUBSCRIBE's retained
+// events to whoever asked (the HTTP gateway's streams) learns here where
+// they end. Called on the session's shard, after the last of them.
+type RetainedPeer interface {
+	Peer
+	RetainedSent(subID uint64)
+}
+
 // TransportInfo describes a session's transport.
 type TransportInfo struct {
 	Type       string // "websocket", "rawsocket", "internal"

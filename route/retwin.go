@@ -152,6 +152,9 @@ func (s *Shard) takeHeld(ss *Session, w *retWin) []*publication {
 // deliverRetained sends sub's retained events pubs to ss, then the live
 // events its window held, but those the retained events supersede.
 func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publication) {
+	if rp, ok := ss.peer.(RetainedPeer); ok {
+		defer rp.RetainedSent(sub.id)
+	}
 	w := ss.winOf(sub)
 	if w != nil && w.state == winSkip {
 		for _, p := range pubs {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -294,4 +295,66 @@ func TestMeshGatewaySingleCalleeReloaded(t *testing.T) {
 		t.Fatalf("the changed callee was refused on its own node:\n%s", l)
 	}
 	mustBeRefused("after the reload")
+}
+
+// TestMeshGatewayRetainedReplay: an event stream with retained=true on one
+// node's gateway replays the event retained by a publication on another
+// node. On a mesh the router sends a get_retained SUBSCRIBE's retained
+// events after SUBSCRIBED, once the other nodes have answered, and the
+// gateway dropped every retained event that came after the SUBSCRIBE: the
+// stream got no replay at all, even of an event published on its own node.
+func TestMeshGatewayRetainedReplay(t *testing.T) {
+	t.Parallel()
+	procs := processCluster(t, func(i int) []string {
+		if i == 0 {
+			return []string{"-gateway-listen", "127.0.0.1:0"}
+		}
+		return []string{"-gateway-listen", "off"}
+	}, "ra", "rb")
+	a, b := procs[0], procs[1]
+	ga := meshGateway(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pubB, err := client.Dial(ctx, client.Config{URL: b.ws(), Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pubB.Close() })
+	pubA, err := client.Dial(ctx, client.Config{URL: a.ws(), Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pubA.Close() })
+	retain := &client.PublishOptions{Retain: true, Acknowledge: true}
+	if err := pubB.Publish(ctx, "com.example.state.b", []any{"from rb"}, nil, retain); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubA.Publish(ctx, "com.example.state.a", []any{"from ra"}, nil, retain); err != nil {
+		t.Fatal(err)
+	}
+	open := func(path string) *bufio.Reader {
+		req, err := http.NewRequestWithContext(ctx, "GET", ga.base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return openSSE(t, req, false)
+	}
+	// The exact topic published on rb.
+	br := open("/wamp/realm1/events/com.example.state.b?retained=true")
+	if got := sseUntil(t, br, "data:", "the stream of com.example.state.b"); !strings.Contains(got, `"from rb"`) || !strings.Contains(got, `"retained":true`) {
+		t.Fatalf("the stream of com.example.state.b began with %q, want the event retained on rb", got)
+	}
+	// A prefix: both nodes' retained events, once each.
+	br = open("/wamp/realm1/events/com.example.state.?match=prefix&retained=true")
+	got := sseUntil(t, br, "data:", "the prefix stream") + sseUntil(t, br, "data:", "the prefix stream")
+	if !strings.Contains(got, `"from rb"`) || !strings.Contains(got, `"from ra"`) {
+		t.Fatalf("the prefix stream began with %q, want the events retained on ra and rb", got)
+	}
+	// Then live events only.
+	if err := pubB.Publish(ctx, "com.example.state.b", []any{"live"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sseUntil(t, br, "data:", "the prefix stream"); !strings.Contains(got, `"live"`) {
+		t.Fatalf("the prefix stream's next event is %q, want the live one", got)
+	}
 }
