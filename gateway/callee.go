@@ -60,6 +60,7 @@ type calleeRunner struct {
 	started  bool // guarded by Server.runMu
 
 	registered atomic.Bool // its registration is in place (edgewamp_gateway_callee_registered)
+	standby    atomic.Bool // another session holds its single registration (edgewamp_gateway_callee_standby)
 }
 
 // invocation is an INVOCATION being served. Owned by shard, except cancel.
@@ -90,6 +91,10 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 	constMetric(e, "edgewamp_gateway_callee_revoked_total", "HTTP callees' registrations the router removed (remove_callee, a reload's revocation); each stays unregistered until the next configuration reload.",
 		counterType, float64(m.revoked.Load()), "callee", name)
 }
+
+// standbyRetry is how often a callee standing by (another session holds
+// the procedure's single registration) tries to register again.
+const standbyRetry = time.Second
 
 // checkCallees checks cs as New and Prepare do, and returns them with
 // their defaults applied and their names given (the errors name
@@ -286,6 +291,7 @@ func (c *calleeRunner) run() {
 	defer c.g.bg.Done()
 	defer c.markGone()
 	backoff := 500 * time.Millisecond
+	standby := false // standing by since the last refusal with procedure_already_exists
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
 		select {
@@ -300,12 +306,50 @@ func (c *calleeRunner) run() {
 		s, p := c.g.pool.openPinned(id, c.shard, c.invoked, func(*sess, string) { close(closed) }, c.g.revokeNotice(revoked))
 		if p == nil {
 			match, _ := parseMatchName(c.cfg.Match)
-			r := c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
+			register := func() *syncReply {
+				return c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
+			}
+			r := register()
+			// Standing by: another session holds the procedure's single
+			// registration (a client, or another node of a mesh that runs
+			// the same configuration). Try again on this session every
+			// standbyRetry, so that the callee takes over within about a
+			// second of the holder's leaving (a dead node's: once the mesh
+			// has dropped it), without a join and a leave per try.
+			for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
+				if !standby {
+					standby = true
+					c.standby.Store(true)
+					c.g.log.Warn("gateway: HTTP callee standing by: another session holds the procedure's single registration (a client, or another node of the mesh); trying again every second",
+						"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm)
+				}
+				t := time.NewTimer(standbyRetry)
+				select {
+				case <-c.stopCh:
+					t.Stop()
+					s.q.post(s.leave)
+					return
+				case <-closed:
+					t.Stop()
+					r = &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the callee's session closed while it stood by"}
+				case <-t.C:
+					r = register()
+				}
+			}
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)
 				failed = r.err
+				if standby {
+					standby = false
+					c.standby.Store(false)
+				}
 				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r), "retry", retryWhen(r.err, backoff))
 			} else {
+				if standby {
+					standby = false
+					c.standby.Store(false)
+					c.g.log.Info("gateway: HTTP callee took over the procedure's registration after standing by", "callee", c.name, "procedure", c.cfg.Procedure)
+				}
 				c.g.log.Info("gateway: HTTP callee registered", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))
 				c.registered.Store(true)
 				backoff = 500 * time.Millisecond

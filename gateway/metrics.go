@@ -687,7 +687,7 @@ func (m *metrics) collectGateway(e *expo) {
 		constMetric(e, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
 	}
 	m.authMu.Unlock()
-	var subscribed, registered int
+	var subscribed, registered, standby int
 	rs := m.g.runners.Load()
 	for _, wr := range rs.webhooks {
 		if wr.subscribed.Load() {
@@ -698,9 +698,13 @@ func (m *metrics) collectGateway(e *expo) {
 		if c.registered.Load() {
 			registered++
 		}
+		if c.standby.Load() {
+			standby++
+		}
 	}
 	constMetric(e, "edgewamp_gateway_webhook_subscribed", "Webhooks whose subscription is in place now (of those configured).", G, float64(subscribed))
 	constMetric(e, "edgewamp_gateway_callee_registered", "HTTP callees whose registration is in place now (of those configured).", G, float64(registered))
+	constMetric(e, "edgewamp_gateway_callee_standby", "HTTP callees standing by: another session (a client, another node of the mesh) holds the procedure's single registration.", G, float64(standby))
 	m.webhooks.Range(func(k, v any) bool {
 		v.(*webhookMetrics).collect(e, k.(string))
 		return true

@@ -405,3 +405,62 @@ func TestRefusedCalleeAndWebhookWaitForReload(t *testing.T) {
 		return metricValue(t, e, "edgewamp_gateway_callee_registered") == "1" && metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
 	})
 }
+
+// TestHTTPCalleeStandsBy: an HTTP callee whose single registration another
+// session holds (a client here; on a mesh, the same callee on another node
+// that runs the same configuration) stands by: it logs that once, counts in
+// edgewamp_gateway_callee_standby, tries again every second on the same
+// session (no join and leave per try), and takes over within about a
+// second of the holder's leaving. Before, each try logged an error and
+// opened a new session, and the tries backed off to 30 s: after the holder
+// had kept the procedure for 8 s the callee took it 4 to 8 s after it was
+// free.
+func TestHTTPCalleeStandsBy(t *testing.T) {
+	var logs lockedBuf
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := e.dial("realm1", proto.JSON)
+	var joins atomic.Int64
+	if _, err := admin.Subscribe(ctx, "wamp.session.on_join", func(*client.Event) { joins.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	holder := e.dial("realm1", proto.JSON)
+	e.register(holder, "com.weather", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"holder"}}, nil
+	})
+	reloadRunners(t, e, []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL}}, nil)
+	waitFor(t, "the standby gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_callee_standby") == "1" })
+	joined := joins.Load() // the callee's session, once
+	time.Sleep(8 * time.Second)
+	if n := strings.Count(logs.String(), "HTTP callee standing by"); n != 1 {
+		t.Fatalf("%d standby lines in 8 s, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "HTTP callee cannot register") {
+		t.Fatalf("standing by logged errors:\n%s", logs.String())
+	}
+	if n := joins.Load() - joined; n != 0 {
+		t.Fatalf("%d sessions joined while the callee stood by, want none (it tries on its session)", n)
+	}
+	if v := metricValue(t, e, "edgewamp_gateway_callee_registered"); v != "0" {
+		t.Fatalf("edgewamp_gateway_callee_registered = %q while standing by", v)
+	}
+	left := time.Now()
+	holder.Close()
+	waitWithin(t, 2500*time.Millisecond, "the callee taking over", func() bool {
+		res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
+		if err != nil {
+			return false
+		}
+		m, _ := res.Args[0].(map[string]any)
+		return m["city"] == "Sion"
+	})
+	t.Logf("took over %v after the holder left", time.Since(left).Round(time.Millisecond))
+	if v := metricValue(t, e, "edgewamp_gateway_callee_standby"); v != "0" {
+		t.Fatalf("edgewamp_gateway_callee_standby = %q after taking over", v)
+	}
+	if !strings.Contains(logs.String(), "HTTP callee took over the procedure's registration after standing by") {
+		t.Fatalf("no line for the take-over:\n%s", logs.String())
+	}
+}
