@@ -429,3 +429,191 @@ func TestMeshGatewayCalleeFailover(t *testing.T) {
 		t.Fatalf("the standby took %v to take over, want within 10 s", took)
 	}
 }
+
+// TestMeshGatewayBridge: the HTTP bridge of one node reaches the peers of
+// another: a call to a callee on rb (plain, progressive as SSE, timed out,
+// and abandoned by its HTTP client, which interrupts the callee), a
+// publication from HTTP to a subscriber on rb, and an event stream on
+// ra's gateway of events published on rb.
+func TestMeshGatewayBridge(t *testing.T) {
+	t.Parallel()
+	procs := processCluster(t, func(i int) []string {
+		if i == 0 {
+			return []string{"-gateway-listen", "127.0.0.1:0"}
+		}
+		return []string{"-gateway-listen", "off"}
+	}, "ba", "bb")
+	ga := meshGateway(t, procs[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	peer, err := client.Dial(ctx, client.Config{URL: procs[1].ws(), Realm: "realm1", Serializer: proto.CBOR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	interrupted := make(chan struct{}, 4)
+	if _, err := peer.Register(ctx, "com.example.add", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{toI64(inv.Args[0]) + toI64(inv.Args[1])}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Register(ctx, "com.example.count", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := range 3 {
+			if err := inv.SendProgress([]any{i}, nil); err != nil {
+				return nil, err
+			}
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Register(ctx, "com.example.slow", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		<-ctx.Done()
+		if context.Cause(ctx) == client.ErrInterrupted {
+			interrupted <- struct{}{}
+		}
+		return nil, ctx.Err()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 16)
+	if _, err := peer.Subscribe(ctx, "com.example.in", func(ev *client.Event) { got <- fmt.Sprint(ev.Args) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The registrations reach ra.
+	meshEventually(t, 10*time.Second, func() error {
+		if resp, body := ga.do(t, "POST", "/wamp/realm1/call/com.example.add", `{"args":[2,3]}`); resp.StatusCode != 200 {
+			return fmt.Errorf("call: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+	if resp, body := ga.do(t, "POST", "/wamp/realm1/call/com.example.add", `{"args":[40,2]}`); resp.StatusCode != 200 || !strings.Contains(string(body), "42") {
+		t.Fatalf("call across nodes: %d %s", resp.StatusCode, body)
+	}
+	// Progressive results as SSE.
+	req, _ := http.NewRequestWithContext(ctx, "POST", ga.base+"/wamp/realm1/call/com.example.count", strings.NewReader(`{}`))
+	br := openSSE(t, req, true)
+	rest := sseUntil(t, br, "", "the streamed call")
+	if strings.Count(rest, "event: progress") != 2 || !strings.Contains(rest, `"done"`) {
+		t.Fatalf("the streamed call's rest: %q, want two more progress events and the result", rest)
+	}
+	// A timeout: 504 at the HTTP client, the callee interrupted.
+	resp, body := ga.do(t, "POST", "/wamp/realm1/call/com.example.slow", `{"options":{"timeout":300}}`)
+	if resp.StatusCode != 504 {
+		t.Fatalf("a call past its timeout: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case <-interrupted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the callee on bb was not interrupted when the call timed out")
+	}
+	// An HTTP client that goes away: the call is canceled at the callee.
+	hctx, hcancel := context.WithCancel(ctx)
+	req, _ = http.NewRequestWithContext(hctx, "POST", ga.base+"/wamp/realm1/call/com.example.slow", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		hcancel()
+	}()
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the abandoned call answered %s", resp.Status)
+	}
+	select {
+	case <-interrupted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the callee on bb was not interrupted when the HTTP client went away")
+	}
+	// A publication from HTTP reaches the subscriber on bb, in its CBOR.
+	if resp, body := ga.do(t, "POST", "/wamp/realm1/publish/com.example.in", `{"args":["hello",{"n":1}],"options":{"acknowledge":true}}`); resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case ev := <-got:
+		if ev != "[hello map[n:1]]" {
+			t.Fatalf("the subscriber on bb got %s", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publication from ra's gateway did not reach bb")
+	}
+	// An event stream on ra of events published on bb.
+	req, _ = http.NewRequestWithContext(ctx, "GET", ga.base+"/wamp/realm1/events/com.example.out", nil)
+	br = openSSE(t, req, false)
+	// Published until one arrives: bb learns of ra's interest shortly
+	// after the stream opens.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			peer.Publish(ctx, "com.example.out", []any{"from bb"}, nil, nil)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	if ev := sseUntil(t, br, "data:", "the event stream"); !strings.Contains(ev, `"from bb"`) {
+		t.Fatalf("the event stream got %q", ev)
+	}
+}
+
+// TestMeshWebhookOnEveryNode: a webhook in the configuration of two nodes
+// is delivered by each (README: each node's gateway runs its own
+// webhooks), with the same X-Edgewamp-Delivery, the publication id, which
+// is the same on every node: a receiver deduplicates on it.
+func TestMeshWebhookOnEveryNode(t *testing.T) {
+	t.Parallel()
+	type hit struct{ delivery, body string }
+	hits := make(chan hit, 16)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hits <- hit{r.Header.Get("X-Edgewamp-Delivery"), string(b)}
+	}))
+	t.Cleanup(target.Close)
+	file := writeFile(t, "webhook.yaml", "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  webhooks:\n"+
+		`    - {realm: realm1, topic: com.example.alert, url: "`+target.URL+"\"}\n")
+	procs := processCluster(t, func(i int) []string {
+		if i < 2 {
+			return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
+		}
+		return []string{"-gateway-listen", "off"}
+	}, "wa", "wb", "wc")
+	pub, err := client.Dial(t.Context(), client.Config{URL: procs[2].ws(), Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	// Published until both nodes' webhooks deliver one publication (wc
+	// learns of their interest shortly after they subscribe).
+	seen := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := pub.Publish(t.Context(), "com.example.alert", []any{"fire"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+		wait := time.After(300 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case h := <-hits:
+				if !strings.Contains(h.body, `"fire"`) || h.delivery == "" {
+					t.Fatalf("webhook POST %q with delivery %q", h.body, h.delivery)
+				}
+				if seen[h.delivery]++; seen[h.delivery] > 2 {
+					t.Fatalf("publication %s delivered %d times by two nodes", h.delivery, seen[h.delivery])
+				}
+			case <-wait:
+				break drain
+			}
+		}
+		for _, n := range seen {
+			if n == 2 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no publication delivered by both nodes' webhooks with one delivery id: %v", seen)
+		}
+	}
+}
