@@ -104,12 +104,7 @@ func (p *meshPair) round(req uint64, fresh bool) error {
 	if p.ma.n != n+1 {
 		return fmt.Errorf("call %d sent no call envelope to node B; the caller got %s", req, lastMsg(p.ser, p.rp))
 	}
-	if fresh {
-		p.rb.MeshDeliver(p.ma.self, append([]byte(nil), p.ma.sent...))
-	} else {
-		p.envA = append(p.envA[:0], p.ma.sent...)
-		p.rb.MeshDeliver(p.ma.self, p.envA)
-	}
+	p.rb.MeshDeliver(p.ma.self, handOver(&p.envA, p.ma.sent, fresh))
 	p.xb.run()
 	if err := p.dec.Decode(p.ser, p.cp.last, &p.m); err != nil || p.m.Type != proto.CodeInvocation {
 		return fmt.Errorf("call %d: the callee's last message is %s", req, lastMsg(p.ser, p.cp))
@@ -122,17 +117,22 @@ func (p *meshPair) round(req uint64, fresh bool) error {
 		return fmt.Errorf("call %d: the YIELD sent no result envelope to node A", req)
 	}
 	n = p.rp.n
-	if fresh {
-		p.ra.MeshDeliver(p.mb.self, append([]byte(nil), p.mb.sent...))
-	} else {
-		p.envB = append(p.envB[:0], p.mb.sent...)
-		p.ra.MeshDeliver(p.mb.self, p.envB)
-	}
+	p.ra.MeshDeliver(p.mb.self, handOver(&p.envB, p.mb.sent, fresh))
 	p.xa.run()
 	if p.rp.n != n+1 {
 		return fmt.Errorf("call %d got no RESULT; the caller got %s", req, lastMsg(p.ser, p.rp))
 	}
 	return nil
+}
+
+// handOver copies env for MeshDeliver: into a new buffer when fresh, else
+// into *buf.
+func handOver(buf *[]byte, env []byte, fresh bool) []byte {
+	if fresh {
+		return append([]byte(nil), env...)
+	}
+	*buf = append((*buf)[:0], env...)
+	return *buf
 }
 
 // BenchmarkMeshCallRouting is BenchmarkCallRouting across two nodes

@@ -190,6 +190,34 @@ func TestGatewayCalleesWebhooksReloadedOnSIGHUP(t *testing.T) {
 	}
 }
 
+// gatewayMesh starts names as a cluster of processes: the first n run the
+// configuration file (none when "") with a gateway on a free port, the
+// others the default configuration with the gateway off.
+func gatewayMesh(t *testing.T, file string, n int, names ...string) []*meshProc {
+	t.Helper()
+	return processCluster(t, func(i int) []string {
+		if i >= n {
+			return []string{"-gateway-listen", "off"}
+		}
+		if file == "" {
+			return []string{"-gateway-listen", "127.0.0.1:0"}
+		}
+		return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
+	}, names...)
+}
+
+// dialNode joins realm1 on p with ser (0: the client's default, JSON),
+// anonymously.
+func dialNode(t *testing.T, p *meshProc, ser proto.Serializer) *client.Session {
+	t.Helper()
+	c, err := client.Dial(t.Context(), client.Config{URL: p.ws(), Realm: "realm1", Serializer: ser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestMeshGatewaySingleCalleeReloaded: on a mesh, a gateway callee's
 // `single` registration is exclusive mesh-wide (a session on another node
 // cannot register the procedure), and a SIGHUP that changes the callee
@@ -215,20 +243,11 @@ func TestMeshGatewaySingleCalleeReloaded(t *testing.T) {
 			`    - {name: only, realm: realm1, procedure: com.example.only, invoke: single, url: "` + url + "\"}\n"
 	}
 	file := writeFile(t, "mesh-callee.yaml", yml(u1.URL))
-	procs := processCluster(t, func(i int) []string {
-		if i == 0 {
-			return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
-		}
-		return []string{"-gateway-listen", "off"}
-	}, "ga", "gb")
+	procs := gatewayMesh(t, file, 1, "ga", "gb")
 	a, b := procs[0], procs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{URL: b.ws(), Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialNode(t, b, 0)
 	answer := func() (string, error) {
 		res, err := c.Call(ctx, "com.example.only", nil, nil, nil)
 		if err != nil {
@@ -305,26 +324,12 @@ func TestMeshGatewaySingleCalleeReloaded(t *testing.T) {
 // stream got no replay at all, even of an event published on its own node.
 func TestMeshGatewayRetainedReplay(t *testing.T) {
 	t.Parallel()
-	procs := processCluster(t, func(i int) []string {
-		if i == 0 {
-			return []string{"-gateway-listen", "127.0.0.1:0"}
-		}
-		return []string{"-gateway-listen", "off"}
-	}, "ra", "rb")
+	procs := gatewayMesh(t, "", 1, "ra", "rb")
 	a, b := procs[0], procs[1]
 	ga := meshGateway(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pubB, err := client.Dial(ctx, client.Config{URL: b.ws(), Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pubB.Close() })
-	pubA, err := client.Dial(ctx, client.Config{URL: a.ws(), Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pubA.Close() })
+	pubB, pubA := dialNode(t, b, 0), dialNode(t, a, 0)
 	retain := &client.PublishOptions{Retain: true, Acknowledge: true}
 	if err := pubB.Publish(ctx, "com.example.state.b", []any{"from rb"}, nil, retain); err != nil {
 		t.Fatal(err)
@@ -375,17 +380,8 @@ func TestMeshGatewayCalleeFailover(t *testing.T) {
 	t.Cleanup(up.Close)
 	file := writeFile(t, "failover.yaml", "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  callees:\n"+
 		`    - {realm: realm1, procedure: com.example.ha, url: "`+up.URL+"\"}\n")
-	procs := processCluster(t, func(i int) []string {
-		if i < 2 {
-			return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
-		}
-		return []string{"-gateway-listen", "off"}
-	}, "fa", "fb", "fc")
-	c, err := client.Dial(t.Context(), client.Config{URL: procs[2].ws(), Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	procs := gatewayMesh(t, file, 2, "fa", "fb", "fc")
+	c := dialNode(t, procs[2], 0)
 	if res, _ := callWhenKnown(t, c, "com.example.ha", nil); fmt.Sprint(res.Args) != "[up]" {
 		t.Fatalf("com.example.ha answered %v", res.Args)
 	}
@@ -437,20 +433,11 @@ func TestMeshGatewayCalleeFailover(t *testing.T) {
 // ra's gateway of events published on rb.
 func TestMeshGatewayBridge(t *testing.T) {
 	t.Parallel()
-	procs := processCluster(t, func(i int) []string {
-		if i == 0 {
-			return []string{"-gateway-listen", "127.0.0.1:0"}
-		}
-		return []string{"-gateway-listen", "off"}
-	}, "ba", "bb")
+	procs := gatewayMesh(t, "", 1, "ba", "bb")
 	ga := meshGateway(t, procs[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	peer, err := client.Dial(ctx, client.Config{URL: procs[1].ws(), Realm: "realm1", Serializer: proto.CBOR})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
+	peer := dialNode(t, procs[1], proto.CBOR)
 	interrupted := make(chan struct{}, 4)
 	if _, err := peer.Register(ctx, "com.example.add", func(_ context.Context, inv *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: []any{toI64(inv.Args[0]) + toI64(inv.Args[1])}}, nil
@@ -573,17 +560,8 @@ func TestMeshWebhookOnEveryNode(t *testing.T) {
 	t.Cleanup(target.Close)
 	file := writeFile(t, "webhook.yaml", "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  webhooks:\n"+
 		`    - {realm: realm1, topic: com.example.alert, url: "`+target.URL+"\"}\n")
-	procs := processCluster(t, func(i int) []string {
-		if i < 2 {
-			return []string{"-config", file, "-gateway-listen", "127.0.0.1:0"}
-		}
-		return []string{"-gateway-listen", "off"}
-	}, "wa", "wb", "wc")
-	pub, err := client.Dial(t.Context(), client.Config{URL: procs[2].ws(), Realm: "realm1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pub.Close() })
+	procs := gatewayMesh(t, file, 2, "wa", "wb", "wc")
+	pub := dialNode(t, procs[2], 0)
 	// Published until both nodes' webhooks deliver one publication (wc
 	// learns of their interest shortly after they subscribe).
 	seen := map[string]int{}
