@@ -14,6 +14,37 @@ import (
 // feature crossing nodes, with the caller, callee, publisher and
 // subscribers on different nodes and serializers.
 
+// A call to a pattern registration on another node: the INVOCATION
+// names the procedure called, and discloses the caller (id, authid and
+// authrole) exactly when the caller asks for it (disclose_me), the callee
+// not asking. The envelope's strings are read in place, and made strings
+// only where needed (the procedure of a pattern, a disclosed caller).
+func TestMeshPatternCallDisclosure(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.MsgPack)
+	callee.register("com.pat.", map[string]any{"match": "prefix"})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	for _, disclose := range []bool{false, true} {
+		req := caller.call("com.pat.x.y", map[string]any{"disclose_me": disclose}, []any{1}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		if got := inv.Opt.String(proto.KeyProcedure); got != "com.pat.x.y" {
+			t.Fatalf("disclose_me %v: procedure %q, want com.pat.x.y", disclose, got)
+		}
+		id, authID, authRole := inv.Opt.Uint(proto.KeyCaller), inv.Opt.String(proto.KeyCallerAuthID), inv.Opt.String(proto.KeyCallerAuthRole)
+		switch {
+		case !disclose && (id != 0 || authID != "" || authRole != ""):
+			t.Fatalf("an undisclosed caller reached the callee as %d %q %q", id, authID, authRole)
+		case disclose && (id != caller.id || authID != caller.sess.authID || authRole != caller.sess.authRole):
+			t.Fatalf("the disclosed caller reached the callee as %d %q %q, want %d %q %q", id, authID, authRole, caller.id, caller.sess.authID, caller.sess.authRole)
+		}
+		callee.yield(inv.Request, nil, []any{2})
+		if res := caller.expect(proto.CodeResult); res.Request != req {
+			t.Fatalf("RESULT %s", describe(res))
+		}
+	}
+}
+
 func TestMeshRPCAcrossNodes(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 2, nil)
 	callee := es[1].join(proto.CBOR)
@@ -27,6 +58,11 @@ func TestMeshRPCAcrossNodes(t *testing.T) {
 	}
 	if got := inv.Opt.Uint(proto.KeyCaller); got != caller.id {
 		t.Fatalf("caller disclosed as %d, want %d", got, caller.id)
+	}
+	// The caller's authid and authrole cross too (read in place in the
+	// envelope, made strings only when disclosed).
+	if id, role := inv.Opt.String(proto.KeyCallerAuthID), inv.Opt.String(proto.KeyCallerAuthRole); id != caller.sess.authID || role != caller.sess.authRole || id == "" || role == "" {
+		t.Fatalf("caller disclosed as authid %q authrole %q, want %q %q", id, role, caller.sess.authID, caller.sess.authRole)
 	}
 	if a := argsOf(inv); len(a) != 2 || a[0] != int64(2) || kwargsOf(inv)["k"] != "v" {
 		t.Fatalf("INVOCATION payload %v %v", a, kwargsOf(inv))
