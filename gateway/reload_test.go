@@ -206,6 +206,9 @@ func TestRouteReloadRefused(t *testing.T) {
 		{"a pattern conflicting with another route's", withNew(Route{Name: "c", Path: "/devices/7/{what}"}), nil, "gateway.routes[1].path: pattern"},
 		{"method and path twice", withNew(Route{Name: "again", Path: "/devices/{id}/state"}), nil, "gateway.routes[1].path: GET /devices/{id}/state is routed twice"},
 		{"a name twice", withNew(Route{Name: "state", Path: "/other"}), nil, "gateway.routes[1].name"},
+		{"the name of the gateway's own endpoint", withNew(Route{Name: "healthz", Path: "/h"}), nil, `gateway.routes[1].name: route name "healthz" is the metrics label`},
+		{"the name of the catch-all label", withNew(Route{Name: "other", Path: "/o"}), nil, `gateway.routes[1].name: route name "other" is the metrics label`},
+		{"the name of a mount's label", withNew(Route{Name: "mount:/oauth/", Path: "/o"}), nil, "gateway.routes[1].name"},
 		{"a template pointing nowhere", withNew(Route{Name: "t", Path: "/t", Args: []any{"$/path/nope"}}), nil, "gateway.routes[1].args"},
 		{"a method", withNew(Route{Name: "m", Path: "/m", Method: "BREW"}), nil, "gateway.routes[1].method"},
 		{"a key the update removes", withNew(Route{Name: "k", Path: "/k", Auth: Auth{Type: "apikey", Keys: []string{"alice"}}}), e.gw.opts.APIKeys[1:], "gateway.routes[1].auth.keys[0]"},
@@ -627,5 +630,23 @@ func TestRouteReloadTenThousandRoutes(t *testing.T) {
 		n, prep, apply, baseN, baseSlow, reloadN, during.Round(time.Millisecond), reloadSlow)
 	if ops := len(openAPIOps(t, e)); ops < n {
 		t.Errorf("/openapi.json has %d operations, want the %d routes' and more", ops, n)
+	}
+}
+
+// ownLabel knows every label the gateway gives its own endpoints, so that
+// no route can be named like one of them (and share its series).
+func TestOwnLabelsRefusedAsRouteNames(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Mount = map[string]http.Handler{"/oauth/": http.NotFoundHandler()}
+	})
+	e.gw.metrics.mu.Lock()
+	defer e.gw.metrics.mu.Unlock()
+	if len(e.gw.metrics.fixed) < 8 {
+		t.Fatalf("only %d labels of the gateway's own: %v", len(e.gw.metrics.fixed), e.gw.metrics.fixed)
+	}
+	for name := range e.gw.metrics.fixed {
+		if !ownLabel(name) {
+			t.Errorf("the gateway's own label %q may name a route", name)
+		}
 	}
 }

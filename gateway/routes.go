@@ -240,6 +240,8 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 	cr.label = rt.Name
 	if cr.label == "" {
 		cr.label = rt.Method + " " + rt.Path
+	} else if ownLabel(cr.label) {
+		bad("route name "+strconv.Quote(cr.label)+" is the metrics label of one of the gateway's own endpoints; name the route otherwise", "name")
 	}
 	check := func(p *pointer) error {
 		if len(p.tokens) == 0 {
@@ -490,4 +492,15 @@ func jsonMarshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// ownLabel reports whether name is the metrics label (route="…") of one of
+// the gateway's own endpoints (Server.routes): a route named so would
+// share its series.
+func ownLabel(name string) bool {
+	switch name {
+	case "bridge_call", "bridge_events", "bridge_publish", "healthz", "readyz", "metrics", "openapi", "other":
+		return true
+	}
+	return strings.HasPrefix(name, "mount:")
 }
