@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -462,5 +464,45 @@ func TestHTTPCalleeStandsBy(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "HTTP callee took over the procedure's registration after standing by") {
 		t.Fatalf("no line for the take-over:\n%s", logs.String())
+	}
+}
+
+// A callee standing by stops at once when a reload removes it: the reload
+// does not wait for its next try, and it leaves its session.
+func TestHTTPCalleeStandbyRemovedByReload(t *testing.T) {
+	up := newCalleeUpstream(t)
+	e := newEnv(t, nil)
+	holder := e.dial("realm1", proto.JSON)
+	e.register(holder, "com.weather", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"holder"}}, nil
+	})
+	admin := e.dial("realm1", proto.JSON)
+	count := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := admin.Call(ctx, "wamp.session.count", nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseInt(fmt.Sprint(res.Args[0]), 10, 64)
+		if err != nil {
+			t.Fatalf("wamp.session.count: %v", res.Args)
+		}
+		return n
+	}
+	before := count()
+	reloadRunners(t, e, []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL}}, nil)
+	waitFor(t, "the standby gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_callee_standby") == "1" })
+	if n := count(); n != before+1 {
+		t.Fatalf("%d sessions while the callee stands by, want %d (its own)", n, before+1)
+	}
+	start := time.Now()
+	reloadRunners(t, e, nil, nil)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the reload that removed the standby callee took %v", d)
+	}
+	waitFor(t, "the standby callee's session to leave", func() bool { return count() == before })
+	if v := metricValue(t, e, "edgewamp_gateway_callee_standby"); v != "0" {
+		t.Fatalf("edgewamp_gateway_callee_standby = %q after the callee was removed", v)
 	}
 }
