@@ -687,11 +687,14 @@ func (m *metrics) collectGateway(e *expo) {
 		constMetric(e, "edgewamp_gateway_auth_total", "HTTP request authentications, by credential and result.", C, float64(n.Load()), "method", k[0], "result", k[1])
 	}
 	m.authMu.Unlock()
-	var subscribed, registered, standby int
+	var subscribed, registered, standby, webhooksStandby int
 	rs := m.g.runners.Load()
 	for _, wr := range rs.webhooks {
 		if wr.subscribed.Load() {
 			subscribed++
+		}
+		if wr.standby.Load() {
+			webhooksStandby++
 		}
 	}
 	for _, c := range rs.callees {
@@ -703,6 +706,7 @@ func (m *metrics) collectGateway(e *expo) {
 		}
 	}
 	constMetric(e, "edgewamp_gateway_webhook_subscribed", "Webhooks whose subscription is in place now (of those configured).", G, float64(subscribed))
+	constMetric(e, "edgewamp_gateway_webhook_standby", "Webhooks with deliver: one standing by: another node of the mesh delivers them.", G, float64(webhooksStandby))
 	constMetric(e, "edgewamp_gateway_callee_registered", "HTTP callees whose registration is in place now (of those configured).", G, float64(registered))
 	constMetric(e, "edgewamp_gateway_callee_standby", "HTTP callees standing by: another session (a client, another node of the mesh) holds the procedure's single registration.", G, float64(standby))
 	m.webhooks.Range(func(k, v any) bool {

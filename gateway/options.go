@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -289,6 +291,23 @@ type Webhook struct {
 	Secret string
 	AuthID string
 	Role   string
+	// Deliver: "every" (the default) delivers the events on every node of
+	// a mesh whose configuration has the webhook (each event once per
+	// node, with one X-Edgewamp-Delivery); "one" on one node at a time:
+	// the runner holds the single registration of WebhookLockURI(Name) in
+	// the realm before it subscribes, the same webhook on other nodes
+	// stands by, and one of them takes over when the holder goes (events
+	// published meanwhile are not delivered). Its Role needs register on
+	// that URI.
+	Deliver string
+}
+
+// WebhookLockURI is the procedure a webhook with Deliver "one" registers,
+// as a lock, to deliver: edgewamp.gateway.webhook.<16 hex digits of the
+// SHA-256 of its name>. Calls to it fail.
+func WebhookLockURI(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "edgewamp.gateway.webhook." + hex.EncodeToString(h[:8])
 }
 
 // FieldError is a configuration error in one field. Path names the field

@@ -62,6 +62,7 @@ type webhookRunner struct {
 	held   []*eventFrame // events whose delivery halt cut short, to hand over or drop; guarded by heldMu
 
 	subscribed atomic.Bool // its subscription is in place (edgewamp_gateway_webhook_subscribed)
+	standby    atomic.Bool // Deliver "one": another session holds its lock (edgewamp_gateway_webhook_standby)
 }
 
 type webhookMetrics struct {
@@ -150,6 +151,13 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		}
 		if w.AuthID == "" {
 			w.AuthID = "gateway"
+		}
+		switch w.Deliver {
+		case "":
+			w.Deliver = "every"
+		case "every", "one":
+		default:
+			errs = append(errs, fieldErr("deliver must be every or one, not "+strconv.Quote(w.Deliver), at("deliver")...))
 		}
 		normalizeRunner(&w.Match, &w.Headers)
 		named[i] = w.Name != ""
@@ -277,7 +285,8 @@ func (wr *webhookRunner) takeHeld() []*eventFrame {
 // subscribeLoop keeps the subscription, reopening its session with
 // backoff when the router closes it. When the router takes the
 // subscription away (revoke.go) it waits for the next configuration
-// reload instead.
+// reload instead. With Deliver "one" it takes the webhook's lock first
+// (lock).
 func (wr *webhookRunner) subscribeLoop() {
 	defer wr.g.bg.Done()
 	defer close(wr.subEnd)
@@ -294,9 +303,19 @@ func (wr *webhookRunner) subscribeLoop() {
 		failed := ""                // the refusal's error URI
 		closed := make(chan struct{})
 		revoked := make(chan revocation, 1)
-		s, p := wr.g.pool.openPinned(id, wr.shard, nil, func(*sess, string) { close(closed) }, wr.g.revokeNotice(revoked))
+		s, p := wr.g.pool.openPinned(id, wr.shard, refuseLockCall, func(*sess, string) { close(closed) }, wr.g.revokeNotice(revoked))
 		if p == nil {
-			r := wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
+			r := &syncReply{done: true}
+			if wr.cfg.Deliver == "one" {
+				var stopped bool
+				r, stopped = wr.lock(s, closed)
+				if stopped {
+					return
+				}
+			}
+			if r.typ != proto.CodeError {
+				r = wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
+			}
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)
 				failed = r.err
@@ -312,6 +331,12 @@ func (wr *webhookRunner) subscribeLoop() {
 				case rv := <-revoked:
 					wr.subscribed.Store(false)
 					s.q.post(s.leave)
+					if retriedRevocation(rv.reason) {
+						// Its lock went to another node of the mesh (two
+						// nodes took it while apart): stand by again.
+						wr.g.log.Warn("gateway: webhook's delivery lock went to another node of the mesh; standing by", "webhook", wr.name, "topic", wr.cfg.Topic)
+						break
+					}
 					wr.m.revoked.Add(1)
 					wr.g.log.Warn("gateway: the router removed a webhook's subscription; it stays unsubscribed until the configuration is reloaded",
 						"webhook", wr.name, "topic", wr.cfg.Topic, "realm", wr.cfg.Realm, "reason", rv.reason)
@@ -344,6 +369,61 @@ func (wr *webhookRunner) subscribeLoop() {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// lock registers the webhook's lock (WebhookLockURI) on s, standing by
+// while another session holds it: a try every standbyRetry on s. It
+// returns the refusal that ends the attempt (a closed session, an error
+// other than procedure_already_exists), or a reply without error once the
+// lock is held; stopped when the runner was stopped meanwhile (s is left).
+func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (r *syncReply, stopped bool) {
+	uri := WebhookLockURI(wr.name)
+	register := func() *syncReply {
+		return wr.g.runSync(s, func() *syncReply { return s.register(uri, proto.MatchExact, "single") })
+	}
+	r = register()
+	for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
+		if !wr.standby.Load() {
+			wr.standby.Store(true)
+			wr.g.log.Warn("gateway: webhook standing by: another node of the mesh delivers it (deliver: one); trying again every second",
+				"webhook", wr.name, "topic", wr.cfg.Topic, "lock", uri)
+		}
+		t := time.NewTimer(standbyRetry)
+		select {
+		case <-wr.stopCh:
+			t.Stop()
+			wr.standby.Store(false)
+			wr.g.runSync(s, func() *syncReply { s.leave(); return &syncReply{done: true} })
+			return r, true
+		case <-closed:
+			t.Stop()
+			r = &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the webhook's session closed while it stood by"}
+		case <-t.C:
+			r = register()
+		}
+	}
+	if wr.standby.Load() {
+		wr.standby.Store(false)
+		if r.typ != proto.CodeError {
+			wr.g.log.Info("gateway: webhook took over the delivery after standing by", "webhook", wr.name, "topic", wr.cfg.Topic)
+		}
+	}
+	if r.typ == proto.CodeError {
+		// Say that the lock was refused, not the subscription (under
+		// RBAC the webhook's role needs register on the lock).
+		r.detail = "registering its delivery lock " + uri + " (deliver: one): " + detailOf(r)
+	}
+	return r, false
+}
+
+// refuseLockCall answers a call to a webhook's lock (WebhookLockURI):
+// it is a lock, not a procedure. After Send returns (never re-enter the
+// router from Send).
+func refuseLockCall(s *sess, m *proto.Message) {
+	req := m.Request
+	s.q.post(func() {
+		s.answer(req, proto.URINoSuchProcedure, msgArgs("this procedure is an HTTP webhook's delivery lock; it cannot be called"), nil)
+	})
 }
 
 func (wr *webhookRunner) deliverLoop() {

@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,4 +201,118 @@ func dropped(m *webhookMetrics, reason string) uint64 {
 		return c.Load()
 	}
 	return 0
+}
+
+// TestWebhookDeliverOne: a webhook with deliver: one delivers only while
+// it holds its lock (the single registration of WebhookLockURI): while a
+// session elsewhere holds it (on a mesh, the same webhook on another node)
+// it stands by, delivers nothing, logs that once and counts in
+// edgewamp_gateway_webhook_standby; when the holder goes it takes over
+// within about a second and delivers. The lock refuses calls. A deliver
+// other than every or one is refused, naming the field.
+func TestWebhookDeliverOne(t *testing.T) {
+	var logs lockedBuf
+	tgt := newWebhookTarget(t, "")
+	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lock := WebhookLockURI("alerts")
+	if !strings.HasPrefix(lock, "edgewamp.gateway.webhook.") || lock != WebhookLockURI("alerts") || lock == WebhookLockURI("other") {
+		t.Fatalf("lock URI %q", lock)
+	}
+	holder := e.dial("realm1", proto.JSON)
+	e.register(holder, lock, func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil })
+	hook := Webhook{Name: "alerts", Realm: "realm1", Topic: "com.alert", URL: tgt.srv.URL, Deliver: "one"}
+	reloadRunners(t, e, nil, []Webhook{hook})
+	waitFor(t, "the webhook standing by", func() bool { return metricValue(t, e, "edgewamp_gateway_webhook_standby") == "1" })
+	pub := e.dial("realm1", proto.JSON)
+	for i := range 3 {
+		if err := pub.Publish(ctx, "com.alert", []any{i}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case h := <-tgt.got:
+		t.Fatalf("a webhook standing by delivered %v", h.body)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if n := strings.Count(logs.String(), "webhook standing by"); n != 1 {
+		t.Fatalf("%d standby lines, want 1:\n%s", n, logs.String())
+	}
+	if v := metricValue(t, e, "edgewamp_gateway_webhook_subscribed"); v != "0" {
+		t.Fatalf("edgewamp_gateway_webhook_subscribed = %q while standing by", v)
+	}
+	holder.Close()
+	waitWithin(t, 3*time.Second, "the webhook taking over", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
+	})
+	if err := pub.Publish(ctx, "com.alert", []any{"now"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-tgt.got:
+		if fmt.Sprint(h.body["args"]) != "[now]" {
+			t.Fatalf("delivered %v, want the event published after the take-over", h.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the webhook delivered nothing after taking over")
+	}
+	if v := metricValue(t, e, "edgewamp_gateway_webhook_standby"); v != "0" || !strings.Contains(logs.String(), "webhook took over the delivery") {
+		t.Fatalf("standby gauge %q after the take-over; log:\n%s", v, logs.String())
+	}
+	// The lock is not a procedure.
+	_, err := pub.Call(ctx, lock, nil, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URINoSuchProcedure {
+		t.Fatalf("a call to the lock: %v", err)
+	}
+	// Its lock lost as after a partition (the router revokes the later of
+	// two single registrations with procedure_already_exists): the
+	// webhook drops its subscription, stands by or takes the lock again,
+	// and does not count it as an operator's removal.
+	regs := metaIDs(t, pub, "wamp.registration.match", lock)
+	if len(regs) != 1 {
+		t.Fatalf("the lock's registration: %v", regs)
+	}
+	holders := metaIDs(t, pub, "wamp.registration.list_callees", regs[0])
+	if len(holders) != 1 {
+		t.Fatalf("the lock's callees: %v", holders)
+	}
+	if _, err := pub.Call(ctx, "wamp.registration.remove_callee", []any{regs[0], holders[0], proto.URIProcedureAlreadyExists}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the line for the lock lost", func() bool {
+		return strings.Contains(logs.String(), "webhook's delivery lock went to another node of the mesh; standing by")
+	})
+	waitFor(t, "the webhook delivering again", func() bool {
+		return metricValue(t, e, "edgewamp_gateway_webhook_subscribed") == "1"
+	})
+	if v := metricValue(t, e, `edgewamp_gateway_webhook_revoked_total{webhook="alerts"}`); v != "0" {
+		t.Fatalf("the lost lock counted as a removal: %q", v)
+	}
+	if err := pub.Publish(ctx, "com.alert", []any{"again"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-tgt.got:
+		if fmt.Sprint(h.body["args"]) != "[again]" {
+			t.Fatalf("delivered %v after the lock came back", h.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing delivered after the lock came back")
+	}
+	// Under RBAC a role that may subscribe but not register the lock: the
+	// refusal names the lock, and the webhook waits for a reload.
+	reloadRunners(t, e, nil, []Webhook{{Name: "guarded", Realm: "secure", Topic: "com.pub.x", URL: tgt.srv.URL, Deliver: "one", Role: "user"}})
+	waitFor(t, "the refusal of the lock", func() bool {
+		l := logs.String()
+		return strings.Contains(l, "registering its delivery lock "+WebhookLockURI("guarded")) && strings.Contains(l, proto.URINotAuthorized) &&
+			strings.Contains(l, "retry=\"after a configuration reload\"")
+	})
+	// A bad deliver is refused.
+	hook.Deliver = "twice"
+	_, err = e.gw.Prepare(Update{Realms: e.gw.opts.Realms, APIKeys: e.gw.opts.APIKeys, SigningKeys: e.gw.opts.SigningKeys, Routes: e.gw.opts.Routes, Webhooks: []Webhook{hook}})
+	if err == nil || !strings.Contains(err.Error(), "webhooks[0].deliver") {
+		t.Fatalf("deliver: twice: %v", err)
+	}
 }

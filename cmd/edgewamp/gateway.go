@@ -168,6 +168,7 @@ type webhookConfig struct {
 	SecretEnv   string            `yaml:"secret_env"`
 	AuthID      string            `yaml:"authid"`
 	Role        string            `yaml:"role"`
+	Deliver     string            `yaml:"deliver"`
 }
 
 // gatewayOff reports whether the configuration disables the gateway.
@@ -324,7 +325,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		}
 		wh := gateway.Webhook{Name: w.Name, Realm: w.Realm, Topic: w.Topic, Match: w.Match, URL: w.URL, Timeout: time.Duration(w.Timeout),
 			Queue: w.Queue, QueueBytes: int(w.QueueBytes), Backoff: time.Duration(w.Backoff), MaxBackoff: time.Duration(w.MaxBackoff), Concurrency: w.Concurrency,
-			Headers: w.Headers, Secret: secret, AuthID: w.AuthID, Role: w.Role}
+			Headers: w.Headers, Secret: secret, AuthID: w.AuthID, Role: w.Role, Deliver: w.Deliver}
 		if w.Retries != nil {
 			wh.Retries = *w.Retries
 			if wh.Retries == 0 {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -593,5 +594,85 @@ func TestMeshWebhookOnEveryNode(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no publication delivered by both nodes' webhooks with one delivery id: %v", seen)
 		}
+	}
+}
+
+// TestMeshWebhookDeliverOne: the same webhook with deliver: one on two
+// nodes of a three-node mesh is delivered by one of them, each event once;
+// when that node is SIGKILLed, the other takes over and delivers the
+// events published after, still once each.
+func TestMeshWebhookDeliverOne(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]int{} // delivery id → POSTs
+	got := make(chan string, 256)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		id := r.Header.Get("X-Edgewamp-Delivery")
+		mu.Lock()
+		seen[id]++
+		mu.Unlock()
+		got <- id
+	}))
+	t.Cleanup(target.Close)
+	file := writeFile(t, "webhook-one.yaml", "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  webhooks:\n"+
+		`    - {name: alerts, realm: realm1, topic: com.example.alert, deliver: one, url: "`+target.URL+"\"}\n")
+	procs := gatewayMesh(t, file, 2, "da", "db", "dc")
+	pub := dialNode(t, procs[2], 0)
+	// deliveredWithin publishes every 100 ms until a POST arrives, for at
+	// most d; it returns how long that took.
+	deliveredWithin := func(d time.Duration, what string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			if err := pub.Publish(t.Context(), "com.example.alert", []any{"fire"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-got:
+				return time.Since(start)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Since(start) > d {
+				t.Fatalf("%s: nothing delivered within %v", what, d)
+			}
+		}
+	}
+	deliveredWithin(20*time.Second, "at start")
+	var active, standby *meshProc
+	meshEventually(t, 10*time.Second, func() error {
+		for i, p := range procs[:2] {
+			if strings.Contains(p.logs(), "webhook standing by") {
+				standby, active = p, procs[1-i]
+				return nil
+			}
+		}
+		return errors.New("neither node's webhook stands by")
+	})
+	for range 20 {
+		if err := pub.Publish(t.Context(), "com.example.alert", []any{"fire"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // the deliveries of those 20, and any duplicate
+	for len(got) > 0 {
+		<-got
+	}
+	active.kill(t)
+	took := deliveredWithin(15*time.Second, "after the active node was killed")
+	t.Logf("%s took the webhook over; the first event after the kill was delivered %v after it", standby.name, took.Round(time.Millisecond))
+	if !strings.Contains(standby.logs(), "webhook took over the delivery") {
+		t.Fatalf("%s delivers without having taken over:\n%s", standby.name, standby.logs())
+	}
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range seen {
+		if n > 1 {
+			t.Fatalf("publication %s delivered %d times", id, n)
+		}
+	}
+	if len(seen) < 22 {
+		t.Fatalf("%d publications delivered, want at least 22", len(seen))
 	}
 }
