@@ -307,8 +307,13 @@ type Webhook struct {
 // SHA-256 of its name>. Calls to it fail.
 func WebhookLockURI(name string) string {
 	h := sha256.Sum256([]byte(name))
-	return "edgewamp.gateway.webhook." + hex.EncodeToString(h[:8])
+	return ReservedPrefix + "webhook." + hex.EncodeToString(h[:8])
 }
+
+// ReservedPrefix starts the procedures the gateway registers for itself
+// (WebhookLockURI): give it to the router as route.Config.InProcessURIs,
+// so that no client can take them first.
+const ReservedPrefix = "edgewamp.gateway."
 
 // FieldError is a configuration error in one field. Path names the field
 // from the Options root, e.g. ["routes", 2, "path"], so that cmd can give

@@ -136,8 +136,15 @@ func (s *sess) nextReq() uint64 {
 	return s.req
 }
 
-// The gateway's sessions are told where a SUBSCRIBE's retained events end.
-var _ route.RetainedPeer = (*sess)(nil)
+// The gateway's sessions are told where a SUBSCRIBE's retained events end,
+// and may register under ReservedPrefix (route.Config.InProcessURIs).
+var (
+	_ route.RetainedPeer  = (*sess)(nil)
+	_ route.InProcessPeer = (*sess)(nil)
+)
+
+// InProcess implements route.InProcessPeer.
+func (s *sess) InProcess() {}
 
 // Send implements route.Peer: the router's messages to this session. It
 // runs on the shard's goroutine, never blocks, and copies what it keeps.

@@ -105,6 +105,12 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIInvalidURI, "procedure URIs starting with \"wamp.\" are reserved for the router")
 		return
 	}
+	if p, ok := s.r.inProcessOnly(m.URI); ok {
+		if _, in := ss.peer.(InProcessPeer); !in {
+			s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "procedure URIs starting with "+strconv.Quote(p)+" are reserved for the router's HTTP gateway")
+			return
+		}
+	}
 	if !ss.authorize(ActionRegister, m.URI) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
 		return
@@ -214,6 +220,17 @@ func hasCallee(l []callee, ss *Session) bool {
 }
 
 func reserved(uri []byte) bool { return len(uri) >= 5 && string(uri[:5]) == "wamp." }
+
+// inProcessOnly returns the prefix of Config.InProcessURIs that uri starts
+// with, if any. Any goroutine (the configuration is static).
+func (r *Router) inProcessOnly(uri []byte) (string, bool) {
+	for _, p := range r.cfg.InProcessURIs {
+		if len(uri) >= len(p) && string(uri[:len(p)]) == p {
+			return p, true
+		}
+	}
+	return "", false
+}
 
 // unregister handles UNREGISTER.
 func (s *Shard) unregister(ss *Session, m *proto.Message) {

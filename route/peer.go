@@ -74,6 +74,13 @@ type RetainedPeer interface {
 	RetainedSent(subID uint64)
 }
 
+// InProcessPeer is a Peer inside the router's process (the HTTP gateway's
+// sessions): only its sessions may register under Config.InProcessURIs.
+type InProcessPeer interface {
+	Peer
+	InProcess()
+}
+
 // TransportInfo describes a session's transport.
 type TransportInfo struct {
 	Type       string // "websocket", "rawsocket", "internal"

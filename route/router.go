@@ -49,6 +49,12 @@ type Config struct {
 	MaxPendingCalls  int
 	MaxRegistrations int
 	MaxSubscriptions int
+	// InProcessURIs are URI prefixes under which only sessions of an
+	// InProcessPeer (the HTTP gateway's) may register procedures: what
+	// they register there stands for the gateway itself (a webhook's
+	// delivery lock), and a client that took it first would hold the
+	// gateway off. Others' REGISTERs get wamp.error.not_authorized.
+	InProcessURIs []string
 	// MaxWildcardRegistrations and MaxWildcardSubscriptions bound the
 	// wildcard registrations and subscriptions one session may hold
 	// (within MaxRegistrations and MaxSubscriptions), default 1024 each;

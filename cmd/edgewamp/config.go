@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -695,6 +696,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxPendingCalls:    c.Limits.CallsInFlight,
 		MaxRegistrations:   c.Limits.Registrations,
 		MaxSubscriptions:   c.Limits.Subscriptions,
+		InProcessURIs:      []string{gateway.ReservedPrefix},
 		MaxRetainedBytes:   int64(c.Limits.RetainedBytes),
 		MaxConverted:       maxConverted(int(c.Limits.MaxMessage)),
 		MaxMeshInvocations: c.Mesh.MaxInvocations,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/gateway"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -619,6 +620,13 @@ func TestMeshWebhookDeliverOne(t *testing.T) {
 		`    - {name: alerts, realm: realm1, topic: com.example.alert, deliver: one, url: "`+target.URL+"\"}\n")
 	procs := gatewayMesh(t, file, 2, "da", "db", "dc")
 	pub := dialNode(t, procs[2], 0)
+	// No client can take the lock and hold the webhook off: the gateway's
+	// procedures are reserved (route.Config.InProcessURIs).
+	if _, err := pub.Register(t.Context(), gateway.WebhookLockURI("alerts"), func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); wampURI(err) != proto.URINotAuthorized {
+		t.Fatalf("a client's REGISTER of the webhook's lock: %v, want not_authorized", err)
+	}
 	// deliveredWithin publishes every 100 ms until a POST arrives, for at
 	// most d; it returns how long that took.
 	deliveredWithin := func(d time.Duration, what string) time.Duration {
