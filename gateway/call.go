@@ -387,7 +387,17 @@ func (s *sess) publish(pr *pubReq) *syncReply {
 // runSync posts f to the session's shard and waits for its reply, and for
 // a pending reply's answer (syncReply), for at most Server.syncWait in
 // all.
-func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply {
+func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply { return g.runSyncStop(s, f, nil) }
+
+// errStopped is runSyncStop's reply when its runner stopped while the
+// answer was pending.
+var errStopped = &syncReply{done: true, typ: proto.CodeError, err: proto.URISystemShutdown, detail: "the runner stopped"}
+
+// runSyncStop is runSync for a runner (an HTTP callee, a webhook): it
+// gives up a pending answer when stop is closed (errStopped), so that a
+// reload or a shutdown does not wait for a single registration's mesh-wide
+// claim, up to the claim store's few seconds when it is unreachable.
+func (g *Server) runSyncStop(s *sess, f func() *syncReply, stop <-chan struct{}) *syncReply {
 	ch := make(chan *syncReply, 1)
 	if err := s.q.post(func() { ch <- f() }); err != nil {
 		return &syncReply{done: true, typ: proto.CodeError, err: proto.URISystemShutdown, detail: "the router is not running"}
@@ -406,6 +416,9 @@ func (g *Server) runSync(s *sess, f func() *syncReply) *syncReply {
 		case <-t.C:
 			s.q.post(func() { s.forget(r) })
 			return late
+		case <-stop:
+			s.q.post(func() { s.forget(r) })
+			return errStopped
 		}
 	case <-t.C:
 		return late

@@ -307,7 +307,7 @@ func (c *calleeRunner) run() {
 		if p == nil {
 			match, _ := parseMatchName(c.cfg.Match)
 			register := func() *syncReply {
-				return c.g.runSync(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) })
+				return c.g.runSyncStop(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) }, c.stopCh)
 			}
 			r := register()
 			// Standing by: another session holds the procedure's single
@@ -335,6 +335,11 @@ func (c *calleeRunner) run() {
 				case <-t.C:
 					r = register()
 				}
+			}
+			if r == errStopped { // stopped while its REGISTER waited
+				c.standby.Store(false)
+				s.q.post(s.leave)
+				return
 			}
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)

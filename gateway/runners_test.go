@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // The HTTP callees and webhooks replaced by a configuration reload
@@ -849,5 +850,40 @@ func TestRunnerSameConfigSpelledOtherwise(t *testing.T) {
 	ws[1].Name = ws[0].Name
 	if !reflect.DeepEqual(ws[0], ws[1]) {
 		t.Errorf("webhooks with the same meaning differ once checked:\n%+v\n%+v", ws[0], ws[1])
+	}
+}
+
+// stuckMesh is a route.Mesh whose claim store never answers: a single
+// REGISTER stays pending.
+type stuckMesh struct{ claims atomic.Int64 }
+
+func (*stuckMesh) Subscribe(string, proto.Match, string)            {}
+func (*stuckMesh) Unsubscribe(string, proto.Match, string)          {}
+func (*stuckMesh) Registered(string, route.MeshReg)                 {}
+func (m *stuckMesh) Claim(string, proto.Match, string, func(error)) { m.claims.Add(1) }
+func (*stuckMesh) Release(string, proto.Match, string)              {}
+func (*stuckMesh) Publish(string, []byte, []byte) error             { return nil }
+func (*stuckMesh) Send(route.MeshNode, []byte) error                { return nil }
+func (*stuckMesh) Gather([]byte, func([][]byte)) error              { return nil }
+
+// A runner whose REGISTER waits for the mesh's claim (a single callee, a
+// webhook with deliver: one) stops at once when a reload removes it: it
+// gave up the pending answer only after the gateway's 10 s before, so a
+// reload or a shutdown during a claim-store outage waited that long.
+func TestRunnerStoppedWhileClaimPending(t *testing.T) {
+	e := newEnv(t, nil)
+	m := &stuckMesh{}
+	if err := e.r.AttachMesh(m, "n1", 1); err != nil {
+		t.Fatal(err)
+	}
+	tgt := newWebhookTarget(t, "")
+	up := newCalleeUpstream(t)
+	reloadRunners(t, e, []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL}},
+		[]Webhook{{Name: "alerts", Realm: "realm1", Topic: "com.alert", URL: tgt.srv.URL, Deliver: "one"}})
+	waitFor(t, "both claims", func() bool { return m.claims.Load() == 2 })
+	start := time.Now()
+	reloadRunners(t, e, nil, nil)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the reload that removed two runners waiting for their claims took %v", d)
 	}
 }

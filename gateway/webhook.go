@@ -379,7 +379,7 @@ func (wr *webhookRunner) subscribeLoop() {
 func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (r *syncReply, stopped bool) {
 	uri := WebhookLockURI(wr.name)
 	register := func() *syncReply {
-		return wr.g.runSync(s, func() *syncReply { return s.register(uri, proto.MatchExact, "single") })
+		return wr.g.runSyncStop(s, func() *syncReply { return s.register(uri, proto.MatchExact, "single") }, wr.stopCh)
 	}
 	r = register()
 	for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
@@ -401,6 +401,11 @@ func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (r *syncReply, st
 		case <-t.C:
 			r = register()
 		}
+	}
+	if r == errStopped { // never changed: shared
+		wr.standby.Store(false)
+		s.q.post(s.leave)
+		return r, true
 	}
 	if wr.standby.Load() {
 		wr.standby.Store(false)
