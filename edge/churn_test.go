@@ -132,10 +132,12 @@ func TestMeshChurnLeavesNothingBehind(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	cl := old.n.opts.Cluster
 	fresh := startNode(t, old.name, func(o *Options) { o.Cluster = cl })
+	cr.forming.Store(fresh, true)
 	cr.setNode(victim, fresh)
 	nodes[victim] = fresh
 	cr.n.restarts.Add(1)
 	waitMesh(t, nodes...)
+	cr.forming.Delete(fresh)
 	t.Logf("restarted node %s (crashed %v) at %v", old.name, crash, time.Since(deadline.Add(-churnFor)).Round(time.Millisecond))
 
 	finished := make(chan struct{})
@@ -241,10 +243,13 @@ type churnRun struct {
 	nodes []*tnode // nil while restarting
 	live  sync.Map // session id -> *churnSess
 	dead  sync.Map // *tnode -> true: stopped (its sessions' errors are expected)
-	calls sync.WaitGroup
-	n     churnCounts
-	umu   sync.Mutex
-	uris  map[string]int // call outcomes by error URI
+	// forming holds a restarted node until the mesh has formed again
+	// (waitMesh): its gathers may miss a node whose routes are not up yet.
+	forming sync.Map // *tnode -> true
+	calls   sync.WaitGroup
+	n       churnCounts
+	umu     sync.Mutex
+	uris    map[string]int // call outcomes by error URI
 }
 
 func (cr *churnRun) node(i int) *tnode {
@@ -820,6 +825,7 @@ func (cr *churnRun) leave(cs *churnSess, rng *rand.Rand) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		_, young := cr.forming.Load(killer.tn)
 		_, err = killer.s.Call(ctx, "wamp.session.kill", []any{cs.id}, nil, nil)
 		// The killer's own node may stop (the restart) during the call:
 		// its session then ends and the call fails with system_shutdown,
@@ -852,6 +858,14 @@ func (cr *churnRun) leave(cs *churnSess, rng *rand.Rand) {
 				select {
 				case <-cs.s.Done():
 				case <-time.After(3 * time.Second):
+					if young {
+						// The killer's node had just restarted and its
+						// mesh had not formed again: its gather may miss
+						// the target's node (README, meta API across
+						// nodes). Tolerated, and said.
+						cr.t.Logf("session %d on %s: wamp.session.kill from %s, restarted and its mesh still forming, says no such session", cs.id, cs.node, killer.node)
+						break
+					}
 					cr.t.Errorf("session %d on %s: wamp.session.kill from %s says no such session, yet it is alive", cs.id, cs.node, killer.node)
 				}
 			}
