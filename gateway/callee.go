@@ -92,9 +92,40 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 		counterType, float64(m.revoked.Load()), "callee", name)
 }
 
-// standbyRetry is how often a callee standing by (another session holds
-// the procedure's single registration) tries to register again.
+// standbyRetry is how often a runner standing by (another session holds
+// the single registration it needs) tries to register again.
 const standbyRetry = time.Second
+
+// standBy runs register (a REGISTER of a single registration) until it is
+// not refused with procedure_already_exists: while another session holds
+// the registration (a client, or the same runner on another node of a
+// mesh), it stands by, trying again every standbyRetry on the same
+// session, with flag set; began runs once when it begins. It returns the
+// last reply, errStopped when stop closed meanwhile (the caller leaves),
+// and whether it stood by.
+func standBy(register func() *syncReply, stop, closed <-chan struct{}, flag *atomic.Bool, began func()) (r *syncReply, stoodBy bool) {
+	defer flag.Store(false)
+	r = register()
+	for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
+		if !stoodBy {
+			stoodBy = true
+			flag.Store(true)
+			began()
+		}
+		t := time.NewTimer(standbyRetry)
+		select {
+		case <-stop:
+			t.Stop()
+			return errStopped, true
+		case <-closed:
+			t.Stop()
+			r = &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the session closed while it stood by"}
+		case <-t.C:
+			r = register()
+		}
+	}
+	return r, stoodBy
+}
 
 // checkCallees checks cs as New and Prepare do, and returns them with
 // their defaults applied and their names given (the errors name
@@ -291,7 +322,6 @@ func (c *calleeRunner) run() {
 	defer c.g.bg.Done()
 	defer c.markGone()
 	backoff := 500 * time.Millisecond
-	standby := false // standing by since the last refusal with procedure_already_exists
 	id := identity{realm: c.cfg.Realm, authid: c.cfg.AuthID, authrole: c.cfg.Role, method: "static"}
 	for {
 		select {
@@ -309,50 +339,20 @@ func (c *calleeRunner) run() {
 			register := func() *syncReply {
 				return c.g.runSyncStop(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) }, c.stopCh)
 			}
-			r := register()
-			// Standing by: another session holds the procedure's single
-			// registration (a client, or another node of a mesh that runs
-			// the same configuration). Try again on this session every
-			// standbyRetry, so that the callee takes over within about a
-			// second of the holder's leaving (a dead node's: once the mesh
-			// has dropped it), without a join and a leave per try.
-			for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
-				if !standby {
-					standby = true
-					c.standby.Store(true)
-					c.g.log.Warn("gateway: HTTP callee standing by: another session holds the procedure's single registration (a client, or another node of the mesh); trying again every second",
-						"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm)
-				}
-				t := time.NewTimer(standbyRetry)
-				select {
-				case <-c.stopCh:
-					t.Stop()
-					s.q.post(s.leave)
-					return
-				case <-closed:
-					t.Stop()
-					r = &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the callee's session closed while it stood by"}
-				case <-t.C:
-					r = register()
-				}
-			}
-			if r == errStopped { // stopped while its REGISTER waited
-				c.standby.Store(false)
+			r, stoodBy := standBy(register, c.stopCh, closed, &c.standby, func() {
+				c.g.log.Warn("gateway: HTTP callee standing by: another session holds the procedure's single registration (a client, or another node of the mesh); trying again every second",
+					"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm)
+			})
+			if r == errStopped { // stopped while it stood by or its REGISTER waited
 				s.q.post(s.leave)
 				return
 			}
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)
 				failed = r.err
-				if standby {
-					standby = false
-					c.standby.Store(false)
-				}
 				c.g.log.Error("gateway: HTTP callee cannot register", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "error", r.err, "detail", detailOf(r), "retry", retryWhen(r.err, backoff))
 			} else {
-				if standby {
-					standby = false
-					c.standby.Store(false)
+				if stoodBy {
 					c.g.log.Info("gateway: HTTP callee took over the procedure's registration after standing by", "callee", c.name, "procedure", c.cfg.Procedure)
 				}
 				c.g.log.Info("gateway: HTTP callee registered", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "url", redactedURL(c.cfg.URL))

@@ -376,42 +376,21 @@ func (wr *webhookRunner) subscribeLoop() {
 // returns the refusal that ends the attempt (a closed session, an error
 // other than procedure_already_exists), or a reply without error once the
 // lock is held; stopped when the runner was stopped meanwhile (s is left).
-func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (r *syncReply, stopped bool) {
+func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (*syncReply, bool) {
 	uri := WebhookLockURI(wr.name)
 	register := func() *syncReply {
 		return wr.g.runSyncStop(s, func() *syncReply { return s.register(uri, proto.MatchExact, "single") }, wr.stopCh)
 	}
-	r = register()
-	for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
-		if !wr.standby.Load() {
-			wr.standby.Store(true)
-			wr.g.log.Warn("gateway: webhook standing by: another node of the mesh delivers it (deliver: one); trying again every second",
-				"webhook", wr.name, "topic", wr.cfg.Topic, "lock", uri)
-		}
-		t := time.NewTimer(standbyRetry)
-		select {
-		case <-wr.stopCh:
-			t.Stop()
-			wr.standby.Store(false)
-			wr.g.runSync(s, func() *syncReply { s.leave(); return &syncReply{done: true} })
-			return r, true
-		case <-closed:
-			t.Stop()
-			r = &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the webhook's session closed while it stood by"}
-		case <-t.C:
-			r = register()
-		}
-	}
+	r, stoodBy := standBy(register, wr.stopCh, closed, &wr.standby, func() {
+		wr.g.log.Warn("gateway: webhook standing by: another node of the mesh delivers it (deliver: one); trying again every second",
+			"webhook", wr.name, "topic", wr.cfg.Topic, "lock", uri)
+	})
 	if r == errStopped { // never changed: shared
-		wr.standby.Store(false)
 		s.q.post(s.leave)
 		return r, true
 	}
-	if wr.standby.Load() {
-		wr.standby.Store(false)
-		if r.typ != proto.CodeError {
-			wr.g.log.Info("gateway: webhook took over the delivery after standing by", "webhook", wr.name, "topic", wr.cfg.Topic)
-		}
+	if stoodBy && r.typ != proto.CodeError {
+		wr.g.log.Info("gateway: webhook took over the delivery after standing by", "webhook", wr.name, "topic", wr.cfg.Topic)
 	}
 	if r.typ == proto.CodeError {
 		// Say that the lock was refused, not the subscription (under
