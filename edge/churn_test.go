@@ -224,17 +224,17 @@ type churnCounts struct {
 	dials, graceful, abrupt, killedLeave, endedByRouter                   atomic.Int64
 	regs, regRefused, unregs, calls, results, callErrs, cancels, timeouts atomic.Int64
 	progress, chunked, subs, unsubs, pubs, events, retained, testaments   atomic.Int64
-	kills, meta, restarts                                                 atomic.Int64
+	kills, killUnavailable, meta, restarts                                atomic.Int64
 }
 
 func (c *churnCounts) String() string {
 	return fmt.Sprintf("dials %d; leaves: goodbye %d, socket closed %d, killed from another node %d, ended by the router (killed at random, revoked, node stopped) %d; "+
 		"registers %d (refused %d), unregisters %d; calls %d: results %d, errors %d (cancels %d, router timeouts %d, progressive results %d, progressive invocations %d); "+
-		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d; meta %d; restarts %d",
+		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d (unavailable from a node still forming %d); meta %d; restarts %d",
 		c.dials.Load(), c.graceful.Load(), c.abrupt.Load(), c.killedLeave.Load(), c.endedByRouter.Load(),
 		c.regs.Load(), c.regRefused.Load(), c.unregs.Load(), c.calls.Load(), c.results.Load(), c.callErrs.Load(), c.cancels.Load(), c.timeouts.Load(),
 		c.progress.Load(), c.chunked.Load(), c.subs.Load(), c.unsubs.Load(), c.pubs.Load(), c.events.Load(), c.retained.Load(),
-		c.testaments.Load(), c.kills.Load(), c.meta.Load(), c.restarts.Load())
+		c.testaments.Load(), c.kills.Load(), c.killUnavailable.Load(), c.meta.Load(), c.restarts.Load())
 }
 
 type churnRun struct {
@@ -858,16 +858,22 @@ func (cr *churnRun) leave(cs *churnSess, rng *rand.Rand) {
 				select {
 				case <-cs.s.Done():
 				case <-time.After(3 * time.Second):
-					if young {
-						// The killer's node had just restarted and its
-						// mesh had not formed again: its gather may miss
-						// the target's node (README, meta API across
-						// nodes). Tolerated, and said.
-						cr.t.Logf("session %d on %s: wamp.session.kill from %s, restarted and its mesh still forming, says no such session", cs.id, cs.node, killer.node)
-						break
-					}
 					cr.t.Errorf("session %d on %s: wamp.session.kill from %s says no such session, yet it is alive", cs.id, cs.node, killer.node)
 				}
+			}
+		case proto.URIUnavailable:
+			if young && cs.alive() && !killerEnded {
+				// The killer's node had just restarted and its mesh had
+				// not formed again: its gather missed the target's node,
+				// and it says so rather than "no such session" (README,
+				// meta API across nodes). The query may still reach the
+				// target's node and kill it.
+				cr.t.Logf("session %d on %s: wamp.session.kill from %s, restarted and its mesh still forming: %v", cs.id, cs.node, killer.node, err)
+				cr.n.killUnavailable.Add(1)
+				break
+			}
+			if cs.alive() && !killerEnded {
+				cr.t.Errorf("wamp.session.kill of %d on %s from %s: %v", cs.id, cs.node, killer.node, err)
 			}
 		default:
 			if cs.alive() && !killerEnded {

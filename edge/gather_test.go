@@ -1,10 +1,13 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -26,7 +29,7 @@ func TestGatherIncompleteCounted(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	ctx := ctxT(t, 60*time.Second)
 	sa := a.dial(a.ws(), proto.JSON)
-	b.dial(b.rs(), proto.MsgPack) // b's one session
+	sb := b.dial(b.rs(), proto.MsgPack) // b's one session
 	count := func() int64 {
 		t.Helper()
 		res, err := sa.Call(ctx, "wamp.session.count", nil, nil, nil)
@@ -46,6 +49,17 @@ func TestGatherIncompleteCounted(t *testing.T) {
 	if n := a.n.Stats().GathersIncomplete.Load(); n != 0 {
 		t.Fatalf("GathersIncomplete %d after whole answers, want 0", n)
 	}
+	// Each heartbeat says how many peers its sender knows: b knows a, and
+	// a has heard from every node b knows.
+	eventually(t, 10*time.Second, func() error {
+		if k := b.n.peers.view.Load(); len(k.names) != 1 || k.unheard != 0 {
+			return fmt.Errorf("b's view %v, unheard %d", k.names, k.unheard)
+		}
+		if u := a.n.peers.view.Load().unheard; u != 0 {
+			return fmt.Errorf("a's view: %d nodes unheard of, want 0", u)
+		}
+		return nil
+	})
 
 	release := stallControl(t, b, nil)
 	// A partial answer is counted by the time the caller has it. (Asked
@@ -76,5 +90,21 @@ func TestGatherIncompleteCounted(t *testing.T) {
 	got := a.n.Stats().GathersIncomplete.Load()
 	if n := count(); n != 2 || a.n.Stats().GathersIncomplete.Load() != got {
 		t.Fatalf("session.count %d, GathersIncomplete %d → %d after a whole answer", n, got, a.n.Stats().GathersIncomplete.Load())
+	}
+
+	// A kill of b's session while b cannot answer: not "no such session"
+	// (the session is alive) but unavailable, naming b. The query waits in
+	// b's queue, and b carries the kill out once it runs again (README).
+	release = stallControl(t, b, nil)
+	_, err := sa.Call(ctx, "wamp.session.kill", []any{sb.ID()}, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "node b did not answer") {
+		t.Fatalf("kill of b's session with b stalled: %v, want %s naming node b", err, proto.URIUnavailable)
+	}
+	release()
+	select {
+	case <-sb.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("b's session still alive 10 s after b ran the kill query again")
 	}
 }

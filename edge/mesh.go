@@ -233,7 +233,7 @@ type gather struct {
 	left    int
 	got     map[string]bool
 	answers [][]byte
-	done    func([][]byte)
+	done    func(answers [][]byte, missing []string)
 	timer   *time.Timer
 	once    sync.Once
 }
@@ -251,31 +251,79 @@ func (g *gather) expect(names []string) {
 	}
 }
 
-func (g *gather) finish() {
+func (g *gather) finish(missing []string) {
 	g.once.Do(func() {
 		if g.timer != nil {
 			g.timer.Stop()
 		}
-		g.done(g.answers)
+		g.done(g.answers, missing)
 	})
+}
+
+// finishGather ends g, out of Node.gathers: with the nodes it waited for
+// that did not answer when its timeout ended it, and one "" for each node
+// a peer knows that this node has not heard from (route reads a missing
+// answer as "not known", never as "not there"). An incomplete gather is
+// counted and logged.
+func (n *Node) finishGather(g *gather, timedOut bool) {
+	n.gmu.Lock()
+	var missing []string
+	if timedOut {
+		missing = g.missing(n.peers.view.Load().names)
+	}
+	unheard := n.unheard()
+	for range unheard {
+		missing = append(missing, "")
+	}
+	if len(missing) > 0 {
+		n.incomplete(missing, unheard)
+	}
+	n.gmu.Unlock()
+	g.finish(missing)
+}
+
+// unheard returns how many nodes this node knows exist and has not heard
+// from: as many as a peer's last heartbeat said it knows beyond this
+// node's peers; and, in its first PeerTimeout, one when it has routes or
+// leaf remotes to dial but has heard from no node yet.
+func (n *Node) unheard() int {
+	v := n.peers.view.Load()
+	if v.unheard > 0 || len(v.names) > 0 {
+		return v.unheard
+	}
+	at := n.startedAt.Load()
+	if at != 0 && time.Since(time.Unix(0, at)) < n.opts.PeerTimeout && (len(n.opts.Cluster.Routes) > 0 || len(n.opts.Leaf.Remotes) > 0) {
+		return 1
+	}
+	return 0
 }
 
 // Gather implements route.Mesh: env goes to every node; done gets the
 // answers of the nodes alive when it was sent, or those in by
-// GatherTimeout. Answers of other nodes (one that joined meanwhile) are
-// kept but do not stand in for a missing one. A node just started may not
-// know all the others yet (their heartbeats, its routes still forming): a
-// node just restarted answered wamp.session.kill with no_such_session for
-// a session alive elsewhere. Its gathers wait until it has heard two
-// rounds of heartbeats, then for the nodes it knows by then.
-func (n *Node) Gather(env []byte, done func([][]byte)) error {
+// GatherTimeout, and the nodes whose answers are missing. Answers of other
+// nodes (one that joined meanwhile) are kept but do not stand in for a
+// missing one. A node just started may not know all the others yet (their
+// heartbeats, its routes still forming): a node just restarted answered
+// wamp.session.kill with no_such_session for a session alive elsewhere.
+// Its gathers wait until it has heard two rounds of heartbeats, then for
+// the nodes it knows by then; and each heartbeat says how many peers its
+// sender knows, so that a node that knows fewer (one it has not heard
+// from) reports the gap as missing answers ("") rather than a whole one.
+func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string)) error {
 	names := n.peers.view.Load().names
 	var settle time.Duration
 	if at := n.startedAt.Load(); at != 0 {
 		settle = time.Until(time.Unix(0, at).Add(2 * n.opts.Heartbeat))
 	}
 	if len(names) == 0 && settle <= 0 {
-		go done(nil)
+		var missing []string
+		if n.unheard() > 0 {
+			missing = []string{""}
+			n.gmu.Lock()
+			n.incomplete(missing, 1)
+			n.gmu.Unlock()
+		}
+		go done(nil, missing)
 		return nil
 	}
 	g := &gather{got: map[string]bool{}, done: done}
@@ -297,9 +345,8 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 			return // answered in full meanwhile (finish runs once)
 		}
 		delete(n.gathers, id)
-		n.incomplete(g)
 		n.gmu.Unlock()
-		g.finish()
+		n.finishGather(g, true)
 	})
 	if settle > 0 && settle < n.opts.GatherTimeout {
 		time.AfterFunc(settle, func() {
@@ -315,7 +362,7 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 			}
 			n.gmu.Unlock()
 			if last {
-				g.finish()
+				n.finishGather(g, false)
 			}
 		})
 	}
@@ -336,17 +383,17 @@ func (n *Node) Gather(env []byte, done func([][]byte)) error {
 // timeout drops it (or for good, when it is alive but too slow).
 const gatherLogEvery = 10 * time.Second
 
-// incomplete counts g, which its timeout ended, when nodes it waited for
-// had not answered, and logs which (at most once per gatherLogEvery, with
-// the number of such gathers since the last line). Called with gmu held.
-func (n *Node) incomplete(g *gather) {
+// missing returns the nodes g waited for that have not answered; g's
+// nodes are names (the nodes known now) when it was sent before this
+// node knew whom to wait for. Called with gmu held.
+func (g *gather) missing(names []string) []string {
 	want := g.want
 	if want == nil {
 		// Sent in the node's first heartbeats, before it knew whom to
 		// wait for, and not settled before the timeout: the nodes it
 		// knows now.
 		want = map[string]bool{}
-		for _, name := range n.peers.view.Load().names {
+		for _, name := range names {
 			want[name] = true
 		}
 	}
@@ -356,21 +403,27 @@ func (n *Node) incomplete(g *gather) {
 			missing = append(missing, name)
 		}
 	}
-	if len(missing) == 0 {
-		return
-	}
+	sort.Strings(missing)
+	return missing
+}
+
+// incomplete counts a gather that ended without the answers of missing
+// (unheard of them are "", nodes this node has not heard from), and logs
+// it, at most once per gatherLogEvery, with the number of such gathers
+// since the last line. Called with gmu held.
+func (n *Node) incomplete(missing []string, unheard int) {
 	n.stats.GathersIncomplete.Add(1)
 	n.gMissed++
 	now := time.Now()
 	if now.Sub(n.gLogAt) < gatherLogEvery {
 		return
 	}
-	sort.Strings(missing)
-	if len(missing) > 8 {
-		missing = append(missing[:8], "…")
+	named := missing[:len(missing)-unheard]
+	if len(named) > 8 {
+		named = append(named[:8:8], "…")
 	}
-	n.log.Warn("mesh: a meta query or get_retained went without some nodes' answers (its caller got a partial answer); mesh.gather_timeout may be too short for this mesh's load",
-		"missing", strings.Join(missing, ","), "gather_timeout", n.opts.GatherTimeout, "incomplete_since_last_line", n.gMissed)
+	n.log.Warn("mesh: a meta query or get_retained went without some nodes' answers (its caller got a partial answer, or wamp.error.unavailable where the answer would have been \"not found\"); mesh.gather_timeout may be too short for this mesh's load, or routes to some nodes are still forming",
+		"missing", strings.Join(named, ","), "not_heard_from", unheard, "gather_timeout", n.opts.GatherTimeout, "incomplete_since_last_line", n.gMissed)
 	n.gLogAt, n.gMissed = now, 0
 }
 
@@ -395,6 +448,6 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 	}
 	n.gmu.Unlock()
 	if last {
-		g.finish()
+		n.finishGather(g, false)
 	}
 }

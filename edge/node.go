@@ -563,7 +563,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.gmu.Lock()
 	for id, g := range n.gathers {
 		delete(n.gathers, id)
-		g.finish()
+		g.finish(g.missing(n.peers.view.Load().names)) // the node stops: its callers' sessions end too
 	}
 	n.gmu.Unlock()
 	n.shutdownServer()

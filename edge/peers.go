@@ -86,6 +86,10 @@ type peer struct {
 	nparts    uint64
 	partsVer  uint64
 	warnedDup bool
+	// knows is how many peers it said it knows in its last heartbeat
+	// (-1: it has not said). One that knows more nodes than this node
+	// does tells it that a node it has not heard from exists.
+	knows int
 	// freshUntil (zero: not fresh): known again after this node took it
 	// for dead itself, so nothing exchanged before is left to reset (see
 	// peerTable.forgot): the peer's own word that it took this node for
@@ -97,6 +101,10 @@ type delta struct {
 	ver uint64
 	reg route.MeshRealmReg
 }
+
+// maxKnows bounds the peer count a heartbeat may announce (a larger one
+// is taken for none).
+const maxKnows = 1 << 16
 
 // maxPendingDeltas bounds the changes kept while a sync is under way.
 const maxPendingDeltas = 4096
@@ -156,6 +164,11 @@ type peerView struct {
 	subj  map[route.MeshNode]string // node-direct subject by handle
 	names []string
 	boots map[string]uint64 // by name; 0 until a heartbeat or sync told it
+	// unheard is how many more peers than this node knows a peer said in
+	// its last heartbeat that it knows: nodes this node has not heard
+	// from yet (its routes to them still forming, or a link down), whose
+	// answers its gathers miss (Gather).
+	unheard int
 }
 
 func (t *peerTable) init() {
@@ -172,6 +185,7 @@ func (t *peerTable) publish() {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
 		v.boots[name] = p.boot
+		v.unheard = max(v.unheard, p.knows-len(t.byName))
 	}
 	sort.Strings(v.names)
 	t.view.Store(v)
@@ -329,7 +343,7 @@ func (n *Node) peerFor(reply string) *peer {
 	p := n.peers.byName[name]
 	if p == nil {
 		n.peers.next++
-		p = &peer{idx: n.peers.next, name: name, inbox: nodeInbox(name), msgSubj: nodeSubject(name, "m")}
+		p = &peer{idx: n.peers.next, name: name, inbox: nodeInbox(name), msgSubj: nodeSubject(name, "m"), knows: -1}
 		n.peers.byName[name] = p
 		n.peers.publish()
 		n.stats.PeersJoined.Add(1)
@@ -363,14 +377,22 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if k2 <= 0 {
 		return
 	}
-	// The sender's mesh version: absent before the handshake.
+	// The sender's mesh version: absent before the handshake. Then how
+	// many peers it knows: absent before it was sent (read by releases
+	// that do not know it as bytes after the version, which they ignore).
 	var mv uint64
+	knows := -1
 	if tail := rest[k+k2:]; len(tail) > 0 {
 		v, k3 := binary.Uvarint(tail)
 		if k3 <= 0 {
 			return
 		}
 		mv = v
+		if tail = tail[k3:]; len(tail) > 0 {
+			if c, k4 := binary.Uvarint(tail); k4 > 0 && c <= maxKnows {
+				knows = int(c)
+			}
+		}
 	}
 	name := senderOf(m.Reply)
 	if mv != n.meshVer && n.meshVer != 0 && name != n.opts.Name {
@@ -393,6 +415,10 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if p.boot != boot {
 		p.boot = boot
 		n.peers.publish() // the claim store tells a node's lives apart by it
+	}
+	if p.knows != knows {
+		p.knows = knows
+		n.peers.publish()
 	}
 	p.slot = uint16(slot)
 	if p.slot == n.slot && !p.warnedDup {
@@ -577,16 +603,24 @@ func (n *Node) applySync(m *nats.Msg) {
 
 // heartbeat announces this node.
 func (n *Node) heartbeat() {
+	n.dmu.Lock()
+	n.out.push(opPublish, subjHeartbeat, nodeInbox(n.opts.Name), n.heartbeatData(), nil)
+	n.dmu.Unlock()
+}
+
+// heartbeatData is a heartbeat: boot id, session-id slot, directory
+// version, mesh version, and the number of peers this node knows. Called
+// with dmu held.
+func (n *Node) heartbeatData() wr {
 	var w wr
 	w.fixed64(n.boot)
 	w.uv(uint64(n.slot))
-	n.dmu.Lock()
 	w.uv(n.dirVer)
 	if n.meshVer != 0 {
 		w.uv(n.meshVer)
+		w.uv(uint64(len(n.peers.view.Load().names)))
 	}
-	n.out.push(opPublish, subjHeartbeat, nodeInbox(n.opts.Name), w, nil)
-	n.dmu.Unlock()
+	return w
 }
 
 // checkPeers takes the nodes unheard of for PeerTimeout for dead, and

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
+	"github.com/nats-io/nats.go"
 )
 
 func TestSubjects(t *testing.T) {
@@ -115,11 +116,11 @@ func TestGatherBound(t *testing.T) {
 	n.peers.publish()
 	done := make(chan int, maxGathers)
 	for i := 0; i < maxGathers; i++ {
-		if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+		if err := n.Gather([]byte("q"), func(a [][]byte, _ []string) { done <- len(a) }); err != nil {
 			t.Fatalf("gather %d: %v", i, err)
 		}
 	}
-	if err := n.Gather([]byte("q"), func([][]byte) {}); !errors.Is(err, ErrBusy) {
+	if err := n.Gather([]byte("q"), func([][]byte, []string) {}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("gather past the bound: %v, want ErrBusy", err)
 	}
 	for i := 0; i < maxGathers; i++ {
@@ -132,7 +133,7 @@ func TestGatherBound(t *testing.T) {
 			t.Fatalf("gather %d never ended", i)
 		}
 	}
-	if err := n.Gather([]byte("q"), func([][]byte) {}); err != nil {
+	if err := n.Gather([]byte("q"), func([][]byte, []string) {}); err != nil {
 		t.Fatalf("gather after the others ended: %v", err)
 	}
 	// Each of them ended without the silent node's answer: counted.
@@ -159,7 +160,7 @@ func TestGatherIncompleteInFirstHeartbeats(t *testing.T) {
 	n.peers.byName["silent"] = &peer{idx: 1, name: "silent", msgSubj: nodeSubject("silent", "m")}
 	n.peers.publish()
 	done := make(chan int, 1)
-	if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+	if err := n.Gather([]byte("q"), func(a [][]byte, _ []string) { done <- len(a) }); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -220,7 +221,7 @@ func TestGatherWaitsForTheNodesItAsked(t *testing.T) {
 	n.peers.publish()
 	gather := func() (uint64, chan int) {
 		done := make(chan int, 1)
-		if err := n.Gather([]byte("q"), func(a [][]byte) { done <- len(a) }); err != nil {
+		if err := n.Gather([]byte("q"), func(a [][]byte, _ []string) { done <- len(a) }); err != nil {
 			t.Fatal(err)
 		}
 		n.gmu.Lock()
@@ -283,4 +284,109 @@ func TestGatherWaitsForTheNodesItAsked(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the gather never ended")
 	}
+}
+
+// A gather tells route which nodes' answers it went without: those it
+// waited for that its timeout ended it without, and one "" for each node a
+// peer's heartbeat says it knows and this node has not heard from (its
+// routes to it still forming): route then answers "not found" with
+// wamp.error.unavailable. Heartbeats of a release that did not send the
+// count, or with an absurd one, count for nothing.
+func TestGatherReportsMissingNodes(t *testing.T) {
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	newNode := func(name string, peers ...string) *Node {
+		n, err := New(Options{Router: r, Name: name, NatsURL: "nats://127.0.0.1:1", GatherTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range peers {
+			n.peers.byName[p] = &peer{idx: route.MeshNode(i + 1), name: p, msgSubj: nodeSubject(p, "m"), knows: -1, boot: 7}
+		}
+		n.peers.publish()
+		n.boot = 7 // one life each: a heartbeat of another boot is a restart
+		return n
+	}
+	g := newNode("g", "b", "c")
+	heard := func(from *Node) {
+		t.Helper()
+		from.dmu.Lock()
+		data := from.heartbeatData()
+		from.dmu.Unlock()
+		g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox(from.opts.Name), Data: data})
+	}
+	gather := func(answer ...string) []string {
+		t.Helper()
+		done := make(chan []string, 1)
+		if err := g.Gather([]byte("q"), func(_ [][]byte, missing []string) { done <- missing }); err != nil {
+			t.Fatal(err)
+		}
+		g.gmu.Lock()
+		id := g.gseq
+		g.gmu.Unlock()
+		for _, from := range answer {
+			g.answered(id, from, []byte("x"))
+		}
+		select {
+		case m := <-done:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("the gather never ended")
+			return nil
+		}
+	}
+	check := func(got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
+			t.Fatalf("missing %q, want %q", got, want)
+		}
+	}
+
+	check(gather("b", "c")) // whole
+	check(gather("b"), "c") // c silent: the timeout names it
+	before := g.Stats().GathersIncomplete.Load()
+
+	// b knows g, c and d; g has not heard from d.
+	heard(newNode("b", "g", "c", "d"))
+	if u := g.peers.view.Load().unheard; u != 1 {
+		t.Fatalf("unheard %d after b said it knows 3 peers, g 2, want 1", u)
+	}
+	check(gather("b", "c"), "")
+	check(gather("b"), "c", "")
+	if n := g.Stats().GathersIncomplete.Load(); n != before+2 {
+		t.Fatalf("GathersIncomplete %d → %d after two incomplete gathers", before, n)
+	}
+	// b's routes to d are gone, or g heard from d: whole again.
+	heard(newNode("b", "g", "c"))
+	check(gather("b", "c"))
+
+	// An older release's heartbeat (no count) and an absurd count: none.
+	old := newNode("b", "g", "c", "d", "e")
+	old.dmu.Lock()
+	data := old.heartbeatData()
+	old.dmu.Unlock()
+	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("b"), Data: data[:len(data)-1]})
+	var absurd wr
+	absurd = append(absurd, data[:len(data)-1]...)
+	absurd.uv(maxKnows + 1)
+	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("c"), Data: absurd})
+	if u := g.peers.view.Load().unheard; u != 0 {
+		t.Fatalf("unheard %d after heartbeats without a usable count", u)
+	}
+	check(gather("b", "c"))
+
+	// A node just started that has routes to dial but has heard from no
+	// node: one node unheard of, for its first PeerTimeout.
+	g = newNode("y")
+	g.opts.Heartbeat, g.opts.PeerTimeout = time.Millisecond, 300*time.Millisecond
+	g.startedAt.Store(time.Now().UnixNano())
+	check(gather()) // no routes: a node alone
+	g.opts.Cluster.Routes = []string{"nats://127.0.0.1:1"}
+	time.Sleep(5 * time.Millisecond) // past its first two heartbeats
+	check(gather(), "")
+	time.Sleep(300 * time.Millisecond)
+	check(gather()) // its peer timeout passed: alone
 }

@@ -864,7 +864,7 @@ func (m *stuckMesh) Claim(string, proto.Match, string, func(error)) { m.claims.A
 func (*stuckMesh) Release(string, proto.Match, string)              {}
 func (*stuckMesh) Publish(string, []byte, []byte) error             { return nil }
 func (*stuckMesh) Send(route.MeshNode, []byte) error                { return nil }
-func (*stuckMesh) Gather([]byte, func([][]byte)) error              { return nil }
+func (*stuckMesh) Gather([]byte, func([][]byte, []string)) error    { return nil }
 
 // A runner whose REGISTER waits for the mesh's claim (a single callee, a
 // webhook with deliver: one) stops at once when a reload removes it: it

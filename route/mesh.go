@@ -166,9 +166,12 @@ type Mesh interface {
 	Send(node MeshNode, env []byte) error
 	// Gather sends a query envelope to every other live node and calls
 	// done once, on any goroutine, with the answers that came back by the
-	// mesh's deadline. It returns an error, and does not call done, when
-	// the query cannot be sent.
-	Gather(env []byte, done func(answers [][]byte)) error
+	// mesh's deadline and the nodes whose answers are missing: the names
+	// of those it waited for that did not answer in time, and "" for each
+	// node it knows exists but has not heard from (its routes to it still
+	// forming). missing is empty when every node answered. It returns an
+	// error, and does not call done, when the query cannot be sent.
+	Gather(env []byte, done func(answers [][]byte, missing []string)) error
 }
 
 // MeshReg is one node's part of a registration in the mesh directory.

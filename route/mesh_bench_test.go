@@ -31,7 +31,7 @@ func (m *benchMesh) Send(_ MeshNode, env []byte) error {
 	m.n++
 	return nil
 }
-func (m *benchMesh) Gather([]byte, func([][]byte)) error { return nil }
+func (m *benchMesh) Gather([]byte, func([][]byte, []string)) error { return nil }
 
 // queueExec is an Executor that runs its tasks when told to, as an event
 // loop runs them after the round that posted them.

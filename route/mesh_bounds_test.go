@@ -173,7 +173,7 @@ func (nopMesh) Claim(_ string, _ proto.Match, _ string, d func(error)) { d(nil) 
 func (nopMesh) Release(string, proto.Match, string)                    {}
 func (nopMesh) Publish(string, []byte, []byte) error                   { return nil }
 func (nopMesh) Send(MeshNode, []byte) error                            { return nil }
-func (nopMesh) Gather(_ []byte, d func([][]byte)) error                { d(nil); return nil }
+func (nopMesh) Gather(_ []byte, d func([][]byte, []string)) error      { d(nil, nil); return nil }
 
 // Events from another node wait for a shard that does not keep up (its
 // loop busy, here stalled) up to maxMeshBacklog bytes; beyond, they are

@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -41,4 +42,80 @@ func TestMeshMetaWhenGatherRefused(t *testing.T) {
 	if m := a.recv(); m.Type != proto.CodeResult || m.Request != req || argsOf(m)[0] != int64(2) {
 		t.Fatalf("count once the mesh answers: %s", describe(m))
 	}
+}
+
+// A meta call whose gather went without a node's answer (the node did not
+// answer within the mesh's gather_timeout, or this node has not heard from
+// it yet) answered "not found" for what that node holds: a wamp.session.kill
+// from a node still forming its mesh said no_such_session of a session
+// alive elsewhere. "Not found" now stands only when every node that could
+// hold it answered; otherwise ERROR wamp.error.unavailable, naming the
+// nodes. A session id carries its node's slot, so a session of a node that
+// answered is still "no such session"; counts and lists stay partial.
+func TestMeshMetaNotFoundWhileANodeIsMissing(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	a, b, c := es[0].join(proto.JSON), es[1].join(proto.JSON), es[2].join(proto.JSON)
+	c.subscribe("t.only.on.c", nil)
+	mm.sync()
+	// ids no session has, on B's and on C's slot
+	onB := uint64(777)<<10 | uint64(MeshSlot("nodeB"))
+	onC := uint64(777)<<10 | uint64(MeshSlot("nodeC"))
+	if MeshSlot("nodeB") == MeshSlot("nodeC") {
+		t.Fatal("the test needs nodes of different slots")
+	}
+	ask := func(proc string, args []any) *proto.Message {
+		t.Helper()
+		req := a.call(proc, nil, args, nil)
+		mm.sync()
+		m := a.recv()
+		if m.Request != req {
+			t.Fatalf("%s: answer to request %d, want %d", proc, m.Request, req)
+		}
+		return m
+	}
+	unavailable := func(proc string, args []any, says string) {
+		t.Helper()
+		m := ask(proc, args)
+		if m.Type != proto.CodeError || string(m.URI) != proto.URIUnavailable {
+			t.Fatalf("%s %v: got %v %s, want ERROR %s", proc, args, m.Type, describe(m), proto.URIUnavailable)
+		}
+		if msg, _ := argsOf(m)[0].(string); !strings.Contains(msg, says) {
+			t.Fatalf("%s %v: message %q does not say %q", proc, args, msg, says)
+		}
+	}
+	noSession := func(args []any) {
+		t.Helper()
+		if m := ask("wamp.session.kill", args); m.Type != proto.CodeError || string(m.URI) != proto.URINoSuchSession {
+			t.Fatalf("wamp.session.kill %v: got %v %s, want ERROR %s", args, m.Type, describe(m), proto.URINoSuchSession)
+		}
+	}
+
+	mm.nodes[2].mute.Store(true) // C does not answer
+	unavailable("wamp.session.kill", []any{c.id}, "node nodeC did not answer")
+	unavailable("wamp.session.get", []any{c.id}, "nodeC")
+	unavailable("wamp.session.kill", []any{onC}, "nodeC")
+	unavailable("wamp.subscription.lookup", []any{"t.only.on.c"}, "nodeC")
+	noSession([]any{onB}) // B answered: its slot's sessions are known
+	if m := ask("wamp.session.count", nil); m.Type != proto.CodeResult || argsOf(m)[0] != int64(2) {
+		t.Fatalf("count without C: %s, want the partial count 2", describe(m))
+	}
+	c.quiet() // not killed
+
+	mm.nodes[2].mute.Store(false)
+	mm.nodes[0].unheard.Store(1) // a node A has not heard from may hold any id
+	unavailable("wamp.session.kill", []any{onB}, "1 node this node has not heard from yet")
+	mm.nodes[0].unheard.Store(0)
+	noSession([]any{onB})
+	noSession([]any{onC})
+	if m := ask("wamp.subscription.lookup", []any{"t.only.on.c"}); m.Type != proto.CodeResult || argsOf(m)[0] == nil {
+		t.Fatalf("lookup with every node answering: %s", describe(m))
+	}
+	if m := ask("wamp.session.kill", []any{c.id}); m.Type != proto.CodeResult {
+		t.Fatalf("kill with every node answering: %s", describe(m))
+	}
+	mm.sync()
+	if m := c.recv(); m.Type != proto.CodeGoodbye {
+		t.Fatalf("the killed session got %v %s, want GOODBYE", m.Type, describe(m))
+	}
+	b.quiet()
 }

@@ -53,6 +53,11 @@ type memNode struct {
 	// gathers counts the node's gathers not yet answered; gathersMax is
 	// the most there were at once.
 	gathers, gathersMax atomic.Int64
+	// mute, when set, makes the node leave the other nodes' gathers
+	// unanswered (reported missing by name, as edge does after its
+	// gather timeout); unheard adds that many nodes not heard from ("").
+	mute    atomic.Bool
+	unheard atomic.Int64
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -250,13 +255,24 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 	return fmt.Errorf("no node %d", node)
 }
 
-func (n *memNode) Gather(env []byte, done func([][]byte)) error {
+func (n *memNode) Gather(env []byte, done func([][]byte, []string)) error {
 	if e := n.gatherErr.Load(); e != nil {
 		return *e
 	}
-	others := n.others()
+	var others []*memNode
+	var missing []string
+	for _, o := range n.others() {
+		if o.mute.Load() {
+			missing = append(missing, o.name)
+		} else {
+			others = append(others, o)
+		}
+	}
+	for range n.unheard.Load() {
+		missing = append(missing, "")
+	}
 	if len(others) == 0 {
-		go done(nil)
+		go done(nil, missing)
 		return nil
 	}
 	if g := n.gathers.Add(1); g > n.gathersMax.Load() {
@@ -275,7 +291,7 @@ func (n *memNode) Gather(env []byte, done func([][]byte)) error {
 		mu.Unlock()
 		if last {
 			n.gathers.Add(-1)
-			done(answers)
+			done(answers, missing)
 		}
 	}
 	if n.gatherHold.Load() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -79,7 +80,7 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	if err != nil {
 		return false
 	}
-	qm := queuedMeta{req: req, proc: proc, q: q, comb: comb, res: res, merr: merr}
+	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr}
 	switch now, queued := ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue); {
 	case now:
 		s.askMesh(ss, qm)
@@ -94,18 +95,20 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 type queuedMeta struct {
 	req  uint64
 	proc string
-	q    []byte
-	comb metaCombine
-	res  []any
-	merr *metaErr
+	// target is the session the procedure acts on (0: none or not one).
+	target uint64
+	q      []byte
+	comb   metaCombine
+	res    []any
+	merr   *metaErr
 }
 
 // askMesh sends a meta call's query to the other nodes.
 func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
-	err := s.r.mesh.Gather(qm.q, func(answers [][]byte) {
+	err := s.r.mesh.Gather(qm.q, func(answers [][]byte, missing []string) {
 		s.Do(func() {
 			ss.asks.busy--
-			s.metaGathered(ss, qm.req, qm.comb, qm.res, qm.merr, answers)
+			s.metaGathered(ss, qm, answers, missing)
 			s.nextAsk(ss)
 		})
 	})
@@ -146,11 +149,13 @@ const (
 	maxSessionGatherQueue = 64
 )
 
-// metaGathered sends the combined answer of a meta call.
-func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []any, merr *metaErr, answers [][]byte) {
+// metaGathered sends the combined answer of a meta call; missing are the
+// nodes whose answers the gather went without (Mesh.Gather).
+func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missing []string) {
 	if ss.state != stEstablished {
 		return
 	}
+	req, res, merr := qm.req, qm.res, qm.merr
 	var remote [][]any
 	var rerrs []*metaErr
 	for _, a := range answers {
@@ -162,7 +167,12 @@ func (s *Shard) metaGathered(ss *Session, req uint64, comb metaCombine, res []an
 			remote = append(remote, r)
 		}
 	}
-	res, merr = comb(res, merr, remote, rerrs)
+	res, merr = qm.comb(res, merr, remote, rerrs)
+	if len(missing) > 0 && unsure(qm.target, missing) && (merr != nil && notFound[merr.uri] || merr == nil && nilLookup(qm.proc, res)) {
+		// "Not found" is an answer only when every node that could hold
+		// it answered.
+		merr = &metaErr{proto.URIUnavailable, "not found on the nodes that answered, but " + missingNodes(missing) + " did not answer within the mesh's gather_timeout: try again"}
+	}
 	if merr != nil {
 		s.replyError(ss, proto.CodeCall, req, merr.uri, merr.msg)
 		return
@@ -310,6 +320,86 @@ func decodeQuery(env []byte) (realm, proc string, args []any, kwargs map[string]
 		kwargs, _ = v.(map[string]any)
 	}
 	return realm, proc, args, kwargs, nil
+}
+
+// notFound lists the errors of meshMeta procedures that say what was
+// asked for is on no node (as far as the nodes that answered know).
+var notFound = map[string]bool{
+	proto.URINoSuchSession:      true,
+	proto.URINoSuchSubscription: true,
+	proto.URINoSuchRegistration: true,
+}
+
+// nilLookup reports whether res is the answer of a lookup that found
+// nothing (a null result, not an error).
+func nilLookup(proc string, res []any) bool {
+	return proc == "wamp.subscription.lookup" && (len(res) == 0 || res[0] == nil)
+}
+
+// sessionArg returns the id of the session a meta procedure of meshMeta
+// acts on, 0 when it acts on none.
+func sessionArg(proc string, args []any) uint64 {
+	i := -1
+	switch proc {
+	case "wamp.session.get", "wamp.session.kill":
+		i = 0
+	case "wamp.registration.remove_callee", "wamp.subscription.remove_subscriber":
+		i = 1
+	}
+	if i < 0 || len(args) <= i {
+		return 0
+	}
+	return uint64(toInt(args[i]))
+}
+
+// unsure reports whether a node whose answer is missing may hold what a
+// meta call asked for: any such node, but for a session, only the node
+// whose slot its id carries (MeshSlot), or a node not heard from ("").
+func unsure(target uint64, missing []string) bool {
+	if target == 0 {
+		return len(missing) > 0
+	}
+	for _, m := range missing {
+		if m == "" || uint64(MeshSlot(m)) == target&MaxMeshSlot {
+			return true
+		}
+	}
+	return false
+}
+
+// missingNodes names the nodes of missing for an error message.
+func missingNodes(missing []string) string {
+	var named []string
+	unheard := 0
+	for _, m := range missing {
+		if m == "" {
+			unheard++
+		} else if len(named) < 8 {
+			named = append(named, m)
+		}
+	}
+	var b strings.Builder
+	if len(named) > 0 {
+		b.WriteString("node")
+		if len(named) > 1 {
+			b.WriteString("s")
+		}
+		b.WriteString(" " + strings.Join(named, ", "))
+		if len(missing)-unheard > len(named) {
+			b.WriteString(" and others")
+		}
+	}
+	if unheard > 0 {
+		if b.Len() > 0 {
+			b.WriteString(" and ")
+		}
+		b.WriteString(strconv.Itoa(unheard) + " node")
+		if unheard > 1 {
+			b.WriteString("s")
+		}
+		b.WriteString(" this node has not heard from yet")
+	}
+	return b.String()
 }
 
 // ---------------------------------------------------------------- combiners
@@ -496,7 +586,7 @@ func (s *Shard) meshRetained(ss *Session, sub *subscription) {
 	}
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
 	if err == nil {
-		err = s.r.mesh.Gather(q, func(answers [][]byte) {
+		err = s.r.mesh.Gather(q, func(answers [][]byte, _ []string) {
 			s.Do(func() {
 				ss.retains.busy--
 				s.retainedGathered(ss, sub, answers)
@@ -615,7 +705,7 @@ func (s *Shard) meshDropRetained(rm *Realm, ids []uint64) {
 		}
 		q, err := encodeQuery(rm.name, metaRetainedDrop, args, nil)
 		if err == nil {
-			err = s.r.mesh.Gather(q, func([][]byte) {})
+			err = s.r.mesh.Gather(q, func([][]byte, []string) {})
 		}
 		if err != nil {
 			s.r.log.Warn("mesh: cannot ask the other nodes to drop their copies of dropped retained events", "realm", rm.name, "count", len(part), "err", err)
