@@ -261,10 +261,10 @@ func (g *gather) finish(missing []string) {
 }
 
 // finishGather ends g, out of Node.gathers: with the nodes it waited for
-// that did not answer when its timeout ended it, and one "" for each node
-// a peer knows that this node has not heard from (route reads a missing
-// answer as "not known", never as "not there"). An incomplete gather is
-// counted and logged.
+// that did not answer when its timeout ended it, and one "" when there
+// are nodes a peer knows that this node has not heard from (route reads a
+// missing answer as "not known", never as "not there"). An incomplete
+// gather is counted and logged.
 func (n *Node) finishGather(g *gather, timedOut bool) {
 	n.gmu.Lock()
 	var missing []string
@@ -272,8 +272,8 @@ func (n *Node) finishGather(g *gather, timedOut bool) {
 		missing = g.missing(n.peers.view.Load().names)
 	}
 	unheard := n.unheard()
-	for range unheard {
-		missing = append(missing, "")
+	if unheard > 0 {
+		missing = append(missing, "") // one for them all: a peer's count is its word only
 	}
 	if len(missing) > 0 {
 		n.incomplete(missing, unheard)
@@ -408,9 +408,9 @@ func (g *gather) missing(names []string) []string {
 }
 
 // incomplete counts a gather that ended without the answers of missing
-// (unheard of them are "", nodes this node has not heard from), and logs
-// it, at most once per gatherLogEvery, with the number of such gathers
-// since the last line. Called with gmu held.
+// (its last is "" when unheard > 0: the nodes this node has not heard
+// from), and logs it, at most once per gatherLogEvery, with the number of
+// such gathers since the last line. Called with gmu held.
 func (n *Node) incomplete(missing []string, unheard int) {
 	n.stats.GathersIncomplete.Add(1)
 	n.gMissed++
@@ -418,7 +418,10 @@ func (n *Node) incomplete(missing []string, unheard int) {
 	if now.Sub(n.gLogAt) < gatherLogEvery {
 		return
 	}
-	named := missing[:len(missing)-unheard]
+	named := missing
+	if unheard > 0 {
+		named = missing[:len(missing)-1]
+	}
 	if len(named) > 8 {
 		named = append(named[:8:8], "…")
 	}

@@ -103,7 +103,7 @@ func TestMeshMetaNotFoundWhileANodeIsMissing(t *testing.T) {
 
 	mm.nodes[2].mute.Store(false)
 	mm.nodes[0].unheard.Store(1) // a node A has not heard from may hold any id
-	unavailable("wamp.session.kill", []any{onB}, "1 node this node has not heard from yet")
+	unavailable("wamp.session.kill", []any{onB}, "nodes this node has not heard from yet")
 	mm.nodes[0].unheard.Store(0)
 	noSession([]any{onB})
 	noSession([]any{onC})

@@ -55,7 +55,7 @@ type memNode struct {
 	gathers, gathersMax atomic.Int64
 	// mute, when set, makes the node leave the other nodes' gathers
 	// unanswered (reported missing by name, as edge does after its
-	// gather timeout); unheard adds that many nodes not heard from ("").
+	// gather timeout); unheard > 0 adds nodes not heard from ("").
 	mute    atomic.Bool
 	unheard atomic.Int64
 }
@@ -268,7 +268,7 @@ func (n *memNode) Gather(env []byte, done func([][]byte, []string)) error {
 			others = append(others, o)
 		}
 	}
-	for range n.unheard.Load() {
+	if n.unheard.Load() > 0 {
 		missing = append(missing, "")
 	}
 	if len(others) == 0 {

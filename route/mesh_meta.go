@@ -370,12 +370,15 @@ func unsure(target uint64, missing []string) bool {
 // missingNodes names the nodes of missing for an error message.
 func missingNodes(missing []string) string {
 	var named []string
-	unheard := 0
+	unheard, others := false, 0
 	for _, m := range missing {
-		if m == "" {
-			unheard++
-		} else if len(named) < 8 {
+		switch {
+		case m == "":
+			unheard = true
+		case len(named) < 8:
 			named = append(named, m)
+		default:
+			others++
 		}
 	}
 	var b strings.Builder
@@ -385,19 +388,15 @@ func missingNodes(missing []string) string {
 			b.WriteString("s")
 		}
 		b.WriteString(" " + strings.Join(named, ", "))
-		if len(missing)-unheard > len(named) {
-			b.WriteString(" and others")
+		if others > 0 {
+			b.WriteString(" and " + strconv.Itoa(others) + " more")
 		}
 	}
-	if unheard > 0 {
+	if unheard {
 		if b.Len() > 0 {
 			b.WriteString(" and ")
 		}
-		b.WriteString(strconv.Itoa(unheard) + " node")
-		if unheard > 1 {
-			b.WriteString("s")
-		}
-		b.WriteString(" this node has not heard from yet")
+		b.WriteString("nodes this node has not heard from yet")
 	}
 	return b.String()
 }
