@@ -3,11 +3,13 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -106,5 +108,70 @@ func TestGatherIncompleteCounted(t *testing.T) {
 	case <-sb.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("b's session still alive 10 s after b ran the kill query again")
+	}
+}
+
+// NATS routes are not transitive: two nodes that both reach a third but
+// not each other exchange nothing. Here a and c route to b only, and each
+// advertises an address nobody listens on, so the cluster's gossip cannot
+// link them. b sees the whole mesh; a and c each miss the other, and know
+// it from b's heartbeats (the peers it knows): edgewamp_mesh_peers_unheard
+// reads 1 on each, a warning names the missing routes, and a kill from a
+// of a session on c says unavailable, not no_such_session.
+func TestMissingRouteReported(t *testing.T) {
+	t.Parallel()
+	addrB := edgetest.FreeAddr(t)
+	logs := &lockedBuf{}
+	withLog := func(o *Options) {
+		o.Heartbeat, o.PeerTimeout = 200*time.Millisecond, time.Second
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil)).With("node", o.Name)
+	}
+	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen = addrB; withLog(o) })
+	spoke := func(name string) *tnode {
+		return startNode(t, name, func(o *Options) {
+			o.Cluster.Listen, o.Cluster.Advertise = edgetest.FreeAddr(t), edgetest.FreeAddr(t) // never listened on
+			o.Cluster.Routes = []string{"nats://" + addrB}
+			withLog(o)
+		})
+	}
+	a, c := spoke("a"), spoke("c")
+	eventually(t, 15*time.Second, func() error {
+		if len(b.n.Peers()) != 2 || len(a.n.Peers()) != 1 || len(c.n.Peers()) != 1 {
+			return fmt.Errorf("peers: a %v, b %v, c %v", a.n.Peers(), b.n.Peers(), c.n.Peers())
+		}
+		for _, x := range []struct {
+			n    *tnode
+			want int64
+		}{{a, 1}, {b, 0}, {c, 1}} {
+			if u := x.n.n.Stats().PeersUnheard.Load(); u != x.want {
+				return fmt.Errorf("%s: PeersUnheard %d, want %d", x.n.name, u, x.want)
+			}
+		}
+		if !strings.Contains(logs.String(), "node=a") || !strings.Contains(logs.String(), "the NATS routes between nodes are incomplete") {
+			return fmt.Errorf("no warning of a's about the missing routes yet")
+		}
+		return nil
+	})
+	if a.n.Peers()[0] != "b" || c.n.Peers()[0] != "b" {
+		t.Fatalf("a sees %v, c sees %v: a route between a and c formed", a.n.Peers(), c.n.Peers())
+	}
+
+	ctx := ctxT(t, 30*time.Second)
+	sc := c.dial(c.ws(), proto.JSON)
+	sa := a.dial(a.ws(), proto.JSON)
+	_, err := sa.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "not heard from") {
+		t.Fatalf("kill from a of a session on c, which a cannot hear: %v, want %s", err, proto.URIUnavailable)
+	}
+	// From b, which hears both, the kill is carried out.
+	sb := b.dial(b.ws(), proto.JSON)
+	if _, err := sb.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil); err != nil {
+		t.Fatalf("kill from b: %v", err)
+	}
+	select {
+	case <-sc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("c's session alive 10 s after b killed it")
 	}
 }

@@ -128,6 +128,10 @@ type peerTable struct {
 	logged map[string]uint64
 	// badView is bad for other goroutines.
 	badView atomic.Pointer[badView]
+	// unheardSince is when view.unheard last became non-zero (zero: it
+	// is 0); unheardWarned, that this spell was logged (checkUnheard).
+	unheardSince  time.Time
+	unheardWarned bool
 }
 
 type badPeer struct {
@@ -167,8 +171,9 @@ type peerView struct {
 	// unheard is how many more peers than this node knows a peer said in
 	// its last heartbeat that it knows: nodes this node has not heard
 	// from yet (its routes to them still forming, or a link down), whose
-	// answers its gathers miss (Gather).
+	// answers its gathers miss (Gather); claimer is that peer.
 	unheard int
+	claimer string
 }
 
 func (t *peerTable) init() {
@@ -185,7 +190,9 @@ func (t *peerTable) publish() {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
 		v.boots[name] = p.boot
-		v.unheard = max(v.unheard, p.knows-len(t.byName))
+		if k := p.knows - len(t.byName); k > v.unheard {
+			v.unheard, v.claimer = k, name
+		}
 	}
 	sort.Strings(v.names)
 	t.view.Store(v)
@@ -657,6 +664,31 @@ func (n *Node) checkPeers() {
 		if !p.synced && now.Sub(p.askedAt) >= 2*n.opts.Heartbeat {
 			n.askDirectory(p)
 		}
+	}
+	n.checkUnheard(now)
+}
+
+// checkUnheard publishes how many nodes a peer hears that this node does
+// not (Stats.PeersUnheard), and warns when that lasts PeerTimeout: NATS
+// routes are not transitive, so two nodes that both reach a third but not
+// each other exchange nothing, and each misses the other's sessions,
+// registrations and answers while the third sees a whole mesh. Once per
+// such spell; an info line when it ends. On the control dispatcher.
+func (n *Node) checkUnheard(now time.Time) {
+	v := n.peers.view.Load()
+	n.stats.PeersUnheard.Store(int64(v.unheard))
+	switch {
+	case v.unheard == 0:
+		if n.peers.unheardWarned {
+			n.log.Info("mesh: this node hears from every node its peers know again")
+		}
+		n.peers.unheardSince, n.peers.unheardWarned = time.Time{}, false
+	case n.peers.unheardSince.IsZero():
+		n.peers.unheardSince = now
+	case !n.peers.unheardWarned && now.Sub(n.peers.unheardSince) >= n.opts.PeerTimeout:
+		n.peers.unheardWarned = true
+		n.log.Warn("mesh: a peer knows nodes this node does not hear from: the NATS routes between nodes are incomplete (every node must reach every other's cluster address, or its advertise address); meta answers here are partial and \"not found\" answers say unavailable until they form",
+			"peer", v.claimer, "unheard", v.unheard, "peers", strings.Join(v.names, ","), "for", now.Sub(n.peers.unheardSince).Round(time.Millisecond))
 	}
 }
 

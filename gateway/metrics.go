@@ -129,6 +129,10 @@ type MeshStats struct {
 	// (another edgewamp release), which this node does not use as peers →
 	// edgewamp_mesh_peers_incompatible.
 	PeersIncompatible int
+	// PeersUnheard: how many more nodes a peer knows than this node hears
+	// from (routes between some nodes missing, or still forming) →
+	// edgewamp_mesh_peers_unheard.
+	PeersUnheard int
 	// PeersJoined, PeersLost: nodes seen joining, nodes taken for dead (no
 	// heartbeat within the peer timeout; a clean shutdown's leave
 	// included) → edgewamp_mesh_peers_joined_total,
@@ -630,6 +634,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_connected", "1 while the mesh node's NATS connection is up.", G, connected)
 	constMetric(e, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
 	constMetric(e, "edgewamp_mesh_peers_incompatible", "Mesh nodes heard speaking another mesh version (another edgewamp release), not used as peers.", G, float64(ms.PeersIncompatible))
+	constMetric(e, "edgewamp_mesh_peers_unheard", "Mesh nodes a peer hears that this node does not (NATS routes between some nodes missing or still forming).", G, float64(ms.PeersUnheard))
 	constMetric(e, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
 	constMetric(e, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
 	byLabel(e, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)

@@ -61,6 +61,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		Connected:         n.Ready(),
 		Peers:             len(n.Peers()),
 		PeersIncompatible: int(es.PeersIncompatible.Load()),
+		PeersUnheard:      int(es.PeersUnheard.Load()),
 		PeersJoined:       es.PeersJoined.Load(),
 		PeersLost:         es.PeersLost.Load(),
 		Dropped: map[string]uint64{
@@ -107,6 +108,11 @@ func meshStatus(node meshNode) string {
 	}
 	b.WriteString(strconv.Itoa(len(n.Peers())))
 	b.WriteString(" peers")
+	if u := n.Stats().PeersUnheard.Load(); u > 0 {
+		b.WriteString(", ")
+		b.WriteString(strconv.FormatInt(u, 10))
+		b.WriteString(" more known to peers but not heard from (routes incomplete?)")
+	}
 	if bad := n.IncompatiblePeers(); len(bad) > 0 {
 		b.WriteString(", ")
 		b.WriteString(strconv.Itoa(len(bad)))

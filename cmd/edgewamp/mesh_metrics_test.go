@@ -60,7 +60,8 @@ func TestMeshMetrics(t *testing.T) {
 	}
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
 		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
-		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms", "edgewamp_mesh_peers_incompatible"} {
+		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms", "edgewamp_mesh_peers_incompatible",
+		"edgewamp_mesh_peers_unheard"} {
 		if v := metricValue(fams, name); v != 0 {
 			t.Fatalf("%s = %v on a quiet mesh, want 0", name, v)
 		}
