@@ -230,7 +230,7 @@ type churnCounts struct {
 func (c *churnCounts) String() string {
 	return fmt.Sprintf("dials %d; leaves: goodbye %d, socket closed %d, killed from another node %d, ended by the router (killed at random, revoked, node stopped) %d; "+
 		"registers %d (refused %d), unregisters %d; calls %d: results %d, errors %d (cancels %d, router timeouts %d, progressive results %d, progressive invocations %d); "+
-		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d (unavailable from a node still forming %d); meta %d; restarts %d",
+		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d (answered unavailable %d); meta %d; restarts %d",
 		c.dials.Load(), c.graceful.Load(), c.abrupt.Load(), c.killedLeave.Load(), c.endedByRouter.Load(),
 		c.regs.Load(), c.regRefused.Load(), c.unregs.Load(), c.calls.Load(), c.results.Load(), c.callErrs.Load(), c.cancels.Load(), c.timeouts.Load(),
 		c.progress.Load(), c.chunked.Load(), c.subs.Load(), c.unsubs.Load(), c.pubs.Load(), c.events.Load(), c.retained.Load(),
@@ -498,6 +498,10 @@ func (cr *churnRun) act(cs *churnSess, rng *rand.Rand) {
 		case "":
 			cr.n.kills.Add(1)
 		case proto.URINoSuchSession:
+		case proto.URIUnavailable:
+			// A node that could hold the victim did not answer (it died,
+			// or is slow under the churn's load): said, not guessed.
+			cr.n.killUnavailable.Add(1)
 		default:
 			if cs.alive() {
 				cr.t.Errorf("wamp.session.kill %d from %s: %v", victim, cs.node, err)

@@ -132,6 +132,13 @@ type peerTable struct {
 	// is 0); unheardWarned, that this spell was logged (checkUnheard).
 	unheardSince  time.Time
 	unheardWarned bool
+	// gone holds the peers dropped in the last goneGrace (dead, restarted
+	// or left), by name: a peer's heartbeat may still count them, as each
+	// node drops a dead node on its own clock. They offset the peers'
+	// counts (publish), so that a node that died is not taken for one
+	// this node cannot hear.
+	gone      map[string]time.Time
+	goneGrace time.Duration
 }
 
 type badPeer struct {
@@ -176,7 +183,9 @@ type peerView struct {
 	claimer string
 }
 
-func (t *peerTable) init() {
+func (t *peerTable) init(grace time.Duration) {
+	t.goneGrace = grace
+	t.gone = map[string]time.Time{}
 	t.byName = map[string]*peer{}
 	t.forgot = map[string]forgotten{}
 	t.bad = map[string]*badPeer{}
@@ -190,7 +199,7 @@ func (t *peerTable) publish() {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
 		v.boots[name] = p.boot
-		if k := p.knows - len(t.byName); k > v.unheard {
+		if k := p.knows - len(t.byName) - len(t.gone); k > v.unheard {
 			v.unheard, v.claimer = k, name
 		}
 	}
@@ -352,6 +361,7 @@ func (n *Node) peerFor(reply string) *peer {
 		n.peers.next++
 		p = &peer{idx: n.peers.next, name: name, inbox: nodeInbox(name), msgSubj: nodeSubject(name, "m"), knows: -1}
 		n.peers.byName[name] = p
+		delete(n.peers.gone, name)
 		n.peers.publish()
 		n.stats.PeersJoined.Add(1)
 		n.log.Info("mesh: node joined", "peer", name)
@@ -675,6 +685,16 @@ func (n *Node) checkPeers() {
 // registrations and answers while the third sees a whole mesh. Once per
 // such spell; an info line when it ends. On the control dispatcher.
 func (n *Node) checkUnheard(now time.Time) {
+	expired := false
+	for name, at := range n.peers.gone {
+		if now.Sub(at) >= n.peers.goneGrace {
+			delete(n.peers.gone, name)
+			expired = true
+		}
+	}
+	if expired {
+		n.peers.publish()
+	}
 	v := n.peers.view.Load()
 	n.stats.PeersUnheard.Store(int64(v.unheard))
 	switch {
@@ -798,6 +818,9 @@ func (n *Node) IncompatiblePeers() []IncompatiblePeer {
 
 func (n *Node) dropPeer(p *peer) {
 	delete(n.peers.byName, p.name)
+	if len(n.peers.gone) < maxForgotten {
+		n.peers.gone[p.name] = time.Now()
+	}
 	n.peers.publish()
 	n.stats.PeersLost.Add(1)
 	n.r.MeshNodeDown(p.idx)

@@ -363,6 +363,24 @@ func TestGatherReportsMissingNodes(t *testing.T) {
 	heard(newNode("b", "g", "c"))
 	check(gather("b", "c"))
 
+	// d, which both hear, dies: g drops it before b does, whose heartbeat
+	// still counts it. A node just dropped offsets the peers' counts for
+	// a grace period (not a node g cannot hear: a node that died); past
+	// it, a peer that still counts d hears it and g does not.
+	g.peers.byName["d"] = &peer{idx: 9, name: "d", msgSubj: nodeSubject("d", "m"), knows: -1, boot: 7}
+	g.peers.publish()
+	heard(newNode("b", "g", "c", "d"))
+	g.dropPeer(g.peers.byName["d"])
+	if u := g.peers.view.Load().unheard; u != 0 {
+		t.Fatalf("unheard %d just after g dropped d, which b still counts", u)
+	}
+	check(gather("b", "c"))
+	g.checkUnheard(time.Now().Add(g.peers.goneGrace))
+	if u := g.peers.view.Load().unheard; u != 1 {
+		t.Fatalf("unheard %d once the grace passed with b still counting d, want 1", u)
+	}
+	heard(newNode("b", "g", "c"))
+
 	// An older release's heartbeat (no count) and an absurd count: none.
 	old := newNode("b", "g", "c", "d", "e")
 	old.dmu.Lock()
