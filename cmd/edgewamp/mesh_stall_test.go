@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// A node that stops answering (SIGSTOP: a long GC pause, a frozen VM)
+// for less than the peer timeout is still a peer: meta calls of the
+// other nodes go without its answers. A wamp.session.get or kill of one
+// of its sessions then answers wamp.error.unavailable naming it, not
+// no_such_session; a session id of a node that did answer is still "no
+// such session"; once the node runs again, its session is found.
+func TestMeshStalledNodeAnswersUnavailable(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, "listeners: [{address: 127.0.0.1:0}]\nrealms: [{name: realm1, anonymous: true}]\nmesh: {peer_timeout: 8s, gather_timeout: 300ms}\n")
+	ps := processCluster(t, func(int) []string { return []string{"-config", cfg} }, "sa", "sb", "sc")
+	a, c := ps[0], ps[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	onC := c.dial(c.ws(), proto.MsgPack)
+	caller := a.dial(a.ws(), proto.JSON)
+	get := func(id uint64) error {
+		_, err := caller.Call(ctx, "wamp.session.get", []any{id}, nil, nil)
+		return err
+	}
+	meshEventually(t, 10*time.Second, func() error { return get(onC.ID()) })
+
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := func() { c.cmd.Process.Signal(syscall.SIGCONT) }
+	t.Cleanup(cont)
+	stopped := time.Now()
+	err := get(onC.ID())
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "node sc did not answer") {
+		t.Fatalf("session.get of sc's session with sc stopped: %v, want %s naming sc", err, proto.URIUnavailable)
+	}
+	_, err = caller.Call(ctx, "wamp.session.kill", []any{onC.ID()}, nil, nil)
+	if wampURI(err) != proto.URIUnavailable {
+		t.Fatalf("session.kill of sc's session with sc stopped: %v, want %s", err, proto.URIUnavailable)
+	}
+	onB := uint64(4242)<<10 | uint64(route.MeshSlot("sb"))
+	if onB&route.MaxMeshSlot == uint64(route.MeshSlot("sc")) {
+		t.Fatal("sb and sc share a slot")
+	}
+	if err := get(onB); wampURI(err) != proto.URINoSuchSession {
+		t.Fatalf("session.get of an id on sb's slot with sc stopped: %v, want %s", err, proto.URINoSuchSession)
+	}
+	if d := time.Since(stopped); d > 6*time.Second {
+		t.Fatalf("the calls took %v, past most of the peer timeout: a slow machine, not a result", d)
+	}
+	t.Logf("with sc stopped for %v: unavailable, unavailable, no_such_session", time.Since(stopped).Round(time.Millisecond))
+
+	cont()
+	// The kill sent while it was stopped waits in sc's queue and may be
+	// carried out now (README); either way sc answers again.
+	meshEventually(t, 10*time.Second, func() error {
+		err := get(onC.ID())
+		if err == nil || wampURI(err) == proto.URINoSuchSession {
+			return nil
+		}
+		return err
+	})
+}
