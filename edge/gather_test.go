@@ -112,66 +112,96 @@ func TestGatherIncompleteCounted(t *testing.T) {
 }
 
 // NATS routes are not transitive: two nodes that both reach a third but
-// not each other exchange nothing. Here a and c route to b only, and each
-// advertises an address nobody listens on, so the cluster's gossip cannot
-// link them. b sees the whole mesh; a and c each miss the other, and know
-// it from b's heartbeats (the peers it knows): edgewamp_mesh_peers_unheard
-// reads 1 on each, a warning names the missing routes, and a kill from a
-// of a session on c says unavailable, not no_such_session.
+// not each other exchange nothing. Each node here routes to the next only
+// and advertises an address nobody listens on, so the cluster's gossip
+// cannot link the others: a star (a and c route to b) and a ring of four
+// (a→d, b→a, c→b, d→c: every node hears two peers, as many as each peer
+// hears, so counts alone would not tell). A node knows which nodes its
+// peers hear from their heartbeats: edgewamp_mesh_peers_unheard reads 1
+// on every node that misses one, a warning names the missing routes, and a
+// kill from a of a session on c says unavailable, not no_such_session,
+// while the same kill from a node that hears c is carried out.
 func TestMissingRouteReported(t *testing.T) {
 	t.Parallel()
-	addrB := edgetest.FreeAddr(t)
-	logs := &lockedBuf{}
-	withLog := func(o *Options) {
-		o.Heartbeat, o.PeerTimeout = 200*time.Millisecond, time.Second
-		o.Logger = slog.New(slog.NewTextHandler(logs, nil)).With("node", o.Name)
-	}
-	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen = addrB; withLog(o) })
-	spoke := func(name string) *tnode {
-		return startNode(t, name, func(o *Options) {
-			o.Cluster.Listen, o.Cluster.Advertise = edgetest.FreeAddr(t), edgetest.FreeAddr(t) // never listened on
-			o.Cluster.Routes = []string{"nats://" + addrB}
-			withLog(o)
+	for _, tc := range []struct {
+		name    string
+		nodes   []string
+		routeTo map[string]string // node → the one node it routes to ("" : none)
+		unheard map[string]int64
+		killer  string // a node that hears c
+	}{
+		{"star", []string{"b", "a", "c"}, map[string]string{"a": "b", "c": "b"}, map[string]int64{"a": 1, "b": 0, "c": 1}, "b"},
+		{"ring", []string{"a", "b", "c", "d"}, map[string]string{"a": "d", "b": "a", "c": "b", "d": "c"}, map[string]int64{"a": 1, "b": 1, "c": 1, "d": 1}, "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &lockedBuf{}
+			addr := map[string]string{}
+			for _, name := range tc.nodes {
+				addr[name] = edgetest.FreeAddr(t)
+			}
+			nodes := map[string]*tnode{}
+			for _, name := range tc.nodes {
+				nodes[name] = startNode(t, name, func(o *Options) {
+					o.Heartbeat, o.PeerTimeout = 200*time.Millisecond, time.Second
+					o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+					o.Cluster.Listen = addr[name]
+					if to := tc.routeTo[name]; to != "" {
+						o.Cluster.Routes = []string{"nats://" + addr[to]}
+						o.Cluster.Advertise = edgetest.FreeAddr(t) // never listened on
+					}
+				})
+			}
+			eventually(t, 20*time.Second, func() error {
+				for name, want := range tc.unheard {
+					n := nodes[name].n
+					if peers := len(n.Peers()); int64(peers) != int64(len(tc.nodes)-1)-want {
+						return fmt.Errorf("%s sees %v", name, n.Peers())
+					}
+					if u := n.Stats().PeersUnheard.Load(); u != want {
+						return fmt.Errorf("%s: PeersUnheard %d, want %d", name, u, want)
+					}
+					if want > 0 && !warned(logs.String(), name) {
+						return fmt.Errorf("no warning of %s's about the missing routes yet", name)
+					}
+				}
+				return nil
+			})
+			for name, want := range tc.unheard {
+				if want == 0 && warned(logs.String(), name) {
+					t.Errorf("%s, which hears every node, warned of missing routes", name)
+				}
+			}
+
+			ctx := ctxT(t, 30*time.Second)
+			a, c := nodes["a"], nodes["c"]
+			sc := c.dial(c.ws(), proto.JSON)
+			sa := a.dial(a.ws(), proto.JSON)
+			_, err := sa.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil)
+			var we *client.Error
+			if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "not heard from") {
+				t.Fatalf("kill from a of a session on c, which a cannot hear: %v, want %s", err, proto.URIUnavailable)
+			}
+			k := nodes[tc.killer]
+			sk := k.dial(k.ws(), proto.JSON)
+			if _, err := sk.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil); err != nil {
+				t.Fatalf("kill from %s: %v", tc.killer, err)
+			}
+			select {
+			case <-sc.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("c's session alive 10 s after %s killed it", tc.killer)
+			}
 		})
 	}
-	a, c := spoke("a"), spoke("c")
-	eventually(t, 15*time.Second, func() error {
-		if len(b.n.Peers()) != 2 || len(a.n.Peers()) != 1 || len(c.n.Peers()) != 1 {
-			return fmt.Errorf("peers: a %v, b %v, c %v", a.n.Peers(), b.n.Peers(), c.n.Peers())
-		}
-		for _, x := range []struct {
-			n    *tnode
-			want int64
-		}{{a, 1}, {b, 0}, {c, 1}} {
-			if u := x.n.n.Stats().PeersUnheard.Load(); u != x.want {
-				return fmt.Errorf("%s: PeersUnheard %d, want %d", x.n.name, u, x.want)
-			}
-		}
-		if !strings.Contains(logs.String(), "node=a") || !strings.Contains(logs.String(), "the NATS routes between nodes are incomplete") {
-			return fmt.Errorf("no warning of a's about the missing routes yet")
-		}
-		return nil
-	})
-	if a.n.Peers()[0] != "b" || c.n.Peers()[0] != "b" {
-		t.Fatalf("a sees %v, c sees %v: a route between a and c formed", a.n.Peers(), c.n.Peers())
-	}
+}
 
-	ctx := ctxT(t, 30*time.Second)
-	sc := c.dial(c.ws(), proto.JSON)
-	sa := a.dial(a.ws(), proto.JSON)
-	_, err := sa.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil)
-	var we *client.Error
-	if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "not heard from") {
-		t.Fatalf("kill from a of a session on c, which a cannot hear: %v, want %s", err, proto.URIUnavailable)
+// warned reports whether node name logged the missing-routes warning.
+func warned(logs, name string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "the NATS routes between nodes are incomplete") && strings.Contains(line, " node="+name+" ") {
+			return true
+		}
 	}
-	// From b, which hears both, the kill is carried out.
-	sb := b.dial(b.ws(), proto.JSON)
-	if _, err := sb.Call(ctx, "wamp.session.kill", []any{sc.ID()}, nil, nil); err != nil {
-		t.Fatalf("kill from b: %v", err)
-	}
-	select {
-	case <-sc.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("c's session alive 10 s after b killed it")
-	}
+	return false
 }

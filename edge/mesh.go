@@ -263,28 +263,29 @@ func (g *gather) finish(missing []string) {
 // finishGather ends g, out of Node.gathers: with the nodes it waited for
 // that did not answer when its timeout ended it, and one "" when there
 // are nodes a peer knows that this node has not heard from (route reads a
-// missing answer as "not known", never as "not there"). An incomplete
-// gather is counted and logged.
+// missing answer as "not known", never as "not there"). A gather its
+// timeout ended without some answers is counted and logged.
 func (n *Node) finishGather(g *gather, timedOut bool) {
 	n.gmu.Lock()
 	var missing []string
 	if timedOut {
 		missing = g.missing(n.peers.view.Load().names)
 	}
-	unheard := n.unheard()
-	if unheard > 0 {
-		missing = append(missing, "") // one for them all: a peer's count is its word only
-	}
 	if len(missing) > 0 {
-		n.incomplete(missing, unheard)
+		n.incomplete(missing) // the nodes it waited for
+	}
+	if n.unheard() > 0 {
+		// One for them all; not counted here: PeersUnheard and its own
+		// warning report them (checkUnheard).
+		missing = append(missing, "")
 	}
 	n.gmu.Unlock()
 	g.finish(missing)
 }
 
 // unheard returns how many nodes this node knows exist and has not heard
-// from: as many as a peer's last heartbeat said it knows beyond this
-// node's peers; and, in its first PeerTimeout, one when it has routes or
+// from: those its peers' last heartbeats say they know (peerView.unheard);
+// and, in its first PeerTimeout, one when it has routes or
 // leaf remotes to dial but has heard from no node yet.
 func (n *Node) unheard() int {
 	v := n.peers.view.Load()
@@ -319,9 +320,6 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 		var missing []string
 		if n.unheard() > 0 {
 			missing = []string{""}
-			n.gmu.Lock()
-			n.incomplete(missing, 1)
-			n.gmu.Unlock()
 		}
 		go done(nil, missing)
 		return nil
@@ -407,11 +405,10 @@ func (g *gather) missing(names []string) []string {
 	return missing
 }
 
-// incomplete counts a gather that ended without the answers of missing
-// (its last is "" when unheard > 0: the nodes this node has not heard
-// from), and logs it, at most once per gatherLogEvery, with the number of
-// such gathers since the last line. Called with gmu held.
-func (n *Node) incomplete(missing []string, unheard int) {
+// incomplete counts a gather that its timeout ended without the answers
+// of missing, and logs it, at most once per gatherLogEvery, with the
+// number of such gathers since the last line. Called with gmu held.
+func (n *Node) incomplete(missing []string) {
 	n.stats.GathersIncomplete.Add(1)
 	n.gMissed++
 	now := time.Now()
@@ -419,14 +416,11 @@ func (n *Node) incomplete(missing []string, unheard int) {
 		return
 	}
 	named := missing
-	if unheard > 0 {
-		named = missing[:len(missing)-1]
-	}
 	if len(named) > 8 {
 		named = append(named[:8:8], "…")
 	}
-	n.log.Warn("mesh: a meta query or get_retained went without some nodes' answers (its caller got a partial answer, or wamp.error.unavailable where the answer would have been \"not found\"); mesh.gather_timeout may be too short for this mesh's load, or routes to some nodes are still forming",
-		"missing", strings.Join(named, ","), "not_heard_from", unheard, "gather_timeout", n.opts.GatherTimeout, "incomplete_since_last_line", n.gMissed)
+	n.log.Warn("mesh: a meta query or get_retained went without some nodes' answers (its caller got a partial answer, or wamp.error.unavailable where the answer would have been \"not found\"); mesh.gather_timeout may be too short for this mesh's load",
+		"missing", strings.Join(named, ","), "gather_timeout", n.opts.GatherTimeout, "incomplete_since_last_line", n.gMissed)
 	n.gLogAt, n.gMissed = now, 0
 }
 

@@ -208,7 +208,7 @@ func New(opts Options) (*Node, error) {
 		n.meshVer = uint64(v)
 	}
 	n.evRoot = eventRoot(n.meshVer)
-	n.peers.init(opts.PeerTimeout + 2*opts.Heartbeat)
+	n.peers.init(opts.Name, opts.PeerTimeout+2*opts.Heartbeat)
 	return n, nil
 }
 

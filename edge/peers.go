@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,9 +88,11 @@ type peer struct {
 	partsVer  uint64
 	warnedDup bool
 	// knows is how many peers it said it knows in its last heartbeat
-	// (-1: it has not said). One that knows more nodes than this node
-	// does tells it that a node it has not heard from exists.
-	knows int
+	// (-1: it has not said), and knowsSet which, as nameHash values (nil
+	// when it sent only the count: more than maxHashedPeers). A peer that
+	// knows a node this node does not hear from tells it the node exists.
+	knows    int
+	knowsSet []uint64
 	// freshUntil (zero: not fresh): known again after this node took it
 	// for dead itself, so nothing exchanged before is left to reset (see
 	// peerTable.forgot): the peer's own word that it took this node for
@@ -139,6 +142,7 @@ type peerTable struct {
 	// this node cannot hear.
 	gone      map[string]time.Time
 	goneGrace time.Duration
+	self      uint64 // nameHash of this node's name
 }
 
 type badPeer struct {
@@ -175,15 +179,16 @@ type peerView struct {
 	subj  map[route.MeshNode]string // node-direct subject by handle
 	names []string
 	boots map[string]uint64 // by name; 0 until a heartbeat or sync told it
-	// unheard is how many more peers than this node knows a peer said in
-	// its last heartbeat that it knows: nodes this node has not heard
-	// from yet (its routes to them still forming, or a link down), whose
-	// answers its gathers miss (Gather); claimer is that peer.
+	// unheard is how many nodes its peers' last heartbeats say they know
+	// and this node has not heard from (its routes to them still forming,
+	// or missing), whose answers its gathers miss (Gather); claimer is a
+	// peer that knows one.
 	unheard int
 	claimer string
 }
 
-func (t *peerTable) init(grace time.Duration) {
+func (t *peerTable) init(self string, grace time.Duration) {
+	t.self = nameHash(self)
 	t.goneGrace = grace
 	t.gone = map[string]time.Time{}
 	t.byName = map[string]*peer{}
@@ -195,16 +200,59 @@ func (t *peerTable) init(grace time.Duration) {
 
 func (t *peerTable) publish() {
 	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName)), boots: make(map[string]uint64, len(t.byName))}
+	// The nodes this node knows: its peers, itself, and those it has just
+	// dropped (a peer may count them a heartbeat or two longer).
+	known := make(map[uint64]bool, len(t.byName)+len(t.gone)+1)
+	known[t.self] = true
+	for name := range t.byName {
+		known[nameHash(name)] = true
+	}
+	for name := range t.gone {
+		known[nameHash(name)] = true
+	}
+	var unheard map[uint64]bool
+	var bySet, byCountPeer string
+	byCount := 0 // from the peers that sent a count alone
 	for name, p := range t.byName {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
 		v.boots[name] = p.boot
-		if k := p.knows - len(t.byName) - len(t.gone); k > v.unheard {
-			v.unheard, v.claimer = k, name
+		if p.knowsSet == nil {
+			if k := p.knows - len(t.byName) - len(t.gone); k > byCount {
+				byCount, byCountPeer = k, name
+			}
+			continue
 		}
+		for _, h := range p.knowsSet {
+			if !known[h] && !unheard[h] {
+				if unheard == nil {
+					unheard = map[uint64]bool{}
+				}
+				unheard[h] = true
+				bySet = name
+			}
+		}
+	}
+	v.unheard, v.claimer = len(unheard), bySet
+	if byCount > v.unheard {
+		v.unheard, v.claimer = byCount, byCountPeer
 	}
 	sort.Strings(v.names)
 	t.view.Store(v)
+}
+
+// maxHashedPeers bounds the peers a heartbeat names (as nameHash values,
+// 8 bytes each): past it, it carries their number alone.
+const maxHashedPeers = 64
+
+// nameHash is a node name's 64-bit FNV-1a hash, which heartbeats carry.
+func nameHash(name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 func (t *peerTable) names() []string { return t.view.Load().names }
@@ -399,6 +447,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	// that do not know it as bytes after the version, which they ignore).
 	var mv uint64
 	knows := -1
+	var set []uint64
 	if tail := rest[k+k2:]; len(tail) > 0 {
 		v, k3 := binary.Uvarint(tail)
 		if k3 <= 0 {
@@ -408,6 +457,13 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		if tail = tail[k3:]; len(tail) > 0 {
 			if c, k4 := binary.Uvarint(tail); k4 > 0 && c <= maxKnows {
 				knows = int(c)
+				// Up to maxHashedPeers, the peers' name hashes follow.
+				if tail = tail[k4:]; c <= maxHashedPeers && len(tail) >= 8*int(c) {
+					set = make([]uint64, c)
+					for i := range set {
+						set[i] = binary.LittleEndian.Uint64(tail[8*i:])
+					}
+				}
 			}
 		}
 	}
@@ -433,8 +489,8 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		p.boot = boot
 		n.peers.publish() // the claim store tells a node's lives apart by it
 	}
-	if p.knows != knows {
-		p.knows = knows
+	if p.knows != knows || !slices.Equal(p.knowsSet, set) {
+		p.knows, p.knowsSet = knows, set
 		n.peers.publish()
 	}
 	p.slot = uint16(slot)
@@ -626,8 +682,9 @@ func (n *Node) heartbeat() {
 }
 
 // heartbeatData is a heartbeat: boot id, session-id slot, directory
-// version, mesh version, and the number of peers this node knows. Called
-// with dmu held.
+// version, mesh version, the number of peers this node knows and, up to
+// maxHashedPeers, their names' hashes (sorted by name). Called with dmu
+// held.
 func (n *Node) heartbeatData() wr {
 	var w wr
 	w.fixed64(n.boot)
@@ -635,7 +692,13 @@ func (n *Node) heartbeatData() wr {
 	w.uv(n.dirVer)
 	if n.meshVer != 0 {
 		w.uv(n.meshVer)
-		w.uv(uint64(len(n.peers.view.Load().names)))
+		names := n.peers.view.Load().names
+		w.uv(uint64(len(names)))
+		if len(names) <= maxHashedPeers {
+			for _, name := range names {
+				w.fixed64(nameHash(name))
+			}
+		}
 	}
 	return w
 }

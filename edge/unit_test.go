@@ -2,7 +2,9 @@ package edge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -356,12 +358,23 @@ func TestGatherReportsMissingNodes(t *testing.T) {
 	}
 	check(gather("b", "c"), "")
 	check(gather("b"), "c", "")
-	if n := g.Stats().GathersIncomplete.Load(); n != before+2 {
-		t.Fatalf("GathersIncomplete %d → %d after two incomplete gathers", before, n)
+	// Counted once: the gather its timeout ended; the nodes not heard
+	// from are PeersUnheard's (checkUnheard), not the timeout's.
+	if n := g.Stats().GathersIncomplete.Load(); n != before+1 {
+		t.Fatalf("GathersIncomplete %d → %d after a gather the timeout ended and one short of d", before, n)
 	}
 	// b's routes to d are gone, or g heard from d: whole again.
 	heard(newNode("b", "g", "c"))
 	check(gather("b", "c"))
+
+	// Names, not numbers: b has not heard g yet (its count leaves g out)
+	// and knows c and d; g knows b and c: as many, but d is not one of
+	// them.
+	heard(newNode("b", "c", "d"))
+	if u := g.peers.view.Load().unheard; u != 1 {
+		t.Fatalf("unheard %d after b, not knowing g, named c and d; g knows b and c; want 1", u)
+	}
+	heard(newNode("b", "g", "c"))
 
 	// d, which both hear, dies: g drops it before b does, whose heartbeat
 	// still counts it. A node just dropped offsets the peers' counts for
@@ -381,18 +394,41 @@ func TestGatherReportsMissingNodes(t *testing.T) {
 	}
 	heard(newNode("b", "g", "c"))
 
-	// An older release's heartbeat (no count) and an absurd count: none.
-	old := newNode("b", "g", "c", "d", "e")
+	// Past maxHashedPeers, a count alone: b says it knows 3 more nodes
+	// than g does.
+	var many []string
+	for i := range maxHashedPeers + 3 {
+		many = append(many, fmt.Sprintf("n%d", i))
+	}
+	big := newNode("b", many...)
+	big.dmu.Lock()
+	data := big.heartbeatData()
+	big.dmu.Unlock()
+	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("b"), Data: data})
+	if v := g.peers.view.Load(); g.peers.byName["b"].knowsSet != nil || v.unheard != len(many)-2 {
+		t.Fatalf("b named %d peers: unheard %d (set %v), want %d by the count alone", len(many), v.unheard, g.peers.byName["b"].knowsSet != nil, len(many)-2)
+	}
+	// An older release's heartbeat (no count, no names) from the same b:
+	// b tells nothing of its peers any more. And an absurd count from c.
+	old := newNode("b")
+	old.meshVer = 0 // ends after the directory version...
 	old.dmu.Lock()
-	data := old.heartbeatData()
+	data = old.heartbeatData()
 	old.dmu.Unlock()
-	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("b"), Data: data[:len(data)-1]})
+	data = binary.AppendUvarint(data, meshVersion) // ...then the version, and nothing more
+	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("b"), Data: data})
+	if p := g.peers.byName["b"]; p == nil || p.knows != -1 || p.knowsSet != nil {
+		t.Fatalf("after an older release's heartbeat, b: %+v", p)
+	}
+	if u := g.peers.view.Load().unheard; u != 0 {
+		t.Fatalf("unheard %d after an older release's heartbeat replaced b's count", u)
+	}
 	var absurd wr
-	absurd = append(absurd, data[:len(data)-1]...)
+	absurd = append(absurd, data...)
 	absurd.uv(maxKnows + 1)
 	g.onHeartbeat(&nats.Msg{Subject: subjHeartbeat, Reply: nodeInbox("c"), Data: absurd})
-	if u := g.peers.view.Load().unheard; u != 0 {
-		t.Fatalf("unheard %d after heartbeats without a usable count", u)
+	if u := g.peers.view.Load().unheard; u != 0 || g.peers.byName["c"].knows != -1 {
+		t.Fatalf("unheard %d, c's count %d after an absurd count", u, g.peers.byName["c"].knows)
 	}
 	check(gather("b", "c"))
 
