@@ -65,6 +65,12 @@ type Node struct {
 	imu       sync.Mutex                // guards interests; a leaf lock (route calls in with Realm.mu held)
 	interests map[string]*realmInterest // by realm
 
+	// The peer set the heartbeats last listed (its digest), and how
+	// many heartbeats since; guarded by dmu (heartbeatData).
+	hbDigest uint64
+	hbSince  int
+	hbSent   bool
+
 	dmu    sync.Mutex // guards the local directory; a leaf lock
 	dir    map[dirKey]route.MeshRealmReg
 	dirVer uint64

@@ -394,6 +394,33 @@ func TestGatherReportsMissingNodes(t *testing.T) {
 	}
 	heard(newNode("b", "g", "c"))
 
+	// Between lists, a heartbeat carries the set's digest: g keeps b's
+	// list while it matches. When b's set changes and g misses the list
+	// that says so (at most once), the digest no longer matches: the count
+	// alone, until b's next list (every hbListEvery heartbeats).
+	b := newNode("b", "g", "c", "d")
+	heard(b)
+	heard(b)
+	if p := g.peers.byName["b"]; p.knowsSet == nil || g.peers.view.Load().unheard != 1 {
+		t.Fatalf("after b's list and digest: set %v, unheard %d, want d", p.knowsSet, g.peers.view.Load().unheard)
+	}
+	b.peers.byName["e"] = &peer{idx: 5, name: "e", msgSubj: nodeSubject("e", "m"), knows: -1, boot: 7}
+	b.peers.publish()
+	b.dmu.Lock()
+	b.heartbeatData() // the list naming e: lost
+	b.dmu.Unlock()
+	heard(b)
+	if p := g.peers.byName["b"]; p.knowsSet != nil || g.peers.view.Load().unheard != 2 {
+		t.Fatalf("after a digest that does not match the kept list: set %v, unheard %d, want the count alone (2)", p.knowsSet, g.peers.view.Load().unheard)
+	}
+	for range hbListEvery {
+		heard(b)
+	}
+	if p := g.peers.byName["b"]; len(p.knowsSet) != 4 || g.peers.view.Load().unheard != 2 {
+		t.Fatalf("after %d more heartbeats: set %v, unheard %d, want b's list again (d and e)", hbListEvery, p.knowsSet, g.peers.view.Load().unheard)
+	}
+	heard(newNode("b", "g", "c"))
+
 	// Past maxHashedPeers, a count alone: b says it knows 3 more nodes
 	// than g does.
 	var many []string
