@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +43,10 @@ func TestMeshStalledNodeAnswersUnavailable(t *testing.T) {
 	}
 	cont := func() { c.cmd.Process.Signal(syscall.SIGCONT) }
 	t.Cleanup(cont)
+	// kill(2) returns before every thread has stopped: a thread running
+	// elsewhere stops when it next enters the kernel. Under load (CI, the
+	// race detector) sc once answered a query sent right after it.
+	waitStopped(t, c.cmd.Process.Pid)
 	stopped := time.Now()
 	err := get(onC.ID())
 	var we *client.Error
@@ -71,5 +78,29 @@ func TestMeshStalledNodeAnswersUnavailable(t *testing.T) {
 			return nil
 		}
 		return err
+	})
+}
+
+// waitStopped waits until every thread of process pid is stopped (state
+// T in /proc/pid/task/*/stat).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	meshEventually(t, 10*time.Second, func() error {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return fmt.Errorf("no threads of %d: %v", pid, err)
+		}
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			// "pid (comm) S ...": the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return fmt.Errorf("%s not stopped yet", f)
+			}
+		}
+		return nil
 	})
 }
