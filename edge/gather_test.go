@@ -77,6 +77,11 @@ func TestGatherIncompleteCounted(t *testing.T) {
 		}
 		return nil
 	})
+	// The caller can tell: RESULT.Details names the node left out.
+	res, err := sa.Call(ctx, "wamp.session.count", nil, nil, nil)
+	if err != nil || fmt.Sprint(res.Details["_edgewamp_partial"]) != "map[missing:[b] not_heard_from:false]" {
+		t.Fatalf("session.count with b stalled: %v, details %v", err, res.Details)
+	}
 
 	// b answers again: whole answers, no more counted.
 	release()
@@ -98,7 +103,7 @@ func TestGatherIncompleteCounted(t *testing.T) {
 	// (the session is alive) but unavailable, naming b. The query waits in
 	// b's queue, and b carries the kill out once it runs again (README).
 	release = stallControl(t, b, nil)
-	_, err := sa.Call(ctx, "wamp.session.kill", []any{sb.ID()}, nil, nil)
+	_, err = sa.Call(ctx, "wamp.session.kill", []any{sb.ID()}, nil, nil)
 	var we *client.Error
 	if !errors.As(err, &we) || we.URI != proto.URIUnavailable || len(we.Args) == 0 || !strings.Contains(fmt.Sprint(we.Args[0]), "node b did not answer") {
 		t.Fatalf("kill of b's session with b stalled: %v, want %s naming node b", err, proto.URIUnavailable)

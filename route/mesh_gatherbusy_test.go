@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -96,15 +97,26 @@ func TestMeshMetaNotFoundWhileANodeIsMissing(t *testing.T) {
 	unavailable("wamp.session.kill", []any{onC}, "nodeC")
 	unavailable("wamp.subscription.lookup", []any{"t.only.on.c"}, "nodeC")
 	noSession([]any{onB}) // B answered: its slot's sessions are known
-	if m := ask("wamp.session.count", nil); m.Type != proto.CodeResult || argsOf(m)[0] != int64(2) {
+	m := ask("wamp.session.count", nil)
+	if m.Type != proto.CodeResult || argsOf(m)[0] != int64(2) {
 		t.Fatalf("count without C: %s, want the partial count 2", describe(m))
+	}
+	// The partial count says so in RESULT.Details.
+	if d := dictOf(t, m); fmt.Sprint(d[partialKey]) != "map[missing:[nodeC] not_heard_from:false]" {
+		t.Fatalf("count without C: details %v, want %s naming nodeC", d, partialKey)
 	}
 	c.quiet() // not killed
 
 	mm.nodes[2].mute.Store(false)
 	mm.nodes[0].unheard.Store(1) // a node A has not heard from may hold any id
 	unavailable("wamp.session.kill", []any{onB}, "nodes this node has not heard from yet")
+	if d := dictOf(t, ask("wamp.session.count", nil)); fmt.Sprint(d[partialKey]) != "map[missing:[] not_heard_from:true]" {
+		t.Fatalf("count with a node not heard from: details %v", d)
+	}
 	mm.nodes[0].unheard.Store(0)
+	if d := dictOf(t, ask("wamp.session.count", nil)); d[partialKey] != nil {
+		t.Fatalf("a whole count: details %v, want no %s", d, partialKey)
+	}
 	noSession([]any{onB})
 	noSession([]any{onC})
 	if m := ask("wamp.subscription.lookup", []any{"t.only.on.c"}); m.Type != proto.CodeResult || argsOf(m)[0] == nil {

@@ -181,6 +181,15 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 	out.Reset()
 	out.Type = proto.CodeResult
 	out.Request = req
+	if len(missing) > 0 {
+		// A partial answer (a count or list without some nodes' part)
+		// says so where a caller can look and none is disturbed: a custom
+		// attribute of RESULT.Details; the arguments keep their shape.
+		if raw, err := proto.EncodeValue(ss.ser, map[string]any{partialKey: partialDetail(missing)}); err == nil {
+			out.HasDict = true
+			out.Dict = raw
+		}
+	}
 	if res != nil {
 		raw, err := proto.EncodeValue(ss.ser, res)
 		if err != nil {
@@ -365,6 +374,26 @@ func unsure(target uint64, missing []string) bool {
 		}
 	}
 	return false
+}
+
+// partialKey is the RESULT.Details attribute of a meta call answered
+// without some nodes' part (a custom attribute: WAMP reserves names that
+// start with "_" for implementations).
+const partialKey = "_edgewamp_partial"
+
+// partialDetail is partialKey's value: the nodes that did not answer, and
+// whether there are nodes this node has not heard from.
+func partialDetail(missing []string) map[string]any {
+	named := []any{}
+	unheard := false
+	for _, m := range missing {
+		if m == "" {
+			unheard = true
+		} else {
+			named = append(named, m)
+		}
+	}
+	return map[string]any{"missing": named, "not_heard_from": unheard}
 }
 
 // missingNodes names the nodes of missing for an error message.
