@@ -131,3 +131,28 @@ func TestMeshMetaNotFoundWhileANodeIsMissing(t *testing.T) {
 	}
 	b.quiet()
 }
+
+// A node whose shard has stopped (it is shutting down) cannot run the
+// others' meta queries. It answered them with nothing, which the asker
+// read as "nothing here": a get or kill of one of its sessions said
+// no_such_session. It now answers that it could not, and the asker counts
+// it among the nodes that did not answer.
+func TestMeshMetaNodeStoppingCountsAsMissing(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a, b := es[0].join(proto.JSON), es[1].join(proto.JSON)
+	mm.sync()
+	exec := es[1].r.shards[0].exec.Swap(nil) // B's shard stops taking tasks
+	t.Cleanup(func() { es[1].r.shards[0].exec.Store(exec) })
+	req := a.call("wamp.session.get", nil, []any{b.id}, nil)
+	mm.sync()
+	m := a.recv()
+	if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable || !strings.Contains(fmt.Sprint(argsOf(m)), "nodeB") {
+		t.Fatalf("get of B's session with B's shard stopped: %v %s, want ERROR %s naming nodeB", m.Type, describe(m), proto.URIUnavailable)
+	}
+	req = a.call("wamp.session.count", nil, nil, nil)
+	mm.sync()
+	m = a.recv()
+	if m.Type != proto.CodeResult || m.Request != req || argsOf(m)[0] != int64(1) || fmt.Sprint(dictOf(t, m)[partialKey]) != "map[missing:[nodeB] not_heard_from:false]" {
+		t.Fatalf("count with B's shard stopped: %v %s, details %v", m.Type, describe(m), dictOf(t, m))
+	}
+}

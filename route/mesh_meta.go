@@ -161,6 +161,8 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 	for _, a := range answers {
 		switch r, rerr, ok := decodeAnswer(a); {
 		case !ok:
+		case rerr != nil && rerr.uri == uriNotAnswered:
+			missing = append(missing, rerr.msg)
 		case rerr != nil:
 			rerrs = append(rerrs, rerr)
 		default:
@@ -222,9 +224,25 @@ func (r *Router) MeshQuery(env []byte, answer func([]byte)) {
 	}
 	s := r.shards[0]
 	if s.Do(func() { answer(s.answerQuery(rm, proc, args, kwargs)) }) != nil {
-		answer(nil)
+		// Stopping: no answer, but not "nothing here" either (its
+		// sessions may still be there): the asker counts this node
+		// among those that did not answer.
+		if proc == metaRetained || proc == metaRetainedDrop {
+			answer(nil)
+			return
+		}
+		raw, err := proto.EncodeValue(proto.MsgPack, []any{false, uriNotAnswered, r.ms.name})
+		if err != nil {
+			answer(nil)
+			return
+		}
+		answer(raw.B)
 	}
 }
+
+// uriNotAnswered is the error a node answers a meta query with when it
+// cannot run it (it is stopping); the message is the node's name.
+const uriNotAnswered = "edgewamp.mesh.not_answered"
 
 // answerQuery runs a meta query for this node. On shard 0.
 func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[string]any) []byte {
