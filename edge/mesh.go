@@ -307,9 +307,9 @@ func (n *Node) unheard() int {
 // heartbeats, its routes still forming): a node just restarted answered
 // wamp.session.kill with no_such_session for a session alive elsewhere.
 // Its gathers wait until it has heard two rounds of heartbeats, then for
-// the nodes it knows by then; and each heartbeat says how many peers its
-// sender knows, so that a node that knows fewer (one it has not heard
-// from) reports the gap as missing answers ("") rather than a whole one.
+// the nodes it knows by then; and each heartbeat names the peers its
+// sender knows, so that a node that does not hear one of them reports the
+// gap as a missing answer ("") rather than a whole one (unheard).
 func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string)) error {
 	names := n.peers.view.Load().names
 	var settle time.Duration

@@ -157,9 +157,9 @@ type Stats struct {
 	// such nodes heard now (peers.go, "Mesh versions").
 	VersionMismatch   atomic.Uint64
 	PeersIncompatible atomic.Int64
-	// PeersUnheard is how many more nodes a peer says it knows than this
-	// node hears from (see checkUnheard): non-zero for long means routes
-	// between some nodes are missing.
+	// PeersUnheard is how many nodes its peers' heartbeats name that this
+	// node does not hear from (see checkUnheard): non-zero for long means
+	// routes between some nodes are missing.
 	PeersUnheard atomic.Int64
 	// GathersIncomplete counts the gathers (meta queries over the realm,
 	// get_retained) that Options.GatherTimeout ended before every node

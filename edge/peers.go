@@ -250,7 +250,8 @@ const maxHashedPeers = 64
 // hbListEvery heartbeats (for a node that missed one: NATS is at most
 // once); otherwise hbSetDigest and the set's digest (8 bytes), which tells
 // a receiver whether the list it keeps is still the sender's. So a
-// heartbeat is ~9 bytes longer, and a list of 64 peers goes once in 10 s
+// heartbeat is 10 bytes longer (the count, the kind, the digest), and a
+// list of 64 peers goes once in 10 s
 // (at the default heartbeat), not twice a second: an edge node on a
 // metered uplink hears every node's heartbeats.
 const (
@@ -494,8 +495,9 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		return
 	}
 	// The sender's mesh version: absent before the handshake. Then how
-	// many peers it knows: absent before it was sent (read by releases
-	// that do not know it as bytes after the version, which they ignore).
+	// many peers it knows and their set (heardSet): absent before they
+	// were sent (releases that do not know them ignore the bytes after
+	// the version).
 	var mv uint64
 	knows := -1
 	var set []uint64
@@ -799,8 +801,9 @@ func (n *Node) checkPeers() {
 	n.checkUnheard(now)
 }
 
-// checkUnheard publishes how many nodes a peer hears that this node does
-// not (Stats.PeersUnheard), and warns when that lasts PeerTimeout: NATS
+// checkUnheard publishes how many nodes its peers name that this node
+// does not hear (Stats.PeersUnheard), and warns when that lasts
+// PeerTimeout: NATS
 // routes are not transitive, so two nodes that both reach a third but not
 // each other exchange nothing, and each misses the other's sessions,
 // registrations and answers while the third sees a whole mesh. Once per

@@ -129,8 +129,8 @@ type MeshStats struct {
 	// (another edgewamp release), which this node does not use as peers →
 	// edgewamp_mesh_peers_incompatible.
 	PeersIncompatible int
-	// PeersUnheard: how many more nodes a peer knows than this node hears
-	// from (routes between some nodes missing, or still forming) →
+	// PeersUnheard: how many nodes the peers name that this node does not
+	// hear from (routes between some nodes missing, or still forming) →
 	// edgewamp_mesh_peers_unheard.
 	PeersUnheard int
 	// PeersJoined, PeersLost: nodes seen joining, nodes taken for dead (no

@@ -168,9 +168,10 @@ type Mesh interface {
 	// done once, on any goroutine, with the answers that came back by the
 	// mesh's deadline and the nodes whose answers are missing: the names
 	// of those it waited for that did not answer in time, and "" when
-	// there are nodes it knows exist but has not heard from (its routes to
-	// them still forming). missing is empty when every node answered. It returns an
-	// error, and does not call done, when the query cannot be sent.
+	// there are nodes it knows exist but has not heard from (its routes
+	// to them still forming, or missing). missing is empty when every
+	// node answered. It returns an error, and does not call done, when
+	// the query cannot be sent.
 	Gather(env []byte, done func(answers [][]byte, missing []string)) error
 }
 

@@ -173,7 +173,7 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 	if len(missing) > 0 && unsure(qm.target, missing) && (merr != nil && notFound[merr.uri] || merr == nil && nilLookup(qm.proc, res)) {
 		// "Not found" is an answer only when every node that could hold
 		// it answered.
-		merr = &metaErr{proto.URIUnavailable, "not found on the nodes that answered, but " + missingNodes(missing) + " did not answer within the mesh's gather_timeout: try again"}
+		merr = &metaErr{proto.URIUnavailable, "not found on the nodes that answered, but " + missingNodes(missing) + " did not answer (within the mesh's gather_timeout, or at all: stopping, or not heard from): try again"}
 	}
 	if merr != nil {
 		s.replyError(ss, proto.CodeCall, req, merr.uri, merr.msg)
@@ -399,11 +399,9 @@ func unsure(target uint64, missing []string) bool {
 // start with "_" for implementations).
 const partialKey = "_edgewamp_partial"
 
-// partialDetail is partialKey's value: the nodes that did not answer, and
-// whether there are nodes this node has not heard from.
-func partialDetail(missing []string) map[string]any {
-	named := []any{}
-	unheard := false
+// splitMissing splits a gather's missing nodes into the named ones and
+// whether there are nodes not heard from ("").
+func splitMissing(missing []string) (named []string, unheard bool) {
 	for _, m := range missing {
 		if m == "" {
 			unheard = true
@@ -411,32 +409,33 @@ func partialDetail(missing []string) map[string]any {
 			named = append(named, m)
 		}
 	}
-	return map[string]any{"missing": named, "not_heard_from": unheard}
+	return named, unheard
 }
 
-// missingNodes names the nodes of missing for an error message.
-func missingNodes(missing []string) string {
-	var named []string
-	unheard, others := false, 0
-	for _, m := range missing {
-		switch {
-		case m == "":
-			unheard = true
-		case len(named) < 8:
-			named = append(named, m)
-		default:
-			others++
-		}
+// partialDetail is partialKey's value: the nodes that did not answer, and
+// whether there are nodes this node has not heard from.
+func partialDetail(missing []string) map[string]any {
+	named, unheard := splitMissing(missing)
+	list := make([]any, len(named))
+	for i, m := range named {
+		list[i] = m
 	}
+	return map[string]any{"missing": list, "not_heard_from": unheard}
+}
+
+// missingNodes names the nodes of missing for an error message (at most
+// 8 by name).
+func missingNodes(missing []string) string {
+	named, unheard := splitMissing(missing)
 	var b strings.Builder
 	if len(named) > 0 {
 		b.WriteString("node")
 		if len(named) > 1 {
 			b.WriteString("s")
 		}
-		b.WriteString(" " + strings.Join(named, ", "))
-		if others > 0 {
-			b.WriteString(" and " + strconv.Itoa(others) + " more")
+		b.WriteString(" " + strings.Join(named[:min(len(named), 8)], ", "))
+		if len(named) > 8 {
+			b.WriteString(" and " + strconv.Itoa(len(named)-8) + " more")
 		}
 	}
 	if unheard {
