@@ -101,7 +101,10 @@ func TestGatherIncompleteCounted(t *testing.T) {
 
 	// A kill of b's session while b cannot answer: not "no such session"
 	// (the session is alive) but unavailable, naming b. The query waits in
-	// b's queue, and b carries the kill out once it runs again (README).
+	// b's queue; when b runs again it is too late to count (a's caller was
+	// told the kill had not been done), so b does not carry it out
+	// (clock.go) and counts it.
+	lateBefore := b.r.MeshStats().LateQueries.Load()
 	release = stallControl(t, b, nil)
 	_, err = sa.Call(ctx, "wamp.session.kill", []any{sb.ID()}, nil, nil)
 	var we *client.Error
@@ -109,10 +112,30 @@ func TestGatherIncompleteCounted(t *testing.T) {
 		t.Fatalf("kill of b's session with b stalled: %v, want %s naming node b", err, proto.URIUnavailable)
 	}
 	release()
+	eventually(t, 10*time.Second, func() error {
+		if n := b.r.MeshStats().LateQueries.Load(); n <= lateBefore {
+			select {
+			case <-sb.Done():
+				return fmt.Errorf("b carried out the kill (LateQueries %d)", n)
+			default:
+			}
+			return fmt.Errorf("b's LateQueries %d, want more than %d once it ran the late kill", n, lateBefore)
+		}
+		return nil
+	})
+	select {
+	case <-sb.Done():
+		t.Fatal("b carried out a kill its caller had been answered unavailable for")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Asked again with b answering, the kill is done.
+	if _, err := sa.Call(ctx, "wamp.session.kill", []any{sb.ID()}, nil, nil); err != nil {
+		t.Fatalf("kill of b's session with b answering: %v", err)
+	}
 	select {
 	case <-sb.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatal("b's session still alive 10 s after b ran the kill query again")
+		t.Fatal("b's session still alive 10 s after a kill b answered")
 	}
 }
 

@@ -365,7 +365,11 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 		})
 	}
 	n.gmu.Unlock()
-	reply := nodeInbox(n.opts.Name) + ".a." + strconv.FormatUint(id, 10)
+	// The reply subject names the gather, then when it was sent by this
+	// node's clock and how long it waits (queryStamp), so that a node
+	// that gets it late does not run it (clock.go). Releases before
+	// answer to it as to any reply subject.
+	reply := n.inbox + ".a." + strconv.FormatUint(id, 10) + "." + strconv.FormatInt(n.mono(), 10) + "." + strconv.FormatInt(n.opts.GatherTimeout.Milliseconds(), 10)
 	if err := n.out.pushBulk(subjQuery, reply, env); err != nil {
 		n.gmu.Lock()
 		delete(n.gathers, id)

@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -98,6 +99,9 @@ type peer struct {
 	// peerTable.forgot): the peer's own word that it took this node for
 	// dead (after a partition both sides saw) is ignored, once, until then.
 	freshUntil time.Time
+	// clock is the peer's clock as seen from here, from its heartbeats'
+	// stamps: how late its meta queries are (clock.go).
+	clock peerClock
 }
 
 type delta struct {
@@ -414,7 +418,9 @@ func (n *Node) direct(m *nats.Msg, op string) {
 	case op == "x":
 		n.onForgotten(m)
 	case strings.HasPrefix(op, "a."):
-		id, err := strconv.ParseUint(op[2:], 10, 64)
+		// "a.<id>", and the query's stamp after it (Gather).
+		sid, _, _ := strings.Cut(op[2:], ".")
+		id, err := strconv.ParseUint(sid, 10, 64)
 		if err == nil {
 			n.answered(id, senderOf(m.Reply), m.Data)
 		}
@@ -430,10 +436,17 @@ func (n *Node) broadcast(m *nats.Msg) {
 		n.onDelta(m)
 	case subjQuery:
 		reply := m.Reply
-		if n.peerFor(reply) == nil {
+		p := n.peerFor(reply)
+		if p == nil {
 			return
 		}
-		n.r.MeshQuery(m.Data, func(ans []byte) {
+		var deadline time.Time
+		if stamp, wait, ok := queryStamp(reply[len(p.inbox):]); ok {
+			local := n.mono()
+			deadline = queryDeadline(&p.clock, stamp, wait, local, time.Now())
+			p.clock.lower(stamp, local)
+		}
+		n.r.MeshQuery(m.Data, deadline, func(ans []byte) {
 			n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
 		})
 	case subjBye:
@@ -501,6 +514,8 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	var mv uint64
 	knows := -1
 	var set []uint64
+	var stamp int64
+	stamped := false
 	if tail := rest[k+k2:]; len(tail) > 0 {
 		v, k3 := binary.Uvarint(tail)
 		if k3 <= 0 {
@@ -511,6 +526,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 			if c, k4 := binary.Uvarint(tail); k4 > 0 && c <= maxKnows {
 				knows = int(c)
 				set = n.heardSet(senderOf(m.Reply), c, tail[k4:])
+				stamp, stamped = hbStamp(c, tail[k4:])
 			}
 		}
 	}
@@ -539,6 +555,9 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if p.knows != knows || !slices.Equal(p.knowsSet, set) {
 		p.knows, p.knowsSet = knows, set
 		n.peers.publish()
+	}
+	if stamped {
+		p.clock.observe(stamp, n.mono())
 	}
 	p.slot = uint16(slot)
 	if p.slot == n.slot && !p.warnedDup {
@@ -759,8 +778,33 @@ func (n *Node) heartbeatData() wr {
 				n.hbSince++
 			}
 		}
+		// Last, its clock (clock.go): releases before it stop reading
+		// after the set.
+		w.uv(uint64(n.mono()))
 	}
 	return w
+}
+
+// hbStamp returns the clock stamp that follows a heartbeat's peer set
+// (b: what follows its count c), if it has one.
+func hbStamp(c uint64, b []byte) (int64, bool) {
+	if c <= maxHashedPeers {
+		switch {
+		case len(b) == 0:
+			return 0, false
+		case b[0] == hbSetList && len(b) >= 1+8*int(c):
+			b = b[1+8*c:]
+		case b[0] == hbSetDigest && len(b) >= 9:
+			b = b[9:]
+		default:
+			return 0, false
+		}
+	}
+	v, k := binary.Uvarint(b)
+	if k <= 0 || v > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(v), true
 }
 
 // checkPeers takes the nodes unheard of for PeerTimeout for dead, and

@@ -151,7 +151,9 @@ type MeshStats struct {
 	// dispatchers held three quarters of mesh.max_inbound (inbound_full),
 	// and other messages from other nodes (calls, results, meta queries,
 	// gather answers; directory and heartbeats only past their reserves)
-	// dropped for the same budget (control_full).
+	// dropped for the same budget (control_full), and meta queries of
+	// other nodes not run because they came after their askers had stopped
+	// waiting (query_late).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -223,6 +224,11 @@ type meshState struct {
 	chunkBytes atomic.Int64
 
 	stats MeshStats
+
+	// lateLogAt and lateUnlogged space the log lines of late meta
+	// queries (lateQuery); shard 0's.
+	lateLogAt    time.Time
+	lateUnlogged uint64
 }
 
 // meshChunkRef is a chunk's share of meshState.chunkBytes while shards
@@ -253,6 +259,9 @@ type MeshStats struct {
 	Revoked atomic.Uint64
 	// BadEnvelopes counts envelopes from other nodes that did not decode.
 	BadEnvelopes atomic.Uint64
+	// LateQueries counts meta queries from other nodes not run because
+	// they came after their askers had stopped waiting (Router.MeshQuery).
+	LateQueries atomic.Uint64
 	// EventsOverflow counts events from other nodes dropped for a shard
 	// whose queue of them was full (maxMeshBacklog: the shard's
 	// subscribers did not keep up with the publishers elsewhere).

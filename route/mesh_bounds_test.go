@@ -66,7 +66,7 @@ func TestMeshEnvelopesFromAnotherNode(t *testing.T) {
 	for _, env := range samples {
 		if env[0] == envQuery {
 			done := make(chan []byte, 1)
-			r.MeshQuery(append([]byte(nil), env...), func(b []byte) { done <- b })
+			r.MeshQuery(append([]byte(nil), env...), time.Time{}, func(b []byte) { done <- b })
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
@@ -92,7 +92,7 @@ func TestMeshEnvelopesFromAnotherNode(t *testing.T) {
 		for n := 0; n < len(env); n++ {
 			b := append([]byte(nil), env[:n]...)
 			if env[0] == envQuery {
-				r.MeshQuery(b, func([]byte) {})
+				r.MeshQuery(b, time.Time{}, func([]byte) {})
 			} else {
 				r.MeshDeliver(99, b)
 			}
@@ -103,7 +103,7 @@ func TestMeshEnvelopesFromAnotherNode(t *testing.T) {
 				b[rng.IntN(len(b))] = byte(rng.Uint32())
 			}
 			if env[0] == envQuery {
-				r.MeshQuery(b, func([]byte) {})
+				r.MeshQuery(b, time.Time{}, func([]byte) {})
 			} else {
 				r.MeshDeliver(99, b)
 			}
@@ -160,7 +160,7 @@ func FuzzMeshEnvelope(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r.MeshDeliver(1, append([]byte(nil), b...))
-		r.MeshQuery(append([]byte(nil), b...), func([]byte) {})
+		r.MeshQuery(append([]byte(nil), b...), time.Time{}, func([]byte) {})
 	})
 }
 

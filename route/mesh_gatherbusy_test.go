@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -154,5 +155,60 @@ func TestMeshMetaNodeStoppingCountsAsMissing(t *testing.T) {
 	m = a.recv()
 	if m.Type != proto.CodeResult || m.Request != req || argsOf(m)[0] != int64(1) || fmt.Sprint(dictOf(t, m)[partialKey]) != "map[missing:[nodeB] not_heard_from:false]" {
 		t.Fatalf("count with B's shard stopped: %v %s, details %v", m.Type, describe(m), dictOf(t, m))
+	}
+}
+
+// A node that was stopped while other nodes' meta queries waited for it
+// finds them when it runs again; their askers answered long ago (a kill
+// of one of its sessions: wamp.error.unavailable, naming it). It ran them
+// anyway, so a kill its caller was told had not been done ended the
+// session later. A query that comes after its asker's deadline is now not
+// run, but answered as not answered and counted; the drop of retained
+// copies, due whenever it comes, still runs.
+func TestMeshMetaLateQueryNotRun(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	a, c := es[0].join(proto.JSON), es[2].join(proto.JSON)
+	mm.sync()
+	late := func() uint64 { return es[2].r.MeshStats().LateQueries.Load() }
+
+	mm.nodes[2].late.Store(true)
+	req := a.call("wamp.session.kill", nil, []any{c.id}, nil)
+	mm.sync()
+	m := a.recv()
+	if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable || !strings.Contains(fmt.Sprint(argsOf(m)), "node nodeC did not answer") {
+		t.Fatalf("kill of C's session, its query late at C: %v %s, want ERROR %s naming nodeC", m.Type, describe(m), proto.URIUnavailable)
+	}
+	c.quiet() // not killed
+	if n := late(); n != 1 {
+		t.Fatalf("C's LateQueries %d after one late query, want 1", n)
+	}
+	req = a.call("wamp.session.count", nil, nil, nil)
+	mm.sync()
+	if m := a.recv(); m.Type != proto.CodeResult || m.Request != req || argsOf(m)[0] != int64(1) || fmt.Sprint(dictOf(t, m)[partialKey]) != "map[missing:[nodeC] not_heard_from:false]" {
+		t.Fatalf("count, its query late at C (A's session alone, B has none): %v %s", m.Type, describe(m))
+	}
+	// The drop of retained copies runs however late it comes.
+	q, err := encodeQuery("realm1", metaRetainedDrop, []any{uint64(1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	es[2].r.MeshQuery(q, time.Now().Add(-time.Minute), func(b []byte) { got <- b })
+	if b := <-got; b != nil || late() != 2 {
+		t.Fatalf("a late retained drop: answer %x, LateQueries %d, want no answer and 2 (the count's)", b, late())
+	}
+
+	mm.nodes[2].late.Store(false)
+	req = a.call("wamp.session.kill", nil, []any{c.id}, nil)
+	mm.sync()
+	if m := a.recv(); m.Type != proto.CodeResult || m.Request != req {
+		t.Fatalf("kill of C's session in time: %v %s", m.Type, describe(m))
+	}
+	mm.sync()
+	if m := c.recv(); m.Type != proto.CodeGoodbye {
+		t.Fatalf("the killed session got %v %s, want GOODBYE", m.Type, describe(m))
+	}
+	if n := late(); n != 2 {
+		t.Fatalf("C's LateQueries %d, want 2", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -58,6 +59,9 @@ type memNode struct {
 	// gather timeout); unheard > 0 adds nodes not heard from ("").
 	mute    atomic.Bool
 	unheard atomic.Int64
+	// late, when set, makes the queries this node gets come after their
+	// askers' deadlines (a node that was stopped while they waited).
+	late atomic.Bool
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -310,7 +314,13 @@ func (n *memNode) askAll(others []*memNode, env []byte, answer func([]byte)) {
 	for _, o := range others {
 		o := o
 		b := append([]byte(nil), env...)
-		o.dispatch(func() { o.e.r.MeshQuery(b, answer) })
+		var deadline time.Time
+		if o.late.Load() {
+			deadline = time.Now().Add(-time.Second)
+		} else if n.id%2 == 0 {
+			deadline = time.Now().Add(time.Minute) // one to spare
+		}
+		o.dispatch(func() { o.e.r.MeshQuery(b, deadline, answer) })
 	}
 }
 

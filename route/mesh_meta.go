@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -209,7 +210,14 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 // procedure for this node's own sessions, registrations and subscriptions
 // (on shard 0) and calls answer once with the encoded answer. Safe for
 // concurrent use; it never blocks.
-func (r *Router) MeshQuery(env []byte, answer func([]byte)) {
+//
+// deadline (zero: none) is when the asker stops waiting, as far as the
+// mesh can tell: a query that gets to shard 0 after it is not run (a kill
+// its caller was told had not been done stays undone; a count nobody
+// waits for is not counted), except the drop of retained copies, which is
+// due whenever it comes. Such a query is answered
+// edgewamp.mesh.not_answered, counted (MeshStats.LateQueries) and logged.
+func (r *Router) MeshQuery(env []byte, deadline time.Time, answer func([]byte)) {
 	if r.ms == nil {
 		return
 	}
@@ -223,25 +231,58 @@ func (r *Router) MeshQuery(env []byte, answer func([]byte)) {
 		return
 	}
 	s := r.shards[0]
-	if s.Do(func() { answer(s.answerQuery(rm, proc, args, kwargs)) }) != nil {
+	run := func() {
+		if !deadline.IsZero() && proc != metaRetainedDrop {
+			if late := time.Since(deadline); late > 0 {
+				s.lateQuery(proc, late)
+				answer(r.notAnswered(proc))
+				return
+			}
+		}
+		answer(s.answerQuery(rm, proc, args, kwargs))
+	}
+	if s.Do(run) != nil {
 		// Stopping: no answer, but not "nothing here" either (its
 		// sessions may still be there): the asker counts this node
 		// among those that did not answer.
-		if proc == metaRetained || proc == metaRetainedDrop {
-			answer(nil)
-			return
-		}
-		raw, err := proto.EncodeValue(proto.MsgPack, []any{false, uriNotAnswered, r.ms.name})
-		if err != nil {
-			answer(nil)
-			return
-		}
-		answer(raw.B)
+		answer(r.notAnswered(proc))
 	}
 }
 
+// notAnswered is the answer to a meta query this node did not run: the
+// error uriNotAnswered with the node's name, which the asker counts among
+// the nodes that did not answer; nothing for get_retained's queries.
+func (r *Router) notAnswered(proc string) []byte {
+	if proc == metaRetained || proc == metaRetainedDrop {
+		return nil
+	}
+	raw, err := proto.EncodeValue(proto.MsgPack, []any{false, uriNotAnswered, r.ms.name})
+	if err != nil {
+		return nil
+	}
+	return raw.B
+}
+
+// lateQuery counts a meta query not run for its lateness and logs it, at
+// most once per lateLogEvery (with the number since the last line). On
+// shard 0.
+func (s *Shard) lateQuery(proc string, late time.Duration) {
+	ms := s.r.ms
+	ms.stats.LateQueries.Add(1)
+	ms.lateUnlogged++
+	if now := time.Now(); now.Sub(ms.lateLogAt) >= lateLogEvery {
+		s.r.log.Warn("mesh: meta queries from other nodes came after their askers had stopped waiting and were not run (this node was stopped, paused or far behind; their callers were answered wamp.error.unavailable)", "queries", ms.lateUnlogged, "procedure", proc, "late_by", late.Round(time.Millisecond))
+		ms.lateLogAt, ms.lateUnlogged = now, 0
+	}
+}
+
+// lateLogEvery spaces the log lines about late meta queries: a node that
+// resumes after a stop finds all the queries of its pause at once.
+const lateLogEvery = 10 * time.Second
+
 // uriNotAnswered is the error a node answers a meta query with when it
-// cannot run it (it is stopping); the message is the node's name.
+// does not run it (it is stopping, or the query came too late); the
+// message is the node's name.
 const uriNotAnswered = "edgewamp.mesh.not_answered"
 
 // answerQuery runs a meta query for this node. On shard 0.

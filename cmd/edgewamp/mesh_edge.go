@@ -86,6 +86,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["outbound_full"] = rs.SendFailed.Load()
 		ms.Dropped["bad_envelope"] = rs.BadEnvelopes.Load()
 		ms.Dropped["shard_backlog"] = rs.EventsOverflow.Load()
+		ms.Dropped["query_late"] = rs.LateQueries.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
