@@ -6,76 +6,77 @@ import (
 )
 
 // peerClock: the least difference between this node's clock and a peer's
-// stamps, kept through a backlog of this node, followed through drift and
-// a jump of the peer's clock.
+// stamps, kept through a stop of this node and through a slow catch-up,
+// lowered by a quicker message, following drift.
 func TestPeerClock(t *testing.T) {
 	const hb = int64(500 * time.Millisecond)
 	const offset = int64(7 * time.Hour) // the two clocks' origins differ
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
 	var c peerClock
 	if _, ok := c.late(0, 0); ok {
-		t.Fatal("a clock with no heartbeat knows lateness")
+		t.Fatal("a clock with no message knows lateness")
 	}
 	stamp := int64(time.Minute)
-	beat := func(local int64) {
-		c.observe(stamp, local)
+	// A young node: its first heartbeats waited 700 ms behind its start.
+	for i := 0; i < 3; i++ {
+		c.observe(stamp, stamp+offset+ms(700))
 		stamp += hb
 	}
-	// Steady heartbeats, 1–3 ms on the way.
+	// Then heartbeats 1–3 ms on the way: the estimate comes down.
 	for i := 0; i < 20; i++ {
-		beat(stamp + offset + int64(time.Duration(1+i%3)*time.Millisecond))
+		c.observe(stamp, stamp+offset+ms(1+int64(i%3)))
+		stamp += hb
 	}
-	if late, _ := c.late(stamp, stamp+offset+int64(301*time.Millisecond)); late != 300*time.Millisecond {
-		t.Fatalf("a query 301 ms on its way: late %v, want 300ms (past the quickest trip, 1 ms)", late)
+	// (The estimate rises by up to 0.5 ms a heartbeat, toward the 1–3 ms
+	// trips: the quickest trip within a few heartbeats.)
+	if late, _ := c.late(stamp, stamp+offset+ms(301)); late < 298*time.Millisecond || late > 300*time.Millisecond {
+		t.Fatalf("a query 301 ms on its way: late %v, want 298–300ms (past the quickest trip, 1–3 ms)", late)
 	}
 	if late, _ := c.late(stamp, stamp+offset); late != 0 {
 		t.Fatalf("a query quicker than every heartbeat: late %v, want 0", late)
 	}
 
 	// This node stops for 10 s; then it handles the 20 heartbeats and the
-	// query sent meanwhile within 5 ms: a backlog. The query, sent 1 s
-	// into the stop, is 9 s late, whatever the heartbeats around it say.
-	resume := stamp + offset + int64(10*time.Second)
-	qstamp := stamp + int64(time.Second)
+	// query sent meanwhile within 5 ms. The query, sent 1 s into the
+	// stop, is 9 s late.
+	resume := stamp + offset + ms(10_000)
+	qstamp := stamp + ms(1000)
 	var lateQ time.Duration
-	for i := 0; i < 20; i++ {
+	for i := int64(0); i < 20; i++ {
 		if stamp > qstamp && lateQ == 0 {
-			lateQ, _ = c.late(qstamp, resume+int64(i)*int64(250*time.Microsecond))
+			lateQ, _ = c.late(qstamp, resume+i*ms(1)/4)
 		}
-		beat(resume + int64(i)*int64(250*time.Microsecond))
+		c.observe(stamp, resume+i*ms(1)/4)
+		stamp += hb
 	}
-	if lateQ < 8900*time.Millisecond || lateQ > 9100*time.Millisecond {
-		t.Fatalf("a query handled 9 s after it was sent, this node stopped: late %v, want about 9s", lateQ)
-	}
-
-	// Caught up, heartbeats arrive at their pace again: the estimate
-	// stays (the least difference is the one from before the stop).
-	for i := 0; i < 20; i++ {
-		beat(stamp + offset + int64(time.Millisecond))
-	}
-	if late, _ := c.late(stamp, stamp+offset+int64(101*time.Millisecond)); late != 100*time.Millisecond {
-		t.Fatalf("after the backlog: late %v, want 100ms", late)
+	if lateQ < 8990*time.Millisecond || lateQ > 9010*time.Millisecond {
+		t.Fatalf("a query handled 9 s after it was sent, this node stopped: late %v, want 9s", lateQ)
 	}
 
-	// The peer's clock stops for 3 s (a suspended host): from then on its
-	// stamps are 3 s behind. Within clockRing heartbeats at their pace,
-	// lateness is back to the trip's.
-	skew := int64(3 * time.Second)
-	for i := 0; i < clockRing; i++ {
-		beat(stamp + offset + skew + int64(time.Millisecond))
-	}
-	if late, _ := c.late(stamp, stamp+offset+skew+int64(51*time.Millisecond)); late != 50*time.Millisecond {
-		t.Fatalf("after the peer's clock jumped: late %v, want 50ms", late)
+	// Far behind: this node's queue is 10 s long and drains at 1.5 times
+	// the pace heartbeats come, over 30 s. A query sent when the queue
+	// was 5 s long is handled 5 s late, however slowly it drained.
+	behind := ms(10_000)
+	for i := 0; i < 60; i++ {
+		if i == 30 {
+			if late, _ := c.late(stamp, stamp+offset+behind+ms(1)); late < 4900*time.Millisecond {
+				t.Fatalf("a query 5 s behind in a queue draining slowly: late %v, want about 5s", late)
+			}
+		}
+		c.observe(stamp, stamp+offset+behind+ms(1))
+		behind = max(behind-hb/3, 0)
+		stamp += hb
 	}
 
-	// Drift: this node's clock gains 100 µs a second on the peer's (a
-	// poor crystal), for an hour. Lateness stays within the drift of a
-	// few heartbeats.
+	// Drift: this node's clock gains 100 µs a second on the peer's, for
+	// an hour: lateness stays within a few heartbeats' drift.
 	drift := int64(0)
 	for i := 0; i < 7200; i++ {
 		drift += int64(50 * time.Microsecond)
-		beat(stamp + offset + skew + drift + int64(time.Millisecond))
+		c.observe(stamp, stamp+offset+behind+drift+ms(1))
+		stamp += hb
 	}
-	if late, _ := c.late(stamp, stamp+offset+skew+drift+int64(time.Millisecond)); late > time.Millisecond {
+	if late, _ := c.late(stamp, stamp+offset+behind+drift+ms(1)); late > time.Millisecond {
 		t.Fatalf("after an hour's drift of 360 ms: late %v, want under 1ms", late)
 	}
 }
@@ -85,31 +86,32 @@ func TestQueryStamp(t *testing.T) {
 		tail  string
 		stamp int64
 		wait  time.Duration
+		boot  uint64
 		ok    bool
 	}{
-		{".a.17.123456789.500", 123456789, 500 * time.Millisecond, true},
-		{".a.17", 0, 0, false},               // a release before the stamps
-		{".a.17.x.500", 0, 0, false},         // malformed
-		{".a.17.5.0", 0, 0, false},           // no wait
-		{".a.17.-5.500", 0, 0, false},        // negative
-		{".a.17.5.99999999999", 0, 0, false}, // absurd wait
-		{".m", 0, 0, false},                  // not a query's reply
-		{".a.17.5.500.extra", 0, 0, false},   // junk after
+		{".a.17.123456789.500.ff", 123456789, 500 * time.Millisecond, 255, true},
+		{".a.17", 0, 0, 0, false},                  // a release before the stamps
+		{".a.17.x.500.ff", 0, 0, 0, false},         // malformed
+		{".a.17.5.0.ff", 0, 0, 0, false},           // no wait
+		{".a.17.-5.500.ff", 0, 0, 0, false},        // negative
+		{".a.17.5.99999999999.ff", 0, 0, 0, false}, // absurd wait
+		{".a.17.5.500", 0, 0, 0, false},            // no boot
+		{".a.17.5.500.zz", 0, 0, 0, false},         // bad boot
+		{".m", 0, 0, 0, false},                     // not a query's reply
+		{".a.17.5.500.ff.extra", 0, 0, 0, false},   // junk after
 	} {
-		stamp, wait, ok := queryStamp(tc.tail)
-		if ok != tc.ok || ok && (stamp != tc.stamp || wait != tc.wait) {
-			t.Errorf("queryStamp(%q) = %d, %v, %v; want %d, %v, %v", tc.tail, stamp, wait, ok, tc.stamp, tc.wait, tc.ok)
+		stamp, wait, boot, ok := queryStamp(tc.tail)
+		if ok != tc.ok || ok && (stamp != tc.stamp || wait != tc.wait || boot != tc.boot) {
+			t.Errorf("queryStamp(%q) = %d, %v, %x, %v; want %d, %v, %x, %v", tc.tail, stamp, wait, boot, ok, tc.stamp, tc.wait, tc.boot, tc.ok)
 		}
 	}
-	// A query quicker than every heartbeat lowers the estimate (a young
-	// node's first heartbeats waited behind its start); a slower one does
-	// not raise it.
-	var y peerClock
-	y.observe(1000, 1000+int64(700*time.Millisecond))
-	y.lower(2000, 2000+int64(5*time.Millisecond))
-	y.lower(3000, 3000+int64(900*time.Millisecond))
-	if late, _ := y.late(4000, 4000+int64(405*time.Millisecond)); late != 400*time.Millisecond {
-		t.Fatalf("after a quick query: late %v, want 400ms", late)
+	// What Gather sends parses back.
+	n := &Node{inbox: nodeInbox("a"), boot: 0xabc}
+	n.opts.GatherTimeout = 400 * time.Millisecond
+	before := clockNow()
+	stamp, wait, boot, ok := queryStamp(n.queryReply(9)[len(n.inbox):])
+	if !ok || stamp < before || stamp > clockNow() || wait != 400*time.Millisecond || boot != 0xabc {
+		t.Fatalf("queryReply %q parsed as %d, %v, %x, %v", n.queryReply(9), stamp, wait, boot, ok)
 	}
 
 	// The deadline: a fifth of the wait left for the answer's way back.

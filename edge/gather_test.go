@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
@@ -232,4 +234,89 @@ func warned(logs, name string) bool {
 		}
 	}
 	return false
+}
+
+// A node does not run a meta query whose stamp says its asker stopped
+// waiting; it runs one stamped by another life of the asker (a restarted
+// node's queries may come before its first heartbeat, and its clock is
+// not the one this node knows), one of a release before the stamps, and
+// a fresh one.
+func TestLateQueryRefusedByStamp(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 60*time.Second)
+	nc, err := nats.Connect(b.n.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	queries, err := nc.SubscribeSync(subjQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := nodeInbox("a")
+	answers, err := nc.SubscribeSync(inbox + ".a.999999.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldAnswers, err := nc.SubscribeSync(inbox + ".a.999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A real query of a's, to send again under other reply subjects.
+	if _, err := a.dial(a.ws(), proto.JSON).Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queries.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, boot, ok := queryStamp(q.Reply[len(inbox):]); !ok || boot != a.n.boot {
+		t.Fatalf("a's query's reply subject %q carries no stamp of a's life", q.Reply)
+	}
+	// ran sends the query as from a with reply and reports whether b ran
+	// it (an answer) or refused it (edgewamp.mesh.not_answered).
+	ran := func(reply string, sub *nats.Subscription) bool {
+		t.Helper()
+		if err := nc.PublishRequest(subjQuery, reply, q.Data); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no answer to %s: %v", reply, err)
+		}
+		v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: m.Data})
+		l, _ := v.([]any)
+		if err != nil || len(l) < 2 {
+			t.Fatalf("answer to %s: %v %v", reply, v, err)
+		}
+		if l[0] == false && (len(l) != 3 || l[1] != "edgewamp.mesh.not_answered" || l[2] != "b") {
+			t.Fatalf("answer to %s: %v, want a result or not_answered by b", reply, l)
+		}
+		return l[0] == true
+	}
+	stamped := func(stamp int64, boot uint64) string {
+		return fmt.Sprintf("%s.a.999999.%d.500.%x", inbox, stamp, boot)
+	}
+	late := func() uint64 { return b.r.MeshStats().LateQueries.Load() }
+	before := late()
+	if !ran(stamped(clockNow(), a.n.boot), answers) {
+		t.Fatal("b refused a fresh query of a's")
+	}
+	if ran(stamped(clockNow()-int64(10*time.Second), a.n.boot), answers) || late() != before+1 {
+		t.Fatalf("b ran a query of a's sent 10 s ago (LateQueries %d → %d)", before, late())
+	}
+	if !ran(stamped(clockNow()-int64(10*time.Second), a.n.boot+2), answers) {
+		t.Fatal("b refused a query stamped by another life of a")
+	}
+	if !ran(inbox+".a.999999", oldAnswers) {
+		t.Fatal("b refused a query of a release before the stamps")
+	}
+	if n := late(); n != before+1 {
+		t.Fatalf("LateQueries %d, want %d", n, before+1)
+	}
 }

@@ -3,7 +3,6 @@ package edge
 import (
 	"errors"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -366,10 +365,10 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 	}
 	n.gmu.Unlock()
 	// The reply subject names the gather, then when it was sent by this
-	// node's clock and how long it waits (queryStamp), so that a node
-	// that gets it late does not run it (clock.go). Releases before
-	// answer to it as to any reply subject.
-	reply := n.inbox + ".a." + strconv.FormatUint(id, 10) + "." + strconv.FormatInt(n.mono(), 10) + "." + strconv.FormatInt(n.opts.GatherTimeout.Milliseconds(), 10)
+	// node's clock, how long it waits and which life of the node asks
+	// (queryReply), so that a node that gets it late does not run it
+	// (clock.go). Releases before answer to it as to any reply subject.
+	reply := n.queryReply(id)
 	if err := n.out.pushBulk(subjQuery, reply, env); err != nil {
 		n.gmu.Lock()
 		delete(n.gathers, id)

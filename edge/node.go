@@ -41,9 +41,6 @@ type Node struct {
 	r    *route.Router
 	boot uint64 // random per process start: tells a restarted node from the old one
 	slot uint16
-	// mono0 is when the node was made: its heartbeats and queries carry
-	// the time since (mono, clock.go).
-	mono0 time.Time
 	// inbox is nodeInbox(Name): the Reply field of what the node sends.
 	inbox string
 	// meshVer is the mesh version the node speaks (meshVersion; another
@@ -197,7 +194,6 @@ func New(opts Options) (*Node, error) {
 		log:       opts.Logger.With("node", opts.Name),
 		r:         opts.Router,
 		boot:      binary.LittleEndian.Uint64(b[:]) | 1,
-		mono0:     time.Now(),
 		slot:      route.MeshSlot(opts.Name),
 		meshVer:   meshVersion,
 		inbox:     nodeInbox(opts.Name),

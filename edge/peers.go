@@ -441,10 +441,13 @@ func (n *Node) broadcast(m *nats.Msg) {
 			return
 		}
 		var deadline time.Time
-		if stamp, wait, ok := queryStamp(reply[len(p.inbox):]); ok {
-			local := n.mono()
+		// A query from the peer's present life (a restarted node's
+		// first queries may come before its first heartbeat) is run only
+		// while its answer can count (clock.go).
+		if stamp, wait, boot, ok := queryStamp(reply[len(p.inbox):]); ok && boot == p.boot {
+			local := clockNow()
 			deadline = queryDeadline(&p.clock, stamp, wait, local, time.Now())
-			p.clock.lower(stamp, local)
+			p.clock.observe(stamp, local)
 		}
 		n.r.MeshQuery(m.Data, deadline, func(ans []byte) {
 			n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
@@ -557,7 +560,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		n.peers.publish()
 	}
 	if stamped {
-		p.clock.observe(stamp, n.mono())
+		p.clock.observe(stamp, clockNow())
 	}
 	p.slot = uint16(slot)
 	if p.slot == n.slot && !p.warnedDup {
@@ -780,7 +783,7 @@ func (n *Node) heartbeatData() wr {
 		}
 		// Last, its clock (clock.go): releases before it stop reading
 		// after the set.
-		w.uv(uint64(n.mono()))
+		w.uv(uint64(clockNow()))
 	}
 	return w
 }

@@ -75,6 +75,13 @@ func TestMeshStalledNodeAnswersUnavailable(t *testing.T) {
 	// late to count (its caller heard unavailable), so sc does not carry
 	// it out: the session is found again and stays.
 	meshEventually(t, 10*time.Second, func() error { return get(onC.ID()) })
+	// sc got the kill, and refused it for its lateness (not lost on the way).
+	meshEventually(t, 10*time.Second, func() error {
+		if !strings.Contains(c.logs(), "came after their askers had stopped waiting") {
+			return errors.New("sc logged no late meta query")
+		}
+		return nil
+	})
 	select {
 	case <-onC.Done():
 		t.Fatal("sc carried out a kill its caller had been answered unavailable for")
