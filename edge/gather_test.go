@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,84 @@ func TestLateQueryRefusedByStamp(t *testing.T) {
 	}
 	if n := late(); n != before+1 {
 		t.Fatalf("LateQueries %d, want %d", n, before+1)
+	}
+}
+
+// The answers a node's gathers hold are bounded in bytes
+// (Options.MaxGathered): a node answers get_retained with up to 4 MiB,
+// and a node runs up to 1,024 gathers at once. b and c each answer a's
+// get_retained with 200 KiB of retained events; with room for one answer,
+// a keeps the first, drops the second (counted, its node counted among
+// those that did not answer), and the subscriber gets one node's retained
+// events. The budget comes back when the gather ends: later gathers
+// within it are whole.
+func TestGatherAnswersBudget(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) {
+		o.GatherTimeout = 10 * time.Second // the answers are large, the machine may be loaded
+		if o.Name == "a" {
+			o.MaxGathered = 250 << 10
+		}
+	}, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ctx := ctxT(t, 60*time.Second)
+	big := strings.Repeat("x", 100<<10)
+	for _, tn := range []*tnode{b, c} {
+		p := tn.dial(tn.ws(), proto.JSON)
+		for i := 0; i < 2; i++ {
+			if err := p.Publish(ctx, fmt.Sprintf("com.big.%s%d", tn.name, i), []any{big}, nil, &client.PublishOptions{Retain: true, Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sub := a.dial(a.ws(), proto.MsgPack)
+	retained := func(topic, match string, want int) []string {
+		t.Helper()
+		got := make(chan string, 8)
+		if _, err := sub.Subscribe(ctx, topic, func(e *client.Event) {
+			if e.Retained {
+				got <- e.Topic
+			}
+		}, &client.SubscribeOptions{Match: match, GetRetained: true}); err != nil {
+			t.Fatal(err)
+		}
+		var topics []string
+		for len(topics) < want {
+			select {
+			case tp := <-got:
+				topics = append(topics, tp)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("retained events of %s: %v, want %d", topic, topics, want)
+			}
+		}
+		select {
+		case tp := <-got:
+			t.Fatalf("retained events of %s: %v and %s, want %d", topic, topics, tp, want)
+		case <-time.After(500 * time.Millisecond):
+		}
+		sort.Strings(topics)
+		return topics
+	}
+	topics := retained("com.big.", "prefix", 2)
+	if one := fmt.Sprint(topics); one != "[com.big.b0 com.big.b1]" && one != "[com.big.c0 com.big.c1]" {
+		t.Fatalf("retained events %v, want both of one node's", topics)
+	}
+	if n := a.n.Stats().GatherAnswersDropped.Load(); n != 1 {
+		t.Fatalf("GatherAnswersDropped %d, want 1", n)
+	}
+	a.n.gmu.Lock()
+	held := a.n.gBytes
+	a.n.gmu.Unlock()
+	if held != 0 {
+		t.Fatalf("gathers hold %d bytes after they ended, want 0", held)
+	}
+	// Given back: 100 KiB answers fit, one after the other.
+	for _, topic := range []string{"com.big.b0", "com.big.c1"} {
+		if got := retained(topic, "exact", 1); got[0] != topic {
+			t.Fatalf("retained event of %s: %v", topic, got)
+		}
+	}
+	if n := a.n.Stats().GatherAnswersDropped.Load(); n != 1 {
+		t.Fatalf("GatherAnswersDropped %d after gathers within the budget, want 1", n)
 	}
 }

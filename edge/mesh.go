@@ -232,6 +232,8 @@ type gather struct {
 	left    int
 	got     map[string]bool
 	answers [][]byte
+	bytes   int64    // of answers (Node.gBytes)
+	dropped []string // nodes whose answers did not fit in Options.MaxGathered
 	done    func(answers [][]byte, missing []string)
 	timer   *time.Timer
 	once    sync.Once
@@ -273,6 +275,7 @@ func (n *Node) finishGather(g *gather, timedOut bool) {
 	if len(missing) > 0 {
 		n.incomplete(missing) // the nodes it waited for
 	}
+	missing = append(missing, g.dropped...)
 	if n.unheard() > 0 {
 		// One for them all; not counted here: PeersUnheard and its own
 		// warning report them (checkUnheard).
@@ -280,6 +283,12 @@ func (n *Node) finishGather(g *gather, timedOut bool) {
 	}
 	n.gmu.Unlock()
 	g.finish(missing)
+	// route has the answers now (it decodes them on a shard soon after):
+	// they no longer count against the budget.
+	n.gmu.Lock()
+	n.gBytes -= g.bytes
+	g.bytes = 0
+	n.gmu.Unlock()
 }
 
 // unheard returns how many nodes this node knows exist and has not heard
@@ -436,8 +445,22 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 		return
 	}
 	g.got[from] = true
-	if len(data) > 0 {
+	switch {
+	case len(data) == 0:
+	case n.gBytes+int64(len(data)) > n.opts.MaxGathered:
+		// The answers held would pass the budget: the node counts as
+		// one that did not answer (route says so, rather than "not
+		// found").
+		g.dropped = append(g.dropped, from)
+		n.stats.GatherAnswersDropped.Add(1)
+		if now := time.Now(); now.Sub(n.gFullAt) >= gatherLogEvery {
+			n.gFullAt = now
+			n.log.Warn("mesh: an answer to a meta query or get_retained was dropped: the answers this node's gathers hold would pass mesh.max_inbound (too many large meta calls or get_retained subscriptions at once); the caller is told the node did not answer", "peer", from, "bytes", len(data), "held", n.gBytes)
+		}
+	default:
 		g.answers = append(g.answers, data)
+		g.bytes += int64(len(data))
+		n.gBytes += int64(len(data))
 	}
 	if g.want[from] {
 		g.left--

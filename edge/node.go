@@ -82,6 +82,8 @@ type Node struct {
 	gMissed uint64     // guarded by gmu: incomplete gathers since then, unlogged
 	gathers map[uint64]*gather
 	gseq    uint64
+	gBytes  int64     // guarded by gmu: bytes of the answers gathers hold (Options.MaxGathered)
+	gFullAt time.Time // guarded by gmu: the last answer dropped for it, logged
 	// startedAt is when Start succeeded, in Unix nanoseconds (zero
 	// before): see Gather.
 	startedAt atomic.Int64
@@ -167,6 +169,11 @@ type Stats struct {
 	// short count or list, a retained event left out). Logged too, at
 	// most once per gatherLogEvery, naming the nodes.
 	GathersIncomplete atomic.Uint64
+	// GatherAnswersDropped counts the answers to this node's gathers
+	// dropped because the answers its gathers held would have passed
+	// Options.MaxGathered; the gather counts the node among those that
+	// did not answer.
+	GatherAnswersDropped atomic.Uint64
 	// InboundFull counts the event messages (one event, or a frame of
 	// them) from other nodes dropped because what waited for the node's
 	// dispatchers held three quarters of Options.MaxInbound (in.go).

@@ -77,6 +77,13 @@ type Options struct {
 	// messages and heartbeats have a reserve of a quarter more. Default
 	// 64 MiB.
 	MaxInbound int64
+	// MaxGathered bounds the bytes of other nodes' answers that this
+	// node's gathers (meta queries over the realm, get_retained) hold
+	// until they end: a node answers get_retained with up to 4 MiB, and a
+	// node runs up to 1,024 gathers at once. An answer past it is
+	// dropped (Stats.GatherAnswersDropped) and its node counted among
+	// those that did not answer. Default: MaxInbound.
+	MaxGathered int64
 	// MaxInterest bounds the distinct subjects (exact topics, patterns,
 	// prefixes) the node subscribes to in NATS for one realm, each of
 	// which every NATS server of the mesh keeps; past it, or past 128
@@ -242,6 +249,9 @@ func (o *Options) check() error {
 	}
 	if o.MaxInbound <= 0 {
 		o.MaxInbound = defaultMaxInbound
+	}
+	if o.MaxGathered <= 0 {
+		o.MaxGathered = o.MaxInbound
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = defaultMaxPayload

@@ -153,7 +153,8 @@ type MeshStats struct {
 	// gather answers; directory and heartbeats only past their reserves)
 	// dropped for the same budget (control_full), and meta queries of
 	// other nodes not run because they came after their askers had stopped
-	// waiting (query_late).
+	// waiting (query_late), and answers to this node's gathers past the
+	// bytes its gathers may hold (gather_full).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

@@ -174,7 +174,7 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 	if len(missing) > 0 && unsure(qm.target, missing) && (merr != nil && notFound[merr.uri] || merr == nil && nilLookup(qm.proc, res)) {
 		// "Not found" is an answer only when every node that could hold
 		// it answered.
-		merr = &metaErr{proto.URIUnavailable, "not found on the nodes that answered, but " + missingNodes(missing) + " did not answer (within the mesh's gather_timeout, or at all: stopping, or not heard from): try again"}
+		merr = &metaErr{proto.URIUnavailable, "not found on the nodes that answered, but " + missingNodes(missing) + " did not answer (within the mesh's gather_timeout, or at all: stopping, not heard from, or an answer past this node's budget for them): try again"}
 	}
 	if merr != nil {
 		s.replyError(ss, proto.CodeCall, req, merr.uri, merr.msg)

@@ -87,6 +87,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["bad_envelope"] = rs.BadEnvelopes.Load()
 		ms.Dropped["shard_backlog"] = rs.EventsOverflow.Load()
 		ms.Dropped["query_late"] = rs.LateQueries.Load()
+		ms.Dropped["gather_full"] = es.GatherAnswersDropped.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
