@@ -580,7 +580,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.gmu.Lock()
 	for id, g := range n.gathers {
 		delete(n.gathers, id)
-		g.finish(g.missing(n.peers.view.Load().names)) // the node stops: its callers' sessions end too
+		n.gBytes -= g.bytes
+		g.bytes = 0
+		g.finish(append(g.missing(n.peers.view.Load().names), g.dropped...)) // the node stops: its callers' sessions end too
 	}
 	n.gmu.Unlock()
 	n.shutdownServer()
