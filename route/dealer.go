@@ -115,7 +115,10 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
 		return
 	}
-	if max := s.r.cfg.MaxRegistrations; len(ss.regs) >= max {
+	// Single registrations waiting for the mesh's claim store count too:
+	// without them, REGISTERs sent back to back all passed while the
+	// session had none yet (4,160 over the limit at once).
+	if max := s.r.cfg.MaxRegistrations; len(ss.regs)+ss.claims.busy+len(ss.claims.q) >= max {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
@@ -139,6 +142,10 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 // wildcard registrations is reached.
 func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
 	wild := match == proto.MatchWildcard
+	if max := s.r.cfg.MaxRegistrations; len(ss.regs) >= max {
+		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
+		return false
+	}
 	if max := s.r.cfg.MaxWildcardRegistrations; wild && ss.wildRegs >= max {
 		s.wildcardRefused(ss, proto.CodeRegister, req, false, max)
 		return false

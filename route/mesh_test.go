@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -770,4 +771,41 @@ func TestMeshProgressiveCallFirstChunkSendFails(t *testing.T) {
 	mm.sync()
 	callee.quiet()
 	caller.quiet()
+}
+
+// A session's single registrations waiting for the claim store count
+// toward its registration limit: REGISTERs sent back to back all passed
+// the limit's check while the session had none yet, and all were
+// registered once their claims came back.
+func TestMeshClaimsCountTowardRegistrationLimit(t *testing.T) {
+	mm, es := newMemMesh(t, 1, 1, func(c *Config) { c.MaxRegistrations = 10 })
+	gate := make(chan struct{})
+	mm.mu.Lock()
+	mm.claimGate = gate
+	mm.mu.Unlock()
+	s := es[0].join(proto.JSON)
+	const sent = 30
+	for i := 0; i < sent; i++ {
+		s.send(&proto.Message{Type: proto.CodeRegister, Request: s.nextReq(), Dict: s.opts(nil), URI: []byte(fmt.Sprintf("com.many.p%d", i))})
+	}
+	// Past the limit, refused at once, while the first ten wait.
+	for i := 0; i < sent-10; i++ {
+		m := s.recv()
+		if m.Type != proto.CodeError || string(m.URI) != proto.URIUnavailable || !strings.Contains(fmt.Sprint(argsOf(m)), "too many registrations") {
+			t.Fatalf("REGISTER past the limit with claims pending: %s, want ERROR %s", describe(m), proto.URIUnavailable)
+		}
+	}
+	close(gate)
+	for i := 0; i < 10; i++ {
+		s.expect(proto.CodeRegistered)
+	}
+	es[0].sync()
+	var regs int
+	es[0].execs[0].do(func() { regs = len(s.sess.regs) })
+	if regs != 10 {
+		t.Fatalf("%d registrations, want the limit, 10", regs)
+	}
+	req := s.nextReq()
+	s.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: s.opts(nil), URI: []byte("com.many.more")})
+	s.expectError(proto.CodeRegister, req, proto.URIUnavailable)
 }
