@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -110,4 +111,52 @@ func TestCleanShutdownReleasesClaims(t *testing.T) {
 		}
 	}
 	t.Logf("b registered %v after a began to stop", time.Since(start))
+}
+
+// A release the claim store does not take (it cannot be reached: here an
+// edge node's uplink is cut) is given back again once the store answers.
+// It was dropped: the store kept the edge node's claim of a registration
+// gone since, and once the edge node was seen alive again, every REGISTER
+// of the procedure anywhere was refused (procedure_already_exists) until
+// the edge node left.
+func TestClaimReleaseRetried(t *testing.T) {
+	t.Parallel()
+	leafAddr := edgetest.FreeAddr(t)
+	px := newProxy(t, leafAddr)
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	waitMesh(t, hub, edge)
+	waitClaims(t, 20*time.Second, hub, edge)
+	ctx := ctxT(t, 90*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	const uri = "com.exclusive.edge"
+	se := edge.dial(edge.ws(), proto.JSON)
+	reg, err := se.Register(ctx, uri, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := hub.dial(hub.ws(), proto.JSON)
+	if _, err := sh.Register(ctx, uri, h, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("the hub registered the single procedure the edge node holds: %v", err)
+	}
+
+	px.cut()
+	eventually(t, 10*time.Second, func() error {
+		if len(edge.n.Peers()) != 0 {
+			return errors.New("the edge node still sees the hub")
+		}
+		return nil
+	})
+	// Unregistered with the store out of reach: the release fails.
+	if err := se.Unregister(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	px.restore()
+	waitMesh(t, hub, edge)
+	// The edge node is alive and holds no registration of uri: the hub
+	// registers it once the release is given back (reconcile, every 2 s).
+	eventually(t, 20*time.Second, func() error {
+		_, err := sh.Register(ctx, uri, h, nil)
+		return err
+	})
 }

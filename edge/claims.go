@@ -84,6 +84,14 @@ type claimStore struct {
 	stream   jetstream.Stream // the bucket's stream (nil: releases leave a delete marker)
 	replicas int
 	held     map[string]claimRec // claims this node holds, by key
+	// releasing holds the claims this node gave back that the store did
+	// not take (it did not answer: no quorum, the uplink down), by key:
+	// the revision this node wrote. reconcile gives them back again.
+	// Before, such a release was gone, and the store kept the claim of a
+	// live node for a registration that no longer existed: the procedure
+	// refused mesh-wide (procedure_already_exists) until this node left.
+	// At most maxReleaseJobs.
+	releasing map[string]uint64
 	// down: a claim found the store unreachable. While it is set, claims
 	// are accepted provisionally at once: the claims go through this one
 	// worker, and each waiting claimWait would make the REGISTERs queued
@@ -102,7 +110,7 @@ type claimStore struct {
 }
 
 func newClaimStore(n *Node) *claimStore {
-	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}}
+	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}}
 	c.replicas = 1
 	if n.opts.Cluster.Listen != "" {
 		c.replicas = min(3, 1+len(n.opts.Cluster.Routes))
@@ -261,6 +269,10 @@ func (c *claimStore) flush() {
 			todo = append(todo, held{key, rec.rev})
 		}
 	}
+	for key, rev := range c.releasing {
+		delete(c.releasing, key)
+		todo = append(todo, held{key, rev})
+	}
 	// Each release is a round trip to the store's leader (a replicated
 	// write): one after the other, a loaded machine gave back 38 of 50
 	// within releaseFlush. releaseWorkers at a time.
@@ -418,6 +430,7 @@ func (c *claimStore) take(key string) error {
 	rev, err := kv.Create(ctx, key, c.value())
 	if err == nil {
 		c.held[key] = claimRec{rev: rev}
+		delete(c.releasing, key)
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -438,7 +451,8 @@ func (c *claimStore) take(key string) error {
 	if owner != c.n.opts.Name && c.alive(owner, boot) {
 		return route.ErrMeshClaimed
 	}
-	// Ours from an earlier boot, or a dead node's: take it over.
+	// Ours from an earlier boot or still to be given back, or a dead
+	// node's: take it over.
 	rev, err = kv.Update(ctx, key, c.value(), e.Revision())
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -447,6 +461,7 @@ func (c *claimStore) take(key string) error {
 		return err
 	}
 	c.held[key] = claimRec{rev: rev}
+	delete(c.releasing, key)
 	return nil
 }
 
@@ -488,14 +503,31 @@ func (c *claimStore) releaseBy(key string, deadline time.Time) {
 	if rec.rev == 0 || c.kv == nil {
 		return
 	}
-	c.giveBack(key, rec.rev, deadline)
+	// While the store is down, each try would hold the worker (and the
+	// claims queued behind it) for claimTimeout: kept for reconcile.
+	if c.down || !c.giveBack(key, rec.rev, deadline) {
+		c.keepRelease(key, rec.rev)
+		c.down = true
+	}
+}
+
+// keepRelease keeps a release the store did not take, for reconcile.
+// Worker goroutine.
+func (c *claimStore) keepRelease(key string, rev uint64) {
+	if _, ok := c.releasing[key]; !ok && len(c.releasing) >= maxReleaseJobs {
+		c.n.stats.ReleasesDropped.Add(1)
+		c.n.log.Warn("mesh: a claim release was dropped (too many wait for the claim store to answer); the procedure may stay refused elsewhere until this node leaves", "key", key)
+		return
+	}
+	c.releasing[key] = rev
 }
 
 // giveBack takes the claim key, which this node wrote at revision rev,
 // out of the store, by deadline at the latest (and within claimTimeout).
-// It touches no state of the worker's: flush runs it on several
-// goroutines.
-func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) {
+// It reports false when the store did not take it back (did not answer,
+// or refused): the claim may still be there. It touches no state of the
+// worker's: flush runs it on several goroutines.
+func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 	if d := time.Now().Add(claimTimeout); deadline.IsZero() || d.Before(deadline) {
 		deadline = d
 	}
@@ -508,24 +540,46 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) {
 		// would fill the store). A newer claim of another node is kept.
 		err := c.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+key), jetstream.WithPurgeSequence(rev+1))
 		if err == nil {
-			return
+			return true
 		}
 		// Not allowed to purge (a nats_url deployment's permissions), or
 		// the store did not answer: a Delete at least frees the key.
 		c.n.log.Debug("mesh: purging a released claim", "err", err)
 	}
-	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	// Gone, or another node's newer claim (ErrKeyExists: not ours to
+	// delete) count as given back.
+	err := c.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyExists) {
 		c.n.log.Debug("mesh: releasing a claim", "err", err)
+		return false
 	}
+	return true
 }
 
-// reconcile retries provisional claims. Worker goroutine.
-// It stops at the first that the store does not answer (each would wait
-// claimTimeout), and clears down when the store answers.
+// reconcile gives back the releases the store did not take, then
+// retries provisional claims. Worker goroutine. It stops at the first
+// that the store does not answer (each would wait claimTimeout), and
+// clears down when the store answers.
 func (c *claimStore) reconcile() {
+	if len(c.releasing) > 0 && c.kv == nil {
+		return
+	}
+	for key, rev := range c.releasing {
+		if c.stopping() {
+			return
+		}
+		if !c.giveBack(key, rev, time.Time{}) {
+			c.down = true
+			return
+		}
+		delete(c.releasing, key)
+	}
 	for key, rec := range c.held {
 		if rec.rev != 0 {
 			continue
+		}
+		if c.stopping() {
+			return
 		}
 		err := c.take(key)
 		switch {
@@ -540,4 +594,15 @@ func (c *claimStore) reconcile() {
 		}
 	}
 	c.down = false
+}
+
+// stopping reports whether the worker is asked to stop (a long reconcile
+// after an outage gives way to Shutdown).
+func (c *claimStore) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
 }

@@ -151,7 +151,8 @@ type Stats struct {
 	// their events (realmInterest).
 	WideRealms atomic.Int64
 	// ReleasesDropped counts claim releases refused because the claim
-	// worker had maxReleaseJobs jobs waiting (logged).
+	// worker had maxReleaseJobs jobs waiting, or maxReleaseJobs releases
+	// the store had not taken wait to be given back again (logged).
 	ReleasesDropped atomic.Uint64
 	// VersionMismatch counts messages dropped because they came from a
 	// node that speaks another mesh version (its heartbeats, which tell
