@@ -67,7 +67,17 @@ import (
 const msgOverhead = 160
 
 func msgCost(m *nats.Msg) int64 {
-	return int64(len(m.Data)+len(m.Subject)+len(m.Reply)) + msgOverhead
+	n := len(m.Data) + len(m.Subject) + len(m.Reply)
+	// The mesh sends no headers; a message that has them (another NATS
+	// client, a misbehaving node) holds them with its data: up to the
+	// server's max payload, for a few bytes of Data.
+	for k, vs := range m.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v) + 16
+		}
+	}
+	return int64(n) + msgOverhead
 }
 
 // inClass is what a received message may fill of the inbound budget.

@@ -54,12 +54,13 @@ type outItem struct {
 type outBatch struct {
 	items []outItem
 	arena []byte
+	cost  int64 // what its items were charged (itemCost)
 }
 
 type outq struct {
 	mu      sync.Mutex
 	cur     *outBatch // guarded by mu
-	bytes   int64     // guarded by mu: payload bytes queued (both batches)
+	bytes   int64     // guarded by mu: what the items queued cost (both batches; itemCost)
 	max     int64
 	closed  bool // guarded by mu
 	wake    chan struct{}
@@ -121,13 +122,26 @@ func (q *outq) pushBulk(subj, reply string, data []byte) error {
 	return q.pushItem(opPublish, false, classBulk, subj, reply, data, nil)
 }
 
+// itemCost is what a queued item counts against the bound: its payload,
+// and its item and subject too, which a flood of tiny events to ever new
+// topics would otherwise queue at several times the bound.
+func itemCost(subj, reply string, data []byte) int64 {
+	return int64(len(data)+len(subj)+len(reply)) + itemOverhead
+}
+
+// itemOverhead is an outItem's own size.
+const itemOverhead = 64
+
 func (q *outq) pushItem(op opKind, pack bool, c outClass, subj, reply string, data []byte, ent *interest) error {
+	cost := itemCost(subj, reply, data)
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if op == opPublish && q.bytes+int64(len(data)) > q.limit(c) {
+	// Interest changes are counted, never refused: one refused would
+	// leave a subscription without its NATS interest.
+	if op == opPublish && q.bytes+cost > q.limit(c) {
 		q.dropped++
 		q.mu.Unlock()
 		return ErrBusy
@@ -136,7 +150,8 @@ func (q *outq) pushItem(op opKind, pack bool, c outClass, subj, reply string, da
 	off := len(b.arena)
 	b.arena = append(b.arena, data...)
 	b.items = append(b.items, outItem{op: op, pack: pack, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
-	q.bytes += int64(len(data))
+	b.cost += cost
+	q.bytes += cost
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -159,9 +174,13 @@ func (q *outq) take() *outBatch {
 
 // done gives a sent batch back.
 func (q *outq) done(b *outBatch) {
-	n := int64(len(b.arena))
+	n := b.cost
+	b.cost = 0
 	clear(b.items)
 	b.items = b.items[:0]
+	if cap(b.items) > 64<<10 {
+		b.items = nil // a burst of small items (4 MiB of them)
+	}
 	if cap(b.arena) > 4<<20 {
 		b.arena = nil // a burst: do not keep it pinned
 	} else {

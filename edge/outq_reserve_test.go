@@ -1,6 +1,11 @@
 package edge
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
 
 // The outbound queue keeps a reserve past its bound for the node's own
 // messages, so that a flood cannot silence its heartbeats. Meta queries
@@ -48,6 +53,8 @@ func TestEventFloodLeavesRoomForCalls(t *testing.T) {
 	if queued > max-max/4 {
 		t.Fatalf("events took %d bytes of a %d-byte queue, past three quarters", queued, max)
 	}
+	for q.pushEnv(classBulk, "ew.e.r.t", "", make([]byte, 1)) == nil { // what room is left in the share
+	}
 	if err := q.pushBulk("ew.n.b.q", "ew.n.a", make([]byte, 1)); err == nil {
 		t.Fatal("a meta query went past the events' share")
 	}
@@ -63,5 +70,68 @@ func TestEventFloodLeavesRoomForCalls(t *testing.T) {
 	// ... and the node's own messages still have their reserve.
 	if err := q.push(opPublish, subjHeartbeat, "ew.n.a", make([]byte, 64<<10), nil); err != nil {
 		t.Fatalf("heartbeat refused: %v", err)
+	}
+}
+
+// The bound counts a queued item's own size and its subject, not only its
+// payload: tiny events to ever new topics (a subject each) queued several
+// times the bound in items and subjects while the sender was stalled. A
+// burst's item slices are not kept once sent.
+func TestOutboundCountsItemsAndSubjects(t *testing.T) {
+	const max = 1 << 20
+	q := newOutq(max)
+	n := 0
+	for q.pushEnv(classBulk, fmt.Sprintf("ew.e2.realm1.com.example.topic.%08d", n), "", []byte{1}) == nil {
+		n++
+		if n > 1<<20 {
+			t.Fatal("the queue took more than a million one-byte events")
+		}
+	}
+	// 40 bytes of subject, 1 of payload and the item's 64: about 7,490
+	// within the events' three quarters (before: 786,432 one-byte
+	// payloads, 120 MB of items and subjects for a 1 MiB bound).
+	if per := int64(max-max/4) / int64(n); per < 100 {
+		t.Fatalf("%d one-byte events queued within %d bytes: %d bytes each, want their items and subjects counted", n, max-max/4, per)
+	}
+	// Interest changes are counted but never refused.
+	if err := q.push(opSubscribe, "ew.e2.realm1.x", "", nil, &interest{}); err != nil {
+		t.Fatalf("an interest change refused: %v", err)
+	}
+	b := q.take()
+	if b == nil || len(b.items) != n+1 {
+		t.Fatalf("took %v items, want %d", b, n+1)
+	}
+	q.done(b)
+	q.mu.Lock()
+	left := q.bytes
+	q.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d bytes counted after the batch was sent, want 0", left)
+	}
+
+	// A burst of 100,000 items: its slice goes once sent.
+	q = newOutq(1 << 30)
+	for i := 0; i < 100_000; i++ {
+		q.pushEnv(classRoute, "ew.n.b.m", "ew.n.a", []byte{1})
+	}
+	b = q.take()
+	q.done(b)
+	if cap(b.items) != 0 {
+		t.Fatalf("a sent batch keeps room for %d items", cap(b.items))
+	}
+}
+
+// A received message's headers are counted with it: the mesh sends none,
+// but a message that has them holds them with its data, and was counted
+// by its data alone (a megabyte of headers for 160 bytes of budget).
+func TestInboundCountsHeaders(t *testing.T) {
+	const max = 1 << 20
+	q := newInq(newInbound(max), "")
+	m := &nats.Msg{Subject: "ew.e2.realm1.t", Reply: nodeInbox("b"), Header: nats.Header{"X-Big": {string(make([]byte, 512<<10))}}}
+	if c := msgCost(m); c < 512<<10 {
+		t.Fatalf("a message with 512 KiB of headers costs %d bytes", c)
+	}
+	if d := q.push([]*nats.Msg{m, m}); d != 1 {
+		t.Fatalf("two messages of 512 KiB of headers into a 768 KiB share: %d dropped, want 1", d)
 	}
 }
