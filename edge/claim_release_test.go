@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/client"
-	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -121,11 +120,7 @@ func TestCleanShutdownReleasesClaims(t *testing.T) {
 // the edge node left.
 func TestClaimReleaseRetried(t *testing.T) {
 	t.Parallel()
-	leafAddr := edgetest.FreeAddr(t)
-	px := newProxy(t, leafAddr)
-	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
-	waitMesh(t, hub, edge)
+	hub, edge, px := hubAndEdge(t)
 	waitClaims(t, 20*time.Second, hub, edge)
 	ctx := ctxT(t, 90*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }

@@ -392,3 +392,18 @@ func stallControl(t *testing.T, tn *tnode, observe func([]*nats.Msg)) (release f
 	})
 	return release
 }
+
+// hubAndEdge starts a hub and an edge node "edge1" joined to it through a
+// leaf-node link that runs through a TCP proxy the test can cut, and
+// waits until they see each other. The hub advertises the proxy, so that
+// the edge does not learn the hub's own address and bypass the proxy when
+// it reconnects.
+func hubAndEdge(t *testing.T) (hub, edge *tnode, px *proxy) {
+	t.Helper()
+	leafAddr := edgetest.FreeAddr(t)
+	px = newProxy(t, leafAddr)
+	hub = startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
+	edge = startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	waitMesh(t, hub, edge)
+	return hub, edge, px
+}

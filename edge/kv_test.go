@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/edgewamp/edgewamp/edge/edgetest"
 )
 
 // The shared key-value API (kv.go) over real embedded NATS servers: a
@@ -262,11 +260,7 @@ func TestKVClusterLinearizable(t *testing.T) {
 // hang), and work again once it is back.
 func TestKVLeafUplink(t *testing.T) {
 	t.Parallel()
-	leafAddr := edgetest.FreeAddr(t)
-	px := newProxy(t, leafAddr)
-	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
-	waitMesh(t, hub, edge)
+	hub, edge, px := hubAndEdge(t)
 	hkv := bindKV(t, hub, "test")
 	ekv := bindKV(t, edge, "test")
 	ctx := ctxT(t, 60*time.Second)

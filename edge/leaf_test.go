@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
-	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -16,13 +15,7 @@ import (
 // a TCP proxy the test can cut.
 func TestLeafEdgeAndHub(t *testing.T) {
 	t.Parallel()
-	// The hub advertises the proxy, so that the edge does not learn the
-	// hub's own address and bypass the proxy when it reconnects.
-	leafAddr := edgetest.FreeAddr(t)
-	px := newProxy(t, leafAddr)
-	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
-	waitMesh(t, hub, edge)
+	hub, edge, px := hubAndEdge(t)
 	ctx := ctxT(t, 60*time.Second)
 
 	// The edge's clients call procedures on the hub...
