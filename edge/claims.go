@@ -561,10 +561,7 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 // that the store does not answer (each would wait claimTimeout), and
 // clears down when the store answers.
 func (c *claimStore) reconcile() {
-	if len(c.releasing) > 0 && c.kv == nil {
-		return
-	}
-	for key, rev := range c.releasing {
+	for key, rev := range c.releasing { // empty while kv is nil (releaseBy)
 		if c.stopping() {
 			return
 		}

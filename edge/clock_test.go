@@ -157,7 +157,11 @@ func TestHeartbeatStamp(t *testing.T) {
 		{"short list", 2, cut, false},
 		{"unknown kind", 2, []byte{9, 1, 2}, false},
 	} {
-		stamp, ok := hbStamp(tc.c, tc.b)
+		var stamp int64
+		_, _, rest, ok := splitHbSet(tc.c, tc.b)
+		if ok {
+			stamp, ok = hbStamp(rest)
+		}
 		if ok != tc.ok || ok && stamp != 12345 {
 			t.Errorf("%s: stamp %d, %v; want 12345, %v", tc.name, stamp, ok, tc.ok)
 		}

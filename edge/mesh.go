@@ -232,7 +232,6 @@ type gather struct {
 	left    int
 	got     map[string]bool
 	answers [][]byte
-	bytes   int64    // of answers (Node.gBytes)
 	dropped []string // nodes whose answers did not fit in Options.MaxGathered
 	done    func(answers [][]byte, missing []string)
 	timer   *time.Timer
@@ -281,14 +280,20 @@ func (n *Node) finishGather(g *gather, timedOut bool) {
 		// warning report them (checkUnheard).
 		missing = append(missing, "")
 	}
+	// route gets the answers now (it decodes them on a shard soon after):
+	// they no longer count against the budget.
+	n.gBytes -= g.held()
 	n.gmu.Unlock()
 	g.finish(missing)
-	// route has the answers now (it decodes them on a shard soon after):
-	// they no longer count against the budget.
-	n.gmu.Lock()
-	n.gBytes -= g.bytes
-	g.bytes = 0
-	n.gmu.Unlock()
+}
+
+// held is the bytes of the answers g holds (Node.gBytes).
+func (g *gather) held() int64 {
+	var b int64
+	for _, a := range g.answers {
+		b += int64(len(a))
+	}
+	return b
 }
 
 // unheard returns how many nodes this node knows exist and has not heard
@@ -459,7 +464,6 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 		}
 	default:
 		g.answers = append(g.answers, data)
-		g.bytes += int64(len(data))
 		n.gBytes += int64(len(data))
 	}
 	if g.want[from] {

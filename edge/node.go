@@ -581,8 +581,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.gmu.Lock()
 	for id, g := range n.gathers {
 		delete(n.gathers, id)
-		n.gBytes -= g.bytes
-		g.bytes = 0
+		n.gBytes -= g.held()
 		g.finish(append(g.missing(n.peers.view.Load().names), g.dropped...)) // the node stops: its callers' sessions end too
 	}
 	n.gmu.Unlock()

@@ -273,27 +273,47 @@ func setDigest(set []uint64) uint64 {
 	return d
 }
 
-// heardSet reads the peer set of a heartbeat from name, whose count is c:
-// the list it carries, the list kept from its earlier heartbeat when the
-// digest still matches it, or nil (the count alone). On the control
-// dispatcher.
-func (n *Node) heardSet(name string, c uint64, b []byte) []uint64 {
-	if c > maxHashedPeers || len(b) == 0 {
-		return nil
+// splitHbSet splits what follows a heartbeat's count c into its peer set,
+// kind and body (hbSetList and c hashes, hbSetDigest and the digest; kind
+// 0 when there is none: past maxHashedPeers, or from a release before the
+// sets), and what follows the set (rest). ok is false when the set is
+// malformed.
+func splitHbSet(c uint64, b []byte) (kind byte, body, rest []byte, ok bool) {
+	if c > maxHashedPeers {
+		return 0, nil, b, true
 	}
+	if len(b) == 0 {
+		return 0, nil, nil, true
+	}
+	size := 8
 	switch b[0] {
 	case hbSetList:
-		if b = b[1:]; len(b) < 8*int(c) {
-			return nil
-		}
+		size = 8 * int(c)
+	case hbSetDigest:
+	default:
+		return 0, nil, nil, false
+	}
+	if len(b) < 1+size {
+		return 0, nil, nil, false
+	}
+	return b[0], b[1 : 1+size], b[1+size:], true
+}
+
+// heardSet reads the peer set of a heartbeat from name, whose count is c
+// (kind and body: splitHbSet): the list it carries, the list kept from
+// its earlier heartbeat when the digest still matches it, or nil (the
+// count alone). On the control dispatcher.
+func (n *Node) heardSet(name string, c uint64, kind byte, body []byte) []uint64 {
+	switch kind {
+	case hbSetList:
 		set := make([]uint64, c)
 		for i := range set {
-			set[i] = binary.LittleEndian.Uint64(b[8*i:])
+			set[i] = binary.LittleEndian.Uint64(body[8*i:])
 		}
 		return set
 	case hbSetDigest:
 		p := n.peers.byName[name]
-		if len(b) < 9 || p == nil || p.knowsSet == nil || len(p.knowsSet) != int(c) || setDigest(p.knowsSet) != binary.LittleEndian.Uint64(b[1:]) {
+		if p == nil || p.knowsSet == nil || len(p.knowsSet) != int(c) || setDigest(p.knowsSet) != binary.LittleEndian.Uint64(body) {
 			return nil
 		}
 		return p.knowsSet
@@ -528,8 +548,10 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		if tail = tail[k3:]; len(tail) > 0 {
 			if c, k4 := binary.Uvarint(tail); k4 > 0 && c <= maxKnows {
 				knows = int(c)
-				set = n.heardSet(senderOf(m.Reply), c, tail[k4:])
-				stamp, stamped = hbStamp(c, tail[k4:])
+				if kind, body, rest, ok := splitHbSet(c, tail[k4:]); ok {
+					set = n.heardSet(senderOf(m.Reply), c, kind, body)
+					stamp, stamped = hbStamp(rest)
+				}
 			}
 		}
 	}
@@ -789,21 +811,9 @@ func (n *Node) heartbeatData() wr {
 }
 
 // hbStamp returns the clock stamp that follows a heartbeat's peer set
-// (b: what follows its count c), if it has one.
-func hbStamp(c uint64, b []byte) (int64, bool) {
-	if c <= maxHashedPeers {
-		switch {
-		case len(b) == 0:
-			return 0, false
-		case b[0] == hbSetList && len(b) >= 1+8*int(c):
-			b = b[1+8*c:]
-		case b[0] == hbSetDigest && len(b) >= 9:
-			b = b[9:]
-		default:
-			return 0, false
-		}
-	}
-	v, k := binary.Uvarint(b)
+// (rest: splitHbSet), if it has one.
+func hbStamp(rest []byte) (int64, bool) {
+	v, k := binary.Uvarint(rest)
 	if k <= 0 || v > math.MaxInt64 {
 		return 0, false
 	}

@@ -118,8 +118,8 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 	// Single registrations waiting for the mesh's claim store count too:
 	// without them, REGISTERs sent back to back all passed while the
 	// session had none yet (4,160 over the limit at once).
-	if max := s.r.cfg.MaxRegistrations; len(ss.regs)+ss.claims.busy+len(ss.claims.q) >= max {
-		s.replyError(ss, proto.CodeRegister, m.Request, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
+	if len(ss.regs)+ss.claims.busy+len(ss.claims.q) >= s.r.cfg.MaxRegistrations {
+		s.tooManyRegistrations(ss, m.Request)
 		return
 	}
 	// Checked again by addCallee (several REGISTERs may wait for their
@@ -142,8 +142,8 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 // wildcard registrations is reached.
 func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
 	wild := match == proto.MatchWildcard
-	if max := s.r.cfg.MaxRegistrations; len(ss.regs) >= max {
-		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(max)+")")
+	if len(ss.regs) >= s.r.cfg.MaxRegistrations {
+		s.tooManyRegistrations(ss, req)
 		return false
 	}
 	if max := s.r.cfg.MaxWildcardRegistrations; wild && ss.wildRegs >= max {
@@ -978,3 +978,8 @@ func (s *Shard) newOutCall() *outCall   { return s.outPool.get() }
 func (s *Shard) putOutCall(oc *outCall) { s.outPool.put(oc) }
 func (s *Shard) newInCall() *inCall     { return s.inPool.get() }
 func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
+
+// tooManyRegistrations refuses a REGISTER past Config.MaxRegistrations.
+func (s *Shard) tooManyRegistrations(ss *Session, req uint64) {
+	s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(s.r.cfg.MaxRegistrations)+")")
+}
