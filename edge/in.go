@@ -249,6 +249,19 @@ func (n *Node) runPump(ch <-chan *nats.Msg, q *inq, dropped *atomic.Uint64) {
 	}
 }
 
+// stopEvery+1 is how many messages of a batch a dispatcher handles
+// between two looks at Shutdown: a batch holds all that was queued (up
+// to MaxInbound), and a node that stops does not deliver it first.
+const stopEvery = 63
+
+// batchCost is the inbound cost of ms.
+func batchCost(ms []*nats.Msg) (c int64) {
+	for _, m := range ms {
+		c += msgCost(m)
+	}
+	return c
+}
+
 // runEvents is the event dispatcher: it drops the copies overlapping
 // subscriptions deliver and hands each event to the router once.
 func (n *Node) runEvents() {
@@ -270,7 +283,12 @@ func (n *Node) runEvents() {
 				(*h)()
 			}
 			var cost int64
-			for _, m := range ms {
+			for i, m := range ms {
+				if i&stopEvery == stopEvery && n.stopped.Load() {
+					n.in.done(cost + batchCost(ms[i:]))
+					clear(ms)
+					return
+				}
 				cost += msgCost(m)
 				if isFrame(m.Data) {
 					if unpackFrame(m.Data, n.deliverEvent) != nil {

@@ -373,7 +373,12 @@ func (n *Node) runControl() {
 				(*h)(ms)
 			}
 			var cost int64
-			for _, m := range ms {
+			for i, m := range ms {
+				if i&stopEvery == stopEvery && n.stopped.Load() {
+					n.ctlq.done(cost + batchCost(ms[i:]))
+					clear(ms)
+					return
+				}
 				cost += msgCost(m)
 				n.control(m, me)
 			}
