@@ -141,6 +141,14 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 // registration exists with another policy or is single, or a bound of
 // wildcard registrations is reached.
 func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
+	// Authorized again: a REGISTER that waited for the mesh's claim
+	// store may have been overtaken by a reload that took the grant away
+	// (its re-check sees only the registrations made). Cached: one map
+	// lookup for one that did not wait.
+	if !ss.authorize(ActionRegister, []byte(uri)) {
+		s.replyError(ss, proto.CodeRegister, req, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(uri))
+		return false
+	}
 	wild := match == proto.MatchWildcard
 	if len(ss.regs) >= s.r.cfg.MaxRegistrations {
 		s.tooManyRegistrations(ss, req)

@@ -809,3 +809,44 @@ func TestMeshClaimsCountTowardRegistrationLimit(t *testing.T) {
 	s.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: s.opts(nil), URI: []byte("com.many.more")})
 	s.expectError(proto.CodeRegister, req, proto.URIUnavailable)
 }
+
+// A REGISTER waiting for the claim store when a reload takes the grant
+// away is refused once the claim is answered, and its claim given back:
+// the reload's re-check saw only the registrations made. Before, the
+// session got REGISTERED and held the procedure mesh-wide, so a callee
+// allowed to register it was refused and every call failed
+// not_authorized.
+func TestMeshClaimOvertakenByReload(t *testing.T) {
+	pw, _ := HashPassword("pw", 1000)
+	users, err := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := &secureRealm{t: t, users: users}
+	z := sr.rbac([]Permission{{URI: "app.", Match: proto.MatchPrefix, Register: true, Call: true}})
+	mm, es := newMemMesh(t, 1, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	sr.e = es[0]
+	gate := make(chan struct{})
+	mm.mu.Lock()
+	mm.claimGate = gate
+	mm.mu.Unlock()
+	u := sr.login("u")
+	req := u.nextReq()
+	u.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: u.opts(nil), URI: []byte("app.proc")})
+	es[0].sync()
+	sr.regrant(Permission{URI: "app.", Match: proto.MatchPrefix, Call: true})
+	close(gate)
+	u.expectError(proto.CodeRegister, req, proto.URINotAuthorized)
+	mm.sync()
+	root := sr.login("root")
+	root.register("app.proc", nil)
+	caller := sr.login("root")
+	creq := caller.call("app.proc", nil, nil, nil)
+	inv := root.expect(proto.CodeInvocation)
+	root.yield(inv.Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != creq {
+		t.Fatalf("RESULT for %d, want %d", m.Request, creq)
+	}
+}
