@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,37 @@ func dialTCP(t testing.TB, addr string, rcvBuf int) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// shrinkRouterSendBuffer sets SO_SNDBUF of the router's end of c (found
+// among the process's descriptors by its addresses) to n, so that a peer
+// that does not read fills the router's socket after a few KiB rather
+// than the megabytes loopback's autotuning allows.
+func shrinkRouterSendBuffer(t testing.TB, c net.Conn, n int) {
+	t.Helper()
+	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		peer, err1 := syscall.Getpeername(fd)
+		me, err2 := syscall.Getsockname(fd)
+		p, ok1 := peer.(*syscall.SockaddrInet4)
+		m, ok2 := me.(*syscall.SockaddrInet4)
+		if err1 != nil || err2 != nil || !ok1 || !ok2 || p.Port != local.Port || m.Port != remote.Port {
+			continue
+		}
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("the router's end of %s is not among this process's descriptors", local)
 }
 
 // writeSlowly writes b one byte per write with a pause between, so that the

@@ -340,6 +340,17 @@ func (cn *conn) tlsRead() (got, eof bool) {
 		}
 		break
 	}
+	// What crypto/tls wrote on its own while reading (the answer to a
+	// TLS 1.3 KeyUpdate that asks for one) passes neither Send nor
+	// answerPing: it obeys the hard limit here, as a pong does. A peer
+	// that never reads and sends 15 KeyUpdates to a byte of data (which
+	// resets crypto/tls's count of them) held megabytes before.
+	if len(cn.ct) > 0 && cn.phase < phDead {
+		bl := cn.backlog()
+		if _, hard := cn.marks(bl); bl > hard {
+			cn.die(CloseSlowConsumer, errBacklogHard)
+		}
+	}
 	return got, eof
 }
 
