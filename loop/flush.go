@@ -375,6 +375,13 @@ func (cn *conn) spill() {
 		cn.full = true
 		return
 	}
+	// Send counted the plaintext as the round's pending output; what the
+	// socket takes now is no longer pending. On TLS the socket takes
+	// ciphertext: the plaintext sealed into it is credited (the records'
+	// overhead makes that a slight overestimate; the count never goes
+	// below zero). Before, a TLS connection credited nothing, and copies
+	// of large events that subscribers had read kept the budget full.
+	plain := len(cn.out)
 	p := &cn.out
 	if cn.tls != nil {
 		cn.seal()
@@ -384,8 +391,8 @@ func (cn *conn) spill() {
 		return
 	}
 	n, err := unix.Write(cn.c.Fd(), *p)
-	if n > 0 && p == &cn.out {
-		cn.ls.spilled(n)
+	if n > 0 {
+		cn.ls.spilled(min(n, plain))
 	}
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
