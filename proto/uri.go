@@ -1,10 +1,16 @@
 package proto
 
 // URI validation (WAMP §URIs). A URI is a string of components separated by
-// ".". Loose URIs allow any characters in a component except whitespace,
-// "." and "#"; strict URIs allow only [0-9a-z_]. Pattern URIs used for
-// wildcard matching may have empty components ("com..update"), and prefix
-// patterns may end in "." or be a partial last component.
+// ".". Loose URIs allow any characters in a component except whitespace
+// (Unicode's), "." and "#", and here control characters; strict URIs allow
+// only [0-9a-z_]. Pattern URIs used for wildcard matching may have empty
+// components ("com..update"), and prefix patterns may end in "." or be a
+// partial last component.
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // URIMode selects a validation rule.
 type URIMode uint8
@@ -51,7 +57,8 @@ func validURI(u []byte, mode URIMode, emptyOK bool) bool {
 		return false
 	}
 	compLen := 0
-	for _, c := range u {
+	for i := 0; i < len(u); i++ {
+		c := u[i]
 		if c == '.' {
 			if compLen == 0 && !emptyOK {
 				return false
@@ -59,7 +66,17 @@ func validURI(u []byte, mode URIMode, emptyOK bool) bool {
 			compLen = 0
 			continue
 		}
-		if !uriChar(c, mode) {
+		if c >= utf8.RuneSelf && mode == URILoose {
+			// Whitespace beyond ASCII is whitespace too, as the spec's
+			// \s means to the reference peers (Python's and
+			// JavaScript's regular expressions): "add\u00a0" is not a
+			// second "add". The decoders have checked the UTF-8.
+			r, n := utf8.DecodeRune(u[i:])
+			if unicode.IsSpace(r) {
+				return false
+			}
+			i += n - 1
+		} else if !uriChar(c, mode) {
 			return false
 		}
 		compLen++
@@ -67,15 +84,15 @@ func validURI(u []byte, mode URIMode, emptyOK bool) bool {
 	return compLen > 0 || emptyOK
 }
 
+// uriChar reports whether the ASCII byte c may be in a URI's component.
+// Loose URIs refuse whitespace, "#" and every control character: a URI
+// starting with NUL has no JSON form (JSON reads such a string as
+// binary), so an ERROR or meta event naming it could reach no JSON peer.
 func uriChar(c byte, mode URIMode) bool {
 	if mode == URIStrict {
 		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
 	}
-	switch c {
-	case ' ', '\t', '\n', '\r', '\f', '\v', '#':
-		return false
-	}
-	return true
+	return c > ' ' && c != '#' && c != 0x7f
 }
 
 // MatchWildcardURI reports whether uri matches the wildcard pattern p: the

@@ -39,6 +39,17 @@ func TestValidURI(t *testing.T) {
 		{"com.my#app", false, false},
 		{"#", false, false},
 		{"com.#", false, false},
+		// Whitespace beyond ASCII, as the reference peers' \s has it,
+		// and control characters (a NUL-led URI has no JSON form).
+		{"com.example.add\u00a0", false, false},
+		{"com.example\u3000add", false, false},
+		{"com.example.\u2028add", false, false},
+		{"com.example.add\u0085", false, false},
+		{"com.example.add\u200a", false, false},
+		{"com.example.add\x1f", false, false},
+		{"\x00com.example.error", false, false},
+		{"com.ex\x7fample", false, false},
+		{"com.\u200bzero_width", true, false}, // not whitespace to Unicode
 		{max, true, true},
 		{max + "c", false, false},
 	}
