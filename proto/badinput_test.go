@@ -121,6 +121,9 @@ func TestDecodeBadBytes(t *testing.T) {
 		{"msgpack empty", MsgPack, "", ErrTruncated},
 		{"msgpack invalid UTF-8 uri", MsgPack, "943001 80 a2c328", ErrBadUTF8},
 		{"msgpack invalid UTF-8 option", MsgPack, "943001 81a5746f706963a1ff a170", nil},
+		// A string in a list option, as in a string option (accepted before).
+		{"msgpack invalid UTF-8 in exclude_authid", MsgPack, "941001 81ae" + hexOf("exclude_authid") + "91a1ff a174", nil},
+		{"cbor invalid UTF-8 in exclude_authid", CBOR, "841001 a16e" + hexOf("exclude_authid") + "8161ff 6174", nil},
 		{"msgpack ext in args", MsgPack, "953001 80 a170 91d40100", nil},
 		{"msgpack c1 in kwargs", MsgPack, "963001 80 a170 90 81a161c1", nil},
 		{"msgpack array32 of 4G", MsgPack, "dd ffffffff 30", ErrLength},

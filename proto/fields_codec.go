@@ -182,6 +182,15 @@ func (d *Decoder) parseList(r *rd, info *keyInfo, lay *layout) ([]byte, error) {
 			if e.k != kStr {
 				return nil, d.fieldErr(lay, info.name, "must be a list of strings")
 			}
+			if r.ser != JSON { // as a string field: exclude_authid's and authmethods' too
+				s, err := e.text(&d.scratch, r.ser)
+				if err != nil {
+					return nil, err
+				}
+				if !utf8.Valid(s) {
+					return nil, d.fieldErr(lay, info.name, "must be a list of UTF-8 strings")
+				}
+			}
 		}
 	}
 	return r.b[start:r.i:r.i], nil

@@ -45,6 +45,9 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
+// hexOf returns s's bytes in hex, for test vectors written in hex.
+func hexOf(s string) string { return hex.EncodeToString([]byte(s)) }
+
 // mustDecode decodes b in ser into a fresh message.
 func mustDecode(t testing.TB, ser Serializer, b []byte) *Message {
 	t.Helper()
