@@ -27,6 +27,9 @@ const (
 	endRFC3339  = 253402300800
 )
 
+// cborTagEpoch is the head of CBOR's tag 1 (an epoch-based date).
+const cborTagEpoch = 0xc1
+
 // time writes the instant sec seconds and nsec (< 1e9) nanoseconds after
 // the Unix epoch as a date of w's serializer. JSON has no form for an
 // instant outside years 0 to 9999.
@@ -63,7 +66,7 @@ func (w *wr) time(sec int64, nsec uint32) error {
 		// number it tags on its way to MsgPack.
 		if nsec == 0 {
 			if sec >= minDatetime && sec < endRFC3339 {
-				w.b = append(w.b, 0xc1)
+				w.b = append(w.b, cborTagEpoch)
 			}
 			w.int(sec)
 			return nil
@@ -71,7 +74,7 @@ func (w *wr) time(sec int64, nsec uint32) error {
 		// The float may round up to the year 10000.
 		f := epochSeconds(sec, nsec)
 		if f >= minDatetime && f < endRFC3339 {
-			w.b = append(w.b, 0xc1)
+			w.b = append(w.b, cborTagEpoch)
 		}
 		return w.float(f)
 	}

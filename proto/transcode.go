@@ -58,7 +58,7 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 	case kBool:
 		w.bool(t.u != 0)
 	case kInt:
-		if t.esc && r.dates && w.ser == MsgPack { // a CBOR epoch date (tag 1)
+		if t.esc && r.dates && w.ser != JSON { // a CBOR epoch date (tag 1); to CBOR too
 			if sec, ok := epochOfInt(&t); ok {
 				return w.time(sec, 0)
 			}
@@ -79,6 +79,9 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 			if sec, nsec, ok := epochOfFloat(t.f); ok {
 				return w.time(sec, nsec)
 			}
+		}
+		if t.esc && r.dates && w.ser == CBOR && t.f >= minDatetime && t.f < endRFC3339 {
+			w.b = append(w.b, cborTagEpoch) // the float as it came, as w.time tags one
 		}
 		return w.float(t.f)
 	case kTime:
