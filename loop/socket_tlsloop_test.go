@@ -81,7 +81,11 @@ var tlsVersions = []uint16{tls.VersionTLS12, tls.VersionTLS13}
 func TestTLSDribbledHandshake(t *testing.T) {
 	t.Parallel()
 	cert := newTestCert(t)
-	s := tlsServer(t, cert, false, nil)
+	s := tlsServer(t, cert, false, func(o *Options, _ *route.Config) {
+		// A byte per write with a pause: under a loaded machine's race
+		// detector the WebSocket case took past the default 10 s.
+		o.HandshakeTimeout = 4 * ioTimeout
+	})
 	for _, v := range tlsVersions {
 		for _, transport := range []string{"rs", "ws"} {
 			t.Run(tls.VersionName(v)+"/"+transport, func(t *testing.T) {
