@@ -101,6 +101,17 @@ func (f *routingFixture) event() {
 	f.out.Args, f.out.Kwargs, f.out.Transparent = f.in.Args, f.in.Kwargs, f.in.Transparent
 }
 
+var sinkValid bool
+
+// BenchmarkValidURI checks a typical loose URI, as every CALL and PUBLISH
+// is checked.
+func BenchmarkValidURI(b *testing.B) {
+	u := []byte("com.example.sensors.temperature.read_value")
+	for b.Loop() {
+		sinkValid = ValidURI(u, URILoose)
+	}
+}
+
 // BenchmarkDecodeCall decodes a CALL head (options parsed, payload kept
 // raw).
 func BenchmarkDecodeCall(b *testing.B) {
