@@ -59,6 +59,7 @@ func (reg *registration) list() []callee {
 type outCall struct {
 	callee    *Session
 	reg       *registration
+	proc      string // the procedure called, for a pattern registration ("": reg.uri)
 	invID     uint64
 	due       int64 // timeout deadline (coarse clock, ns); 0 = none
 	start     int64 // unix ns of the CALL for a latency sample (counters.go); 0 = not sampled
@@ -404,6 +405,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	if reg.match != proto.MatchExact {
 		t.c.uri = string(m.URI)
+		oc.proc = t.c.uri
 	}
 	if rerouteable(reg) {
 		// For another shard t.c is an own copy already, shared with the
@@ -809,6 +811,14 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 	if oc.progInv {
 		ss.rememberEnded(req)
 	}
+}
+
+// procedure returns the procedure called.
+func (oc *outCall) procedure() string {
+	if oc.proc != "" {
+		return oc.proc
+	}
+	return oc.reg.uri
 }
 
 // rememberEnded records req as a progressive-invocation call that ended

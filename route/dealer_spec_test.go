@@ -299,3 +299,59 @@ func TestFailedChunkInterruptsCallee(t *testing.T) {
 		t.Fatalf("INTERRUPT for %d mode %q, want %d killnowait", m.Request, m.Opt.String(proto.KeyMode), inv.Request)
 	}
 }
+
+// A reload ends the calls in flight that the caller's role may no longer
+// make: the caller gets ERROR not_authorized, the callee INTERRUPT
+// (killnowait), and the caller's later chunks are dropped rather than
+// taken for new calls. Calls still allowed go on, through a pattern
+// registration too (the procedure called is what is checked, not the
+// pattern). Before, a progressive call went on exchanging chunks and
+// results after the caller's grant was gone.
+func TestReloadEndsCallsNoLongerAuthorized(t *testing.T) {
+	sr := newSecureRealm(t, Permission{URI: "app.", Match: proto.MatchPrefix, Call: true})
+	callee, u := sr.login("root"), sr.login("u")
+	callee.register("app.upload", nil)
+	callee.register("app.", map[string]any{"match": "prefix"})
+	up := u.nextReq()
+	u.callChunk(up, "app.upload", true, 1)
+	upInv := callee.expect(proto.CodeInvocation)
+	locked := u.call("app.locked.q", map[string]any{"receive_progress": true}, nil, nil)
+	lockedInv := callee.expect(proto.CodeInvocation)
+	open := u.call("app.open.q", nil, nil, nil)
+	openInv := callee.expect(proto.CodeInvocation)
+
+	sr.regrant(Permission{URI: "app.open.", Match: proto.MatchPrefix, Call: true})
+	ended := map[uint64]bool{}
+	for range 2 {
+		m := u.expect(proto.CodeError)
+		if string(m.URI) != proto.URINotAuthorized {
+			t.Fatalf("ERROR %s, want %s", m.URI, proto.URINotAuthorized)
+		}
+		ended[m.Request] = true
+	}
+	if !ended[up] || !ended[locked] {
+		t.Fatalf("calls ended %v, want %d and %d", ended, up, locked)
+	}
+	interrupted := map[uint64]bool{}
+	for range 2 {
+		m := callee.expect(proto.CodeInterrupt)
+		if m.Opt.String(proto.KeyMode) != "killnowait" {
+			t.Fatalf("INTERRUPT mode %q, want killnowait", m.Opt.String(proto.KeyMode))
+		}
+		interrupted[m.Request] = true
+	}
+	if !interrupted[upInv.Request] || !interrupted[lockedInv.Request] {
+		t.Fatalf("invocations interrupted %v, want %d and %d", interrupted, upInv.Request, lockedInv.Request)
+	}
+	// The upload's next chunk and the locked call's result go nowhere.
+	u.callChunk(up, "app.upload", false, 2)
+	callee.yield(lockedInv.Request, map[string]any{"progress": true}, []any{"secret"})
+	sr.e.sync()
+	callee.quiet()
+	u.quiet()
+	// The call still allowed goes on.
+	callee.yield(openInv.Request, nil, []any{"fine"})
+	if m := u.expect(proto.CodeResult); m.Request != open {
+		t.Fatalf("RESULT for %d, want %d", m.Request, open)
+	}
+}

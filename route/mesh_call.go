@@ -171,6 +171,9 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	}
 	oc := s.newOutCall()
 	*oc = outCall{reg: reg, node: node, invID: s.nextInvocationID(), recvProg: m.Opt.Bool(proto.KeyReceiveProgress, false), progInv: progress}
+	if reg.match != proto.MatchExact {
+		oc.proc = string(m.URI)
+	}
 	timeout := s.callTimeoutOf(m)
 	disclose := m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI)
 	ce := callEnv{callID: oc.invID, shard: s.idx, flags: s.callFlags(oc, disclose), timeout: uint64(timeout / time.Millisecond), reg: reg, proc: m.URI}

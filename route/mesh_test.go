@@ -817,17 +817,8 @@ func TestMeshClaimsCountTowardRegistrationLimit(t *testing.T) {
 // allowed to register it was refused and every call failed
 // not_authorized.
 func TestMeshClaimOvertakenByReload(t *testing.T) {
-	pw, _ := HashPassword("pw", 1000)
-	users, err := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr := &secureRealm{t: t, users: users}
-	z := sr.rbac([]Permission{{URI: "app.", Match: proto.MatchPrefix, Register: true, Call: true}})
-	mm, es := newMemMesh(t, 1, 2, func(c *Config) {
-		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
-	})
-	sr.e = es[0]
+	mm, srs := newSecureMesh(t, 1, Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Call: true})
+	sr, es := srs[0], []*env{srs[0].e}
 	gate := make(chan struct{})
 	mm.mu.Lock()
 	mm.claimGate = gate
@@ -849,4 +840,47 @@ func TestMeshClaimOvertakenByReload(t *testing.T) {
 	if m := caller.expect(proto.CodeResult); m.Request != creq {
 		t.Fatalf("RESULT for %d, want %d", m.Request, creq)
 	}
+}
+
+// newSecureMesh is newSecureRealm on each of n nodes of a mesh (each node
+// its own configuration, as each edgewamp process has).
+func newSecureMesh(t *testing.T, n int, user ...Permission) (*memMesh, []*secureRealm) {
+	pw, _ := HashPassword("pw", 1000)
+	users, err := NewUsers([]*User{{AuthID: "u", Roles: []string{"user"}, Password: pw}, {AuthID: "root", Roles: []string{"admin"}, Password: pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srs := make([]*secureRealm, n)
+	for i := range srs {
+		srs[i] = &secureRealm{t: t, users: users}
+	}
+	z := srs[0].rbac(user)
+	mm, es := newMemMesh(t, n, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: users}}}}
+	})
+	for i, e := range es {
+		srs[i].e = e
+	}
+	return mm, srs
+}
+
+// A reload ends a call in flight to a callee on another node that the
+// caller's role may no longer make, as on one node: the caller gets
+// ERROR not_authorized and the callee, on its node, INTERRUPT.
+func TestMeshReloadEndsCallsNoLongerAuthorized(t *testing.T) {
+	mm, srs := newSecureMesh(t, 2, Permission{URI: "app.", Match: proto.MatchPrefix, Call: true})
+	callee := srs[1].login("root")
+	callee.register("app.", map[string]any{"match": "prefix"})
+	mm.sync()
+	u := srs[0].login("u")
+	req := u.call("app.locked.q", map[string]any{"receive_progress": true}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	srs[0].regrant()
+	u.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	if m := callee.expect(proto.CodeInterrupt); m.Request != inv.Request {
+		t.Fatalf("INTERRUPT for %d, want %d", m.Request, inv.Request)
+	}
+	callee.yield(inv.Request, map[string]any{"progress": true}, []any{"secret"})
+	mm.sync()
+	u.quiet()
 }

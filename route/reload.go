@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -89,6 +90,39 @@ func (s *Shard) reauth() {
 			continue
 		}
 		s.revokeUnauthorized(ss)
+		s.endUnauthorizedCalls(ss)
+	}
+}
+
+// endUnauthorizedCalls ends, after a reload, the calls in flight that the
+// caller's role may no longer make: the caller gets ERROR
+// wamp.error.not_authorized and the callee INTERRUPT (killnowait), as for
+// a router-side timeout. Before, a progressive call went on exchanging
+// chunks and results after both grants were gone. One log line per
+// session. (A callee whose registration a reload revoked finishes the
+// invocations it has if their callers may still call: they were allowed
+// when made, and no new one reaches it.)
+func (s *Shard) endUnauthorizedCalls(ss *Session) {
+	var n int
+	var first string
+	for req, oc := range ss.calls {
+		if ss.state != stEstablished {
+			return
+		}
+		proc := oc.procedure()
+		if ss.authorize(ActionCall, []byte(proc)) {
+			continue
+		}
+		if n == 0 {
+			first = proc
+		}
+		n++
+		ss.endCall(req, oc)
+		s.replyError(ss, proto.CodeCall, req, proto.URINotAuthorized, "the call was ended: the role may no longer call "+strconv.Quote(proc)+" (configuration reloaded)")
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URINotAuthorized)
+	}
+	if n > 0 {
+		s.r.log.Info("ending calls after reload: the role may no longer make them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "procedure", first)
 	}
 }
 
