@@ -150,12 +150,31 @@ func (s *Server) newAuthCode(ctx context.Context, req *authzRequest, sub string,
 }
 
 // grantAuthCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.6).
-func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Values) (*tokenResponse, *oauthError) {
+//
+// What the response holds is made before the code is marked used: the
+// refresh-token family is created and the access token signed first, and
+// only then does the compare-and-swap that marks the code record them on
+// it (gid and family id). A redemption that finds the code used therefore
+// always finds the family it names already in the store (on every node
+// sharing it, and after a restart), and ends it; and the grant's
+// revocation, written after the code was marked, outlasts the access token
+// signed before. Marking the code first and creating the family after let
+// a second redemption arriving in between find no family to end: the first
+// redeemer's login lived on. The loser of two concurrent redemptions, and a
+// redemption that fails after making them, deletes the family it made (its
+// tokens were never sent).
+func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Values) (resp *tokenResponse, oe *oauthError) {
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
 	}
 	key := "ac." + hashHex(code)
+	var made *login // the login whose family and tokens resp holds, once made
+	defer func() {
+		if oe != nil && made != nil && made.client.can(GrantRefreshToken) {
+			s.store.Delete(ctx, "rt."+made.fam, 0)
+		}
+	}()
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
@@ -192,7 +211,20 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			}
 			return nil, errInvalidGrant("code_verifier does not match the code_challenge (PKCE)")
 		}
-		rec.Used, rec.Gid, rec.Fam = true, randomToken(16), newFamilyID()
+		if made == nil {
+			l, oe := s.storedLogin(c, rec.Realm, rec.Sub, rec.Roles, false, rec.Scope)
+			if oe != nil {
+				return nil, oe
+			}
+			l.gid, l.fam = randomToken(16), newFamilyID()
+			made = l
+			r, oe := s.respond(ctx, l, true)
+			if oe != nil {
+				return nil, oe // the code stays unused: the client may try again
+			}
+			resp = r
+		}
+		rec.Used, rec.Gid, rec.Fam = true, made.gid, made.fam
 		b, _ := json.Marshal(rec)
 		if _, err := s.store.Update(ctx, key, b, e.Revision, time.Until(time.Unix(rec.Exp, 0))+gcGrace); err != nil {
 			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
@@ -200,12 +232,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			}
 			return nil, s.storeErr(err)
 		}
-		l, oe := s.storedLogin(c, rec.Realm, rec.Sub, rec.Roles, false, rec.Scope)
-		if oe != nil {
-			return nil, oe
-		}
-		l.gid, l.fam = rec.Gid, rec.Fam
-		return s.respond(ctx, l, true)
+		return resp, nil
 	}
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }

@@ -15,8 +15,9 @@ type login struct {
 	roles  []string
 	scope  string
 	// gid and fam, when set, are the grant id and refresh-token family id
-	// to use (the authorization code records them before issuing, so that
-	// a second use of the code can revoke what the first one got).
+	// to use (the authorization code grant picks them, issues, and then
+	// records them on the code, so that a second use of the code can
+	// revoke what the first one got).
 	gid, fam string
 }
 

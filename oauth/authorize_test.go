@@ -1,0 +1,200 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// storeKinds are the bundled stores, for tests that run on each: the
+// in-memory one, and the on-disk one (whose writes sync to disk, which
+// widens the windows between two store operations).
+var storeKinds = []struct {
+	name string
+	open func(t *testing.T, now func() time.Time) Store
+}{
+	{"MemStore", func(t *testing.T, now func() time.Time) Store { return newMemStore(now) }},
+	{"DiskStore", func(t *testing.T, now func() time.Time) Store {
+		ds, err := openDiskStore(t.TempDir(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ds.Close() })
+		return ds
+	}},
+}
+
+// beforeCreate is a Store that runs hook once, just before the first
+// Create of a key under prefix goes to the store.
+type beforeCreate struct {
+	Store
+	prefix string
+	mu     sync.Mutex
+	hook   func()
+}
+
+func (s *beforeCreate) setHook(f func()) {
+	s.mu.Lock()
+	s.hook = f
+	s.mu.Unlock()
+}
+
+func (s *beforeCreate) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	s.mu.Lock()
+	f := s.hook
+	if f != nil && strings.HasPrefix(key, s.prefix) {
+		s.hook = nil
+	} else {
+		f = nil
+	}
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return s.Store.Create(ctx, key, value, ttl)
+}
+
+// tokenFrom sends a token request with hc and decodes the answer. Unlike
+// e.token it does not fail the test itself, so that other goroutines than
+// the test's may use it.
+func (e *testEnv) tokenFrom(hc *http.Client, form url.Values) (int, map[string]any, error) {
+	req, _ := http.NewRequest("POST", e.url+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m, err
+}
+
+// codeRedemption signs bob in for the dashboard and returns the token
+// request that redeems the code it got.
+func (e *testEnv) codeRedemption(b *browser) url.Values {
+	e.t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	_, q, page := e.authorize(b, e.config("dashboard", "", "read").AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "bob", bobPW, "approve")
+	if q.Get("code") == "" {
+		e.t.Fatalf("no code: %v %s", q, page)
+	}
+	return url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "code_verifier": {verifier},
+		"redirect_uri": {redirectURI}, "client_id": {"dashboard"}}
+}
+
+// oneWinner checks that of two redemptions of one code exactly one got
+// tokens and the other invalid_grant, and returns the winner's answer.
+func oneWinner(t *testing.T, st [2]int, body [2]map[string]any) map[string]any {
+	t.Helper()
+	for i := range 2 {
+		if st[i] == 200 && st[1-i] == 400 && body[1-i]["error"] == "invalid_grant" {
+			return body[i]
+		}
+	}
+	t.Fatalf("two redemptions of one code: %d %v and %d %v, want one success and one invalid_grant", st[0], body[0]["error"], st[1], body[1]["error"])
+	return nil
+}
+
+// A second redemption of an authorization code ends the login the first
+// one got, also when it arrives while the first is being answered, and on
+// another node sharing the store. The code used to be marked used first
+// and the login's refresh-token family created after it: a second
+// redemption in between saw the code used, found no family to end, and
+// only revoked the grant for one access-token lifetime; the first
+// redeemer's family was created after that, and its refresh token went on
+// minting valid access tokens for up to 30 days. Here the second
+// redemption is sent to node B just before the first one's family is
+// written.
+func TestAuthorizationCodeReplayDuringRedemptionEndsLogin(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			hs := &beforeCreate{prefix: "rt."}
+			a := startEnv(t, func(o *Options) { hs.Store = sk.open(t, o.now); o.Store = hs })
+			b := startEnv(t, func(o *Options) { o.Store = hs.Store; o.Issuer = a.url; o.now = a.clock.Now })
+			form := a.codeRedemption(newBrowser(t))
+			var st [2]int
+			var body [2]map[string]any
+			var replayErr error
+			hs.setHook(func() { st[1], body[1], replayErr = b.tokenFrom(sourceClient(), form) })
+			st[0], body[0] = a.token(form, "", "")
+			if replayErr != nil {
+				t.Fatalf("the second redemption: %v", replayErr)
+			}
+			won := oneWinner(t, st, body)
+			at, rt := won["access_token"].(string), won["refresh_token"].(string)
+			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"dashboard"}}
+			for _, n := range []*testEnv{a, b} {
+				n.srv.syncOnce(false)
+				if _, err := n.srv.VerifyAccessToken(at); err != ErrTokenRevoked {
+					t.Errorf("node %s: the winner's access token: %v, want ErrTokenRevoked", n.url, err)
+				}
+			}
+			if st, body := b.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
+				t.Fatalf("the winner's refresh token after the replay: %d %v, want invalid_grant", st, body["error"])
+			}
+			// Still so once the grant's revocation has expired.
+			a.clock.Advance(7 * time.Minute)
+			a.srv.syncOnce(false)
+			if st, body := a.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
+				t.Fatalf("the winner's refresh token 7 min after the replay: %d %v, want invalid_grant", st, body["error"])
+			}
+			if es, _ := hs.List(a.ctx(), "rt."); len(es) != 0 {
+				t.Errorf("%d refresh-token families left in the store after the replay, want none", len(es))
+			}
+		})
+	}
+}
+
+// The same race without a hook: two redemptions of one code sent at once,
+// repeated. Exactly one gets tokens, and its login is ended by the other:
+// its refresh token is refused and no family is left in the store (the
+// loser deletes the one it made). Before, the winner's login survived in
+// 20 of 20 rounds on the disk store.
+func TestAuthorizationCodeConcurrentRedemptions(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			e := startEnv(t, func(o *Options) { o.Store = sk.open(t, o.now) })
+			br := newBrowser(t)
+			const rounds = 20
+			alive := 0
+			for i := range rounds {
+				form := e.codeRedemption(br)
+				var st [2]int
+				var body [2]map[string]any
+				var errs [2]error
+				var wg sync.WaitGroup
+				for j := range 2 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						st[j], body[j], errs[j] = e.tokenFrom(sourceClient(), form)
+					}()
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						t.Fatalf("round %d: %v", i, err)
+					}
+				}
+				won := oneWinner(t, st, body)
+				if st, _ := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {won["refresh_token"].(string)}, "client_id": {"dashboard"}}, "", ""); st == 200 {
+					alive++
+				}
+			}
+			if alive > 0 {
+				t.Errorf("%d of %d codes redeemed twice at once left the winner's refresh token working", alive, rounds)
+			}
+			if es, _ := e.store.List(e.ctx(), "rt."); len(es) != 0 {
+				t.Errorf("%d refresh-token families left in the store, want none", len(es))
+			}
+		})
+	}
+}
