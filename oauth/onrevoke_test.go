@@ -165,42 +165,66 @@ func TestStillValid(t *testing.T) {
 // token would have expired): about 2,900 a second, 57,520 entries (45 MB)
 // in 20 s. Past maxRevokedPerGrant of one login's access tokens the login
 // itself is revoked instead: the set holds at most that many entries and
-// the login's, the login's later tokens are refused, and another login of
-// the same user is not touched.
+// the login's, the login's tokens are refused, its refresh token no longer
+// works (also once the login's entry has expired), and another login of
+// the same user is not touched. The refresh token used to go on working:
+// its new access tokens were refused only until the login's entry expired
+// (one token lifetime), and verified again after.
 func TestRevokedTokensPerLoginBounded(t *testing.T) {
-	e := startEnv(t, nil)
-	cfg := e.config("backend", backendSec)
-	other, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
-	if err != nil {
-		t.Fatal(err)
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			e := startEnv(t, func(o *Options) { o.Store = sk.open(t, o.now) })
+			cfg := e.config("backend", backendSec)
+			other, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var revoked []string
+			for i := range maxRevokedPerGrant + 1 {
+				if i > 0 {
+					if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
+						t.Fatalf("round %d: refresh: %v", i, err)
+					}
+				}
+				if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
+					t.Fatalf("round %d: revoke %d", i, st)
+				}
+				revoked = append(revoked, tok.AccessToken)
+			}
+			es, err := e.store.List(e.ctx(), "rv.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) > maxRevokedPerGrant+1 {
+				t.Fatalf("%d revocations stored after %d of one login's access tokens were revoked", len(es), len(revoked))
+			}
+			for i, at := range revoked {
+				if _, err := e.srv.VerifyAccessToken(at); !errors.Is(err, ErrTokenRevoked) {
+					t.Fatalf("the revoked login's access token %d: %v, want ErrTokenRevoked", i, err)
+				}
+			}
+			if _, err := refreshVia(e, cfg, tok.RefreshToken); retrieveErr(err) != "invalid_grant" {
+				t.Fatalf("the revoked login's refresh token: %v, want invalid_grant", err)
+			}
+			// Past the login entry's expiry (a token lifetime and the skew).
+			e.clock.Advance(6 * time.Minute)
+			e.srv.syncOnce(true)
+			if _, err := refreshVia(e, cfg, tok.RefreshToken); retrieveErr(err) != "invalid_grant" {
+				t.Fatalf("the revoked login's refresh token once its entry expired: %v, want invalid_grant", err)
+			}
+			if _, err := refreshVia(e, cfg, other.RefreshToken); err != nil {
+				t.Fatalf("another login of the same user: %v", err)
+			}
+			if !strings.Contains(e.logs.String(), "the login is revoked") {
+				t.Error("the login's revocation was not logged")
+			}
+			t.Logf("%d revocations: %d stored", len(revoked), len(es))
+		})
 	}
-	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const rounds = maxRevokedPerGrant + 20
-	for i := range rounds {
-		if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
-			t.Fatalf("round %d: revoke %d", i, st)
-		}
-		if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
-			t.Fatalf("round %d: refresh: %v", i, err)
-		}
-	}
-	es, err := e.store.List(e.ctx(), "rv.")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) > maxRevokedPerGrant+1 {
-		t.Fatalf("%d revocations stored after %d rounds of refresh and revoke of one login", len(es), rounds)
-	}
-	if _, err := e.srv.VerifyAccessToken(tok.AccessToken); !errors.Is(err, ErrTokenRevoked) {
-		t.Fatalf("the revoked login's newest access token: %v, want ErrTokenRevoked", err)
-	}
-	if _, err := e.srv.VerifyAccessToken(other.AccessToken); err != nil {
-		t.Fatalf("another login of the same user: %v", err)
-	}
-	t.Logf("%d rounds: %d revocations stored", rounds, len(es))
 }
 
 // A confidential client minting access tokens with client_credentials

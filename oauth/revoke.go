@@ -1,11 +1,13 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,42 +47,128 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if cl, err := s.verify(tok, s.now(), true); err == nil || errors.Is(err, ErrTokenRevoked) {
-		if cl != nil && cl.ClientID != c.ID {
-			writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the token was issued to another client"})
+	cl, err := s.verify(tok, s.now(), true)
+	if cl == nil || err != nil && !errors.Is(err, ErrTokenRevoked) {
+		w.WriteHeader(http.StatusOK) // not a token of ours: nothing to revoke
+		return
+	}
+	if cl.ClientID != c.ID {
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the token was issued to another client"})
+		return
+	}
+	switch {
+	case s.revokedToExpiry(cl):
+		// Already refused until it expires (on its own, with its login or
+		// by its client's cut-off): nothing to add.
+	case cl.GrantID != "" && s.grantRevs.add(cl.GrantID) > maxRevokedPerGrant:
+		// The login's access tokens are revoked one by one past the
+		// bound: the login goes instead (its refresh token, and one entry
+		// for all its access tokens).
+		if err := s.endGrant(ctx, cl); err != nil {
+			writeError(w, s.storeErr(err))
 			return
 		}
-		if cl != nil && cl.GrantID != "" && s.grantRevs.add(cl.GrantID) > maxRevokedPerGrant {
-			// The login's access tokens are revoked one by one past the
-			// bound: the login goes instead (one entry for all of them).
-			if err := s.revoke(ctx, cl.GrantID, s.now().Add(s.cfg.Load().tokenTTL(cl.Audience, s.now())+s.skew)); err != nil {
-				writeError(w, s.storeErr(err))
-				return
-			}
-			s.log.Warn("oauth: a login's access tokens were revoked one by one past the bound; the login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerGrant)
-		} else if cl != nil && cl.GrantID == "" && s.clientRevs.add(cl.ClientID) > maxRevokedPerClient {
-			// A client's tokens without a login, revoked one by one past
-			// the bound: every such token it was issued so far goes at
-			// once (one entry per client, moved on by later ones).
-			first, err := s.revokeClient(ctx, cl)
-			if err != nil {
-				writeError(w, s.storeErr(err))
-				return
-			}
-			if first {
-				s.log.Warn("oauth: a client's access tokens without a login were revoked one by one past the bound; all it was issued so far are revoked", "realm", cl.Audience, "client", c.ID, "bound", maxRevokedPerClient)
-			} else {
-				s.log.Info("oauth: access token revoked, with the client's others issued so far", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
-			}
-		} else if cl != nil {
-			if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
-				writeError(w, s.storeErr(err))
-				return
-			}
-			s.log.Info("oauth: access token revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
+		s.log.Warn("oauth: a login's access tokens were revoked one by one past the bound; the login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerGrant)
+	case cl.GrantID == "" && s.clientRevs.add(cl.ClientID) > maxRevokedPerClient:
+		// A client's tokens without a login, revoked one by one past
+		// the bound: every such token it was issued so far goes at
+		// once (one entry per client, moved on by later ones).
+		first, err := s.revokeClient(ctx, cl)
+		if err != nil {
+			writeError(w, s.storeErr(err))
+			return
 		}
+		if first {
+			s.log.Warn("oauth: a client's access tokens without a login were revoked one by one past the bound; all it was issued so far are revoked", "realm", cl.Audience, "client", c.ID, "bound", maxRevokedPerClient)
+		} else {
+			s.log.Info("oauth: access token revoked, with the client's others issued so far", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
+		}
+	default:
+		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
+			writeError(w, s.storeErr(err))
+			return
+		}
+		s.log.Info("oauth: access token revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// revokedToExpiry reports whether there is nothing to add to revoke cl:
+// it has expired, or its jti, its login (gid) or, without a login, its
+// client's cut-off is in the revocation set until it expires. A token
+// whose login was revoked for less than the token's lifetime (by a node
+// that knows a shorter lifetime: a reload, or a node restarted since) is
+// not: revoking it stores its jti.
+func (s *Server) revokedToExpiry(cl *Claims) bool {
+	if !s.now().Before(cl.Expiry.Add(s.skew)) {
+		return true // expired on every node: nothing left to revoke
+	}
+	exp := cl.Expiry.Unix()
+	if v, ok := s.revoked.Load(cl.ID); ok && v.(int64) >= exp {
+		return true
+	}
+	if cl.GrantID != "" {
+		v, ok := s.revoked.Load(cl.GrantID)
+		return ok && v.(int64) >= exp
+	}
+	v, ok := s.cuts.Load(cl.ClientID)
+	return ok && cl.IssuedAt.Unix() <= v.(clientCut).cut && v.(clientCut).exp >= exp
+}
+
+// endGrant revokes the login an access token came from: its refresh-token
+// family, found through its user's index, is deleted (its refresh token
+// no longer works, so the login mints nothing more), then its grant id is
+// revoked for as long as an access token it issued can live.
+func (s *Server) endGrant(ctx context.Context, cl *Claims) error {
+	id, err := s.grantFamily(ctx, cl.Audience, cl.ClientID, cl.Subject, cl.GrantID)
+	if err != nil {
+		return err
+	}
+	if id != "" {
+		if err := s.store.Delete(ctx, "rt."+id, 0); err != nil {
+			return err
+		}
+	}
+	now := s.now()
+	return s.revoke(ctx, cl.GrantID, now.Add(s.cfg.Load().tokenTTL(cl.Audience, now)+s.skew))
+}
+
+// grantFamily returns the id of the refresh-token family of (realm,
+// client, sub) whose grant id is gid, or "" when there is none (ended,
+// expired, or a login without a refresh token). It looks through the
+// user's index, at most as many of its newest entries as an honest node
+// keeps.
+func (s *Server) grantFamily(ctx context.Context, realm, client, sub, gid string) (string, error) {
+	e, err := s.store.Get(ctx, indexKey(realm, client, sub))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var idx famIndex
+	if json.Unmarshal(e.Value, &idx) != nil {
+		return "", nil
+	}
+	bound := 2*DefaultMaxRefreshTokens + 8
+	if rc := s.cfg.Load().realms[realm]; rc != nil {
+		bound = 2*rc.MaxRefreshTokens + 8
+	}
+	slices.SortStableFunc(idx.Fams, func(a, b famRef) int { return cmp.Compare(b.Created, a.Created) })
+	for _, r := range idx.Fams[:min(len(idx.Fams), bound)] {
+		fe, err := s.store.Get(ctx, "rt."+r.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		var f family
+		if json.Unmarshal(fe.Value, &f) == nil && f.Gid == gid && f.Realm == realm && f.Client == client && f.Sub == sub {
+			return r.ID, nil
+		}
+	}
+	return "", nil
 }
 
 func (s *Server) refreshMatches(rt refreshToken, f *family) bool {
@@ -204,9 +292,11 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 // revocation set until the token would have expired, stored for every
 // node and read back by each sync; a client refreshing and revoking in a
 // loop added about 2,900 a second (57,520 entries, 45 MB, in 20 s). Past
-// the bound the login itself is revoked: every access token it issued or
-// will issue is refused, and the refresh token's new access tokens with
-// it, which is what revoking them one by one asked for anyway.
+// the bound the login itself is revoked (endGrant): its refresh token is
+// ended, so it mints nothing more, and every access token it issued is
+// refused, which is what revoking them one by one asked for anyway. (Only
+// revoking the grant id let the refresh token go on minting tokens that
+// outlived the grant's entry.)
 const maxRevokedPerGrant = 32
 
 // grantRevocations counts, per login, the access tokens revoked one by one

@@ -291,7 +291,7 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 			continue
 		}
 		live[id] = true
-		if _, known := s.revoked.Swap(id, r.Exp); !known {
+		if s.raiseRevoked(id, r.Exp) {
 			fresh = append(fresh, id)
 		}
 	}
@@ -313,8 +313,26 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 	return nil
 }
 
+// raiseRevoked adds id to the revocation set until exp, or moves its
+// expiry on to exp if it was earlier (never back); it reports whether id
+// was new to the set.
+func (s *Server) raiseRevoked(id string, exp int64) bool {
+	for {
+		old, known := s.revoked.LoadOrStore(id, exp)
+		if !known {
+			return true
+		}
+		if old.(int64) >= exp || s.revoked.CompareAndSwap(id, old, exp) {
+			return false
+		}
+	}
+}
+
 // revoke adds an access token id (jti) or a grant id to the revocation
-// set, here at once and in the store for the other nodes, until exp.
+// set, here at once and in the store for the other nodes, until exp. An
+// id revoked already keeps the later of the two expiries: a grant revoked
+// again by a node that knows a longer token lifetime (a reload, or a node
+// restarted since) must stay revoked as long as its tokens can live.
 func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 	if id == "" {
 		return nil
@@ -323,15 +341,34 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 	if !exp.After(now) {
 		return nil // expired: nothing left to revoke
 	}
-	if _, known := s.revoked.Swap(id, exp.Unix()); !known && s.onRevoke != nil {
+	if s.raiseRevoked(id, exp.Unix()) && s.onRevoke != nil {
 		s.onRevoke([]string{id})
 	}
+	key := "rv." + id
 	b, _ := json.Marshal(revRecord{Exp: exp.Unix()})
 	ttl := exp.Sub(now) + s.skew
-	if _, err := s.store.Create(ctx, "rv."+id, b, ttl); err != nil && !errors.Is(err, ErrExists) {
-		return err
+	for range 5 {
+		_, err := s.store.Create(ctx, key, b, ttl)
+		if !errors.Is(err, ErrExists) {
+			return err
+		}
+		e, err := s.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired or collected meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		var r revRecord
+		if json.Unmarshal(e.Value, &r) == nil && r.Client == "" && r.Exp >= exp.Unix() {
+			return nil // revoked as long already
+		}
+		_, err = s.store.Update(ctx, key, b, e.Revision, ttl)
+		if err == nil || !errors.Is(err, ErrRevision) && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
-	return nil
+	return errors.New("oauth: the revocation record keeps changing")
 }
 
 // collect deletes expired records (each with its revision, so a record

@@ -165,7 +165,9 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 }
 
 // verify checks a token without the cache. With allowExpired, an expired
-// (but otherwise valid) token passes: revocation uses it.
+// (but otherwise valid) token passes: revocation uses it. A revoked token
+// comes back with its claims and ErrTokenRevoked (revocation may still
+// have to record it on its own).
 func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims, error) {
 	hdr, _, ok := strings.Cut(token, ".")
 	if !ok || strings.Count(token, ".") != 2 {
@@ -216,7 +218,7 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 		return nil, ErrTokenExpired
 	}
 	if s.isRevoked(c) {
-		return nil, ErrTokenRevoked
+		return c, ErrTokenRevoked
 	}
 	return c, nil
 }
