@@ -163,8 +163,8 @@ func TestStillValid(t *testing.T) {
 // A client refreshing a login and revoking each new access token added one
 // entry to the revocation set per round (kept for every node until the
 // token would have expired): about 2,900 a second, 57,520 entries (45 MB)
-// in 20 s. Past maxRevokedPerGrant of one login's access tokens the login
-// itself is revoked instead: the set holds at most that many entries and
+// in 20 s. Past maxRevokedPerUser of one user's access tokens (here all of
+// one login) the login itself is revoked instead: the set holds at most that many entries and
 // the login's, the login's tokens are refused, its refresh token no longer
 // works (also once the login's entry has expired), and another login of
 // the same user is not touched. The refresh token used to go on working:
@@ -184,7 +184,7 @@ func TestRevokedTokensPerLoginBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 			var revoked []string
-			for i := range maxRevokedPerGrant + 1 {
+			for i := range maxRevokedPerUser + 1 {
 				if i > 0 {
 					if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
 						t.Fatalf("round %d: refresh: %v", i, err)
@@ -199,7 +199,7 @@ func TestRevokedTokensPerLoginBounded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(es) > maxRevokedPerGrant+1 {
+			if len(es) > maxRevokedPerUser+1 {
 				t.Fatalf("%d revocations stored after %d of one login's access tokens were revoked", len(es), len(revoked))
 			}
 			for i, at := range revoked {
@@ -219,7 +219,7 @@ func TestRevokedTokensPerLoginBounded(t *testing.T) {
 			if _, err := refreshVia(e, cfg, other.RefreshToken); err != nil {
 				t.Fatalf("another login of the same user: %v", err)
 			}
-			if !strings.Contains(e.logs.String(), "the login is revoked") {
+			if !strings.Contains(e.logs.String(), "login is revoked") {
 				t.Error("the login's revocation was not logged")
 			}
 			t.Logf("%d revocations: %d stored", len(revoked), len(es))

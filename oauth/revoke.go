@@ -60,15 +60,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	case s.revokedToExpiry(cl):
 		// Already refused until it expires (on its own, with its login or
 		// by its client's cut-off): nothing to add.
-	case cl.GrantID != "" && s.grantRevs.add(cl.GrantID) > maxRevokedPerGrant:
-		// The login's access tokens are revoked one by one past the
-		// bound: the login goes instead (its refresh token, and one entry
-		// for all its access tokens).
+	case cl.GrantID != "" && !s.userRevs.take(revUserKey(cl), s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
+		// The user's access tokens with this client are revoked one by
+		// one past the bound (across its logins): the token's login goes
+		// instead (its refresh token, and one entry for all its access
+		// tokens).
 		if err := s.endGrant(ctx, cl); err != nil {
 			writeError(w, s.storeErr(err))
 			return
 		}
-		s.log.Warn("oauth: a login's access tokens were revoked one by one past the bound; the login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerGrant)
+		s.log.Warn("oauth: a user's access tokens were revoked one by one past the bound; the token's login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerUser)
 	case cl.GrantID == "" && s.clientRevs.add(cl.ClientID) > maxRevokedPerClient:
 		// A client's tokens without a login, revoked one by one past
 		// the bound: every such token it was issued so far goes at
@@ -287,22 +288,70 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Write(s.ring.Load().jwks)
 }
 
-// maxRevokedPerGrant bounds the access tokens of one login (one refresh
-// token family) revoked one by one. Each revocation is an entry of the
-// revocation set until the token would have expired, stored for every
-// node and read back by each sync; a client refreshing and revoking in a
-// loop added about 2,900 a second (57,520 entries, 45 MB, in 20 s). Past
-// the bound the login itself is revoked (endGrant): its refresh token is
-// ended, so it mints nothing more, and every access token it issued is
-// refused, which is what revoking them one by one asked for anyway. (Only
-// revoking the grant id let the refresh token go on minting tokens that
-// outlived the grant's entry.)
-const maxRevokedPerGrant = 32
+// maxRevokedPerUser bounds the access tokens of one user's logins with
+// one client (realm, client, sub; tokens with a gid) revoked one by one
+// and still in the revocation set. Each such revocation is an entry of the
+// set until the token would have expired, stored for every node and read
+// back by each sync; a client refreshing and revoking in a loop added
+// about 2,900 a second (57,520 entries, 45 MB, in 20 s). Past the bound,
+// revoking another of the user's tokens revokes its login instead
+// (endGrant): the login's refresh token is ended, so it mints nothing
+// more, and every access token it issued is refused by one entry, which
+// is what revoking them one by one asked for anyway. (Only revoking the
+// grant id let the refresh token go on minting tokens that outlived the
+// grant's entry.)
+//
+// The bound is per user rather than per login: counted per login (gid), a
+// user who signed in again started a new count, and 20 logins of 31
+// revocations each left 630 entries. Per user, the set holds at most
+// maxRevokedPerUser of the user's tokens revoked on their own (per node),
+// and past it one entry per login revoked, as logging out of each would
+// leave. Ending just the token's login, not all of the user's, keeps the
+// user's other sessions with the client (other devices) out of it until
+// their own tokens are revoked. The count follows the entries: one whose
+// token expired no longer counts, so that a client revoking now and then
+// never reaches the bound.
+const maxRevokedPerUser = 32
 
-// grantRevocations counts, per login, the access tokens revoked one by one
-// on this node. It forgets everything once it holds maxGrantRevLogins
-// logins (a count that restarts only delays the collapse by another
-// maxRevokedPerGrant revocations).
+// userRevocations counts, per (realm, client, user), the access tokens of
+// logins revoked one by one on this node whose entries are still in the
+// revocation set. It forgets everything once it holds maxRevUsers users
+// (a count that restarts only delays the collapse by another
+// maxRevokedPerUser revocations).
+type userRevocations struct {
+	mu sync.Mutex
+	m  map[string][]int64 // user → the expiries (unix) of its live entries
+}
+
+const maxRevUsers = 1 << 14
+
+// take counts an entry of user's that lives until exp, and reports true;
+// or, when user has maxRevokedPerUser entries live at now, counts nothing
+// and reports false.
+func (u *userRevocations) take(user string, now, exp int64) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil || len(u.m) >= maxRevUsers && u.m[user] == nil {
+		u.m = map[string][]int64{}
+	}
+	live := slices.DeleteFunc(u.m[user], func(e int64) bool { return e <= now })
+	if len(live) >= maxRevokedPerUser {
+		u.m[user] = live
+		return false
+	}
+	u.m[user] = append(live, exp)
+	return true
+}
+
+// revUserKey is the key of a token's user in userRevocations.
+func revUserKey(cl *Claims) string {
+	return cl.Audience + "\x00" + cl.ClientID + "\x00" + cl.Subject
+}
+
+// grantRevocations counts, per client, the access tokens without a login
+// revoked one by one on this node. It forgets everything once it holds
+// maxGrantRevLogins clients (a count that restarts only delays the
+// collapse by another maxRevokedPerClient revocations).
 type grantRevocations struct {
 	mu sync.Mutex
 	n  map[string]int

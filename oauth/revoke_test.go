@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // twoNodes starts two servers on one store of the given kind, node A with
@@ -105,6 +107,92 @@ func TestRevokeKeepsLatestExpiry(t *testing.T) {
 				if _, err := n.srv.VerifyAccessToken(tok.AccessToken); !errors.Is(err, ErrTokenRevoked) {
 					t.Errorf("node %s, past the shorter expiry: %v, want ErrTokenRevoked", n.url, err)
 				}
+			}
+		})
+	}
+}
+
+// The bound on access tokens revoked one by one counts a user's tokens
+// with a client across the user's logins: signing in again does not start
+// a new count. It was per login, so a user who signed in again after 31
+// revocations could go on: 20 logins of 31 revocations left 630 entries.
+// Now the set holds at most maxRevokedPerUser of the user's tokens revoked
+// on their own; past them, revoking a token ends its login (its refresh
+// token is refused, its access tokens too), one entry per login. Another
+// user of the same client is not touched, and once the user's entries
+// have expired, a revocation is one token's again.
+func TestRevokedTokensBoundedAcrossLogins(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			e := startEnv(t, func(o *Options) { o.Store = sk.open(t, o.now) })
+			cfg := e.config("backend", backendSec)
+			login := func(user, pw string) *oauth2.Token {
+				t.Helper()
+				tok, err := cfg.PasswordCredentialsToken(e.ctx(), user, pw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tok
+			}
+			revoke := func(at string) {
+				t.Helper()
+				if st, body := e.post("/oauth/revoke", url.Values{"token": {at}}, "backend", backendSec); st != 200 {
+					t.Fatalf("revoke: %d %v", st, body)
+				}
+			}
+			const logins = 20
+			var endedLogins []string // the last access token of each login ended
+			for i := range logins {
+				tok := login("alice", alicePW)
+				for range maxRevokedPerUser - 1 {
+					revoke(tok.AccessToken)
+					next, err := refreshVia(e, cfg, tok.RefreshToken)
+					if retrieveErr(err) == "invalid_grant" {
+						endedLogins = append(endedLogins, tok.AccessToken)
+						break
+					}
+					if err != nil {
+						t.Fatalf("login %d: refresh: %v", i, err)
+					}
+					tok = next
+				}
+			}
+			es, err := e.store.List(e.ctx(), "rv.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d logins of up to %d revocations each: %d logins ended, %d entries stored", logins, maxRevokedPerUser-1, len(endedLogins), len(es))
+			if len(es) > maxRevokedPerUser+logins {
+				t.Fatalf("%d revocations stored after %d logins of one user, want at most %d (%d of its tokens, one per login)", len(es), logins, maxRevokedPerUser+logins, maxRevokedPerUser)
+			}
+			if len(endedLogins) < logins-1 {
+				t.Errorf("%d of %d logins ended, want every login past the bound's", len(endedLogins), logins)
+			}
+			for _, at := range endedLogins {
+				if _, err := e.srv.VerifyAccessToken(at); !errors.Is(err, ErrTokenRevoked) {
+					t.Fatalf("the last access token of an ended login: %v, want ErrTokenRevoked", err)
+				}
+			}
+			// Another user of the same client: a revocation is one token's.
+			bob := login("bob", bobPW)
+			revoke(bob.AccessToken)
+			if _, err := e.srv.VerifyAccessToken(bob.AccessToken); !errors.Is(err, ErrTokenRevoked) {
+				t.Fatalf("bob's revoked token: %v", err)
+			}
+			if _, err := refreshVia(e, cfg, bob.RefreshToken); err != nil {
+				t.Fatalf("bob's login after one of its tokens was revoked: %v", err)
+			}
+			// Past the expiry of alice's entries (a token lifetime and the
+			// skew), hers is one token's again.
+			e.clock.Advance(6 * time.Minute)
+			e.srv.syncOnce(true)
+			tok := login("alice", alicePW)
+			revoke(tok.AccessToken)
+			if _, err := e.srv.VerifyAccessToken(tok.AccessToken); !errors.Is(err, ErrTokenRevoked) {
+				t.Fatalf("alice's revoked token: %v", err)
+			}
+			if _, err := refreshVia(e, cfg, tok.RefreshToken); err != nil {
+				t.Fatalf("alice's login after one of its tokens was revoked, once her earlier entries expired: %v", err)
 			}
 		})
 	}

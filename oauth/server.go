@@ -37,7 +37,7 @@ type Server struct {
 	cfg         atomic.Pointer[config]  // swapped by SetRealms
 	ring        atomic.Pointer[keyRing] // swapped by the sync loop
 	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
-	grantRevs   grantRevocations        // access tokens revoked one by one, per login (revoke.go)
+	userRevs    userRevocations         // access tokens of logins revoked one by one, per user (revoke.go)
 	cuts        sync.Map                // client id → clientCut; synced from rv.client.*
 	clientRevs  grantRevocations        // tokens without a login revoked one by one, per client
 	cache       *tokenCache
