@@ -352,6 +352,51 @@ func TestMeshResultsForStalledShardBounded(t *testing.T) {
 	}
 }
 
+// A streaming callee on another node whose caller's shard is too busy to
+// take its progressive results: the caller gets wamp.error.unavailable,
+// and the callee is told the call is over (INTERRUPT killnowait), as on
+// one node (callerBacklogged). Before, the callee's node kept the
+// invocation (one of MaxMeshInvocations' slots, for good) and the callee
+// streamed on into a node that dropped every result.
+func TestMeshStreamForStalledCallerInterrupted(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, caller := es[1].join(proto.JSON), es[0].join(proto.JSON)
+	callee.register("com.stream", nil)
+	mm.sync()
+	req := caller.call("com.stream", map[string]any{"receive_progress": true}, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	unblock := stallExec(t, es[0], 0)
+	big := []any{strings.Repeat("x", 1<<20)}
+	for range 40 { // past maxCallBacklog
+		callee.yield(inv.Request, map[string]any{"progress": true}, big)
+	}
+	mm.syncExcept(0)
+	unblock()
+	results := 0
+	for {
+		m := caller.recv()
+		if m.Type == proto.CodeResult {
+			results++
+			continue
+		}
+		if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable {
+			t.Fatalf("caller got %s", describe(m))
+		}
+		break
+	}
+	if m := callee.expect(proto.CodeInterrupt); m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+		t.Fatalf("callee got %s, want INTERRUPT killnowait for %d", describe(m), inv.Request)
+	}
+	callee.yield(inv.Request, map[string]any{"progress": true}, []any{"more"}) // after the INTERRUPT: dropped
+	mm.sync()
+	caller.quiet()
+	if v := es[1].r.ms.invs.Load(); v != 0 {
+		t.Errorf("the callee's node still counts %d invocations from other nodes", v)
+	}
+	t.Logf("%d progressive results, then ERROR unavailable", results)
+	assertNothingPending(t, mm)
+}
+
 // syncExcept is sync for a mesh whose node skip has a stalled shard: its
 // dispatcher is waited for, its shards are not.
 func (mm *memMesh) syncExcept(skip int) {

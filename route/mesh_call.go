@@ -318,7 +318,12 @@ func (s *Shard) meshResult(t *task) {
 	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
 		return
 	}
-	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags, c: t.c}
+	if t.flags&tfBacklogged != 0 {
+		// As callerBacklogged on one node: a callee still streaming
+		// progressive results is told (nothing to tell one that ended).
+		s.meshSendInterrupt(oc, proto.CancelKillNoWait, proto.URIUnavailable)
+	}
+	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags &^ tfBacklogged, c: t.c}
 	s.deliverResult(&rt)
 }
 

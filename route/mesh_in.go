@@ -53,7 +53,7 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		cost := int64(len(env)) + 256
 		if !sh.callRoom(cost) {
 			sh.stats.CallsBacklog.Add(1)
-			t.flags = tfError
+			t.flags = tfError | tfBacklogged
 			t.c = &carry{uri: proto.URIUnavailable, msg: msgCallerBacklog}
 			sh.post(t)
 			return

@@ -33,6 +33,9 @@ const (
 	// wamp.error.unavailable, or that was gone when the call reached its
 	// shard: the caller's shard may reroute the call (reroute.go).
 	tfUnavailable
+	// tfBacklogged: a tMeshResult refused for the caller's full backlog
+	// of calls: the callee's node is told the call is over.
+	tfBacklogged
 )
 
 // task is one unit of work for a shard, passed by value through its
