@@ -410,7 +410,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if rerouteable(reg) {
 		// For another shard t.c is an own copy already, shared with the
 		// task (read only); else it aliases m.
-		if oc.rr = s.newReroute(reg, m, t.c, cs.shard != s, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
+		if oc.rr = s.newReroute(ss, reg, m, t.c, cs.shard != s, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
 			t.c = &oc.rr.c
 		}
 	}

@@ -190,7 +190,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		return true
 	}
 	if rerouteable(reg) {
-		oc.rr = s.newReroute(reg, m, c, false, disclose, node, 0)
+		oc.rr = s.newReroute(ss, reg, m, c, false, disclose, node, 0)
 	}
 	if timeout > 0 {
 		oc.due = s.r.now() + int64(timeout)

@@ -65,6 +65,12 @@ const maxCallTries = 17
 // as for a registration with one callee; the call itself goes on.
 const maxRerouteHeld = 32 << 20
 
+// rerouteShare is what one session's calls may keep of maxRerouteHeld,
+// past its first call kept (a call larger than the share may still be
+// rerouted): one session's calls to callees that never answer took the
+// whole of it, and no other caller on the shard had a call rerouted.
+const rerouteShare = maxRerouteHeld / 16
+
 // reroute is what a call that may be rerouted keeps. Owned by the
 // caller's shard.
 type reroute struct {
@@ -81,8 +87,10 @@ type reroute struct {
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
 	triedA [4]triedCallee
-	// cost is what the call counts in its shard's rerouteHeld.
+	// cost is what the call counts in its shard's rerouteHeld and in its
+	// caller's, by.
 	cost int64
+	by   *Session
 }
 
 // triedCallee is a callee a call was offered to: its node (0: this one)
@@ -106,16 +114,18 @@ func rerouteable(reg *registration) bool {
 	return n > 1
 }
 
-// newReroute returns the reroute state of the CALL m (of registration
+// newReroute returns the reroute state of ss's CALL m (of registration
 // reg) that the callee (node, id) takes first, or nil when the shard's
-// calls hold maxRerouteHeld bytes already. c is a carry of m: an own copy
-// the call may share when keep is set, else one it copies.
-func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, keep, disclose bool, node MeshNode, id uint64) *reroute {
+// calls hold maxRerouteHeld bytes already or ss's its share. c is a carry
+// of m: an own copy the call may share when keep is set, else one it
+// copies.
+func (s *Shard) newReroute(ss *Session, reg *registration, m *proto.Message, c *carry, keep, disclose bool, node MeshNode, id uint64) *reroute {
 	cost := int64(c.size()+2*len(m.URI)) + 512
-	if s.rerouteHeld+cost > maxRerouteHeld {
+	if s.rerouteHeld+cost > maxRerouteHeld || ss.rerouteHeld > 0 && ss.rerouteHeld+cost > rerouteShare {
 		return nil
 	}
 	s.rerouteHeld += cost
+	ss.rerouteHeld += cost
 	// A record and its payload buffer from the shard's free list, else one
 	// allocation for each (none for the bytes when the task's carry is an
 	// own copy already).
@@ -126,7 +136,7 @@ func (s *Shard) newReroute(reg *registration, m *proto.Message, c *carry, keep, 
 	} else {
 		rr = new(reroute)
 	}
-	rr.disclose, rr.cost = disclose, cost
+	rr.disclose, rr.cost, rr.by = disclose, cost, ss
 	if keep {
 		rr.c = *c // shares c's bytes, which nobody writes
 	} else {
@@ -171,6 +181,7 @@ func (s *Shard) recycleReroute(oc *outCall) {
 func (s *Shard) dropReroute(oc *outCall) {
 	if oc.rr != nil {
 		s.rerouteHeld -= oc.rr.cost
+		oc.rr.by.rerouteHeld -= oc.rr.cost
 		oc.rr = nil
 	}
 }

@@ -219,6 +219,65 @@ func TestRerouteHeldBounded(t *testing.T) {
 	assertIdle(t, e)
 }
 
+// One session's calls keep at most its share of the shard's reroute
+// budget (past its first): before, one caller's calls to callees that
+// never answer took all 32 MiB, and no other caller on the shard had a
+// call rerouted (its callee's unavailable ended it no_available_callee
+// with another callee free). Its bytes go back when it leaves.
+func TestRerouteHeldPerSession(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	join := func(i int) *tc {
+		c := e.connectOn(i, proto.JSON)
+		c.hello("realm1", allFeatures, nil)
+		c.id = c.expect(proto.CodeWelcome).ID
+		return c
+	}
+	g1, g2, x1, x2 := join(1), join(1), join(1), join(1)
+	g1.register("com.good", map[string]any{"invoke": "first"})
+	g2.register("com.good", map[string]any{"invoke": "first"})
+	x1.register("com.stuck", map[string]any{"invoke": "roundrobin"})
+	x2.register("com.stuck", map[string]any{"invoke": "roundrobin"})
+	h := join(0)
+	big := strings.Repeat("x", 256<<10)
+	for range 140 { // 35 MiB; x1 and x2 never answer
+		h.call("com.stuck", nil, []any{big}, nil)
+	}
+	e.sync()
+	sh := e.r.Shard(0)
+	var held int64
+	e.execs[0].do(func() { held = sh.rerouteHeld })
+	if held > rerouteShare {
+		t.Fatalf("one session's calls keep %d bytes for rerouting, its share is %d", held, rerouteShare)
+	}
+	caller := join(0)
+	req := caller.call("com.good", nil, []any{"innocent"}, nil)
+	inv := g1.expect(proto.CodeInvocation)
+	g1.unavailable(inv.Request, nil, nil)
+	inv = g2.expect(proto.CodeInvocation)
+	g2.yield(inv.Request, nil, []any{"ok"})
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT %s", describe(m))
+	}
+	x1.drop()
+	x2.drop()
+	h.drop()
+	e.sync()
+	e.execs[0].do(func() { held = sh.rerouteHeld })
+	if held != 0 {
+		t.Fatalf("%d bytes still kept after the session left", held)
+	}
+	// A first call larger than the share is still kept.
+	huge := strings.Repeat("y", rerouteShare+1)
+	req = caller.call("com.good", nil, []any{huge}, nil)
+	inv = g1.expect(proto.CodeInvocation)
+	g1.unavailable(inv.Request, nil, nil)
+	inv = g2.expect(proto.CodeInvocation)
+	g2.yield(inv.Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT %s", describe(m))
+	}
+}
+
 // A call is offered to at most maxCallTries callees.
 func TestRerouteBounded(t *testing.T) {
 	e := newEnv(t, 2, nil)

@@ -60,6 +60,9 @@ type Session struct {
 	// meshCalls counts the calls in calls held by other nodes' callees
 	// (Config.MaxMeshCalls).
 	meshCalls int
+	// rerouteHeld is the bytes calls keeps to be rerouted: its part of
+	// the shard's, at most rerouteShare past the first (reroute.go).
+	rerouteHeld int64
 	// The session's shares of the mesh's node-wide work (mesh_meta.go):
 	// its REGISTERs of single registrations waiting for the claim store,
 	// its meta calls and its get_retained subscriptions waiting for the
