@@ -607,6 +607,19 @@ func (s *Shard) fanout(p *publication, subs []*subscription) {
 // waiting for one shard (Shard.eventBacklog).
 const maxEventBacklog = 32 << 20
 
+// ownCost is the cost() of the copy own() makes, whether p's payload is
+// an own copy already or still points into the PUBLISH.
+func (p *publication) ownCost() int64 {
+	n := len(p.c.args.B) + len(p.c.kwargs.B) + len(p.topic) + 256
+	for _, v := range p.c.ppt {
+		n += len(v)
+	}
+	if p.filter != nil {
+		return int64(n) + p.filter.size()
+	}
+	return int64(n)
+}
+
 // cost is what an owned copy of p holds while it waits in a mailbox: its
 // payload and topic, and the task and copy themselves (so that a flood of
 // empty events is bounded too). A black/white list is shared by the

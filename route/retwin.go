@@ -250,7 +250,10 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
 		}
 		return ok
 	}
-	n := p.cost()
+	// What the held copy costs: p's own cost() counts no payload when
+	// the publisher is on this shard (p points into its PUBLISH), and
+	// 1,024 held events of 16 MiB passed the 1 MiB bound.
+	n := p.ownCost()
 	if ss.winHeld+n <= maxWinHeld && ss.winHeldN < maxWinHeldN {
 		w.held = append(w.held, p.own())
 		w.heldCost += n
