@@ -81,7 +81,7 @@ type Options struct {
 	// (see problem.go); routes may override them again.
 	Errors map[string]int
 	// ApplicationErrorStatus is the status of a WAMP error URI that no
-	// table maps (an application error). Default 502.
+	// table maps (an application error): 400-599. Default (0) 502.
 	ApplicationErrorStatus int
 	// CallTimeout is the timeout of a bridge call that gives none, and of
 	// a route without a timeout. Default 30s.
@@ -358,6 +358,11 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	}
 	if o.ApplicationErrorStatus == 0 {
 		o.ApplicationErrorStatus = http.StatusBadGateway
+	}
+	if st := o.ApplicationErrorStatus; st < 400 || st > 599 {
+		// Written as the response's status: outside 100-999 net/http
+		// panics, and the HTTP lane would write an invalid status line.
+		errs = append(errs, fieldErr(fmt.Sprintf("status %d is not an error status (400-599)", st), "application_error_status"))
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second

@@ -372,6 +372,25 @@ func TestRouteConfigErrors(t *testing.T) {
 	}
 }
 
+// TestApplicationErrorStatusRange: ApplicationErrorStatus is written as
+// a response's status, so it must be an error status (400-599); 0 is the
+// default, 502. (1000 was taken: the lane then wrote an invalid status
+// line and net/http panicked in WriteHeader.)
+func TestApplicationErrorStatusRange(t *testing.T) {
+	for _, st := range []int{0, 400, 502, 599} {
+		if err := Validate(Options{Addr: "127.0.0.1:0", ApplicationErrorStatus: st}); err != nil {
+			t.Errorf("ApplicationErrorStatus %d refused: %v", st, err)
+		}
+	}
+	for _, st := range []int{-1, 42, 200, 399, 600, 1000} {
+		err := Validate(Options{Addr: "127.0.0.1:0", ApplicationErrorStatus: st})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fmt.Sprint(fe.Path) != "[application_error_status]" || !strings.Contains(fe.Msg, "400-599") {
+			t.Errorf("ApplicationErrorStatus %d: %v, want a FieldError at application_error_status", st, err)
+		}
+	}
+}
+
 func unwrapAll(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error

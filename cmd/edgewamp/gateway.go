@@ -189,6 +189,12 @@ func (c *config) validateGateway(errs *[]error) {
 	if g.TLS != nil && (g.TLS.Cert == "" || g.TLS.Key == "") {
 		c.errAt(errs, "gateway.tls needs both cert and key", "gateway", "tls")
 	}
+	if g.ApplicationErrorStatus == 0 {
+		// gateway.Options' 0 is its default (502), and gateway.Validate
+		// checks the other values; the file's default is written out
+		// (default.yaml), so its 0 is a status, and not one.
+		c.errAt(errs, "gateway.application_error_status: status 0 is not an error status (400-599)", "gateway", "application_error_status")
+	}
 	if b := g.Bearer; b != nil {
 		if b.JWKSFile == "" {
 			c.errAt(errs, "gateway.bearer needs jwks_file", "gateway", "bearer")

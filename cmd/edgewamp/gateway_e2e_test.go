@@ -733,6 +733,15 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"jwks", head + "gateway:\n  listen: 127.0.0.1:0\n  bearer: {jwks_file: /nonexistent/jwks.json}\n", []string{"line 5: gateway.bearer.jwks_file"}},
 		{"hosts", head + "gateway:\n  listen: 127.0.0.1:0\n  hosts: [edge.example, \"edge.example:8080\"]\n", []string{"line 5: gateway.hosts[1]: not a host name"}},
 		{"off is fine", head + "gateway:\n  listen: \"off\"\n  routes:\n    - {method: GET, path: /a, realm: nope, call: com.a}\n", []string{": ok"}},
+		{"application_error_status 1000", head + "gateway:\n  listen: 127.0.0.1:0\n  application_error_status: 1000\n",
+			[]string{"line 5: gateway.application_error_status: status 1000 is not an error status (400-599)"}},
+		{"application_error_status 42", head + "gateway:\n  listen: 127.0.0.1:0\n  application_error_status: 42\n",
+			[]string{"line 5: gateway.application_error_status: status 42 is not an error status (400-599)"}},
+		{"application_error_status 0", head + "gateway:\n  listen: 127.0.0.1:0\n  application_error_status: 0\n",
+			[]string{"line 5: gateway.application_error_status: status 0 is not an error status (400-599)"}},
+		{"application_error_status -1", head + "gateway:\n  listen: 127.0.0.1:0\n  application_error_status: -1\n",
+			[]string{"line 5: gateway.application_error_status: status -1 is not an error status (400-599)"}},
+		{"application_error_status 599", head + "gateway:\n  listen: 127.0.0.1:0\n  application_error_status: 599\n", []string{": ok"}},
 	}
 	dir := t.TempDir()
 	for _, k := range cases {
@@ -746,6 +755,49 @@ func TestGatewayConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGatewayApplicationErrorStatus: gateway.application_error_status is
+// the status of a callee's application error; one that is not an error
+// status (400-599) is refused at start and at a reload, which keeps the
+// running one. (It was taken: the lane then wrote the status line
+// "HTTP/1.1 1000", net/http panicked on WriteHeader(1000) and sent an
+// empty 200.)
+func TestGatewayApplicationErrorStatus(t *testing.T) {
+	yml := func(status string) string { return "gateway:\n  application_error_status: " + status + "\n" }
+	g := startReloadedGateway(t, yml("503"))
+	callee := g.router.dial("rs://"+g.router.addr, proto.JSON)
+	defer callee.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := callee.Register(ctx, "com.example.fail", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return nil, &client.Error{URI: "com.example.error.failed"}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	call := func(what string) {
+		t.Helper()
+		resp, body := g.do(t, "POST", "/wamp/realm1/call/com.example.fail", `{"args":[]}`)
+		expectProblem(t, resp, body, 503, "com.example.error.failed")
+	}
+	call("at start")
+	for _, bad := range []string{"1000", "42", "0", "-1"} {
+		g.reloadRefused(yml(bad))
+		if want := "gateway.application_error_status: status " + bad + " is not an error status (400-599)"; !strings.Contains(g.router.logs(), want) {
+			t.Fatalf("reload of %s: no %q in the log:\n%s", bad, want, g.router.logs())
+		}
+		call("after the reload of " + bad + " was refused")
+	}
+
+	// At start: refused, naming the key.
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(p, []byte(yml("1000")), 0o600)
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	out, err := exec.CommandContext(rctx, binPath, "run", "-config", p, "-listen", "127.0.0.1:0", "-gateway-listen", "127.0.0.1:0").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "line 2: gateway.application_error_status: status 1000 is not an error status (400-599)") {
+		t.Fatalf("run with application_error_status 1000: exit %d (%v), want 1 naming the key:\n%s", code, err, out)
 	}
 }
 

@@ -248,6 +248,19 @@ func runCLI(args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), code
 }
 
+// exitCode is the exit status of a command that ran (err from Run,
+// Output or Wait): 0 for nil, -1 when it did not exit by itself (killed,
+// not started).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
