@@ -527,8 +527,8 @@ func (c *config) validate() error {
 		c.errAt(&errs, "at least one listener is required", "listeners")
 	}
 	for i, l := range c.Listeners {
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			c.errAt(&errs, fmt.Sprintf("listeners[%d].address %q is not host:port", i, l.Address), "listeners", i, "address")
+		if p := listenAddrProblem(l.Address); p != "" {
+			c.errAt(&errs, fmt.Sprintf("listeners[%d].address %q %s", i, l.Address, p), "listeners", i, "address")
 		}
 		switch l.Transport {
 		case "", "both", "websocket", "rawsocket":
@@ -630,7 +630,7 @@ func (c *config) validateAddresses(errs *[]error) {
 	var uses []use
 	add := func(addr, name string, path ...any) {
 		h, p, err := net.SplitHostPort(addr)
-		if err != nil || p == "0" {
+		if err != nil || p == "0" || listenAddrProblem(addr) != "" {
 			return // malformed ones are reported where they are checked
 		}
 		if h == "localhost" {
@@ -658,6 +658,59 @@ func (c *config) validateAddresses(errs *[]error) {
 			}
 		}
 	}
+}
+
+// listenAddrProblem says what is wrong with addr, an address to listen
+// on (host:port), as the router would find out only when it binds it: ""
+// when nothing. The port is a decimal number from 0 (any free port) to
+// 65535, not a service name ("http"); the host is empty (every
+// interface), an IP address, or a host name (resolved when the router
+// starts), not a malformed IP address such as 999.0.0.1.
+func listenAddrProblem(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "is not host:port"
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("has a bad port %q (want a number from 0 to 65535)", port)
+	}
+	if host != "" && !validListenHost(host) {
+		return fmt.Sprintf("has a bad host %q (want an IP address, a host name, or none for every interface)", host)
+	}
+	return ""
+}
+
+// validListenHost reports whether h is an IP address (an IPv6 one with
+// its zone, fe80::1%eth0) or a host name: dot-separated labels of
+// letters, digits, '-' (not first or last) and '_' (which Go's resolver
+// takes, as names in /etc/hosts may have it), of at most 63 bytes, at
+// most 253 in all, with a trailing dot or not. The last label is not all
+// digits: such a name is an IP address written wrong (RFC 1123, 2.1).
+func validListenHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	digits := false
+	for l := range strings.SplitSeq(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		digits = true
+		for _, b := range []byte(l) {
+			switch {
+			case b >= '0' && b <= '9':
+			case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b == '-', b == '_':
+				digits = false
+			default:
+				return false
+			}
+		}
+	}
+	return !digits // the last label's
 }
 
 // loops returns the number of event loops.

@@ -183,8 +183,11 @@ func (c *config) validateGateway(errs *[]error) {
 	if c.gatewayOff() {
 		return
 	}
-	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
-		c.errAt(errs, fmt.Sprintf("gateway.listen %q is not host:port (or off)", g.Listen), "gateway", "listen")
+	if p := listenAddrProblem(g.Listen); p != "" {
+		if _, _, err := net.SplitHostPort(g.Listen); err != nil {
+			p += " (or off)"
+		}
+		c.errAt(errs, fmt.Sprintf("gateway.listen %q %s", g.Listen, p), "gateway", "listen")
 	}
 	if g.TLS != nil && (g.TLS.Cert == "" || g.TLS.Key == "") {
 		c.errAt(errs, "gateway.tls needs both cert and key", "gateway", "tls")

@@ -178,6 +178,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if p := listenAddrProblem(*pprofAddr); *pprofAddr != "" && p != "" {
+		fmt.Fprintf(stderr, "edgewamp: flag -pprof: %q %s\n", *pprofAddr, p)
+		return 1
+	}
 	// The flags override the file at start and at every reload.
 	override := func(c *config) {
 		if *logLevel != "" {

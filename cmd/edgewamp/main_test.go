@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -338,6 +339,62 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if _, e, code := runCLI("check-config", filepath.Join(dir, "missing.yaml")); code != 1 || !strings.Contains(e, "no such file") {
 		t.Fatalf("missing file: %d %s", code, e)
+	}
+}
+
+// TestListenAddressesChecked: check-config refuses, naming the key and
+// its line, the listen addresses that run cannot bind (it passed them,
+// and run failed at start: a port past 65535, a service name, no port, a
+// malformed IP address), of every key that takes one; run refuses them
+// in its flags before it starts, naming the flag and the key (-pprof,
+// which no key sets, by itself).
+func TestListenAddressesChecked(t *testing.T) {
+	bad := []struct{ addr, want string }{
+		{"127.0.0.1:99999", `has a bad port "99999" (want a number from 0 to 65535)`},
+		{"127.0.0.1:http", `has a bad port "http"`},
+		{"127.0.0.1:", `has a bad port ""`},
+		{"127.0.0.1:-1", `has a bad port "-1"`},
+		{"999.0.0.1:8080", `has a bad host "999.0.0.1" (want an IP address, a host name, or none for every interface)`},
+		{"10.1.2:8080", `has a bad host "10.1.2"`},
+		{"edge..example:8080", `has a bad host "edge..example"`},
+		{"-edge:8080", `has a bad host "-edge"`},
+		{"nowhere", "is not host:port"},
+	}
+	keys := []struct{ key, yaml string }{
+		{"listeners[0].address", "listeners: [{address: %q}]\n"},
+		{"gateway.listen", "gateway: {listen: %q}\n"},
+		{"mesh.cluster.listen", "mesh: {cluster: {listen: %q}}\n"},
+		{"mesh.leaf.listen", "mesh: {leaf: {listen: %q}}\n"},
+	}
+	for _, k := range keys {
+		for _, b := range bad {
+			p := writeConfig(t, fmt.Sprintf(k.yaml, b.addr))
+			_, e, code := runCLI("check-config", p)
+			if want := fmt.Sprintf("line 1: %s %q %s", k.key, b.addr, b.want); code != 1 || !strings.Contains(e, want) {
+				t.Errorf("check-config with %s %q: exit %d: %s\nwant 1 and %q", k.key, b.addr, code, e, want)
+			}
+		}
+	}
+	for _, good := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0", ":0", "0.0.0.0:0", "[fe80::1%eth0]:0", "edge-1.example.com:0", "edge-1.example.com.:0", "my_box:0"} {
+		p := writeConfig(t, fmt.Sprintf("listeners: [{address: %q}]\ngateway: {listen: %q}\n", good, good))
+		if o, e, code := runCLI("check-config", p); code != 0 {
+			t.Errorf("check-config with %q: exit %d: %s%s", good, code, o, e)
+		}
+	}
+	// The flags, on the binary: refused before anything starts.
+	for _, f := range []struct{ flag, want string }{
+		{"-listen", `flag -listen: listeners[0].address "127.0.0.1:99999" has a bad port "99999"`},
+		{"-gateway-listen", `flag -gateway-listen: gateway.listen "127.0.0.1:99999" has a bad port "99999"`},
+		{"-cluster-listen", `flag -cluster-listen: mesh.cluster.listen "127.0.0.1:99999" has a bad port "99999"`},
+		{"-leaf-listen", `flag -leaf-listen: mesh.leaf.listen "127.0.0.1:99999" has a bad port "99999"`},
+		{"-pprof", `flag -pprof: "127.0.0.1:99999" has a bad port "99999"`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", f.flag, "127.0.0.1:99999").CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), f.want) {
+			t.Errorf("run %s 127.0.0.1:99999: exit %d (%v): %s\nwant 1 and %q", f.flag, code, err, out, f.want)
+		}
 	}
 }
 

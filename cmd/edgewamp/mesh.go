@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 )
@@ -123,6 +124,11 @@ func (c *config) validateMesh(errs *[]error) {
 			c.errAt(errs, "mesh.node is required (the host name is unknown)", "mesh", "node")
 		}
 		m.Node = sanitizeNodeName(h)
+	}
+	for _, l := range [...]struct{ key, addr string }{{"cluster", m.Cluster.Listen}, {"leaf", m.Leaf.Listen}} {
+		if p := listenAddrProblem(l.addr); l.addr != "" && p != "" {
+			c.errAt(errs, fmt.Sprintf("mesh.%s.listen %q %s", l.key, l.addr, p), "mesh", l.key, "listen")
+		}
 	}
 	if m.Credentials.Token != "" && m.Credentials.TokenEnv != "" {
 		c.errAt(errs, "mesh.credentials: give token or token_env, not both", "mesh", "credentials")
