@@ -180,6 +180,9 @@ func (c *config) gatewayOff() bool {
 // validateGateway checks the gateway section; errors name their line.
 func (c *config) validateGateway(errs *[]error) {
 	g := &c.Gateway
+	// Before the gateway's being off: a reload installs the file's callees
+	// and webhooks on the running gateway even so.
+	c.validateGatewayCounts(errs)
 	if c.gatewayOff() {
 		return
 	}
@@ -253,6 +256,44 @@ func (c *config) validateGateway(errs *[]error) {
 				c.errAt(errs, fe.Error(), append([]any{"gateway"}, fe.Path...)...)
 			} else {
 				*errs = append(*errs, e)
+			}
+		}
+	}
+}
+
+// validateGatewayCounts refuses negative counts in the gateway section:
+// the gateway package would take them, as 0, for its default (10000
+// connections for -1), and elsewhere the file's negative numbers are
+// refused. 0 is the default (README), and a webhook's retries: 0 none.
+func (c *config) validateGatewayCounts(errs *[]error) {
+	g := &c.Gateway
+	l := &g.Limits
+	for _, f := range []struct {
+		v    int
+		name string
+	}{{l.MaxConnections, "max_connections"}, {l.MaxInFlight, "max_in_flight"}, {l.MaxInFlightPerIdentity, "max_in_flight_per_identity"},
+		{l.MaxInFlightPerAddress, "max_in_flight_per_address"}, {l.MaxSessions, "max_sessions"}, {l.SessionsPerIdentity, "sessions_per_identity"},
+		{l.MaxStreams, "max_streams"}, {l.MaxStreamsPerClient, "max_streams_per_client"}, {l.SSEQueue, "sse_queue"}, {l.AuthFailures, "auth_failures"}} {
+		if f.v < 0 {
+			c.errAt(errs, "gateway.limits."+f.name+" must not be negative", "gateway", "limits", f.name)
+		}
+	}
+	for i, ce := range g.Callees {
+		if ce.MaxConcurrent < 0 {
+			c.errAt(errs, fmt.Sprintf("gateway.callees[%d].max_concurrent must not be negative", i), "gateway", "callees", i, "max_concurrent")
+		}
+	}
+	for i, w := range g.Webhooks {
+		retries := 0
+		if w.Retries != nil {
+			retries = *w.Retries
+		}
+		for _, f := range []struct {
+			v    int
+			name string
+		}{{w.Queue, "queue"}, {retries, "retries"}, {w.Concurrency, "concurrency"}} {
+			if f.v < 0 {
+				c.errAt(errs, fmt.Sprintf("gateway.webhooks[%d].%s must not be negative", i, f.name), "gateway", "webhooks", i, f.name)
 			}
 		}
 	}

@@ -137,6 +137,9 @@ func (c *config) validateOAuth(errs *[]error) {
 		if r.OAuth == nil {
 			continue
 		}
+		if r.OAuth.MaxRefreshTokens < 0 { // the oauth package takes it, as 0, for its default
+			c.errAt(errs, fmt.Sprintf("realms[%d].oauth.max_refresh_tokens must not be negative", i), "realms", i, "oauth", "max_refresh_tokens")
+		}
 		roles := map[string]bool{}
 		for _, ro := range r.Roles {
 			roles[ro.Name] = true
