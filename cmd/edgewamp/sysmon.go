@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A steady sysmon (tuning.steady_sysmon): keep the Go runtime's system
@@ -117,6 +121,68 @@ func steadySysmon(c *config, cfgPath string) error {
 		}
 	}
 	return fmt.Errorf("steady sysmon: re-executing %s: %w", exe, err)
+}
+
+// The re-executed process's name. The kernel names a process (its comm:
+// /proc/PID/comm, what ps, top, pgrep and ss -p show) after the last
+// element of the path it was executed from, so re-executing
+// /proc/self/exe names it "exe". A path that ends in the binary's own
+// name would be the file on disk, which a package upgrade may have
+// replaced since the process started (and /proc/self/fd/N ends in N):
+// the process is re-executed from /proc/self/exe still, and takes its
+// name back itself, in init, before main runs.
+func init() { restoreProcessName() }
+
+// restoreProcessName names the process after its argv[0] (what the
+// kernel named it before the re-execution: the same path's last element,
+// at most 15 bytes) when its name is "exe", as a re-execution through
+// /proc/self/exe left it. The runtime runs the main package's init on
+// the main thread, whose name is the process's (PR_SET_NAME); the threads
+// the runtime has started by then were named "exe" too, and the threads
+// it starts later copy the name of the thread that starts them, so each
+// is renamed through /proc/self/task, again until a pass finds none left
+// (one may start meanwhile).
+func restoreProcessName() {
+	var cur [16]byte
+	if unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&cur[0])), 0, 0, 0) != nil || unix.ByteSliceToString(cur[:]) != "exe" || len(os.Args) == 0 {
+		return
+	}
+	name := filepath.Base(os.Args[0])
+	if len(name) > 15 {
+		name = name[:15] // as the kernel cuts it
+	}
+	if name == "exe" || name == "." || name == "/" {
+		return
+	}
+	b := append([]byte(name), 0)
+	if unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0) != nil {
+		return
+	}
+	for range 10 {
+		if renameThreads(name) == 0 {
+			return
+		}
+	}
+}
+
+// renameThreads names every thread of the process that is not yet named
+// name, and returns how many it renamed.
+func renameThreads(name string) int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, t := range tasks {
+		f := "/proc/self/task/" + t.Name() + "/comm"
+		if b, err := os.ReadFile(f); err != nil || strings.TrimSuffix(string(b), "\n") == name {
+			continue
+		}
+		if os.WriteFile(f, []byte(name), 0) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // rereadable reports why the configuration at path (none: the embedded

@@ -129,3 +129,34 @@ func grepLine(logs, s string) string {
 	}
 	return ""
 }
+
+// A mesh node (tuning.steady_sysmon: auto, so on) re-executes itself
+// through /proc/self/exe, which named the process "exe" (its comm, what
+// ps, top, pgrep and ss -p show): it keeps its name, the binary's, on
+// every thread.
+func TestSteadySysmonKeepsProcessName(t *testing.T) {
+	cmd := routerCmd("-node", "a", "-cluster-listen", "127.0.0.1:0")
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+	r := launch(t, cmd)
+	if line := grepLine(r.logs(), `msg="go runtime"`); !strings.Contains(line, "steady_sysmon=on") {
+		t.Fatalf("the mesh node did not re-execute for a steady sysmon: %q\n%s", line, r.logs())
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	want := filepath.Base(binPath)
+	comm := func(f string) (string, error) {
+		b, err := os.ReadFile(f)
+		return strings.TrimSuffix(string(b), "\n"), err
+	}
+	if got, err := comm("/proc/" + pid + "/comm"); err != nil || got != want {
+		t.Fatalf("the process is named %q (%v), want %q", got, err, want)
+	}
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if got, err := comm("/proc/" + pid + "/task/" + task.Name() + "/comm"); err == nil && got != want { // err: the thread has gone
+			t.Errorf("thread %s of %d is named %q, want %q", task.Name(), len(tasks), got, want)
+		}
+	}
+}
