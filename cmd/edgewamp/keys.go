@@ -21,10 +21,12 @@ import (
 // it is not a terminal.
 func cmdPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	iterations := fs.Int("iterations", route.DefaultIterations, "PBKDF2 iterations (WAMP-CRA clients derive the key with as many)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, "edgewamp passwd [-iterations N]   (reads the password from the terminal or stdin)", args, stdout, stderr); !ok {
+		return code
+	}
+	if code, ok := noArgs(fs, "passwd", stderr); !ok {
+		return code
 	}
 	var pw string
 	if term.IsTerminal(int(stdin.Fd())) {
@@ -62,7 +64,14 @@ func cmdPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 }
 
 // cmdKeygen makes an Ed25519 key pair for cryptosign.
-func cmdKeygen(stdout, stderr io.Writer) int {
+func cmdKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	if code, ok := parseFlags(fs, "edgewamp keygen   (an Ed25519 key pair for cryptosign)", args, stdout, stderr); !ok {
+		return code
+	}
+	if code, ok := noArgs(fs, "keygen", stderr); !ok {
+		return code
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp keygen: %v\n", err)

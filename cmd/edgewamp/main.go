@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -69,16 +70,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], stdout, stderr)
 	case "check-config":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "keygen":
-		return cmdKeygen(stdout, stderr)
+		return cmdKeygen(args[1:], stdout, stderr)
 	case "oauth":
 		return cmdOAuth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		if code, ok := parseFlags(fs, "edgewamp version", args[1:], stdout, stderr); !ok {
+			return code
+		}
+		if code, ok := noArgs(fs, "version", stderr); !ok {
+			return code
+		}
 		printVersion(stdout)
 		return 0
 	case "-h", "-help", "--help", "help":
@@ -137,28 +145,68 @@ func armVersion() string {
 	return "?"
 }
 
+// parseFlags parses a command's flags, fs's, from args. -h, -help and
+// --help print the command's usage (use, then its flags) on stdout, as
+// `edgewamp -h` prints the program's, and end it with exit status 0; a
+// mistake prints the error and the usage on stderr, exit status 2. ok
+// says whether the command goes on (code is then 0).
+func parseFlags(fs *flag.FlagSet, use string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n", use)
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		stdout.Write(out.Bytes())
+		return 0, false
+	}
+	stderr.Write(out.Bytes())
+	return 2, false
+}
+
+// noArgs refuses the arguments left after a command's flags, for one that
+// takes none.
+func noArgs(fs *flag.FlagSet, cmd string, stderr io.Writer) (code int, ok bool) {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edgewamp %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: edgewamp check-config FILE")
+	const use = "edgewamp check-config FILE"
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	if code, ok := parseFlags(fs, use, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: "+use)
 		return 2
 	}
-	cfg, err := loadConfig(args[0], nil)
+	path := fs.Arg(0)
+	cfg, err := loadConfig(path, nil)
 	if err == nil {
 		if err = cfg.checkStart(); err != nil {
-			err = fmt.Errorf("%s: %w", args[0], err)
+			err = fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
+func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML); default: the embedded default")
 	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
 	gwListen := fs.String("gateway-listen", "", "HTTP gateway address host:port, or off, overriding gateway.listen")
@@ -171,12 +219,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs.StringVar(&mf.clusterRoutes, "cluster-routes", "", "mesh: the other cluster nodes' routes, nats://host:port[,...]")
 	fs.StringVar(&mf.leafListen, "leaf-listen", "", "mesh: accept edge nodes' leaf-node links on host:port (a hub)")
 	fs.StringVar(&mf.leafRemotes, "leaf-remotes", "", "mesh: join a hub as an edge node, nats://host:port[,...]")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, "edgewamp run [flags]", args, stdout, stderr); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "edgewamp run: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := noArgs(fs, "run", stderr); !ok {
+		return code
 	}
 	if p := listenAddrProblem(*pprofAddr); *pprofAddr != "" && p != "" {
 		fmt.Fprintf(stderr, "edgewamp: flag -pprof: %q %s\n", *pprofAddr, p)

@@ -492,6 +492,55 @@ func TestCLIUsage(t *testing.T) {
 	}
 }
 
+// TestCLIHelp: -h, -help and --help print a command's usage on stdout and
+// exit 0, as `edgewamp -h` does, for every command (run and passwd exited
+// 2 with the usage on stderr; keygen ignored them and printed a key pair;
+// check-config looked for a file named -h); a command that takes no
+// arguments refuses them.
+func TestCLIHelp(t *testing.T) {
+	for _, k := range []struct {
+		cmd  []string
+		want string
+	}{
+		{nil, "Usage:"},
+		{[]string{"run"}, "usage: edgewamp run"},
+		{[]string{"check-config"}, "usage: edgewamp check-config FILE"},
+		{[]string{"passwd"}, "usage: edgewamp passwd"},
+		{[]string{"keygen"}, "usage: edgewamp keygen"},
+		{[]string{"oauth"}, "usage: edgewamp oauth secret"},
+		{[]string{"oauth", "secret"}, "usage: edgewamp oauth secret"},
+		{[]string{"oauth", "keygen"}, "usage: edgewamp oauth keygen"},
+		{[]string{"version"}, "usage: edgewamp version"},
+	} {
+		for _, h := range []string{"-h", "-help", "--help"} {
+			args := append(slices.Clone(k.cmd), h)
+			o, e, code := runCLI(args...)
+			if code != 0 || !strings.Contains(o, k.want) || e != "" || strings.Contains(o, "private_key") {
+				t.Errorf("edgewamp %s: exit %d, stdout %q, stderr %q; want 0 and %q on stdout alone", strings.Join(args, " "), code, o, e, k.want)
+			}
+		}
+	}
+	if o, e, code := runCLI("run", "-h"); !strings.Contains(o, "-gateway-listen") {
+		t.Errorf("run -h does not list the flags: %d %q %q", code, o, e)
+	}
+	for _, args := range [][]string{{"keygen", "now"}, {"passwd", "secret"}, {"oauth", "keygen", "ES256"}, {"oauth", "secret", "x"}, {"version", "x"}, {"run", "x"}} {
+		o, e, code := runCLI(args...)
+		if want := "unexpected argument"; code != 2 || o != "" || !strings.Contains(e, want) {
+			t.Errorf("edgewamp %s: exit %d, stdout %q, stderr %q; want 2 and %q", strings.Join(args, " "), code, o, e, want)
+		}
+	}
+	if o, e, code := runCLI("keygen", "-x"); code != 2 || o != "" || !strings.Contains(e, "usage: edgewamp keygen") {
+		t.Errorf("keygen -x: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", code, o, e)
+	}
+	// The binary's exit status.
+	for _, args := range [][]string{{"run", "-h"}, {"keygen", "-h"}, {"passwd", "--help"}} {
+		out, err := exec.Command(binPath, args...).Output()
+		if code := exitCode(err); code != 0 || !strings.Contains(string(out), "usage: edgewamp "+args[0]) {
+			t.Errorf("%s %s: exit %d (%v): %s", binPath, strings.Join(args, " "), code, err, out)
+		}
+	}
+}
+
 // limits.max_tls_handshakes_per_address reaches the transports: the
 // embedded default's 16, a file's value, and 0 (no bound), which
 // loop.Options spells negative (its zero is the default).

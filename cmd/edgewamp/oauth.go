@@ -544,12 +544,17 @@ func cmdOAuth(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := flag.NewFlagSet("oauth "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, use)
+		return 0
 	case "secret":
 		iterations := fs.Int("iterations", route.DefaultIterations, "PBKDF2 iterations of the hash")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2
+		if code, ok := parseFlags(fs, "edgewamp oauth secret [-iterations N]", args[1:], stdout, stderr); !ok {
+			return code
+		}
+		if code, ok := noArgs(fs, "oauth secret", stderr); !ok {
+			return code
 		}
 		if *iterations < 1000 {
 			fmt.Fprintln(stderr, "edgewamp oauth secret: use at least 1000 iterations")
@@ -566,8 +571,11 @@ func cmdOAuth(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "keygen":
 		alg := fs.String("alg", "EdDSA", "EdDSA (Ed25519) or ES256 (ECDSA P-256)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2
+		if code, ok := parseFlags(fs, "edgewamp oauth keygen [-alg EdDSA|ES256] > key.pem", args[1:], stdout, stderr); !ok {
+			return code
+		}
+		if code, ok := noArgs(fs, "oauth keygen", stderr); !ok {
+			return code
 		}
 		pem, err := oauth.GenerateKeyPEM(*alg)
 		if err != nil {
