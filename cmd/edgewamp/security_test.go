@@ -288,6 +288,28 @@ func TestDeploySamplesValid(t *testing.T) {
 	}
 }
 
+// README's excerpt of deploy/secure.yaml (Security) is the file's text:
+// it was an older version of it, presented as the file.
+func TestREADMESecureExcerpt(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile("../../deploy/secure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "[`deploy/secure.yaml`](deploy/secure.yaml)")
+	if !ok {
+		t.Fatal("README does not show deploy/secure.yaml")
+	}
+	intro, rest, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ := strings.Cut(rest, "```\n")
+	if !strings.Contains(intro, "excerpt") || block == "" || !strings.Contains(string(file), block) {
+		t.Fatalf("README's block after deploy/secure.yaml is not an excerpt of the file, said to be one:\n%s```yaml\n%s", intro, block)
+	}
+}
+
 // The packaged single-node configurations (deploy/edgewamp.yaml, installed
 // as /etc/edgewamp/edgewamp.yaml, and small-board.yaml, both listening on
 // every interface) let
