@@ -525,6 +525,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		seq:       ss.publisherSeq(),
 	}
 	retain := m.Opt.Bool(proto.KeyRetain, false)
+	var stale uint64
 	if retain {
 		p.at = s.r.now()
 		kept := p.own()
@@ -536,10 +537,11 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.publisher = nil
 		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
-		ok := rm.retain(string(m.URI), kept, ss.asRetainer())
+		ok, old := rm.retain(string(m.URI), kept, ss.asRetainer())
 		rm.mu.Unlock()
 		if !ok {
 			s.stats.RetainRefused.Add(1)
+			retain, stale = false, old
 		}
 	}
 	// Looked up after the event is retained: a get_retained SUBSCRIBE that
@@ -551,7 +553,13 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		s.fanout(&p, subs)
 	}
 	if s.r.mesh != nil {
+		// Retained on the other nodes only if here: a copy of an event
+		// this node refused went on being handed out there, and no reload
+		// here could drop it (nothing here recorded it).
 		s.meshPublish(rm, &p, retain)
+		if stale != 0 {
+			s.meshDropRetained(rm, []uint64{stale})
+		}
 	}
 	if ack {
 		out := &s.out

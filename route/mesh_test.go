@@ -282,6 +282,44 @@ func TestMeshRetainedOnAnotherNode(t *testing.T) {
 	sub.quiet()
 }
 
+// A retained event that its publisher's node refuses (its retained
+// budget full) is not retained on the other nodes either, and the older
+// event of the topic, which the refusal drops there, is dropped in their
+// copies too: get_retained finds nothing on any node, as on one. Before,
+// the other nodes kept the refused event and handed it out, and no reload
+// on the publisher's node could drop it (nothing there recorded it).
+func TestMeshRetainRefusedNotKeptElsewhere(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxRetainedBytes = 8 << 10 })
+	watcher := es[1].join(proto.JSON) // node B's interest: it keeps copies
+	watcher.subscribe("com.state", nil)
+	mm.sync()
+	pub := es[0].join(proto.JSON)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	watcher.expect(proto.CodeEvent)
+	pub.publish("com.fill", map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("f", 7<<10+300)}, nil)
+	pub.expect(proto.CodePublished)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("v", 600)}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	if m := watcher.expect(proto.CodeEvent); len(argsOf(m)) != 1 || argsOf(m)[0] != strings.Repeat("v", 600) {
+		t.Fatalf("live EVENT %s", describe(m))
+	}
+	if n := es[0].r.Stats().RetainRefused; n != 1 {
+		t.Fatalf("the publisher's node refused %d retained events, want 1", n)
+	}
+	for i, e := range es {
+		late := e.join(proto.JSON)
+		late.subscribe("com.state", map[string]any{"get_retained": true})
+		mm.sync()
+		e.sync()
+		if len(late.peer.in) > 0 {
+			t.Errorf("node %d: get_retained handed out %s", i, describe(late.recv()))
+		}
+	}
+}
+
 // One session may not take every slot of a callee node's
 // MaxMeshInvocations: its calls to other nodes are capped by MaxMeshCalls,
 // and the other sessions' calls keep getting through.

@@ -316,8 +316,10 @@ const retainedOverhead = 256
 // retain stores the retained event of a topic, published on this node by
 // by (nil: on another node). Call with mu held for writing. It reports
 // false when a cap refused it; the topic then has no retained event (an
-// older one would be stale).
-func (rm *Realm) retain(topic string, p *publication, by *retainer) bool {
+// older one would be stale), and stale is the publication id of the one
+// dropped when this node had published it (0: none, or another node's
+// copy), whose copies the other nodes of a mesh are to drop.
+func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, stale uint64) {
 	old := rm.retained[topic]
 	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
 	// testament's, encoded apart): count whichever is larger. The
@@ -336,8 +338,11 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) bool {
 	if (old == nil && len(rm.retained) >= maxRetained) || total > rm.r.cfg.MaxRetainedBytes {
 		if old != nil {
 			rm.unretain(topic, old)
+			if old.by != nil {
+				stale = old.pub.id
+			}
 		}
-		return false
+		return false, stale
 	}
 	if old != nil {
 		rm.countCreds(old.by, -1)
@@ -345,7 +350,7 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) bool {
 	rm.countCreds(by, 1)
 	rm.retained[topic] = &retainedEvent{pub: p, size: size, by: by}
 	rm.retainedBytes = total
-	return true
+	return true, 0
 }
 
 // unretain drops re, topic's retained event. Call with mu held for

@@ -130,22 +130,27 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, filter: t.excludes, src: ss.id, seq: ss.publisherSeq()}
-			if t.retain {
+			retain, stale := t.retain, uint64(0)
+			if retain {
 				p.at = s.r.now()
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
-				ok := rm.retain(t.topic, &kept, ss.asRetainer())
+				ok, old := rm.retain(t.topic, &kept, ss.asRetainer())
 				rm.mu.Unlock()
 				if !ok {
 					s.stats.RetainRefused.Add(1)
+					retain, stale = false, old
 				}
 			}
 			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
 				s.fanout(p, subs)
 			}
 			if s.r.mesh != nil {
-				s.meshPublish(rm, p, t.retain)
+				s.meshPublish(rm, p, retain) // as a PUBLISH: retained elsewhere only if here
+				if stale != 0 {
+					s.meshDropRetained(rm, []uint64{stale})
+				}
 			}
 		}
 	}
