@@ -375,7 +375,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
 		s.openWin(ss, sub)
 		if s.r.mesh != nil {
-			s.meshRetained(ss, sub)
+			s.meshRetainedTurn(ss, sub)
 			return
 		}
 		s.retainedTurn(ss, sub)

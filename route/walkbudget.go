@@ -31,7 +31,11 @@ import (
 // which hold their decoded arguments); past that the request is refused
 // with wamp.error.unavailable before it changes anything, logged once per
 // session. Exact subscriptions look their topic up and are not counted.
-// On a mesh, the gathers' own bounds apply instead (mesh_meta.go).
+// On a mesh a pattern get_retained asks every node to scan its retained
+// topics (mesh_meta.go): it is charged this node's count, at least
+// meshScanMin (the others' counts are not known here), besides the
+// gathers' own bounds (16 at a time), which bounded how many at once but
+// not how many a second. The meta calls have only the gathers' bounds.
 const (
 	walkRate        = 1 << 19 // entries a second per session
 	walkBurst       = maxRetained
@@ -40,6 +44,10 @@ const (
 	// metaEntryCost weighs an entry a meta procedure visits against a
 	// retained topic scanned: it is listed, put in the result and encoded.
 	metaEntryCost = 8
+	// meshScanMin is the least a pattern get_retained on a mesh is
+	// charged: 8 at once, then 64 a second per session, whatever this
+	// node retains.
+	meshScanMin = walkBurst / 8
 )
 
 // metaWalks gives the entries the meta procedures that walk a realm table
@@ -108,7 +116,7 @@ func (s *Shard) walkFull(ss *Session, typ proto.Code, req uint64, meta bool) boo
 // retainedScanFull reports whether a SUBSCRIBE with these options must be
 // refused: ss has maxWalkWait walks waiting already.
 func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Match) bool {
-	if s.r.mesh != nil || match == proto.MatchExact || !m.Opt.Bool(proto.KeyGetRetained, false) {
+	if match == proto.MatchExact || !m.Opt.Bool(proto.KeyGetRetained, false) {
 		return false
 	}
 	return s.walkFull(ss, proto.CodeSubscribe, m.Request, false)
@@ -142,6 +150,26 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 			return 0
 		}
 		return s.sendRetained(ss, sub)
+	}})
+}
+
+// meshRetainedTurn gathers the mesh's retained events for sub within
+// ss's budget (see above).
+func (s *Shard) meshRetainedTurn(ss *Session, sub *subscription) {
+	if sub.match == proto.MatchExact {
+		s.meshRetained(ss, sub)
+		return
+	}
+	s.turn(ss, walk{run: func() int {
+		if ss.subs[sub.id] != sub { // unsubscribed while it waited
+			return 0
+		}
+		rm := ss.realm
+		rm.mu.RLock()
+		n := len(rm.retained)
+		rm.mu.RUnlock()
+		s.meshRetained(ss, sub)
+		return max(n, meshScanMin)
 	}})
 }
 

@@ -103,6 +103,51 @@ func TestRetainedScanBudgetPerSession(t *testing.T) {
 	att.subscribe("com.plain", nil)
 }
 
+// On a mesh a pattern get_retained asks every node to scan its retained
+// topics; it is charged against the session's walk budget too (at least
+// meshScanMin, 8 at once and 64 a second), the further ones wait their
+// turn, and all are answered. Before, only the gathers' 16-at-a-time
+// bound applied: 200 pipelined from one node had another, which held the
+// topics, run 200 scans of 16,384 at once.
+func TestMeshRetainedScanBudgetPerSession(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	fillRetained(es[1], maxRetained/4)
+	pub := es[1].join(proto.JSON)
+	pub.publish("com.match.x", map[string]any{"retain": true}, []any{"kept"}, nil)
+	mm.sync()
+	att := es[0].join(proto.JSON)
+	const n = 40
+	for range n {
+		req := att.nextReq()
+		att.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, URI: []byte("com.match."),
+			Dict: att.opts(map[string]any{"match": "prefix", "get_retained": true})})
+	}
+	mm.sync()
+	var waiting int
+	att.exec.do(func() { waiting = len(att.sess.walks.q) })
+	if burst := walkBurst / meshScanMin; waiting < n-burst-2 {
+		t.Fatalf("%d of %d pipelined pattern get_retained SUBSCRIBEs wait for the session's budget, want at least %d", waiting, n, n-burst-2)
+	}
+	events := 0
+	for i := 0; events < n && i < 400; i++ {
+		select {
+		case m := <-att.peer.in:
+			if m.Type == proto.CodeEvent {
+				if argsOf(m)[0] != "kept" {
+					t.Fatalf("event %s", describe(m))
+				}
+				events++
+			}
+		default:
+			es[0].advance(50 * time.Millisecond)
+			mm.sync()
+		}
+	}
+	if events != n {
+		t.Fatalf("%d retained events delivered, want %d", events, n)
+	}
+}
+
 // The meta procedures that list a realm table visit every entry for a
 // CALL of a few dozen bytes: at 100,000 registrations about 15 ms of the
 // loop each, and 50 pipelined wamp.registration.list calls from one
