@@ -114,23 +114,47 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 		return true
 	}
 	if ss.authz == nil {
-		ss.authz = new([numActions]map[string]bool)
+		ss.authz = new(authzCache)
 	}
-	m := ss.authz[a]
+	c := ss.authz
+	m := c.m[a]
 	if m == nil {
 		m = map[string]bool{}
-		ss.authz[a] = m
+		c.m[a] = m
 	}
 	if ok, hit := m[string(uri)]; hit {
 		return ok
 	}
 	ok := az.Authorize(ss.authRole, a, string(uri))
-	if len(m) >= 256 {
+	if len(uri) > maxCachedURI {
+		return ok
+	}
+	if len(m) >= maxCachedDecisions || c.bytes[a]+len(uri) > maxCachedURIBytes {
 		clear(m)
+		c.bytes[a] = 0
 	}
 	m[string(uri)] = ok
+	c.bytes[a] += len(uri)
 	return ok
 }
+
+// authzCache is a session's cache of authorization decisions: per action,
+// at most maxCachedDecisions URIs of at most maxCachedURI bytes, and
+// maxCachedURIBytes of them. Each event is checked against its
+// subscriber's cache by its topic, and a publisher sending to 256
+// distinct 4 KiB topics under a pattern that many sessions subscribe to
+// made each of them hold 1 MiB of it; a longer URI is decided each time
+// (one RBAC lookup).
+type authzCache struct {
+	m     [numActions]map[string]bool
+	bytes [numActions]int
+}
+
+const (
+	maxCachedDecisions = 256
+	maxCachedURI       = 256
+	maxCachedURIBytes  = 8 << 10
+)
 
 // mayReceive reports whether ss may receive a message for the concrete URI
 // uri through a subscription (ActionSubscribe) or registration

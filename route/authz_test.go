@@ -1,6 +1,7 @@
 package route
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,4 +73,37 @@ func TestPatternRegistrationDoesNotCaptureReservedProcedures(t *testing.T) {
 	req = victim.call("wamp.registration.remove_callee", nil, []any{1, 2}, nil)
 	victim.expectError(proto.CodeCall, req, proto.URINoSuchSession)
 	attacker.quiet()
+}
+
+// A session's cache of authorization decisions is bounded in bytes, not
+// only in entries: each event is checked against its subscriber's cache
+// by topic, and a publisher sending to 256 distinct 4 KiB topics under a
+// pattern that many sessions subscribe to made each hold 1 MiB of it.
+// The events are still checked and delivered.
+func TestAuthzCacheBoundedInBytes(t *testing.T) {
+	sr := newSecureRealm(t, Permission{URI: "com.", Match: proto.MatchPrefix, Subscribe: true})
+	sub := sr.login("u")
+	sub.subscribe("com.", map[string]any{"match": "prefix"})
+	pub := sr.login("root")
+	const n = 300
+	for i := range n {
+		for _, size := range []int{40, 200, 4000} {
+			topic := "com." + strings.Repeat("t", size) + "." + strconv.Itoa(i)
+			pub.publish(topic, nil, []any{i}, nil)
+			sub.expect(proto.CodeEvent)
+		}
+	}
+	var entries, bytes, longest int
+	sub.exec.do(func() {
+		for _, m := range sub.sess.authz.m {
+			entries += len(m)
+			for k := range m {
+				bytes += len(k)
+				longest = max(longest, len(k))
+			}
+		}
+	})
+	if bytes > int(numActions)*8<<10 || longest > 256 || entries > int(numActions)*256 {
+		t.Fatalf("the cache holds %d decisions, %d bytes of URIs, the longest %d bytes", entries, bytes, longest)
+	}
 }

@@ -80,12 +80,12 @@ type Session struct {
 	// not taken as new calls.
 	endedProg  [8]uint64
 	endedNext  uint8
-	invs       map[uint64]*inCall           // as callee, by INVOCATION request id
-	regs       map[uint64]*registration     // registrations it is a callee of
-	subs       map[uint64]*subscription     // subscriptions it is a subscriber of
-	testaments *[2][]testament              // detached, destroyed
-	retainer   *retainer                    // who its retained events were published as (asRetainer)
-	authz      *[numActions]map[string]bool // authorization decisions by action and URI
+	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
+	regs       map[uint64]*registration // registrations it is a callee of
+	subs       map[uint64]*subscription // subscriptions it is a subscriber of
+	testaments *[2][]testament          // detached, destroyed
+	retainer   *retainer                // who its retained events were published as (asRetainer)
+	authz      *authzCache              // authorization decisions by action and URI
 
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the
