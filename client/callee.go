@@ -21,7 +21,9 @@ import (
 // caused by ctx ending (errors.Is context.Canceled or DeadlineExceeded)
 // is sent as wamp.error.canceled (or wamp.error.timeout); any other error
 // as URIRuntimeError with the error text as its argument. A panic is
-// recovered, logged and sent as URIRuntimeError.
+// recovered, logged and sent as URIRuntimeError. A YIELD or ERROR larger
+// than the router's announced limit (RawSocket) is replaced by an ERROR
+// wamp.error.payload_size_exceeded without payload.
 //
 // ctx is canceled when the router sends INTERRUPT (context.Cause is then
 // ErrInterrupted) and when the session ends; it has a deadline when the
@@ -320,7 +322,11 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr er
 			return
 		}
 	}
-	s.send(m)
+	if err := s.send(m); errors.Is(err, ErrMessageTooLarge) {
+		// Nothing was written and the session goes on: the caller must
+		// still get an answer.
+		s.tooLarge(proto.CodeInvocation, st.req, "YIELD")
+	}
 }
 
 // invocationError maps a Handler's error to the WAMP error sent back.
@@ -354,6 +360,18 @@ func (s *Session) sendError(typ proto.Code, req uint64, e *Error) {
 		a, _ = proto.EncodeValue(s.ser, []any{err.Error()})
 	}
 	m.Args, m.Kwargs = a, k
+	if err := s.send(m); errors.Is(err, ErrMessageTooLarge) {
+		s.tooLarge(typ, req, "ERROR")
+	}
+}
+
+// tooLarge answers a request whose YIELD or ERROR (what) exceeds the
+// router's message limit with ERROR wamp.error.payload_size_exceeded,
+// without payload, so that the caller is not left waiting.
+func (s *Session) tooLarge(typ proto.Code, req uint64, what string) {
+	s.log.Warn("client: answer exceeds the router's message limit; sending "+proto.URIPayloadSizeExceeded, "message", what, "request", req)
+	m := &proto.Message{Type: proto.CodeError, ReqType: typ, Request: req, URI: []byte(proto.URIPayloadSizeExceeded)}
+	m.Opt.SetString(proto.KeyMessage, "the "+what+" exceeds the router's message limit")
 	s.send(m)
 }
 
@@ -380,9 +398,10 @@ func (s *Session) onInterrupt(m *proto.Message) {
 
 // SendProgress sends a progressive result (YIELD with
 // Options.progress=true). It fails with ErrNoProgress when the caller did
-// not ask for progressive results, and with ErrInvocationDone once the
-// invocation was answered. It may be called from any goroutine until the
-// Handler returns.
+// not ask for progressive results, with ErrInvocationDone once the
+// invocation was answered, and with ErrMessageTooLarge (nothing sent) for
+// a result over the router's limit. It may be called from any goroutine
+// until the Handler returns.
 func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
 	st := inv.st
 	if !st.receiveProgress {

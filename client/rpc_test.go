@@ -306,6 +306,36 @@ func TestInvocationErrors(t *testing.T) {
 	eq(t, "empty yield", y.Args.Present(), false)
 }
 
+// An answer over the router's RawSocket limit cannot be written (and the
+// session goes on): the callee answers ERROR
+// wamp.error.payload_size_exceeded without payload instead, for a result
+// and for an error alike, so that the caller is not left waiting.
+func TestOversizedAnswer(t *testing.T) {
+	s, c := setupSmallRouter(t)
+	big := strings.Repeat("a", 2000)
+	register(t, s, c, "com.example.big", 9, func(_ context.Context, inv *Invocation) (*Result, error) {
+		switch inv.Args[0] {
+		case "result":
+			return &Result{Args: []any{big}}, nil
+		case "error":
+			return nil, &Error{URI: "com.example.error", Args: []any{big}, Details: map[string]any{"big": big}}
+		}
+		return &Result{Args: []any{"small"}}, nil
+	}, nil)
+	for i, kind := range []string{"result", "error"} {
+		invoke(c, uint64(80+i), 9, []any{kind}, map[string]any{})
+		e := c.expect(proto.CodeError)
+		eq(t, kind+" request", e.Request, uint64(80+i))
+		eq(t, kind+" type", e.ReqType, proto.CodeInvocation)
+		eq(t, kind+" uri", string(e.URI), proto.URIPayloadSizeExceeded)
+		eq(t, kind+" payload", e.Args.Present() || e.Kwargs.Present(), false)
+	}
+	invoke(c, 82, 9, []any{"small"}, map[string]any{})
+	y := c.expect(proto.CodeYield)
+	args, _ := c.payload(y)
+	eq(t, "small result", args, []any{"small"})
+}
+
 func TestInvocationProgress(t *testing.T) {
 	s, c := setup(t, "wsb", proto.JSON)
 	noProgress := make(chan error, 1)

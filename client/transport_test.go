@@ -174,7 +174,10 @@ func TestWebSocketCloseFrame(t *testing.T) {
 	}
 }
 
-func TestRawSocketRouterLimit(t *testing.T) {
+// setupSmallRouter is setup over RawSocket with a router that announces a
+// receive limit of 1 KiB.
+func setupSmallRouter(t *testing.T) (*Session, *peerConn) {
+	t.Helper()
 	p := newPeer(t)
 	p.rsReply = func(hs [4]byte) [4]byte { return [4]byte{rsMagic, 0x10 | hs[1]&0x0F, 0, 0} } // 1 KiB
 	cfg := Config{URL: p.url("rs"), Realm: "realm1", DialTimeout: wait, ReplyTimeout: wait}
@@ -184,7 +187,12 @@ func TestRawSocketRouterLimit(t *testing.T) {
 	s, err := a.wait(t)
 	noErr(t, "Dial", err)
 	t.Cleanup(func() { closeSession(t, s, c) })
-	err = s.Publish(context.Background(), "x", []any{strings.Repeat("a", 1100)}, nil, nil)
+	return s, c
+}
+
+func TestRawSocketRouterLimit(t *testing.T) {
+	s, c := setupSmallRouter(t)
+	err := s.Publish(context.Background(), "x", []any{strings.Repeat("a", 1100)}, nil, nil)
 	eq(t, "oversized publish", err, ErrMessageTooLarge)
 	noErr(t, "small publish", s.Publish(context.Background(), "x", []any{"a"}, nil, nil))
 	c.expect(proto.CodePublish)
