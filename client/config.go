@@ -69,7 +69,10 @@ type Config struct {
 	// WebSocket ping or a RawSocket PING) after this long without
 	// traffic from it, and end the session when nothing arrives within
 	// KeepAliveTimeout more: a router that died or sits behind a broken
-	// link is noticed even when the session is idle. Off when zero.
+	// link is noticed even when the session is idle. Any bytes count as
+	// traffic, also those of a large message that arrives slowly; while
+	// the client waits for room in its event queue (and so reads nothing)
+	// the check pauses. Off when zero.
 	KeepAlive time.Duration
 	// KeepAliveTimeout is how long to wait for the router after a ping;
 	// KeepAlive when zero.

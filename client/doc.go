@@ -51,9 +51,10 @@
 // the reader is blocked no other message is read either, so an event
 // handler that waits for a reply from the same session (a Call, an
 // acknowledged Publish, a Subscribe) can deadlock once the queue is full;
-// such handlers should hand the work to another goroutine. Once Close is
-// called, events are no longer queued or delivered, so a full queue does
-// not hold up the GOODBYE exchange.
+// such handlers should hand the work to another goroutine. The keepalive
+// (Config.KeepAlive) does not count the time the reader is blocked as the
+// router's silence. Once Close is called, events are no longer queued or
+// delivered, so a full queue does not hold up the GOODBYE exchange.
 //
 // Progressive call results and progressive invocation chunks are queued
 // per call without a bound, so that the reader never waits on a caller or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -268,13 +269,34 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	for _, sub := range subs {
 		select {
 		case s.evq <- delivery{sub, ev}:
-		case <-s.closing:
-			return true // dropped: Close was called
-		case <-s.done:
+			continue
+		default:
+		}
+		if !s.waitQueue(delivery{sub, ev}) {
 			return false
 		}
 	}
 	return true
+}
+
+// waitQueue queues d in a full event queue, waiting for room, unless
+// Close was called (d is dropped). It returns false if the session ended
+// meanwhile. The keepalive pauses while the reader waits here (it reads
+// nothing, so silence would mean nothing).
+func (s *Session) waitQueue(d delivery) bool {
+	s.parked.Store(true)
+	defer func() {
+		s.resumed.Store(time.Now().UnixNano())
+		s.parked.Store(false)
+	}()
+	select {
+	case s.evq <- d:
+		return true
+	case <-s.closing:
+		return true // dropped: Close was called
+	case <-s.done:
+		return false
+	}
 }
 
 // dispatch is the session's event dispatcher goroutine: it runs event

@@ -185,6 +185,31 @@ func TestEventBackpressure(t *testing.T) {
 	}
 }
 
+// While the reader waits for room in a full event queue it reads nothing,
+// so the router cannot be heard: the keepalive (100 + 100 ms) must not
+// take that wait (a handler busy for 0.7 s) for a dead router and end the
+// session, dropping the events behind it.
+func TestKeepAliveDuringBackpressure(t *testing.T) {
+	s, c := setup(t, "ws", proto.JSON, keepAlive, func(cfg *Config) { cfg.EventQueue = 1 })
+	release := make(chan struct{})
+	events := make(chan *Event, 10)
+	subscribe(t, s, c, "com.example.t", 26, func(e *Event) {
+		<-release
+		events <- e
+	}, nil)
+	// Event 0 in the handler, event 1 in the queue, the reader waits with
+	// event 2, and event 3 is not read.
+	for i := range 4 {
+		c.send(event(c, 26, uint64(i+1), []any{i}, map[string]any{}))
+	}
+	time.Sleep(700 * time.Millisecond)
+	close(release)
+	for i := range 4 {
+		eq(t, "event", recvEvent(t, events).Args, []any{int64(i)})
+	}
+	noErr(t, "session", s.Err())
+}
+
 func TestCloseWithFullEventQueue(t *testing.T) {
 	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) { cfg.EventQueue = 1 })
 	release := make(chan struct{})

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,7 +65,8 @@ func dialRawSocket(ctx context.Context, ep endpoint, cfg *Config) (*rawSocket, e
 	if err != nil {
 		return nil, err
 	}
-	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: bufio.NewReader(conn), track: cfg.KeepAlive > 0}}
+	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0}}
+	t.br = t.reader(conn, nil)
 	if err := t.handshake(ctx, cfg); err != nil {
 		conn.Close()
 		return nil, err
@@ -132,7 +132,6 @@ func (t *rawSocket) readMsg() ([]byte, error) {
 		if _, err := io.ReadFull(t.br, t.hdr[:]); err != nil {
 			return nil, err
 		}
-		t.seen()
 		h := t.hdr
 		if h[0]&0xF0 != 0 {
 			return nil, errors.New("client: RawSocket frame uses reserved bits")

@@ -39,6 +39,10 @@ type Session struct {
 	onMsg atomic.Pointer[func(*proto.Message)]
 	wg    sync.WaitGroup // the reader, the dispatcher and running handlers
 
+	// The reader waiting for room in the event queue (keepalive).
+	parked  atomic.Bool  // it waits now
+	resumed atomic.Int64 // unix ns when it last stopped waiting
+
 	mu       sync.Mutex // Guards the fields below.
 	nextReq  uint64
 	calls    map[uint64]*call
@@ -107,7 +111,10 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
 
 // keepAlive pings the router when it has been silent for KeepAlive, and
-// ends the session when it stays silent KeepAliveTimeout longer.
+// ends the session when it stays silent KeepAliveTimeout longer. While the
+// reader waits for room in the event queue it reads nothing, so the
+// router cannot be heard: the check pauses, and starts again from the
+// moment the reader goes on.
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
 	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
@@ -118,7 +125,10 @@ func (s *Session) keepAlive() {
 		case <-s.done:
 			return
 		case now := <-tick.C:
-			last := s.tr.lastRead()
+			if s.parked.Load() {
+				continue
+			}
+			last := max(s.tr.lastRead(), s.resumed.Load())
 			if last == 0 {
 				last = now.UnixNano()
 			}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -31,8 +32,8 @@ type transport interface {
 	// ping sends a transport-level ping (WebSocket ping, RawSocket PING),
 	// for the keepalive.
 	ping() error
-	// lastRead returns when a frame was last read (unix ns), when tracking
-	// is on (keepalive).
+	// lastRead returns when bytes last arrived from the router (unix ns),
+	// when tracking is on (keepalive).
 	lastRead() int64
 }
 
@@ -46,20 +47,48 @@ type stream struct {
 	br  *bufio.Reader
 	buf msgBuf
 
-	track bool         // Static: record when frames arrive (keepalive)
-	rx    atomic.Int64 // unix ns of the last frame read, when track
+	track bool         // Static: record when bytes arrive (keepalive)
+	rx    atomic.Int64 // unix ns of the last read that returned bytes, when track
 
 	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
 }
 
-// seen records that a frame arrived (keepalive).
-func (s *stream) seen() {
-	if s.track {
-		s.rx.Store(time.Now().UnixNano())
+func (s *stream) lastRead() int64 { return s.rx.Load() }
+
+// reader returns the buffered reader the transport reads conn through.
+// pre, when not nil, is a buffered reader over conn that the transport's
+// handshake left, possibly holding bytes the router sent right behind its
+// answer. With tracking on, every read from conn that returns bytes is
+// recorded, under the buffer, so that the keepalive sees the router alive
+// while a large message arrives slowly, not only when a frame starts.
+func (s *stream) reader(conn net.Conn, pre *bufio.Reader) *bufio.Reader {
+	if !s.track {
+		if pre != nil {
+			return pre
+		}
+		return bufio.NewReader(conn)
 	}
+	var r io.Reader = arrivals{conn, &s.rx}
+	if pre != nil && pre.Buffered() > 0 {
+		b, _ := pre.Peek(pre.Buffered()) // pre is not read again
+		r = io.MultiReader(bytes.NewReader(b), r)
+	}
+	return bufio.NewReader(r)
 }
 
-func (s *stream) lastRead() int64 { return s.rx.Load() }
+// arrivals records when a read from r last returned bytes (unix ns).
+type arrivals struct {
+	r  io.Reader
+	rx *atomic.Int64
+}
+
+func (a arrivals) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.rx.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
 
 // write writes bufs under the write lock with a write deadline.
 func (s *stream) write(bufs ...[]byte) error {

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -160,6 +163,89 @@ func TestWebSocketPing(t *testing.T) {
 	eq(t, "pong payload", string(c.expectPong()), "ping!")
 	noErr(t, "Publish", s.Publish(context.Background(), "x", nil, nil, nil))
 	c.expect(proto.CodePublish)
+}
+
+// keepAlive sets a short keepalive: 100 ms, then 100 ms for the answer.
+func keepAlive(cfg *Config) {
+	cfg.KeepAlive = 100 * time.Millisecond
+	cfg.KeepAliveTimeout = 100 * time.Millisecond
+}
+
+// A router that falls silent (the peer reads nothing, so it answers no
+// ping) is noticed: the session ends with ErrKeepAlive, and a call in
+// flight fails with it.
+func TestKeepAliveSilentRouter(t *testing.T) {
+	for _, scheme := range []string{"rs", "ws"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, _ := setup(t, scheme, proto.JSON, keepAlive)
+			start := time.Now()
+			call := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+			_, err := call.wait(t)
+			if !errors.Is(err, ErrKeepAlive) {
+				t.Fatalf("Call = %v, want ErrKeepAlive", err)
+			}
+			if el := time.Since(start); el > 2*time.Second {
+				t.Fatalf("the silent router was noticed after %v, with a keepalive of 100 + 100 ms", el)
+			}
+		})
+	}
+}
+
+// With the keepalive on, the bytes a WebSocket handshake left buffered
+// are read first, then the connection, whose reads are recorded.
+func TestTrackedReaderKeepsHandshakeBytes(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go b.Write([]byte("hello"))
+	pre := bufio.NewReader(a)
+	if _, err := pre.Peek(5); err != nil {
+		t.Fatal(err)
+	}
+	st := &stream{track: true}
+	r := st.reader(a, pre)
+	eq(t, "arrivals before a read", st.lastRead(), int64(0))
+	go b.Write([]byte(", world"))
+	got := make([]byte, 12)
+	_, err := io.ReadFull(r, got)
+	noErr(t, "read", err)
+	eq(t, "read", string(got), "hello, world")
+	if st.lastRead() == 0 {
+		t.Fatal("a read from the connection was not recorded")
+	}
+}
+
+// Any bytes from the router count for the keepalive, not only the start of
+// a frame: a message that arrives slowly (20 KB over a second, 400 bytes
+// every 20 ms, on a keepalive of 100 + 100 ms) is read to its end.
+func TestKeepAliveDuringSlowMessage(t *testing.T) {
+	for _, scheme := range []string{"rs", "ws"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, c := setup(t, scheme, proto.JSON, keepAlive)
+			call := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
+			m := c.expect(proto.CodeCall)
+			long := strings.Repeat("x", 20000)
+			b := c.encode(&proto.Message{Type: proto.CodeResult, Request: m.Request, Dict: c.raw(map[string]any{}), Args: c.raw([]any{long})})
+			var hdr bytes.Buffer
+			if scheme == "rs" {
+				hdr.Write([]byte{rsFrameMessage, byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))})
+			} else if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(len(b))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.conn.Write(hdr.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; off < len(b); off += 400 {
+				time.Sleep(20 * time.Millisecond)
+				if _, err := c.conn.Write(b[off:min(off+400, len(b))]); err != nil {
+					t.Fatalf("write at %d of %d: %v (session: %v)", off, len(b), err, s.Err())
+				}
+			}
+			r, err := call.wait(t)
+			noErr(t, "Call", err)
+			eq(t, "result", r.Args, []any{long})
+		})
+	}
 }
 
 func TestWebSocketCloseFrame(t *testing.T) {

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -49,20 +48,18 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		conn.Close()
 		return nil, fmt.Errorf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
 	}
-	if br == nil {
-		br = bufio.NewReader(conn)
-	}
 	t := &webSocket{
-		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, br: br, track: cfg.KeepAlive > 0},
+		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0},
 		op:      ws.OpBinary,
 		batched: cfg.Batched,
 		ser:     cfg.Serializer,
 	}
+	t.br = t.reader(conn, br)
 	if !cfg.Serializer.Binary() {
 		t.op = ws.OpText
 	}
 	t.r = &wsutil.Reader{
-		Source:         br,
+		Source:         t.br,
 		State:          ws.StateClientSide,
 		MaxMessageSize: int64(cfg.MaxMessage),
 		OnIntermediate: t.control,
@@ -83,7 +80,6 @@ func (t *webSocket) readMsg() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.seen()
 		if h.OpCode.IsControl() {
 			if err := t.control(h, t.r); err != nil {
 				return nil, err
