@@ -39,7 +39,10 @@
 // the session's error (Err), handler contexts are canceled and Done is
 // closed: nothing hangs. A request whose context ends before its reply
 // stays registered as abandoned, so that a late REGISTERED or SUBSCRIBED
-// is undone (UNREGISTER, UNSUBSCRIBE) rather than left behind.
+// is undone (UNREGISTER, UNSUBSCRIBE) rather than left behind; but not a
+// SUBSCRIBED whose subscription id another Subscribe to the same topic is
+// waiting for (the router gives a session one subscription per topic and
+// match policy), nor one whose id a Subscription already holds.
 //
 // # Backpressure
 //

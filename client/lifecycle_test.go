@@ -290,3 +290,53 @@ func TestRestoreRetriedWhileRouterBusy(t *testing.T) {
 		t.Fatalf("retried: %v", got)
 	}
 }
+
+// A restore the router is slow to answer is waited for, not sent again:
+// the late SUBSCRIBED of a first SUBSCRIBE given up would be undone, and
+// its UNSUBSCRIBE would take down the subscription the router gives the
+// second with the same id. OnSession does not wait past restoreWait.
+func TestRestoreWaitsForSlowRouter(t *testing.T) {
+	defer func(d time.Duration) { restoreWait = d }(restoreWait)
+	restoreWait = 100 * time.Millisecond
+	p := newPeer(t)
+	onSession := make(chan struct{}, 4)
+	rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OnSession: func(*Session) { onSession <- struct{}{} }}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	<-onSession
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	events := make(chan *Event, 4)
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(e *Event) { events <- e }, nil)
+	})
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeSubscribe)
+	select {
+	case <-onSession:
+	case <-time.After(wait):
+		t.Fatal("OnSession waits for the slow restore")
+	}
+	c2.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if b, err := c2.readFrame(); err == nil {
+		again, _ := proto.Decode(c2.ser, b)
+		t.Fatalf("the client sent %v while its SUBSCRIBE was unanswered", again.Type)
+	}
+	c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 8})
+	c2.send(event(c2, 8, 1, []any{"e"}, map[string]any{}))
+	eq(t, "event", recvEvent(t, events).Args, []any{"e"})
+	// Nothing else was sent (an UNSUBSCRIBE would come before this).
+	noErr(t, "Publish", cl.Publish(context.Background(), "x", nil, nil, nil))
+	c2.expect(proto.CodePublish)
+}

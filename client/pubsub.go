@@ -185,6 +185,7 @@ func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), o
 	}
 	rq := newRequest(proto.CodeSubscribe)
 	rq.sub = &Subscription{s: s, topic: topic, h: h}
+	rq.topic, rq.match = topic, matchOf(opts)
 	id, err := s.addRequest(rq)
 	if err != nil {
 		return nil, err
@@ -193,6 +194,21 @@ func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), o
 		return nil, err
 	}
 	return rq.sub, nil
+}
+
+// matchOf is the match policy a SUBSCRIBE with opts asks for.
+func matchOf(opts *SubscribeOptions) string {
+	match := ""
+	if opts != nil {
+		match = opts.Match
+		if m, ok := opts.Options[proto.KeyMatch.Name()].(string); ok {
+			match = m
+		}
+	}
+	if match == "" {
+		return proto.MatchExact.String()
+	}
+	return match
 }
 
 // Unsubscribe removes sub; its handler is not started again once

@@ -155,6 +155,83 @@ func TestSubscriptionRevoked(t *testing.T) {
 	eq(t, "active after revocation", sub.Active(), false)
 }
 
+// abandonSubscribe runs a Subscribe to topic whose context ends before the
+// router answers, and returns its SUBSCRIBE.
+func abandonSubscribe(t *testing.T, s *Session, c *peerConn, topic string) *proto.Message {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := goDo(func() (*Subscription, error) { return s.Subscribe(ctx, topic, func(*Event) {}, nil) })
+	m := c.expect(proto.CodeSubscribe)
+	cancel()
+	if _, err := a.wait(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned Subscribe = %v, want context.Canceled", err)
+	}
+	return m
+}
+
+// A Subscribe given up before its SUBSCRIBED, then another to the same
+// topic (a retry): the router answers both with the session's one
+// subscription id. The late answer to the first is not undone while the
+// second waits for that id: its UNSUBSCRIBE would take down the
+// subscription the second is given.
+func TestSubscribeAgainAfterAbandoned(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	m1 := abandonSubscribe(t, s, c, "com.example.t")
+	events := make(chan *Event, 4)
+	a := goDo(func() (*Subscription, error) {
+		return s.Subscribe(context.Background(), "com.example.t", func(e *Event) { events <- e }, nil)
+	})
+	m2 := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m1.Request, ID: 7},
+		&proto.Message{Type: proto.CodeSubscribed, Request: m2.Request, ID: 7})
+	sub, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	eq(t, "active", sub.Active(), true)
+	// Nothing is sent between: the next message is this PUBLISH.
+	noErr(t, "Publish", s.Publish(context.Background(), "x", nil, nil, nil))
+	c.expect(proto.CodePublish)
+	c.send(event(c, 7, 1, []any{"e"}, map[string]any{}))
+	eq(t, "event", recvEvent(t, events).Args, []any{"e"})
+}
+
+// A Subscribe given up before its SUBSCRIBED, and nothing else subscribed
+// to the topic: the late SUBSCRIBED is undone with an UNSUBSCRIBE that is
+// a request of its own (its UNSUBSCRIBED retires what is under the id, as
+// Unsubscribe's does). When another Subscribe to the topic was waiting for
+// the id but is refused, the id is undone then.
+func TestSubscribeAbandonedUndone(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	m := abandonSubscribe(t, s, c, "com.example.t")
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 8})
+	u := c.expect(proto.CodeUnsubscribe)
+	eq(t, "undone subscription", u.ID, uint64(8))
+	s.mu.Lock()
+	rq := s.reqs[u.Request]
+	s.mu.Unlock()
+	if rq == nil || rq.typ != proto.CodeUnsubscribe || rq.subID != 8 {
+		t.Fatalf("the undo's UNSUBSCRIBE is not a pending request: %+v", rq)
+	}
+	c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: u.Request})
+	select {
+	case r := <-rq.reply:
+		noErr(t, "undo", r.err)
+	case <-time.After(wait):
+		t.Fatal("the undo's UNSUBSCRIBED was not taken for its answer")
+	}
+
+	m1 := abandonSubscribe(t, s, c, "com.example.t")
+	a := goDo(func() (*Subscription, error) {
+		return s.Subscribe(context.Background(), "com.example.t", func(*Event) {}, nil)
+	})
+	m2 := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m1.Request, ID: 9},
+		&proto.Message{Type: proto.CodeError, ReqType: proto.CodeSubscribe, Request: m2.Request, URI: []byte(proto.URINotAuthorized)})
+	_, err := a.wait(t)
+	wampErr(t, err, proto.URINotAuthorized)
+	u = c.expect(proto.CodeUnsubscribe)
+	eq(t, "undone subscription", u.ID, uint64(9))
+}
+
 // TestEventBackpressure fills a one-slot event queue behind a blocked
 // handler: the reader stops reading (so a later RESULT waits too), nothing
 // is lost, and Close still returns with every goroutine gone.

@@ -100,14 +100,19 @@ func (s *Session) onError(m *proto.Message) {
 	case proto.CodeCall:
 		s.finishCall(m.Request, nil, e)
 	case proto.CodeRegister, proto.CodeUnregister, proto.CodeSubscribe, proto.CodeUnsubscribe, proto.CodePublish:
+		var orphan uint64
 		s.mu.Lock()
 		rq := s.reqs[m.Request]
 		if rq != nil && rq.typ == m.ReqType {
 			delete(s.reqs, m.Request)
+			orphan = rq.orphan
 		} else {
 			rq = nil
 		}
 		s.mu.Unlock()
+		if orphan != 0 {
+			s.undoSubscription(orphan, rq.topic, rq.match)
+		}
 		if rq != nil {
 			rq.reply <- reply{err: e}
 		}

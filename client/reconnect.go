@@ -20,10 +20,12 @@ import (
 //     restored on every new session. A restored single registration may
 //     be refused for a while (the mesh still holds the one of the session
 //     that was lost, until it notices that node is gone), and a busy
-//     router may refuse any restore (wamp.error.unavailable) or not answer
-//     it within 10 s: the Client keeps retrying those with backoff on the
-//     same session. Other refusals (not authorized any more, say) are
-//     logged and not retried. Unregister and Unsubscribe remove them.
+//     router may refuse any restore (wamp.error.unavailable): the Client
+//     keeps retrying those with backoff on the same session. A restore
+//     the router is slow to answer is waited for, not sent again (a
+//     second REGISTER or SUBSCRIBE would race the late answer to the
+//     first). Other refusals (not authorized any more, say) are logged
+//     and not retried. Unregister and Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
 //     flight when the connection fails returns the session's error, since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
@@ -33,10 +35,11 @@ import (
 //
 // All methods are safe for concurrent use.
 type Client struct {
-	cfg  Config
-	urls []string
-	rc   ReconnectConfig
-	log  func(msg string, args ...any)
+	cfg         Config
+	urls        []string
+	rc          ReconnectConfig
+	log         func(msg string, args ...any)
+	restoreWait time.Duration // Static: see restore.
 
 	mu      sync.Mutex // Guards the fields below.
 	s       *Session   // the current session; nil while reconnecting
@@ -61,9 +64,9 @@ type ReconnectConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnSession, if set, is called (on the Client's goroutine) with each
 	// new session, after the router's first answer to the restore of each
-	// registration and subscription (restores it refused for a reason
-	// that may pass are retried in the background: OnSession does not
-	// wait for them).
+	// registration and subscription, or 10 s without one (restores it
+	// refused for a reason that may pass are retried in the background,
+	// and slow answers waited for: OnSession does not wait for them).
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called with the error that ended a session.
 	OnDisconnect func(error)
@@ -105,7 +108,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	if rc.MaxBackoff < rc.MinBackoff {
 		rc.MaxBackoff = rc.MinBackoff
 	}
-	c := &Client{cfg: cfg, urls: urls, rc: rc, up: make(chan struct{}), done: make(chan struct{})}
+	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = func(msg string, args ...any) {
 		if cfg.Logger != nil {
@@ -242,64 +245,79 @@ func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
 	}, answered, "procedure", r.procedure)
 }
 
+// restoreWait is how long a restore waits for the router's answer before
+// it lets OnSession run (the answer is still waited for). A variable for
+// the tests.
+var restoreWait = 10 * time.Second
+
 // restore runs try (one REGISTER or SUBSCRIBE) on s, and again with
 // backoff, on a goroutine of its own, while the failure may pass: the
-// router was busy (wamp.error.unavailable) or did not answer in time, or,
-// for a registration, still holds the lost session's (the mesh has not yet
-// noticed that its node is gone). It stops when s ends, the Client
-// closes, or the registration or subscription was removed (gone, read
-// under mu). answered is called after the first try.
+// router was busy (wamp.error.unavailable) or, for a registration, still
+// holds the lost session's (the mesh has not yet noticed that its node is
+// gone). It stops when s ends, the Client closes, or the registration or
+// subscription was removed (gone, read under mu). answered is called after
+// the router's first answer, or after c.restoreWait without one.
+//
+// A try the router is slow to answer is waited for, never given up and
+// sent again: the late answer to the first would race the second (an
+// abandoned SUBSCRIBE's late SUBSCRIBED is undone with UNSUBSCRIBE, which
+// takes down the subscription the router gives the second with the same
+// id, unless the second is still waiting for its answer; an abandoned
+// REGISTER's makes the second refused).
 func (c *Client) restore(s *Session, reg bool, gone func() bool, try func(context.Context) error, answered func(), what ...any) {
-	attempt := func() error {
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		defer cancel()
-		return try(ctx)
+	first := make(chan error, 1)
+	go func() { first <- try(c.ctx) }()
+	t := time.NewTimer(c.restoreWait)
+	defer t.Stop()
+	select {
+	case err := <-first:
+		answered()
+		if err != nil {
+			go c.retry(s, reg, gone, try, err, what)
+		}
+	case <-t.C:
+		answered()
+		go func() {
+			if err := <-first; err != nil {
+				c.retry(s, reg, gone, try, err, what)
+			}
+		}()
 	}
-	err := attempt()
-	answered()
-	if err == nil {
-		return
-	}
+}
+
+// retry is restore's loop after a first try failed with err.
+func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.Context) error, err error, what []any) {
 	kind := "subscription"
 	if reg {
 		kind = "registration"
 	}
-	if !transient(err, reg) {
-		c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
-		return
+	wait := c.rc.MinBackoff
+	for err != nil && transient(err, reg) {
+		c.log("client: restoring a "+kind+" failed; retrying", append(what, "err", err, "retry_in", wait)...)
+		select {
+		case <-s.Done():
+			return
+		case <-c.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, c.rc.MaxBackoff)
+		c.mu.Lock()
+		removed := gone()
+		c.mu.Unlock()
+		if removed {
+			return
+		}
+		err = try(c.ctx)
 	}
-	go func() {
-		wait := c.rc.MinBackoff
-		for err != nil && transient(err, reg) {
-			c.log("client: restoring a "+kind+" failed; retrying", append(what, "err", err, "retry_in", wait)...)
-			select {
-			case <-s.Done():
-				return
-			case <-c.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, c.rc.MaxBackoff)
-			c.mu.Lock()
-			removed := gone()
-			c.mu.Unlock()
-			if removed {
-				return
-			}
-			err = attempt()
-		}
-		if err != nil {
-			c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
-		}
-	}()
+	if err != nil && !ended(s) && c.ctx.Err() == nil {
+		c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
+	}
 }
 
 // transient reports whether a failed REGISTER (reg) or SUBSCRIBE is worth
 // another try on the same session.
 func transient(err error, reg bool) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
 	var we *Error
 	if !errors.As(err, &we) {
 		return false

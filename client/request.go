@@ -14,9 +14,16 @@ type request struct {
 	reply chan reply    // Static.
 	reg   *Registration // Static: REGISTER's registration, installed by the reader on REGISTERED.
 	sub   *Subscription // Static: SUBSCRIBE's subscription, installed by the reader on SUBSCRIBED.
+	topic string        // Static: SUBSCRIBE's topic
+	match string        // Static: and match policy, which the router's subscription id stands for.
 	subID uint64        // Static: UNSUBSCRIBE's subscription id.
 
 	abandoned bool // Guarded by Session.mu: the waiter gave up (its context ended).
+	// orphan, guarded by Session.mu, is the id of a subscription to this
+	// SUBSCRIBE's topic that an abandoned SUBSCRIBE got and nothing uses:
+	// the router answers this one with it, else it must be undone (see
+	// undoSubscription).
+	orphan uint64
 }
 
 // reply answers a request: the id of REGISTERED, SUBSCRIBED or PUBLISHED,
@@ -56,7 +63,11 @@ func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq
 		if s.reqs != nil {
 			delete(s.reqs, id)
 		}
+		orphan := rq.orphan
 		s.mu.Unlock()
+		if orphan != 0 {
+			s.undoSubscription(orphan, rq.topic, rq.match)
+		}
 		return 0, err
 	}
 	select {
@@ -111,6 +122,7 @@ func ackType(c proto.Code) proto.Code {
 // [UNSUBSCRIBED, UNSUBSCRIBE.Request|id]
 func (s *Session) onAck(m *proto.Message) {
 	var undo *proto.Message
+	var undoSubs []uint64
 	s.mu.Lock()
 	rq := s.reqs[m.Request]
 	if rq == nil || ackType(rq.typ) != m.Type {
@@ -120,6 +132,9 @@ func (s *Session) onAck(m *proto.Message) {
 	delete(s.reqs, m.Request)
 	switch m.Type {
 	case proto.CodeRegistered:
+		// A registration is never shared: another REGISTER of the same
+		// procedure that the router processed after this one is refused
+		// (procedure_already_exists), so an abandoned one is always undone.
 		if rq.abandoned {
 			undo = &proto.Message{Type: proto.CodeUnregister, Request: s.newRequestID(), ID: m.ID}
 			break
@@ -128,24 +143,28 @@ func (s *Session) onAck(m *proto.Message) {
 		rq.reg.active.Store(true)
 		s.regs[m.ID] = rq.reg
 	case proto.CodeSubscribed:
-		old := s.subs[m.ID]
+		if rq.orphan != 0 && (rq.orphan != m.ID || rq.abandoned) {
+			undoSubs = append(undoSubs, rq.orphan)
+		}
 		if rq.abandoned {
-			if len(old) == 0 {
-				undo = &proto.Message{Type: proto.CodeUnsubscribe, Request: s.newRequestID(), ID: m.ID}
+			if rq.orphan != m.ID {
+				undoSubs = append(undoSubs, m.ID)
 			}
 			break
 		}
 		// The router answers a second SUBSCRIBE to the same topic with the
 		// same subscription id; each local Subscription gets the events.
+		old := s.subs[m.ID]
 		rq.sub.id = m.ID
 		rq.sub.active.Store(true)
 		s.subs[m.ID] = append(old[:len(old):len(old)], rq.sub)
 	case proto.CodeUnsubscribed:
-		// Unsubscribe took the id's subscriptions out before sending
-		// UNSUBSCRIBE, and the router answers in order: a subscription
-		// under the id now was installed by a SUBSCRIBED the router sent
-		// before it processed the UNSUBSCRIBE (a Subscribe to the same
-		// topic in flight), so the router has dropped it too.
+		// Unsubscribe (or undoSubscription) took the id's subscriptions
+		// out before sending UNSUBSCRIBE, and the router answers in
+		// order: a subscription under the id now was installed by a
+		// SUBSCRIBED the router sent before it processed the UNSUBSCRIBE
+		// (a Subscribe to the same topic in flight), so the router has
+		// dropped it too.
 		for _, sub := range s.subs[rq.subID] {
 			sub.active.Store(false)
 		}
@@ -155,7 +174,45 @@ func (s *Session) onAck(m *proto.Message) {
 	if undo != nil {
 		s.send(undo)
 	}
+	for _, id := range undoSubs {
+		s.undoSubscription(id, rq.topic, rq.match)
+	}
 	rq.reply <- reply{id: m.ID}
+}
+
+// undoSubscription takes back a subscription that the router holds for
+// this session and no Subscription uses (one a SUBSCRIBE whose waiter
+// gave up got): it sends UNSUBSCRIBE, as a request whose UNSUBSCRIBED
+// retires whatever is under the id by then (as Unsubscribe's does). It
+// does nothing when a Subscription is under the id. While a SUBSCRIBE to
+// the same topic and match policy is pending, and its waiter has not
+// given up, the router answers that one with this same id: the id is
+// left to it (its orphan), to be undone only if it ends without taking it.
+//
+// wmu is held from the decision to the write, so that a SUBSCRIBE
+// registered after the decision goes out after the UNSUBSCRIBE: the router
+// does not answer it with the id it is about to drop.
+func (s *Session) undoSubscription(id uint64, topic, match string) {
+	s.wmu.Lock()
+	s.mu.Lock()
+	if s.err != nil || len(s.subs[id]) > 0 {
+		s.mu.Unlock()
+		s.wmu.Unlock()
+		return
+	}
+	for _, rq := range s.reqs {
+		if rq.typ == proto.CodeSubscribe && !rq.abandoned && rq.topic == topic && rq.match == match {
+			rq.orphan = id
+			s.mu.Unlock()
+			s.wmu.Unlock()
+			return
+		}
+	}
+	rq := newRequest(proto.CodeUnsubscribe)
+	rq.subID = id
+	req := s.addRequestLocked(rq)
+	s.mu.Unlock()
+	s.sendUnlock(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
 }
 
 // onRevoked handles a router-initiated UNREGISTERED or UNSUBSCRIBED (WAMP

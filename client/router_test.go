@@ -93,6 +93,52 @@ func TestUnsubscribeRacesSubscribe(t *testing.T) {
 	}
 }
 
+// A Subscribe given up while its SUBSCRIBED was being read, then another
+// to the same topic, against the real router: the second gets the
+// session's subscription (the same id), and receives events once both
+// answers are handled.
+func TestSubscribeAgainAfterAbandonedRealRouter(t *testing.T) {
+	url := startRouter(t)
+	s := dialRouter(t, url)
+	pub := dialRouter(t, url)
+	ctx := context.Background()
+	// Hold the reader on the first SUBSCRIBED until the second SUBSCRIBE
+	// is answered.
+	held, release := make(chan struct{}), make(chan struct{})
+	s.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeSubscribed {
+			s.OnMessage(nil)
+			close(held)
+			<-release
+		}
+	})
+	ctx1, cancel1 := context.WithCancel(ctx)
+	a1 := goDo(func() (*Subscription, error) { return s.Subscribe(ctx1, "com.topic", func(*Event) {}, nil) })
+	<-held
+	cancel1()
+	if _, err := a1.wait(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Subscribe = %v, want context.Canceled", err)
+	}
+	got := make(chan *Event, 4)
+	a2 := goDo(func() (*Subscription, error) {
+		return s.Subscribe(ctx, "com.topic", func(e *Event) { got <- e }, nil)
+	})
+	time.Sleep(100 * time.Millisecond) // SUBSCRIBE 2 written and answered
+	close(release)
+	sub2, err := a2.wait(t)
+	noErr(t, "second Subscribe", err)
+	// A round trip on s: an UNSUBSCRIBE the client sent would be answered
+	// before it.
+	_, err = s.Call(ctx, "wamp.session.count", nil, nil, nil)
+	noErr(t, "Call", err)
+	noErr(t, "Publish", pub.Publish(ctx, "com.topic", []any{1}, nil, &PublishOptions{Acknowledge: true}))
+	select {
+	case <-got:
+	case <-time.After(time.Second):
+		t.Fatalf("the second Subscribe's subscription (Active %v) receives no events", sub2.Active())
+	}
+}
+
 // Client.Unregister and Client.Unsubscribe take a durable registration and
 // subscription off the current session and off every later one: after the
 // router kills the session, the Client's next session restores what is

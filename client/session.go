@@ -16,8 +16,8 @@ import (
 // use. It ends when Close is called, when the router says GOODBYE or ABORT,
 // or when the transport fails; Done is then closed and Err tells why.
 //
-// Lock order: wmu, then the transport's write lock. mu is a leaf: it is
-// never held while writing, waiting or calling user code.
+// Lock order: wmu, then mu or the transport's write lock. mu is a leaf:
+// it is never held while writing, waiting or calling user code.
 type Session struct {
 	// Static after Dial.
 	cfg     Config
@@ -194,6 +194,12 @@ func (s *Session) send(m *proto.Message) error {
 	default:
 	}
 	s.wmu.Lock()
+	return s.sendUnlock(m)
+}
+
+// sendUnlock is send for a caller that holds wmu (to keep what it decided
+// and what it writes in order with other writers); it unlocks wmu.
+func (s *Session) sendUnlock(m *proto.Message) error {
 	b, err := s.enc.Append(s.wbuf[:0], s.ser, m)
 	if err != nil {
 		s.wmu.Unlock()
