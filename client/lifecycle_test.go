@@ -3,7 +3,10 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,4 +342,69 @@ func TestRestoreWaitsForSlowRouter(t *testing.T) {
 	// Nothing else was sent (an UNSUBSCRIBE would come before this).
 	noErr(t, "Publish", cl.Publish(context.Background(), "x", nil, nil, nil))
 	c2.expect(proto.CodePublish)
+}
+
+// silentListener accepts TCP connections and never answers; it returns
+// its address.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Connect's ctx ends while it dials a router that never answers: the
+// error is ctx's (not the cancellation of that dial by Connect itself),
+// and tells the last failure to connect when there was one (here: a
+// refused connection to the first URL).
+func TestConnectDeadline(t *testing.T) {
+	silent := "rs://" + silentListener(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	noErr(t, "listen", err)
+	refused := "rs://" + dead.Addr().String()
+	dead.Close()
+	for _, tc := range []struct {
+		name string
+		urls []string
+		last error
+	}{
+		{"silent", []string{silent}, nil},
+		{"refused then silent", []string{refused, silent}, syscall.ECONNREFUSED},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			_, err := Connect(ctx, Config{Realm: "realm1"}, ReconnectConfig{URLs: tc.urls, MinBackoff: time.Second})
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Connect = %v, want an error that is context.DeadlineExceeded", err)
+			}
+			if tc.last != nil && !errors.Is(err, tc.last) {
+				t.Fatalf("Connect = %v, want it to tell the last failure (%v)", err, tc.last)
+			}
+		})
+	}
 }

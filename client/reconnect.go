@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -90,7 +91,9 @@ type durableSub struct {
 
 // Connect dials the first router that answers, joins, and keeps the
 // session up until Close. It returns once the first session is joined, or
-// with the last error when ctx ends first.
+// when ctx ends first with an error that is ctx's (errors.Is
+// context.DeadlineExceeded or context.Canceled) and tells the last
+// failure to connect, if there was one.
 func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, error) {
 	urls := rc.URLs
 	if cfg.URL != "" {
@@ -125,14 +128,16 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		}
 		return c, nil
 	case <-ctx.Done():
-		c.Close()
+		// The last error before Close: Close cancels the dial in flight,
+		// whose error would be that cancellation.
 		c.mu.Lock()
-		err := c.lastErr
+		last := c.lastErr
 		c.mu.Unlock()
-		if err == nil {
-			err = ctx.Err()
+		c.Close()
+		if last == nil {
+			return nil, ctx.Err()
 		}
-		return nil, err
+		return nil, fmt.Errorf("client: connecting: %w; last error: %w", ctx.Err(), last)
 	}
 }
 
