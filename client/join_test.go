@@ -131,34 +131,36 @@ func TestJoinTimeout(t *testing.T) {
 	}
 }
 
+// configErrors are Configs that Dial refuses before dialing.
+var configErrors = []struct {
+	name string
+	cfg  Config
+	want string
+}{
+	{
+		name: "no realm",
+		cfg:  Config{URL: "ws://127.0.0.1:1/ws"},
+		want: "Realm is empty",
+	},
+	{
+		name: "bad scheme",
+		cfg:  Config{URL: "http://127.0.0.1:1/", Realm: "r"},
+		want: "scheme must be",
+	},
+	{
+		name: "rawsocket without port",
+		cfg:  Config{URL: "rs://127.0.0.1", Realm: "r"},
+		want: "host:port",
+	},
+	{
+		name: "bad serializer",
+		cfg:  Config{URL: "rs://127.0.0.1:1", Realm: "r", Serializer: 9},
+		want: "Serializer",
+	},
+}
+
 func TestDialConfigErrors(t *testing.T) {
-	cases := []struct {
-		name string
-		cfg  Config
-		want string
-	}{
-		{
-			name: "no realm",
-			cfg:  Config{URL: "ws://127.0.0.1:1/ws"},
-			want: "Realm is empty",
-		},
-		{
-			name: "bad scheme",
-			cfg:  Config{URL: "http://127.0.0.1:1/", Realm: "r"},
-			want: "scheme must be",
-		},
-		{
-			name: "rawsocket without port",
-			cfg:  Config{URL: "rs://127.0.0.1", Realm: "r"},
-			want: "host:port",
-		},
-		{
-			name: "bad serializer",
-			cfg:  Config{URL: "rs://127.0.0.1:1", Realm: "r", Serializer: 9},
-			want: "Serializer",
-		},
-	}
-	for _, tc := range cases {
+	for _, tc := range configErrors {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Dial(context.Background(), tc.cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -166,6 +168,34 @@ func TestDialConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Connect returns a Config that Dial refuses at once, rather than dialing
+// again forever (with a context without deadline it never returned), also
+// when the bad URL is not the first.
+func TestConnectConfigErrors(t *testing.T) {
+	p := newPeer(t)
+	rc := ReconnectConfig{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	for _, tc := range configErrors {
+		t.Run(tc.name, func(t *testing.T) {
+			a := goDo(func() (*Client, error) { return Connect(context.Background(), tc.cfg, rc) })
+			_, err := a.wait(t)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Connect error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("second URL", func(t *testing.T) {
+		rc := rc
+		rc.URLs = []string{"http://127.0.0.1:1/"}
+		a := goDo(func() (*Client, error) {
+			return Connect(context.Background(), Config{URL: p.url("rs"), Realm: "r"}, rc)
+		})
+		_, err := a.wait(t)
+		if err == nil || !strings.Contains(err.Error(), "scheme must be") {
+			t.Fatalf("Connect error = %v, want the second URL's", err)
+		}
+	})
 }
 
 func TestRawSocketHandshakeRefused(t *testing.T) {

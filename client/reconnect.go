@@ -93,7 +93,9 @@ type durableSub struct {
 // session up until Close. It returns once the first session is joined, or
 // when ctx ends first with an error that is ctx's (errors.Is
 // context.DeadlineExceeded or context.Canceled) and tells the last
-// failure to connect, if there was one.
+// failure to connect, if there was one. A Config that Dial refuses
+// outright for one of the URLs (a bad scheme, no realm) is returned at
+// once, without dialing.
 func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, error) {
 	urls := rc.URLs
 	if cfg.URL != "" {
@@ -111,6 +113,15 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	if rc.MaxBackoff < rc.MinBackoff {
 		rc.MaxBackoff = rc.MinBackoff
 	}
+	// A configuration Dial refuses (a bad URL, no realm) would be refused
+	// on every attempt: it is Connect's error.
+	for _, u := range urls {
+		cfg := cfg
+		cfg.URL = u
+		if _, _, err := cfg.normalize(); err != nil {
+			return nil, err
+		}
+	}
 	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = func(msg string, args ...any) {
@@ -118,14 +129,10 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 			cfg.Logger.Info(msg, args...)
 		}
 	}
-	first := make(chan error, 1)
+	first := make(chan struct{})
 	go c.run(first)
 	select {
-	case err := <-first:
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
+	case <-first:
 		return c, nil
 	case <-ctx.Done():
 		// The last error before Close: Close cancels the dial in flight,
@@ -142,7 +149,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 }
 
 // run is the Client's goroutine: it keeps a session up.
-func (c *Client) run(first chan<- error) {
+func (c *Client) run(first chan<- struct{}) {
 	defer close(c.done)
 	backoff := c.rc.MinBackoff
 	next := 0
@@ -192,7 +199,7 @@ func (c *Client) run(first chan<- error) {
 
 // serve installs s as the current session, restores what was registered
 // and subscribed, and waits for it to end.
-func (c *Client) serve(s *Session, first chan<- error) {
+func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -217,7 +224,7 @@ func (c *Client) serve(s *Session, first chan<- error) {
 	answered.Wait()
 	close(up)
 	if first != nil {
-		first <- nil
+		close(first)
 	}
 	if c.rc.OnSession != nil {
 		c.rc.OnSession(s)
