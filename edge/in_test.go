@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,24 +47,9 @@ func TestInboundBytesBounded(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
-	var probes atomic.Int64
-	if _, err := sa.Subscribe(ctx, "com.probe", func(*client.Event) { probes.Add(1) }, nil); err != nil {
-		t.Fatal(err)
-	}
 	sb := b.dial(b.rs(), proto.MsgPack)
 	ack := &client.PublishOptions{Acknowledge: true}
-	// a's interest has reached b once a probe arrives; then the last
-	// probes in flight arrive (none is counted among the events below).
-	eventually(t, 10*time.Second, func() error {
-		if err := sb.Publish(ctx, "com.probe", nil, nil, ack); err != nil {
-			t.Fatal(err)
-		}
-		if probes.Load() == 0 {
-			return fmt.Errorf("no probe received")
-		}
-		return nil
-	})
-	time.Sleep(300 * time.Millisecond)
+	waitInterest(t, ctx, sa, sb)
 	// Stall a's dispatcher.
 	gate := make(chan struct{})
 	stall := func() { <-gate }
@@ -135,26 +121,14 @@ func TestDispatcherStopsMidBatch(t *testing.T) {
 	nodes := cluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	ctx := ctxT(t, 60*time.Second)
-	var got, probes atomic.Int64
+	var got atomic.Int64
 	sa := a.dial(a.ws(), proto.MsgPack)
 	if _, err := sa.Subscribe(ctx, "com.flood", func(*client.Event) { got.Add(1) }, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sa.Subscribe(ctx, "com.probe", func(*client.Event) { probes.Add(1) }, nil); err != nil {
-		t.Fatal(err)
-	}
 	sb := b.dial(b.rs(), proto.MsgPack)
 	ack := &client.PublishOptions{Acknowledge: true}
-	eventually(t, 10*time.Second, func() error {
-		if err := sb.Publish(ctx, "com.probe", nil, nil, ack); err != nil {
-			t.Fatal(err)
-		}
-		if probes.Load() == 0 {
-			return fmt.Errorf("no probe received")
-		}
-		return nil
-	})
-	time.Sleep(300 * time.Millisecond)
+	waitInterest(t, ctx, sa, sb)
 	gate := make(chan struct{})
 	stall := func() { <-gate }
 	a.n.testHookEvents.Store(&stall)
@@ -215,4 +189,25 @@ func TestDispatcherStopsMidBatch(t *testing.T) {
 	if bytes, _, _ := a.n.in.queued(); bytes != 0 {
 		t.Errorf("%d bytes still counted after the dispatcher stopped", bytes)
 	}
+}
+
+// waitInterest returns once sa's subscriptions (on one node) have reached
+// sb's node: a probe subscription of sa's gets an event sb publishes; the
+// last probes in flight arrive before it returns.
+func waitInterest(t *testing.T, ctx context.Context, sa, sb *client.Session) {
+	t.Helper()
+	var probes atomic.Int64
+	if _, err := sa.Subscribe(ctx, "com.probe", func(*client.Event) { probes.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := sb.Publish(ctx, "com.probe", nil, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+		if probes.Load() == 0 {
+			return fmt.Errorf("no probe received")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
 }

@@ -374,10 +374,6 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	}
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
 		s.openWin(ss, sub)
-		if s.r.mesh != nil {
-			s.meshRetainedTurn(ss, sub)
-			return
-		}
 		s.retainedTurn(ss, sub)
 	}
 }

@@ -139,9 +139,15 @@ func (s *Shard) turn(ss *Session, w walk) {
 	}
 }
 
-// retainedTurn delivers sub's retained events within ss's budget.
+// retainedTurn delivers sub's retained events within ss's budget: this
+// node's, or on a mesh every node's (see above).
 func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
-	if sub.match == proto.MatchExact {
+	mesh := s.r.mesh != nil
+	switch {
+	case sub.match == proto.MatchExact && mesh:
+		s.meshRetained(ss, sub)
+		return
+	case sub.match == proto.MatchExact:
 		s.sendRetained(ss, sub)
 		return
 	}
@@ -149,20 +155,8 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 		if ss.subs[sub.id] != sub { // unsubscribed while it waited
 			return 0
 		}
-		return s.sendRetained(ss, sub)
-	}})
-}
-
-// meshRetainedTurn gathers the mesh's retained events for sub within
-// ss's budget (see above).
-func (s *Shard) meshRetainedTurn(ss *Session, sub *subscription) {
-	if sub.match == proto.MatchExact {
-		s.meshRetained(ss, sub)
-		return
-	}
-	s.turn(ss, walk{run: func() int {
-		if ss.subs[sub.id] != sub { // unsubscribed while it waited
-			return 0
+		if !mesh {
+			return s.sendRetained(ss, sub)
 		}
 		rm := ss.realm
 		rm.mu.RLock()
