@@ -561,7 +561,10 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 		if errors.Is(err, context.DeadlineExceeded) {
 			return msgArgs("the HTTP upstream did not answer within " + c.cfg.Timeout.String()), nil, proto.URITimeout, "timeout"
 		}
-		return msgArgs("reading the HTTP upstream's answer: " + err.Error()), nil, proto.URINetworkFailure, "failure"
+		// As for a failed request: the error names the upstream's
+		// address, which is not the caller's to know.
+		c.g.log.Debug("gateway: HTTP callee's upstream answer cut short", "procedure", c.cfg.Procedure, "url", redactedURL(c.cfg.URL), "err", err)
+		return msgArgs("the HTTP upstream's answer was cut short"), nil, proto.URINetworkFailure, "failure"
 	}
 	if len(data) > c.cfg.MaxResponse {
 		return msgArgs("the HTTP upstream's answer exceeds " + strconv.Itoa(c.cfg.MaxResponse) + " bytes"), nil, proto.URIPayloadSizeExceeded, "error"

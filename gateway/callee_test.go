@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -275,4 +277,47 @@ func TestHTTPCalleeRerouted(t *testing.T) {
 	hcancel()
 	<-hung
 	<-hung
+}
+
+// An upstream that resets its connection in the middle of its answer's
+// body: the caller's 502 does not name the upstream's address, as for a
+// request that fails (51b2267). Before, it read "read tcp A->B:
+// connection reset by peer".
+func TestHTTPCalleeCutAnswerHidesUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	addr := ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					c.Close()
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"a\":")
+				time.Sleep(50 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0) // RST
+				c.Close()
+			}()
+		}
+	}()
+	e := newEnv(t, func(o *Options) {
+		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.sec.reset", URL: "http://" + addr + "/rpc"}}
+	})
+	caller := e.dial("realm1", proto.JSON)
+	waitRegistered(t, caller, "com.sec.reset")
+	r, body := e.do("POST", "/wamp/realm1/call/com.sec.reset", "{}")
+	if r.StatusCode != http.StatusBadGateway || strings.Contains(string(body), addr) || strings.Contains(string(body), "tcp 127.0.0.1") || !strings.Contains(string(body), "cut short") {
+		t.Fatalf("%d %s", r.StatusCode, body)
+	}
 }
