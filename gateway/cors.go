@@ -149,11 +149,22 @@ func (p *corsPolicy) setOrigin(h http.Header, origin string) {
 // hides the answer: a page's no-cors POST (no preflight, a Blob body
 // without Content-Type) would still call and publish as the visitor's
 // network's anonymous role, on a gateway on loopback or the LAN. Browsers
-// send Origin with every POST and every cross-origin request; programs
-// other than browsers send none, and are not affected.
+// send Origin with every POST and every cross-origin fetch, but not with
+// the GET or HEAD of an image, a script, a style sheet or a navigation:
+// those say Sec-Fetch-Site: cross-site, and are taken as from origin
+// "null" (allowed only by a policy of "*" or "null"), which kept another
+// site's page from calling a GET route. Programs other than browsers send
+// neither header, and are not affected.
 func refuseOrigins(p *corsPolicy, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && (p == nil || !p.allowed(o)) {
+		o := r.Header.Get("Origin")
+		if o == "" && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			if p == nil || !p.allowed("null") {
+				writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "cross-site requests from a browser page are not allowed (gateway.cors.allowed_origins)"))
+				return
+			}
+		}
+		if o != "" && (p == nil || !p.allowed(o)) {
 			writeProblem(w, newProblem(http.StatusForbidden, proto.URINotAuthorized, "requests from origin "+strconv.Quote(o)+" are not allowed (gateway.cors.allowed_origins)"))
 			return
 		}

@@ -185,3 +185,34 @@ func TestCrossOriginActionsRefused(t *testing.T) {
 		t.Fatalf("a publication from another site's page: %d %s", resp.StatusCode, body)
 	}
 }
+
+// Another site's page that makes a visitor's browser GET a route (an
+// <img>, a script, a navigation: no Origin header, Sec-Fetch-Site:
+// cross-site) is refused before the route acts, unless the CORS policy
+// allows origin "null" or "*"; the same GET from a program (no Sec-Fetch
+// headers) or the gateway's own site (same-origin) runs. Before, only the
+// Origin header was looked at, and the route's call ran.
+func TestCrossSiteGetWithoutOriginRefused(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{{Name: "open-door", Method: "GET", Path: "/door/{id}/open", Realm: "realm1", Call: "com.door.open", Args: []any{"$/path/id"}}}
+	})
+	var n atomic.Int64
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.door.open", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		n.Add(1)
+		return &client.Result{}, nil
+	})
+	// What Chrome and Firefox send for <img src="http://127.0.0.1:PORT/door/1/open"> on another site.
+	r, body := e.do("GET", "/door/1/open", "", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image")
+	if r.StatusCode != http.StatusForbidden || n.Load() != 0 {
+		t.Fatalf("a cross-site no-cors GET: %d %s, %d calls", r.StatusCode, body, n.Load())
+	}
+	for _, h := range [][]string{nil, {"Sec-Fetch-Site", "same-origin"}, {"Sec-Fetch-Site", "none"}} {
+		if r, body := e.do("GET", "/door/1/open", "", h...); r.StatusCode != http.StatusOK {
+			t.Fatalf("GET with %v: %d %s", h, r.StatusCode, body)
+		}
+	}
+	if n.Load() != 3 {
+		t.Fatalf("%d calls, want 3", n.Load())
+	}
+}
