@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -357,5 +358,63 @@ func TestBodyBufferGrowsWithBytes(t *testing.T) {
 	b, err = readGrowing(&chunkReader{b: want[:10], step: 10, err: errors.New("reset")}, 100)
 	if err == nil || err == io.ErrUnexpectedEOF || len(b) != 10 {
 		t.Fatalf("a read error: %d bytes, %v", len(b), err)
+	}
+}
+
+// max_sessions holds when many principals' first requests arrive at once:
+// a session was counted only once it opened, after the check, and 48 API
+// keys calling at once opened up to 42 sessions against max_sessions 4.
+// Past it a principal without a session is refused 503 (none of the
+// others is idle to make room for it).
+func TestMaxSessionsConcurrentPrincipals(t *testing.T) {
+	const keys = 48
+	e := newEnv(t, func(o *Options) {
+		o.Limits.MaxSessions = 4
+		o.Limits.SessionsPerIdentity = 1
+		for i := 0; i < keys; i++ {
+			o.APIKeys = append(o.APIKeys, APIKey{Name: fmt.Sprintf("k%d", i), Key: fmt.Sprintf("limit-key-%08d", i), Realm: "realm1", AuthID: fmt.Sprintf("p%d", i), Role: "anonymous"})
+		}
+	})
+	release := make(chan struct{})
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.hold", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &client.Result{}, nil
+	})
+	var wg sync.WaitGroup
+	var ok503 atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < keys; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest("POST", e.base+"/wamp/realm1/call/com.hold", strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-API-Key", fmt.Sprintf("limit-key-%08d", i))
+			resp, err := e.hc.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 503 {
+					ok503.Add(1)
+				}
+			}
+		}(i)
+	}
+	close(start)
+	maxSeen := 0
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		maxSeen = max(maxSeen, e.gw.pool.sessions())
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if maxSeen > 4 || ok503.Load() == 0 {
+		t.Fatalf("max_sessions 4, sessions_per_identity 1: %d sessions open at most, %d requests refused", maxSeen, ok503.Load())
 	}
 }

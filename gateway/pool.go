@@ -305,12 +305,22 @@ func (p *pool) pickFor(ip *idPool) (*sess, *problem) {
 		if sl != nil {
 			// The dead session's own end (dropped) will not find its
 			// slot any more: count it out here.
+			ip.slots[i] = nil
 			p.total--
 		}
-		sl = &slot{ready: make(chan struct{})}
-		ip.slots[i] = sl
-		p.total++
-		opening = true
+		switch {
+		case p.roomFor(ip):
+			sl = &slot{ready: make(chan struct{})}
+			ip.slots[i] = sl
+			p.total++
+			opening = true
+		case ip.openSlot() != nil:
+			sl = ip.openSlot() // at max_sessions: one of its own
+		default:
+			p.mu.Unlock()
+			p.g.refused(refusedSessions)
+			return nil, tooBusy(503, "the gateway holds as many WAMP sessions as it may, all busy")
+		}
 	}
 	p.mu.Unlock()
 	if opening {
@@ -403,6 +413,43 @@ func (p *pool) makeRoom() bool {
 		p.evict(lru)
 	}
 	return true
+}
+
+// roomFor reports whether one more session may open for ip, closing the
+// least recently used idle principal's sessions (not ip's) at
+// Limits.MaxSessions. admit's makeRoom checks the same before a new
+// principal's first request, but the session is counted only here, so
+// concurrent first requests of distinct principals all passed it: 48
+// API keys at once opened up to 42 sessions against max_sessions 4.
+// Called with mu held.
+func (p *pool) roomFor(ip *idPool) bool {
+	for p.total >= p.g.opts.Limits.MaxSessions {
+		var lru *idPool
+		for _, o := range p.ids {
+			if o == ip || o.busy() {
+				continue
+			}
+			if lru == nil || o.lastUsed.Load() < lru.lastUsed.Load() {
+				lru = o
+			}
+		}
+		if lru == nil {
+			return false
+		}
+		p.evict(lru)
+	}
+	return true
+}
+
+// openSlot returns one of ip's slots that holds a session or is opening
+// one, or nil. Called with the pool's mu held.
+func (ip *idPool) openSlot() *slot {
+	for _, sl := range ip.slots {
+		if sl != nil && !isDead(sl) {
+			return sl
+		}
+	}
+	return nil
 }
 
 // evict closes a principal's sessions. Called with mu held.
