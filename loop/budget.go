@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"time"
+
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
@@ -43,8 +45,13 @@ func (cn *conn) account() {
 	if d == 0 {
 		return
 	}
-	cn.held = n
 	e := cn.ls.e
+	if d < 0 || cn.held == 0 {
+		// A message ended (or the first began): what is held from here
+		// is a new partial message, whose progress counts from now.
+		cn.progHeld, cn.progAt = n, e.now()
+	}
+	cn.held = n
 	total := e.inbound.Add(d)
 	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
 		// Logged once, when the connection closes (close.go).
@@ -55,6 +62,51 @@ func (cn *conn) account() {
 		}
 		cn.die(CloseInboundBudget, errInboundBudget)
 	}
+}
+
+// stalled closes, in the scan, a connection whose partial input has not
+// grown by stallBytes in stallAfter while the engine's held total is past
+// half of MaxInboundTotal (so that the other half stays for the messages
+// that arrive). account closes only the connection
+// that grows past the budget, with 64 KiB or more: a peer that kept
+// partial messages and stopped growing them (a byte now and then keeps a
+// session alive), or many connections each holding less than 64 KiB
+// (unfinished HTTP upgrades too), filled the budget at no cost to
+// themselves, and then the other sessions' large messages were the ones
+// refused. To hold the budget now, a peer must keep sending 8 KiB a
+// second per connection, and what it holds grows into account's reach.
+func (cn *conn) stalled(now int64) {
+	if cn.held == 0 || cn.phase == phDead || cn.phase == phGone {
+		return
+	}
+	if cn.held-cn.progHeld >= stallBytes || cn.held < cn.progHeld {
+		cn.progHeld, cn.progAt = cn.held, now
+		return
+	}
+	if now-cn.progAt < int64(stallAfter) {
+		return
+	}
+	cn.ls.e.inboundRefused.Add(1)
+	if cn.phase == phWS || cn.phase == phClosing {
+		cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached", CloseInboundBudget, errInboundStalled)
+		return
+	}
+	cn.die(CloseInboundBudget, errInboundStalled)
+}
+
+// A partial message under inbound memory pressure must grow by stallBytes
+// every stallAfter (8 KiB a second): a client on a slow link keeps it
+// easily; one that holds memory without sending does not.
+const (
+	stallAfter = 5 * time.Second
+	stallBytes = 40 << 10
+)
+
+// inboundPressed reports whether the engine holds more than half of
+// MaxInboundTotal in partial input: the scan then closes the stalled
+// holders (stalled).
+func (e *Engine) inboundPressed() bool {
+	return e.inbound.Load() > e.opts.MaxInboundTotal/2
 }
 
 // release returns the connection's held bytes when it closes.

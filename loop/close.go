@@ -129,6 +129,7 @@ var (
 	errBacklogHard        = errors.New("loop: outbound backlog over the hard limit")
 	errPongStalled        = errors.New("loop: pong not taken within the ping timeout")
 	errInboundBudget      = errors.New("loop: router inbound memory budget reached")
+	errInboundStalled     = errors.New("loop: router inbound memory budget nearly reached, and this connection's partial message stopped growing")
 	errPingUnanswered     = errors.New("loop: keepalive ping unanswered")
 	errWrongFrameType     = errors.New("loop: websocket: wrong frame type for the subprotocol")
 	errBadBatch           = errors.New("loop: websocket: malformed batch")

@@ -91,9 +91,15 @@ func (ls *loopState) scan() {
 	now := ls.e.now()
 	ls.trimLarge()
 	ls.trimPool()
+	pressed := ls.e.inboundPressed()
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)
+		if pressed {
+			cn.stalled(now)
+		} else if cn.held != 0 {
+			cn.progHeld, cn.progAt = cn.held, now // progress is judged under pressure only
+		}
 		cn.accountOut() // gnet drains outbound buffers without telling us
 		if cn.tls != nil {
 			cn.tls.idle()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -432,6 +433,109 @@ func TestSocketInboundBudget(t *testing.T) {
 		return held == 0
 	})
 	h.check()
+}
+
+// Under inbound memory pressure (past half of max_inbound_total),
+// connections whose partial input stops growing are
+// closed after stallAfter, whatever they hold, so that the budget goes to
+// peers that send: only the connection that grew past the budget was
+// closed before, and a holder that stopped growing, many holders under
+// 64 KiB, or unfinished HTTP upgrades kept the budget full for as long as
+// they stayed, while other sessions' large messages were refused. Here,
+// each case fills a 1 MiB budget; a session's 256 KiB call is then
+// served once the stalled holders are gone, and a holder that keeps
+// sending 16 KiB a second stays.
+func TestSocketInboundBudgetStalledHolders(t *testing.T) {
+	t.Parallel()
+	const budget = 1 << 20
+	fill := map[string]func(t *testing.T, s *testServer) (stop func()){
+		"a partial message trickled a byte at a time": func(t *testing.T, s *testServer) func() {
+			w := dialWS(t, s.url, proto.MsgPack)
+			w.autoPong = false
+			newWAMP(t, w, proto.MsgPack).join()
+			w.write(cliFrame(true, opBinary, make([]byte, 4<<20))[:14+700<<10])
+			return trickle(w.c, 1, 200*time.Millisecond)
+		},
+		"many holders under 64 KiB": func(t *testing.T, s *testServer) func() {
+			part := cliFrame(true, opBinary, make([]byte, 60<<10))
+			for range 12 {
+				dialWS(t, s.url, proto.MsgPack).write(part[:len(part)-1])
+			}
+			return func() {}
+		},
+		"unfinished HTTP upgrades": func(t *testing.T, s *testServer) func() {
+			hdr := []byte("GET /ws HTTP/1.1\r\nX: " + strings.Repeat("a", 8000))
+			for range 95 {
+				dialTCP(t, s.url, 0).Write(hdr)
+			}
+			return func() {}
+		},
+	}
+	for name, f := range fill {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, func(o *Options, rc *route.Config) {
+				o.MaxInboundTotal = budget
+				o.HandshakeTimeout = time.Minute // not what closes them
+				rc.HelloTimeout = time.Minute
+			})
+			callee := s.dial("rs", proto.MsgPack)
+			proc := registerEcho(t, callee)
+			// A holder that sends: 4 KiB every 250 ms of a 2 MiB frame.
+			slow := dialWS(t, s.url, proto.MsgPack)
+			newWAMP(t, slow, proto.MsgPack).join()
+			slow.write(cliFrame(true, opBinary, make([]byte, 2<<20))[:14+64<<10])
+			stopSlow := trickle(slow.c, 4<<10, 250*time.Millisecond)
+			defer stopSlow()
+			stop := f(t, s)
+			defer stop()
+			eventually(t, ioTimeout, "the budget under pressure", func() bool {
+				held, _, _ := s.e.Inbound()
+				return held > budget*3/4
+			})
+			eventually(t, 3*stallAfter, "the stalled holders closed", func() bool {
+				held, _, _ := s.e.Inbound()
+				return held <= budget/2
+			})
+			if n := s.e.Stats().Closes[CloseInboundBudget]; n == 0 {
+				t.Fatalf("no connection closed for the inbound budget")
+			}
+			vw := dialWS(t, s.url, proto.MsgPack)
+			vp := newWAMP(t, vw, proto.MsgPack)
+			vp.join()
+			vw.send(vp.callMsg(vp.nextReq(), proc, []any{strings.Repeat("x", 256<<10)}))
+			if _, err := vw.readMsg(ioTimeout); err != nil {
+				t.Fatalf("a 256 KiB call after the stalled holders were closed: %v", err)
+			}
+			slow.c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if _, err := slow.c.Read(make([]byte, 1)); !isTimeout(err) {
+				t.Fatalf("the holder that sends was closed: %v", err)
+			}
+		})
+	}
+}
+
+// trickle writes n zero bytes to c every d until stop is called.
+func trickle(c net.Conn, n int, d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b := make([]byte, n)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(d):
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				if _, err := c.Write(b); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // TestSocketInboundBudgetMemory is the overshoot, scaled down: 10
