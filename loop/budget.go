@@ -34,23 +34,35 @@ func defaultBudget() int64 {
 // account brings the connection's held inbound bytes up to date; it runs on
 // the connection's loop after its input was parsed.
 func (cn *conn) account() {
-	n := int64(cn.c.InboundBuffered() + cap(cn.wsr.frag))
+	buffered := cn.c.InboundBuffered()
+	n := int64(buffered + cap(cn.wsr.frag))
+	// got is what the peer has sent of its partial input, for stalled:
+	// held counts memory (a fragment buffer's capacity, which doubles;
+	// a large frame's whole chunks), which does not grow with every byte.
+	got := int64(buffered + len(cn.wsr.frag))
 	if cn.tls != nil {
-		n += int64(cn.tls.held())
+		h := int64(cn.tls.held())
+		n += h
+		got += h
 	}
 	if cn.big != nil {
 		n += int64(cn.big.held())
+		got += int64(cn.big.got)
+	}
+	if got != cn.got {
+		if got < cn.got || cn.got == 0 {
+			// A message ended (or one began): what is received from
+			// here is a new partial message, whose progress counts from
+			// now.
+			cn.progGot, cn.progAt = got, cn.ls.e.now()
+		}
+		cn.got = got
 	}
 	d := n - cn.held
 	if d == 0 {
 		return
 	}
 	e := cn.ls.e
-	if d < 0 || cn.held == 0 {
-		// A message ended (or the first began): what is held from here
-		// is a new partial message, whose progress counts from now.
-		cn.progHeld, cn.progAt = n, e.now()
-	}
 	cn.held = n
 	total := e.inbound.Add(d)
 	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
@@ -65,7 +77,7 @@ func (cn *conn) account() {
 }
 
 // stalled closes, in the scan, a connection whose partial input has not
-// grown by stallBytes in stallAfter while the engine's held total is past
+// grown by stallBytes (received, not held) in stallAfter while the engine's held total is past
 // half of MaxInboundTotal (so that the other half stays for the messages
 // that arrive). account closes only the connection
 // that grows past the budget, with 64 KiB or more: a peer that kept
@@ -75,12 +87,15 @@ func (cn *conn) account() {
 // themselves, and then the other sessions' large messages were the ones
 // refused. To hold the budget now, a peer must keep sending 8 KiB a
 // second per connection, and what it holds grows into account's reach.
+// The gateway's HTTP lane is left to its own deadlines: a request waiting
+// in gnet's buffer behind a slow call cannot grow (the lane reads no more
+// meanwhile).
 func (cn *conn) stalled(now int64) {
-	if cn.held == 0 || cn.phase == phDead || cn.phase == phGone {
+	if cn.held == 0 || cn.phase == phDead || cn.phase == phGone || cn.phase == phLane {
 		return
 	}
-	if cn.held-cn.progHeld >= stallBytes || cn.held < cn.progHeld {
-		cn.progHeld, cn.progAt = cn.held, now
+	if cn.got-cn.progGot >= stallBytes || cn.got < cn.progGot {
+		cn.progGot, cn.progAt = cn.got, now
 		return
 	}
 	if now-cn.progAt < int64(stallAfter) {

@@ -65,7 +65,8 @@ type conn struct {
 	reason    CloseReason // why it closes: the first cause recorded (close.go)
 	reasonErr error       // a detail of reason for the log, or nil
 	held      int64       // bytes of partial input counted in Engine.inbound (budget.go)
-	progHeld  int64       // held at the last sign of progress (budget.go: stalled)
+	got       int64       // bytes of partial input received (budget.go: stalled)
+	progGot   int64       // got at the last sign of progress
 	progAt    int64       // coarse unix ns of that sign
 	outHeld   int64       // bytes of queued output counted in Engine.outbound
 }

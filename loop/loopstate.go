@@ -98,7 +98,7 @@ func (ls *loopState) scan() {
 		if pressed {
 			cn.stalled(now)
 		} else if cn.held != 0 {
-			cn.progHeld, cn.progAt = cn.held, now // progress is judged under pressure only
+			cn.progGot, cn.progAt = cn.got, now // progress is judged under pressure only
 		}
 		cn.accountOut() // gnet drains outbound buffers without telling us
 		if cn.tls != nil {

@@ -481,12 +481,21 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 			})
 			callee := s.dial("rs", proto.MsgPack)
 			proc := registerEcho(t, callee)
-			// A holder that sends: 4 KiB every 250 ms of a 2 MiB frame.
+			// Holders that send, a little above 8 KiB a second, whose held
+			// memory does not grow with every byte: a large frame (held
+			// in whole 64 KiB chunks: a step every 6.4 s) at 10 KiB/s, and
+			// a fragmented message (held in a buffer whose capacity
+			// doubles) at 16 KiB/s. Progress is judged by what they send.
 			slow := dialWS(t, s.url, proto.MsgPack)
 			newWAMP(t, slow, proto.MsgPack).join()
 			slow.write(cliFrame(true, opBinary, make([]byte, 2<<20))[:14+64<<10])
-			stopSlow := trickle(slow.c, 4<<10, 250*time.Millisecond)
+			stopSlow := trickle(slow.c, 5<<10, 500*time.Millisecond)
 			defer stopSlow()
+			frag := dialWS(t, s.url, proto.MsgPack)
+			newWAMP(t, frag, proto.MsgPack).join()
+			frag.write(cliFrame(false, opBinary, make([]byte, 16<<10)))
+			stopFrag := trickleFrames(frag.c, cliFrame(false, opCont, make([]byte, 16<<10)), time.Second)
+			defer stopFrag()
 			stop := f(t, s)
 			defer stop()
 			eventually(t, ioTimeout, "the budget under pressure", func() bool {
@@ -507,9 +516,63 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 			if _, err := vw.readMsg(ioTimeout); err != nil {
 				t.Fatalf("a 256 KiB call after the stalled holders were closed: %v", err)
 			}
-			slow.c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-			if _, err := slow.c.Read(make([]byte, 1)); !isTimeout(err) {
-				t.Fatalf("the holder that sends was closed: %v", err)
+			for _, w := range []*wsClient{slow, frag} {
+				w.c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+				if _, err := w.c.Read(make([]byte, 1)); !isTimeout(err) {
+					t.Fatalf("a holder that sends was closed: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// Under inbound pressure a sender is judged by what it sends, not by what
+// it holds, which grows in steps: a large frame's whole 64 KiB chunks, a
+// fragmented message's buffer whose capacity doubles. Each sender here
+// keeps the engine past half its budget for longer than stallAfter on its
+// own, sending a little more than 8 KiB a second, and stays. Judged by
+// its held bytes, each was closed 5 to 6 s after its held bytes last
+// stepped up.
+func TestSocketInboundBudgetSendersKept(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		start  func(w *wsClient) (stop func())
+		lasts  time.Duration
+	}{
+		{"a large frame at 10 KiB/s", 512 << 10, func(w *wsClient) func() {
+			w.write(cliFrame(true, opBinary, make([]byte, 2<<20))[:14+300<<10])
+			return trickle(w.c, 5<<10, 500*time.Millisecond)
+		}, 12 * time.Second},
+		// Its buffer's capacity is 256 KiB from the ninth second (past
+		// half the budget) to the sixteenth (then 512 KiB: past it).
+		{"a fragmented message at 16 KiB/s", 300 << 10, func(w *wsClient) func() {
+			w.write(cliFrame(false, opBinary, make([]byte, 16<<10)))
+			return trickleFrames(w.c, cliFrame(false, opCont, make([]byte, 16<<10)), time.Second)
+		}, 15500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, func(o *Options, _ *route.Config) { o.MaxInboundTotal = tc.budget })
+			w := dialWS(t, s.url, proto.MsgPack)
+			w.autoPong = false
+			newWAMP(t, w, proto.MsgPack).join()
+			start := time.Now()
+			stop := tc.start(w)
+			defer stop()
+			var pressed time.Duration
+			for time.Since(start) < tc.lasts {
+				time.Sleep(250 * time.Millisecond)
+				if s.e.inboundPressed() {
+					pressed += 250 * time.Millisecond
+				}
+				if n := s.e.Stats().Closes[CloseInboundBudget]; n > 0 {
+					t.Fatalf("closed for the inbound budget after %v", time.Since(start))
+				}
+			}
+			if pressed < stallAfter+time.Second {
+				t.Fatalf("the engine was past half its budget for %v only: the check was not exercised", pressed)
 			}
 		})
 	}
@@ -517,12 +580,16 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 
 // trickle writes n zero bytes to c every d until stop is called.
 func trickle(c net.Conn, n int, d time.Duration) (stop func()) {
+	return trickleFrames(c, make([]byte, n), d)
+}
+
+// trickleFrames writes b to c every d until stop is called.
+func trickleFrames(c net.Conn, b []byte, d time.Duration) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		b := make([]byte, n)
 		for {
 			select {
 			case <-done:
