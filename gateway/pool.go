@@ -398,20 +398,30 @@ func tooBusy(status int, detail string) *problem {
 func (p *pool) makeRoom() bool {
 	max := p.g.opts.Limits.MaxSessions
 	for p.total+p.g.opts.Limits.SessionsPerIdentity > max {
-		var lru *idPool
-		for _, ip := range p.ids {
-			if ip.busy() {
-				continue
-			}
-			if lru == nil || ip.lastUsed.Load() < lru.lastUsed.Load() {
-				lru = ip
-			}
-		}
-		if lru == nil {
+		if !p.evictIdle(nil) {
 			return p.total < max // room for at least the first slot
 		}
-		p.evict(lru)
 	}
+	return true
+}
+
+// evictIdle closes the sessions of the least recently used principal that
+// is idle, other than except, and reports whether there was one. Called
+// with mu held.
+func (p *pool) evictIdle(except *idPool) bool {
+	var lru *idPool
+	for _, ip := range p.ids {
+		if ip == except || ip.busy() {
+			continue
+		}
+		if lru == nil || ip.lastUsed.Load() < lru.lastUsed.Load() {
+			lru = ip
+		}
+	}
+	if lru == nil {
+		return false
+	}
+	p.evict(lru)
 	return true
 }
 
@@ -424,19 +434,9 @@ func (p *pool) makeRoom() bool {
 // Called with mu held.
 func (p *pool) roomFor(ip *idPool) bool {
 	for p.total >= p.g.opts.Limits.MaxSessions {
-		var lru *idPool
-		for _, o := range p.ids {
-			if o == ip || o.busy() {
-				continue
-			}
-			if lru == nil || o.lastUsed.Load() < lru.lastUsed.Load() {
-				lru = o
-			}
-		}
-		if lru == nil {
+		if !p.evictIdle(ip) {
 			return false
 		}
-		p.evict(lru)
 	}
 	return true
 }

@@ -62,28 +62,33 @@ func (cn *conn) account() {
 	if d == 0 {
 		return
 	}
-	e := cn.ls.e
 	cn.held = n
+	e := cn.ls.e
 	total := e.inbound.Add(d)
 	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
-		// Logged once, when the connection closes (close.go).
-		e.inboundRefused.Add(1)
-		if cn.phase == phWS || cn.phase == phClosing {
-			cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached", CloseInboundBudget, errInboundBudget)
-			return
-		}
-		cn.die(CloseInboundBudget, errInboundBudget)
+		cn.refuseInbound(errInboundBudget)
 	}
 }
 
+// refuseInbound closes the connection for the inbound budget (WebSocket
+// 1009); the reason is logged once, when it closes (close.go).
+func (cn *conn) refuseInbound(why error) {
+	cn.ls.e.inboundRefused.Add(1)
+	if cn.phase == phWS || cn.phase == phClosing {
+		cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached", CloseInboundBudget, why)
+		return
+	}
+	cn.die(CloseInboundBudget, why)
+}
+
 // stalled closes, in the scan, a connection whose partial input has not
-// grown by stallBytes (received, not held) in stallAfter while the engine's held total is past
-// half of MaxInboundTotal (so that the other half stays for the messages
-// that arrive). account closes only the connection
-// that grows past the budget, with 64 KiB or more: a peer that kept
-// partial messages and stopped growing them (a byte now and then keeps a
-// session alive), or many connections each holding less than 64 KiB
-// (unfinished HTTP upgrades too), filled the budget at no cost to
+// grown by stallBytes (received, not held) in stallAfter while the
+// engine's held total is past half of MaxInboundTotal (so that the other
+// half stays for the messages that arrive). account closes only the
+// connection that grows past the budget, with 64 KiB or more: a peer that
+// kept partial messages and stopped growing them (a byte now and then
+// keeps a session alive), or many connections each holding less than
+// 64 KiB (unfinished HTTP upgrades too), filled the budget at no cost to
 // themselves, and then the other sessions' large messages were the ones
 // refused. To hold the budget now, a peer must keep sending 8 KiB a
 // second per connection, and what it holds grows into account's reach.
@@ -98,15 +103,9 @@ func (cn *conn) stalled(now int64) {
 		cn.progGot, cn.progAt = cn.got, now
 		return
 	}
-	if now-cn.progAt < int64(stallAfter) {
-		return
+	if now-cn.progAt >= int64(stallAfter) {
+		cn.refuseInbound(errInboundStalled)
 	}
-	cn.ls.e.inboundRefused.Add(1)
-	if cn.phase == phWS || cn.phase == phClosing {
-		cn.wsFail(ws.StatusMessageTooBig, "router inbound memory budget reached", CloseInboundBudget, errInboundStalled)
-		return
-	}
-	cn.die(CloseInboundBudget, errInboundStalled)
 }
 
 // A partial message under inbound memory pressure must grow by stallBytes

@@ -275,11 +275,7 @@ func (p *publication) own() *publication {
 	c := *p
 	c.topic = append([]byte(nil), p.topic...)
 	cc := &carry{transparent: p.c.transparent, uri: p.c.uri}
-	n := len(p.c.args.B) + len(p.c.kwargs.B)
-	for _, v := range p.c.ppt {
-		n += len(v)
-	}
-	cc.buf = make([]byte, 0, n)
+	cc.buf = make([]byte, 0, p.c.size())
 	cc.args = cc.keep(p.c.args)
 	cc.kwargs = cc.keep(p.c.kwargs)
 	for i, v := range p.c.ppt {
@@ -614,14 +610,11 @@ const maxEventBacklog = 32 << 20
 // ownCost is the cost() of the copy own() makes, whether p's payload is
 // an own copy already or still points into the PUBLISH.
 func (p *publication) ownCost() int64 {
-	n := len(p.c.args.B) + len(p.c.kwargs.B) + len(p.topic) + 256
-	for _, v := range p.c.ppt {
-		n += len(v)
-	}
+	n := int64(p.c.size()+len(p.topic)) + 256
 	if p.filter != nil {
-		return int64(n) + p.filter.size()
+		n += p.filter.size()
 	}
-	return int64(n)
+	return n
 }
 
 // cost is what an owned copy of p holds while it waits in a mailbox: its

@@ -320,7 +320,8 @@ func (s *Shard) meshResult(t *task) {
 	}
 	if t.flags&tfBacklogged != 0 {
 		// As callerBacklogged on one node: a callee still streaming
-		// progressive results is told (nothing to tell one that ended).
+		// progressive results is told (one that has answered for good
+		// ignores it).
 		s.meshSendInterrupt(oc, proto.CancelKillNoWait, proto.URIUnavailable)
 	}
 	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags &^ tfBacklogged, c: t.c}

@@ -327,7 +327,7 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, st
 	// subscribers too) and count as well: a PUBLISH of max_message with an
 	// empty payload and a million distinct exclude_authid entries holds
 	// 56 MiB of them.
-	size := int64(len(topic) + max(cap(p.c.buf), p.c.payloadLen()) + retainedOverhead)
+	size := int64(len(topic) + max(cap(p.c.buf), p.c.size()) + retainedOverhead)
 	if p.filter != nil {
 		size += p.filter.size()
 	}
@@ -391,15 +391,6 @@ func (rm *Realm) retainedWith(ids []string) bool {
 		}
 	}
 	return false
-}
-
-// payloadLen is the bytes of the carried payload and pass-through keys.
-func (c *carry) payloadLen() int {
-	n := len(c.args.B) + len(c.kwargs.B)
-	for _, v := range c.ppt {
-		n += len(v)
-	}
-	return n
 }
 
 // retainedEvent is the last event published with retain=true on a topic.

@@ -206,7 +206,7 @@ func TestRetainedWindowHeldBytesSameShard(t *testing.T) {
 		counted = sub.sess.winHeld
 		for _, w := range sub.sess.wins {
 			for _, p := range w.held {
-				held += int64(p.c.payloadLen())
+				held += int64(p.c.size())
 			}
 		}
 	})
