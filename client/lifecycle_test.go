@@ -408,3 +408,60 @@ func TestConnectDeadline(t *testing.T) {
 		})
 	}
 }
+
+// Subscriptions are restored concurrently, as registrations are: one the
+// router is slow to answer does not hold up the others' SUBSCRIBE (sent one
+// after another, each waited for up to restoreWait, 100 subscriptions to a
+// router slow to answer took 100 × 10 s).
+func TestRestoreSubscriptionsConcurrently(t *testing.T) {
+	defer func(d time.Duration) { restoreWait = d }(restoreWait)
+	restoreWait = 5 * time.Second
+	p := newPeer(t)
+	onSession := make(chan struct{}, 4)
+	rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OnSession: func(*Session) { onSession <- struct{}{} }}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	<-onSession
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	topics := []string{"com.a", "com.b", "com.c"}
+	for i, topic := range topics {
+		a := goDo(func() (struct{}, error) {
+			return struct{}{}, cl.Subscribe(context.Background(), topic, func(*Event) {}, nil)
+		})
+		m := c.expect(proto.CodeSubscribe)
+		c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: uint64(10 + i)})
+		_, err := a.wait(t)
+		noErr(t, "Subscribe", err)
+	}
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	// The router answers none until it has all three.
+	start := time.Now()
+	got := map[string]*proto.Message{}
+	for range topics {
+		m := c2.expect(proto.CodeSubscribe)
+		got[string(m.URI)] = m
+	}
+	if d := time.Since(start); d >= restoreWait {
+		t.Fatalf("the three SUBSCRIBEs took %v: each waited for the one before", d)
+	}
+	for i, topic := range topics {
+		m := got[topic]
+		if m == nil {
+			t.Fatalf("restored: %v", got)
+		}
+		c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: uint64(20 + i)})
+	}
+	select {
+	case <-onSession:
+	case <-time.After(wait):
+		t.Fatal("OnSession after all three were answered: not called")
+	}
+}

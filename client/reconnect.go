@@ -211,15 +211,17 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	subs := append([]*durableSub(nil), c.subs...)
 	up := c.up
 	c.mu.Unlock()
-	// Registrations are restored concurrently; OnSession waits for the
-	// first answer to each.
+	// Registrations and subscriptions are restored concurrently (one slow
+	// answer does not hold up the others); OnSession waits for the first
+	// answer to each, or restoreWait.
 	var answered sync.WaitGroup
 	for _, r := range regs {
 		answered.Add(1)
 		go c.restoreReg(s, r, sync.OnceFunc(answered.Done))
 	}
 	for _, d := range subs {
-		c.restoreSub(s, d)
+		answered.Add(1)
+		go c.restoreSub(s, d, sync.OnceFunc(answered.Done))
 	}
 	answered.Wait()
 	close(up)
@@ -347,8 +349,8 @@ func (c *Client) forget(s *Session) {
 }
 
 // restoreSub subscribes d on s; a failure that may pass is retried in the
-// background (restore).
-func (c *Client) restoreSub(s *Session, d *durableSub) {
+// background (restore). It calls answered after the router's first answer.
+func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
 	c.restore(s, false, func() bool { return d.removed }, func(ctx context.Context) error {
 		sub, err := s.Subscribe(ctx, d.topic, d.h, d.opts)
 		if err != nil {
@@ -364,7 +366,7 @@ func (c *Client) restoreSub(s *Session, d *durableSub) {
 			s.Unsubscribe(ctx, sub)
 		}
 		return nil
-	}, func() {}, "topic", d.topic)
+	}, answered, "topic", d.topic)
 }
 
 // took records reg as r's registration on its session, or undoes it when
@@ -474,7 +476,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	cur := c.s
 	c.mu.Unlock()
 	if cur != nil && cur != s { // as in Register
-		c.restoreSub(cur, d)
+		c.restoreSub(cur, d, func() {})
 	}
 	return nil
 }
