@@ -338,3 +338,36 @@ func TestRefreshMintFailureKeepsToken(t *testing.T) {
 		t.Fatalf("the new access token: %v", err)
 	}
 }
+
+// A login that was logged out does not count toward the bound: with
+// bound 3, logins A and B, B logged out, and two more logins C and D
+// leave A alive (three live logins). Counted until it expired, B's ended
+// login made D end A, the user's other device.
+func TestRefreshTokensBoundSkipsEnded(t *testing.T) {
+	e := startEnv(t, func(o *Options) { o.Realms[0].MaxRefreshTokens = 3 })
+	cfg := e.config("backend", backendSec)
+	login := func() *oauth2.Token {
+		t.Helper()
+		tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second)
+		return tok
+	}
+	a, b := login(), login()
+	if st, body := e.post("/oauth/revoke", url.Values{"token": {b.RefreshToken}}, "backend", backendSec); st != 200 {
+		t.Fatalf("logout: %d %v", st, body)
+	}
+	login()
+	login()
+	a2, err := refreshVia(e, cfg, a.RefreshToken)
+	if err != nil {
+		t.Fatalf("the first login, one of three live (bound 3), cannot refresh: %v", err)
+	}
+	// The bound still holds: a fourth live login ends the oldest (A).
+	login()
+	if _, err := refreshVia(e, cfg, a2.RefreshToken); retrieveErr(err) != "invalid_grant" {
+		t.Fatalf("the oldest of four live logins (bound 3) still refreshes: %v", err)
+	}
+}

@@ -167,6 +167,13 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 			idx.Fams = idx.Fams[len(idx.Fams)-bound:]
 		}
 		live := s.pruneIndex(ctx, idx.Fams)
+		if len(live) >= rc.MaxRefreshTokens {
+			// At the bound, logins that ended before they expired (logged
+			// out, revoked, ended for reuse) are found and dropped, so
+			// that they do not count: counted, they made the new login
+			// end a live one, the user's other device.
+			live = s.dropEnded(ctx, live)
+		}
 		var evict []famRef
 		for len(live) >= rc.MaxRefreshTokens {
 			evict, live = append(evict, live[0]), live[1:]
@@ -218,6 +225,15 @@ func (s *Server) pruneIndex(ctx context.Context, refs []famRef) []famRef {
 	}
 	slices.SortStableFunc(out, func(a, b famRef) int { return cmp.Compare(a.Created, b.Created) })
 	return out
+}
+
+// dropEnded drops the families of refs that are no longer stored (one
+// store read each; a read that fails keeps the entry).
+func (s *Server) dropEnded(ctx context.Context, refs []famRef) []famRef {
+	return slices.DeleteFunc(refs, func(r famRef) bool {
+		_, err := s.store.Get(ctx, "rt."+r.ID)
+		return errors.Is(err, ErrNotFound)
+	})
 }
 
 // endFamily deletes a family and revokes the access tokens issued from it.
