@@ -234,17 +234,22 @@ func (r *rbuf) payload(c *carry) {
 	}
 }
 
-// maxEnvList bounds the lists in an envelope (black/white lists), so that
-// a malformed count cannot make the reader allocate much.
-const maxEnvList = 1 << 16
+// envListPrealloc bounds what a list's count preallocates (black/white
+// lists), so that a malformed count cannot make the reader allocate much:
+// a count is at most the bytes left (each entry takes one at least), and
+// a longer list grows as its entries are read. The lists themselves are
+// not bounded here: the publisher's node took the PUBLISH (within
+// max_message_size), and an envelope refused for a long list would lose
+// the event on every other node (a 70,000-id exclude list did).
+const envListPrealloc = 1024
 
 func (r *rbuf) ids() []uint64 {
 	n := r.uv()
-	if n > maxEnvList || n > uint64(len(r.b)) {
+	if n > uint64(len(r.b)) {
 		r.fail()
 		return nil
 	}
-	l := make([]uint64, 0, n)
+	l := make([]uint64, 0, min(n, envListPrealloc))
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		l = append(l, r.uv())
 	}
@@ -253,11 +258,11 @@ func (r *rbuf) ids() []uint64 {
 
 func (r *rbuf) strs() []string {
 	n := r.uv()
-	if n > maxEnvList || n > uint64(len(r.b)) {
+	if n > uint64(len(r.b)) {
 		r.fail()
 		return nil
 	}
-	l := make([]string, 0, n)
+	l := make([]string, 0, min(n, envListPrealloc))
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		l = append(l, r.str())
 	}

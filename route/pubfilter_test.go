@@ -3,6 +3,7 @@ package route
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -73,5 +74,38 @@ func TestPublishFilterListsCostTheirDistinctEntries(t *testing.T) {
 				s.expect(proto.CodeEvent)
 			}
 		}
+	}
+}
+
+// An event whose PUBLISH carries an exclude list of more than 65,536
+// session ids (about 600 KB, well within a message's size) reaches the
+// subscribers of every node, as on one node. The envelope's reader used
+// to refuse a list longer than 65,536 as malformed (counted in
+// BadEnvelopes only), so the event was lost on every other node.
+func TestMeshEventLongExcludeList(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	local := es[0].join(proto.MsgPack)
+	remote := es[1].join(proto.MsgPack)
+	local.subscribe("com.t", nil)
+	remote.subscribe("com.t", nil)
+	mm.sync()
+	pub := es[0].join(proto.MsgPack)
+	ids := make([]any, 70000)
+	for i := range ids {
+		ids[i] = uint64(i + 1) // none of them a subscriber's (ids are random 53-bit)
+	}
+	req := pub.publish("com.t", map[string]any{"exclude": ids, "acknowledge": true}, []any{"hello"}, nil)
+	if m := pub.expect(proto.CodePublished); m.Request != req {
+		t.Fatalf("PUBLISHED %s", describe(m))
+	}
+	mm.sync()
+	local.expect(proto.CodeEvent)
+	select {
+	case m := <-remote.peer.in:
+		if m.Type != proto.CodeEvent {
+			t.Fatalf("remote subscriber got %s", describe(m))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the subscriber on the other node got no EVENT (bad envelopes counted there: %d)", es[1].r.MeshStats().BadEnvelopes.Load())
 	}
 }
