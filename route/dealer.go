@@ -771,6 +771,7 @@ func (s *Shard) deliverResult(t *task) {
 		if t.c.msg != "" && !t.c.args.Present() {
 			s.setMessageArgs(out, cs.ser, t.c.msg)
 		} else {
+			t.c.setPPT(&out.Opt) // the callee's ERROR's, as for a RESULT
 			t.c.setPayload(out)
 		}
 	} else {

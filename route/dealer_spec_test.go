@@ -1,6 +1,8 @@
 package route
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +356,69 @@ func TestReloadEndsCallsNoLongerAuthorized(t *testing.T) {
 	if m := u.expect(proto.CodeResult); m.Request != open {
 		t.Fatalf("RESULT for %d, want %d", m.Request, open)
 	}
+}
+
+// pptFeatures is allFeatures with payload_passthru_mode announced by every
+// role.
+func pptFeatures() map[string]any {
+	out := map[string]any{}
+	for role, v := range allFeatures {
+		f := map[string]any{}
+		for k, b := range v.(map[string]any)["features"].(map[string]any) {
+			f[k] = b
+		}
+		f["payload_passthru_mode"] = true
+		out[role] = map[string]any{"features": f}
+	}
+	return out
+}
+
+// joinWith joins realm1 anonymously announcing roles.
+func (e *env) joinWith(ser proto.Serializer, roles map[string]any) *tc {
+	c := e.connect(ser)
+	c.hello("realm1", roles, nil)
+	c.id = c.expect(proto.CodeWelcome).ID
+	return c
+}
+
+// Payload Passthru Mode: the ppt_* attributes "must be forwarded via
+// INVOCATION, EVENT and RESULT messages, respectively, as well as ERROR
+// messages in the case of failures". A callee's ERROR reaches its caller
+// with them, on one node (one and two shards) and across the mesh. Found
+// by review: the ERROR lost them (an encrypted error payload, with no key
+// id), while a RESULT kept them.
+func TestPPTKeysForwardedOnError(t *testing.T) {
+	check := func(t *testing.T, callee, caller *tc, sync func()) {
+		t.Helper()
+		callee.register("com.secret", nil)
+		sync()
+		opts := map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "cbor", "ppt_cipher": "xsalsa20poly1305", "ppt_keyid": "k1"}
+		req := caller.call("com.secret", opts, []any{[]byte{1, 2, 3}}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		if got := inv.Opt.String(proto.KeyPPTScheme); got != "x_custom" {
+			t.Fatalf("INVOCATION ppt_scheme %q", got)
+		}
+		callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request,
+			Dict: callee.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "cbor", "ppt_cipher": "xsalsa20poly1305", "ppt_keyid": "k2"}),
+			URI:  []byte("com.app.error.bad"), Args: raw(t, proto.MsgPack, []any{[]byte{9, 9, 9}})})
+		m := caller.expectError(proto.CodeCall, req, "com.app.error.bad")
+		if !reflect.DeepEqual(argsOf(m), []any{[]byte{9, 9, 9}}) {
+			t.Fatalf("error payload %v", argsOf(m))
+		}
+		for k, want := range map[proto.Key]string{proto.KeyPPTScheme: "x_custom", proto.KeyPPTSerializer: "cbor", proto.KeyPPTCipher: "xsalsa20poly1305", proto.KeyPPTKeyID: "k2"} {
+			if got := m.Opt.String(k); got != want {
+				t.Errorf("ERROR.Details.%s = %q, want %q (forwarded from the callee's ERROR)", k.Name(), got, want)
+			}
+		}
+	}
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			e := newEnv(t, shards, nil)
+			check(t, e.joinWith(proto.MsgPack, pptFeatures()), e.joinWith(proto.MsgPack, pptFeatures()), func() {})
+		})
+	}
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync)
+	})
 }
