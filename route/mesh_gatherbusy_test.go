@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,114 @@ func TestMeshMetaLateQueryNotRun(t *testing.T) {
 	}
 	if n := late(); n != 2 {
 		t.Fatalf("C's LateQueries %d, want 2", n)
+	}
+}
+
+// A meta call gathered from every node (wamp.subscription.list,
+// wamp.session.list/count, kill_by_*/kill_all ...) past the session's
+// bound of gathers (16 under way, 64 waiting) is refused
+// wamp.error.unavailable; it used to run its part on this node (runMeta:
+// the handler) before its turn was taken (meshMetaCall), so each refused
+// call walked the realm's table first: 800 refused wamp.subscription.list
+// calls at 20,000 subscriptions held the loop 761-944 ms. Now the bound is
+// checked first and a refusal costs next to nothing.
+func TestMeshSubscriptionListWalkBeforeBound(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	e := es[0]
+	const subs = 20000
+	s := e.join(proto.MsgPack)
+	for i := range subs {
+		s.subscribe("com.sub."+strconv.Itoa(i), nil)
+	}
+	mm.sync()
+	att := e.join(proto.MsgPack)
+	// Hold the gathers, as a slow node would: the calls wait for answers.
+	mm.nodes[0].gatherHold.Store(true)
+	drain := func() (refused int) {
+		for {
+			select {
+			case m := <-att.peer.in:
+				if m.Type == proto.CodeError && string(m.URI) == proto.URIUnavailable {
+					refused++
+				}
+				continue
+			default:
+			}
+			return refused
+		}
+	}
+	// The session's 16 gathers and 64 waiting, each walking this node's
+	// subscriptions within the session's walk budget (the clock moved on
+	// for each).
+	const allowed = maxSessionGathers + maxSessionGatherQueue
+	t0 := time.Now()
+	for range allowed {
+		att.call("wamp.subscription.list", nil, nil, nil)
+		e.advance(time.Second)
+	}
+	tAllowed := time.Since(t0)
+	if r := drain(); r != 0 {
+		t.Fatalf("%d of the first %d refused", r, allowed)
+	}
+	var waiting, walking int
+	att.exec.do(func() { waiting, walking = len(att.sess.asks.q), len(att.sess.walks.q) })
+	if waiting != maxSessionGatherQueue || walking != 0 {
+		t.Fatalf("%d gathers waiting their turn, %d calls their walk; want %d and 0", waiting, walking, maxSessionGatherQueue)
+	}
+	// Past them each is refused unavailable: that should cost next to
+	// nothing, not a walk of the realm's subscriptions each.
+	const more = 800
+	t0 = time.Now()
+	for range more {
+		att.call("wamp.subscription.list", nil, nil, nil)
+	}
+	victim := e.join(proto.JSON)
+	victim.subscribe("com.victim", nil)
+	tMore := time.Since(t0)
+	refused := drain()
+	t.Logf("%d subscriptions: %d allowed lists took %v; %d more, refused unavailable (%d), and a victim's SUBSCRIBE took %v", subs, allowed, tAllowed, more, refused, tMore)
+	if refused != more {
+		t.Fatalf("%d of %d refused at once", refused, more)
+	}
+	if tMore > tAllowed {
+		t.Fatalf("%d refused wamp.subscription.list calls held the loop %v (the %d allowed ones %v): each walked the realm's %d subscriptions before it was refused", more, tMore, allowed, tAllowed, subs)
+	}
+	// The held gathers are answered, every one of the allowed lists.
+	mm.nodes[0].releaseGathers()
+	mm.sync()
+	results, refused := drainMeta(t, att, allowed, func() {
+		e.advance(50 * time.Millisecond)
+		mm.sync()
+	})
+	if results != allowed {
+		t.Fatalf("%d of the %d allowed lists answered (%d refused)", results, allowed, refused)
+	}
+}
+
+// A kill gathered from every node and refused for the session's bound of
+// gathers does nothing: it used to kill this node's sessions first (its
+// part, run before the bound was checked), and then answer
+// wamp.error.unavailable, so a caller that retried, as told, killed again.
+func TestMeshMetaKillRefusedKillsNothing(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	e := es[0]
+	att, bystander := e.join(proto.JSON), e.join(proto.JSON)
+	mm.sync()
+	mm.nodes[0].gatherHold.Store(true)
+	for range maxSessionGathers + maxSessionGatherQueue {
+		att.call("wamp.session.count", nil, nil, nil)
+	}
+	att.quiet() // all waiting for the other node
+	req := att.call("wamp.session.kill_all", nil, nil, nil)
+	att.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	req = att.call("wamp.session.kill", nil, []any{bystander.id}, nil)
+	att.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	mm.sync()
+	bystander.quiet() // not killed
+	bystander.subscribe("com.alive", nil)
+	mm.nodes[0].releaseGathers()
+	mm.sync()
+	for range maxSessionGathers + maxSessionGatherQueue {
+		att.expect(proto.CodeResult)
 	}
 }

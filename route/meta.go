@@ -160,7 +160,13 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		}
 		kwargs = d
 	}
-	if s.r.mesh == nil && metaWalks[proc] != nil {
+	// On a mesh a call gathered from every node that would find the
+	// session's gathers full is refused before it does anything (walks a
+	// table, kills a session here).
+	if s.meshMetaFull(ss, m.Request, proc) {
+		return true
+	}
+	if metaWalks[proc] != nil {
 		s.metaTurn(ss, m.Request, proc, h, args, kwargs)
 		return true
 	}

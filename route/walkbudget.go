@@ -19,7 +19,11 @@ import (
 //     registrations or subscriptions, or kill by authid or authrole, visit
 //     each (and list them in their result): about 15 ms at 100,000
 //     registrations, so that 50 pipelined wamp.registration.list calls made
-//     a victim's call on the loop wait 0.73 s.
+//     a victim's call on the loop wait 0.73 s; and those that list the
+//     subscribers of a subscription or the callees of a registration, which
+//     may be every session of the realm: 100 pipelined
+//     wamp.subscription.list_subscribers of a topic with 10,000 subscribers
+//     held the loop 0.32-0.93 s.
 //
 // So each session gets a budget of such work, in entries walked:
 // walkRate a second (8 scans of a full retained realm or 65,536 listed
@@ -35,7 +39,14 @@ import (
 // topics (mesh_meta.go): it is charged this node's count, at least
 // meshScanMin (the others' counts are not known here), besides the
 // gathers' own bounds (16 at a time), which bounded how many at once but
-// not how many a second. The meta calls have only the gathers' bounds.
+// not how many a second. The meta calls are charged on a mesh as on one
+// node, for this node's walk: those answered from this node's tables
+// (wamp.registration.list) had no bound at all there, and those gathered
+// from every node only the gathers' bounds, which limit how many wait for
+// the other nodes, not how many walk this node's tables (each walked
+// before it took its turn: 100 pipelined were 100 walks at once). The
+// other nodes' walks are not charged (their counts are not known here);
+// they follow the caller's, one query each, within the gathers' bounds.
 const (
 	walkRate        = 1 << 19 // entries a second per session
 	walkBurst       = maxRetained
@@ -51,18 +62,49 @@ const (
 )
 
 // metaWalks gives the entries the meta procedures that walk a realm table
-// visit (read under the realm's lock).
-var metaWalks = map[string]func(rm *Realm) int{
-	"wamp.session.count":            realmMembers,
-	"wamp.session.list":             realmMembers,
-	"wamp.session.kill_by_authid":   realmMembers,
-	"wamp.session.kill_by_authrole": realmMembers,
-	"wamp.session.kill_all":         realmMembers,
-	"wamp.registration.list":        func(rm *Realm) int { return len(rm.regByID) },
-	"wamp.subscription.list":        func(rm *Realm) int { return len(rm.subByID) },
+// (or the subscribers or callees of one entry, up to every session of the
+// realm) visit, from their arguments (read under the realm's lock). The
+// other meta procedures look one entry up, count without visiting
+// (count_subscribers, count_callees) or match one URI, as a PUBLISH or
+// CALL to it would (at most the realm's wildcard patterns and one prefix
+// per component of the URI).
+var metaWalks = map[string]func(rm *Realm, args []any) int{
+	"wamp.session.count":                 realmMembers,
+	"wamp.session.list":                  realmMembers,
+	"wamp.session.kill_by_authid":        realmMembers,
+	"wamp.session.kill_by_authrole":      realmMembers,
+	"wamp.session.kill_all":              realmMembers,
+	"wamp.registration.list":             func(rm *Realm, _ []any) int { return len(rm.regByID) },
+	"wamp.subscription.list":             func(rm *Realm, _ []any) int { return len(rm.subByID) },
+	"wamp.registration.list_callees":     regCallees,
+	"wamp.subscription.list_subscribers": subSubscribers,
 }
 
-func realmMembers(rm *Realm) int { return len(rm.members) }
+func realmMembers(rm *Realm, _ []any) int { return len(rm.members) }
+
+// regCallees is the number of callees of the registration args name (0:
+// none such).
+func regCallees(rm *Realm, args []any) int {
+	if id, ok := argID(args, 0); ok {
+		if reg := rm.regByID[id]; reg != nil {
+			return len(reg.list())
+		}
+	}
+	return 0
+}
+
+// subSubscribers is the number of subscribers here of the subscription
+// args name (0: none such).
+func subSubscribers(rm *Realm, args []any) int {
+	if id, ok := argID(args, 0); ok {
+		if sub := rm.subByID[id]; sub != nil {
+			if set := sub.subscribers(); set != nil {
+				return set.n
+			}
+		}
+	}
+	return 0
+}
 
 // walkBudget is a session's allowance of entries walked, and the walks
 // waiting for it.
@@ -168,15 +210,20 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 }
 
 // metaTurn answers a meta call that walks a realm table within ss's
-// budget. Not on a mesh.
+// budget, charged for this node's entries. On a mesh a call gathered from
+// every node that finds the session's gathers full when its turn comes is
+// refused then, before it walks (meshMetaFull), and costs nothing.
 func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
 	if s.walkFull(ss, proto.CodeCall, req, true) {
 		return
 	}
 	s.turn(ss, walk{meta: true, run: func() int {
+		if s.meshMetaFull(ss, req, proc) {
+			return 0
+		}
 		rm := ss.realm
 		rm.mu.RLock()
-		n := metaWalks[proc](rm)
+		n := metaWalks[proc](rm, args)
 		rm.mu.RUnlock()
 		s.runMeta(ss, req, proc, h, args, kwargs)
 		return max(n, 1) * metaEntryCost

@@ -200,3 +200,175 @@ func TestMetaListWalkBudgetPerSession(t *testing.T) {
 	e.advance(time.Minute)
 	att.callMeta("wamp.registration.list", nil, nil)
 }
+
+// drainMeta counts c's RESULTs and wamp.error.unavailable ERRORs until n
+// have come, calling advance (the clock, for the calls waiting their
+// turn) while none is there.
+func drainMeta(t *testing.T, c *tc, n int, advance func()) (results, refused int) {
+	t.Helper()
+	for i := 0; results+refused < n && i < 5000; i++ {
+		select {
+		case m := <-c.peer.in:
+			switch {
+			case m.Type == proto.CodeResult:
+				results++
+			case m.Type == proto.CodeError && string(m.URI) == proto.URIUnavailable:
+				refused++
+			default:
+				t.Fatalf("got %v %s", m.Type, describe(m))
+			}
+		default:
+			advance()
+		}
+	}
+	return results, refused
+}
+
+// answeredAtOnce counts c's RESULTs and ERRORs already there.
+func answeredAtOnce(c *tc) (results, refused int) {
+	for {
+		select {
+		case m := <-c.peer.in:
+			switch m.Type {
+			case proto.CodeResult:
+				results++
+			case proto.CodeError:
+				refused++
+			}
+		default:
+			return results, refused
+		}
+	}
+}
+
+// meshListWalkBudget sends 100 pipelined calls of list, which lists
+// 20,000 entries made by fill, from a session on a node of a mesh of two
+// (whose other node has none), and checks that they are answered within
+// the walk budget as on one node: one at once, 16 later, the rest refused.
+func meshListWalkBudget(t *testing.T, list string, fill func(c *tc, uri string)) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	e := es[0]
+	const entries = 20000
+	c := e.join(proto.MsgPack)
+	for i := range entries {
+		fill(c, "com.entry."+strconv.Itoa(i))
+	}
+	mm.sync()
+	att := e.join(proto.MsgPack)
+	t0 := time.Now()
+	if l := att.callMeta(list, nil, nil); len(l.(map[string]any)["exact"].([]any)) != entries {
+		t.Fatalf("listed %d, want %d", len(l.(map[string]any)["exact"].([]any)), entries)
+	}
+	one := time.Since(t0)
+	e.advance(time.Minute) // the budget back
+	const n = 100
+	t0 = time.Now()
+	for range n {
+		att.call(list, nil, nil, nil)
+	}
+	victim := e.join(proto.JSON)
+	victim.subscribe("com.victim", nil)
+	all := time.Since(t0)
+	mm.sync() // the other node's answers, for the gathered calls
+	// Without advancing the clock: how many were walked at once?
+	atOnce, refused := answeredAtOnce(att)
+	t.Logf("one %s of %d: %v; %d pipelined and a victim's SUBSCRIBE: %v; answered at once: %d (%d refused)", list, entries, one, n, all, atOnce, refused)
+	if atOnce > 2 {
+		t.Fatalf("on a mesh node %d of %d pipelined %s calls (%d entries each) were walked at once (the victim waited %v, one list %v); the walk budget answers one and makes the rest wait (16 at most)", atOnce, n, list, entries, all, one)
+	}
+	results, more := drainMeta(t, att, n-atOnce-refused, func() {
+		e.advance(50 * time.Millisecond)
+		mm.sync()
+	})
+	results, refused = results+atOnce, refused+more
+	t.Logf("%d answered, %d refused (at most 16 wait)", results, refused)
+	if results+refused != n || results < 16 || results > 18 {
+		t.Fatalf("%d of %d answered and %d refused, want about 17 answered (one at once, 16 waiting) and the rest refused", results, n, refused)
+	}
+}
+
+// On a mesh node wamp.registration.list is answered from this node's
+// directory (it is not gathered from the other nodes), and the walk budget
+// applied only without a mesh: it had no bound at all there. 100 pipelined
+// lists of 20,000 registrations were all walked at once (the victim's
+// SUBSCRIBE on the same loop waited 0.40-0.87 s); now one is answered at
+// once, 16 wait their turn, the rest are refused, as on one node.
+func TestMeshRegistrationListWalkBudget(t *testing.T) {
+	meshListWalkBudget(t, "wamp.registration.list", func(c *tc, uri string) { c.register(uri, nil) })
+}
+
+// On a mesh node wamp.subscription.list is gathered from every node, and
+// had only the gathers' bounds (16 waiting for the other nodes, 64 more
+// queued), which bound how many wait for the other nodes, not how many
+// walk this node's table: each walked the realm's subscriptions before it
+// took its turn, and as the other nodes answered quickly, all 100
+// pipelined lists of 20,000 subscriptions were walked and answered at
+// once. Now this node's walk is charged to the session's walk budget too.
+func TestMeshSubscriptionListWalkBudget(t *testing.T) {
+	meshListWalkBudget(t, "wamp.subscription.list", func(c *tc, uri string) { c.subscribe(uri, nil) })
+}
+
+// crowdWalkBudget sends 100 pipelined calls of proc, which lists the
+// 10,000 sessions of the realm that join made (each returning the id proc
+// takes), and checks that they are answered within the walk budget.
+func crowdWalkBudget(t *testing.T, proc string, join func(e *env) uint64) {
+	e := newEnv(t, 1, nil)
+	const crowd = 10000
+	var id uint64
+	for range crowd {
+		id = join(e)
+	}
+	att := e.join(proto.MsgPack)
+	t0 := time.Now()
+	if l := att.callMeta(proc, []any{id}, nil); len(l.([]any)) != crowd {
+		t.Fatalf("listed %d", len(l.([]any)))
+	}
+	one := time.Since(t0)
+	e.advance(time.Minute) // the budget back
+	const n = 100
+	t0 = time.Now()
+	for range n {
+		att.call(proc, nil, []any{id}, nil)
+	}
+	victim := e.join(proto.JSON)
+	victim.subscribe("com.victim", nil)
+	all := time.Since(t0)
+	atOnce, refused := answeredAtOnce(att)
+	t.Logf("one %s of %d: %v; %d pipelined and a victim's SUBSCRIBE: %v; answered at once: %d (%d refused)", proc, crowd, one, n, all, atOnce, refused)
+	if atOnce > 2 {
+		t.Fatalf("%d of %d pipelined %s (%d each) were walked at once, holding the loop %v (one: %v); the walk budget of wamp.session.list answers one and makes the rest wait", atOnce, n, proc, crowd, all, one)
+	}
+	results, more := drainMeta(t, att, n-atOnce-refused, func() { e.advance(50 * time.Millisecond) })
+	results, refused = results+atOnce, refused+more
+	t.Logf("%d answered, %d refused (at most 16 wait)", results, refused)
+	if results+refused != n || results < 16 || results > 18 {
+		t.Fatalf("%d of %d answered and %d refused, want about 17 answered (one at once, 16 waiting) and the rest refused", results, n, refused)
+	}
+	// A call for an id that names nothing walks nothing and is answered
+	// at once, its error unchanged.
+	e.advance(time.Minute)
+	req := att.call(proc, nil, []any{uint64(1)}, nil)
+	if m := att.expect(proto.CodeError); m.Request != req || string(m.URI) == proto.URIUnavailable {
+		t.Fatalf("%s of no such id: %s", proc, describe(m))
+	}
+}
+
+// wamp.subscription.list_subscribers visits every subscriber of a
+// subscription and lists them all, as wamp.session.list visits every
+// session, but it was not charged to the walk budget: 100 pipelined calls
+// on a topic of 10,000 subscribers were all walked at once (the loop held
+// 0.32-0.93 s). Now it is charged for the subscribers it lists, as
+// wamp.session.list is for the sessions.
+func TestListSubscribersWalkBudget(t *testing.T) {
+	crowdWalkBudget(t, "wamp.subscription.list_subscribers", func(e *env) uint64 {
+		return e.join(proto.MsgPack).subscribe("com.crowd", nil)
+	})
+}
+
+// wamp.registration.list_callees is the same for the callees of a shared
+// registration.
+func TestListCalleesWalkBudget(t *testing.T) {
+	crowdWalkBudget(t, "wamp.registration.list_callees", func(e *env) uint64 {
+		return e.join(proto.MsgPack).register("com.crowd", map[string]any{"invoke": "roundrobin"})
+	})
+}
