@@ -2,6 +2,7 @@ package route
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,11 +44,16 @@ func (p *publication) publisherIdentity() (uint64, string, string) {
 // here.
 type meshOrigin struct {
 	node   MeshNode
+	shard  int32  // the caller's shard there (below maxShards; a broken node's larger value is echoed cut to 32 bits)
 	callID uint64 // the caller node's id for the call
-	shard  int    // the caller's shard there
 	caller remotePublisher
 	env    []byte        // the call envelope, kept until the invocation is delivered (bounce)
 	reg    *registration // set on delivery, for further chunks
+	// exclude, for a rerouted call (nil for a first try), are the callees
+	// of this node the call was offered to before: its answer unavailable
+	// says which callee is next (nextUntried). A pointer, and shard an
+	// int32, so that a meshOrigin stays 96 bytes for every call.
+	exclude *[]uint64
 }
 
 type mcall struct {
@@ -355,6 +361,9 @@ func (s *Shard) meshBounced(t *task) {
 		// in rr.tried stays). The call goes on to an untried callee, here
 		// or on another node, rather than to any node but this one: that
 		// could be a node whose callees already answered unavailable.
+		// What the node said of its next callee (if it did) no longer
+		// holds: that one is gone.
+		oc.rr.forgetNext(oc.node)
 		if s.rerouteCall(ss, mc.req, oc) {
 			s.r.ms.stats.Bounced.Add(1)
 			s.stats.CallsRerouted.Add(1)
@@ -492,7 +501,11 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 {
 		t.timeout = mc.timeout
 	}
-	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: mc.shard, caller: caller, env: env}
+	mc.c.mo = &meshOrigin{node: from, callID: mc.callID, shard: int32(mc.shard), caller: caller, env: env}
+	if len(mc.exclude) > 0 {
+		ex := mc.exclude // its own allocation, only for a rerouted call
+		mc.c.mo.exclude = &ex
+	}
 	if reg.match != proto.MatchExact {
 		mc.c.uri = string(mc.proc)
 	}
@@ -594,12 +607,12 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 	}
 	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
 		s.r.ms.invs.Add(-1)
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
 		return
 	}
 	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
 		s.r.ms.invs.Add(-1)
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
 	key := minvKey{mo.node, mo.callID}
@@ -608,7 +621,7 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		// the newcomer rather than lose track of the first.
 		s.r.ms.invs.Add(-1)
 		s.r.ms.stats.BadEnvelopes.Add(1)
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
 		return
 	}
 	mo.env = nil // delivered from here on: never bounced
@@ -627,7 +640,7 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 	if err := s.sendInvocation(t, cs, ic, inv, mo.caller.id, mo.caller.authID, mo.caller.authRole); err != nil {
 		s.meshEndInvocation(cs, inv, ic)
 		uri, why := sendFailure(err, "callee")
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, uri, why)
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, uri, why)
 	}
 }
 
@@ -662,7 +675,7 @@ func (s *Shard) meshChunk(t *task) {
 		if cs.feat&fCalleeCancel != 0 {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIUnavailable)
 		}
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIUnavailable, msgCalleeBacklog)
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIUnavailable, msgCalleeBacklog)
 		return
 	}
 	out := &s.out
@@ -685,7 +698,7 @@ func (s *Shard) meshChunk(t *task) {
 		if cs.feat&fCalleeCancel != 0 {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, uri)
 		}
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, uri, why)
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, uri, why)
 	}
 }
 
@@ -713,7 +726,7 @@ func (s *Shard) meshInterrupt(t *task) {
 		// No canceling at the callee: skip semantics, the caller gets its
 		// ERROR now.
 		s.meshEndInvocation(cs, mi.inv, ic)
-		s.r.meshReplyError(ic.remote.node, ic.remote.shard, ic.remote.callID, proto.URICanceled, "the call was canceled")
+		s.r.meshReplyError(ic.remote.node, int(ic.remote.shard), ic.remote.callID, proto.URICanceled, "the call was canceled")
 	case t.mode == proto.CancelKillNoWait && canInterrupt:
 		s.meshEndInvocation(cs, mi.inv, ic)
 		s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, t.c.uri)
@@ -729,7 +742,7 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 	if progress {
 		f = rsProgress
 	}
-	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, 0, "", "", s.carry(m, false))
+	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, f, 0, "", "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
@@ -746,8 +759,17 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	var f uint64 = rsError
 	if string(m.URI) == proto.URIUnavailable {
 		f |= rsUnavailable // the caller's node may reroute the call
+		if reg := mo.reg; reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast {
+			// Which callee of this node is next for first and last: the
+			// caller's node compares its REGISTER time with other nodes'.
+			var exclude []uint64
+			if mo.exclude != nil {
+				exclude = *mo.exclude
+			}
+			f |= nextBits(nextUntried(reg, exclude, ss.id))
+		}
 	}
-	env := appendResult(s.mbuf[:0], mo.shard, mo.callID, f, ss.id, string(m.URI), "", s.carry(m, false))
+	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, f, ss.id, string(m.URI), "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
@@ -755,8 +777,27 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	s.meshEndInvocation(ss, m.Request, ic)
 }
 
+// nextUntried returns the REGISTER time of the callee of reg (first or
+// last) that a call goes to next on this node once its callees in
+// exclude and answered have had it, the one pickLocalExcept would pick:
+// the earliest registered for first, the latest for last; ok is false
+// when none is left. The scan ends within len(exclude)+2 callees.
+func nextUntried(reg *registration, exclude []uint64, answered uint64) (at int64, ok bool) {
+	l := reg.list()
+	for i := range l {
+		c := l[i]
+		if reg.invoke == proto.InvokeLast {
+			c = l[len(l)-1-i]
+		}
+		if c.s.id != answered && !slices.Contains(exclude, c.s.id) {
+			return c.at, true
+		}
+	}
+	return 0, false
+}
+
 // meshCalleeLeft fails an invocation of a remote caller whose callee left.
 func (s *Shard) meshCalleeLeft(ss *Session, inv uint64, ic *inCall) {
 	s.meshEndInvocation(ss, inv, ic)
-	s.r.meshReplyError(ic.remote.node, ic.remote.shard, ic.remote.callID, proto.URICanceled, "the callee left while the call was in progress")
+	s.r.meshReplyError(ic.remote.node, int(ic.remote.shard), ic.remote.callID, proto.URICanceled, "the callee left while the call was in progress")
 }

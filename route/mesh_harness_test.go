@@ -62,6 +62,10 @@ type memNode struct {
 	// late, when set, makes the queries this node gets come after their
 	// askers' deadlines (a node that was stopped while they waited).
 	late atomic.Bool
+	// prevRelease, when set, makes the node's results carry only the
+	// flags of the previous release (none naming its next untried callee
+	// for a rerouted call), as a node of that release sends them.
+	prevRelease atomic.Bool
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -248,6 +252,13 @@ func (n *memNode) Publish(realm string, topic []byte, env []byte) error {
 func (n *memNode) Send(node MeshNode, env []byte) error {
 	if e := n.sendErr.Load(); e != nil {
 		return *e
+	}
+	if n.prevRelease.Load() && len(env) > 0 && env[0] == envResult {
+		mr, err := decodeResult(env)
+		if err != nil {
+			n.net.t.Errorf("node %s sends a result that does not decode: %v", n.name, err)
+		}
+		env = appendResult(nil, mr.shard, mr.callID, mr.flags&(rsProgress|rsError|rsUnavailable), mr.c.callee, mr.c.uri, mr.c.msg, mr.c)
 	}
 	for _, o := range n.net.nodes {
 		if o.id == node {

@@ -16,7 +16,7 @@ import (
 //	B bounce       a C envelope sent back undelivered, first byte 'B'
 //	K chunk        'K' callID flags payload            (a further progressive-invocation chunk)
 //	X interrupt    'X' callID mode reason
-//	R result       'R' shard callID flags [callee] uri message payload
+//	R result       'R' shard callID flags [callee] uri message payload   (flags: also rsNext, nextBits)
 //	Q meta query   'Q' realm proc args kwargs           (args, kwargs: MsgPack)
 //
 // Integers are uvarints except the event's publication id (fixed, so that
@@ -31,7 +31,14 @@ import (
 // the receiving node a rerouted call was already offered to (at most
 // maxCallTries-1). A result with rsUnavailable (a callee's
 // wamp.error.unavailable, which the caller's node may reroute) names the
-// callee's session id.
+// callee's session id; for a first or last registration it also says,
+// with rsNext, when the node's next untried callee registered (nextBits).
+//
+// A node of the previous release (the same mesh version) must read what
+// this one sends, and the reverse: the readers refuse trailing bytes, but
+// ignore flag bits they do not know. So what a node adds to an envelope
+// rides in flag bits above the known ones, as rsNext does, and a reader
+// takes their absence for a node of the previous release.
 const (
 	envEvent     = 'E'
 	envCall      = 'C'
@@ -61,7 +68,49 @@ const (
 	rsProgress = 1 << iota
 	rsError
 	rsUnavailable // with rsError: the callee answered wamp.error.unavailable
+	// rsNext, with rsUnavailable: the bits above it say when the node's
+	// next untried callee for the call registered (nextBits). The
+	// previous release neither sets nor reads it.
+	rsNext
 )
+
+// rsNextShift is rsNext's bit: the value it flags is above it.
+const rsNextShift = 3
+
+// nextBits returns the result flags by which a node says, with its
+// callee's wamp.error.unavailable for a rerouted call of a first or last
+// registration, which of its callees the call would take next: with ok
+// unset, none (every one tried); else one that registered at at (unix
+// ns). The value above rsNext is 0 for none, else 1 + the time in
+// microseconds zigzag-encoded (as a varint): a nanosecond time takes 61
+// bits, past the 60 there are; the clocks of two nodes differ by more
+// than a microsecond anyway. A result's flags are written as a uvarint:
+// up to 10 bytes, on an unavailable answer only.
+func nextBits(at int64, ok bool) uint64 {
+	if !ok {
+		return rsNext
+	}
+	us := min(max(at/1000, -1<<57), 1<<57-1)
+	z := uint64(us<<1) ^ uint64(us>>63)
+	return rsNext | (z+1)<<(rsNextShift+1)
+}
+
+// calleeNext reads what nextBits wrote, given the result's flags from
+// rsNext up (carry.next): said is false when the node said nothing (a
+// node of the previous release); else none is set when it has no untried
+// callee left, and at is when the next one registered.
+func calleeNext(x uint64) (at int64, none, said bool) {
+	if x&1 == 0 {
+		return 0, false, false
+	}
+	v := x >> 1
+	if v == 0 {
+		return 0, true, true
+	}
+	z := v - 1
+	us := int64(z>>1) ^ -int64(z&1)
+	return us * 1000, false, true
+}
 
 var errEnvelope = errors.New("route: malformed mesh envelope")
 
@@ -500,6 +549,7 @@ func decodeResult(env []byte) (meshResult, error) {
 	mr.flags = r.uv()
 	if mr.flags&rsUnavailable != 0 {
 		mr.c.callee = r.uv()
+		mr.c.next = mr.flags >> rsNextShift
 	}
 	mr.c.uri = r.str()
 	mr.c.msg = r.str()

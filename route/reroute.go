@@ -48,6 +48,19 @@ import (
 // untried while fewer of its callees were tried than it announced. Another
 // node gets the session ids its callees already tried for the call in the
 // call envelope, and picks among the others (pickLocalExcept).
+//
+// For first and last a node is ranked by the REGISTER time of its callee
+// the call would take there: its first (last) one, from the directory,
+// while none of its callees has had the call. After, by what the node
+// said with its callee's unavailable (nextUntried: the time of its next
+// untried callee, or none left, which takes the node out of the pick).
+// A node that said nothing, one of the previous release or one that sent
+// the call back, is ranked by its last (first) callee's time, the latest
+// (earliest) its next one may have: exact when one is left untried there,
+// else another node's callee may come before the node's next. Before, a
+// node was ranked by its first (last) callee's time even once that callee
+// had had the call, so that B's second callee came before A's callee
+// registered between B's two.
 
 // maxCallTries bounds the callees one call is offered to (the first
 // included): past it the caller gets no_available_callee, so that a call
@@ -87,6 +100,10 @@ type reroute struct {
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
 	triedA [4]triedCallee
+	// next is what other nodes said of their next untried callee with
+	// their callee's unavailable (first and last; nil until one did). A
+	// pointer, so that a record stays 448 bytes for every call.
+	next *[]nodeNext
 	// cost is what the call counts in its shard's rerouteHeld and in its
 	// caller's, by.
 	cost int64
@@ -98,6 +115,15 @@ type reroute struct {
 type triedCallee struct {
 	node MeshNode
 	id   uint64
+}
+
+// nodeNext is what another node said of its next untried callee for a
+// call of a first or last registration: none left, or the REGISTER time
+// of the one the call would take there.
+type nodeNext struct {
+	node MeshNode
+	none bool
+	at   int64
 }
 
 // rerouteable reports whether a CALL to reg may be rerouted, and so must
@@ -206,6 +232,67 @@ func (rr *reroute) triedOn(node MeshNode) int {
 	return n
 }
 
+// setNext records what node said of its next untried callee (x:
+// carry.next), nothing when it said nothing.
+func (rr *reroute) setNext(node MeshNode, x uint64) {
+	at, none, said := calleeNext(x)
+	if !said {
+		return
+	}
+	n := nodeNext{node: node, none: none, at: at}
+	if rr.next == nil {
+		rr.next = &[]nodeNext{n}
+		return
+	}
+	l := *rr.next
+	for i := range l {
+		if l[i].node == node {
+			l[i] = n
+			return
+		}
+	}
+	*rr.next = append(l, n)
+}
+
+// forgetNext drops what node said of its next callee: it sent the call
+// back undelivered, so that callee is gone.
+func (rr *reroute) forgetNext(node MeshNode) {
+	if rr.next == nil {
+		return
+	}
+	l := *rr.next
+	for i := range l {
+		if l[i].node == node {
+			*rr.next = append(l[:i], l[i+1:]...)
+			return
+		}
+	}
+}
+
+// nextOf returns what node said of its next untried callee, if it did.
+func (rr *reroute) nextOf(node MeshNode) (nodeNext, bool) {
+	if rr.next == nil {
+		return nodeNext{}, false
+	}
+	for _, n := range *rr.next {
+		if n.node == node {
+			return n, true
+		}
+	}
+	return nodeNext{}, false
+}
+
+// remoteUntried reports whether rc, another node's part of the
+// registration, may have a callee rr has not tried: fewer of its callees
+// were tried than it announced, and it did not say it has none left.
+func (rr *reroute) remoteUntried(rc remoteCallee) bool {
+	if rr.triedOn(rc.node) >= rc.callees {
+		return false
+	}
+	n, ok := rr.nextOf(rc.node)
+	return !ok || !n.none
+}
+
 // calleeUnavailable handles a callee's wamp.error.unavailable (t, a
 // tResult with tfUnavailable) for the call req of caller ss on its shard.
 // It reports true when the call went to another callee; false when t is
@@ -221,6 +308,7 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 			rr.tried[len(rr.tried)-1].id = oc.callee.id // the one just asked
 		} else {
 			rr.tried[len(rr.tried)-1] = triedCallee{oc.node, t.c.callee}
+			rr.setNext(oc.node, t.c.next)
 		}
 		if s.rerouteCall(ss, req, oc) {
 			s.stats.CallsRerouted.Add(1)
@@ -328,7 +416,7 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	if remote && s.r.mesh != nil {
 		rl = reg.remoteList()
 		for _, rc := range rl {
-			if rr.triedOn(rc.node) < rc.callees {
+			if rr.remoteUntried(rc) {
 				nodes++
 			}
 		}
@@ -373,18 +461,32 @@ func (s *Shard) pickUntriedByTime(l []callee, rl []remoteCallee, rr *reroute, fi
 		}
 	}
 	for _, rc := range rl {
-		if rr.triedOn(rc.node) >= rc.callees {
+		if !rr.remoteUntried(rc) {
 			continue
 		}
-		at := rc.first
-		if !first {
-			at = rc.last
-		}
+		at := rr.remoteAt(rc, first)
 		if !ok || first && at < best || !first && at > best {
 			ce, node, ok, best = callee{}, rc.node, true, at
 		}
 	}
 	return ce, node, ok
+}
+
+// remoteAt returns the REGISTER time by which first (or last) ranks rc's
+// untried callees (see the top of this file): its first (last) callee's
+// while none of them was tried; after, the one its node said it has next,
+// else its last (first) callee's.
+func (rr *reroute) remoteAt(rc remoteCallee, first bool) int64 {
+	if rr.triedOn(rc.node) > 0 {
+		if n, ok := rr.nextOf(rc.node); ok {
+			return n.at
+		}
+		first = !first
+	}
+	if first {
+		return rc.first
+	}
+	return rc.last
 }
 
 // randomUntried returns a callee of l that rr has not tried, each with
@@ -424,7 +526,7 @@ func nthUntried(l []callee, rr *reroute, k int) callee {
 // nthNode returns the k-th node of rl with callees rr has not tried.
 func nthNode(rl []remoteCallee, rr *reroute, k int) MeshNode {
 	for _, rc := range rl {
-		if rr.triedOn(rc.node) >= rc.callees {
+		if !rr.remoteUntried(rc) {
 			continue
 		}
 		if k == 0 {

@@ -1,7 +1,10 @@
 package route
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -722,6 +725,169 @@ func TestMeshRerouteBounced(t *testing.T) {
 	})
 }
 
+// A rerouted call of a first registration goes to the untried callee
+// registered earliest in the whole mesh, by the callee node's clock: B's
+// b1 (t0), A's a1 (t0+1 s), B's b2 (t0+2 s); b1 answers unavailable, so
+// a1 is next, not b2. Before, the caller's node ranked B by its earliest
+// callee's REGISTER time in the directory (b1's) even once b1 had had the
+// call, and sent the call on to b2; B now says, with b1's answer, when
+// its next untried callee registered (found by review).
+func TestMeshRerouteFirstOrderAcrossNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	b1 := es[1].join(proto.JSON)
+	b1.register("com.f", map[string]any{"invoke": "first"})
+	mm.sync()
+	es[0].clock.add(time.Second)
+	a1 := es[0].join(proto.JSON)
+	a1.register("com.f", map[string]any{"invoke": "first"})
+	mm.sync()
+	es[1].clock.add(2 * time.Second)
+	b2 := es[1].join(proto.JSON)
+	b2.register("com.f", map[string]any{"invoke": "first"})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.f", map[string]any{"timeout": 5000}, nil, nil)
+	inv := b1.expect(proto.CodeInvocation)
+	b1.unavailable(inv.Request, nil, nil)
+	mm.sync()
+	select {
+	case m := <-b2.peer.in:
+		t.Fatalf("rerouted to b2 (registered at t0+2s) before a1 (t0+1s): %s", describe(m))
+	case m := <-a1.peer.in:
+		a1.yield(m.Request, nil, []any{"a1"})
+	case <-time.After(2 * time.Second):
+		t.Fatal("no callee got the rerouted call")
+	}
+	if r := caller.expect(proto.CodeResult); r.Request != req {
+		t.Fatalf("RESULT %s", describe(r))
+	}
+}
+
+// The same for last: B's b2 (t0), A's a1 (t0+1 s), B's b1 (t0+2 s); b1,
+// the latest, answers unavailable, so a1 is next, not b2. Before, B was
+// ranked by its latest callee's time (b1's) and the call went on to b2.
+func TestMeshRerouteLastOrderAcrossNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	b2 := es[1].join(proto.JSON)
+	b2.register("com.l", map[string]any{"invoke": "last"})
+	mm.sync()
+	es[0].clock.add(time.Second)
+	a1 := es[0].join(proto.JSON)
+	a1.register("com.l", map[string]any{"invoke": "last"})
+	mm.sync()
+	es[1].clock.add(2 * time.Second)
+	b1 := es[1].join(proto.JSON)
+	b1.register("com.l", map[string]any{"invoke": "last"})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.l", map[string]any{"timeout": 5000}, nil, nil)
+	inv := b1.expect(proto.CodeInvocation)
+	b1.unavailable(inv.Request, nil, nil)
+	mm.sync()
+	select {
+	case m := <-b2.peer.in:
+		t.Fatalf("rerouted to b2 (registered at t0) before a1 (t0+1s): %s", describe(m))
+	case m := <-a1.peer.in:
+		a1.yield(m.Request, nil, []any{"a1"})
+	case <-time.After(2 * time.Second):
+		t.Fatal("no callee got the rerouted call")
+	}
+	if r := caller.expect(proto.CodeResult); r.Request != req {
+		t.Fatalf("RESULT %s", describe(r))
+	}
+}
+
+// What a callee's node says of its next untried callee, with its callee's
+// wamp.error.unavailable, decides where a first call goes next: the next
+// callee of that node when it registered before any other untried one,
+// and never that node again when it has none left (no trip there to be
+// sent back). A node of the previous release says nothing: the caller's
+// node ranks it by the latest time its next callee may have registered,
+// its last callee's (exact when one is left; otherwise another node's
+// callee may come before it, as README says).
+func TestMeshRerouteNodeNext(t *testing.T) {
+	// Callees of com.n (policy first) registered at t0 + the seconds
+	// given, on B ("b…") or A ("a…", the caller's node); the first
+	// INVOCATION goes to b1 (at t0), which answers unavailable. B of the
+	// previous release when prev is set.
+	type reg struct {
+		name string
+		sec  int
+	}
+	run := func(t *testing.T, prev bool, order []reg, want string, setup func(*memMesh, map[string]*tc)) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		mm.nodes[1].prevRelease.Store(prev)
+		t0 := es[0].clock.ns.Load()
+		cs := map[string]*tc{}
+		for _, r := range order {
+			e := es[1]
+			if r.name[0] == 'a' {
+				e = es[0]
+			}
+			e.clock.ns.Store(t0 + int64(r.sec)*int64(time.Second))
+			cs[r.name] = e.join(proto.JSON)
+			cs[r.name].register("com.n", map[string]any{"invoke": "first"})
+			mm.sync()
+		}
+		if setup != nil {
+			setup(mm, cs)
+		}
+		caller := es[0].join(proto.JSON)
+		req := caller.call("com.n", map[string]any{"timeout": 5000}, nil, nil)
+		mm.sync()
+		inv := cs["b1"].expect(proto.CodeInvocation)
+		cs["b1"].unavailable(inv.Request, nil, nil)
+		mm.sync()
+		var got string
+		for name, c := range cs {
+			select {
+			case m := <-c.peer.in:
+				if got != "" {
+					t.Fatalf("%s and %s both got the call", got, name)
+				}
+				got = name
+				c.yield(m.Request, nil, []any{name})
+			default:
+			}
+		}
+		if got != want {
+			t.Fatalf("rerouted to %q, want %q", got, want)
+		}
+		if r := caller.expect(proto.CodeResult); r.Request != req || argsOf(r)[0] != want {
+			t.Fatalf("RESULT %s", describe(r))
+		}
+		if n := es[0].r.MeshStats().Bounced.Load(); n != 0 {
+			t.Fatalf("%d calls sent back", n)
+		}
+		mm.release()
+		assertNothingPending(t, mm)
+		for _, e := range es {
+			assertIdle(t, e)
+		}
+	}
+	order := []reg{{"b1", 0}, {"b2", 1}, {"a1", 2}, {"b3", 3}}
+	t.Run("next on the same node", func(t *testing.T) {
+		run(t, false, order, "b2", nil)
+	})
+	t.Run("previous release", func(t *testing.T) {
+		run(t, true, order, "a1", nil) // B ranked at b3's time
+	})
+	t.Run("previous release, one left", func(t *testing.T) {
+		run(t, true, []reg{{"b1", 0}, {"a1", 1}, {"b2", 2}}, "a1", nil)
+	})
+	t.Run("none left", func(t *testing.T) {
+		// b2 leaves, and A does not know yet: B's answer says it has no
+		// callee left, so the call goes to a1 at once, not to B to be
+		// sent back.
+		run(t, false, []reg{{"b1", 0}, {"b2", 1}, {"a1", 2}}, "a1", func(mm *memMesh, cs map[string]*tc) {
+			mm.hold = true
+			cs["b2"].goodbye()
+			mm.sync()
+			delete(cs, "b2")
+		})
+	})
+}
+
 // A rerouted call whose INVOCATION waits in the next callee's event loop
 // (blocked) when the call ends, or that callee leaves, in every way: once
 // the loop runs again nothing is left behind, on any shard: no call,
@@ -972,5 +1138,71 @@ func TestRandomUntried(t *testing.T) {
 				t.Fatalf("%d callees: %d picked %d times, expected about %d", n, id, k, exp)
 			}
 		}
+	}
+}
+
+// prevReleaseNextEnv is a result as this release sends it for a callee's
+// wamp.error.unavailable of a first registration: shard 1, call 77,
+// callee 12345, arguments [1] in CBOR, and rsNext saying the node's next
+// untried callee registered at 2026-01-01T00:00:02Z (nextBits).
+const prevReleaseNextEnv = "52014d9ea0e2be8ca1ba64b9601677616d702e6572726f722e756e617661696c61626c650000030381010000"
+
+// A node of the previous release (the same mesh version, so it gets this
+// release's envelopes) reads a result that names the node's next callee
+// as before: its reader refuses trailing bytes but ignores flag bits it
+// does not know, and rsNext and its value are such bits. This test uses
+// only what that release has: run on it, it passes too.
+func TestMeshResultNextReadByPreviousRelease(t *testing.T) {
+	env, err := hex.DecodeString(prevReleaseNextEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr, err := decodeResult(env)
+	if err != nil {
+		t.Fatalf("decodeResult: %v", err)
+	}
+	known := mr.flags & (rsProgress | rsError | rsUnavailable)
+	if mr.shard != 1 || mr.callID != 77 || known != rsError|rsUnavailable || mr.c.callee != 12345 ||
+		mr.c.uri != proto.URIUnavailable || mr.c.msg != "" || !bytes.Equal(mr.c.args.B, []byte{0x81, 0x01}) || mr.c.kwargs.B != nil {
+		t.Fatalf("decoded %+v, carry %+v", mr, *mr.c)
+	}
+}
+
+// nextBits and calleeNext: what a node says of its next callee, to the
+// microsecond, read back; a result without rsNext (the previous
+// release's) says nothing.
+func TestMeshResultNextBits(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 2, 0, time.UTC).UnixNano()
+	env := appendResult(nil, 1, 77, rsError|rsUnavailable|nextBits(t0, true), 12345, proto.URIUnavailable, "", &carry{args: proto.Raw{Ser: proto.CBOR, B: []byte{0x81, 0x01}}})
+	if got := hex.EncodeToString(env); got != prevReleaseNextEnv {
+		t.Fatalf("envelope %s, want %s", got, prevReleaseNextEnv)
+	}
+	mr, err := decodeResult(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, none, said := calleeNext(mr.c.next); !said || none || at != t0 {
+		t.Fatalf("next: at %d none %v said %v", at, none, said)
+	}
+	for _, at := range []int64{t0 + 1999, 0, 999, -1, -1000, -t0 - 1, math.MaxInt64, math.MinInt64} {
+		f := rsError | rsUnavailable | nextBits(at, true)
+		got, none, said := calleeNext(f >> rsNextShift)
+		want := min(max(at/1000, -1<<57), 1<<57-1) * 1000
+		if !said || none || got != want {
+			t.Fatalf("%d: read %d none %v said %v, want %d", at, got, none, said, want)
+		}
+		if f&(rsProgress|rsError|rsUnavailable) != rsError|rsUnavailable {
+			t.Fatalf("%d: flags %x", at, f)
+		}
+	}
+	if _, none, said := calleeNext((rsError | rsUnavailable | nextBits(0, false)) >> rsNextShift); !said || !none {
+		t.Fatalf("none left read as none %v said %v", none, said)
+	}
+	env = appendResult(nil, 1, 77, rsError|rsUnavailable, 12345, proto.URIUnavailable, "", nil)
+	if mr, err = decodeResult(env); err != nil || mr.c.next != 0 {
+		t.Fatalf("a result of the previous release: next %d, %v", mr.c.next, err)
+	}
+	if _, _, said := calleeNext(mr.c.next); said {
+		t.Fatal("a result of the previous release said something of the next callee")
 	}
 }

@@ -130,8 +130,11 @@ type carry struct {
 	uri         string // procedure (INVOCATION) or error URI (ERROR) or close reason
 	msg         string // kill message
 	// callee is, on a tResult with tfUnavailable from another node, the
-	// session id of the callee that answered (reroute.go).
+	// session id of the callee that answered (reroute.go), and next what
+	// its node said of its next untried callee for the call (the result's
+	// flags from rsNext up, calleeNext; 0: nothing).
 	callee uint64
+	next   uint64
 	ppt    [6][]byte
 	mo     *meshOrigin // tInvoke from another node: the caller there
 	// queued is what the carry counts in its destination shard's
