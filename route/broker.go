@@ -224,15 +224,18 @@ func strSetOf(l []string) strSet {
 	return set
 }
 
-func filterOf(f *proto.Fields) *pubFilter {
-	keys := [...]proto.Key{proto.KeyExclude, proto.KeyEligible, proto.KeyExcludeAuthID, proto.KeyExcludeAuthRole, proto.KeyEligibleAuthID, proto.KeyEligibleAuthRole}
-	any := false
-	for _, k := range keys {
+// hasLists reports whether f holds a black or white list.
+func hasLists(f *proto.Fields) bool {
+	for _, k := range [...]proto.Key{proto.KeyExclude, proto.KeyEligible, proto.KeyExcludeAuthID, proto.KeyExcludeAuthRole, proto.KeyEligibleAuthID, proto.KeyEligibleAuthRole} {
 		if f.Has(k) {
-			any = true
+			return true
 		}
 	}
-	if !any {
+	return false
+}
+
+func filterOf(f *proto.Fields) *pubFilter {
+	if !hasLists(f) {
 		return nil
 	}
 	fl := &pubFilter{

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -81,5 +82,75 @@ func TestRevokedSessionTestamentsDropped(t *testing.T) {
 	watcher.quiet()
 	if got["killed"] != 1 || got["left"] != 1 || got["gone"] != 0 {
 		t.Fatalf("testaments published: %v; want killed and left once, gone never", got)
+	}
+}
+
+// A testament's publish_options black/white lists cost the router about
+// what they cost on the wire while the testament waits for its session to
+// leave. One anonymous session's 128 testaments (64 per scope), each with
+// an exclude_authid list of 15,900 distinct 3-byte authids (just under the
+// 64 KiB bound of a meta call's arguments), are 7,956 KiB of arguments.
+// Kept as sets (filterOf at add_testament), counted nowhere, they held
+// 112 MiB of heap for the session's life (found by review); kept in their
+// encoded form, the sets built only when the testament is published, they
+// hold about the bytes received.
+func TestTestamentFilterMemory(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	// as many distinct 3-character authids as fit in 64 KiB of MsgPack
+	var list []any
+	for i := 0; len(list) < 15900; i++ {
+		list = append(list, string([]byte{alphabet[i%62], alphabet[(i/62)%62], alphabet[(i/3844)%62]}))
+	}
+	kw := map[string]any{"publish_options": map[string]any{"exclude_authid": list}}
+	if b, _ := proto.EncodeValue(proto.MsgPack, kw); len(b.B) > maxMetaArgs {
+		t.Fatalf("kwargs %d bytes", len(b.B))
+	}
+	c := e.join(proto.MsgPack)
+	var wire int
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, scope := range []string{"detached", "destroyed"} {
+		kw["scope"] = scope
+		b, _ := proto.EncodeValue(proto.MsgPack, kw)
+		for range maxTestaments {
+			wire += len(b.B)
+			req := c.call("wamp.session.add_testament", nil, []any{"com.will"}, kw)
+			if m := c.recv(); m.Type != proto.CodeResult || m.Request != req {
+				t.Fatalf("add_testament: %s", describe(m))
+			}
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("one session's %d testaments: %d KiB of arguments on the wire, %d MiB of heap held", 2*maxTestaments, wire>>10, held>>20)
+	if held > 4*int64(wire) {
+		t.Fatalf("one session's testaments hold %d MiB of heap for %d KiB of arguments (%.0fx): the black/white lists of their publish_options are counted nowhere", held>>20, wire>>10, float64(held)/float64(wire))
+	}
+	runtime.KeepAlive(c)
+
+	// The lists, kept encoded, still apply when the testaments are
+	// published: "excluded" (an authid of the exclude_authid list) gets
+	// none of them, "keep" both, "other" the one not for "keep" only.
+	keep, excluded, other := e.joinAs(proto.JSON, "keep"), e.joinAs(proto.JSON, list[len(list)-1].(string)), e.joinAs(proto.JSON, "other")
+	for _, w := range []*tc{keep, excluded, other} {
+		w.subscribe("com.will", nil)
+	}
+	dying := e.joinAs(proto.MsgPack, "dying")
+	dying.callMeta("wamp.session.add_testament", []any{"com.will", []any{"all but excluded"}}, map[string]any{"publish_options": map[string]any{"exclude_authid": list}})
+	dying.callMeta("wamp.session.add_testament", []any{"com.will", []any{"keep only"}}, map[string]any{"publish_options": map[string]any{"eligible": []any{keep.id}}})
+	dying.drop()
+	e.sync()
+	got := map[string][]any{}
+	for name, w := range map[string]*tc{"keep": keep, "excluded": excluded, "other": other} {
+		for len(w.peer.in) > 0 {
+			got[name] = append(got[name], argsOf(w.recv())[0])
+		}
+	}
+	if len(got["keep"]) != 2 || len(got["excluded"]) != 0 || len(got["other"]) != 1 || got["other"][0] != "all but excluded" {
+		t.Fatalf("testament events received: %v; want keep both, excluded none, other \"all but excluded\"", got)
 	}
 }
