@@ -11,6 +11,10 @@ type testament struct {
 	args   proto.Raw
 	kwargs proto.Raw
 	retain bool
+	// discloseMe is the publish_options' disclose_me; the role's disclose
+	// publisher grant is read when the testament is published, as its
+	// publish grant is.
+	discloseMe bool
 	// lists is the testament's publish_options as a PUBLISH (publishOf),
 	// kept when they hold black/white lists, which are read into their
 	// sets (filterOf) only when the testament is published. Kept as sets,
@@ -89,6 +93,7 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 			return nil, badArg("publish_options: " + e.Error())
 		}
 		t.retain = m.Opt.Bool(proto.KeyRetain, false)
+		t.discloseMe = m.Opt.Bool(proto.KeyDiscloseMe, false)
 		if hasLists(&m.Opt) {
 			t.lists = b
 		}
@@ -148,6 +153,14 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, filter: filter, src: ss.id, seq: ss.publisherSeq()}
+			// Disclosed as the session's PUBLISH would be. The identity is
+			// kept with the event (as a retained event's is), not read
+			// from the leaving Session when the event is delivered on
+			// another shard, retained, or sent to other nodes.
+			if t.discloseMe || ss.grants(ActionDisclosePublisher, p.topic) {
+				p.disclose = true
+				p.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
+			}
 			retain, stale := t.retain, uint64(0)
 			if retain {
 				p.at = s.r.now()

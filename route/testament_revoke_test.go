@@ -154,3 +154,129 @@ func TestTestamentFilterMemory(t *testing.T) {
 		t.Fatalf("testament events received: %v; want keep both, excluded none, other \"all but excluded\"", got)
 	}
 }
+
+// A testament is published with its publish options and its session's
+// grants as the session's PUBLISH would be (WAMP §Testament: "with the
+// specified ... publish options"): a role granted disclose publisher, or a
+// testament with disclose_me, discloses the publisher's id, authid and
+// authrole; a role without the grant and a testament without disclose_me
+// disclose nothing. Before, a testament's event never carried a publisher
+// (publishTestaments did not set publication.disclose; found by review):
+// the live event of a "staff" session named it, its testament's event
+// gave publisher 0 and authrole "". The identity is kept with a retained
+// testament (a later get_retained, the session gone, gets it) and crosses
+// the mesh. The grant is the one in force when the testament is
+// published.
+func TestTestamentDisclosesPublisher(t *testing.T) {
+	z, err := NewRBAC([]Role{
+		{Name: "staff", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: true, Subscribe: true, DisclosePublisher: true}}},
+		{Name: "plain", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: true, Subscribe: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	realms := func(c *Config) {
+		c.Realms = []RealmConfig{
+			{Name: "secure", Anonymous: true, AnonymousRole: "staff", Authorizer: z},
+			{Name: "plain", Anonymous: true, AnonymousRole: "plain", Authorizer: z},
+		}
+	}
+	authids := map[*tc]string{}
+	join := func(e *env, realm string) *tc {
+		c := e.connect(proto.JSON)
+		c.hello(realm, allFeatures, nil)
+		w := c.expect(proto.CodeWelcome)
+		c.id = w.ID
+		authids[c], _ = welcomeDetails(t, w)["authid"].(string)
+		return c
+	}
+	// publisher reports who an EVENT discloses.
+	publisher := func(m *proto.Message) (uint64, string, string) {
+		return m.Opt.Uint(proto.KeyPublisher), m.Opt.String(proto.KeyPublisherAuthID), m.Opt.String(proto.KeyPublisherAuthRole)
+	}
+	e := newEnv(t, 2, realms)
+
+	// The live event and the testament's (disclose_me) name the publisher.
+	sub, pub := join(e, "secure"), join(e, "secure")
+	sub.subscribe("com.will", nil)
+	pub.publish("com.will", nil, []any{"live"}, nil)
+	live := sub.expect(proto.CodeEvent)
+	if id, authid, role := publisher(live); id != pub.id || authid != authids[pub] || role != "staff" {
+		t.Fatalf("live event publisher %d %q %q, want %d %q staff", id, authid, role, pub.id, authids[pub])
+	}
+	req := pub.call("wamp.session.add_testament", nil, []any{"com.will", []any{"gone"}}, map[string]any{"publish_options": map[string]any{"disclose_me": true}})
+	if m := pub.recv(); m.Type != proto.CodeResult || m.Request != req {
+		t.Fatalf("add_testament: %s", describe(m))
+	}
+	pub.goodbye()
+	m := sub.expect(proto.CodeEvent)
+	if got := m.Opt.Uint(proto.KeyPublisher); got != pub.id {
+		t.Fatalf("testament event publisher %d (authrole %q), want %d: the role's disclose publisher grant (and disclose_me) is not applied to its testament", got, m.Opt.String(proto.KeyPublisherAuthRole), pub.id)
+	}
+	if id, authid, role := publisher(m); id != pub.id || authid != authids[pub] || role != "staff" {
+		t.Fatalf("testament event publisher %d %q %q, want %d %q staff", id, authid, role, pub.id, authids[pub])
+	}
+
+	// The grant alone, on a retained testament: its identity is kept for
+	// a subscriber that comes after the session left.
+	pub = join(e, "secure")
+	pub.callMeta("wamp.session.add_testament", []any{"com.kept", []any{"kept"}}, map[string]any{"publish_options": map[string]any{"retain": true}})
+	pub.drop()
+	e.sync()
+	late := join(e, "secure")
+	late.subscribe("com.kept", map[string]any{"get_retained": true})
+	if id, a, role := publisher(late.expect(proto.CodeEvent)); id != pub.id || a != authids[pub] || role != "staff" {
+		t.Fatalf("retained testament publisher %d %q %q, want %d %q staff", id, a, role, pub.id, authids[pub])
+	}
+
+	// A role without the grant: disclosed only with disclose_me, as its
+	// PUBLISH would be.
+	psub := join(e, "plain")
+	psub.subscribe("com.will", nil)
+	hidden, asked := join(e, "plain"), join(e, "plain")
+	hidden.callMeta("wamp.session.add_testament", []any{"com.will", []any{"hidden"}}, nil)
+	asked.callMeta("wamp.session.add_testament", []any{"com.will", []any{"asked"}}, map[string]any{"publish_options": map[string]any{"disclose_me": true}})
+	hidden.drop()
+	m = psub.expect(proto.CodeEvent)
+	if id, a, role := publisher(m); argsOf(m)[0] != "hidden" || id != 0 || a != "" || role != "" || m.Opt.Has(proto.KeyPublisher) {
+		t.Fatalf("a testament of a role without the grant discloses %d %q %q (%s)", id, a, role, describe(m))
+	}
+	asked.drop()
+	if id, _, role := publisher(psub.expect(proto.CodeEvent)); id != asked.id || role != "plain" {
+		t.Fatalf("a testament with disclose_me: publisher %d %q, want %d plain", id, role, asked.id)
+	}
+
+	// The grant is read when the testament is published, as the publish
+	// grant is: a reload that takes it away before the session leaves
+	// leaves the testament undisclosed.
+	pub = join(e, "secure")
+	pub.callMeta("wamp.session.add_testament", []any{"com.will", []any{"after reload"}}, nil)
+	z2, err := NewRBAC([]Role{{Name: "staff", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Call: true, Publish: true, Subscribe: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := *e.r.Realm("secure").conf()
+	nc.Authorizer = z2
+	if err := e.r.Reload([]RealmConfig{nc, *e.r.Realm("plain").conf()}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	pub.drop()
+	if m := sub.expect(proto.CodeEvent); argsOf(m)[0] != "after reload" || m.Opt.Has(proto.KeyPublisher) {
+		t.Fatalf("a testament whose grant a reload took away: %s", describe(m))
+	}
+
+	// Across the mesh: the subscriber on node B learns the identity.
+	mm, es := newMemMesh(t, 2, 1, realms)
+	far := join(es[1], "secure")
+	far.subscribe("com.will", nil)
+	mm.sync()
+	pub = join(es[0], "secure")
+	pub.callMeta("wamp.session.add_testament", []any{"com.will", []any{"far"}}, nil)
+	pub.drop()
+	es[0].sync()
+	mm.sync()
+	if id, _, role := publisher(far.expect(proto.CodeEvent)); id != pub.id || role != "staff" {
+		t.Fatalf("testament event on another node: publisher %d %q, want %d staff", id, role, pub.id)
+	}
+}
