@@ -277,7 +277,9 @@ func (n *Node) Start() error {
 // listener; the router itself connects in-process), routes and leaf-node
 // links as configured, JetStream on nodes that are part of a cluster or a
 // hub. With credentials, every port of the server requires them (the
-// loopback client port included); without, the mesh is open to whoever
+// loopback client port included): a token on each; an nkey signs the leaf
+// links and the client connection, and routes present a password derived
+// from its seed (routePassword). Without, the mesh is open to whoever
 // reaches its ports.
 func (n *Node) startServer() error {
 	o := n.opts
@@ -305,10 +307,17 @@ func (n *Node) startServer() error {
 		}
 		so.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port, Advertise: o.Cluster.Advertise,
 			PingInterval: o.PingInterval, MaxPingsOut: o.MaxPingsOut, TLSConfig: o.TLS, PoolSize: -1}
-		if o.Token != "" {
-			so.Cluster.Username, so.Cluster.Password = tokenUser, o.Token
+		// Routes authenticate with a user and password: the token, or one
+		// derived from the nkey seed (NATS has no nkey for routes; without
+		// a user, a route port takes any node).
+		pass := o.Token
+		if pass == "" && o.NKeySeed != "" {
+			pass = routePassword(o.NKeySeed)
 		}
-		routes, err := withCredentials(o.Cluster.Routes, o.Token)
+		if pass != "" {
+			so.Cluster.Username, so.Cluster.Password = tokenUser, pass
+		}
+		routes, err := withCredentials(o.Cluster.Routes, pass)
 		if err != nil {
 			return err
 		}

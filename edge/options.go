@@ -1,7 +1,10 @@
 package edge
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,9 +46,11 @@ type Options struct {
 	// Token is a shared secret every node presents on routes, leaf-node
 	// links and to NatsURL.
 	Token string
-	// NKeySeed is an nkey seed ("SU..."): edge nodes sign their leaf-node
-	// connection with it, hubs accept the matching public key, and it
-	// authenticates to NatsURL.
+	// NKeySeed is an nkey seed ("SU..."), the same on every node: edge
+	// nodes sign their leaf-node connection with it, hubs accept the
+	// matching public key, it authenticates to NatsURL, and the nodes of a
+	// cluster present a password derived from it on their routes and
+	// require it of the routes they accept (routePassword).
 	NKeySeed string
 
 	// PingInterval and MaxPingsOut tune the NATS pings of routes and
@@ -287,17 +292,19 @@ func checkNatsURL(s string) error {
 	return nil
 }
 
-// withCredentials returns the URLs with the token as user info (routes
-// and leaf remotes authenticate that way).
-func withCredentials(urls []string, token string) ([]*url.URL, error) {
+// withCredentials returns the URLs with password (the token, or on routes
+// the one routePassword derives from an nkey seed) as user info, under
+// tokenUser: routes and leaf remotes authenticate that way. A URL that
+// has user info keeps its own.
+func withCredentials(urls []string, password string) ([]*url.URL, error) {
 	var out []*url.URL
 	for _, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil {
 			return nil, err
 		}
-		if token != "" && u.User == nil {
-			u.User = url.UserPassword(tokenUser, token)
+		if password != "" && u.User == nil {
+			u.User = url.UserPassword(tokenUser, password)
 		}
 		out = append(out, u)
 	}
@@ -305,8 +312,22 @@ func withCredentials(urls []string, token string) ([]*url.URL, error) {
 }
 
 // tokenUser is the user name that carries the shared token on routes and
-// leaf-node links (they authenticate with user and password).
+// leaf-node links (they authenticate with user and password), and on
+// routes the password derived from an nkey seed (routePassword).
 const tokenUser = "edgewamp"
+
+// routePassword is the password of the routes between the nodes of a
+// cluster whose credential is an nkey seed: NATS routes authenticate with
+// a user and password only (no nkey), and without them a route port
+// takes any node. It is derived from the seed (HMAC-SHA256 keyed by it
+// over a fixed label, in hex), so that the nodes given the one seed
+// agree on it and no other can, and a route's CONNECT never carries the
+// seed itself.
+func routePassword(seed string) string {
+	m := hmac.New(sha256.New, []byte(seed))
+	m.Write([]byte("edgewamp mesh route password v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
 
 // storeDir returns the JetStream directory and whether the node made it
 // (and removes it at Shutdown).

@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +60,65 @@ func TestLeafNKey(t *testing.T) {
 	rpcWorks(t, edge, hub)
 }
 
+// With an nkey as the mesh's only credential (mesh.credentials.nkey_seed,
+// the one seed every node of the mesh is given), the nodes of a cluster
+// route to each other, and a node without the seed (none at all, or
+// another one) is refused on their route ports. Before, the nkey guarded
+// the client port and leaf links only: routes had credentials only with a
+// token, and NATS accepts any route when the cluster has no user. x
+// routed in, joined the mesh, and called a's procedures. The route
+// password derived from the seed (routePassword) is not logged, nor is
+// the seed, at debug level either.
+func TestClusterNKey(t *testing.T) {
+	t.Parallel()
+	kp, _ := nkeys.CreateUser()
+	seed, _ := kp.Seed()
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	logs := &lockedBuf{}
+	addrA, addrB, addrX, addrY := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
+	routes := []string{"nats://" + addrA, "nats://" + addrB}
+	a := startNode(t, "a", func(o *Options) {
+		o.Cluster.Listen, o.Cluster.Routes, o.NKeySeed = addrA, routes, string(seed)
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.NKeySeed = addrB, routes, string(seed) })
+	waitMesh(t, a, b)
+	// x has no credentials at all, y another nkey.
+	x := startNode(t, "x", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes = addrX, routes })
+	y := startNode(t, "y", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.NKeySeed = addrY, routes, string(otherSeed) })
+	time.Sleep(3 * time.Second)
+	if len(x.n.Peers()) != 0 || len(y.n.Peers()) != 0 || len(a.n.Peers()) != 1 || len(b.n.Peers()) != 1 {
+		// Show what a stranger can do: call a procedure registered on a.
+		s := a.dial(a.ws(), proto.JSON)
+		if _, err := s.Register(ctxT(t, 10*time.Second), "com.secret", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{"secret"}}, nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := x.dial(x.ws(), proto.JSON)
+		var got any
+		for i := 0; i < 30; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			res, err := c.Call(ctx, "com.secret", nil, nil, nil)
+			cancel()
+			if got = err; err == nil {
+				got = res.Args
+			}
+			if wampErr(err) != proto.URINoSuchProcedure {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("a node without the mesh's nkey joined the cluster: x sees %v, y %v, a %v, b %v; x's call of a's procedure: %v",
+			x.n.Peers(), y.n.Peers(), a.n.Peers(), b.n.Peers(), got)
+	}
+	rpcWorks(t, a, b)
+	if l := logs.String(); strings.Contains(l, routePassword(string(seed))) || strings.Contains(l, string(seed)) {
+		t.Fatalf("the nkey seed or the route password derived from it is in a's log:\n%s", l)
+	}
+}
+
 func TestClusterTLS(t *testing.T) {
 	t.Parallel()
 	serverCfg, otherCfg := testTLS(t)
@@ -66,11 +127,15 @@ func TestClusterTLS(t *testing.T) {
 	a := startNode(t, "a", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrA, routes, serverCfg })
 	b := startNode(t, "b", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrB, routes, serverCfg })
 	waitMesh(t, a, b)
-	// A node whose certificate the mesh's CA did not sign stays out.
+	// A node whose certificate the mesh's CA did not sign stays out, as
+	// does one without TLS: mutual TLS (mesh.tls.ca) guards the route
+	// ports without a token or an nkey.
 	x := startNode(t, "x", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes, o.TLS = addrX, routes, otherCfg })
+	addrZ := edgetest.FreeAddr(t)
+	z := startNode(t, "z", func(o *Options) { o.Cluster.Listen, o.Cluster.Routes = addrZ, routes })
 	time.Sleep(2 * time.Second)
-	if len(x.n.Peers()) != 0 || len(a.n.Peers()) != 1 {
-		t.Fatalf("a node with a foreign certificate joined: x sees %v, a %v", x.n.Peers(), a.n.Peers())
+	if len(x.n.Peers()) != 0 || len(z.n.Peers()) != 0 || len(a.n.Peers()) != 1 {
+		t.Fatalf("a node with a foreign certificate or none joined: x sees %v, z %v, a %v", x.n.Peers(), z.n.Peers(), a.n.Peers())
 	}
 	rpcWorks(t, a, b)
 }
