@@ -28,7 +28,9 @@ import (
 //   - A claim held by this node under an earlier boot (it restarted), by
 //     a node the mesh no longer sees (dead), or by an earlier life of a
 //     node seen again under the same name (it restarted: the claim's boot
-//     is not the one it announces), is taken over.
+//     is not the one it announces), is taken over. One under this node's
+//     name from a boot it hears now is another node's that uses the same
+//     name (peers.go, "Two nodes under one name"): refused.
 //   - When the store cannot answer within claimTimeout (no quorum, the
 //     uplink is down), the claim is accepted provisionally: a partitioned
 //     node keeps serving its local clients. Provisional claims are
@@ -449,6 +451,13 @@ func (c *claimStore) take(key string) error {
 	}
 	owner, boot, _ := strings.Cut(string(e.Value()), "\n")
 	if owner != c.n.opts.Name && c.alive(owner, boot) {
+		return route.ErrMeshClaimed
+	}
+	// Under this node's name but another boot: another node that uses
+	// this node's name while it is heard (peers.go, twins), whose claim
+	// stays its own (both held the registration before); else this
+	// node's earlier life (a restart).
+	if owner == c.n.opts.Name && boot != strconv.FormatUint(c.n.boot, 10) && c.n.twinAlive(boot) {
 		return route.ErrMeshClaimed
 	}
 	// Ours from an earlier boot or still to be given back, or a dead

@@ -187,6 +187,12 @@ type Stats struct {
 	// an eighth more, heartbeats, goodbyes, sync requests and "forgotten"
 	// words past a quarter more (which traffic does not reach).
 	ControlFull atomic.Uint64
+	// PeersSameName is how many other nodes are heard now using this
+	// node's name (mesh.node must be unique; peers.go, "Two nodes under
+	// one name"); SameName counts the messages from them dropped (their
+	// heartbeats not counted).
+	PeersSameName atomic.Int64
+	SameName      atomic.Uint64
 }
 
 // New validates opts and returns a Node. It starts nothing.

@@ -147,6 +147,19 @@ type peerTable struct {
 	gone      map[string]time.Time
 	goneGrace time.Duration
 	self      uint64 // nameHash of this node's name
+	// twins holds the other nodes heard using this node's name, by boot
+	// (at most maxTwins), until they are silent for PeerTimeout or say
+	// goodbye; twinView is it for the claim store (claims.go, take);
+	// twinLogged is when a name collision was last logged (see
+	// heardTwin).
+	twins      map[uint64]*twin
+	twinView   atomic.Pointer[map[uint64]*twin]
+	twinLogged time.Time
+}
+
+// twin is another node heard using this node's name (its heartbeats).
+type twin struct {
+	last atomic.Int64 // when it was last heard, in Unix nanoseconds
 }
 
 type badPeer struct {
@@ -199,6 +212,8 @@ func (t *peerTable) init(self string, grace time.Duration) {
 	t.forgot = map[string]forgotten{}
 	t.bad = map[string]*badPeer{}
 	t.logged = map[string]uint64{}
+	t.twins = map[uint64]*twin{}
+	t.twinView.Store(&map[uint64]*twin{})
 	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
 }
 
@@ -478,7 +493,12 @@ func (n *Node) broadcast(m *nats.Msg) {
 			n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
 		})
 	case subjBye:
-		if p := n.peers.byName[senderOf(m.Reply)]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
+		name := senderOf(m.Reply)
+		if name == n.opts.Name && len(m.Data) == 8 {
+			n.twinLeft(binary.LittleEndian.Uint64(m.Data))
+			return
+		}
+		if p := n.peers.byName[name]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
 			n.log.Info("mesh: node left", "peer", p.name)
 			n.dropPeer(p)
 		}
@@ -494,7 +514,10 @@ func (n *Node) peerFor(reply string) *peer {
 		return nil
 	}
 	if name == n.opts.Name {
-		n.log.Error("mesh: another node uses this node's name; node names must be unique")
+		// Another node under this node's name (NoEcho: never this node's
+		// own): its messages cannot be told from this node's, nor
+		// answered. Dropped and counted; its heartbeats (heardTwin) log it.
+		n.stats.SameName.Add(1)
 		return nil
 	}
 	p := n.peers.byName[name]
@@ -561,7 +584,11 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		}
 	}
 	name := senderOf(m.Reply)
-	if mv != n.meshVer && n.meshVer != 0 && name != n.opts.Name {
+	if name == n.opts.Name {
+		n.heardTwin(boot)
+		return
+	}
+	if mv != n.meshVer && n.meshVer != 0 {
 		n.exclude(name, mv, boot)
 		return
 	}
@@ -844,6 +871,7 @@ func (n *Node) checkPeers() {
 	if gone {
 		n.publishBad()
 	}
+	n.checkTwins(now)
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
 			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))
@@ -1117,4 +1145,120 @@ func (r *rd) entry() route.MeshRealmReg {
 	e.First = r.sv()
 	e.Last = r.sv()
 	return e
+}
+
+// Two nodes under one name
+//
+// mesh.node defaults to the host name, so machines cloned from one image
+// may share it. Each node then hears heartbeats under its own name from
+// another boot (NoEcho: never its own). It drops everything else such a
+// node sends (it cannot be told from this node, nor answered: Stats.
+// SameName), and remembers its boot and when it was last heard (twins):
+// the claim store takes the claims written under this node's name by a
+// boot heard within PeerTimeout for that other node's, alive, and refuses
+// them (claims.go, take), where it took any claim under its own name for
+// its own earlier life's and both nodes held a single registration. A
+// claim under this node's name from a boot not heard (a crashed life of
+// this node) is still taken over. It is logged (an error naming the
+// other boot) when first heard, then at most every twinLogEvery while it
+// lasts; Stats.PeersSameName is how many such nodes are heard now.
+
+// maxTwins bounds peerTable.twins; twinLogEvery is how often a name
+// collision that lasts is logged again.
+const (
+	maxTwins     = 64
+	twinLogEvery = 30 * time.Second
+)
+
+// heardTwin records a heartbeat of another node under this node's name,
+// of boot boot. Control dispatcher only.
+func (n *Node) heardTwin(boot uint64) {
+	if boot == n.boot {
+		return // not another node's
+	}
+	t := n.peers.twins[boot]
+	if t == nil {
+		if len(n.peers.twins) >= maxTwins {
+			return
+		}
+		t = &twin{}
+		t.last.Store(time.Now().UnixNano())
+		n.peers.twins[boot] = t
+		n.publishTwins()
+		n.logTwins(time.Now(), boot)
+		return
+	}
+	t.last.Store(time.Now().UnixNano())
+}
+
+// twinLeft forgets the node under this node's name of boot boot, which
+// said goodbye (it gave back its claims). Control dispatcher only.
+func (n *Node) twinLeft(boot uint64) {
+	if _, ok := n.peers.twins[boot]; ok {
+		delete(n.peers.twins, boot)
+		n.publishTwins()
+		n.log.Info("mesh: the other node that used this node's name left", "node", n.opts.Name, "other_boot", boot)
+	}
+}
+
+// checkTwins forgets the nodes under this node's name silent for
+// PeerTimeout, and logs again those still heard, at most every
+// twinLogEvery. Control dispatcher only.
+func (n *Node) checkTwins(now time.Time) {
+	if len(n.peers.twins) == 0 {
+		return
+	}
+	for boot, t := range n.peers.twins {
+		if now.Sub(time.Unix(0, t.last.Load())) > n.opts.PeerTimeout {
+			delete(n.peers.twins, boot)
+			n.publishTwins()
+			n.log.Info("mesh: the other node that used this node's name is no longer heard", "node", n.opts.Name, "other_boot", boot)
+		}
+	}
+	if len(n.peers.twins) > 0 {
+		n.logTwins(now, 0)
+	}
+}
+
+// logTwins logs the nodes heard under this node's name (first among them
+// boot, unless 0), unless it did less than twinLogEvery ago. Control
+// dispatcher only.
+func (n *Node) logTwins(now time.Time, boot uint64) {
+	if !n.peers.twinLogged.IsZero() && now.Sub(n.peers.twinLogged) < twinLogEvery {
+		return
+	}
+	n.peers.twinLogged = now
+	boots := make([]uint64, 0, len(n.peers.twins))
+	if boot != 0 {
+		boots = append(boots, boot)
+	}
+	for b := range n.peers.twins {
+		if b != boot {
+			boots = append(boots, b)
+		}
+	}
+	n.log.Error("mesh: another node uses this node's name; node names must be unique (set mesh.node): what it sends is dropped, the other nodes cannot tell the two apart, and a single registration it holds is refused here while it is heard",
+		"node", n.opts.Name, "boot", n.boot, "other_boots", boots, "dropped", n.stats.SameName.Load())
+}
+
+// publishTwins publishes peerTable.twins for the claim store.
+func (n *Node) publishTwins() {
+	m := make(map[uint64]*twin, len(n.peers.twins))
+	for b, t := range n.peers.twins {
+		m[b] = t
+	}
+	n.peers.twinView.Store(&m)
+	n.stats.PeersSameName.Store(int64(len(m)))
+}
+
+// twinAlive reports whether boot (as a claim holds it: decimal) is that
+// of another node under this node's name heard within PeerTimeout. Safe
+// for concurrent use.
+func (n *Node) twinAlive(boot string) bool {
+	b, err := strconv.ParseUint(boot, 10, 64)
+	if err != nil {
+		return false
+	}
+	t := (*n.peers.twinView.Load())[b]
+	return t != nil && time.Since(time.Unix(0, t.last.Load())) <= n.opts.PeerTimeout
 }

@@ -133,6 +133,9 @@ type MeshStats struct {
 	// hear from (routes between some nodes missing, or still forming) →
 	// edgewamp_mesh_peers_unheard.
 	PeersUnheard int
+	// PeersSameName: other nodes heard using this node's name (mesh.node
+	// must be unique) → edgewamp_mesh_peers_same_name.
+	PeersSameName int
 	// PeersJoined, PeersLost: nodes seen joining, nodes taken for dead (no
 	// heartbeat within the peer timeout; a clean shutdown's leave
 	// included) → edgewamp_mesh_peers_joined_total,
@@ -153,8 +156,9 @@ type MeshStats struct {
 	// gather answers; directory and heartbeats only past their reserves)
 	// dropped for the same budget (control_full), and meta queries of
 	// other nodes not run because they came after their askers had stopped
-	// waiting (query_late), and answers to this node's gathers past the
-	// bytes its gathers may hold (gather_full).
+	// waiting (query_late), answers to this node's gathers past the
+	// bytes its gathers may hold (gather_full), and messages from another
+	// node that uses this node's name (same_name).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.
@@ -638,6 +642,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_peers", "Other mesh nodes seen alive now.", G, float64(ms.Peers))
 	constMetric(e, "edgewamp_mesh_peers_incompatible", "Mesh nodes heard speaking another mesh version (another edgewamp release), not used as peers.", G, float64(ms.PeersIncompatible))
 	constMetric(e, "edgewamp_mesh_peers_unheard", "Mesh nodes a peer hears that this node does not (NATS routes between some nodes missing or still forming).", G, float64(ms.PeersUnheard))
+	constMetric(e, "edgewamp_mesh_peers_same_name", "Other mesh nodes heard using this node's name (node names must be unique).", G, float64(ms.PeersSameName))
 	constMetric(e, "edgewamp_mesh_peers_joined_total", "Mesh nodes seen joining.", C, float64(ms.PeersJoined))
 	constMetric(e, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
 	byLabel(e, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)

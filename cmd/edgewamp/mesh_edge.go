@@ -62,6 +62,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		Peers:             len(n.Peers()),
 		PeersIncompatible: int(es.PeersIncompatible.Load()),
 		PeersUnheard:      int(es.PeersUnheard.Load()),
+		PeersSameName:     int(es.PeersSameName.Load()),
 		PeersJoined:       es.PeersJoined.Load(),
 		PeersLost:         es.PeersLost.Load(),
 		Dropped: map[string]uint64{
@@ -72,6 +73,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"version_mismatch": es.VersionMismatch.Load(),
 			"inbound_full":     es.InboundFull.Load(),
 			"control_full":     es.ControlFull.Load(),
+			"same_name":        es.SameName.Load(),
 		},
 		Duplicates:        es.Duplicates.Load(),
 		GathersIncomplete: es.GathersIncomplete.Load(),
@@ -114,6 +116,11 @@ func meshStatus(node meshNode) string {
 		b.WriteString(", ")
 		b.WriteString(strconv.FormatInt(u, 10))
 		b.WriteString(" more known to peers but not heard from (routes incomplete?)")
+	}
+	if d := n.Stats().PeersSameName.Load(); d > 0 {
+		b.WriteString(", ")
+		b.WriteString(strconv.FormatInt(d, 10))
+		b.WriteString(" other node(s) use this node's name (mesh.node must be unique)")
 	}
 	if bad := n.IncompatiblePeers(); len(bad) > 0 {
 		b.WriteString(", ")

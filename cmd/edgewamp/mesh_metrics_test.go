@@ -50,7 +50,7 @@ func TestMeshMetrics(t *testing.T) {
 	if v := metricValue(fams, "edgewamp_mesh_peers_joined_total"); v < 2 {
 		t.Fatalf("edgewamp_mesh_peers_joined_total = %v, want at least 2", v)
 	}
-	for _, reason := range []string{"outbound_full", "slow_consumer", "publish_error", "bad_frame", "bad_envelope", "version_mismatch", "inbound_full", "control_full", "query_late", "gather_full"} {
+	for _, reason := range []string{"outbound_full", "slow_consumer", "publish_error", "bad_frame", "bad_envelope", "version_mismatch", "inbound_full", "control_full", "query_late", "gather_full", "same_name"} {
 		if v := metricValue(fams, "edgewamp_mesh_messages_dropped_total", "reason", reason); v != 0 {
 			t.Fatalf("edgewamp_mesh_messages_dropped_total{reason=%q} = %v on a quiet mesh, want 0", reason, v)
 		}
@@ -61,7 +61,7 @@ func TestMeshMetrics(t *testing.T) {
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
 		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
 		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms", "edgewamp_mesh_peers_incompatible",
-		"edgewamp_mesh_peers_unheard"} {
+		"edgewamp_mesh_peers_unheard", "edgewamp_mesh_peers_same_name"} {
 		if v := metricValue(fams, name); v != 0 {
 			t.Fatalf("%s = %v on a quiet mesh, want 0", name, v)
 		}
