@@ -310,6 +310,60 @@ func TestPendingLoginsKeepAuthExtraSmall(t *testing.T) {
 	runtime.KeepAlive(conns)
 }
 
+// HELLO's authid and authrole had no bound before the session was
+// authenticated, unlike roles, authextra and authmethods: the login kept
+// the authid (js.req) until AUTHENTICATE, and WAMP-CRA's challenge text
+// embeds it JSON-escaped ('<' is 6 bytes), kept as well and sent back in
+// CHALLENGE. An address may hold max_open_challenges (1,024) such logins
+// for hello_timeout, each authid up to max_message (16 MiB): 40 pending
+// logins with a 256 KiB authid of '<' held 2.2 MiB each (87 MiB in all),
+// each CHALLENGE 1.5 MiB. Past MaxAuthIDLen (1 KiB) HELLO is now a
+// protocol violation; an authid and a role at the bound still log in.
+func TestPendingLoginsKeepAuthIDSmall(t *testing.T) {
+	const logins = 40
+	authid := strings.Repeat("<", 256<<10) // 256 KiB
+	e, _ := secureEnv(t, nil)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	conns := make([]*tc, logins)
+	var last *proto.Message
+	for i := range conns {
+		c := e.connect(proto.MsgPack)
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": authid})
+		last = c.recv()
+		conns[i] = c
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held := int64(ms.HeapAlloc) - int64(before)
+	per := held / logins
+	t.Logf("%d WAMP-CRA HELLOs with a %d KiB authid: %d KiB held each (%d MiB in all); answer %v %s (%d KiB)",
+		logins, len(authid)>>10, per>>10, held>>20, last.Type, last.URI, len(last.Dict.B)>>10)
+	if per > 100<<10 {
+		t.Fatalf("%d logins waiting for AUTHENTICATE, each HELLO carrying a %d KiB authid, hold %d KiB each (%d MiB in all); "+
+			"the other pre-authentication details are bounded to 8 KiB (README: what a peer sends before it is authenticated)",
+			logins, len(authid)>>10, per>>10, held>>20)
+	}
+	if last.Type != proto.CodeAbort || string(last.URI) != proto.URIProtocolViolation {
+		t.Fatalf("a HELLO with a %d KiB authid: %v %s, want ABORT %s", len(authid)>>10, last.Type, last.URI, proto.URIProtocolViolation)
+	}
+	runtime.KeepAlive(conns)
+
+	// The role too; and both at the bound are read as usual.
+	c := e.connect(proto.JSON)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": "bob", "authrole": strings.Repeat("r", MaxAuthIDLen+1)})
+	if m := c.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("a HELLO with a %d-byte authrole: %v %s, want ABORT %s", MaxAuthIDLen+1, m.Type, m.URI, proto.URIProtocolViolation)
+	}
+	c = e.connect(proto.JSON)
+	c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": strings.Repeat("<", MaxAuthIDLen), "authrole": strings.Repeat("r", MaxAuthIDLen)})
+	if m := c.recv(); m.Type != proto.CodeChallenge {
+		t.Fatalf("a HELLO with a %d-byte authid and authrole: %v %s, want CHALLENGE", MaxAuthIDLen, m.Type, m.URI)
+	}
+}
+
 // extraAuth records the authextra and AUTHENTICATE.Extra its calls see.
 type extraAuth struct {
 	mu                        sync.Mutex

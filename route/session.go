@@ -308,6 +308,21 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
 		return
 	}
+	// The login keeps authid and authrole until it ends (WAMP-CRA builds
+	// its challenge text around them and sends it back in CHALLENGE):
+	// bounded, like the details below, before the limiter copies them.
+	for _, f := range [...]struct {
+		k   proto.Key
+		msg string
+	}{
+		{proto.KeyAuthID, "HELLO.Details.authid is longer than 1 KiB"},
+		{proto.KeyAuthRole, "HELLO.Details.authrole is longer than 1 KiB"},
+	} {
+		if detailLen(&m.Opt, f.k) > MaxAuthIDLen {
+			s.protocolError(ss, f.msg)
+			return
+		}
+	}
 	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
 	if s.r.limiter.blocked(key, s.r.cfg.Now()) {
 		s.authDenied(ss, s.lockedOut(key))
@@ -388,6 +403,19 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 		}
 	}
 	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
+}
+
+// MaxAuthIDLen bounds HELLO's authid and authrole (bytes, decoded): a
+// login keeps both until it ends. A configured user's authid and role
+// names are checked against it, so that every user can log in.
+const MaxAuthIDLen = 1 << 10
+
+// detailLen returns the length of a string key of f without copying it.
+func detailLen(f *proto.Fields, k proto.Key) int {
+	if b := f.Str(k); b != nil {
+		return len(b)
+	}
+	return len(f.String(k))
 }
 
 // Bounds of what HELLO and AUTHENTICATE may carry that the router decodes

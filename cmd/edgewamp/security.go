@@ -72,6 +72,16 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 		if len(urs) == 0 {
 			c.errAt(errs, fmt.Sprintf("user %q needs a role (role: or roles:)", u.AuthID), at...)
 		}
+		// HELLO may name at most route.MaxAuthIDLen bytes of authid and
+		// authrole: a longer one could never log in.
+		if len(u.AuthID) > route.MaxAuthIDLen {
+			c.errAt(errs, fmt.Sprintf("realms[%d].users[%d]: authid is longer than %d bytes, more than HELLO may carry", i, j, route.MaxAuthIDLen), append(at, "authid")...)
+		}
+		for _, ro := range urs {
+			if len(ro) > route.MaxAuthIDLen {
+				c.errAt(errs, fmt.Sprintf("user %q: a role name is longer than %d bytes, more than HELLO may carry", u.AuthID, route.MaxAuthIDLen), at...)
+			}
+		}
 		if r.Security {
 			for _, ro := range urs {
 				if !roles[ro] {

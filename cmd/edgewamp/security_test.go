@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -209,6 +210,9 @@ func TestSecurityConfigErrors(t *testing.T) {
 		{"anonymous role undefined", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    security: true\n    anonymous: true\n", `allows anonymous sessions with role "anonymous", which it does not define`},
 		{"empty env", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret_env: EDGEWAMP_TEST_UNSET_VAR}\n", `environment variable EDGEWAMP_TEST_UNSET_VAR is empty`},
 		{"unknown method", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    authmethods: [kerberos]\n", `unknown authmethod "kerberos"`},
+		// HELLO may carry at most route.MaxAuthIDLen bytes of authid and authrole.
+		{"long authid", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: " + strings.Repeat("a", 1025) + ", role: x, secret: s}\n", `realms[0].users[0]: authid is longer than 1024 bytes`},
+		{"long role", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: " + strings.Repeat("x", 1025) + ", secret: s}\n", `user "a": a role name is longer than 1024 bytes`},
 	}
 	for _, k := range cases {
 		t.Run(k.name, func(t *testing.T) {
@@ -407,5 +411,107 @@ func testSampleRefusesSessionKill(t *testing.T, config string) {
 	// Other meta procedures stay open.
 	if _, err := attacker.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
 		t.Fatalf("wamp.session.count: %v", err)
+	}
+}
+
+// rssKiB reads a process's resident set from /proc.
+func rssKiB(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// Against the built router, over real sockets from 127.0.0.1: 16 WAMP-CRA
+// logins whose HELLO names a 1 MiB authid (of '<', which the challenge's
+// JSON escapes to 6 bytes) wait for their AUTHENTICATE. Nothing is
+// authenticated, no secret is known, one address, well within
+// max_open_challenges (1,024). Before HELLO's authid was bounded (1 KiB),
+// the router's RSS went from 21 MiB to 474 MiB (+28 MiB a login, each
+// challenge text 6 MiB); now each HELLO is refused (ABORT
+// wamp.error.protocol_violation) and nothing is held.
+func TestUnauthenticatedAuthIDHeld(t *testing.T) {
+	const logins = 16
+	path := writeFile(t, "authid.yaml", `listeners: [{address: "127.0.0.1:0"}]
+limits: {hello_timeout: 60s}
+realms:
+  - name: realm1
+    users:
+      - {authid: bob, role: user, secret: bob-secret}
+`)
+	r := startRouter(t, "-config", path)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	time.Sleep(500 * time.Millisecond)
+	before := rssKiB(t, r.cmd.Process.Pid)
+
+	authid := strings.Repeat("<", 1<<20)
+	// answered: each login challenged (it then waits for release) or
+	// refused at HELLO.
+	var answered sync.WaitGroup
+	answered.Add(logins)
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	chLen := make(chan int, logins)
+	errs := make(chan error, logins)
+	for range logins {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			var once sync.Once
+			s, err := client.Dial(ctx, client.Config{
+				URL: "rs://" + r.addr, Realm: "realm1", AuthID: authid, AuthMethods: []string{"wampcra"},
+				DialTimeout: 50 * time.Second,
+				OnChallenge: func(_ string, extra map[string]any) (string, map[string]any, error) {
+					ch, _ := extra["challenge"].(string)
+					chLen <- len(ch)
+					once.Do(answered.Done)
+					<-release
+					return "", nil, context.Canceled // ABORT: no failure counted
+				},
+			})
+			if s != nil {
+				s.Close()
+			}
+			if err != nil {
+				errs <- err
+			}
+			once.Do(answered.Done)
+		}()
+	}
+	start := time.Now()
+	answered.Wait()
+	t.Logf("answered in %v", time.Since(start))
+	time.Sleep(3 * time.Second) // past the loops' one-second release of their large-message buffers
+	after := rssKiB(t, r.cmd.Process.Pid)
+	close(release)
+	done.Wait()
+	grew := after - before
+	challenged := len(chLen)
+	var chKiB int
+	if challenged > 0 {
+		chKiB = <-chLen >> 10
+	}
+	var refused error
+	if len(errs) > 0 {
+		refused = <-errs
+	}
+	t.Logf("%d WAMP-CRA logins, each HELLO with a %d KiB authid: router RSS %d → %d MiB (+%d MiB, %d KiB a login); %d challenged (challenge text %d KiB); refused: %v",
+		logins, len(authid)>>10, before>>10, after>>10, grew>>10, grew/logins, challenged, chKiB, refused)
+	if grew > 32<<10 {
+		t.Fatalf("%d unauthenticated logins grew the router's RSS by %d MiB (%d KiB each, for a %d KiB HELLO)",
+			logins, grew>>10, grew/logins, len(authid)>>10+1)
+	}
+	if challenged > 0 || refused == nil || !strings.Contains(refused.Error(), proto.URIProtocolViolation) {
+		t.Fatalf("%d of %d HELLOs with a %d KiB authid were challenged; refusal: %v, want ABORT %s", challenged, logins, len(authid)>>10, refused, proto.URIProtocolViolation)
 	}
 }
