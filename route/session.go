@@ -470,7 +470,7 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	ss.state = stAuthPending
 	req := js.req
 	a, key, raw := js.auth, js.key, js.authExtra
-	ok := s.r.auth.submit(func() {
+	ok := s.r.auth.submit(authQueue(ss, key), func() {
 		req.AuthExtra = decodeDetails(raw)
 		extra, st, id, err := a.Challenge(&req)
 		res := &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
@@ -482,6 +482,17 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	if !ok {
 		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
 	}
+}
+
+// authQueue returns the key a login's work queues under in the worker
+// pool, which serves the keys in turn: its address's limiter key (an IPv4
+// address, an IPv6 /64), else (an exempt network, an in-process peer) its
+// remote address as given.
+func authQueue(ss *Session, key loginKey) string {
+	if key.addr != "" {
+		return key.addr
+	}
+	return ss.transport.RemoteAddr
 }
 
 // authenticate handles AUTHENTICATE: it reserves a place with the
@@ -538,7 +549,7 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 func (s *Shard) checkSignature(ss *Session, js *joinState) {
 	req := js.req
 	a, st, sig, extra, key, raw := js.auth, js.state, js.sig, js.extra, js.key, js.authExtra
-	ok := s.r.auth.submit(func() {
+	ok := s.r.auth.submit(authQueue(ss, key), func() {
 		req.AuthExtra = decodeDetails(raw)
 		id, err := a.Authenticate(&req, st, sig, decodeDetails(extra))
 		res := &authResult{id: id, err: err}

@@ -8,19 +8,45 @@ import (
 // workers is a bounded pool that runs CPU-heavy or blocking work
 // (authentication) off the event loops. Results go back to the owning shard
 // as tasks.
+//
+// Jobs queue by key (the limiter's address key of the login) and the
+// workers serve the keys in turn, one job each, so that one address's
+// burst (the limiter lets it have AddressBlockAfter checks in flight, each
+// a PBKDF2 derivation) costs mostly that address: another address's login
+// waits for at most one job of each busy address, not for the whole burst.
 type workers struct {
-	jobs chan func()
-	wg   sync.WaitGroup
-	once sync.Once
+	mu      sync.Mutex
+	cond    sync.Cond
+	queues  map[string]*workQueue // guarded by mu: keys with jobs queued
+	turn    []*workQueue          // guarded by mu: those keys, in serving order
+	free    []*workQueue          // guarded by mu: emptied queues, for reuse
+	n, max  int                   // guarded by mu: jobs queued, and their bound
+	stopped bool                  // guarded by mu
+	wg      sync.WaitGroup
 }
 
+// workQueue is one key's jobs, oldest first.
+type workQueue struct {
+	key  string
+	jobs []func()
+	head int
+}
+
+// maxFreeQueues bounds the emptied queues kept for reuse.
+const maxFreeQueues = 64
+
 func newWorkers(n, queue int) *workers {
-	w := &workers{jobs: make(chan func(), queue)}
+	w := &workers{queues: map[string]*workQueue{}, max: queue}
+	w.cond.L = &w.mu
 	for i := 0; i < n; i++ {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			for f := range w.jobs {
+			for {
+				f := w.next()
+				if f == nil {
+					return
+				}
 				f()
 				// Yield between jobs: with GOMAXPROCS=1 (a router pinned
 				// to one CPU) a worker draining a storm of
@@ -33,23 +59,76 @@ func newWorkers(n, queue int) *workers {
 	return w
 }
 
-// submit queues f; it returns false, without blocking, when the queue is
-// full or the pool stopped.
-func (w *workers) submit(f func()) (ok bool) {
-	defer func() {
-		if recover() != nil { // send on closed channel after stop
-			ok = false
+// next waits for a job and returns the oldest of the next key in turn;
+// nil once the pool is stopped and drained.
+func (w *workers) next() func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.n == 0 {
+		if w.stopped {
+			return nil
 		}
-	}()
-	select {
-	case w.jobs <- f:
-		return true
-	default:
-		return false
+		w.cond.Wait()
 	}
+	q := w.turn[0]
+	w.turn[0] = nil
+	w.turn = w.turn[1:]
+	f := q.jobs[q.head]
+	q.jobs[q.head] = nil
+	q.head++
+	w.n--
+	if q.head < len(q.jobs) {
+		w.turn = append(w.turn, q) // its next job waits for the other keys' turn
+		return f
+	}
+	delete(w.queues, q.key)
+	if len(w.free) < maxFreeQueues && cap(q.jobs) <= 64 {
+		q.key, q.jobs, q.head = "", q.jobs[:0], 0
+		w.free = append(w.free, q)
+	}
+	return f
 }
 
+// submit queues f under key; it returns false, without blocking, when the
+// queue is full or the pool stopped.
+func (w *workers) submit(key string, f func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped || w.n >= w.max {
+		return false
+	}
+	q := w.queues[key]
+	if q == nil {
+		if k := len(w.free); k > 0 {
+			q = w.free[k-1]
+			w.free[k-1] = nil
+			w.free = w.free[:k-1]
+		} else {
+			q = &workQueue{}
+		}
+		q.key = key
+		w.queues[key] = q
+		w.turn = append(w.turn, q)
+	}
+	if q.head > 0 && len(q.jobs) == cap(q.jobs) {
+		// Full with its served jobs in front: move the rest down rather
+		// than grow, for a key that never runs dry.
+		k := copy(q.jobs, q.jobs[q.head:])
+		clear(q.jobs[k:])
+		q.jobs, q.head = q.jobs[:k], 0
+	}
+	q.jobs = append(q.jobs, f)
+	w.n++
+	w.cond.Signal()
+	return true
+}
+
+// stop refuses further jobs, lets the workers finish the queued ones and
+// waits for them.
 func (w *workers) stop() {
-	w.once.Do(func() { close(w.jobs) })
+	w.mu.Lock()
+	w.stopped = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
 	w.wg.Wait()
 }
