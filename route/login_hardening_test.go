@@ -1,7 +1,9 @@
 package route
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -504,3 +506,46 @@ func TestWorkersServeKeysInTurn(t *testing.T) {
 		t.Fatalf("served %v, want %s", got, want)
 	}
 }
+
+// The "authentication failed" log line carried HELLO's authid whole (the
+// limiter's own lines cut it to 64 bytes): a client wrote a log line of
+// its authid's size per failed attempt, 1 MiB before HELLO's authid was
+// bounded, and still 1 KiB now. It is cut to 64 bytes too: one failed
+// ticket login with a 1 KiB authid logged a 1,194-byte line before, and
+// 234 bytes with it, the authid's first 64 bytes.
+func TestFailedLoginLogLineBounded(t *testing.T) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	authid := strings.Repeat("a", MaxAuthIDLen)
+	e, _ := secureEnv(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(w, nil)) })
+	c := e.connect(proto.JSON)
+	m := c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "wrong" })
+	if m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationFailed {
+		t.Fatalf("got %v %s, want ABORT %s", m.Type, m.URI, proto.URIAuthenticationFailed)
+	}
+	e.sync()
+	mu.Lock()
+	defer mu.Unlock()
+	var line string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "authentication failed") {
+			line = l
+		}
+	}
+	t.Logf("one failed ticket login with a %d-byte authid: log line of %d bytes", len(authid), len(line))
+	if line == "" {
+		t.Fatalf("no \"authentication failed\" line in %q", buf.String())
+	}
+	if strings.Contains(line, authid[:65]) {
+		t.Fatalf("a failed login with a %d-byte authid logged more than 64 bytes of it (a %d-byte line)", len(authid), len(line))
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
