@@ -108,3 +108,47 @@ func TestReloadEndsSessionsOfChangedCredentials(t *testing.T) {
 	alive(alice, "alice (ticket still offered)")
 	alive(dev1b, "dev1 (cryptosign still offered)")
 }
+
+// README (Reload): GOODBYE wamp.close.killed ends the session "whose
+// authentication method the realm no longer offers". A session that had
+// logged in with an access token as its ticket stayed after a reload that
+// took ticket off the realm's authmethods (identityValid checked the
+// method only for static credentials; the token's Check knows nothing of
+// the realm's methods), while a password-ticket session of the same
+// reload was ended. Every session that logged in with one of the realm's
+// authenticators is now held to its method; an in-process session (the
+// gateway's, whose methods are its own) is not, and an anonymous one
+// answers to the realm's anonymous setting as before.
+func TestReloadEndsTokenSessionWhenTicketNotOffered(t *testing.T) {
+	e, _ := credEnv(t, func(c *Config) { c.Realms[0].Anonymous = true })
+	tok := e.tokenLogin("eyJhbGciOiJFZERTQSJ9.jtiA1.loginA")
+	gw, err := e.joinInternal(0, JoinOptions{Realm: "secure", Identity: Identity{AuthID: "web", AuthRole: "user", AuthProvider: "jwt"}, AuthMethod: "jwt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.expect(proto.CodeWelcome)
+	anon := e.connect(proto.JSON)
+	welcomeDetails(t, anon.login(map[string]any{"authmethods": []any{"anonymous"}}, nil))
+	old := e.r.Realm("secure").conf()
+	nc := *old
+	nc.Authenticators = []Authenticator{&CRAAuth{Users: old.Users}}
+	if err := e.r.Reload([]RealmConfig{nc}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	req := tok.nextReq()
+	tok.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: tok.opts(nil), URI: []byte("com.app.t")})
+	m := tok.recv()
+	t.Logf("token session after ticket was taken off the realm: %v %s %q", m.Type, m.URI, m.Opt.String(proto.KeyMessage))
+	if m.Type != proto.CodeGoodbye || string(m.URI) != proto.CloseKilled {
+		t.Fatalf("a session that logged in with an access token as its ticket got %v %s after a reload that no longer offers ticket; want GOODBYE %s",
+			m.Type, m.URI, proto.CloseKilled)
+	}
+	for name, c := range map[string]*tc{"in-process (method jwt)": gw, "anonymous": anon} {
+		req := c.nextReq()
+		c.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: c.opts(nil), URI: []byte("com.app.t")})
+		if m := c.recv(); m.Type != proto.CodeSubscribed && m.Type != proto.CodeError {
+			t.Fatalf("%s session after the reload: %v %s %q, want it kept", name, m.Type, m.URI, m.Opt.String(proto.KeyMessage))
+		}
+	}
+}

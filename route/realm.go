@@ -410,6 +410,7 @@ type retainer struct {
 	session                                    uint64
 	authID, authRole, authMethod, authProvider string
 	staticCred                                 string
+	realmAuth                                  bool
 	cred                                       *Credential
 }
 
@@ -417,7 +418,7 @@ type retainer struct {
 func (ss *Session) asRetainer() *retainer {
 	if ss.retainer == nil {
 		ss.retainer = &retainer{session: ss.id, authID: ss.authID, authRole: ss.authRole, authMethod: ss.authMethod,
-			authProvider: ss.authProvider, staticCred: ss.staticCred, cred: ss.cred}
+			authProvider: ss.authProvider, staticCred: ss.staticCred, realmAuth: ss.realmAuth, cred: ss.cred}
 	}
 	return ss.retainer
 }

@@ -199,7 +199,7 @@ func (s *Shard) reauthRetained() {
 			}
 			w, ok := valid[by]
 			if !ok {
-				w = identityValid(s.r, rm, by.authMethod, by.authProvider, by.authID, by.authRole, by.staticCred)
+				w = identityValid(s.r, rm, by.authMethod, by.authProvider, by.authID, by.authRole, by.staticCred, by.realmAuth)
 				if w == "" && by.cred != nil && by.cred.Check != nil {
 					w = by.cred.Check()
 				}
@@ -233,7 +233,7 @@ func (s *Shard) retainedDropped(rm *Realm, n int, ids []uint64, msg string, args
 
 // stillValid returns why a session may no longer stay, or "".
 func (ss *Session) stillValid(r *Router) string {
-	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole, ss.staticCred); why != "" {
+	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole, ss.staticCred, ss.realmAuth); why != "" {
 		return why
 	}
 	if ss.cred != nil && ss.cred.Check != nil {
@@ -247,12 +247,18 @@ func (ss *Session) stillValid(r *Router) string {
 // for established sessions and at WELCOME for logins that began before
 // one.
 // cred is the mark of the static credential it authenticated with
-// (credMark), or "".
-func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred string) string {
+// (credMark), or "". realmAuth: it authenticated with one of the realm's
+// Authenticators (HELLO), whatever its provider (a static user, an access
+// token as a ticket), and the realm must still offer that method; an
+// in-process session (JoinInternal: the gateway's, whose methods are the
+// gateway's own) is not held to the realm's methods.
+func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred string, realmAuth bool) string {
 	if r.Realm(rm.name) != rm {
 		return "realm " + rm.name + " was removed from the configuration"
 	}
 	cfg := rm.conf()
+	const notOffered = " is no longer offered on this realm"
+	offered := !realmAuth || method == "anonymous" || methodOffered(cfg, method)
 	switch {
 	case method == "anonymous":
 		if !cfg.Anonymous {
@@ -269,14 +275,15 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 		if !u.HasRole(role) {
 			return "principal " + authid + " no longer has role " + role
 		}
-		if cred != "" {
-			if !methodOffered(cfg, method) {
-				return "authentication method " + method + " is no longer offered on this realm"
-			}
-			if !credHeld(method, u, cred) {
-				return "the " + method + " credential principal " + authid + " authenticated with was changed or removed"
-			}
+		if !offered {
+			return "authentication method " + method + notOffered
 		}
+		if cred != "" && !credHeld(method, u, cred) {
+			return "the " + method + " credential principal " + authid + " authenticated with was changed or removed"
+		}
+	}
+	if !offered {
+		return "authentication method " + method + notOffered
 	}
 	return ""
 }

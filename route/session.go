@@ -49,8 +49,11 @@ type Session struct {
 	authProvider string
 	cred         *Credential // withdrawable credential, or nil
 	staticCred   string      // credMark of the static credential it logged in with, or ""
-	feat         features
-	transport    TransportInfo
+	// realmAuth: it logged in with one of the realm's Authenticators
+	// (HELLO, not JoinInternal), whose method a reload must still offer.
+	realmAuth bool
+	feat      features
+	transport TransportInfo
 
 	// Owned by shard.
 	state    sessState
@@ -642,7 +645,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 	// The login was checked against the configuration of its HELLO: a
 	// reload since (which re-checks only established sessions) may have
 	// removed the realm, the user or its role.
-	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole, res.id.cred); why != "" {
+	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole, res.id.cred, true); why != "" {
 		s.abort(ss, proto.URIAuthenticationFailed, why)
 		return
 	}
@@ -682,6 +685,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 	}
 	ss.cred = id.Credential
 	ss.staticCred = id.cred
+	ss.realmAuth = ss.join != nil && ss.join.auth != nil && method != "anonymous"
 	ss.endJoin()
 	s.stats.AuthSuccessesBy[authMethodIndex(method)].Add(1)
 	ss.state = stEstablished
