@@ -232,6 +232,10 @@ type csState struct {
 	challenge []byte
 	pub       ed25519.PublicKey
 	identity  Identity
+	// badRole: the user may not take the role asked for, which the client
+	// learns only once its signature proves it holds the key (as
+	// WAMP-CRA's).
+	badRole error
 }
 
 // Method implements Authenticator.
@@ -255,13 +259,18 @@ func (a *CryptosignAuth) Challenge(req *AuthRequest) (map[string]any, any, *Iden
 		// [Cryptosign]: the router identifies the client by its public key.
 		return nil, nil, nil, noPrincipal(req.AuthID)
 	}
+	// A role the user may not take is told after the signature: a public
+	// key is public, and without the private key it must not tell which
+	// roles its user holds.
+	var refused error
 	role, ok := u.role(req.AuthRole)
 	if !ok {
-		return nil, nil, nil, badRole(u.AuthID, req.AuthRole)
+		role, refused = req.AuthRole, badRole(u.AuthID, req.AuthRole)
 	}
 	ch := make([]byte, 32)
 	rand.Read(ch)
-	st := &csState{challenge: ch, pub: pub, identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("cryptosign", u, pub)}}
+	st := &csState{challenge: ch, pub: pub, badRole: refused,
+		identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("cryptosign", u, pub)}}
 	return map[string]any{"challenge": hex.EncodeToString(ch), "channel_binding": nil}, st, nil, nil
 }
 
@@ -289,6 +298,9 @@ func (a *CryptosignAuth) Authenticate(_ *AuthRequest, state any, signature strin
 	}
 	if !ed25519.Verify(st.pub, st.challenge, sig) {
 		return nil, failAuth()
+	}
+	if st.badRole != nil {
+		return nil, st.badRole
 	}
 	id := st.identity
 	return &id, nil

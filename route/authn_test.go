@@ -581,3 +581,46 @@ func TestCRAUnknownAuthIDLooksKnown(t *testing.T) {
 		t.Fatalf("roles in challenges: bob %v, mallory %v", bobCh["authrole"], strCh["authrole"])
 	}
 }
+
+// README (Security, Authmethods): "a user asking for a role it may not
+// take learns no_such_role only once its password or signature is right".
+// Cryptosign told it at HELLO, before any signature (ABORT no_such_role
+// where role device got a CHALLENGE): whoever knows a device's public key
+// (public by nature) learned which roles it holds without its private
+// key. It now answers with a CHALLENGE, then authentication_failed for a
+// wrong signature and no_such_role for the right one, as WAMP-CRA does.
+func TestCryptosignRoleNotToldBeforeSignature(t *testing.T) {
+	e, key := secureEnv(t, nil)
+	pub := hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	details := func(role string) map[string]any {
+		return map[string]any{"authmethods": []any{"cryptosign"}, "authrole": role, "authextra": map[string]any{"pubkey": pub}}
+	}
+	probe := func(role string) *proto.Message {
+		c := e.connect(proto.JSON)
+		c.hello("secure", allFeatures, details(role))
+		return c.recv()
+	}
+	held, notHeld := probe("device"), probe("ops")
+	t.Logf("HELLO with dev1's public key and no private key: role device → %v %s; role ops → %v %s",
+		held.Type, held.URI, notHeld.Type, notHeld.URI)
+	if notHeld.Type != proto.CodeChallenge {
+		t.Fatalf("asking for a role dev1 does not hold, without its private key: got %v %s (%q) at HELLO, want a CHALLENGE "+
+			"(and authentication_failed for a wrong signature), as for role device (%v)", notHeld.Type, notHeld.URI,
+			notHeld.Opt.String(proto.KeyMessage), held.Type)
+	}
+	sign := func(k ed25519.PrivateKey) func(map[string]any) string {
+		return func(x map[string]any) string {
+			ch, _ := hex.DecodeString(x["challenge"].(string))
+			return hex.EncodeToString(append(ed25519.Sign(k, ch), ch...))
+		}
+	}
+	for _, tt := range []struct {
+		key  ed25519.PrivateKey
+		want string
+	}{{ed25519.NewKeyFromSeed(make([]byte, 32)), proto.URIAuthenticationFailed}, {key, proto.URINoSuchRole}} {
+		c := e.connect(proto.JSON)
+		if m := c.login(details("ops"), sign(tt.key)); m.Type != proto.CodeAbort || string(m.URI) != tt.want {
+			t.Fatalf("role ops: got %v %s, want ABORT %s", m.Type, m.URI, tt.want)
+		}
+	}
+}
