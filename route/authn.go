@@ -75,15 +75,20 @@ func VerifyDecoy(secret string) { decoyPassword().Verify(secret) }
 
 // decoyPassword is a hash with the default work factor that no secret
 // matches (its key is not derived from anything).
-var decoyPassword = sync.OnceValue(func() *Password { return decoyWith(DefaultIterations) })
+var decoyPassword = sync.OnceValue(func() *Password { return decoyWith(DefaultIterations, defaultKeyLen) })
 
-// decoyWith returns a hash of work iterations that no secret matches.
-func decoyWith(work int) *Password {
-	var salt, key [32]byte
+// defaultKeyLen is the key length HashPassword derives.
+const defaultKeyLen = 32
+
+// decoyWith returns a hash of work iterations and a key of keyLen bytes
+// that no secret matches.
+func decoyWith(work, keyLen int) *Password {
+	var salt [16]byte
 	rand.Read(salt[:])
-	rand.Read(key[:])
-	return &Password{Iterations: work, KeyLen: 32,
-		Salt: base64.RawStdEncoding.EncodeToString(salt[:16]), Key: base64.StdEncoding.EncodeToString(key[:])}
+	key := make([]byte, keyLen)
+	rand.Read(key)
+	return &Password{Iterations: work, KeyLen: keyLen,
+		Salt: base64.RawStdEncoding.EncodeToString(salt[:]), Key: base64.StdEncoding.EncodeToString(key)}
 }
 
 // LooksLikeJWT reports whether s has the shape of a compact JWS: three
@@ -155,11 +160,14 @@ func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, e
 // decoyChallenge challenges an authid that has no CRA credential.
 func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
 	var d craDecoy
-	work := DefaultIterations
+	work, keyLen := DefaultIterations, defaultKeyLen
 	if a.Users != nil {
 		d = a.Users.cra
 		if a.Users.work != 0 {
 			work = a.Users.work
+		}
+		if a.Users.keyLen != 0 {
+			keyLen = a.Users.keyLen
 		}
 	} else {
 		d = newCRADecoy(nil)
@@ -175,7 +183,7 @@ func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identi
 	extra := map[string]any{"challenge": st.challenge}
 	if d.salted {
 		extra["salt"] = d.salt(req.AuthID)
-		extra["keylen"] = 32
+		extra["keylen"] = keyLen
 		extra["iterations"] = work
 	}
 	return extra, st, nil, nil

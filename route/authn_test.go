@@ -624,3 +624,44 @@ func TestCryptosignRoleNotToldBeforeSignature(t *testing.T) {
 		}
 	}
 }
+
+// README (Authmethods): an unknown authid "with wampcra is challenged like
+// a user (a salt that is the same on every attempt for that authid, the
+// users' iterations and key length, their usual role)". The decoy always
+// said keylen 32, whatever the users' hashes have (ParsePassword takes 16
+// to 64): with users whose hashes have another key length (migrated from
+// another router), one CHALLENGE told whether an authid exists (keylen
+// 64 for carol, 32 for mallory). The decoy now has the key length most
+// of the users' hashes have, as it has their iterations.
+func TestCRADecoyKeyLength(t *testing.T) {
+	mk := func(pw string) *Password {
+		p := &Password{Iterations: 1000, KeyLen: 64, Salt: "c2FsdHNhbHRzYWx0c2FsdA"}
+		k, err := DeriveKey(pw, p.Salt, p.Iterations, p.KeyLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Key = k
+		if _, err := ParsePassword(p.String()); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	users, err := NewUsers([]*User{{AuthID: "carol", Roles: []string{"user"}, Password: mk("a")}, {AuthID: "erin", Roles: []string{"user"}, Password: mk("b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 1, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: users, Authenticators: []Authenticator{&CRAAuth{Users: users}}}}
+	})
+	challenge := func(authid string) map[string]any {
+		c := e.connect(proto.JSON)
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": authid})
+		v, _ := proto.DecodeValue(c.expect(proto.CodeChallenge).Dict)
+		return v.(map[string]any)
+	}
+	known, unknown := challenge("carol"), challenge("mallory")
+	t.Logf("keylen: user %v, unknown authid %v; iterations: %v, %v", known["keylen"], unknown["keylen"], known["iterations"], unknown["iterations"])
+	if known["keylen"] != unknown["keylen"] {
+		t.Fatalf("the CHALLENGE for an existing authid says keylen %v, for an unknown one %v: authids can be probed", known["keylen"], unknown["keylen"])
+	}
+}

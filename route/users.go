@@ -59,7 +59,7 @@ func HashPassword(password string, iterations int) (*Password, error) {
 	if _, err := rand.Read(salt[:]); err != nil {
 		return nil, err
 	}
-	p := &Password{Iterations: iterations, KeyLen: 32, Salt: base64.RawStdEncoding.EncodeToString(salt[:])}
+	p := &Password{Iterations: iterations, KeyLen: defaultKeyLen, Salt: base64.RawStdEncoding.EncodeToString(salt[:])}
 	k, err := DeriveKey(password, p.Salt, p.Iterations, p.KeyLen)
 	if err != nil {
 		return nil, err
@@ -125,11 +125,12 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 type Users struct {
 	byID  map[string]*User
 	byKey map[string]*User // hex public key → user
-	// work is the PBKDF2 iterations most of the users' passwords have, and
-	// decoy a hash of that work nothing matches when it is not the
-	// default (VerifyDecoy).
-	work  int
-	decoy *Password
+	// work and keyLen are the PBKDF2 iterations and key length most of
+	// the users' passwords have, and decoy a hash of those nothing
+	// matches when they are not the defaults (VerifyDecoy; a longer key
+	// costs more blocks).
+	work, keyLen int
+	decoy        *Password
 	// cra is what a WAMP-CRA challenge for an authid that is not a CRA
 	// user looks like (craDecoy).
 	cra craDecoy
@@ -197,12 +198,16 @@ func newCRADecoy(users []*User) craDecoy {
 func NewUsers(users []*User) (*Users, error) {
 	u := &Users{byID: map[string]*User{}, byKey: map[string]*User{}}
 	var errs []error
-	works := map[int]int{}
+	works, keyLens := map[int]int{}, map[int]int{}
 	for _, x := range users {
 		if x.Password != nil {
 			works[x.Password.Iterations]++
 			if n := works[x.Password.Iterations]; n > works[u.work] || n == works[u.work] && x.Password.Iterations > u.work {
 				u.work = x.Password.Iterations
+			}
+			keyLens[x.Password.KeyLen]++
+			if n := keyLens[x.Password.KeyLen]; n > keyLens[u.keyLen] || n == keyLens[u.keyLen] && x.Password.KeyLen > u.keyLen {
+				u.keyLen = x.Password.KeyLen
 			}
 		}
 		if x.AuthID == "" {
@@ -224,8 +229,11 @@ func NewUsers(users []*User) (*Users, error) {
 			u.byKey[h] = x
 		}
 	}
-	if u.work != 0 && u.work != DefaultIterations {
-		u.decoy = decoyWith(u.work)
+	if u.keyLen <= 0 {
+		u.keyLen = defaultKeyLen
+	}
+	if u.work != 0 && (u.work != DefaultIterations || u.keyLen != defaultKeyLen) {
+		u.decoy = decoyWith(u.work, u.keyLen)
 	}
 	u.cra = newCRADecoy(users)
 	return u, errors.Join(errs...)
