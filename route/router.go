@@ -36,7 +36,11 @@ type Config struct {
 	GoodbyeTimeout time.Duration
 	// AuthWorkers is the size of the pool that runs authentication work
 	// (hashing, signature checks, token verification) off the event loops.
-	// Default 2 × GOMAXPROCS... bounded to [2, 16].
+	// Default 4. The workers serve the logins' addresses in turn
+	// (workers.go). Workers hashing on every CPU delay the event loops
+	// too (Go's scheduler shares the CPUs): fewer than GOMAXPROCS keeps a
+	// CPU for the loops during a storm of logins, at the cost of the
+	// logins' own throughput.
 	AuthWorkers int
 	// AuthQueue bounds pending authentication jobs; past it, new HELLOs are
 	// refused. Default 4096.
