@@ -340,9 +340,18 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 			oa.startShared(meshOAuthStore(node))
 		}
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// Stop signals and reload requests on channels of their own: os/signal
+	// drops a signal whose channel is full, and on one shared channel a
+	// few SIGHUPs queued behind a reload in progress made a SIGTERM vanish
+	// (systemd then SIGKILLs the router after TimeoutStopSec). hup holds
+	// one request: SIGHUPs that arrive while a reload runs (or while one
+	// waits) make one more reload after it, not one each.
+	stop := make(chan os.Signal, 4)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, log)
 	if err != nil {
 		if node != nil {
@@ -409,12 +418,15 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 
 	var sig os.Signal
 	for sig == nil {
+		// A stop that is waiting goes before a reload that is waiting.
 		select {
-		case s := <-sigs:
-			if s != syscall.SIGHUP {
-				sig = s
-				break
-			}
+		case sig = <-stop:
+			continue
+		default:
+		}
+		select {
+		case sig = <-stop:
+		case <-hup:
 			sd.reloading()
 			if err := reload(cfgPath, override, r, oa, certs, gwCert, gw, node != nil, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
@@ -432,6 +444,13 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 		}
 	}
 	log.Info("shutting down", "signal", sig.String())
+	// A second SIGINT or SIGTERM while the sessions drain (up to 15 s)
+	// ends the process at once.
+	go func() {
+		s := <-stop
+		log.Warn("second stop signal while shutting down: exiting now, without waiting for the sessions", "signal", s.String())
+		os.Exit(1)
+	}()
 	sup.stop()
 	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -225,6 +225,51 @@ func TestSIGTERMSaysGoodbyeAndExitsZero(t *testing.T) {
 	}
 }
 
+// TestSIGTERMAfterSIGHUPs: a SIGTERM that arrives while SIGHUPs wait
+// behind a reload in progress (`systemctl reload` a few times, from a
+// certificate hook or a configuration management run, then `systemctl
+// stop`) still stops the router, with GOODBYE, and the queued SIGHUPs
+// make one reload more at most, not one each. Before, SIGINT, SIGTERM and
+// SIGHUP shared one channel of capacity 2, which os/signal does not wait
+// for: with two SIGHUPs queued the SIGTERM was dropped, and the router
+// ran on (15 s here, until systemd's SIGKILL in production). The realm's
+// users make a reload take some milliseconds.
+func TestSIGTERMAfterSIGHUPs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("realms:\n  - name: realm1\n    anonymous: true\n    users:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "      - {authid: dev%d, role: device, cryptosign_keys: [\"%064x\"]}\n", i, i+1)
+	}
+	cfgPath := writeFile(t, "c.yaml", b.String())
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0"))
+	s := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	defer s.Close()
+	// SIGHUPs a millisecond apart, so that the runtime does not merge
+	// them, then a stop.
+	const hups = 40
+	for range hups {
+		r.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(time.Millisecond)
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, r.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("SIGTERM after %d SIGHUPs: the router still runs 15 s later (%d reloads logged, shutting down logged: %v)",
+			hups, strings.Count(r.logs(), "SIGHUP: configuration reloaded"), strings.Contains(r.logs(), "shutting down"))
+	}
+	var we *client.Error
+	if !errors.As(s.Err(), &we) || we.URI != proto.CloseSystemShutdown {
+		t.Fatalf("session ended with %v, want GOODBYE %s", s.Err(), proto.CloseSystemShutdown)
+	}
+	if n := strings.Count(r.logs(), "SIGHUP: configuration reloaded"); n >= hups {
+		t.Errorf("%d SIGHUPs made %d reloads: those that arrive during a reload should make one more", hups, n)
+	}
+}
+
 func TestJSONLogFormatAndLevel(t *testing.T) {
 	r := startRouter(t, "-log-format", "json", "-log-level", "debug")
 	s := r.dial("ws://"+r.addr+"/ws", proto.JSON)
