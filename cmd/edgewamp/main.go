@@ -206,6 +206,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
+	// The signals first: until Notify, SIGHUP's default action ends the
+	// process, and a start (a mesh node's) takes some 100 ms during which
+	// a certificate hook's `kill -HUP` or a reload racing a restart used
+	// to kill the router.
+	sigs := notifySignals()
+	defer sigs.close()
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (YAML); default: the embedded default")
 	listen := fs.String("listen", "", "listen address host:port, overriding the configuration's first listener")
@@ -263,6 +269,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn("mesh: a node name is set, but no cluster, leaf or nats_url: the router runs alone (add -cluster-listen, -cluster-routes, -leaf-listen or -leaf-remotes to join a mesh)", "node", cfg.Mesh.Node)
 	}
 	if err := steadySysmon(cfg, *cfgPath); err != nil { // returns only if it does not re-execute
+		sigs.notify() // steadySysmon ignored SIGHUP for the execve
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}
 	if *pprofAddr != "" {
@@ -271,18 +278,58 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if err := serve(*cfgPath, override, cfg, log); err != nil {
+	if err := serve(*cfgPath, override, cfg, sigs, log); err != nil {
 		log.Error("edgewamp stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
+// signals are the process's stop signals (SIGINT, SIGTERM) and reload
+// requests (SIGHUP), each on a channel of its own: os/signal drops a
+// signal whose channel is full, and on one shared channel a few SIGHUPs
+// queued behind a reload in progress made a SIGTERM vanish (systemd then
+// SIGKILLs the router after TimeoutStopSec). hup holds one request:
+// SIGHUPs that arrive while a reload runs (or while one waits, or while
+// the router starts) make one more reload after it, not one each.
+type signals struct {
+	stop, hup chan os.Signal
+}
+
+func notifySignals() *signals {
+	s := &signals{stop: make(chan os.Signal, 4), hup: make(chan os.Signal, 1)}
+	s.notify()
+	return s
+}
+
+func (s *signals) notify() {
+	signal.Notify(s.stop, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(s.hup, syscall.SIGHUP)
+}
+
+func (s *signals) close() {
+	signal.Stop(s.stop)
+	signal.Stop(s.hup)
+}
+
+// stopped reports whether a stop signal has arrived, logging that the
+// start is abandoned: serve asks between the steps of its start, so that
+// a SIGTERM during a start ends it cleanly instead of waiting for it.
+func (s *signals) stopped(log *slog.Logger) bool {
+	select {
+	case sig := <-s.stop:
+		log.Info("stop signal while starting: not starting", "signal", sig.String())
+		return true
+	default:
+		return false
+	}
+}
+
 // serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
 // realms, users, roles, runtime settings and TLS certificates. Under
 // systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
 // STATUS= (watchdog.go).
-func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger) error {
+func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, log *slog.Logger) error {
 	sizeProcs(cfg, log)
 	log.Info("go runtime", append(applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs(), "steady_sysmon", steadySysmonState())...)
 	oa, err := cfg.newOAuth(log)
@@ -329,6 +376,9 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	if sigs.stopped(log) {
+		return nil
+	}
 	var node meshNode
 	if cfg.Mesh.enabled() {
 		if node, err = startMesh(cfg, r, log); err != nil {
@@ -340,18 +390,12 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 			oa.startShared(meshOAuthStore(node))
 		}
 	}
-	// Stop signals and reload requests on channels of their own: os/signal
-	// drops a signal whose channel is full, and on one shared channel a
-	// few SIGHUPs queued behind a reload in progress made a SIGTERM vanish
-	// (systemd then SIGKILLs the router after TimeoutStopSec). hup holds
-	// one request: SIGHUPs that arrive while a reload runs (or while one
-	// waits) make one more reload after it, not one each.
-	stop := make(chan os.Signal, 4)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(stop)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if sigs.stopped(log) {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
+		return nil
+	}
 	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, log)
 	if err != nil {
 		if node != nil {
@@ -366,6 +410,12 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 		if lane != nil {
 			lane.gw = gw
 		}
+	}
+	if sigs.stopped(log) {
+		if node != nil {
+			node.Shutdown(context.Background())
+		}
+		return nil
 	}
 	if err := eng.Start(); err != nil {
 		if node != nil {
@@ -416,6 +466,10 @@ func serve(cfgPath string, override func(*config), cfg *config, log *slog.Logger
 		testHookServing(r, log)
 	}
 
+	stop, hup := sigs.stop, sigs.hup
+	if len(hup) > 0 && len(stop) == 0 {
+		log.Info("SIGHUP received while starting: reloading now")
+	}
 	var sig os.Signal
 	for sig == nil {
 		// A stop that is waiting goes before a reload that is waiting.

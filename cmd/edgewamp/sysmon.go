@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -113,6 +114,11 @@ func steadySysmon(c *config, cfgPath string) error {
 	// inode. os.Executable would name the new file instead; it is only
 	// the fallback where /proc is not mounted.
 	exe := "/proc/self/exe"
+	// SIGHUP ignored across the execve (an ignored signal stays ignored
+	// in the new image, until its Notify): until then Go's default action
+	// for a SIGHUP (a reload asked for while the router starts) would end
+	// the new process. The caller notifies again if this returns.
+	signal.Ignore(syscall.SIGHUP)
 	err := syscall.Exec(exe, os.Args, env)
 	if errors.Is(err, syscall.ENOENT) {
 		if alt, aerr := os.Executable(); aerr == nil {
