@@ -321,6 +321,13 @@ func TestREADMESecureExcerpt(t *testing.T) {
 // nor remove their registrations and subscriptions, through the meta API:
 // before, any client reaching the port could call wamp.session.kill_all
 // and disconnect everyone.
+//
+// Nor do they let them read the meta API at all, wamp.session.count
+// aside: before, the grant on every URI ("") left its read side open, and
+// any anonymous client on the network listed every session and read each
+// one's IP address and port, authid and authrole (wamp.session.list,
+// wamp.session.get, every wamp.session.on_join event), and every
+// registration and subscription.
 func TestDeploySampleRefusesSessionKill(t *testing.T) {
 	for _, f := range []string{"edgewamp.yaml", "small-board.yaml"} {
 		t.Run(f, func(t *testing.T) {
@@ -369,29 +376,37 @@ func testSampleRefusesSessionKill(t *testing.T, config string) {
 		t.Fatal(err)
 	}
 	events := make(chan *client.Event, 4)
-	if _, err := victim.Subscribe(ctx, "com.example.news", func(e *client.Event) { events <- e }, nil); err != nil {
+	sub, err := victim.Subscribe(ctx, "com.example.news", func(e *client.Event) { events <- e }, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	attacker := r.dial("ws://"+r.addr+"/ws", proto.JSON)
-	lookup, err := attacker.Call(ctx, "wamp.subscription.lookup", []any{"com.example.news"}, nil, nil)
-	if err != nil || len(lookup.Args) != 1 || lookup.Args[0] == nil {
-		t.Fatalf("wamp.subscription.lookup: %v %v", lookup, err)
-	}
-	for _, proc := range []string{"wamp.session.kill_all", "wamp.session.kill", "wamp.session.kill_by_authrole", "wamp.registration.remove_callee", "wamp.subscription.remove_subscriber"} {
+	for _, proc := range []string{"wamp.session.kill_all", "wamp.session.kill", "wamp.session.kill_by_authrole", "wamp.registration.remove_callee", "wamp.subscription.remove_subscriber",
+		"wamp.session.get", "wamp.session.list", "wamp.registration.list", "wamp.registration.list_callees", "wamp.subscription.list",
+		"wamp.subscription.lookup", "wamp.subscription.list_subscribers"} {
 		args := []any{}
 		switch proc {
-		case "wamp.session.kill":
+		case "wamp.session.kill", "wamp.session.get":
 			args = []any{victim.ID()}
 		case "wamp.session.kill_by_authrole":
 			args = []any{"anonymous"}
 		case "wamp.registration.remove_callee":
 			args = []any{reg.ID(), callee.ID()}
 		case "wamp.subscription.remove_subscriber":
-			args = []any{lookup.Args[0], victim.ID()}
+			args = []any{sub.ID(), victim.ID()}
+		case "wamp.registration.list_callees":
+			args = []any{reg.ID()}
+		case "wamp.subscription.lookup":
+			args = []any{"com.example.news"}
+		case "wamp.subscription.list_subscribers":
+			args = []any{sub.ID()}
 		}
-		if _, err := attacker.Call(ctx, proc, args, nil, nil); wampURI(err) != proto.URINotAuthorized {
-			t.Fatalf("%s from an anonymous session: %v, want %s", proc, err, proto.URINotAuthorized)
+		if res, err := attacker.Call(ctx, proc, args, nil, nil); wampURI(err) != proto.URINotAuthorized {
+			t.Fatalf("%s from an anonymous session: %v %v, want %s", proc, res, err, proto.URINotAuthorized)
 		}
+	}
+	if _, err := attacker.Subscribe(ctx, "wamp.session.on_join", func(*client.Event) {}, nil); wampURI(err) != proto.URINotAuthorized {
+		t.Fatalf("subscribing to wamp.session.on_join from an anonymous session: %v, want %s", err, proto.URINotAuthorized)
 	}
 	res, err := victim.Call(ctx, "com.example.echo", []any{"still here"}, nil, nil)
 	if err != nil || len(res.Args) != 1 || res.Args[0] != "still here" {
@@ -408,7 +423,7 @@ func testSampleRefusesSessionKill(t *testing.T, config string) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the victim's subscription did not survive the attempts")
 	}
-	// Other meta procedures stay open.
+	// wamp.session.count stays open.
 	if _, err := attacker.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
 		t.Fatalf("wamp.session.count: %v", err)
 	}
