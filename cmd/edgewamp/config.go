@@ -304,16 +304,14 @@ func loadConfig(path string, override func(*config)) (*config, error) {
 // and validates.
 func parseConfig(data []byte, override func(*config)) (*config, error) {
 	var c config
-	if err := decodeStrict(defaultConfig, &c); err != nil {
+	if _, err := decodeStrict(defaultConfig, &c); err != nil {
 		return nil, fmt.Errorf("embedded default: %w", err) // a build defect; tests catch it
 	}
-	if err := decodeStrict(data, &c); err != nil {
+	root, err := decodeStrict(data, &c)
+	if err != nil {
 		return nil, err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err == nil {
-		c.root = &root
-	}
+	c.root = root
 	if override != nil {
 		override(&c)
 	}
@@ -326,18 +324,50 @@ func parseConfig(data []byte, override func(*config)) (*config, error) {
 	return &c, nil
 }
 
-// decodeStrict decodes one YAML document into c: unknown keys and values of
-// the wrong type are errors naming the line.
-func decodeStrict(data []byte, c *config) error {
+// decodeStrict decodes the YAML document of data into c: unknown keys
+// and values of the wrong type are errors naming the line. It returns the
+// document's node, for the line numbers of later errors. The
+// configuration is one document: a file with a second one (after a `---`
+// line) is refused, since everything in it would be ignored (a file whose
+// realms follow a `---` ran with the embedded default's open realm1, and
+// check-config said ok); a file with none, or only empty ones (`---`,
+// `null`), is refused as empty.
+func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
+	var doc *yaml.Node
+	nodes := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := nodes.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, cleanYAMLError(err, data)
+		}
+		if len(n.Content) == 0 || n.Content[0].Tag == "!!null" {
+			continue // an empty document: `---` alone, or null
+		}
+		if doc != nil {
+			return nil, fmt.Errorf("line %d: a second YAML document (after a `---` line): the configuration is one document, and this one would be ignored; join them into one, without the `---`", n.Content[0].Line)
+		}
+		doc = &n
+	}
+	if doc == nil {
+		return nil, errors.New("the configuration is empty")
+	}
+	// Strictly, through a decoder (a node's Decode has no KnownFields);
+	// the empty documents before it leave c as it is.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	for {
+		err := dec.Decode(c)
 		if errors.Is(err, io.EOF) {
-			return errors.New("the configuration is empty")
+			return doc, nil
 		}
-		return cleanYAMLError(err, data)
+		if err != nil {
+			return nil, cleanYAMLError(err, data)
+		}
 	}
-	return nil
 }
 
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found

@@ -387,6 +387,43 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestConfigOneYAMLDocument: the configuration is one YAML document. A
+// second one (after a `---` line) is refused, naming its line: before,
+// only the first was read and everything after the `---` was ignored,
+// unknown keys and broken values included, so a file whose realms follow
+// a `---` (two snippets joined, a template) ran with the embedded
+// default's realm1, open to anonymous clients without RBAC, and
+// check-config said ok. A file of only `---` lines (or null) is refused as
+// empty, as README says of a file with no key: it passed. Empty documents
+// around the one are allowed, and its errors name their lines.
+func TestConfigOneYAMLDocument(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		want       string
+	}{
+		{"realms after a separator", "gateway: {listen: \"off\"}\n---\nrealms:\n  - name: plant1\n    security: true\n" +
+			"    users: [{authid: a, role: x, password: \"not a hash\"}]\nno_such_key: 1\n", 1, "line 3: a second YAML document (after a `---` line)"},
+		{"only separators", "---\n---\n", 1, "the configuration is empty"},
+		{"null", "null\n", 1, "the configuration is empty"},
+		{"separator first", "---\nrealms: [{name: a.b}]\n", 0, ": ok"},
+		{"separator last", "realms: [{name: a.b}]\n---\n", 0, ": ok"},
+		{"empty documents first", "---\n---\nrealms: [{name: a.b}]\nno_such_key: 1\n", 1, "line 4: key no_such_key is not a known configuration key"},
+		{"line after empty documents", "---\n---\nrealms:\n  - name: \"bad realm\"\n", 1, `line 4: realms[0].name "bad realm" is not a valid URI`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCLI("check-config", writeFile(t, "c.yaml", tc.body))
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("check-config: exit %d %q, want %d and %q, for:\n%s", code, out+errOut, tc.code, tc.want, tc.body)
+			}
+		})
+	}
+	c, err := parseConfig([]byte("---\nrealms: [{name: plant1}]\n---\n"), nil)
+	if err != nil || len(c.Realms) != 1 || c.Realms[0].Name != "plant1" {
+		t.Fatalf("a document between separators: %v %+v", err, c)
+	}
+}
+
 // TestListenAddressesChecked: check-config refuses, naming the key and
 // its line, the listen addresses that run cannot bind (it passed them,
 // and run failed at start: a port past 65535, a service name, no port, a
