@@ -598,8 +598,22 @@ func (c *config) validate() error {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
 	}
-	if c.Limits.HardLimit != 0 && c.Limits.HighWater != 0 && c.Limits.HardLimit < c.Limits.HighWater {
-		c.errAt(&errs, "limits.hard_limit must not be below limits.high_water", "limits", "hard_limit")
+	// 0 is the default: compare the marks the event loops will use (the
+	// check skipped a mark of 0, so a high_water above hard_limit's
+	// default passed here and was refused at start).
+	if hw, hard := int(c.Limits.HighWater), int(c.Limits.HardLimit); cmp.Or(hard, defaultHardLimit) < cmp.Or(hw, defaultHighWater) {
+		switch {
+		case hard == 0:
+			c.errAt(&errs, fmt.Sprintf("limits.high_water %s is above limits.hard_limit's default, %s: set hard_limit too", formatSize(int64(hw)), formatSize(defaultHardLimit)), "limits", "high_water")
+		case hw == 0:
+			c.errAt(&errs, fmt.Sprintf("limits.hard_limit %s is below limits.high_water's default, %s: set high_water too", formatSize(int64(hard)), formatSize(defaultHighWater)), "limits", "hard_limit")
+		default:
+			key := "hard_limit"
+			if c.line("limits", key) == 0 { // the embedded default's: name the file's
+				key = "high_water"
+			}
+			c.errAt(&errs, fmt.Sprintf("limits.hard_limit must not be below limits.high_water (%s, %s)", formatSize(int64(hard)), formatSize(int64(hw))), "limits", key)
+		}
 	}
 	c.validateAuthFailures(&errs)
 	switch c.Tuning.Flush {
@@ -647,18 +661,30 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
+// The event loops' defaults for limits.high_water and hard_limit (loop's
+// defaultHighWater and HardLimit), which a 0 in the file stands for.
+const (
+	defaultHighWater = 256 << 10
+	defaultHardLimit = 4 << 20
+)
+
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
 // interfaces), which otherwise fails only when the second one binds.
-// Port 0 (any free port) never collides.
+// The event loops' listeners (the WAMP listeners, and the gateway when it
+// runs on the loops' HTTP lane) are refused on one port whatever their
+// hosts: the loops key their listeners by port, and refused two on one
+// port only when the router started ("loop: two listeners on port N",
+// which check-config passed). Port 0 (any free port) never collides.
 func (c *config) validateAddresses(errs *[]error) {
 	type use struct {
 		name       string
 		path       []any
 		host, port string
+		loop       bool // one of the event loops' listeners
 	}
 	var uses []use
-	add := func(addr, name string, path ...any) {
+	add := func(addr, name string, loop bool, path ...any) {
 		h, p, err := net.SplitHostPort(addr)
 		if err != nil || p == "0" || listenAddrProblem(addr) != "" {
 			return // malformed ones are reported where they are checked
@@ -666,26 +692,39 @@ func (c *config) validateAddresses(errs *[]error) {
 		if h == "localhost" {
 			h = "127.0.0.1"
 		}
-		uses = append(uses, use{name, path, h, p})
+		uses = append(uses, use{name, path, h, p, loop})
 	}
 	for i, l := range c.Listeners {
-		add(l.Address, fmt.Sprintf("listeners[%d].address", i), "listeners", i, "address")
+		add(l.Address, fmt.Sprintf("listeners[%d].address", i), true, "listeners", i, "address")
 	}
 	if !c.gatewayOff() {
-		add(c.Gateway.Listen, "gateway.listen", "gateway", "listen")
+		add(c.Gateway.Listen, "gateway.listen", c.gatewayOnLane(), "gateway", "listen")
 	}
-	add(c.Mesh.Cluster.Listen, "mesh.cluster.listen", "mesh", "cluster", "listen")
-	add(c.Mesh.Leaf.Listen, "mesh.leaf.listen", "mesh", "leaf", "listen")
+	add(c.Mesh.Cluster.Listen, "mesh.cluster.listen", false, "mesh", "cluster", "listen")
+	add(c.Mesh.Leaf.Listen, "mesh.leaf.listen", false, "mesh", "leaf", "listen")
 	wildcard := func(h string) bool {
 		ip, err := netip.ParseAddr(h)
 		return h == "" || (err == nil && ip.IsUnspecified())
 	}
 	for j, b := range uses {
 		for _, a := range uses[:j] {
-			if a.port == b.port && (a.host == b.host || wildcard(a.host) || wildcard(b.host)) {
-				c.errAt(errs, fmt.Sprintf("%s %s uses the port of %s %s", b.name, net.JoinHostPort(b.host, b.port), a.name, net.JoinHostPort(a.host, a.port)), b.path...)
-				break
+			if a.port != b.port {
+				continue
 			}
+			msg := fmt.Sprintf("%s %s uses the port of %s %s", b.name, net.JoinHostPort(b.host, b.port), a.name, net.JoinHostPort(a.host, a.port))
+			switch {
+			case a.host == b.host || wildcard(a.host) || wildcard(b.host):
+			case a.loop && b.loop:
+				msg += " (the event loops take one listener per port, whatever its host"
+				if a.name == "gateway.listen" || b.name == "gateway.listen" {
+					msg += ", and serve the gateway's port unless gateway.event_loop is false"
+				}
+				msg += ")"
+			default:
+				continue
+			}
+			c.errAt(errs, msg, b.path...)
+			break
 		}
 	}
 }

@@ -172,6 +172,14 @@ type webhookConfig struct {
 }
 
 // gatewayOff reports whether the configuration disables the gateway.
+// gatewayOnLane reports whether the gateway runs on the event loops' HTTP
+// lane (a listener of the loops' own): on, without TLS, event_loop not
+// false.
+func (c *config) gatewayOnLane() bool {
+	g := &c.Gateway
+	return !c.gatewayOff() && g.TLS == nil && (g.EventLoop == nil || *g.EventLoop)
+}
+
 func (c *config) gatewayOff() bool {
 	l := strings.TrimSpace(c.Gateway.Listen)
 	return l == "" || l == "off"
@@ -436,7 +444,7 @@ func (a *laneAdapter) HandOff(c net.Conn) { a.gw.HandOff(c) }
 // gateway.event_loop is not false; it returns the lane, or nil.
 func (c *config) laneOptions(lo *loop.Options, log *slog.Logger) *laneAdapter {
 	g := &c.Gateway
-	if c.gatewayOff() || g.TLS != nil || (g.EventLoop != nil && !*g.EventLoop) {
+	if !c.gatewayOnLane() {
 		return nil
 	}
 	l := gateway.DefaultedLimits(c.gatewayOptions(log).Limits)

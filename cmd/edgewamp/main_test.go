@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,7 +362,9 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 3: gateway.listen 0.0.0.0:9000 uses the port of listeners[0].address 127.0.0.1:9000"}},
 		{"mesh on a listener's port", "listeners:\n  - address: \"127.0.0.1:9000\"\n  - address: \"127.0.0.1:9001\"\nrealms: [{name: a}]\nmesh:\n  cluster: {listen: \"localhost:9001\"}\n", 1,
 			[]string{"line 6: mesh.cluster.listen 127.0.0.1:9001 uses the port of listeners[1].address 127.0.0.1:9001"}},
-		{"one port, two hosts", "listeners:\n  - address: \"127.0.0.1:9000\"\n  - address: \"127.0.0.2:9000\"\nrealms: [{name: a}]\ngateway: {listen: \"127.0.0.1:0\"}\n", 0, []string{": ok"}},
+		{"one port, two hosts", "listeners:\n  - address: \"127.0.0.1:9000\"\n  - address: \"127.0.0.2:9000\"\nrealms: [{name: a}]\ngateway: {listen: \"127.0.0.1:0\"}\n", 1,
+			[]string{"line 3: listeners[1].address 127.0.0.2:9000 uses the port of listeners[0].address 127.0.0.1:9000 (the event loops take one listener per port, whatever its host)"}},
+		{"gateway off the loops, one port, two hosts", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a}]\ngateway: {listen: \"127.0.0.2:9000\", event_loop: false}\n", 0, []string{": ok"}},
 		{"empty", "", 1, []string{"empty"}},
 		{"syntax", "realms: [\n", 1, []string{"line"}},
 	}
@@ -385,6 +388,88 @@ func TestCheckConfig(t *testing.T) {
 	if _, e, code := runCLI("check-config", filepath.Join(dir, "missing.yaml")); code != 1 || !strings.Contains(e, "no such file") {
 		t.Fatalf("missing file: %d %s", code, e)
 	}
+}
+
+// TestCheckConfigAgreesWithRun: check-config is the unit's
+// ExecStartPre and README's upgrade check ("check the configuration with
+// the new binary"): what it passes, run starts with, and what run refuses
+// at start it refuses. Before, it passed three configurations that run
+// refused, found only when the service started: two listeners on one
+// port of two different addresses (the event loops refuse any two
+// listeners on one port, whatever their hosts: "loop: two listeners on
+// port N"); a listener and the gateway on the loops' HTTP lane (itself a
+// loop listener) likewise; limits.high_water above 4 MiB with hard_limit
+// 0 (its default, 4 MiB, is then below the high-water mark), and the
+// converse, a hard_limit below high_water's default. The gateway on its
+// own listener (event_loop: false) may share a port on another host.
+func TestCheckConfigAgreesWithRun(t *testing.T) {
+	for _, tc := range []struct{ name, yaml string }{
+		{"listeners", "listeners:\n  - address: 127.0.0.1:PORT\n  - address: 127.0.0.2:PORT\ngateway: {listen: \"off\"}\n"},
+		{"gateway-lane", "listeners:\n  - address: 127.0.0.1:PORT\ngateway: {listen: \"127.0.0.2:PORT\"}\n"},
+		{"gateway-own-listener", "listeners:\n  - address: 127.0.0.1:PORT\ngateway: {listen: \"127.0.0.2:PORT\", event_loop: false}\n"},
+		{"high-water", "listeners:\n  - address: 127.0.0.1:0\ngateway: {listen: \"off\"}\nlimits: {high_water: 8MiB, hard_limit: 0}\n"},
+		{"hard-limit", "listeners:\n  - address: 127.0.0.1:0\ngateway: {listen: \"off\"}\nlimits: {high_water: 0, hard_limit: 100KiB}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "c.yaml", strings.ReplaceAll(tc.yaml, "PORT", freePort(t)))
+			_, stderr, code := runCLI("check-config", path)
+			started, log := runStarts(t, path)
+			if (code == 0) != started {
+				t.Fatalf("check-config exit %d (%s), but run started=%v:\n%s", code, strings.TrimSpace(stderr), started, lastLines(log, 2))
+			}
+		})
+	}
+}
+
+// freePort returns a TCP port free on 127.0.0.1 just now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+// runStarts runs `edgewamp run -config path` and reports whether it gets
+// to serving (true) or exits first (false), with its log.
+func runStarts(t *testing.T, path string) (bool, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, "run", "-config", path)
+	log := &lockedBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-done:
+			return false, log.String()
+		case <-deadline:
+			cmd.Process.Kill()
+			<-done
+			return false, "did not start in 10 s\n" + log.String()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if strings.Contains(log.String(), "edgewamp started") {
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+			return true, log.String()
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
 
 // TestConfigOneYAMLDocument: the configuration is one YAML document. A
