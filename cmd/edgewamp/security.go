@@ -28,6 +28,11 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 			c.errAt(errs, fmt.Sprintf("realms[%d].authmethods[%d]: anonymous is listed, but realms[%d].anonymous is false", i, j, i), "realms", i, "authmethods", j)
 		}
 	}
+	if len(r.Roles) > 0 && !r.Security {
+		// The roles would be ignored: without security every session may
+		// do anything, whatever its role's permissions say.
+		c.errAt(errs, fmt.Sprintf("realm %q defines roles but security is off: set security: true (or remove the roles)", r.Name), "realms", i, "roles")
+	}
 	roles := map[string]bool{}
 	for j, ro := range r.Roles {
 		if ro.Name == "" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -229,6 +230,33 @@ func TestSecurityConfigErrors(t *testing.T) {
 	ok := "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret_env: EDGEWAMP_TEST_SECRET}\n"
 	if _, e, code := runCLI("check-config", writeFile(t, "ok.yaml", ok)); code != 0 {
 		t.Fatalf("env secret: %s", e)
+	}
+}
+
+// TestRolesWithoutSecurityRefused: a realm whose roles restrict its
+// anonymous role but which leaves out `security: true` is refused, by
+// check-config and run, naming the realm and the key to set. Before, its
+// roles were silently ignored: check-config said ok, run logged nothing,
+// and the realm ran with no authorization at all (here an anonymous
+// session, granted only call on com., ended the others with
+// wamp.session.kill_all).
+func TestRolesWithoutSecurityRefused(t *testing.T) {
+	cfg := "realms:\n  - name: realm1\n    anonymous: true\n    roles:\n      - name: anonymous\n        permissions:\n" +
+		"          - {uri: com., match: prefix, allow: [call]}\n"
+	path := writeFile(t, "c.yaml", cfg)
+	const want = `line 4: realm "realm1" defines roles but security is off: set security: true`
+	if _, e, code := runCLI("check-config", path); code != 1 || !strings.Contains(e, want) {
+		t.Fatalf("check-config: exit %d: %s\nwant 1 and %q", code, e, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "run", "-config", path, "-listen", "127.0.0.1:0", "-gateway-listen", "off").CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "defines roles but security is off") {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	// With security on, the same roles are valid.
+	if _, e, code := runCLI("check-config", writeFile(t, "on.yaml", strings.Replace(cfg, "anonymous: true\n", "anonymous: true\n    security: true\n", 1))); code != 0 {
+		t.Fatalf("the roles with security on: exit %d: %s", code, e)
 	}
 }
 
