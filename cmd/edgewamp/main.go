@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -330,6 +331,7 @@ func (s *signals) stopped(log *slog.Logger) bool {
 // systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
 // STATUS= (watchdog.go).
 func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, log *slog.Logger) error {
+	started := *cfg // as loaded, for what a reload changes (sizeProcs sets Loops)
 	sizeProcs(cfg, log)
 	log.Info("go runtime", append(applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs(), "steady_sysmon", steadySysmonState())...)
 	oa, err := cfg.newOAuth(log)
@@ -482,7 +484,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		case sig = <-stop:
 		case <-hup:
 			sd.reloading()
-			if err := reload(cfgPath, override, r, oa, certs, gwCert, gw, node != nil, log); err != nil {
+			if err := reload(cfgPath, override, &started, r, oa, certs, gwCert, gw, node != nil, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -543,7 +545,7 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
+func reload(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	var refused []string
 	all := certs
 	if gwCert != nil {
@@ -552,7 +554,7 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 	if reloadCerts(all, log) != nil {
 		refused = append(refused, "TLS certificate")
 	}
-	if err := reloadConfig(path, override, r, oa, certs, gw, meshOn, log); err != nil {
+	if err := reloadConfig(path, override, running, r, oa, certs, gw, meshOn, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -563,9 +565,11 @@ func reload(path string, override func(*config), r *route.Router, oa *oauthServe
 
 // reloadConfig re-reads the configuration file and installs its realms,
 // their HTTP bridge access, the gateway's API and signing keys and routes
-// and the runtime settings. meshOn says whether this process runs a mesh
-// node (which a reload neither starts nor stops).
-func reloadConfig(path string, override func(*config), r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
+// and the runtime settings. running is the configuration the router
+// started with (what runs of the sections a reload does not apply).
+// meshOn says whether this process runs a mesh node (which a reload
+// neither starts nor stops).
+func reloadConfig(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	if path == "" {
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
@@ -621,15 +625,70 @@ func reloadConfig(path string, override func(*config), r *route.Router, oa *oaut
 		}
 		log.Warn("SIGHUP: mesh: is added or removed; that needs a restart, and until then the router " + state)
 	}
+	if changed := restartOnlyChanges(running, cfg); len(changed) > 0 {
+		log.Warn("SIGHUP: settings a reload does not apply were changed; they need a restart, and until then the router keeps the running ones",
+			"changed", strings.Join(changed, ", "))
+	}
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)
 	}
 	attrs := append([]any{"realms", names}, routes...)
-	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, routes, callees and webhooks, runtime and TLS certificates apply now; listener, limit, log, data_dir, mesh:, gateway (address, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, keys) changes need a restart")
+	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, routes, callees and webhooks, runtime and TLS certificates apply now; "+restartOnlyNote+" changes need a restart")
 	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
+}
+
+// restartOnlyNote names what a reload does not apply, for its log line.
+const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache)"
+
+// restartOnlyChanges names the sections of next, a reloaded file, that
+// differ from running's, the configuration the router started with, among
+// those a reload does not apply: they need a restart. Before, a reload
+// that changed one of them (rpc.max_call_timeout, say) logged
+// "configuration reloaded" and the router went on with the old values,
+// with no word of it. A mesh: added or removed, and TLS files moved, have
+// warnings of their own.
+func restartOnlyChanges(running, next *config) []string {
+	var changed []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			changed = append(changed, name)
+		}
+	}
+	diff("log", running.Log, next.Log)
+	diff("loops", running.Loops, next.Loops)
+	type listener struct {
+		addr, transport string
+		maxConns        int
+		tls             bool
+	}
+	listeners := func(c *config) (ls []listener) {
+		for _, l := range c.Listeners {
+			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil})
+		}
+		return ls
+	}
+	diff("listeners", listeners(running), listeners(next))
+	diff("websocket", running.WebSocket, next.WebSocket)
+	diff("limits", running.Limits, next.Limits)
+	diff("keepalive", running.Keepalive, next.Keepalive)
+	diff("rpc", running.RPC, next.RPC)
+	diff("tuning", running.Tuning, next.Tuning)
+	diff("data_dir", running.DataDir, next.DataDir)
+	if running.Mesh.enabled() && next.Mesh.enabled() {
+		diff("mesh", running.Mesh, next.Mesh)
+	}
+	// The gateway's keys, routes, callees and webhooks apply.
+	gw := func(c *config) gatewayConfig {
+		g := c.Gateway
+		g.APIKeys, g.SigningKeys, g.Routes, g.Callees, g.Webhooks = nil, nil, nil, nil, nil
+		return g
+	}
+	diff("gateway", gw(running), gw(next))
+	diff("oauth", running.OAuth, next.OAuth)
+	return changed
 }
 
 func orDefault(s, def string) string {

@@ -173,6 +173,48 @@ func TestSignalDuringStart(t *testing.T) {
 	}
 }
 
+// TestReloadNamesRestartOnlyChanges: a reload whose file changes settings
+// a reload does not apply (rpc:, keepalive:, limits:, ...) warns naming
+// them, and the reload's log line lists them among those that need a
+// restart; a reload that changes none does not warn (the gateway on,
+// whose GOMAXPROCS sizing must not read as a change of loops). Before, a
+// reload that added rpc.max_call_timeout: 1s logged "configuration
+// reloaded" and nothing else, and the router kept no cap (a 3 s call
+// took 3 s): routeConfig is read once, at start, and neither the log line
+// nor README named rpc:.
+func TestReloadNamesRestartOnlyChanges(t *testing.T) {
+	const base = "realms: [{name: realm1}]\ngateway: {hosts: [example.com], routes: [{method: GET, path: /a, realm: realm1, call: com.a}]}\n"
+	cfgPath := writeFile(t, "c.yaml", base)
+	r := startRouter(t, "-config", cfgPath)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	const warning = "SIGHUP: settings a reload does not apply were changed"
+	if strings.Contains(r.logs(), warning) {
+		t.Fatalf("a reload of the same file warns:\n%s", r.logs())
+	}
+	// The gateway's routes apply: no warning for them.
+	if err := os.WriteFile(cfgPath, []byte(base+"rpc: {max_call_timeout: 1s}\nkeepalive: {interval: 20s}\nlimits: {calls_in_flight: 100}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 2)
+	var warn, note string
+	for _, l := range strings.Split(r.logs(), "\n") {
+		if strings.Contains(l, warning) {
+			warn = l
+		}
+		if strings.Contains(l, "SIGHUP: configuration reloaded") {
+			note = l
+		}
+	}
+	if !strings.Contains(warn, `changed="limits, keepalive, rpc"`) {
+		t.Fatalf("the reload changing rpc, keepalive and limits does not name them: %q\n%s", warn, r.logs())
+	}
+	if !strings.Contains(note, "rpc") || !strings.Contains(note, "keepalive") {
+		t.Fatalf("the reload's note does not list rpc and keepalive: %s", note)
+	}
+}
+
 // SIGHUP rotates the HTTP gateway's certificate (gateway.tls) as it does
 // the WAMP listeners'.
 func TestGatewayTLSCertificateRotationOnSIGHUP(t *testing.T) {
