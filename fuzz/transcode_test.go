@@ -442,12 +442,13 @@ func jsonBinary(v any) (any, error) {
 		if !strings.HasPrefix(x, "\x00") {
 			return x, nil
 		}
+		// Standard padded base64 only (encoding/base64 would skip line
+		// breaks).
 		s := x[1:]
-		enc := base64.StdEncoding
-		if len(s)%4 != 0 {
-			enc = base64.RawStdEncoding
+		if strings.ContainsAny(s, "\r\n") {
+			return nil, errors.New("line break in base64")
 		}
-		return enc.DecodeString(s)
+		return base64.StdEncoding.DecodeString(s)
 	case []any:
 		for i, e := range x {
 			n, err := jsonBinary(e)

@@ -61,6 +61,14 @@ func TestBadInput(t *testing.T) {
 		{"invalid topic URI", "POST", "/wamp/realm1/publish/com..t", "application/json", `{}`, 400, proto.URIInvalidURI},
 		{"reserved topic", "POST", "/wamp/realm1/publish/wamp.session.on_join", "application/json", `{}`, 400, proto.URIInvalidURI},
 		{"unknown realm", "POST", "/wamp/nosuch/call/com.echo", "application/json", `{}`, 404, proto.URINoSuchRealm},
+		// A binary string ("\u0000" + base64) with malformed base64, or
+		// as a dictionary key, is valid JSON but no WAMP value: the bridge
+		// passed it on as it came, so a JSON callee or subscriber got it
+		// (Autobahn|Python's serializer and this repository's client drop
+		// their connection on it: the callee of com.echo left).
+		{"unpadded base64", "POST", "/wamp/realm1/call/com.echo", "application/json", `{"args":["\u0000AQI"]}`, 400, proto.URIInvalidArgument},
+		{"bad base64 in kwargs", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"kwargs":{"k":["\u0000!!!!"]}}`, 400, proto.URIInvalidArgument},
+		{"binary key", "POST", "/wamp/realm1/call/com.echo", "application/json", `{"kwargs":{"\u0000AQID":1}}`, 400, proto.URIInvalidArgument},
 		{"bad exclude list", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"options":{"exclude":["x"]}}`, 400, proto.URIInvalidArgument},
 	}
 	for _, c := range cases {

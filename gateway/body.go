@@ -82,7 +82,26 @@ func splitBody(body []byte) (bridgeBody, *problem) {
 	if jsonDepth(b.args) > proto.MaxDepth || jsonDepth(b.kwargs) > proto.MaxDepth {
 		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args or kwargs nest deeper than "+strconv.Itoa(proto.MaxDepth)+" levels")
 	}
+	if !wampJSON(b.args, b.kwargs) {
+		return b, problemNotWAMP()
+	}
 	return b, nil
+}
+
+// wampJSON reports whether args and kwargs (nil: absent) are WAMP values
+// in JSON as the router checks a WebSocket peer's payload
+// (proto.ValidArgs, ValidKwargs): valid JSON is not enough, a binary
+// string ("\u0000" + base64) must hold standard padded base64 and be no
+// dictionary key. JSON peers get these bytes as they are, and
+// Autobahn|Python drops its connection on such a string; so does this
+// repository's client.
+func wampJSON(args, kwargs []byte) bool {
+	return (args == nil || proto.ValidArgs(proto.Raw{Ser: proto.JSON, B: args}, false)) &&
+		(kwargs == nil || proto.ValidKwargs(proto.Raw{Ser: proto.JSON, B: kwargs}))
+}
+
+func problemNotWAMP() *problem {
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key`)
 }
 
 func skipWS(b []byte, i int) int {

@@ -185,7 +185,8 @@ type payload struct {
 }
 
 // check validates the payload: args a JSON array, kwargs an object (null
-// or absent meaning none), nested at most proto.MaxDepth deep.
+// or absent meaning none), nested at most proto.MaxDepth deep, WAMP values
+// (wampJSON).
 func (pl *payload) check() (args, kwargs []byte, p *problem) {
 	args, kwargs = nullToNil(pl.Args), nullToNil(pl.Kwargs)
 	if args != nil && args[0] != '[' {
@@ -196,6 +197,9 @@ func (pl *payload) check() (args, kwargs []byte, p *problem) {
 	}
 	if jsonDepth(args) > proto.MaxDepth || jsonDepth(kwargs) > proto.MaxDepth {
 		return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args or kwargs nest deeper than "+strconv.Itoa(proto.MaxDepth)+" levels")
+	}
+	if !wampJSON(args, kwargs) {
+		return nil, nil, problemNotWAMP()
 	}
 	return args, kwargs, nil
 }

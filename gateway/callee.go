@@ -620,7 +620,11 @@ func (c *calleeRunner) result(data []byte, ct string) (args, kwargs []byte, err 
 	out := make([]byte, 0, len(data)+2)
 	out = append(out, '[')
 	out = append(out, data...)
-	return append(out, ']'), nil, nil
+	out = append(out, ']')
+	if !wampJSON(out, nil) {
+		return nil, nil, errors.New("not a WAMP value: a binary string (\"\\u0000\" + base64) with malformed base64, or as a dictionary key")
+	}
+	return out, nil, nil
 }
 
 // upstreamError maps an error status and body to a WAMP error.

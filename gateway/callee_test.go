@@ -321,3 +321,39 @@ func TestHTTPCalleeCutAnswerHidesUpstream(t *testing.T) {
 		t.Fatalf("%d %s", r.StatusCode, body)
 	}
 }
+
+// TestHTTPCalleeMalformedBinaryResult: an HTTP upstream's JSON answer
+// holding a binary string ("\u0000" + base64) with unpadded base64 went
+// to the caller as it came; a JSON caller (Autobahn|Python, this
+// repository's client) could not decode it and dropped its connection.
+// It is now an unusable answer (URIUpstream), and the caller's session
+// goes on.
+func TestHTTPCalleeMalformedBinaryResult(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("X-Edgewamp-Procedure") == "com.bin.wamp" {
+			w.Write([]byte(`{"args":["\u0000AQI"]}`))
+			return
+		}
+		w.Write([]byte(`"\u0000AQI"`))
+	}))
+	t.Cleanup(up.Close)
+	e := newEnv(t, func(o *Options) {
+		o.Callees = append(o.Callees, Callee{Realm: "realm1", Procedure: "com.bin", URL: up.URL},
+			Callee{Realm: "realm1", Procedure: "com.bin.wamp", URL: up.URL, Result: "wamp"})
+	})
+	caller := e.dial("realm1", proto.JSON)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, p := range []string{"com.bin", "com.bin.wamp"} {
+		waitRegistered(t, caller, p)
+		_, err := caller.Call(ctx, p, nil, nil, nil)
+		var we *client.Error
+		if !errors.As(err, &we) || we.URI != URIUpstream {
+			t.Fatalf("%s: %v, want %s", p, err, URIUpstream)
+		}
+	}
+	if _, err := caller.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatalf("the caller's session after the answers: %v", err)
+	}
+}

@@ -133,6 +133,28 @@ func BenchmarkDecodeCall(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeTransparentCall decodes an end-to-end encrypted CALL
+// (Payload Passthru Mode): a binary payload, in JSON a "\u0000"+base64
+// string whose base64 the scan checks.
+func BenchmarkDecodeTransparentCall(b *testing.B) {
+	for _, ser := range serializers {
+		for _, n := range benchSizes {
+			in := transparentCallBytes(b, ser, n)
+			b.Run(fmt.Sprintf("%s/msgSz=%d", ser, len(in)), func(b *testing.B) {
+				var d Decoder
+				var m Message
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in)))
+				for b.Loop() {
+					if err := d.Decode(ser, in, &m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkEncodeInvocation builds and encodes the INVOCATION for a decoded
 // CALL in the same serializer (payload copied as is).
 func BenchmarkEncodeInvocation(b *testing.B) {

@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -117,6 +119,60 @@ func TestJSONSkipMatchesTokenWalk(t *testing.T) {
 			buf = append(buf, alphabet[rng.IntN(len(alphabet))])
 		}
 		checkJSONSkip(t, buf)
+	}
+}
+
+// TestJSONBinaryBase64 checks binary strings ("\u0000" + base64): the
+// scan (jsonScanBinary's one pass, else jsonScanString and jsonBase64OK)
+// accepts exactly those whose base64, escapes resolved, is standard and
+// padded, as encoding/json and encoding/base64 read them, with jsonSkip
+// and the token walk agreeing. Unpadded and malformed base64 passed the
+// scan before, to reach JSON peers as it came.
+func TestJSONBinaryBase64(t *testing.T) {
+	ref := func(b []byte) bool {
+		var s string
+		if json.Unmarshal(b, &s) != nil || len(s) == 0 || s[0] != 0 {
+			return false
+		}
+		s = s[1:]
+		if len(s)%4 != 0 || strings.ContainsAny(s, "\r\n") {
+			return false
+		}
+		_, err := base64.StdEncoding.DecodeString(s)
+		return err == nil
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	const odd = "====\"\\/-_!. \x01\x80\xc3\xa9n"
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300000 {
+		buf := []byte(`"\u0000`)
+		for n := rng.IntN(30); n > 0; n-- {
+			if rng.IntN(12) == 0 {
+				buf = append(buf, odd[rng.IntN(len(odd))])
+			} else {
+				buf = append(buf, alphabet[rng.IntN(len(alphabet))])
+			}
+		}
+		switch rng.IntN(4) {
+		case 0:
+			buf = append(buf, '=')
+		case 1:
+			buf = append(buf, '=', '=')
+		}
+		if rng.IntN(8) > 0 {
+			buf = append(buf, '"')
+		}
+		r := rd{b: buf, ser: JSON}
+		err := r.jsonSkip(1)
+		if want := ref(buf); (err == nil && r.i == len(buf)) != want {
+			t.Fatalf("%q: jsonSkip %v (at %d of %d), want accepted %v", buf, err, r.i, len(buf), want)
+		}
+		checkJSONSkip(t, buf)
+		if end, ok := jsonScanBinary(buf, 0); ok {
+			if e2, _, err := jsonScanString(buf, 0); err != nil || e2 != end || !jsonBase64OK(buf[7:end]) {
+				t.Fatalf("%q: jsonScanBinary ends at %d; jsonScanString %d, %v", buf, end, e2, err)
+			}
+		}
 	}
 }
 

@@ -68,12 +68,13 @@ func refNormalize(ser Serializer, v any) (any, error) {
 	switch x := v.(type) {
 	case string:
 		if ser == JSON && strings.HasPrefix(x, "\x00") {
+			// Standard padded base64 only (encoding/base64 would skip
+			// line breaks).
 			s := x[1:]
-			enc := base64.StdEncoding
-			if len(s)%4 != 0 {
-				enc = base64.RawStdEncoding
+			if strings.ContainsAny(s, "\r\n") {
+				return nil, fmt.Errorf("line break in base64")
 			}
-			return enc.DecodeString(s)
+			return base64.StdEncoding.DecodeString(s)
 		}
 		return x, nil
 	case []any:

@@ -42,3 +42,47 @@ func TestBinaryPayloadOtherPeersCannotDecodeRefused(t *testing.T) {
 		})
 	}
 }
+
+// A JSON binary string ("\u0000" + base64) whose base64 is not standard
+// and padded was not checked when the payload was scanned: JSON
+// subscribers got it as it came, and Autobahn|Python's JSON serializer,
+// which decodes every such string with base64.b64decode, raised
+// binascii.Error and dropped its connection (one publisher could so
+// disconnect every such subscriber of a topic); MsgPack and CBOR
+// subscribers got it converted (unpadded base64) or not at all (bad
+// characters: dropped as not_convertible), while the publisher got
+// PUBLISHED. The PUBLISH is now refused like any malformed payload (ABORT
+// wamp.error.protocol_violation, as for invalid UTF-8), and no subscriber
+// sees it; padded base64 still passes to JSON peers as it is and is
+// converted for the others.
+func TestJSONMalformedBinaryRefused(t *testing.T) {
+	for _, tc := range []struct{ name, bad string }{
+		{"unpadded", `"\u0000AQI"`},
+		{"impossible length", `"\u0000A"`},
+		{"bad characters", `"\u0000!!"`},
+		{"unpadded in a dict", `{"k":"\u0000AQ"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			jsub, msub := e.join(proto.JSON), e.join(proto.MsgPack)
+			jsub.subscribe("com.bin", nil)
+			msub.subscribe("com.bin", nil)
+			pub := e.join(proto.JSON)
+			pub.sendBytes([]byte(`[16,1,{"acknowledge":true},"com.bin",[` + tc.bad + `]]`))
+			if m := pub.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+				t.Fatalf("publisher got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
+			}
+			e.sync()
+			jsub.quiet()
+			msub.quiet()
+			other := e.join(proto.JSON)
+			other.sendBytes([]byte(`[16,2,{},"com.bin",["\u0000AQI="]]`))
+			if ev := jsub.expect(proto.CodeEvent); string(ev.Args.B) != `["\u0000AQI="]` {
+				t.Fatalf("JSON subscriber: the next event's Arguments %s, want them as published", ev.Args.B)
+			}
+			if ev := msub.expect(proto.CodeEvent); len(argsOf(ev)) != 1 || string(argsOf(ev)[0].([]byte)) != "\x01\x02" {
+				t.Fatalf("MsgPack subscriber: the next event's Arguments %v", argsOf(ev))
+			}
+		})
+	}
+}

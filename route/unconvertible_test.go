@@ -8,8 +8,10 @@ import (
 )
 
 // An EVENT that cannot be converted to a subscriber's serializer (here a
-// JSON binary string whose base64 is broken, which JSON subscribers take
-// as the text it is) is dropped for the subscribers of that serializer,
+// JSON integer of 3,000 digits, beyond the 8,192 bits converted, which
+// JSON subscribers get as it is; a JSON binary string with broken base64
+// was the example until the JSON reader refused those) is dropped for the
+// subscribers of that serializer,
 // and counted under its own reason. The conversion is tried once per
 // subscription and serializer, like a successful one: a publisher must
 // not make the shard convert a large payload once per subscriber.
@@ -30,7 +32,7 @@ func TestUnconvertibleEventTriedOnce(t *testing.T) {
 	req := pub.nextReq()
 	big := `"` + strings.Repeat("a", 1<<20) + `"`
 	pub.send(&proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.t"),
-		Args: proto.Raw{Ser: proto.JSON, B: []byte(`[` + big + `,"\u0000!!!"]`)}})
+		Args: proto.Raw{Ser: proto.JSON, B: []byte(`[` + big + `,1` + strings.Repeat("0", 2999) + `]`)}})
 	if m := pub.recv(); m.Type != proto.CodePublished {
 		t.Fatalf("publisher got %v %s", m.Type, describe(m))
 	}

@@ -461,3 +461,50 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestInteropMalformedJSONBinary: an Autobahn|Python JSON publisher
+// publishes the text "\x00AQI" (sent as the JSON binary string
+// "\u0000AQI": unpadded base64) or "\x00A" (no base64 at all), then
+// another publisher a valid event. The router passed the first as it came
+// to the Autobahn|Python JSON subscriber, whose serializer raised
+// binascii.Error and dropped its connection (left
+// wamp.close.transport_lost): the valid event was lost, and so was every
+// such subscriber of the topic. Now the router refuses the malformed
+// PUBLISH (ABORT wamp.error.protocol_violation to its publisher, which
+// Autobahn|Python 22.7 takes, after its session is joined, as an
+// unexpected message: it reports wamp.close.transport_lost), the
+// subscriber stays and gets the valid event.
+func TestInteropMalformedJSONBinary(t *testing.T) {
+	interopNeeds(t, "python")
+	for _, payload := range []string{`\x00AQI`, `\x00A`} {
+		rt := startRouter(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, pythonBin(), "json_binary.py", "--url", "ws://"+rt.addr+"/ws", "--payload", payload)
+		cmd.Dir = interopDir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("python: %v\n%s\n%s", err, out, stderr.String())
+		}
+		var res struct {
+			Got     []string `json:"got"`
+			Left    *string  `json:"left"`
+			PubLeft *string  `json:"publisher_left"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("python output %q: %v", out, err)
+		}
+		if res.Left != nil || len(res.Got) != 1 || res.Got[0] != "('ok',)" {
+			left := "<joined>"
+			if res.Left != nil {
+				left = *res.Left
+			}
+			t.Errorf("payload %s: the subscriber got %v and its session: %s; want only the valid event ('ok',) and the session kept", payload, res.Got, left)
+		}
+		if res.PubLeft == nil {
+			t.Errorf("payload %s: the publisher's session goes on; want it ended (ABORT wamp.error.protocol_violation)", payload)
+		}
+	}
+}
