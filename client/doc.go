@@ -12,8 +12,10 @@
 // It implements the Advanced Profile features it announces in HELLO:
 // progressive call results and invocations, call canceling, call timeout,
 // caller and publisher identification, pattern-based and shared
-// registration, pattern-based subscription, publisher exclusion and
-// subscriber black/white listing. Messages are encoded and decoded with
+// registration, pattern-based subscription, publisher exclusion,
+// subscriber black/white listing and payload passthru mode (ppt_* keys in
+// Options and Details, passed as they are; the payload, binary, is the
+// one argument). Messages are encoded and decoded with
 // package proto; payloads are generic Go values (see proto.DecodeValue for
 // the types a decoded value has: integers are int64, or uint64 above
 // MaxInt64).

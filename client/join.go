@@ -10,7 +10,11 @@ import (
 
 // roles is what HELLO announces: the four client roles, each with the
 // features this package implements (WAMP Advanced Profile, §Feature
-// Announcement).
+// Announcement). payload_passthru_mode: ppt_* keys go out as given in
+// Options (a CALL's, a PUBLISH's) or an Error's Details and come in in
+// Result, Invocation and Event Details, with the binary payload as the
+// one argument; the router refuses them from a client that does not
+// announce the feature.
 var roles = map[string]any{
 	proto.RoleCaller: map[string]any{"features": map[string]any{
 		proto.FeatureProgressiveCallResults:     true,
@@ -18,6 +22,7 @@ var roles = map[string]any{
 		proto.FeatureCallTimeout:                true,
 		proto.FeatureCallerIdentification:       true,
 		proto.FeatureProgressiveCallInvocations: true,
+		proto.FeaturePayloadPassthruMode:        true,
 	}},
 	proto.RoleCallee: map[string]any{"features": map[string]any{
 		proto.FeatureProgressiveCallResults:     true,
@@ -27,16 +32,19 @@ var roles = map[string]any{
 		proto.FeaturePatternBasedRegistration:   true,
 		proto.FeatureSharedRegistration:         true,
 		proto.FeatureProgressiveCallInvocations: true,
+		proto.FeaturePayloadPassthruMode:        true,
 		"registration_revocation":               true,
 	}},
 	proto.RolePublisher: map[string]any{"features": map[string]any{
 		proto.FeaturePublisherExclusion:          true,
 		proto.FeaturePublisherIdentification:     true,
 		proto.FeatureSubscriberBlackWhiteListing: true,
+		proto.FeaturePayloadPassthruMode:         true,
 	}},
 	proto.RoleSubscriber: map[string]any{"features": map[string]any{
 		proto.FeaturePatternBasedSubscription: true,
 		proto.FeaturePublisherIdentification:  true,
+		proto.FeaturePayloadPassthruMode:      true,
 	}},
 }
 

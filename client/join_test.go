@@ -30,11 +30,11 @@ func TestJoinAnonymous(t *testing.T) {
 	}
 	roles := d["roles"].(map[string]any)
 	want := map[string][]string{
-		"caller": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification", "progressive_call_invocations"},
+		"caller": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification", "progressive_call_invocations", "payload_passthru_mode"},
 		"callee": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification",
-			"pattern_based_registration", "shared_registration", "progressive_call_invocations", "registration_revocation"},
-		"publisher":  {"publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing"},
-		"subscriber": {"pattern_based_subscription", "publisher_identification"},
+			"pattern_based_registration", "shared_registration", "progressive_call_invocations", "registration_revocation", "payload_passthru_mode"},
+		"publisher":  {"publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing", "payload_passthru_mode"},
+		"subscriber": {"pattern_based_subscription", "publisher_identification", "payload_passthru_mode"},
 	}
 	eq(t, "number of roles", len(roles), len(want))
 	for role, feats := range want {

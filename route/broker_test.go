@@ -237,9 +237,13 @@ func TestRetainedEvents(t *testing.T) {
 	q.quiet()
 }
 
+// TestPayloadPassthru: a publisher that announced payload_passthru_mode
+// publishes in Payload Passthru Mode; the subscriber, which did not, gets
+// the EVENT with the ppt_* keys and the binary payload untouched (the
+// specification leaves it to the subscriber's side).
 func TestPayloadPassthru(t *testing.T) {
 	e := newEnv(t, 2, nil)
-	sub, pub := e.join(proto.MsgPack), e.join(proto.JSON)
+	sub, pub := e.join(proto.MsgPack), e.joinWith(proto.JSON, pptFeatures())
 	sub.subscribe("com.secret", nil)
 	opts := map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "cbor", "ppt_cipher": "xsalsa20poly1305", "ppt_keyid": "k1", "x_other": 5}
 	m := &proto.Message{Type: proto.CodePublish, Request: pub.nextReq(), Dict: pub.opts(opts), URI: []byte("com.secret"),

@@ -369,6 +369,10 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
+	if cs.feat&fCalleePPT == 0 && pptMode(&m.Opt) {
+		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, msgCalleeNoPPT)
+		return
+	}
 	if cs.shard != s && !cs.shard.callRoom(callCost(m)) {
 		s.stats.CallsBacklog.Add(1)
 		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, msgCalleeBacklog)
@@ -421,6 +425,12 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 // waiting for one shard (Shard.callBacklog), as maxEventBacklog does for
 // events.
 const maxCallBacklog = 32 << 20
+
+// msgCalleeNoPPT is the message of a CALL in Payload Passthru Mode
+// refused for a callee that did not announce payload_passthru_mode
+// (wamp.error.feature_not_supported: "MUST be treated as APPLICATION
+// ERRORS").
+const msgCalleeNoPPT = "the callee does not support payload passthru mode (payload_passthru_mode)"
 
 // Messages of the calls refused because a shard's queue of calls is full.
 const (
@@ -694,6 +704,33 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 	s.sendCall(dst, t)
 }
 
+// pptRefusedToCaller ends the call req of cs, whose callee answered it
+// (RESULT or ERROR, progressive or final) in Payload Passthru Mode while
+// cs did not announce payload_passthru_mode: the caller gets ERROR
+// wamp.error.feature_not_supported instead of a payload it cannot read,
+// and a callee still sending progressive results is interrupted
+// (killnowait, reason feature_not_supported) as when the caller's queue
+// is full. The specification has the Dealer "respond to the Callee with
+// a wamp.error.feature_not_supported error message", but no ERROR
+// reaches a callee for its YIELD without breaking real clients:
+// Autobahn|Python 22.7 raises ProtocolError on an ERROR for a request it
+// has not pending and drops its connection, wampy 8.0.2 aborts its
+// session on an ERROR for a request type other than its own requests'. The
+// caller, left waiting otherwise, gets the error. On the caller's shard:
+// for a callee of another node too.
+func (s *Shard) pptRefusedToCaller(cs *Session, req uint64, oc *outCall, progress bool) {
+	s.recycleReroute(oc)
+	cs.endCall(req, oc)
+	if oc.start != 0 {
+		s.observeCall(oc.start)
+	}
+	if progress {
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URIFeatureNotSupported)
+	}
+	s.replyError(cs, proto.CodeCall, req, proto.URIFeatureNotSupported, "the callee answered in payload passthru mode, which the caller did not announce (payload_passthru_mode)")
+	s.putOutCall(oc)
+}
+
 // callerBacklogged ends the invocation inv of callee ss whose YIELD (or
 // ERROR) cannot wait for the caller's shard, its queue of calls being
 // full: the caller gets wamp.error.unavailable instead of the answer, and
@@ -752,6 +789,10 @@ func (s *Shard) deliverResult(t *task) {
 	}
 	if t.flags&tfUnavailable != 0 && s.calleeUnavailable(cs, t.a, oc, t) {
 		return // rerouted (reroute.go)
+	}
+	if t.c.pptMode() && cs.feat&fCallerPPT == 0 {
+		s.pptRefusedToCaller(cs, t.a, oc, progress)
+		return
 	}
 	final := !progress
 	if final {

@@ -422,3 +422,206 @@ func TestPPTKeysForwardedOnError(t *testing.T) {
 		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync)
 	})
 }
+
+// Payload Passthru Mode's feature announcement: "Cases where a Caller
+// sends a CALL message with payload passthru [...] which then must be
+// routed to a Callee which doesn't support payload passthru, MUST be
+// treated as APPLICATION ERRORS and the Dealer MUST respond to the Caller
+// with a wamp.error.feature_not_supported error message." The router
+// announced the feature and never read the clients' announcements: the
+// INVOCATION with ppt_* went to a callee that had not announced it. On
+// one node (one and two shards) and across the mesh, where the callee's
+// node decides.
+func TestPPTCalleeWithoutFeature(t *testing.T) {
+	check := func(t *testing.T, callee, caller *tc, sync func()) {
+		t.Helper()
+		callee.register("com.secret", nil)
+		sync()
+		req := caller.call("com.secret", map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}, []any{[]byte{1}}, nil)
+		sync()
+		nothing(t, callee, "the callee, which did not announce payload_passthru_mode,")
+		caller.expectError(proto.CodeCall, req, proto.URIFeatureNotSupported)
+		// A call without ppt_scheme still reaches it.
+		req = caller.call("com.secret", nil, []any{1}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, nil, []any{"plain"})
+		if m := caller.expect(proto.CodeResult); m.Request != req {
+			t.Fatalf("RESULT for %d, want %d", m.Request, req)
+		}
+	}
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			e := newEnv(t, shards, nil)
+			check(t, e.join(proto.JSON), e.joinWith(proto.MsgPack, pptFeatures()), e.sync)
+		})
+	}
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].join(proto.JSON), es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync)
+	})
+}
+
+// nothing checks, without waiting, that c has received nothing (call it
+// once the router is idle: env.sync, memMesh.sync).
+func nothing(t *testing.T, c *tc, who string) {
+	t.Helper()
+	select {
+	case m := <-c.peer.in:
+		t.Fatalf("%s got %v %s", who, m.Type, describe(m))
+	default:
+	}
+}
+
+// "Cases where a Caller sends a CALL message with payload passthru
+// without announcing it during the HELLO handshake MUST be treated as
+// PROTOCOL ERRORS and underlying WAMP connections must be aborted with
+// the wamp.error.protocol_violation error reason", and so for a
+// Publisher's PUBLISH and a Callee's YIELD (and its ERROR, which carries
+// the keys too). They were routed: the INVOCATION, EVENT or RESULT went
+// on with the ppt_* keys.
+func TestPPTSenderWithoutFeature(t *testing.T) {
+	// abort checks that c (the sender) was aborted and that other (when
+	// not nil) got nothing of its message.
+	abort := func(t *testing.T, c, other *tc, who string) {
+		t.Helper()
+		c.e.sync()
+		if other != nil {
+			nothing(t, other, "the message in payload passthru mode from a "+who+" that did not announce payload_passthru_mode was routed:")
+		}
+		m := c.recv()
+		if m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+			t.Fatalf("%s got %v %s; want ABORT %s", who, m.Type, describe(m), proto.URIProtocolViolation)
+		}
+	}
+	ppt := map[string]any{"ppt_scheme": "x_custom"}
+	t.Run("caller", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		callee, caller := e.joinWith(proto.JSON, pptFeatures()), e.join(proto.JSON)
+		callee.register("com.secret", nil)
+		caller.call("com.secret", ppt, []any{[]byte{1}}, nil)
+		abort(t, caller, callee, "caller")
+	})
+	t.Run("publisher", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		sub, pub := e.joinWith(proto.JSON, pptFeatures()), e.join(proto.JSON)
+		sub.subscribe("com.secret", nil)
+		pub.publish("com.secret", ppt, []any{[]byte{1}}, nil)
+		abort(t, pub, sub, "publisher")
+	})
+	for _, answer := range []proto.Code{proto.CodeYield, proto.CodeError} {
+		t.Run("callee "+answer.String(), func(t *testing.T) {
+			e := newEnv(t, 2, nil)
+			callee, caller := e.join(proto.JSON), e.joinWith(proto.JSON, pptFeatures())
+			callee.register("com.secret", nil)
+			req := caller.call("com.secret", nil, []any{1}, nil)
+			inv := callee.expect(proto.CodeInvocation)
+			if answer == proto.CodeYield {
+				callee.yield(inv.Request, ppt, []any{[]byte{2}})
+			} else {
+				callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request,
+					Dict: callee.opts(ppt), URI: []byte("com.app.error"), Args: raw(t, proto.JSON, []any{[]byte{2}})})
+			}
+			// The caller gets the error of a call whose callee left, not
+			// the answer.
+			e.sync()
+			select {
+			case m := <-caller.peer.in:
+				if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URICanceled {
+					t.Fatalf("the answer in payload passthru mode from a callee that did not announce payload_passthru_mode was routed: caller got %v %s", m.Type, describe(m))
+				}
+			default:
+				t.Fatal("the caller got nothing; want ERROR " + proto.URICanceled + " (its callee aborted)")
+			}
+			abort(t, callee, nil, "callee")
+		})
+	}
+	// Announced, they go through; a subscriber's announcement is not
+	// needed ("cannot be recognized at the protocol level [...] and must be
+	// covered at the Subscriber side").
+	t.Run("announced", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		callee, caller := e.joinWith(proto.JSON, pptFeatures()), e.joinWith(proto.JSON, pptFeatures())
+		sub, pub := e.join(proto.JSON), e.joinWith(proto.JSON, pptFeatures())
+		callee.register("com.secret", nil)
+		sub.subscribe("com.secret.t", nil)
+		req := caller.call("com.secret", ppt, []any{[]byte{1}}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, ppt, []any{[]byte{2}})
+		if m := caller.expect(proto.CodeResult); m.Request != req || m.Opt.String(proto.KeyPPTScheme) != "x_custom" {
+			t.Fatalf("RESULT %s ppt_scheme %q", describe(m), m.Opt.String(proto.KeyPPTScheme))
+		}
+		pub.publish("com.secret.t", ppt, []any{[]byte{3}}, nil)
+		if ev := sub.expect(proto.CodeEvent); ev.Opt.String(proto.KeyPPTScheme) != "x_custom" {
+			t.Fatalf("EVENT ppt_scheme %q", ev.Opt.String(proto.KeyPPTScheme))
+		}
+	})
+}
+
+// "Cases where a Callee sends a YIELD message with payload passthru to the
+// Dealer that supports this feature, which then must be routed to the
+// Caller which doesn't support payload passthru, MUST be treated as
+// APPLICATION ERRORS and the Dealer MUST respond to the Callee with a
+// wamp.error.feature_not_supported error message." The RESULT (or ERROR)
+// went to the caller with ppt_* and a payload it cannot read. Now the
+// caller gets ERROR wamp.error.feature_not_supported instead, and a
+// callee still sending progressive results an INTERRUPT with that reason;
+// no ERROR goes to the callee for its YIELD, which Autobahn|Python and
+// wampy take as a protocol violation (README). On one node and across the
+// mesh, where the caller's node decides.
+func TestPPTAnswerToCallerWithoutFeature(t *testing.T) {
+	ppt := map[string]any{"ppt_scheme": "x_custom"}
+	check := func(t *testing.T, callee, caller *tc, sync func()) {
+		t.Helper()
+		callee.register("com.secret", nil)
+		sync()
+		for _, answer := range []string{"yield", "error", "progress"} {
+			var o map[string]any
+			if answer == "progress" {
+				o = map[string]any{"receive_progress": true}
+			}
+			req := caller.call("com.secret", o, []any{1}, nil)
+			inv := callee.expect(proto.CodeInvocation)
+			switch answer {
+			case "yield":
+				callee.yield(inv.Request, ppt, []any{[]byte{2}})
+			case "error":
+				callee.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request,
+					Dict: callee.opts(ppt), URI: []byte("com.app.error"), Args: raw(t, proto.MsgPack, []any{[]byte{2}})})
+			case "progress":
+				callee.yield(inv.Request, map[string]any{"progress": true, "ppt_scheme": "x_custom"}, []any{[]byte{2}})
+			}
+			m := caller.recv()
+			if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIFeatureNotSupported {
+				t.Fatalf("%s: the caller, which did not announce payload_passthru_mode, got %v %s ppt_scheme %q; want ERROR %s", answer, m.Type, describe(m), m.Opt.String(proto.KeyPPTScheme), proto.URIFeatureNotSupported)
+			}
+			if m.Opt.Has(proto.KeyPPTScheme) || len(argsOf(m)) != 1 {
+				t.Fatalf("%s: caller got ERROR %s", answer, describe(m))
+			}
+			sync()
+			if answer == "progress" {
+				if in := callee.expect(proto.CodeInterrupt); in.Request != inv.Request || in.Opt.String(proto.KeyReason) != proto.URIFeatureNotSupported {
+					t.Fatalf("callee got INTERRUPT %s reason %q", describe(in), in.Opt.String(proto.KeyReason))
+				}
+			}
+			callee.quiet()
+			caller.quiet()
+		}
+		// Both sessions go on.
+		req := caller.call("com.secret", nil, []any{1}, nil)
+		inv := callee.expect(proto.CodeInvocation)
+		callee.yield(inv.Request, nil, []any{"plain"})
+		if m := caller.expect(proto.CodeResult); m.Request != req {
+			t.Fatalf("RESULT for %d, want %d", m.Request, req)
+		}
+	}
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			e := newEnv(t, shards, nil)
+			check(t, e.joinWith(proto.MsgPack, pptFeatures()), e.join(proto.JSON), func() {})
+		})
+	}
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].join(proto.JSON), mm.sync)
+	})
+}

@@ -615,6 +615,11 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
+	if cs.feat&fCalleePPT == 0 && t.c.pptMode() {
+		s.r.ms.invs.Add(-1)
+		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
+		return
+	}
 	key := minvKey{mo.node, mo.callID}
 	if _, dup := s.minvs[key]; dup {
 		// A node reusing the id of a call it has in flight here: refuse

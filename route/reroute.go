@@ -345,6 +345,9 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 		if progress && cs.feat&fCalleeProgInv == 0 {
 			continue // cannot take the call's chunks
 		}
+		if cs.feat&fCalleePPT == 0 && rr.c.pptMode() {
+			continue // cannot take a call in payload passthru mode
+		}
 		if cs.shard != s && !cs.shard.callRoom(int64(len(rr.c.buf)+len(rr.c.uri))+256) {
 			s.stats.CallsBacklog.Add(1)
 			continue

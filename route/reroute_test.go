@@ -319,12 +319,12 @@ func TestRerouteCarriesOptions(t *testing.T) {
 	e := newEnv(t, 3, nil)
 	a, b := e.connectOn(0, proto.JSON), e.connectOn(1, proto.MsgPack)
 	for _, c := range []*tc{a, b} {
-		c.hello("realm1", allFeatures, nil)
+		c.hello("realm1", pptFeatures(), nil) // payload_passthru_mode: the call has ppt_scheme
 		c.id = c.expect(proto.CodeWelcome).ID
 		c.register("com.pat.", map[string]any{"match": "prefix", "invoke": "first", "forward_timeout": true})
 	}
 	caller := e.connectOn(2, proto.CBOR)
-	caller.hello("realm1", allFeatures, nil)
+	caller.hello("realm1", pptFeatures(), nil)
 	caller.id = caller.expect(proto.CodeWelcome).ID
 	req := caller.call("com.pat.x", map[string]any{"disclose_me": true, "receive_progress": true, "timeout": 1000, "ppt_scheme": "x_custom"}, []any{7}, nil)
 	inv := a.expect(proto.CodeInvocation)

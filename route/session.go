@@ -30,6 +30,9 @@ const (
 	fCalleeTimeout                         // callee: call_timeout
 	fCalleeRevoke                          // callee: registration_revocation
 	fSubscriberRevoke                      // subscriber: subscription_revocation
+	fCallerPPT                             // caller: payload_passthru_mode
+	fCalleePPT                             // callee: payload_passthru_mode
+	fPublisherPPT                          // publisher: payload_passthru_mode
 )
 
 // Session is one WAMP session. Its fields are set on its shard's goroutine;
@@ -252,6 +255,9 @@ func (s *Shard) handle(ss *Session, m *proto.Message) {
 }
 
 func (s *Shard) dispatch(ss *Session, m *proto.Message) {
+	if m.Opt.Has(proto.KeyPPTScheme) && s.pptUnannounced(ss, m) {
+		return
+	}
 	switch m.Type {
 	case proto.CodeCall:
 		s.call(ss, m)
@@ -889,7 +895,48 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	if has(proto.RoleSubscriber, "subscription_revocation") {
 		f |= fSubscriberRevoke
 	}
+	// A subscriber's is not read: an EVENT in Payload Passthru Mode goes
+	// to every subscriber ("cannot be recognized at the protocol level
+	// [...] and must be covered at the Subscriber side").
+	if has(proto.RoleCaller, proto.FeaturePayloadPassthruMode) {
+		f |= fCallerPPT
+	}
+	if has(proto.RoleCallee, proto.FeaturePayloadPassthruMode) {
+		f |= fCalleePPT
+	}
+	if has(proto.RolePublisher, proto.FeaturePayloadPassthruMode) {
+		f |= fPublisherPPT
+	}
 	return f, nil
+}
+
+// pptUnannounced aborts ss (wamp.error.protocol_violation) when m, a
+// CALL, PUBLISH, YIELD or ERROR in Payload Passthru Mode (a non-empty
+// ppt_scheme), comes from a peer that did not announce
+// payload_passthru_mode for the role it sends it in (WAMP Advanced
+// Profile, Payload Passthru Mode: "MUST be treated as PROTOCOL ERRORS"),
+// and reports whether it did. Cold: only for messages with ppt_scheme.
+func (s *Shard) pptUnannounced(ss *Session, m *proto.Message) bool {
+	if !pptMode(&m.Opt) {
+		return false
+	}
+	var need features
+	var role string
+	switch m.Type {
+	case proto.CodeCall:
+		need, role = fCallerPPT, proto.RoleCaller
+	case proto.CodePublish:
+		need, role = fPublisherPPT, proto.RolePublisher
+	case proto.CodeYield, proto.CodeError:
+		need, role = fCalleePPT, proto.RoleCallee
+	default:
+		return false
+	}
+	if ss.feat&need != 0 {
+		return false
+	}
+	s.protocolError(ss, m.Type.String()+" in payload passthru mode (ppt_scheme) from a "+role+" that did not announce payload_passthru_mode")
+	return true
 }
 
 type routeErr string

@@ -152,6 +152,17 @@ type carry struct {
 // from CALL/YIELD/PUBLISH options to INVOCATION/RESULT/EVENT details.
 var pptKeys = [6]proto.Key{proto.KeyPPTScheme, proto.KeyPPTSerializer, proto.KeyPPTCipher, proto.KeyPPTKeyID, proto.KeyEncAlgo, proto.KeyEncSerializer}
 
+// pptMode reports whether f, the Options of a CALL, PUBLISH or YIELD (or
+// an ERROR's Details), put the message in Payload Passthru Mode: a
+// non-empty ppt_scheme ("A Router can recognize that Payload Passthru Mode
+// is in use by checking the existence and non-empty value of this
+// attribute").
+func pptMode(f *proto.Fields) bool { return len(f.Str(proto.KeyPPTScheme)) != 0 }
+
+// pptMode reports whether the carried message was in Payload Passthru
+// Mode (pptKeys[0] is ppt_scheme).
+func (c *carry) pptMode() bool { return len(c.ppt[0]) != 0 }
+
 // carry returns m's payload and pass-through keys for a task. For another
 // shard (cross) they are copied into one allocation; for this shard they
 // alias m and live in the shard's scratch carry, valid until the shard
