@@ -617,7 +617,7 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 	}
 	if cs.feat&fCalleePPT == 0 && t.c.pptMode() {
 		s.r.ms.invs.Add(-1)
-		s.r.meshReplyError(mo.node, mo.shard, mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
 		return
 	}
 	key := minvKey{mo.node, mo.callID}
