@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +285,83 @@ func TestManySubscriptionsDoNotGrowOtherNodesInterest(t *testing.T) {
 		case <-deadline:
 		}
 		break
+	}
+}
+
+// deepTopic returns "t.t.t…", levels components of "t".
+func deepTopic(levels int) string {
+	return strings.TrimSuffix(strings.Repeat("t.", levels), ".")
+}
+
+// One session can hold a prefix subscription at every level of a deep
+// topic (prefixes are not bounded per session as wildcard patterns are,
+// and 1,000 of them are well under max_interest): each is a distinct NATS
+// subject, and every event to that topic matches them all. NATS handed
+// such an event to the node once per matching subscription, and the
+// duplicates were dropped only after they had crossed into the node's
+// queues: a publisher of 200 small events a second on a made b drop other
+// sessions' events (the victim on b got 154 and 264 of 600 in two runs;
+// b dropped 168k-269k copies as duplicates and lost its own NATS
+// connection 11-12 times). The node's event subscriptions are now queue
+// subscriptions in one group of its own, so NATS hands it each event
+// once: the victim gets all of its events, and b drops no copy.
+//
+// Not parallel: the attacker's session alone is sent 200,000 events a
+// second, which would starve the tests running beside it.
+func TestOverlappingPrefixesDoNotAmplifyEvents(t *testing.T) {
+	nodes := cluster(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 60*time.Second)
+	const levels = 1000
+	deep := deepTopic(levels + 100)
+	attacker := b.dial(b.rs(), proto.MsgPack)
+	var attackGot atomic.Int64
+	for l := 1; l <= levels; l++ {
+		if _, err := attacker.Subscribe(ctx, deep[:2*l-1], func(*client.Event) { attackGot.Add(1) }, &client.SubscribeOptions{Match: "prefix"}); err != nil {
+			t.Fatalf("prefix subscription %d: %v", l, err)
+		}
+	}
+	victim := b.dial(b.rs(), proto.MsgPack)
+	var victimGot atomic.Int64
+	if _, err := victim.Subscribe(ctx, "victim.topic", func(*client.Event) { victimGot.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	vp := a.dial(a.rs(), proto.MsgPack)
+	waitInterest(t, ctx, victim, vp) // b's interest has reached a
+	ap := a.dial(a.rs(), proto.MsgPack)
+	payload := strings.Repeat("x", 1024)
+	const events = 600
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for i := 0; i < events; i++ {
+			<-tk.C
+			ap.Publish(ctx, deep, []any{payload}, nil, nil)
+		}
+	}()
+	tk := time.NewTicker(5 * time.Millisecond)
+	for i := 0; i < events; i++ {
+		<-tk.C
+		vp.Publish(ctx, "victim.topic", []any{i}, nil, nil)
+	}
+	tk.Stop()
+	<-done
+	for deadline := time.Now().Add(10 * time.Second); victimGot.Load() < events && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := b.n.Stats()
+	t.Logf("the attacker's session got %d events (one per subscription); b: duplicates dropped %d, inbound_full %d, slow_consumer %d, NATS disconnects %d",
+		attackGot.Load(), st.Duplicates.Load(), st.InboundFull.Load(), st.SlowConsumer.Load(), st.Disconnects.Load())
+	if got := victimGot.Load(); got != events {
+		t.Errorf("the victim on b got %d of %d events published on a at 200/s, next to 200 small events/s to a topic that one session on b holds %d overlapping prefix subscriptions of",
+			got, events, levels)
+	}
+	if d := st.Duplicates.Load(); d != 0 {
+		t.Errorf("b dropped %d copies of events as duplicates: NATS handed it an event more than once", d)
+	}
+	if d := st.Disconnects.Load(); d != 0 {
+		t.Errorf("b lost its NATS connection %d times", d)
 	}
 }

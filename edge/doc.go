@@ -48,8 +48,10 @@
 //   - The control dispatcher: node-to-node messages (route envelopes,
 //     directory syncs, gather answers) and broadcasts (heartbeats, directory
 //     changes, gather queries, goodbyes), in arrival order.
-//   - The event dispatcher: it drains the event queue, dropping the copies
-//     by publication id (in.go).
+//   - The event dispatcher: it drains the event queue, dropping any copy
+//     of an event already delivered, by publication id (in.go; NATS
+//     delivers each event once to the node: its event subscriptions are
+//     queue subscriptions in a group of its own, subject.go).
 //   - The claim worker: JetStream KV operations for single registrations,
 //     off every other goroutine. (Node.KV buckets are driven by their
 //     callers' goroutines, which block on them.)

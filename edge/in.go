@@ -262,8 +262,9 @@ func batchCost(ms []*nats.Msg) (c int64) {
 	return c
 }
 
-// runEvents is the event dispatcher: it drops the copies overlapping
-// subscriptions deliver and hands each event to the router once.
+// runEvents is the event dispatcher: it drops any copy of an event
+// already delivered (deliverEvent) and hands each event to the router
+// once.
 func (n *Node) runEvents() {
 	defer n.wg.Done()
 	var spare []*nats.Msg

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -160,4 +163,173 @@ func waitEvent(t *testing.T, pub *client.Session, topic string, ch chan *client.
 			return errors.New("no event")
 		}
 	})
+}
+
+// A node's overlapping subscriptions bring it each event once, whatever
+// the path between publisher and subscriber: across a route, from a hub
+// to its edge and back, from one edge to another through their hub
+// (which relays), from an edge of one hub to an edge of the other
+// through the hubs' route, through an edge that is itself the hub of
+// another edge, and to a node subscribed to the whole realm past
+// max_interest. The node's event subscriptions are queue subscriptions in
+// a group of its own, so NATS hands it each event once however many of
+// them match; with a plain subscription per subject it handed it one copy
+// per matching subject, which the duplicate filter dropped afterwards
+// (Stats.Duplicates counted 3 per event on every node but the one
+// subscribed to the whole realm: 360 for 120 events).
+func TestLeafOverlappingSubscriptionsEventsOnce(t *testing.T) {
+	t.Parallel()
+	l1, l2 := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
+	hubs := clusterWith(t, func(o *Options) {
+		o.Cluster.Name = "hubs"
+		if o.Name == "h1" {
+			o.Leaf.Listen = l1
+		} else {
+			o.Leaf.Listen = l2
+		}
+	}, "h1", "h2")
+	e1 := startNode(t, "e1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l1} })
+	e2 := startNode(t, "e2", func(o *Options) {
+		o.Leaf.Remotes = []string{"nats://" + l1}
+		o.MaxInterest = 2 // its 4 subjects take the whole realm
+	})
+	e3 := startNode(t, "e3", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l2} })
+	l3 := edgetest.FreeAddr(t)
+	m := startNode(t, "m", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l2}; o.Leaf.Listen = l3 })
+	e4 := startNode(t, "e4", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l3} })
+	nodes := append(hubs, e1, e2, e3, m, e4)
+	waitMesh(t, nodes...)
+	ctx := ctxT(t, 120*time.Second)
+
+	const topic = "ov.a.c"
+	type sink struct {
+		mu     sync.Mutex
+		counts map[uint64]int
+		seen   map[string]bool // publisher and number
+	}
+	sinks := make([]*sink, len(nodes))
+	pubs := make([]*client.Session, len(nodes))
+	for i, tn := range nodes {
+		// One session overlaps: prefixes, a pattern and the exact topic
+		// (4 NATS subjects, all matching the topic); another counts the
+		// events it gets, by publication id.
+		over := tn.dial(tn.rs(), proto.MsgPack)
+		for _, s := range []struct{ uri, match string }{{"ov", "prefix"}, {"ov.a", "prefix"}, {"ov..c", "wildcard"}, {topic, ""}} {
+			var opts *client.SubscribeOptions
+			if s.match != "" {
+				opts = &client.SubscribeOptions{Match: s.match}
+			}
+			if _, err := over.Subscribe(ctx, s.uri, func(*client.Event) {}, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sk := &sink{counts: map[uint64]int{}, seen: map[string]bool{}}
+		sinks[i] = sk
+		count := tn.dial(tn.rs(), proto.MsgPack)
+		if _, err := count.Subscribe(ctx, topic, func(e *client.Event) {
+			sk.mu.Lock()
+			sk.counts[e.PublicationID]++
+			sk.seen[fmt.Sprint(e.Args...)] = true
+			sk.mu.Unlock()
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		pubs[i] = tn.dial(tn.rs(), proto.MsgPack)
+	}
+	if e2.n.Stats().WideRealms.Load() != 1 {
+		t.Fatalf("e2 did not take the whole realm (WideRealms %d)", e2.n.Stats().WideRealms.Load())
+	}
+	// Every node's interest has reached every other: each node hears a
+	// probe from each other.
+	heard := make([]map[string]bool, len(nodes))
+	var hmu sync.Mutex
+	for i, tn := range nodes {
+		heard[i] = map[string]bool{}
+		s := tn.dial(tn.rs(), proto.MsgPack)
+		h := heard[i]
+		if _, err := s.Subscribe(ctx, "ov.probe", func(e *client.Event) {
+			hmu.Lock()
+			h[fmt.Sprint(e.Args...)] = true
+			hmu.Unlock()
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeStats := func() string {
+		var stats []string
+		for _, tn := range nodes {
+			st := tn.n.Stats()
+			stats = append(stats, fmt.Sprintf("%s: events_dropped %d inbound_full %d slow_consumer %d disconnects %d peers_lost %d unknown %d",
+				tn.name, st.EventsDropped.Load(), st.InboundFull.Load(), st.SlowConsumer.Load(), st.Disconnects.Load(), st.PeersLost.Load(), st.Unknown.Load()))
+		}
+		return strings.Join(stats, "; ")
+	}
+	eventually(t, 60*time.Second, func() error {
+		for j, p := range pubs {
+			if err := p.Publish(ctx, "ov.probe", []any{nodes[j].name}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+		hmu.Lock()
+		defer hmu.Unlock()
+		for i, h := range heard {
+			for _, tn := range nodes {
+				if !h[tn.name] {
+					return fmt.Errorf("%s has not heard %s (%s)", nodes[i].name, tn.name, nodeStats())
+				}
+			}
+		}
+		return nil
+	})
+	base := make([]uint64, len(nodes))
+	for i, tn := range nodes {
+		base[i] = tn.n.Stats().Duplicates.Load()
+	}
+
+	const each = 20
+	ctx = ctxT(t, 60*time.Second)
+	for k := 0; k < each; k++ {
+		for i := range nodes {
+			if err := pubs[i].Publish(ctx, topic, []any{nodes[i].name, k}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := each * len(nodes)
+	eventually(t, 20*time.Second, func() error {
+		for i, sk := range sinks {
+			sk.mu.Lock()
+			n := len(sk.counts)
+			sk.mu.Unlock()
+			if n != want {
+				var missing []string
+				sk.mu.Lock()
+				for _, p := range nodes {
+					for k := 0; k < each; k++ {
+						if !sk.seen[fmt.Sprint(p.name, k)] {
+							missing = append(missing, fmt.Sprint(p.name, k))
+						}
+					}
+				}
+				sk.mu.Unlock()
+				return fmt.Errorf("%s got %d of %d events (missing %v; %s)", nodes[i].name, n, want, missing, nodeStats())
+			}
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // any copy still on its way
+	for i, tn := range nodes {
+		sk := sinks[i]
+		sk.mu.Lock()
+		for id, k := range sk.counts {
+			if k != 1 {
+				t.Errorf("%s: publication %d delivered %d times", tn.name, id, k)
+			}
+		}
+		sk.mu.Unlock()
+		if d := tn.n.Stats().Duplicates.Load() - base[i]; d != 0 {
+			t.Errorf("%s dropped %d copies of %d events from other nodes as duplicates: NATS handed it an event more than once", tn.name, d, want-each)
+		}
+	}
 }

@@ -99,8 +99,9 @@ type realmInterest struct {
 func (n *Node) maxInterestBytes() int { return n.opts.MaxInterest * 128 }
 
 // widen replaces the realm's subscriptions by one to all of its events:
-// that one first, so that no event falls between them (the copies both
-// deliver meanwhile are dropped by publication id). Call with imu held.
+// that one first, so that no event falls between them (both are in the
+// node's queue group, so NATS delivers each event once meanwhile). Call
+// with imu held.
 func (n *Node) widen(realm string, ri *realmInterest) {
 	ri.wide = &interest{n: 1}
 	n.out.push(opSubscribe, wideSubject(n.evRoot, realm), "", nil, ri.wide)
@@ -163,9 +164,13 @@ func (n *Node) deliverEvent(env []byte) {
 	n.r.MeshDeliver(0, env)
 }
 
-// dedupRing remembers the last publication ids seen. The copies NATS
-// delivers for overlapping subscriptions arrive back to back, so a short
-// window is enough; it is bounded, and allocates nothing once full.
+// dedupRing remembers the last publication ids seen. It is a safety net:
+// NATS delivers an event to a node once however many of its subjects
+// match (eventQueue); with a plain subscription per subject it delivered
+// one copy per match, which one session's overlapping prefixes made a
+// thousand, interleaved with other nodes' events, and this window forgot
+// an id before its last copy came. It is bounded, and allocates nothing
+// once full.
 type dedupRing struct {
 	ids  [dedupWindow]uint64
 	set  map[uint64]struct{}

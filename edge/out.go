@@ -66,6 +66,7 @@ type outq struct {
 	wake    chan struct{}
 	spare   *outBatch // owned by the sender
 	frame   []byte    // owned by the sender: the frame being built
+	group   string    // owned by the sender: the queue group of its event subscriptions (eventQueue)
 	dropped uint64    // guarded by mu
 }
 
@@ -223,11 +224,19 @@ func (n *Node) sendBatch(b *outBatch) {
 	if mp := nc.MaxPayload(); mp > 0 && mp < int64(limit) {
 		limit = int(mp)
 	}
-	// "PUB <subject> <reply> <size>\r\n", with room for the numbers.
+	if n.out.group == "" {
+		n.out.group = eventQueue(n.boot)
+	}
+	// "PUB <subject> <reply> <size>\r\n" and "SUB <subject> <queue>
+	// <sid>\r\n", with room for the numbers.
 	maxLine := n.maxControlLine() - 32
 	for i := 0; i < len(b.items); i++ {
 		it := &b.items[i]
-		if len(it.subj)+len(it.reply) > maxLine {
+		line := len(it.subj) + len(it.reply)
+		if it.op == opSubscribe {
+			line += len(n.out.group)
+		}
+		if line > maxLine {
 			n.stats.TooLong.Add(1)
 			continue
 		}
@@ -254,7 +263,10 @@ func (n *Node) sendBatch(b *outBatch) {
 				n.log.Debug("mesh: publish failed", "subject", it.subj, "err", err)
 			}
 		case opSubscribe:
-			sub, err := nc.ChanSubscribe(it.subj, n.evCh)
+			// A queue subscription in the node's own group: NATS
+			// delivers each event once to the node, however many of
+			// its subjects match (eventQueue).
+			sub, err := nc.ChanQueueSubscribe(it.subj, n.out.group, n.evCh)
 			if err != nil {
 				n.log.Error("mesh: subscribing failed", "subject", it.subj, "err", err)
 				continue
@@ -270,7 +282,11 @@ func (n *Node) sendBatch(b *outBatch) {
 }
 
 // interest is one NATS subscription for event subjects, shared by the
-// WAMP subscriptions that map to it. sub is owned by the sender.
+// WAMP subscriptions that map to it: a queue subscription in the node's
+// group (eventQueue), so that its overlapping subjects (prefixes at every
+// level of a topic, a pattern and an exact topic, the realm's subject
+// while it widens or narrows) bring each event once, not once each. sub
+// is owned by the sender.
 type interest struct {
 	n   int // guarded by Node.imu
 	sub *nats.Subscription

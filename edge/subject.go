@@ -35,7 +35,9 @@ import (
 // ("com.a.b" matches "com.a.bc"), so a prefix subscription takes the
 // parent of its last, possibly partial, component with '>', and the
 // receiving node filters with its own tables. Overlapping subscriptions
-// deliver one copy each; the node drops the duplicates by publication id.
+// deliver one copy between them: they are queue subscriptions in one
+// group of the node's own (eventQueue); the node still drops any
+// duplicate by publication id.
 
 const subjRoot = "ew."
 
@@ -127,6 +129,27 @@ func interestSubject(root, realm string, match proto.Match, uri string) string {
 		b = appendToken(b, c)
 	}
 	return string(b)
+}
+
+// eventQueue is the queue group of a node's event subscriptions: one per
+// node and life of it (boot, random per process start), so that it has no
+// member but that node's subscriptions. NATS merges the groups of one
+// name that a subject matches into one (nats-server's sublist: a match
+// gathers the queue subscriptions of every matching subject by queue
+// name) and hands a message to one member of each group, on its server
+// or across a route or leaf link (the origin server picks one member,
+// the receiving server delivers to one local member of the groups the
+// message names). So a node gets each event once, however many of its
+// subjects match it; with plain subscriptions it got one copy per
+// matching subject, which one session's overlapping prefixes (one at
+// every level of a deep topic) made a thousand, for the duplicate filter
+// to drop after they had filled the node's queues.
+//
+// The name is short, with no node name in it: a message routed to a
+// server names every group it is for on its protocol line (bounded by
+// 16 times max_control_line), one per node reached through that server.
+func eventQueue(boot uint64) string {
+	return subjRoot + "q." + strconv.FormatUint(boot, 36)
 }
 
 // wideSubject is the subject of all the events of a realm.
