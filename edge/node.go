@@ -119,7 +119,9 @@ type Stats struct {
 	// SlowConsumer counts messages NATS dropped before this node read
 	// them (its subscription queues were full).
 	SlowConsumer atomic.Uint64
-	// Duplicates counts event copies dropped (overlapping subscriptions).
+	// Duplicates counts event copies dropped: a safety net, since a
+	// node's event subscriptions are one queue group (NATS hands it each
+	// event once, however many of its subjects match).
 	Duplicates atomic.Uint64
 	// Frames counts the NATS messages sent that packed several route
 	// envelopes (frame.go), FramedEnvelopes the envelopes they held;
