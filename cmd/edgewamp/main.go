@@ -398,7 +398,9 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		}
 		return nil
 	}
-	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, log)
+	// The supervisor's verdict, for /readyz (it starts after the gateway).
+	live := &health{}
+	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, live, log)
 	if err != nil {
 		if node != nil {
 			node.Shutdown(context.Background())
@@ -459,6 +461,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	// The mesh's state: "mesh off" when the router runs alone.
 	status.add(func() string { return meshStatus(node) })
 	sup := newSupervisor(sd, log, status, watchdogPeriod())
+	sup.health = live
 	sup.checks = append(sup.checks,
 		liveness{"event loops", eng.NewLivenessProbe(sup.stall).Check},
 		liveness{"router timers", r.NewTimerProbe(sup.stall).Check})
@@ -701,8 +704,9 @@ func orDefault(s, def string) string {
 // newGateway builds the HTTP gateway unless the configuration disables
 // it; nil when disabled. The OAuth2 server's endpoints, when it runs, are
 // mounted on it, and its access tokens are the gateway's bearer tokens
-// (with gateway.bearer's JWKS file as a second issuer, if set).
-func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, log *slog.Logger) (*gateway.Server, *loop.CertFile, error) {
+// (with gateway.bearer's JWKS file as a second issuer, if set). live is
+// the supervisor's verdict on the event loops, which /readyz answers with.
+func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, live *health, log *slog.Logger) (*gateway.Server, *loop.CertFile, error) {
 	if cfg.gatewayOff() {
 		if oa != nil {
 			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
@@ -718,6 +722,13 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		case <-eng.Done():
 			return errors.New("the event loops stopped")
 		default:
+		}
+		// The supervisor's last liveness check (watchdog.go): a wedged
+		// loop, a ticker or timer goroutine that stopped. Before, /readyz
+		// answered ready while the supervisor told systemd NOT
+		// RESPONDING.
+		if err := live.err(); err != nil {
+			return err
 		}
 		if rn, ok := node.(interface{ Ready() bool }); ok && !rn.Ready() {
 			return errors.New("the mesh is not connected")

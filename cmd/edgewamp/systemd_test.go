@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,4 +284,90 @@ func TestWatchdogStopsWhenALoopIsWedged(t *testing.T) {
 	}
 	r.cmd.Process.Kill()
 	<-r.done
+}
+
+// GET /readyz follows the supervisor's liveness checks (README: ready
+// while "the event loops run"): 200 on a fresh start and for several check
+// intervals after it, 503 naming the stuck loop once the supervisor finds
+// the loops wedged (the test hook), 200 again once they run. Found by
+// review: /readyz checked only that the engine had not stopped and the
+// mesh, so it answered 200 {"status":"ready"} while the supervisor told
+// systemd NOT RESPONDING, and a load balancer kept sending clients to a
+// router that could not serve them.
+func TestReadyzWhenLoopsWedged(t *testing.T) {
+	ns := newNotifySocket(t)
+	f := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	os.WriteFile(f, []byte("gateway:\n  listen: 127.0.0.1:0\n  event_loop: false\n"), 0o600)
+	cmd := routerCmd("-config", f)
+	cmd.Path = hookBinary(t)
+	cmd.Args[0] = cmd.Path
+	cmd.Env = systemdEnv(ns, time.Second)
+	r := launch(t, cmd)
+	ns.await("READY", "1", 10*time.Second)
+	r.mu.Lock()
+	gw := r.gw
+	r.mu.Unlock()
+	hc := &http.Client{Timeout: 3 * time.Second}
+	get := func() (int, string) {
+		resp, err := hc.Get("http://" + gw + "/readyz")
+		if err != nil {
+			return -1, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// A fresh start is ready at once and stays so (checks every 250 ms).
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if code, body := get(); code != 200 {
+			t.Fatalf("readyz on a fresh start: %d %s\n%s", code, body, r.logs())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := r.dial("rs://"+r.addr, proto.MsgPack)
+	defer s.Close()
+	if _, err := s.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(); code != 200 {
+		t.Fatalf("readyz before the wedge: %d %s", code, body)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(15 * time.Second)
+	for {
+		m := notifyMsg{}
+		select {
+		case m = <-ns.msgs:
+		case <-deadline:
+			t.Fatalf("no NOT RESPONDING status after the wedge\n%s", r.logs())
+		}
+		if strings.HasPrefix(m.lines["STATUS"], "NOT RESPONDING") {
+			t.Logf("systemd told: STATUS=%s", m.lines["STATUS"])
+			break
+		}
+	}
+	code, body := get()
+	t.Logf("readyz after the wedge: %d %s", code, body)
+	if code != 503 || !strings.Contains(body, "has not run a task for") {
+		t.Fatalf("/readyz answers %d %s while the supervisor reports the event loops stalled", code, body)
+	}
+	// Released, the loops run again: ready within a few check intervals.
+	if err := r.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body = get()
+		if code == 200 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("/readyz after the loops were released: %d %s\n%s", code, body, r.logs())
+		}
+	}
+	if _, err := s.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+		t.Fatalf("call after the release: %v", err)
+	}
 }

@@ -17,16 +17,26 @@ import (
 // SIGUSR2 wedges every event loop that serves a session: each gets a task
 // that blocks forever, as a bug stuck in a callback would. The loops then
 // stop answering liveness probes and the supervisor withholds systemd's
-// keep-alive.
+// keep-alive. The next SIGUSR2 releases them (and the one after wedges
+// them again), for the tests of what recovers.
 func init() {
 	testHookServing = func(r *route.Router, log *slog.Logger) {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGUSR2)
 		go func() {
+			var release chan struct{}
 			for range ch {
+				if release != nil {
+					close(release)
+					release = nil
+					log.Warn("test hook: event loops released")
+					continue
+				}
+				release = make(chan struct{})
+				rel := release
 				n := 0
 				for i := 0; i < r.Shards(); i++ {
-					if r.Shard(i).Do(func() { select {} }) == nil {
+					if r.Shard(i).Do(func() { <-rel }) == nil {
 						n++
 					}
 				}

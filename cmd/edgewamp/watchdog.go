@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,11 @@ import (
 // Timing, for a watchdog timeout W: checks every W/4, a loop is stalled
 // once a probe waited W/2. A wedge is thus noticed within W/2 + W/4, and
 // systemd acts at most W after the last keep-alive.
+//
+// The supervisor publishes each check's verdict (health), which GET
+// /readyz answers with: 503 naming what is stuck while a check fails, so
+// that a load balancer stops sending clients to a router whose loops
+// cannot serve them, and ready again once the checks pass.
 
 // liveness is one named check; it returns nil while its component makes
 // progress.
@@ -71,6 +77,34 @@ func (s *statusLine) String() string {
 	return strings.Join(out, "; ")
 }
 
+// health is the supervisor's last verdict, for GET /readyz: the error of
+// the last liveness check, nil while the checks pass. Before the first
+// check (the first interval after the start) it is nil: a fresh start has
+// had no time to stall, and a probe is only found stalled after the stall
+// time anyway. Safe for concurrent use.
+type health struct {
+	last atomic.Pointer[error]
+}
+
+func (h *health) set(err error) {
+	if err == nil {
+		h.last.Store(nil)
+		return
+	}
+	h.last.Store(&err)
+}
+
+// err returns the last check's error, on one line; nil while it passed.
+func (h *health) err() error {
+	if h == nil {
+		return nil
+	}
+	if p := h.last.Load(); p != nil {
+		return errors.New(strings.ReplaceAll((*p).Error(), "\n", "; "))
+	}
+	return nil
+}
+
 // supervisor is the goroutine described above. start it once; stop it
 // once, before STOPPING=1.
 type supervisor struct {
@@ -81,6 +115,7 @@ type supervisor struct {
 	watchdog time.Duration // systemd's watchdog timeout; 0 = none
 	interval time.Duration // between checks
 	stall    time.Duration // a probe waiting this long is a stalled component
+	health   *health       // where each check's verdict is published; may be nil
 
 	stopCh chan struct{}
 	done   chan struct{}
@@ -140,6 +175,9 @@ func (s *supervisor) run() {
 			s.log.Warn("liveness check passes again", "was", failing.Error())
 		}
 		failing = err
+		if s.health != nil {
+			s.health.set(err)
+		}
 		status := s.status.String()
 		if err != nil {
 			status = "NOT RESPONDING: " + strings.ReplaceAll(err.Error(), "\n", "; ") + "; " + status
