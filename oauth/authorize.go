@@ -42,6 +42,10 @@ type codeRec struct {
 	Used          bool     `json:"used,omitempty"`
 	Gid           string   `json:"gid,omitempty"`
 	Fam           string   `json:"fam,omitempty"`
+	// Revoked: a second redemption found the code used and ended what the
+	// first one got (its family and its grant's access tokens). Later
+	// redemptions are refused without doing it again.
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 // pageError is an authorization request error that must not be redirected
@@ -190,10 +194,28 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 		switch {
 		case rec.Client != c.ID:
 			return nil, errInvalidGrant("the authorization code was issued to another client")
+		case rec.Used && rec.Revoked:
+			// Ended already, by the first replay: nothing to log or
+			// revoke again. Before, every replay of a used code (whoever
+			// holds one may send it at will) logged the warning below and
+			// wrote the store again, for as long as the record lived.
+			return nil, errInvalidGrant("the authorization code was already used")
 		case rec.Used:
 			s.log.Warn("oauth: authorization code used twice: revoking what it granted", "realm", rec.Realm, "client", rec.Client, "sub", rec.Sub)
-			s.endFamily(ctx, rec.Fam, "code reuse")
-			s.revokeGrant(ctx, rec.Realm, rec.Gid)
+			err := errors.Join(s.endFamily(ctx, rec.Fam, "code reuse"), s.revokeGrant(ctx, rec.Realm, rec.Gid))
+			if err != nil {
+				// Not marked: the next replay tries again (and logs again).
+				s.log.Error("oauth: a reused authorization code's login could not be ended; a later replay of the code tries again", "realm", rec.Realm, "client", rec.Client, "err", err)
+				return nil, errInvalidGrant("the authorization code was already used")
+			}
+			// Marked only once all of it is stored. A failed mark (a
+			// concurrent replay marked it, the store failing) leaves the
+			// next replay to revoke (and log) again.
+			if ttl := time.Unix(rec.Exp, 0).Sub(s.now()) + gcGrace; ttl > 0 {
+				rec.Revoked = true
+				b, _ := json.Marshal(rec)
+				s.store.Update(ctx, key, b, e.Revision, ttl)
+			}
 			return nil, errInvalidGrant("the authorization code was already used")
 		case s.now().Unix() >= rec.Exp:
 			return nil, errInvalidGrant("the authorization code has expired")

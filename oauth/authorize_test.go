@@ -3,10 +3,12 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +196,148 @@ func TestAuthorizationCodeConcurrentRedemptions(t *testing.T) {
 			}
 			if es, _ := e.store.List(e.ctx(), "rt."); len(es) != 0 {
 				t.Errorf("%d refresh-token families left in the store, want none", len(es))
+			}
+		})
+	}
+}
+
+// storeWrites is a Store that counts the writes (Create, Update, Delete)
+// and, while failing holds a key prefix, fails every operation on keys
+// under it.
+type storeWrites struct {
+	Store
+	writes  atomic.Int64
+	failing atomic.Pointer[string]
+}
+
+var errStoreDown = errors.New("store down (test)")
+
+func (s *storeWrites) down(key string) bool {
+	p := s.failing.Load()
+	return p != nil && strings.HasPrefix(key, *p)
+}
+
+func (s *storeWrites) Get(ctx context.Context, key string) (Entry, error) {
+	if s.down(key) {
+		return Entry{}, errStoreDown
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *storeWrites) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	s.writes.Add(1)
+	if s.down(key) {
+		return 0, errStoreDown
+	}
+	return s.Store.Create(ctx, key, value, ttl)
+}
+
+func (s *storeWrites) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	s.writes.Add(1)
+	if s.down(key) {
+		return 0, errStoreDown
+	}
+	return s.Store.Update(ctx, key, value, rev, ttl)
+}
+
+func (s *storeWrites) Delete(ctx context.Context, key string, rev uint64) error {
+	s.writes.Add(1)
+	if s.down(key) {
+		return errStoreDown
+	}
+	return s.Store.Delete(ctx, key, rev)
+}
+
+// The first replay of a used authorization code ends the login it got
+// (logging it once); the replays after it get a plain invalid_grant, with
+// no further warning and no store write. Found by review: every replay
+// logged "authorization code used twice" and ended the family and revoked
+// the grant again, for as long as the code's record lived, so whoever
+// held a used code (a leaked redirect; a public client's client_id is no
+// secret) wrote one warning line and store writes per request: 100
+// replays, 100 lines in 20 ms.
+func TestOAuthCodeReplayWarningRateLimited(t *testing.T) {
+	sw := &storeWrites{}
+	env := startEnv(t, func(o *Options) { sw.Store = newMemStore(o.now); o.Store = sw })
+	form := env.codeRedemption(newBrowser(t))
+	st, body := env.token(form, "", "")
+	if st != 200 {
+		t.Fatalf("first redemption: %d %v", st, body)
+	}
+	if st, body := env.token(form, "", ""); st != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("first replay: %d %v", st, body)
+	}
+	// The first replay ended the login.
+	if _, err := env.srv.VerifyAccessToken(body["access_token"].(string)); err != ErrTokenRevoked {
+		t.Fatalf("the access token after the first replay: %v, want ErrTokenRevoked", err)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body["refresh_token"].(string)}, "client_id": {"dashboard"}}
+	if st, b := env.token(refresh, "", ""); st != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("the refresh token after the first replay: %d %v, want invalid_grant", st, b)
+	}
+	writes := sw.writes.Load()
+	const replays = 100
+	for range replays {
+		if st, body := env.token(form, "", ""); st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("replay: %d %v", st, body)
+		}
+	}
+	lines := strings.Count(env.logs.String(), "authorization code used twice")
+	w := sw.writes.Load() - writes
+	t.Logf("%d replays of one used code: %d warning lines, %d store writes after the first replay", replays+1, lines, w)
+	if lines != 1 {
+		t.Fatalf("%d replays of one used authorization code wrote %d warning lines, want 1", replays+1, lines)
+	}
+	if w != 0 {
+		t.Fatalf("%d replays after the first wrote the store %d times, want 0", replays, w)
+	}
+}
+
+// A replay that finds the store failing cannot end the login; it leaves
+// the code unmarked, so the next replay, once the store is back, tries
+// again and ends it (the mark that silences later replays is written only
+// once the family is ended and the revocation stored), for the family
+// ("rt.") and the revocation ("rv.") each. The retry behaved so before the
+// mark too (every replay ended the login again): the test keeps the mark
+// from making the known limitation worse. The error line saying the
+// login could not be ended is new (before, nothing said so).
+func TestAuthorizationCodeReplayStoreFailingRetries(t *testing.T) {
+	for _, prefix := range []string{"rt.", "rv."} { // the family; the revocations
+		t.Run(prefix, func(t *testing.T) {
+			sw := &storeWrites{}
+			env := startEnv(t, func(o *Options) { sw.Store = newMemStore(o.now); o.Store = sw })
+			form := env.codeRedemption(newBrowser(t))
+			st, body := env.token(form, "", "")
+			if st != 200 {
+				t.Fatalf("first redemption: %d %v", st, body)
+			}
+			sw.failing.Store(&prefix)
+			if st, b := env.token(form, "", ""); st != 400 || b["error"] != "invalid_grant" {
+				t.Fatalf("replay with %s failing: %d %v", prefix, st, b)
+			}
+			sw.failing.Store(nil)
+			fams, _ := sw.List(env.ctx(), "rt.")
+			revs, _ := sw.List(env.ctx(), "rv.")
+			if prefix == "rt." && len(fams) != 1 || prefix == "rv." && len(revs) != 0 {
+				t.Fatalf("after the replay with %s failing: %d families, %d revocations stored", prefix, len(fams), len(revs))
+			}
+			if !strings.Contains(env.logs.String(), "could not be ended") {
+				t.Errorf("no error logged for the login the replay could not end")
+			}
+			if st, b := env.token(form, "", ""); st != 400 || b["error"] != "invalid_grant" {
+				t.Fatalf("replay with the store back: %d %v", st, b)
+			}
+			fams, _ = sw.List(env.ctx(), "rt.")
+			revs, _ = sw.List(env.ctx(), "rv.")
+			if len(fams) != 0 || len(revs) != 1 {
+				t.Fatalf("after the replay with the store back: %d families, %d revocations stored, want 0 and 1", len(fams), len(revs))
+			}
+			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body["refresh_token"].(string)}, "client_id": {"dashboard"}}
+			if st, b := env.token(refresh, "", ""); st != 400 || b["error"] != "invalid_grant" {
+				t.Fatalf("the refresh token after the replays: %d %v, want invalid_grant", st, b)
+			}
+			if n := strings.Count(env.logs.String(), "authorization code used twice"); n != 2 {
+				t.Fatalf("%d warnings for 2 replays that each had to end the login, want 2", n)
 			}
 		})
 	}

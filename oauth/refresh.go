@@ -237,26 +237,38 @@ func (s *Server) dropEnded(ctx context.Context, refs []famRef) []famRef {
 }
 
 // endFamily deletes a family and revokes the access tokens issued from it.
-func (s *Server) endFamily(ctx context.Context, id, why string) {
+//
+// It returns the store's error when the family could not be read, deleted
+// or its grant revoked (a family that is not there is no error: ended
+// already, or never made); callers that only end what they can ignore it.
+func (s *Server) endFamily(ctx context.Context, id, why string) error {
 	e, err := s.store.Get(ctx, "rt."+id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		return
+		return err
 	}
 	var f family
 	json.Unmarshal(e.Value, &f)
-	s.store.Delete(ctx, "rt."+id, 0)
-	s.revokeGrant(ctx, f.Realm, f.Gid)
+	if err := s.store.Delete(ctx, "rt."+id, 0); err != nil && !errors.Is(err, ErrNotFound) {
+		return errors.Join(err, s.revokeGrant(ctx, f.Realm, f.Gid))
+	}
+	err = s.revokeGrant(ctx, f.Realm, f.Gid)
 	s.log.Debug("oauth: refresh token family ended", "realm", f.Realm, "client", f.Client, "sub", f.Sub, "why", why)
+	return err
 }
 
 // revokeGrant revokes every access token of a grant until the longest an
-// access token of the realm can live.
-func (s *Server) revokeGrant(ctx context.Context, realm, gid string) {
+// access token of the realm can live. A failure is logged, and returned.
+func (s *Server) revokeGrant(ctx context.Context, realm, gid string) error {
 	now := s.now()
 	ttl := s.cfg.Load().tokenTTL(realm, now)
-	if err := s.revoke(ctx, gid, now.Add(ttl+s.skew)); err != nil {
+	err := s.revoke(ctx, gid, now.Add(ttl+s.skew))
+	if err != nil {
 		s.log.Warn("oauth: cannot store a revocation", "err", err)
 	}
+	return err
 }
 
 // errReuse is a reused refresh token (its family has been revoked).
