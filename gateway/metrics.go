@@ -157,7 +157,9 @@ type MeshStats struct {
 	// dropped for the same budget (control_full), and meta queries of
 	// other nodes not run because they came after their askers had stopped
 	// waiting (query_late), answers to this node's gathers past the
-	// bytes its gathers may hold (gather_full), and messages from another
+	// bytes its gathers may hold (gather_full), this node's retained
+	// events left out of its answers to other nodes' get_retained gathers
+	// (4 MiB an answer: retained_answer_full), and messages from another
 	// node that uses this node's name (same_name).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions

@@ -229,6 +229,11 @@ type meshState struct {
 	// queries (lateQuery); shard 0's.
 	lateLogAt    time.Time
 	lateUnlogged uint64
+
+	// retainedLogAt and retainedUnlogged space the log lines of
+	// get_retained answers cut short (retainedLeftOut); shard 0's.
+	retainedLogAt    time.Time
+	retainedUnlogged uint64
 }
 
 // meshChunkRef is a chunk's share of meshState.chunkBytes while shards
@@ -266,6 +271,10 @@ type MeshStats struct {
 	// whose queue of them was full (maxMeshBacklog: the shard's
 	// subscribers did not keep up with the publishers elsewhere).
 	EventsOverflow atomic.Uint64
+	// RetainedLeftOut counts this node's retained events left out of its
+	// answers to other nodes' get_retained gathers because an answer
+	// holds at most maxRetainedAnswer bytes.
+	RetainedLeftOut atomic.Uint64
 }
 
 // AttachMesh joins the router to a mesh as the node name (unique in the

@@ -18,7 +18,8 @@ import (
 const metaRetained = "edgewamp.mesh.retained"
 
 // maxRetainedAnswer bounds the bytes of retained events one node sends in
-// answer to get_retained; past it the rest is left out (and logged).
+// answer to get_retained; past it the rest is left out (counted, and
+// logged at most every lateLogEvery: retainedLeftOut).
 const maxRetainedAnswer = 4 << 20
 
 // metaRetainedDrop is the meta query that asks the other nodes to drop
@@ -785,15 +786,36 @@ func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
 	}
 	sub := &subscription{uri: uri, match: match}
 	var w wbuf
-	for _, p := range s.localRetained(rm, sub) {
+	pubs := s.localRetained(rm, sub)
+	for i, p := range pubs {
 		env := appendEvent(nil, rm.name, p)
 		if len(w)+len(env) > maxRetainedAnswer {
-			s.r.log.Warn("mesh: retained events left out of a get_retained answer (too many bytes)", "realm", rm.name, "uri", uri)
+			s.retainedLeftOut(rm, uri, len(pubs)-i)
 			break
 		}
 		w.bytes(env)
 	}
 	return w
+}
+
+// retainedLeftOut counts the retained events left out of a get_retained
+// answer for its size (MeshStats.RetainedLeftOut) and logs it, at most once
+// per lateLogEvery (with the number of answers since the last line), with
+// the subscription's URI cut to 64 bytes. A gather is one SUBSCRIBE of a
+// client on another node, so that each line used to be the client's to
+// ask for, with its URI of up to 4 KiB. On shard 0.
+func (s *Shard) retainedLeftOut(rm *Realm, uri string, n int) {
+	ms := s.r.ms
+	ms.stats.RetainedLeftOut.Add(uint64(n))
+	ms.retainedUnlogged++
+	if now := time.Now(); now.Sub(ms.retainedLogAt) >= lateLogEvery {
+		if len(uri) > 64 { // as route's authids: the URI is the client's to choose
+			uri = uri[:64]
+		}
+		s.r.log.Warn("mesh: retained events left out of a get_retained answer (too many bytes: 4 MiB per node and answer)",
+			"realm", rm.name, "uri", uri, "left_out", n, "answers", ms.retainedUnlogged)
+		ms.retainedLogAt, ms.retainedUnlogged = now, 0
+	}
 }
 
 // meshDropRetained asks the other nodes to drop their copies of the

@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -587,6 +588,68 @@ func TestMeshRetainedGathersPerSessionBounded(t *testing.T) {
 	}
 	if m := mm.nodes[0].gathersMax.Load(); m > maxSessionGathers {
 		t.Fatalf("%d gathers at once, want at most %d", m, maxSessionGathers)
+	}
+}
+
+// A node whose retained events matching a get_retained gather pass the
+// 4 MiB of one answer leaves them out, counts them
+// (MeshStats.RetainedLeftOut, edgewamp_mesh_messages_dropped_total
+// {reason="retained_answer_full"}) and logs it at most every lateLogEvery,
+// the subscription's URI cut to 64 bytes. Found by review: the warning was
+// logged at every gather, with the URI whole (up to 4 KiB, the client's to
+// choose): one client on another node that subscribed and unsubscribed in
+// a loop wrote one 2 KiB line per SUBSCRIBE into this node's log, 50 lines
+// for 50 SUBSCRIBEs (an exact get_retained SUBSCRIBE gathers at once, with
+// no walk budget, so the rate was the client's), and nothing counted it.
+func TestMeshRetainedAnswerWarningRateLimited(t *testing.T) {
+	logs := &logLines{}
+	n := 0
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) {
+		if n == 0 {
+			c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		}
+		n++
+	})
+	pub := es[0].join(proto.JSON)
+	uri := "com.big." + strings.Repeat("b", 2000)
+	pub.publish(uri, map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("x", maxRetainedAnswer+1)}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	sub := es[1].join(proto.JSON)
+	sub.peer.slow.Store(true) // the subscriber drops the events: only the gathers matter
+	const rounds = 50
+	for range rounds {
+		id := sub.subscribe(uri, map[string]any{"get_retained": true})
+		for deadline := time.Now().Add(5 * time.Second); mm.nodes[1].gathers.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		mm.sync()
+		es[1].sync()
+		req := sub.nextReq()
+		sub.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
+		sub.expect(proto.CodeUnsubscribed)
+	}
+	mm.sync()
+	const warning = "retained events left out of a get_retained answer"
+	lines, longest := 0, 0
+	logs.mu.Lock()
+	for _, l := range logs.lines {
+		if strings.Contains(l, warning) {
+			lines++
+			longest = max(longest, len(l))
+		}
+	}
+	logs.mu.Unlock()
+	left := es[0].r.MeshStats().RetainedLeftOut.Load()
+	t.Logf("%d SUBSCRIBEs with get_retained from one client on node 1: %d warning lines on node 0 (longest %d bytes), %d retained events counted left out", rounds, lines, longest, left)
+	if lines != 1 {
+		t.Fatalf("one client's %d get_retained SUBSCRIBEs wrote %d warning lines on another node, want 1", rounds, lines)
+	}
+	if longest > 512 {
+		t.Fatalf("a %d-byte warning line (the URI is %d bytes)", longest, len(uri))
+	}
+	if left != rounds {
+		t.Fatalf("RetainedLeftOut = %d, want %d (one event left out of each answer)", left, rounds)
 	}
 }
 

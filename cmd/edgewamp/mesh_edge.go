@@ -90,6 +90,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["shard_backlog"] = rs.EventsOverflow.Load()
 		ms.Dropped["query_late"] = rs.LateQueries.Load()
 		ms.Dropped["gather_full"] = es.GatherAnswersDropped.Load()
+		ms.Dropped["retained_answer_full"] = rs.RetainedLeftOut.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
