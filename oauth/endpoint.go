@@ -159,7 +159,15 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 // authFailed ends a failed attempt of src: counts it, logs it (never the
 // secret) and sleeps the limiter's delay. what is "client", "user" or
 // "user_code".
+//
+// id (a client_id from the form or HTTP Basic, of up to the form's 16 KiB;
+// a username) is the caller's to choose and is not known to be anyone's:
+// the line keeps its first 64 bytes, as route's authentication lines keep
+// an authid's.
 func (s *Server) authFailed(r *http.Request, src source, what, id, reason string) {
+	if len(id) > 64 {
+		id = id[:64]
+	}
 	delay, blocked := s.limit.end(src, s.now(), true)
 	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)
 	if blocked {

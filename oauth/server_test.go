@@ -14,6 +14,49 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// The "oauth: authentication failed" line keeps the first 64 bytes of the
+// client_id or username it names, whether from the form or from HTTP
+// Basic, as route's lines do with an authid. Found by review: the line
+// carried it whole, so a failed client authentication with a 12 KiB
+// client_id wrote a 12,435-byte log line (the form takes up to 16 KiB).
+func TestOAuthFailedAuthLogLineBounded(t *testing.T) {
+	long := strings.Repeat("A", 12<<10)
+	for _, c := range []struct {
+		name       string
+		form       url.Values
+		id, secret string
+		status     int
+	}{
+		{"client_id in the form", url.Values{"grant_type": {"client_credentials"}, "client_id": {long}, "client_secret": {"wrong"}}, "", "", 401},
+		{"client_id in HTTP Basic", url.Values{"grant_type": {"client_credentials"}}, long, "wrong", 401},
+		{"username", url.Values{"grant_type": {"password"}, "username": {long}, "password": {"guess"}}, "backend", backendSec, 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := startEnv(t, nil)
+			status, body := env.token(c.form, c.id, c.secret)
+			if status != c.status {
+				t.Fatalf("status %d %v, want %d", status, body, c.status)
+			}
+			longest := 0
+			for _, l := range strings.Split(env.logs.String(), "\n") {
+				if strings.Contains(l, "authentication failed") {
+					longest = max(longest, len(l))
+					if !strings.Contains(l, "id="+long[:64]+" ") {
+						t.Errorf("the line does not name the id's first 64 bytes: %.200s", l)
+					}
+				}
+			}
+			t.Logf("longest 'authentication failed' line: %d bytes", longest)
+			if longest == 0 {
+				t.Fatalf("no authentication failed line:\n%.500s", env.logs.String())
+			}
+			if longest > 512 {
+				t.Fatalf("a failed authentication wrote a %d-byte log line (an id of %d bytes logged whole)", longest, len(long))
+			}
+		})
+	}
+}
+
 // Failed client and password authentications are rate limited per source
 // address: delays from the fourth failure within a minute, refusal after
 // the tenth, for five minutes; other addresses are not affected.
