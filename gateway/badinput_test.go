@@ -191,7 +191,7 @@ func TestSlowloris(t *testing.T) {
 	if e.lane {
 		// The loops count a connection when they open it, after the
 		// engine's acceptor hands it over: wait until all 20 hold a slot.
-		waitFor(t, "the slow connections opened", func() bool { return e.eng.Stats().Conns >= 20 })
+		waitFor(t, "the slow connections opened", func() bool { return e.eng.Stats().LaneConns >= 20 })
 	}
 	// A client now waits: every connection slot is held.
 	quick := &http.Client{Timeout: 200 * time.Millisecond}

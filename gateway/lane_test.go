@@ -33,7 +33,7 @@ func laneEnv(t *testing.T, mutate func(*Options)) *env {
 	return e
 }
 
-func (e *env) handOffs() uint64 { return e.eng.Stats().Closes[loop.CloseHandOff] }
+func (e *env) handOffs() uint64 { return e.eng.Stats().LaneCloses[loop.CloseHandOff] }
 
 // expectHandOffs checks that want connections went to net/http since
 // before. The loop counts a connection when it closes its own descriptor,
@@ -427,7 +427,7 @@ func TestLaneReadAhead(t *testing.T) {
 	})
 	var n atomic.Int64
 	echoCallee(e, &n)
-	before := e.eng.Stats().Closes[loop.CloseTooBig]
+	before := e.eng.Stats().LaneCloses[loop.CloseTooBig]
 	c := e.dialGateway(t, 30*time.Second)
 	io.WriteString(c, callPost("com.hang"))
 	req := callRequest(1, "")
@@ -444,7 +444,7 @@ func TestLaneReadAhead(t *testing.T) {
 			t.Fatalf("the connection was not closed: %v", err)
 		}
 	}
-	waitFor(t, "a close for reading too far ahead", func() bool { return e.eng.Stats().Closes[loop.CloseTooBig] > before })
+	waitFor(t, "a close for reading too far ahead", func() bool { return e.eng.Stats().LaneCloses[loop.CloseTooBig] > before })
 	if got := n.Load(); got != 0 {
 		t.Fatalf("%d pipelined calls made behind a pending one", got)
 	}

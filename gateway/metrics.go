@@ -67,8 +67,17 @@ type Stats struct {
 	// AuthDenied: authentications the brute-force limiter refused without
 	// checking them → edgewamp_auth_denied_total.
 	AuthDenied Counter
-	// Connections open on the WAMP listeners → edgewamp_connections.
+	// Connections open on the WAMP listeners → edgewamp_connections (the
+	// gateway's own are not among them).
 	Connections Gauge
+	// LaneConnections: HTTP connections open on the gateway's port while
+	// the event loops serve it (gateway.event_loop), those handed to
+	// net/http not included → edgewamp_gateway_lane_connections;
+	// LaneConnectionsClosed by reason (http_handoff: handed to net/http)
+	// → edgewamp_gateway_lane_connections_closed_total. Not OK (nil)
+	// without the lane.
+	LaneConnections       Gauge
+	LaneConnectionsClosed map[string]uint64
 	// ProtocolViolations → edgewamp_protocol_violations_total.
 	ProtocolViolations Counter
 	// InboundHeld, OutboundQueued: bytes the transports hold →
@@ -545,6 +554,7 @@ func collectStats(e *expo, st *Stats) {
 	byLabel(e, "edgewamp_call_reroutes_total", "Callee answers wamp.error.unavailable, by result: rerouted to another callee, or exhausted (the caller got wamp.error.no_available_callee).", "result", C, st.CallReroutes)
 	byLabel(e, "edgewamp_connections_closed_total", "Connections the router closed, by reason (slow_consumer: slow consumers closed).", "reason", C, st.ConnectionsClosed)
 	byLabel(e, "edgewamp_connections_refused_total", "Connections refused, by reason.", "reason", C, st.ConnectionsRefused)
+	byLabel(e, "edgewamp_gateway_lane_connections_closed_total", "HTTP connections the event loops serving the gateway's port closed, by reason (http_handoff: handed to net/http).", "reason", C, st.LaneConnectionsClosed)
 	for _, r := range []struct {
 		result string
 		mp     map[string]uint64
@@ -566,6 +576,9 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.Connections.OK {
 		constMetric(e, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
+	}
+	if st.LaneConnections.OK {
+		constMetric(e, "edgewamp_gateway_lane_connections", "HTTP connections open on the gateway's port served by the event loops (gateway.event_loop), those handed to net/http not included.", G, st.LaneConnections.V)
 	}
 	if st.ProtocolViolations.OK {
 		constMetric(e, "edgewamp_protocol_violations_total", "Sessions aborted for protocol violations.", C, float64(st.ProtocolViolations.V))

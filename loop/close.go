@@ -230,7 +230,7 @@ func (cn *conn) closed(err error) {
 		}
 	}
 	e.logClose(cn, sid, prev)
-	e.closes[cn.reason].Add(1) // after the log line: a counted close has been logged
+	cn.ln.closes[cn.reason].Add(1) // after the log line: a counted close has been logged
 }
 
 // closeLogsPerSecond bounds the connection-close log lines (an attack
@@ -353,9 +353,16 @@ func (l *srcLogLimiter) take(src netip.Addr, now int64) bool {
 // endpoint. Every field is read atomically; the snapshot as a whole is
 // not (counters keep moving while it is taken).
 type Stats struct {
-	// Conns is the number of open connections, TLS ones (counted from
-	// accept) included.
+	// Conns is the number of open connections on the WAMP listeners, TLS
+	// ones (counted from accept) included; not the HTTP lane's (LaneConns).
 	Conns int64
+	// Lane says whether the engine has an HTTPLane listener (the HTTP
+	// gateway's port); LaneConns is the connections open on it, LaneCloses
+	// those it closed by reason (as Closes), which Conns and Closes leave
+	// out.
+	Lane       bool
+	LaneConns  int64
+	LaneCloses [NumCloseReasons]uint64
 	// TLSConns is the number of open TLS connections, handshakes included;
 	// TLSHandshakes the handshakes running (each on a goroutine, at most
 	// Options.MaxTLSHandshakes) and TLSHandshakesQueued those waiting for
@@ -391,7 +398,8 @@ type Stats struct {
 	// a socket did not take whole (their rest went to gnet's buffer).
 	SendPath                           string
 	RingEnters, RingSends, RingPartial uint64
-	// Closes counts closed connections by reason, indexed by CloseReason.
+	// Closes counts the WAMP listeners' closed connections by reason,
+	// indexed by CloseReason (the HTTP lane's are in LaneCloses).
 	Closes [NumCloseReasons]uint64
 	// MemReleases counts the times the engine returned the free heap to
 	// the operating system after a burst of connections opened or closed
@@ -407,7 +415,15 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	var st Stats
 	for _, ln := range e.lns {
-		st.Conns += ln.conns.Load()
+		conns, closes := &st.Conns, &st.Closes
+		if ln.cfg.Transport == HTTPLane {
+			st.Lane = true
+			conns, closes = &st.LaneConns, &st.LaneCloses
+		}
+		*conns += ln.conns.Load()
+		for i := range closes {
+			closes[i] += ln.closes[i].Load()
+		}
 	}
 	st.TLSConns = e.tlsConns.Load()
 	st.TLSHandshakes, st.TLSHandshakesQueued = e.tlsPool.counts()
@@ -418,9 +434,6 @@ func (e *Engine) Stats() Stats {
 	st.PongsCoalesced = e.pongsCoalesced.Load()
 	st.SendPath = e.sendPath
 	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()
-	for i := range st.Closes {
-		st.Closes[i] = e.closes[i].Load()
-	}
 	st.MemReleases = e.memReleases.Load()
 	st.CloseLogsSuppressed = e.closeLogs.total.Load()
 	return st

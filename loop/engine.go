@@ -60,13 +60,12 @@ type Engine struct {
 
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
-	outbound       atomic.Int64                   // bytes of output queued in gnet, and pending (budget.go)
-	outRefused     atomic.Uint64                  // large messages refused for the output budget
-	ringEnters     atomic.Uint64                  // io_uring_enter calls of the send rings (sendring.go)
-	ringSends      atomic.Uint64                  // sends submitted through them
-	ringPartial    atomic.Uint64                  // sends the socket did not take whole: the rest went to gnet
-	pongsCoalesced atomic.Uint64                  // pings not answered: a later ping's pong answered them (pong.go)
-	closes         [NumCloseReasons]atomic.Uint64 // connections closed, by reason (close.go)
+	outbound       atomic.Int64  // bytes of output queued in gnet, and pending (budget.go)
+	outRefused     atomic.Uint64 // large messages refused for the output budget
+	ringEnters     atomic.Uint64 // io_uring_enter calls of the send rings (sendring.go)
+	ringSends      atomic.Uint64 // sends submitted through them
+	ringPartial    atomic.Uint64 // sends the socket did not take whole: the rest went to gnet
+	pongsCoalesced atomic.Uint64 // pings not answered: a later ping's pong answered them (pong.go)
 	closeLogs      logLimiter
 	srcLogs        srcLogLimiter // refusals for max_tls_handshakes_per_address (close.go)
 	opens          atomic.Uint64 // connections opened on a loop (memburst.go)
@@ -80,6 +79,10 @@ type listenerState struct {
 	addr  net.Addr    // bound address, after Start
 	tls   *tls.Config // TLS listeners: the configuration served (serverConfig); static
 	conns atomic.Int64
+	// closes counts the listener's connections closed, by reason
+	// (close.go); per listener, so that Stats can tell the HTTP lane's
+	// from the WAMP listeners'.
+	closes [NumCloseReasons]atomic.Uint64
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event
@@ -363,7 +366,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		// cost a handshake per flooding connection. Closed at once.
 		ln.conns.Add(-1)
 		e.fds.Add(-1)
-		e.closes[CloseMaxConns].Add(1)
+		ln.closes[CloseMaxConns].Add(1)
 		return nil, gnet.Close
 	}
 	remote := ""

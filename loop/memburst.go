@@ -74,8 +74,10 @@ func (b *memBurst) over(events uint64, now time.Time) bool {
 // connEvents is the count memBurst watches.
 func (e *Engine) connEvents() uint64 {
 	n := e.opens.Load() + e.tlsPool.done.Load()
-	for i := range e.closes {
-		n += e.closes[i].Load()
+	for _, ln := range e.lns {
+		for i := range ln.closes {
+			n += ln.closes[i].Load()
+		}
 	}
 	return n
 }

@@ -266,3 +266,54 @@ func TestLaneBodyIsNoBody(t *testing.T) {
 		t.Fatalf("r.Body gave %q, want http.NoBody", got)
 	}
 }
+
+// Stats counts the HTTP lane's connections and closes apart from the WAMP
+// listeners': Conns and Closes are the WAMP listeners' (what
+// edgewamp_connections and edgewamp_connections_closed_total export, "on
+// the WAMP listeners"), LaneConns and LaneCloses the lane's; FDs holds
+// both. Found by review: Stats summed every listener, so the gateway's
+// idle HTTP connections read as WAMP connections.
+func TestLaneStatsApart(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = []Listener{{Addr: "127.0.0.1:0"}, {Addr: "127.0.0.1:0", Transport: HTTPLane}}
+		o.Lane = LaneConfig{Lane: reviewLane{bigBody: 16}, IdleTimeout: time.Minute}
+	})
+	laneAddr := s.e.Addrs()[1].String()
+	if st := s.e.Stats(); !st.Lane || st.Conns != 0 || st.LaneConns != 0 {
+		t.Fatalf("at start: lane %v, conns %d, lane conns %d", st.Lane, st.Conns, st.LaneConns)
+	}
+	wamp := dialTCP(t, s.url, 0)
+	defer wamp.Close()
+	const n = 5
+	var lane []net.Conn
+	for range n {
+		c := dialTCP(t, laneAddr, 0)
+		defer c.Close()
+		lane = append(lane, c)
+	}
+	eventually(t, 5*time.Second, "the connections counted", func() bool {
+		st := s.e.Stats()
+		return st.Conns == 1 && st.LaneConns == n && st.FDs >= n+1
+	})
+	for _, c := range lane {
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "the lane's closes counted", func() bool {
+		st := s.e.Stats()
+		return st.LaneConns == 0 && st.LaneCloses[ClosePeer] == n
+	})
+	st := s.e.Stats()
+	for r, v := range st.Closes {
+		if v != 0 {
+			t.Errorf("Closes[%s] = %d with no WAMP connection closed", CloseReason(r), v)
+		}
+	}
+	if st.Conns != 1 {
+		t.Errorf("Conns = %d, want the WAMP listener's 1", st.Conns)
+	}
+	// Without a lane, Lane is false.
+	if st := startServer(t, nil).e.Stats(); st.Lane {
+		t.Error("Lane with no HTTPLane listener")
+	}
+}

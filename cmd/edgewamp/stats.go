@@ -70,6 +70,16 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		for i := loop.CloseReason(1); i < loop.NumCloseReasons; i++ {
 			st.ConnectionsClosed[i.String()] = es.Closes[i]
 		}
+		if es.Lane {
+			// The gateway's port on the event loops: its HTTP connections
+			// apart from the WAMP listeners' (before, edgewamp_connections
+			// counted them).
+			st.LaneConnections = gateway.Gauge{V: float64(es.LaneConns), OK: true}
+			st.LaneConnectionsClosed = make(map[string]uint64, loop.NumCloseReasons)
+			for i := loop.CloseReason(1); i < loop.NumCloseReasons; i++ {
+				st.LaneConnectionsClosed[i.String()] = es.LaneCloses[i]
+			}
+		}
 		st.InboundHeld = gateway.Gauge{V: float64(es.Inbound), OK: true}
 		st.OutboundQueued = gateway.Gauge{V: float64(es.Outbound), OK: true}
 		st.OutboundRefused = gateway.Counter{V: es.OutboundRefused, OK: true}
