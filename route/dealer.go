@@ -523,7 +523,17 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	}
 	s.dropReroute(oc) // a callee with more than the first chunk keeps the call
 	if oc.callee == nil {
-		s.meshContinue(ss, oc, m, progress)
+		s.meshContinue(ss, oc, m, progress) // the callee's node checks the mode (meshChunk)
+		return
+	}
+	if oc.callee.feat&fCalleePPT == 0 && pptMode(&m.Opt) {
+		// A later chunk in payload passthru mode for a callee that did
+		// not announce it (the CALL's first chunk was not in the mode,
+		// so it was not refused then): the call fails, and the callee,
+		// which has the earlier chunks, is told.
+		ss.endCall(m.Request, oc)
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIFeatureNotSupported, msgCalleeNoPPT)
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URIFeatureNotSupported)
 		return
 	}
 	if oc.callee.shard != s && !oc.callee.shard.callRoom(callCost(m)) {

@@ -625,3 +625,88 @@ func TestPPTAnswerToCallerWithoutFeature(t *testing.T) {
 		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].join(proto.JSON), mm.sync)
 	})
 }
+
+// A rerouted call in payload passthru mode skips the callees that did not
+// announce the feature, on one node and on a mesh. Callees of a "first"
+// registration: p1 (PPT, answers unavailable), n2 (no PPT), p3 (PPT), all
+// on one node; the caller on the same node or the other. Found by a
+// review of 66c9c03: on a mesh the callee's node picked among its callees
+// without looking (meshInvoke: pickLocalExcept), and n2's
+// feature_not_supported ended the call, p3 untried.
+func TestReroutePPTSkipsCalleeWithoutFeature(t *testing.T) {
+	check := func(t *testing.T, p1, n2, p3, caller *tc, sync func(), tick func()) {
+		t.Helper()
+		p1.register("com.ppt", map[string]any{"invoke": "first"})
+		sync()
+		tick()
+		n2.register("com.ppt", map[string]any{"invoke": "first"})
+		sync()
+		tick()
+		p3.register("com.ppt", map[string]any{"invoke": "first"})
+		sync()
+		req := caller.call("com.ppt", map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native", "timeout": 5000}, []any{[]byte{1}}, nil)
+		inv := p1.expect(proto.CodeInvocation)
+		p1.unavailable(inv.Request, nil, nil)
+		sync()
+		select {
+		case m := <-p3.peer.in:
+			if m.Type != proto.CodeInvocation {
+				t.Fatalf("p3 got %v %s", m.Type, describe(m))
+			}
+			p3.yield(m.Request, nil, []any{"p3"})
+		case m := <-caller.peer.in:
+			t.Fatalf("caller got %v %s %s, want the call rerouted to p3 (n2, without payload_passthru_mode, skipped)", m.Type, m.URI, describe(m))
+		case <-time.After(2 * time.Second):
+			t.Fatal("no callee got the rerouted call")
+		}
+		if r := caller.expect(proto.CodeResult); r.Request != req {
+			t.Fatalf("RESULT %s", describe(r))
+		}
+	}
+	t.Run("one node", func(t *testing.T) {
+		e := newEnv(t, 1, nil)
+		check(t, e.joinWith(proto.MsgPack, pptFeatures()), e.join(proto.MsgPack), e.joinWith(proto.MsgPack, pptFeatures()),
+			e.joinWith(proto.MsgPack, pptFeatures()), e.sync, func() { e.clock.add(time.Second) })
+	})
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[1].join(proto.MsgPack), es[1].joinWith(proto.MsgPack, pptFeatures()),
+			es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync, func() { es[1].clock.add(time.Second) })
+	})
+}
+
+// A progressive call invocation whose first chunk is not in payload
+// passthru mode and a later one is: a callee that did not announce the
+// feature never gets a chunk with ppt_* keys; the caller gets ERROR
+// feature_not_supported and the callee INTERRUPT, on one node and across
+// the mesh. Found by a review of 66c9c03: the callee's feature was
+// checked at the first chunk only (callContinue, meshChunk), and the
+// later chunk reached it with ppt_scheme.
+func TestPPTProgressiveChunkToCalleeWithoutFeature(t *testing.T) {
+	check := func(t *testing.T, callee, caller *tc, sync func()) {
+		t.Helper()
+		callee.register("com.up", nil)
+		sync()
+		req := caller.nextReq()
+		caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"progress": true}), URI: []byte("com.up"), Args: raw(t, proto.MsgPack, []any{1})})
+		inv := callee.expect(proto.CodeInvocation)
+		if inv.Opt.Has(proto.KeyPPTScheme) {
+			t.Fatal("first chunk carried ppt_scheme")
+		}
+		caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.up"), Args: raw(t, proto.MsgPack, []any{[]byte{1}})})
+		sync()
+		m := callee.recv()
+		if m.Type != proto.CodeInterrupt || m.Request != inv.Request {
+			t.Fatalf("the callee, which did not announce payload_passthru_mode, got %s, want INTERRUPT", describe(m))
+		}
+		caller.expectError(proto.CodeCall, req, proto.URIFeatureNotSupported)
+	}
+	t.Run("one node", func(t *testing.T) {
+		e := newEnv(t, 1, nil)
+		check(t, e.join(proto.MsgPack), e.joinWith(proto.MsgPack, pptFeatures()), e.sync)
+	})
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].join(proto.MsgPack), es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync)
+	})
+}

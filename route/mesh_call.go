@@ -461,7 +461,18 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 		r.meshBounce(from, env)
 		return
 	}
-	ce, ok := pickLocalExcept(reg, mc.exclude)
+	// A call in payload passthru mode, or with progressive invocations,
+	// goes to a callee that can take it when this node has one (a
+	// rerouted call skips the others, as on one node: rerouteCall); with
+	// none, the policy's pick answers feature_not_supported.
+	var can func(callee) bool
+	if mc.flags&ccProgress != 0 || mc.c.pptMode() {
+		ppt, prog := mc.c.pptMode(), mc.flags&ccProgress != 0
+		can = func(c callee) bool {
+			return (!ppt || c.s.feat&fCalleePPT != 0) && (!prog || c.s.feat&fCalleeProgInv != 0)
+		}
+	}
+	ce, ok := pickLocalExcept(reg, mc.exclude, can)
 	if !ok {
 		r.meshBounce(from, env)
 		return
@@ -540,10 +551,12 @@ func policyIndex(reg *registration, n int) int {
 }
 
 // pickLocalExcept is pickLocal for a rerouted call: reg's local callees
-// but those in exclude (session ids) take the place of all of them. Any
-// goroutine.
-func pickLocalExcept(reg *registration, exclude []uint64) (callee, bool) {
-	if len(exclude) == 0 {
+// but those in exclude (session ids) take the place of all of them; and,
+// with can, those for which it is true when there are any (a call in
+// payload passthru mode, or with progressive invocations, goes to a
+// callee that announced the feature). Any goroutine.
+func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool) (callee, bool) {
+	if len(exclude) == 0 && can == nil {
 		return pickLocal(reg)
 	}
 	out := func(c callee) bool {
@@ -555,26 +568,34 @@ func pickLocalExcept(reg *registration, exclude []uint64) (callee, bool) {
 		return false
 	}
 	l := reg.list()
-	n := 0
-	for _, c := range l {
-		if !out(c) {
-			n++
+	pick := func(ok func(callee) bool) (callee, bool) {
+		n := 0
+		for _, c := range l {
+			if ok(c) {
+				n++
+			}
 		}
-	}
-	if n == 0 {
+		if n == 0 {
+			return callee{}, false
+		}
+		k := policyIndex(reg, n)
+		for _, c := range l {
+			if !ok(c) {
+				continue
+			}
+			if k == 0 {
+				return c, true
+			}
+			k--
+		}
 		return callee{}, false
 	}
-	k := policyIndex(reg, n)
-	for _, c := range l {
-		if out(c) {
-			continue
-		}
-		if k == 0 {
+	if can != nil {
+		if c, ok := pick(func(c callee) bool { return !out(c) && can(c) }); ok {
 			return c, true
 		}
-		k--
 	}
-	return callee{}, false
+	return pick(func(c callee) bool { return !out(c) })
 }
 
 // randN returns a random int in [0, n). Safe for concurrent use.
@@ -681,6 +702,19 @@ func (s *Shard) meshChunk(t *task) {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIUnavailable)
 		}
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIUnavailable, msgCalleeBacklog)
+		return
+	}
+	if t.c.pptMode() && cs.feat&fCalleePPT == 0 {
+		// A later chunk in payload passthru mode for a callee that did
+		// not announce it (the first chunk was not in the mode): the call
+		// fails as on one node (callContinue).
+		ic := cs.invs[mi.inv]
+		mo := ic.remote
+		s.meshEndInvocation(cs, mi.inv, ic)
+		if cs.feat&fCalleeCancel != 0 {
+			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIFeatureNotSupported)
+		}
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
 		return
 	}
 	out := &s.out
