@@ -169,8 +169,9 @@ func waitEvent(t *testing.T, pub *client.Session, topic string, ch chan *client.
 // the path between publisher and subscriber: across a route, from a hub
 // to its edge and back, from one edge to another through their hub
 // (which relays), from an edge of one hub to an edge of the other
-// through the hubs' route, through an edge that is itself the hub of
-// another edge, and to a node subscribed to the whole realm past
+// through the hubs' route (m, a leaf of h2, to e1 and e2, leaves of h1),
+// through an edge that is itself the hub of another edge, and to a node
+// subscribed to the whole realm past
 // max_interest. The node's event subscriptions are queue subscriptions in
 // a group of its own, so NATS hands it each event once however many of
 // them match; with a plain subscription per subject it handed it one copy
@@ -178,7 +179,10 @@ func waitEvent(t *testing.T, pub *client.Session, topic string, ch chan *client.
 // (Stats.Duplicates counted 3 per event on every node but the one
 // subscribed to the whole realm: 360 for 120 events).
 func TestLeafOverlappingSubscriptionsEventsOnce(t *testing.T) {
-	t.Parallel()
+	// Not parallel: six nodes under the race detector, beside the
+	// package's other parallel tests, loaded CI enough for links to
+	// miss pings (a leaf link cut loses what it carried: NATS is at most
+	// once) and nodes to be taken for dead.
 	l1, l2 := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	hubs := clusterWith(t, func(o *Options) {
 		o.Cluster.Name = "hubs"
@@ -193,11 +197,10 @@ func TestLeafOverlappingSubscriptionsEventsOnce(t *testing.T) {
 		o.Leaf.Remotes = []string{"nats://" + l1}
 		o.MaxInterest = 2 // its 4 subjects take the whole realm
 	})
-	e3 := startNode(t, "e3", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l2} })
 	l3 := edgetest.FreeAddr(t)
 	m := startNode(t, "m", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l2}; o.Leaf.Listen = l3 })
 	e4 := startNode(t, "e4", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + l3} })
-	nodes := append(hubs, e1, e2, e3, m, e4)
+	nodes := append(hubs, e1, e2, m, e4)
 	waitMesh(t, nodes...)
 	ctx := ctxT(t, 120*time.Second)
 
@@ -287,7 +290,7 @@ func TestLeafOverlappingSubscriptionsEventsOnce(t *testing.T) {
 		base[i] = tn.n.Stats().Duplicates.Load()
 	}
 
-	const each = 20
+	const each = 10
 	ctx = ctxT(t, 60*time.Second)
 	for k := 0; k < each; k++ {
 		for i := range nodes {
