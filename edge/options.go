@@ -144,6 +144,9 @@ const (
 	defaultPingInterval  = time.Second
 	defaultMaxPingsOut   = 2
 	defaultHeartbeat     = 500 * time.Millisecond
+	minHeartbeat         = 50 * time.Millisecond
+	minPingInterval      = 100 * time.Millisecond
+	minMaxInbound        = 1 << 20
 	defaultPeerTimeout   = 2 * time.Second
 	defaultGatherTimeout = 500 * time.Millisecond
 	defaultMaxOutbound   = 64 << 20
@@ -242,6 +245,19 @@ func (o *Options) check() error {
 	}
 	if o.PeerTimeout == 0 {
 		o.PeerTimeout = defaultPeerTimeout
+	}
+	// Lower bounds: a heartbeat of a microsecond floods the mesh with
+	// O(N²) announcements, NATS pings that often make links flap, and an
+	// inbound budget under a directory sync's part (1 MiB) never receives
+	// it, so a peer's registrations never arrive.
+	if o.Heartbeat < minHeartbeat {
+		errs = append(errs, fmt.Errorf("edge: heartbeat %v is below the minimum %v", o.Heartbeat, minHeartbeat))
+	}
+	if o.PingInterval < minPingInterval {
+		errs = append(errs, fmt.Errorf("edge: ping_interval %v is below the minimum %v", o.PingInterval, minPingInterval))
+	}
+	if o.MaxInbound > 0 && o.MaxInbound < minMaxInbound {
+		errs = append(errs, fmt.Errorf("edge: max_inbound %d is below the minimum %d (1 MiB: a peer's directory sync comes in parts of up to 1 MiB)", o.MaxInbound, minMaxInbound))
 	}
 	if o.PeerTimeout <= o.Heartbeat {
 		errs = append(errs, fmt.Errorf("edge: peer_timeout %v must exceed the heartbeat %v", o.PeerTimeout, o.Heartbeat))

@@ -331,6 +331,12 @@ func TestCheckConfig(t *testing.T) {
 		{"wrong type names the key", "loops: many\n", 1, []string{"line 1: loops takes a whole number, not `many`"}},
 		{"long value", "limits: {calls_in_flight: unlimited-please}\n", 1, []string{"line 1: limits.calls_in_flight takes a whole number, not `unlimit...`"}},
 		{"negative mesh cap", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, calls_in_flight: -1}\n", 1, []string{"line 1: mesh.calls_in_flight must not be negative"}},
+		// Lower bounds on the mesh's timings and inbound budget (a 1 µs
+		// heartbeat or ping was taken, and a budget smaller than a
+		// directory sync's part never received it).
+		{"mesh heartbeat too short", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, heartbeat: 1ms}\n", 1, []string{"heartbeat 1ms is below the minimum 50ms"}},
+		{"mesh ping too short", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, ping_interval: 1us}\n", 1, []string{"ping_interval 1µs is below the minimum 100ms"}},
+		{"mesh inbound too small", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, max_inbound: 64KiB}\n", 1, []string{"max_inbound 65536 is below the minimum 1048576"}},
 		{"list for a mapping", "listeners:\n  - address: 127.0.0.1:9000\n    tls: [a]\n", 1, []string{"line 3: listeners[0].tls takes a mapping of keys, not a list"}},
 		{"wrong bool", "realms:\n  - name: r\n    anonymous: yes-please\n", 1, []string{"line 3: realms[0].anonymous takes true or false, not `yes-please`"}},
 		{"scalar for a list", "websocket: {allowed_origins: \"*\"}\n", 1, []string{"line 1: websocket.allowed_origins takes a list, not `*`"}},
