@@ -85,6 +85,10 @@ func BenchmarkCallRoutingTimeout(b *testing.B) {
 // turn.
 func BenchmarkCallRoutingShared(b *testing.B) { benchCallRoutingN(b, nil, 2) }
 
+// BenchmarkCallRoutingCrowd is BenchmarkCallRoutingShared with 1,000
+// callees: a pick past the first chunk of the callee list (calleeList).
+func BenchmarkCallRoutingCrowd(b *testing.B) { benchCallRoutingN(b, nil, 1000) }
+
 func benchCallRouting(b *testing.B, callOpts map[string]any) { benchCallRoutingN(b, callOpts, 1) }
 
 func benchCallRoutingN(b *testing.B, callOpts map[string]any, callees int) {
@@ -287,7 +291,7 @@ func BenchmarkReroutePick(b *testing.B) {
 					l[i] = callee{s: &Session{id: uint64(i + 1)}, at: int64(i)}
 				}
 				reg := &registration{invoke: inv}
-				reg.callees.Store(&l)
+				reg.callees.Store(calleesOf(l))
 				rr := &reroute{}
 				for i := 0; i < 16; i++ { // spread over the list, first and last included
 					rr.tried = append(rr.tried, triedCallee{id: l[i*(n-1)/15].s.id})

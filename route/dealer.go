@@ -33,8 +33,9 @@ type registration struct {
 	invoke  proto.Invoke // static
 	created time.Time    // static
 
-	callees atomic.Pointer[[]callee] // immutable slice, swapped under Realm.mu
-	rr      atomic.Uint64            // round-robin position
+	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
+	rr      atomic.Uint64              // round-robin position
+	seq     uint64                     // the last callee's seq (under Realm.mu)
 	// remote are the other nodes' callees (mesh only): immutable slice,
 	// swapped under Realm.mu.
 	remote atomic.Pointer[[]remoteCallee]
@@ -45,14 +46,23 @@ type callee struct {
 	s              *Session
 	discloseCaller bool
 	forwardTimeout bool
-	at             int64 // REGISTER time (unix ns), for first/last across a mesh
+	at             int64  // REGISTER time (unix ns), for first/last across a mesh
+	seq            uint64 // its place in the registration's calleeList
 }
 
-func (reg *registration) list() []callee {
-	if p := reg.callees.Load(); p != nil {
-		return *p
+// list returns reg's callees on this node. Any goroutine.
+func (reg *registration) list() *calleeList {
+	if l := reg.callees.Load(); l != nil {
+		return l
 	}
-	return nil
+	return noCallees
+}
+
+// regRef is a registration a session is a callee of, and the seq of its
+// callee record there.
+type regRef struct {
+	reg *registration
+	seq uint64
 }
 
 // outCall is a call in progress, kept by the caller's shard.
@@ -165,7 +175,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	// A pattern this node's callees do not have yet (on a mesh the entry
 	// may exist for other nodes' callees only) counts toward the realm's
 	// bound; another callee of a shared one does not.
-	newPattern := wild && (!exists || len(reg.list()) == 0)
+	newPattern := wild && (!exists || reg.list().len() == 0)
 	if exists {
 		var why string
 		switch {
@@ -173,7 +183,8 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 			why = "procedure " + strconv.Quote(uri) + " is already registered"
 		case reg.invoke != invoke:
 			why = "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
-		case hasCallee(reg.list(), ss):
+		case ss.regs[reg.id].reg == reg:
+			// The session's own table, not a walk of the callees.
 			why = "this session already registered " + strconv.Quote(uri)
 		}
 		if why != "" {
@@ -190,25 +201,23 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	if newPattern {
 		rm.wildRegs++
 	}
-	if exists {
-		l := append(append([]callee(nil), reg.list()...), ce)
-		reg.callees.Store(&l)
-	} else {
+	if !exists {
 		reg = &registration{id: rm.entryID('r', match, uri), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
-		l := []callee{ce}
-		reg.callees.Store(&l)
 		rm.regs.put(match, uri, reg)
 		rm.regByID[reg.id] = reg
 		rm.regChanged(match, uri)
 	}
+	reg.seq++
+	ce.seq = reg.seq
+	reg.callees.Store(reg.list().with(ce))
 	if s.r.mesh != nil {
 		rm.meshLocalChanged(reg)
 	}
 	rm.mu.Unlock()
 	if ss.regs == nil {
-		ss.regs = map[uint64]*registration{}
+		ss.regs = map[uint64]regRef{}
 	}
-	ss.regs[reg.id] = reg
+	ss.regs[reg.id] = regRef{reg, ce.seq}
 	if wild {
 		ss.wildRegs++
 	}
@@ -224,15 +233,6 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	s.metaEvent(rm, metaRegOnRegister, ss.id, reg.id)
 	return true
-}
-
-func hasCallee(l []callee, ss *Session) bool {
-	for _, c := range l {
-		if c.s == ss {
-			return true
-		}
-	}
-	return false
 }
 
 func reserved(uri []byte) bool { return len(uri) >= 5 && string(uri[:5]) == "wamp." }
@@ -253,7 +253,7 @@ func (s *Shard) unregister(ss *Session, m *proto.Message) {
 	if !s.checkRequest(ss, m) {
 		return
 	}
-	reg := ss.regs[m.ID]
+	reg := ss.regs[m.ID].reg
 	if reg == nil {
 		s.replyError(ss, proto.CodeUnregister, m.Request, proto.URINoSuchRegistration, "no registration "+strconv.FormatUint(m.ID, 10)+" for this session")
 		return
@@ -273,6 +273,7 @@ func (s *Shard) unregister(ss *Session, m *proto.Message) {
 // detachCallee removes ss from reg, deleting reg when it was the last
 // callee. Invocations in flight stay: their results still reach the caller.
 func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
+	ref := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
 	wild := reg.match == proto.MatchWildcard
 	if wild {
@@ -281,19 +282,17 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 	rm := ss.realm
 	rm.mu.Lock()
 	old := reg.list()
-	l := make([]callee, 0, len(old))
-	for _, c := range old {
-		if c.s != ss {
-			l = append(l, c)
-		}
+	l := old
+	if ref.reg == reg {
+		l = old.without(ref.seq)
 	}
-	reg.callees.Store(&l)
-	if wild && len(l) == 0 && len(old) > 0 {
+	reg.callees.Store(l)
+	if wild && l.len() == 0 && old.len() > 0 {
 		rm.wildRegs-- // the node's last callee of the pattern
 	}
 	if s.r.mesh != nil {
 		deleted = rm.meshLocalChanged(reg)
-	} else if len(l) == 0 {
+	} else if l.len() == 0 {
 		rm.regs.del(reg.match, reg.uri)
 		delete(rm.regByID, reg.id)
 		rm.regChanged(reg.match, reg.uri)
@@ -559,21 +558,21 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 // pickCallee applies the registration's invocation policy.
 func (s *Shard) pickCallee(reg *registration) (callee, bool) {
 	l := reg.list()
-	switch n := len(l); {
+	switch n := l.len(); {
 	case n == 0:
 		return callee{}, false
 	case n == 1:
-		return l[0], true
+		return l.at(0), true
 	default:
 		switch reg.invoke {
 		case proto.InvokeLast:
-			return l[n-1], true
+			return l.at(n - 1), true
 		case proto.InvokeRoundRobin:
-			return l[int((reg.rr.Add(1)-1)%uint64(n))], true
+			return l.at(int((reg.rr.Add(1) - 1) % uint64(n))), true
 		case proto.InvokeRandom:
-			return l[s.rng.IntN(n)], true
+			return l.at(s.rng.IntN(n)), true
 		}
-		return l[0], true
+		return l.at(0), true
 	}
 }
 
@@ -987,7 +986,8 @@ func (s *Shard) leaveDealer(ss *Session) {
 		s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: inv, flags: tfError | tfCalleeLeft,
 			c: &carry{uri: proto.URICanceled, msg: "the callee left while the call was in progress"}})
 	}
-	for _, reg := range ss.regs {
+	for _, ref := range ss.regs {
+		reg := ref.reg
 		deleted := s.detachCallee(ss, reg)
 		s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
 		if deleted {

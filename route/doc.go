@@ -28,8 +28,9 @@
 // and publish and written rarely: they live under the realm's RWMutex with a
 // generation counter, and each shard keeps a small lookup cache per realm
 // that it drops when the generation changes. Callee and subscriber lists are
-// immutable slices swapped atomically, so the call and publish paths take no
-// lock in steady state.
+// immutable once published and swapped atomically, so the call and publish
+// paths take no lock in steady state; both are held in chunks, so that a
+// change copies a chunk, not the list (calleeList, subSet).
 //
 // Time: Config.Now is the one clock. Timers (call timeouts, HELLO and
 // GOODBYE deadlines) sit in a per-shard heap; one router goroutine sleeps

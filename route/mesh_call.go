@@ -101,7 +101,7 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 		}
 	}
 	if n == 0 {
-		return 0, len(local) > 0
+		return 0, local.len() > 0
 	}
 	nth := func(k int) MeshNode {
 		for _, rc := range rl {
@@ -119,17 +119,17 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 	case proto.InvokeFirst, proto.InvokeLast:
 		first := reg.invoke == proto.InvokeFirst
 		var best int64
-		if len(local) > 0 {
-			best = local[0].at
+		if local.len() > 0 {
+			best = local.at(0).at
 			if !first {
-				best = local[len(local)-1].at
+				best = local.at(local.len() - 1).at
 			}
 		}
 		for _, rc := range rl {
 			if rc.node == exclude {
 				continue
 			}
-			if node == 0 && len(local) == 0 ||
+			if node == 0 && local.len() == 0 ||
 				first && rc.first < best || !first && rc.last > best {
 				node, best = rc.node, rc.first
 				if !first {
@@ -139,18 +139,18 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 		}
 		return node, true
 	case proto.InvokeRoundRobin:
-		if len(local) > 0 {
+		if local.len() > 0 {
 			return 0, true
 		}
 		return nth(int((reg.rr.Add(1) - 1) % uint64(n))), true
 	case proto.InvokeRandom:
-		if len(local) > 0 {
+		if local.len() > 0 {
 			return 0, true
 		}
 		return nth(s.rng.IntN(n)), true
 	}
 	// single (or a policy this node does not know): local first.
-	if len(local) > 0 {
+	if local.len() > 0 {
 		return 0, true
 	}
 	return nth(0), true
@@ -168,7 +168,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		return false
 	}
 	if max := s.r.cfg.MaxMeshCalls; ss.meshCalls >= max {
-		if len(reg.list()) > 0 {
+		if reg.list().len() > 0 {
 			return false // a local callee takes it
 		}
 		s.r.ms.stats.CallsRefused.Add(1)
@@ -526,13 +526,13 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 // pickLocal applies reg's policy to its local callees only. Any goroutine.
 func pickLocal(reg *registration) (callee, bool) {
 	l := reg.list()
-	switch n := len(l); {
+	switch n := l.len(); {
 	case n == 0:
 		return callee{}, false
 	case n == 1:
-		return l[0], true
+		return l.at(0), true
 	default:
-		return l[policyIndex(reg, n)], true
+		return l.at(policyIndex(reg, n)), true
 	}
 }
 
@@ -570,7 +570,7 @@ func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool)
 	l := reg.list()
 	pick := func(ok func(callee) bool) (callee, bool) {
 		n := 0
-		for _, c := range l {
+		for c := range l.all() {
 			if ok(c) {
 				n++
 			}
@@ -579,7 +579,7 @@ func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool)
 			return callee{}, false
 		}
 		k := policyIndex(reg, n)
-		for _, c := range l {
+		for c := range l.all() {
 			if !ok(c) {
 				continue
 			}
@@ -823,10 +823,10 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 // when none is left. The scan ends within len(exclude)+2 callees.
 func nextUntried(reg *registration, exclude []uint64, answered uint64) (at int64, ok bool) {
 	l := reg.list()
-	for i := range l {
-		c := l[i]
+	for i := range l.len() {
+		c := l.at(i)
 		if reg.invoke == proto.InvokeLast {
-			c = l[len(l)-1-i]
+			c = l.at(l.len() - 1 - i)
 		}
 		if c.s.id != answered && !slices.Contains(exclude, c.s.id) {
 			return c.at, true

@@ -150,9 +150,11 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 // with mu held for writing.
 func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 	l := reg.list()
-	e := MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke, Callees: len(l)}
-	for i, c := range l {
-		if i == 0 || c.at < e.First {
+	e := MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke, Callees: l.len()}
+	i := 0
+	for c := range l.all() {
+		i++
+		if i == 1 || c.at < e.First {
 			e.First = c.at
 		}
 		if c.at > e.Last {
@@ -160,7 +162,7 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 		}
 	}
 	rm.r.mesh.Registered(rm.name, e)
-	if len(l) == 0 && reg.invoke == proto.InvokeSingle {
+	if l.len() == 0 && reg.invoke == proto.InvokeSingle {
 		rm.r.mesh.Release(rm.name, reg.match, reg.uri)
 	}
 	return rm.meshRebuild(regKey{reg.match, reg.uri})
@@ -191,7 +193,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		entries = rm.mdir.byKey[k]
 	}
 	reg, exists := rm.regs.get(k.match, k.uri)
-	var local []callee
+	local := noCallees
 	if exists {
 		local = reg.list()
 	}
@@ -199,8 +201,8 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	self := rm.r.ms.name
 	var win dirEntry
 	have := false
-	if len(local) > 0 {
-		win = dirEntry{MeshReg: MeshReg{Invoke: reg.invoke, First: local[0].at}, name: self}
+	if local.len() > 0 {
+		win = dirEntry{MeshReg: MeshReg{Invoke: reg.invoke, First: local.at(0).at}, name: self}
 		have = true
 	}
 	for _, e := range entries {
@@ -210,16 +212,16 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	}
 	var rl []remoteCallee
 	switch {
-	case len(local) > 0 && win.name != self:
+	case local.len() > 0 && win.name != self:
 		if !compatible(reg.invoke, win.Invoke) {
 			// This node lost: revoke its callees; the registration is
 			// rebuilt for the winner once they are gone.
-			for _, c := range local {
+			for c := range local.all() {
 				c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
 			}
 		}
 		fallthrough
-	case len(local) > 0:
+	case local.len() > 0:
 		for n, e := range entries {
 			if compatible(reg.invoke, e.Invoke) {
 				rl = append(rl, remoteCallee{node: n, callees: e.Callees, first: e.First, last: e.Last})
@@ -250,7 +252,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		return rl[i].node < rl[j].node
 	})
 	switch {
-	case len(rl) == 0 && len(local) == 0:
+	case len(rl) == 0 && local.len() == 0:
 		if exists {
 			rm.regs.del(reg.match, reg.uri)
 			delete(rm.regByID, reg.id)
@@ -260,8 +262,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		return deleted
 	case !exists:
 		reg = &registration{id: rm.entryID('r', k.match, k.uri), uri: k.uri, match: k.match, invoke: win.Invoke, created: rm.r.cfg.Now()}
-		empty := []callee{}
-		reg.callees.Store(&empty)
+		reg.callees.Store(noCallees)
 		rm.regs.put(k.match, k.uri, reg)
 		rm.regByID[reg.id] = reg
 	}

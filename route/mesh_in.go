@@ -209,7 +209,7 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 // meshRevoke takes ss off reg after its node lost a registration conflict
 // with another node (revokeRegistration).
 func (s *Shard) meshRevoke(ss *Session, reg *registration) {
-	if ss.state != stEstablished || ss.regs[reg.id] != reg {
+	if ss.state != stEstablished || ss.regs[reg.id].reg != reg {
 		return
 	}
 	s.r.ms.stats.Revoked.Add(1)

@@ -540,10 +540,10 @@ func metaRegCallees(count bool) metaFn {
 		}
 		l := reg.list()
 		if count {
-			return []any{len(l)}, nil
+			return []any{l.len()}, nil
 		}
-		ids := make([]uint64, 0, len(l))
-		for _, c := range l {
+		ids := make([]uint64, 0, l.len())
+		for c := range l.all() {
 			ids = append(ids, c.s.id)
 		}
 		return []any{ids}, nil
@@ -673,7 +673,7 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 	if !found {
 		return nil, &metaErr{proto.URINoSuchRegistration, "no registration " + strconv.FormatUint(id, 10)}
 	}
-	if !hasCallee(reg.list(), x) {
+	if !reg.list().has(x) {
 		return nil, &metaErr{proto.URINoSuchRegistration, "session " + strconv.FormatUint(session, 10) + " is not a callee of registration " + strconv.FormatUint(id, 10)}
 	}
 	s.send(x.shard, task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}})
@@ -712,7 +712,7 @@ func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[strin
 // Advanced Profile, Registration Revocation: the Dealer MUST NOT send it
 // to them).
 func (s *Shard) registrationRemoved(ss *Session, reg *registration, reason string) {
-	if ss.state != stEstablished || ss.regs[reg.id] != reg {
+	if ss.state != stEstablished || ss.regs[reg.id].reg != reg {
 		return
 	}
 	s.r.log.Debug("a callee was removed from a registration through the meta API", "session", ss.id, "procedure", reg.uri, "reason", reason)

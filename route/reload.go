@@ -146,7 +146,8 @@ func (s *Shard) endUnauthorizedCalls(ss *Session) {
 func (s *Shard) revokeUnauthorized(ss *Session) {
 	var n int
 	var first string
-	for _, reg := range ss.regs {
+	for _, ref := range ss.regs {
+		reg := ref.reg
 		if ss.state != stEstablished {
 			return // a revocation it could not take ended it (and its registrations)
 		}

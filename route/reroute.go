@@ -133,7 +133,7 @@ func rerouteable(reg *registration) bool {
 	if reg.invoke == proto.InvokeSingle {
 		return false
 	}
-	n := len(reg.list())
+	n := reg.list().len()
 	for _, rc := range reg.remoteList() {
 		n += rc.callees
 	}
@@ -408,8 +408,8 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	// walks the whole registration: it may hold 100,000 callees, and a
 	// call picks again after each refusal.
 	untried := false
-	for _, c := range l {
-		if !rr.triedLocal(c.s.id) {
+	for i := range l.len() {
+		if !rr.triedLocal(l.at(i).s.id) {
 			untried = true
 			break
 		}
@@ -439,9 +439,9 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	// roundrobin: the next untried callee from the rotation's position.
 	pos := reg.rr.Add(1) - 1
 	if untried {
-		n := uint64(len(l))
+		n := uint64(l.len())
 		for k := uint64(0); k < n; k++ {
-			if c := l[(pos+k)%n]; !rr.triedLocal(c.s.id) {
+			if c := l.at(int((pos + k) % n)); !rr.triedLocal(c.s.id) {
 				return c, 0, true
 			}
 		}
@@ -451,12 +451,12 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 
 // pickUntriedByTime picks the untried callee registered first (or last)
 // among this node's (l, in REGISTER order) and the other nodes' (rl).
-func (s *Shard) pickUntriedByTime(l []callee, rl []remoteCallee, rr *reroute, first bool) (ce callee, node MeshNode, ok bool) {
+func (s *Shard) pickUntriedByTime(l *calleeList, rl []remoteCallee, rr *reroute, first bool) (ce callee, node MeshNode, ok bool) {
 	var best int64
-	for i := range l {
-		c := l[i]
+	for i := range l.len() {
+		c := l.at(i)
 		if !first {
-			c = l[len(l)-1-i]
+			c = l.at(l.len() - 1 - i)
 		}
 		if !rr.triedLocal(c.s.id) {
 			ce, ok, best = c, true, c.at
@@ -495,16 +495,16 @@ func (rr *reroute) remoteAt(rc remoteCallee, first bool) int64 {
 // randomUntried returns a callee of l that rr has not tried, each with
 // the same chance; l has one. Where most of l is untried it draws until
 // it finds one (twice on average at worst); else it counts them.
-func (s *Shard) randomUntried(l []callee, rr *reroute) callee {
-	if len(l) > 2*len(rr.tried) {
+func (s *Shard) randomUntried(l *calleeList, rr *reroute) callee {
+	if l.len() > 2*len(rr.tried) {
 		for {
-			if c := l[s.rng.IntN(len(l))]; !rr.triedLocal(c.s.id) {
+			if c := l.at(s.rng.IntN(l.len())); !rr.triedLocal(c.s.id) {
 				return c
 			}
 		}
 	}
 	untried := 0
-	for _, c := range l {
+	for c := range l.all() {
 		if !rr.triedLocal(c.s.id) {
 			untried++
 		}
@@ -513,8 +513,8 @@ func (s *Shard) randomUntried(l []callee, rr *reroute) callee {
 }
 
 // nthUntried returns the k-th callee of l that rr has not tried.
-func nthUntried(l []callee, rr *reroute, k int) callee {
-	for _, c := range l {
+func nthUntried(l *calleeList, rr *reroute, k int) callee {
+	for c := range l.all() {
 		if rr.triedLocal(c.s.id) {
 			continue
 		}

@@ -1122,8 +1122,9 @@ func TestRandomUntried(t *testing.T) {
 		}
 		s := &Shard{rng: seedRand()}
 		seen := map[uint64]int{}
+		cl := calleesOf(l)
 		for i := 0; i < 200*n; i++ {
-			c := s.randomUntried(l, rr)
+			c := s.randomUntried(cl, rr)
 			if rr.triedLocal(c.s.id) {
 				t.Fatalf("%d callees: picked %d, which was tried", n, c.s.id)
 			}

@@ -87,7 +87,7 @@ type Session struct {
 	endedProg  [8]uint64
 	endedNext  uint8
 	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
-	regs       map[uint64]*registration // registrations it is a callee of
+	regs       map[uint64]regRef        // registrations it is a callee of
 	subs       map[uint64]*subscription // subscriptions it is a subscriber of
 	testaments *[2][]testament          // detached, destroyed
 	retainer   *retainer                // who its retained events were published as (asRetainer)

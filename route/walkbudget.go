@@ -87,7 +87,7 @@ func realmMembers(rm *Realm, _ []any) int { return len(rm.members) }
 func regCallees(rm *Realm, args []any) int {
 	if id, ok := argID(args, 0); ok {
 		if reg := rm.regByID[id]; reg != nil {
-			return len(reg.list())
+			return reg.list().len()
 		}
 	}
 	return 0

@@ -1,0 +1,127 @@
+package route
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// calleesOf returns the calleeList of l, in order (seqs 1, 2, ...).
+func calleesOf(l []callee) *calleeList {
+	cl := noCallees
+	for i, c := range l {
+		c.seq = uint64(i + 1)
+		cl = cl.with(c)
+	}
+	return cl
+}
+
+// calleeList holds a registration's callees in REGISTER order, the newest
+// in a tail appended to in place, the others in chunks a removal copies
+// one of. Random REGISTERs and removals (of the newest more often, as a
+// REGISTER/UNREGISTER pair does) against a plain slice: the order, at and
+// all, the chunks' bounds, and every earlier list unchanged (CALLs read
+// them without a lock; the race detector would see an append or a removal
+// in place where they read).
+func TestCalleeListChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(l *calleeList, want []callee) {
+		t.Helper()
+		if l.len() != len(want) {
+			t.Fatalf("len %d, want %d", l.len(), len(want))
+		}
+		end := 0
+		for j, ch := range l.full {
+			if len(ch.c) == 0 || len(ch.c) > calleesPerChunk || ch.end != end+len(ch.c) {
+				t.Fatalf("chunk %d of %d: %d callees, end %d after %d", j, len(l.full), len(ch.c), ch.end, end)
+			}
+			end = ch.end
+		}
+		if end != l.base || len(l.tail) > calleesPerChunk {
+			t.Fatalf("base %d, chunks' end %d, tail %d", l.base, end, len(l.tail))
+		}
+		if need := (l.base + calleesPerChunk - 1) / calleesPerChunk; len(l.full) > 2*need {
+			t.Fatalf("%d chunks for %d callees", len(l.full), l.base)
+		}
+		for i, c := range want {
+			if got := l.at(i); got != c {
+				t.Fatalf("at(%d) = seq %d, want %d", i, got.seq, c.seq)
+			}
+		}
+		i := 0
+		for c := range l.all() {
+			if c != want[i] {
+				t.Fatalf("all: %d-th seq %d, want %d", i, c.seq, want[i].seq)
+			}
+			i++
+		}
+	}
+	type snap struct {
+		l    *calleeList
+		want []callee
+	}
+	var snaps []snap
+	l, seq := noCallees, uint64(0)
+	var want []callee
+	for step := range 24000 {
+		switch r := rng.IntN(10); {
+		case len(want) > 0 && r < 2: // the newest leaves
+			l = l.without(want[len(want)-1].seq)
+			want = want[: len(want)-1 : len(want)-1]
+		case len(want) > 0 && (r < 4 || step > 14000 && r < 8):
+			k := rng.IntN(len(want))
+			l = l.without(want[k].seq)
+			want = append(append([]callee(nil), want[:k]...), want[k+1:]...)
+		default:
+			seq++
+			c := callee{s: &Session{id: seq}, at: int64(rng.Uint32()), seq: seq}
+			l = l.with(c)
+			want = append(want[:len(want):len(want)], c)
+		}
+		if l.without(seq+1) != l {
+			t.Fatal("removing a callee not in the list changed it")
+		}
+		if step%500 == 0 {
+			check(l, want)
+			snaps = append(snaps, snap{l, want})
+		}
+	}
+	check(l, want)
+	for _, s := range snaps {
+		check(s.l, s.want)
+	}
+	for len(want) > 0 {
+		k := rng.IntN(len(want))
+		l = l.without(want[k].seq)
+		want = append(want[:k:k], want[k+1:]...)
+	}
+	check(l, want)
+	if len(l.full) != 0 {
+		t.Fatalf("empty list: %d chunks", len(l.full))
+	}
+}
+
+// A REGISTER, and the UNREGISTER of another callee than the newest, on a
+// registration of 100,000 callees copy a chunk and the list of chunks, not
+// the callees.
+func TestCalleeListChangeCopiesLittle(t *testing.T) {
+	const n = 100000
+	l := noCallees
+	for i := range n {
+		l = l.with(callee{s: &Session{id: uint64(i + 1)}, seq: uint64(i + 1)})
+	}
+	const rounds = 1000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range rounds {
+		s := uint64(n + i + 1)
+		l = l.with(callee{s: &Session{id: s}, seq: s})
+		l = l.without(uint64(i*97%n + 1))
+	}
+	runtime.ReadMemStats(&after)
+	bytes := (after.TotalAlloc - before.TotalAlloc) / rounds
+	t.Logf("%d bytes per REGISTER and removal at %d callees", bytes, n)
+	if bytes > 32<<10 {
+		t.Fatalf("a REGISTER and a removal at %d callees allocate %d bytes, want a chunk's worth and the chunk list (%d chunks)", n, bytes, len(l.full))
+	}
+}
