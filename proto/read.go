@@ -284,6 +284,12 @@ func (r *rd) skipTokens(depth int) error {
 func (r *rd) skipKey() error {
 	var t tok
 	err := r.next(&t)
+	if err == ErrBadBase64 {
+		// A JSON binary string as a key: refused as a key whatever its
+		// base64, as jsonKey and jsonSkip refuse it (they do not read
+		// the base64 of a key).
+		return ErrKeyNotString
+	}
 	if err != nil {
 		return err
 	}
