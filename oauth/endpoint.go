@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // oauthError is an error response of RFC 6749 §5.2 (and RFC 8628 §3.5).
@@ -166,7 +167,11 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 // an authid's.
 func (s *Server) authFailed(r *http.Request, src source, what, id, reason string) {
 	if len(id) > 64 {
-		id = id[:64]
+		i := 64 // at a UTF-8 character's start, as route's logCut
+		for i > 0 && !utf8.RuneStart(id[i]) {
+			i--
+		}
+		id = id[:i]
 	}
 	delay, blocked := s.limit.end(src, s.now(), true)
 	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)

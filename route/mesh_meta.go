@@ -809,9 +809,7 @@ func (s *Shard) retainedLeftOut(rm *Realm, uri string, n int) {
 	ms.stats.RetainedLeftOut.Add(uint64(n))
 	ms.retainedUnlogged++
 	if now := time.Now(); now.Sub(ms.retainedLogAt) >= lateLogEvery {
-		if len(uri) > 64 { // as route's authids: the URI is the client's to choose
-			uri = uri[:64]
-		}
+		uri = logCut(uri) // the URI is the client's to choose
 		s.r.log.Warn("mesh: retained events left out of a get_retained answer (too many bytes: 4 MiB per node and answer)",
 			"realm", rm.name, "uri", uri, "left_out", n, "answers", ms.retainedUnlogged)
 		ms.retainedLogAt, ms.retainedUnlogged = now, 0

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // AuthLimits configures the router's brute-force limiter, which counts
@@ -225,9 +226,7 @@ func (l *authLimiter) keys(addr, authid string) loginKey {
 	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], maphash.String(l.seed, authid))
-	if len(authid) > 64 {
-		authid = authid[:64]
-	}
+	authid = logCut(authid)
 	return loginKey{addr: addr, id: addr + "\x00" + string(b[:]), authid: authid}
 }
 
@@ -586,4 +585,18 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 		f.w.fire(f.ok)
 	}
 	return delay, lock
+}
+
+// logCut returns s cut to its first 64 bytes (at a UTF-8 character's
+// start), for a log line: what a client chooses (an authid, a URI) can
+// be kilobytes long.
+func logCut(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	i := 64
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }

@@ -3,8 +3,10 @@ package route
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func testLimiter(t *testing.T, lim AuthLimits) *authLimiter {
@@ -408,5 +410,21 @@ func TestAuthLimiterSprayingDelayed(t *testing.T) {
 	// The address's other logins are not delayed: only failures are.
 	if d, _ := l.settle(l.keys("192.0.2.60", "u0"), false, false, now); d != 0 {
 		t.Fatalf("a success from the address: delay %v", d)
+	}
+}
+
+// logCut keeps a log line's client-chosen text to 64 bytes without
+// splitting a UTF-8 character (a plain [:64] could leave half of one).
+func TestLogCut(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 100), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 63) + "é" + "tail", strings.Repeat("a", 63)},
+		{strings.Repeat("a", 62) + "é" + "tail", strings.Repeat("a", 62) + "é"},
+	} {
+		if got := logCut(c.in); got != c.want || !utf8.ValidString(got) {
+			t.Errorf("logCut(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

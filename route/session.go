@@ -661,11 +661,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 // authFailed logs a failed authentication (counted by settleAuth) and
 // aborts the session, after a delay when its address keeps failing.
 func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay time.Duration) {
-	authid := js.req.AuthID
-	if len(authid) > 64 { // as the limiter's lines: an authid is the client's to choose
-		authid = authid[:64]
-	}
-	s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", authid,
+	s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", logCut(js.req.AuthID),
 		"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay)
 	if delay <= 0 {
 		s.abort(ss, uri, msg)
