@@ -194,23 +194,29 @@ func eventually(t *testing.T, d time.Duration, f func() error) {
 }
 
 // callUntil calls proc until it stops failing with no_such_procedure
-// (the registration is on its way through the mesh). A call its 5 s
-// deadline canceled is tried again too, within 15 s: a node that just
-// joined may take that long to route its first call on a loaded machine
-// (TestLargeDirectoryReachesNewNodes failed so once, under -race next to
-// other tests' load).
+// (the registration is on its way through the mesh) within 5 s. A call
+// its 5 s deadline canceled is tried again too, within 15 s: a node that
+// just joined may take that long to route its first call on a loaded
+// machine (TestLargeDirectoryReachesNewNodes failed so once, under -race
+// next to other tests' load).
 func callUntil(t *testing.T, s *client.Session, proc string, args []any) *client.Result {
+	t.Helper()
+	return callWithin(t, s, proc, args, 5*time.Second)
+}
+
+// callWithin is callUntil with the time proc may stay unknown.
+func callWithin(t *testing.T, s *client.Session, proc string, args []any, unknown time.Duration) *client.Result {
 	t.Helper()
 	var res *client.Result
 	start := time.Now()
-	eventually(t, 15*time.Second, func() error {
+	eventually(t, unknown+10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
 		res, err = s.Call(ctx, proc, args, nil, nil)
 		if e, ok := err.(*client.Error); ok && e.URI == proto.URINoSuchProcedure {
-			if time.Since(start) > 5*time.Second {
-				t.Fatalf("call %s: still %v after 5 s", proc, err)
+			if time.Since(start) > unknown {
+				t.Fatalf("call %s: still %v after %v", proc, err, unknown)
 			}
 			return err
 		}
