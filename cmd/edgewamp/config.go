@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"runtime"
@@ -581,6 +582,11 @@ func (c *config) validate() error {
 	if orDefault(c.WebSocket.Path, "/ws") == orDefault(c.WebSocket.HealthPath, "/healthz") {
 		c.errAt(&errs, "websocket.path and websocket.health_path must differ (the health check would answer every upgrade)", "websocket", "path")
 	}
+	for i, o := range c.WebSocket.AllowedOrigins {
+		if !validOrigin(o) {
+			c.errAt(&errs, fmt.Sprintf("websocket.allowed_origins[%d]: an origin is scheme://host[:port] (as a browser sends it, e.g. https://app.example.com), null or *, not %q", i, o), "websocket", "allowed_origins", i)
+		}
+	}
 	if c.Limits.MaxMessage > 16<<20 {
 		c.errAt(&errs, "limits.max_message is at most 16MiB", "limits", "max_message")
 	}
@@ -898,6 +904,19 @@ func (c *config) authLimits() route.AuthLimits {
 	return l
 }
 
+// validOrigin reports whether o is a websocket.allowed_origins entry that
+// can match an Origin header: *, null, or scheme://host[:port] with at
+// most a trailing /. A browser's Origin always has the scheme, so an entry
+// without one (app.example.com) was taken and never matched.
+func validOrigin(o string) bool {
+	if o == "*" || o == "null" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil && (u.Path == "" || u.Path == "/") &&
+		!u.ForceQuery && u.RawQuery == "" && u.Fragment == "" && u.Opaque == ""
+}
+
 // loopOptions builds the transport options; TLS certificates are loaded
 // here, so errors name the file. It returns the certificates too, for
 // reload (SIGHUP re-reads them: tlsreload.go).
@@ -934,7 +953,10 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {
-				if a == "*" || a == string(origin) {
+				// A browser sends the origin in lower case, without a
+				// path: an entry's case and a trailing / do not matter
+				// (as in gateway.cors.allowed_origins).
+				if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), string(origin)) {
 					return true
 				}
 			}
