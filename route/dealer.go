@@ -315,6 +315,10 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.protocolError(ss, "CALL request id "+strconv.FormatUint(m.Request, 10)+" is already in use by a pending call")
 		return
 	}
+	if ss.metaWaits[m.Request] != nil {
+		s.protocolError(ss, "CALL request id "+strconv.FormatUint(m.Request, 10)+" is already in use by a pending meta call")
+		return
+	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
 	if ss.endedProgressive(m.Request, !progress) {
 		return // a chunk of a call the caller has had its answer for
@@ -897,7 +901,8 @@ func (ss *Session) endedProgressive(req uint64, last bool) bool {
 func (s *Shard) cancel(ss *Session, m *proto.Message) {
 	oc := ss.calls[m.Request]
 	if oc == nil {
-		return // already answered
+		s.cancelMeta(ss, m.Request) // a meta call waiting, else already answered
+		return
 	}
 	mode := m.Opt.CancelMode(proto.CancelKillNoWait)
 	if oc.callee == nil {
@@ -968,6 +973,7 @@ func (s *Shard) callTimeout(tm timer) {
 // leaveDealer ends a leaving session's calls and invocations and removes
 // it from its registrations.
 func (s *Shard) leaveDealer(ss *Session) {
+	ss.metaWaits = nil
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
 		s.traffic.callsInFlight--

@@ -82,11 +82,12 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, k
 	if err != nil {
 		return false
 	}
-	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr}
+	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: ss.holdMeta(req)}
 	switch now, queued := ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue); {
 	case now:
 		s.askMesh(ss, qm)
 	case !queued:
+		ss.releaseMeta(req, qm.wait)
 		s.refuseMetaGather(ss, req)
 	}
 	return true
@@ -124,6 +125,8 @@ type queuedMeta struct {
 	comb   metaCombine
 	res    []any
 	merr   *metaErr
+	// wait holds req in the session's metaWaits until it is answered.
+	wait *metaWait
 }
 
 // askMesh sends a meta call's query to the other nodes.
@@ -140,6 +143,7 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		// (a count too low, "no such session" for a session elsewhere).
 		// What it did (a kill of its own sessions) stays done.
 		s.r.log.Debug("mesh: a meta call could not ask the other nodes", "procedure", qm.proc, "err", err)
+		ss.releaseMeta(qm.req, qm.wait)
 		s.replyError(ss, proto.CodeCall, qm.req, proto.URIUnavailable, "the other nodes of the mesh cannot be asked now ("+err.Error()+"); try again")
 		return
 	}
@@ -153,6 +157,9 @@ func (s *Shard) nextAsk(ss *Session) {
 		qm, ok := ss.asks.next(maxSessionGathers)
 		if !ok {
 			return
+		}
+		if qm.wait.canceled {
+			continue // not asked
 		}
 		s.askMesh(ss, qm)
 	}
@@ -175,7 +182,7 @@ const (
 // metaGathered sends the combined answer of a meta call; missing are the
 // nodes whose answers the gather went without (Mesh.Gather).
 func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missing []string) {
-	if ss.state != stEstablished {
+	if ss.state != stEstablished || !ss.releaseMeta(qm.req, qm.wait) {
 		return
 	}
 	req, res, merr := qm.req, qm.res, qm.merr

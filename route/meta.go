@@ -174,6 +174,50 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	return true
 }
 
+// metaWait is a meta call that waits (for its walk turn, or for the other
+// nodes' answers), held in its session's metaWaits under its request id
+// while it does. As for a call in flight, the id is in use meanwhile: a
+// CALL with it is a protocol violation, and a CANCEL of it answers
+// wamp.error.canceled at once (the meta call is then not run if it has
+// not been, and its answer is dropped; what it has done stays done: a
+// kill the other nodes were asked for may still happen). Before, the
+// waiting call was in no table: a CANCEL was ignored, and a CALL with the
+// same id was taken, the two answers then sharing the id.
+type metaWait struct{ canceled bool }
+
+// holdMeta enters meta call req in ss's metaWaits.
+func (ss *Session) holdMeta(req uint64) *metaWait {
+	if ss.metaWaits == nil {
+		ss.metaWaits = map[uint64]*metaWait{}
+	}
+	w := &metaWait{}
+	ss.metaWaits[req] = w
+	return w
+}
+
+// releaseMeta takes meta call req (held as w) out of ss's metaWaits, and
+// reports whether it is still to be run or answered (false: canceled).
+func (ss *Session) releaseMeta(req uint64, w *metaWait) bool {
+	if w.canceled {
+		return false
+	}
+	if ss.metaWaits[req] == w {
+		delete(ss.metaWaits, req)
+	}
+	return true
+}
+
+// cancelMeta answers a CANCEL of req when req is a waiting meta call.
+func (s *Shard) cancelMeta(ss *Session, req uint64) {
+	w := ss.metaWaits[req]
+	if w == nil {
+		return // answered already, or no such call
+	}
+	w.canceled = true
+	delete(ss.metaWaits, req)
+	s.replyError(ss, proto.CodeCall, req, proto.URICanceled, "the call was canceled")
+}
+
 // runMeta runs meta procedure h and answers CALL req.
 func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
 	res, err := h(s, ss, args, kwargs)

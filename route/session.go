@@ -80,6 +80,10 @@ type Session struct {
 	// pattern subscriptions, meta lists), and the requests waiting for it
 	// (walkbudget.go).
 	walks walkBudget
+	// metaWaits are its meta calls waiting for their walk turn or for the
+	// other nodes' answers, by CALL request id (meta.go: holdMeta): at
+	// most maxMetaWalkWait + maxSessionGathers + maxSessionGatherQueue.
+	metaWaits map[uint64]*metaWait
 	// endedProg holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk: chunks still in flight for them are dropped,

@@ -217,7 +217,11 @@ func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []
 	if s.walkFull(ss, proto.CodeCall, req, true) {
 		return
 	}
+	w := ss.holdMeta(req)
 	s.turn(ss, walk{meta: true, run: func() int {
+		if !ss.releaseMeta(req, w) {
+			return 0 // canceled while it waited
+		}
 		if s.meshMetaFull(ss, req, proc) {
 			return 0
 		}
