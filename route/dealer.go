@@ -876,25 +876,62 @@ func (oc *outCall) procedure() string {
 	return oc.reg.uri
 }
 
+// maxEndedProg bounds the ended progressive-invocation calls a session
+// remembers (Session.ended): as many of its streams may end at once (a
+// callee leaving, a burst of timeouts) and still have chunks on their way
+// when the caller has its ERRORs. It was 8: a late chunk of the ninth
+// stream back was taken for a new call, and reached a callee as an
+// INVOCATION of its own, starting mid-stream. About 40 bytes each at
+// most, held only while some are remembered.
+const maxEndedProg = 1024
+
+// endedCalls is the set of remembered ended calls, oldest first in ring
+// (which may still hold ids forgotten since: they are skipped).
+type endedCalls struct {
+	ids  map[uint64]struct{}
+	ring []uint64
+	next int // the oldest, once ring is full
+}
+
 // rememberEnded records req as a progressive-invocation call that ended
-// before its final chunk (see endedProgressive).
+// before its final chunk (see endedProgressive); past maxEndedProg the
+// oldest is forgotten.
 func (ss *Session) rememberEnded(req uint64) {
-	ss.endedProg[ss.endedNext%uint8(len(ss.endedProg))] = req
-	ss.endedNext++
+	e := ss.ended
+	if e == nil {
+		e = &endedCalls{ids: map[uint64]struct{}{}}
+		ss.ended = e
+	}
+	if _, ok := e.ids[req]; ok {
+		return
+	}
+	e.ids[req] = struct{}{}
+	if len(e.ring) < maxEndedProg {
+		e.ring = append(e.ring, req)
+		return
+	}
+	delete(e.ids, e.ring[e.next])
+	e.ring[e.next] = req
+	e.next = (e.next + 1) % maxEndedProg
 }
 
 // endedProgressive reports whether req is a progressive-invocation call
 // that has ended; a final chunk (last) also forgets it.
 func (ss *Session) endedProgressive(req uint64, last bool) bool {
-	for i, r := range ss.endedProg {
-		if r == req {
-			if last {
-				ss.endedProg[i] = 0
-			}
-			return true
+	e := ss.ended
+	if e == nil {
+		return false
+	}
+	if _, ok := e.ids[req]; !ok {
+		return false
+	}
+	if last {
+		delete(e.ids, req)
+		if len(e.ids) == 0 {
+			ss.ended = nil // the ring's stale ids with it
 		}
 	}
-	return false
+	return true
 }
 
 // cancel handles CANCEL (WAMP §Call Canceling).

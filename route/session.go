@@ -84,12 +84,11 @@ type Session struct {
 	// other nodes' answers, by CALL request id (meta.go: holdMeta): at
 	// most maxMetaWalkWait + maxSessionGathers + maxSessionGatherQueue.
 	metaWaits map[uint64]*metaWait
-	// endedProg holds the request ids of the last progressive-invocation
+	// ended holds the request ids of the last progressive-invocation
 	// calls that ended (answered, canceled, timed out) before the caller
-	// sent its final chunk: chunks still in flight for them are dropped,
-	// not taken as new calls.
-	endedProg  [8]uint64
-	endedNext  uint8
+	// sent its final chunk, up to maxEndedProg: chunks still in flight
+	// for them are dropped, not taken as new calls. nil while none.
+	ended      *endedCalls
 	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
 	regs       map[uint64]regRef        // registrations it is a callee of
 	subs       map[uint64]*subscription // subscriptions it is a subscriber of
