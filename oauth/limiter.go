@@ -36,6 +36,7 @@ type AuthLimits struct {
 // whole /64). Safe for concurrent use.
 type limiter struct {
 	lim     AuthLimits // static
+	max     int        // static: sources tracked (limiterMax; tests lower it)
 	mu      sync.Mutex
 	m       map[string]*failRec // guarded by mu
 	sweepAt int                 // guarded by mu
@@ -64,7 +65,7 @@ func newLimiter(l AuthLimits) *limiter {
 	}
 	setDur(&l.Window, time.Minute)
 	setDur(&l.Lockout, 5*time.Minute)
-	return &limiter{lim: l, m: map[string]*failRec{}, sweepAt: limiterMin}
+	return &limiter{lim: l, max: limiterMax, m: map[string]*failRec{}, sweepAt: limiterMin}
 }
 
 // source is the limiter's view of a request's origin. (Behind a reverse
@@ -104,7 +105,7 @@ func (l *limiter) rec(key string, now time.Time) *failRec {
 	// Amortized: the next sweep waits until the table has doubled. A full
 	// table (whose doubling never comes) is swept for a new source at most
 	// once a second, so that records that have aged make room again.
-	if len(l.m) >= l.sweepAt || (r == nil && len(l.m) >= limiterMax && now.Sub(l.sweptAt) >= time.Second) {
+	if len(l.m) >= l.sweepAt || (r == nil && len(l.m) >= l.max && now.Sub(l.sweptAt) >= time.Second) {
 		for k, x := range l.m {
 			if x.open == 0 && now.Sub(x.first) > l.lim.Window && now.After(x.blockedUntil) {
 				delete(l.m, k)
@@ -115,7 +116,7 @@ func (l *limiter) rec(key string, now time.Time) *failRec {
 		r = l.m[key]
 	}
 	if r == nil {
-		if len(l.m) >= limiterMax {
+		if len(l.m) >= l.max {
 			return nil
 		}
 		r = &failRec{first: now}

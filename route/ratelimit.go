@@ -120,6 +120,8 @@ type authLimiter struct {
 	lim    AuthLimits   // static
 	seed   maphash.Seed // static: for the authids' keys
 	maxIDs int          // static: authids with a record of their own (idsMax; tests lower it)
+	// maxAddrs is static: the addresses tracked (limiterMax; tests lower it).
+	maxAddrs int
 
 	mu      sync.Mutex
 	addrs   map[string]*failRec // guarded by mu: the addresses' records
@@ -177,7 +179,7 @@ const (
 )
 
 func newAuthLimiter(lim AuthLimits) *authLimiter {
-	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), maxIDs: idsMax, addrs: map[string]*failRec{}, ids: map[string]*failRec{}, sweepAt: limiterMin}
+	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), maxIDs: idsMax, maxAddrs: limiterMax, addrs: map[string]*failRec{}, ids: map[string]*failRec{}, sweepAt: limiterMin}
 }
 
 // key returns the record key of a remote address: its IPv4 address, or the
@@ -240,7 +242,7 @@ func (l *authLimiter) sweep(k loginKey, now time.Time) {
 	if l.addrs[k.addr] != nil && l.ids[k.id] != nil {
 		return
 	}
-	full := len(l.addrs) >= limiterMax || len(l.ids) >= l.maxIDs
+	full := len(l.addrs) >= l.maxAddrs || len(l.ids) >= l.maxIDs
 	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && now.Sub(l.sweptAt) >= time.Second) {
 		return
 	}
@@ -263,7 +265,7 @@ func (l *authLimiter) addr(key string) *failRec {
 	if r := l.addrs[key]; r != nil {
 		return r
 	}
-	if len(l.addrs) >= limiterMax {
+	if len(l.addrs) >= l.maxAddrs {
 		return nil
 	}
 	r := &failRec{}

@@ -183,8 +183,12 @@ func TestAuthLimitsValidation(t *testing.T) {
 // stayed untracked, with no limit on its guesses, until a restart.)
 func TestAuthLimiterTableRecovers(t *testing.T) {
 	l := testLimiter(t, AuthLimits{})
+	// A table of 131,072 addresses, not the 1,048,576 of limiterMax: the
+	// sweeps still double past the bound (at 65,536 and 131,072), as they
+	// did past the real one, in an eighth of the time.
+	l.maxAddrs = 2 * limiterMin
 	now := time.Unix(1e9, 0)
-	for i := 0; i <= limiterMax; i++ {
+	for i := 0; i <= l.maxAddrs; i++ {
 		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "")
 		if l.reserve(k, now, nil) == granted {
 			l.settle(k, true, true, now)
