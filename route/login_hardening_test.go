@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -498,12 +499,62 @@ func TestWorkersServeKeysInTurn(t *testing.T) {
 		t.Fatal("a ninth job queued past the bound of 8")
 	}
 	close(block)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	w.stop()
 	if w.submit("a", func() {}) {
 		t.Fatal("a job queued after stop")
 	}
 	if want := "a1 b1 c1 a2 b2 a3"; strings.Join(got, " ") != want {
 		t.Fatalf("served %v, want %s", got, want)
+	}
+}
+
+// stop drops the queued jobs and waits for the running one: a router that
+// closes during a storm of logins does not check every queued password
+// first (TestOneAddressDelaysOthersLogins spent 20 of its 24 s so, under
+// -race, closing its router behind 300 queued checks).
+func TestWorkersStopDropsQueued(t *testing.T) {
+	w := newWorkers(1, 64)
+	block, running := make(chan struct{}), make(chan struct{})
+	var ran atomic.Int32
+	if !w.submit("x", func() { close(running); <-block; ran.Add(1) }) {
+		t.Fatal("refused")
+	}
+	<-running
+	for i := range 32 {
+		if !w.submit(fmt.Sprint("k", i%4), func() { ran.Add(1) }) {
+			t.Fatalf("job %d refused", i)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { w.stop(); close(stopped) }()
+	for { // stop has dropped the queue
+		w.mu.Lock()
+		s := w.stopped
+		w.mu.Unlock()
+		if s {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while a job was running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(block)
+	<-stopped
+	if n := ran.Load(); n != 1 {
+		t.Fatalf("%d jobs ran, want the running one only (32 queued dropped)", n)
 	}
 }
 

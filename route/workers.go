@@ -123,11 +123,19 @@ func (w *workers) submit(key string, f func()) bool {
 	return true
 }
 
-// stop refuses further jobs, lets the workers finish the queued ones and
-// waits for them.
+// stop refuses further jobs, drops the queued ones and waits for those
+// running. The router stops it when it closes, and its sessions end with
+// it: a queued login's answer would reach nobody. It used to run them all
+// first: a storm's queue of password checks (hundreds of PBKDF2
+// derivations) then held up the router's close by seconds.
 func (w *workers) stop() {
 	w.mu.Lock()
 	w.stopped = true
+	for _, q := range w.turn {
+		clear(q.jobs)
+	}
+	clear(w.queues)
+	w.turn, w.free, w.n = nil, nil, 0
 	w.cond.Broadcast()
 	w.mu.Unlock()
 	w.wg.Wait()
