@@ -290,12 +290,17 @@ func TestAuthLimiterWaitsPerAuthID(t *testing.T) {
 // authids were counted), and addresses are tracked as before.
 func TestAuthLimiterAuthIDFloodKeepsAddressesTracked(t *testing.T) {
 	l := testLimiter(t, AuthLimits{})
+	// The authids' table holds 8 addresses' worth here, not idsMax (512
+	// addresses' worth): a flood from 16 addresses fills it as 1024 fill
+	// the real one, in a sixty-fourth of the time.
+	l.maxIDs = 8 * l.lim.MaxOpenChallenges
+	const floods = 16
 	now := time.Unix(1e9, 0)
 	ann := l.keys("198.51.100.1", "ann") // her challenge is open when the flood starts
 	if !l.open(ann, now) {
 		t.Fatal("open refused")
 	}
-	for i := range 1024 {
+	for i := range floods {
 		ks := make([]loginKey, 0, l.lim.MaxOpenChallenges)
 		for j := range l.lim.MaxOpenChallenges {
 			k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", strconv.Itoa(j))
@@ -312,14 +317,17 @@ func TestAuthLimiterAuthIDFloodKeepsAddressesTracked(t *testing.T) {
 			t.Fatalf("address %d not locked out after %d failures", i, len(ks))
 		}
 	}
+	if n := len(l.ids); n < l.maxIDs {
+		t.Fatalf("the flood left %d authids' records, want the table full (%d)", n, l.maxIDs)
+	}
 	if v := l.reserve(ann, now, &authWait{fire: func(bool) {}}); v != granted {
-		t.Fatalf("ann's AUTHENTICATE during a flood from 1024 addresses: verdict %d, want granted", v)
+		t.Fatalf("ann's AUTHENTICATE during a flood from %d addresses: verdict %d, want granted", floods, v)
 	}
 	l.settle(ann, true, false, now)
 	l.close(ann)
 	newcomer := l.keys("198.51.100.2", "bob")
 	if !l.open(newcomer, now) {
-		t.Fatal("a new address's HELLO refused during a flood from 1024 addresses")
+		t.Fatalf("a new address's HELLO refused during a flood from %d addresses", floods)
 	}
 	// The authids that get no record of their own are still limited: bob's
 	// BlockAfter failures lock him out at his address.
