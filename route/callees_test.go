@@ -61,14 +61,18 @@ func TestCalleeListChunks(t *testing.T) {
 		want []callee
 	}
 	var snaps []snap
+	maxLen := 0
 	l, seq := noCallees, uint64(0)
 	var want []callee
-	for step := range 24000 {
+	// About 900 callees at the peak, in several chunks (calleesPerChunk is
+	// 256), then fewer as leaving wins.
+	const steps, leaving = 8000, 4700
+	for step := range steps {
 		switch r := rng.IntN(10); {
 		case len(want) > 0 && r < 2: // the newest leaves
 			l = l.without(want[len(want)-1].seq)
 			want = want[: len(want)-1 : len(want)-1]
-		case len(want) > 0 && (r < 4 || step > 14000 && r < 8):
+		case len(want) > 0 && (r < 4 || step > leaving && r < 8):
 			k := rng.IntN(len(want))
 			l = l.without(want[k].seq)
 			want = append(append([]callee(nil), want[:k]...), want[k+1:]...)
@@ -82,9 +86,13 @@ func TestCalleeListChunks(t *testing.T) {
 			t.Fatal("removing a callee not in the list changed it")
 		}
 		if step%500 == 0 {
+			maxLen = max(maxLen, len(want))
 			check(l, want)
 			snaps = append(snaps, snap{l, want})
 		}
+	}
+	if maxLen < 3*calleesPerChunk {
+		t.Fatalf("at most %d callees: too few for several chunks", maxLen)
 	}
 	check(l, want)
 	for _, s := range snaps {
