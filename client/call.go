@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -197,9 +198,12 @@ func (s *Session) sendCancel(c *call) {
 //
 // [RESULT, CALL.Request|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onResult(m *proto.Message) {
-	args, kwargs, err := decodePayload(m)
+	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
-		s.finishCall(m.Request, nil, err)
+		// A progressive result that does not decode (or is over the
+		// decode budget) fails the call too: the caller cannot be given
+		// the results that follow as if it were complete.
+		s.finishCall(m.Request, nil, fmt.Errorf("client: RESULT of a %d-byte message: %w", s.inLen, err))
 		return
 	}
 	r := &Result{Args: args, Kwargs: kwargs, Details: dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
@@ -268,7 +272,14 @@ func (s *Session) CallProgressive(ctx context.Context, procedure string, opts *C
 func (p *ProgressiveCall) ID() uint64 { return p.c.id }
 
 // Send sends one chunk. final marks the last chunk; Send fails with
-// ErrFinalSent after it. It blocks until the chunk is written.
+// ErrFinalSent after it, and with ErrCallDone (wrapping the call's error,
+// if any) once the call has ended: the router answered it (a callee may
+// answer before the last chunk, or refuse the first), Result gave up on
+// it, or the session ended. Nothing is written then: a chunk under the id
+// of an ended call could be taken for a new call. A Send that fails
+// before writing (ErrMessageTooLarge, a payload that does not encode)
+// changes nothing, and may be retried. It blocks until the chunk is
+// written.
 func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) error {
 	if err := p.ctx.Err(); err != nil {
 		return err
@@ -278,13 +289,18 @@ func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) er
 	if p.final {
 		return ErrFinalSent
 	}
+	if err := p.ended(); err != nil {
+		return err
+	}
 	m := &proto.Message{Type: proto.CodeCall, Request: p.c.id, URI: p.procedure}
 	// "Except for progress, items in the Options dictionary of the
 	// initiating progressive CALL shall be effective for the entirety of
-	// the progressive call request."
+	// the progressive call request." The first chunk's options are a
+	// copy of them, so that a first Send that fails leaves them as they
+	// were (without progress) for the next.
 	o := newOptions(p.s.ser, nil)
 	if !p.sent {
-		o = p.first
+		o = p.first.clone()
 	}
 	if !final {
 		o.setBool(proto.KeyProgress, true)
@@ -302,6 +318,22 @@ func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) er
 	p.sent = true
 	p.final = final
 	return nil
+}
+
+// ended returns ErrCallDone, wrapping the call's error if any, once the
+// call is no longer pending: answered, forgotten by Result, or failed
+// with the session.
+func (p *ProgressiveCall) ended() error {
+	s, c := p.s, p.c
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[c.id] == c && !c.done {
+		return nil
+	}
+	if c.err != nil {
+		return fmt.Errorf("%w: %w", ErrCallDone, c.err)
+	}
+	return ErrCallDone
 }
 
 // Result waits for the call's final result, like Call: progressive results

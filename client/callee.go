@@ -115,8 +115,12 @@ type invState struct {
 // Register registers procedure with handler h and waits for the router's
 // REGISTERED. A refusal is returned as an *Error (e.g.
 // wamp.error.procedure_already_exists). The registration is in place, and
-// invocations may arrive, before Register returns.
+// invocations may arrive, before Register returns. When ctx has already
+// ended nothing is sent and ctx.Err() is returned.
 func (s *Session) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) (*Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	m := &proto.Message{Type: proto.CodeRegister, URI: []byte(procedure)}
 	o := newOptions(s.ser, nil)
 	if opts != nil {
@@ -151,10 +155,14 @@ func (s *Session) Register(ctx context.Context, procedure string, h Handler, opt
 
 // Unregister removes r and waits for the router's UNREGISTERED. From the
 // moment it is called, new invocations of r are refused; running ones
-// continue.
+// continue. When ctx has already ended nothing is done and ctx.Err() is
+// returned.
 //
 // [UNREGISTER, Request|id, REGISTERED.Registration|id]
 func (s *Session) Unregister(ctx context.Context, r *Registration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	rq := newRequest(proto.CodeUnregister)
 	s.mu.Lock()
 	if s.err != nil {
@@ -178,9 +186,22 @@ func (s *Session) Unregister(ctx context.Context, r *Registration) error {
 //
 // [INVOCATION, Request|id, REGISTERED.Registration|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onInvocation(m *proto.Message) {
-	args, kwargs, err := decodePayload(m)
+	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
-		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}})
+		e := &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}}
+		s.mu.Lock()
+		st := s.invs[m.Request]
+		s.mu.Unlock()
+		if st != nil {
+			// A later chunk of a running progressive invocation: the
+			// invocation is answered with the error (later chunks are
+			// dropped), and its handler's context is canceled, so that a
+			// Next waiting for the chunk returns.
+			st.cancel(err)
+			s.answer(s.ctx, st, nil, e)
+			return
+		}
+		s.sendError(proto.CodeInvocation, m.Request, e)
 		return
 	}
 	inv := &Invocation{
@@ -455,32 +476,44 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 	}
 }
 
-// finishedRing remembers the last few invocations answered before their
-// final chunk arrived, so that late chunks are dropped rather than taken
-// for new invocations. Guarded by Session.mu.
+// finishedRing remembers the last maxFinished invocations answered before
+// their final chunk arrived, so that late chunks (sent by the router
+// before it had the answer) are dropped rather than taken for new
+// invocations. A late chunk of an older one would still start the
+// handler again; maxFinished early answers between an answer and its late
+// chunks (a network round trip) is far beyond what a callee sees. Ids
+// leave it when their final chunk arrives or an INTERRUPT names them.
+// Guarded by Session.mu; its memory grows with use, up to about 100 KiB.
 type finishedRing struct {
-	ids  [64]uint64
-	next int
+	ids  []uint64 // FIFO, up to maxFinished; a removed id stays until overwritten
+	next int      // where the next id goes once ids is full
+	set  map[uint64]struct{}
 }
 
+// maxFinished is how many early-answered invocations a session remembers
+// (64 until found short by review: a 65th early answer made a late chunk
+// of the first run the handler again).
+const maxFinished = 4096
+
 func (r *finishedRing) add(id uint64) {
-	r.ids[r.next] = id
-	r.next = (r.next + 1) % len(r.ids)
+	if r.set == nil {
+		r.set = make(map[uint64]struct{})
+	}
+	if len(r.ids) < maxFinished {
+		r.ids = append(r.ids, id)
+	} else {
+		delete(r.set, r.ids[r.next])
+		r.ids[r.next] = id
+		r.next = (r.next + 1) % maxFinished
+	}
+	r.set[id] = struct{}{}
 }
 
 func (r *finishedRing) has(id uint64) bool {
-	for _, x := range r.ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	_, ok := r.set[id]
+	return ok
 }
 
 func (r *finishedRing) remove(id uint64) {
-	for i, x := range r.ids {
-		if x == id {
-			r.ids[i] = 0
-		}
-	}
+	delete(r.set, id)
 }

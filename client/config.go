@@ -64,6 +64,13 @@ type Config struct {
 	// EventQueue is the capacity of the session's event queue; 1024 when
 	// zero. See the package documentation for what happens when it is full.
 	EventQueue int
+	// DecodeRatio bounds the memory a received payload takes once decoded
+	// into Go values: the Arguments and ArgumentsKw of an INVOCATION,
+	// EVENT, RESULT or ERROR may take at most DecodeRatio times the
+	// message's encoded size, plus 64 KiB (an estimate of the heap, see
+	// proto.DecodeValueBudget). A message over it is refused (see
+	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
+	DecodeRatio int
 
 	// KeepAlive, when positive, makes the client ping the router (a
 	// WebSocket ping or a RawSocket PING) after this long without
@@ -90,6 +97,7 @@ const (
 	defaultReplyTimeout = 5 * time.Second
 	defaultMaxMessage   = 16 << 20
 	defaultEventQueue   = 1024
+	defaultDecodeRatio  = 16
 	defaultAgent        = "edgewamp-client"
 )
 
@@ -142,6 +150,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.EventQueue <= 0 {
 		cfg.EventQueue = defaultEventQueue
+	}
+	if cfg.DecodeRatio == 0 {
+		cfg.DecodeRatio = defaultDecodeRatio
 	}
 	if cfg.KeepAlive > 0 && cfg.KeepAliveTimeout <= 0 {
 		cfg.KeepAliveTimeout = cfg.KeepAlive

@@ -39,12 +39,19 @@
 // the session's mutex. Request ids start at 1 and increase by one. When
 // the session ends, for whatever reason, every pending request fails with
 // the session's error (Err), handler contexts are canceled and Done is
-// closed: nothing hangs. A request whose context ends before its reply
-// stays registered as abandoned, so that a late REGISTERED or SUBSCRIBED
-// is undone (UNREGISTER, UNSUBSCRIBE) rather than left behind; but not a
-// SUBSCRIBED whose subscription id another Subscribe to the same topic is
-// waiting for (the router gives a session one subscription per topic and
-// match policy), nor one whose id a Subscription already holds.
+// closed: nothing hangs. A REGISTER, SUBSCRIBE or UNSUBSCRIBE whose
+// context ends before its reply stays registered as abandoned, so that a
+// late REGISTERED or SUBSCRIBED is undone (UNREGISTER, UNSUBSCRIBE) rather
+// than left behind; but not a SUBSCRIBED whose subscription id another
+// Subscribe to the same topic is waiting for (the router gives a session
+// one subscription per topic and match policy), nor one whose id a
+// Subscription already holds. At most 1024 abandoned requests are kept
+// waiting: one more ends the session with ErrTooManyAbandoned (a router
+// that leaves that many unanswered is not answering; the session's end
+// takes down on the router whatever the late answers would have left, which
+// dropping the oldest would not). An acknowledged PUBLISH or an UNREGISTER
+// whose context ends is forgotten at once: nothing is to be undone, and a
+// late answer is ignored.
 //
 // # Backpressure
 //
@@ -65,6 +72,26 @@
 // per call without a bound, so that the reader never waits on a caller or
 // a handler; they are consumed on the caller's goroutine (OnProgress) and
 // by Invocation.Next.
+//
+// # Decoded payloads
+//
+// Generic Go values cost far more than their encoding: a MsgPack array of
+// empty dictionaries, one byte each, takes 64 times its size decoded, one
+// of one-entry dictionaries 88 times. So that a caller cannot make a callee
+// (or a publisher a subscriber) hold that many times the largest message it
+// accepts, the Arguments and ArgumentsKw of a received INVOCATION, EVENT,
+// RESULT or ERROR are decoded within a budget: Config.DecodeRatio (16 by
+// default) times the message's encoded size, plus 64 KiB, counted as the
+// values are built (an estimate of the heap they take, close to the real
+// one: see proto.DecodeValueBudget); decoding stops as soon as it is spent.
+// A message over the budget is refused: an INVOCATION is answered ERROR
+// wamp.error.invalid_argument (and a running progressive invocation whose
+// later chunk it is ends so, its Handler's context canceled), an EVENT is
+// dropped and logged, a RESULT fails the call with ErrDecodeBudget, an
+// ERROR loses its payload. Ordinary payloads are far below it (JSON records
+// of a few fields take about 12 times their size, text and numbers less);
+// what reaches it is large collections of tiny containers or small integers
+// in MsgPack or CBOR. A negative DecodeRatio lifts the bound.
 //
 // # Lifetimes
 //

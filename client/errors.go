@@ -63,6 +63,10 @@ var (
 	// ErrFinalSent is returned by ProgressiveCall.Send after the final
 	// chunk was sent.
 	ErrFinalSent = errors.New("client: progressive call already sent its final chunk")
+	// ErrCallDone is returned by ProgressiveCall.Send once the call has
+	// ended (answered, abandoned or failed with the session); it wraps
+	// the call's error, if any.
+	ErrCallDone = errors.New("client: progressive call already ended")
 	// ErrNotStarted is returned by ProgressiveCall.Result before any chunk
 	// was sent.
 	ErrNotStarted = errors.New("client: progressive call has not sent a chunk yet")
@@ -78,4 +82,14 @@ var (
 	// ErrNotSubscribed is returned by Unsubscribe for a subscription that is
 	// not (or no longer) active in this session.
 	ErrNotSubscribed = errors.New("client: subscription not active")
+	// ErrTooManyAbandoned is the error of a session ended because more
+	// than 1024 of its REGISTER, SUBSCRIBE or UNSUBSCRIBE requests were
+	// given up by their callers (their context ended) and never answered:
+	// each must be remembered to undo a late answer.
+	ErrTooManyAbandoned = errors.New("client: too many requests abandoned unanswered by the router")
+	// ErrDecodeBudget is the error of a received payload that would take
+	// more memory decoded than Config.DecodeRatio allows: a call whose
+	// RESULT it is fails with it (wrapped), an INVOCATION is answered
+	// wamp.error.invalid_argument, an EVENT is dropped and logged.
+	ErrDecodeBudget = errors.New("client: payload too large once decoded (see Config.DecodeRatio)")
 )

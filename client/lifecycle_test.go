@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -464,4 +465,94 @@ func TestRestoreSubscriptionsConcurrently(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("OnSession after all three were answered: not called")
 	}
+}
+
+// A Client that gives up on a fatal disconnect from its OnDisconnect
+// callback: Close returns at once, and the Client's goroutine stops when
+// the callback returns (found by review: Close waited for the Client's
+// goroutine, which was the one running OnDisconnect, so both waited for
+// ever).
+func TestClientCloseFromOnDisconnect(t *testing.T) {
+	p := newPeer(t)
+	var cl *Client
+	ready := make(chan struct{})
+	returned := make(chan struct{})
+	rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond, OnDisconnect: func(err error) {
+		<-ready
+		cl.Close()
+		close(returned)
+	}}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	close(ready)
+	c.conn.Close()
+	select {
+	case <-returned:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Client.Close called from OnDisconnect has not returned after 3 s (deadlock: it waits for the goroutine running OnDisconnect)")
+	}
+	select {
+	case <-cl.done:
+	case <-time.After(wait):
+		t.Fatal("the Client's goroutine goes on after Close")
+	}
+	if _, err := cl.Session(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Session after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Close from OnSession returns at once too, and the session is then ended
+// with GOODBYE; a Close from another goroutine while OnSession runs waits
+// for it.
+func TestClientCloseFromOnSession(t *testing.T) {
+	if !strings.HasSuffix(callbackName, "(*Client).callback") {
+		t.Fatalf("callbackName = %q", callbackName)
+	}
+	p := newPeer(t)
+	returned := make(chan struct{})
+	var cl atomic.Pointer[Client]
+	rc := ReconnectConfig{OnSession: func(*Session) {
+		for cl.Load() == nil { // Connect returns as OnSession starts
+			time.Sleep(time.Millisecond)
+		}
+		cl.Load().Close()
+		close(returned)
+	}}
+	a := goDo(func() (*Client, error) { return Connect(context.Background(), clientCfg(p), rc) })
+	c := p.accept()
+	c.welcome(1)
+	got, err := a.wait(t)
+	noErr(t, "Connect", err)
+	cl.Store(got)
+	select {
+	case <-returned:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Client.Close called from OnSession has not returned after 3 s")
+	}
+	c.answerGoodbye() // the session is closed with GOODBYE
+	select {
+	case <-got.done:
+	case <-time.After(wait):
+		t.Fatal("the Client's goroutine goes on after Close")
+	}
+
+	// From elsewhere, Close waits for the callback.
+	release := make(chan struct{})
+	in := make(chan struct{})
+	rc = ReconnectConfig{OnSession: func(*Session) {
+		close(in)
+		<-release
+	}}
+	a = goDo(func() (*Client, error) { return Connect(context.Background(), clientCfg(p), rc) })
+	c = p.accept()
+	c.welcome(2)
+	got, err = a.wait(t)
+	noErr(t, "Connect", err)
+	<-in
+	closed := goDo(func() (struct{}, error) { return struct{}{}, got.Close() })
+	if !closed.pending(50 * time.Millisecond) {
+		t.Fatal("Close from another goroutine returned while OnSession was running")
+	}
+	close(release)
+	go c.answerGoodbye()
+	closed.wait(t)
 }

@@ -385,7 +385,7 @@ func (c *peerConn) raw(v any) proto.Raw {
 // dict decodes a message's dictionary.
 func (c *peerConn) dict(m *proto.Message) map[string]any {
 	c.t.Helper()
-	d, err := decodeDict(m.Dict)
+	d, err := decodeDict(m.Dict, nil)
 	if err != nil {
 		c.t.Fatalf("peer: %s dict: %v", m.Type, err)
 	}
@@ -395,7 +395,7 @@ func (c *peerConn) dict(m *proto.Message) map[string]any {
 // payload decodes a message's Arguments and ArgumentsKw.
 func (c *peerConn) payload(m *proto.Message) ([]any, map[string]any) {
 	c.t.Helper()
-	a, k, err := decodePayload(m)
+	a, k, err := decodePayload(m, nil)
 	if err != nil {
 		c.t.Fatalf("peer: %s payload: %v", m.Type, err)
 	}

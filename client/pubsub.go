@@ -91,10 +91,14 @@ type delivery struct {
 // Publish publishes an event to topic. Without opts.Acknowledge it returns
 // once the PUBLISH is written (a refusal by the router is then only
 // logged); with it, it waits for PUBLISHED and returns a refusal as an
-// *Error.
+// *Error. When ctx has already ended it sends nothing and returns
+// ctx.Err(), as Call, Register, Subscribe, Unregister and Unsubscribe do.
 //
 // [PUBLISH, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]
 func (s *Session) Publish(ctx context.Context, topic string, args []any, kwargs map[string]any, opts *PublishOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m := &proto.Message{Type: proto.CodePublish, URI: []byte(topic)}
 	if err := s.publishOptions(opts).apply(m); err != nil {
 		return err
@@ -162,13 +166,17 @@ func (s *Session) publishOptions(opts *PublishOptions) *options {
 }
 
 // Subscribe subscribes h to topic and waits for the router's SUBSCRIBED. A
-// refusal is returned as an *Error. Events may reach h before Subscribe
+// refusal is returned as an *Error; when ctx has already ended nothing is
+// sent and ctx.Err() is returned. Events may reach h before Subscribe
 // returns (a retained event, for instance). h runs on the session's event
 // dispatcher goroutine, one event at a time, in the order the router sent
 // them; see the package documentation for the queue in front of it.
 //
 // [SUBSCRIBE, Request|id, Options|dict, Topic|uri]
 func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) (*Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	m := &proto.Message{Type: proto.CodeSubscribe, URI: []byte(topic)}
 	o := newOptions(s.ser, nil)
 	if opts != nil {
@@ -217,9 +225,13 @@ func matchOf(opts *SubscribeOptions) string {
 // Subscribe to the same topic that the router answered before it
 // processed the UNSUBSCRIBE shares the id and is dropped by the router
 // with it: that Subscription then reports Active false, as when revoked.
+// When ctx has already ended nothing is done and ctx.Err() is returned.
 //
 // [UNSUBSCRIBE, Request|id, SUBSCRIBED.Subscription|id]
 func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -264,9 +276,9 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	if len(subs) == 0 {
 		return true // unsubscribed meanwhile
 	}
-	args, kwargs, err := decodePayload(m)
+	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
-		s.log.Warn("client: dropping an undecodable event", "subscription", m.ID, "error", err)
+		s.log.Warn("client: dropping an undecodable event", "subscription", m.ID, "size", s.inLen, "error", err)
 		return true
 	}
 	ev := &Event{

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -311,4 +312,169 @@ func TestCloseWithFullEventQueue(t *testing.T) {
 	close(release)
 	done.wait(t)
 	eq(t, "Err", s.Err(), ErrClosed)
+}
+
+// An acknowledged Publish whose context ends before PUBLISHED is
+// forgotten: there is nothing to undo for a publication, and a late
+// PUBLISHED or ERROR is ignored as an answer to an unknown request (found
+// by review: it stayed in the session's request table as abandoned until
+// the router answered, so a router that never answers made the table grow
+// for the session's life, one entry per timed-out Publish).
+func TestAbandonedPublishesDropped(t *testing.T) {
+	s, c := setup(t, "rs", proto.MsgPack)
+	const n = 500
+	ids := make(chan []uint64, 1)
+	go func() { // the peer reads the PUBLISH messages, up to the marker
+		var got []uint64
+		defer func() { ids <- got }()
+		for {
+			c.conn.SetReadDeadline(time.Now().Add(wait))
+			b, err := c.readFrame()
+			if err != nil {
+				return
+			}
+			m, err := proto.Decode(c.ser, b)
+			if err != nil || string(m.URI) == "marker" {
+				return
+			}
+			got = append(got, m.Request)
+		}
+	}()
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		err := s.Publish(ctx, "com.example.t", []any{1}, nil, &PublishOptions{Acknowledge: true})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Publish = %v, want the context's error", err)
+		}
+	}
+	noErr(t, "Publish (marker)", s.Publish(context.Background(), "marker", nil, nil, nil))
+	sent := <-ids // the peer has read every PUBLISH (a Publish whose context ended first sends none)
+	if len(sent) < 10 {
+		t.Fatalf("%d PUBLISH messages sent", len(sent))
+	}
+	s.mu.Lock()
+	held := len(s.reqs)
+	s.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("%d abandoned acknowledged publications are held in the request table after %d timed-out Publish calls (the router never answered); want 0", held, n)
+	}
+	// Late answers are ignored, and the session goes on.
+	for i, id := range sent[:10] {
+		if i%2 == 0 {
+			c.send(&proto.Message{Type: proto.CodePublished, Request: id, ID: uint64(1000 + i)})
+		} else {
+			c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodePublish, Request: id, URI: []byte(proto.URINotAuthorized)})
+		}
+	}
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, s.Publish(context.Background(), "com.example.t", nil, nil, &PublishOptions{Acknowledge: true})
+	})
+	m := c.expect(proto.CodePublish)
+	c.send(&proto.Message{Type: proto.CodePublished, Request: m.Request, ID: 2000})
+	_, err := a.wait(t)
+	noErr(t, "acknowledged Publish after the late answers", err)
+}
+
+// Abandoned SUBSCRIBE requests (REGISTER and UNSUBSCRIBE likewise) are
+// kept, to undo a late SUBSCRIBED, but at most maxAbandoned of them: one
+// more ends the session with ErrTooManyAbandoned (found by review: they
+// were held for the session's life when the router never answered). One
+// answered late no longer counts.
+func TestAbandonedRequestsBounded(t *testing.T) {
+	old := maxAbandoned
+	maxAbandoned = 4
+	t.Cleanup(func() { maxAbandoned = old })
+	s, c := setup(t, "rs", proto.JSON)
+	abandon := func(topic string) *proto.Message {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		a := goDo(func() (*Subscription, error) { return s.Subscribe(ctx, topic, func(*Event) {}, nil) })
+		m := c.expect(proto.CodeSubscribe)
+		if _, err := a.wait(t); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Subscribe: %v, want context.DeadlineExceeded", err)
+		}
+		return m
+	}
+	abandoned := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.abandoned
+	}
+	var late []*proto.Message
+	for i := range 4 {
+		late = append(late, abandon(fmt.Sprint("com.example.t", i)))
+	}
+	eq(t, "abandoned", abandoned(), 4)
+	for i, m := range late {
+		c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: uint64(100 + i)})
+		u := c.expect(proto.CodeUnsubscribe) // the late subscription undone
+		eq(t, "undone subscription", u.ID, uint64(100+i))
+		c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: u.Request})
+	}
+	noErr(t, "Publish", s.Publish(context.Background(), "marker", nil, nil, nil))
+	c.expect(proto.CodePublish)
+	eq(t, "abandoned after the late answers", abandoned(), 0)
+	for i := range 4 {
+		abandon(fmt.Sprint("com.example.u", i))
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("the session ended with %d abandoned requests: %v", maxAbandoned, err)
+	}
+	abandon("com.example.last")
+	select {
+	case <-s.Done():
+	case <-time.After(wait):
+		t.Fatal("the session goes on with more than maxAbandoned abandoned requests")
+	}
+	if !errors.Is(s.Err(), ErrTooManyAbandoned) {
+		t.Fatalf("session error %v, want ErrTooManyAbandoned", s.Err())
+	}
+}
+
+// A Publish, Register, Subscribe, Unregister or Unsubscribe whose context
+// has already ended sends nothing and returns the context's error, as Call
+// does (found by review: an acknowledged Publish, a Register or a
+// Subscribe sent its request and then reported the context's error, so
+// the event was published although Publish said it failed, and an
+// application that retried published it twice).
+func TestRequestsWithEndedContext(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	reg, _ := register(t, s, c, "com.example.r", 5, func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	sub, _ := subscribe(t, s, c, "com.example.s", 6, func(*Event) {}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Publish(ctx, "com.example.order_placed", []any{42}, nil, &PublishOptions{Acknowledge: true})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %v, want context.Canceled", err)
+	}
+	if err := s.Publish(ctx, "com.example.order_placed", []any{43}, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("unacknowledged Publish = %v, want context.Canceled", err)
+	}
+	_, err = s.Register(ctx, "com.example.p", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Register = %v, want context.Canceled", err)
+	}
+	if _, err := s.Subscribe(ctx, "com.example.q", func(*Event) {}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe = %v, want context.Canceled", err)
+	}
+	if err := s.Unregister(ctx, reg); !errors.Is(err, context.Canceled) || !reg.Active() {
+		t.Fatalf("Unregister = %v, active %v; want context.Canceled, still active", err, reg.Active())
+	}
+	if err := s.Unsubscribe(ctx, sub); !errors.Is(err, context.Canceled) || !sub.Active() {
+		t.Fatalf("Unsubscribe = %v, active %v; want context.Canceled, still active", err, sub.Active())
+	}
+	noErr(t, "Publish (marker)", s.Publish(context.Background(), "marker", nil, nil, nil))
+	var sent []string
+	for {
+		m := c.recv()
+		if m.Type == proto.CodePublish && string(m.URI) == "marker" {
+			break
+		}
+		sent = append(sent, m.Type.String()+" "+string(m.URI))
+	}
+	if len(sent) > 0 {
+		t.Fatalf("with an ended context, the requests returned context.Canceled but sent %q", sent)
+	}
 }

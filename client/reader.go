@@ -23,6 +23,7 @@ func (s *Session) readLoop() {
 			s.violation(err.Error())
 			return
 		}
+		s.inLen = len(b)
 		if h := s.onMsg.Load(); h != nil {
 			(*h)(&m)
 		}
@@ -95,19 +96,16 @@ func (s *Session) onGoodbye(m *proto.Message) {
 //
 // [ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onError(m *proto.Message) {
-	e := errorOf(m)
+	e := s.errorOf(m)
 	switch m.ReqType {
 	case proto.CodeCall:
 		s.finishCall(m.Request, nil, e)
 	case proto.CodeRegister, proto.CodeUnregister, proto.CodeSubscribe, proto.CodeUnsubscribe, proto.CodePublish:
 		var orphan uint64
 		s.mu.Lock()
-		rq := s.reqs[m.Request]
-		if rq != nil && rq.typ == m.ReqType {
-			delete(s.reqs, m.Request)
+		rq := s.takeRequestLocked(m.Request, m.ReqType)
+		if rq != nil {
 			orphan = rq.orphan
-		} else {
-			rq = nil
 		}
 		s.mu.Unlock()
 		if orphan != 0 {
@@ -122,10 +120,11 @@ func (s *Session) onError(m *proto.Message) {
 	}
 }
 
-// errorOf builds the *Error of an ERROR message.
-func errorOf(m *proto.Message) *Error {
+// errorOf builds the *Error of an ERROR message. A payload that does not
+// decode, or is over the decode budget, is left out.
+func (s *Session) errorOf(m *proto.Message) *Error {
 	e := &Error{URI: string(m.URI), Details: dictOf(m.Dict)}
-	args, kwargs, err := decodePayload(m)
+	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err == nil {
 		e.Args, e.Kwargs = args, kwargs
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"sync"
 	"time"
 
@@ -68,8 +70,11 @@ type ReconnectConfig struct {
 	// registration and subscription, or 10 s without one (restores it
 	// refused for a reason that may pass are retried in the background,
 	// and slow answers waited for: OnSession does not wait for them).
+	// It may call Client.Close (see there).
 	OnSession func(*Session)
-	// OnDisconnect, if set, is called with the error that ended a session.
+	// OnDisconnect, if set, is called (on the Client's goroutine) with
+	// the error that ended a session, before the Client dials again. It
+	// may call Client.Close, to give up on an error it takes for fatal.
 	OnDisconnect func(error)
 }
 
@@ -229,7 +234,7 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 		close(first)
 	}
 	if c.rc.OnSession != nil {
-		c.rc.OnSession(s)
+		c.callback(func() { c.rc.OnSession(s) })
 	}
 	select {
 	case <-s.Done():
@@ -243,7 +248,8 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.mu.Unlock()
 	c.log("client: session lost; reconnecting", "err", s.Err())
 	if c.rc.OnDisconnect != nil {
-		c.rc.OnDisconnect(s.Err())
+		err := s.Err()
+		c.callback(func() { c.rc.OnDisconnect(err) })
 	}
 }
 
@@ -578,17 +584,60 @@ func ended(s *Session) bool {
 }
 
 // Close ends the current session (GOODBYE) and stops reconnecting. It
-// waits for the Client's goroutine; do not call it from a handler.
+// waits for the Client's goroutine, which ends the session, except when
+// called from OnSession or OnDisconnect, which run on that goroutine: it
+// then returns at once, and the goroutine ends the session and stops
+// once the callback returns. Do not call it from a handler (an event
+// handler or an invocation Handler) of the Client's sessions, nor from a
+// goroutine that such a handler or a callback waits for: ending the
+// session waits for the handlers, and Close for the Client's goroutine.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		<-c.done
-		return nil
-	}
+	first := !c.closed
 	c.closed = true
 	c.mu.Unlock()
-	c.cancel()
+	if first {
+		c.cancel()
+	}
+	if inCallback() {
+		return nil
+	}
 	<-c.done
 	return nil
+}
+
+// callback runs f, a call of OnSession or OnDisconnect, on the Client's
+// goroutine: Close, called from f, finds this frame in its goroutine's
+// stack (inCallback) and does not wait for the goroutine it runs on.
+//
+//go:noinline
+func (c *Client) callback(f func()) { f() }
+
+// callbackName is callback's function name, as runtime.Frame reports it.
+var callbackName = runtime.FuncForPC(reflect.ValueOf((*Client).callback).Pointer()).Name()
+
+// inCallback reports whether the calling goroutine is a Client's, running
+// OnSession or OnDisconnect (callback is in its stack). The stack of the
+// calling goroutine is the only one looked at: a Close from any other
+// goroutine waits.
+func inCallback() bool {
+	pc := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pc)
+		if n < len(pc) {
+			pc = pc[:n]
+			break
+		}
+		pc = make([]uintptr, 2*len(pc))
+	}
+	frames := runtime.CallersFrames(pc)
+	for {
+		f, more := frames.Next()
+		if f.Function == callbackName {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

@@ -18,7 +18,7 @@ type request struct {
 	match string        // Static: and match policy, which the router's subscription id stands for.
 	subID uint64        // Static: UNSUBSCRIBE's subscription id.
 
-	abandoned bool // Guarded by Session.mu: the waiter gave up (its context ended).
+	abandoned bool // Guarded by Session.mu: the waiter gave up (its context ended); counted in Session.abandoned.
 	// orphan, guarded by Session.mu, is the id of a subscription to this
 	// SUBSCRIBE's topic that an abandoned SUBSCRIBE got and nothing uses:
 	// the router answers this one with it, else it must be undone (see
@@ -75,23 +75,57 @@ func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq
 		return r.id, r.err
 	case <-ctx.Done():
 	}
-	// The waiter gives up. If the reply is not in yet, the request stays
+	// The waiter gives up. If the reply is not in yet, a PUBLISH or an
+	// UNREGISTER is forgotten (there is nothing to undo: a late answer is
+	// ignored as one to an unknown request), and any other request stays
 	// pending as abandoned, so that a late REGISTERED or SUBSCRIBED is
 	// undone instead of leaving a registration or subscription nobody
-	// knows about. If it is in (the reader or shutdown took the request
+	// knows about, and a late UNSUBSCRIBED retires what it dropped. Past
+	// maxAbandoned of those the router is not answering: the session
+	// ends (ErrTooManyAbandoned), which takes down on the router all it
+	// held. If the reply is in (the reader or shutdown took the request
 	// out), its answer is on the way and is returned: the operation
 	// happened.
 	s.mu.Lock()
 	_, pending := s.reqs[id]
+	over := false
 	if pending {
-		rq.abandoned = true
+		if rq.typ == proto.CodePublish || rq.typ == proto.CodeUnregister {
+			delete(s.reqs, id)
+		} else {
+			rq.abandoned = true
+			s.abandoned++
+			over = s.abandoned > maxAbandoned
+		}
 	}
 	s.mu.Unlock()
+	if over {
+		s.log.Warn("client: too many requests abandoned unanswered; ending the session", "abandoned", maxAbandoned+1)
+		s.shutdown(ErrTooManyAbandoned, false)
+	}
 	if pending {
 		return 0, ctx.Err()
 	}
 	r := <-rq.reply
 	return r.id, r.err
+}
+
+// maxAbandoned is how many abandoned requests (see roundTrip) a session
+// keeps waiting for; one more ends it. A variable for the tests.
+var maxAbandoned = 1024
+
+// takeRequestLocked takes the request id out of the pending ones, if it
+// is there and of type typ (0: any). Called with mu held.
+func (s *Session) takeRequestLocked(id uint64, typ proto.Code) *request {
+	rq := s.reqs[id]
+	if rq == nil || typ != 0 && rq.typ != typ {
+		return nil
+	}
+	delete(s.reqs, id)
+	if rq.abandoned {
+		s.abandoned--
+	}
+	return rq
 }
 
 // ackType maps a request type to its acknowledgement type.
@@ -129,7 +163,7 @@ func (s *Session) onAck(m *proto.Message) {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.reqs, m.Request)
+	s.takeRequestLocked(m.Request, 0)
 	switch m.Type {
 	case proto.CodeRegistered:
 		// A registration is never shared: another REGISTER of the same

@@ -254,3 +254,56 @@ func TestClientSessionWaitsDuringSlowOnSession(t *testing.T) {
 		t.Fatalf("Session after the reconnect: %v, %v", s, err)
 	}
 }
+
+// TestProgressiveCallSendAfterAnswer against the router: nine uploads the
+// callee refuses at their first chunk, then the first upload's caller goes
+// on with its next chunk: Send fails, and the callee is not invoked again
+// (found by review: Send wrote the chunk, and the router, which remembers
+// 8 ended progressive calls, took it for a new call: the callee ran on
+// the fragment).
+func TestProgressiveCallSendAfterAnswerRealRouter(t *testing.T) {
+	url := startRouter(t)
+	callee := dialRouter(t, url)
+	caller := dialRouter(t, url)
+	ctx := context.Background()
+	invs := make(chan []any, 32)
+	_, err := callee.Register(ctx, "com.example.upload", func(ctx context.Context, inv *Invocation) (*Result, error) {
+		invs <- inv.Args
+		return nil, &Error{URI: "com.example.quota_exceeded"}
+	}, nil)
+	noErr(t, "Register", err)
+	var pcs []*ProgressiveCall
+	for i := range 9 {
+		pc, err := caller.CallProgressive(ctx, "com.example.upload", nil)
+		noErr(t, "CallProgressive", err)
+		noErr(t, "Send", pc.Send([]any{"upload", i, "chunk", 1}, nil, false))
+		<-invs
+		// Wait until the caller has the ERROR (the call is finished).
+		for deadline := time.Now().Add(wait); ; {
+			caller.mu.Lock()
+			_, pending := caller.calls[pc.ID()]
+			caller.mu.Unlock()
+			if !pending {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no ERROR")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		pcs = append(pcs, pc)
+	}
+	// The application goes on with upload 0.
+	err = pcs[0].Send([]any{"upload", 0, "chunk", 2}, nil, true)
+	select {
+	case args := <-invs:
+		t.Fatalf("the callee was invoked again with %v (Send returned %v): a chunk of an ended call became a new call", args, err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if !errors.Is(err, ErrCallDone) {
+		t.Fatalf("Send after the call's ERROR: %v, want ErrCallDone", err)
+	}
+	for _, pc := range pcs {
+		pc.Result(ctx)
+	}
+}

@@ -599,3 +599,228 @@ func TestForwardedTimeout(t *testing.T) {
 	invoke(c, 95, 17, nil, map[string]any{"timeout": 30})
 	eq(t, "error", string(c.expect(proto.CodeError).URI), proto.URITimeout)
 }
+
+// emptyMaps is a MsgPack array of n empty dictionaries: n+5 bytes that
+// take 64 bytes per element once decoded into Go values.
+func emptyMaps(n int) proto.Raw {
+	b := []byte{0xdd, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	for range n {
+		b = append(b, 0x80)
+	}
+	return proto.Raw{B: b, Ser: proto.MsgPack}
+}
+
+// A 1 MiB CALL whose argument is 2^20 empty dictionaries would cost the
+// callee 64 MiB decoded (found by review: 67-69 MiB of live heap while
+// its handler ran): it is over the decode budget (16 times the message
+// plus 64 KiB), so the callee refuses it with invalid_argument and its
+// handler does not run. An ordinary payload of the same size goes
+// through.
+func TestDecodedPayloadAmplificationRefused(t *testing.T) {
+	url := startRouter(t)
+	callee := dialRouter(t, url)
+	caller := dialRouter(t, url)
+	ctx := context.Background()
+	var runs atomic.Int32
+	_, err := callee.Register(ctx, "com.example.sink", func(ctx context.Context, inv *Invocation) (*Result, error) {
+		runs.Add(1)
+		return &Result{Args: []any{len(inv.Args)}}, nil
+	}, nil)
+	noErr(t, "Register", err)
+	refused := make(chan string, 1)
+	const req = 1 << 40
+	caller.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeError && m.Request == req {
+			refused <- string(m.URI)
+		}
+	})
+	m := &proto.Message{Type: proto.CodeCall, Request: req, URI: []byte("com.example.sink"), Args: emptyMaps(1 << 20)}
+	noErr(t, "SendRaw", caller.SendRaw(m))
+	select {
+	case uri := <-refused:
+		eq(t, "error", uri, proto.URIInvalidArgument)
+	case <-time.After(wait):
+		t.Fatal("no ERROR for the amplifying CALL")
+	}
+	eq(t, "handler runs", runs.Load(), int32(0))
+
+	big := make([]any, 1<<16)
+	for i := range big {
+		big[i] = strings.Repeat("x", 14)
+	}
+	r, err := caller.Call(ctx, "com.example.sink", big, nil, nil)
+	noErr(t, "Call with 1 MiB of strings", err)
+	eq(t, "result", r.Args, []any{int64(len(big))})
+}
+
+// The decode budget on the other paths: a RESULT over it fails the call
+// with ErrDecodeBudget, an EVENT over it is dropped (the next one is
+// delivered), a later chunk of a progressive invocation over it ends the
+// invocation with invalid_argument and cancels the handler waiting in
+// Next; a negative Config.DecodeRatio lifts the bound.
+func TestDecodeBudgetResultEventChunk(t *testing.T) {
+	s, c := setup(t, "rs", proto.MsgPack)
+	a := goDo(func() (*Result, error) { return s.Call(context.Background(), "com.example.f", nil, nil, nil) })
+	m := c.expect(proto.CodeCall)
+	c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: emptyMaps(1 << 16)})
+	if _, err := a.wait(t); !errors.Is(err, ErrDecodeBudget) {
+		t.Fatalf("Call with a RESULT over the decode budget: %v, want ErrDecodeBudget", err)
+	}
+
+	got := make(chan *Event, 2)
+	subscribe(t, s, c, "com.example.t", 9, func(ev *Event) { got <- ev }, nil)
+	big := event(c, 9, 1, nil, map[string]any{})
+	big.Args = emptyMaps(1 << 16)
+	c.send(big, event(c, 9, 2, []any{"small"}, map[string]any{}))
+	select {
+	case ev := <-got:
+		eq(t, "delivered publication", ev.PublicationID, uint64(2))
+	case <-time.After(wait):
+		t.Fatal("no event")
+	}
+
+	waiting := make(chan struct{})
+	h := func(ctx context.Context, inv *Invocation) (*Result, error) {
+		close(waiting)
+		_, err := inv.Next(ctx)
+		return nil, err
+	}
+	register(t, s, c, "com.example.up", 10, h, nil)
+	invoke(c, 70, 10, []any{1}, map[string]any{"progress": true})
+	<-waiting
+	chunk := &proto.Message{Type: proto.CodeInvocation, Request: 70, ID: 10, Dict: c.raw(map[string]any{}), Args: emptyMaps(1 << 16)}
+	c.send(chunk)
+	e := c.expect(proto.CodeError)
+	eq(t, "error request", e.Request, uint64(70))
+	eq(t, "error", string(e.URI), proto.URIInvalidArgument)
+	invoke(c, 70, 10, []any{3}, map[string]any{})
+	noErr(t, "Publish", s.Publish(context.Background(), "after", nil, nil, nil))
+	c.expect(proto.CodePublish) // no second answer, no new invocation
+
+	s2, c2 := setup(t, "rs", proto.MsgPack, func(cfg *Config) { cfg.DecodeRatio = -1 })
+	a = goDo(func() (*Result, error) { return s2.Call(context.Background(), "com.example.f", nil, nil, nil) })
+	m = c2.expect(proto.CodeCall)
+	c2.send(&proto.Message{Type: proto.CodeResult, Request: m.Request, Args: emptyMaps(1 << 16)})
+	r, err := a.wait(t)
+	noErr(t, "Call without a decode budget", err)
+	eq(t, "elements", len(r.Args), 1<<16)
+}
+
+// A first ProgressiveCall.Send that fails without writing anything (a
+// chunk over the router's limit, or a payload that does not encode)
+// changes nothing: a retry of the first chunk as the final one goes out
+// without progress=true (found by review: the failed Send had set it in
+// the options kept for the first CALL, so the router waited for chunks
+// that never came and the call hung).
+func TestProgressiveCallRetryAfterFailedFirstSend(t *testing.T) {
+	s, c := setupSmallRouter(t) // the router takes 1 KiB
+	pc, err := s.CallProgressive(context.Background(), "com.example.upload", &CallOptions{Timeout: time.Second})
+	noErr(t, "CallProgressive", err)
+	if err := pc.Send([]any{strings.Repeat("a", 2000)}, nil, false); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("oversized first chunk: %v, want ErrMessageTooLarge", err)
+	}
+	noErr(t, "Send (the whole call, small enough)", pc.Send([]any{"small"}, nil, true))
+	m := c.expect(proto.CodeCall)
+	if m.Opt.Bool(proto.KeyProgress, false) {
+		t.Fatalf("the final (and only) CALL carries progress=true: the router waits for more chunks")
+	}
+	c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request})
+	_, err = pc.Result(context.Background())
+	noErr(t, "Result", err)
+}
+
+// The same with a first chunk whose payload cannot be encoded.
+func TestProgressiveCallRetryAfterEncodeError(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	pc, err := s.CallProgressive(context.Background(), "com.example.upload", nil)
+	noErr(t, "CallProgressive", err)
+	if err := pc.Send([]any{make(chan int)}, nil, false); err == nil {
+		t.Fatal("a chan was encoded")
+	}
+	noErr(t, "Send", pc.Send([]any{1}, nil, true))
+	m := c.expect(proto.CodeCall)
+	if m.Opt.Bool(proto.KeyProgress, false) {
+		t.Fatalf("the final (and only) CALL carries progress=true")
+	}
+	c.send(&proto.Message{Type: proto.CodeResult, Request: m.Request})
+	_, err = pc.Result(context.Background())
+	noErr(t, "Result", err)
+}
+
+// A progressive call the router already answered (the callee refused the
+// first chunk): Send fails with ErrCallDone, wrapping the call's error, and
+// writes nothing (found by review: it went on writing CALL chunks under
+// the ended call's request id; a router that has forgotten the id
+// (edgewamp remembers a few ended progressive calls) takes the chunk for
+// a new call, and the callee runs on a fragment nobody waits for).
+func TestProgressiveCallSendAfterAnswer(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	got := make(chan struct{}, 1)
+	s.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeError {
+			got <- struct{}{}
+		}
+	})
+	pc, err := s.CallProgressive(context.Background(), "com.example.upload", nil)
+	noErr(t, "CallProgressive", err)
+	noErr(t, "Send 1", pc.Send([]any{1}, nil, false))
+	m := c.expect(proto.CodeCall)
+	c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeCall, Request: m.Request, URI: []byte(proto.URIInvalidArgument)})
+	<-got
+	time.Sleep(20 * time.Millisecond) // the reader has finished the call
+	err = pc.Send([]any{2}, nil, false)
+	noErr(t, "Publish (marker)", s.Publish(context.Background(), "marker", nil, nil, nil))
+	next := c.recv()
+	if next.Type == proto.CodeCall {
+		t.Fatalf("Send after the call's ERROR wrote CALL request %d (Send returned %v); want an error and nothing written", next.Request, err)
+	}
+	if !errors.Is(err, ErrCallDone) {
+		t.Fatalf("Send after the call's ERROR: %v, want ErrCallDone", err)
+	}
+	wampErr(t, err, proto.URIInvalidArgument)
+	_, err = pc.Result(context.Background())
+	wampErr(t, err, proto.URIInvalidArgument)
+
+	// A call Result gave up on, and one whose session ended.
+	pc, err = s.CallProgressive(context.Background(), "com.example.upload", nil)
+	noErr(t, "CallProgressive", err)
+	if _, err := pc.Result(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Result before any chunk: %v, want ErrNotStarted", err)
+	}
+	if err := pc.Send([]any{1}, nil, true); !errors.Is(err, ErrCallDone) {
+		t.Fatalf("Send after Result released the call: %v, want ErrCallDone", err)
+	}
+	pc, err = s.CallProgressive(context.Background(), "com.example.upload", nil)
+	noErr(t, "CallProgressive", err)
+	closeSession(t, s, c)
+	if err := pc.Send([]any{1}, nil, true); !errors.Is(err, ErrCallDone) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after the session ended: %v, want ErrCallDone and ErrClosed", err)
+	}
+}
+
+// A late chunk of a progressive invocation answered early is dropped even
+// after many other early answers (found by review: the session remembered
+// the last 64, so after a 65th the late final chunk of the first was taken
+// for a new invocation and ran the handler again).
+func TestProgressiveInvocationLateChunkAfterManyEarlyAnswers(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	var calls atomic.Int32
+	early := func(ctx context.Context, inv *Invocation) (*Result, error) {
+		calls.Add(1)
+		return &Result{Args: []any{"early"}}, nil
+	}
+	register(t, s, c, "com.example.early", 11, early, nil)
+	const n = 100
+	for i := range n {
+		invoke(c, uint64(100+i), 11, []any{1}, map[string]any{"progress": true})
+		c.expect(proto.CodeYield)
+	}
+	invoke(c, 100, 11, []any{2}, map[string]any{}) // the first one's late final chunk
+	invoke(c, 101, 11, []any{2}, map[string]any{"progress": true})
+	time.Sleep(50 * time.Millisecond) // a handler started by them would have answered
+	noErr(t, "Publish", s.Publish(context.Background(), "after", nil, nil, nil))
+	if m := c.recv(); m.Type != proto.CodePublish {
+		t.Fatalf("a late chunk ran the handler again: %s %d", m.Type, m.Request)
+	}
+	eq(t, "handler calls", calls.Load(), int32(n))
+}

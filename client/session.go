@@ -37,22 +37,24 @@ type Session struct {
 	wbuf []byte
 
 	onMsg atomic.Pointer[func(*proto.Message)]
+	inLen int            // Owned by the reader: the size of the message it handles.
 	wg    sync.WaitGroup // the reader, the dispatcher and running handlers
 
 	// The reader waiting for room in the event queue (keepalive).
 	parked  atomic.Bool  // it waits now
 	resumed atomic.Int64 // unix ns when it last stopped waiting
 
-	mu       sync.Mutex // Guards the fields below.
-	nextReq  uint64
-	calls    map[uint64]*call
-	reqs     map[uint64]*request
-	regs     map[uint64]*Registration
-	subs     map[uint64][]*Subscription // copy-on-write slices
-	invs     map[uint64]*invState
-	finished finishedRing
-	closed   bool  // Close was called
-	err      error // why the session ended; nil while it is alive
+	mu        sync.Mutex // Guards the fields below.
+	nextReq   uint64
+	calls     map[uint64]*call
+	reqs      map[uint64]*request
+	abandoned int // how many of reqs are abandoned (see roundTrip)
+	regs      map[uint64]*Registration
+	subs      map[uint64][]*Subscription // copy-on-write slices
+	invs      map[uint64]*invState
+	finished  finishedRing
+	closed    bool  // Close was called
+	err       error // why the session ended; nil while it is alive
 }
 
 // Dial connects to cfg.URL and joins cfg.Realm: HELLO, then any number of

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -26,12 +28,39 @@ func encodePayload(ser proto.Serializer, args []any, kwargs map[string]any) (a, 
 	return a, k, nil
 }
 
-// decodePayload decodes a message's Arguments and ArgumentsKw. A transparent
-// (binary) payload is returned as a one-element Arguments list holding the
-// []byte.
-func decodePayload(m *proto.Message) (args []any, kwargs map[string]any, err error) {
+// decodeBudgetBase is the part of a received message's decode budget that
+// does not grow with its size (see Config.DecodeRatio).
+const decodeBudgetBase = 64 << 10
+
+// decodeBudget returns the decode budget of a received message of n bytes
+// (see Config.DecodeRatio), or nil when the bound is lifted.
+func (s *Session) decodeBudget(n int) *int {
+	if s.cfg.DecodeRatio < 0 {
+		return nil
+	}
+	b := s.cfg.DecodeRatio*n + decodeBudgetBase
+	return &b
+}
+
+// decodeValue decodes r, charging budget unless it is nil (see
+// proto.DecodeValueBudget).
+func decodeValue(r proto.Raw, budget *int) (any, error) {
+	if budget == nil {
+		return proto.DecodeValue(r)
+	}
+	v, err := proto.DecodeValueBudget(r, budget)
+	if errors.Is(err, proto.ErrDecodedTooLarge) {
+		return nil, ErrDecodeBudget
+	}
+	return v, err
+}
+
+// decodePayload decodes a message's Arguments and ArgumentsKw, charging
+// budget (nil: no bound). A transparent (binary) payload is returned as a
+// one-element Arguments list holding the []byte.
+func decodePayload(m *proto.Message, budget *int) (args []any, kwargs map[string]any, err error) {
 	if m.Args.Present() {
-		v, err := proto.DecodeValue(m.Args)
+		v, err := decodeValue(m.Args, budget)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -43,17 +72,18 @@ func decodePayload(m *proto.Message) (args []any, kwargs map[string]any, err err
 		}
 	}
 	if m.Kwargs.Present() {
-		kwargs, err = decodeDict(m.Kwargs)
+		kwargs, err = decodeDict(m.Kwargs, budget)
 	}
 	return args, kwargs, err
 }
 
-// decodeDict decodes a dictionary; nil when absent.
-func decodeDict(r proto.Raw) (map[string]any, error) {
+// decodeDict decodes a dictionary, charging budget (nil: no bound); nil
+// when absent.
+func decodeDict(r proto.Raw, budget *int) (map[string]any, error) {
 	if !r.Present() {
 		return nil, nil
 	}
-	v, err := proto.DecodeValue(r)
+	v, err := decodeValue(r, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +97,7 @@ func decodeDict(r proto.Raw) (map[string]any, error) {
 // dictOf is decodeDict for values proto has already validated as
 // dictionaries (a message's Dict); a decoding failure yields nil.
 func dictOf(r proto.Raw) map[string]any {
-	d, _ := decodeDict(r)
+	d, _ := decodeDict(r, nil)
 	return d
 }
 
@@ -136,6 +166,13 @@ func (o *options) setValue(k proto.Key, v any) {
 	}
 	o.f.SetRaw(k, r)
 	o.named = append(o.named, namedValue{k, v})
+}
+
+// clone returns a copy of o that can be set without changing o.
+func (o *options) clone() *options {
+	c := *o
+	c.named = slices.Clip(o.named) // an append to c's reallocates
+	return &c
 }
 
 // apply stores the dictionary in m.

@@ -19,18 +19,68 @@ import (
 
 // DecodeValue decodes a raw value into a generic Go value.
 func DecodeValue(r Raw) (any, error) {
+	budget := math.MaxInt
+	return DecodeValueBudget(r, &budget)
+}
+
+// DecodeValueBudget is DecodeValue bounded in memory: it charges to
+// *budget, as it decodes, an estimate of the heap the decoded value takes
+// (see the cost constants below), and fails with ErrDecodedTooLarge as
+// soon as the charges exceed what *budget held, having allocated at most
+// that much (plus one slice's growth). *budget is left with what remains,
+// so that several values (a message's Arguments and ArgumentsKw) can share
+// one budget. Generic values cost far more than their encoding: a MsgPack
+// array of empty dictionaries (one byte each) takes 64 bytes per element.
+func DecodeValueBudget(r Raw, budget *int) (any, error) {
 	if r.B == nil {
 		return nil, nil
 	}
 	rr := rd{b: r.B, ser: r.Ser}
-	v, err := decodeAny(&rr, 0)
+	if err := charge(budget, costSlot); err != nil { // the returned interface
+		return nil, err
+	}
+	v, err := decodeAny(&rr, 0, budget)
 	if err != nil {
 		return nil, err
 	}
 	return v, rr.end()
 }
 
-func decodeAny(r *rd, depth int) (any, error) {
+// ErrDecodedTooLarge is DecodeValueBudget's error for a value whose Go
+// form exceeds the budget.
+var ErrDecodedTooLarge = errf("decoded value larger than the memory budget")
+
+// The estimated heap cost of decoded values (64-bit Go 1.24+), measured
+// rather than derived: an element of a []any or a map value is an
+// interface (costSlot) plus what boxing its value allocates. Integers in
+// [0, 255], bools, nil and empty strings box without allocating.
+const (
+	costSlot     = 16  // an interface in a []any (a map's slots are costMapEntry)
+	costWord     = 8   // a boxed int64, uint64 or float64
+	costString   = 16  // a boxed string header (plus its bytes)
+	costSlice    = 24  // a boxed slice header (plus its backing array)
+	costTime     = 24  // a boxed time.Time
+	costBigInt   = 48  // a *big.Int (plus its words)
+	costMap      = 48  // a map's header
+	costMapGroup = 288 // a map's first group: 8 slots of key and value (string, any)
+	costMapEntry = 48  // each entry past the first group's 8: its slot with the table's slack
+)
+
+// charge takes n bytes from *budget, or fails when it has not that many.
+func charge(budget *int, n int) error {
+	if *budget < n {
+		*budget = -1
+		return ErrDecodedTooLarge
+	}
+	*budget -= n
+	return nil
+}
+
+// roundAlloc rounds the length of a string's or byte slice's data up to a
+// multiple of 16, about what the allocator's size classes give it.
+func roundAlloc(n int) int { return (n + 15) &^ 15 }
+
+func decodeAny(r *rd, depth int, budget *int) (any, error) {
 	var t tok
 	err := r.next(&t)
 	if err != nil {
@@ -45,6 +95,11 @@ func decodeAny(r *rd, depth int) (any, error) {
 	case kBool:
 		return t.u != 0, nil
 	case kInt:
+		if t.neg || t.u > 255 {
+			if err := charge(budget, costWord); err != nil {
+				return nil, err
+			}
+		}
 		if t.neg {
 			if t.u > math.MaxInt64 {
 				return bigOf(&tok{k: kBig, neg: true, s: new(big.Int).SetUint64(t.u).Bytes()}, CBOR)
@@ -56,15 +111,31 @@ func decodeAny(r *rd, depth int) (any, error) {
 		}
 		return int64(t.u), nil
 	case kBig:
+		if err := charge(budget, costBigInt+roundAlloc(len(t.s))); err != nil {
+			return nil, err
+		}
 		return bigOf(&t, r.ser)
 	case kFloat:
+		if err := charge(budget, costWord); err != nil {
+			return nil, err
+		}
 		return t.f, nil
 	case kTime:
+		if err := charge(budget, costTime); err != nil {
+			return nil, err
+		}
 		sec, nsec := mpTime(t.s)
 		// The seconds of any timestamp survive time.Time's range:
 		// Unix() gives them back.
 		return time.Unix(sec, int64(nsec)).UTC(), nil
 	case kStr:
+		if len(t.s) > 0 {
+			// The encoded length bounds the decoded one (escapes and
+			// chunk heads only shrink).
+			if err := charge(budget, costString+roundAlloc(len(t.s))); err != nil {
+				return nil, err
+			}
+		}
 		s, err := t.appendText(nil, r.ser)
 		if err != nil {
 			return nil, err
@@ -74,11 +145,27 @@ func decodeAny(r *rd, depth int) (any, error) {
 		}
 		return string(s), nil
 	case kBin:
+		if err := charge(budget, costSlice+roundAlloc(len(t.s))); err != nil {
+			return nil, err
+		}
 		b, err := t.appendBytes([]byte{}, r.ser)
 		return b, err
 	case kArr:
-		out := []any{}
+		if err := charge(budget, costSlice); err != nil {
+			return nil, err
+		}
+		var out []any
 		s := seqOf(&t)
+		if s.open {
+			out = []any{}
+		} else {
+			// Every element takes at least one byte of the input.
+			n := min(s.left, len(r.b)-r.i)
+			if err := charge(budget, n*costSlot); err != nil {
+				return nil, err
+			}
+			out = make([]any, 0, n)
+		}
 		for {
 			ok, err := r.more(&s, ']')
 			if err != nil {
@@ -87,13 +174,22 @@ func decodeAny(r *rd, depth int) (any, error) {
 			if !ok {
 				return out, nil
 			}
-			v, err := decodeAny(r, depth+1)
+			v, err := decodeAny(r, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
+			c := cap(out)
 			out = append(out, v)
+			if cap(out) != c {
+				if err := charge(budget, (cap(out)-c)*costSlot); err != nil {
+					return nil, err
+				}
+			}
 		}
 	case kMap:
+		if err := charge(budget, costMap); err != nil {
+			return nil, err
+		}
 		out := map[string]any{}
 		s := seqOf(&t)
 		for {
@@ -114,7 +210,19 @@ func decodeAny(r *rd, depth int) (any, error) {
 			if r.undefined() {
 				continue // an undefined member is absent (see kUndef)
 			}
-			v, err := decodeAny(r, depth+1)
+			cost := costMapEntry
+			if len(out) == 0 {
+				cost = costMapGroup
+			} else if len(out) < 8 {
+				cost = 0
+			}
+			if len(k) > 1 {
+				cost += roundAlloc(len(k))
+			}
+			if err := charge(budget, cost); err != nil {
+				return nil, err
+			}
+			v, err := decodeAny(r, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
