@@ -106,7 +106,7 @@ func readGrowing(body io.Reader, n int64) ([]byte, error) {
 }
 
 // readBody reads a JSON request body within limit bytes and
-// Limits.BodyTimeout. An empty body is nil.
+// Limits.BodyTimeout (bodyWatch). An empty body is nil.
 func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *problem) {
 	if r.ContentLength > int64(limit) {
 		return nil, newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
@@ -117,8 +117,9 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	if p := checkJSONType(r.Header.Get("Content-Type")); p != nil {
 		return nil, p
 	}
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(g.opts.Limits.BodyTimeout))
+	// The read deadline is the body watch's (dispatch): BodyTimeout from
+	// the request's start, cleared once the body is read to its end, kept
+	// when it is not (the connection then closes after the answer).
 	var b []byte
 	var err error
 	if n := r.ContentLength; n > 0 { // within limit: checked above
@@ -128,9 +129,6 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
 		b = buf.Bytes()
 	}
-	// The body is in: no read deadline from here on (net/http would cancel
-	// the request's context when a background read hits it).
-	rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mb *http.MaxBytesError
 		var ne net.Error
@@ -280,7 +278,7 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantSSE {
-		g.streamCall(w, r, who, true, nil, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe}, nil)
+		g.streamCall(w, r, who, true, nil, &callReq{uri: cr.uri, args: cr.args, kwargs: cr.kwargs, timeout: cr.timeout, discloseMe: cr.discloseMe, wamp: cr.wamp}, nil)
 		return
 	}
 	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
@@ -300,6 +298,10 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (callReq, *who, *problem) {
 	bb, p := splitBody(body)
 	if p != nil {
+		return callReq{}, nil, p
+	}
+	cr := callReq{uri: proc, args: bb.args, kwargs: bb.kwargs}
+	if p := cr.checkWAMP(); p != nil {
 		return callReq{}, nil, p
 	}
 	var o callOptions
@@ -326,16 +328,14 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 	if p != nil {
 		return callReq{}, nil, p
 	}
-	return callReq{uri: proc, args: bb.args, kwargs: bb.kwargs, timeout: timeout, discloseMe: o.DiscloseMe}, who, nil
+	cr.timeout, cr.discloseMe = timeout, o.DiscloseMe
+	return cr, who, nil
 }
 
 // answerCall writes a call's outcome: 200 {"args","kwargs"} or a problem.
 func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callReply, errs map[string]int) {
 	if res.err != "" {
-		p := g.wampProblem(res.err, res.args, res.kwargs, errs)
-		if p.detail == "" {
-			p.detail = res.detail
-		}
+		p := g.callProblem(res, errs)
 		if res.err == proto.URICanceled && r.Context().Err() != nil {
 			p.status = StatusClientClosed
 		}
@@ -347,6 +347,18 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 		doc, _, _ = appendResultDoc(nil, res.args, res.kwargs)
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// callProblem turns a failed call's reply into a problem.
+func (g *Server) callProblem(res callReply, errs map[string]int) *problem {
+	p := g.wampProblem(res.err, res.args, res.kwargs, errs)
+	if p.detail == "" {
+		p.detail = res.detail
+	}
+	if res.status != 0 {
+		p.status = res.status
+	}
+	return p
 }
 
 // noStore is the Cache-Control value of answers that hold live or
@@ -501,10 +513,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 				continue // its problem, at the loop's top, not the call's outcome
 			}
 			if res.err != "" {
-				p := g.wampProblem(res.err, res.args, res.kwargs, errs)
-				if p.detail == "" {
-					p.detail = res.detail
-				}
+				p := g.callProblem(res, errs)
 				sw.writeEvent("problem", p.body())
 				return
 			}
@@ -582,22 +591,26 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	pr := &pubReq{uri: topic, args: bb.args, kwargs: bb.kwargs}
+	if p := pr.checkWAMP(); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	var o publishOptions
 	if p := decodeStrict(bb.options, &o); p != nil {
 		p.detail = "options: " + p.detail
 		writeProblem(w, p)
 		return
 	}
-	args, kwargs := bb.args, bb.kwargs
 	who, p := g.bridgeRealm(r, realm, body)
 	if p != nil {
 		writeProblem(w, p)
 		return
 	}
-	pr := &pubReq{uri: topic, args: args, kwargs: kwargs, retain: o.Retain, discloseMe: o.DiscloseMe,
-		exclude: marshalList(o.Exclude), eligible: marshalList(o.Eligible),
-		excludeAuthID: marshalList(o.ExcludeAuthID), eligibleAuthID: marshalList(o.EligibleAuthID),
-		excludeAuthRole: marshalList(o.ExcludeAuthRole), eligibleAuthRole: marshalList(o.EligibleAuthRole)}
+	pr.retain, pr.discloseMe = o.Retain, o.DiscloseMe
+	pr.exclude, pr.eligible = marshalList(o.Exclude), marshalList(o.Eligible)
+	pr.excludeAuthID, pr.eligibleAuthID = marshalList(o.ExcludeAuthID), marshalList(o.EligibleAuthID)
+	pr.excludeAuthRole, pr.eligibleAuthRole = marshalList(o.ExcludeAuthRole), marshalList(o.EligibleAuthRole)
 	g.doPublish(w, r, who.id, pr, o.Acknowledge, 0, nil)
 }
 

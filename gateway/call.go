@@ -62,6 +62,10 @@ type callReply struct {
 	args, kwargs []byte
 	err          string // the error URI of an ERROR
 	detail       string // for errors the gateway makes up
+	// status, when set, is the HTTP status of an error the gateway made
+	// up itself (a refused payload: problemNotWAMP), which no errors table
+	// maps.
+	status int
 }
 
 func (c *call) finish(r callReply) {
@@ -82,12 +86,42 @@ type callReq struct {
 	args, kwargs []byte // JSON array / object, validated; nil when absent
 	timeout      time.Duration
 	discloseMe   bool
+	// wamp: args and kwargs were found WAMP values (wampJSON) on the
+	// request's goroutine; set only by checkWAMP. Without it startCall
+	// checks them on the shard (the event loop: a request's goroutine is
+	// the better place for a walk of up to MaxBody bytes).
+	wamp bool
+}
+
+// checkWAMP checks args and kwargs as the router checks a WebSocket
+// peer's (wampJSON) and records that they passed (callReq.wamp), so that
+// startCall need not walk them again on the shard: the 400 a client gets
+// for a binary string with malformed base64, whoever built the call.
+func (cr *callReq) checkWAMP() *problem {
+	if !cr.wamp {
+		if !wampJSON(cr.args, cr.kwargs) {
+			return problemNotWAMP()
+		}
+		cr.wamp = true
+	}
+	return nil
 }
 
 // startCall sends the CALL. Owned by shard.
+//
+// Every gateway CALL goes through here, and the router takes an
+// in-process session's payload as it is (it checks a WebSocket peer's when
+// it decodes it): a payload no request's goroutine checked (checkWAMP) is
+// checked here, so that a JSON callee never gets a binary string it
+// cannot decode (it would drop its connection).
 func (s *sess) startCall(c *call, cr *callReq) {
 	if s.closed {
 		c.finish(callReply{err: proto.URIUnavailable, detail: "the gateway's WAMP session closed"})
+		return
+	}
+	if !cr.wamp && !wampJSON(cr.args, cr.kwargs) {
+		p := problemNotWAMP()
+		c.finish(callReply{err: p.uri, detail: p.detail, status: p.status})
 		return
 	}
 	if s.calls == nil {
@@ -342,14 +376,31 @@ type pubReq struct {
 	exclude, eligible                 []byte
 	excludeAuthID, eligibleAuthID     []byte
 	excludeAuthRole, eligibleAuthRole []byte
+	wamp                              bool // as callReq's: set by checkWAMP
+}
+
+// checkWAMP is callReq.checkWAMP for a publication.
+func (pr *pubReq) checkWAMP() *problem {
+	if !pr.wamp {
+		if !wampJSON(pr.args, pr.kwargs) {
+			return problemNotWAMP()
+		}
+		pr.wamp = true
+	}
+	return nil
 }
 
 // publish runs a PUBLISH (always acknowledged, so that an authorization
 // failure reaches the HTTP client) and returns the publication id. Owned
-// by shard.
+// by shard. As startCall, it checks a payload no request's goroutine
+// checked: JSON subscribers would drop their connections on it.
 func (s *sess) publish(pr *pubReq) *syncReply {
 	if s.closed {
 		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the gateway's WAMP session closed"}
+	}
+	if !pr.wamp && !wampJSON(pr.args, pr.kwargs) {
+		p := problemNotWAMP()
+		return &syncReply{done: true, typ: proto.CodeError, err: p.uri, detail: p.detail, status: p.status}
 	}
 	m := &s.out
 	m.Reset()

@@ -79,7 +79,8 @@
 // Every resource is bounded (Options.Limits): connections (MaxConnections;
 // more wait in the kernel's backlog), header bytes and time (MaxHeader,
 // ReadHeaderTimeout: slowloris), body bytes and time (MaxBody or a
-// route's BodyLimit → 413, BodyTimeout → 408), requests in flight (in all
+// route's BodyLimit → 413, BodyTimeout → 408, for every request's body,
+// read or not: bodyWatch), requests in flight (in all
 // → 503, per principal → 429, requests without credentials per client
 // address → 429; SSE streams are not requests),
 // WAMP sessions (MaxSessions; idle

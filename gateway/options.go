@@ -132,7 +132,7 @@ type Limits struct {
 	MaxBody           int           // request body bytes (413 beyond); default 1 MiB
 	MaxHeader         int           // request header bytes (431 beyond); default 16 KiB
 	ReadHeaderTimeout time.Duration // headers must arrive within it (slowloris); default 5s
-	BodyTimeout       time.Duration // the body must arrive within it (408 beyond); default 10s
+	BodyTimeout       time.Duration // a request's body must arrive within it, from the request's start, read or not (bodyWatch; 408 beyond); default 10s
 	WriteTimeout      time.Duration // a response write (an SSE frame) must progress within it; default 10s
 	IdleTimeout       time.Duration // keep-alive connections idle this long close; default 60s
 	MaxConnections    int           // open HTTP connections; more wait in the listen backlog; default 10,000

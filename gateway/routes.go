@@ -364,12 +364,25 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, p)
 		return
 	}
+	// The arguments come from the request (its body, query, path,
+	// headers) and a token's claims: a string there starting with NUL is
+	// a WAMP binary string, refused as the bridge refuses one
+	// (checkWAMP; startCall and publish would check it otherwise, on the
+	// shard).
 	if cr.Publish != "" {
 		pr := &pubReq{uri: cr.Publish, args: args, kwargs: kwargs, retain: cr.Retain, discloseMe: cr.DiscloseMe}
+		if p := pr.checkWAMP(); p != nil {
+			writeProblem(w, p)
+			return
+		}
 		g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
 		return
 	}
 	req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}
+	if p := req.checkWAMP(); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	if acceptsSSE(r) {
 		g.streamCall(w, r, who, false, cr, req, cr.Errors)
 		return

@@ -431,3 +431,104 @@ func TestGETAnswersNotStored(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteMalformedBinaryArgsRefused: a route's arguments come from the
+// request (body, query, path, headers); a string there starting with NUL
+// is a WAMP binary string, and one with malformed base64 is refused 400
+// wamp.error.invalid_argument, as the bridge refuses it (whatever the
+// route's errors table says), instead of reaching the JSON callee, which
+// cannot decode the INVOCATION and drops its connection (found by review:
+// 409 wamp.error.canceled, the callee's session gone).
+func TestRouteMalformedBinaryArgsRefused(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{
+			{Name: "echo-body", Method: "POST", Path: "/echo", Realm: "realm1", Call: "com.rev.echo", Args: "$/body/args",
+				Errors: map[string]int{proto.URIInvalidArgument: 422}},
+			{Name: "echo-query", Method: "GET", Path: "/q", Realm: "realm1", Call: "com.rev.echo", Args: []any{"$/query/q"}},
+		}
+	})
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.rev.echo", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: inv.Args}, nil
+	})
+	for _, c := range []struct{ name, method, path, body string }{
+		{"body", "POST", "/echo", `{"args":["\u0000!!!!"]}`},
+		{"query", "GET", "/q?q=" + url.QueryEscape("\x00!!!!"), ""},
+		{"unpadded", "GET", "/q?q=" + url.QueryEscape("\x00AQI"), ""},
+	} {
+		resp, body := e.do(c.method, c.path, c.body)
+		expectProblem(t, resp, body, http.StatusBadRequest, proto.URIInvalidArgument)
+	}
+	// The callee's session survived, and a well-formed binary string
+	// still goes through.
+	resp, body := e.do("GET", "/q?q="+url.QueryEscape("\x00AQI="), "")
+	if resp.StatusCode != http.StatusOK || string(body) != `{"args":["\u0000AQI="],"kwargs":{}}` {
+		t.Fatalf("a well-formed binary string: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestRoutePublishMalformedBinaryArgsRefused: the same through a publish
+// route, whose path segment starting with %00 reached every JSON
+// subscriber of the topic as an EVENT it could not decode (found by
+// review: 200, 3 of 3 subscribers' sessions gone).
+func TestRoutePublishMalformedBinaryArgsRefused(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{
+			{Name: "pub-path", Method: "POST", Path: "/p/{id}", Realm: "realm1", Publish: "com.rev.news", Args: []any{"$/path/id"}, Acknowledge: true},
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var subs []*client.Session
+	got := make(chan *client.Event, 8)
+	for i := 0; i < 3; i++ {
+		s := e.dial("realm1", proto.JSON)
+		if _, err := s.Subscribe(ctx, "com.rev.news", func(ev *client.Event) { got <- ev }, nil); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	resp, body := e.do("POST", "/p/%00!!!!", "")
+	expectProblem(t, resp, body, http.StatusBadRequest, proto.URIInvalidArgument)
+	if resp, body = e.do("POST", "/p/ok", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a well-formed publication: %d %s", resp.StatusCode, body)
+	}
+	for range subs {
+		select {
+		case ev := <-got:
+			if len(ev.Args) != 1 || ev.Args[0] != "ok" {
+				t.Fatalf("event %v, want [ok] (the refused one never published)", ev.Args)
+			}
+		case <-ctx.Done():
+			t.Fatal("a subscriber did not get the well-formed event")
+		}
+	}
+	for _, s := range subs {
+		if _, err := s.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
+			t.Fatalf("a JSON subscriber's session: %v", err)
+		}
+	}
+}
+
+// TestInProcessPayloadChecked: startCall and publish check a payload no
+// request's goroutine checked (callReq/pubReq.checkWAMP), so that a
+// gateway path that forgets to cannot send a JSON peer a binary string it
+// cannot decode; the refusal is the bridge's 400.
+func TestInProcessPayloadChecked(t *testing.T) {
+	e := newEnv(t, nil)
+	s, a, p := e.gw.pool.acquire(identity{realm: "realm1", authrole: "anonymous", method: "anonymous"}, "127.0.0.1:1")
+	if p != nil {
+		t.Fatal(p.detail)
+	}
+	defer e.gw.pool.release(a)
+	bad := []byte(`["\u0000!!!!"]`)
+	res, c := e.gw.call(context.Background(), s, &callReq{uri: "com.rev.nobody", args: bad, timeout: time.Second})
+	recycle(c)
+	if got := e.gw.callProblem(res, map[string]int{proto.URIInvalidArgument: 422}); got.status != http.StatusBadRequest || got.uri != proto.URIInvalidArgument {
+		t.Fatalf("unchecked CALL: %d %s %s, want 400 %s", got.status, got.uri, got.detail, proto.URIInvalidArgument)
+	}
+	r := e.gw.runSync(s, func() *syncReply { return s.publish(&pubReq{uri: "com.rev.news", kwargs: []byte(`{"k":"\u0000AQI"}`)}) })
+	if got := e.gw.problemOf(r, nil); r.typ != proto.CodeError || got.status != http.StatusBadRequest || got.uri != proto.URIInvalidArgument {
+		t.Fatalf("unchecked PUBLISH: %v %d %s, want 400 %s", r.typ, got.status, got.uri, proto.URIInvalidArgument)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -248,8 +249,91 @@ func (g *Server) newMux(ac *access, t *routeTable) (mux *http.ServeMux, errs []e
 // it finds, and the keys and realms they judge the request by, are one
 // configuration's.
 func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		bw := watchBody(w, r, g.opts.Limits.BodyTimeout)
+		defer bw.end()
+		w = bw
+	}
 	g.access.Load().mux.ServeHTTP(w, r)
 }
+
+// bodyWatch bounds the time a request's body may take to arrive, whoever
+// reads it or leaves it (Limits.BodyTimeout, from the request's start), so
+// that a declared body that never comes holds neither the connection nor
+// its goroutine. net/http reads a body the handler left unread (up to 256
+// KiB) before it writes the answer, with no deadline of its own (the
+// server has no ReadTimeout: it would bound every request, streams
+// included): /healthz, a 415 or 401 made before the body is read, an event
+// stream, a GET route, a mount's form (ParseForm) all waited for as long
+// as the client liked. With the watch:
+//
+//   - the connection has a read deadline until the body is read to its
+//     end, which is then cleared (net/http starts its background read
+//     then, and a deadline left would cancel the request's context);
+//   - an answer made with the body unread says Connection: close (HTTP/1),
+//     so that net/http sends it at once, without reading the body first,
+//     and closes the connection after it once it has read what it may of
+//     the body within the deadline (a 408 from readBody says it too).
+//
+// It is the request's Body and its ResponseWriter in one allocation.
+type bodyWatch struct {
+	http.ResponseWriter
+	body   io.ReadCloser // the request's
+	rc     *http.ResponseController
+	http1  bool
+	eof    atomic.Bool // the body was read to its end
+	header bool        // the answer's header was written, or Connection set
+}
+
+func watchBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) *bodyWatch {
+	bw := &bodyWatch{ResponseWriter: w, body: r.Body, rc: http.NewResponseController(w), http1: r.ProtoMajor == 1}
+	bw.rc.SetReadDeadline(time.Now().Add(timeout))
+	r.Body = bw
+	return bw
+}
+
+// Read implements io.Reader: the request's body.
+func (b *bodyWatch) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err == io.EOF && !b.eof.Swap(true) {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (b *bodyWatch) Close() error { return b.body.Close() }
+
+// closeUnread marks the answer Connection: close when the body is not
+// read to its end, before its header is written.
+func (b *bodyWatch) closeUnread() {
+	if b.header {
+		return
+	}
+	b.header = true
+	if b.http1 && !b.eof.Load() {
+		b.ResponseWriter.Header().Set("Connection", "close")
+	}
+}
+
+func (b *bodyWatch) WriteHeader(code int) {
+	if code >= 200 { // not an informational (1xx) header
+		b.closeUnread()
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *bodyWatch) Write(p []byte) (int, error) {
+	b.closeUnread()
+	return b.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (b *bodyWatch) Unwrap() http.ResponseWriter { return b.ResponseWriter }
+
+// end runs when the handler returns, before net/http writes an answer the
+// handler did not.
+func (b *bodyWatch) end() { b.closeUnread() }
 
 // wrap adds what every endpoint gets: panic recovery, CORS (when cors is
 // set) and the HTTP metrics under the route label name.

@@ -296,6 +296,7 @@ type syncReply struct {
 	id     uint64
 	err    string // error URI, for ERROR
 	detail string
+	status int // as callReply's: the HTTP status of an error the gateway made up
 	args   []byte
 	kwargs []byte
 	onOK   func(id uint64) // run inside Send on success (e.g. attach a stream before retained events)
@@ -386,6 +387,9 @@ func (g *Server) problemOf(r *syncReply, route map[string]int) *problem {
 	p := g.wampProblem(r.err, r.args, r.kwargs, route)
 	if p.detail == "" {
 		p.detail = r.detail
+	}
+	if r.status != 0 {
+		p.status = r.status
 	}
 	return p
 }
