@@ -49,6 +49,11 @@ func validateCORS(c *CORS, path ...any) []error {
 	}
 	var errs []error
 	for i, o := range c.AllowedOrigins {
+		if o == "null" {
+			// The origin of a sandboxed page or a file, and the one a
+			// cross-site request without Origin counts as (refuseOrigins).
+			continue
+		}
 		if o == "*" {
 			if c.AllowCredentials {
 				errs = append(errs, fieldErr(`"*" cannot be combined with allow_credentials (browsers refuse it)`, append(path, "allowed_origins", i)...))
@@ -57,7 +62,7 @@ func validateCORS(c *CORS, path ...any) []error {
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			errs = append(errs, fieldErr("an origin is scheme://host[:port], not "+strconv.Quote(o), append(path, "allowed_origins", i)...))
+			errs = append(errs, fieldErr("an origin is scheme://host[:port], null or *, not "+strconv.Quote(o), append(path, "allowed_origins", i)...))
 		}
 	}
 	return errs
