@@ -471,6 +471,14 @@ func (s *Shard) sendCall(dst *Shard, t task) {
 	dst.post(t)
 }
 
+// calleeOf reports whether cs is a callee of reg still: a call picked it
+// from reg's list on another shard, or another node, and it may have
+// unregistered since (a registration deleted and made anew has another
+// id, and another record). Owned by cs's shard.
+func (cs *Session) calleeOf(reg *registration) bool {
+	return cs.regs[reg.id].reg == reg
+}
+
 // mayInvoke reports whether callee cs may still receive an invocation of
 // reg for the procedure called (a pattern registration's concrete URI),
 // and the URI it checked: a more specific deny under a pattern, or a
@@ -597,6 +605,17 @@ func (s *Shard) deliverInvocation(t *task) {
 		return
 	}
 	if !cont {
+		if !cs.calleeOf(t.reg) {
+			// The callee unregistered (UNREGISTER, the meta API's
+			// remove_callee, a revocation) after the caller's shard
+			// picked it: it must not get an INVOCATION for a
+			// registration it no longer holds (Autobahn takes one for a
+			// protocol violation). Rerouted as for a callee gone, else
+			// no_available_callee.
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
+				c: &carry{uri: proto.URINoAvailableCallee, msg: "the callee unregistered before the call reached it"}})
+			return
+		}
 		if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
 			s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
 			return

@@ -737,3 +737,97 @@ func TestProgressiveInvocationChunksAfterCancel(t *testing.T) {
 		t.Fatalf("RESULT for %d, want %d", r.Request, next)
 	}
 }
+
+// A callee that has its UNREGISTERED gets no INVOCATION for that
+// registration afterwards: Autobahn|Python, |JS and |Java treat an
+// INVOCATION for a registration id they do not hold as a protocol
+// violation and drop their session. On two shards, a CALL whose caller's
+// shard picked the callee just before the callee's shard ran its
+// UNREGISTER reached it after the UNREGISTERED (found by review). The
+// callee's shard now sends it back as for a callee gone: a shared
+// registration's call goes to the remaining callee, a sole callee's
+// caller gets no_available_callee. The same for the meta API's
+// remove_callee.
+func TestNoInvocationAfterUnregistered(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	callee := e.joinRealmOn(1, proto.JSON, "realm1", allFeatures)
+	other := e.joinRealmOn(1, proto.JSON, "realm1", allFeatures)
+	caller := e.joinRealmOn(0, proto.JSON, "realm1", allFeatures)
+
+	// noInvocation checks that c gets nothing more.
+	noInvocation := func(c *tc, regID uint64) {
+		t.Helper()
+		select {
+		case m := <-c.peer.in:
+			t.Errorf("callee got %v (registration %d) after its UNREGISTERED for registration %d: a real client drops its session", m.Type, m.ID, regID)
+			if m.Type == proto.CodeInvocation {
+				c.yield(m.Request, nil, []any{"from the unregistered callee"})
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// servedByOther checks that the remaining callee serves call req.
+	servedByOther := func(req uint64) {
+		t.Helper()
+		select {
+		case m := <-other.peer.in:
+			if m.Type != proto.CodeInvocation {
+				t.Fatalf("other callee got %v", m.Type)
+			}
+			other.yield(m.Request, nil, []any{"from the remaining callee"})
+		case <-time.After(time.Second):
+			t.Fatalf("the remaining callee of the shared registration got no INVOCATION")
+		}
+		r := caller.expect(proto.CodeResult)
+		if r.Request != req || !reflect.DeepEqual(argsOf(r), []any{"from the remaining callee"}) {
+			t.Fatalf("caller got RESULT %d %v, want %d from the remaining callee", r.Request, argsOf(r), req)
+		}
+	}
+
+	// A shared registration: the callee's shard is busy; its UNREGISTER
+	// waits there, and the caller's shard picks the callee (first)
+	// meanwhile.
+	regID := callee.register("com.shared", map[string]any{"invoke": "first"})
+	if id := other.register("com.shared", map[string]any{"invoke": "first"}); id != regID {
+		t.Fatalf("registration ids %d and %d", regID, id)
+	}
+	release := stallExec(t, e, 1)
+	ureq := callee.nextReq()
+	callee.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	req := caller.call("com.shared", nil, []any{"x"}, nil)
+	release()
+	e.sync()
+	if m := callee.expect(proto.CodeUnregistered); m.Request != ureq {
+		t.Fatalf("UNREGISTERED for %d, want %d", m.Request, ureq)
+	}
+	noInvocation(callee, regID)
+	servedByOther(req)
+
+	// The same removed by the meta API (wamp.registration.remove_callee).
+	regID = callee.register("com.shared2", map[string]any{"invoke": "first"})
+	other.register("com.shared2", map[string]any{"invoke": "first"})
+	release = stallExec(t, e, 1)
+	mreq := caller.call("wamp.registration.remove_callee", nil, []any{regID, callee.id}, nil)
+	req = caller.call("com.shared2", nil, []any{"x"}, nil)
+	release()
+	e.sync()
+	if m := caller.expect(proto.CodeResult); m.Request != mreq {
+		t.Fatalf("RESULT for %d, want remove_callee's %d", m.Request, mreq)
+	}
+	noInvocation(callee, regID)
+	servedByOther(req)
+
+	// A sole callee: the caller gets no_available_callee.
+	regID = callee.register("com.sole", nil)
+	release = stallExec(t, e, 1)
+	ureq = callee.nextReq()
+	callee.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	req = caller.call("com.sole", nil, []any{"x"}, nil)
+	release()
+	e.sync()
+	if m := callee.expect(proto.CodeUnregistered); m.Request != ureq {
+		t.Fatalf("UNREGISTERED for %d, want %d", m.Request, ureq)
+	}
+	noInvocation(callee, regID)
+	caller.expectError(proto.CodeCall, req, proto.URINoAvailableCallee)
+}

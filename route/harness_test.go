@@ -311,6 +311,18 @@ func (c *tc) sendBytes(b []byte) {
 	c.exec.do(func() { c.sh.Receive(c.sess, b) })
 }
 
+// sendAsync queues m for c's shard without waiting for it to run.
+func (c *tc) sendAsync(m *proto.Message) {
+	c.t.Helper()
+	b, err := c.enc.Append(nil, c.peer.ser, m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.exec.Execute(func() { c.sh.Receive(c.sess, b) }); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func (c *tc) nextReq() uint64 { c.req++; return c.req }
 
 // recv waits for the next message.

@@ -626,6 +626,18 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.r.meshBounce(mo.node, mo.env) // not delivered: another node may take it
 		return
 	}
+	if !cs.calleeOf(t.reg) {
+		// The callee unregistered after meshInvoke picked it: no
+		// INVOCATION for a registration it no longer holds. The call is
+		// picked for again, among the registration's callees now (its
+		// list no longer has this one), and bounced when none is left.
+		// Not bounced at once: the caller's node would count it as one
+		// of this node's callees tried, and with the directory's count
+		// already down by this one, give up on the others here.
+		s.r.ms.invs.Add(-1)
+		s.r.meshInvoke(mo.node, mo.env)
+		return
+	}
 	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
 		s.r.ms.invs.Add(-1)
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")

@@ -770,6 +770,64 @@ func TestMeshBounceToAnotherNode(t *testing.T) {
 	assertNothingPending(t, mm)
 }
 
+// A call from another node whose callee unregistered after the callee's
+// node picked it (meshInvoke) does not reach it after its UNREGISTERED
+// (TestNoInvocationAfterUnregistered on one node): the callee's node picks
+// again, and gives it to the remaining callee; with none left, it sends
+// the call back.
+func TestMeshNoInvocationAfterUnregistered(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee, other := es[1].join(proto.JSON), es[1].join(proto.JSON)
+	regID := callee.register("com.shared", map[string]any{"invoke": "first"})
+	other.register("com.shared", map[string]any{"invoke": "first"})
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	release := stallExec(t, es[1], 0)
+	ureq := callee.nextReq()
+	callee.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	req := caller.call("com.shared", nil, []any{"x"}, nil)
+	mm.syncExcept(1) // the call waits for the callee's shard, behind the UNREGISTER
+	release()
+	mm.sync()
+	if m := callee.expect(proto.CodeUnregistered); m.Request != ureq {
+		t.Fatalf("UNREGISTERED for %d, want %d", m.Request, ureq)
+	}
+	select {
+	case m := <-callee.peer.in:
+		t.Fatalf("callee got %v (registration %d) after its UNREGISTERED", m.Type, m.ID)
+	case <-time.After(50 * time.Millisecond):
+	}
+	select {
+	case m := <-caller.peer.in:
+		t.Fatalf("caller got %s", describe(m))
+	case <-time.After(50 * time.Millisecond):
+	}
+	inv := other.expect(proto.CodeInvocation)
+	other.yield(inv.Request, nil, []any{"from the remaining callee"})
+	if r := caller.expect(proto.CodeResult); r.Request != req {
+		t.Fatalf("result %s", describe(r))
+	}
+
+	// A sole callee: the call is sent back, and the caller gets an error.
+	regID = callee.register("com.sole", nil)
+	mm.sync()
+	release = stallExec(t, es[1], 0)
+	ureq = callee.nextReq()
+	callee.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: ureq, ID: regID})
+	req = caller.call("com.sole", nil, []any{"x"}, nil)
+	mm.syncExcept(1)
+	release()
+	mm.sync()
+	if m := callee.expect(proto.CodeUnregistered); m.Request != ureq {
+		t.Fatalf("UNREGISTERED for %d, want %d", m.Request, ureq)
+	}
+	if m := caller.expect(proto.CodeError); m.Request != req || string(m.URI) != proto.URINoSuchProcedure && string(m.URI) != proto.URINoAvailableCallee {
+		t.Fatalf("caller got %s, want ERROR no_such_procedure or no_available_callee", describe(m))
+	}
+	callee.quiet()
+	assertNothingPending(t, mm)
+}
+
 func TestMeshMetaAcrossNodes(t *testing.T) {
 	mm, es := newMemMesh(t, 3, 1, nil)
 	var all []*tc
