@@ -31,6 +31,15 @@ type subscription struct {
 // at most subChunk, none empty, so that a change copies the shard's list
 // of chunks and one or two chunks, not every subscriber: on a topic with
 // 20,000 subscribers, one SUBSCRIBE and one UNSUBSCRIBE copied 336 KB.
+//
+// Each subscriber's place in its shard's chunks (subPos) is kept in its
+// session's table (subRef), so that a removal finds it without a walk:
+// the shard's last subscriber takes the removed one's place, and its
+// session's table is told (same shard: a shard's chunks hold its own
+// sessions only). Only the shard's last chunk ever shrinks, and an
+// addition appends to it, so no other place moves. Before, an UNSUBSCRIBE
+// or leave walked the shard's subscribers under the realm's write lock,
+// and so did every SUBSCRIBE (has: a duplicate answered from the set).
 type subSet struct {
 	byShard [][][]*Session // per shard, its chunks
 	n       int
@@ -39,10 +48,22 @@ type subSet struct {
 // subChunk is the most subscribers of one chunk of a subSet.
 const subChunk = 256
 
+// subPos is a subscriber's place in its shard's chunks of a subSet: chunk
+// j, index k.
+type subPos struct{ j, k int32 }
+
+// subRef is a subscription a session is a subscriber of, and its place in
+// the subscription's set. Owned by the session's shard.
+type subRef struct {
+	sub *subscription
+	at  subPos
+}
+
 func (sub *subscription) subscribers() *subSet { return sub.set.Load() }
 
-// with returns a copy of set with s added (s must not be in it).
-func (set *subSet) with(s *Session, shards int) *subSet {
+// with returns a copy of set with s added (s must not be in it), and its
+// place.
+func (set *subSet) with(s *Session, shards int) (*subSet, subPos) {
 	n := &subSet{byShard: make([][][]*Session, shards), n: 1}
 	if set != nil {
 		copy(n.byShard, set.byShard)
@@ -58,40 +79,46 @@ func (set *subSet) with(s *Session, shards int) *subSet {
 		cs = append(cs, []*Session{s})
 	}
 	n.byShard[i] = cs
-	return n
+	last := len(cs) - 1
+	return n, subPos{int32(last), int32(len(cs[last]) - 1)}
 }
 
-// without returns a copy of set with s removed; set itself when s is not
-// in it. The last subscriber of the shard's last chunk takes s's place.
-func (set *subSet) without(s *Session) *subSet {
+// without returns a copy of set with s, at its place at, removed; set
+// itself when s is not in it. The last subscriber of the shard's last
+// chunk takes s's place: moved, nil when s was that one.
+func (set *subSet) without(s *Session, at subPos) (n *subSet, moved *Session) {
 	i := s.shard.idx
 	cs := set.byShard[i]
-	j, k := -1, -1
-	for cj, c := range cs {
-		for ck, x := range c {
-			if x == s {
-				j, k = cj, ck
-			}
+	j, k := int(at.j), int(at.k)
+	if j >= len(cs) || k >= len(cs[j]) || cs[j][k] != s {
+		// Not where its table says: a walk (not expected).
+		if at, ok := set.find(s); ok {
+			j, k = int(at.j), int(at.k)
+		} else {
+			return set, nil
 		}
 	}
-	if j < 0 {
-		return set
-	}
-	n := &subSet{byShard: make([][][]*Session, len(set.byShard)), n: set.n - 1}
+	n = &subSet{byShard: make([][][]*Session, len(set.byShard)), n: set.n - 1}
 	copy(n.byShard, set.byShard)
 	ncs := append([][]*Session(nil), cs...)
 	last := len(ncs) - 1
 	lc := ncs[last]
 	if j != last {
 		c := append([]*Session(nil), ncs[j]...)
-		c[k] = lc[len(lc)-1]
+		moved = lc[len(lc)-1]
+		c[k] = moved
 		ncs[j] = c
 		// Shorter, sharing the old chunk's array: never appended to in
 		// place (with copies), so the old set's readers see it whole.
 		lc = lc[: len(lc)-1 : len(lc)-1]
 	} else {
-		c := make([]*Session, 0, len(lc)-1)
-		lc = append(append(c, lc[:k]...), lc[k+1:]...)
+		c := make([]*Session, len(lc)-1)
+		copy(c, lc[:len(lc)-1])
+		if k != len(lc)-1 {
+			moved = lc[len(lc)-1]
+			c[k] = moved
+		}
+		lc = c
 	}
 	if len(lc) == 0 {
 		ncs = ncs[:last]
@@ -99,21 +126,30 @@ func (set *subSet) without(s *Session) *subSet {
 		ncs[last] = lc
 	}
 	n.byShard[i] = ncs
-	return n
+	return n, moved
 }
 
-func (set *subSet) has(s *Session) bool {
+// find returns the place of s in set (a walk of its shard's subscribers:
+// for the meta API, and a fallback).
+func (set *subSet) find(s *Session) (subPos, bool) {
 	if set == nil {
-		return false
+		return subPos{}, false
 	}
-	for _, c := range set.byShard[s.shard.idx] {
-		for _, x := range c {
+	for j, c := range set.byShard[s.shard.idx] {
+		for k, x := range c {
 			if x == s {
-				return true
+				return subPos{int32(j), int32(k)}, true
 			}
 		}
 	}
-	return false
+	return subPos{}, false
+}
+
+// has reports whether s is a subscriber of set (a walk: for the meta API;
+// the broker asks the session's own table).
+func (set *subSet) has(s *Session) bool {
+	_, ok := set.find(s)
+	return ok
 }
 
 // publication is one PUBLISH being delivered. Within the publisher's shard
@@ -345,19 +381,21 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			s.r.mesh.Subscribe(rm.name, match, uri)
 		}
 	}
-	added := false
-	if set := sub.subscribers(); !set.has(ss) {
-		sub.set.Store(set.with(ss, len(s.r.shards)))
-		added = true
+	// The session's own table, not a walk of the subscribers: a
+	// duplicate SUBSCRIBE walked them all under the realm's write lock.
+	added := ss.subs[sub.id].sub != sub
+	if added {
+		set, at := sub.subscribers().with(ss, len(s.r.shards))
+		sub.set.Store(set)
+		if ss.subs == nil {
+			ss.subs = map[uint64]subRef{}
+		}
+		ss.subs[sub.id] = subRef{sub, at}
 	}
 	rm.mu.Unlock()
 	if added && wild {
 		ss.wildSubs++
 	}
-	if ss.subs == nil {
-		ss.subs = map[uint64]*subscription{}
-	}
-	ss.subs[sub.id] = sub
 
 	out := &s.out
 	out.Reset()
@@ -418,7 +456,7 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 	if !s.checkRequest(ss, m) {
 		return
 	}
-	sub := ss.subs[m.ID]
+	sub := ss.subs[m.ID].sub
 	if sub == nil {
 		s.replyError(ss, proto.CodeUnsubscribe, m.Request, proto.URINoSuchSubscription, "no subscription "+strconv.FormatUint(m.ID, 10)+" for this session")
 		return
@@ -456,6 +494,7 @@ func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
 }
 
 func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
+	ref := ss.subs[sub.id]
 	delete(ss.subs, sub.id)
 	if w := ss.winOf(sub); w != nil {
 		s.closeWin(ss, w)
@@ -466,8 +505,19 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 	}
 	rm := ss.realm
 	rm.mu.Lock()
-	set := sub.subscribers().without(ss)
+	var at subPos
+	if ref.sub == sub {
+		at = ref.at
+	}
+	set, moved := sub.subscribers().without(ss, at)
 	sub.set.Store(set)
+	if moved != nil {
+		// It took ss's place; a session of this shard, so its table is
+		// this shard's to write.
+		if r, ok := moved.subs[sub.id]; ok && r.sub == sub {
+			moved.subs[sub.id] = subRef{sub, at}
+		}
+	}
 	if set.n == 0 {
 		rm.subs.del(sub.match, sub.uri)
 		delete(rm.subByID, sub.id)
@@ -848,7 +898,7 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 
 // leaveBroker removes a leaving session from its subscriptions.
 func (s *Shard) leaveBroker(ss *Session) {
-	for _, sub := range ss.subs {
-		s.unsubscribed(ss, sub, s.detachSubscriber(ss, sub))
+	for _, ref := range ss.subs {
+		s.unsubscribed(ss, ref.sub, s.detachSubscriber(ss, ref.sub))
 	}
 }

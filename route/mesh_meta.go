@@ -724,7 +724,7 @@ func (s *Shard) nextRetained(ss *Session) {
 		if !ok {
 			return
 		}
-		if ss.subs[sub.id] == sub { // still subscribed
+		if ss.subs[sub.id].sub == sub { // still subscribed
 			s.meshRetained(ss, sub)
 		}
 	}
@@ -733,7 +733,7 @@ func (s *Shard) nextRetained(ss *Session) {
 // retainedGathered merges the gathered retained events with this node's
 // and delivers them, if ss is still subscribed.
 func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byte) {
-	if ss.state != stEstablished || ss.subs[sub.id] != sub {
+	if ss.state != stEstablished || ss.subs[sub.id].sub != sub {
 		return
 	}
 	newest := map[string]*publication{}

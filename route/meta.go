@@ -768,7 +768,7 @@ func (s *Shard) registrationRemoved(ss *Session, reg *registration, reason strin
 // topic withdrawn as by UNSUBSCRIBE; UNSUBSCRIBED to a subscriber that
 // announced subscription_revocation).
 func (s *Shard) subscriptionRemoved(ss *Session, sub *subscription, reason string) {
-	if ss.state != stEstablished || ss.subs[sub.id] != sub {
+	if ss.state != stEstablished || ss.subs[sub.id].sub != sub {
 		return
 	}
 	s.r.log.Debug("a subscriber was removed from a subscription through the meta API", "session", ss.id, "topic", sub.uri, "reason", reason)

@@ -163,7 +163,8 @@ func (s *Shard) revokeUnauthorized(ss *Session) {
 		s.r.log.Info("revoking registrations after reload: the role may no longer register them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "procedure", first)
 	}
 	n = 0
-	for _, sub := range ss.subs {
+	for _, ref := range ss.subs {
+		sub := ref.sub
 		if ss.state != stEstablished {
 			return
 		}

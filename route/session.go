@@ -89,12 +89,12 @@ type Session struct {
 	// sent its final chunk, up to maxEndedProg: chunks still in flight
 	// for them are dropped, not taken as new calls. nil while none.
 	ended      *endedCalls
-	invs       map[uint64]*inCall       // as callee, by INVOCATION request id
-	regs       map[uint64]regRef        // registrations it is a callee of
-	subs       map[uint64]*subscription // subscriptions it is a subscriber of
-	testaments *[2][]testament          // detached, destroyed
-	retainer   *retainer                // who its retained events were published as (asRetainer)
-	authz      *authzCache              // authorization decisions by action and URI
+	invs       map[uint64]*inCall // as callee, by INVOCATION request id
+	regs       map[uint64]regRef  // registrations it is a callee of
+	subs       map[uint64]subRef  // subscriptions it is a subscriber of
+	testaments *[2][]testament    // detached, destroyed
+	retainer   *retainer          // who its retained events were published as (asRetainer)
+	authz      *authzCache        // authorization decisions by action and URI
 
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the

@@ -19,11 +19,13 @@ func TestSubSetChunks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var set *subSet
 	in := map[*Session]bool{}
+	at := map[*Session]subPos{} // each member's place, as its session's table keeps it
 	type snap struct {
 		set     *subSet
 		members map[*Session]bool
 	}
 	var snaps []snap
+	var latest *subSet
 	check := func(set *subSet, want map[*Session]bool) {
 		t.Helper()
 		got := map[*Session]bool{}
@@ -45,6 +47,15 @@ func TestSubSetChunks(t *testing.T) {
 		if n != len(want) || set.n != len(want) {
 			t.Fatalf("%d members, n %d, want %d", n, set.n, len(want))
 		}
+		if set != latest {
+			return // the places are the latest set's
+		}
+		for x := range want {
+			p := at[x]
+			if c := set.byShard[x.shard.idx]; int(p.j) >= len(c) || int(p.k) >= len(c[p.j]) || c[p.j][p.k] != x {
+				t.Fatalf("session %d not at its place %v", x.id, p)
+			}
+		}
 		for x := range want {
 			if !got[x] || !set.has(x) {
 				t.Fatalf("session %d missing", x.id)
@@ -54,12 +65,18 @@ func TestSubSetChunks(t *testing.T) {
 	for step := 0; step < 20000; step++ {
 		x := all[rng.IntN(len(all))]
 		if in[x] {
-			set = set.without(x)
+			var moved *Session
+			set, moved = set.without(x, at[x])
+			if moved != nil {
+				at[moved] = at[x]
+			}
 			delete(in, x)
+			delete(at, x)
 		} else {
-			set = set.with(x, 2)
+			set, at[x] = set.with(x, 2)
 			in[x] = true
 		}
+		latest = set
 		if step%1000 == 0 {
 			m := map[*Session]bool{}
 			for k := range in {
@@ -72,9 +89,16 @@ func TestSubSetChunks(t *testing.T) {
 	for _, s := range snaps {
 		check(s.set, s.members)
 	}
-	// Removing everyone leaves no chunk.
+	// Removing everyone leaves no chunk; a stale place is walked for.
 	for x := range in {
-		set = set.without(x)
+		var moved *Session
+		set, moved = set.without(x, at[x])
+		if moved != nil {
+			at[moved] = at[x]
+		}
+	}
+	if s, _ := set.without(all[0], subPos{}); s != set {
+		t.Fatal("removing a session not in the set made a new set")
 	}
 	if set.n != 0 || len(set.byShard[0])+len(set.byShard[1]) != 0 {
 		t.Fatalf("empty set: n %d, chunks %d/%d", set.n, len(set.byShard[0]), len(set.byShard[1]))
@@ -87,14 +111,15 @@ func TestSubSetChangeCopiesLittle(t *testing.T) {
 	sh := &Shard{idx: 0}
 	var set *subSet
 	for i := 0; i < 20000; i++ {
-		set = set.with(&Session{id: uint64(i + 1), shard: sh}, 1)
+		set, _ = set.with(&Session{id: uint64(i + 1), shard: sh}, 1)
 	}
 	x := &Session{id: 1 << 30, shard: sh}
 	const rounds = 200
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := 0; i < rounds; i++ {
-		set.with(x, 1).without(x)
+		s, at := set.with(x, 1)
+		s.without(x, at)
 	}
 	runtime.ReadMemStats(&after)
 	bytes := (after.TotalAlloc - before.TotalAlloc) / rounds

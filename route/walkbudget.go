@@ -194,7 +194,7 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 		return
 	}
 	s.turn(ss, walk{run: func() int {
-		if ss.subs[sub.id] != sub { // unsubscribed while it waited
+		if ss.subs[sub.id].sub != sub { // unsubscribed while it waited
 			return 0
 		}
 		if !mesh {
