@@ -424,15 +424,19 @@ func (s *Shard) sendRetained(ss *Session, sub *subscription) (scanned int) {
 	var pubs []*publication
 	rm.mu.RLock()
 	scanned = 1
+	// Per topic the newest retained event ss would have received
+	// (retainedEvent.older).
 	if sub.match == proto.MatchExact {
-		if re := rm.retained[sub.uri]; re != nil {
-			pubs = append(pubs, re.pub)
+		if p := rm.retained[sub.uri].forSession(ss); p != nil {
+			pubs = append(pubs, p)
 		}
 	} else {
 		scanned = max(len(rm.retained), 1)
 		for topic, re := range rm.retained {
 			if matches(sub, topic) {
-				pubs = append(pubs, re.pub)
+				if p := re.forSession(ss); p != nil {
+					pubs = append(pubs, p)
+				}
 			}
 		}
 	}
@@ -570,7 +574,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		seq:       ss.publisherSeq(),
 	}
 	retain := m.Opt.Bool(proto.KeyRetain, false)
-	var stale uint64
+	var stale []uint64
 	if retain {
 		p.at = s.r.now()
 		kept := p.own()
@@ -602,8 +606,8 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		// this node refused went on being handed out there, and no reload
 		// here could drop it (nothing here recorded it).
 		s.meshPublish(rm, &p, retain)
-		if stale != 0 {
-			s.meshDropRetained(rm, []uint64{stale})
+		if len(stale) > 0 {
+			s.meshDropRetained(rm, stale)
 		}
 	}
 	if ack {

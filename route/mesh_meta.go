@@ -736,9 +736,14 @@ func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byt
 	if ss.state != stEstablished || ss.subs[sub.id].sub != sub {
 		return
 	}
+	// Per topic the newest event ss would have received, of this node's
+	// and the others' (each sends every event a topic keeps: the
+	// unrestricted one and those with black/white lists before it).
 	newest := map[string]*publication{}
 	for _, p := range s.localRetained(ss.realm, sub) {
-		newest[string(p.topic)] = p
+		if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || p.at > old.at) {
+			newest[string(p.topic)] = p
+		}
 	}
 	for _, a := range answers {
 		r := rbuf{b: a}
@@ -749,7 +754,7 @@ func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byt
 				continue
 			}
 			p.retained = true
-			if old := newest[string(p.topic)]; old == nil || p.at > old.at {
+			if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || p.at > old.at) {
 				newest[string(p.topic)] = p
 			}
 		}
@@ -761,20 +766,24 @@ func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byt
 	s.deliverRetained(ss, sub, pubs)
 }
 
-// localRetained returns this node's retained events matching sub.
+// localRetained returns this node's retained events matching sub: every
+// event a topic keeps (retainedEvent.older), newest first, for the
+// subscriber's node to pick the newest it would have received.
 func (s *Shard) localRetained(rm *Realm, sub *subscription) []*publication {
 	var pubs []*publication
 	rm.mu.RLock()
 	defer rm.mu.RUnlock()
 	if sub.match == proto.MatchExact {
-		if re := rm.retained[sub.uri]; re != nil {
+		for re := rm.retained[sub.uri]; re != nil; re = re.older {
 			pubs = append(pubs, re.pub)
 		}
 		return pubs
 	}
-	for topic, re := range rm.retained {
+	for topic, head := range rm.retained {
 		if matches(sub, topic) {
-			pubs = append(pubs, re.pub)
+			for re := head; re != nil; re = re.older {
+				pubs = append(pubs, re.pub)
+			}
 		}
 	}
 	return pubs

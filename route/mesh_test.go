@@ -283,6 +283,39 @@ func TestMeshRetainedOnAnotherNode(t *testing.T) {
 	sub.quiet()
 }
 
+// A retained event with black/white lists does not hide the topic's last
+// unrestricted one across nodes either (TestRetainedWhitelistKeepsLastValue
+// on one node): each node answers a get_retained gather with every event
+// a topic keeps, and the subscriber's node sends the newest it would have
+// received, exact or pattern.
+func TestMeshRetainedWhitelistKeepsLastValue(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	pub := es[0].join(proto.JSON)
+	x, y := es[1].join(proto.JSON), es[1].join(proto.MsgPack)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"all"}, nil)
+	pub.expect(proto.CodePublished)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true, "eligible": []any{x.id}}, []any{"x"}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+	for _, match := range []string{"exact", "prefix"} {
+		for c, want := range map[*tc]string{x: "x", y: "all"} {
+			uri := "com.state"
+			if match == "prefix" {
+				uri = "com."
+			}
+			sid := c.subscribe(uri, map[string]any{"get_retained": true, "match": match})
+			mm.sync()
+			ev := c.expect(proto.CodeEvent)
+			if argsOf(ev)[0] != want || !ev.Opt.Bool(proto.KeyRetained, false) {
+				t.Fatalf("%s: retained EVENT %s, want %q", match, describe(ev), want)
+			}
+			c.quiet()
+			c.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: c.nextReq(), ID: sid})
+			c.expect(proto.CodeUnsubscribed)
+		}
+	}
+}
+
 // A retained event that its publisher's node refuses (its retained
 // budget full) is not retained on the other nodes either, and the older
 // event of the topic, which the refusal drops there, is dropped in their

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -313,13 +314,20 @@ const maxRetained = 65536
 // identity is shared by the events of a session).
 const retainedOverhead = 256
 
-// retain stores the retained event of a topic, published on this node by
-// by (nil: on another node). Call with mu held for writing. It reports
-// false when a cap refused it; the topic then has no retained event (an
-// older one would be stale), and stale is the publication id of the one
-// dropped when this node had published it (0: none, or another node's
-// copy), whose copies the other nodes of a mesh are to drop.
-func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, stale uint64) {
+// maxRetainedFiltered bounds the retained events with black/white lists
+// kept per topic besides its last unrestricted one (retainedEvent.older).
+const maxRetainedFiltered = 4
+
+// retain stores p as the retained event of a topic, published on this
+// node by by (nil: on another node). Call with mu held for writing. An
+// event without black/white lists replaces the topic's retained events;
+// one with them is kept before them (retainedEvent.older), with at most
+// maxRetainedFiltered such events and the last unrestricted one. It
+// reports false when a cap refused it; the topic then has no retained
+// event (an older one would be stale), and stale are the publication ids
+// of those dropped that this node had published (none: another node's
+// copies), whose copies the other nodes of a mesh are to drop.
+func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, stale []uint64) {
 	old := rm.retained[topic]
 	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
 	// testament's, encoded apart): count whichever is larger. The
@@ -331,34 +339,96 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, st
 	if p.filter != nil {
 		size += p.filter.size()
 	}
+	// What p leaves of the topic's events: nothing after an unrestricted
+	// one; after a filtered one the newest filtered ones (one fewer than
+	// the bound, p being one) and the unrestricted one.
+	var keep []*retainedEvent
+	if p.filter != nil {
+		filtered := 1
+		for re := old; re != nil; re = re.older {
+			if re.pub.filter == nil {
+				keep = append(keep, re)
+				break
+			}
+			if filtered < maxRetainedFiltered {
+				keep = append(keep, re)
+				filtered++
+			}
+		}
+	}
 	total := rm.retainedBytes + size
-	if old != nil {
-		total -= old.size
+	for re := old; re != nil; re = re.older {
+		if !slices.Contains(keep, re) {
+			total -= re.size
+		}
 	}
 	if (old == nil && len(rm.retained) >= maxRetained) || total > rm.r.cfg.MaxRetainedBytes {
+		for re := old; re != nil; re = re.older {
+			if re.by != nil {
+				stale = append(stale, re.pub.id)
+			}
+		}
 		if old != nil {
 			rm.unretain(topic, old)
-			if old.by != nil {
-				stale = old.pub.id
-			}
 		}
 		return false, stale
 	}
-	if old != nil {
-		rm.countCreds(old.by, -1)
+	for re := old; re != nil; re = re.older {
+		if !slices.Contains(keep, re) {
+			rm.countCreds(re.by, -1)
+		}
 	}
 	rm.countCreds(by, 1)
-	rm.retained[topic] = &retainedEvent{pub: p, size: size, by: by}
+	// The kept ones are relinked in order (a trimmed filtered one drops
+	// out of the chain); readers hold mu for reading.
+	for i, re := range keep {
+		re.older = nil
+		if i > 0 {
+			keep[i-1].older = re
+		}
+	}
+	re := &retainedEvent{pub: p, size: size, by: by}
+	if len(keep) > 0 {
+		re.older = keep[0]
+	}
+	rm.retained[topic] = re
 	rm.retainedBytes = total
-	return true, 0
+	return true, nil
 }
 
-// unretain drops re, topic's retained event. Call with mu held for
-// writing.
+// unretain drops topic's retained events, re (its newest) and those
+// before it. Call with mu held for writing.
 func (rm *Realm) unretain(topic string, re *retainedEvent) {
 	delete(rm.retained, topic)
+	for ; re != nil; re = re.older {
+		rm.retainedBytes -= re.size
+		rm.countCreds(re.by, -1)
+	}
+}
+
+// unretainOne drops re, one of topic's retained events, and reports
+// whether it was there. Call with mu held for writing.
+func (rm *Realm) unretainOne(topic string, re *retainedEvent) bool {
+	head := rm.retained[topic]
+	if head == re {
+		if re.older == nil {
+			delete(rm.retained, topic)
+		} else {
+			rm.retained[topic] = re.older
+		}
+	} else {
+		prev := head
+		for prev != nil && prev.older != re {
+			prev = prev.older
+		}
+		if prev == nil {
+			return false
+		}
+		prev.older = re.older
+	}
 	rm.retainedBytes -= re.size
 	rm.countCreds(re.by, -1)
+	return true
 }
 
 // countCreds adds d to the retained events counted for by's credential.
@@ -393,11 +463,31 @@ func (rm *Realm) retainedWith(ids []string) bool {
 	return false
 }
 
-// retainedEvent is the last event published with retain=true on a topic.
+// retainedEvent is the last event published with retain=true on a topic
+// (Realm.retained), or one before it (older).
 type retainedEvent struct {
 	pub  *publication
 	size int64     // counted in Realm.retainedBytes
 	by   *retainer // nil: published on another node of the mesh
+	// older is the topic's retained event before this one when this one
+	// has black/white lists (pub.filter): WAMP's Event Retention has the
+	// Broker send a subscriber "the most recent Retained Event that they
+	// would have received", so an event for a few does not hide the last
+	// value from the others. A topic's chain holds at most
+	// maxRetainedFiltered events with lists, newest first, and at most one
+	// without, last. Read and changed with Realm.mu held.
+	older *retainedEvent
+}
+
+// forSession returns the newest of re's chain that ss would have
+// received, nil when none.
+func (re *retainedEvent) forSession(ss *Session) *publication {
+	for ; re != nil; re = re.older {
+		if re.pub.allowed(ss) {
+			return re.pub
+		}
+	}
+	return nil
 }
 
 // retainer is the identity a retained event was published as on this
@@ -425,38 +515,41 @@ func (ss *Session) asRetainer() *retainer {
 
 // dropRetained drops the retained events for which drop returns a reason.
 // drop is called without the realm's lock (it may take its time over
-// 65,536 topics while calls and publications go on); an event replaced
-// meanwhile stays. It returns the number dropped, the first one's topic and
-// reason, and their publication ids (for the other nodes of a mesh).
+// 65,536 topics while calls and publications go on) for each event a
+// topic keeps (retainedEvent.older); an event replaced meanwhile stays. It
+// returns the number dropped, the first one's topic and reason, and their
+// publication ids (for the other nodes of a mesh).
 func (rm *Realm) dropRetained(drop func(topic string, re *retainedEvent) string) (n int, topic, why string, ids []uint64) {
+	type kept struct {
+		topic string
+		re    *retainedEvent
+	}
 	rm.mu.RLock()
-	all := make(map[string]*retainedEvent, len(rm.retained))
-	for t, re := range rm.retained {
-		all[t] = re
+	all := make([]kept, 0, len(rm.retained))
+	for t, head := range rm.retained {
+		for re := head; re != nil; re = re.older {
+			all = append(all, kept{t, re})
+		}
 	}
 	rm.mu.RUnlock()
 	type dropped struct {
-		re  *retainedEvent
+		kept
 		why string
 	}
-	var gone map[string]dropped
-	for t, re := range all {
-		if w := drop(t, re); w != "" {
-			if gone == nil {
-				gone = map[string]dropped{}
-			}
-			gone[t] = dropped{re, w}
+	var gone []dropped
+	for _, k := range all {
+		if w := drop(k.topic, k.re); w != "" {
+			gone = append(gone, dropped{k, w})
 		}
 	}
 	if len(gone) == 0 {
 		return 0, "", "", nil
 	}
 	rm.mu.Lock()
-	for t, d := range gone {
-		if rm.retained[t] == d.re {
-			rm.unretain(t, d.re)
+	for _, d := range gone {
+		if rm.unretainOne(d.topic, d.re) {
 			if n == 0 {
-				topic, why = t, d.why
+				topic, why = d.topic, d.why
 			}
 			n++
 			ids = append(ids, d.re.pub.id)

@@ -161,7 +161,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 				p.disclose = true
 				p.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 			}
-			retain, stale := t.retain, uint64(0)
+			retain, stale := t.retain, []uint64(nil)
 			if retain {
 				p.at = s.r.now()
 				kept := *p
@@ -179,8 +179,8 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			if s.r.mesh != nil {
 				s.meshPublish(rm, p, retain) // as a PUBLISH: retained elsewhere only if here
-				if stale != 0 {
-					s.meshDropRetained(rm, []uint64{stale})
+				if len(stale) > 0 {
+					s.meshDropRetained(rm, stale)
 				}
 			}
 		}
