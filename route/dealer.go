@@ -362,7 +362,8 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if s.r.mesh != nil && s.meshCall(ss, m, reg, progress) {
 		return // sent to a callee on another node
 	}
-	ce, ok := s.pickCallee(reg)
+	ppt := pptMode(&m.Opt)
+	ce, ok := s.pickCallee(reg, calleeCan(progress, ppt))
 	if !ok {
 		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
 		return
@@ -372,7 +373,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
-	if cs.feat&fCalleePPT == 0 && pptMode(&m.Opt) {
+	if cs.feat&fCalleePPT == 0 && ppt {
 		s.rejectCall(ss, m.Request, progress, proto.URIFeatureNotSupported, msgCalleeNoPPT)
 		return
 	}
@@ -567,24 +568,58 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 	s.sendCall(oc.callee.shard, t)
 }
 
-// pickCallee applies the registration's invocation policy.
-func (s *Shard) pickCallee(reg *registration) (callee, bool) {
+// pickCallee applies the registration's invocation policy. With can (a
+// call that needs a feature of its callee: calleeCan), a pick that cannot
+// take the call gives way to the next callee that can, in the policy's
+// order from it (backwards for last), so that a progressive call
+// invocation or a call in payload passthru mode fails with
+// feature_not_supported only when no callee announced the feature; the
+// walk looks at callees until one can, all of them when none can. Before,
+// on a roundrobin registration where one of two callees announced
+// progressive_call_invocations, every other such call failed (the mesh's
+// pick and a rerouted call already skipped such callees).
+func (s *Shard) pickCallee(reg *registration, can func(callee) bool) (callee, bool) {
 	l := reg.list()
-	switch n := l.len(); {
-	case n == 0:
+	n := l.len()
+	if n == 0 {
 		return callee{}, false
-	case n == 1:
-		return l.at(0), true
-	default:
+	}
+	i := 0
+	if n > 1 {
 		switch reg.invoke {
 		case proto.InvokeLast:
-			return l.at(n - 1), true
+			i = n - 1
 		case proto.InvokeRoundRobin:
-			return l.at(int((reg.rr.Add(1) - 1) % uint64(n))), true
+			i = int((reg.rr.Add(1) - 1) % uint64(n))
 		case proto.InvokeRandom:
-			return l.at(s.rng.IntN(n)), true
+			i = s.rng.IntN(n)
 		}
-		return l.at(0), true
+	}
+	ce := l.at(i)
+	if can == nil || n == 1 || can(ce) {
+		return ce, true
+	}
+	step := 1
+	if reg.invoke == proto.InvokeLast {
+		step = n - 1 // i-k modulo n
+	}
+	for k := 1; k < n; k++ {
+		if c := l.at((i + k*step) % n); can(c) {
+			return c, true
+		}
+	}
+	return ce, true // none can: the call is refused for the policy's pick
+}
+
+// calleeCan returns, for a call with progressive invocations (progress)
+// or in payload passthru mode (ppt), whether a callee can take it; nil
+// for a call any callee can take.
+func calleeCan(progress, ppt bool) func(callee) bool {
+	if !progress && !ppt {
+		return nil
+	}
+	return func(c callee) bool {
+		return (!ppt || c.s.feat&fCalleePPT != 0) && (!progress || c.s.feat&fCalleeProgInv != 0)
 	}
 }
 

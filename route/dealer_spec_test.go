@@ -710,3 +710,83 @@ func TestPPTProgressiveChunkToCalleeWithoutFeature(t *testing.T) {
 		check(t, es[1].join(proto.MsgPack), es[0].joinWith(proto.MsgPack, pptFeatures()), mm.sync)
 	})
 }
+
+// On one node the first pick of a shared registration's callee ignored
+// whether it could take the call: a progressive call invocation (or a
+// call in payload passthru mode) whose pick fell on a callee that had not
+// announced progressive_call_invocations (payload_passthru_mode) failed
+// with feature_not_supported, although another callee of the
+// registration had announced it (found by review: 2 of 4 on roundrobin).
+// A rerouted call skipped such callees (rerouteCall), and so did a call
+// from another node (meshInvoke). The pick now gives way to the next
+// callee that can take the call, for every policy; feature_not_supported
+// only when none can; a call that needs no feature keeps the policy's
+// pick.
+func TestSharedPickHonoursCalleeFeatures(t *testing.T) {
+	plainRoles := map[string]any{"callee": map[string]any{"features": map[string]any{"shared_registration": true}}}
+	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			// The callee that can take them is in the middle, between two
+			// that cannot (first picks before it, last after it).
+			plain1 := e.joinWith(proto.JSON, plainRoles)
+			able := e.joinWith(proto.JSON, pptFeatures())
+			plain2 := e.joinWith(proto.JSON, plainRoles)
+			for _, c := range []*tc{plain1, able, plain2} {
+				c.register("com.upload", map[string]any{"invoke": policy})
+			}
+			caller := e.joinWith(proto.JSON, pptFeatures())
+			refused := 0
+			for i := 0; i < 6; i++ {
+				req := caller.nextReq()
+				if i%2 == 0 {
+					caller.callChunk(req, "com.upload", true, 1)
+				} else {
+					caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{[]byte{1}})})
+				}
+				e.sync()
+				select {
+				case m := <-caller.peer.in:
+					if m.Type == proto.CodeError {
+						refused++
+						t.Logf("call %d: ERROR %s", i, m.URI)
+					}
+				default:
+				}
+				select {
+				case inv := <-able.peer.in:
+					able.yield(inv.Request, nil, []any{"ok"})
+					caller.expect(proto.CodeResult)
+				default:
+				}
+			}
+			plain1.quiet()
+			plain2.quiet()
+			if refused > 0 {
+				t.Errorf("%d of 6 progressive or payload passthru calls to a %s registration with a callee that takes them got feature_not_supported: want every one given to that callee", refused, policy)
+			}
+			// With no callee that can, the policy's pick refuses it.
+			able.goodbye()
+			req := caller.nextReq()
+			caller.callChunk(req, "com.upload", true, 1)
+			caller.expectError(proto.CodeCall, req, proto.URIFeatureNotSupported)
+			// A call that needs no feature still goes to the policy's pick.
+			req = caller.call("com.upload", nil, []any{1}, nil)
+			e.sync()
+			var inv *proto.Message
+			var by *tc
+			select {
+			case inv = <-plain1.peer.in:
+				by = plain1
+			case inv = <-plain2.peer.in:
+				by = plain2
+			case <-time.After(time.Second):
+				t.Fatal("no callee got the plain call")
+			}
+			by.yield(inv.Request, nil, []any{"plain"})
+			if m := caller.expect(proto.CodeResult); m.Request != req {
+				t.Fatalf("RESULT for %d, want %d", m.Request, req)
+			}
+		})
+	}
+}

@@ -465,14 +465,7 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	// goes to a callee that can take it when this node has one (a
 	// rerouted call skips the others, as on one node: rerouteCall); with
 	// none, the policy's pick answers feature_not_supported.
-	var can func(callee) bool
-	if mc.flags&ccProgress != 0 || mc.c.pptMode() {
-		ppt, prog := mc.c.pptMode(), mc.flags&ccProgress != 0
-		can = func(c callee) bool {
-			return (!ppt || c.s.feat&fCalleePPT != 0) && (!prog || c.s.feat&fCalleeProgInv != 0)
-		}
-	}
-	ce, ok := pickLocalExcept(reg, mc.exclude, can)
+	ce, ok := pickLocalExcept(reg, mc.exclude, calleeCan(mc.flags&ccProgress != 0, mc.c.pptMode()))
 	if !ok {
 		r.meshBounce(from, env)
 		return
