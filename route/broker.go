@@ -739,7 +739,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 				enc[i] = f
 			}
 		}
-		if sub.wins.Load() == 0 {
+		if sub.wins.Load() == 0 && s.winPending == 0 {
 			for _, c := range set.byShard[s.idx] {
 				s.deliverChunk(c, sub, p, &enc, refused)
 			}

@@ -204,10 +204,8 @@ func TestRetainedWindowHeldBytesSameShard(t *testing.T) {
 	var held, counted int64
 	sub.exec.do(func() {
 		counted = sub.sess.winHeld
-		for _, w := range sub.sess.wins {
-			for _, p := range w.held {
-				held += int64(p.c.size())
-			}
+		for _, h := range sub.sess.held {
+			held += int64(h.p.c.size())
 		}
 	})
 	if held > maxWinHeld || counted > maxWinHeld {
@@ -290,5 +288,141 @@ func TestRetainedMarkSeqWraps(t *testing.T) {
 	}
 	if len(w.marks) != 0 || ss.winMarks != 0 {
 		t.Fatalf("marks %v (%d) after a newer event of the publisher", w.marks, ss.winMarks)
+	}
+}
+
+// WAMP Basic Profile, Ordering Guarantees: "If Subscriber A is subscribed
+// to both Topic 1 and Topic 2, and Publisher B first publishes an Event 1
+// to Topic 1 and then an Event 2 to Topic 2, then Subscriber A will first
+// receive Event 1 and then Event 2." A get_retained pattern subscription
+// whose retained scan waits for the session's walk budget held its live
+// events while the session's other subscriptions got theirs at once:
+// Event 2 arrived before Event 1 (found by review). While a window is
+// pending, the session's other live events are held too, in the same
+// queue; unsubscribing the pending subscription lets them go at once.
+func TestHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	pub := e.join(proto.JSON)
+	// Retained topics the scans walk (none matches the patterns below).
+	b := pub.opts(map[string]any{"retain": true})
+	msgs := make([][]byte, 0, 40_000)
+	for i := 0; i < 40_000; i++ {
+		m := &proto.Message{Type: proto.CodePublish, Request: pub.nextReq(), Dict: b, URI: []byte(fmt.Sprintf("com.junk.%d", i))}
+		raw, err := pub.enc.Append(nil, pub.peer.ser, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, raw)
+	}
+	pub.exec.do(func() {
+		for _, raw := range msgs {
+			pub.sh.Receive(pub.sess, raw)
+		}
+	})
+	s := e.join(proto.JSON)
+	s.subscribe("com.t2", nil)
+	// pending has two scans take the burst of the session's budget, so
+	// that a third's waits its turn, its window pending, and returns the
+	// third's subscription id.
+	pending := func(uri string) uint64 {
+		s.subscribe("com.a.", map[string]any{"match": "prefix", "get_retained": true})
+		s.subscribe("com.b.", map[string]any{"match": "prefix", "get_retained": true})
+		return s.subscribe(uri, map[string]any{"match": "prefix", "get_retained": true})
+	}
+	// received reads up to n events, letting the scans have their turns.
+	received := func(n int) []any {
+		var order []any
+		for i := 0; i < 20 && len(order) < n; i++ {
+			select {
+			case m := <-s.peer.in:
+				order = append(order, argsOf(m)[0])
+				continue
+			case <-time.After(100 * time.Millisecond):
+			}
+			e.advance(200 * time.Millisecond) // the scan's turn
+		}
+		return order
+	}
+	pending("com.t1.")
+	pub.publish("com.t1.x", nil, []any{"event 1"}, nil)
+	pub.publish("com.t2", nil, []any{"event 2"}, nil)
+	e.sync()
+	order := received(2)
+	t.Logf("received %v", order)
+	if len(order) != 2 || order[0] != "event 1" {
+		t.Errorf("subscriber received %v: want event 1 (published first, to topic 1) before event 2", order)
+	}
+
+	// Unsubscribing the pending subscription releases the held events.
+	e.advance(time.Second) // the budget back
+	id := pending("com.t3.")
+	pub.publish("com.t3.x", nil, []any{"event 3"}, nil)
+	pub.publish("com.t2", nil, []any{"event 4"}, nil)
+	e.sync()
+	select {
+	case m := <-s.peer.in:
+		t.Fatalf("got %s while the window is pending", describe(m))
+	default:
+	}
+	s.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: s.nextReq(), ID: id})
+	if m := s.expect(proto.CodeEvent); argsOf(m)[0] != "event 4" {
+		t.Fatalf("got %s, want event 4 (event 3's subscription is gone)", describe(m))
+	}
+	if m := s.expect(proto.CodeUnsubscribed); m.Request != s.req {
+		t.Fatalf("UNSUBSCRIBED %s", describe(m))
+	}
+	e.advance(time.Second)
+	e.sync()
+	s.quiet()
+	var pendingN, shardN, heldN int
+	s.exec.do(func() { pendingN, shardN, heldN = s.sess.winPending, s.sh.winPending, s.sess.winHeldN })
+	if pendingN != 0 || shardN != 0 || heldN != 0 {
+		t.Fatalf("after: %d windows pending (%d on the shard), %d events held; want none", pendingN, shardN, heldN)
+	}
+}
+
+// On a mesh, a get_retained gather holds the session's live events of its
+// other subscriptions too (TestHeldWindowKeepsOrderAcrossTopics on one
+// node), and past the bound what is held goes out in order, across topics.
+func TestMeshHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	pub := es[0].join(proto.JSON)
+	pub.publish("com.t1", map[string]any{"retain": true, "acknowledge": true}, []any{"retained"}, nil)
+	pub.expect(proto.CodePublished)
+	sub := es[1].join(proto.MsgPack)
+	sub.subscribe("com.t2", nil)
+	mm.nodes[1].gatherHold.Store(true)
+	sub.subscribe("com.t1", map[string]any{"get_retained": true})
+	pub.publish("com.t1", nil, []any{"event 1"}, nil)
+	pub.publish("com.t2", nil, []any{"event 2"}, nil)
+	mm.sync()
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	if got, want := eventsOf(sub), []string{"retained retained=true", "event 1 retained=false", "event 2 retained=false"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+
+	// Past the bound, across topics: in order, the retained event not.
+	mm.nodes[1].gatherHold.Store(true)
+	sub.send(&proto.Message{Type: proto.CodeSubscribe, Request: sub.nextReq(), Dict: sub.opts(map[string]any{"get_retained": true}), URI: []byte("com.t1")})
+	sub.expect(proto.CodeSubscribed)
+	const n = maxWinHeldN + 10
+	for i := range n {
+		pub.publish(fmt.Sprintf("com.t%d", 1+i%2), nil, []any{i}, nil)
+	}
+	mm.sync()
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	got := eventsOf(sub)
+	if len(got) != n {
+		t.Fatalf("%d events, want %d: %q ... %q", len(got), n, got[:3], got[len(got)-3:])
+	}
+	for i, g := range got {
+		if g != fmt.Sprintf("%d retained=false", i) {
+			t.Fatalf("event %d is %q", i, g)
+		}
+	}
+	if _, wins, _, heldN := winsOf(sub, "com.t1"); wins != 0 || heldN != 0 {
+		t.Fatalf("after: %d windows, %d held; want none", wins, heldN)
 	}
 }

@@ -30,11 +30,17 @@ import "time"
 // A get_retained SUBSCRIBE opens a window on the subscription for the
 // session (retWin):
 //
-//   - pending, until its retained events are delivered: the live events for
-//     it are held, in order (at most maxWinHeld bytes and maxWinHeldN
-//     events of the session; past either, the held events and the new one
-//     are delivered at once, and the retained events, which would now be
-//     older than what the subscriber has, are not);
+//   - pending, until its retained events are delivered: the session's live
+//     events are held, in order, those of its other subscriptions too, so
+//     that events of two topics still reach it in the order they were
+//     published (WAMP's ordering guarantee; before, only the window's
+//     subscription's were held, and an event published after them on
+//     another topic overtook them); at most maxWinHeld bytes and
+//     maxWinHeldN events of the session; past either, the held events and
+//     the new one are delivered at once, and the retained events of every
+//     pending window, which would now be older than what the subscriber
+//     has, are not. With several windows pending, the events are held
+//     until the last one's retained events are delivered;
 //   - then the retained events are delivered, and for each a mark (topic,
 //     src, seq, id) is kept for retFenceTTL: a live event on that topic with
 //     the retained event's publication id, or from its publisher with a seq
@@ -48,17 +54,24 @@ import "time"
 // publishers are not ordered against it (WAMP orders events per publisher
 // only), nor are the router's own (meta events, src 0: matched by id).
 //
-// The fan-out pays for this only on a subscription with a window open:
-// subscription.wins counts those, and deliverEvents checks it once per
+// The fan-out pays for this only on a subscription with a window open, or
+// on a shard with a window pending: subscription.wins and
+// Shard.winPending count those, and deliverEvents checks them once per
 // subscription and event.
 
 type retWin struct {
-	sub      *subscription
-	state    winState
-	held     []*publication     // pending: owned copies, in arrival order
-	heldCost int64              // their publication.cost
-	marks    map[string]retMark // fenced: by topic, the retained events delivered
-	until    int64              // fenced: unix ns, when the window ends
+	sub   *subscription
+	state winState
+	marks map[string]retMark // fenced: by topic, the retained events delivered
+	until int64              // fenced: unix ns, when the window ends
+}
+
+// heldEvent is a live event held for a session while one of its windows
+// is pending (Session.held): an owned copy, and the subscription it is
+// for.
+type heldEvent struct {
+	sub *subscription
+	p   *publication
 }
 
 type winState uint8
@@ -111,7 +124,7 @@ func (s *Shard) openWin(ss *Session, sub *subscription) *retWin {
 		}
 	}
 	if w := ss.winOf(sub); w != nil {
-		w.state = winPending
+		s.setPending(ss, w)
 		return w
 	}
 	if len(ss.wins) >= maxWins {
@@ -120,13 +133,40 @@ func (s *Shard) openWin(ss *Session, sub *subscription) *retWin {
 	if ss.wins == nil {
 		ss.wins = map[*subscription]*retWin{}
 	}
-	w := &retWin{sub: sub, state: winPending}
+	w := &retWin{sub: sub, state: winFenced} // no marks: made pending below
 	ss.wins[sub] = w
 	sub.wins.Add(1)
+	s.setPending(ss, w)
 	return w
 }
 
-// closeWin ends w, one of ss's windows.
+// setPending makes w pending (its retained events not delivered yet).
+func (s *Shard) setPending(ss *Session, w *retWin) {
+	if w.state != winPending {
+		w.state = winPending
+		ss.winPending++
+		s.winPending++
+	}
+}
+
+// setState moves w out of pending to state; the session's held events go
+// out when it was the last pending window (flush; else they wait for the
+// others).
+func (s *Shard) setState(ss *Session, w *retWin, state winState, flush bool) {
+	if w.state == winPending {
+		ss.winPending--
+		s.winPending--
+		w.state = state
+		if ss.winPending == 0 && flush {
+			s.flushHeld(ss)
+		}
+		return
+	}
+	w.state = state
+}
+
+// closeWin ends w, one of ss's windows (the session's held events go out
+// if it was the last pending one).
 func (s *Shard) closeWin(ss *Session, w *retWin) {
 	delete(ss.wins, w.sub)
 	if len(ss.wins) == 0 {
@@ -134,19 +174,30 @@ func (s *Shard) closeWin(ss *Session, w *retWin) {
 	}
 	w.sub.wins.Add(-1)
 	ss.winMarks -= len(w.marks)
-	s.takeHeld(ss, w)
 	w.marks = nil
+	s.setState(ss, w, winFenced, true)
 }
 
-// takeHeld returns w's held events and releases their share of the
-// session's bound.
-func (s *Shard) takeHeld(ss *Session, w *retWin) []*publication {
-	held := w.held
-	w.held = nil
-	ss.winHeld -= w.heldCost
-	ss.winHeldN -= len(held)
-	w.heldCost = 0
-	return held
+// flushHeld sends ss the live events held while a window was pending, in
+// order, each through its subscription's window if that is fenced; an
+// event of a subscription the session left meanwhile is dropped.
+func (s *Shard) flushHeld(ss *Session) {
+	held := ss.held
+	ss.held, ss.winHeld, ss.winHeldN = nil, 0, 0
+	if ss.state != stEstablished {
+		return
+	}
+	for _, h := range held {
+		sub, p := h.sub, h.p
+		if ss.subs[sub.id].sub != sub || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+			continue
+		}
+		if w := ss.winOf(sub); w != nil && w.state == winFenced && s.fenced(ss, w, p) {
+			continue
+		}
+		var buf [4][]byte
+		s.sendEvent(ss, sub, p, &buf)
+	}
 }
 
 // deliverRetained sends sub's retained events pubs to ss, then the live
@@ -190,15 +241,9 @@ func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publicat
 	if w == nil {
 		return
 	}
-	w.state = winFenced
 	w.until = s.r.now() + retFenceTTL
-	for _, p := range s.takeHeld(ss, w) {
-		if ss.mayReceive(ActionSubscribe, sub.match, p.topic) && !s.fenced(ss, w, p) {
-			var buf [4][]byte
-			s.sendEvent(ss, sub, p, &buf)
-		}
-	}
-	if len(w.marks) == 0 {
+	s.setState(ss, w, winFenced, true)
+	if ss.winOf(sub) == w && len(w.marks) == 0 {
 		s.closeWin(ss, w)
 	}
 }
@@ -228,52 +273,48 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 }
 
 // winAdmit reports whether p, a live event for sub that ss receives, is
-// to be sent to ss now; else ss's window on sub held or dropped it.
-// Called in deliverEvents: a flush of the held events encodes into
-// buffers of its own.
+// to be sent to ss now; else ss's windows held or dropped it. Called in
+// deliverEvents: a flush of the held events encodes into buffers of its
+// own.
 func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
+	if ss.winPending > 0 {
+		// What the held copy costs: p's own cost() counts no payload
+		// when the publisher is on this shard (p points into its
+		// PUBLISH), and 1,024 held events of 16 MiB passed the 1 MiB
+		// bound.
+		n := p.ownCost()
+		if ss.winHeld+n <= maxWinHeld && ss.winHeldN < maxWinHeldN {
+			ss.held = append(ss.held, heldEvent{sub, p.own()})
+			ss.winHeld += n
+			ss.winHeldN++
+			return false
+		}
+		// Too much to hold: what is held goes out now, then p; the
+		// retained events of the pending windows, older by then, will
+		// not.
+		saved := s.evbuf
+		s.evbuf = [4][]byte{}
+		for _, w := range ss.wins {
+			if w.state == winPending {
+				s.setState(ss, w, winSkip, false)
+			}
+		}
+		s.flushHeld(ss)
+		s.evbuf = saved
+	}
 	w := ss.winOf(sub)
-	if w == nil {
+	if w == nil || w.state != winFenced {
 		return true
 	}
-	switch w.state {
-	case winSkip:
+	if s.r.now() > w.until {
+		s.closeWin(ss, w)
 		return true
-	case winFenced:
-		if s.r.now() > w.until {
-			s.closeWin(ss, w)
-			return true
-		}
-		ok := !s.fenced(ss, w, p)
-		if len(w.marks) == 0 {
-			s.closeWin(ss, w)
-		}
-		return ok
 	}
-	// What the held copy costs: p's own cost() counts no payload when
-	// the publisher is on this shard (p points into its PUBLISH), and
-	// 1,024 held events of 16 MiB passed the 1 MiB bound.
-	n := p.ownCost()
-	if ss.winHeld+n <= maxWinHeld && ss.winHeldN < maxWinHeldN {
-		w.held = append(w.held, p.own())
-		w.heldCost += n
-		ss.winHeld += n
-		ss.winHeldN++
-		return false
+	ok := !s.fenced(ss, w, p)
+	if len(w.marks) == 0 {
+		s.closeWin(ss, w)
 	}
-	// Too much to hold: what is held goes out now, then p; the retained
-	// events, older by then, will not.
-	w.state = winSkip
-	saved := s.evbuf
-	s.evbuf = [4][]byte{}
-	for _, h := range s.takeHeld(ss, w) {
-		if ss.mayReceive(ActionSubscribe, sub.match, h.topic) {
-			var buf [4][]byte
-			s.sendEvent(ss, sub, h, &buf)
-		}
-	}
-	s.evbuf = saved
-	return true
+	return ok
 }
 
 // deliverChunkWin is deliverChunk for a subscription on which some

@@ -98,12 +98,16 @@ type Session struct {
 
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the
-	// marks, bytes and events they hold (retwin.go).
-	pubSeq   uint32
-	wins     map[*subscription]*retWin
-	winMarks int
-	winHeldN int
-	winHeld  int64
+	// marks they keep; held are the live events held while a window is
+	// pending (winPending of them), in order, and winHeldN and winHeld
+	// their number and bytes (retwin.go).
+	pubSeq     uint32
+	wins       map[*subscription]*retWin
+	winMarks   int
+	winPending int
+	held       []heldEvent
+	winHeldN   int
+	winHeld    int64
 
 	// The wildcard registrations and subscriptions it holds
 	// (Config.MaxWildcard*), and the bounds it was told of in the log

@@ -70,6 +70,10 @@ type Shard struct {
 	// rerouted (reroute.go), at most maxRerouteHeld.
 	rerouteHeld int64
 	rrPool      []*reroute // free reroute records (recycleReroute)
+	// winPending counts the pending get_retained windows of the shard's
+	// sessions (retwin.go): while there are any, every subscription's
+	// fan-out here looks at its subscribers' windows.
+	winPending int
 
 	// Mesh only: calls sent to other nodes by invocation id, invocations
 	// from other nodes' callers by (node, their call id), and the buffer
