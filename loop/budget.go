@@ -49,6 +49,9 @@ func (cn *conn) account() {
 		n += int64(cn.big.held())
 		got += int64(cn.big.got)
 	}
+	if cn.batch != nil {
+		n += int64(cap(cn.batch.buf)) // held, but received whole: not in got
+	}
 	if got != cn.got {
 		if got < cn.got || cn.got == 0 {
 			// A message ended (or one began): what is received from

@@ -192,6 +192,7 @@ func (cn *conn) closed(err error) {
 	}
 	cn.pong = nil
 	cn.dropBig()
+	cn.dropBatch()
 	cn.ls.remove(cn)
 	if pk := cn.ls.parker; pk != nil && pk.out[cn.c.Fd()] == cn {
 		delete(pk.out, cn.c.Fd()) // the descriptor may be another connection's soon

@@ -47,10 +47,11 @@ type conn struct {
 	sess      *route.Session
 	lane      *laneState // HTTPLane connections (lane.go); nil otherwise
 
-	out   []byte    // framed output not yet written (pooled; nil when idle); plaintext on TLS connections
-	ct    []byte    // TLS connections: ciphertext not yet written (pooled; nil when idle)
-	big   *bigFrame // a large frame being received into chunks (large.go); nil when none
-	pong  []byte    // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
+	out   []byte     // framed output not yet written (pooled; nil when idle); plaintext on TLS connections
+	ct    []byte     // TLS connections: ciphertext not yet written (pooled; nil when idle)
+	big   *bigFrame  // a large frame being received into chunks (large.go); nil when none
+	batch *heldBatch // the rest of a batched message, routed a turn at a time (batch.go); nil when none
+	pong  []byte     // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 	// inflight is the length of the output an io_uring batch is sending
@@ -107,9 +108,12 @@ func (cn *conn) parse() {
 		case phRawHS:
 			more = cn.rawHandshake()
 		case phWS, phClosing:
-			if cn.big != nil {
+			switch {
+			case cn.big != nil:
 				more = cn.bigFeed()
-			} else {
+			case cn.batch != nil:
+				more = cn.adoptBehindBatch()
+			default:
 				more = cn.wsFrame()
 			}
 		case phRaw:
@@ -266,22 +270,8 @@ func (cn *conn) deliver(p []byte, text bool) {
 		cn.ls.shard.Receive(cn.sess, p)
 		return
 	}
-	// The whole batch is checked before any of its messages is routed, so
-	// a malformed batch has no partial effect.
-	err := splitBatch(p, cn.ser, func(msg []byte) error {
-		if cn.phase != phWS {
-			return errBatchStop // the session ended within the batch
-		}
-		cn.ls.shard.Receive(cn.sess, msg)
-		return nil
-	})
-	if err != nil && err != errBatchStop {
-		cn.wsFail(ws.StatusProtocolError, "bad batch", CloseProtocol, errBadBatch)
-	}
+	cn.deliverBatch(p)
 }
-
-// errBatchStop stops routing the rest of a batch once the session ended.
-var errBatchStop = errors.New("loop: batch: session ended")
 
 // rawFrame handles one RawSocket frame.
 func (cn *conn) rawFrame() bool {

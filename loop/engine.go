@@ -303,6 +303,8 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 	if e.opts.Park || testPark {
 		ls.startPark()
 	}
+	ls.batchFn = ls.runBatches
+	ls.findGnetPoller()
 	ls.shard.Start(ls)
 	e.loops[el] = ls
 	return ls

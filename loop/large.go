@@ -76,12 +76,35 @@ func (cn *conn) adopt() bool {
 
 // bigFeed moves the bytes buffered for the large frame into its chunks
 // and, once it is whole, handles it. It reports whether to go on parsing.
+// A whole frame behind a batch still being routed waits for it (batch.go).
 func (cn *conn) bigFeed() bool {
 	b := cn.big
-	take := min(cn.in.InboundBuffered(), b.need-b.got)
-	if take == 0 {
+	if take := min(cn.in.InboundBuffered(), b.need-b.got); take > 0 && !cn.bigTake(take) {
 		return false
 	}
+	if b.got < b.need || cn.batch != nil {
+		return false
+	}
+	payload := cn.ls.assemble(b.chunks, b.need)
+	cn.dropBig()
+	if !b.ws {
+		cn.rawEvent(rawEvent{typ: b.typ, payload: payload})
+		return cn.phase == phRaw
+	}
+	ev, err := cn.wsr.frameDone(&b.h, payload)
+	if err != nil {
+		cn.frameError(err)
+		return false
+	}
+	if ev.kind == wsMessage && cn.phase == phWS {
+		cn.deliver(ev.payload, ev.op == ws.OpText)
+	}
+	return cn.phase == phWS || cn.phase == phClosing
+}
+
+// bigTake moves take buffered bytes of the large frame into its chunks.
+func (cn *conn) bigTake(take int) bool {
+	b := cn.big
 	p, err := cn.in.Peek(take)
 	if err != nil {
 		return false
@@ -102,24 +125,7 @@ func (cn *conn) bigFeed() bool {
 		p = p[k:]
 	}
 	cn.in.Discard(take)
-	if b.got < b.need {
-		return false
-	}
-	payload := cn.ls.assemble(b.chunks, b.need)
-	cn.dropBig()
-	if !b.ws {
-		cn.rawEvent(rawEvent{typ: b.typ, payload: payload})
-		return cn.phase == phRaw
-	}
-	ev, err := cn.wsr.frameDone(&b.h, payload)
-	if err != nil {
-		cn.frameError(err)
-		return false
-	}
-	if ev.kind == wsMessage && cn.phase == phWS {
-		cn.deliver(ev.payload, ev.op == ws.OpText)
-	}
-	return cn.phase == phWS || cn.phase == phClosing
+	return true
 }
 
 // dropBig returns the large frame's chunks to the pool.

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
+	gnetqueue "github.com/panjf2000/gnet/v2/pkg/queue"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/loop/uring"
 	"github.com/edgewamp/edgewamp/route"
@@ -29,6 +31,16 @@ type loopState struct {
 	chunks  [][]byte // pooled chunks
 	bigBuf  []byte   // assembly buffer
 	bigUsed bool     // a large frame was handled since the last scan
+
+	// Batches routed a turn at a time (batch.go).
+	batches     []*conn                      // connections whose batch has messages left, in turn order
+	batchFn     func()                       // static: runBatches
+	batchQueued bool                         // runBatches is queued (or running)
+	batchWait   bool                         // runBatches waits for the loop's next callback (gnet has events)
+	gnetEpfd    int                          // gnet's epoll descriptor (gnetBusy); -1 when unknown
+	gnetEfd     int                          // gnet's eventfd, in gnetEpfd
+	gnetQueues  [2]*gnetqueue.AsyncTaskQueue // gnet's task queues (tasksWaiting); nil when unknown
+	gnetEvents  [16]unix.EpollEvent          // gnetBusy's
 
 	// Write path state (flush.go).
 	depth       int           // entry points of ours running (nested: OnTraffic inside nothing, closes inside flushes)
@@ -89,6 +101,7 @@ func (ls *loopState) remove(cn *conn) {
 // it (flush.go).
 func (ls *loopState) scan() {
 	now := ls.e.now()
+	ls.batchesAfterCallback() // in case no callback came (batch.go)
 	ls.trimLarge()
 	ls.trimPool()
 	pressed := ls.e.inboundPressed()

@@ -474,6 +474,7 @@ func (ls *loopState) queuePark() {
 // next entry point (or until sysmon takes it back: up to 10-20 ms with a
 // steady sysmon, cmd/edgewamp/sysmon.go).
 func (ls *loopState) parkAfter() {
+	ls.batchesAfterCallback() // batch.go: before the park, which then does not wait
 	if ls.depth == 0 {
 		ls.queuePark()
 	}
