@@ -205,7 +205,7 @@ func (ls *loopState) countPending(n int) {
 
 // spilled takes n bytes the socket took early (conn.spill) out of the
 // round's pending count: its unshared part first, then its shared part.
-// Bytes never counted (a pong, a handshake reply) take nothing.
+// Bytes never counted (a handshake reply) take nothing.
 func (ls *loopState) spilled(n int) {
 	d := int64(n)
 	if x := min(d, ls.pendLocal); x > 0 {

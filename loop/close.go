@@ -128,6 +128,8 @@ var (
 	errMaxConns           = errors.New("loop: maximum connection count reached")
 	errBacklogHard        = errors.New("loop: outbound backlog over the hard limit")
 	errPongStalled        = errors.New("loop: pong not taken within the ping timeout")
+	errPongBudget         = errors.New("loop: a large pong past the router-wide output budget")
+	errPongTooLong        = errors.New("loop: rawsocket: PING longer than the peer accepts (its PONG cannot be sent)")
 	errInboundBudget      = errors.New("loop: router inbound memory budget reached")
 	errInboundStalled     = errors.New("loop: router inbound memory budget nearly reached, and this connection's partial message stopped growing")
 	errPingUnanswered     = errors.New("loop: keepalive ping unanswered")

@@ -28,6 +28,20 @@ import (
 //     longer than Options.PingTimeout: the peer's own keepalive, which
 //     waits for that pong, has failed by then, just as ours fails when our
 //     ping waits that long.
+//   - A pong counts in max_outbound_total from the moment it is queued, as
+//     Send's output does (budget.go: countPending), and a pong of largeOut
+//     bytes or more (a RawSocket PING may carry max_message) that would
+//     take the router-wide total past the budget closes the connection as
+//     a slow consumer: it can be neither dropped nor shortened, and a
+//     waiting pong holds its bytes as well. The marks tighten only for a
+//     connection that holds a backlog already, so before, peers that each
+//     sent one large PING and read nothing made the router hold a pong of
+//     up to hard_limit per connection, past any budget (found by review:
+//     12 connections, 4 MiB PINGs, a 1 MiB budget: 48 MiB held).
+//   - A RawSocket PING longer than the peer announced it accepts (its
+//     handshake's maximum length) closes the connection: its PONG must
+//     carry the same payload, and the router must not send the peer a
+//     frame longer than that maximum. Before, such a PONG was sent.
 
 // backlog returns the bytes queued for the peer: gnet's outbound buffer,
 // an io_uring send being completed, the pending output (plaintext, and
@@ -40,6 +54,10 @@ func (cn *conn) backlog() int {
 // now, or later (only the latest), or closes the connection: see above.
 // payload is valid only during the call.
 func (cn *conn) answerPing(payload []byte) {
+	if cn.maxOut > 0 && len(payload) > cn.maxOut {
+		cn.die(CloseProtocol, errPongTooLong)
+		return
+	}
 	backlog := cn.backlog()
 	high, hard := cn.marks(backlog)
 	if backlog > high && len(cn.out)+len(cn.ct) > 0 && !cn.full {
@@ -51,6 +69,10 @@ func (cn *conn) answerPing(payload []byte) {
 	}
 	if backlog+len(payload) > hard {
 		cn.die(CloseSlowConsumer, errBacklogHard)
+		return
+	}
+	if len(payload) >= largeOut && cn.ls.overBudget(len(payload)) {
+		cn.die(CloseSlowConsumer, errPongBudget)
 		return
 	}
 	if backlog > high {
@@ -88,12 +110,15 @@ func (cn *conn) sendWaitingPong(now int64) {
 	}
 }
 
-// queuePong frames a pong into the pending output.
+// queuePong frames a pong into the pending output, counted in the
+// router-wide output budget as Send's output is.
 func (cn *conn) queuePong(payload []byte) {
+	n0 := len(cn.out)
 	if cn.phase == phRaw {
 		cn.out = appendRawFrame(cn.buf(), rawPong, payload)
 	} else {
 		cn.out = appendWSFrame(cn.buf(), ws.OpPong, payload)
 	}
+	cn.ls.countPending(len(cn.out) - n0)
 	cn.ls.markDirty(cn)
 }

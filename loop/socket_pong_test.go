@@ -139,3 +139,72 @@ func rawPeerOnConn(t testing.TB, c net.Conn, transport string, ser proto.Seriali
 		ping: func(p []byte) []byte { return rsFrame(1, p) },
 		data: func(m []byte) []byte { return rsFrame(0, m) }}
 }
+
+// RawSocket PINGs may carry up to max_message bytes, each answered with a
+// PONG of the same size. A pong was queued whenever the connection's own
+// backlog was under high_water, whatever the router-wide output budget
+// (max_outbound_total) held: a peer that opens connections, sends one large
+// PING on each and reads nothing made the router hold a hard_limit's worth
+// of pongs per connection, past any budget (found by review: 12 such
+// connections, 4 MiB PINGs, a 1 MiB budget: 49,068 KiB held). README:
+// pongs count like messages in max_outbound_total. A large pong that would
+// pass the budget now closes its connection as a slow consumer (it can be
+// neither dropped nor shortened).
+func TestPongsCountInOutboundBudget(t *testing.T) {
+	const budget, conns = 1 << 20, 12
+	const ping = 4<<20 - 1024 // under the default hard limit (4 MiB)
+	s := startServer(t, func(o *Options, rc *route.Config) {
+		o.MaxOutboundTotal = budget
+		o.PingTimeout = time.Hour
+	})
+	h := newHealthy(s)
+	payload := make([]byte, ping)
+	before := s.e.Stats().Closes[CloseSlowConsumer]
+	for range conns {
+		c := dialTCP(t, s.url, 4096)
+		rawPeerOnConn(t, c, "rs", proto.MsgPack)
+		shrinkRouterSendBuffer(t, c, 4096)
+		go c.Write(rsFrame(1, payload))
+	}
+	var peak int64
+	deadline := time.Now().Add(8 * time.Second)
+	closed := func() uint64 { return s.e.Stats().Closes[CloseSlowConsumer] - before }
+	for time.Now().Before(deadline) && closed() < conns-2 {
+		held, _, _ := s.e.Outbound()
+		peak = max(peak, held)
+		time.Sleep(10 * time.Millisecond)
+	}
+	held, _, _ := s.e.Outbound()
+	peak = max(peak, held)
+	t.Logf("router-wide output held: peak %d KiB, budget %d KiB (%d connections, one %d KiB PING each); %d closed as slow consumers",
+		peak>>10, budget>>10, conns, ping>>10, closed())
+	h.check()
+	if limit := int64(budget + 2*ping); peak > limit {
+		t.Errorf("pongs to peers that do not read held %d KiB of output, budget %d KiB: the budget does not bound pongs", peak>>10, budget>>10)
+	}
+	if n := closed(); n < conns-2 {
+		t.Errorf("%d of %d connections closed as slow consumers: want all but those whose pong the budget took", n, conns)
+	}
+}
+
+// A RawSocket client announces the longest message it accepts (512 bytes
+// here); a PING longer than that cannot be answered (its PONG must carry
+// the same payload, and the router must not send a frame longer than the
+// client's maximum), so the connection is closed. Before, the router sent
+// the 1 KiB PONG anyway.
+func TestRawPingLongerThanPeerAccepts(t *testing.T) {
+	s := startServer(t, nil)
+	before := s.e.Stats().Closes[CloseProtocol]
+	r := dialRS(t, s.url, proto.JSON, 0) // 2^9 = 512 bytes
+	r.write(rsFrame(1, make([]byte, 400)))
+	if typ, p, err := r.readFrame(ioTimeout); err != nil || typ != 2 || len(p) != 400 {
+		t.Fatalf("PONG to a 400-byte PING: type %d, %d bytes, %v", typ, len(p), err)
+	}
+	r.write(rsFrame(1, make([]byte, 1024)))
+	if typ, p, err := r.readFrame(ioTimeout); err == nil {
+		t.Fatalf("a frame of type %d, %d bytes, to a 1 KiB PING from a peer that accepts 512: want the connection closed", typ, len(p))
+	}
+	eventually(t, ioTimeout, "the close counted as a protocol error", func() bool {
+		return s.e.Stats().Closes[CloseProtocol] == before+1
+	})
+}
