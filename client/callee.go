@@ -195,10 +195,12 @@ func (s *Session) onInvocation(m *proto.Message) {
 		if st != nil {
 			// A later chunk of a running progressive invocation: the
 			// invocation is answered with the error (later chunks are
-			// dropped), and its handler's context is canceled, so that a
-			// Next waiting for the chunk returns.
-			st.cancel(err)
+			// dropped), then its handler's context is canceled, so that a
+			// Next waiting for the chunk returns. In that order: canceled
+			// first, the handler could answer first (its context's error,
+			// wamp.error.canceled) and this error be dropped.
 			s.answer(s.ctx, st, nil, e)
+			st.cancel(err)
 			return
 		}
 		s.sendError(proto.CodeInvocation, m.Request, e)
