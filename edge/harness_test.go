@@ -177,6 +177,19 @@ func waitClaims(t *testing.T, d time.Duration, nodes ...*tnode) {
 	})
 }
 
+// within retries f until it returns nil or d passes, and reports whether
+// it did.
+func within(d time.Duration, f func() error) bool {
+	deadline := time.Now().Add(d)
+	for f() != nil {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // eventually retries f until it returns nil or d passes.
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
