@@ -11,6 +11,11 @@ type AuthRequest struct {
 	AuthRole  string         // HELLO.Details.authrole, when the client asks for one
 	AuthExtra map[string]any // HELLO.Details.authextra
 	Transport TransportInfo
+
+	// decoyKey derives the decoy salts of WAMP-CRA challenges for authids
+	// that are not users: the router's (Config.DecoySecret), nil outside a
+	// router (processDecoyKey then).
+	decoyKey *[32]byte
 }
 
 // Identity is an authenticated principal.

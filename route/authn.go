@@ -182,7 +182,11 @@ func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identi
 	st.challenge = a.challengeText(req.AuthID, role)
 	extra := map[string]any{"challenge": st.challenge}
 	if d.salted {
-		extra["salt"] = d.salt(req.AuthID)
+		dk := req.decoyKey
+		if dk == nil {
+			dk = processDecoyKey()
+		}
+		extra["salt"] = decoySalt(dk, req.AuthID)
 		extra["keylen"] = keyLen
 		extra["iterations"] = work
 	}

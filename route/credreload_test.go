@@ -152,3 +152,69 @@ func TestReloadEndsTokenSessionWhenTicketNotOffered(t *testing.T) {
 		}
 	}
 }
+
+// README (Authmethods): "No answer tells which authids exist: ... with
+// wampcra it is challenged like a user (a salt that is the same on every
+// attempt for that authid ...)". The decoy salt of an authid that is not a
+// user is derived from a key hashed from every user's credentials
+// (newCRADecoy), so a reload that rotates any one user's password changes
+// the salt of every unknown authid while a real user's salt stays. Anyone
+// who asked for the challenges of a list of candidate authids before and
+// after a routine credential rotation learns exactly which ones exist.
+func TestReloadKeepsCRADecoySalts(t *testing.T) {
+	pwA, _ := HashPassword("pw-alice", 1000)
+	pwC1, _ := HashPassword("pw-carol", 1000)
+	pwC2, _ := HashPassword("pw-carol-rotated", 1000)
+	build := func(carol *Password) RealmConfig {
+		users, err := NewUsers([]*User{
+			{AuthID: "alice", Roles: []string{"user"}, Password: pwA},
+			{AuthID: "carol", Roles: []string{"user"}, Password: carol},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, _ := NewRBAC([]Role{{Name: "user", Permissions: []Permission{{URI: "com.app.", Match: proto.MatchPrefix, Call: true}}}})
+		return RealmConfig{Name: "secure", Users: users, Authorizer: z, Authenticators: []Authenticator{&CRAAuth{Users: users}}}
+	}
+	secret := []byte("a decoy secret kept under data_dir")
+	start := func(carol *Password) *env {
+		return newEnv(t, 2, func(c *Config) { c.Realms = []RealmConfig{build(carol)}; c.DecoySecret = secret })
+	}
+	e := start(pwC1)
+	saltAt := func(e *env, authid string) string {
+		t.Helper()
+		c := e.connect(proto.JSON)
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": authid})
+		m := c.recv()
+		if m.Type != proto.CodeChallenge {
+			t.Fatalf("%s: got %v %s, want CHALLENGE", authid, m.Type, m.URI)
+		}
+		v, _ := proto.DecodeValue(m.Dict)
+		extra, _ := v.(map[string]any)
+		s, _ := extra["salt"].(string)
+		c.drop()
+		return s
+	}
+	salt := func(authid string) string { t.Helper(); return saltAt(e, authid) }
+	aliceBefore, malloryBefore := salt("alice"), salt("mallory")
+	// A routine rotation of another user's password.
+	if err := e.r.Reload([]RealmConfig{build(pwC2)}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	aliceAfter, malloryAfter := salt("alice"), salt("mallory")
+	t.Logf("alice (a user): salt %s -> %s; mallory (no such user): salt %s -> %s", aliceBefore, aliceAfter, malloryBefore, malloryAfter)
+	if aliceBefore != aliceAfter {
+		t.Fatal("alice's salt changed; the test assumes it does not")
+	}
+	if malloryBefore != malloryAfter {
+		t.Fatalf("after a reload that rotated carol's password, the unknown authid mallory's decoy salt changed (%s -> %s) "+
+			"while the user alice's stayed (%s): comparing challenges across the reload tells which authids exist",
+			malloryBefore, malloryAfter, aliceAfter)
+	}
+	// A restart with the same secret (cmd keeps it under data_dir) and the
+	// rotated password: the same salts again.
+	if s := saltAt(start(pwC2), "mallory"); s != malloryBefore {
+		t.Fatalf("a router started with the same decoy secret gave mallory salt %s, the first %s", s, malloryBefore)
+	}
+}

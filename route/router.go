@@ -106,6 +106,14 @@ type Config struct {
 	// AuthLimits configures the brute-force limiter of authentications per
 	// source address.
 	AuthLimits AuthLimits
+	// DecoySecret is what the WAMP-CRA challenges of authids that are not
+	// users derive their salts from (a salt the same on every attempt for
+	// the same authid, like a user's): keep it across restarts (cmd keeps
+	// one under data_dir), or a restart changes every unknown authid's
+	// salt and not the users', which tells them apart. Not derived from
+	// the credentials, so that a reload leaves it (and the salts) as they
+	// were. Empty: a random secret for this Router's life.
+	DecoySecret []byte
 	// Agent is the router's agent string in WELCOME. Default "edgewamp".
 	Agent string
 	// Logger receives one line per notable event. Default slog.Default().
@@ -170,6 +178,9 @@ type Router struct {
 
 	auth    *workers
 	limiter *authLimiter
+	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
+	// a reload keeps it.
+	decoyKey *[32]byte
 
 	mesh Mesh       // nil alone; static after AttachMesh (before any session)
 	ms   *meshState // nil alone
@@ -258,6 +269,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	cfg.AuthLimits = lim
 	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter(lim)}
+	r.decoyKey = decoyKeyFrom(cfg.DecoySecret)
 	realms := map[string]*Realm{}
 	for i := range cfg.Realms {
 		rc := cfg.Realms[i]

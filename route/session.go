@@ -379,6 +379,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		AuthID:    m.Opt.String(proto.KeyAuthID),
 		AuthRole:  m.Opt.String(proto.KeyAuthRole),
 		Transport: ss.transport,
+		decoyKey:  s.r.decoyKey,
 	}
 	js.authExtra = m.Opt.Raw(proto.KeyAuthExtra).Clone()
 	for _, b := range m.Opt.Strings(proto.KeyAuthMethods, nil) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // User is a principal of a realm's static user store (from the
@@ -138,40 +139,54 @@ type Users struct {
 
 // craDecoy shapes the challenge WAMP-CRA sends for an authid that has no
 // CRA credential, so that it reads like one a user would get: salted if
-// most CRA users have a password, with their usual work factor, the most
-// common default role, and a salt that is the same for the same authid on
-// every attempt (derived with key from the store's credentials, so it is
-// stable across restarts with the same configuration, and unknown
-// outside).
+// most CRA users have a password, with their usual work factor and the
+// most common default role. Its salt (decoySalt) comes from the router's
+// decoy key, not from the users' credentials: a reload that rotates a
+// password or adds a user leaves every unknown authid's salt as it was,
+// as it does a user's.
 type craDecoy struct {
 	salted bool
 	role   string
-	key    [32]byte
 }
 
-// salt returns the decoy salt for authid, in HashPassword's form.
-func (d *craDecoy) salt(authid string) string {
-	m := hmac.New(sha256.New, d.key[:])
+// decoySalt returns the decoy salt for authid under key, in HashPassword's
+// form: the same for the same authid and key on every attempt.
+func decoySalt(key *[32]byte, authid string) string {
+	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte("wampcra-decoy-salt\x00"))
 	m.Write([]byte(authid))
 	return base64.RawStdEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
-// newCRADecoy derives the decoy from the users.
-func newCRADecoy(users []*User) craDecoy {
-	var d craDecoy
+// decoyKeyFrom derives the decoy key from a secret (Config.DecoySecret);
+// an empty secret gets a random key.
+func decoyKeyFrom(secret []byte) *[32]byte {
+	k := new([32]byte)
+	if len(secret) == 0 {
+		rand.Read(k[:])
+		return k
+	}
 	h := sha256.New()
 	h.Write([]byte("edgewamp wampcra decoy\x00"))
+	h.Write(secret)
+	h.Sum(k[:0])
+	return k
+}
+
+// processDecoyKey is the decoy key of a CRAAuth used outside a router.
+var processDecoyKey = sync.OnceValue(func() *[32]byte { return decoyKeyFrom(nil) })
+
+// newCRADecoy derives the decoy's shape from the users.
+func newCRADecoy(users []*User) craDecoy {
+	var d craDecoy
 	salted, plain := 0, 0
 	roles := map[string]int{}
 	for _, x := range users {
 		switch {
 		case x.Password != nil:
 			salted++
-			h.Write([]byte(x.Password.Salt + "\x00" + x.Password.Key + "\x00"))
 		case x.Secret != "":
 			plain++
-			h.Write([]byte(x.Secret + "\x00"))
 		default:
 			continue
 		}
@@ -184,12 +199,10 @@ func newCRADecoy(users []*User) craDecoy {
 		}
 	}
 	if salted+plain == 0 {
-		rand.Read(d.key[:]) // nothing secret to derive from
 		d.salted = true
 		d.role = "user"
 		return d
 	}
-	h.Sum(d.key[:0])
 	d.salted = salted >= plain
 	return d
 }

@@ -815,6 +815,10 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 	if err != nil {
 		return route.Config{}, err
 	}
+	decoy, err := decoySecret(c.DataDir)
+	if err != nil {
+		return route.Config{}, err
+	}
 	rc := route.Config{
 		Realms:             realms,
 		Shards:             c.loops(),
@@ -830,6 +834,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxMeshInvocations: c.Mesh.MaxInvocations,
 		MaxMeshCalls:       c.Mesh.CallsInFlight,
 		AuthLimits:         c.authLimits(),
+		DecoySecret:        decoy,
 		Agent:              "edgewamp-" + version,
 		Logger:             log,
 		Now:                clock,

@@ -823,3 +823,37 @@ realms: [{name: realm1, anonymous: true}]
 	_, err = d.Subscribe(ctx, "w.more..x", func(*client.Event) {}, wild)
 	unavailable(err, "wildcard subscription 1,025 with the default limit")
 }
+
+// The secret WAMP-CRA's decoy salts come from is made once under data_dir,
+// with a secret's permissions, and read back at the next start, so that a
+// restart does not change the salts of authids that are not users (which
+// would tell them from the users, whose salts stay). Without data_dir the
+// router makes its own.
+func TestDecoySecretKeptInDataDir(t *testing.T) {
+	if s, err := decoySecret(""); s != nil || err != nil {
+		t.Fatalf("without data_dir: %x, %v; want nil, nil", s, err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	first, err := decoySecret(dir)
+	if err != nil || len(first) != decoySize {
+		t.Fatalf("%x, %v", first, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, decoyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", decoyFile, fi.Mode().Perm())
+	}
+	again, err := decoySecret(dir)
+	if err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("second start: %x, %v; want %x", again, err, first)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("data_dir holds %d files, want only %s", len(ents), decoyFile)
+	}
+	os.WriteFile(filepath.Join(dir, decoyFile), []byte("short"), 0o600)
+	if _, err := decoySecret(dir); err == nil {
+		t.Fatal("a truncated secret was taken")
+	}
+}

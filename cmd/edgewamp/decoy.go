@@ -1,0 +1,72 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// decoyFile is the name, under data_dir, of the secret WAMP-CRA's decoy
+// salts are derived from (route.Config.DecoySecret).
+const decoyFile = "wampcra-decoy.key"
+
+// decoySize is the length of the decoy secret.
+const decoySize = 32
+
+// decoySecret returns the secret the router derives the WAMP-CRA
+// challenges' salts of authids that are not users from: kept in
+// data_dir/wampcra-decoy.key (created once, 0600 in a 0700 directory, as
+// the OAuth2 state is), so that a restart does not change them (an
+// unknown authid's salt changing while a user's stays would tell which
+// authids exist). Without data_dir, nil: the router takes a random one,
+// and a restart changes the unknown authids' salts (README says so).
+func decoySecret(dataDir string) ([]byte, error) {
+	if dataDir == "" {
+		return nil, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	path := filepath.Join(dataDir, decoyFile)
+	for range 2 {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if len(b) != decoySize {
+				return nil, fmt.Errorf("%s: %d bytes, want %d (remove it to have a new one made; the WAMP-CRA salts of authids that are not users then change once)", path, len(b), decoySize)
+			}
+			return b, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		f, err := os.CreateTemp(dataDir, "."+decoyFile+".*") // 0600
+		if err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+		secret := make([]byte, decoySize)
+		rand.Read(secret)
+		_, err = f.Write(secret)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			// A link, not a rename: a file another process made first
+			// stays, and both read it.
+			err = os.Link(f.Name(), path)
+			if errors.Is(err, fs.ErrExist) {
+				err = nil
+			}
+		}
+		os.Remove(f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("%s: not readable after it was made", path)
+}
