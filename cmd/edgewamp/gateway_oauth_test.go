@@ -529,3 +529,49 @@ func sseEnds(t *testing.T, br *bufio.Reader, detail, what string) {
 		t.Fatalf("%s: the stream ended with %q, want a problem event saying %q", what, rest, detail)
 	}
 }
+
+// README (OAuth2): "A reload that removes its client or principal, or the
+// role it took, ends it too", and on the HTTP side such a token "is refused
+// at once". A WAMP login with an access token whose client a reload
+// removed is not refused: tokenVerifier.verify checks the signature, the
+// expiry and the revocations (VerifyAccessToken), not whether the grant
+// still stands (StillValid), so the router sends WELCOME, announces the
+// session (on_join), counts a successful login, and only then
+// (holdCredential) ends it with GOODBYE wamp.close.killed. A client
+// library takes the WELCOME for a login that worked and the GOODBYE for a
+// session the router closed, and reconnects (Autobahn's default), in a
+// loop; the login should be refused: ABORT wamp.error.authentication_denied,
+// as for a revoked token.
+func TestWAMPLoginWithWithdrawnTokenAborted(t *testing.T) {
+	key := oauthKeyFile(t)
+	g := startReloadedGateway(t, withdrawYAML(t, key, "user", "backend", "frontend"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conf := &oauth2.Config{ClientID: "backend", ClientSecret: "backend-client-secret", Endpoint: oauth2.Endpoint{TokenURL: g.base + "/oauth/token"}}
+	tok, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ticketLoginAt(g.addr, tok.AccessToken); err != nil {
+		t.Fatalf("login with the token before the reload: %v", err)
+	} else {
+		s.Close()
+	}
+	g.reload(withdrawYAML(t, key, "user", "frontend")) // the backend client removed
+	s, err := ticketLoginAt(g.addr, tok.AccessToken)
+	if err == nil {
+		id := s.ID()
+		var why error
+		select {
+		case <-s.Done():
+			why = s.Err()
+		case <-time.After(5 * time.Second):
+		}
+		s.Close()
+		t.Fatalf("a WAMP login with an access token whose client the reload removed was welcomed (session %d), then ended: %v; "+
+			"want ABORT %s", id, why, proto.URIAuthenticationDenied)
+	}
+	if wampURI(err) != proto.URIAuthenticationDenied {
+		t.Fatalf("login with the removed client's token: %v, want %s", err, proto.URIAuthenticationDenied)
+	}
+}

@@ -460,8 +460,9 @@ var errIssuerNotReady = &route.AuthError{URI: proto.URIAuthenticationFailed, Tem
 // first role). The ABORT reasons: a token that does not verify (malformed,
 // tampered, unknown key, alg none, wrong issuer or type) fails like a wrong
 // password, wamp.error.authentication_failed; a genuine token that may not
-// be used here (expired, revoked, another realm or principal) is
-// wamp.error.authentication_denied; a role the token lacks is
+// be used here (expired, revoked, another realm or principal, its client
+// or principal no longer configured or no longer holding the role: a
+// reload withdrew its grant) is wamp.error.authentication_denied; a role the token lacks is
 // wamp.error.no_such_role.
 //
 // The identity carries the token as the session's credential: the
@@ -500,6 +501,18 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 	case !c.HasRole(role):
 		return nil, &route.AuthError{URI: proto.URINoSuchRole, Message: "principal " + strconv.Quote(c.Subject) + " may not take role " + strconv.Quote(role)}
 	}
+	// A genuine token whose grant a reload withdrew (its client or
+	// principal removed, or the role taken from them) is refused here,
+	// as a revoked one is, not welcomed and then ended by the session's
+	// Check; the Check stays for a reload or revocation that lands
+	// between this and the WELCOME (holdCredential).
+	switch err := srv.StillValid(c, role); {
+	case err == nil:
+	case errors.Is(err, oauth.ErrTokenRevoked):
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked"}
+	default:
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: msgGrantWithdrawn(role)}
+	}
 	cred := &route.Credential{IDs: c.RevocationIDs(), Check: func() string {
 		switch err := srv.StillValid(c, role); {
 		case err == nil:
@@ -507,9 +520,15 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 		case errors.Is(err, oauth.ErrTokenRevoked):
 			return msgTokenRevoked
 		}
-		return "the access token's client or principal is no longer configured, or no longer has role " + role
+		return msgGrantWithdrawn(role)
 	}}
 	return &route.Identity{AuthID: c.Subject, AuthRole: role, AuthProvider: "jwt", Credential: cred}, nil
+}
+
+// msgGrantWithdrawn says why a token whose grant a reload withdrew is
+// refused, or its session ended.
+func msgGrantWithdrawn(role string) string {
+	return "the access token's client or principal is no longer configured, or no longer has role " + role
 }
 
 // endRevokedSessions ends the sessions that logged in with the tokens or
