@@ -628,6 +628,14 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		log.Warn("SIGHUP: mesh: is added or removed; that needs a restart, and until then the router " + state)
 	}
+	if oa == nil && cfg.oauthEnabled() {
+		// The OAuth2 server starts with the router (its store, its keys,
+		// its endpoints on the gateway): a router started without it
+		// takes no access tokens until a restart. The realms' users,
+		// roles and the rest apply now.
+		log.Warn("SIGHUP: oauth: is added (OAuth2 turned on); that needs a restart, and until then the router issues and takes no access tokens",
+			"realms", strings.Join(cfg.oauthRealmNames(), ", "))
+	}
 	if changed := restartOnlyChanges(running, cfg); len(changed) > 0 {
 		log.Warn("SIGHUP: settings a reload does not apply were changed; they need a restart, and until then the router keeps the running ones",
 			"changed", strings.Join(changed, ", "))
@@ -644,7 +652,7 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 }
 
 // restartOnlyNote names what a reload does not apply, for its log line.
-const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache)"
+const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache; a realm's oauth: block added to a router started without OAuth2)"
 
 // restartOnlyChanges names the sections of next, a reloaded file, that
 // differ from running's, the configuration the router started with, among

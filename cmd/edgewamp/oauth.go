@@ -74,13 +74,17 @@ func (c *oauthClientConfig) secret() string {
 }
 
 // oauthEnabled reports whether any realm has an oauth: block.
-func (c *config) oauthEnabled() bool {
+func (c *config) oauthEnabled() bool { return len(c.oauthRealmNames()) > 0 }
+
+// oauthRealmNames names the realms with an oauth: block.
+func (c *config) oauthRealmNames() []string {
+	var names []string
 	for i := range c.Realms {
 		if c.Realms[i].OAuth != nil {
-			return true
+			names = append(names, c.Realms[i].Name)
 		}
 	}
-	return false
+	return names
 }
 
 // oauthRealms translates the realms' oauth: blocks.
@@ -363,12 +367,11 @@ func (o *oauthServer) close() {
 }
 
 // reload installs new clients (SIGHUP). Issuer and key changes need a
-// restart.
+// restart, and so does turning OAuth2 on: without a server (o nil) the
+// realms' oauth: blocks are left for the restart (reloadConfig warns,
+// naming them) and the rest of the file applies.
 func (o *oauthServer) reload(c *config, realms []route.RealmConfig) error {
 	if o == nil {
-		if c.oauthEnabled() {
-			return errors.New("turning OAuth2 on needs a restart")
-		}
 		return nil
 	}
 	next := c.oauthRealms()

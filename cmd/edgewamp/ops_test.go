@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // A realm with anonymous: false that lists anonymous among its
@@ -311,4 +315,75 @@ gateway:
 			t.Errorf("audience %q: warning logged %v, want %v\n%s", c.audience, got, c.want, r.logs())
 		}
 	}
+}
+
+// README (Reload): the sections a reload does not apply "need a restart
+// ... The reload's log line says so, and a warning names the sections of
+// the file that differ from what the router started with" (so does a
+// mesh: added or removed); the rest of the file applies. Adding an
+// oauth: block to a realm of a router started without OAuth2 refused the
+// whole reload (oauthServer.reload: "turning OAuth2 on needs a
+// restart"), which README did not say: a user removed in the same edit
+// (a leaked password being withdrawn) stayed logged in and able to log
+// in until a restart. Now the rest applies and a warning names the
+// oauth: block.
+func TestReloadAddingOAuthStillAppliesTheRest(t *testing.T) {
+	key := oauthKeyFile(t)
+	yml := func(bob, withOAuth bool) string {
+		s := `listeners: [{address: "127.0.0.1:0"}]
+`
+		if withOAuth {
+			s += "oauth:\n  issuer: http://gateway.test\n  key_files: [" + key + "]\n"
+		}
+		s += `realms:
+  - name: realm1
+    users:
+      - {authid: alice, role: user, password: "` + mustHash(t, oaAlicePW) + `"}
+`
+		if bob {
+			s += `      - {authid: bob, role: user, password: "` + mustHash(t, oaBobPW) + `"}
+`
+		}
+		if withOAuth {
+			s += `    oauth:
+      clients:
+        - {id: frontend, secret: "` + mustHash(t, "frontend-client-secret") + `", roles: [user], grants: [password]}
+`
+		}
+		return s + "gateway:\n  listen: 127.0.0.1:0\n"
+	}
+	g := startReloadedGateway(t, yml(true, false))
+	bob, err := passwordLoginAt(g.addr, "bob", oaBobPW)
+	if err != nil {
+		t.Fatalf("bob: %v\n%s", err, g.logs())
+	}
+	defer bob.Close()
+	// bob removed, and OAuth2 turned on for the realm, in one edit.
+	g.hup(yml(false, true))
+	select {
+	case <-bob.Done():
+		t.Logf("bob ended: %v", bob.Err())
+	case <-time.After(5 * time.Second):
+		t.Fatalf("5 s after a reload that removed bob (and added an oauth: block), bob's session is still up; the router logged:\n%s",
+			tail(g.logs(), 3))
+	}
+	// The oauth: block waits for a restart, and the warning says so.
+	g.waitLog("SIGHUP: configuration reloaded", 1)
+	logs := g.logs()
+	if !strings.Contains(logs, "oauth: is added") || !strings.Contains(logs, "realms=realm1") {
+		t.Fatalf("no warning naming the realm's oauth: block as needing a restart:\n%s", tail(logs, 4))
+	}
+	alice, err := passwordLoginAt(g.addr, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatalf("alice after the reload: %v", err)
+	}
+	alice.Close()
+}
+
+func passwordLoginAt(addr, authid, pw string) (*client.Session, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "realm1", Serializer: proto.JSON,
+		AuthID: authid, AuthMethods: []string{"ticket"},
+		OnChallenge: func(string, map[string]any) (string, map[string]any, error) { return pw, nil, nil }})
 }
