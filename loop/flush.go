@@ -188,6 +188,25 @@ func (ls *loopState) Execute(f func()) error {
 	}))
 }
 
+// Yield implements route.Yielder: it runs f on the loop goroutine after
+// the loop has gone back to its connections (a reload's re-check, in
+// turns, lets their messages in between). A task queued by a task does
+// not wait for that: gnet takes a task queued while its queue is short
+// (under its high-priority threshold, 1,024) in its urgent queue, which it
+// runs to the end, tasks queued meanwhile included, before it polls; and a
+// parking loop's inbox, posted to from gnet's round, goes there too. So f
+// is queued from a timer, yieldDelay later, by when the loop has finished
+// the task that yielded and looked at its sockets (gnet polls after its
+// tasks; a parking loop checks them before its inbox): the events waiting
+// there are handled before f, at the cost of yieldDelay per turn.
+func (ls *loopState) Yield(f func()) error {
+	time.AfterFunc(yieldDelay, func() { _ = ls.Execute(f) }) // an error: the engine stops, and the shard's sessions go with it
+	return nil
+}
+
+// yieldDelay is how long Yield waits before it queues its task.
+const yieldDelay = 50 * time.Microsecond
+
 // markDirty queues cn for the next flush. A gone connection takes no
 // output.
 func (ls *loopState) markDirty(cn *conn) {

@@ -1,8 +1,10 @@
 package route
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -64,11 +66,14 @@ type Role struct {
 // for concurrent use.
 type RBAC struct {
 	roles map[string]*table[*Permission]
+	// fps fingerprints each role's permissions (roleFingerprint), so
+	// that a reload can tell cheaply whose grants stayed as they were.
+	fps map[string][32]byte
 }
 
 // NewRBAC validates roles and builds the authorizer.
 func NewRBAC(roles []Role) (*RBAC, error) {
-	z := &RBAC{roles: map[string]*table[*Permission]{}}
+	z := &RBAC{roles: map[string]*table[*Permission]{}, fps: map[string][32]byte{}}
 	var errs []error
 	for _, r := range roles {
 		if r.Name == "" {
@@ -95,9 +100,32 @@ func NewRBAC(roles []Role) (*RBAC, error) {
 			t.put(p.Match, p.URI, p)
 		}
 		z.roles[r.Name] = t
+		z.fps[r.Name] = roleFingerprint(r.Permissions)
 	}
 	return z, errors.Join(errs...)
 }
+
+// roleFingerprint is a hash of a role's permissions, in no particular
+// order: two roles with the same fingerprint grant the same.
+func roleFingerprint(ps []Permission) [32]byte {
+	lines := make([]string, 0, len(ps))
+	for _, p := range ps {
+		lines = append(lines, fmt.Sprintf("%d %q %t %t %t %t %t %t", p.Match, p.URI, p.Call, p.Register, p.Publish, p.Subscribe, p.DiscloseCaller, p.DisclosePublisher))
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{0})
+	}
+	var fp [32]byte
+	h.Sum(fp[:0])
+	return fp
+}
+
+// fingerprint returns role's fingerprint; an unknown role's is zero (it
+// is denied everything).
+func (z *RBAC) fingerprint(role string) [32]byte { return z.fps[role] }
 
 // Authorize implements Authorizer.
 func (z *RBAC) Authorize(role string, a Action, uri string) bool {

@@ -107,3 +107,46 @@ func TestAuthzCacheBoundedInBytes(t *testing.T) {
 		t.Fatalf("the cache holds %d decisions, %d bytes of URIs, the longest %d bytes", entries, bytes, longest)
 	}
 }
+
+// A reload re-checks only the sessions whose role's grants may have
+// changed (sameGrants): the same permissions in another order are the
+// same grants, another role's change is not this role's, an RBAC against
+// none (security turned on or off) or an opaque Authorizer may differ.
+func TestSameGrants(t *testing.T) {
+	a := Permission{URI: "com.app.", Match: proto.MatchPrefix, Call: true}
+	b := Permission{URI: "com.app.x", Match: proto.MatchExact, Subscribe: true}
+	mk := func(roles ...Role) *RBAC {
+		z, err := NewRBAC(roles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	before := mk(Role{Name: "user", Permissions: []Permission{a, b}}, Role{Name: "admin", Permissions: []Permission{a}})
+	after := mk(Role{Name: "admin", Permissions: []Permission{a, b}}, Role{Name: "user", Permissions: []Permission{b, a}})
+	b.Subscribe = false
+	narrowed := mk(Role{Name: "user", Permissions: []Permission{a, b}})
+	for _, c := range []struct {
+		x, y Authorizer
+		role string
+		same bool
+	}{
+		{nil, nil, "user", true},
+		{before, before, "user", true},
+		{before, after, "user", true},
+		{before, after, "admin", false},
+		{before, narrowed, "user", false},
+		{before, after, "nobody", true},
+		{before, nil, "user", false},
+		{nil, before, "user", false},
+		{allowAll{}, allowAll{}, "user", false},
+	} {
+		if got := sameGrants(c.x, c.y, c.role); got != c.same {
+			t.Errorf("sameGrants(%T, %T, %q) = %v, want %v", c.x, c.y, c.role, got, c.same)
+		}
+	}
+}
+
+type allowAll struct{}
+
+func (allowAll) Authorize(string, Action, string) bool { return true }

@@ -97,3 +97,13 @@ type Executor interface {
 	// executor has stopped.
 	Execute(f func()) error
 }
+
+// Yielder is an Executor that can run f after the shard's pending I/O:
+// its loop looks at its connections at least once before f runs, so that
+// a long task split in turns (a reload's re-check, Shard.reauth) lets
+// other sessions' messages in between. Called on the shard's goroutine.
+// An Executor that is not a Yielder runs the turns as Execute queues
+// them (the tests' executors, which queue every message as a task).
+type Yielder interface {
+	Yield(f func()) error
+}

@@ -18,8 +18,10 @@ import (
 // holds the credential the session logged in with (a password, secret or
 // key changed or removed, the method no longer offered); a session that
 // stays loses the registrations and subscriptions its role may no longer
-// make (revokeUnauthorized). It returns an error, and changes nothing,
-// when the new configuration is invalid.
+// make, and its calls in flight its role may no longer make end (reauth:
+// in bounded turns, and only for sessions whose role's grants may have
+// changed). It returns an error, and changes nothing, when the new
+// configuration is invalid.
 func (r *Router) Reload(realms []RealmConfig) error {
 	var errs []error
 	seen := map[string]bool{}
@@ -41,8 +43,12 @@ func (r *Router) Reload(realms []RealmConfig) error {
 	r.mu.Lock()
 	old := *r.realms.Load()
 	next := make(map[string]*Realm, len(realms))
+	// The authorizers the realms had, for the re-check to skip the
+	// sessions whose role's grants stayed as they were (sameGrants).
+	prev := make(map[*Realm]Authorizer, len(old))
 	for _, rc := range realms {
 		if rm := old[rc.Name]; rm != nil {
+			prev[rm] = rm.conf().Authorizer
 			rm.setConfig(rc)
 			next[rc.Name] = rm
 		} else {
@@ -54,7 +60,7 @@ func (r *Router) Reload(realms []RealmConfig) error {
 	// The retained events are re-checked once every shard has re-checked
 	// its sessions, so that none is retained afterwards under a decision
 	// a session's authorization cache still held from before.
-	r.onEveryShard((*Shard).reauth, (*Shard).reauthRetained)
+	r.onEveryShard(func(s *Shard) { s.reauth(prev) }, (*Shard).reauthRetained)
 	return nil
 }
 
@@ -77,108 +83,243 @@ func (r *Router) onEveryShard(each, last func(*Shard)) {
 	}
 }
 
-// reauth re-checks this shard's sessions after a reload.
-func (s *Shard) reauth() {
+// reauth re-checks this shard's sessions after a reload. Every session's
+// authorization cache is dropped and its identity checked (one lookup
+// each) at once; the sessions whose role's grants may have changed
+// (sameGrants with prev, the realms' authorizers before the reload) then
+// have their calls, registrations and subscriptions re-checked in turns
+// of at most recheckTurn entries (recheckSlice), so that other sessions'
+// messages are handled in between: a few sessions holding their 65,536
+// subscriptions each made every reload hold the loop for 100-200 ms,
+// even one that changed no grant of theirs. Nothing is let through by
+// the old grants meanwhile: a REGISTER, SUBSCRIBE or CALL, an event to a
+// subscription or an invocation to a registration not re-checked yet is
+// judged by the new configuration (the caches are gone), and a chunk of a
+// progressive call still to be re-checked is checked as it comes
+// (callContinue).
+func (s *Shard) reauth(prev map[*Realm]Authorizer) {
 	for ss := range s.sessions() {
 		ss.authz = nil
 		if ss.state != stEstablished {
 			continue
 		}
 		if why := ss.stillValid(s.r); why != "" {
-			s.r.log.Info("disconnecting a session after reload", "session", ss.id, "authid", ss.authID, "reason", why)
+			s.r.log.Info("disconnecting a session after reload", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "reason", why)
 			s.revoke(ss, why)
 			continue
 		}
-		s.revokeUnauthorized(ss)
-		s.endUnauthorizedCalls(ss)
-	}
-}
-
-// endUnauthorizedCalls ends, after a reload, the calls in flight that the
-// caller's role may no longer make: the caller gets ERROR
-// wamp.error.not_authorized and the callee INTERRUPT (killnowait), as for
-// a router-side timeout. Before, a progressive call went on exchanging
-// chunks and results after both grants were gone. One log line per
-// session. (A callee whose registration a reload revoked finishes the
-// invocations it has if their callers may still call: they were allowed
-// when made, and no new one reaches it.)
-func (s *Shard) endUnauthorizedCalls(ss *Session) {
-	var n int
-	var first string
-	for req, oc := range ss.calls {
-		if ss.state != stEstablished {
-			return
-		}
-		proc := oc.procedure()
-		if ss.authorize(ActionCall, []byte(proc)) {
+		if old, ok := prev[ss.realm]; ok && sameGrants(old, ss.realm.conf().Authorizer, ss.authRole) {
 			continue
 		}
-		if n == 0 {
-			first = proc
-		}
-		n++
-		ss.endCall(req, oc)
-		s.replyError(ss, proto.CodeCall, req, proto.URINotAuthorized, "the call was ended: the role may no longer call "+strconv.Quote(proc)+" (configuration reloaded)")
-		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URINotAuthorized)
+		s.queueRecheck(ss)
 	}
-	if n > 0 {
-		s.r.log.Info("ending calls after reload: the role may no longer make them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "procedure", first)
+	if len(s.rechecks) > 0 && !s.recheckPosted {
+		s.recheckSlice()
 	}
 }
 
-// revokeUnauthorized revokes what a session still holds that its role may
-// no longer make after a reload:
+// recheckTurn bounds the entries (calls, registrations, subscriptions) a
+// reload's re-check walks in one turn of the shard: about a millisecond.
+const recheckTurn = 4096
+
+// recheck is a session's re-check after a reload: the ids of the calls,
+// registrations and subscriptions it held then (those made since were
+// authorized by the new configuration), walked in turns.
+type recheck struct {
+	ss                   *Session // nil once superseded by a later reload's
+	calls, regs, subs    []uint64
+	nCalls, nRegs, nSubs int // ended or revoked so far
+	firstCall, firstReg  string
+	firstSub             string
+}
+
+// queueRecheck queues ss's re-check, replacing one a previous reload left
+// unfinished (the new one covers what it held, and more).
+func (s *Shard) queueRecheck(ss *Session) {
+	if ss.recheck != nil {
+		ss.recheck.ss = nil
+	}
+	rc := &recheck{ss: ss}
+	if ss.realm.conf().Authorizer != nil {
+		rc.calls = make([]uint64, 0, len(ss.calls))
+		for id := range ss.calls {
+			rc.calls = append(rc.calls, id)
+		}
+		rc.regs = make([]uint64, 0, len(ss.regs))
+		for id := range ss.regs {
+			rc.regs = append(rc.regs, id)
+		}
+		rc.subs = make([]uint64, 0, len(ss.subs))
+		for id := range ss.subs {
+			rc.subs = append(rc.subs, id)
+		}
+	} // else everything is allowed: nothing to end
+	ss.recheck = rc
+	s.rechecks = append(s.rechecks, rc)
+}
+
+// recheckSlice runs one turn of the queued re-checks, at most recheckTurn
+// entries, and posts the next turn to the shard if any are left.
+func (s *Shard) recheckSlice() {
+	s.recheckPosted = false
+	budget := recheckTurn
+	for len(s.rechecks) > 0 && budget > 0 {
+		rc := s.rechecks[0]
+		if rc.ss != nil {
+			budget = s.recheckSome(rc, budget)
+			if budget == 0 && (len(rc.calls) > 0 || len(rc.regs) > 0 || len(rc.subs) > 0) {
+				break
+			}
+			s.recheckDone(rc)
+		}
+		s.rechecks[0] = nil
+		s.rechecks = s.rechecks[1:]
+	}
+	if len(s.rechecks) == 0 {
+		s.rechecks = nil
+	}
+	if h := s.recheckHook; h != nil {
+		h(recheckTurn-budget, len(s.rechecks))
+	}
+	if len(s.rechecks) == 0 {
+		return
+	}
+	s.recheckPosted = true
+	next := func() {
+		if s.recheckPosted {
+			s.recheckSlice()
+		}
+	}
+	if h := s.recheckPost; h != nil {
+		h(next)
+		return
+	}
+	if s.yieldTurn(next) != nil {
+		s.recheckPosted = false // the shard stopped: its sessions are gone
+		s.rechecks = nil
+	}
+}
+
+// recheckSome re-checks up to budget of rc's entries and returns the
+// budget left.
+func (s *Shard) recheckSome(rc *recheck, budget int) int {
+	ss := rc.ss
+	for budget > 0 && len(rc.calls) > 0 {
+		if ss.state != stEstablished {
+			return budget
+		}
+		req := rc.calls[0]
+		rc.calls = rc.calls[1:]
+		budget--
+		if oc := ss.calls[req]; oc != nil && s.endUnauthorizedCall(ss, req, oc) {
+			if rc.nCalls == 0 {
+				rc.firstCall = oc.procedure()
+			}
+			rc.nCalls++
+		}
+	}
+	for budget > 0 && len(rc.regs) > 0 {
+		if ss.state != stEstablished {
+			return budget // a revocation it could not take ended it (and its registrations)
+		}
+		id := rc.regs[0]
+		rc.regs = rc.regs[1:]
+		budget--
+		if ref, ok := ss.regs[id]; ok && !ss.authorize(ActionRegister, []byte(ref.reg.uri)) {
+			if rc.nRegs == 0 {
+				rc.firstReg = ref.reg.uri
+			}
+			rc.nRegs++
+			s.revokeRegistration(ss, ref.reg, proto.URINotAuthorized)
+		}
+	}
+	for budget > 0 && len(rc.subs) > 0 {
+		if ss.state != stEstablished {
+			return budget
+		}
+		id := rc.subs[0]
+		rc.subs = rc.subs[1:]
+		budget--
+		if sub := ss.subs[id].sub; sub != nil && !ss.authorize(ActionSubscribe, []byte(sub.uri)) {
+			if rc.nSubs == 0 {
+				rc.firstSub = sub.uri
+			}
+			rc.nSubs++
+			s.revokeSubscription(ss, sub, proto.URINotAuthorized)
+		}
+	}
+	return budget
+}
+
+// recheckDone ends rc: one log line per session and kind, not per URI (a
+// session may hold 65,536 of each).
+func (s *Shard) recheckDone(rc *recheck) {
+	ss := rc.ss
+	if ss.recheck == rc {
+		ss.recheck = nil
+	}
+	rc.ss = nil
+	if rc.nCalls > 0 {
+		s.r.log.Info("ending calls after reload: the role may no longer make them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", rc.nCalls, "procedure", rc.firstCall)
+	}
+	if rc.nRegs > 0 {
+		s.r.log.Info("revoking registrations after reload: the role may no longer register them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", rc.nRegs, "procedure", rc.firstReg)
+	}
+	if rc.nSubs > 0 {
+		s.r.log.Info("revoking subscriptions after reload: the role may no longer subscribe to them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", rc.nSubs, "topic", rc.firstSub)
+	}
+}
+
+// sameGrants reports whether role is granted the same under the
+// authorizers a and b (a realm's before and after a reload), as far as
+// can be told cheaply: both none, the same one, or two RBACs in which the
+// role's permissions are the same (their fingerprints, made when each was
+// built). Another Authorizer is opaque: its decisions may have changed.
+func sameGrants(a, b Authorizer, role string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	za, ok1 := a.(*RBAC)
+	zb, ok2 := b.(*RBAC)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return za == zb || za.fingerprint(role) == zb.fingerprint(role)
+}
+
+// endUnauthorizedCall ends, after a reload, a call in flight that the
+// caller's role may no longer make, and reports whether it did: the
+// caller gets ERROR wamp.error.not_authorized and the callee INTERRUPT
+// (killnowait), as for a router-side timeout. Before, a progressive call
+// went on exchanging chunks and results after both grants were gone. (A
+// callee whose registration a reload revoked finishes the invocations it
+// has if their callers may still call: they were allowed when made, and
+// no new one reaches it.)
+//
+// The re-check also revokes what a session still holds that its role may
+// no longer make (recheckSome):
 //
 //   - Registrations would go on holding their procedures (another
 //     callee's REGISTER refused as procedure_already_exists) for calls that
 //     all fail.
-//   - Subscriptions no longer deliver (the publish-time check withholds
-//     their events) but would stay in the tables: listed and counted by the
-//     meta API, holding the mesh's interest in their topic, and a place
-//     within the session's bound.
+//   - Subscriptions no longer deliver (the delivery-time check, mayReceive,
+//     withholds their events) but would stay in the tables: listed and
+//     counted by the meta API, holding the mesh's interest in their topic,
+//     and a place within the session's bound.
 //
 // Each goes as an UNREGISTER or UNSUBSCRIBE would, with its meta events;
 // a client that announced registration_revocation or
 // subscription_revocation is told, others are not (as the calls and
-// events they can no longer have were not), and the session stays. One
-// log line per session and kind, not per URI: a session may hold 65,536
-// of each.
-func (s *Shard) revokeUnauthorized(ss *Session) {
-	var n int
-	var first string
-	for _, ref := range ss.regs {
-		reg := ref.reg
-		if ss.state != stEstablished {
-			return // a revocation it could not take ended it (and its registrations)
-		}
-		if !ss.authorize(ActionRegister, []byte(reg.uri)) {
-			if n == 0 {
-				first = reg.uri
-			}
-			n++
-			s.revokeRegistration(ss, reg, proto.URINotAuthorized)
-		}
+// events they can no longer have were not), and the session stays.
+func (s *Shard) endUnauthorizedCall(ss *Session, req uint64, oc *outCall) bool {
+	proc := oc.procedure()
+	if ss.authorize(ActionCall, []byte(proc)) {
+		return false
 	}
-	if n > 0 {
-		s.r.log.Info("revoking registrations after reload: the role may no longer register them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "procedure", first)
-	}
-	n = 0
-	for _, ref := range ss.subs {
-		sub := ref.sub
-		if ss.state != stEstablished {
-			return
-		}
-		if !ss.authorize(ActionSubscribe, []byte(sub.uri)) {
-			if n == 0 {
-				first = sub.uri
-			}
-			n++
-			s.revokeSubscription(ss, sub, proto.URINotAuthorized)
-		}
-	}
-	if n > 0 {
-		s.r.log.Info("revoking subscriptions after reload: the role may no longer subscribe to them", "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "count", n, "topic", first)
-	}
+	ss.endCall(req, oc)
+	s.replyError(ss, proto.CodeCall, req, proto.URINotAuthorized, "the call was ended: the role may no longer call "+strconv.Quote(proc)+" (configuration reloaded)")
+	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URINotAuthorized)
+	return true
 }
 
 // reauthRetained drops, after a reload, the retained events whose

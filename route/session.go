@@ -95,6 +95,7 @@ type Session struct {
 	testaments *[2][]testament    // detached, destroyed
 	retainer   *retainer          // who its retained events were published as (asRetainer)
 	authz      *authzCache        // authorization decisions by action and URI
+	recheck    *recheck           // a reload's re-check of what it holds, until done (reload.go)
 
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the

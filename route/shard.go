@@ -86,6 +86,16 @@ type Shard struct {
 	// credential by its ids (credential.go); nil until the first one.
 	creds map[string]map[*Session]struct{}
 
+	// A reload's re-check of the sessions whose grants may have changed,
+	// walked in turns (reload.go): the sessions left, and whether the
+	// next turn is posted. recheckHook (tests) is told each turn's
+	// entries and the sessions left; recheckPost (tests), when set, is
+	// handed the next turn instead of posting it.
+	rechecks      []*recheck
+	recheckPosted bool
+	recheckHook   func(checked, left int)
+	recheckPost   func(next func())
+
 	stats   ShardStats
 	traffic trafficCounters // owned by shard; read by Router.Traffic (counters.go)
 }
@@ -141,6 +151,25 @@ func newShard(r *Router, idx int) *Shard {
 // opened on the shard. Until then, tasks posted to the shard are dropped
 // (there is no session on it for them to concern).
 func (s *Shard) Start(exec Executor) { s.exec.Store(&exec) }
+
+// yieldTurn runs f on the shard's goroutine after the loop's pending I/O
+// (Yielder), or as Do does.
+func (s *Shard) yieldTurn(f func()) error {
+	ex := s.exec.Load()
+	if ex == nil {
+		return ErrClosed
+	}
+	if y, ok := (*ex).(Yielder); ok {
+		if y.Yield(f) != nil {
+			return ErrClosed
+		}
+		return nil
+	}
+	if (*ex).Execute(f) != nil {
+		return ErrClosed
+	}
+	return nil
+}
 
 // Index returns the shard's index.
 func (s *Shard) Index() int { return s.idx }
