@@ -351,12 +351,19 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 
 // callProblem turns a failed call's reply into a problem.
 func (g *Server) callProblem(res callReply, errs map[string]int) *problem {
-	p := g.wampProblem(res.err, res.args, res.kwargs, errs)
+	return g.replyProblem(res.err, res.detail, res.status, res.args, res.kwargs, errs)
+}
+
+// replyProblem is the problem of a failed reply: its ERROR's, with the
+// gateway's detail when the ERROR has none, and the gateway's status for
+// an error it made up itself (status, which no errors table maps).
+func (g *Server) replyProblem(uri, detail string, status int, args, kwargs []byte, errs map[string]int) *problem {
+	p := g.wampProblem(uri, args, kwargs, errs)
 	if p.detail == "" {
-		p.detail = res.detail
+		p.detail = detail
 	}
-	if res.status != 0 {
-		p.status = res.status
+	if status != 0 {
+		p.status = status
 	}
 	return p
 }

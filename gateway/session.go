@@ -384,12 +384,5 @@ func cloneRaw(r proto.Raw) []byte {
 
 // problemOf turns a failed synchronous reply into a problem.
 func (g *Server) problemOf(r *syncReply, route map[string]int) *problem {
-	p := g.wampProblem(r.err, r.args, r.kwargs, route)
-	if p.detail == "" {
-		p.detail = r.detail
-	}
-	if r.status != 0 {
-		p.status = r.status
-	}
-	return p
+	return g.replyProblem(r.err, r.detail, r.status, r.args, r.kwargs, route)
 }
