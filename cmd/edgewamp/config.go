@@ -584,7 +584,7 @@ func (c *config) validate() error {
 	}
 	for i, o := range c.WebSocket.AllowedOrigins {
 		if !validOrigin(o) {
-			c.errAt(&errs, fmt.Sprintf("websocket.allowed_origins[%d]: an origin is scheme://host[:port] (as a browser sends it, e.g. https://app.example.com), null or *, not %q", i, o), "websocket", "allowed_origins", i)
+			c.errAt(&errs, fmt.Sprintf("websocket.allowed_origins[%d]: an origin is scheme://host[:port] (as a browser sends it, e.g. https://app.example.com; no wildcard hosts), null or *, not %q", i, o), "websocket", "allowed_origins", i)
 		}
 	}
 	if c.Limits.MaxMessage > 16<<20 {
@@ -919,7 +919,22 @@ func validOrigin(o string) bool {
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Scheme != "" && u.Host != "" && u.User == nil && (u.Path == "" || u.Path == "/") &&
-		!u.ForceQuery && u.RawQuery == "" && u.Fragment == "" && u.Opaque == ""
+		!u.ForceQuery && u.RawQuery == "" && u.Fragment == "" && u.Opaque == "" && !strings.Contains(u.Host, "*")
+}
+
+// canonicalOrigin is an allowed_origins entry as a browser would send it:
+// lower case, without a trailing /, without its scheme's default port (a
+// browser leaves :443 out of https://host:443, so the entry never
+// matched).
+func canonicalOrigin(o string) string {
+	o = strings.ToLower(strings.TrimSuffix(o, "/"))
+	switch {
+	case strings.HasPrefix(o, "https://") && strings.HasSuffix(o, ":443"):
+		return strings.TrimSuffix(o, ":443")
+	case strings.HasPrefix(o, "http://") && strings.HasSuffix(o, ":80"):
+		return strings.TrimSuffix(o, ":80")
+	}
+	return o
 }
 
 // loopOptions builds the transport options; TLS certificates are loaded
@@ -955,13 +970,17 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	}
 	o.IOUring, _ = loop.ParseIOUringMode(c.Tuning.IOUring) // validated
 	o.Park = c.withMesh(c.Tuning.Park)
-	if origins := c.WebSocket.AllowedOrigins; len(origins) > 0 {
+	if len(c.WebSocket.AllowedOrigins) > 0 {
+		// A browser sends the origin in lower case, without a path or
+		// its scheme's default port: an entry's case, a trailing / and
+		// :443 (https) or :80 (http) do not matter.
+		origins := make([]string, len(c.WebSocket.AllowedOrigins))
+		for i, a := range c.WebSocket.AllowedOrigins {
+			origins[i] = canonicalOrigin(a)
+		}
 		o.CheckOrigin = func(origin []byte) bool {
 			for _, a := range origins {
-				// A browser sends the origin in lower case, without a
-				// path: an entry's case and a trailing / do not matter
-				// (as in gateway.cors.allowed_origins).
-				if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), string(origin)) {
+				if a == "*" || strings.EqualFold(a, string(origin)) {
 					return true
 				}
 			}

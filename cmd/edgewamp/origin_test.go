@@ -16,7 +16,7 @@ import (
 // got 403. Such entries are refused now, naming the entry and the form;
 // an entry's case and a trailing / no longer keep it from matching.
 func TestWebSocketAllowedOriginsForm(t *testing.T) {
-	for _, bad := range []string{"example.com", "example.com:443", "https://example.com/app", "https://example.com?x", "//example.com"} {
+	for _, bad := range []string{"example.com", "example.com:443", "https://example.com/app", "https://example.com?x", "//example.com", "https://*.example.com"} {
 		path := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nrealms: [{name: realm1, anonymous: true}]\ngateway: {listen: \"off\"}\n"+
 			"websocket:\n  allowed_origins:\n    - https://ok.example\n    - \""+bad+"\"\n")
 		out, errOut, code := runCLI("check-config", path)
@@ -30,7 +30,7 @@ func TestWebSocketAllowedOriginsForm(t *testing.T) {
 	}
 
 	// The forms that are taken match as a browser sends its Origin.
-	path := writeFile(t, "ok.yaml", "realms: [{name: realm1, anonymous: true}]\nwebsocket:\n  allowed_origins: [\"https://App.Example/\", \"http://localhost:8000\", \"null\"]\n")
+	path := writeFile(t, "ok.yaml", "realms: [{name: realm1, anonymous: true}]\nwebsocket:\n  allowed_origins: [\"https://App.Example/\", \"http://localhost:8000\", \"null\", \"https://Port.Example:443\"]\n")
 	if out, errOut, code := runCLI("check-config", path); code != 0 {
 		t.Fatalf("check-config: exit %d: %s%s", code, out, errOut)
 	}
@@ -42,6 +42,7 @@ func TestWebSocketAllowedOriginsForm(t *testing.T) {
 		{"https://app.example", http.StatusSwitchingProtocols},
 		{"http://localhost:8000", http.StatusSwitchingProtocols},
 		{"null", http.StatusSwitchingProtocols},
+		{"https://port.example", http.StatusSwitchingProtocols}, // the entry's default port left out, as browsers do
 		{"https://evil.example", http.StatusForbidden},
 		{"http://app.example", http.StatusForbidden},
 		{"", http.StatusForbidden}, // no Origin header (README says so)
