@@ -945,7 +945,7 @@ const maxEndedProg = 1024
 // endedCalls is the set of remembered ended calls, oldest first in ring
 // (which may still hold ids forgotten since: they are skipped).
 type endedCalls struct {
-	ids  map[uint64]struct{}
+	ids  map[uint64]int // each with its place in ring
 	ring []uint64
 	next int // the oldest, once ring is full
 }
@@ -956,18 +956,24 @@ type endedCalls struct {
 func (ss *Session) rememberEnded(req uint64) {
 	e := ss.ended
 	if e == nil {
-		e = &endedCalls{ids: map[uint64]struct{}{}}
+		e = &endedCalls{ids: map[uint64]int{}}
 		ss.ended = e
 	}
 	if _, ok := e.ids[req]; ok {
 		return
 	}
-	e.ids[req] = struct{}{}
 	if len(e.ring) < maxEndedProg {
+		e.ids[req] = len(e.ring)
 		e.ring = append(e.ring, req)
 		return
 	}
-	delete(e.ids, e.ring[e.next])
+	// The oldest place's id is forgotten only if that place is still its
+	// own: an id forgotten by its final chunk and remembered again since
+	// (a client that reuses request ids) has a newer place.
+	if old := e.ring[e.next]; e.ids[old] == e.next {
+		delete(e.ids, old)
+	}
+	e.ids[req] = e.next
 	e.ring[e.next] = req
 	e.next = (e.next + 1) % maxEndedProg
 }

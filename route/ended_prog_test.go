@@ -91,3 +91,25 @@ func TestEndedProgressiveBounded(t *testing.T) {
 		t.Fatal("nothing remembered, yet the set is kept")
 	}
 }
+
+// An id forgotten by its final chunk and remembered again (a client that
+// reuses request ids) keeps its new place: the old place, when its turn
+// to go comes, does not take the id with it (it did, found by the review
+// of the change: a reused id was forgotten long before the bound).
+func TestEndedProgressiveReusedID(t *testing.T) {
+	ss := &Session{}
+	ss.rememberEnded(1)
+	ss.rememberEnded(2) // keeps the set alive once 1 is forgotten
+	ss.endedProgressive(1, true)
+	ss.rememberEnded(1) // remembered again, at a newer place
+	for r := uint64(100); r < 100+maxEndedProg-3; r++ {
+		ss.rememberEnded(r) // the ring fills: 1's old place is the oldest
+	}
+	ss.rememberEnded(99) // pushes out the oldest place (1's old one)
+	if !ss.endedProgressive(1, false) {
+		t.Fatal("the reused id 1 was forgotten with its old place, before the bound")
+	}
+	if ss.endedProgressive(2, false) != true {
+		t.Fatal("2 forgotten too early")
+	}
+}

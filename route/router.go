@@ -424,6 +424,9 @@ func (r *Router) wakeTimers() {
 
 // Close stops the router's goroutines (timer, workers) without saying
 // GOODBYE to anyone; Shutdown does both. Safe to call more than once.
+// Call it once the transports have stopped: the logins queued for the
+// workers are dropped, and a session still waiting for one would get no
+// answer.
 func (r *Router) Close() {
 	r.closeOnce.Do(func() {
 		close(r.stopTimers)
