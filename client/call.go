@@ -202,7 +202,21 @@ func (s *Session) onResult(m *proto.Message) {
 	if err != nil {
 		// A progressive result that does not decode (or is over the
 		// decode budget) fails the call too: the caller cannot be given
-		// the results that follow as if it were complete.
+		// the results that follow as if it were complete. The router is
+		// told (CANCEL), or its call, and the callee streaming it, would
+		// go on for results nobody takes.
+		if m.Opt.Bool(proto.KeyProgress, false) {
+			s.mu.Lock()
+			c := s.calls[m.Request]
+			s.mu.Unlock()
+			if c != nil {
+				cm := &proto.Message{Type: proto.CodeCancel, Request: m.Request}
+				if c.mode != "" {
+					cm.Opt.SetString(proto.KeyMode, c.mode)
+				}
+				s.send(cm)
+			}
+		}
 		s.finishCall(m.Request, nil, fmt.Errorf("client: RESULT of a %d-byte message: %w", s.inLen, err))
 		return
 	}

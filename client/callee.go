@@ -203,6 +203,17 @@ func (s *Session) onInvocation(m *proto.Message) {
 			st.cancel(err)
 			return
 		}
+		if m.Opt.Bool(proto.KeyProgress, false) {
+			// The first chunk of a progressive invocation: its later
+			// chunks, sent before the router has the ERROR, are dropped
+			// as those of an invocation answered early, not taken for a
+			// new one.
+			s.mu.Lock()
+			if s.invs != nil {
+				s.finished.add(m.Request)
+			}
+			s.mu.Unlock()
+		}
 		s.sendError(proto.CodeInvocation, m.Request, e)
 		return
 	}

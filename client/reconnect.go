@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -43,6 +44,10 @@ type Client struct {
 	rc          ReconnectConfig
 	log         func(msg string, args ...any)
 	restoreWait time.Duration // Static: see restore.
+	// callbacks counts the Client's OnSession and OnDisconnect calls
+	// running (callback): with the stack's look (inCallback), Close tells
+	// a call from its own callback from one from another Client's.
+	callbacks atomic.Int32
 
 	mu      sync.Mutex // Guards the fields below.
 	s       *Session   // the current session; nil while reconnecting
@@ -599,7 +604,9 @@ func (c *Client) Close() error {
 	if first {
 		c.cancel()
 	}
-	if inCallback() {
+	if c.callbacks.Load() > 0 && inCallback() {
+		// Called from this Client's callback (another Client's callback
+		// frame in the stack is not this one's: its Close waits).
 		return nil
 	}
 	<-c.done
@@ -611,7 +618,11 @@ func (c *Client) Close() error {
 // stack (inCallback) and does not wait for the goroutine it runs on.
 //
 //go:noinline
-func (c *Client) callback(f func()) { f() }
+func (c *Client) callback(f func()) {
+	c.callbacks.Add(1)
+	defer c.callbacks.Add(-1)
+	f()
+}
 
 // callbackName is callback's function name, as runtime.Frame reports it.
 var callbackName = runtime.FuncForPC(reflect.ValueOf((*Client).callback).Pointer()).Name()
