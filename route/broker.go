@@ -85,19 +85,21 @@ func (set *subSet) with(s *Session, shards int) (*subSet, subPos) {
 
 // without returns a copy of set with s, at its place at, removed; set
 // itself when s is not in it. The last subscriber of the shard's last
-// chunk takes s's place: moved, nil when s was that one.
-func (set *subSet) without(s *Session, at subPos) (n *subSet, moved *Session) {
+// chunk takes s's place: moved, nil when s was that one, and place, the
+// one s had and moved has now.
+func (set *subSet) without(s *Session, at subPos) (n *subSet, moved *Session, place subPos) {
 	i := s.shard.idx
 	cs := set.byShard[i]
 	j, k := int(at.j), int(at.k)
 	if j >= len(cs) || k >= len(cs[j]) || cs[j][k] != s {
 		// Not where its table says: a walk (not expected).
-		if at, ok := set.find(s); ok {
-			j, k = int(at.j), int(at.k)
-		} else {
-			return set, nil
+		found, ok := set.find(s)
+		if !ok {
+			return set, nil, subPos{}
 		}
+		j, k = int(found.j), int(found.k)
 	}
+	place = subPos{int32(j), int32(k)}
 	n = &subSet{byShard: make([][][]*Session, len(set.byShard)), n: set.n - 1}
 	copy(n.byShard, set.byShard)
 	ncs := append([][]*Session(nil), cs...)
@@ -126,7 +128,7 @@ func (set *subSet) without(s *Session, at subPos) (n *subSet, moved *Session) {
 		ncs[last] = lc
 	}
 	n.byShard[i] = ncs
-	return n, moved
+	return n, moved, place
 }
 
 // find returns the place of s in set (a walk of its shard's subscribers:
@@ -513,13 +515,14 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 	if ref.sub == sub {
 		at = ref.at
 	}
-	set, moved := sub.subscribers().without(ss, at)
+	set, moved, place := sub.subscribers().without(ss, at)
 	sub.set.Store(set)
 	if moved != nil {
-		// It took ss's place; a session of this shard, so its table is
-		// this shard's to write.
+		// It took ss's place (where it was found, should the table have
+		// been wrong); a session of this shard, so its table is this
+		// shard's to write.
 		if r, ok := moved.subs[sub.id]; ok && r.sub == sub {
-			moved.subs[sub.id] = subRef{sub, at}
+			moved.subs[sub.id] = subRef{sub, place}
 		}
 	}
 	if set.n == 0 {

@@ -66,9 +66,17 @@ func TestSubSetChunks(t *testing.T) {
 		x := all[rng.IntN(len(all))]
 		if in[x] {
 			var moved *Session
-			set, moved = set.without(x, at[x])
+			var place subPos
+			given := at[x]
+			if step%7 == 0 {
+				given = subPos{} // a stale place: walked for, and the place found is the one moved takes
+			}
+			set, moved, place = set.without(x, given)
+			if place != at[x] {
+				t.Fatalf("session %d removed at %v, its place %v", x.id, place, at[x])
+			}
 			if moved != nil {
-				at[moved] = at[x]
+				at[moved] = place
 			}
 			delete(in, x)
 			delete(at, x)
@@ -92,12 +100,13 @@ func TestSubSetChunks(t *testing.T) {
 	// Removing everyone leaves no chunk; a stale place is walked for.
 	for x := range in {
 		var moved *Session
-		set, moved = set.without(x, at[x])
+		var place subPos
+		set, moved, place = set.without(x, at[x])
 		if moved != nil {
-			at[moved] = at[x]
+			at[moved] = place
 		}
 	}
-	if s, _ := set.without(all[0], subPos{}); s != set {
+	if s, _, _ := set.without(all[0], subPos{}); s != set {
 		t.Fatal("removing a session not in the set made a new set")
 	}
 	if set.n != 0 || len(set.byShard[0])+len(set.byShard[1]) != 0 {
