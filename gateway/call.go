@@ -97,12 +97,16 @@ type callReq struct {
 // peer's (wampJSON) and records that they passed (callReq.wamp), so that
 // startCall need not walk them again on the shard: the 400 a client gets
 // for a binary string with malformed base64, whoever built the call.
-func (cr *callReq) checkWAMP() *problem {
-	if !cr.wamp {
-		if !wampJSON(cr.args, cr.kwargs) {
+func (cr *callReq) checkWAMP() *problem { return checkWAMPOnce(&cr.wamp, cr.args, cr.kwargs) }
+
+// checkWAMPOnce checks args and kwargs (wampJSON) unless *checked says
+// they passed already, and records that they did.
+func checkWAMPOnce(checked *bool, args, kwargs []byte) *problem {
+	if !*checked {
+		if !wampJSON(args, kwargs) {
 			return problemNotWAMP()
 		}
-		cr.wamp = true
+		*checked = true
 	}
 	return nil
 }
@@ -380,15 +384,7 @@ type pubReq struct {
 }
 
 // checkWAMP is callReq.checkWAMP for a publication.
-func (pr *pubReq) checkWAMP() *problem {
-	if !pr.wamp {
-		if !wampJSON(pr.args, pr.kwargs) {
-			return problemNotWAMP()
-		}
-		pr.wamp = true
-	}
-	return nil
-}
+func (pr *pubReq) checkWAMP() *problem { return checkWAMPOnce(&pr.wamp, pr.args, pr.kwargs) }
 
 // publish runs a PUBLISH (always acknowledged, so that an authorization
 // failure reaches the HTTP client) and returns the publication id. Owned
