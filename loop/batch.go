@@ -213,10 +213,16 @@ func appendBatched(dst []byte, ser proto.Serializer, msg []byte) []byte {
 //   - Otherwise the rest waits in conn.batch, in the connection's own
 //     buffer (the loop's assembly buffer, taken over, for a large message;
 //     else a copy), and counts in the inbound budget (conn.account) until
-//     it is routed. Meanwhile the connection parses nothing more but a
-//     large frame, which is gathered into chunks as usual (adoptBehindBatch;
-//     it waits whole for its turn): its messages stay in order, and the
-//     rest of its input waits in gnet's buffer, counted in the budget.
+//     it is routed. Meanwhile its later input is taken out of gnet's
+//     buffer as it arrives (behindBatch): a large frame is gathered into
+//     chunks as usual, and each whole message (a large one once whole) is
+//     checked and queued behind the batch (heldBatch.next, counted in the
+//     budget too), routed after it in turns the same way, so that its
+//     messages stay in order and a large frame is gathered whatever
+//     precedes it (left in gnet's buffer behind a small frame, it grew the
+//     buffer by steps). A ping is answered at once; a Close frame and a
+//     framing error wait in gnet's buffer for their turn, and nothing
+//     behind them is parsed.
 //   - runBatches, a task on the loop, routes the next turn of each waiting
 //     connection in turn order, flushing the output between turns, and
 //     more turns while nothing else waits. When a socket has an event, it
@@ -230,7 +236,9 @@ func appendBatched(dst []byte, ser proto.Serializer, msg []byte) []byte {
 //   - A session that ends within a batch (its GOODBYE, an ABORT, the close
 //     of the connection) routes none of the rest; closed drops it, and the
 //     connection's held bytes go back to the budget (release).
-//   - Once the batch is routed, continueBatch parses the input that waited.
+//   - Once the batch and the messages queued behind it are routed,
+//     continueBatch parses the input that waited (a failure found behind
+//     the batch first: heldBatch.fail).
 //
 // What a connection can make the loop do while others wait is thus about
 // what 64 KiB of frames makes it do.
@@ -242,6 +250,11 @@ type heldBatch struct {
 	buf []byte      // the message (counted in conn.held)
 	big bool        // buf is a loop's assembly buffer (large.go), given back when done
 	br  batchReader // the messages left, in buf
+	// next holds the whole messages received behind it (each a batch,
+	// checked), in order and in batched form, routed once buf is done;
+	// fail is a failure found behind them, applied then (failBehind).
+	next []byte
+	fail error
 }
 
 // deliverBatch checks and routes one batched message, its first turn now
@@ -279,16 +292,66 @@ func (cn *conn) deliverBatch(p []byte) {
 	ls.queueBatches()
 }
 
-// adoptBehindBatch takes a large frame that follows a batch still being
-// routed out of gnet's buffer as it arrives (large.go), as when no batch
-// waits: left there, it would grow gnet's buffer by steps. Nothing else is
-// parsed meanwhile; a framing error waits for its turn too.
-func (cn *conn) adoptBehindBatch() bool {
+// behindBatch takes the input behind a batch still being routed out of
+// gnet's buffer (or the TLS plaintext), so that it does not grow there
+// while the batch waits: a large frame is gathered into chunks as it
+// arrives (large.go), as when no batch waits, and a whole message is
+// queued behind the batch (queueBehind), to be routed after it in order,
+// whatever came before it. A ping is answered at once. A Close frame, and
+// a framing error, wait for their turn (continueBatch): nothing behind them
+// is parsed.
+func (cn *conn) behindBatch() bool {
+	hb := cn.batch
 	var h wsHeader
-	if cn.wsr.large(cn.in, largeMin, &h) != nil || h.size == 0 {
+	if hb.fail != nil || cn.wsr.header(cn.in, &h) != nil || h.size == 0 || h.op == ws.OpClose {
 		return false
 	}
-	return cn.adopt()
+	ev, n, err := cn.wsr.next(cn.in)
+	switch {
+	case err != nil:
+		hb.fail = err // the frame is not discarded: the connection fails in its turn
+		return false
+	case n == 0:
+		return cn.adopt()
+	}
+	switch ev.kind {
+	case wsMessage:
+		cn.queueBehind(ev.payload, ev.op == ws.OpText)
+	case wsPing:
+		cn.answerPing(ev.payload)
+	}
+	cn.in.Discard(n)
+	return hb.fail == nil && cn.phase == phWS
+}
+
+// queueBehind queues p, a whole message received behind the connection's
+// batch, to be routed after it: checked now, as deliver checks one (a
+// wrong frame type or a malformed batch fails the connection in its turn,
+// and stops the parse), and copied, in batched form already, into next,
+// which counts in the inbound budget (account).
+func (cn *conn) queueBehind(p []byte, text bool) {
+	hb := cn.batch
+	switch {
+	case text != (cn.ser == proto.JSON):
+		hb.fail = errWrongFrameType
+	case checkBatch(p, cn.ser) != nil:
+		hb.fail = errBadBatch
+	default:
+		hb.next = append(hb.next, p...)
+	}
+}
+
+// failBehind fails the connection for err, found behind its batch and
+// kept for its turn (heldBatch.fail).
+func (cn *conn) failBehind(err error) {
+	switch err {
+	case errWrongFrameType:
+		cn.wsFail(ws.StatusUnsupportedData, "wrong frame type for the subprotocol", CloseProtocol, errWrongFrameType)
+	case errBadBatch:
+		cn.wsFail(ws.StatusProtocolError, "bad batch", CloseProtocol, errBadBatch)
+	default:
+		cn.frameError(err)
+	}
 }
 
 // routeBatch routes the messages of br in order, a turn's worth at most
@@ -306,8 +369,9 @@ func (cn *conn) routeBatch(br *batchReader) bool {
 	return false
 }
 
-// continueBatch routes the next turn of the connection's batch and, once
-// it is done, parses the input that waited behind it.
+// continueBatch routes the next turn of the connection's batch, then the
+// messages queued behind it, and once they are done parses the input that
+// waited behind them (a failure found there first).
 func (cn *conn) continueBatch() {
 	hb := cn.batch
 	if hb == nil {
@@ -318,9 +382,22 @@ func (cn *conn) continueBatch() {
 		cn.ls.batches = append(cn.ls.batches, cn)
 		return
 	}
+	if len(hb.next) > 0 && cn.phase == phWS {
+		// The messages received behind it, checked already, are the
+		// next batch, routed in turns the same way.
+		cn.giveBack(hb)
+		hb.buf, hb.big, hb.next = hb.next, false, nil
+		hb.br = newBatchReader(hb.buf, cn.ser)
+		cn.ls.batches = append(cn.ls.batches, cn)
+		cn.account()
+		return
+	}
+	fail := hb.fail
 	cn.dropBatch()
 	switch {
 	case cn.phase != phWS && cn.phase != phClosing:
+	case fail != nil:
+		cn.failBehind(fail)
 	case cn.tls != nil:
 		cn.tlsTraffic()
 	default:
@@ -329,18 +406,24 @@ func (cn *conn) continueBatch() {
 	cn.account()
 }
 
-// dropBatch lets go of the connection's batch, giving a taken-over
-// assembly buffer back to the loop when it is larger than the loop's.
+// dropBatch lets go of the connection's batch.
 func (cn *conn) dropBatch() {
-	hb := cn.batch
-	if hb == nil {
-		return
+	if hb := cn.batch; hb != nil {
+		cn.batch = nil
+		cn.giveBack(hb)
 	}
-	cn.batch = nil
+}
+
+// giveBack gives a batch's taken-over assembly buffer back to the loop
+// when it is larger than the loop's.
+func (cn *conn) giveBack(hb *heldBatch) {
 	if ls := cn.ls; hb.big && cap(hb.buf) > cap(ls.bigBuf) {
 		ls.bigBuf, ls.bigUsed = hb.buf, true
 	}
 }
+
+// held returns the bytes the batch holds (counted in the inbound budget).
+func (hb *heldBatch) held() int64 { return int64(cap(hb.buf) + cap(hb.next)) }
 
 // queueBatches queues runBatches unless it is queued or waits for a
 // callback.

@@ -50,7 +50,7 @@ func (cn *conn) account() {
 		got += int64(cn.big.got)
 	}
 	if cn.batch != nil {
-		n += int64(cap(cn.batch.buf)) // held, but received whole: not in got
+		n += cn.batch.held() // held, but received whole: not in got
 	}
 	if got != cn.got {
 		if got < cn.got || cn.got == 0 {

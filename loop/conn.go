@@ -112,7 +112,7 @@ func (cn *conn) parse() {
 			case cn.big != nil:
 				more = cn.bigFeed()
 			case cn.batch != nil:
-				more = cn.adoptBehindBatch()
+				more = cn.behindBatch()
 			default:
 				more = cn.wsFrame()
 			}

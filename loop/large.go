@@ -76,13 +76,14 @@ func (cn *conn) adopt() bool {
 
 // bigFeed moves the bytes buffered for the large frame into its chunks
 // and, once it is whole, handles it. It reports whether to go on parsing.
-// A whole frame behind a batch still being routed waits for it (batch.go).
+// A whole frame behind a batch still being routed is queued behind it
+// (batch.go: queueBehind), or its error kept for its turn.
 func (cn *conn) bigFeed() bool {
 	b := cn.big
 	if take := min(cn.in.InboundBuffered(), b.need-b.got); take > 0 && !cn.bigTake(take) {
 		return false
 	}
-	if b.got < b.need || cn.batch != nil {
+	if b.got < b.need {
 		return false
 	}
 	payload := cn.ls.assemble(b.chunks, b.need)
@@ -92,11 +93,17 @@ func (cn *conn) bigFeed() bool {
 		return cn.phase == phRaw
 	}
 	ev, err := cn.wsr.frameDone(&b.h, payload)
-	if err != nil {
+	switch {
+	case err != nil && cn.batch != nil:
+		cn.batch.fail = err
+		return false
+	case err != nil:
 		cn.frameError(err)
 		return false
-	}
-	if ev.kind == wsMessage && cn.phase == phWS {
+	case ev.kind != wsMessage || cn.phase != phWS:
+	case cn.batch != nil:
+		cn.queueBehind(ev.payload, ev.op == ws.OpText)
+	default:
 		cn.deliver(ev.payload, ev.op == ws.OpText)
 	}
 	return cn.phase == phWS || cn.phase == phClosing
