@@ -233,9 +233,17 @@ func appendBatched(dst []byte, ser proto.Serializer, msg []byte) []byte {
 //     When only tasks wait, it queues itself behind them. The scan queues
 //     it too, should no callback come. Each run routes one turn at least,
 //     so a busy loop does not starve a batch either.
-//   - A session that ends within a batch (its GOODBYE, an ABORT, the close
-//     of the connection) routes none of the rest; closed drops it, and the
+//   - A session that ends within a batch (its GOODBYE, an ABORT, a close by
+//     the router) routes none of the rest; it is dropped, and the
 //     connection's held bytes go back to the budget (release).
+//   - A connection the peer closes while the rest waits (EOF, a reset, a
+//     close_notify, a FIN after a Close frame) keeps its session: the
+//     whole messages still buffered are queued behind the batch
+//     (takeRest: up to a Close frame), and the rest and the queue are
+//     routed in their turns as above, counted in the budget meanwhile;
+//     then the session leaves and the close is logged and counted
+//     (leaveAfterBatch). It costs the loop what it would have cost had the
+//     peer stayed. The engine's shutdown drops the rest.
 //   - Once the batch and the messages queued behind it are routed,
 //     continueBatch parses the input that waited (a failure found behind
 //     the batch first: heldBatch.fail).
@@ -255,6 +263,11 @@ type heldBatch struct {
 	// fail is a failure found behind them, applied then (failBehind).
 	next []byte
 	fail error
+	// gone: the peer closed the connection while the rest waited; the
+	// session leaves, and the close is logged and counted, once the rest
+	// is routed or the session ends (ended: the router closed it).
+	gone, ended bool
+	prev        phase // the connection's phase when it closed
 }
 
 // deliverBatch checks and routes one batched message, its first turn now
@@ -312,13 +325,15 @@ func (cn *conn) behindBatch() bool {
 		hb.fail = err // the frame is not discarded: the connection fails in its turn
 		return false
 	case n == 0:
-		return cn.adopt()
+		return !hb.gone && cn.adopt() // a partial frame at the close is dropped
 	}
 	switch ev.kind {
 	case wsMessage:
 		cn.queueBehind(ev.payload, ev.op == ws.OpText)
 	case wsPing:
-		cn.answerPing(ev.payload)
+		if !hb.gone {
+			cn.answerPing(ev.payload)
+		}
 	}
 	cn.in.Discard(n)
 	return hb.fail == nil && cn.phase == phWS
@@ -359,7 +374,7 @@ func (cn *conn) failBehind(err error) {
 // session lasts. It reports whether messages are left for another turn.
 func (cn *conn) routeBatch(br *batchReader) bool {
 	stop := len(br.rest) - batchTurn
-	for len(br.rest) > 0 && cn.phase == phWS {
+	for len(br.rest) > 0 && cn.routing() {
 		if len(br.rest) <= stop {
 			return true
 		}
@@ -369,27 +384,44 @@ func (cn *conn) routeBatch(br *batchReader) bool {
 	return false
 }
 
+// routing reports whether the connection's session takes its messages:
+// while the WebSocket is open, and after the peer closed it while a batch
+// waited, until the session ends (heldBatch.gone).
+func (cn *conn) routing() bool {
+	return cn.phase == phWS || cn.batch != nil && cn.batch.gone && !cn.batch.ended
+}
+
 // continueBatch routes the next turn of the connection's batch, then the
 // messages queued behind it, and once they are done parses the input that
-// waited behind them (a failure found there first).
+// waited behind them (a failure found there first). A connection the peer
+// closed meanwhile ends once they are routed (leaveAfterBatch).
 func (cn *conn) continueBatch() {
 	hb := cn.batch
 	if hb == nil {
 		return // closed meanwhile
+	}
+	if hb.gone && cn.ls.e.draining.Load() {
+		hb.ended = true // the router stops: the rest is dropped
 	}
 	if cn.routeBatch(&hb.br) {
 		cn.progGot, cn.progAt = cn.got, cn.ls.e.now() // not stalled (budget.go): the router is the one reading
 		cn.ls.batches = append(cn.ls.batches, cn)
 		return
 	}
-	if len(hb.next) > 0 && cn.phase == phWS {
+	if len(hb.next) > 0 && cn.routing() {
 		// The messages received behind it, checked already, are the
 		// next batch, routed in turns the same way.
 		cn.giveBack(hb)
 		hb.buf, hb.big, hb.next = hb.next, false, nil
 		hb.br = newBatchReader(hb.buf, cn.ser)
 		cn.ls.batches = append(cn.ls.batches, cn)
-		cn.account()
+		if !hb.gone {
+			cn.account()
+		}
+		return
+	}
+	if hb.gone {
+		cn.leaveAfterBatch()
 		return
 	}
 	fail := hb.fail
@@ -424,6 +456,30 @@ func (cn *conn) giveBack(hb *heldBatch) {
 
 // held returns the bytes the batch holds (counted in the inbound budget).
 func (hb *heldBatch) held() int64 { return int64(cap(hb.buf) + cap(hb.next)) }
+
+// takeRest runs as the peer's close reaches a connection whose batch
+// waits (closed): the whole messages the peer sent before it closed, still
+// in gnet's buffer or the TLS plaintext, are queued behind the batch, to
+// be routed after it. A partial frame is dropped, and what follows a
+// Close frame or a framing error.
+func (cn *conn) takeRest() {
+	cn.batch.gone = true
+	if cn.big == nil {
+		for cn.behindBatch() {
+		}
+	}
+}
+
+// leaveAfterBatch ends a connection the peer closed while its batch
+// waited, once the batch and the messages behind it are routed or its
+// session ended: its held bytes go back to the budget, its session leaves
+// its realm, and its close is logged and counted (closed's end).
+func (cn *conn) leaveAfterBatch() {
+	prev := cn.batch.prev
+	cn.dropBatch()
+	cn.release()
+	cn.leave(prev)
+}
 
 // queueBatches queues runBatches unless it is queued or waits for a
 // callback.

@@ -180,11 +180,23 @@ func (cn *conn) wsFail(code ws.StatusCode, text string, r CloseReason, err error
 // own state. Outside any entry point of ours (gnet closed the connection on
 // its own) it queues a flush for what the session's departure produced for
 // other connections.
+//
+// A connection the peer closes (EOF, a reset, after a Close frame) while
+// the rest of a batch waits keeps its session until the rest, and the
+// whole messages it sent before the close, are routed in their turns
+// (batch.go): they were received. Its session leaves, and its close is
+// logged and counted, then (leaveAfterBatch); meanwhile its held bytes
+// stay counted in the inbound budget.
 func (cn *conn) closed(err error) {
 	if cn.phase == phGone {
 		return
 	}
 	prev := cn.phase
+	e := cn.ls.e
+	keep := prev == phWS && cn.batch != nil && cn.sess != nil && !e.draining.Load()
+	if keep {
+		cn.takeRest()
+	}
 	cn.phase = phGone
 	cn.release()
 	cn.releaseOut()
@@ -194,12 +206,13 @@ func (cn *conn) closed(err error) {
 	}
 	cn.pong = nil
 	cn.dropBig()
-	cn.dropBatch()
+	if !keep {
+		cn.dropBatch()
+	}
 	cn.ls.remove(cn)
 	if pk := cn.ls.parker; pk != nil && pk.out[cn.c.Fd()] == cn {
 		delete(pk.out, cn.c.Fd()) // the descriptor may be another connection's soon
 	}
-	e := cn.ls.e
 	cn.ln.conns.Add(-1)
 	e.fds.Add(-1)
 	if cn.tls != nil {
@@ -223,6 +236,18 @@ func (cn *conn) closed(err error) {
 	if cn.lane != nil {
 		cn.laneClosed()
 	}
+	if keep {
+		cn.batch.prev = prev
+		cn.held = cn.batch.held()
+		e.inbound.Add(cn.held)
+		return
+	}
+	cn.leave(prev)
+}
+
+// leave ends a closed connection's session and logs and counts its close.
+func (cn *conn) leave(prev phase) {
+	e := cn.ls.e
 	var sid uint64
 	if cn.sess != nil {
 		sid = cn.sess.ID()

@@ -418,6 +418,10 @@ func (cn *conn) Close() {
 		cn.setReason(CloseSession, nil)
 	case phRaw:
 		cn.die(CloseSession, nil)
+	case phGone:
+		if cn.batch != nil {
+			cn.batch.ended = true // closed by the peer, its batch's rest routed meanwhile (batch.go)
+		}
 	}
 }
 

@@ -116,6 +116,7 @@ type tlsConn struct {
 	left  int      // bytes of the record being handed to tc still to hand over
 	more  bool     // tc may hold plaintext not yet read (the last Read filled its buffer)
 	fin   bool     // close_notify queued
+	eof   bool     // the peer's close_notify was read
 
 	fed     bool // records were handed to tc since the last scan
 	trimmed bool // tc's input buffers are released (tlstrim.go) and nothing was read since
@@ -288,10 +289,13 @@ func (cn *conn) tlsTraffic() {
 	for {
 		got, eof := cn.tlsRead()
 		cn.parse()
-		if eof {
+		t.eof = t.eof || eof
+		if t.eof && cn.batch == nil {
 			// The peer's close_notify: what it sent before it was parsed
 			// above, as the bytes before a FIN are on a plaintext
-			// connection.
+			// connection. Behind a batch still being routed it waits for
+			// the batch and what was queued behind it (batch.go:
+			// continueBatch parses again).
 			cn.die(ClosePeer, nil)
 		}
 		if !got || cn.phase >= phDead {
