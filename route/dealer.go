@@ -529,12 +529,12 @@ func (s *Shard) callTimeoutOf(m *proto.Message) time.Duration {
 // callContinue routes a further chunk of a progressive call invocation to
 // the callee chosen by the first chunk.
 func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
-	if ss.recheck != nil && s.endUnauthorizedCall(ss, m.Request, oc) {
-		return // a reload took the grant away; its re-check has not come to the call yet
-	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
 	if !progress {
-		oc.progInv = false
+		oc.progInv = false // the final chunk: an ending from here on is not remembered (endCall)
+	}
+	if ss.recheck != nil && s.endUnauthorizedCall(ss, m.Request, oc) {
+		return // a reload took the grant away; its re-check has not come to the call yet
 	}
 	s.dropReroute(oc) // a callee with more than the first chunk keeps the call
 	if oc.callee == nil {

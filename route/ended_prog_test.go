@@ -1,6 +1,7 @@
 package route
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -112,4 +113,97 @@ func TestEndedProgressiveReusedID(t *testing.T) {
 	if ss.endedProgressive(2, false) != true {
 		t.Fatal("2 forgotten too early")
 	}
+}
+
+// TestReloadEndsFinalChunkForgetsID: the final chunk of a progressive call
+// invocation that a reload's re-check has not come to yet, met by the
+// reload's new grants (the caller may no longer call the procedure), ends
+// the call; the call is then answered, so its request id is not kept
+// among the session's ended progressive calls. It was (the chunk ended
+// the call before it was marked final): a later CALL that reused the id,
+// a new call, was dropped as a chunk of the ended one.
+func TestReloadEndsFinalChunkForgetsID(t *testing.T) {
+	rbac := func(role string, perms ...Permission) Authorizer {
+		z, err := NewRBAC([]Role{{Name: role, Permissions: perms}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	all := Permission{URI: "", Match: proto.MatchPrefix, Call: true, Register: true, Subscribe: true, Publish: true}
+	realms := func(fillerDeny, userDeny bool) []RealmConfig {
+		f := []Permission{all}
+		if fillerDeny {
+			f = append(f, Permission{URI: "com.filler.no.", Match: proto.MatchPrefix})
+		}
+		u := []Permission{all}
+		if userDeny {
+			u = append(u, Permission{URI: "com.upload", Register: true})
+		}
+		return []RealmConfig{
+			{Name: "realm1", Anonymous: true, Authorizer: rbac("anonymous", u...)},
+			{Name: "realm2", Anonymous: true, Authorizer: rbac("anonymous", f...)},
+		}
+	}
+	e := newEnv(t, 1, func(c *Config) { c.Realms = realms(false, false) })
+	// A filler whose re-check takes more than one turn, so that the
+	// caller's, queued by a second reload, waits behind it.
+	filler := e.connect(proto.JSON)
+	filler.hello("realm2", allFeatures, nil)
+	filler.id = filler.expect(proto.CodeWelcome).ID
+	for i := 0; i < recheckTurn+1; i += 1024 {
+		var reqs []uint64
+		for j := i; j < i+1024 && j < recheckTurn+1; j++ {
+			reqs = append(reqs, filler.nextReq())
+			filler.send(&proto.Message{Type: proto.CodeSubscribe, Request: reqs[len(reqs)-1], Dict: filler.opts(nil), URI: []byte("com.filler.t" + strconv.Itoa(j))})
+		}
+		for range reqs {
+			if m := filler.recv(); m.Type != proto.CodeSubscribed {
+				t.Fatalf("got %v", m.Type)
+			}
+		}
+	}
+	callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+	callee.register("com.upload", nil)
+	callee.register("com.echo", nil)
+	req := caller.nextReq()
+	caller.callChunk(req, "com.upload", true, 1)
+	callee.expect(proto.CodeInvocation)
+
+	sh := e.r.shards[0]
+	held := make(chan func(), 4)
+	e.execs[0].do(func() { sh.recheckPost = func(next func()) { held <- next } })
+	if err := e.r.Reload(realms(true, false)); err != nil { // the filler's re-check, its next turn held
+		t.Fatal(err)
+	}
+	e.sync()                                               // Reload returns before the shards' re-check begins
+	if err := e.r.Reload(realms(true, true)); err != nil { // the caller's, queued behind it
+		t.Fatal(err)
+	}
+	e.sync()
+	var pending bool
+	e.execs[0].do(func() { pending = caller.sess.recheck != nil && caller.sess.calls[req] != nil })
+	if !pending {
+		t.Fatal("the caller's re-check is not pending with its call")
+	}
+	// The final chunk meets the new grants.
+	caller.callChunk(req, "com.upload", false, 2)
+	caller.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	callee.expect(proto.CodeInterrupt)
+	// The id, reused for a new call, makes one.
+	caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(nil), URI: []byte("com.echo")})
+	e.sync()
+	if len(callee.peer.in) == 0 {
+		t.Fatal("a new CALL reusing the id of the call the final chunk ended was dropped, as a chunk of that call")
+	}
+	inv := callee.expect(proto.CodeInvocation)
+	callee.yield(inv.Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d, want %d", m.Request, req)
+	}
+	for len(held) > 0 {
+		e.execs[0].do(<-held)
+	}
+	caller.quiet()
+	callee.quiet()
 }
