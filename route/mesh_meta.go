@@ -694,17 +694,18 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaEr
 // in the session (a subscriber may subscribe to many topics with
 // get_retained at once, and each must get its events), so that one session
 // cannot hold every gather of the node.
-func (s *Shard) meshRetained(ss *Session, sub *subscription) {
+func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	// The queue is bounded by the session's subscriptions.
-	if now, _ := ss.retains.take(sub, maxSessionGathers, math.MaxInt); !now {
+	if now, _ := ss.retains.take(ask, maxSessionGathers, math.MaxInt); !now {
 		return
 	}
+	sub := ask.sub
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
 	if err == nil {
 		err = s.r.mesh.Gather(q, func(answers [][]byte, _ []string) {
 			s.Do(func() {
 				ss.retains.busy--
-				s.retainedGathered(ss, sub, answers)
+				s.retainedGathered(ss, ask, answers)
 				s.nextRetained(ss)
 			})
 		})
@@ -720,22 +721,23 @@ func (s *Shard) meshRetained(ss *Session, sub *subscription) {
 // turn, while it has turns.
 func (s *Shard) nextRetained(ss *Session) {
 	for ss.state == stEstablished {
-		sub, ok := ss.retains.next(maxSessionGathers)
+		ask, ok := ss.retains.next(maxSessionGathers)
 		if !ok {
 			return
 		}
-		if ss.subs[sub.id].sub == sub { // still subscribed
-			s.meshRetained(ss, sub)
+		if ss.wantsRetained(ask) { // still subscribed
+			s.meshRetained(ss, ask)
 		}
 	}
 }
 
 // retainedGathered merges the gathered retained events with this node's
-// and delivers them, if ss is still subscribed.
-func (s *Shard) retainedGathered(ss *Session, sub *subscription, answers [][]byte) {
-	if ss.state != stEstablished || ss.subs[sub.id].sub != sub {
+// and delivers them, if ss is still subscribed (wantsRetained).
+func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte) {
+	if ss.state != stEstablished || !ss.wantsRetained(ask) {
 		return
 	}
+	sub := ask.sub
 	// Per topic the newest event ss would have received, of this node's
 	// and the others' (each sends every event a topic keeps: the
 	// unrestricted one and those with black/white lists before it).

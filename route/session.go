@@ -75,7 +75,7 @@ type Session struct {
 	// other nodes' answers.
 	claims  turns[queuedClaim]
 	asks    turns[queuedMeta]
-	retains turns[*subscription]
+	retains turns[retainedAsk]
 	// walks is its budget of realm table entries walked (get_retained
 	// pattern subscriptions, meta lists), and the requests waiting for it
 	// (walkbudget.go).

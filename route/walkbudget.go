@@ -185,16 +185,17 @@ func (s *Shard) turn(ss *Session, w walk) {
 // node's, or on a mesh every node's (see above).
 func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 	mesh := s.r.mesh != nil
+	ask := retainedAsk{sub, ss.winOf(sub)}
 	switch {
 	case sub.match == proto.MatchExact && mesh:
-		s.meshRetained(ss, sub)
+		s.meshRetained(ss, ask)
 		return
 	case sub.match == proto.MatchExact:
 		s.sendRetained(ss, sub)
 		return
 	}
 	s.turn(ss, walk{run: func() int {
-		if ss.subs[sub.id].sub != sub { // unsubscribed while it waited
+		if !ss.wantsRetained(ask) { // unsubscribed while it waited
 			return 0
 		}
 		if !mesh {
@@ -204,9 +205,30 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 		rm.mu.RLock()
 		n := len(rm.retained)
 		rm.mu.RUnlock()
-		s.meshRetained(ss, sub)
+		s.meshRetained(ss, ask)
 		return max(n, meshScanMin)
 	}})
+}
+
+// retainedAsk is a get_retained SUBSCRIBE whose retained events are still
+// to be delivered (its scan waiting its turn, or on a mesh its gather):
+// the subscription, and the window the SUBSCRIBE opened on it (nil past
+// maxWins).
+type retainedAsk struct {
+	sub *subscription
+	w   *retWin
+}
+
+// wantsRetained reports whether ss still waits for ask's retained events:
+// it is still a subscriber, and of the subscription the SUBSCRIBE made.
+// Leaving the subscription closes the window; a SUBSCRIBE since, to the
+// same subscription when other sessions kept it, has another window or
+// none, and did not ask for these events (it has its own scan if it
+// asked). Before, a SUBSCRIBE without get_retained after an UNSUBSCRIBE
+// got the retained events of the scan still waiting, and one with it got
+// them twice.
+func (ss *Session) wantsRetained(ask retainedAsk) bool {
+	return ss.subs[ask.sub.id].sub == ask.sub && ss.winOf(ask.sub) == ask.w
 }
 
 // metaTurn answers a meta call that walks a realm table within ss's

@@ -372,3 +372,91 @@ func TestListCalleesWalkBudget(t *testing.T) {
 		return e.join(proto.MsgPack).register("com.crowd", map[string]any{"invoke": "roundrobin"})
 	})
 }
+
+// A pattern get_retained SUBSCRIBE whose scan waits for the session's
+// walk budget, followed by an UNSUBSCRIBE and a SUBSCRIBE to the same
+// pattern (another session keeping the subscription, so it is the same
+// one): the waiting scan belongs to the subscription the session left,
+// and is dropped. Before, it found the session subscribed again and
+// delivered the retained events to the new subscription, which did not
+// ask for them, or, when it asked too, a second time.
+func TestWaitingRetainedScanDroppedOnResubscribe(t *testing.T) {
+	for _, again := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "get_retained"}[again], func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			pub := e.join(proto.JSON)
+			pub.publish("com.match.x", map[string]any{"retain": true}, []any{"kept"}, nil)
+			keeper := e.join(proto.JSON)
+			keeper.subscribe("com.match.", map[string]any{"match": "prefix"})
+			c := e.join(proto.JSON)
+			c.exec.do(func() { c.sess.walks = walkBudget{tokens: -walkRate, at: e.clock.now().UnixNano()} }) // a second's debt
+			id := c.subscribe("com.match.", map[string]any{"match": "prefix", "get_retained": true})
+			var waiting int
+			c.exec.do(func() { waiting = len(c.sess.walks.q) })
+			if waiting != 1 {
+				t.Fatalf("%d scans waiting, want 1", waiting)
+			}
+			req := c.nextReq()
+			c.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
+			c.expect(proto.CodeUnsubscribed)
+			o := map[string]any{"match": "prefix"}
+			if again {
+				o["get_retained"] = true
+			}
+			if id2 := c.subscribe("com.match.", o); id2 != id {
+				t.Fatalf("subscription %d, want the same %d", id2, id)
+			}
+			e.advance(2 * time.Second)
+			if again {
+				m := c.expect(proto.CodeEvent)
+				if argsOf(m)[0] != "kept" {
+					t.Fatalf("event %s", describe(m))
+				}
+			}
+			c.quiet()
+			c.exec.do(func() {
+				if len(c.sess.walks.q) != 0 || c.sess.winPending != 0 || len(c.sess.held) != 0 {
+					t.Errorf("left: %d walks, %d pending windows, %d held events", len(c.sess.walks.q), c.sess.winPending, len(c.sess.held))
+				}
+			})
+		})
+	}
+}
+
+// On a mesh, likewise for the gather of the other nodes' retained events
+// (a pattern's, after its turn, or an exact topic's): the session leaving
+// the subscription and subscribing again while it is on its way drops its
+// answer. Before, the new subscription got the retained events it did not
+// ask for.
+func TestMeshGatherDroppedOnResubscribe(t *testing.T) {
+	for _, match := range []string{"prefix", "exact"} {
+		t.Run(match, func(t *testing.T) {
+			mm, es := newMemMesh(t, 2, 1, nil)
+			pub := es[1].join(proto.JSON)
+			pub.publish("com.match.x", map[string]any{"retain": true}, []any{"kept"}, nil)
+			uri := map[string]string{"prefix": "com.match.", "exact": "com.match.x"}[match]
+			keeper := es[0].join(proto.JSON)
+			keeper.subscribe(uri, map[string]any{"match": match})
+			mm.sync()
+			c := es[0].join(proto.JSON)
+			mm.nodes[0].gatherHold.Store(true)
+			id := c.subscribe(uri, map[string]any{"match": match, "get_retained": true})
+			req := c.nextReq()
+			c.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
+			c.expect(proto.CodeUnsubscribed)
+			if id2 := c.subscribe(uri, map[string]any{"match": match}); id2 != id {
+				t.Fatalf("subscription %d, want the same %d", id2, id)
+			}
+			mm.nodes[0].releaseGathers()
+			mm.sync()
+			c.quiet()
+			// Asked again, it has them once.
+			c.subscribe(uri, map[string]any{"match": match, "get_retained": true})
+			mm.sync()
+			if m := c.expect(proto.CodeEvent); argsOf(m)[0] != "kept" {
+				t.Fatalf("event %s", describe(m))
+			}
+			c.quiet()
+		})
+	}
+}
