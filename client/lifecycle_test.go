@@ -556,3 +556,62 @@ func TestClientCloseFromOnSession(t *testing.T) {
 	go c.answerGoodbye()
 	closed.wait(t)
 }
+
+// A Client.Subscribe whose session was lost, and the next one installed,
+// while its SUBSCRIBE was out (it got SUBSCRIBED on the session it
+// started on) subscribes on the current session too, in the background as
+// Register does, and returns within its context. It waited for the
+// current session's answer up to restoreWait (10 s), whatever its
+// context's deadline.
+func TestClientSubscribeOnNewSessionHonoursContext(t *testing.T) {
+	defer func(d time.Duration) { restoreWait = d }(restoreWait)
+	restoreWait = 3 * time.Second
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{})
+	// The next session, made current while the SUBSCRIBE is out (as serve
+	// does once the first is lost and the next joined).
+	a2 := goDo(func() (*Session, error) { return Dial(context.Background(), clientCfg(p)) })
+	c2 := p.accept()
+	c2.welcome(2)
+	s2, err := a2.wait(t)
+	noErr(t, "Dial", err)
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, errors.Join(cl.Close(), s2.Close()) })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	a := goDo(func() (struct{}, error) { return struct{}{}, cl.Subscribe(ctx, "com.topic", func(*Event) {}, nil) })
+	m := c.expect(proto.CodeSubscribe)
+	cl.mu.Lock()
+	cl.s = s2
+	cl.mu.Unlock()
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
+	m2 := c2.expect(proto.CodeSubscribe) // the current session's, unanswered for now
+	_, err = a.wait(t)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Client.Subscribe returned after %v (%v), its context ended after 200ms: it waited for the current session's SUBSCRIBED", d, err)
+	}
+	noErr(t, "Subscribe", err)
+	c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m2.Request, ID: 8})
+	var cur *Subscription
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		cl.mu.Lock()
+		cur = cl.subs[0].cur
+		cl.mu.Unlock()
+		if cur != nil && cur.s == s2 {
+			break
+		}
+	}
+	if cur == nil || cur.s != s2 || !cur.Active() {
+		t.Fatalf("the subscription on the current session: %+v", cur)
+	}
+	// Nothing else was sent on the current session (an UNSUBSCRIBE would
+	// come before this).
+	noErr(t, "Publish", s2.Publish(context.Background(), "x", nil, nil, nil))
+	c2.expect(proto.CodePublish)
+}

@@ -471,7 +471,9 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 }
 
 // Subscribe subscribes to topic on the current session and on every later
-// one.
+// one. It returns the router's answer for the session current when it was
+// called; a session that took its place meanwhile is subscribed in the
+// background, as Register does.
 func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
 	s, err := c.Session(ctx)
 	if err != nil {
@@ -486,8 +488,8 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	c.subs = append(c.subs, d)
 	cur := c.s
 	c.mu.Unlock()
-	if cur != nil && cur != s { // as in Register
-		c.restoreSub(cur, d, func() {})
+	if cur != nil && cur != s { // as in Register: in the background, not bounded by ctx
+		go c.restoreSub(cur, d, func() {})
 	}
 	return nil
 }
