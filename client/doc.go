@@ -45,8 +45,10 @@
 // than left behind; but not a SUBSCRIBED whose subscription id another
 // Subscribe to the same topic is waiting for (the router gives a session
 // one subscription per topic and match policy), nor one whose id a
-// Subscription already holds. At most 1024 abandoned requests are kept
-// waiting: one more ends the session with ErrTooManyAbandoned (a router
+// Subscription already holds. The UNSUBSCRIBE that undoes a late
+// SUBSCRIBED waits for its UNSUBSCRIBED as an abandoned request (nobody
+// waits for it); the UNREGISTER that undoes a late REGISTERED is not kept.
+// At most 1024 abandoned requests are kept waiting: one more ends the session with ErrTooManyAbandoned (a router
 // that leaves that many unanswered is not answering; the session's end
 // takes down on the router whatever the late answers would have left, which
 // dropping the oldest would not). An acknowledged PUBLISH or an UNREGISTER

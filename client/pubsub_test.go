@@ -380,7 +380,8 @@ func TestAbandonedPublishesDropped(t *testing.T) {
 // kept, to undo a late SUBSCRIBED, but at most maxAbandoned of them: one
 // more ends the session with ErrTooManyAbandoned (found by review: they
 // were held for the session's life when the router never answered). One
-// answered late no longer counts.
+// answered late no longer counts (its undo UNSUBSCRIBE counts until it is
+// answered).
 func TestAbandonedRequestsBounded(t *testing.T) {
 	old := maxAbandoned
 	maxAbandoned = 4
@@ -413,8 +414,10 @@ func TestAbandonedRequestsBounded(t *testing.T) {
 		eq(t, "undone subscription", u.ID, uint64(100+i))
 		c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: u.Request})
 	}
-	noErr(t, "Publish", s.Publish(context.Background(), "marker", nil, nil, nil))
-	c.expect(proto.CodePublish)
+	// The undo UNSUBSCRIBEs count until their UNSUBSCRIBED is read.
+	for deadline := time.Now().Add(wait); abandoned() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	eq(t, "abandoned after the late answers", abandoned(), 0)
 	for i := range 4 {
 		abandon(fmt.Sprint("com.example.u", i))
@@ -476,5 +479,46 @@ func TestRequestsWithEndedContext(t *testing.T) {
 	}
 	if len(sent) > 0 {
 		t.Fatalf("with an ended context, the requests returned context.Canceled but sent %q", sent)
+	}
+}
+
+// The UNSUBSCRIBEs that undo the late SUBSCRIBEDs of abandoned Subscribes
+// are requests nobody waits for, as the abandoned Subscribes were: they
+// count among the abandoned requests, so that a router that answers the
+// SUBSCRIBEs but never the UNSUBSCRIBEs ends the session past
+// maxAbandoned. Before, they were not counted: a loop of Subscribes given
+// up made the session keep a pending UNSUBSCRIBE for each, without bound.
+func TestUndoUnsubscribesCountAsAbandoned(t *testing.T) {
+	old := maxAbandoned
+	maxAbandoned = 4
+	t.Cleanup(func() { maxAbandoned = old })
+	s, c := setup(t, "rs", proto.JSON)
+	pending := func() (reqs, abandoned int) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.reqs), s.abandoned
+	}
+loop:
+	for i := range 3 * maxAbandoned {
+		m := abandonSubscribe(t, s, c, fmt.Sprint("com.example.t", i))
+		c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: uint64(100 + i)})
+		if i >= maxAbandoned {
+			select {
+			case <-s.Done():
+				break loop
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		u := c.expect(proto.CodeUnsubscribe) // never answered
+		eq(t, "undone subscription", u.ID, uint64(100+i))
+	}
+	select {
+	case <-s.Done():
+	default:
+		reqs, ab := pending()
+		t.Fatalf("the session goes on with %d undo UNSUBSCRIBEs unanswered (%d requests pending, %d counted abandoned; bound %d)", 3*maxAbandoned, reqs, ab, maxAbandoned)
+	}
+	if !errors.Is(s.Err(), ErrTooManyAbandoned) {
+		t.Fatalf("session error %v, want ErrTooManyAbandoned", s.Err())
 	}
 }

@@ -217,7 +217,8 @@ func (s *Session) onAck(m *proto.Message) {
 // undoSubscription takes back a subscription that the router holds for
 // this session and no Subscription uses (one a SUBSCRIBE whose waiter
 // gave up got): it sends UNSUBSCRIBE, as a request whose UNSUBSCRIBED
-// retires whatever is under the id by then (as Unsubscribe's does). It
+// retires whatever is under the id by then (as Unsubscribe's does),
+// counted as abandoned (one past maxAbandoned ends the session instead). It
 // does nothing when a Subscription is under the id. While a SUBSCRIBE to
 // the same topic and match policy is pending, and its waiter has not
 // given up, the router answers that one with this same id: the id is
@@ -242,8 +243,20 @@ func (s *Session) undoSubscription(id uint64, topic, match string) {
 			return
 		}
 	}
+	// Nobody waits for it: it counts among the abandoned requests, as the
+	// SUBSCRIBE it undoes did (a router answering SUBSCRIBEs but not
+	// UNSUBSCRIBEs made a loop of abandoned Subscribes keep one for each).
+	if s.abandoned >= maxAbandoned {
+		s.mu.Unlock()
+		s.wmu.Unlock()
+		s.log.Warn("client: too many requests abandoned unanswered; ending the session", "abandoned", maxAbandoned+1)
+		s.shutdown(ErrTooManyAbandoned, false)
+		return
+	}
 	rq := newRequest(proto.CodeUnsubscribe)
 	rq.subID = id
+	rq.abandoned = true
+	s.abandoned++
 	req := s.addRequestLocked(rq)
 	s.mu.Unlock()
 	s.sendUnlock(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
