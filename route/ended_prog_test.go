@@ -176,7 +176,7 @@ func TestReloadEndsFinalChunkForgetsID(t *testing.T) {
 	if err := e.r.Reload(realms(true, false)); err != nil { // the filler's re-check, its next turn held
 		t.Fatal(err)
 	}
-	e.sync()                                               // Reload returns before the shards' re-check begins
+	e.sync()
 	if err := e.r.Reload(realms(true, true)); err != nil { // the caller's, queued behind it
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -20,7 +21,12 @@ import (
 // stays loses the registrations and subscriptions its role may no longer
 // make, and its calls in flight its role may no longer make end (reauth:
 // in bounded turns, and only for sessions whose role's grants may have
-// changed). It returns an error, and changes nothing, when the new
+// changed). It returns once every shard has dropped its sessions'
+// cached decisions, checked their identities and begun that re-check
+// (up to reloadWait, 5 s, then it logs and returns): a request handled
+// after it returns is judged by the new configuration. Do not call it
+// from a shard's goroutine (an event loop): it would wait the 5 s for
+// itself. It returns an error, and changes nothing, when the new
 // configuration is invalid.
 func (r *Router) Reload(realms []RealmConfig) error {
 	var errs []error
@@ -60,9 +66,33 @@ func (r *Router) Reload(realms []RealmConfig) error {
 	// The retained events are re-checked once every shard has re-checked
 	// its sessions, so that none is retained afterwards under a decision
 	// a session's authorization cache still held from before.
-	r.onEveryShard(func(s *Shard) { s.reauth(prev) }, (*Shard).reauthRetained)
+	done := make(chan struct{})
+	r.onEveryShard(func(s *Shard) { s.reauth(prev) }, func(s *Shard) {
+		s.reauthRetained()
+		close(done)
+	})
+	// Reload returns once the shards have: a session's REGISTER,
+	// SUBSCRIBE, CALL or PUBLISH after it is judged by the new grants.
+	// Before, it returned at once, and the sessions' cached decisions
+	// let such requests through by the old ones until their shard came
+	// to the re-check (systemctl reload had returned by then). Bounded:
+	// a shard that does not come to it in reloadWait (a loop held up, or
+	// Reload called from a shard's own goroutine, which it must not be)
+	// is logged and not waited for further.
+	t := time.NewTimer(reloadWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.log.Warn("reload: the event loops have not re-checked the open sessions against the new configuration yet; returning without waiting further",
+			"waited", reloadWait)
+	}
 	return nil
 }
+
+// reloadWait bounds how long Reload waits for the shards' re-check. A
+// variable for the tests.
+var reloadWait = 5 * time.Second
 
 // onEveryShard runs each on every shard's goroutine and then, once every
 // shard has, last on the goroutine of the shard that ran it last. A shard

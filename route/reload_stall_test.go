@@ -1,7 +1,9 @@
 package route
 
 import (
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,4 +162,112 @@ func TestReloadDoesNotStallLoopOnManySubscriptions(t *testing.T) {
 	if held0 != perSession || held1 != 1 {
 		t.Fatalf("after the re-check s0 holds %d subscriptions (want %d), s1 %d (want 1, com.app.open)", held0, perSession, held1)
 	}
+}
+
+// Reload returns once every shard has re-checked its sessions (their
+// cached decisions dropped), so that a request handled after it returns
+// is judged by the new grants; a shard that does not come to it within
+// reloadWait is logged and not waited for. Before, Reload returned at
+// once (systemctl reload with it), and a session whose grant it removed
+// could still CALL or PUBLISH, by its cached decision, until its loop ran
+// the re-check.
+func TestReloadWaitsForShards(t *testing.T) {
+	defer func(d time.Duration) { reloadWait = d }(reloadWait)
+	reloadWait = 400 * time.Millisecond
+	logs := &lockedBuf{}
+	allow := func(call bool) []RealmConfig {
+		z, err := NewRBAC([]Role{{Name: "anonymous", Permissions: []Permission{
+			{URI: "", Match: proto.MatchPrefix, Register: true, Subscribe: true, Publish: true, Call: call},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []RealmConfig{{Name: "realm1", Anonymous: true, Authorizer: z}}
+	}
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = allow(true)
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	callee := e.join(proto.JSON)
+	callee.register("com.app.ping", nil)
+	caller := e.join(proto.JSON) // on the other shard
+	req := caller.call("com.app.ping", nil, nil, nil)
+	callee.yield(callee.expect(proto.CodeInvocation).Request, nil, nil)
+	if m := caller.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d", m.Request)
+	}
+	// The caller's shard busy: Reload waits for it.
+	// busy holds the caller's shard until the returned func is called
+	// (at the latest when the test ends).
+	busy := func() func() {
+		started, release := make(chan struct{}), make(chan struct{})
+		go caller.exec.do(func() { close(started); <-release })
+		<-started
+		stop := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(stop)
+		return stop
+	}
+	release := busy()
+	reload := func(realms []RealmConfig) <-chan time.Duration {
+		ch := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			if err := e.r.Reload(realms); err != nil {
+				t.Error(err)
+			}
+			ch <- time.Since(start)
+		}()
+		return ch
+	}
+	took := reload(allow(false))
+	select {
+	case d := <-took:
+		t.Fatalf("Reload returned after %v, before the caller's shard re-checked its sessions", d)
+	case <-time.After(reloadWait / 4):
+	}
+	release()
+	select {
+	case <-took:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reload did not return once its shards had run")
+	}
+	// What it waited for is done: the caller's CALL is refused.
+	req = caller.call("com.app.ping", nil, nil, nil)
+	caller.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	if strings.Contains(logs.String(), "have not re-checked") {
+		t.Fatalf("logged a timeout: %s", logs.String())
+	}
+	// A shard that does not come to it in reloadWait: logged, not waited
+	// for further.
+	busy()
+	took = reload(allow(true))
+	select {
+	case d := <-took:
+		if d < reloadWait {
+			t.Fatalf("Reload returned after %v, with a shard still busy (reloadWait %v)", d, reloadWait)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reload waits beyond reloadWait for a busy shard")
+	}
+	if !strings.Contains(logs.String(), "have not re-checked") {
+		t.Fatalf("no log line for the shard not waited for: %s", logs.String())
+	}
+}
+
+// lockedBuf is a log destination safe for concurrent writers.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
