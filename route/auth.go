@@ -106,8 +106,22 @@ func (a Action) String() string {
 
 // Authorizer decides what sessions may do. Authorize must be fast and pure
 // for a given configuration: the router caches its answers per session.
+// It is asked about concrete URIs (a CALL's, a PUBLISH's, an exact
+// REGISTER's or SUBSCRIBE's, each invocation's and event's); a prefix or
+// wildcard REGISTER or SUBSCRIBE is asked of AuthorizePattern when the
+// Authorizer is a PatternAuthorizer (RBAC is), else of Authorize with the
+// pattern as its uri.
 type Authorizer interface {
 	Authorize(authrole string, action Action, uri string) bool
+}
+
+// PatternAuthorizer is an Authorizer that decides pattern REGISTERs and
+// SUBSCRIBEs (match prefix or wildcard) as patterns: whether authrole may
+// register or subscribe to every URI the pattern matches. Same rules as
+// Authorize (fast, pure, cached per session).
+type PatternAuthorizer interface {
+	Authorizer
+	AuthorizePattern(authrole string, action Action, match proto.Match, pattern string) bool
 }
 
 // authorize checks an action, with a per-session cache (one map per
@@ -143,16 +157,79 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 	return ok
 }
 
+// authorizePattern checks a REGISTER or SUBSCRIBE (a) of uri under match
+// m, and the registrations and subscriptions a reload re-checks. An exact
+// one is a concrete URI: authorize. A prefix or wildcard one is decided
+// as a pattern (PatternAuthorizer), and cached apart from the concrete
+// URIs, so that their lookup (CALL, PUBLISH, every invocation and event)
+// stays one map lookup keyed by the URI alone. Owned by shard.
+func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
+	if m == proto.MatchExact {
+		return ss.authorize(a, uri)
+	}
+	az := ss.realm.conf().Authorizer
+	if az == nil {
+		return true
+	}
+	pz, asPattern := az.(PatternAuthorizer)
+	if !asPattern {
+		return ss.authorize(a, uri)
+	}
+	if ss.authz == nil {
+		ss.authz = new(authzCache)
+	}
+	c := ss.authz
+	i := patternSlot(a, m)
+	pm := c.pat[i]
+	if pm == nil {
+		pm = map[string]bool{}
+		c.pat[i] = pm
+	}
+	if ok, hit := pm[string(uri)]; hit {
+		return ok
+	}
+	ok := pz.AuthorizePattern(ss.authRole, a, m, string(uri))
+	if len(uri) > maxCachedURI {
+		return ok
+	}
+	if len(pm) >= maxCachedDecisions || c.patBytes[i]+len(uri) > maxCachedURIBytes {
+		clear(pm)
+		c.patBytes[i] = 0
+	}
+	pm[string(uri)] = ok
+	c.patBytes[i] += len(uri)
+	return ok
+}
+
+// patternSlot is the index in authzCache.pat of a pattern decision:
+// register or subscribe (the actions that take patterns), prefix or
+// wildcard.
+func patternSlot(a Action, m proto.Match) int {
+	i := 0
+	if a == ActionSubscribe {
+		i = 2
+	}
+	if m == proto.MatchWildcard {
+		i++
+	}
+	return i
+}
+
 // authzCache is a session's cache of authorization decisions: per action,
 // at most maxCachedDecisions URIs of at most maxCachedURI bytes, and
 // maxCachedURIBytes of them. Each event is checked against its
 // subscriber's cache by its topic, and a publisher sending to 256
 // distinct 4 KiB topics under a pattern that many sessions subscribe to
 // made each of them hold 1 MiB of it; a longer URI is decided each time
-// (one RBAC lookup).
+// (one RBAC lookup). The decisions on prefix and wildcard REGISTERs and
+// SUBSCRIBEs (authorizePattern) are kept in pat, within the same bounds
+// per action and match.
 type authzCache struct {
 	m     [numActions]map[string]bool
 	bytes [numActions]int
+
+	pat      [4]map[string]bool
+	patBytes [4]int
 }
 
 const (

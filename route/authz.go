@@ -143,6 +143,38 @@ func (z *RBAC) Authorize(role string, a Action, uri string) bool {
 	return best != nil && best.allows(a)
 }
 
+// AuthorizePattern implements PatternAuthorizer: a prefix or wildcard
+// REGISTER or SUBSCRIBE of pattern is decided by the permissions that
+// cover the whole pattern, the most specific of them as for a URI: a
+// prefix permission covers a prefix pattern that starts with it, and a
+// wildcard pattern whose fixed start (up to its first wildcard
+// component) starts with it; a wildcard permission covers a wildcard
+// pattern of as many components that has each of its non-empty
+// components in the same place. An exact permission covers no pattern
+// (granted register on "a.b", a role may not register the prefix "a.b",
+// which takes the calls to "a.b.c", "a.bc" ...), nor a wildcard one a
+// prefix pattern. A more specific permission the pattern only overlaps
+// (a denied "com.secret." under a registered "com.") does not decide:
+// it is applied to each URI an invocation or event is for. An exact
+// match is a concrete URI: Authorize.
+func (z *RBAC) AuthorizePattern(role string, a Action, m proto.Match, pattern string) bool {
+	if m == proto.MatchExact {
+		return z.Authorize(role, a, pattern)
+	}
+	t := z.roles[role]
+	if t == nil {
+		return false
+	}
+	var buf [16]*Permission
+	var best *Permission
+	for _, p := range t.coverAll(m, []byte(pattern), buf[:0]) {
+		if best == nil || moreSpecific(p, best) {
+			best = p
+		}
+	}
+	return best != nil && best.allows(a)
+}
+
 // moreSpecific orders permissions matching the same URI.
 func moreSpecific(p, q *Permission) bool {
 	if p.Match == proto.MatchExact || q.Match == proto.MatchExact {

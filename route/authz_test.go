@@ -1,9 +1,11 @@
 package route
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -150,3 +152,211 @@ func TestSameGrants(t *testing.T) {
 type allowAll struct{}
 
 func (allowAll) Authorize(string, Action, string) bool { return true }
+
+// ticketRealm is a secured realm "secure" with users logging in by ticket
+// (password "pw") as the roles given.
+func ticketRealm(t *testing.T, users map[string]string, roles []Role) (*env, func(authid string) *tc) {
+	t.Helper()
+	pw, _ := HashPassword("pw", 1000)
+	var us []*User
+	for id, role := range users {
+		us = append(us, &User{AuthID: id, Roles: []string{role}, Password: pw})
+	}
+	u, err := NewUsers(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := NewRBAC(roles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 2, func(c *Config) {
+		c.Realms = []RealmConfig{{Name: "secure", Users: u, Authorizer: z, Authenticators: []Authenticator{&TicketAuth{Users: u}}}}
+	})
+	login := func(authid string) *tc {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": authid}, func(map[string]any) string { return "pw" }))
+		return c
+	}
+	return e, login
+}
+
+// A role granted register on one exact procedure only may not make a
+// prefix registration of that string: the REGISTER's pattern was checked
+// as if it were a concrete URI, so the exact grant on "plant1.dev1"
+// authorized the prefix "plant1.dev1", which (WAMP prefixes are string
+// prefixes, and the longest prefix wins) took every call to
+// plant1.dev1.*, plant1.dev10.*, plant1.dev1xyz ... from the catch-all
+// service that serves them, and those calls then failed
+// wamp.error.not_authorized. A pattern is now authorized only by a
+// permission covering all of it (RBAC.AuthorizePattern).
+func TestExactRegisterGrantAllowsPrefixRegistration(t *testing.T) {
+	_, login := ticketRealm(t, map[string]string{"svc": "svc", "dev1": "device", "op": "op"}, []Role{
+		{Name: "svc", Permissions: []Permission{{URI: "plant1.", Match: proto.MatchPrefix, Register: true}}},
+		{Name: "device", Permissions: []Permission{{URI: "plant1.dev1", Match: proto.MatchExact, Register: true}}},
+		{Name: "op", Permissions: []Permission{{URI: "plant1.", Match: proto.MatchPrefix, Call: true}}},
+	})
+	svc, dev, op := login("svc"), login("dev1"), login("op")
+	svc.register("plant1.", map[string]any{"match": "prefix"}) // the catch-all service
+	dev.register("plant1.dev1", nil)                           // what the device was granted
+	dev2 := login("dev1")
+	req := dev2.nextReq()
+	dev2.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: dev2.opts(map[string]any{"match": "prefix"}), URI: []byte("plant1.dev1")})
+	m := dev2.recv()
+	if m.Type != proto.CodeError || string(m.URI) != proto.URINotAuthorized {
+		t.Errorf("a role granted register on the exact procedure plant1.dev1 only got %s %s for a prefix REGISTER of plant1.dev1, want ERROR %s",
+			m.Type, m.URI, proto.URINotAuthorized)
+	}
+	// What it costs the service: calls it serves now fail.
+	failed := 0
+	for _, uri := range []string{"plant1.dev10.status", "plant1.dev1.config", "plant1.dev1xyz"} {
+		req := op.call(uri, nil, nil, nil)
+		if inv := tryRecv(svc); inv != nil && inv.Type == proto.CodeInvocation {
+			svc.yield(inv.Request, nil, nil)
+		}
+		r := op.recv()
+		if r.Type == proto.CodeError && r.Request == req {
+			failed++
+			t.Logf("call %s: ERROR %s (the device's prefix registration took it)", uri, r.URI)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of 3 calls the catch-all service serves failed instead of reaching it", failed)
+	}
+}
+
+// tryRecv returns the next message of c if one arrives within the
+// shards' next turn (e.sync), else nil.
+func tryRecv(c *tc) *proto.Message {
+	c.e.sync()
+	select {
+	case m := <-c.peer.in:
+		return m
+	case <-time.After(50 * time.Millisecond):
+		return nil
+	}
+}
+
+// RBAC.AuthorizePattern: a prefix or wildcard pattern is decided by the
+// most specific permission covering all of it; an exact permission covers
+// no pattern, a wildcard one no prefix pattern, and one the pattern only
+// overlaps does not decide.
+func TestRBACPatternCoverage(t *testing.T) {
+	z, err := NewRBAC([]Role{
+		{Name: "exact", Permissions: []Permission{{URI: "a.b", Match: proto.MatchExact, Register: true, Subscribe: true}}},
+		{Name: "prefix", Permissions: []Permission{
+			{URI: "a.", Match: proto.MatchPrefix, Register: true, Subscribe: true},
+			{URI: "a.secret.", Match: proto.MatchPrefix},
+		}},
+		{Name: "wild", Permissions: []Permission{
+			{URI: "a.", Match: proto.MatchWildcard, Register: true},
+			{URI: "a..c", Match: proto.MatchWildcard, Subscribe: true},
+		}},
+		{Name: "mixed", Permissions: []Permission{
+			{URI: "a.", Match: proto.MatchPrefix, Register: true},
+			{URI: "a..c", Match: proto.MatchWildcard},
+		}},
+		{Name: "all", Permissions: []Permission{{URI: "", Match: proto.MatchPrefix, Register: true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const P, W, E = proto.MatchPrefix, proto.MatchWildcard, proto.MatchExact
+	R, S := ActionRegister, ActionSubscribe
+	for _, k := range []struct {
+		role    string
+		a       Action
+		m       proto.Match
+		pattern string
+		want    bool
+	}{
+		{"exact", R, E, "a.b", true},
+		{"exact", R, P, "a.b", false}, // allowed before: the exact grant matched the string
+		{"exact", S, P, "a.b", false},
+		{"exact", R, W, "a.b", false}, // a wildcard pattern without a wildcard: still a pattern
+		{"exact", R, P, "a.bc", false},
+		{"prefix", R, P, "a.", true},
+		{"prefix", R, P, "a.b", true},
+		{"prefix", S, P, "a.b.c", true},
+		{"prefix", R, P, "a", false}, // "a" matches "ab.x" too
+		{"prefix", R, W, "a..c", true},
+		{"prefix", R, W, "a.b.", true},
+		{"prefix", R, W, ".a.c", false},
+		{"prefix", R, P, "a.secret.x", false}, // the deny covers it
+		{"prefix", R, W, "a.secret..x", false},
+		{"prefix", R, P, "a.sec", true}, // overlaps the deny only: decided per URI at invocation
+		{"wild", R, W, "a.", true},
+		{"wild", R, W, "a.b", true},
+		{"wild", R, P, "a.", false},  // allowed before: "a." taken for a URI matched "a."
+		{"wild", R, P, "a.b", false}, // allowed before, and it matches "a.b.c.d"
+		{"wild", R, W, "a.b.c", false},
+		{"wild", R, W, ".b", false},
+		{"wild", S, W, "a..c", true},
+		{"wild", S, W, "a.b.c", true},
+		{"wild", S, W, "..c", false},
+		{"wild", S, W, "a..", false},
+		{"wild", S, P, "a.b.c", false},
+		{"mixed", R, W, "a..c", false}, // the covering wildcard deny is the more specific
+		{"mixed", R, W, "a.b.c", false},
+		{"mixed", R, W, "a..d", true},
+		{"mixed", R, P, "a.", true},
+		{"all", R, P, "x", true},
+		{"all", R, W, ".x.", true},
+		{"nobody", R, P, "a.", false},
+	} {
+		if got := z.AuthorizePattern(k.role, k.a, k.m, k.pattern); got != k.want {
+			t.Errorf("role %s: %s %s %q = %v, want %v", k.role, k.a, k.m, k.pattern, got, k.want)
+		}
+	}
+}
+
+// A reload's re-check judges a pattern registration or subscription as
+// its REGISTER or SUBSCRIBE is judged, as a pattern: a role whose grant
+// on "app." became an exact one on "app.dev1" and a wildcard one on
+// "app." loses its prefix registration and subscription "app.dev1"
+// (which the re-check, taking the pattern for a URI, let it keep) and
+// keeps the exact registration and the wildcard subscription.
+func TestReloadRechecksPatternsAsPatterns(t *testing.T) {
+	sr := newSecureRealm(t, Permission{URI: "app.", Match: proto.MatchPrefix, Register: true, Subscribe: true})
+	c := loginTicket(sr.e, "u", revocationRoles)
+	keepReg := c.register("app.dev1", nil)
+	preReg := c.register("app.dev1", map[string]any{"match": "prefix"})
+	keepSub := c.subscribe("app.", map[string]any{"match": "wildcard"})
+	preSub := c.subscribe("app.dev1", map[string]any{"match": "prefix"})
+
+	sr.regrant(Permission{URI: "app.dev1", Match: proto.MatchExact, Register: true, Subscribe: true},
+		Permission{URI: "app.", Match: proto.MatchWildcard, Register: true, Subscribe: true})
+	got := map[string]uint64{}
+	for i := 0; i < 2; i++ {
+		m := c.recv()
+		switch m.Type {
+		case proto.CodeUnregistered:
+			id, reason := revocationOf(t, m, "registration")
+			got["registration "+reason] = id
+		case proto.CodeUnsubscribed:
+			id, reason := revocationOf(t, m, "subscription")
+			got["subscription "+reason] = id
+		default:
+			t.Fatalf("%v %s, want a revocation", m.Type, describe(m))
+		}
+	}
+	want := map[string]uint64{"registration " + proto.URINotAuthorized: preReg, "subscription " + proto.URINotAuthorized: preSub}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("revocations %v, want %v", got, want)
+	}
+	c.quiet()
+	root := sr.login("root")
+	req := root.call("app.dev1", nil, nil, nil)
+	if inv := c.expect(proto.CodeInvocation); inv.ID != keepReg {
+		t.Fatalf("INVOCATION of registration %d, want %d", inv.ID, keepReg)
+	} else {
+		c.yield(inv.Request, nil, nil)
+	}
+	if m := root.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d, want %d", m.Request, req)
+	}
+	root.publish("app.x", nil, []any{"x"}, nil)
+	if ev := c.expect(proto.CodeEvent); ev.ID != keepSub {
+		t.Fatalf("EVENT of subscription %d, want %d", ev.ID, keepSub)
+	}
+}

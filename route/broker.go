@@ -345,7 +345,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIInvalidURI, tooDeepMsg)
 		return
 	}
-	if !ss.authorize(ActionSubscribe, m.URI) {
+	if !ss.authorizePattern(ActionSubscribe, match, m.URI) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URINotAuthorized, "not authorized to subscribe to "+strconv.Quote(string(m.URI)))
 		return
 	}

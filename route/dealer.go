@@ -122,7 +122,7 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 			return
 		}
 	}
-	if !ss.authorize(ActionRegister, m.URI) {
+	if !ss.authorizePattern(ActionRegister, match, m.URI) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
 		return
 	}
@@ -156,7 +156,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	// store may have been overtaken by a reload that took the grant away
 	// (its re-check sees only the registrations made). Cached: one map
 	// lookup for one that did not wait.
-	if !ss.authorize(ActionRegister, []byte(uri)) {
+	if !ss.authorizePattern(ActionRegister, match, []byte(uri)) {
 		s.replyError(ss, proto.CodeRegister, req, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(uri))
 		return false
 	}

@@ -255,7 +255,7 @@ func (s *Shard) recheckSome(rc *recheck, budget int) int {
 		id := rc.regs[0]
 		rc.regs = rc.regs[1:]
 		budget--
-		if ref, ok := ss.regs[id]; ok && !ss.authorize(ActionRegister, []byte(ref.reg.uri)) {
+		if ref, ok := ss.regs[id]; ok && !ss.authorizePattern(ActionRegister, ref.reg.match, []byte(ref.reg.uri)) {
 			if rc.nRegs == 0 {
 				rc.firstReg = ref.reg.uri
 			}
@@ -270,7 +270,7 @@ func (s *Shard) recheckSome(rc *recheck, budget int) int {
 		id := rc.subs[0]
 		rc.subs = rc.subs[1:]
 		budget--
-		if sub := ss.subs[id].sub; sub != nil && !ss.authorize(ActionSubscribe, []byte(sub.uri)) {
+		if sub := ss.subs[id].sub; sub != nil && !ss.authorizePattern(ActionSubscribe, sub.match, []byte(sub.uri)) {
 			if rc.nSubs == 0 {
 				rc.firstSub = sub.uri
 			}

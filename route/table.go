@@ -239,6 +239,33 @@ func (t *table[E]) matchAll(u []byte, dst []E) []E {
 	return dst
 }
 
+// coverAll appends every prefix and wildcard entry that matches every URI
+// the prefix or wildcard pattern u (match m) matches, the entries
+// covering it: a prefix entry u starts with (a prefix entry has no empty
+// component, so it ends within the components u fixes before its first
+// wildcard); for a wildcard u, also every wildcard entry of as many
+// components whose each component is u's or empty (matchAll's walk with
+// u taken for a concrete URI: an empty component of u is followed only
+// by the entries' wildcard children). An exact entry covers no pattern,
+// nor a wildcard entry a prefix pattern (which matches URIs of any
+// length).
+func (t *table[E]) coverAll(m proto.Match, u []byte, dst []E) []E {
+	for _, l := range t.lens {
+		if l > len(u) {
+			continue
+		}
+		if e, ok := t.prefix[string(u[:l])]; ok {
+			dst = append(dst, e)
+		}
+	}
+	if m == proto.MatchWildcard && len(t.wild) > 0 {
+		if root := t.wild[componentsB(u)]; root != nil {
+			dst = wmatchAll(root, u, dst)
+		}
+	}
+	return dst
+}
+
 func wmatchAll[E comparable](cur *wnode[E], rest []byte, dst []E) []E {
 	comp, next, last := cutComponentB(rest)
 	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
