@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,13 +54,17 @@ func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, 
 }
 
 // bridgeAccess checks that w's realm serves the bridge to w under ac: a
-// request's principal, and an open bridge stream's after each reload.
+// request's principal, and an open bridge stream's after each reload. It
+// is the role the requests act as (w.id.authrole, what the router
+// authorizes them as) that must be granted the bridge: a bearer token
+// acting as a role without it was served when it listed another role
+// that has it (who.hasRole looks at every role of the token).
 func (g *Server) bridgeAccess(ac *access, w *who) *problem {
 	ra := ac.realm(w.id.realm)
 	if p := bridgeOff(ra, w.id.realm); p != nil {
 		return p
 	}
-	if ra.Security && !w.hasRole(ra.BridgeRoles) {
+	if ra.Security && !slices.Contains(ra.BridgeRoles, w.id.authrole) {
 		return newProblem(http.StatusForbidden, proto.URINotAuthorized, "role "+strconv.Quote(w.id.authrole)+" is not granted the HTTP bridge on realm "+strconv.Quote(w.id.realm))
 	}
 	return nil

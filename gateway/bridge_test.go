@@ -516,3 +516,43 @@ func TestEventStreamRetainedAfterWalkBudget(t *testing.T) {
 		t.Fatalf("stream 3 got %s after its replay, want the live event", ev.data)
 	}
 }
+
+// rolesVerifier accepts the tokens it names, each for a principal of
+// realm secure whose authid is the token and whose roles are the ones
+// given, the first its authrole (the role its requests act as).
+type rolesVerifier map[string][]string
+
+func (v rolesVerifier) VerifyBearer(_ context.Context, token string) (*Principal, error) {
+	roles, ok := v[token]
+	if !ok {
+		return nil, fmt.Errorf("not a token")
+	}
+	return &Principal{Realm: "secure", AuthID: token, AuthRole: roles[0], Roles: roles, Expires: time.Now().Add(time.Hour)}, nil
+}
+
+// README: "on a realm with security: true only roles with http_bridge:
+// true may use them [the bridge endpoints]". A bearer principal whose
+// requests act as role "nobridge" (not granted the bridge) was served by
+// the bridge because it also holds "user": bridgeAccess asked whether the
+// principal holds any bridge role (who.hasRole looks at every role of
+// the token), not whether the role the requests act as has it. The
+// router then authorized the call as nobridge, a role the configuration
+// keeps off the bridge.
+func TestBridgeServesRoleWithoutBridgeAccess(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Bearer = rolesVerifier{"carol": {"nobridge", "user"}} })
+	svc := e.dial("secure", proto.JSON) // anonymous = role svc
+	var role atomic.Value
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := svc.Register(ctx, "com.ok.hello", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		role.Store(inv.CallerAuthRole)
+		return &client.Result{Args: []any{"hi"}}, nil
+	}, &client.RegisterOptions{DiscloseCaller: true}); err != nil {
+		t.Fatal(err)
+	}
+	r, body := e.do("POST", "/wamp/secure/call/com.ok.hello", `{}`, "Authorization", "Bearer carol")
+	if r.StatusCode != 403 {
+		t.Errorf("a request acting as role nobridge (no http_bridge) got %d %s from the bridge, want 403 %s; the callee saw caller role %v",
+			r.StatusCode, strings.TrimSpace(string(body)), proto.URINotAuthorized, role.Load())
+	}
+}

@@ -35,12 +35,14 @@ import (
 // principal or role no longer configured), the API key or signing key
 // (removed, given another secret or principal: keys.go), the realm's
 // principal for requests without credentials, for the bridge endpoints
-// the realm's bridge access for the principal's role, and for a route's
-// streamed call the route of the same label in the reloaded table (its
-// auth, as a request made now would be judged by it: reload.go; a
-// stream whose route the reload removed goes on). The router's RBAC
-// judges each call when it is made, and takes away the subscriptions a
-// role may no longer make (their streams end too: sess.revoked).
+// the realm's bridge access for the role the stream acts as (its
+// authrole, not any other role its token lists: bridgeAccess), and for a
+// route's streamed call the route of the same label in the reloaded
+// table (its auth, as a request made now would be judged by it:
+// reload.go; a stream whose route the reload removed goes on). The
+// router's RBAC judges each call when it is made, and takes away the
+// subscriptions a role may no longer make (their streams end too:
+// sess.revoked).
 
 // grant is what let one SSE stream open, watched while the stream runs.
 type grant struct {

@@ -435,6 +435,26 @@ func TestSSEEndsWhenReloadTakesAccessAway(t *testing.T) {
 	settled(t, e)
 }
 
+// TestSSEEndsWhenReloadTakesBridgeFromActingRole: after a reload a bridge
+// stream is judged by the role it acts as, as a request is
+// (bridgeAccess): the event stream of a bearer token acting as role user
+// that also lists role svc went on when a reload granted the bridge to
+// svc only, as its request would have been served.
+func TestSSEEndsWhenReloadTakesBridgeFromActingRole(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Bearer = rolesVerifier{"dave": {"user", "svc"}} })
+	events, _ := sseOpen(t, e, "GET", "/wamp/secure/events/com.pub.news", "", "Authorization", "Bearer dave")
+	publish(t, e, "secure", "com.pub.news", "before the reload")
+	if ev := nextEvent(t, events, "", "before the reload"); !strings.Contains(ev.data, "before the reload") {
+		t.Fatalf("event %s", ev.data)
+	}
+	reloadRealms(t, e, []route.RealmConfig{realm1(true), secureRealm()}, []RealmAccess{
+		{Name: "realm1", Bridge: true, Anonymous: true, AnonymousRole: "anonymous"},
+		{Name: "secure", Bridge: true, Security: true, BridgeRoles: []string{"svc"}},
+	})
+	expectEnded(t, events, "the event stream acting as role user", ending{403, proto.URINotAuthorized, `role "user" is not granted the HTTP bridge on realm "secure"`})
+	settled(t, e)
+}
+
 // TestSSEEndsWhenRouterEndsItsSession: the router may end what a stream
 // stands on itself: a reload that refuses anonymous sessions ends the
 // gateway's anonymous WAMP sessions (GOODBYE wamp.close.killed, with the
