@@ -310,19 +310,34 @@ func (cn *conn) deliverBatch(p []byte) {
 // while the batch waits: a large frame is gathered into chunks as it
 // arrives (large.go), as when no batch waits, and a whole message is
 // queued behind the batch (queueBehind), to be routed after it in order,
-// whatever came before it. A ping is answered at once. A Close frame, and
-// a framing error, wait for their turn (continueBatch): nothing behind them
-// is parsed.
+// whatever came before it. A ping is answered at once while the WebSocket
+// is open. A Close frame waits for its turn (continueBatch): nothing behind
+// it is parsed. A framing error (a frame over max_message, a reserved
+// opcode ...) is kept for its turn (heldBatch.fail), as an error found in a
+// message is, and what the peer sends after it is discarded as it comes:
+// the connection fails at that point whatever follows, and left in gnet's
+// buffer it grew there by steps (a frame announcing more than max_message
+// and its payload streamed behind it).
 func (cn *conn) behindBatch() bool {
 	hb := cn.batch
+	if hb.fail != nil {
+		cn.in.Discard(cn.in.InboundBuffered())
+		return false
+	}
 	var h wsHeader
-	if hb.fail != nil || cn.wsr.header(cn.in, &h) != nil || h.size == 0 || h.op == ws.OpClose {
+	if err := cn.wsr.header(cn.in, &h); err != nil {
+		hb.fail = err
+		cn.in.Discard(cn.in.InboundBuffered())
+		return false
+	}
+	if h.size == 0 || h.op == ws.OpClose {
 		return false
 	}
 	ev, n, err := cn.wsr.next(cn.in)
 	switch {
 	case err != nil:
-		hb.fail = err // the frame is not discarded: the connection fails in its turn
+		hb.fail = err
+		cn.in.Discard(cn.in.InboundBuffered())
 		return false
 	case n == 0:
 		return !hb.gone && cn.adopt() // a partial frame at the close is dropped
@@ -331,7 +346,7 @@ func (cn *conn) behindBatch() bool {
 	case wsMessage:
 		cn.queueBehind(ev.payload, ev.op == ws.OpText)
 	case wsPing:
-		if !hb.gone {
+		if !hb.gone && cn.phase == phWS { // nothing after our Close frame (phClosing)
 			cn.answerPing(ev.payload)
 		}
 	}
