@@ -2,7 +2,7 @@ package route
 
 import (
 	"errors"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -694,9 +694,34 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaEr
 // in the session (a subscriber may subscribe to many topics with
 // get_retained at once, and each must get its events), so that one session
 // cannot hold every gather of the node.
+//
+// The queue holds at most one request per subscription and window (a
+// SUBSCRIBE get_retained repeated while its request waits is answered by
+// that one gather), and requests whose subscription or window went away
+// are dropped before it grows past the session's subscriptions and
+// maxSessionGatherQueue: so it is bounded by them. Before, its comment
+// said so but nothing did: a session that subscribed with get_retained
+// and unsubscribed in a loop while its gathers were busy (a slow peer
+// holds them up to gather_timeout) queued one request per pair, each
+// holding its forgotten subscription and URI (2,000 pairs of 4 KiB
+// topics: 7.9 MB), and one that repeated a SUBSCRIBE queued a mesh-wide
+// gather per repetition.
 func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
-	// The queue is bounded by the session's subscriptions.
-	if now, _ := ss.retains.take(ask, maxSessionGathers, math.MaxInt); !now {
+	t := &ss.retains
+	limit := len(ss.subs) + maxSessionGatherQueue
+	if t.busy >= maxSessionGathers {
+		if slices.Contains(t.q, ask) {
+			return
+		}
+		if len(t.q) >= limit {
+			t.q = slices.DeleteFunc(t.q, func(a retainedAsk) bool { return !ss.wantsRetained(a) })
+		}
+	}
+	switch now, queued := t.take(ask, maxSessionGathers, limit); {
+	case !now && !queued:
+		s.sendRetained(ss, ask.sub) // never, by the above; this node's only
+		return
+	case !now:
 		return
 	}
 	sub := ask.sub
