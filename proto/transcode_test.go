@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -817,5 +818,40 @@ func TestEncoderMaxConverted(t *testing.T) {
 	// The bound counts from the message's start, not the buffer's.
 	if b, err := e.Append(make([]byte, 100<<10), MsgPack, m); err != nil || len(b)-100<<10 > 64<<10 {
 		t.Fatalf("MsgPack after 100 KiB in dst: %d bytes, err %v", len(b), err)
+	}
+}
+
+// Encoder.MaxConverted holds within one string: a text string is refused
+// before its JSON form is written when that form would pass the bound. One
+// 16 MiB string of control characters (a 16 MiB MsgPack or CBOR PUBLISH)
+// is 96 MiB of 6-byte escapes as JSON; the bound was looked at only
+// between values, so the string was written whole, regrown 6 bytes at a
+// time, before ErrTooLarge (found by review: 602 MiB allocated for one
+// conversion under the router's 32 MiB bound). Under the bound the same
+// kind of string is written as before.
+func TestEncoderMaxConvertedWithinOneString(t *testing.T) {
+	n := 16 << 20
+	args := append([]byte{0x91, 0xdb, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, bytes.Repeat([]byte{0x01}, n)...)
+	m := &Message{Type: CodeEvent, ID: 1, ID2: 2, Args: Raw{Ser: MsgPack, B: args}}
+	e := Encoder{MaxConverted: 32 << 20}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := e.Append(nil, JSON, m)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if err != ErrTooLarge {
+		t.Fatalf("err %v, want ErrTooLarge", err)
+	}
+	// The string's own copy (the transcoder's scratch) is all it takes.
+	if alloc > uint64(e.MaxConverted) {
+		t.Errorf("converting a %d MiB string to JSON under a %d MiB bound allocated %d MiB before failing; want the conversion to stop at the bound (at most %d MiB)", n>>20, e.MaxConverted>>20, alloc>>20, e.MaxConverted>>20)
+	}
+	// Under the bound: written whole, each escape as before.
+	small := []byte("a\x01\"\\\n\r\tb\x1f")
+	m.Args = Raw{Ser: MsgPack, B: append([]byte{0x91, 0xa0 | byte(len(small))}, small...)}
+	out, err := e.Append(nil, JSON, m)
+	if want := `[36,1,2,{},["a\u0001\"\\\n\r\tb\u001f"]]`; err != nil || string(out) != want {
+		t.Fatalf("got %s, err %v; want %s", out, err, want)
 	}
 }

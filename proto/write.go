@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -368,9 +369,22 @@ var jsonSafe = func() (t [256]bool) {
 // form.
 var errNULText = ErrNotJSONable
 
+// jsonStr writes the text s as a JSON string. Its JSON form may be up to 6
+// times as long (a control character is 1 byte, its escape 6): when that
+// could pass w.max (Encoder.MaxConverted), the escapes are counted first
+// and a string whose form would pass it is refused with ErrTooLarge before
+// anything is written, else written into room grown once. Without that
+// check a 16 MiB string was written whole (96 MiB, regrown 6 bytes at a
+// time) before the bound was looked at again. A string that cannot reach
+// the bound is written in one pass, as before.
 func (w *wr) jsonStr(s []byte) error {
 	if len(s) > 0 && s[0] == 0 {
 		return errNULText
+	}
+	if w.max > 0 && len(w.b)+6*len(s)+2 > w.max {
+		if err := w.jsonRoom(jsonExtra(s), len(s)); err != nil {
+			return err
+		}
 	}
 	w.b = append(w.b, '"')
 	start := 0
@@ -398,9 +412,15 @@ func (w *wr) jsonStr(s []byte) error {
 	return nil
 }
 
+// jsonStrS is jsonStr for a string.
 func (w *wr) jsonStrS(s string) error {
 	if len(s) > 0 && s[0] == 0 {
 		return errNULText
+	}
+	if w.max > 0 && len(w.b)+6*len(s)+2 > w.max {
+		if err := w.jsonRoom(jsonExtra(s), len(s)); err != nil {
+			return err
+		}
 	}
 	w.b = append(w.b, '"')
 	start := 0
@@ -426,6 +446,39 @@ func (w *wr) jsonStrS(s string) error {
 	w.b = append(w.b, s[start:]...)
 	w.b = append(w.b, '"')
 	return nil
+}
+
+// jsonRoom checks that a string of n bytes whose escapes add extra bytes
+// fits within w.max quoted, and makes room for it.
+func (w *wr) jsonRoom(extra, n int) error {
+	n += extra + 2
+	if len(w.b)+n > w.max {
+		return ErrTooLarge
+	}
+	w.b = slices.Grow(w.b, n)
+	return nil
+}
+
+// jsonExtra is the number of bytes the JSON escapes of s add to it (see
+// appendEscape). Its UTF-8 is checked as it is written.
+func jsonExtra[S ~[]byte | ~string](s S) int {
+	extra := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x80 && !jsonSafe[c] {
+			extra += escapeExtra(c)
+		}
+	}
+	return extra
+}
+
+// escapeExtra is the number of bytes the JSON escape of the ASCII byte c
+// (one that is not jsonSafe) adds to it: see appendEscape.
+func escapeExtra(c byte) int {
+	switch c {
+	case '"', '\\', '\n', '\r', '\t':
+		return 1
+	}
+	return 5
 }
 
 func appendEscape(b []byte, c byte) []byte {

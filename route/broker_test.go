@@ -413,3 +413,55 @@ func TestConvertedPayloadBounded(t *testing.T) {
 	pub.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
 	callee.quiet()
 }
+
+// A conversion past Config.MaxConverted stops within one string, so that
+// refusing it costs a shard no more than converting a payload of the same
+// size: a 2 MiB MsgPack PUBLISH whose one string is control characters
+// (12 MiB as JSON escapes, past a 4 MiB bound) to a JSON subscriber,
+// against one of 'a' (converted and delivered). Found by review: the bound
+// was looked at only between values, so the string was written whole
+// before the EVENT was dropped (too_big): a 16 MiB one under the default
+// bound (32 MiB) took 602 MiB and 1.73 s of the shard. Measured by the
+// bytes allocated while the router handles each PUBLISH.
+func TestConvertedPayloadBoundedWithinOneString(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxConverted = 4 << 20 })
+	jsub := e.join(proto.JSON)
+	jsub.subscribe("com.s", nil)
+	pub := e.join(proto.MsgPack)
+	n := 2 << 20
+	cost := func(c byte) (uint64, time.Duration) {
+		args := append([]byte{0x91, 0xdb, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, bytes.Repeat([]byte{c}, n)...)
+		req := pub.nextReq()
+		m := &proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.s"), Args: proto.Raw{Ser: proto.MsgPack, B: args}}
+		b, err := pub.enc.Append(nil, proto.MsgPack, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		st := time.Now()
+		pub.sendBytes(b)
+		pub.expect(proto.CodePublished)
+		e.sync()
+		el := time.Since(st)
+		runtime.ReadMemStats(&after)
+		for len(jsub.peer.in) > 0 {
+			<-jsub.peer.in
+		}
+		return after.TotalAlloc - before.TotalAlloc, el
+	}
+	okAlloc, okTime := cost('a')
+	badAlloc, badTime := cost(0x01)
+	t.Logf("2 MiB of 'a' (delivered): %.1f MiB allocated, %v; 2 MiB of 0x01 (too long as JSON, dropped): %.1f MiB, %v", float64(okAlloc)/(1<<20), okTime, float64(badAlloc)/(1<<20), badTime)
+	if badAlloc > okAlloc+1<<20 {
+		t.Errorf("handling a publication whose JSON conversion passes the bound (dropped) allocated %.1f MiB, against %.1f MiB for one converted and delivered", float64(badAlloc)/(1<<20), float64(okAlloc)/(1<<20))
+	}
+	var tooBig uint64
+	for i := range e.r.Shards() {
+		tooBig += e.r.Shard(i).Stats().EventsTooBig.Load()
+	}
+	if tooBig != 1 {
+		t.Errorf("EventsTooBig = %d, want 1", tooBig)
+	}
+}
