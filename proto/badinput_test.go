@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -279,5 +280,95 @@ func TestDecodeWhitespace(t *testing.T) {
 	m := mustDecode(t, JSON, []byte("[48,1,{},\"p\", [ 1 ,2 ] , {\"a\" :1 } ]"))
 	if got := fmt.Sprintf("%s|%s", m.Args.B, m.Kwargs.B); got != "[ 1 ,2 ]|{\"a\" :1 }" {
 		t.Fatalf("raw spans: %s", got)
+	}
+}
+
+// TestCBORTagContent: a CBOR tag that cbor2 (Autobahn|Python) decodes, on
+// an item not of the form its registration gives, is refused wherever CBOR
+// is read: the payload of a PUBLISH (Decode), ValidArgs (the mesh's check)
+// and Transcode. Other tags, and well-formed checked ones, pass. Checked
+// against cbor2 5.4.6 (Debian's, cbor2.loads): each passing case decodes
+// there, each refused one raises but three that RFC 8949's registrations
+// refuse and cbor2 takes (tag 4 with a float mantissa, tags 24 and 32,
+// which it leaves as CBORTag, on an item of another major type).
+func TestCBORTagContent(t *testing.T) {
+	u := func(s string) []byte { return []byte(s) }
+	text := func(s string) []byte { return append([]byte{0x60 | byte(len(s))}, s...) } // < 24 bytes
+	text2 := func(s string) []byte { return append([]byte{0x78, byte(len(s))}, s...) }
+	cat := func(p ...[]byte) []byte { return bytes.Join(p, nil) }
+	for _, tc := range []struct {
+		name string
+		item []byte
+		ok   bool
+	}{
+		{"tag 0 date", cat(u("\xc0"), text2("2020-02-29T23:59:59.123456789+05:30")), true},
+		{"tag 0 Z", cat(u("\xc0"), text2("0001-01-01T00:00:00Z")), true},
+		{"tag 0 chunked", cat(u("\xc0\x7f"), text("2020-01-01T"), text("00:00:00Z"), u("\xff")), true},
+		{"tag 0 on an integer", u("\xc0\x01"), false},
+		{"tag 0 not a date", cat(u("\xc0"), text("x")), false},
+		{"tag 0 February 30", cat(u("\xc0"), text2("2021-02-29T00:00:00Z")), false},
+		{"tag 0 year 0", cat(u("\xc0"), text2("0000-01-01T00:00:00Z")), false},
+		{"tag 0 leap second", cat(u("\xc0"), text2("2016-12-31T23:59:60Z")), false},
+		{"tag 0 offset 24:00", cat(u("\xc0"), text2("2020-01-01T00:00:00+24:00")), false},
+		{"tag 0 lower case", cat(u("\xc0"), text2("2020-01-01t00:00:00z")), false},
+		{"tag 0 empty fraction", cat(u("\xc0"), text2("2020-01-01T00:00:00.Z")), false},
+		{"tag 1 integer", u("\xc1\x1a\x65\x00\x00\x00"), true},
+		{"tag 1 year 1", u("\xc1\x3b\x00\x00\x00\x0e\x77\x91\xf6\xff"), true},              // -62135596800
+		{"tag 1 year 0", u("\xc1\x3b\x00\x00\x00\x0e\x77\x91\xf7\x00"), false},             // -62135596801
+		{"tag 1 last second of 9999", u("\xc1\x1b\x00\x00\x00\x3a\xff\xf4\x41\x7f"), true}, // 253402300799
+		{"tag 1 year 10000", u("\xc1\x1b\x00\x00\x00\x3a\xff\xf4\x41\x80"), false},         // 253402300800
+		{"tag 1 beyond year 9999", u("\xc1\x1b\x40\x00\x00\x00\x00\x00\x00\x00"), false},
+		{"tag 1 float", u("\xc1\xfb\x41\xd9\x40\x00\x00\x00\x00\x00"), true},
+		{"tag 1 NaN", u("\xc1\xf9\x7e\x00"), false},
+		{"tag 1 infinity", u("\xc1\xf9\x7c\x00"), false},
+		{"tag 1 on text", cat(u("\xc1"), text("x")), false},
+		{"tag 1 on a bignum", u("\xc1\xc2\x41\x05"), true},
+		{"tag 1 on a 9-byte bignum", u("\xc1\xc2\x49\x01\x00\x00\x00\x00\x00\x00\x00\x00"), false},
+		{"tag 1 through 55799", u("\xc1\xd9\xd9\xf7\x05"), true},
+		{"tag 1 on an unknown tag", u("\xc1\xd8\x63\x05"), false},
+		{"tag 4", u("\xc4\x82\x21\x19\x6a\xb3"), true}, // 273.15
+		{"tag 4 bignum mantissa", u("\xc4\x82\x21\xc2\x49\x01\x00\x00\x00\x00\x00\x00\x00\x00"), true},
+		{"tag 4 indefinite", u("\xc4\x9f\x01\x02\xff"), true},
+		{"tag 4 three elements", u("\xc4\x83\x01\x02\x03"), false},
+		{"tag 4 indefinite three", u("\xc4\x9f\x01\x02\x03\xff"), false},
+		{"tag 4 float mantissa", u("\xc4\x82\x01\xf9\x3e\x00"), false},
+		{"tag 4 exponent 2^63-1", u("\xc4\x82\x1b\x7f\xff\xff\xff\xff\xff\xff\xff\x01"), false},
+		{"tag 4 on an integer", u("\xc4\x01"), false},
+		{"tag 5", u("\xc5\x82\x20\x03"), true},
+		{"tag 5 exponent 3,400,000", u("\xc5\x82\x1a\x00\x33\xe1\x40\x01"), false},
+		{"tag 24", u("\xd8\x18\x41\x01"), true},
+		{"tag 24 on text", cat(u("\xd8\x18"), text("x")), false},
+		{"tag 25", u("\xd8\x19\x00"), false},
+		{"tag 29", u("\xd8\x1d\x00"), false},
+		{"tag 28 and 256", u("\xd8\x1c\xd9\x01\x00\x81\x01"), true},
+		{"tag 30", u("\xd8\x1e\x82\x01\x22"), true},
+		{"tag 30 denominator 0", u("\xd8\x1e\x82\x01\x00"), false},
+		{"tag 30 bignum denominator 0", u("\xd8\x1e\x82\x01\xc2\x41\x00"), false},
+		{"tag 30 one element", u("\xd8\x1e\x81\x01"), false},
+		{"tag 32", cat(u("\xd8\x20"), text("http://x")), true},
+		{"tag 32 on an integer", u("\xd8\x20\x01"), false},
+		{"tag 35 on an integer", u("\xd8\x23\x01"), false},
+		{"tag 36 on bytes", u("\xd8\x24\x41\x01"), false},
+		{"tag 37", cat(u("\xd8\x25\x50"), bytes.Repeat(u("\x01"), 16)), true},
+		{"tag 37 chunked", cat(u("\xd8\x25\x5f\x48"), bytes.Repeat(u("\x01"), 8), u("\x48"), bytes.Repeat(u("\x01"), 8), u("\xff")), true},
+		{"tag 37 on 1 byte", u("\xd8\x25\x41\x00"), false},
+		{"tag 37 on text", cat(u("\xd8\x25\x70"), bytes.Repeat(u("a"), 16)), false},
+		{"tag 99 on anything", cat(u("\xd8\x63"), text("x")), true},
+		{"tag 55799", u("\xd9\xd9\xf7\x01"), true},
+		{"tag 4 in a map", u("\xa1\x61k\xc4\x01"), false},
+		{"tag 37 on a list", u("\xd8\x25\x80"), false},
+	} {
+		args := append([]byte{0x81}, tc.item...)
+		m := &Message{Type: CodePublish, Request: 1, URI: []byte("com.t"), Args: Raw{Ser: CBOR, B: args}}
+		b, err := Append(nil, CBOR, m)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, derr := Decode(CBOR, b)
+		valid := ValidArgs(Raw{Ser: CBOR, B: args}, false)
+		_, terr := Transcode(nil, MsgPack, Raw{Ser: CBOR, B: args})
+		if (derr == nil) != tc.ok || valid != tc.ok || (terr == nil) != tc.ok {
+			t.Errorf("%s (% x): Decode err %v, ValidArgs %v, Transcode err %v; want accepted: %v", tc.name, tc.item, derr, valid, terr, tc.ok)
+		}
 	}
 }

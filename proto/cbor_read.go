@@ -8,7 +8,8 @@ import (
 // CBOR reading (RFC 8949). Definite and indefinite lengths, chunked strings,
 // half/single/double floats, and the bignum tags 2 and 3 are understood;
 // other tags are read through (the tagged value is used as is), tag 1 on a
-// number being marked for the transcoder (see tok.esc).
+// number being marked for the transcoder (see tok.esc). The content of the
+// tags cbor2 decodes is checked first (cbor_tags.go).
 
 // cbHead reads an initial byte and its argument. For indefinite lengths it
 // returns indef and no argument.
@@ -59,7 +60,12 @@ func (r *rd) cbContainer(want byte) (n int, indef bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	for major == 6 { // skip tags on a container
+	for major == 6 { // skip tags on a container (checked: cbor_tags.go)
+		if cbTagChecked(arg) {
+			if err := r.cbCheckTag(arg); err != nil {
+				return 0, false, err
+			}
+		}
 		if major, arg, ind, err = r.cbHead(); err != nil {
 			return 0, false, err
 		}
@@ -146,6 +152,11 @@ func (r *rd) cbNext(t *tok) error {
 				}
 				r.cbBig(t, arg == 3)
 				return nil
+			}
+			if cbTagChecked(arg) {
+				if err := r.cbCheckTag(arg); err != nil {
+					return err
+				}
 			}
 			epoch = arg == 1
 			continue // other tags: read the tagged item itself

@@ -16,7 +16,7 @@ import (
 // JSON.stringify writes for a Date (within the years that each can carry:
 // see wr.time). A CBOR tag 1 number in a payload becomes a MsgPack
 // timestamp (see rd.dates); for JSON it stays the number it was, as all
-// other CBOR tags are read through.
+// other CBOR tags are read through (their content checked: cbor_tags.go).
 
 // RFC 3339 has four-digit years: JSON can carry instants from
 // 0000-01-01T00:00:00Z up to, not including, 10000-01-01T00:00:00Z. cbor2
@@ -62,8 +62,8 @@ func (w *wr) time(sec int64, nsec uint32) error {
 		// fraction (RFC 8949 §3.4.2), as cbor-x writes a Date. cbor2
 		// refuses a tag 1 outside datetime's years 1 to 9999 (ValueError:
 		// autobahn-python drops the connection); such an instant is the
-		// bare number, as a tag 1 beyond a timestamp's range stays the
-		// number it tags on its way to MsgPack.
+		// bare number (a tag 1 outside those years is refused where CBOR
+		// is read: cbor_tags.go).
 		if nsec == 0 {
 			if sec >= minDatetime && sec < endRFC3339 {
 				w.b = append(w.b, cborTagEpoch)

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -84,5 +85,57 @@ func TestJSONMalformedBinaryRefused(t *testing.T) {
 				t.Fatalf("MsgPack subscriber: the next event's Arguments %v", argsOf(ev))
 			}
 		})
+	}
+}
+
+// A CBOR publisher's payload holding a tag that cbor2 (Autobahn|Python's
+// CBOR serializer) decodes, on an item not of the form the tag's
+// registration gives: tag 1 (epoch date) on a text string, on NaN or on an
+// integer beyond datetime's years; tag 0 (date text) on an integer; tag 37
+// (UUID) on a byte string that is not 16 bytes; tag 29 (shared value
+// reference) with no shared value. The router read every tag but 2 and 3
+// through and passed CBOR payloads to CBOR subscribers byte for byte, so
+// cbor2 raised and Autobahn|Python dropped its connection: one publisher
+// could disconnect every such subscriber of a topic (found by review). The
+// PUBLISH is now refused like any malformed payload (ABORT
+// wamp.error.protocol_violation, as for invalid UTF-8), and a well-formed
+// tag still passes as it came.
+func TestCBORTagOtherPeersCannotDecodeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []byte
+	}{
+		{"tag 1 on text", []byte{0x81, 0xc1, 0x61, 'x'}},
+		{"tag 1 beyond year 9999", []byte{0x81, 0xc1, 0x1b, 0x40, 0, 0, 0, 0, 0, 0, 0}},
+		{"tag 1 on NaN", []byte{0x81, 0xc1, 0xf9, 0x7e, 0x00}},
+		{"tag 0 on an integer", []byte{0x81, 0xc0, 0x01}},
+		{"tag 37 on 1 byte", []byte{0x81, 0xd8, 0x25, 0x41, 0x00}},
+		{"tag 29 in a dictionary", []byte{0x81, 0xa1, 0x61, 'k', 0xd8, 0x1d, 0x00}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			sub := e.join(proto.CBOR)
+			sub.subscribe("com.t", nil)
+			pub := e.join(proto.CBOR)
+			req := pub.nextReq()
+			pub.send(&proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.t"),
+				Args: proto.Raw{Ser: proto.CBOR, B: tc.args}})
+			if m := pub.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+				t.Fatalf("publisher got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
+			}
+			sub.quiet()
+		})
+	}
+	e := newEnv(t, 1, nil)
+	sub := e.join(proto.CBOR)
+	sub.subscribe("com.t", nil)
+	pub := e.join(proto.CBOR)
+	good := []byte{0x83, 0xc1, 0x1a, 0x65, 0, 0, 0, 0xd8, 0x25, 0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0xd8, 0x63, 0x61, 'x'}
+	req := pub.nextReq()
+	pub.send(&proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.t"),
+		Args: proto.Raw{Ser: proto.CBOR, B: good}})
+	pub.expect(proto.CodePublished)
+	if ev := sub.expect(proto.CodeEvent); !bytes.Equal(ev.Args.B, good) {
+		t.Fatalf("the CBOR subscriber got Arguments % x, want % x as published", ev.Args.B, good)
 	}
 }

@@ -508,3 +508,116 @@ func TestInteropMalformedJSONBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestInteropPayloadPythonCannotDecode: publishers' payloads that the
+// router passed as they came to peers of their own serializer and that
+// Autobahn|Python could not decode, so that its subscriber lost its
+// connection (left wamp.close.transport_lost) and every later event (found by
+// review):
+//   - CBOR: tag 1 (epoch date) on a text string, or beyond the year 9999
+//     (cbor2 raises; the router read every tag but 2 and 3 through).
+//
+// Each bad PUBLISH is now refused (ABORT wamp.error.protocol_violation, as
+// for invalid UTF-8); after each, another session publishes the case's
+// name, and last "done": the Autobahn|Python subscriber of each
+// serializer must get every name and keep its session. One router and one
+// subscriber per serializer, the cases in turn.
+func TestInteropPayloadPythonCannotDecode(t *testing.T) {
+	interopNeeds(t, "python")
+	cases := []struct {
+		name string
+		ser  proto.Serializer
+		arg  any
+		ok   bool // delivered, not refused
+	}{
+		{"cbor tag 1 on text", proto.CBOR, proto.Raw{Ser: proto.CBOR, B: []byte{0xc1, 0x61, 'x'}}, false},
+		{"cbor tag 1 beyond year 9999", proto.CBOR, proto.Raw{Ser: proto.CBOR, B: []byte{0xc1, 0x1b, 0x40, 0, 0, 0, 0, 0, 0, 0}}, false},
+	}
+	rt := startRouter(t)
+	for _, ser := range []proto.Serializer{proto.JSON, proto.CBOR} {
+		serName := map[proto.Serializer]string{proto.JSON: "json", proto.CBOR: "cbor"}[ser]
+		var want []string
+		delivered := 0 // events of cases not refused
+		for _, tc := range cases {
+			if tc.ser == ser {
+				want = append(want, tc.name)
+				if tc.ok {
+					delivered++
+				}
+			}
+		}
+		if len(want) == 0 {
+			continue
+		}
+		t.Run(serName, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, pythonBin(), "bad_payload_sub.py", "--url", "ws://"+rt.addr+"/ws", "--serializer", serName)
+			cmd.Dir = interopDir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			sc := bufio.NewScanner(out)
+			if !sc.Scan() || !strings.Contains(sc.Text(), "ready") {
+				t.Fatalf("python subscriber not ready: %q\n%s", sc.Text(), stderr.String())
+			}
+			dial := func() *client.Session {
+				s, err := client.Dial(ctx, client.Config{URL: "ws://" + rt.addr + "/ws", Realm: "realm1", Serializer: ser})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			good := dial()
+			defer good.Close()
+			ack := &client.PublishOptions{Acknowledge: true}
+			for _, tc := range cases {
+				if tc.ser != ser {
+					continue
+				}
+				s := dial()
+				err := s.Publish(ctx, "com.bad", []any{tc.arg}, nil, ack)
+				s.Close()
+				if (err == nil) != tc.ok {
+					t.Errorf("%s: the publish: err %v; want refused: %v", tc.name, err, !tc.ok)
+				}
+				if err := good.Publish(ctx, "com.bad", []any{tc.name}, nil, ack); err != nil {
+					t.Fatalf("%s: the valid publish after it: %v", tc.name, err)
+				}
+			}
+			if err := good.Publish(ctx, "com.bad", []any{"done"}, nil, ack); err != nil {
+				t.Fatalf("the last valid publish: %v", err)
+			}
+			if !sc.Scan() {
+				t.Fatalf("no result line from python\n%s", stderr.String())
+			}
+			var res struct {
+				Got  []string `json:"got"`
+				Left *string  `json:"left"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+				t.Fatalf("python output %q: %v", sc.Text(), err)
+			}
+			var names []string
+			for _, g := range res.Got {
+				if strings.HasPrefix(g, "('") && !strings.HasPrefix(g, "('done'") {
+					names = append(names, strings.TrimSuffix(strings.TrimPrefix(g, "('"), "',)"))
+				}
+			}
+			if res.Left != nil || strings.Join(names, "|") != strings.Join(want, "|") || len(res.Got) != len(want)+delivered+1 {
+				left := "<joined>"
+				if res.Left != nil {
+					left = *res.Left
+				}
+				t.Errorf("the Autobahn|Python %s subscriber got %q and its session: %s; want the names %q (and %d events of cases delivered), then done, its session kept", serName, res.Got, left, want, delivered)
+			}
+		})
+	}
+}
