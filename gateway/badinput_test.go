@@ -69,6 +69,10 @@ func TestBadInput(t *testing.T) {
 		{"unpadded base64", "POST", "/wamp/realm1/call/com.echo", "application/json", `{"args":["\u0000AQI"]}`, 400, proto.URIInvalidArgument},
 		{"bad base64 in kwargs", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"kwargs":{"k":["\u0000!!!!"]}}`, 400, proto.URIInvalidArgument},
 		{"binary key", "POST", "/wamp/realm1/call/com.echo", "application/json", `{"kwargs":{"\u0000AQID":1}}`, 400, proto.URIInvalidArgument},
+		// An integer beyond 8192 bits, which JSON peers got as it came
+		// (Python's json.loads refuses more than 4,300 digits) and others
+		// not at all: refused wherever JSON is read.
+		{"integer beyond 8192 bits", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"args":[` + strings.Repeat("1", 2468) + `]}`, 400, proto.URIInvalidArgument},
 		{"bad exclude list", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"options":{"exclude":["x"]}}`, 400, proto.URIInvalidArgument},
 	}
 	for _, c := range cases {

@@ -100,7 +100,7 @@ func wampJSON(args, kwargs []byte) bool {
 }
 
 func problemNotWAMP() *problem {
-	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key`)
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, or an integer beyond 8192 bits`)
 }
 
 func skipWS(b []byte, i int) int {

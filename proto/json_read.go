@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"math/big"
 	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -295,8 +296,30 @@ func jsonScanNumber(b []byte, start int) (digits, intEnd, end int, isFloat bool,
 			return 0, 0, 0, false, ErrBadNumber
 		}
 	}
+	switch {
+	case !isFloat && intEnd-digits >= maxBigDigits:
+		if intEnd-digits > maxBigDigits || string(b[digits:intEnd]) > maxBigDecimal {
+			return 0, 0, 0, false, errIntTooLarge
+		}
+	case isFloat && i-start > maxFloatText:
+		return 0, 0, 0, false, ErrBadNumber
+	}
 	return digits, intEnd, i, isFloat, nil
 }
+
+// A JSON integer's magnitude is at most 8192 bits, the bound of its
+// conversion to another serializer (bigOf), wherever JSON is read: a
+// larger one reached JSON peers as it came while MsgPack and CBOR peers
+// got nothing, and Python's int() (json.loads: Autobahn|Python) refuses
+// more than 4,300 digits, so its JSON subscribers lost their connection.
+// A float's text is bounded too: 4 KiB holds every float64's exact decimal
+// expansion (at most 767 significant digits and 1,074 after the point).
+const maxFloatText = 4 << 10
+
+// maxBigDecimal is 2^8192 - 1 in decimal, maxBigDigits digits.
+var maxBigDecimal = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*maxBigBytes), big.NewInt(1)).String()
+
+var errIntTooLarge = errf("integer beyond 8192 bits")
 
 // jsonSkip consumes one JSON value and accepts and refuses exactly what
 // skipValue's token walk does, without building tokens or converting

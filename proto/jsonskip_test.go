@@ -3,6 +3,7 @@ package proto
 import (
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -229,6 +230,41 @@ func TestJSONNumber(t *testing.T) {
 			}
 		} else if tk.k != kInt || tk.neg || tk.u != u {
 			t.Errorf("%q: kind %d u %d, want %d", c, tk.k, tk.u, u)
+		}
+	}
+}
+
+// A JSON integer's magnitude is bounded at 8192 bits and a float's text at
+// 4 KiB wherever JSON is read: the payload's scan (Decode, ValidArgs:
+// jsonSkip), the token reader (Transcode, options) and so the conversion.
+// Before, only the conversion bounded integers, so a larger one passed to
+// JSON peers as it came (Python's json.loads refuses more than 4,300
+// digits) and to no other.
+func TestJSONNumberBounds(t *testing.T) {
+	max := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8192), big.NewInt(1)).String()
+	over := new(big.Int).Lsh(big.NewInt(1), 8192).String() // as many digits
+	float := "0." + strings.Repeat("1", maxFloatText-2)
+	for _, tc := range []struct {
+		name, num string
+		ok        bool
+	}{
+		{"2^8192 - 1", max, true},
+		{"-(2^8192 - 1)", "-" + max, true},
+		{"2^8192", over, false},
+		{"-2^8192", "-" + over, false},
+		{"2,468 digits", "1" + strings.Repeat("0", 2467), false},
+		{"5,000 digits", strings.Repeat("1", 5000), false},
+		{"a float of 4 KiB", float, true},
+		{"a float of 4 KiB + 1", float + "1", false},
+		{"a float with 5,000 integer digits", strings.Repeat("1", 5000) + ".5", false},
+	} {
+		args := "[" + tc.num + "]"
+		_, derr := Decode(JSON, []byte(`[16,1,{},"com.t",`+args+`]`))
+		valid := ValidArgs(Raw{Ser: JSON, B: []byte(args)}, false)
+		_, terr := Transcode(nil, CBOR, Raw{Ser: JSON, B: []byte(args)})
+		_, oerr := Decode(JSON, []byte(`[16,1,{"x":`+tc.num+`},"com.t"]`))
+		if (derr == nil) != tc.ok || valid != tc.ok || (terr == nil) != tc.ok || (oerr == nil) != tc.ok {
+			t.Errorf("%s: Decode err %v, ValidArgs %v, Transcode err %v, in options err %v; want accepted: %v", tc.name, derr, valid, terr, oerr, tc.ok)
 		}
 	}
 }

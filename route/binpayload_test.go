@@ -2,6 +2,8 @@ package route
 
 import (
 	"bytes"
+	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -137,5 +139,42 @@ func TestCBORTagOtherPeersCannotDecodeRefused(t *testing.T) {
 	pub.expect(proto.CodePublished)
 	if ev := sub.expect(proto.CodeEvent); !bytes.Equal(ev.Args.B, good) {
 		t.Fatalf("the CBOR subscriber got Arguments % x, want % x as published", ev.Args.B, good)
+	}
+}
+
+// A JSON integer beyond 8192 bits (the bound of its conversion to another
+// serializer) was passed to JSON subscribers as it came: the JSON scanner
+// bounded no integer's length. Python's int() refuses more than 4,300
+// digits (json.loads, CVE-2020-10735), so one publisher's 5,000-digit
+// integer dropped every Autobahn|Python JSON subscriber of a topic, while
+// the MsgPack subscribers got nothing (not_convertible) and the publisher
+// PUBLISHED (found by review). The PUBLISH is now refused like any
+// malformed payload (ABORT wamp.error.protocol_violation), for every peer
+// alike; 2^8192 - 1 still passes, as it came to JSON peers and converted to
+// CBOR ones.
+func TestJSONHugeIntegerRefused(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	jsub, csub := e.join(proto.JSON), e.join(proto.CBOR)
+	jsub.subscribe("com.big", nil)
+	csub.subscribe("com.big", nil)
+	for _, digits := range []string{strings.Repeat("1", 5000), "-" + strings.Repeat("9", 2467)} {
+		pub := e.join(proto.JSON)
+		pub.sendBytes([]byte(`[16,1,{"acknowledge":true},"com.big",[` + digits + `]]`))
+		if m := pub.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+			t.Fatalf("%d digits: publisher got %v %s, want ABORT %s", len(digits), m.Type, describe(m), proto.URIProtocolViolation)
+		}
+		e.sync()
+		jsub.quiet()
+		csub.quiet()
+	}
+	max := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8192), big.NewInt(1)).String()
+	pub := e.join(proto.JSON)
+	pub.sendBytes([]byte(`[16,1,{"acknowledge":true},"com.big",[` + max + `]]`))
+	pub.expect(proto.CodePublished)
+	if ev := jsub.expect(proto.CodeEvent); string(ev.Args.B) != "["+max+"]" {
+		t.Fatalf("the JSON subscriber got %.40s..., want 2^8192 - 1 as published", ev.Args.B)
+	}
+	if ev := csub.expect(proto.CodeEvent); len(ev.Args.B) != 1+1+3+1024 {
+		t.Fatalf("the CBOR subscriber got %d bytes of Arguments, want a 1024-byte bignum", len(ev.Args.B))
 	}
 }

@@ -8,9 +8,10 @@ import (
 )
 
 // An EVENT that cannot be converted to a subscriber's serializer (here a
-// JSON integer of 3,000 digits, beyond the 8,192 bits converted, which
-// JSON subscribers get as it is; a JSON binary string with broken base64
-// was the example until the JSON reader refused those) is dropped for the
+// JSON integer of 400 digits, beyond float64, which MsgPack cannot carry,
+// while JSON subscribers get it as it is; a JSON binary string with broken
+// base64, then an integer of 3,000 digits, were the examples until the
+// JSON reader refused those) is dropped for the
 // subscribers of that serializer,
 // and counted under its own reason. The conversion is tried once per
 // subscription and serializer, like a successful one: a publisher must
@@ -32,7 +33,7 @@ func TestUnconvertibleEventTriedOnce(t *testing.T) {
 	req := pub.nextReq()
 	big := `"` + strings.Repeat("a", 1<<20) + `"`
 	pub.send(&proto.Message{Type: proto.CodePublish, Request: req, Dict: pub.opts(map[string]any{"acknowledge": true}), URI: []byte("com.t"),
-		Args: proto.Raw{Ser: proto.JSON, B: []byte(`[` + big + `,1` + strings.Repeat("0", 2999) + `]`)}})
+		Args: proto.Raw{Ser: proto.JSON, B: []byte(`[` + big + `,1` + strings.Repeat("0", 399) + `]`)}})
 	if m := pub.recv(); m.Type != proto.CodePublished {
 		t.Fatalf("publisher got %v %s", m.Type, describe(m))
 	}
