@@ -92,6 +92,13 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		if r.ser != JSON && !utf8.Valid(s) {
 			return d.fieldErr(lay, info.name, "must be a UTF-8 string")
 		}
+		if len(s) > 0 && s[0] == 0 {
+			// A MsgPack or CBOR text starting with NUL has no JSON form (a
+			// JSON string starting with NUL is binary: jsonStr refuses
+			// it), and the ppt_* options are passed on into Details that
+			// JSON peers get (EVENT, INVOCATION, RESULT, ERROR).
+			return d.fieldErr(lay, info.name, "must not start with NUL (a text with no JSON form)")
+		}
 		if info.kind == kindEnum && !enumOK(info.enum, s) {
 			return d.fieldErr(lay, info.name, "has a value that is not allowed")
 		}

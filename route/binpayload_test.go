@@ -178,3 +178,45 @@ func TestJSONHugeIntegerRefused(t *testing.T) {
 		t.Fatalf("the CBOR subscriber got %d bytes of Arguments, want a 1024-byte bignum", len(ev.Args.B))
 	}
 }
+
+// A MsgPack or CBOR text string starting with NUL has no JSON form (a JSON
+// string starting with NUL is binary). In a ppt_* option of a PUBLISH it
+// was passed into the EVENT's Details, which could then not be encoded for
+// a JSON subscriber: it lost the event, while the publisher got PUBLISHED
+// and MsgPack subscribers the event (the review's suspicion, confirmed).
+// Such a text is now refused in any string option (ABORT
+// wamp.error.protocol_violation), a HELLO's agent too, though the router
+// passes on only the ppt_* ones today.
+func TestOptionStartingWithNULRefused(t *testing.T) {
+	for _, key := range []string{"ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid"} {
+		t.Run(key, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			jsub, msub := e.joinWith(proto.JSON, pptFeatures()), e.joinWith(proto.MsgPack, pptFeatures())
+			jsub.subscribe("com.secret", nil)
+			msub.subscribe("com.secret", nil)
+			pub := e.joinWith(proto.MsgPack, pptFeatures())
+			opts := map[string]any{"ppt_scheme": "x_custom", "acknowledge": true}
+			opts[key] = "\x00x"
+			pub.send(&proto.Message{Type: proto.CodePublish, Request: pub.nextReq(), Dict: pub.opts(opts), URI: []byte("com.secret"),
+				Args: raw(t, proto.MsgPack, []byte{9, 8, 7}), Transparent: true})
+			if m := pub.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+				t.Errorf("publisher got %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
+			}
+			e.sync()
+			jsub.quiet()
+			msub.quiet()
+		})
+	}
+	t.Run("agent", func(t *testing.T) {
+		e := newEnv(t, 1, nil)
+		meta := e.join(proto.JSON)
+		meta.subscribe("wamp.session.on_join", nil)
+		c := e.connect(proto.CBOR)
+		c.hello("realm1", allFeatures, map[string]any{"agent": "\x00x"})
+		if m := c.recv(); m.Type != proto.CodeAbort || string(m.URI) != proto.URIProtocolViolation {
+			t.Errorf("HELLO answered %v %s, want ABORT %s", m.Type, describe(m), proto.URIProtocolViolation)
+		}
+		e.sync()
+		meta.quiet()
+	})
+}
