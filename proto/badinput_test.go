@@ -77,7 +77,7 @@ func TestDecodeBadMessages(t *testing.T) {
 				b := []byte(tc.in)
 				if ser != JSON {
 					var err error
-					if b, err = Transcode(nil, ser, Raw{JSON, b}); err != nil {
+					if b, err = Transcode(nil, ser, Raw{Ser: JSON, B: b}); err != nil {
 						t.Fatalf("transcode: %v", err)
 					}
 				}
@@ -199,10 +199,10 @@ func TestHugeDeclaredLengths(t *testing.T) {
 			var m Message
 			checks := map[string]func() error{
 				"Decode":      func() error { return d.Decode(in.ser, msg, &m) },
-				"DecodeValue": func() error { _, err := DecodeValue(Raw{in.ser, v}); return err },
+				"DecodeValue": func() error { _, err := DecodeValue(Raw{Ser: in.ser, B: v}); return err },
 			}
 			for _, to := range serializers {
-				checks["Transcode to "+to.String()] = func() error { _, err := Transcode(nil, to, Raw{in.ser, v}); return err }
+				checks["Transcode to "+to.String()] = func() error { _, err := Transcode(nil, to, Raw{Ser: in.ser, B: v}); return err }
 			}
 			for name, f := range checks {
 				var err error
@@ -235,14 +235,14 @@ func TestDecodeNeverPanicsOnTypes(t *testing.T) {
 	kinds := []string{`null`, `true`, `0`, `-1`, `1.5`, `18446744073709551616`, `"s"`, `"\u0000AA=="`, `[]`, `[1]`, `{}`, `{"a":1}`}
 	for _, bm := range allMessages(t) {
 		base := mustAppend(t, JSON, bm.m)
-		elems, err := DecodeValue(Raw{JSON, base})
+		elems, err := DecodeValue(Raw{Ser: JSON, B: base})
 		requireNoError(t, err, "DecodeValue")
 		list := elems.([]any)
 		for i := range list {
 			for _, k := range kinds {
 				repl := make([]any, len(list))
 				copy(repl, list)
-				repl[i] = mustValue(t, Raw{JSON, []byte(k)})
+				repl[i] = mustValue(t, Raw{Ser: JSON, B: []byte(k)})
 				jb := mustEncodeValue(t, JSON, repl).B
 				for _, ser := range serializers {
 					b := jb

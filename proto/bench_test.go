@@ -261,7 +261,7 @@ func BenchmarkTranscodeDeep(b *testing.B) {
 	in = append(in, bytes.Repeat([]byte{']'}, MaxDepth-2)...)
 	for _, to := range []Serializer{MsgPack, CBOR} {
 		b.Run(fmt.Sprintf("json-%s/depth=%d", to, MaxDepth), func(b *testing.B) {
-			m := &Message{Type: CodeResult, Request: 1, Args: Raw{JSON, in}}
+			m := &Message{Type: CodeResult, Request: 1, Args: Raw{Ser: JSON, B: in}}
 			var e Encoder
 			buf := make([]byte, 0, 16384)
 			var err error

@@ -24,11 +24,11 @@ func TestHugeIntegerRefused(t *testing.T) {
 		in   Raw
 		to   Serializer
 	}{
-		{"json digits to cbor", Raw{JSON, digits(100000)}, CBOR},
-		{"json digits to msgpack", Raw{JSON, digits(100000)}, MsgPack},
-		{"negative json digits to cbor", Raw{JSON, append([]byte("-"), digits(100000)...)}, CBOR},
-		{"cbor bignum to json", Raw{CBOR, bignum(40000)}, JSON},
-		{"cbor bignum to msgpack", Raw{CBOR, bignum(40000)}, MsgPack},
+		{"json digits to cbor", Raw{Ser: JSON, B: digits(100000)}, CBOR},
+		{"json digits to msgpack", Raw{Ser: JSON, B: digits(100000)}, MsgPack},
+		{"negative json digits to cbor", Raw{Ser: JSON, B: append([]byte("-"), digits(100000)...)}, CBOR},
+		{"cbor bignum to json", Raw{Ser: CBOR, B: bignum(40000)}, JSON},
+		{"cbor bignum to msgpack", Raw{Ser: CBOR, B: bignum(40000)}, MsgPack},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := Transcode(nil, c.to, c.in)
@@ -41,18 +41,18 @@ func TestHugeIntegerRefused(t *testing.T) {
 			}
 		})
 	}
-	out, err := Transcode(nil, JSON, Raw{CBOR, bignum(1024)})
+	out, err := Transcode(nil, JSON, Raw{Ser: CBOR, B: bignum(1024)})
 	if err != nil {
 		t.Fatalf("bignum of 1024 bytes to JSON: %v", err)
 	}
-	back, err := Transcode(nil, CBOR, Raw{JSON, out})
+	back, err := Transcode(nil, CBOR, Raw{Ser: JSON, B: out})
 	if err != nil || !bytes.Equal(back[len(back)-1024:], bignum(1024)[6:]) {
 		t.Fatalf("%d digits back to CBOR: %v", len(out), err)
 	}
-	if _, err := Transcode(nil, CBOR, Raw{JSON, []byte("-" + strings.Repeat("9", 2466))}); err != nil {
+	if _, err := Transcode(nil, CBOR, Raw{Ser: JSON, B: []byte("-" + strings.Repeat("9", 2466))}); err != nil {
 		t.Fatalf("2466 digits: %v", err)
 	}
-	if _, err := Transcode(nil, CBOR, Raw{JSON, []byte(strings.Repeat("9", 2467))}); err == nil {
+	if _, err := Transcode(nil, CBOR, Raw{Ser: JSON, B: []byte(strings.Repeat("9", 2467))}); err == nil {
 		t.Fatal("2467 digits beyond 2^8192 accepted")
 	}
 }

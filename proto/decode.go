@@ -18,8 +18,10 @@ type Decoder struct {
 
 // Decode decodes one message from b, which is in serializer ser, into m.
 // Only the head is parsed: the Arguments and ArgumentsKw are validated and
-// kept raw. m's byte slices alias b and d's scratch until the next Decode.
-// It allocates nothing in steady state.
+// kept raw; one holding a value the router converts for every peer (a
+// MsgPack undefined) is marked (Raw.Normalize), so that it is transcoded
+// even for a peer of its own serializer. m's byte slices alias b and d's
+// scratch until the next Decode. It allocates nothing in steady state.
 func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	m.Reset()
 	if !ser.Valid() {
@@ -160,12 +162,12 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		default:
 			return errf(lay.name + " Arguments must be a list (or a binary payload)")
 		}
-		r.i = save
+		r.i, r.norm = save, false
 		span, err := r.skip(0)
 		if err != nil {
 			return err
 		}
-		m.Args = Raw{Ser: r.ser, B: span}
+		m.Args = Raw{Ser: r.ser, Normalize: r.norm, B: span}
 	case elKwargs:
 		if m.Transparent {
 			return errf(lay.name + " with a transparent payload cannot have ArgumentsKw")
@@ -182,12 +184,12 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		if t.k != kMap {
 			return errf(lay.name + " ArgumentsKw must be a dictionary")
 		}
-		r.i = save
+		r.i, r.norm = save, false
 		span, err := r.skip(0)
 		if err != nil {
 			return err
 		}
-		m.Kwargs = Raw{Ser: r.ser, B: span}
+		m.Kwargs = Raw{Ser: r.ser, Normalize: r.norm, B: span}
 	}
 	return nil
 }

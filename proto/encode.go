@@ -11,15 +11,16 @@ type Encoder struct {
 	// can multiply a payload's length (a CBOR half float is 3 bytes, as
 	// JSON up to 24; a control character is 1 byte, as a JSON escape 6),
 	// and the message is built whole before any peer can refuse it.
-	// Messages passed through in their own serializer are not checked.
+	// Payloads copied in their own serializer are not checked.
 	MaxConverted int
 }
 
 // Append appends m encoded in ser to dst and returns the extended buffer.
 // Raw parts (Dict, Args, Kwargs, raw Fields values) already in ser are
-// copied as they are; others are transcoded. When m.Dict is present it is
-// written as is and m.Opt is ignored; otherwise m.Opt is written. In steady
-// state (dst with room, no transcoding) it allocates nothing.
+// copied as they are, unless marked Raw.Normalize; others are transcoded.
+// When m.Dict is present it is written as is and m.Opt is ignored;
+// otherwise m.Opt is written. In steady state (dst with room, no
+// transcoding) it allocates nothing.
 func (e *Encoder) Append(dst []byte, ser Serializer, m *Message) ([]byte, error) {
 	lay := layoutOf(m.Type)
 	if lay == nil {
@@ -88,9 +89,10 @@ func (e *Encoder) element(w *wr, m *Message, el element) error {
 func (w *wr) raw(r Raw, sc *[]byte) error { return w.rawAt(r, 0, false, sc) }
 
 // rawAt is raw for a value nested in depth containers; dates is set for
-// payloads (see rd.dates).
+// payloads (see rd.dates). A value in w's serializer is copied, unless it
+// is marked to be normalized (Raw.Normalize).
 func (w *wr) rawAt(r Raw, depth int, dates bool, sc *[]byte) error {
-	if r.Ser == w.ser {
+	if r.Ser == w.ser && !r.Normalize {
 		w.b = append(w.b, r.B...)
 		return nil
 	}

@@ -14,7 +14,7 @@ func decodeIn(t testing.TB, ser Serializer, jsonText string) (*Message, error) {
 	b := []byte(jsonText)
 	if ser != JSON {
 		var err error
-		b, err = Transcode(nil, ser, Raw{JSON, b})
+		b, err = Transcode(nil, ser, Raw{Ser: JSON, B: b})
 		requireNoError(t, err, "transcode "+jsonText)
 	}
 	return Decode(ser, b)
@@ -112,7 +112,7 @@ func TestKeyDecoding(t *testing.T) {
 					}
 					requireValue(t, c.want, fieldsDump(t, &m.Opt)[info.name], "typed value")
 					// The dict as received is kept too.
-					requireValue(t, map[string]any{info.name: mustValue(t, Raw{JSON, []byte(c.json)})}, mustValue(t, m.Dict), "Dict")
+					requireValue(t, map[string]any{info.name: mustValue(t, Raw{Ser: JSON, B: []byte(c.json)})}, mustValue(t, m.Dict), "Dict")
 				})
 			}
 		}
@@ -248,7 +248,7 @@ func TestFieldsEnums(t *testing.T) {
 
 func mustTranscode(t testing.TB, to Serializer, jsonText string) []byte {
 	t.Helper()
-	b, err := Transcode(nil, to, Raw{JSON, []byte(jsonText)})
+	b, err := Transcode(nil, to, Raw{Ser: JSON, B: []byte(jsonText)})
 	requireNoError(t, err, "Transcode")
 	return b
 }
@@ -295,7 +295,7 @@ func TestListHelpers(t *testing.T) {
 	}
 	// CBOR chunked strings are joined.
 	var f Fields
-	f.SetRaw(KeyExcludeAuthRole, Raw{CBOR, mustHex(t, "827f6261626163ff6178")})
+	f.SetRaw(KeyExcludeAuthRole, Raw{Ser: CBOR, B: mustHex(t, "827f6261626163ff6178")})
 	if got := fmt.Sprintf("%q", f.Strings(KeyExcludeAuthRole, nil)); got != `["abc" "x"]` {
 		t.Errorf("chunked: got %s", got)
 	}

@@ -15,6 +15,9 @@ type rd struct {
 	// keep the number: the router reads a tagged number there as the
 	// number it is, and so must a MsgPack peer it is passed on to.
 	dates bool
+	// norm: skip met a value the router converts even for a peer of the
+	// input's serializer (see Raw.Normalize): MsgPack's undefined.
+	norm bool
 }
 
 // kind is the kind of the next value in the input.
@@ -245,6 +248,14 @@ func (r *rd) skipTokens(depth int) error {
 		// connection). CBOR chunks are checked in cbChunked.
 		if !t.esc && !utf8.Valid(t.s) {
 			return ErrBadUTF8
+		}
+	case kUndef:
+		// MsgPack's undefined (d4 00 xx) is an extension type that
+		// msgpack5 (Autobahn|JS) cannot decode: it throws, and the
+		// peer's process exits. MsgPack peers get it converted, as
+		// the others do (see kUndef); CBOR's (f7) is CBOR's own.
+		if r.ser == MsgPack {
+			r.norm = true
 		}
 	case kArr, kMap:
 		if depth >= MaxDepth {

@@ -91,7 +91,12 @@ func (s Serializer) Subprotocol(batched bool) string {
 // "absent".
 type Raw struct {
 	Ser Serializer
-	B   []byte
+	// Normalize: the value holds something the router converts even for
+	// a peer of its own serializer (see Decode), so that Encoder.Append
+	// transcodes it to Ser rather than copy it. Decode and CheckArgs set
+	// it; a value the router encoded itself never needs it.
+	Normalize bool
+	B         []byte
 }
 
 // Present reports whether r holds a value.
@@ -102,5 +107,6 @@ func (r Raw) Clone() Raw {
 	if r.B == nil {
 		return r
 	}
-	return Raw{Ser: r.Ser, B: append(make([]byte, 0, len(r.B)), r.B...)}
+	r.B = append(make([]byte, 0, len(r.B)), r.B...)
+	return r
 }

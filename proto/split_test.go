@@ -113,7 +113,7 @@ func TestValuePrefixes(t *testing.T) {
 				continue // the long strings and lists add time, not cases
 			}
 			for i := 0; i < len(r.B); i++ {
-				p := Raw{ser, make([]byte, i)}
+				p := Raw{Ser: ser, B: make([]byte, i)}
 				copy(p.B, r.B)
 				v, err := DecodeValue(p)
 				_, terr := Transcode(nil, CBOR, p)

@@ -80,7 +80,7 @@ func TestTimestampDecode(t *testing.T) {
 		{"c70cff3b9ac9ff7fffffffffffffff", math.MaxInt64, 999999999},
 		{"c70cff000000008000000000000000", math.MinInt64, 0},
 	} {
-		v := mustValue(t, Raw{MsgPack, mustHex(t, c.in)})
+		v := mustValue(t, Raw{Ser: MsgPack, B: mustHex(t, c.in)})
 		if got, ok := v.(time.Time); !ok || got.Unix() != c.sec || int64(got.Nanosecond()) != c.nsec {
 			t.Fatalf("%s: %#v, want %d s %d ns", c.in, v, c.sec, c.nsec)
 		}
@@ -118,14 +118,14 @@ func TestTimestampToJSON(t *testing.T) {
 	// RFC 3339 has four-digit years: beyond them there is no JSON form, as
 	// for NaN.
 	for _, in := range []string{"c70cff000000000000003afff44180" /* 10000-01-01 */, "c70cff00000000fffffff1868b83ff" /* -0001-12-31T23:59:59 */} {
-		_, err := Transcode(nil, JSON, Raw{MsgPack, mustHex(t, in)})
+		_, err := Transcode(nil, JSON, Raw{Ser: MsgPack, B: mustHex(t, in)})
 		requireErrorContains(t, err, ErrNotJSONable.Msg(), "year beyond RFC 3339 "+in)
 	}
 	for _, c := range []struct{ in, want string }{
 		{"c70cff3b9ac9ff0000003afff4417f", `"9999-12-31T23:59:59.999999999Z"`},
 		{"c70cff00000000fffffff1868b8400", `"0000-01-01T00:00:00Z"`},
 	} {
-		if out, err := Transcode(nil, JSON, Raw{MsgPack, mustHex(t, c.in)}); err != nil || string(out) != c.want {
+		if out, err := Transcode(nil, JSON, Raw{Ser: MsgPack, B: mustHex(t, c.in)}); err != nil || string(out) != c.want {
 			t.Fatalf("%s to JSON: %s %v, want %s", c.in, out, err, c.want)
 		}
 	}
@@ -158,7 +158,7 @@ func TestTimestampToCBOR(t *testing.T) {
 		{"c70cff00000000fffffff1886e08ff", "3b0000000e7791f700"},   // 0000-12-31T23:59:59
 		{"c70cff3b9ac9ff7fffffffffffffff", "fb43e0000000000000"},   // 2^63 - 1 + 0.999999999
 	} {
-		if out, err := Transcode(nil, CBOR, Raw{MsgPack, mustHex(t, c.in)}); err != nil || showHex(out) != c.want {
+		if out, err := Transcode(nil, CBOR, Raw{Ser: MsgPack, B: mustHex(t, c.in)}); err != nil || showHex(out) != c.want {
 			t.Fatalf("%s to CBOR: %x %v, want %s", c.in, out, err, c.want)
 		}
 	}
@@ -191,7 +191,7 @@ func TestCBOREpochToTimestamp(t *testing.T) {
 		// An unknown tag around tag 1 is read through as before.
 		{"tag 1 in a tag", "d863c10a", "d6ff0000000a"},
 	} {
-		out, err := Transcode(nil, MsgPack, Raw{CBOR, mustHex(t, c.in)})
+		out, err := Transcode(nil, MsgPack, Raw{Ser: CBOR, B: mustHex(t, c.in)})
 		if err != nil || showHex(out) != c.want {
 			t.Fatalf("%s: %s to MsgPack: %x %v, want %s", c.name, c.in, out, err, c.want)
 		}
@@ -215,7 +215,7 @@ func TestCBOREpochToTimestamp(t *testing.T) {
 		{"another tag in tag 1", "c1d8630a"},
 	} {
 		for _, to := range []Serializer{MsgPack, CBOR, JSON} {
-			if out, err := Transcode(nil, to, Raw{CBOR, mustHex(t, c.in)}); err != errCBORTagContent {
+			if out, err := Transcode(nil, to, Raw{Ser: CBOR, B: mustHex(t, c.in)}); err != errCBORTagContent {
 				t.Fatalf("%s: %s to %v: %x %v, want %v", c.name, c.in, to, out, err, errCBORTagContent)
 			}
 		}
@@ -235,7 +235,7 @@ func TestCBOREpochToTimestamp(t *testing.T) {
 		{"negative", "81c120", "81c120"},
 		{"half float", "81c1f93e00", "81c1fb3ff8000000000000"},
 	} {
-		if out, err := Transcode(nil, CBOR, Raw{CBOR, mustHex(t, c.in)}); err != nil || showHex(out) != c.want {
+		if out, err := Transcode(nil, CBOR, Raw{Ser: CBOR, B: mustHex(t, c.in)}); err != nil || showHex(out) != c.want {
 			t.Fatalf("%s: %s to CBOR: %x %v, want %s", c.name, c.in, out, err, c.want)
 		}
 	}
@@ -290,7 +290,7 @@ func TestTimestampRefused(t *testing.T) {
 			requireErrorContains(t, err, c.want, "Decode")
 			requireTypedError(t, err, nil, "Decode")
 			for _, to := range serializers {
-				_, err := Transcode(nil, to, Raw{MsgPack, mustHex(t, c.in)})
+				_, err := Transcode(nil, to, Raw{Ser: MsgPack, B: mustHex(t, c.in)})
 				requireErrorContains(t, err, c.want, "Transcode to "+to.String())
 			}
 		})

@@ -167,10 +167,10 @@ func TestValueRoundTrip(t *testing.T) {
 					rb, err := Transcode(nil, b, ra)
 					requireNoError(t, err, fmt.Sprintf("Transcode %s->%s of %s", a, b, show(a, ra.B)))
 					o := eqOpts{intAsFloat: cv.beyond && (a == MsgPack || b == MsgPack)}
-					if d := valueDiff(cv.v, mustValue(t, Raw{b, rb}), o); d != "" {
+					if d := valueDiff(cv.v, mustValue(t, Raw{Ser: b, B: rb}), o); d != "" {
 						t.Fatalf("%s->%s: %s", a, b, d)
 					}
-					back, err := Transcode(nil, a, Raw{b, rb})
+					back, err := Transcode(nil, a, Raw{Ser: b, B: rb})
 					requireNoError(t, err, "Transcode back")
 					if !o.intAsFloat && !bytes.Equal(back, ra.B) {
 						t.Fatalf("%s->%s->%s changed the bytes:\n got %s\nwant %s", a, b, a, show(a, back), show(a, ra.B))
@@ -289,14 +289,14 @@ func TestTranscodeInputs(t *testing.T) {
 			if tc.to != JSON {
 				want = mustHex(t, tc.want)
 			}
-			got, err := Transcode(nil, tc.to, Raw{tc.from, in})
+			got, err := Transcode(nil, tc.to, Raw{Ser: tc.from, B: in})
 			requireNoError(t, err, "Transcode")
 			if !bytes.Equal(got, want) {
 				t.Fatalf("got %s, want %s", show(tc.to, got), show(tc.to, want))
 			}
 			// DecodeValue agrees with the transcoded form.
 			o := eqOpts{intAsFloat: tc.to == MsgPack}
-			if d := valueDiff(mustValue(t, Raw{tc.from, in}), mustValue(t, Raw{tc.to, got}), o); d != "" {
+			if d := valueDiff(mustValue(t, Raw{Ser: tc.from, B: in}), mustValue(t, Raw{Ser: tc.to, B: got}), o); d != "" {
 				t.Fatalf("DecodeValue: %s", d)
 			}
 		})
@@ -384,14 +384,14 @@ func TestTranscodeErrors(t *testing.T) {
 			}
 			for _, to := range tc.to {
 				prefix := []byte("keep")
-				out, err := Transcode(append([]byte(nil), prefix...), to, Raw{tc.from, in})
+				out, err := Transcode(append([]byte(nil), prefix...), to, Raw{Ser: tc.from, B: in})
 				requireTypedError(t, err, tc.want, fmt.Sprintf("Transcode %s->%s", tc.from, to))
 				if !bytes.Equal(out, prefix) {
 					t.Fatalf("%s->%s: error left output %q", tc.from, to, out)
 				}
 			}
 			if tc.want != ErrNotJSONable {
-				_, err := DecodeValue(Raw{tc.from, in})
+				_, err := DecodeValue(Raw{Ser: tc.from, B: in})
 				requireTypedError(t, err, tc.want, "DecodeValue")
 			}
 		})
@@ -454,10 +454,10 @@ func TestAppendValueErrors(t *testing.T) {
 	if _, err := AppendValue(nil, Serializer(7), 1); !errors.Is(err, ErrBadSerializer) {
 		t.Fatalf("bad serializer: got %v", err)
 	}
-	if _, err := Transcode(nil, Serializer(7), Raw{JSON, []byte("1")}); !errors.Is(err, ErrBadSerializer) {
+	if _, err := Transcode(nil, Serializer(7), Raw{Ser: JSON, B: []byte("1")}); !errors.Is(err, ErrBadSerializer) {
 		t.Fatalf("Transcode to a bad serializer: got %v", err)
 	}
-	if _, err := Transcode(nil, JSON, Raw{Serializer(0), []byte("1")}); !errors.Is(err, ErrBadSerializer) {
+	if _, err := Transcode(nil, JSON, Raw{Ser: Serializer(0), B: []byte("1")}); !errors.Is(err, ErrBadSerializer) {
 		t.Fatalf("Transcode from a bad serializer: got %v", err)
 	}
 }
@@ -485,7 +485,7 @@ func TestAppendValueTypes(t *testing.T) {
 		{map[string]string{"b": "2", "a": "1"}, map[string]any{"a": "1", "b": "2"}, `{"a":"1","b":"2"}`},
 		{raw, map[string]any{"r": []byte{1}}, `{"r":"\u0000AQ=="}`},
 		{Raw{}, nil, `null`},
-		{[]any{Raw{JSON, []byte(`[1]`)}}, []any{[]any{int64(1)}}, `[[1]]`},
+		{[]any{Raw{Ser: JSON, B: []byte(`[1]`)}}, []any{[]any{int64(1)}}, `[[1]]`},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%T", tc.v), func(t *testing.T) {
@@ -566,13 +566,13 @@ func TestDepthLimit(t *testing.T) {
 				if shape.name == "cbor indefinite" {
 					s = CBOR
 				}
-				mustValue(t, Raw{s, ok})
-				_, err := DecodeValue(Raw{s, deep})
+				mustValue(t, Raw{Ser: s, B: ok})
+				_, err := DecodeValue(Raw{Ser: s, B: deep})
 				requireTypedError(t, err, ErrTooDeep, "DecodeValue at MaxDepth+1")
 				for _, to := range serializers {
-					_, err := Transcode(nil, to, Raw{s, ok})
+					_, err := Transcode(nil, to, Raw{Ser: s, B: ok})
 					requireNoError(t, err, "Transcode at MaxDepth to "+to.String())
-					_, err = Transcode(nil, to, Raw{s, deep})
+					_, err = Transcode(nil, to, Raw{Ser: s, B: deep})
 					requireTypedError(t, err, ErrTooDeep, "Transcode at MaxDepth+1 to "+to.String())
 				}
 				isMap := shape.name == "maps"
@@ -592,7 +592,7 @@ func TestDepthLimit(t *testing.T) {
 		t.Run(ser.String()+"/very deep", func(t *testing.T) {
 			const n = 1 << 20
 			b := nested(ser, n)
-			_, err := DecodeValue(Raw{ser, b})
+			_, err := DecodeValue(Raw{Ser: ser, B: b})
 			requireTypedError(t, err, ErrTooDeep, "DecodeValue")
 			_, err = Decode(ser, callWith(t, ser, "args", b))
 			requireTypedError(t, err, ErrTooDeep, "Decode")
@@ -607,12 +607,12 @@ func callWith(t testing.TB, ser Serializer, pos string, v []byte) []byte {
 	m := &Message{Type: CodeCall, Request: 1, URI: []byte("p")}
 	switch pos {
 	case "args":
-		m.Args = Raw{ser, v}
+		m.Args = Raw{Ser: ser, B: v}
 	case "kwargs":
 		m.Args = mustEncodeValue(t, ser, []any{})
-		m.Kwargs = Raw{ser, v}
+		m.Kwargs = Raw{Ser: ser, B: v}
 	case "options":
-		m.Dict = Raw{ser, v}
+		m.Dict = Raw{Ser: ser, B: v}
 	}
 	return mustAppend(t, ser, m)
 }
@@ -631,7 +631,7 @@ func TestIntegerBeyondFloat64(t *testing.T) {
 			for _, to := range []Serializer{JSON, CBOR} {
 				out, err := Transcode(nil, to, r)
 				requireNoError(t, err, from.String()+"->"+to.String())
-				requireValue(t, []any{v}, mustValue(t, Raw{to, out}), "value")
+				requireValue(t, []any{v}, mustValue(t, Raw{Ser: to, B: out}), "value")
 			}
 		}
 		_, err := AppendValue(nil, MsgPack, v)
@@ -642,7 +642,7 @@ func TestIntegerBeyondFloat64(t *testing.T) {
 	new(big.Float).SetFloat64(math.MaxFloat64).Int(max)
 	out, err := Transcode(nil, MsgPack, mustEncodeValue(t, JSON, max))
 	requireNoError(t, err, "MaxFloat64 as an integer")
-	requireValue(t, math.MaxFloat64, mustValue(t, Raw{MsgPack, out}), "value")
+	requireValue(t, math.MaxFloat64, mustValue(t, Raw{Ser: MsgPack, B: out}), "value")
 }
 
 // TestStringsStartingWithNUL: a text string whose first character is NUL
@@ -656,7 +656,7 @@ func TestStringsStartingWithNUL(t *testing.T) {
 		for _, to := range []Serializer{MsgPack, CBOR} {
 			out, err := Transcode(nil, to, r)
 			requireNoError(t, err, from.String()+"->"+to.String())
-			requireValue(t, []any{"\x00AAAA"}, mustValue(t, Raw{to, out}), "value")
+			requireValue(t, []any{"\x00AAAA"}, mustValue(t, Raw{Ser: to, B: out}), "value")
 		}
 	}
 	_, err := AppendValue(nil, JSON, "\x00AAAA")
@@ -707,14 +707,14 @@ func TestReferenceEncodersAgree(t *testing.T) {
 				b, err := refEncode(from, cv.v)
 				requireNoError(t, err, "reference encode")
 				o := eqOpts{intAsFloat: from == JSON}
-				if d := valueDiff(cv.v, mustValue(t, Raw{from, b}), o); d != "" {
+				if d := valueDiff(cv.v, mustValue(t, Raw{Ser: from, B: b}), o); d != "" {
 					t.Fatalf("%s: %s", show(from, b), d)
 				}
 				for _, to := range serializers {
-					out, err := Transcode(nil, to, Raw{from, b})
+					out, err := Transcode(nil, to, Raw{Ser: from, B: b})
 					requireNoError(t, err, "Transcode to "+to.String())
 					o := eqOpts{intAsFloat: from == JSON || (cv.beyond && to == MsgPack)}
-					if d := valueDiff(cv.v, mustValue(t, Raw{to, out}), o); d != "" {
+					if d := valueDiff(cv.v, mustValue(t, Raw{Ser: to, B: out}), o); d != "" {
 						t.Fatalf("->%s: %s", to, d)
 					}
 				}

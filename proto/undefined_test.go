@@ -86,9 +86,11 @@ func TestUndefinedEveryOptionKind(t *testing.T) {
 	}
 }
 
-// In payloads undefined is carried as is to a peer of the same serializer
-// and transcoded as JSON.stringify would write it: a list element becomes
-// null, a dictionary member is left out.
+// In payloads undefined is transcoded as JSON.stringify would write it: a
+// list element becomes null, a dictionary member is left out. So it is for
+// a MsgPack peer too, whose decoder may not know the extension type
+// (msgpack5, Autobahn|JS's, throws "unable to find ext type 0"); CBOR's
+// undefined (f7) is carried as is to CBOR peers.
 func TestUndefinedInPayload(t *testing.T) {
 	for _, c := range wampyUndefined {
 		t.Run(c.ser.String(), func(t *testing.T) {
@@ -97,9 +99,21 @@ func TestUndefinedInPayload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("wampy CALL: %v", err)
 			}
+			want := map[Serializer]string{
+				MsgPack: "963002de0000a5636f6d2e7092c00181a16202",
+				CBOR:    c.cal,
+			}[c.ser]
+			if norm := c.ser == MsgPack; m.Args.Normalize != norm || m.Kwargs.Normalize != norm {
+				t.Fatalf("Args.Normalize %v, Kwargs.Normalize %v; want %v", m.Args.Normalize, m.Kwargs.Normalize, norm)
+			}
 			same, err := Append(nil, c.ser, m)
-			if err != nil || string(same) != string(in) {
-				t.Fatalf("same serializer: %x %v, want the input unchanged", same, err)
+			if err != nil || showHex(same) != want {
+				t.Fatalf("same serializer: %x %v, want %s", same, err, want)
+			}
+			// CheckArgs and CheckKwargs (a mesh peer's payload) mark it too.
+			a, k := Raw{Ser: c.ser, B: m.Args.B}, Raw{Ser: c.ser, B: m.Kwargs.B}
+			if !CheckArgs(&a, false) || !CheckKwargs(&k) || a.Normalize != m.Args.Normalize || k.Normalize != m.Kwargs.Normalize {
+				t.Fatalf("CheckArgs, CheckKwargs: Normalize %v %v", a.Normalize, k.Normalize)
 			}
 			js, err := Append(nil, JSON, m)
 			if err != nil || string(js) != `[48,2,{},"com.p",[null,1],{"b":2}]` {
@@ -120,6 +134,16 @@ func TestUndefinedInPayload(t *testing.T) {
 			requireValue(t, []any{nil, int64(1)}, mustValue(t, m.Args), "DecodeValue(Args)")
 			requireValue(t, map[string]any{"b": int64(2)}, mustValue(t, m.Kwargs), "DecodeValue(Kwargs)")
 		})
+	}
+	// A MsgPack payload without undefined (a timestamp, the other
+	// extension type taken) is not marked, and is copied as it came.
+	in := mustHex(t, "95300180a1709292d6ff0000000181a162c0c0")
+	m := mustDecode(t, MsgPack, in)
+	if m.Args.Normalize {
+		t.Fatal("a payload without undefined marked Normalize")
+	}
+	if out, err := Append(nil, MsgPack, m); err != nil || showHex(out) != showHex(in) {
+		t.Fatalf("same serializer: %x %v, want the input unchanged", out, err)
 	}
 	// Other MsgPack extension types are still refused.
 	if _, err := Decode(MsgPack, mustHex(t, "95300180a17091d40100")); err == nil {

@@ -6,17 +6,24 @@ package proto
 // ArgumentsKw dictionary. They check what Decode checks of a message's
 // payload, for payloads that did not come from Decode (another router of a
 // mesh). They do not allocate.
-func ValidArgs(r Raw, transparent bool) bool {
+func ValidArgs(r Raw, transparent bool) bool { return CheckArgs(&r, transparent) }
+
+// ValidKwargs: see ValidArgs.
+func ValidKwargs(r Raw) bool { return CheckKwargs(&r) }
+
+// CheckArgs is ValidArgs that also marks r, as Decode marks a message's
+// payload, when it is to be normalized (Raw.Normalize).
+func CheckArgs(r *Raw, transparent bool) bool {
 	if transparent {
 		return validValue(r, kBin)
 	}
 	return validValue(r, kArr)
 }
 
-// ValidKwargs: see ValidArgs.
-func ValidKwargs(r Raw) bool { return validValue(r, kMap) }
+// CheckKwargs: see CheckArgs.
+func CheckKwargs(r *Raw) bool { return validValue(r, kMap) }
 
-func validValue(r Raw, want kind) bool {
+func validValue(r *Raw, want kind) bool {
 	if !r.Ser.Valid() {
 		return false
 	}
@@ -33,5 +40,6 @@ func validValue(r Raw, want kind) bool {
 	if _, err := d.skip(0); err != nil {
 		return false
 	}
+	r.Normalize = d.norm
 	return d.end() == nil
 }

@@ -278,7 +278,7 @@ func (r *rbuf) payload(c *carry) {
 			c.ppt[i] = r.bytes()
 		}
 	}
-	if r.err == nil && (c.args.B != nil && !proto.ValidArgs(c.args, c.transparent) || c.kwargs.B != nil && !proto.ValidKwargs(c.kwargs)) {
+	if r.err == nil && (c.args.B != nil && !proto.CheckArgs(&c.args, c.transparent) || c.kwargs.B != nil && !proto.CheckKwargs(&c.kwargs)) {
 		r.fail()
 	}
 }

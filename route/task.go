@@ -231,7 +231,8 @@ func (c *carry) keep(r proto.Raw) proto.Raw {
 	}
 	start := len(c.buf)
 	c.buf = append(c.buf, r.B...)
-	return proto.Raw{Ser: r.Ser, B: c.buf[start:len(c.buf):len(c.buf)]}
+	r.B = c.buf[start:len(c.buf):len(c.buf)]
+	return r
 }
 
 // size is the bytes of c's payload and pass-through keys.
