@@ -73,6 +73,11 @@ func TestBadInput(t *testing.T) {
 		// (Python's json.loads refuses more than 4,300 digits) and others
 		// not at all: refused wherever JSON is read.
 		{"integer beyond 8192 bits", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"args":[` + strings.Repeat("1", 2468) + `]}`, 400, proto.URIInvalidArgument},
+		// So is a dictionary key "__proto__", escaped or not: msgpack5
+		// (Autobahn|JS's MsgPack) throws on it, and the peer's process
+		// exits.
+		{"__proto__ key", "POST", "/wamp/realm1/call/com.echo", "application/json", `{"kwargs":{"__proto__":1}}`, 400, proto.URIInvalidArgument},
+		{"escaped __proto__ key in args", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"args":[{"a":{"\u005f_proto__":{}}}]}`, 400, proto.URIInvalidArgument},
 		{"bad exclude list", "POST", "/wamp/realm1/publish/com.t", "application/json", `{"options":{"exclude":["x"]}}`, 400, proto.URIInvalidArgument},
 	}
 	for _, c := range cases {

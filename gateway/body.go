@@ -91,16 +91,17 @@ func splitBody(body []byte) (bridgeBody, *problem) {
 // in JSON as the router checks a WebSocket peer's payload
 // (proto.ValidArgs, ValidKwargs): valid JSON is not enough, a binary
 // string ("\u0000" + base64) must hold standard padded base64 and be no
-// dictionary key. JSON peers get these bytes as they are, and
-// Autobahn|Python drops its connection on such a string; so does this
-// repository's client.
+// dictionary key, and no dictionary key may be "__proto__" (Autobahn|JS's
+// MsgPack throws on it, and the peer's process exits). JSON peers get
+// these bytes as they are, and Autobahn|Python drops its connection on
+// such a string; so does this repository's client.
 func wampJSON(args, kwargs []byte) bool {
 	return (args == nil || proto.ValidArgs(proto.Raw{Ser: proto.JSON, B: args}, false)) &&
 		(kwargs == nil || proto.ValidKwargs(proto.Raw{Ser: proto.JSON, B: kwargs}))
 }
 
 func problemNotWAMP() *problem {
-	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, or an integer beyond 8192 bits`)
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, a dictionary key "__proto__", or an integer beyond 8192 bits`)
 }
 
 func skipWS(b []byte, i int) int {

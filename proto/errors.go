@@ -35,7 +35,7 @@ var (
 	ErrBadEscape     = errf("invalid escape in a JSON string")
 	ErrBadNumber     = errf("malformed number")
 	ErrBadBase64     = errf("invalid base64 in a JSON binary string")
-	ErrKeyNotString  = errf("dictionary key must be a string")
+	ErrKeyNotString  = errf(`dictionary key must be a string, and not "__proto__"`)
 	ErrLength        = errf("declared length exceeds the input")
 	ErrUnsupported   = errf("value kind not supported")
 	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, a date outside the years 0 to 9999, or a non-string map key)")

@@ -384,6 +384,9 @@ func jsonSkipAt(b []byte, i, depth int) (int, error) {
 				if esc && end-i > 6 && string(b[i+1:i+7]) == `\u0000` {
 					return i, ErrKeyNotString // a binary string, as skipKey finds
 				}
+				if end-i == len(protoKey)+1 && string(b[i+1:end]) == protoKey || esc && isProtoKey(b[i+1:end], JSON) {
+					return i, ErrKeyNotString // as skipKey finds
+				}
 				i = jsonWSAt(b, end+1)
 				if i >= len(b) {
 					return i, ErrTruncated

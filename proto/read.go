@@ -291,7 +291,8 @@ func (r *rd) skipTokens(depth int) error {
 // string, in every serializer: WAMP's dictionaries have string keys, JSON
 // peers could not be sent any other, and MsgPack peers of the same
 // serializer refuse them (msgpack-python's strict_map_key, on by default:
-// autobahn drops the connection).
+// autobahn drops the connection). Nor may it be "__proto__" (see
+// isProtoKey).
 func (r *rd) skipKey() error {
 	var t tok
 	err := r.next(&t)
@@ -310,7 +311,43 @@ func (r *rd) skipKey() error {
 	if r.ser != JSON && !t.esc && !utf8.Valid(t.s) {
 		return ErrBadUTF8
 	}
+	if len(t.s) == len(protoKey) && string(t.s) == protoKey || t.esc && isProtoKey(t.s, r.ser) {
+		return ErrKeyNotString
+	}
 	return r.colon()
+}
+
+// protoKey is the dictionary key JavaScript peers cannot take: msgpack5
+// (Autobahn|JS's MsgPack) refuses it with an exception (protoAction
+// 'error': "Object contains forbidden prototype property"), thrown from
+// the WebSocket's message handler, which ends the peer's Node process;
+// other decoders drop the member or set the object's prototype with it.
+// A payload dictionary holding it is refused as one with a key that is not
+// a string, in every serializer.
+const protoKey = "__proto__"
+
+// isProtoKey reports whether s, the content of a key string with escapes
+// (JSON) or in chunks (CBOR; see tok.esc), is protoKey. It does not
+// allocate.
+func isProtoKey(s []byte, ser Serializer) bool {
+	var buf [6 * len(protoKey)]byte // every byte escaped: \u005f
+	if ser == CBOR {
+		r, n := rd{b: s, ser: CBOR}, 0
+		for r.i < len(r.b) {
+			_, arg, _, err := r.cbHead()
+			if err != nil || arg > uint64(len(protoKey)-n) {
+				return false
+			}
+			p, _ := r.span(arg)
+			n += copy(buf[n:], p)
+		}
+		return string(buf[:n]) == protoKey
+	}
+	if len(s) > len(buf) {
+		return false
+	}
+	k, _ := appendUnescaped(buf[:0], s) // no longer than s
+	return string(k) == protoKey
 }
 
 // undefined consumes the next value and reports true when it is

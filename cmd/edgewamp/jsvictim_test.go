@@ -444,7 +444,8 @@ func TestJSVictimWampyUndefinedKillsAutobahnMsgPack(t *testing.T) {
 // TestJSVictimAutobahnMsgPackDies: one peer's payload, valid WAMP that the
 // router took and passed (or converted) to Autobahn|JS MsgPack sessions,
 // that msgpack5 refused with an exception thrown from the WebSocket's
-// message handler: the victim's Node process exited (a subscriber here).
+// message handler: the victim's Node process exited (a subscriber here;
+// a caller or callee alike, TestJSVictimAutobahnMsgPackRPC).
 //   - MsgPack ext type 0 (JavaScript undefined as msgpackr writes it), from
 //     a MsgPack peer: now null (left out of a dictionary).
 //   - a dictionary key "__proto__" (msgpack5's default protoAction 'error':
@@ -457,5 +458,47 @@ func TestJSVictimAutobahnMsgPackDies(t *testing.T) {
 	runBadPubs(t, rt, vs, []badPub{
 		{name: "msgpack undefined", ser: proto.MsgPack, args: hexb("92 d4 00 00 01"), kwargs: hexb("82 a1 61 d4 00 00 a1 62 02"),
 			wantA: []any{nil, 1}, wantKw: map[string]any{"b": 2}},
+		{name: "json __proto__ key", ser: proto.JSON, args: []byte(`[]`), kwargs: []byte(`{"__proto__":{"admin":true}}`), refuse: true},
+		{name: "msgpack __proto__ key in a list", ser: proto.MsgPack, args: hexb("91 81 a9" + fmt.Sprintf("%x", "__proto__") + "01"), refuse: true},
+	})
+}
+
+// TestJSVictimAutobahnMsgPackRPC: the same through calls, against one
+// Autobahn|JS MsgPack session that is caller and callee. A callee's YIELD
+// whose ArgumentsKw held a "__proto__" key ended the Autobahn|JS MsgPack
+// caller's process; a caller's CALL with it ended the Autobahn|JS MsgPack
+// callee's. Both are refused now.
+func TestJSVictimAutobahnMsgPackRPC(t *testing.T) {
+	t.Parallel()
+	rt := startRouter(t)
+	callee := dialHostile(t, rt.addr, proto.JSON)
+	callee.send(callee.msg(callee.v(64), callee.v(1), callee.v(map[string]any{}), callee.v("v.hostile")))
+	if m := callee.recv(); code(m) != 65 {
+		t.Fatalf("REGISTER: %v", m)
+	}
+	// The victim calls v.hostile 100 ms after it has joined.
+	vs := startVictims(t, rt.addr, "autobahn/msgpack/callee,caller --delay 100 --proc v.hostile")
+	t.Run("hostile callee", func(t *testing.T) {
+		inv := callee.recv()
+		if code(inv) != 68 {
+			t.Fatalf("want INVOCATION, got %v", inv)
+		}
+		callee.send(callee.msg(callee.v(70), callee.v(inv[1]), callee.v(map[string]any{}), []byte(`[]`), []byte(`{"__proto__":1}`)))
+		ans, _ := callee.tryRecv(3 * time.Second)
+		refused(t, ans, "YIELD with a __proto__ key")
+		if _, ok := vs[0].waitFor(3*time.Second, func(m map[string]any) bool { return m["result"] != nil || m["error"] != nil }); !ok {
+			t.Errorf("the caller got no answer\n%s", vs[0].dump())
+		}
+		survive(t, rt, vs, 1, "callee's YIELD with a __proto__ key")
+	})
+	t.Run("hostile caller", func(t *testing.T) {
+		h := dialHostile(t, rt.addr, proto.JSON)
+		h.send(h.msg(h.v(48), h.v(1), h.v(map[string]any{}), h.v("v.echo"), []byte(`[]`), []byte(`{"__proto__":1}`)))
+		ans, _ := h.tryRecv(3 * time.Second)
+		refused(t, ans, "CALL with a __proto__ key")
+		survive(t, rt, vs, 2, "caller's CALL with a __proto__ key")
+		if _, ok := vs[0].waitFor(0, func(m map[string]any) bool { return m["invocation"] != nil }); ok {
+			t.Errorf("the callee was invoked\n%s", vs[0].dump())
+		}
 	})
 }

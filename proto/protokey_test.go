@@ -1,0 +1,126 @@
+package proto
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// A payload dictionary key "__proto__" is refused as a key that is not a
+// string is, in every serializer, in Arguments and ArgumentsKw of every
+// message that carries them, however deep, and however the key is written
+// (JSON escapes, CBOR chunks): msgpack5 (Autobahn|JS's MsgPack) throws on
+// it from the WebSocket's message handler, which ends the peer's Node
+// process, and other JavaScript decoders drop the member or take it for
+// the object's prototype. Keys that only look like it pass.
+func TestProtoKeyRefused(t *testing.T) {
+	// keyed returns a dictionary {KEY: 1} with the key written as form
+	// says, in ser.
+	keyed := func(ser Serializer, form, key string) []byte {
+		w := wr{ser: ser}
+		switch {
+		case ser == JSON && form == "escaped":
+			return []byte(`{"\u005f_` + key[2:] + `":1}`)
+		case ser == CBOR && form == "chunked":
+			w.b = append(w.b, 0xa1, 0x7f)
+			for _, part := range []string{key[:2], "", key[2:]} {
+				w.cbHead(3, uint64(len(part)))
+				w.b = append(w.b, part...)
+			}
+			w.b = append(w.b, 0xff, 0x01)
+			return w.b
+		}
+		w.mapH(1)
+		_ = w.strS(key)
+		w.colon()
+		w.uint(1)
+		w.endMap()
+		return w.b
+	}
+	type pos struct {
+		name string
+		// args and kwargs around the dictionary d (nil: absent)
+		wrap func(ser Serializer, d []byte) (args, kwargs []byte)
+	}
+	list := func(ser Serializer, d []byte) []byte {
+		w := wr{ser: ser}
+		w.arr(2)
+		w.uint(7)
+		w.comma()
+		w.b = append(w.b, d...)
+		w.endArr()
+		return w.b
+	}
+	dict := func(ser Serializer, d []byte) []byte {
+		w := wr{ser: ser}
+		w.mapH(1)
+		_ = w.strS("a")
+		w.colon()
+		w.b = append(w.b, d...)
+		w.endMap()
+		return w.b
+	}
+	empty := func(ser Serializer) []byte { w := wr{ser: ser}; w.arr(0); w.endArr(); return w.b }
+	positions := []pos{
+		{"ArgumentsKw", func(ser Serializer, d []byte) ([]byte, []byte) { return empty(ser), d }},
+		{"in ArgumentsKw", func(ser Serializer, d []byte) ([]byte, []byte) { return empty(ser), dict(ser, d) }},
+		{"in Arguments", func(ser Serializer, d []byte) ([]byte, []byte) { return list(ser, d), nil }},
+		{"deep in Arguments", func(ser Serializer, d []byte) ([]byte, []byte) {
+			return list(ser, dict(ser, list(ser, dict(ser, d)))), nil
+		}},
+	}
+	msgs := []*Message{
+		{Type: CodePublish, Request: 1, URI: []byte("t")},
+		{Type: CodeEvent, ID: 1, ID2: 2},
+		{Type: CodeCall, Request: 1, URI: []byte("p")},
+		{Type: CodeInvocation, Request: 1, ID: 2},
+		{Type: CodeYield, Request: 1},
+		{Type: CodeResult, Request: 1},
+		{Type: CodeError, ReqType: CodeCall, Request: 1, URI: []byte("e")},
+		{Type: CodeError, ReqType: CodeInvocation, Request: 1, URI: []byte("e")},
+	}
+	for _, ser := range serializers {
+		forms := []string{"plain"}
+		switch ser {
+		case JSON:
+			forms = append(forms, "escaped")
+		case CBOR:
+			forms = append(forms, "chunked")
+		}
+		for _, form := range forms {
+			for _, key := range []string{"__proto__", "__proto_", "__proto__x", "_proto__", "constructor", "prototype", "__PROTO__"} {
+				bad := key == "__proto__"
+				if form != "plain" && !strings.HasPrefix(key, "__") {
+					continue
+				}
+				d := keyed(ser, form, key)
+				for _, p := range positions {
+					args, kwargs := p.wrap(ser, d)
+					what := fmt.Sprintf("%s %s key %q %s", ser, form, key, p.name)
+					a, k := Raw{Ser: ser, B: args}, Raw{Ser: ser, B: kwargs}
+					if ok := ValidArgs(a, false) && (kwargs == nil || ValidKwargs(k)); ok == bad {
+						t.Errorf("%s: ValidArgs, ValidKwargs %v", what, ok)
+					}
+					for _, m := range msgs {
+						m.Args = a
+						m.Kwargs = Raw{}
+						if kwargs != nil {
+							m.Kwargs = k
+						}
+						b, err := Append(nil, ser, m)
+						if err != nil {
+							t.Fatalf("%s: %v", what, err)
+						}
+						_, err = Decode(ser, b)
+						switch {
+						case bad:
+							requireTypedError(t, err, ErrKeyNotString, what+" in "+m.Type.String())
+						case err != nil:
+							t.Errorf("%s in %s: %v", what, m.Type, err)
+						}
+					}
+				}
+			}
+		}
+	}
+}
