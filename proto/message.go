@@ -251,5 +251,8 @@ const MaxID = 1 << 53
 // MaxDepth bounds the nesting of arrays and maps in any decoded, transcoded
 // or encoded value: a value (Arguments, ArgumentsKw, a dictionary) may hold
 // containers MaxDepth levels deep, the value itself being the first level.
-// Deeper input is refused with [ErrTooDeep].
-const MaxDepth = 100
+// Deeper input is refused with [ErrTooDeep]. With the message's own list a
+// message is then at most 100 levels deep, as deep as msgpack5 (Autobahn|JS's
+// MsgPack) decodes: it throws on a deeper one, from the WebSocket's message
+// handler, and the peer's process exits.
+const MaxDepth = 99

@@ -451,6 +451,9 @@ func TestJSVictimWampyUndefinedKillsAutobahnMsgPack(t *testing.T) {
 //   - a dictionary key "__proto__" (msgpack5's default protoAction 'error':
 //     "Object contains forbidden prototype property"), from a JSON peer:
 //     now refused.
+//   - nesting at the router's old bound (100 levels in Arguments):
+//     msgpack5 counts the message's own list and refuses depth 101
+//     ("Maximum decode depth exceeded"), from a CBOR peer: now refused.
 func TestJSVictimAutobahnMsgPackDies(t *testing.T) {
 	t.Parallel()
 	rt := startRouter(t)
@@ -460,7 +463,19 @@ func TestJSVictimAutobahnMsgPackDies(t *testing.T) {
 			wantA: []any{nil, 1}, wantKw: map[string]any{"b": 2}},
 		{name: "json __proto__ key", ser: proto.JSON, args: []byte(`[]`), kwargs: []byte(`{"__proto__":{"admin":true}}`), refuse: true},
 		{name: "msgpack __proto__ key in a list", ser: proto.MsgPack, args: hexb("91 81 a9" + fmt.Sprintf("%x", "__proto__") + "01"), refuse: true},
+		{name: "cbor 100 levels", ser: proto.CBOR, args: hexb(strings.Repeat("81", 100) + "00"), refuse: true},
+		{name: "cbor 99 levels", ser: proto.CBOR, args: hexb(strings.Repeat("81", 99) + "00"),
+			wantA: nested(99)},
 	})
+}
+
+// nested: 0 in n levels of lists.
+func nested(n int) any {
+	var v any = 0
+	for i := 0; i < n; i++ {
+		v = []any{v}
+	}
+	return v
 }
 
 // TestJSVictimAutobahnMsgPackRPC: the same through calls, against one
