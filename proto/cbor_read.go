@@ -130,6 +130,9 @@ func (r *rd) cbNext(t *tok) error {
 			t.set(k, false, false, uint64(n), 0, nil)
 			return err
 		case 6:
+			if tags > 0 || !r.cbTagKept(arg) {
+				r.norm = true // see cbor_norm.go
+			}
 			if arg == 2 || arg == 3 { // bignum: a byte string magnitude
 				// Read the byte string's head here rather than through
 				// cbNext: a chain of nested bignum tags must not recurse.

@@ -19,9 +19,10 @@ type Decoder struct {
 // Decode decodes one message from b, which is in serializer ser, into m.
 // Only the head is parsed: the Arguments and ArgumentsKw are validated and
 // kept raw; one holding a value the router converts for every peer (a
-// MsgPack undefined) is marked (Raw.Normalize), so that it is transcoded
-// even for a peer of its own serializer. m's byte slices alias b and d's
-// scratch until the next Decode. It allocates nothing in steady state.
+// MsgPack undefined, a CBOR tag it does not pass on: see cbTagKept) is
+// marked (Raw.Normalize), so that it is transcoded even for a peer of its
+// own serializer. m's byte slices alias b and d's scratch until the next
+// Decode. It allocates nothing in steady state.
 func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	m.Reset()
 	if !ser.Valid() {

@@ -16,7 +16,8 @@ type rd struct {
 	// number it is, and so must a MsgPack peer it is passed on to.
 	dates bool
 	// norm: skip met a value the router converts even for a peer of the
-	// input's serializer (see Raw.Normalize): MsgPack's undefined.
+	// input's serializer (see Raw.Normalize): MsgPack's undefined, a CBOR
+	// tag that is not passed on as it came (cbTagKept).
 	norm bool
 }
 

@@ -517,3 +517,34 @@ func TestJSVictimAutobahnMsgPackRPC(t *testing.T) {
 		}
 	})
 }
+
+// TestJSVictimCBORTags: CBOR tags the router read through and passed, as
+// they came, to CBOR peers, whose JavaScript decoders refuse them with an
+// exception: wampy 8.0.2 (cbor-x) then drops its session (ABORT "Can not
+// decode received message"), Autobahn|JS 22.11.1 (node-cbor) throws from
+// the WebSocket's message handler and its process exits. These are tags
+// Autobahn|Python's cbor2 takes as plain CBORTag values (no semantics).
+// CBOR peers now get them stripped, as JSON and MsgPack peers did (and
+// self-described CBOR, which node-cbor gave the application as a Tagged
+// object); the dates the router understands still pass.
+func TestJSVictimCBORTags(t *testing.T) {
+	t.Parallel()
+	rt := startRouter(t)
+	vs := startVictims(t, rt.addr, "autobahn/cbor/sub", "wampy/cbor/sub")
+	zero := []any{0}
+	runBadPubs(t, rt, vs, []badPub{
+		{name: "tag 2^31 (node-cbor: Tag must be a positive integer)", ser: proto.CBOR, args: hexb("81 da 80000000 00"), wantA: zero},
+		{name: "tag 2^32 (cbor-x)", ser: proto.CBOR, args: hexb("81 db 0000000100000000 00"), wantA: zero},
+		{name: "tag 225, a cbor-x packed-value prefix (No packed values available)", ser: proto.CBOR, args: hexb("81 d8 e1 00"), wantA: zero},
+		{name: "tag 28704, a cbor-x packed-value prefix", ser: proto.CBOR, args: hexb("81 d9 7020 00"), wantA: zero},
+		{name: "tag 51, a cbor-x packed table", ser: proto.CBOR, args: hexb("81 d8 33 00"), wantA: zero},
+		{name: "tag 27 (generic object) on null", ser: proto.CBOR, args: hexb("81 d8 1b f6"), wantA: []any{nil}},
+		{name: "tag 258 (set) on an integer", ser: proto.CBOR, args: hexb("81 d9 0102 00"), wantA: zero},
+		{name: "tag 55799 (self-described CBOR; node-cbor: a Tagged object)", ser: proto.CBOR, args: hexb("81 d9 d9f7 01"), wantA: []any{1}},
+		// Tag 29, and tag 1 beyond the years 1 to 9999, are refused (ABORT):
+		// TestCBORTagOtherPeersCannotDecodeRefused, TestCBORTagContent.
+		// Kept: the tags the router understands.
+		{name: "tag 1 (epoch date) kept", ser: proto.CBOR, args: hexb("81 c1 1a 5f5e1000"), wantA: []any{map[string]any{"$date": "2020-09-13T12:26:40.000Z"}}},
+		{name: "tag 0 (date text) kept", ser: proto.CBOR, args: hexb("81 c0 74" + fmt.Sprintf("%x", "2020-09-13T12:26:40Z")), wantA: []any{map[string]any{"$date": "2020-09-13T12:26:40.000Z"}}},
+	})
+}

@@ -1,0 +1,64 @@
+package proto
+
+import "testing"
+
+// A CBOR payload holding a tag the router does not understand is marked and
+// reaches CBOR peers with the tag stripped, as JSON and MsgPack peers get
+// it; the tags it understands (bignum, epoch date within the years 1 to
+// 9999, date text) pass as they came. (A tag whose content is not of the
+// form its registration gives, tag 1 beyond the years 1 to 9999 or on a
+// string, tag 0 on an integer, tags 25 and 29, is refused instead:
+// TestCBORTagContent.)
+func TestCBORTagsNormalized(t *testing.T) {
+	cases := []struct {
+		name, args, want string // want: the Arguments CBOR peers get; "" as they came
+	}{
+		{"tag 2^31", "81 da80000000 00", "8100"},
+		{"tag 2^32", "81 db0000000100000000 00", "8100"},
+		{"tag 225", "81 d8e1 00", "8100"},
+		{"tag 28704", "81 d97020 00", "8100"},
+		{"tag 51", "81 d833 00", "8100"},
+		{"tag 27 on null", "81 d81b f6", "81f6"},
+		{"tag 258 on an integer", "81 d90102 00", "8100"},
+		{"tag 4 (decimal fraction)", "81 c4 82 21 196ab3", "81 82 21 196ab3"},
+		{"tag 32 (URI)", "81 d820 6161", "81 6161"},
+		{"unknown tag on a list, deep", "81 a1 6161 d9ffff 82 01 02", "81 a1 6161 82 01 02"},
+		{"two tags", "81 d9d9f7 c1 1a5f5e1000", "81 c1 1a5f5e1000"},
+		{"tag 1 on a bignum", "81 c1 c2 41 01", "81 01"},
+		// Kept.
+		{"tag 1 on an integer", "81 c1 1a5f5e1000", ""},
+		{"tag 1 on a negative integer", "81 c1 3b0000000e7791f6ff", ""},
+		{"tag 1 on a float", "81 c1 fb41d7d78400000000", ""},
+		{"tag 1 on a half float", "81 c1 f93c00", ""},
+		{"tag 0 on a text", "81 c0 74323032302d30392d31335431323a32363a34305a", ""},
+		{"bignum", "81 c2 49 010000000000000000", ""},
+		{"negative bignum", "81 c3 42 0102", ""},
+		{"tag 55799 (node-cbor: a Tagged object)", "81 d9d9f7 01", "81 01"},
+		{"no tag", "83 01 f7 a1 6161 f6", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := mustHex(t, stripSpaces(c.args))
+			w := wr{ser: CBOR}
+			w.arr(5)
+			w.uint(uint64(CodePublish))
+			w.uint(1)
+			w.mapH(0)
+			_ = w.strS("t")
+			w.b = append(w.b, args...)
+			m := mustDecode(t, CBOR, w.b)
+			if m.Args.Normalize != (c.want != "") {
+				t.Fatalf("Args.Normalize %v", m.Args.Normalize)
+			}
+			want := args
+			if c.want != "" {
+				want = mustHex(t, stripSpaces(c.want))
+			}
+			out := mustAppend(t, CBOR, &Message{Type: CodeEvent, ID: 1, ID2: 2, Args: m.Args})
+			got := mustDecode(t, CBOR, out)
+			if showHex(got.Args.B) != showHex(want) || got.Args.Normalize {
+				t.Fatalf("CBOR peers get %x (Normalize %v), want %x", got.Args.B, got.Args.Normalize, want)
+			}
+		})
+	}
+}
