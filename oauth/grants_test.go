@@ -1,6 +1,8 @@
 package oauth
 
 import (
+	"context"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -369,5 +371,34 @@ func TestRefreshTokensBoundSkipsEnded(t *testing.T) {
 	login()
 	if _, err := refreshVia(e, cfg, a2.RefreshToken); retrieveErr(err) != "invalid_grant" {
 		t.Fatalf("the oldest of four live logins (bound 3) still refreshes: %v", err)
+	}
+}
+
+// TestHugeRefreshTokenLifetime (found by the review of the command line
+// and configuration): the store kept an entry until now + ttl in unix
+// nanoseconds, which wrapped past the year 2262, so with a
+// RefreshTokenLifetime of 2500000h (meant as "never expires unused") the
+// refresh token a password grant had just returned was refused at once
+// (invalid_grant). The store now saturates the expiry.
+func TestHugeRefreshTokenLifetime(t *testing.T) {
+	e := startEnv(t, func(o *Options) {
+		for i := range o.Realms {
+			o.Realms[i].RefreshTokenLifetime = 2500000 * time.Hour
+		}
+	})
+	cfg := e.config("backend", backendSec)
+	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refreshVia(e, cfg, tok.RefreshToken); err != nil {
+		t.Fatalf("refresh right after the login, RefreshTokenLifetime 2500000h: %v", err)
+	}
+	s := newMemStore(time.Now)
+	if _, err := s.Create(context.Background(), "k", []byte("v"), math.MaxInt64); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), "k"); err != nil {
+		t.Fatalf("an entry with the largest ttl: %v", err)
 	}
 }

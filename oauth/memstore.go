@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,13 @@ func (s *MemStore) put(key string, value []byte, ttl time.Duration, now int64) u
 	s.rev++
 	e := memEntry{value: append([]byte(nil), value...), rev: s.rev}
 	if ttl > 0 {
+		// Saturating: a ttl of a few million hours (a lifetime meant as
+		// "never", 2500000h) wrapped past the year 2262 into an expiry
+		// already gone.
 		e.expires = now + int64(ttl)
+		if now > math.MaxInt64-int64(ttl) {
+			e.expires = math.MaxInt64
+		}
 	}
 	s.m[key] = e
 	return s.rev

@@ -388,7 +388,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if timeout > 0 {
 		// The coarse clock may be up to a tick behind: a tick more keeps
 		// the deadline from coming early.
-		oc.due = s.r.coarseNow() + int64(clockTick) + int64(timeout)
+		oc.due = deadlineAfter(s.r.coarseNow()+int64(clockTick), timeout)
 		s.addTimer(timer{due: oc.due, kind: tmCall, sess: ss, id: m.Request})
 	}
 	if ss.calls == nil {

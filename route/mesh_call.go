@@ -199,7 +199,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		oc.rr = s.newReroute(ss, reg, m, c, false, disclose, node, 0)
 	}
 	if timeout > 0 {
-		oc.due = s.r.now() + int64(timeout)
+		oc.due = deadlineAfter(s.r.now(), timeout)
 		s.addTimer(timer{due: oc.due, kind: tmCall, sess: ss, id: m.Request})
 	}
 	if ss.calls == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -325,6 +326,17 @@ func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
 
 // now returns the current time in unix nanoseconds.
 func (r *Router) now() int64 { return r.cfg.Now().UnixNano() }
+
+// deadlineAfter returns the deadline d after t (unix nanoseconds), saturating at
+// the largest int64: a timeout of a few million hours (a Config's, meant
+// as "practically never") must not wrap past the year 2262 into a
+// deadline already gone.
+func deadlineAfter(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
+}
 
 // clockTick is the refresh period of the coarse clock while it is in use.
 const clockTick = time.Millisecond

@@ -166,7 +166,7 @@ func (s *Shard) Open(p Peer) *Session {
 	ss := &Session{shard: s, peer: p, ser: p.Serializer(), transport: p.Transport(), attached: true}
 	s.open.Add(1)
 	s.attached[ss] = struct{}{}
-	s.addTimer(timer{due: s.r.now() + int64(s.r.cfg.HelloTimeout), kind: tmHello, sess: ss})
+	s.addTimer(timer{due: deadlineAfter(s.r.now(), s.r.cfg.HelloTimeout), kind: tmHello, sess: ss})
 	if s.closing {
 		s.abort(ss, proto.CloseSystemShutdown, "router is shutting down")
 	}
@@ -677,7 +677,7 @@ func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay ti
 		return
 	}
 	js.failURI, js.failMsg = uri, msg
-	s.addTimer(timer{due: s.r.now() + int64(delay), kind: tmAuthFail, sess: ss})
+	s.addTimer(timer{due: deadlineAfter(s.r.now(), delay), kind: tmAuthFail, sess: ss})
 }
 
 // welcome establishes the session and sends WELCOME.
@@ -768,7 +768,7 @@ func (s *Shard) Goodbye(ss *Session, reason, message string) {
 	s.sendClose(ss, proto.CodeGoodbye, reason, message)
 	s.leave(ss)
 	ss.state = stClosing
-	s.addTimer(timer{due: s.r.now() + int64(s.r.cfg.GoodbyeTimeout), kind: tmGoodbye, sess: ss})
+	s.addTimer(timer{due: deadlineAfter(s.r.now(), s.r.cfg.GoodbyeTimeout), kind: tmGoodbye, sess: ss})
 }
 
 // abort sends ABORT and ends the session.

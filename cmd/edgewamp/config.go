@@ -213,8 +213,27 @@ type permissionConfig struct {
 	Disclose []string `yaml:"disclose"`
 }
 
-// duration is a time.Duration written as "10s", "1m30s".
+// duration is a time.Duration written as "10s", "1m30s", at most
+// maxDuration.
 type duration time.Duration
+
+// maxDuration bounds every duration of the configuration: 10 years, far
+// past any timeout or lifetime that means something. time.ParseDuration
+// takes up to 2562047h, and the router and the token store add a
+// duration to the clock in unix nanoseconds, which wraps past the year
+// 2262: with 2500000h ("practically never") a HELLO timeout aborted the
+// sessions, rpc.max_call_timeout timed every call out and a refresh token
+// expired at once (route and oauth now saturate too).
+const maxDuration = 10 * 365 * 24 * time.Hour
+
+// durationError is a duration's refusal; decodeStrict names its key.
+type durationError struct {
+	line  int
+	value string
+	msg   string
+}
+
+func (e *durationError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
@@ -222,7 +241,10 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (like \"10s\" or \"1m30s\")", n.Line, n.Value)
+		return &durationError{n.Line, n.Value, fmt.Sprintf("%q is not a duration (like \"10s\" or \"1m30s\")", n.Value)}
+	}
+	if v > maxDuration {
+		return &durationError{n.Line, n.Value, fmt.Sprintf("%q is too long: a duration is at most %s (10 years)", n.Value, strings.TrimSuffix(maxDuration.String(), "0m0s"))}
 	}
 	*d = duration(v)
 	return nil
@@ -366,6 +388,13 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 			return doc, nil
 		}
 		if err != nil {
+			if de := (*durationError)(nil); errors.As(err, &de) {
+				// The key, unless another value on the line looks the same.
+				if keys := findKeysAt(nil, doc, "", de.line, yaml.ScalarNode, de.value); len(keys) == 1 {
+					return nil, fmt.Errorf("line %d: %s: %s", de.line, keys[0], de.msg)
+				}
+				return nil, de
+			}
 			return nil, cleanYAMLError(err, data)
 		}
 	}

@@ -325,7 +325,13 @@ func TestCheckConfig(t *testing.T) {
 		{"ok", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 0, []string{": ok"}},
 		{"unknown key", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrelams: []\n", 1, []string{"line 3: key relams is not a known configuration key"}},
 		{"unknown nested key", "listeners:\n  - address: 127.0.0.1:9000\n    tsl: {}\nrealms: [{name: a.b}]\n", 1, []string{"line 3: key tsl is not a known configuration key"}},
-		{"bad duration", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrpc:\n  call_timeout: soon\n", 1, []string{`line 4: "soon" is not a duration`}},
+		{"bad duration", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nrpc:\n  call_timeout: soon\n", 1, []string{`line 4: rpc.call_timeout: "soon" is not a duration`}},
+		// Durations are bounded (10 years): the router and the token store
+		// add them to the clock in unix nanoseconds (review cmd2).
+		{"huge duration", "limits: {hello_timeout: 2500000h}\n", 1, []string{`line 1: limits.hello_timeout: "2500000h" is too long: a duration is at most 87600h (10 years)`}},
+		{"huge call timeout", "rpc:\n  max_call_timeout: 87601h\n", 1, []string{`line 2: rpc.max_call_timeout: "87601h" is too long`}},
+		{"huge token lifetime", "oauth: {}\nrealms: [{name: r1, oauth: {refresh_token_lifetime: 2500000h, clients: [{id: c1, public: true}]}}]\n", 1, []string{`line 2: realms[0].oauth.refresh_token_lifetime: "2500000h" is too long`}},
+		{"ten years", "rpc: {max_call_timeout: 87600h}\nlimits: {hello_timeout: 87600h}\n", 0, []string{": ok"}},
 		{"bad size", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nlimits: {max_message: lots}\n", 1, []string{`line 3: "lots" is not a size`}},
 		{"wrong type", "loops: many\nlisteners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 1, []string{"line 1:", "many"}},
 		{"wrong type names the key", "loops: many\n", 1, []string{"line 1: loops takes a whole number, not `many`"}},
