@@ -292,20 +292,49 @@ func (o *Options) check() error {
 	return errors.Join(errs...)
 }
 
+// checkNatsURL checks a mesh URL: nats:// or tls://, host:port. Its
+// errors quote the URL with its password or token redacted (a URL refused
+// for its form was quoted whole, secret included, by check-config and in
+// run's log line).
 func checkNatsURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q: %v", s, err)
+		why := "not a URL"
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			switch ue.Err.(type) {
+			case url.EscapeError: // it quotes the escape, perhaps the password's
+				why = "invalid URL escape"
+			default:
+				why = ue.Err.Error()
+			}
+		}
+		return fmt.Errorf("%q: %s; want nats://host:port", redactUnparsedURL(s), why)
 	}
 	switch u.Scheme {
 	case "nats", "tls":
 	default:
-		return fmt.Errorf("%q: want nats://host:port", s)
+		return fmt.Errorf("%q: want nats://host:port", redactURLs(s))
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return fmt.Errorf("%q: want nats://host:port", s)
+		return fmt.Errorf("%q: want nats://host:port", redactURLs(s))
 	}
 	return nil
+}
+
+// redactUnparsedURL returns s, a URL that url.Parse refuses, for an error
+// message: anything before the last '@' after the scheme (user info: a
+// password, a token) is replaced by xxxxx.
+func redactUnparsedURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
+	} else {
+		scheme += "://"
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "xxxxx" + rest[i:]
+	}
+	return scheme + rest
 }
 
 // withCredentials returns the URLs with password (the token, or on routes

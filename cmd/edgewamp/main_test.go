@@ -484,6 +484,37 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
+// grepLines returns the lines of s that hold sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// cmdOutputWithin runs cmd, its output and error output together, and
+// kills it if it is still running after d.
+func cmdOutputWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return []byte(out.String()), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return []byte(out.String()), fmt.Errorf("still running after %v", d)
+	}
+}
+
 // TestConfigOneYAMLDocument: the configuration is one YAML document. A
 // second one (after a `---` line) is refused, naming its line: before,
 // only the first was read and everything after the `---` was ignored,

@@ -345,3 +345,40 @@ func TestGatewayListenerInUse(t *testing.T) {
 		t.Fatalf("the error does not say %q:\n%s", want, out)
 	}
 }
+
+// TestMeshURLErrorHidesPassword (found by the review of the command line
+// and configuration): the password of a mesh URL is a secret
+// (TestNatsURLPasswordNotLogged: the node's log line redacts nats_url),
+// but a URL refused for its form (no port) was quoted whole, password
+// and token included, by check-config and in run's error line (the
+// journal). edge's TestCheckNatsURLRedacts checks the cases one by one.
+func TestMeshURLErrorHidesPassword(t *testing.T) {
+	const secret = "S3CRETPW"
+	var leaks []string
+	for _, c := range []string{
+		"mesh: {cluster: {listen: \"127.0.0.1:0\", routes: [\"nats://edge:" + secret + "@127.0.0.1\"]}}\n",
+		"mesh: {leaf: {remotes: [\"nats://edge:" + secret + "@hub\"]}}\n",
+		"mesh: {nats_url: \"nats://" + secret + "@127.0.0.1\"}\n",
+	} {
+		path := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"off\"}\n"+c)
+		out, errOut, code := runCLI("check-config", path)
+		if code == 0 {
+			t.Fatalf("check-config took %s", c)
+		}
+		if strings.Contains(out+errOut, secret) || !strings.Contains(errOut, "xxxxx@") {
+			leaks = append(leaks, "check-config: "+strings.TrimSpace(errOut))
+		}
+	}
+	cmd := exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off",
+		"-cluster-listen", "127.0.0.1:0", "-cluster-routes", "nats://edge:"+secret+"@127.0.0.1")
+	b, err := cmdOutputWithin(cmd, 10*time.Second)
+	if exitCode(err) != 1 {
+		t.Errorf("run -cluster-routes with no port: %v, want exit 1", err)
+	}
+	if strings.Contains(string(b), secret) {
+		leaks = append(leaks, "run: "+lastLines(grepLines(string(b), secret), 1))
+	}
+	if len(leaks) > 0 {
+		t.Fatalf("the mesh password is printed (%d):\n%s", len(leaks), strings.Join(leaks, "\n"))
+	}
+}
