@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,8 +195,10 @@ func (o *Options) check() error {
 		if a.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("edge: %s %q is not host:port", a.what, a.addr))
+		} else if strings.HasSuffix(a.what, ".advertise") && !validPort(port) {
+			errs = append(errs, fmt.Errorf("edge: %s %q: the port must be a number from 1 to 65535", a.what, a.addr))
 		}
 	}
 	for _, l := range []struct {
@@ -292,10 +295,10 @@ func (o *Options) check() error {
 	return errors.Join(errs...)
 }
 
-// checkNatsURL checks a mesh URL: nats:// or tls://, host:port. Its
-// errors quote the URL with its password or token redacted (a URL refused
-// for its form was quoted whole, secret included, by check-config and in
-// run's log line).
+// checkNatsURL checks a mesh URL: nats:// or tls://, a host and a port
+// from 1 to 65535 (as listen addresses have). Its errors quote the URL
+// with its password or token redacted (a URL refused for its form was
+// quoted whole, secret included, by check-config and in run's log line).
 func checkNatsURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -315,10 +318,20 @@ func checkNatsURL(s string) error {
 	default:
 		return fmt.Errorf("%q: want nats://host:port", redactURLs(s))
 	}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" {
 		return fmt.Errorf("%q: want nats://host:port", redactURLs(s))
 	}
+	if !validPort(port) {
+		return fmt.Errorf("%q: want nats://host:port, the port a number from 1 to 65535", redactURLs(s))
+	}
 	return nil
+}
+
+// validPort reports whether p is a port number from 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }
 
 // redactUnparsedURL returns s, a URL that url.Parse refuses, for an error

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -380,5 +381,52 @@ func TestMeshURLErrorHidesPassword(t *testing.T) {
 	}
 	if len(leaks) > 0 {
 		t.Fatalf("the mesh password is printed (%d):\n%s", len(leaks), strings.Join(leaks, "\n"))
+	}
+}
+
+// TestMeshURLPortChecked (found by the review of the command line and
+// configuration): listen addresses have their port checked (bc87850: a
+// number from 0 to 65535), but the mesh's URLs were only split at the
+// colon: nats://host: (no port) and nats://host:99999 in cluster.routes,
+// leaf.remotes or -cluster-routes, and a cluster.advertise of
+// 127.0.0.1:99999, passed check-config and run started, its route
+// retrying "dial tcp 127.0.0.1:0: connect: connection refused" or
+// "address 99999: invalid port" at INFO for ever, the node alone. edge's
+// TestCheckNatsURLPort checks the cases one by one.
+func TestMeshURLPortChecked(t *testing.T) {
+	cases := []string{
+		"mesh: {cluster: {listen: \"127.0.0.1:0\", routes: [\"nats://127.0.0.1:\"]}}\n",
+		"mesh: {cluster: {listen: \"127.0.0.1:0\", routes: [\"nats://127.0.0.1:99999\"]}}\n",
+		"mesh: {leaf: {remotes: [\"nats://127.0.0.1:\"]}}\n",
+		"mesh: {cluster: {listen: \"127.0.0.1:0\", advertise: \"127.0.0.1:99999\"}}\n",
+	}
+	var bad []string
+	for _, c := range cases {
+		path := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"off\"}\n"+c)
+		if _, e, code := runCLI("check-config", path); code == 0 {
+			bad = append(bad, strings.TrimSpace(c))
+		} else if !strings.Contains(e, "port") {
+			bad = append(bad, strings.TrimSpace(c)+": "+strings.TrimSpace(e))
+		}
+	}
+	// The flag, through run.
+	cmd := exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off",
+		"-cluster-listen", "127.0.0.1:0", "-cluster-routes", "nats://127.0.0.1:")
+	out := &lockedBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		bad = append(bad, "run -cluster-routes nats://127.0.0.1: ran: "+lastLines(grepLines(out.String(), "route"), 1))
+	}
+	if len(bad) > 0 {
+		t.Fatalf("mesh URLs with no port or a port past 65535 taken (%d):\n%s", len(bad), strings.Join(bad, "\n"))
 	}
 }
