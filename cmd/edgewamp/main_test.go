@@ -402,6 +402,78 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestConfigFileReadBounded (found by the review of the command line and
+// configuration): the configuration was read whole, with no bound, and
+// parsed into YAML nodes twice. check-config of /dev/zero (a typo for a
+// path, or a config management tool's empty device) under a 1 GiB
+// address-space limit died with Go's "fatal error: out of memory" and a
+// goroutine dump (exit 2), unlimited it took what RAM there was; a 32 MiB
+// file took 6.5 to 9.7 s and 625 MiB of RSS and was "ok", which a SIGHUP
+// repeated in the running router. A device or a directory is refused, a
+// file larger than maxConfigFile before it is read, a pipe after
+// maxConfigFile bytes; a reload refuses them too.
+func TestConfigFileReadBounded(t *testing.T) {
+	dir := t.TempDir()
+	// Each in its own process under a 256 MiB data limit (ulimit -d: the
+	// heap's writable mappings, not the address space Go reserves, which
+	// a 1 GiB ulimit -v nearly fills at start): an unbounded read dies
+	// there rather than take the machine's memory.
+	for _, c := range []struct{ sh, want string }{
+		{"exec BIN check-config /dev/zero", "/dev/zero is a device, not a configuration file"},
+		{"yes | exec BIN check-config /dev/stdin", "/dev/stdin is larger than 16MiB, the most a configuration file may be"},
+	} {
+		cmd := exec.Command("sh", "-c", "ulimit -d 262144; "+strings.ReplaceAll(c.sh, "BIN", binPath))
+		out, err := cmdOutputWithin(cmd, 20*time.Second)
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: exit %d, %q (want exit 1 and %q)", c.sh, code, firstLine(string(out)), c.want)
+		}
+	}
+	big := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(maxConfigFile + 1) // sparse: a file just over the bound
+	f.Close()
+	for _, c := range []struct{ path, want string }{
+		{big, "big.yaml is larger than 16MiB"},
+		{dir, "is a directory, not a configuration file"},
+	} {
+		if _, e, code := runCLI("check-config", c.path); code != 1 || !strings.Contains(e, c.want) {
+			t.Errorf("check-config %s: exit %d, %q (want exit 1 and %q)", c.path, code, firstLine(e), c.want)
+		}
+	}
+	// At the bound: read (not parsed here: a 16 MiB file takes seconds).
+	atBound := filepath.Join(dir, "at-bound.yaml")
+	if err := os.WriteFile(atBound, make([]byte, maxConfigFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readConfigFile(atBound); err != nil || len(b) != maxConfigFile {
+		t.Errorf("a file of exactly %d bytes: %d bytes read, %v", maxConfigFile, len(b), err)
+	}
+	// A reload refuses a file past the bound and keeps the running
+	// configuration.
+	path := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"off\"}\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", path))
+	if err := os.Truncate(path, maxConfigFile+1); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration", 1)
+	if l := grepLines(r.logs(), "SIGHUP: configuration"); !strings.Contains(l, "configuration refused") || !strings.Contains(l, "is larger than 16MiB") {
+		t.Fatalf("a reload of a file past the bound: %s", l)
+	}
+}
+
+// firstLine returns the first line of s, cut to 200 bytes.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
 // TestCheckConfigAgreesWithRun: check-config is the unit's
 // ExecStartPre and README's upgrade check ("check the configuration with
 // the new binary"): what it passes, run starts with, and what run refuses
