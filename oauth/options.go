@@ -405,6 +405,13 @@ func orDefault(s, def []string) []string {
 	return s
 }
 
+// ValidateIssuer checks an issuer URL as New does (check-config, and a
+// reload, which must refuse what a start would).
+func ValidateIssuer(issuer string) error {
+	_, err := checkIssuer(issuer)
+	return err
+}
+
 // checkIssuer validates Options.Issuer (RFC 8414 §2: https, no query or
 // fragment; http is allowed for loopback and test addresses).
 func checkIssuer(s string) (*url.URL, error) {

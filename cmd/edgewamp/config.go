@@ -742,6 +742,9 @@ func (c *config) validate() error {
 	c.validateOAuth(&errs)
 	c.validateGateway(&errs)
 	c.validateAddresses(&errs)
+	if p := dataDirProblem(c.DataDir); p != "" {
+		c.errAt(&errs, fmt.Sprintf("data_dir %q %s", c.DataDir, p), "data_dir")
+	}
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // decoyFile is the name, under data_dir, of the secret WAMP-CRA's decoy
@@ -15,6 +16,35 @@ const decoyFile = "wampcra-decoy.key"
 
 // decoySize is the length of the decoy secret.
 const decoySize = 32
+
+// dataDirProblem says what keeps dir, data_dir, from being the directory
+// run makes (MkdirAll) and keeps its state in, or "": it is a directory,
+// or does not exist and its nearest existing parent is a directory.
+// Before, nothing looked at it before run's mkdir, so check-config and a
+// reload took a regular file that run then refused.
+func dataDirProblem(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	for p := filepath.Clean(dir); ; {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return ""
+		case err == nil && p == filepath.Clean(dir):
+			return "is not a directory"
+		case err == nil:
+			return "cannot be made: " + p + " is not a directory"
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return "cannot be used: " + err.Error()
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return ""
+		}
+		p = parent
+	}
+}
 
 // decoySecret returns the secret the router derives the WAMP-CRA
 // challenges' salts of authids that are not users from: kept in

@@ -212,7 +212,7 @@ func (c *config) validateGateway(errs *[]error) {
 	if b := g.Bearer; b != nil {
 		if b.JWKSFile == "" {
 			c.errAt(errs, "gateway.bearer needs jwks_file", "gateway", "bearer")
-		} else if _, err := os.Stat(b.JWKSFile); err != nil {
+		} else if _, err := loadJWKS(b.JWKSFile); err != nil {
 			c.errAt(errs, "gateway.bearer.jwks_file: "+err.Error(), "gateway", "bearer", "jwks_file")
 		}
 	}
@@ -257,6 +257,16 @@ func (c *config) validateGateway(errs *[]error) {
 		}
 	}
 	o := c.gatewayOptions(nil)
+	if c.oauthEnabled() {
+		// The OAuth2 server's endpoints, which run mounts on the gateway:
+		// a route at or below them is refused (gateway.New refused it at
+		// start, and a reload's Prepare on a gateway that has them; here,
+		// check-config and every reload agree with the start).
+		o.Mount = map[string]http.Handler{}
+		for _, p := range oauthMountPatterns(orDefault(c.OAuth.Issuer, defaultIssuer)) {
+			o.Mount[p] = http.NotFoundHandler()
+		}
+	}
 	if err := gateway.Validate(o); err != nil {
 		for _, e := range unjoin(err) {
 			var fe *gateway.FieldError

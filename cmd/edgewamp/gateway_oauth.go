@@ -20,18 +20,28 @@ import (
 // the root for the RFC 8414 metadata of an issuer with a path.
 func oauthMounts(o *oauthServer) map[string]http.Handler {
 	h := oauthHandler{o}
+	m := map[string]http.Handler{}
+	for _, p := range oauthMountPatterns(o.opts.Issuer) {
+		m[p] = h
+	}
+	return m
+}
+
+// oauthMountPatterns are the gateway patterns the OAuth2 server of issuer
+// is mounted at.
+func oauthMountPatterns(issuer string) []string {
 	base := ""
-	if u, err := url.Parse(o.opts.Issuer); err == nil {
+	if u, err := url.Parse(issuer); err == nil {
 		base = u.Path
 	}
 	for len(base) > 0 && base[len(base)-1] == '/' {
 		base = base[:len(base)-1]
 	}
-	m := map[string]http.Handler{base + "/oauth/": h, "/.well-known/": h}
+	p := []string{base + "/oauth/", "/.well-known/"}
 	if base != "" {
-		m[base+"/.well-known/"] = h
+		p = append(p, base+"/.well-known/")
 	}
-	return m
+	return p
 }
 
 // oauthHandler serves the server's endpoints once it runs, and 503

@@ -39,24 +39,35 @@ type jwksVerifier struct {
 const jwtCacheMax = 10000
 
 func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
-	b, err := os.ReadFile(c.JWKSFile)
+	set, err := loadJWKS(c.JWKSFile)
+	if err != nil {
+		return nil, err
+	}
+	return &jwksVerifier{set: set, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}, nil
+}
+
+// loadJWKS reads the public key set of a JWKS file. The configuration's
+// validation reads it too, so that check-config and a reload refuse what
+// the start refuses (they only stat'ed it).
+func loadJWKS(path string) (jwk.Set, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	set, err := jwk.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a JSON Web Key Set: %w", c.JWKSFile, err)
+		return nil, fmt.Errorf("%s: not a JSON Web Key Set: %w", path, err)
 	}
 	if set.Len() == 0 {
-		return nil, fmt.Errorf("%s: the key set is empty", c.JWKSFile)
+		return nil, fmt.Errorf("%s: the key set is empty", path)
 	}
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
 		if _, ok := k.(interface{ D() []byte }); ok {
-			return nil, fmt.Errorf("%s: holds a private key; give the public key set", c.JWKSFile)
+			return nil, fmt.Errorf("%s: holds a private key; give the public key set", path)
 		}
 	}
-	return &jwksVerifier{set: set, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}, nil
+	return set, nil
 }
 
 var errToken = errors.New("the token is not valid")

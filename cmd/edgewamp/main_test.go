@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -502,6 +505,91 @@ func TestCheckConfigAgreesWithRun(t *testing.T) {
 				t.Fatalf("check-config exit %d (%s), but run started=%v:\n%s", code, strings.TrimSpace(stderr), started, lastLines(log, 2))
 			}
 		})
+	}
+}
+
+// TestCheckConfigAgreesWithRunAtStart (found by the review of the command
+// line and configuration): check-config is the unit's ExecStartPre and
+// README's upgrade check, and 473d8b3 made it refuse what run refuses at
+// start. These configurations passed it ("ok", exit 0) while run refused
+// them a moment later (exit 1): the gateway's JWKS file was only stat'ed
+// (not read: garbage, a directory, a private key set), the OAuth2 issuer
+// only had its scheme prefix checked (run's oauth.New wants a host, no
+// user info, no query), the OAuth2 key files were loaded one by one (the
+// same key twice is refused by run), a route under the OAuth2 server's
+// mount /oauth/ was refused only by gateway.New with the mount, and
+// data_dir was never looked at (a regular file: run failed on mkdir).
+// Each is now refused by the validation check-config, run and a reload
+// share, with its key named; run exits at once.
+func TestCheckConfigAgreesWithRunAtStart(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.json")
+	os.WriteFile(garbage, []byte("garbage\n"), 0o600)
+	jwksDir := filepath.Join(dir, "jwksdir")
+	os.Mkdir(jwksDir, 0o700)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	b64 := base64.RawURLEncoding.EncodeToString
+	private := filepath.Join(dir, "private.json")
+	os.WriteFile(private, []byte(fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":%q,"d":%q}]}`, b64(pub), b64(priv.Seed()))), 0o600)
+	keyPEM := filepath.Join(dir, "key.pem")
+	if out, _, code := runCLI("oauth", "keygen"); code != 0 {
+		t.Fatal("oauth keygen failed")
+	} else {
+		os.WriteFile(keyPEM, []byte(out), 0o600)
+	}
+	aFile := filepath.Join(dir, "a-file")
+	os.WriteFile(aFile, []byte("x"), 0o600)
+
+	const base = "listeners: [{address: \"127.0.0.1:0\"}]\ngateway:\n  listen: \"127.0.0.1:0\"\n"
+	const oauthRealm = "realms: [{name: r1, oauth: {clients: [{id: c1, public: true}]}}]\n"
+	cases := []struct{ name, yaml, want string }{
+		{"jwks-garbage", base + "  bearer: {jwks_file: " + garbage + "}\n", "line 4: gateway.bearer.jwks_file: " + garbage + ": not a JSON Web Key Set"},
+		{"jwks-directory", base + "  bearer: {jwks_file: " + jwksDir + "}\n", "line 4: gateway.bearer.jwks_file: read " + jwksDir + ": is a directory"},
+		{"jwks-private-key", base + "  bearer: {jwks_file: " + private + "}\n", "holds a private key"},
+		{"oauth-issuer-no-host", base + "oauth: {issuer: \"http://\"}\n" + oauthRealm, `line 4: oauth.issuer: issuer "http://" must be an http(s) URL with a host`},
+		{"oauth-issuer-userinfo", base + "oauth: {issuer: \"https://u:pw@auth.example.com\"}\n" + oauthRealm, "must not have a query, fragment or user info"},
+		{"oauth-key-twice", base + "oauth: {key_files: [" + keyPEM + ", " + keyPEM + "]}\n" + oauthRealm, "oauth.key_files[1] is the key of oauth.key_files[0]"},
+		{"route-under-oauth-mount", base + "  routes:\n    - {name: tok, method: POST, path: /oauth/token, realm: r1, call: com.x, auth: {type: none}}\n" + oauthRealm, "path /oauth/token is at or below the mount /oauth/"},
+		{"data-dir-is-a-file", base + "data_dir: " + aFile + "\n", "line 4: data_dir \"" + aFile + "\" is not a directory"},
+	}
+	var bad []string
+	for _, tc := range cases {
+		path := writeFile(t, tc.name+".yaml", tc.yaml)
+		_, stderr, code := runCLI("check-config", path)
+		started, log := runStarts(t, path)
+		if (code == 0) != started {
+			bad = append(bad, fmt.Sprintf("%s: check-config exit %d %s, run started=%v: %s", tc.name, code, strings.TrimSpace(stderr), started, lastLines(log, 1)))
+		} else if code == 0 || !strings.Contains(stderr, tc.want) || !strings.Contains(log, tc.want) {
+			bad = append(bad, fmt.Sprintf("%s: check-config exit %d %s, run: %s; want %q from both", tc.name, code, strings.TrimSpace(stderr), lastLines(log, 1), tc.want))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d configurations: check-config and run disagree:\n%s", len(bad), len(cases), strings.Join(bad, "\n"))
+	}
+}
+
+// TestReloadRefusesWhatRunRefuses (found by the review of the command
+// line and configuration): a SIGHUP with a file whose OAuth2 issuer run
+// refuses at start ("http://", no host) said "configuration reloaded"
+// (with a restart-needed warning for oauth), so the operator's next
+// restart was the first to hear of it, and the service stayed down.
+func TestReloadRefusesWhatRunRefuses(t *testing.T) {
+	const good = "listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"127.0.0.1:0\"}\noauth: {issuer: \"http://127.0.0.1:8081\"}\nrealms: [{name: realm1, anonymous: true, oauth: {clients: [{id: c1, public: true}]}}]\n"
+	path := writeFile(t, "c.yaml", good)
+	r := launch(t, exec.Command(binPath, "run", "-config", path, "-gateway-listen", "127.0.0.1:0"))
+	r.waitLog("edgewamp started", 1)
+	bad := strings.Replace(good, "http://127.0.0.1:8081", "http://", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(r.logs(), "SIGHUP: configuration") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !strings.Contains(r.logs(), "SIGHUP: configuration refused") {
+		t.Fatalf("a reload took a file that run refuses (issuer http://):\n%s", lastLines(r.logs(), 3))
 	}
 }
 

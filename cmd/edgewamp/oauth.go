@@ -117,6 +117,13 @@ func (c *config) validateOAuth(errs *[]error) {
 	o := &c.OAuth
 	if o.Issuer != "" && !strings.HasPrefix(o.Issuer, "http://") && !strings.HasPrefix(o.Issuer, "https://") {
 		c.errAt(errs, fmt.Sprintf("oauth.issuer %q must be an http(s) URL", o.Issuer), "oauth", "issuer")
+	} else if o.Issuer != "" && c.oauthEnabled() {
+		// What oauth.New refuses at start (a host, no user info, no
+		// query or fragment): before, only the scheme was checked here,
+		// so check-config and a reload took an issuer run refused.
+		if err := oauth.ValidateIssuer(o.Issuer); err != nil {
+			c.errAt(errs, "oauth.issuer: "+strings.TrimPrefix(err.Error(), "oauth: "), "oauth", "issuer")
+		}
 	}
 	switch o.Algorithm {
 	case "", "EdDSA", "ES256":
@@ -131,9 +138,22 @@ func (c *config) validateOAuth(errs *[]error) {
 		// plain node holds no memory for it; see footprint_test.go).
 		return
 	}
+	keys := make([]crypto.Signer, len(o.KeyFiles))
 	for i, f := range o.KeyFiles {
-		if _, err := loadKeyFile(f); err != nil {
+		k, err := loadKeyFile(f)
+		if err != nil {
 			c.errAt(errs, fmt.Sprintf("oauth.key_files[%d]: %v", i, err), "oauth", "key_files", i)
+			continue
+		}
+		keys[i] = k
+		// The same key twice (one file given twice, or two copies) is
+		// refused by oauth.New ("key ... is in the ring twice": a kid is
+		// the key's thumbprint); before, only run found it.
+		for j, prev := range keys[:i] {
+			if prev != nil && samePublicKey(prev, k) {
+				c.errAt(errs, fmt.Sprintf("oauth.key_files[%d] is the key of oauth.key_files[%d]; give each key once", i, j), "oauth", "key_files", i)
+				break
+			}
 		}
 	}
 	for i := range c.Realms {
@@ -182,6 +202,12 @@ func (c *config) validateOAuth(errs *[]error) {
 			c.errAt(errs, e, "realms")
 		}
 	}
+}
+
+// samePublicKey reports whether a and b are one key.
+func samePublicKey(a, b crypto.Signer) bool {
+	pa, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pa.Equal(b.Public())
 }
 
 func loadKeyFile(path string) (crypto.Signer, error) {
