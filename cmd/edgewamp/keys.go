@@ -16,6 +16,15 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
+// maxIterations bounds a password hash's PBKDF2 iterations (100 times
+// route.DefaultIterations): every ticket login and OAuth2 password grant
+// for the user derives the key with as many (and, when most users' hashes
+// have them, every ticket login of an unknown authid, which spends as
+// much), about 2.6 µs each here, so a hash of 2,000,000,000, which was
+// taken, made each attempt hold a CPU some 90 minutes. check-config, run
+// and a reload refuse more, and so does passwd -iterations.
+const maxIterations = 10_000_000
+
 // cmdPasswd hashes a password for the configuration file. It reads the
 // password from the terminal without echo, or the first line of stdin when
 // it is not a terminal.
@@ -27,6 +36,10 @@ func cmdPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	}
 	if code, ok := noArgs(fs, "passwd", stderr); !ok {
 		return code
+	}
+	if *iterations < 1000 || *iterations > maxIterations {
+		fmt.Fprintf(stderr, "edgewamp passwd: use from 1000 to %d iterations\n", maxIterations)
+		return 2
 	}
 	var pw string
 	if term.IsTerminal(int(stdin.Fd())) {
@@ -49,10 +62,6 @@ func cmdPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	if pw == "" {
 		fmt.Fprintln(stderr, "edgewamp passwd: empty password")
 		return 1
-	}
-	if *iterations < 1000 {
-		fmt.Fprintln(stderr, "edgewamp passwd: use at least 1000 iterations")
-		return 2
 	}
 	p, err := route.HashPassword(pw, *iterations)
 	if err != nil {

@@ -176,6 +176,12 @@ func (c *config) validateOAuth(errs *[]error) {
 			if cl.SecretEnv != "" && os.Getenv(cl.SecretEnv) == "" {
 				c.errAt(errs, fmt.Sprintf("oauth client %q: environment variable %s is empty", cl.ID, cl.SecretEnv), append(at, "secret_env")...)
 			}
+			// A secret hash's work is paid by every token request of the
+			// client, as a password's by every login (maxIterations); a
+			// malformed one is the oauth package's to refuse.
+			if h, err := route.ParsePassword(cl.secret()); err == nil && h.Iterations > maxIterations {
+				c.errAt(errs, fmt.Sprintf("oauth client %q: secret: %d PBKDF2 iterations; at most %d (make a hash with `edgewamp oauth secret`)", cl.ID, h.Iterations, maxIterations), append(at, "secret")...)
+			}
 			if r.Security {
 				for _, ro := range cl.Roles {
 					if !roles[ro] {
@@ -604,8 +610,8 @@ func cmdOAuth(args []string, stdout, stderr io.Writer) int {
 		if code, ok := noArgs(fs, "oauth secret", stderr); !ok {
 			return code
 		}
-		if *iterations < 1000 {
-			fmt.Fprintln(stderr, "edgewamp oauth secret: use at least 1000 iterations")
+		if *iterations < 1000 || *iterations > maxIterations {
+			fmt.Fprintf(stderr, "edgewamp oauth secret: use from 1000 to %d iterations\n", maxIterations)
 			return 2
 		}
 		secret := oauth.NewClientSecret()

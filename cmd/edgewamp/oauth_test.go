@@ -365,6 +365,8 @@ func TestOAuthConfigErrors(t *testing.T) {
 			[]string{`client "a": needs a secret hash`, `"b": a public client cannot use client_credentials`, `oauth client "c" has role "ghost"`, "EDGEWAMP_TEST_NOPE is empty"}},
 		{"client named as a user", "listeners: [{address: \"127.0.0.1:0\"}]\noauth:\n  key_files: [" + key + "]\nrealms:\n  - name: realm1\n    security: true\n    roles: [{name: user}]\n    users: [{authid: svc, role: user, password: \"" + hashPW + "\"}]\n    oauth:\n      clients:\n        - {id: svc, secret: \"" + hashPW + "\", roles: [user]}\n",
 			[]string{`line 11: oauth client "svc" has the authid of a user of realm "realm1"`}},
+		{"huge secret iterations", base("      clients:\n        - {id: svc, secret: \"pbkdf2-sha256$2000000000$32$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\", roles: [user]}\n"),
+			[]string{`line 10: oauth client "svc": secret: 2000000000 PBKDF2 iterations; at most 10000000`}},
 		{"bad grant and lifetime", base("      grants: [implicit]\n      access_token_lifetime: 48h\n      clients: [{id: x, public: true}]\n"), []string{`unknown grant "implicit"`, "outside 1s..24h"}},
 		{"bad key file", "listeners: [{address: \"127.0.0.1:0\"}]\noauth:\n  key_files: [/nonexistent.pem]\n  algorithm: RS256\nrealms:\n  - name: realm1\n    oauth: {clients: []}\n",
 			[]string{"line 3: oauth.key_files[0]", "oauth.algorithm must be EdDSA or ES256"}},

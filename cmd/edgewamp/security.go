@@ -98,8 +98,10 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 			c.errAt(errs, fmt.Sprintf("user %q: give a secret either inline or from the environment, not both", u.AuthID), at...)
 		}
 		if pw := u.password(); pw != "" {
-			if _, err := route.ParsePassword(pw); err != nil {
+			if p, err := route.ParsePassword(pw); err != nil {
 				c.errAt(errs, fmt.Sprintf("user %q: password: %v", u.AuthID, err), append(at, "password")...)
+			} else if p.Iterations > maxIterations {
+				c.errAt(errs, fmt.Sprintf("user %q: password: %d PBKDF2 iterations; at most %d (the default is %d; make a hash with `edgewamp passwd`)", u.AuthID, p.Iterations, maxIterations, route.DefaultIterations), append(at, "password")...)
 			}
 		}
 		if u.PasswordEnv != "" && os.Getenv(u.PasswordEnv) == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -213,6 +214,10 @@ func TestSecurityConfigErrors(t *testing.T) {
 		{"unknown method", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    authmethods: [kerberos]\n", `unknown authmethod "kerberos"`},
 		// HELLO may carry at most route.MaxAuthIDLen bytes of authid and authrole.
 		{"long authid", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: " + strings.Repeat("a", 1025) + ", role: x, secret: s}\n", `realms[0].users[0]: authid is longer than 1024 bytes`},
+		// A hash's PBKDF2 work is bounded: every login attempt for the
+		// user, and for unknown authids when most users have it, costs it.
+		{"huge iterations", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: x, password: \"pbkdf2-sha256$2000000000$32$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}\n",
+			`line 5: user "a": password: 2000000000 PBKDF2 iterations; at most 10000000`},
 		{"long role", "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n    users:\n      - {authid: a, role: " + strings.Repeat("x", 1025) + ", secret: s}\n", `user "a": a role name is longer than 1024 bytes`},
 	}
 	for _, k := range cases {
@@ -278,6 +283,13 @@ func TestPasswdAndKeygen(t *testing.T) {
 	var o, e strings.Builder
 	if code := cmdPasswd([]string{"-iterations", "2000"}, f, &o, &e); code != 0 {
 		t.Fatalf("passwd: %d %s", code, e.String())
+	}
+	var e2 strings.Builder
+	if code := cmdPasswd([]string{"-iterations", "100000000"}, f, io.Discard, &e2); code != 2 || !strings.Contains(e2.String(), "use from 1000 to 10000000 iterations") {
+		t.Fatalf("passwd -iterations 100000000: exit %d %s", code, e2.String())
+	}
+	if _, e, code := runCLI("oauth", "secret", "-iterations", "100000000"); code != 2 || !strings.Contains(e, "use from 1000 to 10000000 iterations") {
+		t.Fatalf("oauth secret -iterations 100000000: exit %d %s", code, e)
 	}
 	m := regexp.MustCompile(`password: "([^"]+)"`).FindStringSubmatch(o.String())
 	if m == nil {
