@@ -145,16 +145,23 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 		return ok
 	}
 	ok := az.Authorize(ss.authRole, a, string(uri))
+	remember(m, &c.bytes[a], uri, ok)
+	return ok
+}
+
+// remember keeps decision ok on uri in m, a cache of authzCache that
+// holds n bytes of URIs, within its bounds: a longer URI is not kept, and
+// a full cache is emptied first.
+func remember(m map[string]bool, n *int, uri []byte, ok bool) {
 	if len(uri) > maxCachedURI {
-		return ok
+		return
 	}
-	if len(m) >= maxCachedDecisions || c.bytes[a]+len(uri) > maxCachedURIBytes {
+	if len(m) >= maxCachedDecisions || *n+len(uri) > maxCachedURIBytes {
 		clear(m)
-		c.bytes[a] = 0
+		*n = 0
 	}
 	m[string(uri)] = ok
-	c.bytes[a] += len(uri)
-	return ok
+	*n += len(uri)
 }
 
 // authorizePattern checks a REGISTER or SUBSCRIBE (a) of uri under match
@@ -189,15 +196,7 @@ func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
 		return ok
 	}
 	ok := pz.AuthorizePattern(ss.authRole, a, m, string(uri))
-	if len(uri) > maxCachedURI {
-		return ok
-	}
-	if len(pm) >= maxCachedDecisions || c.patBytes[i]+len(uri) > maxCachedURIBytes {
-		clear(pm)
-		c.patBytes[i] = 0
-	}
-	pm[string(uri)] = ok
-	c.patBytes[i] += len(uri)
+	remember(pm, &c.patBytes[i], uri, ok)
 	return ok
 }
 
