@@ -360,3 +360,49 @@ func TestReloadRechecksPatternsAsPatterns(t *testing.T) {
 		t.Fatalf("EVENT of subscription %d, want %d", ev.ID, keepSub)
 	}
 }
+
+// A shared pattern registration whose callees have different roles, one
+// denied a part of the pattern: a call to that part goes to a callee that
+// may take it. The callee picked in turn is checked on its shard
+// (deliverInvocation: mayInvoke), and its refusal is now rerouted as a
+// callee's wamp.error.unavailable is; before, the call failed
+// not_authorized whenever the denied callee's turn came (3 of 6, round
+// robin). With no callee allowed, the call still fails not_authorized.
+func TestSharedRegistrationMixedRolesRerouted(t *testing.T) {
+	_, login := ticketRealm(t, map[string]string{"a": "limited", "b": "full", "c": "limited", "op": "op"}, []Role{
+		{Name: "limited", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Register: true}, {URI: "com.secret.", Match: proto.MatchPrefix}}},
+		{Name: "full", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Register: true}}},
+		{Name: "op", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Call: true}}},
+	})
+	a, b, op := login("a"), login("b"), login("op")
+	a.register("com.", map[string]any{"match": "prefix", "invoke": "roundrobin"})
+	regB := b.register("com.", map[string]any{"match": "prefix", "invoke": "roundrobin"})
+	for i := 0; i < 6; i++ {
+		req := op.call("com.secret.x", nil, nil, nil)
+		inv := b.recv()
+		if inv.Type != proto.CodeInvocation {
+			t.Fatalf("call %d: the callee that may serve com.secret.x got %s, want INVOCATION", i, inv.Type)
+		}
+		b.yield(inv.Request, nil, nil)
+		if r := op.recv(); r.Type != proto.CodeResult || r.Request != req {
+			t.Fatalf("call %d: the caller got %s %s, want its RESULT", i, r.Type, r.URI)
+		}
+	}
+	if m := tryRecv(a); m != nil {
+		t.Fatalf("the callee denied com.secret. got %s", m.Type)
+	}
+	// Only callees of the limited role: not_authorized, as before.
+	c := login("c")
+	b.send(&proto.Message{Type: proto.CodeUnregister, Request: b.nextReq(), ID: regB})
+	b.expect(proto.CodeUnregistered)
+	c.register("com.", map[string]any{"match": "prefix", "invoke": "roundrobin"})
+	for i := 0; i < 2; i++ {
+		req := op.call("com.secret.x", nil, nil, nil)
+		if r := op.recv(); r.Type != proto.CodeError || r.Request != req || string(r.URI) != proto.URINotAuthorized {
+			t.Fatalf("call %d with no callee allowed: %s %s, want ERROR %s", i, r.Type, r.URI, proto.URINotAuthorized)
+		}
+	}
+	if m := tryRecv(a); m != nil {
+		t.Fatalf("the callee denied com.secret. got %s", m.Type)
+	}
+}

@@ -655,7 +655,14 @@ func (s *Shard) deliverInvocation(t *task) {
 			return
 		}
 		if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
-			s.failCall(t.peer, t.a, t.b, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
+			// Rerouted as for a callee's wamp.error.unavailable: another
+			// callee of a shared registration, of another role, may take
+			// it (a pattern registration's callees may be granted
+			// different parts of it); not_authorized when none does.
+			// Before, the call failed at this callee while the next one
+			// in turn could serve it (3 of 6 calls, round robin).
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
+				c: &carry{uri: proto.URINotAuthorized, msg: "the callee of the registration matching " + strconv.Quote(uri) + " is not authorized for it"}})
 			return
 		}
 	}

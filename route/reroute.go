@@ -318,6 +318,11 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 	// "In case all available registrations of a Procedure responds with a
 	// wamp.error.unavailable for a CALL, the Dealer MUST respond with a
 	// wamp.error.no_available_callee": with the last callee's arguments.
+	// A callee refused for its role (deliverInvocation) leaves the call
+	// not_authorized: no callee may serve it, which is not unavailability.
+	if t.c.uri == proto.URINotAuthorized {
+		return false
+	}
 	s.stats.CallsRerouteExhausted.Add(1)
 	t.c.uri = proto.URINoAvailableCallee
 	return false
