@@ -159,6 +159,12 @@ func TestControlBytesBounded(t *testing.T) {
 	// The stall lasts past a's peer timeout, and long enough after the
 	// budget is full for b to send a few heartbeats.
 	time.Sleep(max(time.Until(stalledAt.Add(minStall)), time.Until(filledAt.Add(1600*time.Millisecond))))
+	// b's directory change is sent once its REGISTER is handled; on a
+	// loaded machine (CI) it came later than that: wait for it a little
+	// longer, the dispatcher still held.
+	for deadline := time.Now().Add(5 * time.Second); a.n.ctlq.takenBy()[inDir] == filled[inDir] && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	stall := time.Since(stalledAt)
 
 	bytes, peak, _ := a.n.ctlq.queued()
