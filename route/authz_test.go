@@ -406,3 +406,40 @@ func TestSharedRegistrationMixedRolesRerouted(t *testing.T) {
 		t.Fatalf("the callee denied com.secret. got %s", m.Type)
 	}
 }
+
+// A call some of whose callees are refused for their role while the others
+// answer wamp.error.unavailable ends no_available_callee, whatever the
+// order: not_authorized is for a call every callee that had it was refused
+// for its role. Before, the last answer decided: with round robin the call
+// that reached the unavailable callee first ended not_authorized (the
+// denied callee's refusal came last), the other no_available_callee.
+func TestSharedRegistrationRefusedAndUnavailable(t *testing.T) {
+	_, login := ticketRealm(t, map[string]string{"a": "limited", "b": "full", "op": "op"}, []Role{
+		{Name: "limited", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Register: true}, {URI: "com.secret.", Match: proto.MatchPrefix}}},
+		{Name: "full", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Register: true}}},
+		{Name: "op", Permissions: []Permission{{URI: "com.", Match: proto.MatchPrefix, Call: true}}},
+	})
+	a, b, op := login("a"), login("b"), login("op")
+	a.register("com.", map[string]any{"match": "prefix", "invoke": "roundrobin"})
+	b.register("com.", map[string]any{"match": "prefix", "invoke": "roundrobin"})
+	for i := 0; i < 4; i++ {
+		req := op.call("com.secret.x", nil, nil, nil)
+		inv := b.expect(proto.CodeInvocation)
+		b.unavailable(inv.Request, nil, nil)
+		if r := op.recv(); r.Type != proto.CodeError || r.Request != req || string(r.URI) != proto.URINoAvailableCallee {
+			t.Fatalf("call %d: the caller got %s %s %v, want ERROR %s", i, r.Type, r.URI, argsOf(r), proto.URINoAvailableCallee)
+		}
+		// A call both may serve moves the rotation on by one, so that the
+		// next call reaches the callees in the other order.
+		req = op.call("com.open", nil, nil, nil)
+		a.e.sync()
+		k, inv := invoked(t, []*tc{a, b})
+		[]*tc{a, b}[k].yield(inv.Request, nil, nil)
+		if r := op.recv(); r.Type != proto.CodeResult || r.Request != req {
+			t.Fatalf("call to com.open: %s %s", r.Type, r.URI)
+		}
+	}
+	if m := tryRecv(a); m != nil {
+		t.Fatalf("the callee denied com.secret. got %s", m.Type)
+	}
+}

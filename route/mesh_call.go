@@ -364,6 +364,7 @@ func (s *Shard) meshBounced(t *task) {
 		// What the node said of its next callee (if it did) no longer
 		// holds: that one is gone.
 		oc.rr.forgetNext(oc.node)
+		oc.rr.unserved = true
 		if s.rerouteCall(ss, mc.req, oc) {
 			s.r.ms.stats.Bounced.Add(1)
 			s.stats.CallsRerouted.Add(1)

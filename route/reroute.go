@@ -96,6 +96,10 @@ type reroute struct {
 	// disclose: the caller asked disclose_me or is granted disclosure (a
 	// callee's disclose_caller adds to it per callee).
 	disclose bool
+	// unserved: a callee that had the call answered it unavailable or was
+	// gone, not refused for its role; the call then ends
+	// no_available_callee, not not_authorized, when no callee is left.
+	unserved bool
 	// tried are the callees the call was offered to, in order, at most
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
@@ -304,6 +308,9 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 		return false
 	}
 	if rr := oc.rr; rr != nil {
+		if t.c.uri != proto.URINotAuthorized {
+			rr.unserved = true
+		}
 		if oc.callee != nil {
 			rr.tried[len(rr.tried)-1].id = oc.callee.id // the one just asked
 		} else {
@@ -318,12 +325,21 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 	// "In case all available registrations of a Procedure responds with a
 	// wamp.error.unavailable for a CALL, the Dealer MUST respond with a
 	// wamp.error.no_available_callee": with the last callee's arguments.
-	// A callee refused for its role (deliverInvocation) leaves the call
-	// not_authorized: no callee may serve it, which is not unavailability.
-	if t.c.uri == proto.URINotAuthorized {
+	// A callee refused for its role (deliverInvocation, on another node
+	// meshDeliverInvocation) leaves the call not_authorized when every
+	// callee that had it was refused so: no callee may serve it, which is
+	// not unavailability. When one answered unavailable or was gone, the
+	// call ends no_available_callee whatever the order of the answers
+	// (before, the last answer decided: unavailable then refused ended
+	// not_authorized, refused then unavailable no_available_callee).
+	if t.c.uri == proto.URINotAuthorized && (oc.rr == nil || !oc.rr.unserved) {
 		return false
 	}
 	s.stats.CallsRerouteExhausted.Add(1)
+	if t.c.uri == proto.URINotAuthorized {
+		// The refusal's text would name the wrong cause.
+		t.c.msg = "no callee could take the call: those not refused for their role answered unavailable or were gone"
+	}
 	t.c.uri = proto.URINoAvailableCallee
 	return false
 }
