@@ -217,7 +217,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 
 // callFlags returns the call-envelope flags of oc.
 func (s *Shard) callFlags(oc *outCall, disclose bool) uint64 {
-	var flags uint64
+	flags := uint64(ccRoleReroute)
 	if disclose {
 		flags |= ccDisclose
 	}
@@ -497,6 +497,9 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	if mc.flags&ccProgress != 0 {
 		t.flags |= tfProgress
 	}
+	if mc.flags&ccRoleReroute != 0 {
+		t.flags |= tfRoleReroute
+	}
 	caller := remotePublisher{id: mc.callerID}
 	if mc.flags&ccDisclose != 0 || ce.discloseCaller {
 		t.flags |= tfDisclose
@@ -634,7 +637,26 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 	}
 	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
 		s.r.ms.invs.Add(-1)
-		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URINotAuthorized, "the callee of the registration matching "+strconv.Quote(uri)+" is not authorized for it")
+		msg := "the callee of the registration matching " + strconv.Quote(uri) + " is not authorized for it"
+		if t.flags&tfRoleReroute == 0 {
+			// A caller's node of the previous release: it would take the
+			// answer below for the callee's unavailable, and end the call
+			// no_available_callee. The call fails, as that release has it.
+			s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URINotAuthorized, msg)
+			return
+		}
+		// Answered as a callee's wamp.error.unavailable, so that the
+		// caller's node offers the call to another callee, here, there or
+		// on another node, that may take it (as deliverInvocation on one
+		// node), and fails it not_authorized when every callee that had
+		// it was refused so. Before, the call failed here while another
+		// callee could serve it (3 of 6 calls, round robin over two
+		// nodes).
+		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, proto.URINotAuthorized, msg, nil)
+		s.mbuf = keepBuf(env)
+		if s.r.mesh.Send(mo.node, env) != nil {
+			s.r.ms.stats.SendFailed.Add(1)
+		}
 		return
 	}
 	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
@@ -803,16 +825,7 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	mo := ic.remote
 	var f uint64 = rsError
 	if string(m.URI) == proto.URIUnavailable {
-		f |= rsUnavailable // the caller's node may reroute the call
-		if reg := mo.reg; reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast {
-			// Which callee of this node is next for first and last: the
-			// caller's node compares its REGISTER time with other nodes'.
-			var exclude []uint64
-			if mo.exclude != nil {
-				exclude = *mo.exclude
-			}
-			f |= nextBits(nextUntried(reg, exclude, ss.id))
-		}
+		f = unavailableFlags(mo.reg, mo, ss.id) // the caller's node may reroute the call
 	}
 	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, f, ss.id, string(m.URI), "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
@@ -820,6 +833,22 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 		s.r.ms.stats.SendFailed.Add(1)
 	}
 	s.meshEndInvocation(ss, m.Request, ic)
+}
+
+// unavailableFlags returns the result flags of an answer the caller's
+// node may reroute, from callee of reg, for the call mo: rsError and
+// rsUnavailable, and for first and last which callee of this node is
+// next (the caller's node compares its REGISTER time with other nodes').
+func unavailableFlags(reg *registration, mo *meshOrigin, callee uint64) uint64 {
+	f := uint64(rsError | rsUnavailable)
+	if reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast {
+		var exclude []uint64
+		if mo.exclude != nil {
+			exclude = *mo.exclude
+		}
+		f |= nextBits(nextUntried(reg, exclude, callee))
+	}
+	return f
 }
 
 // nextUntried returns the REGISTER time of the callee of reg (first or

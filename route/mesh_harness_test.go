@@ -1,6 +1,7 @@
 package route
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -64,7 +65,11 @@ type memNode struct {
 	late atomic.Bool
 	// prevRelease, when set, makes the node's results carry only the
 	// flags of the previous release (none naming its next untried callee
-	// for a rerouted call), as a node of that release sends them.
+	// for a rerouted call), as a node of that release sends them; its
+	// calls too (no ccRoleReroute), and it reads a call's flags as that
+	// release does (it ignores ccRoleReroute). A result for it that
+	// release would misread (a refusal for a callee's role as
+	// unavailable) fails the test.
 	prevRelease atomic.Bool
 }
 
@@ -260,14 +265,45 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 		}
 		env = appendResult(nil, mr.shard, mr.callID, mr.flags&(rsProgress|rsError|rsUnavailable), mr.c.callee, mr.c.uri, mr.c.msg, mr.c)
 	}
+	if n.prevRelease.Load() {
+		env = prevReleaseCall(env)
+	}
 	for _, o := range n.net.nodes {
 		if o.id == node {
+			if o.prevRelease.Load() {
+				env = prevReleaseCall(env)
+				if len(env) > 0 && env[0] == envResult {
+					if mr, err := decodeResult(env); err == nil && mr.flags&rsUnavailable != 0 && mr.c.uri != proto.URIUnavailable {
+						n.net.t.Errorf("node %s sends node %s of the previous release an unavailable answer with %s, which it would end no_available_callee", n.name, o.name, mr.c.uri)
+					}
+				}
+			}
 			b := append([]byte(nil), env...)
 			o.dispatch(func() { o.e.r.MeshDeliver(n.id, b) })
 			return nil
 		}
 	}
 	return fmt.Errorf("no node %d", node)
+}
+
+// prevReleaseCall returns env with only the call flags of the previous
+// release when it is a call envelope (a copy), else env.
+func prevReleaseCall(env []byte) []byte {
+	if len(env) == 0 || env[0] != envCall {
+		return env
+	}
+	r := rbuf{b: env[1:]}
+	r.uv()
+	r.uv()
+	at := len(env) - len(r.b)
+	flags := r.uv()
+	if r.err != nil {
+		return env
+	}
+	rest := r.b
+	out := append([]byte(nil), env[:at]...)
+	out = binary.AppendUvarint(out, flags&(ccDisclose|ccRecvProg|ccProgress))
+	return append(out, rest...)
 }
 
 func (n *memNode) Gather(env []byte, done func([][]byte, []string)) error {

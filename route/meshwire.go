@@ -33,6 +33,13 @@ import (
 // wamp.error.unavailable, which the caller's node may reroute) names the
 // callee's session id; for a first or last registration it also says,
 // with rsNext, when the node's next untried callee registered (nextBits).
+// A call with ccRoleReroute comes from a node that reroutes a callee's
+// refusal for its role (mayInvoke) as it does an unavailable: the callee's
+// node answers such a refusal with rsUnavailable and the URI
+// wamp.error.not_authorized, and a call without it (from a node of the
+// previous release, which would take that answer for unavailability and
+// end the call no_available_callee) with a plain not_authorized error, as
+// that release does.
 //
 // A node of the previous release (the same mesh version) must read what
 // this one sends, and the reverse: the readers refuse trailing bytes, but
@@ -61,6 +68,11 @@ const (
 	ccDisclose = 1 << iota
 	ccRecvProg
 	ccProgress
+	// ccRoleReroute: the caller's node takes an answer rsUnavailable with
+	// wamp.error.not_authorized for a callee refused for its role, which
+	// it reroutes (reroute.go). The previous release neither sets nor
+	// reads it.
+	ccRoleReroute
 )
 
 // Result flags.

@@ -36,6 +36,9 @@ const (
 	// tfBacklogged: a tMeshResult refused for the caller's full backlog
 	// of calls: the callee's node is told the call is over.
 	tfBacklogged
+	// tfRoleReroute: a tInvoke from another node whose caller's node
+	// reroutes a callee's refusal for its role (ccRoleReroute).
+	tfRoleReroute
 )
 
 // task is one unit of work for a shard, passed by value through its
