@@ -50,7 +50,8 @@ type Stats struct {
 	// edgewamp_invocations_refused_total.
 	InvocationsRefused map[string]uint64
 	// CallReroutes by result: rerouted (a callee answered
-	// wamp.error.unavailable and the call went on to another) and
+	// wamp.error.unavailable, or was refused for its role, and the call
+	// went on to another) and
 	// exhausted (no untried callee was left: the caller got
 	// wamp.error.no_available_callee) → edgewamp_call_reroutes_total.
 	CallReroutes map[string]uint64
@@ -551,7 +552,7 @@ func collectStats(e *expo, st *Stats) {
 	}
 	byLabel(e, "edgewamp_events_dropped_total", "EVENTs not delivered, by reason.", "reason", C, st.EventsDropped)
 	byLabel(e, "edgewamp_invocations_refused_total", "INVOCATIONs refused (the call failed with a WAMP error), by reason.", "reason", C, st.InvocationsRefused)
-	byLabel(e, "edgewamp_call_reroutes_total", "Callee answers wamp.error.unavailable, by result: rerouted to another callee, or exhausted (the caller got wamp.error.no_available_callee).", "result", C, st.CallReroutes)
+	byLabel(e, "edgewamp_call_reroutes_total", "Callee answers wamp.error.unavailable and callees refused for their role, by result: rerouted to another callee, or exhausted (the caller got wamp.error.no_available_callee).", "result", C, st.CallReroutes)
 	byLabel(e, "edgewamp_connections_closed_total", "Connections the router closed, by reason (slow_consumer: slow consumers closed).", "reason", C, st.ConnectionsClosed)
 	byLabel(e, "edgewamp_connections_refused_total", "Connections refused, by reason.", "reason", C, st.ConnectionsRefused)
 	byLabel(e, "edgewamp_gateway_lane_connections_closed_total", "HTTP connections the event loops serving the gateway's port closed, by reason (http_handoff: handed to net/http).", "reason", C, st.LaneConnectionsClosed)
