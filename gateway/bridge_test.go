@@ -130,6 +130,7 @@ func TestBridgeCallCallerGone(t *testing.T) {
 // publication made over HTTP, and an HTTP subscriber gets a WAMP
 // client's; acknowledge returns the publication id, which is the SSE id.
 func TestBridgePublishEvents(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -195,6 +196,7 @@ func TestBridgePublishEvents(t *testing.T) {
 // TestBridgeEventsPatterns: prefix and wildcard subscriptions carry the
 // concrete topic.
 func TestBridgeEventsPatterns(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -217,6 +219,7 @@ func TestBridgeEventsPatterns(t *testing.T) {
 // TestBridgeEventsRetained: retained=true and Last-Event-ID replay the
 // topic's retained event, unless the client already has it.
 func TestBridgeEventsRetained(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -255,6 +258,7 @@ func TestBridgeEventsRetained(t *testing.T) {
 // TestBridgeProgressive: Accept: text/event-stream on a call streams the
 // callee's progressive results, then the final one.
 func TestBridgeProgressive(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	callee := e.dial("realm1", proto.JSON)
 	e.register(callee, "com.count", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
@@ -372,6 +376,7 @@ func TestBridgeCallCalleeLeaves(t *testing.T) {
 // stalled past the gateway's wait) gets 503, and the subscription made
 // after the client was answered does not stay on the pooled session.
 func TestEventStreamAbandonedSubscribeIsUndone(t *testing.T) {
+	laneFree(t)
 	t.Setenv("EDGEWAMP_TEST_GATEWAY_LANE", "off") // the stall below stops the event loops
 	e := newEnv(t, func(o *Options) { o.Limits.SessionsPerIdentity = 1 })
 	e.gw.syncWait = 300 * time.Millisecond
@@ -429,6 +434,7 @@ func TestEventStreamAbandonedSubscribeIsUndone(t *testing.T) {
 // EventSource reconnects and subscribes again, if it still may), its last
 // event a problem with the router's reason.
 func TestSSEStreamEndsWhenSubscriptionRemoved(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -472,6 +478,7 @@ func TestSSEStreamEndsWhenSubscriptionRemoved(t *testing.T) {
 // stream never got its replay. (On a mesh they always come later, after
 // the other nodes answer: cmd's TestMeshGatewayRetainedReplay.)
 func TestEventStreamRetainedAfterWalkBudget(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) { o.Limits.SessionsPerIdentity = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -539,6 +546,7 @@ func (v rolesVerifier) VerifyBearer(_ context.Context, token string) (*Principal
 // router then authorized the call as nobridge, a role the configuration
 // keeps off the bridge.
 func TestBridgeServesRoleWithoutBridgeAccess(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) { o.Bearer = rolesVerifier{"carol": {"nobridge", "user"}} })
 	svc := e.dial("secure", proto.JSON) // anonymous = role svc
 	var role atomic.Value

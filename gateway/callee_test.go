@@ -219,6 +219,7 @@ func calleesIdle(e *env) bool {
 // TestHTTPCalleeReregisters: a callee whose session the router kills
 // registers again.
 func TestHTTPCalleeReregisters(t *testing.T) {
+	laneFree(t)
 	up := newCalleeUpstream(t)
 	e := newEnv(t, func(o *Options) {
 		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL, AuthID: "weather-bridge"}}
@@ -241,6 +242,7 @@ func TestHTTPCalleeReregisters(t *testing.T) {
 // wamp.error.unavailable is rerouted to the second; with both busy the
 // caller gets wamp.error.no_available_callee.
 func TestHTTPCalleeRerouted(t *testing.T) {
+	laneFree(t)
 	up := newCalleeUpstream(t)
 	e := newEnv(t, func(o *Options) {
 		for range 2 {
@@ -329,6 +331,7 @@ func TestHTTPCalleeCutAnswerHidesUpstream(t *testing.T) {
 // It is now an unusable answer (URIUpstream), and the caller's session
 // goes on.
 func TestHTTPCalleeMalformedBinaryResult(t *testing.T) {
+	laneFree(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Header.Get("X-Edgewamp-Procedure") == "com.bin.wamp" {

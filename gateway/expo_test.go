@@ -150,6 +150,7 @@ func (s blockingStats) Stats(ctx context.Context) (*Stats, error) {
 // decodes to what Prometheus parses; past maxScrapes at once a scrape gets
 // 503 and the others complete.
 func TestMetricsHandlerServing(t *testing.T) {
+	laneFree(t)
 	bs := blockingStats{in: make(chan struct{}, maxScrapes+1), release: make(chan struct{})}
 	e := newEnv(t, func(o *Options) { o.Stats = bs })
 

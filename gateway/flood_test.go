@@ -29,6 +29,7 @@ import (
 // publications took the router from 43 MB to 731 MB of RSS, each
 // publication holding an event loop for 0.3 to 1.4 s).
 func TestSSEFanOutBuildsOneFrame(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	const streams, size = 200, 256 << 10
 	topic := "c" + strings.Repeat("x", streams+10)
@@ -143,6 +144,7 @@ func liveHeap() int64 {
 // cut. A stream that keeps up loses nothing, and when the streams close
 // the count is back to zero.
 func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
+	laneFree(t)
 	const (
 		streams = 4
 		rounds  = 20
@@ -225,6 +227,7 @@ func TestSSEQueuedBytesBoundedGatewayWide(t *testing.T) {
 // reads gets all of its results; when the clients are gone the count is
 // back to zero.
 func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
+	laneFree(t)
 	const (
 		calls  = 4
 		chunks = 24
@@ -302,6 +305,7 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 // call and publication of the realm got 429 for as long as they stayed
 // open) and, past MaxInFlight, every principal's (503).
 func TestSSEStreamsLeaveRequestSlots(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Limits.MaxInFlight = 4
 		o.Limits.MaxInFlightPerIdentity = 4
@@ -355,6 +359,7 @@ func TestSSEStreamsLeaveRequestSlots(t *testing.T) {
 // WebSocket publications of 16 MiB would hold 16 GiB. With the default
 // QueueBytes (16 MiB) the excess is dropped and counted.
 func TestWebhookQueueBoundedInBytes(t *testing.T) {
+	laneFree(t)
 	tgt := newWebhookTarget(t, "")
 	tgt.hang.Store(true)
 	e := newEnv(t, func(o *Options) {

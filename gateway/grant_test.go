@@ -233,6 +233,7 @@ func settled(t *testing.T, e *env) {
 // the call is canceled at the router (its callee interrupted), and a call
 // of another token goes on.
 func TestSSECallEndsWhenBearerRevoked(t *testing.T) {
+	laneFree(t)
 	v := newRevocableVerifier()
 	e := newEnv(t, func(o *Options) {
 		o.Bearer = v
@@ -265,6 +266,7 @@ func TestSSECallEndsWhenBearerRevoked(t *testing.T) {
 // streams of a token the reload leaves alone go on, as every stream does
 // through a reload that changes nothing.
 func TestSSEEndsWhenReloadWithdrawsBearer(t *testing.T) {
+	laneFree(t)
 	v := newRevocableVerifier()
 	e := newEnv(t, func(o *Options) {
 		o.Bearer = v
@@ -348,6 +350,7 @@ func reloadRealms(t *testing.T, e *env, realms []route.RealmConfig, access []Rea
 // opened that way. Now they end, each with a problem saying why, their
 // calls canceled; the streams of principals it leaves alone go on.
 func TestSSEEndsWhenReloadTakesAccessAway(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.APIKeys = []APIKey{
 			{Name: "alice", Key: "alice-key-0123456789", Realm: "secure", AuthID: "alice", Role: "user"},
@@ -441,6 +444,7 @@ func TestSSEEndsWhenReloadTakesAccessAway(t *testing.T) {
 // that also lists role svc went on when a reload granted the bridge to
 // svc only, as its request would have been served.
 func TestSSEEndsWhenReloadTakesBridgeFromActingRole(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) { o.Bearer = rolesVerifier{"dave": {"user", "svc"}} })
 	events, _ := sseOpen(t, e, "GET", "/wamp/secure/events/com.pub.news", "", "Authorization", "Bearer dave")
 	publish(t, e, "secure", "com.pub.news", "before the reload")
@@ -463,6 +467,7 @@ func TestSSEEndsWhenReloadTakesBridgeFromActingRole(t *testing.T) {
 // stream so ended closed without a word; now its last event is a problem
 // saying what the router did and why.
 func TestSSEEndsWhenRouterEndsItsSession(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	rd, _ := sseOpen(t, e, "GET", "/wamp/realm1/events/com.news", "")
 	// The router's reload alone: the gateway's realms still admit
@@ -481,6 +486,7 @@ func TestSSEEndsWhenRouterEndsItsSession(t *testing.T) {
 // each with its problem event; the others go on; requests are served
 // meanwhile; nothing stays behind.
 func TestReloadEndsThousandsOfStreams(t *testing.T) {
+	laneFree(t)
 	const n = 1000
 	e := newEnv(t, func(o *Options) {
 		o.APIKeys = []APIKey{
@@ -618,6 +624,7 @@ func (v expiringVerifier) VerifyBearer(_ context.Context, token string) (*Princi
 // expiry is not a withdrawal: edgewamp_gateway_sse_withdrawn_total does
 // not count it.)
 func TestSSECallEndsWhenBearerExpires(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Bearer = expiringVerifier{exp: time.Now().Add(3 * time.Second)}
 		o.Realms[0].Anonymous = false

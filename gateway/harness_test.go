@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,10 +31,13 @@ type env struct {
 	r    *route.Router
 	eng  *loop.Engine
 	gw   *Server
-	lane bool   // the event loop's HTTP lane serves the gateway's port
-	wamp string // ws://.../ws
-	base string // http://host:port
-	hc   *http.Client
+	lane bool // the event loop's HTTP lane serves the gateway's port
+	// laneServed counts the requests the lane served itself (not handed
+	// to net/http).
+	laneServed *atomic.Int64
+	wamp       string // ws://.../ws
+	base       string // http://host:port
+	hc         *http.Client
 }
 
 // testLogger discards, unless EDGEWAMP_TEST_LOG is set.
@@ -94,10 +99,11 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	// ways) or the gateway serves TLS.
 	lo := loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, Logger: log}
 	lane := o.TLS == nil && os.Getenv("EDGEWAMP_TEST_GATEWAY_LANE") != "off"
+	served := new(atomic.Int64)
 	if lane {
 		l := DefaultedLimits(o.Limits)
 		lo.Listeners = append(lo.Listeners, loop.Listener{Addr: "127.0.0.1:0", Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
-		lo.Lane = loop.LaneConfig{Lane: testLane{gw}, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
+		lo.Lane = loop.LaneConfig{Lane: testLane{gw, served}, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
 	}
 	eng, err := loop.New(r, lo)
 	if err != nil {
@@ -114,8 +120,15 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, r: r, eng: eng, gw: gw, lane: lane, wamp: "ws://" + eng.Addrs()[0].String() + "/ws", base: "http://" + gw.Addr().String(),
+	e := &env{t: t, r: r, eng: eng, gw: gw, lane: lane, laneServed: served, wamp: "ws://" + eng.Addrs()[0].String() + "/ws", base: "http://" + gw.Addr().String(),
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	if _, free := laneFreeTests.Load(t); free && lane {
+		t.Cleanup(func() {
+			if n := served.Load(); n != 0 {
+				t.Errorf("the event loop's HTTP lane served %d of this test's requests: it is not lane-free (laneFree)", n)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -130,11 +143,42 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	return e
 }
 
-// testLane is the engine's loop.Lane (cmd has the same adapter).
-type testLane struct{ gw *Server }
+// laneFreeTests holds the tests that called laneFree (*testing.T).
+var laneFreeTests sync.Map
+
+// laneFree declares that no request of the test is one the event loop's
+// HTTP lane serves itself (it serves an unrouted POST …/call/… without an
+// Origin, a bearer token or an event stream, and hands every other
+// request to net/http): event streams, webhooks, HTTP callees, declarative
+// routes, reloads. make test's second run of the package, without the lane
+// (EDGEWAMP_TEST_GATEWAY_LANE=off: net/http accepts the connections
+// itself), skips such a test, which would run the same handlers again
+// (about half the package's time); the tests of the HTTP layer itself
+// (heads, bodies, hosts, origins, limits) and those whose calls the lane
+// serves run both ways. In the run with the lane, an env made for the test
+// fails it if the lane served any of its requests.
+func laneFree(t *testing.T) {
+	t.Helper()
+	if os.Getenv("EDGEWAMP_TEST_GATEWAY_LANE") == "off" {
+		t.Skip("lane-free: the run with the event loop's HTTP lane ran the same handlers (laneFree)")
+	}
+	laneFreeTests.Store(t, true)
+	t.Cleanup(func() { laneFreeTests.Delete(t) })
+}
+
+// testLane is the engine's loop.Lane (cmd has the same adapter), counting
+// the requests it served.
+type testLane struct {
+	gw     *Server
+	served *atomic.Int64
+}
 
 func (l testLane) Serve(r *http.Request, body []byte, w loop.LaneWriter) bool {
-	return l.gw.ServeLane(r, body, w)
+	ok := l.gw.ServeLane(r, body, w)
+	if ok {
+		l.served.Add(1)
+	}
+	return ok
 }
 
 func (l testLane) HandOff(c net.Conn) { l.gw.HandOff(c) }

@@ -190,6 +190,7 @@ func TestKeyReloadNewRequests(t *testing.T) {
 // router (the callee interrupted); the streams of keys it leaves alone go
 // on, as every stream does through a reload that changes nothing.
 func TestSSEEndsWhenReloadChangesKeys(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, keyedOptions)
 	interrupted := tickCallee(t, e, "realm1", "com.tick")
 	const events, call = "/wamp/realm1/events/com.news", "/wamp/realm1/call/com.tick"
@@ -288,6 +289,7 @@ func TestSSEEndsWhenReloadChangesKeys(t *testing.T) {
 // stream it opened on the route ends. On the bridge, which names no key,
 // the same key's stream goes on.
 func TestSSEEndsWhenReloadRenamesRouteKey(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, keyedOptions)
 	interrupted := tickCallee(t, e, "realm1", "com.tick")
 	onRoute, _ := openTicks(t, e, "/ticks", "X-API-Key", bobKey)
@@ -522,6 +524,7 @@ func TestKeyReloadTenThousandKeys(t *testing.T) {
 // order), and refused with the key's problem. (The race TestKeyReloadRace
 // rarely hits, made deterministic on the gateway's own functions.)
 func TestKeyReloadBetweenAuthAndWatch(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, keyedOptions)
 	for _, c := range []struct{ key, path, why string }{
 		{aliceKey, "/wamp/realm1/events/com.news", "the API key was removed"},

@@ -23,6 +23,7 @@ import (
 // cut once its bounded queue fills; a reader of the same topic that keeps
 // up gets every event; the gateway does not buffer without limit.
 func TestSSESlowReaderCut(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Limits.SSEBuffer = 512 << 10
 		o.Limits.WriteTimeout = time.Second
@@ -68,6 +69,7 @@ func TestSSESlowReaderCut(t *testing.T) {
 
 // TestStreamLimits: per-client and total SSE stream caps.
 func TestStreamLimits(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Limits.MaxStreamsPerClient = 3
 		o.Limits.MaxStreams = 3
@@ -215,6 +217,7 @@ func TestShutdown(t *testing.T) {
 // TestStreamEndsAtTokenExpiry: an event stream opened with a bearer token
 // ends when the token expires.
 func TestStreamEndsAtTokenExpiry(t *testing.T) {
+	laneFree(t)
 	iss := newJWTIssuer(t)
 	e := newEnv(t, func(o *Options) { o.Bearer = &jwtVerifier{set: iss.set, issuer: "https://edgewamp.test"} })
 	tok := iss.token("alice", "realm1", "user", "", 1500*time.Millisecond, nil)

@@ -8,6 +8,7 @@ import (
 // TestMount: handlers cmd mounts (the OAuth2 server's) are served on the
 // gateway's listener, within its limits and metrics.
 func TestMount(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Mount = map[string]http.Handler{
 			"/oauth/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -104,6 +104,7 @@ var tempRoute = Route{Name: "temp", Method: "GET", Path: "/devices/{id}/temp", R
 // 404, the removed one served, the changed one called its old procedure
 // under its old auth, until a restart.
 func TestRouteReloadAddRemoveChange(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		keyedOptions(o)
 		o.Routes = []Route{stateRoute("com.v1", Auth{Type: "none"})}
@@ -181,6 +182,7 @@ func TestRouteReloadAddRemoveChange(t *testing.T) {
 // included, and a route's auth.keys are checked against the update's own
 // keys (not the running ones).
 func TestRouteReloadRefused(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		keyedOptions(o)
 		o.Routes = []Route{stateRoute("com.v1", Auth{Type: "any"})}
@@ -254,6 +256,7 @@ func TestRouteReloadRefused(t *testing.T) {
 // and the next reload's start by that reload's. Paths only one of them
 // routes are answered as that one says.
 func TestRouteReloadNoMix(t *testing.T) {
+	laneFree(t)
 	const key = "shared-key-0123456789"
 	cfg := func(gen int) ([]APIKey, []Route) {
 		v := "ab"[gen%2 : gen%2+1]
@@ -350,6 +353,7 @@ func TestRouteReloadNoMix(t *testing.T) {
 // the stream came without, ends its streams with a problem event, the
 // call canceled at the router (the callee interrupted).
 func TestRouteReloadSSE(t *testing.T) {
+	laneFree(t)
 	iss := newJWTIssuer(t)
 	tick := func(name string, auth Auth) Route {
 		return Route{Name: name, Method: "POST", Path: "/t/" + name, Realm: "realm1", Call: "com.tick", Auth: auth, Timeout: 2 * time.Minute}
@@ -445,6 +449,7 @@ func TestRouteReloadSSE(t *testing.T) {
 // Nothing piles up: the series exported are the last configuration's, no
 // goroutine is left, the requests are all served, the stream goes on.
 func TestRouteReloadStorm(t *testing.T) {
+	laneFree(t)
 	stable := Route{Name: "stable", Method: "GET", Path: "/stable/{id}", Realm: "realm1", Call: "com.v1", Args: []any{"$/path/id"}, Auth: Auth{Type: "none"}}
 	ticks := Route{Name: "ticks", Method: "POST", Path: "/ticks", Realm: "realm1", Call: "com.tick", Auth: Auth{Type: "any", Keys: []string{"bob"}}, Timeout: 2 * time.Minute}
 	gen := func(i int) []Route {
@@ -636,6 +641,7 @@ func TestRouteReloadTenThousandRoutes(t *testing.T) {
 // ownLabel knows every label the gateway gives its own endpoints, so that
 // no route can be named like one of them (and share its series).
 func TestOwnLabelsRefusedAsRouteNames(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Mount = map[string]http.Handler{"/oauth/": http.NotFoundHandler()}
 	})

@@ -12,6 +12,7 @@ import (
 // leaves the signature valid. A captured request re-split that way is a
 // replay and must be refused, although its nonce string differs.
 func TestRouteSignedReplayResplit(t *testing.T) {
+	laneFree(t)
 	e, _, _ := routesEnv(t)
 	body := `{"temp":20}`
 	q := crossbarSign("device-1", "s3cret-s3cret-s3cret", []byte(body), time.Now(), 12, 345)

@@ -72,6 +72,7 @@ func staysFalse(t *testing.T, d time.Duration, what string, cond func() bool) {
 // once would undo the removal) and subscribes again on the next
 // configuration reload.
 func TestWebhookRemovedStaysRemovedUntilReload(t *testing.T) {
+	laneFree(t)
 	tgt := newWebhookTarget(t, "")
 	e := newEnv(t, func(o *Options) {
 		o.Webhooks = []Webhook{{Name: "alerts", Realm: "realm1", Topic: "com.alert", URL: tgt.srv.URL}}
@@ -123,6 +124,7 @@ func TestWebhookRemovedStaysRemovedUntilReload(t *testing.T) {
 // back after the backoff, as it was when the router ended the session for
 // it.
 func TestHTTPCalleeRemovedStaysRemovedUntilReload(t *testing.T) {
+	laneFree(t)
 	up := newCalleeUpstream(t)
 	e := newEnv(t, func(o *Options) {
 		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL}}
@@ -234,6 +236,7 @@ func (v *revocableVerifier) withdraw(id, why string) {
 // tokens it names (with a problem event), not others; a token revoked
 // between its verification and its stream's start is refused (401).
 func TestSSEEndsWhenBearerRevoked(t *testing.T) {
+	laneFree(t)
 	v := newRevocableVerifier()
 	e := newEnv(t, func(o *Options) {
 		o.Bearer = v
@@ -297,6 +300,7 @@ func TestSSEEndsWhenBearerRevoked(t *testing.T) {
 // webhook is told and counts it; a later reload that grants it again
 // subscribes it again.
 func TestWebhookRevokedByReload(t *testing.T) {
+	laneFree(t)
 	tgt := newWebhookTarget(t, "")
 	e := newEnv(t, func(o *Options) {
 		o.Webhooks = []Webhook{{Name: "sec", Realm: "secure", Topic: "com.pub.alert", URL: tgt.srv.URL, Role: "svc"}}
@@ -353,6 +357,7 @@ func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // though only a configuration reload can change a grant. It now tries
 // once and waits for the next reload, then succeeds if that grants it.
 func TestRefusedCalleeAndWebhookWaitForReload(t *testing.T) {
+	laneFree(t)
 	tgt := newWebhookTarget(t, "")
 	up := newCalleeUpstream(t)
 	logs := newCountingHandler("gateway: HTTP callee cannot register", "gateway: webhook cannot subscribe")
@@ -418,6 +423,7 @@ func TestRefusedCalleeAndWebhookWaitForReload(t *testing.T) {
 // had kept the procedure for 8 s the callee took it 4 to 8 s after it was
 // free.
 func TestHTTPCalleeStandsBy(t *testing.T) {
+	laneFree(t)
 	var logs lockedBuf
 	up := newCalleeUpstream(t)
 	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
@@ -470,6 +476,7 @@ func TestHTTPCalleeStandsBy(t *testing.T) {
 // A callee standing by stops at once when a reload removes it: the reload
 // does not wait for its next try, and it leaves its session.
 func TestHTTPCalleeStandbyRemovedByReload(t *testing.T) {
+	laneFree(t)
 	up := newCalleeUpstream(t)
 	e := newEnv(t, nil)
 	holder := e.dial("realm1", proto.JSON)

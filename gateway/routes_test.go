@@ -79,6 +79,7 @@ func routesEnv(t *testing.T) (*env, *jwtIssuer, *atomic.Value) {
 }
 
 func TestRouteCallMapping(t *testing.T) {
+	laneFree(t)
 	e, _, seen := routesEnv(t)
 	r, body := e.do("GET", "/devices/17/state?verbose=yes", "", "X-Trace", "abc")
 	if r.StatusCode != 200 || string(body) != `{"id":17,"on":true}` {
@@ -137,6 +138,7 @@ func TestRouteCallMapping(t *testing.T) {
 }
 
 func TestRoutePublishMapping(t *testing.T) {
+	laneFree(t)
 	e, _, _ := routesEnv(t)
 	sub := e.dial("realm1", proto.MsgPack)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -166,6 +168,7 @@ func TestRoutePublishMapping(t *testing.T) {
 }
 
 func TestRouteBearerAuth(t *testing.T) {
+	laneFree(t)
 	e, iss, seen := routesEnv(t)
 	r, body := e.do("GET", "/me", "")
 	expectProblem(t, r, body, 401, proto.URIAuthenticationRequired)
@@ -211,6 +214,7 @@ func TestRouteBearerAuth(t *testing.T) {
 }
 
 func TestRouteAPIKeyAuth(t *testing.T) {
+	laneFree(t)
 	e, _, _ := routesEnv(t)
 	r, body := e.do("GET", "/ops", "", "X-API-Key", "ops-key-0123456789abcdef")
 	if r.StatusCode != 200 {
@@ -233,6 +237,7 @@ func crossbarSign(key, secret string, body []byte, ts time.Time, seq, nonce int)
 }
 
 func TestRouteSignedRequests(t *testing.T) {
+	laneFree(t)
 	e, _, seen := routesEnv(t)
 	body := `{"temp":20}`
 	q := crossbarSign("device-1", "s3cret-s3cret-s3cret", []byte(body), time.Now(), 1, 1001)
@@ -278,6 +283,7 @@ func TestRouteSignedRequests(t *testing.T) {
 }
 
 func TestRouteCORS(t *testing.T) {
+	laneFree(t)
 	e, _, _ := routesEnv(t)
 	pre := func(path, origin, method, headers string) (*http.Response, []byte) {
 		h := []string{"Origin", origin, "Access-Control-Request-Method", method}
@@ -314,6 +320,7 @@ func TestRouteCORS(t *testing.T) {
 }
 
 func TestBridgeCORS(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) { o.CORS = CORS{AllowedOrigins: []string{"*"}} })
 	r, body := e.do("OPTIONS", "/wamp/realm1/call/com.x", "", "Origin", "https://any.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
 	if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "*" || r.Header.Get("Access-Control-Allow-Methods") != "POST, OPTIONS" {
@@ -409,6 +416,7 @@ func unwrapAll(err error) []error {
 // stale "ready") for the next request. Before, only problems, SSE and
 // /metrics did.
 func TestGETAnswersNotStored(t *testing.T) {
+	laneFree(t)
 	e, iss, _ := routesEnv(t)
 	tok := iss.token("alice", "realm1", "user", "me.read", time.Minute, nil)
 	for _, c := range []struct {
@@ -440,6 +448,7 @@ func TestGETAnswersNotStored(t *testing.T) {
 // cannot decode the INVOCATION and drops its connection (found by review:
 // 409 wamp.error.canceled, the callee's session gone).
 func TestRouteMalformedBinaryArgsRefused(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Routes = []Route{
 			{Name: "echo-body", Method: "POST", Path: "/echo", Realm: "realm1", Call: "com.rev.echo", Args: "$/body/args",
@@ -472,6 +481,7 @@ func TestRouteMalformedBinaryArgsRefused(t *testing.T) {
 // subscriber of the topic as an EVENT it could not decode (found by
 // review: 200, 3 of 3 subscribers' sessions gone).
 func TestRoutePublishMalformedBinaryArgsRefused(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, func(o *Options) {
 		o.Routes = []Route{
 			{Name: "pub-path", Method: "POST", Path: "/p/{id}", Realm: "realm1", Publish: "com.rev.news", Args: []any{"$/path/id"}, Acknowledge: true},
@@ -515,6 +525,7 @@ func TestRoutePublishMalformedBinaryArgsRefused(t *testing.T) {
 // gateway path that forgets to cannot send a JSON peer a binary string it
 // cannot decode; the refusal is the bridge's 400.
 func TestInProcessPayloadChecked(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	s, a, p := e.gw.pool.acquire(identity{realm: "realm1", authrole: "anonymous", method: "anonymous"}, "127.0.0.1:1")
 	if p != nil {

@@ -138,6 +138,7 @@ func changeStrings(c RunnerChanges) string {
 // registers anew without meeting its old registration, and the calls
 // they were serving finish with their upstream's answer.
 func TestCalleeReloadAddRemoveChange(t *testing.T) {
+	laneFree(t)
 	v1, v2 := newTagUpstream(t, "v1"), newTagUpstream(t, "v2")
 	logs := &lockedBuf{}
 	keep := Callee{Realm: "realm1", Procedure: "com.keep", URL: v1.srv.URL}
@@ -219,6 +220,7 @@ func TestCalleeReloadAddRemoveChange(t *testing.T) {
 // whose upstream does not answer end with its timeout, and so does its
 // session.
 func TestCalleeReloadInFlightBounded(t *testing.T) {
+	laneFree(t)
 	up := newTagUpstream(t, "v1")
 	hang := Callee{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: time.Second}
 	e := newEnv(t, func(o *Options) { o.Callees = []Callee{hang} })
@@ -246,6 +248,7 @@ func TestCalleeReloadInFlightBounded(t *testing.T) {
 // invocations a removed callee lets finish: they are canceled, as the
 // running callees' are.
 func TestCalleeReloadDrainShutdown(t *testing.T) {
+	laneFree(t)
 	up := newTagUpstream(t, "v1")
 	e := newEnv(t, func(o *Options) {
 		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.hang", URL: up.srv.URL, Timeout: time.Minute}}
@@ -349,6 +352,7 @@ func publishVia(t *testing.T, c *client.Session, topic string, args ...any) {
 // held to its new URL, in order; an unnamed one whose URL changed does
 // not send the old target's events to the new one.
 func TestWebhookReloadAddRemoveChange(t *testing.T) {
+	laneFree(t)
 	tKeep, tGone, tMovedOld, tAnonOld := newGatedTarget(t, false), newGatedTarget(t, false), newGatedTarget(t, false), newGatedTarget(t, false)
 	tMovedNew, tAnonNew, tNew := newGatedTarget(t, true), newGatedTarget(t, true), newGatedTarget(t, true)
 	hook := func(name, topic, url string) Webhook {
@@ -437,6 +441,7 @@ func TestWebhookReloadAddRemoveChange(t *testing.T) {
 // TestRunnerReloadRefused: an update with a bad callee or webhook is
 // refused by Prepare, naming the fields as New does, and nothing changes.
 func TestRunnerReloadRefused(t *testing.T) {
+	laneFree(t)
 	up := newTagUpstream(t, "v1")
 	tgt := newGatedTarget(t, true)
 	keep := Callee{Realm: "realm1", Procedure: "com.keep", URL: up.srv.URL}
@@ -493,6 +498,7 @@ func TestRunnerReloadRefused(t *testing.T) {
 // reload that removes one leaves the others running, their series
 // included.
 func TestRunnerDefaultNames(t *testing.T) {
+	laneFree(t)
 	names := func(ps ...string) []string {
 		var cs []Callee
 		for _, p := range ps {
@@ -564,6 +570,7 @@ func TestRunnerDefaultNames(t *testing.T) {
 // subscription or metrics series behind, and a removed webhook POSTs
 // nothing more.
 func TestRunnerReloadStorm(t *testing.T) {
+	laneFree(t)
 	v1, v2 := newTagUpstream(t, "v1"), newTagUpstream(t, "v2")
 	stableT := newGatedTarget(t, true)
 	var hookMu sync.Mutex
@@ -764,6 +771,7 @@ func TestRunnerReloadStorm(t *testing.T) {
 // TestRunnerApplyRacesShutdown: reloads that race Shutdown start nothing
 // after it and leave no goroutine, session or registration behind.
 func TestRunnerApplyRacesShutdown(t *testing.T) {
+	laneFree(t)
 	up := newTagUpstream(t, "v1")
 	tgt := newGatedTarget(t, true)
 	e := newEnv(t, nil)
@@ -871,6 +879,7 @@ func (*stuckMesh) Gather([]byte, func([][]byte, []string)) error    { return nil
 // gave up the pending answer only after the gateway's 10 s before, so a
 // reload or a shutdown during a claim-store outage waited that long.
 func TestRunnerStoppedWhileClaimPending(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	m := &stuckMesh{}
 	if err := e.r.AttachMesh(m, "n1", 1); err != nil {

@@ -38,6 +38,7 @@ func httpSessions(t *testing.T, e *env) []any {
 // whose peer was gone, for good. Now the opening sees the shutdown, leaves
 // (GOODBYE) and the request gets 503.
 func TestPoolSlotOpeningAtShutdownLeaves(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	if n := len(httpSessions(t, e)); n != 0 {
 		t.Fatalf("%d gateway sessions before", n)
@@ -91,6 +92,7 @@ func holdLoops(t *testing.T, e *env) chan struct{} {
 // a session an HTTP callee or webhook opens: closeAll's leave ran before
 // the session was open, and did nothing.
 func TestPinnedSessionOpeningAtShutdownLeaves(t *testing.T) {
+	laneFree(t)
 	e := newEnv(t, nil)
 	release := holdLoops(t, e)
 	got := make(chan *problem, 1)

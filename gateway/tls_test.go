@@ -17,6 +17,7 @@ import (
 
 // TestTLS: with Options.TLS the gateway serves HTTPS, HTTP/2 included.
 func TestTLS(t *testing.T) {
+	laneFree(t)
 	e, hc := tlsEnv(t, nil)
 	resp, err := hc.Get("https://" + e.gw.Addr().String() + "/healthz")
 	if err != nil {

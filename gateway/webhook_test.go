@@ -83,6 +83,7 @@ func newWebhookTarget(t *testing.T, secret string) *webhookTarget {
 }
 
 func TestWebhook(t *testing.T) {
+	laneFree(t)
 	tgt := newWebhookTarget(t, "hook-secret")
 	e := newEnv(t, func(o *Options) {
 		o.Webhooks = []Webhook{{Name: "alerts", Realm: "realm1", Topic: "com.alert.", Match: "prefix", URL: tgt.srv.URL,
@@ -211,6 +212,7 @@ func dropped(m *webhookMetrics, reason string) uint64 {
 // within about a second and delivers. The lock refuses calls. A deliver
 // other than every or one is refused, naming the field.
 func TestWebhookDeliverOne(t *testing.T) {
+	laneFree(t)
 	var logs lockedBuf
 	tgt := newWebhookTarget(t, "")
 	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
