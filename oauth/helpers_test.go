@@ -381,3 +381,14 @@ func (e *testEnv) approveDevice(b *browser, userCode, user, pw, action string) (
 	resp, page = b.postForm(e.url+"/oauth/device", f)
 	return resp.StatusCode, page
 }
+
+// cliToken gets an access token of the public "cli" client
+// (password grant, no refresh token: the token has no gid).
+func (e *testEnv) cliToken(user, pw string) string {
+	e.t.Helper()
+	st, body := e.token(url.Values{"grant_type": {"password"}, "client_id": {"cli"}, "username": {user}, "password": {pw}}, "", "")
+	if st != 200 {
+		e.t.Fatalf("password grant for %s: %d %v", user, st, body)
+	}
+	return body["access_token"].(string)
+}

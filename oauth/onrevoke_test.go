@@ -315,3 +315,45 @@ func TestRevokedTokensPerClientBounded(t *testing.T) {
 		t.Error("no warning logged")
 	}
 }
+
+// The per-client bound on tokens without a login revoked one by one
+// (maxRevokedPerClient) counts the entries still in the revocation set, as
+// the per-user one does: an entry whose token expired no longer counts. A
+// password client without refresh tokens whose users sign out (revoke
+// their token) now and then: counted since the process started, after 32
+// sign-outs spread over hours, each of whose entries expired long ago, the
+// 33rd user's sign-out revoked every token the client issued to every
+// other user, and every later sign-out did it again.
+func TestRevokedTokensPerClientCountLiveOnly(t *testing.T) {
+	e := startEnv(t, nil)
+	for i := range maxRevokedPerClient {
+		tok := e.cliToken("alice", alicePW)
+		if st, body := e.post("/oauth/revoke", url.Values{"token": {tok}, "client_id": {"cli"}}, "", ""); st != 200 {
+			t.Fatalf("sign-out %d: %d %v", i, st, body)
+		}
+		e.clock.Advance(time.Hour) // the token, and its entry, expire long before the next
+	}
+	e.srv.syncOnce(true)
+	live := 0
+	e.srv.revoked.Range(func(k, v any) bool {
+		if v.(int64) > e.clock.Now().Unix() {
+			live++
+		}
+		return true
+	})
+	bob := e.cliToken("bob", bobPW)
+	if _, err := e.srv.VerifyAccessToken(bob); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	// alice signs out once more, 32 hours after her first sign-out.
+	tok := e.cliToken("alice", alicePW)
+	if st, body := e.post("/oauth/revoke", url.Values{"token": {tok}, "client_id": {"cli"}}, "", ""); st != 200 {
+		t.Fatalf("last sign-out: %d %v", st, body)
+	}
+	_, err := e.srv.VerifyAccessToken(bob)
+	t.Logf("%d live revocation entries before the last sign-out; bob's token after alice's sign-out: %v", live, err)
+	if errors.Is(err, ErrTokenRevoked) {
+		t.Errorf("alice revoking her own token (the client's only live revocation: %d live entries before it) revoked bob's token: %v", live, err)
+	}
+}

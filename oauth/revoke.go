@@ -60,7 +60,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	case s.revokedToExpiry(cl):
 		// Already refused until it expires (on its own, with its login or
 		// by its client's cut-off): nothing to add.
-	case cl.GrantID != "" && !s.userRevs.take(revUserKey(cl), s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
+	case cl.GrantID != "" && !s.userRevs.take(revUserKey(cl), maxRevokedPerUser, s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
 		// The user's access tokens with this client are revoked one by
 		// one past the bound (across its logins): the token's login goes
 		// instead (its refresh token, and one entry for all its access
@@ -70,10 +70,11 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Warn("oauth: a user's access tokens were revoked one by one past the bound; the token's login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerUser)
-	case cl.GrantID == "" && s.clientRevs.add(cl.ClientID) > maxRevokedPerClient:
+	case cl.GrantID == "" && !s.clientRevs.take(cl.ClientID, maxRevokedPerClient, s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
 		// A client's tokens without a login, revoked one by one past
-		// the bound: every such token it was issued so far goes at
-		// once (one entry per client, moved on by later ones).
+		// the bound (entries still in the set): every such token it
+		// was issued so far goes at once (one entry per client, moved
+		// on by later ones).
 		first, err := s.revokeClient(ctx, cl)
 		if err != nil {
 			writeError(w, s.storeErr(err))
@@ -313,67 +314,52 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 // never reaches the bound.
 const maxRevokedPerUser = 32
 
-// userRevocations counts, per (realm, client, user), the access tokens of
-// logins revoked one by one on this node whose entries are still in the
-// revocation set. It forgets everything once it holds maxRevUsers users
-// (a count that restarts only delays the collapse by another
-// maxRevokedPerUser revocations).
-type userRevocations struct {
+// liveRevocations counts, per key, the access tokens revoked one by one
+// on this node whose entries are still in the revocation set: per (realm,
+// client, user) for tokens of logins (Server.userRevs, bound
+// maxRevokedPerUser), per client for tokens without a login
+// (Server.clientRevs, bound maxRevokedPerClient). An entry stops counting
+// when its token expires. It forgets everything once it holds maxRevKeys
+// keys (a count that restarts only delays the collapse by another bound's
+// worth of revocations).
+type liveRevocations struct {
 	mu sync.Mutex
-	m  map[string][]int64 // user → the expiries (unix) of its live entries
+	m  map[string][]int64 // key → the expiries (unix) of its live entries
 }
 
-const maxRevUsers = 1 << 14
+const maxRevKeys = 1 << 14
 
-// take counts an entry of user's that lives until exp, and reports true;
-// or, when user has maxRevokedPerUser entries live at now, counts nothing
-// and reports false.
-func (u *userRevocations) take(user string, now, exp int64) bool {
+// take counts an entry of key's that lives until exp, and reports true;
+// or, when key has bound entries live at now, counts nothing and reports
+// false.
+func (u *liveRevocations) take(key string, bound int, now, exp int64) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.m == nil || len(u.m) >= maxRevUsers && u.m[user] == nil {
+	if u.m == nil || len(u.m) >= maxRevKeys && u.m[key] == nil {
 		u.m = map[string][]int64{}
 	}
-	live := slices.DeleteFunc(u.m[user], func(e int64) bool { return e <= now })
-	if len(live) >= maxRevokedPerUser {
-		u.m[user] = live
+	live := slices.DeleteFunc(u.m[key], func(e int64) bool { return e <= now })
+	if len(live) >= bound {
+		u.m[key] = live
 		return false
 	}
-	u.m[user] = append(live, exp)
+	u.m[key] = append(live, exp)
 	return true
 }
 
-// revUserKey is the key of a token's user in userRevocations.
+// revUserKey is the key of a token's user in Server.userRevs.
 func revUserKey(cl *Claims) string {
 	return cl.Audience + "\x00" + cl.ClientID + "\x00" + cl.Subject
 }
 
-// grantRevocations counts, per client, the access tokens without a login
-// revoked one by one on this node. It forgets everything once it holds
-// maxGrantRevLogins clients (a count that restarts only delays the
-// collapse by another maxRevokedPerClient revocations).
-type grantRevocations struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-const maxGrantRevLogins = 1 << 14
-
-func (g *grantRevocations) add(gid string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.n == nil || len(g.n) >= maxGrantRevLogins {
-		g.n = map[string]int{}
-	}
-	g.n[gid]++
-	return g.n[gid]
-}
-
 // maxRevokedPerClient bounds, likewise, the access tokens without a login
 // (client_credentials; password grants of clients without refresh
-// tokens) of one client revoked one by one: a confidential client minting
-// and revoking in a loop added about 5,400 entries a second (21,756, 36 MB
-// of heap, in 4 s). Past the bound, every such token the client was issued
+// tokens) of one client revoked one by one and still in the revocation
+// set: a confidential client minting and revoking in a loop added about
+// 5,400 entries a second (21,756, 36 MB of heap, in 4 s). As per user, an
+// entry stops counting when its token expires (counted since the process
+// started, 32 sign-outs spread over hours made every later one revoke all
+// the client's tokens without a login). Past the bound, every such token the client was issued
 // up to now is revoked by one record, rv.client.<client id, base64url>,
 // holding the cut-off (an issue time, in seconds) until the longest token
 // of the client's realm issued by then has expired; each later revocation

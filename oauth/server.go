@@ -37,9 +37,9 @@ type Server struct {
 	cfg         atomic.Pointer[config]  // swapped by SetRealms
 	ring        atomic.Pointer[keyRing] // swapped by the sync loop
 	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
-	userRevs    userRevocations         // access tokens of logins revoked one by one, per user (revoke.go)
+	userRevs    liveRevocations         // access tokens of logins revoked one by one, per user (revoke.go)
 	cuts        sync.Map                // client id → clientCut; synced from rv.client.*
-	clientRevs  grantRevocations        // tokens without a login revoked one by one, per client
+	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client (revoke.go)
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
