@@ -259,8 +259,17 @@ func (s *Server) planRing(rec *ringRecord, now time.Time) (*ringRecord, bool, er
 	slices.SortStableFunc(keys, func(a, b keyRecord) int { return cmp.Compare(a.ActiveFrom, b.ActiveFrom) })
 	changed := false
 	// Drop a key once the next one has been signing for longer than any
-	// token lives (plus skew): nothing it signed can still be valid.
-	keep := s.cfg.Load().maxTTL + s.skew + time.Minute
+	// token lives (plus skew): nothing it signed can still be valid. A
+	// token lives as long as the configuration that issued it said: the
+	// longer lifetime of a configuration a reload replaced counts until
+	// the tokens it issued have expired (oldUntil, plus the same margin),
+	// as for revocations (tokenTTL).
+	cfg := s.cfg.Load()
+	ttl := cfg.maxTTL
+	if now.Before(cfg.oldUntil.Add(s.skew + time.Minute)) {
+		ttl = max(ttl, cfg.oldTTL)
+	}
+	keep := ttl + s.skew + time.Minute
 	for len(keys) > 1 && now.Sub(time.Unix(keys[1].ActiveFrom, 0)) > keep {
 		s.log.Info("oauth: dropped a retired signing key", "kid", keys[0].Kid)
 		keys, changed = keys[1:], true

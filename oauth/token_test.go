@@ -499,3 +499,45 @@ func TestSharedStoreNodes(t *testing.T) {
 		t.Fatalf("node A after sync: %v, want revoked", err)
 	}
 }
+
+// A reload that shortens a realm's access token lifetime does not make
+// the next key rotation drop the previous signing key while tokens it
+// signed under the longer lifetime are still valid: planRing keeps a
+// retired key for the lifetime of a configuration replaced less than that
+// long ago too (config.oldTTL, as revocations do: tokenTTL). It kept it
+// for the current configuration's maxTTL only, and the token was refused
+// as forged (ErrTokenSignature: WAMP authentication_failed, gateway 401)
+// 50 minutes before its expiry. README: "a key that stopped signing stays
+// until every token it signed has expired". Once they have, it goes.
+func TestKeyRotationAfterShorterLifetime(t *testing.T) {
+	e := startEnv(t, func(o *Options) {
+		o.RotateEvery = time.Hour
+		o.Realms[0].AccessTokenLifetime = time.Hour
+	})
+	e.clock.Advance(59 * time.Minute)
+	tok := e.ccToken() // signed by the first key, valid for an hour
+	realms := testRealms(t)
+	realms[0].AccessTokenLifetime = 5 * time.Minute
+	if err := e.srv.SetRealms(realms); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	e.srv.syncOnce(false) // rotation due: a new key, signing after publishAhead
+	e.clock.Advance(e.srv.publishAhead)
+	e.srv.syncOnce(false)
+	e.clock.Advance(5*time.Minute + 30*time.Second + time.Minute + time.Second)
+	e.srv.syncOnce(false)
+	left := time.Unix(int64(claimsOf(t, tok)["exp"].(float64)), 0).Sub(e.clock.Now())
+	_, err := e.srv.VerifyAccessToken(tok)
+	t.Logf("%d keys in the ring; the hour-long token, %v before its expiry: %v", len(e.srv.ring.Load().keys), left, err)
+	if err != nil {
+		t.Errorf("a token issued before the reload, %v before its expiry, is refused: %v", left, err)
+	}
+	// Past the token's expiry (plus skew and a minute), the old key goes.
+	kid := headerOf(t, tok)["kid"].(string)
+	e.clock.Advance(left + e.srv.skew + time.Minute + time.Second)
+	e.srv.syncOnce(false)
+	if e.srv.ring.Load().byKid[kid] != nil {
+		t.Errorf("the old key is still in the ring once every token it signed expired")
+	}
+}
