@@ -203,7 +203,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, ok := parseRefreshToken(tok); ok {
 		f, ok := s.lookupFamily(r.Context(), tok)
-		if !ok || f.Client != c.ID {
+		if !ok || f.Client != c.ID || !s.familyUsable(f, c) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
@@ -218,11 +218,30 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
+	// A token the router refuses since a reload (its client or principal
+	// removed, or every role it names taken away: StillValid) is not
+	// active; the roles reported are those its principal still holds.
+	roles := s.heldRoles(cl)
+	if len(roles) == 0 {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"active": true, "token_type": "Bearer", "client_id": cl.ClientID, "username": cl.Subject, "sub": cl.Subject,
 		"scope": strings.Join(cl.Scopes, " "), "exp": cl.Expiry.Unix(), "iat": cl.IssuedAt.Unix(), "aud": cl.Audience,
-		"iss": cl.Issuer, "jti": cl.ID, "roles": cl.Roles,
+		"iss": cl.Issuer, "jti": cl.ID, "roles": roles,
 	})
+}
+
+// familyUsable reports whether a refresh token's family, held by client c,
+// could still be refreshed under the current configuration: of c's realm,
+// its user still there with a role (what grantRefresh's storedLogin asks).
+func (s *Server) familyUsable(f *family, c *clientConf) bool {
+	if f.Realm != c.realm.Name || f.Sub == "" || s.users == nil {
+		return false
+	}
+	roles, ok := s.users.Roles(f.Realm, f.Sub)
+	return ok && len(roles) > 0
 }
 
 // handleMetadata is RFC 8414's authorization server metadata.

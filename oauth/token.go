@@ -271,6 +271,19 @@ func (s *Server) StillValid(c *Claims, role string) error {
 	return ErrGrantWithdrawn
 }
 
+// heldRoles returns the roles of a verified token that StillValid accepts
+// (those its principal still holds, its client still configured), in the
+// token's order; none when it is revoked or its grant withdrawn.
+func (s *Server) heldRoles(c *Claims) []string {
+	var held []string
+	for _, r := range c.Roles {
+		if s.StillValid(c, r) == nil {
+			held = append(held, r)
+		}
+	}
+	return held
+}
+
 // tokenCache maps SHA-256(token) to its verified Claims. Sharded by the
 // hash's first byte so that concurrent verifications rarely share a lock;
 // bounded: a full shard first drops expired entries, then a quarter of the

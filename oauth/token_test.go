@@ -541,3 +541,60 @@ func TestKeyRotationAfterShorterLifetime(t *testing.T) {
 		t.Errorf("the old key is still in the ring once every token it signed expired")
 	}
 }
+
+// Introspection (RFC 7662) answers "active": false for tokens the router
+// itself refuses since a reload: an access token whose user or client it
+// removed (StillValid: ErrGrantWithdrawn; README: "a token whose client,
+// user or role a reload removed" is refused like a revoked one), and a
+// refresh token whose user it removed (the refresh grant refuses it). An
+// access token whose principal lost one of its roles stays active with
+// the roles still held. Before, all of them were introspected as active
+// with the roles as issued, and a resource server that introspects kept
+// accepting them until they expired (up to the realm's lifetime, 24 h at
+// most).
+func TestIntrospectWithdrawnToken(t *testing.T) {
+	e := startEnv(t, nil)
+	bob, err := e.config("backend", backendSec).PasswordCredentialsToken(e.ctx(), "bob", bobPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := e.config("backend", backendSec).PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := e.cliToken("alice", alicePW)
+	e.users.remove("realm1", "bob")
+	e.users.mu.Lock()
+	e.users.users["realm1"]["alice"] = testUser{alicePW, []string{"user"}} // admin taken away
+	e.users.mu.Unlock()
+	realms := testRealms(t)
+	realms[0].Clients = realms[0].Clients[:4] // the "cli" client is removed
+	if err := e.srv.SetRealms(realms); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, tok, role string }{
+		{"a token of a removed user", bob.AccessToken, "viewer"},
+		{"a token of a removed client", cli, "user"},
+	} {
+		c, err := e.srv.VerifyAccessToken(tc.tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv := e.srv.StillValid(c, tc.role)
+		st, m := e.post("/oauth/introspect", url.Values{"token": {tc.tok}}, "backend", backendSec)
+		t.Logf("%s: StillValid %v; introspection %d %v", tc.name, sv, st, m["active"])
+		if sv == nil || st != 200 || m["active"] != false || len(m) != 1 {
+			t.Errorf("%s, refused by StillValid (%v), is introspected as %d %v", tc.name, sv, st, m)
+		}
+	}
+	st, m := e.post("/oauth/introspect", url.Values{"token": {bob.RefreshToken}}, "backend", backendSec)
+	t.Logf("a refresh token of a removed user: introspection %d %v", st, m["active"])
+	if st != 200 || m["active"] != false || len(m) != 1 {
+		t.Errorf("a refresh token of a removed user is introspected as %d %v", st, m)
+	}
+	st, m = e.post("/oauth/introspect", url.Values{"token": {alice.AccessToken}}, "backend", backendSec)
+	t.Logf("a token whose user lost a role: introspection %d %v %v", st, m["active"], m["roles"])
+	if roles, _ := m["roles"].([]any); st != 200 || m["active"] != true || len(roles) != 1 || roles[0] != "user" {
+		t.Errorf("a token of alice (user, admin), admin since taken away, is introspected as %d %v, want active, roles [user]", st, m)
+	}
+}
