@@ -68,6 +68,18 @@ type BearerRevoker interface {
 	Withdrawn(p *Principal) string
 }
 
+// BearerRoles is implemented by a BearerRevoker whose principals may lose
+// roles after their tokens were issued (the router's own OAuth2 server's:
+// a reload may take a role from a user). HeldRoles returns the roles of
+// p's token that its principal holds now. When a reload re-checks an open
+// SSE stream, its route's auth.roles are matched against them rather than
+// against the Principal.Roles of the request that opened it (VerifyBearer
+// builds those the same way, for each request). It must be safe for
+// concurrent use and must not block.
+type BearerRoles interface {
+	HeldRoles(p *Principal) []string
+}
+
 // who is the outcome of authenticating a request.
 type who struct {
 	id     identity

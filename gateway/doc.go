@@ -53,7 +53,9 @@
 //     SetRealms (keeping the keys and routes too), ValidateKeys (keys
 //     alone, without a server), RevokeBearer (cmd
 //     calls it from the OAuth2 server's revocations: the SSE streams of
-//     revoked tokens end, for a verifier that implements BearerRevoker),
+//     revoked tokens end, for a verifier that implements BearerRevoker;
+//     a reload matches a stream's route auth.roles against the roles
+//     its principal holds now, for one that implements BearerRoles),
 //     Shutdown(ctx) error, ErrClosed after it.
 //   - The event loops' HTTP lane (lane.go): StartLane(addr) instead of
 //     Start when a loop.HTTPLane listener serves the port; ServeLane and

@@ -156,7 +156,15 @@ func (g *Server) withdrawn(gr *grant) *problem {
 		}
 	}
 	if now != nil {
-		if p := g.routeRefuses(ac, now, w); p != nil {
+		rw := w
+		if hr, ok := g.opts.Bearer.(BearerRoles); ok && w.p != nil && len(now.Auth.Roles) > 0 {
+			// The route's auth.roles, against the roles the principal
+			// holds now (a reload may have taken one away).
+			c := *w
+			c.roles = hr.HeldRoles(w.p)
+			rw = &c
+		}
+		if p := g.routeRefuses(ac, now, rw); p != nil {
 			return p
 		}
 	}

@@ -22,7 +22,9 @@
 //     and ClientRevocationID(client) when a client's tokens without a gid
 //     issued up to a cut-off were (Claims.RevocationIDs lists a token's);
 //     StillValid(claims, role) re-checks a token against the current
-//     configuration and revocations (not its expiry). cmd ends the WAMP
+//     configuration and revocations (not its expiry), and
+//     HeldRoles(claims) lists the token's roles that pass it (the
+//     gateway's route auth.roles, introspection). cmd ends the WAMP
 //     sessions that logged in with revoked or withdrawn tokens with them.
 //   - Users and their password hashes come through an interface oauth
 //     declares (UserStore); cmd adapts the realms' user lists to it.

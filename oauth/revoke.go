@@ -221,7 +221,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	// A token the router refuses since a reload (its client or principal
 	// removed, or every role it names taken away: StillValid) is not
 	// active; the roles reported are those its principal still holds.
-	roles := s.heldRoles(cl)
+	roles := s.HeldRoles(cl)
 	if len(roles) == 0 {
 		writeJSON(w, http.StatusOK, inactive)
 		return

@@ -255,33 +255,61 @@ func (s *Server) StillValid(c *Claims, role string) error {
 	if s.isRevoked(c) {
 		return ErrTokenRevoked
 	}
-	cfg := s.cfg.Load()
-	cl := cfg.clients[c.ClientID]
-	if cl == nil || cl.realm.Name != c.Audience {
+	if g := s.grantOf(c); g.client == nil || !g.holds(c, role) {
 		return ErrGrantWithdrawn
 	}
-	if s.users != nil {
-		if roles, ok := s.users.Roles(c.Audience, c.Subject); ok && slices.Contains(roles, role) {
-			return nil
-		}
-	}
-	if c.Subject == cl.ID && slices.Contains(cl.Roles, role) {
-		return nil
-	}
-	return ErrGrantWithdrawn
+	return nil
 }
 
-// heldRoles returns the roles of a verified token that StillValid accepts
-// (those its principal still holds, its client still configured), in the
-// token's order; none when it is revoked or its grant withdrawn.
-func (s *Server) heldRoles(c *Claims) []string {
+// HeldRoles returns the roles of a verified token that StillValid accepts
+// (those its principal still holds under the current configuration), in
+// the token's order; none when it is revoked, its client no longer
+// configured in its realm or its principal gone. What a token's holder
+// may do by role (a gateway route's auth.roles, introspection's roles)
+// is judged by these, not by the roles written into it. Like StillValid,
+// it does not check expiry, and calls the user store's Roles once.
+func (s *Server) HeldRoles(c *Claims) []string {
+	if s.isRevoked(c) {
+		return nil
+	}
+	g := s.grantOf(c)
+	if g.client == nil {
+		return nil
+	}
 	var held []string
 	for _, r := range c.Roles {
-		if s.StillValid(c, r) == nil {
+		if g.holds(c, r) {
 			held = append(held, r)
 		}
 	}
 	return held
+}
+
+// grant is what the current configuration says of a token's grant: its
+// client (nil when no longer configured in the token's realm) and its
+// user's roles (userOK false when the user store does not know it).
+type grant struct {
+	client    *clientConf
+	userRoles []string
+	userOK    bool
+}
+
+func (s *Server) grantOf(c *Claims) grant {
+	cl := s.cfg.Load().clients[c.ClientID]
+	if cl == nil || cl.realm.Name != c.Audience {
+		return grant{}
+	}
+	g := grant{client: cl}
+	if s.users != nil {
+		g.userRoles, g.userOK = s.users.Roles(c.Audience, c.Subject)
+	}
+	return g
+}
+
+// holds reports whether c's principal holds role: its user, or the
+// client itself for client_credentials tokens.
+func (g grant) holds(c *Claims, role string) bool {
+	return g.userOK && slices.Contains(g.userRoles, role) || c.Subject == g.client.ID && slices.Contains(g.client.Roles, role)
 }
 
 // tokenCache maps SHA-256(token) to its verified Claims. Sharded by the

@@ -86,12 +86,21 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 	if c.Audience == "" {
 		return nil, errors.New("the token names no realm")
 	}
-	p := &gateway.Principal{Realm: c.Audience, AuthID: c.Subject, Roles: c.Roles, Scopes: c.Scopes, Expires: c.Expiry,
+	p := &gateway.Principal{Realm: c.Audience, AuthID: c.Subject, Scopes: c.Scopes, Expires: c.Expiry,
 		Claims: map[string]any{"sub": c.Subject, "iss": c.Issuer, "aud": c.Audience, "client_id": c.ClientID, "jti": c.ID}, Token: c}
 	if len(c.Roles) > 0 {
 		p.AuthRole = c.Roles[0]
-		if why := v.o.withdrawn(srv, c, p.AuthRole); why != "" {
-			return nil, errors.New(why)
+		// The roles a route's auth.roles is matched against are those of
+		// the token's that its principal still holds, not all it was
+		// issued with: a reload may have taken some away.
+		p.Roles = srv.HeldRoles(c)
+		if !slices.Contains(p.Roles, p.AuthRole) {
+			if why := v.o.withdrawn(srv, c, p.AuthRole); why != "" {
+				return nil, errors.New(why)
+			}
+			// A reload between the two checks gave the role back:
+			// refused this once, as the first check found it.
+			return nil, errors.New("the role was removed")
 		}
 	}
 	return p, nil
@@ -115,6 +124,18 @@ func (v oauthBearer) Withdrawn(p *gateway.Principal) string {
 		return ""
 	}
 	return v.o.withdrawn(srv, c, p.AuthRole)
+}
+
+// HeldRoles implements gateway.BearerRoles: the roles of p's token that
+// its principal still holds (oauth.Server.HeldRoles). Another issuer's
+// token keeps the roles it was verified with.
+func (v oauthBearer) HeldRoles(p *gateway.Principal) []string {
+	c, ok := p.Token.(*oauth.Claims)
+	srv := v.o.server()
+	if !ok || srv == nil {
+		return p.Roles
+	}
+	return srv.HeldRoles(c)
 }
 
 // withdrawn says why a verified token may no longer be used in role, or

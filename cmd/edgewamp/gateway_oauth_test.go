@@ -575,3 +575,94 @@ func TestWAMPLoginWithWithdrawnTokenAborted(t *testing.T) {
 		t.Fatalf("login with the removed client's token: %v, want %s", err, proto.URIAuthenticationDenied)
 	}
 }
+
+// rolesRouteYAML: alice holds aliceRoles; gateway routes that publish
+// (/admin/publish) and call com.example.tick (/admin/tick) require role
+// admin (auth.roles); the callee is anonymous (role device).
+func rolesRouteYAML(t *testing.T, key, aliceRoles string) string {
+	return fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [%s]
+realms:
+  - name: realm1
+    security: true
+    anonymous: true
+    anonymous_role: device
+    roles:
+      - name: device
+        permissions: [{uri: com.example., match: prefix, allow: [register]}]
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [call, subscribe, publish]}]
+      - name: admin
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [call, subscribe, publish]}]
+    users:
+      - {authid: alice, roles: [%s], password: "%s"}
+    oauth:
+      clients:
+        - {id: backend, secret: %q, roles: [user], grants: [password]}
+gateway:
+  listen: 127.0.0.1:0
+  routes:
+    - {name: admin-publish, method: POST, path: /admin/publish, realm: realm1, publish: com.example.admin,
+       args: ["$/body"], acknowledge: true, auth: {type: bearer, roles: [admin]}}
+    - {name: admin-tick, method: POST, path: /admin/tick, realm: realm1, call: com.example.tick,
+       timeout: 120s, auth: {type: bearer, roles: [admin]}}
+`, key, aliceRoles, mustHash(t, oaAlicePW), mustHash(t, "backend-client-secret"))
+}
+
+// A reload that takes role admin from alice (her token's roles: user,
+// admin) takes it from the token she got before too: a route that
+// requires admin (auth.roles) refuses it (403), and the call she streams
+// on such a route (SSE) ends. The gateway re-checked each request's token
+// against the reloaded configuration (oauthBearer -> withdrawn ->
+// StillValid) for its first role only (the authrole, user here), and
+// matched auth.roles against the token's roles as issued: the token
+// passed the admin-only route for as long as it lived, and the stream
+// went on. README: "Each HTTP request is checked anyway, a token whose
+// client, user or role a reload removed as a revoked one". Now the
+// principal's roles are those of the token's that alice still holds
+// (oauth.Server.HeldRoles), for requests and for the streams a reload
+// re-checks (gateway.BearerRoles).
+func TestGatewayRouteRoleRemovedByReload(t *testing.T) {
+	key := oauthKeyFile(t)
+	g := startReloadedGateway(t, rolesRouteYAML(t, key, "user, admin"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitInterrupted := tickCallee(ctx, t, g.addr)
+	login := func() string {
+		t.Helper()
+		conf := &oauth2.Config{ClientID: "backend", ClientSecret: "backend-client-secret", Endpoint: oauth2.Endpoint{TokenURL: g.base + "/oauth/token"}}
+		tok, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	old := login()
+	if r, body := g.do(t, "POST", "/admin/publish", `{"x":1}`, "Authorization", "Bearer "+old); r.StatusCode/100 != 2 {
+		t.Fatalf("before the reload, alice (user, admin): %d %s", r.StatusCode, body)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", g.base+"/admin/tick", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+old)
+	stream := openSSE(t, req, true)
+	g.reload(rolesRouteYAML(t, key, "user"))
+	fresh := login()
+	rf, bf := g.do(t, "POST", "/admin/publish", `{"x":2}`, "Authorization", "Bearer "+fresh)
+	ro, bo := g.do(t, "POST", "/admin/publish", `{"x":3}`, "Authorization", "Bearer "+old)
+	t.Logf("after the reload took admin from alice: a new token %d %s; the token issued before %d %s", rf.StatusCode, bf, ro.StatusCode, bo)
+	if rf.StatusCode != 403 {
+		t.Fatalf("a token issued after the reload: %d, want 403", rf.StatusCode)
+	}
+	if ro.StatusCode != 403 {
+		t.Errorf("alice's token issued before the reload, on the admin-only route: %d %s, want 403 (the role was removed)", ro.StatusCode, bo)
+	}
+	sseEnds(t, stream, "none of the roles", "alice's streamed call on the admin-only route")
+	waitInterrupted("alice's streamed call on the admin-only route")
+	// Her token still serves what role user may do.
+	if r, body := g.do(t, "POST", "/wamp/realm1/publish/com.example.news", `{"args":["still user"]}`, "Authorization", "Bearer "+old); r.StatusCode/100 != 2 {
+		t.Errorf("alice's token issued before the reload, on the bridge as user: %d %s", r.StatusCode, body)
+	}
+}
