@@ -52,11 +52,15 @@ const subChunk = 256
 // j, index k.
 type subPos struct{ j, k int32 }
 
-// subRef is a subscription a session is a subscriber of, and its place in
-// the subscription's set. Owned by the session's shard.
+// subRef is a subscription a session is a subscriber of, its place in
+// the subscription's set, and which of the session's SUBSCRIBEs made it a
+// subscriber (Session.subGen: a get_retained SUBSCRIBE still waiting for
+// its retained events is for this subscriber, not for one that left and
+// came back, wantsRetained). Owned by the session's shard.
 type subRef struct {
 	sub *subscription
 	at  subPos
+	gen uint64
 }
 
 func (sub *subscription) subscribers() *subSet { return sub.set.Load() }
@@ -392,11 +396,17 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		if ss.subs == nil {
 			ss.subs = map[uint64]subRef{}
 		}
-		ss.subs[sub.id] = subRef{sub, at}
+		ss.subGen++
+		ss.subs[sub.id] = subRef{sub, at, ss.subGen}
 	}
 	rm.mu.Unlock()
 	if added && wild {
 		ss.wildSubs++
+	}
+	if !added {
+		// Subscribed already: what the session is owed since then
+		// stands, whatever window its first SUBSCRIBE opened.
+		s.resubscribed(ss, sub)
 	}
 
 	out := &s.out
@@ -412,8 +422,14 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.metaEvent(rm, metaSubOnSubscribe, ss.id, sub.id)
 	}
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
-		s.openWin(ss, sub)
-		s.retainedTurn(ss, sub)
+		// A window only for a new subscriber: a subscriber already is
+		// owed the live events on their way, the retained one's copy
+		// and its publisher's older ones included (retwin.go).
+		var w *retWin
+		if added {
+			w = s.openWin(ss, sub)
+		}
+		s.retainedTurn(ss, retainedAsk{sub, w, ss.subs[sub.id].gen})
 	}
 }
 
@@ -421,8 +437,8 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 // §Event Retention), and returns how many retained topics it looked at.
 // Cold path: for a pattern it scans the realm's retained topics
 // (retainedTurn budgets that).
-func (s *Shard) sendRetained(ss *Session, sub *subscription) (scanned int) {
-	rm := ss.realm
+func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
+	rm, sub := ss.realm, ask.sub
 	var pubs []*publication
 	rm.mu.RLock()
 	scanned = 1
@@ -443,7 +459,7 @@ func (s *Shard) sendRetained(ss *Session, sub *subscription) (scanned int) {
 		}
 	}
 	rm.mu.RUnlock()
-	s.deliverRetained(ss, sub, pubs)
+	s.deliverRetained(ss, ask, pubs)
 	return scanned
 }
 
@@ -522,7 +538,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 		// been wrong); a session of this shard, so its table is this
 		// shard's to write.
 		if r, ok := moved.subs[sub.id]; ok && r.sub == sub {
-			moved.subs[sub.id] = subRef{sub, place}
+			moved.subs[sub.id] = subRef{sub, place, r.gen}
 		}
 	}
 	if set.n == 0 {

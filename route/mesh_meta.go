@@ -719,7 +719,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	}
 	switch now, queued := t.take(ask, maxSessionGathers, limit); {
 	case !now && !queued:
-		s.sendRetained(ss, ask.sub) // never, by the above; this node's only
+		s.sendRetained(ss, ask) // never, by the above; this node's only
 		return
 	case !now:
 		return
@@ -736,7 +736,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 		})
 	}
 	if err != nil {
-		s.sendRetained(ss, sub) // this node's only
+		s.sendRetained(ss, ask) // this node's only
 		return
 	}
 	ss.retains.busy++
@@ -790,7 +790,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 	for _, p := range newest {
 		pubs = append(pubs, p)
 	}
-	s.deliverRetained(ss, sub, pubs)
+	s.deliverRetained(ss, ask, pubs)
 }
 
 // localRetained returns this node's retained events matching sub: every

@@ -392,7 +392,7 @@ func TestMeshHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
 	sub := es[1].join(proto.MsgPack)
 	sub.subscribe("com.t2", nil)
 	mm.nodes[1].gatherHold.Store(true)
-	sub.subscribe("com.t1", map[string]any{"get_retained": true})
+	id1 := sub.subscribe("com.t1", map[string]any{"get_retained": true})
 	pub.publish("com.t1", nil, []any{"event 1"}, nil)
 	pub.publish("com.t2", nil, []any{"event 2"}, nil)
 	mm.sync()
@@ -403,6 +403,11 @@ func TestMeshHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
 	}
 
 	// Past the bound, across topics: in order, the retained event not.
+	// A new subscriber of com.t1 (a subscriber's get_retained SUBSCRIBE
+	// opens no window).
+	sub.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: sub.nextReq(), ID: id1})
+	sub.expect(proto.CodeUnsubscribed)
+	mm.sync()
 	mm.nodes[1].gatherHold.Store(true)
 	sub.send(&proto.Message{Type: proto.CodeSubscribe, Request: sub.nextReq(), Dict: sub.opts(map[string]any{"get_retained": true}), URI: []byte("com.t1")})
 	sub.expect(proto.CodeSubscribed)

@@ -27,8 +27,8 @@ import "time"
 // their order, and so does the mesh from one node to another). seq is 32
 // bits and wraps: two are compared as serial numbers, sound while fewer
 // than 2^31 publications of a session fall within one window.
-// A get_retained SUBSCRIBE opens a window on the subscription for the
-// session (retWin):
+// A get_retained SUBSCRIBE that makes the session a subscriber opens a
+// window on the subscription for the session (retWin):
 //
 //   - pending, until its retained events are delivered: the session's live
 //     events are held, in order, those of its other subscriptions too, so
@@ -54,6 +54,17 @@ import "time"
 // publishers are not ordered against it (WAMP orders events per publisher
 // only), nor are the router's own (meta events, src 0: matched by id).
 //
+// A session subscribed already is owed every live event on its way, so
+// its get_retained SUBSCRIBE opens no window: it may get the retained
+// event, then the same event live and its publisher's older ones. Before,
+// it opened one, whose marks dropped the live events the session had been
+// subscribed to all along, and the HTTP gateway, whose streams of one
+// principal share one subscription and hand a retained event only to the
+// stream that asked, lost them for its other streams. Likewise a SUBSCRIBE
+// of the session to the subscription while its window is pending (a
+// gateway stream opening meanwhile) makes the window keep no marks
+// (resubscribed).
+//
 // The fan-out pays for this only on a subscription with a window open, or
 // on a shard with a window pending: subscription.wins and
 // Shard.winPending count those, and deliverEvents checks them once per
@@ -64,6 +75,9 @@ type retWin struct {
 	state winState
 	marks map[string]retMark // fenced: by topic, the retained events delivered
 	until int64              // fenced: unix ns, when the window ends
+	// repeated: the session SUBSCRIBEd to sub again while the window
+	// was pending; its retained events keep no marks (resubscribed).
+	repeated bool
 }
 
 // heldEvent is a live event held for a session while one of its windows
@@ -113,9 +127,10 @@ func (ss *Session) winOf(sub *subscription) *retWin {
 	return ss.wins[sub]
 }
 
-// openWin opens (or reopens) ss's window on sub, pending, for a
-// get_retained SUBSCRIBE, and drops the session's windows that ended. It
-// returns nil past maxWins.
+// openWin opens ss's window on sub, pending, for a get_retained
+// SUBSCRIBE that made ss a subscriber (none is open then: leaving closes
+// it), and drops the session's windows that ended. It returns nil past
+// maxWins.
 func (s *Shard) openWin(ss *Session, sub *subscription) *retWin {
 	now := s.r.now()
 	for _, w := range ss.wins {
@@ -200,13 +215,21 @@ func (s *Shard) flushHeld(ss *Session) {
 	}
 }
 
-// deliverRetained sends sub's retained events pubs to ss, then the live
-// events its window held, but those the retained events supersede.
-func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publication) {
+// deliverRetained sends the retained events pubs of ask's subscription to
+// ss, then the live events its window held, but those the retained
+// events supersede. Marks are kept only for a window that the SUBSCRIBE
+// opened (it made ss a subscriber) and that no SUBSCRIBE of ss to the
+// subscription followed while it was pending (resubscribed): a
+// subscriber already is owed the live events on their way, and may get
+// the retained event twice, or an older event of its publisher after it.
+func (s *Shard) deliverRetained(ss *Session, ask retainedAsk, pubs []*publication) {
+	sub, w := ask.sub, ask.w
 	if rp, ok := ss.peer.(RetainedPeer); ok {
 		defer rp.RetainedSent(sub.id)
 	}
-	w := ss.winOf(sub)
+	if w != nil && ss.winOf(sub) != w {
+		w = nil // closed meanwhile (wantsRetained says so when it waited)
+	}
 	if w != nil && w.state == winSkip {
 		for _, p := range pubs {
 			if p.allowed(ss) && ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
@@ -215,19 +238,14 @@ func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publicat
 		}
 		pubs = nil
 	}
+	fence := w != nil && !w.repeated
 	for _, p := range pubs {
 		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
 		var buf [4][]byte
 		s.sendEvent(ss, sub, p, &buf)
-		if w == nil {
-			// A second get_retained SUBSCRIBE of the subscription.
-			if w = s.openWin(ss, sub); w == nil {
-				continue
-			}
-		}
-		if ss.winMarks >= maxWinMarks {
+		if !fence || ss.winMarks >= maxWinMarks {
 			continue
 		}
 		if w.marks == nil {
@@ -245,6 +263,21 @@ func (s *Shard) deliverRetained(ss *Session, sub *subscription, pubs []*publicat
 	s.setState(ss, w, winFenced, true)
 	if ss.winOf(sub) == w && len(w.marks) == 0 {
 		s.closeWin(ss, w)
+	}
+}
+
+// resubscribed notes a SUBSCRIBE of ss to sub, of which it is a
+// subscriber already: a window still pending there will keep no marks
+// (deliverRetained). The window's marks would drop the live copy of the
+// retained event and its publisher's older events, which may have been
+// published after this SUBSCRIBE: a session shared by several clients
+// (the HTTP gateway's event streams of one principal) may have one that
+// did not ask for the retained events and is owed them. A window already
+// fenced keeps its marks: they drop only events published before its
+// retained events were read, before this SUBSCRIBE.
+func (s *Shard) resubscribed(ss *Session, sub *subscription) {
+	if w := ss.winOf(sub); w != nil && w.state != winFenced {
+		w.repeated = true
 	}
 }
 

@@ -92,6 +92,7 @@ type Session struct {
 	invs       map[uint64]*inCall // as callee, by INVOCATION request id
 	regs       map[uint64]regRef  // registrations it is a callee of
 	subs       map[uint64]subRef  // subscriptions it is a subscriber of
+	subGen     uint64             // SUBSCRIBEs that made it a subscriber (subRef.gen)
 	testaments *[2][]testament    // detached, destroyed
 	retainer   *retainer          // who its retained events were published as (asRetainer)
 	authz      *authzCache        // authorization decisions by action and URI

@@ -181,17 +181,17 @@ func (s *Shard) turn(ss *Session, w walk) {
 	}
 }
 
-// retainedTurn delivers sub's retained events within ss's budget: this
-// node's, or on a mesh every node's (see above).
-func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
+// retainedTurn delivers the retained events of ask's subscription within
+// ss's budget: this node's, or on a mesh every node's (see above).
+func (s *Shard) retainedTurn(ss *Session, ask retainedAsk) {
 	mesh := s.r.mesh != nil
-	ask := retainedAsk{sub, ss.winOf(sub)}
+	sub := ask.sub
 	switch {
 	case sub.match == proto.MatchExact && mesh:
 		s.meshRetained(ss, ask)
 		return
 	case sub.match == proto.MatchExact:
-		s.sendRetained(ss, sub)
+		s.sendRetained(ss, ask)
 		return
 	}
 	s.turn(ss, walk{run: func() int {
@@ -199,7 +199,7 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 			return 0
 		}
 		if !mesh {
-			return s.sendRetained(ss, sub)
+			return s.sendRetained(ss, ask)
 		}
 		rm := ss.realm
 		rm.mu.RLock()
@@ -212,23 +212,26 @@ func (s *Shard) retainedTurn(ss *Session, sub *subscription) {
 
 // retainedAsk is a get_retained SUBSCRIBE whose retained events are still
 // to be delivered (its scan waiting its turn, or on a mesh its gather):
-// the subscription, and the window the SUBSCRIBE opened on it (nil past
-// maxWins).
+// the subscription, the window the SUBSCRIBE opened on it (nil when the
+// session was a subscriber already, or past maxWins), and the session's
+// subscriber it is for (subRef.gen).
 type retainedAsk struct {
 	sub *subscription
 	w   *retWin
+	gen uint64
 }
 
 // wantsRetained reports whether ss still waits for ask's retained events:
-// it is still a subscriber, and of the subscription the SUBSCRIBE made.
-// Leaving the subscription closes the window; a SUBSCRIBE since, to the
-// same subscription when other sessions kept it, has another window or
-// none, and did not ask for these events (it has its own scan if it
-// asked). Before, a SUBSCRIBE without get_retained after an UNSUBSCRIBE
-// got the retained events of the scan still waiting, and one with it got
-// them twice.
+// it is still the subscriber the SUBSCRIBE was for, and the window that
+// SUBSCRIBE opened, if any, is still open. Leaving the subscription
+// closes the window; a SUBSCRIBE since, to the same subscription when
+// other sessions kept it, makes another subscriber (another gen) and did
+// not ask for these events (it has its own scan if it asked). Before, a
+// SUBSCRIBE without get_retained after an UNSUBSCRIBE got the retained
+// events of the scan still waiting, and one with it got them twice.
 func (ss *Session) wantsRetained(ask retainedAsk) bool {
-	return ss.subs[ask.sub.id].sub == ask.sub && ss.winOf(ask.sub) == ask.w
+	ref := ss.subs[ask.sub.id]
+	return ref.sub == ask.sub && ref.gen == ask.gen && (ask.w == nil || ss.winOf(ask.sub) == ask.w)
 }
 
 // metaTurn answers a meta call that walks a realm table within ss's
