@@ -353,21 +353,28 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URINotAuthorized, "not authorized to subscribe to "+strconv.Quote(string(m.URI)))
 		return
 	}
-	if max := s.r.cfg.MaxSubscriptions; len(ss.subs) >= max {
-		s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIUnavailable, "too many subscriptions for this session (limit "+strconv.Itoa(max)+")")
-		return
-	}
 	wild := match == proto.MatchWildcard
-	if max := s.r.cfg.MaxWildcardSubscriptions; wild && ss.wildSubs >= max {
-		s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, false, max)
-		return
-	}
 	if s.retainedScanFull(ss, m, match) {
 		return
 	}
 	uri := string(m.URI)
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)
+	// The session's bounds are for a subscription it does not have yet:
+	// a SUBSCRIBE to one it has adds nothing and is answered SUBSCRIBED
+	// with its id (before, at the bound it was refused as one too many).
+	if !exists || ss.subs[sub.id].sub != sub {
+		if max := s.r.cfg.MaxSubscriptions; len(ss.subs) >= max {
+			rm.mu.Unlock()
+			s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIUnavailable, "too many subscriptions for this session (limit "+strconv.Itoa(max)+")")
+			return
+		}
+		if max := s.r.cfg.MaxWildcardSubscriptions; wild && ss.wildSubs >= max {
+			rm.mu.Unlock()
+			s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, false, max)
+			return
+		}
+	}
 	if !exists {
 		// Only a new pattern counts toward the realm's bound: joining
 		// one adds nothing for a PUBLISH to walk.

@@ -126,20 +126,15 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeRegister, m.Request, proto.URINotAuthorized, "not authorized to register "+strconv.Quote(string(m.URI)))
 		return
 	}
+	uri := string(m.URI)
 	// Single registrations waiting for the mesh's claim store count too:
 	// without them, REGISTERs sent back to back all passed while the
-	// session had none yet (4,160 over the limit at once).
-	if len(ss.regs)+ss.claims.busy+len(ss.claims.q) >= s.r.cfg.MaxRegistrations {
-		s.tooManyRegistrations(ss, m.Request)
+	// session had none yet (4,160 over the limit at once). Checked again
+	// by addCallee (several REGISTERs may wait for their mesh claims at
+	// once); here so that no claim is made in vain.
+	if s.registrationsFull(ss, m.Request, match, invoke, uri, len(ss.regs)+ss.claims.busy+len(ss.claims.q)) {
 		return
 	}
-	// Checked again by addCallee (several REGISTERs may wait for their
-	// mesh claims at once); here so that no claim is made in vain.
-	if max := s.r.cfg.MaxWildcardRegistrations; match == proto.MatchWildcard && ss.wildRegs >= max {
-		s.wildcardRefused(ss, proto.CodeRegister, m.Request, false, max)
-		return
-	}
-	uri := string(m.URI)
 	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.now()}
 	if s.r.mesh != nil && invoke == proto.InvokeSingle && s.meshClaim(ss, m.Request, match, uri, ce) {
 		return // REGISTERED or an ERROR once the mesh answers the claim
@@ -161,12 +156,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		return false
 	}
 	wild := match == proto.MatchWildcard
-	if len(ss.regs) >= s.r.cfg.MaxRegistrations {
-		s.tooManyRegistrations(ss, req)
-		return false
-	}
-	if max := s.r.cfg.MaxWildcardRegistrations; wild && ss.wildRegs >= max {
-		s.wildcardRefused(ss, proto.CodeRegister, req, false, max)
+	if s.registrationsFull(ss, req, match, invoke, uri, len(ss.regs)) {
 		return false
 	}
 	rm := ss.realm
@@ -177,17 +167,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	// bound; another callee of a shared one does not.
 	newPattern := wild && (!exists || reg.list().len() == 0)
 	if exists {
-		var why string
-		switch {
-		case reg.invoke == proto.InvokeSingle:
-			why = "procedure " + strconv.Quote(uri) + " is already registered"
-		case reg.invoke != invoke:
-			why = "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
-		case ss.regs[reg.id].reg == reg:
-			// The session's own table, not a walk of the callees.
-			why = "this session already registered " + strconv.Quote(uri)
-		}
-		if why != "" {
+		if why := registeredAlready(ss, reg, uri, invoke); why != "" {
 			rm.mu.Unlock()
 			s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, why)
 			return false
@@ -1161,6 +1141,54 @@ func (s *Shard) newOutCall() *outCall   { return s.outPool.get() }
 func (s *Shard) putOutCall(oc *outCall) { s.outPool.put(oc) }
 func (s *Shard) newInCall() *inCall     { return s.inPool.get() }
 func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
+
+// registeredAlready says why a REGISTER of reg's procedure uri with
+// invoke by ss is refused procedure_already_exists, or "" when it may be
+// added. Called with the realm's lock held.
+func registeredAlready(ss *Session, reg *registration, uri string, invoke proto.Invoke) string {
+	switch {
+	case reg.invoke == proto.InvokeSingle:
+		return "procedure " + strconv.Quote(uri) + " is already registered"
+	case reg.invoke != invoke:
+		return "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
+	case ss.regs[reg.id].reg == reg:
+		// The session's own table, not a walk of the callees.
+		return "this session already registered " + strconv.Quote(uri)
+	}
+	return ""
+}
+
+// registrationsFull refuses a REGISTER when ss, holding n registrations,
+// is at Config.MaxRegistrations, or at MaxWildcardRegistrations for a
+// wildcard, and reports whether it did. A REGISTER that would be refused
+// procedure_already_exists anyway (the session's own, or a single one) is
+// answered so, as below the bounds: before, at the bound a duplicate got
+// wamp.error.unavailable, as if one more registration were the matter.
+func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, n int) bool {
+	full := n >= s.r.cfg.MaxRegistrations
+	wildFull := match == proto.MatchWildcard && ss.wildRegs >= s.r.cfg.MaxWildcardRegistrations
+	if !full && !wildFull {
+		return false
+	}
+	rm := ss.realm
+	rm.mu.RLock()
+	var why string
+	if reg, ok := rm.regs.get(match, uri); ok {
+		why = registeredAlready(ss, reg, uri, invoke)
+	} else if invoke == proto.InvokeSingle && rm.mdir != nil && rm.mdir.claims[regKey{match, uri}] {
+		why = "procedure " + uri + " is being registered by another session" // as meshClaim says
+	}
+	rm.mu.RUnlock()
+	switch {
+	case why != "":
+		s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, why)
+	case full:
+		s.tooManyRegistrations(ss, req)
+	default:
+		s.wildcardRefused(ss, proto.CodeRegister, req, false, s.r.cfg.MaxWildcardRegistrations)
+	}
+	return true
+}
 
 // tooManyRegistrations refuses a REGISTER past Config.MaxRegistrations.
 func (s *Shard) tooManyRegistrations(ss *Session, req uint64) {
