@@ -84,8 +84,10 @@ type Stats struct {
 	// InboundHeld, OutboundQueued: bytes the transports hold →
 	// edgewamp_inbound_held_bytes, edgewamp_outbound_queued_bytes.
 	InboundHeld, OutboundQueued Gauge
-	// RetainRefused → edgewamp_retain_refused_total.
-	RetainRefused Counter
+	// RetainRefused by reason: realm_full (the realm's retained topics or
+	// bytes), publisher_share (the publisher's share of them) →
+	// edgewamp_retain_refused_total.
+	RetainRefused map[string]uint64
 	// RetainedRevoked → edgewamp_retained_revoked_total.
 	RetainedRevoked Counter
 	// EventsSuperseded → edgewamp_events_superseded_total.
@@ -590,9 +592,7 @@ func collectStats(e *expo, st *Stats) {
 	if st.EventsSuperseded.OK {
 		constMetric(e, "edgewamp_events_superseded_total", "Events not delivered to a get_retained subscriber because the retained copy it received was the same event or a newer one from the same publisher.", C, float64(st.EventsSuperseded.V))
 	}
-	if st.RetainRefused.OK {
-		constMetric(e, "edgewamp_retain_refused_total", "Events delivered but not retained (retention budget full).", C, float64(st.RetainRefused.V))
-	}
+	byLabel(e, "edgewamp_retain_refused_total", "Events delivered but not retained, by reason: the realm's retention budget (realm_full) or the publisher's share of it (publisher_share) used up.", "reason", C, st.RetainRefused)
 	if st.InboundHeld.OK {
 		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)
 	}

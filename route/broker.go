@@ -612,10 +612,10 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.publisher = nil
 		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
-		ok, old := rm.retain(string(m.URI), kept, ss.asRetainer())
+		why, old := rm.retain(string(m.URI), kept, ss.asRetainer(), ss.retainOwner())
 		rm.mu.Unlock()
-		if !ok {
-			s.stats.RetainRefused.Add(1)
+		if why != retainKept {
+			s.retainRefused(ss, rm, why, string(m.URI))
 			retain, stale = false, old
 		}
 	}

@@ -308,7 +308,8 @@ func TestPublishErrorsOnlyWhenAcknowledged(t *testing.T) {
 // event is delivered but not kept, and its topic's older event is dropped
 // rather than handed out stale.
 func TestRetainedBytesBudget(t *testing.T) {
-	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes = 2048 })
+	// The realm's bound alone (no publisher's share).
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes, c.MaxRetainedBytesPerPublisher = 2048, -1 })
 	pub := e.join(proto.JSON)
 	live := e.join(proto.JSON)
 	live.subscribe("com.state.", map[string]any{"match": "prefix"})

@@ -59,7 +59,8 @@ func TestProgressiveMetaCallAnsweredOnce(t *testing.T) {
 // A testament published with retain=true counts against MaxRetainedBytes
 // like any retained event.
 func TestTestamentRetainBudget(t *testing.T) {
-	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes = 2048 })
+	// The realm's bound alone (no publisher's share).
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytes, c.MaxRetainedBytesPerPublisher = 2048, -1 })
 	c := e.join(proto.JSON)
 	big := strings.Repeat("b", 8192)
 	c.callMeta("wamp.session.add_testament", []any{"com.dead", []any{big}}, map[string]any{"publish_options": map[string]any{"retain": true}})

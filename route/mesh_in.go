@@ -202,8 +202,8 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 	if old := rm.retained[topic]; old != nil && old.pub.at > p.at {
 		return true
 	}
-	ok, _ := rm.retain(topic, p, nil)
-	return ok
+	why, _ := rm.retain(topic, p, nil, "")
+	return why == retainKept
 }
 
 // meshRevoke takes ss off reg after its node lost a registration conflict

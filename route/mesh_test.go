@@ -323,7 +323,8 @@ func TestMeshRetainedWhitelistKeepsLastValue(t *testing.T) {
 // the other nodes kept the refused event and handed it out, and no reload
 // on the publisher's node could drop it (nothing there recorded it).
 func TestMeshRetainRefusedNotKeptElsewhere(t *testing.T) {
-	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxRetainedBytes = 8 << 10 })
+	// The realm's bound alone (no publisher's share).
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxRetainedBytes, c.MaxRetainedBytesPerPublisher = 8<<10, -1 })
 	watcher := es[1].join(proto.JSON) // node B's interest: it keeps copies
 	watcher.subscribe("com.state", nil)
 	mm.sync()

@@ -28,7 +28,11 @@ type Realm struct {
 	// withdrawable credential id, so that revoking a credential that
 	// published none (nearly every revocation) costs no scan of them.
 	retainedCreds map[string]int
-	mdir          *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
+	// retainedBy is what each publisher's retained events hold, by
+	// publisher (Session.retainOwner), within Config.MaxRetainedPerPublisher
+	// and MaxRetainedBytesPerPublisher; an entry goes when its events do.
+	retainedBy map[string]*retainedShare
+	mdir       *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
 	// wildRegs counts the wildcard registrations this node has callees
 	// of, wildSubs the wildcard subscriptions: the patterns its sessions
 	// put in the tables (Config.MaxRealmWildcard*).
@@ -309,6 +313,14 @@ func (rm *Realm) sessionsSnapshot() []*Session {
 // counted; replacing a topic's event within the budget always works.
 const maxRetained = 65536
 
+// MaxRetainedTopics is maxRetained for the configuration's checks, and
+// DefaultRetainedPerPublisher the default of
+// Config.MaxRetainedPerPublisher: a quarter of it.
+const (
+	MaxRetainedTopics           = maxRetained
+	DefaultRetainedPerPublisher = maxRetained / 4
+)
+
 // retainedOverhead is what a retained event costs besides its payload and
 // topic: the map entry, the publication and its carry (its publisher's
 // identity is shared by the events of a session).
@@ -318,16 +330,40 @@ const retainedOverhead = 256
 // kept per topic besides its last unrestricted one (retainedEvent.older).
 const maxRetainedFiltered = 4
 
+// retainRefusal says why retain did not keep an event.
+type retainRefusal uint8
+
+const (
+	retainKept retainRefusal = iota
+	// retainRealmFull: the realm's bounds (maxRetained topics,
+	// Config.MaxRetainedBytes) were reached.
+	retainRealmFull
+	// retainPublisherFull: the publisher's share of them
+	// (Config.MaxRetainedPerPublisher, MaxRetainedBytesPerPublisher).
+	retainPublisherFull
+)
+
+// retainedShare is what one publisher's retained events hold in a realm
+// (Realm.retainedBy): their number and their bytes (as retainedBytes
+// counts them).
+type retainedShare struct {
+	key    string
+	events int
+	bytes  int64
+}
+
 // retain stores p as the retained event of a topic, published on this
-// node by by (nil: on another node). Call with mu held for writing. An
-// event without black/white lists replaces the topic's retained events;
-// one with them is kept before them (retainedEvent.older), with at most
-// maxRetainedFiltered such events and the last unrestricted one. It
-// reports false when a cap refused it; the topic then has no retained
-// event (an older one would be stale), and stale are the publication ids
-// of those dropped that this node had published (none: another node's
-// copies), whose copies the other nodes of a mesh are to drop.
-func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, stale []uint64) {
+// node by by (nil: on another node), counted in the share of the
+// publisher owner (Session.retainOwner; "": none, an event from another
+// node). Call with mu held for writing. An event without black/white
+// lists replaces the topic's retained events; one with them is kept
+// before them (retainedEvent.older), with at most maxRetainedFiltered
+// such events and the last unrestricted one. It reports why, when a
+// bound refused it; the topic then has no retained event (an older one
+// would be stale), and stale are the publication ids of those dropped
+// that this node had published (none: another node's copies), whose
+// copies the other nodes of a mesh are to drop.
+func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string) (refused retainRefusal, stale []uint64) {
 	old := rm.retained[topic]
 	// The payload may be in p.c.buf (an owned copy) or elsewhere (a
 	// testament's, encoded apart): count whichever is larger. The
@@ -356,13 +392,35 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, st
 			}
 		}
 	}
+	// The realm's bytes and the publisher's share once p is kept: what
+	// p replaces no longer counts (the publisher's own events replaced
+	// free its share, so that it can always replace them).
 	total := rm.retainedBytes + size
+	var share retainedShare
+	if owner != "" {
+		if sh := rm.retainedBy[owner]; sh != nil {
+			share = *sh
+		}
+		share.events++
+		share.bytes += size
+	}
 	for re := old; re != nil; re = re.older {
 		if !slices.Contains(keep, re) {
 			total -= re.size
+			if owner != "" && re.share != nil && re.share.key == owner {
+				share.events--
+				share.bytes -= re.size
+			}
 		}
 	}
-	if (old == nil && len(rm.retained) >= maxRetained) || total > rm.r.cfg.MaxRetainedBytes {
+	cfg := &rm.r.cfg
+	switch {
+	case (old == nil && len(rm.retained) >= maxRetained) || total > cfg.MaxRetainedBytes:
+		refused = retainRealmFull
+	case owner != "" && (share.events > cfg.MaxRetainedPerPublisher || share.bytes > cfg.MaxRetainedBytesPerPublisher):
+		refused = retainPublisherFull
+	}
+	if refused != retainKept {
 		for re := old; re != nil; re = re.older {
 			if re.by != nil {
 				stale = append(stale, re.pub.id)
@@ -371,11 +429,12 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, st
 		if old != nil {
 			rm.unretain(topic, old)
 		}
-		return false, stale
+		return refused, stale
 	}
 	for re := old; re != nil; re = re.older {
 		if !slices.Contains(keep, re) {
 			rm.countCreds(re.by, -1)
+			rm.unshare(re)
 		}
 	}
 	rm.countCreds(by, 1)
@@ -388,12 +447,40 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer) (ok bool, st
 		}
 	}
 	re := &retainedEvent{pub: p, size: size, by: by}
+	if owner != "" {
+		sh := rm.retainedBy[owner]
+		if sh == nil {
+			if rm.retainedBy == nil {
+				rm.retainedBy = map[string]*retainedShare{}
+			}
+			sh = &retainedShare{key: owner}
+			rm.retainedBy[owner] = sh
+		}
+		sh.events++
+		sh.bytes += size
+		re.share = sh
+	}
 	if len(keep) > 0 {
 		re.older = keep[0]
 	}
 	rm.retained[topic] = re
 	rm.retainedBytes = total
-	return true, nil
+	return retainKept, nil
+}
+
+// unshare takes re out of its publisher's share. Call with mu held for
+// writing, as re leaves the realm's retained events.
+func (rm *Realm) unshare(re *retainedEvent) {
+	sh := re.share
+	if sh == nil {
+		return
+	}
+	re.share = nil
+	sh.events--
+	sh.bytes -= re.size
+	if sh.events <= 0 {
+		delete(rm.retainedBy, sh.key)
+	}
 }
 
 // unretain drops topic's retained events, re (its newest) and those
@@ -403,6 +490,7 @@ func (rm *Realm) unretain(topic string, re *retainedEvent) {
 	for ; re != nil; re = re.older {
 		rm.retainedBytes -= re.size
 		rm.countCreds(re.by, -1)
+		rm.unshare(re)
 	}
 }
 
@@ -428,6 +516,7 @@ func (rm *Realm) unretainOne(topic string, re *retainedEvent) bool {
 	}
 	rm.retainedBytes -= re.size
 	rm.countCreds(re.by, -1)
+	rm.unshare(re)
 	return true
 }
 
@@ -469,6 +558,10 @@ type retainedEvent struct {
 	pub  *publication
 	size int64     // counted in Realm.retainedBytes
 	by   *retainer // nil: published on another node of the mesh
+	// share is its publisher's share (Realm.retainedBy) it counts in;
+	// nil: none (another node's copy, an in-process session without a
+	// client address).
+	share *retainedShare
 	// older is the topic's retained event before this one when this one
 	// has black/white lists (pub.filter): WAMP's Event Retention has the
 	// Broker send a subscriber "the most recent Retained Event that they

@@ -121,6 +121,11 @@ func TestReloadDropsRetainedEvents(t *testing.T) {
 	if got, want := retainedTopics(late), []string{"app.open.u"}; !equalStrings(got, want) {
 		t.Fatalf("retained after the reload %v, want %v", got, want)
 	}
+	// The dropped events left their publishers' shares (retshare.go): u
+	// had three (its testament's included), v and w one each.
+	if got := shareEvents(rr.e.r.Realm("secure")); len(got) != 1 || got["authid u"] != 1 {
+		t.Fatalf("publishers' shares after the reload %v, want u's one event", got)
+	}
 	// Counted, and logged once (with the count), not once per event.
 	if n := rr.logs.count("dropped retained events after reload"); n != 1 {
 		t.Fatalf("%d log lines about dropped retained events, want 1", n)

@@ -95,6 +95,17 @@ type Config struct {
 	// delivered but not kept (and the topic's older one is dropped, so no
 	// stale event is handed out). Default 64 MiB.
 	MaxRetainedBytes int64
+	// MaxRetainedPerPublisher and MaxRetainedBytesPerPublisher bound the
+	// retained events one publisher keeps in a realm, and their bytes (as
+	// MaxRetainedBytes counts them), so that one client cannot take the
+	// realm's whole retained store: a publisher is an anonymous session's
+	// client address (an IPv4 address or an IPv6 /64), an authenticated
+	// session's authid (retshare.go). Past either a retained event is
+	// delivered but not kept, as past the realm's bounds. Default a
+	// quarter of the realm's: 16,384 events, MaxRetainedBytes / 4;
+	// negative: no bound but the realm's.
+	MaxRetainedPerPublisher      int
+	MaxRetainedBytesPerPublisher int64
 	// MaxConverted bounds a message the router builds by converting a
 	// payload to the peer's serializer (proto.Encoder.MaxConverted):
 	// converting can multiply a payload's length several times (CBOR half
@@ -251,6 +262,18 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxRetainedBytes <= 0 {
 		cfg.MaxRetainedBytes = 64 << 20
+	}
+	switch {
+	case cfg.MaxRetainedPerPublisher == 0:
+		cfg.MaxRetainedPerPublisher = DefaultRetainedPerPublisher
+	case cfg.MaxRetainedPerPublisher < 0 || cfg.MaxRetainedPerPublisher > maxRetained:
+		cfg.MaxRetainedPerPublisher = maxRetained
+	}
+	switch {
+	case cfg.MaxRetainedBytesPerPublisher == 0:
+		cfg.MaxRetainedBytesPerPublisher = cfg.MaxRetainedBytes / 4
+	case cfg.MaxRetainedBytesPerPublisher < 0 || cfg.MaxRetainedBytesPerPublisher > cfg.MaxRetainedBytes:
+		cfg.MaxRetainedBytesPerPublisher = cfg.MaxRetainedBytes
 	}
 	if cfg.MaxConverted <= 0 {
 		cfg.MaxConverted = 32 << 20

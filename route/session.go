@@ -98,6 +98,16 @@ type Session struct {
 	authz      *authzCache        // authorization decisions by action and URI
 	recheck    *recheck           // a reload's re-check of what it holds, until done (reload.go)
 
+	// clientAddr is the client address its message being handled comes
+	// from, for an in-process peer that carries many clients' requests
+	// (ReceiveMessageFrom); owner is its retainOwner (cached once set,
+	// unless clientAddr is), retainLogged whether its publisher's share
+	// of retained events was found used up and logged.
+	clientAddr   string
+	owner        string
+	ownerSet     bool
+	retainLogged bool
+
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the
 	// marks they keep; held are the live events held while a window is
@@ -221,6 +231,20 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 	}
 	s.countIn(m.Type, 0)
 	s.handle(ss, m)
+}
+
+// ReceiveMessageFrom is ReceiveMessage for an in-process peer that
+// carries the requests of many clients over one session (the HTTP
+// gateway's principal without credentials, which every such client
+// shares): client is the address the message came from (as
+// TransportInfo.RemoteAddr), and a retained event it publishes counts in
+// that address's share of the realm's retained events
+// (Config.MaxRetainedPerPublisher) instead of the session's. "" is
+// ReceiveMessage. Call on the shard's goroutine.
+func (s *Shard) ReceiveMessageFrom(ss *Session, m *proto.Message, client string) {
+	ss.clientAddr = client
+	s.ReceiveMessage(ss, m)
+	ss.clientAddr = ""
 }
 
 // closeReply reports whether b is the client's GOODBYE reply.

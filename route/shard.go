@@ -135,6 +135,9 @@ type ShardStats struct {
 	// Retained events dropped because their publisher may no longer
 	// publish them (a reload, a revoked credential).
 	RetainedRevoked atomic.Uint64
+	// Retained events not kept for their publisher's share of the realm's
+	// (retshare.go).
+	RetainRefusedPublisher atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

@@ -79,8 +79,11 @@ type Stats struct {
 	CallsRerouted         uint64
 	CallsRerouteExhausted uint64
 	// RetainRefused counts retained events not kept: the realm's retained
-	// bytes were used up.
-	RetainRefused uint64
+	// topics or bytes were used up. RetainRefusedPublisher counts those
+	// not kept for their publisher's share of them
+	// (Config.MaxRetainedPerPublisher, MaxRetainedBytesPerPublisher).
+	RetainRefused          uint64
+	RetainRefusedPublisher uint64
 	// RetainedRevoked counts retained events dropped because their
 	// publisher may no longer publish them: a reload took its identity or
 	// its grant away, or its credential was revoked (here or, for a copy,
@@ -112,6 +115,7 @@ func (r *Router) Stats() Stats {
 		st.CallsRerouted += c.CallsRerouted.Load()
 		st.CallsRerouteExhausted += c.CallsRerouteExhausted.Load()
 		st.RetainRefused += c.RetainRefused.Load()
+		st.RetainRefusedPublisher += c.RetainRefusedPublisher.Load()
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 	}
 	return st

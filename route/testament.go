@@ -167,10 +167,10 @@ func (s *Shard) publishTestaments(ss *Session) {
 				kept := *p
 				kept.retained = true
 				rm.mu.Lock()
-				ok, old := rm.retain(t.topic, &kept, ss.asRetainer())
+				why, old := rm.retain(t.topic, &kept, ss.asRetainer(), ss.retainOwner())
 				rm.mu.Unlock()
-				if !ok {
-					s.stats.RetainRefused.Add(1)
+				if why != retainKept {
+					s.retainRefused(ss, rm, why, t.topic)
 					retain, stale = false, old
 				}
 			}

@@ -16,7 +16,7 @@ func fillRetained(e *env, n int) {
 	defer rm.mu.Unlock()
 	for i := range n {
 		topic := "com.fill." + strconv.Itoa(i)
-		rm.retain(topic, &publication{id: uint64(i + 1), topic: []byte(topic), c: &carry{}, retained: true}, nil)
+		rm.retain(topic, &publication{id: uint64(i + 1), topic: []byte(topic), c: &carry{}, retained: true}, nil, "")
 	}
 }
 

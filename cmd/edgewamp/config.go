@@ -125,6 +125,12 @@ type limitsConfig struct {
 	// 0: no per-address bound (which loop.Options spells negative).
 	MaxTLSHandshakesPerAddress int `yaml:"max_tls_handshakes_per_address"`
 
+	// One publisher's share of a realm's retained events (route.Config's
+	// MaxRetainedPerPublisher, MaxRetainedBytesPerPublisher); 0: a
+	// quarter of the realm's.
+	RetainedEventsPerPublisher int  `yaml:"retained_events_per_publisher"`
+	RetainedBytesPerPublisher  size `yaml:"retained_bytes_per_publisher"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -677,10 +683,20 @@ func (c *config) validate() error {
 	}{{c.Limits.CallsInFlight, "calls_in_flight"}, {c.Limits.Registrations, "registrations"}, {c.Limits.Subscriptions, "subscriptions"},
 		{c.Limits.WildcardRegistrations, "wildcard_registrations"}, {c.Limits.WildcardSubscriptions, "wildcard_subscriptions"},
 		{c.Limits.RealmWildcardRegistrations, "realm_wildcard_registrations"}, {c.Limits.RealmWildcardSubscriptions, "realm_wildcard_subscriptions"},
-		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}, {c.Limits.MaxTLSHandshakesPerAddress, "max_tls_handshakes_per_address"}} {
+		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}, {c.Limits.MaxTLSHandshakesPerAddress, "max_tls_handshakes_per_address"},
+		{c.Limits.RetainedEventsPerPublisher, "retained_events_per_publisher"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
+	}
+	// A publisher's share is at most the realm's (which turns it off).
+	if c.Limits.RetainedEventsPerPublisher > route.MaxRetainedTopics {
+		c.errAt(&errs, fmt.Sprintf("limits.retained_events_per_publisher is at most %d, the retained topics of a realm (which turns the share off)", route.MaxRetainedTopics),
+			"limits", "retained_events_per_publisher")
+	}
+	if rb := cmp.Or(int(c.Limits.RetainedBytes), defaultRetainedBytes); int(c.Limits.RetainedBytesPerPublisher) > rb {
+		c.errAt(&errs, fmt.Sprintf("limits.retained_bytes_per_publisher %s is above limits.retained_bytes, %s (equal turns the share off)",
+			formatSize(int64(c.Limits.RetainedBytesPerPublisher)), formatSize(int64(rb))), "limits", "retained_bytes_per_publisher")
 	}
 	// 0 is the default: compare the marks the event loops will use (the
 	// check skipped a mark of 0, so a high_water above hard_limit's
@@ -754,6 +770,10 @@ const (
 	defaultHighWater = 256 << 10
 	defaultHardLimit = 4 << 20
 )
+
+// defaultRetainedBytes is route's default of MaxRetainedBytes, which a 0
+// in limits.retained_bytes stands for.
+const defaultRetainedBytes = 64 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
@@ -924,6 +944,9 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxWildcardSubscriptions:      c.Limits.WildcardSubscriptions,
 		MaxRealmWildcardRegistrations: c.Limits.RealmWildcardRegistrations,
 		MaxRealmWildcardSubscriptions: c.Limits.RealmWildcardSubscriptions,
+
+		MaxRetainedPerPublisher:      c.Limits.RetainedEventsPerPublisher,
+		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
 	}
 	return rc, nil
 }

@@ -370,6 +370,14 @@ func TestCheckConfig(t *testing.T) {
 		{"wildcard limits", "limits:\n  wildcard_registrations: 8\n  realm_wildcard_subscriptions: -1\n", 1, []string{"line 3: limits.realm_wildcard_subscriptions must not be negative"}},
 		{"tls handshakes per address", "limits:\n  max_tls_handshakes_per_address: -1\n", 1, []string{"line 2: limits.max_tls_handshakes_per_address must not be negative"}},
 		{"no tls handshakes per address bound", "limits:\n  max_tls_handshakes_per_address: 0\n", 0, []string{": ok"}},
+		{"retained events per publisher negative", "limits:\n  retained_events_per_publisher: -1\n", 1, []string{"line 2: limits.retained_events_per_publisher must not be negative"}},
+		{"retained events per publisher above the realm's", "limits:\n  retained_events_per_publisher: 65537\n", 1,
+			[]string{"line 2: limits.retained_events_per_publisher is at most 65536, the retained topics of a realm"}},
+		{"retained bytes per publisher above the realm's", "limits:\n  retained_bytes: 1MiB\n  retained_bytes_per_publisher: 2MiB\n", 1,
+			[]string{"line 3: limits.retained_bytes_per_publisher 2MiB is above limits.retained_bytes, 1MiB"}},
+		{"retained bytes per publisher above the default retained_bytes", "limits:\n  retained_bytes: 0\n  retained_bytes_per_publisher: 65MiB\n", 1,
+			[]string{"line 3: limits.retained_bytes_per_publisher 65MiB is above limits.retained_bytes, 64MiB"}},
+		{"no retained share", "limits:\n  retained_events_per_publisher: 65536\n  retained_bytes_per_publisher: 64MiB\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
@@ -960,6 +968,33 @@ func TestMeshCallLimitsConfigApplied(t *testing.T) {
 		}
 		if rc.MaxMeshInvocations != k.invs || rc.MaxMeshCalls != k.perSession {
 			t.Errorf("%q: MaxMeshInvocations %d, MaxMeshCalls %d; want %d, %d", k.body, rc.MaxMeshInvocations, rc.MaxMeshCalls, k.invs, k.perSession)
+		}
+	}
+}
+
+// A publisher's share of a realm's retained events reaches the router:
+// the embedded default's 0 (route's default, a quarter of the realm's)
+// and the file's.
+func TestRetainedShareConfigApplied(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, k := range []struct {
+		body   string
+		events int
+		bytes  int64
+	}{
+		{"realms: [{name: a}]\n", 0, 0},
+		{"limits: {retained_events_per_publisher: 100, retained_bytes_per_publisher: 1MiB}\n", 100, 1 << 20},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.routeConfig(log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.MaxRetainedPerPublisher != k.events || rc.MaxRetainedBytesPerPublisher != k.bytes {
+			t.Errorf("%q: MaxRetainedPerPublisher %d, MaxRetainedBytesPerPublisher %d; want %d, %d", k.body, rc.MaxRetainedPerPublisher, rc.MaxRetainedBytesPerPublisher, k.events, k.bytes)
 		}
 	}
 }

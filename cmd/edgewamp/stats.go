@@ -52,7 +52,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused, "shard_backlog": rt.CallsRefusedShardBacklog}
 	st.CallReroutes = map[string]uint64{"rerouted": rt.CallsRerouted, "exhausted": rt.CallsRerouteExhausted}
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
-	st.RetainRefused = gateway.Counter{V: rt.RetainRefused, OK: true}
+	st.RetainRefused = map[string]uint64{"realm_full": rt.RetainRefused, "publisher_share": rt.RetainRefusedPublisher}
 	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
 	st.EventsSuperseded = gateway.Counter{V: rt.EventsSuperseded, OK: true}
 	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
