@@ -629,6 +629,9 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 // doPublish publishes and answers 202 (200 {"publication":id} with
 // acknowledge, or status when set).
 func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
+	if id.unauthenticated() {
+		pr.client = r.RemoteAddr
+	}
 	s, a, p := g.pool.acquire(id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)

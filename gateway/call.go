@@ -381,6 +381,12 @@ type pubReq struct {
 	excludeAuthID, eligibleAuthID     []byte
 	excludeAuthRole, eligibleAuthRole []byte
 	wamp                              bool // as callReq's: set by checkWAMP
+	// client is the HTTP client's address (http.Request.RemoteAddr) when
+	// the principal is one every client without credentials shares: the
+	// router counts a retained event in that address's share of the
+	// realm's retained events (route.Shard.ReceiveMessageFrom), not in the
+	// shared session's, so that one client cannot take every other's.
+	client string
 }
 
 // checkWAMP is callReq.checkWAMP for a publication.
@@ -428,7 +434,7 @@ func (s *sess) publish(pr *pubReq) *syncReply {
 	if pr.kwargs != nil {
 		m.Kwargs = proto.Raw{Ser: proto.JSON, B: pr.kwargs}
 	}
-	return s.request(m, nil, true)
+	return s.requestFrom(m, nil, true, pr.client)
 }
 
 // runSync posts f to the session's shard and waits for its reply, and for

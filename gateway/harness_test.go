@@ -68,12 +68,23 @@ func secureRealm() route.RealmConfig {
 
 func newEnv(t testing.TB, mutate func(*Options)) *env {
 	t.Helper()
+	return newEnvRoute(t, nil, mutate)
+}
+
+// newEnvRoute is newEnv with the router's configuration changed by
+// mutateRoute.
+func newEnvRoute(t testing.TB, mutateRoute func(*route.Config), mutate func(*Options)) *env {
+	t.Helper()
 	log := testLogger()
-	r, err := route.New(route.Config{
+	rc := route.Config{
 		Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}, secureRealm()},
 		Shards: 2,
 		Logger: log,
-	})
+	}
+	if mutateRoute != nil {
+		mutateRoute(&rc)
+	}
+	r, err := route.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -344,9 +344,15 @@ func (s *sess) syncDone(m *proto.Message) {
 // answer": a SUBSCRIBE, whose answer the router gives at once). Owned by
 // shard.
 func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncReply {
+	return s.requestFrom(m, onOK, later, "")
+}
+
+// requestFrom is request for a message of the client at address client
+// (pubReq.client; "" for the session's principal).
+func (s *sess) requestFrom(m *proto.Message, onOK func(uint64), later bool, client string) *syncReply {
 	r := &syncReply{req: m.Request, onOK: onOK}
 	s.sync = r
-	s.q.shard.ReceiveMessage(s.rs, m)
+	s.q.shard.ReceiveMessageFrom(s.rs, m, client)
 	s.sync = nil
 	if r.done {
 		return r
