@@ -301,6 +301,9 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 // checkBody) and authenticates the request: the call to make and who
 // makes it.
 func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (callReq, *who, *problem) {
+	if p := sessionScopedProblem(proc); p != nil {
+		return callReq{}, nil, p
+	}
 	bb, p := splitBody(body)
 	if p != nil {
 		return callReq{}, nil, p
@@ -335,6 +338,36 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 	}
 	cr.timeout, cr.discloseMe = timeout, o.DiscloseMe
 	return cr, who, nil
+}
+
+// sessionScoped lists the meta procedures that act on the calling
+// session itself: the testament procedures add an event the router
+// publishes when the caller's session leaves, and discard the caller's.
+// An HTTP request has no session of its own: its call is made on one of
+// the gateway's pooled sessions, which every request of its principal
+// shares (for a realm's anonymous principal, every HTTP client without
+// credentials), so a testament would fire when the pool closes that
+// session (session_idle, an eviction), announcing nothing, and another
+// client could flush it. The other meta procedures name the session they
+// act on (get, kill, remove_callee, remove_subscriber) or act on the
+// realm; the kill procedures spare the calling session, as for any
+// caller.
+var sessionScoped = map[string]bool{
+	"wamp.session.add_testament":    true,
+	"wamp.session.flush_testaments": true,
+}
+
+// sessionScopedProblem refuses a call of a session-scoped meta procedure
+// (bridge, routes), nil for any other procedure.
+func sessionScopedProblem(proc string) *problem {
+	if !sessionScoped[proc] {
+		return nil
+	}
+	return newProblem(http.StatusForbidden, proto.URINotAuthorized, sessionScopedText(proc))
+}
+
+func sessionScopedText(proc string) string {
+	return proc + " acts on the caller's own WAMP session; an HTTP request has none (its calls go through sessions the gateway shares among requests)"
 }
 
 // answerCall writes a call's outcome: 200 {"args","kwargs"} or a problem.

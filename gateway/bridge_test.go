@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -562,5 +563,52 @@ func TestBridgeServesRoleWithoutBridgeAccess(t *testing.T) {
 	if r.StatusCode != 403 {
 		t.Errorf("a request acting as role nobridge (no http_bridge) got %d %s from the bridge, want 403 %s; the callee saw caller role %v",
 			r.StatusCode, strings.TrimSpace(string(body)), proto.URINotAuthorized, role.Load())
+	}
+}
+
+// TestBridgeRefusesSessionScopedMeta: wamp.session.add_testament (and
+// flush_testaments) act on the caller's own session; an HTTP request has
+// none, its call lands on one of the pooled sessions every request of its
+// principal shares (for the anonymous principal, every HTTP client), so
+// the testament fired when the pool closed that session (session_idle),
+// announcing the death of nothing, and any other client could flush it
+// (found by the broker review). The bridge (plain and streamed) refuses
+// them with 403 wamp.error.not_authorized before they reach the router,
+// and a route that calls one is refused by Validate.
+func TestBridgeRefusesSessionScopedMeta(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Limits.SessionIdle = 400 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watcher := e.dial("realm1", proto.JSON)
+	got := make(chan []any, 4)
+	if _, err := watcher.Subscribe(ctx, "com.dead", func(ev *client.Event) { got <- ev.Args }, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.do("POST", "/wamp/realm1/call/wamp.session.add_testament", `{"args":["com.dead",["client X is gone"]]}`)
+	if resp.StatusCode == 200 {
+		select {
+		case a := <-got:
+			t.Fatalf("add_testament over HTTP answered 200 %s; the pooled session's idle close then published %v, though the HTTP client never had a session", body, a)
+		case <-time.After(3 * time.Second):
+			t.Fatalf("add_testament over HTTP answered 200 %s (kept on a pooled session)", body)
+		}
+	}
+	p := expectProblem(t, resp, body, 403, proto.URINotAuthorized)
+	if !strings.Contains(p.Detail, "own WAMP session") {
+		t.Errorf("detail %q", p.Detail)
+	}
+	resp, body = e.do("POST", "/wamp/realm1/call/wamp.session.flush_testaments", `{}`)
+	expectProblem(t, resp, body, 403, proto.URINotAuthorized)
+	resp, body = e.do("POST", "/wamp/realm1/call/wamp.session.add_testament", `{"args":["com.dead",[]]}`, "Accept", "text/event-stream")
+	expectProblem(t, resp, body, 403, proto.URINotAuthorized)
+	// Other meta procedures still go through.
+	if resp, body := e.do("POST", "/wamp/realm1/call/wamp.session.count", `{}`); resp.StatusCode != 200 {
+		t.Fatalf("wamp.session.count: %d %s", resp.StatusCode, body)
+	}
+
+	err := Validate(Options{Addr: "127.0.0.1:0", Routes: []Route{{Method: "POST", Path: "/bye", Realm: "realm1", Call: "wamp.session.add_testament"}}})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fmt.Sprint(fe.Path) != "[routes 0 call]" || !strings.Contains(fe.Msg, "own WAMP session") {
+		t.Errorf("a route calling wamp.session.add_testament: %v, want a FieldError at routes 0 call", err)
 	}
 }

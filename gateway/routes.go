@@ -236,6 +236,8 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 		bad(strconv.Quote(rt.Call)+" is not a procedure URI", "call")
 	case rt.Publish != "" && !proto.ValidURI([]byte(rt.Publish), proto.URILoose):
 		bad(strconv.Quote(rt.Publish)+" is not a topic URI", "publish")
+	case sessionScoped[rt.Call]:
+		bad(sessionScopedText(rt.Call), "call")
 	}
 	cr.label = rt.Name
 	if cr.label == "" {
