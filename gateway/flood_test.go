@@ -81,19 +81,27 @@ func TestSSEFanOutBuildsOneFrame(t *testing.T) {
 }
 
 // subscribedSinks counts the SSE sinks of the gateway's sessions'
-// subscriptions, read on each session's shard.
+// subscriptions, read on each session's shard. The pool's slots are
+// listed under its lock first: requests still being admitted write them.
 func subscribedSinks(e *env) int {
+	var slots []*slot
+	e.gw.pool.mu.Lock()
+	for _, ip := range e.gw.pool.ids {
+		slots = append(slots, ip.slots...)
+	}
+	e.gw.pool.mu.Unlock()
 	n := 0
 	for _, q := range e.gw.queues {
 		ch := make(chan int, 1)
 		q.post(func() {
 			k := 0
-			for _, ip := range e.gw.pool.ids {
-				for _, sl := range ip.slots {
-					if s := readySess(sl); s != nil && s.q == q {
-						for _, se := range s.subs {
-							k += len(se.sinks)
-						}
+			for _, sl := range slots {
+				if sl == nil {
+					continue
+				}
+				if s := readySess(sl); s != nil && s.q == q {
+					for _, se := range s.subs {
+						k += len(se.sinks)
 					}
 				}
 			}

@@ -443,8 +443,13 @@ func (g *Server) reapQueues() {
 	}
 }
 
+// held counts the frame its handler is writing with those queued: with
+// nothing queued (a frame larger than Limits.SSEBuffer, taken into the
+// empty queue, or the last before a cut as a slow reader) a write blocked
+// on a client that takes nothing holds it until Limits.WriteTimeout, and
+// the reaper has to see it to end that write.
 func (st *stream) held() (int64, int, int64) {
-	return st.queued.Load(), len(st.ch), st.writeSince.Load()
+	return st.queued.Load() + st.writing.Load(), len(st.ch), st.writeSince.Load()
 }
 
 func (st *stream) cutForTotal() bool {
@@ -484,6 +489,7 @@ type stream struct {
 	// writeSince: when the handler's current write began (UnixNano), 0
 	// between writes; the reaper cuts the streams blocked longest first.
 	writeSince atomic.Int64
+	writing    atomic.Int64                            // bytes of the frame the handler is writing, 0 between writes
 	rc         atomic.Pointer[http.ResponseController] // the handler's, once it writes
 	mu         sync.Mutex                              // orders push with close
 	closed     bool                                    // guarded by mu: no more frames (close)
@@ -537,7 +543,14 @@ func (st *stream) push(f *eventFrame) {
 	if st.closed {
 		return
 	}
-	if st.queued.Add(n) > st.max {
+	// Bounded in bytes (Limits.SSEBuffer), but one frame always fits an
+	// empty queue, as a streamed call's progressive result and a
+	// webhook's event do: an event larger than the bound (a WAMP message
+	// may be up to 16 MiB) would otherwise cut every stream of its topic
+	// as a slow reader, however promptly it reads, and, retained, every
+	// reconnect (Last-Event-ID) again. The SSE total bounds what such
+	// frames hold gateway-wide (held, reapQueues).
+	if q := st.queued.Add(n); q > st.max && q != n {
 		st.queued.Add(-n)
 		st.cutSlow()
 		st.dropLocked()
@@ -603,9 +616,11 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 		default:
 		}
 		st.queued.Add(-int64(len(f.sse)))
+		st.writing.Store(int64(len(f.sse)))
 		st.writeSince.Store(time.Now().UnixNano())
 		_, err := sw.w.Write(f.sse)
 		st.writeSince.Store(0)
+		st.writing.Store(0)
 		st.g.releaseFrame(f)
 		if err != nil {
 			return err
