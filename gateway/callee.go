@@ -612,6 +612,13 @@ func (c *calleeRunner) result(data []byte, ct string) (args, kwargs []byte, err 
 		if strings.Contains(mt, "json") {
 			return nil, nil, errors.New("malformed JSON")
 		}
+		if data[0] == 0 {
+			// In WAMP's JSON a string starting with NUL is a binary
+			// value ("\u0000" + base64): the text would reach a JSON
+			// caller as one, malformed as often as not, which its
+			// client takes for a protocol violation.
+			return nil, nil, errors.New("a text answer starting with NUL (in WAMP's JSON, a binary value)")
+		}
 		return msgArgs(string(data)), nil, nil
 	}
 	if jsonDepth(data) >= proto.MaxDepth {
@@ -627,6 +634,18 @@ func (c *calleeRunner) result(data []byte, ct string) (args, kwargs []byte, err 
 	return out, nil, nil
 }
 
+// readableText returns an upstream's text (an error status's body, a
+// problem document's detail) for a WAMP string: a leading NUL replaced by
+// U+FFFD, as invalid UTF-8 is, since in WAMP's JSON a string starting
+// with NUL is a binary value, which a JSON caller's client would decode
+// as one (and drop its session when the rest is not base64).
+func readableText(s string) string {
+	if strings.HasPrefix(s, "\x00") {
+		return "\uFFFD" + s[1:]
+	}
+	return s
+}
+
 // upstreamError maps an error status and body to a WAMP error.
 func upstreamError(status int, data []byte) (args, kwargs []byte, uri string) {
 	var doc struct {
@@ -639,7 +658,7 @@ func upstreamError(status int, data []byte) (args, kwargs []byte, uri string) {
 		pl := payload{Args: doc.Args, Kwargs: doc.Kwargs}
 		if a, k, p := pl.check(); p == nil {
 			if a == nil && doc.Detail != "" {
-				a = msgArgs(doc.Detail)
+				a = msgArgs(readableText(doc.Detail))
 			}
 			return a, k, doc.Error
 		}
@@ -663,6 +682,7 @@ func upstreamError(status int, data []byte) (args, kwargs []byte, uri string) {
 	if !utf8.ValidString(text) {
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
+	text = readableText(text)
 	args = msgArgs(fmt.Sprintf("the HTTP upstream answered %d %s", status, http.StatusText(status)))
 	kw := []byte(`{"status":`)
 	kw = strconv.AppendInt(kw, int64(status), 10)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -358,5 +359,69 @@ func TestHTTPCalleeMalformedBinaryResult(t *testing.T) {
 	}
 	if _, err := caller.Call(ctx, "wamp.session.count", nil, nil, nil); err != nil {
 		t.Fatalf("the caller's session after the answers: %v", err)
+	}
+}
+
+// TestHTTPCalleeTextAnswerStartingWithNUL: TestHTTPCalleeMalformedBinaryResult
+// made a JSON answer holding a malformed binary string an unusable answer,
+// but the other ways an upstream's bytes become a string of the result or
+// error were not checked: a 2xx body that is not JSON (one string
+// argument), an error status's body (kwargs.body) and a problem document's
+// "detail" (args). Each starting with NUL reached the JSON caller as
+// "\u0000...", a binary string with malformed base64, which its client
+// could not decode: it dropped its session (found by the gateway streams
+// review, whose TestReviewHTTPCalleeTextAnswerMalformedBinary this is). The
+// text answer is now unusable (edgewamp.error.upstream), and the error's
+// texts have the NUL replaced with U+FFFD, as invalid UTF-8 is.
+func TestHTTPCalleeTextAnswerStartingWithNUL(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("X-Edgewamp-Procedure") {
+		case "com.bin.text":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("\x00AQI"))
+		case "com.bin.status":
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(500)
+			w.Write([]byte("\x00AQI"))
+		case "com.bin.detail":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(409)
+			w.Write([]byte(`{"error":"com.example.busy","detail":"\u0000AQI"}`))
+		}
+	}))
+	t.Cleanup(up.Close)
+	procs := []string{"com.bin.text", "com.bin.status", "com.bin.detail"}
+	e := newEnv(t, func(o *Options) {
+		for _, p := range procs {
+			o.Callees = append(o.Callees, Callee{Realm: "realm1", Procedure: p, URL: up.URL})
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	var broke []string
+	errs := map[string]*client.Error{}
+	for _, p := range procs {
+		caller := e.dial("realm1", proto.JSON)
+		waitRegistered(t, caller, p)
+		_, err := caller.Call(ctx, p, nil, nil, nil)
+		_, err2 := caller.Call(ctx, "wamp.session.count", nil, nil, nil)
+		var we *client.Error
+		if err2 != nil || !errors.As(err, &we) {
+			broke = append(broke, fmt.Sprintf("%s (call: %v; next call: %v)", p, err, err2))
+			continue
+		}
+		errs[p] = we
+	}
+	if len(broke) > 0 {
+		t.Fatalf("%d of %d upstream answers dropped the JSON caller's session: %s", len(broke), len(procs), strings.Join(broke, "; "))
+	}
+	if we := errs["com.bin.text"]; we.URI != URIUpstream || len(we.Args) != 1 || !strings.Contains(fmt.Sprint(we.Args[0]), "starting with NUL") {
+		t.Errorf("text answer: %s %v, want %s naming the NUL", we.URI, we.Args, URIUpstream)
+	}
+	if we := errs["com.bin.status"]; we.URI != URIUpstream || we.Kwargs["body"] != "\uFFFDAQI" {
+		t.Errorf("error status: %s %v, want %s with body \"\uFFFDAQI\"", we.URI, we.Kwargs, URIUpstream)
+	}
+	if we := errs["com.bin.detail"]; we.URI != "com.example.busy" || len(we.Args) != 1 || we.Args[0] != "\uFFFDAQI" {
+		t.Errorf("problem document: %s %v, want com.example.busy [\"\uFFFDAQI\"]", we.URI, we.Args)
 	}
 }
