@@ -66,7 +66,8 @@ const (
 	CloseShutdown
 	// CloseTLS: the TLS layer failed: a failed handshake, a record that
 	// does not decrypt or is too long, an alert from the peer, a
-	// renegotiation attempt, first bytes that are not a TLS ClientHello.
+	// renegotiation attempt, a post-handshake handshake message over
+	// tlsPostHandshakeMax, first bytes that are not a TLS ClientHello.
 	CloseTLS
 	// CloseHandOff: an HTTP lane connection went to net/http (lane.go).
 	CloseHandOff

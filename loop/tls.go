@@ -54,13 +54,16 @@ import (
 // goes to conn.ct in the order it was produced.
 //
 // Bounds: gnet's buffer holds at most one partial record per connection
-// (the shim takes whole records only), crypto/tls at most one record
-// within a read callback and none between two, the plaintext buffer a
-// partial frame shorter than largeMin (or an HTTP header within
-// max_handshake) and one 16 KiB step; the inbound budget counts them
-// (account). An idle connection's plaintext buffer is returned to the
-// loop's pool, and the input buffers crypto/tls keeps are released by
-// tlsTrim (tlstrim.go); its output buffers are pooled by crypto/tls.
+// (the shim takes whole records only); crypto/tls at most one record
+// within a read callback and none between two, but for a handshake
+// message not yet whole, which it keeps across callbacks (c.hand: up to
+// 64 KiB, a Certificate 256 KiB) and which after the handshake may be at
+// most tlsPostHandshakeMax; the plaintext buffer a partial frame shorter
+// than largeMin (or an HTTP header within max_handshake) and one 16 KiB
+// step; the inbound budget counts them (account). An idle connection's
+// plaintext buffer is returned to the loop's pool, and the input buffers
+// crypto/tls keeps are released by tlsTrim (tlstrim.go); its output
+// buffers are pooled by crypto/tls.
 //
 // Kernel TLS (TCP_ULP "tls") slots in at the two seams, seal and tlsRead,
 // in tlsHandshakeDone: when the loop takes the connection over it would
@@ -93,6 +96,16 @@ const (
 // Finished (an HTTP upgrade request, a RawSocket handshake).
 const tlsHandshakeInMax = 32 << 10
 
+// tlsPostHandshakeMax bounds a handshake message a client sends after the
+// handshake, its 4-byte header included: crypto/tls keeps such a message
+// (c.hand) until it is whole, up to 64 KiB (a Certificate 256 KiB) per
+// connection, across read callbacks. A client has one to send: a TLS 1.3
+// KeyUpdate, 5 bytes (the router requests no post-handshake
+// authentication, and crypto/tls refuses a TLS 1.2 renegotiation once it
+// has the message). A connection whose message announces or holds more is
+// closed (tlsRead).
+const tlsPostHandshakeMax = 1 << 10
+
 // Close-reason details of the TLS layer.
 var (
 	errNotTLS           = errors.New("loop: tls: first record is not a TLS handshake record")
@@ -100,6 +113,7 @@ var (
 	errTLSHandshakeFill = errors.New("loop: tls: more than 32 KiB of handshake input waiting")
 	errTLSVersion       = errors.New("loop: tls: protocol version below TLS 1.2")
 	errTLSPerAddress    = errors.New("loop: tls: too many handshakes in progress from this address")
+	errTLSPostHandshake = errors.New("loop: tls: post-handshake handshake message longer than 1 KiB")
 )
 
 // tlsConn is the TLS layer of one connection. Owned by the connection's
@@ -341,6 +355,10 @@ func (cn *conn) tlsRead() (got, eof bool) {
 			} else {
 				cn.die(CloseTLS, err)
 			}
+		} else if b, a := tlsHandPending(t.tc); max(b, a) > tlsPostHandshakeMax {
+			// Read stops with would-block in the middle of a handshake
+			// message, which crypto/tls keeps until it is whole.
+			cn.die(CloseTLS, errTLSPostHandshake)
 		}
 		break
 	}
@@ -408,13 +426,18 @@ func (t *tlsConn) idle() {
 }
 
 // held returns the bytes of inbound data the TLS layer holds for the
-// budget (account): decrypted input, records kept from the handshake, and
-// handshake input waiting for its goroutine. (The partial record in gnet's
-// buffer is counted as gnet's; crypto/tls holds at most one record.)
+// budget (account): decrypted input, records kept from the handshake,
+// handshake input waiting for its goroutine, and a partial post-handshake
+// message in crypto/tls (at most tlsPostHandshakeMax). (The partial record
+// in gnet's buffer is counted as gnet's.)
 func (t *tlsConn) held() int {
 	n := t.plain.InboundBuffered() + len(t.pre)
 	if t.hs != nil {
 		n += t.hs.pending()
+	}
+	if t.ready {
+		hand, _ := tlsHandPending(t.tc)
+		n += hand
 	}
 	return n
 }

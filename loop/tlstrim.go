@@ -31,7 +31,8 @@ import (
 // The fields are unexported: they are found by name and type through
 // reflection when the package loads, and written through their offsets.
 // If a Go release renames or retypes them, trimming turns itself off
-// (tlsTrimOK) — connections work as before, with the buffers kept — and
+// (tlsTrimOK) — connections work as before, with the buffers kept, and
+// a post-handshake message is no longer bounded (tlsHandPending) — and
 // TestTLSTrim, which requires it on, fails, so the upgrade is noticed.
 var tlsTrimFields struct {
 	ok                    bool
@@ -73,6 +74,26 @@ func tlsTrim(tc *tls.Conn) bool {
 	}
 	*raw, *hand, *in = bytes.Buffer{}, bytes.Buffer{}, bytes.Reader{}
 	return true
+}
+
+// tlsHandPending returns what crypto/tls holds of a handshake message
+// not yet whole (c.hand): the bytes buffered and the length its header
+// announces, the header included (0 while the 4-byte header is not whole).
+// After the handshake that is a post-handshake message (tlsPostHandshakeMax
+// bounds it). Same rules as tlsTrim: on the goroutine that owns tc, between
+// calls to its methods; 0, 0 when the fields were not found.
+func tlsHandPending(tc *tls.Conn) (buffered, announced int) {
+	f := &tlsTrimFields
+	if !f.ok {
+		return 0, 0
+	}
+	hand := (*bytes.Buffer)(unsafe.Add(unsafe.Pointer(tc), f.hand))
+	buffered = hand.Len()
+	if buffered >= 4 {
+		h := hand.Bytes()
+		announced = 4 + (int(h[1])<<16 | int(h[2])<<8 | int(h[3]))
+	}
+	return buffered, announced
 }
 
 // tlsBuffered returns the capacity of tc's input buffers (tests).
