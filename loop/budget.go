@@ -41,9 +41,9 @@ func (cn *conn) account() {
 	// a large frame's whole chunks), which does not grow with every byte.
 	got := int64(buffered + len(cn.wsr.frag))
 	if cn.tls != nil {
-		h := int64(cn.tls.held())
-		n += h
-		got += h
+		g, m := cn.tls.held()
+		n += int64(m) // the plaintext buffer's capacity, as the fragment buffer's
+		got += int64(g)
 	}
 	if cn.big != nil {
 		n += int64(cn.big.held())

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,4 +139,96 @@ func TestTLSPostHandshakeMessageCounted(t *testing.T) {
 		t.Fatalf("close log line: %q", line)
 	}
 	eventually(t, ioTimeout, "nothing held", func() bool { return s.e.Stats().Inbound == 0 })
+}
+
+// tlsPlainPinned returns, over the TLS connections of every loop, the
+// capacity of the plaintext buffers they hold and the inbound bytes the
+// budget counts for them, and the loops' pool sizes.
+func (e *Engine) tlsPlainPinned(t testing.TB) (capSum, heldSum, conns int, poolMax, keepMax int) {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ls := range e.allLoops() {
+		wg.Add(1)
+		if err := ls.Execute(func() {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			poolMax, keepMax = ls.poolMax, ls.keepMax
+			for _, cn := range ls.conns {
+				if cn.tls != nil && cn.tls.plain.b != nil {
+					capSum += cap(cn.tls.plain.b)
+					heldSum += int(cn.held)
+					conns++
+				}
+			}
+		}); err != nil {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+	return
+}
+
+// A TLS connection's decrypted input lives in a buffer borrowed from the
+// loop's output pool (tlsPlain.space: getBuf), whose buffers are whatever
+// output rounds grew them to (up to keepMax, 512 KiB by default). It was
+// kept while it held any byte, and the budget counted the bytes, not the
+// buffer: a client that left one byte of a WebSocket frame pending pinned
+// a pooled buffer of up to 512 KiB for 1 counted byte (the review's probe:
+// 72 connections after three 400 KiB fan-outs pinned 16 MiB, counted as
+// 72 bytes against a 1 MiB max_inbound_total). Now the byte is moved to a
+// buffer of its size at the end of the read callback (a pooled buffer at
+// most twice it and 16 KiB is kept instead), and the budget counts the
+// buffer's capacity.
+func TestTLSPlainBufferPinsPooledBuffer(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, func(o *Options, rc *route.Config) {
+		o.MaxInboundTotal = 1 << 20
+		rc.HelloTimeout = time.Hour
+	})
+	topic := "com.tls.pin"
+	var subs []*wamp
+	for i := range 4 {
+		tc, _ := tlsDial(t, s.url, cert.clientFor(0))
+		tc.SetDeadline(time.Time{})
+		p := newWAMP(t, rawPeerOnConn(t, tc, []string{"ws", "rs"}[i%2], proto.MsgPack).mc, proto.MsgPack)
+		p.join()
+		p.subscribe(topic)
+		subs = append(subs, p)
+	}
+	tc, _ := tlsDial(t, s.url, cert.clientFor(0))
+	tc.SetDeadline(time.Time{})
+	pub := rawPeerOnConn(t, tc, "rs", proto.MsgPack)
+	pw := newWAMP(t, pub.mc, proto.MsgPack)
+	pw.join()
+	// The fan-out grows output buffers of 400 KiB, which go to the pool.
+	pub.mc.send(pw.publishMsg(pw.nextReq(), topic, []any{0, strings.Repeat("x", 400<<10)}, true))
+	pw.expect(proto.CodePublished)
+	for _, p := range subs {
+		if got := eventSeq(t, p.next()); got != 0 {
+			t.Fatalf("event %d, want 0", got)
+		}
+	}
+	const attackers = 8
+	for range attackers {
+		c, _ := tlsDial(t, s.url, cert.clientFor(0))
+		req := append(wsUpgradeRequest("/ws", "wamp.2.msgpack"), 0x82) // and the first byte of a frame
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pinned, held, n, poolMax, keepMax int
+	eventually(t, ioTimeout, "the attackers' bytes read", func() bool {
+		pinned, held, n, poolMax, keepMax = s.e.tlsPlainPinned(t)
+		return n >= attackers
+	})
+	st := s.e.Stats()
+	t.Logf("%d TLS connections hold plaintext buffers of %d bytes in all; the budget counts %d bytes for them (engine inbound %d of %d, refused %d); pool %d KiB a loop, buffers kept up to %d KiB",
+		n, pinned, held, st.Inbound, st.InboundBudget, st.InboundRefused, poolMax>>10, keepMax>>10)
+	if pinned > held || pinned > n*(2*1+tlsPlainSlack) {
+		t.Fatalf("%d KiB of plaintext buffers pinned by %d one-byte partial frames, %d bytes counted against a %d KiB inbound budget",
+			pinned>>10, n, held, st.InboundBudget>>10)
+	}
 }

@@ -60,10 +60,12 @@ import (
 // 64 KiB, a Certificate 256 KiB) and which after the handshake may be at
 // most tlsPostHandshakeMax; the plaintext buffer a partial frame shorter
 // than largeMin (or an HTTP header within max_handshake) and one 16 KiB
-// step; the inbound budget counts them (account). An idle connection's
-// plaintext buffer is returned to the loop's pool, and the input buffers
-// crypto/tls keeps are released by tlsTrim (tlstrim.go); its output
-// buffers are pooled by crypto/tls.
+// step; the inbound budget counts them (account), the plaintext buffer by
+// its capacity. Between read callbacks a connection's plaintext buffer is
+// returned to the loop's pool when empty, and a partial frame is kept in
+// a buffer of about its size, not in a pooled one of up to keepMax
+// (tlsPlain.release); the input buffers crypto/tls keeps are released by
+// tlsTrim (tlstrim.go); its output buffers are pooled by crypto/tls.
 //
 // Kernel TLS (TCP_ULP "tls") slots in at the two seams, seal and tlsRead,
 // in tlsHandshakeDone: when the loop takes the connection over it would
@@ -425,13 +427,15 @@ func (t *tlsConn) idle() {
 	t.fed = false
 }
 
-// held returns the bytes of inbound data the TLS layer holds for the
-// budget (account): decrypted input, records kept from the handshake,
+// held returns, for the budget (account), the bytes of inbound data the
+// TLS layer holds (got: decrypted input, records kept from the handshake,
 // handshake input waiting for its goroutine, and a partial post-handshake
-// message in crypto/tls (at most tlsPostHandshakeMax). (The partial record
-// in gnet's buffer is counted as gnet's.)
-func (t *tlsConn) held() int {
-	n := t.plain.InboundBuffered() + len(t.pre)
+// message in crypto/tls, at most tlsPostHandshakeMax) and the memory they
+// take (mem: the same, but the plaintext buffer's capacity for its
+// bytes, as account counts a fragment buffer's). (The partial record in
+// gnet's buffer is counted as gnet's.)
+func (t *tlsConn) held() (got, mem int) {
+	n := len(t.pre)
 	if t.hs != nil {
 		n += t.hs.pending()
 	}
@@ -439,7 +443,7 @@ func (t *tlsConn) held() int {
 		hand, _ := tlsHandPending(t.tc)
 		n += hand
 	}
-	return n
+	return n + t.plain.InboundBuffered(), n + t.plain.held()
 }
 
 // close releases the TLS layer of a connection that is gone (conn.closed):
