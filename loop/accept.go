@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,9 +84,20 @@ type acceptState struct {
 // replaces it: the listener that accepted it, and whether OnOpen took over
 // its descriptor's count.
 type accepted struct {
-	ln     *listenerState
-	loop   *loopState // the loop picked, whose pending count includes this one
-	opened atomic.Bool
+	ln      *listenerState
+	loop    *loopState // the loop picked, whose pending count includes this one
+	src     netip.Addr // the client's source (clientSource)
+	counted bool       // counted under src in Engine.perAddr, until OnOpen moves the count to the conn (peraddr.go)
+	opened  atomic.Bool
+}
+
+// releaseAddr gives back the per-address count of a connection that
+// never became a conn.
+func (a *accepted) releaseAddr(e *Engine) {
+	if a.counted {
+		a.counted = false
+		e.perAddr.release(a.src)
+	}
 }
 
 // listen binds every listener, so that Start fails at once on an address in
@@ -214,9 +226,16 @@ func (e *Engine) acceptLoop(ln *listenerState, l net.Listener) {
 // at once, unanswered, past the budget. It blocks while enrollWindow
 // enrollments are in flight.
 func (e *Engine) enroll(ln *listenerState, c net.Conn) {
+	src, counted, ok := e.takeAddr(ln, c.RemoteAddr())
+	if !ok {
+		e.refuseAddr(ln, c, src) // before anything else: no descriptor counted, no loop involved
+		return
+	}
+	tok := &accepted{ln: ln, src: src, counted: counted}
 	if !e.takeFDs(1) {
 		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
 		c.Close()
+		tok.releaseAddr(e)
 		return
 	}
 	select {
@@ -224,20 +243,23 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 	case <-e.acc.stop:
 		c.Close()
 		e.fds.Add(-1)
+		tok.releaseAddr(e)
 		return
 	case <-e.stopped:
 		c.Close()
 		e.fds.Add(-1)
+		tok.releaseAddr(e)
 		return
 	}
 	ls := e.pickLoop()
-	tok := &accepted{ln: ln, loop: ls}
+	tok.loop = ls
 	ls.pending.Add(1)
 	res, err := ls.el.Enroll(gnet.NewContext(context.Background(), tok), c)
 	if err != nil {
 		ls.pending.Add(-1)
 		c.Close()
 		e.fds.Add(-1)
+		tok.releaseAddr(e)
 		<-e.acc.window
 		return
 	}
@@ -251,6 +273,7 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		if !tok.opened.Load() { // else OnOpen moved it from pending to the loop's connections
 			ls.pending.Add(-1)
 			e.fds.Add(-1)
+			tok.releaseAddr(e)
 		}
 		<-e.acc.window
 	}()

@@ -75,6 +75,10 @@ const (
 	// while its address (IPv6: its /64) already had
 	// max_tls_handshakes_per_address in progress; closed unanswered.
 	CloseTLSPerAddress
+	// CloseConnsPerAddress: the client's address (IPv6: its /64) already
+	// had max_connections_per_address connections open on the WAMP
+	// listeners; closed at accept, unanswered (peraddr.go).
+	CloseConnsPerAddress
 
 	// NumCloseReasons is the number of close reasons (the length of
 	// Stats.Closes; reason 0 is never recorded).
@@ -102,6 +106,7 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseTLS:              "tls_error",
 	CloseHandOff:          "http_handoff",
 	CloseTLSPerAddress:    "tls_handshakes_per_address",
+	CloseConnsPerAddress:  "connections_per_address",
 }
 
 // String returns the reason's label, e.g. "slow_consumer".
@@ -216,6 +221,10 @@ func (cn *conn) closed(err error) {
 	}
 	cn.ln.conns.Add(-1)
 	e.fds.Add(-1)
+	if cn.srcCounted {
+		cn.srcCounted = false
+		e.perAddr.release(cn.src)
+	}
 	if cn.tls != nil {
 		cn.tls.close(cn.ls) // ends a handshake in progress
 		if cn.ct != nil {
@@ -335,7 +344,8 @@ func (l *logLimiter) skip() {
 }
 
 // srcLogEvery is how often at most the connections of one source refused
-// for max_tls_handshakes_per_address are logged: a client that holds its
+// for max_tls_handshakes_per_address, or apart for
+// max_connections_per_address, are logged: a client that holds its
 // share and keeps connecting is refused hundreds of times a second, and
 // its lines would take the close log's 20 a second from every other
 // connection's.

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -34,8 +35,13 @@ type conn struct {
 	ls     *loopState
 	ln     *listenerState
 	remote string
-	tls    *tlsConn // TLS connections (tls.go); nil for plaintext ones
+	src    netip.Addr // the client's source (clientSource); static
+	tls    *tlsConn   // TLS connections (tls.go); nil for plaintext ones
 	idx    int
+
+	// srcCounted: counted under src in Engine.perAddr (peraddr.go), until
+	// closed releases it.
+	srcCounted bool
 
 	phase     phase
 	overLimit bool

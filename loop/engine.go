@@ -68,6 +68,8 @@ type Engine struct {
 	pongsCoalesced atomic.Uint64 // pings not answered: a later ping's pong answered them (pong.go)
 	closeLogs      logLimiter
 	srcLogs        srcLogLimiter // refusals for max_tls_handshakes_per_address (close.go)
+	perAddr        addrConns     // open connections per client source (peraddr.go)
+	addrLogs       srcLogLimiter // refusals for max_connections_per_address (peraddr.go)
 	opens          atomic.Uint64 // connections opened on a loop (memburst.go)
 	memReleases    atomic.Uint64 // free heap returned after a burst of connections (memburst.go)
 	burst          memBurst      // owned by the tick goroutine
@@ -106,6 +108,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
 	e.tlsPool.max = opts.MaxTLSHandshakes
 	e.tlsPool.perSrc = max(opts.MaxTLSHandshakesPerAddress, 0) // negative: no bound
+	e.perAddr.max = max(opts.MaxConnsPerAddress, 0)            // negative: no bound
 	e.tlsPool.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	for _, l := range opts.Listeners {
 		ln := &listenerState{cfg: l}
@@ -368,6 +371,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ln := acc.ln
 	if e.draining.Load() {
 		e.fds.Add(-1)
+		acc.releaseAddr(e)
 		return nil, gnet.Close
 	}
 	over := ln.conns.Add(1) > int64(ln.cfg.MaxConns)
@@ -376,6 +380,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		// cost a handshake per flooding connection. Closed at once.
 		ln.conns.Add(-1)
 		e.fds.Add(-1)
+		acc.releaseAddr(e)
 		ln.closes[CloseMaxConns].Add(1)
 		return nil, gnet.Close
 	}
@@ -385,7 +390,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		remote = ra.String()
 	}
 	ls := e.loopOf(c.EventLoop())
-	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over}
+	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over, src: acc.src, srcCounted: acc.counted}
 	cn.lastRead = cn.opened
 	// Every connection starts by sniffing its first byte, restricted
 	// listeners included: detect refuses the other transport at once (a
@@ -398,7 +403,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		cn.lane = &laneState{}
 	}
 	if ln.tls != nil {
-		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra)
+		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra, acc.src)
 		cn.phase = phTLS
 		e.tlsConns.Add(1)
 	}

@@ -24,6 +24,13 @@ const (
 	RawSocketOnly Transport = "rawsocket"
 )
 
+// DefaultMaxConnsPerAddress is Options.MaxConnsPerAddress's default: an
+// office or a carrier-grade NAT rarely puts more of one service's clients
+// behind one address, and one address takes a small part of the
+// connections a router serves (the open-file budget is about a million
+// under the systemd unit).
+const DefaultMaxConnsPerAddress = 1024
+
 // defaultHighWater is Options.HighWater's default.
 const defaultHighWater = 256 << 10
 
@@ -111,6 +118,15 @@ type Options struct {
 	// handshake would start past it is closed at once, unanswered
 	// (CloseTLSPerAddress). Default 16; negative: no bound per address.
 	MaxTLSHandshakesPerAddress int
+	// MaxConnsPerAddress bounds the connections open on the WAMP
+	// listeners (not the HTTPLane ones) from one client address: an IPv4
+	// address, or an IPv6 /64, keyed as for MaxTLSHandshakesPerAddress.
+	// Without it one client could take every connection the listeners'
+	// MaxConns and the open-file budget allow. A connection past it is
+	// closed at accept, unanswered, before any protocol work
+	// (CloseConnsPerAddress). Clients behind one NAT share an address.
+	// Default DefaultMaxConnsPerAddress; negative: no bound per address.
+	MaxConnsPerAddress int
 	// PingInterval: a session silent this long gets a WebSocket or
 	// RawSocket ping. Default 30s; negative disables keepalive.
 	PingInterval time.Duration
@@ -227,6 +243,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxTLSHandshakesPerAddress == 0 {
 		o.MaxTLSHandshakesPerAddress = 16
+	}
+	if o.MaxConnsPerAddress == 0 {
+		o.MaxConnsPerAddress = DefaultMaxConnsPerAddress
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = 30 * time.Second

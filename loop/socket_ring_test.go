@@ -170,7 +170,9 @@ func eventSeq(t testing.TB, m *proto.Message) int {
 // subscriber gets every event, in order, and the sends go out in batches
 // (hundreds per io_uring_enter), not one kernel entry each.
 func TestSocketRingThousandsInOneRound(t *testing.T) {
-	s := startRingServer(t, nil)
+	s := startRingServer(t, func(o *Options, _ *route.Config) {
+		o.MaxConnsPerAddress = -1 // every subscriber at 127.0.0.1
+	})
 	const nsubs, events = 2200, 5
 	subs := subscribeMany(t, s.url, nsubs, "com.ring.fanout")
 	pub := dialRaw(t, s.url, "rs", proto.JSON)

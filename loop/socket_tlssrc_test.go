@@ -341,7 +341,7 @@ func TestTLSSource(t *testing.T) {
 		{&net.UnixAddr{Name: "/run/x", Net: "unix"}, ""},
 		{nil, ""},
 	} {
-		got := tlsSource(c.addr)
+		got := clientSource(c.addr)
 		if c.want == "" {
 			if got.IsValid() {
 				t.Errorf("%v: %v, want none", c.addr, got)

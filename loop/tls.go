@@ -122,7 +122,7 @@ var (
 // loop, but for hs while a handshake goroutine runs (tlshs.go).
 type tlsConn struct {
 	cn    *conn
-	src   netip.Addr // the client's source, under which its handshake is counted (tlsSource); static
+	src   netip.Addr // the client's source, under which its handshake is counted (clientSource); static
 	tc    *tls.Conn
 	shim  tlsShim  // tc's transport
 	hs    *tlsHS   // the handshake, from the first record until the loop takes over; then nil
@@ -168,15 +168,16 @@ func serverConfig(base *tls.Config, tr Transport) *tls.Config {
 
 // newTLSConn sets up the TLS layer of a connection accepted on a TLS
 // listener (OnOpen). Nothing runs until the first record is whole.
-func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr) *tlsConn {
-	t := &tlsConn{cn: cn, src: tlsSource(remote)}
+func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr, src netip.Addr) *tlsConn {
+	t := &tlsConn{cn: cn, src: src}
 	t.shim = tlsShim{t: t, local: local, remote: remote}
 	t.tc = tls.Server(&t.shim, cfg)
 	return t
 }
 
-// tlsSource returns the source a client's handshakes are counted under
-// (Options.MaxTLSHandshakesPerAddress): its IPv4 address, or the /64 of
+// clientSource returns the source a client's handshakes and connections
+// are counted under (Options.MaxTLSHandshakesPerAddress,
+// MaxConnsPerAddress): its IPv4 address, or the /64 of
 // its IPv6 address — one host, or one customer, commonly holds a whole
 // /64 and could otherwise take a fresh address for every connection (the
 // router's brute-force limiter keys addresses the same way,
@@ -184,7 +185,7 @@ func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr) *tlsConn {
 // ::ffff:a.b.c.d, counts as its IPv4 address: as a /64, every IPv4
 // client would share one count. The zero Addr (not counted) for an
 // address that is not an IP one.
-func tlsSource(remote net.Addr) netip.Addr {
+func clientSource(remote net.Addr) netip.Addr {
 	ta, ok := remote.(*net.TCPAddr)
 	if !ok {
 		return netip.Addr{}

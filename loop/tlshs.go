@@ -302,7 +302,7 @@ func (hs *tlsHS) close() {
 // then nothing holds one for that long at no cost to itself. So that one
 // client cannot hold them all (and have every other client's handshake
 // wait in the queue behind its own), at most perSrc handshakes in progress
-// — running or queued — come from one source (tlsSource: an IPv4 address,
+// — running or queued — come from one source (clientSource: an IPv4 address,
 // an IPv6 /64); start refuses the others. Safe for concurrent use.
 type tlsPool struct {
 	cpu     chan struct{} // static after New
