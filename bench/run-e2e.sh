@@ -182,10 +182,11 @@ cat > "$OUT/edgewamp.yaml" <<EOF
 # tokens with) for authstorm, a client_credentials client for the tokens
 # scenario, the HTTP gateway with room for the SSE fan-out's streams from
 # one address, and a TLS listener (self-signed P-256) for the tls section,
-# with no bound on TLS handshakes per address (the tool's thousands of TLS
-# clients all come from 127.0.0.1).
+# with no bound on TLS handshakes or connections per address (the tool's
+# thousands of TLS clients all come from 127.0.0.1, its idle sessions from
+# the few addresses of SRC).
 log: {level: warn}
-limits: {max_tls_handshakes_per_address: 0}
+limits: {max_tls_handshakes_per_address: 0, max_connections_per_address: 0}
 listeners:
   - address: 127.0.0.1:$EW_PORT
   - address: 127.0.0.1:$TLS_PORT

@@ -124,6 +124,7 @@ type limitsConfig struct {
 
 	// 0: no per-address bound (which loop.Options spells negative).
 	MaxTLSHandshakesPerAddress int `yaml:"max_tls_handshakes_per_address"`
+	MaxConnectionsPerAddress   int `yaml:"max_connections_per_address"`
 
 	// One publisher's share of a realm's retained events (route.Config's
 	// MaxRetainedPerPublisher, MaxRetainedBytesPerPublisher); 0: a
@@ -684,7 +685,8 @@ func (c *config) validate() error {
 		{c.Limits.WildcardRegistrations, "wildcard_registrations"}, {c.Limits.WildcardSubscriptions, "wildcard_subscriptions"},
 		{c.Limits.RealmWildcardRegistrations, "realm_wildcard_registrations"}, {c.Limits.RealmWildcardSubscriptions, "realm_wildcard_subscriptions"},
 		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}, {c.Limits.MaxTLSHandshakesPerAddress, "max_tls_handshakes_per_address"},
-		{c.Limits.RetainedEventsPerPublisher, "retained_events_per_publisher"}} {
+		{c.Limits.RetainedEventsPerPublisher, "retained_events_per_publisher"},
+		{c.Limits.MaxConnectionsPerAddress, "max_connections_per_address"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
@@ -1065,6 +1067,10 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	o.MaxTLSHandshakesPerAddress = c.Limits.MaxTLSHandshakesPerAddress
 	if o.MaxTLSHandshakesPerAddress == 0 {
 		o.MaxTLSHandshakesPerAddress = -1 // the file's 0 is no bound; loop.Options' zero is its default
+	}
+	o.MaxConnsPerAddress = c.Limits.MaxConnectionsPerAddress
+	if o.MaxConnsPerAddress == 0 {
+		o.MaxConnsPerAddress = -1 // likewise
 	}
 	switch c.Tuning.Flush {
 	case "round":

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -378,6 +379,8 @@ func TestCheckConfig(t *testing.T) {
 		{"retained bytes per publisher above the default retained_bytes", "limits:\n  retained_bytes: 0\n  retained_bytes_per_publisher: 65MiB\n", 1,
 			[]string{"line 3: limits.retained_bytes_per_publisher 65MiB is above limits.retained_bytes, 64MiB"}},
 		{"no retained share", "limits:\n  retained_events_per_publisher: 65536\n  retained_bytes_per_publisher: 64MiB\n", 0, []string{": ok"}},
+		{"connections per address", "limits:\n  max_connections_per_address: -1\n", 1, []string{"line 2: limits.max_connections_per_address must not be negative"}},
+		{"no connections per address bound", "limits:\n  max_connections_per_address: 0\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
@@ -942,6 +945,33 @@ func TestConfigTLSHandshakesPerAddress(t *testing.T) {
 		}
 		if o.MaxTLSHandshakesPerAddress != k.want {
 			t.Errorf("%q: Options.MaxTLSHandshakesPerAddress %d, want %d", k.body, o.MaxTLSHandshakesPerAddress, k.want)
+		}
+	}
+}
+
+// limits.max_connections_per_address reaches the transports: the
+// embedded default's 1024 (loop's default too), a file's value, and 0 (no
+// bound), which loop.Options spells negative.
+func TestConfigConnectionsPerAddress(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, k := range []struct {
+		body string
+		want int
+	}{
+		{"realms: [{name: a}]\n", loop.DefaultMaxConnsPerAddress},
+		{"limits: {max_connections_per_address: 4}\n", 4},
+		{"limits: {max_connections_per_address: 0}\n", -1},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := c.loopOptions(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.MaxConnsPerAddress != k.want {
+			t.Errorf("%q: Options.MaxConnsPerAddress %d, want %d", k.body, o.MaxConnsPerAddress, k.want)
 		}
 	}
 }

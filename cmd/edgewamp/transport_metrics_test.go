@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,4 +97,43 @@ func checkTransportMetrics(t *testing.T, g *gwRouter) {
 		t.Fatalf("write(2) path: io_uring counters exported (%v sends, %v enters)", sends, enters)
 	}
 	t.Logf("send path %s: %v sends in %v enters; %v descriptors of %v", path, sends, enters, fds, budget)
+}
+
+// TestConnectionsPerAddressMetrics: the binary applies
+// limits.max_connections_per_address to its WAMP listener: with 2, a
+// third connection from 127.0.0.1 is closed unanswered, logged with its
+// reason and counted in edgewamp_connections_closed_total; the gateway's
+// port on the event loops is not counted (its /metrics answers while the
+// address is at its bound, the connection accepted by the loops and
+// handed to net/http).
+func TestConnectionsPerAddressMetrics(t *testing.T) {
+	t.Parallel()
+	g := startGatewayRouter(t, "-config", writeConfig(t, "limits:\n  max_connections_per_address: 2\n"))
+	for range 2 {
+		s := g.dial("ws://"+g.addr+"/ws", proto.JSON)
+		defer s.Close()
+	}
+	c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0x7F, 0xF1, 0, 0}) // a RawSocket handshake
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) || len(got) != 0 {
+		t.Fatalf("a third connection from 127.0.0.1: %d bytes answered, %v (want closed unanswered)", len(got), err)
+	}
+	fams := scrape(t, g)
+	if v := metricValue(fams, "edgewamp_connections_closed_total", "reason", "connections_per_address"); v != 1 {
+		t.Errorf("edgewamp_connections_closed_total{reason=connections_per_address} %v, want 1", v)
+	}
+	if v := metricValue(fams, "edgewamp_gateway_lane_connections_closed_total", "reason", "http_handoff"); v < 1 {
+		t.Errorf("edgewamp_gateway_lane_connections_closed_total{reason=http_handoff} %v: the scrape did not come through the event loops", v)
+	}
+	if v := metricValue(fams, "edgewamp_connections"); v != 2 {
+		t.Errorf("edgewamp_connections %v, want 2", v)
+	}
+	if !strings.Contains(g.logs(), "reason=connections_per_address") {
+		t.Errorf("no log line for the refusal\n%s", g.logs())
+	}
 }
