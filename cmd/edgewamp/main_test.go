@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -604,15 +605,13 @@ func TestReloadRefusesWhatRunRefuses(t *testing.T) {
 	}
 }
 
-// freePort returns a TCP port free on 127.0.0.1 just now.
+// freePort returns a TCP port free on 127.0.0.1 just now, drawn as
+// edgetest.FreeAddr draws them: below the ephemeral range (where other
+// tests' port 0 binds and connections could take it before the router
+// binds it), never the same twice in this process.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	_, p, _ := net.SplitHostPort(edgetest.FreeAddr(t))
 	return p
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,6 +33,9 @@ func FreeAddr(t testing.TB) string {
 			break
 		}
 		port := 10000 + rand.IntN(lo-10000)
+		if !handOut(port) {
+			continue
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
@@ -45,4 +49,25 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
+
+// handOut reports whether port was never handed out by FreeAddr in this
+// process, and marks it so. A port is free when it is drawn but bound
+// only later (a node process starts, seconds under load): two parallel
+// tests that drew the same port within that time both took it, and one
+// node failed to start ("address already in use": TestOAuthMeshBinary's
+// gateway in a CI run). Across processes the draws stay random.
+func handOut(port int) bool {
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	if handed[port] {
+		return false
+	}
+	handed[port] = true
+	return true
 }
