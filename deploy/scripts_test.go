@@ -25,9 +25,20 @@ type scriptRun struct {
 	chroot  bool     // systemd-detect-virt --chroot says yes
 	root    string   // DPKG_ROOT
 	group   bool     // /etc/group has an edgewamp group (bind-mounted; needs systemd: true)
+	// edgewamp, when set, is the body of a shell script that stands for
+	// the package's new /usr/bin/edgewamp (an overlay on /usr/bin; needs
+	// systemd: true); it records its calls as the stubs do.
+	edgewamp string
 }
 
 func dryRun(t *testing.T, r scriptRun) []string {
+	t.Helper()
+	calls, _ := dryRunOutput(t, r)
+	return calls
+}
+
+// dryRunOutput is dryRun that also returns the script's output.
+func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 	t.Helper()
 	stubs := t.TempDir()
 	log := filepath.Join(stubs, "calls.log")
@@ -60,6 +71,14 @@ func dryRun(t *testing.T, r scriptRun) []string {
 			}
 			setup += "mount --bind " + group + " /etc/group && "
 		}
+		if r.edgewamp != "" {
+			bin := t.TempDir()
+			body := fmt.Sprintf("#!/bin/sh\necho \"edgewamp $*\" >>%s\n%s", log, r.edgewamp)
+			if err := os.WriteFile(filepath.Join(bin, "edgewamp"), []byte(body), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			setup += "mount -t overlay overlay -o lowerdir=" + bin + ":/usr/bin /usr/bin && "
+		}
 		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
 			setup + shell, "sh"}, r.args...)...)
 	} else {
@@ -71,8 +90,8 @@ func dryRun(t *testing.T, r scriptRun) []string {
 	cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"), "DPKG_ROOT="+r.root)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if r.systemd && strings.Contains(string(out), "unshare") {
-			t.Skipf("no private mount namespace here: %s", out)
+		if r.systemd && (strings.Contains(string(out), "unshare") || strings.Contains(string(out), "mount")) {
+			t.Skipf("no private mount namespace (with an overlay) here: %s", out)
 		}
 		t.Fatalf("%s %v: %v\n%s", r.script, r.args, err, out)
 	}
@@ -83,7 +102,7 @@ func dryRun(t *testing.T, r scriptRun) []string {
 			calls = append(calls, l)
 		}
 	}
-	return calls
+	return calls, string(out)
 }
 
 func hasCall(calls []string, prefix string) bool {
@@ -94,6 +113,13 @@ func hasCall(calls []string, prefix string) bool {
 	}
 	return false
 }
+
+// The new /usr/bin/edgewamp of an upgrade, as the dry runs stand it in:
+// one that takes the configuration, one that refuses it.
+const (
+	acceptingBinary = "[ \"$1\" = check-config ] && echo \"$2: ok\"\nexit 0\n"
+	refusingBinary  = "if [ \"$1\" = check-config ]; then echo \"edgewamp: $2:40: realms[0] defines roles without security: true\" >&2; exit 1; fi\nexit 0\n"
+)
 
 func TestMaintainerScriptsDryRun(t *testing.T) {
 	// The system's /etc/group has no edgewamp group (the stubbed sysusers
@@ -111,10 +137,14 @@ func TestMaintainerScriptsDryRun(t *testing.T) {
 		{"with the system group: the configuration becomes root:edgewamp 0640 through a statoverride",
 			scriptRun{script: "postinst", args: []string{"configure", ""}, systemd: true, group: true},
 			[]string{"dpkg-statoverride --update --add root #990 0640 /etc/edgewamp/edgewamp.yaml"}, nil},
-		{"upgrade under systemd: restart",
-			scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true},
-			[]string{"deb-systemd-helper enable edgewamp.service", "deb-systemd-invoke restart edgewamp.service"},
+		{"upgrade under systemd: the new binary checks the configuration, restart",
+			scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, edgewamp: acceptingBinary},
+			[]string{"deb-systemd-helper enable edgewamp.service", "edgewamp check-config /etc/edgewamp/edgewamp.yaml", "deb-systemd-invoke restart edgewamp.service"},
 			[]string{"deb-systemd-invoke start"}},
+		{"fresh install under systemd: the package's own configuration is not checked",
+			scriptRun{script: "postinst", args: []string{"configure", ""}, systemd: true, edgewamp: refusingBinary},
+			[]string{"deb-systemd-invoke start edgewamp.service"},
+			[]string{"edgewamp check-config"}},
 		{"in a chroot: enable, do not start",
 			scriptRun{script: "postinst", args: []string{"configure", ""}, systemd: true, chroot: true},
 			[]string{"deb-systemd-helper enable edgewamp.service"},
@@ -155,5 +185,38 @@ func TestMaintainerScriptsDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An upgrade through the package restarted the service (postinst:
+// deb-systemd-invoke restart) whatever the new binary thought of the
+// configuration in place: README ("What this release refuses that the
+// previous one took") tells the operator to run check-config with the new
+// binary before the restart, but with apt the new binary arrives and the
+// restart follows in one step; the unit's ExecStartPre then refused the
+// file and the router, which was serving, stayed down until someone
+// edited it. Now postinst runs the new binary's check-config first and,
+// on a refusal, leaves the running router alone (it goes on from the old
+// binary's inode) and says why and what to do.
+//
+// A dry run of postinst configure (an upgrade from 0.9.0) under a running
+// systemd, where /usr/bin/edgewamp (an overlay in a private mount
+// namespace) refuses the configuration as the new release would.
+func TestPostinstUpgradeKeepsRouterOnRefusedConfig(t *testing.T) {
+	calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, edgewamp: refusingBinary})
+	t.Logf("postinst output:\n%s\ncalls:\n%s", out, strings.Join(calls, "\n"))
+	if !hasCall(calls, "edgewamp check-config /etc/edgewamp/edgewamp.yaml") {
+		t.Errorf("the new binary did not check the configuration")
+	}
+	if hasCall(calls, "deb-systemd-invoke restart") || hasCall(calls, "deb-systemd-invoke start") {
+		t.Errorf("the upgrade's postinst restarts the running router into a configuration the new binary refuses (ExecStartPre fails, the service stays down)")
+	}
+	if !hasCall(calls, "deb-systemd-helper enable edgewamp.service") {
+		t.Errorf("the refusal skipped the enablement too")
+	}
+	for _, want := range []string{"realms[0] defines roles without security: true", "not restarted", "systemctl restart edgewamp", "What this release refuses"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("postinst's output does not say %q:\n%s", want, out)
+		}
 	}
 }
