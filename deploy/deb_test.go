@@ -358,3 +358,58 @@ func verifyUnit(t *testing.T, r *scratchRoot) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// edgewamp-notify-reload.conf (and the unit's notes, README) said
+// "systemd 252 and older refuse the unit with it". They do not: systemd
+// 252 ignores Type=notify-reload and ReloadSignal= with a warning and
+// keeps the rest of the drop-in, its empty ExecReload= included, so the
+// unit loads as Type=notify without any reload command and `systemctl
+// reload edgewamp` stops working, with no refusal to tell the admin. The
+// drop-in's comment now says so. systemd-analyze verify of this host's
+// systemd shows what it does with the drop-in: on 252 or older, the
+// warnings the comment quotes; on 253 or later, none about it.
+func TestNotifyReloadDropInOnOldSystemd(t *testing.T) {
+	dropIn, err := os.ReadFile(filepath.Join(repo, "deploy", "edgewamp-notify-reload.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ignored = "Failed to parse service type, ignoring: notify-reload"
+	if c := string(dropIn); strings.Contains(c, "refuse the unit with it") || !strings.Contains(c, ignored) || !strings.Contains(c, "252 or older") {
+		t.Errorf("the drop-in's comment does not say what systemd 252 and older do with it (ignore Type=notify-reload, keep the empty ExecReload=):\n%s", c)
+	}
+	needTool(t, "systemd-analyze", "systemd")
+	out, _ := exec.Command("systemd-analyze", "--version").Output()
+	var ver int
+	fmt.Sscanf(strings.TrimPrefix(string(out), "systemd "), "%d", &ver)
+	if ver == 0 {
+		t.Skipf("systemd-analyze --version: %q", out)
+	}
+	root := t.TempDir()
+	for path, b := range map[string][]byte{
+		"/usr/lib/systemd/system/edgewamp.service":                  nil,
+		"/etc/systemd/system/edgewamp.service.d/notify-reload.conf": dropIn,
+	} {
+		if b == nil {
+			if b, err = os.ReadFile(filepath.Join(repo, "deploy", "edgewamp.service")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(root+path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root+path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("systemd-analyze", "verify", "--man=no", "--root="+root, "/usr/lib/systemd/system/edgewamp.service")
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_COLOR=0")
+	vout, _ := cmd.CombinedOutput()
+	v := string(vout)
+	t.Logf("systemd %d, systemd-analyze verify with the drop-in:\n%s", ver, v)
+	switch {
+	case ver <= 252 && !strings.Contains(v, ignored):
+		t.Errorf("systemd %d: no %q: the drop-in's comment and README describe what this systemd does not do", ver, ignored)
+	case ver >= 253 && (strings.Contains(v, "notify-reload") || strings.Contains(v, "ReloadSignal")):
+		t.Errorf("systemd %d does not take the drop-in", ver)
+	}
+}
