@@ -251,31 +251,114 @@ func autoMemoryLimit() int64 {
 
 // cgroupMemoryMax returns the memory limit of the process's cgroup (v2
 // memory.max, else v1 memory.limit_in_bytes), or 0 when there is none.
-func cgroupMemoryMax() int64 {
-	data, err := os.ReadFile("/proc/self/cgroup")
+func cgroupMemoryMax() int64 { return cgroupMemoryMaxIn("") }
+
+// cgroupMemoryMaxIn is cgroupMemoryMax with every path under root (""
+// for the real files; tests pass a directory of fake ones).
+//
+// The cgroup's directory is found as Go's runtime finds the CPU limit's:
+// /proc/self/cgroup names the cgroup's path from the root of its
+// hierarchy; /proc/self/mountinfo says where that hierarchy is mounted
+// and which part of it (the mount's root). The path is taken relative to
+// the mount's root; when it is not under it (a container without a
+// cgroup namespace, whose /sys/fs/cgroup/memory is its own cgroup
+// mounted at its root, while /proc/self/cgroup names /docker/<id>), the
+// mount's root is the cgroup's directory. Before, the path was joined
+// onto /sys/fs/cgroup(/memory), which in such a container on a cgroup
+// v1 host names no file: the limit was missed, and memory_limit: auto
+// was half the host's RAM. Without mountinfo, the usual mount points are
+// assumed.
+func cgroupMemoryMaxIn(root string) int64 {
+	data, err := os.ReadFile(root + "/proc/self/cgroup")
 	if err != nil {
 		return 0
 	}
+	mounts, _ := os.ReadFile(root + "/proc/self/mountinfo")
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		// v2: "0::/system.slice/edgewamp.service"; v1: "4:memory:/path".
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		var file string
+		var v2 bool
+		var dir, file string
 		switch {
 		case parts[0] == "0" && parts[1] == "":
-			file = "/sys/fs/cgroup" + parts[2] + "/memory.max"
+			v2, dir, file = true, "/sys/fs/cgroup", "memory.max"
 		case strings.Contains(","+parts[1]+",", ",memory,"):
-			file = "/sys/fs/cgroup/memory" + parts[2] + "/memory.limit_in_bytes"
+			dir, file = "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
 		default:
 			continue
 		}
-		if v := readLimitFile(file); v > 0 {
+		if d, ok := cgroupDir(string(mounts), parts[2], v2); ok {
+			dir = d
+		} else {
+			dir += parts[2]
+		}
+		if v := readLimitFile(root + strings.TrimSuffix(dir, "/") + "/" + file); v > 0 {
 			return v
 		}
 	}
 	return 0
+}
+
+// cgroupDir finds the directory of the cgroup at path (as
+// /proc/self/cgroup names it) from a mountinfo: under a mount of its
+// hierarchy (cgroup2 for v2, a v1 one with the memory controller) whose
+// root holds the path, else the root of the last such mount (the cgroup
+// is not under it: a container's own, mounted at its root). A mount
+// hidden by a later one on the same mount point is passed over. ok is
+// false when there is no such mount.
+func cgroupDir(mountinfo, path string, v2 bool) (dir string, ok bool) {
+	lines := strings.Split(mountinfo, "\n")
+	seen := map[string]bool{}
+	for i := len(lines) - 1; i >= 0; i-- {
+		// 36 35 0:30 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+		pre, post, found := strings.Cut(lines[i], " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !found || len(f) < 5 || len(g) < 3 {
+			continue
+		}
+		point, mroot := unescapeMountinfo(f[4]), unescapeMountinfo(f[3])
+		if seen[point] {
+			continue // hidden by a later mount
+		}
+		seen[point] = true
+		if v2 && g[0] != "cgroup2" || !v2 && (g[0] != "cgroup" || !strings.Contains(","+g[2]+",", ",memory,")) {
+			continue
+		}
+		switch {
+		case mroot == "/":
+			return point + path, true
+		case path == mroot:
+			return point, true
+		case strings.HasPrefix(path, mroot+"/"):
+			return point + path[len(mroot):], true
+		}
+		if !ok {
+			dir, ok = point, true
+		}
+	}
+	return dir, ok
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // readLimitFile reads a cgroup limit: 0 for "max", a missing file, or a
