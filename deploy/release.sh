@@ -13,6 +13,13 @@
 # CGO_ENABLED=0, -trimpath, an empty build id, version/commit/date stamped
 # with -X, the date and every archive timestamp from SOURCE_DATE_EPOCH
 # (default: the commit's time), sorted archive members owned by root.
+# The builder's Go environment does not reach the binaries: build() sets
+# GOFLAGS=-buildvcs=false (no -tags, -ldflags or vcs stamp from a GOFLAGS
+# exported for tests: edgewamp_testhooks would compile the test hooks in),
+# GOAMD64=v1 and GOARM64=v8.0 (the baseline CPUs: an x86-64 v3 build dies
+# with SIGILL on the Atoms and older Celerons of many edge boxes),
+# GOFIPS140=off, and unsets GOEXPERIMENT; a GOEXPERIMENT set in go env's
+# file (go env -w) is refused, since an empty variable does not override it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022 # modes of staged files and directories do not depend on the caller
@@ -46,6 +53,14 @@ done
 if [[ -n $SIGN_KEY ]]; then
   command -v ssh-keygen >/dev/null || { echo "release: SIGN_KEY needs ssh-keygen (apt-get install openssh-client)" >&2; exit 2; }
   [[ -r $SIGN_KEY ]] || { echo "release: SIGN_KEY $SIGN_KEY is not a readable file" >&2; exit 2; }
+fi
+
+# GOEXPERIMENT: build() unsets the variable, but go env's file (go env -w)
+# would still apply, and an empty variable does not override it.
+goexp=$(env -u GOEXPERIMENT "$GO" env GOEXPERIMENT)
+if [[ -n $goexp ]]; then
+  echo "release: GOEXPERIMENT=$goexp is set in $(env -u GOEXPERIMENT "$GO" env GOENV) (go env -w): a release is built without experiments; go env -u GOEXPERIMENT" >&2
+  exit 2
 fi
 
 commit=$(git rev-parse HEAD)
@@ -118,8 +133,10 @@ build() { # build ARCH → $DIST/edgewamp-$version-linux-$ARCH
   echo "release: building linux/$arch"
   # -buildvcs=false whatever GOFLAGS says: the commit is stamped with -X;
   # the go command's vcs.* settings would change the bytes with the
-  # builder's GOFLAGS and with any untracked file (vcs.modified).
-  CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
+  # builder's GOFLAGS and with any untracked file (vcs.modified). GOFLAGS
+  # itself is replaced, and the CPU levels pinned (the header says why).
+  env -u GOEXPERIMENT CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm GOAMD64=v1 GOARM64=v8.0 GOFIPS140=off \
+    GOFLAGS=-buildvcs=false \
     "$GO" build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$DIST/edgewamp-$version-linux-$arch" ./cmd/edgewamp
 }
 

@@ -304,11 +304,15 @@ func TestReleaseReproducible(t *testing.T) {
 // otherRelease is `make release` for arm64 as another machine, or the
 // same one later, would run it: Go's default GOFLAGS (-buildvcs=auto
 // stamps the Git state into the binary; this development machine's go
-// env turns that off), into a dist directory that still holds the
-// artifacts of other versions (a release candidate, an older release),
-// its SHA256SUMS signed with the test's key (SIGN_KEY).
+// env turns that off), and a builder's Go environment that release.sh
+// must not let through (hostileGoEnv), into a dist directory that still
+// holds the artifacts of other versions (a release candidate, an older
+// release), its SHA256SUMS signed with the test's key (SIGN_KEY).
+// TestReleaseReproducible's comparison of bytes with the full release
+// proves the environment is ignored; TestReleaseIgnoresBuilderGoEnv
+// says which part got through if not.
 func otherRelease(t *testing.T) string {
-	return makeReleaseIn(t, testVersion, "arm64", "other-host", []string{"GOFLAGS=-buildvcs=true", "SIGN_KEY=" + signingKey(t).key}, map[string]string{
+	return makeReleaseIn(t, testVersion, "arm64", "other-host", append(hostileGoEnv, "SIGN_KEY="+signingKey(t).key), map[string]string{
 		"edgewamp-" + testVersion + "~rc1-linux-arm64":        "an older build",
 		"edgewamp-" + testVersion + "~rc1-linux-arm64.tar.gz": "an older build",
 		"edgewamp_" + testVersion + "~rc1_arm64.deb":          "an older build",
@@ -337,22 +341,43 @@ func TestReleaseSumsThisVersionOnly(t *testing.T) {
 	}
 }
 
-// The release's bytes do not depend on the builder's GOFLAGS: the Git
+// hostileGoEnv is a builder's Go environment that would change the
+// release: build tags for the test hooks (a developer who exported them
+// to run the watchdog tests: SIGUSR2 then wedges every event loop), the
+// Git state stamped (vcs.modified counts any untracked file), CPU levels
+// above the baseline (a GOAMD64=v3 binary dies with SIGILL on x86-64 v1
+// and v2 CPUs: Atoms, older Celerons), a GOEXPERIMENT and FIPS mode.
+var hostileGoEnv = []string{"GOFLAGS=-buildvcs=true -tags=edgewamp_testhooks", "GOAMD64=v3", "GOARM64=v9.0",
+	"GOEXPERIMENT=heapminimum512kib", "GOFIPS140=latest"}
+
+// The release's bytes do not depend on the builder's Go environment
+// (hostileGoEnv): release.sh pins GOFLAGS, the CPU levels and FIPS mode
+// and unsets GOEXPERIMENT (that the bytes are those of a build without
+// them: TestReleaseReproducible). Before, the other host's arm64 binary
+// had the test hooks compiled in and was built for GOARM64=v9.0. The Git
 // state is not stamped by the go command (-buildvcs), whose vcs.modified
 // counts any untracked file (`edgewamp version` then says "(modified)"
-// of a clean commit); the commit is stamped by release.sh. (That the
-// bytes are those of a build without it: TestReleaseReproducible.)
-func TestReleaseIndependentOfGOFLAGS(t *testing.T) {
+// of a clean commit); the commit is stamped by release.sh.
+func TestReleaseIgnoresBuilderGoEnv(t *testing.T) {
 	bin := arches[1].binary(otherRelease(t), testVersion)
 	out, err := exec.Command("go", "version", "-m", bin).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "vcs.") {
-		t.Errorf("the go command stamped the Git state into the binary:\n%s", out)
+	info := string(out)
+	var bad []string
+	for _, s := range []string{"vcs.", "edgewamp_testhooks", "-tags", "GOARM64=v9", "GOEXPERIMENT", "X:", "GOFIPS140"} {
+		if strings.Contains(info, s) {
+			bad = append(bad, fmt.Sprintf("%q in its build info", s))
+		}
 	}
-	if !strings.Contains(string(out), "GOARCH=arm64") {
-		t.Errorf("go version -m: no GOARCH=arm64 build setting:\n%s", out)
+	for _, s := range []string{"GOARCH=arm64", "GOARM64=v8.0"} {
+		if !strings.Contains(info, s) {
+			bad = append(bad, "no "+s)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("the builder's environment (%s) reached the release: %s\n%s", strings.Join(hostileGoEnv, " "), strings.Join(bad, "; "), info)
 	}
 }
 
