@@ -382,8 +382,9 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		return nil
 	}
 	var node meshNode
+	var meshCert *loop.CertFile // mesh.tls's, re-read on SIGHUP
 	if cfg.Mesh.enabled() {
-		if node, err = startMesh(cfg, r, log); err != nil {
+		if node, meshCert, err = startMesh(cfg, r, log); err != nil {
 			return err
 		}
 		if oa != nil {
@@ -487,7 +488,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		case sig = <-stop:
 		case <-hup:
 			sd.reloading()
-			if err := reload(cfgPath, override, &started, r, oa, certs, gwCert, gw, node != nil, log); err != nil {
+			if err := reload(cfgPath, override, &started, r, oa, certs, []*loop.CertFile{gwCert, meshCert}, gw, node != nil, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -548,11 +549,13 @@ var testHookServing func(r *route.Router, log *slog.Logger)
 // configuration with an error is refused and the running one stays; the
 // two are independent (a certificate rotation is not held up by a typo in
 // the file). It returns what was refused, for the status line.
-func reload(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, gwCert *loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
+func reload(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, others []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	var refused []string
-	all := certs
-	if gwCert != nil {
-		all = append(all[:len(all):len(all)], gwCert)
+	all := certs[:len(certs):len(certs)]
+	for _, cf := range others { // the gateway's and the mesh's, when set
+		if cf != nil {
+			all = append(all, cf)
+		}
 	}
 	if reloadCerts(all, log) != nil {
 		refused = append(refused, "TLS certificate")

@@ -16,25 +16,28 @@ import (
 
 	"github.com/edgewamp/edgewamp/edge"
 	"github.com/edgewamp/edgewamp/gateway"
+	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/route"
 )
 
 // startMesh joins r to the mesh the configuration describes (it must be
 // enabled) and returns the running node. Call it before the transports
-// start.
-func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, error) {
-	mo, err := c.meshOptions(r, log)
+// start. It returns mesh.tls's certificate too, when set, for SIGHUP to
+// re-read (reloadCerts): the node presents the one in use at each
+// handshake, on routes and leaf links, as server and as client.
+func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, *loop.CertFile, error) {
+	mo, cert, err := c.meshOptionsCert(r, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	node, err := edge.New(mo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := node.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return node, nil
+	return node, cert, nil
 }
 
 // checkMesh reports what startMesh would refuse (edge.New's checks, an
@@ -162,6 +165,22 @@ func (c *config) meshStoreDir() string {
 // meshOptions builds the mesh node's options; secrets and certificates
 // are read here, so errors name the file or variable.
 func (c *config) meshOptions(r *route.Router, log *slog.Logger) (edge.Options, error) {
+	o, _, err := c.meshOptionsCert(r, log)
+	return o, err
+}
+
+// meshOptionsCert is meshOptions that also returns mesh.tls's
+// certificate, or nil. The TLS configuration serves it through
+// GetCertificate (routes and leaf links accepted) and
+// GetClientCertificate (routes and leaf links dialled, nats_url), so a
+// Reload of it applies to the next handshake in either direction. The
+// embedded NATS server clones the configuration for each connection,
+// callbacks included, and reads Certificates only for its monitoring
+// port and OCSP stapling, which the mesh does not use. Before, the pair
+// was loaded once into Certificates: SIGHUP, whose log line says TLS
+// certificates apply, left the mesh presenting the old one until it
+// expired and the other nodes refused it.
+func (c *config) meshOptionsCert(r *route.Router, log *slog.Logger) (edge.Options, *loop.CertFile, error) {
 	m := &c.Mesh
 	o := edge.Options{
 		Router:        r,
@@ -185,35 +204,46 @@ func (c *config) meshOptions(r *route.Router, log *slog.Logger) (edge.Options, e
 	if e := m.Credentials.TokenEnv; e != "" {
 		o.Token = os.Getenv(e)
 		if o.Token == "" {
-			return o, fmt.Errorf("mesh.credentials.token_env: $%s is empty", e)
+			return o, nil, fmt.Errorf("mesh.credentials.token_env: $%s is empty", e)
 		}
 	}
 	if f := m.Credentials.NKeySeedFile; f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return o, fmt.Errorf("mesh.credentials.nkey_seed_file: %w", err)
+			return o, nil, fmt.Errorf("mesh.credentials.nkey_seed_file: %w", err)
 		}
 		o.NKeySeed = strings.TrimSpace(string(b))
 	}
+	var cf *loop.CertFile
 	if t := m.TLS; t != nil {
-		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-		if err != nil {
-			return o, fmt.Errorf("mesh.tls: %w", err)
+		var err error
+		if cf, err = loop.LoadCertFile(t.Cert, t.Key); err != nil {
+			return o, nil, fmt.Errorf("mesh.tls: %w", err)
 		}
-		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cf.Expired() && log != nil {
+			log.Warn("mesh.tls: the certificate is not valid now; the other nodes will refuse it", "cert", t.Cert,
+				"not_before", cf.Certificate().Leaf.NotBefore, "not_after", cf.Certificate().Leaf.NotAfter)
+		}
+		tc := &tls.Config{
+			GetCertificate: cf.GetCertificate,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return cf.Certificate(), nil
+			},
+			MinVersion: tls.VersionTLS12,
+		}
 		if t.CA != "" {
 			pem, err := os.ReadFile(t.CA)
 			if err != nil {
-				return o, fmt.Errorf("mesh.tls.ca: %w", err)
+				return o, nil, fmt.Errorf("mesh.tls.ca: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return o, errors.New("mesh.tls.ca: no certificate in " + t.CA)
+				return o, nil, errors.New("mesh.tls.ca: no certificate in " + t.CA)
 			}
 			tc.RootCAs, tc.ClientCAs = pool, pool
 			tc.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 		o.TLS = tc
 	}
-	return o, nil
+	return o, cf, nil
 }

@@ -8,14 +8,15 @@ import (
 	"log/slog"
 
 	"github.com/edgewamp/edgewamp/gateway"
+	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/oauth"
 	"github.com/edgewamp/edgewamp/route"
 )
 
 // startMesh: this binary was built with -tags nomesh, without the mesh
 // (no NATS server linked in, for the smallest edge boxes).
-func startMesh(*config, *route.Router, *slog.Logger) (meshNode, error) {
-	return nil, errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
+func startMesh(*config, *route.Router, *slog.Logger) (meshNode, *loop.CertFile, error) {
+	return nil, nil, errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
 }
 
 // checkMesh: a mesh configuration cannot start without the mesh.

@@ -7,7 +7,8 @@ import (
 	"github.com/edgewamp/edgewamp/loop"
 )
 
-// reloadCerts re-reads every TLS listener's certificate and key (SIGHUP):
+// reloadCerts re-reads every TLS certificate and key (SIGHUP: the
+// listeners', the gateway's and mesh.tls's):
 // a good pair replaces the one in use for new handshakes; a bad one
 // (unreadable, key not matching, expired) is refused, logged, and the one
 // in use stays. It returns the refusals joined, or nil. Established

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -133,5 +135,60 @@ func TestTLSCertificateRotationOnSIGHUP(t *testing.T) {
 	}
 	if _, err := early.Call(t.Context(), "wamp.session.count", nil, nil, nil); err != nil {
 		t.Fatalf("session from before the rotations: %v", err)
+	}
+}
+
+// SIGHUP re-reads "the TLS certificates" (the unit's comment, the man
+// page, README's Reload) and its log line says "... runtime and TLS
+// certificates apply now". mesh.tls's certificate was loaded once at
+// start (meshOptions) and never again: a node kept presenting the
+// certificate it started with on its route and leaf ports after the file
+// was rotated and the reload said the certificates apply, until it
+// expired and the other nodes (with mesh.tls.ca) refused it: with
+// short-lived certificates the mesh split at the first expiry, though
+// every reload said all was well. Now the node serves the pair through a
+// loop.CertFile that SIGHUP re-reads with the listeners'.
+func TestMeshTLSCertificateReloadedOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "mesh.pem"), filepath.Join(dir, "mesh-key.pem")
+	writePair(t, certPath, keyPath, 1)
+	leaf := edgetest.FreeAddr(t)
+	cfgPath := writeFile(t, "hub.yaml", "realms: [{name: realm1}]\nmesh:\n  node: hub\n  leaf: {listen: "+leaf+"}\n  credentials: {token: review-token}\n"+
+		"  tls: {cert: "+certPath+", key: "+keyPath+"}\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath, "-listen", "127.0.0.1:0"))
+	serial := func() int64 {
+		c, err := net.DialTimeout("tcp", leaf, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		// NATS sends its INFO line in the clear, then the client starts TLS.
+		br := bufio.NewReader(c)
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "INFO ") {
+			t.Fatalf("leaf port: %q %v", line, err)
+		}
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("TLS handshake on the leaf port: %v", err)
+		}
+		return tc.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := serial(); got != 1 {
+		t.Fatalf("serial %d at start", got)
+	}
+	writePair(t, certPath, keyPath, 2)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	for _, l := range strings.Split(r.logs(), "\n") {
+		if strings.Contains(l, "SIGHUP") {
+			t.Logf("%s", l)
+		}
+	}
+	if !strings.Contains(r.logs(), `msg="SIGHUP: TLS certificate reloaded" cert=`+certPath+` serial=2`) {
+		t.Errorf("no reload of %s logged", certPath)
+	}
+	if got := serial(); got != 2 {
+		t.Fatalf("the mesh's leaf port presents certificate serial %d after the file was rotated to serial 2 and SIGHUP logged that TLS certificates apply now", got)
 	}
 }
