@@ -202,6 +202,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return 1
 	}
+	if w := cfg.Mesh.cleartextWarning(); w != "" {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
@@ -272,6 +275,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err := steadySysmon(cfg, *cfgPath); err != nil { // returns only if it does not re-execute
 		sigs.notify() // steadySysmon ignored SIGHUP for the execve
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
+	}
+	if w := cfg.Mesh.cleartextWarning(); w != "" {
+		log.Warn(w)
 	}
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {

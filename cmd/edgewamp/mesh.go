@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -109,6 +111,70 @@ func (f *meshFlags) apply(c *config) {
 // enabled reports whether the router joins a mesh.
 func (m *meshConfig) enabled() bool {
 	return m.Cluster.Listen != "" || len(m.Cluster.Routes) > 0 || m.Leaf.Listen != "" || len(m.Leaf.Remotes) > 0 || m.NatsURL != ""
+}
+
+// cleartextWarning says, when a credential would cross the network in
+// clear text, over which addresses, or "": without mesh.tls, the token
+// (NATS sends it in the CONNECT line of routes, leaf links and nats_url)
+// or the route password derived from an nkey seed (routes; a leaf link
+// signs a nonce with the seed and sends no secret), on an address that is
+// not loopback (a listener on every interface counts). Anyone on the
+// path can read it and join the mesh, whose nodes trust each other's
+// authorization decisions. Not refused: a lab or a private network may
+// do without TLS; run and check-config say it. A tls:// URL dialled is
+// not counted.
+func (m *meshConfig) cleartextWarning() string {
+	if !m.enabled() || m.TLS != nil {
+		return ""
+	}
+	token := m.Credentials.Token != "" || m.Credentials.TokenEnv != ""
+	nkey := m.Credentials.NKeySeed != "" || m.Credentials.NKeySeedFile != ""
+	if !token && !nkey {
+		return ""
+	}
+	var where []string
+	listen := func(key, addr string) {
+		if host, _, err := net.SplitHostPort(addr); addr != "" && (err != nil || !loopbackHost(host)) {
+			where = append(where, key+" "+addr)
+		}
+	}
+	dial := func(key string, urls ...string) {
+		for _, s := range urls {
+			if s == "" {
+				continue
+			}
+			if u, err := url.Parse(s); err != nil || u.Scheme != "tls" && !loopbackHost(u.Hostname()) {
+				where = append(where, key+" "+s)
+			}
+		}
+	}
+	listen("cluster.listen", m.Cluster.Listen)
+	dial("cluster.routes", m.Cluster.Routes...)
+	if token {
+		listen("leaf.listen", m.Leaf.Listen)
+		dial("leaf.remotes", m.Leaf.Remotes...)
+		dial("nats_url", m.NatsURL)
+	}
+	if len(where) == 0 {
+		return ""
+	}
+	what := "the mesh token"
+	if !token {
+		what = "the route password derived from the nkey seed"
+	}
+	return "mesh: without mesh.tls, " + what + " crosses the network in clear text (" + strings.Join(where, ", ") +
+		"): anyone on the path can read it and join the mesh; set mesh.tls (cert, key, ca), or keep these addresses on loopback or a network you trust"
+}
+
+// loopbackHost reports whether a host (an address's or a URL's) is
+// loopback: localhost or a loopback IP. An empty host, 0.0.0.0 or :: (every
+// interface) and other names are not.
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validate checks the mesh block (cold checks; edge.New checks the rest
