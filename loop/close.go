@@ -351,15 +351,24 @@ func (l *logLimiter) skip() {
 // connection's.
 const srcLogEvery = 5 * time.Second
 
-// srcLogSlots is the size of srcLogLimiter's table.
-const srcLogSlots = 256
+// srcLogSlots is the size of srcLogLimiter's table, srcLogWays the slots
+// of one set.
+const (
+	srcLogSlots = 256
+	srcLogWays  = 4
+)
 
 // srcLogLimiter lets through at most one line per source per srcLogEvery,
 // in a fixed table (a flood from many sources cannot grow it): each
-// source has a slot (a seeded hash, which a client cannot aim), holding
-// the last source logged there and when. Two sources that share a slot
-// and alternate are both logged more often; the close log's limit
-// (closeLogsPerSecond) bounds them with every other line. Safe for
+// source has a set of srcLogWays slots (a seeded hash, which a client
+// cannot aim), each holding a source logged there and when. A source
+// whose set holds srcLogWays other sources logged within srcLogEvery is
+// left out: the limiter lets through at most srcLogSlots lines per
+// srcLogEvery whatever the sources. Before, each source had one slot, and
+// two sources sharing it took it from each other at each line: a pair of
+// refused addresses alternating (a few dozen addresses always hold such
+// pairs) was logged at every refusal and took the close log's 20 lines a
+// second (closeLogsPerSecond) from every other connection. Safe for
 // concurrent use.
 type srcLogLimiter struct {
 	mu    sync.Mutex
@@ -372,6 +381,11 @@ type srcLogSlot struct {
 	at  int64 // monotime of the line logged
 }
 
+// setOf returns the index of src's set (l.seed made).
+func (l *srcLogLimiter) setOf(src netip.Addr) int {
+	return int(maphash.Comparable(l.seed, src) % (srcLogSlots / srcLogWays))
+}
+
 // take reports whether a line about src may be logged now.
 func (l *srcLogLimiter) take(src netip.Addr, now int64) bool {
 	l.mu.Lock()
@@ -380,11 +394,26 @@ func (l *srcLogLimiter) take(src netip.Addr, now int64) bool {
 		l.seed = maphash.MakeSeed()
 		l.slots = new([srcLogSlots]srcLogSlot)
 	}
-	s := &l.slots[maphash.Comparable(l.seed, src)%srcLogSlots]
-	if s.src == src && now-s.at < int64(srcLogEvery) {
+	set := l.setOf(src) * srcLogWays
+	ways := l.slots[set : set+srcLogWays]
+	free := -1
+	for i := range ways {
+		w := &ways[i]
+		if w.src == src {
+			if now-w.at < int64(srcLogEvery) {
+				return false
+			}
+			w.at = now
+			return true
+		}
+		if free < 0 && (!w.src.IsValid() || now-w.at >= int64(srcLogEvery)) {
+			free = i
+		}
+	}
+	if free < 0 {
 		return false
 	}
-	s.src, s.at = src, now
+	ways[free] = srcLogSlot{src, now}
 	return true
 }
 

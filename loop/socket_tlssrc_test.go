@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"net"
@@ -354,10 +353,9 @@ func TestTLSSource(t *testing.T) {
 	}
 }
 
-// The per-address log limit: one line per source per srcLogEvery.
-// The table is lossy (a source whose slot another takes may log again
-// sooner), and its seed random: b is chosen in another slot than a, or
-// the test failed once in srcLogSlots runs (CI did, at c9bd119).
+// The per-address log limit: one line per source per srcLogEvery, in sets
+// of srcLogWays slots. Its seed is random: b is chosen in another set
+// than a, or the test failed once in so many runs (CI did, at c9bd119).
 func TestTLSSourceLogLimiter(t *testing.T) {
 	var l srcLogLimiter
 	a := netip.MustParseAddr("192.0.2.1")
@@ -365,22 +363,39 @@ func TestTLSSourceLogLimiter(t *testing.T) {
 	if !l.take(a, 0) {
 		t.Fatal("the first line of a source was refused")
 	}
-	slot := func(x netip.Addr) uint64 { return maphash.Comparable(l.seed, x) % srcLogSlots }
 	b := netip.MustParseAddr("2001:db8::")
-	for slot(b) == slot(a) {
+	for l.setOf(b) == l.setOf(a) {
 		b = b.Next()
 	}
 	if l.take(a, sec) || !l.take(b, sec) || l.take(a, 4*sec) || !l.take(a, 5*sec) || l.take(b, 5*sec) {
 		t.Fatal("not once per source per 5s")
 	}
-	// Sources sharing a slot: the later one takes it, and the earlier may
-	// log again (a lossy limit, never a lost first line).
-	c := b.Next()
-	for slot(c) != slot(a) {
-		c = c.Next()
+	// Sources sharing a's set: each has a slot of its own, so a and they
+	// alternating are still logged once per 5 s each (before, two sources
+	// sharing a slot took it from each other at every line); a fifth
+	// source of the set, with every slot logged within 5 s, is left out,
+	// and logged once a slot is 5 s old.
+	same := []netip.Addr{a}
+	for c := b.Next(); len(same) < srcLogWays+1; c = c.Next() {
+		if l.setOf(c) == l.setOf(a) {
+			same = append(same, c)
+		}
 	}
-	if !l.take(c, 6*sec) || !l.take(a, 6*sec) {
-		t.Fatal("a source refused in a slot another source held")
+	for i, c := range same[1:srcLogWays] {
+		if !l.take(c, 6*sec+int64(i)) {
+			t.Fatalf("source %d of a's set refused its first line", i+1)
+		}
+	}
+	for i, c := range same[:srcLogWays] {
+		if l.take(c, 7*sec) {
+			t.Fatalf("source %d of a's set logged twice within 5 s, sharing the set", i)
+		}
+	}
+	if l.take(same[srcLogWays], 7*sec) {
+		t.Fatal("a fifth source of a full set logged: the table would let more than srcLogSlots lines per 5 s through")
+	}
+	if !l.take(same[srcLogWays], 10*sec+1) {
+		t.Fatal("a fifth source not logged once a's slot was 5 s old")
 	}
 }
 
