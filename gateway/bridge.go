@@ -512,24 +512,44 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	defer t.Stop()
 	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
 	defer ka.Stop()
+	// send writes one of the call's events, whose n bytes are counted in
+	// the SSE total until the write returns (c.writing, for its reaper):
+	// a client that does not read holds the event in a blocked write until
+	// WriteTimeout, one progressive result larger than SSEBuffer or the
+	// final result up to the router's message size. Before, a progressive
+	// result left the total as its write began, and the final one was
+	// never in it.
+	send := func(name string, data []byte, n int64) error {
+		c.writing.Store(n)
+		c.writeSince.Store(time.Now().UnixNano())
+		err := sw.writeEvent(name, data)
+		c.writeSince.Store(0)
+		c.writing.Store(0)
+		g.sse.bytes.Add(-n)
+		return err
+	}
+	// final writes the call's last event (its result or problem).
+	final := func(name string, data []byte) {
+		g.addSSEBytes(int64(len(data)))
+		send(name, data, int64(len(data)))
+	}
 	sendProg := func(pr callReply) error {
 		n := int64(len(pr.args) + len(pr.kwargs))
 		c.progBytes.Add(-n)
-		g.sse.bytes.Add(-n)
 		if c.cut.Load() {
+			g.sse.bytes.Add(-n)
 			return errCutForTotal // its queue goes when the handler returns
 		}
 		if gr.ended() != nil {
+			g.sse.bytes.Add(-n)
 			return errWithdrawn // nothing more of the call is written
 		}
-		c.writeSince.Store(time.Now().UnixNano())
-		defer c.writeSince.Store(0)
-		return sw.writeEvent("progress", resultDoc(pr))
+		return send("progress", resultDoc(pr), n)
 	}
 	for {
 		if p := gr.ended(); p != nil {
 			// The call is canceled already (the grant's stop).
-			sw.writeEvent("problem", p.body())
+			final("problem", p.body())
 			return
 		}
 		select {
@@ -559,10 +579,10 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 			}
 			if res.err != "" {
 				p := g.callProblem(res, errs)
-				sw.writeEvent("problem", p.body())
+				final("problem", p.body())
 				return
 			}
-			sw.writeEvent("result", resultDoc(res))
+			final("result", resultDoc(res))
 			return
 		case <-ka.C:
 			if sw.write([]byte(": keepalive\n\n")) != nil {
@@ -572,7 +592,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		case <-t.C:
 			s.q.post(func() { s.cancelCall(c) })
 			p := newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out")
-			sw.writeEvent("problem", p.body())
+			final("problem", p.body())
 			return
 		case <-gr.done:
 			// Its problem, at the loop's top.
@@ -582,7 +602,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		case <-g.draining:
 			s.q.post(func() { s.cancelCall(c) })
 			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down")
-			sw.writeEvent("problem", p.body())
+			final("problem", p.body())
 			return
 		}
 	}

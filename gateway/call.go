@@ -23,10 +23,12 @@ type call struct {
 	// result) the call is cut as a slow reader, as an event stream is.
 	progBytes atomic.Int64
 	progMax   int64 // static
-	// writeSince, rc: when the handler's current write of a progressive
-	// result began (0 between writes) and its ResponseController, for the
-	// SSE total's reaper (sseQueue); cut: the reaper cut it.
+	// writeSince, writing, rc: when the handler's current write of an
+	// event began (0 between writes), the bytes of that event (counted in
+	// the SSE total until the write returns) and its ResponseController,
+	// for the SSE total's reaper (sseQueue); cut: the reaper cut it.
 	writeSince atomic.Int64
+	writing    atomic.Int64
 	rc         atomic.Pointer[http.ResponseController]
 	cut        atomic.Bool
 	req        uint64 // owned by shard: the CALL's request id once sent
@@ -254,8 +256,12 @@ func (s *sess) cutCall(c *call) {
 	s.q.post(func() { s.sendCancel(req) })
 }
 
+// held counts the event its handler is writing with the results queued,
+// as stream.held does: a progressive result larger than Limits.SSEBuffer
+// is taken into the empty queue, and a client that does not read holds
+// it, or the final result, in a blocked write until Limits.WriteTimeout.
 func (c *call) held() (int64, int, int64) {
-	return c.progBytes.Load(), len(c.prog), c.writeSince.Load()
+	return c.progBytes.Load() + c.writing.Load(), len(c.prog), c.writeSince.Load()
 }
 
 // cutForTotal implements sseQueue: the call is cut on its shard; a write
@@ -265,7 +271,15 @@ func (c *call) cutForTotal() bool {
 		return false
 	}
 	s := c.s
-	s.q.post(func() { s.cutCall(c) })
+	s.q.post(func() {
+		if s.calls[c.req] == c {
+			s.cutCall(c)
+		} else {
+			// Answered: the write of its final event is ended, a cut
+			// as a slow reader too.
+			s.g.metrics.sseCut.Add(1)
+		}
+	})
 	if rc := c.rc.Load(); rc != nil {
 		rc.SetWriteDeadline(time.Now())
 	}

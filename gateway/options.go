@@ -148,7 +148,7 @@ type Limits struct {
 	MaxStreamsPerClient int           // SSE streams per client IP address (429 beyond); default 1000
 	SSEQueue            int           // frames queued per SSE stream; default 256
 	SSEBuffer           int           // bytes queued per SSE stream (one larger frame fits an empty queue); default 1 MiB
-	SSEBufferTotal      int64         // bytes queued to all SSE clients: events (each frame once) and streamed calls' progressive results; past it those that stopped reading are cut (sse.go); default 64 MiB
+	SSEBufferTotal      int64         // bytes queued to all SSE clients: events (each frame once) and streamed calls' progressive results, and the frames being written; past it those that stopped reading are cut (sse.go); default 64 MiB
 	SSEKeepalive        time.Duration // comment line on an idle stream; default 15s
 
 	AuthFailures int // failed authentications per client IP per minute before 429; default 30

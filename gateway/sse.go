@@ -294,7 +294,8 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 
 // sseBudget bounds the bytes queued to all SSE clients
 // (Limits.SSEBufferTotal): the events of event streams and the progressive
-// results of calls streamed as SSE. Streams share frames, so a frame
+// results of calls streamed as SSE, queued or being written (a streamed
+// call's final event too, while it is written). Streams share frames, so a frame
 // counts once, while any queue holds it: a publication fanned out to
 // thousands of streams that keep up costs its size, not thousands of times
 // it. Past the bound, the queues whose clients stopped reading are cut

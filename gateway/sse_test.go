@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +144,69 @@ func TestSSELargeEventsBoundedByTotal(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d streams not reading, one %d MiB event each: %d KiB held 15 s later (bound %d KiB), %d streams cut for the total, %d as slow readers",
 				streams, size>>20, e.gw.sse.bytes.Load()>>10, total>>10, e.gw.sse.cuts.Load(), e.gw.metrics.sseCut.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStreamedCallLargeResultBoundedByTotal: a call streamed as SSE takes
+// one progressive result larger than sse_buffer into its empty queue, as
+// an event stream takes such an event, but its handler took the result
+// out of the SSE total (and out of what call.held reports) as its write
+// began: a client that does not read held it, uncounted, until
+// write_timeout, where README says sse_buffer_total counts the frames
+// being written (found by the review of the gateway's changes, whose
+// TestReviewStreamedCallLargeResultBoundedByTotal this is). The final
+// result, up to the router's message size too, was never counted. Calls
+// whose clients do not read, two with one 5 MiB progressive result each,
+// one with a 5 MiB final result, sse_buffer_total 1 MiB: each is cut for
+// the total and its write ended, the invocations still running canceled.
+func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
+	laneFree(t)
+	const (
+		progCalls = 2
+		calls     = progCalls + 1 // and one answered with a large final result
+		size      = 5 << 20       // more than the kernel's buffers take (tcp_wmem's 4 MiB at most)
+		total     = 1 << 20
+	)
+	e := newEnv(t, func(o *Options) {
+		o.Limits.SSEBuffer = 16 << 10
+		o.Limits.SSEBufferTotal = total
+		o.Limits.WriteTimeout = time.Minute // out of the way: the total must end the writes
+	})
+	callee := e.dial("realm1", proto.JSON)
+	chunk := strings.Repeat("p", size)
+	var sent, canceled atomic.Int64
+	e.register(callee, "com.huge", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		if err := inv.SendProgress([]any{chunk}, nil); err != nil {
+			return nil, err
+		}
+		sent.Add(1)
+		select {
+		case <-ctx.Done():
+			canceled.Add(1)
+			return nil, ctx.Err()
+		case <-time.After(40 * time.Second):
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	e.register(callee, "com.huge.result", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		sent.Add(1)
+		return &client.Result{Args: []any{chunk}}, nil
+	})
+	nonReaders(t, e, calls, func(i int) string {
+		proc := "com.huge"
+		if i == progCalls {
+			proc = "com.huge.result"
+		}
+		return "POST /wamp/realm1/call/" + proc + " HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	})
+	waitWithin(t, 20*time.Second, "the callee's results", func() bool { return sent.Load() == calls })
+	// Cut within reapEvery and stuckAfter of the writes' blocking.
+	for deadline := time.Now().Add(4 * time.Second); e.gw.sse.cuts.Load() < calls || e.gw.metrics.sseCut.Load() < calls || e.gw.sse.bytes.Load() > total || canceled.Load() < progCalls; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls whose clients do not read, one %d MiB result each (%d progressive): 4 s later %d cut for the total (bound %d KiB; %d cut in all), the SSE total counts %d KiB, %d of %d callee invocations canceled",
+				calls, size>>20, progCalls, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
