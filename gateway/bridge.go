@@ -501,7 +501,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 			c.dropProgress(g)
 		}
 	}()
-	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &c.writeSince)
 	c.rc.Store(sw.rc)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": call\n\n")) != nil {
@@ -521,9 +521,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	// never in it.
 	send := func(name string, data []byte, n int64) error {
 		c.writing.Store(n)
-		c.writeSince.Store(time.Now().UnixNano())
-		err := sw.writeEvent(name, data)
-		c.writeSince.Store(0)
+		err := sw.writeEvent(name, data) // c.writeSince (sw.since) while it is written
 		c.writing.Store(0)
 		g.sse.bytes.Add(-n)
 		return err
@@ -790,7 +788,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		writeProblem(w, g.problemOf(res, nil))
 		return
 	}
-	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout)
+	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &st.writeSince)
 	st.rc.Store(sw.rc)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {

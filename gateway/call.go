@@ -23,10 +23,11 @@ type call struct {
 	// result) the call is cut as a slow reader, as an event stream is.
 	progBytes atomic.Int64
 	progMax   int64 // static
-	// writeSince, writing, rc: when the handler's current write of an
-	// event began (0 between writes), the bytes of that event (counted in
-	// the SSE total until the write returns) and its ResponseController,
-	// for the SSE total's reaper (sseQueue); cut: the reaper cut it.
+	// writeSince, writing, rc: when the handler's current write or flush
+	// began (0 between them; sseWriter.since), the bytes of the event it
+	// is writing (counted in the SSE total until the write returns) and
+	// its ResponseController, for the SSE total's reaper (sseQueue); cut:
+	// the reaper cut it.
 	writeSince atomic.Int64
 	writing    atomic.Int64
 	rc         atomic.Pointer[http.ResponseController]

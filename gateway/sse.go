@@ -315,8 +315,9 @@ type sseBudget struct {
 // sseQueue is what the reaper sees of an SSE client's queue: an event
 // stream or a call streaming progressive results.
 type sseQueue interface {
-	// held: the bytes queued, the entries waiting, and when the
-	// handler's current write began (UnixNano; 0 between writes).
+	// held: the bytes queued or being written, the entries waiting, and
+	// when the handler's current write or flush began (UnixNano; 0
+	// between them).
 	held() (n int64, waiting int, writeSince int64)
 	// cutForTotal cuts the client: its queue let go at once, a blocked
 	// write ended; false if it was cut before.
@@ -390,10 +391,10 @@ func (g *Server) reapQueues() {
 	if g.sse.bytes.Load() <= limit {
 		return
 	}
-	// Candidates: first the clients that stopped taking bytes (a write
-	// blocked for stuckAfter or more; the longest first), then, when the
-	// total is past the bound by a quarter more (the stuck ones have not
-	// been seen yet, or the clients read but too slowly), those with two
+	// Candidates: first the clients that stopped taking bytes (a write or
+	// flush blocked for stuckAfter or more; the longest first), then, when
+	// the total is past the bound by a quarter more (the stuck ones have
+	// not been seen yet, or the clients read but too slowly), those with two
 	// entries or more waiting (the most bytes first). A client that keeps
 	// up (its writes return, at most one entry waiting) is never cut for
 	// the total, which it passes by one entry at most.
@@ -469,8 +470,9 @@ func (st *stream) cutForTotal() bool {
 // errCutForTotal ends the handler of an SSE client cut for the SSE total.
 var errCutForTotal = errors.New("gateway: cut for gateway.limits.sse_buffer_total")
 
-// stuckAfter: a stream whose write has been blocked this long is taken for
-// one whose client stopped reading, when the total is past its bound.
+// stuckAfter: a stream whose write or flush has been blocked this long is
+// taken for one whose client stopped reading, when the total is past its
+// bound.
 const stuckAfter = 100 * time.Millisecond
 
 // stream is one SSE client: a sink with a bounded queue that an HTTP
@@ -487,8 +489,9 @@ type stream struct {
 	// lost: why the router ended its subscription or session (gone), for
 	// its last event.
 	lost atomic.Pointer[problem]
-	// writeSince: when the handler's current write began (UnixNano), 0
-	// between writes; the reaper cuts the streams blocked longest first.
+	// writeSince: when the handler's current write or flush began
+	// (UnixNano), 0 between them; the reaper cuts the streams blocked
+	// longest first.
 	writeSince atomic.Int64
 	writing    atomic.Int64                            // bytes of the frame the handler is writing, 0 between writes
 	rc         atomic.Pointer[http.ResponseController] // the handler's, once it writes
@@ -644,9 +647,16 @@ type sseWriter struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
 	d  time.Duration
+	// since is its stream's or call's writeSince (sseQueue.held), set
+	// while a write or a flush is in progress (0 between them): a client
+	// that stopped reading blocks a flush as well as a write (an event
+	// that went into net/http's buffer, a keepalive), and its queue, empty
+	// then, takes one event larger than Limits.SSEBuffer, which the SSE
+	// total's reaper has to see as held by a stuck client.
+	since *atomic.Int64
 }
 
-func newSSEWriter(w http.ResponseWriter, d time.Duration) *sseWriter {
+func newSSEWriter(w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -655,25 +665,35 @@ func newSSEWriter(w http.ResponseWriter, d time.Duration) *sseWriter {
 	// The request is read: no read deadline from here on (net/http would
 	// otherwise cancel the request's context when it passes).
 	rc.SetReadDeadline(time.Time{})
-	return &sseWriter{w: w, rc: rc, d: d}
+	return &sseWriter{w: w, rc: rc, d: d, since: since}
 }
 
 // write sends b and flushes it; an error means the client is gone or does
 // not read.
 func (sw *sseWriter) write(b ...[]byte) error {
+	sw.since.Store(time.Now().UnixNano())
+	defer sw.since.Store(0)
 	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
 	for _, p := range b {
 		if _, err := sw.w.Write(p); err != nil {
 			return err
 		}
 	}
-	return sw.flush()
+	return sw.send()
 }
 
-// flush sends what was written, then clears the write deadline: it bounds
-// a write in progress, not the time between frames (HTTP/2 resets a
-// stream whose write deadline passes even while nothing is written).
+// flush sends what was written (stream.writeQueued's frames), as write
+// does.
 func (sw *sseWriter) flush() error {
+	sw.since.Store(time.Now().UnixNano())
+	defer sw.since.Store(0)
+	return sw.send()
+}
+
+// send flushes, then clears the write deadline: it bounds a write in
+// progress, not the time between frames (HTTP/2 resets a stream whose
+// write deadline passes even while nothing is written).
+func (sw *sseWriter) send() error {
 	if err := sw.rc.Flush(); err != nil {
 		return err
 	}

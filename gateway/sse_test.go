@@ -3,10 +3,17 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
@@ -209,5 +216,310 @@ func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 				calls, size>>20, progCalls, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// shrinkGatewaySendBuffer sets SO_SNDBUF of the gateway's end of c (found
+// among the process's descriptors by its addresses; the event loop's and
+// net/http's, a duplicate, are one socket) to n, so that a client that
+// does not read fills the gateway's socket after a few KiB rather than
+// the megabytes loopback's autotuning allows (as loop's
+// shrinkRouterSendBuffer). It returns the descriptor.
+func shrinkGatewaySendBuffer(t *testing.T, c net.Conn, n int) int {
+	t.Helper()
+	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("the gateway's socket is not to be found: %v", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		peer, err1 := syscall.Getpeername(fd)
+		me, err2 := syscall.Getsockname(fd)
+		p, ok1 := peer.(*syscall.SockaddrInet4)
+		m, ok2 := me.(*syscall.SockaddrInet4)
+		if err1 != nil || err2 != nil || !ok1 || !ok2 || p.Port != local.Port || m.Port != remote.Port {
+			continue
+		}
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	t.Fatalf("the gateway's end of %s is not among this process's descriptors", local)
+	return -1
+}
+
+// socketQueues returns the bytes in the receive queue of c, a client's
+// TCP connection, and in the send queue of the descriptor fd.
+func socketQueues(t *testing.T, c net.Conn, fd int) (in, out int) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errIn error
+	rc.Control(func(cfd uintptr) { in, errIn = unix.IoctlGetInt(int(cfd), unix.SIOCINQ) })
+	out, errOut := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if errIn != nil || errOut != nil {
+		t.Fatalf("SIOCINQ: %v, SIOCOUTQ: %v", errIn, errOut)
+	}
+	return in, out
+}
+
+// sseHandlerState tells what the goroutine of the one SSE handler running
+// fn ("serveEvents" or "streamCall") is doing: "flush" when it waits for
+// its socket to take bytes in a flush (ResponseController.Flush, in IO
+// wait), "idle" when it waits in its select for something to write,
+// "busy" otherwise, "" when there is none.
+func sseHandlerState(fn string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "gateway.(*Server)."+fn+"(") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n")
+		switch {
+		case strings.Contains(g, "(*ResponseController).Flush") && strings.Contains(head, "[IO wait"):
+			return "flush"
+		case strings.Contains(head, "[select") && !strings.Contains(g, "(*sseWriter)") && !strings.Contains(g, "writeQueued"):
+			return "idle"
+		}
+		return "busy"
+	}
+	return ""
+}
+
+// flushBlocked reports whether the one SSE handler running fn waits in a
+// flush with nothing queued or being written (empty), and for 30 ms
+// neither the gateway's socket (fd) nor the client's (c) took a byte more:
+// a flush that only waits for the client's kernel to take more small
+// segments goes on.
+func flushBlocked(t *testing.T, fn string, empty func() bool, c net.Conn, fd int) bool {
+	var in0, out0 int
+	for i := 0; i < 4; i++ {
+		if i > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !empty() || sseHandlerState(fn) != "flush" {
+			return false
+		}
+		in, out := socketQueues(t, c, fd)
+		if i > 0 && (in != in0 || out != out0) {
+			return false
+		}
+		in0, out0 = in, out
+	}
+	return true
+}
+
+// TestSSELargeEventBehindBlockedFlushBoundedByTotal: an event larger than
+// sse_buffer is taken into an empty queue, and the SSE total's reaper
+// counts the frame a handler is writing, but a handler blocked in a flush
+// (an event or a keepalive that went into net/http's buffer, whose flush
+// waits for a client that stopped reading) had an empty queue, no
+// writeSince and nothing being written: the large event was taken, and
+// the reaper, which cuts only the clients whose write has been blocked
+// (or with two entries waiting), passed the stream by, so one event up to
+// the router's message size was held past sse_buffer_total until
+// write_timeout (found by the review of the gateway's changes, whose
+// TestReviewSSELargeEventBehindBlockedFlushBoundedByTotal this is, with
+// the keepalive's flush added). A flush counts as a write in progress
+// (sseWriter.since). The gateway's socket is shrunk so that a few KiB
+// fill it.
+func TestSSELargeEventBehindBlockedFlushBoundedByTotal(t *testing.T) {
+	laneFree(t)
+	const (
+		size  = 5 << 20
+		total = 1 << 20
+		small = 1500 // its frame goes into net/http's 2 KiB buffer: the flush is what blocks
+	)
+	for _, tc := range []struct {
+		name      string
+		keepalive time.Duration
+	}{
+		{"event", 0},                          // the flush of a small event blocks
+		{"keepalive", 100 * time.Microsecond}, // the flush of a keepalive blocks
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(o *Options) {
+				o.Limits.SSEBuffer = 16 << 10
+				o.Limits.SSEBufferTotal = total
+				o.Limits.WriteTimeout = time.Minute // out of the way: the total must end the writes
+				o.Limits.SSEKeepalive = tc.keepalive
+			})
+			c := nonReaders(t, e, 1, func(int) string {
+				return "GET /wamp/realm1/events/com.flush HTTP/1.1\r\nHost: localhost\r\n\r\n"
+			})[0]
+			waitFor(t, "the subscription", func() bool { return subscribedSinks(e) == 1 })
+			fd := shrinkGatewaySendBuffer(t, c, 4096)
+			var st *stream
+			e.gw.sse.mu.Lock()
+			for q := range e.gw.sse.queues {
+				st, _ = q.(*stream)
+			}
+			e.gw.sse.mu.Unlock()
+			if st == nil {
+				t.Fatal("no stream")
+			}
+			// The publisher on the stream's session's shard: the router
+			// delivers the EVENT there before the PUBLISH returns, so that
+			// each event is in the stream's queue (or taken) when publish
+			// returns.
+			idx := -1
+			e.gw.pool.mu.Lock()
+			for _, ip := range e.gw.pool.ids {
+				for _, sl := range ip.slots {
+					if sl == nil {
+						continue
+					}
+					if ss := readySess(sl); ss != nil {
+						for i, q := range e.gw.queues {
+							if q == ss.q {
+								idx = i
+							}
+						}
+					}
+				}
+			}
+			e.gw.pool.mu.Unlock()
+			if idx < 0 {
+				t.Fatal("the stream's session not found")
+			}
+			ps, p := e.gw.pool.openPinned(identity{realm: "realm1", authid: "pub", authrole: "anonymous", method: "static"}, idx, nil, nil, nil)
+			if p != nil {
+				t.Fatalf("publisher: %+v", p)
+			}
+			publish := func(n int) {
+				args := []byte(`["` + strings.Repeat("f", n) + `"]`)
+				r := e.gw.runSync(ps, func() *syncReply {
+					return ps.publish(&pubReq{uri: "com.flush", args: args, wamp: true})
+				})
+				if r.typ == proto.CodeError {
+					t.Fatalf("publish: %s %s", r.err, r.detail)
+				}
+			}
+			blocked := func() bool {
+				return flushBlocked(t, "serveEvents", func() bool { return st.queued.Load() == 0 && st.writing.Load() == 0 }, c, fd)
+			}
+			// settle publishes an event of n bytes and waits until the
+			// handler flushed it (true) or is blocked in a flush (false).
+			settle := func(i, n int) bool {
+				publish(n)
+				for d := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+					if time.Now().After(d) {
+						t.Fatalf("event %d: the handler neither flushed it nor blocked in a flush (state %q, %d bytes queued)", i, sseHandlerState("serveEvents"), st.queued.Load())
+					}
+					if st.queued.Load() != 0 || st.writing.Load() != 0 {
+						continue // not taken, or being written
+					}
+					switch sseHandlerState("serveEvents") {
+					case "idle":
+						return true
+					case "flush":
+						if blocked() {
+							return false
+						}
+					}
+				}
+			}
+			if tc.keepalive > 0 {
+				// One event fills the client's receive buffer (keepalives'
+				// small segments trickle into it for a second or more),
+				// then keepalives fill the gateway's socket.
+				settle(0, 4000)
+				waitWithin(t, 5*time.Second, "a keepalive's flush blocked", blocked)
+			} else {
+				// Small events one at a time, each taken and flushed, until
+				// the flush of one blocks, nothing queued behind it.
+				for i := 0; settle(i, small); i++ {
+					if i == 1000 {
+						t.Fatal("the handler's flush never blocked")
+					}
+				}
+			}
+			publish(size)
+			for d := time.Now().Add(3 * time.Second); e.gw.sse.bytes.Load() > total || e.gw.sse.cuts.Load() == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(d) {
+					n, waiting, since := st.held()
+					t.Fatalf("a stream whose flush is blocked took one %d MiB event into its empty queue: 3 s later the SSE total is %d KiB (bound %d KiB), %d cut for it, %d as slow readers; the stream reports held %d KiB, %d waiting, writeSince %d",
+						size>>20, e.gw.sse.bytes.Load()>>10, total>>10, e.gw.sse.cuts.Load(), e.gw.metrics.sseCut.Load(), n>>10, waiting, since)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamedCallLargeResultBehindBlockedFlushBoundedByTotal: as
+// TestSSELargeEventBehindBlockedFlushBoundedByTotal, for a call streamed
+// as SSE: its handler blocked in the flush of a keepalive has an empty
+// queue, which takes one progressive result larger than sse_buffer, and
+// the SSE total's reaper passed the call by (writeSince was set around the
+// progressive results' writes only) until write_timeout. The callee's
+// 5 MiB progressive result comes once the keepalive's flush is blocked.
+func TestStreamedCallLargeResultBehindBlockedFlushBoundedByTotal(t *testing.T) {
+	laneFree(t)
+	const (
+		size  = 5 << 20
+		total = 1 << 20
+	)
+	e := newEnv(t, func(o *Options) {
+		o.Limits.SSEBuffer = 16 << 10
+		o.Limits.SSEBufferTotal = total
+		o.Limits.WriteTimeout = time.Minute // out of the way: the total must end the writes
+		o.Limits.SSEKeepalive = 100 * time.Microsecond
+	})
+	callee := e.dial("realm1", proto.JSON)
+	big := strings.Repeat("p", size)
+	step := make(chan struct{})
+	var canceled atomic.Int64
+	e.register(callee, "com.later", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for _, n := range []int{4000, size} { // the first fills the client's receive buffer
+			select {
+			case <-step:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			chunk := big[:n]
+			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
+				return nil, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			canceled.Add(1)
+			return nil, ctx.Err()
+		case <-time.After(40 * time.Second):
+		}
+		return &client.Result{Args: []any{"done"}}, nil
+	})
+	c := nonReaders(t, e, 1, func(int) string {
+		return "POST /wamp/realm1/call/com.later HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	})[0]
+	var cl *call
+	waitFor(t, "the call", func() bool {
+		e.gw.sse.mu.Lock()
+		defer e.gw.sse.mu.Unlock()
+		for q := range e.gw.sse.queues {
+			cl, _ = q.(*call)
+		}
+		return cl != nil
+	})
+	fd := shrinkGatewaySendBuffer(t, c, 4096)
+	step <- struct{}{}
+	waitWithin(t, 5*time.Second, "a keepalive's flush blocked", func() bool {
+		return flushBlocked(t, "streamCall", func() bool { return cl.progBytes.Load() == 0 && cl.writing.Load() == 0 }, c, fd)
+	})
+	step <- struct{}{}
+	for d := time.Now().Add(4 * time.Second); e.gw.sse.cuts.Load() == 0 || e.gw.sse.bytes.Load() > total || canceled.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(d) {
+			n, waiting, since := cl.held()
+			t.Fatalf("a streamed call whose flush is blocked took one %d MiB progressive result into its empty queue: 4 s later the SSE total is %d KiB (bound %d KiB), %d cut for it, callee canceled %d; the call reports held %d KiB, %d waiting, writeSince %d",
+				size>>20, e.gw.sse.bytes.Load()>>10, total>>10, e.gw.sse.cuts.Load(), canceled.Load(), n>>10, waiting, since)
+		}
 	}
 }
