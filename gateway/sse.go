@@ -307,6 +307,7 @@ type sseBudget struct {
 	bytes   atomic.Int64
 	reaping atomic.Bool
 	lastRun atomic.Int64 // UnixNano when the last reap began
+	pending atomic.Bool  // a reap is scheduled by scheduleReap
 	mu      sync.Mutex
 	queues  map[sseQueue]struct{} // open event streams and streamed calls; guarded by mu
 	cuts    atomic.Uint64         // queues cut for the total
@@ -339,18 +340,40 @@ func (g *Server) removeQueue(q sseQueue) {
 	g.sse.mu.Unlock()
 }
 
-// addSSEBytes counts n more bytes queued to an SSE client and starts a
-// reaper when the total passes its bound; it returns the total.
+// addSSEBytes counts n more bytes queued to an SSE client and has the
+// reaper run when the total passes its bound (scheduleReap); it returns
+// the total.
 func (g *Server) addSSEBytes(n int64) int64 {
 	t := g.sse.bytes.Add(n)
-	if t > g.opts.Limits.SSEBufferTotal && time.Now().UnixNano()-g.sse.lastRun.Load() >= int64(reapEvery) {
-		g.startReap()
+	if t > g.opts.Limits.SSEBufferTotal {
+		g.scheduleReap()
 	}
 	return t
 }
 
+// scheduleReap starts a reaper now, or reapEvery after the last one
+// began (one timer at a time). Before, a push past the bound within
+// reapEvery of a run started none: when that run had found the total
+// under the bound (and so scheduled no next one), nothing reaped until
+// another push, and a client that stopped reading held what it had until
+// Limits.WriteTimeout, past the bound.
+func (g *Server) scheduleReap() {
+	wait := reapEvery - time.Duration(time.Now().UnixNano()-g.sse.lastRun.Load())
+	if wait <= 0 {
+		g.startReap()
+		return
+	}
+	if g.sse.pending.CompareAndSwap(false, true) {
+		time.AfterFunc(wait, func() {
+			g.sse.pending.Store(false)
+			g.startReap()
+		})
+	}
+}
+
 // reapEvery spaces the reaper's runs: a push past the bound starts one at
-// most this often (each walks every open SSE client), and a run that
+// most this often (each walks every open SSE client; a push sooner
+// schedules one), and a run that
 // leaves the total past the bound runs again after it by itself, for
 // clients that become stuck while nothing is pushed.
 const reapEvery = 20 * time.Millisecond

@@ -523,3 +523,39 @@ func TestStreamedCallLargeResultBehindBlockedFlushBoundedByTotal(t *testing.T) {
 		}
 	}
 }
+
+// stuckQueue is an SSE client that stopped reading, for the reaper.
+type stuckQueue struct {
+	n, since int64
+	cut      atomic.Bool
+}
+
+func (q *stuckQueue) held() (int64, int, int64) { return q.n, 0, q.since }
+func (q *stuckQueue) cutForTotal() bool         { return q.cut.CompareAndSwap(false, true) }
+
+// TestSSETotalPassedRightAfterReapIsReaped: a push that took the SSE total
+// past its bound within reapEvery (20 ms) of the reaper's last run started
+// no run, and when that run had found the total under the bound it had
+// scheduled none either: the total stayed past the bound, a client that
+// stopped reading holding its frame until write_timeout, until something
+// else was pushed (found while checking the SSE total's fixes:
+// TestSSELargeEventsBoundedByTotal failed 2 times in 15 with -cpu 1, 5 MiB
+// held 15 s later by a stream blocked in its write, the reaper's last run
+// 14.9 s before). A run that just began, a client stuck for a second, then
+// the push: it is cut.
+func TestSSETotalPassedRightAfterReapIsReaped(t *testing.T) {
+	laneFree(t)
+	e := newEnv(t, func(o *Options) { o.Limits.SSEBufferTotal = 1 << 20 })
+	q := &stuckQueue{n: 2 << 20, since: time.Now().Add(-time.Second).UnixNano()}
+	e.gw.addQueue(q)
+	defer e.gw.removeQueue(q)
+	e.gw.sse.lastRun.Store(time.Now().UnixNano())
+	e.gw.addSSEBytes(q.n)
+	defer e.gw.sse.bytes.Add(-q.n)
+	for d := time.Now().Add(time.Second); !q.cut.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(d) {
+			t.Fatalf("the SSE total past its bound (%d KiB of %d KiB) right after a reaper's run: a stuck client not cut 1 s later, the reaper's last run %v before",
+				e.gw.sse.bytes.Load()>>10, e.gw.opts.Limits.SSEBufferTotal>>10, time.Since(time.Unix(0, e.gw.sse.lastRun.Load())).Round(time.Millisecond))
+		}
+	}
+}
