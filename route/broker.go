@@ -436,7 +436,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		if added {
 			w = s.openWin(ss, sub)
 		}
-		s.retainedTurn(ss, retainedAsk{sub, w, ss.subs[sub.id].gen})
+		s.retainedTurn(ss, retainedAsk{sub: sub, w: w, gen: ss.subs[sub.id].gen})
 	}
 }
 

@@ -695,11 +695,17 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaEr
 // get_retained at once, and each must get its events), so that one session
 // cannot hold every gather of the node.
 //
-// The queue holds at most one request per subscription and window (a
-// SUBSCRIBE get_retained repeated while its request waits is answered by
-// that one gather), and requests whose subscription or window went away
-// are dropped before it grows past the session's subscriptions and
-// maxSessionGatherQueue: so it is bounded by them. Before, its comment
+// The queue holds at most one request per subscription, window and
+// subscriber (a SUBSCRIBE get_retained repeated while its request waits
+// is answered by that one gather: counted in the request, retainedAsk.more,
+// each SUBSCRIBE gets the retained events and its RetainedSent), and
+// requests whose subscription or window went away are dropped before it
+// grows past the session's subscriptions and maxSessionGatherQueue: so it
+// is bounded by them. Before, the repeated SUBSCRIBE was not counted: the
+// HTTP gateway's second event stream of a principal asking for one
+// subscription's retained events while its session's gathers were busy got
+// neither them nor their end, waited for them for good, and the next
+// stream's went to it (TestMeshRetainedMergedAsksEachAnswered). Before, its comment
 // said so but nothing did: a session that subscribed with get_retained
 // and unsubscribed in a loop while its gathers were busy (a slow peer
 // holds them up to gather_timeout) queued one request per pair, each
@@ -710,7 +716,8 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	t := &ss.retains
 	limit := len(ss.subs) + maxSessionGatherQueue
 	if t.busy >= maxSessionGathers {
-		if slices.Contains(t.q, ask) {
+		if i := slices.IndexFunc(t.q, ask.same); i >= 0 {
+			t.q[i].more += 1 + ask.more // each gets its delivery (deliverRetained)
 			return
 		}
 		if len(t.q) >= limit {

@@ -222,7 +222,18 @@ func (s *Shard) flushHeld(ss *Session) {
 // subscription followed while it was pending (resubscribed): a
 // subscriber already is owed the live events on their way, and may get
 // the retained event twice, or an older event of its publisher after it.
+// The SUBSCRIBEs merged into ask (ask.more, a subscriber's repeated ones:
+// no window) get the same events after it, each then its RetainedSent.
 func (s *Shard) deliverRetained(ss *Session, ask retainedAsk, pubs []*publication) {
+	s.deliverRetainedOnce(ss, ask, pubs)
+	again := retainedAsk{sub: ask.sub, gen: ask.gen}
+	for i := 0; i < ask.more && ss.state == stEstablished; i++ {
+		s.deliverRetainedOnce(ss, again, pubs)
+	}
+}
+
+// deliverRetainedOnce is deliverRetained for one SUBSCRIBE.
+func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*publication) {
 	sub, w := ask.sub, ask.w
 	if rp, ok := ss.peer.(RetainedPeer); ok {
 		defer rp.RetainedSent(sub.id)

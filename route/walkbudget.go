@@ -214,11 +214,21 @@ func (s *Shard) retainedTurn(ss *Session, ask retainedAsk) {
 // to be delivered (its scan waiting its turn, or on a mesh its gather):
 // the subscription, the window the SUBSCRIBE opened on it (nil when the
 // session was a subscriber already, or past maxWins), and the session's
-// subscriber it is for (subRef.gen).
+// subscriber it is for (subRef.gen); on a mesh, more counts the further
+// SUBSCRIBEs merged into it while it waited for a gather (meshRetained),
+// each owed the retained events and their end as well.
 type retainedAsk struct {
-	sub *subscription
-	w   *retWin
-	gen uint64
+	sub  *subscription
+	w    *retWin
+	gen  uint64
+	more int
+}
+
+// same reports whether a is b's SUBSCRIBE again: the same subscription,
+// window and subscriber (a subscriber already opens no window, so that
+// its repeated get_retained SUBSCRIBEs are all alike).
+func (a retainedAsk) same(b retainedAsk) bool {
+	return a.sub == b.sub && a.w == b.w && a.gen == b.gen
 }
 
 // wantsRetained reports whether ss still waits for ask's retained events:
