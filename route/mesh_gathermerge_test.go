@@ -92,3 +92,57 @@ func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
 		t.Fatalf("the subscription's retained events and ends: %s; want %s (one each per SUBSCRIBE)", got, want)
 	}
 }
+
+// Past maxMergedAsks repetitions merged into one queued ask, a repeated
+// get_retained SUBSCRIBE is answered at once with this node's retained
+// events (none here: v1 is on the other node) and its end, so that an
+// answered gather never delivers more than maxMergedAsks+1 times in one
+// turn of the loop; every SUBSCRIBE still gets its end.
+func TestMeshRetainedMergedAsksBounded(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	pub := es[0].join(proto.JSON)
+	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
+	pub.expect(proto.CodePublished)
+	mm.sync()
+
+	e := es[1]
+	sh, x := e.r.Shard(0), e.execs[0]
+	tp := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 4096), sh: sh, exec: x, remote: "gateway"}
+	p := &retainedLogPeer{testPeer: tp}
+	sub := &tc{e: e, t: t, peer: tp, sh: sh, exec: x}
+	x.do(func() { sub.sess = sh.Open(p); tp.sess = sub.sess })
+	sub.hello("realm1", allFeatures, nil)
+	sub.id = sub.expect(proto.CodeWelcome).ID
+	id := sub.subscribe("com.state", nil)
+	p.mu.Lock()
+	p.watch = id
+	p.mu.Unlock()
+	mm.nodes[1].gatherHold.Store(true)
+	for i := range maxSessionGathers {
+		sub.subscribe(fmt.Sprintf("com.busy.%d", i), map[string]any{"get_retained": true})
+	}
+	const extra = 6
+	for range maxMergedAsks + 1 + extra {
+		sub.subscribe("com.state", map[string]any{"get_retained": true})
+	}
+	count := func(s string) int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		n := 0
+		for _, l := range p.log {
+			if l == s {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("end"); n != extra {
+		t.Fatalf("before the gather's answer: %d ends, want the %d SUBSCRIBEs past the merge bound answered at once", n, extra)
+	}
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	eventsOf(sub)
+	if n, v := count("end"), count("v1 retained=true"); n != maxMergedAsks+1+extra || v != maxMergedAsks+1 {
+		t.Fatalf("after it: %d ends and %d retained v1, want %d and %d", n, v, maxMergedAsks+1+extra, maxMergedAsks+1)
+	}
+}

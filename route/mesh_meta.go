@@ -712,12 +712,24 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaEr
 // holding its forgotten subscription and URI (2,000 pairs of 4 KiB
 // topics: 7.9 MB), and one that repeated a SUBSCRIBE queued a mesh-wide
 // gather per repetition.
+// maxMergedAsks bounds the SUBSCRIBEs merged into one queued get_retained
+// ask (retainedAsk.more): one answered gather delivers to each of them in
+// one turn of the loop.
+const maxMergedAsks = 64
+
 func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	t := &ss.retains
 	limit := len(ss.subs) + maxSessionGatherQueue
 	if t.busy >= maxSessionGathers {
 		if i := slices.IndexFunc(t.q, ask.same); i >= 0 {
-			t.q[i].more += 1 + ask.more // each gets its delivery (deliverRetained)
+			if t.q[i].more+1+ask.more <= maxMergedAsks {
+				t.q[i].more += 1 + ask.more // each gets its delivery (deliverRetained)
+				return
+			}
+			// Past maxMergedAsks the repetition gets this node's retained
+			// events at once, and its end: delivering thousands of merged
+			// asks at once when the gather answers would hold the loop.
+			s.sendRetained(ss, ask)
 			return
 		}
 		if len(t.q) >= limit {
