@@ -54,6 +54,10 @@ type config struct {
 	// flags names the command-line flag that set a key (by its path, as
 	// pathKey writes it), so that an error in its value names the flag.
 	flags map[string]string
+	// cleartextSaid is what the running router said of credentials in
+	// clear text (cleartextWarnings), at start or at the last reload that
+	// changed it.
+	cleartextSaid []string
 }
 
 // setByFlag records that flag set the key at path.

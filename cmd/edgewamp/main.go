@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -205,6 +206,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.Mesh.cleartextWarning(); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.cleartextWarnings(true) {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
@@ -338,6 +342,13 @@ func (s *signals) stopped(log *slog.Logger) bool {
 // STATUS= (watchdog.go).
 func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, log *slog.Logger) error {
 	started := *cfg // as loaded, for what a reload changes (sizeProcs sets Loops)
+	// Credentials in clear text on the WAMP listeners and the gateway's
+	// port (cleartext.go): said at start, and again by a reload that
+	// changes what is said.
+	started.cleartextSaid = cfg.cleartextWarnings(true)
+	for _, w := range started.cleartextSaid {
+		log.Warn(w)
+	}
 	sizeProcs(cfg, log)
 	log.Info("go runtime", append(applyRuntime(cfg.Runtime, cfg.Mesh.enabled()).logAttrs(), "steady_sysmon", steadySysmonState())...)
 	oa, err := cfg.newOAuth(log)
@@ -656,6 +667,17 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 	attrs := append([]any{"realms", names}, routes...)
 	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, routes, callees and webhooks, runtime and TLS certificates apply now; "+restartOnlyNote+" changes need a restart")
 	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
+	// The realms and the gateway's API keys apply now, the listeners, the
+	// gateway's address, TLS and bearer at a restart.
+	eff := *cfg
+	eff.Listeners = running.Listeners
+	eff.Gateway.Listen, eff.Gateway.TLS, eff.Gateway.Bearer = running.Gateway.Listen, running.Gateway.TLS, running.Gateway.Bearer
+	if said := eff.cleartextWarnings(oa != nil); !slices.Equal(said, running.cleartextSaid) {
+		for _, w := range said {
+			log.Warn("SIGHUP: " + w)
+		}
+		running.cleartextSaid = said
+	}
 	warnMovedCerts(cfg, certs, log)
 	return nil
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Credentials that cross a port without TLS. A WAMP ticket (a user's
+// password, an OAuth2 access token) is sent as it is in AUTHENTICATE, and
+// the gateway's bearer tokens, API keys and the OAuth2 token endpoint's
+// passwords and client secrets are sent as they are in each request:
+// without TLS, anyone on the path reads them and logs in with them.
+// WAMP-CRA and cryptosign send no secret, nor do the gateway's signed
+// requests. Not refused (a TLS-terminating reverse proxy on the same host
+// forwarding to a listener bound to loopback is a sound setup, and so may
+// a private network be): run and check-config say it, one line per port,
+// and a reload that changes what is said says it again.
+
+// ticketRealms names the realms that take tickets: "ticket" among their
+// authmethods, or, without authmethods, a user with a password or an
+// oauth: block (realmConfig.build's default).
+func (c *config) ticketRealms() []string {
+	var names []string
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		ticket := false
+		if len(r.AuthMethods) > 0 {
+			for _, m := range r.AuthMethods {
+				ticket = ticket || m == "ticket"
+			}
+		} else {
+			ticket = r.OAuth != nil
+			for _, u := range r.Users {
+				ticket = ticket || u.password() != ""
+			}
+		}
+		if ticket {
+			names = append(names, strconv.Quote(r.Name))
+		}
+	}
+	return names
+}
+
+// exposedListenAddr reports whether a listen address is reachable from
+// other hosts: its host is not loopback (an empty one, 0.0.0.0 and ::
+// are every interface).
+func exposedListenAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err != nil || !loopbackHost(host)
+}
+
+// cleartextWarnings says, one line per port, where credentials would
+// cross the network in clear text: each WAMP listener without tls on an
+// address that is not loopback when a realm takes tickets, and the
+// gateway's port without gateway.tls on such an address when it takes
+// bearer tokens (gateway.bearer, or the OAuth2 server's, whose token
+// endpoint it serves: oauthServed) or API keys. nil when nowhere.
+func (c *config) cleartextWarnings(oauthServed bool) []string {
+	const fix = ", or bind it to 127.0.0.1 behind a reverse proxy that terminates TLS (a sound setup: the credentials then cross the network encrypted), or keep it on a network you trust"
+	var out []string
+	if realms := c.ticketRealms(); len(realms) > 0 {
+		what := "realm " + realms[0] + " takes"
+		if len(realms) > 1 {
+			what = "realms " + strings.Join(realms, ", ") + " take"
+		}
+		for i, l := range c.Listeners {
+			if l.TLS != nil || !exposedListenAddr(l.Address) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("listeners[%d] %s: without TLS, %s WAMP tickets (passwords, OAuth2 access tokens) that cross the network in clear text: anyone on the path can read them and log in; set listeners[%d].tls (cert, key)%s",
+				i, l.Address, what, i, fix))
+		}
+	}
+	g := &c.Gateway
+	if c.gatewayOff() || g.TLS != nil || !exposedListenAddr(g.Listen) {
+		return out
+	}
+	var creds []string
+	if oauthServed && c.oauthEnabled() {
+		creds = append(creds, "OAuth2 passwords, client secrets and tokens (/oauth/token, bearer tokens)")
+	}
+	if g.Bearer != nil {
+		creds = append(creds, "bearer tokens (gateway.bearer)")
+	}
+	if len(g.APIKeys) > 0 {
+		creds = append(creds, "API keys (gateway.api_keys)")
+	}
+	if len(creds) > 0 {
+		out = append(out, fmt.Sprintf("gateway.listen %s: without gateway.tls, %s cross the network in clear text: anyone on the path can read them and use them; set gateway.tls (cert, key)%s",
+			g.Listen, strings.Join(creds, ", "), fix))
+	}
+	return out
+}
