@@ -48,8 +48,17 @@ func (c *config) ticketRealms() []string {
 // are every interface).
 func exposedListenAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
+	if err == nil && testHookExposed != nil && testHookExposed(host) {
+		return true
+	}
 	return err != nil || !loopbackHost(host)
 }
+
+// testHookExposed is nil in production builds. Builds with the
+// edgewamp_testhooks tag (tests only, testhooks.go) set it to take one
+// loopback host as reachable from other hosts, so that a test sees the
+// warnings of a router it runs without listening beyond loopback.
+var testHookExposed func(host string) bool
 
 // cleartextWarnings says, one line per port, where credentials would
 // cross the network in clear text: each WAMP listener without tls on an

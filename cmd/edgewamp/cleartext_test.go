@@ -107,11 +107,14 @@ func TestCleartextCredentialsWarning(t *testing.T) {
 // interface, port 0, for the second the router runs.
 func TestCleartextCredentialsWarningRunAndReload(t *testing.T) {
 	pw := mustHash(t, "alice-pw")
-	anon := "listeners: [{address: \"0.0.0.0:0\"}]\nrealms: [{name: realm1}]\n"
-	withTicket := "listeners: [{address: \"0.0.0.0:0\"}]\nrealms:\n  - name: realm1\n    anonymous: true\n    users: [{authid: alice, role: r, password: \"" + pw + "\"}]\n"
-	const warn = `listeners[0] 0.0.0.0:0: without TLS, realm \"realm1\" takes WAMP tickets`
+	// 127.0.0.3 stands for an address other hosts reach: the test-hook
+	// binary takes it so (testhooks.go), and the test listens on
+	// loopback only.
+	anon := "listeners: [{address: \"127.0.0.3:0\"}]\nrealms: [{name: realm1}]\n"
+	withTicket := "listeners: [{address: \"127.0.0.3:0\"}]\nrealms:\n  - name: realm1\n    anonymous: true\n    users: [{authid: alice, role: r, password: \"" + pw + "\"}]\n"
+	const warn = `listeners[0] 127.0.0.3:0: without TLS, realm \"realm1\" takes WAMP tickets`
 	p := writeFile(t, "c.yaml", withTicket)
-	r := launch(t, exec.Command(binPath, "run", "-config", p))
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
 	r.waitLog("edgewamp started", 1)
 	if !strings.Contains(r.logs(), `level=WARN msg="`+warn) {
 		t.Fatalf("run did not warn at start:\n%s", r.logs())
