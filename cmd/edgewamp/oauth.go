@@ -182,6 +182,11 @@ func (c *config) validateOAuth(errs *[]error) {
 			if h, err := route.ParsePassword(cl.secret()); err == nil && h.Iterations > maxIterations {
 				c.errAt(errs, fmt.Sprintf("oauth client %q: secret: %d PBKDF2 iterations; at most %d (make a hash with `edgewamp oauth secret`)", cl.ID, h.Iterations, maxIterations), append(at, "secret")...)
 			}
+			for _, ro := range cl.Roles {
+				if !wampText(ro) {
+					c.errAt(errs, fmt.Sprintf("oauth client %q: role %q %s", cl.ID, ro, notWAMPText), append(at, "roles")...)
+				}
+			}
 			if r.Security {
 				for _, ro := range cl.Roles {
 					if !roles[ro] {

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"unicode/utf8"
 
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -37,6 +38,8 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 	for j, ro := range r.Roles {
 		if ro.Name == "" {
 			c.errAt(errs, fmt.Sprintf("realms[%d].roles[%d] needs a name", i, j), "realms", i, "roles", j)
+		} else if !wampText(ro.Name) {
+			c.errAt(errs, fmt.Sprintf("realms[%d].roles[%d]: role name %q %s", i, j, ro.Name, notWAMPText), "realms", i, "roles", j, "name")
 		}
 		if roles[ro.Name] {
 			c.errAt(errs, fmt.Sprintf("role %q is defined twice in realm %q", ro.Name, r.Name), "realms", i, "roles", j, "name")
@@ -73,6 +76,9 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 			c.errAt(errs, fmt.Sprintf("user %q is defined twice in realm %q", u.AuthID, r.Name), append(at, "authid")...)
 		}
 		ids[u.AuthID] = true
+		if !wampText(u.AuthID) {
+			c.errAt(errs, fmt.Sprintf("realms[%d].users[%d]: authid %q %s", i, j, u.AuthID, notWAMPText), append(at, "authid")...)
+		}
 		urs := u.roleList()
 		if len(urs) == 0 {
 			c.errAt(errs, fmt.Sprintf("user %q needs a role (role: or roles:)", u.AuthID), at...)
@@ -85,6 +91,9 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 		for _, ro := range urs {
 			if len(ro) > route.MaxAuthIDLen {
 				c.errAt(errs, fmt.Sprintf("user %q: a role name is longer than %d bytes, more than HELLO may carry", u.AuthID, route.MaxAuthIDLen), at...)
+			}
+			if !wampText(ro) {
+				c.errAt(errs, fmt.Sprintf("user %q: role %q %s", u.AuthID, ro, notWAMPText), at...)
 			}
 		}
 		if r.Security {
@@ -120,10 +129,26 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 			c.errAt(errs, fmt.Sprintf("user %q has no credential (password, secret or cryptosign_keys)", u.AuthID), at...)
 		}
 	}
+	if !wampText(r.AnonymousRole) {
+		c.errAt(errs, fmt.Sprintf("realms[%d].anonymous_role %q %s", i, r.AnonymousRole, notWAMPText), "realms", i, "anonymous_role")
+	}
 	if r.Security && r.anonymous() && !roles[r.anonymousRole()] {
 		c.errAt(errs, fmt.Sprintf("realm %q allows anonymous sessions with role %q, which it does not define (security is on: they could do nothing)", r.Name, r.anonymousRole()), "realms", i)
 	}
 }
+
+// wampText reports whether s, an authid or role, is a string the router
+// can give every peer: UTF-8 and not starting with NUL (WAMP's JSON reads
+// a string starting with NUL as binary, so proto cannot write it to a
+// JSON peer). A principal named otherwise could not log in over WAMP
+// (proto refuses a HELLO's text option starting with NUL), but the OAuth2
+// server would issue it tokens, and with them every disclosure, meta
+// event and wamp.session.get naming it would fail for JSON peers.
+func wampText(s string) bool {
+	return utf8.ValidString(s) && (s == "" || s[0] != 0)
+}
+
+const notWAMPText = "starts with NUL or is not UTF-8: WAMP's JSON reads a string starting with NUL as binary, so the router could not give it to JSON peers"
 
 func parseMatch(s string) (proto.Match, bool) {
 	switch s {

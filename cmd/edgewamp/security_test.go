@@ -587,3 +587,42 @@ realms:
 		t.Fatalf("%d of %d HELLOs with a %d KiB authid were challenged; refusal: %v, want ABORT %s", challenged, logins, len(authid)>>10, refused, proto.URIProtocolViolation)
 	}
 }
+
+// TestAuthIDsAndRolesNotWAMPTextRefused: an authid or role starting with
+// NUL (YAML "\0") names a principal the router cannot give JSON peers
+// (WAMP's JSON reads a string starting with NUL as binary). check-config
+// said ok, and the OAuth2 server issued such a user a token (password
+// grant, sub "\u0000bob") and a client with such a role its
+// client_credentials tokens, which the gateway then took: a disclosing
+// JSON callee's calls failed "cannot be converted". check-config and run
+// refuse each such key, naming it.
+func TestAuthIDsAndRolesNotWAMPTextRefused(t *testing.T) {
+	head := "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: r\n"
+	cases := []struct{ name, body, want string }{
+		{"user authid", head + "    users:\n      - {authid: \"\\0bob\", role: x, secret: s}\n", `line 5: realms[0].users[0]: authid "\x00bob" starts with NUL`},
+		{"user role", head + "    users:\n      - {authid: bob, roles: [x, \"\\0y\"], secret: s}\n", `line 5: user "bob": role "\x00y" starts with NUL`},
+		{"role name", head + "    security: true\n    anonymous: true\n    roles:\n      - name: anonymous\n      - name: \"\\0x\"\n", `line 8: realms[0].roles[1]: role name "\x00x" starts with NUL`},
+		{"anonymous role", head + "    anonymous_role: \"\\0anon\"\n", `line 4: realms[0].anonymous_role "\x00anon" starts with NUL`},
+		{"oauth client role", head + "    oauth:\n      clients:\n        - {id: backend, secret: \"" + mustHash(t, "backend-secret") + "\", roles: [\"\\0svc\"], grants: [client_credentials]}\n",
+			`line 6: oauth client "backend": role "\x00svc" starts with NUL`},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			path := writeFile(t, "c.yaml", k.body)
+			if _, e, code := runCLI("check-config", path); code != 1 || !strings.Contains(e, k.want) || !strings.Contains(e, "JSON peers") {
+				t.Fatalf("check-config: exit %d: %s\nwant 1 and %q", code, e, k.want)
+			}
+		})
+	}
+	// run validates as check-config does (and reload: the same validate).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "run", "-config", writeFile(t, "run.yaml", cases[0].body), "-listen", "127.0.0.1:0", "-gateway-listen", "off").CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), cases[0].want) {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	// Escaped elsewhere than at the start, NUL is text JSON can carry.
+	if _, e, code := runCLI("check-config", writeFile(t, "ok.yaml", head+"    users:\n      - {authid: \"b\\0b\", role: x, secret: s}\n")); code != 0 {
+		t.Fatalf("an authid with a NUL not at its start: exit %d: %s", code, e)
+	}
+}
