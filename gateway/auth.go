@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -296,6 +298,20 @@ func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {
 	if p.AuthID == "" || role == "" {
 		return nil, g.unauthorized("the bearer token names no principal and role", "no subject or role")
 	}
+	// The authid and authrole go to WAMP peers (disclosure, the meta
+	// API's on_join and wamp.session.get): a string JSON peers cannot be
+	// given (one starting with NUL reads as binary in WAMP's JSON, or
+	// invalid UTF-8) would be refused there at each use, far from its
+	// cause (a disclosing callee's call 400 "cannot be converted", no
+	// on_join event). A WAMP login cannot name one (proto refuses a
+	// HELLO's text option starting with NUL); a token naming one is
+	// refused here, whichever of its roles it is.
+	if !wampText(p.AuthID) {
+		return nil, g.unauthorized("the bearer token's subject (sub claim, the authid) starts with NUL or is not UTF-8: the router cannot give it to JSON peers", "the sub claim is not a WAMP string (starts with NUL or is not UTF-8)")
+	}
+	if !wampText(role) || slices.ContainsFunc(p.Roles, func(r string) bool { return !wampText(r) }) {
+		return nil, g.unauthorized("a role of the bearer token (authrole or roles claim) starts with NUL or is not UTF-8: the router cannot give it to JSON peers", "a role (authrole or roles claim) is not a WAMP string (starts with NUL or is not UTF-8)")
+	}
 	return &who{id: identity{realm: realm, authid: p.AuthID, authrole: role, method: "jwt"}, p: p, roles: p.Roles, scopes: p.Scopes}, nil
 }
 
@@ -500,4 +516,11 @@ func clientIP(r *http.Request) string {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return ip.String()
+}
+
+// wampText reports whether s is a string the router can write to every
+// peer: UTF-8, and not starting with NUL (which WAMP's JSON reads as a
+// binary string; proto's writer refuses it, ErrNotJSONable).
+func wampText(s string) bool {
+	return utf8.ValidString(s) && (s == "" || s[0] != 0)
 }
