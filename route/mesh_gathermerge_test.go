@@ -38,17 +38,12 @@ func (p *retainedLogPeer) RetainedSent(id uint64) {
 	p.mu.Unlock()
 }
 
-// A session subscribed to a topic, its 16 gathers busy (a node slow to
-// answer), SUBSCRIBEs get_retained to it twice: the two asks, for a
-// subscriber already (no window, the same subscriber), are identical, and
-// the queue kept one of them. Each SUBSCRIBE must still get the retained
-// event and its end (RetainedSent): the HTTP gateway, whose event streams
-// of one principal share a session and its subscription, hands a
-// SUBSCRIBE's retained events to the stream that asked, the first of those
-// waiting, until RetainedSent. Before, the second SUBSCRIBE got neither:
-// its stream waited at the head of the gateway's queue for good, and the
-// retained events of the next stream to ask went to it.
-func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
+// busyGathersMesh makes a two-node mesh where node 0 retains v1 on
+// com.state and a session of node 1's, logged by a retainedLogPeer, is
+// subscribed to it (a stream without retained=true) with its
+// maxSessionGathers gathers busy (node 1's held: releaseGathers).
+func busyGathersMesh(t *testing.T) (*memMesh, *tc, *retainedLogPeer, uint64) {
+	t.Helper()
 	mm, es := newMemMesh(t, 2, 1, nil)
 	pub := es[0].join(proto.JSON)
 	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
@@ -63,8 +58,7 @@ func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
 	x.do(func() { sub.sess = sh.Open(p); tp.sess = sub.sess })
 	sub.hello("realm1", allFeatures, nil)
 	sub.id = sub.expect(proto.CodeWelcome).ID
-
-	id := sub.subscribe("com.state", nil) // the subscriber (a stream without retained=true)
+	id := sub.subscribe("com.state", nil)
 	p.mu.Lock()
 	p.watch = id
 	p.mu.Unlock()
@@ -72,6 +66,21 @@ func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
 	for i := range maxSessionGathers {
 		sub.subscribe(fmt.Sprintf("com.busy.%d", i), map[string]any{"get_retained": true})
 	}
+	return mm, sub, p, id
+}
+
+// A session subscribed to a topic, its 16 gathers busy (a node slow to
+// answer), SUBSCRIBEs get_retained to it twice: the two asks, for a
+// subscriber already (no window, the same subscriber), are identical, and
+// the queue kept one of them. Each SUBSCRIBE must still get the retained
+// event and its end (RetainedSent): the HTTP gateway, whose event streams
+// of one principal share a session and its subscription, hands a
+// SUBSCRIBE's retained events to the stream that asked, the first of those
+// waiting, until RetainedSent. Before, the second SUBSCRIBE got neither:
+// its stream waited at the head of the gateway's queue for good, and the
+// retained events of the next stream to ask went to it.
+func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
+	mm, sub, p, id := busyGathersMesh(t)
 	for range 2 {
 		if got := sub.subscribe("com.state", map[string]any{"get_retained": true}); got != id {
 			t.Fatalf("SUBSCRIBE again: subscription %d, want %d", got, id)
@@ -99,28 +108,7 @@ func TestMeshRetainedMergedAsksEachAnswered(t *testing.T) {
 // answered gather never delivers more than maxMergedAsks+1 times in one
 // turn of the loop; every SUBSCRIBE still gets its end.
 func TestMeshRetainedMergedAsksBounded(t *testing.T) {
-	mm, es := newMemMesh(t, 2, 1, nil)
-	pub := es[0].join(proto.JSON)
-	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{"v1"}, nil)
-	pub.expect(proto.CodePublished)
-	mm.sync()
-
-	e := es[1]
-	sh, x := e.r.Shard(0), e.execs[0]
-	tp := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 4096), sh: sh, exec: x, remote: "gateway"}
-	p := &retainedLogPeer{testPeer: tp}
-	sub := &tc{e: e, t: t, peer: tp, sh: sh, exec: x}
-	x.do(func() { sub.sess = sh.Open(p); tp.sess = sub.sess })
-	sub.hello("realm1", allFeatures, nil)
-	sub.id = sub.expect(proto.CodeWelcome).ID
-	id := sub.subscribe("com.state", nil)
-	p.mu.Lock()
-	p.watch = id
-	p.mu.Unlock()
-	mm.nodes[1].gatherHold.Store(true)
-	for i := range maxSessionGathers {
-		sub.subscribe(fmt.Sprintf("com.busy.%d", i), map[string]any{"get_retained": true})
-	}
+	mm, sub, p, _ := busyGathersMesh(t)
 	const extra = 6
 	for range maxMergedAsks + 1 + extra {
 		sub.subscribe("com.state", map[string]any{"get_retained": true})
