@@ -144,6 +144,27 @@ func (s *stallConn) Write(p []byte) (int, error) {
 
 // tlsWorkers counts the goroutines running handshakes, in every engine of
 // the process.
+// poolWorkers returns the goroutines running p's handshakes (their
+// stacks, for a failure's message): tlsWorkers counts every pool's of the
+// process.
+func poolWorkers(p *tlsPool) []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			var out []string
+			mark := fmt.Sprintf("loop.(*tlsPool).work(%p", p)
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				if strings.Contains(g, mark) {
+					out = append(out, g)
+				}
+			}
+			return out
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 func tlsWorkers() int {
 	buf := make([]byte, 1<<20)
 	for {
