@@ -358,40 +358,9 @@ func TestTLSTrafficAllocs(t *testing.T) {
 	}
 	fzMu.Lock()
 	defer fzMu.Unlock()
-	e, el := connFixture()
-	h := &handler{e: e}
-	c := &fakeConn{t: t, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
-	h.OnOpen(fakeAccept(e, c))
-	defer c.gnetClose(io.EOF)
-	w := newFakeWire()
-	tc := tls.Client(w, fzCert.clientFor(0))
-	done := make(chan error, 1)
-	go func() { done <- tc.Handshake() }()
-	for deadline := time.Now().Add(ioTimeout); ; {
-		w.pump(t, h, c, el, true)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Millisecond):
-			if time.Now().After(deadline) {
-				t.Fatal("handshake")
-			}
-			continue
-		}
-		break
-	}
-	cn := c.ctx.(*conn)
-	eventually(t, ioTimeout, "the loop to own the connection", func() bool { w.pump(t, h, c, el, true); return cn.phase == phDetect })
-	hello := []byte(`[1,"realm1",{"roles":{"publisher":{}}}]`)
-	tc.Write(append(rsHandshake(proto.JSON, 15), rsFrame(0, hello)...))
-	w.pump(t, h, c, el, true)
-	r := &rsClient{t: t, c: &wireConn{tc}, br: bufio.NewReader(tc), ser: proto.JSON}
-	r.expectHandshake()
-	if m, err := r.readMsg(ioTimeout); err != nil || !bytes.HasPrefix(m, []byte("[2,")) {
-		t.Fatalf("no WELCOME: %q %v", m, err)
-	}
+	f := newFakeTLSJoined(t, t)
+	defer f.c.gnetClose(io.EOF)
+	h, c, el, w, tc := f.h, f.c, f.el, f.w, f.tc
 	frames := append(rsFrame(0, []byte(`[16,1,{},"com.allocs",[1]]`)), rsFrame(1, []byte("p"))...)
 	for range 50 { // warm the pools (crypto/tls's output buffers, the loop's)
 		tc.Write(frames)
@@ -404,6 +373,58 @@ func TestTLSTrafficAllocs(t *testing.T) {
 	if allocs != 1 {
 		t.Fatalf("%v allocations per TLS callback, want 1 (crypto/tls's atLeastReader)", allocs)
 	}
+}
+
+// fakeTLSJoined is a connection of connFixture's loop over a fakeWire,
+// its TLS handshake made and a session joined to realm1 as a publisher
+// over RawSocket JSON: the loop's TLS read path, driven by hand (w.pump).
+// The caller holds fzMu and closes c.
+type fakeTLSJoined struct {
+	h  *handler
+	c  *fakeConn
+	el *fakeLoop
+	w  *fakeWire
+	tc *tls.Conn
+}
+
+// newFakeTLSJoined makes a fakeTLSJoined; ct is the fake connection's
+// *testing.T (a benchmark passes one of its own).
+func newFakeTLSJoined(tb testing.TB, ct *testing.T) *fakeTLSJoined {
+	tb.Helper()
+	e, el := connFixture()
+	h := &handler{e: e}
+	c := &fakeConn{t: ct, h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
+	h.OnOpen(fakeAccept(e, c))
+	w := newFakeWire()
+	tc := tls.Client(w, fzCert.clientFor(0))
+	done := make(chan error, 1)
+	go func() { done <- tc.Handshake() }()
+	for deadline := time.Now().Add(ioTimeout); ; {
+		w.pump(tb, h, c, el, true)
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Fatal(err)
+			}
+		case <-time.After(time.Millisecond):
+			if time.Now().After(deadline) {
+				tb.Fatal("handshake")
+			}
+			continue
+		}
+		break
+	}
+	cn := c.ctx.(*conn)
+	eventually(tb, ioTimeout, "the loop to own the connection", func() bool { w.pump(tb, h, c, el, true); return cn.phase == phDetect })
+	hello := []byte(`[1,"realm1",{"roles":{"publisher":{}}}]`)
+	tc.Write(append(rsHandshake(proto.JSON, 15), rsFrame(0, hello)...))
+	w.pump(tb, h, c, el, true)
+	r := &rsClient{t: tb, c: &wireConn{tc}, br: bufio.NewReader(tc), ser: proto.JSON}
+	r.expectHandshake()
+	if m, err := r.readMsg(ioTimeout); err != nil || !bytes.HasPrefix(m, []byte("[2,")) {
+		tb.Fatalf("no WELCOME: %q %v", m, err)
+	}
+	return &fakeTLSJoined{h, c, el, w, tc}
 }
 
 // wireConn adapts a tls.Conn for rsClient (deadlines are not needed).

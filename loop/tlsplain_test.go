@@ -1,16 +1,10 @@
 package loop
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"testing"
-	"time"
-
-	"github.com/edgewamp/edgewamp/proto"
 )
 
 // A partial frame left at the end of a read callback does not keep the
@@ -110,40 +104,9 @@ func BenchmarkTLSTrafficStream(b *testing.B) {
 		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
 			fzMu.Lock()
 			defer fzMu.Unlock()
-			e, el := connFixture()
-			h := &handler{e: e}
-			c := &fakeConn{t: new(testing.T), h: h, el: el, in: newInBuf(1 << 20), local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 12}}
-			h.OnOpen(fakeAccept(e, c))
-			defer c.gnetClose(io.EOF)
-			w := newFakeWire()
-			tc := tls.Client(w, fzCert.clientFor(0))
-			done := make(chan error, 1)
-			go func() { done <- tc.Handshake() }()
-			for deadline := time.Now().Add(ioTimeout); ; {
-				w.pump(b, h, c, el, true)
-				select {
-				case err := <-done:
-					if err != nil {
-						b.Fatal(err)
-					}
-				case <-time.After(time.Millisecond):
-					if time.Now().After(deadline) {
-						b.Fatal("handshake")
-					}
-					continue
-				}
-				break
-			}
-			cn := c.ctx.(*conn)
-			eventually(b, ioTimeout, "the loop to own the connection", func() bool { w.pump(b, h, c, el, true); return cn.phase == phDetect })
-			hello := []byte(`[1,"realm1",{"roles":{"publisher":{}}}]`)
-			tc.Write(append(rsHandshake(proto.JSON, 15), rsFrame(0, hello)...))
-			w.pump(b, h, c, el, true)
-			r := &rsClient{t: b, c: &wireConn{tc}, br: bufio.NewReader(tc), ser: proto.JSON}
-			r.expectHandshake()
-			if m, err := r.readMsg(ioTimeout); err != nil || !bytes.HasPrefix(m, []byte("[2,")) {
-				b.Fatalf("no WELCOME: %q %v", m, err)
-			}
+			f := newFakeTLSJoined(b, new(testing.T))
+			defer f.c.gnetClose(io.EOF)
+			h, c, el, w, tc := f.h, f.c, f.el, f.w, f.tc
 			pad := bytes.Repeat([]byte("x"), size-40)
 			frame := rsFrame(0, fmt.Appendf(nil, `[16,1,{},"com.stream",["%s"]]`, pad))
 			var stream []byte
