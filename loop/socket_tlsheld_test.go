@@ -15,12 +15,12 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// tls13Session dials a TLS 1.3 session (AES-128-GCM) and returns the raw
+// tls13Session dials a TLS 1.3 session (AES-128-GCM; rcvbuf as dialTCP) and returns the raw
 // socket, the client's tls.Conn (for reading what the router sends) and a
 // writer of the client's records.
-func tls13Session(t *testing.T, cert *testCert, addr string) (net.Conn, *tls.Conn, *tls13Writer) {
+func tls13Session(t *testing.T, cert *testCert, addr string, rcvbuf int) (net.Conn, *tls.Conn, *tls13Writer) {
 	t.Helper()
-	raw := dialTCP(t, addr, 0)
+	raw := dialTCP(t, addr, rcvbuf)
 	var kl keyLog
 	cc := cert.clientFor(tls.VersionTLS13)
 	cc.KeyLogWriter = &kl
@@ -62,7 +62,7 @@ func TestTLSPostHandshakeMessageCounted(t *testing.T) {
 		rc.HelloTimeout = time.Hour
 	})
 	session := func() (net.Conn, *tls.Conn, *tls13Writer) {
-		raw, tc, w := tls13Session(t, cert, s.url)
+		raw, tc, w := tls13Session(t, cert, s.url, 0)
 		if _, err := raw.Write(w.seal(23, rsHandshake(proto.JSON, 15))); err != nil {
 			t.Fatal(err)
 		}

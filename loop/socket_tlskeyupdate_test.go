@@ -6,11 +6,8 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/binary"
-	"encoding/hex"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,26 +84,7 @@ func TestSocketTLSKeyUpdateFloodBounded(t *testing.T) {
 		o.HighWater, o.HardLimit = 16<<10, 64<<10
 		rc.HelloTimeout = time.Hour
 	})
-	raw := dialTCP(t, s.url, 4096)
-	var kl keyLog
-	cc := cert.clientFor(tls.VersionTLS13)
-	cc.KeyLogWriter = &kl
-	tc := tls.Client(raw, cc)
-	tc.SetDeadline(time.Now().Add(ioTimeout))
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if cs := tc.ConnectionState().CipherSuite; cs != tls.TLS_AES_128_GCM_SHA256 {
-		t.Skipf("suite %x", cs)
-	}
-	var secret []byte
-	for _, line := range strings.Split(kl.String(), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "CLIENT_TRAFFIC_SECRET_0" {
-			secret, _ = hex.DecodeString(f[2])
-		}
-	}
-	w := &tls13Writer{}
-	w.setSecret(secret)
+	raw, _, w := tls13Session(t, cert, s.url, 4096)
 	raw.SetDeadline(time.Time{})
 	shrinkRouterSendBuffer(t, raw, 4096)
 	// A RawSocket session, then a large frame whose payload is trickled:
