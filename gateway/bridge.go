@@ -502,7 +502,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		}
 	}()
 	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &c.writeSince)
-	c.rc.Store(sw.rc)
+	c.gate.Store(sw.gate)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": call\n\n")) != nil {
 		s.q.post(func() { s.cancelCall(c) })
@@ -789,7 +789,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		return
 	}
 	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &st.writeSince)
-	st.rc.Store(sw.rc)
+	st.gate.Store(sw.gate)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {
 		return

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,14 +22,14 @@ type call struct {
 	// result) the call is cut as a slow reader, as an event stream is.
 	progBytes atomic.Int64
 	progMax   int64 // static
-	// writeSince, writing, rc: when the handler's current write or flush
+	// writeSince, writing, gate: when the handler's current write or flush
 	// began (0 between them; sseWriter.since), the bytes of the event it
 	// is writing (counted in the SSE total until the write returns) and
-	// its ResponseController, for the SSE total's reaper (sseQueue); cut:
+	// its write gate, for the SSE total's reaper (sseQueue); cut:
 	// the reaper cut it.
 	writeSince atomic.Int64
 	writing    atomic.Int64
-	rc         atomic.Pointer[http.ResponseController]
+	gate       atomic.Pointer[writeGate]
 	cut        atomic.Bool
 	req        uint64 // owned by shard: the CALL's request id once sent
 	s          *sess  // the session, and the CALL, for run
@@ -281,8 +280,8 @@ func (c *call) cutForTotal() bool {
 			s.g.metrics.sseCut.Add(1)
 		}
 	})
-	if rc := c.rc.Load(); rc != nil {
-		rc.SetWriteDeadline(time.Now())
+	if wg := c.gate.Load(); wg != nil {
+		wg.end()
 	}
 	return true
 }

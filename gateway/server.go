@@ -372,24 +372,77 @@ func (g *Server) wrapWith(lbl *routeMetrics, name string, cors *corsPolicy, h ht
 // response's writes by Limits.WriteTimeout: each piece of writeChunk
 // bytes must go out within it, so that a client that does not read
 // cannot hold the handler and its answer (SSE writers set their own
-// deadlines, and clear them between frames).
+// deadlines, and clear them between frames, through the same gate).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wt     time.Duration
-	rc     *http.ResponseController
+	gate   *writeGate
 }
 
 const writeChunk = 64 << 10
 
 func (w *statusWriter) deadline() {
-	if w.wt <= 0 {
-		return
+	if w.wt > 0 {
+		w.writeGate().set(time.Now().Add(w.wt))
 	}
-	if w.rc == nil {
-		w.rc = http.NewResponseController(w.ResponseWriter)
+}
+
+// writeGate returns the gate of the response's write deadline, made on
+// first use.
+func (w *statusWriter) writeGate() *writeGate {
+	if w.gate == nil {
+		w.gate = &writeGate{rc: http.NewResponseController(w.ResponseWriter)}
 	}
-	w.rc.SetWriteDeadline(time.Now().Add(w.wt))
+	return w.gate
+}
+
+// writeGate sets a response's write deadline, and ends its writes for
+// good: once end has run, a deadline set after it (the next 64 KiB piece
+// of a large write, the next SSE frame, the clearing between frames)
+// leaves the passed one in place. Before, the SSE total's reaper set the
+// deadline of a stuck stream's write to now, and the next piece's
+// deadline undid it when the write was still progressing (a client's
+// socket taking megabytes before it blocks): the write went on blocked
+// until Limits.WriteTimeout, its frame held past the total's bound.
+type writeGate struct {
+	mu    sync.Mutex
+	rc    *http.ResponseController
+	ended bool
+}
+
+// set sets the write deadline to t (zero: none), unless end ran.
+func (g *writeGate) set(t time.Time) {
+	g.mu.Lock()
+	if !g.ended {
+		g.rc.SetWriteDeadline(t)
+	}
+	g.mu.Unlock()
+}
+
+// end makes the response's writes fail from now on, a write in progress
+// included.
+func (g *writeGate) end() {
+	g.mu.Lock()
+	g.ended = true
+	g.rc.SetWriteDeadline(time.Now())
+	g.mu.Unlock()
+}
+
+// gateOf returns the write gate of w: its statusWriter's (found through
+// Unwrap, as http.ResponseController finds the connection), or a new one
+// for a writer without one.
+func gateOf(w http.ResponseWriter) *writeGate {
+	for u := w; ; {
+		if s, ok := u.(*statusWriter); ok {
+			return s.writeGate()
+		}
+		uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return &writeGate{rc: http.NewResponseController(w)}
+		}
+		u = uw.Unwrap()
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -484,8 +484,8 @@ func (st *stream) cutForTotal() bool {
 	st.mu.Unlock()
 	// Its handler may be blocked in a write to a client that takes
 	// nothing: end that write now, so that the frame goes too.
-	if rc := st.rc.Load(); rc != nil {
-		rc.SetWriteDeadline(time.Now())
+	if wg := st.gate.Load(); wg != nil {
+		wg.end()
 	}
 	return first
 }
@@ -516,10 +516,10 @@ type stream struct {
 	// (UnixNano), 0 between them; the reaper cuts the streams blocked
 	// longest first.
 	writeSince atomic.Int64
-	writing    atomic.Int64                            // bytes of the frame the handler is writing, 0 between writes
-	rc         atomic.Pointer[http.ResponseController] // the handler's, once it writes
-	mu         sync.Mutex                              // orders push with close
-	closed     bool                                    // guarded by mu: no more frames (close)
+	writing    atomic.Int64              // bytes of the frame the handler is writing, 0 between writes
+	gate       atomic.Pointer[writeGate] // the handler's, once it writes
+	mu         sync.Mutex                // orders push with close
+	closed     bool                      // guarded by mu: no more frames (close)
 }
 
 func newStream(g *Server, lastID uint64) *stream {
@@ -631,12 +631,11 @@ func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
 // flushes once: a stream that fell behind catches up with one write per
 // batch instead of one per event.
 func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
-	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
+	sw.gate.set(time.Now().Add(sw.d))
 	for n := 0; ; n++ {
 		select {
 		case <-st.cut:
-			// Cut meanwhile (the SSE total's reaper may have ended a
-			// blocked write, which this deadline would undo).
+			// Cut meanwhile: nothing more is written to it.
 			st.queued.Add(-int64(len(f.sse)))
 			st.g.releaseFrame(f)
 			return errCutForTotal
@@ -667,9 +666,10 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 
 // sseWriter writes SSE frames with a deadline per write.
 type sseWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	gate *writeGate // the response's write deadline, which a cut ends for good
+	d    time.Duration
 	// since is its stream's or call's writeSince (sseQueue.held), set
 	// while a write or a flush is in progress (0 between them): a client
 	// that stopped reading blocks a flush as well as a write (an event
@@ -688,7 +688,7 @@ func newSSEWriter(w http.ResponseWriter, d time.Duration, since *atomic.Int64) *
 	// The request is read: no read deadline from here on (net/http would
 	// otherwise cancel the request's context when it passes).
 	rc.SetReadDeadline(time.Time{})
-	return &sseWriter{w: w, rc: rc, d: d, since: since}
+	return &sseWriter{w: w, rc: rc, gate: gateOf(w), d: d, since: since}
 }
 
 // write sends b and flushes it; an error means the client is gone or does
@@ -696,7 +696,7 @@ func newSSEWriter(w http.ResponseWriter, d time.Duration, since *atomic.Int64) *
 func (sw *sseWriter) write(b ...[]byte) error {
 	sw.since.Store(time.Now().UnixNano())
 	defer sw.since.Store(0)
-	sw.rc.SetWriteDeadline(time.Now().Add(sw.d))
+	sw.gate.set(time.Now().Add(sw.d))
 	for _, p := range b {
 		if _, err := sw.w.Write(p); err != nil {
 			return err
@@ -720,7 +720,7 @@ func (sw *sseWriter) send() error {
 	if err := sw.rc.Flush(); err != nil {
 		return err
 	}
-	sw.rc.SetWriteDeadline(time.Time{})
+	sw.gate.set(time.Time{})
 	return nil
 }
 
