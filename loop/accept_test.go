@@ -199,6 +199,38 @@ func TestStartAddressInUse(t *testing.T) {
 	}
 }
 
+// TestShutdownWithoutLoops: Shutdown of an engine whose loops never ran
+// (never started, or Start failed on a taken address) returns at once.
+// Before, it waited 10 s for loops that never ran (and said they did not
+// stop): an embedder that shut down after a failed Start paid 10 s.
+func TestShutdownWithoutLoops(t *testing.T) {
+	taken, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, start := range []bool{false, true} {
+		r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}, Shards: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(r, Options{Listeners: []Listener{{Addr: taken.Addr().String()}}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start && e.Start() == nil {
+			t.Fatal("Start succeeded on an address in use")
+		}
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err = e.Shutdown(ctx)
+		cancel()
+		if d := time.Since(t0); err != nil || d > 3*time.Second {
+			t.Fatalf("Shutdown of an engine whose loops never ran (Start called: %v): %v after %v", start, err, d.Round(time.Millisecond))
+		}
+	}
+}
+
 // Shutdown stops accepting first: a connect after it is refused by the
 // kernel, not accepted and closed.
 func TestShutdownClosesListeners(t *testing.T) {

@@ -36,6 +36,7 @@ type Engine struct {
 	stopErr  error         // why gnet.Rotate returned; read after stopped is closed
 	booted   chan error
 	stopped  chan struct{}
+	launched atomic.Bool // Start launched gnet's loops (stopped closes when they end)
 	shutOnce sync.Once
 	shutDone chan struct{} // closed when the first Shutdown returns
 	draining atomic.Bool
@@ -162,6 +163,7 @@ func (e *Engine) Start() error {
 		return err
 	}
 	h := &handler{e: e}
+	e.launched.Store(true)
 	go func() {
 		defer close(e.stopped)
 		defer e.closeRings()     // after the loops: no flush runs any more
@@ -250,6 +252,15 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	err := e.stopAccepting(ctx)
 	if rerr := e.router.Shutdown(ctx); rerr != nil && err == nil {
 		err = rerr
+	}
+	if !e.launched.Load() {
+		// Never started (or Start failed before the loops): no loop to
+		// stop. Before, Shutdown waited 10 s for loops that never ran.
+		e.tlsPool.stop()
+		if werr := e.tlsPool.wait(ctx); werr != nil && err == nil {
+			err = werr
+		}
+		return err
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
