@@ -90,6 +90,10 @@ type Stats struct {
 	RetainRefused map[string]uint64
 	// RetainedRevoked → edgewamp_retained_revoked_total.
 	RetainedRevoked Counter
+	// TestamentsRefused → edgewamp_testaments_refused_total; TestamentBytes
+	// → edgewamp_testament_bytes.
+	TestamentsRefused Counter
+	TestamentBytes    Gauge
 	// EventsSuperseded → edgewamp_events_superseded_total.
 	EventsSuperseded Counter
 	// TLSConnections: TLS connections open (handshakes included);
@@ -593,6 +597,12 @@ func collectStats(e *expo, st *Stats) {
 		constMetric(e, "edgewamp_events_superseded_total", "Events not delivered to a get_retained subscriber because the retained copy it received was the same event or a newer one from the same publisher.", C, float64(st.EventsSuperseded.V))
 	}
 	byLabel(e, "edgewamp_retain_refused_total", "Events delivered but not retained, by reason: the realm's retention budget (realm_full) or the publisher's share of it (publisher_share) used up.", "reason", C, st.RetainRefused)
+	if st.TestamentsRefused.OK {
+		constMetric(e, "edgewamp_testaments_refused_total", "wamp.session.add_testament calls refused: the testaments' bytes would pass limits.testament_bytes, or the client address's or authid's quarter of it.", C, float64(st.TestamentsRefused.V))
+	}
+	if st.TestamentBytes.OK {
+		constMetric(e, "edgewamp_testament_bytes", "Bytes the sessions' testaments hold (topics, payloads, black/white lists, and 96 bytes each), what limits.testament_bytes bounds.", G, st.TestamentBytes.V)
+	}
 	if st.InboundHeld.OK {
 		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)
 	}

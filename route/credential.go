@@ -155,6 +155,6 @@ func (s *Shard) revokeCredentials(ids []string, message string, recheck bool) {
 // wamp.close.killed. Its testaments are dropped: published, they would
 // act once more as the identity just taken away. Shard goroutine.
 func (s *Shard) revoke(ss *Session, message string) {
-	ss.testaments = nil
+	s.dropTestaments(ss, -1)
 	s.Goodbye(ss, proto.CloseKilled, message)
 }

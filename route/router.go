@@ -106,6 +106,15 @@ type Config struct {
 	// negative: no bound but the realm's.
 	MaxRetainedPerPublisher      int
 	MaxRetainedBytesPerPublisher int64
+	// MaxTestamentBytes bounds the bytes all sessions' testaments hold
+	// on the router (a testament's topic, payload and black/white lists,
+	// and 96 bytes), and one owner's (retainOwner: an anonymous session's
+	// client address, an authenticated session's authid) at most a
+	// quarter of it. Past either, wamp.session.add_testament gets ERROR
+	// wamp.error.unavailable. Testaments live as long as their sessions:
+	// before, one address's 1,024 connections could hold 8 MiB each.
+	// Default 64 MiB.
+	MaxTestamentBytes int64
 	// MaxConverted bounds a message the router builds by converting a
 	// payload to the peer's serializer (proto.Encoder.MaxConverted):
 	// converting can multiply a payload's length several times (CBOR half
@@ -190,6 +199,8 @@ type Router struct {
 
 	auth    *workers
 	limiter *authLimiter
+	// testaments counts the bytes testaments hold (Config.MaxTestamentBytes).
+	testaments testamentBudget
 	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
 	// a reload keeps it.
 	decoyKey *[32]byte
@@ -274,6 +285,9 @@ func New(cfg Config) (*Router, error) {
 		cfg.MaxRetainedBytesPerPublisher = cfg.MaxRetainedBytes / 4
 	case cfg.MaxRetainedBytesPerPublisher < 0 || cfg.MaxRetainedBytesPerPublisher > cfg.MaxRetainedBytes:
 		cfg.MaxRetainedBytesPerPublisher = cfg.MaxRetainedBytes
+	}
+	if cfg.MaxTestamentBytes <= 0 {
+		cfg.MaxTestamentBytes = DefaultTestamentBytes
 	}
 	if cfg.MaxConverted <= 0 {
 		cfg.MaxConverted = 32 << 20

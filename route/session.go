@@ -94,9 +94,12 @@ type Session struct {
 	subs       map[uint64]subRef  // subscriptions it is a subscriber of
 	subGen     uint64             // SUBSCRIBEs that made it a subscriber (subRef.gen)
 	testaments *[2][]testament    // detached, destroyed
-	retainer   *retainer          // who its retained events were published as (asRetainer)
-	authz      *authzCache        // authorization decisions by action and URI
-	recheck    *recheck           // a reload's re-check of what it holds, until done (reload.go)
+	// testamentOwner: whose share of Config.MaxTestamentBytes the
+	// testaments count in, fixed at the first one (retainOwner).
+	testamentOwner string
+	retainer       *retainer   // who its retained events were published as (asRetainer)
+	authz          *authzCache // authorization decisions by action and URI
+	recheck        *recheck    // a reload's re-check of what it holds, until done (reload.go)
 
 	// clientAddr is the client address its message being handled comes
 	// from, for an in-process peer that carries many clients' requests

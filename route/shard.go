@@ -138,6 +138,8 @@ type ShardStats struct {
 	// Retained events not kept for their publisher's share of the realm's
 	// (retshare.go).
 	RetainRefusedPublisher atomic.Uint64
+	// wamp.session.add_testament calls refused for Config.MaxTestamentBytes.
+	TestamentsRefused atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

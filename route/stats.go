@@ -89,6 +89,11 @@ type Stats struct {
 	// its grant away, or its credential was revoked (here or, for a copy,
 	// on the publisher's node of a mesh).
 	RetainedRevoked uint64
+	// TestamentsRefused counts wamp.session.add_testament calls refused
+	// for Config.MaxTestamentBytes (the router's or the owner's quarter);
+	// TestamentBytes is what testaments hold now, as it counts them.
+	TestamentsRefused uint64
+	TestamentBytes    int64
 }
 
 // Stats returns the router's counters. It reads each shard's counters
@@ -117,6 +122,10 @@ func (r *Router) Stats() Stats {
 		st.RetainRefused += c.RetainRefused.Load()
 		st.RetainRefusedPublisher += c.RetainRefusedPublisher.Load()
 		st.RetainedRevoked += c.RetainedRevoked.Load()
+		st.TestamentsRefused += c.TestamentsRefused.Load()
 	}
+	r.testaments.mu.Lock()
+	st.TestamentBytes = r.testaments.total
+	r.testaments.mu.Unlock()
 	return st
 }

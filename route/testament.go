@@ -1,6 +1,8 @@
 package route
 
 import (
+	"sync"
+
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -31,6 +33,81 @@ const (
 
 // maxTestaments bounds the testaments one session may hold per scope.
 const maxTestaments = 64
+
+// DefaultTestamentBytes is Config.MaxTestamentBytes's default.
+const DefaultTestamentBytes = 64 << 20
+
+// testamentOverhead is what a testament is counted for besides its
+// topic, payload and lists.
+const testamentOverhead = 96
+
+// size is what t counts in Config.MaxTestamentBytes.
+func (t *testament) size() int64 {
+	return int64(len(t.topic)+len(t.args.B)+len(t.kwargs.B)+len(t.lists)) + testamentOverhead
+}
+
+// testamentBudget counts the bytes of every session's testaments on the
+// router, and each owner's: sessions of every shard add and drop them.
+type testamentBudget struct {
+	mu    sync.Mutex
+	total int64
+	by    map[string]int64 // owner → bytes; an owner goes with its last byte
+}
+
+// charge counts n more bytes of owner's ("" for none but the total),
+// unless that passes max or the owner's quarter of it.
+func (b *testamentBudget) charge(owner string, n, max int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.total+n > max || (owner != "" && b.by[owner]+n > max/4) {
+		return false
+	}
+	b.total += n
+	if owner != "" {
+		if b.by == nil {
+			b.by = map[string]int64{}
+		}
+		b.by[owner] += n
+	}
+	return true
+}
+
+// release undoes charge.
+func (b *testamentBudget) release(owner string, n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.total -= n
+	if owner != "" {
+		if b.by[owner] -= n; b.by[owner] <= 0 {
+			delete(b.by, owner)
+		}
+	}
+	b.mu.Unlock()
+}
+
+// dropTestaments lets ss's testaments of scope go (all for scope -1),
+// their bytes out of the router's count. Owned by shard.
+func (s *Shard) dropTestaments(ss *Session, scope int) {
+	if ss.testaments == nil {
+		return
+	}
+	var n int64
+	for sc := range ss.testaments {
+		if scope >= 0 && sc != scope {
+			continue
+		}
+		for i := range ss.testaments[sc] {
+			n += ss.testaments[sc][i].size()
+		}
+		ss.testaments[sc] = nil
+	}
+	if scope < 0 {
+		ss.testaments = nil
+	}
+	s.r.testaments.release(ss.testamentOwner, n)
+}
 
 func testamentScope(kwargs map[string]any) (int, *metaErr) {
 	switch kwargs["scope"] {
@@ -100,9 +177,14 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 	}
 	if ss.testaments == nil {
 		ss.testaments = &[2][]testament{}
+		ss.testamentOwner = ss.retainOwner()
 	}
 	if len(ss.testaments[scope]) >= maxTestaments {
 		return nil, badArg("too many testaments for this session")
+	}
+	if !s.r.testaments.charge(ss.testamentOwner, t.size(), s.r.cfg.MaxTestamentBytes) {
+		s.stats.TestamentsRefused.Add(1)
+		return nil, &metaErr{proto.URIUnavailable, "the router holds as many testaments' bytes as it takes (limits.testament_bytes, a quarter of it per client address or authid)"}
 	}
 	ss.testaments[scope] = append(ss.testaments[scope], t)
 	return nil, nil
@@ -122,9 +204,7 @@ func metaFlushTestaments(s *Shard, ss *Session, _ []any, kwargs map[string]any) 
 	if err != nil {
 		return nil, err
 	}
-	if ss.testaments != nil {
-		ss.testaments[scope] = nil
-	}
+	s.dropTestaments(ss, scope)
 	return nil, nil
 }
 
@@ -185,5 +265,5 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 		}
 	}
-	ss.testaments = nil
+	s.dropTestaments(ss, -1)
 }

@@ -136,6 +136,9 @@ type limitsConfig struct {
 	RetainedEventsPerPublisher int  `yaml:"retained_events_per_publisher"`
 	RetainedBytesPerPublisher  size `yaml:"retained_bytes_per_publisher"`
 
+	// All sessions' testaments (route.Config.MaxTestamentBytes); 0: 64 MiB.
+	TestamentBytes size `yaml:"testament_bytes"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -704,6 +707,12 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.retained_bytes_per_publisher %s is above limits.retained_bytes, %s (equal turns the share off)",
 			formatSize(int64(c.Limits.RetainedBytesPerPublisher)), formatSize(int64(rb))), "limits", "retained_bytes_per_publisher")
 	}
+	// A client's quarter must hold one testament of the largest meta
+	// call's arguments.
+	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
+		c.errAt(&errs, fmt.Sprintf("limits.testament_bytes %s is below %s (a client address's or authid's quarter must hold a testament of 64 KiB)",
+			formatSize(int64(tb)), formatSize(minTestamentBytes)), "limits", "testament_bytes")
+	}
 	// 0 is the default: compare the marks the event loops will use (the
 	// check skipped a mark of 0, so a high_water above hard_limit's
 	// default passed here and was refused at start).
@@ -780,6 +789,9 @@ const (
 // defaultRetainedBytes is route's default of MaxRetainedBytes, which a 0
 // in limits.retained_bytes stands for.
 const defaultRetainedBytes = 64 << 20
+
+// minTestamentBytes is the least limits.testament_bytes.
+const minTestamentBytes = 1 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
@@ -953,6 +965,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 
 		MaxRetainedPerPublisher:      c.Limits.RetainedEventsPerPublisher,
 		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
+		MaxTestamentBytes:            int64(c.Limits.TestamentBytes),
 	}
 	return rc, nil
 }

@@ -54,6 +54,8 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
 	st.RetainRefused = map[string]uint64{"realm_full": rt.RetainRefused, "publisher_share": rt.RetainRefusedPublisher}
 	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
+	st.TestamentsRefused = gateway.Counter{V: rt.TestamentsRefused, OK: true}
+	st.TestamentBytes = gateway.Gauge{V: float64(rt.TestamentBytes), OK: true}
 	st.EventsSuperseded = gateway.Counter{V: rt.EventsSuperseded, OK: true}
 	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
 	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)
