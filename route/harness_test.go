@@ -64,7 +64,11 @@ func (e *goExec) do(f func()) {
 	}
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
+		// A deadlock detector: a loop with a large backlog to work
+		// through under -race, on a machine busy with a CI run's other
+		// packages, took more than the 5 s this was
+		// (TestMeshCallsForStalledShardBounded).
 		panic("executor stuck")
 	}
 }
