@@ -386,7 +386,7 @@ func TestLaneSlowReader(t *testing.T) {
 		return &client.Result{Args: []any{inv.Args[0], big}}, nil
 	})
 	c := e.dialGateway(t, 90*time.Second) // 24 MiB under -race on a busy machine: 30 s was short once
-	const calls = 48 // 24 MiB of answers: more than the sockets hold
+	const calls = 48                      // 24 MiB of answers: more than the sockets hold
 	var all strings.Builder
 	for i := range calls {
 		body := fmt.Sprintf(`{"args":[%d]}`, i)

@@ -37,7 +37,10 @@ import (
 // event taking Timeout × (Retries+1) plus backoff to give up on.) A failed delivery
 // (network error, timeout, 408, 429, 5xx) is retried up to Webhook.Retries
 // times with exponential backoff and jitter, then dropped
-// (retries_exhausted); another 4xx is dropped at once (rejected). With
+// (retries_exhausted); another 4xx is dropped at once (rejected). A 429 or
+// 503 with Retry-After (seconds or an HTTP date) waits that long before
+// its retry when it is longer than the backoff, Webhook.MaxBackoff at
+// most (a target cannot park its queue for longer). With
 // Concurrency 1 (the default) events are delivered in order.
 
 type webhookRunner struct {
@@ -436,7 +439,7 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 		if attempt > 0 {
 			wr.m.retries.Add(1)
 		}
-		retry, ok := wr.attempt(f)
+		retry, after, ok := wr.attempt(f)
 		switch {
 		case ok:
 			wr.m.delivered.Add(1)
@@ -451,7 +454,14 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 			wr.g.log.Warn("gateway: webhook dropped an event after retries", "webhook", wr.name, "publication", f.pub, "attempts", attempt+1)
 			return true
 		}
-		t := time.NewTimer(backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)))
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		if after > wait {
+			// The target said when (Retry-After): before, the retry came
+			// after the backoff alone (200 ms at first), into the
+			// target's rate limit or maintenance window again.
+			wait = min(after, wr.cfg.MaxBackoff)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-wr.ctx.Done():
 			t.Stop()
@@ -463,13 +473,14 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 }
 
 // attempt makes one delivery; retry says whether a failure is worth
-// another attempt.
-func (wr *webhookRunner) attempt(f *eventFrame) (retry, ok bool) {
+// another attempt, after how long at least when the target said so
+// (Retry-After on a 429 or 503).
+func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration, ok bool) {
 	ctx, cancel := context.WithTimeout(wr.ctx, wr.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wr.cfg.URL, bytes.NewReader(f.json))
 	if err != nil {
-		return false, false
+		return false, 0, false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Edgewamp-Delivery", strconv.FormatUint(f.pub, 10))
@@ -491,17 +502,34 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry, ok bool) {
 	}
 	resp, err := wr.g.opts.HTTPClient.Do(req)
 	if err != nil {
-		return true, false
+		return true, 0, false
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
-		return false, true
-	case s == 408 || s == 429 || s >= 500:
-		return true, false
+		return false, 0, true
+	case s == 429 || s == 503:
+		return true, retryAfter(resp.Header.Get("Retry-After"), time.Now()), false
+	case s == 408 || s >= 500:
+		return true, 0, false
 	}
-	return false, false
+	return false, 0, false
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds, or an
+// HTTP date) as a duration from now; 0 when absent, past or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // redactedURL is u for a log line, with its password (if any) masked.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ type webhookTarget struct {
 	attempts  atomic.Int64
 	hanging   atomic.Int64
 	badSigned atomic.Int64
+	// retryAfter: the Retry-After header of a failed attempt ("" none);
+	// at: when each attempt arrived.
+	retryAfter atomic.Pointer[string]
+	mu         sync.Mutex
+	at         []time.Time
 }
 
 type webhookHit struct {
@@ -42,6 +48,9 @@ func newWebhookTarget(t *testing.T, secret string) *webhookTarget {
 	w := &webhookTarget{got: make(chan webhookHit, 1024)}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.attempts.Add(1)
+		w.mu.Lock()
+		w.at = append(w.at, time.Now())
+		w.mu.Unlock()
 		body, _ := io.ReadAll(r.Body) // then net/http notices the client leaving
 		if w.hang.Load() {
 			w.hanging.Add(1)
@@ -70,6 +79,9 @@ func newWebhookTarget(t *testing.T, secret string) *webhookTarget {
 			st := int(w.status.Load())
 			if st == 0 {
 				st = 503
+			}
+			if ra := w.retryAfter.Load(); ra != nil {
+				rw.Header().Set("Retry-After", *ra)
 			}
 			rw.WriteHeader(st)
 			return
@@ -140,6 +152,64 @@ func TestWebhook(t *testing.T) {
 
 // TestWebhookHangingTarget: a target that never answers costs a bounded
 // queue; the excess is dropped and counted, and the router keeps routing.
+// TestWebhookRetryAfter: a target that answers 429 or 503 with
+// Retry-After gets its retry no sooner than it asked (seconds or an HTTP
+// date), and no later than max_backoff. Before, the retry came after the
+// backoff alone (20 ms here), into the target's rate limit again.
+func TestWebhookRetryAfter(t *testing.T) {
+	laneFree(t)
+	tgt := newWebhookTarget(t, "")
+	e := newEnv(t, func(o *Options) {
+		o.Webhooks = []Webhook{{Name: "limited", Realm: "realm1", Topic: "com.limited", URL: tgt.srv.URL,
+			Backoff: 20 * time.Millisecond, MaxBackoff: 2 * time.Second, Retries: 3}}
+	})
+	pub := e.dial("realm1", proto.JSON)
+	waitFor(t, "the webhook's subscription", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		res, err := pub.Call(ctx, "wamp.subscription.match", []any{"com.limited"}, nil, nil)
+		return err == nil && len(res.Args) > 0 && res.Args[0] != nil
+	})
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		least      time.Duration // the gap between the two attempts
+	}{
+		{429, "1", 900 * time.Millisecond},
+		{503, "date", 1500 * time.Millisecond}, // 3 s from now, to the second
+		{429, "3600", 1900 * time.Millisecond}, // max_backoff, 2 s, at most
+	} {
+		if tc.retryAfter == "date" {
+			tc.retryAfter = time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat)
+		}
+		tgt.status.Store(int64(tc.status))
+		tgt.retryAfter.Store(&tc.retryAfter)
+		tgt.fail.Store(1)
+		tgt.mu.Lock()
+		tgt.at = nil
+		tgt.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := pub.Publish(ctx, "com.limited", []any{tc.retryAfter}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-tgt.got:
+		case <-ctx.Done():
+			t.Fatalf("%d Retry-After %q: not delivered", tc.status, tc.retryAfter)
+		}
+		cancel()
+		tgt.mu.Lock()
+		at := tgt.at
+		tgt.mu.Unlock()
+		if len(at) != 2 {
+			t.Fatalf("%d Retry-After %q: %d attempts, want 2", tc.status, tc.retryAfter, len(at))
+		}
+		if gap := at[1].Sub(at[0]); gap < tc.least || gap > 10*time.Second {
+			t.Fatalf("%d Retry-After %q: retried after %v, want at least %v (and max_backoff, 2 s, at most)", tc.status, tc.retryAfter, gap.Round(time.Millisecond), tc.least)
+		}
+	}
+}
+
 func TestWebhookHangingTarget(t *testing.T) {
 	tgt := newWebhookTarget(t, "")
 	tgt.hang.Store(true)
@@ -316,5 +386,19 @@ func TestWebhookDeliverOne(t *testing.T) {
 	_, err = e.gw.Prepare(Update{Realms: e.gw.opts.Realms, APIKeys: e.gw.opts.APIKeys, SigningKeys: e.gw.opts.SigningKeys, Routes: e.gw.opts.Routes, Webhooks: []Webhook{hook}})
 	if err == nil || !strings.Contains(err.Error(), "webhooks[0].deliver") {
 		t.Fatalf("deliver: twice: %v", err)
+	}
+}
+
+// retryAfter reads what RFC 9110 allows and nothing else.
+func TestRetryAfterParse(t *testing.T) {
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "0": 0, "7": 7 * time.Second, "-1": 0, "1.5": 0, "99999999999": 0, "soon": 0,
+		"Sun, 06 Dec 2026 00:00:30 GMT": 30 * time.Second,
+		"Sat, 05 Dec 2026 23:59:00 GMT": 0, // past
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
+		}
 	}
 }
