@@ -497,7 +497,15 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 // Unregister removes every registration of procedure made through
 // Register: from the current session (waiting for UNREGISTERED) and from
 // the sessions to come. It returns ErrNotRegistered when there is none.
+// When ctx has already ended nothing is done and ctx.Err() is returned,
+// as Session.Unregister does.
 func (c *Client) Unregister(ctx context.Context, procedure string) error {
+	// Checked before anything is taken off the list: the session's
+	// Unregister would refuse the ended context, and the registration,
+	// no longer the Client's, could not be removed any more.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	kept, undo := removeDurable(c.regs, func(r *durableReg) (bool, func(context.Context) error) {
 		if r.procedure != procedure {
@@ -522,8 +530,11 @@ func (c *Client) Unregister(ctx context.Context, procedure string) error {
 
 // Unsubscribe removes every subscription to topic made through Subscribe,
 // as Unregister does for registrations. It returns ErrNotSubscribed when
-// there is none.
+// there is none, and ctx.Err(), doing nothing, when ctx has already ended.
 func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil { // as in Unregister
+		return err
+	}
 	c.mu.Lock()
 	kept, undo := removeDurable(c.subs, func(d *durableSub) (bool, func(context.Context) error) {
 		if d.topic != topic {

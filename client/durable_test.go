@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// closeClient closes cl while the peer's connections are drained.
+func closeClient(cl *Client, p *peer) {
+	done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+	for done.pending(10 * time.Millisecond) {
+		drain(p)
+	}
+}
+
+// Client.Unregister and Client.Unsubscribe with a context already ended do
+// nothing and return its error, as the Session's do: before, they took the
+// registration and subscription off the Client's lists and then failed to
+// take them off the session (Session.Unregister refuses an ended
+// context), so the handlers went on being invoked, and the next
+// Unregister/Unsubscribe, with a good context, said ErrNotRegistered /
+// ErrNotSubscribed: nothing could take them off any more.
+func TestClientRemoveWithEndedContext(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{})
+	defer closeClient(cl, p)
+	ctx := context.Background()
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
+	m := c.expect(proto.CodeRegister)
+	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 10})
+	_, err := a.wait(t)
+	noErr(t, "Register", err)
+	a = goDo(func() (struct{}, error) { return struct{}{}, cl.Subscribe(ctx, "com.topic", func(*Event) {}, nil) })
+	m = c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 20})
+	_, err = a.wait(t)
+	noErr(t, "Subscribe", err)
+
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := cl.Unregister(ended, "com.proc"); err != context.Canceled {
+		t.Errorf("Unregister with an ended context: %v, want context.Canceled", err)
+	}
+	if err := cl.Unsubscribe(ended, "com.topic"); err != context.Canceled {
+		t.Errorf("Unsubscribe with an ended context: %v, want context.Canceled", err)
+	}
+	// Still registered and subscribed: a second try takes them off.
+	a = goDo(func() (struct{}, error) { return struct{}{}, cl.Unregister(ctx, "com.proc") })
+	if !a.pending(100 * time.Millisecond) {
+		_, err := a.wait(t)
+		t.Fatalf("Unregister after one with an ended context: %v without UNREGISTER (the registration stays on the session for good)", err)
+	}
+	m = c.expect(proto.CodeUnregister)
+	eq(t, "unregistered id", m.ID, uint64(10))
+	c.send(&proto.Message{Type: proto.CodeUnregistered, Request: m.Request})
+	_, err = a.wait(t)
+	noErr(t, "Unregister", err)
+	a = goDo(func() (struct{}, error) { return struct{}{}, cl.Unsubscribe(ctx, "com.topic") })
+	if !a.pending(100 * time.Millisecond) {
+		_, err := a.wait(t)
+		t.Fatalf("Unsubscribe after one with an ended context: %v without UNSUBSCRIBE (the subscription stays on the session for good)", err)
+	}
+	m = c.expect(proto.CodeUnsubscribe)
+	eq(t, "unsubscribed id", m.ID, uint64(20))
+	c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: m.Request})
+	_, err = a.wait(t)
+	noErr(t, "Unsubscribe", err)
+}
