@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,4 +71,78 @@ func TestClientRemoveWithEndedContext(t *testing.T) {
 	c.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: m.Request})
 	_, err = a.wait(t)
 	noErr(t, "Unsubscribe", err)
+}
+
+// A subscription and a registration removed (Client.Unsubscribe,
+// Client.Unregister) while their restore on a new session is out: the
+// router's SUBSCRIBED and REGISTERED, then an EVENT and an INVOCATION
+// right behind them, must not reach the handlers: Unsubscribe and
+// Unregister have returned.
+func TestClientRemovedDuringRestoreNotDelivered(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 10 * time.Millisecond})
+	defer closeClient(cl, p)
+	ctx := context.Background()
+	var events, invocations atomic.Int32
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) {
+			invocations.Add(1)
+			return nil, nil
+		}, nil)
+	})
+	m := c.expect(proto.CodeRegister)
+	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 10})
+	_, err := a.wait(t)
+	noErr(t, "Register", err)
+	a = goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Subscribe(ctx, "com.topic", func(*Event) { events.Add(1) }, nil)
+	})
+	m = c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 20})
+	_, err = a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	var reg, sub *proto.Message
+	for range 2 {
+		m := c2.recv()
+		switch m.Type {
+		case proto.CodeRegister:
+			reg = m
+		case proto.CodeSubscribe:
+			sub = m
+		default:
+			t.Fatalf("restore: got %v", m.Type)
+		}
+	}
+	noErr(t, "Unregister", cl.Unregister(ctx, "com.proc"))
+	noErr(t, "Unsubscribe", cl.Unsubscribe(ctx, "com.topic"))
+	// The restores' goroutines look at what was removed under the
+	// Client's lock once the answers are in: held here, they wait, as a
+	// busy machine may make them wait.
+	cl.mu.Lock()
+	c2.send(&proto.Message{Type: proto.CodeRegistered, Request: reg.Request, ID: 11},
+		&proto.Message{Type: proto.CodeSubscribed, Request: sub.Request, ID: 21},
+		event(c2, 21, 1, []any{"late"}, map[string]any{}))
+	invoke(c2, 5, 11, []any{1}, map[string]any{})
+	y := c2.recv()
+	time.Sleep(100 * time.Millisecond)
+	cl.mu.Unlock()
+	if n := invocations.Load(); n != 0 || y.Type == proto.CodeYield {
+		t.Errorf("the handler of a registration removed by Client.Unregister ran %d time(s) after Unregister returned (answer %v)", n, y.Type)
+	}
+	if n := events.Load(); n != 0 {
+		t.Errorf("the handler of a subscription removed by Client.Unsubscribe got %d event(s) after Unsubscribe returned", n)
+	}
+	// The restores are undone.
+	got := map[proto.Code]bool{}
+	for range 2 {
+		m := c2.recv()
+		got[m.Type] = true
+	}
+	if !got[proto.CodeUnregister] || !got[proto.CodeUnsubscribe] {
+		t.Errorf("after the restores of removed ones: %v, want UNREGISTER and UNSUBSCRIBE", got)
+	}
 }

@@ -88,7 +88,9 @@ type durableReg struct {
 	h         Handler
 	opts      *RegisterOptions
 	cur       *Registration // on the latest session that took it; guarded by Client.mu
-	removed   bool          // by Client.Unregister; guarded by Client.mu
+	// removed by Client.Unregister: set under Client.mu, read by the
+	// handler the sessions run (handler) without it.
+	removed atomic.Bool
 }
 
 type durableSub struct {
@@ -96,7 +98,29 @@ type durableSub struct {
 	h       func(*Event)
 	opts    *SubscribeOptions
 	cur     *Subscription // as durableReg's
-	removed bool
+	removed atomic.Bool
+}
+
+// handler is the Handler the sessions run for r: once Client.Unregister
+// has removed r, an invocation is refused as one of a procedure no longer
+// registered (wamp.error.unavailable, as a Session refuses one that comes
+// after its Unregister), not run. A restore whose REGISTERED comes after
+// the removal holds the registration until the restore sees the removal
+// and undoes it; invocations meanwhile must not reach h, since Unregister
+// has returned.
+func (r *durableReg) handler(ctx context.Context, inv *Invocation) (*Result, error) {
+	if r.removed.Load() {
+		return nil, &Error{URI: proto.URIUnavailable}
+	}
+	return r.h(ctx, inv)
+}
+
+// handler is the event handler the sessions run for d: once
+// Client.Unsubscribe has removed d, events are dropped (as durableReg's).
+func (d *durableSub) handler(ev *Event) {
+	if !d.removed.Load() {
+		d.h(ev)
+	}
 }
 
 // Connect dials the first router that answers, joins, and keeps the
@@ -261,8 +285,8 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 // restoreReg registers r on s (restore: retried while the failure may
 // pass). It calls answered after the router's first answer.
 func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
-	c.restore(s, true, func() bool { return r.removed }, func(ctx context.Context) error {
-		reg, err := s.Register(ctx, r.procedure, r.h, r.opts)
+	c.restore(s, true, r.removed.Load, func(ctx context.Context) error {
+		reg, err := s.Register(ctx, r.procedure, r.handler, r.opts)
 		if err == nil {
 			c.took(reg, r)
 		}
@@ -362,13 +386,13 @@ func (c *Client) forget(s *Session) {
 // restoreSub subscribes d on s; a failure that may pass is retried in the
 // background (restore). It calls answered after the router's first answer.
 func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
-	c.restore(s, false, func() bool { return d.removed }, func(ctx context.Context) error {
-		sub, err := s.Subscribe(ctx, d.topic, d.h, d.opts)
+	c.restore(s, false, d.removed.Load, func(ctx context.Context) error {
+		sub, err := s.Subscribe(ctx, d.topic, d.handler, d.opts)
 		if err != nil {
 			return err
 		}
 		c.mu.Lock()
-		removed := d.removed
+		removed := d.removed.Load()
 		if !removed {
 			d.cur = sub
 		}
@@ -384,7 +408,7 @@ func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
 // Unregister ran while the REGISTER was out.
 func (c *Client) took(reg *Registration, r *durableReg) {
 	c.mu.Lock()
-	removed := r.removed
+	removed := r.removed.Load()
 	if !removed {
 		r.cur = reg
 	}
@@ -453,12 +477,13 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 	if err != nil {
 		return err
 	}
-	reg, err := s.Register(ctx, procedure, h, opts)
+	r := &durableReg{procedure: procedure, h: h, opts: opts}
+	reg, err := s.Register(ctx, procedure, r.handler, opts)
 	if err != nil {
 		return err
 	}
-	r := &durableReg{procedure: procedure, h: h, opts: opts, cur: reg}
 	c.mu.Lock()
+	r.cur = reg
 	c.regs = append(c.regs, r)
 	cur := c.s
 	c.mu.Unlock()
@@ -479,12 +504,13 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	if err != nil {
 		return err
 	}
-	sub, err := s.Subscribe(ctx, topic, h, opts)
+	d := &durableSub{topic: topic, h: h, opts: opts}
+	sub, err := s.Subscribe(ctx, topic, d.handler, opts)
 	if err != nil {
 		return err
 	}
-	d := &durableSub{topic: topic, h: h, opts: opts, cur: sub}
 	c.mu.Lock()
+	d.cur = sub
 	c.subs = append(c.subs, d)
 	cur := c.s
 	c.mu.Unlock()
@@ -497,6 +523,9 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 // Unregister removes every registration of procedure made through
 // Register: from the current session (waiting for UNREGISTERED) and from
 // the sessions to come. It returns ErrNotRegistered when there is none.
+// From the moment it is called the handler is not started again: an
+// invocation that still comes (one a restore under way gets, until the
+// restore undoes its registration) is refused wamp.error.unavailable.
 // When ctx has already ended nothing is done and ctx.Err() is returned,
 // as Session.Unregister does.
 func (c *Client) Unregister(ctx context.Context, procedure string) error {
@@ -511,7 +540,7 @@ func (c *Client) Unregister(ctx context.Context, procedure string) error {
 		if r.procedure != procedure {
 			return false, nil
 		}
-		r.removed = true
+		r.removed.Store(true)
 		if reg := r.cur; reg != nil {
 			return true, func(ctx context.Context) error {
 				return ignoreGone(reg.s, reg.s.Unregister(ctx, reg), ErrNotRegistered)
@@ -529,7 +558,8 @@ func (c *Client) Unregister(ctx context.Context, procedure string) error {
 }
 
 // Unsubscribe removes every subscription to topic made through Subscribe,
-// as Unregister does for registrations. It returns ErrNotSubscribed when
+// as Unregister does for registrations (an event that still comes is
+// dropped). It returns ErrNotSubscribed when
 // there is none, and ctx.Err(), doing nothing, when ctx has already ended.
 func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
 	if err := ctx.Err(); err != nil { // as in Unregister
@@ -540,7 +570,7 @@ func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
 		if d.topic != topic {
 			return false, nil
 		}
-		d.removed = true
+		d.removed.Store(true)
 		if sub := d.cur; sub != nil {
 			return true, func(ctx context.Context) error {
 				return ignoreGone(sub.s, sub.s.Unsubscribe(ctx, sub), ErrNotSubscribed)
