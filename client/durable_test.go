@@ -146,3 +146,61 @@ func TestClientRemovedDuringRestoreNotDelivered(t *testing.T) {
 		t.Errorf("after the restores of removed ones: %v, want UNREGISTER and UNSUBSCRIBE", got)
 	}
 }
+
+// The event handler of a Client's subscription runs one event at a time,
+// as a Session's does, also across sessions: a handler still running on
+// the lost session (its dispatcher waits for it) and the next session's
+// first event must not run it twice at once.
+func TestClientEventHandlerNotConcurrentAcrossSessions(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 10 * time.Millisecond})
+	defer closeClient(cl, p)
+	release := make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	var running, most, calls atomic.Int32
+	started := make(chan struct{}, 4)
+	h := func(*Event) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if calls.Add(1) == 1 {
+			started <- struct{}{}
+			<-release
+		}
+	}
+	a := goDo(func() (struct{}, error) { return struct{}{}, cl.Subscribe(context.Background(), "com.topic", h, nil) })
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 20})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.send(event(c, 20, 1, []any{"first"}, map[string]any{}))
+	<-started
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeSubscribe)
+	c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 21},
+		event(c2, 21, 2, []any{"second"}, map[string]any{}))
+	time.Sleep(200 * time.Millisecond)
+	if n := most.Load(); n > 1 {
+		t.Errorf("the event handler ran %d times at once: the next session's event while the lost session's was still handled", n)
+	}
+	close(release)
+	deadline := time.Now().Add(wait)
+	for calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	eq(t, "handler calls", calls.Load(), int32(2))
+}

@@ -36,6 +36,10 @@ import (
 //     idempotent). Calls made while reconnecting wait (bounded by their
 //     context) for the next session.
 //   - Events published while no session is up are not received.
+//   - The event handlers of subscriptions made through the Client run one
+//     at a time, as a session's do, also across sessions: a handler the
+//     lost session is still running holds up the next session's events
+//     (which queue up, see the package documentation) until it returns.
 //
 // All methods are safe for concurrent use.
 type Client struct {
@@ -48,6 +52,11 @@ type Client struct {
 	// running (callback): with the stack's look (inCallback), Close tells
 	// a call from its own callback from one from another Client's.
 	callbacks atomic.Int32
+	// events is held while an event handler of a subscription made
+	// through Subscribe runs: a session runs them one at a time on its
+	// dispatcher, and a lost session's dispatcher may still be running
+	// one when the next session's first events come (durableSub.handler).
+	events sync.Mutex
 
 	mu      sync.Mutex // Guards the fields below.
 	s       *Session   // the current session; nil while reconnecting
@@ -94,6 +103,7 @@ type durableReg struct {
 }
 
 type durableSub struct {
+	events  *sync.Mutex // Static: the Client's.
 	topic   string
 	h       func(*Event)
 	opts    *SubscribeOptions
@@ -117,8 +127,16 @@ func (r *durableReg) handler(ctx context.Context, inv *Invocation) (*Result, err
 
 // handler is the event handler the sessions run for d: once
 // Client.Unsubscribe has removed d, events are dropped (as durableReg's).
+// The Client's event handlers run one at a time, as one session's do,
+// also across sessions: the next session's dispatcher waits for a handler
+// that the lost session's is still running.
 func (d *durableSub) handler(ev *Event) {
-	if !d.removed.Load() {
+	if d.removed.Load() {
+		return
+	}
+	d.events.Lock()
+	defer d.events.Unlock()
+	if !d.removed.Load() { // removed while waiting for the lock
 		d.h(ev)
 	}
 }
@@ -504,7 +522,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	if err != nil {
 		return err
 	}
-	d := &durableSub{topic: topic, h: h, opts: opts}
+	d := &durableSub{events: &c.events, topic: topic, h: h, opts: opts}
 	sub, err := s.Subscribe(ctx, topic, d.handler, opts)
 	if err != nil {
 		return err
