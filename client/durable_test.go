@@ -204,3 +204,52 @@ func TestClientEventHandlerNotConcurrentAcrossSessions(t *testing.T) {
 	}
 	eq(t, "handler calls", calls.Load(), int32(2))
 }
+
+// Client.Close called from Config.OnChallenge, which a Client runs on its
+// own goroutine when it joins again (a credential found revoked, say: the
+// application gives up), returns at once, as from OnSession and
+// OnDisconnect, and the Client stops.
+func TestClientCloseFromOnChallenge(t *testing.T) {
+	p := newPeer(t)
+	var clp atomic.Pointer[Client]
+	var challenges atomic.Int32
+	closed := make(chan struct{})
+	cfg := clientCfg(p)
+	cfg.AuthMethods = []string{"ticket"}
+	cfg.OnChallenge = func(string, map[string]any) (string, map[string]any, error) {
+		if challenges.Add(1) == 2 {
+			clp.Load().Close()
+			close(closed)
+		}
+		return "secret", nil, nil
+	}
+	join := func(c *peerConn, id uint64) {
+		c.expect(proto.CodeHello)
+		c.send(&proto.Message{Type: proto.CodeChallenge, URI: []byte("ticket"), Dict: c.raw(map[string]any{})})
+		c.expect(proto.CodeAuthenticate)
+		c.send(&proto.Message{Type: proto.CodeWelcome, ID: id, Dict: c.raw(map[string]any{})})
+	}
+	a := goDo(func() (*Client, error) {
+		return Connect(context.Background(), cfg, ReconnectConfig{MinBackoff: 10 * time.Millisecond})
+	})
+	c := p.accept()
+	join(c, 1)
+	cl, err := a.wait(t)
+	noErr(t, "Connect", err)
+	clp.Store(cl)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.expect(proto.CodeHello)
+	c2.send(&proto.Message{Type: proto.CodeChallenge, URI: []byte("ticket"), Dict: c2.raw(map[string]any{})})
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Client.Close called from OnChallenge did not return: it waits for the Client's goroutine, which runs OnChallenge")
+	}
+	select {
+	case <-cl.done:
+	case <-time.After(wait):
+		t.Fatal("the Client did not stop after Close from OnChallenge")
+	}
+	closeClient(cl, p)
+}

@@ -48,7 +48,7 @@ type Client struct {
 	rc          ReconnectConfig
 	log         func(msg string, args ...any)
 	restoreWait time.Duration // Static: see restore.
-	// callbacks counts the Client's OnSession and OnDisconnect calls
+	// callbacks counts the Client's OnSession, OnDisconnect and OnChallenge calls
 	// running (callback): with the stack's look (inCallback), Close tells
 	// a call from its own callback from one from another Client's.
 	callbacks atomic.Int32
@@ -176,6 +176,15 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	}
 	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if f := cfg.OnChallenge; f != nil {
+		// The Client's goroutine runs it, joining: a callback, from which
+		// Close returns at once (the join then fails on the canceled
+		// context), as from OnSession and OnDisconnect.
+		c.cfg.OnChallenge = func(method string, extra map[string]any) (sig string, authExtra map[string]any, err error) {
+			c.callback(func() { sig, authExtra, err = f(method, extra) })
+			return sig, authExtra, err
+		}
+	}
 	c.log = func(msg string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Info(msg, args...)
@@ -651,9 +660,9 @@ func ended(s *Session) bool {
 
 // Close ends the current session (GOODBYE) and stops reconnecting. It
 // waits for the Client's goroutine, which ends the session, except when
-// called from OnSession or OnDisconnect, which run on that goroutine: it
-// then returns at once, and the goroutine ends the session and stops
-// once the callback returns. Do not call it from a handler (an event
+// called from OnSession, OnDisconnect or Config.OnChallenge, which run on
+// that goroutine: it then returns at once, and the goroutine ends the
+// session (or the join) and stops once the callback returns. Do not call it from a handler (an event
 // handler or an invocation Handler) of the Client's sessions, nor from a
 // goroutine that such a handler or a callback waits for: ending the
 // session waits for the handlers, and Close for the Client's goroutine.
@@ -674,7 +683,7 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// callback runs f, a call of OnSession or OnDisconnect, on the Client's
+// callback runs f, a call of OnSession, OnDisconnect or OnChallenge, on the Client's
 // goroutine: Close, called from f, finds this frame in its goroutine's
 // stack (inCallback) and does not wait for the goroutine it runs on.
 //
@@ -689,7 +698,7 @@ func (c *Client) callback(f func()) {
 var callbackName = runtime.FuncForPC(reflect.ValueOf((*Client).callback).Pointer()).Name()
 
 // inCallback reports whether the calling goroutine is a Client's, running
-// OnSession or OnDisconnect (callback is in its stack). The stack of the
+// OnSession, OnDisconnect or OnChallenge (callback is in its stack). The stack of the
 // calling goroutine is the only one looked at: a Close from any other
 // goroutine waits.
 func inCallback() bool {
