@@ -253,3 +253,34 @@ func TestClientCloseFromOnChallenge(t *testing.T) {
 	}
 	closeClient(cl, p)
 }
+
+// Client.Close while a restore is unanswered: OnSession is not called
+// with the session being closed (Close has been called: the application
+// asked for no more sessions).
+func TestClientNoOnSessionAfterClose(t *testing.T) {
+	p := newPeer(t)
+	var after atomic.Bool
+	var closing atomic.Bool
+	rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond, OnSession: func(*Session) {
+		if closing.Load() {
+			after.Store(true)
+		}
+	}}
+	cl, c := connectPeer(t, p, clientCfg(p), rc)
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(*Event) {}, nil)
+	})
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.welcome(2)
+	c2.expect(proto.CodeSubscribe) // never answered
+	closing.Store(true)
+	closeClient(cl, p)
+	if after.Load() {
+		t.Error("OnSession was called after Client.Close, with the session Close was ending")
+	}
+}

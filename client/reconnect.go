@@ -84,7 +84,8 @@ type ReconnectConfig struct {
 	// registration and subscription, or 10 s without one (restores it
 	// refused for a reason that may pass are retried in the background,
 	// and slow answers waited for: OnSession does not wait for them).
-	// It may call Client.Close (see there).
+	// It may call Client.Close (see there). It is not called once Close
+	// has been called.
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called (on the Client's goroutine) with
 	// the error that ended a session, before the Client dials again. It
@@ -288,6 +289,12 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	close(up)
 	if first != nil {
 		close(first)
+	}
+	if c.ctx.Err() != nil {
+		// Close was called while the restores were out (they end with
+		// it): OnSession is not given a session Close is ending.
+		s.Close()
+		return
 	}
 	if c.rc.OnSession != nil {
 		c.callback(func() { c.rc.OnSession(s) })
