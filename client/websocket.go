@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -39,11 +41,17 @@ type webSocket struct {
 
 func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, error) {
 	sub := cfg.Serializer.Subprotocol(cfg.Batched)
-	d := ws.Dialer{Protocols: []string{sub}, TLSConfig: cfg.TLS}
+	var lc *upgradeConn
+	d := ws.Dialer{Protocols: []string{sub}, TLSConfig: cfg.TLS, WrapConn: func(c net.Conn) net.Conn {
+		lc = &upgradeConn{Conn: c}
+		lc.left.Store(maxUpgradeResponse)
+		return lc
+	}}
 	conn, br, hs, err := d.Dial(ctx, ep.url)
 	if err != nil {
 		return nil, fmt.Errorf("client: WebSocket dial %s: %w", ep.url, ctxErr(ctx, err))
 	}
+	lc.left.Store(-1) // the upgrade is done: no bound (MaxMessage bounds messages)
 	if hs.Protocol != sub {
 		conn.Close()
 		return nil, fmt.Errorf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
@@ -65,6 +73,39 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		OnIntermediate: t.control,
 	}
 	return t, nil
+}
+
+// maxUpgradeResponse bounds the bytes read from the router before the
+// WebSocket upgrade completes: its HTTP answer, and any bytes behind it
+// that the dialer's buffer takes in (after TLS). gobwas/ws reads a line
+// of the answer without limit, so a router (or whatever answers at the
+// URL) sending a line without end had the client take it all in until
+// DialTimeout (an 8 MiB line cost 40 MiB of allocations in a second).
+const maxUpgradeResponse = 64 << 10
+
+var errUpgradeTooLarge = fmt.Errorf("the router's answer to the upgrade exceeds %d KiB", maxUpgradeResponse>>10)
+
+// upgradeConn is the connection while the WebSocket upgrade runs: reads
+// fail once left bytes are spent. left is -1 once the upgrade is done.
+type upgradeConn struct {
+	net.Conn
+	left atomic.Int64
+}
+
+func (c *upgradeConn) Read(p []byte) (int, error) {
+	left := c.left.Load()
+	if left < 0 {
+		return c.Conn.Read(p)
+	}
+	if left == 0 {
+		return 0, errUpgradeTooLarge
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left.Add(-int64(n))
+	return n, err
 }
 
 func (t *webSocket) readMsg() ([]byte, error) {
