@@ -13,7 +13,9 @@
 // progressive call results and invocations, call canceling, call timeout,
 // caller and publisher identification, pattern-based and shared
 // registration, pattern-based subscription, publisher exclusion,
-// subscriber black/white listing and payload passthru mode (ppt_* keys in
+// subscriber black/white listing, registration and subscription
+// revocation (Registration.Active and Subscription.Active turn false) and
+// payload passthru mode (ppt_* keys in
 // Options and Details, passed as they are; the payload, binary, is the
 // one argument). Messages are encoded and decoded with
 // package proto; payloads are generic Go values (see proto.DecodeValue for

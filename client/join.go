@@ -45,6 +45,9 @@ var roles = map[string]any{
 		proto.FeaturePatternBasedSubscription: true,
 		proto.FeaturePublisherIdentification:  true,
 		proto.FeaturePayloadPassthruMode:      true,
+		// The router tells only subscribers that announce it of a
+		// subscription it takes away (onRevoked).
+		"subscription_revocation": true,
 	}},
 }
 

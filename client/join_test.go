@@ -34,7 +34,7 @@ func TestJoinAnonymous(t *testing.T) {
 		"callee": {"progressive_call_results", "call_canceling", "call_timeout", "caller_identification",
 			"pattern_based_registration", "shared_registration", "progressive_call_invocations", "registration_revocation", "payload_passthru_mode"},
 		"publisher":  {"publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing", "payload_passthru_mode"},
-		"subscriber": {"pattern_based_subscription", "publisher_identification", "payload_passthru_mode"},
+		"subscriber": {"pattern_based_subscription", "publisher_identification", "payload_passthru_mode", "subscription_revocation"},
 	}
 	eq(t, "number of roles", len(roles), len(want))
 	for role, feats := range want {
