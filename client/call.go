@@ -55,11 +55,15 @@ type call struct {
 	onProgress func(*Result) // Static.
 	mode       string        // Static: the cancel mode.
 	wake       chan struct{} // Static; capacity 1.
-	queue      []*Result     // Guarded by Session.mu: undelivered progressive results.
-	final      *Result       // Guarded by Session.mu.
-	err        error         // Guarded by Session.mu.
-	done       bool          // Guarded by Session.mu.
-	canceled   bool          // Owned by the waiting goroutine: CANCEL was sent.
+	// fin, static, is closed once done is set, after it: every goroutine
+	// waiting for the call (ProgressiveCall.Result may be called again,
+	// or by two at once) sees it, where wake's one signal wakes one.
+	fin      chan struct{}
+	queue    []*Result // Guarded by Session.mu: undelivered progressive results.
+	final    *Result   // Guarded by Session.mu.
+	err      error     // Guarded by Session.mu.
+	done     bool      // Guarded by Session.mu.
+	canceled bool      // Owned by the waiting goroutine: CANCEL was sent.
 }
 
 func (c *call) signal() {
@@ -67,6 +71,13 @@ func (c *call) signal() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// finished wakes every waiter of c once c.done is set (once: by the one
+// that took c out of the pending calls).
+func (c *call) finished() {
+	close(c.fin)
+	c.signal()
 }
 
 // callOptions builds the CALL options of opts.
@@ -89,7 +100,7 @@ func (s *Session) callOptions(opts *CallOptions) *options {
 
 // newCall registers a pending call with a new request id.
 func (s *Session) newCall(opts *CallOptions) (*call, error) {
-	c := &call{wake: make(chan struct{}, 1)}
+	c := &call{wake: make(chan struct{}, 1), fin: make(chan struct{})}
 	if opts != nil {
 		c.onProgress, c.mode = opts.OnProgress, opts.CancelMode
 	}
@@ -144,35 +155,42 @@ func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs
 }
 
 // await waits for c's final reply, delivering progressive results on the
-// way, and cancels the call when ctx is done.
+// way, and cancels the call when ctx is done (unless it is done already:
+// a ProgressiveCall.Result called again).
 func (s *Session) await(ctx context.Context, c *call) (*Result, error) {
 	ctxDone := ctx.Done()
 	var timeout <-chan time.Time
 	for {
 		select {
 		case <-c.wake:
-			s.mu.Lock()
-			q := c.queue
-			c.queue = nil
-			done, res, err := c.done, c.final, c.err
-			s.mu.Unlock()
-			for _, r := range q {
-				if c.onProgress != nil {
-					c.onProgress(r)
-				}
-			}
-			if done {
-				return res, err
-			}
+		case <-c.fin:
 		case <-ctxDone:
 			ctxDone = nil
-			s.sendCancel(c)
-			t := time.NewTimer(s.cfg.ReplyTimeout)
-			defer t.Stop()
-			timeout = t.C
+			s.mu.Lock()
+			done := c.done
+			s.mu.Unlock()
+			if !done {
+				s.sendCancel(c)
+				t := time.NewTimer(s.cfg.ReplyTimeout)
+				defer t.Stop()
+				timeout = t.C
+			}
 		case <-timeout:
 			s.forget(c.id)
 			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+		q := c.queue
+		c.queue = nil
+		done, res, err := c.done, c.final, c.err
+		s.mu.Unlock()
+		for _, r := range q {
+			if c.onProgress != nil {
+				c.onProgress(r)
+			}
+		}
+		if done {
+			return res, err
 		}
 	}
 }
@@ -246,7 +264,7 @@ func (s *Session) finishCall(id uint64, r *Result, err error) {
 	}
 	s.mu.Unlock()
 	if c != nil {
-		c.signal()
+		c.finished()
 	}
 }
 
@@ -353,7 +371,10 @@ func (p *ProgressiveCall) ended() error {
 // Result waits for the call's final result, like Call: progressive results
 // go to CallOptions.OnProgress on this goroutine, and when ctx or the
 // CallProgressive context is done the call is canceled. Before any chunk
-// was sent it releases the call and returns ErrNotStarted.
+// was sent it releases the call and returns ErrNotStarted. It may be
+// called again, and by several goroutines at once: each gets the final
+// result (progressive results go to whichever waits when they come), or
+// ErrCallDone after a Result gave up on the call.
 func (p *ProgressiveCall) Result(ctx context.Context) (*Result, error) {
 	p.mu.Lock()
 	sent := p.sent
@@ -361,6 +382,15 @@ func (p *ProgressiveCall) Result(ctx context.Context) (*Result, error) {
 	if !sent {
 		p.s.forget(p.c.id)
 		return nil, ErrNotStarted
+	}
+	s, c := p.s, p.c
+	s.mu.Lock()
+	given := s.calls[c.id] != c && !c.done
+	s.mu.Unlock()
+	if given {
+		// An earlier Result gave up on it (its context ended and the
+		// router did not answer the CANCEL in time): nothing will come.
+		return nil, ErrCallDone
 	}
 	merged, cancel := context.WithCancel(ctx)
 	defer cancel()

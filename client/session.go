@@ -294,7 +294,7 @@ func (s *Session) shutdown(cause error, graceful bool) {
 		s.cancel(cause)
 	}
 	for _, c := range calls {
-		c.signal()
+		c.finished()
 	}
 	for _, rq := range reqs {
 		rq.reply <- reply{err: cause}
