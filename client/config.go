@@ -38,7 +38,9 @@ type Config struct {
 	// OnChallenge answers a CHALLENGE with the AUTHENTICATE signature and
 	// extra. It runs on the goroutine that called Dial. An error aborts the
 	// join (an ABORT wamp.error.authentication_failed is sent). A CHALLENGE
-	// without OnChallenge aborts the join too.
+	// without OnChallenge aborts the join too, and so does one for a
+	// method not in AuthMethods (wamp.error.protocol_violation), without
+	// calling it.
 	OnChallenge func(method string, extra map[string]any) (signature string, authExtra map[string]any, err error)
 	// Agent is HELLO.Details.agent; "edgewamp-client" when empty.
 	Agent string

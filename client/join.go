@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -136,6 +138,15 @@ func (s *Session) handshake(ctx context.Context) error {
 // [AUTHENTICATE, Signature|string, Extra|dict]
 func (s *Session) answerChallenge(in *proto.Message) error {
 	method := string(in.URI)
+	if !slices.Contains(s.cfg.AuthMethods, method) {
+		// The router picks one of the methods HELLO offered. Another
+		// (ticket asked of a client that offered wampcra: its password
+		// in clear) is not put to OnChallenge, which may answer every
+		// challenge with the user's secret.
+		msg := fmt.Sprintf("CHALLENGE for authmethod %q, which HELLO did not offer (%s)", method, strings.Join(s.cfg.AuthMethods, ", "))
+		s.sendAbort(proto.URIProtocolViolation, msg)
+		return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+	}
 	if s.cfg.OnChallenge == nil {
 		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")
 		return fmt.Errorf("client: join: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)

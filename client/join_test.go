@@ -228,3 +228,41 @@ func TestRawSocketExponent(t *testing.T) {
 		}
 	}
 }
+
+// A CHALLENGE for an authmethod the client did not offer in HELLO (a
+// hostile router, or one on the path of a ws:// connection, asking a
+// client that offered wampcra for a ticket: its password in clear) is
+// refused without calling OnChallenge: an OnChallenge that answers every
+// challenge with the user's secret, as many do, would give it away.
+func TestJoinChallengeForMethodNotOffered(t *testing.T) {
+	p := newPeer(t)
+	var asked []string
+	cfg := Config{
+		URL: p.url("rs"), Realm: "realm1", DialTimeout: wait,
+		AuthID: "alice", AuthMethods: []string{"wampcra", "cryptosign"},
+		OnChallenge: func(method string, extra map[string]any) (string, map[string]any, error) {
+			asked = append(asked, method)
+			return "alice-password", nil, nil
+		},
+	}
+	a := goDo(func() (*Session, error) { return Dial(context.Background(), cfg) })
+	c := p.accept()
+	c.expect(proto.CodeHello)
+	c.send(&proto.Message{Type: proto.CodeChallenge, URI: []byte("ticket"), Dict: c.raw(map[string]any{})})
+	m := c.recv()
+	if m.Type == proto.CodeAuthenticate {
+		t.Errorf("the client answered a ticket CHALLENGE it did not offer with AUTHENTICATE %q", m.URI)
+		c.send(&proto.Message{Type: proto.CodeAbort, URI: []byte(proto.URIAuthenticationFailed)})
+	} else {
+		eq(t, "answer", m.Type, proto.CodeAbort)
+		eq(t, "abort reason", string(m.URI), proto.URIProtocolViolation)
+	}
+	_, err := a.wait(t)
+	if err == nil {
+		t.Fatal("Dial succeeded")
+	}
+	if len(asked) > 0 {
+		t.Errorf("OnChallenge was asked for %v", asked)
+	}
+	t.Logf("Dial: %v", err)
+}
