@@ -68,19 +68,16 @@ var meshOwned = map[string]bool{
 }
 
 // meshMetaCall answers a meta call for the whole mesh: it asks the other
-// nodes and answers once they have (or the mesh's deadline passed). It
-// reports false when the procedure is answered locally.
-func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, args []any, kwargs map[string]any, res []any, merr *metaErr) bool {
+// nodes with query q (encoded by metaCall, which refuses a call whose
+// arguments cannot be) and answers once they have (or the mesh's deadline
+// passed). It reports false when the procedure is answered locally.
+func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, args []any, res []any, merr *metaErr) bool {
 	comb := meshMeta[proc]
 	if comb == nil {
 		return false
 	}
 	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession) {
 		return false // the session is here: this node's answer is the answer
-	}
-	q, err := encodeQuery(ss.realm.name, proc, args, kwargs)
-	if err != nil {
-		return false
 	}
 	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: ss.holdMeta(req)}
 	switch now, queued := ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue); {

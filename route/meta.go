@@ -166,11 +166,25 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	if s.meshMetaFull(ss, m.Request, proc) {
 		return true
 	}
+	// On a mesh such a call's arguments go to the other nodes in the
+	// query, in MsgPack, which cannot carry every value a caller may send
+	// (an integer beyond float64's range, which JSON and CBOR carry): the
+	// call is refused before it does anything. Before, it was answered
+	// with this node's part alone, as if it were the mesh's: a count
+	// without the other nodes' sessions, a kill_all of this node's only.
+	var q []byte
+	if s.r.mesh != nil && meshMeta[proc] != nil {
+		var err error
+		if q, err = encodeQuery(ss.realm.name, proc, args, kwargs); err != nil {
+			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the arguments of "+strconv.Quote(proc)+" cannot be sent to the other nodes of the mesh: "+err.Error())
+			return true
+		}
+	}
 	if metaWalks[proc] != nil {
-		s.metaTurn(ss, m.Request, proc, h, args, kwargs)
+		s.metaTurn(ss, m.Request, proc, h, args, kwargs, q)
 		return true
 	}
-	s.runMeta(ss, m.Request, proc, h, args, kwargs)
+	s.runMeta(ss, m.Request, proc, h, args, kwargs, q)
 	return true
 }
 
@@ -218,10 +232,11 @@ func (s *Shard) cancelMeta(ss *Session, req uint64) {
 	s.replyError(ss, proto.CodeCall, req, proto.URICanceled, "the call was canceled")
 }
 
-// runMeta runs meta procedure h and answers CALL req.
-func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
+// runMeta runs meta procedure h and answers CALL req; q is its query to
+// the other nodes of a mesh (nil: answered here).
+func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte) {
 	res, err := h(s, ss, args, kwargs)
-	if s.r.mesh != nil && s.meshMetaCall(ss, req, proc, args, kwargs, res, err) {
+	if q != nil && s.meshMetaCall(ss, req, proc, q, args, res, err) {
 		return // answered once the other nodes have
 	}
 	if err != nil {

@@ -248,7 +248,7 @@ func (ss *Session) wantsRetained(ask retainedAsk) bool {
 // budget, charged for this node's entries. On a mesh a call gathered from
 // every node that finds the session's gathers full when its turn comes is
 // refused then, before it walks (meshMetaFull), and costs nothing.
-func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any) {
+func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte) {
 	if s.walkFull(ss, proto.CodeCall, req, true) {
 		return
 	}
@@ -264,7 +264,7 @@ func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []
 		rm.mu.RLock()
 		n := metaWalks[proc](rm, args)
 		rm.mu.RUnlock()
-		s.runMeta(ss, req, proc, h, args, kwargs)
+		s.runMeta(ss, req, proc, h, args, kwargs, q)
 		return max(n, 1) * metaEntryCost
 	}})
 }
