@@ -299,10 +299,14 @@ func TestMeshSubscriptionListWalkBeforeBound(t *testing.T) {
 // gathers does nothing: it used to kill this node's sessions first (its
 // part, run before the bound was checked), and then answer
 // wamp.error.unavailable, so a caller that retried, as told, killed again.
+// (A kill of one session of this node needs no gather: it is done and
+// answered here, TestMeshMetaSessionHereAnsweredHere; one of a session of
+// another node is refused.)
 func TestMeshMetaKillRefusedKillsNothing(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 1, nil)
 	e := es[0]
 	att, bystander := e.join(proto.JSON), e.join(proto.JSON)
+	elsewhere := es[1].join(proto.JSON)
 	mm.sync()
 	mm.nodes[0].gatherHold.Store(true)
 	for range maxSessionGathers + maxSessionGatherQueue {
@@ -311,10 +315,11 @@ func TestMeshMetaKillRefusedKillsNothing(t *testing.T) {
 	att.quiet() // all waiting for the other node
 	req := att.call("wamp.session.kill_all", nil, nil, nil)
 	att.expectError(proto.CodeCall, req, proto.URIUnavailable)
-	req = att.call("wamp.session.kill", nil, []any{bystander.id}, nil)
+	req = att.call("wamp.session.kill", nil, []any{elsewhere.id}, nil)
 	att.expectError(proto.CodeCall, req, proto.URIUnavailable)
 	mm.sync()
 	bystander.quiet() // not killed
+	elsewhere.quiet()
 	bystander.subscribe("com.alive", nil)
 	mm.nodes[0].releaseGathers()
 	mm.sync()

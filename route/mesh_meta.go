@@ -42,8 +42,8 @@ type metaCombine func(local []any, lerr *metaErr, remote [][]any, rerrs []*metaE
 var meshMeta = map[string]metaCombine{
 	"wamp.session.count":                  combineSum,
 	"wamp.session.list":                   combineConcat,
-	"wamp.session.get":                    combineFirst,
-	"wamp.session.kill":                   combineFirst,
+	"wamp.session.get":                    combineOwned,
+	"wamp.session.kill":                   combineOwned,
 	"wamp.session.kill_by_authid":         combineSum,
 	"wamp.session.kill_by_authrole":       combineSum,
 	"wamp.session.kill_all":               combineSum,
@@ -61,8 +61,16 @@ var meshMeta = map[string]metaCombine{
 
 // meshOwned lists the meta procedures that act on one session, which only
 // its node can carry out or refuse: the other nodes are asked only when
-// this node answered wamp.error.no_such_session (combineOwned).
+// this node answered wamp.error.no_such_session (combineOwned). Session
+// ids are unique in the mesh. wamp.session.get and wamp.session.kill used
+// to ask every node whatever this one answered: a get or kill of a session
+// here waited for the slowest node (up to gather_timeout) and took one of
+// the caller's gathers, and when the other nodes could not be asked the
+// caller was told wamp.error.unavailable, "try again", for a kill that had
+// been done.
 var meshOwned = map[string]bool{
+	"wamp.session.get":                    true,
+	"wamp.session.kill":                   true,
 	"wamp.registration.remove_callee":     true,
 	"wamp.subscription.remove_subscriber": true,
 }
