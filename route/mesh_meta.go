@@ -627,7 +627,25 @@ func combineFirstNonNil(local []any, lerr *metaErr, remote [][]any, _ []*metaErr
 	return local, lerr
 }
 
+// combineUnionIDs combines wamp.subscription.match: the union of the
+// nodes' ids, null when none. When this node refused the call (no topic
+// URI) and no node answered it, the refusal is the answer, as on one node;
+// it used to be dropped with the others' and the call answered null, "no
+// subscription matches", for a call that named no topic.
 func combineUnionIDs(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
+	if lerr != nil && len(remote) == 0 {
+		return nil, lerr
+	}
+	var parts [][]any
+	if lerr == nil {
+		parts = append(parts, local)
+	}
+	return unionIDs(append(parts, remote...)), nil
+}
+
+// unionIDs returns the union of the id lists that are the first element of
+// each of parts, as match's result: [ids], or [null] when there are none.
+func unionIDs(parts [][]any) []any {
 	seen := map[uint64]bool{}
 	ids := []uint64{}
 	add := func(v any) {
@@ -648,18 +666,15 @@ func combineUnionIDs(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) (
 			}
 		}
 	}
-	if lerr == nil && len(local) > 0 {
-		add(local[0])
-	}
-	for _, r := range remote {
-		if len(r) > 0 {
-			add(r[0])
+	for _, p := range parts {
+		if len(p) > 0 {
+			add(p[0])
 		}
 	}
 	if len(ids) == 0 {
-		return []any{nil}, nil
+		return []any{nil}
 	}
-	return []any{ids}, nil
+	return []any{ids}
 }
 
 func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
@@ -679,7 +694,7 @@ func combineUnionByMatch(local []any, lerr *metaErr, remote [][]any, _ []*metaEr
 				lists = append(lists, []any{d[m]})
 			}
 		}
-		u, _ := combineUnionIDs(nil, &metaErr{}, lists, nil)
+		u := unionIDs(lists)
 		if u[0] == nil {
 			out[m] = []uint64{}
 		} else {
