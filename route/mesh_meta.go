@@ -79,7 +79,7 @@ var meshOwned = map[string]bool{
 // nodes with query q (encoded by metaCall, which refuses a call whose
 // arguments cannot be) and answers once they have (or the mesh's deadline
 // passed). It reports false when the procedure is answered locally.
-func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, args []any, res []any, merr *metaErr) bool {
+func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due int64, args []any, res []any, merr *metaErr) bool {
 	comb := meshMeta[proc]
 	if comb == nil {
 		return false
@@ -87,7 +87,7 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, arg
 	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession) {
 		return false // the session is here: this node's answer is the answer
 	}
-	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: ss.holdMeta(req)}
+	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: s.holdMeta(ss, req, due)}
 	switch now, queued := ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue); {
 	case now:
 		s.askMesh(ss, qm)

@@ -180,11 +180,17 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 			return true
 		}
 	}
+	// Its timeout counts while it waits (its walk turn, the other nodes'
+	// answers), as a routed call's does.
+	var due int64
+	if d := s.callTimeoutOf(m); d > 0 {
+		due = deadlineAfter(s.r.now(), d)
+	}
 	if metaWalks[proc] != nil {
-		s.metaTurn(ss, m.Request, proc, h, args, kwargs, q)
+		s.metaTurn(ss, m.Request, proc, h, args, kwargs, q, due)
 		return true
 	}
-	s.runMeta(ss, m.Request, proc, h, args, kwargs, q)
+	s.runMeta(ss, m.Request, proc, h, args, kwargs, q, due)
 	return true
 }
 
@@ -197,15 +203,29 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 // kill the other nodes were asked for may still happen). Before, the
 // waiting call was in no table: a CANCEL was ignored, and a CALL with the
 // same id was taken, the two answers then sharing the id.
-type metaWait struct{ canceled bool }
+//
+// Its timeout (the CALL's, else rpc.call_timeout, capped by
+// max_call_timeout: callTimeoutOf) counts from the CALL while it waits: past
+// it the caller gets wamp.error.timeout, as for a routed call, and the call
+// is dropped as if canceled (metaTimeout). Before, a waiting meta call had
+// no timeout: one behind ten seconds of walk debt was answered ten seconds
+// after its caller's 100 ms, and after max_call_timeout.
+type metaWait struct {
+	canceled bool
+	due      int64 // its deadline (Router.now), 0: none
+}
 
-// holdMeta enters meta call req in ss's metaWaits.
-func (ss *Session) holdMeta(req uint64) *metaWait {
+// holdMeta enters meta call req in ss's metaWaits, with its deadline due
+// (0: none), for which it arms a timer (tmMeta).
+func (s *Shard) holdMeta(ss *Session, req uint64, due int64) *metaWait {
 	if ss.metaWaits == nil {
 		ss.metaWaits = map[uint64]*metaWait{}
 	}
-	w := &metaWait{}
+	w := &metaWait{due: due}
 	ss.metaWaits[req] = w
+	if due != 0 {
+		s.addTimer(timer{due: due, kind: tmMeta, sess: ss, id: req})
+	}
 	return w
 }
 
@@ -232,11 +252,22 @@ func (s *Shard) cancelMeta(ss *Session, req uint64) {
 	s.replyError(ss, proto.CodeCall, req, proto.URICanceled, "the call was canceled")
 }
 
+// metaTimeout fires the timeout of meta call req, still waiting (the
+// timer's live checked it): it is dropped as a canceled one is, and its
+// caller told wamp.error.timeout.
+func (s *Shard) metaTimeout(ss *Session, req uint64) {
+	w := ss.metaWaits[req]
+	w.canceled = true
+	delete(ss.metaWaits, req)
+	s.replyError(ss, proto.CodeCall, req, proto.URITimeout, "the call timed out")
+}
+
 // runMeta runs meta procedure h and answers CALL req; q is its query to
-// the other nodes of a mesh (nil: answered here).
-func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte) {
+// the other nodes of a mesh (nil: answered here), due its deadline (0:
+// none).
+func (s *Shard) runMeta(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte, due int64) {
 	res, err := h(s, ss, args, kwargs)
-	if q != nil && s.meshMetaCall(ss, req, proc, q, args, res, err) {
+	if q != nil && s.meshMetaCall(ss, req, proc, q, due, args, res, err) {
 		return // answered once the other nodes have
 	}
 	if err != nil {

@@ -263,6 +263,7 @@ const (
 	tmGoodbye                       // waiting for the client's GOODBYE reply
 	tmAuthFail                      // a delayed ABORT after a failed authentication
 	tmWalk                          // requests waiting for the session's walk budget (walkbudget.go)
+	tmMeta                          // a waiting meta call's timeout: id = its request id (meta.go)
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -373,6 +374,9 @@ func (t *timer) live() bool {
 		return js != nil && js.failURI != "" && ss.state == stAuthPending
 	case tmWalk:
 		return ss.state == stEstablished && len(ss.walks.q) > 0
+	case tmMeta:
+		w := ss.metaWaits[t.id]
+		return w != nil && w.due == t.due && ss.state == stEstablished
 	}
 	return false
 }
@@ -411,6 +415,8 @@ func (s *Shard) runTimers() {
 			s.abort(t.sess, t.sess.join.failURI, t.sess.join.failMsg)
 		case tmWalk:
 			s.walksDue(t.sess)
+		case tmMeta:
+			s.metaTimeout(t.sess, t.id)
 		}
 	}
 	s.armNext()

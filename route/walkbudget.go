@@ -248,11 +248,11 @@ func (ss *Session) wantsRetained(ask retainedAsk) bool {
 // budget, charged for this node's entries. On a mesh a call gathered from
 // every node that finds the session's gathers full when its turn comes is
 // refused then, before it walks (meshMetaFull), and costs nothing.
-func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte) {
+func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []any, kwargs map[string]any, q []byte, due int64) {
 	if s.walkFull(ss, proto.CodeCall, req, true) {
 		return
 	}
-	w := ss.holdMeta(req)
+	w := s.holdMeta(ss, req, due)
 	s.turn(ss, walk{meta: true, run: func() int {
 		if !ss.releaseMeta(req, w) {
 			return 0 // canceled while it waited
@@ -264,7 +264,7 @@ func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []
 		rm.mu.RLock()
 		n := metaWalks[proc](rm, args)
 		rm.mu.RUnlock()
-		s.runMeta(ss, req, proc, h, args, kwargs, q)
+		s.runMeta(ss, req, proc, h, args, kwargs, q, due)
 		return max(n, 1) * metaEntryCost
 	}})
 }
