@@ -181,6 +181,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	if newPattern {
 		rm.wildRegs++
 	}
+	// This node's first callee: on_create (on a mesh the entry may exist
+	// for other nodes' callees only; each node announces its own part).
+	created := !exists || reg.list().len() == 0
 	if !exists {
 		reg = &registration{id: rm.entryID('r', match, uri), uri: uri, match: match, invoke: invoke, created: s.r.cfg.Now()}
 		rm.regs.put(match, uri, reg)
@@ -208,7 +211,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	out.Request = req
 	out.ID = reg.id
 	s.sendMsg(ss, out, ClassControl)
-	if !exists {
+	if created {
 		s.metaEvent(rm, metaRegOnCreate, ss.id, reg.details())
 	}
 	s.metaEvent(rm, metaRegOnRegister, ss.id, reg.id)
@@ -252,6 +255,12 @@ func (s *Shard) unregister(ss *Session, m *proto.Message) {
 
 // detachCallee removes ss from reg, deleting reg when it was the last
 // callee. Invocations in flight stay: their results still reach the caller.
+// It reports whether ss was this node's last callee of reg (on_delete): on
+// a mesh each node announces its own part of a registration, as it does
+// its on_create (register), whether or not other nodes' callees keep the
+// table's entry. Before, a node announced on_delete only when the entry
+// went, so the node whose callees left first, others remaining elsewhere,
+// announced none.
 func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 	ref := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
@@ -271,7 +280,8 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 		rm.wildRegs-- // the node's last callee of the pattern
 	}
 	if s.r.mesh != nil {
-		deleted = rm.meshLocalChanged(reg)
+		rm.meshLocalChanged(reg)
+		deleted = l.len() == 0 && old.len() > 0
 	} else if l.len() == 0 {
 		rm.regs.del(reg.match, reg.uri)
 		delete(rm.regByID, reg.id)
