@@ -68,6 +68,10 @@ type Stats struct {
 	// AuthDenied: authentications the brute-force limiter refused without
 	// checking them → edgewamp_auth_denied_total.
 	AuthDenied Counter
+	// AuthBusy: WAMP logins refused unchecked, or whose queued check gave
+	// way to another address's, for a full authentication queue →
+	// edgewamp_auth_busy_total.
+	AuthBusy Counter
 	// Connections open on the WAMP listeners → edgewamp_connections (the
 	// gateway's own are not among them).
 	Connections Gauge
@@ -580,6 +584,9 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.AuthDenied.OK {
 		constMetric(e, "edgewamp_auth_denied_total", "WAMP authentications refused unchecked by the brute-force limiter.", C, float64(st.AuthDenied.V))
+	}
+	if st.AuthBusy.OK {
+		constMetric(e, "edgewamp_auth_busy_total", "WAMP logins refused unchecked, or dropped from the queue for another address's, because the queue of authentication work was full.", C, float64(st.AuthBusy.V))
 	}
 	if st.Connections.OK {
 		constMetric(e, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)

@@ -484,18 +484,18 @@ func TestWorkersServeKeysInTurn(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	block := make(chan struct{})
-	if !w.submit("x", func() { <-block }) { // holds the one worker
+	if !w.submit("x", func() { <-block }, nil) { // holds the one worker
 		t.Fatal("refused")
 	}
 	time.Sleep(10 * time.Millisecond)
 	for _, j := range []string{"a1", "a2", "a3", "b1", "c1", "b2"} {
-		if !w.submit(j[:1], func() { mu.Lock(); got = append(got, j); mu.Unlock() }) {
+		if !w.submit(j[:1], func() { mu.Lock(); got = append(got, j); mu.Unlock() }, nil) {
 			t.Fatalf("%s refused", j)
 		}
 	}
-	w.submit("d", func() {})
-	w.submit("d", func() {})
-	if w.submit("d", func() {}) {
+	w.submit("d", func() {}, nil)
+	w.submit("d", func() {}, nil)
+	if w.submit("d", func() {}, nil) {
 		t.Fatal("a ninth job queued past the bound of 8")
 	}
 	close(block)
@@ -510,7 +510,7 @@ func TestWorkersServeKeysInTurn(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	w.stop()
-	if w.submit("a", func() {}) {
+	if w.submit("a", func() {}, nil) {
 		t.Fatal("a job queued after stop")
 	}
 	if want := "a1 b1 c1 a2 b2 a3"; strings.Join(got, " ") != want {
@@ -526,12 +526,12 @@ func TestWorkersStopDropsQueued(t *testing.T) {
 	w := newWorkers(1, 64)
 	block, running := make(chan struct{}), make(chan struct{})
 	var ran atomic.Int32
-	if !w.submit("x", func() { close(running); <-block; ran.Add(1) }) {
+	if !w.submit("x", func() { close(running); <-block; ran.Add(1) }, nil) {
 		t.Fatal("refused")
 	}
 	<-running
 	for i := range 32 {
-		if !w.submit(fmt.Sprint("k", i%4), func() { ran.Add(1) }) {
+		if !w.submit(fmt.Sprint("k", i%4), func() { ran.Add(1) }, nil) {
 			t.Fatalf("job %d refused", i)
 		}
 	}

@@ -201,6 +201,9 @@ type Router struct {
 	limiter *authLimiter
 	// testaments counts the bytes testaments hold (Config.MaxTestamentBytes).
 	testaments testamentBudget
+	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
+	// never).
+	busyLogged atomic.Int64
 	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
 	// a reload keeps it.
 	decoyKey *[32]byte

@@ -481,6 +481,9 @@ var (
 	errIDLockedOut = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications as this authid from this address; try again later"}
 	errTooManyOpen = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many authentications in progress from this address; try again later"}
 	errUntracked   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "the router is refusing authentications from new addresses while too many fail; try again later"}
+	// errAuthBusy: the worker pool's queue is full (workers.submit). Not
+	// a guess: it counts in Stats.AuthBusy, not as a failure.
+	errAuthBusy = &AuthError{URI: proto.URIAuthenticationFailed, Message: "router busy: too many authentications in progress", Temporary: true}
 )
 
 // lockedOut returns the ABORT for a login of key that the limiter refuses
@@ -524,9 +527,9 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 			s.settleAuth(key, a.Method(), false, res)
 		}
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
-	})
+	}, func() { s.dropAuth(ss) })
 	if !ok {
-		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
+		s.authBusy(ss)
 	}
 }
 
@@ -601,11 +604,47 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 		res := &authResult{id: id, err: err}
 		s.settleAuth(key, a.Method(), true, res)
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
+	}, func() {
+		s.r.limiter.settle(key, true, false, s.r.cfg.Now())
+		s.dropAuth(ss)
 	})
 	if !ok {
 		s.r.limiter.settle(key, true, false, s.r.cfg.Now())
-		s.abort(ss, proto.URIAuthenticationFailed, "router busy: too many authentications in progress")
+		s.authBusy(ss)
 	}
+}
+
+// authBusy aborts a login the worker pool had no room for (errAuthBusy),
+// or that came after the router closed it.
+func (s *Shard) authBusy(ss *Session) {
+	if s.r.auth.closed() {
+		s.abort(ss, proto.CloseSystemShutdown, "router is shutting down")
+		return
+	}
+	s.stats.AuthBusy.Add(1)
+	s.r.logAuthBusy()
+	s.abort(ss, errAuthBusy.URI, errAuthBusy.Message)
+}
+
+// dropAuth ends a login whose queued job gave way to another address's in
+// the full worker pool (workers.submit): counted now, ABORTed on its
+// shard. Any goroutine; a reserved place is the caller's to settle.
+func (s *Shard) dropAuth(ss *Session) {
+	s.stats.AuthBusy.Add(1)
+	s.r.logAuthBusy()
+	s.post(task{kind: tAuthDone, s: ss, auth: &authResult{busy: true}})
+}
+
+// logAuthBusy says, at most once per 10 s, that logins are refused for a
+// full worker pool. Any goroutine.
+func (r *Router) logAuthBusy() {
+	now := r.now()
+	last := r.busyLogged.Load()
+	if last != 0 && now-last < int64(10*time.Second) || !r.busyLogged.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Warn("refusing logins: the queue of authentication work is full (a login from an address with fewer jobs queued takes the place of the newest job of the address with the most); logged at most once per 10 s, counted in edgewamp_auth_busy_total",
+		"queue", r.cfg.AuthQueue, "workers", r.cfg.AuthWorkers)
 }
 
 // settleAuth tells the limiter how an attempt of key ended and counts a
@@ -644,6 +683,9 @@ type authResult struct {
 	id        *Identity
 	err       error
 	delay     time.Duration // of a failure's ABORT (limiter)
+	// busy: the job gave way to another address's in the full worker
+	// pool (dropAuth), and was not run.
+	busy bool
 
 	// tAuthSlot: the limiter's answer to a queued AUTHENTICATE.
 	slot    *authWait
@@ -654,6 +696,10 @@ type authResult struct {
 func (s *Shard) authDone(ss *Session, res *authResult) {
 	if ss.state != stAuthPending || ss.join == nil {
 		return // the session went away meanwhile
+	}
+	if res.busy {
+		s.abort(ss, errAuthBusy.URI, errAuthBusy.Message)
+		return
 	}
 	js := ss.join
 	if res.err != nil || (!res.challenge && res.id == nil) {

@@ -132,6 +132,7 @@ type ShardStats struct {
 	AuthFailures          atomic.Uint64 // failed authentications (all methods)
 	RetainRefused         atomic.Uint64 // retain on a new topic past the realm's cap
 	AuthDenied            atomic.Uint64 // HELLOs and AUTHENTICATEs refused unchecked by the brute-force limiter
+	AuthBusy              atomic.Uint64 // logins refused, or dropped from the queue, for a full worker pool
 	// Retained events dropped because their publisher may no longer
 	// publish them (a reload, a revoked credential).
 	RetainedRevoked atomic.Uint64

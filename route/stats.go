@@ -39,6 +39,11 @@ type Stats struct {
 	// refused without checking them (address locked out, too many
 	// authentications in progress).
 	AuthDenied uint64
+	// AuthBusy counts logins refused unchecked because the queue of
+	// authentication work was full (Config.AuthQueue): a HELLO or
+	// AUTHENTICATE that found no room, or whose queued job gave way to a
+	// login from an address with fewer jobs queued.
+	AuthBusy uint64
 	// ProtocolErrors counts sessions aborted for protocol violations.
 	ProtocolErrors uint64
 	// Events dropped, by reason: the subscriber was not reading fast enough
@@ -109,6 +114,7 @@ func (r *Router) Stats() Stats {
 			st.AuthFailures[i] += c.AuthFailuresBy[i].Load()
 		}
 		st.AuthDenied += c.AuthDenied.Load()
+		st.AuthBusy += c.AuthBusy.Load()
 		st.ProtocolErrors += c.ProtocolErrors.Load()
 		st.EventsDroppedSlowConsumer += c.EventsDropped.Load()
 		st.EventsDroppedTooBig += c.EventsTooBig.Load()

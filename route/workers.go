@@ -14,6 +14,13 @@ import (
 // burst (the limiter lets it have AddressBlockAfter checks in flight, each
 // a PBKDF2 derivation) costs mostly that address: another address's login
 // waits for at most one job of each busy address, not for the whole burst.
+//
+// The queue's bound is shared: when it is full, the newest job of the key
+// with the most queued gives way (its drop runs instead) to a job of a key
+// with at least two fewer, so that addresses that fill it (41 each with
+// the 100 checks the limiter lets an address have in flight, at the
+// default 4,096) cannot keep the others' logins out; a job is refused only
+// when no key has more queued than its own plus one.
 type workers struct {
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -28,9 +35,18 @@ type workers struct {
 // workQueue is one key's jobs, oldest first.
 type workQueue struct {
 	key  string
-	jobs []func()
+	jobs []job
 	head int
 }
+
+// job is a unit of work; drop, if set, runs instead of run when the job
+// gives way to another key's in a full queue (outside the pool's lock).
+type job struct {
+	run, drop func()
+}
+
+// queued returns the number of q's jobs waiting.
+func (q *workQueue) queued() int { return len(q.jobs) - q.head }
 
 // maxFreeQueues bounds the emptied queues kept for reuse.
 const maxFreeQueues = 64
@@ -73,8 +89,8 @@ func (w *workers) next() func() {
 	q := w.turn[0]
 	w.turn[0] = nil
 	w.turn = w.turn[1:]
-	f := q.jobs[q.head]
-	q.jobs[q.head] = nil
+	f := q.jobs[q.head].run
+	q.jobs[q.head] = job{}
 	q.head++
 	w.n--
 	if q.head < len(q.jobs) {
@@ -90,13 +106,63 @@ func (w *workers) next() func() {
 }
 
 // submit queues f under key; it returns false, without blocking, when the
-// queue is full or the pool stopped.
-func (w *workers) submit(key string, f func()) bool {
+// pool stopped, or when the queue is full and no key has more than one
+// job more than key queued. Otherwise, in a full queue, the newest job of
+// the key with the most queued is taken out and its drop run (before
+// submit returns, outside the lock) to make room.
+func (w *workers) submit(key string, f, drop func()) bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stopped || w.n >= w.max {
+	var gave func()
+	if w.stopped {
+		w.mu.Unlock()
 		return false
 	}
+	if w.n >= w.max {
+		big, own := w.longest(), 0
+		if q := w.queues[key]; q != nil {
+			own = q.queued()
+		}
+		if big == nil || big.queued() <= own+1 {
+			w.mu.Unlock()
+			return false
+		}
+		// It keeps a job at least, and so its place in turn.
+		last := len(big.jobs) - 1
+		gave = big.jobs[last].drop
+		big.jobs[last] = job{}
+		big.jobs = big.jobs[:last]
+		w.n--
+	}
+	w.push(key, f, drop)
+	w.mu.Unlock()
+	if gave != nil {
+		gave()
+	}
+	return true
+}
+
+// closed reports whether the pool has been stopped.
+func (w *workers) closed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped
+}
+
+// longest returns the queue with the most jobs waiting (nil when none).
+// Called with mu held, only when the queue is full: at most one scan of
+// the keys that have jobs queued.
+func (w *workers) longest() *workQueue {
+	var big *workQueue
+	for _, q := range w.turn {
+		if big == nil || q.queued() > big.queued() {
+			big = q
+		}
+	}
+	return big
+}
+
+// push queues f under key. Called with mu held, the queue not full.
+func (w *workers) push(key string, f, drop func()) {
 	q := w.queues[key]
 	if q == nil {
 		if k := len(w.free); k > 0 {
@@ -117,10 +183,9 @@ func (w *workers) submit(key string, f func()) bool {
 		clear(q.jobs[k:])
 		q.jobs, q.head = q.jobs[:k], 0
 	}
-	q.jobs = append(q.jobs, f)
+	q.jobs = append(q.jobs, job{run: f, drop: drop})
 	w.n++
 	w.cond.Signal()
-	return true
 }
 
 // stop refuses further jobs, drops the queued ones and waits for those

@@ -64,6 +64,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		st.AuthFailures[route.AuthMethodName(i)] = rt.AuthFailures[i]
 	}
 	st.AuthDenied = gateway.Counter{V: rt.AuthDenied, OK: true}
+	st.AuthBusy = gateway.Counter{V: rt.AuthBusy, OK: true}
 	if s.eng != nil {
 		es := s.eng.Stats()
 		st.Connections = gateway.Gauge{V: float64(es.Conns), OK: true}
