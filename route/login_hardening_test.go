@@ -278,9 +278,11 @@ func TestHugeSignatureRefused(t *testing.T) {
 // router's RSS from 22 MB to 686 MB. The login now keeps the bytes it got
 // and the worker decodes them for each Authenticator call; an
 // authenticator still sees authextra and AUTHENTICATE.Extra in both.
+// (Since TestAuthDetailsDecodeBounded, authextra that decodes to more than
+// 64 KiB is refused: 1,000 empty maps, about 86 KB decoded, are taken.)
 func TestPendingLoginsKeepAuthExtraSmall(t *testing.T) {
 	const logins = 200
-	pad := make([]any, 8000) // 1 byte each: 8,006 bytes of authextra
+	pad := make([]any, 1000) // 1 byte each: 1,006 bytes of authextra, about 86 KB decoded
 	for i := range pad {
 		pad[i] = map[string]any{}
 	}
@@ -300,8 +302,8 @@ func TestPendingLoginsKeepAuthExtraSmall(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	held := int64(ms.HeapAlloc) - int64(before)
 	// Each test connection's inbox is 32 KiB; decoded, the authextra alone
-	// was 690 KB a login (138 MB here).
-	if per := held / logins; per > 100<<10 {
+	// was 690 KB a login (138 MB here) at 8,000 maps, 86 KB at 1,000.
+	if per := held / logins; per > 64<<10 {
 		t.Fatalf("%d logins waiting for AUTHENTICATE hold %d KiB each (%d MiB in all)", logins, per>>10, held>>20)
 	}
 	t.Logf("%d pending logins: %d KiB each", logins, held/logins>>10)
