@@ -602,3 +602,43 @@ func logCut(s string) string {
 	}
 	return s[:i]
 }
+
+// authLogsPerSecond bounds the failed-authentication lines, and apart the
+// lockout lines, written a second (as the transports' close log does).
+const authLogsPerSecond = 20
+
+// lineLimiter lets through at most authLogsPerSecond log lines per second
+// of the router's clock, and counts those it left out. Safe for
+// concurrent use (shards and workers log failures).
+type lineLimiter struct {
+	mu         sync.Mutex
+	sec        int64  // guarded by mu: the second being counted
+	n          int    // guarded by mu: lines in it
+	suppressed uint64 // guarded by mu: left out since the last line written
+}
+
+// take reports whether a line may be written at now (ns), and how many
+// were left out since the last one written.
+func (l *lineLimiter) take(now int64) (suppressed uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now / int64(time.Second); sec != l.sec {
+		l.sec, l.n = sec, 0
+	}
+	if l.n >= authLogsPerSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.n++
+	suppressed, l.suppressed = l.suppressed, 0
+	return suppressed, true
+}
+
+// suppressedAttr appends to args the count of lines left out, when
+// there were some.
+func suppressedAttr(args []any, suppressed uint64) []any {
+	if suppressed > 0 {
+		args = append(args, "auth_logs_suppressed", suppressed)
+	}
+	return args
+}

@@ -204,6 +204,9 @@ type Router struct {
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
+	// failLogs and lockLogs bound the failed-authentication and lockout
+	// log lines.
+	failLogs, lockLogs lineLimiter
 	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
 	// a reload keeps it.
 	decoyKey *[32]byte

@@ -691,16 +691,23 @@ func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *auth
 		s.stats.AuthFailures.Add(1)
 		s.stats.AuthFailuresBy[authMethodIndex(method)].Add(1)
 	}
+	if lock == lockNone {
+		return
+	}
+	suppressed, ok := s.r.lockLogs.take(s.r.now())
+	if !ok {
+		return
+	}
 	switch lim := s.r.limiter.lim; lock {
 	case lockAuthID:
 		s.r.log.Warn("refusing an authid's authentications from an address for a while (the address's other authids are not refused)",
-			"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout)
+			suppressedAttr([]any{"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
 	case lockAuthIDs:
 		s.r.log.Warn("refusing the authentications of an address's authids for a while (the limiter's table of authids is full: those without a record of their own share one count)",
-			"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout)
+			suppressedAttr([]any{"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
 	case lockAddress:
-		s.r.log.Warn("refusing authentications from an address for a while (failures of many authids)", "address", key.addr,
-			"failures", lim.AddressBlockAfter, "for", lim.Lockout)
+		s.r.log.Warn("refusing authentications from an address for a while (failures of many authids)",
+			suppressedAttr([]any{"address", key.addr, "failures", lim.AddressBlockAfter, "for", lim.Lockout}, suppressed)...)
 	}
 }
 
@@ -778,8 +785,12 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 // authFailed logs a failed authentication (counted by settleAuth) and
 // aborts the session, after a delay when its address keeps failing.
 func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay time.Duration) {
-	s.r.log.Info("authentication failed", "realm", js.realm.name, "authid", logCut(js.req.AuthID),
-		"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay)
+	// At most authLogsPerSecond lines a second: failures from many
+	// addresses are not bounded by the limiter, which counts per address.
+	if suppressed, ok := s.r.failLogs.take(s.r.now()); ok {
+		s.r.log.Info("authentication failed", suppressedAttr([]any{"realm", js.realm.name, "authid", logCut(js.req.AuthID),
+			"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay}, suppressed)...)
+	}
 	if delay <= 0 {
 		s.abort(ss, uri, msg)
 		return
