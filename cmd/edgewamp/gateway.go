@@ -296,6 +296,10 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 			c.errAt(errs, "gateway.limits."+f.name+" must not be negative", "gateway", "limits", f.name)
 		}
 	}
+	if l.SSEQueue > maxSSEQueue {
+		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", maxSSEQueue),
+			"gateway", "limits", "sse_queue")
+	}
 	for i, ce := range g.Callees {
 		if ce.MaxConcurrent < 0 {
 			c.errAt(errs, fmt.Sprintf("gateway.callees[%d].max_concurrent must not be negative", i), "gateway", "callees", i, "max_concurrent")
@@ -314,8 +318,31 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 				c.errAt(errs, fmt.Sprintf("gateway.webhooks[%d].%s must not be negative", i, f.name), "gateway", "webhooks", i, f.name)
 			}
 		}
+		if w.Queue > maxWebhookQueue {
+			c.errAt(errs, fmt.Sprintf("gateway.webhooks[%d].queue is at most %d (events; the queue is allocated whole when the webhook starts)", i, maxWebhookQueue),
+				"gateway", "webhooks", i, "queue")
+		}
+		if w.Concurrency > maxWebhookConcurrency {
+			c.errAt(errs, fmt.Sprintf("gateway.webhooks[%d].concurrency is at most %d (deliveries in progress, each a goroutine started with the webhook)", i, maxWebhookConcurrency),
+				"gateway", "webhooks", i, "concurrency")
+		}
 	}
 }
+
+// The most that gateway.limits.sse_queue, gateway.webhooks[].queue and
+// .concurrency may be. Each sizes what the gateway allocates whole, ahead
+// of any event: a channel of sse_queue slots for every event stream (8
+// bytes a slot) and streamed call (112 bytes) a client opens, a webhook's
+// queue of queue slots and its concurrency goroutines when it starts (at
+// start, and at the reload that adds or changes it). Unbounded, one extra
+// digit or three made the router allocate gigabytes: queue: 2000000000
+// took 16 GB at start, sse_queue: 100000000 800 MB per event stream. The
+// queues' maxima are 64 times their defaults (256 frames, 1024 events).
+const (
+	maxSSEQueue           = 16384
+	maxWebhookQueue       = 65536
+	maxWebhookConcurrency = 1024
+)
 
 func unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

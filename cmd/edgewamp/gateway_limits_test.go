@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -82,5 +83,60 @@ func TestGatewayNegativeCountsRefused(t *testing.T) {
 	l := gateway.DefaultedLimits(c.gatewayOptions(slog.New(slog.DiscardHandler)).Limits)
 	if l.MaxConnections != 10000 || l.MaxInFlight != 8192 || l.AuthFailures != 30 || l.SSEQueue != 256 {
 		t.Fatalf("0 did not take the defaults: %+v", l)
+	}
+}
+
+// TestGatewayQueueSizesBounded: gateway.webhooks[].queue,
+// .concurrency and gateway.limits.sse_queue size what the gateway
+// allocates whole, ahead of any event: a webhook's queue is a channel of
+// queue slots made when the webhook starts (at start and at the reload
+// that adds or changes it), its concurrency the goroutines started with
+// it, and sse_queue the channel each event stream and each streamed call
+// makes when a client opens it. They had no upper bound: check-config said
+// ok to queue: 2000000000, and run (or a reload of the running router) then
+// allocated 16 GB for its channel (measured: 15 GB resident, the start
+// stalled for minutes, a machine with less memory kills the router), and
+// sse_queue: 100000000 made each SSE request of any client allocate 800 MB
+// (11 GB for a streamed call's). Now each has a maximum (65,536 events,
+// 1,024 deliveries, 16,384 frames), refused past it by check-config, run
+// and a reload alike, naming the key and its line; a running router keeps
+// its webhooks.
+func TestGatewayQueueSizesBounded(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"gateway:\n  webhooks:\n    - realm: realm1\n      topic: com.t\n      url: \"http://127.0.0.1:1/h\"\n      queue: 2000000000\n",
+			"line 6: gateway.webhooks[0].queue is at most 65536"},
+		{"gateway:\n  webhooks:\n    - {realm: realm1, topic: com.t, url: \"http://127.0.0.1:1/h\", queue: 65537}\n", "line 3: gateway.webhooks[0].queue is at most 65536"},
+		{"gateway:\n  webhooks:\n    - realm: realm1\n      topic: com.t\n      url: \"http://127.0.0.1:1/h\"\n      concurrency: 1000000\n",
+			"line 6: gateway.webhooks[0].concurrency is at most 1024"},
+		{"gateway:\n  limits:\n    sse_queue: 100000000\n", "line 3: gateway.limits.sse_queue is at most 16384"},
+		// Off, the file's webhooks still reach a running gateway at a reload.
+		{"gateway:\n  listen: \"off\"\n  webhooks:\n    - {realm: realm1, topic: com.t, url: \"http://127.0.0.1:1/h\", queue: 65537}\n", "line 4: gateway.webhooks[0].queue is at most 65536"},
+	}
+	var bad []string
+	for _, k := range cases {
+		if o, e, code := runCLI("check-config", writeConfig(t, k.body)); code != 1 || !strings.Contains(e, k.want) {
+			bad = append(bad, fmt.Sprintf("check-config %q: exit %d: %s%s; want 1 and %q", k.body, code, o, strings.TrimSpace(e), k.want))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d files:\n%s", len(bad), len(cases), strings.Join(bad, "\n"))
+	}
+	// The maxima themselves are taken.
+	at := "gateway:\n  limits: {sse_queue: 16384}\n  webhooks:\n    - {realm: realm1, topic: com.t, url: \"http://127.0.0.1:1/h\", queue: 65536, concurrency: 1024}\n"
+	if o, e, code := runCLI("check-config", writeConfig(t, at)); code != 0 {
+		t.Fatalf("check-config of the maxima: exit %d: %s%s", code, o, e)
+	}
+
+	// A reload past a maximum is refused whole: the running webhook stays.
+	hook := func(queue int) string {
+		return runnersYAML(nil, []string{fmt.Sprintf("{name: w1, realm: realm1, topic: com.t, url: \"http://127.0.0.1:1/h\", queue: %d}", queue)})
+	}
+	g := startReloadedGateway(t, hook(16))
+	g.reloadRefused(hook(65537))
+	if l := grepLines(g.logs(), "SIGHUP: configuration refused"); !strings.Contains(l, "gateway.webhooks[0].queue is at most 65536") {
+		t.Fatalf("the refusal does not name the key: %s", l)
+	}
+	if strings.Contains(g.logs(), "webhooks_changed") {
+		t.Fatalf("a refused reload changed the webhooks:\n%s", lastLines(g.logs(), 3))
 	}
 }
