@@ -685,6 +685,13 @@ func (c *config) validate() error {
 	if c.Limits.MaxMessage != 0 && c.Limits.MaxMessage < 512 {
 		c.errAt(&errs, "limits.max_message is at least 512 bytes", "limits", "max_message")
 	}
+	// A size is bytes without a unit: max_handshake: 8, meant as 8 KiB,
+	// answered every WebSocket upgrade 431 (the shortest upgrade request
+	// takes about 190 bytes), and check-config said ok.
+	if c.Limits.MaxHandshake != 0 && c.Limits.MaxHandshake < minHandshake {
+		c.errAt(&errs, fmt.Sprintf("limits.max_handshake %d bytes is below the minimum, %d bytes: no WebSocket upgrade request would fit (a size without a unit is bytes: 8KiB, not 8)", c.Limits.MaxHandshake, minHandshake),
+			"limits", "max_handshake")
+	}
 	for _, l := range []struct {
 		v    int
 		name string
@@ -778,6 +785,9 @@ func (c *config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// minHandshake is limits.max_handshake's minimum (0 is its default).
+const minHandshake = 512
 
 // The event loops' defaults for limits.high_water and hard_limit (loop's
 // defaultHighWater and HardLimit), which a 0 in the file stands for.

@@ -1121,3 +1121,31 @@ func TestDecoySecretKeptInDataDir(t *testing.T) {
 		t.Fatal("a truncated secret was taken")
 	}
 }
+
+// TestHandshakeLimitFloor: limits.max_handshake is bytes when written
+// without a unit, and had no minimum: max_handshake: 8 (meant as 8 KiB)
+// passed check-config, and the router then answered every WebSocket
+// upgrade 431 (an upgrade request takes about 190 bytes at the least).
+// Below 512 bytes it is refused, naming its line, by check-config, run
+// and a reload alike; 0 is the default (8 KiB), and a router at the
+// minimum serves WebSocket clients.
+func TestHandshakeLimitFloor(t *testing.T) {
+	for _, k := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{"limits:\n  max_handshake: 8\n", 1, "line 2: limits.max_handshake 8 bytes is below the minimum, 512 bytes"},
+		{"limits: {max_handshake: 511}\n", 1, "line 1: limits.max_handshake 511 bytes is below the minimum, 512 bytes"},
+		{"limits: {max_handshake: 0}\n", 0, ": ok"},
+		{"limits: {max_handshake: 512}\n", 0, ": ok"},
+	} {
+		out, errOut, code := runCLI("check-config", writeConfig(t, k.body))
+		if code != k.code || !strings.Contains(out+errOut, k.want) {
+			t.Errorf("check-config %q: exit %d %s%s; want %d and %q", k.body, code, out, strings.TrimSpace(errOut), k.code, k.want)
+		}
+	}
+	r := startRouter(t, "-config", writeConfig(t, "realms: [{name: realm1}]\nlimits: {max_handshake: 512}\n"))
+	s := r.dial("ws://"+r.addr+"/ws", proto.JSON)
+	s.Close()
+}
