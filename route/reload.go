@@ -478,7 +478,7 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 		if !offered {
 			return "authentication method " + method + notOffered
 		}
-		if cred != "" && !credHeld(method, u, cred) {
+		if cred != "" && !credHeld(cfg.Users, method, u, cred) {
 			return "the " + method + " credential principal " + authid + " authenticated with was changed or removed"
 		}
 	}

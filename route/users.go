@@ -126,6 +126,10 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 type Users struct {
 	byID  map[string]*User
 	byKey map[string]*User // hex public key → user
+	// byMark is byKey by the keys' credMark, what a cryptosign session
+	// keeps (heldKey): a reload checks a session's key in one lookup, not
+	// by hashing each of its user's keys.
+	byMark map[string]*User
 	// work and keyLen are the PBKDF2 iterations and key length most of
 	// the users' passwords have, and decoy a hash of those nothing
 	// matches when they are not the defaults (VerifyDecoy; a longer key
@@ -209,7 +213,7 @@ func newCRADecoy(users []*User) craDecoy {
 
 // NewUsers builds a user store, rejecting duplicate authids and keys.
 func NewUsers(users []*User) (*Users, error) {
-	u := &Users{byID: map[string]*User{}, byKey: map[string]*User{}}
+	u := &Users{byID: map[string]*User{}, byKey: map[string]*User{}, byMark: map[string]*User{}}
 	var errs []error
 	works, keyLens := map[int]int{}, map[int]int{}
 	for _, x := range users {
@@ -240,6 +244,7 @@ func NewUsers(users []*User) (*Users, error) {
 				errs = append(errs, fmt.Errorf("public key %s… belongs to both %q and %q", h[:8], o.AuthID, x.AuthID))
 			}
 			u.byKey[h] = x
+			u.byMark[credMark("cryptosign", x, k)] = x
 		}
 	}
 	if u.keyLen <= 0 {
