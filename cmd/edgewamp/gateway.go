@@ -191,6 +191,7 @@ func (c *config) validateGateway(errs *[]error) {
 	// Before the gateway's being off: a reload installs the file's callees
 	// and webhooks on the running gateway even so.
 	c.validateGatewayCounts(errs)
+	c.validateGatewayIdentities(errs)
 	if c.gatewayOff() {
 		return
 	}
@@ -276,6 +277,38 @@ func (c *config) validateGateway(errs *[]error) {
 				*errs = append(*errs, e)
 			}
 		}
+	}
+}
+
+// validateGatewayIdentities refuses an authid or role that the gateway's
+// own configuration names (API keys, signing keys, routes, callees,
+// webhooks) and that is not WAMP text (wampText), as the realms' users and
+// roles are: the gateway's sessions act as them, and every disclosure,
+// meta event and wamp.session.get naming them would fail for JSON peers.
+func (c *config) validateGatewayIdentities(errs *[]error) {
+	g := &c.Gateway
+	check := func(section string, i int, authid, role string) {
+		if !wampText(authid) {
+			c.errAt(errs, fmt.Sprintf("gateway.%s[%d].authid %q %s", section, i, authid, notWAMPText), "gateway", section, i, "authid")
+		}
+		if !wampText(role) {
+			c.errAt(errs, fmt.Sprintf("gateway.%s[%d].role %q %s", section, i, role, notWAMPText), "gateway", section, i, "role")
+		}
+	}
+	for i, k := range g.APIKeys {
+		check("api_keys", i, k.AuthID, k.Role)
+	}
+	for i, k := range g.SigningKeys {
+		check("signing_keys", i, k.AuthID, k.Role)
+	}
+	for i, r := range g.Routes {
+		check("routes", i, r.AuthID, r.Role)
+	}
+	for i, ce := range g.Callees {
+		check("callees", i, ce.AuthID, ce.Role)
+	}
+	for i, w := range g.Webhooks {
+		check("webhooks", i, w.AuthID, w.Role)
 	}
 }
 
