@@ -108,6 +108,8 @@ type Node struct {
 	ready   atomic.Bool
 
 	stats Stats
+	// syncLogged is when badSync last logged (control dispatcher).
+	syncLogged time.Time
 }
 
 // Stats are a node's counters: where a message can be lost, and how
@@ -126,7 +128,8 @@ type Stats struct {
 	// Frames counts the NATS messages sent that packed several route
 	// envelopes (frame.go), FramedEnvelopes the envelopes they held;
 	// BadFrames the frames received that did not unpack (the envelopes
-	// after the fault were dropped).
+	// after the fault were dropped), and the directory sync answers
+	// dropped as malformed or past maxSyncBytes (badSync).
 	Frames          atomic.Uint64
 	FramedEnvelopes atomic.Uint64
 	BadFrames       atomic.Uint64

@@ -84,10 +84,12 @@ type peer struct {
 	pending []delta   // directory changes received during a sync
 	// parts holds the parts of a directory sync answer received so far
 	// (nparts of them, for version partsVer).
-	parts     []route.MeshRealmReg
-	nparts    uint64
-	partsVer  uint64
-	warnedDup bool
+	// partsBytes is what those parts took on the wire (maxSyncBytes).
+	parts      []route.MeshRealmReg
+	nparts     uint64
+	partsVer   uint64
+	partsBytes int64
+	warnedDup  bool
 	// knows is how many peers it said it knows in its last heartbeat
 	// (-1: it has not said), and knowsSet which, as nameHash values (nil
 	// when it sent only the count: more than maxHashedPeers). A peer that
@@ -721,7 +723,11 @@ func (n *Node) applySync(m *nats.Msg) {
 	boot := r.fixed64()
 	ver := r.uv()
 	cnt := r.uv()
-	if r.err != nil || cnt > uint64(len(m.Data)) {
+	// An entry takes at least minEntry bytes: a count its bytes cannot
+	// hold is refused before the slice is made (it was made for up to
+	// one entry per byte, 72 bytes of slice per byte received).
+	if r.err != nil || cnt > uint64(len(r.b)/minEntry) {
+		n.badSync(p, "malformed")
 		return
 	}
 	regs := make([]route.MeshRealmReg, 0, cnt)
@@ -729,6 +735,7 @@ func (n *Node) applySync(m *nats.Msg) {
 		regs = append(regs, r.entry())
 	}
 	if r.err != nil {
+		n.badSync(p, "malformed")
 		return
 	}
 	// The part's index and whether more follow (an answer in one part
@@ -738,6 +745,7 @@ func (n *Node) applySync(m *nats.Msg) {
 	if len(r.b) > 0 {
 		part = r.uv()
 		if r.err != nil || len(r.b) < 1 {
+			n.badSync(p, "malformed")
 			return
 		}
 		more = r.b[0] == 1
@@ -764,18 +772,26 @@ func (n *Node) applySync(m *nats.Msg) {
 	}
 	switch {
 	case part == 0:
-		p.parts, p.partsVer = regs, ver
+		p.parts, p.partsVer, p.partsBytes = regs, ver, 0
 	case part == p.nparts && ver == p.partsVer && p.parts != nil:
 		p.parts = append(p.parts, regs...)
 	default:
 		p.parts = nil // a part went missing: wait for the next answer
 		return
 	}
+	// The parts wait here until the last one: at most what a node can
+	// send (maxSyncBytes). Before, nothing bounded them: parts that said
+	// more followed, without end, were all held.
+	if p.partsBytes += int64(len(m.Data)); p.partsBytes > n.maxSyncBytes() {
+		p.parts, p.nparts, p.partsBytes = nil, 0, 0
+		n.badSync(p, "larger than 1.25 × max_outbound, the most a node sends")
+		return
+	}
 	p.nparts = part + 1
 	if more {
 		return
 	}
-	regs, p.parts, p.nparts = p.parts, nil, 0
+	regs, p.parts, p.nparts, p.partsBytes = p.parts, nil, 0, 0
 	if p.boot == 0 {
 		p.boot = boot
 		n.peers.publish()
@@ -796,6 +812,31 @@ func (n *Node) applySync(m *nats.Msg) {
 		}
 	}
 }
+
+// minEntry is the least bytes of an encoded directory entry (wr.entry):
+// two lengths, match and policy, callees and two times.
+const minEntry = 7
+
+// maxSyncBytes bounds the parts of a peer's directory sync answer held
+// until its last part: what a node can send, its parts all queued at once
+// in its outbound queue (1.25 × max_outbound, with the directory's
+// reserve; sendDirectory). Every node should have the same max_outbound.
+func (n *Node) maxSyncBytes() int64 { return n.opts.MaxOutbound + n.opts.MaxOutbound/4 }
+
+// badSync counts a directory sync answer from p dropped as malformed or
+// too large (Stats.BadFrames) and logs it, at most every syncLogEvery per
+// node. The peer is asked again at its next heartbeat or check
+// (checkPeers). Control dispatcher only.
+func (n *Node) badSync(p *peer, why string) {
+	n.stats.BadFrames.Add(1)
+	if now := time.Now(); now.Sub(n.syncLogged) >= syncLogEvery {
+		n.syncLogged = now
+		n.log.Warn("mesh: dropped a directory sync answer from a node", "peer", p.name, "why", why, "dropped", n.stats.BadFrames.Load())
+	}
+}
+
+// syncLogEvery spaces the log lines of badSync.
+const syncLogEvery = 10 * time.Second
 
 // heartbeat announces this node.
 func (n *Node) heartbeat() {
