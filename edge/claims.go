@@ -30,7 +30,10 @@ import (
 //     node seen again under the same name (it restarted: the claim's boot
 //     is not the one it announces), is taken over. One under this node's
 //     name from a boot it hears now is another node's that uses the same
-//     name (peers.go, "Two nodes under one name"): refused.
+//     name (peers.go, "Two nodes under one name"): refused. One of a life
+//     this node has not heard (a node just started or restarted, whose
+//     heartbeat has not come yet) is waited for, at most PeerTimeout
+//     (claimStore.life).
 //   - When the store cannot answer within claimTimeout (no quorum, the
 //     uplink is down), the claim is accepted provisionally: a partitioned
 //     node keeps serving its local clients. Provisional claims are
@@ -395,14 +398,25 @@ func (c *claimStore) claim(key string) error {
 		return nil
 	}
 	deadline := time.Now().Add(claimWait)
-	err := c.take(key)
-	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && time.Now().Before(deadline) {
+	// unheard is when the claim was first found held by a life of a node
+	// that this node has not heard (errUnheard): it waits up to
+	// PeerTimeout for that life to be heard, then takes it for dead.
+	var unheard time.Time
+	err := c.take(key, false)
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) {
+		if errors.Is(err, errUnheard) {
+			if unheard.IsZero() {
+				unheard = time.Now()
+			}
+		} else if !time.Now().Before(deadline) {
+			break
+		}
 		select {
 		case <-c.stop:
 			return ErrClosed
 		case <-time.After(100 * time.Millisecond):
 		}
-		err = c.take(key)
+		err = c.take(key, !unheard.IsZero() && time.Since(unheard) >= c.n.opts.PeerTimeout)
 	}
 	switch {
 	case err == nil:
@@ -419,10 +433,15 @@ func (c *claimStore) claim(key string) error {
 	return nil
 }
 
+// errUnheard is take's answer for a claim held by a life of a node that
+// this node has not heard (life).
+var errUnheard = errors.New("edge: the claim's holder is a node life not heard yet")
+
 // take claims key in the store: nil when this node holds it,
-// route.ErrMeshClaimed when a live node does, another error when the
-// store did not answer.
-func (c *claimStore) take(key string) error {
+// route.ErrMeshClaimed when a live node does, errUnheard when a life of a
+// node this node has not heard does (unless force: then it is taken for
+// dead), another error when the store did not answer.
+func (c *claimStore) take(key string, force bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	defer cancel()
 	kv, err := c.bucket(ctx)
@@ -450,8 +469,15 @@ func (c *claimStore) take(key string) error {
 		return err
 	}
 	owner, boot, _ := strings.Cut(string(e.Value()), "\n")
-	if owner != c.n.opts.Name && c.alive(owner, boot) {
-		return route.ErrMeshClaimed
+	if owner != c.n.opts.Name {
+		switch c.life(owner, boot) {
+		case lifeAlive:
+			return route.ErrMeshClaimed
+		case lifeUnheard:
+			if !force {
+				return errUnheard
+			}
+		}
 	}
 	// Under this node's name but another boot: another node that uses
 	// this node's name while it is heard (peers.go, twins), whose claim
@@ -474,28 +500,48 @@ func (c *claimStore) take(key string) error {
 	return nil
 }
 
-// alive reports whether the node that wrote a claim (its name and boot,
-// as claimStore.value wrote them) is alive: a node by that name is seen,
-// in the same life. A node that restarted under its name is another
-// life: the claims of the one before it are a dead node's. While its boot
-// is not known yet, it counts as alive.
+// The lives of a claim's holder (claimStore.life).
+const (
+	lifeDead = iota
+	lifeAlive
+	lifeUnheard
+)
+
+// life tells whether the node that wrote a claim (its name and boot, as
+// claimStore.value wrote them) is alive: a node by that name is seen, in
+// the same life (while its boot is not known yet, it counts as alive);
+// dead: that life was seen to end (the node restarted, was silent for
+// PeerTimeout, or left); unheard: a life of a node this node has not
+// heard, which may be an older one (dead) or one that has just started
+// and whose heartbeat has not reached this node yet (a node restarted
+// within a heartbeat, a node that has just joined, or this node has just
+// started). Before, an unheard life was taken for dead: a node took over
+// the claim of a node that had just restarted or joined, and both held
+// the single registration (claim's caller waits for it instead, at most
+// PeerTimeout, when a live node is heard).
 //
 // A node heard speaking another mesh version (peers.go) is alive too,
 // though not a peer: a single registration stays exclusive while a mesh
 // is upgraded one node at a time.
-func (c *claimStore) alive(name, boot string) bool {
+func (c *claimStore) life(name, boot string) int {
 	v := c.n.peers.view.Load()
 	b, ok := v.boots[name]
 	if !ok {
-		bv := c.n.peers.badView.Load()
-		if bv == nil {
-			return false
+		if bv := c.n.peers.badView.Load(); bv != nil {
+			if b, ok = bv.boots[name]; ok && (b == 0 || boot == "" || strconv.FormatUint(b, 10) == boot) {
+				return lifeAlive
+			}
 		}
-		if b, ok = bv.boots[name]; !ok {
-			return false
-		}
+	} else if b == 0 || boot == "" || strconv.FormatUint(b, 10) == boot {
+		return lifeAlive
 	}
-	return b == 0 || boot == "" || strconv.FormatUint(b, 10) == boot
+	if boot == "" {
+		return lifeDead
+	}
+	if d, ok := (*c.n.peers.deadView.Load())[name]; ok && strconv.FormatUint(d, 10) == boot {
+		return lifeDead
+	}
+	return lifeUnheard
 }
 
 // release gives key back. Worker goroutine.
@@ -587,10 +633,10 @@ func (c *claimStore) reconcile() {
 		if c.stopping() {
 			return
 		}
-		err := c.take(key)
+		err := c.take(key, false)
 		switch {
 		case err == nil:
-		case errors.Is(err, route.ErrMeshClaimed):
+		case errors.Is(err, route.ErrMeshClaimed), errors.Is(err, errUnheard):
 			// Another live node holds it: the directory settles which
 			// registration stays; keep ours provisional until then.
 			c.held[key] = claimRec{}

@@ -377,7 +377,11 @@ var _ = strings.Contains
 // observe, if not nil, sees every other batch the dispatcher takes.
 func stallControl(t *testing.T, tn *tnode, observe func([]*nats.Msg)) (release func()) {
 	t.Helper()
-	nc, err := nats.Connect(tn.n.srv.ClientURL())
+	url := tn.n.opts.NatsURL // a node joined to a NATS deployment
+	if tn.n.srv != nil {
+		url = tn.n.srv.ClientURL()
+	}
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,6 +157,12 @@ type peerTable struct {
 	twins      map[uint64]*twin
 	twinView   atomic.Pointer[map[uint64]*twin]
 	twinLogged time.Time
+	// deadView holds, by name, the last life (boot) of each node this
+	// node saw end (dropPeer: it restarted, was silent for PeerTimeout,
+	// left), at most maxForgotten names, for the claim store (claims.go,
+	// life): a claim of such a life is a dead node's; one of a life never
+	// heard may be a node's that has just started. Copied on write.
+	deadView atomic.Pointer[map[string]uint64]
 }
 
 // twin is another node heard using this node's name (its heartbeats).
@@ -216,6 +222,7 @@ func (t *peerTable) init(self string, grace time.Duration) {
 	t.logged = map[string]uint64{}
 	t.twins = map[uint64]*twin{}
 	t.twinView.Store(&map[uint64]*twin{})
+	t.deadView.Store(&map[string]uint64{})
 	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
 }
 
@@ -1073,6 +1080,17 @@ func (n *Node) IncompatiblePeers() []IncompatiblePeer {
 
 func (n *Node) dropPeer(p *peer) {
 	delete(n.peers.byName, p.name)
+	if p.boot != 0 {
+		old := *n.peers.deadView.Load()
+		dead := make(map[string]uint64, len(old)+1)
+		if _, ok := old[p.name]; ok || len(old) < maxForgotten {
+			for name, b := range old {
+				dead[name] = b
+			}
+		}
+		dead[p.name] = p.boot
+		n.peers.deadView.Store(&dead)
+	}
 	if len(n.peers.gone) < maxForgotten {
 		n.peers.gone[p.name] = time.Now()
 	}

@@ -1,0 +1,82 @@
+package edge
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// jsServer starts a NATS server with JetStream on loopback for nodes that
+// join it with NatsURL (a node then starts, and restarts, at once).
+func jsServer(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the external NATS server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// A node restarts (killed) and its new life registers a single procedure
+// before another node has heard the new life's heartbeat: that node still
+// knows the earlier life's boot, and the claim, written under the new
+// boot, is of a life it has not heard. It took such a claim for a dead
+// life's and took it over: both nodes answered REGISTERED, two exclusive
+// holders, until the directory revoked the later one (whose release then
+// left the store without a claim). The same held for a node that had just
+// joined, not heard at all yet.
+// A life not heard yet is waited for (at most peer_timeout): once the
+// new life's heartbeat comes, the claim is its, alive, and the REGISTER
+// is refused.
+func TestClaimOfARestartedLifeNotHeardYetIsKept(t *testing.T) {
+	t.Parallel()
+	url := jsServer(t)
+	a := startNode(t, "a", func(o *Options) { o.NatsURL = url })
+	c := startNode(t, "c", func(o *Options) { o.NatsURL = url })
+	waitMesh(t, a, c)
+	waitClaims(t, 10*time.Second, a, c)
+	ctx := ctxT(t, 20*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	// a hears nothing for a moment (a busy dispatcher, heartbeats on
+	// their way): it knows c's earlier life only.
+	release := stallControl(t, a, nil)
+	c.n.claims.close(time.Time{})
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c.n.Shutdown(sctx)
+	cancel()
+	c.stop()
+	c2 := startNode(t, "c", func(o *Options) { o.NatsURL = url })
+	waitClaims(t, 10*time.Second, c2)
+	if _, err := c2.dial(c2.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatalf("the restarted c registering a single procedure: %v", err)
+	}
+	sa := a.dial(a.ws(), proto.JSON)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sa.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+		release()
+	case <-time.After(300 * time.Millisecond):
+		release() // a hears c's new life now
+		err = <-done
+	}
+	if wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("a registering the single procedure the restarted c holds, before hearing c's new life: %v, want %s (a: claims refused %d)",
+			err, proto.URIProcedureAlreadyExists, a.n.stats.ClaimsRefused.Load())
+	}
+}
