@@ -248,6 +248,19 @@ func (r *rbuf) bytes() []byte {
 
 func (r *rbuf) str() string { return string(r.bytes()) }
 
+// shard reads a shard index (the caller's shard of a call, result or
+// bounce): below maxShards, else the envelope is malformed. Read as an int
+// unchecked, 2^63 and more became negative, passed the check against the
+// number of shards, and indexing the shards with it panicked.
+func (r *rbuf) shard() int {
+	v := r.uv()
+	if v >= maxShards {
+		r.fail()
+		return 0
+	}
+	return int(v)
+}
+
 func (r *rbuf) fixed64() uint64 {
 	if len(r.b) < 8 {
 		r.fail()
@@ -487,7 +500,7 @@ func decodeCall(env []byte, mc *meshCall) error {
 	}
 	*mc = meshCall{c: &carry{}}
 	mc.callID = r.uv()
-	mc.shard = int(r.uv())
+	mc.shard = r.shard()
 	mc.flags = r.uv()
 	mc.timeout = r.uv()
 	mc.realm = r.bytes()
@@ -517,7 +530,7 @@ func peekCall(env []byte) (callID uint64, shard int, ok bool) {
 	r := rbuf{b: env}
 	r.byte1()
 	callID = r.uv()
-	shard = int(r.uv())
+	shard = r.shard()
 	return callID, shard, r.err == nil
 }
 
@@ -556,7 +569,7 @@ func decodeResult(env []byte) (meshResult, error) {
 		return meshResult{}, errEnvelope
 	}
 	mr := meshResult{c: &carry{}}
-	mr.shard = int(r.uv())
+	mr.shard = r.shard()
 	mr.callID = r.uv()
 	mr.flags = r.uv()
 	if mr.flags&rsUnavailable != 0 {
