@@ -39,6 +39,10 @@ type registration struct {
 	// remote are the other nodes' callees (mesh only): immutable slice,
 	// swapped under Realm.mu.
 	remote atomic.Pointer[[]remoteCallee]
+	// revokeDue: this node's callees lost a conflict with another node's
+	// registration and are revoked if it lasts (meshRevokeDue; under
+	// Realm.mu).
+	revokeDue bool
 }
 
 // callee is one session attached to a registration.

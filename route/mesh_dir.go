@@ -2,6 +2,7 @@ package route
 
 import (
 	"sort"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -168,6 +169,54 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 	return rm.meshRebuild(regKey{reg.match, reg.uri})
 }
 
+// meshRevokeGrace is how long a conflict between this node's callees of
+// a registration and another node's earlier, incompatible registration
+// must last before this node revokes its own. A directory change can be
+// stale when it is read: a node that registered a single procedure and
+// unregistered it gives its claim back after both changes went out, and
+// another node that registers the procedure then, rightly, may read the
+// two changes only after its own REGISTERED (its dispatcher behind, or
+// NATS slower than the claim store). It revoked its callees on reading
+// the first, as the loser of a conflict that the second ended a moment
+// later: the procedure's one holder in the mesh was revoked, or its
+// session killed. A conflict that is real (two nodes that registered
+// during a partition, or with the claim store unreachable) lasts until
+// one side gives way.
+const meshRevokeGrace = time.Second
+
+// meshRevokeDue revokes this node's callees of reg if, meshRevokeGrace
+// after a conflict was seen, reg is still in the table and still loses
+// to another node's incompatible registration (meshLost). Any goroutine.
+func (rm *Realm) meshRevokeDue(reg *registration) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	reg.revokeDue = false
+	if cur, ok := rm.regs.get(reg.match, reg.uri); !ok || cur != reg || !rm.meshLost(reg) {
+		return
+	}
+	for c := range reg.list().all() {
+		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
+	}
+}
+
+// meshLost reports whether this node's callees of reg lose to another
+// node's incompatible registration: the earliest part of the
+// registration, local or remote, is another node's, with a policy reg's
+// cannot share (as meshRebuild decides). Call with mu held.
+func (rm *Realm) meshLost(reg *registration) bool {
+	local := reg.list()
+	if local.len() == 0 || rm.mdir == nil {
+		return false
+	}
+	win := dirEntry{MeshReg: MeshReg{Invoke: reg.invoke, First: local.at(0).at}, name: rm.r.ms.name}
+	for _, e := range rm.mdir.byKey[regKey{reg.match, reg.uri}] {
+		if precedes(e.First, e.name, win.First, win.name) {
+			win = e
+		}
+	}
+	return win.name != rm.r.ms.name && !compatible(reg.invoke, win.Invoke)
+}
+
 // compatible reports whether callees registered with policies a and b may
 // share a registration.
 func compatible(a, b proto.Invoke) bool { return a == b && a != proto.InvokeSingle }
@@ -213,12 +262,12 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	var rl []remoteCallee
 	switch {
 	case local.len() > 0 && win.name != self:
-		if !compatible(reg.invoke, win.Invoke) {
-			// This node lost: revoke its callees; the registration is
-			// rebuilt for the winner once they are gone.
-			for c := range local.all() {
-				c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
-			}
+		if !compatible(reg.invoke, win.Invoke) && !reg.revokeDue {
+			// This node lost: its callees are revoked, and the
+			// registration rebuilt for the winner once they are gone, if
+			// the conflict lasts meshRevokeGrace (meshRevokeDue).
+			reg.revokeDue = true
+			time.AfterFunc(meshRevokeGrace, func() { rm.meshRevokeDue(reg) })
 		}
 		fallthrough
 	case local.len() > 0:
