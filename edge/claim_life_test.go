@@ -2,10 +2,13 @@ package edge
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
@@ -139,5 +142,54 @@ func TestStaleDirectoryEntryDoesNotRevokeTheClaimHolder(t *testing.T) {
 	}
 	if _, err := sc.Call(ctx, "com.only", nil, nil, nil); err != nil {
 		t.Fatalf("calling the procedure after b read a's changes: %v", err)
+	}
+}
+
+// The claims of a node life never heard (a node that died while this one
+// was down, holding claims) are waited for once, not once per claim: the
+// claims go through one worker, and PeerTimeout per claim made the last
+// of 8 REGISTERs wait 8 × PeerTimeout.
+func TestUnheardLifeWaitedForOnce(t *testing.T) {
+	t.Parallel()
+	url := jsServer(t)
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.PeerTimeout = url, time.Second })
+	waitClaims(t, 10*time.Second, a)
+	ctx := ctxT(t, 30*time.Second)
+	js, err := jetstream.New(a.n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, claimBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const k = 8
+	for i := range k {
+		if _, err := kv.Create(ctx, claimKey("realm1", proto.MatchExact, fmt.Sprint("com.dead.", i)), []byte("z\n12345")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	s := a.dial(a.ws(), proto.JSON)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, k)
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Register(ctx, fmt.Sprint("com.dead.", i), h, nil)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("%d claims of one life never heard: %v", k, took.Round(time.Millisecond))
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("registering com.dead.%d, held by a node never heard: %v", i, err)
+		}
+	}
+	if took < 900*time.Millisecond || took > 2500*time.Millisecond {
+		t.Fatalf("%d claims of one life never heard took %v, want about PeerTimeout (1s)", k, took.Round(time.Millisecond))
 	}
 }

@@ -64,6 +64,8 @@ const (
 	// releaseWorkers is how many claims a clean shutdown gives back at a
 	// time.
 	releaseWorkers = 16
+	// maxUnheard bounds claimStore.unheard.
+	maxUnheard = 4096
 )
 
 type claimRec struct {
@@ -97,6 +99,10 @@ type claimStore struct {
 	// refused mesh-wide (procedure_already_exists) until this node left.
 	// At most maxReleaseJobs.
 	releasing map[string]uint64
+	// unheard holds when this node first found a claim held by a life
+	// of a node it had not heard (take, lifeUnheard), by name and boot;
+	// at most maxUnheard.
+	unheard map[string]time.Time
 	// down: a claim found the store unreachable. While it is set, claims
 	// are accepted provisionally at once: the claims go through this one
 	// worker, and each waiting claimWait would make the REGISTERs queued
@@ -115,7 +121,7 @@ type claimStore struct {
 }
 
 func newClaimStore(n *Node) *claimStore {
-	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}}
+	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}}
 	c.replicas = 1
 	if n.opts.Cluster.Listen != "" {
 		c.replicas = min(3, 1+len(n.opts.Cluster.Routes))
@@ -398,25 +404,16 @@ func (c *claimStore) claim(key string) error {
 		return nil
 	}
 	deadline := time.Now().Add(claimWait)
-	// unheard is when the claim was first found held by a life of a node
-	// that this node has not heard (errUnheard): it waits up to
-	// PeerTimeout for that life to be heard, then takes it for dead.
-	var unheard time.Time
-	err := c.take(key, false)
-	for err != nil && !errors.Is(err, route.ErrMeshClaimed) {
-		if errors.Is(err, errUnheard) {
-			if unheard.IsZero() {
-				unheard = time.Now()
-			}
-		} else if !time.Now().Before(deadline) {
-			break
-		}
+	err := c.take(key)
+	// errUnheard: a life of a node not heard yet holds it, which take
+	// takes for dead once it has stayed unheard for PeerTimeout.
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && (errors.Is(err, errUnheard) || time.Now().Before(deadline)) {
 		select {
 		case <-c.stop:
 			return ErrClosed
 		case <-time.After(100 * time.Millisecond):
 		}
-		err = c.take(key, !unheard.IsZero() && time.Since(unheard) >= c.n.opts.PeerTimeout)
+		err = c.take(key)
 	}
 	switch {
 	case err == nil:
@@ -439,9 +436,10 @@ var errUnheard = errors.New("edge: the claim's holder is a node life not heard y
 
 // take claims key in the store: nil when this node holds it,
 // route.ErrMeshClaimed when a live node does, errUnheard when a life of a
-// node this node has not heard does (unless force: then it is taken for
-// dead), another error when the store did not answer.
-func (c *claimStore) take(key string, force bool) error {
+// node this node has not heard does (for less than PeerTimeout since
+// this node first found it holding a claim: then it is taken for dead),
+// another error when the store did not answer.
+func (c *claimStore) take(key string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	defer cancel()
 	kv, err := c.bucket(ctx)
@@ -474,7 +472,19 @@ func (c *claimStore) take(key string, force bool) error {
 		case lifeAlive:
 			return route.ErrMeshClaimed
 		case lifeUnheard:
-			if !force {
+			// Waited for once per life, not per claim: a node that
+			// died unheard holding many claims delays one claim by
+			// PeerTimeout, not each.
+			life := owner + "\n" + boot
+			since, ok := c.unheard[life]
+			if !ok {
+				if len(c.unheard) >= maxUnheard {
+					clear(c.unheard)
+				}
+				since = time.Now()
+				c.unheard[life] = since
+			}
+			if time.Since(since) < c.n.opts.PeerTimeout {
 				return errUnheard
 			}
 		}
@@ -633,7 +643,7 @@ func (c *claimStore) reconcile() {
 		if c.stopping() {
 			return
 		}
-		err := c.take(key, false)
+		err := c.take(key)
 		switch {
 		case err == nil:
 		case errors.Is(err, route.ErrMeshClaimed), errors.Is(err, errUnheard):
