@@ -108,8 +108,9 @@ type Node struct {
 	ready   atomic.Bool
 
 	stats Stats
-	// syncLogged is when badSync last logged (control dispatcher).
-	syncLogged time.Time
+	// syncLogged is when badSync last logged, peersLogged when peerFor
+	// last logged a refused node (control dispatcher).
+	syncLogged, peersLogged time.Time
 }
 
 // Stats are a node's counters: where a message can be lost, and how
@@ -145,6 +146,9 @@ type Stats struct {
 	// PeersLost counts nodes taken for dead; PeersJoined nodes seen.
 	PeersLost   atomic.Uint64
 	PeersJoined atomic.Uint64
+	// PeersRefused counts messages dropped because they came from a node
+	// not known while maxPeers were (peerFor).
+	PeersRefused atomic.Uint64
 	// Unknown counts messages from nodes the directory did not know yet.
 	Unknown atomic.Uint64
 	// ClaimsProvisional counts single registrations accepted without the

@@ -111,6 +111,12 @@ type delta struct {
 	reg route.MeshRealmReg
 }
 
+// maxPeers bounds the nodes a node takes for peers at once (peerFor): a
+// mesh of more would pay about a million heartbeats each heartbeat
+// period, and the session-id slots (route.MaxMeshSlot) are 1,023. A
+// variable for tests.
+var maxPeers = 1024
+
 // maxKnows bounds the peer count a heartbeat may announce (a larger one
 // is taken for none).
 const maxKnows = 1 << 16
@@ -530,6 +536,21 @@ func (n *Node) peerFor(reply string) *peer {
 		return nil
 	}
 	p := n.peers.byName[name]
+	if p == nil && len(n.peers.byName) >= maxPeers {
+		// Each name heard makes a peer, and each peer made or dropped
+		// costs a walk of them all (publish): messages from ever new
+		// names (a misbehaving node, or anything that reaches the mesh's
+		// NATS) held the dispatcher for a time that grew with the square
+		// of their number (20,000 tiny messages, 5.8 s, during which this
+		// node sent no heartbeat and its peers took it for dead). Past
+		// maxPeers, a new name's messages are dropped and counted.
+		n.stats.PeersRefused.Add(1)
+		if now := time.Now(); now.Sub(n.peersLogged) >= syncLogEvery {
+			n.peersLogged = now
+			n.log.Warn("mesh: messages from more nodes than a mesh may have; those of the nodes past the bound are dropped", "max_peers", maxPeers, "peer", name, "dropped", n.stats.PeersRefused.Load())
+		}
+		return nil
+	}
 	if p == nil {
 		n.peers.next++
 		p = &peer{idx: n.peers.next, name: name, inbox: nodeInbox(name), msgSubj: nodeSubject(name, "m"), knows: -1}

@@ -179,8 +179,9 @@ type MeshStats struct {
 	// waiting (query_late), answers to this node's gathers past the
 	// bytes its gathers may hold (gather_full), this node's retained
 	// events left out of its answers to other nodes' get_retained gathers
-	// (4 MiB an answer: retained_answer_full), and messages from another
-	// node that uses this node's name (same_name).
+	// (4 MiB an answer: retained_answer_full), messages from another
+	// node that uses this node's name (same_name), and messages from a
+	// node not known while 1,024 are (too_many_peers).
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

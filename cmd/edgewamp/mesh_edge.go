@@ -77,6 +77,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"inbound_full":     es.InboundFull.Load(),
 			"control_full":     es.ControlFull.Load(),
 			"same_name":        es.SameName.Load(),
+			"too_many_peers":   es.PeersRefused.Load(),
 		},
 		Duplicates:        es.Duplicates.Load(),
 		GathersIncomplete: es.GathersIncomplete.Load(),
