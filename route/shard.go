@@ -148,6 +148,11 @@ type ShardStats struct {
 
 func newShard(r *Router, idx int) *Shard {
 	s := &Shard{r: r, idx: idx, rng: seedRand(), buf: make([]byte, 0, 4096), attached: map[*Session]struct{}{}}
+	// Invocation ids start at a random point of the sequence, so that a
+	// node's lives do not reuse each other's: a node restarted under its
+	// name, before a peer takes its new life's heartbeat, is that node
+	// to the peer, which may still hold the earlier life's calls by id.
+	s.invSeq = s.rng.Uint64N(invSeqStart)
 	s.drainFn = s.drain
 	s.enc.MaxConverted = r.cfg.MaxConverted
 	return s
@@ -422,6 +427,11 @@ func (s *Shard) runTimers() {
 	}
 	s.armNext()
 }
+
+// invSeqStart bounds the random start of a shard's sequence of
+// invocation ids (newShard): 2^44 places, times at most maxShards, stays
+// below proto.MaxID.
+const invSeqStart = 1 << 44
 
 // nextInvocationID returns an INVOCATION request id unique router-wide: a
 // per-shard sequence with the shard index in the low bits, so that the
