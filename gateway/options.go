@@ -426,6 +426,9 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.MaxStreams, 10000)
 	def(&l.MaxStreamsPerClient, 1000)
 	def(&l.SSEQueue, 256)
+	if l.SSEQueue > MaxSSEQueue {
+		errs = append(errs, fieldErr(fmt.Sprintf("sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", MaxSSEQueue), "limits", "sse_queue"))
+	}
 	def(&l.SSEBuffer, 1<<20)
 	if l.SSEBufferTotal <= 0 {
 		l.SSEBufferTotal = 64 << 20
@@ -434,6 +437,20 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	def(&l.AuthFailures, 30)
 	return errs
 }
+
+// The most Limits.SSEQueue, Webhook.Queue and Webhook.Concurrency may be.
+// Each sizes what the gateway allocates whole, ahead of any event: a
+// channel of SSEQueue slots for every event stream (8 bytes a slot) and
+// streamed call (112 bytes) a client opens, a webhook's queue of Queue
+// slots and its Concurrency goroutines when it starts. Unbounded, one
+// extra digit or three made it allocate gigabytes (a queue of
+// 2,000,000,000 took 16 GB, in Validate too, which builds the webhooks'
+// runners). The queues' maxima are 64 times their defaults.
+const (
+	MaxSSEQueue           = 16384
+	MaxWebhookQueue       = 65536
+	MaxWebhookConcurrency = 1024
+)
 
 // noRedirect makes a client return a redirect as the response.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

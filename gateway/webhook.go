@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -134,6 +135,9 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		if w.Queue <= 0 {
 			w.Queue = 1024
 		}
+		if w.Queue > MaxWebhookQueue {
+			errs = append(errs, fieldErr(fmt.Sprintf("queue is at most %d (events; the queue is allocated whole when the webhook starts)", MaxWebhookQueue), at("queue")...))
+		}
 		if w.QueueBytes <= 0 {
 			w.QueueBytes = DefaultWebhookQueueBytes
 		}
@@ -151,6 +155,9 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		}
 		if w.Concurrency <= 0 {
 			w.Concurrency = 1
+		}
+		if w.Concurrency > MaxWebhookConcurrency {
+			errs = append(errs, fieldErr(fmt.Sprintf("concurrency is at most %d (deliveries in progress, each a goroutine started with the webhook)", MaxWebhookConcurrency), at("concurrency")...))
 		}
 		if w.AuthID == "" {
 			w.AuthID = "gateway"

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -400,5 +401,39 @@ func TestRetryAfterParse(t *testing.T) {
 		if got := retryAfter(v, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// TestQueueSizesBoundedInValidate: Validate (check-config's and a
+// reload's check) and New refuse a webhook queue, a webhook concurrency
+// and an SSE queue past their maxima, before anything they size is
+// built. Before, Validate built the webhooks' runners, a queue of
+// 2,000,000,000 slots a 16 GB allocation: a CI run's cmd test process
+// (check-config of such a file, under the race detector) was killed by
+// the kernel at 24 GB resident.
+func TestQueueSizesBoundedInValidate(t *testing.T) {
+	hook := Webhook{Realm: "realm1", Topic: "com.t", URL: "http://127.0.0.1:1/h"}
+	big, many := hook, hook
+	big.Queue, many.Concurrency = 2_000_000_000, 1_000_000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, o := range []Options{
+		{Addr: "127.0.0.1:0", Webhooks: []Webhook{big}},
+		{Addr: "127.0.0.1:0", Webhooks: []Webhook{many}},
+		{Addr: "127.0.0.1:0", Limits: Limits{SSEQueue: 100_000_000}},
+	} {
+		err := Validate(o)
+		if err == nil || !strings.Contains(err.Error(), "is at most") {
+			t.Fatalf("Validate: %v, want a refusal naming the maximum", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Fatalf("Validate of refused sizes allocated %d MiB", d>>20)
+	}
+	at := hook
+	at.Queue, at.Concurrency = MaxWebhookQueue, MaxWebhookConcurrency
+	if err := Validate(Options{Addr: "127.0.0.1:0", Webhooks: []Webhook{at}, Limits: Limits{SSEQueue: MaxSSEQueue}}); err != nil {
+		t.Fatalf("the maxima themselves: %v", err)
 	}
 }

@@ -190,7 +190,9 @@ func (c *config) validateGateway(errs *[]error) {
 	g := &c.Gateway
 	// Before the gateway's being off: a reload installs the file's callees
 	// and webhooks on the running gateway even so.
+	before := len(*errs)
 	c.validateGatewayCounts(errs)
+	counted := len(*errs) == before
 	c.validateGatewayIdentities(errs)
 	if c.gatewayOff() {
 		return
@@ -267,6 +269,14 @@ func (c *config) validateGateway(errs *[]error) {
 		for _, p := range oauthMountPatterns(orDefault(c.OAuth.Issuer, defaultIssuer)) {
 			o.Mount[p] = http.NotFoundHandler()
 		}
+	}
+	if !counted {
+		// gateway.Validate refuses the same counts (without the file's
+		// lines), and before it did, built what they size: a webhook's
+		// queue of 2,000,000,000 slots was a 16 GB allocation in
+		// check-config, which the race detector's shadow made resident
+		// (a CI run's test process killed by the kernel at 24 GB).
+		return
 	}
 	if err := gateway.Validate(o); err != nil {
 		for _, e := range unjoin(err) {
@@ -363,18 +373,12 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 }
 
 // The most that gateway.limits.sse_queue, gateway.webhooks[].queue and
-// .concurrency may be. Each sizes what the gateway allocates whole, ahead
-// of any event: a channel of sse_queue slots for every event stream (8
-// bytes a slot) and streamed call (112 bytes) a client opens, a webhook's
-// queue of queue slots and its concurrency goroutines when it starts (at
-// start, and at the reload that adds or changes it). Unbounded, one extra
-// digit or three made the router allocate gigabytes: queue: 2000000000
-// took 16 GB at start, sse_queue: 100000000 800 MB per event stream. The
-// queues' maxima are 64 times their defaults (256 frames, 1024 events).
+// .concurrency may be: the gateway's (gateway.MaxSSEQueue), checked here
+// too so that the refusal names the file's line.
 const (
-	maxSSEQueue           = 16384
-	maxWebhookQueue       = 65536
-	maxWebhookConcurrency = 1024
+	maxSSEQueue           = gateway.MaxSSEQueue
+	maxWebhookQueue       = gateway.MaxWebhookQueue
+	maxWebhookConcurrency = gateway.MaxWebhookConcurrency
 )
 
 func unjoin(err error) []error {
