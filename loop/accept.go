@@ -88,6 +88,7 @@ type accepted struct {
 	loop    *loopState // the loop picked, whose pending count includes this one
 	src     netip.Addr // the client's source (clientSource)
 	counted bool       // counted under src in Engine.perAddr, until OnOpen moves the count to the conn (peraddr.go)
+	proxied bool       // from one of the listener's TrustedProxies: not counted at accept (proxy.go)
 	opened  atomic.Bool
 }
 
@@ -226,12 +227,12 @@ func (e *Engine) acceptLoop(ln *listenerState, l net.Listener) {
 // at once, unanswered, past the budget. It blocks while enrollWindow
 // enrollments are in flight.
 func (e *Engine) enroll(ln *listenerState, c net.Conn) {
-	src, counted, ok := e.takeAddr(ln, c.RemoteAddr())
+	src, counted, proxied, ok := e.takeAddr(ln, c.RemoteAddr())
 	if !ok {
 		e.refuseAddr(ln, c, src) // before anything else: no descriptor counted, no loop involved
 		return
 	}
-	tok := &accepted{ln: ln, src: src, counted: counted}
+	tok := &accepted{ln: ln, src: src, counted: counted, proxied: proxied}
 	if !e.takeFDs(1) {
 		e.log.Debug("connection closed: open-file budget reached", "remote", c.RemoteAddr())
 		c.Close()

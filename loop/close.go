@@ -288,7 +288,8 @@ func (e *Engine) logClose(cn *conn, sid uint64, prev phase) {
 		return
 	}
 	now := e.monotime()
-	if cn.reason == CloseTLSPerAddress && !e.srcLogs.take(cn.tls.src, now) {
+	if cn.reason == CloseTLSPerAddress && !e.srcLogs.take(cn.tls.src, now) ||
+		cn.reason == CloseConnsPerAddress && !e.addrLogs.take(cn.src, now) { // a trusted proxy's client (proxy.go)
 		e.closeLogs.skip()
 		return
 	}
@@ -296,8 +297,11 @@ func (e *Engine) logClose(cn *conn, sid uint64, prev phase) {
 	if !ok {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 6)
+	attrs := make([]slog.Attr, 0, 7)
 	attrs = append(attrs, slog.String("remote", cn.remote), slog.String("reason", cn.reason.String()))
+	if cn.via != "" {
+		attrs = append(attrs, slog.String("via", cn.via))
+	}
 	if cn.reasonErr != nil {
 		attrs = append(attrs, slog.String("detail", cn.reasonErr.Error()))
 	}
@@ -476,6 +480,11 @@ type Stats struct {
 	// CloseLogsSuppressed counts close log lines left out by the rate
 	// limit.
 	CloseLogsSuppressed uint64
+	// ProxyUnforwarded counts the WebSocket upgrades from a listener's
+	// trusted proxy that named no client address (no X-Forwarded-For or
+	// Forwarded, an unparsable one, trusted proxies only): the proxy's
+	// address stood for the client (proxy.go).
+	ProxyUnforwarded uint64
 }
 
 // Stats returns a snapshot of the engine's counters. Safe for concurrent
@@ -504,5 +513,6 @@ func (e *Engine) Stats() Stats {
 	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()
 	st.MemReleases = e.memReleases.Load()
 	st.CloseLogsSuppressed = e.closeLogs.total.Load()
+	st.ProxyUnforwarded = e.proxyUnforwarded.Load()
 	return st
 }

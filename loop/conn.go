@@ -42,6 +42,10 @@ type conn struct {
 	// srcCounted: counted under src in Engine.perAddr (peraddr.go), until
 	// closed releases it.
 	srcCounted bool
+	// proxied: from one of the listener's TrustedProxies (proxy.go); via
+	// is then the proxy's address once remote is the client's it named.
+	proxied bool
+	via     string
 
 	phase     phase
 	overLimit bool
@@ -186,6 +190,12 @@ func (cn *conn) http() bool {
 		}
 		return false
 	}
+	if cn.proxied && !cn.forwarded(res.hdr) {
+		cn.writeNow(proxyRefusal())
+		cn.in.Discard(n)
+		cn.die(CloseConnsPerAddress, errConnsPerAddress)
+		return false
+	}
 	cn.writeNow(res.resp)
 	cn.in.Discard(n)
 	cn.ser, cn.batched = res.ser, res.batched
@@ -204,6 +214,14 @@ func (cn *conn) rawHandshake() bool {
 	}
 	hs, n, err := readRawHandshake(cn.in)
 	if n == 0 && err == nil {
+		return false
+	}
+	if err == nil && cn.proxied && !cn.countProxied(peerIP(cn.c.RemoteAddr())) {
+		// RawSocket carries no client address: a trusted proxy's
+		// connection counts under the proxy's (proxy.go).
+		r := errRawMaxConns.reply()
+		cn.writeNow(r[:])
+		cn.die(CloseConnsPerAddress, errConnsPerAddress)
 		return false
 	}
 	if err != nil {

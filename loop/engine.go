@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -71,9 +72,13 @@ type Engine struct {
 	srcLogs        srcLogLimiter // refusals for max_tls_handshakes_per_address (close.go)
 	perAddr        addrConns     // open connections per client source (peraddr.go)
 	addrLogs       srcLogLimiter // refusals for max_connections_per_address (peraddr.go)
-	opens          atomic.Uint64 // connections opened on a loop (memburst.go)
-	memReleases    atomic.Uint64 // free heap returned after a burst of connections (memburst.go)
-	burst          memBurst      // owned by the tick goroutine
+	proxyLogs      proxyLog      // trusted proxies' upgrades that name no client (proxy.go)
+	// proxyUnforwarded counts the upgrades from a trusted proxy that named
+	// no client address (Stats.ProxyUnforwarded).
+	proxyUnforwarded atomic.Uint64
+	opens            atomic.Uint64 // connections opened on a loop (memburst.go)
+	memReleases      atomic.Uint64 // free heap returned after a burst of connections (memburst.go)
+	burst            memBurst      // owned by the tick goroutine
 }
 
 // listenerState is one configured listener.
@@ -401,7 +406,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		remote = ra.String()
 	}
 	ls := e.loopOf(c.EventLoop())
-	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over, src: acc.src, srcCounted: acc.counted}
+	cn := &conn{c: c, in: c, ls: ls, ln: ln, remote: remote, opened: e.now(), overLimit: over, src: acc.src, srcCounted: acc.counted, proxied: acc.proxied}
 	cn.lastRead = cn.opened
 	// Every connection starts by sniffing its first byte, restricted
 	// listeners included: detect refuses the other transport at once (a
@@ -414,7 +419,11 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		cn.lane = &laneState{}
 	}
 	if ln.tls != nil {
-		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra, acc.src)
+		src := acc.src
+		if acc.proxied {
+			src = netip.Addr{} // a trusted proxy's handshakes are not bounded per address (proxy.go)
+		}
+		cn.tls = newTLSConn(cn, ln.tls, c.LocalAddr(), ra, src)
 		cn.phase = phTLS
 		e.tlsConns.Add(1)
 	}

@@ -94,6 +94,9 @@ type httpResult struct {
 	// ser and batched are the negotiated subprotocol (httpUpgrade only).
 	ser     proto.Serializer
 	batched bool
+	// hdr is the request header (httpUpgrade only), aliasing the input:
+	// valid until the caller Discards n.
+	hdr []byte
 	// reason says why a request was refused (httpRespond with a status
 	// other than 200), for the connection's close reason: one of the
 	// errHTTP* sentinels, or the gobwas/ws handshake error.
@@ -160,7 +163,11 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 		return res, 0, nil
 	}
 	hdr := b[: i+4 : i+4]
-	return o.answer(hdr), len(hdr), nil
+	res = o.answer(hdr)
+	if res.kind == httpUpgrade {
+		res.hdr = hdr
+	}
+	return res, len(hdr), nil
 }
 
 // answer decides the response to a complete request header.

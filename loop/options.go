@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -59,6 +60,15 @@ type Listener struct {
 	// New; a certificate that changes goes through GetCertificate
 	// (CertFile).
 	TLS *tls.Config
+	// TrustedProxies are the reverse proxies in front of this listener
+	// (addresses as /32 and /128): on a connection from one of them the
+	// WebSocket upgrade's X-Forwarded-For, else Forwarded, names the
+	// client, whose address the session has, and the connection counts
+	// under it for MaxConnsPerAddress rather than under the proxy's;
+	// MaxTLSHandshakesPerAddress does not bound a trusted proxy (proxy.go).
+	// Empty (the default): every connection's address is its TCP peer's,
+	// and no header is read.
+	TrustedProxies []netip.Prefix
 }
 
 // FlushPolicy says when a loop writes its connections' pending output.

@@ -105,16 +105,24 @@ func (a *addrConns) open(src netip.Addr) (n, total int) {
 // takeAddr returns the source of a connection from remote (the TLS
 // handshake bound's too) and counts the connection under it, for a WAMP
 // listener when the engine bounds them, saying whether it did; ok is
-// false when the source has MaxConnsPerAddress open already.
-func (e *Engine) takeAddr(ln *listenerState, remote net.Addr) (src netip.Addr, counted, ok bool) {
+// false when the source has MaxConnsPerAddress open already. A
+// connection from one of the listener's TrustedProxies is not counted
+// here (proxied): its upgrade counts it under its client (proxy.go).
+func (e *Engine) takeAddr(ln *listenerState, remote net.Addr) (src netip.Addr, counted, proxied, ok bool) {
 	src = clientSource(remote)
-	if e.perAddr.max <= 0 || ln.cfg.Transport == HTTPLane || !src.IsValid() {
-		return src, false, true
+	if ln.cfg.Transport == HTTPLane || !src.IsValid() {
+		return src, false, false, true
+	}
+	if len(ln.cfg.TrustedProxies) > 0 && trustedIn(peerIP(remote), ln.cfg.TrustedProxies) {
+		return src, false, true, true
+	}
+	if e.perAddr.max <= 0 {
+		return src, false, false, true
 	}
 	if !e.perAddr.take(src) {
-		return src, false, false
+		return src, false, false, false
 	}
-	return src, true, true
+	return src, true, false, true
 }
 
 // refuseAddr closes c, refused for MaxConnsPerAddress at accept: counted
@@ -122,11 +130,11 @@ func (e *Engine) takeAddr(ln *listenerState, remote net.Addr) (src netip.Addr, c
 // source per srcLogEvery (and within the close log's rate).
 func (e *Engine) refuseAddr(ln *listenerState, c net.Conn, src netip.Addr) {
 	c.Close()
-	e.logRefusedAddr(c.RemoteAddr(), src)
+	e.logRefusedAddr(c.RemoteAddr().String(), src)
 	ln.closes[CloseConnsPerAddress].Add(1) // after the log line, as closes are
 }
 
-func (e *Engine) logRefusedAddr(remote net.Addr, src netip.Addr) {
+func (e *Engine) logRefusedAddr(remote string, src netip.Addr) {
 	ctx := context.Background()
 	if !e.log.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -141,7 +149,7 @@ func (e *Engine) logRefusedAddr(remote net.Addr, src netip.Addr) {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 5)
-	attrs = append(attrs, slog.String("remote", remote.String()), slog.String("reason", CloseConnsPerAddress.String()),
+	attrs = append(attrs, slog.String("remote", remote), slog.String("reason", CloseConnsPerAddress.String()),
 		slog.String("detail", errConnsPerAddress.Error()), slog.Int("max_connections_per_address", e.perAddr.max))
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Uint64("close_logs_suppressed", suppressed))
