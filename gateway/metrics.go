@@ -120,6 +120,10 @@ type Stats struct {
 	// PongsCoalesced: pings answered only by a later ping's pong (the peer
 	// did not take its output) → edgewamp_pongs_coalesced_total.
 	PongsCoalesced Counter
+	// ProxyUnforwarded: WebSocket upgrades from a listener's trusted proxy
+	// that named no client address (the proxy's stood for it) →
+	// edgewamp_proxy_unforwarded_total.
+	ProxyUnforwarded Counter
 	// SendPath: how the event loops write ("io_uring" or "write") →
 	// edgewamp_send_path{path} 1; empty: not exported.
 	SendPath string
@@ -651,6 +655,7 @@ func collectTransport(e *expo, st *Stats) {
 		name, help string
 	}{
 		{st.PongsCoalesced, "edgewamp_pongs_coalesced_total", "Pings answered only by the pong of a later ping (the peer did not take its output)."},
+		{st.ProxyUnforwarded, "edgewamp_proxy_unforwarded_total", "WebSocket upgrades from a listener's trusted proxy that named no client address (no or no usable X-Forwarded-For, Forwarded): the proxy's address stood for the client."},
 		{st.RingEnters, "edgewamp_io_uring_enters_total", "io_uring_enter calls of the event loops' send rings."},
 		{st.RingSends, "edgewamp_io_uring_sends_total", "Sends submitted through the event loops' send rings."},
 		{st.RingPartial, "edgewamp_io_uring_partial_sends_total", "Ring sends a socket did not take whole (the rest waits for the socket to drain)."},

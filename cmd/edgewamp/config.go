@@ -92,6 +92,10 @@ type listenerConfig struct {
 	Transport      string     `yaml:"transport"`
 	MaxConnections int        `yaml:"max_connections"`
 	TLS            *tlsConfig `yaml:"tls"`
+	// TrustedProxies are the reverse proxies in front of the listener
+	// (addresses or networks) whose X-Forwarded-For or Forwarded names the
+	// client of a WebSocket upgrade (loop.Listener.TrustedProxies).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 type tlsConfig struct {
@@ -664,6 +668,12 @@ func (c *config) validate() error {
 		if l.TLS != nil && (l.TLS.Cert == "" || l.TLS.Key == "") {
 			c.errAt(&errs, fmt.Sprintf("listeners[%d].tls needs both cert and key", i), "listeners", i, "tls")
 		}
+		for j, s := range l.TrustedProxies {
+			if _, err := parsePrefix(s); err != nil {
+				c.errAt(&errs, fmt.Sprintf("listeners[%d].trusted_proxies[%d]: %q is not an address or a network (like 127.0.0.1, ::1 or 10.0.0.0/8)", i, j, s),
+					"listeners", i, "trusted_proxies", j)
+			}
+		}
 	}
 	if p := c.WebSocket.Path; p != "" && !strings.HasPrefix(p, "/") {
 		c.errAt(&errs, "websocket.path must start with /", "websocket", "path")
@@ -1023,6 +1033,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// unmapPrefix returns an IPv4-mapped IPv6 network (::ffff:10.0.0.0/104)
+// as the IPv4 one it is (10.0.0.0/8): the transports see IPv4 peers, on a
+// dual-stack socket too, as IPv4.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
 // authLimits builds the brute-force limiter's settings (validated).
 func (c *config) authLimits() route.AuthLimits {
 	a := c.Limits.AuthFailures
@@ -1127,6 +1147,11 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	var certs []*loop.CertFile
 	for _, l := range c.Listeners {
 		lo := loop.Listener{Addr: l.Address, Transport: loop.Transport(l.Transport), MaxConns: l.MaxConnections}
+		for _, s := range l.TrustedProxies {
+			if p, err := parsePrefix(s); err == nil {
+				lo.TrustedProxies = append(lo.TrustedProxies, unmapPrefix(p))
+			}
+		}
 		if l.TLS != nil {
 			cf, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key)
 			if err != nil {

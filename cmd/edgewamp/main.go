@@ -705,10 +705,11 @@ func restartOnlyChanges(running, next *config) []string {
 		addr, transport string
 		maxConns        int
 		tls             bool
+		trustedProxies  string
 	}
 	listeners := func(c *config) (ls []listener) {
 		for _, l := range c.Listeners {
-			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil})
+			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil, strings.Join(l.TrustedProxies, ",")})
 		}
 		return ls
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -384,6 +385,9 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 2: limits.testament_bytes 512KiB is below 1MiB"}},
 		{"testament bytes", "limits:\n  testament_bytes: 8MiB\n", 0, []string{": ok"}},
 		{"connections per address", "limits:\n  max_connections_per_address: -1\n", 1, []string{"line 2: limits.max_connections_per_address must not be negative"}},
+		{"trusted proxies", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, proxy.example]\n", 1,
+			[]string{`line 3: listeners[0].trusted_proxies[3]: "proxy.example" is not an address or a network`}},
+		{"trusted proxies ok", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, \"::ffff:192.0.2.0/120\"]\n", 0, []string{": ok"}},
 		{"no connections per address bound", "limits:\n  max_connections_per_address: 0\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
@@ -805,7 +809,7 @@ func TestConfigKeysLeftOutTakeDefaults(t *testing.T) {
 		check      func(c *config) bool
 	}{
 		{"realms only", "realms: [{name: a.b}]\n", func(c *config) bool {
-			return len(c.Listeners) == 1 && c.Listeners[0] == def.Listeners[0] && c.Realms[0].Name == "a.b" && len(c.Realms) == 1
+			return len(c.Listeners) == 1 && reflect.DeepEqual(c.Listeners[0], def.Listeners[0]) && c.Realms[0].Name == "a.b" && len(c.Realms) == 1
 		}},
 		{"listeners only", "listeners: [{address: \"127.0.0.1:9000\"}]\n", func(c *config) bool {
 			return c.Listeners[0].Address == "127.0.0.1:9000" && len(c.Realms) == 1 && c.Realms[0].Name == "realm1" && c.Realms[0].anonymous()

@@ -13,23 +13,23 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 )
 
-// UNFIXED. deploy/secure.yaml (7f853f3) listens on 127.0.0.1 behind a
-// reverse proxy that terminates TLS, which README calls a sound setup;
-// but the router takes the connection's address for the client's, and
-// has no way to take the client's from the proxy (X-Forwarded-For,
-// Forwarded, the PROXY protocol), so every client behind it is
+// deploy/secure.yaml (7f853f3) listens on 127.0.0.1 behind a reverse
+// proxy that terminates TLS, which README calls a sound setup; but the
+// router took the connection's address for the client's, and had no way
+// to take the client's from the proxy, so every client behind it was
 // 127.0.0.1 to limits.auth_failures: one client's 10 wrong passwords as
-// alice lock alice out for everyone for 5 minutes (again at every
-// lockout's end, for as long as it goes on), its 100 failures of any
-// authids every login, and its 1,024 open challenges everyone's. exempt
-// (127.0.0.1) only turns the limiter off. Here two clients reach the
+// alice locked alice out for everyone for 5 minutes, its 100 failures of
+// any authids every login, and its 1,024 open challenges were
+// everyone's. With listeners[].trusted_proxies naming the proxy, the
+// upgrade's X-Forwarded-For names the client. Here two clients reach the
 // router through such a proxy, which names each in X-Forwarded-For as
 // Caddy and nginx do: the first fails block_after times as alice, then
-// the second logs in as alice with her password.
+// the second logs in as alice with her password, and the first is still
+// locked out.
 func TestProxiedClientsLockedOutTogether(t *testing.T) {
 	// block_after 3 (and no delays before it) keeps the test short; the
 	// default is 10.
-	path := writeFile(t, "proxied.yaml", `listeners: [{address: "127.0.0.1:0"}]
+	path := writeFile(t, "proxied.yaml", `listeners: [{address: "127.0.0.1:0", trusted_proxies: [127.0.0.1, "::1"]}]
 limits: {auth_failures: {block_after: 3, delay_after: 3}}
 realms:
   - name: realm1
@@ -70,5 +70,9 @@ realms:
 	}
 	if err := login(victim, "alice-pw"); err != nil {
 		t.Fatalf("another client behind the proxy, with alice's password, after 3 wrong ones from the first (block_after): %v (want WELCOME: the router counted both as 127.0.0.1)", err)
+	}
+	var we *client.Error
+	if err := login(attacker, "alice-pw"); !errors.As(err, &we) || we.URI != proto.URIAuthenticationDenied {
+		t.Fatalf("the first client, locked out as alice, with her password: %v (want %s)", err, proto.URIAuthenticationDenied)
 	}
 }
