@@ -190,7 +190,7 @@ func (cn *conn) http() bool {
 		}
 		return false
 	}
-	if cn.proxied && !cn.forwarded(res.hdr) {
+	if cn.proxied && !cn.fromProxy(res.hdr) {
 		cn.writeNow(proxyRefusal())
 		cn.in.Discard(n)
 		cn.die(CloseConnsPerAddress, errConnsPerAddress)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/edgewamp/edgewamp/internal/forwarded"
 )
 
 // Connections per client address (Options.MaxConnsPerAddress).
@@ -113,7 +115,7 @@ func (e *Engine) takeAddr(ln *listenerState, remote net.Addr) (src netip.Addr, c
 	if ln.cfg.Transport == HTTPLane || !src.IsValid() {
 		return src, false, false, true
 	}
-	if len(ln.cfg.TrustedProxies) > 0 && trustedIn(peerIP(remote), ln.cfg.TrustedProxies) {
+	if len(ln.cfg.TrustedProxies) > 0 && forwarded.Trusted(peerIP(remote), ln.cfg.TrustedProxies) {
 		return src, false, true, true
 	}
 	if e.perAddr.max <= 0 {

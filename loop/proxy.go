@@ -1,15 +1,15 @@
 package loop
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgewamp/edgewamp/internal/forwarded"
 )
 
 // Trusted reverse proxies (Listener.TrustedProxies).
@@ -37,16 +37,12 @@ import (
 // at its handshake. A peer that is not a trusted proxy has its headers
 // never read.
 //
-// Only the last proxyMaxEntries entries of the headers are looked at
-// (the proxies append on the right; what the client sent is on the left),
-// each at most proxyMaxEntry bytes: the header itself is within
-// MaxHandshake.
+// The walk is package forwarded's (the gateway's too): the last 16
+// entries, each at most 64 bytes, within MaxHandshake.
 
-const (
-	proxyMaxEntries = 16
-	proxyMaxEntry   = 64
-	proxyLogEvery   = 10 * time.Second
-)
+// proxyLogEvery is how often at most a trusted proxy's upgrade naming no
+// client is logged.
+const proxyLogEvery = 10 * time.Second
 
 // proxyLog limits the lines about trusted proxies' connections without a
 // client address to one per proxyLogEvery.
@@ -88,64 +84,11 @@ func sourceOf(ip netip.Addr) netip.Addr {
 	return p.Addr()
 }
 
-// trustedIn reports whether ip is in one of the prefixes.
-func trustedIn(ip netip.Addr, trusted []netip.Prefix) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// proxyItems keeps the last proxyMaxEntries entries of a list header.
-type proxyItems struct {
-	ring [proxyMaxEntries][]byte
-	n    int // entries seen
-}
-
-func (r *proxyItems) add(b []byte) {
-	r.ring[r.n%proxyMaxEntries] = b
-	r.n++
-}
-
-// last returns the i-th entry from the right (0: the rightmost), or nil
-// past the kept ones.
-func (r *proxyItems) last(i int) ([]byte, bool) {
-	if i >= r.n || i >= proxyMaxEntries {
-		return nil, false
-	}
-	return r.ring[(r.n-1-i)%proxyMaxEntries], true
-}
-
-// splitList adds the comma-separated items of v to r, commas inside a
-// quoted string (RFC 9110 §5.6.4) not splitting.
-func splitList(v []byte, r *proxyItems) {
-	quoted, esc, start := false, false, 0
-	for i, c := range v {
-		switch {
-		case esc:
-			esc = false
-		case quoted && c == '\\':
-			esc = true
-		case c == '"':
-			quoted = !quoted
-		case c == ',' && !quoted:
-			r.add(trimOWS(v[start:i]))
-			start = i + 1
-		}
-	}
-	r.add(trimOWS(v[start:]))
-}
-
 // forwardedClient returns the client a trusted proxy names in the request
 // header hdr (which ends with CRLFCRLF and passed parseHTTPRequest), and
 // why it names none.
 func forwardedClient(hdr []byte, trusted []netip.Prefix) (client netip.AddrPort, why string) {
-	var xff, fwd proxyItems
+	var xff, fwd forwarded.List
 	rest := hdr[:len(hdr)-2]
 	_, rest = cutLine(rest) // the request line
 	for len(rest) > 0 {
@@ -157,121 +100,25 @@ func forwardedClient(hdr []byte, trusted []netip.Prefix) (client netip.AddrPort,
 		}
 		switch {
 		case equalFold(name, "X-Forwarded-For"):
-			splitList(value, &xff)
+			xff.Add(value)
 		case equalFold(name, "Forwarded"):
-			splitList(value, &fwd)
+			fwd.Add(value)
 		}
 	}
-	items, node := &xff, func(b []byte) []byte { return b }
-	switch {
-	case xff.n > 0:
-	case fwd.n > 0:
-		items, node = &fwd, forwardedFor
-	default:
-		return netip.AddrPort{}, "no X-Forwarded-For or Forwarded header"
-	}
-	for i := 0; ; i++ {
-		b, ok := items.last(i)
-		if !ok {
-			if i >= proxyMaxEntries {
-				return netip.AddrPort{}, "the last " + strconv.Itoa(proxyMaxEntries) + " entries name trusted proxies only"
-			}
-			return netip.AddrPort{}, "the header names trusted proxies only"
-		}
-		ap, ok := parseNode(node(b))
-		if !ok {
-			return netip.AddrPort{}, "unparsable client address " + strconv.Quote(string(b[:min(len(b), proxyMaxEntry)]))
-		}
-		if !trustedIn(ap.Addr(), trusted) {
-			return ap, ""
-		}
-	}
+	return forwarded.Client(&xff, &fwd, trusted)
 }
 
-// forwardedFor returns the value of the for= parameter of one RFC 7239
-// forwarded-element (pairs separated by ';'), unquoted; nil when it has
-// none.
-func forwardedFor(elem []byte) []byte {
-	for len(elem) > 0 {
-		var pair []byte
-		quoted, end := false, len(elem)
-		for i, c := range elem {
-			if c == '"' {
-				quoted = !quoted
-			} else if c == ';' && !quoted {
-				end = i
-				break
-			}
-		}
-		pair, elem = trimOWS(elem[:end]), elem[min(end+1, len(elem)):]
-		eq := bytes.IndexByte(pair, '=')
-		if eq < 0 || !equalFold(pair[:eq], "for") {
-			continue
-		}
-		v := pair[eq+1:]
-		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-			v = v[1 : len(v)-1]
-			if bytes.IndexByte(v, '\\') >= 0 || bytes.IndexByte(v, '"') >= 0 {
-				return nil // escapes have no place in an address
-			}
-		}
-		return v
-	}
-	return nil
-}
-
-// parseNode parses a client address as proxies write it: an IPv4 or IPv6
-// address, optionally with a port (1.2.3.4:80, [2001:db8::1]:80), an IPv6
-// address in brackets. IPv4-mapped addresses are taken as IPv4; a zone,
-// "unknown", an obfuscated identifier (_hidden) or anything else is not
-// an address.
-func parseNode(b []byte) (netip.AddrPort, bool) {
-	if len(b) == 0 || len(b) > proxyMaxEntry {
-		return netip.AddrPort{}, false
-	}
-	s := string(b)
-	var ip netip.Addr
-	var port uint16
-	if a, err := netip.ParseAddr(s); err == nil {
-		ip = a
-	} else if ap, err := netip.ParseAddrPort(s); err == nil {
-		ip, port = ap.Addr(), ap.Port()
-	} else if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		a, err := netip.ParseAddr(s[1 : len(s)-1])
-		if err != nil || !a.Is6() {
-			return netip.AddrPort{}, false
-		}
-		ip = a
-	} else {
-		return netip.AddrPort{}, false
-	}
-	if ip.Zone() != "" {
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(ip.Unmap(), port), true
-}
-
-// clientAddrString is the remote address of a forwarded client, as
-// TransportInfo.RemoteAddr gives it: host:port, or the bare address when
-// the proxy gave no port.
-func clientAddrString(ap netip.AddrPort) string {
-	if ap.Port() == 0 {
-		return ap.Addr().String()
-	}
-	return ap.String()
-}
-
-// forwarded runs at the WebSocket upgrade of a trusted proxy's connection
+// fromProxy runs at the WebSocket upgrade of a trusted proxy's connection
 // (cn.proxied): it takes the client's address from the request header
 // hdr, and counts the connection under it (MaxConnsPerAddress). It
 // reports false when that address has its bound already: the caller
 // answers 503 and closes.
-func (cn *conn) forwarded(hdr []byte) bool {
+func (cn *conn) fromProxy(hdr []byte) bool {
 	e := cn.ls.e
 	client, why := forwardedClient(hdr, cn.ln.cfg.TrustedProxies)
 	ip := peerIP(cn.c.RemoteAddr())
 	if client.IsValid() {
-		cn.via, cn.remote, ip = cn.remote, clientAddrString(client), client.Addr()
+		cn.via, cn.remote, ip = cn.remote, forwarded.AddrString(client), client.Addr()
 	} else {
 		e.proxyUnforwarded.Add(1)
 		cn.logUnforwarded(why)

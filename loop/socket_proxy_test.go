@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/internal/forwarded"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -99,7 +100,7 @@ func TestTrustedProxyNamesClient(t *testing.T) {
 		{"unknown", "127.0.0.2", []string{"X-Forwarded-For: 198.51.100.12, unknown"}, ""},
 		{"obfuscated", "127.0.0.2", []string{"Forwarded: for=_hidden"}, ""},
 		{"zone", "127.0.0.2", []string{"X-Forwarded-For: fe80::1%eth0"}, ""},
-		{"trusted proxies only", "127.0.0.2", []string{"X-Forwarded-For: 198.51.100.13" + strings.Repeat(", 127.0.0.2", proxyMaxEntries)}, ""},
+		{"trusted proxies only", "127.0.0.2", []string{"X-Forwarded-For: 198.51.100.13" + strings.Repeat(", 127.0.0.2", forwarded.MaxEntries)}, ""},
 	} {
 		w, status := upgradeFrom(t, tc.src, s.url, tc.headers...)
 		if status != 101 {
@@ -191,8 +192,8 @@ func TestForwardedClient(t *testing.T) {
 		{req("X-Forwarded-For: 1.2.3.4, 5.6.7.8 9"), ""},
 		{req("X-Forwarded-For: 1.2.3.4,"), ""},
 		{req("X-Forwarded-For: 10.0.0.1"), ""},
-		{req("X-Forwarded-For: " + strings.Repeat("9.9.9.9,", 3) + strings.TrimSuffix(strings.Repeat("10.0.0.1,", proxyMaxEntries), ",")), ""},
-		{req("X-Forwarded-For: " + strings.Repeat("9.9.9.9,", 3) + strings.TrimSuffix(strings.Repeat("10.0.0.1,", proxyMaxEntries-1), ",")), "9.9.9.9:0"},
+		{req("X-Forwarded-For: " + strings.Repeat("9.9.9.9,", 3) + strings.TrimSuffix(strings.Repeat("10.0.0.1,", forwarded.MaxEntries), ",")), ""},
+		{req("X-Forwarded-For: " + strings.Repeat("9.9.9.9,", 3) + strings.TrimSuffix(strings.Repeat("10.0.0.1,", forwarded.MaxEntries-1), ",")), "9.9.9.9:0"},
 		{req("X-Forwarded-For: 1.2.3.4", "Forwarded: for=5.6.7.8"), "1.2.3.4:0"},
 		{req(`Forwarded: for=1.2.3.4;proto=http, for="[2001:db8::3]:4711"`), "[2001:db8::3]:4711"},
 		{req(`Forwarded: For="1.2.3.4:99"`), "1.2.3.4:99"},
@@ -200,7 +201,7 @@ func TestForwardedClient(t *testing.T) {
 		{req(`Forwarded: for="[2001:db8::3]:4711", for=unknown`), ""},
 		{req(`Forwarded: proto=https`), ""},
 		{req(`Forwarded: for="1.2.3.4\"`), ""},
-		{req("X-Forwarded-For: " + strings.Repeat("1", proxyMaxEntry+1)), ""},
+		{req("X-Forwarded-For: " + strings.Repeat("1", forwarded.MaxEntry+1)), ""},
 		{req("X-Real-IP: 1.2.3.4"), ""},
 	} {
 		ap, why := forwardedClient(tc.hdr, trusted)
