@@ -78,6 +78,7 @@ func init() {
 // a bridge call on the event loop, or returns false to hand the
 // connection to net/http.
 func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served bool) {
+	g.fromProxy(r) // before anything reads RemoteAddr; a request handed to net/http is read there again
 	if r.Method != http.MethodPost || r.Header["Origin"] != nil || g.isDraining() || !g.laneHostOK(r.Host) {
 		return false
 	}

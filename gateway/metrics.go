@@ -725,6 +725,7 @@ func (m *metrics) collectGateway(e *expo) {
 	constMetric(e, "edgewamp_gateway_requests_in_flight", "HTTP requests holding a WAMP session now.", G, float64(m.g.inflight.Load()))
 	constMetric(e, "edgewamp_gateway_sessions", "WAMP sessions the gateway holds (principals' pools, HTTP callees, webhooks).", G, float64(m.g.pool.sessions()))
 	constMetric(e, "edgewamp_gateway_sse_streams", "Server-Sent Events streams open.", G, float64(m.g.streams.Load()))
+	constMetric(e, "edgewamp_gateway_proxy_unforwarded_total", "Requests from a trusted proxy (gateway.trusted_proxies) that named no client address (no or no usable X-Forwarded-For, Forwarded): the proxy's address stood for the client.", C, float64(m.g.proxyUnforwarded.Load()))
 	constMetric(e, "edgewamp_gateway_sse_cut_total", "SSE streams cut because the client read more slowly than events arrived.", C, float64(m.sseCut.Load()))
 	constMetric(e, "edgewamp_gateway_sse_queued_bytes", "Bytes queued to SSE clients or being written to them, what gateway.limits.sse_buffer_total bounds: events (a frame shared by several streams counts once) and streamed calls' results.", G, float64(m.g.sse.bytes.Load()))
 	constMetric(e, "edgewamp_gateway_sse_withdrawn_total", "SSE streams (event streams and streamed calls) ended because their credential no longer authorized them: a bearer token revoked, or a configuration reload that took the token's client, principal or role, the role's HTTP bridge access or the realm's anonymous access away.", C, float64(m.sseWithdrawn.Load()))

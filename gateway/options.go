@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,11 @@ type Options struct {
 	// requests that arrive on a loopback address are: a reverse proxy on
 	// the same host that passes its clients' Host on must have it listed.
 	Hosts []string
+	// TrustedProxies are the reverse proxies in front of the gateway: a
+	// request from one has the client it names in X-Forwarded-For, else
+	// Forwarded, as its RemoteAddr, which the per-address limits key on
+	// (proxy.go). Empty: every request's address is its TCP peer's.
+	TrustedProxies []netip.Prefix
 	// KnownHosts are names allowed as Hosts' are, without checking every
 	// request when Hosts is empty (cmd: the OAuth2 issuer's host).
 	KnownHosts []string

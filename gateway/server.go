@@ -33,6 +33,7 @@ type Server struct {
 	queues  []*shardQ   // one per router shard; static
 	pool    *pool
 	metrics *metrics
+	proxyState
 	limiter *failLimiter
 	nonces  *nonceCache
 
@@ -249,6 +250,7 @@ func (g *Server) newMux(ac *access, t *routeTable) (mux *http.ServeMux, errs []e
 // it finds, and the keys and realms they judge the request by, are one
 // configuration's.
 func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	g.fromProxy(r)
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		bw := watchBody(w, r, g.opts.Limits.BodyTimeout)
 		defer bw.end()

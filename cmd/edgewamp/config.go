@@ -1033,6 +1033,17 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// trustedPrefixes parses a validated trusted_proxies list.
+func trustedPrefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, unmapPrefix(p))
+		}
+	}
+	return out
+}
+
 // unmapPrefix returns an IPv4-mapped IPv6 network (::ffff:10.0.0.0/104)
 // as the IPv4 one it is (10.0.0.0/8): the transports see IPv4 peers, on a
 // dual-stack socket too, as IPv4.
@@ -1147,11 +1158,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	var certs []*loop.CertFile
 	for _, l := range c.Listeners {
 		lo := loop.Listener{Addr: l.Address, Transport: loop.Transport(l.Transport), MaxConns: l.MaxConnections}
-		for _, s := range l.TrustedProxies {
-			if p, err := parsePrefix(s); err == nil {
-				lo.TrustedProxies = append(lo.TrustedProxies, unmapPrefix(p))
-			}
-		}
+		lo.TrustedProxies = trustedPrefixes(l.TrustedProxies)
 		if l.TLS != nil {
 			cf, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key)
 			if err != nil {

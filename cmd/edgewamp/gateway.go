@@ -25,7 +25,10 @@ type gatewayConfig struct {
 	EventLoop *bool `yaml:"event_loop"`
 	// Hosts are the host names requests may name (DNS rebinding; see
 	// gateway.Options.Hosts).
-	Hosts                  []string            `yaml:"hosts"`
+	Hosts []string `yaml:"hosts"`
+	// TrustedProxies are the reverse proxies in front of the gateway
+	// (gateway.Options.TrustedProxies), as listeners[].trusted_proxies.
+	TrustedProxies         []string            `yaml:"trusted_proxies"`
 	TLS                    *tlsConfig          `yaml:"tls"`
 	CallTimeout            duration            `yaml:"call_timeout"`
 	MaxCallTimeout         duration            `yaml:"max_call_timeout"`
@@ -205,6 +208,12 @@ func (c *config) validateGateway(errs *[]error) {
 	}
 	if g.TLS != nil && (g.TLS.Cert == "" || g.TLS.Key == "") {
 		c.errAt(errs, "gateway.tls needs both cert and key", "gateway", "tls")
+	}
+	for i, s := range g.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			c.errAt(errs, fmt.Sprintf("gateway.trusted_proxies[%d]: %q is not an address or a network (like 127.0.0.1, ::1 or 10.0.0.0/8)", i, s),
+				"gateway", "trusted_proxies", i)
+		}
 	}
 	if g.ApplicationErrorStatus == 0 {
 		// gateway.Options' 0 is its default (502), and gateway.Validate
@@ -399,6 +408,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 	o := gateway.Options{
 		Addr:                   g.Listen,
 		Hosts:                  g.Hosts,
+		TrustedProxies:         trustedPrefixes(g.TrustedProxies),
 		Realms:                 c.realmAccess(),
 		APIKeyHeader:           g.APIKeyHeader,
 		SignatureMaxSkew:       time.Duration(g.SignatureMaxSkew),

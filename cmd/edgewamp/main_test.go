@@ -388,6 +388,8 @@ func TestCheckConfig(t *testing.T) {
 		{"trusted proxies", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, proxy.example]\n", 1,
 			[]string{`line 3: listeners[0].trusted_proxies[3]: "proxy.example" is not an address or a network`}},
 		{"trusted proxies ok", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, \"::ffff:192.0.2.0/120\"]\n", 0, []string{": ok"}},
+		{"gateway trusted proxies", "gateway:\n  listen: 127.0.0.1:9001\n  trusted_proxies: [\"::1\", 10.0.0.0/33]\n", 1,
+			[]string{`line 3: gateway.trusted_proxies[1]: "10.0.0.0/33" is not an address or a network`}},
 		{"no connections per address bound", "limits:\n  max_connections_per_address: 0\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
