@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/edgewamp/edgewamp/internal/forwarded"
+	"github.com/edgewamp/edgewamp/proto/forwarded"
 )
 
 // Connections per client address (Options.MaxConnsPerAddress).

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgewamp/edgewamp/internal/forwarded"
+	"github.com/edgewamp/edgewamp/proto/forwarded"
 )
 
 // Trusted reverse proxies (Listener.TrustedProxies).

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/internal/forwarded"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/proto/forwarded"
 	"github.com/edgewamp/edgewamp/route"
 )
 

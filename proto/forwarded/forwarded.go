@@ -1,6 +1,7 @@
 // Package forwarded reads the client address a trusted reverse proxy
 // names in X-Forwarded-For or RFC 7239 Forwarded, for the WebSocket
-// listeners (loop) and the HTTP gateway (gateway) alike.
+// listeners (loop) and the HTTP gateway (gateway) alike: a wire format,
+// under proto, which both may import (.ci/depcheck).
 //
 // The walk goes from the right (what the nearest proxy appended) to the
 // left, skipping the entries that are trusted proxies themselves, and
