@@ -74,8 +74,12 @@ func peerIP(remote net.Addr) netip.Addr {
 	return ip.Unmap().WithZone("")
 }
 
-// sourceOf is clientSource for an address: IPv4 as is, IPv6 its /64.
+// sourceOf is clientSource for an address: IPv4 as is, IPv6 its /64;
+// the zero Addr for the zero Addr.
 func sourceOf(ip netip.Addr) netip.Addr {
+	if !ip.IsValid() {
+		return netip.Addr{}
+	}
 	ip = ip.Unmap()
 	if ip.Is4() {
 		return ip

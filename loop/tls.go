@@ -186,20 +186,7 @@ func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr, src netip.Add
 // client would share one count. The zero Addr (not counted) for an
 // address that is not an IP one.
 func clientSource(remote net.Addr) netip.Addr {
-	ta, ok := remote.(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}
-	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return netip.Addr{}
-	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip
-	}
-	p, _ := ip.WithZone("").Prefix(64)
-	return p.Addr()
+	return sourceOf(peerIP(remote))
 }
 
 // tlsHandshakeIn moves the whole records gnet has buffered to the
