@@ -188,6 +188,17 @@ func TestKVClusterLinearizable(t *testing.T) {
 	if r := kvs[0].stream.CachedInfo().Config.Replicas; r != 3 {
 		t.Fatalf("replicas %d, want 3", r)
 	}
+	// The replicated stream answers from every node before the rounds
+	// start: a CI run on a busy machine had round 0's first read time out
+	// (2 s) while the stream's leader was still being elected.
+	eventually(t, 30*time.Second, func() error {
+		for i, kv := range kvs {
+			if _, _, err := kv.Get(ctx, "ready"); err != nil && !errors.Is(err, ErrKVNotFound) {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 	// Read-your-writes across nodes, many times over (a direct get from a
 	// follower would miss some).
 	for i := range 200 {

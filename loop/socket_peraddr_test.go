@@ -103,10 +103,22 @@ func TestConnsPerAddress(t *testing.T) {
 	refused(plainURL, rsHandshake(proto.JSON, 15))
 	refused(tlsURL, clientHello(t))
 	refused(plainURL, wsUpgradeRequest("/ws", "wamp.2.json"))
-	st := s.e.Stats()
-	if n := st.Closes[CloseConnsPerAddress] - before.Closes[CloseConnsPerAddress]; n != 3 {
-		t.Errorf("%d connections counted as %s, want 3", n, CloseConnsPerAddress)
+	// A refusal is counted after the close (and its log line): the
+	// client can see the close first (a CI run on a busy machine read 3
+	// of 4 below).
+	refusals := func(want uint64) {
+		t.Helper()
+		var n uint64
+		eventually(t, ioTimeout, fmt.Sprintf("%d refusals counted as %s", want, CloseConnsPerAddress), func() bool {
+			n = s.e.Stats().Closes[CloseConnsPerAddress] - before.Closes[CloseConnsPerAddress]
+			return n >= want
+		})
+		if n != want {
+			t.Errorf("%d connections counted as %s, want %d", n, CloseConnsPerAddress, want)
+		}
 	}
+	refusals(3)
+	st := s.e.Stats()
 	if st.TLSHandshakes != 1 {
 		t.Errorf("%d TLS handshakes running, want 1 (the refused ClientHello started none)", st.TLSHandshakes)
 	}
@@ -139,9 +151,7 @@ func TestConnsPerAddress(t *testing.T) {
 		t.Fatalf("127.0.0.1 after one of its connections closed: %v", err)
 	}
 	refused(plainURL, rsHandshake(proto.JSON, 15))
-	if n := s.e.Stats().Closes[CloseConnsPerAddress] - before.Closes[CloseConnsPerAddress]; n != 4 {
-		t.Errorf("%d refusals counted, want 4", n)
-	}
+	refusals(4)
 	for _, c := range append(held, other, again) {
 		c.Close()
 	}
