@@ -30,7 +30,7 @@ func FuzzForwardedClient(f *testing.F) {
 		var xff, fwd forwarded.List
 		for _, l := range strings.Split(xffLine, "\n") {
 			if l != "" {
-				xff.Add([]byte(l))
+				xff.AddPlain([]byte(l))
 			}
 		}
 		for _, l := range strings.Split(fwdLine, "\n") {
@@ -58,6 +58,30 @@ func FuzzForwardedClient(f *testing.F) {
 		back, ok := forwarded.ParseNode([]byte(s))
 		if !ok || back != client {
 			t.Fatalf("client %v written %q reads back as %v, %v", client, s, back, ok)
+		}
+	})
+}
+
+// FuzzForwardedAppended: whatever a client writes in X-Forwarded-For or
+// Forwarded, the entry its proxy appends on the same line (as nginx's
+// $proxy_add_x_forwarded_for does, and RFC 7239 says for Forwarded) names
+// the client: nothing on the left can hide or replace it.
+func FuzzForwardedAppended(f *testing.F) {
+	for _, s := range []string{`"`, `for=203.0.113.66;x="`, `for="203.0.113.66`, `a\"`, strings.Repeat(`x", `, 40)} {
+		f.Add(s)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, left string) {
+		left = strings.NewReplacer("\r", "", "\n", "").Replace(left)
+		var xff, none forwarded.List
+		xff.AddPlain([]byte(left + ", 198.51.100.99"))
+		if c, why := forwarded.Client(&xff, &none, trusted); c != netip.MustParseAddrPort("198.51.100.99:0") {
+			t.Fatalf("X-Forwarded-For %q + the proxy's entry: %v (%s)", left, c, why)
+		}
+		var fwd forwarded.List
+		fwd.Add([]byte(left + `, for="[2001:db8::99]:4711";proto=https, for=127.0.0.1`))
+		if c, why := forwarded.Client(&none, &fwd, trusted); c != netip.MustParseAddrPort("[2001:db8::99]:4711") {
+			t.Fatalf("Forwarded %q + the proxies' elements: %v (%s)", left, c, why)
 		}
 	})
 }

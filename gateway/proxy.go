@@ -39,7 +39,7 @@ func (g *Server) fromProxy(r *http.Request) {
 	}
 	var xff, fwd forwarded.List
 	for _, v := range r.Header["X-Forwarded-For"] {
-		xff.Add([]byte(v))
+		xff.AddPlain([]byte(v))
 	}
 	for _, v := range r.Header["Forwarded"] {
 		fwd.Add([]byte(v))

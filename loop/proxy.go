@@ -104,7 +104,7 @@ func forwardedClient(hdr []byte, trusted []netip.Prefix) (client netip.AddrPort,
 		}
 		switch {
 		case equalFold(name, "X-Forwarded-For"):
-			xff.Add(value)
+			xff.AddPlain(value)
 		case equalFold(name, "Forwarded"):
 			fwd.Add(value)
 		}

@@ -201,6 +201,8 @@ func TestForwardedClient(t *testing.T) {
 		{req(`Forwarded: for="[2001:db8::3]:4711", for=unknown`), ""},
 		{req(`Forwarded: proto=https`), ""},
 		{req(`Forwarded: for="1.2.3.4\"`), ""},
+		{req(`Forwarded: for=1.2.3.4;x="a\",b", for=10.0.0.2`), "1.2.3.4:0"}, // an escaped quote, found from the right
+		{req(`Forwarded: for=1.2.3.4;x="a\\", for=10.0.0.2`), "1.2.3.4:0"},   // an escaped backslash before the closing quote
 		{req("X-Forwarded-For: " + strings.Repeat("1", forwarded.MaxEntry+1)), ""},
 		{req("X-Real-IP: 1.2.3.4"), ""},
 	} {
@@ -237,5 +239,42 @@ func TestTrustedProxyTLSHandshakesNotBoundPerAddress(t *testing.T) {
 	}
 	if n := s.e.Stats().Closes[CloseTLSPerAddress]; n != 1 {
 		t.Errorf("%d closes for %s, want 1", n, CloseTLSPerAddress)
+	}
+}
+
+// What a client writes in X-Forwarded-For or Forwarded, which its proxy
+// then appends its own entry to on the same line (nginx's
+// $proxy_add_x_forwarded_for, a Forwarded appended as RFC 7239 says),
+// neither hides nor replaces the entry the proxy appended: X-Forwarded-For
+// has no quoted strings (a client's '"' swallowed the proxy's entry, and
+// the client took the proxy's address, unlogged as itself), and a
+// Forwarded element is found from the right, where the proxies write (a
+// client's `x="` paired with the quote of the proxy's for="[v6]" made
+// the proxy's element part of the client's, whose for= was read).
+func TestTrustedProxyAppendedEntryStands(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, rc *route.Config) {
+		o.Listeners[0].TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		rc.Realms[0].Anonymous = true
+	})
+	for _, tc := range []struct {
+		name, header, want string
+	}{
+		{"quote in X-Forwarded-For", `X-Forwarded-For: ", 198.51.100.20`, "198.51.100.20"},
+		{"quoted commas in X-Forwarded-For", `X-Forwarded-For: 203.0.113.66 "x, 198.51.100.21`, "198.51.100.21"},
+		{"Forwarded quote paired with the proxy's", `Forwarded: for=203.0.113.66;x=", for="[2001:db8::5]:4711"`, "[2001:db8::5]:4711"},
+		{"Forwarded quote left open", `Forwarded: for="203.0.113.66, for=198.51.100.22`, "198.51.100.22"},
+	} {
+		w, status := upgradeFrom(t, "127.0.0.2", s.url, tc.header)
+		if status != 101 {
+			t.Fatalf("%s: upgrade answered %d", tc.name, status)
+		}
+		if got := peerOf(t, w); host(got) != host(tc.want) {
+			t.Errorf("%s (%s): session's peer %q, want %q", tc.name, tc.header, got, tc.want)
+		}
+		w.c.Close()
+	}
+	if n := s.e.Stats().ProxyUnforwarded; n != 0 {
+		t.Errorf("ProxyUnforwarded %d, want 0: every proxy named its client", n)
 	}
 }

@@ -49,25 +49,70 @@ func (r *List) last(i int) ([]byte, bool) {
 	return r.ring[(r.n-1-i)%MaxEntries], true
 }
 
-// Add adds the comma-separated items of one header line's value, commas
-// inside a quoted string (RFC 9110 §5.6.4) not splitting. Call it for each
+// AddPlain adds the comma-separated entries of one X-Forwarded-For line's
+// value. X-Forwarded-For has no quoted strings: every comma splits, so
+// that a '"' a client wrote on the left cannot make the entry its proxy
+// appended on the right part of its own (the proxy's entry then went
+// unread, and the client took the proxy's address). Call it for each
 // line of the header, in order.
+func (r *List) AddPlain(v []byte) {
+	for {
+		i := bytes.IndexByte(v, ',')
+		if i < 0 {
+			r.add(trimOWS(v))
+			return
+		}
+		r.add(trimOWS(v[:i]))
+		v = v[i+1:]
+	}
+}
+
+// Add adds the comma-separated elements of one Forwarded line's value,
+// commas inside a quoted string (RFC 9110 §5.6.4) not splitting. The
+// elements are found from the right, where the proxies append theirs: a
+// proxy's elements are well formed, so whatever a client wrote on the
+// left (a quote left open, or one paired with a quote of the proxy's
+// for="[2001:db8::1]") stays in the client's elements, left of the
+// proxy's. Read from the left, a client's `x="` took the proxy's
+// element, up to its for="[v6]", into its own, whose for= was read for
+// the client's address. Call it for each line of the header, in order.
 func (r *List) Add(v []byte) {
-	quoted, esc, start := false, false, 0
-	for i, c := range v {
-		switch {
-		case esc:
-			esc = false
-		case quoted && c == '\\':
-			esc = true
-		case c == '"':
+	var items [MaxEntries][]byte
+	k, end, quoted, more := 0, len(v), false, false
+	for i := len(v) - 1; i >= 0 && !more; i-- {
+		switch c := v[i]; {
+		case c == '"' && !(quoted && escapedAt(v, i)):
 			quoted = !quoted
 		case c == ',' && !quoted:
-			r.add(trimOWS(v[start:i]))
-			start = i + 1
+			if k == MaxEntries {
+				more = true // entries left of these are never looked at
+				break
+			}
+			items[k], end = trimOWS(v[i+1:end]), i
+			k++
 		}
 	}
-	r.add(trimOWS(v[start:]))
+	if more {
+		r.n++ // counted, never read: the MaxEntries below take every place
+	} else if k < MaxEntries {
+		items[k] = trimOWS(v[:end])
+		k++
+	} else {
+		r.n++
+	}
+	for j := k - 1; j >= 0; j-- {
+		r.add(items[j])
+	}
+}
+
+// escapedAt reports whether the quote at v[i] is escaped: an odd number
+// of backslashes before it.
+func escapedAt(v []byte, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && v[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // Trusted reports whether ip is in one of the prefixes.
