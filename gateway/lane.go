@@ -78,7 +78,10 @@ func init() {
 // a bridge call on the event loop, or returns false to hand the
 // connection to net/http.
 func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served bool) {
-	g.fromProxy(r) // before anything reads RemoteAddr; a request handed to net/http is read there again
+	// Nothing before fromProxy reads RemoteAddr. A request handed to
+	// net/http is read there again, and dispatch runs fromProxy on it:
+	// run before these returns too, it counted (and could log) a request
+	// from a trusted proxy naming no client twice.
 	if r.Method != http.MethodPost || r.Header["Origin"] != nil || g.isDraining() || !g.laneHostOK(r.Host) {
 		return false
 	}
@@ -89,6 +92,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	if _, pattern := g.access.Load().mux.Handler(r); pattern != patBridgeCall {
 		return false // a route or mount of the configuration serves it
 	}
+	g.fromProxy(r) // before anything reads RemoteAddr
 	lc := laneCalls.Get().(*laneCall)
 	k := w.Shard()
 	lc.g, lc.w, lc.start, lc.close, lc.shard = g, w, time.Now(), r.Close, k

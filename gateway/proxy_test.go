@@ -95,3 +95,25 @@ func TestTrustedProxyClientsApart(t *testing.T) {
 	held.Wait()
 	waitFor(t, "calls released", func() bool { return e.gw.inflight.Load() == 0 && addrEntries(e.gw) == 0 })
 }
+
+// A request from a trusted proxy naming no client is counted once
+// (edgewamp_gateway_proxy_unforwarded_total), whichever serves it: a GET,
+// which the event loops' lane hands to net/http, was counted by both
+// (ServeLane and dispatch), twice.
+func TestTrustedProxyUnforwardedCountedOnce(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	})
+	proxy := addrClient(t, "127.0.0.2")
+	for i := range 3 {
+		resp, err := proxy.Get(e.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := e.gw.proxyUnforwarded.Load(); n != uint64(i+1) {
+			t.Fatalf("after %d GETs from the proxy naming no client: %d counted, want %d", i+1, n, i+1)
+		}
+	}
+}
