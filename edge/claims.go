@@ -548,8 +548,10 @@ func (c *claimStore) life(name, boot string) int {
 	if boot == "" {
 		return lifeDead
 	}
-	if d, ok := (*c.n.peers.deadView.Load())[name]; ok && strconv.FormatUint(d, 10) == boot {
-		return lifeDead
+	for _, d := range (*c.n.peers.deadView.Load())[name] {
+		if strconv.FormatUint(d, 10) == boot {
+			return lifeDead
+		}
 	}
 	return lifeUnheard
 }

@@ -163,12 +163,14 @@ type peerTable struct {
 	twins      map[uint64]*twin
 	twinView   atomic.Pointer[map[uint64]*twin]
 	twinLogged time.Time
-	// deadView holds, by name, the last life (boot) of each node this
-	// node saw end (dropPeer: it restarted, was silent for PeerTimeout,
-	// left), at most maxForgotten names, for the claim store (claims.go,
-	// life): a claim of such a life is a dead node's; one of a life never
-	// heard may be a node's that has just started. Copied on write.
-	deadView atomic.Pointer[map[string]uint64]
+	// deadView holds, by name, the last lives (boots, the latest first,
+	// at most maxDeadLives) of each node this node saw end (dropPeer: it
+	// restarted, was silent for PeerTimeout, left), at most maxForgotten
+	// names, for the claim store (claims.go, life): a claim of such a
+	// life is a dead node's; one of a life never heard may be a node's
+	// that has just started. Copied on write; its slices are never
+	// written once stored.
+	deadView atomic.Pointer[map[string][]uint64]
 }
 
 // twin is another node heard using this node's name (its heartbeats).
@@ -203,6 +205,8 @@ type forgotten struct {
 // kept.
 const (
 	maxForgotten = 4096
+	// maxDeadLives bounds the lives of one name deadView keeps.
+	maxDeadLives = 16
 	forgotTTL    = time.Hour
 )
 
@@ -228,7 +232,7 @@ func (t *peerTable) init(self string, grace time.Duration) {
 	t.logged = map[string]uint64{}
 	t.twins = map[uint64]*twin{}
 	t.twinView.Store(&map[uint64]*twin{})
-	t.deadView.Store(&map[string]uint64{})
+	t.deadView.Store(&map[string][]uint64{})
 	t.view.Store(&peerView{subj: map[route.MeshNode]string{}})
 }
 
@@ -1103,13 +1107,20 @@ func (n *Node) dropPeer(p *peer) {
 	delete(n.peers.byName, p.name)
 	if p.boot != 0 {
 		old := *n.peers.deadView.Load()
-		dead := make(map[string]uint64, len(old)+1)
+		dead := make(map[string][]uint64, len(old)+1)
 		if _, ok := old[p.name]; ok || len(old) < maxForgotten {
 			for name, b := range old {
 				dead[name] = b
 			}
 		}
-		dead[p.name] = p.boot
+		// Every life seen to end, not the last only: a node that
+		// restarted twice left claims of its first life, which were
+		// then of a life "not heard" and waited for peer_timeout each.
+		prev := old[p.name]
+		lives := make([]uint64, 0, min(len(prev)+1, maxDeadLives))
+		lives = append(lives, p.boot)
+		lives = append(lives, prev[:min(len(prev), maxDeadLives-1)]...)
+		dead[p.name] = lives
 		n.peers.deadView.Store(&dead)
 	}
 	if len(n.peers.gone) < maxForgotten {
