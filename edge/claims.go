@@ -66,6 +66,9 @@ const (
 	releaseWorkers = 16
 	// maxUnheard bounds claimStore.unheard.
 	maxUnheard = 4096
+	// unheardRetry is how often a claim parked for a life not heard yet
+	// is tried again.
+	unheardRetry = 100 * time.Millisecond
 )
 
 type claimRec struct {
@@ -103,6 +106,16 @@ type claimStore struct {
 	// of a node it had not heard (take, lifeUnheard), by name and boot;
 	// at most maxUnheard.
 	unheard map[string]time.Time
+	// parked holds the claims waiting for a life not heard yet
+	// (errUnheard), retried every unheardRetry while the worker serves
+	// the other jobs (still counted in claims); retry is armed while
+	// there are some. Before, the worker slept through each such wait,
+	// one after the other: claims of k lives never heard held every
+	// other claim of the node k times PeerTimeout.
+	parked []parkedClaim
+	retry  *time.Timer
+	// lastUnheard is the life (name and boot) of take's last errUnheard.
+	lastUnheard [2]string
 	// down: a claim found the store unreachable. While it is set, claims
 	// are accepted provisionally at once: the claims go through this one
 	// worker, and each waiting claimWait would make the REGISTERs queued
@@ -122,6 +135,8 @@ type claimStore struct {
 
 func newClaimStore(n *Node) *claimStore {
 	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}}
+	c.retry = time.NewTimer(time.Hour)
+	c.retry.Stop()
 	c.replicas = 1
 	if n.opts.Cluster.Listen != "" {
 		c.replicas = min(3, 1+len(n.opts.Cluster.Routes))
@@ -161,7 +176,63 @@ func (c *claimStore) run() {
 			c.next()
 		case <-t.C:
 			c.reconcile()
+		case <-c.retry.C:
+			c.retryParked()
 		}
+	}
+}
+
+// parkedClaim is a claim job waiting for the life that holds its key
+// (name and boot) to be heard.
+type parkedClaim struct {
+	j          claimJob
+	name, boot string
+}
+
+// park sets aside claim job j, held by the life take last found unheard,
+// to be tried again (retryParked) while the worker serves the other jobs.
+// Worker goroutine.
+func (c *claimStore) park(j claimJob) {
+	c.qmu.Lock()
+	c.claims++ // still waiting: counted against maxClaimJobs
+	c.qmu.Unlock()
+	c.parked = append(c.parked, parkedClaim{j, c.lastUnheard[0], c.lastUnheard[1]})
+	if len(c.parked) == 1 {
+		c.retry.Reset(unheardRetry)
+	}
+}
+
+// retryParked tries the parked claims again once their life is heard
+// (alive or seen to end) or has stayed unheard for PeerTimeout; the
+// others stay parked without asking the store. Worker goroutine.
+func (c *claimStore) retryParked() {
+	jobs := c.parked
+	c.parked = nil
+	for i, p := range jobs {
+		select {
+		case <-c.stop: // abandon answers them
+			c.parked = append(c.parked, jobs[i:]...)
+			return
+		default:
+		}
+		if c.life(p.name, p.boot) == lifeUnheard {
+			if since, ok := c.unheard[p.name+"\n"+p.boot]; ok && time.Since(since) < c.n.opts.PeerTimeout {
+				c.parked = append(c.parked, p)
+				continue
+			}
+		}
+		err := c.claim(p.j.key)
+		if errors.Is(err, errUnheard) {
+			c.parked = append(c.parked, parkedClaim{p.j, c.lastUnheard[0], c.lastUnheard[1]})
+			continue
+		}
+		c.qmu.Lock()
+		c.claims--
+		c.qmu.Unlock()
+		p.j.done(err)
+	}
+	if len(c.parked) > 0 {
+		c.retry.Reset(unheardRetry)
 	}
 }
 
@@ -195,7 +266,11 @@ func (c *claimStore) next() {
 		c.wake()
 	}
 	if j.done != nil {
-		j.done(c.claim(j.key))
+		if err := c.claim(j.key); errors.Is(err, errUnheard) {
+			c.park(j)
+		} else {
+			j.done(err)
+		}
 	} else {
 		c.release(j.key)
 	}
@@ -205,7 +280,10 @@ func (c *claimStore) next() {
 func (c *claimStore) abandon() {
 	c.qmu.Lock()
 	q := c.q
-	c.q, c.claims = nil, 0
+	for _, p := range c.parked {
+		q = append(q, p.j)
+	}
+	c.q, c.claims, c.parked = nil, 0, nil
 	c.qmu.Unlock()
 	for _, j := range q {
 		if j.done != nil {
@@ -396,7 +474,9 @@ func (c *claimStore) isClosed() bool {
 	return c.closed
 }
 
-// claim takes key for this node. Worker goroutine.
+// claim takes key for this node; errUnheard when a life not heard yet
+// holds it (for less than PeerTimeout since first found: the caller parks
+// the claim). Worker goroutine.
 func (c *claimStore) claim(key string) error {
 	if c.down {
 		c.n.stats.ClaimsProvisional.Add(1)
@@ -405,9 +485,10 @@ func (c *claimStore) claim(key string) error {
 	}
 	deadline := time.Now().Add(claimWait)
 	err := c.take(key)
-	// errUnheard: a life of a node not heard yet holds it, which take
-	// takes for dead once it has stayed unheard for PeerTimeout.
-	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && (errors.Is(err, errUnheard) || time.Now().Before(deadline)) {
+	// errUnheard (a life of a node not heard yet holds it, which take
+	// takes for dead once it has stayed unheard for PeerTimeout) goes
+	// back to the caller, which parks the claim.
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && !errors.Is(err, errUnheard) && time.Now().Before(deadline) {
 		select {
 		case <-c.stop:
 			return ErrClosed
@@ -416,8 +497,8 @@ func (c *claimStore) claim(key string) error {
 		err = c.take(key)
 	}
 	switch {
-	case err == nil:
-		return nil
+	case err == nil, errors.Is(err, errUnheard):
+		return err
 	case errors.Is(err, route.ErrMeshClaimed):
 		c.n.stats.ClaimsRefused.Add(1)
 		return err
@@ -485,6 +566,7 @@ func (c *claimStore) take(key string) error {
 				c.unheard[life] = since
 			}
 			if time.Since(since) < c.n.opts.PeerTimeout {
+				c.lastUnheard = [2]string{owner, boot}
 				return errUnheard
 			}
 		}
