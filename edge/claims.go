@@ -548,7 +548,12 @@ func (c *claimStore) take(key string) error {
 		return err
 	}
 	owner, boot, _ := strings.Cut(string(e.Value()), "\n")
-	if owner != c.n.opts.Name {
+	if !possibleLife(owner, boot) {
+		// No node's: anything that reaches the store can write any bytes
+		// (up to NATS's 1 MB), which were kept as a life not heard and
+		// waited for. Taken over as a dead node's.
+		owner, boot = "", ""
+	} else if owner != c.n.opts.Name {
 		switch c.life(owner, boot) {
 		case lifeAlive:
 			return route.ErrMeshClaimed
@@ -590,6 +595,20 @@ func (c *claimStore) take(key string) error {
 	c.held[key] = claimRec{rev: rev}
 	delete(c.releasing, key)
 	return nil
+}
+
+// possibleLife reports whether a claim's value names a life a node can
+// have: a node name (Options.Name's form) and its boot, a number (or none,
+// as nodes before boots wrote).
+func possibleLife(name, boot string) bool {
+	if !nameRE.MatchString(name) {
+		return false
+	}
+	if boot == "" {
+		return true
+	}
+	_, err := strconv.ParseUint(boot, 10, 64)
+	return err == nil
 }
 
 // The lives of a claim's holder (claimStore.life).
