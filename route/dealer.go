@@ -40,9 +40,11 @@ type registration struct {
 	// swapped under Realm.mu.
 	remote atomic.Pointer[[]remoteCallee]
 	// revokeDue: this node's callees lost a conflict with another node's
-	// registration and are revoked if it lasts (meshRevokeDue; under
-	// Realm.mu).
+	// registration and are revoked if it lasts (meshRevokeDue's timer is
+	// set; under Realm.mu). lostAt: when the conflict standing began
+	// (zero: none), which the grace runs from.
 	revokeDue bool
+	lostAt    time.Time
 }
 
 // callee is one session attached to a registration.

@@ -194,6 +194,17 @@ func (rm *Realm) meshRevokeDue(reg *registration) {
 	if cur, ok := rm.regs.get(reg.match, reg.uri); !ok || cur != reg || !rm.meshLost(reg) {
 		return
 	}
+	// The grace runs from the conflict standing now (lostAt), not from
+	// the first this registration had: one that ended, and another that
+	// began just before the timer, was revoked at once.
+	if reg.lostAt.IsZero() {
+		reg.lostAt = time.Now()
+	}
+	if left := meshRevokeGrace - time.Since(reg.lostAt); left > 0 {
+		reg.revokeDue = true
+		time.AfterFunc(left, func() { rm.meshRevokeDue(reg) })
+		return
+	}
 	for c := range reg.list().all() {
 		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
 	}
@@ -260,14 +271,24 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		}
 	}
 	var rl []remoteCallee
+	if exists && (local.len() == 0 || win.name == self) {
+		reg.lostAt = time.Time{} // no conflict lost standing
+	}
 	switch {
 	case local.len() > 0 && win.name != self:
-		if !compatible(reg.invoke, win.Invoke) && !reg.revokeDue {
+		if !compatible(reg.invoke, win.Invoke) {
 			// This node lost: its callees are revoked, and the
 			// registration rebuilt for the winner once they are gone, if
-			// the conflict lasts meshRevokeGrace (meshRevokeDue).
-			reg.revokeDue = true
-			time.AfterFunc(meshRevokeGrace, func() { rm.meshRevokeDue(reg) })
+			// the conflict lasts meshRevokeGrace from now (meshRevokeDue).
+			if reg.lostAt.IsZero() {
+				reg.lostAt = time.Now()
+			}
+			if !reg.revokeDue {
+				reg.revokeDue = true
+				time.AfterFunc(meshRevokeGrace, func() { rm.meshRevokeDue(reg) })
+			}
+		} else {
+			reg.lostAt = time.Time{}
 		}
 		fallthrough
 	case local.len() > 0:
