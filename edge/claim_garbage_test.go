@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
@@ -22,41 +19,20 @@ import (
 // boot (up to 1 MB) among the lives not heard, 4,096 of them, 4 GiB.
 func TestClaimOfNoPossibleNodeTakenAtOnce(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.PeerTimeout = url, time.Second })
-	waitClaims(t, 10*time.Second, a)
 	ctx := ctxT(t, 30*time.Second)
-	js, err := jetstream.New(a.n.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, claimBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const k = 8
-	for i := range k {
-		v := fmt.Sprint(strings.Repeat("x", 256<<10), i, "\n", 1000+i)
+	values := make([]string, k)
+	for i := range values {
+		values[i] = fmt.Sprint(strings.Repeat("x", 256<<10), i, "\n", 1000+i)
 		if i%2 == 1 {
-			v = fmt.Sprint("z", i, "\n", strings.Repeat("9", 256<<10))
-		}
-		if _, err := kv.Create(ctx, claimKey("realm1", proto.MatchExact, fmt.Sprint("com.junk.", i)), []byte(v)); err != nil {
-			t.Fatal(err)
+			values[i] = fmt.Sprint("z", i, "\n", strings.Repeat("9", 256<<10))
 		}
 	}
+	a := unheardClaimNode(t, ctx, "com.junk.", values)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	s := a.dial(a.ws(), proto.JSON)
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, k)
-	for i := range k {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Register(ctx, fmt.Sprint("com.junk.", i), h, nil)
-		}()
-	}
-	wg.Wait()
+	errs := registerEach(ctx, s, "com.junk.", k)()
 	took := time.Since(start)
 	for i, err := range errs {
 		if err != nil {

@@ -151,37 +151,16 @@ func TestStaleDirectoryEntryDoesNotRevokeTheClaimHolder(t *testing.T) {
 // of 8 REGISTERs wait 8 × PeerTimeout.
 func TestUnheardLifeWaitedForOnce(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.PeerTimeout = url, time.Second })
-	waitClaims(t, 10*time.Second, a)
 	ctx := ctxT(t, 30*time.Second)
-	js, err := jetstream.New(a.n.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, claimBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const k = 8
-	for i := range k {
-		if _, err := kv.Create(ctx, claimKey("realm1", proto.MatchExact, fmt.Sprint("com.dead.", i)), []byte("z\n12345")); err != nil {
-			t.Fatal(err)
-		}
+	values := make([]string, k)
+	for i := range values {
+		values[i] = "z\n12345"
 	}
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	a := unheardClaimNode(t, ctx, "com.dead.", values)
 	s := a.dial(a.ws(), proto.JSON)
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, k)
-	for i := range k {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Register(ctx, fmt.Sprint("com.dead.", i), h, nil)
-		}()
-	}
-	wg.Wait()
+	errs := registerEach(ctx, s, "com.dead.", k)()
 	took := time.Since(start)
 	t.Logf("%d claims of one life never heard: %v", k, took.Round(time.Millisecond))
 	for i, err := range errs {
@@ -192,4 +171,45 @@ func TestUnheardLifeWaitedForOnce(t *testing.T) {
 	if took < 900*time.Millisecond || took > 2500*time.Millisecond {
 		t.Fatalf("%d claims of one life never heard took %v, want about PeerTimeout (1s)", k, took.Round(time.Millisecond))
 	}
+}
+
+// unheardClaimNode starts node a alone on a JetStream server
+// (peer_timeout 1 s), its claim store up, and writes, as nodes it has
+// not heard would hold them, a claim of realm1's exact procedure
+// prefix+i valued values[i] ("name\nboot").
+func unheardClaimNode(t *testing.T, ctx context.Context, prefix string, values []string) *tnode {
+	t.Helper()
+	url := jsServer(t)
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.PeerTimeout = url, time.Second })
+	waitClaims(t, 10*time.Second, a)
+	js, err := jetstream.New(a.n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, claimBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		if _, err := kv.Create(ctx, claimKey("realm1", proto.MatchExact, fmt.Sprint(prefix, i)), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+// registerEach registers the single procedures prefix+i, i < k, at once
+// on s; wait returns each REGISTER's error once all are answered.
+func registerEach(ctx context.Context, s *client.Session, prefix string, k int) (wait func() []error) {
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	var wg sync.WaitGroup
+	errs := make([]error, k)
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Register(ctx, fmt.Sprint(prefix, i), h, nil)
+		}()
+	}
+	return func() []error { wg.Wait(); return errs }
 }

@@ -3,11 +3,8 @@ package edge
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
@@ -21,36 +18,17 @@ import (
 // free procedure included, k times peer_timeout.
 func TestUnheardLivesDoNotHoldOtherClaims(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.PeerTimeout = url, time.Second })
-	waitClaims(t, 10*time.Second, a)
 	ctx := ctxT(t, 30*time.Second)
-	js, err := jetstream.New(a.n.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, claimBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const k = 4
-	for i := range k {
-		if _, err := kv.Create(ctx, claimKey("realm1", proto.MatchExact, fmt.Sprint("com.dead.", i)), []byte(fmt.Sprint("z\n", 1000+i))); err != nil {
-			t.Fatal(err)
-		}
+	values := make([]string, k)
+	for i := range values {
+		values[i] = fmt.Sprint("z\n", 1000+i)
 	}
+	a := unheardClaimNode(t, ctx, "com.dead.", values)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	s := a.dial(a.ws(), proto.JSON)
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, k)
-	for i := range k {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Register(ctx, fmt.Sprint("com.dead.", i), h, nil)
-		}()
-	}
+	wait := registerEach(ctx, s, "com.dead.", k)
 	time.Sleep(50 * time.Millisecond) // the claims of the dead lives first
 	free := a.dial(a.ws(), proto.JSON)
 	fstart := time.Now()
@@ -58,7 +36,7 @@ func TestUnheardLivesDoNotHoldOtherClaims(t *testing.T) {
 		t.Fatalf("registering a free single procedure: %v", err)
 	}
 	ftook := time.Since(fstart)
-	wg.Wait()
+	errs := wait()
 	took := time.Since(start)
 	for i, err := range errs {
 		if err != nil {
