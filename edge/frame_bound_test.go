@@ -26,28 +26,7 @@ func TestFrameFromPeerBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	got := make(chan struct{}, 1)
-	hook := func(ms []*nats.Msg) {
-		for _, m := range ms {
-			if m.Subject == nodeSubject("a", "t") {
-				got <- struct{}{}
-			}
-		}
-	}
-	a.n.testHookControl.Store(&hook)
-	// The hook runs before its batch: the second marker's sees what the
-	// batch of the first (and everything sent before it) did.
-	drain := func() {
-		for range 2 {
-			nc.Publish(nodeSubject("a", "t"), nil)
-			nc.Flush()
-			select {
-			case <-got:
-			case <-time.After(30 * time.Second):
-				t.Fatal("the dispatcher did not take the marker")
-			}
-		}
-	}
+	drain := controlDrain(t, a, nc, nil)
 	// Interrupts of calls nobody made: 'X', call id, mode, empty reason.
 	frame := []byte{frameMark}
 	for i := range 200_000 {
@@ -81,5 +60,37 @@ func TestFrameFromPeerBounded(t *testing.T) {
 	drain()
 	if d := a.n.stats.BadFrames.Load() - bad; d != 0 {
 		t.Errorf("a frame of %d envelopes counted bad", maxFrameItems)
+	}
+}
+
+// controlDrain hooks a's control dispatcher and returns drain, which
+// publishes two markers on nc and waits for the dispatcher to take both:
+// the hook runs before its batch, so at the second marker's the batch of
+// the first, and everything sent before it, is done. at, if set, runs on
+// the dispatcher at each marker.
+func controlDrain(t *testing.T, a *tnode, nc *nats.Conn, at func()) (drain func()) {
+	got := make(chan struct{}, 1)
+	hook := func(ms []*nats.Msg) {
+		for _, m := range ms {
+			if m.Subject == nodeSubject("a", "t") {
+				if at != nil {
+					at()
+				}
+				got <- struct{}{}
+			}
+		}
+	}
+	a.n.testHookControl.Store(&hook)
+	return func() {
+		t.Helper()
+		for range 2 {
+			nc.Publish(nodeSubject("a", "t"), nil)
+			nc.Flush()
+			select {
+			case <-got:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the dispatcher did not take the marker")
+			}
+		}
 	}
 }

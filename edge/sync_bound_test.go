@@ -74,35 +74,15 @@ func TestDirectorySyncFromPeerBounded(t *testing.T) {
 	// What the node holds of it, read on its dispatcher once it has
 	// taken everything sent before a marker.
 	var held atomic.Int64
-	got := make(chan struct{}, 1)
-	hook := func(ms []*nats.Msg) {
-		for _, m := range ms {
-			if m.Subject == nodeSubject("a", "t") {
-				n := 0
-				if p := a.n.peers.byName[peer]; p != nil {
-					for _, e := range p.parts {
-						n += len(e.URI) + len(e.Realm)
-					}
-				}
-				held.Store(int64(n))
-				got <- struct{}{}
+	drain := controlDrain(t, a, nc, func() {
+		n := 0
+		if p := a.n.peers.byName[peer]; p != nil {
+			for _, e := range p.parts {
+				n += len(e.URI) + len(e.Realm)
 			}
 		}
-	}
-	a.n.testHookControl.Store(&hook)
-	// The hook runs before its batch: the second marker's sees what the
-	// batch of the first (and everything sent before it) did.
-	drain := func() {
-		for range 2 {
-			nc.Publish(nodeSubject("a", "t"), nil)
-			nc.Flush()
-			select {
-			case <-got:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the dispatcher did not take the marker")
-			}
-		}
-	}
+		held.Store(int64(n))
+	})
 	drain()
 	if h := held.Load(); h > 5<<20/4 {
 		t.Errorf("the node holds %d KiB of a peer's unfinished directory sync (more than the 1,280 KiB a node with max_outbound 1 MiB can send)", h>>10)
