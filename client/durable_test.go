@@ -267,17 +267,7 @@ func TestClientNoOnSessionAfterClose(t *testing.T) {
 		}
 	}}
 	cl, c := connectPeer(t, p, clientCfg(p), rc)
-	a := goDo(func() (struct{}, error) {
-		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(*Event) {}, nil)
-	})
-	m := c.expect(proto.CodeSubscribe)
-	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
-	_, err := a.wait(t)
-	noErr(t, "Subscribe", err)
-	c.conn.Close()
-	c2 := p.accept()
-	c2.welcome(2)
-	c2.expect(proto.CodeSubscribe) // never answered
+	restoringSubscription(t, p, cl, c)
 	closing.Store(true)
 	closeClient(cl, p)
 	if after.Load() {

@@ -110,17 +110,7 @@ func TestNextFailsWhenSessionEnds(t *testing.T) {
 func TestClientCloseDuringRestore(t *testing.T) {
 	p := newPeer(t)
 	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 10 * time.Millisecond})
-	a := goDo(func() (struct{}, error) {
-		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(*Event) {}, nil)
-	})
-	m := c.expect(proto.CodeSubscribe)
-	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
-	_, err := a.wait(t)
-	noErr(t, "Subscribe", err)
-	c.conn.Close()
-	c2 := p.accept()
-	c2.welcome(2)
-	c2.expect(proto.CodeSubscribe) // never answered
+	restoringSubscription(t, p, cl, c)
 	start := time.Now()
 	done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
 	if done.pending(2 * time.Second) {
@@ -614,4 +604,21 @@ func TestClientSubscribeOnNewSessionHonoursContext(t *testing.T) {
 	// come before this).
 	noErr(t, "Publish", s2.Publish(context.Background(), "x", nil, nil, nil))
 	c2.expect(proto.CodePublish)
+}
+
+// restoringSubscription subscribes cl (on c, answered), drops c, and
+// leaves the next session's restore of the subscription unanswered.
+func restoringSubscription(t *testing.T, p *peer, cl *Client, c *peerConn) {
+	t.Helper()
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Subscribe(context.Background(), "com.topic", func(*Event) {}, nil)
+	})
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 5})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.welcome(2)
+	c2.expect(proto.CodeSubscribe) // never answered
 }
