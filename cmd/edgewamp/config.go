@@ -669,9 +669,8 @@ func (c *config) validate() error {
 			c.errAt(&errs, fmt.Sprintf("listeners[%d].tls needs both cert and key", i), "listeners", i, "tls")
 		}
 		for j, s := range l.TrustedProxies {
-			if _, err := parsePrefix(s); err != nil {
-				c.errAt(&errs, fmt.Sprintf("listeners[%d].trusted_proxies[%d]: %q is not an address or a network (like 127.0.0.1, ::1 or 10.0.0.0/8)", i, j, s),
-					"listeners", i, "trusted_proxies", j)
+			if msg := proxyListError(fmt.Sprintf("listeners[%d].trusted_proxies[%d]", i, j), s); msg != "" {
+				c.errAt(&errs, msg, "listeners", i, "trusted_proxies", j)
 			}
 		}
 	}
@@ -1013,7 +1012,9 @@ func (c *config) validateAuthFailures(errs *[]error) {
 		c.errAt(errs, "limits.auth_failures.address_block_after must be at least block_after (the failures of one authid count for its address too)", "limits", "auth_failures", "address_block_after")
 	}
 	for i, s := range a.Exempt {
-		if _, err := parsePrefix(s); err != nil {
+		if why := zonedProxy(s); why != "" {
+			c.errAt(errs, fmt.Sprintf("limits.auth_failures.exempt[%d]: %s", i, why), "limits", "auth_failures", "exempt", i)
+		} else if _, err := parsePrefix(s); err != nil {
 			c.errAt(errs, fmt.Sprintf("limits.auth_failures.exempt[%d]: %q is not a network (like 10.0.0.0/8 or fd00::/8) or an address", i, s),
 				"limits", "auth_failures", "exempt", i)
 		}

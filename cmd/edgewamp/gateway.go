@@ -210,9 +210,8 @@ func (c *config) validateGateway(errs *[]error) {
 		c.errAt(errs, "gateway.tls needs both cert and key", "gateway", "tls")
 	}
 	for i, s := range g.TrustedProxies {
-		if _, err := parsePrefix(s); err != nil {
-			c.errAt(errs, fmt.Sprintf("gateway.trusted_proxies[%d]: %q is not an address or a network (like 127.0.0.1, ::1 or 10.0.0.0/8)", i, s),
-				"gateway", "trusted_proxies", i)
+		if msg := proxyListError(fmt.Sprintf("gateway.trusted_proxies[%d]", i), s); msg != "" {
+			c.errAt(errs, msg, "gateway", "trusted_proxies", i)
 		}
 	}
 	if g.ApplicationErrorStatus == 0 {

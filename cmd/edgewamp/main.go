@@ -209,6 +209,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.cleartextWarnings(true) {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.proxyWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
@@ -281,6 +284,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}
 	if w := cfg.Mesh.cleartextWarning(); w != "" {
+		log.Warn(w)
+	}
+	for _, w := range cfg.proxyWarnings() { // the lists apply at a restart only
 		log.Warn(w)
 	}
 	if *pprofAddr != "" {

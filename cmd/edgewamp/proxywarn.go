@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Trusted reverse proxies (listeners[].trusted_proxies,
+// gateway.trusted_proxies): what check-config refuses of an entry and
+// warns about.
+
+// zonedProxy says why s, an entry of a list of addresses, is refused
+// when it is an address with an IPv6 zone (fe80::1%eth0), "" otherwise.
+// Peers are matched without their interface (forwarded.Trusted), so the
+// zone was dropped and the entry trusted fe80::1 on every interface: a
+// host on another link could name any client.
+func zonedProxy(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() != "" {
+		return fmt.Sprintf("%q has a zone (%%%s), which is not supported: peers are matched by address alone, so it would trust %s on every interface; give an address or a network without a zone", s, a.Zone(), a.WithZone(""))
+	}
+	return ""
+}
+
+// broadProxy reports whether the network p is broader than any private
+// range (10.0.0.0/8, fc00::/7): it then takes in hosts on the internet.
+func broadProxy(p netip.Prefix) bool {
+	p = unmapPrefix(p)
+	if p.Addr().Is4() {
+		return p.Bits() < 8
+	}
+	return p.Bits() < 7
+}
+
+// proxyWarnings says, one line per entry, where a trusted_proxies entry
+// is broader than any private range (0.0.0.0/0, ::/0): every peer in it
+// may name any client address in X-Forwarded-For or Forwarded, and so
+// take another client's place in everything keyed on a client's address.
+// nil when none is. check-config and run say them; a reload does not
+// apply the lists (a restart does).
+func (c *config) proxyWarnings() []string {
+	const what = "may name any client address in X-Forwarded-For or Forwarded: a client connecting from there can take another's address (limits.auth_failures' lockouts and exemptions, the per-address bounds and shares, the logs, the meta API's transport.peer); name the reverse proxies' own addresses or networks instead"
+	var out []string
+	say := func(key, s string) {
+		if p, err := parsePrefix(s); err == nil && broadProxy(p) {
+			out = append(out, fmt.Sprintf("%s %s is broader than any private network: every peer in it %s", key, s, what))
+		}
+	}
+	for i, l := range c.Listeners {
+		for j, s := range l.TrustedProxies {
+			say(fmt.Sprintf("listeners[%d].trusted_proxies[%d]", i, j), s)
+		}
+	}
+	for i, s := range c.Gateway.TrustedProxies {
+		say(fmt.Sprintf("gateway.trusted_proxies[%d]", i), s)
+	}
+	return out
+}
+
+// proxyListError is the error for entry s of a list of addresses and
+// networks (key), or "" when s is one.
+func proxyListError(key, s string) string {
+	if why := zonedProxy(s); why != "" {
+		return key + ": " + why
+	}
+	if _, err := parsePrefix(s); err != nil {
+		return fmt.Sprintf("%s: %q is not an address or a network (like 127.0.0.1, ::1 or 10.0.0.0/8)", key, s)
+	}
+	return ""
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// A trusted_proxies (or limits.auth_failures.exempt) entry with an IPv6
+// zone is refused, naming the entry and why: peers are matched by address
+// alone, so the zone was dropped and fe80::1%eth0 trusted fe80::1 on
+// every interface. An entry broader than any private network (0.0.0.0/0,
+// ::/0, the IPv4-mapped /96 that is IPv4's /0) is accepted with a warning
+// line from check-config and from run at start, naming the key; the
+// private ranges themselves (10.0.0.0/8, fc00::/7) and single addresses
+// are not warned about. Before, check-config accepted all of them
+// silently.
+func TestTrustedProxiesZoneRefusedBroadWarned(t *testing.T) {
+	const noGW = "gateway: {listen: \"off\"}\n"
+	refused := []struct{ name, body, want string }{
+		{"listener", "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: [\"::1\", \"fe80::1%eth0\"]}]\n" + noGW,
+			`listeners[0].trusted_proxies[1]: "fe80::1%eth0" has a zone (%eth0), which is not supported`},
+		{"gateway", "gateway: {listen: \"127.0.0.1:0\", trusted_proxies: [\"fe80::7%lo\"]}\n",
+			`gateway.trusted_proxies[0]: "fe80::7%lo" has a zone (%lo)`},
+		{"exempt", "limits: {auth_failures: {exempt: [\"fe80::1%eth0\"]}}\n" + noGW,
+			`limits.auth_failures.exempt[0]: "fe80::1%eth0" has a zone (%eth0)`},
+	}
+	for _, k := range refused {
+		_, e, code := runCLI("check-config", writeFile(t, "c.yaml", k.body))
+		if code == 0 || !strings.Contains(e, k.want) || !strings.Contains(e, "trust fe80::") {
+			t.Errorf("%s: check-config exit %d, stderr:\n%s\nwant a refusal containing %q", k.name, code, e, k.want)
+		}
+	}
+
+	body := "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: [\"10.0.0.0/8\", \"0.0.0.0/0\", \"fc00::/7\", \"127.0.0.1\"]}, " +
+		"{address: \"127.0.0.2:0\", trusted_proxies: [\"::ffff:0.0.0.0/96\"]}]\n" +
+		"gateway: {listen: \"127.0.0.1:0\", trusted_proxies: [\"::/0\", \"192.168.0.0/16\"]}\n"
+	p := writeFile(t, "c.yaml", body)
+	_, e, code := runCLI("check-config", p)
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, e)
+	}
+	want := []string{
+		"listeners[0].trusted_proxies[1] 0.0.0.0/0 is broader than any private network",
+		"listeners[1].trusted_proxies[0] ::ffff:0.0.0.0/96 is broader than any private network",
+		"gateway.trusted_proxies[0] ::/0 is broader than any private network",
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(e), "\n") {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("check-config's stderr:\n%s\nwant %d warning lines", e, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], "edgewamp: "+p+": warning: "+w) || !strings.Contains(got[i], "name the reverse proxies' own addresses") {
+			t.Errorf("warning line %d:\n%s\nwant it to begin %q and say the fix", i, got[i], w)
+		}
+	}
+
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
+	r.waitLog("edgewamp started", 1)
+	logs := r.logs()
+	for _, w := range want {
+		if !strings.Contains(logs, `level=WARN msg="`+w) {
+			t.Errorf("run did not warn %q at start:\n%s", w, logs)
+		}
+	}
+}
