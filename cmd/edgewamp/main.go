@@ -711,11 +711,11 @@ func restartOnlyChanges(running, next *config) []string {
 		addr, transport string
 		maxConns        int
 		tls             bool
-		trustedProxies  string
+		trustedProxies  string // as parsed: 127.0.0.1 is 127.0.0.1/32
 	}
 	listeners := func(c *config) (ls []listener) {
 		for _, l := range c.Listeners {
-			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil, strings.Join(l.TrustedProxies, ",")})
+			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil, fmt.Sprint(trustedPrefixes(l.TrustedProxies))})
 		}
 		return ls
 	}
@@ -733,6 +733,7 @@ func restartOnlyChanges(running, next *config) []string {
 	gw := func(c *config) gatewayConfig {
 		g := c.Gateway
 		g.APIKeys, g.SigningKeys, g.Routes, g.Callees, g.Webhooks = nil, nil, nil, nil, nil
+		g.TrustedProxies = []string{fmt.Sprint(trustedPrefixes(g.TrustedProxies))} // as parsed: 127.0.0.1 is 127.0.0.1/32
 		return g
 	}
 	diff("gateway", gw(running), gw(next))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,29 @@ func TestTrustedProxiesZoneRefusedBroadWarned(t *testing.T) {
 		if !strings.Contains(logs, `level=WARN msg="`+w) {
 			t.Errorf("run did not warn %q at start:\n%s", w, logs)
 		}
+	}
+}
+
+// A reload whose trusted_proxies entries differ from the running ones in
+// spelling only (127.0.0.1 and 127.0.0.1/32, ::1 and 0:0::1, a network
+// written with host bits) changes nothing and is not reported as a
+// restart-only change; a real change (another network) is. Before, the
+// lists were compared as written: the reload logged that listeners and
+// gateway had changed and needed a restart.
+func TestTrustedProxiesRespelledIsNoChange(t *testing.T) {
+	load := func(l, g string) *config {
+		t.Helper()
+		c, err := loadConfig(writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: ["+l+"]}]\ngateway: {listen: \"127.0.0.1:0\", trusted_proxies: ["+g+"]}\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	running := load(`127.0.0.1, "::1", 10.1.2.3/8`, `192.168.1.0/24`)
+	if got := restartOnlyChanges(running, load(`127.0.0.1/32, "0:0::1", 10.0.0.0/8`, `192.168.1.7/24`)); len(got) != 0 {
+		t.Errorf("respelled lists: restart-only changes %q, want none", got)
+	}
+	if got := restartOnlyChanges(running, load(`127.0.0.2, "::1", 10.0.0.0/8`, `192.168.2.0/24`)); !slices.Equal(got, []string{"listeners", "gateway"}) {
+		t.Errorf("changed lists: restart-only changes %q, want [listeners gateway]", got)
 	}
 }
