@@ -57,7 +57,11 @@ func TestClaimOfNoPossibleNodeTakenAtOnce(t *testing.T) {
 	a.n.claims.testHookNext.Store(nil)
 	n := <-held
 	t.Logf("%d claims naming no possible node: %v, %d bytes kept", k, took.Round(time.Millisecond), n)
-	if n > 4096 || took > 600*time.Millisecond {
+	// Taken for lives not heard, the REGISTERs waited peer_timeout (1 s)
+	// by the parked claims' timer whatever the load; taken over at once,
+	// 185–440 ms under -race, and up to 714 ms with the machine's load
+	// average at 15 (a CI run's 600 ms bound failed so at the base).
+	if n > 4096 || took >= time.Second {
 		t.Fatalf("%d claims naming no possible node took %v (peer_timeout 1s) and left %d KiB kept among the lives not heard", k, took.Round(time.Millisecond), n>>10)
 	}
 }
