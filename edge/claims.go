@@ -236,10 +236,12 @@ func (c *claimStore) retryParked() {
 	}
 }
 
-// claimJob is a claim (done set) or a release of key.
+// claimJob is a claim of key (done set), a barrier (barrier set: it runs
+// once the jobs queued before it have) or a release of key.
 type claimJob struct {
-	key  string
-	done func(error)
+	key     string
+	done    func(error)
+	barrier func()
 }
 
 // next runs the oldest job, and kicks the worker again if more wait (one
@@ -265,13 +267,16 @@ func (c *claimStore) next() {
 	if more {
 		c.wake()
 	}
-	if j.done != nil {
+	switch {
+	case j.done != nil:
 		if err := c.claim(j.key); errors.Is(err, errUnheard) {
 			c.park(j)
 		} else {
 			j.done(err)
 		}
-	} else {
+	case j.barrier != nil:
+		j.barrier()
+	default:
 		c.release(j.key)
 	}
 }
@@ -286,8 +291,11 @@ func (c *claimStore) abandon() {
 	c.q, c.claims, c.parked = nil, 0, nil
 	c.qmu.Unlock()
 	for _, j := range q {
-		if j.done != nil {
+		switch {
+		case j.done != nil:
 			j.done(ErrClosed)
+		case j.barrier != nil:
+			j.barrier()
 		}
 	}
 }
@@ -465,6 +473,16 @@ func (n *Node) Release(realm string, match proto.Match, uri string) {
 	if !n.claims.submit(claimJob{key: claimKey(realm, match, uri)}) && !n.claims.isClosed() {
 		n.stats.ReleasesDropped.Add(1)
 		n.log.Warn("mesh: a claim release was dropped (the claim worker is far behind); the procedure may stay refused elsewhere until this node leaves", "uri", uri)
+	}
+}
+
+// Released implements route.Mesh: done runs once the releases queued
+// before it have been given to the store (taken, or kept for reconcile
+// when the store did not answer), at once when the worker cannot queue
+// it (closed, or far behind).
+func (n *Node) Released(done func()) {
+	if !n.claims.submit(claimJob{barrier: done}) {
+		done()
 	}
 }
 

@@ -870,6 +870,7 @@ func (*stuckMesh) Unsubscribe(string, proto.Match, string)          {}
 func (*stuckMesh) Registered(string, route.MeshReg)                 {}
 func (m *stuckMesh) Claim(string, proto.Match, string, func(error)) { m.claims.Add(1) }
 func (*stuckMesh) Release(string, proto.Match, string)              {}
+func (*stuckMesh) Released(done func())                             { done() }
 func (*stuckMesh) Publish(string, []byte, []byte) error             { return nil }
 func (*stuckMesh) Send(route.MeshNode, []byte) error                { return nil }
 func (*stuckMesh) Gather([]byte, func([][]byte, []string)) error    { return nil }

@@ -159,6 +159,13 @@ type Mesh interface {
 	// another node holds it. Release gives a claim back.
 	Claim(realm string, match proto.Match, uri string, done func(error))
 	Release(realm string, match proto.Match, uri string)
+	// Released calls done once, on any goroutine, when the releases asked
+	// for before it have reached the claim store (or the store did not
+	// answer them in time); at once when there is nothing to wait for. A
+	// node answers an UNREGISTER of its last callee of a single
+	// registration after it, so that a REGISTER on another node right
+	// after the UNREGISTERED finds the claim given back.
+	Released(done func())
 	// Publish sends an event envelope for topic in realm to the nodes that
 	// subscribed to it.
 	Publish(realm string, topic []byte, env []byte) error

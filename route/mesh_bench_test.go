@@ -25,6 +25,7 @@ func (m *benchMesh) Registered(realm string, reg MeshReg) {
 }
 func (m *benchMesh) Claim(_ string, _ proto.Match, _ string, done func(error)) { done(nil) }
 func (m *benchMesh) Release(string, proto.Match, string)                       {}
+func (m *benchMesh) Released(done func())                                      { done() }
 func (m *benchMesh) Publish(string, []byte, []byte) error                      { return nil }
 func (m *benchMesh) Send(_ MeshNode, env []byte) error {
 	m.sent = append(m.sent[:0], env...)

@@ -171,6 +171,7 @@ func (nopMesh) Unsubscribe(string, proto.Match, string)                {}
 func (nopMesh) Registered(string, MeshReg)                             {}
 func (nopMesh) Claim(_ string, _ proto.Match, _ string, d func(error)) { d(nil) }
 func (nopMesh) Release(string, proto.Match, string)                    {}
+func (nopMesh) Released(done func())                                   { done() }
 func (nopMesh) Publish(string, []byte, []byte) error                   { return nil }
 func (nopMesh) Send(MeshNode, []byte) error                            { return nil }
 func (nopMesh) Gather(_ []byte, d func([][]byte, []string)) error      { d(nil, nil); return nil }

@@ -16,12 +16,13 @@ import (
 
 // Mesh task kinds (see run).
 const (
-	tMeshResult    taskKind = iota + 64 // a: call id; b: node; flags; c
-	tMeshBounce                         // a: call id; b: node; c.buf: the call envelope
-	tMeshChunk                          // a: call id; b: node; flags; c
-	tMeshInterrupt                      // a: call id; b: node; mode; c.uri: reason
-	tMeshNodeDown                       // b: node: fail and drop everything exchanged with it
-	tMeshRevoke                         // s: callee; reg: lost a conflict with another node
+	tMeshResult       taskKind = iota + 64 // a: call id; b: node; flags; c
+	tMeshBounce                            // a: call id; b: node; c.buf: the call envelope
+	tMeshChunk                             // a: call id; b: node; flags; c
+	tMeshInterrupt                         // a: call id; b: node; mode; c.uri: reason
+	tMeshNodeDown                          // b: node: fail and drop everything exchanged with it
+	tMeshRevoke                            // s: callee; reg: lost a conflict with another node
+	tMeshUnregistered                      // s: callee; a: its UNREGISTER's request; b: its session id
 )
 
 // remotePublisher is the identity of a caller or publisher on another

@@ -31,6 +31,9 @@ type memMesh struct {
 	// claimGate, when set, holds every claim's answer until it is closed
 	// (a slow claim store).
 	claimGate chan struct{}
+	// releasedGate, when set, holds every Released's answer until it is
+	// closed (a release on its way to a slow claim store).
+	releasedGate chan struct{}
 }
 
 type memNode struct {
@@ -241,6 +244,22 @@ func (n *memNode) Release(realm string, match proto.Match, uri string) {
 		delete(n.net.claims, k)
 	}
 	n.net.mu.Unlock()
+}
+
+// Released: the in-memory store takes a release at once (Release),
+// unless releasedGate holds the answer.
+func (n *memNode) Released(done func()) {
+	n.net.mu.Lock()
+	gate := n.net.releasedGate
+	n.net.mu.Unlock()
+	if gate == nil {
+		done()
+		return
+	}
+	go func() {
+		<-gate
+		done()
+	}()
 }
 
 func (n *memNode) Publish(realm string, topic []byte, env []byte) error {

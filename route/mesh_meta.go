@@ -975,9 +975,9 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	rm := ss.realm
 	k := regKey{match, uri}
 	rm.mu.Lock()
-	if _, exists := rm.regs.get(match, uri); exists {
+	if reg, exists := rm.regs.get(match, uri); exists && !staleRemoteSingle(reg) {
 		rm.mu.Unlock()
-		return false
+		return false // addCallee answers
 	}
 	d := rm.dir()
 	if d.claims[k] {
@@ -1083,6 +1083,7 @@ func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, 
 	case err != nil:
 		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "the mesh could not claim the procedure: "+err.Error())
 	default:
+		ce.claimed = true
 		if !s.addCallee(ss, req, match, proto.InvokeSingle, uri, ce) {
 			s.r.mesh.Release(rm.name, match, uri)
 		}

@@ -119,6 +119,10 @@ func (s *Shard) run(t *task) {
 		s.meshNodeDown(MeshNode(t.b))
 	case tMeshRevoke:
 		s.meshRevoke(t.s, t.reg)
+	case tMeshUnregistered:
+		if t.s.state == stEstablished && t.s.id == t.b {
+			s.sendUnregistered(t.s, t.a)
+		}
 	}
 }
 
