@@ -494,12 +494,13 @@ func (c *claimStore) isClosed() bool {
 
 // claim takes key for this node; errUnheard when a life not heard yet
 // holds it (for less than PeerTimeout since first found: the caller parks
-// the claim). Worker goroutine.
+// the claim); route.ErrMeshProvisional when the store did not answer and
+// the claim is held provisionally. Worker goroutine.
 func (c *claimStore) claim(key string) error {
 	if c.down {
 		c.n.stats.ClaimsProvisional.Add(1)
 		c.held[key] = claimRec{}
-		return nil
+		return route.ErrMeshProvisional
 	}
 	deadline := time.Now().Add(claimWait)
 	err := c.take(key)
@@ -526,7 +527,7 @@ func (c *claimStore) claim(key string) error {
 	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)
 	c.held[key] = claimRec{}
 	c.down = true
-	return nil
+	return route.ErrMeshProvisional
 }
 
 // errUnheard is take's answer for a claim held by a life of a node that

@@ -155,8 +155,9 @@ type Mesh interface {
 	Registered(realm string, reg MeshReg)
 	// Claim asks for the mesh-wide exclusive right to a single
 	// registration. done runs exactly once, on any goroutine: nil when the
-	// claim is granted (or provisionally accepted), ErrMeshClaimed when
-	// another node holds it. Release gives a claim back.
+	// claim is granted, ErrMeshProvisional when it is accepted without
+	// the store, ErrMeshClaimed when another node holds it. Release gives
+	// a claim back (a provisional one too).
 	Claim(realm string, match proto.Match, uri string, done func(error))
 	Release(realm string, match proto.Match, uri string)
 	// Released calls done once, on any goroutine, when the releases asked
@@ -197,6 +198,13 @@ type MeshReg struct {
 
 // ErrMeshClaimed is the error of a claim another node holds.
 var ErrMeshClaimed = errors.New("route: the procedure is registered on another node")
+
+// ErrMeshProvisional is a claim's answer when the claim store could not
+// be asked (a partition, no quorum) and the claim was accepted
+// provisionally: the REGISTER succeeds unless the directory shows another
+// node's callees of the procedure. A nil answer (the store granted it)
+// overrides the directory, which can lag behind the store.
+var ErrMeshProvisional = errors.New("route: the claim was accepted provisionally (the claim store did not answer)")
 
 // ErrMeshAttached is returned by AttachMesh when the router already has a
 // mesh or already has sessions.

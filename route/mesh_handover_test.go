@@ -88,3 +88,22 @@ func TestMeshSingleRegisterWhileDirectoryLags(t *testing.T) {
 	a.send(&proto.Message{Type: proto.CodeRegister, Request: 101, Dict: a.opts(nil), URI: []byte("com.one")})
 	a.expectError(proto.CodeRegister, 101, proto.URIProcedureAlreadyExists)
 }
+
+// With the claim store unreachable (a claim accepted provisionally), the
+// directory is all there is: a single REGISTER for a procedure another
+// node is seen to hold is refused, as before the store was asked over the
+// directory's entries (TestMeshSingleRegisterWhileDirectoryLags).
+func TestMeshProvisionalClaimHonoursDirectory(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a := es[0].join(proto.JSON)
+	b := es[1].join(proto.JSON)
+	a.register("com.one", nil)
+	mm.sync()
+	mm.mu.Lock()
+	mm.noClaim = true
+	mm.mu.Unlock()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: 100, Dict: b.opts(nil), URI: []byte("com.one")})
+	b.expectError(proto.CodeRegister, 100, proto.URIProcedureAlreadyExists)
+	// A procedure nobody holds is registered provisionally.
+	b.register("com.two", nil)
+}

@@ -221,7 +221,7 @@ func (n *memNode) Claim(realm string, match proto.Match, uri string, done func(e
 	mm.mu.Lock()
 	var err error
 	if mm.noClaim {
-		// provisionally accepted
+		err = ErrMeshProvisional
 	} else if owner, ok := mm.claims[k]; ok && owner != n.name {
 		err = ErrMeshClaimed
 	} else {

@@ -992,7 +992,7 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	rm.mu.Unlock()
 	ss.claims.busy++
 	s.r.mesh.Claim(rm.name, match, uri, func(err error) {
-		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && err == nil {
+		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && (err == nil || errors.Is(err, ErrMeshProvisional)) {
 			s.r.mesh.Release(rm.name, match, uri)
 		}
 	})
@@ -1071,8 +1071,9 @@ func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, 
 	rm.mu.Lock()
 	delete(rm.dir().claims, regKey{match, uri})
 	rm.mu.Unlock()
+	provisional := errors.Is(err, ErrMeshProvisional)
 	if ss.state != stEstablished {
-		if err == nil {
+		if err == nil || provisional {
 			s.r.mesh.Release(rm.name, match, uri)
 		}
 		return
@@ -1080,10 +1081,13 @@ func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, 
 	switch {
 	case errors.Is(err, ErrMeshClaimed):
 		s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, "procedure "+uri+" is registered on another node of the mesh")
-	case err != nil:
+	case err != nil && !provisional:
 		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "the mesh could not claim the procedure: "+err.Error())
 	default:
-		ce.claimed = true
+		// Granted by the store: it, not a directory entry that may lag
+		// behind it, says the procedure is free. Provisional: the
+		// directory is all there is to go by.
+		ce.claimed = !provisional
 		if !s.addCallee(ss, req, match, proto.InvokeSingle, uri, ce) {
 			s.r.mesh.Release(rm.name, match, uri)
 		}
