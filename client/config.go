@@ -81,7 +81,13 @@ type Config struct {
 	// link is noticed even when the session is idle. Any bytes count as
 	// traffic, also those of a large message that arrives slowly; while
 	// the client waits for room in its event queue (and so reads nothing)
-	// the check pauses. Off when zero.
+	// the check pauses. The check does not wait behind a write: a write
+	// stuck on a dead link is ended with the session (the connection is
+	// closed) within the same bound, not after WriteTimeout; while a
+	// write of more than 16 KiB is under way, each 16 KiB the connection
+	// takes counts as traffic (a link that takes less than that per
+	// KeepAliveTimeout, from a router saying nothing, looks dead). Off
+	// when zero.
 	KeepAlive time.Duration
 	// KeepAliveTimeout is how long to wait for the router after a ping;
 	// KeepAlive when zero.

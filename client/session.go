@@ -117,11 +117,23 @@ var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
 // reader waits for room in the event queue it reads nothing, so the
 // router cannot be heard: the check pauses, and starts again from the
 // moment the reader goes on.
+//
+// The ping goes out on a goroutine of its own, so that the check never
+// waits behind a write: a write stuck on a dead link (a router gone
+// without a word, the connection's buffers full) holds the transport's
+// write lock, and the ping, written here, waited for it up to
+// WriteTimeout before the check ran again. Closing the connection ends
+// the stuck write. While a large write is under way, each chunk of it the
+// router takes counts as hearing from the router (moving), so that a
+// long upload to a router that says nothing meanwhile is not taken for a
+// dead link.
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
 	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
 	tick := time.NewTicker(max(min(k, to)/2, time.Millisecond)) // NewTicker panics on 0
 	defer tick.Stop()
+	var pinging atomic.Bool // a ping is being written
+	var moved int64         // when a write was last seen moving (unix ns)
 	for {
 		select {
 		case <-s.done:
@@ -130,7 +142,8 @@ func (s *Session) keepAlive() {
 			if s.parked.Load() {
 				continue
 			}
-			last := max(s.tr.lastRead(), s.resumed.Load())
+			moved = max(moved, s.tr.moving())
+			last := max(s.tr.lastRead(), s.resumed.Load(), moved)
 			if last == 0 {
 				last = now.UnixNano()
 			}
@@ -139,8 +152,16 @@ func (s *Session) keepAlive() {
 			case idle > k+to:
 				s.shutdown(ErrKeepAlive, false)
 				return
-			case idle > k:
-				s.tr.ping()
+			case idle > k && pinging.CompareAndSwap(false, true):
+				s.wg.Add(1) // this goroutine is counted: Close's Wait is not done
+				go func() {
+					defer s.wg.Done()
+					defer pinging.Store(false)
+					if err := s.tr.ping(); err != nil {
+						// Possibly cut mid-frame: nothing more can be written.
+						s.shutdown(fmt.Errorf("client: write: %w", err), false)
+					}
+				}()
 			}
 		}
 	}

@@ -35,6 +35,10 @@ type transport interface {
 	// lastRead returns when bytes last arrived from the router (unix ns),
 	// when tracking is on (keepalive).
 	lastRead() int64
+	// moving returns, when tracking is on and a write of more than
+	// writeChunk bytes is under way, when the connection last took a
+	// chunk of it (unix ns); 0 otherwise.
+	moving() int64
 }
 
 // stream is what both transports share: the connection, a buffered reader
@@ -47,13 +51,16 @@ type stream struct {
 	br  *bufio.Reader
 	buf msgBuf
 
-	track bool         // Static: record when bytes arrive (keepalive)
+	track bool         // Static: record when bytes arrive and writes move (keepalive)
 	rx    atomic.Int64 // unix ns of the last read that returned bytes, when track
+	wprog atomic.Int64 // see moving
 
 	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
 }
 
 func (s *stream) lastRead() int64 { return s.rx.Load() }
+
+func (s *stream) moving() int64 { return s.wprog.Load() }
 
 // reader returns the buffered reader the transport reads conn through.
 // pre, when not nil, is a buffered reader over conn that the transport's
@@ -101,10 +108,43 @@ func (s *stream) writeLocked(bufs ...[]byte) error {
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
 		return err
 	}
-	nb := net.Buffers(bufs)
-	_, err := nb.WriteTo(s.conn)
-	return err
+	if !s.track {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(s.conn)
+		return err
+	}
+	// With the keepalive on, the write goes out writeChunk bytes at a
+	// time, and while more is to go each chunk the connection took is
+	// recorded: the keepalive takes it for the router's answer, and so
+	// tells a large write the router takes, slowly, from one stuck on a
+	// dead link.
+	defer s.wprog.Store(0)
+	for len(bufs) > 0 {
+		var part net.Buffers // WriteTo consumes it
+		for n := 0; len(bufs) > 0 && n < writeChunk; {
+			b := bufs[0]
+			if k := writeChunk - n; len(b) > k {
+				part, bufs[0], n = append(part, b[:k]), b[k:], writeChunk
+			} else {
+				part, bufs, n = append(part, b), bufs[1:], n+len(b)
+			}
+		}
+		if _, err := part.WriteTo(s.conn); err != nil {
+			return err
+		}
+		if len(bufs) > 0 {
+			s.wprog.Store(time.Now().UnixNano())
+		}
+	}
+	return nil
 }
+
+// writeChunk is how many bytes a write gives the connection at a time
+// when the keepalive is on. The keepalive hears the router through a
+// large write once per chunk the router takes: a link that takes less than
+// writeChunk bytes per KeepAliveTimeout, while the router sends nothing,
+// looks dead.
+const writeChunk = 16 << 10
 
 // msgBuf holds the message being read. It grows as bytes arrive rather
 // than trusting a declared length for allocation (declared lengths are

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,4 +469,147 @@ func TestWebSocketFragmented(t *testing.T) {
 	r, err := a.wait(t)
 	noErr(t, "Call", err)
 	eq(t, "result", r.Args, []any{"fragmented"})
+}
+
+// rawSend writes an encoded message from a goroutine other than the test's
+// (peerConn.send may call t.Fatal).
+func (c *peerConn) rawSend(b []byte) error {
+	if c.ws {
+		return wsutil.WriteServerMessage(c.conn, c.op(), b)
+	}
+	return c.writeRS(rsFrameMessage, b)
+}
+
+// A write stuck on a dead link does not hold up the keepalive (found by
+// review: the keepalive's ping waited for the transport's write lock,
+// which the stuck write held, so a router gone silent was noticed only
+// when the write timed out, WriteTimeout later). The peer reads nothing,
+// so the client's publications fill the connection's buffers and one
+// stays stuck; the peer sends an ignored PUBLISHED every 20 ms until the
+// write has been stuck 300 ms, then falls silent: with a keepalive of
+// 100 + 100 ms the session must end with ErrKeepAlive well before the
+// 3 s WriteTimeout.
+func TestKeepAliveThroughStuckWrite(t *testing.T) {
+	for _, scheme := range []string{"rs", "ws"} {
+		t.Run(scheme, func(t *testing.T) {
+			s, c := setup(t, scheme, proto.JSON, keepAlive, func(cfg *Config) { cfg.WriteTimeout = 3 * time.Second })
+			big := strings.Repeat("x", 1<<20)
+			var written atomic.Int64
+			go func() {
+				for s.Publish(context.Background(), "com.example.bulk", []any{big}, nil, nil) == nil {
+					written.Add(1)
+				}
+			}()
+			stop := make(chan struct{})
+			stopped := make(chan struct{})
+			ignored := c.encode(&proto.Message{Type: proto.CodePublished, Request: 1 << 40, ID: 1})
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+						if c.rawSend(ignored) != nil {
+							return
+						}
+					}
+				}
+			}()
+			// Wait for a write stuck for 300 ms.
+			deadline := time.Now().Add(wait)
+			n, since := written.Load(), time.Now()
+			for time.Since(since) < 300*time.Millisecond || n == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no write got stuck (%d publications written; session: %v)", n, s.Err())
+				}
+				time.Sleep(10 * time.Millisecond)
+				if m := written.Load(); m != n {
+					n, since = m, time.Now()
+				}
+			}
+			close(stop)
+			<-stopped
+			silent := time.Now()
+			select {
+			case <-s.Done():
+			case <-time.After(wait):
+				t.Fatalf("the session is up %v after the router fell silent, a write stuck", wait)
+			}
+			el := time.Since(silent)
+			if !errors.Is(s.Err(), ErrKeepAlive) || el > time.Second {
+				t.Fatalf("the session ended %v after the router fell silent (%v), with a keepalive of 100 + 100 ms and a write stuck: want ErrKeepAlive within 1 s", el.Round(time.Millisecond), s.Err())
+			}
+			t.Logf("ended %v after the router fell silent, %d publications of 1 MiB written", el.Round(time.Millisecond), written.Load())
+		})
+	}
+}
+
+// pacedReader reads at most 64 KiB every 10 ms: a router that takes a
+// large message slowly. first is called when the first bytes come.
+type pacedReader struct {
+	r     io.Reader
+	first func()
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	n, err := p.r.Read(b[:min(len(b), 64<<10)])
+	if n > 0 && p.first != nil {
+		p.first()
+		p.first = nil
+	}
+	return n, err
+}
+
+// A large write the router takes slowly, saying nothing meanwhile, keeps
+// the session up: the chunks it takes stand for its answer (a keepalive
+// that does not wait behind writes must not take a long upload for a dead
+// link). The peer takes 3 MiB at 64 KiB every 10 ms with a keepalive of
+// 100 + 100 ms; it sends an ignored PUBLISHED every 20 ms while the
+// message is prepared and once the client's write has returned (the
+// connection's buffers still hold megabytes for the peer to read), and
+// nothing from the first bytes of the message to then. The client's
+// send buffer is 64 KiB: a write blocked on a full buffer is woken when a
+// third of it is free, and the 4 MiB buffer loopback grows to would wake
+// it every 1.3 MiB, 200 ms at this pace (over a network the buffer is
+// sized to the link and drains at its rate).
+func TestKeepAliveDuringSlowWrite(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, keepAlive)
+	noErr(t, "SetWriteBuffer", s.tr.(*rawSocket).conn.(*net.TCPConn).SetWriteBuffer(64<<10))
+	noErr(t, "SetReadBuffer", c.conn.(*net.TCPConn).SetReadBuffer(64<<10))
+	var quiet atomic.Bool
+	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }}, 64<<10)
+	ignored := c.encode(&proto.Message{Type: proto.CodePublished, Request: 1 << 40, ID: 1})
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if !quiet.Load() && c.rawSend(ignored) != nil {
+					return
+				}
+			}
+		}
+	}()
+	args := c.raw([]any{strings.Repeat("x", 3<<20)}) // encoded beforehand
+	var took time.Duration
+	pub := goDo(func() (struct{}, error) {
+		start := time.Now()
+		err := s.SendRaw(&proto.Message{Type: proto.CodePublish, Request: 1, URI: []byte("com.example.bulk"), Args: args})
+		took = time.Since(start)
+		quiet.Store(false)
+		return struct{}{}, err
+	})
+	c.expect(proto.CodePublish)
+	_, err := pub.wait(t)
+	close(stop)
+	<-stopped
+	noErr(t, "the publication", err)
+	noErr(t, "session", s.Err())
+	t.Logf("the client's write took %v", took.Round(time.Millisecond))
 }
