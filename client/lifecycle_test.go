@@ -622,3 +622,44 @@ func restoringSubscription(t *testing.T, p *peer, cl *Client, c *peerConn) {
 	c2.welcome(2)
 	c2.expect(proto.CodeSubscribe) // never answered
 }
+
+// No callback starts after Client.Close has returned (found by review):
+// OnSession calls Close, which returns at once, after the router dropped
+// the session; when OnSession returned, the Client's goroutine found both
+// the session ended and the Client closed, and half the time (a select's
+// pick) ran OnDisconnect, after Close had returned. 16 rounds.
+func TestClientNoOnDisconnectAfterClose(t *testing.T) {
+	p := newPeer(t)
+	for i := range 16 {
+		var cl atomic.Pointer[Client]
+		var returned, late atomic.Bool
+		conn := make(chan net.Conn, 1)
+		rc := ReconnectConfig{MinBackoff: 10 * time.Millisecond,
+			OnSession: func(s *Session) {
+				(<-conn).Close() // the router drops the session
+				<-s.Done()
+				for cl.Load() == nil { // Connect returns as OnSession starts
+					time.Sleep(time.Millisecond)
+				}
+				cl.Load().Close()
+				returned.Store(true)
+			},
+			OnDisconnect: func(error) { late.Store(returned.Load()) },
+		}
+		a := goDo(func() (*Client, error) { return Connect(context.Background(), clientCfg(p), rc) })
+		c := p.accept()
+		conn <- c.conn
+		c.welcome(uint64(i + 1))
+		got, err := a.wait(t)
+		noErr(t, "Connect", err)
+		cl.Store(got)
+		select {
+		case <-got.done:
+		case <-time.After(wait):
+			t.Fatal("the Client did not stop after Close from OnSession")
+		}
+		if late.Load() {
+			t.Fatalf("round %d: OnDisconnect ran after Client.Close had returned", i)
+		}
+	}
+}

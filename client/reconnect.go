@@ -90,6 +90,9 @@ type ReconnectConfig struct {
 	// OnDisconnect, if set, is called (on the Client's goroutine) with
 	// the error that ended a session, before the Client dials again. It
 	// may call Client.Close, to give up on an error it takes for fatal.
+	// It is not called once Close has been called, also for a session
+	// that ended before (Close from OnSession returns at once: no
+	// callback starts after it has returned).
 	OnDisconnect func(error)
 }
 
@@ -182,7 +185,9 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		// Close returns at once (the join then fails on the canceled
 		// context), as from OnSession and OnDisconnect.
 		c.cfg.OnChallenge = func(method string, extra map[string]any) (sig string, authExtra map[string]any, err error) {
-			c.callback(func() { sig, authExtra, err = f(method, extra) })
+			if !c.callback(func() { sig, authExtra, err = f(method, extra) }) {
+				return "", nil, ErrClosed
+			}
 			return sig, authExtra, err
 		}
 	}
@@ -693,12 +698,21 @@ func (c *Client) Close() error {
 // callback runs f, a call of OnSession, OnDisconnect or OnChallenge, on the Client's
 // goroutine: Close, called from f, finds this frame in its goroutine's
 // stack (inCallback) and does not wait for the goroutine it runs on.
+// Once Close has been called f is not run, and callback returns false: a
+// Close from another goroutine has not returned (it waits for this one),
+// and one from a callback has, so that a callback started after it (the
+// session lost as OnSession called Close: OnDisconnect) would run after
+// Close returned.
 //
 //go:noinline
-func (c *Client) callback(f func()) {
+func (c *Client) callback(f func()) bool {
+	if c.ctx.Err() != nil {
+		return false
+	}
 	c.callbacks.Add(1)
 	defer c.callbacks.Add(-1)
 	f()
+	return true
 }
 
 // callbackName is callback's function name, as runtime.Frame reports it.
