@@ -55,7 +55,11 @@
 // takes down on the router whatever the late answers would have left, which
 // dropping the oldest would not). An acknowledged PUBLISH or an UNREGISTER
 // whose context ends is forgotten at once: nothing is to be undone, and a
-// late answer is ignored.
+// late answer is ignored. A REGISTERED with a registration id the session
+// holds, or a SUBSCRIBED with a subscription id it holds for another topic
+// or match policy, is a protocol violation by the router: the session ends
+// with ABORT wamp.error.protocol_violation (taken, it would orphan the
+// registration holding the id, or mix two topics' events).
 //
 // # Backpressure
 //

@@ -67,6 +67,7 @@ type Subscription struct {
 	s      *Session
 	topic  string       // Static.
 	h      func(*Event) // Static.
+	match  string       // Static: the match policy (matchOf).
 	id     uint64       // Set by the reader before Subscribe returns.
 	active atomic.Bool  // Until Unsubscribe, revocation or the session's end.
 }
@@ -192,8 +193,8 @@ func (s *Session) Subscribe(ctx context.Context, topic string, h func(*Event), o
 		return nil, err
 	}
 	rq := newRequest(proto.CodeSubscribe)
-	rq.sub = &Subscription{s: s, topic: topic, h: h}
 	rq.topic, rq.match = topic, matchOf(opts)
+	rq.sub = &Subscription{s: s, topic: topic, h: h, match: rq.match}
 	id, err := s.addRequest(rq)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -520,5 +521,38 @@ loop:
 	}
 	if !errors.Is(s.Err(), ErrTooManyAbandoned) {
 		t.Fatalf("session error %v, want ErrTooManyAbandoned", s.Err())
+	}
+}
+
+// A SUBSCRIBED reusing the subscription id of another topic, or of the
+// same topic with another match policy, is a protocol violation (found by
+// review: the new Subscription joined the old one's under the id, and got
+// its events); the same topic and policy sharing the id is the router's
+// rule, and stands.
+func TestSubscribedReusingHeldID(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON)
+	events := make(chan string, 4)
+	h := func(name string) func(*Event) { return func(*Event) { events <- name } }
+	subscribe(t, s, c, "com.a", 20, h("com.a"), nil)
+	subscribe(t, s, c, "com.a", 20, h("com.a again"), nil) // shared, as the router does
+	a := goDo(func() (*Subscription, error) {
+		return s.Subscribe(context.Background(), "com.a", h("com.a prefix"), &SubscribeOptions{Match: "prefix"})
+	})
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 20},
+		event(c, 20, 1, []any{1}, map[string]any{}))
+	ab := c.expect(proto.CodeAbort)
+	eq(t, "abort reason", string(ab.URI), proto.URIProtocolViolation)
+	if _, err := a.wait(t); err == nil || !strings.Contains(err.Error(), "protocol violation") {
+		t.Fatalf("prefix Subscribe answered with the exact one's subscription id: %v, want a protocol violation", err)
+	}
+	<-s.Done()
+	if err := s.Err(); err == nil || !strings.Contains(err.Error(), `which "com.a" (exact) holds`) {
+		t.Fatalf("Err = %v", err)
+	}
+	select {
+	case got := <-events:
+		t.Fatalf("an event of subscription 20 reached %q after the violation", got)
+	case <-time.After(50 * time.Millisecond):
 	}
 }

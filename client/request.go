@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -164,6 +165,12 @@ func (s *Session) onAck(m *proto.Message) {
 		return
 	}
 	s.takeRequestLocked(m.Request, 0)
+	if bad := s.reusedIDLocked(m, rq); bad != "" {
+		s.mu.Unlock()
+		s.violation(bad)
+		rq.reply <- reply{err: s.Err()}
+		return
+	}
 	switch m.Type {
 	case proto.CodeRegistered:
 		// A registration is never shared: another REGISTER of the same
@@ -212,6 +219,30 @@ func (s *Session) onAck(m *proto.Message) {
 		s.undoSubscription(id, rq.topic, rq.match)
 	}
 	rq.reply <- reply{id: m.ID}
+}
+
+// reusedIDLocked returns why the REGISTERED or SUBSCRIBED m, answering
+// rq, is a protocol violation, or "": a registration id this session
+// holds for a registration (the router never gives a session one
+// registration twice: a second REGISTER of the procedure is refused), or
+// a subscription id it holds for another topic or match policy (a second
+// SUBSCRIBE to the same ones gets the same id). Taken, it would orphan
+// the registration holding it (its handler replaced by the new one, its
+// Registration never invoked and refused by Unregister; or, abandoned,
+// the UNREGISTER undoing it would take down the one holding the id), or
+// mix the events of two topics. Called with mu held.
+func (s *Session) reusedIDLocked(m *proto.Message, rq *request) string {
+	switch m.Type {
+	case proto.CodeRegistered:
+		if held := s.regs[m.ID]; held != nil {
+			return fmt.Sprintf("REGISTERED for %q with registration id %d, which %q holds", rq.reg.procedure, m.ID, held.procedure)
+		}
+	case proto.CodeSubscribed:
+		if held := s.subs[m.ID]; len(held) > 0 && (held[0].topic != rq.topic || held[0].match != rq.match) {
+			return fmt.Sprintf("SUBSCRIBED for %q (%s) with subscription id %d, which %q (%s) holds", rq.topic, rq.match, m.ID, held[0].topic, held[0].match)
+		}
+	}
+	return ""
 }
 
 // undoSubscription takes back a subscription that the router holds for

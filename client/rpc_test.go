@@ -824,3 +824,49 @@ func TestProgressiveInvocationLateChunkAfterManyEarlyAnswers(t *testing.T) {
 	}
 	eq(t, "handler calls", calls.Load(), int32(n))
 }
+
+// A REGISTERED reusing the registration id of a procedure the session
+// holds (a hostile or broken router) is a protocol violation: Register
+// fails, the router gets ABORT, and the INVOCATION right behind it does
+// not run the new procedure's handler in the place of the old one's
+// (found by review: the new Registration replaced the old under the id,
+// which was orphaned: active, never invoked, refused by Unregister). The
+// same for an abandoned REGISTER: its undoing UNREGISTER would take down
+// the registration holding the id.
+func TestRegisteredReusingHeldID(t *testing.T) {
+	for _, abandoned := range []bool{false, true} {
+		t.Run(fmt.Sprint("abandoned=", abandoned), func(t *testing.T) {
+			s, c := setup(t, "rs", proto.JSON)
+			var ran atomic.Value
+			h := func(name string) Handler {
+				return func(context.Context, *Invocation) (*Result, error) { ran.Store(name); return nil, nil }
+			}
+			regA, _ := register(t, s, c, "com.a", 10, h("com.a"), nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a := goDo(func() (*Registration, error) { return s.Register(ctx, "com.b", h("com.b"), nil) })
+			m := c.expect(proto.CodeRegister)
+			if abandoned {
+				cancel()
+				a.wait(t)
+			}
+			c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 10})
+			invoke(c, 5, 10, []any{1}, map[string]any{})
+			ab := c.expect(proto.CodeAbort)
+			eq(t, "abort reason", string(ab.URI), proto.URIProtocolViolation)
+			if !abandoned {
+				if _, err := a.wait(t); err == nil || !strings.Contains(err.Error(), "protocol violation") {
+					t.Fatalf("Register of com.b answered with com.a's registration id: %v, want a protocol violation", err)
+				}
+			}
+			<-s.Done()
+			if err := s.Err(); err == nil || !strings.Contains(err.Error(), `which "com.a" holds`) {
+				t.Fatalf("Err = %v", err)
+			}
+			if got := ran.Load(); got != nil {
+				t.Fatalf("the invocation of registration 10 ran %v's handler", got)
+			}
+			eq(t, "com.a active", regA.Active(), false)
+		})
+	}
+}
