@@ -163,22 +163,38 @@ func (s *Session) Unregister(ctx context.Context, r *Registration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	wait, err := s.startUnregister(r)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// startUnregister takes r off the session and sends UNREGISTER, whatever
+// a context says (Client.Unregister sends every UNREGISTER it decided on
+// before it waits for any); wait waits for UNREGISTERED.
+func (s *Session) startUnregister(r *Registration) (wait func(context.Context) error, err error) {
 	rq := newRequest(proto.CodeUnregister)
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return s.err
+		return nil, s.err
 	}
 	if s.regs[r.id] != r {
 		s.mu.Unlock()
-		return ErrNotRegistered
+		return nil, ErrNotRegistered
 	}
 	delete(s.regs, r.id)
 	r.active.Store(false)
 	id := s.addRequestLocked(rq)
 	s.mu.Unlock()
-	_, err := s.roundTrip(ctx, &proto.Message{Type: proto.CodeUnregister, ID: r.id}, id, rq)
-	return err
+	if err := s.sendRequest(&proto.Message{Type: proto.CodeUnregister, ID: r.id}, id, rq); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		_, err := s.awaitReply(ctx, id, rq)
+		return err
+	}, nil
 }
 
 // onInvocation starts a handler for a new INVOCATION, or hands a further

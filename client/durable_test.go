@@ -274,3 +274,62 @@ func TestClientNoOnSessionAfterClose(t *testing.T) {
 		t.Error("OnSession was called after Client.Close, with the session Close was ending")
 	}
 }
+
+// Client.Unregister of a procedure registered with two match policies,
+// whose context ends while the first UNREGISTER is unanswered, still
+// sends the second (found by review: the undos ran one after the other
+// within ctx, so the second was never sent: the registration stayed on
+// the session, its handler refusing, and Client.Unregister said
+// ErrNotRegistered from then on). The same for Client.Unsubscribe.
+func TestClientRemoveAllWhenContextEnds(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{})
+	defer closeClient(cl, p)
+	ctx := context.Background()
+	h := func(context.Context, *Invocation) (*Result, error) { return nil, nil }
+	for i, match := range []string{"exact", "prefix"} {
+		a := goDo(func() (struct{}, error) {
+			return struct{}{}, cl.Register(ctx, "com.x", h, &RegisterOptions{Match: match})
+		})
+		m := c.expect(proto.CodeRegister)
+		c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: uint64(10 + i)})
+		_, err := a.wait(t)
+		noErr(t, "Register "+match, err)
+		a = goDo(func() (struct{}, error) {
+			return struct{}{}, cl.Subscribe(ctx, "com.x", func(*Event) {}, &SubscribeOptions{Match: match})
+		})
+		m = c.expect(proto.CodeSubscribe)
+		c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: uint64(20 + i)})
+		_, err = a.wait(t)
+		noErr(t, "Subscribe "+match, err)
+	}
+	for _, tc := range []struct {
+		what   string
+		remove func(context.Context) error
+		code   proto.Code
+		ids    []uint64
+		gone   error
+	}{
+		{"Unregister", func(ctx context.Context) error { return cl.Unregister(ctx, "com.x") }, proto.CodeUnregister, []uint64{10, 11}, ErrNotRegistered},
+		{"Unsubscribe", func(ctx context.Context) error { return cl.Unsubscribe(ctx, "com.x") }, proto.CodeUnsubscribe, []uint64{20, 21}, ErrNotSubscribed},
+	} {
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := tc.remove(short) // the router answers none
+		cancel()
+		if err != context.DeadlineExceeded {
+			t.Fatalf("%s with no answer: %v, want context.DeadlineExceeded", tc.what, err)
+		}
+		noErr(t, "Publish", cl.Publish(ctx, "marker", nil, nil, nil))
+		var got []uint64
+		for m := c.recv(); m.Type != proto.CodePublish; m = c.recv() {
+			if m.Type != tc.code {
+				t.Fatalf("after %s: got %v", tc.what, m.Type)
+			}
+			got = append(got, m.ID)
+		}
+		eq(t, tc.what+" sent for", got, tc.ids)
+		if err := tc.remove(ctx); err != tc.gone {
+			t.Fatalf("%s again: %v, want %v", tc.what, err, tc.gone)
+		}
+	}
+}

@@ -233,10 +233,21 @@ func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	wait, err := s.startUnsubscribe(sub)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// startUnsubscribe takes sub off the session and, when it was the last
+// under its id, sends UNSUBSCRIBE, whatever a context says (as
+// startUnregister); wait waits for UNSUBSCRIBED.
+func (s *Session) startUnsubscribe(sub *Subscription) (wait func(context.Context) error, err error) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return s.err
+		return nil, s.err
 	}
 	list := s.subs[sub.id]
 	i := 0
@@ -245,7 +256,7 @@ func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
 	}
 	if i == len(list) {
 		s.mu.Unlock()
-		return ErrNotSubscribed
+		return nil, ErrNotSubscribed
 	}
 	sub.active.Store(false)
 	rest := make([]*Subscription, 0, len(list)-1)
@@ -253,15 +264,20 @@ func (s *Session) Unsubscribe(ctx context.Context, sub *Subscription) error {
 	if len(rest) > 0 {
 		s.subs[sub.id] = rest
 		s.mu.Unlock()
-		return nil
+		return func(context.Context) error { return nil }, nil
 	}
 	delete(s.subs, sub.id)
 	rq := newRequest(proto.CodeUnsubscribe)
 	rq.subID = sub.id
 	id := s.addRequestLocked(rq)
 	s.mu.Unlock()
-	_, err := s.roundTrip(ctx, &proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq)
-	return err
+	if err := s.sendRequest(&proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		_, err := s.awaitReply(ctx, id, rq)
+		return err
+	}, nil
 }
 
 // onEvent queues an EVENT for each local subscription of its id. It

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -566,7 +567,10 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 // invocation that still comes (one a restore under way gets, until the
 // restore undoes its registration) is refused wamp.error.unavailable.
 // When ctx has already ended nothing is done and ctx.Err() is returned,
-// as Session.Unregister does.
+// as Session.Unregister does; otherwise every UNREGISTER (one per
+// registration of procedure, with each match policy) is sent before any
+// answer is waited for, and ctx bounds only the waits: a ctx that ends
+// while one is waited for leaves none of them on the session.
 func (c *Client) Unregister(ctx context.Context, procedure string) error {
 	// Checked before anything is taken off the list: the session's
 	// Unregister would refuse the ended context, and the registration,
@@ -575,14 +579,15 @@ func (c *Client) Unregister(ctx context.Context, procedure string) error {
 		return err
 	}
 	c.mu.Lock()
-	kept, undo := removeDurable(c.regs, func(r *durableReg) (bool, func(context.Context) error) {
+	kept, undos := removeDurable(c.regs, func(r *durableReg) (bool, undo) {
 		if r.procedure != procedure {
 			return false, nil
 		}
 		r.removed.Store(true)
 		if reg := r.cur; reg != nil {
-			return true, func(ctx context.Context) error {
-				return ignoreGone(reg.s, reg.s.Unregister(ctx, reg), ErrNotRegistered)
+			return true, func() (func(context.Context) error, error) {
+				wait, err := reg.s.startUnregister(reg)
+				return undoWait(reg.s, wait, err, ErrNotRegistered)
 			}
 		}
 		return true, nil
@@ -593,26 +598,28 @@ func (c *Client) Unregister(ctx context.Context, procedure string) error {
 	if !found {
 		return ErrNotRegistered
 	}
-	return runUndo(ctx, undo)
+	return runUndo(ctx, undos)
 }
 
 // Unsubscribe removes every subscription to topic made through Subscribe,
 // as Unregister does for registrations (an event that still comes is
-// dropped). It returns ErrNotSubscribed when
-// there is none, and ctx.Err(), doing nothing, when ctx has already ended.
+// dropped; every UNSUBSCRIBE is sent, ctx bounding the waits for the
+// answers). It returns ErrNotSubscribed when there is none, and
+// ctx.Err(), doing nothing, when ctx has already ended.
 func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
 	if err := ctx.Err(); err != nil { // as in Unregister
 		return err
 	}
 	c.mu.Lock()
-	kept, undo := removeDurable(c.subs, func(d *durableSub) (bool, func(context.Context) error) {
+	kept, undos := removeDurable(c.subs, func(d *durableSub) (bool, undo) {
 		if d.topic != topic {
 			return false, nil
 		}
 		d.removed.Store(true)
 		if sub := d.cur; sub != nil {
-			return true, func(ctx context.Context) error {
-				return ignoreGone(sub.s, sub.s.Unsubscribe(ctx, sub), ErrNotSubscribed)
+			return true, func() (func(context.Context) error, error) {
+				wait, err := sub.s.startUnsubscribe(sub)
+				return undoWait(sub.s, wait, err, ErrNotSubscribed)
 			}
 		}
 		return true, nil
@@ -623,32 +630,62 @@ func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
 	if !found {
 		return ErrNotSubscribed
 	}
-	return runUndo(ctx, undo)
+	return runUndo(ctx, undos)
 }
+
+// undo starts taking one registration or subscription off its session
+// (sends UNREGISTER or UNSUBSCRIBE) and returns what waits for the
+// router's answer.
+type undo func() (wait func(context.Context) error, err error)
 
 // removeDurable returns list without the items take removes, and what
 // undoes them on the current session. Call with Client.mu held.
-func removeDurable[T any](list []T, take func(T) (bool, func(context.Context) error)) ([]T, []func(context.Context) error) {
+func removeDurable[T any](list []T, take func(T) (bool, undo)) ([]T, []undo) {
 	var kept []T
-	var undo []func(context.Context) error
+	var undos []undo
 	for _, x := range list {
 		gone, u := take(x)
 		if !gone {
 			kept = append(kept, x)
 		} else if u != nil {
-			undo = append(undo, u)
+			undos = append(undos, u)
 		}
 	}
-	return kept, undo
+	return kept, undos
 }
 
-func runUndo(ctx context.Context, undo []func(context.Context) error) error {
-	for _, u := range undo {
-		if err := u(ctx); err != nil {
-			return err
+// runUndo starts every undo, then waits for each within ctx, and returns
+// the first error. Every one decided is sent, whatever ctx says: waiting
+// for each before sending the next left those after one whose ctx ended
+// (the Client no longer holding them, their handlers refusing) on the
+// session until its end, with nothing to take them off any more.
+func runUndo(ctx context.Context, undos []undo) error {
+	var first error
+	waits := make([]func(context.Context) error, 0, len(undos))
+	for _, u := range undos {
+		wait, err := u()
+		if err != nil {
+			first = cmp.Or(first, err)
+		} else if wait != nil {
+			waits = append(waits, wait)
 		}
 	}
-	return nil
+	for _, wait := range waits {
+		if err := wait(ctx); err != nil {
+			first = cmp.Or(first, err)
+		}
+	}
+	return first
+}
+
+// undoWait is an undo's result on s: wait and err as startUnregister or
+// startUnsubscribe returned them, errors that mean it is gone anyway
+// (ignoreGone) dropped (nothing to wait for then).
+func undoWait(s *Session, wait func(context.Context) error, err, notThere error) (func(context.Context) error, error) {
+	if err != nil {
+		return nil, ignoreGone(s, err, notThere)
+	}
+	return func(ctx context.Context) error { return ignoreGone(s, wait(ctx), notThere) }, nil
 }
 
 // ignoreGone drops err when what it undid went with its session, or was

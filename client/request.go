@@ -58,6 +58,15 @@ func (s *Session) addRequest(rq *request) (uint64, error) {
 
 // roundTrip sends m, the request registered as id, and waits for its reply.
 func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq *request) (uint64, error) {
+	if err := s.sendRequest(m, id, rq); err != nil {
+		return 0, err
+	}
+	return s.awaitReply(ctx, id, rq)
+}
+
+// sendRequest sends m, the request registered as id; on failure it takes
+// the request out.
+func (s *Session) sendRequest(m *proto.Message, id uint64, rq *request) error {
 	m.Request = id
 	if err := s.send(m); err != nil {
 		s.mu.Lock()
@@ -69,8 +78,13 @@ func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq
 		if orphan != 0 {
 			s.undoSubscription(orphan, rq.topic, rq.match)
 		}
-		return 0, err
+		return err
 	}
+	return nil
+}
+
+// awaitReply waits for the reply to the request id, sent, within ctx.
+func (s *Session) awaitReply(ctx context.Context, id uint64, rq *request) (uint64, error) {
 	select {
 	case r := <-rq.reply:
 		return r.id, r.err
