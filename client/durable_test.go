@@ -333,3 +333,63 @@ func TestClientRemoveAllWhenContextEnds(t *testing.T) {
 		}
 	}
 }
+
+// A lost session's event handler that calls into the next session while
+// the next session's event queue is full does not deadlock (found by
+// review: the next session's dispatcher waited for the lost session's
+// handler, its full queue stopped its reader, and the handler's Call
+// waited for a RESULT that reader never read). Event queue 4: the
+// handler, held on the first session, calls once the next session has
+// been sent 6 events; the RESULT comes behind them.
+func TestClientLostHandlerCallsNextSessionWithFullQueue(t *testing.T) {
+	p := newPeer(t)
+	cfg := clientCfg(p)
+	cfg.EventQueue = 4
+	cl, c := connectPeer(t, p, cfg, ReconnectConfig{MinBackoff: 10 * time.Millisecond})
+	defer closeClient(cl, p)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	called := make(chan error, 1)
+	var calls atomic.Int32
+	h := func(*Event) {
+		if calls.Add(1) != 1 {
+			return
+		}
+		close(started)
+		<-release
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := cl.Call(ctx, "com.next", nil, nil, nil)
+		called <- err
+	}
+	a := goDo(func() (struct{}, error) { return struct{}{}, cl.Subscribe(context.Background(), "com.topic", h, nil) })
+	m := c.expect(proto.CodeSubscribe)
+	c.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 20})
+	_, err := a.wait(t)
+	noErr(t, "Subscribe", err)
+	c.send(event(c, 20, 1, []any{0}, map[string]any{}))
+	<-started
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeSubscribe)
+	c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 21})
+	for i := range 6 { // one taken by the dispatcher, 4 queued, one the reader holds
+		c2.send(event(c2, 21, uint64(2+i), []any{i + 1}, map[string]any{}))
+	}
+	close(release)
+	call := c2.expect(proto.CodeCall)
+	c2.send(&proto.Message{Type: proto.CodeResult, Request: call.Request})
+	select {
+	case err := <-called:
+		noErr(t, "the lost session's handler's Call on the next session", err)
+	case <-time.After(wait):
+		t.Fatal("the handler's Call did not return")
+	}
+	deadline := time.Now().Add(wait)
+	for calls.Load() < 7 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	eq(t, "handler calls", calls.Load(), int32(7))
+}

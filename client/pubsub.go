@@ -330,6 +330,10 @@ func (s *Session) onEvent(m *proto.Message) bool {
 // nothing, so silence would mean nothing).
 func (s *Session) waitQueue(d delivery) bool {
 	s.parked.Store(true)
+	select {
+	case s.full <- struct{}{}:
+	default:
+	}
 	defer func() {
 		s.resumed.Store(time.Now().UnixNano())
 		s.parked.Store(false)

@@ -40,7 +40,11 @@ import (
 //   - The event handlers of subscriptions made through the Client run one
 //     at a time, as a session's do, also across sessions: a handler the
 //     lost session is still running holds up the next session's events
-//     (which queue up, see the package documentation) until it returns.
+//     (which queue up, see the package documentation) until it returns,
+//     or until they fill the next session's event queue: they then run
+//     beside it, one at a time and in order. Waiting longer would stop
+//     the next session's reader, and a handler waiting for an answer on
+//     the next session (a Call, a Subscribe) would never get it.
 //
 // All methods are safe for concurrent use.
 type Client struct {
@@ -53,11 +57,12 @@ type Client struct {
 	// running (callback): with the stack's look (inCallback), Close tells
 	// a call from its own callback from one from another Client's.
 	callbacks atomic.Int32
-	// events is held while an event handler of a subscription made
-	// through Subscribe runs: a session runs them one at a time on its
-	// dispatcher, and a lost session's dispatcher may still be running
-	// one when the next session's first events come (durableSub.handler).
-	events sync.Mutex
+	// events holds a token while an event handler of a subscription
+	// made through Subscribe runs: a session runs them one at a time on
+	// its dispatcher, and a lost session's dispatcher may still be
+	// running one when the next session's first events come
+	// (durableSub.acquire). Capacity 1.
+	events chan struct{}
 
 	mu      sync.Mutex // Guards the fields below.
 	s       *Session   // the current session; nil while reconnecting
@@ -108,7 +113,7 @@ type durableReg struct {
 }
 
 type durableSub struct {
-	events  *sync.Mutex // Static: the Client's.
+	events  chan struct{} // Static: the Client's.
 	topic   string
 	h       func(*Event)
 	opts    *SubscribeOptions
@@ -130,19 +135,58 @@ func (r *durableReg) handler(ctx context.Context, inv *Invocation) (*Result, err
 	return r.h(ctx, inv)
 }
 
-// handler is the event handler the sessions run for d: once
+// handlerOn is the event handler session s runs for d: once
 // Client.Unsubscribe has removed d, events are dropped (as durableReg's).
 // The Client's event handlers run one at a time, as one session's do,
-// also across sessions: the next session's dispatcher waits for a handler
-// that the lost session's is still running.
-func (d *durableSub) handler(ev *Event) {
-	if d.removed.Load() {
-		return
+// also across sessions (acquire).
+func (d *durableSub) handlerOn(s *Session) func(*Event) {
+	return func(ev *Event) {
+		if d.removed.Load() {
+			return
+		}
+		held, ok := d.acquire(s)
+		if !ok {
+			return
+		}
+		if held {
+			defer func() { <-d.events }()
+		}
+		if !d.removed.Load() { // removed while waiting
+			d.h(ev)
+		}
 	}
-	d.events.Lock()
-	defer d.events.Unlock()
-	if !d.removed.Load() { // removed while waiting for the lock
-		d.h(ev)
+}
+
+// acquire takes the Client's event token for a handler that s's
+// dispatcher is to run, waiting for a handler another session's
+// dispatcher runs (a lost session's, still running when s's events come).
+// It waits only while s's reader does not wait for room in s's event
+// queue: once the queue is full, the handler runs without the token
+// (held false) beside the other. Waiting on would stop s's reader, and
+// the other handler may be waiting for an answer on s (a Call of the
+// Client's from it, once s is its current session), which that reader
+// would never read: both waited for ever. ok is false when s ended, or
+// Close was called, while waiting: the event is dropped, as the
+// dispatcher drops those still queued then.
+func (d *durableSub) acquire(s *Session) (held, ok bool) {
+	for {
+		select {
+		case d.events <- struct{}{}:
+			return true, true
+		default:
+		}
+		if s.parked.Load() {
+			return false, true
+		}
+		select {
+		case d.events <- struct{}{}:
+			return true, true
+		case <-s.full: // look at parked again
+		case <-s.closing:
+			return false, false
+		case <-s.done:
+			return false, false
+		}
 	}
 }
 
@@ -179,7 +223,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 			return nil, err
 		}
 	}
-	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, up: make(chan struct{}), done: make(chan struct{})}
+	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, events: make(chan struct{}, 1), up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if f := cfg.OnChallenge; f != nil {
 		// The Client's goroutine runs it, joining: a callback, from which
@@ -427,7 +471,7 @@ func (c *Client) forget(s *Session) {
 // background (restore). It calls answered after the router's first answer.
 func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
 	c.restore(s, false, d.removed.Load, func(ctx context.Context) error {
-		sub, err := s.Subscribe(ctx, d.topic, d.handler, d.opts)
+		sub, err := s.Subscribe(ctx, d.topic, d.handlerOn(s), d.opts)
 		if err != nil {
 			return err
 		}
@@ -544,8 +588,8 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	if err != nil {
 		return err
 	}
-	d := &durableSub{events: &c.events, topic: topic, h: h, opts: opts}
-	sub, err := s.Subscribe(ctx, topic, d.handler, opts)
+	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts}
+	sub, err := s.Subscribe(ctx, topic, d.handlerOn(s), opts)
 	if err != nil {
 		return err
 	}

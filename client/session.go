@@ -40,9 +40,11 @@ type Session struct {
 	inLen int            // Owned by the reader: the size of the message it handles.
 	wg    sync.WaitGroup // the reader, the dispatcher and running handlers
 
-	// The reader waiting for room in the event queue (keepalive).
-	parked  atomic.Bool  // it waits now
-	resumed atomic.Int64 // unix ns when it last stopped waiting
+	// The reader waiting for room in the event queue (keepalive, and a
+	// Client's handlers: durableSub.acquire).
+	parked  atomic.Bool   // it waits now
+	resumed atomic.Int64  // unix ns when it last stopped waiting
+	full    chan struct{} // capacity 1; poked when it starts waiting
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
@@ -86,6 +88,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 		evq:     make(chan delivery, cfg.EventQueue),
+		full:    make(chan struct{}, 1),
 		calls:   make(map[uint64]*call),
 		reqs:    make(map[uint64]*request),
 		regs:    make(map[uint64]*Registration),
