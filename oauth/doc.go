@@ -19,8 +19,9 @@
 //     realm), and the scope or role it needs.
 //   - Options.OnRevoke tells cmd which token ids (jti) and logins (gid)
 //     became revoked, here at once and from other nodes at the next sync,
-//     and ClientRevocationID(client) when a client's tokens without a gid
-//     issued up to a cut-off were (Claims.RevocationIDs lists a token's);
+//     and an id IsClientRevocationID tells apart when a client's tokens
+//     without a gid issued to one subject up to a cut-off were
+//     (Claims.RevocationIDs lists a token's);
 //     StillValid(claims, role) re-checks a token against the current
 //     configuration and revocations (not its expiry), and
 //     HeldRoles(claims) lists the token's roles that pass it (the

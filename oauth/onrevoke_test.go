@@ -305,9 +305,10 @@ func TestRevokedTokensPerClientBounded(t *testing.T) {
 			t.Errorf("node B, a session of a token that is not revoked: %v", err)
 		}
 	}
-	// OnRevoke names the client's cut-off, on A at once and on B at its
-	// sync, once each however often the cut-off moved on A.
-	id := ClientRevocationID("backend")
+	// OnRevoke names the cut-off of the client's own tokens (their
+	// subject is the client), on A at once and on B at its sync, once
+	// each however often the cut-off moved on A.
+	id := subjectRevocationID("backend", "backend")
 	if la.count(id) == 0 || lb.count(id) != 1 {
 		t.Errorf("OnRevoke told of the client's cut-off %d times on A and %d on B, want at least once and once", la.count(id), lb.count(id))
 	}

@@ -70,20 +70,20 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Warn("oauth: a user's access tokens were revoked one by one past the bound; the token's login is revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerUser)
-	case cl.GrantID == "" && !s.clientRevs.take(cl.ClientID, maxRevokedPerClient, s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
-		// A client's tokens without a login, revoked one by one past
-		// the bound (entries still in the set): every such token it
-		// was issued so far goes at once (one entry per client, moved
-		// on by later ones).
+	case cl.GrantID == "" && !s.clientRevs.take(cutKey(cl.ClientID, cl.Subject), maxRevokedPerClient, s.now().Unix(), cl.Expiry.Add(s.skew).Unix()):
+		// A subject's tokens without a login from one client, revoked
+		// one by one past the bound (entries still in the set): every
+		// such token it was issued so far goes at once (one entry per
+		// client and subject, moved on by later ones).
 		first, err := s.revokeClient(ctx, cl)
 		if err != nil {
 			writeError(w, s.storeErr(err))
 			return
 		}
 		if first {
-			s.log.Warn("oauth: a client's access tokens without a login were revoked one by one past the bound; all it was issued so far are revoked", "realm", cl.Audience, "client", c.ID, "bound", maxRevokedPerClient)
+			s.log.Warn("oauth: a subject's access tokens without a login were revoked one by one past the bound; all the client issued to it so far are revoked", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject, "bound", maxRevokedPerClient)
 		} else {
-			s.log.Info("oauth: access token revoked, with the client's others issued so far", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
+			s.log.Info("oauth: access token revoked, with the others the client issued to its subject so far", "realm", cl.Audience, "client", c.ID, "sub", cl.Subject)
 		}
 	default:
 		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
@@ -113,8 +113,12 @@ func (s *Server) revokedToExpiry(cl *Claims) bool {
 		v, ok := s.revoked.Load(cl.GrantID)
 		return ok && v.(int64) >= exp
 	}
-	v, ok := s.cuts.Load(cl.ClientID)
-	return ok && cl.IssuedAt.Unix() <= v.(clientCut).cut && v.(clientCut).exp >= exp
+	for _, k := range []string{cutKey(cl.ClientID, cl.Subject), cl.ClientID} {
+		if v, ok := s.cuts.Load(k); ok && cl.IssuedAt.Unix() <= v.(clientCut).cut && v.(clientCut).exp >= exp {
+			return true
+		}
+	}
+	return false
 }
 
 // endGrant revokes the login an access token came from: its refresh-token
@@ -373,55 +377,80 @@ func revUserKey(cl *Claims) string {
 
 // maxRevokedPerClient bounds, likewise, the access tokens without a login
 // (client_credentials; password grants of clients without refresh
-// tokens) of one client revoked one by one and still in the revocation
-// set: a confidential client minting and revoking in a loop added about
-// 5,400 entries a second (21,756, 36 MB of heap, in 4 s). As per user, an
-// entry stops counting when its token expires (counted since the process
-// started, 32 sign-outs spread over hours made every later one revoke all
-// the client's tokens without a login). Past the bound, every such token the client was issued
-// up to now is revoked by one record, rv.client.<client id, base64url>,
+// tokens) one client issued to one subject (the client itself for
+// client_credentials, else the user) revoked one by one and still in the
+// revocation set: a confidential client minting and revoking in a loop
+// added about 5,400 entries a second (21,756, 36 MB of heap, in 4 s). As
+// per user, an entry stops counting when its token expires (counted since
+// the process started, 32 sign-outs spread over hours made every later one
+// revoke all the client's tokens without a login). Past the bound, every
+// such token the client issued to that subject up to now is revoked by one
+// record, rv.client.<client id, base64url>.<SHA-256 of the subject, hex>,
 // holding the cut-off (an issue time, in seconds) until the longest token
 // of the client's realm issued by then has expired; each later revocation
 // moves the cut-off on (at most once a second). Tokens issued after it,
-// and the client's tokens of a login (gid), are not touched.
+// the client's tokens of a login (gid), and the tokens it issued to other
+// subjects are not touched. (Counted and cut per client, one user of a
+// public client, which anyone may act as, revoking 33 of her own tokens
+// revoked every other user's, and kept doing so once a second.)
 const maxRevokedPerClient = 32
 
-// clientCut is a client's cut-off in the revocation set (Server.cuts):
-// its tokens without a gid issued at or before cut (unix seconds) are
-// revoked; the entry lives until exp.
+// clientCut is a cut-off in the revocation set (Server.cuts): the tokens
+// without a gid the client issued to the subject (or, for a record of an
+// older release, to anyone) at or before cut (unix seconds) are revoked;
+// the entry lives until exp.
 type clientCut struct{ cut, exp int64 }
 
+// cutKey is the Server.cuts and Server.clientRevs key of a client's tokens
+// without a login issued to sub. A client ID has no space; the key of an
+// older release's per-client record is the client ID alone.
+func cutKey(clientID, sub string) string { return clientID + " " + sub }
+
 // clientCutPrefix starts the store key (after "rv.") and the OnRevoke id
-// of a client's cut-off; neither a jti nor a gid (base64url) has a dot or
-// a colon.
+// of a cut-off; neither a jti nor a gid (base64url) has a dot or a colon.
 const clientCutPrefix = "client."
 
-// ClientRevocationID is the id Options.OnRevoke reports when a client's
-// cut-off was set or moved on: every access token without a login (no
-// GrantID) of that client issued at or before the cut-off is revoked.
-// Unlike a jti or a gid it does not revoke every token it names: ask
-// StillValid about each (a token issued after the cut-off stays valid).
+// cutStoreID is the store key (after "rv.") of the cut-off of clientID's
+// tokens issued to sub: at most 7+171+1+64 bytes.
+func cutStoreID(clientID, sub string) string {
+	return clientCutPrefix + base64.RawURLEncoding.EncodeToString([]byte(clientID)) + "." + hashHex(sub)
+}
+
+// ClientRevocationID is the id Options.OnRevoke reports when a per-client
+// cut-off (written by an older release) was set or moved on: every access
+// token without a login (no GrantID) of that client issued at or before
+// the cut-off is revoked. Unlike a jti or a gid it does not revoke every
+// token it names: ask StillValid about each (a token issued after the
+// cut-off stays valid).
 func ClientRevocationID(clientID string) string { return "client:" + clientID }
 
+// subjectRevocationID is the id Options.OnRevoke reports when the cut-off
+// of a client's tokens without a login issued to sub was set or moved on;
+// as ClientRevocationID, it names tokens only some of which are revoked.
+func subjectRevocationID(clientID, sub string) string { return "client:" + cutKey(clientID, sub) }
+
 // IsClientRevocationID reports whether an id OnRevoke reported is a
-// client's cut-off (ClientRevocationID) rather than a jti or gid.
+// cut-off (of a client's tokens without a login, issued to one subject or
+// to any) rather than a jti or gid.
 func IsClientRevocationID(id string) bool { return strings.HasPrefix(id, "client:") }
 
 // RevocationIDs returns the ids Options.OnRevoke may report for a token:
-// its jti, and its gid or, without a gid, its client's cut-off.
+// its jti, and its gid or, without a gid, the cut-offs of its client's
+// tokens (those issued to its subject, and an older release's for all).
 func (c *Claims) RevocationIDs() []string {
 	if c.GrantID != "" {
 		return []string{c.ID, c.GrantID}
 	}
-	return []string{c.ID, ClientRevocationID(c.ClientID)}
+	return []string{c.ID, subjectRevocationID(c.ClientID, c.Subject), ClientRevocationID(c.ClientID)}
 }
 
-// setCut raises a client's cut-off and expiry in the revocation set to at
-// least cut and exp; it reports whether the cut-off moved (tokens were
-// newly revoked). Concurrent callers may each see it move: a duplicate
-// OnRevoke only re-checks sessions.
-func (s *Server) setCut(client string, cut, exp int64) bool {
-	old, known := s.cuts.Load(client)
+// setCut raises the cut-off of key (cutKey, or a client ID for an older
+// release's record) and its expiry in the revocation set to at least cut
+// and exp; it reports whether the cut-off moved (tokens were newly
+// revoked). Concurrent callers may each see it move: a duplicate OnRevoke
+// only re-checks sessions.
+func (s *Server) setCut(key string, cut, exp int64) bool {
+	old, known := s.cuts.Load(key)
 	var o clientCut
 	if known {
 		o = old.(clientCut)
@@ -429,27 +458,28 @@ func (s *Server) setCut(client string, cut, exp int64) bool {
 			return false
 		}
 	}
-	s.cuts.Store(client, clientCut{cut: max(o.cut, cut), exp: max(o.exp, exp)})
+	s.cuts.Store(key, clientCut{cut: max(o.cut, cut), exp: max(o.exp, exp)})
 	return !known || cut > o.cut
 }
 
-// revokeClient revokes every token without a login of cl's client issued
-// up to now: the client's cut-off, here at once and in the store for the
-// other nodes. first: the client had no cut-off on this node.
+// revokeClient revokes every token without a login cl's client issued to
+// cl's subject up to now: their cut-off, here at once and in the store
+// for the other nodes. first: there was no such cut-off on this node.
 func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err error) {
 	now := s.now()
 	cut := now.Unix()
 	exp := now.Add(s.cfg.Load().tokenTTL(cl.Audience, now) + s.skew).Unix()
-	_, had := s.cuts.Load(cl.ClientID)
-	if s.setCut(cl.ClientID, cut, exp) && s.onRevoke != nil {
-		s.onRevoke([]string{ClientRevocationID(cl.ClientID)})
+	ck := cutKey(cl.ClientID, cl.Subject)
+	_, had := s.cuts.Load(ck)
+	if s.setCut(ck, cut, exp) && s.onRevoke != nil {
+		s.onRevoke([]string{subjectRevocationID(cl.ClientID, cl.Subject)})
 	}
-	key := "rv." + clientCutPrefix + base64.RawURLEncoding.EncodeToString([]byte(cl.ClientID))
+	key := "rv." + cutStoreID(cl.ClientID, cl.Subject)
 	ttl := time.Unix(exp, 0).Sub(now) + s.skew
 	for range 5 {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			b, _ := json.Marshal(revRecord{Exp: exp, Client: cl.ClientID, Cut: cut})
+			b, _ := json.Marshal(revRecord{Exp: exp, Client: cl.ClientID, Sub: cl.Subject, Cut: cut})
 			if _, err = s.store.Create(ctx, key, b, ttl); !errors.Is(err, ErrExists) {
 				return !had, err
 			}
@@ -459,13 +489,14 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 			return !had, err
 		}
 		var r revRecord
-		if json.Unmarshal(e.Value, &r) == nil && r.Client == cl.ClientID && r.Cut >= cut && r.Exp >= exp {
+		mine := json.Unmarshal(e.Value, &r) == nil && r.Client == cl.ClientID && r.Sub == cl.Subject
+		if mine && r.Cut >= cut && r.Exp >= exp {
 			return !had, nil // another node got there first
 		}
-		if r.Client == cl.ClientID && r.Exp > now.Unix() {
+		if mine && r.Exp > now.Unix() {
 			cut, exp = max(cut, r.Cut), max(exp, r.Exp)
 		}
-		b, _ := json.Marshal(revRecord{Exp: exp, Client: cl.ClientID, Cut: cut})
+		b, _ := json.Marshal(revRecord{Exp: exp, Client: cl.ClientID, Sub: cl.Subject, Cut: cut})
 		if _, err = s.store.Update(ctx, key, b, e.Revision, time.Unix(exp, 0).Sub(now)+s.skew); err == nil {
 			return !had, nil
 		}
@@ -473,5 +504,5 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 			return !had, err
 		}
 	}
-	return !had, errors.New("oauth: the client's revocation record keeps changing")
+	return !had, errors.New("oauth: the cut-off's revocation record keeps changing")
 }

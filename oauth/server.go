@@ -38,8 +38,8 @@ type Server struct {
 	ring        atomic.Pointer[keyRing] // swapped by the sync loop
 	revoked     sync.Map                // id (jti or gid) → expiry (int64, unix); synced from rv.*
 	userRevs    liveRevocations         // access tokens of logins revoked one by one, per user (revoke.go)
-	cuts        sync.Map                // client id → clientCut; synced from rv.client.*
-	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client (revoke.go)
+	cuts        sync.Map                // cutKey(client, sub) (an older release's: client id) → clientCut; synced from rv.client.*
+	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client and subject (revoke.go)
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
@@ -255,11 +255,15 @@ func (s *Server) syncOnce(gc bool) {
 }
 
 // revRecord is rv.<id>: a revoked access token (jti) or grant (gid); or,
-// with Client, rv.client.<client id, base64url>: the client's tokens
-// without a gid issued at or before Cut (unix seconds).
+// with Client and Sub, rv.client.<client id, base64url>.<SHA-256 of Sub,
+// hex> (cutStoreID): the client's tokens without a gid issued to Sub at or
+// before Cut (unix seconds); with Client alone (an older release's),
+// rv.client.<client id, base64url>: all the client's tokens without a gid
+// issued at or before Cut.
 type revRecord struct {
 	Exp    int64  `json:"exp"`
 	Client string `json:"client,omitempty"`
+	Sub    string `json:"sub,omitempty"`
 	Cut    int64  `json:"cut,omitempty"`
 }
 
@@ -281,12 +285,21 @@ func (s *Server) syncRevoked(ctx context.Context) error {
 		}
 		id := strings.TrimPrefix(e.Key, "rv.")
 		if strings.HasPrefix(id, clientCutPrefix) {
-			if r.Client == "" || r.Cut == 0 || id != clientCutPrefix+base64.RawURLEncoding.EncodeToString([]byte(r.Client)) {
+			if r.Client == "" || r.Cut == 0 {
 				continue
 			}
-			liveCuts[r.Client] = true
-			if s.setCut(r.Client, r.Cut, r.Exp) {
-				fresh = append(fresh, ClientRevocationID(r.Client))
+			key, rid := cutKey(r.Client, r.Sub), subjectRevocationID(r.Client, r.Sub)
+			if r.Sub == "" { // an older release's cut-off of all the client's tokens
+				key, rid = r.Client, ClientRevocationID(r.Client)
+				if id != clientCutPrefix+base64.RawURLEncoding.EncodeToString([]byte(r.Client)) {
+					continue
+				}
+			} else if id != cutStoreID(r.Client, r.Sub) {
+				continue
+			}
+			liveCuts[key] = true
+			if s.setCut(key, r.Cut, r.Exp) {
+				fresh = append(fresh, rid)
 			}
 			continue
 		}

@@ -223,8 +223,9 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 	return c, nil
 }
 
-// isRevoked checks the token's jti and grant, or without a grant its
-// client's cut-off, against the revocation set.
+// isRevoked checks the token's jti and grant, or without a grant the
+// cut-off of its client's tokens issued to its subject (and an older
+// release's cut-off of all the client's), against the revocation set.
 func (s *Server) isRevoked(c *Claims) bool {
 	if _, ok := s.revoked.Load(c.ID); ok {
 		return true
@@ -232,6 +233,9 @@ func (s *Server) isRevoked(c *Claims) bool {
 	if c.GrantID != "" {
 		_, ok := s.revoked.Load(c.GrantID)
 		return ok
+	}
+	if v, ok := s.cuts.Load(cutKey(c.ClientID, c.Subject)); ok && c.IssuedAt.Unix() <= v.(clientCut).cut {
+		return true
 	}
 	v, ok := s.cuts.Load(c.ClientID)
 	return ok && c.IssuedAt.Unix() <= v.(clientCut).cut
