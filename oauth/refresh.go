@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"time"
 )
@@ -37,6 +38,11 @@ import (
 //
 // Families per (realm, client, user) are bounded by Realm.MaxRefreshTokens
 // through an index record ru.<hash>; a new login beyond it ends the oldest.
+// The index must outlive every family it lists (a revocation of a login by
+// its access token finds the family through it, and the bound counts what
+// it lists): a login writes it to live as long as its latest family, and a
+// refresh whose family would outlive it (family.Idx) writes it again, to
+// live two refresh-token lifetimes (so once a lifetime at most).
 
 type family struct {
 	Realm   string `json:"realm"`
@@ -48,6 +54,9 @@ type family struct {
 	Hash    string `json:"hash"` // hex SHA-256 of the current secret
 	Exp     int64  `json:"exp"`  // the current token's expiry (unix)
 	Created int64  `json:"created"`
+	// Idx is how long (unix) the index of its user's families is known to
+	// live with this family in it; 0 (an older release's): unknown.
+	Idx int64 `json:"idx,omitempty"`
 }
 
 type famIndex struct {
@@ -133,9 +142,11 @@ func (s *Server) newFamily(ctx context.Context, l *login) (string, string, error
 		Realm: rc.Name, Client: l.client.ID, Sub: l.sub, Scope: l.scope, Gid: gid,
 		Gen: 1, Hash: secretHashHex(tok.secret), Exp: now.Add(rc.RefreshTokenLifetime).Unix(), Created: now.Unix(),
 	}
-	if err := s.indexFamily(ctx, rc, l.client.ID, l.sub, famRef{ID: tok.fam, Exp: f.Exp, Created: f.Created}); err != nil {
+	idx, err := s.indexFamily(ctx, rc, l.client.ID, l.sub, famRef{ID: tok.fam, Exp: f.Exp, Created: f.Created})
+	if err != nil {
 		return "", "", err
 	}
+	f.Idx = idx
 	b, _ := json.Marshal(f)
 	if _, err := s.store.Create(ctx, "rt."+tok.fam, b, rc.RefreshTokenLifetime); err != nil {
 		return "", "", err
@@ -144,8 +155,9 @@ func (s *Server) newFamily(ctx context.Context, l *login) (string, string, error
 }
 
 // indexFamily adds a family to its user's index, ending the oldest
-// families beyond the realm's bound.
-func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub string, ref famRef) error {
+// families beyond the realm's bound. It returns the index's expiry (unix):
+// the latest of its families' (keepIndexed moves it on).
+func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub string, ref famRef) (int64, error) {
 	key := indexKey(rc.Name, client, sub)
 	for attempt := 0; attempt < 8; attempt++ {
 		var idx famIndex
@@ -153,7 +165,7 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
-			return err
+			return 0, err
 		default:
 			if json.Unmarshal(e.Value, &idx) != nil {
 				idx = famIndex{}
@@ -182,25 +194,105 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 		for _, f := range idx.Fams {
 			idx.Exp = max(idx.Exp, f.Exp)
 		}
-		b, _ := json.Marshal(idx)
-		if e.Revision == 0 {
-			_, err = s.store.Create(ctx, key, b, rc.RefreshTokenLifetime)
-		} else {
-			_, err = s.store.Update(ctx, key, b, e.Revision, rc.RefreshTokenLifetime)
-		}
-		if errors.Is(err, ErrExists) || errors.Is(err, ErrRevision) || (e.Revision != 0 && errors.Is(err, ErrNotFound)) {
-			continue
-		}
-		if err != nil {
-			return err
+		if err := s.writeIndex(ctx, key, e.Revision, &idx); err != nil {
+			if errors.Is(err, errIndexChanged) {
+				continue
+			}
+			return 0, err
 		}
 		for _, f := range evict {
 			s.log.Info("oauth: too many logins for one user and client: ending the oldest", "realm", rc.Name, "client", client, "sub", sub)
 			s.endFamily(ctx, f.ID, "evicted")
 		}
-		return nil
+		return idx.Exp, nil
 	}
-	return errStoreConflict
+	return 0, errStoreConflict
+}
+
+// indexUntil is how long (unix) a user's index that a refresh writes
+// again lives: two refresh-token lifetimes, so that the family, refreshed
+// within one lifetime from then on without writing it, is still listed
+// when it expires.
+func indexUntil(rc *realmConf, now time.Time) int64 {
+	return now.Unix() + 2*int64(rc.RefreshTokenLifetime/time.Second)
+}
+
+// errIndexChanged: the index was written meanwhile; read it again.
+var errIndexChanged = errors.New("oauth: the index changed")
+
+// writeIndex stores a user's index (rev 0: creates it) with a TTL until
+// its expiry.
+func (s *Server) writeIndex(ctx context.Context, key string, rev uint64, idx *famIndex) error {
+	b, _ := json.Marshal(idx)
+	ttl := ttlUntil(idx.Exp, s.now())
+	var err error
+	if rev == 0 {
+		_, err = s.store.Create(ctx, key, b, ttl)
+	} else {
+		_, err = s.store.Update(ctx, key, b, rev, ttl)
+	}
+	if errors.Is(err, ErrExists) || errors.Is(err, ErrRevision) || (rev != 0 && errors.Is(err, ErrNotFound)) {
+		return errIndexChanged
+	}
+	return err
+}
+
+// ttlUntil is the store TTL of a record that expires at exp (unix): at
+// least a second, and at most half the largest Duration (146 years), which
+// a store may still round up (edge.KV to whole seconds) without wrapping.
+func ttlUntil(exp int64, now time.Time) time.Duration {
+	const most = math.MaxInt64 / 2
+	secs := exp - now.Unix()
+	switch {
+	case secs < 1:
+		return time.Second
+	case secs > most/int64(time.Second):
+		return most
+	}
+	return time.Duration(secs) * time.Second
+}
+
+// keepIndexed writes family id, whose token now expires at famExp, into
+// its user's index again, with the index's expiry moved on to two
+// lifetimes from now: a family in use outlived the index written at its
+// login (the index lived one lifetime from the user's last new login), so
+// that the bound no longer counted it and a revocation of its login by an
+// access token (endGrant) did not find it. A family missing from the index
+// (an expired index, or one an older release wrote) is added back; the
+// next login applies the bound. It returns the index's expiry.
+func (s *Server) keepIndexed(ctx context.Context, rc *realmConf, f *family, id string, famExp int64) (int64, error) {
+	key := indexKey(f.Realm, f.Client, f.Sub)
+	for attempt := 0; attempt < 8; attempt++ {
+		var idx famIndex
+		e, err := s.store.Get(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return 0, err
+		default:
+			if json.Unmarshal(e.Value, &idx) != nil {
+				idx = famIndex{}
+			}
+		}
+		listed := false
+		for i := range idx.Fams {
+			if idx.Fams[i].ID == id {
+				idx.Fams[i].Exp, listed = max(idx.Fams[i].Exp, famExp), true
+			}
+		}
+		if !listed {
+			idx.Fams = append(idx.Fams, famRef{ID: id, Exp: famExp, Created: f.Created})
+		}
+		idx.Exp = max(idx.Exp, indexUntil(rc, s.now()), famExp)
+		if err := s.writeIndex(ctx, key, e.Revision, &idx); err != nil {
+			if errors.Is(err, errIndexChanged) {
+				continue
+			}
+			return 0, err
+		}
+		return idx.Exp, nil
+	}
+	return 0, errStoreConflict
 }
 
 // pruneIndex drops families that have ended, oldest first. An entry whose
@@ -325,6 +417,16 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, i
 		next := refreshToken{fam: tok.fam, gen: f.Gen + 1, secret: newSecret()}
 		f.Gen, f.Hash = next.gen, secretHashHex(next.secret)
 		f.Exp = now.Add(c.realm.RefreshTokenLifetime).Unix()
+		if f.Idx < f.Exp {
+			// The family would outlive its user's index: written again
+			// (once a lifetime), before the rotation. A failure leaves
+			// Idx as it was, for the next refresh to try again.
+			if x, err := s.keepIndexed(ctx, c.realm, &f, tok.fam, f.Exp); err == nil {
+				f.Idx = x
+			} else {
+				s.log.Warn("oauth: cannot keep a login in its user's index; the next refresh tries again", "realm", f.Realm, "client", f.Client, "err", err)
+			}
+		}
 		b, _ := json.Marshal(f)
 		_, err = s.store.Update(ctx, key, b, e.Revision, c.realm.RefreshTokenLifetime)
 		if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
