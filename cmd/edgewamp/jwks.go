@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
@@ -61,13 +62,46 @@ func loadJWKS(path string) (jwk.Set, error) {
 	if set.Len() == 0 {
 		return nil, fmt.Errorf("%s: the key set is empty", path)
 	}
+	usable := 0
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
 		if _, ok := k.(interface{ D() []byte }); ok {
 			return nil, fmt.Errorf("%s: holds a private key; give the public key set", path)
 		}
+		// The verifier finds a token's key by the token's kid and takes
+		// the algorithm from the key, never from the token: a key without
+		// either verified nothing, and every token was refused 401 with
+		// nothing saying why (RFC 7517 makes both optional).
+		kid := k.KeyID()
+		switch {
+		case k.KeyType() == jwa.OctetSeq:
+			return nil, fmt.Errorf("%s: key %d (kid %q) is a symmetric key, a shared secret; give the issuer's public keys", path, i+1, kid)
+		case k.KeyUsage() != "" && k.KeyUsage() != jwk.ForSignature.String():
+			continue // an encryption key: not used to verify
+		case kid == "":
+			return nil, fmt.Errorf(`%s: key %d names no "kid": a token's key is found by its kid; add the kid the issuer's tokens name`, path, i+1)
+		case k.Algorithm().String() == "":
+			return nil, fmt.Errorf(`%s: key %d (kid %q) names no "alg": a token is verified with the algorithm its key names, never the token's; add it (EdDSA, ES256, RS256, ...)`, path, i+1, kid)
+		}
+		if alg := k.Algorithm().String(); alg == jwa.NoSignature.String() || strings.HasPrefix(alg, "HS") || !isSignatureAlg(alg) {
+			return nil, fmt.Errorf("%s: key %d (kid %q): alg %q is not a public-key signature algorithm", path, i+1, kid, alg)
+		}
+		usable++
+	}
+	if usable == 0 {
+		return nil, fmt.Errorf(`%s: the key set has no key to verify signatures with (all are for encryption, "use": "enc")`, path)
 	}
 	return set, nil
+}
+
+// isSignatureAlg reports whether alg is a JWS signature algorithm.
+func isSignatureAlg(alg string) bool {
+	for _, a := range jwa.SignatureAlgorithms() {
+		if a.String() == alg {
+			return true
+		}
+	}
+	return false
 }
 
 var errToken = errors.New("the token is not valid")
