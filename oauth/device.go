@@ -242,6 +242,13 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		// second, at most half of it.
 		ms := now.UnixMilli()
 		tooFast := d.LastPoll != 0 && ms-d.LastPoll < d.Interval*1000-pollSlack(d.Interval)
+		if tooFast && d.Interval*1000 >= d.Exp*1000-ms {
+			// The interval already outlasts the code: growing it changes
+			// nothing a device can do. Written anyway, every poll of a
+			// code's holder (a public client: anyone) was a store write,
+			// fsynced or replicated, for as long as the code lived.
+			return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast; the interval is now " + itoa(d.Interval) + " s"}
+		}
 		d.LastPoll = ms
 		if tooFast {
 			d.Interval += 5
