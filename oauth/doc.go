@@ -25,7 +25,8 @@
 //     StillValid(claims, role) re-checks a token against the current
 //     configuration and revocations (not its expiry), and
 //     HeldRoles(claims) lists the token's roles that pass it (the
-//     gateway's route auth.roles, introspection). cmd ends the WAMP
+//     gateway's route auth.roles, introspection), HeldScopes(claims) the
+//     scopes its client may still have (auth.scopes). cmd ends the WAMP
 //     sessions that logged in with revoked or withdrawn tokens with them.
 //   - Users and their password hashes come through an interface oauth
 //     declares (UserStore); cmd adapts the realms' user lists to it.

@@ -224,7 +224,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	// A token the router refuses since a reload (its client or principal
 	// removed, or every role it names taken away: StillValid) is not
-	// active; the roles reported are those its principal still holds.
+	// active; the roles reported are those its principal still holds, the
+	// scopes those its client may still have.
 	roles := s.HeldRoles(cl)
 	if len(roles) == 0 {
 		writeJSON(w, http.StatusOK, inactive)
@@ -232,7 +233,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"active": true, "token_type": "Bearer", "client_id": cl.ClientID, "username": cl.Subject, "sub": cl.Subject,
-		"scope": strings.Join(cl.Scopes, " "), "exp": cl.Expiry.Unix(), "iat": cl.IssuedAt.Unix(), "aud": cl.Audience,
+		"scope": strings.Join(s.HeldScopes(cl), " "), "exp": cl.Expiry.Unix(), "iat": cl.IssuedAt.Unix(), "aud": cl.Audience,
 		"iss": cl.Issuer, "jti": cl.ID, "roles": roles,
 	})
 }

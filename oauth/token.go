@@ -289,6 +289,34 @@ func (s *Server) HeldRoles(c *Claims) []string {
 	return held
 }
 
+// HeldScopes returns the scopes of a verified token that its client may
+// still ask for under the current configuration (Client.Scopes), in the
+// token's order; none when its client is no longer configured in its
+// realm. What a token's holder may do by scope (a gateway route's
+// auth.scopes, introspection's scope) is judged by these, not by the
+// scopes written into it: a reload that takes a scope from a client takes
+// it from the client's tokens at once, as a role taken from a user
+// (HeldRoles). It does not check expiry or revocation, and does not
+// allocate when every scope is held.
+func (s *Server) HeldScopes(c *Claims) []string {
+	cl := s.cfg.Load().clients[c.ClientID]
+	if cl == nil || cl.realm.Name != c.Audience {
+		return nil
+	}
+	for i, sc := range c.Scopes {
+		if !cl.scopes[sc] {
+			held := slices.Clone(c.Scopes[:i])
+			for _, x := range c.Scopes[i+1:] {
+				if cl.scopes[x] {
+					held = append(held, x)
+				}
+			}
+			return held
+		}
+	}
+	return c.Scopes
+}
+
 // grant is what the current configuration says of a token's grant: its
 // client (nil when no longer configured in the token's realm) and its
 // user's roles (userOK false when the user store does not know it).

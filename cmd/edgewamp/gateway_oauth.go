@@ -86,7 +86,10 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 	if c.Audience == "" {
 		return nil, errors.New("the token names no realm")
 	}
-	p := &gateway.Principal{Realm: c.Audience, AuthID: c.Subject, Scopes: c.Scopes, Expires: c.Expiry,
+	// The scopes a route's auth.scopes is matched against are those of
+	// the token's that its client may still have: a reload may have taken
+	// some away.
+	p := &gateway.Principal{Realm: c.Audience, AuthID: c.Subject, Scopes: srv.HeldScopes(c), Expires: c.Expiry,
 		Claims: map[string]any{"sub": c.Subject, "iss": c.Issuer, "aud": c.Audience, "client_id": c.ClientID, "jti": c.ID}, Token: c}
 	if len(c.Roles) > 0 {
 		p.AuthRole = c.Roles[0]
