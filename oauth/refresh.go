@@ -154,22 +154,32 @@ func (s *Server) newFamily(ctx context.Context, l *login) (string, string, error
 	return tok.String(), f.Gid, nil
 }
 
+// readIndex reads a user's index of families (an empty one when there is
+// none or it does not decode) and its entry (revision 0 when absent).
+func (s *Server) readIndex(ctx context.Context, key string) (famIndex, Entry, error) {
+	var idx famIndex
+	e, err := s.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return idx, Entry{}, nil
+	case err != nil:
+		return idx, Entry{}, err
+	}
+	if json.Unmarshal(e.Value, &idx) != nil {
+		idx = famIndex{}
+	}
+	return idx, e, nil
+}
+
 // indexFamily adds a family to its user's index, ending the oldest
 // families beyond the realm's bound. It returns the index's expiry (unix):
 // the latest of its families' (keepIndexed moves it on).
 func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub string, ref famRef) (int64, error) {
 	key := indexKey(rc.Name, client, sub)
 	for attempt := 0; attempt < 8; attempt++ {
-		var idx famIndex
-		e, err := s.store.Get(ctx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
+		idx, e, err := s.readIndex(ctx, key)
+		if err != nil {
 			return 0, err
-		default:
-			if json.Unmarshal(e.Value, &idx) != nil {
-				idx = famIndex{}
-			}
 		}
 		// Honest nodes keep the index within the bound; a longer one (a
 		// damaged record) is cut to its newest entries before each is
@@ -263,16 +273,9 @@ func ttlUntil(exp int64, now time.Time) time.Duration {
 func (s *Server) keepIndexed(ctx context.Context, rc *realmConf, f *family, id string, famExp int64) (int64, error) {
 	key := indexKey(f.Realm, f.Client, f.Sub)
 	for attempt := 0; attempt < 8; attempt++ {
-		var idx famIndex
-		e, err := s.store.Get(ctx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
+		idx, e, err := s.readIndex(ctx, key)
+		if err != nil {
 			return 0, err
-		default:
-			if json.Unmarshal(e.Value, &idx) != nil {
-				idx = famIndex{}
-			}
 		}
 		listed := false
 		for i := range idx.Fams {
