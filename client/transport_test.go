@@ -500,22 +500,7 @@ func TestKeepAliveThroughStuckWrite(t *testing.T) {
 					written.Add(1)
 				}
 			}()
-			stop := make(chan struct{})
-			stopped := make(chan struct{})
-			ignored := c.encode(&proto.Message{Type: proto.CodePublished, Request: 1 << 40, ID: 1})
-			go func() {
-				defer close(stopped)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(20 * time.Millisecond):
-						if c.rawSend(ignored) != nil {
-							return
-						}
-					}
-				}
-			}()
+			stopChatter := chatter(c, func() bool { return true })
 			// Wait for a write stuck for 300 ms.
 			deadline := time.Now().Add(wait)
 			n, since := written.Load(), time.Now()
@@ -528,8 +513,7 @@ func TestKeepAliveThroughStuckWrite(t *testing.T) {
 					n, since = m, time.Now()
 				}
 			}
-			close(stop)
-			<-stopped
+			stopChatter()
 			silent := time.Now()
 			select {
 			case <-s.Done():
@@ -580,22 +564,7 @@ func TestKeepAliveDuringSlowWrite(t *testing.T) {
 	noErr(t, "SetReadBuffer", c.conn.(*net.TCPConn).SetReadBuffer(64<<10))
 	var quiet atomic.Bool
 	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }}, 64<<10)
-	ignored := c.encode(&proto.Message{Type: proto.CodePublished, Request: 1 << 40, ID: 1})
-	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				if !quiet.Load() && c.rawSend(ignored) != nil {
-					return
-				}
-			}
-		}
-	}()
+	stopChatter := chatter(c, func() bool { return !quiet.Load() })
 	args := c.raw([]any{strings.Repeat("x", 3<<20)}) // encoded beforehand
 	var took time.Duration
 	pub := goDo(func() (struct{}, error) {
@@ -607,9 +576,34 @@ func TestKeepAliveDuringSlowWrite(t *testing.T) {
 	})
 	c.expect(proto.CodePublish)
 	_, err := pub.wait(t)
-	close(stop)
-	<-stopped
+	stopChatter()
 	noErr(t, "the publication", err)
 	noErr(t, "session", s.Err())
 	t.Logf("the client's write took %v", took.Round(time.Millisecond))
+}
+
+// chatter has the router side c send, every 20 ms while on says so, a
+// message the client ignores (a PUBLISHED for no request): traffic that
+// keeps the keepalive satisfied. It returns the function that stops it.
+func chatter(c *peerConn, on func() bool) (stop func()) {
+	ignored := c.encode(&proto.Message{Type: proto.CodePublished, Request: 1 << 40, ID: 1})
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if on() && c.rawSend(ignored) != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
