@@ -125,11 +125,27 @@ func (w LaneWriter) Respond(resp []byte, close bool) {
 		l.resume = true
 		cn.ls.Execute(func() {
 			l.resume = false
-			if cn.phase == phLane {
-				cn.parse()
-			}
+			cn.laneResume()
 		})
 	}
+}
+
+// laneResume parses, in a task of the loop, the requests that waited in
+// the input while one was answered or while the peer did not read its
+// answers, then brings the connection's count in max_inbound_total up to
+// date (account): the requests served here leave gnet's buffer outside
+// any read callback, where account runs otherwise. Before, their bytes
+// stayed counted for as long as the keep-alive connection sent nothing
+// more, up to its idle timeout: a peer that pipelined a large request
+// behind one answered later, on many connections, filled the budget with
+// bytes the router no longer held, against which the WAMP connections'
+// large messages would have been refused (1009).
+func (cn *conn) laneResume() {
+	if cn.phase != phLane {
+		return
+	}
+	cn.parse()
+	cn.account()
 }
 
 // OnClose sets f to run, on the loop goroutine, if the connection closes
@@ -367,11 +383,7 @@ func (cn *conn) laneDeadlines(now int64) {
 		if !cn.overHighWater() {
 			l.blocked = false
 			l.stallAt = 0
-			cn.ls.Execute(func() {
-				if cn.phase == phLane {
-					cn.parse()
-				}
-			})
+			cn.ls.Execute(cn.laneResume)
 		} else if cn.laneStalled(now) {
 			cn.die(CloseSlowConsumer, errLaneUnread)
 		}
