@@ -38,10 +38,18 @@ import (
 //     sent one large PING and read nothing made the router hold a pong of
 //     up to hard_limit per connection, past any budget (found by review:
 //     12 connections, 4 MiB PINGs, a 1 MiB budget: 48 MiB held).
+//   - A waiting pong's buffer is about its own size: a smaller PING that
+//     replaces a large one's waiting pong gets a buffer of its own. Before,
+//     it took the large one's, so a 1 MiB buffer stayed held behind a
+//     1-byte pong, counted by its length in the backlog and the budget.
 //   - A RawSocket PING longer than the peer announced it accepts (its
 //     handshake's maximum length) closes the connection: its PONG must
 //     carry the same payload, and the router must not send the peer a
 //     frame longer than that maximum. Before, such a PONG was sent.
+
+// pongKeepMax is the capacity a waiting pong's buffer may keep for a
+// smaller pong that replaces it: any WebSocket ping's payload fits.
+const pongKeepMax = wsMaxControlPayload
 
 // backlog returns the bytes queued for the peer: gnet's outbound buffer,
 // an io_uring send being completed, the pending output (plaintext, and
@@ -78,6 +86,11 @@ func (cn *conn) answerPing(payload []byte) {
 	if backlog > high {
 		if cn.pong == nil {
 			cn.pongSince = cn.ls.e.now()
+		}
+		if cn.pong == nil || cap(cn.pong) < len(payload) || cap(cn.pong) > max(2*len(payload), pongKeepMax) {
+			// A buffer of its own size: a large RawSocket PING's buffer
+			// kept for a smaller one's pong would hold its memory where
+			// the backlog and the budget count only the pong's length.
 			cn.pong = make([]byte, 0, max(len(payload), 8))
 		}
 		cn.pong = append(cn.pong[:0], payload...)
