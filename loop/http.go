@@ -288,6 +288,14 @@ func appendHTTPResponse(dst []byte, status int, body string, head bool) []byte {
 	dst = append(dst, http.StatusText(status)...)
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if status == http.StatusMethodNotAllowed {
+		// [RFC9110 §15.5.6]: The origin server MUST generate an Allow
+		// header field in a 405 (Method Not Allowed) response containing
+		// a list of the target resource's currently supported methods.
+		// Both resources here, the WebSocket path and the health check,
+		// answer GET only.
+		dst = append(dst, "\r\nAllow: GET"...)
+	}
 	if status == http.StatusUpgradeRequired {
 		// [RFC9110 §15.5.22]: A server that sends a 426 (Upgrade Required)
 		// response MUST send an Upgrade header field to indicate the

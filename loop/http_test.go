@@ -378,3 +378,25 @@ func (p *peekSpy) Peek(n int) ([]byte, error) {
 	p.maxPeek = max(p.maxPeek, n)
 	return p.inBuf.Peek(n)
 }
+
+// [RFC9110 §15.5.6]: The origin server MUST generate an Allow header field
+// in a 405 (Method Not Allowed) response containing a list of the target
+// resource's currently supported methods. The WebSocket path and the
+// health check answer GET only. (Before the fix their 405 had no Allow.)
+func TestHTTPMethodNotAllowedSaysAllow(t *testing.T) {
+	for _, req := range []string{
+		"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+		"OPTIONS /ws HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+		"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		res, _ := runHTTP(t, &httpOptions{}, req)
+		method := req[:strings.IndexByte(req, ' ')]
+		resp, _ := parseResp(t, res, method)
+		if res.status != http.StatusMethodNotAllowed || resp.Header.Values("Allow") == nil {
+			t.Errorf("%s: status %d, Allow %q:\n%s", strings.SplitN(req, "\r\n", 2)[0], res.status, resp.Header.Values("Allow"), res.resp)
+		} else if got := resp.Header.Get("Allow"); got != "GET" {
+			t.Errorf("%s: Allow %q, want GET", method, got)
+		}
+	}
+}
