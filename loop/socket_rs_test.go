@@ -247,3 +247,31 @@ func TestSocketRSLargeMessage(t *testing.T) {
 		t.Fatalf("RawSocket subscriber: payload damaged")
 	}
 }
+
+// RawSocket's handshake announces the longest message the router takes as
+// a power of two (2^9 to 2^24 octets), so a RawSocket client is told, and
+// held to, the largest one not above max_message, where a WebSocket client
+// gets max_message itself (README: limits.max_message). This pins what the
+// README now says; the behaviour is unchanged.
+func TestRawSocketMaxMessageIsAPowerOfTwo(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) { o.MaxMessage = 1000 })
+	roles := map[string]any{"caller": map[string]any{}, "subscriber": map[string]any{}}
+	hello := encodeMsg(t, proto.JSON, &proto.Message{Type: proto.CodeHello, URI: []byte("realm1"),
+		Dict: rawValue(t, proto.JSON, map[string]any{"roles": roles, "agent": strings.Repeat("a", 560)})})
+	if len(hello) <= 512 || len(hello) > 1000 {
+		t.Fatalf("HELLO of %d bytes", len(hello))
+	}
+	w := dialWS(t, s.url, proto.JSON)
+	w.send(hello)
+	newWAMP(t, w, proto.JSON).expect(proto.CodeWelcome)
+
+	r := dialRS(t, s.url, proto.JSON, 15)
+	if r.maxLen != 512 {
+		t.Fatalf("the handshake reply announces %d bytes, want 512 (max_message 1000)", r.maxLen)
+	}
+	r.send(hello)
+	if typ, p, err := r.readFrame(ioTimeout); err == nil {
+		t.Fatalf("a frame of type %d (%d bytes) to a %d-byte HELLO: want the connection closed", typ, len(p), len(hello))
+	}
+}
