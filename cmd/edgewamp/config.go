@@ -676,9 +676,13 @@ func (c *config) validate() error {
 	}
 	if p := c.WebSocket.Path; p != "" && !strings.HasPrefix(p, "/") {
 		c.errAt(&errs, "websocket.path must start with /", "websocket", "path")
+	} else if !reachablePath(p) {
+		c.errAt(&errs, fmt.Sprintf("websocket.path %q would never match a request: a request's path is visible ASCII without spaces, and ? and # end it (percent-encode other octets, as clients send them)", p), "websocket", "path")
 	}
 	if p := c.WebSocket.HealthPath; p != "" && !strings.HasPrefix(p, "/") {
 		c.errAt(&errs, "websocket.health_path must start with /", "websocket", "health_path")
+	} else if !reachablePath(p) {
+		c.errAt(&errs, fmt.Sprintf("websocket.health_path %q would never match a request: a request's path is visible ASCII without spaces, and ? and # end it (percent-encode other octets, as clients send them)", p), "websocket", "health_path")
 	}
 	if orDefault(c.WebSocket.Path, "/ws") == orDefault(c.WebSocket.HealthPath, "/healthz") {
 		c.errAt(&errs, "websocket.path and websocket.health_path must differ (the health check would answer every upgrade)", "websocket", "path")
@@ -793,6 +797,18 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("data_dir %q %s", c.DataDir, p), "data_dir")
 	}
 	return errors.Join(errs...)
+}
+
+// reachablePath reports whether p, a websocket.path or health_path, can be
+// the path of a request target as the listeners compare it (loop's
+// requestPath: the target's octets up to a ?, which are visible ASCII).
+func reachablePath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // minHandshake is limits.max_handshake's minimum (0 is its default).
