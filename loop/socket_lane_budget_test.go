@@ -74,3 +74,27 @@ func TestLanePipelinedRequestLeavesInboundBudget(t *testing.T) {
 		t.Fatalf("max_inbound_total counts %d bytes for an idle lane connection that holds none", held)
 	}
 }
+
+// The lane reads a request head of at most max_handshake (Options.
+// MaxHandshake, the WebSocket upgrade's limit); a longer one goes to
+// net/http with its connection, and the unread input it allows is max_body
+// + max_handshake + 64 KiB (README: "over-8-KiB head" said only the
+// default). This pins what the README now says; the behaviour is
+// unchanged.
+func TestLaneHeadLimitIsMaxHandshake(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.MaxHandshake = 1024
+		o.Listeners = []Listener{{Addr: "127.0.0.1:0", Transport: HTTPLane}}
+		o.Lane = LaneConfig{Lane: laterLane{}}
+	})
+	c := dialTCP(t, s.url, 0)
+	req := "GET /now HTTP/1.1\r\nHost: x\r\nX-Pad: " + string(bytes.Repeat([]byte("p"), 2000)) + "\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, c, ioTimeout) // laterLane's HandOff closes it
+	eventually(t, ioTimeout, "the hand-off of the connection whose head is over max_handshake", func() bool {
+		return s.e.Stats().LaneCloses[CloseHandOff] == 1
+	})
+}
