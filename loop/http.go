@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/proto/forwarded"
 )
 
 // The HTTP side of the shared port: a WebSocket upgrade at the WebSocket
@@ -392,7 +393,7 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 	if colon <= 0 || !isToken(line[:colon]) {
 		return nil, nil, false
 	}
-	value = trimOWS(line[colon+1:])
+	value = forwarded.TrimOWS(line[colon+1:])
 	for _, c := range value {
 		// [RFC9110 §5.5]: Field values containing CR, LF, or NUL characters
 		// are invalid and dangerous. Other controls but HTAB likewise.
@@ -460,17 +461,6 @@ func isVisible(b []byte) bool {
 	return true
 }
 
-// trimOWS removes leading and trailing spaces and tabs.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // hasToken reports whether the comma-separated list v contains tok,
 // compared case-insensitively.
 func hasToken(v []byte, tok string) bool {
@@ -481,7 +471,7 @@ func hasToken(v []byte, tok string) bool {
 		} else {
 			item, v = v, nil
 		}
-		if equalFold(trimOWS(item), tok) {
+		if equalFold(forwarded.TrimOWS(item), tok) {
 			return true
 		}
 	}

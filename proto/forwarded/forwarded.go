@@ -59,10 +59,10 @@ func (r *List) AddPlain(v []byte) {
 	for {
 		i := bytes.IndexByte(v, ',')
 		if i < 0 {
-			r.add(trimOWS(v))
+			r.add(TrimOWS(v))
 			return
 		}
-		r.add(trimOWS(v[:i]))
+		r.add(TrimOWS(v[:i]))
 		v = v[i+1:]
 	}
 }
@@ -88,14 +88,14 @@ func (r *List) Add(v []byte) {
 				more = true // entries left of these are never looked at
 				break
 			}
-			items[k], end = trimOWS(v[i+1:end]), i
+			items[k], end = TrimOWS(v[i+1:end]), i
 			k++
 		}
 	}
 	if more {
 		r.n++ // counted, never read: the MaxEntries below take every place
 	} else if k < MaxEntries {
-		items[k] = trimOWS(v[:end])
+		items[k] = TrimOWS(v[:end])
 		k++
 	} else {
 		r.n++
@@ -174,7 +174,7 @@ func forwardedFor(elem []byte) []byte {
 			}
 		}
 		var pair []byte
-		pair, elem = trimOWS(elem[:end]), elem[min(end+1, len(elem)):]
+		pair, elem = TrimOWS(elem[:end]), elem[min(end+1, len(elem)):]
 		eq := bytes.IndexByte(pair, '=')
 		if eq < 0 || !bytes.EqualFold(pair[:eq], []byte("for")) {
 			continue
@@ -232,8 +232,9 @@ func AddrString(ap netip.AddrPort) string {
 	return ap.String()
 }
 
-// trimOWS removes leading and trailing spaces and tabs.
-func trimOWS(b []byte) []byte {
+// TrimOWS removes leading and trailing spaces and tabs (HTTP's optional
+// whitespace), as the header parsers of loop and forwarded need.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
