@@ -175,6 +175,15 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 			return nil, g.unauthorized("a signed request is required (key, timestamp, seq, nonce, signature)", "")
 		}
 	}
+	if len(auth.Keys) > 0 && (cred == credNone || cred == credBearer) {
+		// A route's auth.keys name the keys that may use it: a request
+		// without credentials or with a bearer token (neither names a
+		// key) is refused, whatever the type ("any", the default, takes
+		// API keys and signed requests). Before, such a route of type any
+		// restricted the keys only, and served requests without
+		// credentials as the realm's anonymous role.
+		return nil, g.unauthorized("an API key or a signed request of one of the keys "+strings.Join(auth.Keys, ", ")+" is required", "")
+	}
 	var w *who
 	var p *problem
 	switch cred {

@@ -159,11 +159,22 @@ func (g *Server) securitySchemes(ac *access) obj {
 func (g *Server) declaredSchemes(ac *access) obj {
 	kt := ac.keys
 	apiKey, signed := len(kt.apiKeys) > 0, len(kt.signingKeys) > 0
+	keyedAPI, _ := keyedKinds(kt)
 	for _, cr := range ac.routes.list {
-		apiKey = apiKey || cr.Auth.Type == "apikey"
+		keyed := cr.Auth.Type == "any" && len(cr.Auth.Keys) > 0 // takes the keys named only
+		apiKey = apiKey || cr.Auth.Type == "apikey" || keyed && keyedAPI
 		signed = signed || cr.Auth.Type == "signed"
 	}
 	return g.schemes(apiKey, signed)
+}
+
+// keyedKinds returns the schemes a route of type any with auth.keys
+// requires under kt: the kinds of key configured (the document is rebuilt
+// when a kind comes or goes), an API key when there is none (the route
+// then refuses every request, as an apikey route does).
+func keyedKinds(kt *keyTable) (apiKey, signed bool) {
+	signed = len(kt.signingKeys) > 0
+	return len(kt.apiKeys) > 0 || !signed, signed
 }
 
 func (g *Server) schemes(apiKey, signed bool) obj {
@@ -278,6 +289,22 @@ func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute) {
 		op["security"] = []any{obj{"apiKey": []string{}}}
 	case "signed":
 		op["security"] = []any{obj{"signed": []string{}}}
+	case "any":
+		if len(cr.Auth.Keys) > 0 {
+			// The keys it names: an API key or a signed request, of the
+			// kinds configured, no bearer token, not anonymous.
+			apiKey, signed := keyedKinds(ac.keys)
+			var sec []any
+			if apiKey {
+				sec = append(sec, obj{"apiKey": []string{}})
+			}
+			if signed {
+				sec = append(sec, obj{"signed": []string{}})
+			}
+			op["security"] = sec
+			break
+		}
+		op["security"] = g.securityRequirements(ac)
 	default:
 		op["security"] = g.securityRequirements(ac)
 	}

@@ -212,10 +212,12 @@ type Auth struct {
 	Scopes []string
 	// Roles of which the principal must have one.
 	Roles []string
-	// Keys restricts apikey and signed routes to these key names (API
-	// keys' names, signing keys' ids). Once the server runs, a name whose
-	// key a reload removed (SetAccess) matches no key: a route left with
-	// none refuses every key.
+	// Keys restricts a route to these key names (API keys' names,
+	// signing keys' ids): with type any, requests without credentials
+	// and bearer tokens are refused too (type bearer or none with keys is
+	// a configuration error). Once the server runs, a name whose key a
+	// reload removed (SetAccess) matches no key: a route left with none
+	// refuses every request.
 	Keys []string
 }
 

@@ -271,7 +271,7 @@ func (g *Server) routeRefuses(ac *access, cr *compiledRoute, w *who) *problem {
 	}
 	switch {
 	case w.p != nil:
-		if a.Type != "any" && a.Type != "bearer" {
+		if a.Type != "any" && a.Type != "bearer" || len(a.Keys) > 0 {
 			return g.unauthorized("the route no longer takes bearer tokens", "")
 		}
 		if w.p.Realm != "" && w.p.Realm != cr.Realm {
@@ -302,7 +302,7 @@ func (g *Server) routeRefuses(ac *access, cr *compiledRoute, w *who) *problem {
 			return g.keyWithdrawn(what + " is no longer accepted here (" + why + ")")
 		}
 	default:
-		if a.Type != "any" {
+		if a.Type != "any" || len(a.Keys) > 0 {
 			return g.unauthorized("the route now needs credentials", "")
 		}
 		now, p := g.anonymous(ac, cr.Realm, nil)

@@ -331,6 +331,9 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 	if (rt.AuthID != "" || rt.Role != "") && rt.Auth.Type != "none" {
 		bad("authid and role give the identity of a route with auth type none", "role")
 	}
+	if len(rt.Auth.Keys) > 0 && (cr.Auth.Type == "bearer" || cr.Auth.Type == "none") {
+		bad("keys name API keys and signing keys: they need auth type apikey, signed or any", "auth", "keys")
+	}
 	for k, name := range rt.Auth.Keys {
 		if !kt.has(name) {
 			bad("no API key or signing key is named "+strconv.Quote(name), "auth", "keys", k)
