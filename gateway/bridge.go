@@ -329,7 +329,13 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 			return callReq{}, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative")
 		}
 		if *t > 0 {
-			timeout = min(time.Duration(*t)*time.Millisecond, g.opts.MaxCallTimeout)
+			// Compared in milliseconds: past 2^63 ns (about 106 days) the
+			// product wrapped negative, and the call went without any
+			// timeout (startCall sets none for a timeout under 1 ms).
+			timeout = g.opts.MaxCallTimeout
+			if *t < int64(g.opts.MaxCallTimeout/time.Millisecond) {
+				timeout = time.Duration(*t) * time.Millisecond
+			}
 		}
 	}
 	who, p := g.bridgeRealm(r, realm, body)
