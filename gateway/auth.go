@@ -392,8 +392,15 @@ func (g *Server) signed(kt *keyTable, q map[string][]string, body []byte, realm 
 	if d := time.Since(t); d > skew || d < -skew {
 		return nil, g.unauthorized("the signed request's timestamp is outside the accepted window", "")
 	}
-	if !g.nonces.add(key+"\x00"+string(want), t.Add(skew)) {
+	switch g.nonces.add(k.name, key+"\x00"+string(want), t.Add(skew)) {
+	case nonceReplay:
 		return nil, g.unauthorized("the signed request was already used (a replay)", "")
+	case nonceKeyFull:
+		g.refused(refusedSignedKey)
+		return nil, tooBusy(http.StatusTooManyRequests, "too many signed requests of key "+strconv.Quote(key)+" within the timestamp window (signature_max_skew)")
+	case nonceFull:
+		g.refused(refusedSigned)
+		return nil, tooBusy(http.StatusServiceUnavailable, "the gateway remembers as many signed requests as it may; try again later")
 	}
 	if k.realm != realm {
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the signing key is not valid for realm "+strconv.Quote(realm))
@@ -402,42 +409,95 @@ func (g *Server) signed(kt *keyTable, q map[string][]string, body []byte, realm 
 }
 
 // nonceCache remembers signed requests' nonces until their timestamps
-// leave the window. It holds at most max entries: expired ones are swept
-// when it has doubled since the last sweep, and when it is full of live
-// ones, new signed requests are refused (a key holder flooding).
+// leave the window. It holds at most max entries, and at most max/16 of
+// one signing key (nonceShare): expired ones are swept when it has
+// doubled since the last sweep, and at a bound at most once a second; a
+// key at its share, or the cache full of live ones, has its new signed
+// requests refused (a key holder flooding). Before, the share was the whole cache: one key's holder
+// signing requests as fast as it could filled it, and every other key's
+// signed requests were refused as replays (401, counted as failed
+// authentications of their addresses) until the window passed.
 type nonceCache struct {
 	mu      sync.Mutex
-	seen    map[string]time.Time // guarded by mu
-	sweepAt int                  // guarded by mu
-	max     int                  // static
+	seen    map[string]nonceEntry // guarded by mu
+	perKey  map[string]int        // live entries by signing key; guarded by mu
+	sweepAt int                   // guarded by mu
+	swept   time.Time             // the last sweep; guarded by mu
+	max     int                   // guarded by mu (tests lower it)
 }
+
+// nonceEntry is a remembered signed request: until when, and of which
+// key (the configuration's name, shared).
+type nonceEntry struct {
+	exp time.Time
+	key string
+}
+
+// nonceResult is nonceCache.add's answer.
+type nonceResult uint8
+
+const (
+	nonceOK      nonceResult = iota
+	nonceReplay              // seen within its window
+	nonceKeyFull             // the key holds its share of the cache
+	nonceFull                // the cache is full of live entries
+)
+
+// nonceShare is the part of the cache one signing key may hold: 65,536
+// signed requests in the timestamp window at the default (110 to 220 a
+// second sustained with signature_max_skew 5m: an entry lives until its
+// timestamp plus the skew, and a timestamp may lead the clock by the
+// skew).
+func nonceShare(n int) int { return max(n/16, 1) }
 
 func newNonceCache(max int) *nonceCache {
-	return &nonceCache{seen: map[string]time.Time{}, sweepAt: 1024, max: max}
+	return &nonceCache{seen: map[string]nonceEntry{}, perKey: map[string]int{}, sweepAt: 1024, max: max}
 }
 
-// add records a nonce valid until exp; false when it was seen (a replay)
-// or the cache is full.
-func (c *nonceCache) add(k string, exp time.Time) bool {
+// add records a nonce k of signing key owner valid until exp.
+func (c *nonceCache) add(owner, k string, exp time.Time) nonceResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if e, ok := c.seen[k]; ok && now.Before(e) {
-		return false
+	if e, ok := c.seen[k]; ok && now.Before(e.exp) {
+		return nonceReplay
 	}
-	if len(c.seen) >= c.sweepAt || len(c.seen) >= c.max {
+	share := nonceShare(c.max)
+	atBound := c.perKey[owner] >= share || len(c.seen) >= c.max
+	// At a bound, swept at most once a second: a key at its share (or a
+	// full cache) would have every refused request walk up to max
+	// entries under the lock, every other signed request waiting.
+	if len(c.seen) >= c.sweepAt || atBound && now.Sub(c.swept) >= time.Second {
 		for x, e := range c.seen {
-			if !now.Before(e) {
+			if !now.Before(e.exp) {
 				delete(c.seen, x)
+				c.forget(e.key)
 			}
 		}
+		c.swept = now
 		c.sweepAt = max(2*len(c.seen), 1024)
-		if len(c.seen) >= c.max {
-			return false
-		}
 	}
-	c.seen[k] = exp
-	return true
+	switch {
+	case c.perKey[owner] >= share:
+		return nonceKeyFull
+	case len(c.seen) >= c.max:
+		return nonceFull
+	}
+	if e, ok := c.seen[k]; ok { // expired, not swept yet
+		c.forget(e.key)
+	}
+	c.seen[k] = nonceEntry{exp: exp, key: owner}
+	c.perKey[owner]++
+	return nonceOK
+}
+
+// forget counts one entry of key out. Called with mu held.
+func (c *nonceCache) forget(key string) {
+	if n := c.perKey[key] - 1; n > 0 {
+		c.perKey[key] = n
+	} else {
+		delete(c.perKey, key)
+	}
 }
 
 // failLimiter counts failed authentications per client address (IPv6 by

@@ -269,6 +269,8 @@ const (
 	refusedStreams       = "streams"
 	refusedStreamsClient = "client_streams"
 	refusedCallee        = "callee_busy"
+	refusedSignedKey     = "signed_key"    // a signing key at its share of the replay cache
+	refusedSigned        = "signed_nonces" // the replay cache full
 )
 
 type metrics struct {
