@@ -281,7 +281,39 @@ func shortJSON(v any) string {
 	return string(b)
 }
 
+// maxExactFloat is 2^53: past it a float64 is not the integer a token's
+// issuer wrote, only the nearest one it can hold.
+const maxExactFloat = 1 << 53
+
+// exactInt reports whether f is an integer a float64 holds exactly (within
+// ±2^53, 2^53 itself being also 2^53+1 rounded), and returns it.
+func exactInt(f float64) (int64, bool) {
+	if f != math.Trunc(f) || math.Abs(f) >= maxExactFloat {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// convert applies p's conversion to v: a value of the request (strings,
+// and the body's numbers as json.Number) or of a bearer token's claims,
+// whose numbers its verifier decoded as float64 (or Go integers): before,
+// "|int", "|float" and "|string" refused every numeric claim ("must be an
+// integer, not 42").
 func convert(v any, p *pointer) (any, error) {
+	switch x := v.(type) {
+	case int:
+		v = json.Number(strconv.Itoa(x))
+	case int64:
+		v = json.Number(strconv.FormatInt(x, 10))
+	case float64:
+		if i, ok := exactInt(x); ok {
+			v = json.Number(strconv.FormatInt(i, 10))
+		} else if x == math.Trunc(x) && p.conv != "float" && p.conv != "" {
+			return nil, &convError{p, v} // an integer past 2^53: not exact
+		} else if !math.IsNaN(x) && !math.IsInf(x, 0) && p.conv != "" {
+			v = json.Number(strconv.FormatFloat(x, 'g', -1, 64))
+		}
+	}
 	switch p.conv {
 	case "":
 		return v, nil
