@@ -122,6 +122,9 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	if p := checkJSONType(r.Header.Get("Content-Type")); p != nil {
 		return nil, p
 	}
+	if p := checkEncoding(r.Header); p != nil {
+		return nil, p
+	}
 	// The read deadline is the body watch's (dispatch): BodyTimeout from
 	// the request's start, cleared once the body is read to its end, kept
 	// when it is not (the connection then closes after the answer).
@@ -177,6 +180,21 @@ func checkJSONType(ct string) *problem {
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
 		return newProblem(http.StatusUnsupportedMediaType, URIUnsupportedMediaType, "the body must be UTF-8, not "+cs)
+	}
+	return nil
+}
+
+// checkEncoding refuses a body sent with a Content-Encoding other than
+// identity (RFC 9110 §15.5.16: 415): the gateway does not decode one, and
+// read as JSON a gzip body was refused 400 "not valid UTF-8" or
+// "malformed JSON", though the client sent it well formed.
+func checkEncoding(h http.Header) *problem {
+	for _, v := range h["Content-Encoding"] {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return newProblem(http.StatusUnsupportedMediaType, URIUnsupportedMediaType, "Content-Encoding "+strconv.Quote(c)+" is not supported: send the body uncompressed")
+			}
+		}
 	}
 	return nil
 }

@@ -126,6 +126,10 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 			lc.problem(p)
 			return true
 		}
+		if p := checkEncoding(r.Header); p != nil {
+			lc.problem(p)
+			return true
+		}
 	}
 	body, p := checkBody(body)
 	if p != nil {
