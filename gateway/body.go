@@ -101,7 +101,7 @@ func wampJSON(args, kwargs []byte) bool {
 }
 
 func problemNotWAMP() *problem {
-	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, a dictionary key "__proto__", or an integer beyond 8192 bits`)
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, a dictionary key "__proto__", an integer beyond 8192 bits, or a number beyond float64's range (1e400)`)
 }
 
 func skipWS(b []byte, i int) int {
