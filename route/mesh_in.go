@@ -226,21 +226,33 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 // sendRevocation tells ss that the router took it off a registration or
 // subscription (code UNREGISTERED or UNSUBSCRIBED with request 0): the
 // Details name it (key "registration" or "subscription") and the reason
-// (left out when "": a meta API removal without one).
+// (left out when "": a meta API removal without one). A reason that makes
+// the message longer than the peer takes (a RawSocket client's maximum,
+// 512 bytes at the least, against a meta caller's reason of up to 4 KiB)
+// is left out rather than the session ended, as sendMsg ends it for a
+// control message too long.
 func (s *Shard) sendRevocation(ss *Session, code proto.Code, key string, id uint64, reason string) {
-	out := &s.out
-	out.Reset()
-	out.Type = code
-	out.HasDict = true
 	d := map[string]any{key: id}
 	if reason != "" {
 		d["reason"] = reason
+		if _, err := s.encodeSend(ss, revocation(&s.out, ss.ser, code, d), ClassControl); err != ErrPeerTooBig {
+			return
+		}
+		s.r.log.Debug("revocation reason too long for the peer; sent without it", "session", ss.id, "type", code.String(), key, id, "len", len(reason))
+		delete(d, "reason")
 	}
-	raw, err := proto.EncodeValue(ss.ser, d)
-	if err == nil {
+	s.sendMsg(ss, revocation(&s.out, ss.ser, code, d), ClassControl)
+}
+
+// revocation sets out to the revocation code with Details d.
+func revocation(out *proto.Message, ser proto.Serializer, code proto.Code, d map[string]any) *proto.Message {
+	out.Reset()
+	out.Type = code
+	out.HasDict = true
+	if raw, err := proto.EncodeValue(ser, d); err == nil {
 		out.Dict = raw
 	}
-	s.sendMsg(ss, out, ClassControl)
+	return out
 }
 
 // revokeRegistration takes ss off reg without its asking, and tells it

@@ -955,17 +955,9 @@ func (ss *Session) endJoin() {
 // the session, except WELCOME, which the caller shortens: without it the
 // session would be in a state the client does not know.
 func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
-	b, err := s.enc.Append(s.buf[:0], ss.ser, m)
-	if err != nil {
-		return err
-	}
-	err = ss.peer.Send(b, class)
-	s.buf = keepBuf(b)
-	if err == nil {
-		s.countOut(m.Type, len(b))
-	}
+	n, err := s.encodeSend(ss, m, class)
 	if err == ErrPeerTooBig && class == ClassControl && m.Type != proto.CodeWelcome {
-		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", len(b))
+		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", n)
 		if m.Type != proto.CodeAbort && m.Type != proto.CodeGoodbye {
 			s.abort(ss, proto.URIPayloadSizeExceeded, "a "+m.Type.String()+" exceeds the client's maximum message length")
 		}
@@ -973,6 +965,22 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 		ss.finish()
 	}
 	return err
+}
+
+// encodeSend is sendMsg without its ending the session: a message too long
+// for the peer only returns ErrPeerTooBig, for a caller that can send a
+// shorter one instead (sendRevocation). It returns the encoded length.
+func (s *Shard) encodeSend(ss *Session, m *proto.Message, class Class) (int, error) {
+	b, err := s.enc.Append(s.buf[:0], ss.ser, m)
+	if err != nil {
+		return 0, err
+	}
+	err = ss.peer.Send(b, class)
+	s.buf = keepBuf(b)
+	if err == nil {
+		s.countOut(m.Type, len(b))
+	}
+	return len(b), err
 }
 
 // parseFeatures reads the client role features the router acts on. Cold
