@@ -152,15 +152,14 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 	l := reg.list()
 	e := MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke, Callees: l.len()}
-	i := 0
-	for c := range l.all() {
-		i++
-		if i == 1 || c.at < e.First {
-			e.First = c.at
-		}
-		if c.at > e.Last {
-			e.Last = c.at
-		}
+	if n := l.len(); n > 0 {
+		// The list is in REGISTER order, and its first (last) callee is
+		// the one this node's first (last) pick takes (pickCallee,
+		// nextUntried; meshRebuild ranks the node by it too): its time is
+		// what the other nodes compare. Not the earliest and latest found
+		// by a walk of the whole list under the lock, which made every
+		// REGISTER, UNREGISTER and leave O(callees) on a mesh.
+		e.First, e.Last = l.at(0).at, l.at(n-1).at
 	}
 	rm.r.mesh.Registered(rm.name, e)
 	if l.len() == 0 && reg.invoke == proto.InvokeSingle {
