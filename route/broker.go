@@ -392,6 +392,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		}
 		if s.r.mesh != nil {
 			s.r.mesh.Subscribe(rm.name, match, uri)
+			rm.leaveInterest(match, uri, 1)
 		}
 	}
 	// The session's own table, not a walk of the subscribers: a
@@ -558,6 +559,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 		deleted = true
 		if s.r.mesh != nil {
 			s.r.mesh.Unsubscribe(rm.name, sub.match, sub.uri)
+			rm.leaveInterest(sub.match, sub.uri, -1)
 		}
 	}
 	rm.mu.Unlock()

@@ -88,7 +88,10 @@ import (
 // seconds, configurable) and calls MeshNodeDown: the node's directory
 // entries leave the tables, every call this node had sent to it fails with
 // wamp.error.canceled, and every invocation its callers had made here is
-// interrupted (killnowait) or forgotten. Nothing is left pending.
+// interrupted (killnowait) or forgotten. Nothing is left pending. Once
+// every event the node sent before has been delivered, the mesh calls
+// MeshSessionsGone: the node's sessions that did not announce their
+// on_leave are announced to this node's subscribers (mesh_presence.go).
 //
 // # Exclusive registrations
 //
@@ -120,7 +123,9 @@ import (
 //     answers. Registration lookups are answered locally (the directory has
 //     them). Meta events are ordinary publications and cross the mesh as
 //     such; each node announces its own sessions, registrations and
-//     subscriptions.
+//     subscriptions, but for the on_leave of a node that left without
+//     closing its sessions, which every node with a local on_leave
+//     subscriber announces to its own (mesh_presence.go).
 //   - Session ids stay unique mesh-wide: with a mesh, an id is 43 random
 //     bits followed by the node's 10-bit slot (AttachMesh). Registration
 //     and subscription ids are derived from (realm, match, URI), so that
@@ -290,6 +295,15 @@ type MeshStats struct {
 	// answers to other nodes' get_retained gathers because an answer
 	// holds at most maxRetainedAnswer bytes.
 	RetainedLeftOut atomic.Uint64
+	// PresenceUntracked counts other nodes' sessions left out of those
+	// whose on_leave this node announces when their node leaves without
+	// closing them (past maxPresence in a realm, or past what a node puts
+	// in its answer), and trackings that could not start complete
+	// (mesh_presence.go).
+	PresenceUntracked atomic.Uint64
+	// PresenceAnnounced counts the on_leave this node announced to its
+	// subscribers for sessions of nodes that left the mesh.
+	PresenceAnnounced atomic.Uint64
 }
 
 // AttachMesh joins the router to a mesh as the node name (unique in the

@@ -130,7 +130,11 @@ func (mm *memMesh) kill(i int) {
 	for _, n := range mm.nodes {
 		if n != mm.nodes[i] {
 			id := mm.nodes[i].id
-			n.dispatch(func() { n.e.r.MeshNodeDown(id) })
+			slot := MeshSlot(mm.nodes[i].name)
+			n.dispatch(func() {
+				n.e.r.MeshNodeDown(id)
+				n.e.r.MeshSessionsGone(id, slot)
+			})
 		}
 	}
 	mm.sync()

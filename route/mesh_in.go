@@ -109,8 +109,8 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 // MeshNodeDown tells the router that node left the mesh (it died, it was
 // cut off, or it shut down): its registrations leave the tables, the calls
 // sent to it fail with wamp.error.canceled and the invocations its callers
-// made here are interrupted or forgotten. Safe for concurrent use; it
-// never blocks.
+// made here are interrupted or forgotten. The on_leave of its sessions
+// wait for MeshSessionsGone. Safe for concurrent use; it never blocks.
 func (r *Router) MeshNodeDown(node MeshNode) {
 	if r.ms == nil || node == 0 {
 		return
@@ -147,6 +147,9 @@ func (r *Router) meshEvent(env []byte) {
 		return
 	}
 	p.c.buf = env // counts the payload in the retained budget
+	if pr := rm.pres.Load(); pr != nil {
+		rm.presenceEvent(pr, p)
+	}
 	if p.retained {
 		kept := *p
 		kept.excludeMe = false

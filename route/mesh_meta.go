@@ -327,6 +327,10 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	case metaRetainedDrop:
 		s.dropRetainedCopies(rm, args)
 		return nil
+	case metaSessions:
+		return s.answerSessions(rm)
+	case metaSessionsHeld:
+		return s.answerSessionsHeld(rm, args)
 	}
 	if meshMeta[proc] == nil {
 		return nil

@@ -28,8 +28,14 @@ const metaSer = proto.MsgPack
 // metaEvent publishes a router-originated event to the realm. It costs one
 // cached lookup when nobody subscribed.
 func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
+	s.metaEventTo(rm, topic, s.r.mesh != nil, args...)
+}
+
+// metaEventTo publishes a router-originated event to this node's
+// subscribers, and to the other nodes' when mesh is set.
+func (s *Shard) metaEventTo(rm *Realm, topic string, mesh bool, args ...any) {
 	subs := rm.lookupSubs(s.idx, []byte(topic))
-	if len(subs) == 0 && s.r.mesh == nil {
+	if len(subs) == 0 && !mesh {
 		return
 	}
 	raw, err := proto.EncodeValue(metaSer, args)
@@ -41,7 +47,7 @@ func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
 	if len(subs) > 0 {
 		s.fanout(p, subs)
 	}
-	if s.r.mesh != nil {
+	if mesh {
 		s.meshPublish(rm, p, false)
 	}
 }

@@ -37,6 +37,11 @@ type Realm struct {
 	// of, wildSubs the wildcard subscriptions: the patterns its sessions
 	// put in the tables (Config.MaxRealmWildcard*).
 	wildRegs, wildSubs int
+	// leaveSubs counts the subscriptions in subs that match
+	// wamp.session.on_leave (mesh only); pres is the record of the other
+	// nodes' sessions kept while there are any (mesh_presence.go).
+	leaveSubs int
+	pres      atomic.Pointer[presence]
 
 	// regLog and subLog number and keep the changes to regs and subs,
 	// which the shards' caches follow (l1log).
