@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // The receive side. nats.go hands the messages of the node's
@@ -160,7 +162,7 @@ func (q *inq) push(ms []*nats.Msg) (dropped int) {
 		if q.me != "" {
 			cl = controlClass(m.Subject, q.me)
 		}
-		if b.used+c > b.lim[cl] {
+		if b.used+c > b.lim[cl] && !isGone(m) {
 			dropped++
 			continue
 		}
@@ -291,6 +293,10 @@ func (n *Node) runEvents() {
 					return
 				}
 				cost += msgCost(m)
+				if isGone(m) {
+					n.goneDelivered(m)
+					continue
+				}
 				if isFrame(m.Data) {
 					if unpackFrame(m.Data, n.deliverEvent) != nil {
 						n.stats.BadFrames.Add(1)
@@ -303,5 +309,45 @@ func (n *Node) runEvents() {
 			clear(ms)
 			spare = ms
 		}
+	}
+}
+
+// goneSubject is the subject of the word a node puts in its own event
+// channel when a peer left the mesh (sessionsGone); no NATS message has
+// it (the node's event subscriptions are all under its event root).
+const goneSubject = "ew.local.gone"
+
+// isGone reports whether m is such a word (not from NATS: no Sub).
+func isGone(m *nats.Msg) bool { return m.Sub == nil && m.Subject == goneSubject }
+
+// sessionsGone tells the router, through the event channel, that the
+// sessions of p, which left the mesh, are gone (route.MeshSessionsGone:
+// their on_leave are announced to this node's subscribers): behind every
+// event NATS had handed the node before, so that the on_leave that p sent
+// before it left (a clean shutdown sends one per session, then its
+// goodbye) are applied first, and not announced again. The word is never
+// dropped for the inbound budget (inq.push). When the channel is full it
+// is told at once. Control dispatcher.
+func (n *Node) sessionsGone(p *peer) {
+	if p.slot == 0 {
+		return // never heard: none of its sessions is known
+	}
+	var w wr
+	w.uv(uint64(p.idx))
+	w.uv(uint64(p.slot))
+	select {
+	case n.evCh <- &nats.Msg{Subject: goneSubject, Data: w}:
+	default:
+		n.r.MeshSessionsGone(p.idx, p.slot)
+	}
+}
+
+// goneDelivered hands a sessionsGone word to the router. Event
+// dispatcher.
+func (n *Node) goneDelivered(m *nats.Msg) {
+	r := rd{b: m.Data}
+	idx, slot := r.uv(), r.uv()
+	if r.err == nil && slot <= route.MaxMeshSlot {
+		n.r.MeshSessionsGone(route.MeshNode(idx), uint16(slot))
 	}
 }

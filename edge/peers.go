@@ -21,7 +21,9 @@ import (
 //
 // Every node announces itself on ew.b.h every Heartbeat with its boot id
 // and its directory version. A node unheard of for PeerTimeout is taken
-// for dead: route.MeshNodeDown fails what was exchanged with it. A node
+// for dead: route.MeshNodeDown fails what was exchanged with it, and
+// route.MeshSessionsGone, behind the events it sent (sessionsGone),
+// announces its sessions' on_leave to this node's subscribers. A node
 // whose boot id changed restarted: the old one is dead. A goodbye
 // (ew.b.y) removes a node at once.
 //
@@ -1129,6 +1131,7 @@ func (n *Node) dropPeer(p *peer) {
 	n.peers.publish()
 	n.stats.PeersLost.Add(1)
 	n.r.MeshNodeDown(p.idx)
+	n.sessionsGone(p)
 	if n.claims != nil {
 		n.claims.peerLost(p.name)
 	}

@@ -208,6 +208,15 @@ type MeshStats struct {
 	// whose callers got a partial answer →
 	// edgewamp_mesh_gathers_incomplete_total.
 	GathersIncomplete uint64
+	// PresenceAnnounced: wamp.session.on_leave this node announced to its
+	// subscribers for sessions of nodes that left the mesh without closing
+	// them → edgewamp_mesh_presence_announced_total.
+	PresenceAnnounced uint64
+	// PresenceUntracked: other nodes' sessions whose on_leave this node
+	// would not announce if their node left (past the bound per realm, or
+	// left out of a node's answer), and trackings that could not start
+	// complete → edgewamp_mesh_presence_untracked_total.
+	PresenceUntracked uint64
 	// Disconnects: losses of the NATS connection →
 	// edgewamp_mesh_nats_disconnects_total.
 	Disconnects uint64
@@ -693,6 +702,8 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
 	constMetric(e, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
 	constMetric(e, "edgewamp_mesh_gathers_incomplete_total", "Meta queries and get_retained calls answered without some nodes' answers (mesh.gather_timeout passed).", C, float64(ms.GathersIncomplete))
+	constMetric(e, "edgewamp_mesh_presence_announced_total", "wamp.session.on_leave announced to this node's subscribers for sessions of nodes that left the mesh without closing them.", C, float64(ms.PresenceAnnounced))
+	constMetric(e, "edgewamp_mesh_presence_untracked_total", "Other nodes' sessions whose on_leave this node would not announce if their node left the mesh (past 65,536 per realm, or left out of a node's answer), and trackings that could not start complete.", C, float64(ms.PresenceUntracked))
 	constMetric(e, "edgewamp_mesh_nats_disconnects_total", "Losses of the mesh node's NATS connection.", C, float64(ms.Disconnects))
 	ready := 0.0
 	if ms.ClaimStoreReady {

@@ -99,6 +99,8 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
 		ms.CalleesRevoked = rs.Revoked.Load()
+		ms.PresenceAnnounced = rs.PresenceAnnounced.Load()
+		ms.PresenceUntracked = rs.PresenceUntracked.Load()
 	}
 	return ms
 }

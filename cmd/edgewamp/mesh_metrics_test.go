@@ -55,6 +55,11 @@ func TestMeshMetrics(t *testing.T) {
 			t.Fatalf("edgewamp_mesh_messages_dropped_total{reason=%q} = %v on a quiet mesh, want 0", reason, v)
 		}
 	}
+	for _, name := range []string{"edgewamp_mesh_presence_announced_total", "edgewamp_mesh_presence_untracked_total"} {
+		if v := metricValue(fams, name); v < 0 {
+			t.Fatal("no " + name)
+		}
+	}
 	if v := metricValue(fams, "edgewamp_mesh_gathers_incomplete_total"); v < 0 {
 		t.Fatal("no edgewamp_mesh_gathers_incomplete_total")
 	}
