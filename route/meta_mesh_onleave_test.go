@@ -35,6 +35,20 @@ func leaveEvents(t *testing.T, mm *memMesh, mon *tc, sub uint64) (map[uint64]int
 	}
 }
 
+// announced waits until e's router has announced n on_leave for sessions
+// of nodes that left (with no other node left to check with, the check
+// answers on a goroutine of its own: memMesh's sync does not wait for it).
+func announced(t *testing.T, e *env, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for e.r.MeshStats().PresenceAnnounced.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d on_leave announced after 2 s, want %d", e.r.MeshStats().PresenceAnnounced.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func sortedIDs(m map[uint64]int) []uint64 {
 	var ids []uint64
 	for id := range m {
@@ -136,6 +150,7 @@ func TestMeshOnLeaveTrackingBounded(t *testing.T) {
 	}
 	mm.sync()
 	mm.kill(0)
+	announced(t, es[1], 3)
 	n, _ := leaveEvents(t, mm, mon, sub)
 	if len(n) != 3 {
 		t.Fatalf("5 sessions of a dead node, 3 kept: on_leave for %d", len(n))
@@ -208,6 +223,7 @@ func TestMeshOnLeaveTrackingRacesItsGather(t *testing.T) {
 	mm.sync()
 
 	mm.kill(0)
+	announced(t, es[1], 2)
 	n, _ := leaveEvents(t, mm, mon, sub)
 	if len(n) != 2 || n[stay.id] != 1 || n[joined.id] != 1 {
 		t.Fatalf("node A died: on_leave %v, want once for %d (there before) and %d (joined during the gather), none for %d (left during it)", n, stay.id, joined.id, goes.id)
@@ -228,18 +244,22 @@ func TestMeshOnLeaveTrackingGathersAgain(t *testing.T) {
 	mon := es[1].join(proto.JSON)
 	sub := mon.subscribe(metaSessionOnLeave, nil)
 	mm.sync()
-	if n := es[1].r.MeshPresence("realm1"); n != 0 {
-		t.Fatalf("A did not answer: B keeps %d of its sessions", n)
-	}
-	mm.nodes[0].mute.Store(false)
-	deadline := time.Now().Add(2 * time.Second)
-	for es[1].r.MeshPresence("realm1") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("A answers again: B keeps %d of its sessions after 2 s, want 1", es[1].r.MeshPresence("realm1"))
+	// kept waits until B's tracking, between two gathers, keeps n.
+	kept := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for es[1].r.MeshPresence("realm1") != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: B keeps %d of A's sessions after 2 s, want %d", what, es[1].r.MeshPresence("realm1"), n)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	kept(0, "A does not answer")
+	mm.nodes[0].mute.Store(false)
+	kept(1, "A answers again")
 	mm.kill(0)
+	announced(t, es[1], 1)
 	if n, _ := leaveEvents(t, mm, mon, sub); len(n) != 1 || n[a.id] != 1 {
 		t.Fatalf("node A died: on_leave %v, want %d's once", n, a.id)
 	}
