@@ -57,11 +57,12 @@ func TestClaimOfNoPossibleNodeTakenAtOnce(t *testing.T) {
 	a.n.claims.testHookNext.Store(nil)
 	n := <-held
 	t.Logf("%d claims naming no possible node: %v, %d bytes kept", k, took.Round(time.Millisecond), n)
-	// Taken for lives not heard, the REGISTERs waited peer_timeout (1 s)
-	// by the parked claims' timer whatever the load; taken over at once,
-	// 185–440 ms under -race, and up to 714 ms with the machine's load
-	// average at 15 (a CI run's 600 ms bound failed so at the base).
-	if n > 4096 || took >= time.Second {
+	// Taken for lives not heard, the claims were kept among them (2 MiB
+	// here) and their REGISTERs waited peer_timeout (1 s); taken over at
+	// once, none is kept, and they take 185–440 ms quiet under -race, but
+	// 714 ms at a load average of 15 and 1.19 s in a CI run on a loaded
+	// machine: the bytes kept tell the two apart, the time only alongside.
+	if n > 4096 {
 		t.Fatalf("%d claims naming no possible node took %v (peer_timeout 1s) and left %d KiB kept among the lives not heard", k, took.Round(time.Millisecond), n>>10)
 	}
 }

@@ -652,6 +652,7 @@ func TestMeshRetainedAnswerWarningRateLimited(t *testing.T) {
 	sub := es[1].join(proto.JSON)
 	sub.peer.slow.Store(true) // the subscriber drops the events: only the gathers matter
 	const rounds = 50
+	start := time.Now()
 	for range rounds {
 		id := sub.subscribe(uri, map[string]any{"get_retained": true})
 		for deadline := time.Now().Add(5 * time.Second); mm.nodes[1].gathers.Load() > 0 && time.Now().Before(deadline); {
@@ -676,8 +677,10 @@ func TestMeshRetainedAnswerWarningRateLimited(t *testing.T) {
 	logs.mu.Unlock()
 	left := es[0].r.MeshStats().RetainedLeftOut.Load()
 	t.Logf("%d SUBSCRIBEs with get_retained from one client on node 1: %d warning lines on node 0 (longest %d bytes), %d retained events counted left out", rounds, lines, longest, left)
-	if lines != 1 {
-		t.Fatalf("one client's %d get_retained SUBSCRIBEs wrote %d warning lines on another node, want 1", rounds, lines)
+	// One line per lateLogEvery begun: the 50 rounds take 1–3 s quiet,
+	// and took 13.7 s in a CI run on a loaded machine (two lines).
+	if want := 1 + int(time.Since(start)/lateLogEvery); lines < 1 || lines > want {
+		t.Fatalf("one client's %d get_retained SUBSCRIBEs wrote %d warning lines on another node in %v, want 1 to %d", rounds, lines, time.Since(start).Round(time.Millisecond), want)
 	}
 	if longest > 512 {
 		t.Fatalf("a %d-byte warning line (the URI is %d bytes)", longest, len(uri))
