@@ -197,25 +197,19 @@ type pubFilter struct {
 	hasEligible, hasEligAuthID, hasEligAuthRole bool
 }
 
-// size approximates the bytes f holds (for the shards' event backlog and
-// the realm's retained bytes). A string entry costs its bytes, rounded up
-// to the allocator's 8, and about 48 bytes of map: a set of a million
-// 4-byte authids measured 56 MiB of heap.
+// size is the bytes f holds (for the shards' event backlog and the
+// realm's retained bytes): its arrays' capacities, read without a walk of
+// the entries (it is asked for each held copy of an event, winAdmit).
 func (f *pubFilter) size() int64 {
 	n := int64(8 * (cap(f.exclude) + cap(f.eligible)))
-	for _, set := range [...]strSet{f.excludeAuthID, f.excludeAuthRole, f.eligibleAuthID, f.eligibleAuthRole} {
-		for k := range set {
-			n += int64((len(k)+7)&^7) + 48
-		}
+	for _, set := range [...]*strSet{&f.excludeAuthID, &f.excludeAuthRole, &f.eligibleAuthID, &f.eligibleAuthRole} {
+		n += set.size()
 	}
 	return n
 }
 
-// idSet is a sorted list of distinct ids; strSet a set of strings.
-type (
-	idSet  []uint64
-	strSet map[string]struct{}
-)
+// idSet is a sorted list of distinct ids.
+type idSet []uint64
 
 // idSetOf collects the ids of list k into an idSet. The list is sorted and
 // its duplicates dropped whenever it doubles, so that it holds no more
@@ -241,29 +235,6 @@ func compactIDs(l []uint64) idSet {
 func (set idSet) has(id uint64) bool {
 	_, ok := slices.BinarySearch(set, id)
 	return ok
-}
-
-func (set *strSet) add(b []byte) {
-	if _, ok := (*set)[string(b)]; ok {
-		return // no copy of a repeated entry
-	}
-	if *set == nil {
-		*set = strSet{}
-	}
-	(*set)[string(b)] = struct{}{}
-}
-
-func (set strSet) has(s string) bool {
-	_, ok := set[s]
-	return ok
-}
-
-func strSetOf(l []string) strSet {
-	var set strSet
-	for _, s := range l {
-		set.add([]byte(s))
-	}
-	return set
 }
 
 // hasLists reports whether f holds a black or white list.

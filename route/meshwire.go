@@ -186,11 +186,9 @@ func (w *wbuf) ids(l idSet) {
 	}
 }
 
-func (w *wbuf) strs(set strSet) {
-	w.uv(uint64(len(set)))
-	for v := range set {
-		w.str(v)
-	}
+func (w *wbuf) strs(set *strSet) {
+	w.uv(uint64(set.len()))
+	set.each(w.bytes)
 }
 
 // ---------------------------------------------------------------- reading
@@ -330,17 +328,21 @@ func (r *rbuf) ids() []uint64 {
 	return l
 }
 
-func (r *rbuf) strs() []string {
+// strSet reads a list of strings into a set (the entries' bytes are
+// copied into it).
+func (r *rbuf) strSet() strSet {
+	var set strSet
 	n := r.uv()
 	if n > uint64(len(r.b)) {
 		r.fail()
-		return nil
+		return set
 	}
-	l := make([]string, 0, min(n, envListPrealloc))
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		l = append(l, r.str())
+		if b := r.bytes(); r.err == nil {
+			set.add(b)
+		}
 	}
-	return l
+	return set
 }
 
 // ---------------------------------------------------------------- events
@@ -387,10 +389,10 @@ func appendEvent(dst []byte, realm string, p *publication) []byte {
 		w.byte1(b)
 		w.ids(fl.exclude)
 		w.ids(fl.eligible)
-		w.strs(fl.excludeAuthID)
-		w.strs(fl.excludeAuthRole)
-		w.strs(fl.eligibleAuthID)
-		w.strs(fl.eligibleAuthRole)
+		w.strs(&fl.excludeAuthID)
+		w.strs(&fl.excludeAuthRole)
+		w.strs(&fl.eligibleAuthID)
+		w.strs(&fl.eligibleAuthRole)
 	}
 	return w
 }
@@ -425,10 +427,10 @@ func decodeEvent(env []byte) (realm string, p *publication, err error) {
 		}
 		p.filter.exclude = compactIDs(r.ids())
 		p.filter.eligible = compactIDs(r.ids())
-		p.filter.excludeAuthID = strSetOf(r.strs())
-		p.filter.excludeAuthRole = strSetOf(r.strs())
-		p.filter.eligibleAuthID = strSetOf(r.strs())
-		p.filter.eligibleAuthRole = strSetOf(r.strs())
+		p.filter.excludeAuthID = r.strSet()
+		p.filter.excludeAuthRole = r.strSet()
+		p.filter.eligibleAuthID = r.strSet()
+		p.filter.eligibleAuthRole = r.strSet()
 	}
 	if r.err != nil || len(r.b) != 0 || len(p.topic) == 0 {
 		return "", nil, errEnvelope

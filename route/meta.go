@@ -371,7 +371,7 @@ func argStr(args []any, i int) (string, bool) {
 // roleFilter reads the optional filter_authroles argument (nil: none), as
 // a set: each session of the realm is checked against it once, not against
 // each of the thousands of roles 64 KiB of arguments may list.
-func roleFilter(args []any) (strSet, *metaErr) {
+func roleFilter(args []any) (roleSet, *metaErr) {
 	if len(args) == 0 || args[0] == nil {
 		return nil, nil
 	}
@@ -379,7 +379,7 @@ func roleFilter(args []any) (strSet, *metaErr) {
 	if !ok {
 		return nil, badArg("filter_authroles must be a list of strings")
 	}
-	out := strSet{}
+	out := roleSet{}
 	for _, e := range l {
 		s, ok := e.(string)
 		if !ok {
@@ -388,6 +388,14 @@ func roleFilter(args []any) (strSet, *metaErr) {
 		out[s] = struct{}{}
 	}
 	return out, nil
+}
+
+// roleSet is roleFilter's set of roles.
+type roleSet map[string]struct{}
+
+func (set roleSet) has(s string) bool {
+	_, ok := set[s]
+	return ok
 }
 
 func metaSessionCount(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {

@@ -56,7 +56,10 @@ func TestRetainedFilterCountsInBudget(t *testing.T) {
 		t.Fatalf("heap grew %d bytes holding %d retained events with a %d-byte budget", grown, n, budget)
 	}
 	var refused uint64
-	e.execs[0].do(func() { refused = e.r.Shard(0).stats.RetainRefused.Load() })
+	e.execs[0].do(func() {
+		st := &e.r.Shard(0).stats
+		refused = st.RetainRefused.Load() + st.RetainRefusedPublisher.Load()
+	})
 	if refused == 0 {
 		t.Fatalf("no retained event refused")
 	}
