@@ -98,6 +98,10 @@ type Stats struct {
 	// → edgewamp_testament_bytes.
 	TestamentsRefused Counter
 	TestamentBytes    Gauge
+	// SubscriptionsRefused → edgewamp_subscriptions_refused_total;
+	// SubscriptionBytes → edgewamp_subscription_bytes.
+	SubscriptionsRefused Counter
+	SubscriptionBytes    Gauge
 	// EventsSuperseded → edgewamp_events_superseded_total.
 	EventsSuperseded Counter
 	// TLSConnections: TLS connections open (handshakes included);
@@ -625,6 +629,12 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.TestamentBytes.OK {
 		constMetric(e, "edgewamp_testament_bytes", "Bytes the sessions' testaments hold (topics, payloads, black/white lists, and 96 bytes each), what limits.testament_bytes bounds.", G, st.TestamentBytes.V)
+	}
+	if st.SubscriptionsRefused.OK {
+		constMetric(e, "edgewamp_subscriptions_refused_total", "SUBSCRIBEs refused: the subscriptions' bytes would pass limits.subscription_bytes, or the client address's or authid's quarter of it.", C, float64(st.SubscriptionsRefused.V))
+	}
+	if st.SubscriptionBytes.OK {
+		constMetric(e, "edgewamp_subscription_bytes", "Bytes the sessions' subscriptions are counted for (each session's topic or pattern, and 256 bytes, per subscription it holds), what limits.subscription_bytes bounds.", G, st.SubscriptionBytes.V)
 	}
 	if st.InboundHeld.OK {
 		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)

@@ -334,7 +334,8 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	// The session's bounds are for a subscription it does not have yet:
 	// a SUBSCRIBE to one it has adds nothing and is answered SUBSCRIBED
 	// with its id (before, at the bound it was refused as one too many).
-	if !exists || ss.subs[sub.id].sub != sub {
+	adding := !exists || ss.subs[sub.id].sub != sub
+	if adding {
 		if max := s.r.cfg.MaxSubscriptions; len(ss.subs) >= max {
 			rm.mu.Unlock()
 			s.replyError(ss, proto.CodeSubscribe, m.Request, proto.URIUnavailable, "too many subscriptions for this session (limit "+strconv.Itoa(max)+")")
@@ -354,6 +355,14 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, true, max)
 			return
 		}
+	}
+	// The bytes last: a SUBSCRIBE refused above charges nothing.
+	if adding && !s.r.subBytes.charge(ss.subscriptionOwner(), subCost(uri), s.r.cfg.MaxSubscriptionBytes) {
+		rm.mu.Unlock()
+		s.subscriptionBytesRefused(ss, m.Request)
+		return
+	}
+	if !exists {
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
@@ -497,6 +506,7 @@ func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
 func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
 	ref := ss.subs[sub.id]
 	delete(ss.subs, sub.id)
+	s.r.subBytes.release(ss.subOwner, subCost(sub.uri))
 	if w := ss.winOf(sub); w != nil {
 		s.closeWin(ss, w)
 	}
@@ -897,6 +907,47 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 			"authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "limit", max)
 	}
 	s.replyError(ss, code, req, proto.URIUnavailable, "too many wildcard "+kind+" "+scope+" (limit "+strconv.Itoa(max)+")")
+}
+
+// DefaultSubscriptionBytes is Config.MaxSubscriptionBytes's default.
+const DefaultSubscriptionBytes = 1 << 30
+
+// subOverhead is what a session's hold of a subscription is counted for
+// besides its URI: the subscription, the index entries and the session's
+// table entry, measured at 422 bytes per new subscription of one session
+// (4,430 bytes of heap each with 4 KB URIs), and 60-100 for joining one.
+const subOverhead = 256
+
+// subCost is what a session's hold of a subscription to uri counts in
+// Config.MaxSubscriptionBytes.
+func subCost(uri string) int64 { return int64(len(uri)) + subOverhead }
+
+// subscriptionOwner returns whose share of Config.MaxSubscriptionBytes
+// ss's subscriptions count in, fixed at its first SUBSCRIBE: as the
+// retained share's publisher (retainOwner); none for an InProcessPeer's
+// session (the HTTP gateway's, shared by its clients, bounded by the
+// gateway's own limits), which only the total bounds. Owned by shard.
+func (ss *Session) subscriptionOwner() string {
+	if !ss.subOwnerSet {
+		ss.subOwnerSet = true
+		if _, inProcess := ss.peer.(InProcessPeer); !inProcess {
+			ss.subOwner = ss.retainOwner()
+		}
+	}
+	return ss.subOwner
+}
+
+// subscriptionBytesRefused answers a SUBSCRIBE past
+// Config.MaxSubscriptionBytes, counted; the first refusal of a session is
+// logged (a client that retries must not flood the log).
+func (s *Shard) subscriptionBytesRefused(ss *Session, req uint64) {
+	s.stats.SubscriptionsRefused.Add(1)
+	if ss.wildLogged&4 == 0 {
+		ss.wildLogged |= 4
+		s.r.log.Warn("refusing subscriptions: the router holds as many subscriptions' bytes as it takes, or this client's quarter of them (limits.subscription_bytes; logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.subOwner), "limit", s.r.cfg.MaxSubscriptionBytes)
+	}
+	s.replyError(ss, proto.CodeSubscribe, req, proto.URIUnavailable, "the router holds as many subscriptions as it takes (limits.subscription_bytes, a quarter of it per client address or authid)")
 }
 
 // leaveBroker removes a leaving session from its subscriptions.

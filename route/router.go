@@ -115,6 +115,16 @@ type Config struct {
 	// before, one address's 1,024 connections could hold 8 MiB each.
 	// Default 64 MiB.
 	MaxTestamentBytes int64
+	// MaxSubscriptionBytes bounds the bytes all sessions' subscriptions
+	// hold on the router, each session's hold of a subscription counted
+	// as its topic or pattern and subOverhead bytes, and one owner's (as
+	// MaxTestamentBytes: retainOwner, fixed at the session's first
+	// subscription; none for an InProcessPeer's, which only the total
+	// bounds) at most a quarter of it. Past either, SUBSCRIBE gets ERROR
+	// wamp.error.unavailable. Before, MaxSubscriptions alone bounded them:
+	// 65,536 subscriptions of 4 KiB URIs, 290 MB of heap, per connection,
+	// 1,024 connections per address. Default 1 GiB.
+	MaxSubscriptionBytes int64
 	// MaxConverted bounds a message the router builds by converting a
 	// payload to the peer's serializer (proto.Encoder.MaxConverted):
 	// converting can multiply a payload's length several times (CBOR half
@@ -201,6 +211,9 @@ type Router struct {
 	limiter *authLimiter
 	// testaments counts the bytes testaments hold (Config.MaxTestamentBytes).
 	testaments testamentBudget
+	// subBytes counts the bytes subscriptions hold
+	// (Config.MaxSubscriptionBytes).
+	subBytes testamentBudget
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
@@ -294,6 +307,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxTestamentBytes <= 0 {
 		cfg.MaxTestamentBytes = DefaultTestamentBytes
+	}
+	if cfg.MaxSubscriptionBytes <= 0 {
+		cfg.MaxSubscriptionBytes = DefaultSubscriptionBytes
 	}
 	if cfg.MaxConverted <= 0 {
 		cfg.MaxConverted = 32 << 20

@@ -88,12 +88,16 @@ type Session struct {
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk, up to maxEndedProg: chunks still in flight
 	// for them are dropped, not taken as new calls. nil while none.
-	ended      *endedCalls
-	invs       map[uint64]*inCall // as callee, by INVOCATION request id
-	regs       map[uint64]regRef  // registrations it is a callee of
-	subs       map[uint64]subRef  // subscriptions it is a subscriber of
-	subGen     uint64             // SUBSCRIBEs that made it a subscriber (subRef.gen)
-	testaments *[2][]testament    // detached, destroyed
+	ended  *endedCalls
+	invs   map[uint64]*inCall // as callee, by INVOCATION request id
+	regs   map[uint64]regRef  // registrations it is a callee of
+	subs   map[uint64]subRef  // subscriptions it is a subscriber of
+	subGen uint64             // SUBSCRIBEs that made it a subscriber (subRef.gen)
+	// subOwner: whose share of Config.MaxSubscriptionBytes the
+	// subscriptions count in, fixed at the first one (subscriptionOwner).
+	subOwner    string
+	subOwnerSet bool
+	testaments  *[2][]testament // detached, destroyed
 	// testamentOwner: whose share of Config.MaxTestamentBytes the
 	// testaments count in, fixed at the first one (retainOwner).
 	testamentOwner string
@@ -126,7 +130,8 @@ type Session struct {
 
 	// The wildcard registrations and subscriptions it holds
 	// (Config.MaxWildcard*), and the bounds it was told of in the log
-	// (wildcardRefused).
+	// (wildcardRefused), or that of the subscriptions' bytes (bit 4,
+	// subscriptionBytesRefused).
 	wildRegs, wildSubs int
 	wildLogged         uint8
 }

@@ -141,6 +141,8 @@ type ShardStats struct {
 	RetainRefusedPublisher atomic.Uint64
 	// wamp.session.add_testament calls refused for Config.MaxTestamentBytes.
 	TestamentsRefused atomic.Uint64
+	// SUBSCRIBEs refused for Config.MaxSubscriptionBytes.
+	SubscriptionsRefused atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

@@ -99,6 +99,12 @@ type Stats struct {
 	// TestamentBytes is what testaments hold now, as it counts them.
 	TestamentsRefused uint64
 	TestamentBytes    int64
+	// SubscriptionsRefused counts SUBSCRIBEs refused for
+	// Config.MaxSubscriptionBytes (the router's or the owner's quarter);
+	// SubscriptionBytes is what the sessions' subscriptions hold, as it
+	// counts them.
+	SubscriptionsRefused uint64
+	SubscriptionBytes    int64
 }
 
 // Stats returns the router's counters. It reads each shard's counters
@@ -129,9 +135,13 @@ func (r *Router) Stats() Stats {
 		st.RetainRefusedPublisher += c.RetainRefusedPublisher.Load()
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 		st.TestamentsRefused += c.TestamentsRefused.Load()
+		st.SubscriptionsRefused += c.SubscriptionsRefused.Load()
 	}
 	r.testaments.mu.Lock()
 	st.TestamentBytes = r.testaments.total
 	r.testaments.mu.Unlock()
+	r.subBytes.mu.Lock()
+	st.SubscriptionBytes = r.subBytes.total
+	r.subBytes.mu.Unlock()
 	return st
 }

@@ -48,6 +48,7 @@ func (t *testament) size() int64 {
 
 // testamentBudget counts the bytes of every session's testaments on the
 // router, and each owner's: sessions of every shard add and drop them.
+// The subscriptions' bytes (Router.subBytes) are counted the same way.
 type testamentBudget struct {
 	mu    sync.Mutex
 	total int64

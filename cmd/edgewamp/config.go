@@ -143,6 +143,10 @@ type limitsConfig struct {
 	// All sessions' testaments (route.Config.MaxTestamentBytes); 0: 64 MiB.
 	TestamentBytes size `yaml:"testament_bytes"`
 
+	// All sessions' subscriptions (route.Config.MaxSubscriptionBytes); 0:
+	// 1 GiB.
+	SubscriptionBytes size `yaml:"subscription_bytes"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -729,6 +733,10 @@ func (c *config) validate() error {
 	}
 	// A client's quarter must hold one testament of the largest meta
 	// call's arguments.
+	if sb := c.Limits.SubscriptionBytes; sb != 0 && sb < minSubscriptionBytes {
+		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 60 subscriptions of the longest URI)",
+			formatSize(int64(sb)), formatSize(minSubscriptionBytes)), "limits", "subscription_bytes")
+	}
 	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
 		c.errAt(&errs, fmt.Sprintf("limits.testament_bytes %s is below %s (a client address's or authid's quarter must hold a testament of 64 KiB)",
 			formatSize(int64(tb)), formatSize(minTestamentBytes)), "limits", "testament_bytes")
@@ -827,6 +835,9 @@ const defaultRetainedBytes = 64 << 20
 
 // minTestamentBytes is the least limits.testament_bytes.
 const minTestamentBytes = 1 << 20
+
+// minSubscriptionBytes is the least limits.subscription_bytes.
+const minSubscriptionBytes = 1 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
@@ -1001,6 +1012,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxRetainedPerPublisher:      c.Limits.RetainedEventsPerPublisher,
 		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
 		MaxTestamentBytes:            int64(c.Limits.TestamentBytes),
+		MaxSubscriptionBytes:         int64(c.Limits.SubscriptionBytes),
 	}
 	return rc, nil
 }

@@ -56,6 +56,8 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.RetainedRevoked = gateway.Counter{V: rt.RetainedRevoked, OK: true}
 	st.TestamentsRefused = gateway.Counter{V: rt.TestamentsRefused, OK: true}
 	st.TestamentBytes = gateway.Gauge{V: float64(rt.TestamentBytes), OK: true}
+	st.SubscriptionsRefused = gateway.Counter{V: rt.SubscriptionsRefused, OK: true}
+	st.SubscriptionBytes = gateway.Gauge{V: float64(rt.SubscriptionBytes), OK: true}
 	st.EventsSuperseded = gateway.Counter{V: rt.EventsSuperseded, OK: true}
 	st.AuthSuccesses = make(map[string]uint64, route.NumAuthMethods)
 	st.AuthFailures = make(map[string]uint64, route.NumAuthMethods)

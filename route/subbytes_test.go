@@ -1,0 +1,65 @@
+package route
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The bytes sessions' subscriptions hold are bounded on the router
+// (Config.MaxSubscriptionBytes), a client address or authid at most a
+// quarter of them. Before, only the count was bounded per session
+// (limits.subscriptions, 65,536): one connection's SUBSCRIBEs of 4 KB
+// prefixes held 4,430 bytes of heap each, 290 MB per connection, and an
+// address may open 1,024 (found attacking the broker's per-session
+// bounds with long URIs).
+func TestSubscriptionBytesBounded(t *testing.T) {
+	const budget = 4 << 20
+	e := newEnv(t, 2, func(c *Config) { c.MaxSubscriptionBytes = budget })
+	a := e.connectFrom(0, proto.MsgPack, "198.51.100.7:4000")
+	a.hello("realm1", allFeatures, nil)
+	a.id = a.expect(proto.CodeWelcome).ID
+	long := strings.Repeat("x", 4000)
+	quarter := budget / 4 / (4000 + 8 + subOverhead)
+	var refusedAt int
+	for i := 0; i < 2*quarter; i++ {
+		req := a.nextReq()
+		a.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: a.opts(map[string]any{"match": "prefix"}), URI: []byte(fmt.Sprintf("%s%08d", long, i))})
+		if m := a.recv(); m.Type == proto.CodeError {
+			if string(m.URI) != proto.URIUnavailable {
+				t.Fatalf("SUBSCRIBE %d: ERROR %s, want %s", i, m.URI, proto.URIUnavailable)
+			}
+			refusedAt = i
+			break
+		}
+	}
+	st := e.r.Stats()
+	t.Logf("one address's SUBSCRIBEs of 4 KB: refused at %d (its quarter of %d bytes: %d), %d bytes held, %d refused", refusedAt, budget, quarter, st.SubscriptionBytes, st.SubscriptionsRefused)
+	if refusedAt != quarter || st.SubscriptionsRefused != 1 || st.SubscriptionBytes > budget/4 {
+		t.Fatalf("refused at SUBSCRIBE %d, want %d; %d refused, %d bytes held", refusedAt, quarter, st.SubscriptionsRefused, st.SubscriptionBytes)
+	}
+	// Another connection from the same address shares the quarter; one
+	// from another address has its own, joining a's subscriptions too.
+	a2 := e.connectFrom(1, proto.MsgPack, "198.51.100.7:4001")
+	a2.hello("realm1", allFeatures, nil)
+	a2.expect(proto.CodeWelcome)
+	req := a2.nextReq()
+	other := long + "-a2"
+	a2.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: a2.opts(nil), URI: []byte(other)})
+	a2.expectError(proto.CodeSubscribe, req, proto.URIUnavailable)
+	b := e.connectFrom(1, proto.MsgPack, "203.0.113.9:4000")
+	b.hello("realm1", allFeatures, nil)
+	b.expect(proto.CodeWelcome)
+	for i := 0; i < quarter; i++ {
+		b.subscribe(fmt.Sprintf("%s%08d", long, i), map[string]any{"match": "prefix"})
+	}
+	// What a's session leaves goes back to its address.
+	a.goodbye()
+	e.sync()
+	a2.subscribe(other, nil)
+	if st := e.r.Stats(); st.SubscriptionBytes != int64(quarter)*(4008+subOverhead)+subCost(other) {
+		t.Fatalf("%d bytes held after a left, want b's %d and a2's one", st.SubscriptionBytes, int64(quarter)*(4008+subOverhead))
+	}
+}
