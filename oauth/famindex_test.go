@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -60,17 +59,7 @@ func TestRefreshIndexLivesWithItsLogins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok = keepUsing(tok)
-	for i := range maxRevokedPerUser + 1 {
-		if i > 0 {
-			if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
-				t.Fatalf("round %d: refresh: %v", i, err)
-			}
-		}
-		if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
-			t.Fatalf("round %d: revoke %d", i, st)
-		}
-	}
+	tok, _ = revokeEachRefreshed(t, e, cfg, keepUsing(tok), maxRevokedPerUser+1)
 	if !strings.Contains(e.logs.String(), "login is revoked") {
 		t.Fatal("the per-user bound was not reached")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -183,18 +184,7 @@ func TestRevokedTokensPerLoginBounded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var revoked []string
-			for i := range maxRevokedPerUser + 1 {
-				if i > 0 {
-					if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
-						t.Fatalf("round %d: refresh: %v", i, err)
-					}
-				}
-				if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
-					t.Fatalf("round %d: revoke %d", i, st)
-				}
-				revoked = append(revoked, tok.AccessToken)
-			}
+			tok, revoked := revokeEachRefreshed(t, e, cfg, tok, maxRevokedPerUser+1)
 			es, err := e.store.List(e.ctx(), "rv.")
 			if err != nil {
 				t.Fatal(err)
@@ -357,4 +347,25 @@ func TestRevokedTokensPerClientCountLiveOnly(t *testing.T) {
 	if errors.Is(err, ErrTokenRevoked) {
 		t.Errorf("alice revoking her own token (the client's only live revocation: %d live entries before it) revoked bob's token: %v", live, err)
 	}
+}
+
+// revokeEachRefreshed revokes n access tokens of tok's login one by one
+// (as backend), refreshing the login for each after the first. It returns
+// the login's last token and the access tokens revoked.
+func revokeEachRefreshed(t *testing.T, e *testEnv, cfg *oauth2.Config, tok *oauth2.Token, n int) (*oauth2.Token, []string) {
+	t.Helper()
+	var revoked []string
+	for i := range n {
+		if i > 0 {
+			var err error
+			if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
+				t.Fatalf("round %d: refresh: %v", i, err)
+			}
+		}
+		if st, _ := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec); st != 200 {
+			t.Fatalf("round %d: revoke %d", i, st)
+		}
+		revoked = append(revoked, tok.AccessToken)
+	}
+	return tok, revoked
 }
