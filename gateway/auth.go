@@ -237,12 +237,22 @@ func contains(l []string, s string) bool {
 // bearer tokens).
 func (g *Server) unauthorized(detail, bearerErr string) *problem {
 	p := newProblem(http.StatusUnauthorized, proto.URIAuthenticationRequired, detail)
+	if g.opts.Bearer != nil && bearerErr != "" {
+		p.uri = proto.URIAuthenticationFailed
+	}
+	p.header = map[string]string{"WWW-Authenticate": g.challenge(bearerErr)}
+	return p
+}
+
+// challenge is the WWW-Authenticate value of a 401: the bearer scheme
+// (with the token's error, when bearerErr says one) and, when API keys
+// are configured, their header. Every 401 carries one (RFC 9110 §15.5.2).
+func (g *Server) challenge(bearerErr string) string {
 	var ch []string
 	if g.opts.Bearer != nil {
 		c := `Bearer realm="edgewamp"`
 		if bearerErr != "" {
 			c += `, error="invalid_token", error_description=` + strconv.Quote(bearerErr)
-			p.uri = proto.URIAuthenticationFailed
 		}
 		ch = append(ch, c)
 	}
@@ -252,8 +262,7 @@ func (g *Server) unauthorized(detail, bearerErr string) *problem {
 	if len(ch) == 0 {
 		ch = append(ch, `Bearer realm="edgewamp"`)
 	}
-	p.header = map[string]string{"WWW-Authenticate": strings.Join(ch, ", ")}
-	return p
+	return strings.Join(ch, ", ")
 }
 
 func (g *Server) anonymous(ac *access, realm string, anon *who) (*who, *problem) {

@@ -113,6 +113,12 @@ func newProblem(status int, uri, detail string) *problem {
 // tables, its detail from the first argument when that is a string.
 func (g *Server) wampProblem(uri string, args, kwargs []byte, route map[string]int) *problem {
 	p := &problem{status: g.statusOf(uri, route), uri: uri, args: args, kwargs: kwargs}
+	if p.status == http.StatusUnauthorized {
+		// A callee's (or the router's) authentication error, or an
+		// application error the configuration maps to 401: a 401
+		// carries a challenge (RFC 9110 §15.5.2), as the gateway's own.
+		p.header = map[string]string{"WWW-Authenticate": g.challenge("")}
+	}
 	if len(args) > 2 && args[0] == '[' {
 		var first []json.RawMessage
 		if json.Unmarshal(args, &first) == nil && len(first) > 0 {
