@@ -36,6 +36,7 @@ type DiskStore struct {
 	nrec   int       // records in the file; guarded by mu
 	closed bool      // guarded by mu
 	err    error     // sticky write error; guarded by mu
+	torn   int64     // bytes of a torn last record cut off at open; static
 }
 
 // diskRec is one log record.
@@ -99,7 +100,10 @@ func (s *DiskStore) replay() error {
 			if _, more := r.Peek(1); err == nil && more == nil {
 				return fmt.Errorf("oauth: %s: record %d is corrupt", s.path, line)
 			}
-			// The last record is torn: drop it.
+			// The last record is torn: drop it (TornBytes says so).
+			if st, err := f.Stat(); err == nil {
+				s.torn = st.Size() - good
+			}
 			return os.Truncate(s.path, good)
 		}
 		good += int64(len(b))
@@ -120,6 +124,12 @@ func (s *DiskStore) replay() error {
 	}
 	return nil
 }
+
+// TornBytes returns the bytes of an incomplete last record that opening
+// the store cut off (a crash or power loss in the middle of a write), 0
+// when there was none: the change that record held is lost, which the
+// caller should say (edgewamp logs it).
+func (s *DiskStore) TornBytes() int64 { return s.torn }
 
 // appendRec writes one record. Caller holds mu.
 func (s *DiskStore) appendRec(rec diskRec) (uint64, error) {

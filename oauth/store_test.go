@@ -129,10 +129,14 @@ func TestDiskStoreTornRecord(t *testing.T) {
 	s.Close()
 	path := filepath.Join(dir, "oauth.log")
 	good, _ := os.ReadFile(path)
-	os.WriteFile(path, append(append([]byte(nil), good...), `{"op":"put","k":"rt.c","v":"Y`...), 0o600)
+	const torn = `{"op":"put","k":"rt.c","v":"Y`
+	os.WriteFile(path, append(append([]byte(nil), good...), torn...), 0o600)
 	s, err := oauth.OpenDiskStore(dir)
 	if err != nil {
 		t.Fatalf("open with a torn tail: %v", err)
+	}
+	if n := s.TornBytes(); n != int64(len(torn)) {
+		t.Fatalf("TornBytes %d, want the %d bytes of the torn record", n, len(torn))
 	}
 	if _, err := s.Get(ctx, "rt.b"); err != nil {
 		t.Fatalf("rt.b lost: %v", err)
@@ -147,6 +151,9 @@ func TestDiskStoreTornRecord(t *testing.T) {
 	s, err = oauth.OpenDiskStore(dir)
 	if err != nil {
 		t.Fatalf("reopen after the torn tail was cut: %v", err)
+	}
+	if n := s.TornBytes(); n != 0 {
+		t.Fatalf("TornBytes %d after a clean reopen, want 0", n)
 	}
 	if e, err := s.Get(ctx, "rt.d"); err != nil || string(e.Value) != "d" {
 		t.Fatalf("rt.d after reopen: %q %v", e.Value, err)

@@ -309,6 +309,10 @@ func (o *oauthServer) start(dataDir string) error {
 		}
 		o.disk, opts.Store = s, s
 		state = filepath.Join(dataDir, "oauth")
+		if n := s.TornBytes(); n > 0 {
+			o.log.Warn("oauth: the state's last record was incomplete (a crash or power loss while it was written) and was cut off: the change it held (a token issued, refreshed or revoked at that moment) is lost",
+				"path", filepath.Join(state, "oauth.log"), "bytes", n)
+		}
 	}
 	srv, err := oauth.New(opts)
 	if err != nil {
