@@ -58,6 +58,9 @@ type memNode struct {
 	// gathers counts the node's gathers not yet answered; gathersMax is
 	// the most there were at once.
 	gathers, gathersMax atomic.Int64
+	// queries counts the queries the node's gathers sent (one per other
+	// node asked).
+	queries atomic.Int64
 	// mute, when set, makes the node leave the other nodes' gathers
 	// unanswered (reported missing by name, as edge does after its
 	// gather timeout); unheard > 0 adds nodes not heard from ("").
@@ -381,6 +384,7 @@ func (n *memNode) Gather(env []byte, done func([][]byte, []string)) error {
 
 // askAll sends a query to others, each answer to answer.
 func (n *memNode) askAll(others []*memNode, env []byte, answer func([]byte)) {
+	n.queries.Add(int64(len(others)))
 	for _, o := range others {
 		o := o
 		b := append([]byte(nil), env...)

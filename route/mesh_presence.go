@@ -136,6 +136,33 @@ func (rm *Realm) gatherPresence(pr *presence) {
 	pr.gathering = true
 	pr.left = map[uint64]struct{}{}
 	pr.mu.Unlock()
+	rm.queryPresence(pr)
+}
+
+// queryPresence sends pr's gather, at most one of the realm's per
+// presenceRetry: each makes every other node encode up to
+// maxPresenceAnswer of its sessions on its shard 0, outside the meta
+// calls' walk budget, and a client that subscribed to on_leave and
+// unsubscribed in a loop started a tracking, so a gather, at each turn. A
+// gather due sooner waits (and is dropped if its tracking is by then).
+func (rm *Realm) queryPresence(pr *presence) {
+	for {
+		now := time.Now().UnixNano()
+		last := rm.presGatherAt.Load()
+		if wait := last + int64(presenceRetry) - now; last != 0 && wait > 0 {
+			time.AfterFunc(time.Duration(wait), func() {
+				rm.onShard0(func() {
+					if rm.pres.Load() == pr {
+						rm.queryPresence(pr)
+					}
+				})
+			})
+			return
+		}
+		if rm.presGatherAt.CompareAndSwap(last, now) {
+			break
+		}
+	}
 	q, err := encodeQuery(rm.name, metaSessions, nil, nil)
 	if err == nil {
 		err = rm.r.mesh.Gather(q, func(answers [][]byte, missing []string) {

@@ -264,3 +264,35 @@ func TestMeshOnLeaveTrackingGathersAgain(t *testing.T) {
 		t.Fatalf("node A died: on_leave %v, want %d's once", n, a.id)
 	}
 }
+
+// A client that subscribes to on_leave and unsubscribes in a loop starts
+// a tracking, so a gather of every other node's sessions, at each turn:
+// each makes every other node encode up to 4 MiB of its sessions on its
+// shard 0, outside the meta calls' walk budget. A realm sends at most one
+// such gather per presenceRetry; the last tracking still starts complete.
+// Before, 40 turns sent 40 gathers.
+func TestMeshOnLeaveTrackingChurnGathersSpaced(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	es[0].join(proto.JSON)
+	es[0].join(proto.JSON)
+	mm.sync()
+	mon := es[1].join(proto.JSON)
+	const turns = 40
+	for range turns {
+		id := mon.subscribe(metaSessionOnLeave, nil)
+		req := mon.nextReq()
+		mon.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: req, ID: id})
+		mon.expect(proto.CodeUnsubscribed)
+	}
+	mon.subscribe(metaSessionOnLeave, nil)
+	deadline := time.Now().Add(3 * time.Second)
+	for es[1].r.MeshPresence("realm1") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("B keeps %d of A's 2 sessions 3 s after the churn", es[1].r.MeshPresence("realm1"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if q := mm.nodes[1].queries.Load(); q > 3 {
+		t.Fatalf("%d turns of subscribing to on_leave sent %d gathers of A's sessions, want at most 3", turns, q)
+	}
+}

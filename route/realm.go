@@ -42,6 +42,9 @@ type Realm struct {
 	// nodes' sessions kept while there are any (mesh_presence.go).
 	leaveSubs int
 	pres      atomic.Pointer[presence]
+	// presGatherAt is when (unix ns) the realm last asked the other nodes
+	// for their sessions (queryPresence).
+	presGatherAt atomic.Int64
 
 	// regLog and subLog number and keep the changes to regs and subs,
 	// which the shards' caches follow (l1log).
