@@ -28,11 +28,7 @@ func killNode(tn *tnode) {
 // README says a claim of a life seen to end is taken over at once.
 func TestClaimOfAnEarlierLifeSeenToEndTakenAtOnce(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL = url })
-	c := startNode(t, "c", func(o *Options) { o.NatsURL = url })
-	waitMesh(t, a, c)
-	waitClaims(t, 10*time.Second, a, c)
+	url, a, c := jsPair(t, "a", "c")
 	ctx := ctxT(t, 20*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {

@@ -16,10 +16,30 @@ import (
 
 // jsServer starts a NATS server with JetStream on loopback for nodes that
 // join it with NatsURL (a node then starts, and restarts, at once).
-func jsServer(t *testing.T) string {
+func jsServer(t *testing.T) string { return jsServerWith(t, nil) }
+
+// jsPair starts a jsServer and two nodes named x and y on it, heard by
+// each other, their claim stores ready; url is the server's, for a node
+// restarted on it.
+func jsPair(t *testing.T, x, y string) (url string, a, b *tnode) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
+	url = jsServer(t)
+	a = startNode(t, x, func(o *Options) { o.NatsURL = url })
+	b = startNode(t, y, func(o *Options) { o.NatsURL = url })
+	waitMesh(t, a, b)
+	waitClaims(t, 10*time.Second, a, b)
+	return url, a, b
+}
+
+// jsServerWith is jsServer with the server's options changed by mutate.
+func jsServerWith(t *testing.T, mutate func(*server.Options)) string {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()}
+	if mutate != nil {
+		mutate(o)
+	}
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +64,7 @@ func jsServer(t *testing.T) string {
 // is refused.
 func TestClaimOfARestartedLifeNotHeardYetIsKept(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL = url })
-	c := startNode(t, "c", func(o *Options) { o.NatsURL = url })
-	waitMesh(t, a, c)
-	waitClaims(t, 10*time.Second, a, c)
+	url, a, c := jsPair(t, "a", "c")
 	ctx := ctxT(t, 20*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	// a hears nothing for a moment (a busy dispatcher, heartbeats on
@@ -98,11 +114,7 @@ func TestClaimOfARestartedLifeNotHeardYetIsKept(t *testing.T) {
 // conflict is now revoked only when it lasts.
 func TestStaleDirectoryEntryDoesNotRevokeTheClaimHolder(t *testing.T) {
 	t.Parallel()
-	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL = url })
-	b := startNode(t, "b", func(o *Options) { o.NatsURL = url })
-	waitMesh(t, a, b)
-	waitClaims(t, 10*time.Second, a, b)
+	_, a, b := jsPair(t, "a", "b")
 	ctx := ctxT(t, 20*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: []any{"b"}}, nil

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
@@ -72,17 +70,7 @@ func TestClaimOfACrashedNodeDoesNotOutliveItsRestart(t *testing.T) {
 // procedure.
 func TestDuplicateNodeNameKeepsSingleExclusive(t *testing.T) {
 	t.Parallel()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("the external NATS server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	url := s.ClientURL()
+	url := jsServer(t)
 	logs1, logs2 := &lockedBuf{}, &lockedBuf{}
 	a1 := startNode(t, "a", func(o *Options) { o.NatsURL, o.Logger = url, slog.New(slog.NewTextHandler(logs1, nil)) })
 	a2 := startNode(t, "a", func(o *Options) { o.NatsURL, o.Logger = url, slog.New(slog.NewTextHandler(logs2, nil)) })

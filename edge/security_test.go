@@ -192,17 +192,7 @@ func testTLS(t *testing.T) (mesh, foreign *tls.Config) {
 // a standalone server with JetStream), and route through it.
 func TestNatsURL(t *testing.T) {
 	t.Parallel()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), Authorization: "ext-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("the external NATS server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	url := s.ClientURL()
+	url := jsServerWith(t, func(o *server.Options) { o.Authorization = "ext-token" })
 	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
 	b := startNode(t, "b", func(o *Options) { o.NatsURL, o.Token = url, "ext-token" })
 	waitMesh(t, a, b)
