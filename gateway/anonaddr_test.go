@@ -44,13 +44,7 @@ func TestAnonymousInFlightPerAddress(t *testing.T) {
 	}
 	callee := e.dial("realm1", proto.JSON)
 	release := make(chan struct{})
-	e.register(callee, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return &client.Result{Args: []any{"done"}}, nil
-	})
+	e.register(callee, "com.hang", hangUntil(release))
 	e.register(callee, "com.never", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -235,5 +229,17 @@ func TestClientAddr(t *testing.T) {
 		if (identity{method: m}).unauthenticated() {
 			t.Errorf("%s: counted per address", m)
 		}
+	}
+}
+
+// hangUntil is a handler that answers "done" once release is closed (or
+// its call ends).
+func hangUntil(release <-chan struct{}) client.Handler {
+	return func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &client.Result{Args: []any{"done"}}, nil
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -50,13 +49,7 @@ func TestTrustedProxyClientsApart(t *testing.T) {
 	})
 	callee := e.dial("realm1", proto.JSON)
 	release := make(chan struct{})
-	e.register(callee, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return &client.Result{Args: []any{"done"}}, nil
-	})
+	e.register(callee, "com.hang", hangUntil(release))
 	proxy, direct := addrClient(t, "127.0.0.2"), addrClient(t, "127.0.0.3")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
