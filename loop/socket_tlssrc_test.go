@@ -196,6 +196,13 @@ func TestTLSHandshakesPerAddress(t *testing.T) {
 	if _, err := joinTLSFrom(t, "127.0.0.1", s.url, cert.clientFor(0), ioTimeout); err != nil {
 		t.Fatal(err)
 	}
+	// The joined handshake's goroutine releases its count once it returns,
+	// which can be after the WELCOME reached the client (a loaded machine
+	// deschedules it): the 4 below must not race it.
+	eventually(t, ioTimeout, "the joined handshake's count released", func() bool {
+		n, _ := s.e.tlsSrcCount("127.0.0.1")
+		return n == 0
+	})
 	for range 4 {
 		stallFrom(t, "127.0.0.1", s.url, hello)
 	}
