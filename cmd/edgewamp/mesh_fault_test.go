@@ -130,6 +130,19 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A presence service on C: B's sessions, which cannot say goodbye,
+	// are announced gone once each, and A's and C's are not.
+	var leftMu sync.Mutex
+	left := map[uint64]int{}
+	presC := c.dial(c.rs(), proto.JSON)
+	defer presC.Close()
+	if _, err := presC.Subscribe(ctx, "wamp.session.on_leave", func(e *client.Event) {
+		leftMu.Lock()
+		left[uint64(toI64(e.Args[0]))]++
+		leftMu.Unlock()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
 	pub := a.dial(a.rs(), proto.MsgPack)
 	defer pub.Close()
 	meshEventually(t, 10*time.Second, func() error {
@@ -216,6 +229,15 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 	trA.settle.Store(settle)
 	trC.settle.Store(settle)
 	t.Logf("SIGKILL: the last of %d calls in flight got its ERROR after %v; the node's registrations were gone from A after %v", inflight, last.Round(time.Millisecond), gone.Round(time.Millisecond))
+	meshEventually(t, 10*time.Second, func() error {
+		leftMu.Lock()
+		defer leftMu.Unlock()
+		if left[calleeB.ID()] == 0 {
+			return fmt.Errorf("no wamp.session.on_leave on C for B's session %d (got %v)", calleeB.ID(), left)
+		}
+		return nil
+	})
+	t.Logf("SIGKILL: on_leave of B's session on C after %v", time.Since(killed).Round(time.Millisecond))
 	if last > 4*time.Second || gone > 4*time.Second {
 		t.Errorf("after SIGKILL: errors after %v, registrations gone after %v; want within 3 s", last, gone)
 	}
@@ -277,6 +299,18 @@ func TestMeshSIGKILLAndRestart(t *testing.T) {
 		tr.mu.Unlock()
 	}
 	t.Logf("events A -> C through the kill and restart: %d, none lost or duplicated", seq.Load())
+	leftMu.Lock()
+	for id, n := range left {
+		switch {
+		case id == calleeB.ID():
+			if n != 1 {
+				t.Errorf("on_leave of B's session %d on C %d times, want once", id, n)
+			}
+		case id == callerA.ID() || id == callerC.ID() || id == pub.ID() || id == subC.ID() || id == calleeC.ID():
+			t.Errorf("on_leave on C of session %d, which is still open on a live node", id)
+		}
+	}
+	leftMu.Unlock()
 	for _, p := range []*meshProc{a, c} {
 		if l := p.logs(); strings.Contains(l, "panic") || strings.Contains(l, "DATA RACE") {
 			t.Errorf("%s:\n%s", p.name, tail(l, 40))
