@@ -228,6 +228,11 @@ func (n *Node) runPump(ch <-chan *nats.Msg, q *inq, dropped *atomic.Uint64) {
 	defer n.wg.Done()
 	batch := make([]*nats.Msg, 0, pumpBatch)
 	for {
+		if ch == n.evCh {
+			if h := n.testHookEventPump.Load(); h != nil { // tests only
+				(*h)()
+			}
+		}
 		select {
 		case <-n.stop:
 			return
@@ -326,8 +331,8 @@ func isGone(m *nats.Msg) bool { return m.Sub == nil && m.Subject == goneSubject 
 // event NATS had handed the node before, so that the on_leave that p sent
 // before it left (a clean shutdown sends one per session, then its
 // goodbye) are applied first, and not announced again. The word is never
-// dropped for the inbound budget (inq.push). When the channel is full it
-// is told at once. Control dispatcher.
+// dropped for the inbound budget (inq.push), nor put ahead of them when the
+// channel is full. Control dispatcher.
 func (n *Node) sessionsGone(p *peer) {
 	if p.slot == 0 {
 		return // never heard: none of its sessions is known
@@ -335,10 +340,21 @@ func (n *Node) sessionsGone(p *peer) {
 	var w wr
 	w.uv(uint64(p.idx))
 	w.uv(uint64(p.slot))
+	m := &nats.Msg{Subject: goneSubject, Data: w}
 	select {
-	case n.evCh <- &nats.Msg{Subject: goneSubject, Data: w}:
+	case n.evCh <- m:
 	default:
-		n.r.MeshSessionsGone(p.idx, p.slot)
+		// The channel is full (its pump starved): the word must still go
+		// behind the node's last events, or it overtakes the on_leave of
+		// a session that closed just before and that session is announced
+		// twice. A goroutine waits for room (at most one per node lost
+		// while the channel is full; gone at Shutdown).
+		go func() {
+			select {
+			case n.evCh <- m:
+			case <-n.stop:
+			}
+		}()
 	}
 }
 

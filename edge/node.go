@@ -98,6 +98,9 @@ type Node struct {
 	// testHookEvents, set by tests only, runs on the event dispatcher
 	// before each batch: a test stalls the dispatcher with it.
 	testHookEvents atomic.Pointer[func()]
+	// testHookEventPump, set by tests only, runs on the events' pump
+	// before it takes the next batch from evCh: a test fills evCh with it.
+	testHookEventPump atomic.Pointer[func()]
 	// testHookControl, set by tests only, runs on the control dispatcher
 	// before each batch, with it.
 	testHookControl atomic.Pointer[func([]*nats.Msg)]

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -191,6 +193,72 @@ func TestOnLeaveOfACleanlyStoppedNodeOnce(t *testing.T) {
 	for _, s := range sess {
 		if k := l.count(s.ID()); k != 1 {
 			t.Fatalf("on_leave of a's session %d %d times, want once (%v)", s.ID(), k, l.n)
+		}
+	}
+}
+
+// TestOnLeaveOnceAfterAFullEventChannel: the word that a dead node's
+// sessions are gone goes behind the node's last events even when the
+// event channel is full (its pump starved): handed to the router at once,
+// it overtook a's on_leave of a session that closed just before a died,
+// and b announced that session again (twice in all).
+func TestOnLeaveOnceAfterAFullEventChannel(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) {
+		o.Heartbeat = 100 * time.Millisecond
+		o.PeerTimeout = time.Second
+	}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 20*time.Second)
+	var sess []*client.Session
+	for i := 0; i < 3; i++ {
+		sess = append(sess, a.dial(a.ws(), proto.JSON))
+	}
+	l := &leaveLog{n: map[uint64]int{}}
+	s := b.dial(b.ws(), proto.JSON)
+	if _, err := s.Subscribe(ctx, "wamp.session.on_leave", l.on, nil); err != nil {
+		t.Fatal(err)
+	}
+	tracked(t, b, 3)
+
+	// b's event pump starved: a's on_leave of sess[0] waits in evCh,
+	// which then fills.
+	gate := make(chan struct{})
+	stall := func() { <-gate }
+	b.n.testHookEventPump.Store(&stall)
+	b.n.evCh <- &nats.Msg{Subject: "ew.test.nudge"} // the pump takes it, then waits at the hook
+	closed := sess[0].ID()
+	queued := len(b.n.evCh)
+	sess[0].Close()
+	eventually(t, 5*time.Second, func() error {
+		if len(b.n.evCh) == queued {
+			return errNotYet
+		}
+		return nil
+	})
+	for len(b.n.evCh) < cap(b.n.evCh) {
+		b.n.evCh <- &nats.Msg{Subject: "ew.test.filler"}
+	}
+	a.n.nc.Close() // killed
+	eventually(t, 5*time.Second, func() error {
+		if len(b.n.Peers()) != 0 {
+			return errNotYet
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // without the fix, the gone word's check and announcement
+	b.n.testHookEventPump.Store(nil)
+	close(gate)
+	eventually(t, 5*time.Second, func() error {
+		if l.total() < 3 {
+			return errNotYet
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // any copy
+	for _, s := range sess {
+		if k := l.count(s.ID()); k != 1 {
+			t.Fatalf("on_leave of a's session %d %d times, want once (closed before the kill: %d; %v)", s.ID(), k, closed, l.n)
 		}
 	}
 }
