@@ -373,8 +373,15 @@ func (n *Node) startServer() error {
 	// JetStream (the claim store) runs on the nodes of a cluster and on
 	// hubs; an edge node reaches the hub's through its leaf link, and a
 	// cluster node that lists no routes (it only accepts them) uses its
-	// peers' (NATS needs configured routes for clustered JetStream).
-	if len(o.Cluster.Routes) > 0 || o.Leaf.Listen != "" && o.Cluster.Listen == "" {
+	// peers' (NATS needs configured routes for clustered JetStream). A
+	// node that dials a hub (leaf.remotes) runs none, whatever else it
+	// does: the mesh has one store, at the root of its leaf tree. Before,
+	// a node in the middle of the tree (leaf.remotes and leaf.listen) or
+	// a cluster of edges ran one of its own in the mesh's one domain,
+	// which it and the nodes below it used instead of the hub's: a single
+	// procedure was exclusive on each side of that leaf link only, and the
+	// shared OAuth2 state was two (TestMidTierLeafUsesTheRootStore).
+	if len(o.Leaf.Remotes) == 0 && (len(o.Cluster.Routes) > 0 || o.Leaf.Listen != "" && o.Cluster.Listen == "") {
 		dir, own, err := o.storeDir()
 		if err != nil {
 			return fmt.Errorf("edge: JetStream store: %w", err)
