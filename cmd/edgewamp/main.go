@@ -206,6 +206,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.Mesh.cleartextWarning(); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	if w := cfg.Mesh.openWarning(); w != "" {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.cleartextWarnings(true) {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
@@ -284,6 +287,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}
 	if w := cfg.Mesh.cleartextWarning(); w != "" {
+		log.Warn(w)
+	}
+	if w := cfg.Mesh.openWarning(); w != "" {
 		log.Warn(w)
 	}
 	for _, w := range cfg.proxyWarnings() { // the lists apply at a restart only

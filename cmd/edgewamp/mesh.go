@@ -166,6 +166,41 @@ func (m *meshConfig) cleartextWarning() string {
 		"): anyone on the path can read it and join the mesh; set mesh.tls (cert, key, ca), or keep these addresses on loopback or a network you trust"
 }
 
+// openWarning says, when a mesh port on an address other hosts reach
+// admits any node, which ports, or "": cluster.listen and leaf.listen,
+// without a credential (mesh.credentials) and without mesh.tls with a ca
+// (TLS without one admits any node that speaks it). Whatever reaches such
+// a port joins the mesh as a node, which the others trust entirely
+// (README, Mesh, "Trust between nodes"). Not refused, as clear text is
+// not: a lab or a private network may do without; run and check-config
+// say it. Before, nothing did, and README's command-line examples
+// (-cluster-listen 0.0.0.0:7222, -leaf-listen 0.0.0.0:7422; no flag takes
+// a credential) made such a mesh.
+func (m *meshConfig) openWarning() string {
+	if !m.enabled() {
+		return ""
+	}
+	if c := m.Credentials; c.Token != "" || c.TokenEnv != "" || c.NKeySeed != "" || c.NKeySeedFile != "" {
+		return ""
+	}
+	if m.TLS != nil && m.TLS.CA != "" {
+		return ""
+	}
+	var where []string
+	for _, l := range [...]struct{ key, addr string }{{"cluster.listen", m.Cluster.Listen}, {"leaf.listen", m.Leaf.Listen}} {
+		if l.addr != "" && exposedListenAddr(l.addr) {
+			where = append(where, l.key+" "+l.addr)
+		}
+	}
+	if len(where) == 0 {
+		return ""
+	}
+	return "mesh: without mesh.credentials or mesh.tls with a ca, " + strings.Join(where, ", ") +
+		" admits any node that reaches it: it joins the mesh as a node, calls and registers any procedure, publishes and receives in every realm," +
+		" and reads the shared state (the single registrations' claims, the OAuth2 signing keys); set mesh.credentials (token_env or nkey_seed_file," +
+		" the same on every node) or mesh.tls with a ca, or keep these addresses on loopback or a network you trust"
+}
+
 // loopbackHost reports whether a host (an address's or a URL's) is
 // loopback: localhost or a loopback IP. An empty host, 0.0.0.0 or :: (every
 // interface) and other names are not.

@@ -262,3 +262,53 @@ func TestMeshCleartextWarning(t *testing.T) {
 		t.Fatalf("run did not warn:\n%s", r.logs())
 	}
 }
+
+// A mesh port (cluster.listen, leaf.listen) on an address other hosts
+// reach, without a credential (mesh.credentials) or mesh.tls with a ca,
+// admits any node that reaches it, which then joins the mesh as a node:
+// check-config and run say so, naming the ports (a warning, not a
+// refusal, as for clear text: a lab or a private network may do
+// without). README's own command-line examples (-cluster-listen
+// 0.0.0.0:7222, -leaf-listen 0.0.0.0:7422, no flag for a credential) made
+// such a mesh, and nothing said it. On loopback, with a credential, or
+// with mutual TLS, nothing is said; TLS without a ca admits any node that
+// speaks it, so it is said.
+func TestMeshOpenPortWarning(t *testing.T) {
+	t.Setenv("EDGEWAMP_MESH_TOKEN", sampleMeshToken)
+	pki := newMeshPKI(t)
+	cert, key := pki.node(t, "hub")
+	const warning = "admits any node that reaches it"
+	cases := []struct {
+		name, body string
+		want       string // the ports in the warning; "" for none
+	}{
+		{"routes on every interface", "mesh: {node: a, cluster: {listen: \"0.0.0.0:7222\", routes: [\"nats://10.0.0.2:7222\"]}}\n", "cluster.listen 0.0.0.0:7222"},
+		{"hub on no host", "mesh: {node: hub, leaf: {listen: \":7422\"}}\n", "leaf.listen :7422"},
+		{"both", "mesh: {node: hub, cluster: {listen: \"192.0.2.7:7222\"}, leaf: {listen: \"[::]:7422\"}}\n", "cluster.listen 192.0.2.7:7222, leaf.listen [::]:7422"},
+		{"tls without ca", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, tls: {cert: " + cert + ", key: " + key + "}}\n", "leaf.listen 0.0.0.0:7422"},
+		{"tls with ca", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, tls: {cert: " + cert + ", key: " + key + ", ca: " + pki.ca + "}}\n", ""},
+		{"a token", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, credentials: {token_env: EDGEWAMP_MESH_TOKEN}}\n", ""},
+		{"loopback", "mesh: {node: a, cluster: {listen: \"127.0.0.1:7222\", routes: [\"nats://localhost:7223\"]}, leaf: {listen: \"localhost:7422\"}}\n", ""},
+		{"an edge only dials", "mesh: {node: a, leaf: {remotes: [\"nats://10.0.0.2:7422\"]}}\n", ""},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			p := writeFile(t, "node.yaml", k.body)
+			_, e, code := runCLI("check-config", p)
+			if code != 0 {
+				t.Fatalf("check-config: exit %d: %s", code, e)
+			}
+			if k.want == "" && strings.Contains(e, warning) ||
+				k.want != "" && !strings.Contains(e, "warning: mesh: without mesh.credentials or mesh.tls with a ca, "+k.want+" "+warning) {
+				t.Fatalf("check-config's stderr:\n%s\nwant a warning naming %q (none if empty)", e, k.want)
+			}
+		})
+	}
+	// run, as README's example starts a hub (on port 0): the warning comes
+	// at start.
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-node", "hub", "-leaf-listen", "0.0.0.0:0"))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), `level=WARN msg="mesh: without mesh.credentials or mesh.tls with a ca, leaf.listen 0.0.0.0:0 `+warning) {
+		t.Fatalf("run did not warn:\n%s", r.logs())
+	}
+}
