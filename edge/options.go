@@ -187,6 +187,17 @@ func (o *Options) check() error {
 	case o.NatsURL == "" && !embedded:
 		errs = append(errs, errors.New("edge: a mesh needs cluster, leaf or nats_url"))
 	}
+	// The embedded server refuses these cluster names when it starts (run
+	// said "edge: NATS server: cluster name cannot contain spaces" after
+	// check-config had taken the file).
+	if o.Cluster.Listen != "" {
+		switch {
+		case strings.Contains(o.Cluster.Name, " "):
+			errs = append(errs, fmt.Errorf("edge: cluster.name %q must not contain spaces (NATS refuses them)", o.Cluster.Name))
+		case o.Cluster.Name == "_":
+			errs = append(errs, fmt.Errorf("edge: cluster.name %q is reserved by NATS", o.Cluster.Name))
+		}
+	}
 	if len(o.Cluster.Routes) > 0 && o.Cluster.Listen == "" {
 		errs = append(errs, errors.New("edge: cluster.routes needs cluster.listen (routes are two-way)"))
 	}

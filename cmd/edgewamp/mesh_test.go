@@ -307,6 +307,8 @@ func TestCheckConfigRefusesWhatRunRefuses(t *testing.T) {
 		{"route url", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"node2:7222\"]}}\n", `"node2:7222": want nats://host:port`},
 		{"nats_url and cluster", base + "mesh: {node: a, nats_url: \"nats://127.0.0.1:4222\", cluster: {listen: \"127.0.0.1:7\"}}\n", "excludes cluster and leaf"},
 		{"routes without listen", base + "mesh: {node: a, cluster: {routes: [\"nats://127.0.0.1:2\"]}}\n", "cluster.routes needs cluster.listen"},
+		{"cluster name with a space", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", name: \"my site\"}}\n", `cluster.name "my site" must not contain spaces`},
+		{"reserved cluster name", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", name: \"_\"}}\n", `cluster.name "_" is reserved by NATS`},
 		{"empty token_env", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\"}, credentials: {token_env: EDGEWAMP_TEST_UNSET_TOKEN}}\n", "$EDGEWAMP_TEST_UNSET_TOKEN is empty"},
 		{"listener tls", "listeners: [{address: \"127.0.0.1:1\", tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}}]\n", "/nonexistent/cert.pem"},
 		{"gateway tls", base[:strings.Index(base, "gateway")] + "gateway: {listen: \"127.0.0.1:2\", tls: {cert: /nonexistent/gw.pem, key: /nonexistent/gwkey.pem}}\n", "gateway: "},
