@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -407,7 +408,7 @@ func (n *Node) startServer() error {
 	// Fatalf of the embedded server, which logs and carries on without it:
 	// refuse to start instead, at once.
 	fatal := make(chan string, 1)
-	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	go s.Start()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if s.ReadyForConnections(50 * time.Millisecond) {
@@ -652,6 +653,7 @@ func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil
 type natsLogger struct {
 	l     *slog.Logger
 	fatal chan<- string // receives the first fatal error while the server starts
+	lim   *natsLogLimit // spaces the warnings
 }
 
 func (g natsLogger) Noticef(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
@@ -689,7 +691,68 @@ func (g natsLogger) log(level slog.Level, msg string) {
 			break
 		}
 	}
+	if level >= slog.LevelWarn && g.lim != nil {
+		ok, withheld := g.lim.allow(natsLogKey(msg), time.Now())
+		if !ok {
+			return
+		}
+		if withheld > 0 {
+			g.l.Log(context.Background(), level, "nats: "+msg, "withheld", withheld)
+			return
+		}
+	}
 	g.l.Log(context.Background(), level, "nats: "+msg)
+}
+
+// The embedded server's warnings are spaced: each text at most once per
+// natsLogEvery, and at most natsLogLines lines per natsLogEvery in all;
+// the next line written says how many were withheld (a count left when
+// no line follows is lost). The server warns once per connection a peer
+// without the mesh's credential makes to a route or leaf port
+// ("authentication error", "TLS leafnode handshake error", with the
+// peer's address), so whoever reaches those ports wrote a line per
+// connection, at the rate it connected (TestNatsWarningsRateLimited:
+// 160 connections, 160 lines). A text is compared without the
+// connection's address and id, which the server puts first; a text the
+// peer varies (the user it names) is bounded by natsLogLines.
+const (
+	natsLogEvery = 10 * time.Second
+	natsLogLines = 20
+)
+
+var natsConnPrefix = regexp.MustCompile(`^\S+ - [a-z]+:\d+ - `)
+
+// natsLogKey is a server line without its connection's address and id.
+func natsLogKey(msg string) string { return natsConnPrefix.ReplaceAllLiteralString(msg, "") }
+
+// natsLogLimit is natsLogger's spacing; the zero value is ready.
+type natsLogLimit struct {
+	mu       sync.Mutex
+	start    time.Time            // the window's start
+	lines    int                  // written in the window
+	last     map[string]time.Time // when each text was last written, within the window
+	withheld int                  // since the last line written
+}
+
+// allow reports whether a line of text key may be written at now, and
+// how many were withheld since the last one written.
+func (l *natsLogLimit) allow(key string, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil || now.Sub(l.start) >= natsLogEvery {
+		// A new window: the texts of the last one may be written again
+		// (the map holds at most natsLogLines).
+		l.start, l.lines, l.last = now, 0, make(map[string]time.Time, natsLogLines)
+	}
+	if _, seen := l.last[key]; seen || l.lines >= natsLogLines {
+		l.withheld++
+		return false, 0
+	}
+	l.last[key] = now
+	l.lines++
+	w := l.withheld
+	l.withheld = 0
+	return true, w
 }
 
 // redactURLs returns a NATS URL list (comma-separated) for a log line,
