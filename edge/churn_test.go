@@ -974,7 +974,11 @@ func claimsHeld(n *Node) ([]string, error) {
 // claimLeftovers lists the keys of the claims bucket (through a
 // connection of its own: listing subscribes).
 func claimLeftovers(nodes []*tnode) error {
-	nc, err := nats.Connect("", nats.InProcessServer(nodes[0].n.srv))
+	var opts []nats.Option
+	if p := nodes[0].n.localPass; p != "" {
+		opts = append(opts, nats.UserInfo(localUser, p))
+	}
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(nodes[0].n.srv))...)
 	if err != nil {
 		return err
 	}

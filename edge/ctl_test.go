@@ -87,7 +87,7 @@ func TestControlBytesBounded(t *testing.T) {
 			})
 		}
 	})
-	nc, err := nats.Connect(a.n.srv.ClientURL()) // fills a's budget below
+	nc, err := clientPort(a.n) // fills a's budget below
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func benchReceive(b *testing.B, size int, prepare func(n *Node, r *route.Router,
 		b.Fatal(err)
 	}
 	defer n.Shutdown(b.Context())
-	nc, err := nats.Connect(n.srv.ClientURL())
+	nc, err := clientPort(n)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // counted (bad_frame).
 func TestFrameFromPeerBounded(t *testing.T) {
 	a := startNode(t, "a", func(o *Options) { o.Leaf.Listen = edgetest.FreeAddr(t) })
-	nc, err := nats.Connect(a.n.srv.ClientURL())
+	nc, err := clientPort(a.n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -237,7 +235,7 @@ func TestMalformedFrameFromNATS(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // b's NATS subscription for com.x is in place
 
-	nc, err := nats.Connect(b.n.srv.ClientURL())
+	nc, err := clientPort(b.n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,7 +247,7 @@ func TestLateQueryRefusedByStamp(t *testing.T) {
 	nodes := cluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	ctx := ctxT(t, 60*time.Second)
-	nc, err := nats.Connect(b.n.srv.ClientURL())
+	nc, err := clientPort(b.n)
 	if err != nil {
 		t.Fatal(err)
 	}

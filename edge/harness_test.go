@@ -377,11 +377,13 @@ var _ = strings.Contains
 // observe, if not nil, sees every other batch the dispatcher takes.
 func stallControl(t *testing.T, tn *tnode, observe func([]*nats.Msg)) (release func()) {
 	t.Helper()
-	url := tn.n.opts.NatsURL // a node joined to a NATS deployment
+	var nc *nats.Conn
+	var err error
 	if tn.n.srv != nil {
-		url = tn.n.srv.ClientURL()
+		nc, err = clientPort(tn.n)
+	} else {
+		nc, err = nats.Connect(tn.n.opts.NatsURL) // a node joined to a NATS deployment
 	}
-	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,4 +431,15 @@ func hubAndEdge(t *testing.T) (hub, edge *tnode, px *proxy) {
 	edge = startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
 	waitMesh(t, hub, edge)
 	return hub, edge, px
+}
+
+// clientPort connects to n's embedded server's client port as the router
+// does: with the password of its process when the mesh has no credential
+// (startServer). Tests speak to the mesh as a node would through it.
+func clientPort(n *Node) (*nats.Conn, error) {
+	var opts []nats.Option
+	if n.localPass != "" {
+		opts = append(opts, nats.UserInfo(localUser, n.localPass))
+	}
+	return nats.Connect(n.srv.ClientURL(), opts...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,10 +51,13 @@ type Node struct {
 	meshVer uint64
 	evRoot  string
 
-	srv      *server.Server // nil with NatsURL
-	nc       *nats.Conn
-	storeDir string
-	ownStore bool
+	srv *server.Server // nil with NatsURL
+	// localPass is the password of the embedded server's client port when
+	// the mesh has no credential (startServer), "" otherwise.
+	localPass string
+	nc        *nats.Conn
+	storeDir  string
+	ownStore  bool
 
 	out      *outq
 	subjects subjectCache
@@ -359,6 +363,23 @@ func (n *Node) startServer() error {
 	if o.NKeySeed != "" {
 		so.Nkeys = []*server.NkeyUser{{Nkey: nkeyPublic(o.NKeySeed)}}
 	}
+	if o.Token == "" && o.NKeySeed == "" {
+		// Without a credential the client port admits the router's own
+		// connection only (a password of this process's, which nothing
+		// else knows; tests connect with it too), and a leaf link without credentials is
+		// bound to a user that admits leaf links only (NATS takes such a
+		// link as a client without credentials): before, any process of
+		// the machine, any user, that found the port joined the mesh with
+		// a node's every right, where mesh.tls with a ca guarded the
+		// route and leaf ports (TestClientPortAdmitsOnlyTheRouter).
+		n.localPass = randomHex(32)
+		so.Users = []*server.User{
+			// jwt.ConnectionTypeInProcess, Standard and Leafnode.
+			{Username: localUser, Password: n.localPass, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}, "STANDARD": {}}},
+			{Username: leafUser, AllowedConnectionTypes: map[string]struct{}{"LEAFNODE": {}}},
+		}
+		so.NoAuthUser = leafUser
+	}
 	if len(o.Leaf.Remotes) > 0 {
 		urls, err := withCredentials(o.Leaf.Remotes, o.Token)
 		if err != nil {
@@ -491,6 +512,9 @@ func (n *Node) connect() error {
 	}
 	if o.Token != "" {
 		nopts = append(nopts, nats.Token(o.Token))
+	}
+	if n.localPass != "" {
+		nopts = append(nopts, nats.UserInfo(localUser, n.localPass))
 	}
 	if o.NKeySeed != "" {
 		kp, _ := nkeys.FromSeed([]byte(o.NKeySeed))
@@ -647,6 +671,19 @@ func nkeyPublic(seed string) string {
 	return pub
 }
 
+// The users of the embedded server without a mesh credential
+// (startServer): the router's in-process connection, and leaf links.
+const (
+	localUser = "edgewamp-router"
+	leafUser  = "edgewamp-leaf"
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	crand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 func bootBytes(boot uint64) []byte { return binary.LittleEndian.AppendUint64(nil, boot) }
 
 // natsLogger forwards the embedded server's warnings and errors to slog.
@@ -682,6 +719,9 @@ var routine = []string{
 	"Error trying to connect as leafnode",
 	"JetStream cluster no metadata leader",
 	"Healthcheck failed",
+	// The users of a mesh without a credential (startServer): their
+	// passwords live in this process's memory only.
+	"Plaintext passwords detected",
 }
 
 func (g natsLogger) log(level slog.Level, msg string) {

@@ -20,7 +20,7 @@ func TestPeersFromManyNamesBounded(t *testing.T) {
 	defer func(m int) { maxPeers = m }(maxPeers)
 	maxPeers = 64 // 1,024 in production: the test's 3,000 names would then cost a second
 	a := startNode(t, "a", func(o *Options) { o.Leaf.Listen = edgetest.FreeAddr(t) })
-	nc, err := nats.Connect(a.n.srv.ClientURL())
+	nc, err := clientPort(a.n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func syncPartMsg(boot, ver uint64, cnt uint64, entries []route.MeshRealmReg, par
 // (bad_frame) and the peer asked again.
 func TestDirectorySyncFromPeerBounded(t *testing.T) {
 	a := startNode(t, "a", func(o *Options) { o.MaxOutbound, o.Leaf.Listen = 1<<20, edgetest.FreeAddr(t) })
-	nc, err := nats.Connect(a.n.srv.ClientURL())
+	nc, err := clientPort(a.n)
 	if err != nil {
 		t.Fatal(err)
 	}
