@@ -731,17 +731,32 @@ func (g natsLogger) log(level slog.Level, msg string) {
 			break
 		}
 	}
+	var attrs []any
 	if level >= slog.LevelWarn && g.lim != nil {
 		ok, withheld := g.lim.allow(natsLogKey(msg), time.Now())
 		if !ok {
 			return
 		}
 		if withheld > 0 {
-			g.l.Log(context.Background(), level, "nats: "+msg, "withheld", withheld)
-			return
+			attrs = append(attrs, "withheld", withheld)
 		}
 	}
-	g.l.Log(context.Background(), level, "nats: "+msg)
+	for _, h := range natsHints {
+		if strings.Contains(msg, h.text) {
+			attrs = append(attrs, "fix", h.fix)
+			break
+		}
+	}
+	g.l.Log(context.Background(), level, "nats: "+msg, attrs...)
+}
+
+// natsHints name the edgewamp setting behind an embedded server's
+// complaint about the configuration, which names NATS's own.
+var natsHints = []struct{ text, fix string }{
+	// A cluster of edges dialling a hub cluster: NATS refuses a leaf
+	// link between two clusters of one name, and retries it every 30 s
+	// (TestLeafClusterNameClashSaysWhichKey).
+	{"same cluster name", "the cluster this node dials as a leaf has this node's mesh.cluster.name (default edgewamp): give each cluster of the mesh a name of its own"},
 }
 
 // The embedded server's warnings are spaced: each text at most once per
