@@ -429,6 +429,32 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 	return nil
 }
 
+// Backlog implements route.BacklogPeer: the dealer keeps the upper half
+// of a callee's queue for the callers that hold no more than their share
+// of it (route's calleeshare.go). As Send, it first offers the socket
+// this round's output when the backlog looks past half the mark, so that
+// a burst the peer would take (a mailbox drain of many calls to a callee
+// that reads) does not count as a backlog. Field loads on the loop (one
+// atomic load of the router-wide output while the connection holds more
+// than 16 KiB), no allocation.
+func (cn *conn) Backlog() (queued, high int) {
+	if cn.phase != phWS && cn.phase != phRaw {
+		return 0, 0 // Send refuses anyway
+	}
+	backlog := cn.backlog()
+	high, _ = cn.marks(backlog)
+	if backlog > high/2 && len(cn.out)+len(cn.ct) > 0 && !cn.full {
+		cn.spill()
+		if cn.phase == phDead {
+			return 0, 0
+		}
+		backlog = cn.backlog()
+	}
+	return backlog, high
+}
+
+var _ route.BacklogPeer = (*conn)(nil)
+
 // Close implements route.Peer: the session is over. RawSocket closes after
 // the output is flushed; WebSocket starts the closing handshake and waits
 // (bounded) for the peer's close frame.

@@ -38,6 +38,10 @@ func (p *benchPeer) Send(b []byte, _ Class) error {
 func (p *benchPeer) Close()                   {}
 func (p *benchPeer) Transport() TransportInfo { return TransportInfo{Type: "bench"} }
 
+// Backlog implements BacklogPeer, as loop's connections do: the calls
+// pay the check of a callee's backlog (calleeshare.go), never past half.
+func (p *benchPeer) Backlog() (queued, high int) { return len(p.last), 256 << 10 }
+
 func benchRouter(b *testing.B, shards int) *Router {
 	r, err := New(Config{Realms: []RealmConfig{{Name: "realm1"}}, Shards: shards, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

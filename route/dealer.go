@@ -711,15 +711,22 @@ func (s *Shard) deliverInvocation(t *task) {
 			return // the invocation ended meanwhile
 		}
 	} else {
+		if cs.overShare(t.peer.id) {
+			// The callee is behind and its queue's upper half is kept for
+			// the callers with no more than their share of it
+			// (calleeshare.go): rerouted like a callee's
+			// wamp.error.unavailable, else the caller gets it.
+			s.stats.CallsShare.Add(1)
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
+				c: &carry{uri: proto.URIUnavailable, msg: msgCalleeShare}})
+			return
+		}
 		ic = s.newInCall()
 		*ic = inCall{caller: t.peer, req: t.a, recvProg: t.flags&tfRecvProg != 0}
-		if cs.invs == nil {
-			cs.invs = map[uint64]*inCall{}
-		}
-		cs.invs[t.b] = ic
+		cs.addInv(t.b, ic)
 	}
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
-		delete(cs.invs, t.b)
+		cs.dropInv(t.b)
 		uri, why := sendFailure(err, "callee")
 		if cont && cs.feat&fCalleeCancel != 0 {
 			// The callee has the earlier chunks: it is told the call is
@@ -814,7 +821,7 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 	if progress {
 		t.flags |= tfProgress
 	} else {
-		delete(ss.invs, m.Request)
+		ss.dropInv(m.Request)
 		s.putInCall(ic) // t and dst hold what is needed
 	}
 	s.sendCall(dst, t)
@@ -853,7 +860,7 @@ func (s *Shard) pptRefusedToCaller(cs *Session, req uint64, oc *outCall, progres
 // a callee still sending progressive results is interrupted.
 func (s *Shard) callerBacklogged(ss *Session, ic *inCall, inv uint64, progress bool) {
 	s.stats.CallsBacklog.Add(1)
-	delete(ss.invs, inv)
+	ss.dropInv(inv)
 	if progress && ss.feat&fCalleeCancel != 0 {
 		s.sendInterrupt(ss, inv, proto.CancelKillNoWait, proto.URIUnavailable)
 	}
@@ -879,7 +886,7 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 		s.callerBacklogged(ss, ic, m.Request, false)
 		return
 	}
-	delete(ss.invs, m.Request)
+	ss.dropInv(m.Request)
 	c := s.carry(m, ic.caller.shard != s)
 	c.uri = string(m.URI)
 	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c}
@@ -1092,7 +1099,7 @@ func (s *Shard) deliverInterrupt(t *task) {
 		return
 	}
 	if t.mode == proto.CancelKillNoWait {
-		delete(cs.invs, t.b) // any answer is discarded
+		cs.dropInv(t.b) // any answer is discarded
 	}
 	out := &s.out
 	out.Reset()
@@ -1129,6 +1136,7 @@ func (s *Shard) leaveDealer(ss *Session) {
 		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
+	ss.share = nil
 	for inv, ic := range ss.invs {
 		delete(ss.invs, inv)
 		if ic.caller == nil {

@@ -167,6 +167,19 @@ type testPeer struct {
 	slow    atomic.Bool // refuse events and invocations as if over the high-water mark
 	maxLen  atomic.Int64
 	dropped atomic.Int64
+
+	// backlog, when set, is the peer's high-water mark in messages: it
+	// refuses invocations while the peer has that many messages unread,
+	// as a transport does past its mark, and tells the dealer its
+	// backlog (Backlog: the messages unread, and the mark), as loop's
+	// connections do in bytes.
+	backlog atomic.Int64
+}
+
+// Backlog implements BacklogPeer: nothing to tell while the backlog knob
+// is unset.
+func (p *testPeer) Backlog() (queued, high int) {
+	return len(p.in), int(p.backlog.Load())
 }
 
 func (p *testPeer) Serializer() proto.Serializer { return p.ser }
@@ -184,6 +197,9 @@ func (p *testPeer) Send(b []byte, class Class) error {
 	}
 	if n := p.maxLen.Load(); n > 0 && int64(len(b)) > n {
 		return ErrPeerTooBig
+	}
+	if n := p.backlog.Load(); n > 0 && class == ClassInvocation && int64(len(p.in)) >= n {
+		return ErrPeerBusy
 	}
 	if p.slow.Load() {
 		switch class {

@@ -421,7 +421,7 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 		if cs.invs[mi.inv] == nil {
 			continue
 		}
-		delete(cs.invs, mi.inv)
+		cs.dropInv(mi.inv)
 		if cs.state == stEstablished && cs.feat&fCalleeCancel != 0 {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URICanceled)
 		}
@@ -679,15 +679,25 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
 		return
 	}
+	if cs.overShare(mo.caller.id) {
+		// As on one node (deliverInvocation): the remote session is one
+		// caller; its node reroutes the call like a callee's
+		// wamp.error.unavailable, else its caller gets it.
+		s.r.ms.invs.Add(-1)
+		s.stats.CallsShare.Add(1)
+		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, proto.URIUnavailable, msgCalleeShare, nil)
+		s.mbuf = keepBuf(env)
+		if s.r.mesh.Send(mo.node, env) != nil {
+			s.r.ms.stats.SendFailed.Add(1)
+		}
+		return
+	}
 	mo.env = nil // delivered from here on: never bounced
 	mo.reg = t.reg
 	inv := s.nextInvocationID()
 	ic := s.newInCall()
 	*ic = inCall{remote: mo, recvProg: t.flags&tfRecvProg != 0}
-	if cs.invs == nil {
-		cs.invs = map[uint64]*inCall{}
-	}
-	cs.invs[inv] = ic
+	cs.addInv(inv, ic)
 	if s.minvs == nil {
 		s.minvs = map[minvKey]minv{}
 	}
@@ -701,7 +711,7 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 
 // meshEndInvocation forgets an invocation of a remote caller.
 func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
-	delete(cs.invs, inv)
+	cs.dropInv(inv)
 	if _, ok := s.minvs[minvKey{ic.remote.node, ic.remote.callID}]; ok {
 		delete(s.minvs, minvKey{ic.remote.node, ic.remote.callID})
 		s.r.ms.invs.Add(-1)

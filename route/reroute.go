@@ -35,9 +35,11 @@ import (
 // call canceled in kill mode (canceling). Only a callee's own ERROR
 // wamp.error.unavailable, and a callee found gone when the call reached
 // its event loop (on a mesh: a node that sends the call back undelivered,
-// meshBounced), reroute; the router's own unavailable refusals (a
-// callee not reading, a full queue of an event loop or of the mesh) do
-// not.
+// meshBounced), reroute, and so does the router's refusal of a call for
+// its caller's share of a callee that is behind (calleeshare.go: the
+// caller gets wamp.error.unavailable when no callee is left); the
+// router's other unavailable refusals (a callee not reading, a full queue
+// of an event loop or of the mesh) do not.
 //
 // Policies (the untried callees take the place of all callees):
 // roundrobin picks the next untried one after the rotation's position,
@@ -333,6 +335,13 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 	// (before, the last answer decided: unavailable then refused ended
 	// not_authorized, refused then unavailable no_available_callee).
 	if t.c.uri == proto.URINotAuthorized && (oc.rr == nil || !oc.rr.unserved) {
+		return false
+	}
+	if shareRefused(t) {
+		// The router's refusal for the caller's share of a callee that
+		// is behind (calleeshare.go), and no other callee took the call:
+		// the caller gets it as it is, wamp.error.unavailable, as for a
+		// callee not reading; the callee is there.
 		return false
 	}
 	s.stats.CallsRerouteExhausted.Add(1)

@@ -45,6 +45,7 @@ type Session struct {
 	realm        *Realm
 	shard        *Shard
 	peer         Peer
+	backlog      BacklogPeer // peer, when it tells its backlog (calleeshare.go)
 	ser          proto.Serializer
 	authID       string
 	authRole     string
@@ -88,11 +89,15 @@ type Session struct {
 	// calls that ended (answered, canceled, timed out) before the caller
 	// sent its final chunk, up to maxEndedProg: chunks still in flight
 	// for them are dropped, not taken as new calls. nil while none.
-	ended  *endedCalls
-	invs   map[uint64]*inCall // as callee, by INVOCATION request id
-	regs   map[uint64]regRef  // registrations it is a callee of
-	subs   map[uint64]subRef  // subscriptions it is a subscriber of
-	subGen uint64             // SUBSCRIBEs that made it a subscriber (subRef.gen)
+	ended *endedCalls
+	invs  map[uint64]*inCall // as callee, by INVOCATION request id
+	// share counts invs by caller (session id) while the callee's
+	// backlog is, or was lately, past half its mark; nil otherwise
+	// (calleeshare.go).
+	share  map[uint64]int32
+	regs   map[uint64]regRef // registrations it is a callee of
+	subs   map[uint64]subRef // subscriptions it is a subscriber of
+	subGen uint64            // SUBSCRIBEs that made it a subscriber (subRef.gen)
 	// subOwner: whose share of Config.MaxSubscriptionBytes the
 	// subscriptions count in, fixed at the first one (subscriptionOwner).
 	subOwner    string
@@ -198,6 +203,7 @@ func (ss *Session) ID() uint64 { return ss.id }
 // waits for HELLO. Call on the shard's goroutine.
 func (s *Shard) Open(p Peer) *Session {
 	ss := &Session{shard: s, peer: p, ser: p.Serializer(), transport: p.Transport(), attached: true}
+	ss.backlog, _ = p.(BacklogPeer)
 	s.open.Add(1)
 	s.attached[ss] = struct{}{}
 	s.addTimer(timer{due: deadlineAfter(s.r.now(), s.r.cfg.HelloTimeout), kind: tmHello, sess: ss})

@@ -122,6 +122,11 @@ type ShardStats struct {
 	// wamp.error.unavailable.
 	CallsBacklog atomic.Uint64
 	CallsRefused atomic.Uint64 // INVOCATIONs refused by busy callees
+	// CallsShare counts INVOCATIONs refused because their callee was
+	// behind and their caller held more than its share of its
+	// invocations in flight (calleeshare.go); a call rerouted to another
+	// callee for it counts here and in CallsRerouted.
+	CallsShare atomic.Uint64
 	// CallsRerouted counts calls sent to another callee after one answered
 	// wamp.error.unavailable; CallsRerouteExhausted, calls that ended with
 	// wamp.error.no_available_callee because no untried callee was left

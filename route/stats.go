@@ -75,6 +75,11 @@ type Stats struct {
 	// progressive invocation for a callee there, a YIELD or an ERROR for a
 	// caller there.
 	CallsRefusedShardBacklog uint64
+	// CallsRefusedShare counts INVOCATIONs refused because the callee was
+	// not keeping up (its backlog past half its high-water mark) and the
+	// caller held more than its share of the callee's invocations in
+	// flight (a call then rerouted to another callee counts too).
+	CallsRefusedShare uint64
 	// CallsRerouted counts calls a callee answered with
 	// wamp.error.unavailable that went on to another callee (WAMP call
 	// re-routing; once per callee change). CallsRerouteExhausted counts
@@ -129,6 +134,7 @@ func (r *Router) Stats() Stats {
 		st.EventsSuperseded += c.EventsSuperseded.Load()
 		st.CallsRefused += c.CallsRefused.Load()
 		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
+		st.CallsRefusedShare += c.CallsShare.Load()
 		st.CallsRerouted += c.CallsRerouted.Load()
 		st.CallsRerouteExhausted += c.CallsRerouteExhausted.Load()
 		st.RetainRefused += c.RetainRefused.Load()

@@ -78,9 +78,7 @@ func (s *Shard) run(t *task) {
 	case tInterrupt:
 		s.deliverInterrupt(t)
 	case tForget:
-		if t.s.invs != nil {
-			delete(t.s.invs, t.b)
-		}
+		t.s.dropInv(t.b)
 	case tEvents:
 		if t.a != 0 { // from another node: its bytes leave the backlog
 			s.meshBacklog.Add(-int64(t.a))
