@@ -93,10 +93,13 @@ func (s *Shard) metaJoin(ss *Session) {
 
 // leave takes an established session out of its realm: its calls and
 // invocations end with errors, its registrations and subscriptions go, its
-// testaments are published and on_leave is announced. Idempotent.
+// testaments are published and on_leave is announced. Idempotent. A
+// session not established yet ends its login (endJoin: it gives back its
+// open challenge and its place in the AUTHENTICATE queue; dropping the
+// login without them kept both for good after every ABORT).
 func (s *Shard) leave(ss *Session) {
 	if ss.state != stEstablished {
-		ss.join = nil
+		ss.endJoin()
 		return
 	}
 	ss.state = stClosing
