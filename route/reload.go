@@ -467,7 +467,12 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 		if role != cfg.AnonymousRole {
 			return "anonymous sessions now have role " + cfg.AnonymousRole + ", not " + role
 		}
-	case provider == "static":
+	case provider == "static" && cred != "":
+		// A user of the realm's store: this package's authenticators
+		// mark the credential it logged in with. Another Authenticator's
+		// identity reads "static" too when it names no provider
+		// (welcome), and is not looked up among the users: taken for
+		// one, it was ended at every reload.
 		u := cfg.Users.Lookup(authid)
 		if u == nil {
 			return "principal " + authid + " was removed from the configuration"
@@ -478,7 +483,7 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 		if !offered {
 			return "authentication method " + method + notOffered
 		}
-		if cred != "" && !credHeld(cfg.Users, method, u, cred) {
+		if !credHeld(cfg.Users, method, u, cred) {
 			return "the " + method + " credential principal " + authid + " authenticated with was changed or removed"
 		}
 	}
