@@ -126,7 +126,8 @@ func (a *CRAAuth) Method() string { return "wampcra" }
 // Challenge implements Authenticator. An authid that is not a CRA user,
 // or a user asking for a role it may not take, gets a challenge like any
 // other (a decoy: the same salt for the same authid every time, the work
-// factor of the realm's users) and fails at AUTHENTICATE with
+// factor of the realm's users; every challenge text names the role HELLO
+// asked for, "" when none, never the user's) and fails at AUTHENTICATE with
 // authentication_failed, so that a client cannot tell which authids
 // exist; a user whose signature is right learns that its role was refused
 // (no_such_role). Only HELLO without an authid gets no_such_principal.
@@ -144,7 +145,10 @@ func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, e
 		role, refused = req.AuthRole, badRole(u.AuthID, req.AuthRole)
 	}
 	st := &craState{identity: Identity{AuthID: u.AuthID, AuthRole: role, AuthProvider: "static", cred: credMark("wampcra", u, nil)}, badRole: refused}
-	st.challenge = a.challengeText(u.AuthID, role)
+	// The role HELLO asked for ("" when none), not the user's: a user's
+	// own first role, unlike any stranger's, told that the authid
+	// exists, and named its role.
+	st.challenge = a.challengeText(u.AuthID, req.AuthRole)
 	extra := map[string]any{"challenge": st.challenge}
 	if u.Password != nil {
 		st.key = u.Password.Key
@@ -172,14 +176,10 @@ func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identi
 	} else {
 		d = newCRADecoy(nil)
 	}
-	role := req.AuthRole
-	if role == "" {
-		role = d.role
-	}
 	var key [32]byte
 	rand.Read(key[:])
 	st := &craState{decoy: true, key: base64.StdEncoding.EncodeToString(key[:])}
-	st.challenge = a.challengeText(req.AuthID, role)
+	st.challenge = a.challengeText(req.AuthID, req.AuthRole)
 	extra := map[string]any{"challenge": st.challenge}
 	if d.salted {
 		dk := req.decoyKey

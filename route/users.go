@@ -143,14 +143,12 @@ type Users struct {
 
 // craDecoy shapes the challenge WAMP-CRA sends for an authid that has no
 // CRA credential, so that it reads like one a user would get: salted if
-// most CRA users have a password, with their usual work factor and the
-// most common default role. Its salt (decoySalt) comes from the router's
+// most CRA users have a password, with their usual work factor. Its salt (decoySalt) comes from the router's
 // decoy key, not from the users' credentials: a reload that rotates a
 // password or adds a user leaves every unknown authid's salt as it was,
 // as it does a user's.
 type craDecoy struct {
 	salted bool
-	role   string
 }
 
 // decoySalt returns the decoy salt for authid under key, in HashPassword's
@@ -182,33 +180,16 @@ var processDecoyKey = sync.OnceValue(func() *[32]byte { return decoyKeyFrom(nil)
 
 // newCRADecoy derives the decoy's shape from the users.
 func newCRADecoy(users []*User) craDecoy {
-	var d craDecoy
 	salted, plain := 0, 0
-	roles := map[string]int{}
 	for _, x := range users {
 		switch {
 		case x.Password != nil:
 			salted++
 		case x.Secret != "":
 			plain++
-		default:
-			continue
-		}
-		if len(x.Roles) > 0 {
-			r := x.Roles[0]
-			roles[r]++
-			if n := roles[r]; n > roles[d.role] || n == roles[d.role] && r < d.role {
-				d.role = r
-			}
 		}
 	}
-	if salted+plain == 0 {
-		d.salted = true
-		d.role = "user"
-		return d
-	}
-	d.salted = salted >= plain
-	return d
+	return craDecoy{salted: salted >= plain}
 }
 
 // NewUsers builds a user store, rejecting duplicate authids and keys.

@@ -225,7 +225,9 @@ async def authn():
         ex = o.challenges[0].extra if o.challenges else {}
         check("authn.wampcra plain challenge unsalted", "challenge" in ex and "salt" not in ex, show(ex))
         c = json.loads(ex.get("challenge", "{}"))
-        eq("authn.wampcra challenge content", [c.get("authid"), c.get("authrole"), c.get("authmethod")], ["bob", "user", "wampcra"])
+        # authrole is the role HELLO asked for ("" here), not bob's: a
+        # user's own role told it apart from an unknown authid.
+        eq("authn.wampcra challenge content", [c.get("authid"), c.get("authrole"), c.get("authmethod")], ["bob", "", "wampcra"])
     await step("authn.wampcra plain", cra_plain)
 
     async def cra_salted():
