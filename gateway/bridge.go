@@ -820,6 +820,18 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 	}
 	ka := time.NewTicker(g.opts.Limits.SSEKeepalive)
 	defer ka.Stop()
+	// write writes f and what else is queued; false when the handler
+	// ends (a cut for the total goes on to <-st.cut, its problem event).
+	write := func(f *eventFrame) bool {
+		err := st.writeQueued(sw, f)
+		if err == nil || err == errCutForTotal {
+			return true
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			st.cutSlow() // the client stopped reading
+		}
+		return false
+	}
 	var expired <-chan time.Time
 	if !expires.IsZero() {
 		t := time.NewTimer(time.Until(expires))
@@ -832,13 +844,11 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 			sw.writeEvent("problem", tokenExpired().body())
 			return
 		case f := <-st.ch:
-			if err := st.writeQueued(sw, f); err != nil {
-				if err == errCutForTotal {
-					continue // to <-st.cut: the problem event
-				}
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					st.cutSlow() // the client stopped reading
-				}
+			if !write(f) {
+				return
+			}
+		case <-st.more:
+			if f := st.next(); f != nil && !write(f) {
 				return
 			}
 		case <-st.cut:

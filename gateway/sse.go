@@ -27,9 +27,11 @@ import (
 // Streams of one principal share its sessions, and streams of one session
 // on one topic share one WAMP subscription: the gateway fans an EVENT out
 // to them on the shard's goroutine, where each stream takes a reference to
-// one immutable frame. Each stream's queue is bounded (Limits.SSEQueue
-// frames and Limits.SSEBuffer bytes); a client that reads more slowly than
-// events arrive is cut (its stream ends), never buffered without limit, and
+// one immutable frame. Each stream's queue of live events is bounded
+// (Limits.SSEQueue frames and Limits.SSEBuffer bytes; the retained events
+// it asked for by the SSE total only: stream.over); a client that reads
+// more slowly than events arrive is cut (its stream ends), never buffered
+// without limit, and
 // a write that makes no progress for Limits.WriteTimeout ends the stream
 // too.
 
@@ -474,7 +476,7 @@ func (g *Server) reapQueues() {
 // on a client that takes nothing holds it until Limits.WriteTimeout, and
 // the reaper has to see it to end that write.
 func (st *stream) held() (int64, int, int64) {
-	return st.queued.Load() + st.writing.Load(), len(st.ch), st.writeSince.Load()
+	return st.queued.Load() + st.writing.Load(), len(st.ch) + int(st.overN.Load()), st.writeSince.Load()
 }
 
 func (st *stream) cutForTotal() bool {
@@ -520,10 +522,28 @@ type stream struct {
 	gate       atomic.Pointer[writeGate] // the handler's, once it writes
 	mu         sync.Mutex                // orders push with close
 	closed     bool                      // guarded by mu: no more frames (close)
+	// over holds, in order after those in ch, the frames that came while
+	// a retained replay did not fit ch (guarded by mu; overN is its
+	// length, for held): the replay a client asked for is not held to
+	// the stream's bounds (Limits.SSEQueue, SSEBuffer), which only the
+	// live events are (live: those queued, in ch or over; retBytes: the
+	// replay's bytes among queued). The router replays a subscription's
+	// retained events in one turn of its event loop, faster than any
+	// client is written to: a prefix with more retained topics than
+	// SSEQueue cut every stream that asked for them as a slow reader,
+	// and again at each reconnect (Last-Event-ID asks for them). The
+	// replay counts in the SSE total (a retained frame goes to the one
+	// stream that asked), whose reaper cuts the clients that do not
+	// read it; one stream's replay is at most that total.
+	over     []*eventFrame
+	overN    atomic.Int32
+	more     chan struct{} // capacity 1: over has frames for the handler
+	live     atomic.Int32
+	retBytes atomic.Int64
 }
 
 func newStream(g *Server, lastID uint64) *stream {
-	st := &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{})}
+	st := &stream{g: g, ch: make(chan *eventFrame, g.opts.Limits.SSEQueue), max: int64(g.opts.Limits.SSEBuffer), lastID: lastID, cut: make(chan struct{}), more: make(chan struct{}, 1)}
 	g.addQueue(st)
 	return st
 }
@@ -551,12 +571,74 @@ func (st *stream) dropLocked() {
 	for {
 		select {
 		case f := <-st.ch:
-			st.queued.Add(-int64(len(f.sse)))
+			st.taken(f)
 			st.g.releaseFrame(f)
 			continue
 		default:
 		}
-		return
+		break
+	}
+	for i, f := range st.over {
+		st.taken(f)
+		st.g.releaseFrame(f)
+		st.over[i] = nil
+	}
+	st.over = nil
+	st.overN.Store(0)
+}
+
+// taken counts f out of the stream's queue (ch or over): the handler took
+// it to write it, or the queue let it go.
+func (st *stream) taken(f *eventFrame) {
+	n := int64(len(f.sse))
+	st.queued.Add(-n)
+	if f.retained {
+		st.retBytes.Add(-n)
+	} else {
+		st.live.Add(-1)
+	}
+}
+
+// next returns the next queued frame, nil when none waits: ch's first,
+// then over's (a frame goes to over only while over holds some or ch is
+// full, so ch's are the older ones).
+func (st *stream) next() *eventFrame {
+	select {
+	case f := <-st.ch:
+		return f
+	default:
+	}
+	if st.overN.Load() == 0 {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	select {
+	case f := <-st.ch:
+		return f
+	default:
+	}
+	if len(st.over) == 0 {
+		return nil
+	}
+	f := st.over[0]
+	st.over[0] = nil
+	st.over = st.over[1:]
+	if len(st.over) == 0 {
+		st.over = nil
+	}
+	st.overN.Store(int32(len(st.over)))
+	return f
+}
+
+// overflow queues f in over, after every frame in ch, and wakes the
+// handler. st.mu is held.
+func (st *stream) overflow(f *eventFrame) {
+	st.over = append(st.over, f)
+	st.overN.Store(int32(len(st.over)))
+	select {
+	case st.more <- struct{}{}:
+	default:
 	}
 }
 
@@ -570,6 +652,29 @@ func (st *stream) push(f *eventFrame) {
 	if st.closed {
 		return
 	}
+	if f.retained {
+		// The replay the client asked for: bounded by the SSE total, not
+		// by the stream's own bounds (see over).
+		if q := st.queued.Load(); q > 0 && q+n > st.g.opts.Limits.SSEBufferTotal {
+			if st.cutSlow() {
+				st.g.sse.cuts.Add(1)
+			}
+			st.dropLocked()
+			return
+		}
+		st.queued.Add(n)
+		st.retBytes.Add(n)
+		st.g.holdFrame(f)
+		if len(st.over) == 0 {
+			select {
+			case st.ch <- f:
+				return
+			default:
+			}
+		}
+		st.overflow(f)
+		return
+	}
 	// Bounded in bytes (Limits.SSEBuffer), but one frame always fits an
 	// empty queue, as a streamed call's progressive result and a
 	// webhook's event do: an event larger than the bound (a WAMP message
@@ -577,21 +682,30 @@ func (st *stream) push(f *eventFrame) {
 	// as a slow reader, however promptly it reads, and, retained, every
 	// reconnect (Last-Event-ID) again. The SSE total bounds what such
 	// frames hold gateway-wide (held, reapQueues).
-	if q := st.queued.Add(n); q > st.max && q != n {
+	if q := st.queued.Add(n) - st.retBytes.Load(); q > st.max && q != n {
 		st.queued.Add(-n)
 		st.cutSlow()
 		st.dropLocked()
 		return
 	}
-	st.g.holdFrame(f)
-	select {
-	case st.ch <- f:
-	default:
+	if int(st.live.Load()) >= cap(st.ch) {
+		// As many live events wait as the queue holds (Limits.SSEQueue).
 		st.queued.Add(-n)
-		st.g.releaseFrame(f)
 		st.cutSlow()
 		st.dropLocked()
+		return
 	}
+	st.live.Add(1)
+	st.g.holdFrame(f)
+	if len(st.over) == 0 {
+		select {
+		case st.ch <- f:
+			return
+		default:
+		}
+	}
+	// Behind a replay's frames (ch full of them, or some in over).
+	st.overflow(f)
 }
 
 // cutSlow ends the stream for a client that reads too slowly; false if it
@@ -636,12 +750,12 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 		select {
 		case <-st.cut:
 			// Cut meanwhile: nothing more is written to it.
-			st.queued.Add(-int64(len(f.sse)))
+			st.taken(f)
 			st.g.releaseFrame(f)
 			return errCutForTotal
 		default:
 		}
-		st.queued.Add(-int64(len(f.sse)))
+		st.taken(f)
 		st.writing.Store(int64(len(f.sse)))
 		st.writeSince.Store(time.Now().UnixNano())
 		_, err := sw.w.Write(f.sse)
@@ -654,12 +768,17 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 		if n == 63 {
 			break
 		}
-		select {
-		case f = <-st.ch:
+		if f = st.next(); f != nil {
 			continue
-		default:
 		}
 		break
+	}
+	if st.overN.Load() > 0 {
+		// More of over for the next batch: the handler's select takes it.
+		select {
+		case st.more <- struct{}{}:
+		default:
+		}
 	}
 	return sw.flush()
 }
