@@ -137,7 +137,9 @@ func schemas() obj {
 		"Event": obj{"type": "object", "required": []string{"topic", "publication", "args", "kwargs"}, "properties": obj{
 			"topic": obj{"type": "string"}, "publication": obj{"type": "integer"}, "args": anyArr, "kwargs": anyObj,
 			"publisher": obj{"type": "integer"}, "publisher_authid": obj{"type": "string"}, "publisher_authrole": obj{"type": "string"},
-			"retained": obj{"type": "boolean"}}},
+			"retained":   obj{"type": "boolean"},
+			"ppt_scheme": obj{"type": "string"}, "ppt_serializer": obj{"type": "string"}, "ppt_cipher": obj{"type": "string"}, "ppt_keyid": obj{"type": "string"},
+			"enc_algo": obj{"type": "string"}, "enc_serializer": obj{"type": "string"}}},
 		"Problem": obj{"type": "object", "required": []string{"type", "title", "status", "error"}, "properties": obj{
 			"type": obj{"type": "string"}, "title": obj{"type": "string"}, "status": obj{"type": "integer"},
 			"detail": obj{"type": "string"}, "error": obj{"type": "string", "description": "WAMP error URI"},

@@ -89,6 +89,21 @@ func buildEvent(m *proto.Message, topic []byte) *eventFrame {
 		b = append(b, `,"publisher_authrole":`...)
 		b = appendJSONString(b, m.Opt.String(proto.KeyPublisherAuthRole))
 	}
+	for _, k := range pptKeys {
+		// Payload passthru mode (or Autobahn's E2EE): the router sends
+		// such an EVENT to every subscriber, the gateway's sessions
+		// included, which do not announce the feature. Its args are the
+		// passthru payload (ppt_serializer's bytes, maybe encrypted),
+		// not the publication's arguments: the document says so with
+		// the keys, as the EVENT's Details do, so that a client can
+		// decode it or tell it apart.
+		if v := m.Opt.Str(k); v != nil {
+			b = append(b, ',')
+			b = appendJSONString(b, k.Name())
+			b = append(b, ':')
+			b = appendJSONString(b, string(v))
+		}
+	}
 	retained := m.Opt.Bool(proto.KeyRetained, false)
 	if retained {
 		b = append(b, `,"retained":true`...)
@@ -98,6 +113,10 @@ func buildEvent(m *proto.Message, topic []byte) *eventFrame {
 	b = append(b, "\n\n"...)
 	return &eventFrame{pub: m.ID2, retained: retained, sse: b, json: b[start:end]}
 }
+
+// pptKeys are the EVENT Details that say its payload is in payload
+// passthru mode, copied into the event's document (buildEvent).
+var pptKeys = [...]proto.Key{proto.KeyPPTScheme, proto.KeyPPTSerializer, proto.KeyPPTCipher, proto.KeyPPTKeyID, proto.KeyEncAlgo, proto.KeyEncSerializer}
 
 // appendPayload appends "args":[...],"kwargs":{...} (empty ones when
 // absent). Raw CR and LF bytes can only be JSON whitespace (a JSON
