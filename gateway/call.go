@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,7 +252,10 @@ func (s *sess) cutCall(c *call) {
 	req := c.req
 	delete(s.calls, req)
 	c.dropProgress(s.g)
-	c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough"})
+	// The gateway's own refusal, 503 as an event stream's cut (endedBy):
+	// not an application error, which the status tables would make it
+	// (application_error_status, 502 by default).
+	c.finish(callReply{err: URISlowReader, detail: "the client did not read the progressive results fast enough", status: http.StatusServiceUnavailable})
 	s.g.metrics.sseCut.Add(1)
 	s.q.post(func() { s.sendCancel(req) })
 }
