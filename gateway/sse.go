@@ -28,8 +28,9 @@ import (
 // on one topic share one WAMP subscription: the gateway fans an EVENT out
 // to them on the shard's goroutine, where each stream takes a reference to
 // one immutable frame. Each stream's queue of live events is bounded
-// (Limits.SSEQueue frames and Limits.SSEBuffer bytes; the retained events
-// it asked for by the SSE total only: stream.over); a client that reads
+// (Limits.SSEBuffer bytes; Limits.SSEQueue frames preallocated, the
+// others in stream.over; the retained events it asked for by the SSE
+// total only); a client that reads
 // more slowly than events arrive is cut (its stream ends), never buffered
 // without limit, and
 // a write that makes no progress for Limits.WriteTimeout ends the stream
@@ -541,23 +542,26 @@ type stream struct {
 	gate       atomic.Pointer[writeGate] // the handler's, once it writes
 	mu         sync.Mutex                // orders push with close
 	closed     bool                      // guarded by mu: no more frames (close)
-	// over holds, in order after those in ch, the frames that came while
-	// a retained replay did not fit ch (guarded by mu; overN is its
-	// length, for held): the replay a client asked for is not held to
-	// the stream's bounds (Limits.SSEQueue, SSEBuffer), which only the
-	// live events are (live: those queued, in ch or over; retBytes: the
-	// replay's bytes among queued). The router replays a subscription's
-	// retained events in one turn of its event loop, faster than any
-	// client is written to: a prefix with more retained topics than
-	// SSEQueue cut every stream that asked for them as a slow reader,
-	// and again at each reconnect (Last-Event-ID asks for them). The
-	// replay counts in the SSE total (a retained frame goes to the one
-	// stream that asked), whose reaper cuts the clients that do not
-	// read it; one stream's replay is at most that total.
+	// over holds, in order after those in ch, the frames that did not
+	// fit ch (guarded by mu; overN is its length, for held): a burst of
+	// live events, held to Limits.SSEBuffer bytes (not counting the
+	// replay's: retBytes), and the retained events the client asked for,
+	// held to the SSE total only. The router delivers a read's worth of
+	// PUBLISHes, and a subscription's retained events, in one turn of its
+	// event loop, faster than any client is written to: a burst of more
+	// than SSEQueue small events from one publisher (2,000 of them, 60 KB
+	// in one write) cut every stream of its topic as a slow reader,
+	// however promptly it read, and a prefix with more retained topics
+	// than SSEQueue every stream that asked for them, again at each
+	// reconnect (Last-Event-ID asks for them). Each entry costs the SSE
+	// total overCost (the frames are counted once for every stream that
+	// shares them); a retained frame goes to the one stream that asked,
+	// so the total counts the replay as the stream does, and its reaper
+	// cuts the clients that do not read; one stream's replay is at most
+	// that total.
 	over     []*eventFrame
 	overN    atomic.Int32
 	more     chan struct{} // capacity 1: over has frames for the handler
-	live     atomic.Int32
 	retBytes atomic.Int64
 }
 
@@ -600,6 +604,7 @@ func (st *stream) dropLocked() {
 	for i, f := range st.over {
 		st.taken(f)
 		st.g.releaseFrame(f)
+		st.g.sse.bytes.Add(-overCost)
 		st.over[i] = nil
 	}
 	st.over = nil
@@ -613,10 +618,16 @@ func (st *stream) taken(f *eventFrame) {
 	st.queued.Add(-n)
 	if f.retained {
 		st.retBytes.Add(-n)
-	} else {
-		st.live.Add(-1)
 	}
 }
+
+// overCost is what an entry of a stream's over costs the SSE total, on
+// top of its frame's bytes, which the total counts once for all the
+// streams that share it: the entry's pointer and the slice's room to
+// grow. Without it, streams that do not read, sharing small frames,
+// would hold their entries (up to Limits.SSEBuffer of frames each) at no
+// cost to the total.
+const overCost = 16
 
 // next returns the next queued frame, nil when none waits: ch's first,
 // then over's (a frame goes to over only while over holds some or ch is
@@ -647,6 +658,7 @@ func (st *stream) next() *eventFrame {
 		st.over = nil
 	}
 	st.overN.Store(int32(len(st.over)))
+	st.g.sse.bytes.Add(-overCost)
 	return f
 }
 
@@ -655,6 +667,7 @@ func (st *stream) next() *eventFrame {
 func (st *stream) overflow(f *eventFrame) {
 	st.over = append(st.over, f)
 	st.overN.Store(int32(len(st.over)))
+	st.g.addSSEBytes(overCost)
 	select {
 	case st.more <- struct{}{}:
 	default:
@@ -707,14 +720,6 @@ func (st *stream) push(f *eventFrame) {
 		st.dropLocked()
 		return
 	}
-	if int(st.live.Load()) >= cap(st.ch) {
-		// As many live events wait as the queue holds (Limits.SSEQueue).
-		st.queued.Add(-n)
-		st.cutSlow()
-		st.dropLocked()
-		return
-	}
-	st.live.Add(1)
 	st.g.holdFrame(f)
 	if len(st.over) == 0 {
 		select {
@@ -723,7 +728,10 @@ func (st *stream) push(f *eventFrame) {
 		default:
 		}
 	}
-	// Behind a replay's frames (ch full of them, or some in over).
+	// ch is full (a burst: the router delivers a read's worth of
+	// PUBLISHes in one turn of its event loop, faster than any client is
+	// written to), or a replay's frames wait in over: behind them,
+	// within Limits.SSEBuffer.
 	st.overflow(f)
 }
 
