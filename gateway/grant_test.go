@@ -496,6 +496,7 @@ func TestReloadEndsThousandsOfStreams(t *testing.T) {
 		o.Realms[1].BridgeRoles = []string{"user", "svc"}
 		o.Limits.MaxStreams = 2 * n
 		o.Limits.MaxStreamsPerClient = 2 * n
+		o.Limits.MaxStreamsPerIdentity = n // each key's thousand
 	})
 	type sseConn struct {
 		c  net.Conn

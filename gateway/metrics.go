@@ -275,15 +275,16 @@ type StatsSource interface {
 
 // Refusal reasons of the gateway.
 const (
-	refusedInFlight      = "in_flight"
-	refusedIdentity      = "identity_in_flight"
-	refusedAddress       = "address_in_flight"
-	refusedSessions      = "sessions"
-	refusedStreams       = "streams"
-	refusedStreamsClient = "client_streams"
-	refusedCallee        = "callee_busy"
-	refusedSignedKey     = "signed_key"    // a signing key at its share of the replay cache
-	refusedSigned        = "signed_nonces" // the replay cache full
+	refusedInFlight        = "in_flight"
+	refusedIdentity        = "identity_in_flight"
+	refusedAddress         = "address_in_flight"
+	refusedSessions        = "sessions"
+	refusedStreams         = "streams"
+	refusedStreamsClient   = "client_streams"
+	refusedStreamsIdentity = "identity_streams"
+	refusedCallee          = "callee_busy"
+	refusedSignedKey       = "signed_key"    // a signing key at its share of the replay cache
+	refusedSigned          = "signed_nonces" // the replay cache full
 )
 
 type metrics struct {

@@ -150,12 +150,13 @@ type Limits struct {
 	SessionsPerIdentity    int           // sessions one principal's requests spread over; default min(shards, 4)
 	SessionIdle            time.Duration // a principal's sessions close after this long unused; default 60s
 
-	MaxStreams          int           // SSE streams in all (503 beyond); default 10,000
-	MaxStreamsPerClient int           // SSE streams per client IP address (429 beyond); default 1000
-	SSEQueue            int           // frames queued per SSE stream; default 256
-	SSEBuffer           int           // bytes queued per SSE stream (one larger frame fits an empty queue); default 1 MiB
-	SSEBufferTotal      int64         // bytes queued to all SSE clients: events (each frame once) and streamed calls' progressive results, and the frames being written; past it those that stopped reading are cut (sse.go); default 64 MiB
-	SSEKeepalive        time.Duration // comment line on an idle stream; default 15s
+	MaxStreams            int           // SSE streams in all (503 beyond); default 10,000
+	MaxStreamsPerClient   int           // SSE streams per client IP address (429 beyond); default 1000
+	MaxStreamsPerIdentity int           // event streams of one principal with credentials (API or signing key, bearer subject and role), from any address (429 beyond); default MaxStreams/4 (requests without credentials: MaxStreamsPerClient)
+	SSEQueue              int           // frames queued per SSE stream; default 256
+	SSEBuffer             int           // bytes queued per SSE stream (one larger frame fits an empty queue); default 1 MiB
+	SSEBufferTotal        int64         // bytes queued to all SSE clients: events (each frame once) and streamed calls' progressive results, and the frames being written; past it those that stopped reading are cut (sse.go); default 64 MiB
+	SSEKeepalive          time.Duration // comment line on an idle stream; default 15s
 
 	AuthFailures int // failed authentications per client IP per minute before 429; default 30
 }
@@ -433,6 +434,7 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	defd(&l.SessionIdle, 60*time.Second)
 	def(&l.MaxStreams, 10000)
 	def(&l.MaxStreamsPerClient, 1000)
+	def(&l.MaxStreamsPerIdentity, max(l.MaxStreams/4, 1))
 	def(&l.SSEQueue, 256)
 	if l.SSEQueue > MaxSSEQueue {
 		errs = append(errs, fieldErr(fmt.Sprintf("sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", MaxSSEQueue), "limits", "sse_queue"))

@@ -143,7 +143,14 @@ func (p *pool) acquireStream(id identity) (*sess, *idPool, *problem) {
 		ip = &idPool{key: id, slots: make([]*slot, p.g.opts.Limits.SessionsPerIdentity)}
 		p.ids[id] = ip
 	}
-	ip.streams.Add(1)
+	if n := ip.streams.Add(1); n > int64(p.g.opts.Limits.MaxStreamsPerIdentity) && !id.unauthenticated() {
+		// One principal's streams, from however many addresses, take at
+		// most a share of the gateway's (Limits.MaxStreamsPerIdentity).
+		ip.streams.Add(-1)
+		p.mu.Unlock()
+		p.g.refused(refusedStreamsIdentity)
+		return nil, nil, tooBusy(429, "too many event streams for this principal")
+	}
 	p.mu.Unlock()
 	s, prob := p.pickFor(ip)
 	if prob != nil {

@@ -62,6 +62,7 @@ type gatewayLimitsConfig struct {
 	SessionIdle            duration `yaml:"session_idle"`
 	MaxStreams             int      `yaml:"max_streams"`
 	MaxStreamsPerClient    int      `yaml:"max_streams_per_client"`
+	MaxStreamsPerIdentity  int      `yaml:"max_streams_per_identity"`
 	SSEQueue               int      `yaml:"sse_queue"`
 	SSEBuffer              size     `yaml:"sse_buffer"`
 	SSEBufferTotal         size     `yaml:"sse_buffer_total"`
@@ -342,7 +343,8 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 		name string
 	}{{l.MaxConnections, "max_connections"}, {l.MaxInFlight, "max_in_flight"}, {l.MaxInFlightPerIdentity, "max_in_flight_per_identity"},
 		{l.MaxInFlightPerAddress, "max_in_flight_per_address"}, {l.MaxSessions, "max_sessions"}, {l.SessionsPerIdentity, "sessions_per_identity"},
-		{l.MaxStreams, "max_streams"}, {l.MaxStreamsPerClient, "max_streams_per_client"}, {l.SSEQueue, "sse_queue"}, {l.AuthFailures, "auth_failures"}} {
+		{l.MaxStreams, "max_streams"}, {l.MaxStreamsPerClient, "max_streams_per_client"},
+		{l.MaxStreamsPerIdentity, "max_streams_per_identity"}, {l.SSEQueue, "sse_queue"}, {l.AuthFailures, "auth_failures"}} {
 		if f.v < 0 {
 			c.errAt(errs, "gateway.limits."+f.name+" must not be negative", "gateway", "limits", f.name)
 		}
@@ -426,7 +428,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		BodyTimeout: time.Duration(l.BodyTimeout), WriteTimeout: time.Duration(l.WriteTimeout), IdleTimeout: time.Duration(l.IdleTimeout),
 		MaxConnections: l.MaxConnections, MaxInFlight: l.MaxInFlight, MaxInFlightPerIdentity: l.MaxInFlightPerIdentity,
 		MaxInFlightPerAddress: l.MaxInFlightPerAddress, MaxSessions: l.MaxSessions, SessionsPerIdentity: l.SessionsPerIdentity, SessionIdle: time.Duration(l.SessionIdle),
-		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer), SSEBufferTotal: int64(l.SSEBufferTotal),
+		MaxStreams: l.MaxStreams, MaxStreamsPerClient: l.MaxStreamsPerClient, MaxStreamsPerIdentity: l.MaxStreamsPerIdentity, SSEQueue: l.SSEQueue, SSEBuffer: int(l.SSEBuffer), SSEBufferTotal: int64(l.SSEBufferTotal),
 		SSEKeepalive: time.Duration(l.SSEKeepalive), AuthFailures: l.AuthFailures,
 	}
 	for _, k := range g.APIKeys {

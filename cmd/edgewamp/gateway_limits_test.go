@@ -60,6 +60,7 @@ func TestGatewayNegativeCountsRefused(t *testing.T) {
 		// Off, the file's webhooks still reach a running gateway at a reload.
 		{"gateway:\n  listen: \"off\"\n  webhooks:\n    - {realm: realm1, topic: com.t, url: \"http://127.0.0.1:1/h\", queue: -1}\n", "line 4: gateway.webhooks[0].queue must not be negative"},
 		{"realms:\n  - name: realm1\n    oauth:\n      max_refresh_tokens: -1\n      clients: [{id: c, public: true}]\n", "line 4: realms[0].oauth.max_refresh_tokens must not be negative"},
+		{"gateway:\n  limits:\n    max_streams_per_identity: -1\n", "line 3: gateway.limits.max_streams_per_identity must not be negative"},
 	}
 	for _, k := range cases {
 		p := writeConfig(t, k.body)
