@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -456,6 +457,9 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 	for {
 		err := dec.Decode(c)
 		if errors.Is(err, io.EOF) {
+			if errs := fractions(nil, doc.Content[0], reflect.TypeFor[config](), ""); len(errs) > 0 {
+				return nil, errors.New(strings.Join(errs, "; "))
+			}
 			return doc, nil
 		}
 		if err != nil {
@@ -469,6 +473,60 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 			return nil, cleanYAMLError(err, data)
 		}
 	}
+}
+
+// fractions appends to errs a line for each number with a fraction
+// (1.5, -0.5, 2.5e-1) that n, decoded into a value of type t at path (a
+// dotted key, as findKeysAt writes it), gives a whole-number key. yaml
+// takes a float for an integer and drops the fraction: `loops: 1.5` ran
+// one loop, `max_connections_per_address: 0.5` turned the bound off (0)
+// and `auth_failures.block_after: 0.9` took the default, and
+// check-config said ok. A whole float (1e3, 2.0) is the integer it names.
+func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []string {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return errs // a duration, a size: its own parser refuses a fraction
+	}
+	key := cmp.Or(path, "the configuration")
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err == nil && f != math.Trunc(f) {
+				errs = append(errs, fmt.Sprintf("line %d: %s takes a whole number, not `%s`", n.Line, key, n.Value))
+			}
+		}
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return errs
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			for j := 0; j < t.NumField(); j++ {
+				if f := t.Field(j); f.IsExported() && strings.Split(f.Tag.Get("yaml"), ",")[0] == n.Content[i].Value {
+					errs = fractions(errs, n.Content[i+1], f.Type, strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+					break
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind == yaml.SequenceNode {
+			for i, e := range n.Content {
+				errs = fractions(errs, e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				errs = fractions(errs, n.Content[i+1], t.Elem(), strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+			}
+		}
+	}
+	return errs
 }
 
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found

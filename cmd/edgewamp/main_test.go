@@ -1158,3 +1158,25 @@ func TestHandshakeLimitFloor(t *testing.T) {
 	s := r.dial("ws://"+r.addr+"/ws", proto.JSON)
 	s.Close()
 }
+
+// TestConfigFractionRefused: yaml takes a float for an integer key and
+// drops its fraction, so `max_connections_per_address: 0.5` turned the
+// per-address bound off (0), `block_after: 0.9` took the default and
+// `loops: 1.5` ran one loop, and check-config said ok. A fraction is now
+// refused, naming the key; a whole float (1e3) is the integer it names.
+func TestConfigFractionRefused(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"limits:\n  max_connections_per_address: 0.5\n", "line 2: limits.max_connections_per_address takes a whole number, not `0.5`"},
+		{"limits:\n  auth_failures: {block_after: 0.9}\n", "line 2: limits.auth_failures.block_after takes a whole number, not `0.9`"},
+		{"listeners: [{address: \"127.0.0.1:0\", max_connections: -0.5}]\n", "line 1: listeners[0].max_connections takes a whole number, not `-0.5`"},
+		{"gateway:\n  limits: {max_in_flight_per_address: 2.5e-1}\n", "line 2: gateway.limits.max_in_flight_per_address takes a whole number, not `2.5e-1`"},
+		{"loops: 1.5\n", "line 1: loops takes a whole number, not `1.5`"},
+		{"loops: 1e0\nlimits: {calls_in_flight: 2.0}\n", ""},
+	}
+	for _, k := range cases {
+		_, e, code := runCLI("check-config", writeFile(t, "c.yaml", k.body))
+		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
+			t.Errorf("%q: exit %d, %q; want %q", k.body, code, e, k.want)
+		}
+	}
+}
