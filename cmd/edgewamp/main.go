@@ -282,7 +282,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if cfg.Mesh.Node != "" && !cfg.Mesh.enabled() {
 		log.Warn("mesh: a node name is set, but no cluster, leaf or nats_url: the router runs alone (add -cluster-listen, -cluster-routes, -leaf-listen or -leaf-remotes to join a mesh)", "node", cfg.Mesh.Node)
 	}
-	if err := steadySysmon(cfg, *cfgPath); err != nil { // returns only if it does not re-execute
+	if err := steadySysmon(cfg, *cfgPath, func() bool { return sigs.stopped(log) }); errors.Is(err, errStoppedStarting) {
+		return 0 // logged by stopped
+	} else if err != nil { // returns only if it does not re-execute
 		sigs.notify() // steadySysmon ignored SIGHUP for the execve
 		log.Warn("go's sysmon polls every 20 µs after each idle spell: steady sysmon unavailable", "err", err)
 	}

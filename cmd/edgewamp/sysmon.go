@@ -98,7 +98,10 @@ func steadySysmonEnv(environ []string) []string {
 // (the router then runs with Go's default sysmon). cfgPath is -config's
 // value: the new process reads it again, which a pipe (-config <(...),
 // /dev/stdin) cannot give twice, so it does not re-execute for one.
-func steadySysmon(c *config, cfgPath string) error {
+// stopped reports whether a stop signal has arrived (signals.stopped),
+// asked just before the execve, which would drop it: it then returns
+// errStoppedStarting and does not re-execute.
+func steadySysmon(c *config, cfgPath string, stopped func() bool) error {
 	if !reexecAllowed || !c.withMesh(c.Tuning.SteadySysmon) {
 		return nil
 	}
@@ -119,6 +122,13 @@ func steadySysmon(c *config, cfgPath string) error {
 	// for a SIGHUP (a reload asked for while the router starts) would end
 	// the new process. The caller notifies again if this returns.
 	signal.Ignore(syscall.SIGHUP)
+	// A SIGINT or SIGTERM that came while the configuration was read
+	// waits in the process's channel, which the execve drops: the new
+	// process started and served, and a stop during the start (systemd's,
+	// a restart's) waited for TimeoutStopSec and its SIGKILL.
+	if stopped() {
+		return errStoppedStarting
+	}
 	err := syscall.Exec(exe, os.Args, env)
 	if errors.Is(err, syscall.ENOENT) {
 		if alt, aerr := os.Executable(); aerr == nil {
@@ -128,6 +138,10 @@ func steadySysmon(c *config, cfgPath string) error {
 	}
 	return fmt.Errorf("steady sysmon: re-executing %s: %w", exe, err)
 }
+
+// errStoppedStarting is steadySysmon's answer when a stop signal came
+// before it re-executed.
+var errStoppedStarting = errors.New("stop signal while starting")
 
 // The re-executed process's name. The kernel names a process (its comm:
 // /proc/PID/comm, what ps, top, pgrep and ss -p show) after the last
