@@ -1,0 +1,68 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// openFDs counts the descriptors process pid holds.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestPprofConnectionsBounded: the -pprof server took every connection
+// and kept one that sent nothing for ever (http.Serve: no timeout, no
+// bound), each a descriptor and a goroutine of the router's, outside the
+// connections' budget, in the 64 descriptors the open-file limit keeps for
+// the rest of the process (the gateway, NATS, JetStream's and the OAuth2
+// state's files). Now it holds at most pprofMaxConns connections, and
+// closes one whose request has not come within pprofHeaderTimeout.
+func TestPprofConnectionsBounded(t *testing.T) {
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", "127.0.0.1:0"))
+	m := regexp.MustCompile(`msg="pprof listening" address=(\S+)`).FindStringSubmatch(r.logs())
+	if m == nil {
+		t.Fatalf("no pprof address in the log:\n%s", r.logs())
+	}
+	pid := r.cmd.Process.Pid
+	before := openFDs(t, pid)
+	var conns []net.Conn
+	for range 64 {
+		c, err := net.Dial("tcp", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	time.Sleep(300 * time.Millisecond) // for the router to accept them
+	if held := openFDs(t, pid) - before; held > pprofMaxConns+2 {
+		t.Fatalf("64 idle connections to -pprof hold %d descriptors of the router, want at most %d", held, pprofMaxConns)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(pprofHeaderTimeout + 2*time.Second))
+	if _, err := conns[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("an idle connection to -pprof: %v, want it closed (EOF) after %v", err, pprofHeaderTimeout)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + m[1] + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /debug/pprof/: %s", resp.Status)
+	}
+}
