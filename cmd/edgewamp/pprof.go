@@ -38,6 +38,12 @@ func servePprof(addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Info("pprof listening", "address", ln.Addr().String())
+	if h, _, _ := net.SplitHostPort(addr); !loopbackHost(h) {
+		// The profiles take no credential: a goroutine dump (stop the
+		// world), a CPU profile or a trace of any length, the command
+		// line (credentials in mesh URLs), for whoever reaches it.
+		log.Warn("pprof: listening on an address that is not loopback: anyone who reaches it can read the process's profiles and command line and make it profile or trace itself, without a credential; use 127.0.0.1 (or ::1) and an SSH tunnel", "address", addr)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: pprofHeaderTimeout, IdleTimeout: pprofHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, pprofMaxConns)})

@@ -66,3 +66,20 @@ func TestPprofConnectionsBounded(t *testing.T) {
 		t.Fatalf("GET /debug/pprof/: %s", resp.Status)
 	}
 }
+
+// TestPprofNotLoopbackWarned: -pprof on an address that is not loopback
+// (every interface counts) serves the profiles, which take no credential,
+// to whoever reaches it: run says so. Before, it said nothing.
+func TestPprofNotLoopbackWarned(t *testing.T) {
+	const warning = "pprof: listening on an address that is not loopback"
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", "0.0.0.0:0"))
+	r.waitLog("edgewamp started", 1)
+	if !regexp.MustCompile(`level=WARN msg="` + warning + `.*address=0\.0\.0\.0:0`).MatchString(r.logs()) {
+		t.Fatalf("-pprof 0.0.0.0:0 was not warned of:\n%s", r.logs())
+	}
+	r = launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", "localhost:0"))
+	r.waitLog("edgewamp started", 1)
+	if regexp.MustCompile(warning).MatchString(r.logs()) {
+		t.Fatalf("-pprof localhost:0 was warned of:\n%s", r.logs())
+	}
+}
