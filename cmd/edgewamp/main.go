@@ -209,6 +209,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.Mesh.openWarning(); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	if w := cfg.secretFileWarning(path); w != "" {
+		fmt.Fprintf(stderr, "edgewamp: warning: %s\n", w)
+	}
 	for _, w := range cfg.cleartextWarnings(true) {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
@@ -292,6 +295,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if w := cfg.Mesh.openWarning(); w != "" {
+		log.Warn(w)
+	}
+	if w := cfg.secretFileWarning(*cfgPath); w != "" {
 		log.Warn(w)
 	}
 	for _, w := range cfg.proxyWarnings() { // the lists apply at a restart only

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// inlineSecrets names the keys of the configuration that hold a secret
+// in clear (not a PBKDF2 hash, which password and an OAuth2 client's
+// secret are): a WAMP-CRA secret, an API key, a signing key's or a
+// webhook's secret, the mesh token, an nkey seed.
+func (c *config) inlineSecrets() []string {
+	var keys []string
+	for i, r := range c.Realms {
+		for j, u := range r.Users {
+			if u.Secret != "" {
+				keys = append(keys, fmt.Sprintf("realms[%d].users[%d].secret", i, j))
+			}
+		}
+	}
+	g := &c.Gateway
+	for i, k := range g.APIKeys {
+		if k.Key != "" {
+			keys = append(keys, fmt.Sprintf("gateway.api_keys[%d].key", i))
+		}
+	}
+	for i, k := range g.SigningKeys {
+		if k.Secret != "" {
+			keys = append(keys, fmt.Sprintf("gateway.signing_keys[%d].secret", i))
+		}
+	}
+	for i, w := range g.Webhooks {
+		if w.Secret != "" {
+			keys = append(keys, fmt.Sprintf("gateway.webhooks[%d].secret", i))
+		}
+	}
+	if c.Mesh.Credentials.Token != "" {
+		keys = append(keys, "mesh.credentials.token")
+	}
+	if c.Mesh.Credentials.NKeySeed != "" {
+		keys = append(keys, "mesh.credentials.nkey_seed")
+	}
+	return keys
+}
+
+// secretFileWarning says, when the configuration file at path holds
+// secrets in clear and every local user may read it, which: "" otherwise
+// (no file, the embedded default, a pipe, no such secret, or a file
+// others cannot read). Before, nothing said it: a file installed 0644
+// (the default umask's, or the tarball's instructions for a system
+// without the edgewamp user) gave every account of the machine the API
+// keys and the mesh token.
+func (c *config) secretFileWarning(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o004 == 0 {
+		return ""
+	}
+	keys := c.inlineSecrets()
+	if len(keys) == 0 {
+		return ""
+	}
+	more := ""
+	if len(keys) > 4 {
+		keys, more = keys[:4], fmt.Sprintf(" and %d more", len(keys)-4)
+	}
+	return fmt.Sprintf("%s is readable by every local user (mode %04o) and holds secrets in clear (%s%s): make it readable by the router only (chmod o-r; the package installs it root:edgewamp 0640), or take them from the environment (secret_env, key_env, token_env, nkey_seed_file)",
+		path, fi.Mode().Perm(), strings.Join(keys, ", "), more)
+}

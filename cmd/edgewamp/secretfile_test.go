@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestSecretFileReadableWarned: a configuration file every local user
+// may read that holds secrets in clear (an API key, a WAMP-CRA secret,
+// the mesh token) is warned of by check-config and run; one readable by
+// its owner and group only, or whose secrets come from the environment,
+// is not. Before, nothing was said.
+func TestSecretFileReadableWarned(t *testing.T) {
+	t.Setenv("EDGEWAMP_TEST_KEY", "0123456789abcdef0123")
+	const warning = "is readable by every local user (mode 0644) and holds secrets in clear ("
+	inline := "realms:\n  - name: plant\n    users: [{authid: svc, role: r, secret: s3cret}]\ngateway:\n  listen: 127.0.0.1:0\n  api_keys: [{name: k, key: 0123456789abcdef0123, realm: plant, role: r}]\n"
+	fromEnv := "gateway:\n  listen: 127.0.0.1:0\n  api_keys: [{name: k, key_env: EDGEWAMP_TEST_KEY, realm: realm1, role: r}]\n"
+	for _, k := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       string // "" for no warning
+	}{
+		{"inline, 0644", inline, 0o644, "(realms[0].users[0].secret, gateway.api_keys[0].key)"},
+		{"inline, 0640", inline, 0o640, ""},
+		{"from the environment, 0644", fromEnv, 0o644, ""},
+	} {
+		p := writeFile(t, "c.yaml", k.body)
+		if err := os.Chmod(p, k.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, e, code := runCLI("check-config", p)
+		if code != 0 {
+			t.Fatalf("%s: check-config: exit %d: %s", k.name, code, e)
+		}
+		if k.want == "" && strings.Contains(e, warning[:30]) || k.want != "" && !strings.Contains(e, warning+k.want[1:]) {
+			t.Fatalf("%s: check-config's stderr:\n%s\nwant a warning naming %q (none if empty)", k.name, e, k.want)
+		}
+	}
+	p := writeFile(t, "c.yaml", inline)
+	os.Chmod(p, 0o644)
+	r := launch(t, exec.Command(binPath, "run", "-config", p, "-listen", "127.0.0.1:0"))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), "level=WARN msg=\""+p+" "+warning) {
+		t.Fatalf("run did not warn:\n%s", r.logs())
+	}
+}
