@@ -133,6 +133,20 @@ func (c *config) validateOAuth(errs *[]error) {
 	if o.TokenCache < 0 {
 		c.errAt(errs, "oauth.token_cache must not be negative", "oauth", "token_cache")
 	}
+	// Lower bounds (0 is the default): the sync loop ticked at any
+	// period, each round re-reading the state with a deadline of 4 periods
+	// (sync_interval: 1ms kept an idle router at 78 % of a CPU re-reading
+	// oauth.log; on a mesh its rounds missed their deadline, and a new key
+	// was published 2 periods before it signed, too soon for the other
+	// nodes); a generated key rotated at any period, each kept in the JWKS
+	// and the state for as long as its tokens live (rotate_every: 1s, a key
+	// a second: 86,400 of them with 24 h tokens).
+	if v := time.Duration(o.SyncInterval); v != 0 && v < minOAuthSync {
+		c.errAt(errs, fmt.Sprintf("oauth.sync_interval %s is below the minimum %s", v, minOAuthSync), "oauth", "sync_interval")
+	}
+	if v := time.Duration(o.RotateEvery); v != 0 && v < minOAuthRotate {
+		c.errAt(errs, fmt.Sprintf("oauth.rotate_every %s is below the minimum %s", v, strings.TrimSuffix(minOAuthRotate.String(), "0m0s")), "oauth", "rotate_every")
+	}
 	if !c.oauthEnabled() {
 		// Off: nothing of the oauth package runs, not even validation (a
 		// plain node holds no memory for it; see footprint_test.go).
@@ -214,6 +228,12 @@ func (c *config) validateOAuth(errs *[]error) {
 		}
 	}
 }
+
+// The least oauth.sync_interval and oauth.rotate_every.
+const (
+	minOAuthSync   = 100 * time.Millisecond
+	minOAuthRotate = time.Hour
+)
 
 // samePublicKey reports whether a and b are one key.
 func samePublicKey(a, b crypto.Signer) bool {
