@@ -349,6 +349,12 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 			c.errAt(errs, "gateway.limits."+f.name+" must not be negative", "gateway", "limits", f.name)
 		}
 	}
+	// An event stream's keepalive ticks at this period: below a second
+	// (sse_keepalive: 1ns) each stream wrote comment lines as fast as its
+	// client read them, 1.75 MB/s to one curl, and check-config said ok.
+	if v := time.Duration(l.SSEKeepalive); v != 0 && v < minSSEKeepalive {
+		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_keepalive %s is below the minimum %s", v, minSSEKeepalive), "gateway", "limits", "sse_keepalive")
+	}
 	if l.SSEQueue > maxSSEQueue {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", maxSSEQueue),
 			"gateway", "limits", "sse_queue")
@@ -381,6 +387,9 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 		}
 	}
 }
+
+// minSSEKeepalive is the least gateway.limits.sse_keepalive.
+const minSSEKeepalive = time.Second
 
 // The most that gateway.limits.sse_queue, gateway.webhooks[].queue and
 // .concurrency may be: the gateway's (gateway.MaxSSEQueue), checked here

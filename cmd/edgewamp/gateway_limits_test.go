@@ -141,3 +141,21 @@ func TestGatewayQueueSizesBounded(t *testing.T) {
 		t.Fatalf("a refused reload changed the webhooks:\n%s", lastLines(g.logs(), 3))
 	}
 }
+
+// TestGatewaySSEKeepaliveBounded: gateway.limits.sse_keepalive took any
+// period, and an event stream's keepalive ticks at it: with 1ns one curl
+// of /wamp/realm1/events/... received 3.5 MB of comment lines in 2 s, and
+// check-config said ok. Below a second it is refused, naming the key.
+func TestGatewaySSEKeepaliveBounded(t *testing.T) {
+	for _, k := range []struct{ body, want string }{
+		{"gateway:\n  limits:\n    sse_keepalive: 1ns\n", "line 3: gateway.limits.sse_keepalive 1ns is below the minimum 1s"},
+		{"gateway:\n  limits: {sse_keepalive: 999ms}\n", "line 2: gateway.limits.sse_keepalive 999ms is below the minimum 1s"},
+		{"gateway:\n  limits: {sse_keepalive: 1s}\n", ""},
+		{"gateway:\n  limits: {sse_keepalive: 0s}\n", ""},
+	} {
+		o, e, code := runCLI("check-config", writeConfig(t, k.body))
+		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
+			t.Errorf("check-config %q: exit %d: %s%s; want %q", k.body, code, o, e, k.want)
+		}
+	}
+}
