@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -317,9 +318,19 @@ func parseSize(s string) (int, error) {
 // else the file over the embedded default. override, if not nil, changes
 // the configuration (command-line flags) before it is validated.
 func loadConfig(path string, override func(*config)) (*config, error) {
+	return loadConfigFrom(path, override, false)
+}
+
+// reloadConfigFile is loadConfig for a reload: the file is read again,
+// which a pipe cannot be (errPipeReread).
+func reloadConfigFile(path string, override func(*config)) (*config, error) {
+	return loadConfigFrom(path, override, true)
+}
+
+func loadConfigFrom(path string, override func(*config), again bool) (*config, error) {
 	data, name := defaultConfig, "embedded default"
 	if path != "" {
-		b, err := readConfigFile(path)
+		b, err := readConfigFile(path, again)
 		if err != nil {
 			return nil, err
 		}
@@ -354,8 +365,17 @@ const maxConfigFile = 16 << 20
 // whole, with no bound, at start, by check-config and at every SIGHUP:
 // check-config /dev/zero ran out of memory, and a 32 MiB file took 6.5 to
 // 9.7 s and 625 MiB to parse.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+//
+// again (a reload) opens it without waiting and refuses a pipe
+// (errPipeReread): what it held was read at the start, and opening a
+// named pipe waits for a writer, which a SIGHUP did on the goroutine that
+// handles the signals: with none, for ever, and the router's stop with it.
+func readConfigFile(path string, again bool) ([]byte, error) {
+	flags := os.O_RDONLY
+	if again {
+		flags |= syscall.O_NONBLOCK
+	}
+	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +391,9 @@ func readConfigFile(path string) ([]byte, error) {
 			return nil, tooLarge
 		}
 	case m&os.ModeNamedPipe != 0:
+		if again {
+			return nil, fmt.Errorf("%s: %w", path, errPipeReread)
+		}
 	default:
 		what := "not a regular file"
 		switch {
@@ -392,6 +415,9 @@ func readConfigFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// errPipeReread is a reload's refusal of a configuration read from a pipe.
+var errPipeReread = errors.New("is a pipe, which cannot be read again")
 
 // parseConfig decodes data strictly over the embedded default, so that every
 // key data leaves out keeps the default's value (a list, such as listeners

@@ -617,7 +617,11 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		log.Info("SIGHUP: nothing to reload (running on the embedded default configuration)")
 		return nil
 	}
-	cfg, err := loadConfig(path, override)
+	cfg, err := reloadConfigFile(path, override)
+	if errors.Is(err, errPipeReread) {
+		log.Warn("SIGHUP: -config "+path+" "+errPipeReread.Error()+": the configuration is not reloaded (restart to change it; TLS certificates are re-read)", "config", path)
+		return nil
+	}
 	if err != nil {
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err

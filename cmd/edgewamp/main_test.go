@@ -475,7 +475,7 @@ func TestConfigFileReadBounded(t *testing.T) {
 	if err := os.WriteFile(atBound, make([]byte, maxConfigFile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := readConfigFile(atBound); err != nil || len(b) != maxConfigFile {
+	if b, err := readConfigFile(atBound, false); err != nil || len(b) != maxConfigFile {
 		t.Errorf("a file of exactly %d bytes: %d bytes read, %v", maxConfigFile, len(b), err)
 	}
 	// A reload refuses a file past the bound and keeps the running
@@ -1178,5 +1178,42 @@ func TestConfigFractionRefused(t *testing.T) {
 		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
 			t.Errorf("%q: exit %d, %q; want %q", k.body, code, e, k.want)
 		}
+	}
+}
+
+// TestReloadOfPipeNeverBlocks: a configuration read from a named pipe
+// (README: "a regular file ... or a pipe") cannot be read again, and a
+// SIGHUP opened it again on the serving goroutine: with no writer, open
+// waited for one for ever, no line was logged, and the SIGTERM after it
+// was never handled (systemd's SIGKILL ended the router). The reload now
+// says so and reloads nothing (the certificates still), and a stop works.
+func TestReloadOfPipeNeverBlocks(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "edgewamp.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		f.WriteString("realms: [{name: realm1}]\n")
+		f.Close()
+	}()
+	r := launch(t, exec.Command(binPath, "run", "-config", fifo, "-listen", "127.0.0.1:0"))
+	r.waitLog("edgewamp started", 1)
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, r.logs())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("SIGTERM after a SIGHUP of a router reading its configuration from a pipe: still running 3 s later\n%s", r.logs())
+	}
+	if !strings.Contains(r.logs(), "is a pipe, which cannot be read again") {
+		t.Fatalf("the reload did not say why it reloaded nothing:\n%s", r.logs())
 	}
 }
