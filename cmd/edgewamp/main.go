@@ -300,6 +300,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.secretFileWarning(*cfgPath); w != "" {
 		log.Warn(w)
 	}
+	if os.Geteuid() == 0 {
+		// The router needs no privilege (the unit and the container image
+		// run it as a user of its own, without capabilities): as root, a
+		// flaw in it, or in a library it links, is the machine's.
+		log.Warn("running as root: the router needs no privilege; run it as a user of its own (the systemd unit runs it as edgewamp, the container image as nonroot; for a port below 1024 give that user CAP_NET_BIND_SERVICE)")
+	}
 	for _, w := range cfg.proxyWarnings() { // the lists apply at a restart only
 		log.Warn(w)
 	}

@@ -46,3 +46,17 @@ func TestSecretFileReadableWarned(t *testing.T) {
 		t.Fatalf("run did not warn:\n%s", r.logs())
 	}
 }
+
+// TestRunAsRootWarned: run as root, the router says it needs no
+// privilege (the unit and the container image run it as a user of its
+// own). Before, nothing was said. Skipped unless the test runs as root.
+func TestRunAsRootWarned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root")
+	}
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0"))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), `level=WARN msg="running as root: the router needs no privilege`) {
+		t.Fatalf("run as root did not warn:\n%s", r.logs())
+	}
+}
