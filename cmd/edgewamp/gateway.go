@@ -253,6 +253,19 @@ func (c *config) validateGateway(errs *[]error) {
 	for _, r := range c.Realms {
 		realms[r.Name] = true
 	}
+	// A key of a realm that is not configured authenticates nothing: its
+	// every request was refused, and check-config said ok (a typo in the
+	// realm), where a route's, a callee's or a webhook's was refused.
+	for i, k := range g.APIKeys {
+		if k.Realm != "" && !realms[k.Realm] {
+			c.errAt(errs, fmt.Sprintf("API key realm %q is not configured", k.Realm), "gateway", "api_keys", i, "realm")
+		}
+	}
+	for i, k := range g.SigningKeys {
+		if k.Realm != "" && !realms[k.Realm] {
+			c.errAt(errs, fmt.Sprintf("signing key realm %q is not configured", k.Realm), "gateway", "signing_keys", i, "realm")
+		}
+	}
 	for i, rt := range g.Routes {
 		if rt.Realm != "" && !realms[rt.Realm] {
 			c.errAt(errs, fmt.Sprintf("route realm %q is not configured", rt.Realm), "gateway", "routes", i, "realm")

@@ -159,3 +159,20 @@ func TestGatewaySSEKeepaliveBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayKeyRealmChecked: an API key or signing key naming a realm
+// the file does not configure (a typo) authenticated nothing, every
+// request with it refused, and check-config said ok, where a route's, a
+// callee's or a webhook's realm was checked. It is refused, naming the key.
+func TestGatewayKeyRealmChecked(t *testing.T) {
+	for _, k := range []struct{ body, want string }{
+		{"gateway:\n  api_keys:\n    - {name: a, key: 0123456789abcdef0123, realm: realm2, role: r}\n", "line 3: API key realm \"realm2\" is not configured"},
+		{"gateway:\n  signing_keys:\n    - {key: k1, secret: 0123456789abcdef0123, realm: realm2, role: r}\n", "line 3: signing key realm \"realm2\" is not configured"},
+		{"gateway:\n  api_keys:\n    - {name: a, key: 0123456789abcdef0123, realm: realm1, role: r}\n", ""},
+	} {
+		o, e, code := runCLI("check-config", writeConfig(t, k.body))
+		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
+			t.Errorf("check-config %q: exit %d: %s%s; want %q", k.body, code, o, e, k.want)
+		}
+	}
+}
