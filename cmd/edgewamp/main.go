@@ -212,6 +212,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.secretFileWarning(path); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: warning: %s\n", w)
 	}
+	for _, w := range cfg.keyFileWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.cleartextWarnings(true) {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
@@ -298,6 +301,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if w := cfg.secretFileWarning(*cfgPath); w != "" {
+		log.Warn(w)
+	}
+	for _, w := range cfg.keyFileWarnings() {
 		log.Warn(w)
 	}
 	if os.Geteuid() == 0 {

@@ -70,3 +70,46 @@ func (c *config) secretFileWarning(path string) string {
 	return fmt.Sprintf("%s is readable by every local user (mode %04o) and holds secrets in clear (%s%s): make it readable by the router only (chmod o-r; the package installs it root:edgewamp 0640), or take them from the environment (secret_env, key_env, token_env, nkey_seed_file)",
 		path, fi.Mode().Perm(), strings.Join(keys, ", "), more)
 }
+
+// keyFileWarnings says, for each private key file the configuration names
+// (the listeners', the gateway's and mesh.tls's TLS keys, the OAuth2
+// signing keys, the mesh's nkey seed file) that every local user may
+// read, which: with it anyone on the machine can impersonate the router
+// to its clients, sign access tokens, or join the mesh. Before, nothing
+// said it. Files that cannot be read (check-config and run refuse them)
+// are left to their errors.
+func (c *config) keyFileWarnings() []string {
+	type keyFile struct{ key, path string }
+	var files []keyFile
+	for i, l := range c.Listeners {
+		if l.TLS != nil {
+			files = append(files, keyFile{fmt.Sprintf("listeners[%d].tls.key", i), l.TLS.Key})
+		}
+	}
+	if t := c.Gateway.TLS; t != nil && !c.gatewayOff() {
+		files = append(files, keyFile{"gateway.tls.key", t.Key})
+	}
+	if c.Mesh.enabled() {
+		if t := c.Mesh.TLS; t != nil {
+			files = append(files, keyFile{"mesh.tls.key", t.Key})
+		}
+		if f := c.Mesh.Credentials.NKeySeedFile; f != "" {
+			files = append(files, keyFile{"mesh.credentials.nkey_seed_file", f})
+		}
+	}
+	if c.oauthEnabled() {
+		for i, f := range c.OAuth.KeyFiles {
+			files = append(files, keyFile{fmt.Sprintf("oauth.key_files[%d]", i), f})
+		}
+	}
+	var out []string
+	for _, f := range files {
+		fi, err := os.Stat(f.path)
+		if f.path == "" || err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o004 == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s is readable by every local user (mode %04o): it is a private key; make it readable by the router only (chmod o-r; README: install -o root -g edgewamp -m 0640)",
+			f.key, f.path, fi.Mode().Perm()))
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,32 @@ func TestRunAsRootWarned(t *testing.T) {
 	r.waitLog("edgewamp started", 1)
 	if !strings.Contains(r.logs(), `level=WARN msg="running as root: the router needs no privilege`) {
 		t.Fatalf("run as root did not warn:\n%s", r.logs())
+	}
+}
+
+// TestKeyFileReadableWarned: a listener's TLS private key that every
+// local user may read is warned of by check-config and run (anyone on the
+// machine could impersonate the router to its clients); at 0600 it is not.
+// Before, nothing was said.
+func TestKeyFileReadableWarned(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePair(t, cert, key, 1)
+	cfg := writeFile(t, "c.yaml", "listeners:\n  - address: \"127.0.0.1:0\"\n    tls: {cert: "+cert+", key: "+key+"}\ngateway: {listen: \"off\"}\n")
+	warning := "warning: listeners[0].tls.key " + key + " is readable by every local user (mode 0644): it is a private key"
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		if err := os.Chmod(key, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, e, code := runCLI("check-config", cfg)
+		if code != 0 || strings.Contains(e, warning) != (mode == 0o644) {
+			t.Fatalf("check-config with the key at %04o: exit %d, stderr:\n%s\nwant the warning: %v", mode, code, e, mode == 0o644)
+		}
+	}
+	os.Chmod(key, 0o644)
+	r := launch(t, exec.Command(binPath, "run", "-config", cfg))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), `level=WARN msg="listeners[0].tls.key `+key+` is readable by every local user`) {
+		t.Fatalf("run did not warn:\n%s", r.logs())
 	}
 }
