@@ -11,7 +11,8 @@ package proto
 // null, 29 without 28, 258 on an integer), which close its session. A
 // payload holding a tag that cbTagKept does not keep is marked
 // (rd.norm, Raw.Normalize), so that CBOR peers get it transcoded, the tag
-// stripped as for the other serializers' peers. Self-described CBOR (tag
+// stripped as for the other serializers' peers; what cbTagKept keeps (and
+// CBOR's undefined) the transcoder writes for them as it came. Self-described CBOR (tag
 // 55799) has no meaning, but node-cbor unwraps it only around a whole
 // document: in a payload Autobahn|JS got a Tagged object, not the value
 // the other peers get, so it is stripped too.

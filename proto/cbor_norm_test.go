@@ -62,3 +62,46 @@ func TestCBORTagsNormalized(t *testing.T) {
 		})
 	}
 }
+
+// What CBOR peers get as it came (a date text, tag 0; CBOR's undefined,
+// in a list and as a dictionary member) they get so also in a payload
+// normalized for something else (a tag the router strips), as the README
+// says: before, normalizing took the tag 0 off (a datetime became a str
+// for cbor2) and turned undefined into null, or left the member out. The
+// other peers still get the text alone, null and no member.
+func TestCBORNormalizedKeepsDateTextAndUndefined(t *testing.T) {
+	// [tag 0 "2020-09-13T12:26:40Z", undefined, {a: undefined, b: 1}, 55799(1)]
+	date := "c0 74323032302d30392d31335431323a32363a34305a"
+	args := mustHex(t, stripSpaces("84 "+date+" f7 a2 6161 f7 6162 01 d9d9f7 01"))
+	w := wr{ser: CBOR}
+	w.arr(5)
+	w.uint(uint64(CodePublish))
+	w.uint(1)
+	w.mapH(0)
+	_ = w.strS("t")
+	w.b = append(w.b, args...)
+	m := mustDecode(t, CBOR, w.b)
+	if !m.Args.Normalize {
+		t.Fatal("a payload holding tag 55799 not marked Normalize")
+	}
+	for _, c := range []struct {
+		to   Serializer
+		want string
+	}{
+		{CBOR, "84 " + date + " f7 a2 6161 f7 6162 01 01"},
+		{MsgPack, "94 b4323032302d30392d31335431323a32363a34305a c0 81 a162 01 01"},
+		{JSON, hexOf(`["2020-09-13T12:26:40Z",null,{"b":1},1]`)},
+	} {
+		out := mustAppend(t, c.to, &Message{Type: CodeEvent, ID: 1, ID2: 2, Args: m.Args})
+		got := mustDecode(t, c.to, out)
+		if want := stripSpaces(c.want); showHex(got.Args.B) != showHex(mustHex(t, want)) {
+			t.Errorf("%s peers get %s, want %s", c.to, show(c.to, got.Args.B), show(c.to, mustHex(t, want)))
+		}
+	}
+	// Transcode (CBOR to CBOR) keeps them too.
+	out, err := Transcode(nil, CBOR, Raw{Ser: CBOR, B: args})
+	requireNoError(t, err, "Transcode")
+	if want := mustHex(t, stripSpaces("84 "+date+" f7 a2 6161 f7 6162 01 01")); showHex(out) != showHex(want) {
+		t.Errorf("Transcode CBOR to CBOR: %x, want %x", out, want)
+	}
+}

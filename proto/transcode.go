@@ -47,13 +47,26 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 	if r.ser == JSON {
 		r.jsonWS()
 	}
+	cbor := r.ser == CBOR && w.ser == CBOR
+	if cbor && r.i+1 < len(r.b) && r.b[r.i] == cborTagDate && r.b[r.i+1]>>5 == 3 {
+		// A date text (tag 0 on a text string, the only tag on it) passes
+		// to CBOR peers as it came (cbTagKept), also in a payload
+		// normalized for something else: cbNext reads the tag through.
+		w.b = append(w.b, cborTagDate)
+	}
 	var t tok
 	err := r.next(&t)
 	if err != nil {
 		return err
 	}
 	switch t.k {
-	case kNull, kUndef: // undefined: as JSON.stringify writes it in a list
+	case kUndef:
+		if cbor { // CBOR's own undefined passes to CBOR peers
+			w.b = append(w.b, cborUndefined)
+			break
+		}
+		w.null() // as JSON.stringify writes it in a list
+	case kNull:
 		w.null()
 	case kBool:
 		w.bool(t.u != 0)
@@ -124,7 +137,8 @@ func transcodeValue(r *rd, w *wr, depth int, sc *[]byte) error {
 // elements moved up to it, once they are counted: one pass over the input,
 // where counting ahead would skip every nested container once per level.
 // A map member whose value is JavaScript undefined is dropped (as
-// JSON.stringify does); the head is then rewritten with the smaller count.
+// JSON.stringify does), but for CBOR to CBOR, which keeps its own
+// undefined; the head is then rewritten with the smaller count.
 func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 	isMap := t.k == kMap
 	close := byte(']')
@@ -157,8 +171,8 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 			if err != nil {
 				return err
 			}
-			if r.undefined() {
-				continue
+			if (r.ser != CBOR || w.ser != CBOR) && r.undefined() {
+				continue // a CBOR peer gets CBOR's undefined (transcodeValue)
 			}
 			if n > 0 {
 				w.comma()
@@ -209,6 +223,15 @@ func transcodeKey(r *rd, sc *[]byte) ([]byte, error) {
 	}
 	return ks, nil
 }
+
+// The heads of CBOR's tag 0 (a date/time text) and of its undefined
+// (simple value 23), which CBOR peers get as they came even in a payload
+// the router normalizes for something else (see Raw.Normalize): a tag it
+// strips, a chain of tags.
+const (
+	cborTagDate   = 0xc0
+	cborUndefined = 0xf7
+)
 
 // maxHead is the longest MsgPack or CBOR array/map head for a length that
 // fits in 32 bits; a container cannot have more elements than its input has
