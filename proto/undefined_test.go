@@ -187,3 +187,30 @@ func showHex(b []byte) string {
 	}
 	return string(out)
 }
+
+// ListElement returns an element of a list as it is encoded there, marked
+// Normalize as Decode marks a payload holding the same (a MsgPack
+// undefined), and nothing for an element past the end or a list that is
+// not one.
+func TestListElement(t *testing.T) {
+	r := Raw{Ser: JSON, B: []byte(` [1, {"a": [18446744073709551616]} ,"x"]`)}
+	if e, ok := ListElement(r, 1); !ok || string(e.B) != `{"a": [18446744073709551616]}` || e.Ser != JSON || e.Normalize {
+		t.Fatalf("JSON element 1: %q %v %v", e.B, ok, e.Normalize)
+	}
+	if _, ok := ListElement(r, 3); ok {
+		t.Fatal("JSON element 3 of 3 found")
+	}
+	m := Raw{Ser: MsgPack, B: mustHex(t, stripSpaces("93 01 92 d40000 02 a178"))}
+	for i, want := range []struct {
+		hex  string
+		norm bool
+	}{{"01", false}, {"92d4000002", true}, {"a178", false}} {
+		e, ok := ListElement(m, i)
+		if !ok || showHex(e.B) != want.hex || e.Normalize != want.norm {
+			t.Fatalf("MsgPack element %d: %x %v Normalize %v, want %s %v", i, e.B, ok, e.Normalize, want.hex, want.norm)
+		}
+	}
+	if _, ok := ListElement(Raw{Ser: CBOR, B: mustHex(t, "a1616101")}, 0); ok {
+		t.Fatal("an element of a dictionary found")
+	}
+}

@@ -43,3 +43,36 @@ func validValue(r *Raw, want kind) bool {
 	r.Normalize = d.norm
 	return d.end() == nil
 }
+
+// ListElement returns element i of r, a list, as it is encoded there (B
+// aliases r.B), marked Normalize as Decode marks a payload holding what it
+// holds. ok is false when r is not a well-formed list or has no element
+// i. It lets a value sent inside a list (a meta call's arguments) be kept
+// and passed on as its sender encoded it, where decoding it into Go values
+// and encoding them again would change what the serializer the router
+// picks cannot carry.
+func ListElement(r Raw, i int) (Raw, bool) {
+	if !r.Ser.Valid() || i < 0 {
+		return Raw{}, false
+	}
+	d := rd{b: r.B, ser: r.Ser}
+	var t tok
+	if d.next(&t) != nil || t.k != kArr {
+		return Raw{}, false
+	}
+	s := seqOf(&t)
+	for j := 0; ; j++ {
+		ok, err := d.more(&s, ']')
+		if err != nil || !ok {
+			return Raw{}, false
+		}
+		d.norm = false
+		span, err := d.skip(1)
+		if err != nil {
+			return Raw{}, false
+		}
+		if j == i {
+			return Raw{Ser: r.Ser, Normalize: d.norm, B: span}, true
+		}
+	}
+}

@@ -199,7 +199,9 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		s.metaTurn(ss, m.Request, proc, h, args, kwargs, q, due)
 		return true
 	}
+	s.metaArgs = m.Args
 	s.runMeta(ss, m.Request, proc, h, args, kwargs, q, due)
+	s.metaArgs = proto.Raw{}
 	return true
 }
 

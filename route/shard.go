@@ -53,6 +53,11 @@ type Shard struct {
 	dec      proto.Decoder
 	msg      proto.Message
 	out      proto.Message // message being built
+	// metaArgs: the Arguments of the meta call metaCall is running, as
+	// received (aliasing the input), for the procedures that keep a
+	// value as its caller encoded it (a testament's payload); zero
+	// outside the call.
+	metaArgs proto.Raw
 	enc      proto.Encoder
 	buf      []byte             // output buffer for the message being sent
 	evbuf    [4][]byte          // per-serializer EVENT encodings during a fan-out

@@ -137,7 +137,7 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		if _, ok := args[1].([]any); !ok {
 			return nil, badArg("testament args must be a list")
 		}
-		raw, e := proto.EncodeValue(metaSer, args[1])
+		raw, e := s.testamentValue(args, 1)
 		if e != nil {
 			return nil, badArg(e.Error())
 		}
@@ -147,7 +147,7 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		if _, ok := args[2].(map[string]any); !ok {
 			return nil, badArg("testament kwargs must be a dictionary")
 		}
-		raw, e := proto.EncodeValue(metaSer, args[2])
+		raw, e := s.testamentValue(args, 2)
 		if e != nil {
 			return nil, badArg(e.Error())
 		}
@@ -189,6 +189,20 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 	}
 	ss.testaments[scope] = append(ss.testaments[scope], t)
 	return nil, nil
+}
+
+// testamentValue returns a testament's Arguments (i = 1) or ArgumentsKw
+// (i = 2), args[i] of the call, as the caller encoded it (a copy): JSON
+// and CBOR carry integers beyond MsgPack's range, which encoding the
+// decoded value in metaSer turned into float64s (and dropped CBOR's tags
+// and undefined), where a PUBLISH of the same payload reaches subscribers
+// exact. Encoded in metaSer only when the call's raw Arguments are not at
+// hand.
+func (s *Shard) testamentValue(args []any, i int) (proto.Raw, error) {
+	if r, ok := proto.ListElement(s.metaArgs, i); ok {
+		return r.Clone(), nil
+	}
+	return proto.EncodeValue(metaSer, args[i])
 }
 
 // publishOf wraps an options dict into a PUBLISH message so the normal
