@@ -28,6 +28,7 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	if !ser.Valid() {
 		return ErrBadSerializer
 	}
+	d.Release()
 	d.scratch = d.scratch[:0]
 	r := rd{b: b, ser: ser}
 	s, err := r.beginArray()
@@ -83,6 +84,21 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	}
 	return m.check(lay)
 }
+
+// Release drops d's scratch buffer when it has grown past maxKeptScratch
+// (a long string unescaped or joined), so that one large message does not
+// leave its size held by a Decoder kept for good (one per event loop).
+// The last decoded message's slices may alias the buffer: call it once
+// done with the message. Decode calls it first.
+func (d *Decoder) Release() {
+	if cap(d.scratch) > maxKeptScratch {
+		d.scratch = nil
+	}
+}
+
+// maxKeptScratch bounds the scratch buffer a Decoder or Encoder keeps
+// between messages (as the router bounds a shard's other buffers).
+const maxKeptScratch = 256 << 10
 
 func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 	switch el {

@@ -47,11 +47,23 @@ func (e *Encoder) Append(dst []byte, ser Serializer, m *Message) ([]byte, error)
 	for _, el := range lay.el[:n] {
 		w.comma()
 		if err := e.element(&w, m, el); err != nil {
+			e.release()
 			return dst, err
 		}
 	}
 	w.endArr()
+	e.release()
 	return w.b, nil
+}
+
+// release drops e's scratch buffer when a long string or byte string
+// converted to another serializer grew it past maxKeptScratch: nothing
+// Append returns aliases it, and an Encoder is kept for good (one per
+// event loop).
+func (e *Encoder) release() {
+	if cap(e.scratch) > maxKeptScratch {
+		e.scratch = nil
+	}
 }
 
 func (e *Encoder) element(w *wr, m *Message, el element) error {

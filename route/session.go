@@ -247,6 +247,10 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 	}
 	s.countIn(m.Type, len(b))
 	s.handle(ss, m)
+	// Done with m: neither it nor a long string's scratch keeps the
+	// input (up to max_message) until the shard's next message.
+	m.Reset()
+	s.dec.Release()
 }
 
 // ReceiveMessage is Receive for an already decoded message (in-process
