@@ -54,6 +54,23 @@ func TestShardKeepsNoLargeCodecScratch(t *testing.T) {
 	}
 }
 
+// Nor does a shard keep the last message it delivered within itself: the
+// scratch carry of its payload (Shard.lc) and the EVENT built from it
+// (Shard.out) aliased the input until the shard's next message, where the
+// loop releases its assembly buffer of a large message when a second
+// passes without another.
+func TestShardKeepsNoDeliveredMessage(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	pub, sub := e.join(proto.JSON), e.join(proto.JSON)
+	sub.subscribe("com.big", nil)
+	before := liveHeapMiB()
+	pub.publish("com.big", nil, []any{make([]byte, 3<<20)}, nil)
+	sub.expect(proto.CodeEvent)
+	if held := liveHeapMiB() - before; held > 1 {
+		t.Errorf("after a PUBLISH of 4 MiB delivered on its shard the shard holds %.1f MiB more, want at most 1", held)
+	}
+}
+
 // liveHeapMiB is the heap in use after a collection, in MiB (as
 // route_test's heapMiB).
 func liveHeapMiB() float64 {

@@ -247,10 +247,20 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 	}
 	s.countIn(m.Type, len(b))
 	s.handle(ss, m)
-	// Done with m: neither it nor a long string's scratch keeps the
-	// input (up to max_message) until the shard's next message.
 	m.Reset()
 	s.dec.Release()
+	s.doneWithMessage()
+}
+
+// doneWithMessage drops the shard's references into the message it has
+// just handled (up to max_message: the loop's assembly buffer, which the
+// loop releases when a second passes without a large message, or an
+// in-process peer's): the scratch carry of its payload for this shard's
+// deliveries and the message built from it. Their contract ends with the
+// message anyway (see Shard.carry).
+func (s *Shard) doneWithMessage() {
+	s.lc = carry{}
+	s.out.Reset()
 }
 
 // ReceiveMessage is Receive for an already decoded message (in-process
@@ -264,6 +274,7 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 	}
 	s.countIn(m.Type, 0)
 	s.handle(ss, m)
+	s.doneWithMessage()
 }
 
 // ReceiveMessageFrom is ReceiveMessage for an in-process peer that
