@@ -422,9 +422,10 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 }
 
 // sendRetained delivers the retained events matching sub to ss (WAMP
-// §Event Retention), and returns how many retained topics it looked at.
-// Cold path: for a pattern it scans the realm's retained topics
-// (retainedTurn budgets that).
+// §Event Retention), and returns what retainedTurn charges for it: the
+// retained topics it looked at, and the bytes of the events it sent
+// (retainedBytesPerEntry). Cold path: for a pattern it scans the realm's
+// retained topics.
 func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
 	rm, sub := ss.realm, ask.sub
 	var pubs []*publication
@@ -448,6 +449,14 @@ func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
 	}
 	rm.mu.RUnlock()
 	s.deliverRetained(ss, ask, pubs)
+	// Not for the HTTP gateway's sessions, which every stream of a
+	// principal (of the anonymous one, every client without credentials)
+	// shares: its own limits bound its streams.
+	if _, inProcess := ss.peer.(InProcessPeer); !inProcess {
+		for _, p := range pubs {
+			scanned += (p.c.size() + len(p.topic)) / retainedBytesPerEntry
+		}
+	}
 	return scanned
 }
 

@@ -34,7 +34,9 @@ import (
 // most maxWalkWait wait per session (of them maxMetaWalkWait meta calls,
 // which hold their decoded arguments); past that the request is refused
 // with wamp.error.unavailable before it changes anything, logged once per
-// session. Exact subscriptions look their topic up and are not counted.
+// session. Exact subscriptions look their topic up, which is not counted;
+// the retained events a get_retained SUBSCRIBE sends are, by their bytes
+// (retainedBytesPerEntry), exact or pattern, on one node.
 // On a mesh a pattern get_retained asks every node to scan its retained
 // topics (mesh_meta.go): it is charged this node's count, at least
 // meshScanMin (the others' counts are not known here), besides the
@@ -59,6 +61,16 @@ const (
 	// charged: 8 at once, then 64 a second per session, whatever this
 	// node retains.
 	meshScanMin = walkBurst / 8
+	// retainedBytesPerEntry weighs the retained events a get_retained
+	// SUBSCRIBE sends (their payload and topic) against the entries
+	// walked: one entry per 16 bytes, about the loop's time to encode
+	// them for the subscriber (a 4 MiB event, JSON to MsgPack, 3.7-4.7 ms;
+	// an entry is ~15 ns). So a session is sent up to 1 MiB of retained
+	// events at once (walkBurst), then 8 MiB a second. Before, an exact
+	// topic's were not charged at all: a session that repeated a 40-byte
+	// get_retained SUBSCRIBE had a 4 MiB retained event encoded again
+	// each time, read or not.
+	retainedBytesPerEntry = 16
 )
 
 // metaWalks gives the entries the meta procedures that walk a realm table
@@ -156,9 +168,12 @@ func (s *Shard) walkFull(ss *Session, typ proto.Code, req uint64, meta bool) boo
 }
 
 // retainedScanFull reports whether a SUBSCRIBE with these options must be
-// refused: ss has maxWalkWait walks waiting already.
+// refused: ss has maxWalkWait walks waiting already. On one node an exact
+// get_retained SUBSCRIBE waits its turn too (its retained events are
+// charged by their bytes); on a mesh it gathers, within the gathers' own
+// bounds.
 func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Match) bool {
-	if match == proto.MatchExact || !m.Opt.Bool(proto.KeyGetRetained, false) {
+	if !m.Opt.Bool(proto.KeyGetRetained, false) || (match == proto.MatchExact && s.r.mesh != nil) {
 		return false
 	}
 	return s.walkFull(ss, proto.CodeSubscribe, m.Request, false)
@@ -186,14 +201,13 @@ func (s *Shard) turn(ss *Session, w walk) {
 func (s *Shard) retainedTurn(ss *Session, ask retainedAsk) {
 	mesh := s.r.mesh != nil
 	sub := ask.sub
-	switch {
-	case sub.match == proto.MatchExact && mesh:
+	if sub.match == proto.MatchExact && mesh {
 		s.meshRetained(ss, ask)
 		return
-	case sub.match == proto.MatchExact:
-		s.sendRetained(ss, ask)
-		return
 	}
+	// An exact subscription's retained events go through the budget too,
+	// charged by their bytes (sendRetained): at once while the session
+	// is not in debt, as before.
 	s.turn(ss, walk{run: func() int {
 		if !ss.wantsRetained(ask) { // unsubscribed while it waited
 			return 0
