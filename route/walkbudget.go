@@ -90,6 +90,19 @@ var metaWalks = map[string]func(rm *Realm, args []any) int{
 	"wamp.subscription.list":             func(rm *Realm, _ []any) int { return len(rm.subByID) },
 	"wamp.registration.list_callees":     regCallees,
 	"wamp.subscription.list_subscribers": subSubscribers,
+	// They look for one session among the callees (the subscribers on
+	// its loop), which may be every session of the realm, and list
+	// nothing: each entry counts 1, not metaEntryCost (metaVisits).
+	// Before, they were not charged at all.
+	"wamp.registration.remove_callee":     regCallees,
+	"wamp.subscription.remove_subscriber": subSubscribers,
+}
+
+// metaVisits are the procedures of metaWalks that visit their entries
+// without listing them: charged one per entry.
+var metaVisits = map[string]bool{
+	"wamp.registration.remove_callee":     true,
+	"wamp.subscription.remove_subscriber": true,
 }
 
 func realmMembers(rm *Realm, _ []any) int { return len(rm.members) }
@@ -279,6 +292,9 @@ func (s *Shard) metaTurn(ss *Session, req uint64, proc string, h metaFn, args []
 		n := metaWalks[proc](rm, args)
 		rm.mu.RUnlock()
 		s.runMeta(ss, req, proc, h, args, kwargs, q, due)
+		if metaVisits[proc] {
+			return max(n, 1)
+		}
 		return max(n, 1) * metaEntryCost
 	}})
 }
