@@ -429,6 +429,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
 	rm, sub := ss.realm, ask.sub
 	var pubs []*publication
+	var topics []string // theirs as the realm holds them, for the marks
 	rm.mu.RLock()
 	scanned = 1
 	// Per topic the newest retained event ss would have received
@@ -436,6 +437,7 @@ func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
 	if sub.match == proto.MatchExact {
 		if p := rm.retained[sub.uri].forSession(ss); p != nil {
 			pubs = append(pubs, p)
+			topics = append(topics, sub.uri)
 		}
 	} else {
 		scanned = max(len(rm.retained), 1)
@@ -443,12 +445,13 @@ func (s *Shard) sendRetained(ss *Session, ask retainedAsk) (scanned int) {
 			if matches(sub, topic) {
 				if p := re.forSession(ss); p != nil {
 					pubs = append(pubs, p)
+					topics = append(topics, topic)
 				}
 			}
 		}
 	}
 	rm.mu.RUnlock()
-	s.deliverRetained(ss, ask, pubs)
+	s.deliverRetained(ss, ask, pubs, topics)
 	// Not for the HTTP gateway's sessions, which every stream of a
 	// principal (of the anonymous one, every client without credentials)
 	// shares: its own limits bound its streams.

@@ -833,7 +833,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 	for _, p := range newest {
 		pubs = append(pubs, p)
 	}
-	s.deliverRetained(ss, ask, pubs)
+	s.deliverRetained(ss, ask, pubs, nil)
 }
 
 // localRetained returns this node's retained events matching sub: every

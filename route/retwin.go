@@ -224,16 +224,19 @@ func (s *Shard) flushHeld(ss *Session) {
 // the retained event twice, or an older event of its publisher after it.
 // The SUBSCRIBEs merged into ask (ask.more, a subscriber's repeated ones:
 // no window) get the same events after it, each then its RetainedSent.
-func (s *Shard) deliverRetained(ss *Session, ask retainedAsk, pubs []*publication) {
-	s.deliverRetainedOnce(ss, ask, pubs)
+// topics, when not nil, are the events' topics as strings the realm holds
+// (its retained map's keys, the subscription's URI), which the marks
+// share: as copies, 4,096 marks of 4 KiB topics held 16 MiB per session.
+func (s *Shard) deliverRetained(ss *Session, ask retainedAsk, pubs []*publication, topics []string) {
+	s.deliverRetainedOnce(ss, ask, pubs, topics)
 	again := retainedAsk{sub: ask.sub, gen: ask.gen}
 	for i := 0; i < ask.more && ss.state == stEstablished; i++ {
-		s.deliverRetainedOnce(ss, again, pubs)
+		s.deliverRetainedOnce(ss, again, pubs, topics)
 	}
 }
 
 // deliverRetainedOnce is deliverRetained for one SUBSCRIBE.
-func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*publication) {
+func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*publication, topics []string) {
 	sub, w := ask.sub, ask.w
 	if rp, ok := ss.peer.(RetainedPeer); ok {
 		defer rp.RetainedSent(sub.id)
@@ -250,7 +253,7 @@ func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*public
 		pubs = nil
 	}
 	fence := w != nil && !w.repeated
-	for _, p := range pubs {
+	for i, p := range pubs {
 		if !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
@@ -265,7 +268,11 @@ func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*public
 		if _, ok := w.marks[string(p.topic)]; !ok {
 			ss.winMarks++
 		}
-		w.marks[string(p.topic)] = retMark{src: p.src, seq: p.seq, id: p.id}
+		key := string(p.topic) // a copy, when the realm's is not at hand
+		if topics != nil {
+			key = topics[i]
+		}
+		w.marks[key] = retMark{src: p.src, seq: p.seq, id: p.id}
 	}
 	if w == nil {
 		return
@@ -274,7 +281,25 @@ func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*public
 	s.setState(ss, w, winFenced, true)
 	if ss.winOf(sub) == w && len(w.marks) == 0 {
 		s.closeWin(ss, w)
+		return
 	}
+	if ss.winOf(sub) == w {
+		// The marks go when their time is past, whatever happens: before,
+		// only a live event of the subscription or another window of the
+		// session did that, so a quiet session kept them for good.
+		s.addTimer(timer{due: w.until + 1, kind: tmWin, sess: ss, id: sub.id})
+	}
+}
+
+// winTimed returns ss's window on its subscription subID whose marks end
+// at due (a tmWin timer's), nil when there is none (closed, pending again,
+// or given a later end since).
+func (ss *Session) winTimed(subID uint64, due int64) *retWin {
+	w := ss.winOf(ss.subs[subID].sub)
+	if w == nil || w.state != winFenced || w.until+1 != due {
+		return nil
+	}
+	return w
 }
 
 // resubscribed notes a SUBSCRIBE of ss to sub, of which it is a

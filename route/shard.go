@@ -282,6 +282,7 @@ const (
 	tmAuthFail                      // a delayed ABORT after a failed authentication
 	tmWalk                          // requests waiting for the session's walk budget (walkbudget.go)
 	tmMeta                          // a waiting meta call's timeout: id = its request id (meta.go)
+	tmWin                           // the end of a window's marks of delivered retained events: id = its subscription's id (retwin.go)
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -395,6 +396,8 @@ func (t *timer) live() bool {
 	case tmMeta:
 		w := ss.metaWaits[t.id]
 		return w != nil && w.due == t.due && ss.state == stEstablished
+	case tmWin:
+		return ss.state == stEstablished && ss.winTimed(t.id, t.due) != nil
 	}
 	return false
 }
@@ -435,6 +438,8 @@ func (s *Shard) runTimers() {
 			s.walksDue(t.sess)
 		case tmMeta:
 			s.metaTimeout(t.sess, t.id)
+		case tmWin:
+			s.closeWin(t.sess, t.sess.winTimed(t.id, t.due))
 		}
 	}
 	s.armNext()
