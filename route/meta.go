@@ -147,27 +147,14 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		s.replyError(ss, proto.CodeCall, m.Request, proto.URIPayloadSizeExceeded, "the arguments of "+strconv.Quote(proc)+" are longer than 64 KiB")
 		return true
 	}
-	var args []any
-	var kwargs map[string]any
-	// Arguments the router cannot read are refused, not taken as absent:
-	// a count would ignore its filter, a kill its invalid reason.
-	if m.Args.Present() {
-		v, err := proto.DecodeValue(m.Args)
-		l, ok := v.([]any)
-		if m.Transparent || err != nil || !ok {
-			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the arguments of "+strconv.Quote(proc)+" cannot be decoded")
-			return true
-		}
-		args = l
+	if m.Transparent && m.Args.Present() {
+		s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the arguments of "+strconv.Quote(proc)+" cannot be decoded")
+		return true
 	}
-	if m.Kwargs.Present() {
-		v, err := proto.DecodeValue(m.Kwargs)
-		d, ok := v.(map[string]any)
-		if err != nil || !ok {
-			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the keyword arguments of "+strconv.Quote(proc)+" cannot be decoded")
-			return true
-		}
-		kwargs = d
+	args, kwargs, aerr := decodeMetaArgs(m.Args, m.Kwargs, proc)
+	if aerr != nil {
+		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
+		return true
 	}
 	// On a mesh a call gathered from every node that would find the
 	// session's gathers full is refused before it does anything (walks a
@@ -196,13 +183,36 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		due = deadlineAfter(s.r.now(), d)
 	}
 	if metaWalks[proc] != nil {
-		s.metaTurn(ss, m.Request, proc, h, args, kwargs, q, due)
+		s.metaTurn(ss, m, proc, h, args, kwargs, q, due)
 		return true
 	}
 	s.metaArgs = m.Args
 	s.runMeta(ss, m.Request, proc, h, args, kwargs, q, due)
 	s.metaArgs = proto.Raw{}
 	return true
+}
+
+// decodeMetaArgs decodes a meta call's arguments. Arguments the router
+// cannot read are refused, not taken as absent: a count would ignore its
+// filter, a kill its invalid reason.
+func decodeMetaArgs(a, k proto.Raw, proc string) (args []any, kwargs map[string]any, err *metaErr) {
+	if a.Present() {
+		v, e := proto.DecodeValue(a)
+		l, ok := v.([]any)
+		if e != nil || !ok {
+			return nil, nil, badArg("the arguments of " + strconv.Quote(proc) + " cannot be decoded")
+		}
+		args = l
+	}
+	if k.Present() {
+		v, e := proto.DecodeValue(k)
+		d, ok := v.(map[string]any)
+		if e != nil || !ok {
+			return nil, nil, badArg("the keyword arguments of " + strconv.Quote(proc) + " cannot be decoded")
+		}
+		kwargs = d
+	}
+	return args, kwargs, nil
 }
 
 // metaWait is a meta call that waits (for its walk turn, or for the other
