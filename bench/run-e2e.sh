@@ -169,6 +169,10 @@ FWDE_PORT=$((PORT_BASE + 5))
 GWE_PORT=$((PORT_BASE + 6))
 TLS_PORT=$((PORT_BASE + 7))
 TLSE_PORT=$((PORT_BASE + 8))
+# The configurations and keys below hold secrets: readable by this user
+# only, as the router asks of them (it warns of one every local user can
+# read).
+umask 077
 bin/edgewamp oauth keygen > "$OUT/oauth-key.pem"
 # A confidential OAuth2 client for the tokens scenario (client_credentials).
 bin/edgewamp oauth secret > "$OUT/oauth-client.txt"
@@ -217,6 +221,7 @@ bin/edgewamp check-config "$OUT/edgewamp-mesh.yaml" >/dev/null
 sed -e "s/127.0.0.1:$EW_PORT/127.0.0.1:$EWE_PORT/" -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$GWE_PORT/" -e "s/127.0.0.1:$TLS_PORT/127.0.0.1:$TLSE_PORT/" "$OUT/edgewamp.yaml" > "$OUT/edgewamp-epoll.yaml"
 printf 'tuning:\n  io_uring: off\n' >> "$OUT/edgewamp-epoll.yaml"
 bin/edgewamp check-config "$OUT/edgewamp-epoll.yaml" >/dev/null
+umask 022
 
 TARGETS=(edgewamp wampfwd)
 declare -A URL=([edgewamp]="ws://127.0.0.1:$EW_PORT/ws" [wampfwd]="ws://127.0.0.1:$FWD_PORT/ws"
