@@ -696,15 +696,7 @@ func (st *stream) push(f *eventFrame) {
 		}
 		st.queued.Add(n)
 		st.retBytes.Add(n)
-		st.g.holdFrame(f)
-		if len(st.over) == 0 {
-			select {
-			case st.ch <- f:
-				return
-			default:
-			}
-		}
-		st.overflow(f)
+		st.enqueue(f)
 		return
 	}
 	// Bounded in bytes (Limits.SSEBuffer), but one frame always fits an
@@ -720,6 +712,15 @@ func (st *stream) push(f *eventFrame) {
 		st.dropLocked()
 		return
 	}
+	st.enqueue(f)
+}
+
+// enqueue holds f and queues it in ch, or in over behind what waits there
+// already: ch is full (a burst: the router delivers a read's worth of
+// PUBLISHes, or a replay, in one turn of its event loop, faster than any
+// client is written to) or over has frames, which must go first. st.mu
+// is held; push has counted f against the stream's bounds.
+func (st *stream) enqueue(f *eventFrame) {
 	st.g.holdFrame(f)
 	if len(st.over) == 0 {
 		select {
@@ -728,10 +729,6 @@ func (st *stream) push(f *eventFrame) {
 		default:
 		}
 	}
-	// ch is full (a burst: the router delivers a read's worth of
-	// PUBLISHes in one turn of its event loop, faster than any client is
-	// written to), or a replay's frames wait in over: behind them,
-	// within Limits.SSEBuffer.
 	st.overflow(f)
 }
 

@@ -256,30 +256,25 @@ func (c *config) validateGateway(errs *[]error) {
 	// A key of a realm that is not configured authenticates nothing: its
 	// every request was refused, and check-config said ok (a typo in the
 	// realm), where a route's, a callee's or a webhook's was refused.
-	for i, k := range g.APIKeys {
-		if k.Realm != "" && !realms[k.Realm] {
-			c.errAt(errs, fmt.Sprintf("API key realm %q is not configured", k.Realm), "gateway", "api_keys", i, "realm")
+	realmKnown := func(what, key string, i int, realm string) {
+		if realm != "" && !realms[realm] {
+			c.errAt(errs, fmt.Sprintf("%s realm %q is not configured", what, realm), "gateway", key, i, "realm")
 		}
+	}
+	for i, k := range g.APIKeys {
+		realmKnown("API key", "api_keys", i, k.Realm)
 	}
 	for i, k := range g.SigningKeys {
-		if k.Realm != "" && !realms[k.Realm] {
-			c.errAt(errs, fmt.Sprintf("signing key realm %q is not configured", k.Realm), "gateway", "signing_keys", i, "realm")
-		}
+		realmKnown("signing key", "signing_keys", i, k.Realm)
 	}
 	for i, rt := range g.Routes {
-		if rt.Realm != "" && !realms[rt.Realm] {
-			c.errAt(errs, fmt.Sprintf("route realm %q is not configured", rt.Realm), "gateway", "routes", i, "realm")
-		}
+		realmKnown("route", "routes", i, rt.Realm)
 	}
 	for i, ce := range g.Callees {
-		if ce.Realm != "" && !realms[ce.Realm] {
-			c.errAt(errs, fmt.Sprintf("callee realm %q is not configured", ce.Realm), "gateway", "callees", i, "realm")
-		}
+		realmKnown("callee", "callees", i, ce.Realm)
 	}
 	for i, w := range g.Webhooks {
-		if w.Realm != "" && !realms[w.Realm] {
-			c.errAt(errs, fmt.Sprintf("webhook realm %q is not configured", w.Realm), "gateway", "webhooks", i, "realm")
-		}
+		realmKnown("webhook", "webhooks", i, w.Realm)
 	}
 	o := c.gatewayOptions(nil)
 	if c.oauthEnabled() {
