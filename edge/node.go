@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -733,7 +734,7 @@ func (g natsLogger) log(level slog.Level, msg string) {
 	}
 	var attrs []any
 	if level >= slog.LevelWarn && g.lim != nil {
-		ok, withheld := g.lim.allow(natsLogKey(msg), time.Now())
+		ok, withheld := g.lim.allow(msg, time.Now())
 		if !ok {
 			return
 		}
@@ -768,40 +769,80 @@ var natsHints = []struct{ text, fix string }{
 // peer's address), so whoever reaches those ports wrote a line per
 // connection, at the rate it connected (TestNatsWarningsRateLimited:
 // 160 connections, 160 lines). A text is compared without the
-// connection's address and id, which the server puts first; a text the
-// peer varies (the user it names) is bounded by natsLogLines.
+// connection's address and id, which the server puts first. A text the
+// peer varies (the user it names, the bytes of a parser error) is
+// bounded by peer: one address (an IPv6 /64) writes at most
+// natsLogPerPeer lines per window, and the lines about connections at
+// most natsLogLines-natsLogServer in all, so that the server's own lines
+// (no connection named) keep natsLogServer of the window. Before, one
+// address that varied the user names of its refused CONNECTs took the
+// whole window, and every other warning, another peer's refusal or the
+// server's own, was withheld for as long as it kept connecting
+// (TestNatsWarningsOnePeerCannotSilenceOthers).
 const (
-	natsLogEvery = 10 * time.Second
-	natsLogLines = 20
+	natsLogEvery   = 10 * time.Second
+	natsLogLines   = 20
+	natsLogPerPeer = 4
+	natsLogServer  = 5
 )
 
-var natsConnPrefix = regexp.MustCompile(`^\S+ - [a-z]+:\d+ - `)
+var natsConnPrefix = regexp.MustCompile(`^(\S+) - [a-z-]+:\d+ - `)
 
 // natsLogKey is a server line without its connection's address and id.
 func natsLogKey(msg string) string { return natsConnPrefix.ReplaceAllLiteralString(msg, "") }
 
-// natsLogLimit is natsLogger's spacing; the zero value is ready.
-type natsLogLimit struct {
-	mu       sync.Mutex
-	start    time.Time            // the window's start
-	lines    int                  // written in the window
-	last     map[string]time.Time // when each text was last written, within the window
-	withheld int                  // since the last line written
+// natsLogPeer is the address (an IPv6 address's /64) of the connection a
+// server line is about, "" for a line about no connection.
+func natsLogPeer(msg string) string {
+	m := natsConnPrefix.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(m[1])
+	if err != nil {
+		return m[1]
+	}
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
-// allow reports whether a line of text key may be written at now, and
+// natsLogLimit is natsLogger's spacing; the zero value is ready.
+type natsLogLimit struct {
+	mu        sync.Mutex
+	start     time.Time            // the window's start
+	lines     int                  // written in the window
+	peerLines int                  // of them, about a connection
+	last      map[string]time.Time // when each text was last written, within the window
+	peers     map[string]int       // lines written per peer (natsLogPeer) in the window
+	withheld  int                  // since the last line written
+}
+
+// allow reports whether the server line msg may be written at now, and
 // how many were withheld since the last one written.
-func (l *natsLogLimit) allow(key string, now time.Time) (bool, int) {
+func (l *natsLogLimit) allow(msg string, now time.Time) (bool, int) {
+	key, peer := natsLogKey(msg), natsLogPeer(msg)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil || now.Sub(l.start) >= natsLogEvery {
 		// A new window: the texts of the last one may be written again
-		// (the map holds at most natsLogLines).
-		l.start, l.lines, l.last = now, 0, make(map[string]time.Time, natsLogLines)
+		// (the maps hold at most natsLogLines entries).
+		l.start, l.lines, l.peerLines, l.last, l.peers = now, 0, 0, make(map[string]time.Time, natsLogLines), nil
 	}
-	if _, seen := l.last[key]; seen || l.lines >= natsLogLines {
+	_, seen := l.last[key]
+	if seen || l.lines >= natsLogLines || peer != "" && (l.peerLines >= natsLogLines-natsLogServer || l.peers[peer] >= natsLogPerPeer) {
 		l.withheld++
 		return false, 0
+	}
+	if peer != "" {
+		if l.peers == nil {
+			l.peers = make(map[string]int)
+		}
+		l.peers[peer]++
+		l.peerLines++
 	}
 	l.last[key] = now
 	l.lines++
