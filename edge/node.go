@@ -758,6 +758,12 @@ var natsHints = []struct{ text, fix string }{
 	// link between two clusters of one name, and retries it every 30 s
 	// (TestLeafClusterNameClashSaysWhichKey).
 	{"same cluster name", "the cluster this node dials as a leaf has this node's mesh.cluster.name (default edgewamp): give each cluster of the mesh a name of its own"},
+	// A node whose credential the node it dials refuses (a leaf link, a
+	// route): another token or nkey, none to a node that has one, or one
+	// to a node without (which refuses it: README says both or neither).
+	// NATS retries the link every second and joins nothing; its line
+	// named no setting (TestLeafCredentialRefusedSaysWhichKey).
+	{"Error 'Authorization Violation'", "the node this one dials refused its credential: give every node of the mesh the same mesh.credentials (token or nkey seed), or none to all (a node without one refuses a node that presents one)"},
 }
 
 // The embedded server's warnings are spaced: each text at most once per
