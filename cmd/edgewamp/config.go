@@ -532,6 +532,10 @@ func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []strin
 			return errs
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			if isMergeKey(n.Content[i]) {
+				errs = mergedFractions(errs, n.Content[i+1], t, path)
+				continue
+			}
 			for j := 0; j < t.NumField(); j++ {
 				if f := t.Field(j); f.IsExported() && strings.Split(f.Tag.Get("yaml"), ",")[0] == n.Content[i].Value {
 					errs = fractions(errs, n.Content[i+1], f.Type, strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
@@ -548,11 +552,38 @@ func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []strin
 	case reflect.Map:
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
+				if isMergeKey(n.Content[i]) {
+					errs = mergedFractions(errs, n.Content[i+1], t, path)
+					continue
+				}
 				errs = fractions(errs, n.Content[i+1], t.Elem(), strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
 			}
 		}
 	}
 	return errs
+}
+
+// isMergeKey reports whether k is a YAML merge key (`<<`), whose value's
+// members yaml decodes as the mapping's own: before, fractions skipped
+// it (no field is named "<<"), and `limits: {<<:
+// {max_connections_per_address: 0.5}}` turned the bound off unrefused.
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge"
+}
+
+// mergedFractions is fractions for a merge key's value v in a mapping of
+// type t at path: a mapping, an alias of one, or a list of them.
+func mergedFractions(errs []string, v *yaml.Node, t reflect.Type, path string) []string {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			errs = fractions(errs, e, t, path)
+		}
+		return errs
+	}
+	return fractions(errs, v, t, path)
 }
 
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found
