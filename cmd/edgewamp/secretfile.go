@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -41,6 +43,53 @@ func (c *config) inlineSecrets() []string {
 	if c.Mesh.Credentials.NKeySeed != "" {
 		keys = append(keys, "mesh.credentials.nkey_seed")
 	}
+	// A user part in a NATS URL is a credential (a user and password, or
+	// a token), and so is a credential header the gateway sends upstream.
+	if urlCredential(c.Mesh.NatsURL) {
+		keys = append(keys, "mesh.nats_url")
+	}
+	for i, u := range c.Mesh.Cluster.Routes {
+		if urlCredential(u) {
+			keys = append(keys, fmt.Sprintf("mesh.cluster.routes[%d]", i))
+		}
+	}
+	for i, u := range c.Mesh.Leaf.Remotes {
+		if urlCredential(u) {
+			keys = append(keys, fmt.Sprintf("mesh.leaf.remotes[%d]", i))
+		}
+	}
+	for i, ce := range g.Callees {
+		keys = append(keys, credentialHeaders(fmt.Sprintf("gateway.callees[%d].headers", i), ce.Headers)...)
+	}
+	for i, w := range g.Webhooks {
+		keys = append(keys, credentialHeaders(fmt.Sprintf("gateway.webhooks[%d].headers", i), w.Headers)...)
+	}
+	return keys
+}
+
+// urlCredential reports whether the URL s carries a user part (NATS
+// takes nats://user:password@host, and nats://token@host).
+func urlCredential(s string) bool {
+	u, err := url.Parse(strings.TrimSpace(s))
+	return err == nil && u.User != nil
+}
+
+// credentialHeaders names, under at, the headers of h that carry a
+// credential by their name: Authorization, Proxy-Authorization, Cookie,
+// and any whose name says key, token, secret, password, auth, signature
+// or credential (X-Api-Key, X-Auth-Token).
+func credentialHeaders(at string, h map[string]string) []string {
+	var keys []string
+	for name, v := range h {
+		n := strings.ToLower(name)
+		if v == "" {
+			continue
+		}
+		if n == "cookie" || slices.ContainsFunc([]string{"auth", "key", "token", "secret", "password", "signature", "credential"}, func(w string) bool { return strings.Contains(n, w) }) {
+			keys = append(keys, at+"."+name)
+		}
+	}
+	slices.Sort(keys)
 	return keys
 }
 
