@@ -129,7 +129,9 @@ func (s *Session) forget(id uint64) {
 // Config.ReplyTimeout for the router's answer: it then returns the router's
 // ERROR (an *Error, normally wamp.error.canceled), or the result if the
 // call completed meanwhile, or ctx.Err() when the router does not answer in
-// time. If the session ends, Call returns the session's error.
+// time. If the session ends, Call returns the session's error. ctx also
+// bounds the wait for another goroutine's write (Config.WriteTimeout):
+// when it ends first, the CALL is not sent and ctx.Err() is returned.
 func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs map[string]any, opts *CallOptions) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -147,7 +149,7 @@ func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs
 		return nil, err
 	}
 	m.Request = c.id
-	if err := s.send(m); err != nil {
+	if err := s.sendCtx(ctx, m); err != nil {
 		s.forget(c.id)
 		return nil, err
 	}
@@ -344,7 +346,7 @@ func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) er
 	if m.Args, m.Kwargs, err = encodePayload(p.s.ser, args, kwargs); err != nil {
 		return err
 	}
-	if err := p.s.send(m); err != nil {
+	if err := p.s.sendCtx(p.ctx, m); err != nil {
 		return err
 	}
 	p.sent = true

@@ -188,7 +188,7 @@ func (s *Session) startUnregister(r *Registration) (wait func(context.Context) e
 	r.active.Store(false)
 	id := s.addRequestLocked(rq)
 	s.mu.Unlock()
-	if err := s.sendRequest(&proto.Message{Type: proto.CodeUnregister, ID: r.id}, id, rq); err != nil {
+	if err := s.sendRequest(context.Background(), &proto.Message{Type: proto.CodeUnregister, ID: r.id}, id, rq); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error {

@@ -53,7 +53,11 @@ type Config struct {
 	DialTimeout time.Duration
 	// WriteTimeout bounds each write to the transport; 10s when zero. A
 	// write that times out ends the session (the stream may be cut
-	// mid-message).
+	// mid-message). Writes go out one at a time: a Call, Publish,
+	// Register, Subscribe or ProgressiveCall.Send waiting for another's
+	// write (stuck on a router that does not read) gives up when its
+	// context ends, with the context's error and nothing sent; a write
+	// under way is not cut short by a context.
 	WriteTimeout time.Duration
 	// ReplyTimeout bounds the waits the client does on its own behalf:
 	// Close waiting for the router's GOODBYE, and a canceled call waiting

@@ -29,9 +29,12 @@
 // handlers. Each invocation of a registered procedure runs its Handler on a
 // goroutine of its own, so a slow handler does not hold up the session.
 // There is no goroutine per call: a caller waits on its own goroutine for
-// the reader to fill in its reply. Writes are serialized by a mutex: any
+// the reader to fill in its reply. Writes are serialized by a lock: any
 // goroutine may write, and the transport's control replies (WebSocket
-// pong, RawSocket PONG) are written by the reader under the same lock.
+// pong, RawSocket PONG) are written by the reader under the same lock. A
+// request waits for the lock within its context (behind a write stuck on
+// a router that does not read, it returns the context's error without
+// sending anything).
 // Close waits for all of these goroutines, so it must not be called from
 // a handler of the same session.
 //

@@ -116,7 +116,7 @@ func (s *Session) Publish(ctx context.Context, topic string, args []any, kwargs 
 		}
 		m.Request = s.newRequestID()
 		s.mu.Unlock()
-		return s.send(m)
+		return s.sendCtx(ctx, m)
 	}
 	rq := newRequest(proto.CodePublish)
 	id, err := s.addRequest(rq)
@@ -271,7 +271,7 @@ func (s *Session) startUnsubscribe(sub *Subscription) (wait func(context.Context
 	rq.subID = sub.id
 	id := s.addRequestLocked(rq)
 	s.mu.Unlock()
-	if err := s.sendRequest(&proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq); err != nil {
+	if err := s.sendRequest(context.Background(), &proto.Message{Type: proto.CodeUnsubscribe, ID: sub.id}, id, rq); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error {

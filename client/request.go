@@ -56,19 +56,20 @@ func (s *Session) addRequest(rq *request) (uint64, error) {
 	return s.addRequestLocked(rq), nil
 }
 
-// roundTrip sends m, the request registered as id, and waits for its reply.
+// roundTrip sends m, the request registered as id, and waits for its
+// reply; ctx bounds both (see sendCtx).
 func (s *Session) roundTrip(ctx context.Context, m *proto.Message, id uint64, rq *request) (uint64, error) {
-	if err := s.sendRequest(m, id, rq); err != nil {
+	if err := s.sendRequest(ctx, m, id, rq); err != nil {
 		return 0, err
 	}
 	return s.awaitReply(ctx, id, rq)
 }
 
-// sendRequest sends m, the request registered as id; on failure it takes
-// the request out.
-func (s *Session) sendRequest(m *proto.Message, id uint64, rq *request) error {
+// sendRequest sends m, the request registered as id, waiting for the
+// write lock within ctx (sendCtx); on failure it takes the request out.
+func (s *Session) sendRequest(ctx context.Context, m *proto.Message, id uint64, rq *request) error {
 	m.Request = id
-	if err := s.send(m); err != nil {
+	if err := s.sendCtx(ctx, m); err != nil {
 		s.mu.Lock()
 		if s.reqs != nil {
 			delete(s.reqs, id)
@@ -269,22 +270,24 @@ func (s *Session) reusedIDLocked(m *proto.Message, rq *request) string {
 // given up, the router answers that one with this same id: the id is
 // left to it (its orphan), to be undone only if it ends without taking it.
 //
-// wmu is held from the decision to the write, so that a SUBSCRIBE
-// registered after the decision goes out after the UNSUBSCRIBE: the router
-// does not answer it with the id it is about to drop.
+// The write lock is held from the decision to the write, so that a
+// SUBSCRIBE registered after the decision goes out after the UNSUBSCRIBE:
+// the router does not answer it with the id it is about to drop.
 func (s *Session) undoSubscription(id uint64, topic, match string) {
-	s.wmu.Lock()
+	if s.lockWrite(context.Background()) != nil {
+		return // the session ended: what it held went with it
+	}
 	s.mu.Lock()
 	if s.err != nil || len(s.subs[id]) > 0 {
 		s.mu.Unlock()
-		s.wmu.Unlock()
+		s.unlockWrite()
 		return
 	}
 	for _, rq := range s.reqs {
 		if rq.typ == proto.CodeSubscribe && !rq.abandoned && rq.topic == topic && rq.match == match {
 			rq.orphan = id
 			s.mu.Unlock()
-			s.wmu.Unlock()
+			s.unlockWrite()
 			return
 		}
 	}
@@ -293,7 +296,7 @@ func (s *Session) undoSubscription(id uint64, topic, match string) {
 	// UNSUBSCRIBEs made a loop of abandoned Subscribes keep one for each).
 	if s.abandoned >= maxAbandoned {
 		s.mu.Unlock()
-		s.wmu.Unlock()
+		s.unlockWrite()
 		s.log.Warn("client: too many requests abandoned unanswered; ending the session", "abandoned", maxAbandoned+1)
 		s.shutdown(ErrTooManyAbandoned, false)
 		return

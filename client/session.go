@@ -16,7 +16,8 @@ import (
 // use. It ends when Close is called, when the router says GOODBYE or ABORT,
 // or when the transport fails; Done is then closed and Err tells why.
 //
-// Lock order: wmu, then mu or the transport's write lock. mu is a leaf:
+// Lock order: the write lock (wlock), then mu or the transport's write
+// lock. mu is a leaf:
 // it is never held while writing, waiting or calling user code.
 type Session struct {
 	// Static after Dial.
@@ -32,9 +33,13 @@ type Session struct {
 	closing chan struct{} // closed when Close starts: events are dropped from then on
 	evq     chan delivery // event queue, drained by the dispatcher
 
-	wmu  sync.Mutex // Guards enc and wbuf; held while a message is encoded and written.
-	enc  proto.Encoder
-	wbuf []byte
+	// wlock, capacity 1, is the write lock: held (a token in it) while a
+	// message is encoded and written; it guards enc and wbuf. A channel,
+	// so that a request waiting for it behind a stuck write gives up when
+	// its context ends (lockWrite).
+	wlock chan struct{}
+	enc   proto.Encoder
+	wbuf  []byte
 
 	onMsg atomic.Pointer[func(*proto.Message)]
 	inLen int            // Owned by the reader: the size of the message it handles.
@@ -89,6 +94,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		closing: make(chan struct{}),
 		evq:     make(chan delivery, cfg.EventQueue),
 		full:    make(chan struct{}, 1),
+		wlock:   make(chan struct{}, 1),
 		calls:   make(map[uint64]*call),
 		reqs:    make(map[uint64]*request),
 		regs:    make(map[uint64]*Registration),
@@ -213,29 +219,60 @@ func (s *Session) SendRaw(m *proto.Message) error { return s.send(m) }
 // send encodes and writes m. A write failure ends the session, and the
 // session's error is returned; ErrMessageTooLarge and encoding errors do
 // not end it.
-func (s *Session) send(m *proto.Message) error {
+func (s *Session) send(m *proto.Message) error { return s.sendCtx(context.Background(), m) }
+
+// sendCtx is send for a request whose context bounds the wait for the
+// write lock: behind a write stuck on a router that does not read (held
+// up to WriteTimeout), it gives up when ctx ends, with ctx's error and
+// nothing written. A write under way is not cut short: cut mid-message,
+// the stream would be lost.
+func (s *Session) sendCtx(ctx context.Context, m *proto.Message) error {
 	select {
 	case <-s.done:
 		return s.Err()
 	default:
 	}
-	s.wmu.Lock()
+	if err := s.lockWrite(ctx); err != nil {
+		return err
+	}
 	return s.sendUnlock(m)
 }
 
-// sendUnlock is send for a caller that holds wmu (to keep what it decided
-// and what it writes in order with other writers); it unlocks wmu.
+// lockWrite takes the write lock, waiting within ctx, and while the
+// session is alive: it returns ctx's error, or the session's once it has
+// ended, without the lock.
+func (s *Session) lockWrite(ctx context.Context) error {
+	select {
+	case s.wlock <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case s.wlock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return s.Err()
+	}
+}
+
+func (s *Session) unlockWrite() { <-s.wlock }
+
+// sendUnlock is send for a caller that holds the write lock (to keep what
+// it decided and what it writes in order with other writers); it unlocks
+// it.
 func (s *Session) sendUnlock(m *proto.Message) error {
 	b, err := s.enc.Append(s.wbuf[:0], s.ser, m)
 	if err != nil {
-		s.wmu.Unlock()
+		s.unlockWrite()
 		return fmt.Errorf("client: encoding %s: %w", m.Type, err)
 	}
 	if cap(b) <= keepBufCap {
 		s.wbuf = b
 	}
 	err = s.tr.writeMsg(b)
-	s.wmu.Unlock()
+	s.unlockWrite()
 	if err == nil || errors.Is(err, ErrMessageTooLarge) {
 		return err
 	}

@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// stuckWriter has s publish 1 MiB messages on its own goroutine until
+// one is stuck for 200 ms: the peer reads nothing, the connection's
+// buffers are full and the publishing goroutine holds the session's
+// write lock. It returns once a write is stuck.
+func stuckWriter(t *testing.T, s *Session) {
+	t.Helper()
+	noErr(t, "SetWriteBuffer", s.tr.(*rawSocket).conn.(*net.TCPConn).SetWriteBuffer(64<<10))
+	big := strings.Repeat("x", 1<<20)
+	var written atomic.Int64
+	go func() {
+		for s.Publish(context.Background(), "com.example.bulk", []any{big}, nil, nil) == nil {
+			written.Add(1)
+		}
+	}()
+	deadline := time.Now().Add(wait)
+	n, since := written.Load(), time.Now()
+	for time.Since(since) < 200*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("no write got stuck (%d publications written; session: %v)", n, s.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+		if m := written.Load(); m != n {
+			n, since = m, time.Now()
+		}
+	}
+}
+
+// A Call, an acknowledged Publish, a Subscribe and a Register whose
+// context ends while another goroutine's write is stuck (a router that
+// does not read) return the context's error when it ends, sending
+// nothing, not when the stuck write times out (WriteTimeout, 3 s here)
+// and ends the session.
+func TestRequestsBoundedByContextBehindStuckWrite(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) { cfg.WriteTimeout = 3 * time.Second })
+	stuckWriter(t, s)
+	ops := map[string]func(context.Context) error{
+		"Call": func(ctx context.Context) error {
+			_, err := s.Call(ctx, "com.example.f", []any{1}, nil, nil)
+			return err
+		},
+		"Publish": func(ctx context.Context) error {
+			return s.Publish(ctx, "com.example.t", nil, nil, &PublishOptions{Acknowledge: true})
+		},
+		"Subscribe": func(ctx context.Context) error {
+			_, err := s.Subscribe(ctx, "com.example.t", func(*Event) {}, nil)
+			return err
+		},
+		"Register": func(ctx context.Context) error {
+			_, err := s.Register(ctx, "com.example.f", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+			return err
+		},
+	}
+	type outcome struct {
+		took time.Duration
+		err  error
+	}
+	res := make(map[string]async[outcome])
+	for name, op := range ops {
+		res[name] = goDo(func() (outcome, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := op(ctx)
+			return outcome{time.Since(start), err}, nil
+		})
+	}
+	for name, a := range res {
+		o, _ := a.wait(t)
+		if !errors.Is(o.err, context.DeadlineExceeded) || o.took > time.Second {
+			t.Errorf("%s with a 200 ms context behind a stuck write returned after %v: %v; want context.DeadlineExceeded within 1 s", name, o.took.Round(time.Millisecond), o.err)
+		}
+	}
+	s.mu.Lock()
+	pending := len(s.calls) + len(s.reqs)
+	s.mu.Unlock()
+	if pending != 0 && s.Err() == nil {
+		t.Errorf("%d calls or requests left pending", pending)
+	}
+	c.conn.Close() // ends the stuck write and the session
+	<-s.Done()
+}
