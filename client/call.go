@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -58,12 +59,15 @@ type call struct {
 	// fin, static, is closed once done is set, after it: every goroutine
 	// waiting for the call (ProgressiveCall.Result may be called again,
 	// or by two at once) sees it, where wake's one signal wakes one.
-	fin      chan struct{}
-	queue    []*Result // Guarded by Session.mu: undelivered progressive results.
-	final    *Result   // Guarded by Session.mu.
-	err      error     // Guarded by Session.mu.
-	done     bool      // Guarded by Session.mu.
-	canceled bool      // Owned by the waiting goroutine: CANCEL was sent.
+	fin   chan struct{}
+	queue []*Result // Guarded by Session.mu: undelivered progressive results.
+	final *Result   // Guarded by Session.mu.
+	err   error     // Guarded by Session.mu.
+	done  bool      // Guarded by Session.mu.
+	// canceled is set by the waiter that sends CANCEL: the one, of
+	// ProgressiveCall.Result's waiters (several may wait at once), that
+	// sets it first.
+	canceled atomic.Bool
 }
 
 func (c *call) signal() {
@@ -201,10 +205,9 @@ func (s *Session) await(ctx context.Context, c *call) (*Result, error) {
 //
 // [CANCEL, CALL.Request|id, Options|dict]
 func (s *Session) sendCancel(c *call) {
-	if c.canceled {
+	if !c.canceled.CompareAndSwap(false, true) {
 		return
 	}
-	c.canceled = true
 	m := &proto.Message{Type: proto.CodeCancel, Request: c.id}
 	if c.mode != "" {
 		m.Opt.SetString(proto.KeyMode, c.mode)

@@ -82,3 +82,37 @@ func TestProgressiveCallResultTwice(t *testing.T) {
 		t.Errorf("Result after one that gave up on the call: %v, want ErrCallDone", err)
 	}
 }
+
+// Goroutines waiting for one progressive call's result with contexts
+// that end together cancel the call once (one CANCEL), and do not race
+// on whether it was (go test -race). 30 rounds of 8 waiters.
+func TestProgressiveCallResultCanceledTwice(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) { cfg.ReplyTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	for round := range 30 {
+		pc, err := s.CallProgressive(ctx, "com.example.upload", nil)
+		noErr(t, "CallProgressive", err)
+		noErr(t, "Send", pc.Send([]any{round}, nil, true))
+		m := c.expect(proto.CodeCall)
+		all, cancel := context.WithCancel(ctx)
+		var as []async[*Result]
+		for range 8 {
+			as = append(as, goDo(func() (*Result, error) { return pc.Result(all) }))
+		}
+		time.Sleep(20 * time.Millisecond) // all wait
+		cancel()
+		c.expect(proto.CodeCancel)
+		c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeCall, Request: m.Request, URI: []byte(proto.URICanceled)})
+		for i, a := range as {
+			_, err := a.wait(t)
+			if e, ok := errors.AsType[*Error](err); !ok || e.URI != proto.URICanceled {
+				t.Errorf("round %d: Result %d: %v, want %s", round, i, err, proto.URICanceled)
+			}
+		}
+		// The next message must be the marker, not a second CANCEL.
+		noErr(t, "Publish (marker)", s.Publish(ctx, "marker", nil, nil, nil))
+		if next := c.recv(); next.Type != proto.CodePublish {
+			t.Fatalf("round %d: the client sent %s (request %d) again for one call", round, next.Type, next.Request)
+		}
+	}
+}
