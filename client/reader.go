@@ -30,6 +30,12 @@ func (s *Session) readLoop() {
 		if !s.handle(&m) {
 			return
 		}
+		// Done with the message (what handlers keep is decoded, copied):
+		// a large one's buffers go now, not when the next message comes,
+		// which on an idle session could be never.
+		m.Reset()
+		dec.Release()
+		s.tr.release()
 	}
 }
 

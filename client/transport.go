@@ -35,6 +35,10 @@ type transport interface {
 	// lastRead returns when bytes last arrived from the router (unix ns),
 	// when tracking is on (keepalive).
 	lastRead() int64
+	// release drops the read buffer when a message larger than
+	// keepBufCap left it so; called by the reader once done with the
+	// message readMsg returned.
+	release()
 	// moving returns, when tracking is on and a write of more than
 	// writeChunk bytes is under way, when the connection last took a
 	// chunk of it (unix ns); 0 otherwise.
@@ -61,6 +65,8 @@ type stream struct {
 func (s *stream) lastRead() int64 { return s.rx.Load() }
 
 func (s *stream) moving() int64 { return s.wprog.Load() }
+
+func (s *stream) release() { s.buf.release() }
 
 // reader returns the buffered reader the transport reads conn through.
 // pre, when not nil, is a buffered reader over conn that the transport's
@@ -149,8 +155,8 @@ const writeChunk = 16 << 10
 // msgBuf holds the message being read. It grows as bytes arrive rather
 // than trusting a declared length for allocation (declared lengths are
 // already bounded by the receive limit, but a peer could declare the limit
-// and then send nothing), and it is dropped after a rare huge message so
-// that it does not stay pinned.
+// and then send nothing), and it is dropped once a rare huge message is
+// handled (release) so that it does not stay pinned.
 type msgBuf struct {
 	b []byte
 }
@@ -166,6 +172,13 @@ func (m *msgBuf) start() []byte {
 		m.b = nil
 	}
 	return m.b[:0]
+}
+
+// release drops the buffer when it is larger than keepBufCap.
+func (m *msgBuf) release() {
+	if cap(m.b) > keepBufCap {
+		m.b = nil
+	}
 }
 
 // grow makes room for at least want more bytes.

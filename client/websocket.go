@@ -147,6 +147,14 @@ func (t *webSocket) readMsg() ([]byte, error) {
 	}
 }
 
+// release drops the read buffer as stream's does, unless messages of a
+// batch are still to be read from it.
+func (t *webSocket) release() {
+	if len(t.rest) == 0 {
+		t.stream.release()
+	}
+}
+
 // nextBatched takes the next message off t.rest; nil, nil for an empty
 // JSON element (a stray separator).
 func (t *webSocket) nextBatched() ([]byte, error) {
