@@ -99,6 +99,7 @@ type Invocation struct {
 type invState struct {
 	s               *Session
 	req             uint64                  // Static: INVOCATION.Request.
+	reg             uint64                  // Static: INVOCATION.Registration.
 	receiveProgress bool                    // Static: the caller wants progressive results.
 	cancel          context.CancelCauseFunc // Static.
 	wake            chan struct{}           // Static; capacity 1.
@@ -202,6 +203,10 @@ func (s *Session) startUnregister(r *Registration) (wait func(context.Context) e
 //
 // [INVOCATION, Request|id, REGISTERED.Registration|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onInvocation(m *proto.Message) {
+	if bad := s.reusedInvocationID(m); bad != "" {
+		s.violation(bad)
+		return
+	}
 	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
 		e := &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}}
@@ -284,6 +289,29 @@ func (s *Session) onInvocation(m *proto.Message) {
 	s.startInvocation(m, reg, inv)
 }
 
+// reusedInvocationID returns why the INVOCATION m is a protocol
+// violation, or "": it has the request id of an invocation whose handler
+// runs, and is not a further chunk of it: that invocation's final chunk
+// came already, or m names another registration (WAMP: a request id
+// names one pending request; the chunks of a progressive call
+// invocation share the first's id and registration). Taken for a chunk,
+// it went to a handler that does not ask for one (or to another
+// registration's), and its call was never answered.
+func (s *Session) reusedInvocationID(m *proto.Message) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.invs[m.Request]
+	switch {
+	case st == nil:
+		return ""
+	case m.ID != st.reg:
+		return fmt.Sprintf("INVOCATION %d for registration %d while invocation %d of registration %d runs", m.Request, m.ID, m.Request, st.reg)
+	case st.lastIn:
+		return fmt.Sprintf("INVOCATION %d after its final chunk", m.Request)
+	}
+	return ""
+}
+
 // startInvocation starts reg's handler for the first chunk inv of the
 // INVOCATION m. Called with mu held; it unlocks it.
 func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invocation) {
@@ -291,6 +319,7 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 	st := &invState{
 		s:               s,
 		req:             m.Request,
+		reg:             m.ID,
 		receiveProgress: m.Opt.Bool(proto.KeyReceiveProgress, false),
 		cancel:          cancel,
 		wake:            make(chan struct{}, 1),

@@ -62,7 +62,10 @@
 // holds, or a SUBSCRIBED with a subscription id it holds for another topic
 // or match policy, is a protocol violation by the router: the session ends
 // with ABORT wamp.error.protocol_violation (taken, it would orphan the
-// registration holding the id, or mix two topics' events).
+// registration holding the id, or mix two topics' events); so is an
+// INVOCATION with the request id of a running invocation that is not a
+// further chunk of it (its final chunk came, or it names another
+// registration).
 //
 // # Backpressure
 //
