@@ -84,6 +84,10 @@ type ReconnectConfig struct {
 	URLs []string
 	// MinBackoff and MaxBackoff bound the wait between attempts, which
 	// doubles after each failure (with ±25% jitter). Defaults 100ms and 5s.
+	// After a session that lasted MaxBackoff or more the first attempt
+	// waits a random part of MinBackoff (clients that lost their router
+	// together do not redial it together); after a shorter one, the
+	// backoff applies as after a failed attempt.
 	MinBackoff, MaxBackoff time.Duration
 	// OnSession, if set, is called (on the Client's goroutine) with each
 	// new session, after the router's first answer to the restore of each
@@ -280,12 +284,22 @@ func (c *Client) run(first chan<- struct{}) {
 				return
 			default:
 			}
-			// A session that lasted is followed by an immediate redial; one
-			// that ended soon after its join (a router that drops or kills
-			// every new session) backs off like a failed dial, so that the
-			// Client never redials in a tight loop.
+			// A session that lasted is followed by a redial within a
+			// random part of MinBackoff; one that ended soon after its
+			// join (a router that drops or kills every new session) backs
+			// off like a failed dial, so that the Client never redials in
+			// a tight loop. Not at once: the clients of a router that
+			// restarts, or of a node that died, lose their sessions in
+			// the same instant, and redialled in the same millisecond,
+			// each a TLS handshake and a login for the router (or the
+			// next node) to take at once.
 			if time.Since(start) >= c.rc.MaxBackoff {
 				backoff = c.rc.MinBackoff
+				select {
+				case <-c.ctx.Done():
+					return
+				case <-time.After(rand.N(c.rc.MinBackoff)):
+				}
 				continue
 			}
 		} else {
