@@ -24,7 +24,8 @@ type CallOptions struct {
 	// OnProgress receives each progressive result, in order, on the
 	// goroutine that called Call (or ProgressiveCall.Result), before the
 	// final result is returned. Without it progressive results are
-	// dropped.
+	// dropped. A panic in it goes up that goroutine, the call canceled
+	// (CANCEL sent, later results dropped).
 	OnProgress func(*Result)
 	// DiscloseMe asks the router to disclose the caller's identity to the
 	// callee (CALL.Options.disclose_me).
@@ -162,8 +163,33 @@ func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs
 
 // await waits for c's final reply, delivering progressive results on the
 // way, and cancels the call when ctx is done (unless it is done already:
-// a ProgressiveCall.Result called again).
-func (s *Session) await(ctx context.Context, c *call) (*Result, error) {
+// a ProgressiveCall.Result called again). When OnProgress panics, the
+// call is given up as the panic goes up the caller's goroutine (which
+// may recover it and go on): CANCEL is sent and the call ends with
+// errProgressPanic for any other waiter, so that the progressive results
+// the router goes on sending are dropped, not queued for nobody.
+func (s *Session) await(ctx context.Context, c *call) (r *Result, err error) {
+	returned := false
+	defer func() {
+		if !returned {
+			s.mu.Lock()
+			done := c.done
+			s.mu.Unlock()
+			if !done {
+				s.sendCancel(c)
+			}
+			s.finishCall(c.id, nil, errProgressPanic)
+		}
+	}()
+	r, err = s.awaitLoop(ctx, c)
+	returned = true
+	return r, err
+}
+
+// errProgressPanic ends a call whose OnProgress panicked.
+var errProgressPanic = errors.New("client: the call's OnProgress panicked; the call was canceled")
+
+func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 	ctxDone := ctx.Done()
 	var timeout <-chan time.Time
 	for {
