@@ -93,3 +93,26 @@ func TestRequestsBoundedByContextBehindStuckWrite(t *testing.T) {
 	c.conn.Close() // ends the stuck write and the session
 	<-s.Done()
 }
+
+// Close behind a write stuck on a router that does not read returns
+// within ReplyTimeout (300 ms here), ending the stuck write, where it
+// waited for that write to time out (WriteTimeout, 3 s) before it could
+// even send its GOODBYE.
+func TestCloseBoundedBehindStuckWrite(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) {
+		cfg.WriteTimeout = 3 * time.Second
+		cfg.ReplyTimeout = 300 * time.Millisecond
+	})
+	stuckWriter(t, s)
+	start := time.Now()
+	done := goDo(func() (struct{}, error) { return struct{}{}, s.Close() })
+	if done.pending(time.Second) {
+		el := time.Since(start)
+		done.wait(t)
+		t.Errorf("Close behind a stuck write still waits %v later (returned after %v); want it within ReplyTimeout (300 ms)", el.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+	if !errors.Is(s.Err(), ErrClosed) {
+		t.Errorf("session error after Close: %v, want ErrClosed", s.Err())
+	}
+	c.conn.Close()
+}

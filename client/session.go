@@ -291,7 +291,10 @@ func (s *Session) newRequestID() uint64 {
 }
 
 // Close ends the session: it sends GOODBYE (wamp.close.close_realm), waits
-// up to Config.ReplyTimeout for the router's GOODBYE, closes the transport
+// up to Config.ReplyTimeout for the router's GOODBYE (the GOODBYE's write
+// included: behind a write stuck on a router that does not read, the
+// session ends when ReplyTimeout is spent, and the stuck write with it),
+// closes the transport
 // and waits for the session's goroutines, running handlers included, to
 // return. Handlers see their context canceled. Close must not be called
 // from an event handler or invocation Handler of the same session, since it
@@ -309,15 +312,22 @@ func (s *Session) Close() error {
 		close(s.closing)
 	}
 	if first && alive {
+		// ReplyTimeout bounds the whole exchange, the GOODBYE's write
+		// included: behind a write stuck on a router that does not read
+		// (or stuck itself), the session ends when it is spent, which
+		// closes the connection and so ends the stuck write, where Close
+		// waited for it to time out (WriteTimeout) before it could send.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReplyTimeout)
+		stop := context.AfterFunc(ctx, func() { s.shutdown(ErrClosed, false) })
 		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
-		if s.send(m) == nil {
-			t := time.NewTimer(s.cfg.ReplyTimeout)
+		if s.sendCtx(ctx, m) == nil {
 			select {
 			case <-s.done:
-			case <-t.C:
+			case <-ctx.Done():
 			}
-			t.Stop()
 		}
+		stop()
+		cancel()
 		s.shutdown(ErrClosed, true)
 	}
 	s.wg.Wait()
