@@ -30,7 +30,8 @@ import (
 //     the router is slow to answer is waited for, not sent again (a
 //     second REGISTER or SUBSCRIBE would race the late answer to the
 //     first). Other refusals (not authorized any more, say) are logged
-//     and not retried. Unregister and Unsubscribe remove them.
+//     at WARN (Config.Logger) and not retried. Unregister and
+//     Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
 //     flight when the connection fails returns the session's error, since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
@@ -52,7 +53,8 @@ type Client struct {
 	urls        []string
 	rc          ReconnectConfig
 	log         func(msg string, args ...any)
-	restoreWait time.Duration // Static: see restore.
+	warn        func(msg string, args ...any) // what the application must hear of
+	restoreWait time.Duration                 // Static: see restore.
 	// callbacks counts the Client's OnSession, OnDisconnect and OnChallenge calls
 	// running (callback): with the stack's look (inCallback), Close tells
 	// a call from its own callback from one from another Client's.
@@ -243,6 +245,11 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	c.log = func(msg string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Info(msg, args...)
+		}
+	}
+	c.warn = func(msg string, args ...any) {
+		if cfg.Logger != nil {
+			cfg.Logger.Warn(msg, args...)
 		}
 	}
 	first := make(chan struct{})
@@ -458,7 +465,10 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 		err = try(c.ctx)
 	}
 	if err != nil && !ended(s) && c.ctx.Err() == nil {
-		c.log("client: restoring a "+kind+" failed", append(what, "err", err)...)
+		// For good on this session: what the application registered or
+		// subscribed is no longer there (a WARN, where the transient
+		// failures above are INFO).
+		c.warn("client: restoring a "+kind+" failed; it is not in place on this session", append(what, "err", err)...)
 	}
 }
 

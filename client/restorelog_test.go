@@ -1,0 +1,74 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// lockedBuf is a bytes.Buffer for a logger written from several
+// goroutines.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A registration or subscription the next session refuses for good (not
+// authorized any more) is gone from the application's point of view: the
+// Client says so at WARN, naming it and the router's error, where it
+// logged it at INFO, beside "connecting failed", so that an application
+// logging warnings and errors never heard that its procedure was no
+// longer provided.
+func TestRestoreRefusalLoggedAsWarning(t *testing.T) {
+	p := newPeer(t)
+	var logs lockedBuf
+	cfg := clientCfg(p)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cl, c := connectPeer(t, p, cfg, ReconnectConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	ctx := context.Background()
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
+	m := c.expect(proto.CodeRegister)
+	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 100})
+	_, err := a.wait(t)
+	noErr(t, "Register", err)
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeRegister)
+	c2.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URINotAuthorized)})
+	deadline := time.Now().Add(time.Second)
+	for !strings.Contains(logs.String(), "com.proc") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "com.proc") || !strings.Contains(out, proto.URINotAuthorized) {
+		t.Errorf("no WARN naming com.proc and %s after its restore was refused; the WARN log has: %q", proto.URINotAuthorized, out)
+	}
+}
