@@ -131,7 +131,8 @@ func (s *Session) forget(id uint64) {
 // Call calls procedure and waits for its final result. A WAMP error reply
 // is returned as an *Error. When ctx is done before the result arrives,
 // Call sends CANCEL (with opts.CancelMode) and waits up to
-// Config.ReplyTimeout for the router's answer: it then returns the router's
+// Config.ReplyTimeout (the CANCEL's wait for its turn to write included)
+// for the router's answer: it then returns the router's
 // ERROR (an *Error, normally wamp.error.canceled), or the result if the
 // call completed meanwhile, or ctx.Err() when the router does not answer in
 // time. If the session ends, Call returns the session's error. ctx also
@@ -176,7 +177,9 @@ func (s *Session) await(ctx context.Context, c *call) (r *Result, err error) {
 			done := c.done
 			s.mu.Unlock()
 			if !done {
-				s.sendCancel(c)
+				rctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReplyTimeout)
+				s.sendCancel(rctx, c)
+				cancel()
 			}
 			s.finishCall(c.id, nil, errProgressPanic)
 		}
@@ -191,7 +194,7 @@ var errProgressPanic = errors.New("client: the call's OnProgress panicked; the c
 
 func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 	ctxDone := ctx.Done()
-	var timeout <-chan time.Time
+	var timeout <-chan struct{}
 	for {
 		select {
 		case <-c.wake:
@@ -202,10 +205,13 @@ func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 			done := c.done
 			s.mu.Unlock()
 			if !done {
-				s.sendCancel(c)
-				t := time.NewTimer(s.cfg.ReplyTimeout)
-				defer t.Stop()
-				timeout = t.C
+				// ReplyTimeout bounds the CANCEL's wait for its turn to
+				// write (behind a write stuck on a router that does not
+				// read, it is not sent) and the wait for the answer.
+				rctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReplyTimeout)
+				defer cancel()
+				s.sendCancel(rctx, c)
+				timeout = rctx.Done()
 			}
 		case <-timeout:
 			s.forget(c.id)
@@ -227,10 +233,10 @@ func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 	}
 }
 
-// sendCancel sends CANCEL for c.
+// sendCancel sends CANCEL for c, waiting for the write lock within ctx.
 //
 // [CANCEL, CALL.Request|id, Options|dict]
-func (s *Session) sendCancel(c *call) {
+func (s *Session) sendCancel(ctx context.Context, c *call) {
 	if !c.canceled.CompareAndSwap(false, true) {
 		return
 	}
@@ -238,7 +244,7 @@ func (s *Session) sendCancel(c *call) {
 	if c.mode != "" {
 		m.Opt.SetString(proto.KeyMode, c.mode)
 	}
-	s.send(m)
+	s.sendCtx(ctx, m)
 }
 
 // onResult delivers a RESULT: progressive ones are queued for the waiting

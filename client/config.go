@@ -61,7 +61,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReplyTimeout bounds the waits the client does on its own behalf:
 	// Close waiting for the router's GOODBYE, and a canceled call waiting
-	// for the router's ERROR after CANCEL; 5s when zero.
+	// for the router's ERROR after CANCEL, each with the wait for its
+	// turn to write the GOODBYE or CANCEL; 5s when zero.
 	ReplyTimeout time.Duration
 	// MaxMessage is the largest message the client accepts: the WebSocket
 	// read limit, and the RawSocket receive limit announced to the router

@@ -116,3 +116,33 @@ func TestCloseBoundedBehindStuckWrite(t *testing.T) {
 	}
 	c.conn.Close()
 }
+
+// A Call whose context ends while another goroutine's write is stuck
+// waits for its CANCEL's turn to write no longer than ReplyTimeout (as
+// for the router's answer to it), where the CANCEL waited for the stuck
+// write to time out (WriteTimeout, 3 s) and the Call returned the
+// session's end then.
+func TestCallCancelBoundedBehindStuckWrite(t *testing.T) {
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) {
+		cfg.WriteTimeout = 3 * time.Second
+		cfg.ReplyTimeout = 300 * time.Millisecond
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var took time.Duration
+	call := goDo(func() (*Result, error) {
+		r, err := s.Call(ctx, "com.example.slow", nil, nil, nil)
+		return r, err
+	})
+	c.expect(proto.CodeCall)
+	stuckWriter(t, s)
+	start := time.Now()
+	cancel()
+	_, err := call.wait(t)
+	took = time.Since(start)
+	if !errors.Is(err, context.Canceled) || took > time.Second {
+		t.Errorf("Call canceled behind a stuck write returned after %v: %v; want context.Canceled within ReplyTimeout (300 ms)", took.Round(time.Millisecond), err)
+	}
+	c.conn.Close()
+	<-s.Done()
+}
