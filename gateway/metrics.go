@@ -134,8 +134,10 @@ type Stats struct {
 	// RingEnters, RingSends: io_uring_enter calls of the send rings and
 	// the sends they submitted; RingPartial: sends a socket did not take
 	// whole → edgewamp_io_uring_enters_total, _sends_total,
-	// _partial_sends_total.
-	RingEnters, RingSends, RingPartial Counter
+	// _partial_sends_total; RingFailures: loops whose ring failed while
+	// they ran (they write with write(2) since) →
+	// edgewamp_io_uring_failures_total.
+	RingEnters, RingSends, RingPartial, RingFailures Counter
 	// MemoryReleases: free heap returned to the system after a burst of
 	// connections → edgewamp_memory_releases_total.
 	MemoryReleases Counter
@@ -681,6 +683,7 @@ func collectTransport(e *expo, st *Stats) {
 		{st.RingEnters, "edgewamp_io_uring_enters_total", "io_uring_enter calls of the event loops' send rings."},
 		{st.RingSends, "edgewamp_io_uring_sends_total", "Sends submitted through the event loops' send rings."},
 		{st.RingPartial, "edgewamp_io_uring_partial_sends_total", "Ring sends a socket did not take whole (the rest waits for the socket to drain)."},
+		{st.RingFailures, "edgewamp_io_uring_failures_total", "Event loops whose io_uring ring failed while they ran: they write with write(2) since."},
 		{st.MemoryReleases, "edgewamp_memory_releases_total", "Free heap returned to the system after a burst of connections opened or closed."},
 	}
 	for _, c := range counters {
@@ -689,7 +692,7 @@ func collectTransport(e *expo, st *Stats) {
 		}
 	}
 	if st.SendPath != "" {
-		constMetric(e, "edgewamp_send_path", "How the event loops write (io_uring or write), chosen at start: 1 for the path in use.", G, 1, "path", st.SendPath)
+		constMetric(e, "edgewamp_send_path", "How the event loops write (io_uring or write), chosen at start: 1 for the path chosen (a loop whose ring fails writes with write(2): edgewamp_io_uring_failures_total).", G, 1, "path", st.SendPath)
 	}
 }
 

@@ -467,9 +467,12 @@ type Stats struct {
 	// SendPath is how the loops write: SendPathIOUring or SendPathWrite
 	// (Options.IOUring). RingEnters counts the io_uring_enter calls of the
 	// send rings, RingSends the sends they submitted, RingPartial the sends
-	// a socket did not take whole (their rest went to gnet's buffer).
+	// a socket did not take whole (their rest went to gnet's buffer),
+	// RingFailures the loops whose ring failed while they ran (SendPath
+	// stays the one chosen at start; those loops write with write(2)).
 	SendPath                           string
 	RingEnters, RingSends, RingPartial uint64
+	RingFailures                       uint64
 	// Closes counts the WAMP listeners' closed connections by reason,
 	// indexed by CloseReason (the HTTP lane's are in LaneCloses).
 	Closes [NumCloseReasons]uint64
@@ -511,6 +514,7 @@ func (e *Engine) Stats() Stats {
 	st.PongsCoalesced = e.pongsCoalesced.Load()
 	st.SendPath = e.sendPath
 	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()
+	st.RingFailures = e.ringFailures.Load()
 	st.MemReleases = e.memReleases.Load()
 	st.CloseLogsSuppressed = e.closeLogs.total.Load()
 	st.ProxyUnforwarded = e.proxyUnforwarded.Load()

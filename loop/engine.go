@@ -67,6 +67,7 @@ type Engine struct {
 	ringEnters     atomic.Uint64 // io_uring_enter calls of the send rings (sendring.go)
 	ringSends      atomic.Uint64 // sends submitted through them
 	ringPartial    atomic.Uint64 // sends the socket did not take whole: the rest went to gnet
+	ringFailures   atomic.Uint64 // loops whose ring failed while they ran: they write with write(2) since
 	pongsCoalesced atomic.Uint64 // pings not answered: a later ping's pong answered them (pong.go)
 	closeLogs      logLimiter
 	srcLogs        srcLogLimiter // refusals for max_tls_handshakes_per_address (close.go)

@@ -220,6 +220,7 @@ func (ls *loopState) flushRing(i int) int {
 			// The ring failed (never seen on a working kernel): this loop
 			// goes back to write(2).
 			e.log.Error("io_uring ring failed; this loop writes with write(2) from now on", "err", err.Error())
+			e.ringFailures.Add(1)
 			ls.ring = nil
 		}
 	}

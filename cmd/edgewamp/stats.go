@@ -103,6 +103,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 			st.RingEnters = gateway.Counter{V: es.RingEnters, OK: true}
 			st.RingSends = gateway.Counter{V: es.RingSends, OK: true}
 			st.RingPartial = gateway.Counter{V: es.RingPartial, OK: true}
+			st.RingFailures = gateway.Counter{V: es.RingFailures, OK: true}
 		}
 	}
 	if s.mesh != nil {

@@ -52,7 +52,10 @@ type Ring struct {
 	// are cancelled. With MSG_DONTWAIT a send never waits, so this is a
 	// guard against a kernel that parks one anyway: the loop goes on, the
 	// cancelled sends complete with -ECANCELED (nothing of them sent), and
-	// Stalls counts them. Default 1 s.
+	// Stalls counts them. It also bounds how long Submit retries an
+	// io_uring_enter that the kernel refuses for want of resources
+	// (EAGAIN, EBUSY) without completing anything: past it the ring breaks
+	// as for any other failure (see Submit). Default 1 s.
 	Timeout time.Duration
 
 	stalls uint64
@@ -322,8 +325,9 @@ func (r *Ring) unsubmitted() uint32 { return r.tail - atomic.LoadUint32(r.sqHead
 // slice is the ring's and valid until the next Submit; the buffers of the
 // sends are released to the caller.
 //
-// If io_uring_enter fails otherwise (which a correct ring never sees), the
-// ring breaks: Submit returns an error together with a completion for
+// If io_uring_enter fails otherwise (which a correct ring never sees), or
+// keeps failing with EAGAIN or EBUSY, completing nothing, for Timeout (1 s
+// if unset; retried meanwhile every againPause), the ring breaks: Submit returns an error together with a completion for
 // every send, -ECANCELED for those the kernel never took and -EIO for
 // those it took without completing (their bytes may or may not have been
 // sent: the caller must give up the connection, and not reuse the buffer:
@@ -345,6 +349,7 @@ func (r *Ring) Submit() ([]Completion, error) {
 	if timed {
 		start = time.Now()
 	}
+	var againSince time.Time // EAGAIN or EBUSY, with nothing completed, since then
 	for outstanding > 0 || cancels > 0 {
 		toSubmit := r.unsubmitted()
 		flags := uintptr(enterGetEvents)
@@ -366,10 +371,26 @@ func (r *Ring) Submit() ([]Completion, error) {
 			errno = unix.ETIME // the wait timed out; the kernel reported the submission instead
 		}
 		switch errno {
-		case 0, unix.EINTR, unix.EAGAIN, unix.EBUSY:
-			// EINTR: a signal (the Go runtime preempts with SIGURG);
-			// EAGAIN, EBUSY: the kernel is short of memory or has
-			// completions to flush first. Go round again.
+		case 0, unix.EINTR:
+			// EINTR: a signal (the Go runtime preempts with SIGURG). Go
+			// round again.
+			againSince = time.Time{}
+		case unix.EAGAIN, unix.EBUSY:
+			// The kernel is short of memory or has completions to flush
+			// first: go round again, but not for ever. Before, these were
+			// retried without bound, and a kernel that kept refusing held
+			// the loop spinning here, its connections never served again.
+			if got > 0 || gotCancels > 0 {
+				againSince = time.Time{}
+				break
+			}
+			now := time.Now()
+			if againSince.IsZero() {
+				againSince = now
+			} else if now.Sub(againSince) >= r.againLimit() {
+				return r.fail(fmt.Errorf("io_uring_enter: %w for %v", errno, now.Sub(againSince).Round(time.Millisecond)))
+			}
+			time.Sleep(againPause)
 		case unix.ETIME:
 			if outstanding > 0 && cancels == 0 && r.unsubmitted() == 0 {
 				cancels = r.cancelOutstanding()
@@ -381,6 +402,19 @@ func (r *Ring) Submit() ([]Completion, error) {
 	}
 	r.release()
 	return r.done, nil
+}
+
+// againPause is how long Submit waits before it retries an io_uring_enter
+// refused with EAGAIN or EBUSY that completed nothing.
+const againPause = 50 * time.Microsecond
+
+// againLimit is how long Submit retries io_uring_enter calls refused with
+// EAGAIN or EBUSY, completing nothing, before the ring breaks.
+func (r *Ring) againLimit() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return time.Second
 }
 
 // reap moves the available completions into r.done and returns how many
