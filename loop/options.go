@@ -115,8 +115,8 @@ type Options struct {
 	// on a goroutine of its own (a few tens of KiB of stack and state);
 	// the others wait for their turn, their bytes held (at most 32 KiB
 	// each, counted in MaxInboundTotal), within HandshakeTimeout. A
-	// handshake starts once the client's first record is whole. Default
-	// 256.
+	// handshake starts once the client's ClientHello is whole (in one
+	// record or several). Default 256.
 	MaxTLSHandshakes int
 	// MaxTLSHandshakesPerAddress bounds the TLS handshakes in progress
 	// (running or waiting for their turn) from one client address: an IPv4

@@ -20,7 +20,7 @@ import (
 //
 // The handshake runs off the loop. crypto/tls runs a handshake only as one
 // blocking call, so each runs on a goroutine (tlshs.go), started once the
-// client's first record (its ClientHello) is whole, at most
+// client's ClientHello is whole (in one record or several), at most
 // Options.MaxTLSHandshakes at a time; the others wait their turn, their
 // bytes held in a bounded buffer. Of those running or waiting, at most
 // Options.MaxTLSHandshakesPerAddress come from one client address (an
@@ -88,8 +88,11 @@ import (
 const (
 	recordHeaderLen     = 5
 	recordTypeHandshake = 22
-	maxPlaintext        = 16384        // TLSPlaintext.length
-	maxCiphertext       = 16384 + 2048 // TLSCiphertext.length, TLS 1.2 (1.3: + 256)
+	// handshakeTypeClientHello is the type of the client's first
+	// handshake message (RFC 8446 §4).
+	handshakeTypeClientHello = 1
+	maxPlaintext             = 16384        // TLSPlaintext.length
+	maxCiphertext            = 16384 + 2048 // TLSCiphertext.length, TLS 1.2 (1.3: + 256)
 )
 
 // tlsHandshakeInMax bounds the handshake bytes a connection may have
@@ -121,18 +124,24 @@ var (
 // tlsConn is the TLS layer of one connection. Owned by the connection's
 // loop, but for hs while a handshake goroutine runs (tlshs.go).
 type tlsConn struct {
-	cn    *conn
-	src   netip.Addr // the client's source, under which its handshake is counted (clientSource); static
-	tc    *tls.Conn
-	shim  tlsShim  // tc's transport
-	hs    *tlsHS   // the handshake, from the first record until the loop takes over; then nil
-	ready bool     // the handshake is done: the loop owns tc
-	plain tlsPlain // decrypted input not yet parsed (the connection's inbound)
-	pre   []byte   // whole records the handshake received but did not read: read before gnet's buffer
-	left  int      // bytes of the record being handed to tc still to hand over
-	more  bool     // tc may hold plaintext not yet read (the last Read filled its buffer)
-	fin   bool     // close_notify queued
-	eof   bool     // the peer's close_notify was read
+	cn   *conn
+	src  netip.Addr // the client's source, under which its handshake is counted (clientSource); static
+	tc   *tls.Conn
+	shim tlsShim // tc's transport
+	hs   *tlsHS  // the handshake, from the first record until the loop takes over; then nil
+	// The ClientHello as it arrives, before its handshake starts
+	// (tlsHandshakeIn): its handshake header and the bytes of handshake
+	// records received; started once it is whole.
+	helloHdr [4]byte
+	helloGot int
+	started  bool     // hs was handed to the pool
+	ready    bool     // the handshake is done: the loop owns tc
+	plain    tlsPlain // decrypted input not yet parsed (the connection's inbound)
+	pre      []byte   // whole records the handshake received but did not read: read before gnet's buffer
+	left     int      // bytes of the record being handed to tc still to hand over
+	more     bool     // tc may hold plaintext not yet read (the last Read filled its buffer)
+	fin      bool     // close_notify queued
+	eof      bool     // the peer's close_notify was read
 
 	fed     bool // records were handed to tc since the last scan
 	trimmed bool // tc's input buffers are released (tlstrim.go) and nothing was read since
@@ -167,7 +176,7 @@ func serverConfig(base *tls.Config, tr Transport) *tls.Config {
 }
 
 // newTLSConn sets up the TLS layer of a connection accepted on a TLS
-// listener (OnOpen). Nothing runs until the first record is whole.
+// listener (OnOpen). Nothing runs until the ClientHello is whole.
 func newTLSConn(cn *conn, cfg *tls.Config, local, remote net.Addr, src netip.Addr) *tlsConn {
 	t := &tlsConn{cn: cn, src: src}
 	t.shim = tlsShim{t: t, local: local, remote: remote}
@@ -190,11 +199,11 @@ func clientSource(remote net.Addr) netip.Addr {
 }
 
 // tlsHandshakeIn moves the whole records gnet has buffered to the
-// handshake, starting it with the first. It runs in OnTraffic until the
-// handshake is done.
+// handshake, starting it once they hold the whole ClientHello (which may
+// span records: a client that sent part of one costs no goroutine). It
+// runs in OnTraffic until the handshake is done.
 func (cn *conn) tlsHandshakeIn() {
 	t := cn.tls
-	started := t.hs != nil
 	for {
 		hdr, err := cn.c.Peek(recordHeaderLen)
 		if err != nil {
@@ -226,9 +235,13 @@ func (cn *conn) tlsHandshakeIn() {
 			cn.die(CloseTLS, errTLSHandshakeFill)
 			return
 		}
+		if !t.started {
+			t.helloIn(rec)
+		}
 		cn.c.Discard(n)
 	}
-	if t.hs != nil && !started {
+	if t.hs != nil && !t.started && t.helloWhole() {
+		t.started = true
 		switch cn.ls.e.tlsPool.start(t.hs) {
 		case tlsStopped:
 			cn.die(CloseShutdown, nil)
@@ -239,6 +252,43 @@ func (cn *conn) tlsHandshakeIn() {
 			cn.die(CloseTLSPerAddress, errTLSPerAddress)
 		}
 	}
+}
+
+// helloIn counts a record received before the handshake started (a whole
+// one, its header included) towards the ClientHello.
+func (t *tlsConn) helloIn(rec []byte) {
+	if rec[0] != recordTypeHandshake {
+		t.helloGot = -1 // not a ClientHello's: crypto/tls refuses it (an alert)
+		return
+	}
+	if t.helloGot < 0 {
+		return
+	}
+	body := rec[recordHeaderLen:]
+	for len(body) > 0 && t.helloGot < len(t.helloHdr) {
+		t.helloHdr[t.helloGot] = body[0]
+		t.helloGot++
+		body = body[1:]
+	}
+	t.helloGot += len(body)
+}
+
+// helloWhole reports whether the records received hold the whole first
+// handshake message (the ClientHello), or something crypto/tls will
+// refuse at once (another message, another record type). A ClientHello
+// longer than the handshake input a connection may have waiting
+// (tlsHandshakeInMax) closes its connection before it is whole.
+func (t *tlsConn) helloWhole() bool {
+	switch {
+	case t.helloGot < 0:
+		return true
+	case t.helloGot < len(t.helloHdr):
+		return false
+	case t.helloHdr[0] != handshakeTypeClientHello:
+		return true
+	}
+	need := len(t.helloHdr) + (int(t.helloHdr[1])<<16 | int(t.helloHdr[2])<<8 | int(t.helloHdr[3]))
+	return t.helloGot >= need
 }
 
 // tlsTakeOut moves what the handshake goroutine wrote to the connection's
