@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"hash/fnv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -238,6 +239,16 @@ type meshState struct {
 	// Config.MaxMeshInvocations new ones are refused.
 	invs atomic.Int64
 
+	// live holds the (node, call id) of every call from another node this
+	// node took (counted in invs), until it is delivered and ended, or
+	// bounced, refused or forgotten: a copy of a call envelope that
+	// arrives meanwhile (a link that delivers one twice) is dropped and
+	// counted (MeshStats.BadEnvelopes), where it was refused with
+	// wamp.error.protocol_violation, which ended the caller's call while
+	// its callee served it, or, on another shard, invoked a second callee.
+	// Striped by call id.
+	live [liveStripes]liveSet
+
 	// chunkBytes counts the bytes of chunks of progressive invocations
 	// from other nodes that some shard has yet to run (see MeshDeliver);
 	// past maxCallBacklog further chunks end their invocation.
@@ -254,6 +265,43 @@ type meshState struct {
 	// get_retained answers cut short (retainedLeftOut); shard 0's.
 	retainedLogAt    time.Time
 	retainedUnlogged uint64
+}
+
+// liveStripes is the number of locks of meshState.live.
+const liveStripes = 16
+
+// liveSet is a stripe of meshState.live.
+type liveSet struct {
+	mu sync.Mutex
+	m  map[minvKey]struct{}
+}
+
+// take records k as a call in flight here; false when it is already
+// (a duplicate envelope). Any goroutine.
+func (ms *meshState) take(k minvKey) bool {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if _, dup := ls.m[k]; dup {
+		return false
+	}
+	if ls.m == nil {
+		ls.m = map[minvKey]struct{}{}
+	}
+	ls.m[k] = struct{}{}
+	return true
+}
+
+// done forgets k (take), and takes it out of invs when counted there.
+// Any goroutine.
+func (ms *meshState) done(k minvKey, counted bool) {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	delete(ls.m, k)
+	ls.mu.Unlock()
+	if counted {
+		ms.invs.Add(-1)
+	}
 }
 
 // meshChunkRef is a chunk's share of meshState.chunkBytes while shards

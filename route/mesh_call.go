@@ -416,7 +416,7 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 			continue
 		}
 		delete(s.minvs, k)
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(k, true)
 		cs := mi.ss
 		if cs.invs[mi.inv] == nil {
 			continue
@@ -451,8 +451,17 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 		r.ms.stats.BadEnvelopes.Add(1)
 		return
 	}
+	// A copy of a call in flight here is dropped before anything else:
+	// bounced, it would have the caller's node send the call on to
+	// another node; refused, end it at its caller; delivered, run twice.
+	key := minvKey{from, mc.callID}
+	if !r.ms.take(key) {
+		r.ms.stats.BadEnvelopes.Add(1)
+		return
+	}
 	rm := (*r.realms.Load())[string(mc.realm)]
 	if rm == nil {
+		r.ms.done(key, false)
 		r.meshBounce(from, env)
 		return
 	}
@@ -460,6 +469,7 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	reg, _ := rm.regs.getBytes(mc.match, mc.regURI)
 	rm.mu.RUnlock()
 	if reg == nil {
+		r.ms.done(key, false)
 		r.meshBounce(from, env)
 		return
 	}
@@ -469,11 +479,12 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	// none, the policy's pick answers feature_not_supported.
 	ce, ok := pickLocalExcept(reg, mc.exclude, calleeCan(mc.flags&ccProgress != 0, mc.c.pptMode()))
 	if !ok {
+		r.ms.done(key, false)
 		r.meshBounce(from, env)
 		return
 	}
 	if r.ms.invs.Add(1) > int64(r.cfg.MaxMeshInvocations) {
-		r.ms.invs.Add(-1)
+		r.ms.done(key, true)
 		r.ms.stats.Refused.Add(1)
 		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, "too many calls from other nodes in flight on the callee's node")
 		return
@@ -484,7 +495,7 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	// other shards do (maxCallBacklog).
 	cost := int64(len(env)) + 256
 	if !cs.shard.callRoom(cost) {
-		r.ms.invs.Add(-1)
+		r.ms.done(key, true)
 		cs.shard.stats.CallsBacklog.Add(1)
 		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, msgCalleeBacklog)
 		return
@@ -619,8 +630,9 @@ func (r *Router) meshReplyError(node MeshNode, shard int, callID uint64, uri, ms
 // caller is on another node.
 func (s *Shard) meshDeliverInvocation(t *task) {
 	cs, mo := t.s, t.c.mo
+	key := minvKey{mo.node, mo.callID} // taken by meshInvoke
 	if cs.state != stEstablished {
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		s.r.meshBounce(mo.node, mo.env) // not delivered: another node may take it
 		return
 	}
@@ -632,12 +644,12 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		// Not bounced at once: the caller's node would count it as one
 		// of this node's callees tried, and with the directory's count
 		// already down by this one, give up on the others here.
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		s.r.meshInvoke(mo.node, mo.env)
 		return
 	}
 	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		msg := "the callee of the registration matching " + strconv.Quote(uri) + " is not authorized for it"
 		if t.flags&tfRoleReroute == 0 {
 			// A caller's node of the previous release: it would take the
@@ -661,29 +673,20 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		return
 	}
 	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
 		return
 	}
 	if cs.feat&fCalleePPT == 0 && t.c.pptMode() {
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
-		return
-	}
-	key := minvKey{mo.node, mo.callID}
-	if _, dup := s.minvs[key]; dup {
-		// A node reusing the id of a call it has in flight here: refuse
-		// the newcomer rather than lose track of the first.
-		s.r.ms.invs.Add(-1)
-		s.r.ms.stats.BadEnvelopes.Add(1)
-		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIProtocolViolation, "call id already in use by a call in flight")
 		return
 	}
 	if cs.overShare(mo.caller.id) {
 		// As on one node (deliverInvocation): the remote session is one
 		// caller; its node reroutes the call like a callee's
 		// wamp.error.unavailable, else its caller gets it.
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		s.stats.CallsShare.Add(1)
 		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, proto.URIUnavailable, msgCalleeShare, nil)
 		s.mbuf = keepBuf(env)
@@ -712,9 +715,10 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 // meshEndInvocation forgets an invocation of a remote caller.
 func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
 	cs.dropInv(inv)
-	if _, ok := s.minvs[minvKey{ic.remote.node, ic.remote.callID}]; ok {
-		delete(s.minvs, minvKey{ic.remote.node, ic.remote.callID})
-		s.r.ms.invs.Add(-1)
+	key := minvKey{ic.remote.node, ic.remote.callID}
+	if _, ok := s.minvs[key]; ok {
+		delete(s.minvs, key)
+		s.r.ms.done(key, true)
 	}
 }
 
@@ -792,7 +796,7 @@ func (s *Shard) meshInterrupt(t *task) {
 	ic := cs.invs[mi.inv]
 	if ic == nil {
 		delete(s.minvs, key)
-		s.r.ms.invs.Add(-1)
+		s.r.ms.done(key, true)
 		return
 	}
 	canInterrupt := cs.state == stEstablished && cs.feat&fCalleeCancel != 0

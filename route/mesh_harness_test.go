@@ -77,6 +77,9 @@ type memNode struct {
 	// release would misread (a refusal for a callee's role as
 	// unavailable) fails the test.
 	prevRelease atomic.Bool
+	// dupKinds, when set, lists the envelope kinds the node sends twice
+	// (a faulty link delivering a copy of each).
+	dupKinds atomic.Pointer[string]
 }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
@@ -306,6 +309,10 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 			}
 			b := append([]byte(nil), env...)
 			o.dispatch(func() { o.e.r.MeshDeliver(n.id, b) })
+			if k := n.dupKinds.Load(); k != nil && len(env) > 0 && strings.IndexByte(*k, env[0]) >= 0 {
+				b2 := append([]byte(nil), env...)
+				o.dispatch(func() { o.e.r.MeshDeliver(n.id, b2) })
+			}
 			return nil
 		}
 	}
