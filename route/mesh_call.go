@@ -446,10 +446,21 @@ func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, re
 // by the registration's policy and hands the invocation to its shard, or
 // bounces the call when there is none. Any goroutine.
 func (r *Router) meshInvoke(from MeshNode, env []byte) {
+	if t, ok := r.meshInvokeTask(from, env, nil); ok {
+		t.s.shard.post(t)
+	}
+}
+
+// meshInvokeTask is meshInvoke's pick: the invocation task for the callee
+// it picked, and ok false when there was none (the call was bounced or
+// refused then). With only set (a shard, which calls it), the callee is
+// one of only's, and the task is to be run there at once: it is not
+// counted in the shard's backlog of calls.
+func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard) (task, bool) {
 	var mc meshCall
 	if err := decodeCall(env, &mc); err != nil {
 		r.ms.stats.BadEnvelopes.Add(1)
-		return
+		return task{}, false
 	}
 	// A copy of a call in flight here is dropped before anything else:
 	// bounced, it would have the caller's node send the call on to
@@ -457,13 +468,13 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	key := minvKey{from, mc.callID}
 	if !r.ms.take(key) {
 		r.ms.stats.BadEnvelopes.Add(1)
-		return
+		return task{}, false
 	}
 	rm := (*r.realms.Load())[string(mc.realm)]
 	if rm == nil {
 		r.ms.done(key, false)
 		r.meshBounce(from, env)
-		return
+		return task{}, false
 	}
 	rm.mu.RLock()
 	reg, _ := rm.regs.getBytes(mc.match, mc.regURI)
@@ -471,37 +482,39 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	if reg == nil {
 		r.ms.done(key, false)
 		r.meshBounce(from, env)
-		return
+		return task{}, false
 	}
 	// A call in payload passthru mode, or with progressive invocations,
 	// goes to a callee that can take it when this node has one (a
 	// rerouted call skips the others, as on one node: rerouteCall); with
 	// none, the policy's pick answers feature_not_supported.
-	ce, ok := pickLocalExcept(reg, mc.exclude, calleeCan(mc.flags&ccProgress != 0, mc.c.pptMode()))
+	ce, ok := pickLocalExcept(reg, mc.exclude, calleeCan(mc.flags&ccProgress != 0, mc.c.pptMode()), only)
 	if !ok {
 		r.ms.done(key, false)
 		r.meshBounce(from, env)
-		return
+		return task{}, false
 	}
 	if r.ms.invs.Add(1) > int64(r.cfg.MaxMeshInvocations) {
 		r.ms.done(key, true)
 		r.ms.stats.Refused.Add(1)
 		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, "too many calls from other nodes in flight on the callee's node")
-		return
+		return task{}, false
 	}
 	cs := ce.s
 	// The call waits for the callee's shard holding its envelope: it
 	// counts in that shard's backlog of calls, as calls from this node's
 	// other shards do (maxCallBacklog).
-	cost := int64(len(env)) + 256
-	if !cs.shard.callRoom(cost) {
-		r.ms.done(key, true)
-		cs.shard.stats.CallsBacklog.Add(1)
-		r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, msgCalleeBacklog)
-		return
+	if only == nil {
+		cost := int64(len(env)) + 256
+		if !cs.shard.callRoom(cost) {
+			r.ms.done(key, true)
+			cs.shard.stats.CallsBacklog.Add(1)
+			r.meshReplyError(from, mc.shard, mc.callID, proto.URIUnavailable, msgCalleeBacklog)
+			return task{}, false
+		}
+		mc.c.queued = cost
+		cs.shard.callBacklog.Add(cost)
 	}
-	mc.c.queued = cost
-	cs.shard.callBacklog.Add(cost)
 	t := task{kind: tInvoke, s: cs, reg: reg, c: mc.c}
 	if mc.flags&ccRecvProg != 0 {
 		t.flags |= tfRecvProg
@@ -529,7 +542,7 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 	if reg.match != proto.MatchExact {
 		mc.c.uri = string(mc.proc)
 	}
-	cs.shard.post(t)
+	return t, true
 }
 
 // pickLocal applies reg's policy to its local callees only. Any goroutine.
@@ -563,12 +576,16 @@ func policyIndex(reg *registration, n int) int {
 // but those in exclude (session ids) take the place of all of them; and,
 // with can, those for which it is true when there are any (a call in
 // payload passthru mode, or with progressive invocations, goes to a
-// callee that announced the feature). Any goroutine.
-func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool) (callee, bool) {
-	if len(exclude) == 0 && can == nil {
+// callee that announced the feature). With only set, the callees of
+// other shards are left out too. Any goroutine.
+func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool, only *Shard) (callee, bool) {
+	if len(exclude) == 0 && can == nil && only == nil {
 		return pickLocal(reg)
 	}
 	out := func(c callee) bool {
+		if only != nil && c.s.shard != only {
+			return true
+		}
 		for _, id := range exclude {
 			if c.s.id == id {
 				return true
@@ -628,7 +645,11 @@ func (r *Router) meshReplyError(node MeshNode, shard int, callID uint64, uri, ms
 
 // meshDeliverInvocation runs on the callee's shard for an invocation whose
 // caller is on another node.
-func (s *Shard) meshDeliverInvocation(t *task) {
+func (s *Shard) meshDeliverInvocation(t *task) { s.meshDeliver(t, false) }
+
+// meshDeliver is meshDeliverInvocation; repicked is set for an invocation
+// given another callee of this shard after its first pick unregistered.
+func (s *Shard) meshDeliver(t *task, repicked bool) {
 	cs, mo := t.s, t.c.mo
 	key := minvKey{mo.node, mo.callID} // taken by meshInvoke
 	if cs.state != stEstablished {
@@ -645,7 +666,21 @@ func (s *Shard) meshDeliverInvocation(t *task) {
 		// of this node's callees tried, and with the directory's count
 		// already down by this one, give up on the others here.
 		s.r.ms.done(key, true)
-		s.r.meshInvoke(mo.node, mo.env)
+		if t.flags&tfProgress == 0 || repicked {
+			s.r.meshInvoke(mo.node, mo.env)
+			return
+		}
+		// A progressive call invocation: its further chunks were offered
+		// to every shard as they came (meshChunk), and only this shard's
+		// are still behind this task. Posted to another shard's callee,
+		// the invocation came after the chunks that shard had dropped,
+		// and the callee got the first chunk and the later ones without
+		// those between. It goes to a callee of this shard at once, or
+		// back to its caller's node (which sends it on if the caller sent
+		// no further chunk yet, else fails it: no callee has them).
+		if nt, ok := s.r.meshInvokeTask(mo.node, mo.env, s); ok {
+			s.meshDeliver(&nt, true)
+		}
 		return
 	}
 	if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {
