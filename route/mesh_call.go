@@ -218,7 +218,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 
 // callFlags returns the call-envelope flags of oc.
 func (s *Shard) callFlags(oc *outCall, disclose bool) uint64 {
-	flags := uint64(ccRoleReroute)
+	flags := uint64(ccRoleReroute | ccFeatureReroute)
 	if disclose {
 		flags |= ccDisclose
 	}
@@ -525,6 +525,9 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard) (task, b
 	if mc.flags&ccRoleReroute != 0 {
 		t.flags |= tfRoleReroute
 	}
+	if mc.flags&ccFeatureReroute != 0 {
+		t.flags |= tfFeatureReroute
+	}
 	caller := remotePublisher{id: mc.callerID}
 	if mc.flags&ccDisclose != 0 || ce.discloseCaller {
 		t.flags |= tfDisclose
@@ -709,12 +712,12 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 	}
 	if t.flags&tfProgress != 0 && cs.feat&fCalleeProgInv == 0 {
 		s.r.ms.done(key, true)
-		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, "the callee does not support progressive call invocations")
+		s.meshFeatureRefused(t, cs, "the callee does not support progressive call invocations")
 		return
 	}
 	if cs.feat&fCalleePPT == 0 && t.c.pptMode() {
 		s.r.ms.done(key, true)
-		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
+		s.meshFeatureRefused(t, cs, msgCalleeNoPPT)
 		return
 	}
 	if cs.overShare(mo.caller.id) {
@@ -744,6 +747,28 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		s.meshEndInvocation(cs, inv, ic)
 		uri, why := sendFailure(err, "callee")
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, uri, why)
+	}
+}
+
+// meshFeatureRefused answers the call of t, which no callee of this node
+// can take (meshInvokeTask's pick prefers one that can), cs the one
+// picked: feature_not_supported, as a refusal the caller's node reroutes
+// to another node's callee when it says it does (tfFeatureReroute), with
+// no untried callee left here (rsNext, none). Before, the caller got
+// feature_not_supported whenever the policy's pick of a node fell on one
+// without such a callee, although another node's could take the call, as
+// a pick on one node never does (pickCallee): every call of a first or
+// last registration whose first (last) callee's node had none.
+func (s *Shard) meshFeatureRefused(t *task, cs *Session, msg string) {
+	mo := t.c.mo
+	if t.flags&tfFeatureReroute == 0 {
+		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msg)
+		return
+	}
+	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, rsError|rsUnavailable|nextBits(0, false), cs.id, proto.URIFeatureNotSupported, msg, nil)
+	s.mbuf = keepBuf(env)
+	if s.r.mesh.Send(mo.node, env) != nil {
+		s.r.ms.stats.SendFailed.Add(1)
 	}
 }
 

@@ -73,6 +73,14 @@ const (
 	// it reroutes (reroute.go). The previous release neither sets nor
 	// reads it.
 	ccRoleReroute
+	// ccFeatureReroute: the caller's node takes an answer rsUnavailable
+	// with wamp.error.feature_not_supported for a call no callee of the
+	// node can take (a progressive call invocation, or a call in payload
+	// passthru mode, and none announced the feature), which it reroutes
+	// to another node's callee, and ends feature_not_supported when every
+	// callee it tried was refused so. A call without it gets a plain
+	// feature_not_supported error, as before.
+	ccFeatureReroute
 )
 
 // Result flags.

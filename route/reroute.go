@@ -310,7 +310,7 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 		return false
 	}
 	if rr := oc.rr; rr != nil {
-		if t.c.uri != proto.URINotAuthorized {
+		if !refusalURI(t.c.uri) {
 			rr.unserved = true
 		}
 		if oc.callee != nil {
@@ -334,7 +334,7 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 	// call ends no_available_callee whatever the order of the answers
 	// (before, the last answer decided: unavailable then refused ended
 	// not_authorized, refused then unavailable no_available_callee).
-	if t.c.uri == proto.URINotAuthorized && (oc.rr == nil || !oc.rr.unserved) {
+	if refusalURI(t.c.uri) && (oc.rr == nil || !oc.rr.unserved) {
 		return false
 	}
 	if shareRefused(t) {
@@ -345,12 +345,24 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 		return false
 	}
 	s.stats.CallsRerouteExhausted.Add(1)
-	if t.c.uri == proto.URINotAuthorized {
+	switch t.c.uri {
+	case proto.URINotAuthorized:
 		// The refusal's text would name the wrong cause.
 		t.c.msg = "no callee could take the call: those not refused for their role answered unavailable or were gone"
+	case proto.URIFeatureNotSupported:
+		t.c.msg = "no callee could take the call: those that announced the feature it needs answered unavailable or were gone"
 	}
 	t.c.uri = proto.URINoAvailableCallee
 	return false
+}
+
+// refusalURI reports whether uri, in an answer the caller's node may
+// reroute, is the router's refusal of a callee (for its role:
+// not_authorized; for a feature no callee of a node has, from another
+// node: feature_not_supported) rather than unavailability: a call that
+// every callee tried refused so ends with it, not no_available_callee.
+func refusalURI(uri string) bool {
+	return uri == proto.URINotAuthorized || uri == proto.URIFeatureNotSupported
 }
 
 // rerouteCall offers the call req of ss to an untried callee of its

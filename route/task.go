@@ -39,6 +39,10 @@ const (
 	// tfRoleReroute: a tInvoke from another node whose caller's node
 	// reroutes a callee's refusal for its role (ccRoleReroute).
 	tfRoleReroute
+	// tfFeatureReroute: a tInvoke from another node whose caller's node
+	// reroutes a refusal for a feature no callee here has
+	// (ccFeatureReroute).
+	tfFeatureReroute
 )
 
 // task is one unit of work for a shard, passed by value through its
