@@ -246,7 +246,9 @@ type meshState struct {
 	// counted (MeshStats.BadEnvelopes), where it was refused with
 	// wamp.error.protocol_violation, which ended the caller's call while
 	// its callee served it, or, on another shard, invoked a second callee.
-	// Striped by call id.
+	// Striped by call id. The value is 0, or the cancel mode + 1 of an
+	// interrupt a shard got for the call before any shard held its
+	// invocation (interrupted).
 	live [liveStripes]liveSet
 
 	// chunkBytes counts the bytes of chunks of progressive invocations
@@ -273,7 +275,7 @@ const liveStripes = 16
 // liveSet is a stripe of meshState.live.
 type liveSet struct {
 	mu sync.Mutex
-	m  map[minvKey]struct{}
+	m  map[minvKey]uint8
 }
 
 // take records k as a call in flight here; false when it is already
@@ -286,10 +288,33 @@ func (ms *meshState) take(k minvKey) bool {
 		return false
 	}
 	if ls.m == nil {
-		ls.m = map[minvKey]struct{}{}
+		ls.m = map[minvKey]uint8{}
 	}
-	ls.m[k] = struct{}{}
+	ls.m[k] = 0
 	return true
+}
+
+// interrupted records the interrupt mode for k, a call taken here whose
+// invocation a shard does not hold (it may be on its way to another
+// shard's callee, posted again after its first pick unregistered:
+// meshDeliver reads it before delivering). The later mode of two wins.
+// Any goroutine.
+func (ms *meshState) interrupted(k minvKey, mode proto.CancelMode) {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	if _, ok := ls.m[k]; ok {
+		ls.m[k] = uint8(mode) + 1
+	}
+	ls.mu.Unlock()
+}
+
+// interruptOf returns the interrupt recorded for k (interrupted).
+func (ms *meshState) interruptOf(k minvKey) (proto.CancelMode, bool) {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	v := ls.m[k]
+	ls.mu.Unlock()
+	return proto.CancelMode(v - 1), v != 0
 }
 
 // done forgets k (take), and takes it out of invs when counted there.

@@ -733,6 +733,20 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		}
 		return
 	}
+	if mode, ok := s.r.ms.interruptOf(key); ok {
+		// Its caller's CANCEL, timeout or leave came before the
+		// invocation reached a shard that holds it (its first pick
+		// unregistered, and the call was posted to another shard's
+		// callee, which had the interrupt already): not delivered. Before,
+		// the callee got the INVOCATION and never an INTERRUPT, and the
+		// node held the invocation until the callee answered. A caller
+		// that waits for the answer (kill) gets canceled.
+		s.r.ms.done(key, true)
+		if mode == proto.CancelKill {
+			s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URICanceled, "the call was canceled")
+		}
+		return
+	}
 	mo.env = nil // delivered from here on: never bounced
 	mo.reg = t.reg
 	inv := s.nextInvocationID()
@@ -850,6 +864,10 @@ func (s *Shard) meshInterrupt(t *task) {
 	key := minvKey{MeshNode(t.b), t.a}
 	mi, ok := s.minvs[key]
 	if !ok {
+		// Another shard's, or not delivered yet: remembered for the
+		// delivery (meshDeliver), which may be on a shard that has this
+		// interrupt behind it.
+		s.r.ms.interrupted(key, t.mode)
 		return
 	}
 	cs := mi.ss
