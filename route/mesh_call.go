@@ -446,7 +446,7 @@ func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, re
 // by the registration's policy and hands the invocation to its shard, or
 // bounces the call when there is none. Any goroutine.
 func (r *Router) meshInvoke(from MeshNode, env []byte) {
-	if t, ok := r.meshInvokeTask(from, env, nil); ok {
+	if t, ok := r.meshInvokeTask(from, env, nil, false); ok {
 		t.s.shard.post(t)
 	}
 }
@@ -455,10 +455,12 @@ func (r *Router) meshInvoke(from MeshNode, env []byte) {
 // it picked, and ok false when there was none (the call was bounced or
 // refused then). With only set (a shard, which calls it), the callee is
 // one of only's, and the task is to be run there at once: it is not
-// counted in the shard's backlog of calls.
-func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard) (task, bool) {
+// counted in the shard's backlog of calls. held is set for a call picked
+// for again (meshDeliver), whose entry in meshState.live it keeps: with
+// any interrupt remembered there.
+func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held bool) (task, bool) {
 	var mc meshCall
-	if err := decodeCall(env, &mc); err != nil {
+	if err := decodeCall(env, &mc); err != nil { // not for held: it decoded before
 		r.ms.stats.BadEnvelopes.Add(1)
 		return task{}, false
 	}
@@ -466,7 +468,7 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard) (task, b
 	// bounced, it would have the caller's node send the call on to
 	// another node; refused, end it at its caller; delivered, run twice.
 	key := minvKey{from, mc.callID}
-	if !r.ms.take(key) {
+	if !held && !r.ms.take(key) {
 		r.ms.stats.BadEnvelopes.Add(1)
 		return task{}, false
 	}
@@ -667,10 +669,16 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		// list no longer has this one), and bounced when none is left.
 		// Not bounced at once: the caller's node would count it as one
 		// of this node's callees tried, and with the directory's count
-		// already down by this one, give up on the others here.
-		s.r.ms.done(key, true)
+		// already down by this one, give up on the others here. The
+		// call keeps its entry in meshState.live, and so an interrupt a
+		// shard remembered for it: given back and taken again, the entry
+		// lost it, and the new pick's shard delivered the INVOCATION when
+		// it ran it before this shard ran its own copy of the interrupt.
+		s.r.ms.invs.Add(-1) // counted again by the new pick
 		if t.flags&tfProgress == 0 || repicked {
-			s.r.meshInvoke(mo.node, mo.env)
+			if nt, ok := s.r.meshInvokeTask(mo.node, mo.env, nil, true); ok {
+				nt.s.shard.post(nt)
+			}
 			return
 		}
 		// A progressive call invocation: its further chunks were offered
@@ -681,7 +689,7 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		// those between. It goes to a callee of this shard at once, or
 		// back to its caller's node (which sends it on if the caller sent
 		// no further chunk yet, else fails it: no callee has them).
-		if nt, ok := s.r.meshInvokeTask(mo.node, mo.env, s); ok {
+		if nt, ok := s.r.meshInvokeTask(mo.node, mo.env, s, true); ok {
 			s.meshDeliver(&nt, true)
 		}
 		return

@@ -417,3 +417,16 @@ func (n *memNode) releaseGathers() {
 		f()
 	}
 }
+
+// liveCount returns how many calls from other nodes ms holds as in
+// flight (meshState.live).
+func (ms *meshState) liveCount() int {
+	n := 0
+	for i := range ms.live {
+		ls := &ms.live[i]
+		ls.mu.Lock()
+		n += len(ls.m)
+		ls.mu.Unlock()
+	}
+	return n
+}

@@ -205,6 +205,9 @@ func assertNothingPending(t *testing.T, mm *memMesh) {
 		if v := r.ms.invs.Load(); v != 0 {
 			t.Errorf("%s: %d remote invocations counted in flight", n.name, v)
 		}
+		if v := r.ms.liveCount(); v != 0 {
+			t.Errorf("%s: %d calls from other nodes still in its live set", n.name, v)
+		}
 		for i, x := range n.e.execs {
 			sh := r.Shard(i)
 			x.do(func() {
