@@ -381,7 +381,18 @@ func (p *ProgressiveCall) Send(args []any, kwargs map[string]any, final bool) er
 	if m.Args, m.Kwargs, err = encodePayload(p.s.ser, args, kwargs); err != nil {
 		return err
 	}
-	if err := p.s.sendCtx(p.ctx, m); err != nil {
+	// Whether the call ended is asked again once the write lock is held:
+	// behind another goroutine's write stuck on a router that does not
+	// read, the router's answer may come while Send waits, and the chunk
+	// was written under the id of the ended call.
+	if err := p.s.lockWrite(p.ctx); err != nil {
+		return err
+	}
+	if err := p.ended(); err != nil {
+		p.s.unlockWrite()
+		return err
+	}
+	if err := p.s.sendUnlock(m); err != nil {
 		return err
 	}
 	p.sent = true
