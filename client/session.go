@@ -321,6 +321,11 @@ func (s *Session) Close() error {
 		stop := context.AfterFunc(ctx, func() { s.shutdown(ErrClosed, false) })
 		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
 		if s.sendCtx(ctx, m) == nil {
+			// Written: the guard is for a GOODBYE whose write is stuck.
+			// Left armed, at ReplyTimeout it raced the graceful end below
+			// and mostly won, and a WebSocket was closed without its close
+			// frame.
+			stop()
 			select {
 			case <-s.done:
 			case <-ctx.Done():
