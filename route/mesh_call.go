@@ -657,6 +657,23 @@ func (s *Shard) meshDeliverInvocation(t *task) { s.meshDeliver(t, false) }
 func (s *Shard) meshDeliver(t *task, repicked bool) {
 	cs, mo := t.s, t.c.mo
 	key := minvKey{mo.node, mo.callID} // taken by meshInvoke
+	if mode, ok := s.r.ms.interruptOf(key); ok {
+		// Its caller's CANCEL, timeout or leave came before the
+		// invocation reached a shard that holds it (its first pick
+		// unregistered, and the call was posted to another shard's
+		// callee, which had the interrupt already): not delivered. Before,
+		// the callee got the INVOCATION and never an INTERRUPT, and the
+		// node held the invocation until the callee answered. A caller
+		// that waits for the answer (kill) gets canceled, also when this
+		// callee would be refused the call, or has left, or unregistered
+		// (read after the refusals, the interrupt gave way to them: a
+		// canceled caller got the refusal).
+		s.r.ms.done(key, true)
+		if mode == proto.CancelKill {
+			s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URICanceled, "the call was canceled")
+		}
+		return
+	}
 	if cs.state != stEstablished {
 		s.r.ms.done(key, true)
 		s.r.meshBounce(mo.node, mo.env) // not delivered: another node may take it
@@ -738,20 +755,6 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		s.mbuf = keepBuf(env)
 		if s.r.mesh.Send(mo.node, env) != nil {
 			s.r.ms.stats.SendFailed.Add(1)
-		}
-		return
-	}
-	if mode, ok := s.r.ms.interruptOf(key); ok {
-		// Its caller's CANCEL, timeout or leave came before the
-		// invocation reached a shard that holds it (its first pick
-		// unregistered, and the call was posted to another shard's
-		// callee, which had the interrupt already): not delivered. Before,
-		// the callee got the INVOCATION and never an INTERRUPT, and the
-		// node held the invocation until the callee answered. A caller
-		// that waits for the answer (kill) gets canceled.
-		s.r.ms.done(key, true)
-		if mode == proto.CancelKill {
-			s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URICanceled, "the call was canceled")
 		}
 		return
 	}
