@@ -224,17 +224,17 @@ type churnCounts struct {
 	dials, graceful, abrupt, killedLeave, endedByRouter                   atomic.Int64
 	regs, regRefused, unregs, calls, results, callErrs, cancels, timeouts atomic.Int64
 	progress, chunked, subs, unsubs, pubs, events, retained, testaments   atomic.Int64
-	kills, killUnavailable, meta, restarts                                atomic.Int64
+	kills, killUnavailable, killRetried, meta, restarts                   atomic.Int64
 }
 
 func (c *churnCounts) String() string {
 	return fmt.Sprintf("dials %d; leaves: goodbye %d, socket closed %d, killed from another node %d, ended by the router (killed at random, revoked, node stopped) %d; "+
 		"registers %d (refused %d), unregisters %d; calls %d: results %d, errors %d (cancels %d, router timeouts %d, progressive results %d, progressive invocations %d); "+
-		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d (answered unavailable %d); meta %d; restarts %d",
+		"subscribes %d, unsubscribes %d, publishes %d, events %d (retained %d); testaments %d; kills %d (answered unavailable %d); cross-node kills tried again after unavailable %d; meta %d; restarts %d",
 		c.dials.Load(), c.graceful.Load(), c.abrupt.Load(), c.killedLeave.Load(), c.endedByRouter.Load(),
 		c.regs.Load(), c.regRefused.Load(), c.unregs.Load(), c.calls.Load(), c.results.Load(), c.callErrs.Load(), c.cancels.Load(), c.timeouts.Load(),
 		c.progress.Load(), c.chunked.Load(), c.subs.Load(), c.unsubs.Load(), c.pubs.Load(), c.events.Load(), c.retained.Load(),
-		c.testaments.Load(), c.kills.Load(), c.killUnavailable.Load(), c.meta.Load(), c.restarts.Load())
+		c.testaments.Load(), c.kills.Load(), c.killUnavailable.Load(), c.killRetried.Load(), c.meta.Load(), c.restarts.Load())
 }
 
 type churnRun struct {
@@ -831,6 +831,25 @@ func (cr *churnRun) leave(cs *churnSess, rng *rand.Rand) {
 		defer cancel()
 		_, young := cr.forming.Load(killer.tn)
 		_, err = killer.s.Call(ctx, "wamp.session.kill", []any{cs.id}, nil, nil)
+		// A node that could hold the session did not answer within the
+		// mesh's gather_timeout (500 ms): one slow under the churn's load
+		// on a loaded machine, not only one restarting. The router says
+		// so (unavailable, "try again") rather than "no such session":
+		// unless the killer's own node is stopping (the restart, below),
+		// try again, a few times, while the session is alive; the kill
+		// must then go through (checked below as for a first try).
+		stopping := func() bool { _, dead := cr.dead.Load(killer.tn); return dead }
+	retry:
+		for try := 1; try <= 3 && !young && wampErr(err) == proto.URIUnavailable && cs.alive() && !stopping(); try++ {
+			select {
+			case <-killer.s.Done():
+				break retry
+			case <-time.After(200 * time.Millisecond):
+			}
+			cr.t.Logf("session %d on %s: wamp.session.kill from %s, try %d: %v; trying again", cs.id, cs.node, killer.node, try, err)
+			cr.n.killRetried.Add(1)
+			_, err = killer.s.Call(ctx, "wamp.session.kill", []any{cs.id}, nil, nil)
+		}
 		// The killer's own node may stop (the restart) during the call:
 		// its session then ends and the call fails with system_shutdown,
 		// or unavailable if the node was asking the others. The client
