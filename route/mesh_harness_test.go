@@ -430,3 +430,21 @@ func (ms *meshState) liveCount() int {
 	}
 	return n
 }
+
+// drainNode returns once node i's dispatcher has handed on what it got
+// before.
+func (mm *memMesh) drainNode(i int) {
+	done := make(chan struct{})
+	mm.nodes[i].q <- func() { close(done) }
+	<-done
+}
+
+// stallShard holds shard i of e until the returned gate is closed.
+func (e *env) stallShard(t *testing.T, i int) chan struct{} {
+	t.Helper()
+	gate := make(chan struct{})
+	if err := e.execs[i].Execute(func() { <-gate }); err != nil {
+		t.Fatal(err)
+	}
+	return gate
+}

@@ -35,23 +35,15 @@ func progressiveRepick(t *testing.T, sameShard bool) {
 	}
 	mm.sync()
 	caller := es[0].join(proto.JSON)
-	drain := func() { // the callee node's dispatcher has handed on what it got
-		done := make(chan struct{})
-		mm.nodes[1].q <- func() { close(done) }
-		<-done
-	}
-	gate := make(chan struct{})
-	if err := es[1].execs[0].Execute(func() { <-gate }); err != nil {
-		t.Fatal(err)
-	}
+	gate := es[1].stallShard(t, 0)
 	// x's UNREGISTER waits on its shard, ahead of the invocation the node
 	// picks x for.
 	x.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: x.nextReq(), ID: regX})
 	req := caller.nextReq()
 	caller.callChunk(req, "com.pstream", true, 0)
-	drain()
+	mm.drainNode(1)
 	caller.callChunk(req, "com.pstream", true, 1)
-	drain()
+	mm.drainNode(1)
 	es[1].execs[1].do(func() {}) // y's shard has seen chunk 1
 	close(gate)
 	mm.sync()

@@ -47,9 +47,7 @@ func TestMeshRepickKeepsRememberedInterrupt(t *testing.T) {
 	}
 	x.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: x.nextReq(), ID: regX})
 	req := caller.call("com.slow", nil, []any{1}, nil)
-	done := make(chan struct{})
-	mm.nodes[1].q <- func() { close(done) }
-	<-done
+	mm.drainNode(1)
 	keys := b.ms.liveKeys()
 	if len(keys) != 1 {
 		t.Fatalf("%d calls live on the callee's node, want 1", len(keys))

@@ -23,21 +23,13 @@ func TestMeshRepickCanceledEndsCanceledNotRefused(t *testing.T) {
 	y.register("com.prog", map[string]any{"invoke": "first"})
 	mm.sync()
 	caller := es[0].join(proto.JSON)
-	drain := func() {
-		done := make(chan struct{})
-		mm.nodes[1].q <- func() { close(done) }
-		<-done
-	}
-	gate := make(chan struct{})
-	if err := es[1].execs[0].Execute(func() { <-gate }); err != nil {
-		t.Fatal(err)
-	}
+	gate := es[1].stallShard(t, 0)
 	x.sendAsync(&proto.Message{Type: proto.CodeUnregister, Request: x.nextReq(), ID: regX})
 	req := caller.nextReq()
 	caller.callChunk(req, "com.prog", true, 0)
-	drain()
+	mm.drainNode(1)
 	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "kill"})})
-	drain()
+	mm.drainNode(1)
 	es[1].execs[1].do(func() {}) // shard 1, which holds nothing, has remembered the interrupt
 	close(gate)
 	mm.sync()
