@@ -170,13 +170,7 @@ func TestSocketBackpressureSlowCallee(t *testing.T) {
 	s := backpressureServer(t)
 	h := newHealthy(s)
 
-	c := dialTCP(t, s.url, 4096)
-	r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
-	r.write(rsHandshake(proto.MsgPack, 15))
-	r.expectHandshake()
-	cp := newWAMP(t, r, proto.MsgPack)
-	cp.join()
-	cp.register("com.slow")
+	c, _, _ := rawCallee(t, s, true)
 
 	caller := s.dial("ws", proto.MsgPack)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -335,13 +329,7 @@ func TestSocketBackpressureSlowCaller(t *testing.T) {
 func TestSocketBackpressureCallsRefusedCounted(t *testing.T) {
 	t.Parallel()
 	s := backpressureServer(t)
-	c := dialTCP(t, s.url, 4096)
-	r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack}
-	r.write(rsHandshake(proto.MsgPack, 15))
-	r.expectHandshake()
-	cp := newWAMP(t, r, proto.MsgPack)
-	cp.join()
-	cp.register("com.slow")
+	rawCallee(t, s, false) // a callee that never reads
 	caller := s.dial("ws", proto.MsgPack)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -625,4 +613,19 @@ func TestSocketOutboundBudgetLargeEventsReadersKeepUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawCallee joins a RawSocket MsgPack session that registers com.slow,
+// on a connection with a 4 KiB receive buffer (a callee that stops
+// reading is soon behind), answering PINGs if autoPong.
+func rawCallee(t *testing.T, s *testServer, autoPong bool) (net.Conn, *rsClient, *wamp) {
+	t.Helper()
+	c := dialTCP(t, s.url, 4096)
+	r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: autoPong}
+	r.write(rsHandshake(proto.MsgPack, 15))
+	r.expectHandshake()
+	cp := newWAMP(t, r, proto.MsgPack)
+	cp.join()
+	cp.register("com.slow")
+	return c, r, cp
 }

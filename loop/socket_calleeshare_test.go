@@ -22,13 +22,7 @@ func TestSocketCalleeShare(t *testing.T) {
 	s := backpressureServer(t)
 	h := newHealthy(s)
 
-	c := dialTCP(t, s.url, 4096)
-	r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
-	r.write(rsHandshake(proto.MsgPack, 15))
-	r.expectHandshake()
-	cp := newWAMP(t, r, proto.MsgPack)
-	cp.join()
-	cp.register("com.slow")
+	c, r, cp := rawCallee(t, s, true)
 	shrinkRouterSendBuffer(t, c, 4096)
 
 	a := dialWS(t, s.url, proto.MsgPack)

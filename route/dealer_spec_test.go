@@ -737,30 +737,7 @@ func TestSharedPickHonoursCalleeFeatures(t *testing.T) {
 				c.register("com.upload", map[string]any{"invoke": policy})
 			}
 			caller := e.joinWith(proto.JSON, pptFeatures())
-			refused := 0
-			for i := 0; i < 6; i++ {
-				req := caller.nextReq()
-				if i%2 == 0 {
-					caller.callChunk(req, "com.upload", true, 1)
-				} else {
-					caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{[]byte{1}})})
-				}
-				e.sync()
-				select {
-				case m := <-caller.peer.in:
-					if m.Type == proto.CodeError {
-						refused++
-						t.Logf("call %d: ERROR %s", i, m.URI)
-					}
-				default:
-				}
-				select {
-				case inv := <-able.peer.in:
-					able.yield(inv.Request, nil, []any{"ok"})
-					caller.expect(proto.CodeResult)
-				default:
-				}
-			}
+			refused := featureCallsRefused(t, caller, able, e.sync)
 			plain1.quiet()
 			plain2.quiet()
 			if refused > 0 {
@@ -790,4 +767,37 @@ func TestSharedPickHonoursCalleeFeatures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// featureCallsRefused makes six calls of caller to com.upload, the even
+// ones progressive call invocations, the odd ones in payload passthru
+// mode, has callee able answer each it gets, and returns how many were
+// refused with an ERROR. sync lets the router(s) handle what was sent.
+func featureCallsRefused(t *testing.T, caller, able *tc, sync func()) (refused int) {
+	t.Helper()
+	for i := 0; i < 6; i++ {
+		req := caller.nextReq()
+		if i%2 == 0 {
+			caller.callChunk(req, "com.upload", true, 1)
+		} else {
+			caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{[]byte{1}})})
+		}
+		sync()
+		select {
+		case m := <-caller.peer.in:
+			if m.Type == proto.CodeError {
+				refused++
+				t.Logf("call %d: ERROR %s", i, m.URI)
+			}
+		default:
+		}
+		select {
+		case inv := <-able.peer.in:
+			able.yield(inv.Request, nil, []any{"ok"})
+			sync()
+			caller.expect(proto.CodeResult)
+		default:
+		}
+	}
+	return refused
 }

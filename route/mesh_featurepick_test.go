@@ -29,31 +29,7 @@ func TestMeshSharedPickHonoursCalleeFeatures(t *testing.T) {
 			plain2.register("com.upload", map[string]any{"invoke": policy})
 			mm.sync()
 			caller := es[0].joinWith(proto.JSON, pptFeatures())
-			refused := 0
-			for i := 0; i < 6; i++ {
-				req := caller.nextReq()
-				if i%2 == 0 {
-					caller.callChunk(req, "com.upload", true, 1)
-				} else {
-					caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.upload"), Args: raw(t, proto.JSON, []any{[]byte{1}})})
-				}
-				mm.sync()
-				select {
-				case m := <-caller.peer.in:
-					if m.Type == proto.CodeError {
-						refused++
-						t.Logf("call %d: ERROR %s", i, m.URI)
-					}
-				default:
-				}
-				select {
-				case inv := <-able.peer.in:
-					able.yield(inv.Request, nil, []any{"ok"})
-					mm.sync()
-					caller.expect(proto.CodeResult)
-				default:
-				}
-			}
+			refused := featureCallsRefused(t, caller, able, mm.sync)
 			plain1.quiet()
 			plain2.quiet()
 			if refused > 0 {
