@@ -148,16 +148,7 @@ func TestOnLeaveOfACleanlyStoppedNodeOnce(t *testing.T) {
 	t.Parallel()
 	nodes := cluster(t, "a", "b")
 	a, b := nodes[0], nodes[1]
-	ctx := ctxT(t, 20*time.Second)
-	var sess []*client.Session
-	for i := 0; i < 3; i++ {
-		sess = append(sess, a.dial(a.ws(), proto.JSON))
-	}
-	l := &leaveLog{n: map[uint64]int{}}
-	s := b.dial(b.ws(), proto.JSON)
-	if _, err := s.Subscribe(ctx, "wamp.session.on_leave", l.on, nil); err != nil {
-		t.Fatal(err)
-	}
+	sess, l := threeAndAListener(t, a, b)
 	sess = append(sess, a.dial(a.ws(), proto.JSON))
 	tracked(t, b, 4)
 	first := sess[0].ID()
@@ -216,16 +207,7 @@ func TestOnLeaveOnceAfterAFullEventChannel(t *testing.T) {
 		o.PeerTimeout = time.Second
 	}, "a", "b")
 	a, b := nodes[0], nodes[1]
-	ctx := ctxT(t, 20*time.Second)
-	var sess []*client.Session
-	for i := 0; i < 3; i++ {
-		sess = append(sess, a.dial(a.ws(), proto.JSON))
-	}
-	l := &leaveLog{n: map[uint64]int{}}
-	s := b.dial(b.ws(), proto.JSON)
-	if _, err := s.Subscribe(ctx, "wamp.session.on_leave", l.on, nil); err != nil {
-		t.Fatal(err)
-	}
+	sess, l := threeAndAListener(t, a, b)
 	tracked(t, b, 3)
 
 	// b's event pump starved: a's on_leave of sess[0] waits in evCh,
@@ -256,4 +238,20 @@ func TestOnLeaveOnceAfterAFullEventChannel(t *testing.T) {
 	b.n.testHookEventPump.Store(nil)
 	close(gate)
 	onceEach(t, l, sess) // sess[0] closed before the kill
+}
+
+// threeAndAListener joins 3 sessions to a and a subscriber of
+// wamp.session.on_leave to b, whose log it returns with the sessions.
+func threeAndAListener(t *testing.T, a, b *tnode) ([]*client.Session, *leaveLog) {
+	t.Helper()
+	var sess []*client.Session
+	for i := 0; i < 3; i++ {
+		sess = append(sess, a.dial(a.ws(), proto.JSON))
+	}
+	l := &leaveLog{n: map[uint64]int{}}
+	s := b.dial(b.ws(), proto.JSON)
+	if _, err := s.Subscribe(ctxT(t, 20*time.Second), "wamp.session.on_leave", l.on, nil); err != nil {
+		t.Fatal(err)
+	}
+	return sess, l
 }
