@@ -113,8 +113,12 @@ func TestCalleeShareReroutes(t *testing.T) {
 	}
 	ns, nf := len(slow.peer.in), len(fast.peer.in)
 	st := e.r.Stats()
-	if ns+nf != 100 || ns > 16 || st.CallsRefusedShare != uint64(50-ns) || st.CallsRerouted != st.CallsRefusedShare {
-		t.Fatalf("slow callee %d invocations, fast %d; %d refused for the share, %d rerouted; want 100 in all, at most 16 to the slow one, every refusal rerouted",
+	// How many of the round robin's picks fall on the slow callee depends
+	// on how the reroutes, which move the rotation on, interleave with the
+	// new calls across the two shards: not asserted (it was 50-ns, and
+	// CI once saw 51-ns).
+	if ns+nf != 100 || ns > 16 || st.CallsRefusedShare == 0 || st.CallsRerouted != st.CallsRefusedShare {
+		t.Fatalf("slow callee %d invocations, fast %d; %d refused for the share, %d rerouted; want 100 in all, at most 16 to the slow one, some refused for the share, every refusal rerouted",
 			ns, nf, st.CallsRefusedShare, st.CallsRerouted)
 	}
 	t.Logf("slow callee %d invocations, fast %d; %d refused for the share and rerouted", ns, nf, st.CallsRefusedShare)
