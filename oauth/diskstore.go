@@ -17,7 +17,9 @@ import (
 // DiskStore is the on-disk Store for a single node with data_dir: the
 // entries live in memory and every write is appended to a log file
 // (dir/oauth.log, one JSON record a line) and fsynced before the call
-// returns, so that state survives a restart or a crash. Concurrent writers
+// returns, so that state survives a restart or a crash (a new log, and
+// the directories opening made for it, are fsynced into their parent
+// directories too). Concurrent writers
 // share fsyncs (group commit). The log is rewritten (compacted) when it
 // holds more than twice the live records. A second process opening the
 // same directory is refused (flock). Files are created 0600 in a 0700
@@ -55,8 +57,21 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 }
 
 func openDiskStore(dir string, now func() time.Time) (*DiskStore, error) {
+	// The directories MkdirAll makes (the store's, and data_dir when it
+	// is new too): their entries in their parents must reach the disk,
+	// or a power loss can take the whole store with them.
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("oauth: data directory: %w", err)
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		syncDirFn(filepath.Dir(made[i]))
 	}
 	lock, err := lockDir(filepath.Join(dir, "oauth.lock"))
 	if err != nil {
@@ -67,10 +82,20 @@ func openDiskStore(dir string, now func() time.Time) (*DiskStore, error) {
 		lock.Close()
 		return nil, err
 	}
+	_, statErr := os.Stat(s.path)
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("oauth: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new log: each write fsyncs the file, which does not make its
+		// directory entry durable. Without this, a power loss after the
+		// first writes (the generated key ring, the first refresh
+		// tokens) could leave no oauth.log at all. Best effort, as after
+		// a compaction: a file system that cannot fsync a directory
+		// keeps working as before.
+		syncDirFn(dir)
 	}
 	s.f = f
 	return s, nil
@@ -288,7 +313,7 @@ func (s *DiskStore) compact() error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("oauth: store compaction: %w", err)
 	}
-	syncDir(filepath.Dir(s.path))
+	syncDirFn(filepath.Dir(s.path))
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.err = fmt.Errorf("oauth: store compaction: %w", err)
@@ -317,12 +342,22 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// syncDir fsyncs a directory, making the entries created or renamed in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
+
+// syncDirFn is syncDir; a test seam.
+var syncDirFn = syncDir
 
 // Close flushes and closes the log and releases the directory. Later
 // writes fail; reads keep answering from memory.
