@@ -16,7 +16,9 @@ import (
 // handleRevoke is RFC 7009. A refresh token ends its whole login (family),
 // and with it the access tokens issued from it; an access token is added to
 // the revocation set until it expires. Unknown or invalid tokens get 200
-// as §2.2 requires ("invalid tokens do not cause an error response").
+// as §2.2 requires ("invalid tokens do not cause an error response"); a
+// token of ours issued to another client, access or refresh, is refused
+// with unauthorized_client (§2.1).
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	form, oe := readForm(w, r)
 	if oe != nil {
@@ -39,7 +41,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		e, err := s.store.Get(ctx, "rt."+rt.fam)
 		if err == nil {
 			var f family
-			if json.Unmarshal(e.Value, &f) == nil && f.Client == c.ID && (rt.gen < f.Gen || s.refreshMatches(rt, &f)) {
+			if json.Unmarshal(e.Value, &f) == nil && (rt.gen < f.Gen || s.refreshMatches(rt, &f)) {
+				if f.Client != c.ID {
+					// As for an access token (RFC 7009 §2.1): refused,
+					// not answered as if the login had ended.
+					writeError(w, errNotYourToken)
+					return
+				}
 				s.endFamily(ctx, rt.fam, "revoked")
 				s.log.Info("oauth: refresh token revoked", "realm", f.Realm, "client", c.ID, "sub", f.Sub)
 			}
@@ -53,7 +61,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cl.ClientID != c.ID {
-		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the token was issued to another client"})
+		writeError(w, errNotYourToken)
 		return
 	}
 	switch {
@@ -94,6 +102,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 }
+
+// errNotYourToken refuses to revoke a token issued to another client.
+var errNotYourToken = &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the token was issued to another client"}
 
 // revokedToExpiry reports whether there is nothing to add to revoke cl:
 // it has expired, or its jti, its login (gid) or, without a login, its

@@ -197,3 +197,45 @@ func TestRevokedTokensBoundedAcrossLogins(t *testing.T) {
 		})
 	}
 }
+
+// RFC 7009 §2.1: the server "verifies whether the token was issued to the
+// client making the revocation request. If this validation fails, the
+// request is refused and the client is informed of the error". Another
+// client's refresh token was answered 200, as if revoked, where another
+// client's access token gets unauthorized_client: the client believed
+// the login ended while it went on. Both kinds now get the error, and the
+// login stays untouched.
+func TestRevokeAnotherClientsRefreshToken(t *testing.T) {
+	e := startEnv(t, nil)
+	cfg := e.config("backend", backendSec, "read")
+	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := tok.RefreshToken
+	if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token string }{
+		{"the access token", tok.AccessToken},
+		{"the refresh token", tok.RefreshToken},
+		{"a rotated-out refresh token", old},
+	} {
+		st, body := e.post("/oauth/revoke", url.Values{"token": {tc.token}}, "r2", "r2-secret")
+		if st != 400 || body["error"] != "unauthorized_client" {
+			t.Errorf("another client revoking %s: %d %v, want 400 unauthorized_client", tc.name, st, body)
+		}
+	}
+	// Nothing was revoked: the login refreshes, its access token verifies.
+	if _, err := e.srv.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Fatalf("the access token after another client's revocations: %v", err)
+	}
+	if _, err := refreshVia(e, cfg, tok.RefreshToken); err != nil {
+		t.Fatalf("the refresh token after another client's revocations: %v", err)
+	}
+	// A refresh token of no login is still answered 200 (§2.2).
+	forged := refreshToken{fam: newFamilyID(), gen: 1, secret: newSecret()}.String()
+	if st, body := e.post("/oauth/revoke", url.Values{"token": {forged}}, "r2", "r2-secret"); st != 200 {
+		t.Fatalf("revoking an unknown refresh token: %d %v, want 200", st, body)
+	}
+}
