@@ -39,6 +39,8 @@ type DiskStore struct {
 	closed bool      // guarded by mu
 	err    error     // sticky write error; guarded by mu
 	torn   int64     // bytes of a torn last record cut off at open; static
+	// compactions counts the log's rewrites (tests); guarded by mu.
+	compactions int
 }
 
 // diskRec is one log record.
@@ -208,7 +210,7 @@ func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
 	if err == nil {
 		seq, err = s.appendRec(rec)
 	}
-	compact := s.nrec > 1024 && s.nrec > 2*len(s.mem.m)
+	compact := s.needsCompaction()
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -222,6 +224,18 @@ func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
 		}
 	}
 	return rec.Rev, nil
+}
+
+// needsCompaction reports whether the log holds more than twice the
+// entries in memory, and more than 1,024 records. Caller holds mu.
+func (s *DiskStore) needsCompaction() bool {
+	if s.nrec <= 1024 {
+		return false
+	}
+	s.mem.mu.Lock()
+	n := len(s.mem.m)
+	s.mem.mu.Unlock()
+	return s.nrec > 2*n
 }
 
 // Get implements Store.
@@ -287,6 +301,14 @@ func (s *DiskStore) compact() error {
 	if s.closed || s.err != nil {
 		return s.err
 	}
+	if !s.needsCompaction() {
+		// Another writer that saw the log grow past the bound
+		// compacted it while this one waited: each of the writers
+		// sharing an fsync saw it, and each rewrote the whole log
+		// again, holding every write up meanwhile.
+		return nil
+	}
+	s.compactions++
 	s.mem.mu.Lock()
 	var buf bytes.Buffer
 	now := s.mem.now().UnixNano()
