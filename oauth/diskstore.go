@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,7 +22,9 @@ import (
 // the directories opening made for it, are fsynced into their parent
 // directories too). Concurrent writers
 // share fsyncs (group commit). The log is rewritten (compacted) when it
-// holds more than twice the live records. A second process opening the
+// holds more than twice the live records; a rewrite that fails (a disk
+// too full for the copy) is logged and tried again once the log has
+// doubled, and does not fail the write that set it off. A second process opening the
 // same directory is refused (flock). Files are created 0600 in a 0700
 // directory: the key ring holds private keys.
 //
@@ -39,8 +42,12 @@ type DiskStore struct {
 	closed bool      // guarded by mu
 	err    error     // sticky write error; guarded by mu
 	torn   int64     // bytes of a torn last record cut off at open; static
-	// compactions counts the log's rewrites (tests); guarded by mu.
+	// compactions counts the log's rewrites, tried or done (tests);
+	// guarded by mu.
 	compactions int
+	// retryAt: after a failed compaction, the record count from which
+	// the next is tried (0: none failed); guarded by mu.
+	retryAt int
 }
 
 // diskRec is one log record.
@@ -219,8 +226,11 @@ func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
 		return 0, err
 	}
 	if compact {
+		// The write is on disk, whatever the compaction does: reported
+		// failed, a refresh answered 503 had rotated its token already,
+		// and the client's retry with the old one was taken for reuse.
 		if err := s.compact(); err != nil {
-			return 0, err
+			slog.Default().Warn("oauth: compacting the state log failed; it is tried again once the log has grown as much again", "path", s.path, "err", err)
 		}
 	}
 	return rec.Rev, nil
@@ -229,7 +239,7 @@ func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
 // needsCompaction reports whether the log holds more than twice the
 // entries in memory, and more than 1,024 records. Caller holds mu.
 func (s *DiskStore) needsCompaction() bool {
-	if s.nrec <= 1024 {
+	if s.nrec <= 1024 || s.nrec < s.retryAt {
 		return false
 	}
 	s.mem.mu.Lock()
@@ -330,11 +340,15 @@ func (s *DiskStore) compact() error {
 	s.mem.mu.Unlock()
 	tmp := s.path + ".tmp"
 	if err := writeFileSync(tmp, buf.Bytes()); err != nil {
+		s.retryAt = 2 * s.nrec
 		return fmt.Errorf("oauth: store compaction: %w", err)
 	}
 	if err := os.Rename(tmp, s.path); err != nil {
+		os.Remove(tmp)
+		s.retryAt = 2 * s.nrec
 		return fmt.Errorf("oauth: store compaction: %w", err)
 	}
+	s.retryAt = 0
 	syncDirFn(filepath.Dir(s.path))
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -353,15 +367,17 @@ func writeFileSync(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err != nil {
+		os.Remove(path) // a partial copy: its space back (a full disk)
+	}
+	return err
 }
 
 // syncDir fsyncs a directory, making the entries created or renamed in it
