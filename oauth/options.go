@@ -40,6 +40,11 @@ const (
 	DefaultSyncInterval         = 5 * time.Second
 	DefaultCacheSize            = 65536
 	authCodeLifetime            = time.Minute
+	// maxMaxRefreshTokens bounds Realm.MaxRefreshTokens: a user's logins
+	// with one client are listed in one store record (about 80 bytes
+	// each), which a store keeps under 64 KiB; past about 800 the next
+	// login failed 503 for as long as the logins lived.
+	maxMaxRefreshTokens = 500
 )
 
 // Options configure a Server. The zero value of every field but Issuer,
@@ -115,7 +120,8 @@ type Realm struct {
 	// each use returns a new one with a fresh lifetime. Default 30 days.
 	RefreshTokenLifetime time.Duration
 	// MaxRefreshTokens bounds the live refresh tokens (logins) per user and
-	// client; a new login beyond it ends the oldest. Default 10.
+	// client; a new login beyond it ends the oldest. Default 10, at most
+	// 500.
 	MaxRefreshTokens int
 	// DeviceCodeLifetime; default 10 min.
 	DeviceCodeLifetime time.Duration
@@ -226,6 +232,9 @@ func buildConfig(realms []Realm, users UserStore) (*config, error) {
 		setDur(&rc.DevicePollInterval, DefaultDevicePollInterval)
 		if rc.MaxRefreshTokens <= 0 {
 			rc.MaxRefreshTokens = DefaultMaxRefreshTokens
+		}
+		if rc.MaxRefreshTokens > maxMaxRefreshTokens {
+			errs = append(errs, fmt.Errorf("oauth: realm %q: max_refresh_tokens %d is above %d (a user's logins with one client are listed in one store record, which must stay under 64 KiB)", r.Name, rc.MaxRefreshTokens, maxMaxRefreshTokens))
 		}
 		if rc.AccessTokenLifetime < time.Second || rc.AccessTokenLifetime > 24*time.Hour {
 			errs = append(errs, fmt.Errorf("oauth: realm %q: access token lifetime %v is outside 1s..24h", r.Name, rc.AccessTokenLifetime))
