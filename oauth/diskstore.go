@@ -165,13 +165,19 @@ func (s *DiskStore) replay() error {
 // caller should say (edgewamp logs it).
 func (s *DiskStore) TornBytes() int64 { return s.torn }
 
+// usable returns why the store takes no writes (closed, or its log
+// failed), or nil. Caller holds mu.
+func (s *DiskStore) usable() error {
+	if s.closed {
+		return errStoreClosed
+	}
+	return s.err
+}
+
 // appendRec writes one record. Caller holds mu.
 func (s *DiskStore) appendRec(rec diskRec) (uint64, error) {
-	if s.closed {
-		return 0, errStoreClosed
-	}
-	if s.err != nil {
-		return 0, s.err
+	if err := s.usable(); err != nil {
+		return 0, err
 	}
 	b, _ := json.Marshal(rec)
 	b = append(b, '\n')
@@ -210,12 +216,34 @@ func (s *DiskStore) syncTo(seq uint64) error {
 
 // write runs op (a MemStore method call that succeeded or not) and logs
 // rec on success, then waits for the disk.
-func (s *DiskStore) write(op func() (diskRec, error)) (uint64, error) {
+//
+// A write that cannot be appended changes nothing: a store whose log
+// failed (or that is closed) refuses it before op runs, and a failed
+// append puts key's entry back (its revision is not reused: a Get may
+// have seen it). Left in memory, the change of a write reported failed
+// was served from then on: a refresh answered 503 had rotated its token,
+// and the client's retry with the token it held was taken for reuse.
+func (s *DiskStore) write(key string, op func() (diskRec, error)) (uint64, error) {
 	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.mem.mu.Lock()
+	prev, had := s.mem.m[key]
+	s.mem.mu.Unlock()
 	rec, err := op()
 	var seq uint64
 	if err == nil {
-		seq, err = s.appendRec(rec)
+		if seq, err = s.appendRec(rec); err != nil {
+			s.mem.mu.Lock()
+			if had {
+				s.mem.m[key] = prev
+			} else {
+				delete(s.mem.m, key)
+			}
+			s.mem.mu.Unlock()
+		}
 	}
 	compact := s.needsCompaction()
 	s.mu.Unlock()
@@ -260,7 +288,7 @@ func (s *DiskStore) List(ctx context.Context, prefix string) ([]Entry, error) {
 
 // Create implements Store.
 func (s *DiskStore) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
-	return s.write(func() (diskRec, error) {
+	return s.write(key, func() (diskRec, error) {
 		rev, err := s.mem.Create(ctx, key, value, ttl)
 		return s.putRec(key, rev), err
 	})
@@ -268,7 +296,7 @@ func (s *DiskStore) Create(ctx context.Context, key string, value []byte, ttl ti
 
 // Update implements Store.
 func (s *DiskStore) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
-	return s.write(func() (diskRec, error) {
+	return s.write(key, func() (diskRec, error) {
 		nrev, err := s.mem.Update(ctx, key, value, rev, ttl)
 		return s.putRec(key, nrev), err
 	})
@@ -284,7 +312,7 @@ func (s *DiskStore) putRec(key string, rev uint64) diskRec {
 
 // Delete implements Store.
 func (s *DiskStore) Delete(ctx context.Context, key string, rev uint64) error {
-	_, err := s.write(func() (diskRec, error) {
+	_, err := s.write(key, func() (diskRec, error) {
 		s.mem.mu.Lock()
 		_, present := s.mem.live(key, s.mem.now().UnixNano())
 		s.mem.mu.Unlock()
