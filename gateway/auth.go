@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -49,6 +50,13 @@ type Principal struct {
 type BearerVerifier interface {
 	VerifyBearer(ctx context.Context, token string) (*Principal, error)
 }
+
+// ErrBearerUnavailable is what a BearerVerifier returns (wrapped, for
+// errors.Is) when it cannot tell whether a token is good for now (its
+// issuer's shared state does not answer yet): the request is answered 503
+// with Retry-After, and not counted as a failed authentication of its
+// address, rather than 401.
+var ErrBearerUnavailable = errors.New("gateway: the bearer token's issuer is not ready")
 
 // BearerRevoker is implemented by a BearerVerifier whose tokens may stop
 // being good before they expire (the router's own OAuth2 server's):
@@ -296,6 +304,13 @@ func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {
 	}
 	tok := strings.TrimSpace(r.Header.Get("Authorization")[7:])
 	p, err := g.opts.Bearer.VerifyBearer(r.Context(), tok)
+	if errors.Is(err, ErrBearerUnavailable) {
+		// Not the token's fault: counted, a client holding a good one
+		// (or its whole network) was locked out, and told it was invalid.
+		pb := newProblem(http.StatusServiceUnavailable, proto.URIUnavailable, "the bearer token cannot be checked yet: "+err.Error()+"; try again shortly")
+		pb.header = map[string]string{"Retry-After": "5"}
+		return nil, pb
+	}
 	if err != nil || p == nil {
 		msg := "invalid token"
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -71,7 +72,7 @@ type oauthBearer struct{ o *oauthServer }
 func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Principal, error) {
 	srv := v.o.server()
 	if srv == nil {
-		return nil, errors.New("the token issuer is not ready yet")
+		return nil, errIssuerNotReadyHTTP
 	}
 	c, err := srv.VerifyAccessToken(token)
 	if err != nil {
@@ -108,6 +109,12 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 	}
 	return p, nil
 }
+
+// errIssuerNotReadyHTTP: the OAuth2 server has not started (a mesh's
+// shared store not reachable yet); the gateway answers 503 and does not
+// count it against the client's address, as route does not for WAMP
+// logins (errIssuerNotReady).
+var errIssuerNotReadyHTTP = fmt.Errorf("%w: its shared state (the mesh's store) does not answer yet", gateway.ErrBearerUnavailable)
 
 // RevocationIDs implements gateway.BearerRevoker: the ids under which
 // oauth.Options.OnRevoke reports the token of p revoked (its jti, and its
