@@ -436,11 +436,30 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, i
 			continue // someone else used or revoked it meanwhile: re-read decides
 		}
 		if err != nil {
-			return "", s.storeErr(err)
+			if !s.rotationStored(ctx, key, next) {
+				return "", s.storeErr(err)
+			}
+			s.log.Warn("oauth: the store reported a refresh's rotation failed, but it was stored: answered with it", "err", err)
 		}
 		return next.String(), nil
 	}
 	return "", errServer("the refresh token is being used concurrently; try again")
+}
+
+// rotationStored reports whether the family at key holds the rotation to
+// next, read back after its write failed: a store may fail a write it
+// made (a JetStream publish whose ack was lost, its Raft commit slower
+// than the store's timeout). Answered 503, the client kept the token it
+// had, and its retry was taken for reuse, ending the login; the rotation
+// found stored is answered instead. A read that fails too says no.
+func (s *Server) rotationStored(ctx context.Context, key string, next refreshToken) bool {
+	e, err := s.store.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	var f family
+	return json.Unmarshal(e.Value, &f) == nil && f.Gen == next.gen &&
+		subtle.ConstantTimeCompare([]byte(f.Hash), []byte(secretHashHex(next.secret))) == 1
 }
 
 // lookupFamily returns the family of a refresh token if the token is its
