@@ -252,9 +252,26 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
 				continue // redeemed concurrently: re-read decides
 			}
-			return nil, s.storeErr(err)
+			// A store may fail a write it made (a JetStream ack lost):
+			// answered 503, the client's retry with the code was a second
+			// use, which ended the login made for it.
+			if !s.codeMarked(ctx, key, made) {
+				return nil, s.storeErr(err)
+			}
+			s.log.Warn("oauth: the store reported an authorization code's redemption failed, but it was stored: answered with it", "err", err)
 		}
 		return resp, nil
 	}
 	return nil, errServer("the authorization code is being used concurrently; try again")
+}
+
+// codeMarked reports whether the code at key is marked redeemed by the
+// login made, read back after the write that marks it failed.
+func (s *Server) codeMarked(ctx context.Context, key string, made *login) bool {
+	e, err := s.store.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	var rec codeRec
+	return json.Unmarshal(e.Value, &rec) == nil && rec.Used && !rec.Revoked && rec.Gid == made.gid && rec.Fam == made.fam
 }

@@ -15,12 +15,17 @@ import (
 // store's timeout): the write went through, the caller hears a timeout.
 type lostAck struct {
 	Store
-	armed atomic.Bool
+	armed  atomic.Bool
+	prefix string // the keys whose Update loses its ack; default "rt."
 }
 
 func (s *lostAck) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
 	n, err := s.Store.Update(ctx, key, value, rev, ttl)
-	if err == nil && strings.HasPrefix(key, "rt.") && s.armed.CompareAndSwap(true, false) {
+	prefix := s.prefix
+	if prefix == "" {
+		prefix = "rt."
+	}
+	if err == nil && strings.HasPrefix(key, prefix) && s.armed.CompareAndSwap(true, false) {
 		return 0, errors.New("edge: kv: the mesh's store is unavailable: write: nats: timeout")
 	}
 	return n, err
@@ -54,5 +59,35 @@ func TestRefreshRotationWrittenDespiteTimeout(t *testing.T) {
 	}
 	if _, err := refreshVia(e, cfg, next.RefreshToken); err != nil {
 		t.Fatalf("the refresh token it got: %v", err)
+	}
+}
+
+// Likewise an authorization code's redemption: the code marked used (and
+// the login it made recorded on it) although the store reported a
+// timeout was answered 503; the client's retry with the code was taken
+// for a second use, which revoked the login made for it (logged as
+// "authorization code used twice") and answered invalid_grant, and the
+// person had to sign in again. Read back, the redemption is answered.
+func TestCodeRedemptionWrittenDespiteTimeout(t *testing.T) {
+	st := &lostAck{prefix: "ac."}
+	e := startEnv(t, func(o *Options) {
+		st.Store = newMemStore(o.now)
+		o.Store = st
+	})
+	form := e.codeRedemption(newBrowser(t))
+	st.armed.Store(true)
+	code, body := e.token(form, "", "")
+	if code != 200 {
+		rcode, rbody := e.token(form, "", "")
+		t.Fatalf("a redemption whose mark was written but reported failed: %d %v; the client's retry: %d %v", code, body, rcode, rbody)
+	}
+	if st.armed.Load() {
+		t.Fatal("the redemption marked no code")
+	}
+	if _, err := e.srv.VerifyAccessToken(body["access_token"].(string)); err != nil {
+		t.Fatalf("its access token: %v", err)
+	}
+	if strings.Contains(e.logs.String(), "used twice") {
+		t.Fatal("the redemption was taken for a second use")
 	}
 }
