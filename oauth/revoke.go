@@ -39,6 +39,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	// The hint only orders the attempts; both kinds are recognised by form.
 	if rt, ok := parseRefreshToken(tok); ok {
 		e, err := s.store.Get(ctx, "rt."+rt.fam)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			// Not found is answered 200; not known, not as if the login
+			// had ended (an app's sign-out that did not happen).
+			writeError(w, s.storeErr(err))
+			return
+		}
 		if err == nil {
 			var f family
 			if json.Unmarshal(e.Value, &f) == nil && (rt.gen < f.Gen || s.refreshMatches(rt, &f)) {
@@ -48,7 +54,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 					writeError(w, errNotYourToken)
 					return
 				}
-				s.endFamily(ctx, rt.fam, "revoked")
+				if err := s.endFamily(ctx, rt.fam, "revoked"); err != nil {
+					writeError(w, s.storeErr(err))
+					return
+				}
 				s.log.Info("oauth: refresh token revoked", "realm", f.Realm, "client", c.ID, "sub", f.Sub)
 			}
 		}
