@@ -188,7 +188,18 @@ func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 		}
 		res, c := g.call(ctx, s, &cr)
 		g.pool.release(a)
+		// ctx ends early only when the connection closed (OnClose): the
+		// call was canceled for a client that went away, counted as
+		// such (499) as net/http's and the fast path's are (closed),
+		// not as the 409 of wamp.error.canceled, which nobody reads.
+		gone := res.err == proto.URICanceled && ctx.Err() != nil
 		q.post(func() {
+			if gone {
+				lc.g.laneLbl.observe(StatusClientClosed, time.Since(lc.start))
+				recycle(c)
+				lc.recycle()
+				return
+			}
 			lc.answer(res)
 			recycle(c)
 			lc.recycle()

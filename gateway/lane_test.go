@@ -272,6 +272,53 @@ func TestLaneClientGone(t *testing.T) {
 	}
 }
 
+// TestLaneSlowPathClientGoneCounted499: a client that closes its
+// connection while its call runs on the lane's slow path (its principal's
+// first call: no session on the loop's shard yet) is counted as one that
+// went away (499), as README promises and as the fast path and net/http
+// count it, not as the 409 of the wamp.error.canceled its call ended with.
+func TestLaneSlowPathClientGoneCounted499(t *testing.T) {
+	e := laneEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	started := make(chan struct{}, 1)
+	canceled := make(chan struct{}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := callee.Register(ctx, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		canceled <- struct{}{}
+		return nil, ctx.Err()
+	}, &client.RegisterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.dialGateway(t, 10*time.Second)
+	io.WriteString(c, callPost("com.hang"))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never reached the callee")
+	}
+	c.Close()
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call was not canceled at the callee after its client left")
+	}
+	if n := e.gw.laneSlowCalls.Load(); n != 1 {
+		t.Fatalf("%d calls on the lane's slow path, want 1", n)
+	}
+	series := func(code string) string {
+		return `edgewamp_gateway_requests_total{route="bridge_call",code="` + code + `"}`
+	}
+	waitFor(t, "the call counted", func() bool {
+		return metricValue(t, e, series("499")) != "" || metricValue(t, e, series("409")) != ""
+	})
+	if v409, v499 := metricValue(t, e, series("409")), metricValue(t, e, series("499")); v409 != "" || v499 != "1" {
+		t.Fatalf("bridge_call counted 409: %q, 499: %q; want the client gone (499) once, no 409", v409, v499)
+	}
+}
+
 // TestLaneConcurrent: many keep-alive clients on both loops, each call
 // with its own value, all answered with their own; with one session per
 // principal, the loop without one serves its calls through the slow path
