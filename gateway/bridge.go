@@ -153,6 +153,37 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	return checkBody(b)
 }
 
+// discardBody reads the body of a GET or HEAD request to its end and
+// drops it, within limit bytes and Limits.BodyTimeout (bodyWatch), as
+// readBody reads a POST's: a GET route uses none, but net/http watches
+// for its client's going away (the request's context) only once the body
+// is read to its end. Before, a GET route's call whose request carried a
+// body (Content-Length: 1, one byte) was not canceled when its client
+// closed the connection: the callee worked on, and the request held its
+// in-flight slots, until the call's timeout (the route's, 30 s by
+// default), for nobody. Nil when there is no body.
+func (g *Server) discardBody(r *http.Request, limit int) *problem {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > int64(limit) {
+		return newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, int64(limit)+1))
+	var ne net.Error
+	switch {
+	case err == nil && n > int64(limit):
+		return newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+	case err == nil:
+		return nil
+	case errors.As(err, &ne) && ne.Timeout():
+		p := newProblem(http.StatusRequestTimeout, URIRequestTimeout, "the body did not arrive within "+g.opts.Limits.BodyTimeout.String())
+		p.header = map[string]string{"Connection": "close"}
+		return p
+	}
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
+}
+
 // checkBody checks a body read whole: nil when empty, valid UTF-8.
 func checkBody(b []byte) ([]byte, *problem) {
 	if len(b) == 0 {

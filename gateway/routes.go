@@ -358,6 +358,9 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 			writeProblem(w, p)
 			return
 		}
+	} else if p := g.discardBody(r, cr.BodyLimit); p != nil {
+		writeProblem(w, p)
+		return
 	}
 	who, p := g.authenticate(ac, r, cr.Realm, &cr.Auth, body, cr.anon)
 	if p != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/oauth"
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // slowBodyCase is a request whose declared body (under net/http's 256 KiB
@@ -137,4 +140,48 @@ func TestOAuthFormSlowBodyBounded(t *testing.T) {
 		{name: "login page", head: form("/oauth/authorize")},
 		{name: "405", head: strings.Replace(form("/oauth/token"), "POST", "PUT", 1)},
 	})
+}
+
+// TestGetRouteWithBodyClientGoneCancels: a GET route's call whose request
+// carries a body (the route uses none) is canceled when its client closes
+// the connection, as a call without one is, and holds no in-flight slot
+// after. net/http watches for the client's going away only once the body
+// is read to its end, and the route left it unread: the call ran on to
+// its timeout (here 5 s), for nobody.
+func TestGetRouteWithBodyClientGoneCancels(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{{Name: "hang", Method: "GET", Path: "/hang", Realm: "realm1", Call: "com.hang", Timeout: 5 * time.Second, BodyLimit: 64}}
+	})
+	callee := e.dial("realm1", proto.JSON)
+	started := make(chan struct{}, 1)
+	canceled := make(chan struct{}, 1)
+	e.register(callee, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		canceled <- struct{}{}
+		return nil, ctx.Err()
+	})
+	for _, c := range []struct{ name, req string }{
+		{"without a body", "GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n"},
+		{"with a body", "GET /hang HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\nx"},
+		{"chunked", "GET /hang HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"},
+	} {
+		conn := e.dialGateway(t, 10*time.Second)
+		io.WriteString(conn, c.req)
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the call never reached the callee", c.name)
+		}
+		conn.Close()
+		select {
+		case <-canceled:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: the call was not canceled within 2 s of its client leaving (the route's timeout is 5 s)", c.name)
+		}
+		waitWithin(t, 2*time.Second, c.name+": no request in flight", func() bool { return e.gw.inflight.Load() == 0 })
+	}
+	// A body past the route's limit is refused, not read on.
+	r, body := e.do("GET", "/hang", strings.Repeat("x", 1000))
+	expectProblem(t, r, body, http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded)
 }
