@@ -430,7 +430,11 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 	if res.err != "" {
 		p := g.callProblem(res, errs)
 		if res.err == proto.URICanceled && r.Context().Err() != nil {
-			p.status = StatusClientClosed
+			// Nothing is written: counted as the client's (499) by
+			// statusWriter. Before, a status of 499 was the sign, and an
+			// error the configuration maps to 499 (gateway.errors, a
+			// route's errors) was answered 200 with an empty body.
+			p.status, p.gone = StatusClientClosed, true
 		}
 		writeProblem(w, p)
 		return

@@ -612,3 +612,34 @@ func TestBridgeRefusesSessionScopedMeta(t *testing.T) {
 		t.Errorf("a route calling wamp.session.add_testament: %v, want a FieldError at routes 0 call", err)
 	}
 }
+
+// TestErrorMappedTo499Answered: an error URI the configuration maps to
+// 499 (gateway.errors, a route's errors: they take 400-599) is answered
+// with it and its problem document, on the bridge (the lane's and
+// net/http's) and on a route, where a status of 499 was taken for the
+// sign of a client gone, and the failed call was answered 200 with an
+// empty body, as if it had succeeded.
+func TestErrorMappedTo499Answered(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Errors = map[string]int{"com.app.gone": 499}
+		o.Routes = []Route{{Name: "fail", Method: "POST", Path: "/fail", Realm: "realm1", Call: "com.fail",
+			Errors: map[string]int{"com.app.other": 499}}}
+	})
+	callee := e.dial("realm1", proto.JSON)
+	uri := atomic.Value{}
+	e.register(callee, "com.fail", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return nil, &client.Error{URI: uri.Load().(string), Args: []any{"it went"}}
+	})
+	for _, c := range []struct{ uri, path string }{
+		{"com.app.gone", "/wamp/realm1/call/com.fail"},
+		{"com.app.gone", "/wamp/realm1/call/com.fail"}, // the lane's fast path: its session is open
+		{"com.app.other", "/fail"},
+	} {
+		uri.Store(c.uri)
+		r, body := e.do("POST", c.path, `{}`)
+		p := expectProblem(t, r, body, 499, c.uri)
+		if p.Detail != "it went" {
+			t.Fatalf("%s: detail %q", c.path, p.Detail)
+		}
+	}
+}

@@ -103,6 +103,10 @@ type problem struct {
 	args   []byte // JSON array or nil
 	kwargs []byte // JSON object or nil
 	header map[string]string
+	// gone: the client went away (status StatusClientClosed): nothing is
+	// written. A status of 499 alone says nothing of the kind: the
+	// configuration may map an error URI to it (errors take 400-599).
+	gone bool
 }
 
 func newProblem(status int, uri, detail string) *problem {
@@ -171,9 +175,10 @@ func statusText(code int) string {
 	return "Error"
 }
 
-// writeProblem sends p. Nothing is written for StatusClientClosed.
+// writeProblem sends p. Nothing is written for a client that went away
+// (p.gone).
 func writeProblem(w http.ResponseWriter, p *problem) {
-	if p.status == StatusClientClosed {
+	if p.gone {
 		return
 	}
 	h := w.Header()
