@@ -23,7 +23,7 @@ import (
 //
 //	{"path":    {"id": "17"},                     path parameters ({id} in the pattern)
 //	 "query":   {"verbose": "1"},                 query parameters (the first value of each)
-//	 "headers": {"x-trace": "..."},               request headers, lower-case names (first value)
+//	 "headers": {"x-trace": "..."},               request headers, lower-case names (first value; a pointer's name is lowered too)
 //	 "body":    <the JSON body>,
 //	 "auth":    {"authid": "...", "authrole": "...", "method": "jwt"},
 //	 "claims":  {<the bearer token's claims>}}

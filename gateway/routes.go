@@ -258,6 +258,13 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 			if len(p.tokens) != 2 {
 				return errors.New(p.src + ": " + p.tokens[0] + " values are strings: $/" + p.tokens[0] + "/name")
 			}
+			if p.tokens[0] == "headers" {
+				// Header names are case-insensitive (RFC 9110 §5.1), and
+				// build keys them in lower case: before, "$/headers/X-Trace"
+				// never found the header, and a route requiring it
+				// answered every request 400 "the request lacks" it.
+				p.tokens[1] = strings.ToLower(p.tokens[1])
+			}
 		case "body":
 			cr.usesBody = true
 		case "auth", "claims":

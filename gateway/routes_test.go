@@ -543,3 +543,35 @@ func TestInProcessPayloadChecked(t *testing.T) {
 		t.Fatalf("unchecked PUBLISH: %v %d %s, want 400 %s", r.typ, got.status, got.uri, proto.URIInvalidArgument)
 	}
 }
+
+// TestRouteHeaderPointerAnyCase: a route's pointer into the request's
+// headers finds the header whatever the case of the name it is written
+// with ("$/headers/X-Trace"), as header names are case-insensitive: the
+// headers are keyed in lower case, and before, a pointer written with
+// capitals never found its header, the route answering every request
+// 400 "the request lacks /headers/X-Trace".
+func TestRouteHeaderPointerAnyCase(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{{Name: "trace", Method: "GET", Path: "/trace", Realm: "realm1", Call: "com.trace",
+			Kwargs: map[string]any{"trace": "$/headers/X-Trace", "agent": "$/headers/x-agent?", "req": "$/headers/X-REQUEST-ID?"}}}
+	})
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.trace", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{Kwargs: inv.Kwargs}, nil
+	})
+	r, body := e.do("GET", "/trace", "", "x-trace", "t-1", "X-Agent", "a-1", "X-Request-Id", "r-1")
+	if r.StatusCode != 200 {
+		t.Fatalf("%d %s", r.StatusCode, body)
+	}
+	var res struct{ Kwargs map[string]any }
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Kwargs["trace"] != "t-1" || res.Kwargs["agent"] != "a-1" || res.Kwargs["req"] != "r-1" {
+		t.Fatalf("kwargs %v, want trace t-1, agent a-1, req r-1", res.Kwargs)
+	}
+	r, body = e.do("GET", "/trace", "")
+	if p := expectProblem(t, r, body, 400, proto.URIInvalidArgument); !strings.Contains(p.Detail, "x-trace") {
+		t.Fatalf("detail %q does not name the missing header", p.Detail)
+	}
+}
