@@ -537,6 +537,9 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		writeProblem(w, p)
 		return
 	}
+	if r.Context().Err() != nil {
+		return // the client went away while the request waited for a session: no CALL (Server.call)
+	}
 	if err := s.q.post(func() { s.startCall(c, cr) }); err != nil {
 		writeProblem(w, newProblem(503, proto.URISystemShutdown, "the router is not running"))
 		return

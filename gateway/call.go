@@ -363,6 +363,14 @@ func appendResultDoc(b, args, kwargs []byte) (doc, a, k []byte) {
 // kwargs stay valid until recycle is called with it (nil when there is
 // nothing to recycle: the record may still be answered by the shard).
 func (g *Server) call(ctx context.Context, s *sess, cr *callReq) (callReply, *call) {
+	if ctx.Err() != nil {
+		// The client went away while the request waited for a session
+		// (one of its principal opening, up to 10 s): no CALL. Before,
+		// the CALL went out and its CANCEL after it, and the callee was
+		// invoked for nobody (one that does not announce call canceling
+		// ran the call to its end).
+		return callReply{err: proto.URICanceled, detail: "the client went away"}, nil
+	}
 	c := calls.Get().(*call)
 	c.s, c.cr = s, *cr
 	if err := s.q.postJob(c); err != nil {

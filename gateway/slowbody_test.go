@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,4 +185,48 @@ func TestGetRouteWithBodyClientGoneCancels(t *testing.T) {
 	// A body past the route's limit is refused, not read on.
 	r, body := e.do("GET", "/hang", strings.Repeat("x", 1000))
 	expectProblem(t, r, body, http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded)
+}
+
+// TestCallNotMadeForClientAlreadyGone: a request whose client went away
+// while it waited for its turn (here behind the pool's lock; in earnest,
+// a session of its principal opening, up to 10 s) makes no call: before,
+// the CALL went out and a CANCEL after it, so that the callee was invoked
+// for nobody (and one that does not announce call canceling ran the call
+// to its end).
+func TestCallNotMadeForClientAlreadyGone(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Routes = []Route{{Name: "count", Method: "POST", Path: "/count", Realm: "realm1", Call: "com.count"}}
+	})
+	callee := e.dial("realm1", proto.JSON)
+	var invoked atomic.Int64
+	e.register(callee, "com.count", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		invoked.Add(1)
+		return &client.Result{}, nil
+	})
+	for _, accept := range []string{"", "Accept: text/event-stream\r\n"} { // a plain call, a streamed one
+		e.gw.pool.mu.Lock()
+		locked := true
+		unlock := func() {
+			if locked {
+				locked = false
+				e.gw.pool.mu.Unlock()
+			}
+		}
+		t.Cleanup(unlock) // when a check below fails with the lock held
+		conn := e.dialGateway(t, 10*time.Second)
+		io.WriteString(conn, "POST /count HTTP/1.1\r\nHost: localhost\r\n"+accept+"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		waitWithin(t, 5*time.Second, "the request admitted", func() bool { return e.gw.inflight.Load() == 1 || e.gw.streams.Load() == 1 })
+		conn.Close()
+		time.Sleep(500 * time.Millisecond) // net/http sees the connection closed (at once: its background read)
+		unlock()
+		waitWithin(t, 5*time.Second, "no request in flight", func() bool { return e.gw.inflight.Load() == 0 && e.gw.streams.Load() == 0 })
+		time.Sleep(300 * time.Millisecond) // an INVOCATION on its way would reach the callee
+		if n := invoked.Load(); n != 0 {
+			t.Fatalf("%q: the callee was invoked %d times for a client gone before its call was made", accept, n)
+		}
+	}
+	r, body := e.do("POST", "/count", `{}`)
+	if r.StatusCode != 200 || invoked.Load() != 1 {
+		t.Fatalf("a call afterwards: %d %s, callee invoked %d times", r.StatusCode, body, invoked.Load())
+	}
 }
