@@ -116,6 +116,7 @@ var (
 	errHTTPOverLimit      = errors.New("loop: http: maximum connection count reached")
 	errHTTPNotHTTP        = errors.New("loop: http: not an HTTP request (no method)")
 	errHTTPBadKey         = errors.New("loop: http: Sec-WebSocket-Key is not the base64 of 16 bytes, or appears twice")
+	errHTTPBadHost        = errors.New("loop: http: Host missing from an HTTP/1.1 request, given twice, or not a host")
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -178,6 +179,15 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		return refuse(http.StatusBadRequest, errHTTPBadRequest, "malformed HTTP request\n", false)
 	}
 	head := string(req.method) == http.MethodHead
+	// [RFC9112 §3.2]: A server MUST respond with a 400 (Bad Request)
+	// status code to any HTTP/1.1 request message that lacks a Host header
+	// field and to any request message that contains more than one Host
+	// header field line or a Host header field with an invalid field
+	// value. (gobwas/ws refuses a missing Host on an upgrade only.)
+	if req.hosts > 1 || req.hosts == 0 && req.hostNeeded || req.badHost {
+		return refuse(http.StatusBadRequest, errHTTPBadHost,
+			"an HTTP/1.1 request needs exactly one Host header, a host[:port]\n", head)
+	}
 	if o.overLimit {
 		return refuse(http.StatusServiceUnavailable, errHTTPOverLimit, "max connection count reached\n", head)
 	}
@@ -323,6 +333,12 @@ type httpRequest struct {
 	origin    []byte // the Origin header's value; nil when absent
 	key       []byte // the (last) Sec-WebSocket-Key header's value
 	keys      int    // how many Sec-WebSocket-Key headers there are
+	// hosts is how many Host headers there are, badHost whether one is
+	// not a host[:port], hostNeeded whether the version requires one
+	// (HTTP/1.1 and later: RFC 9112 §3.2).
+	hosts      int
+	badHost    bool
+	hostNeeded bool
 }
 
 // parseHTTPRequest checks the request line and the header lines of hdr,
@@ -347,6 +363,7 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 	if !isToken(req.method) || !isVisible(req.target) || !isHTTPVersion(line) {
 		return req, false
 	}
+	req.hostNeeded = string(line) != "HTTP/1.0" && string(line) != "HTTP/0.9"
 	seenOrigin := false
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
@@ -367,6 +384,9 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		case equalFold(name, "Sec-WebSocket-Key"):
 			req.keys++
 			req.key = value
+		case equalFold(name, "Host"):
+			req.hosts++
+			req.badHost = req.badHost || !validHost(value)
 		}
 	}
 	return req, true
@@ -501,6 +521,23 @@ func methodPrefixOK(b []byte) bool {
 			if i >= maxMethodLen {
 				return false
 			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether v can be a Host header's value, uri-host
+// [":" port], by its characters (RFC 9110 §7.2, RFC 3986 §3.2.2: a
+// reg-name is unreserved, pct-encoded and sub-delims characters, an
+// IP-literal is in brackets). Empty is valid: the request target names no
+// authority.
+func validHost(v []byte) bool {
+	for _, c := range v {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', isDigit(c):
+		case strings.IndexByte("-._~%!$&'()*+,;=:[]", c) >= 0:
 		default:
 			return false
 		}

@@ -129,9 +129,9 @@ func TestHTTPAnswers(t *testing.T) {
 		{"health", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, "ok"},
 		{"health with query", o, "GET", "GET /healthz?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, "ok"},
 		{"health HTTP/1.0", o, "GET", "GET /healthz HTTP/1.0\r\n\r\n", 200, nil, "ok"},
-		{"custom health path", &httpOptions{healthPath: "/alive"}, "GET", "GET /alive HTTP/1.1\r\n\r\n", 200, nil, "ok"},
+		{"custom health path", &httpOptions{healthPath: "/alive"}, "GET", "GET /alive HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, "ok"},
 		{"not found", o, "GET", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, "not found"},
-		{"default health path moved", &httpOptions{healthPath: "/alive"}, "GET", "GET /healthz HTTP/1.1\r\n\r\n", 404, errHTTPNotFound, ""},
+		{"default health path moved", &httpOptions{healthPath: "/alive"}, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, ""},
 		{"POST ws", o, "POST", "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET"},
 		{"HEAD health", o, "HEAD", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405, errHTTPMethod, ""},
 		{"no upgrade", o, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, errHTTPNotUpgrade, "wamp.2.json"},
@@ -142,7 +142,7 @@ func TestHTTPAnswers(t *testing.T) {
 		{"custom ws path", &httpOptions{wsPath: "/wamp"}, "GET", upgradeReq("/wamp", "wamp.2.json"), 101, nil, ""},
 		{"absolute form", o, "GET", upgradeReq("http://example.com/ws?x=1", "wamp.2.json"), 101, nil, ""},
 		{"over limit", &httpOptions{overLimit: true}, "GET", upgradeReq("/ws", "wamp.2.json"), 503, errHTTPOverLimit, "max connection count reached"},
-		{"over limit health", &httpOptions{overLimit: true}, "GET", "GET /healthz HTTP/1.1\r\n\r\n", 503, errHTTPOverLimit, ""},
+		{"over limit health", &httpOptions{overLimit: true}, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 503, errHTTPOverLimit, ""},
 		{"origin refused", &httpOptions{checkOrigin: func(o []byte) bool { return string(o) == "https://good" }},
 			"GET", upgradeReq("/ws", "wamp.2.json", "Origin: https://evil"), 403, errHTTPOrigin, ""},
 		{"origin accepted", &httpOptions{checkOrigin: func(o []byte) bool { return string(o) == "https://good" }},
@@ -156,7 +156,11 @@ func TestHTTPAnswers(t *testing.T) {
 		{"HTTP/1.0 upgrade", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "HTTP/1.1", "HTTP/1.0", 1),
 			505, ws.ErrHandshakeBadProtocol, ""},
 		{"missing host", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Host:", "X-Host:", 1),
-			400, ws.ErrHandshakeBadHost, ""},
+			400, errHTTPBadHost, "Host"},
+		{"two hosts", o, "GET", upgradeReq("/ws", "wamp.2.json", "Host: evil.example"), 400, errHTTPBadHost, "Host"},
+		{"health without host", o, "GET", "GET /healthz HTTP/1.1\r\n\r\n", 400, errHTTPBadHost, "Host"},
+		{"HEAD without host", o, "HEAD", "HEAD /healthz HTTP/1.1\r\n\r\n", 400, errHTTPBadHost, ""},
+		{"host not a host", o, "GET", "GET /healthz HTTP/1.1\r\nHost: a@b\r\n\r\n", 400, errHTTPBadHost, "Host"},
 		{"upgrade to h2c", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Upgrade: websocket", "Upgrade: h2c", 1),
 			426, errHTTPNotUpgrade, ""},
 		{"bare LF", o, "GET", "GET /healthz HTTP/1.1\nHost: x\r\n\r\n", 400, errHTTPBadRequest, ""},
@@ -342,7 +346,7 @@ func TestHTTPSlowloris(t *testing.T) {
 		break
 	}
 
-	head := "GET /healthz HTTP/1.1\r\nX: "
+	head := "GET /healthz HTTP/1.1\r\nHost: x\r\nX: "
 	exact := head + strings.Repeat("y", limit-len(head)-4) + "\r\n\r\n"
 	if res, n := runHTTP(t, o, exact); res.status != 200 || n != limit {
 		t.Fatalf("header of exactly the limit: status %d n %d", res.status, n)
