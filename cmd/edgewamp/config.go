@@ -824,6 +824,12 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.max_handshake %d bytes is below the minimum, %d bytes: no WebSocket upgrade request would fit (a size without a unit is bytes: 8KiB, not 8)", c.Limits.MaxHandshake, minHandshake),
 			"limits", "max_handshake")
 	}
+	// Without a maximum, a peer's header was scanned again at each read
+	// until the bound: 1.4 s of a loop's CPU for a 16 MiB one.
+	if c.Limits.MaxHandshake > loop.MaxHandshakeMax {
+		c.errAt(&errs, fmt.Sprintf("limits.max_handshake %d bytes is above the maximum, %d bytes (64KiB)", c.Limits.MaxHandshake, loop.MaxHandshakeMax),
+			"limits", "max_handshake")
+	}
 	for _, l := range []struct {
 		v    int
 		name string

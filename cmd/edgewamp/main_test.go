@@ -1148,6 +1148,9 @@ func TestHandshakeLimitFloor(t *testing.T) {
 		{"limits: {max_handshake: 511}\n", 1, "line 1: limits.max_handshake 511 bytes is below the minimum, 512 bytes"},
 		{"limits: {max_handshake: 0}\n", 0, ": ok"},
 		{"limits: {max_handshake: 512}\n", 0, ": ok"},
+		{"limits: {max_handshake: 64KiB}\n", 0, ": ok"},
+		{"limits:\n  max_handshake: 65537\n", 1, "line 2: limits.max_handshake 65537 bytes is above the maximum, 65536 bytes"},
+		{"limits: {max_handshake: 16MiB}\n", 1, "line 1: limits.max_handshake 16777216 bytes is above the maximum, 65536 bytes"},
 	} {
 		out, errOut, code := runCLI("check-config", writeConfig(t, k.body))
 		if code != k.code || !strings.Contains(out+errOut, k.want) {
