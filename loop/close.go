@@ -152,6 +152,9 @@ func (cn *conn) die(r CloseReason, err error) {
 		return
 	}
 	cn.setReason(r, err)
+	if r == CloseSlowConsumer || r == CloseKeepalive {
+		cn.abort = true // flush.go: sent
+	}
 	if cn.phase == phDead {
 		return
 	}

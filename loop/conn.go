@@ -80,6 +80,10 @@ type conn struct {
 	progGot   int64       // got at the last sign of progress
 	progAt    int64       // coarse unix ns of that sign
 	outHeld   int64       // bytes of queued output counted in Engine.outbound
+	// abort: the connection dies because its peer does not take its
+	// output; it is closed with a reset (flush.go: sent), so that the
+	// kernel does not keep what its send queue holds.
+	abort bool
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -490,6 +494,7 @@ func (cn *conn) deadlines(now int64) {
 		cn.laneDeadlines(now)
 	case phClosing:
 		if now > cn.closeBy {
+			cn.abort = true           // our close frame was not taken either
 			cn.die(CloseSession, nil) // the reason recorded by Close stays
 		}
 	case phWS, phRaw:
