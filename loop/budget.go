@@ -247,6 +247,31 @@ func (cn *conn) marks(backlog int) (high, hard int) {
 	return o.HighWater, o.HardLimit
 }
 
+// squeezed closes, in the scan, a WebSocket or RawSocket connection whose
+// backlog is past HighWater while out, the router-wide output as the scan
+// sees it, is over MaxOutboundTotal: the hard mark in force then (marks),
+// which Send applies only when a message comes for the connection. It
+// returns the backlog it closed, which the scan takes out of out, so that
+// it closes no more than takes the total under the budget.
+//
+// Results are never refused (Send), so a peer that asked for one large
+// result (up to max_message) and reads nothing holds it in full whatever
+// the budget; and past it, with no further message for it, nothing closed
+// it (its keepalive is kept by sending a byte now and then): 8 callers
+// that each called once for a 1 MiB result and read nothing held 8 MiB
+// under a 2 MiB budget for as long as they stayed.
+func (cn *conn) squeezed(out int64) int64 {
+	if out <= cn.ls.e.opts.MaxOutboundTotal || cn.phase != phWS && cn.phase != phRaw {
+		return 0
+	}
+	bl := cn.backlog()
+	if bl <= cn.ls.e.opts.HighWater {
+		return 0
+	}
+	cn.die(CloseSlowConsumer, errBacklogHard)
+	return int64(bl)
+}
+
 // overHighWater reports whether the connection's output backlog is past
 // its high-water mark.
 func (cn *conn) overHighWater() bool {

@@ -105,6 +105,7 @@ func (ls *loopState) scan() {
 	ls.trimLarge()
 	ls.trimPool()
 	pressed := ls.e.inboundPressed()
+	out := ls.e.outbound.Load()
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)
@@ -114,6 +115,7 @@ func (ls *loopState) scan() {
 			cn.progGot, cn.progAt = cn.got, now // progress is judged under pressure only
 		}
 		cn.accountOut() // gnet drains outbound buffers without telling us
+		out -= cn.squeezed(out)
 		if cn.tls != nil {
 			cn.tls.idle()
 		}
