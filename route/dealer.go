@@ -1158,6 +1158,10 @@ func (s *Shard) leaveDealer(ss *Session) {
 
 // replyError sends ERROR for a request, with a human-readable message as
 // its first argument (what Crossbar and Autobahn users expect to see).
+// When the message makes the ERROR longer than the peer accepts (it may
+// quote a URI of up to 4 KiB, a RawSocket client may take 512 bytes), the
+// ERROR goes without it: the request must be answered. Before, it was
+// dropped, and the client waited for an answer that never came.
 func (s *Shard) replyError(ss *Session, reqType proto.Code, req uint64, uri, message string) {
 	out := &s.out
 	out.Reset()
@@ -1168,7 +1172,10 @@ func (s *Shard) replyError(ss *Session, reqType proto.Code, req uint64, uri, mes
 	if message != "" {
 		s.setMessageArgs(out, ss.ser, message)
 	}
-	s.sendMsg(ss, out, ClassResult)
+	if s.sendMsg(ss, out, ClassResult) == ErrPeerTooBig && message != "" {
+		out.Args = proto.Raw{}
+		s.sendMsg(ss, out, ClassResult)
+	}
 }
 
 // setMessageArgs sets out.Args to [message].
