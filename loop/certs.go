@@ -5,8 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,7 +74,15 @@ func (cf *CertFile) Reload() error {
 
 // read loads and checks the pair.
 func (cf *CertFile) read() (*tls.Certificate, error) {
-	c, err := tls.LoadX509KeyPair(cf.certPath, cf.keyPath)
+	certPEM, err := readPEMFile(cf.certPath)
+	var keyPEM []byte
+	if err == nil {
+		keyPEM, err = readPEMFile(cf.keyPath)
+	}
+	var c tls.Certificate
+	if err == nil {
+		c, err = tls.X509KeyPair(certPEM, keyPEM)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s, key %s: %w", cf.certPath, cf.keyPath, err)
 	}
@@ -83,6 +94,50 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 		c.Leaf = leaf
 	}
 	return &c, nil
+}
+
+// maxPEMFile bounds a certificate (chain) or key file, far past any real
+// one (a chain of a few certificates takes a few KiB).
+const maxPEMFile = 1 << 20
+
+// readPEMFile reads a certificate or key file: a regular file of at most
+// maxPEMFile bytes, opened without waiting (O_NONBLOCK). Anything else (a
+// named pipe, a device, a directory) is refused, naming what it is:
+// Reload runs on whatever goroutine asks (cmd's, the one that handles
+// the signals), and tls.LoadX509KeyPair's os.ReadFile of a named pipe
+// without a writer waited for ever in open, the router's stop with it.
+func readPEMFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if m := fi.Mode(); !m.IsRegular() {
+		what := "a special file"
+		switch {
+		case m.IsDir():
+			what = "a directory"
+		case m&os.ModeNamedPipe != 0:
+			what = "a named pipe"
+		case m&os.ModeDevice != 0:
+			what = "a device"
+		case m&os.ModeSocket != 0:
+			what = "a socket"
+		}
+		return nil, fmt.Errorf("%s is %s, not a regular file", path, what)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxPEMFile {
+		return nil, fmt.Errorf("%s is larger than 1 MiB, far more than a certificate or key file holds", path)
+	}
+	return b, nil
 }
 
 // Certificate returns the certificate in use.

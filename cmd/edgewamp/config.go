@@ -395,16 +395,7 @@ func readConfigFile(path string, again bool) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", path, errPipeReread)
 		}
 	default:
-		what := "not a regular file"
-		switch {
-		case m.IsDir():
-			what = "a directory"
-		case m&os.ModeDevice != 0:
-			what = "a device"
-		case m&os.ModeSocket != 0:
-			what = "a socket"
-		}
-		return nil, fmt.Errorf("%s is %s, not a configuration file (a regular file or a pipe)", path, what)
+		return nil, fmt.Errorf("%s is %s, not a configuration file (a regular file or a pipe)", path, fileKind(m))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
 	if err != nil {

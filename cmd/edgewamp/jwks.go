@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +50,7 @@ func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
 // validation reads it too, so that check-config and a reload refuse what
 // the start refuses (they only stat'ed it).
 func loadJWKS(path string) (jwk.Set, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegularFile(path, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}

@@ -568,7 +568,7 @@ func TestCheckConfigAgreesWithRunAtStart(t *testing.T) {
 	const oauthRealm = "realms: [{name: r1, oauth: {clients: [{id: c1, public: true}]}}]\n"
 	cases := []struct{ name, yaml, want string }{
 		{"jwks-garbage", base + "  bearer: {jwks_file: " + garbage + "}\n", "line 4: gateway.bearer.jwks_file: " + garbage + ": not a JSON Web Key Set"},
-		{"jwks-directory", base + "  bearer: {jwks_file: " + jwksDir + "}\n", "line 4: gateway.bearer.jwks_file: read " + jwksDir + ": is a directory"},
+		{"jwks-directory", base + "  bearer: {jwks_file: " + jwksDir + "}\n", "line 4: gateway.bearer.jwks_file: " + jwksDir + " is a directory, not a regular file"},
 		{"jwks-private-key", base + "  bearer: {jwks_file: " + private + "}\n", "holds a private key"},
 		{"oauth-issuer-no-host", base + "oauth: {issuer: \"http://\"}\n" + oauthRealm, `line 4: oauth.issuer: issuer "http://" must be an http(s) URL with a host`},
 		{"oauth-issuer-userinfo", base + "oauth: {issuer: \"https://u:pw@auth.example.com\"}\n" + oauthRealm, "must not have a query, fragment or user info"},

@@ -211,7 +211,7 @@ func (c *config) meshOptionsCert(r *route.Router, log *slog.Logger) (edge.Option
 		}
 	}
 	if f := m.Credentials.NKeySeedFile; f != "" {
-		b, err := os.ReadFile(f)
+		b, err := readRegularFile(f, maxKeyFile)
 		if err != nil {
 			return o, nil, fmt.Errorf("mesh.credentials.nkey_seed_file: %w", err)
 		}
@@ -235,7 +235,7 @@ func (c *config) meshOptionsCert(r *route.Router, log *slog.Logger) (edge.Option
 			MinVersion: tls.VersionTLS12,
 		}
 		if t.CA != "" {
-			pem, err := os.ReadFile(t.CA)
+			pem, err := readRegularFile(t.CA, maxKeyFile)
 			if err != nil {
 				return o, nil, fmt.Errorf("mesh.tls.ca: %w", err)
 			}

@@ -242,7 +242,7 @@ func samePublicKey(a, b crypto.Signer) bool {
 }
 
 func loadKeyFile(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegularFile(path, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
