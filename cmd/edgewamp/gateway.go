@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -270,6 +271,7 @@ func (c *config) validateGateway(errs *[]error) {
 	for i, rt := range g.Routes {
 		realmKnown("route", "routes", i, rt.Realm)
 	}
+	c.validateKeyNames(errs)
 	for i, ce := range g.Callees {
 		realmKnown("callee", "callees", i, ce.Realm)
 	}
@@ -336,6 +338,36 @@ func (c *config) validateGatewayIdentities(errs *[]error) {
 	}
 	for i, w := range g.Webhooks {
 		check("webhooks", i, w.AuthID, w.Role)
+	}
+}
+
+// validateKeyNames refuses two keys of one name: an API key's name (by
+// default key<index>, as the gateway names it) and a signing key's id are
+// what a route's auth.keys names, and a name shared took every key of it
+// (the gateway matches by name), where the operator meant one; its
+// messages and logs named the first only. Before, nothing said it.
+func (c *config) validateKeyNames(errs *[]error) {
+	g := &c.Gateway
+	seen := map[string]string{} // name -> the key that has it
+	for i, k := range g.APIKeys {
+		name, what := k.Name, fmt.Sprintf("gateway.api_keys[%d].name %q", i, k.Name)
+		at := []any{"gateway", "api_keys", i, "name"}
+		if name == "" {
+			name = "key" + strconv.Itoa(i)
+			what = fmt.Sprintf("gateway.api_keys[%d] has no name, and its default name %q", i, name)
+			at = at[:3]
+		}
+		if prev, ok := seen[name]; ok {
+			c.errAt(errs, fmt.Sprintf("%s is the name of %s too: a route's auth.keys naming it would take both; give each key a name of its own", what, prev), at...)
+			continue
+		}
+		seen[name] = fmt.Sprintf("gateway.api_keys[%d]", i)
+	}
+	for i, k := range g.SigningKeys {
+		if prev, ok := seen[k.Key]; ok && k.Key != "" && strings.HasPrefix(prev, "gateway.api_keys") {
+			c.errAt(errs, fmt.Sprintf("gateway.signing_keys[%d].key %q is the name of %s too: a route's auth.keys naming it would take both; give each key a name of its own", i, k.Key, prev),
+				"gateway", "signing_keys", i, "key")
+		}
 	}
 }
 
