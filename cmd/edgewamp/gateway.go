@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -272,6 +273,7 @@ func (c *config) validateGateway(errs *[]error) {
 		realmKnown("route", "routes", i, rt.Realm)
 	}
 	c.validateKeyNames(errs)
+	c.validateGatewayRoles(errs)
 	for i, ce := range g.Callees {
 		realmKnown("callee", "callees", i, ce.Realm)
 	}
@@ -338,6 +340,49 @@ func (c *config) validateGatewayIdentities(errs *[]error) {
 	}
 	for i, w := range g.Webhooks {
 		check("webhooks", i, w.AuthID, w.Role)
+	}
+}
+
+// validateGatewayRoles refuses a role the gateway acts as (an API key's,
+// a signing key's, a route's, a callee's or a webhook's role) or a route
+// requires (auth.roles) that its realm does not define, when the realm's
+// roles are a closed list (security: true): a session of that role may
+// do nothing there, so every request with the key, every call through the
+// route, the callee's registration and the webhook's subscription were
+// refused not_authorized, and check-config said ok (a typo in the role),
+// where a user's role was refused already. A realm without security has
+// no list: any role may do anything. The message names the key's path.
+func (c *config) validateGatewayRoles(errs *[]error) {
+	g := &c.Gateway
+	byName := map[string]*realmConfig{}
+	for i := range c.Realms {
+		byName[c.Realms[i].Name] = &c.Realms[i]
+	}
+	check := func(realm, role, key string, at ...any) {
+		r := byName[realm]
+		if r == nil || !r.Security || role == "" || slices.ContainsFunc(r.Roles, func(ro roleConfig) bool { return ro.Name == role }) {
+			return
+		}
+		c.errAt(errs, fmt.Sprintf("%s %q is not a role of realm %q, which has security on: it could do nothing there (define the role, or name one of the realm's)", key, role, realm),
+			append([]any{"gateway"}, at...)...)
+	}
+	for i, k := range g.APIKeys {
+		check(k.Realm, k.Role, fmt.Sprintf("gateway.api_keys[%d].role", i), "api_keys", i, "role")
+	}
+	for i, k := range g.SigningKeys {
+		check(k.Realm, k.Role, fmt.Sprintf("gateway.signing_keys[%d].role", i), "signing_keys", i, "role")
+	}
+	for i, rt := range g.Routes {
+		check(rt.Realm, rt.Role, fmt.Sprintf("gateway.routes[%d].role", i), "routes", i, "role")
+		for j, ro := range rt.Auth.Roles {
+			check(rt.Realm, ro, fmt.Sprintf("gateway.routes[%d].auth.roles[%d]", i, j), "routes", i, "auth", "roles", j)
+		}
+	}
+	for i, ce := range g.Callees {
+		check(ce.Realm, ce.Role, fmt.Sprintf("gateway.callees[%d].role", i), "callees", i, "role")
+	}
+	for i, w := range g.Webhooks {
+		check(w.Realm, w.Role, fmt.Sprintf("gateway.webhooks[%d].role", i), "webhooks", i, "role")
 	}
 }
 
