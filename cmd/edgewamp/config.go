@@ -60,6 +60,9 @@ type config struct {
 	// clear text (cleartextWarnings), at start or at the last reload that
 	// changed it.
 	cleartextSaid []string
+	// secretsSaid is what it said of files every local user may read
+	// (secretWarnings), likewise.
+	secretsSaid []string
 }
 
 // setByFlag records that flag set the key at path.

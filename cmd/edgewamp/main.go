@@ -300,10 +300,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.Mesh.openWarning(); w != "" {
 		log.Warn(w)
 	}
-	if w := cfg.secretFileWarning(*cfgPath); w != "" {
-		log.Warn(w)
-	}
-	for _, w := range cfg.keyFileWarnings() {
+	cfg.secretsSaid = cfg.secretWarnings(*cfgPath) // and, when it changes, by a reload
+	for _, w := range cfg.secretsSaid {
 		log.Warn(w)
 	}
 	if os.Geteuid() == 0 {
@@ -713,6 +711,20 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 			log.Warn("SIGHUP: " + w)
 		}
 		running.cleartextSaid = said
+	}
+	// Files every local user may read: the file itself (its mode may have
+	// changed, and its secrets with it) and the private keys the router
+	// uses, which are the running ones (the TLS paths, mesh: and the
+	// OAuth2 keys apply at a restart). Before, only the start and
+	// check-config said it: a file made 0644 by a configuration tool and
+	// reloaded went unsaid.
+	eff.Mesh = running.Mesh
+	eff.OAuth.KeyFiles = running.OAuth.KeyFiles
+	if said := eff.secretWarnings(path); !slices.Equal(said, running.secretsSaid) {
+		for _, w := range said {
+			log.Warn("SIGHUP: " + w)
+		}
+		running.secretsSaid = said
 	}
 	warnMovedCerts(cfg, certs, log)
 	return nil

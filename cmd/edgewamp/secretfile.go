@@ -120,6 +120,17 @@ func (c *config) secretFileWarning(path string) string {
 		path, fi.Mode().Perm(), strings.Join(keys, ", "), more)
 }
 
+// secretWarnings is what run says of the files every local user may read
+// (secretFileWarning of the configuration file at path, then
+// keyFileWarnings): at start, and at a reload that changes it.
+func (c *config) secretWarnings(path string) []string {
+	var out []string
+	if w := c.secretFileWarning(path); w != "" {
+		out = append(out, w)
+	}
+	return append(out, c.keyFileWarnings()...)
+}
+
 // keyFileWarnings says, for each private key file the configuration names
 // (the listeners', the gateway's and mesh.tls's TLS keys, the OAuth2
 // signing keys, the mesh's nkey seed file) that every local user may
