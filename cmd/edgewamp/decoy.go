@@ -58,7 +58,7 @@ func decoySecret(dataDir string) ([]byte, error) {
 		return nil, nil
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+		return nil, dataDirError(dataDir, err)
 	}
 	path := filepath.Join(dataDir, decoyFile)
 	for range 2 {
@@ -74,7 +74,7 @@ func decoySecret(dataDir string) ([]byte, error) {
 		}
 		f, err := os.CreateTemp(dataDir, "."+decoyFile+".*") // 0600
 		if err != nil {
-			return nil, fmt.Errorf("data_dir: %w", err)
+			return nil, dataDirError(dataDir, err)
 		}
 		secret := make([]byte, decoySize)
 		rand.Read(secret)
@@ -95,7 +95,7 @@ func decoySecret(dataDir string) ([]byte, error) {
 		}
 		os.Remove(f.Name())
 		if err != nil {
-			return nil, fmt.Errorf("data_dir: %w", err)
+			return nil, dataDirError(dataDir, err)
 		}
 	}
 	return nil, fmt.Errorf("%s: not readable after it was made", path)
