@@ -274,6 +274,7 @@ func (c *config) validateGateway(errs *[]error) {
 	}
 	c.validateKeyNames(errs)
 	c.validateGatewayRoles(errs)
+	c.validateRouteKeyRealms(errs)
 	for i, ce := range g.Callees {
 		realmKnown("callee", "callees", i, ce.Realm)
 	}
@@ -383,6 +384,34 @@ func (c *config) validateGatewayRoles(errs *[]error) {
 	}
 	for i, w := range g.Webhooks {
 		check(w.Realm, w.Role, fmt.Sprintf("gateway.webhooks[%d].role", i), "webhooks", i, "role")
+	}
+}
+
+// validateRouteKeyRealms refuses a route's auth.keys naming a key of
+// another realm than the route's: the gateway judges a key against the
+// route's realm, so every request with it was refused 403 ("the API key
+// is not valid for realm ..."), and a route whose keys all were served
+// nobody, where check-config said ok.
+func (c *config) validateRouteKeyRealms(errs *[]error) {
+	g := &c.Gateway
+	realmOf := map[string]string{}
+	for i, k := range g.APIKeys {
+		name := k.Name
+		if name == "" {
+			name = "key" + strconv.Itoa(i)
+		}
+		realmOf[name] = k.Realm
+	}
+	for _, k := range g.SigningKeys {
+		realmOf[k.Key] = k.Realm
+	}
+	for i, rt := range g.Routes {
+		for j, name := range rt.Auth.Keys {
+			if r, ok := realmOf[name]; ok && r != "" && rt.Realm != "" && r != rt.Realm {
+				c.errAt(errs, fmt.Sprintf("gateway.routes[%d].auth.keys[%d]: key %q is of realm %q, not the route's realm %q: every request with it would be refused 403", i, j, name, r, rt.Realm),
+					"gateway", "routes", i, "auth", "keys", j)
+			}
+		}
 	}
 }
 
