@@ -25,6 +25,9 @@ import (
 // and a reload refuse more, and so does passwd -iterations.
 const maxIterations = 10_000_000
 
+// maxPasswordLine bounds the password passwd reads from stdin.
+const maxPasswordLine = 4096
+
 // cmdPasswd hashes a password for the configuration file. It reads the
 // password from the terminal without echo, or the first line of stdin when
 // it is not a terminal.
@@ -52,12 +55,18 @@ func cmdPasswd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		}
 		pw = string(b)
 	} else {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
+		// At most maxPasswordLine bytes: the line was read without a
+		// bound, and `edgewamp passwd < /dev/zero` (or a binary file given
+		// by mistake) grew it until the machine ran out of memory.
+		line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine+1)).ReadString('\n')
 		if err != nil && err != io.EOF {
 			fmt.Fprintf(stderr, "edgewamp passwd: %v\n", err)
 			return 1
 		}
-		pw = strings.TrimRight(line, "\r\n")
+		if pw = strings.TrimRight(line, "\r\n"); len(pw) > maxPasswordLine {
+			fmt.Fprintf(stderr, "edgewamp passwd: the first line of stdin is longer than %d bytes: not a password\n", maxPasswordLine)
+			return 1
+		}
 	}
 	if pw == "" {
 		fmt.Fprintln(stderr, "edgewamp passwd: empty password")
