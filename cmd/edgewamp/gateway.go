@@ -603,8 +603,17 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 	return o
 }
 
+// build makes the gateway's policy. The origins are taken as a browser
+// sends its Origin (canonicalOrigin, as websocket.allowed_origins are): an
+// entry with its scheme's default port ("https://app.example:443"), which
+// check-config took, never matched a browser's Origin, which leaves it out,
+// and every request from the page was refused 403.
 func (cc *corsConfig) build() *gateway.CORS {
-	return &gateway.CORS{AllowedOrigins: cc.AllowedOrigins, AllowedHeaders: cc.AllowedHeaders, ExposedHeaders: cc.ExposedHeaders,
+	var origins []string
+	for _, o := range cc.AllowedOrigins {
+		origins = append(origins, canonicalOrigin(o))
+	}
+	return &gateway.CORS{AllowedOrigins: origins, AllowedHeaders: cc.AllowedHeaders, ExposedHeaders: cc.ExposedHeaders,
 		AllowCredentials: cc.AllowCredentials, MaxAge: time.Duration(cc.MaxAge)}
 }
 
