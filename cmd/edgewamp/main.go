@@ -215,6 +215,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.keyFileWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.writableWarnings(path) {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.cleartextWarnings(true) {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}

@@ -122,13 +122,15 @@ func (c *config) secretFileWarning(path string) string {
 
 // secretWarnings is what run says of the files every local user may read
 // (secretFileWarning of the configuration file at path, then
-// keyFileWarnings): at start, and at a reload that changes it.
+// keyFileWarnings) or write (writableWarnings): at start, and at a reload
+// that changes it.
 func (c *config) secretWarnings(path string) []string {
 	var out []string
 	if w := c.secretFileWarning(path); w != "" {
 		out = append(out, w)
 	}
-	return append(out, c.keyFileWarnings()...)
+	out = append(out, c.keyFileWarnings()...)
+	return append(out, c.writableWarnings(path)...)
 }
 
 // keyFileWarnings says, for each private key file the configuration names
@@ -169,6 +171,57 @@ func (c *config) keyFileWarnings() []string {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s %s is readable by every local user (mode %04o): it is a private key; make it readable by the router only (chmod o-r; README: install -o root -g edgewamp -m 0640)",
+			f.key, f.path, fi.Mode().Perm()))
+	}
+	return out
+}
+
+// writableWarnings says, for the configuration file at path and each file
+// it names whose content the router trusts (TLS certificates and keys,
+// gateway.bearer.jwks_file, oauth.key_files, mesh.tls's files, the nkey
+// seed), that every local user may write, which: anyone on the machine
+// could then give themselves a user or a role (at the next SIGHUP or
+// restart), add a key to the JWKS and sign bearer tokens the gateway
+// takes, or replace the router's certificate. Before, nothing said it: a
+// file made 0666 (or 0646) to "fix" a permission error went unsaid, though
+// its readable secrets were warned of.
+func (c *config) writableWarnings(path string) []string {
+	type file struct{ key, path string }
+	files := []file{{"the configuration file", path}}
+	for i, l := range c.Listeners {
+		if l.TLS != nil {
+			files = append(files, file{fmt.Sprintf("listeners[%d].tls.cert", i), l.TLS.Cert}, file{fmt.Sprintf("listeners[%d].tls.key", i), l.TLS.Key})
+		}
+	}
+	if !c.gatewayOff() {
+		if t := c.Gateway.TLS; t != nil {
+			files = append(files, file{"gateway.tls.cert", t.Cert}, file{"gateway.tls.key", t.Key})
+		}
+		if b := c.Gateway.Bearer; b != nil {
+			files = append(files, file{"gateway.bearer.jwks_file", b.JWKSFile})
+		}
+	}
+	if c.Mesh.enabled() {
+		if t := c.Mesh.TLS; t != nil {
+			files = append(files, file{"mesh.tls.cert", t.Cert}, file{"mesh.tls.key", t.Key}, file{"mesh.tls.ca", t.CA})
+		}
+		files = append(files, file{"mesh.credentials.nkey_seed_file", c.Mesh.Credentials.NKeySeedFile})
+	}
+	if c.oauthEnabled() {
+		for i, f := range c.OAuth.KeyFiles {
+			files = append(files, file{fmt.Sprintf("oauth.key_files[%d]", i), f})
+		}
+	}
+	var out []string
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o002 == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s is writable by every local user (mode %04o): anyone on the machine can change what the router trusts (its users and roles, keys, certificates); make it writable by root only (chmod o-w)",
 			f.key, f.path, fi.Mode().Perm()))
 	}
 	return out
