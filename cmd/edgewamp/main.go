@@ -706,9 +706,12 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 	}
 	attrs := append([]any{"realms", names}, routes...)
 	attrs = append(attrs, "note", "realms, users, roles, their HTTP bridge access, OAuth2 clients, the gateway's API and signing keys, routes, callees and webhooks, runtime and TLS certificates apply now; "+restartOnlyNote+" changes need a restart")
-	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
-	// The realms and the gateway's API keys apply now, the listeners, the
-	// gateway's address, TLS and bearer at a restart.
+	// The warnings before the line that says the reload is done, so that
+	// whoever waits for that line (a test, an operator's script) has them
+	// (they came after it, and a test reading the log as it came saw the
+	// line without them). The realms and the gateway's API keys apply
+	// now, the listeners, the gateway's address, TLS and bearer at a
+	// restart.
 	eff := *cfg
 	eff.Listeners = running.Listeners
 	eff.Gateway.Listen, eff.Gateway.TLS, eff.Gateway.Bearer = running.Gateway.Listen, running.Gateway.TLS, running.Gateway.Bearer
@@ -718,7 +721,7 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		running.cleartextSaid = said
 	}
-	// Files every local user may read: the file itself (its mode may have
+	// Files every local user may read or write: the file itself (its mode may have
 	// changed, and its secrets with it) and the private keys the router
 	// uses, which are the running ones (the TLS paths, mesh: and the
 	// OAuth2 keys apply at a restart). Before, only the start and
@@ -732,6 +735,7 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		running.secretsSaid = said
 	}
+	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
 	return nil
 }
