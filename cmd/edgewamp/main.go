@@ -738,8 +738,8 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		running.secretsSaid = said
 	}
-	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	warnMovedCerts(cfg, certs, log)
+	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
 	return nil
 }
 

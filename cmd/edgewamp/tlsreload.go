@@ -33,7 +33,11 @@ func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 
 // warnMovedCerts says when the reloaded file names other certificate
 // files than the running listeners use: the paths are part of the
-// listener, which needs a restart; the old paths were re-read.
+// listener, which needs a restart; the old paths were re-read. It loads
+// the new pair, and says when the restart would fail on it: before, the
+// SIGHUP said only that the paths need a restart, and the restart then
+// failed on a typo in them (run does not start with a listener's pair
+// that does not load), the router down until the file was fixed.
 func warnMovedCerts(cfg *config, certs []*loop.CertFile, log *slog.Logger) {
 	i := 0
 	for _, l := range cfg.Listeners {
@@ -42,12 +46,24 @@ func warnMovedCerts(cfg *config, certs []*loop.CertFile, log *slog.Logger) {
 		}
 		if i >= len(certs) {
 			log.Warn("SIGHUP: a TLS listener was added to the file; it needs a restart", "listener", l.Address)
-			return
+			warnCertLoads(l, i, log)
+			i++
+			continue
 		}
 		if c, k := certs[i].Paths(); c != l.TLS.Cert || k != l.TLS.Key {
 			log.Warn("SIGHUP: the file names other TLS files; the running listener re-read its own, the new paths need a restart",
 				"listener", l.Address, "running_cert", c, "file_cert", l.TLS.Cert)
+			warnCertLoads(l, i, log)
 		}
 		i++
+	}
+}
+
+// warnCertLoads loads the pair a reloaded file gives a listener that
+// needs a restart to take it, and says when it does not load.
+func warnCertLoads(l listenerConfig, i int, log *slog.Logger) {
+	if _, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key); err != nil {
+		log.Error("SIGHUP: the file's TLS files for a listener do not load: a restart would fail until they do (check-config says so too)",
+			"listener", l.Address, "tls_listener", i, "err", err)
 	}
 }
