@@ -67,6 +67,9 @@ const (
 	acceptPauseMax = time.Second
 )
 
+// errEnrollFailed stands for a failed enrollment in acceptLoop.
+var errEnrollFailed = errors.New("loop: an accepted connection could not be enrolled")
+
 // acceptState is the engine's accepting side.
 type acceptState struct {
 	ls     []net.Listener // one per Engine.lns, in order; static after Start
@@ -193,22 +196,30 @@ func (e *Engine) stopAccepting(ctx context.Context) error {
 }
 
 // acceptLoop accepts l's connections until l is closed. A failed accept
-// pauses it; it never stops the engine.
+// or enrollment pauses it, doubling the pause until a connection reaches its
+// loop again; it never stops the engine.
 func (e *Engine) acceptLoop(ln *listenerState, l net.Listener) {
 	defer e.acc.wg.Done()
 	var pause time.Duration
 	for {
-		c, err := l.Accept()
+		var c net.Conn
+		err := errEnrollFailed
+		if !ln.enrollFailed.Swap(false) { // counted and logged by enrollFailed
+			c, err = l.Accept()
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			e.acc.errs.Add(1)
 			pause = min(max(2*pause, acceptPauseMin), acceptPauseMax)
-			if suppressed, ok := e.acc.logs.take(e.monotime()); ok {
-				e.log.Warn("accept failed: the listener pauses (connections wait in its backlog)",
-					"listener", ln.cfg.Addr, "err", err, "pause", pause, "suppressed", suppressed)
+			if err != errEnrollFailed {
+				e.acc.errs.Add(1)
+				if suppressed, ok := e.acc.logs.take(e.monotime()); ok {
+					e.log.Warn("accept failed: the listener pauses (connections wait in its backlog)",
+						"listener", ln.cfg.Addr, "err", err, "pause", pause, "suppressed", suppressed)
+				}
 			}
+			ln.enrolled.Store(false)
 			t := time.NewTimer(pause)
 			select {
 			case <-t.C:
@@ -218,7 +229,13 @@ func (e *Engine) acceptLoop(ln *listenerState, l net.Listener) {
 			}
 			continue
 		}
-		pause = 0
+		if ln.enrolled.Load() {
+			// A connection reached its loop since the last failure. Not
+			// reset at the accept: after a failed enrollment accept
+			// succeeds (the descriptor closed is free again), and the
+			// pauses would stay at the first.
+			pause = 0
+		}
 		e.enroll(ln, c)
 	}
 }
@@ -269,15 +286,46 @@ func (e *Engine) enroll(ln *listenerState, c net.Conn) {
 		defer e.acc.wg.Done()
 		// res is closed once gnet has closed c, its dup registered with the
 		// loop (OnOpen ran) or closed on failure.
-		for range res {
+		var failed error
+		for r := range res {
+			if r.Err != nil {
+				failed = r.Err
+			}
 		}
 		if !tok.opened.Load() { // else OnOpen moved it from pending to the loop's connections
 			ls.pending.Add(-1)
 			e.fds.Add(-1)
 			tok.releaseAddr(e)
+			if failed != nil && !e.draining.Load() { // not gnet refusing a shutting-down engine's
+				e.enrollFailed(ln, failed)
+			}
+		} else {
+			ln.enrolled.Store(true)
 		}
 		<-e.acc.window
 	}()
+}
+
+// enrollFailed counts and logs an accepted connection that gnet could not
+// take (closed: the client sees its connection closed unanswered), and has
+// ln's acceptor pause before its next accept, as after a failed accept.
+//
+// gnet duplicates the descriptor it is given, so a connection needs a
+// second free descriptor after accept's: where only one is left (the
+// rest of the process took the others) accept succeeds and the
+// duplicate fails with EMFILE. Counted nowhere and followed by no pause,
+// each such connection was taken from the backlog and closed, and the
+// descriptor freed let the next accept succeed: the acceptor emptied the
+// backlog that way, never seeing EMFILE, where the connections are meant
+// to wait in it (TestConnectionFloodStarvedLoops saw no accept fail with
+// every descriptor taken, its hog having left a few free).
+func (e *Engine) enrollFailed(ln *listenerState, err error) {
+	e.acc.errs.Add(1)
+	ln.enrollFailed.Store(true)
+	if suppressed, ok := e.acc.logs.take(e.monotime()); ok {
+		e.log.Warn("accept failed: an accepted connection could not be handed to its loop and was closed; the listener pauses (connections wait in its backlog)",
+			"listener", ln.cfg.Addr, "err", err, "suppressed", suppressed)
+	}
 }
 
 // pickLoop returns the loop with the fewest connections, opened or on their

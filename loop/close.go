@@ -451,7 +451,9 @@ type Stats struct {
 	FDRefused     uint64
 	// AcceptErrors counts accepts that failed (EMFILE: the process's
 	// other descriptors took every free one; ENFILE, ENOBUFS, ENOMEM),
-	// after each of which the listener paused (accept.go).
+	// and accepted connections gnet could not take (its duplicate of the
+	// descriptor failing with EMFILE: enrollFailed), after each of which
+	// the listener paused (accept.go).
 	AcceptErrors uint64
 	// Inbound is the bytes of partial inbound messages held,
 	// InboundBudget its bound (max_inbound_total), InboundRefused the

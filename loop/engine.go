@@ -92,6 +92,14 @@ type listenerState struct {
 	// (close.go); per listener, so that Stats can tell the HTTP lane's
 	// from the WAMP listeners'.
 	closes [NumCloseReasons]atomic.Uint64
+	// enrollFailed is set when gnet could not take a connection the
+	// acceptor accepted (enrollFailed, accept.go), and cleared by the
+	// acceptor as it pauses for it.
+	enrollFailed atomic.Bool
+	// enrolled is set when one of the listener's connections reaches its
+	// loop, and cleared when the acceptor pauses: the pause doubles until
+	// a connection gets through again.
+	enrolled atomic.Bool
 }
 
 // New validates opts and returns an Engine for r. The engine runs one event

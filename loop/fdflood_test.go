@@ -32,6 +32,7 @@ import (
 const (
 	fdFloodChildEnv = "EDGEWAMP_FDFLOOD_CHILD"
 	fdFloodNofile   = 256
+	fdFloodFree     = 16 // descriptors the child's free command gives back
 )
 
 // TestFDFloodChild is the engine side of TestConnectionFloodStarvedLoops;
@@ -78,6 +79,14 @@ func TestFDFloodChild(t *testing.T) {
 				hogged = append(hogged, fd)
 			}
 			say("ok %d", len(hogged))
+		case "free":
+			// Of the descriptors hogged, frees
+			// fdFloodFree: a few left to the engine.
+			for range min(fdFloodFree, len(hogged)) {
+				syscall.Close(hogged[len(hogged)-1])
+				hogged = hogged[:len(hogged)-1]
+			}
+			say("ok")
 		case "unhog":
 			for _, fd := range hogged {
 				syscall.Close(fd)
@@ -229,6 +238,89 @@ func flood(addr string, n int, then func(*net.TCPConn)) (connected int) {
 	}
 	wg.Wait()
 	return int(ok.Load())
+}
+
+// TestConnectionFloodFewDescriptorsLeft: with all but a few descriptors
+// of the process taken by something else, a flood of more connections
+// than they can hold runs the process out. gnet duplicates each accepted
+// descriptor, so with one descriptor left accept succeeds and the
+// duplicate fails; such a connection must count as a failed accept (each
+// connection the engine closes is one), and pause the listener, as an
+// accept failing with EMFILE does, so that the rest wait in the backlog.
+// Before enrollFailed each was closed at once, counted nowhere, which
+// freed the descriptor for the next accept: the engine emptied the backlog
+// so, often without a single accept failing, which is what
+// TestConnectionFloodStarvedLoops saw in CI when its hog left a few
+// descriptors free (ones still being closed after their count was given
+// back).
+func TestConnectionFloodFewDescriptorsLeft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods a child process")
+	}
+	c := startFDChild(t, fdFloodNofile)
+	callee, err := c.session("rs", proto.MsgPack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	proc := registerEcho(t, callee)
+	if got := c.do("hog"); !strings.HasPrefix(got, "ok ") {
+		t.Fatal(got)
+	}
+	if got := c.do("free"); got != "ok" {
+		t.Fatal(got)
+	}
+	var mu sync.Mutex
+	var waiting []*net.TCPConn
+	defer func() {
+		for _, x := range waiting {
+			x.Close()
+		}
+	}()
+	n := flood(c.addr, 2*fdFloodFree, func(x *net.TCPConn) { mu.Lock(); waiting = append(waiting, x); mu.Unlock() })
+	for deadline := time.Now().Add(ioTimeout); ; time.Sleep(10 * time.Millisecond) {
+		st := c.alive("with all but a few descriptors taken")
+		if st.errs > 0 {
+			t.Logf("%d of %d connected; %d held, %d accepts failed", n, 2*fdFloodFree, st.held, st.errs)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no accept failed with all but %d descriptors taken (%d of %d connected; %d held)\n%s",
+				fdFloodFree, n, 2*fdFloodFree, st.held, c.stderr)
+		}
+	}
+	c.do("unhog")
+	caller, err := c.session("ws", proto.JSON)
+	if err != nil {
+		t.Fatalf("no session could join once the descriptors were free: %v\n%s", err, c.stderr)
+	}
+	defer caller.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if res, err := caller.Call(ctx, proc, []any{"after"}, nil, nil); err != nil || res.Args[0] != "after" {
+		t.Fatalf("call: %v, %v", res, err)
+	}
+	// The connections the engine closed were each a failed enrollment,
+	// counted (the others waited, and are the loops' now, idle within
+	// their handshake timeout).
+	closed := 0
+	buf := make([]byte, 1)
+	for _, x := range waiting {
+		x.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := x.Read(buf); err != nil && !os.IsTimeout(err) {
+			closed++
+		}
+	}
+	for deadline := time.Now().Add(ioTimeout); ; time.Sleep(10 * time.Millisecond) {
+		st := c.alive("after the flood")
+		if st.errs >= int64(closed) {
+			t.Logf("%d of the flood's connections closed by the engine, %d failed accepts counted", closed, st.errs)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the flood's connections closed by the engine, only %d failed accepts counted", closed, st.errs)
+		}
+	}
 }
 
 // TestConnectionFloodStarvedLoops floods an engine whose open-file limit is

@@ -12,7 +12,10 @@ import (
 // acceptors do (accept.go), and one whose accept fails pauses (5 ms,
 // doubling to 1 s while it keeps failing), logs a line and counts it
 // (Stats.AcceptErrors), while the connections wait in the listen backlog and
-// the sessions already joined carry on. This holds whatever holds the
+// the sessions already joined carry on. So does one whose accepted
+// connection gnet cannot take: gnet duplicates the descriptor, which fails
+// with EMFILE where accept took the last free one (the connection is
+// closed; enrollFailed). This holds whatever holds the
 // descriptors, however many connections arrive and however starved the
 // loops are.
 //
