@@ -15,14 +15,13 @@ import (
 // pubsubRun is the state shared by a pubsub run's sessions.
 type pubsubRun struct {
 	phase     atomic.Int32
-	hist      atomic.Pointer[Hist]
-	arrHist   atomic.Pointer[Hist] // to the kernel's arrival time (uring driver)
-	published atomic.Int64         // all publications sent
-	pubWin    atomic.Int64         // publications sent while measuring
-	delivered atomic.Int64         // all events received
-	delivWin  atomic.Int64         // events received while measuring
-	badStamp  atomic.Int64         // events whose timestamp could not be read
-	drops     atomic.Int64         // subscriber connections lost after joining
+	hists     atomic.Pointer[pubHists] // while measuring
+	published atomic.Int64             // all publications sent
+	pubWin    atomic.Int64             // publications sent while measuring
+	delivered atomic.Int64             // all events received
+	delivWin  atomic.Int64             // events received while measuring
+	badStamp  atomic.Int64             // events whose timestamp could not be read
+	drops     atomic.Int64             // subscriber connections lost after joining
 	pubTmpl   *wire.Template
 	subscribe []byte
 	rate      float64 // publications/s per publisher; 0 = saturation
@@ -30,6 +29,18 @@ type pubsubRun struct {
 	window    int64 // saturation: publications allowed in flight (not yet delivered to every subscriber); 0 = no limit
 	subs      int64
 	startNS   atomic.Int64 // when publishing started (nowNS)
+}
+
+// pubHists are a measurement's histograms. They are swapped in and out
+// together, and an event's arrival is recorded before its latency, so that
+// every event counted in lat with a stamp is counted in arrive too, and
+// arrive_missing counts only events that came without a stamp. With a
+// pointer for each, an event whose subscriber loaded the latency's before
+// the run stopped and the arrival's after was counted missing, as was one
+// recorded in lat, not yet in arrive, when the report counted them.
+type pubHists struct {
+	lat    Hist // to the tool's read
+	arrive Hist // to the kernel's arrival time (uring driver)
 }
 
 // Saturating publishers stop adding output while more than this is
@@ -48,8 +59,8 @@ func (c *subscriber) message(s *sess, typ proto.Code, a, b uint64, msg []byte, n
 	switch typ {
 	case proto.CodeEvent:
 		c.run.delivered.Add(1)
-		h := c.run.hist.Load()
-		if h == nil {
+		hs := c.run.hists.Load()
+		if hs == nil {
 			return
 		}
 		c.run.delivWin.Add(1)
@@ -58,12 +69,10 @@ func (c *subscriber) message(s *sess, typ proto.Code, a, b uint64, msg []byte, n
 			c.run.badStamp.Add(1)
 			return
 		}
-		h.Record(now - int64(st-wire.FixedMin))
-		if s.arrive > 0 {
-			if ah := c.run.arrHist.Load(); ah != nil {
-				ah.Record(s.arrive - int64(st-wire.FixedMin))
-			}
+		if s.arrive > 0 { // before lat: see pubHists
+			hs.arrive.Record(s.arrive - int64(st-wire.FixedMin))
 		}
+		hs.lat.Record(now - int64(st-wire.FixedMin))
 	case proto.CodeSubscribed:
 		if !c.marked {
 			c.marked = true
@@ -253,15 +262,14 @@ func runPubSub(cfg *Config) (*Result, error) {
 	run.startNS.Store(nowNS())
 	run.phase.Store(phWarm)
 	time.Sleep(cfg.Warmup)
-	var h, ah Hist
-	run.arrHist.Store(&ah)
-	run.hist.Store(&h)
+	hs := &pubHists{}
+	h, ah := &hs.lat, &hs.arrive
+	run.hists.Store(hs)
 	run.phase.Store(phMeasure)
 	cpu := startCPU(cfg.RouterPID)
 	t0 := time.Now()
 	time.Sleep(cfg.Duration)
-	run.hist.Store(nil)
-	run.arrHist.Store(nil)
+	run.hists.Store(nil)
 	run.phase.Store(phStop)
 	el := time.Since(t0)
 	r := cfg.header(ep)
@@ -312,12 +320,13 @@ func runPubSub(cfg *Config) (*Result, error) {
 		ratio = float64(delivered) / float64(published*int64(cfg.Subscribers))
 	}
 	r.Set("delivery_ratio", strconv.FormatFloat(ratio, 'f', 5, 64))
-	r.setLatency("", &h)
+	r.setLatency("", h)
 	if ah.Count() > 0 {
 		// The same events, timed to when the kernel put them in the
 		// subscriber's socket (the uring driver's receive timestamps).
-		r.setLatency("arrive_", &ah)
-		if n, a := h.Count(), ah.Count(); a < n {
+		r.setLatency("arrive_", ah)
+		n := h.Count() // before a: see pubHists
+		if a := ah.Count(); a < n {
 			r.Set("arrive_missing", n-a) // events timed without an arrival stamp
 		}
 	}
