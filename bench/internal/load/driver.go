@@ -41,7 +41,7 @@ func newLoops(cfg *Config) (loops, error) {
 	case "gnet":
 		return newLoopClient(cfg.Loops)
 	case "uring":
-		return newURingClient(cfg.Loops, cfg.Spin)
+		return newURingClient(cfg.Loops, cfg.Spin, cfg.logf)
 	}
 	return nil, fmt.Errorf("unknown driver %q for %s (want gnet or uring; rpc also goroutine)", cfg.Driver, cfg.Scenario)
 }

@@ -38,9 +38,10 @@ import (
 // one tool reading 1,000 sessions on one CPU reads the last of a fan-out
 // late, where 1,000 real subscribers would each read at once.
 type uringClient struct {
-	loops []*uloop
-	next  atomic.Uint32
-	wg    sync.WaitGroup
+	loops  []*uloop
+	next   atomic.Uint32
+	wg     sync.WaitGroup
+	stamps *rxStamps // keeps the kernel's receive timestamps on; nil if they never came
 }
 
 // uloop is one event loop: one goroutine owns conns, the ring and the
@@ -86,7 +87,10 @@ const (
 	uringEntries = 1024
 )
 
-func newURingClient(loops int, spin bool) (*uringClient, error) {
+// newURingClient starts the loops. It returns once the kernel stamps the
+// segments its sockets receive (holdRxStamps), or says through logf why
+// arrival times may miss events.
+func newURingClient(loops int, spin bool, logf func(string, ...any)) (*uringClient, error) {
 	if err := uring.Probe(); err != nil {
 		return nil, fmt.Errorf("-driver uring: %w", err)
 	}
@@ -110,7 +114,114 @@ func newURingClient(loops int, spin bool) (*uringClient, error) {
 			l.run()
 		}()
 	}
+	var err error
+	if uc.stamps, err = holdRxStamps(rxStampWait); err != nil {
+		logf("-driver uring: arrival times may miss events: %v", err)
+	}
 	return uc, nil
+}
+
+// rxStampWait bounds holdRxStamps's wait.
+const rxStampWait = 10 * time.Second
+
+// rxStamps is a loopback TCP connection whose receiving end has
+// SO_TIMESTAMPNS on.
+//
+// Linux stamps received packets only while some socket of the system
+// asks for it, and switches the stamping on from a work queue, after the
+// first socket asked (net_enable_timestamp: a static key, deferred when no
+// socket had asked before), and off the same way after the last one is
+// closed. Until the switch, TCP hands the data over without a stamp
+// (recvmsg gives no SCM_TIMESTAMPNS). On an idle machine that is a few
+// microseconds; with the 2 CPUs busy it took 34 to 643 ms (a probe writing
+// a byte a millisecond saw 31 to 596 unstamped), longer than a run's
+// sessions took to join and warm up: CI's 5,000 events/s run timed 250
+// events (5 publications to 50 subscribers) to their read and not to their
+// arrival (arrive_missing=250). So the client turns stamping on before any
+// session connects and waits until a byte it sends itself comes stamped,
+// and keeps this connection open until it stops, so that the switch stays
+// on while sessions come and go (their sockets ask too, and find it on).
+type rxStamps struct {
+	w, r net.Conn
+}
+
+// holdRxStamps returns once the kernel stamps received TCP segments, with
+// the connection that keeps it so (close it with close), or an error after
+// wait without a stamp.
+func holdRxStamps(wait time.Duration) (*rxStamps, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	r, err := ln.Accept()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	p := &rxStamps{w: w, r: r}
+	if err := p.await(wait); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// await turns SO_TIMESTAMPNS on at the receiving end, then sends a byte
+// and reads it until it comes with its arrival time.
+func (p *rxStamps) await(wait time.Duration) error {
+	rc, err := p.r.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("SO_TIMESTAMPNS: %w", serr)
+	}
+	deadline := time.Now().Add(wait)
+	p.r.SetReadDeadline(deadline)
+	u := &uconn{in: make([]byte, 64)}
+	for sent := 1; ; sent++ {
+		if _, err := p.w.Write([]byte{0}); err != nil {
+			return err
+		}
+		var stamped bool
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			u.inLen = 0
+			_, rerr = recvmsg(int(fd), u.armRecv())
+			if rerr == unix.EAGAIN {
+				return false // wait for the byte
+			}
+			_, stamped = u.arrival()
+			return true
+		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("no receive timestamp after %v (%d bytes sent): %w", wait, sent, err)
+		case rerr != nil:
+			return rerr
+		case stamped:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("no receive timestamp after %v (%d bytes sent)", wait, sent)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (p *rxStamps) close() {
+	p.w.Close()
+	p.r.Close()
 }
 
 func newULoop() (*uloop, error) {
@@ -195,6 +306,10 @@ func (uc *uringClient) stop() {
 		l.signal()
 	}
 	uc.wg.Wait()
+	if uc.stamps != nil {
+		uc.stamps.close()
+		uc.stamps = nil
+	}
 }
 
 // wake runs the session's waker role on its loop (from any goroutine).

@@ -14,7 +14,7 @@ type uconn struct{ out []byte }
 
 func (*uconn) wake() {}
 
-func newURingClient(int, bool) (*uringClient, error) {
+func newURingClient(int, bool, func(string, ...any)) (*uringClient, error) {
 	return nil, errors.New("-driver uring: io_uring is Linux only")
 }
 
