@@ -21,7 +21,9 @@
 //   - Shared state for other packages (oauth's token store, signing keys):
 //     Node.KV binds a key-value bucket on the mesh's JetStream (kv.go:
 //     linearizable Get, compare-and-set Create/Update/Delete on revisions,
-//     List by prefix, per-entry TTL, R1..R3) whose methods use only
+//     List by prefix, ListSince a revision in batches (kvsince.go: a
+//     few round trips, where List takes one an entry), per-entry TTL,
+//     R1..R3) whose methods use only
 //     standard types; cmd adapts it to the interface the consumer declares
 //     (oauth.Store). edge never imports the consumer.
 //

@@ -93,6 +93,7 @@ type KV struct {
 	stream  jetstream.Stream
 	subj    string // "$KV.<bucket>.": the stream's subject prefix
 	put     string // the prefix writes are published to (API-prefixed through a domain)
+	api     string // the JetStream API's subject prefix ("$JS.API." or through a domain)
 	ttl     bool   // the stream takes per-message TTLs
 	timeout time.Duration
 	maxVal  int
@@ -136,9 +137,10 @@ func (n *Node) KV(ctx context.Context, o KVOptions) (*KV, error) {
 	}
 	bucket := "edgewamp_" + o.Name
 	kv := &KV{name: "KV_" + bucket, js: js, subj: "$KV." + bucket + ".", timeout: o.Timeout, maxVal: int(o.MaxValue)}
-	kv.put = kv.subj
+	kv.put, kv.api = kv.subj, "$JS.API."
 	if n.opts.NatsURL == "" {
-		kv.put = "$JS." + jsDomain + ".API." + kv.subj
+		kv.api = "$JS." + jsDomain + ".API."
+		kv.put = kv.api + kv.subj
 	}
 	st, err := js.Stream(ctx, kv.name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -255,7 +257,7 @@ func (kv *KV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, kvErr("get", err)
 	}
-	if len(m.Header) > 0 && (m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "") {
+	if isMarker(m.Header) {
 		return nil, 0, ErrKVNotFound // a marker left by nats kv tools
 	}
 	if m.Data == nil {
@@ -391,14 +393,12 @@ func isAPICode(err error, code jetstream.ErrorCode) bool {
 // next-message-by-subject get), so every entry written before List was
 // called is in the result; entries written or deleted meanwhile may or
 // may not be. It costs one round trip per entry: meant for buckets of
-// thousands of entries, not millions.
+// thousands of entries, not millions, and for a reader that needs every
+// entry written before it (ListSince reads in batches, from any replica).
 func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
-	filter := kv.subj + ">"
-	if prefix != "" {
-		if !strings.HasSuffix(prefix, ".") || !validKey(prefix[:len(prefix)-1]) {
-			return nil, ErrKVInvalid
-		}
-		filter = kv.subj + prefix + ">"
+	filter, ok := kv.filter(prefix)
+	if !ok {
+		return nil, ErrKVInvalid
 	}
 	var out []KVEntry
 	for seq := uint64(1); ; {
@@ -412,7 +412,7 @@ func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
 			return nil, kvErr("list", err)
 		}
 		seq = m.Sequence + 1
-		if len(m.Header) > 0 && (m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "") {
+		if isMarker(m.Header) {
 			continue
 		}
 		if m.Data == nil {
@@ -420,4 +420,22 @@ func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
 		}
 		out = append(out, KVEntry{Key: strings.TrimPrefix(m.Subject, kv.subj), Value: m.Data, Revision: m.Sequence})
 	}
+}
+
+// filter returns the stream subject filter of a List prefix ("" or a key
+// followed by a dot), or false.
+func (kv *KV) filter(prefix string) (string, bool) {
+	if prefix == "" {
+		return kv.subj + ">", true
+	}
+	if !strings.HasSuffix(prefix, ".") || !validKey(prefix[:len(prefix)-1]) {
+		return "", false
+	}
+	return kv.subj + prefix + ">", true
+}
+
+// isMarker reports whether a stream message is a marker left by nats kv
+// tools (a delete or purge) rather than an entry.
+func isMarker(h nats.Header) bool {
+	return len(h) > 0 && (h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != "")
 }

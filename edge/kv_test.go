@@ -220,6 +220,26 @@ func TestKVClusterLinearizable(t *testing.T) {
 			t.Fatalf("round %d: wrote %s rev %d on %d, read %s rev %d on %d: %v", i, v, rev, i%3, got, grev, (i+1)%3, err)
 		}
 	}
+	// ListSince reads through a consumer that any replica may serve: on
+	// every node it gives the five keys, each at the revision the leader
+	// holds (a replica behind may first give less, never other values).
+	for i, kv := range kvs {
+		eventually(t, 10*time.Second, func() error {
+			es, err := kv.ListSince(ctx, "x.", 0)
+			if err != nil {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+			if len(es) != 5 {
+				return fmt.Errorf("node %d: ListSince(x., 0) gave %d entries, want 5", i, len(es))
+			}
+			for _, e := range es {
+				if _, rev, err := kvs[0].Get(ctx, e.Key); err != nil || rev != e.Revision {
+					return fmt.Errorf("node %d: %s at revision %d, Get %d %v", i, e.Key, e.Revision, rev, err)
+				}
+			}
+			return nil
+		})
+	}
 	// A CAS counter incremented from all three nodes loses no update.
 	if _, err := kvs[0].Create(ctx, "ctr", []byte("0"), 0); err != nil {
 		t.Fatal(err)
@@ -285,6 +305,9 @@ func TestKVLeafUplink(t *testing.T) {
 	if es, err := ekv.List(ctx, ""); err != nil || len(es) != 1 {
 		t.Fatalf("edge List: %v %v", es, err)
 	}
+	if es, err := ekv.ListSince(ctx, "", 0); err != nil || len(es) != 1 || es[0].Revision != rev {
+		t.Fatalf("edge ListSince: %v %v", es, err)
+	}
 
 	px.cut()
 	eventually(t, 10*time.Second, func() error {
@@ -302,6 +325,7 @@ func TestKVLeafUplink(t *testing.T) {
 		{"update", func() error { _, err := ekv.Update(ctx, "k", []byte("v"), rev, 0); return err }},
 		{"delete", func() error { return ekv.Delete(ctx, "k", rev) }},
 		{"list", func() error { _, err := ekv.List(ctx, ""); return err }},
+		{"list since", func() error { _, err := ekv.ListSince(ctx, "", 0); return err }},
 	} {
 		start := time.Now()
 		err := op.f()
@@ -339,5 +363,123 @@ func TestKVBindErrors(t *testing.T) {
 	}
 	if _, _, err := kv.Get(ctx, "k"); !errors.Is(err, ErrKVUnavailable) {
 		t.Fatalf("Get after Shutdown: %v", err)
+	}
+}
+
+// ListSince reads in batches (more than two here) what List reads one
+// entry per round trip: the same live entries of the prefix, in revision
+// order, only those past the revision asked for, and leaves no consumer
+// behind.
+func TestKVListSince(t *testing.T) {
+	t.Parallel()
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = "127.0.0.1:0" })
+	kv := bindKV(t, hub, "test")
+	ctx := ctxT(t, 60*time.Second)
+	const n = 2*listBatch + 7
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := kv.Create(ctx, "l."+strconv.Itoa(i), []byte(strconv.Itoa(i)), time.Hour); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%100 == 0 {
+					kv.Create(ctx, "lx."+strconv.Itoa(i), []byte("other prefix"), 0)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	kv.Delete(ctx, "l.7", 0)
+	start := time.Now()
+	all, err := kv.List(ctx, "l.")
+	if err != nil || len(all) != n-1 {
+		t.Fatalf("List: %d entries, %v", len(all), err)
+	}
+	listTook := time.Since(start)
+	start = time.Now()
+	since, err := kv.ListSince(ctx, "l.", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d entries: List %v, ListSince %v", len(all), listTook, time.Since(start))
+	if len(since) != len(all) {
+		t.Fatalf("ListSince(l., 0): %d entries, List %d", len(since), len(all))
+	}
+	for i, e := range since {
+		if e.Key != all[i].Key || string(e.Value) != string(all[i].Value) || e.Revision != all[i].Revision {
+			t.Fatalf("entry %d: ListSince %s %q %d, List %s %q %d", i, e.Key, e.Value, e.Revision, all[i].Key, all[i].Value, all[i].Revision)
+		}
+	}
+	// From a revision: what comes after it only; an update moves its key
+	// past it.
+	mid := since[listBatch+3].Revision
+	v, rev, _ := kv.Get(ctx, "l.0")
+	rev, err = kv.Update(ctx, "l.0", append(v, '!'), rev, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := kv.ListSince(ctx, "l.", mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(all) - (listBatch + 4) + 1; len(later) != want {
+		t.Fatalf("ListSince(l., %d): %d entries, want %d", mid, len(later), want)
+	}
+	for i, e := range later {
+		if e.Revision <= mid || i > 0 && e.Revision <= later[i-1].Revision {
+			t.Fatalf("ListSince(l., %d): entry %d has revision %d after %d", mid, i, e.Revision, later[max(i-1, 0)].Revision)
+		}
+	}
+	if last := later[len(later)-1]; last.Key != "l.0" || last.Revision != rev || string(last.Value) != "0!" {
+		t.Fatalf("the updated key: %s %q %d, want l.0 \"0!\" %d", last.Key, last.Value, last.Revision, rev)
+	}
+	if es, err := kv.ListSince(ctx, "l.", rev); err != nil || len(es) != 0 {
+		t.Fatalf("ListSince past the last entry: %d entries, %v", len(es), err)
+	}
+	if es, err := kv.ListSince(ctx, "lx.", 0); err != nil || len(es) != (n+99)/100 {
+		t.Fatalf("ListSince(lx., 0): %d entries, %v", len(es), err)
+	}
+	if _, err := kv.ListSince(ctx, "l", 0); !errors.Is(err, ErrKVInvalid) {
+		t.Fatalf("ListSince prefix without its dot: %v", err)
+	}
+	if si, err := kv.stream.Info(ctx); err != nil || si.State.Consumers != 0 {
+		t.Fatalf("%d consumers left on the bucket: %v", si.State.Consumers, err)
+	}
+	// A few new entries are read without a consumer (each costs two
+	// changes of a cluster's metadata); more, with one.
+	nc, err := clientPort(hub.n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	created, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.CREATED." + kv.name + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	for _, k := range []int{listProbes - 1, listProbes + 1} {
+		for i := range k {
+			if _, err := kv.Create(ctx, "l.new"+strconv.Itoa(k)+"-"+strconv.Itoa(i), []byte("v"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		es, err := kv.ListSince(ctx, "l.", rev)
+		if err != nil || len(es) != k {
+			t.Fatalf("%d new entries: ListSince gave %d, %v", k, len(es), err)
+		}
+		rev = es[len(es)-1].Revision
+		nc.Flush()
+		time.Sleep(100 * time.Millisecond) // the advisory, if any
+		n, _, _ := created.Pending()
+		if want := min(1, k/listProbes); n != want {
+			t.Fatalf("%d new entries read with %d consumers, want %d", k, n, want)
+		}
+		for range n {
+			created.NextMsg(time.Second)
+		}
 	}
 }

@@ -55,7 +55,9 @@
 // verified-token cache is 16 shards under RW mutexes. Password and secret
 // hashing (PBKDF2) runs on the request's goroutine, at most GOMAXPROCS of
 // them at once. One background goroutine (stopped by Close) re-reads the
-// revocations and the key ring from the store every SyncInterval, rotates
+// revocations (with a SinceLister store, only those written since its last
+// read; all of them at start, after a failed round and every 60 rounds)
+// and the key ring from the store every SyncInterval, rotates
 // generated keys, and deletes expired records. Handlers block on the store;
 // VerifyAccessToken never does.
 //

@@ -83,6 +83,29 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]Entry, error)
 }
 
+// SinceLister is an optional interface of a Store whose List costs a
+// round trip per entry (a shared store reached over a network): the
+// server then reads its revocation set incrementally, each sync asking
+// only for the entries written since the greatest revision it was given,
+// and lists everything in a few round trips when it must (at start, after
+// a failed sync, and with its garbage collection). edge's JetStream bucket
+// implements it (a batched read through a consumer).
+//
+// ListSince(prefix, rev) returns the live entries under prefix whose
+// revision is greater than rev, and needs a store whose revisions go on
+// increasing across all keys, in the order the writes became visible
+// (stream sequence numbers qualify), so that the result holds every live
+// entry of the prefix whose revision lies between rev and the greatest
+// revision in it: an entry it leaves out (written meanwhile, or not yet
+// seen by the replica that answered) has a greater revision than every
+// entry it returns, and comes with the next call from that revision.
+// Deleted entries are not reported. It need not be linearizable (a
+// replica may answer, behind the latest writes), and may return the
+// entries in any order.
+type SinceLister interface {
+	ListSince(ctx context.Context, prefix string, rev uint64) ([]Entry, error)
+}
+
 // Entry is one key's value and revision.
 type Entry struct {
 	Key      string

@@ -36,7 +36,10 @@ func meshOAuthStore(node meshNode) func(context.Context) (oauth.Store, error) {
 // blocks on the mesh (at most edge.KVOptions.Timeout).
 type kvStore struct{ kv *edge.KV }
 
-var _ oauth.Store = kvStore{}
+var (
+	_ oauth.Store       = kvStore{}
+	_ oauth.SinceLister = kvStore{}
+)
 
 // storeErr translates edge's sentinels into oauth's; anything else (the
 // store unavailable) passes as it is, for a 503.
@@ -77,7 +80,17 @@ func (s kvStore) Delete(ctx context.Context, key string, rev uint64) error {
 }
 
 func (s kvStore) List(ctx context.Context, prefix string) ([]oauth.Entry, error) {
-	es, err := s.kv.List(ctx, prefix)
+	return entries(s.kv.List(ctx, prefix))
+}
+
+// ListSince lists in a few round trips whatever the number of entries
+// (edge.KV.ListSince), where List takes one an entry: oauth's revocation
+// sync and garbage collection use it.
+func (s kvStore) ListSince(ctx context.Context, prefix string, rev uint64) ([]oauth.Entry, error) {
+	return entries(s.kv.ListSince(ctx, prefix, rev))
+}
+
+func entries(es []edge.KVEntry, err error) ([]oauth.Entry, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
