@@ -59,6 +59,7 @@ type Server struct {
 	// revSince is the greatest revision of the rv. entries read so far
 	// (SinceLister stores); owned by New, then by the sync loop.
 	revSince uint64
+	revBad   bool // the last read of the revocations failed; owned by the sync loop
 }
 
 // New validates opts (gathering every error), loads or creates the key
@@ -224,10 +225,10 @@ func (s *Server) syncLoop() {
 func (s *Server) syncOnce(gc bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.interval*4)
 	defer cancel()
-	var err error
+	var ringErr error
 	if !s.ring.Load().static {
 		var ring *keyRing
-		if ring, err = s.maintainRing(ctx); err == nil {
+		if ring, ringErr = s.maintainRing(ctx); ringErr == nil {
 			prev := s.ring.Swap(ring)
 			for kid := range prev.byKid {
 				if ring.byKid[kid] == nil {
@@ -239,11 +240,15 @@ func (s *Server) syncOnce(gc bool) {
 			}
 		}
 	}
-	if err == nil {
-		// A full list after a failed round: the store may have been
-		// replaced meanwhile (syncRevoked).
-		err = s.syncRevoked(ctx, gc || s.syncBad.Load())
-	}
+	// Revocations are read whatever became of the ring: a node whose ring
+	// read fails (a record it cannot decode, a ring that keeps changing)
+	// goes on verifying with the ring it has, and skipped them, so that
+	// tokens revoked elsewhere kept logging in here. A full list after a
+	// failed read: the store may have been replaced meanwhile
+	// (syncRevoked).
+	revErr := s.syncRevoked(ctx, gc || s.revBad)
+	s.revBad = revErr != nil
+	err := errors.Join(ringErr, revErr)
 	// A shared store may be out of reach for a while (an edge node whose
 	// uplink is down): verification goes on with what was synced last;
 	// one line when it starts failing, one when it recovers.
@@ -286,7 +291,7 @@ type revRecord struct {
 // entries expire (a record is rewritten only to revoke for longer, and
 // deleted only once expired), and expired ids are dropped by their own
 // expiry, which the store's copy cannot make earlier. A full list is read
-// at New, after a sync round that failed, and with each garbage
+// at New, after a read of them that failed, and with each garbage
 // collection (every 60 rounds): the revisions of a store that was
 // recreated, or restored from a backup, start again below the cursor, and
 // its entries would otherwise only be seen once new writes passed it.
