@@ -131,8 +131,8 @@ func TestRefreshWhenCompactionFails(t *testing.T) {
 		next, err := refreshVia(e, cfg, tok.RefreshToken)
 		if err != nil {
 			// The client retries with the token it holds.
-			next, err = refreshVia(e, cfg, tok.RefreshToken)
-			t.Fatalf("refresh %d failed; its retry: %v (%s)", i+1, err, retrieveErr(err))
+			_, rerr := refreshVia(e, cfg, tok.RefreshToken)
+			t.Fatalf("refresh %d failed (%v); its retry: %v (%s)", i+1, err, rerr, retrieveErr(rerr))
 		}
 		tok = next
 	}
