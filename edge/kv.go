@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,6 +98,10 @@ type KV struct {
 	ttl     bool   // the stream takes per-message TTLs
 	timeout time.Duration
 	maxVal  int
+	// noConsumers is when ListSince may try a consumer again (Unix
+	// nanoseconds) after one it could not make while the entries could be
+	// read one by one: a user that may not make them (kvsince.go).
+	noConsumers atomic.Int64
 }
 
 var bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -400,8 +405,14 @@ func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
 	if !ok {
 		return nil, ErrKVInvalid
 	}
+	return kv.listFrom(ctx, filter, 1)
+}
+
+// listFrom returns the live entries of the stream subject filter from
+// the stream sequence seq on, one round trip an entry (List's reads).
+func (kv *KV) listFrom(ctx context.Context, filter string, seq uint64) ([]KVEntry, error) {
 	var out []KVEntry
-	for seq := uint64(1); ; {
+	for {
 		octx, cancel := kv.ctx(ctx)
 		m, err := kv.stream.GetMsg(octx, seq, jetstream.WithGetMsgSubject(filter))
 		cancel()

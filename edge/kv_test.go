@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // The shared key-value API (kv.go) over real embedded NATS servers: a
@@ -481,5 +484,49 @@ func TestKVListSince(t *testing.T) {
 		for range n {
 			created.NextMsg(time.Second)
 		}
+	}
+}
+
+// A node joined to a NATS deployment whose user may not make consumers
+// (nats_url with restricted permissions) still lists: ListSince reads the
+// entries past its first few one a round trip, as List does, where it
+// failed every call (and the OAuth2 revocation sync with it).
+func TestKVListSinceWithoutConsumerPermission(t *testing.T) {
+	t.Parallel()
+	url := jsServerWith(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "edge", Password: "edge-password",
+			Permissions: &server.Permissions{Publish: &server.SubjectPermission{
+				Allow: []string{">"},
+				Deny:  []string{"$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"},
+			}}}}
+	})
+	url = strings.Replace(url, "nats://", "nats://edge:edge-password@", 1)
+	a := startNode(t, "a", func(o *Options) { o.NatsURL = url })
+	kv := bindKV(t, a, "restricted")
+	ctx := ctxT(t, 60*time.Second)
+	const n = 3 * listProbes
+	for i := range n {
+		if _, err := kv.Create(ctx, "r."+strconv.Itoa(i), []byte(strconv.Itoa(i)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := kv.ListSince(ctx, "r.", 0)
+	if err != nil || len(got) != n {
+		t.Fatalf("ListSince without the right to make consumers: %d entries, %v; want %d", len(got), err, n)
+	}
+	for i, e := range got {
+		if i > 0 && e.Revision <= got[i-1].Revision {
+			t.Fatalf("entry %d: revision %d after %d", i, e.Revision, got[i-1].Revision)
+		}
+	}
+	// The next read, past the consumer it now skips, gets what is new.
+	for i := n; i < 2*n; i++ {
+		if _, err := kv.Create(ctx, "r."+strconv.Itoa(i), []byte(strconv.Itoa(i)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	more, err := kv.ListSince(ctx, "r.", got[n-1].Revision)
+	if err != nil || len(more) != n || more[0].Key != "r."+strconv.Itoa(n) {
+		t.Fatalf("ListSince after the first: %d entries, %v; want %d from r.%d", len(more), err, n, n)
 	}
 }

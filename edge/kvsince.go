@@ -32,6 +32,10 @@ const (
 	listProbes = 8
 )
 
+// noConsumersFor is how long ListSince reads one entry a round trip after
+// it could not make a consumer where it could read the entries.
+const noConsumersFor = 5 * time.Minute
+
 // ListSince returns the live entries whose keys start with prefix (as
 // List's) and whose revision is greater than rev, in increasing revision
 // order. Revisions being the stream's sequence numbers, given in the order
@@ -83,6 +87,13 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 			out = append(out, kvEntry(kv.subj, m.Subject, m.Data, m.Sequence))
 		}
 	}
+	if time.Now().UnixNano() < kv.noConsumers.Load() {
+		rest, err := kv.listFrom(ctx, filter, last.Sequence+1)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, rest...), nil
+	}
 	octx, cancel = kv.ctx(ctx)
 	c, err := kv.stream.CreateConsumer(octx, jetstream.ConsumerConfig{
 		FilterSubject: filter,
@@ -97,7 +108,17 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 	})
 	cancel()
 	if err != nil {
-		return nil, kvErr("list", err)
+		// A NATS user that may not make consumers (nats_url, a
+		// deployment's restricted permissions: its request goes
+		// unanswered until the timeout) reads the rest one entry a round
+		// trip, as List does, rather than not at all; and, the store
+		// answering those, skips the consumer for noConsumersFor.
+		rest, lerr := kv.listFrom(ctx, filter, last.Sequence+1)
+		if lerr != nil {
+			return nil, lerr
+		}
+		kv.noConsumers.Store(time.Now().Add(noConsumersFor).UnixNano())
+		return append(out, rest...), nil
 	}
 	info := c.CachedInfo()
 	defer func() {
