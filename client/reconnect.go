@@ -474,6 +474,14 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 
 // transient reports whether a failed REGISTER (reg) or SUBSCRIBE is worth
 // another try on the same session.
+//
+// wamp.error.procedure_exists_with_different_invocation_policy is not:
+// the lost session's own registration, which the router (a mesh) may
+// still hold, has the policy of the one restored, so it never causes it.
+// Other applications registered the procedure with another policy while
+// this client was away: a disagreement of configurations that retrying
+// (at INFO, for as long as the session lasts) would only hide; it is
+// logged at WARN once, as a refusal that will not pass.
 func transient(err error, reg bool) bool {
 	var we *Error
 	if !errors.As(err, &we) {

@@ -307,3 +307,43 @@ func TestProgressiveCallSendAfterAnswerRealRouter(t *testing.T) {
 		pc.Result(ctx)
 	}
 }
+
+// A REGISTER of a procedure registered shared with another invocation
+// policy is refused wamp.error.procedure_exists_with_different_invocation_policy
+// by a real router (the URI Crossbar.io, Bondy and nexus answer, and
+// Autobahn names PROCEDURE_EXISTS_INVOCATION_POLICY_CONFLICT; before,
+// procedure_already_exists), a single REGISTER included; any REGISTER of
+// a procedure registered single is still refused procedure_already_exists.
+// A restore does not take the conflict for a passing state (transient).
+func TestRegisterPolicyConflictRealRouter(t *testing.T) {
+	url := startRouter(t)
+	a, b := dialRouter(t, url), dialRouter(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := func(context.Context, *Invocation) (*Result, error) { return &Result{}, nil }
+	_, err := a.Register(ctx, "com.shared", h, &RegisterOptions{Invoke: "roundrobin"})
+	noErr(t, "Register roundrobin", err)
+	_, err = a.Register(ctx, "com.one", h, nil)
+	noErr(t, "Register single", err)
+	for _, tc := range []struct {
+		proc, invoke, want string
+	}{
+		{"com.shared", "random", proto.URIProcedureExistsInvocationPolicyConflict},
+		{"com.shared", "single", proto.URIProcedureExistsInvocationPolicyConflict},
+		{"com.one", "single", proto.URIProcedureAlreadyExists},
+		{"com.one", "roundrobin", proto.URIProcedureAlreadyExists},
+	} {
+		_, err := b.Register(ctx, tc.proc, h, &RegisterOptions{Invoke: tc.invoke})
+		var we *Error
+		if !errors.As(err, &we) || we.URI != tc.want {
+			t.Errorf("Register %s %s: %v, want %s", tc.proc, tc.invoke, err, tc.want)
+			continue
+		}
+		if want := tc.want == proto.URIProcedureAlreadyExists; transient(err, true) != want {
+			t.Errorf("Register %s %s: transient %v, want %v", tc.proc, tc.invoke, !want, want)
+		}
+	}
+	// The same policy joins.
+	_, err = b.Register(ctx, "com.shared", h, &RegisterOptions{Invoke: "roundrobin"})
+	noErr(t, "Register roundrobin again", err)
+}

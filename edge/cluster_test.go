@@ -348,7 +348,7 @@ func TestClusterSharedAndExclusiveRegistrations(t *testing.T) {
 		}
 	}
 	// Another policy for the same procedure is refused on any node.
-	if _, err := caller.Register(ctx, "com.rr", handler(0), &client.RegisterOptions{Invoke: "random"}); wampErr(err) != proto.URIProcedureAlreadyExists {
+	if _, err := caller.Register(ctx, "com.rr", handler(0), &client.RegisterOptions{Invoke: "random"}); wampErr(err) != proto.URIProcedureExistsInvocationPolicyConflict {
 		t.Fatalf("a second policy: %v", err)
 	}
 	// single: exclusive across the mesh; of three nodes racing for it,

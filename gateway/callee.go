@@ -96,21 +96,31 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 // the single registration it needs) tries to register again.
 const standbyRetry = time.Second
 
-// standBy runs register (a REGISTER of a single registration) until it is
-// not refused with procedure_already_exists: while another session holds
-// the registration (a client, or the same runner on another node of a
-// mesh), it stands by, trying again every standbyRetry on the same
-// session, with flag set; began runs once when it begins. It returns the
-// last reply, errStopped when stop closed meanwhile (the caller leaves),
-// and whether it stood by.
-func standBy(register func() *syncReply, stop, closed <-chan struct{}, flag *atomic.Bool, began func()) (r *syncReply, stoodBy bool) {
+// standBy runs register (a REGISTER) until it is not refused with
+// procedure_already_exists or
+// procedure_exists_with_different_invocation_policy: while another
+// session holds the registration (a client, or the same runner on another
+// node of a mesh), or other sessions hold it shared with another
+// invocation policy, it stands by, trying again every standbyRetry on the
+// same session, with flag set; began runs once when it begins, with the
+// refusal's error URI. It returns the last reply, errStopped when stop
+// closed meanwhile (the caller leaves), and whether it stood by.
+//
+// Another policy is a configuration that disagrees with the callee's, but
+// not one the runner can mend, nor one that must last: a reload that
+// changes a callee's invoke reaches the nodes of a mesh one by one, and
+// the procedure's other callees may be clients that go (a release of
+// theirs on its way). The runner takes the procedure once they left, as
+// it does a single one (before the error had its own URI it stood by so
+// too; logged once, at WARN, and counted in the standby gauge).
+func standBy(register func() *syncReply, stop, closed <-chan struct{}, flag *atomic.Bool, began func(errURI string)) (r *syncReply, stoodBy bool) {
 	defer flag.Store(false)
 	r = register()
-	for r.typ == proto.CodeError && r.err == proto.URIProcedureAlreadyExists {
+	for r.typ == proto.CodeError && (r.err == proto.URIProcedureAlreadyExists || r.err == proto.URIProcedureExistsInvocationPolicyConflict) {
 		if !stoodBy {
 			stoodBy = true
 			flag.Store(true)
-			began()
+			began(r.err)
 		}
 		t := time.NewTimer(standbyRetry)
 		select {
@@ -339,7 +349,12 @@ func (c *calleeRunner) run() {
 			register := func() *syncReply {
 				return c.g.runSyncStop(s, func() *syncReply { return s.register(c.cfg.Procedure, match, c.cfg.Invoke) }, c.stopCh)
 			}
-			r, stoodBy := standBy(register, c.stopCh, closed, &c.standby, func() {
+			r, stoodBy := standBy(register, c.stopCh, closed, &c.standby, func(errURI string) {
+				if errURI == proto.URIProcedureExistsInvocationPolicyConflict {
+					c.g.log.Warn("gateway: HTTP callee standing by: other sessions hold the procedure with another invocation policy than its invoke (clients, or this callee on another node of the mesh with another configuration); trying again every second",
+						"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "invoke", c.cfg.Invoke)
+					return
+				}
 				c.g.log.Warn("gateway: HTTP callee standing by: another session holds the procedure's single registration (a client, or another node of the mesh); trying again every second",
 					"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm)
 			})

@@ -78,6 +78,9 @@ var defaultStatus = map[string]int{
 	URIRequestTimeout:               http.StatusRequestTimeout,
 	URITooManyRequests:              http.StatusTooManyRequests,
 	URIUpstream:                     http.StatusBadGateway,
+
+	// As procedure_already_exists, which it was until it had its own URI.
+	proto.URIProcedureExistsInvocationPolicyConflict: http.StatusConflict,
 }
 
 // statusOf returns the HTTP status for a WAMP error URI: the route's

@@ -517,3 +517,51 @@ func TestHTTPCalleeStandbyRemovedByReload(t *testing.T) {
 		t.Fatalf("edgewamp_gateway_callee_standby = %q after the callee was removed", v)
 	}
 }
+
+// TestHTTPCalleeStandsByOtherPolicy: an HTTP callee whose procedure
+// clients hold shared with another invocation policy is refused
+// wamp.error.procedure_exists_with_different_invocation_policy (before,
+// procedure_already_exists): it stands by as it does for a single
+// registration held (logged once, saying so, counted in the standby
+// gauge, no error lines), and takes the procedure over once the other
+// policy's callees left: a reload that changes a callee's invoke reaches
+// a mesh's nodes one by one, and the old policy's callees go.
+func TestHTTPCalleeStandsByOtherPolicy(t *testing.T) {
+	laneFree(t)
+	var logs lockedBuf
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := e.dial("realm1", proto.JSON)
+	holder := e.dial("realm1", proto.JSON)
+	reg, err := holder.Register(ctx, "com.weather", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"holder"}}, nil
+	}, &client.RegisterOptions{Invoke: "roundrobin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloadRunners(t, e, []Callee{{Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL, Invoke: "random"}}, nil)
+	waitFor(t, "the standby gauge", func() bool { return metricValue(t, e, "edgewamp_gateway_callee_standby") == "1" })
+	time.Sleep(1500 * time.Millisecond) // a try or two more
+	if n := strings.Count(logs.String(), "HTTP callee standing by: other sessions hold the procedure with another invocation policy"); n != 1 {
+		t.Fatalf("%d standby lines naming the policy, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "HTTP callee cannot register") {
+		t.Fatalf("standing by logged errors:\n%s", logs.String())
+	}
+	if err := holder.Unregister(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	waitWithin(t, 2500*time.Millisecond, "the callee taking over", func() bool {
+		res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
+		if err != nil {
+			return false
+		}
+		m, _ := res.Args[0].(map[string]any)
+		return m["city"] == "Sion"
+	})
+	if v := metricValue(t, e, "edgewamp_gateway_callee_standby"); v != "0" {
+		t.Fatalf("edgewamp_gateway_callee_standby = %q after taking over", v)
+	}
+}

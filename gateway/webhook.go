@@ -391,7 +391,7 @@ func (wr *webhookRunner) lock(s *sess, closed <-chan struct{}) (*syncReply, bool
 	register := func() *syncReply {
 		return wr.g.runSyncStop(s, func() *syncReply { return s.register(uri, proto.MatchExact, "single") }, wr.stopCh)
 	}
-	r, stoodBy := standBy(register, wr.stopCh, closed, &wr.standby, func() {
+	r, stoodBy := standBy(register, wr.stopCh, closed, &wr.standby, func(string) {
 		wr.g.log.Warn("gateway: webhook standing by: another node of the mesh delivers it (deliver: one); trying again every second",
 			"webhook", wr.name, "topic", wr.cfg.Topic, "lock", uri)
 	})

@@ -157,7 +157,7 @@ func TestMatchWildcardURI(t *testing.T) {
 // TestPredefinedURIs checks that every URI constant is a strict URI.
 func TestPredefinedURIs(t *testing.T) {
 	for _, u := range []string{
-		URIInvalidURI, URINoSuchProcedure, URIProcedureAlreadyExists, URINoSuchRegistration,
+		URIInvalidURI, URINoSuchProcedure, URIProcedureAlreadyExists, URIProcedureExistsInvocationPolicyConflict, URINoSuchRegistration,
 		URINoSuchSubscription, URIInvalidArgument, URICanceled, URIPayloadSizeExceeded,
 		URIProtocolViolation, URINotAuthorized, URIAuthorizationFailed, URINoSuchRealm, URINoSuchRole,
 		URINoSuchSession, URINoMatchingAuthMethod, URINoSuchPrincipal, URIAuthenticationDenied,

@@ -34,6 +34,14 @@ const (
 	URISystemShutdown             = "wamp.error.system_shutdown"
 )
 
+// URIProcedureExistsInvocationPolicyConflict refuses a REGISTER whose
+// invocation policy differs from that of the shared registration the
+// procedure has (Crossbar.io, Bondy and nexus send it; Autobahn|Python and
+// Autobahn|JS name it ApplicationError.PROCEDURE_EXISTS_INVOCATION_POLICY_CONFLICT).
+// A REGISTER against a single registration is refused
+// URIProcedureAlreadyExists, whatever its policy.
+const URIProcedureExistsInvocationPolicyConflict = "wamp.error.procedure_exists_with_different_invocation_policy"
+
 // Close reasons (ABORT and GOODBYE).
 const (
 	CloseSystemShutdown = "wamp.close.system_shutdown"

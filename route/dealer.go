@@ -177,9 +177,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	// bound; another callee of a shared one does not.
 	newPattern := wild && (!exists || reg.list().len() == 0)
 	if exists && !(ce.claimed && staleRemoteSingle(reg)) {
-		if why := registeredAlready(ss, reg, uri, invoke); why != "" {
+		if errURI, why := registeredAlready(ss, reg, uri, invoke); why != "" {
 			rm.mu.Unlock()
-			s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, why)
+			s.replyError(ss, proto.CodeRegister, req, errURI, why)
 			return false
 		}
 	}
@@ -1216,9 +1216,6 @@ func (s *Shard) putOutCall(oc *outCall) { s.outPool.put(oc) }
 func (s *Shard) newInCall() *inCall     { return s.inPool.get() }
 func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
 
-// registeredAlready says why a REGISTER of reg's procedure uri with
-// invoke by ss is refused procedure_already_exists, or "" when it may be
-// added. Called with the realm's lock held.
 // staleRemoteSingle reports whether reg is a single registration of other
 // nodes' callees only, as the directory has it: the mesh's claim store,
 // not the directory, decides whether it is still held. The directory
@@ -1231,24 +1228,34 @@ func staleRemoteSingle(reg *registration) bool {
 	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0
 }
 
-func registeredAlready(ss *Session, reg *registration, uri string, invoke proto.Invoke) string {
+// registeredAlready says why a REGISTER of reg's procedure uri with
+// invoke by ss is refused, with the error to refuse it with
+// (procedure_already_exists, or
+// procedure_exists_with_different_invocation_policy against a shared
+// registration of another policy), or "", "" when it may be added.
+// Called with the realm's lock held.
+func registeredAlready(ss *Session, reg *registration, uri string, invoke proto.Invoke) (errURI, why string) {
 	switch {
 	case reg.invoke == proto.InvokeSingle:
-		return "procedure " + strconv.Quote(uri) + " is already registered"
+		return proto.URIProcedureAlreadyExists, "procedure " + strconv.Quote(uri) + " is already registered"
 	case reg.invoke != invoke:
-		return "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
+		// A shared registration of another policy: the error Crossbar.io,
+		// Bondy and nexus answer, which Autobahn names
+		// PROCEDURE_EXISTS_INVOCATION_POLICY_CONFLICT (before,
+		// procedure_already_exists).
+		return proto.URIProcedureExistsInvocationPolicyConflict, "procedure " + strconv.Quote(uri) + " is registered with invocation policy " + reg.invoke.String() + ", not " + invoke.String()
 	case ss.regs[reg.id].reg == reg:
 		// The session's own table, not a walk of the callees.
-		return "this session already registered " + strconv.Quote(uri)
+		return proto.URIProcedureAlreadyExists, "this session already registered " + strconv.Quote(uri)
 	}
-	return ""
+	return "", ""
 }
 
 // registrationsFull refuses a REGISTER when ss, holding n registrations,
 // is at Config.MaxRegistrations, or at MaxWildcardRegistrations for a
 // wildcard, and reports whether it did. A REGISTER that would be refused
-// procedure_already_exists anyway (the session's own, or a single one) is
-// answered so, as below the bounds: before, at the bound a duplicate got
+// procedure_already_exists anyway (the session's own, or a single one), or
+// for its policy, is answered so, as below the bounds: before, at the bound a duplicate got
 // wamp.error.unavailable, as if one more registration were the matter.
 func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, n int) bool {
 	full := n >= s.r.cfg.MaxRegistrations
@@ -1258,16 +1265,16 @@ func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, in
 	}
 	rm := ss.realm
 	rm.mu.RLock()
-	var why string
+	var errURI, why string
 	if reg, ok := rm.regs.get(match, uri); ok {
-		why = registeredAlready(ss, reg, uri, invoke)
+		errURI, why = registeredAlready(ss, reg, uri, invoke)
 	} else if invoke == proto.InvokeSingle && rm.mdir != nil && rm.mdir.claims[regKey{match, uri}] {
-		why = "procedure " + uri + " is being registered by another session" // as meshClaim says
+		errURI, why = proto.URIProcedureAlreadyExists, "procedure "+uri+" is being registered by another session" // as meshClaim says
 	}
 	rm.mu.RUnlock()
 	switch {
 	case why != "":
-		s.replyError(ss, proto.CodeRegister, req, proto.URIProcedureAlreadyExists, why)
+		s.replyError(ss, proto.CodeRegister, req, errURI, why)
 	case full:
 		s.tooManyRegistrations(ss, req)
 	default:

@@ -79,13 +79,24 @@ func TestRegisterConflicts(t *testing.T) {
 	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(nil), URI: []byte("com.single")})
 	b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
 
+	// Any policy against a single registration: procedure_already_exists.
+	req = b.nextReq()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(map[string]any{"invoke": "roundrobin"}), URI: []byte("com.single")})
+	b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+
+	// Another policy against a shared registration (single included):
+	// procedure_exists_with_different_invocation_policy, as Crossbar.io,
+	// Bondy and nexus answer (before, procedure_already_exists).
 	a.register("com.shared", map[string]any{"invoke": "roundrobin"})
 	req = b.nextReq()
 	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(map[string]any{"invoke": "random"}), URI: []byte("com.shared")})
-	m := b.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+	m := b.expectError(proto.CodeRegister, req, proto.URIProcedureExistsInvocationPolicyConflict)
 	if got := argsOf(m); len(got) != 1 || got[0] != `procedure "com.shared" is registered with invocation policy roundrobin, not random` {
 		t.Fatalf("message %v", got)
 	}
+	req = b.nextReq()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: b.opts(nil), URI: []byte("com.shared")})
+	b.expectError(proto.CodeRegister, req, proto.URIProcedureExistsInvocationPolicyConflict)
 	// Same session twice.
 	req = a.nextReq()
 	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(map[string]any{"invoke": "roundrobin"}), URI: []byte("com.shared")})

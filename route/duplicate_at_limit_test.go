@@ -52,18 +52,25 @@ func TestDuplicateRegisterAtLimitAlreadyExists(t *testing.T) {
 	e := newEnv(t, 1, func(c *Config) { c.MaxRegistrations = 2; c.MaxWildcardRegistrations = 1 })
 	other := e.join(proto.JSON)
 	other.register("com.single", nil)
+	other.register("com.rr", map[string]any{"invoke": "roundrobin"})
 	c := e.join(proto.JSON)
 	c.register("com.p", nil)
 	c.register("com..x", map[string]any{"match": "wildcard"})
 	for _, tc := range []struct {
 		uri  string
 		opts map[string]any
-	}{{"com.p", nil}, {"com..x", map[string]any{"match": "wildcard"}}, {"com.single", nil}} {
+		want string
+	}{
+		{"com.p", nil, proto.URIProcedureAlreadyExists},
+		{"com..x", map[string]any{"match": "wildcard"}, proto.URIProcedureAlreadyExists},
+		{"com.single", nil, proto.URIProcedureAlreadyExists},
+		{"com.rr", map[string]any{"invoke": "random"}, proto.URIProcedureExistsInvocationPolicyConflict},
+	} {
 		req := c.nextReq()
 		c.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: c.opts(tc.opts), URI: []byte(tc.uri)})
 		m := c.recv()
-		if m.Type != proto.CodeError || m.URI == nil || string(m.URI) != proto.URIProcedureAlreadyExists {
-			t.Errorf("REGISTER %s at the bound got %s; want ERROR %s", tc.uri, describe(m), proto.URIProcedureAlreadyExists)
+		if m.Type != proto.CodeError || m.URI == nil || string(m.URI) != tc.want {
+			t.Errorf("REGISTER %s at the bound got %s; want ERROR %s", tc.uri, describe(m), tc.want)
 		}
 	}
 	req := c.nextReq()

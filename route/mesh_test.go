@@ -461,7 +461,7 @@ func TestMeshSharedRegistrationPolicies(t *testing.T) {
 	// A different policy for the same procedure is refused on any node.
 	req := a.nextReq()
 	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(map[string]any{"invoke": "random"}), URI: []byte("com.rr")})
-	a.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
+	a.expectError(proto.CodeRegister, req, proto.URIProcedureExistsInvocationPolicyConflict)
 
 	// first / last by REGISTER time across nodes.
 	es[0].clock.add(time.Second)

@@ -233,7 +233,7 @@ async function suite() {
     for (let i = 0; i < 4; i++) got.push(await A.call('t.shared'));
     H.eq('rpc.shared_roundrobin order', got, ['bob', 'carol', 'bob', 'carol']);
     const e = await expectError(A.register('t.shared', () => 'alice', { invoke: 'random' }), 5000, 'register t.shared with another policy');
-    H.eq('rpc.shared policy mismatch', e.error, 'wamp.error.procedure_already_exists');
+    H.eq('rpc.shared policy mismatch', e.error, 'wamp.error.procedure_exists_with_different_invocation_policy');
     const e2 = await expectError(A.register('t.echo', () => 'alice'), 5000, 'register t.echo twice');
     H.eq('rpc.single already registered', e2.error, 'wamp.error.procedure_already_exists');
   });

@@ -395,7 +395,8 @@ async def suite():
         got = [await A.call("t.shared") for _ in range(4)]
         eq("rpc.shared_roundrobin order", got, ["bob", "carol", "bob", "carol"])
         e = await expect_error(A.register(lambda: "alice", "t.shared", options=RegisterOptions(invoke="random")), 5, "policy mismatch")
-        eq("rpc.shared policy mismatch", e.error, "wamp.error.procedure_already_exists")
+        eq("rpc.shared policy mismatch", e.error, "wamp.error.procedure_exists_with_different_invocation_policy")
+        eq("rpc.shared policy mismatch is Autobahn's constant", e.error, ApplicationError.PROCEDURE_EXISTS_INVOCATION_POLICY_CONFLICT)
         e = await expect_error(A.register(lambda: "alice", "t.echo"), 5, "register twice")
         eq("rpc.single already registered", e.error, "wamp.error.procedure_already_exists")
     await step("rpc.shared_roundrobin", shared)

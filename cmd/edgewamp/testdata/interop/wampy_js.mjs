@@ -227,7 +227,7 @@ async function suite() {
     for (let i = 0; i < 4; i++) got.push(first(await call(A, 't.shared')));
     H.eq('rpc.shared_roundrobin order', got, ['bob', 'carol', 'bob', 'carol']);
     const e = await expectError(A.register('t.shared', () => 'alice', { invoke: 'random' }), 5000, 'policy mismatch');
-    H.eq('rpc.shared policy mismatch', e.errorUri, 'wamp.error.procedure_already_exists');
+    H.eq('rpc.shared policy mismatch', e.errorUri, 'wamp.error.procedure_exists_with_different_invocation_policy');
     const e2 = await expectError(A.register('t.echo', () => 'alice'), 5000, 'register twice');
     H.eq('rpc.single already registered', e2.errorUri, 'wamp.error.procedure_already_exists');
   });
