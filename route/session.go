@@ -910,7 +910,9 @@ func (s *Shard) Goodbye(ss *Session, reason, message string) {
 		}
 		return
 	}
-	s.sendClose(ss, proto.CodeGoodbye, reason, message)
+	if !s.sendClose(ss, proto.CodeGoodbye, reason, message) && ss.state == stClosed {
+		return // too long even bare: sendMsg closed the session
+	}
 	s.leave(ss)
 	ss.state = stClosing
 	s.addTimer(timer{due: deadlineAfter(s.r.now(), s.r.cfg.GoodbyeTimeout), kind: tmGoodbye, sess: ss})
@@ -934,15 +936,32 @@ func (s *Shard) protocolError(ss *Session, message string) {
 	s.abort(ss, proto.URIProtocolViolation, message)
 }
 
-func (s *Shard) sendClose(ss *Session, code proto.Code, reason, message string) {
+// sendClose sends ABORT or GOODBYE (code) with reason and, if not empty,
+// message as details.message, and reports whether it was sent. When the
+// message makes it longer than the peer accepts (a RawSocket client may
+// announce 512 bytes; the message may quote a realm or authid the client
+// sent, or be a kill's text from a meta caller), it goes without it, with
+// empty details: the peer must learn why its session ends. Before, the
+// transport refused it and the session was closed without it (logged at
+// debug), as ece82f9 fixed for ERROR. Only a reason too long itself (a
+// kill's, up to 4 KiB) still closes the session without it (sendMsg).
+func (s *Shard) sendClose(ss *Session, code proto.Code, reason, message string) bool {
 	out := &s.out
 	out.Reset()
 	out.Type = code
 	out.URI = append(out.URI[:0], reason...)
 	if message != "" {
 		out.Opt.SetString(proto.KeyMessage, message)
+		n, err := s.encodeSend(ss, out, ClassControl)
+		if err != ErrPeerTooBig {
+			return err == nil
+		}
+		s.r.log.Debug("ABORT or GOODBYE too long for the peer; sent without its message", "session", ss.id, "type", code.String(), "len", n)
+		out.Reset()
+		out.Type = code
+		out.URI = append(out.URI[:0], reason...)
 	}
-	s.sendMsg(ss, out, ClassControl)
+	return s.sendMsg(ss, out, ClassControl) == nil
 }
 
 // finish closes the transport. The session must have left its realm.
