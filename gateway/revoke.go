@@ -22,9 +22,11 @@ import (
 // and waits for the next configuration reload (Server.SetRealms) before it
 // subscribes or registers again. Doing so at once would undo what an
 // operator (or a reload) just did. A mesh conflict
-// (wamp.error.procedure_already_exists) is not an operator's decision: the
-// callee registers again after its backoff, as it did when the router
-// ended its session for it.
+// (wamp.error.procedure_already_exists, or
+// wamp.error.procedure_exists_with_different_invocation_policy when the
+// winner is a shared registration of another policy) is not an
+// operator's decision: the callee registers again after its backoff, as
+// it did when the router ended its session for it.
 
 // revocation is one removal, as the runner learns it.
 type revocation struct {
@@ -47,7 +49,9 @@ func (g *Server) revokeNotice(ch chan<- revocation) func(*sess, string) {
 // retriedRevocation reports whether a removal is one the runner undoes
 // after its backoff, as when its session closes: a registration conflict
 // lost to another node of a mesh.
-func retriedRevocation(reason string) bool { return reason == proto.URIProcedureAlreadyExists }
+func retriedRevocation(reason string) bool {
+	return reason == proto.URIProcedureAlreadyExists || reason == proto.URIProcedureExistsInvocationPolicyConflict
+}
 
 // refusedUntilReload reports whether the router's refusal of a pinned
 // session's join, REGISTER or SUBSCRIBE holds until the configuration

@@ -565,3 +565,49 @@ func TestHTTPCalleeStandsByOtherPolicy(t *testing.T) {
 		t.Fatalf("edgewamp_gateway_callee_standby = %q after taking over", v)
 	}
 }
+
+// TestHTTPCalleeLostPolicyConflictRegistersAgain: a registration conflict
+// lost to another node of a mesh whose registration is shared with
+// another policy is revoked with
+// wamp.error.procedure_exists_with_different_invocation_policy (route's
+// TestMeshPolicyConflictRevokedWithItsURI); the HTTP callee takes it as it
+// takes procedure_already_exists: not an operator's removal (not counted,
+// no wait for a reload), it registers again after its backoff. Simulated
+// here with remove_callee and that reason, as the webhook's lock test
+// does.
+func TestHTTPCalleeLostPolicyConflictRegistersAgain(t *testing.T) {
+	laneFree(t)
+	var logs lockedBuf
+	up := newCalleeUpstream(t)
+	e := newEnv(t, func(o *Options) { o.Logger = logs.logger() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := e.dial("realm1", proto.JSON)
+	reloadRunners(t, e, []Callee{{Name: "weather", Realm: "realm1", Procedure: "com.weather", URL: up.srv.URL, Invoke: "roundrobin"}}, nil)
+	waitFor(t, "the callee registered", func() bool { return metricValue(t, e, "edgewamp_gateway_callee_registered") == "1" })
+	regs := metaIDs(t, admin, "wamp.registration.match", "com.weather")
+	if len(regs) != 1 {
+		t.Fatalf("the callee's registration: %v", regs)
+	}
+	callees := metaIDs(t, admin, "wamp.registration.list_callees", regs[0])
+	if len(callees) != 1 {
+		t.Fatalf("the registration's callees: %v", callees)
+	}
+	if _, err := admin.Call(ctx, "wamp.registration.remove_callee", []any{regs[0], callees[0], proto.URIProcedureExistsInvocationPolicyConflict}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the line for the registration lost", func() bool {
+		return strings.Contains(logs.String(), "HTTP callee's registration went to another node of the mesh; registering again")
+	})
+	waitFor(t, "the callee registered again", func() bool {
+		res, err := admin.Call(ctx, "com.weather", []any{"Sion"}, nil, nil)
+		if err != nil {
+			return false
+		}
+		m, _ := res.Args[0].(map[string]any)
+		return m["city"] == "Sion"
+	})
+	if v := metricValue(t, e, `edgewamp_gateway_callee_revoked_total{callee="weather"}`); v != "0" {
+		t.Fatalf("the lost conflict counted as a removal: %q", v)
+	}
+}

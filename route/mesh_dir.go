@@ -190,7 +190,12 @@ func (rm *Realm) meshRevokeDue(reg *registration) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	reg.revokeDue = false
-	if cur, ok := rm.regs.get(reg.match, reg.uri); !ok || cur != reg || !rm.meshLost(reg) {
+	cur, ok := rm.regs.get(reg.match, reg.uri)
+	if !ok || cur != reg {
+		return
+	}
+	win, lost := rm.meshLost(reg)
+	if !lost {
 		return
 	}
 	// The grace runs from the conflict standing now (lostAt), not from
@@ -204,19 +209,27 @@ func (rm *Realm) meshRevokeDue(reg *registration) {
 		time.AfterFunc(left, func() { rm.meshRevokeDue(reg) })
 		return
 	}
+	// The reason is the error the callees' REGISTER would have had, had
+	// the winner's registration been known: procedure_already_exists
+	// against a single one, else the policy conflict's.
+	why := &carry{uri: proto.URIProcedureAlreadyExists}
+	if win != proto.InvokeSingle {
+		why.uri = proto.URIProcedureExistsInvocationPolicyConflict
+	}
 	for c := range reg.list().all() {
-		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg})
+		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg, c: why})
 	}
 }
 
 // meshLost reports whether this node's callees of reg lose to another
 // node's incompatible registration: the earliest part of the
 // registration, local or remote, is another node's, with a policy reg's
-// cannot share (as meshRebuild decides). Call with mu held.
-func (rm *Realm) meshLost(reg *registration) bool {
+// cannot share (as meshRebuild decides); and the winner's policy. Call
+// with mu held.
+func (rm *Realm) meshLost(reg *registration) (proto.Invoke, bool) {
 	local := reg.list()
 	if local.len() == 0 || rm.mdir == nil {
-		return false
+		return 0, false
 	}
 	win := dirEntry{MeshReg: MeshReg{Invoke: reg.invoke, First: local.at(0).at}, name: rm.r.ms.name}
 	for _, e := range rm.mdir.byKey[regKey{reg.match, reg.uri}] {
@@ -224,7 +237,7 @@ func (rm *Realm) meshLost(reg *registration) bool {
 			win = e
 		}
 	}
-	return win.name != rm.r.ms.name && !compatible(reg.invoke, win.Invoke)
+	return win.Invoke, win.name != rm.r.ms.name && !compatible(reg.invoke, win.Invoke)
 }
 
 // compatible reports whether callees registered with policies a and b may

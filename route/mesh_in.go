@@ -210,8 +210,10 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 }
 
 // meshRevoke takes ss off reg after its node lost a registration conflict
-// with another node (revokeRegistration).
-func (s *Shard) meshRevoke(ss *Session, reg *registration) {
+// with another node (revokeRegistration), for reason: procedure_already_exists,
+// or procedure_exists_with_different_invocation_policy when the winner is
+// a shared registration (meshRevokeDue).
+func (s *Shard) meshRevoke(ss *Session, reg *registration, reason string) {
 	if ss.state != stEstablished || ss.regs[reg.id].reg != reg {
 		return
 	}
@@ -220,10 +222,10 @@ func (s *Shard) meshRevoke(ss *Session, reg *registration) {
 		"session", ss.id, "procedure", reg.uri, "match", reg.match.String(), "invoke", reg.invoke.String())
 	if ss.feat&fCalleeRevoke == 0 {
 		// The client would not know it no longer serves its procedure.
-		s.Goodbye(ss, proto.CloseKilled, "procedure "+reg.uri+" is registered on another node of the mesh ("+proto.URIProcedureAlreadyExists+")")
+		s.Goodbye(ss, proto.CloseKilled, "procedure "+reg.uri+" is registered on another node of the mesh ("+reason+")")
 		return
 	}
-	s.revokeRegistration(ss, reg, proto.URIProcedureAlreadyExists)
+	s.revokeRegistration(ss, reg, reason)
 }
 
 // sendRevocation tells ss that the router took it off a registration or

@@ -120,7 +120,7 @@ func (s *Shard) run(t *task) {
 	case tMeshNodeDown:
 		s.meshNodeDown(MeshNode(t.b))
 	case tMeshRevoke:
-		s.meshRevoke(t.s, t.reg)
+		s.meshRevoke(t.s, t.reg, t.c.uri)
 	case tMeshUnregistered:
 		if t.s.state == stEstablished && t.s.id == t.b {
 			s.sendUnregistered(t.s, t.a)
