@@ -341,8 +341,12 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, c := g.call(r.Context(), s, &cr)
-	g.pool.release(a)
 	g.answerCall(w, r, res, nil)
+	// Released once the answer is written (or its write failed or timed
+	// out, Limits.WriteTimeout): a client reading its result slowly holds
+	// its slot meanwhile, so that one address's unread results are
+	// bounded by MaxInFlightPerAddress, not by MaxConnections.
+	g.pool.release(a)
 	recycle(c)
 }
 

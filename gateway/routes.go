@@ -408,7 +408,7 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		return
 	}
 	res, c := g.call(r.Context(), s, req)
-	g.pool.release(a)
+	defer g.pool.release(a) // once the answer is written, as bridgeCall's
 	// A call's result is live and usually the principal's own: no
 	// cache (a browser's, a proxy's) keeps it, for a GET route above
 	// all. (The bridge's POST /call, not cacheable, goes without.)
