@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -44,6 +45,15 @@ func splitBody(body []byte) (bridgeBody, *problem) {
 	for body[i] != '}' {
 		kEnd := skipValue(body, i) // the key: a string
 		key := body[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// Written with escapes ("\u0061rgs" is "args" to any JSON
+			// parser): compared decoded. Before, it was refused as an
+			// unknown member.
+			var k string
+			if json.Unmarshal(body[i:kEnd], &k) == nil {
+				key = []byte(k)
+			}
+		}
 		i = skipWS(body, kEnd)
 		i = skipWS(body, i+1) // ':'
 		vEnd := skipValue(body, i)
