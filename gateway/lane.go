@@ -38,6 +38,10 @@ type LaneWriter interface {
 	Shard() int
 	Respond(resp []byte, close bool)
 	OnClose(f func())
+	// OnWritten sets f to run once the answer Respond writes is written
+	// whole to the kernel, or the connection closes; false when the
+	// request no longer waits for an answer.
+	OnWritten(f func()) bool
 }
 
 const patBridgeCall = "/wamp/{realm}/call/{procedure}"
@@ -52,11 +56,15 @@ type laneCall struct {
 	shard int  // the lane's router shard
 	close bool // the client asked for Connection: close
 	gone  bool // the connection closed first; owned by the lane's shard
-	rw    laneRW
-	out   []byte
+	// queued: its answer waits to be written (Server.laneUnwritten);
+	// owned by the lane's shard.
+	queued bool
+	rw     laneRW
+	out    []byte
 
-	closedFn func()                 // static: lc.closed
-	doneFn   func(*call, callReply) // static: lc.finish
+	closedFn  func()                 // static: lc.closed
+	doneFn    func(*call, callReply) // static: lc.finish
+	writtenFn func()                 // static: lc.written
 }
 
 var laneCalls sync.Pool // of *laneCall
@@ -70,6 +78,7 @@ func init() {
 		lc := &laneCall{rw: laneRW{h: http.Header{}}}
 		lc.closedFn = lc.closed
 		lc.doneFn = lc.finish
+		lc.writtenFn = lc.written
 		return lc
 	}
 }
@@ -187,23 +196,25 @@ func (g *Server) laneSlow(lc *laneCall, cr callReq) {
 			return
 		}
 		res, c := g.call(ctx, s, &cr)
-		g.pool.release(a)
 		// ctx ends early only when the connection closed (OnClose): the
 		// call was canceled for a client that went away, counted as
 		// such (499) as net/http's and the fast path's are (closed),
 		// not as the 409 of wamp.error.canceled, which nobody reads.
 		gone := res.err == proto.URICanceled && ctx.Err() != nil
-		q.post(func() {
+		if q.post(func() {
 			if gone {
+				g.pool.release(a)
 				lc.g.laneLbl.observe(StatusClientClosed, time.Since(lc.start))
 				recycle(c)
 				lc.recycle()
 				return
 			}
-			lc.answer(res)
+			lc.adm = a
+			lc.answerHeld(res)
 			recycle(c)
-			lc.recycle()
-		})
+		}) != nil {
+			g.pool.release(a) // the loop is gone, and the connection with it
+		}
 	}()
 }
 
@@ -213,12 +224,42 @@ func (lc *laneCall) finish(c *call, r callReply) {
 	if lc.gone {
 		return // closed already released and canceled; c is dropped
 	}
-	lc.g.pool.release(lc.adm)
-	lc.adm = admission{}
-	lc.answer(r)
+	lc.c = nil
+	lc.answerHeld(r) // may recycle lc; r aliases c's buffer, recycled after
 	c.s, c.cr, c.req = nil, callReq{}, 0
 	recycle(c)
-	lc.c = nil
+}
+
+// answerHeld answers a call whose request holds its in-flight slots
+// (lc.adm), and gives them back, with lc, once the answer is written to
+// the connection (LaneWriter.OnWritten), or the connection closes: a
+// client that does not read its answers holds no more of them than
+// max_in_flight_per_address (and the principal's and the gateway's
+// bounds) allow, as on net/http (bridgeCall). Before, the slots went back
+// when the answer came, and one address's connections each held one
+// unread answer, however many. Owned by the lane's shard.
+func (lc *laneCall) answerHeld(r callReply) {
+	if !lc.w.OnWritten(lc.writtenFn) {
+		// The connection closed meanwhile: nothing to write.
+		lc.written()
+		return
+	}
+	lc.queued = true
+	lc.g.laneUnwritten.Add(1)
+	lc.answer(r)
+}
+
+// written gives back the request's slots and lc once its answer is
+// written (or its connection closed). Owned by the lane's shard.
+func (lc *laneCall) written() {
+	if lc.queued {
+		lc.queued = false
+		lc.g.laneUnwritten.Add(-1)
+	}
+	if lc.adm.ip != nil {
+		lc.g.pool.release(lc.adm)
+		lc.adm = admission{}
+	}
 	lc.recycle()
 }
 
@@ -487,11 +528,13 @@ func (g *Server) StartLane(addr net.Addr) error {
 	return g.start(g.lane)
 }
 
-// waitLane waits until no lane request holds a session (Shutdown).
+// waitLane waits until no lane request holds a session (Shutdown). The
+// answers waiting for their clients to read them hold their slots, not a
+// call: not waited for (the engine's shutdown closes their connections).
 func (g *Server) waitLane(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for g.inflight.Load() > 0 {
+	for g.inflight.Load()-g.laneUnwritten.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

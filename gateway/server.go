@@ -56,9 +56,13 @@ type Server struct {
 	lane          *laneListener // what the event loop's HTTP lane hands over, served from StartLane (lane.go)
 	laneLbl       *routeMetrics // bridge_call's metrics, for the lane
 	laneSlowCalls atomic.Uint64 // lane calls run on a goroutine (no session on the loop's shard)
-	inflight      atomic.Int64  // requests holding a session
-	streams       atomic.Int64  // SSE streams open
-	sse           sseBudget     // bytes of events queued to SSE streams (sse.go)
+	// laneUnwritten counts the lane's answers queued to their connections
+	// and not yet written (laneCall.answerHeld): their requests still
+	// hold their slots (inflight), which Shutdown does not wait for.
+	laneUnwritten atomic.Int64
+	inflight      atomic.Int64 // requests holding a session
+	streams       atomic.Int64 // SSE streams open
+	sse           sseBudget    // bytes of events queued to SSE streams (sse.go)
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 

@@ -485,6 +485,9 @@ func (cn *conn) sent(out []byte) {
 		return // the write failed and gnet closed the connection
 	}
 	cn.accountOut()
+	if cn.lane != nil && cn.lane.written != nil {
+		cn.laneWritten()
+	}
 	if cn.phase == phDead {
 		if cn.abort {
 			cn.resetOnClose()

@@ -114,6 +114,13 @@ func (w LaneWriter) Respond(resp []byte, close bool) {
 	l.pending = false
 	l.onClose = nil
 	cn.writeNow(resp)
+	if f := l.written; f != nil {
+		// An earlier answer still on its way out (a pipelined request
+		// read below the high-water mark): this one's wait covers it.
+		l.written = nil
+		f()
+	}
+	l.written, l.onWritten = l.onWritten, nil
 	if close {
 		cn.die(CloseHTTP, nil)
 		return
@@ -156,6 +163,37 @@ func (w LaneWriter) OnClose(f func()) {
 	}
 }
 
+// OnWritten sets f to run, on the loop goroutine, once the answer Respond
+// writes has been handed whole to the kernel (nothing of the
+// connection's output left in the loop's or gnet's buffers: after the
+// flush that writes it, or at the scan, once a second, that finds it
+// written), or when the connection closes, whichever comes first; it
+// runs exactly once if set (OnWritten reports true) before Respond; it is
+// not set when the request no longer waits for its answer (the
+// connection closed). It must not block nor enter the router
+// synchronously. The gateway holds a request's in-flight slot until then,
+// so that a client that does not read its answers holds no more of them
+// than its slots.
+func (w LaneWriter) OnWritten(f func()) bool {
+	if l := w.cn.lane; w.cn.phase == phLane && l.pending && l.gen == w.gen {
+		l.onWritten = f
+		return true
+	}
+	return false
+}
+
+// laneWritten runs the answer's OnWritten once the connection's output is
+// all written (sent, scan).
+func (cn *conn) laneWritten() {
+	l := cn.lane
+	if l.written == nil || cn.backlog() > 0 {
+		return
+	}
+	f := l.written
+	l.written = nil
+	f()
+}
+
 // laneState is an HTTPLane connection's request state.
 type laneState struct {
 	pending  bool // a request is being answered
@@ -169,6 +207,10 @@ type laneState struct {
 	gen      uint32 // the request being answered
 	headAt   int64  // coarse unix ns of the current request's first byte; 0 when none
 	onClose  func()
+	// onWritten is the pending request's OnWritten; written, once it is
+	// answered, until its answer is written (laneWritten) or the
+	// connection closes.
+	onWritten, written func()
 
 	// While hand or blocked waits for the peer to read its answers: when
 	// the scan last saw the backlog shrink (0 before the first scan), and
@@ -373,6 +415,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 func (cn *conn) laneDeadlines(now int64) {
 	l := cn.lane
 	lc := &cn.ls.e.lane
+	cn.laneWritten() // gnet drains its buffer without telling us
 	switch {
 	case l.hand:
 		cn.laneHandOff()
@@ -438,10 +481,16 @@ func (cn *conn) laneHeadIn() bool {
 // laneClosed runs when an HTTPLane connection closes.
 func (cn *conn) laneClosed() {
 	l := cn.lane
-	f := l.onClose
-	l.pending, l.onClose = false, nil
+	f, w, ow := l.onClose, l.written, l.onWritten
+	l.pending, l.onClose, l.written, l.onWritten = false, nil, nil, nil
 	if f != nil {
 		f()
+	}
+	if w != nil {
+		w()
+	}
+	if ow != nil {
+		ow()
 	}
 }
 
