@@ -373,8 +373,18 @@ func (c *config) validateGatewayRoles(errs *[]error) {
 	for i, k := range g.SigningKeys {
 		check(k.Realm, k.Role, fmt.Sprintf("gateway.signing_keys[%d].role", i), "signing_keys", i, "role")
 	}
+	// A route's auth.roles are matched against every role a principal
+	// holds, an external bearer token's roles claim included, while its
+	// session acts as one of them (authrole, or the first): a route that
+	// takes tokens of gateway.bearer.jwks_file may require a role of the
+	// identity provider's that the realm does not define (admin, with the
+	// session acting as operator), as it did before this check.
+	externalBearer := g.Bearer != nil && g.Bearer.JWKSFile != ""
 	for i, rt := range g.Routes {
 		check(rt.Realm, rt.Role, fmt.Sprintf("gateway.routes[%d].role", i), "routes", i, "role")
+		if externalBearer && (rt.Auth.Type == "" || rt.Auth.Type == "any" || rt.Auth.Type == "bearer") {
+			continue
+		}
 		for j, ro := range rt.Auth.Roles {
 			check(rt.Realm, ro, fmt.Sprintf("gateway.routes[%d].auth.roles[%d]", i, j), "routes", i, "auth", "roles", j)
 		}
