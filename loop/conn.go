@@ -84,6 +84,10 @@ type conn struct {
 	// output; it is closed with a reset (flush.go: sent), so that the
 	// kernel does not keep what its send queue holds.
 	abort bool
+	// closeLeft: phClosing: the output the peer had not taken when the
+	// closing handshake began (unsent), to judge at its deadline whether
+	// the peer is reading it.
+	closeLeft int64
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -469,6 +473,7 @@ func (cn *conn) Close() {
 		cn.ls.markDirty(cn)
 		cn.phase = phClosing
 		cn.closeBy = cn.ls.e.now() + int64(2*time.Second)
+		cn.closeLeft = cn.unsent()
 		cn.setReason(CloseSession, nil)
 	case phRaw:
 		cn.die(CloseSession, nil)
@@ -494,7 +499,16 @@ func (cn *conn) deadlines(now int64) {
 		cn.laneDeadlines(now)
 	case phClosing:
 		if now > cn.closeBy {
-			cn.abort = true           // our close frame was not taken either
+			// Our close frame was not taken either. A peer that took, in
+			// the handshake's 2 s, at least as much as is left is reading
+			// it: closed with a FIN behind the rest, it gets our GOODBYE
+			// and close frame (a reset lost them: 512 KiB of a 768 KiB
+			// result read, the GOODBYE behind it). One that took less
+			// is reset (flush.go: resetOnClose): an orphan of what is
+			// left would cost the kernel more than the peer read.
+			if left := cn.unsent(); cn.closeLeft-left < left {
+				cn.abort = true
+			}
 			cn.die(CloseSession, nil) // the reason recorded by Close stays
 		}
 	case phWS, phRaw:

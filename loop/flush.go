@@ -517,6 +517,17 @@ func (cn *conn) resetOnClose() {
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
+// unsent is the output the peer has not taken: the connection's backlog
+// and what the kernel's send queue holds (SIOCOUTQ: not sent, or not
+// acknowledged).
+func (cn *conn) unsent() int64 {
+	n := int64(cn.backlog())
+	if q, err := unix.IoctlGetInt(cn.c.Fd(), unix.SIOCOUTQ); err == nil {
+		n += int64(q)
+	}
+	return n
+}
+
 // write is the send backend: gnet's Write, which writes what the socket
 // takes and copies the rest into the connection's outbound buffer (written
 // when the socket is writable). On a write error gnet closes the
