@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -247,12 +249,14 @@ func (cn *conn) marks(backlog int) (high, hard int) {
 	return o.HighWater, o.HardLimit
 }
 
-// squeezed closes, in the scan, a WebSocket or RawSocket connection whose
+// squeeze closes, in the scan, WebSocket and RawSocket connections whose
 // backlog is past HighWater while out, the router-wide output as the scan
 // sees it, is over MaxOutboundTotal: the hard mark in force then (marks),
 // which Send applies only when a message comes for the connection. It
-// returns the backlog it closed, which the scan takes out of out, so that
-// it closes no more than takes the total under the budget.
+// closes the largest backlogs first, until what it closed takes the total
+// under the budget: walked in the loop's order, a connection a little past
+// high_water was closed and one holding most of the total, after it, kept
+// (256 KiB closed, 2 MiB kept, under a 2 MiB budget).
 //
 // Results are never refused (Send), so a peer that asked for one large
 // result (up to max_message) and reads nothing holds it in full whatever
@@ -260,16 +264,29 @@ func (cn *conn) marks(backlog int) (high, hard int) {
 // it (its keepalive is kept by sending a byte now and then): 8 callers
 // that each called once for a 1 MiB result and read nothing held 8 MiB
 // under a 2 MiB budget for as long as they stayed.
-func (cn *conn) squeezed(out int64) int64 {
-	if out <= cn.ls.e.opts.MaxOutboundTotal || cn.phase != phWS && cn.phase != phRaw {
-		return 0
+func (ls *loopState) squeeze(out int64) {
+	o := &ls.e.opts
+	type held struct {
+		cn *conn
+		bl int
 	}
-	bl := cn.backlog()
-	if bl <= cn.ls.e.opts.HighWater {
-		return 0
+	var hs []held
+	for _, cn := range ls.conns {
+		if cn.phase != phWS && cn.phase != phRaw {
+			continue
+		}
+		if bl := cn.backlog(); bl > o.HighWater {
+			hs = append(hs, held{cn, bl})
+		}
 	}
-	cn.die(CloseSlowConsumer, errBacklogHard)
-	return int64(bl)
+	slices.SortFunc(hs, func(a, b held) int { return cmp.Compare(b.bl, a.bl) })
+	for _, h := range hs {
+		if out <= o.MaxOutboundTotal {
+			return
+		}
+		h.cn.die(CloseSlowConsumer, errBacklogHard)
+		out -= int64(h.bl)
+	}
 }
 
 // overHighWater reports whether the connection's output backlog is past

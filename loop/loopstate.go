@@ -124,8 +124,6 @@ func (ls *loopState) scan() {
 	// past high_water was closed for output held nowhere (a 256 KiB
 	// backlog closed under a 2 MiB budget, 0 KiB held).
 	if out := ls.e.outbound.Load(); out > ls.e.opts.MaxOutboundTotal {
-		for i := 0; i < len(ls.conns); i++ {
-			out -= ls.conns[i].squeezed(out)
-		}
+		ls.squeeze(out) // largest backlogs first
 	}
 }

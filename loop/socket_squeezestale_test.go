@@ -68,3 +68,56 @@ func TestSocketSqueezeJudgesDrainedOutput(t *testing.T) {
 	}
 	pp.expect(proto.CodeResult)
 }
+
+// The scan's squeeze closes, while the router-wide output is over the
+// budget, the connections past high_water with the largest backlogs
+// first: it walked them in the loop's order, so a caller holding a little
+// past high_water, connected first, was closed and the one holding most of
+// the total, after it, stayed, the total being under the budget then.
+func TestSocketSqueezeClosesLargestFirst(t *testing.T) {
+	t.Parallel()
+	const budget, small, big = 2 << 20, 256 << 10, 2 << 20
+	s := startServer(t, func(o *Options, rc *route.Config) {
+		o.HighWater = bpHighWater
+		o.HardLimit = 4 << 20
+		o.MaxOutboundTotal = budget
+		rc.Shards = 1 // one loop: the small one is walked first
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	callee := s.dial("rs", proto.MsgPack)
+	for proc, n := range map[string]int{"com.small": small, "com.big": big} {
+		blob := make([]byte, n)
+		if _, err := callee.Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{blob}}, nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caller := func(proc string, n int) *wsClient {
+		c := dialTCP(t, s.url, 4096)
+		w := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
+		w.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+		w.expectUpgrade()
+		shrinkRouterSendBuffer(t, c, 4096)
+		p := newWAMP(t, w, proto.MsgPack)
+		p.join()
+		w.write(cliFrame(true, opBinary, p.callMsg(p.nextReq(), proc, nil)))
+		eventually(t, 10*time.Second, proc+"'s result queued", func() bool {
+			st, ok := s.e.statOf(t, c)
+			return ok && st.backlog > n*3/4
+		})
+		return w
+	}
+	sw := caller("com.small", small)
+	bw := caller("com.big", big)
+	s.e.scanNow(t)
+	eventually(t, ioTimeout, "a close", func() bool { return !s.openAt(sw.c) || !s.openAt(bw.c) })
+	if s.openAt(bw.c) {
+		t.Fatalf("the scan over a %d KiB budget closed the caller holding %d KiB and kept the one holding %d KiB (open: small %v)",
+			budget>>10, small>>10, big>>10, s.openAt(sw.c))
+	}
+	if !s.openAt(sw.c) {
+		t.Fatalf("the scan closed both callers; closing the %d KiB one was enough", big>>10)
+	}
+}
