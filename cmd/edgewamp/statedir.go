@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -40,12 +41,13 @@ func (c *config) stateDirWarnings() []string {
 		return nil
 	}
 	var out []string
+	rw := unitReadWritePaths()
 	say := func(key, dir string) {
 		if dir == "" {
 			return
 		}
 		d := filepath.Clean(dir)
-		if d == unitStateDir || strings.HasPrefix(d, unitStateDir+"/") {
+		if within(d, unitStateDir) || slices.ContainsFunc(rw, func(p string) bool { return within(d, p) }) {
 			return
 		}
 		if !filepath.IsAbs(d) {
@@ -60,6 +62,60 @@ func (c *config) stateDirWarnings() []string {
 		say("mesh.store_dir", c.Mesh.StoreDir)
 	}
 	return out
+}
+
+// within reports whether the clean path d is dir or under it.
+func within(d, dir string) bool {
+	return d == dir || strings.HasPrefix(d, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// unitReadWritePaths returns the ReadWritePaths= the installed unit and
+// its drop-ins (unit.d/*.conf, and /etc's and /run's) give, which the
+// warnings tell the operator to add: once added, a directory under one is
+// writable and not warned of (it was, at every check-config and every
+// upgrade's). An empty ReadWritePaths= resets the list, as systemd reads
+// it; a "-" or "+" before a path is dropped.
+func unitReadWritePaths() []string {
+	var files []string
+	for _, u := range unitFiles {
+		if _, err := os.Stat(u); err != nil {
+			continue
+		}
+		files = append(files, u)
+		base := filepath.Base(u) + ".d"
+		for _, d := range []string{u + ".d", filepath.Join("/etc/systemd/system", base), filepath.Join("/run/systemd/system", base)} {
+			m, _ := filepath.Glob(filepath.Join(d, "*.conf"))
+			files = append(files, m...)
+		}
+	}
+	var rw []string
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		b, err := readRegularFile(f, 1<<20)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			v, ok := strings.CutPrefix(strings.TrimSpace(line), "ReadWritePaths=")
+			if !ok {
+				continue
+			}
+			if strings.TrimSpace(v) == "" {
+				rw = nil
+				continue
+			}
+			for _, p := range strings.Fields(v) {
+				if p = strings.TrimLeft(p, "-+"); filepath.IsAbs(p) {
+					rw = append(rw, filepath.Clean(p))
+				}
+			}
+		}
+	}
+	return rw
 }
 
 // dataDirError wraps an error of writing data_dir; a read-only file

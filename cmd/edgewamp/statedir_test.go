@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,5 +33,38 @@ func TestDataDirOutsideUnitStateDirWarned(t *testing.T) {
 		if code != 0 || k.want == "" && strings.Contains(e, "warning") || k.want != "" && !strings.Contains(e, k.want) {
 			t.Errorf("check-config, data_dir %s, unit %s: exit %d: %s%s; want %q", k.dir, k.unit, code, o, e, k.want)
 		}
+	}
+}
+
+// TestDataDirInUnitReadWritePathsNotWarned: the warning says to add
+// ReadWritePaths= in a drop-in; once the operator has, check-config no
+// longer warns (it did, at every check and every upgrade's).
+func TestDataDirInUnitReadWritePathsNotWarned(t *testing.T) {
+	saved := unitFiles
+	t.Cleanup(func() { unitFiles = saved })
+	unit := writeFile(t, "edgewamp.service", "[Service]\nProtectSystem=strict\n")
+	unitFiles = []string{unit}
+	outside := filepath.Join(t.TempDir(), "state")
+	other := filepath.Join(t.TempDir(), "other")
+	writeFileAt(t, filepath.Join(unit+".d", "override.conf"), "[Service]\nReadWritePaths=-"+other+" "+outside+"\n")
+	for _, k := range []struct{ dir, want string }{
+		{outside, ""},
+		{filepath.Join(outside, "node1"), ""},
+		{outside + "x", "warning: data_dir " + outside + "x is outside /var/lib/edgewamp"},
+	} {
+		o, e, code := runCLI("check-config", writeConfig(t, "data_dir: "+k.dir+"\n"))
+		if code != 0 || k.want == "" && strings.Contains(e, "warning") || k.want != "" && !strings.Contains(e, k.want) {
+			t.Errorf("check-config, data_dir %s, with ReadWritePaths=%s in a drop-in: exit %d: %s%s; want %q", k.dir, outside, code, o, e, k.want)
+		}
+	}
+}
+
+func writeFileAt(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
