@@ -434,7 +434,7 @@ func (cr *churnRun) act(cs *churnSess, rng *rand.Rand) {
 		case "":
 			cs.regs[p.uri] = reg
 			cr.n.regs.Add(1)
-		case proto.URIProcedureAlreadyExists:
+		case proto.URIProcedureAlreadyExists, proto.URIProcedureExistsInvocationPolicyConflict: // churn.mixed: single against roundrobin (7ab52b6)
 			cr.n.regRefused.Add(1)
 		default:
 			if cs.alive() {
