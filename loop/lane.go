@@ -242,6 +242,12 @@ func (cn *conn) laneRequest() bool {
 	if l.pending || l.hand {
 		return false
 	}
+	if l.written != nil {
+		// gnet drains its buffer without telling us: a peer that read
+		// its answer whole and asks again must find its slots free, not
+		// wait for the scan.
+		cn.laneWritten()
+	}
 	if n == 0 {
 		l.headAt = 0
 		return false
