@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -54,8 +55,22 @@ func TestBodyMemberNameEscaped(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("a publication with an escaped member name: %d %s, want 200", resp.StatusCode, b)
 	}
+}
+
+// TestSplitBodyPlainNamesNoAlloc: splitBody decodes a member name only
+// when it holds a backslash, so plain names allocate nothing. Measured
+// apart from any router (AllocsPerRun counts every goroutine's
+// allocations: the router, callee and gateway of a test, or what an
+// earlier test left closing, made it report 1 now and then), and the
+// least of a few tries: splitBody's own allocation would be in each.
+func TestSplitBodyPlainNamesNoAlloc(t *testing.T) {
 	plain := []byte(`{"args":[1],"kwargs":{}}`)
-	if n := testing.AllocsPerRun(100, func() { splitBody(plain) }); n != 0 {
-		t.Errorf("splitBody of plain member names allocates %v times", n)
+	least := math.Inf(1)
+	for range 5 {
+		least = min(least, testing.AllocsPerRun(100, func() { splitBody(plain) }))
+		if least == 0 {
+			return
+		}
 	}
+	t.Errorf("splitBody of plain member names allocates %v times", least)
 }
