@@ -475,19 +475,20 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 // transient reports whether a failed REGISTER (reg) or SUBSCRIBE is worth
 // another try on the same session.
 //
-// wamp.error.procedure_exists_with_different_invocation_policy is not:
-// the lost session's own registration, which the router (a mesh) may
-// still hold, has the policy of the one restored, so it never causes it.
-// Other applications registered the procedure with another policy while
-// this client was away: a disagreement of configurations that retrying
-// (at INFO, for as long as the session lasts) would only hide; it is
-// logged at WARN once, as a refusal that will not pass.
+// wamp.error.procedure_exists_with_different_invocation_policy is, as
+// procedure_already_exists is: the lost session's own registration never
+// causes it, but other sessions holding the procedure with another policy
+// may be leaving (a rolling deploy whose old callees used roundrobin and
+// new ones random), and the gateway's HTTP callees stand by on it for that
+// reason; before the router had that URI this case was
+// procedure_already_exists and retried, and a restore that gave up left
+// the procedure unprovided by this client until its next reconnection.
 func transient(err error, reg bool) bool {
 	var we *Error
 	if !errors.As(err, &we) {
 		return false
 	}
-	return we.URI == proto.URIUnavailable || reg && we.URI == proto.URIProcedureAlreadyExists
+	return we.URI == proto.URIUnavailable || reg && (we.URI == proto.URIProcedureAlreadyExists || we.URI == proto.URIProcedureExistsInvocationPolicyConflict)
 }
 
 // forget clears s as the current session, if it still is, so that

@@ -72,3 +72,36 @@ func TestRestoreRefusalLoggedAsWarning(t *testing.T) {
 		t.Errorf("no WARN naming com.proc and %s after its restore was refused; the WARN log has: %q", proto.URINotAuthorized, out)
 	}
 }
+
+// A restored registration refused because other sessions hold the
+// procedure with another invocation policy is tried again, as one refused
+// procedure_already_exists is: those sessions may be leaving (a rolling
+// deploy changing the policy), and before the router had the URI this
+// case was procedure_already_exists. 7ab52b6 gave it up for the session,
+// leaving the procedure unprovided by this client until it reconnected.
+func TestRestoreRetriesPolicyConflict(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	ctx := context.Background()
+	a := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, &RegisterOptions{Invoke: "random"})
+	})
+	m := c.expect(proto.CodeRegister)
+	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 100})
+	_, err := a.wait(t)
+	noErr(t, "Register", err)
+	c.conn.Close()
+
+	c2 := p.accept()
+	c2.welcome(2)
+	m = c2.expect(proto.CodeRegister)
+	c2.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URIProcedureExistsInvocationPolicyConflict)})
+	m = c2.expect(proto.CodeRegister) // tried again once the other policy's callees may have gone
+	c2.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 101})
+}
