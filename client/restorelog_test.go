@@ -49,19 +49,7 @@ func TestRestoreRefusalLoggedAsWarning(t *testing.T) {
 			drain(p)
 		}
 	}()
-	ctx := context.Background()
-	a := goDo(func() (struct{}, error) {
-		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
-	})
-	m := c.expect(proto.CodeRegister)
-	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 100})
-	_, err := a.wait(t)
-	noErr(t, "Register", err)
-	c.conn.Close()
-
-	c2 := p.accept()
-	c2.welcome(2)
-	m = c2.expect(proto.CodeRegister)
+	c2, m := restoringRegister(t, p, cl, c, nil)
 	c2.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URINotAuthorized)})
 	deadline := time.Now().Add(time.Second)
 	for !strings.Contains(logs.String(), "com.proc") && time.Now().Before(deadline) {
@@ -88,20 +76,26 @@ func TestRestoreRetriesPolicyConflict(t *testing.T) {
 			drain(p)
 		}
 	}()
-	ctx := context.Background()
+	c2, m := restoringRegister(t, p, cl, c, &RegisterOptions{Invoke: "random"})
+	c2.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URIProcedureExistsInvocationPolicyConflict)})
+	m = c2.expect(proto.CodeRegister) // tried again once the other policy's callees may have gone
+	c2.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 101})
+}
+
+// restoringRegister registers com.proc through cl (answered by c), loses
+// c, and returns the next session's connection with the REGISTER that
+// restores it.
+func restoringRegister(t *testing.T, p *peer, cl *Client, c *peerConn, opts *RegisterOptions) (*peerConn, *proto.Message) {
+	t.Helper()
 	a := goDo(func() (struct{}, error) {
-		return struct{}{}, cl.Register(ctx, "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, &RegisterOptions{Invoke: "random"})
+		return struct{}{}, cl.Register(context.Background(), "com.proc", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, opts)
 	})
 	m := c.expect(proto.CodeRegister)
 	c.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 100})
 	_, err := a.wait(t)
 	noErr(t, "Register", err)
 	c.conn.Close()
-
 	c2 := p.accept()
 	c2.welcome(2)
-	m = c2.expect(proto.CodeRegister)
-	c2.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URIProcedureExistsInvocationPolicyConflict)})
-	m = c2.expect(proto.CodeRegister) // tried again once the other policy's callees may have gone
-	c2.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 101})
+	return c2, c2.expect(proto.CodeRegister)
 }

@@ -232,19 +232,7 @@ func TestLaneHandsOver(t *testing.T) {
 // for it afterwards.
 func TestLaneClientGone(t *testing.T) {
 	e := laneEnv(t, nil)
-	callee := e.dial("realm1", proto.JSON)
-	started := make(chan struct{}, 16)
-	canceled := make(chan struct{}, 16)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := callee.Register(ctx, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		started <- struct{}{}
-		<-ctx.Done()
-		canceled <- struct{}{}
-		return nil, ctx.Err()
-	}, &client.RegisterOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	started, canceled := hangCallee(t, e)
 	for i := range 3 {
 		c, err := net.Dial("tcp", e.gw.Addr().String())
 		if err != nil {
@@ -279,19 +267,7 @@ func TestLaneClientGone(t *testing.T) {
 // count it, not as the 409 of the wamp.error.canceled its call ended with.
 func TestLaneSlowPathClientGoneCounted499(t *testing.T) {
 	e := laneEnv(t, nil)
-	callee := e.dial("realm1", proto.JSON)
-	started := make(chan struct{}, 1)
-	canceled := make(chan struct{}, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := callee.Register(ctx, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		started <- struct{}{}
-		<-ctx.Done()
-		canceled <- struct{}{}
-		return nil, ctx.Err()
-	}, &client.RegisterOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	started, canceled := hangCallee(t, e)
 	c := e.dialGateway(t, 10*time.Second)
 	io.WriteString(c, callPost("com.hang"))
 	select {
@@ -547,4 +523,23 @@ func TestLanePanic(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Shutdown took %v", d)
 	}
+}
+
+// hangCallee registers com.hang, whose invocations run until they are
+// canceled; each one's start and cancellation are sent on the channels.
+func hangCallee(t *testing.T, e *env) (started, canceled chan struct{}) {
+	t.Helper()
+	callee := e.dial("realm1", proto.JSON)
+	started, canceled = make(chan struct{}, 16), make(chan struct{}, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := callee.Register(ctx, "com.hang", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		canceled <- struct{}{}
+		return nil, ctx.Err()
+	}, &client.RegisterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return started, canceled
 }
