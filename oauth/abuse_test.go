@@ -43,7 +43,7 @@ func TestLimiterTableRecovers(t *testing.T) {
 	l.max = 4 * limiterMin
 	now := e.clock.Now()
 	for i := 0; i <= l.max; i++ {
-		src := source{key: "2001:db8:" + strconv.Itoa(i) + "::/64"}
+		src := l.sourceOf("[2001:db8:" + strconv.FormatInt(int64(i), 16) + "::1]:4711")
 		if ok, _ := l.begin(src, now); ok {
 			l.end(src, now, true)
 		}

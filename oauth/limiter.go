@@ -1,6 +1,8 @@
 package oauth
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,19 +37,29 @@ type AuthLimits struct {
 // address, or the /64 of its IPv6 address: one host, or one customer, gets a
 // whole /64). Safe for concurrent use.
 type limiter struct {
-	lim     AuthLimits // static
-	max     int        // static: sources tracked (limiterMax; tests lower it)
+	lim     AuthLimits   // static
+	max     int          // static: sources tracked (limiterMax; tests lower it)
+	seed    maphash.Seed // static: for the keys of sources that are not IP addresses
 	mu      sync.Mutex
-	m       map[string]*failRec // guarded by mu
-	sweepAt int                 // guarded by mu
-	sweptAt time.Time           // the last sweep; guarded by mu
+	m       map[srcKey]failRec // guarded by mu
+	sweepAt int                // guarded by mu
+	sweptAt int64              // the last sweep (Unix ns); guarded by mu
 }
 
+// srcKey is a source's key: an IPv4 address (hi 0, lo 0xffff<<32 | the
+// address), an IPv6 /64 (hi the prefix, lo 1), or the hash of a remote
+// address that is not an IP address (hi, lo 2). The zero key is an exempt
+// source (not limited). Sixteen bytes, stored in the map by value, where a
+// string and a pointer to a record cost 156 bytes a source.
+type srcKey struct{ hi, lo uint64 }
+
+// failRec is a source's record, by value in the map: 24 bytes. Times are
+// Unix nanoseconds (0: none).
 type failRec struct {
-	n            int // failures since first
-	open         int // attempts being checked
-	first        time.Time
-	blockedUntil time.Time
+	n            int32 // failures since first
+	open         int32 // attempts being checked
+	first        int64
+	blockedUntil int64
 }
 
 const (
@@ -65,79 +77,83 @@ func newLimiter(l AuthLimits) *limiter {
 	}
 	setDur(&l.Window, time.Minute)
 	setDur(&l.Lockout, 5*time.Minute)
-	return &limiter{lim: l, max: limiterMax, m: map[string]*failRec{}, sweepAt: limiterMin}
+	return &limiter{lim: l, max: limiterMax, seed: maphash.MakeSeed(), m: map[srcKey]failRec{}, sweepAt: limiterMin}
 }
 
 // source is the limiter's view of a request's origin. (Behind a reverse
 // proxy, the gateway is the place to put the client's address into
 // RemoteAddr.)
 type source struct {
-	key    string // "" for an exempt address
+	key    srcKey // zero for an exempt address
 	remote string // for logs
 }
 
 func (l *limiter) source(r *http.Request) source {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	return l.sourceOf(r.RemoteAddr)
+}
+
+// sourceOf is source of a request from remote (host:port).
+func (l *limiter) sourceOf(remote string) source {
+	h, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		h = r.RemoteAddr
+		h = remote
 	}
 	a, err := netip.ParseAddr(h)
 	if err != nil {
-		return source{key: h, remote: r.RemoteAddr}
+		return source{key: srcKey{maphash.String(l.seed, h), 2}, remote: remote}
 	}
 	a = a.Unmap()
 	for _, p := range l.lim.Exempt {
 		if p.Contains(a) {
-			return source{remote: r.RemoteAddr}
+			return source{remote: remote}
 		}
 	}
+	b := a.As16()
 	if a.Is4() {
-		return source{key: a.String(), remote: r.RemoteAddr}
+		return source{key: srcKey{0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[12:]))}, remote: remote}
 	}
-	p, _ := a.Prefix(64)
-	return source{key: p.String(), remote: r.RemoteAddr}
+	return source{key: srcKey{binary.BigEndian.Uint64(b[:8]), 1}, remote: remote}
 }
 
-// rec returns the record of key, resetting its count after the window.
-// Caller holds mu; nil when the table is full of live records.
-func (l *limiter) rec(key string, now time.Time) *failRec {
-	r := l.m[key]
+// rec returns the record of key, resetting its count after the window,
+// and whether it has one (false when the table is full of live records).
+// Caller holds mu; the record is a copy, to be stored back with put.
+func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
+	r, ok := l.m[key]
 	// Amortized: the next sweep waits until the table has doubled. A full
 	// table (whose doubling never comes) is swept for a new source at most
 	// once a second, so that records that have aged make room again.
-	if len(l.m) >= l.sweepAt || (r == nil && len(l.m) >= l.max && now.Sub(l.sweptAt) >= time.Second) {
+	if len(l.m) >= l.sweepAt || (!ok && len(l.m) >= l.max && now-l.sweptAt >= int64(time.Second)) {
 		for k, x := range l.m {
-			if x.open == 0 && now.Sub(x.first) > l.lim.Window && now.After(x.blockedUntil) {
+			if x.open == 0 && now-x.first > int64(l.lim.Window) && now > x.blockedUntil {
 				delete(l.m, k)
 			}
 		}
 		l.sweepAt = max(2*len(l.m), limiterMin)
 		l.sweptAt = now
-		r = l.m[key]
+		r, ok = l.m[key]
 	}
-	if r == nil {
+	if !ok {
 		if len(l.m) >= l.max {
-			return nil
+			return failRec{}, false
 		}
-		r = &failRec{first: now}
-		l.m[key] = r
+		r = failRec{first: now}
 	}
-	if now.Sub(r.first) > l.lim.Window {
+	if now-r.first > int64(l.lim.Window) {
 		r.n, r.first = 0, now
 	}
-	return r
+	return r, true
 }
 
 // blocked reports whether the source is locked out at now, and until when.
 func (l *limiter) blocked(src source, now time.Time) (bool, time.Time) {
-	if src.key == "" {
+	if src.key == (srcKey{}) {
 		return false, time.Time{}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.m[src.key]
-	if r != nil && now.Before(r.blockedUntil) {
-		return true, r.blockedUntil
+	if r, ok := l.m[src.key]; ok && now.UnixNano() < r.blockedUntil {
+		return true, time.Unix(0, r.blockedUntil)
 	}
 	return false, time.Time{}
 }
@@ -145,53 +161,59 @@ func (l *limiter) blocked(src source, now time.Time) (bool, time.Time) {
 // begin reserves an attempt before a secret is checked. It returns false,
 // and how long to wait, when the source is locked out or already has as
 // many attempts in progress as it has failures left.
-func (l *limiter) begin(src source, now time.Time) (bool, time.Duration) {
-	if src.key == "" {
+func (l *limiter) begin(src source, t time.Time) (bool, time.Duration) {
+	if src.key == (srcKey{}) {
 		return true, 0
 	}
+	now := t.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.rec(src.key, now)
+	r, ok := l.rec(src.key, now)
 	switch {
-	case r == nil:
+	case !ok:
 		return false, maxDelay // full of live records: track no more, answer later
-	case now.Before(r.blockedUntil):
-		return false, r.blockedUntil.Sub(now)
-	case r.n+r.open >= l.lim.BlockAfter:
+	case now < r.blockedUntil:
+		l.m[src.key] = r
+		return false, time.Duration(r.blockedUntil - now)
+	case int(r.n)+int(r.open) >= l.lim.BlockAfter:
+		l.m[src.key] = r
 		return false, time.Second
 	}
 	r.open++
+	l.m[src.key] = r
 	return true, 0
 }
 
 // end releases a reservation. A failure is counted: it returns how long to
 // delay the answer and whether the source just got locked out.
-func (l *limiter) end(src source, now time.Time, failed bool) (delay time.Duration, blockedNow bool) {
-	if src.key == "" {
+func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration, blockedNow bool) {
+	if src.key == (srcKey{}) {
 		return 0, false
 	}
+	now := t.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.m[src.key]
-	if r == nil {
+	r, ok := l.m[src.key]
+	if !ok {
 		return 0, false
 	}
+	defer func() { l.m[src.key] = r }()
 	if r.open > 0 {
 		r.open--
 	}
 	if !failed {
 		return 0, false
 	}
-	if now.Sub(r.first) > l.lim.Window {
+	if now-r.first > int64(l.lim.Window) {
 		r.n, r.first = 0, now
 	}
 	r.n++
-	if r.n >= l.lim.BlockAfter && now.After(r.blockedUntil) {
-		r.blockedUntil = now.Add(l.lim.Lockout)
+	if int(r.n) >= l.lim.BlockAfter && now > r.blockedUntil {
+		r.blockedUntil = now + int64(l.lim.Lockout)
 		blockedNow = true
 	}
-	if r.n > l.lim.DelayAfter {
-		delay = min(time.Duration(r.n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+	if int(r.n) > l.lim.DelayAfter {
+		delay = min(time.Duration(int(r.n)-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
 	}
 	return delay, blockedNow
 }

@@ -1,0 +1,48 @@
+package oauth
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// limiterBytesPerSource fills a limiter with n sources, each an IPv6 /64
+// that failed once (as an attacker holding a /44 fills the real table),
+// and returns the heap the table holds per source.
+func limiterBytesPerSource(t *testing.T, n int) float64 {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l := newLimiter(AuthLimits{})
+	l.max = n
+	now := time.Unix(1_800_000_000, 0)
+	for i := 0; i < n; i++ {
+		src := l.sourceOf("[2001:db8:" + strconv.FormatInt(int64(i>>16), 16) + ":" + strconv.FormatInt(int64(i&0xffff), 16) + "::1]:4711")
+		if ok, _ := l.begin(src, now); !ok {
+			t.Fatalf("source %d refused", i)
+		}
+		l.end(src, now, true)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if len(l.m) != n {
+		t.Fatalf("%d sources tracked, want %d", len(l.m), n)
+	}
+	runtime.KeepAlive(l)
+	return float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / float64(n)
+}
+
+// A full table is what one holder of an IPv6 /44 (2^20 /64s) makes the
+// OAuth2 server hold, twice (client and user-code failures; device
+// authorizations), on boards of 256-512 MiB: a record must be small.
+// Measured at 2^16 sources (the per-source cost at 2^20 is the same: the
+// map's load is the same at every power of two).
+func TestLimiterMemoryPerSource(t *testing.T) {
+	per := limiterBytesPerSource(t, 1<<16)
+	t.Logf("%.1f bytes a source, %.1f MiB at limiterMax", per, per*limiterMax/(1<<20))
+	if per > 112 {
+		t.Fatalf("%.1f bytes a source (%.0f MiB at limiterMax %d), want at most 112", per, per*limiterMax/(1<<20), limiterMax)
+	}
+}
