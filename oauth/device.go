@@ -145,7 +145,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if ok, retry, first := s.deviceAuths.take(now); !ok {
-		s.issues.end(src, now, false)
+		s.issues.cancel(src, now) // refused for every address: nothing to remember of this one
 		if first {
 			s.log.Warn("oauth: refusing device authorizations for the rest of the minute: this node issued its limit", "limit", s.deviceAuths.max, "remote", src.remote)
 		}

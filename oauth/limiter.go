@@ -217,3 +217,28 @@ func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration
 	}
 	return delay, blockedNow
 }
+
+// cancel releases a reservation whose attempt was refused for a reason
+// that is not the source's (the node's budget), counting nothing: a
+// record that then holds nothing (no failures, none being checked, no
+// lockout) is dropped, so that such refusals leave no source behind.
+func (l *limiter) cancel(src source, t time.Time) {
+	if src.key == (srcKey{}) {
+		return
+	}
+	now := t.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.m[src.key]
+	if !ok {
+		return
+	}
+	if r.open > 0 {
+		r.open--
+	}
+	if r.open == 0 && (r.n == 0 || now-r.first > int64(l.lim.Window)) && now >= r.blockedUntil {
+		delete(l.m, src.key)
+		return
+	}
+	l.m[src.key] = r
+}

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"net/url"
 	"runtime"
 	"strconv"
 	"testing"
@@ -44,5 +45,33 @@ func TestLimiterMemoryPerSource(t *testing.T) {
 	t.Logf("%.1f bytes a source, %.1f MiB at limiterMax", per, per*limiterMax/(1<<20))
 	if per > 112 {
 		t.Fatalf("%.1f bytes a source (%.0f MiB at limiterMax %d), want at most 112", per, per*limiterMax/(1<<20), limiterMax)
+	}
+}
+
+// A device authorization that the node's budget refuses is refused for
+// every address alike: it must leave no record of its address behind, or
+// many /64s asking while the budget is spent fill the limiter's table.
+func TestDeviceAuthorizationRefusedByBudgetNotRecorded(t *testing.T) {
+	e := startEnv(t, nil)
+	e.srv.deviceAuths.max = 1
+	if st, body := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", ""); st != 200 {
+		t.Fatalf("the first device authorization: %d %v", st, body)
+	}
+	for i := 0; i < 8; i++ {
+		e.fresh()
+		if st, body := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", ""); st != 429 || body["error"] != "slow_down" {
+			t.Fatalf("address %d past the node's budget: %d %v, want 429 slow_down", i, st, body)
+		}
+	}
+	e.srv.issues.mu.Lock()
+	n := len(e.srv.issues.m)
+	e.srv.issues.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d addresses recorded after 1 device authorization and 8 refused by the node's budget, want 1", n)
+	}
+	// The next minute the node issues again.
+	e.clock.Advance(time.Minute)
+	if st, body := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", ""); st != 200 {
+		t.Fatalf("the next minute: %d %v", st, body)
 	}
 }
