@@ -203,9 +203,9 @@ func TestAuthPlacesReturnedWhenSessionsLeave(t *testing.T) {
 		e.sync()
 		e.r.limiter.mu.Lock()
 		r := e.r.limiter.addrs["192.0.2.9"]
-		checking, open, waiting = r.checking, r.open, len(r.waiting)
+		checking, open, waiting = int(r.checking), int(r.open), len(r.waiting())
 		if p := e.r.limiter.ids[e.r.limiter.keys("192.0.2.9", "alice").id]; p != nil {
-			checking += p.checking
+			checking += int(p.checking)
 		}
 		e.r.limiter.mu.Unlock()
 		if checking == 0 && open == 0 && waiting == 0 {

@@ -76,7 +76,7 @@ func TestAbortedLoginsGiveBackTheirOpenChallenge(t *testing.T) {
 		l := e.r.limiter
 		l.mu.Lock()
 		r := l.addrs["198.51.100.7"]
-		open, checking = r.open, r.checking
+		open, checking = int(r.open), int(r.checking)
 		l.mu.Unlock()
 		if open == 0 && checking == 0 || time.Now().After(deadline) {
 			break

@@ -132,16 +132,47 @@ type authLimiter struct {
 
 // failRec is one address's or one authid's (at an address) record.
 // Guarded by authLimiter.mu.
+//
+// 48 bytes (a size class of 48), where int counters, time.Time fields and
+// the waiting slice inline made 104 (112): times are Unix nanoseconds (0:
+// none), counters 32 bits, and the waiting AUTHENTICATEs, which few
+// records ever have, are behind a pointer.
 type failRec struct {
-	n            int       // failures since first
-	first        time.Time // first failure of the current window
-	blockedUntil time.Time
-	checking     int         // AUTHENTICATEs reserved: being checked now
-	open         int         // address: challenge-response authentications in progress
-	waiting      []*authWait // address: AUTHENTICATEs waiting for a place, oldest first
+	first        int64 // Unix ns: first failure of the current window
+	blockedUntil int64 // Unix ns
+	n            int32 // failures since first
+	checking     int32 // AUTHENTICATEs reserved: being checked now
+	open         int32 // address: challenge-response authentications in progress
+	// q (address): the AUTHENTICATEs waiting for a place (nil: none).
+	q *waitQueue
 	// shared (address): the record of its authids that have none of their
 	// own, the authids' table having been full (nil until then).
 	shared *failRec
+}
+
+// waitQueue is an address's AUTHENTICATEs waiting for a place, oldest
+// first.
+type waitQueue struct{ ws []*authWait }
+
+// waiting returns the AUTHENTICATEs waiting at r, oldest first.
+func (r *failRec) waiting() []*authWait {
+	if r.q == nil {
+		return nil
+	}
+	return r.q.ws
+}
+
+// setWaiting sets the AUTHENTICATEs waiting at r, dropping the queue when
+// there are none.
+func (r *failRec) setWaiting(ws []*authWait) {
+	switch {
+	case len(ws) == 0:
+		r.q = nil
+	case r.q == nil:
+		r.q = &waitQueue{ws: ws}
+	default:
+		r.q.ws = ws
+	}
 }
 
 // authWait is an AUTHENTICATE waiting for its place. fire runs exactly once
@@ -318,22 +349,22 @@ func (l *authLimiter) recs(k loginKey, now time.Time) (a, p *failRec) {
 
 // idle reports whether r holds nothing that matters at now.
 func (r *failRec) idle(now time.Time, window time.Duration) bool {
-	return r.checking == 0 && r.open == 0 && len(r.waiting) == 0 &&
-		now.Sub(r.first) > window && !now.Before(r.blockedUntil) &&
+	return r.checking == 0 && r.open == 0 && r.q == nil &&
+		now.UnixNano()-r.first > int64(window) && now.UnixNano() >= r.blockedUntil &&
 		(r.shared == nil || r.shared.idle(now, window))
 }
 
 // failures returns the failures that count at now.
 func (r *failRec) failures(now time.Time, window time.Duration) int {
-	if now.Sub(r.first) > window {
+	if now.UnixNano()-r.first > int64(window) {
 		return 0
 	}
-	return r.n
+	return int(r.n)
 }
 
 // locked reports whether r is locked out at now (a nil r is not).
 func (r *failRec) locked(now time.Time) bool {
-	return r != nil && now.Before(r.blockedUntil)
+	return r != nil && now.UnixNano() < r.blockedUntil
 }
 
 // room reports whether one more AUTHENTICATE may be checked at now under
@@ -344,17 +375,18 @@ func (r *failRec) locked(now time.Time) bool {
 // bound's failures still in it: one check at a time then, and its failure
 // locks out again.
 func (r *failRec) room(now time.Time, window time.Duration, bound int) bool {
-	return r.checking == 0 || r.checking+r.failures(now, window) < bound
+	return r.checking == 0 || int(r.checking)+r.failures(now, window) < bound
 }
 
 // fail counts a failure in r at now; it reports whether it locked r out.
 func (r *failRec) fail(now time.Time, lim AuthLimits, bound int) bool {
-	if now.Sub(r.first) > lim.Window {
-		r.n, r.first = 0, now
+	ns := now.UnixNano()
+	if ns-r.first > int64(lim.Window) {
+		r.n, r.first = 0, ns
 	}
 	r.n++
-	if r.n >= bound && !now.Before(r.blockedUntil) {
-		r.blockedUntil = now.Add(lim.Lockout)
+	if int(r.n) >= bound && ns >= r.blockedUntil {
+		r.blockedUntil = ns + int64(lim.Lockout)
 		return true
 	}
 	return false
@@ -418,7 +450,7 @@ func (l *authLimiter) open(k loginKey, now time.Time) bool {
 	switch {
 	case r == nil:
 		return false // the table is full of live records: refused, untracked
-	case r.locked(now), l.idOf(r, k.id).locked(now), r.open >= l.lim.MaxOpenChallenges:
+	case r.locked(now), l.idOf(r, k.id).locked(now), int(r.open) >= l.lim.MaxOpenChallenges:
 		return false
 	}
 	r.open++
@@ -467,13 +499,13 @@ func (l *authLimiter) reserve(k loginKey, now time.Time, w *authWait) verdict {
 		return untracked
 	case a.locked(now) || p.locked(now):
 		return denied
-	case a.room(now, l.lim.Window, l.lim.AddressBlockAfter) && p.room(now, l.lim.Window, l.lim.BlockAfter) && !waits(a.waiting, k.id):
+	case a.room(now, l.lim.Window, l.lim.AddressBlockAfter) && p.room(now, l.lim.Window, l.lim.BlockAfter) && !waits(a.waiting(), k.id):
 		a.checking++
 		p.checking++
 		return granted
 	}
 	w.id = k.id
-	a.waiting = append(a.waiting, w)
+	a.setWaiting(append(a.waiting(), w))
 	return queued
 }
 
@@ -497,11 +529,12 @@ func (l *authLimiter) cancel(k loginKey, w *authWait) bool {
 	if r == nil {
 		return false
 	}
-	i := slices.Index(r.waiting, w)
+	ws := r.waiting()
+	i := slices.Index(ws, w)
 	if i < 0 {
 		return false
 	}
-	r.waiting = slices.Delete(r.waiting, i, i+1)
+	r.setWaiting(slices.Delete(ws, i, i+1))
 	return true
 }
 
@@ -552,21 +585,22 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 		if a.fail(now, l.lim, l.lim.AddressBlockAfter) {
 			lock = lockAddress
 		}
-		if p.n > l.lim.DelayAfter {
-			delay = min(time.Duration(p.n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+		if int(p.n) > l.lim.DelayAfter {
+			delay = min(time.Duration(int(p.n)-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
 		}
 		// Spraying (a guess for each of many authids) is slowed down too:
 		// past the address's share of delays (DelayAfter scaled from
 		// BlockAfter to AddressBlockAfter, 30 at the defaults), each
 		// failure from the address is answered later as well. Only the
 		// failing attempt waits: the address's other logins do not.
-		if ad := l.lim.DelayAfter * l.lim.AddressBlockAfter / l.lim.BlockAfter; a.n > ad {
-			delay = max(delay, min(time.Duration(a.n-ad)*500*time.Millisecond, maxDelay))
+		if ad := l.lim.DelayAfter * l.lim.AddressBlockAfter / l.lim.BlockAfter; int(a.n) > ad {
+			delay = max(delay, min(time.Duration(int(a.n)-ad)*500*time.Millisecond, maxDelay))
 		}
 	}
 	if a != nil {
-		kept := a.waiting[:0]
-		for _, w := range a.waiting {
+		ws := a.waiting()
+		kept := ws[:0]
+		for _, w := range ws {
 			wp := l.id(a, w.id, now)
 			switch {
 			case a.locked(now), wp.locked(now):
@@ -579,8 +613,8 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 				kept = append(kept, w)
 			}
 		}
-		clear(a.waiting[len(kept):])
-		a.waiting = kept
+		clear(ws[len(kept):])
+		a.setWaiting(kept)
 	}
 	l.mu.Unlock()
 	for _, f := range fire {
