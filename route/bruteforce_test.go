@@ -202,7 +202,7 @@ func TestAuthPlacesReturnedWhenSessionsLeave(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		e.sync()
 		e.r.limiter.mu.Lock()
-		r := e.r.limiter.addrs["192.0.2.9"]
+		r := e.r.limiter.addrs[e.r.limiter.keys("192.0.2.9", "").ak]
 		checking, open, waiting = int(r.checking), int(r.open), len(r.waiting())
 		if p := e.r.limiter.ids[e.r.limiter.keys("192.0.2.9", "alice").id]; p != nil {
 			checking += int(p.checking)

@@ -124,10 +124,10 @@ type authLimiter struct {
 	maxAddrs int
 
 	mu      sync.Mutex
-	addrs   map[string]*failRec // guarded by mu: the addresses' records
-	ids     map[string]*failRec // guarded by mu: the authids' records at addresses
-	sweepAt int                 // guarded by mu: size (of both) at which the next operation drops idle records
-	sweptAt time.Time           // guarded by mu: the last sweep
+	addrs   map[addrKey]*failRec // guarded by mu: the addresses' records
+	ids     map[idKey]*failRec   // guarded by mu: the authids' records at addresses
+	sweepAt int                  // guarded by mu: size (of both) at which the next operation drops idle records
+	sweptAt time.Time            // guarded by mu: the last sweep
 }
 
 // failRec is one address's or one authid's (at an address) record.
@@ -180,16 +180,32 @@ func (r *failRec) setWaiting(ws []*authWait) {
 // means a place was reserved for it, which settle must release.
 type authWait struct {
 	fire func(granted bool)
-	id   string // the authid's record key (set by reserve)
+	id   idKey // the authid's record key (set by reserve)
 }
 
 // loginKey names the records of a login: its address's and its authid's
 // there. The zero value (an in-process session, an exempt network) is not
 // limited.
 type loginKey struct {
-	addr   string // the address's record key; "": not limited
-	id     string // the authid's record key at the address
-	authid string // for log lines: the authid, at most 64 bytes of it
+	addr   string  // the address as the limiter counts it (for logs and the work queue); "": not limited
+	ak     addrKey // the address's record key
+	id     idKey   // the authid's record key at the address
+	authid string  // for log lines: the authid, at most 64 bytes of it
+}
+
+// addrKey is an address's record key: an IPv4 address (hi 0, lo
+// 0xffff<<32 | the address), an IPv6 /64 (hi the prefix, lo 1), or the
+// hash of a remote address that is not an IP address (hi, lo 2). Sixteen
+// bytes in the map, where a string's header and its bytes cost 40.
+type addrKey struct{ hi, lo uint64 }
+
+// idKey is an authid's record key at an address: the address's key and
+// a 64-bit hash of the authid under a seed of this process, so that a
+// record costs the same whatever the authid's length, and no client can
+// choose authids that share one.
+type idKey struct {
+	a addrKey
+	h uint64
 }
 
 // lockKind is what a failure locked out.
@@ -210,7 +226,7 @@ const (
 )
 
 func newAuthLimiter(lim AuthLimits) *authLimiter {
-	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), maxIDs: idsMax, maxAddrs: limiterMax, addrs: map[string]*failRec{}, ids: map[string]*failRec{}, sweepAt: limiterMin}
+	return &authLimiter{lim: lim, seed: maphash.MakeSeed(), maxIDs: idsMax, maxAddrs: limiterMax, addrs: map[addrKey]*failRec{}, ids: map[idKey]*failRec{}, sweepAt: limiterMin}
 }
 
 // key returns the record key of a remote address: its IPv4 address, or the
@@ -257,10 +273,25 @@ func (l *authLimiter) keys(addr, authid string) loginKey {
 	if addr == "" {
 		return loginKey{}
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], maphash.String(l.seed, authid))
-	authid = logCut(authid)
-	return loginKey{addr: addr, id: addr + "\x00" + string(b[:]), authid: authid}
+	ak := l.addrKeyOf(addr)
+	return loginKey{addr: addr, ak: ak, id: idKey{ak, maphash.String(l.seed, authid)}, authid: logCut(authid)}
+}
+
+// addrKeyOf returns the record key of the address whose limiter key (as
+// key returns it) is s.
+func (l *authLimiter) addrKeyOf(s string) addrKey {
+	var a netip.Addr
+	if p, err := netip.ParsePrefix(s); err == nil {
+		a = p.Masked().Addr()
+	} else if a, err = netip.ParseAddr(s); err != nil {
+		return addrKey{maphash.String(l.seed, s), 2}
+	}
+	a = a.Unmap()
+	b := a.As16()
+	if a.Is4() {
+		return addrKey{0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[12:]))}
+	}
+	return addrKey{binary.BigEndian.Uint64(b[:8]), 1}
 }
 
 // sweep drops the idle records. Amortized: the next sweep waits until the
@@ -270,18 +301,21 @@ func (l *authLimiter) keys(addr, authid string) loginKey {
 // missing), never while one holds a record it has looked up. Called with
 // mu held.
 func (l *authLimiter) sweep(k loginKey, now time.Time) {
-	if l.addrs[k.addr] != nil && l.ids[k.id] != nil {
+	if l.addrs[k.ak] != nil && l.ids[k.id] != nil {
 		return
 	}
 	full := len(l.addrs) >= l.maxAddrs || len(l.ids) >= l.maxIDs
 	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && now.Sub(l.sweptAt) >= time.Second) {
 		return
 	}
-	for _, m := range [...]map[string]*failRec{l.ids, l.addrs} {
-		for k, r := range m {
-			if r.idle(now, l.lim.Window) {
-				delete(m, k)
-			}
+	for k, r := range l.ids {
+		if r.idle(now, l.lim.Window) {
+			delete(l.ids, k)
+		}
+	}
+	for k, r := range l.addrs {
+		if r.idle(now, l.lim.Window) {
+			delete(l.addrs, k)
 		}
 	}
 	l.sweepAt = max(2*(len(l.addrs)+len(l.ids)), limiterMin)
@@ -292,7 +326,7 @@ func (l *authLimiter) sweep(k loginKey, now time.Time) {
 // unless the addresses' table is full of live records (then nil: the
 // address is not tracked, and its attempts are refused). Called with mu
 // held.
-func (l *authLimiter) addr(key string) *failRec {
+func (l *authLimiter) addr(key addrKey) *failRec {
 	if r := l.addrs[key]; r != nil {
 		return r
 	}
@@ -307,7 +341,7 @@ func (l *authLimiter) addr(key string) *failRec {
 // idOf returns the record that counts for the authid whose key is id at
 // the address whose record is a (nil: none has been made): its own, or
 // else its address's shared one (nil if none). Called with mu held.
-func (l *authLimiter) idOf(a *failRec, id string) *failRec {
+func (l *authLimiter) idOf(a *failRec, id idKey) *failRec {
 	if p := l.ids[id]; p != nil {
 		return p
 	}
@@ -322,7 +356,7 @@ func (l *authLimiter) idOf(a *failRec, id string) *failRec {
 // shared one while that is in use (so that an authid's places and
 // failures are all in one record) or when the authids' table is full of
 // live records. Called with mu held.
-func (l *authLimiter) id(a *failRec, id string, now time.Time) *failRec {
+func (l *authLimiter) id(a *failRec, id idKey, now time.Time) *failRec {
 	if p := l.ids[id]; p != nil {
 		return p
 	}
@@ -341,7 +375,7 @@ func (l *authLimiter) id(a *failRec, id string, now time.Time) *failRec {
 // (nil, nil when the addresses' table is full of live records). Called
 // with mu held.
 func (l *authLimiter) recs(k loginKey, now time.Time) (a, p *failRec) {
-	if a = l.addr(k.addr); a == nil {
+	if a = l.addr(k.ak); a == nil {
 		return nil, nil
 	}
 	return a, l.id(a, k.id, now)
@@ -400,7 +434,7 @@ func (l *authLimiter) tracked(k loginKey) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.addrs[k.addr] != nil
+	return l.addrs[k.ak] != nil
 }
 
 // blocked reports whether k's address, or its authid there, is locked
@@ -411,7 +445,7 @@ func (l *authLimiter) blocked(k loginKey, now time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := l.addrs[k.addr]
+	a := l.addrs[k.ak]
 	return a.locked(now) || l.idOf(a, k.id).locked(now)
 }
 
@@ -423,7 +457,7 @@ func (l *authLimiter) lockOf(k loginKey, now time.Time) lockKind {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := l.addrs[k.addr]
+	a := l.addrs[k.ak]
 	switch p := l.idOf(a, k.id); {
 	case a.locked(now):
 		return lockAddress
@@ -446,7 +480,7 @@ func (l *authLimiter) open(k loginKey, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(k, now)
-	r := l.addr(k.addr)
+	r := l.addr(k.ak)
 	switch {
 	case r == nil:
 		return false // the table is full of live records: refused, untracked
@@ -463,7 +497,7 @@ func (l *authLimiter) close(k loginKey) {
 		return
 	}
 	l.mu.Lock()
-	if r := l.addrs[k.addr]; r != nil && r.open > 0 {
+	if r := l.addrs[k.ak]; r != nil && r.open > 0 {
 		r.open--
 	}
 	l.mu.Unlock()
@@ -511,7 +545,7 @@ func (l *authLimiter) reserve(k loginKey, now time.Time, w *authWait) verdict {
 
 // waits reports whether an AUTHENTICATE of the authid id is among ws: a
 // later one of the same authid waits behind it.
-func waits(ws []*authWait, id string) bool {
+func waits(ws []*authWait, id idKey) bool {
 	for _, w := range ws {
 		if w.id == id {
 			return true
@@ -525,7 +559,7 @@ func waits(ws []*authWait, id string) bool {
 func (l *authLimiter) cancel(k loginKey, w *authWait) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.addrs[k.addr]
+	r := l.addrs[k.ak]
 	if r == nil {
 		return false
 	}
@@ -559,7 +593,7 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 	}
 	// A reserved place keeps both records from the sweep, and the authid's
 	// is the one reserve took: its own if it has one, else the shared one.
-	a := l.addrs[k.addr]
+	a := l.addrs[k.ak]
 	p := l.idOf(a, k.id)
 	if reserved {
 		if a != nil && a.checking > 0 {

@@ -386,7 +386,7 @@ func TestAuthLimiterSharedAuthIDRecord(t *testing.T) {
 	if !l.blocked(joe, later) || !l.blocked(ann, later) || l.blocked(l.keys("192.0.2.1", "a"), later) {
 		t.Fatal("the shared lockout: joe or ann not blocked, or another address blocked")
 	}
-	a := l.addrs["192.0.2.2"]
+	a := l.addrs[l.keys("192.0.2.2", "").ak]
 	if a.checking != 0 || a.shared.checking != 0 {
 		t.Fatalf("places left: address %d, shared %d", a.checking, a.shared.checking)
 	}
