@@ -59,11 +59,20 @@ func TestRestartedCallerNodeCallIDsFresh(t *testing.T) {
 		callUntilInFlight := make(chan struct{})
 		go func() {
 			close(callUntilInFlight)
-			s.Call(ctx, "com.slow", nil, nil, nil)
+			// Until a has heard of b's registration, the call is
+			// no_such_procedure (a loaded machine: CI saw fewer than 8
+			// in flight after 5 s).
+			for {
+				_, err := s.Call(ctx, "com.slow", nil, nil, nil)
+				if e, ok := err.(*client.Error); !ok || e.URI != proto.URINoSuchProcedure {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}()
 		<-callUntilInFlight
 	}
-	eventually(t, 5*time.Second, func() error {
+	eventually(t, 15*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if calls < 8 {
