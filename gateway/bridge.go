@@ -114,7 +114,7 @@ func readGrowing(body io.Reader, n int64) ([]byte, error) {
 // Limits.BodyTimeout (bodyWatch). An empty body is nil.
 func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *problem) {
 	if r.ContentLength > int64(limit) {
-		return nil, newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+		return nil, bodyTooLarge(limit)
 	}
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -138,19 +138,29 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 		b = buf.Bytes()
 	}
 	if err != nil {
-		var mb *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(err, &mb):
-			return nil, newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
-		case errors.As(err, &ne) && ne.Timeout():
-			p := newProblem(http.StatusRequestTimeout, URIRequestTimeout, "the body did not arrive within "+g.opts.Limits.BodyTimeout.String())
-			p.header = map[string]string{"Connection": "close"}
-			return nil, p
-		}
-		return nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
+		return nil, g.bodyProblem(err, limit)
 	}
 	return checkBody(b)
+}
+
+// bodyProblem is the answer to a body that could not be read within
+// limit bytes (413) and Limits.BodyTimeout (408), or at all (400).
+func (g *Server) bodyProblem(err error, limit int) *problem {
+	var mb *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mb):
+		return bodyTooLarge(limit)
+	case errors.As(err, &ne) && ne.Timeout():
+		p := newProblem(http.StatusRequestTimeout, URIRequestTimeout, "the body did not arrive within "+g.opts.Limits.BodyTimeout.String())
+		p.header = map[string]string{"Connection": "close"}
+		return p
+	}
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
+}
+
+func bodyTooLarge(limit int) *problem {
+	return newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
 }
 
 // discardBody reads the body of a GET or HEAD request to its end and
@@ -167,21 +177,16 @@ func (g *Server) discardBody(r *http.Request, limit int) *problem {
 		return nil
 	}
 	if r.ContentLength > int64(limit) {
-		return newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
+		return bodyTooLarge(limit)
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, int64(limit)+1))
-	var ne net.Error
 	switch {
-	case err == nil && n > int64(limit):
-		return newProblem(http.StatusRequestEntityTooLarge, proto.URIPayloadSizeExceeded, "the body exceeds "+strconv.Itoa(limit)+" bytes")
-	case err == nil:
-		return nil
-	case errors.As(err, &ne) && ne.Timeout():
-		p := newProblem(http.StatusRequestTimeout, URIRequestTimeout, "the body did not arrive within "+g.opts.Limits.BodyTimeout.String())
-		p.header = map[string]string{"Connection": "close"}
-		return p
+	case err != nil:
+		return g.bodyProblem(err, limit)
+	case n > int64(limit):
+		return bodyTooLarge(limit)
 	}
-	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "reading the body: "+err.Error())
+	return nil
 }
 
 // checkBody checks a body read whole: nil when empty, valid UTF-8.
