@@ -100,13 +100,19 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 // one (a chain of a few certificates takes a few KiB).
 const maxPEMFile = 1 << 20
 
-// readPEMFile reads a certificate or key file: a regular file of at most
-// maxPEMFile bytes, opened without waiting (O_NONBLOCK). Anything else (a
-// named pipe, a device, a directory) is refused, naming what it is:
-// Reload runs on whatever goroutine asks (cmd's, the one that handles
-// the signals), and tls.LoadX509KeyPair's os.ReadFile of a named pipe
-// without a writer waited for ever in open, the router's stop with it.
-func readPEMFile(path string) ([]byte, error) {
+// readPEMFile reads a certificate or key file (ReadRegularFile, at most
+// maxPEMFile bytes): Reload runs on whatever goroutine asks (cmd's, the
+// one that handles the signals), and tls.LoadX509KeyPair's os.ReadFile of
+// a named pipe without a writer waited for ever in open, the router's
+// stop with it.
+func readPEMFile(path string) ([]byte, error) { return ReadRegularFile(path, maxPEMFile) }
+
+// ReadRegularFile reads a regular file of at most max bytes, opened
+// without waiting (O_NONBLOCK): anything else (a named pipe, a device, a
+// directory, a socket) is refused, naming what it is, as is a larger
+// file. For files read again while the router runs (at SIGHUP), where an
+// open that waits for a pipe's writer would block the caller for ever.
+func ReadRegularFile(path string, max int64) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -116,28 +122,36 @@ func readPEMFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m := fi.Mode(); !m.IsRegular() {
-		what := "a special file"
-		switch {
-		case m.IsDir():
-			what = "a directory"
-		case m&os.ModeNamedPipe != 0:
-			what = "a named pipe"
-		case m&os.ModeDevice != 0:
-			what = "a device"
-		case m&os.ModeSocket != 0:
-			what = "a socket"
-		}
-		return nil, fmt.Errorf("%s is %s, not a regular file", path, what)
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is %s, not a regular file", path, FileKind(fi.Mode()))
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	tooLarge := fmt.Errorf("%s is larger than %d bytes, far more than such a file holds", path, max)
+	if fi.Size() > max {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxPEMFile {
-		return nil, fmt.Errorf("%s is larger than 1 MiB, far more than a certificate or key file holds", path)
+	if int64(len(b)) > max {
+		return nil, tooLarge
 	}
 	return b, nil
+}
+
+// FileKind names what a file that is not a regular one is.
+func FileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 // Certificate returns the certificate in use.
