@@ -387,6 +387,13 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		ss.subGen++
 		ss.subs[sub.id] = subRef{sub, at, ss.subGen}
 	}
+	// Queued with the change, published after SUBSCRIBED (metaorder.go).
+	if !exists {
+		rm.metaPush(metaItem{topic: metaSubOnCreate, sess: ss.id, made: sub})
+	}
+	if added {
+		rm.metaPush(metaItem{topic: metaSubOnSubscribe, sess: ss.id, id: sub.id})
+	}
 	rm.mu.Unlock()
 	if added && wild {
 		ss.wildSubs++
@@ -403,12 +410,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	out.Request = m.Request
 	out.ID = sub.id
 	s.sendMsg(ss, out, ClassControl)
-	if !exists {
-		s.metaEvent(rm, metaSubOnCreate, ss.id, sub.details())
-	}
-	if added {
-		s.metaEvent(rm, metaSubOnSubscribe, ss.id, sub.id)
-	}
+	s.metaFlush(rm)
 	if m.Opt.Bool(proto.KeyGetRetained, false) {
 		// A window only for a new subscriber: a subscriber already is
 		// owed the live events on their way, the retained one's copy
@@ -483,13 +485,13 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeUnsubscribe, m.Request, proto.URINoSuchSubscription, "no subscription "+strconv.FormatUint(m.ID, 10)+" for this session")
 		return
 	}
-	deleted := s.detachSubscriber(ss, sub)
+	s.detachSubscriber(ss, sub)
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeUnsubscribed
 	out.Request = m.Request
 	s.sendMsg(ss, out, ClassControl)
-	s.unsubscribed(ss, sub, deleted)
+	s.metaFlush(ss.realm)
 }
 
 // revokeSubscription takes ss off sub without its asking (a reload took
@@ -499,23 +501,17 @@ func (s *Shard) unsubscribe(ss *Session, m *proto.Message) {
 // WAMP Advanced Profile) when the subscriber announced the feature.
 // Others are not told (the Broker MUST NOT send it to them).
 func (s *Shard) revokeSubscription(ss *Session, sub *subscription, reason string) {
-	deleted := s.detachSubscriber(ss, sub)
+	s.detachSubscriber(ss, sub)
 	if ss.feat&fSubscriberRevoke != 0 {
 		s.sendRevocation(ss, proto.CodeUnsubscribed, "subscription", sub.id, reason)
 	}
-	s.unsubscribed(ss, sub, deleted)
+	s.metaFlush(ss.realm)
 }
 
-// unsubscribed announces that ss left sub, and that sub went with it when
-// ss was its last subscriber.
-func (s *Shard) unsubscribed(ss *Session, sub *subscription, deleted bool) {
-	s.metaEvent(ss.realm, metaSubOnUnsubscribe, ss.id, sub.id)
-	if deleted {
-		s.metaEvent(ss.realm, metaSubOnDelete, ss.id, sub.id)
-	}
-}
-
-func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) {
+// detachSubscriber takes ss off sub, deleting sub when it was the last
+// subscriber, and queues on_unsubscribe, and on_delete with the
+// deletion, with the change (the caller publishes them, metaFlush).
+func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	ref := ss.subs[sub.id]
 	delete(ss.subs, sub.id)
 	s.r.subBytes.release(ss.subOwner, subCost(sub.uri))
@@ -527,6 +523,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 		ss.wildSubs--
 	}
 	rm := ss.realm
+	deleted := false
 	rm.mu.Lock()
 	var at subPos
 	if ref.sub == sub {
@@ -555,8 +552,11 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) (deleted bool) 
 			rm.leaveInterest(sub.match, sub.uri, -1)
 		}
 	}
+	rm.metaPush(metaItem{topic: metaSubOnUnsubscribe, sess: ss.id, id: sub.id})
+	if deleted {
+		rm.metaPush(metaItem{topic: metaSubOnDelete, sess: ss.id, id: sub.id})
+	}
 	rm.mu.Unlock()
-	return deleted
 }
 
 // publish handles PUBLISH.
@@ -965,6 +965,7 @@ func (s *Shard) subscriptionBytesRefused(ss *Session, req uint64) {
 // leaveBroker removes a leaving session from its subscriptions.
 func (s *Shard) leaveBroker(ss *Session) {
 	for _, ref := range ss.subs {
-		s.unsubscribed(ss, ref.sub, s.detachSubscriber(ss, ref.sub))
+		s.detachSubscriber(ss, ref.sub)
+		s.metaFlush(ss.realm)
 	}
 }

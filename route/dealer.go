@@ -206,6 +206,11 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	if s.r.mesh != nil {
 		rm.meshLocalChanged(reg)
 	}
+	// Queued with the change, published after REGISTERED (metaorder.go).
+	if created {
+		rm.metaPush(metaItem{topic: metaRegOnCreate, sess: ss.id, made: reg})
+	}
+	rm.metaPush(metaItem{topic: metaRegOnRegister, sess: ss.id, id: reg.id})
 	rm.mu.Unlock()
 	if ss.regs == nil {
 		ss.regs = map[uint64]regRef{}
@@ -221,10 +226,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	out.Request = req
 	out.ID = reg.id
 	s.sendMsg(ss, out, ClassControl)
-	if created {
-		s.metaEvent(rm, metaRegOnCreate, ss.id, reg.details())
-	}
-	s.metaEvent(rm, metaRegOnRegister, ss.id, reg.id)
+	s.metaFlush(rm)
 	return true
 }
 
@@ -251,7 +253,7 @@ func (s *Shard) unregister(ss *Session, m *proto.Message) {
 		s.replyError(ss, proto.CodeUnregister, m.Request, proto.URINoSuchRegistration, "no registration "+strconv.FormatUint(m.ID, 10)+" for this session")
 		return
 	}
-	deleted := s.detachCallee(ss, reg)
+	s.detachCallee(ss, reg)
 	if s.r.mesh != nil && reg.invoke == proto.InvokeSingle && reg.list().len() == 0 {
 		// This node's claim of the procedure is being given back
 		// (meshLocalChanged): answer once the store has it, so that a
@@ -261,10 +263,7 @@ func (s *Shard) unregister(ss *Session, m *proto.Message) {
 	} else {
 		s.sendUnregistered(ss, m.Request)
 	}
-	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
-	if deleted {
-		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
-	}
+	s.metaFlush(ss.realm)
 }
 
 // sendUnregistered answers ss's UNREGISTER req.
@@ -304,13 +303,14 @@ func (s *Shard) unregisteredAfterRelease(ss *Session, req uint64) {
 
 // detachCallee removes ss from reg, deleting reg when it was the last
 // callee. Invocations in flight stay: their results still reach the caller.
-// It reports whether ss was this node's last callee of reg (on_delete): on
-// a mesh each node announces its own part of a registration, as it does
+// It queues on_unregister, and on_delete when ss was this node's last
+// callee of reg, with the change (the caller publishes them, metaFlush):
+// on a mesh each node announces its own part of a registration, as it does
 // its on_create (register), whether or not other nodes' callees keep the
 // table's entry. Before, a node announced on_delete only when the entry
 // went, so the node whose callees left first, others remaining elsewhere,
 // announced none.
-func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
+func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	ref := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
 	wild := reg.match == proto.MatchWildcard
@@ -318,6 +318,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 		ss.wildRegs--
 	}
 	rm := ss.realm
+	deleted := false
 	rm.mu.Lock()
 	old := reg.list()
 	l := old
@@ -337,8 +338,11 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) (deleted bool) {
 		rm.regChanged(reg.match, reg.uri)
 		deleted = true
 	}
+	rm.metaPush(metaItem{topic: metaRegOnUnregister, sess: ss.id, id: reg.id})
+	if deleted {
+		rm.metaPush(metaItem{topic: metaRegOnDelete, sess: ss.id, id: reg.id})
+	}
 	rm.mu.Unlock()
-	return deleted
 }
 
 // call handles CALL.
@@ -1147,12 +1151,8 @@ func (s *Shard) leaveDealer(ss *Session) {
 			c: &carry{uri: proto.URICanceled, msg: "the callee left while the call was in progress"}})
 	}
 	for _, ref := range ss.regs {
-		reg := ref.reg
-		deleted := s.detachCallee(ss, reg)
-		s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
-		if deleted {
-			s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
-		}
+		s.detachCallee(ss, ref.reg)
+		s.metaFlush(ss.realm)
 	}
 }
 

@@ -32,6 +32,12 @@
 // paths take no lock in steady state; both are held in chunks, so that a
 // change copies a chunk, not the list (calleeList, subSet).
 //
+// Meta events (on_join, on_register, on_delete ...) are queued per realm
+// in the critical section that makes the change they announce, and
+// published from that queue by one shard at a time, each to every shard's
+// mailbox, its own included: subscribers get them in the order of the
+// changes whichever shards made them (metaorder.go).
+//
 // Time: Config.Now is the one clock. Timers (call timeouts, HELLO and
 // GOODBYE deadlines) sit in a per-shard heap; one router goroutine sleeps
 // until the earliest deadline and asks the shards that have due timers to
@@ -44,6 +50,6 @@
 // AUTHENTICATE paths and by the workers when a check ends; counters
 // (ShardStats, Router.Stats) are atomics that anyone may read.
 //
-// Lock order: Router.mu before Realm.mu; a shard's mailbox lock and the
-// limiter's lock are leaves.
+// Lock order: Router.mu before Realm.mu; a shard's mailbox lock, a
+// realm's meta queue lock and the limiter's lock are leaves.
 package route

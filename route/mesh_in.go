@@ -264,14 +264,11 @@ func revocation(out *proto.Message, ser proto.Serializer, code proto.Code, d map
 // with a REGISTRATION revocation (UNREGISTERED with the reason) when the
 // callee announced the feature.
 func (s *Shard) revokeRegistration(ss *Session, reg *registration, reason string) {
-	deleted := s.detachCallee(ss, reg)
+	s.detachCallee(ss, reg)
 	if ss.feat&fCalleeRevoke != 0 {
 		s.sendRevocation(ss, proto.CodeUnregistered, "registration", reg.id, reason)
 	}
-	s.metaEvent(ss.realm, metaRegOnUnregister, ss.id, reg.id)
-	if deleted {
-		s.metaEvent(ss.realm, metaRegOnDelete, ss.id, reg.id)
-	}
+	s.metaFlush(ss.realm)
 }
 
 // MeshCallees returns the other nodes that have callees of the exact

@@ -421,8 +421,9 @@ func (rm *Realm) presenceChecked(pr *presence, ids []uint64, answers [][]byte) {
 		out = out[len(batch):]
 		s.Do(func() {
 			for _, g := range batch {
-				s.metaEventTo(rm, metaSessionOnLeave, false, g.id, g.rs.authID, g.rs.authRole)
+				rm.metaPush(metaItem{topic: metaSessionOnLeave, sess: g.id, args: []any{g.id, g.rs.authID, g.rs.authRole}, local: true})
 			}
+			s.metaFlush(rm)
 		})
 	}
 }

@@ -25,33 +25,6 @@ const (
 // speaking another get a transcoded copy.
 const metaSer = proto.MsgPack
 
-// metaEvent publishes a router-originated event to the realm. It costs one
-// cached lookup when nobody subscribed.
-func (s *Shard) metaEvent(rm *Realm, topic string, args ...any) {
-	s.metaEventTo(rm, topic, s.r.mesh != nil, args...)
-}
-
-// metaEventTo publishes a router-originated event to this node's
-// subscribers, and to the other nodes' when mesh is set.
-func (s *Shard) metaEventTo(rm *Realm, topic string, mesh bool, args ...any) {
-	subs := rm.lookupSubs(s.idx, []byte(topic))
-	if len(subs) == 0 && !mesh {
-		return
-	}
-	raw, err := proto.EncodeValue(metaSer, args)
-	if err != nil {
-		s.r.log.Error("meta event encoding failed", "topic", topic, "err", err)
-		return
-	}
-	p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(topic), c: &carry{args: raw}}
-	if len(subs) > 0 {
-		s.fanout(p, subs)
-	}
-	if mesh {
-		s.meshPublish(rm, p, false)
-	}
-}
-
 func (ss *Session) details() map[string]any {
 	return map[string]any{
 		"session":      ss.id,
@@ -88,7 +61,8 @@ func (sub *subscription) details() map[string]any {
 }
 
 func (s *Shard) metaJoin(ss *Session) {
-	s.metaEvent(ss.realm, metaSessionOnJoin, ss.details())
+	ss.realm.metaPush(metaItem{topic: metaSessionOnJoin, sess: ss.id, args: []any{ss.details()}})
+	s.metaFlush(ss.realm)
 }
 
 // leave takes an established session out of its realm: its calls and
@@ -114,7 +88,10 @@ func (s *Shard) leave(ss *Session) {
 		s.releaseCredential(ss)
 	}
 	s.r.dropSession(ss)
-	s.metaEvent(rm, metaSessionOnLeave, ss.id, ss.authID, ss.authRole)
+	// After the events of its registrations and subscriptions, queued
+	// as they went (leaveDealer, leaveBroker).
+	rm.metaPush(metaItem{topic: metaSessionOnLeave, sess: ss.id, args: []any{ss.id, ss.authID, ss.authRole}})
+	s.metaFlush(rm)
 }
 
 // shutdown says GOODBYE to every session of the shard.

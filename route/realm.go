@@ -50,6 +50,10 @@ type Realm struct {
 	// which the shards' caches follow (l1log).
 	regLog, subLog l1log
 	l1             []l1cache // per shard; l1[i] is owned by shard i
+
+	// meta is the realm's meta events not published yet, in the order
+	// of the changes they announce (metaorder.go). Its own lock.
+	meta metaQueue
 }
 
 // l1cache is a shard's lookup cache for one realm. Reads on the call and
