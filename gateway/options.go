@@ -113,7 +113,8 @@ type Options struct {
 	// reuse and no overall timeout that follows no redirect (a 3xx is the
 	// upstream's answer: callees fail with edgewamp.error.upstream,
 	// webhooks drop the event as rejected), so that an upstream cannot
-	// send the gateway's requests, secrets and signatures elsewhere.
+	// send the gateway's requests, secrets and signatures elsewhere, and
+	// that takes at most MaxUpstreamHeader bytes of response header.
 	HTTPClient *http.Client
 }
 
@@ -397,7 +398,11 @@ func (o *Options) setDefaults(needRouter bool) []error {
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: 0, // per request, through its context
-			ForceAttemptHTTP2:     true,
+			// net/http's default is 10 MiB, held while the body is
+			// read: 64 invocations of one callee (max_concurrent) held
+			// about 580 MiB until its timeout.
+			MaxResponseHeaderBytes: MaxUpstreamHeader,
+			ForceAttemptHTTP2:      true,
 		}}
 	}
 	l := &o.Limits
@@ -464,6 +469,13 @@ const (
 
 // noRedirect makes a client return a redirect as the response.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// MaxUpstreamHeader bounds the response header the default HTTPClient
+// takes from an HTTP callee's upstream or a webhook's target (status
+// line and header fields): a larger one fails the request, as a network
+// failure (a callee's call gets wamp.error.network_failure, a webhook
+// retries).
+const MaxUpstreamHeader = 64 << 10
 
 // DefaultedLimits returns l with the defaults New applies filled in.
 func DefaultedLimits(l Limits) Limits {
