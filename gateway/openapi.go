@@ -86,8 +86,15 @@ func (g *Server) buildOpenAPI(ac *access) ([]byte, error) {
 			"security":  security,
 		},
 	}
-	for _, cr := range ac.routes.list {
-		g.addRouteOp(ac, paths, cr)
+	ids := map[string]bool{"wampCall": true, "wampPublish": true, "wampEvents": true, "healthz": true, "readyz": true, "metrics": true, "openapi": true}
+	// The routes whose pattern is a template as it is first: one that
+	// openAPIPath rewrites to the same template goes second (addRouteOp).
+	for _, plain := range []bool{true, false} {
+		for _, cr := range ac.routes.list {
+			if (openAPIPath(cr.Path) == cr.Path) == plain {
+				g.addRouteOp(ac, paths, cr, ids)
+			}
+		}
 	}
 	paths["/healthz"] = obj{"get": obj{"operationId": "healthz", "summary": "Liveness", "tags": []string{"operations"},
 		"responses": obj{"200": obj{"description": "The process is alive."}}}}
@@ -204,11 +211,21 @@ func (g *Server) securityRequirements(ac *access) []any {
 	return append(out, obj{})
 }
 
-func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute) {
-	item, _ := paths[cr.Path].(obj)
+// addRouteOp adds cr's operation to paths; ids are the operationIds
+// taken, to which it adds its own.
+func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute, ids map[string]bool) {
+	method := strings.ToLower(cr.Method)
+	path := openAPIPath(cr.Path)
+	if it, _ := paths[path].(obj); it != nil && it[method] != nil {
+		// Two patterns of one template (/a/{x} and /a/{x...}, /a/ and
+		// /a/{$}): the one rewritten keeps its pattern rather than
+		// replace the other's operation.
+		path = cr.Path
+	}
+	item, _ := paths[path].(obj)
 	if item == nil {
 		item = obj{}
-		paths[cr.Path] = item
+		paths[path] = item
 	}
 	var params []any
 	for _, p := range cr.params {
@@ -253,7 +270,7 @@ func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute) {
 		params = append(params, obj{"name": h, "in": "header", "required": headers[h], "schema": obj{"type": "string"}})
 	}
 	op := obj{
-		"operationId": operationID(cr.label),
+		"operationId": uniqueID(operationID(cr.label), ids),
 		"summary":     cr.Summary,
 		"tags":        []string{"routes"},
 		"responses":   problemResponses("400", "401", "403", "404", "413", "415", "429", "502", "503", "504"),
@@ -310,7 +327,34 @@ func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute) {
 	default:
 		op["security"] = g.securityRequirements(ac)
 	}
-	item[strings.ToLower(cr.Method)] = op
+	item[method] = op
+}
+
+// openAPIPath is a route's pattern (net/http.ServeMux syntax) as an
+// OpenAPI path template: "{name...}" is the parameter "{name}", and
+// "{$}" (the end of the path) is left out. Before, the document had them
+// as written: a template naming no declared parameter ("rest..." for the
+// parameter "rest", "$" for none), which OpenAPI forbids.
+func openAPIPath(pattern string) string {
+	pattern = strings.ReplaceAll(pattern, "{$}", "")
+	return paramRE.ReplaceAllString(pattern, "{$1}")
+}
+
+// uniqueID returns id, or id with the first free suffix 2, 3 … when ids
+// has it ("route" when id is empty), and adds it to ids. OpenAPI requires
+// operationIds unique among the operations: before, routes named "a-b"
+// and "a/b", or "wamp-call" (the bridge's wampCall), or "GET /a-b" and
+// "GET /a/b", shared one, and a name without letters or digits gave "".
+func uniqueID(id string, ids map[string]bool) string {
+	if id == "" {
+		id = "route"
+	}
+	out := id
+	for n := 2; ids[out]; n++ {
+		out = id + strconv.Itoa(n)
+	}
+	ids[out] = true
+	return out
 }
 
 func scopesOrEmpty(s []string) []string {
