@@ -363,7 +363,7 @@ func convert(v any, p *pointer) (any, error) {
 			d := json.NewDecoder(strings.NewReader(s))
 			d.UseNumber()
 			var out any
-			if d.Decode(&out) == nil && !d.More() {
+			if d.Decode(&out) == nil && atEnd(d) {
 				return out, nil
 			}
 		}
@@ -379,10 +379,18 @@ func decodeJSON(b []byte) (any, error) {
 	if err := d.Decode(&v); err != nil {
 		return nil, err
 	}
-	if d.More() {
+	if !atEnd(d) {
 		return nil, fmt.Errorf("data after the JSON value")
 	}
 	return v, nil
+}
+
+// atEnd reports whether d, having decoded a value, has only white space
+// left. Not Decoder.More, which says false before a closing bracket: with
+// it `{"a":1}]` and `{"a":1}}` were taken for `{"a":1}`.
+func atEnd(d *json.Decoder) bool {
+	_, err := d.Token()
+	return err == io.EOF
 }
 
 // newJSONEncoder returns an encoder that leaves <, > and & alone.
