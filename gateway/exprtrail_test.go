@@ -36,7 +36,7 @@ func TestRouteJSONTrailingBracketRefused(t *testing.T) {
 		{"POST", "/cmd", `{"cmd":"x"}}`, 400},
 		{"POST", "/cmd", `{"cmd":"x"} ]`, 400},
 		{"POST", "/cmd", `{"cmd":"x"} 1`, 400},
-		{"GET", "/filter?f=%7B%22a%22%3A1%7D", "", 200},   // {"a":1}
+		{"GET", "/filter?f=%7B%22a%22%3A1%7D", "", 200},    // {"a":1}
 		{"GET", "/filter?f=%7B%22a%22%3A1%7D%7D", "", 400}, // {"a":1}}
 		{"GET", "/filter?f=1%5D", "", 400},                 // 1]
 		{"GET", "/filter?f=1%20", "", 200},                 // "1 "
