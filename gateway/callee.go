@@ -50,6 +50,10 @@ type calleeRunner struct {
 	shard int
 	sem   chan struct{}
 	m     *calleeMetrics // shared with the runner that replaces it (same name)
+	// inBytes are the bytes of the request bodies in flight (within
+	// cfg.MaxInFlightBytes), counted from invoked until the upstream
+	// request ends.
+	inBytes atomic.Int64
 
 	stopCh   chan struct{} // closed by retire and stop: the runner ends
 	hardCh   chan struct{} // closed by stop (Shutdown): invocations in flight are canceled, not waited for
@@ -71,9 +75,10 @@ type invocation struct {
 func (inv *invocation) interrupt() { inv.cancel() }
 
 type calleeMetrics struct {
-	outcomes sync.Map // outcome → *atomic.Uint64
-	inflight atomic.Int64
-	revoked  atomic.Uint64 // registrations the router took away (revoke.go)
+	outcomes      sync.Map // outcome → *atomic.Uint64
+	inflight      atomic.Int64
+	inflightBytes atomic.Int64  // of the runners counting into these (cur and one replaced by a reload)
+	revoked       atomic.Uint64 // registrations the router took away (revoke.go)
 }
 
 func (m *calleeMetrics) add(outcome string) {
@@ -88,6 +93,7 @@ func (m *calleeMetrics) collect(e *expo, name string) {
 		return true
 	})
 	constMetric(e, "edgewamp_gateway_callee_in_flight", "Requests in flight to HTTP callees' upstreams.", gaugeType, float64(m.inflight.Load()), "callee", name)
+	constMetric(e, "edgewamp_gateway_callee_in_flight_bytes", "Bytes of the requests in flight to HTTP callees' upstreams, what max_in_flight_bytes bounds.", gaugeType, float64(m.inflightBytes.Load()), "callee", name)
 	constMetric(e, "edgewamp_gateway_callee_revoked_total", "HTTP callees' registrations the router removed (remove_callee, a reload's revocation); each stays unregistered until the next configuration reload.",
 		counterType, float64(m.revoked.Load()), "callee", name)
 }
@@ -178,6 +184,9 @@ func (g *Server) checkCallees(cs []Callee) ([]Callee, []error) {
 		}
 		if c.MaxResponse <= 0 {
 			c.MaxResponse = g.opts.Limits.MaxBody
+		}
+		if c.MaxInFlightBytes <= 0 {
+			c.MaxInFlightBytes = DefaultCalleeInFlightBytes
 		}
 		if c.AuthID == "" {
 			c.AuthID = "gateway"
@@ -458,20 +467,37 @@ func (s *sess) unregister(id uint64) *syncReply {
 	return s.request(m, nil, true)
 }
 
+// DefaultCalleeInFlightBytes is Callee.MaxInFlightBytes's default.
+const DefaultCalleeInFlightBytes = 64 << 20
+
 // invoked handles an INVOCATION. Owned by shard: it never blocks; the
 // upstream request runs on its own goroutine.
 func (c *calleeRunner) invoked(s *sess, m *proto.Message) {
 	req := m.Request
+	refuse := func(reason, why string) {
+		c.m.add("refused")
+		c.g.refused(reason)
+		s.q.post(func() {
+			s.answer(req, proto.URIUnavailable, msgArgs(why), nil)
+		})
+	}
 	select {
 	case c.sem <- struct{}{}:
 	default:
-		c.m.add("refused")
-		c.g.refused(refusedCallee)
-		s.q.post(func() {
-			s.answer(req, proto.URIUnavailable, msgArgs("the HTTP upstream has too many requests in flight"), nil)
-		})
+		refuse(refusedCallee, "the HTTP upstream has too many requests in flight")
 		return
 	}
+	// The body is held until the upstream answers: bounded in bytes too.
+	// Before, only in number (MaxConcurrent): one caller's 64 calls of
+	// 8 MiB to an upstream slow to answer held 538 MiB for its timeout.
+	n := int64(128 + len(m.Args.B) + len(m.Kwargs.B))
+	if q := c.inBytes.Add(n); q > int64(c.cfg.MaxInFlightBytes) && q != n {
+		c.inBytes.Add(-n)
+		<-c.sem
+		refuse(refusedCalleeBytes, "the HTTP upstream has too many bytes in flight")
+		return
+	}
+	c.m.inflightBytes.Add(n)
 	timeout := c.cfg.Timeout
 	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 && time.Duration(ms)*time.Millisecond < timeout {
 		timeout = time.Duration(ms) * time.Millisecond
@@ -480,7 +506,7 @@ func (c *calleeRunner) invoked(s *sess, m *proto.Message) {
 	if proc == "" {
 		proc = c.cfg.Procedure
 	}
-	body := make([]byte, 0, 128+len(m.Args.B)+len(m.Kwargs.B))
+	body := make([]byte, 0, n)
 	body = append(body, `{"procedure":`...)
 	body = appendJSONString(body, proc)
 	body = append(body, ',')
@@ -503,7 +529,7 @@ func (c *calleeRunner) invoked(s *sess, m *proto.Message) {
 	s.invs[req] = inv
 	c.m.inflight.Add(1)
 	go func() {
-		defer func() { <-c.sem; c.m.inflight.Add(-1) }()
+		defer func() { c.inBytes.Add(-n); c.m.inflightBytes.Add(-n); <-c.sem; c.m.inflight.Add(-1) }()
 		args, kwargs, uri, outcome := c.post(ctx, proc, body)
 		cancel()
 		c.m.add(outcome)

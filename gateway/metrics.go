@@ -285,6 +285,7 @@ const (
 	refusedStreamsClient   = "client_streams"
 	refusedStreamsIdentity = "identity_streams"
 	refusedCallee          = "callee_busy"
+	refusedCalleeBytes     = "callee_bytes"  // Callee.MaxInFlightBytes
 	refusedSignedKey       = "signed_key"    // a signing key at its share of the replay cache
 	refusedSigned          = "signed_nonces" // the replay cache full
 )

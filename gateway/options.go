@@ -275,8 +275,14 @@ type Callee struct {
 	Result        string
 	MaxConcurrent int // requests in flight to the upstream; default 64; past it calls fail with wamp.error.unavailable
 	MaxResponse   int // response body bytes; default Limits.MaxBody
-	AuthID        string
-	Role          string
+	// MaxInFlightBytes bounds the bytes of the requests in flight to the
+	// upstream (each invocation's JSON body, held until the upstream
+	// answers or Timeout); default DefaultCalleeInFlightBytes. Past it
+	// calls fail with wamp.error.unavailable, as past MaxConcurrent; an
+	// invocation larger than it is taken when none is in flight.
+	MaxInFlightBytes int
+	AuthID           string
+	Role             string
 }
 
 // Webhook posts the events of a topic to URL.

@@ -152,8 +152,10 @@ type calleeConfig struct {
 	Result        string            `yaml:"result"`
 	MaxConcurrent int               `yaml:"max_concurrent"`
 	MaxResponse   size              `yaml:"max_response"`
-	AuthID        string            `yaml:"authid"`
-	Role          string            `yaml:"role"`
+	// MaxInFlightBytes: gateway.Callee.MaxInFlightBytes.
+	MaxInFlightBytes size   `yaml:"max_in_flight_bytes"`
+	AuthID           string `yaml:"authid"`
+	Role             string `yaml:"role"`
 }
 
 type webhookConfig struct {
@@ -592,7 +594,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 	for _, ce := range g.Callees {
 		o.Callees = append(o.Callees, gateway.Callee{Name: ce.Name, Realm: ce.Realm, Procedure: ce.Procedure, Match: ce.Match, Invoke: ce.Invoke, URL: ce.URL,
 			Timeout: time.Duration(ce.Timeout), Headers: ce.Headers, Result: ce.Result, MaxConcurrent: ce.MaxConcurrent,
-			MaxResponse: int(ce.MaxResponse), AuthID: ce.AuthID, Role: ce.Role})
+			MaxResponse: int(ce.MaxResponse), MaxInFlightBytes: int(ce.MaxInFlightBytes), AuthID: ce.AuthID, Role: ce.Role})
 	}
 	for _, w := range g.Webhooks {
 		secret := w.Secret
