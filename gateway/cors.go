@@ -60,9 +60,14 @@ func validateCORS(c *CORS, path ...any) []error {
 			}
 			continue
 		}
+		// Only what a browser's Origin can be: before, a wildcard host
+		// (https://*.example.com), user info, a fragment or a lone "?"
+		// were taken, matched no Origin, and the page's every request
+		// was refused 403.
 		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			errs = append(errs, fieldErr("an origin is scheme://host[:port], null or *, not "+strconv.Quote(o), append(path, "allowed_origins", i)...))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" ||
+			u.User != nil || u.Fragment != "" || strings.HasSuffix(o, "#") || u.ForceQuery || strings.Contains(u.Host, "*") {
+			errs = append(errs, fieldErr("an origin is scheme://host[:port] as a browser sends it (no wildcard, user info, query or fragment), null or *, not "+strconv.Quote(o), append(path, "allowed_origins", i)...))
 		}
 	}
 	return errs
