@@ -169,6 +169,7 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		default:
 			errs = append(errs, fieldErr("deliver must be every or one, not "+strconv.Quote(w.Deliver), at("deliver")...))
 		}
+		errs = append(errs, checkHeaders(w.Headers, at)...)
 		normalizeRunner(&w.Match, &w.Headers)
 		named[i] = w.Name != ""
 		out[i] = w
