@@ -616,6 +616,10 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-Edgewamp-Procedure", proc)
 	for k, v := range c.cfg.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v // net/http's client sends Request.Host and drops Header["Host"]
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := c.g.opts.HTTPClient.Do(req)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -506,6 +507,10 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration
 		req.Header.Set("X-Edgewamp-Signature-Timestamped", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
 	for k, v := range wr.cfg.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v // net/http's client sends Request.Host and drops Header["Host"]
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := wr.g.opts.HTTPClient.Do(req)
