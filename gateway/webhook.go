@@ -154,6 +154,9 @@ func checkWebhooks(ws []Webhook) ([]Webhook, []bool, []error) {
 		if w.MaxBackoff <= 0 {
 			w.MaxBackoff = 10 * time.Second
 		}
+		// max_backoff bounds every wait, the first too: before, a larger
+		// backoff was the first wait as configured.
+		w.Backoff = min(w.Backoff, w.MaxBackoff)
 		if w.Concurrency <= 0 {
 			w.Concurrency = 1
 		}
