@@ -329,13 +329,17 @@ func convert(v any, p *pointer) (any, error) {
 			}
 		}
 	case "float":
+		var text string
 		switch x := v.(type) {
 		case json.Number:
-			return x, nil
+			text = string(x)
 		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-				return f, nil
-			}
+			text = strings.TrimSpace(x)
+		default:
+			return nil, &convError{p, v}
+		}
+		if f, err := strconv.ParseFloat(text, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return floatJSON(f), nil
 		}
 	case "bool":
 		switch x := v.(type) {
@@ -369,6 +373,17 @@ func convert(v any, p *pointer) (any, error) {
 		}
 	}
 	return nil, &convError{p, v}
+}
+
+// floatJSON is f as a JSON number the router reads as a float: with a
+// decimal point or an exponent. Before, "|float" of 2 wrote "2", which
+// reached every callee as an integer.
+func floatJSON(f float64) json.Number {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return json.Number(s)
 }
 
 // decodeJSON decodes a JSON document keeping numbers exact.
