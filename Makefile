@@ -17,7 +17,7 @@ FUZZFLAGS ?= -fuzzminimizetime 2s
 DIST ?= dist
 ARCHES ?= amd64 arm64 armv7
 # Packages holding fuzz targets; `make fuzz` runs every Fuzz* in each.
-FUZZPKGS ?= ./proto ./loop ./route ./edge ./fuzz
+FUZZPKGS ?= ./proto ./loop ./route ./edge ./gateway ./fuzz
 
 .PHONY: build run test vet depcheck lint staticcheck fmt bench bench-e2e fuzz soak release clean
 

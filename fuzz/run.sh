@@ -10,7 +10,7 @@ set -uo pipefail
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-30s}
 FUZZFLAGS=${FUZZFLAGS:--fuzzminimizetime 2s}
-FUZZPKGS=${FUZZPKGS:-./proto ./loop ./route ./edge ./fuzz}
+FUZZPKGS=${FUZZPKGS:-./proto ./loop ./route ./edge ./gateway ./fuzz}
 
 fail=0
 for pkg in $FUZZPKGS; do
