@@ -128,6 +128,13 @@ type claimStore struct {
 	// after stop is closed): the deadline of the flush.
 	flushBy time.Time
 	bound   atomic.Bool // the bucket is bound: the store answers
+	// recheck is set (recheckHeld) when a node that took this one for
+	// dead, or that this one took for dead, is heard again: while they
+	// did not hear each other, it may have taken over this node's claims.
+	// checking holds the keys the worker still has to check (checkHeld),
+	// owned by the worker.
+	recheck  atomic.Bool
+	checking []string
 	// testHookNext, set by tests only, runs on the worker before each
 	// job: a test stalls the worker with it (a slow store).
 	testHookNext atomic.Pointer[func()]
@@ -174,8 +181,10 @@ func (c *claimStore) run() {
 			return
 		case <-c.kick:
 			c.next()
+			c.checkHeld()
 		case <-t.C:
 			c.reconcile()
+			c.checkHeld()
 		case <-c.retry.C:
 			c.retryParked()
 		}
@@ -407,6 +416,88 @@ func (c *claimStore) flush() {
 // peerLost is called when a node is taken for dead; its claims are taken
 // over when someone claims them (nothing to do eagerly).
 func (c *claimStore) peerLost(string) {}
+
+// Claims taken over behind this node's back. A node that took this one
+// for dead (a partition, a stall longer than PeerTimeout) takes its
+// claims over when its own sessions register the procedures, while this
+// node's callees still stand. Once the two hear each other again the
+// directory settles the conflict, the registration made first winning:
+// when this node's wins, the other revokes its callee and gives back
+// the claim it had taken, and the store then held no claim at all for a
+// registration that stands. Before, this node still took its claims for
+// its own (it never looked again): any node's REGISTER of the procedure
+// was granted by the store, and revoked by the directory a second later
+// (a client without registration_revocation killed), for as long as this
+// node's callee lived. So, once such a node is heard again, the worker
+// checks every claim it holds against the store, and holds the ones the
+// store no longer has as its own provisionally: reconcile claims them
+// again (at once when the key is free, once the other node gives it back
+// when it holds it, while the directory settles which registration stays).
+
+// checkBatch bounds the claims checked in one turn of the worker (one
+// store round trip each), so that claims and releases queued meanwhile
+// go on between batches.
+const checkBatch = 64
+
+// recheckHeld asks the worker to check the claims this node holds against
+// the store (checkHeld). Any goroutine; it does not block.
+func (c *claimStore) recheckHeld() {
+	c.recheck.Store(true)
+	c.wake()
+}
+
+// checkHeld checks up to checkBatch of the claims this node holds against
+// the store, after recheckHeld: a claim the store holds at another
+// revision than the one this node wrote (taken over, or gone) is held
+// provisionally, and reconcile claims it again. It stops at a store that
+// does not answer, to go on at the next reconcile. Worker goroutine.
+func (c *claimStore) checkHeld() {
+	if c.recheck.Swap(false) {
+		c.checking = c.checking[:0]
+		for key, rec := range c.held {
+			if rec.rev != 0 {
+				c.checking = append(c.checking, key)
+			}
+		}
+	}
+	if len(c.checking) == 0 || c.kv == nil || c.down {
+		return
+	}
+	lost := 0
+	for range min(checkBatch, len(c.checking)) {
+		if c.stopping() {
+			return
+		}
+		key := c.checking[len(c.checking)-1]
+		rec, ok := c.held[key]
+		if !ok || rec.rev == 0 { // released or provisional meanwhile
+			c.checking = c.checking[:len(c.checking)-1]
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		e, err := c.kv.Get(ctx, key)
+		cancel()
+		switch {
+		case err == nil && e.Revision() == rec.rev:
+		case err == nil, errors.Is(err, jetstream.ErrKeyNotFound):
+			c.held[key] = claimRec{}
+			lost++
+		default:
+			return // checked again at the next reconcile
+		}
+		c.checking = c.checking[:len(c.checking)-1]
+	}
+	if lost > 0 {
+		c.n.stats.ClaimsReasserted.Add(uint64(lost))
+		c.n.log.Warn("mesh: claims of this node were taken over while another node took it for dead; claiming them again", "claims", lost)
+		c.reconcile()
+	}
+	if len(c.checking) == 0 {
+		c.checking = nil
+	} else {
+		c.wake()
+	}
+}
 
 func claimKey(realm string, match proto.Match, uri string) string {
 	h := sha256.Sum256([]byte(realm + "\x00" + match.String() + "\x00" + uri))

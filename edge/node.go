@@ -164,6 +164,11 @@ type Stats struct {
 	// claim store (unreachable); ClaimsRefused those it refused.
 	ClaimsProvisional atomic.Uint64
 	ClaimsRefused     atomic.Uint64
+	// ClaimsReasserted counts claims this node held that the store no
+	// longer had as its own when a node that had taken it for dead (or
+	// that it had taken for dead) was heard again (claims.go, checkHeld):
+	// held provisionally, and claimed again.
+	ClaimsReasserted atomic.Uint64
 	// WideRealms is the number of realms whose distinct subscribed
 	// subjects passed Options.MaxInterest on this node: it receives all of
 	// their events (realmInterest).

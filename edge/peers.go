@@ -569,6 +569,9 @@ func (n *Node) peerFor(reply string) *peer {
 		n.askDirectory(p)
 		if f, ok := n.peers.forgot[name]; ok {
 			delete(n.peers.forgot, name)
+			if n.claims != nil {
+				n.claims.recheckHeld() // it may have taken this node's claims over
+			}
 			p.freshUntil = time.Now().Add(2 * n.opts.PeerTimeout)
 			var w wr
 			w.fixed64(f.boot)
@@ -1022,6 +1025,9 @@ func (n *Node) onForgotten(m *nats.Msg) {
 		}
 	}
 	n.log.Warn("mesh: a node had taken this one for dead; resetting what was exchanged with it", "peer", p.name)
+	if n.claims != nil {
+		n.claims.recheckHeld() // it may have taken this node's claims over
+	}
 	n.dropPeer(p)
 	n.peerFor(m.Reply)
 }

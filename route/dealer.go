@@ -45,6 +45,15 @@ type registration struct {
 	// (zero: none), which the grace runs from.
 	revokeDue bool
 	lostAt    time.Time
+	// wonByRemote: this node's callees of this single registration were
+	// revoked for another node's single registration, made first, which
+	// the directory still shows (under Realm.mu). That node's claim may
+	// not be in the store (it was taken over while that node was taken
+	// for dead, and this node gave it back when it revoked its callees),
+	// so a REGISTER here is refused by the directory rather than granted
+	// by the store (staleRemoteSingle). The registration entry goes, and
+	// the mark with it, when the other node's registration does.
+	wonByRemote bool
 }
 
 // callee is one session attached to a registration.
@@ -1225,7 +1234,7 @@ func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
 // reading the UNREGISTERED was refused procedure_already_exists for the
 // entry still shown. Call with rm.mu held.
 func staleRemoteSingle(reg *registration) bool {
-	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0
+	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0 && !reg.wonByRemote
 }
 
 // registeredAlready says why a REGISTER of reg's procedure uri with

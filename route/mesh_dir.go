@@ -215,6 +215,8 @@ func (rm *Realm) meshRevokeDue(reg *registration) {
 	why := &carry{uri: proto.URIProcedureAlreadyExists}
 	if win != proto.InvokeSingle {
 		why.uri = proto.URIProcedureExistsInvocationPolicyConflict
+	} else {
+		reg.wonByRemote = true
 	}
 	for c := range reg.list().all() {
 		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg, c: why})
