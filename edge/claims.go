@@ -96,7 +96,8 @@ type claimStore struct {
 	held     map[string]claimRec // claims this node holds, by key
 	// releasing holds the claims this node gave back that the store did
 	// not take (it did not answer: no quorum, the uplink down), by key:
-	// the revision this node wrote. reconcile gives them back again.
+	// the revision this node wrote (0: a provisional claim, given back by
+	// its value, giveBack). reconcile gives them back again.
 	// Before, such a release was gone, and the store kept the claim of a
 	// live node for a registration that no longer existed: the procedure
 	// refused mesh-wide (procedure_already_exists) until this node left.
@@ -138,6 +139,20 @@ type claimStore struct {
 	// testHookNext, set by tests only, runs on the worker before each
 	// job: a test stalls the worker with it (a slow store).
 	testHookNext atomic.Pointer[func()]
+	// testHookStore, set by tests only, sees the result of each claim's
+	// Create and each release's purge or delete, which it may replace:
+	// a test makes the store answer too late (the write done, its answer
+	// lost) with it.
+	testHookStore atomic.Pointer[func(op string, err error) error]
+}
+
+// hooked passes err, the result of the store operation op, through
+// testHookStore.
+func (c *claimStore) hooked(op string, err error) error {
+	if h := c.testHookStore.Load(); h != nil {
+		return (*h)(op, err)
+	}
+	return err
 }
 
 func newClaimStore(n *Node) *claimStore {
@@ -638,6 +653,7 @@ func (c *claimStore) take(key string) error {
 		return err
 	}
 	rev, err := kv.Create(ctx, key, c.value())
+	err = c.hooked("create", err)
 	if err == nil {
 		c.held[key] = claimRec{rev: rev}
 		delete(c.releasing, key)
@@ -778,9 +794,15 @@ func (c *claimStore) releaseBy(key string, deadline time.Time) {
 		return
 	}
 	delete(c.held, key)
-	if rec.rev == 0 || c.kv == nil {
+	if c.kv == nil {
 		return
 	}
+	// A provisional claim (rev 0) is given back too, by its value: the
+	// store may have taken the write whose answer did not come in time (a
+	// slow store, a leader election), and keep it under this node's
+	// name. Before, nothing was given back: the store kept the claim of a
+	// live node whose registration was gone, and the procedure was
+	// refused mesh-wide (procedure_already_exists) until this node left.
 	// While the store is down, each try would hold the worker (and the
 	// claims queued behind it) for claimTimeout: kept for reconcile.
 	if c.down || !c.giveBack(key, rec.rev, deadline) {
@@ -811,13 +833,27 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if rev == 0 {
+		// A provisional claim: this node's life's entry, if the store
+		// has one; another node's, or none, is not this node's to give.
+		e, err := c.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return true
+		case err != nil:
+			return false
+		case string(e.Value()) != string(c.value()):
+			return true
+		}
+		rev = e.Revision()
+	}
 	if c.stream != nil {
 		// Purged up to and including the revision this node wrote: gone
 		// without a trace, where a Delete would leave a marker per URI
 		// for ever (a client registering and unregistering under new URIs
 		// would fill the store). A newer claim of another node is kept.
 		err := c.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+key), jetstream.WithPurgeSequence(rev+1))
-		if err == nil {
+		if err = c.hooked("release", err); err == nil {
 			return true
 		}
 		// Not allowed to purge (a nats_url deployment's permissions), or
@@ -826,7 +862,7 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 	}
 	// Gone, or another node's newer claim (ErrKeyExists: not ours to
 	// delete) count as given back.
-	err := c.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	err := c.hooked("release", c.kv.Delete(ctx, key, jetstream.LastRevision(rev)))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyExists) {
 		c.n.log.Debug("mesh: releasing a claim", "err", err)
 		return false
