@@ -129,9 +129,10 @@ type claimStore struct {
 	// after stop is closed): the deadline of the flush.
 	flushBy time.Time
 	bound   atomic.Bool // the bucket is bound: the store answers
-	// recheck is set (recheckHeld) when a node that took this one for
-	// dead, or that this one took for dead, is heard again: while they
-	// did not hear each other, it may have taken over this node's claims.
+	// recheck is set (recheckHeld) when a node joins: one that took this
+	// one for dead, or that this one took for dead, may have taken over
+	// this node's claims while they did not hear each other; a store
+	// node that restarted may have lost them.
 	// checking holds the keys the worker still has to check (checkHeld),
 	// owned by the worker.
 	recheck  atomic.Bool
@@ -443,9 +444,11 @@ func (c *claimStore) peerLost(string) {}
 // its own (it never looked again): any node's REGISTER of the procedure
 // was granted by the store, and revoked by the directory a second later
 // (a client without registration_revocation killed), for as long as this
-// node's callee lived. So, once such a node is heard again, the worker
-// checks every claim it holds against the store, and holds the ones the
-// store no longer has as its own provisionally: reconcile claims them
+// node's callee lived. The same when the store lost them: a lone hub's
+// store is in memory, and a hub that restarts comes back with none. So,
+// whenever a node joins (a new one, one heard again, one restarted), the
+// worker checks every claim it holds against the store, and holds the ones
+// the store no longer has as its own provisionally: reconcile claims them
 // again (at once when the key is free, once the other node gives it back
 // when it holds it, while the directory settles which registration stays).
 
@@ -504,7 +507,7 @@ func (c *claimStore) checkHeld() {
 	}
 	if lost > 0 {
 		c.n.stats.ClaimsReasserted.Add(uint64(lost))
-		c.n.log.Warn("mesh: claims of this node were taken over while another node took it for dead; claiming them again", "claims", lost)
+		c.n.log.Warn("mesh: the claim store no longer holds claims of this node (taken over while another node took it for dead, or lost by a store node that restarted); claiming them again", "claims", lost)
 		c.reconcile()
 	}
 	if len(c.checking) == 0 {

@@ -165,9 +165,9 @@ type Stats struct {
 	ClaimsProvisional atomic.Uint64
 	ClaimsRefused     atomic.Uint64
 	// ClaimsReasserted counts claims this node held that the store no
-	// longer had as its own when a node that had taken it for dead (or
-	// that it had taken for dead) was heard again (claims.go, checkHeld):
-	// held provisionally, and claimed again.
+	// longer had as its own when a node joined (one that had taken it for
+	// dead, a store node restarted; claims.go, checkHeld): held
+	// provisionally, and claimed again.
 	ClaimsReasserted atomic.Uint64
 	// WideRealms is the number of realms whose distinct subscribed
 	// subjects passed Options.MaxInterest on this node: it receives all of

@@ -567,11 +567,14 @@ func (n *Node) peerFor(reply string) *peer {
 		n.log.Info("mesh: node joined", "peer", name)
 		n.stats.Unknown.Add(1)
 		n.askDirectory(p)
+		if n.claims != nil {
+			// A node that took this one for dead may have taken its
+			// claims over; a store node that restarted may have lost
+			// them (claims.go, checkHeld).
+			n.claims.recheckHeld()
+		}
 		if f, ok := n.peers.forgot[name]; ok {
 			delete(n.peers.forgot, name)
-			if n.claims != nil {
-				n.claims.recheckHeld() // it may have taken this node's claims over
-			}
 			p.freshUntil = time.Now().Add(2 * n.opts.PeerTimeout)
 			var w wr
 			w.fixed64(f.boot)
@@ -1025,9 +1028,6 @@ func (n *Node) onForgotten(m *nats.Msg) {
 		}
 	}
 	n.log.Warn("mesh: a node had taken this one for dead; resetting what was exchanged with it", "peer", p.name)
-	if n.claims != nil {
-		n.claims.recheckHeld() // it may have taken this node's claims over
-	}
 	n.dropPeer(p)
 	n.peerFor(m.Reply)
 }
