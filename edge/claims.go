@@ -452,10 +452,14 @@ func (c *claimStore) peerLost(string) {}
 // again (at once when the key is free, once the other node gives it back
 // when it holds it, while the directory settles which registration stays).
 
-// checkBatch bounds the claims checked in one turn of the worker (one
-// store round trip each), so that claims and releases queued meanwhile
-// go on between batches.
-const checkBatch = 64
+// checkBatch and checkTurn bound the claims checked in one turn of the
+// worker (one store round trip each: at least one, then until either
+// bound), so that claims and releases queued meanwhile go on between
+// batches, over an uplink of long round trips too.
+const (
+	checkBatch = 64
+	checkTurn  = 20 * time.Millisecond
+)
 
 // recheckHeld asks the worker to check the claims this node holds against
 // the store (checkHeld). Any goroutine; it does not block.
@@ -481,10 +485,11 @@ func (c *claimStore) checkHeld() {
 	if len(c.checking) == 0 || c.kv == nil || c.down {
 		return
 	}
-	lost := 0
-	for range min(checkBatch, len(c.checking)) {
-		if c.stopping() {
-			return
+	lost, failed := 0, false
+	start := time.Now()
+	for i := range min(checkBatch, len(c.checking)) {
+		if c.stopping() || i > 0 && time.Since(start) >= checkTurn {
+			break
 		}
 		key := c.checking[len(c.checking)-1]
 		rec, ok := c.held[key]
@@ -501,7 +506,10 @@ func (c *claimStore) checkHeld() {
 			c.held[key] = claimRec{}
 			lost++
 		default:
-			return // checked again at the next reconcile
+			failed = true // the rest checked again at the next reconcile
+		}
+		if failed {
+			break
 		}
 		c.checking = c.checking[:len(c.checking)-1]
 	}
@@ -510,9 +518,10 @@ func (c *claimStore) checkHeld() {
 		c.n.log.Warn("mesh: the claim store no longer holds claims of this node (taken over while another node took it for dead, or lost by a store node that restarted); claiming them again", "claims", lost)
 		c.reconcile()
 	}
-	if len(c.checking) == 0 {
+	switch {
+	case len(c.checking) == 0:
 		c.checking = nil
-	} else {
+	case !failed:
 		c.wake()
 	}
 }
