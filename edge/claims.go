@@ -137,6 +137,11 @@ type claimStore struct {
 	// owned by the worker.
 	recheck  atomic.Bool
 	checking []string
+	// sweeping is set while a sweep (of the claims of nodes seen dead)
+	// runs; sweeps counts the running one, which the worker waits for
+	// when it stops.
+	sweeping atomic.Bool
+	sweeps   sync.WaitGroup
 	// testHookNext, set by tests only, runs on the worker before each
 	// job: a test stalls the worker with it (a slow store).
 	testHookNext atomic.Pointer[func()]
@@ -174,6 +179,13 @@ func (c *claimStore) run() {
 	defer c.abandon()
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
+	every := claimSweepEvery
+	if c.n.opts.testClaimSweep > 0 {
+		every = c.n.opts.testClaimSweep
+	}
+	sweep := time.NewTicker(every)
+	defer sweep.Stop()
+	defer c.sweeps.Wait() // before done: a sweep uses the NATS connection
 	// Bind the bucket early, so that the first claims do not wait for it
 	// (JetStream needs a moment to elect its leaders in a new cluster).
 	for c.kv == nil {
@@ -203,6 +215,11 @@ func (c *claimStore) run() {
 			c.checkHeld()
 		case <-c.retry.C:
 			c.retryParked()
+		case <-sweep.C:
+			if c.kv != nil && c.stream != nil && c.n.opts.Leaf.Remotes == nil && c.sweeping.CompareAndSwap(false, true) {
+				c.sweeps.Add(1)
+				go c.sweep(c.kv, c.stream)
+			}
 		}
 	}
 }
@@ -523,6 +540,81 @@ func (c *claimStore) checkHeld() {
 		c.checking = nil
 	case !failed:
 		c.wake()
+	}
+}
+
+// Claims of lives seen to end. A node that dies (SIGKILL, power loss, a
+// box unplugged) gives nothing back: its claims stayed in the store until
+// another node registered the same procedures, for ever for procedures
+// nobody registers again (URIs named after a device, a session, a boot),
+// in the memory of the store's nodes. Every claimSweepEvery a node that
+// keeps the store (one without leaf remotes) reads the bucket once and
+// purges the claims of lives it saw end (claimStore.life), of its own
+// earlier lives, and of values that name no possible life: what the next
+// REGISTER of such a procedure would take over anyway. A claim of a life
+// it has not heard (it may be a live node's, cut off) is left alone.
+
+// claimSweepEvery is how often a store node sweeps the claims of dead
+// lives.
+const claimSweepEvery = 5 * time.Minute
+
+// sweep purges the claims of lives seen to end (see above), on its own
+// goroutine (the bucket is read through one ordered consumer, one purge
+// per claim of a dead life: not on the worker, whose jobs go on). Each
+// purge removes the entry of the revision read and none newer: a claim
+// taken over meanwhile stays.
+func (c *claimStore) sweep(kv jetstream.KeyValue, st jetstream.Stream) {
+	defer c.sweeps.Done()
+	defer c.sweeping.Store(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return
+	}
+	defer w.Stop()
+	me, myBoot := c.n.opts.Name, strconv.FormatUint(c.n.boot, 10)
+	purged := 0
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return
+		case e = <-w.Updates():
+		case <-time.After(claimTimeout):
+			return // the store stopped answering: the next sweep
+		}
+		if e == nil {
+			break // every entry read
+		}
+		owner, boot, _ := strings.Cut(string(e.Value()), "\n")
+		switch {
+		case !possibleLife(owner, boot):
+		case owner == me:
+			if boot == myBoot || c.n.twinAlive(boot) {
+				continue
+			}
+		case c.life(owner, boot) != lifeDead:
+			continue
+		}
+		pctx, pcancel := context.WithTimeout(ctx, claimTimeout)
+		err := st.Purge(pctx, jetstream.WithPurgeSubject("$KV."+claimBucket+"."+e.Key()), jetstream.WithPurgeSequence(e.Revision()+1))
+		pcancel()
+		if err != nil {
+			return
+		}
+		purged++
+	}
+	if purged > 0 {
+		c.n.stats.ClaimsSwept.Add(uint64(purged))
+		c.n.log.Info("mesh: purged the claims of nodes seen dead", "claims", purged)
 	}
 }
 

@@ -169,6 +169,9 @@ type Stats struct {
 	// dead, a store node restarted; claims.go, checkHeld): held
 	// provisionally, and claimed again.
 	ClaimsReasserted atomic.Uint64
+	// ClaimsSwept counts claims of lives seen to end purged from the
+	// store by this node's sweeps (claims.go, sweep).
+	ClaimsSwept atomic.Uint64
 	// WideRealms is the number of realms whose distinct subscribed
 	// subjects passed Options.MaxInterest on this node: it receives all of
 	// their events (realmInterest).

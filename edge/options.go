@@ -100,6 +100,8 @@ type Options struct {
 	// mesh version than meshVersion (-1: none, and no check of the
 	// others', as the releases before the version handshake).
 	testMeshVersion int
+	// testClaimSweep, set by tests only, replaces claimSweepEvery.
+	testClaimSweep time.Duration
 
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).
