@@ -644,7 +644,24 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := js.KeyValue(ctx, claimBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: c.replicas})
+		// A node that lists cluster routes knows the cluster's size
+		// (c.replicas); another (an edge that dials a hub, which may be a
+		// cluster; a cluster node that only accepts routes; nats_url) asks
+		// for three and settles for one when JetStream cannot place
+		// three, as edge.KV's buckets do. Before, it asked for one: an
+		// edge that made the bucket before its hub cluster did (a mesh
+		// started at once) left every claim on one hub node.
+		replicas := []int{3, 1}
+		if c.n.opts.Cluster.Listen != "" && len(c.n.opts.Cluster.Routes) > 0 {
+			replicas = []int{c.replicas}
+		}
+		for _, r := range replicas {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: r})
+			var ae *jetstream.APIError
+			if err == nil || !errors.As(err, &ae) || (ae.ErrorCode != codeNoPeers && ae.ErrorCode != codeInsufficient && ae.ErrorCode != codeReplicasNotCluster) {
+				break
+			}
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, claimBucket)
 		}
