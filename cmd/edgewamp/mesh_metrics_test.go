@@ -92,6 +92,11 @@ func TestMeshMetrics(t *testing.T) {
 	if v := metricValue(fams, "edgewamp_mesh_claims_total", "result", "refused"); v != 0 {
 		t.Fatalf("A: edgewamp_mesh_claims_total{result=\"refused\"} = %v, want 0", v)
 	}
+	for _, r := range []string{"reasserted", "swept"} {
+		if v := metricValue(fams, "edgewamp_mesh_claims_total", "result", r); v != 0 {
+			t.Fatalf("A: edgewamp_mesh_claims_total{result=%q} = %v, want 0", r, v)
+		}
+	}
 
 	// A session on A (mesh.calls_in_flight: 1) holding a call on B's
 	// callee gets wamp.error.unavailable for a second one, counted.
