@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -44,10 +46,61 @@ func servePprof(addr string, log *slog.Logger) error {
 		// line (credentials in mesh URLs), for whoever reaches it.
 		log.Warn("pprof: listening on an address that is not loopback: anyone who reaches it can read the process's profiles and command line and make it profile or trace itself, without a credential; use 127.0.0.1 (or ::1) and an SSH tunnel", "address", addr)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: pprofHeaderTimeout, IdleTimeout: pprofHeaderTimeout,
+	var h http.Handler = mux
+	h = webPageGuard{next: h, checkHost: isLoopbackAddr(ln.Addr())}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: pprofHeaderTimeout, IdleTimeout: pprofHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, pprofMaxConns)})
 	return nil
+}
+
+// webPageGuard refuses (403) the requests of web pages. On loopback the
+// profiles were open to any page in a browser on the router's host, or on
+// an operator's machine with an SSH tunnel to it: a name its attacker
+// then points at 127.0.0.1 (DNS rebinding) made the answers the page's own
+// (the command line, with credentials in mesh URLs; goroutine dumps), and
+// any page could start a CPU profile or a trace of any length with an
+// <img>, without reading the answer. Browsers say where a request comes
+// from (an Origin header on a page's fetch or form, Sec-Fetch-Site on
+// every request since 2020-2023), and a rebound name stays in Host:
+// go tool pprof, curl and a browser's own navigation send neither and
+// name the address they dial. With checkHost (a listener on loopback),
+// Host must be an IP address, localhost or a name under .localhost; on
+// other addresses (warned of) a host name is the operator's way in.
+type webPageGuard struct {
+	next      http.Handler
+	checkHost bool
+}
+
+func (g webPageGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if r.Header.Get("Origin") != "" || (site != "" && site != "none" && site != "same-origin") ||
+		(g.checkHost && !localHostName(r.Host)) {
+		http.Error(w, "pprof: refused: a request from a web page, or naming a host other than an IP address or localhost", http.StatusForbidden)
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// localHostName reports whether hostport, a request's Host, names an IP
+// address, localhost or a name under .localhost (which browsers resolve to
+// loopback themselves).
+func localHostName(hostport string) bool {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); err == nil {
+		return true
+	}
+	return h == "localhost" || strings.HasSuffix(h, ".localhost")
+}
+
+// isLoopbackAddr reports whether a is a loopback TCP address.
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // limitListener holds at most cap(slots) accepted connections at once.

@@ -83,3 +83,63 @@ func TestPprofNotLoopbackWarned(t *testing.T) {
 		t.Fatalf("-pprof localhost:0 was warned of:\n%s", r.logs())
 	}
 }
+
+// TestPprofRefusesWebPages: the -pprof server on loopback answered any
+// request, so a web page in a browser on the router's host (or on an
+// operator's machine with the SSH tunnel README suggests) could use it:
+// with a name its DNS then points at 127.0.0.1 (DNS rebinding) it read
+// the answers as its own origin's (the command line, with any credential
+// in mesh URLs; goroutine dumps), and any page could start a CPU profile
+// or a trace of any length with an <img> (no answer to read needed).
+// Now a request that names a host other than an IP address or localhost,
+// or that a browser marks as coming from another site (an Origin header,
+// Sec-Fetch-Site cross-site or same-site), is refused 403; go tool pprof,
+// curl and a browser's own navigation are served as before.
+func TestPprofRefusesWebPages(t *testing.T) {
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", "127.0.0.1:0"))
+	m := regexp.MustCompile(`msg="pprof listening" address=(\S+)`).FindStringSubmatch(r.logs())
+	if m == nil {
+		t.Fatalf("no pprof address in the log:\n%s", r.logs())
+	}
+	_, port, _ := net.SplitHostPort(m[1])
+	hc := &http.Client{Timeout: 10 * time.Second}
+	get := func(host string, hdr ...string) int {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+m[1]+"/debug/pprof/cmdline", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name string
+		host string
+		hdr  []string
+		want int
+	}{
+		{"go tool pprof by address", m[1], nil, 200},
+		{"by localhost", "localhost:" + port, nil, 200},
+		{"by [::1]", "[::1]:" + port, nil, 200},
+		{"a browser's own navigation", m[1], []string{"Sec-Fetch-Site", "none"}, 200},
+		{"same origin", m[1], []string{"Sec-Fetch-Site", "same-origin"}, 200},
+		{"DNS rebinding", "rebind.attacker.example:" + port, nil, 403},
+		{"DNS rebinding, no port", "rebind.attacker.example", nil, 403},
+		{"a page's <img>", m[1], []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"a sibling site's page", m[1], []string{"Sec-Fetch-Site", "same-site"}, 403},
+		{"a page's fetch", m[1], []string{"Origin", "http://attacker.example"}, 403},
+	} {
+		if got := get(c.host, c.hdr...); got != c.want {
+			t.Errorf("%s (Host %s, %v): %d, want %d", c.name, c.host, c.hdr, got, c.want)
+		}
+	}
+}
