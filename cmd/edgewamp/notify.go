@@ -57,6 +57,14 @@ func (n *notifier) notify(lines ...string) error {
 		}
 		n.conn = c
 	}
+	// A deadline: a service manager that stops reading (PID 1 wedged or
+	// busy, a container runtime's notify proxy gone) fills its socket's
+	// queue (net.unix.max_dgram_qlen datagrams), and the next write
+	// blocked for ever, holding mu: the supervisor's keep-alive, then
+	// the stop's STOPPING=1, so that a SIGTERM never reached the drain.
+	// A message that cannot go within notifyTimeout is dropped: the
+	// manager is not reading it anyway.
+	n.conn.SetWriteDeadline(time.Now().Add(notifyTimeout))
 	if _, err := n.conn.Write(msg); err != nil {
 		n.conn.Close()
 		n.conn = nil
@@ -64,6 +72,9 @@ func (n *notifier) notify(lines ...string) error {
 	}
 	return nil
 }
+
+// notifyTimeout bounds one notification's write.
+const notifyTimeout = time.Second
 
 // close releases the socket.
 func (n *notifier) close() {
