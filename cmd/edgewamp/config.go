@@ -918,6 +918,8 @@ func (c *config) validate() error {
 	c.validateAddresses(&errs)
 	if p := dataDirProblem(c.DataDir); p != "" {
 		c.errAt(&errs, fmt.Sprintf("data_dir %q %s", c.DataDir, p), "data_dir")
+	} else if p := dataDirTrustProblem(c.DataDir); p != "" {
+		c.errAt(&errs, p, "data_dir")
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,41 @@ func dataDirProblem(dir string) string {
 	}
 }
 
+// dataDirTrustProblem says, for data_dir dir, which of its directories
+// another user may write (group or others may, or it is not owned by the
+// router's user or root), or "": the router trusts what it finds there
+// (data_dir/oauth: the OAuth2 signing keys, refresh tokens, revocations;
+// data_dir/wampcra-decoy.key; data_dir/mesh: the mesh's JetStream store
+// by default, with the shared OAuth2 state), and such a user could plant
+// or swap it: a key ring of their own, a decoy secret they know. Before,
+// nothing looked: a data_dir another user had made first on a shared path
+// was taken, with the files in it. Directories that do not exist yet are
+// made 0700 by the router. Root's check (check-config by hand or in the
+// package's upgrade, of the service user's /var/lib/edgewamp) takes any
+// owner.
+func dataDirTrustProblem(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	euid := uint32(geteuid())
+	for _, d := range []string{dir, filepath.Join(dir, "oauth"), filepath.Join(dir, "mesh")} {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
+			continue // dataDirProblem and the start say the rest
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && euid != 0 && st.Uid != euid && st.Uid != 0 {
+			return fmt.Sprintf("data_dir %s is owned by uid %d, not by the router's user (uid %d) or root: that user could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); use a directory of the router's user (chown it, mode 0700)", d, st.Uid, euid)
+		}
+		if m := fi.Mode().Perm(); m&0o022 != 0 {
+			return fmt.Sprintf("data_dir %s is writable by other users (mode %04o): they could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); chmod 0700 it", d, m)
+		}
+	}
+	return ""
+}
+
+// geteuid is os.Geteuid; a test sets another user.
+var geteuid = os.Geteuid
+
 // decoySecret returns the secret the router derives the WAMP-CRA
 // challenges' salts of authids that are not users from: kept in
 // data_dir/wampcra-decoy.key (created once, 0600 in a 0700 directory, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +67,90 @@ func writeFileAt(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDataDirOthersMayWriteRefused: data_dir holds what the router trusts
+// (the OAuth2 state: its signing keys, refresh tokens and revocations;
+// the WAMP-CRA decoy secret), and nothing looked at who may write it: a
+// data_dir another user made first (a shared /srv or /tmp path), or one
+// left writable by group or others, let that user plant the files (a key
+// ring of their own, a decoy secret they know) before the router read
+// them, or swap them between restarts. run and check-config took such a
+// directory and the secret planted in it. Now data_dir, and its oauth
+// directory when it exists, must be the router's user's (or root's) and
+// not writable by group or others, or the file is refused, naming the
+// directory and what to do.
+func TestDataDirOthersMayWriteRefused(t *testing.T) {
+	plant := func(t *testing.T, dir string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	plant(t, open, 0o777)
+	// The other user's secret, which the router then took.
+	writeFileAt(t, filepath.Join(open, decoyFile), strings.Repeat("k", decoySize))
+	group := filepath.Join(base, "group")
+	plant(t, group, 0o770)
+	sub := filepath.Join(base, "sub")
+	plant(t, sub, 0o700)
+	plant(t, filepath.Join(sub, "oauth"), 0o777)
+	good := filepath.Join(base, "good")
+	plant(t, good, 0o700)
+	cases := []struct{ dir, want string }{
+		{open, "data_dir " + open + " is writable by other users"},
+		{group, "data_dir " + group + " is writable by other users"},
+		{sub, "data_dir " + filepath.Join(sub, "oauth") + " is writable by other users"},
+		{good, ""},
+		{filepath.Join(good, "new"), ""},
+	}
+	// Another user's directory: the router runs as a user that is not
+	// its owner (geteuid says so; as root, the directory is given away).
+	theirs := filepath.Join(base, "theirs")
+	plant(t, theirs, 0o700)
+	owner := os.Geteuid()
+	if owner == 0 {
+		owner = 65534
+		if err := os.Chown(theirs, owner, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := geteuid
+	t.Cleanup(func() { geteuid = saved })
+	cases = append(cases, struct{ dir, want string }{theirs, fmt.Sprintf("data_dir %s is owned by uid %d, not by the router's user (uid %d)", theirs, owner, owner+1)})
+	for _, k := range cases {
+		geteuid = saved
+		if k.dir == theirs {
+			geteuid = func() int { return owner + 1 }
+		}
+		cfg := writeFile(t, "dd.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nrealms: [{name: realm1, anonymous: true}]\ngateway: {listen: \"off\"}\ndata_dir: "+k.dir+"\n")
+		o, e, code := runCLI("check-config", cfg)
+		if k.want == "" {
+			if code != 0 {
+				t.Errorf("check-config, data_dir %s: exit %d: %s%s", k.dir, code, o, e)
+			}
+			continue
+		}
+		if code != 1 || !strings.Contains(e, k.want) {
+			t.Errorf("check-config, data_dir %s: exit %d: %s%s; want exit 1 and %q", k.dir, code, o, e, k.want)
+		}
+		if k.dir == open { // the binary: run as it is
+			if started, log := runStarts(t, cfg); started || !strings.Contains(log, k.want) {
+				t.Errorf("run, data_dir %s: started %v, want refused with %q:\n%s", k.dir, started, k.want, log)
+			}
+		}
+	}
+
+	// Root checks the service user's directory (check-config by hand, or
+	// in the package's upgrade): any owner.
+	geteuid = func() int { return 0 }
+	if o, e, code := runCLI("check-config", writeFile(t, "dd.yaml", "realms: [{name: realm1}]\ngateway: {listen: \"off\"}\ndata_dir: "+theirs+"\n")); code != 0 {
+		t.Errorf("check-config as root, data_dir %s of uid %d: exit %d: %s%s", theirs, owner, code, o, e)
 	}
 }
