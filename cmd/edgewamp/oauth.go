@@ -269,8 +269,18 @@ type oauthServer struct {
 	keys string
 	stop chan struct{}
 	done chan struct{} // closed when the background start ended (startShared)
-	once sync.Once
+	// stopCtx is canceled by close: the background start's store calls
+	// end with it.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	once       sync.Once
 }
+
+// closeWait bounds how long close waits for a background start in
+// progress (oauth.New on the shared store, which may wait up to 30 s for
+// a store that takes requests and does not answer): the start then
+// closes the server it made itself.
+const closeWait = time.Second
 
 // newOAuth prepares the OAuth2 server when a realm enables it, or returns
 // nil. It reads the key files; the server itself starts with start or
@@ -280,6 +290,7 @@ func (c *config) newOAuth(log *slog.Logger) (*oauthServer, error) {
 		return nil, nil
 	}
 	o := &oauthServer{users: &oauthUsers{}, log: log, keys: keysFrom(c), stop: make(chan struct{})}
+	o.stopCtx, o.cancelStop = context.WithCancel(context.Background())
 	o.opts = oauth.Options{
 		Issuer: orDefault(c.OAuth.Issuer, defaultIssuer), Realms: c.oauthRealms(), Users: o.users,
 		Algorithm: c.OAuth.Algorithm, RotateEvery: time.Duration(c.OAuth.RotateEvery),
@@ -346,13 +357,16 @@ func (o *oauthServer) start(dataDir string) error {
 
 // startShared starts the server in the background on the mesh's shared
 // store, which open binds; it retries every 2 s until the store answers
-// or close is called.
+// or close is called. close does not wait for a try in progress (a
+// store that takes the requests and does not answer held each for 10 s,
+// and the router's stop with it): open's context ends with close, and a
+// server made after close is closed here.
 func (o *oauthServer) startShared(open func(context.Context) (oauth.Store, error)) {
 	o.done = make(chan struct{})
 	go func() {
 		defer close(o.done)
 		for warned := false; ; {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(o.stopCtx, 10*time.Second)
 			store, err := open(ctx)
 			cancel()
 			var srv *oauth.Server
@@ -364,18 +378,27 @@ func (o *oauthServer) startShared(open func(context.Context) (oauth.Store, error
 				srv, err = oauth.New(opts)
 			}
 			if err == nil {
+				// Under mu, which close takes to close stop: a server
+				// stored here is one close sees, or close came first
+				// and it is closed here.
+				o.mu.Lock()
 				select {
 				case <-o.stop:
+					o.mu.Unlock()
 					srv.Close()
 					return
 				default:
 				}
-				o.mu.Lock()
 				srv.SetRealms(o.opts.Realms) // the latest, in case a reload came while it started
 				o.srv.Store(srv)
 				o.mu.Unlock()
 				o.log.Info("oauth: authorization server ready", "issuer", srv.Issuer(), "state", "the mesh's shared store", "keys", o.keys)
 				return
+			}
+			select {
+			case <-o.stop:
+				return // the stop ended the try: nothing to say
+			default:
 			}
 			if !warned {
 				o.log.Warn("oauth: waiting for the mesh's shared state store (JetStream); token endpoints answer 503 and token logins are refused until it answers", "err", err)
@@ -414,9 +437,17 @@ func (o *oauthServer) close() {
 		return
 	}
 	o.once.Do(func() {
+		o.mu.Lock()
 		close(o.stop)
+		o.mu.Unlock()
+		o.cancelStop()
 		if o.done != nil {
-			<-o.done
+			t := time.NewTimer(closeWait)
+			select {
+			case <-o.done:
+			case <-t.C: // the start closes what it makes
+			}
+			t.Stop()
 		}
 		if srv := o.srv.Load(); srv != nil {
 			srv.Close()
