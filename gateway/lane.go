@@ -91,7 +91,18 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 	// net/http is read there again, and dispatch runs fromProxy on it:
 	// run before these returns too, it counted (and could log) a request
 	// from a trusted proxy naming no client twice.
-	if r.Method != http.MethodPost || r.Header["Origin"] != nil || g.isDraining() || !g.laneHostOK(r.Host) {
+	if g.isDraining() {
+		// Shutdown has begun: net/http's listener is closed, and a
+		// request handed to it was dropped without an answer (EOF after
+		// the request was sent), while on the gateway's own listener new
+		// connections are refused. The loops still accept on this port
+		// until the sessions' drain: say so, and close.
+		rw := laneRW{h: http.Header{}}
+		writeProblem(&rw, newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "shutting down"))
+		w.Respond(rw.appendResponse(nil, true), true)
+		return true
+	}
+	if r.Method != http.MethodPost || r.Header["Origin"] != nil || !g.laneHostOK(r.Host) {
 		return false
 	}
 	realm, proc, ok := bridgeCallPath(r.URL)

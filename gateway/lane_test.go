@@ -388,10 +388,20 @@ func TestLaneShutdown(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	// The next request on that connection is not served.
+	// The next request on that connection is not served: it is answered
+	// 503 system_shutdown (the engine still accepts on the lane until its
+	// own shutdown), and the connection closes.
 	io.WriteString(c, callPost("com.slow"))
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
-		t.Fatalf("served after Shutdown: %d", resp.StatusCode)
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), proto.URISystemShutdown) || !resp.Close {
+			t.Fatalf("served after Shutdown: %d %s (close %v)", resp.StatusCode, b, resp.Close)
+		}
+		if _, err := br.ReadByte(); err == nil {
+			t.Fatal("the connection stays open after the 503")
+		}
 	}
 }
 
