@@ -40,7 +40,7 @@ type DiskStore struct {
 	synced uint64    // records known to be on disk; guarded by syncMu
 	nrec   int       // records in the file; guarded by mu
 	closed bool      // guarded by mu
-	err    error     // sticky write error; guarded by mu
+	err    error     // sticky write error (an fsync's, or an append not cut back); guarded by mu
 	torn   int64     // bytes of a torn last record cut off at open; static
 	// compactions counts the log's rewrites, tried or done (tests);
 	// guarded by mu.
@@ -181,13 +181,33 @@ func (s *DiskStore) appendRec(rec diskRec) (uint64, error) {
 	}
 	b, _ := json.Marshal(rec)
 	b = append(b, '\n')
-	if _, err := s.f.Write(b); err != nil {
-		s.err = fmt.Errorf("oauth: store write: %w", err)
-		return 0, s.err
+	if n, err := s.f.Write(b); err != nil {
+		werr := fmt.Errorf("oauth: store write: %w", err)
+		if !s.cutBack(n) {
+			s.err = werr
+		}
+		return 0, werr
 	}
 	s.seq++
 	s.nrec++
 	return s.seq, nil
+}
+
+// cutBack removes the n bytes of a record whose append failed (a full
+// disk, a quota: the write stops short), so that the log ends where it
+// did and a later write, once there is room, appends a whole record
+// after it. It reports whether it could; if not, the log's end is
+// unknown and the caller makes the error sticky (every later write
+// refused). Before, any failed append was sticky: a disk full for a
+// moment (a log that filled /var) made every token request, refresh and
+// revocation fail until the router restarted, room or not. Caller holds
+// mu.
+func (s *DiskStore) cutBack(n int) bool {
+	fi, err := s.f.Stat()
+	if err != nil || int64(n) > fi.Size() {
+		return false
+	}
+	return s.f.Truncate(fi.Size()-int64(n)) == nil
 }
 
 // syncTo returns once record seq is on disk. Concurrent callers share one
