@@ -47,7 +47,7 @@ func servePprof(addr string, log *slog.Logger) error {
 		log.Warn("pprof: listening on an address that is not loopback: anyone who reaches it can read the process's profiles and command line and make it profile or trace itself, without a credential; use 127.0.0.1 (or ::1) and an SSH tunnel", "address", addr)
 	}
 	var h http.Handler = mux
-	h = webPageGuard{next: h, checkHost: isLoopbackAddr(ln.Addr())}
+	h = webPageGuard{next: h}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: pprofHeaderTimeout, IdleTimeout: pprofHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, pprofMaxConns)})
@@ -64,18 +64,19 @@ func servePprof(addr string, log *slog.Logger) error {
 // from (an Origin header on a page's fetch or form, Sec-Fetch-Site on
 // every request since 2020-2023), and a rebound name stays in Host:
 // go tool pprof, curl and a browser's own navigation send neither and
-// name the address they dial. With checkHost (a listener on loopback),
-// Host must be an IP address, localhost or a name under .localhost; on
-// other addresses (warned of) a host name is the operator's way in.
+// name the address they dial. A request that arrives on a loopback
+// address (the gateway's rule) must name an IP address, localhost or a
+// name under .localhost in Host; on other addresses (warned of) a host
+// name is the operator's way in.
 type webPageGuard struct {
-	next      http.Handler
-	checkHost bool
+	next http.Handler
 }
 
 func (g webPageGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	site := r.Header.Get("Sec-Fetch-Site")
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if r.Header.Get("Origin") != "" || (site != "" && site != "none" && site != "same-origin") ||
-		(g.checkHost && !localHostName(r.Host)) {
+		(isLoopbackAddr(la) && !localHostName(r.Host)) {
 		http.Error(w, "pprof: refused: a request from a web page, or naming a host other than an IP address or localhost", http.StatusForbidden)
 		return
 	}

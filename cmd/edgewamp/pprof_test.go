@@ -96,12 +96,22 @@ func TestPprofNotLoopbackWarned(t *testing.T) {
 // Sec-Fetch-Site cross-site or same-site), is refused 403; go tool pprof,
 // curl and a browser's own navigation are served as before.
 func TestPprofRefusesWebPages(t *testing.T) {
-	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", "127.0.0.1:0"))
+	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		t.Run(addr, func(t *testing.T) { pprofRefusesWebPages(t, addr) })
+	}
+}
+
+// pprofRefusesWebPages is TestPprofRefusesWebPages with -pprof addr,
+// reached on 127.0.0.1 (every interface, warned of, is reached on
+// loopback too).
+func pprofRefusesWebPages(t *testing.T, addr string) {
+	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-pprof", addr))
 	m := regexp.MustCompile(`msg="pprof listening" address=(\S+)`).FindStringSubmatch(r.logs())
 	if m == nil {
 		t.Fatalf("no pprof address in the log:\n%s", r.logs())
 	}
 	_, port, _ := net.SplitHostPort(m[1])
+	m[1] = "127.0.0.1:" + port
 	hc := &http.Client{Timeout: 10 * time.Second}
 	get := func(host string, hdr ...string) int {
 		t.Helper()
