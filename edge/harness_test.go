@@ -45,12 +45,23 @@ func testLogger(t *testing.T) *slog.Logger {
 // startNode starts a router with a mesh node configured by mutate.
 func startNode(t *testing.T, name string, mutate func(*Options)) *tnode {
 	t.Helper()
+	return startNodeConf(t, name, nil, mutate)
+}
+
+// startNodeConf is startNode with the router's configuration changed by
+// conf (its clock, say).
+func startNodeConf(t *testing.T, name string, conf func(*route.Config), mutate func(*Options)) *tnode {
+	t.Helper()
 	log := testLogger(t)
-	r, err := route.New(route.Config{
+	rc := route.Config{
 		Realms: []route.RealmConfig{{Name: "realm1"}},
 		Shards: 2,
 		Logger: log,
-	})
+	}
+	if conf != nil {
+		conf(&rc)
+	}
+	r, err := route.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}

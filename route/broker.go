@@ -597,7 +597,6 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	retain := m.Opt.Bool(proto.KeyRetain, false)
 	var stale []uint64
 	if retain {
-		p.at = s.r.now()
 		kept := p.own()
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
@@ -607,6 +606,8 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.publisher = nil
 		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
+		p.at = rm.retainStamp(string(m.URI), s.r.now())
+		kept.at = p.at
 		why, old := rm.retain(string(m.URI), kept, ss.asRetainer(), ss.retainOwner())
 		rm.mu.Unlock()
 		if why != retainKept {

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -362,6 +363,29 @@ type retainedShare struct {
 	key    string
 	events int
 	bytes  int64
+}
+
+// retainStamp returns the publication time of an event this node is
+// about to retain on topic: now (unix ns, the node's clock), or just
+// after the latest of the topic's retained events when that one is
+// stamped at or after now. The nodes of a mesh keep, and get_retained
+// delivers, the newest copy of a topic's retained event by this stamp
+// (retainNewer, retainedGathered); an event that replaced another here
+// must be the newer one everywhere, whatever the clocks: before, a node
+// whose clock was behind the replaced event's stamp (another node's
+// clock ahead, or its own stepped back) stamped the replacement older,
+// and every get_retained in the mesh, on this node too, delivered the
+// replaced event. Call with mu held (for reading at least).
+func (rm *Realm) retainStamp(topic string, now int64) int64 {
+	for re := rm.retained[topic]; re != nil; re = re.older {
+		if at := re.pub.at; at >= now {
+			now = at
+			if at < math.MaxInt64 {
+				now = at + 1
+			}
+		}
+	}
+	return now
 }
 
 // retain stores p as the retained event of a topic, published on this

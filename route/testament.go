@@ -258,10 +258,10 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			retain, stale := t.retain, []uint64(nil)
 			if retain {
-				p.at = s.r.now()
+				rm.mu.Lock()
+				p.at = rm.retainStamp(t.topic, s.r.now())
 				kept := *p
 				kept.retained = true
-				rm.mu.Lock()
 				why, old := rm.retain(t.topic, &kept, ss.asRetainer(), ss.retainOwner())
 				rm.mu.Unlock()
 				if why != retainKept {
