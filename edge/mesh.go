@@ -196,14 +196,23 @@ func (d *dedupRing) seen(id uint64) bool {
 }
 
 // subjectCache maps (realm, topic) to its event subject, so that the
-// publish path does not rebuild it each time. Bounded: cleared when full.
+// publish path does not rebuild it each time. Bounded in entries and in
+// bytes (its topics and subjects): cleared when either is full. A bound
+// in entries alone let one client that published once to each of 4,095
+// topics near proto.MaxURILen (16 MiB sent, to topics nobody subscribed
+// to) make the node hold 43.5 MB of them (57 MiB of heap), counted in no
+// budget, until 4,096 other topics cleared it.
 type subjectCache struct {
-	mu sync.Mutex
-	m  map[string]map[string]string
-	n  int
+	mu    sync.Mutex
+	m     map[string]map[string]string // guarded by mu
+	n     int                          // guarded by mu: entries
+	bytes int                          // guarded by mu: the entries' topics and subjects
 }
 
-const subjectCacheMax = 4096
+const (
+	subjectCacheMax   = 4096
+	subjectCacheBytes = 1 << 20
+)
 
 func (c *subjectCache) get(root, realm string, topic []byte) string {
 	c.mu.Lock()
@@ -211,17 +220,19 @@ func (c *subjectCache) get(root, realm string, topic []byte) string {
 	if s, ok := c.m[realm][string(topic)]; ok {
 		return s
 	}
-	if c.m == nil || c.n >= subjectCacheMax {
-		c.m, c.n = map[string]map[string]string{}, 0
+	s := string(eventSubject(nil, root, realm, topic))
+	cost := len(topic) + len(s)
+	if c.m == nil || c.n >= subjectCacheMax || c.bytes+cost > subjectCacheBytes {
+		c.m, c.n, c.bytes = map[string]map[string]string{}, 0, 0
 	}
 	rm := c.m[realm]
 	if rm == nil {
 		rm = map[string]string{}
 		c.m[realm] = rm
 	}
-	s := string(eventSubject(nil, root, realm, topic))
 	rm[string(topic)] = s
 	c.n++
+	c.bytes += cost
 	return s
 }
 
