@@ -129,6 +129,9 @@ func (n *Node) narrow(realm string, ri *realmInterest) {
 // Publish implements route.Mesh: the event goes to its subject; NATS
 // delivers it to the nodes with interest only.
 func (n *Node) Publish(realm string, topic []byte, env []byte) error {
+	if n.tooLarge(env) {
+		return ErrTooLarge
+	}
 	subj := n.subjects.get(n.evRoot, realm, topic)
 	if err := n.out.pushEnv(classBulk, subj, "", env); err != nil {
 		n.stats.EventsDropped.Add(1)
@@ -147,7 +150,28 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 	if subj == "" {
 		return errNoNode
 	}
+	if n.tooLarge(env) {
+		return ErrTooLarge
+	}
 	return n.out.pushEnv(classRoute, subj, n.inbox, env)
+}
+
+// ErrTooLarge is returned by Send and Publish for an envelope larger
+// than the NATS server takes (its max_payload).
+var ErrTooLarge = errors.New("edge: message larger than the mesh's NATS max_payload")
+
+// tooLarge reports whether env is larger than the NATS server takes, and
+// counts it (Stats.TooLarge). Such an envelope was queued, then refused
+// by nats.go in the sender (PublishErrors): lost, and a CALL's caller,
+// told nothing, waited for its timeout, or for ever without one. Refused
+// here, the caller gets wamp.error.unavailable at once. Only with
+// NatsURL: the embedded server takes more than a WAMP message can make.
+func (n *Node) tooLarge(env []byte) bool {
+	if mp := n.maxPayload.Load(); mp > 0 && int64(len(env)) > mp {
+		n.stats.TooLarge.Add(1)
+		return true
+	}
+	return false
 }
 
 // deliverEvent hands one event envelope to the router unless it is a

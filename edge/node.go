@@ -57,8 +57,14 @@ type Node struct {
 	// the mesh has no credential (startServer), "" otherwise.
 	localPass string
 	nc        *nats.Conn
-	storeDir  string
-	ownStore  bool
+	// maxPayload is the largest message the NATS server the node is
+	// connected to takes (its max_payload; 0 before the connection):
+	// set at connect and refreshed by the sender at each batch (a
+	// reconnect may reach another server of a deployment). Send and
+	// Publish refuse a larger envelope at once (tooLarge).
+	maxPayload atomic.Int64
+	storeDir   string
+	ownStore   bool
 
 	out      *outq
 	subjects subjectCache
@@ -150,6 +156,11 @@ type Stats struct {
 	// PublishErrors counts messages nats.go refused (disconnected with a
 	// full reconnect buffer, payload too large).
 	PublishErrors atomic.Uint64
+	// TooLarge counts events and route envelopes refused before they
+	// were queued because they are larger than the NATS server's
+	// max_payload (NatsURL: a deployment's, 1 MiB by default; the
+	// embedded server takes 24 MiB, more than a WAMP message can make).
+	TooLarge atomic.Uint64
 	// Disconnects counts losses of the NATS connection (NatsURL).
 	Disconnects atomic.Uint64
 	// PeersLost counts nodes taken for dead; PeersJoined nodes seen.
@@ -541,6 +552,7 @@ func (n *Node) connect() error {
 		return fmt.Errorf("edge: connecting to NATS: %w", err)
 	}
 	n.nc = nc
+	n.maxPayload.Store(nc.MaxPayload())
 	return nil
 }
 

@@ -221,7 +221,11 @@ func (n *Node) runSender(stop <-chan struct{}) {
 func (n *Node) sendBatch(b *outBatch) {
 	nc := n.nc
 	limit := maxFrame
-	if mp := nc.MaxPayload(); mp > 0 && mp < int64(limit) {
+	mp := nc.MaxPayload()
+	if mp > 0 {
+		n.maxPayload.Store(mp)
+	}
+	if mp > 0 && mp < int64(limit) {
 		limit = int(mp)
 	}
 	if n.out.group == "" {

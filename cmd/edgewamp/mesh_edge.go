@@ -73,6 +73,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"publish_error":    es.PublishErrors.Load(),
 			"bad_frame":        es.BadFrames.Load(),
 			"too_long":         es.TooLong.Load(),
+			"too_large":        es.TooLarge.Load(),
 			"version_mismatch": es.VersionMismatch.Load(),
 			"inbound_full":     es.InboundFull.Load(),
 			"control_full":     es.ControlFull.Load(),
