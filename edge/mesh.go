@@ -13,7 +13,10 @@ import (
 
 // Node implements route.Mesh: the router calls these on its shard
 // goroutines; none of them blocks (they queue work for the sender).
-var _ route.Mesh = (*Node)(nil)
+var (
+	_ route.Mesh             = (*Node)(nil)
+	_ route.MeshMessageLimit = (*Node)(nil)
+)
 
 // Subscribe implements route.Mesh: the node gets NATS interest for the
 // subscription's subject (one NATS subscription per distinct subject,
@@ -159,6 +162,10 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 // ErrTooLarge is returned by Send and Publish for an envelope larger
 // than the NATS server takes (its max_payload).
 var ErrTooLarge = errors.New("edge: message larger than the mesh's NATS max_payload")
+
+// MaxMessage implements route.MeshMessageLimit: the largest message the
+// NATS server takes (0 before the connection).
+func (n *Node) MaxMessage() int { return int(n.maxPayload.Load()) }
 
 // tooLarge reports whether env is larger than the NATS server takes, and
 // counts it (Stats.TooLarge). Such an envelope was queued, then refused

@@ -190,6 +190,16 @@ type Mesh interface {
 	Gather(env []byte, done func(answers [][]byte, missing []string)) error
 }
 
+// MeshMessageLimit is implemented by a Mesh that carries at most
+// MaxMessage bytes in one message (edge: the NATS server's max_payload;
+// 0: not known yet). A node's answer to another node's get_retained is
+// cut to it (maxRetainedAnswer otherwise): a larger one was refused whole
+// by the mesh, and the subscriber got none of that node's retained
+// events. Safe for concurrent use.
+type MeshMessageLimit interface {
+	MaxMessage() int
+}
+
 // MeshReg is one node's part of a registration in the mesh directory.
 type MeshReg struct {
 	Match  proto.Match

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strconv"
@@ -871,11 +872,17 @@ func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
 		return nil
 	}
 	sub := &subscription{uri: uri, match: match}
+	limit := maxRetainedAnswer
+	if ml, ok := s.r.mesh.(MeshMessageLimit); ok {
+		if m := ml.MaxMessage(); m > 0 && m < limit {
+			limit = m
+		}
+	}
 	var w wbuf
 	pubs := s.localRetained(rm, sub)
 	for i, p := range pubs {
 		env := appendEvent(nil, rm.name, p)
-		if len(w)+len(env) > maxRetainedAnswer {
+		if len(w)+binary.MaxVarintLen64+len(env) > limit {
 			s.retainedLeftOut(rm, uri, len(pubs)-i)
 			break
 		}
