@@ -160,8 +160,9 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 }
 
 // ErrTooLarge is returned by Send and Publish for an envelope larger
-// than the NATS server takes (its max_payload).
-var ErrTooLarge = errors.New("edge: message larger than the mesh's NATS max_payload")
+// than the NATS server takes (its max_payload): route.ErrMeshTooLarge,
+// which route tells apart.
+var ErrTooLarge = route.ErrMeshTooLarge
 
 // MaxMessage implements route.MeshMessageLimit: the largest message the
 // NATS server takes (0 before the connection).

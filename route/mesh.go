@@ -212,6 +212,10 @@ type MeshReg struct {
 	First, Last int64
 }
 
+// ErrMeshTooLarge is the error a Mesh returns from Send or Publish for an
+// envelope larger than it carries in one message (MeshMessageLimit).
+var ErrMeshTooLarge = errors.New("the message is larger than the mesh carries (its NATS max_payload)")
+
 // ErrMeshClaimed is the error of a claim another node holds.
 var ErrMeshClaimed = errors.New("route: the procedure is registered on another node")
 

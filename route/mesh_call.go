@@ -1,6 +1,7 @@
 package route
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -193,7 +194,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		// rejectCall, not replyError: if this was the first chunk of a
 		// progressive call, the caller's further chunks must be dropped as
 		// belonging to an ended call, not taken for new calls.
-		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
+		s.rejectCall(ss, m.Request, progress, meshSendFailure(err), "the callee's node cannot be reached now: "+err.Error())
 		return true
 	}
 	if rerouteable(reg) {
@@ -279,7 +280,7 @@ func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progres
 	if err := s.r.mesh.Send(oc.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 		ss.endCall(m.Request, oc)
-		s.replyError(ss, proto.CodeCall, m.Request, proto.URIUnavailable, "the callee's node cannot be reached now: "+err.Error())
+		s.replyError(ss, proto.CodeCall, m.Request, meshSendFailure(err), "the callee's node cannot be reached now: "+err.Error())
 		s.meshStop(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 }
@@ -915,8 +916,9 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 	}
 	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, f, 0, "", "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
-	if s.r.mesh.Send(mo.node, env) != nil {
+	if err := s.r.mesh.Send(mo.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
+		s.meshResultLost(mo, err)
 	}
 	if !progress {
 		s.meshEndInvocation(ss, m.Request, ic)
@@ -933,10 +935,35 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 	}
 	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, f, ss.id, string(m.URI), "", s.carry(m, false))
 	s.mbuf = keepBuf(env)
-	if s.r.mesh.Send(mo.node, env) != nil {
+	if err := s.r.mesh.Send(mo.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
+		s.meshResultLost(mo, err)
 	}
 	s.meshEndInvocation(ss, m.Request, ic)
+}
+
+// meshResultLost answers the caller of mo with an error (without payload)
+// in place of a callee's YIELD or ERROR the mesh refused (err): too large
+// for it (ErrMeshTooLarge: wamp.error.payload_size_exceeded, as for a
+// caller on one node), or its outbound queue full (wamp.error.unavailable).
+// Before, the answer was dropped and the caller waited for its timeout, for
+// ever without one. After a progressive result, the callee's further
+// results for the call are dropped on the caller's node, the call being
+// over there.
+func (s *Shard) meshResultLost(mo *meshOrigin, err error) {
+	s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, meshSendFailure(err), "the callee's answer could not be sent to the caller's node: "+err.Error())
+}
+
+// meshSendFailure is the error URI for a message of a call the mesh
+// refused with err: wamp.error.payload_size_exceeded for one too large
+// for it (ErrMeshTooLarge), as for a message too large for a peer on one
+// node; wamp.error.unavailable otherwise (its outbound queue full, the
+// node gone).
+func meshSendFailure(err error) string {
+	if errors.Is(err, ErrMeshTooLarge) {
+		return proto.URIPayloadSizeExceeded
+	}
+	return proto.URIUnavailable
 }
 
 // unavailableFlags returns the result flags of an answer the caller's
