@@ -140,6 +140,7 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 	err := s.r.mesh.Gather(qm.q, func(answers [][]byte, missing []string) {
 		s.Do(func() {
 			ss.asks.busy--
+			s.chargeRemote(ss, qm.proc, answers)
 			s.metaGathered(ss, qm, answers, missing)
 			s.nextAsk(ss)
 		})
@@ -157,9 +158,27 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 }
 
 // nextAsk starts the meta calls of ss that waited for a turn, while it
-// has turns.
+// has turns and its walk budget is not in debt (chargeRemote); in debt,
+// they wait for it as a walk does (once, for them all: asksParked).
 func (s *Shard) nextAsk(ss *Session) {
 	for ss.state == stEstablished {
+		if len(ss.asks.q) == 0 || ss.asks.busy >= maxSessionGathers {
+			return
+		}
+		if ss.asksParked {
+			return // they wait in the walk queue
+		}
+		b := &ss.walks
+		b.refill(s.r.now())
+		if b.tokens <= 0 {
+			ss.asksParked = true
+			s.turn(ss, walk{run: func() int {
+				ss.asksParked = false
+				s.nextAsk(ss)
+				return 0
+			}})
+			return
+		}
 		qm, ok := ss.asks.next(maxSessionGathers)
 		if !ok {
 			return
@@ -169,6 +188,52 @@ func (s *Shard) nextAsk(ss *Session) {
 		}
 		s.askMesh(ss, qm)
 	}
+}
+
+// chargeRemote charges ss's walk budget for the other nodes' answers to
+// its gathered meta call proc (remoteCost), canceled or not: each node
+// walked and encoded its part, and this shard decodes and merges them.
+// Before, only this node's walk was charged (the others' sizes are not
+// known before they answer): a session on a node with small tables made
+// the others walk theirs as fast as its 16 gathers came back, with 64 more
+// queued that had already had their turn; 100 pipelined
+// wamp.subscription.list calls had another node list its 20,000
+// subscriptions 80 times at once, and calls canceled at once as many
+// times as they were sent. Its queued gathers now wait for the debt to be
+// paid (nextAsk), and its next walks too, as on one node.
+func (s *Shard) chargeRemote(ss *Session, proc string, answers [][]byte) {
+	if n := remoteCost(proc, answers); n > 0 {
+		b := &ss.walks
+		b.refill(s.r.now())
+		b.tokens -= n
+	}
+}
+
+// remoteCost is what the other nodes' answers to a gathered meta call of
+// proc cost in the walk budget's entries: one per byte (a listed id takes
+// about 9 bytes of MsgPack and is charged metaEntryCost here), and for the
+// procedures whose answer is a number of sessions visited (a count, a
+// kill by authid or authrole), that number as listed entries.
+func remoteCost(proc string, answers [][]byte) int64 {
+	var n int64
+	for _, a := range answers {
+		n += int64(len(a))
+		if metaCounts[proc] && len(a) <= 32 {
+			if r, _, ok := decodeAnswer(a); ok && len(r) > 0 {
+				n += min(max(toInt(r[0]), 0), 1<<32) * metaEntryCost
+			}
+		}
+	}
+	return n
+}
+
+// metaCounts lists the gathered meta procedures whose answer is a number
+// of sessions each node visited (all of its realm's).
+var metaCounts = map[string]bool{
+	"wamp.session.count":            true,
+	"wamp.session.kill_by_authid":   true,
+	"wamp.session.kill_by_authrole": true,
+	"wamp.session.kill_all":         true,
 }
 
 // maxSessionGathers bounds one session's meta calls waiting for the other

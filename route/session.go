@@ -74,9 +74,12 @@ type Session struct {
 	// its REGISTERs of single registrations waiting for the claim store,
 	// its meta calls and its get_retained subscriptions waiting for the
 	// other nodes' answers.
-	claims  turns[queuedClaim]
-	asks    turns[queuedMeta]
-	retains turns[retainedAsk]
+	claims turns[queuedClaim]
+	asks   turns[queuedMeta]
+	// asksParked: asks' waiting calls wait for the walk budget's debt
+	// (nextAsk), in walks' queue.
+	asksParked bool
+	retains    turns[retainedAsk]
 	// walks is its budget of realm table entries walked (get_retained
 	// pattern subscriptions, meta lists), and the requests waiting for it
 	// (walkbudget.go).

@@ -48,8 +48,9 @@ import (
 // from every node only the gathers' bounds, which limit how many wait for
 // the other nodes, not how many walk this node's tables (each walked
 // before it took its turn: 100 pipelined were 100 walks at once). The
-// other nodes' walks are not charged (their counts are not known here);
-// they follow the caller's, one query each, within the gathers' bounds.
+// other nodes' walks are charged once their answers are in, by their
+// bytes (chargeRemote), and the session's gathers waiting their turn
+// wait for its debt to be paid.
 const (
 	walkRate        = 1 << 19 // entries a second per session
 	walkBurst       = maxRetained
