@@ -147,8 +147,8 @@ func (r *Router) meshEvent(env []byte) {
 		return
 	}
 	p.c.buf = env // counts the payload in the retained budget
-	if pr := rm.pres.Load(); pr != nil {
-		rm.presenceEvent(pr, p)
+	if pr := rm.pres.Load(); pr != nil && rm.presenceEvent(pr, p) {
+		return // announced here already
 	}
 	if p.retained {
 		kept := *p

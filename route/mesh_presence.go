@@ -103,6 +103,11 @@ type presence struct {
 	goneSlots []uint16
 	// rounds counts the gathers made.
 	rounds int
+	// announced holds the sessions whose on_leave this node announced
+	// (presenceChecked), at most maxPresence: a node cut off and taken for
+	// dead comes back with its sessions alive, and their own on_leave is
+	// then not passed on again (presenceEvent).
+	announced map[uint64]struct{}
 	// untracked counts the sessions left out since the last log line.
 	untracked uint64
 	logAt     time.Time
@@ -200,7 +205,8 @@ func (rm *Realm) presenceGathered(pr *presence, answers [][]byte, missing []stri
 			if !ok {
 				continue
 			}
-			if _, gone := pr.left[id]; !gone {
+			_, gone := pr.left[id]
+			if _, done := pr.announced[id]; !gone && !done {
 				pr.add(rm, id, rs)
 			}
 		}
@@ -272,16 +278,19 @@ func (pr *presence) leftOut(rm *Realm, n uint64, why string) {
 }
 
 // presenceEvent applies an on_join or on_leave from another node to the
-// realm's tracking. Any goroutine (meshEvent).
-func (rm *Realm) presenceEvent(pr *presence, p *publication) {
+// realm's tracking, and reports whether the event is to be dropped: the
+// on_leave of a session whose on_leave this node announced already (its
+// node was cut off and came back; its subscribers were told the session
+// had left). Any goroutine (meshEvent).
+func (rm *Realm) presenceEvent(pr *presence, p *publication) (drop bool) {
 	join := string(p.topic) == metaSessionOnJoin
 	if !join && string(p.topic) != metaSessionOnLeave {
-		return
+		return false
 	}
 	v, err := proto.DecodeValue(p.c.args)
 	args, _ := v.([]any)
 	if err != nil || len(args) == 0 {
-		return
+		return false
 	}
 	if join {
 		d, _ := args[0].(map[string]any)
@@ -289,23 +298,28 @@ func (rm *Realm) presenceEvent(pr *presence, p *publication) {
 		a, _ := d["authid"].(string)
 		r, _ := d["authrole"].(string)
 		if !ok || id == 0 {
-			return
+			return false
 		}
 		pr.mu.Lock()
 		pr.add(rm, id, remoteSession{a, r})
 		pr.mu.Unlock()
-		return
+		return false
 	}
 	id, ok := argID(args, 0)
 	if !ok {
-		return
+		return false
 	}
 	pr.mu.Lock()
+	defer pr.mu.Unlock()
 	delete(pr.sess, id)
 	if pr.gathering && len(pr.left) < maxPresence {
 		pr.left[id] = struct{}{}
 	}
-	pr.mu.Unlock()
+	if _, done := pr.announced[id]; done {
+		delete(pr.announced, id)
+		return true
+	}
+	return false
 }
 
 // MeshSessionsGone tells the router that the sessions of a node that
@@ -407,6 +421,12 @@ func (rm *Realm) presenceChecked(pr *presence, ids []uint64, answers [][]byte) {
 		if rs, ok := pr.sess[id]; ok && !held[id] {
 			delete(pr.sess, id)
 			out = append(out, gone{id, rs})
+			if pr.announced == nil || len(pr.announced) >= maxPresence {
+				// The oldest are most likely of nodes that are gone
+				// for good: forgotten all at once, at the bound.
+				pr.announced = map[uint64]struct{}{}
+			}
+			pr.announced[id] = struct{}{}
 		}
 	}
 	pr.mu.Unlock()
