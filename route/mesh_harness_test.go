@@ -96,7 +96,7 @@ func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []
 				f()
 			}
 		}()
-		t.Cleanup(func() { close(nd.q); <-nd.done })
+		t.Cleanup(func() { nd.dead.Store(true); close(nd.q); <-nd.done }) // dead: a late timer (a retained drop, a presence gather) sends it nothing
 		if err := e.r.AttachMesh(nd, nd.name, MeshSlot(nd.name)); err != nil {
 			t.Fatal(err)
 		}

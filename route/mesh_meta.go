@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -980,7 +981,60 @@ func (s *Shard) retainedLeftOut(rm *Realm, uri string, n int) {
 // their get_retained, and on this node's (a gather takes the newest per
 // topic), as if nothing had been dropped. A node that is down or cut off
 // meanwhile keeps its copy (logged when the query cannot be sent).
+//
+// Each query makes every other node scan all of the realm's retained
+// events (dropRetainedCopies), and a PUBLISH refused its retained place
+// for a bound drops the topic's earlier event: a publisher at its share
+// taking turns with another on one topic made one query per PUBLISH pair,
+// a scan of up to 65,536 topics on every other node for each. So at most
+// one query is sent per dropRetainedDelay and realm (the first at once),
+// those due meanwhile gathered into the next (at once past
+// maxRetainedDrop ids).
 func (s *Shard) meshDropRetained(rm *Realm, ids []uint64) {
+	d := &rm.drops
+	d.mu.Lock()
+	d.ids = append(d.ids, ids...)
+	var send []uint64
+	now := time.Now()
+	switch since := now.Sub(d.sentAt); {
+	case len(d.ids) >= maxRetainedDrop || !d.armed && since >= dropRetainedDelay:
+		send, d.ids, d.sentAt = d.ids, nil, now
+	case !d.armed:
+		d.armed = true
+		time.AfterFunc(dropRetainedDelay-since, func() {
+			if s.Do(func() { s.flushRetainedDrops(rm) }) != nil {
+				s.flushRetainedDrops(rm) // stopping: as reload does (retainedRevoked)
+			}
+		})
+	}
+	d.mu.Unlock()
+	s.sendRetainedDrops(rm, send)
+}
+
+// flushRetainedDrops sends the ids meshDropRetained gathered for rm.
+func (s *Shard) flushRetainedDrops(rm *Realm) {
+	d := &rm.drops
+	d.mu.Lock()
+	ids := d.ids
+	d.ids, d.armed, d.sentAt = nil, false, time.Now()
+	d.mu.Unlock()
+	s.sendRetainedDrops(rm, ids)
+}
+
+// retainedDrops are a realm's ids waiting for meshDropRetained's query.
+type retainedDrops struct {
+	mu     sync.Mutex
+	ids    []uint64
+	armed  bool      // a flush is due
+	sentAt time.Time // the last query
+}
+
+// dropRetainedDelay is the least time between two of a realm's
+// meshDropRetained queries. A variable for tests.
+var dropRetainedDelay = 100 * time.Millisecond
+
+// sendRetainedDrops sends the queries of meshDropRetained.
+func (s *Shard) sendRetainedDrops(rm *Realm, ids []uint64) {
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), maxRetainedDrop)]
 		ids = ids[len(part):]

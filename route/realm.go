@@ -46,6 +46,10 @@ type Realm struct {
 	// presGatherAt is when (unix ns) the realm last asked the other nodes
 	// for their sessions (queryPresence).
 	presGatherAt atomic.Int64
+	// drops holds the publication ids of retained events this node
+	// dropped whose copies the other nodes are still to be asked to drop
+	// (meshDropRetained). Guarded by its mu.
+	drops retainedDrops
 
 	// regLog and subLog number and keep the changes to regs and subs,
 	// which the shards' caches follow (l1log).
