@@ -89,6 +89,12 @@ func (r *Router) MeshSync(node MeshNode, name string, regs []MeshRealmReg) {
 			rm.dirSet(node, name, e)
 		}
 		rm.mu.Unlock()
+		if pr := rm.pres.Load(); pr != nil {
+			// A node (re)joining, or one heard again after it was taken
+			// for dead: its sessions that joined meanwhile sent their
+			// on_join to no one here (mesh_presence.go, regather).
+			rm.onShard0(func() { rm.regather(pr) })
+		}
 	}
 }
 

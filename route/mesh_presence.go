@@ -103,6 +103,9 @@ type presence struct {
 	goneSlots []uint16
 	// rounds counts the gathers made.
 	rounds int
+	// again: a node's directory came while a gather was under way, which
+	// may have been sent before that node was heard (regather).
+	again bool
 	// announced holds the sessions whose on_leave this node announced
 	// (presenceChecked), at most maxPresence: a node cut off and taken for
 	// dead comes back with its sessions alive, and their own on_leave is
@@ -180,6 +183,31 @@ func (rm *Realm) queryPresence(pr *presence) {
 	}
 }
 
+// regather gathers the other nodes' sessions again when a node's whole
+// directory came (MeshSync: a node joined, or was heard again after it had
+// been taken for dead, its link cut for longer than the peer timeout).
+// The sessions that joined that node meanwhile announced their on_join
+// while this node did not hear it: they were kept by no node here, and
+// their on_leave was missing when their node died later. The sessions a
+// gather brings are added to those kept (those announced gone excepted),
+// at most one gather a presenceRetry (queryPresence). On shard 0.
+func (rm *Realm) regather(pr *presence) {
+	if rm.pres.Load() != pr {
+		return
+	}
+	pr.mu.Lock()
+	busy := pr.gathering
+	if busy {
+		pr.again = true
+	} else {
+		pr.rounds = 0 // its own retries, if some node does not answer
+	}
+	pr.mu.Unlock()
+	if !busy {
+		rm.gatherPresence(pr)
+	}
+}
+
 // presenceGathered takes in the other nodes' sessions, and checks the
 // sessions of the nodes that left meanwhile. Any goroutine.
 func (rm *Realm) presenceGathered(pr *presence, answers [][]byte, missing []string) {
@@ -220,9 +248,14 @@ func (rm *Realm) presenceGathered(pr *presence, answers [][]byte, missing []stri
 	pr.goneSlots = nil
 	pr.rounds++
 	again := len(missing) > 0 && pr.rounds < maxPresenceRounds
+	regather := pr.again && !again
+	pr.again = false
 	pr.mu.Unlock()
 	for _, slot := range slots {
 		rm.presenceGone(pr, slot)
+	}
+	if regather {
+		rm.onShard0(func() { rm.regather(pr) })
 	}
 	switch {
 	case again:
