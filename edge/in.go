@@ -334,12 +334,17 @@ func isGone(m *nats.Msg) bool { return m.Sub == nil && m.Subject == goneSubject 
 // dropped for the inbound budget (inq.push), nor put ahead of them when the
 // channel is full. Control dispatcher.
 func (n *Node) sessionsGone(p *peer) {
-	if p.slot == 0 {
-		return // never heard: none of its sessions is known
+	// Its slot is set by its heartbeats; a peer that sent something else
+	// (an answer, a delta, an on_join the router kept) and died before
+	// its first heartbeat has none yet, but every node's slot is derived
+	// from its name (route.MeshSlot), and its sessions may be known.
+	slot := p.slot
+	if slot == 0 {
+		slot = route.MeshSlot(p.name)
 	}
 	var w wr
 	w.uv(uint64(p.idx))
-	w.uv(uint64(p.slot))
+	w.uv(uint64(slot))
 	m := &nats.Msg{Subject: goneSubject, Data: w}
 	select {
 	case n.evCh <- m:
