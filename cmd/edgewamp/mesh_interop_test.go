@@ -56,6 +56,19 @@ func meshInteropCases() []meshInteropCase {
 				wampy(c, "cbor", "x-binary"),
 			}
 		}},
+		// Autobahn|Python sessions on A (RawSocket) and B (WebSocket), CBOR:
+		// the Advanced Profile between nodes as the client sends and reads
+		// it: pattern registrations and subscriptions (procedure, topic),
+		// caller and publisher disclosure, black/white lists by session,
+		// authid and authrole, first and last shared registrations,
+		// testaments (on leave, on a kill from the other node), the meta
+		// API about the other node's sessions, registrations and
+		// subscriptions, a prefix get_retained, a progressive call past its
+		// timeout and a leaving caller interrupting the callee, a leaving
+		// callee ending the call wamp.error.canceled.
+		{name: "mesh/advanced-profile-python", needs: []string{"python"}, procs: func(a, b, c string) []interopProc {
+			return []interopProc{abpy(a, "rs", "cbor", "x-mesh-features", "--url2", "ws://"+b+"/ws")}
+		}},
 		// One roundrobin registration shared by a Python callee on B and a
 		// wampy callee on C, called from Autobahn|JS (RawSocket) on A; the
 		// meta API over both callees; a retained event from Python.

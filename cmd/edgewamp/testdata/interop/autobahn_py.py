@@ -6,7 +6,8 @@
 
 Modes: suite (default; the whole single-client scenario), x-binary-peer,
 x-mixed-callee, x-rpc-callee, x-shared-peer (roles in the cross-client
-scenarios driven by interop_test.go). Every stdout line is one JSON object,
+scenarios driven by interop_test.go), x-mesh-features (sessions on two
+nodes of a mesh, --url and --url2; driven by mesh_interop_test.go). Every stdout line is one JSON object,
 as for the Node scripts (see harness.js): {"check","ok","detail"},
 {"ready": true}, and finally {"done": true, "passed": N, "failed": M}.
 """
@@ -802,6 +803,193 @@ async def x_shutdown():
     await step("x.shutdown", closed)
 
 
+async def until(what, fn, timeout=10):
+    """Polls the coroutine function fn until it returns a true value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("not within %d s: %s" % (timeout, what))
+        await asyncio.sleep(0.05)
+
+
+async def x_mesh_features():
+    """Features of the Advanced Profile between sessions on two nodes of a
+    mesh (--url: node A, --url2: node B), as Autobahn|Python sends and reads
+    them: pattern registrations and subscriptions (INVOCATION.procedure,
+    EVENT.topic), caller and publisher disclosure, black/white listing by
+    session, authid and authrole, shared registrations (first, last),
+    testaments (on leave and on a kill from the other node), the meta API
+    about sessions, registrations and subscriptions of the other node,
+    get_retained on a prefix, call timeouts and a leaving caller
+    interrupting a callee (both announce call_canceling), a leaving callee."""
+    ua, ub = OPT.url, OPT.url2
+    A = await connect("mesh-a", ua)
+    B = await connect("mesh-b", ub)
+    M = await connect("mesh-m", ub)
+
+    async def reg_seen(uri):
+        # A registration of node B is known on node A.
+        await until("%s registered on the other node" % uri, lambda: A.call("wamp.registration.match", uri))
+
+    async def sub_seen(uri):
+        await until("a subscription to %s on the other node" % uri, lambda: A.call("wamp.subscription.match", uri))
+
+    async def pattern_rpc():
+        await B.register(lambda details=None: [details.procedure, details.caller, details.caller_authid, details.caller_authrole],
+                         "m.pfx", options=RegisterOptions(match="prefix", details_arg="details"))
+        await B.register(lambda details=None: [details.procedure], "m..wild", options=RegisterOptions(match="wildcard", details_arg="details"))
+        await reg_seen("m.pfx.x")
+        await reg_seen("m.q.wild")
+        eq("mesh.rpc prefix procedure, caller not disclosed", await A.call("m.pfx.x.y"), ["m.pfx.x.y", None, None, None])
+        eq("mesh.rpc prefix caller disclosed", await raw_call(A, "m.pfx.z", {"disclose_me": True}),
+           ["m.pfx.z", A.sid, A.details.authid, "anonymous"])
+        eq("mesh.rpc wildcard procedure", await A.call("m.q.wild"), ["m.q.wild"])
+    await step("mesh.rpc.pattern", pattern_rpc)
+
+    async def pubsub():
+        got = Inbox()
+        await B.subscribe(lambda *a, details=None, **k: got.push([list(a), details.topic, details.publisher]), "m..w",
+                          options=SubscribeOptions(match="wildcard", details_arg="details"))
+        await sub_seen("m.x.w")
+        await A.publish("m.x.w", 1, options=pub())
+        await publish_disclosed(A, "m.y.w", 2)
+        await A.publish("m.z.w", 3, options=pub(exclude=[B.sid]))
+        await A.publish("m.z.w", 4, options=pub(eligible=[B.sid]))
+        await A.publish("m.z.w", 5, options=pub(eligible=[A.sid, M.sid]))
+        await A.publish("m.z.w", 6, options=pub(exclude_authid=[B.details.authid]))
+        await A.publish("m.z.w", 7, options=pub(eligible_authid=[B.details.authid]))
+        await A.publish("m.z.w", 8, options=pub(exclude_authrole=["anonymous"]))
+        await A.publish("m.z.w", 9, options=pub(eligible_authrole=["anonymous"]))
+        await A.publish("m.z.w", 10, options=pub())
+        items = await got.wait(lambda xs: any(x[0] == [10] for x in xs), 5, "the last event")
+        eq("mesh.pubsub wildcard topic, disclosure, black/white lists", items,
+           [[[1], "m.x.w", None], [[2], "m.y.w", A.sid], [[4], "m.z.w", None], [[7], "m.z.w", None],
+            [[9], "m.z.w", None], [[10], "m.z.w", None]])
+    await step("mesh.pubsub", pubsub)
+
+    async def shared():
+        rb = await B.register(lambda: "b", "m.first", options=RegisterOptions(invoke="first"))
+        await reg_seen("m.first")
+        await A.register(lambda: "a", "m.first", options=RegisterOptions(invoke="first"))
+        await B.register(lambda: "b", "m.last", options=RegisterOptions(invoke="last"))
+        await reg_seen("m.last")
+        await A.register(lambda: "a", "m.last", options=RegisterOptions(invoke="last"))
+        rid = await A.call("wamp.registration.lookup", "m.last")
+        await until("both callees of m.last on node B", lambda: _n_is(M.call("wamp.registration.count_callees", rid), 2))
+        eq("mesh.shared first", [await s.call("m.first") for s in (A, M, A, M)], ["b"] * 4)
+        eq("mesh.shared last", [await s.call("m.last") for s in (A, M, A, M)], ["a"] * 4)
+        await rb.unregister()
+        await until("m.first served by the other callee", lambda: _is(M.call("m.first"), "a"))
+        eq("mesh.shared first after the first left", [await s.call("m.first") for s in (A, M)], ["a", "a"])
+    await step("mesh.shared", shared)
+
+    async def meta():
+        g = await A.call("wamp.session.get", B.sid)
+        eq("mesh.meta session.get other node", [g.get("session"), g.get("authid"), g.get("authrole")], [B.sid, B.details.authid, "anonymous"])
+        check("mesh.meta session.list", {A.sid, B.sid, M.sid} <= set(await A.call("wamp.session.list")), "")
+        rid = await A.call("wamp.registration.match", "m.pfx.q")
+        eq("mesh.meta registration.list_callees", await A.call("wamp.registration.list_callees", rid), [B.sid])
+        g = await A.call("wamp.registration.get", rid)
+        eq("mesh.meta registration.get", [g["uri"], g["match"], g["invoke"]], ["m.pfx", "prefix", "single"])
+        sids = await A.call("wamp.subscription.match", "m.q.w")
+        eq("mesh.meta subscription.list_subscribers", await A.call("wamp.subscription.list_subscribers", sids[0]), [B.sid])
+        eq("mesh.meta subscription.count_subscribers", await A.call("wamp.subscription.count_subscribers", sids[0]), 1)
+    await step("mesh.meta", meta)
+
+    async def testaments():
+        got = Inbox()
+        await M.subscribe(lambda *a, details=None, **k: got.push([list(a), k, details.topic]), "m.will",
+                          options=SubscribeOptions(details_arg="details"))
+        await sub_seen("m.will")
+        D = await connect("mesh-d", ua)
+        await D.call("wamp.session.add_testament", "m.will", ["left"], {"k": 1})
+        D.leave()
+        items = await got.wait(lambda xs: len(xs) > 0, 5, "the testament of a session that left")
+        eq("mesh.testament on leave", items, [[["left"], {"k": 1}, "m.will"]])
+        E = await connect("mesh-e", ua)
+        await E.call("wamp.session.add_testament", "m.will", ["killed"], {})
+        await M.call("wamp.session.kill", E.sid)
+        items = await got.wait(lambda xs: len(xs) > 1, 5, "the testament of a session killed from the other node")
+        eq("mesh.testament on a kill from the other node", items[1], [["killed"], {}, "m.will"])
+        info = await asyncio.wait_for(E.closed, 5)
+        # (wamp.close.normal without a reason argument: route/meta.go, killOpts.)
+        eq("mesh.kill close reason", info.reason, "wamp.close.normal")
+    await step("mesh.testament", testaments)
+
+    async def retained():
+        await A.publish("m.ret.a", "r1", options=pub(retain=True))
+        got = Inbox()
+        await B.subscribe(lambda *a, details=None, **k: got.push([list(a), details.topic, details.retained]), "m.ret",
+                          options=SubscribeOptions(match="prefix", get_retained=True, details_arg="details"))
+        items = await got.wait(lambda xs: len(xs) > 0, 5, "the retained event")
+        eq("mesh.retained prefix get_retained", items, [[["r1"], "m.ret.a", True]])
+    await step("mesh.retained", retained)
+
+    interrupted = []
+
+    async def stream(n, details=None):
+        try:
+            for i in range(n):
+                if details.progress:
+                    details.progress(i)
+                await asyncio.sleep(0.05)
+            return "end"
+        except asyncio.CancelledError:
+            interrupted.append("stream")
+            raise ApplicationError("wamp.error.canceled")
+    await B.register(stream, "m.stream", options=RegisterOptions(details_arg="details"))
+    await B.register(slow_handler(interrupted, seconds=5.0), "m.slow")
+    await reg_seen("m.slow")
+    await reg_seen("m.stream")
+
+    async def timeout():
+        prog = []
+        e = await expect_error(A.call("m.stream", 200, options=CallOptions(on_progress=lambda *a, **k: prog.append(a), timeout=400)),
+                               5, "progressive call past its timeout")
+        eq("mesh.timeout progressive call", e.error, "wamp.error.timeout")
+        check("mesh.timeout progress before it", len(prog) > 0, len(prog))
+        await until("the callee interrupted", lambda: _true("stream" in interrupted), 5)
+    await step("mesh.timeout", timeout)
+
+    async def caller_left():
+        C = await connect("mesh-c", ua)
+        f = asyncio.ensure_future(C.call("m.slow", "caller-left"))
+        f.add_done_callback(lambda f: f.exception())
+        await asyncio.sleep(0.3)
+        C.leave()
+        await until("the callee interrupted after its caller left", lambda: _true("caller-left" in interrupted), 5)
+        check("mesh.caller left: callee interrupted", True, "")
+    await step("mesh.caller_left", caller_left)
+
+    async def callee_left():
+        D = await connect("mesh-d2", ub)
+        await D.register(lambda: asyncio.sleep(10), "m.dying")
+        await reg_seen("m.dying")
+        f = asyncio.ensure_future(A.call("m.dying"))
+        await asyncio.sleep(0.3)
+        D.leave()
+        e = await expect_error(f, 5, "call of a callee that left")
+        eq("mesh.callee left", e.error, "wamp.error.canceled")
+    await step("mesh.callee_left", callee_left)
+
+    await leave_all([A, B, M])
+
+
+async def _n_is(aw, n):
+    return (await aw) == n
+
+
+async def _is(aw, v):
+    return (await aw) == v
+
+
+async def _true(v):
+    return v
+
+
 MODES = {
     "suite": suite,
     "x-shutdown": x_shutdown,
@@ -809,6 +997,7 @@ MODES = {
     "x-mixed-callee": x_mixed_callee,
     "x-rpc-callee": x_rpc_callee,
     "x-shared-peer": x_shared_peer,
+    "x-mesh-features": x_mesh_features,
 }
 
 
@@ -819,6 +1008,7 @@ def main():
     p.add_argument("--serializer", default="json", choices=sorted(SERIALIZERS))
     p.add_argument("--mode", default="suite", choices=sorted(MODES))
     p.add_argument("--expect-from", dest="expect_from", default="")
+    p.add_argument("--url2", default="")
     OPT = p.parse_args()
 
     async def run():
