@@ -5,7 +5,8 @@
 //
 // Modes: suite (default), x-binary, x-mixed-caller, x-rpc, x-rpc-sub,
 // x-shared-peer (roles in the cross-client scenarios driven by
-// interop_test.go). Output: see harness.js.
+// interop_test.go), x-proginv (interop_proginv_test.go). Output: see
+// harness.js.
 
 import { createRequire } from 'node:module';
 import { Wampy } from 'wampy';
@@ -53,7 +54,7 @@ const PUBLISH = 16;
 // connect returns a joined Wampy instance. wampy sends authid only together
 // with authmethods and insists on an onChallenge callback when either is set;
 // the router never challenges an anonymous join.
-async function connect(authid, ser = SER) {
+async function connect(authid, ser = SER, tweak = null) {
   const w = new Wampy(opt.url, {
     realm: 'realm1',
     ws: WebSocket,
@@ -69,6 +70,7 @@ async function connect(authid, ser = SER) {
   // progressive_call_results, so a Dealer following the spec does not set
   // INVOCATION.Details.receive_progress for it. Announce what wampy does.
   w._wamp_features.roles.callee.features.progressive_call_results = true;
+  if (tweak) tweak(w);
   // wampy answers GOODBYE without telling the application its reason; the
   // harness reads it from the decoded message.
   const closed = H.deferred();
@@ -638,8 +640,66 @@ async function xShutdown() {
   });
 }
 
+// x-proginv: progressive call invocations (Wampy.progressiveCall: the
+// first CALL and each sendData chunk with Options.progress = true, the last
+// with progress = false) to a callee of the Go client (cmd/edgewamp
+// interop_proginv_test.go), which registers pi.collect (answers with every
+// chunk's arguments, in order) and pi.echo (a progressive result per chunk,
+// the final result the chunk count).
+//
+// Client quirk (wampy 8.0.2): progressiveCall needs the Dealer's
+// progressive_call_invocations, but HELLO does not announce the caller's,
+// so a Dealer following the spec refuses the progressive CALL (the router
+// ends the session: protocol violation). Announce what wampy does.
+async function xProgInv() {
+  const S = await connect('wampy-proginv', SER, (w) => { w._wamp_features.roles.caller.features.progressive_call_invocations = true; });
+  await H.step('proginv.collect', async () => {
+    const { result, sendData } = S.progressiveCall('pi.collect', [1, 'a']);
+    sendData([2, 'b']);
+    sendData({ argsList: [3], argsDict: { k: 'c' } });
+    sendData([4, 'd'], { progress: false });
+    const r = await H.withTimeout(result, 5000, 'pi.collect');
+    H.eq('proginv.collect chunks in order', r.argsList, [1, 'a', 2, 'b', 3, 4, 'd']);
+  });
+  await H.step('proginv.one_chunk', async () => {
+    const { result, sendData } = S.progressiveCall('pi.collect', ['only']);
+    sendData(null, { progress: false });
+    const r = await H.withTimeout(result, 5000, 'pi.collect, one chunk and an empty last');
+    H.eq('proginv.one_chunk', r.argsList, ['only']);
+  });
+  await H.step('proginv.with_progressive_results', async () => {
+    const progress = [];
+    const { result, sendData } = S.progressiveCall('pi.echo', ['x1'], { progress_callback: (x) => progress.push(x.argsList) });
+    await H.sleep(50);
+    sendData(['x2']);
+    await H.sleep(50);
+    sendData(['x3'], { progress: false });
+    const r = await H.withTimeout(result, 5000, 'pi.echo');
+    H.eq('proginv.with_progressive_results progress', progress, [['x1'], ['x2'], ['x3']]);
+    H.eq('proginv.with_progressive_results final', r.argsList, [3]);
+  });
+  await H.step('proginv.timeout', async () => {
+    // The final chunk never comes: the call times out from its first CALL,
+    // and chunks after the ERROR are dropped, not taken for a new call.
+    const { result, sendData } = S.progressiveCall('pi.collect', ['t1'], { timeout: 300 });
+    const t0 = Date.now();
+    sendData(['t2']);
+    const r = await H.settle(result, 5000, 'pi.collect never finished');
+    H.eq('proginv.timeout error', r.ok ? 'succeeded' : r.error.errorUri, 'wamp.error.timeout');
+    H.check('proginv.timeout elapsed', Date.now() - t0 < 2500, `${Date.now() - t0} ms`);
+    try { sendData(['late'], { progress: false }); } catch (e) { /* wampy may refuse: the call is gone */ }
+    const r2 = await H.withTimeout(S.call('pi.collect', ['after-timeout']), 5000, 'pi.collect after a timeout');
+    H.eq('proginv.timeout next call', r2.argsList, ['after-timeout']);
+  });
+  await H.step('proginv.plain_call_still_works', async () => {
+    const r = await H.withTimeout(S.call('pi.collect', ['plain']), 5000, 'plain pi.collect');
+    H.eq('proginv.plain call', r.argsList, ['plain']);
+  });
+  await closeAll([S]);
+}
+
 const modes = {
-  suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-caller': xMixedCaller, 'x-rpc': xRPC, 'x-rpc-sub': xRPCSub, 'x-shared-peer': xSharedPeer,
+  suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-caller': xMixedCaller, 'x-rpc': xRPC, 'x-rpc-sub': xRPCSub, 'x-shared-peer': xSharedPeer, 'x-proginv': xProgInv,
 };
 
 try {
