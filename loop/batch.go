@@ -29,9 +29,33 @@ import (
 //
 // A JSON text cannot contain a raw 0x1e (JSON strings escape every control
 // character), so splitting at each 0x1e never cuts a message.
+//
+// Autobahn|Python, the reference client, ends each message of a JSON batch
+// with 0x18 instead, and splits the batches it reads at 0x18: its
+// serializer writes b'\30', an octal escape (0x18, CAN), for the spec's
+// "\30 (record separator) octet 0x1e"; so does Crossbar.io, which uses that
+// serializer. A connection takes the separator its peer's first batch (its
+// HELLO) ends with, one or the other, and uses it both ways (conn.jsonSep,
+// batchSep). 0x18 cannot appear raw in a JSON text either. Before, such a
+// client's HELLO was refused as a malformed batch: Autobahn|Python offers
+// wamp.2.json.batched before wamp.2.json, and first of all when it has no
+// binary serializer installed.
 
-// jsonRecordSep is the octet that ends each message of a JSON batch.
+// jsonRecordSep is the octet that ends each message of a JSON batch
+// (WAMP spec).
 const jsonRecordSep = 0x1e
+
+// autobahnRecordSep is the one Autobahn|Python uses (above).
+const autobahnRecordSep = 0x18
+
+// batchSepOf returns the separator of the JSON batch whose messages end
+// with it: Autobahn|Python's when batch ends with it, else the spec's.
+func batchSepOf(batch []byte) byte {
+	if n := len(batch); n > 0 && batch[n-1] == autobahnRecordSep {
+		return autobahnRecordSep
+	}
+	return jsonRecordSep
+}
 
 // batchPrefixLen is the size of a binary batch's length prefix.
 const batchPrefixLen = 4
@@ -56,7 +80,7 @@ var (
 // without copying or allocating. It is a small value meant to live on the
 // caller's stack:
 //
-//	br := newBatchReader(payload, ser)
+//	br := newBatchReader(payload, ser, sep)
 //	for {
 //		msg, err := br.next()
 //		if err != nil { fail the transport }
@@ -67,14 +91,15 @@ var (
 // Messages alias the batch and are valid as long as it is.
 type batchReader struct {
 	rest   []byte // bytes not yet split
-	binary bool   // length-prefixed (MsgPack, CBOR) rather than 0x1e-terminated (JSON)
+	binary bool   // length-prefixed (MsgPack, CBOR) rather than terminated by sep (JSON)
+	sep    byte   // JSON: the octet that ends each message (jsonRecordSep, autobahnRecordSep)
 	count  int    // messages returned so far
 }
 
 // newBatchReader returns a reader over batch, a whole WebSocket message of
-// the batched subprotocol of ser.
-func newBatchReader(batch []byte, ser proto.Serializer) batchReader {
-	return batchReader{rest: batch, binary: ser.Binary()}
+// the batched subprotocol of ser, whose JSON messages end with sep.
+func newBatchReader(batch []byte, ser proto.Serializer, sep byte) batchReader {
+	return batchReader{rest: batch, binary: ser.Binary(), sep: sep}
 }
 
 // next returns the next message, or nil and a nil error after the last one.
@@ -105,7 +130,7 @@ func (b *batchReader) next() ([]byte, error) {
 
 // nextJSON splits off the message up to the next record separator.
 func (b *batchReader) nextJSON() ([]byte, error) {
-	i := bytes.IndexByte(b.rest, jsonRecordSep)
+	i := bytes.IndexByte(b.rest, b.sep)
 	if i < 0 {
 		return nil, errBatchUnterminated
 	}
@@ -142,11 +167,11 @@ func (b *batchReader) nextBinary() ([]byte, error) {
 // and returns the first error of fn. msg aliases batch. Two cheap passes;
 // splitBatch itself does not allocate (fn does not escape, so a closure
 // literal passed as fn stays on the caller's stack).
-func splitBatch(batch []byte, ser proto.Serializer, fn func(msg []byte) error) error {
-	if err := checkBatch(batch, ser); err != nil {
+func splitBatch(batch []byte, ser proto.Serializer, sep byte, fn func(msg []byte) error) error {
+	if err := checkBatch(batch, ser, sep); err != nil {
 		return err
 	}
-	br := newBatchReader(batch, ser)
+	br := newBatchReader(batch, ser, sep)
 	for {
 		msg, _ := br.next()
 		if msg == nil {
@@ -161,8 +186,8 @@ func splitBatch(batch []byte, ser proto.Serializer, fn func(msg []byte) error) e
 // checkBatch reports whether batch, a whole WebSocket message of the
 // batched subprotocol of ser, is well formed (the first of splitBatch's
 // passes).
-func checkBatch(batch []byte, ser proto.Serializer) error {
-	check := newBatchReader(batch, ser)
+func checkBatch(batch []byte, ser proto.Serializer, sep byte) error {
+	check := newBatchReader(batch, ser, sep)
 	for {
 		msg, err := check.next()
 		if err != nil {
@@ -183,17 +208,26 @@ func batchedLen(ser proto.Serializer, n int) int {
 }
 
 // appendBatched appends msg, one encoded WAMP message, to dst in the
-// batched form of ser: with a 0x1e after it for JSON, after a 4-octet
+// batched form of ser: with sep after it for JSON, after a 4-octet
 // big-endian length for MsgPack and CBOR. Appending several builds a batch
 // of several messages; a WebSocket message must hold at least one. It
 // allocates only if dst must grow. msg must be shorter than 4 GiB.
-func appendBatched(dst []byte, ser proto.Serializer, msg []byte) []byte {
+func appendBatched(dst []byte, ser proto.Serializer, sep byte, msg []byte) []byte {
 	if ser.Binary() {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(msg)))
 		return append(dst, msg...)
 	}
 	dst = append(dst, msg...)
-	return append(dst, jsonRecordSep)
+	return append(dst, sep)
+}
+
+// batchSep returns the separator of the connection's JSON batches, the
+// one its peer's first batch ended with (jsonRecordSep until then).
+func (cn *conn) batchSep() byte {
+	if cn.jsonSep == 0 {
+		return jsonRecordSep
+	}
+	return cn.jsonSep
 }
 
 // A batch is routed a turn at a time. One WebSocket message of a batched
@@ -273,13 +307,18 @@ type heldBatch struct {
 // deliverBatch checks and routes one batched message, its first turn now
 // and the rest later (see above). p is valid only during the call.
 func (cn *conn) deliverBatch(p []byte) {
+	if cn.jsonSep == 0 {
+		// The peer's first batch (its HELLO) says which separator it
+		// uses, before the router sends it anything (see the top).
+		cn.jsonSep = batchSepOf(p)
+	}
 	// The whole batch is checked before any of its messages is routed, so
 	// a malformed batch has no partial effect.
-	if err := checkBatch(p, cn.ser); err != nil {
+	if err := checkBatch(p, cn.ser, cn.jsonSep); err != nil {
 		cn.wsFail(ws.StatusProtocolError, "bad batch", CloseProtocol, errBadBatch)
 		return
 	}
-	br := newBatchReader(p, cn.ser)
+	br := newBatchReader(p, cn.ser, cn.jsonSep)
 	ls := cn.ls
 	for {
 		if !cn.routeBatch(&br) {
@@ -364,7 +403,7 @@ func (cn *conn) queueBehind(p []byte, text bool) {
 	switch {
 	case text != (cn.ser == proto.JSON):
 		hb.fail = errWrongFrameType
-	case checkBatch(p, cn.ser) != nil:
+	case checkBatch(p, cn.ser, cn.batchSep()) != nil:
 		hb.fail = errBadBatch
 	default:
 		hb.next = append(hb.next, p...)
@@ -428,7 +467,7 @@ func (cn *conn) continueBatch() {
 		// next batch, routed in turns the same way.
 		cn.giveBack(hb)
 		hb.buf, hb.big, hb.next = hb.next, false, nil
-		hb.br = newBatchReader(hb.buf, cn.ser)
+		hb.br = newBatchReader(hb.buf, cn.ser, cn.batchSep())
 		cn.ls.batches = append(cn.ls.batches, cn)
 		if !hb.gone {
 			cn.account()

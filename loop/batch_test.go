@@ -9,12 +9,12 @@ import (
 )
 
 // lp is a length-prefixed (binary batch) message.
-func lp(msg string) []byte { return appendBatched(nil, proto.MsgPack, []byte(msg)) }
+func lp(msg string) []byte { return appendBatched(nil, proto.MsgPack, jsonRecordSep, []byte(msg)) }
 
 // collectBatch splits batch with splitBatch and returns the messages.
 func collectBatch(batch []byte, ser proto.Serializer) ([]string, error) {
 	var out []string
-	err := splitBatch(batch, ser, func(msg []byte) error {
+	err := splitBatch(batch, ser, jsonRecordSep, func(msg []byte) error {
 		out = append(out, string(msg))
 		return nil
 	})
@@ -69,7 +69,7 @@ func TestSplitBatch(t *testing.T) {
 			// Re-framing the messages gives back the batch.
 			var again []byte
 			for _, m := range got {
-				again = appendBatched(again, tt.ser, []byte(m))
+				again = appendBatched(again, tt.ser, jsonRecordSep, []byte(m))
 			}
 			if !bytes.Equal(again, tt.batch) {
 				t.Fatalf("re-framed % x, want % x", again, tt.batch)
@@ -80,7 +80,7 @@ func TestSplitBatch(t *testing.T) {
 
 func TestBatchReaderStreams(t *testing.T) {
 	// The iterator yields the good messages before the bad one.
-	br := newBatchReader([]byte("[1]\x1e[2]"), proto.JSON)
+	br := newBatchReader([]byte("[1]\x1e[2]"), proto.JSON, jsonRecordSep)
 	if m, err := br.next(); string(m) != "[1]" || err != nil {
 		t.Fatalf("first: %q %v", m, err)
 	}
@@ -90,7 +90,7 @@ func TestBatchReaderStreams(t *testing.T) {
 	if m, err := br.next(); m != nil || err != nil {
 		t.Fatalf("after an error: %q %v", m, err)
 	}
-	empty := newBatchReader(nil, proto.CBOR)
+	empty := newBatchReader(nil, proto.CBOR, jsonRecordSep)
 	if _, err := empty.next(); err != errBatchEmpty {
 		t.Fatalf("empty: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestBatchReaderStreams(t *testing.T) {
 func TestSplitBatchCallbackError(t *testing.T) {
 	stop := errors.New("stop")
 	calls := 0
-	err := splitBatch([]byte("[1]\x1e[2]\x1e[3]\x1e"), proto.JSON, func([]byte) error {
+	err := splitBatch([]byte("[1]\x1e[2]\x1e[3]\x1e"), proto.JSON, jsonRecordSep, func([]byte) error {
 		calls++
 		if calls == 2 {
 			return stop
@@ -117,7 +117,7 @@ func TestSplitBatchNoAlloc(t *testing.T) {
 	total := 0
 	allocs := testing.AllocsPerRun(100, func() {
 		count := func(msg []byte) error { total += len(msg); return nil }
-		if splitBatch(json, proto.JSON, count) != nil || splitBatch(bin, proto.MsgPack, count) != nil {
+		if splitBatch(json, proto.JSON, jsonRecordSep, count) != nil || splitBatch(bin, proto.MsgPack, jsonRecordSep, count) != nil {
 			t.Fatal("split failed")
 		}
 	})
@@ -131,7 +131,7 @@ func TestBatchedWriters(t *testing.T) {
 		msgs := [][]byte{[]byte("[36,1,2,{}]"), []byte("x"), bytes.Repeat([]byte("y"), 70000)}
 		var viaAppend []byte
 		for _, m := range msgs {
-			viaAppend = appendBatched(viaAppend, ser, m)
+			viaAppend = appendBatched(viaAppend, ser, jsonRecordSep, m)
 		}
 		want := 0
 		for _, m := range msgs {
@@ -150,4 +150,42 @@ func TestBatchedWriters(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBatchAutobahnSeparator: Autobahn|Python ends each message of a JSON
+// batch with 0x18 (its b'\30' is octal), not the spec's 0x1e; a
+// connection takes the separator its peer's first batch ends with and
+// uses it both ways.
+func TestBatchAutobahnSeparator(t *testing.T) {
+	ab := []byte("[1,\"realm1\",{}]\x18[2]\x18")
+	if sep := batchSepOf(ab); sep != autobahnRecordSep {
+		t.Fatalf("batchSepOf(Autobahn's batch) = %#x", sep)
+	}
+	if sep := batchSepOf([]byte("[1]\x1e")); sep != jsonRecordSep {
+		t.Fatalf("batchSepOf(the spec's batch) = %#x", sep)
+	}
+	got, err := collectBatchSep(ab, autobahnRecordSep)
+	if err != nil || len(got) != 2 || got[0] != "[1,\"realm1\",{}]" || got[1] != "[2]" {
+		t.Fatalf("split: %q %v", got, err)
+	}
+	// One separator per connection: the other one does not end a message.
+	if _, err := collectBatchSep(ab, jsonRecordSep); err != errBatchUnterminated {
+		t.Fatalf("0x18 batch read with 0x1e: %v", err)
+	}
+	var out []byte
+	for _, m := range got {
+		out = appendBatched(out, proto.JSON, autobahnRecordSep, []byte(m))
+	}
+	if !bytes.Equal(out, ab) {
+		t.Fatalf("written % x, want % x", out, ab)
+	}
+}
+
+func collectBatchSep(batch []byte, sep byte) ([]string, error) {
+	var got []string
+	err := splitBatch(batch, proto.JSON, sep, func(msg []byte) error {
+		got = append(got, string(msg))
+		return nil
+	})
+	return got, err
 }

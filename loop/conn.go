@@ -51,6 +51,7 @@ type conn struct {
 	overLimit bool
 	ser       proto.Serializer
 	batched   bool
+	jsonSep   byte // a JSON batch's message separator, the peer's (batch.go: batchSep); 0 until its first batch
 	wsr       wsReader
 	raw       rawReader
 	maxOut    int // longest message the peer accepts (RawSocket handshake); 0 = no limit
@@ -415,7 +416,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 			op = ws.OpText
 		}
 		out = appendWSHeader(out, op, batchedLen(cn.ser, len(b)))
-		out = appendBatched(out, cn.ser, b)
+		out = appendBatched(out, cn.ser, cn.batchSep(), b)
 	default:
 		op := ws.OpBinary
 		if cn.ser == proto.JSON {

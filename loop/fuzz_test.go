@@ -257,13 +257,13 @@ func FuzzBatchSplit(f *testing.F) {
 			ser = proto.MsgPack
 		}
 		var msgs [][]byte
-		err := splitBatch(data, ser, func(m []byte) error {
+		err := splitBatch(data, ser, jsonRecordSep, func(m []byte) error {
 			msgs = append(msgs, m)
 			return nil
 		})
 		// The iterator agrees with splitBatch: same messages, then the
 		// same error.
-		br := newBatchReader(data, ser)
+		br := newBatchReader(data, ser, jsonRecordSep)
 		var iterErr error
 		for i := 0; ; i++ {
 			m, e := br.next()
@@ -297,7 +297,7 @@ func FuzzBatchSplit(f *testing.F) {
 			if len(m) == 0 || !binary && bytes.IndexByte(m, jsonRecordSep) >= 0 {
 				t.Fatalf("bad message %q", m)
 			}
-			again = appendBatched(again, ser, m)
+			again = appendBatched(again, ser, jsonRecordSep, m)
 		}
 		if !bytes.Equal(again, data) {
 			t.Fatal("re-framed batch differs from the input")

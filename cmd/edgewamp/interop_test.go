@@ -123,6 +123,19 @@ func interopCases() []interopCase {
 			}})
 		}
 	}
+	// Autobahn|Python's batched WebSocket subprotocols (offered first by its
+	// WampWebSocketClientFactory and ApplicationRunner when no serializer
+	// is given: cbor.batched, then msgpack, ubjson and json, batched
+	// before plain). Its JSON batches end each message with 0x18, not the
+	// spec's 0x1e (loop/batch.go).
+	for _, ser := range []string{"json", "cbor"} {
+		ser := ser
+		cs = append(cs, interopCase{name: "autobahn-py/ws/" + ser + ".batched", needs: []string{"python"}, procs: func(a string) []interopProc {
+			p := abpy(a, "ws", ser, "suite", "--batched")
+			p.label += " batched"
+			return []interopProc{p}
+		}})
+	}
 
 	// Cross-client scenarios.
 	cs = append(cs,

@@ -179,7 +179,9 @@ async def connect(authid, url=None, ser=None):
     Session.closed = closed
 
     cfg = ComponentConfig(realm="realm1")
-    serializer = SERIALIZERS[ser]()
+    # --batched: the WebSocket subprotocol wamp.2.<ser>.batched (WAMP message
+    # batching), which Autobahn|Python offers first by default.
+    serializer = SERIALIZERS[ser](batched=True) if OPT.batched and not url.startswith("rs") else SERIALIZERS[ser]()
     if url.startswith("rs"):
         _, host, port = parse_rs_url(url)
         factory = WampRawSocketClientFactory(lambda: Session(cfg), serializer=serializer)
@@ -488,7 +490,8 @@ async def suite():
         eq("meta.session.get", [d["session"], d["authid"], d["authrole"], d["authmethod"]], [A.sid, A.details.authid, "anonymous", "anonymous"])
         t = d.get("transport") or {}
         want_type = "rawsocket" if OPT.url.startswith("rs") else "websocket"
-        check("meta.session.get transport", t.get("type") == want_type and str(t.get("protocol")).endswith(OPT.serializer), show(t))
+        want_proto = OPT.serializer + (".batched" if OPT.batched else "")
+        check("meta.session.get transport", t.get("type") == want_type and str(t.get("protocol")).endswith(want_proto), show(t))
         e = await expect_error(M.call("wamp.session.get", 1), 5, "session.get unknown")
         eq("meta.session.get unknown", e.error, "wamp.error.no_such_session")
     await step("meta.session", meta_session)
@@ -1009,6 +1012,7 @@ def main():
     p.add_argument("--mode", default="suite", choices=sorted(MODES))
     p.add_argument("--expect-from", dest="expect_from", default="")
     p.add_argument("--url2", default="")
+    p.add_argument("--batched", action="store_true")
     OPT = p.parse_args()
 
     async def run():
