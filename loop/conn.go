@@ -69,9 +69,13 @@ type conn struct {
 	// (sendring.go), from its take to its completion; 0 otherwise.
 	inflight int
 
-	opened    int64 // coarse unix ns
-	lastRead  int64
-	pingSent  int64       // 0 = no ping outstanding
+	opened   int64 // coarse unix ns
+	lastRead int64
+	pingSent int64 // 0 = no ping outstanding
+	// rawPings: the RawSocket peer has sent a PING or a PONG, so it takes
+	// the keepalive's PINGs (rawkeepalive.go); until then the kernel's
+	// TCP keepalive watches it.
+	rawPings  bool
 	pongSince int64       // when cn.pong started waiting
 	closeBy   int64       // phClosing: deadline for the peer's close frame
 	reason    CloseReason // why it closes: the first cause recorded (close.go)
@@ -250,6 +254,7 @@ func (cn *conn) rawHandshake() bool {
 	cn.maxOut = hs.maxRecv
 	cn.raw = rawReader{maxLen: rawMaxLen(exp)}
 	cn.phase = phRaw
+	cn.tcpKeepalive()
 	cn.sess = cn.ls.shard.Open(cn)
 	return true
 }
@@ -330,7 +335,10 @@ func (cn *conn) rawEvent(ev rawEvent) {
 	case rawPing:
 		// [RawSocket]: A Peer MUST answer a PING with exactly one PONG
 		// carrying the same payload. (Bounded: pong.go.)
+		cn.rawPings = true
 		cn.answerPing(ev.payload)
+	case rawPong:
+		cn.rawPings = true
 	}
 }
 
@@ -534,6 +542,9 @@ func (cn *conn) deadlines(now int64) {
 			return
 		}
 		if idle > int64(o.PingInterval) {
+			if cn.phase == phRaw && !cn.rawPings {
+				return // not one it is known to take (rawkeepalive.go)
+			}
 			cn.pingSent = now
 			cn.pingBuf()
 			if cn.phase == phWS {

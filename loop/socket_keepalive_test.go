@@ -105,6 +105,51 @@ func (s *testServer) waitPongs(skip net.Conn) {
 	})
 }
 
+// takesPings makes a RawSocket peer show the router that it takes
+// RawSocket PINGs (rawkeepalive.go): it sends one and reads the PONG. A
+// WebSocket peer is pinged anyway.
+func takesPings(t *testing.T, p *rawPeer) {
+	t.Helper()
+	r, ok := p.mc.(*rsClient)
+	if !ok {
+		return
+	}
+	r.write(rsFrame(1, []byte("hi")))
+	if typ, payload, err := r.readFrame(ioTimeout); err != nil || typ != 2 || string(payload) != "hi" {
+		t.Fatalf("the PONG to our PING: type %d %q %v", typ, payload, err)
+	}
+}
+
+// A RawSocket peer that has not shown that it takes PINGs (rawkeepalive.go:
+// Autobahn|Python's asyncio client drops its connection at one) gets none
+// however long it is silent, and is not closed for it: the kernel's TCP
+// keepalive watches it. Once it has sent a PING, it gets the keepalive's.
+func TestSocketKeepaliveRawSocketUnproven(t *testing.T) {
+	t.Parallel()
+	s, clk := keepaliveServer(t, 0)
+	p := dialRaw(t, s.url, "rs", proto.JSON)
+	newWAMP(t, p.mc, proto.JSON).join()
+	s.tick(clk, kaInterval+time.Second)
+	s.tick(clk, kaTimeout+time.Second)
+	if s.pingOutstanding(p.c) {
+		t.Fatal("a PING to a peer not known to take them")
+	}
+	if _, err := p.mc.readMsg(200 * time.Millisecond); !isTimeout(err) {
+		t.Fatalf("read: %v", err)
+	}
+	if n := p.mc.(*rsClient).pings; n != 0 {
+		t.Fatalf("%d PINGs received", n)
+	}
+	if !s.openAt(p.c) {
+		t.Fatal("closed for a PING it was not sent")
+	}
+	takesPings(t, p)
+	s.tick(clk, kaInterval+time.Second)
+	if !s.pingOutstanding(p.c) {
+		t.Fatal("no PING once the peer has sent one")
+	}
+}
+
 // A peer that answers every ping stays, ping after ping.
 func TestSocketKeepaliveAnswered(t *testing.T) {
 	t.Parallel()
@@ -115,6 +160,7 @@ func TestSocketKeepaliveAnswered(t *testing.T) {
 			p := dialRaw(t, s.url, transport, proto.JSON)
 			w := newWAMP(t, p.mc, proto.JSON)
 			w.join()
+			takesPings(t, p)
 			for i := range 3 {
 				s.tick(clk, kaInterval+time.Second) // silent for longer than the interval: a ping
 				if !s.pingOutstanding(p.c) {
@@ -156,6 +202,7 @@ func TestSocketKeepalivePingsBorrowNoBuffer(t *testing.T) {
 			for i := range peers {
 				peers[i] = dialRaw(t, s.url, transport, proto.JSON)
 				newWAMP(t, peers[i].mc, proto.JSON).join()
+				takesPings(t, peers[i])
 			}
 			for range 3 { // quiet seconds: the trims empty the pool
 				s.tick(clk, time.Second)
@@ -240,6 +287,7 @@ func TestSocketKeepalive(t *testing.T) {
 			if tc.hello {
 				newWAMP(t, p.mc, proto.MsgPack).join()
 			}
+			takesPings(t, p)
 			switch c := p.mc.(type) {
 			case *wsClient:
 				c.autoPong = false

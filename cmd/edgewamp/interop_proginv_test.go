@@ -113,17 +113,21 @@ func registerProgInv(t *testing.T, s *client.Session, ended *atomic.Int32) {
 	}
 }
 
-// runInteropProcs runs client processes to completion, one after the
-// other, and reports their checks.
+// runInteropProcs runs client processes side by side to completion and
+// reports their checks.
 func runInteropProcs(t *testing.T, procs []interopProc, logs func() string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
+	var runs []*interopRun
 	for _, p := range procs {
 		r := &interopRun{p: p}
 		if err := r.start(ctx); err != nil {
 			t.Fatalf("%s: %v", p.label, err)
 		}
+		runs = append(runs, r)
+	}
+	for _, r := range runs {
 		<-r.exited
 		reportInterop(t, r)
 	}

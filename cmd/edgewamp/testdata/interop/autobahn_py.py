@@ -981,6 +981,24 @@ async def x_mesh_features():
     await leave_all([A, B, M])
 
 
+async def x_idle():
+    """A session that stays silent for --idle seconds (longer than the
+    router's keepalive interval in interop_keepalive_test.go), then calls:
+    it must still be joined. Autobahn|Python's asyncio RawSocket protocol
+    does not implement RawSocket PING (autobahn/asyncio/rawsocket.py:
+    PrefixProtocol.ping raises NotImplementedError, which asyncio turns
+    into a fatal error of the transport)."""
+    S = await connect("idle")
+    try:
+        info = await asyncio.wait_for(asyncio.shield(S.closed), OPT.idle)
+        report("x.idle session kept while silent", False, "lost after less than %.1f s: %s" % (OPT.idle, info))
+        return
+    except asyncio.TimeoutError:
+        report("x.idle session kept while silent", True, "%.1f s" % OPT.idle)
+    eq("x.idle call after the silence", await asyncio.wait_for(S.call("wamp.session.count"), 5) >= 1, True)
+    await leave_all([S])
+
+
 async def _n_is(aw, n):
     return (await aw) == n
 
@@ -1001,6 +1019,7 @@ MODES = {
     "x-rpc-callee": x_rpc_callee,
     "x-shared-peer": x_shared_peer,
     "x-mesh-features": x_mesh_features,
+    "x-idle": x_idle,
 }
 
 
@@ -1013,6 +1032,7 @@ def main():
     p.add_argument("--expect-from", dest="expect_from", default="")
     p.add_argument("--url2", default="")
     p.add_argument("--batched", action="store_true")
+    p.add_argument("--idle", type=float, default=3.0)
     OPT = p.parse_args()
 
     async def run():
