@@ -181,7 +181,7 @@ async def connect(authid, url=None, ser=None):
     cfg = ComponentConfig(realm="realm1")
     # --batched: the WebSocket subprotocol wamp.2.<ser>.batched (WAMP message
     # batching), which Autobahn|Python offers first by default.
-    serializer = SERIALIZERS[ser](batched=True) if OPT.batched and not url.startswith("rs") else SERIALIZERS[ser]()
+    serializer = SERIALIZERS[ser](batched=True) if getattr(OPT, "batched", False) and not url.startswith("rs") else SERIALIZERS[ser]()
     if url.startswith("rs"):
         _, host, port = parse_rs_url(url)
         factory = WampRawSocketClientFactory(lambda: Session(cfg), serializer=serializer)
