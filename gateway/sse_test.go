@@ -209,11 +209,21 @@ func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 		return "POST /wamp/realm1/call/" + proc + " HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 	})
 	waitWithin(t, 20*time.Second, "the callee's results", func() bool { return sent.Load() == calls })
-	// Cut within reapEvery and stuckAfter of the writes' blocking.
-	for deadline := time.Now().Add(4 * time.Second); e.gw.sse.cuts.Load() < calls || e.gw.metrics.sseCut.Load() < calls || e.gw.sse.bytes.Load() > total || canceled.Load() < progCalls; {
+	// Cut for the total, not ended by WriteTimeout (a minute): within
+	// reapEvery and stuckAfter of the writes' blocking, but the callee's
+	// writes are not when the gateway has the results. Under -race beside
+	// two CPU burners a 5 MiB JSON result took 2 to 3 s from the callee's
+	// socket to the gateway (the callee, the router and the gateway each
+	// copy and scan it), and the three come one after another: 4 s from
+	// the callee's last write failed 10 runs of 10 there, the results
+	// still on their way, each cut within 250 ms of reaching the gateway.
+	// The deadline stays well short of WriteTimeout and of the
+	// progressive callees' 40 s.
+	const patience = 25 * time.Second
+	for deadline := time.Now().Add(patience); e.gw.sse.cuts.Load() < calls || e.gw.metrics.sseCut.Load() < calls || e.gw.sse.bytes.Load() > total || canceled.Load() < progCalls; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d calls whose clients do not read, one %d MiB result each (%d progressive): 4 s later %d cut for the total (bound %d KiB; %d cut in all), the SSE total counts %d KiB, %d of %d callee invocations canceled",
-				calls, size>>20, progCalls, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
+			t.Fatalf("%d calls whose clients do not read, one %d MiB result each (%d progressive): %v later %d cut for the total (bound %d KiB; %d cut in all), the SSE total counts %d KiB, %d of %d callee invocations canceled",
+				calls, size>>20, progCalls, patience, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
