@@ -117,6 +117,30 @@ func (l *metaLog) String() string {
 	return s
 }
 
+// lifeOrder returns the first causal-order violation among the events of
+// one shared registration's (subscription's) life that sessions a and b
+// joined and left: create before each one's join, each one's join before
+// its leave, each leave before del; "" when there is none.
+func (l *metaLog) lifeOrder(create, join, leave, del string, a, b *tc) string {
+	c, d := l.at(create, 0), l.at(del, 0)
+	for _, s := range []struct {
+		name string
+		id   uint64
+	}{{"a", a.id}, {"b", b.id}} {
+		on, off := l.at(join, s.id), l.at(leave, s.id)
+		for _, why := range []string{
+			l.before(c, on, create+" after "+s.name+"'s "+join),
+			l.before(on, off, s.name+"'s "+join+" after its "+leave),
+			l.before(off, d, del+" before "+s.name+"'s "+leave),
+		} {
+			if why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
 // metaRounds is how many rounds the ordering tests run: the finding saw
 // 12 (registrations) and 4 (subscriptions) of 300 out of order.
 const metaRounds = 300
@@ -146,20 +170,9 @@ func TestMetaEventsCausalOrderRegistrations(t *testing.T) {
 			t.Fatalf("round %d: registrations %d and %d", round, ra, rb)
 		}
 		l.read(mon, 6)
-		create, del := l.at(metaRegOnCreate, 0), l.at(metaRegOnDelete, 0)
-		for _, why := range []string{
-			l.before(create, l.at(metaRegOnRegister, a.id), "on_create after a's on_register"),
-			l.before(create, l.at(metaRegOnRegister, b.id), "on_create after b's on_register"),
-			l.before(l.at(metaRegOnRegister, a.id), l.at(metaRegOnUnregister, a.id), "a's on_register after its on_unregister"),
-			l.before(l.at(metaRegOnRegister, b.id), l.at(metaRegOnUnregister, b.id), "b's on_register after its on_unregister"),
-			l.before(l.at(metaRegOnUnregister, a.id), del, "on_delete before a's on_unregister"),
-			l.before(l.at(metaRegOnUnregister, b.id), del, "on_delete before b's on_unregister"),
-		} {
-			if why != "" {
-				bad++
-				t.Errorf("round %d: %s:%s", round, why, l)
-				break
-			}
+		if why := l.lifeOrder(metaRegOnCreate, metaRegOnRegister, metaRegOnUnregister, metaRegOnDelete, a, b); why != "" {
+			bad++
+			t.Errorf("round %d: %s:%s", round, why, l)
 		}
 	}
 	if bad > 0 {
@@ -189,20 +202,9 @@ func TestMetaEventsCausalOrderSubscriptions(t *testing.T) {
 			t.Fatalf("round %d: subscriptions %d and %d", round, sa, sb)
 		}
 		l.read(mon, 6)
-		create, del := l.at(metaSubOnCreate, 0), l.at(metaSubOnDelete, 0)
-		for _, why := range []string{
-			l.before(create, l.at(metaSubOnSubscribe, a.id), "on_create after a's on_subscribe"),
-			l.before(create, l.at(metaSubOnSubscribe, b.id), "on_create after b's on_subscribe"),
-			l.before(l.at(metaSubOnSubscribe, a.id), l.at(metaSubOnUnsubscribe, a.id), "a's on_subscribe after its on_unsubscribe"),
-			l.before(l.at(metaSubOnSubscribe, b.id), l.at(metaSubOnUnsubscribe, b.id), "b's on_subscribe after its on_unsubscribe"),
-			l.before(l.at(metaSubOnUnsubscribe, a.id), del, "on_delete before a's on_unsubscribe"),
-			l.before(l.at(metaSubOnUnsubscribe, b.id), del, "on_delete before b's on_unsubscribe"),
-		} {
-			if why != "" {
-				bad++
-				t.Errorf("round %d: %s:%s", round, why, l)
-				break
-			}
+		if why := l.lifeOrder(metaSubOnCreate, metaSubOnSubscribe, metaSubOnUnsubscribe, metaSubOnDelete, a, b); why != "" {
+			bad++
+			t.Errorf("round %d: %s:%s", round, why, l)
 		}
 	}
 	if bad > 0 {
