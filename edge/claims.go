@@ -487,7 +487,8 @@ func (c *claimStore) recheckHeld() {
 
 // checkHeld checks up to checkBatch of the claims this node holds against
 // the store, after recheckHeld: a claim the store holds at another
-// revision than the one this node wrote (taken over, or gone) is held
+// revision than the one this node wrote, or under another life's value
+// (taken over, or gone), is held
 // provisionally, and reconcile claims it again. It stops at a store that
 // does not answer, to go on at the next reconcile. Worker goroutine.
 func (c *claimStore) checkHeld() {
@@ -503,6 +504,7 @@ func (c *claimStore) checkHeld() {
 		return
 	}
 	lost, failed := 0, false
+	mine := string(c.value())
 	start := time.Now()
 	for i := range min(checkBatch, len(c.checking)) {
 		if c.stopping() || i > 0 && time.Since(start) >= checkTurn {
@@ -518,7 +520,12 @@ func (c *claimStore) checkHeld() {
 		e, err := c.kv.Get(ctx, key)
 		cancel()
 		switch {
-		case err == nil && e.Revision() == rec.rev:
+		case err == nil && e.Revision() == rec.rev && string(e.Value()) == mine:
+			// This life's, at the revision it wrote. The revision alone
+			// does not tell: a store node that restarts (a lone hub's
+			// memory store) numbers its revisions from 1 again, and
+			// another node's claim of the key in the new store may sit
+			// at the revision this node's had in the old one.
 		case err == nil, errors.Is(err, jetstream.ErrKeyNotFound):
 			c.held[key] = claimRec{}
 			lost++
