@@ -169,11 +169,14 @@ func (s *Shard) metaPublish(rm *Realm, it *metaItem) {
 	}
 	// Its own copy: shared by the shards' tasks, as fanout's.
 	p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(it.topic), c: &carry{buf: raw.B, args: raw}}
-	if len(subs) > 0 {
-		s.metaFanout(p, subs)
-	}
+	// To the mesh first: meshPublish writes p (its retained flag, while
+	// it encodes the envelope), which the shards read once it is posted
+	// to them. After the posts, it raced with their deliveries.
 	if mesh {
 		s.meshPublish(rm, p, false)
+	}
+	if len(subs) > 0 {
+		s.metaFanout(p, subs)
 	}
 }
 
