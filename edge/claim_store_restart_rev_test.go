@@ -80,3 +80,61 @@ func TestClaimCheckAfterStoreRestartTellsLivesApart(t *testing.T) {
 		t.Fatal(last)
 	}
 }
+
+// The same restart, and a release: the edge gave its claim back by the
+// revision it had written, purging the key's entries up to it, and the
+// restarted store's entries start again at 1: the edge's release, taken
+// before its check of the claims it held, purged the claim another node
+// had just been granted, whose registration then stood with no claim in
+// the store. Until that check, a release goes by the store's value.
+func TestClaimReleaseAfterStoreRestartKeepsAnotherNodesClaim(t *testing.T) {
+	t.Parallel()
+	leafAddr := edgetest.FreeAddr(t)
+	hubOpts := func(o *Options) { o.Leaf.Listen = leafAddr }
+	hub := startNode(t, "hub", hubOpts)
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + leafAddr} })
+	waitMesh(t, hub, edge)
+	waitClaims(t, 15*time.Second, hub, edge)
+	ctx := ctxT(t, 60*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	key := claimKey("realm1", proto.MatchExact, "com.kept")
+	es := edge.dial(edge.rs(), proto.JSON)
+	reg, err := es.Register(ctx, "com.kept", h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The edge's claim worker is held; its callee unregisters (the
+	// release waits for the worker), the hub restarts and its own client
+	// registers the procedure, granted by the empty store.
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	stall := func() { <-release }
+	edge.n.claims.testHookNext.Store(&stall)
+	edge.n.claims.recheckHeld() // takes the worker into the hook
+	if err := es.Unregister(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	hub.stop()
+	hub = startNode(t, "hub", hubOpts)
+	waitClaims(t, 15*time.Second, hub)
+	if _, err := hub.dial(hub.ws(), proto.JSON).Register(ctx, "com.kept", h, nil); err != nil {
+		t.Fatalf("REGISTER on the restarted hub, its store empty: %v", err)
+	}
+	waitMesh(t, hub, edge)
+	edge.n.claims.testHookNext.Store(nil)
+	free()
+	done := make(chan struct{})
+	edge.n.Released(func() { close(done) })
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the edge's release did not end")
+	}
+	e, err := hub.n.claims.kv.Get(ctx, key)
+	if err != nil || string(e.Value()) != string(hub.n.claims.value()) {
+		t.Fatalf("the hub's claim after the edge's release: %v (its registration stands with no claim in the store)", err)
+	}
+}

@@ -933,8 +933,16 @@ func (c *claimStore) releaseBy(key string, deadline time.Time) {
 	// refused mesh-wide (procedure_already_exists) until this node left.
 	// While the store is down, each try would hold the worker (and the
 	// claims queued behind it) for claimTimeout: kept for reconcile.
-	if c.down || !c.giveBack(key, rec.rev, deadline) {
-		c.keepRelease(key, rec.rev)
+	rev := rec.rev
+	if rev != 0 && (c.recheck.Load() || len(c.checking) > 0) {
+		// Not checked since a node joined (checkHeld): a store node that
+		// restarted numbers its entries from 1 again, and giving back by
+		// revision purges the key's entries up to it, another node's
+		// claim in the new store too. By the store's value until then.
+		rev = 0
+	}
+	if c.down || !c.giveBack(key, rev, deadline) {
+		c.keepRelease(key, rev)
 		c.down = true
 	}
 }
