@@ -25,6 +25,9 @@ type notifier struct {
 
 	mu   sync.Mutex
 	conn *net.UnixConn // guarded by mu; dialled on first use, redialled after an error
+	// readyOwed: a READY=1 was not sent (its write timed out or failed);
+	// it goes with the next notification. Guarded by mu.
+	readyOwed bool
 }
 
 // newNotifier returns a notifier for $NOTIFY_SOCKET, or nil when it is
@@ -47,9 +50,31 @@ func (n *notifier) notify(lines ...string) error {
 	if n == nil {
 		return nil
 	}
-	msg := []byte(strings.Join(lines, "\n"))
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	ready, ends := false, false
+	for _, l := range lines {
+		switch l {
+		case "READY=1":
+			ready = true
+		case "STOPPING=1", "RELOADING=1":
+			ends = true // READY=1 is moot, or comes after the reload
+		}
+	}
+	if n.readyOwed && !ready && !ends {
+		lines = append([]string{"READY=1"}, lines...)
+		ready = true
+	}
+	if len(lines) == 0 {
+		return nil // the READY=1 owed went meanwhile (owesReady)
+	}
+	if ready {
+		// Until it is written: systemd waits for it (TimeoutStartSec,
+		// then a kill; after a reload, the reload job) and the
+		// messages after it do not stand for it.
+		n.readyOwed = true
+	}
+	msg := []byte(strings.Join(lines, "\n"))
 	if n.conn == nil {
 		c, err := net.DialUnix("unixgram", nil, n.addr)
 		if err != nil {
@@ -63,14 +88,29 @@ func (n *notifier) notify(lines ...string) error {
 	// blocked for ever, holding mu: the supervisor's keep-alive, then
 	// the stop's STOPPING=1, so that a SIGTERM never reached the drain.
 	// A message that cannot go within notifyTimeout is dropped: the
-	// manager is not reading it anyway.
+	// manager is not reading it anyway; but a READY=1 is owed, and goes
+	// with the next one (readyOwed).
 	n.conn.SetWriteDeadline(time.Now().Add(notifyTimeout))
 	if _, err := n.conn.Write(msg); err != nil {
 		n.conn.Close()
 		n.conn = nil
 		return err
 	}
+	if ready || strings.Contains(string(msg), "STOPPING=1") {
+		n.readyOwed = false
+	}
 	return nil
+}
+
+// owesReady reports whether a READY=1 is still to be sent: the
+// supervisor then notifies at its next tick, whatever else it has to say.
+func (n *notifier) owesReady() bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.readyOwed
 }
 
 // notifyTimeout bounds one notification's write.

@@ -89,3 +89,73 @@ func TestStopWhileServiceManagerDoesNotRead(t *testing.T) {
 		t.Fatalf("no stop line in logs:\n%s", r.logs())
 	}
 }
+
+// TestReadyReachesBusyServiceManager: since a notification that cannot
+// be written within notifyTimeout is dropped (0e293b9), a READY=1 that
+// met the service manager's full queue (PID 1 busy for more than a
+// second at boot, its queue filled by other services) was lost for
+// good: systemd waits for READY=1 until TimeoutStartSec, then kills the
+// router and starts it again, which before waited and got through. Now
+// a READY=1 not sent goes out with the next notification (a keep-alive,
+// a status; without a watchdog, at the supervisor's next tick).
+func TestReadyReachesBusyServiceManager(t *testing.T) {
+	// Without a watchdog the supervisor's tick is 5 s (noWatchdogInterval):
+	// too slow for a test; it sends what is owed the same way.
+	for _, wd := range []string{"400000"} {
+		t.Run("WATCHDOG_USEC="+wd, func(t *testing.T) { readyReachesBusyServiceManager(t, wd) })
+	}
+}
+
+func readyReachesBusyServiceManager(t *testing.T, watchdogUsec string) {
+	dir, err := os.MkdirTemp("", "ewsd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify")
+	mgr, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	// The manager is busy: its queue is full of other services' messages.
+	other, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := 0; ; i++ {
+		other.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := other.Write([]byte("STATUS=other")); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatal(err)
+			}
+			break
+		}
+		if i > 100000 {
+			t.Fatal("the manager's queue does not fill")
+		}
+	}
+	cfgPath := writeFile(t, "sd.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nrealms: [{name: realm1}]\n")
+	cmd := exec.Command(binPath, "run", "-config", cfgPath)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+path)
+	if watchdogUsec != "" {
+		cmd.Env = append(cmd.Env, "WATCHDOG_USEC="+watchdogUsec)
+	}
+	r := launch(t, cmd)
+	r.waitLog("edgewamp started", 1)
+	// Busy for longer than a notification's write waits.
+	time.Sleep(notifyTimeout + time.Second)
+	buf := make([]byte, 4096)
+	mgr.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, err := mgr.Read(buf)
+		if err != nil {
+			t.Fatalf("no READY=1 once the manager reads again: %v\n%s", err, r.logs())
+		}
+		if strings.Contains(string(buf[:n]), "READY=1") {
+			break
+		}
+	}
+}

@@ -190,7 +190,7 @@ func (s *supervisor) run() {
 			lines = append(lines, "STATUS="+status)
 			lastStatus = status
 		}
-		if len(lines) > 0 {
+		if len(lines) > 0 || s.n.owesReady() {
 			s.n.notify(lines...)
 		}
 	}
