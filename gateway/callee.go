@@ -222,8 +222,31 @@ func checkHeaders(h map[string]string, at func(f ...any) []any) []error {
 		if strings.IndexFunc(h[k], func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) >= 0 {
 			errs = append(errs, fieldErr("the value of header "+k+" holds a control character (a newline?)", at("headers", k)...))
 		}
+		if strings.EqualFold(k, "Host") && !validHostValue(h[k]) {
+			// It is the request's Host (post, attempt): net/http's
+			// client sends one that is not a host[:port] empty, and
+			// through a proxy fails every request.
+			errs = append(errs, fieldErr(strconv.Quote(h[k])+" is not a host name or address with an optional port, as header Host must be", at("headers", k)...))
+		}
 	}
 	return errs
+}
+
+// validHostValue reports whether v is a Host net/http's client sends as
+// it is (golang.org/x/net/http/httpguts.ValidHostHeader's bytes; others
+// than ASCII it converts to punycode): a host name or address and an
+// optional port, without a space, path or user info.
+func validHostValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 0x80, c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName reports whether k is an RFC 9110 token.
