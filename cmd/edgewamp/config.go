@@ -921,6 +921,11 @@ func (c *config) validate() error {
 	} else if p := dataDirTrustProblem(c.DataDir); p != "" {
 		c.errAt(&errs, p, "data_dir")
 	}
+	if c.Mesh.enabled() {
+		if p := meshStoreDirTrustProblem(c.Mesh.StoreDir); p != "" {
+			c.errAt(&errs, p, "mesh", "store_dir")
+		}
+	}
 	return errors.Join(errs...)
 }
 

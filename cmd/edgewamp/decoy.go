@@ -62,17 +62,35 @@ func dataDirTrustProblem(dir string) string {
 	if dir == "" {
 		return ""
 	}
+	return trustProblem("data_dir", dir, filepath.Join(dir, "oauth"), filepath.Join(dir, "mesh"))
+}
+
+// meshStoreDirTrustProblem is dataDirTrustProblem for mesh.store_dir, the
+// mesh's JetStream store when it is not data_dir/mesh: the state the mesh
+// shares (the OAuth2 signing keys, tokens and revocations, the single
+// claims) is as trusted there. Before, only data_dir/mesh was looked at.
+func meshStoreDirTrustProblem(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return trustProblem("mesh.store_dir", dir)
+}
+
+// trustProblem says which of dirs (the directories of the configuration's
+// key) another user may write, or "". Those that do not exist are passed
+// by.
+func trustProblem(key string, dirs ...string) string {
 	euid := uint32(geteuid())
-	for _, d := range []string{dir, filepath.Join(dir, "oauth"), filepath.Join(dir, "mesh")} {
+	for _, d := range dirs {
 		fi, err := os.Stat(d)
 		if err != nil || !fi.IsDir() {
 			continue // dataDirProblem and the start say the rest
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && euid != 0 && st.Uid != euid && st.Uid != 0 {
-			return fmt.Sprintf("data_dir %s is owned by uid %d, not by the router's user (uid %d) or root: that user could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); use a directory of the router's user (chown it, mode 0700)", d, st.Uid, euid)
+			return fmt.Sprintf("%s %s is owned by uid %d, not by the router's user (uid %d) or root: that user could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); use a directory of the router's user (chown it, mode 0700)", key, d, st.Uid, euid)
 		}
 		if m := fi.Mode().Perm(); m&0o022 != 0 {
-			return fmt.Sprintf("data_dir %s is writable by other users (mode %04o): they could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); chmod 0700 it", d, m)
+			return fmt.Sprintf("%s %s is writable by other users (mode %04o): they could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); chmod 0700 it", key, d, m)
 		}
 	}
 	return ""

@@ -154,3 +154,42 @@ func TestDataDirOthersMayWriteRefused(t *testing.T) {
 		t.Errorf("check-config as root, data_dir %s of uid %d: exit %d: %s%s", theirs, owner, code, o, e)
 	}
 }
+
+// TestMeshStoreDirOthersMayWriteRefused: the mesh's JetStream store holds
+// the state the mesh shares (the OAuth2 signing keys, tokens and
+// revocations of every node, the single claims), and fa40006 refused a
+// data_dir/mesh others may write or own, but not the same store named by
+// mesh.store_dir (deploy/mesh's configurations do): a mode 0777 one, or
+// another user's, passed check-config. Now mesh.store_dir, when the mesh
+// is on and the directory exists, is held to data_dir's rule.
+func TestMeshStoreDirOthersMayWriteRefused(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "js-open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(base, "js-good")
+	if err := os.Mkdir(good, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(dir, cluster string) string {
+		return writeFile(t, "js.yaml", "realms: [{name: realm1}]\ngateway: {listen: \"off\"}\nmesh:\n  node: n1\n"+cluster+"  store_dir: "+dir+"\n")
+	}
+	on := "  cluster: {listen: \"127.0.0.1:0\"}\n"
+	want := "mesh.store_dir " + open + " is writable by other users"
+	if o, e, code := runCLI("check-config", cfg(open, on)); code != 1 || !strings.Contains(e, want) {
+		t.Errorf("check-config, mesh.store_dir %s (0777): exit %d: %s%s; want exit 1 and %q", open, code, o, e, want)
+	}
+	for _, k := range []struct{ dir, cluster string }{
+		{good, on},
+		{filepath.Join(good, "new"), on},
+		{open, ""}, // no mesh: the store is not used
+	} {
+		if o, e, code := runCLI("check-config", cfg(k.dir, k.cluster)); code != 0 {
+			t.Errorf("check-config, mesh.store_dir %s, mesh on %v: exit %d: %s%s", k.dir, k.cluster != "", code, o, e)
+		}
+	}
+}
