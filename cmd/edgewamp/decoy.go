@@ -87,10 +87,10 @@ func trustProblem(key string, dirs ...string) string {
 			continue // dataDirProblem and the start say the rest
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && euid != 0 && st.Uid != euid && st.Uid != 0 {
-			return fmt.Sprintf("%s %s is owned by uid %d, not by the router's user (uid %d) or root: that user could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); use a directory of the router's user (chown it, mode 0700)", key, d, st.Uid, euid)
+			return fmt.Sprintf("%s %s is owned by uid %d, not by the router's user (uid %d) or root: that user could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); use a directory of the router's user (chown it, mode 0700), or a subdirectory of it that does not exist yet, which the router makes 0700 (where the owner cannot be changed: NFS with all_squash)", key, d, st.Uid, euid)
 		}
 		if m := fi.Mode().Perm(); m&0o022 != 0 {
-			return fmt.Sprintf("%s %s is writable by other users (mode %04o): they could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); chmod 0700 it", key, d, m)
+			return fmt.Sprintf("%s %s is writable by other users (mode %04o): they could plant or replace the state the router trusts (OAuth2 signing keys and tokens, the WAMP-CRA decoy secret); chmod 0700 it, or name a subdirectory of it that does not exist yet, which the router makes 0700 (where the mode cannot be changed: a Kubernetes emptyDir or fsGroup volume, vfat)", key, d, m)
 		}
 	}
 	return ""
