@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 )
 
 // CloseReason says why a connection closed. Each connection records one,
@@ -239,6 +240,9 @@ func (cn *conn) closed(err error) {
 	switch {
 	case err != nil && errors.Is(err, io.EOF):
 		cn.setReason(ClosePeer, nil)
+	case err != nil && prev == phRaw && errors.Is(err, unix.ETIMEDOUT):
+		// The kernel's keepalive or TCP_USER_TIMEOUT (rawkeepalive.go).
+		cn.setReason(CloseKeepalive, err)
 	case err != nil:
 		cn.setReason(CloseReset, err)
 	case e.draining.Load():
