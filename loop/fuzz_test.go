@@ -245,6 +245,12 @@ func FuzzBatchSplit(f *testing.F) {
 	f.Add([]byte("[1]\x1e[2,3]\x1e"), false)
 	f.Add([]byte("[1]\x1e[2"), false)
 	f.Add([]byte("\x1e"), false)
+	// Autobahn|Python's separator, 0x18: two messages; the two mixed (the
+	// first batch's last octet decides: 0x18, and the 0x1e is inside a
+	// message); a lone one.
+	f.Add([]byte("[1]\x18[2,3]\x18"), false)
+	f.Add([]byte("[1]\x1e[2]\x18"), false)
+	f.Add([]byte("\x18"), false)
 	// Binary: two messages; a length past the end; a zero length; a cut prefix.
 	f.Add(cat(lp("\x91\x01"), lp("\x92\x02\x03")), true)
 	f.Add([]byte{0, 0, 0, 9, 1, 2}, true)
@@ -256,14 +262,17 @@ func FuzzBatchSplit(f *testing.F) {
 		if binary {
 			ser = proto.MsgPack
 		}
+		// The separator a connection takes from a first batch like this
+		// one (deliverBatch): 0x18 when it ends with one, else 0x1e.
+		sep := batchSepOf(data)
 		var msgs [][]byte
-		err := splitBatch(data, ser, jsonRecordSep, func(m []byte) error {
+		err := splitBatch(data, ser, sep, func(m []byte) error {
 			msgs = append(msgs, m)
 			return nil
 		})
 		// The iterator agrees with splitBatch: same messages, then the
 		// same error.
-		br := newBatchReader(data, ser, jsonRecordSep)
+		br := newBatchReader(data, ser, sep)
 		var iterErr error
 		for i := 0; ; i++ {
 			m, e := br.next()
@@ -294,10 +303,10 @@ func FuzzBatchSplit(f *testing.F) {
 		}
 		var again []byte
 		for _, m := range msgs {
-			if len(m) == 0 || !binary && bytes.IndexByte(m, jsonRecordSep) >= 0 {
+			if len(m) == 0 || !binary && bytes.IndexByte(m, sep) >= 0 {
 				t.Fatalf("bad message %q", m)
 			}
-			again = appendBatched(again, ser, jsonRecordSep, m)
+			again = appendBatched(again, ser, sep, m)
 		}
 		if !bytes.Equal(again, data) {
 			t.Fatal("re-framed batch differs from the input")
