@@ -542,7 +542,7 @@ func (cn *conn) deadlines(now int64) {
 			return
 		}
 		if idle > int64(o.PingInterval) {
-			if cn.phase == phRaw && !cn.rawPings {
+			if cn.phase == phRaw && !cn.rawPings && !o.RawSocketPings {
 				return // not one it is known to take (rawkeepalive.go)
 			}
 			cn.pingSent = now

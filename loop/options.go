@@ -152,6 +152,12 @@ type Options struct {
 	// PingTimeout: a ping unanswered this long (no traffic at all) closes
 	// the connection. Default 10s.
 	PingTimeout time.Duration
+	// RawSocketPings: ping every silent RawSocket peer, not only one that
+	// has sent a PING or a PONG itself (rawkeepalive.go). For deployments
+	// without Autobahn|Python RawSocket clients (which drop their
+	// connection at a PING): a frozen client with nothing waiting for it
+	// is then found as on WebSocket. Default off.
+	RawSocketPings bool
 	// IdleTimeout, when positive, closes a connection with no inbound
 	// traffic at all for this long, pings notwithstanding. Default off.
 	IdleTimeout time.Duration

@@ -150,6 +150,35 @@ func TestSocketKeepaliveRawSocketUnproven(t *testing.T) {
 	}
 }
 
+// With Options.RawSocketPings (keepalive.rawsocket_pings: always) a
+// RawSocket peer that never pinged is pinged as a WebSocket one is, and
+// closed when it does not answer: a frozen client with nothing waiting
+// for it, which the kernel's keepalive does not find, is found.
+func TestSocketKeepaliveRawSocketPingsAlways(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.PingInterval = kaInterval
+		o.PingTimeout = kaTimeout
+		o.RawSocketPings = true
+		o.Now = clk.Now
+	})
+	p := dialRaw(t, s.url, "rs", proto.JSON)
+	newWAMP(t, p.mc, proto.JSON).join()
+	s.tick(clk, kaInterval+time.Second)
+	if !s.pingOutstanding(p.c) {
+		t.Fatal("no PING to a RawSocket peer that never pinged, with RawSocketPings")
+	}
+	s.tick(clk, kaTimeout+time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.openAt(p.c) {
+		if time.Now().After(deadline) {
+			t.Fatal("a RawSocket peer that did not answer its PING is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A peer that answers every ping stays, ping after ping.
 func TestSocketKeepaliveAnswered(t *testing.T) {
 	t.Parallel()

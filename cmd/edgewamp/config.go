@@ -169,6 +169,9 @@ type authFailuresConfig struct {
 type keepaliveConfig struct {
 	Interval duration `yaml:"interval"`
 	Timeout  duration `yaml:"timeout"`
+	// RawSocketPings: proven (a RawSocket client is pinged once it has
+	// sent a PING or PONG itself) or always.
+	RawSocketPings string `yaml:"rawsocket_pings"`
 }
 
 type rpcConfig struct {
@@ -879,6 +882,9 @@ func (c *config) validate() error {
 	default:
 		c.errAt(&errs, "tuning.flush must be adaptive, round or traffic, not "+strconv.Quote(c.Tuning.Flush), "tuning", "flush")
 	}
+	if p := c.Keepalive.RawSocketPings; p != "" && p != "proven" && p != "always" {
+		c.errAt(&errs, "keepalive.rawsocket_pings must be proven or always, not "+strconv.Quote(p), "keepalive", "rawsocket_pings")
+	}
 	if _, err := loop.ParseIOUringMode(c.Tuning.IOUring); err != nil {
 		c.errAt(&errs, "tuning.io_uring must be auto, on or off, not "+strconv.Quote(c.Tuning.IOUring), "tuning", "io_uring")
 	}
@@ -1267,6 +1273,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 		MaxTLSHandshakes: c.Limits.MaxTLSHandshakes,
 		PingInterval:     time.Duration(c.Keepalive.Interval),
 		PingTimeout:      time.Duration(c.Keepalive.Timeout),
+		RawSocketPings:   c.Keepalive.RawSocketPings == "always",
 		IdleTimeout:      time.Duration(c.Limits.IdleTimeout),
 		HighWater:        int(c.Limits.HighWater),
 		HardLimit:        int(c.Limits.HardLimit),

@@ -395,6 +395,7 @@ func TestCheckConfig(t *testing.T) {
 			[]string{`line 3: gateway.trusted_proxies[1]: "10.0.0.0/33" is not an address or a network`}},
 		{"no connections per address bound", "limits:\n  max_connections_per_address: 0\n", 0, []string{": ok"}},
 		{"io_uring", "tuning:\n  io_uring: maybe\n", 1, []string{`line 2: tuning.io_uring must be auto, on or off, not "maybe"`}},
+		{"rawsocket_pings", "keepalive:\n  rawsocket_pings: sometimes\n", 1, []string{`line 2: keepalive.rawsocket_pings must be proven or always, not "sometimes"`}},
 		{"park", "tuning:\n  park: always\n", 1, []string{`line 2: tuning.park must be auto, on or off, not "always"`}},
 		{"steady_sysmon", "tuning:\n  steady_sysmon: yes\n", 1, []string{`line 2: tuning.steady_sysmon must be auto, on or off, not "yes"`}},
 		{"one port twice", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a}]\ngateway: {listen: \"0.0.0.0:9000\"}\n", 1,
