@@ -112,8 +112,59 @@ func (n *Node) widen(realm string, ri *realmInterest) {
 		n.out.push(opUnsubscribe, subj, "", nil, ent)
 	}
 	n.stats.WideRealms.Add(1)
-	n.log.Warn("mesh: this node's subscriptions in a realm passed mesh.max_interest; it now receives every event of the realm from the other nodes",
-		"realm", realm, "subjects", len(ri.subs), "subject_bytes", ri.bytes, "max_interest", n.opts.MaxInterest)
+	if skipped, ok := n.interestLogDue(); ok {
+		n.log.Warn("mesh: this node's subscriptions in a realm passed mesh.max_interest; it now receives every event of the realm from the other nodes",
+			"realm", realm, "subjects", len(ri.subs), "subject_bytes", ri.bytes, "max_interest", n.opts.MaxInterest, "changes_unlogged", skipped)
+	}
+}
+
+// interestLogEvery spaces the log lines about realms widening and
+// narrowing: one session that subscribes a few topics past the bound and
+// leaves them again, over and over, changes it at will (at the default
+// bound and 4 KiB topics, every 513 SUBSCRIBEs and 257 UNSUBSCRIBEs), and
+// each change was a line, written on that session's loop under imu.
+const interestLogEvery = 10 * time.Second
+
+// interestLogDue reports whether a widening or narrowing may be logged
+// now, and how many were not since the last line. One not logged is told
+// of by a summary line when the wait is over (the last line may otherwise
+// say a realm is wide that has narrowed since). Call with imu held.
+func (n *Node) interestLogDue() (skipped int, ok bool) {
+	now := time.Now()
+	if wait := interestLogEvery - now.Sub(n.iLogAt); !n.iLogAt.IsZero() && wait > 0 {
+		n.iUnlogged++
+		if n.iSummary == nil {
+			n.iSummary = time.AfterFunc(wait, n.interestSummary)
+		}
+		return 0, false
+	}
+	skipped = n.iUnlogged
+	n.iLogAt, n.iUnlogged = now, 0
+	return skipped, true
+}
+
+// interestSummary logs the widenings and narrowings interestLogDue did
+// not, and the realms wide now.
+func (n *Node) interestSummary() {
+	n.imu.Lock()
+	defer n.imu.Unlock()
+	n.iSummary = nil
+	if n.iUnlogged == 0 {
+		return
+	}
+	var wide []string
+	for realm, ri := range n.interests {
+		if ri.wide != nil {
+			wide = append(wide, realm)
+		}
+	}
+	sort.Strings(wide)
+	if len(wide) > 8 {
+		wide = append(wide[:8:8], "…")
+	}
+	n.log.Info("mesh: realms widened past mesh.max_interest or narrowed back more often than logged",
+		"changes_unlogged", n.iUnlogged, "wide_realms", strings.Join(wide, ","), "wide_realms_count", n.stats.WideRealms.Load())
+	n.iLogAt, n.iUnlogged = time.Now(), 0
 }
 
 // narrow goes back from one subscription to all of the realm's events to
@@ -125,8 +176,10 @@ func (n *Node) narrow(realm string, ri *realmInterest) {
 	n.out.push(opUnsubscribe, wideSubject(n.evRoot, realm), "", nil, ri.wide)
 	ri.wide = nil
 	n.stats.WideRealms.Add(-1)
-	n.log.Info("mesh: this node's subscriptions in a realm are back under mesh.max_interest; it receives only the events it subscribed to",
-		"realm", realm, "subjects", len(ri.subs))
+	if skipped, ok := n.interestLogDue(); ok {
+		n.log.Info("mesh: this node's subscriptions in a realm are back under mesh.max_interest; it receives only the events it subscribed to",
+			"realm", realm, "subjects", len(ri.subs), "changes_unlogged", skipped)
+	}
 }
 
 // Publish implements route.Mesh: the event goes to its subject; NATS

@@ -76,6 +76,9 @@ type Node struct {
 
 	imu       sync.Mutex                // guards interests; a leaf lock (route calls in with Realm.mu held)
 	interests map[string]*realmInterest // by realm
+	iLogAt    time.Time                 // guarded by imu: the last widening or narrowing logged
+	iUnlogged int                       // guarded by imu: widenings and narrowings since then, unlogged
+	iSummary  *time.Timer               // guarded by imu: logs the unlogged ones, once their wait is over
 
 	// The peer set the heartbeats last listed (its digest), and how
 	// many heartbeats since; guarded by dmu (heartbeatData).
@@ -624,6 +627,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	n.ready.Store(false)
+	n.imu.Lock()
+	if n.iSummary != nil {
+		n.iSummary.Stop()
+	}
+	n.imu.Unlock()
 	if n.nc != nil {
 		n.out.push(opPublish, subjBye, nodeInbox(n.opts.Name), bootBytes(n.boot), nil)
 	}
