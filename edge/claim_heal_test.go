@@ -129,3 +129,99 @@ func TestClaimTakenOverDuringPartitionAssertedAgainOnHeal(t *testing.T) {
 		t.Fatal("the edge reasserted no claim")
 	}
 }
+
+// After a conflict that a partition made, settled against the hub (its
+// callee revoked, the procedure marked won by another node), the
+// winner's callee on the edge unregisters and a standby on the hub
+// registers at once, as README's handover promises: the claim is back in
+// the store, and the hub must ask it even while its directory still
+// shows the edge's callee (here held back by stalling the hub's control
+// dispatcher, which reads the directory's changes). Before, the mark
+// refused it procedure_already_exists for as long as the directory lagged,
+// however long ago the conflict was settled.
+func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
+	t.Parallel()
+	fast := func(o *Options) {
+		o.Heartbeat, o.PeerTimeout = 150*time.Millisecond, 1500*time.Millisecond
+		o.PingInterval, o.MaxPingsOut = 300*time.Millisecond, 2
+	}
+	leafAddr := edgetest.FreeAddr(t)
+	px := newProxy(t, leafAddr)
+	hub := startNode(t, "hub", func(o *Options) { fast(o); o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
+	edge := startNode(t, "edge1", func(o *Options) { fast(o); o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	waitMesh(t, hub, edge)
+	waitClaims(t, 15*time.Second, hub, edge)
+	ctx := ctxT(t, 60*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	edgeCallee := edge.dial(edge.rs(), proto.JSON)
+	edgeReg, err := edgeCallee.Register(ctx, "com.held", h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px.cut()
+	eventually(t, 10*time.Second, func() error {
+		if len(hub.n.Peers()) != 0 || len(edge.n.Peers()) != 0 {
+			return fmt.Errorf("hub sees %v, edge sees %v", hub.n.Peers(), edge.n.Peers())
+		}
+		return nil
+	})
+	hubCallee := hub.dial(hub.ws(), proto.JSON)
+	var hubReg *client.Registration
+	eventually(t, 15*time.Second, func() error {
+		before := hub.n.Stats().ClaimsProvisional.Load()
+		reg, err := hubCallee.Register(ctx, "com.held", h, nil)
+		if err != nil {
+			t.Fatalf("the hub could not take over the claim of the edge it took for dead: %v", err)
+		}
+		if hub.n.Stats().ClaimsProvisional.Load() != before {
+			if err := hubCallee.Unregister(ctx, reg); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Errorf("the hub's claim was provisional")
+		}
+		hubReg = reg
+		return nil
+	})
+	px.restore()
+	waitMesh(t, hub, edge)
+	eventually(t, 10*time.Second, func() error {
+		if hubReg.Active() || !edgeReg.Active() {
+			return fmt.Errorf("hub's registration active %v, edge's %v", hubReg.Active(), edgeReg.Active())
+		}
+		return nil
+	})
+	revoked := time.Now()
+	// The edge claims it again (the hub gave its claim back on the
+	// revoke) at its next reconcile: route's meshWonHold (5 s) after the
+	// revoke the hub asks the store again.
+	standby := hub.dial(hub.ws(), proto.MsgPack)
+	if _, err := standby.Register(ctx, "com.held", h, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("REGISTER on the hub of the edge's single procedure: %v, want %s", err, proto.URIProcedureAlreadyExists)
+	}
+	eventually(t, 10*time.Second, func() error {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		e, err := hub.n.claims.kv.Get(gctx, claimKey("realm1", proto.MatchExact, "com.held"))
+		if err != nil || string(e.Value()) != string(edge.n.claims.value()) {
+			return fmt.Errorf("the edge has not claimed it again: %v", err)
+		}
+		return nil
+	})
+	// Past the hold, the store (the edge's claim) refuses it.
+	time.Sleep(time.Until(revoked.Add(5*time.Second + 100*time.Millisecond)))
+	if _, err := standby.Register(ctx, "com.held", h, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("REGISTER on the hub of the edge's single procedure, asked of the store: %v, want %s", err, proto.URIProcedureAlreadyExists)
+	}
+
+	// The handover: the hub reads no directory change meanwhile.
+	release := stallControl(t, hub, nil)
+	if err := edgeCallee.Unregister(ctx, edgeReg); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = standby.Register(ctx, "com.held", h, nil)
+	release()
+	if err != nil {
+		t.Fatalf("a standby on the hub, registering after the edge's UNREGISTERED: %v (%v)", err, time.Since(start))
+	}
+}
