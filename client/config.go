@@ -101,6 +101,11 @@ type Config struct {
 	// Logger receives the session's few log lines (session end, protocol
 	// violations by the router, handler panics). Nil discards them.
 	Logger *slog.Logger
+
+	// onRevoked, when set (by a Client), is called on the session's reader
+	// with a registration the router revoked and the revocation's reason
+	// (empty when it gave none). It must not block.
+	onRevoked func(reg *Registration, reason string)
 }
 
 // Defaults.

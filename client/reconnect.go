@@ -30,7 +30,10 @@ import (
 //     the router is slow to answer is waited for, not sent again (a
 //     second REGISTER or SUBSCRIBE would race the late answer to the
 //     first). Other refusals (not authorized any more, say) are logged
-//     at WARN (Config.Logger) and not retried. Unregister and
+//     at WARN (Config.Logger) and not retried. A registration the
+//     router revokes for such a reason (a mesh's loser of a conflict
+//     found on heal: procedure_already_exists) is made again on the same
+//     session, with backoff, as a restore is. Unregister and
 //     Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
 //     flight when the connection fails returns the session's error, since
@@ -231,6 +234,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	}
 	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, events: make(chan struct{}, 1), up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.cfg.onRevoked = c.revoked
 	if f := cfg.OnChallenge; f != nil {
 		// The Client's goroutine runs it, joining: a callback, from which
 		// Close returns at once (the join then fails on the canceled
@@ -390,13 +394,52 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 // restoreReg registers r on s (restore: retried while the failure may
 // pass). It calls answered after the router's first answer.
 func (c *Client) restoreReg(s *Session, r *durableReg, answered func()) {
-	c.restore(s, true, r.removed.Load, func(ctx context.Context) error {
+	c.restore(s, true, r.removed.Load, c.registerOn(s, r), answered, "procedure", r.procedure)
+}
+
+// registerOn is the try of restoreReg: one REGISTER of r on s.
+func (c *Client) registerOn(s *Session, r *durableReg) func(context.Context) error {
+	return func(ctx context.Context) error {
 		reg, err := s.Register(ctx, r.procedure, r.handler, r.opts)
 		if err == nil {
 			c.took(reg, r)
 		}
 		return err
-	}, answered, "procedure", r.procedure)
+	}
+}
+
+// revoked is the sessions' Config.onRevoked: the router took reg away
+// (UNREGISTERED with request 0). A mesh does so to the loser of a
+// registration conflict found on heal (reason procedure_already_exists,
+// or the policy conflict's): the Client registers it again on the same
+// session, with backoff while refused, as a restore does, and so goes on
+// standing by for the procedure. Before, it stayed unregistered until
+// the session ended, where a client that did not announce
+// registration_revocation was killed, reconnected and stood by again.
+// Other reasons (not authorized any more) are logged at WARN and not
+// retried. It runs on the session's reader: the retry has a goroutine.
+func (c *Client) revoked(reg *Registration, reason string) {
+	c.mu.Lock()
+	var r *durableReg
+	for _, x := range c.regs {
+		if x.cur == reg && !x.removed.Load() {
+			r = x
+			break
+		}
+	}
+	c.mu.Unlock()
+	if r == nil || c.ctx.Err() != nil {
+		return
+	}
+	s := reg.s
+	err := &Error{URI: reason}
+	if !transient(err, true) || reason == proto.URIUnavailable {
+		if !ended(s) {
+			c.warn("client: a registration was revoked by the router; it is not in place on this session", "procedure", r.procedure, "reason", reason)
+		}
+		return
+	}
+	go c.retry(s, true, r.removed.Load, c.registerOn(s, r), err, []any{"procedure", r.procedure})
 }
 
 // restoreWait is how long a restore waits for the router's answer before

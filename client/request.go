@@ -317,12 +317,14 @@ func (s *Session) undoSubscription(id uint64, topic, match string) {
 // [UNSUBSCRIBED, 0, Details|dict] with Details.subscription and .reason
 func (s *Session) onRevoked(m *proto.Message) {
 	d := dictOf(m.Dict)
+	var revoked *Registration
 	s.mu.Lock()
 	if m.Type == proto.CodeUnregistered {
 		id, _ := toUint(d["registration"])
 		if r := s.regs[id]; r != nil {
 			r.active.Store(false)
 			delete(s.regs, id)
+			revoked = r
 		}
 	} else {
 		id, _ := toUint(d["subscription"])
@@ -333,4 +335,8 @@ func (s *Session) onRevoked(m *proto.Message) {
 	}
 	s.mu.Unlock()
 	s.log.Info("client: revoked by the router", "type", m.Type.String(), "details", d)
+	if revoked != nil && s.cfg.onRevoked != nil {
+		reason, _ := d["reason"].(string)
+		s.cfg.onRevoked(revoked, reason)
+	}
 }
