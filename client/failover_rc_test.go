@@ -187,3 +187,56 @@ func TestClientSilentRouterAndCloseWhileReconnecting(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A Client's Register or Subscribe whose session is lost before the
+// router answers is made again on the next session: before, it failed
+// with the lost session's error ("connection lost: EOF") and the Client
+// did not keep it, where one made a moment later waited for the next
+// session and was kept.
+func TestClientRegisterAtLossMadeOnNextSession(t *testing.T) {
+	p := newPeer(t)
+	cl, c := connectPeer(t, p, clientCfg(p), ReconnectConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	defer func() {
+		done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+		for done.pending(10 * time.Millisecond) {
+			drain(p)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reg := goDo(func() (struct{}, error) {
+		return struct{}{}, cl.Register(ctx, "com.p", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
+	c.expect(proto.CodeRegister)
+	sub := goDo(func() (struct{}, error) { return struct{}{}, cl.Subscribe(ctx, "com.t", func(*Event) {}, nil) })
+	c.expect(proto.CodeSubscribe)
+	c.conn.Close()
+	c2 := p.accept()
+	c2.welcome(2)
+	for range 2 {
+		m := c2.recv()
+		switch m.Type {
+		case proto.CodeRegister:
+			c2.send(&proto.Message{Type: proto.CodeRegistered, Request: m.Request, ID: 7})
+		case proto.CodeSubscribe:
+			c2.send(&proto.Message{Type: proto.CodeSubscribed, Request: m.Request, ID: 8})
+		default:
+			t.Fatalf("unexpected %v", m.Type)
+		}
+	}
+	_, err := reg.wait(t)
+	noErr(t, "Register across the loss", err)
+	_, err = sub.wait(t)
+	noErr(t, "Subscribe across the loss", err)
+	// Kept: Unregister and Unsubscribe find them.
+	un := goDo(func() (struct{}, error) { return struct{}{}, cl.Unregister(ctx, "com.p") })
+	m := c2.expect(proto.CodeUnregister)
+	c2.send(&proto.Message{Type: proto.CodeUnregistered, Request: m.Request})
+	_, err = un.wait(t)
+	noErr(t, "Unregister", err)
+	un = goDo(func() (struct{}, error) { return struct{}{}, cl.Unsubscribe(ctx, "com.t") })
+	m = c2.expect(proto.CodeUnsubscribe)
+	c2.send(&proto.Message{Type: proto.CodeUnsubscribed, Request: m.Request})
+	_, err = un.wait(t)
+	noErr(t, "Unsubscribe", err)
+}

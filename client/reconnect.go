@@ -632,15 +632,28 @@ func (c *Client) Publish(ctx context.Context, topic string, args []any, kwargs m
 
 // Register registers procedure on the current session and on every later
 // one. It returns the router's answer for the current session.
+//
+// A Register whose session is lost before the router answered is made
+// again on the next session (waiting for it, bounded by ctx), as one made
+// while reconnecting waits for it: whether the loss came just before or
+// just after the call does not decide whether the procedure is the
+// Client's. (The lost session's registration, if the router made it,
+// went with that session.)
 func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) error {
-	s, err := c.Session(ctx)
-	if err != nil {
-		return err
-	}
 	r := &durableReg{procedure: procedure, h: h, opts: opts}
-	reg, err := s.Register(ctx, procedure, r.handler, opts)
-	if err != nil {
-		return err
+	var s *Session
+	var reg *Registration
+	for {
+		var err error
+		if s, err = c.Session(ctx); err != nil {
+			return err
+		}
+		if reg, err = s.Register(ctx, procedure, r.handler, opts); err == nil {
+			break
+		}
+		if !lostWith(s, err) {
+			return err
+		}
 	}
 	c.mu.Lock()
 	r.cur = reg
@@ -659,15 +672,24 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 // one. It returns the router's answer for the session current when it was
 // called; a session that took its place meanwhile is subscribed in the
 // background, as Register does.
+//
+// A Subscribe whose session is lost before the router answered is made
+// again on the next session, as Register is.
 func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
-	s, err := c.Session(ctx)
-	if err != nil {
-		return err
-	}
 	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts}
-	sub, err := s.Subscribe(ctx, topic, d.handlerOn(s), opts)
-	if err != nil {
-		return err
+	var s *Session
+	var sub *Subscription
+	for {
+		var err error
+		if s, err = c.Session(ctx); err != nil {
+			return err
+		}
+		if sub, err = s.Subscribe(ctx, topic, d.handlerOn(s), opts); err == nil {
+			break
+		}
+		if !lostWith(s, err) {
+			return err
+		}
 	}
 	c.mu.Lock()
 	d.cur = sub
@@ -815,6 +837,13 @@ func ignoreGone(s *Session, err, notThere error) error {
 		return nil
 	}
 	return err
+}
+
+// lostWith reports whether err, a request's failure on s, is s's end
+// (the session was lost before the router answered), not the router's
+// answer nor the caller's context's.
+func lostWith(s *Session, err error) bool {
+	return ended(s) && errors.Is(err, s.Err()) && s.Err() != ErrClosed
 }
 
 // ended reports whether s's session is over (what it held went with it).
