@@ -224,9 +224,47 @@ func (c *config) validateOAuth(errs *[]error) {
 	}
 	if err := oauth.ValidateRealms(c.oauthRealms()); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
-			c.errAt(errs, e, "realms")
+			c.errAt(errs, e, c.oauthErrPath(e)...)
 		}
 	}
+}
+
+// oauthErrPath finds the key an error of oauth.ValidateRealms is about,
+// by the realm, client and setting it names, so that the error names that
+// key's line: before, every one named the line of realms:. It falls back
+// to the realm's oauth: block, then to realms:.
+func (c *config) oauthErrPath(e string) []any {
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		if r.OAuth == nil || !strings.Contains(e, fmt.Sprintf("realm %q", r.Name)) {
+			continue
+		}
+		at := []any{"realms", i, "oauth"}
+		key := ""
+		switch {
+		case strings.Contains(e, "access token lifetime"):
+			key = "access_token_lifetime"
+		case strings.Contains(e, "max_refresh_tokens"):
+			key = "max_refresh_tokens"
+		case strings.Contains(e, "device poll interval"):
+			key = "device_poll_interval"
+		case strings.Contains(e, "unknown grant"):
+			key = "grants"
+		}
+		for j, cl := range r.OAuth.Clients {
+			if key == "" && strings.Contains(e, fmt.Sprintf("client %q", cl.ID)) {
+				at = append(at, "clients", j)
+				break
+			}
+		}
+		for _, p := range [][]any{append(at, key), at, at[:2]} {
+			if c.line(p...) > 0 {
+				return p
+			}
+		}
+		return at
+	}
+	return []any{"realms"}
 }
 
 // The least oauth.sync_interval and oauth.rotate_every.
