@@ -1351,10 +1351,42 @@ func (c *config) checkStart() error {
 	}
 	if c.Mesh.enabled() {
 		if err := c.checkMesh(); err != nil {
-			errs = append(errs, err)
+			for _, e := range strings.Split(err.Error(), "\n") {
+				c.errAt(&errs, e, c.meshErrPath(e)...)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// meshErrPath finds the mesh: key an error of checkMesh is about, by the
+// key it starts with ("edge: ping_interval ...", "mesh.tls.ca: ..."), so
+// that the error names that key's line (or its flag): before, none had a
+// line. It falls back to the nearest key the file has, then to mesh:.
+func (c *config) meshErrPath(e string) []any {
+	e = strings.TrimPrefix(e, "edge: ")
+	word, _, _ := strings.Cut(e, " ")
+	word = strings.TrimPrefix(strings.TrimSuffix(word, ":"), "mesh.")
+	switch {
+	case strings.HasPrefix(e, "node name"):
+		word = "node"
+	case strings.Contains(e, "nkey seed"), strings.HasPrefix(e, "credentials"):
+		word = "credentials"
+	}
+	path := []any{"mesh"}
+	for _, k := range strings.Split(word, ".") {
+		if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz_") != "" {
+			break
+		}
+		path = append(path, k)
+	}
+	for len(path) > 1 && c.line(path...) == 0 {
+		if _, ok := c.flags[pathKey(path...)]; ok {
+			break
+		}
+		path = path[:len(path)-1]
+	}
+	return path
 }
 
 // newLogger builds the process logger.
