@@ -1341,12 +1341,20 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 // files).
 func (c *config) checkStart() error {
 	var errs []error
-	if _, _, err := c.loopOptions(slog.New(slog.DiscardHandler)); err != nil {
-		errs = append(errs, err)
+	// Every listener's pair, each at its line, as loopOptions loads them
+	// (it stops at the first: check-config named no line, and only the
+	// first listener whose pair does not load).
+	for i, l := range c.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		if _, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key); err != nil {
+			c.errAt(&errs, fmt.Sprintf("listener %s: %v", l.Address, err), "listeners", i, "tls")
+		}
 	}
 	if t := c.Gateway.TLS; t != nil && !c.gatewayOff() {
 		if _, err := loop.LoadCertFile(t.Cert, t.Key); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: %w", err))
+			c.errAt(&errs, fmt.Sprintf("gateway: %v", err), "gateway", "tls")
 		}
 	}
 	if c.Mesh.enabled() {
