@@ -928,7 +928,11 @@ func (c *config) validate() error {
 		c.errAt(&errs, p, "data_dir")
 	}
 	if c.Mesh.enabled() {
-		if p := meshStoreDirTrustProblem(c.Mesh.StoreDir); p != "" {
+		// As data_dir's: a file there was taken here and refused by the
+		// start of a node that keeps the store (a hub, a cluster node).
+		if p := dataDirProblem(c.Mesh.StoreDir); p != "" {
+			c.errAt(&errs, fmt.Sprintf("mesh.store_dir %q %s", c.Mesh.StoreDir, p), "mesh", "store_dir")
+		} else if p := meshStoreDirTrustProblem(c.Mesh.StoreDir); p != "" {
 			c.errAt(&errs, p, "mesh", "store_dir")
 		}
 	}
