@@ -460,3 +460,66 @@ func TestMeshGatherDroppedOnResubscribe(t *testing.T) {
 		})
 	}
 }
+
+// A meta call gathered from every node had the other nodes walk, list and
+// encode their tables (on their shard 0), while the session that asked
+// was charged for its own node's entries only: a session on a node with
+// no subscriptions had another node list its 5,000 subscriptions 80
+// times at once (its 16 gathers and the 64 calls waiting for them), then
+// again as often as it liked. The other nodes' parts are now charged to
+// its walk budget when they come, and its calls waiting to ask the other
+// nodes wait for the debt to be paid: the 16 under way are answered at
+// once, the others at the budget's pace, as on one node.
+func TestMeshGatheredListChargesTheOtherNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	const entries = 5000
+	holder := es[1].join(proto.MsgPack)
+	for i := range entries {
+		holder.subscribe("com.entry."+strconv.Itoa(i), nil)
+	}
+	mm.sync()
+	e := es[0]
+	att := e.join(proto.MsgPack)
+	if l := att.callMeta("wamp.subscription.list", nil, nil); len(l.(map[string]any)["exact"].([]any)) != entries {
+		t.Fatalf("listed %d, want %d", len(l.(map[string]any)["exact"].([]any)), entries)
+	}
+	e.advance(time.Minute) // the budget back
+	const n = 100
+	for range n {
+		att.call("wamp.subscription.list", nil, nil, nil)
+	}
+	// Without advancing the clock: how many had the other node list its
+	// table?
+	for range 8 {
+		mm.sync()
+	}
+	atOnce, refused := answeredAtOnce(att)
+	t.Logf("%d pipelined wamp.subscription.list of the other node's %d subscriptions: %d answered at once, %d refused", n, entries, atOnce, refused)
+	// The 16 gathers under way, and those the budget still allowed once
+	// the first answers were charged.
+	if lim := maxSessionGathers + walkBurst/(entries*metaEntryCost) + 1; atOnce > lim {
+		t.Fatalf("%d of %d pipelined wamp.subscription.list calls had the other node list its %d subscriptions at once; the walk budget allows %d (the gathers already under way)", atOnce, n, entries, lim)
+	}
+	// A second of the clock pays for about 13 more lists of 5,000.
+	for range 20 {
+		e.advance(50 * time.Millisecond)
+		mm.sync()
+	}
+	more, _ := answeredAtOnce(att)
+	if lim := int((walkRate+walkBurst)/(entries*metaEntryCost) + 2); atOnce+more > maxSessionGathers+lim {
+		t.Fatalf("%d answered after a second of the clock, want at most %d", atOnce+more, maxSessionGathers+lim)
+	}
+	// None is lost: the rest are answered as the budget allows.
+	results, more2 := drainMeta(t, att, n-atOnce-more-refused, func() {
+		e.advance(100 * time.Millisecond)
+		mm.sync()
+	})
+	results += atOnce + more
+	refused += more2
+	// How many were refused depends on when the first answers came
+	// (before the debt, calls wait to ask the other nodes, 64 at most;
+	// in it, they wait for the budget, 16 at most).
+	if results+refused != n || results < 1+maxMetaWalkWait {
+		t.Fatalf("%d of %d answered and %d refused, want every call answered, at least %d of them with a result", results, n, refused, 1+maxMetaWalkWait)
+	}
+}
