@@ -80,6 +80,9 @@ type Session struct {
 	// (nextAsk), in walks' queue.
 	asksParked bool
 	retains    turns[retainedAsk]
+	// retainsParked: retains' waiting gathers wait for the walk budget's
+	// debt (nextRetained), in walks' queue.
+	retainsParked bool
 	// walks is its budget of realm table entries walked (get_retained
 	// pattern subscriptions, meta lists), and the requests waiting for it
 	// (walkbudget.go).

@@ -37,7 +37,9 @@ import (
 // with wamp.error.unavailable before it changes anything, logged once per
 // session. Exact subscriptions look their topic up, which is not counted;
 // the retained events a get_retained SUBSCRIBE sends are, by their bytes
-// (retainedBytesPerEntry), exact or pattern, on one node.
+// (retainedBytesPerEntry), exact or pattern; on a mesh the other nodes'
+// too, once they are in (chargeRemoteRetained), the session's gathers
+// waiting their turn waiting for its debt to be paid (parkRetains).
 // On a mesh a pattern get_retained asks every node to scan its retained
 // topics (mesh_meta.go): it is charged this node's count, at least
 // meshScanMin (the others' counts are not known here), besides the

@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -521,5 +522,101 @@ func TestMeshGatheredListChargesTheOtherNodes(t *testing.T) {
 	// in it, they wait for the budget, 16 at most).
 	if results+refused != n || results < 1+maxMetaWalkWait {
 		t.Fatalf("%d of %d answered and %d refused, want every call answered, at least %d of them with a result", results, n, refused, 1+maxMetaWalkWait)
+	}
+}
+
+// A get_retained SUBSCRIBE of an exact topic on a mesh asks every node for
+// its retained events of the topic, and was charged nothing: a session
+// that repeated it (a subscriber may) had another node encode and send it
+// its retained event (here 512 KiB; up to 4 MiB an answer) once per
+// SUBSCRIBE, as fast as the gathers came back. The other nodes' answers
+// are now charged to the session's walk budget by their bytes, as this
+// node's retained events are on one node, and its next gathers wait for
+// the debt; every SUBSCRIBE still gets the retained event.
+func TestMeshExactGetRetainedChargesTheOtherNodes(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	big := strings.Repeat("k", 512<<10)
+	pub := es[1].join(proto.JSON)
+	pub.publish("com.big", map[string]any{"retain": true}, []any{big}, nil)
+	mm.sync()
+	e := es[0]
+	att := e.join(proto.JSON)
+	e.advance(time.Minute) // the budget full
+	before := mm.nodes[0].queries.Load()
+	const n = 20
+	for range n {
+		req := att.nextReq()
+		att.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, URI: []byte("com.big"),
+			Dict: att.opts(map[string]any{"get_retained": true})})
+		mm.sync() // its gather answered before the next
+	}
+	asked := mm.nodes[0].queries.Load() - before
+	// 512 KiB is 32 Ki entries of the budget's 64 Ki at once.
+	if lim := int64(walkBurst*retainedBytesPerEntry/len(big)) + 1; asked > lim {
+		t.Fatalf("%d repeated get_retained SUBSCRIBEs of an exact topic had the other node send its %d-byte retained event %d times with the clock stopped; the session's walk budget allows %d", n, len(big), asked, lim)
+	}
+	events := 0
+	for i := 0; events < n && i < 2000; i++ {
+		select {
+		case m := <-att.peer.in:
+			if m.Type == proto.CodeEvent {
+				events++
+			}
+		default:
+			e.advance(100 * time.Millisecond)
+			mm.sync()
+		}
+	}
+	if events != n {
+		t.Fatalf("%d retained events delivered for %d get_retained SUBSCRIBEs, want one each", events, n)
+	}
+}
+
+// A session in debt for the other nodes' answers arms one timer for the
+// calls and get_retained SUBSCRIBEs that wait for it, not one each: 500
+// pipelined get_retained SUBSCRIBEs of distinct topics armed 500 timers on
+// its shard, each live until the debt was paid.
+func TestMeshWalkDebtArmsOneTimer(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	pub := es[1].join(proto.JSON)
+	pub.publish("com.t", map[string]any{"retain": true}, []any{"kept"}, nil)
+	mm.sync()
+	e := es[0]
+	att := e.join(proto.JSON)
+	att.exec.do(func() { att.sess.walks = walkBudget{tokens: -walkRate, at: e.clock.now().UnixNano()} }) // a second's debt
+	const n = 500
+	for i := range n {
+		att.send(&proto.Message{Type: proto.CodeSubscribe, Request: att.nextReq(), URI: []byte("com.s" + strconv.Itoa(i)),
+			Dict: att.opts(map[string]any{"get_retained": true})})
+	}
+	mm.sync()
+	var timers, waiting int
+	att.exec.do(func() {
+		for _, tm := range att.sh.timers {
+			if tm.kind == tmWalk && tm.sess == att.sess {
+				timers++
+			}
+		}
+		waiting = len(att.sess.retains.q)
+	})
+	t.Logf("%d get_retained SUBSCRIBEs waiting for the debt, %d walk timers armed", waiting, timers)
+	if waiting < n/2 {
+		t.Fatalf("%d of %d get_retained SUBSCRIBEs wait for the session's debt, want most", waiting, n)
+	}
+	if timers > 2 {
+		t.Fatalf("%d walk timers armed for one session's debt, want one", timers)
+	}
+	// They are all answered (with no retained event: none on their
+	// topics) once it is paid.
+	e.advance(2 * time.Second)
+	mm.sync()
+	att.exec.do(func() { waiting = len(att.sess.retains.q) })
+	for i := 0; waiting > 0 && i < 100; i++ {
+		e.advance(100 * time.Millisecond)
+		mm.sync()
+		att.exec.do(func() { waiting = len(att.sess.retains.q) })
+	}
+	if waiting > 0 {
+		t.Fatalf("%d get_retained SUBSCRIBEs still wait after the debt was paid", waiting)
 	}
 }
