@@ -169,9 +169,7 @@ func (s *Shard) nextAsk(ss *Session) {
 		if ss.asksParked {
 			return // they wait in the walk queue
 		}
-		b := &ss.walks
-		b.refill(s.r.now())
-		if b.tokens <= 0 {
+		if s.walkDebt(ss) {
 			ss.asksParked = true
 			s.turn(ss, walk{run: func() int {
 				ss.asksParked = false
@@ -203,7 +201,12 @@ func (s *Shard) nextAsk(ss *Session) {
 // times as they were sent. Its queued gathers now wait for the debt to be
 // paid (nextAsk), and its next walks too, as on one node.
 func (s *Shard) chargeRemote(ss *Session, proc string, answers [][]byte) {
-	if n := remoteCost(proc, answers); n > 0 {
+	s.walkCharge(ss, remoteCost(proc, answers))
+}
+
+// walkCharge takes n entries from ss's walk budget (refilled first).
+func (s *Shard) walkCharge(ss *Session, n int64) {
+	if n > 0 {
 		b := &ss.walks
 		b.refill(s.r.now())
 		b.tokens -= n
@@ -922,12 +925,9 @@ func (s *Shard) chargeRemoteRetained(ss *Session, answers [][]byte) {
 	for _, a := range answers {
 		n += int64(len(a))
 	}
-	if n == 0 || ss.state != stEstablished {
-		return
+	if ss.state == stEstablished {
+		s.walkCharge(ss, n/retainedBytesPerEntry)
 	}
-	b := &ss.walks
-	b.refill(s.r.now())
-	b.tokens -= n / retainedBytesPerEntry
 }
 
 // retainedGathered merges the gathered retained events with this node's
