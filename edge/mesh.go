@@ -225,7 +225,8 @@ func (n *Node) MaxMessage() int { return int(n.maxPayload.Load()) }
 // counts it (Stats.TooLarge). Such an envelope was queued, then refused
 // by nats.go in the sender (PublishErrors): lost, and a CALL's caller,
 // told nothing, waited for its timeout, or for ever without one. Refused
-// here, the caller gets wamp.error.unavailable at once. Only with
+// here, the caller gets wamp.error.payload_size_exceeded at once
+// (route.meshSendFailure). Only with
 // NatsURL: the embedded server takes more than a WAMP message can make.
 func (n *Node) tooLarge(env []byte) bool {
 	if mp := n.maxPayload.Load(); mp > 0 && int64(len(env)) > mp {
