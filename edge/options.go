@@ -150,6 +150,7 @@ const (
 	minHeartbeat         = 50 * time.Millisecond
 	minPingInterval      = 100 * time.Millisecond
 	minMaxInbound        = 1 << 20
+	minMaxOutbound       = 1 << 20
 	defaultPeerTimeout   = 2 * time.Second
 	defaultGatherTimeout = 500 * time.Millisecond
 	defaultMaxOutbound   = 64 << 20
@@ -271,6 +272,9 @@ func (o *Options) check() error {
 	}
 	if o.PingInterval < minPingInterval {
 		errs = append(errs, fmt.Errorf("edge: ping_interval %v is below the minimum %v", o.PingInterval, minPingInterval))
+	}
+	if o.MaxOutbound > 0 && o.MaxOutbound < minMaxOutbound {
+		errs = append(errs, fmt.Errorf("edge: max_outbound %d is below the minimum %d (1 MiB: a directory resync is sent in parts of up to 1 MiB, which a smaller queue never takes)", o.MaxOutbound, minMaxOutbound))
 	}
 	if o.MaxInbound > 0 && o.MaxInbound < minMaxInbound {
 		errs = append(errs, fmt.Errorf("edge: max_inbound %d is below the minimum %d (1 MiB: a peer's directory sync comes in parts of up to 1 MiB)", o.MaxInbound, minMaxInbound))

@@ -349,6 +349,7 @@ func TestCheckConfig(t *testing.T) {
 		{"mesh heartbeat too short", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, heartbeat: 1ms}\n", 1, []string{"heartbeat 1ms is below the minimum 50ms"}},
 		{"mesh ping too short", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, ping_interval: 1us}\n", 1, []string{"ping_interval 1µs is below the minimum 100ms"}},
 		{"mesh inbound too small", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, max_inbound: 64KiB}\n", 1, []string{"max_inbound 65536 is below the minimum 1048576"}},
+		{"mesh outbound too small", "mesh: {cluster: {listen: \"127.0.0.1:0\"}, max_outbound: 1KiB}\n", 1, []string{"max_outbound 1024 is below the minimum 1048576"}},
 		{"list for a mapping", "listeners:\n  - address: 127.0.0.1:9000\n    tls: [a]\n", 1, []string{"line 3: listeners[0].tls takes a mapping of keys, not a list"}},
 		{"wrong bool", "realms:\n  - name: r\n    anonymous: yes-please\n", 1, []string{"line 3: realms[0].anonymous takes true or false, not `yes-please`"}},
 		{"scalar for a list", "websocket: {allowed_origins: \"*\"}\n", 1, []string{"line 1: websocket.allowed_origins takes a list, not `*`"}},
