@@ -642,6 +642,20 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	}
 }
 
+// markShards sets present[i] for every shard i with a subscriber of
+// subs. (fanout, on every publication's path, keeps this loop inline.)
+func markShards(present *[maxShards]bool, subs []*subscription) {
+	for _, sub := range subs {
+		if set := sub.subscribers(); set != nil {
+			for i, l := range set.byShard {
+				if len(l) > 0 {
+					present[i] = true
+				}
+			}
+		}
+	}
+}
+
 // fanout delivers p to the subscribers of subs: this shard's directly,
 // every other shard's through one task per shard carrying one shared copy.
 func (s *Shard) fanout(p *publication, subs []*subscription) {

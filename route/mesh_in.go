@@ -167,15 +167,7 @@ func (r *Router) meshEvent(env []byte) {
 		return
 	}
 	var present [maxShards]bool
-	for _, sub := range subs {
-		if set := sub.subscribers(); set != nil {
-			for i, l := range set.byShard {
-				if len(l) > 0 {
-					present[i] = true
-				}
-			}
-		}
-	}
+	markShards(&present, subs)
 	for i, sh := range r.shards {
 		if !present[i] {
 			continue

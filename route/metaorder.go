@@ -186,15 +186,7 @@ func (s *Shard) metaPublish(rm *Realm, it *metaItem) {
 // shards' event backlog as fanout.
 func (s *Shard) metaFanout(p *publication, subs []*subscription) {
 	var present [maxShards]bool
-	for _, sub := range subs {
-		if set := sub.subscribers(); set != nil {
-			for i, l := range set.byShard {
-				if len(l) > 0 {
-					present[i] = true
-				}
-			}
-		}
-	}
+	markShards(&present, subs)
 	n := p.cost()
 	for i, sh := range s.r.shards {
 		if !present[i] {
