@@ -189,7 +189,9 @@ type MeshStats struct {
 	// waiting (query_late), answers to this node's gathers past the
 	// bytes its gathers may hold (gather_full), this node's retained
 	// events left out of its answers to other nodes' get_retained gathers
-	// (4 MiB an answer: retained_answer_full), messages from another
+	// (4 MiB an answer: retained_answer_full), this node's answers to
+	// other nodes' meta calls not sent for being larger than the mesh
+	// carries in one message (meta_answer_too_large), messages from another
 	// node that uses this node's name (same_name), and messages from a
 	// node not known while 1,024 are (too_many_peers).
 	Dropped map[string]uint64

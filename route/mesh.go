@@ -276,6 +276,10 @@ type meshState struct {
 	// queries (lateQuery); shard 0's.
 	lateLogAt    time.Time
 	lateUnlogged uint64
+	// bigLogAt and bigUnlogged space the log lines of answers too
+	// large for the mesh (answerQuery); shard 0's.
+	bigLogAt    time.Time
+	bigUnlogged uint64
 
 	// retainedLogAt and retainedUnlogged space the log lines of
 	// get_retained answers cut short (retainedLeftOut); shard 0's.
@@ -382,6 +386,12 @@ type MeshStats struct {
 	// answers to other nodes' get_retained gathers because an answer
 	// holds at most maxRetainedAnswer bytes.
 	RetainedLeftOut atomic.Uint64
+	// AnswersTooLarge counts this node's answers to other nodes' meta
+	// calls (wamp.session.list, the subscription and callee lists) larger
+	// than the mesh carries in one message (MeshMessageLimit): answered
+	// edgewamp.mesh.not_answered instead, so that the asker's result says
+	// it is partial.
+	AnswersTooLarge atomic.Uint64
 	// PresenceUntracked counts other nodes' sessions left out of those
 	// whose on_leave this node announces when their node leaves without
 	// closing them (past maxPresence in a realm, or past what a node puts

@@ -80,7 +80,14 @@ type memNode struct {
 	// dupKinds, when set, lists the envelope kinds the node sends twice
 	// (a faulty link delivering a copy of each).
 	dupKinds atomic.Pointer[string]
+	// maxMsg, when set, is the largest message the node's mesh carries
+	// (MeshMessageLimit, NATS's max_payload): a larger answer of its
+	// is lost, as nats.go refuses it.
+	maxMsg atomic.Int64
 }
+
+// MaxMessage implements MeshMessageLimit (0: unknown).
+func (n *memNode) MaxMessage() int { return int(n.maxMsg.Load()) }
 
 func newMemMesh(t *testing.T, n, shards int, mutate func(*Config)) (*memMesh, []*env) {
 	t.Helper()
@@ -401,7 +408,14 @@ func (n *memNode) askAll(others []*memNode, env []byte, answer func([]byte)) {
 		} else if n.id%2 == 0 {
 			deadline = time.Now().Add(time.Minute) // one to spare
 		}
-		o.dispatch(func() { o.e.r.MeshQuery(b, deadline, answer) })
+		o.dispatch(func() {
+			o.e.r.MeshQuery(b, deadline, func(a []byte) {
+				if m := o.maxMsg.Load(); m > 0 && int64(len(a)) > m {
+					a = nil // refused by the mesh: lost
+				}
+				answer(a)
+			})
+		})
 	}
 }
 

@@ -385,8 +385,9 @@ func (s *Shard) lateQuery(proc string, late time.Duration) {
 const lateLogEvery = 10 * time.Second
 
 // uriNotAnswered is the error a node answers a meta query with when it
-// does not run it (it is stopping, or the query came too late); the
-// message is the node's name.
+// does not run it (it is stopping, or the query came too late) or its
+// answer is larger than the mesh carries (answerQuery); the message is
+// the node's name.
 const uriNotAnswered = "edgewamp.mesh.not_answered"
 
 // answerQuery runs a meta query for this node. On shard 0.
@@ -420,7 +421,32 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	if err != nil {
 		return nil
 	}
+	if len(raw.B) > s.r.meshLimit(len(raw.B)) {
+		// Larger than the mesh carries in one message: it would be
+		// refused whole, and the asker would wait its gather_timeout
+		// for it. Not answered instead: the asker marks its answer
+		// partial at once, naming this node.
+		ms := s.r.ms
+		ms.stats.AnswersTooLarge.Add(1)
+		ms.bigUnlogged++
+		if now := time.Now(); now.Sub(ms.bigLogAt) >= lateLogEvery {
+			s.r.log.Warn("mesh: answers to other nodes' meta calls were larger than the mesh carries in one message (the NATS server's max_payload) and were not sent; their callers were told the result is partial", "answers", ms.bigUnlogged, "procedure", proc, "bytes", len(raw.B), "max", s.r.meshLimit(len(raw.B)))
+			ms.bigLogAt, ms.bigUnlogged = now, 0
+		}
+		return s.r.notAnswered(proc)
+	}
 	return raw.B
+}
+
+// meshLimit returns bound, or the largest message the mesh carries
+// (MeshMessageLimit) if smaller.
+func (r *Router) meshLimit(bound int) int {
+	if ml, ok := r.mesh.(MeshMessageLimit); ok {
+		if m := ml.MaxMessage(); m > 0 && m < bound {
+			return m
+		}
+	}
+	return bound
 }
 
 // decodeAnswer returns a remote answer's result, or its error (an error
@@ -1002,12 +1028,7 @@ func (s *Shard) answerRetained(rm *Realm, args []any) []byte {
 		return nil
 	}
 	sub := &subscription{uri: uri, match: match}
-	limit := maxRetainedAnswer
-	if ml, ok := s.r.mesh.(MeshMessageLimit); ok {
-		if m := ml.MaxMessage(); m > 0 && m < limit {
-			limit = m
-		}
-	}
+	limit := s.r.meshLimit(maxRetainedAnswer)
 	var w wbuf
 	pubs := s.localRetained(rm, sub)
 	for i, p := range pubs {

@@ -482,15 +482,20 @@ func (rm *Realm) presenceChecked(pr *presence, ids []uint64, answers [][]byte) {
 }
 
 // answerSessions answers metaSessions: this node's sessions of the realm,
-// at most maxPresence of them and maxPresenceAnswer bytes, and how many it
+// at most maxPresence of them and maxPresenceAnswer bytes (or what the
+// mesh carries in one message, MeshMessageLimit, if less), and how many it
 // has. On shard 0.
 func (s *Shard) answerSessions(rm *Realm) []byte {
 	all := rm.sessionsSnapshot()
 	list := make([]any, 0, min(len(all), maxPresence))
+	// The answer's frame and count take at most 32 bytes; an entry at
+	// most its strings and 24 (an array header, an id, two string
+	// headers of up to 5 bytes each).
+	limit := s.r.meshLimit(maxPresenceAnswer) - 32
 	size := 0
 	for _, x := range all {
-		size += len(x.authID) + len(x.authRole) + 16
-		if len(list) >= maxPresence || size > maxPresenceAnswer {
+		size += len(x.authID) + len(x.authRole) + 24
+		if len(list) >= maxPresence || size > limit {
 			break
 		}
 		list = append(list, []any{x.id, x.authID, x.authRole})

@@ -96,6 +96,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["query_late"] = rs.LateQueries.Load()
 		ms.Dropped["gather_full"] = es.GatherAnswersDropped.Load()
 		ms.Dropped["retained_answer_full"] = rs.RetainedLeftOut.Load()
+		ms.Dropped["meta_answer_too_large"] = rs.AnswersTooLarge.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
