@@ -90,3 +90,50 @@ func TestMeshRemoteWalksChargedWhenCanceled(t *testing.T) {
 		t.Fatalf("%d wamp.subscription.list calls canceled at once made B walk its 2,000 subscriptions %d times without advancing the clock; want at most %d", n, walked, 2*maxSessionGathers)
 	}
 }
+
+// wamp.session.get (or kill) of a session that is not on the caller's
+// node asks every other node, which answers on its shard 0; the gather
+// was charged only its answers' bytes (a no_such_session answer, a few
+// dozen), and a session in debt still started a gather for each call as
+// long as it had one of its 16 turns free: one session made 43,675 such
+// calls in 3 s over NATS, about 14,500 queries a second onto each other
+// node's shard 0. Each node asked now costs meshAskCost besides its
+// answer, and the calls of a session in debt wait for it before they ask.
+func TestMeshGatheredLookupsCharged(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	e := es[0]
+	att := e.join(proto.MsgPack)
+	e.advance(time.Minute) // the budget full; the clock stops here
+	q0 := mm.nodes[0].queries.Load()
+	const rounds, perRound = 40, maxSessionGathers + maxSessionGatherQueue
+	sent := 0
+	for range rounds {
+		for range perRound {
+			att.call("wamp.session.get", nil, []any{int64(12345)}, nil) // on no node
+			sent++
+		}
+		mm.sync()
+		answeredAtOnce(att)
+	}
+	asked := mm.nodes[0].queries.Load() - q0
+	lim := int64(walkBurst/meshAskCost + 2*maxSessionGathers)
+	t.Logf("%d wamp.session.get of an absent session with the clock stopped: node B answered %d queries (limit %d)", sent, asked, lim)
+	if asked > lim {
+		t.Fatalf("%d gets of an absent session made node B answer %d queries with the clock stopped; the walk budget allows %d", sent, asked, lim)
+	}
+	// A single lookup, the budget back, is answered at once.
+	answeredAtOnce(att)
+	e.advance(time.Minute)
+	mm.sync()
+	answeredAtOnce(att) // those that waited
+	req := att.call("wamp.session.get", nil, []any{int64(12345)}, nil)
+	mm.sync()
+	select {
+	case m := <-att.peer.in:
+		if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URINoSuchSession {
+			t.Fatalf("got %v %s, want no_such_session for request %d", m.Type, describe(m), req)
+		}
+	default:
+		t.Fatal("a single wamp.session.get with the budget back was not answered at once")
+	}
+}

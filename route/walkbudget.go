@@ -51,8 +51,9 @@ import (
 // the other nodes, not how many walk this node's tables (each walked
 // before it took its turn: 100 pipelined were 100 walks at once). The
 // other nodes' walks are charged once their answers are in, by their
-// bytes (chargeRemote), and the session's gathers waiting their turn
-// wait for its debt to be paid.
+// bytes (chargeRemote), and each node asked meshAskCost besides; the
+// session's gathers waiting their turn wait for its debt to be paid, and
+// so do its new ones.
 const (
 	walkRate        = 1 << 19 // entries a second per session
 	walkBurst       = maxRetained
@@ -61,6 +62,9 @@ const (
 	// metaEntryCost weighs an entry a meta procedure visits against a
 	// retained topic scanned: it is listed, put in the result and encoded.
 	metaEntryCost = 8
+	// meshAskCost is what each node a gathered meta call asks costs,
+	// besides its answer (see chargeRemote).
+	meshAskCost = 16 * metaEntryCost
 	// meshScanMin is the least a pattern get_retained on a mesh is
 	// charged: 8 at once, then 64 a second per session, whatever this
 	// node retains.
