@@ -59,11 +59,20 @@ func dialTCP(t testing.TB, addr string, rcvBuf int) net.Conn {
 	return c
 }
 
-// shrinkRouterSendBuffer sets SO_SNDBUF of the router's end of c (found
-// among the process's descriptors by its addresses) to n, so that a peer
-// that does not read fills the router's socket after a few KiB rather
-// than the megabytes loopback's autotuning allows.
+// shrinkRouterSendBuffer sets SO_SNDBUF of the router's end of c
+// (routerFd) to n, so that a peer that does not read fills the router's
+// socket after a few KiB rather than the megabytes loopback's autotuning
+// allows.
 func shrinkRouterSendBuffer(t testing.TB, c net.Conn, n int) {
+	t.Helper()
+	if err := syscall.SetsockoptInt(routerFd(t, c), syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// routerFd returns the router's end of c, found among this process's
+// descriptors by its addresses (its ports swapped).
+func routerFd(t testing.TB, c net.Conn) int {
 	t.Helper()
 	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -79,15 +88,12 @@ func shrinkRouterSendBuffer(t testing.TB, c net.Conn, n int) {
 		me, err2 := syscall.Getsockname(fd)
 		p, ok1 := peer.(*syscall.SockaddrInet4)
 		m, ok2 := me.(*syscall.SockaddrInet4)
-		if err1 != nil || err2 != nil || !ok1 || !ok2 || p.Port != local.Port || m.Port != remote.Port {
-			continue
+		if err1 == nil && err2 == nil && ok1 && ok2 && p.Port == local.Port && m.Port == remote.Port {
+			return fd
 		}
-		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); err != nil {
-			t.Fatal(err)
-		}
-		return
 	}
 	t.Fatalf("the router's end of %s is not among this process's descriptors", local)
+	return -1
 }
 
 // writeSlowly writes b one byte per write with a pause between, so that the

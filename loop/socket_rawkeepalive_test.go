@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"net"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,32 +14,6 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
-
-// routerFd returns the router's end of c, found among this process's
-// descriptors by its addresses (as shrinkRouterSendBuffer finds it).
-func routerFd(t testing.TB, c net.Conn) int {
-	t.Helper()
-	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		peer, err1 := syscall.Getpeername(fd)
-		me, err2 := syscall.Getsockname(fd)
-		p, ok1 := peer.(*syscall.SockaddrInet4)
-		m, ok2 := me.(*syscall.SockaddrInet4)
-		if err1 == nil && err2 == nil && ok1 && ok2 && p.Port == local.Port && m.Port == remote.Port {
-			return fd
-		}
-	}
-	t.Fatalf("the router's end of %s is not among this process's descriptors", local)
-	return -1
-}
 
 // tcpOpts are the keepalive options of a socket.
 type tcpOpts struct{ keepalive, idle, intvl, cnt, userTimeout int }
