@@ -198,14 +198,19 @@ func (s *Shard) nextAsk(ss *Session) {
 
 // parkAsks has ss's meta calls waiting to ask the other nodes go on once
 // its walk debt is paid: one entry in the walk queue for them all.
-func (s *Shard) parkAsks(ss *Session) {
-	if ss.asksParked {
+func (s *Shard) parkAsks(ss *Session) { s.parkUntilPaid(ss, &ss.asksParked, s.nextAsk) }
+
+// parkUntilPaid has next(ss) run once ss's walk debt is paid, through one
+// entry in the walk queue (one timer) however many requests wait behind
+// *parked, which is set until then.
+func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session)) {
+	if *parked {
 		return
 	}
-	ss.asksParked = true
+	*parked = true
 	s.turn(ss, walk{run: func() int {
-		ss.asksParked = false
-		s.nextAsk(ss)
+		*parked = false
+		next(ss)
 		return 0
 	}})
 }
@@ -953,17 +958,7 @@ func (s *Shard) nextRetained(ss *Session) {
 // parkRetains has ss's get_retained gathers waiting for its walk debt go
 // on once it is paid: one entry in the walk queue for them all, so one
 // timer however many wait.
-func (s *Shard) parkRetains(ss *Session) {
-	if ss.retainsParked {
-		return
-	}
-	ss.retainsParked = true
-	s.turn(ss, walk{run: func() int {
-		ss.retainsParked = false
-		s.nextRetained(ss)
-		return 0
-	}})
-}
+func (s *Shard) parkRetains(ss *Session) { s.parkUntilPaid(ss, &ss.retainsParked, s.nextRetained) }
 
 // walkDebt reports whether ss's walk budget is in debt (refilled first).
 func (s *Shard) walkDebt(ss *Session) bool {
