@@ -145,11 +145,7 @@ func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
 		o.Heartbeat, o.PeerTimeout = 150*time.Millisecond, 1500*time.Millisecond
 		o.PingInterval, o.MaxPingsOut = 300*time.Millisecond, 2
 	}
-	leafAddr := edgetest.FreeAddr(t)
-	px := newProxy(t, leafAddr)
-	hub := startNode(t, "hub", func(o *Options) { fast(o); o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge := startNode(t, "edge1", func(o *Options) { fast(o); o.Leaf.Remotes = []string{"nats://" + px.addr()} })
-	waitMesh(t, hub, edge)
+	hub, edge, px := hubAndEdgeWith(t, fast)
 	waitClaims(t, 15*time.Second, hub, edge)
 	ctx := ctxT(t, 60*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }

@@ -436,10 +436,17 @@ func stallControl(t *testing.T, tn *tnode, observe func([]*nats.Msg)) (release f
 // it reconnects.
 func hubAndEdge(t *testing.T) (hub, edge *tnode, px *proxy) {
 	t.Helper()
+	return hubAndEdgeWith(t, func(*Options) {})
+}
+
+// hubAndEdgeWith is hubAndEdge with opt applied to both nodes' options
+// (faster heartbeats and pings, say).
+func hubAndEdgeWith(t *testing.T, opt func(*Options)) (hub, edge *tnode, px *proxy) {
+	t.Helper()
 	leafAddr := edgetest.FreeAddr(t)
 	px = newProxy(t, leafAddr)
-	hub = startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge = startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	hub = startNode(t, "hub", func(o *Options) { opt(o); o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
+	edge = startNode(t, "edge1", func(o *Options) { opt(o); o.Leaf.Remotes = []string{"nats://" + px.addr()} })
 	waitMesh(t, hub, edge)
 	return hub, edge, px
 }

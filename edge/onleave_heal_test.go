@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -60,16 +59,10 @@ func TestOnLeaveOnceAfterAHealedCut(t *testing.T) {
 // timeout of 1 s.
 func fastHubAndEdge(t *testing.T) (hub, edge *tnode, px *proxy) {
 	t.Helper()
-	leafAddr := edgetest.FreeAddr(t)
-	px = newProxy(t, leafAddr)
-	fast := func(o *Options) {
+	return hubAndEdgeWith(t, func(o *Options) {
 		o.Heartbeat = 100 * time.Millisecond
 		o.PeerTimeout = time.Second
-	}
-	hub = startNode(t, "hub", func(o *Options) { fast(o); o.Leaf.Listen = leafAddr; o.Leaf.Advertise = px.addr() })
-	edge = startNode(t, "edge1", func(o *Options) { fast(o); o.Leaf.Remotes = []string{"nats://" + px.addr()} })
-	waitMesh(t, hub, edge)
-	return hub, edge, px
+	})
 }
 
 // TestOnLeaveOfASessionThatJoinedDuringACut: a session joins edge1 while
