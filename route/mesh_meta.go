@@ -192,6 +192,10 @@ func (s *Shard) nextAsk(ss *Session) {
 		if qm.wait.canceled {
 			continue // not asked
 		}
+		if !s.metaStillGranted(ss, qm.req, qm.proc) {
+			ss.releaseMeta(qm.req, qm.wait)
+			continue // not asked
+		}
 		s.askMesh(ss, qm)
 	}
 }

@@ -169,6 +169,24 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	return true
 }
 
+// metaStillGranted reports whether ss may still call meta procedure proc,
+// and else answers its CALL req wamp.error.not_authorized: for a meta call
+// that waited (for its walk turn, or for its turn to ask the other nodes
+// of a mesh), authorized when it arrived. A reload meanwhile may have
+// withdrawn the grant, and the call, in flight as a routed call is, is
+// judged by the new configuration before it does anything (the reload
+// dropped the session's cached decisions; without one this is a map
+// lookup). Before, it ran by the old grant: a wamp.session.kill_all
+// queued behind its session's walk debt ended every session of the realm
+// after the reload that took kill_all from its role. Owned by shard.
+func (s *Shard) metaStillGranted(ss *Session, req uint64, proc string) bool {
+	if ss.authorize(ActionCall, []byte(proc)) {
+		return true
+	}
+	s.replyError(ss, proto.CodeCall, req, proto.URINotAuthorized, "not authorized to call "+strconv.Quote(proc)+" (the configuration was reloaded while the call waited)")
+	return false
+}
+
 // decodeMetaArgs decodes a meta call's arguments. Arguments the router
 // cannot read are refused, not taken as absent: a count would ignore its
 // filter, a kill its invalid reason.

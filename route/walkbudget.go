@@ -302,6 +302,9 @@ func (s *Shard) metaTurn(ss *Session, m *proto.Message, proc string, h metaFn, a
 		if !ss.releaseMeta(req, w) {
 			return 0 // canceled while it waited
 		}
+		if waited && !s.metaStillGranted(ss, req, proc) {
+			return 0
+		}
 		if waited {
 			var err *metaErr
 			if args, kwargs, err = decodeMetaArgs(rawArgs, rawKwargs, proc); err != nil {
