@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -52,6 +54,9 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 				c.errAt(errs, fmt.Sprintf("role %q: match must be exact, prefix or wildcard, not %q", ro.Name, p.Match), append(at, "match")...)
 			} else if !(p.URI == "" && m == proto.MatchPrefix) && !proto.ValidPattern([]byte(p.URI), proto.URILoose, m) {
 				c.errAt(errs, fmt.Sprintf("role %q: %q is not a valid URI for match %s", ro.Name, p.URI, m), append(at, "uri")...)
+			} else if strings.Contains(p.URI, "*") {
+				uri, match := starredForm(p.URI)
+				c.errAt(errs, fmt.Sprintf("role %q: permission URI %q has a \"*\", which is not a wildcard here (Crossbar's starred URIs are not read): the permission would apply to that literal URI only, to nothing a client calls or publishes; write {uri: %s, match: %s}", ro.Name, p.URI, strconv.Quote(uri), match), append(at, "uri")...)
 			}
 			for _, a := range p.Allow {
 				if !knownActions[a] {
@@ -135,6 +140,22 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 	if r.Security && r.anonymous() && !roles[r.anonymousRole()] {
 		c.errAt(errs, fmt.Sprintf("realm %q allows anonymous sessions with role %q, which it does not define (security is on: they could do nothing)", r.Name, r.anonymousRole()), "realms", i)
 	}
+}
+
+// starredForm returns the URI and match policy Crossbar reads a starred
+// permission URI as (with no match given): one "*" at the end the prefix
+// before it ("wamp.*" the prefix "wamp.", "*" the prefix ""), any other
+// "*" an empty, wildcard component ("com.*.get" the wildcard "com..get").
+// edgewamp takes "*" for an ordinary character of a URI, so that such a
+// permission, brought over from Crossbar, would apply to that literal
+// URI alone: a deny of the meta API under a catch-all grant
+// ({uri: "wamp.*", allow: []}) left it open. validateSecurity refuses
+// it and suggests this form.
+func starredForm(uri string) (string, string) {
+	if strings.Count(uri, "*") == 1 && strings.HasSuffix(uri, "*") {
+		return strings.TrimSuffix(uri, "*"), "prefix"
+	}
+	return strings.ReplaceAll(uri, "*", ""), "wildcard"
 }
 
 // wampText reports whether s, an authid or role, is a string the router
