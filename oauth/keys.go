@@ -24,9 +24,9 @@ import (
 // verify them (published as the JWKS). With Options.SigningKeys the ring is
 // static. Otherwise it is generated and kept in the store under keys.ring,
 // shared by every node of a mesh, and rotated: a new key is written to the
-// ring publishAhead before it starts signing (so that every node, and every
-// verifier that refreshes the JWKS, knows it before the first token it
-// signs), and a key that stopped signing stays until every token it signed
+// ring publishAhead plus the allowed clock skew before it starts signing
+// (so that every node, whatever its clock, and every verifier that
+// refreshes the JWKS, knows it before the first token it signs), and a key that stopped signing stays until every token it signed
 // has expired.
 
 // sigKey is one key of the ring. Immutable.
@@ -285,7 +285,13 @@ func (s *Server) planRing(rec *ringRecord, now time.Time) (*ringRecord, bool, er
 	}
 	due := signer == nil || now.Sub(time.Unix(signer.ActiveFrom, 0)) >= s.rotateEvery || signer.Alg != s.alg
 	if due && !pending {
-		from := now.Add(s.publishAhead)
+		// The key signs once every node has read it: publishAhead (two
+		// syncs) after it is written, by the clock of the node that
+		// signs, which may be up to the skew ahead of this one's. Before,
+		// a writer whose clock was behind by more than a sync interval
+		// published a key already active elsewhere, whose tokens the
+		// nodes that had not synced yet refused as forged.
+		from := now.Add(s.publishAhead + s.skew)
 		if signer == nil {
 			from = now
 		}

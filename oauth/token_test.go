@@ -422,7 +422,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("%d keys at start", n)
 	}
 	e.clock.Advance(time.Hour)
-	e.srv.syncOnce(false) // rotation due: a new key, signing in 2 s
+	e.srv.syncOnce(false) // rotation due: a new key, signing in 2 s and the skew (30 s)
 	ring := e.srv.ring.Load()
 	if len(ring.keys) != 2 {
 		t.Fatalf("%d keys after rotation", len(ring.keys))
@@ -435,11 +435,11 @@ func TestKeyRotation(t *testing.T) {
 	if !strings.Contains(string(node2.srv.JWKS()), ring.keys[1].kid) {
 		t.Fatal("node 2 does not publish the new key after a sync")
 	}
-	e.clock.Advance(2 * time.Second)
+	e.clock.Advance(2*time.Second + 30*time.Second)
 	tokNew := e.ccToken()
 	kid2 := headerOf(t, tokNew)["kid"]
 	if kid2 == kid1 {
-		t.Fatal("the new key does not sign after publishAhead")
+		t.Fatal("the new key does not sign after publishAhead and the skew")
 	}
 	for _, n := range []*testEnv{e, node2} {
 		for _, tk := range []string{tokOld, tokNew} {
