@@ -219,7 +219,11 @@ func (s *Server) maintainRing(ctx context.Context) (*keyRing, error) {
 		now := s.now()
 		e, err := s.store.Get(ctx, ringKey)
 		if errors.Is(err, ErrNotFound) {
-			kr, err := newKeyRecord(s.alg, now, now)
+			// The first key signs at once, on every node: from the skew
+			// before this clock, so that a node whose clock is behind
+			// this one's is not left without an active key (every token
+			// request there failed until its clock caught up).
+			kr, err := newKeyRecord(s.alg, now, now.Add(-s.skew))
 			if err != nil {
 				return nil, err
 			}
@@ -293,7 +297,7 @@ func (s *Server) planRing(rec *ringRecord, now time.Time) (*ringRecord, bool, er
 		// nodes that had not synced yet refused as forged.
 		from := now.Add(s.publishAhead + s.skew)
 		if signer == nil {
-			from = now
+			from = now.Add(-s.skew) // nothing signs: at once, on every clock
 		}
 		kr, err := newKeyRecord(s.alg, now, from)
 		if err != nil {

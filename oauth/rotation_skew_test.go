@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"net/url"
 	"testing"
 	"time"
 )
@@ -59,5 +60,26 @@ func TestKeyRotationByALaggingClock(t *testing.T) {
 		if _, err := c.srv.VerifyAccessToken(tk); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The first key of a mesh's ring signs at once on every node, a node
+// whose clock is behind the one that wrote it (within MaxClockSkew)
+// included. It was active from the writer's clock: a node 25 s behind had
+// no active key for 25 s, and every token request there failed ("no
+// signing key is active", 503) on a fresh mesh, or one whose bucket was
+// recreated.
+func TestFirstKeyOnALaggingNode(t *testing.T) {
+	store := newMemStore(time.Now)
+	b := startEnv(t, func(o *Options) { o.Store = store })
+	lagging := func() time.Time { return b.clock.Now().Add(-25 * time.Second) }
+	a := startEnv(t, func(o *Options) { o.Store = store; o.Issuer = b.url; o.now = lagging })
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	st, body := a.token(cc, "backend", backendSec)
+	if st != 200 {
+		t.Fatalf("a token from a node 25 s behind the one that made the key ring: %d %v", st, body)
+	}
+	if _, err := b.srv.VerifyAccessToken(body["access_token"].(string)); err != nil {
+		t.Fatal(err)
 	}
 }
