@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,16 +26,53 @@ import (
 // when polls race on two nodes.
 
 type deviceRec struct {
-	Realm    string   `json:"realm"`
-	Client   string   `json:"client"`
-	Scope    string   `json:"scope,omitempty"`
-	UserCode string   `json:"user_code"`
-	Exp      int64    `json:"exp"`
-	Interval int64    `json:"interval"`  // seconds; grows by 5 on each slow_down
-	LastPoll int64    `json:"last_poll"` // unix milliseconds
-	Status   string   `json:"status"`    // pending, approved, denied
-	Sub      string   `json:"sub,omitempty"`
-	Roles    []string `json:"roles,omitempty"`
+	Realm    string `json:"realm"`
+	Client   string `json:"client"`
+	Scope    string `json:"scope,omitempty"`
+	UserCode string `json:"user_code"`
+	Exp      int64  `json:"exp"`
+	Interval int64  `json:"interval"`  // seconds; grows by 5 on each slow_down
+	LastPoll int64  `json:"last_poll"` // unix milliseconds
+	// Polls: each node's last poll of the code, by its own clock (a mesh's
+	// clocks differ); the most recent maxPollNodes nodes. Empty in a
+	// record written by an older release: LastPoll is used then.
+	Polls  []nodePoll `json:"polls,omitempty"`
+	Status string     `json:"status"` // pending, approved, denied
+	Sub    string     `json:"sub,omitempty"`
+	Roles  []string   `json:"roles,omitempty"`
+}
+
+// nodePoll is one node's last poll of a device code.
+type nodePoll struct {
+	Node string `json:"node"` // Server.node
+	At   int64  `json:"at"`   // unix milliseconds, by that node's clock
+}
+
+// maxPollNodes bounds deviceRec.Polls.
+const maxPollNodes = 16
+
+// lastPoll returns when node last polled the code (0: never, or not that
+// this record says).
+func (d *deviceRec) lastPoll(node string) int64 {
+	if len(d.Polls) == 0 {
+		return d.LastPoll // an older release's record, or the first poll
+	}
+	for _, p := range d.Polls {
+		if p.Node == node {
+			return p.At
+		}
+	}
+	return 0
+}
+
+// polled records a poll of node at ms, most recent last.
+func (d *deviceRec) polled(node string, ms int64) {
+	d.LastPoll = ms
+	d.Polls = slices.DeleteFunc(d.Polls, func(p nodePoll) bool { return p.Node == node })
+	if len(d.Polls) >= maxPollNodes {
+		d.Polls = d.Polls[len(d.Polls)-maxPollNodes+1:]
+	}
+	d.Polls = append(d.Polls, nodePoll{Node: node, At: ms})
 }
 
 type userCodeRec struct {
@@ -240,8 +278,16 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		// (a cellular uplink, a busy device) is followed by one that
 		// arrives early by as much. A tenth of the interval, at least a
 		// second, at most half of it.
+		//
+		// Each node measures from its own last poll of the code, by its
+		// own clock: measured from another node's, by that node's clock,
+		// a poll at the interval looked early by as much as the other
+		// clock was ahead, got slow_down, and the interval grew until
+		// the slack covered the difference. A device that spreads its
+		// polls over n nodes may poll each at the interval.
 		ms := now.UnixMilli()
-		tooFast := d.LastPoll != 0 && ms-d.LastPoll < d.Interval*1000-pollSlack(d.Interval)
+		last := d.lastPoll(s.node)
+		tooFast := last != 0 && ms-last < d.Interval*1000-pollSlack(d.Interval)
 		if tooFast && d.Interval*1000 >= d.Exp*1000-ms {
 			// The interval already outlasts the code: growing it changes
 			// nothing a device can do. Written anyway, every poll of a
@@ -249,7 +295,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			// fsynced or replicated, for as long as the code lived.
 			return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast; the interval is now " + itoa(d.Interval) + " s"}
 		}
-		d.LastPoll = ms
+		d.polled(s.node, ms)
 		if tooFast {
 			d.Interval += 5
 		}

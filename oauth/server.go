@@ -31,6 +31,7 @@ type Server struct {
 	alg      string
 	skew     time.Duration
 	interval time.Duration // sync interval
+	node     string        // this server's random id (device polls); static
 	// rotateEvery and publishAhead drive generated-key rotation.
 	rotateEvery, publishAhead time.Duration
 
@@ -100,6 +101,7 @@ func New(opts Options) (*Server, error) {
 		deviceAuths: &minuteBudget{max: deviceAuthsPerNodeMinute},
 		hashSem:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		stop:        make(chan struct{}), onRevoke: opts.OnRevoke,
+		node: randomToken(8),
 	}
 	if s.store == nil {
 		s.store = NewMemStore()
