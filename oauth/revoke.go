@@ -488,8 +488,11 @@ func (s *Server) setCut(key string, cut, exp int64) bool {
 // for the other nodes. first: there was no such cut-off on this node.
 func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err error) {
 	now := s.now()
-	cut := now.Unix()
-	exp := now.Add(s.cfg.Load().tokenTTL(cl.Audience, now) + s.skew).Unix()
+	// At least the token asked about: issued by a node whose clock is
+	// ahead of this one's, its iat is after this node's now, and a cut-off
+	// at now left it valid (the revocation answered 200).
+	cut := max(now.Unix(), cl.IssuedAt.Unix())
+	exp := max(now.Add(s.cfg.Load().tokenTTL(cl.Audience, now)+s.skew).Unix(), cl.Expiry.Add(s.skew).Unix())
 	ck := cutKey(cl.ClientID, cl.Subject)
 	_, had := s.cuts.Load(ck)
 	if s.setCut(ck, cut, exp) && s.onRevoke != nil {
