@@ -132,6 +132,7 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 			s.log.Error("oauth: no access token could be signed for a refresh; the refresh token stays valid", "client", c.ID, "err", err)
 			return s.storeErr(err)
 		}
+		f.ATExp = max(f.ATExp, exp.Unix()) // written with the rotation
 		return nil
 	})
 	if oe != nil {

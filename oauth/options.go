@@ -40,6 +40,8 @@ const (
 	DefaultSyncInterval         = 5 * time.Second
 	DefaultCacheSize            = 65536
 	authCodeLifetime            = time.Minute
+	// maxAccessTokenLifetime bounds Realm.AccessTokenLifetime.
+	maxAccessTokenLifetime = 24 * time.Hour
 	// maxMaxRefreshTokens bounds Realm.MaxRefreshTokens: a user's logins
 	// with one client are listed in one store record (about 80 bytes
 	// each), which a store keeps under 64 KiB; past about 800 the next
@@ -236,7 +238,7 @@ func buildConfig(realms []Realm, users UserStore) (*config, error) {
 		if rc.MaxRefreshTokens > maxMaxRefreshTokens {
 			errs = append(errs, fmt.Errorf("oauth: realm %q: max_refresh_tokens %d is above %d (a user's logins with one client are listed in one store record, which must stay under 64 KiB)", r.Name, rc.MaxRefreshTokens, maxMaxRefreshTokens))
 		}
-		if rc.AccessTokenLifetime < time.Second || rc.AccessTokenLifetime > 24*time.Hour {
+		if rc.AccessTokenLifetime < time.Second || rc.AccessTokenLifetime > maxAccessTokenLifetime {
 			errs = append(errs, fmt.Errorf("oauth: realm %q: access token lifetime %v is outside 1s..24h", r.Name, rc.AccessTokenLifetime))
 		}
 		if rc.DevicePollInterval > rc.DeviceCodeLifetime/2 {

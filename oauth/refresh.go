@@ -57,6 +57,11 @@ type family struct {
 	// Idx is how long (unix) the index of its user's families is known to
 	// live with this family in it; 0 (an older release's): unknown.
 	Idx int64 `json:"idx,omitempty"`
+	// ATExp is the latest expiry (unix) of the access tokens issued from
+	// the family, by the lifetime of the node that issued each: a
+	// revocation of the login lasts at least until then, whatever the
+	// revoking node's configuration says. 0 (an older release's): unknown.
+	ATExp int64 `json:"at_exp,omitempty"`
 }
 
 type famIndex struct {
@@ -141,6 +146,9 @@ func (s *Server) newFamily(ctx context.Context, l *login) (string, string, error
 	f := family{
 		Realm: rc.Name, Client: l.client.ID, Sub: l.sub, Scope: l.scope, Gid: gid,
 		Gen: 1, Hash: secretHashHex(tok.secret), Exp: now.Add(rc.RefreshTokenLifetime).Unix(), Created: now.Unix(),
+		// The login's first access token is minted next (respond), by
+		// this clock at most a second later.
+		ATExp: now.Add(rc.AccessTokenLifetime).Unix() + 1,
 	}
 	idx, err := s.indexFamily(ctx, rc, l.client.ID, l.sub, famRef{ID: tok.fam, Exp: f.Exp, Created: f.Created})
 	if err != nil {
@@ -347,9 +355,9 @@ func (s *Server) endFamily(ctx context.Context, id, why string) error {
 	var f family
 	json.Unmarshal(e.Value, &f)
 	if err := s.store.Delete(ctx, "rt."+id, 0); err != nil && !errors.Is(err, ErrNotFound) {
-		return errors.Join(err, s.revokeGrant(ctx, f.Realm, f.Gid))
+		return errors.Join(err, s.revokeGrantUntil(ctx, f.Realm, f.Gid, f.ATExp))
 	}
-	err = s.revokeGrant(ctx, f.Realm, f.Gid)
+	err = s.revokeGrantUntil(ctx, f.Realm, f.Gid, f.ATExp)
 	s.log.Debug("oauth: refresh token family ended", "realm", f.Realm, "client", f.Client, "sub", f.Sub, "why", why)
 	return err
 }
@@ -357,9 +365,26 @@ func (s *Server) endFamily(ctx context.Context, id, why string) error {
 // revokeGrant revokes every access token of a grant until the longest an
 // access token of the realm can live. A failure is logged, and returned.
 func (s *Server) revokeGrant(ctx context.Context, realm, gid string) error {
+	return s.revokeGrantUntil(ctx, realm, gid, 0)
+}
+
+// revokeGrantUntil is revokeGrant for a grant whose access tokens are
+// known to expire by atExp (unix; 0: unknown): the revocation lasts until
+// then too. Another node may give the realm's tokens a longer lifetime
+// than this one's configuration (a rolling reload): revoked until this
+// node's lifetime only, a login's longer-lived access tokens verified
+// again once the revocation expired.
+func (s *Server) revokeGrantUntil(ctx context.Context, realm, gid string, atExp int64) error {
 	now := s.now()
 	ttl := s.cfg.Load().tokenTTL(realm, now)
-	err := s.revoke(ctx, gid, now.Add(ttl+s.skew))
+	until := now.Add(ttl + s.skew)
+	// A token lives 24 h at most (buildConfig): a record saying longer
+	// (damaged) keeps the revocation no longer than that.
+	atExp = min(atExp, now.Add(maxAccessTokenLifetime).Unix())
+	if t := time.Unix(atExp, 0).Add(s.skew); t.After(until) {
+		until = t
+	}
+	err := s.revoke(ctx, gid, until)
 	if err != nil {
 		s.log.Warn("oauth: cannot store a revocation", "err", err)
 	}

@@ -150,13 +150,21 @@ func (s *Server) endGrant(ctx context.Context, cl *Claims) error {
 	if err != nil {
 		return err
 	}
+	atExp := cl.Expiry.Unix()
 	if id != "" {
+		// The family says how long its access tokens live, by the
+		// lifetimes of the nodes that issued them (family.ATExp).
+		if e, err := s.store.Get(ctx, "rt."+id); err == nil {
+			var f family
+			if json.Unmarshal(e.Value, &f) == nil {
+				atExp = max(atExp, f.ATExp)
+			}
+		}
 		if err := s.store.Delete(ctx, "rt."+id, 0); err != nil {
 			return err
 		}
 	}
-	now := s.now()
-	return s.revoke(ctx, cl.GrantID, now.Add(s.cfg.Load().tokenTTL(cl.Audience, now)+s.skew))
+	return s.revokeGrantUntil(ctx, cl.Audience, cl.GrantID, atExp)
 }
 
 // grantFamily returns the id of the refresh-token family of (realm,
