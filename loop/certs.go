@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // CertFile is a TLS certificate and its private key, read from PEM files
@@ -36,7 +39,8 @@ type CertFile struct {
 
 // LoadCertFile reads a PEM certificate (chain) and its private key. It
 // fails when either file is missing or unreadable, holds no PEM block of
-// the right kind, or when the key does not belong to the certificate. An
+// the right kind, when the key does not belong to the certificate, or
+// when crypto/tls cannot complete a handshake with the pair (servable). An
 // expired certificate is loaded (the router starts, clients will refuse
 // it): Expired tells the caller, who should warn.
 func LoadCertFile(certPath, keyPath string) (*CertFile, error) {
@@ -93,7 +97,104 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 		}
 		c.Leaf = leaf
 	}
+	if err := servable(&c); err != nil {
+		return nil, fmt.Errorf("TLS certificate %s, key %s: a TLS 1.3 handshake with this pair fails: %w",
+			cf.certPath, cf.keyPath, err)
+	}
 	return &c, nil
+}
+
+// servable reports why crypto/tls cannot complete a TLS 1.3 handshake
+// with the pair, or nil: it runs one in memory, as server with the pair
+// against a client that checks nothing. A listener negotiates TLS 1.3 with
+// every client that offers it (all current ones, the project's Go client
+// included), so a pair that fails there fails them all.
+// tls.X509KeyPair checks that the key belongs to the certificate, not that
+// crypto/tls can sign with it: a P-224 key ("unsupported certificate
+// curve" in TLS 1.3, though TLS 1.2 takes it) or an RSA key under 1,024
+// bits (Go refuses to sign with one) loads, and every handshake then
+// failed: Reload took such a pair, logged it as reloaded, and the listener
+// refused every new client until the next good SIGHUP. A handshake costs
+// about a millisecond, at start and at SIGHUP only.
+func servable(c *tls.Certificate) error { return trialHandshake(c, tls.VersionTLS13) }
+
+// trialHandshake runs a handshake of version v over a socket pair, bounded
+// by a deadline, and returns why it failed: the error of the side that
+// found the fault (the other one's is the alert it received, or the pair
+// closed). A socket pair, not net.Pipe, which buffers nothing: a client
+// that refuses the server's Certificate message while the server still
+// writes its flight would wait for the deadline to send its alert.
+func trialHandshake(c *tls.Certificate, v uint16) error {
+	sc, cc, err := socketPair()
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	defer cc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	_ = sc.SetDeadline(deadline)
+	_ = cc.SetDeadline(deadline)
+	srv := tls.Server(sc, &tls.Config{
+		Certificates:           []tls.Certificate{*c},
+		MinVersion:             v,
+		MaxVersion:             v,
+		SessionTicketsDisabled: true, // nothing written after the server's Finished
+	})
+	cli := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v})
+	serr, cerr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		err := srv.Handshake()
+		if err != nil {
+			sc.Close() // after its alert: the client reads it, then the end
+		}
+		serr <- err
+	}()
+	go func() {
+		err := cli.Handshake()
+		if err != nil {
+			cc.Close()
+		}
+		cerr <- err
+	}()
+	se, ce := <-serr, <-cerr
+	switch {
+	case se != nil && !remoteTLSError(se):
+		return se
+	case ce != nil && !remoteTLSError(ce):
+		return ce
+	case se != nil:
+		return se
+	}
+	return ce
+}
+
+// remoteTLSError reports whether err is an alert crypto/tls received.
+func remoteTLSError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
+}
+
+// socketPair returns the two ends of a connected Unix stream socket pair.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "tls-trial")
+		conns[i], err = net.FileConn(f) // a duplicate of fd
+		f.Close()
+		if err != nil {
+			if i == 1 {
+				conns[0].Close()
+			} else {
+				unix.Close(fds[1])
+			}
+			return nil, nil, err
+		}
+	}
+	return conns[0], conns[1], nil
 }
 
 // maxPEMFile bounds a certificate (chain) or key file, far past any real

@@ -10,7 +10,7 @@ import (
 // reloadCerts re-reads every TLS certificate and key (SIGHUP: the
 // listeners', the gateway's and mesh.tls's):
 // a good pair replaces the one in use for new handshakes; a bad one
-// (unreadable, key not matching, expired) is refused, logged, and the one
+// (unreadable, key not matching, expired, unusable by crypto/tls) is refused, logged, and the one
 // in use stays. It returns the refusals joined, or nil. Established
 // connections keep the certificate they were made with.
 func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
