@@ -919,6 +919,21 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 	if err := s.r.mesh.Send(mo.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 		s.meshResultLost(mo, err)
+		if progress {
+			// The call is over at its caller (meshResultLost): as on one
+			// node when a progressive result cannot reach its caller
+			// (callerBacklogged, deliverResult), the invocation ends here
+			// and the callee, still streaming, is interrupted. Before, this
+			// node kept it (in max_invocations) and the callee streamed
+			// on, each result dropped at the caller's node, until it ended
+			// the stream by itself: an endless one, never.
+			s.meshEndInvocation(ss, m.Request, ic)
+			if ss.feat&fCalleeCancel != 0 {
+				s.sendInterrupt(ss, m.Request, proto.CancelKillNoWait, meshSendFailure(err))
+			}
+			s.putInCall(ic)
+			return
+		}
 	}
 	if !progress {
 		s.meshEndInvocation(ss, m.Request, ic)
