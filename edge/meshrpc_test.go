@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +78,124 @@ func TestMeshProgressiveResultRefusedInterruptsCallee(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the callee's handler did not end")
 	}
+	waitNothingPending(t, nodes...)
+}
+
+// A CANCEL in kill mode whose INTERRUPT the caller's node cannot send
+// (its mesh outbound queue full) ends the call at once, as killnowait
+// does: the caller gets wamp.error.canceled. Before, the call was marked
+// canceling and nothing was sent: the caller got no answer (a second
+// CANCEL in kill mode did nothing either) until the callee answered of
+// its own accord, for ever for one that waits for its INTERRUPT.
+func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	callee := b.dial(b.rs(), proto.MsgPack)
+	blocked, release := make(chan struct{}, 1), make(chan struct{})
+	if _, err := callee.Register(ctx, "com.k", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		if len(inv.Args) > 0 && inv.Args[0] == "block" {
+			blocked <- struct{}{}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-release:
+			}
+		}
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	callUntil(t, caller, "com.k", nil)
+	var mu sync.Mutex
+	answers := map[uint64]string{}
+	fence := make(chan struct{}, 1)
+	caller.OnMessage(func(m *proto.Message) {
+		if m.Type != proto.CodeError && m.Type != proto.CodeResult {
+			return
+		}
+		if m.Request == 1<<50 {
+			fence <- struct{}{}
+			return
+		}
+		mu.Lock()
+		answers[m.Request] = m.Type.String() + " " + string(m.URI)
+		mu.Unlock()
+	})
+	answer := func(id uint64) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return answers[id]
+	}
+	send := func(m *proto.Message) {
+		t.Helper()
+		if err := caller.SendRaw(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sync waits until A's shard has run what the caller sent before: a
+	// call it answers itself (no such procedure) comes back after.
+	sync := func() {
+		t.Helper()
+		send(&proto.Message{Type: proto.CodeCall, Request: 1 << 50, URI: []byte("com.none")})
+		select {
+		case <-fence:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer from the caller's node")
+		}
+	}
+	call := func(id uint64, args ...any) {
+		m := &proto.Message{Type: proto.CodeCall, Request: id, URI: []byte("com.k")}
+		m.Args, _ = proto.EncodeValue(proto.JSON, args)
+		send(m)
+	}
+	cancel := func(id uint64, mode string) {
+		m := &proto.Message{Type: proto.CodeCancel, Request: id}
+		m.Opt.SetString(proto.KeyMode, mode)
+		send(m)
+	}
+	const target = 1 << 40
+	call(target, "block")
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not reach its callee")
+	}
+	// A's outbound queue held and filled with calls, big then small,
+	// then with INTERRUPTs of some of them, until one is refused.
+	_, releaseSender := holdSender(t, a.n)
+	id := uint64(target + 1)
+	var queued []uint64
+	for _, size := range []int{16 << 10, 1} {
+		for ; ; id++ {
+			call(id, "fill", strings.Repeat("x", size))
+			sync()
+			if answer(id) != "" {
+				break // refused: the queue is full for such a call
+			}
+			queued = append(queued, id)
+		}
+		id++
+	}
+	failed := a.r.MeshStats().SendFailed.Load()
+	for _, q := range queued {
+		cancel(q, "killnowait")
+		sync()
+		if a.r.MeshStats().SendFailed.Load() > failed {
+			break
+		}
+	}
+	if a.r.MeshStats().SendFailed.Load() == failed {
+		t.Fatal("the caller's node queued every INTERRUPT: the test did not fill its outbound queue")
+	}
+	cancel(target, "kill")
+	sync()
+	if got := answer(target); got != "ERROR "+proto.URICanceled {
+		t.Errorf("a CANCEL in kill mode the caller's node could not pass on: %q, want the call ended with ERROR %s", got, proto.URICanceled)
+	}
+	releaseSender()
+	close(release)
 	waitNothingPending(t, nodes...)
 }

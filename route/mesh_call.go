@@ -291,12 +291,16 @@ func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 	s.meshSendInterrupt(oc, mode, reason)
 }
 
-func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason string) {
+// meshSendInterrupt sends the callee's node an interrupt of oc, and
+// reports whether the mesh queued it.
+func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason string) bool {
 	env := appendInterrupt(s.mbuf[:0], oc.invID, mode, reason)
 	s.mbuf = keepBuf(env)
 	if s.r.mesh.Send(oc.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
+		return false
 	}
+	return true
 }
 
 // meshCancel handles CANCEL of a call held by another node. The callee's
@@ -304,11 +308,20 @@ func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason str
 // skip semantics there, and the caller its ERROR from there).
 func (s *Shard) meshCancel(ss *Session, req uint64, oc *outCall, mode proto.CancelMode) {
 	if mode == proto.CancelKill {
-		if !oc.canceling {
-			oc.canceling = true
-			s.meshSendInterrupt(oc, proto.CancelKill, proto.URICanceled)
+		if oc.canceling {
+			return
 		}
-		return
+		if s.meshSendInterrupt(oc, proto.CancelKill, proto.URICanceled) {
+			oc.canceling = true
+			return
+		}
+		// The mesh refused the INTERRUPT (its outbound queue full): the
+		// callee's node cannot be asked for the callee's answer, so the
+		// call ends now, as in killnowait. Before, it was marked canceling
+		// with nothing sent, and the caller waited for an answer that
+		// came only if the callee gave one of its own accord (a second
+		// CANCEL in kill mode did nothing).
+		mode = proto.CancelKillNoWait
 	}
 	ss.endCall(req, oc)
 	s.replyError(ss, proto.CodeCall, req, proto.URICanceled, "the call was canceled")
