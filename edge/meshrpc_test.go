@@ -199,3 +199,59 @@ func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 	close(release)
 	waitNothingPending(t, nodes...)
 }
+
+// Every chunk of a progressive call invocation whose caller is on another
+// node carries what the same chunk carries from a caller on the callee's
+// node: the caller's identity when it is disclosed, and receive_progress
+// when the caller asked for progressive results (the options of the
+// initiating CALL hold for every chunk). Before, the chunks after the
+// first came from another node with empty Details.
+func TestMeshProgressiveInvocationChunksKeepDetails(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	caller := a.dial(a.ws(), proto.JSON)
+	authid := caller.Details()["authid"]
+	for _, on := range []*tnode{a, b} { // the caller's node, then another
+		callee := on.dial(on.rs(), proto.CBOR)
+		got := make(chan []*client.Invocation, 1)
+		if _, err := callee.Register(ctx, "com.chunks."+on.name, func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+			chunks := []*client.Invocation{inv}
+			for cur := inv; cur.Progress; {
+				next, err := cur.Next(ctx)
+				if err != nil {
+					return nil, err
+				}
+				chunks = append(chunks, next)
+				cur = next
+			}
+			if len(inv.Args) > 0 {
+				got <- chunks
+			}
+			return &client.Result{}, nil
+		}, &client.RegisterOptions{DiscloseCaller: true}); err != nil {
+			t.Fatal(err)
+		}
+		callUntil(t, caller, "com.chunks."+on.name, nil)
+		pc, err := caller.CallProgressive(ctx, "com.chunks."+on.name, &client.CallOptions{ReceiveProgress: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := pc.Send([]any{i}, nil, i == 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := pc.Result(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range <-got {
+			if c.Caller != caller.ID() || c.CallerAuthID != authid || c.CallerAuthRole != "anonymous" || c.Details["receive_progress"] != true {
+				t.Errorf("callee on %s, chunk %d of 3: caller %d %q %q, receive_progress %v; want %d %q anonymous, true",
+					on.name, i+1, c.Caller, c.CallerAuthID, c.CallerAuthRole, c.Details["receive_progress"], caller.ID(), authid)
+			}
+		}
+	}
+	waitNothingPending(t, nodes...)
+}

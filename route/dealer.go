@@ -119,6 +119,10 @@ type inCall struct {
 	caller   *Session
 	req      uint64 // the caller's CALL request id
 	recvProg bool
+	// disclose, for a caller on another node (remote), is set when the
+	// caller is disclosed: every chunk of a progressive call invocation
+	// names it, as for a caller on this node (tfDisclose on each chunk).
+	disclose bool
 	remote   *meshOrigin // the caller is on another node (caller is then nil)
 }
 

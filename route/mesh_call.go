@@ -776,7 +776,7 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 	mo.reg = t.reg
 	inv := s.nextInvocationID()
 	ic := s.newInCall()
-	*ic = inCall{remote: mo, recvProg: t.flags&tfRecvProg != 0}
+	*ic = inCall{remote: mo, recvProg: t.flags&tfRecvProg != 0, disclose: t.flags&tfDisclose != 0}
 	cs.addInv(inv, ic)
 	if s.minvs == nil {
 		s.minvs = map[minvKey]minv{}
@@ -859,11 +859,23 @@ func (s *Shard) meshChunk(t *task) {
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
 		return
 	}
+	ic := cs.invs[mi.inv]
 	out := &s.out
 	out.Reset()
 	out.Type = proto.CodeInvocation
 	out.Request = mi.inv
-	out.ID = cs.invs[mi.inv].remote.reg.id
+	out.ID = ic.remote.reg.id
+	// The options of the initiating CALL hold for every chunk, as for a
+	// caller on this node (sendInvocation): before, the chunks after the
+	// first came with neither the disclosed caller nor receive_progress.
+	if ic.disclose {
+		out.Opt.SetUint(proto.KeyCaller, ic.remote.caller.id)
+		out.Opt.SetString(proto.KeyCallerAuthID, ic.remote.caller.authID)
+		out.Opt.SetString(proto.KeyCallerAuthRole, ic.remote.caller.authRole)
+	}
+	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
+		out.Opt.SetBool(proto.KeyReceiveProgress, true)
+	}
 	if t.flags&tfProgress != 0 {
 		out.Opt.SetBool(proto.KeyProgress, true)
 	}
@@ -872,7 +884,6 @@ func (s *Shard) meshChunk(t *task) {
 	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
 		// As on one node (deliverInvocation): the call fails at its
 		// caller, and the callee, which has the earlier chunks, is told.
-		ic := cs.invs[mi.inv]
 		mo := ic.remote
 		s.meshEndInvocation(cs, mi.inv, ic)
 		uri, why := sendFailure(err, "callee")
