@@ -29,6 +29,10 @@ type scriptRun struct {
 	// the package's new /usr/bin/edgewamp (an overlay on /usr/bin; needs
 	// systemd: true); it records its calls as the stubs do.
 	edgewamp string
+	// envFiles and environment are what `systemctl show -p
+	// EnvironmentFiles --value` and `-p Environment --value` print for
+	// the unit (nothing when empty).
+	envFiles, environment string
 }
 
 func dryRun(t *testing.T, r scriptRun) []string {
@@ -53,6 +57,12 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 			body = fmt.Sprintf("#!/bin/sh\nexit %d\n", code)
 		case "dpkg-statoverride":
 			body += "[ \"$1\" = --list ] && exit 1\nexit 0\n" // no override yet
+		case "systemctl":
+			for _, p := range []struct{ name, value string }{{"EnvironmentFiles", r.envFiles}, {"Environment", r.environment}} {
+				if p.value != "" {
+					body += fmt.Sprintf("[ \"$1 $2 $3 $4\" = \"show -p %s --value\" ] && printf '%%s\\n' %s\n", p.name, shellQuote(p.value))
+				}
+			}
 		}
 		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
@@ -103,6 +113,11 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 		}
 	}
 	return calls, string(out)
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func hasCall(calls []string, prefix string) bool {
@@ -218,5 +233,75 @@ func TestPostinstUpgradeKeepsRouterOnRefusedConfig(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("postinst's output does not say %q:\n%s", want, out)
 		}
+	}
+}
+
+// postinst's check of the configuration on an upgrade gave the new binary
+// the unit's EnvironmentFile= by sourcing it with sh, as root: a file in
+// systemd's format is not a shell script, so a secret holding a shell
+// character (`$`, `;`, `&`, a quote, a space: what a password generator
+// writes) reached check-config changed, empty or not at all, or made the
+// shell run part of it as a command, and the check failed ("environment
+// variable ... is empty", "Syntax error: Unterminated quoted string"):
+// postinst then did not restart the service and told the admin that the
+// new release refuses a configuration it takes. Environment= also
+// overrode the files, where systemd lets the files override it. Now the
+// files are read as systemd reads them (systemd.exec(5),
+// "EnvironmentFile="), nothing in them is run, and they come after
+// Environment=.
+//
+// A dry run of an upgrade's postinst whose new binary prints the values
+// it was given.
+func TestPostinstUpgradeReadsEnvironmentFileAsSystemd(t *testing.T) {
+	dir := t.TempDir()
+	pwned := filepath.Join(dir, "pwned")
+	env := filepath.Join(dir, "edgewamp.env")
+	lines := []string{
+		"# the mesh token and the dashboard's secret",
+		"; a comment systemd skips too",
+		"EDGEWAMP_MESH_TOKEN=s3cr$t;x&y'z",
+		`EDGEWAMP_DASHBOARD_SECRET="quoted \"q\" \$HOME \w"`,
+		"  SPACED = value with  spaces   ",
+		"SINGLE='a \"b\" \\c'",
+		"CONT=one\\",
+		"two",
+		"OVERRIDDEN=from the file",
+		"RUN=1;touch " + pwned,
+		"no assignment here",
+		"EMPTY=",
+	}
+	if err := os.WriteFile(env, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := []string{"EDGEWAMP_MESH_TOKEN", "EDGEWAMP_DASHBOARD_SECRET", "SPACED", "SINGLE", "CONT", "OVERRIDDEN", "RUN", "EMPTY", "FROM_UNIT"}
+	binary := "if [ \"$1\" = check-config ]; then\n"
+	for _, v := range vars {
+		binary += fmt.Sprintf("printf 'got %s=[%%s]\\n' \"${%s-unset}\"\n", v, v)
+	}
+	binary += "exit 1\nfi\nexit 0\n"
+	_, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, edgewamp: binary,
+		envFiles:    env + " (ignore_errors=no)\n" + filepath.Join(dir, "missing.env") + " (ignore_errors=yes)",
+		environment: "FROM_UNIT=unit OVERRIDDEN=from-Environment"})
+	want := map[string]string{
+		"EDGEWAMP_MESH_TOKEN":       "s3cr$t;x&y'z",
+		"EDGEWAMP_DASHBOARD_SECRET": `quoted "q" $HOME \w`,
+		"SPACED":                    "value with  spaces",
+		"SINGLE":                    `a "b" \c`,
+		"CONT":                      "onetwo",
+		"OVERRIDDEN":                "from the file",
+		"RUN":                       "1;touch " + pwned,
+		"EMPTY":                     "",
+		"FROM_UNIT":                 "unit",
+	}
+	for _, v := range vars {
+		if line := fmt.Sprintf("got %s=[%s]", v, want[v]); !strings.Contains(out, line) {
+			t.Errorf("check-config was not given %s as systemd gives it to the unit: want %q", v, line)
+		}
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("postinst ran part of the environment file as a command (as root): %s exists", pwned)
+	}
+	if t.Failed() {
+		t.Logf("postinst output:\n%s", out)
 	}
 }
