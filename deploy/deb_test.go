@@ -32,7 +32,9 @@ func debContents(t *testing.T, deb string) map[string]debEntry {
 // The packages hold exactly the expected files, owned by root, with the
 // configuration as the one conffile, maintainer scripts, and a control
 // file naming the right architecture and no dependency (the binary is
-// static).
+// static). The mesh samples (deploy/mesh) are among the examples: README's
+// Mesh section pointed to them, and neither the package nor the tarball
+// held them, so an operator with a package had none of a mesh's samples.
 func TestDebContents(t *testing.T) {
 	dist := fullRelease(t)
 	files := map[string]string{
@@ -46,6 +48,10 @@ func TestDebContents(t *testing.T) {
 		"/usr/share/doc/edgewamp/examples/small-board.yaml":            "-rw-r--r--",
 		"/usr/share/doc/edgewamp/examples/secure.yaml":                 "-rw-r--r--",
 		"/usr/share/doc/edgewamp/examples/edgewamp-notify-reload.conf": "-rw-r--r--",
+		"/usr/share/doc/edgewamp/examples/mesh/README.md":              "-rw-r--r--",
+		"/usr/share/doc/edgewamp/examples/mesh/cluster-node.yaml":      "-rw-r--r--",
+		"/usr/share/doc/edgewamp/examples/mesh/hub.yaml":               "-rw-r--r--",
+		"/usr/share/doc/edgewamp/examples/mesh/edge-leaf.yaml":         "-rw-r--r--",
 		"/usr/share/man/man1/edgewamp.1.gz":                            "-rw-r--r--",
 		"/usr/share/lintian/overrides/edgewamp":                        "-rw-r--r--",
 	}

@@ -2,7 +2,7 @@
 # Builds edgewamp's release into $DIST (make release VERSION=x.y.z):
 #
 #   edgewamp-VERSION-linux-ARCH             static, stripped binary
-#   edgewamp-VERSION-linux-ARCH.tar.gz      binary, unit, sample configs, man page, licenses
+#   edgewamp-VERSION-linux-ARCH.tar.gz      binary, unit, sample configs (mesh/: the mesh's), man page, licenses
 #   edgewamp_VERSION_DEBARCH.deb            Debian package (dpkg-deb)
 #   SHA256SUMS
 #   SHA256SUMS.sig                          with SIGN_KEY: an SSH signature of SHA256SUMS
@@ -144,6 +144,10 @@ debarch() {
   case $1 in amd64) echo amd64 ;; arm64) echo arm64 ;; armv7) echo armhf ;; esac
 }
 
+# The mesh's samples (README, "Mesh"), in examples/mesh of the package and
+# mesh/ of the tarball.
+meshSamples=(deploy/mesh/README.md deploy/mesh/cluster-node.yaml deploy/mesh/hub.yaml deploy/mesh/edge-leaf.yaml)
+
 # stage ARCH DIR: the files of the package, as they are installed.
 stage() {
   local arch=$1 root=$2 doc
@@ -154,6 +158,8 @@ stage() {
   install -D -m 0644 deploy/edgewamp.yaml "$root/etc/edgewamp/edgewamp.yaml"
   install -d -m 0755 "$doc/examples"
   install -m 0644 deploy/small-board.yaml deploy/secure.yaml deploy/edgewamp-notify-reload.conf "$doc/examples/"
+  install -d -m 0755 "$doc/examples/mesh"
+  install -m 0644 "${meshSamples[@]}" "$doc/examples/mesh/"
   install -m 0644 README.md "$doc/README.md"
   gzip -9n <"$doc/README.md" >"$doc/README.md.gz" && rm "$doc/README.md"
   { cat deploy/debian/copyright; echo; licenses "$DIST/edgewamp-$version-linux-$arch" deb; } >"$doc/copyright"
@@ -200,6 +206,8 @@ tarball() { # tarball ARCH
   install -m 0644 deploy/edgewamp.service deploy/edgewamp-notify-reload.conf deploy/edgewamp.yaml \
     deploy/small-board.yaml deploy/secure.yaml README.md "$dir/"
   install -m 0644 deploy/debian/sysusers.conf "$dir/edgewamp.sysusers.conf"
+  install -d -m 0755 "$dir/mesh"
+  install -m 0644 "${meshSamples[@]}" "$dir/mesh/"
   sed -e "s/@VERSION@/$version/" -e "s/@DATE@/${date%%T*}/" deploy/debian/edgewamp.1 >"$dir/edgewamp.1"
   { cat deploy/debian/copyright; echo; licenses "$DIST/$name"; } >"$dir/LICENSES"
   tar "${tarflags[@]}" -C "$work/tar-$arch" -cf - "$name" | gzip -9n >"$DIST/$name.tar.gz"

@@ -433,7 +433,8 @@ func firstHash(t *testing.T, sums []byte) string {
 }
 
 // The tarball holds the binary, the unit and its drop-in, the sample
-// configurations, the man page, the README and the licenses.
+// configurations (the mesh's in mesh/: they were missing), the man page,
+// the README and the licenses.
 func TestReleaseTarball(t *testing.T) {
 	dist := fullRelease(t)
 	name := "edgewamp-" + testVersion + "-linux-arm64"
@@ -451,12 +452,14 @@ func TestReleaseTarball(t *testing.T) {
 		"edgewamp.yaml": "-rw-r--r--", "small-board.yaml": "-rw-r--r--", "secure.yaml": "-rw-r--r--",
 		"edgewamp.1": "-rw-r--r--", "README.md": "-rw-r--r--", "LICENSES": "-rw-r--r--",
 		"edgewamp.sysusers.conf": "-rw-r--r--",
+		"mesh/README.md":         "-rw-r--r--", "mesh/cluster-node.yaml": "-rw-r--r--", "mesh/hub.yaml": "-rw-r--r--",
+		"mesh/edge-leaf.yaml": "-rw-r--r--", "mesh/": "drwxr-xr-x",
 	} {
 		if g := got[name+"/"+file]; g != mode+" 0/0" {
 			t.Errorf("%s: %q, want %q owned by 0/0", file, g, mode)
 		}
 	}
-	if len(got) != 11 { // the ten files and the directory
+	if len(got) != 16 { // the fourteen files and the two directories
 		t.Errorf("tarball holds %d entries: %v", len(got), got)
 	}
 }
