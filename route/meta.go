@@ -380,12 +380,27 @@ func argStr(args []any, i int) (string, bool) {
 
 // roleFilter reads the optional filter_authroles argument (nil: none), as
 // a set: each session of the realm is checked against it once, not against
-// each of the thousands of roles 64 KiB of arguments may list.
-func roleFilter(args []any) (roleSet, *metaErr) {
-	if len(args) == 0 || args[0] == nil {
+// each of the thousands of roles 64 KiB of arguments may list. The spec
+// gives it by position; Crossbar.io takes it by keyword too (its meta
+// procedures are Python functions), which Autobahn|Python's
+// call("wamp.session.count", filter_authroles=[...]) relies on, so a
+// keyword filter is read rather than ignored (the caller was told about
+// every session), and given both ways it is refused, as Crossbar refuses it.
+func roleFilter(args []any, kwargs map[string]any) (roleSet, *metaErr) {
+	var v any
+	if len(args) > 0 {
+		v = args[0]
+	}
+	if kv, ok := kwargs["filter_authroles"]; ok {
+		if v != nil {
+			return nil, badArg("filter_authroles given both by position and by keyword")
+		}
+		v = kv
+	}
+	if v == nil {
 		return nil, nil
 	}
-	l, ok := args[0].([]any)
+	l, ok := v.([]any)
 	if !ok {
 		return nil, badArg("filter_authroles must be a list of strings")
 	}
@@ -408,8 +423,8 @@ func (set roleSet) has(s string) bool {
 	return ok
 }
 
-func metaSessionCount(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	filter, err := roleFilter(args)
+func metaSessionCount(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	filter, err := roleFilter(args, kwargs)
 	if err != nil {
 		return nil, err
 	}
@@ -422,8 +437,8 @@ func metaSessionCount(s *Shard, ss *Session, args []any, _ map[string]any) ([]an
 	return []any{n}, nil
 }
 
-func metaSessionList(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
-	filter, err := roleFilter(args)
+func metaSessionList(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	filter, err := roleFilter(args, kwargs)
 	if err != nil {
 		return nil, err
 	}

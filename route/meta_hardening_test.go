@@ -178,7 +178,7 @@ func TestMetaRoleFilterIsASet(t *testing.T) {
 	for i := 0; len(roles) < cap(roles); i++ {
 		roles = append(roles, "anonymous", "r"+strconv.Itoa(i%100))
 	}
-	filter, err := roleFilter([]any{roles})
+	filter, err := roleFilter([]any{roles}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
