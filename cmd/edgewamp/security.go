@@ -54,7 +54,11 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 				c.errAt(errs, fmt.Sprintf("role %q: match must be exact, prefix or wildcard, not %q", ro.Name, p.Match), append(at, "match")...)
 			} else if !(p.URI == "" && m == proto.MatchPrefix) && !proto.ValidPattern([]byte(p.URI), proto.URILoose, m) {
 				c.errAt(errs, fmt.Sprintf("role %q: %q is not a valid URI for match %s", ro.Name, p.URI, m), append(at, "uri")...)
-			} else if strings.Contains(p.URI, "*") {
+			} else if strings.Contains(p.URI, "*") && !(p.Match == "exact" && r.URICheck != "strict") {
+				// A "*" with match: exact written out, in a loose realm,
+				// is the literal URI the operator named (clients of a
+				// loose realm may use one; Crossbar, too, reads a starred
+				// URI as a pattern only when no match is given): taken.
 				uri, match := starredForm(p.URI)
 				c.errAt(errs, fmt.Sprintf("role %q: permission URI %q has a \"*\", which is not a wildcard here (Crossbar's starred URIs are not read): the permission would apply to that literal URI only, to nothing a client calls or publishes; write {uri: %s, match: %s}", ro.Name, p.URI, strconv.Quote(uri), match), append(at, "uri")...)
 			}

@@ -48,3 +48,38 @@ func TestStarredPermissionURIRefused(t *testing.T) {
 		t.Fatalf("the prefix form: exit %d: %s", code, e)
 	}
 }
+
+// TestLiteralStarPermissionWithExactMatch: in a loose realm (the default)
+// "*" is an ordinary character of the URIs clients use, and a permission
+// that says match: exact on one names that literal URI: what the operator
+// wrote, and what Crossbar reads too (its starred form applies only when
+// no match is given). Such a configuration started before e798be3 and
+// granted its URI; since, check-config and run refused it, so an upgraded
+// node did not start. It is taken again; a strict realm, where no client
+// URI has a "*", still refuses it.
+func TestLiteralStarPermissionWithExactMatch(t *testing.T) {
+	cfg := func(check string) string {
+		return "listeners: [{address: \"127.0.0.1:1\"}]\nrealms:\n  - name: realm1\n    anonymous: true\n    security: true\n" + check +
+			"    roles:\n      - name: anonymous\n        permissions:\n" +
+			"          - {uri: \"com.example.a*b\", match: exact, allow: [call, register]}\n"
+	}
+	_, e, code := runCLI("check-config", writeFile(t, "loose.yaml", cfg("")))
+	if code != 0 {
+		t.Fatalf("check-config of an explicit exact permission on a literal \"*\" URI in a loose realm: exit %d: %s", code, e)
+	}
+	c, err := parseConfig([]byte(cfg("")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := c.realmConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rcs[0].Authorizer.(*route.RBAC)
+	if !z.Authorize("anonymous", route.ActionCall, "com.example.a*b") || z.Authorize("anonymous", route.ActionCall, "com.example.ab") {
+		t.Fatalf("the permission does not grant its literal URI alone")
+	}
+	if _, e, code := runCLI("check-config", writeFile(t, "strict.yaml", cfg("    uri_check: strict\n"))); code != 1 || !strings.Contains(e, "not a wildcard") {
+		t.Fatalf("strict realm: exit %d: %s\nwant 1, \"*\" refused", code, e)
+	}
+}
