@@ -116,7 +116,29 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 // failed: Reload took such a pair, logged it as reloaded, and the listener
 // refused every new client until the next good SIGHUP. A handshake costs
 // about a millisecond, at start and at SIGHUP only.
-func servable(c *tls.Certificate) error { return trialHandshake(c, tls.VersionTLS13) }
+//
+// The handshake sends the leaf alone; the rest of the chain is parsed
+// here, by Go's x509 parser less one of its policies: a certificate with
+// a negative serial number (which OpenSSL makes, and which OpenSSL's
+// clients, Python's and browsers' take) is not refused. Sent to the trial
+// client, which refuses one since Go 1.23, such a chain was refused at
+// start and on SIGHUP though every client but Go's had been served by it.
+func servable(c *tls.Certificate) error {
+	for i, der := range c.Certificate[1:] {
+		if _, err := x509.ParseCertificate(der); err != nil && err.Error() != errNegativeSerial {
+			return fmt.Errorf("certificate %d of the chain: %w", i+2, err)
+		}
+	}
+	leaf := *c
+	leaf.Certificate = c.Certificate[:1]
+	return trialHandshake(&leaf, tls.VersionTLS13)
+}
+
+// errNegativeSerial is the text of x509.ParseCertificate's refusal of a
+// negative serial number (Go 1.23 on, unless GODEBUG
+// x509negativeserial=1); TestCertFileNegativeSerialChainServed notices a
+// change.
+const errNegativeSerial = "x509: negative serial number"
 
 // trialHandshake runs a handshake of version v over a socket pair, bounded
 // by a deadline, and returns why it failed: the error of the side that
