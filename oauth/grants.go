@@ -196,12 +196,38 @@ func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*toke
 func (s *Server) mint(l *login, gid string) (string, time.Time, error) {
 	now := s.now()
 	exp := now.Add(l.client.realm.AccessTokenLifetime)
+	iat := now.Unix()
+	if gid == "" {
+		iat = s.pastCut(l.client.ID, l.sub, iat)
+	}
 	tok, err := s.issue(&jwtClaims{
 		Iss: s.issuer, Sub: l.sub, Aud: audience(l.client.realm.Name),
-		Exp: exp.Unix(), Iat: now.Unix(), Jti: randomToken(16),
+		Exp: exp.Unix(), Iat: iat, Jti: randomToken(16),
 		Scope: l.scope, Roles: l.roles, ClientID: l.client.ID, Gid: gid,
 	})
 	return tok, exp, err
+}
+
+// pastCut returns the iat of a token without a login the client issues
+// to sub now (iat, unix): past the cut-off of the client's tokens to sub
+// when that is at or after now. A cut-off covers the token it was asked
+// to revoke (revokeClient), whose iat, by the clock of a node ahead of
+// this one, may be up to the skew past this node's now: a token issued
+// here after the revocation, with this clock's iat, fell under it and
+// was refused as revoked, on every node, for as long as the clocks
+// differ. Its iat is moved to the second after the cut-off (no further
+// than the skew ahead, which every node takes), its expiry is not.
+func (s *Server) pastCut(client, sub string, iat int64) int64 {
+	cut := int64(-1)
+	for _, k := range []string{cutKey(client, sub), client} {
+		if v, ok := s.cuts.Load(k); ok {
+			cut = max(cut, v.(clientCut).cut)
+		}
+	}
+	if cut < iat {
+		return iat
+	}
+	return min(cut+1, iat+int64(s.skew/time.Second))
 }
 
 func expiresIn(exp, now time.Time) int {

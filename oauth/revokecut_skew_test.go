@@ -36,3 +36,40 @@ func TestRevokeCutCoversTheTokenOfASkewedNode(t *testing.T) {
 		}
 	}
 }
+
+// A token the revoking node issues after the revocation is not under the
+// cut-off 6585201 moved to the revoked token's iat, a node's clock ahead.
+// With the cut-off at that iat (20 s past the revoking node's clock),
+// every token the revoking node issued to the subject for the next 20 s
+// was refused as revoked, on every node: a client that revokes each token
+// it replaces (past the bound, behind a load balancer) got a dead token
+// from the lagging node, again and again.
+func TestRevokeCutSparesLaterTokensOfTheRevokingNode(t *testing.T) {
+	store := newMemStore(time.Now)
+	b := startEnv(t, func(o *Options) { o.Store = store })
+	ahead := func() time.Time { return b.clock.Now().Add(20 * time.Second) }
+	a := startEnv(t, func(o *Options) { o.Store = store; o.Issuer = b.url; o.now = ahead })
+	var toks []string
+	for range maxRevokedPerClient + 1 {
+		toks = append(toks, a.ccToken())
+	}
+	for i, tk := range toks {
+		if st, body := b.post("/oauth/revoke", url.Values{"token": {tk}}, "backend", backendSec); st != 200 {
+			t.Fatalf("revocation %d on B: %d %v", i+1, st, body)
+		}
+	}
+	b.clock.Advance(time.Second)
+	fresh := b.ccToken() // issued after every revocation
+	a.srv.syncOnce(false)
+	for _, n := range []*testEnv{b, a} {
+		if _, err := n.srv.VerifyAccessToken(fresh); err != nil {
+			t.Errorf("a token B issued a second after the revocations, verified on %s: %v, want valid",
+				map[*testEnv]string{a: "A (20 s ahead)", b: "B, the revoking node"}[n], err)
+		}
+		for i, tk := range toks {
+			if _, err := n.srv.VerifyAccessToken(tk); err != ErrTokenRevoked {
+				t.Errorf("revoked token %d on %s: %v, want revoked", i+1, map[*testEnv]string{a: "A", b: "B"}[n], err)
+			}
+		}
+	}
+}
