@@ -92,7 +92,8 @@ type Invocation struct {
 	// follow this one (INVOCATION.Details.progress); read them with Next.
 	Progress bool
 
-	st *invState
+	st   *invState
+	size int // the chunk's size as received, while queued for Next
 }
 
 // invState is the state shared by all chunks of one invocation.
@@ -104,9 +105,13 @@ type invState struct {
 	cancel          context.CancelCauseFunc // Static.
 	wake            chan struct{}           // Static; capacity 1.
 
-	chunks      []*Invocation // Guarded by Session.mu: chunks not yet taken by Next.
-	lastIn      bool          // Guarded by Session.mu: the final chunk arrived.
-	interrupted bool          // Guarded by Session.mu.
+	chunks []*Invocation // Guarded by Session.mu: chunks not yet taken by Next.
+	queued int           // Guarded by Session.mu: their bytes as received (Config.MaxBacklog).
+	// err, guarded by Session.mu, is why the invocation ended before its
+	// final chunk came (its chunks were refused): Next returns it.
+	err         error
+	lastIn      bool // Guarded by Session.mu: the final chunk arrived.
+	interrupted bool // Guarded by Session.mu.
 	mode        proto.CancelMode
 
 	amu      sync.Mutex // Held while a YIELD or ERROR of this invocation is sent.
@@ -215,13 +220,8 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.mu.Unlock()
 		if st != nil {
 			// A later chunk of a running progressive invocation: the
-			// invocation is answered with the error (later chunks are
-			// dropped), then its handler's context is canceled, so that a
-			// Next waiting for the chunk returns. In that order: canceled
-			// first, the handler could answer first (its context's error,
-			// wamp.error.canceled) and this error be dropped.
-			s.answer(s.ctx, st, nil, e)
-			st.cancel(err)
+			// invocation ends with the error (failInvocation).
+			s.failInvocation(st, e, err)
 			return
 		}
 		if m.Opt.Bool(proto.KeyProgress, false) {
@@ -256,6 +256,16 @@ func (s *Session) onInvocation(m *proto.Message) {
 	}
 	if st := s.invs[m.Request]; st != nil {
 		inv.st = st
+		if lim := s.cfg.MaxBacklog; lim > 0 && len(st.chunks) > 0 && st.queued+s.inLen > lim {
+			s.mu.Unlock()
+			s.log.Warn("client: a progressive invocation's chunks waiting for its handler exceed MaxBacklog; ending it", "procedure", inv.Procedure, "request", m.Request, "queued", st.queued)
+			s.failInvocation(st, &Error{URI: proto.URIPayloadSizeExceeded, Details: map[string]any{
+				"message": "the chunks of the progressive call waiting for the callee exceed its backlog limit",
+			}}, ErrBacklog)
+			return
+		}
+		inv.size = s.inLen
+		st.queued += inv.size
 		st.chunks = append(st.chunks, inv)
 		st.lastIn = !inv.Progress
 		s.mu.Unlock()
@@ -287,6 +297,23 @@ func (s *Session) onInvocation(m *proto.Message) {
 		return
 	}
 	s.startInvocation(m, reg, inv)
+}
+
+// failInvocation ends the running invocation st whose further chunk was
+// refused (over the decode budget, or over MaxBacklog): it is answered
+// with e (later chunks are dropped), what it held for Next is dropped,
+// and its handler's context is canceled with cause, which Next returns,
+// so that a Next waiting for a chunk returns (also one with a context
+// that never ends). In that order: canceled first, the handler could
+// answer first (its context's error, wamp.error.canceled) and e be
+// dropped.
+func (s *Session) failInvocation(st *invState, e *Error, cause error) {
+	s.answer(s.ctx, st, nil, e)
+	s.mu.Lock()
+	st.chunks, st.queued, st.err = nil, 0, cause
+	s.mu.Unlock()
+	st.cancel(cause)
+	st.signal()
 }
 
 // reusedInvocationID returns why the INVOCATION m is a protocol
@@ -503,8 +530,10 @@ func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
 // Next waits for the next chunk of a progressive call invocation. It
 // returns io.EOF after the final chunk (at once when inv.Progress is
 // false on the first one), ctx's error when ctx ends first, and the
-// session's error (Session.Err) when the session ends first. Chunks
-// queue up without bound until Next takes them.
+// session's error (Session.Err) when the session ends first, and
+// ErrBacklog once the chunks not taken exceeded Config.MaxBacklog (the
+// invocation was then answered with an error). Chunks queue up, within
+// Config.MaxBacklog, until Next takes them.
 func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 	st := inv.st
 	s := st.s
@@ -514,11 +543,16 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 			c := st.chunks[0]
 			st.chunks[0] = nil
 			st.chunks = st.chunks[1:]
+			st.queued -= c.size
+			c.size = 0
 			s.mu.Unlock()
 			return c, nil
 		}
-		last := st.lastIn
+		last, err := st.lastIn, st.err
 		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		if last {
 			return nil, io.EOF
 		}

@@ -78,6 +78,16 @@ type Config struct {
 	// proto.DecodeValueBudget). A message over it is refused (see
 	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
 	DecodeRatio int
+	// MaxBacklog bounds what the client holds for a consumer slower than
+	// its peer's stream: the bytes (as received) of the progressive call
+	// invocation chunks that one invocation holds until its Handler takes
+	// them with Invocation.Next. A chunk past it ends the invocation: it
+	// is answered ERROR wamp.error.payload_size_exceeded, its Handler's
+	// context is canceled (context.Cause ErrBacklog), what it held is
+	// dropped and Next returns ErrBacklog. One chunk, whatever its size,
+	// is always taken when none waits. 16 MiB when zero; negative lifts
+	// the bound.
+	MaxBacklog int
 
 	// KeepAlive, when positive, makes the client ping the router (a
 	// WebSocket ping or a RawSocket PING) after this long without
@@ -116,6 +126,7 @@ const (
 	defaultMaxMessage   = 16 << 20
 	defaultEventQueue   = 1024
 	defaultDecodeRatio  = 16
+	defaultMaxBacklog   = 16 << 20
 	defaultAgent        = "edgewamp-client"
 )
 
@@ -171,6 +182,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.DecodeRatio == 0 {
 		cfg.DecodeRatio = defaultDecodeRatio
+	}
+	if cfg.MaxBacklog == 0 {
+		cfg.MaxBacklog = defaultMaxBacklog
 	}
 	if cfg.KeepAlive > 0 && cfg.KeepAliveTimeout <= 0 {
 		cfg.KeepAliveTimeout = cfg.KeepAlive

@@ -82,10 +82,15 @@
 // router's silence. Once Close is called, events are no longer queued or
 // delivered, so a full queue does not hold up the GOODBYE exchange.
 //
-// Progressive call results and progressive invocation chunks are queued
-// per call without a bound, so that the reader never waits on a caller or
-// a handler; they are consumed on the caller's goroutine (OnProgress) and
-// by Invocation.Next.
+// Progressive call results are queued per call without a bound, so that
+// the reader never waits on a caller; they are consumed on the caller's
+// goroutine (OnProgress). Progressive invocation chunks are queued per
+// invocation, so that the reader never waits on a handler, until
+// Invocation.Next takes them, within Config.MaxBacklog (16 MiB): past it
+// the invocation ends with ERROR wamp.error.payload_size_exceeded, its
+// handler's context canceled (a handler that does not read a caller's
+// stream, say one not written for streams, held every chunk the caller
+// sent for as long as it ran).
 //
 // # Decoded payloads
 //

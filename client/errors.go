@@ -92,4 +92,8 @@ var (
 	// RESULT it is fails with it (wrapped), an INVOCATION is answered
 	// wamp.error.invalid_argument, an EVENT is dropped and logged.
 	ErrDecodeBudget = errors.New("client: payload too large once decoded (see Config.DecodeRatio)")
+	// ErrBacklog is the context.Cause of a Handler whose invocation's
+	// progressive chunks, not taken by Invocation.Next, exceeded
+	// Config.MaxBacklog, and what Next returns then.
+	ErrBacklog = errors.New("client: stream backlog exceeds Config.MaxBacklog")
 )
