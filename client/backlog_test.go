@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +114,83 @@ func TestProgressiveInvocationChunksBounded(t *testing.T) {
 	}
 	if invs, n, _ := queuedChunks(callee); invs != 0 || n != 0 {
 		t.Fatalf("%d invocations, %d chunks still held", invs, n)
+	}
+}
+
+// queuedResults returns the progressive results the pending calls of s
+// hold for their OnProgress.
+func queuedResults(s *Session) (n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.calls {
+		n += len(c.queue)
+	}
+	return n
+}
+
+// A callee streaming progressive results to a Go caller whose OnProgress
+// is slower: the results queued without bound for as long as the callee
+// streamed (the reader never waits on a caller, and so the router's
+// high_water never applies). Past Config.MaxBacklog the call is canceled
+// (CANCEL sent, the callee interrupted) and fails with ErrBacklog.
+func TestProgressiveResultsBounded(t *testing.T) {
+	url := startRouter(t)
+	const limit = 1 << 20
+	caller, err := Dial(context.Background(), Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxBacklog: limit})
+	noErr(t, "Dial caller", err)
+	t.Cleanup(func() { caller.Close() })
+	callee := dialRouter(t, url)
+	ctx := context.Background()
+
+	var results atomic.Int64 // progressive RESULTs the caller has read
+	caller.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeResult && m.Opt.Bool(proto.KeyProgress, false) {
+			results.Add(1)
+		}
+	})
+	chunk := strings.Repeat("x", 64<<10)
+	const n = 3 * limit / (64 << 10)
+	handlerEnd := make(chan error, 1)
+	_, err = callee.Register(ctx, "com.example.stream", func(ctx context.Context, inv *Invocation) (*Result, error) {
+		end := func(err error) (*Result, error) { handlerEnd <- err; return nil, err }
+		for i := range n {
+			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
+				return end(err)
+			}
+			// Paced by the caller's reads, so that the router's bound on
+			// the caller's backlog never comes into play.
+			deadline := time.Now().Add(wait)
+			for results.Load() < int64(i+1) {
+				if ctx.Err() != nil {
+					return end(context.Cause(ctx))
+				}
+				if time.Now().After(deadline) {
+					return end(errors.New("the caller did not read a result"))
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return end(nil)
+	}, nil)
+	noErr(t, "Register", err)
+
+	release := make(chan struct{})
+	call := goDo(func() (*Result, error) {
+		return caller.Call(ctx, "com.example.stream", nil, nil, &CallOptions{OnProgress: func(*Result) { <-release }})
+	})
+	var handlerErr error
+	select {
+	case handlerErr = <-handlerEnd:
+	case <-time.After(2 * wait):
+		t.Fatal("the callee's handler did not end")
+	}
+	held := queuedResults(caller)
+	close(release)
+	_, err = call.wait(t)
+	if held > limit/len(chunk)+1 || !errors.Is(err, ErrBacklog) {
+		t.Fatalf("the caller held %d progressive results of %d bytes (MaxBacklog %d); Call = %v, want ErrBacklog", held, len(chunk), limit, err)
+	}
+	if !errors.Is(handlerErr, ErrInterrupted) {
+		t.Fatalf("the callee's handler ended with %v, want interrupted", handlerErr)
 	}
 }

@@ -24,7 +24,9 @@ type CallOptions struct {
 	// OnProgress receives each progressive result, in order, on the
 	// goroutine that called Call (or ProgressiveCall.Result), before the
 	// final result is returned. Without it progressive results are
-	// dropped. A panic in it goes up that goroutine, the call canceled
+	// dropped. Results that come faster than it takes them are held,
+	// within Config.MaxBacklog: past it the call is canceled (CANCEL
+	// sent) and fails with ErrBacklog. A panic in it goes up that goroutine, the call canceled
 	// (CANCEL sent, later results dropped).
 	OnProgress func(*Result)
 	// DiscloseMe asks the router to disclose the caller's identity to the
@@ -48,6 +50,8 @@ type Result struct {
 	// (RESULT.Details.progress). It is ignored in a Handler's return value,
 	// which is always the final YIELD (see Invocation.SendProgress).
 	Progress bool
+
+	size int // a progressive result's size as received, while held for OnProgress
 }
 
 // call is a pending CALL. Its result fields are guarded by Session.mu; the
@@ -62,9 +66,13 @@ type call struct {
 	// or by two at once) sees it, where wake's one signal wakes one.
 	fin   chan struct{}
 	queue []*Result // Guarded by Session.mu: undelivered progressive results.
-	final *Result   // Guarded by Session.mu.
-	err   error     // Guarded by Session.mu.
-	done  bool      // Guarded by Session.mu.
+	// queued, guarded by Session.mu, is the bytes (as received) of the
+	// progressive results queued or being given to OnProgress
+	// (Config.MaxBacklog).
+	queued int
+	final  *Result // Guarded by Session.mu.
+	err    error   // Guarded by Session.mu.
+	done   bool    // Guarded by Session.mu.
 	// canceled is set by the waiter that sends CANCEL: the one, of
 	// ProgressiveCall.Result's waiters (several may wait at once), that
 	// sets it first.
@@ -222,10 +230,19 @@ func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 		c.queue = nil
 		done, res, err := c.done, c.final, c.err
 		s.mu.Unlock()
-		for _, r := range q {
+		held := 0
+		for i, r := range q {
+			held += r.size
+			r.size = 0
+			q[i] = nil
 			if c.onProgress != nil {
 				c.onProgress(r)
 			}
+		}
+		if held > 0 {
+			s.mu.Lock()
+			c.queued -= held
+			s.mu.Unlock()
 		}
 		if done {
 			return res, err
@@ -248,31 +265,22 @@ func (s *Session) sendCancel(ctx context.Context, c *call) {
 }
 
 // onResult delivers a RESULT: progressive ones are queued for the waiting
-// goroutine (the queue is unbounded, so that the reader never waits on a
-// caller); the final one completes the call.
+// goroutine (so that the reader never waits on a caller), within
+// Config.MaxBacklog: past it the call is canceled; the final one
+// completes the call.
 //
 // [RESULT, CALL.Request|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onResult(m *proto.Message) {
 	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
 		// A progressive result that does not decode (or is over the
-		// decode budget) fails the call too: the caller cannot be given
-		// the results that follow as if it were complete. The router is
-		// told (CANCEL), or its call, and the callee streaming it, would
-		// go on for results nobody takes.
+		// decode budget) fails the call too, canceled (cancelCall).
+		err = fmt.Errorf("client: RESULT of a %d-byte message: %w", s.inLen, err)
 		if m.Opt.Bool(proto.KeyProgress, false) {
-			s.mu.Lock()
-			c := s.calls[m.Request]
-			s.mu.Unlock()
-			if c != nil {
-				cm := &proto.Message{Type: proto.CodeCancel, Request: m.Request}
-				if c.mode != "" {
-					cm.Opt.SetString(proto.KeyMode, c.mode)
-				}
-				s.send(cm)
-			}
+			s.cancelCall(m.Request, err)
+			return
 		}
-		s.finishCall(m.Request, nil, fmt.Errorf("client: RESULT of a %d-byte message: %w", s.inLen, err))
+		s.finishCall(m.Request, nil, err)
 		return
 	}
 	r := &Result{Args: args, Kwargs: kwargs, Details: dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
@@ -282,13 +290,52 @@ func (s *Session) onResult(m *proto.Message) {
 	}
 	s.mu.Lock()
 	c := s.calls[m.Request]
+	over := 0
 	if c != nil {
-		c.queue = append(c.queue, r)
+		// One result is always taken when none is held.
+		if lim := s.cfg.MaxBacklog; lim > 0 && c.queued > 0 && c.queued+s.inLen > lim {
+			over = c.queued
+		} else {
+			r.size = s.inLen
+			c.queued += r.size
+			c.queue = append(c.queue, r)
+		}
 	}
 	s.mu.Unlock()
+	if over > 0 {
+		s.log.Warn("client: a call's progressive results waiting for OnProgress exceed MaxBacklog; canceling it", "request", m.Request, "queued", over)
+		s.cancelCall(m.Request, fmt.Errorf("client: %d bytes of progressive results waiting for OnProgress: %w", over, ErrBacklog))
+		return
+	}
 	if c != nil {
 		c.signal()
 	}
+}
+
+// cancelCall ends the pending call id with err because of a progressive
+// result it cannot take (over the decode budget, or over MaxBacklog):
+// the caller cannot be given the results that follow as if it had them
+// all. The router is told (CANCEL), or its call, and the callee
+// streaming it, would go on for results nobody takes. What the call
+// held for OnProgress is dropped.
+func (s *Session) cancelCall(id uint64, err error) {
+	s.mu.Lock()
+	c := s.calls[id]
+	if c != nil {
+		c.queue = nil
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if c.canceled.CompareAndSwap(false, true) {
+		cm := &proto.Message{Type: proto.CodeCancel, Request: id}
+		if c.mode != "" {
+			cm.Opt.SetString(proto.KeyMode, c.mode)
+		}
+		s.send(cm)
+	}
+	s.finishCall(id, nil, err)
 }
 
 // finishCall completes the pending call id with a result or an error.

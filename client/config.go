@@ -79,14 +79,17 @@ type Config struct {
 	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
 	DecodeRatio int
 	// MaxBacklog bounds what the client holds for a consumer slower than
-	// its peer's stream: the bytes (as received) of the progressive call
+	// its peer's stream, in bytes as received: the progressive call
 	// invocation chunks that one invocation holds until its Handler takes
-	// them with Invocation.Next. A chunk past it ends the invocation: it
-	// is answered ERROR wamp.error.payload_size_exceeded, its Handler's
-	// context is canceled (context.Cause ErrBacklog), what it held is
-	// dropped and Next returns ErrBacklog. One chunk, whatever its size,
-	// is always taken when none waits. 16 MiB when zero; negative lifts
-	// the bound.
+	// them with Invocation.Next, and the progressive results that one
+	// call holds for its CallOptions.OnProgress (those it is being given
+	// included). A chunk past it ends the invocation: it is answered
+	// ERROR wamp.error.payload_size_exceeded, its Handler's context is
+	// canceled (context.Cause ErrBacklog), what it held is dropped and
+	// Next returns ErrBacklog. A progressive result past it cancels the
+	// call (CANCEL sent, what it held dropped), which fails with
+	// ErrBacklog. One chunk or result, whatever its size, is always taken
+	// when none is held. 16 MiB when zero; negative lifts the bound.
 	MaxBacklog int
 
 	// KeepAlive, when positive, makes the client ping the router (a

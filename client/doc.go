@@ -82,15 +82,16 @@
 // router's silence. Once Close is called, events are no longer queued or
 // delivered, so a full queue does not hold up the GOODBYE exchange.
 //
-// Progressive call results are queued per call without a bound, so that
-// the reader never waits on a caller; they are consumed on the caller's
-// goroutine (OnProgress). Progressive invocation chunks are queued per
-// invocation, so that the reader never waits on a handler, until
-// Invocation.Next takes them, within Config.MaxBacklog (16 MiB): past it
-// the invocation ends with ERROR wamp.error.payload_size_exceeded, its
-// handler's context canceled (a handler that does not read a caller's
-// stream, say one not written for streams, held every chunk the caller
-// sent for as long as it ran).
+// Progressive call results are queued per call, so that the reader never
+// waits on a caller, until the caller's goroutine gives them to
+// OnProgress; progressive invocation chunks are queued per invocation,
+// so that the reader never waits on a handler, until Invocation.Next
+// takes them. Each queue holds at most Config.MaxBacklog (16 MiB): past
+// it the call is canceled and fails with ErrBacklog, or the invocation
+// ends with ERROR wamp.error.payload_size_exceeded, its handler's context
+// canceled (a handler that does not read a caller's stream, say one not
+// written for streams, held every chunk the caller sent for as long as
+// it ran; an OnProgress slower than its callee, every result).
 //
 // # Decoded payloads
 //

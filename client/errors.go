@@ -94,6 +94,8 @@ var (
 	ErrDecodeBudget = errors.New("client: payload too large once decoded (see Config.DecodeRatio)")
 	// ErrBacklog is the context.Cause of a Handler whose invocation's
 	// progressive chunks, not taken by Invocation.Next, exceeded
-	// Config.MaxBacklog, and what Next returns then.
+	// Config.MaxBacklog, and what Next returns then; and the error
+	// (wrapped) of a call whose progressive results, not yet taken by
+	// CallOptions.OnProgress, exceeded it.
 	ErrBacklog = errors.New("client: stream backlog exceeds Config.MaxBacklog")
 )
