@@ -296,6 +296,24 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}
+	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
+		// As busy as it may be: refused as "not here", which the router
+		// offers to another callee of a shared registration, or answers
+		// the caller no_available_callee. A first chunk's later ones are
+		// dropped as those of an invocation answered early.
+		if inv.Progress {
+			s.finished.add(m.Request)
+		}
+		s.mu.Unlock()
+		if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
+			s.busyLogged.Store(now)
+			s.log.Warn("client: refusing invocations past MaxInvocations running handlers", "max_invocations", lim, "procedure", inv.Procedure)
+		}
+		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable, Details: map[string]any{
+			"message": "the callee runs as many invocations as it takes at once",
+		}})
+		return
+	}
 	s.startInvocation(m, reg, inv)
 }
 
@@ -357,6 +375,7 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 		inv.Procedure = reg.procedure
 	}
 	s.invs[m.Request] = st
+	s.handlers++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	stopTimer := context.CancelFunc(func() {})
@@ -378,6 +397,11 @@ func (st *invState) signal() {
 // runHandler runs h for inv on its own goroutine and answers.
 func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, release func()) {
 	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.handlers--
+		s.mu.Unlock()
+	}()
 	defer release()
 	res, err := s.callHandler(ctx, h, inv)
 	s.answer(ctx, inv.st, res, err)

@@ -91,6 +91,13 @@ type Config struct {
 	// ErrBacklog. One chunk or result, whatever its size, is always taken
 	// when none is held. 16 MiB when zero; negative lifts the bound.
 	MaxBacklog int
+	// MaxInvocations bounds the invocations whose Handlers run at once
+	// on the session (one goroutine each). An INVOCATION past it is
+	// answered ERROR wamp.error.unavailable without starting its Handler:
+	// edgewamp then offers the call to another callee of a shared
+	// registration, or answers the caller wamp.error.no_available_callee.
+	// 16384 when zero; negative lifts the bound.
+	MaxInvocations int
 
 	// KeepAlive, when positive, makes the client ping the router (a
 	// WebSocket ping or a RawSocket PING) after this long without
@@ -130,6 +137,7 @@ const (
 	defaultEventQueue   = 1024
 	defaultDecodeRatio  = 16
 	defaultMaxBacklog   = 16 << 20
+	defaultMaxInvs      = 16384
 	defaultAgent        = "edgewamp-client"
 )
 
@@ -185,6 +193,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.DecodeRatio == 0 {
 		cfg.DecodeRatio = defaultDecodeRatio
+	}
+	if cfg.MaxInvocations == 0 {
+		cfg.MaxInvocations = defaultMaxInvs
 	}
 	if cfg.MaxBacklog == 0 {
 		cfg.MaxBacklog = defaultMaxBacklog

@@ -27,7 +27,11 @@
 // A Session has one reader goroutine, which reads, decodes and acts on
 // every message, and one event dispatcher goroutine, which runs event
 // handlers. Each invocation of a registered procedure runs its Handler on a
-// goroutine of its own, so a slow handler does not hold up the session.
+// goroutine of its own, so a slow handler does not hold up the session;
+// at most Config.MaxInvocations (16384) at once, past which an
+// INVOCATION is refused wamp.error.unavailable (before, callers
+// pipelining calls to a slow handler had the client start a goroutine
+// for each: 65,536 from one caller session, 238 MB).
 // There is no goroutine per call: a caller waits on its own goroutine for
 // the reader to fill in its reply. Writes are serialized by a lock: any
 // goroutine may write, and the transport's control replies (WebSocket

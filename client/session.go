@@ -42,8 +42,11 @@ type Session struct {
 	wbuf  []byte
 
 	onMsg atomic.Pointer[func(*proto.Message)]
-	inLen int            // Owned by the reader: the size of the message it handles.
-	wg    sync.WaitGroup // the reader, the dispatcher and running handlers
+	inLen int // Owned by the reader: the size of the message it handles.
+	// busyLogged is when an INVOCATION past MaxInvocations was last
+	// logged (unix ns): at most once per 10 s.
+	busyLogged atomic.Int64
+	wg         sync.WaitGroup // the reader, the dispatcher and running handlers
 
 	// The reader waiting for room in the event queue (keepalive, and a
 	// Client's handlers: durableSub.acquire).
@@ -59,6 +62,7 @@ type Session struct {
 	regs      map[uint64]*Registration
 	subs      map[uint64][]*Subscription // copy-on-write slices
 	invs      map[uint64]*invState
+	handlers  int // Handlers running (MaxInvocations); an invocation answered early may still run one
 	finished  finishedRing
 	closed    bool  // Close was called
 	err       error // why the session ended; nil while it is alive
