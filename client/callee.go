@@ -512,13 +512,16 @@ func (s *Session) tooLarge(typ proto.Code, req uint64, what string) {
 //
 // [INTERRUPT, INVOCATION.Request|id, Options|dict]
 func (s *Session) onInterrupt(m *proto.Message) {
+	// An INTERRUPT of an invocation answered early (the caller's CANCEL
+	// reached the router before the YIELD) leaves it among the finished
+	// ones: the router may still forward chunks the caller sent (edgewamp
+	// does after a kill-mode CANCEL), and taken out, they were taken for
+	// a new invocation, the handler run again on a fragment of the call.
 	s.mu.Lock()
 	st := s.invs[m.Request]
 	if st != nil {
 		st.interrupted = true
 		st.mode = m.Opt.CancelMode(proto.CancelKill)
-	} else {
-		s.finished.remove(m.Request)
 	}
 	s.mu.Unlock()
 	if st != nil {
@@ -598,7 +601,8 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 // invocations. A late chunk of an older one would still start the
 // handler again; maxFinished early answers between an answer and its late
 // chunks (a network round trip) is far beyond what a callee sees. Ids
-// leave it when their final chunk arrives or an INTERRUPT names them.
+// leave it when their final chunk arrives (not when an INTERRUPT names
+// them: chunks may follow it).
 // Guarded by Session.mu; its memory grows with use, up to about 100 KiB.
 type finishedRing struct {
 	ids  []uint64 // FIFO, up to maxFinished; a removed id stays until overwritten
