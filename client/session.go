@@ -56,6 +56,7 @@ type Session struct {
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
+	wrapped   bool // nextReq wrapped past 2^53: ids in use are skipped
 	calls     map[uint64]*call
 	reqs      map[uint64]*request
 	abandoned int // how many of reqs are abandoned (see roundTrip)
@@ -285,13 +286,27 @@ func (s *Session) sendUnlock(m *proto.Message) error {
 }
 
 // newRequestID returns the next request id (WAMP §IDs: session scope ids
-// start at 1 and increase by 1). Called with mu held.
+// start at 1 and increase by 1, wrapping past 2^53). Once they wrapped,
+// an id a pending call or request still holds (a long call made before
+// the wrap) is skipped: given again, the router ABORTs the session
+// (protocol_violation), and the replies of the two would be confused.
+// Called with mu held.
 func (s *Session) newRequestID() uint64 {
-	s.nextReq++
-	if s.nextReq > proto.MaxID {
-		s.nextReq = 1
+	for {
+		s.nextReq++
+		if s.nextReq > proto.MaxID {
+			s.nextReq = 1
+			s.wrapped = true
+		}
+		if !s.wrapped {
+			return s.nextReq
+		}
+		_, call := s.calls[s.nextReq]
+		_, req := s.reqs[s.nextReq]
+		if !call && !req {
+			return s.nextReq
+		}
 	}
-	return s.nextReq
 }
 
 // Close ends the session: it sends GOODBYE (wamp.close.close_realm), waits
