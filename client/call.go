@@ -283,7 +283,7 @@ func (s *Session) onResult(m *proto.Message) {
 		s.finishCall(m.Request, nil, err)
 		return
 	}
-	r := &Result{Args: args, Kwargs: kwargs, Details: dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
+	r := &Result{Args: args, Kwargs: kwargs, Details: s.dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
 	if !r.Progress {
 		s.finishCall(m.Request, r, nil)
 		return

@@ -241,7 +241,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 	inv := &Invocation{
 		Args:           args,
 		Kwargs:         kwargs,
-		Details:        dictOf(m.Dict),
+		Details:        s.dictOf(m.Dict),
 		Procedure:      m.Opt.String(proto.KeyProcedure),
 		Caller:         m.Opt.Uint(proto.KeyCaller),
 		CallerAuthID:   m.Opt.String(proto.KeyCallerAuthID),

@@ -116,10 +116,10 @@ func (s *Session) handshake(ctx context.Context) error {
 		switch in.Type {
 		case proto.CodeWelcome:
 			s.id = in.ID
-			s.details = dictOf(in.Dict)
+			s.details = s.dictOf(in.Dict)
 			return nil
 		case proto.CodeAbort:
-			return &Error{URI: string(in.URI), Details: dictOf(in.Dict)}
+			return &Error{URI: string(in.URI), Details: s.dictOf(in.Dict)}
 		case proto.CodeChallenge:
 			if err := s.answerChallenge(&in); err != nil {
 				return err
@@ -151,7 +151,7 @@ func (s *Session) answerChallenge(in *proto.Message) error {
 		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")
 		return fmt.Errorf("client: join: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)
 	}
-	sig, extra, err := s.cfg.OnChallenge(method, dictOf(in.Dict))
+	sig, extra, err := s.cfg.OnChallenge(method, s.dictOf(in.Dict))
 	if err != nil {
 		s.sendAbort(proto.URIAuthenticationFailed, err.Error())
 		return fmt.Errorf("client: join: answering the %q challenge: %w", method, err)

@@ -301,7 +301,7 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	ev := &Event{
 		Args:           args,
 		Kwargs:         kwargs,
-		Details:        dictOf(m.Dict),
+		Details:        s.dictOf(m.Dict),
 		Topic:          m.Opt.String(proto.KeyTopic),
 		Publisher:      m.Opt.Uint(proto.KeyPublisher),
 		Retained:       m.Opt.Bool(proto.KeyRetained, false),

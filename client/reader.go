@@ -64,7 +64,7 @@ func (s *Session) handle(m *proto.Message) bool {
 		s.onGoodbye(m)
 		return false
 	case proto.CodeAbort:
-		s.shutdown(&Error{URI: string(m.URI), Details: dictOf(m.Dict)}, false)
+		s.shutdown(&Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}, false)
 		return false
 	case proto.CodeEventReceived:
 		// Not sent to clients; ignored.
@@ -93,7 +93,7 @@ func (s *Session) onGoodbye(m *proto.Message) {
 		s.shutdown(ErrClosed, true)
 		return
 	}
-	cause := &Error{URI: string(m.URI), Details: dictOf(m.Dict)}
+	cause := &Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}
 	s.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
 	s.shutdown(cause, true)
 }
@@ -129,7 +129,7 @@ func (s *Session) onError(m *proto.Message) {
 // errorOf builds the *Error of an ERROR message. A payload that does not
 // decode, or is over the decode budget, is left out.
 func (s *Session) errorOf(m *proto.Message) *Error {
-	e := &Error{URI: string(m.URI), Details: dictOf(m.Dict)}
+	e := &Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}
 	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err == nil {
 		e.Args, e.Kwargs = args, kwargs

@@ -316,7 +316,7 @@ func (s *Session) undoSubscription(id uint64, topic, match string) {
 // [UNREGISTERED, 0, Details|dict] with Details.registration and .reason
 // [UNSUBSCRIBED, 0, Details|dict] with Details.subscription and .reason
 func (s *Session) onRevoked(m *proto.Message) {
-	d := dictOf(m.Dict)
+	d := s.dictOf(m.Dict)
 	var revoked *Registration
 	s.mu.Lock()
 	if m.Type == proto.CodeUnregistered {
