@@ -10,8 +10,9 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 )
 
-// Example joins a realm, registers a procedure, calls it and subscribes to
-// a topic. It needs a running router, so it is compiled but not run.
+// Example joins a realm, registers a procedure, calls it, subscribes to a
+// topic and receives its own publication. It needs a running router, so it
+// is compiled but not run.
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -39,13 +40,23 @@ func Example() {
 	}
 	fmt.Println(res.Args[0])
 
+	got := make(chan *client.Event, 1)
 	_, err = s.Subscribe(ctx, "com.example.", func(e *client.Event) {
-		fmt.Println(e.Topic, e.Args)
+		got <- e // on the session's event dispatcher: hand it over, do not block it
 	}, &client.SubscribeOptions{Match: "prefix"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := s.Publish(ctx, "com.example.hello", []any{"world"}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
+	// A publisher does not receive its own events unless it asks to
+	// (exclude_me defaults to true).
+	excludeMe := false
+	if err := s.Publish(ctx, "com.example.hello", []any{"world"}, nil, &client.PublishOptions{Acknowledge: true, ExcludeMe: &excludeMe}); err != nil {
 		log.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		fmt.Println(e.Topic, e.Args) // com.example.hello [world]
+	case <-ctx.Done():
+		log.Fatal(ctx.Err())
 	}
 }
