@@ -69,7 +69,8 @@ type Config struct {
 	// (rounded down to a power of two in [2^9, 2^24]). 16 MiB when zero.
 	MaxMessage int
 	// EventQueue is the capacity of the session's event queue; 1024 when
-	// zero. See the package documentation for what happens when it is full.
+	// zero. Its bytes are bounded by MaxBacklog. See the package
+	// documentation for what happens when it is full.
 	EventQueue int
 	// DecodeRatio bounds the memory a received payload takes once decoded
 	// into Go values: the Arguments and ArgumentsKw of an INVOCATION,
@@ -89,7 +90,11 @@ type Config struct {
 	// Next returns ErrBacklog. A progressive result past it cancels the
 	// call (CANCEL sent, what it held dropped), which fails with
 	// ErrBacklog. One chunk or result, whatever its size, is always taken
-	// when none is held. 16 MiB when zero; negative lifts the bound.
+	// when none is held. It bounds the events queued for the session's
+	// event handlers too (the one being handled included), beside
+	// EventQueue's count: past it the reader waits for room, as when the
+	// queue is full (see the package documentation). 16 MiB when zero;
+	// negative lifts the bound.
 	MaxBacklog int
 	// MaxInvocations bounds the invocations whose Handlers run at once
 	// on the session (one goroutine each). An INVOCATION past it is

@@ -85,8 +85,9 @@ func (sub *Subscription) Active() bool { return sub.active.Load() }
 
 // delivery is one queued event for one subscription.
 type delivery struct {
-	sub *Subscription
-	ev  *Event
+	sub  *Subscription
+	ev   *Event
+	size int // the event's size as received, on its first delivery only (Session.evBytes)
 }
 
 // Publish publishes an event to topic. Without opts.Acknowledge it returns
@@ -311,20 +312,36 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	if ev.Topic == "" {
 		ev.Topic = subs[0].topic
 	}
-	for _, sub := range subs {
-		select {
-		case s.evq <- delivery{sub, ev}:
-			continue
-		default:
+	for i, sub := range subs {
+		d := delivery{sub: sub, ev: ev}
+		if i == 0 {
+			d.size = s.inLen // the event is shared: counted once
 		}
-		if !s.waitQueue(delivery{sub, ev}) {
+		if s.roomFor(d.size) {
+			s.evBytes.Add(int64(d.size))
+			select {
+			case s.evq <- d:
+				continue
+			default:
+			}
+			s.evBytes.Add(-int64(d.size))
+		}
+		if !s.waitQueue(d) {
 			return false
 		}
 	}
 	return true
 }
 
-// waitQueue queues d in a full event queue, waiting for room, unless
+// roomFor reports whether an event of n bytes fits in the queue's byte
+// bound (Config.MaxBacklog): one is always taken when none is held.
+func (s *Session) roomFor(n int) bool {
+	held := s.evBytes.Load()
+	return s.cfg.MaxBacklog <= 0 || n == 0 || held <= 0 || held+int64(n) <= int64(s.cfg.MaxBacklog)
+}
+
+// waitQueue queues d in a full event queue (by count, or by bytes:
+// Config.MaxBacklog), waiting for room, unless
 // Close was called (d is dropped). It returns false if the session ended
 // meanwhile. The keepalive pauses while the reader waits here (it reads
 // nothing, so silence would mean nothing).
@@ -338,13 +355,28 @@ func (s *Session) waitQueue(d delivery) bool {
 		s.resumed.Store(time.Now().UnixNano())
 		s.parked.Store(false)
 	}()
-	select {
-	case s.evq <- d:
-		return true
-	case <-s.closing:
-		return true // dropped: Close was called
-	case <-s.done:
-		return false
+	for {
+		var evq chan delivery // nil (no room by bytes): wait for the dispatcher
+		if s.roomFor(d.size) {
+			evq = s.evq
+			s.evBytes.Add(int64(d.size))
+		}
+		queued, stop, ok := false, false, true
+		select {
+		case evq <- d:
+			queued, stop = true, true
+		case <-s.evRoom:
+		case <-s.closing:
+			stop = true // dropped: Close was called
+		case <-s.done:
+			stop, ok = true, false
+		}
+		if evq != nil && !queued {
+			s.evBytes.Add(-int64(d.size))
+		}
+		if stop {
+			return ok
+		}
 	}
 }
 
@@ -360,14 +392,28 @@ func (s *Session) dispatch() {
 			case <-s.done:
 				return
 			case <-s.closing:
-				continue // dropped: Close was called
+				s.handled(d) // dropped: Close was called
+				continue
 			default:
 			}
 			if d.sub.active.Load() {
 				s.deliver(d)
 			}
+			s.handled(d)
 		case <-s.done:
 			return
+		}
+	}
+}
+
+// handled gives back the bytes of a delivery off the queue, and wakes
+// a reader waiting for them (waitQueue).
+func (s *Session) handled(d delivery) {
+	if d.size > 0 {
+		s.evBytes.Add(-int64(d.size))
+		select {
+		case s.evRoom <- struct{}{}:
+		default:
 		}
 	}
 }

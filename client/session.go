@@ -53,6 +53,11 @@ type Session struct {
 	parked  atomic.Bool   // it waits now
 	resumed atomic.Int64  // unix ns when it last stopped waiting
 	full    chan struct{} // capacity 1; poked when it starts waiting
+	// evBytes is the bytes (as received) of the events queued or being
+	// handled (Config.MaxBacklog); evRoom, capacity 1, is poked by the
+	// dispatcher when it gives some back.
+	evBytes atomic.Int64
+	evRoom  chan struct{}
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
@@ -99,6 +104,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		closing: make(chan struct{}),
 		evq:     make(chan delivery, cfg.EventQueue),
 		full:    make(chan struct{}, 1),
+		evRoom:  make(chan struct{}, 1),
 		wlock:   make(chan struct{}, 1),
 		calls:   make(map[uint64]*call),
 		reqs:    make(map[uint64]*request),
