@@ -458,7 +458,9 @@ func (cn *conn) continueBatch() {
 		hb.ended = true // the router stops: the rest is dropped
 	}
 	if cn.routeBatch(&hb.br) {
-		cn.progGot, cn.progAt = cn.got, cn.ls.e.now() // not stalled (budget.go): the router is the one reading
+		now := cn.ls.e.now()
+		cn.progGot, cn.progAt = cn.got, now // not stalled (budget.go): the router is the one reading
+		cn.grew(cn.got, now)
 		cn.ls.batches = append(cn.ls.batches, cn)
 		return
 	}

@@ -16,7 +16,8 @@ import (
 // whole of it (or reassembles its fragments). The engine keeps the total
 // within Options.MaxInboundTotal: after each read, a connection's held bytes
 // are brought up to date, and a connection whose partial message grew past
-// inboundMinVictim while the total is over budget is closed. Small
+// inboundMinVictim while the total is over budget is closed, or the stale
+// holders in its place (shed). Small
 // messages, which are never partial after a read, cost no accounting.
 
 // inboundMinVictim: a connection holding less than this is not closed for
@@ -59,7 +60,11 @@ func (cn *conn) account() {
 			// A message ended (or one began): what is received from
 			// here is a new partial message, whose progress counts from
 			// now.
-			cn.progGot, cn.progAt = got, cn.ls.e.now()
+			now := cn.ls.e.now()
+			cn.progGot, cn.progAt = got, now
+			cn.grew(got, now)
+		} else if cn.stale != 0 && got-cn.growGot >= stallBytes {
+			cn.grew(got, cn.ls.e.now()) // it sends again: not shed
 		}
 		cn.got = got
 	}
@@ -69,8 +74,14 @@ func (cn *conn) account() {
 	}
 	cn.held = n
 	e := cn.ls.e
+	if cn.stale != 0 {
+		cn.setStale(n)
+	}
 	total := e.inbound.Add(d)
 	if d > 0 && total > e.opts.MaxInboundTotal && n >= inboundMinVictim && cn.phase != phDead {
+		if cn.stale == 0 && e.shed(total-e.opts.MaxInboundTotal) {
+			return // stale holders go instead
+		}
 		cn.refuseInbound(errInboundBudget)
 	}
 }
@@ -89,7 +100,7 @@ func (cn *conn) refuseInbound(why error) {
 // stalled closes, in the scan, a connection whose partial input has not
 // grown by stallBytes (received, not held) in stallAfter while the
 // engine's held total is past half of MaxInboundTotal (so that the other
-// half stays for the messages that arrive). account closes only the
+// half stays for the messages that arrive). account closed only the
 // connection that grows past the budget, with 64 KiB or more: a peer that
 // kept partial messages and stopped growing them (a byte now and then
 // keeps a session alive), or many connections each holding less than
@@ -121,6 +132,106 @@ const (
 	stallBytes = 40 << 10
 )
 
+// Past the budget, the connection whose growth took the total over is not
+// necessarily the one to close: stale holders, connections whose partial
+// input has not grown by stallBytes in stallAfter (what stalled judges,
+// but judged whatever the pressure, so that a holder that stopped while
+// the total was under half the budget is known as one), go first. A
+// connection that grows past the budget is kept when the stale holders
+// hold at least the excess (Engine.staleHeld): a shed round then has every
+// loop close its stale holders, the longest stalled first, until the
+// excess is shed (shedNeed). Before, the sender was closed (1009) and the
+// holders kept the budget until the stall check, which judges them only
+// past half the budget, and only stallAfter after the pressure began.
+// Meanwhile the total may pass the budget by what the shed holders hold,
+// until their closes are done (a loop turn); the connections that are not
+// stale still hold at most the budget.
+
+// grew records a sign of growth of the connection's partial input (got
+// bytes received at now): it is not stale.
+func (cn *conn) grew(got, now int64) {
+	cn.growGot, cn.growAt = got, now
+	if cn.stale != 0 {
+		cn.setStale(0)
+	}
+}
+
+// setStale counts n held bytes as the connection's stale ones (0: not
+// stale) in Engine.staleHeld.
+func (cn *conn) setStale(n int64) {
+	cn.ls.e.staleHeld.Add(n - cn.stale)
+	cn.stale = n
+}
+
+// judgeStale runs in the scan: a connection holding partial input that has
+// not grown by stallBytes in stallAfter is stale (shed).
+func (cn *conn) judgeStale(now int64) {
+	if cn.held == 0 || cn.phase == phDead || cn.phase == phGone || cn.phase == phLane {
+		if cn.stale != 0 {
+			cn.setStale(0)
+		}
+		return
+	}
+	if cn.got-cn.growGot >= stallBytes || cn.got < cn.growGot {
+		cn.grew(cn.got, now)
+		return
+	}
+	if now-cn.growAt >= int64(stallAfter) {
+		cn.setStale(cn.held)
+	}
+}
+
+// shed reports whether the stale holders can make up for excess bytes over
+// the inbound budget, and if so has the loops close them (a shed round;
+// one at a time: a round under way takes the new excess too, on the loops
+// that have not shed yet). It runs on any loop.
+func (e *Engine) shed(excess int64) bool {
+	if e.staleHeld.Load() < excess {
+		return false
+	}
+	if !e.shedding.CompareAndSwap(false, true) {
+		e.shedNeed.Add(excess)
+		return true
+	}
+	e.shedNeed.Store(excess)
+	loops := e.allLoops()
+	e.shedLeft.Store(int32(len(loops)))
+	for _, ls := range loops {
+		if ls.Execute(ls.shed) != nil {
+			e.shedDone() // the engine stops
+		}
+	}
+	return true
+}
+
+// shedDone ends a loop's part of a shed round.
+func (e *Engine) shedDone() {
+	if e.shedLeft.Add(-1) == 0 {
+		e.shedNeed.Store(0)
+		e.shedding.Store(false)
+	}
+}
+
+// shed closes the loop's stale holders, the longest stalled first, while
+// the round has bytes to shed.
+func (ls *loopState) shed() {
+	defer ls.e.shedDone()
+	var st []*conn
+	for _, cn := range ls.conns {
+		if cn.stale != 0 && cn.phase != phDead {
+			st = append(st, cn)
+		}
+	}
+	slices.SortFunc(st, func(a, b *conn) int { return cmp.Compare(a.growAt, b.growAt) })
+	for _, cn := range st {
+		if ls.e.shedNeed.Load() <= 0 {
+			return
+		}
+		ls.e.shedNeed.Add(-cn.held)
+		cn.refuseInbound(errInboundShed)
+	}
+}
+
 // inboundPressed reports whether the engine holds more than half of
 // MaxInboundTotal in partial input: the scan then closes the stalled
 // holders (stalled).
@@ -130,6 +241,9 @@ func (e *Engine) inboundPressed() bool {
 
 // release returns the connection's held bytes when it closes.
 func (cn *conn) release() {
+	if cn.stale != 0 {
+		cn.setStale(0)
+	}
 	if cn.held != 0 {
 		cn.ls.e.inbound.Add(-cn.held)
 		cn.held = 0

@@ -139,6 +139,7 @@ var (
 	errPongTooLong        = errors.New("loop: rawsocket: PING longer than the peer accepts (its PONG cannot be sent)")
 	errInboundBudget      = errors.New("loop: router inbound memory budget reached")
 	errInboundStalled     = errors.New("loop: router inbound memory budget nearly reached, and this connection's partial message stopped growing")
+	errInboundShed        = errors.New("loop: router inbound memory budget reached, and this connection's partial message had stopped growing")
 	errPingUnanswered     = errors.New("loop: keepalive ping unanswered")
 	errWrongFrameType     = errors.New("loop: websocket: wrong frame type for the subprotocol")
 	errBadBatch           = errors.New("loop: websocket: malformed batch")

@@ -84,6 +84,9 @@ type conn struct {
 	got       int64       // bytes of partial input received (budget.go: stalled)
 	progGot   int64       // got at the last sign of progress
 	progAt    int64       // coarse unix ns of that sign
+	growGot   int64       // got at the last sign of growth, judged whatever the pressure (budget.go: shed)
+	growAt    int64       // coarse unix ns of that sign
+	stale     int64       // held bytes counted in Engine.staleHeld (budget.go: shed); 0 when not stale
 	outHeld   int64       // bytes of queued output counted in Engine.outbound
 	// abort: the connection dies because its peer does not take its
 	// output; it is closed with a reset (flush.go: sent), so that the

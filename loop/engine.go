@@ -62,6 +62,10 @@ type Engine struct {
 
 	inbound        atomic.Int64 // bytes of partial inbound messages (budget.go)
 	inboundRefused atomic.Uint64
+	staleHeld      atomic.Int64  // bytes held by stale connections (budget.go: shed)
+	shedding       atomic.Bool   // a shed round runs on the loops
+	shedLeft       atomic.Int32  // loops of the round that have not shed yet
+	shedNeed       atomic.Int64  // bytes the round has still to shed
 	outbound       atomic.Int64  // bytes of output queued in gnet, and pending (budget.go)
 	outRefused     atomic.Uint64 // large messages refused for the output budget
 	ringEnters     atomic.Uint64 // io_uring_enter calls of the send rings (sendring.go)

@@ -108,6 +108,9 @@ func (ls *loopState) scan() {
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)
+		if cn.held != 0 || cn.stale != 0 {
+			cn.judgeStale(now)
+		}
 		if pressed {
 			cn.stalled(now)
 		} else if cn.held != 0 {
