@@ -859,6 +859,17 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.testament_bytes %s is below %s (a client address's or authid's quarter must hold a testament of 64 KiB)",
 			formatSize(int64(tb)), formatSize(minTestamentBytes)), "limits", "testament_bytes")
 	}
+	// 1 KiB was taken: every message longer than one read was closed
+	// 1009, every connection holding a partial message closed after 5 s,
+	// and output squeezed for every connection with a backlog.
+	if v := c.Limits.MaxInboundTotal; v != 0 && v < minMemoryTotal {
+		c.errAt(&errs, fmt.Sprintf("limits.max_inbound_total %s is below the minimum, %s (a frame is counted in 64 KiB chunks, and past half of it every connection whose partial message does not grow by 40 KiB in 5 s is closed)",
+			formatSize(int64(v)), formatSize(minMemoryTotal)), "limits", "max_inbound_total")
+	}
+	if v := c.Limits.MaxOutboundTotal; v != 0 && v < minMemoryTotal {
+		c.errAt(&errs, fmt.Sprintf("limits.max_outbound_total %s is below the minimum, %s (while it is exceeded every connection's backlog marks tighten to 16 KiB and high_water, and each event loop counts the output it produces in 64 KiB steps)",
+			formatSize(int64(v)), formatSize(minMemoryTotal)), "limits", "max_outbound_total")
+	}
 	// 0 is the default: compare the marks the event loops will use (the
 	// check skipped a mark of 0, so a high_water above hard_limit's
 	// default passed here and was refused at start).
@@ -967,6 +978,10 @@ const defaultRetainedBytes = 64 << 20
 
 // minTestamentBytes is the least limits.testament_bytes.
 const minTestamentBytes = 1 << 20
+
+// minMemoryTotal is the least limits.max_inbound_total and
+// max_outbound_total (0 is their default).
+const minMemoryTotal = 1 << 20
 
 // minSubscriptionBytes is the least limits.subscription_bytes.
 const minSubscriptionBytes = 1 << 20

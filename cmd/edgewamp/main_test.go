@@ -389,6 +389,12 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 2: limits.subscription_bytes 64KiB is below 1MiB"}},
 		{"subscription bytes", "limits:\n  subscription_bytes: 256MiB\n", 0, []string{": ok"}},
 		{"connections per address", "limits:\n  max_connections_per_address: -1\n", 1, []string{"line 2: limits.max_connections_per_address must not be negative"}},
+		// 1 KiB was taken, and refused every message longer than a read.
+		{"inbound total too small", "limits:\n  max_inbound_total: 1KiB\n", 1,
+			[]string{"line 2: limits.max_inbound_total 1KiB is below the minimum, 1MiB"}},
+		{"outbound total too small", "limits:\n  max_outbound_total: 1023KiB\n", 1,
+			[]string{"line 2: limits.max_outbound_total 1023KiB is below the minimum, 1MiB"}},
+		{"memory totals", "limits:\n  max_inbound_total: 1MiB\n  max_outbound_total: 1MiB\n", 0, []string{": ok"}},
 		{"trusted proxies", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, proxy.example]\n", 1,
 			[]string{`line 3: listeners[0].trusted_proxies[3]: "proxy.example" is not an address or a network`}},
 		{"trusted proxies ok", "listeners:\n  - address: \"127.0.0.1:9000\"\n    trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8, \"::ffff:192.0.2.0/120\"]\n", 0, []string{": ok"}},
@@ -1220,5 +1226,25 @@ func TestReloadOfPipeNeverBlocks(t *testing.T) {
 	}
 	if !strings.Contains(r.logs(), "is a pipe, which cannot be read again") {
 		t.Fatalf("the reload did not say why it reloaded nothing:\n%s", r.logs())
+	}
+}
+
+// TestRunRefusesSmallMemoryTotals: the event loops' memory budgets below
+// 1 MiB are refused at start, as check-config refuses them (1 KiB was
+// taken: every message longer than one read was closed 1009).
+func TestRunRefusesSmallMemoryTotals(t *testing.T) {
+	for _, key := range []string{"max_inbound_total", "max_outbound_total"} {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		body := "listeners: [{address: \"127.0.0.1:0\"}]\nrealms: [{name: a}]\nlimits:\n  " + key + ": 1KiB\n"
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A process: a router that starts is stopped by the deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, binPath, "run", "-config", p, "-gateway-listen", "off").CombinedOutput()
+		cancel()
+		if want := "line 4: limits." + key + " 1KiB is below the minimum, 1MiB"; exitCode(err) != 1 || !strings.Contains(string(out), want) {
+			t.Fatalf("run with %s: 1KiB: %v, %s; want exit 1 and %q", key, err, out, want)
+		}
 	}
 }
