@@ -93,6 +93,9 @@ type idPool struct {
 	inflight atomic.Int64 // requests of this principal now
 	streams  atomic.Int64 // SSE event streams of this principal now
 	lastUsed atomic.Int64 // unix ns
+	// retired: a reload's keys no longer stand for this principal (retire);
+	// its sessions close as its last request or stream ends (settle).
+	retired atomic.Bool
 }
 
 // slot is one session of a principal, or its opening.
@@ -164,6 +167,7 @@ func (p *pool) acquireStream(id identity) (*sess, *idPool, *problem) {
 func (p *pool) releaseStream(ip *idPool) {
 	ip.lastUsed.Store(time.Now().UnixNano())
 	ip.streams.Add(-1)
+	p.settle(ip)
 }
 
 // busy reports whether a principal has requests or streams in progress
@@ -366,6 +370,22 @@ func (p *pool) release(a admission) {
 		p.releaseAddr(a.addr)
 	}
 	p.g.inflight.Add(-1)
+	p.settle(a.ip)
+}
+
+// settle closes a retired principal's sessions once it is idle. Safe for
+// concurrent use: retire marks the principal before it looks whether it
+// is busy, release and releaseStream end its work before they look
+// whether it is retired, so one of them closes them.
+func (p *pool) settle(ip *idPool) {
+	if !ip.retired.Load() || ip.busy() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ids[ip.key] == ip && !ip.busy() {
+		p.evict(ip)
+	}
 }
 
 // isDead reports whether a slot's session opened and has closed since.
@@ -640,8 +660,9 @@ func (p *pool) sweep(now time.Time) {
 // stands for any more: a key removed, or given another principal. No new
 // request can reach them (the pool is keyed by principal); closed now,
 // they leave the router's session list at the reload rather than
-// SessionIdle later. Busy ones (their streams are ending) go when the
-// sweep finds them idle.
+// SessionIdle later. Busy ones go as their last request or stream ends
+// (settle): before, they stayed until the sweep found them idle for
+// SessionIdle (60 s), a request in flight at the reload sufficing.
 func (p *pool) retire(kt *keyTable) {
 	p.mu.Lock()
 	ids := map[identity]*idPool{}
@@ -655,7 +676,11 @@ func (p *pool) retire(kt *keyTable) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, ip := range ids {
-		if p.ids[id] == ip && !ip.busy() {
+		if p.ids[id] != ip {
+			continue
+		}
+		ip.retired.Store(true) // before busy: see settle
+		if !ip.busy() {
 			p.evict(ip)
 		}
 	}
