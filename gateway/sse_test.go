@@ -165,16 +165,20 @@ func TestSSELargeEventsBoundedByTotal(t *testing.T) {
 // being written (found by the review of the gateway's changes, whose
 // TestReviewStreamedCallLargeResultBoundedByTotal this is). The final
 // result, up to the router's message size too, was never counted. Calls
-// whose clients do not read, two with one 5 MiB progressive result each,
-// one with a 5 MiB final result, sse_buffer_total 1 MiB: each is cut for
-// the total and its write ended, the invocations still running canceled.
+// whose clients do not read, two with one 512 KiB progressive result each,
+// one with a 512 KiB final result, sse_buffer_total 256 KiB: each is cut
+// for the total and its write ended, the invocations still running
+// canceled. The gateway's send buffers are shrunk to 4 KiB before the
+// results come, so that the kernel takes little of them (the test sent
+// 5 MiB results under a 1 MiB total, more than loopback's buffers take:
+// 8 to 13 s under load).
 func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 	laneFree(t)
 	const (
 		progCalls = 2
 		calls     = progCalls + 1 // and one answered with a large final result
-		size      = 5 << 20       // more than the kernel's buffers take (tcp_wmem's 4 MiB at most)
-		total     = 1 << 20
+		size      = 512 << 10     // more than the total, and than the shrunk socket buffers take
+		total     = 256 << 10
 	)
 	e := newEnv(t, func(o *Options) {
 		o.Limits.SSEBuffer = 16 << 10
@@ -183,8 +187,11 @@ func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 	})
 	callee := e.dial("realm1", proto.JSON)
 	chunk := strings.Repeat("p", size)
-	var sent, canceled atomic.Int64
+	var entered, sent, canceled atomic.Int64
+	proceed := make(chan struct{})
 	e.register(callee, "com.huge", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		entered.Add(1)
+		<-proceed
 		if err := inv.SendProgress([]any{chunk}, nil); err != nil {
 			return nil, err
 		}
@@ -198,32 +205,37 @@ func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 		return &client.Result{Args: []any{"done"}}, nil
 	})
 	e.register(callee, "com.huge.result", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		entered.Add(1)
+		<-proceed
 		sent.Add(1)
 		return &client.Result{Args: []any{chunk}}, nil
 	})
-	nonReaders(t, e, calls, func(i int) string {
+	conns := nonReaders(t, e, calls, func(i int) string {
 		proc := "com.huge"
 		if i == progCalls {
 			proc = "com.huge.result"
 		}
 		return "POST /wamp/realm1/call/" + proc + " HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 	})
+	waitWithin(t, 20*time.Second, "the invocations", func() bool { return entered.Load() == calls })
+	for _, c := range conns {
+		shrinkGatewaySendBuffer(t, c, 4096)
+	}
+	close(proceed)
 	waitWithin(t, 20*time.Second, "the callee's results", func() bool { return sent.Load() == calls })
 	// Cut for the total, not ended by WriteTimeout (a minute): within
 	// reapEvery and stuckAfter of the writes' blocking, but the callee's
 	// writes are not when the gateway has the results. Under -race beside
-	// two CPU burners a 5 MiB JSON result took 2 to 3 s from the callee's
-	// socket to the gateway (the callee, the router and the gateway each
-	// copy and scan it), and the three come one after another: 4 s from
-	// the callee's last write failed 10 runs of 10 there, the results
-	// still on their way, each cut within 250 ms of reaching the gateway.
-	// The deadline stays well short of WriteTimeout and of the
+	// two CPU burners a 5 MiB JSON result (the size before) took 2 to 3 s
+	// from the callee's socket to the gateway (the callee, the router and
+	// the gateway each copy and scan it), and the three come one after
+	// another. The deadline stays well short of WriteTimeout and of the
 	// progressive callees' 40 s.
 	const patience = 25 * time.Second
 	for deadline := time.Now().Add(patience); e.gw.sse.cuts.Load() < calls || e.gw.metrics.sseCut.Load() < calls || e.gw.sse.bytes.Load() > total || canceled.Load() < progCalls; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d calls whose clients do not read, one %d MiB result each (%d progressive): %v later %d cut for the total (bound %d KiB; %d cut in all), the SSE total counts %d KiB, %d of %d callee invocations canceled",
-				calls, size>>20, progCalls, patience, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
+			t.Fatalf("%d calls whose clients do not read, one %d KiB result each (%d progressive): %v later %d cut for the total (bound %d KiB; %d cut in all), the SSE total counts %d KiB, %d of %d callee invocations canceled",
+				calls, size>>10, progCalls, patience, e.gw.sse.cuts.Load(), total>>10, e.gw.metrics.sseCut.Load(), e.gw.sse.bytes.Load()>>10, canceled.Load(), progCalls)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
