@@ -442,24 +442,18 @@ func TestSocketInboundBudget(t *testing.T) {
 // closed before, and a holder that stopped growing, many holders under
 // 64 KiB, or unfinished HTTP upgrades kept the budget full for as long as
 // they stayed, while other sessions' large messages were refused. Here,
-// each case fills a 1 MiB budget; a session's 256 KiB call is then
-// served once the stalled holders are gone, and a holder that keeps
-// sending 16 KiB a second stays.
+// each case fills a 1 MiB budget past half with about 550 KiB; a
+// session's 256 KiB call is then served once the stalled holders are
+// gone, and two holders that keep sending stay.
 //
-// The budget is a hard one: a connection that grows past it with 64 KiB
-// or more is closed (account), a sender as well as a holder. The two
-// senders' own memory grows (slow: 64 KiB and 10 KiB a second; frag's
-// buffer: 128 KiB from their fourth second, 256 KiB from the eighth), so
-// each case's stalled holders hold about 550 KiB: with them the total
-// passes three quarters of the budget from about the fourth second and
-// stays under it until about the fourteenth, where they are closed about
-// 5 to 6 s after they began. With about 720 KiB (700 KiB trickled, 12
-// holders of 60 KiB, 95 upgrades of 8 KiB) the senders took the total
-// past the budget from the eighth second, when the holders were due too:
-// on a loaded machine (-race, two CPU burners) the holders were late and
-// frag or slow was closed for the budget ("a holder that sends was
-// closed"), 2 of 19 runs of the trickled case, 2 of 12 runs of the test
-// with -cpu 1.
+// The engine's clock is a fake one, advanced a second at a time with a
+// scan at each step; at each step the two senders send 12 KiB each (a
+// little more than stallBytes per stallAfter) and the step waits until
+// the router has them, so their progress does not depend on the machine's
+// load. Their held memory does not grow with every byte: a large frame is
+// held in whole 64 KiB chunks, a fragmented message in a buffer whose
+// capacity doubles; progress is judged by what they send. The test ran
+// in real time before (a stallAfter of 5 s, 8-14 s a case under load).
 func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 	t.Parallel()
 	const budget = 1 << 20
@@ -489,46 +483,59 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 	for name, f := range fill {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			clk := newFakeClock()
 			s := startServer(t, func(o *Options, rc *route.Config) {
 				o.MaxInboundTotal = budget
-				o.HandshakeTimeout = time.Minute // not what closes them
+				o.HandshakeTimeout = time.Hour // not what closes them
+				o.Now = clk.Now
 				rc.HelloTimeout = time.Minute
 			})
 			callee := s.dial("rs", proto.MsgPack)
 			proc := registerEcho(t, callee)
-			// Holders that send, a little above 8 KiB a second, whose held
-			// memory does not grow with every byte: a large frame (held
-			// in whole 64 KiB chunks: a step every 6.4 s) at 10 KiB/s, and
-			// a fragmented message (held in a buffer whose capacity
-			// doubles) at 16 KiB/s. Progress is judged by what they send.
 			slow := dialWS(t, s.url, proto.MsgPack)
 			newWAMP(t, slow, proto.MsgPack).join()
 			slow.write(cliFrame(true, opBinary, make([]byte, 2<<20))[:14+64<<10])
-			stopSlow := trickle(slow.c, 5<<10, 500*time.Millisecond)
-			defer stopSlow()
 			frag := dialWS(t, s.url, proto.MsgPack)
 			newWAMP(t, frag, proto.MsgPack).join()
 			frag.write(cliFrame(false, opBinary, make([]byte, 16<<10)))
-			stopFrag := trickleFrames(frag.c, cliFrame(false, opCont, make([]byte, 16<<10)), time.Second)
-			defer stopFrag()
 			stop := f(t, s)
 			defer stop()
 			eventually(t, ioTimeout, "the budget under pressure", func() bool {
 				held, _, _ := s.e.Inbound()
-				return held > budget*3/4
+				return held > budget/2+16<<10
 			})
+			cont := cliFrame(false, opCont, make([]byte, 12<<10))
+			step := func() {
+				t.Helper()
+				a, b := s.e.received(t, slow.c), s.e.received(t, frag.c)
+				slow.write(make([]byte, 12<<10))
+				frag.write(cont)
+				eventually(t, ioTimeout, "the senders' step received", func() bool {
+					return s.e.received(t, slow.c) >= a+12<<10 && s.e.received(t, frag.c) >= b+12<<10
+				})
+				s.tick(clk, time.Second)
+			}
 			// A close is counted after its held bytes are returned and its
 			// line logged (close.go): wait for both.
-			eventually(t, 3*stallAfter, "the stalled holders closed for the inbound budget", func() bool {
+			for i := 0; ; i++ {
 				held, _, _ := s.e.Inbound()
-				return held <= budget/2 && s.e.Stats().Closes[CloseInboundBudget] > 0
-			})
+				if held <= budget/2 && s.e.Stats().Closes[CloseInboundBudget] > 0 {
+					break
+				}
+				if i == 3*int(stallAfter/time.Second) {
+					t.Fatalf("the stalled holders not closed for the inbound budget after %d steps of a second: %d bytes held", i, held)
+				}
+				step()
+			}
 			vw := dialWS(t, s.url, proto.MsgPack)
 			vp := newWAMP(t, vw, proto.MsgPack)
 			vp.join()
 			vw.send(vp.callMsg(vp.nextReq(), proc, []any{strings.Repeat("x", 256<<10)}))
 			if _, err := vw.readMsg(ioTimeout); err != nil {
 				t.Fatalf("a 256 KiB call after the stalled holders were closed: %v", err)
+			}
+			for range 2 * int(stallAfter/time.Second) { // the senders go on
+				step()
 			}
 			for _, w := range []*wsClient{slow, frag} {
 				w.c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
@@ -538,6 +545,37 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// received returns the bytes of partial input the router has received
+// from the client end c (conn.got), or -1 when it holds no such
+// connection.
+func (e *Engine) received(t testing.TB, c net.Conn) int64 {
+	t.Helper()
+	got := int64(-1)
+	done := make(chan struct{}, len(e.allLoops()))
+	n := 0
+	for _, ls := range e.allLoops() {
+		n++
+		if ls.Execute(func() {
+			defer func() { done <- struct{}{} }()
+			for _, cn := range ls.conns {
+				if cn.c.RemoteAddr().String() == c.LocalAddr().String() {
+					got = cn.got
+				}
+			}
+		}) != nil {
+			done <- struct{}{}
+		}
+	}
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(ioTimeout):
+			t.Fatal("loops did not answer")
+		}
+	}
+	return got
 }
 
 // Under inbound pressure a sender is judged by what it sends, not by what
