@@ -508,6 +508,9 @@ func TestSocketInboundBudgetStalledHolders(t *testing.T) {
 			step := func() {
 				t.Helper()
 				a, b := s.e.received(t, slow.c), s.e.received(t, frag.c)
+				if a < 0 || b < 0 {
+					t.Fatalf("a holder that sends was closed (received %d, %d)", a, b)
+				}
 				slow.write(make([]byte, 12<<10))
 				frag.write(cont)
 				eventually(t, ioTimeout, "the senders' step received", func() bool {
@@ -584,47 +587,51 @@ func (e *Engine) received(t testing.TB, c net.Conn) int64 {
 // keeps the engine past half its budget for longer than stallAfter on its
 // own, sending a little more than 8 KiB a second, and stays. Judged by
 // its held bytes, each was closed 5 to 6 s after its held bytes last
-// stepped up.
+// stepped up. The engine's clock is a fake one, stepped a second at a
+// time, each step's bytes received before it ends (it ran in real time
+// before, 12 and 15.5 s).
 func TestSocketInboundBudgetSendersKept(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		budget int64
-		start  func(w *wsClient) (stop func())
-		lasts  time.Duration
+		first  []byte // the message's start
+		each   []byte // a second's worth
+		steps  int
 	}{
-		{"a large frame at 10 KiB/s", 512 << 10, func(w *wsClient) func() {
-			w.write(cliFrame(true, opBinary, make([]byte, 2<<20))[:14+300<<10])
-			return trickle(w.c, 5<<10, 500*time.Millisecond)
-		}, 12 * time.Second},
+		{"a large frame at 10 KiB/s", 512 << 10, cliFrame(true, opBinary, make([]byte, 2<<20))[:14+300<<10], make([]byte, 10<<10), 12},
 		// Its buffer's capacity is 256 KiB from the ninth second (past
 		// half the budget) to the sixteenth (then 512 KiB: past it).
-		{"a fragmented message at 16 KiB/s", 300 << 10, func(w *wsClient) func() {
-			w.write(cliFrame(false, opBinary, make([]byte, 16<<10)))
-			return trickleFrames(w.c, cliFrame(false, opCont, make([]byte, 16<<10)), time.Second)
-		}, 15500 * time.Millisecond},
+		{"a fragmented message at 16 KiB/s", 300 << 10, cliFrame(false, opBinary, make([]byte, 16<<10)), cliFrame(false, opCont, make([]byte, 16<<10)), 15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, func(o *Options, _ *route.Config) { o.MaxInboundTotal = tc.budget })
+			clk := newFakeClock()
+			s := startServer(t, func(o *Options, _ *route.Config) {
+				o.MaxInboundTotal = tc.budget
+				o.Now = clk.Now
+			})
 			w := dialWS(t, s.url, proto.MsgPack)
 			w.autoPong = false
 			newWAMP(t, w, proto.MsgPack).join()
-			start := time.Now()
-			stop := tc.start(w)
-			defer stop()
-			var pressed time.Duration
-			for time.Since(start) < tc.lasts {
-				time.Sleep(250 * time.Millisecond)
+			w.write(tc.first)
+			pressed := 0
+			for i := range tc.steps {
+				before := s.e.received(t, w.c)
+				w.write(tc.each)
+				eventually(t, ioTimeout, "the step received", func() bool {
+					return s.e.received(t, w.c) >= before+10<<10 || s.e.Stats().Closes[CloseInboundBudget] > 0 // payload bytes: a frame's header is not counted
+				})
+				s.tick(clk, time.Second)
 				if s.e.inboundPressed() {
-					pressed += 250 * time.Millisecond
+					pressed++
 				}
 				if n := s.e.Stats().Closes[CloseInboundBudget]; n > 0 {
-					t.Fatalf("closed for the inbound budget after %v", time.Since(start))
+					t.Fatalf("closed for the inbound budget after %d s", i+1)
 				}
 			}
-			if pressed < stallAfter+time.Second {
-				t.Fatalf("the engine was past half its budget for %v only: the check was not exercised", pressed)
+			if time.Duration(pressed)*time.Second < stallAfter+time.Second {
+				t.Fatalf("the engine was past half its budget for %d s only: the check was not exercised", pressed)
 			}
 		})
 	}
