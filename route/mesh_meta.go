@@ -1021,6 +1021,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 			newest[string(p.topic)] = p
 		}
 	}
+	s.chargeLocalRetained(ss, newest)
 	for _, a := range answers {
 		r := rbuf{b: a}
 		for r.err == nil && len(r.b) > 0 {
@@ -1040,6 +1041,24 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 		pubs = append(pubs, p)
 	}
 	s.deliverRetained(ss, ask, pubs, nil)
+}
+
+// chargeLocalRetained charges ss's walk budget for this node's retained
+// events a mesh get_retained delivers (pubs, by topic), by their bytes, as
+// sendRetained does on one node (and not for the HTTP gateway's sessions,
+// as there). Before, only the other nodes' were charged (their answers'
+// bytes): a session repeating a get_retained SUBSCRIBE of a topic with a
+// 512 KiB event retained on its own node had it encoded and sent once per
+// SUBSCRIBE (20 of 20 with the clock stopped; 3 now, the burst's 1 MiB).
+func (s *Shard) chargeLocalRetained(ss *Session, pubs map[string]*publication) {
+	if _, inProcess := ss.peer.(InProcessPeer); inProcess {
+		return
+	}
+	var n int64
+	for _, p := range pubs {
+		n += int64(p.c.size() + len(p.topic))
+	}
+	s.walkCharge(ss, n/retainedBytesPerEntry)
 }
 
 // localRetained returns this node's retained events matching sub: every
