@@ -272,6 +272,10 @@ type meshState struct {
 
 	stats MeshStats
 
+	// addrs counts the gathers of this node's sessions by client address
+	// (mesh_addrgathers.go).
+	addrs addrGathers
+
 	// lateLogAt and lateUnlogged space the log lines of late meta
 	// queries (lateQuery); shard 0's.
 	lateLogAt    time.Time

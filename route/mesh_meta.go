@@ -150,7 +150,14 @@ type queuedMeta struct {
 
 // askMesh sends a meta call's query to the other nodes.
 func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
+	key := s.gatherKey(ss)
+	if !s.r.ms.addrs.take(key) {
+		ss.releaseMeta(qm.req, qm.wait)
+		s.refuseAddrGather(ss, qm.req)
+		return
+	}
 	err := s.r.mesh.Gather(qm.q, func(answers [][]byte, missing []string) {
+		s.r.ms.addrs.done(key)
 		s.Do(func() {
 			ss.asks.busy--
 			s.chargeRemote(ss, qm.proc, answers, missing)
@@ -159,6 +166,7 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		})
 	})
 	if err != nil {
+		s.r.ms.addrs.done(key)
 		// This node's part alone would be a wrong answer for the realm
 		// (a count too low, "no such session" for a session elsewhere).
 		// What it did (a kill of its own sessions) stays done.
@@ -928,9 +936,13 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 		return
 	}
 	sub := ask.sub
+	key := s.gatherKey(ss)
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
-	if err == nil {
+	if err == nil && !s.r.ms.addrs.take(key) {
+		err = errAddrGathers
+	} else if err == nil {
 		err = s.r.mesh.Gather(q, func(answers [][]byte, missing []string) {
+			s.r.ms.addrs.done(key)
 			s.Do(func() {
 				ss.retains.busy--
 				s.chargeRemoteRetained(ss, answers, missing)
@@ -938,6 +950,9 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 				s.nextRetained(ss)
 			})
 		})
+		if err != nil {
+			s.r.ms.addrs.done(key)
+		}
 	}
 	if err != nil {
 		s.sendRetained(ss, ask) // this node's only
