@@ -189,12 +189,12 @@ func (s *Shard) walkFull(ss *Session, typ proto.Code, req uint64, meta bool) boo
 }
 
 // retainedScanFull reports whether a SUBSCRIBE with these options must be
-// refused: ss has maxWalkWait walks waiting already. On one node an exact
+// refused: ss has maxWalkWait walks waiting already. An exact
 // get_retained SUBSCRIBE waits its turn too (its retained events are
 // charged by their bytes); on a mesh it gathers, within the gathers' own
-// bounds.
+// bounds, and past them may wait its turn as well (meshRetained).
 func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Match) bool {
-	if !m.Opt.Bool(proto.KeyGetRetained, false) || (match == proto.MatchExact && s.r.mesh != nil) {
+	if !m.Opt.Bool(proto.KeyGetRetained, false) {
 		return false
 	}
 	return s.walkFull(ss, proto.CodeSubscribe, m.Request, false)
