@@ -95,6 +95,10 @@ func TestMeshEmptyGetRetainedBounded(t *testing.T) {
 	t.Parallel()
 	askBounded(t, "get_retained SUBSCRIBE of a topic retained nowhere", func(ctx context.Context, s *client.Session) error {
 		_, err := s.Subscribe(ctx, "com.nothing.here", func(*client.Event) {}, &client.SubscribeOptions{GetRetained: true})
+		var e *client.Error
+		if errors.As(err, &e) && e.URI == proto.URIUnavailable {
+			return nil // its walk queue full, as on one node (de6df33)
+		}
 		return err
 	})
 }
