@@ -1209,8 +1209,10 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// trustedPrefixes parses a validated trusted_proxies list.
-func trustedPrefixes(list []string) []netip.Prefix {
+// networks parses a validated list of networks (trusted_proxies,
+// limits.auth_failures.exempt), each IPv4-mapped one as its IPv4 network
+// (unmapPrefix).
+func networks(list []string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range list {
 		if p, err := parsePrefix(s); err == nil {
@@ -1241,11 +1243,9 @@ func (c *config) authLimits() route.AuthLimits {
 		Lockout:           time.Duration(a.Lockout),
 		MaxOpenChallenges: a.MaxOpenChallenges,
 	}
-	for _, s := range a.Exempt {
-		if p, err := parsePrefix(s); err == nil {
-			l.Exempt = append(l.Exempt, p)
-		}
-	}
+	// Unmapped as trusted_proxies are: the limiters compare a peer's
+	// address unmapped, so ::ffff:10.0.0.0/104 exempted no IPv4 peer.
+	l.Exempt = networks(a.Exempt)
 	return l
 }
 
@@ -1335,7 +1335,7 @@ func (c *config) loopOptions(log *slog.Logger) (loop.Options, []*loop.CertFile, 
 	var certs []*loop.CertFile
 	for _, l := range c.Listeners {
 		lo := loop.Listener{Addr: l.Address, Transport: loop.Transport(l.Transport), MaxConns: l.MaxConnections}
-		lo.TrustedProxies = trustedPrefixes(l.TrustedProxies)
+		lo.TrustedProxies = networks(l.TrustedProxies)
 		if l.TLS != nil {
 			cf, err := loop.LoadCertFile(l.TLS.Cert, l.TLS.Key)
 			if err != nil {

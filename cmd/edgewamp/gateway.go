@@ -544,7 +544,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 	o := gateway.Options{
 		Addr:                   g.Listen,
 		Hosts:                  g.Hosts,
-		TrustedProxies:         trustedPrefixes(g.TrustedProxies),
+		TrustedProxies:         networks(g.TrustedProxies),
 		Realms:                 c.realmAccess(),
 		APIKeyHeader:           g.APIKeyHeader,
 		SignatureMaxSkew:       time.Duration(g.SignatureMaxSkew),

@@ -770,7 +770,7 @@ func restartOnlyChanges(running, next *config) []string {
 	}
 	listeners := func(c *config) (ls []listener) {
 		for _, l := range c.Listeners {
-			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil, fmt.Sprint(trustedPrefixes(l.TrustedProxies))})
+			ls = append(ls, listener{l.Address, orDefault(l.Transport, "both"), l.MaxConnections, l.TLS != nil, fmt.Sprint(networks(l.TrustedProxies))})
 		}
 		return ls
 	}
@@ -788,7 +788,7 @@ func restartOnlyChanges(running, next *config) []string {
 	gw := func(c *config) gatewayConfig {
 		g := c.Gateway
 		g.APIKeys, g.SigningKeys, g.Routes, g.Callees, g.Webhooks = nil, nil, nil, nil, nil
-		g.TrustedProxies = []string{fmt.Sprint(trustedPrefixes(g.TrustedProxies))} // as parsed: 127.0.0.1 is 127.0.0.1/32
+		g.TrustedProxies = []string{fmt.Sprint(networks(g.TrustedProxies))} // as parsed: 127.0.0.1 is 127.0.0.1/32
 		return g
 	}
 	diff("gateway", gw(running), gw(next))
