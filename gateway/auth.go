@@ -157,14 +157,28 @@ func headerValue(h http.Header, key string) string {
 // modify it.
 func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *Auth, body []byte, anon *who) (*who, *problem) {
 	cred := g.credentialOf(r)
+	failed := false // a credential was checked and refused (401)
 	ip := ""
 	if cred != credNone && auth.Type != "none" {
 		// Only credentials are checked, and so limited: anonymous requests
 		// cost no lookup here.
 		ip = clientIP(r)
-		if g.limiter.blocked(ip) {
-			return nil, tooBusy(429, "too many failed authentications from this address; try again later")
+		// A request on net/http may wait for its place; one on an event
+		// loop's lane (whose context is never done) may not block.
+		v, ch := g.limiter.begin(ip, r.Context().Done() != nil)
+		if ch != nil {
+			v = g.waitPlace(r.Context(), ip, ch)
 		}
+		switch v {
+		case failLocked:
+			return nil, tooBusy(429, "too many failed authentications from this address; try again later")
+		case failBusy:
+			return nil, tooBusy(429, "too many authentications from this address are being checked; try again shortly")
+		}
+		// Ended when the check ends, counting its failure: until then a
+		// reserved place stays taken, so that concurrent requests get no
+		// more credentials checked than the address has failures left.
+		defer func() { g.limiter.end(ip, v == failReserved, failed) }()
 	}
 	typ := auth.Type
 	switch typ {
@@ -211,7 +225,7 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 	}
 	if p != nil {
 		if p.status == http.StatusUnauthorized {
-			g.limiter.fail(ip)
+			failed = true // counted by the deferred end
 			g.metrics.authResult(cred, false)
 		}
 		return nil, p
@@ -230,6 +244,20 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the principal has none of the roles "+strings.Join(auth.Roles, ", "))
 	}
 	return w, nil
+}
+
+// waitPlace waits for the verdict of a request of ip that begin queued
+// (ch), at most failWait or until the request ends.
+func (g *Server) waitPlace(ctx context.Context, ip string, ch chan failVerdict) failVerdict {
+	t := time.NewTimer(failWait)
+	defer t.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return g.limiter.cancel(ip, ch)
 }
 
 func contains(l []string, s string) bool {
@@ -527,51 +555,179 @@ func (c *nonceCache) forget(key string) {
 // failLimiter counts failed authentications per client address (IPv6 by
 // /64): past Limits.AuthFailures in a minute, the address's requests get
 // 429 without their credentials being checked (a token-guessing flood
-// costs no signature checks). It holds at most maxTracked addresses.
+// costs no signature checks). Each request with a credential reserves its
+// place before the check (begin) and releases it after (end): at most
+// AuthFailures, minus the address's failures so far, are checked at a
+// time, as the WAMP and OAuth2 limiters do; the others wait for a place
+// in arrival order (at most failWait; an address's lockout refuses them
+// unchecked). Before, the failures were only counted as the checks ended,
+// so one address's concurrent requests were all checked: as many guesses
+// as it could have requests in flight. It holds at most maxTracked
+// addresses; while it is full of live records, a new address is not
+// counted (as before). Safe for concurrent use.
 type failLimiter struct {
 	mu     sync.Mutex
-	byAddr map[string]*failWindow // guarded by mu
-	limit  int                    // static
+	byAddr map[string]failWindow // guarded by mu; by value: a request of an address without a record allocates none
+	limit  int                   // static
 }
 
+// failWindow is an address's record. Guarded by failLimiter.mu.
 type failWindow struct {
-	start time.Time
-	n     int
+	start    time.Time          // the window's first failure (zero: none yet)
+	n        int                // failures since start
+	checking int                // credentials being checked now (reserved by begin or granted to a waiter)
+	waiting  []chan failVerdict // requests waiting for a place, oldest first; each channel has room for its one verdict
 }
 
-const maxTracked = 65536
+const (
+	maxTracked = 65536
+	// failWaiters bounds the requests of one address waiting for a place
+	// (more are answered 429 at once), failWait how long each waits.
+	failWaiters = 1024
+	failWait    = 5 * time.Second
+)
 
 func newFailLimiter(limit int) *failLimiter {
-	return &failLimiter{byAddr: map[string]*failWindow{}, limit: limit}
+	return &failLimiter{byAddr: map[string]failWindow{}, limit: limit}
 }
 
-func (l *failLimiter) blocked(addr string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.byAddr[addr]
-	return w != nil && w.n >= l.limit && time.Since(w.start) < time.Minute
+// failVerdict is what failLimiter.begin (or a wait) answers.
+type failVerdict uint8
+
+const (
+	failReserved   failVerdict = iota // a place is reserved: check, then end(addr, true, failed)
+	failUnreserved                    // check without a place (untracked address, or a request that may not wait), then end(addr, false, failed)
+	failLocked                        // locked out: 429 unchecked
+	failBusy                          // no place free, none waited for: 429 unchecked
+)
+
+// failures returns w's failures that count at now.
+func (w *failWindow) failures(now time.Time) int {
+	if now.Sub(w.start) >= time.Minute {
+		return 0
+	}
+	return w.n
 }
 
-func (l *failLimiter) fail(addr string) {
+// begin asks for a place to check one credential of addr. When none is
+// free and wait is true, it returns failBusy with a channel on which the
+// verdict comes (failReserved or failLocked); the caller must receive it,
+// or give up its turn with cancel. A request that may not wait (one served
+// on an event loop, which must not block: one check at a time per loop)
+// is checked unreserved instead, its failure still counted.
+func (l *failLimiter) begin(addr string, wait bool) (failVerdict, chan failVerdict) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	w := l.byAddr[addr]
-	if w == nil || now.Sub(w.start) >= time.Minute {
-		if w == nil && len(l.byAddr) >= maxTracked {
+	w, ok := l.byAddr[addr]
+	if !ok {
+		if len(l.byAddr) >= maxTracked {
 			for a, x := range l.byAddr {
-				if now.Sub(x.start) >= time.Minute {
+				if x.idle(now) {
 					delete(l.byAddr, a)
 				}
 			}
 			if len(l.byAddr) >= maxTracked {
-				return // full of live windows: count no more addresses
+				return failUnreserved, nil // full of live records: count no more addresses
 			}
 		}
-		w = &failWindow{start: now}
+	}
+	n := w.failures(now)
+	switch {
+	case n >= l.limit:
+		return failLocked, nil
+	case n+w.checking < l.limit && len(w.waiting) == 0:
+		w.checking++
+		l.byAddr[addr] = w
+		return failReserved, nil
+	case !wait:
+		if !ok {
+			l.byAddr[addr] = w // counts its failure
+		}
+		return failUnreserved, nil
+	case len(w.waiting) >= failWaiters:
+		return failBusy, nil
+	}
+	ch := make(chan failVerdict, 1)
+	w.waiting = append(w.waiting, ch)
+	l.byAddr[addr] = w
+	return failBusy, ch
+}
+
+// cancel gives up the turn of ch, a wait begin started: it returns
+// failBusy if ch was still waiting, else the verdict ch was given
+// (failReserved: the place is the caller's, to end).
+func (l *failLimiter) cancel(addr string, ch chan failVerdict) failVerdict {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.byAddr[addr]; ok {
+		if i := slices.Index(w.waiting, ch); i >= 0 {
+			w.waiting = slices.Delete(w.waiting, i, i+1)
+			if w.idle(time.Now()) {
+				delete(l.byAddr, addr)
+			} else {
+				l.byAddr[addr] = w
+			}
+			return failBusy
+		}
+	}
+	return <-ch // given already: buffered
+}
+
+// end ends a check begin allowed, releasing its place if reserved and
+// counting a failure if failed; the places free go to the waiting
+// requests in arrival order, or, the address locked out, they are all
+// refused. A record left with nothing to count (a success, no failures in
+// the window) is dropped, so that addresses whose credentials are good
+// cost no record.
+func (l *failLimiter) end(addr string, reserved, failed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, ok := l.byAddr[addr]
+	if !ok {
+		return
+	}
+	if reserved && w.checking > 0 {
+		w.checking--
+	}
+	now := time.Now()
+	if failed {
+		if w.failures(now) == 0 {
+			w.start, w.n = now, 0
+		}
+		w.n++
+	}
+	for len(w.waiting) > 0 {
+		n := w.failures(now)
+		if n >= l.limit {
+			for _, ch := range w.waiting {
+				ch <- failLocked
+			}
+			clear(w.waiting)
+			w.waiting = nil
+			break
+		}
+		if n+w.checking >= l.limit {
+			break
+		}
+		w.checking++
+		w.waiting[0] <- failReserved
+		w.waiting[0] = nil
+		w.waiting = w.waiting[1:]
+	}
+	if len(w.waiting) == 0 {
+		w.waiting = nil
+	}
+	if w.idle(now) {
+		delete(l.byAddr, addr)
+	} else {
 		l.byAddr[addr] = w
 	}
-	w.n++
+}
+
+// idle reports whether w holds nothing that matters at now.
+func (w *failWindow) idle(now time.Time) bool {
+	return w.checking == 0 && len(w.waiting) == 0 && w.failures(now) == 0
 }
 
 // clientAddr is clientIP as a map key that costs no allocation (the

@@ -90,7 +90,9 @@
 // client address → 429), each stream's queue (SSEQueue frames and
 // SSEBuffer bytes; a slower reader is cut) and each write (WriteTimeout),
 // failed authentications per address (AuthFailures a minute → 429 without
-// checking credentials), signed-request nonces, HTTP callees' requests in
+// checking credentials; concurrent checks reserve their place and the
+// others wait, so no more are checked than the failures left),
+// signed-request nonces, HTTP callees' requests in
 // flight (MaxConcurrent → wamp.error.unavailable) and webhooks' queues
 // (Queue events and QueueBytes bytes; drops are counted).
 package gateway
