@@ -44,6 +44,10 @@ type AuthLimits struct {
 	// or BlockAfter when that is larger.
 	AddressBlockAfter int
 	// Window is the period over which failures are counted. Default 1m.
+	// It slides: the failures of the window before the current one count
+	// weighted by the part of it the last Window still covers, so that
+	// failures at a window's end and the next one's start add up
+	// (failRec.failures).
 	Window time.Duration
 	// Lockout is how long a locked-out authid or address is refused.
 	// Default 5m.
@@ -138,11 +142,12 @@ type authLimiter struct {
 // none), counters 32 bits, and the waiting AUTHENTICATEs, which few
 // records ever have, are behind a pointer.
 type failRec struct {
-	first        int64 // Unix ns: first failure of the current window
+	first        int64 // Unix ns: the start of the current window (its first failure, or the end of the window before)
 	blockedUntil int64 // Unix ns
 	n            int32 // failures since first
 	checking     int32 // AUTHENTICATEs reserved: being checked now
 	open         int32 // address: challenge-response authentications in progress
+	prev         int32 // failures of the window before first (failures weighs them)
 	// q (address): the AUTHENTICATEs waiting for a place (nil: none).
 	q *waitQueue
 	// shared (address): the record of its authids that have none of their
@@ -383,17 +388,30 @@ func (l *authLimiter) recs(k loginKey, now time.Time) (a, p *failRec) {
 
 // idle reports whether r holds nothing that matters at now.
 func (r *failRec) idle(now time.Time, window time.Duration) bool {
+	// failures only decreases while none is added: once 0, it stays 0.
 	return r.checking == 0 && r.open == 0 && r.q == nil &&
-		now.UnixNano()-r.first > int64(window) && now.UnixNano() >= r.blockedUntil &&
+		r.failures(now, window) == 0 && now.UnixNano() >= r.blockedUntil &&
 		(r.shared == nil || r.shared.idle(now, window))
 }
 
-// failures returns the failures that count at now.
+// failures returns the failures that count at now, over a sliding window:
+// those of the current window, plus those of the window before it
+// weighted by the part of that window the last window still covers (its
+// failures taken as spread evenly; rounded down). Before, the windows
+// were fixed, each starting at the first failure after the last one
+// ended: nine failures at the end of one and nine at the start of the
+// next, 18 in two seconds, locked nothing out at a bound of ten.
 func (r *failRec) failures(now time.Time, window time.Duration) int {
-	if now.UnixNano()-r.first > int64(window) {
-		return 0
+	el, w := now.UnixNano()-r.first, int64(window)
+	switch {
+	case el < 0: // the clock went back: the current window
+		return int(r.n) + int(r.prev)
+	case el < w:
+		return int(r.n) + int(float64(r.prev)*float64(w-el)/float64(w))
+	case el < 2*w:
+		return int(float64(r.n) * float64(2*w-el) / float64(w))
 	}
-	return int(r.n)
+	return 0
 }
 
 // locked reports whether r is locked out at now (a nil r is not).
@@ -414,12 +432,15 @@ func (r *failRec) room(now time.Time, window time.Duration, bound int) bool {
 
 // fail counts a failure in r at now; it reports whether it locked r out.
 func (r *failRec) fail(now time.Time, lim AuthLimits, bound int) bool {
-	ns := now.UnixNano()
-	if ns-r.first > int64(lim.Window) {
-		r.n, r.first = 0, ns
+	ns, w := now.UnixNano(), int64(lim.Window)
+	switch el := ns - r.first; {
+	case el >= 2*w:
+		r.prev, r.n, r.first = 0, 0, ns
+	case el >= w:
+		r.prev, r.n, r.first = r.n, 0, r.first+w
 	}
 	r.n++
-	if int(r.n) >= bound && ns >= r.blockedUntil {
+	if r.failures(now, lim.Window) >= bound && ns >= r.blockedUntil {
 		r.blockedUntil = ns + int64(lim.Lockout)
 		return true
 	}
@@ -619,16 +640,16 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 		if a.fail(now, l.lim, l.lim.AddressBlockAfter) {
 			lock = lockAddress
 		}
-		if int(p.n) > l.lim.DelayAfter {
-			delay = min(time.Duration(int(p.n)-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+		if pn := p.failures(now, l.lim.Window); pn > l.lim.DelayAfter {
+			delay = min(time.Duration(pn-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
 		}
 		// Spraying (a guess for each of many authids) is slowed down too:
 		// past the address's share of delays (DelayAfter scaled from
 		// BlockAfter to AddressBlockAfter, 30 at the defaults), each
 		// failure from the address is answered later as well. Only the
 		// failing attempt waits: the address's other logins do not.
-		if ad := l.lim.DelayAfter * l.lim.AddressBlockAfter / l.lim.BlockAfter; int(a.n) > ad {
-			delay = max(delay, min(time.Duration(int(a.n)-ad)*500*time.Millisecond, maxDelay))
+		if ad, an := l.lim.DelayAfter*l.lim.AddressBlockAfter/l.lim.BlockAfter, a.failures(now, l.lim.Window); an > ad {
+			delay = max(delay, min(time.Duration(an-ad)*500*time.Millisecond, maxDelay))
 		}
 	}
 	if a != nil {
