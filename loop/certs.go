@@ -3,6 +3,7 @@ package loop
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -117,15 +118,19 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 // refused every new client until the next good SIGHUP. A handshake costs
 // about a millisecond, at start and at SIGHUP only.
 //
-// The handshake sends the leaf alone; the rest of the chain is parsed
-// here, by Go's x509 parser less one of its policies: a certificate with
-// a negative serial number (which OpenSSL makes, and which OpenSSL's
-// clients, Python's and browsers' take) is not refused. Sent to the trial
-// client, which refuses one since Go 1.23, such a chain was refused at
-// start and on SIGHUP though every client but Go's had been served by it.
+// The handshake sends the leaf alone; the rest of the chain is checked
+// here for the shape of a certificate (RFC 5280: a SEQUENCE of the
+// tbsCertificate, the signature algorithm and the signature, nothing
+// after it), which is what every client's parser needs: crypto/tls sends
+// the chain as it is, and what is inside is for each client to judge. Go's
+// x509 parser was used before, and it refuses what other clients take: a
+// negative serial number (which OpenSSL makes; Go 1.23 on) and a key on a
+// curve Go does not know (brainpoolP256r1, which OpenSSL's, Python's and
+// Java's clients verify): such chains, served before, were refused at
+// start and on SIGHUP.
 func servable(c *tls.Certificate) error {
 	for i, der := range c.Certificate[1:] {
-		if _, err := x509.ParseCertificate(der); err != nil && err.Error() != errNegativeSerial {
+		if err := certShaped(der); err != nil {
 			return fmt.Errorf("certificate %d of the chain: %w", i+2, err)
 		}
 	}
@@ -134,11 +139,26 @@ func servable(c *tls.Certificate) error {
 	return trialHandshake(&leaf, tls.VersionTLS13)
 }
 
-// errNegativeSerial is the text of x509.ParseCertificate's refusal of a
-// negative serial number (Go 1.23 on, unless GODEBUG
-// x509negativeserial=1); TestCertFileNegativeSerialChainServed notices a
-// change.
-const errNegativeSerial = "x509: negative serial number"
+// errNotCertificate: a chain element without a certificate's shape.
+var errNotCertificate = errors.New("loop: not an X.509 certificate (a SEQUENCE of tbsCertificate, signatureAlgorithm, signatureValue)")
+
+// certShaped reports whether der has a certificate's outer shape.
+func certShaped(der []byte) error {
+	var c struct {
+		TBS asn1.RawValue
+		Alg asn1.RawValue
+		Sig asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(der, &c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", errNotCertificate, err)
+	case len(rest) > 0, c.TBS.Class != asn1.ClassUniversal || c.TBS.Tag != asn1.TagSequence || !c.TBS.IsCompound,
+		c.Alg.Class != asn1.ClassUniversal || c.Alg.Tag != asn1.TagSequence || !c.Alg.IsCompound:
+		return errNotCertificate
+	}
+	return nil
+}
 
 // trialHandshake runs a handshake of version v over a socket pair, bounded
 // by a deadline, and returns why it failed: the error of the side that
