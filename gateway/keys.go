@@ -358,7 +358,7 @@ func (g *Server) afterInstall(old, ac *access, warnRoutes bool) {
 			if warnRoutes {
 				g.warnRouteKeys(ac)
 			}
-			g.pool.retire(kt)
+			g.pool.retire(func() *keyTable { return g.access.Load().keys })
 		}
 	}
 	g.reloadMu.Lock()

@@ -740,3 +740,69 @@ func TestKeyReloadRetiresBusyPrincipal(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestKeyReloadReaddedPrincipalKeepsSessions: a principal whose key one
+// reload removes while its request is in flight, and a later reload adds
+// back before that request ends, keeps its pooled sessions when the
+// request ends: the later reload's keys stand for it again. Before, the
+// first reload's retired mark stayed, and the release closed the
+// sessions of a principal the configuration in force holds.
+func TestKeyReloadReaddedPrincipalKeepsSessions(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		keyedOptions(o)
+		o.APIKeys = append(o.APIKeys, APIKey{Name: "bob", Key: bobKey2, Realm: "realm1", AuthID: "bob-2", Role: "user"})
+	})
+	all := append([]APIKey(nil), e.gw.opts.APIKeys...)
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	e.register(e.dial("realm1", proto.JSON), "com.hold", func(_ context.Context, _ *client.Invocation) (*client.Result, error) {
+		close(entered)
+		<-proceed
+		return &client.Result{}, nil
+	})
+	done := make(chan int, 1)
+	go func() {
+		r, _ := e.do("POST", "/wamp/realm1/call/com.hold", `{}`, "X-API-Key", bobKey2)
+		done <- r.StatusCode
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held call never reached its callee")
+	}
+	bob2 := func() *idPool {
+		e.gw.pool.mu.Lock()
+		defer e.gw.pool.mu.Unlock()
+		for id, ip := range e.gw.pool.ids {
+			if id.authid == "bob-2" {
+				return ip
+			}
+		}
+		return nil
+	}
+	ip := bob2()
+	if ip == nil {
+		t.Fatal("no pooled sessions for bob-2 while its call is in flight")
+	}
+	if err := e.gw.SetAccess(e.gw.opts.Realms, all[:2], e.gw.opts.SigningKeys); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gw.SetAccess(e.gw.opts.Realms, all, e.gw.opts.SigningKeys); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	if st := <-done; st != 200 {
+		t.Fatalf("the call in flight at the reloads: %d", st)
+	}
+	// The request's slot is released after its client read the answer.
+	for deadline := time.Now().Add(5 * time.Second); ip.busy(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob-2's request was never released")
+		}
+	}
+	if got := bob2(); got != ip {
+		t.Fatalf("bob-2's pooled sessions were closed at the end of its request (pool entry %p, was %p), though the reload in force holds its key", got, ip)
+	}
+	if r, _ := e.do("POST", "/wamp/realm1/call/com.who", `{}`, "X-API-Key", bobKey2); r.StatusCode == 401 || r.StatusCode == 403 {
+		t.Fatalf("bob-2's key refused after it was added back: %d", r.StatusCode)
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"hash/maphash"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,11 @@ type pool struct {
 
 	addrMu sync.Mutex
 	addrs  map[netip.Addr]int // unauthenticated requests in flight per client address (> 0); guarded by addrMu
+
+	// retireMu is held through retire, which judges with the keys in
+	// force once it holds it: two reloads' retires that ran in the other
+	// order than their installs left the older keys' verdict.
+	retireMu sync.Mutex
 }
 
 // idPool is one principal's sessions.
@@ -93,8 +99,9 @@ type idPool struct {
 	inflight atomic.Int64 // requests of this principal now
 	streams  atomic.Int64 // SSE event streams of this principal now
 	lastUsed atomic.Int64 // unix ns
-	// retired: a reload's keys no longer stand for this principal (retire);
-	// its sessions close as its last request or stream ends (settle).
+	// retired: the keys in force no longer stand for this principal
+	// (retire); its sessions close as its last request or stream ends
+	// (settle). Set and cleared under pool.mu.
 	retired atomic.Bool
 }
 
@@ -383,7 +390,8 @@ func (p *pool) settle(ip *idPool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ids[ip.key] == ip && !ip.busy() {
+	// retired again under mu: a later reload may have added its key back.
+	if p.ids[ip.key] == ip && ip.retired.Load() && !ip.busy() {
 		p.evict(ip)
 	}
 }
@@ -656,14 +664,20 @@ func (p *pool) sweep(now time.Time) {
 }
 
 // retire closes the sessions of the idle principals that authenticated
-// with an API key or a signing key and that no key of kt (a reload's)
+// with an API key or a signing key and that no key in force (keys, read
+// once retireMu is held: a reload's, installed before it calls retire)
 // stands for any more: a key removed, or given another principal. No new
 // request can reach them (the pool is keyed by principal); closed now,
 // they leave the router's session list at the reload rather than
 // SessionIdle later. Busy ones go as their last request or stream ends
 // (settle): before, they stayed until the sweep found them idle for
-// SessionIdle (60 s), a request in flight at the reload sufficing.
-func (p *pool) retire(kt *keyTable) {
+// SessionIdle (60 s), a request in flight at the reload sufficing. A
+// principal retired busy whose key a later reload adds back is no longer
+// retired: before, its sessions closed at the end of its request.
+func (p *pool) retire(keys func() *keyTable) {
+	p.retireMu.Lock()
+	defer p.retireMu.Unlock()
+	kt := keys()
 	p.mu.Lock()
 	ids := map[identity]*idPool{}
 	for id, ip := range p.ids {
@@ -671,12 +685,17 @@ func (p *pool) retire(kt *keyTable) {
 			ids[id] = ip
 		}
 	}
+	all := maps.Clone(ids)
 	p.mu.Unlock()
 	kt.standsFor(ids) // outside mu: up to every key of the table
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id, ip := range ids {
+	for id, ip := range all {
 		if p.ids[id] != ip {
+			continue
+		}
+		if _, gone := ids[id]; !gone {
+			ip.retired.Store(false) // a key stands for it (again)
 			continue
 		}
 		ip.retired.Store(true) // before busy: see settle
