@@ -372,7 +372,11 @@ type ProgressiveCall struct {
 // is sent until the first Send. ctx bounds the whole call: once it is done,
 // Send fails with ctx.Err() and Result cancels the call as Call does. The
 // caller must call Result (after the final Send, or to abandon the call)
-// so that the pending call is released.
+// so that the pending call is released. Progressive results that come
+// while no Result waits are held for it, within Config.MaxBacklog: past
+// it the call is canceled and fails with ErrBacklog. With a callee that
+// streams results while it reads the chunks, call Result (once a chunk
+// was sent) on another goroutine as the chunks are sent.
 func (s *Session) CallProgressive(ctx context.Context, procedure string, opts *CallOptions) (*ProgressiveCall, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
