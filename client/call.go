@@ -178,6 +178,8 @@ func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs
 // errProgressPanic for any other waiter, so that the progressive results
 // the router goes on sending are dropped, not queued for nobody.
 func (s *Session) await(ctx context.Context, c *call) (r *Result, err error) {
+	release := s.holdRoom()
+	defer release()
 	returned := false
 	defer func() {
 		if !returned {

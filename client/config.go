@@ -93,7 +93,8 @@ type Config struct {
 	// when none is held. It bounds the events queued for the session's
 	// event handlers too (the one being handled included), beside
 	// EventQueue's count: past it the reader waits for room, as when the
-	// queue is full (see the package documentation). 16 MiB when zero;
+	// queue is full (see the package documentation), except while an
+	// event handler waits for a reply of its own session. 16 MiB when zero;
 	// negative lifts the bound.
 	MaxBacklog int
 	// MaxInvocations bounds the invocations whose Handlers run at once

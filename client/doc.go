@@ -84,11 +84,11 @@
 // the reader is blocked no other message is read either, so an event
 // handler that waits for a reply from the same session (a Call, an
 // acknowledged Publish, a Subscribe) can deadlock once the queue is full;
-// such handlers should hand the work to another goroutine. Full by bytes
-// comes soon for large events: with 6 MiB events under the default
-// MaxBacklog, the third one to arrive while such a handler waits stops
-// the reader, and the handler's reply with it, until the handler's
-// context ends. The keepalive
+// such handlers should hand the work to another goroutine. While such a
+// handler waits, the queue is bounded by its count only, not by
+// Config.MaxBacklog: full by bytes came after a few large events (with
+// 6 MiB events under the default bound, the third stopped the reader,
+// and the handler's reply with it, until the handler's context ended). The keepalive
 // (Config.KeepAlive) does not count the time the reader is blocked as the
 // router's silence. Once Close is called, events are no longer queued or
 // delivered, so a full queue does not hold up the GOODBYE exchange.

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"reflect"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -337,8 +339,33 @@ func (s *Session) onEvent(m *proto.Message) bool {
 // bound (Config.MaxBacklog): one is always taken when none is held.
 func (s *Session) roomFor(n int) bool {
 	held := s.evBytes.Load()
-	return s.cfg.MaxBacklog <= 0 || n == 0 || held <= 0 || held+int64(n) <= int64(s.cfg.MaxBacklog)
+	return s.cfg.MaxBacklog <= 0 || n == 0 || held <= 0 || held+int64(n) <= int64(s.cfg.MaxBacklog) ||
+		s.dispatcherWaits.Load() > 0
 }
+
+// holdRoom is called by a wait for a reply of s. When it runs on s's
+// dispatcher, in an event handler (a handler's Call, acknowledged
+// Publish, Subscribe...), the reader must go on reading for the reply:
+// until release is called, the event queue is bounded by its count
+// only (Config.EventQueue), as before it was bounded by bytes too, and a
+// reader waiting for room by bytes is woken. By bytes alone, a few large
+// events behind such a handler stopped the reader, the reply unread: with
+// 6 MiB events, the third one stalled the handler until its context
+// ended. The stack is looked at only while a handler of s runs.
+func (s *Session) holdRoom() (release func()) {
+	if !s.dispatching.Load() || !onStack(dispatchName) {
+		return func() {}
+	}
+	s.dispatcherWaits.Add(1)
+	select {
+	case s.evRoom <- struct{}{}:
+	default:
+	}
+	return func() { s.dispatcherWaits.Add(-1) }
+}
+
+// dispatchName is dispatch's function name, as runtime.Frame reports it.
+var dispatchName = runtime.FuncForPC(reflect.ValueOf((*Session).dispatch).Pointer()).Name()
 
 // waitQueue queues d in a full event queue (by count, or by bytes:
 // Config.MaxBacklog), waiting for room, unless
@@ -397,7 +424,9 @@ func (s *Session) dispatch() {
 			default:
 			}
 			if d.sub.active.Load() {
+				s.dispatching.Store(true)
 				s.deliver(d)
+				s.dispatching.Store(false)
 			}
 			s.handled(d)
 		case <-s.done:

@@ -908,7 +908,11 @@ var callbackName = runtime.FuncForPC(reflect.ValueOf((*Client).callback).Pointer
 // OnSession, OnDisconnect or OnChallenge (callback is in its stack). The stack of the
 // calling goroutine is the only one looked at: a Close from any other
 // goroutine waits.
-func inCallback() bool {
+func inCallback() bool { return onStack(callbackName) }
+
+// onStack reports whether the function named fn (as runtime.Frame
+// reports it) is in the calling goroutine's stack.
+func onStack(fn string) bool {
 	pc := make([]uintptr, 64)
 	for {
 		n := runtime.Callers(2, pc)
@@ -921,7 +925,7 @@ func inCallback() bool {
 	frames := runtime.CallersFrames(pc)
 	for {
 		f, more := frames.Next()
-		if f.Function == callbackName {
+		if f.Function == fn {
 			return true
 		}
 		if !more {

@@ -86,6 +86,8 @@ func (s *Session) sendRequest(ctx context.Context, m *proto.Message, id uint64, 
 
 // awaitReply waits for the reply to the request id, sent, within ctx.
 func (s *Session) awaitReply(ctx context.Context, id uint64, rq *request) (uint64, error) {
+	release := s.holdRoom()
+	defer release()
 	select {
 	case r := <-rq.reply:
 		return r.id, r.err

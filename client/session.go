@@ -58,6 +58,13 @@ type Session struct {
 	// dispatcher when it gives some back.
 	evBytes atomic.Int64
 	evRoom  chan struct{}
+	// dispatching is set while the dispatcher runs an event handler;
+	// dispatcherWaits counts waits for a reply of this session made on
+	// the dispatcher's goroutine (such a handler's Call, Subscribe, ...):
+	// while it is not zero the byte bound yields to the count bound, as
+	// the reader must read on for the reply (holdRoom).
+	dispatching     atomic.Bool
+	dispatcherWaits atomic.Int32
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
