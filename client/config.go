@@ -101,7 +101,9 @@ type Config struct {
 	// on the session (one goroutine each). An INVOCATION past it is
 	// answered ERROR wamp.error.unavailable without starting its Handler:
 	// edgewamp then offers the call to another callee of a shared
-	// registration, or answers the caller wamp.error.no_available_callee.
+	// registration, or answers the caller wamp.error.no_available_callee
+	// (wamp.error.unavailable itself for a progressive call whose later
+	// chunks already reached this callee: such a call is not rerouted).
 	// 16384 when zero; negative lifts the bound.
 	MaxInvocations int
 
