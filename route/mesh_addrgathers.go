@@ -27,18 +27,33 @@ import (
 // gateway's in-process sessions are not counted (its own limits bound its
 // clients), nor are the networks exempt from the login limiter.
 //
-// Refused rather than queued: a queue would need a wake-up across shards
-// when another session of the address ends a gather (its sessions are on
-// any shard), which the per-session queues do not have; devices behind
-// one NAT meet the bound only while a node answers slowly and more than
-// 256 of their meta calls or get_retained SUBSCRIBEs wait for it at once.
+// Past it a meta call is refused (the caller is told, and may retry), but
+// a get_retained SUBSCRIBE waits: its session's further gathers wait with
+// it, in order, until a gather of the address ends and wakes it (wait,
+// done), so that devices behind one NAT subscribing with get_retained
+// while a node answers slowly each get every node's retained events.
+// Before, past the bound each got this node's retained events only,
+// without a word (its SUBSCRIBED, and no retained event whose only copy
+// was on the slow node: 44 of 300 such devices in
+// TestMeshGetRetainedPastAddressBoundWaits). The sessions waiting so are
+// at most maxAddrWaiters per address; past it, this node's retained events
+// only, as before. A waiting get_retained holds its session's live events
+// as any pending one does, within the same bounds.
 const maxAddrGathers = 256
+
+// maxAddrWaiters bounds the sessions of one address waiting for one of
+// its gathers to end (a wake-up each, dropped when woken).
+const maxAddrWaiters = 4096
 
 // addrGathers counts the gathers under way by client address. Any
 // goroutine (a gather's answer comes on the mesh's).
 type addrGathers struct {
 	mu sync.Mutex
 	n  map[string]int // guarded by mu; only addresses with gathers
+	// waits are the wake-ups of the sessions waiting for a gather of
+	// their address to end, in order; guarded by mu; only addresses with
+	// waiters.
+	waits map[string][]func()
 }
 
 // gatherKey returns the client address ss's gathers count against, as
@@ -70,18 +85,93 @@ func (a *addrGathers) take(key string) bool {
 	return true
 }
 
-// done ends a gather take counted.
+// wait counts a gather of key as take does and reports addrTaken; when
+// key has maxAddrGathers under way it records wake, to be called (on any
+// goroutine, without the lock) once one of them ends, and reports
+// addrWaiting; addrRefused, recording nothing, past maxAddrWaiters.
+// Taking or recording under one lock, a waiter always has a gather under
+// way whose end wakes it.
+func (a *addrGathers) wait(key string, wake func()) addrTake {
+	if key == "" {
+		return addrTaken
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[key] < maxAddrGathers {
+		if a.n == nil {
+			a.n = map[string]int{}
+		}
+		a.n[key]++
+		return addrTaken
+	}
+	if len(a.waits[key]) >= maxAddrWaiters {
+		return addrRefused
+	}
+	if a.waits == nil {
+		a.waits = map[string][]func(){}
+	}
+	a.waits[key] = append(a.waits[key], wake)
+	return addrWaiting
+}
+
+type addrTake int
+
+const (
+	addrTaken addrTake = iota
+	addrWaiting
+	addrRefused
+)
+
+// done ends a gather take or wait counted, and wakes the first session
+// waiting for one of key's gathers to end.
 func (a *addrGathers) done(key string) {
 	if key == "" {
 		return
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.n[key] <= 1 {
 		delete(a.n, key)
-		return
+	} else {
+		a.n[key]--
 	}
-	a.n[key]--
+	wake := a.popWaiter(key)
+	a.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+}
+
+// kick wakes the first session waiting for a gather of key if key has
+// fewer than maxAddrGathers under way: called by a woken session after
+// its turn, so that a wake-up it did not use (it left, it unsubscribed,
+// it is in debt) goes to the next one rather than being lost.
+func (a *addrGathers) kick(key string) {
+	a.mu.Lock()
+	var wake func()
+	if a.n[key] < maxAddrGathers {
+		wake = a.popWaiter(key)
+	}
+	a.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+}
+
+// popWaiter removes and returns key's first waiter (nil: none). Called
+// with mu held.
+func (a *addrGathers) popWaiter(key string) func() {
+	w := a.waits[key]
+	if len(w) == 0 {
+		return nil
+	}
+	wake := w[0]
+	w[0] = nil
+	if len(w) == 1 {
+		delete(a.waits, key)
+	} else {
+		a.waits[key] = w[1:]
+	}
+	return wake
 }
 
 // errAddrGathers is why a gather was not started: its session's address
@@ -92,4 +182,14 @@ var errAddrGathers = errors.New("route: too many gathers of this client address 
 // address has maxAddrGathers gathers under way.
 func (s *Shard) refuseAddrGather(ss *Session, req uint64) {
 	s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many meta calls and get_retained subscriptions of this client address waiting for the other nodes (limit "+strconv.Itoa(maxAddrGathers)+"); retry later")
+}
+
+// addrWoken runs on ss's shard when a gather of its address (key) ended
+// while its get_retained gathers waited for one: they go on (and wait
+// again if another session took the gather), and the wake-up passes on if
+// they did not take it.
+func (s *Shard) addrWoken(ss *Session, key string) {
+	ss.retainsAddrWait = false
+	s.nextRetained(ss)
+	s.r.ms.addrs.kick(key)
 }

@@ -905,7 +905,10 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	// (chargeRemoteRetained), the session asks them again once it is
 	// paid: it waits its turn as if its gathers were all busy.
 	debt := t.busy < maxSessionGathers && s.walkDebt(ss)
-	if t.busy >= maxSessionGathers || debt {
+	// Waiting for a gather of its address to end (addrGathers.wait),
+	// the session's further gathers wait behind it, in order.
+	blocked := debt || ss.retainsAddrWait
+	if t.busy >= maxSessionGathers || blocked {
 		if i := slices.IndexFunc(t.q, ask.same); i >= 0 {
 			if t.q[i].more+1+ask.more <= maxMergedAsks {
 				t.q[i].more += 1 + ask.more // each gets its delivery (deliverRetained)
@@ -934,10 +937,12 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 		}
 	}
 	now, queued := t.take(ask, maxSessionGathers, limit)
-	if debt {
+	if blocked && now {
 		if now, queued = false, len(t.q) < limit; queued {
 			t.q = append(t.q, ask)
-			s.parkRetains(ss)
+			if debt {
+				s.parkRetains(ss)
+			}
 		}
 	}
 	switch {
@@ -950,9 +955,18 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	sub := ask.sub
 	key := s.gatherKey(ss)
 	q, err := encodeQuery(ss.realm.name, metaRetained, []any{int64(sub.match), sub.uri}, nil)
-	if err == nil && !s.r.ms.addrs.take(key) {
-		err = errAddrGathers
-	} else if err == nil {
+	if err == nil {
+		switch s.r.ms.addrs.wait(key, func() { s.Do(func() { s.addrWoken(ss, key) }) }) {
+		case addrWaiting:
+			// Its turn comes when one of the address's gathers ends.
+			t.q = slices.Insert(t.q, 0, ask)
+			ss.retainsAddrWait = true
+			return
+		case addrRefused:
+			err = errAddrGathers
+		}
+	}
+	if err == nil {
 		err = s.r.mesh.Gather(q, func(answers [][]byte, missing []string) {
 			s.r.ms.addrs.done(key)
 			s.Do(func() {
@@ -981,7 +995,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 // for them all: parkRetains).
 func (s *Shard) nextRetained(ss *Session) {
 	for ss.state == stEstablished {
-		if len(ss.retains.q) == 0 || ss.retains.busy >= maxSessionGathers || ss.retainsParked {
+		if len(ss.retains.q) == 0 || ss.retains.busy >= maxSessionGathers || ss.retainsParked || ss.retainsAddrWait {
 			return
 		}
 		if s.walkDebt(ss) {

@@ -83,6 +83,9 @@ type Session struct {
 	// retainsParked: retains' waiting gathers wait for the walk budget's
 	// debt (nextRetained), in walks' queue.
 	retainsParked bool
+	// retainsAddrWait: retains' waiting gathers wait for one of the
+	// gathers of the session's client address to end (addrGathers.wait).
+	retainsAddrWait bool
 	// walks is its budget of realm table entries walked (get_retained
 	// pattern subscriptions, meta lists), and the requests waiting for it
 	// (walkbudget.go).
