@@ -760,7 +760,8 @@ func (s *Shard) deliverChunk(c []*Session, sub *subscription, p *publication, en
 // not tried again for the other subscriptions.
 func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 	var refused map[*Session]error
-	var failed [4][]byte // encFailed or encTooLarge by serializer
+	var failed [4][]byte  // encFailed or encTooLarge by serializer
+	var held *publication // the copy of p that get_retained windows hold (winAdmit)
 	for _, sub := range subs {
 		set := sub.subscribers()
 		if set == nil || len(set.byShard[s.idx]) == 0 {
@@ -781,7 +782,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 			}
 		} else {
 			for _, c := range set.byShard[s.idx] {
-				s.deliverChunkWin(c, sub, p, &enc, refused)
+				s.deliverChunkWin(c, sub, p, &enc, refused, &held)
 			}
 		}
 		for i, b := range enc {

@@ -344,16 +344,27 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 // winAdmit reports whether p, a live event for sub that ss receives, is
 // to be sent to ss now; else ss's windows held or dropped it. Called in
 // deliverEvents: a flush of the held events encodes into buffers of its
-// own.
-func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
+// own. *held is the owned copy of p that the sessions of this delivery
+// hold (made by the first that holds it; read-only once made).
+//
+// One copy for all: each session held a copy of its own, so one PUBLISH
+// of 1 MiB to a topic of 48 sessions with a window pending grew the heap
+// by 47 MiB (a mebibyte per session, in no router-wide budget: one
+// address's 1,024 connections, a gibibyte, for as long as their windows
+// wait, which a session's walk budget debt makes minutes).
+func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **publication) bool {
 	if ss.winPending > 0 {
 		// What the held copy costs: p's own cost() counts no payload
 		// when the publisher is on this shard (p points into its
 		// PUBLISH), and 1,024 held events of 16 MiB passed the 1 MiB
-		// bound.
+		// bound. Counted whole for each session holding it (its bound
+		// says how much it may keep waiting), though it is shared.
 		n := p.ownCost()
 		if ss.winHeld+n <= maxWinHeld && ss.winHeldN < maxWinHeldN {
-			ss.held = append(ss.held, heldEvent{sub, p.own()})
+			if *held == nil {
+				*held = p.own()
+			}
+			ss.held = append(ss.held, heldEvent{sub, *held})
 			ss.winHeld += n
 			ss.winHeldN++
 			return false
@@ -391,12 +402,12 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication) bool {
 // kept apart because that check in deliverChunk itself cost the fan-out
 // to 100 subscribers 5.8 % (BenchmarkPublishFanout/subs=100, 12
 // interleaved runs of 2 s: medians 668 → 707 ns).
-func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, refused map[*Session]error) {
+func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, refused map[*Session]error, held **publication) {
 	for _, ss := range c {
 		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
-		if ss.wins != nil && !s.winAdmit(ss, sub, p) {
+		if ss.wins != nil && !s.winAdmit(ss, sub, p, held) {
 			continue
 		}
 		if refused != nil {
