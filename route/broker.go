@@ -840,6 +840,18 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		return nil
 	}
 	if b == nil {
+		if ss.backlog != nil && p.c.size() >= slowCheckMin {
+			// Not encoded for a subscriber whose Send would refuse it
+			// (BacklogPeer: past its mark, as Send judges after offering
+			// the socket what it holds): each subscription's EVENT is
+			// encoded apart, so a large PUBLISH matching many stalled
+			// sessions' distinct patterns was encoded, a copy of the
+			// payload or a conversion each, only to be dropped.
+			if q, h := ss.backlog.Backlog(); h > 0 && q > h {
+				s.stats.EventsDropped.Add(1)
+				return ErrPeerSlow
+			}
+		}
 		out := &s.out
 		out.Reset()
 		out.Type = proto.CodeEvent
@@ -887,6 +899,11 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 	s.countRefused(err)
 	return err
 }
+
+// slowCheckMin is the payload from which sendEvent asks a subscriber's
+// backlog before it encodes an EVENT for it: a smaller one costs less to
+// encode than the question (and Send refuses it as cheaply).
+const slowCheckMin = 64 << 10
 
 // countRefused counts an EVENT a subscriber's Send refused with err.
 func (s *Shard) countRefused(err error) {

@@ -174,11 +174,17 @@ type testPeer struct {
 	// backlog (Backlog: the messages unread, and the mark), as loop's
 	// connections do in bytes.
 	backlog atomic.Int64
+	// stalled: the peer's backlog is past its mark (Backlog says so),
+	// and Send refuses events and invocations as slow does.
+	stalled atomic.Bool
 }
 
 // Backlog implements BacklogPeer: nothing to tell while the backlog knob
 // is unset.
 func (p *testPeer) Backlog() (queued, high int) {
+	if p.stalled.Load() {
+		return 2, 1
+	}
 	return len(p.in), int(p.backlog.Load())
 }
 
@@ -201,7 +207,7 @@ func (p *testPeer) Send(b []byte, class Class) error {
 	if n := p.backlog.Load(); n > 0 && class == ClassInvocation && int64(len(p.in)) >= n {
 		return ErrPeerBusy
 	}
-	if p.slow.Load() {
+	if p.slow.Load() || p.stalled.Load() {
 		switch class {
 		case ClassEvent:
 			p.dropped.Add(1)
