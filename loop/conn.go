@@ -475,6 +475,12 @@ func (cn *conn) Backlog() (queued, high int) {
 
 var _ route.BacklogPeer = (*conn)(nil)
 
+// MaxMessage implements route.LimitPeer: the longest message the peer
+// accepts (its RawSocket maximum), 0 for none. On the loop.
+func (cn *conn) MaxMessage() int { return cn.maxOut }
+
+var _ route.LimitPeer = (*conn)(nil)
+
 // Close implements route.Peer: the session is over. RawSocket closes after
 // the output is flushed; WebSocket starts the closing handshake and waits
 // (bounded) for the peer's close frame.

@@ -852,6 +852,10 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 				return ErrPeerSlow
 			}
 		}
+		if p.c.size() >= slowCheckMin && p.c.longerThanMax(ss) {
+			s.stats.EventsTooBig.Add(1)
+			return ErrPeerTooBig
+		}
 		out := &s.out
 		out.Reset()
 		out.Type = proto.CodeEvent
@@ -898,6 +902,28 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 	}
 	s.countRefused(err)
 	return err
+}
+
+// longerThanMax reports whether an EVENT carrying c is certainly longer
+// than ss's peer accepts (LimitPeer): its payload alone is, and goes into
+// the EVENT as it is (in ss's serializer, not to be normalized). A
+// payload to convert may shrink (JSON's whitespace, base64 binaries): it
+// is encoded, and Send judges it.
+func (c *carry) longerThanMax(ss *Session) bool {
+	lp, ok := ss.peer.(LimitPeer)
+	if !ok {
+		return false
+	}
+	max := lp.MaxMessage()
+	if max <= 0 || c.size() <= max {
+		return false
+	}
+	for _, r := range [2]proto.Raw{c.args, c.kwargs} {
+		if r.Present() && (r.Ser != ss.ser || r.Normalize) {
+			return false
+		}
+	}
+	return true
 }
 
 // slowCheckMin is the payload from which sendEvent asks a subscriber's

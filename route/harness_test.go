@@ -177,7 +177,11 @@ type testPeer struct {
 	// stalled: the peer's backlog is past its mark (Backlog says so),
 	// and Send refuses events and invocations as slow does.
 	stalled atomic.Bool
+	tooBig  atomic.Int64 // messages refused as longer than maxLen
 }
+
+// MaxMessage implements LimitPeer: maxLen.
+func (p *testPeer) MaxMessage() int { return int(p.maxLen.Load()) }
 
 // Backlog implements BacklogPeer: nothing to tell while the backlog knob
 // is unset.
@@ -202,6 +206,7 @@ func (p *testPeer) Send(b []byte, class Class) error {
 		return ErrPeerClosed
 	}
 	if n := p.maxLen.Load(); n > 0 && int64(len(b)) > n {
+		p.tooBig.Add(1)
 		return ErrPeerTooBig
 	}
 	if n := p.backlog.Load(); n > 0 && class == ClassInvocation && int64(len(p.in)) >= n {

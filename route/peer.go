@@ -74,6 +74,15 @@ type RetainedPeer interface {
 	RetainedSent(subID uint64)
 }
 
+// LimitPeer is a Peer that tells the longest message it accepts (a
+// RawSocket client's announced maximum; 0: no limit of its own), so that
+// a large EVENT it would refuse as too long (ErrPeerTooBig) is not
+// encoded for it first. Called on the session's shard.
+type LimitPeer interface {
+	Peer
+	MaxMessage() int
+}
+
 // InProcessPeer is a Peer inside the router's process (the HTTP gateway's
 // sessions): only its sessions may register under Config.InProcessURIs.
 type InProcessPeer interface {
