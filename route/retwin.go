@@ -81,11 +81,14 @@ type retWin struct {
 }
 
 // heldEvent is a live event held for a session while one of its windows
-// is pending (Session.held): an owned copy, and the subscription it is
-// for.
+// is pending (Session.held): an owned copy, the subscription it is for,
+// and the session's subscriber of it that it is for (subRef.gen): one
+// that left and came back (another session kept the subscription, same
+// id) is not owed it.
 type heldEvent struct {
 	sub *subscription
 	p   *publication
+	gen uint64
 }
 
 type winState uint8
@@ -195,7 +198,10 @@ func (s *Shard) closeWin(ss *Session, w *retWin) {
 
 // flushHeld sends ss the live events held while a window was pending, in
 // order, each through its subscription's window if that is fenced; an
-// event of a subscription the session left meanwhile is dropped.
+// event of a subscription the session left meanwhile is dropped, also
+// when it subscribed again since (its UNSUBSCRIBED said no more events
+// of it: before, the session got them after its new SUBSCRIBED when
+// another session had kept the subscription, its id the same).
 func (s *Shard) flushHeld(ss *Session) {
 	held := ss.held
 	ss.held, ss.winHeld, ss.winHeldN = nil, 0, 0
@@ -204,7 +210,7 @@ func (s *Shard) flushHeld(ss *Session) {
 	}
 	for _, h := range held {
 		sub, p := h.sub, h.p
-		if ss.subs[sub.id].sub != sub || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
+		if ref := ss.subs[sub.id]; ref.sub != sub || ref.gen != h.gen || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
 		if w := ss.winOf(sub); w != nil && w.state == winFenced && s.fenced(ss, w, p) {
@@ -364,7 +370,7 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **
 			if *held == nil {
 				*held = p.own()
 			}
-			ss.held = append(ss.held, heldEvent{sub, *held})
+			ss.held = append(ss.held, heldEvent{sub, *held, ss.subs[sub.id].gen})
 			ss.winHeld += n
 			ss.winHeldN++
 			return false
