@@ -336,7 +336,7 @@ func TestMeshRetainRefusedNotKeptElsewhere(t *testing.T) {
 	pub.expect(proto.CodePublished)
 	mm.sync()
 	watcher.expect(proto.CodeEvent)
-	pub.publish("com.fill", map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("f", 7<<10+300)}, nil)
+	pub.publish("com.fill", map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("f", 8<<10-2*retainedOverhead-400)}, nil)
 	pub.expect(proto.CodePublished)
 	pub.publish("com.state", map[string]any{"retain": true, "acknowledge": true}, []any{strings.Repeat("v", 600)}, nil)
 	pub.expect(proto.CodePublished)
