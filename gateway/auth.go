@@ -159,9 +159,9 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 	cred := g.credentialOf(r)
 	failed := false // a credential was checked and refused (401)
 	ip := ""
-	if cred != credNone && auth.Type != "none" {
+	if cred != credNone && auth.Type != "none" && !g.authExempt(r) {
 		// Only credentials are checked, and so limited: anonymous requests
-		// cost no lookup here.
+		// cost no lookup here; nor are an exempt network's.
 		ip = clientIP(r)
 		// A request on net/http may wait for its place; one on an event
 		// loop's lane (whose context is never done) may not block.
@@ -244,6 +244,30 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the principal has none of the roles "+strings.Join(auth.Roles, ", "))
 	}
 	return w, nil
+}
+
+// authExempt reports whether r's client is in Options.AuthFailuresExempt:
+// its failed authentications are neither counted nor refused, as
+// limits.auth_failures.exempt makes the WAMP and OAuth2 limiters do.
+// Before, the gateway's limiter ignored the list, so a trusted service's
+// API keys from an exempt network could still be locked out.
+func (g *Server) authExempt(r *http.Request) bool {
+	if len(g.opts.AuthFailuresExempt) == 0 {
+		return false
+	}
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(r.RemoteAddr); err != nil {
+		return false // a forwarded client without a port has none
+	}
+	a = a.Unmap()
+	for _, p := range g.opts.AuthFailuresExempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitPlace waits for the verdict of a request of ip that begin queued

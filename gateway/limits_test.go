@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,6 +172,27 @@ func TestAuthFailureLimit(t *testing.T) {
 	}
 	r, body := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "X-API-Key", "good-key-0123456789")
 	expectProblem(t, r, body, 429, URITooManyRequests)
+}
+
+// TestAuthFailureLimitExempt: an address in AuthFailuresExempt
+// (limits.auth_failures.exempt, as the WAMP and OAuth2 limiters take it) is
+// never locked out: past the threshold of wrong keys its right key is still
+// served. Before, the gateway's limiter ignored the list, so a trusted
+// service behind an exempt network got 429 for the lockout.
+func TestAuthFailureLimitExempt(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Limits.AuthFailures = 3
+		o.AuthFailuresExempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		o.APIKeys = []APIKey{{Name: "k", Key: "good-key-0123456789", Realm: "realm1", AuthID: "u", Role: "r"}}
+	})
+	for i := 0; i < 6; i++ {
+		r, body := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "X-API-Key", fmt.Sprintf("guess-%d-0123456789", i))
+		expectProblem(t, r, body, 401, proto.URIAuthenticationRequired)
+	}
+	r, body := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "X-API-Key", "good-key-0123456789")
+	if r.StatusCode/100 != 2 {
+		t.Fatalf("the exempt address's right key: %d %s", r.StatusCode, body)
+	}
 }
 
 // TestShutdown: Shutdown ends SSE streams and closes the gateway's WAMP

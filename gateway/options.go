@@ -76,6 +76,12 @@ type Options struct {
 	// Forwarded, as its RemoteAddr, which the per-address limits key on
 	// (proxy.go). Empty: every request's address is its TCP peer's.
 	TrustedProxies []netip.Prefix
+	// AuthFailuresExempt are the networks whose requests are never
+	// counted nor refused by the failed-authentication limiter
+	// (Limits.AuthFailures), as limits.auth_failures.exempt is for the WAMP
+	// and OAuth2 limiters. Compared with the client's address (after
+	// TrustedProxies), IPv4-mapped addresses unmapped.
+	AuthFailuresExempt []netip.Prefix
 	// KnownHosts are names allowed as Hosts' are, without checking every
 	// request when Hosts is empty (cmd: the OAuth2 issuer's host).
 	KnownHosts []string

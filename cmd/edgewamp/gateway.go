@@ -545,6 +545,7 @@ func (c *config) gatewayOptions(log *slog.Logger) gateway.Options {
 		Addr:                   g.Listen,
 		Hosts:                  g.Hosts,
 		TrustedProxies:         networks(g.TrustedProxies),
+		AuthFailuresExempt:     networks(c.Limits.AuthFailures.Exempt),
 		Realms:                 c.realmAccess(),
 		APIKeyHeader:           g.APIKeyHeader,
 		SignatureMaxSkew:       time.Duration(g.SignatureMaxSkew),
