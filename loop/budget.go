@@ -139,8 +139,9 @@ const (
 // the total was under half the budget is known as one), go first. A
 // connection that grows past the budget is kept when the stale holders
 // hold at least the excess (Engine.staleHeld): a shed round then has every
-// loop close its stale holders, the longest stalled first, until the
-// excess is shed (shedNeed). Before, the sender was closed (1009) and the
+// loop close its stale holders, its longest stalled first (the order is
+// per loop, not engine-wide), until the excess is shed (shedNeed).
+// Before, the sender was closed (1009) and the
 // holders kept the budget until the stall check, which judges them only
 // past half the budget, and only stallAfter after the pressure began.
 // Meanwhile the total may pass the budget by what the shed holders hold,
@@ -183,16 +184,33 @@ func (cn *conn) judgeStale(now int64) {
 
 // shed reports whether the stale holders can make up for excess bytes over
 // the inbound budget, and if so has the loops close them (a shed round;
-// one at a time: a round under way takes the new excess too, on the loops
-// that have not shed yet). It runs on any loop.
+// one at a time: a round under way takes the growth of the excess since
+// its last call, on the loops that have not shed yet). It runs on any
+// loop.
 func (e *Engine) shed(excess int64) bool {
 	if e.staleHeld.Load() < excess {
 		return false
 	}
 	if !e.shedding.CompareAndSwap(false, true) {
-		e.shedNeed.Add(excess)
-		return true
+		// The round covers the largest excess it was called with: only
+		// the growth past it is new. Before, the whole excess was added
+		// again, so each growth during a round counted the round's
+		// excess once more (two reports of 100 KiB, then 110 KiB, asked
+		// for 210 KiB: four holders of 64 KiB closed instead of two). The
+		// holders shed stay counted in the total until their closes are
+		// done, so the excess is not compared with what is left to shed.
+		for {
+			prev := e.shedExcess.Load()
+			if excess <= prev {
+				return true
+			}
+			if e.shedExcess.CompareAndSwap(prev, excess) {
+				e.shedNeed.Add(excess - prev)
+				return true
+			}
+		}
 	}
+	e.shedExcess.Store(excess)
 	e.shedNeed.Store(excess)
 	loops := e.allLoops()
 	e.shedLeft.Store(int32(len(loops)))
@@ -208,6 +226,7 @@ func (e *Engine) shed(excess int64) bool {
 func (e *Engine) shedDone() {
 	if e.shedLeft.Add(-1) == 0 {
 		e.shedNeed.Store(0)
+		e.shedExcess.Store(0)
 		e.shedding.Store(false)
 	}
 }
