@@ -37,7 +37,9 @@ type Config struct {
 	AuthExtra map[string]any
 	// OnChallenge answers a CHALLENGE with the AUTHENTICATE signature and
 	// extra. It runs on the goroutine that called Dial. An error aborts the
-	// join (an ABORT wamp.error.authentication_failed is sent). A CHALLENGE
+	// join (an ABORT wamp.error.authentication_failed is sent), and so
+	// does a panic, returned as an error naming its value (the ABORT says
+	// "client error"); the connection is closed either way. A CHALLENGE
 	// without OnChallenge aborts the join too, and so does one for a
 	// method not in AuthMethods (wamp.error.protocol_violation), without
 	// calling it.

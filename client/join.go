@@ -151,9 +151,13 @@ func (s *Session) answerChallenge(in *proto.Message) error {
 		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")
 		return fmt.Errorf("client: join: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)
 	}
-	sig, extra, err := s.cfg.OnChallenge(method, s.dictOf(in.Dict))
+	sig, extra, err := s.onChallenge(method, s.dictOf(in.Dict))
 	if err != nil {
-		s.sendAbort(proto.URIAuthenticationFailed, err.Error())
+		reason := err.Error()
+		if _, ok := err.(challengePanic); ok {
+			reason = "client error" // the panic's value is not the router's to read
+		}
+		s.sendAbort(proto.URIAuthenticationFailed, reason)
 		return fmt.Errorf("client: join: answering the %q challenge: %w", method, err)
 	}
 	m := &proto.Message{Type: proto.CodeAuthenticate, URI: []byte(sig)}
@@ -162,3 +166,23 @@ func (s *Session) answerChallenge(in *proto.Message) error {
 	}
 	return s.send(m)
 }
+
+// onChallenge calls Config.OnChallenge, turning a panic into an error: the
+// join then aborts and Dial closes the connection. Before, the panic went
+// up through Dial with the socket left open (the router holding it until
+// hello_timeout, the client until a GC), and under Connect it crashed the
+// program on the Client's goroutine.
+func (s *Session) onChallenge(method string, extra map[string]any) (sig string, authExtra map[string]any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sig, authExtra = "", nil
+			err = challengePanic(fmt.Sprintf("Config.OnChallenge panicked: %v", p))
+		}
+	}()
+	return s.cfg.OnChallenge(method, extra)
+}
+
+// challengePanic is the error of a Config.OnChallenge that panicked.
+type challengePanic string
+
+func (e challengePanic) Error() string { return string(e) }
