@@ -398,6 +398,17 @@ func (s *Shard) meshBounced(t *task) {
 	if ok && node != 0 {
 		env := t.c.buf
 		env[0] = envCall
+		if oc.due != 0 {
+			// The time left, as a rerouted call carries (rerouteMesh):
+			// the callee (forward_timeout) is told how long this node
+			// still waits. Before, the envelope went on with the timeout
+			// it was first sent with, so a callee reached 4 s into a 10 s
+			// timeout was told 10 s and interrupted at 6.
+			if w, err := withCallTimeout(s.mbuf[:0], env, s.timeLeft(oc.due, s.r.now())); err == nil {
+				env = w
+				s.mbuf = keepBuf(w)
+			}
+		}
 		if s.r.mesh.Send(node, env) == nil {
 			s.r.ms.stats.Bounced.Add(1)
 			oc.node = node

@@ -502,6 +502,24 @@ func appendCall(dst []byte, ce *callEnv, ss *Session, c *carry, exclude []uint64
 	return w
 }
 
+// withCallTimeout appends to dst the call (or bounce) envelope env with its
+// timeout replaced by ms, the rest unchanged.
+func withCallTimeout(dst, env []byte, ms uint64) ([]byte, error) {
+	r := rbuf{b: env}
+	r.byte1()
+	r.uv() // call id
+	r.uv() // shard
+	r.uv() // flags
+	head := len(env) - len(r.b)
+	r.uv() // timeout
+	if r.err != nil {
+		return nil, errEnvelope
+	}
+	w := wbuf(append(dst, env[:head]...))
+	w.uv(ms)
+	return append(w, r.b...), nil
+}
+
 // decodeCall decodes a call or bounce envelope into mc.
 func decodeCall(env []byte, mc *meshCall) error {
 	r := rbuf{b: env}
