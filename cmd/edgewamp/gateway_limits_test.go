@@ -176,3 +176,18 @@ func TestGatewayKeyRealmChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayAuthFailuresExemptApplied: limits.auth_failures.exempt
+// reaches the gateway's HTTP limiter, unmapped as for the WAMP and OAuth2
+// limiters (an IPv4-mapped network is its IPv4 one).
+func TestGatewayAuthFailuresExemptApplied(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := parseConfig([]byte("limits: {auth_failures: {exempt: [10.0.0.0/8, \"::ffff:192.0.2.0/120\"]}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.gatewayOptions(log).AuthFailuresExempt
+	if len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "192.0.2.0/24" {
+		t.Fatalf("gateway AuthFailuresExempt %v, want [10.0.0.0/8 192.0.2.0/24]", got)
+	}
+}
