@@ -485,10 +485,23 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 	// (queryReply), so that a node that gets it late does not run it
 	// (clock.go). Releases before answer to it as to any reply subject.
 	reply := n.queryReply(id)
+	if h := n.testHookGather.Load(); h != nil { // tests only
+		(*h)()
+	}
 	if err := n.out.pushBulk(subjQuery, reply, env); err != nil {
 		n.gmu.Lock()
-		delete(n.gathers, id)
+		mine := n.gathers[id] == g
+		if mine {
+			delete(n.gathers, id)
+		}
 		n.gmu.Unlock()
+		if !mine {
+			// A timer ended it meanwhile (the settle timer, with no node
+			// to wait for) and done has run or is running: the gather
+			// ends once, by done (the caller gives back what it holds
+			// for the gather in either; before, it did so twice).
+			return nil
+		}
 		g.timer.Stop()
 		return err
 	}

@@ -119,6 +119,10 @@ type Node struct {
 	// testHookControl, set by tests only, runs on the control dispatcher
 	// before each batch, with it.
 	testHookControl atomic.Pointer[func([]*nats.Msg)]
+	// testHookGather, set by tests only, runs in Gather after the gather
+	// is registered and its timers armed, before its query is queued: a
+	// test has a timer end it there.
+	testHookGather atomic.Pointer[func()]
 
 	stop    chan struct{}
 	stopped atomic.Bool
