@@ -276,6 +276,10 @@ type meshState struct {
 	// (mesh_addrgathers.go).
 	addrs addrGathers
 
+	// endedTwice counts the gathers the Mesh both answered and refused
+	// (Router.gather).
+	endedTwice atomic.Int64
+
 	// lateLogAt and lateUnlogged space the log lines of late meta
 	// queries (lateQuery); shard 0's.
 	lateLogAt    time.Time

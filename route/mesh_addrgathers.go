@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -192,4 +193,32 @@ func (s *Shard) addrWoken(ss *Session, key string) {
 	ss.retainsAddrWait = false
 	s.nextRetained(ss)
 	s.r.ms.addrs.kick(key)
+}
+
+// gather asks the other nodes q through the mesh and makes the gather end
+// once whatever the Mesh does: by done or by the error it returns,
+// whichever comes first (route.Mesh's contract, which edge's Gather broke
+// once: a timer ended a gather and ran done while its query was refused,
+// and Gather returned the error too). Its callers give back what they hold
+// for the gather (its address's slot, its session's count) in either, and
+// answer its request in either: before, a gather ended both ways gave them
+// back twice (a session's count at -1, another session's gather of the
+// address uncounted) and answered a meta call twice (ERROR, then RESULT).
+// It returns nil when done came first (the gather ended there, or ends
+// soon: its callers count it as under way, and done's work on the shard
+// gives it back after their turn). Any goroutine.
+func (r *Router) gather(q []byte, done func(answers [][]byte, missing []string)) error {
+	var ended atomic.Bool
+	err := r.mesh.Gather(q, func(answers [][]byte, missing []string) {
+		if ended.CompareAndSwap(false, true) {
+			done(answers, missing)
+		}
+	})
+	if err != nil && !ended.CompareAndSwap(false, true) {
+		if r.ms.endedTwice.Add(1) == 1 {
+			r.log.Error("mesh: a gather was both answered and refused by the mesh (a bug); ended once, by its answers", "err", err)
+		}
+		return nil
+	}
+	return err
 }

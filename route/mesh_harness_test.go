@@ -49,7 +49,12 @@ type memNode struct {
 	subs map[string]int // realm|match|uri -> count
 
 	gatherErr atomic.Pointer[error] // set: Gather refuses with it (a busy node)
-	sendErr   atomic.Pointer[error] // set: Send refuses with it (a full outbound queue)
+	// gatherBoth, when set, makes Gather end the gather (done, no
+	// answers) and then return it as well, against route.Mesh's
+	// contract, as edge's did (a timer ended the gather while its query
+	// was refused).
+	gatherBoth atomic.Pointer[error]
+	sendErr    atomic.Pointer[error] // set: Send refuses with it (a full outbound queue)
 	// gatherHold, when set, keeps the node's gathers (their queries are
 	// not sent) until releaseGathers: a slow gather.
 	gatherHold atomic.Bool
@@ -348,6 +353,12 @@ func prevReleaseCall(env []byte) []byte {
 
 func (n *memNode) Gather(env []byte, done func([][]byte, []string)) error {
 	if e := n.gatherErr.Load(); e != nil {
+		return *e
+	}
+	if e := n.gatherBoth.Load(); e != nil {
+		ended := make(chan struct{})
+		go func() { done(nil, nil); close(ended) }()
+		<-ended
 		return *e
 	}
 	var others []*memNode

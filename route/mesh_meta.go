@@ -156,7 +156,7 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		s.refuseAddrGather(ss, qm.req)
 		return
 	}
-	err := s.r.mesh.Gather(qm.q, func(answers [][]byte, missing []string) {
+	err := s.r.gather(qm.q, func(answers [][]byte, missing []string) {
 		s.r.ms.addrs.done(key)
 		s.Do(func() {
 			ss.asks.busy--
@@ -967,7 +967,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 		}
 	}
 	if err == nil {
-		err = s.r.mesh.Gather(q, func(answers [][]byte, missing []string) {
+		err = s.r.gather(q, func(answers [][]byte, missing []string) {
 			s.r.ms.addrs.done(key)
 			s.Do(func() {
 				ss.retains.busy--
@@ -1278,7 +1278,7 @@ func (s *Shard) sendRetainedDrops(rm *Realm, ids []uint64) {
 		}
 		q, err := encodeQuery(rm.name, metaRetainedDrop, args, nil)
 		if err == nil {
-			err = s.r.mesh.Gather(q, func([][]byte, []string) {})
+			err = s.r.gather(q, func([][]byte, []string) {})
 		}
 		if err != nil {
 			s.r.log.Warn("mesh: cannot ask the other nodes to drop their copies of dropped retained events", "realm", rm.name, "count", len(part), "err", err)

@@ -173,7 +173,7 @@ func (rm *Realm) queryPresence(pr *presence) {
 	}
 	q, err := encodeQuery(rm.name, metaSessions, nil, nil)
 	if err == nil {
-		err = rm.r.mesh.Gather(q, func(answers [][]byte, missing []string) {
+		err = rm.r.gather(q, func(answers [][]byte, missing []string) {
 			rm.presenceGathered(pr, answers, missing)
 		})
 	}
@@ -411,7 +411,7 @@ func (rm *Realm) askHeld(pr *presence, ids []uint64) {
 		}
 		q, err := encodeQuery(rm.name, metaSessionsHeld, args, nil)
 		if err == nil {
-			err = rm.r.mesh.Gather(q, func(answers [][]byte, _ []string) {
+			err = rm.r.gather(q, func(answers [][]byte, _ []string) {
 				rm.presenceChecked(pr, part, answers)
 			})
 		}
