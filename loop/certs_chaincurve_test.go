@@ -1,16 +1,8 @@
 package loop
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,98 +22,28 @@ import (
 // the CA signed again.
 func brainpoolChain(t testing.TB, serial int64) pemPair {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "brainpool CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "edgewamp test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var whole struct {
-		TBS asn1.RawValue
-		Alg asn1.RawValue
-		Sig asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(caDER, &whole); err != nil {
-		t.Fatal(err)
-	}
-	var fields []asn1.RawValue
-	for rest := whole.TBS.Bytes; len(rest) > 0; {
-		var f asn1.RawValue
-		if rest, err = asn1.Unmarshal(rest, &f); err != nil {
+	pair, ca := rewrittenCAChain(t, serial, "brainpool CA", func(fields []asn1.RawValue) {
+		var spki struct {
+			Alg struct {
+				Algorithm asn1.ObjectIdentifier
+				Curve     asn1.ObjectIdentifier
+			}
+			Key asn1.BitString
+		}
+		if _, err := asn1.Unmarshal(fields[6].FullBytes, &spki); err != nil {
 			t.Fatal(err)
 		}
-		fields = append(fields, f)
-	}
-	// fields: version, serial, signature, issuer, validity, subject, spki, ...
-	var spki struct {
-		Alg struct {
-			Algorithm asn1.ObjectIdentifier
-			Curve     asn1.ObjectIdentifier
+		spki.Alg.Curve = asn1.ObjectIdentifier{1, 3, 36, 3, 3, 2, 8, 1, 1, 7} // brainpoolP256r1
+		bp, err := asn1.Marshal(spki)
+		if err != nil {
+			t.Fatal(err)
 		}
-		Key asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(fields[6].FullBytes, &spki); err != nil {
-		t.Fatal(err)
-	}
-	spki.Alg.Curve = asn1.ObjectIdentifier{1, 3, 36, 3, 3, 2, 8, 1, 1, 7} // brainpoolP256r1
-	bp, err := asn1.Marshal(spki)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields[6] = asn1.RawValue{FullBytes: bp}
-	var body []byte
-	for _, f := range fields {
-		body = append(body, f.FullBytes...)
-	}
-	tbs, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
-	h := sha256.Sum256(tbs)
-	sig, err := ecdsa.SignASN1(rand.Reader, caKey, h[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bpCA, err := asn1.Marshal(struct {
-		TBS asn1.RawValue
-		Alg asn1.RawValue
-		Sig asn1.BitString
-	}{asn1.RawValue{FullBytes: tbs}, asn1.RawValue{FullBytes: whole.Alg.FullBytes}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x509.ParseCertificate(bpCA); err == nil || !strings.Contains(err.Error(), "elliptic curve") {
+		fields[6] = asn1.RawValue{FullBytes: bp}
+	})
+	if _, err := x509.ParseCertificate(ca); err == nil || !strings.Contains(err.Error(), "elliptic curve") {
 		t.Fatalf("Go's parser on the brainpool CA: %v, want its refusal of the curve", err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bpCA})...)
-	return pemPair{cert: chain, key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), serial: serial}
+	return pair
 }
 
 // A chain holding a CA certificate on a curve Go's x509 parser does not

@@ -19,21 +19,20 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// negativeSerialChain returns a leaf for 127.0.0.1 (serial) and its key,
-// signed by a CA whose certificate has a negative serial number, the
-// chain being the leaf then the CA, and the CA's DER. OpenSSL makes such
-// CAs (openssl req -x509 -set_serial -12345) and its clients verify them;
-// Go's x509 parser refuses them since Go 1.23 unless GODEBUG
-// x509negativeserial=1; Go's CreateCertificate refuses to make one, so
-// the CA's serial is rewritten and its certificate signed again here.
-func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
+// rewrittenCAChain returns a leaf for 127.0.0.1 (serial) and its key,
+// the chain being the leaf then a CA (named caName) whose tbsCertificate
+// rewrite changes (its fields: version, serial, signature, issuer,
+// validity, subject, spki, ...) before the CA is signed again with its own
+// key, and the rewritten CA's DER: certificates Go's CreateCertificate
+// refuses to make but OpenSSL makes and its clients take.
+func rewrittenCAChain(t testing.TB, serial int64, caName string, rewrite func(fields []asn1.RawValue)) (pemPair, []byte) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(12345), Subject: pkix.Name{CommonName: "negative serial CA"},
+		SerialNumber: big.NewInt(12345), Subject: pkix.Name{CommonName: caName},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
@@ -59,8 +58,6 @@ func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The CA again, with serial -12345: its tbsCertificate's second
-	// element replaced, signed again with its own key.
 	var whole struct {
 		TBS asn1.RawValue
 		Alg asn1.RawValue
@@ -77,8 +74,7 @@ func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
 		}
 		fields = append(fields, f)
 	}
-	neg, _ := asn1.Marshal(big.NewInt(-12345))
-	fields[1] = asn1.RawValue{FullBytes: neg}
+	rewrite(fields)
 	var body []byte
 	for _, f := range fields {
 		body = append(body, f.FullBytes...)
@@ -89,7 +85,7 @@ func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	negCA, err := asn1.Marshal(struct {
+	ca, err := asn1.Marshal(struct {
 		TBS asn1.RawValue
 		Alg asn1.RawValue
 		Sig asn1.BitString
@@ -97,16 +93,31 @@ func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x509.ParseCertificate(negCA); err == nil {
-		t.Fatal("the CA with a negative serial parses: this Go no longer refuses them")
-	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: negCA})...)
-	return pemPair{cert: chain, key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), serial: serial}, negCA
+	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca})...)
+	return pemPair{cert: chain, key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), serial: serial}, ca
+}
+
+// negativeSerialChain returns a leaf for 127.0.0.1 (serial) and its key,
+// signed by a CA whose certificate has a negative serial number, the
+// chain being the leaf then the CA, and the CA's DER. OpenSSL makes such
+// CAs (openssl req -x509 -set_serial -12345) and its clients verify them;
+// Go's x509 parser refuses them since Go 1.23 unless GODEBUG
+// x509negativeserial=1; Go's CreateCertificate refuses to make one.
+func negativeSerialChain(t testing.TB, serial int64) (pemPair, []byte) {
+	t.Helper()
+	pair, ca := rewrittenCAChain(t, serial, "negative serial CA", func(fields []asn1.RawValue) {
+		neg, _ := asn1.Marshal(big.NewInt(-12345))
+		fields[1] = asn1.RawValue{FullBytes: neg}
+	})
+	if _, err := x509.ParseCertificate(ca); err == nil {
+		t.Fatal("the CA with a negative serial parses: this Go no longer refuses them")
+	}
+	return pair, ca
 }
 
 // A chain whose CA certificate has a negative serial number (which
