@@ -456,19 +456,29 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 // a burst the peer would take (a mailbox drain of many calls to a callee
 // that reads) does not count as a backlog. Field loads on the loop (one
 // atomic load of the router-wide output while the connection holds more
-// than 16 KiB), no allocation.
+// than 16 KiB), no allocation. Past the hard limit in force it closes the
+// connection as a slow consumer, as Send does, and returns 0, 0.
 func (cn *conn) Backlog() (queued, high int) {
 	if cn.phase != phWS && cn.phase != phRaw {
 		return 0, 0 // Send refuses anyway
 	}
 	backlog := cn.backlog()
-	high, _ = cn.marks(backlog)
+	high, hard := cn.marks(backlog)
 	if backlog > high/2 && len(cn.out)+len(cn.ct) > 0 && !cn.full {
 		cn.spill()
 		if cn.phase == phDead {
 			return 0, 0
 		}
 		backlog = cn.backlog()
+	}
+	if backlog > hard {
+		// Closed as Send closes it, whatever it was asked for: route
+		// drops a large EVENT for a peer past its mark on this answer
+		// without calling Send, so a peer past its hard limit (a RESULT,
+		// never refused, took it there) that got only large events was
+		// never closed, holding its backlog.
+		cn.die(CloseSlowConsumer, errBacklogHard)
+		return 0, 0
 	}
 	return backlog, high
 }
