@@ -708,7 +708,11 @@ func (l *failLimiter) end(addr string, reserved, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, ok := l.byAddr[addr]
-	if !ok {
+	if !ok && (!failed || len(l.byAddr) >= maxTracked) {
+		// A failure makes its record, as begin would: a check without a
+		// place (a lane's) can end after the checks that held the places,
+		// which dropped the record as holding nothing, and its failure
+		// was lost.
 		return
 	}
 	if reserved && w.checking > 0 {
