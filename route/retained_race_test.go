@@ -302,8 +302,10 @@ func TestRetainedMarkSeqWraps(t *testing.T) {
 // pending, the session's other live events are held too, in the same
 // queue; unsubscribing the pending subscription lets them go at once.
 func TestHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
-	// One publisher's 40,000 retained topics: past its share's 16,384.
-	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedPerPublisher = -1 })
+	// One publisher's 40,000 retained topics: past its share's 16,384
+	// events and, at what a retained event holds (retainedOverhead, about
+	// 550 bytes since 526c8ca), its 16 MiB of bytes.
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedPerPublisher, c.MaxRetainedBytesPerPublisher = -1, -1 })
 	pub := e.join(proto.JSON)
 	// Retained topics the scans walk (none matches the patterns below).
 	b := pub.opts(map[string]any{"retain": true})
