@@ -210,6 +210,7 @@ func (e *Engine) shed(excess int64) bool {
 			}
 		}
 	}
+	e.shedRound.Add(1)
 	e.shedExcess.Store(excess)
 	e.shedNeed.Store(excess)
 	loops := e.allLoops()
@@ -247,6 +248,7 @@ func (ls *loopState) shed() {
 			return
 		}
 		ls.e.shedNeed.Add(-cn.held)
+		cn.shedIn = ls.e.shedRound.Load()
 		cn.refuseInbound(errInboundShed)
 	}
 }
@@ -264,7 +266,18 @@ func (cn *conn) release() {
 		cn.setStale(0)
 	}
 	if cn.held != 0 {
-		cn.ls.e.inbound.Add(-cn.held)
+		e := cn.ls.e
+		if cn.shedIn != 0 && e.shedding.Load() && e.shedRound.Load() == cn.shedIn {
+			// A holder its round shed leaves the total: the excess the
+			// round covers shrinks as much, so that a growth after it is
+			// new excess in full (Engine.shed). Without this, an excess
+			// that fell (the shed holders given back) and grew again
+			// within the round was taken as covered: 100 KiB shed as
+			// 128, then 122 KiB over the budget added 22 KiB to a need of
+			// -28, and nothing more was shed.
+			e.shedExcess.Add(-cn.held)
+		}
+		e.inbound.Add(-cn.held)
 		cn.held = 0
 	}
 }

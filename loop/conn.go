@@ -87,6 +87,7 @@ type conn struct {
 	growGot   int64       // got at the last sign of growth, judged whatever the pressure (budget.go: shed)
 	growAt    int64       // coarse unix ns of that sign
 	stale     int64       // held bytes counted in Engine.staleHeld (budget.go: shed); 0 when not stale
+	shedIn    uint64      // the shed round (Engine.shedRound) that closed it; 0: none
 	outHeld   int64       // bytes of queued output counted in Engine.outbound
 	// abort: the connection dies because its peer does not take its
 	// output; it is closed with a reset (flush.go: sent), so that the

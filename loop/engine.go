@@ -66,7 +66,8 @@ type Engine struct {
 	shedding       atomic.Bool   // a shed round runs on the loops
 	shedLeft       atomic.Int32  // loops of the round that have not shed yet
 	shedNeed       atomic.Int64  // bytes the round has still to shed
-	shedExcess     atomic.Int64  // the largest excess the round was called with
+	shedExcess     atomic.Int64  // the largest excess the round was called with, less its shed holders given back
+	shedRound      atomic.Uint64 // counts the shed rounds (conn.shedIn)
 	outbound       atomic.Int64  // bytes of output queued in gnet, and pending (budget.go)
 	outRefused     atomic.Uint64 // large messages refused for the output budget
 	ringEnters     atomic.Uint64 // io_uring_enter calls of the send rings (sendring.go)

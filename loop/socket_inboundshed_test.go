@@ -139,3 +139,97 @@ func TestSocketInboundShedRoundAddsOnlyTheIncrease(t *testing.T) {
 		t.Fatalf("%d stalled holders of 64 KiB closed to shed 110 KiB, want 2 (3 when the loops check at once)", closed)
 	}
 }
+
+// A shed round's excess can shrink and grow again before the round ends:
+// here loop A sheds its part (two holders of 64 KiB for an excess of
+// 100 KiB) and their bytes are given back while loop B is held busy, so
+// the total falls 28 KiB under the budget; then a connection grows to
+// 122 KiB past it. That is new excess, all of it: loop B must close two
+// holders. Before, the round compared 122 KiB with the 100 KiB it was
+// first called with and added 22 KiB to a need of -28 KiB: B closed
+// nothing and the total stayed 122 KiB over the budget.
+func TestSocketInboundShedRoundExcessShrinksThenGrows(t *testing.T) {
+	t.Parallel()
+	const holders, hold = 8, 64 << 10
+	clk := newFakeClock()
+	s := startServer(t, func(o *Options, rc *route.Config) {
+		o.MaxInboundTotal = 64 << 20 // never pressed: only the test's shed calls close
+		o.HandshakeTimeout = time.Hour
+		o.Now = clk.Now
+		rc.HelloTimeout = time.Hour
+	})
+	loops := s.e.allLoops()
+	if len(loops) != 2 {
+		t.Fatalf("%d loops, want 2", len(loops))
+	}
+	for i := 0; i < holders; i++ {
+		h := dialWS(t, s.url, proto.MsgPack)
+		h.autoPong = false
+		newWAMP(t, h, proto.MsgPack).join()
+		h.write(cliFrame(true, opBinary, make([]byte, 4<<20))[:14+hold])
+	}
+	eventually(t, ioTimeout, "the holders' partial frames held", func() bool {
+		held, _, _ := s.e.Inbound()
+		return held >= holders*hold
+	})
+	s.tick(clk, stallAfter+time.Second)
+	s.tick(clk, stallAfter+time.Second)
+	if st := s.e.staleHeld.Load(); st < holders*hold {
+		t.Fatalf("stale bytes %d, want %d", st, holders*hold)
+	}
+	// Hold one loop (B) busy; the other (A) runs its part at once.
+	var b *loopState
+	staleOn := func(ls *loopState) (n int) {
+		done := make(chan int, 1)
+		if err := ls.Execute(func() {
+			c := 0
+			for _, cn := range ls.conns {
+				if cn != nil && cn.stale != 0 {
+					c++
+				}
+			}
+			done <- c
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return <-done
+	}
+	if staleOn(loops[0]) >= 2 && staleOn(loops[1]) >= 2 {
+		b = loops[1]
+	} else {
+		t.Fatalf("stalled holders per loop %d and %d: the round would not cross loops", staleOn(loops[0]), staleOn(loops[1]))
+	}
+	gate := make(chan struct{})
+	held := make(chan struct{})
+	if err := b.Execute(func() { close(held); <-gate }); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	defer func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	}()
+	before, _, _ := s.e.Inbound()
+	if !s.e.shed(100 << 10) {
+		t.Fatal("the stalled holders were not taken to make up for the excess")
+	}
+	eventually(t, ioTimeout, "loop A's shed holders given back", func() bool {
+		h, _, _ := s.e.Inbound()
+		return h <= before-2*hold
+	})
+	if !s.e.shedding.Load() {
+		t.Fatal("the round ended with loop B held")
+	}
+	if !s.e.shed(122 << 10) {
+		t.Fatal("the stalled holders were not taken for the new excess")
+	}
+	close(gate)
+	eventually(t, ioTimeout, "the shed round over", func() bool { return !s.e.shedding.Load() })
+	// Each close is counted when its loop decides it, before the round ends.
+	if _, _, closed := s.e.Inbound(); closed < 4 {
+		t.Fatalf("%d stalled holders of 64 KiB closed, want 4 (2 for 100 KiB, 2 more for the 122 KiB after them)", closed)
+	}
+}
