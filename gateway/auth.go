@@ -261,7 +261,10 @@ func (g *Server) authExempt(r *http.Request) bool {
 	} else if a, err = netip.ParseAddr(r.RemoteAddr); err != nil {
 		return false // a forwarded client without a port has none
 	}
-	a = a.Unmap()
+	// Unmapped and without its zone, as the WAMP limiter compares it:
+	// netip.Prefix.Contains is false for any address with a zone, so a
+	// link-local client ([fe80::1%eth0]:port) was never exempt here.
+	a = a.Unmap().WithZone("")
 	for _, p := range g.opts.AuthFailuresExempt {
 		if p.Contains(a) {
 			return true

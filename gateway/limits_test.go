@@ -450,3 +450,22 @@ func TestMaxSessionsConcurrentPrincipals(t *testing.T) {
 		t.Fatalf("max_sessions 4, sessions_per_identity 1: %d sessions open at most, %d requests refused", maxSeen, ok503.Load())
 	}
 }
+
+// A client whose address carries an IPv6 zone (a link-local peer:
+// net/http's RemoteAddr is then [fe80::1%eth0]:port) is exempt when its
+// network is in AuthFailuresExempt, as the WAMP limiter has it (it drops
+// the zone). Before, netip.Prefix.Contains is false for any address with
+// a zone: such a client, exempt on WAMP, was counted and locked out on
+// the gateway.
+func TestAuthFailureLimitExemptZonedAddress(t *testing.T) {
+	g := &Server{opts: Options{AuthFailuresExempt: []netip.Prefix{netip.MustParsePrefix("fe80::/10")}}}
+	for _, ra := range []string{"[fe80::1%eth0]:40000", "fe80::1%eth0", "[fe80::1]:40000"} {
+		r := &http.Request{RemoteAddr: ra}
+		if !g.authExempt(r) {
+			t.Errorf("%s: not exempt in fe80::/10", ra)
+		}
+	}
+	if g.authExempt(&http.Request{RemoteAddr: "[2001:db8::1%eth0]:40000"}) {
+		t.Error("2001:db8::1 (zoned) exempt in fe80::/10")
+	}
+}
