@@ -102,7 +102,10 @@ func (l *limiter) sourceOf(remote string) source {
 	if err != nil {
 		return source{key: srcKey{maphash.String(l.seed, h), 2}, remote: remote}
 	}
-	a = a.Unmap()
+	// Without its zone, as the WAMP limiter compares it:
+	// netip.Prefix.Contains is false for any address with a zone, so a
+	// link-local client ([fe80::1%eth0]:port) was never exempt here.
+	a = a.Unmap().WithZone("")
 	for _, p := range l.lim.Exempt {
 		if p.Contains(a) {
 			return source{remote: remote}
