@@ -123,7 +123,12 @@ type inCall struct {
 	// caller is disclosed: every chunk of a progressive call invocation
 	// names it, as for a caller on this node (tfDisclose on each chunk).
 	disclose bool
-	remote   *meshOrigin // the caller is on another node (caller is then nil)
+	// interrupted is set once the callee was sent an INTERRUPT for this
+	// invocation (a kill CANCEL's): a later killnowait, timeout or
+	// leave of the caller then ends the invocation without a second one.
+	// The spec's callee expects at most one INTERRUPT per invocation.
+	interrupted bool
+	remote      *meshOrigin // the caller is on another node (caller is then nil)
 }
 
 // register handles REGISTER.
@@ -750,7 +755,7 @@ func (s *Shard) deliverInvocation(t *task) {
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
 		cs.dropInv(t.b)
 		uri, why := sendFailure(err, "callee")
-		if cont && cs.feat&fCalleeCancel != 0 {
+		if cont && cs.feat&fCalleeCancel != 0 && !ic.interrupted {
 			// The callee has the earlier chunks: it is told the call is
 			// over rather than left waiting for the rest.
 			s.sendInterrupt(cs, t.b, proto.CancelKillNoWait, uri)
@@ -883,7 +888,7 @@ func (s *Shard) pptRefusedToCaller(cs *Session, req uint64, oc *outCall, progres
 func (s *Shard) callerBacklogged(ss *Session, ic *inCall, inv uint64, progress bool) {
 	s.stats.CallsBacklog.Add(1)
 	ss.dropInv(inv)
-	if progress && ss.feat&fCalleeCancel != 0 {
+	if progress && ss.feat&fCalleeCancel != 0 && !ic.interrupted {
 		s.sendInterrupt(ss, inv, proto.CancelKillNoWait, proto.URIUnavailable)
 	}
 	s.failCall(ic.caller, ic.req, inv, proto.URIUnavailable, msgCallerBacklog)
@@ -1117,11 +1122,17 @@ func (s *Shard) stopInvocation(oc *outCall, mode proto.CancelMode, reason string
 // deliverInterrupt runs on the callee's shard.
 func (s *Shard) deliverInterrupt(t *task) {
 	cs := t.s
-	if cs.state != stEstablished || cs.invs[t.b] == nil {
+	ic := cs.invs[t.b]
+	if cs.state != stEstablished || ic == nil {
 		return
 	}
+	again := ic.interrupted
+	ic.interrupted = true
 	if t.mode == proto.CancelKillNoWait {
 		cs.dropInv(t.b) // any answer is discarded
+	}
+	if again {
+		return // at most one INTERRUPT per invocation
 	}
 	out := &s.out
 	out.Reset()

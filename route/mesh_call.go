@@ -443,11 +443,13 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 		delete(s.minvs, k)
 		s.r.ms.done(k, true)
 		cs := mi.ss
-		if cs.invs[mi.inv] == nil {
+		ic := cs.invs[mi.inv]
+		if ic == nil {
 			continue
 		}
+		again := ic.interrupted
 		cs.dropInv(mi.inv)
-		if cs.state == stEstablished && cs.feat&fCalleeCancel != 0 {
+		if cs.state == stEstablished && cs.feat&fCalleeCancel != 0 && !again {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URICanceled)
 		}
 	}
@@ -851,7 +853,7 @@ func (s *Shard) meshChunk(t *task) {
 		mo := ic.remote
 		s.stats.CallsBacklog.Add(1)
 		s.meshEndInvocation(cs, mi.inv, ic)
-		if cs.feat&fCalleeCancel != 0 {
+		if cs.feat&fCalleeCancel != 0 && !ic.interrupted {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIUnavailable)
 		}
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIUnavailable, msgCalleeBacklog)
@@ -864,7 +866,7 @@ func (s *Shard) meshChunk(t *task) {
 		ic := cs.invs[mi.inv]
 		mo := ic.remote
 		s.meshEndInvocation(cs, mi.inv, ic)
-		if cs.feat&fCalleeCancel != 0 {
+		if cs.feat&fCalleeCancel != 0 && !ic.interrupted {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URIFeatureNotSupported)
 		}
 		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URIFeatureNotSupported, msgCalleeNoPPT)
@@ -925,9 +927,13 @@ func (s *Shard) meshInterrupt(t *task) {
 		return
 	}
 	canInterrupt := cs.state == stEstablished && cs.feat&fCalleeCancel != 0
+	again := ic.interrupted // at most one INTERRUPT per invocation
 	switch {
 	case t.mode == proto.CancelKill && canInterrupt:
-		s.sendInterrupt(cs, mi.inv, proto.CancelKill, t.c.uri)
+		if !again {
+			ic.interrupted = true
+			s.sendInterrupt(cs, mi.inv, proto.CancelKill, t.c.uri)
+		}
 		return // the callee answers, and the answer goes back
 	case t.mode == proto.CancelKill:
 		// No canceling at the callee: skip semantics, the caller gets its
@@ -936,7 +942,9 @@ func (s *Shard) meshInterrupt(t *task) {
 		s.r.meshReplyError(ic.remote.node, int(ic.remote.shard), ic.remote.callID, proto.URICanceled, "the call was canceled")
 	case t.mode == proto.CancelKillNoWait && canInterrupt:
 		s.meshEndInvocation(cs, mi.inv, ic)
-		s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, t.c.uri)
+		if !again {
+			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, t.c.uri)
+		}
 	default:
 		s.meshEndInvocation(cs, mi.inv, ic)
 	}
@@ -963,7 +971,7 @@ func (s *Shard) meshYield(ss *Session, ic *inCall, m *proto.Message, progress bo
 			// on, each result dropped at the caller's node, until it ended
 			// the stream by itself: an endless one, never.
 			s.meshEndInvocation(ss, m.Request, ic)
-			if ss.feat&fCalleeCancel != 0 {
+			if ss.feat&fCalleeCancel != 0 && !ic.interrupted {
 				s.sendInterrupt(ss, m.Request, proto.CancelKillNoWait, meshSendFailure(err))
 			}
 			s.putInCall(ic)
