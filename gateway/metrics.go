@@ -640,7 +640,7 @@ func collectStats(e *expo, st *Stats) {
 		constMetric(e, "edgewamp_subscriptions_refused_total", "SUBSCRIBEs refused: the subscriptions' bytes would pass limits.subscription_bytes, or the client address's or authid's quarter of it.", C, float64(st.SubscriptionsRefused.V))
 	}
 	if st.SubscriptionBytes.OK {
-		constMetric(e, "edgewamp_subscription_bytes", "Bytes the sessions' subscriptions are counted for (each session's topic or pattern, and 256 bytes, per subscription it holds), what limits.subscription_bytes bounds.", G, st.SubscriptionBytes.V)
+		constMetric(e, "edgewamp_subscription_bytes", "Bytes the sessions' subscriptions are counted for (each session's topic or pattern, and 384 bytes, per subscription it holds), what limits.subscription_bytes bounds.", G, st.SubscriptionBytes.V)
 	}
 	if st.InboundHeld.OK {
 		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)

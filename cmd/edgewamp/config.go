@@ -983,8 +983,11 @@ const minTestamentBytes = 1 << 20
 // max_outbound_total (0 is their default).
 const minMemoryTotal = 1 << 20
 
-// minSubscriptionBytes is the least limits.subscription_bytes.
-const minSubscriptionBytes = 1 << 20
+// minSubscriptionBytes is the least limits.subscription_bytes: a quarter
+// holds 60 subscriptions of proto.MaxURILen bytes, each counted its URI
+// and route's 384 bytes (1,075,200 bytes for the four quarters; 1 MiB was
+// the least while they were counted 256).
+const minSubscriptionBytes = 2 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
