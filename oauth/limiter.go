@@ -25,7 +25,11 @@ type AuthLimits struct {
 	// at a time, and the others are answered 429 at once, so that parallel
 	// requests get no more guesses checked than the threshold. Default 10.
 	BlockAfter int
-	// Window over which failures are counted. Default 1 min.
+	// Window over which failures are counted. Default 1 min. It slides:
+	// the failures of the window before the current one count weighted by
+	// the part of it the last Window still covers (failRec.failures), so
+	// that failures at a window's end and the next one's start add up,
+	// as the WAMP authenticators' do.
 	Window time.Duration
 	// Lockout is how long a locked-out address is refused. Default 5 min.
 	Lockout time.Duration
@@ -53,13 +57,46 @@ type limiter struct {
 // string and a pointer to a record cost 156 bytes a source.
 type srcKey struct{ hi, lo uint64 }
 
-// failRec is a source's record, by value in the map: 24 bytes. Times are
-// Unix nanoseconds (0: none).
+// failRec is a source's record, by value in the map: 32 bytes (24 before
+// prev: the windows were fixed). Times are Unix nanoseconds (0: none).
 type failRec struct {
 	n            int32 // failures since first
 	open         int32 // attempts being checked
-	first        int64
+	first        int64 // the start of the current window
 	blockedUntil int64
+	prev         int32 // failures of the window before first (failures weighs them)
+}
+
+// failures returns the failures that count at now, over a sliding window:
+// those of the current window, plus those of the window before it
+// weighted by the part of that window the last window still covers (its
+// failures taken as spread evenly; rounded down). Before, the windows
+// were fixed, each starting at the first failure after the last one
+// ended: nine failures at the end of one and nine at the start of the
+// next, 18 in two seconds, locked nothing out at a bound of ten.
+func (r *failRec) failures(now int64, window time.Duration) int {
+	el, w := now-r.first, int64(window)
+	switch {
+	case el < 0: // the clock went back: the current window
+		return int(r.n) + int(r.prev)
+	case el < w:
+		return int(r.n) + int(float64(r.prev)*float64(w-el)/float64(w))
+	case el < 2*w:
+		return int(float64(r.n) * float64(2*w-el) / float64(w))
+	}
+	return 0
+}
+
+// roll moves the record's window on to the one now is in, by whole
+// windows: the current window's failures become the previous one's, or
+// both are forgotten once two windows have passed.
+func (r *failRec) roll(now int64, window time.Duration) {
+	switch el, w := now-r.first, int64(window); {
+	case el >= 2*w:
+		r.prev, r.n, r.first = 0, 0, now
+	case el >= w:
+		r.prev, r.n, r.first = r.n, 0, r.first+w
+	}
 }
 
 const (
@@ -128,7 +165,9 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 	// once a second, so that records that have aged make room again.
 	if len(l.m) >= l.sweepAt || (!ok && len(l.m) >= l.max && now-l.sweptAt >= int64(time.Second)) {
 		for k, x := range l.m {
-			if x.open == 0 && now-x.first > int64(l.lim.Window) && now > x.blockedUntil {
+			// failures only decreases while none is added: once 0, it
+			// stays 0.
+			if x.open == 0 && x.failures(now, l.lim.Window) == 0 && now > x.blockedUntil {
 				delete(l.m, k)
 			}
 		}
@@ -142,9 +181,7 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 		}
 		r = failRec{first: now}
 	}
-	if now-r.first > int64(l.lim.Window) {
-		r.n, r.first = 0, now
-	}
+	r.roll(now, l.lim.Window)
 	return r, true
 }
 
@@ -178,7 +215,7 @@ func (l *limiter) begin(src source, t time.Time) (bool, time.Duration) {
 	case now < r.blockedUntil:
 		l.m[src.key] = r
 		return false, time.Duration(r.blockedUntil - now)
-	case int(r.n)+int(r.open) >= l.lim.BlockAfter:
+	case r.failures(now, l.lim.Window)+int(r.open) >= l.lim.BlockAfter:
 		l.m[src.key] = r
 		return false, time.Second
 	}
@@ -207,16 +244,15 @@ func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration
 	if !failed {
 		return 0, false
 	}
-	if now-r.first > int64(l.lim.Window) {
-		r.n, r.first = 0, now
-	}
+	r.roll(now, l.lim.Window)
 	r.n++
-	if int(r.n) >= l.lim.BlockAfter && now > r.blockedUntil {
+	n := r.failures(now, l.lim.Window)
+	if n >= l.lim.BlockAfter && now > r.blockedUntil {
 		r.blockedUntil = now + int64(l.lim.Lockout)
 		blockedNow = true
 	}
-	if int(r.n) > l.lim.DelayAfter {
-		delay = min(time.Duration(int(r.n)-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
+	if n > l.lim.DelayAfter {
+		delay = min(time.Duration(n-l.lim.DelayAfter)*500*time.Millisecond, maxDelay)
 	}
 	return delay, blockedNow
 }
@@ -239,7 +275,7 @@ func (l *limiter) cancel(src source, t time.Time) {
 	if r.open > 0 {
 		r.open--
 	}
-	if r.open == 0 && (r.n == 0 || now-r.first > int64(l.lim.Window)) && now >= r.blockedUntil {
+	if r.open == 0 && r.failures(now, l.lim.Window) == 0 && now >= r.blockedUntil {
 		delete(l.m, src.key)
 		return
 	}

@@ -39,17 +39,18 @@ func limiterBytesPerSource(t *testing.T, n int) float64 {
 // OAuth2 server hold, twice (client and user-code failures; device
 // authorizations), on boards of 256-512 MiB: a record must be small.
 // Measured at 2^16 sources (the per-source cost at 2^20 is the same: the
-// map's load is the same at every power of two).
+// map's load is the same at every power of two): 96 bytes with a 24-byte
+// record, 112 with the sliding window's 32-byte one.
 func TestLimiterMemoryPerSource(t *testing.T) {
 	// The least of up to three fills: another goroutine of the test binary
 	// (a router an earlier test left closing) can grow the heap during one.
 	per := limiterBytesPerSource(t, 1<<16)
-	for i := 0; i < 2 && per > 112; i++ {
+	for i := 0; i < 2 && per > 128; i++ {
 		per = min(per, limiterBytesPerSource(t, 1<<16))
 	}
 	t.Logf("%.1f bytes a source, %.1f MiB at limiterMax", per, per*limiterMax/(1<<20))
-	if per > 112 {
-		t.Fatalf("%.1f bytes a source (%.0f MiB at limiterMax %d), want at most 112", per, per*limiterMax/(1<<20), limiterMax)
+	if per > 128 {
+		t.Fatalf("%.1f bytes a source (%.0f MiB at limiterMax %d), want at most 128", per, per*limiterMax/(1<<20), limiterMax)
 	}
 }
 
