@@ -29,10 +29,10 @@ func (p *mutePeer) Send(b []byte, class Class) error {
 // of heap and was counted 266 (its URI and subOverhead, 256), a wildcard
 // one 376-385.
 func TestSubscriptionCountsWhatItHolds(t *testing.T) {
-	// cmd/edgewamp's least limits.subscription_bytes (2 MiB) must let a
-	// quarter hold 60 subscriptions of the longest URI.
-	if long := strings.Repeat("a", proto.MaxURILen); 4*60*subCost(long) > 2<<20 {
-		t.Fatalf("60 subscriptions of the longest URI count %d bytes, more than a quarter of 2 MiB", 60*subCost(long))
+	// cmd/edgewamp's least limits.subscription_bytes (1 MiB) must let a
+	// quarter hold 58 subscriptions of the longest URI.
+	if long := strings.Repeat("a", proto.MaxURILen); 4*58*subCost(long) > 1<<20 {
+		t.Fatalf("58 subscriptions of the longest URI count %d bytes, more than a quarter of 1 MiB", 58*subCost(long))
 	}
 	for _, c := range []struct {
 		name  string

@@ -852,7 +852,7 @@ func (c *config) validate() error {
 	// A client's quarter must hold one testament of the largest meta
 	// call's arguments.
 	if sb := c.Limits.SubscriptionBytes; sb != 0 && sb < minSubscriptionBytes {
-		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 60 subscriptions of the longest URI)",
+		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 58 subscriptions of the longest URI)",
 			formatSize(int64(sb)), formatSize(minSubscriptionBytes)), "limits", "subscription_bytes")
 	}
 	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
@@ -984,10 +984,11 @@ const minTestamentBytes = 1 << 20
 const minMemoryTotal = 1 << 20
 
 // minSubscriptionBytes is the least limits.subscription_bytes: a quarter
-// holds 60 subscriptions of proto.MaxURILen bytes, each counted its URI
-// and route's 384 bytes (1,075,200 bytes for the four quarters; 1 MiB was
-// the least while they were counted 256).
-const minSubscriptionBytes = 2 << 20
+// holds 58 subscriptions of proto.MaxURILen bytes, each counted its URI
+// and route's 384 bytes (1,039,360 bytes for the four quarters; it said
+// 60 while they were counted 256, and stays 1 MiB so that a configuration
+// that ran before still runs).
+const minSubscriptionBytes = 1 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all

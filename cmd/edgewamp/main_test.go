@@ -386,7 +386,7 @@ func TestCheckConfig(t *testing.T) {
 			[]string{"line 2: limits.testament_bytes 512KiB is below 1MiB"}},
 		{"testament bytes", "limits:\n  testament_bytes: 8MiB\n", 0, []string{": ok"}},
 		{"subscription bytes too small", "limits:\n  subscription_bytes: 64KiB\n", 1,
-			[]string{"line 2: limits.subscription_bytes 64KiB is below 2MiB"}},
+			[]string{"line 2: limits.subscription_bytes 64KiB is below 1MiB"}},
 		{"subscription bytes", "limits:\n  subscription_bytes: 256MiB\n", 0, []string{": ok"}},
 		{"connections per address", "limits:\n  max_connections_per_address: -1\n", 1, []string{"line 2: limits.max_connections_per_address must not be negative"}},
 		// 1 KiB was taken, and refused every message longer than a read.
