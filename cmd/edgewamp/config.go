@@ -600,6 +600,9 @@ func cleanYAMLError(err error, data []byte) error {
 			l = l[:i] + " is not a known configuration key"
 			l = strings.Replace(l, "field ", "key ", 1)
 		}
+		if m := tabErrRE.FindStringSubmatch(l); m != nil {
+			l = tabError(l, m, data)
+		}
 		if m := typeErrRE.FindStringSubmatch(l); m != nil {
 			if root == nil {
 				root = &yaml.Node{}
@@ -610,6 +613,28 @@ func cleanYAMLError(err error, data []byte) error {
 		lines = append(lines, l)
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+// tabErrRE matches yaml's messages for a tab in a line's indentation,
+// which name the line before it when the tab follows spaces or a sibling
+// key: "line 2: found a tab character that violates indentation" for a
+// tab on line 3.
+var tabErrRE = regexp.MustCompile(`^line (\d+): found (?:a tab character that violates indentation|character that cannot start any token)$`)
+
+// tabError rewrites yaml's message l (tabErrRE's groups m) to name the line
+// whose indentation holds a tab, the reported one or the next, and say
+// what is wrong (before, "line 2: found character that cannot start any
+// token", often of a line without a tab). Without such a tab, l stays.
+func tabError(l string, m []string, data []byte) string {
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	for i := n; i <= n+1 && i <= len(lines); i++ {
+		indent := lines[i-1][:len(lines[i-1])-len(strings.TrimLeft(lines[i-1], " \t"))]
+		if strings.Contains(indent, "\t") {
+			return fmt.Sprintf("line %d: a tab in the indentation: YAML indents with spaces only", i)
+		}
+	}
+	return l
 }
 
 // typeErrRE matches yaml's message for a value of the wrong type:
