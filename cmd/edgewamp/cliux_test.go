@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckConfigTabNamesItsLine: a tab in a line's indentation is named
@@ -36,6 +38,34 @@ func TestCheckConfigTabNamesItsLine(t *testing.T) {
 		want := p + ": " + c.line + ": a tab in the indentation"
 		if !strings.Contains(string(out), want) {
 			t.Errorf("%s: got %q, want it to say %q", c.name, out, want)
+		}
+	}
+}
+
+// TestRunMeshFlagErrorsNameTheFlag: a wrong mesh flag is refused before
+// the router starts, naming the flag, as a wrong -listen is. Before, the
+// router logged its start, then stopped with "edge: cluster.routes: ..."
+// (neither the flag nor the file named).
+func TestRunMeshFlagErrorsNameTheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-cluster-routes", "foo"}, "edgewamp: flag -cluster-routes: "},
+		{[]string{"-cluster-listen", "127.0.0.1:0", "-cluster-routes", "http://127.0.0.1:1"}, "edgewamp: flag -cluster-routes: "},
+		{[]string{"-leaf-remotes", "http://127.0.0.1:1"}, "edgewamp: flag -leaf-remotes: "},
+		{[]string{"-node", "a.b", "-leaf-listen", "127.0.0.1:0"}, "edgewamp: flag -node: "},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		args := append([]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "off"}, c.args...)
+		out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 1 {
+			t.Errorf("%v: exit %d, want 1: %s", c.args, code, out)
+		}
+		if !strings.HasPrefix(string(out), c.want) || strings.Contains(string(out), "level=") {
+			t.Errorf("%v: got %q, want it to start %q and nothing to have started", c.args, out, c.want)
 		}
 	}
 }

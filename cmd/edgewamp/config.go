@@ -344,21 +344,26 @@ func loadConfigFrom(path string, override func(*config), again bool) (*config, e
 	}
 	c, err := parseConfig(data, override)
 	if err != nil {
-		// An error in a flag's value is the flag's, not the file's.
-		var flagErrs, fileErrs []error
-		for _, e := range unjoin(err) {
-			if fe := (*flagError)(nil); errors.As(e, &fe) {
-				flagErrs = append(flagErrs, e)
-			} else {
-				fileErrs = append(fileErrs, e)
-			}
-		}
-		if len(fileErrs) > 0 {
-			flagErrs = append(flagErrs, fmt.Errorf("%s: %w", name, errors.Join(fileErrs...)))
-		}
-		return nil, errors.Join(flagErrs...)
+		return nil, namedErrors(name, err)
 	}
 	return c, nil
+}
+
+// namedErrors joins the errors of err, a configuration's from the file
+// name: an error in a flag's value is the flag's, not the file's.
+func namedErrors(name string, err error) error {
+	var flagErrs, fileErrs []error
+	for _, e := range unjoin(err) {
+		if fe := (*flagError)(nil); errors.As(e, &fe) {
+			flagErrs = append(flagErrs, e)
+		} else {
+			fileErrs = append(fileErrs, e)
+		}
+	}
+	if len(fileErrs) > 0 {
+		flagErrs = append(flagErrs, fmt.Errorf("%s: %w", name, errors.Join(fileErrs...)))
+	}
+	return errors.Join(flagErrs...)
 }
 
 // maxConfigFile bounds the configuration file, far past any real one (a
@@ -1405,6 +1410,13 @@ func (c *config) checkStart() error {
 			c.errAt(&errs, fmt.Sprintf("gateway: %v", err), "gateway", "tls")
 		}
 	}
+	errs = c.meshErrs(errs)
+	return errors.Join(errs...)
+}
+
+// meshErrs appends to errs the mesh's option errors (checkMesh), each at
+// its key's line or naming its flag; none when the router runs alone.
+func (c *config) meshErrs(errs []error) []error {
 	if c.Mesh.enabled() {
 		if err := c.checkMesh(); err != nil {
 			for _, e := range strings.Split(err.Error(), "\n") {
@@ -1412,7 +1424,7 @@ func (c *config) checkStart() error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // meshErrPath finds the mesh: key an error of checkMesh is about, by the

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -293,6 +294,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(*cfgPath, override)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return 1
+	}
+	// The mesh's options, as check-config checks them, before anything
+	// starts: an error names its flag (-cluster-routes) or the file's line,
+	// as the other flags' and keys' do. Before, the node's start refused
+	// them after the router's first log lines, as "edgewamp stopped" with
+	// an error naming neither ("edge: cluster.routes: \"foo\": want
+	// nats://host:port" for -cluster-routes foo).
+	if errs := cfg.meshErrs(nil); len(errs) > 0 {
+		fmt.Fprintf(stderr, "edgewamp: %v\n", namedErrors(cmp.Or(*cfgPath, "embedded default"), errors.Join(errs...)))
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
