@@ -69,3 +69,20 @@ func TestRunMeshFlagErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigSizeNamesItsKey: a size refused names its key, as a
+// duration refused does. Before: `line 3: "10mb" is not a size`.
+func TestCheckConfigSizeNamesItsKey(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"gateway:\n  limits:\n    max_body: 10mb\n", `line 3: gateway.limits.max_body: "10mb" is not a size`},
+		{"limits:\n  max_message: 1.5MiB\n", `line 2: limits.max_message: "1.5MiB" is not a size`},
+		{"listeners: [{address: \"127.0.0.1:0\"}]\nlimits: {high_water: 100TiB}\n", `line 2: limits.high_water: "100TiB" is not a size`},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), p+": "+c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, out, c.want)
+		}
+	}
+}

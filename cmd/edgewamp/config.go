@@ -256,14 +256,17 @@ type duration time.Duration
 // expired at once (route and oauth now saturate too).
 const maxDuration = 10 * 365 * 24 * time.Hour
 
-// durationError is a duration's refusal; decodeStrict names its key.
-type durationError struct {
+// keyedError is a duration's or a size's refusal; decodeStrict names its
+// key (before, a size's named only its line: `line 3: "10mb" is not a
+// size`, where a duration's said `gateway.call_timeout: "10" is not a
+// duration`).
+type keyedError struct {
 	line  int
 	value string
 	msg   string
 }
 
-func (e *durationError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+func (e *keyedError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
@@ -271,10 +274,10 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return &durationError{n.Line, n.Value, fmt.Sprintf("%q is not a duration (like \"10s\" or \"1m30s\")", n.Value)}
+		return &keyedError{n.Line, n.Value, fmt.Sprintf("%q is not a duration (like \"10s\" or \"1m30s\")", n.Value)}
 	}
 	if v > maxDuration {
-		return &durationError{n.Line, n.Value, fmt.Sprintf("%q is too long: a duration is at most %s (10 years)", n.Value, strings.TrimSuffix(maxDuration.String(), "0m0s"))}
+		return &keyedError{n.Line, n.Value, fmt.Sprintf("%q is too long: a duration is at most %s (10 years)", n.Value, strings.TrimSuffix(maxDuration.String(), "0m0s"))}
 	}
 	*d = duration(v)
 	return nil
@@ -289,7 +292,7 @@ func (s *size) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := parseSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return &keyedError{n.Line, n.Value, err.Error()}
 	}
 	*s = size(v)
 	return nil
@@ -491,7 +494,7 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 			return doc, nil
 		}
 		if err != nil {
-			if de := (*durationError)(nil); errors.As(err, &de) {
+			if de := (*keyedError)(nil); errors.As(err, &de) {
 				// The key, unless another value on the line looks the same.
 				if keys := findKeysAt(nil, doc, "", de.line, yaml.ScalarNode, de.value); len(keys) == 1 {
 					return nil, fmt.Errorf("line %d: %s: %s", de.line, keys[0], de.msg)

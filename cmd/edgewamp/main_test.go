@@ -338,7 +338,7 @@ func TestCheckConfig(t *testing.T) {
 		{"huge call timeout", "rpc:\n  max_call_timeout: 87601h\n", 1, []string{`line 2: rpc.max_call_timeout: "87601h" is too long`}},
 		{"huge token lifetime", "oauth: {}\nrealms: [{name: r1, oauth: {refresh_token_lifetime: 2500000h, clients: [{id: c1, public: true}]}}]\n", 1, []string{`line 2: realms[0].oauth.refresh_token_lifetime: "2500000h" is too long`}},
 		{"ten years", "rpc: {max_call_timeout: 87600h}\nlimits: {hello_timeout: 87600h}\n", 0, []string{": ok"}},
-		{"bad size", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nlimits: {max_message: lots}\n", 1, []string{`line 3: "lots" is not a size`}},
+		{"bad size", "listeners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\nlimits: {max_message: lots}\n", 1, []string{`line 3: limits.max_message: "lots" is not a size`}},
 		{"wrong type", "loops: many\nlisteners: [{address: \"127.0.0.1:9000\"}]\nrealms: [{name: a.b}]\n", 1, []string{"line 1:", "many"}},
 		{"wrong type names the key", "loops: many\n", 1, []string{"line 1: loops takes a whole number, not `many`"}},
 		{"long value", "limits: {calls_in_flight: unlimited-please}\n", 1, []string{"line 1: limits.calls_in_flight takes a whole number, not `unlimit...`"}},
