@@ -86,3 +86,26 @@ func TestCheckConfigSizeNamesItsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigShowsEveryError: check-config shows every problem of
+// the file (README), a wrong duration's or size's included. Before, the
+// first wrong duration or size ended the decoding: it alone was shown,
+// and the unknown keys and wrong values after it only on the next run.
+func TestCheckConfigShowsEveryError(t *testing.T) {
+	p := writeFile(t, "c.yaml", "gateway:\n  call_timeout: 10\n  max_call_timeout: 20\nloops: two\nfoo: 1\nlimits: {max_message: x}\n")
+	out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, out)
+	}
+	for _, want := range []string{
+		`line 2: gateway.call_timeout: "10" is not a duration`,
+		`line 3: gateway.max_call_timeout: "20" is not a duration`,
+		"line 4: loops takes a whole number",
+		"line 5: key foo is not a known configuration key",
+		`line 6: limits.max_message: "x" is not a size`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in %s", want, out)
+		}
+	}
+}

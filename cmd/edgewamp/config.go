@@ -268,16 +268,25 @@ type keyedError struct {
 
 func (e *keyedError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
+// typeError is e as yaml's TypeError, which yaml gathers with the file's
+// other errors and decodes on past, where any other error of an
+// UnmarshalYAML ended the decoding: check-config showed the first wrong
+// duration or size alone, hiding every later unknown key and wrong value.
+// cleanYAMLError names its key (e.msg starts with the quoted value).
+func (e *keyedError) typeError() error {
+	return &yaml.TypeError{Errors: []string{e.Error()}}
+}
+
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: want a duration like \"10s\"", n.Line)
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return &keyedError{n.Line, n.Value, fmt.Sprintf("%q is not a duration (like \"10s\" or \"1m30s\")", n.Value)}
+		return (&keyedError{n.Line, n.Value, fmt.Sprintf("%q is not a duration (like \"10s\" or \"1m30s\")", n.Value)}).typeError()
 	}
 	if v > maxDuration {
-		return &keyedError{n.Line, n.Value, fmt.Sprintf("%q is too long: a duration is at most %s (10 years)", n.Value, strings.TrimSuffix(maxDuration.String(), "0m0s"))}
+		return (&keyedError{n.Line, n.Value, fmt.Sprintf("%q is too long: a duration is at most %s (10 years)", n.Value, strings.TrimSuffix(maxDuration.String(), "0m0s"))}).typeError()
 	}
 	*d = duration(v)
 	return nil
@@ -292,7 +301,7 @@ func (s *size) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := parseSize(n.Value)
 	if err != nil {
-		return &keyedError{n.Line, n.Value, err.Error()}
+		return (&keyedError{n.Line, n.Value, err.Error()}).typeError()
 	}
 	*s = size(v)
 	return nil
@@ -494,13 +503,6 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 			return doc, nil
 		}
 		if err != nil {
-			if de := (*keyedError)(nil); errors.As(err, &de) {
-				// The key, unless another value on the line looks the same.
-				if keys := findKeysAt(nil, doc, "", de.line, yaml.ScalarNode, de.value); len(keys) == 1 {
-					return nil, fmt.Errorf("line %d: %s: %s", de.line, keys[0], de.msg)
-				}
-				return nil, de
-			}
 			return nil, cleanYAMLError(err, data)
 		}
 	}
@@ -611,6 +613,13 @@ func cleanYAMLError(err error, data []byte) error {
 		if m := tabErrRE.FindStringSubmatch(l); m != nil {
 			l = tabError(l, m, data)
 		}
+		if m := keyedErrRE.FindStringSubmatch(l); m != nil {
+			if root == nil {
+				root = &yaml.Node{}
+				_ = yaml.Unmarshal(data, root)
+			}
+			l = keyedErrorAt(root, m, l)
+		}
 		if m := typeErrRE.FindStringSubmatch(l); m != nil {
 			if root == nil {
 				root = &yaml.Node{}
@@ -641,6 +650,25 @@ func tabError(l string, m []string, data []byte) string {
 		if strings.Contains(indent, "\t") {
 			return fmt.Sprintf("line %d: a tab in the indentation: YAML indents with spaces only", i)
 		}
+	}
+	return l
+}
+
+// keyedErrRE matches a keyedError's message: "line 3: \"10mb\" is not a
+// size ...".
+var keyedErrRE = regexp.MustCompile(`^line (\d+): (".*)$`)
+
+// keyedErrorAt names the key of the keyedError message l (keyedErrRE's
+// groups m), unless another value on the line looks the same.
+func keyedErrorAt(root *yaml.Node, m []string, l string) string {
+	line, _ := strconv.Atoi(m[1])
+	q, err := strconv.QuotedPrefix(m[2])
+	if err != nil {
+		return l
+	}
+	v, _ := strconv.Unquote(q)
+	if keys := findKeysAt(nil, root, "", line, yaml.ScalarNode, v); len(keys) == 1 {
+		return fmt.Sprintf("line %d: %s: %s", line, keys[0], m[2])
 	}
 	return l
 }
