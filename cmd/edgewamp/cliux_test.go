@@ -109,3 +109,21 @@ func TestCheckConfigShowsEveryError(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigNegativeSize: a negative size is refused as negative
+// (README: "a negative number is refused"), not as "not a size".
+func TestCheckConfigNegativeSize(t *testing.T) {
+	p := writeFile(t, "c.yaml", "gateway:\n  limits:\n    max_body: -1\nlimits:\n  max_message: -8KiB\n")
+	out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, out)
+	}
+	for _, want := range []string{
+		`line 3: gateway.limits.max_body: "-1" is negative`,
+		`line 5: limits.max_message: "-8KiB" is negative`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in %s", want, out)
+		}
+	}
+}

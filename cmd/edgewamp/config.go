@@ -323,7 +323,11 @@ func parseSize(s string) (int, error) {
 	// At most 1 TiB, and what an int holds (2 GiB on 32-bit boards).
 	const most = min(int64(1<<40), int64(math.MaxInt))
 	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v < 0 {
+	if err == nil && v < 0 {
+		// README: a negative number is refused (before, as "not a size").
+		return 0, fmt.Errorf("%q is negative: a size is 0 or more", s)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%q is not a size (like 1024, \"8KiB\" or \"16MiB\")", s)
 	}
 	if v > most/int64(mult) {
