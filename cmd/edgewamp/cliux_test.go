@@ -127,3 +127,22 @@ func TestCheckConfigNegativeSize(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigMappingNamesItsKey: a mapping where a single value goes,
+// as the first key of a block mapping, names its key. The block mapping
+// starts on the same line, and the message said "line 2: a value takes a
+// single value, not a mapping".
+func TestCheckConfigMappingNamesItsKey(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"gateway:\n  listen: {host: x}\n", "line 2: gateway.listen takes a single value, not a mapping"},
+		{"mesh:\n  credentials:\n    token: {a: 1}\n", "line 3: mesh.credentials.token takes a single value, not a mapping"},
+		{"loops:\n  a: {b: 1}\n", "line 2: loops takes a whole number, not a mapping"},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), p+": "+c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, out, c.want)
+		}
+	}
+}

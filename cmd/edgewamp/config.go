@@ -714,11 +714,59 @@ func typeError(root *yaml.Node, m []string) string {
 	default: // a struct or a map
 		want = "a mapping of keys"
 	}
-	// The key, unless another value on the line looks the same.
-	if keys := findKeysAt(nil, root, "", line, kind, m[3]); len(keys) == 1 {
+	// The key, unless another value on the line looks the same: a block
+	// mapping starts on its first key's line, so `gateway:\n  listen: {a:
+	// 1}` has two mappings on line 2; the one whose Go type yaml names is
+	// the key (before, "line 2: a value takes a single value").
+	keys := findKeysAt(nil, root, "", line, kind, m[3])
+	if len(keys) > 1 {
+		var typed []string
+		for _, k := range keys {
+			if ft := typeAtPath(reflect.TypeFor[config](), k); ft != nil && ft.String() == m[4] {
+				typed = append(typed, k)
+			}
+		}
+		keys = typed
+	}
+	if len(keys) == 1 {
 		return fmt.Sprintf("line %d: %s takes %s, not %s", line, keys[0], want, got)
 	}
 	return fmt.Sprintf("line %d: a value takes %s, not %s", line, want, got)
+}
+
+// typeAtPath is the Go type of the configuration's value at path (as
+// findKeysAt writes it, "realms[0].users[1].password"), or nil.
+func typeAtPath(t reflect.Type, path string) reflect.Type {
+	for _, part := range strings.Split(path, ".") {
+		name, idx, _ := strings.Cut(part, "[")
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		var found reflect.Type
+		for j := range t.NumField() {
+			if f := t.Field(j); f.IsExported() && strings.Split(f.Tag.Get("yaml"), ",")[0] == name {
+				found = f.Type
+				break
+			}
+		}
+		if found == nil {
+			return nil
+		}
+		t = found
+		for range strings.Count(idx, "[") + min(len(idx), 1) {
+			for t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
+	}
+	return t
 }
 
 // sameText reports whether a value is the one yaml's message shows, which
