@@ -146,3 +146,20 @@ func TestCheckConfigMappingNamesItsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigUnknownKeySaysWhere: an unknown key under another says
+// where it is, so that a key at the wrong level can be told from a typo.
+func TestCheckConfigUnknownKeySaysWhere(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"listeners:\n  - address: 127.0.0.1:9000\n    realm: x\n", "line 3: key realm is not a known configuration key (at listeners[0].realm)"},
+		{"gateway:\n  limits:\n    max_bdy: 1\n", "line 3: key max_bdy is not a known configuration key (at gateway.limits.max_bdy)"},
+		{"foo: 1\n", "line 1: key foo is not a known configuration key\n"},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), p+": "+c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, out, c.want)
+		}
+	}
+}

@@ -613,6 +613,19 @@ func cleanYAMLError(err error, data []byte) error {
 		if i := strings.Index(l, " not found in type "); i > 0 {
 			l = l[:i] + " is not a known configuration key"
 			l = strings.Replace(l, "field ", "key ", 1)
+			// Where it is, for a key under another: "realm" under a
+			// listener (before, only its line and name were said).
+			var line int
+			var name string
+			if _, err := fmt.Sscanf(l, "line %d: key %s is not", &line, &name); err == nil {
+				if root == nil {
+					root = &yaml.Node{}
+					_ = yaml.Unmarshal(data, root)
+				}
+				if at := keyPathsAt(nil, root, "", line, name); len(at) == 1 && at[0] != name {
+					l += " (at " + at[0] + ")"
+				}
+			}
 		}
 		if m := tabErrRE.FindStringSubmatch(l); m != nil {
 			l = tabError(l, m, data)
@@ -767,6 +780,33 @@ func typeAtPath(t reflect.Type, path string) reflect.Type {
 		}
 	}
 	return t
+}
+
+// keyPathsAt appends to paths the dotted paths of the mapping keys named
+// name on line.
+func keyPathsAt(paths []string, n *yaml.Node, path string, line int, name string) []string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			paths = keyPathsAt(paths, c, path, line, name)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if n.Content[i].Line == line && n.Content[i].Value == name {
+				paths = append(paths, p)
+			}
+			paths = keyPathsAt(paths, n.Content[i+1], p, line, name)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			paths = keyPathsAt(paths, c, fmt.Sprintf("%s[%d]", path, i), line, name)
+		}
+	}
+	return paths
 }
 
 // sameText reports whether a value is the one yaml's message shows, which
