@@ -107,6 +107,10 @@ type claimStore struct {
 	// of a node it had not heard (take, lifeUnheard), by name and boot;
 	// at most maxUnheard.
 	unheard map[string]time.Time
+	// routedFound holds when this node first found a claim held by a
+	// live life of a routed peer, its route open (cutOff); at most
+	// maxUnheard.
+	routedFound map[string]time.Time
 	// parked holds the claims waiting for a life not heard yet
 	// (errUnheard), retried every unheardRetry while the worker serves
 	// the other jobs (still counted in claims); retry is armed while
@@ -162,7 +166,7 @@ func (c *claimStore) hooked(op string, err error) error {
 }
 
 func newClaimStore(n *Node) *claimStore {
-	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}}
+	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}, routedFound: map[string]time.Time{}}
 	c.retry = time.NewTimer(time.Hour)
 	c.retry.Stop()
 	c.replicas = 1
@@ -257,7 +261,7 @@ func (c *claimStore) retryParked() {
 			return
 		default:
 		}
-		if c.life(p.name, p.boot) == lifeUnheard {
+		if l := c.life(p.name, p.boot); l == lifeUnheard || l == lifeAlive && c.n.routeLost(p.name) {
 			if since, ok := c.unheard[p.name+"\n"+p.boot]; ok && time.Since(since) < c.n.opts.PeerTimeout {
 				c.parked = append(c.parked, p)
 				continue
@@ -810,22 +814,15 @@ func (c *claimStore) take(key string) error {
 	} else if owner != c.n.opts.Name {
 		switch c.life(owner, boot) {
 		case lifeAlive:
+			// A peer whose route has just closed (killed, most
+			// likely) is waited for as a life not heard: refused if
+			// still heard after PeerTimeout (routes.go).
+			if c.cutOff(owner, boot) {
+				return errUnheard
+			}
 			return route.ErrMeshClaimed
 		case lifeUnheard:
-			// Waited for once per life, not per claim: a node that
-			// died unheard holding many claims delays one claim by
-			// PeerTimeout, not each.
-			life := owner + "\n" + boot
-			since, ok := c.unheard[life]
-			if !ok {
-				if len(c.unheard) >= maxUnheard {
-					clear(c.unheard)
-				}
-				since = time.Now()
-				c.unheard[life] = since
-			}
-			if time.Since(since) < c.n.opts.PeerTimeout {
-				c.lastUnheard = [2]string{owner, boot}
+			if c.wait(owner, boot, c.n.opts.PeerTimeout) {
 				return errUnheard
 			}
 		}
@@ -850,6 +847,69 @@ func (c *claimStore) take(key string) error {
 	delete(c.releasing, key)
 	return nil
 }
+
+// wait reports whether a claim held by life (name, boot), not heard yet
+// or cut off, is still to be waited for: for limit from when this
+// node first found that life holding a claim. Waited for once per life,
+// not per claim: a node that died unheard holding many claims delays one
+// claim by PeerTimeout, not each. Worker goroutine.
+func (c *claimStore) wait(name, boot string, limit time.Duration) bool {
+	life := name + "\n" + boot
+	since, ok := c.unheard[life]
+	if !ok {
+		if len(c.unheard) >= maxUnheard {
+			clear(c.unheard)
+		}
+		since = time.Now()
+		c.unheard[life] = since
+	}
+	if time.Since(since) < limit {
+		c.lastUnheard = [2]string{name, boot}
+		return true
+	}
+	return false
+}
+
+// cutOff reports whether a claim held by life (name, boot), heard alive,
+// is still to be waited for because that peer may have just died
+// (routes.go): its direct route has closed (waited for as a life not
+// heard, wait), or it is still open but was first found so less than
+// routeCloseGrace ago, the time this node's server may take to see a
+// killed peer's route close (a client that reconnects at once, as
+// Autobahn's Component does to a transport it has not tried, sends its
+// REGISTER within milliseconds of the kill). A refusal of a live routed
+// peer's claim so comes up to routeCloseGrace later, once a
+// PeerTimeout. Worker goroutine.
+func (c *claimStore) cutOff(name, boot string) bool {
+	if !c.n.wasRouted(name) {
+		return false
+	}
+	if c.n.routeLost(name) {
+		// Twice PeerTimeout: the peer was last heard up to a heartbeat
+		// before its route closed, and is taken for dead on the next
+		// check after PeerTimeout of silence; a wait of PeerTimeout from
+		// here could end just before and refuse the claim.
+		return c.wait(name, boot, 2*c.n.opts.PeerTimeout)
+	}
+	life := name + "\n" + boot
+	since, ok := c.routedFound[life]
+	if !ok || time.Since(since) > c.n.opts.PeerTimeout {
+		if len(c.routedFound) >= maxUnheard {
+			clear(c.routedFound)
+		}
+		since = time.Now()
+		c.routedFound[life] = since
+	}
+	if time.Since(since) < routeCloseGrace {
+		c.lastUnheard = [2]string{name, boot}
+		return true
+	}
+	return false
+}
+
+// routeCloseGrace is how long a claim of a routed peer is waited for
+// while its route is still open (cutOff).
+const routeCloseGrace = 300 * time.Millisecond
 
 // possibleLife reports whether a claim's value names a life a node can
 // have: a node name (Options.Name's form) and its boot, a number (or none,

@@ -40,10 +40,14 @@ import (
 // stops them all.
 type Node struct {
 	opts Options
-	log  *slog.Logger
-	r    *route.Router
-	boot uint64 // random per process start: tells a restarted node from the old one
-	slot uint16
+	// routed holds the peers that were direct NATS routes of this node's
+	// server when they joined (routes.go). Guarded by routedMu.
+	routedMu sync.Mutex
+	routed   map[string]bool
+	log      *slog.Logger
+	r        *route.Router
+	boot     uint64 // random per process start: tells a restarted node from the old one
+	slot     uint16
 	// inbox is nodeInbox(Name): the Reply field of what the node sends.
 	inbox string
 	// meshVer is the mesh version the node speaks (meshVersion; another

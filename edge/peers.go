@@ -565,6 +565,7 @@ func (n *Node) peerFor(reply string) *peer {
 		n.peers.publish()
 		n.stats.PeersJoined.Add(1)
 		n.log.Info("mesh: node joined", "peer", name)
+		n.noteRouted(name)
 		n.stats.Unknown.Add(1)
 		n.askDirectory(p)
 		if n.claims != nil {
@@ -1113,6 +1114,9 @@ func (n *Node) IncompatiblePeers() []IncompatiblePeer {
 
 func (n *Node) dropPeer(p *peer) {
 	delete(n.peers.byName, p.name)
+	n.routedMu.Lock()
+	delete(n.routed, p.name)
+	n.routedMu.Unlock()
 	if p.boot != 0 {
 		old := *n.peers.deadView.Load()
 		dead := make(map[string][]uint64, len(old)+1)
