@@ -254,6 +254,7 @@ func (c *claimStore) park(j claimJob) {
 func (c *claimStore) retryParked() {
 	jobs := c.parked
 	c.parked = nil
+	var routeLost map[string]bool
 	for i, p := range jobs {
 		select {
 		case <-c.stop: // abandon answers them
@@ -261,8 +262,24 @@ func (c *claimStore) retryParked() {
 			return
 		default:
 		}
-		if l := c.life(p.name, p.boot); l == lifeUnheard || l == lifeAlive && c.n.routeLost(p.name) {
+		switch c.life(p.name, p.boot) {
+		case lifeUnheard:
 			if since, ok := c.unheard[p.name+"\n"+p.boot]; ok && time.Since(since) < c.n.opts.PeerTimeout {
+				c.parked = append(c.parked, p)
+				continue
+			}
+		case lifeAlive:
+			// cutOff's wait for a peer whose route closed: its
+			// routes walked once a round, not per parked claim.
+			lost, ok := routeLost[p.name]
+			if !ok {
+				lost = c.n.routeLost(p.name)
+				if routeLost == nil {
+					routeLost = map[string]bool{}
+				}
+				routeLost[p.name] = lost
+			}
+			if since, ok := c.unheard["route-lost\n"+p.name+"\n"+p.boot]; lost && ok && time.Since(since) < 2*c.n.opts.PeerTimeout {
 				c.parked = append(c.parked, p)
 				continue
 			}
@@ -822,7 +839,7 @@ func (c *claimStore) take(key string) error {
 			}
 			return route.ErrMeshClaimed
 		case lifeUnheard:
-			if c.wait(owner, boot, c.n.opts.PeerTimeout) {
+			if c.wait("", owner, boot, c.n.opts.PeerTimeout) {
 				return errUnheard
 			}
 		}
@@ -849,12 +866,13 @@ func (c *claimStore) take(key string) error {
 }
 
 // wait reports whether a claim held by life (name, boot), not heard yet
-// or cut off, is still to be waited for: for limit from when this
+// or cut off (its times kept under prefix), is still to be waited for:
+// for limit from when this
 // node first found that life holding a claim. Waited for once per life,
 // not per claim: a node that died unheard holding many claims delays one
 // claim by PeerTimeout, not each. Worker goroutine.
-func (c *claimStore) wait(name, boot string, limit time.Duration) bool {
-	life := name + "\n" + boot
+func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
+	life := prefix + name + "\n" + boot
 	since, ok := c.unheard[life]
 	if !ok {
 		if len(c.unheard) >= maxUnheard {
@@ -889,7 +907,10 @@ func (c *claimStore) cutOff(name, boot string) bool {
 		// before its route closed, and is taken for dead on the next
 		// check after PeerTimeout of silence; a wait of PeerTimeout from
 		// here could end just before and refuse the claim.
-		return c.wait(name, boot, 2*c.n.opts.PeerTimeout)
+		// Under its own key: a life first found unheard long ago
+		// (this node started before hearing it) would otherwise have
+		// no wait left.
+		return c.wait("route-lost\n", name, boot, 2*c.n.opts.PeerTimeout)
 	}
 	life := name + "\n" + boot
 	since, ok := c.routedFound[life]
