@@ -88,21 +88,7 @@ func TestSocketInboundShedRoundAddsOnlyTheIncrease(t *testing.T) {
 	if n := len(s.e.allLoops()); n != 2 {
 		t.Fatalf("%d loops, want 2", n)
 	}
-	for i := 0; i < holders; i++ {
-		h := dialWS(t, s.url, proto.MsgPack)
-		h.autoPong = false
-		newWAMP(t, h, proto.MsgPack).join()
-		h.write(cliFrame(true, opBinary, make([]byte, 4<<20))[:14+hold])
-	}
-	eventually(t, ioTimeout, "the holders' partial frames held", func() bool {
-		held, _, _ := s.e.Inbound()
-		return held >= holders*hold
-	})
-	s.tick(clk, stallAfter+time.Second)
-	s.tick(clk, stallAfter+time.Second)
-	if st := s.e.staleHeld.Load(); st < holders*hold {
-		t.Fatalf("stale bytes %d, want %d", st, holders*hold)
-	}
+	stallHolders(t, s, clk, holders, hold)
 	var mu sync.Mutex
 	perLoop := map[*loopState]int{}
 	gate := make(chan struct{})
@@ -162,21 +148,7 @@ func TestSocketInboundShedRoundExcessShrinksThenGrows(t *testing.T) {
 	if len(loops) != 2 {
 		t.Fatalf("%d loops, want 2", len(loops))
 	}
-	for i := 0; i < holders; i++ {
-		h := dialWS(t, s.url, proto.MsgPack)
-		h.autoPong = false
-		newWAMP(t, h, proto.MsgPack).join()
-		h.write(cliFrame(true, opBinary, make([]byte, 4<<20))[:14+hold])
-	}
-	eventually(t, ioTimeout, "the holders' partial frames held", func() bool {
-		held, _, _ := s.e.Inbound()
-		return held >= holders*hold
-	})
-	s.tick(clk, stallAfter+time.Second)
-	s.tick(clk, stallAfter+time.Second)
-	if st := s.e.staleHeld.Load(); st < holders*hold {
-		t.Fatalf("stale bytes %d, want %d", st, holders*hold)
-	}
+	stallHolders(t, s, clk, holders, hold)
 	// Hold one loop (B) busy; the other (A) runs its part at once.
 	var b *loopState
 	staleOn := func(ls *loopState) (n int) {
@@ -231,5 +203,27 @@ func TestSocketInboundShedRoundExcessShrinksThenGrows(t *testing.T) {
 	// Each close is counted when its loop decides it, before the round ends.
 	if _, _, closed := s.e.Inbound(); closed < 4 {
 		t.Fatalf("%d stalled holders of 64 KiB closed, want 4 (2 for 100 KiB, 2 more for the 122 KiB after them)", closed)
+	}
+}
+
+// stallHolders has holders WebSocket sessions each send the first hold
+// bytes of a 4 MiB frame and stop, then steps clk past two stall scans,
+// so that every holder counts as stale (Engine.staleHeld).
+func stallHolders(t *testing.T, s *testServer, clk *fakeClock, holders, hold int64) {
+	t.Helper()
+	for range holders {
+		h := dialWS(t, s.url, proto.MsgPack)
+		h.autoPong = false
+		newWAMP(t, h, proto.MsgPack).join()
+		h.write(cliFrame(true, opBinary, make([]byte, 4<<20))[:14+hold])
+	}
+	eventually(t, ioTimeout, "the holders' partial frames held", func() bool {
+		held, _, _ := s.e.Inbound()
+		return held >= holders*hold
+	})
+	s.tick(clk, stallAfter+time.Second)
+	s.tick(clk, stallAfter+time.Second)
+	if st := s.e.staleHeld.Load(); st < holders*hold {
+		t.Fatalf("stale bytes %d, want %d", st, holders*hold)
 	}
 }
