@@ -241,3 +241,29 @@ func TestCrossSiteGetAllowedByNullOrigin(t *testing.T) {
 		t.Fatalf("validateCORS: %v, want one error, for app.example", errs)
 	}
 }
+
+// TestChunkedRequestEndsConnection: a request with both Transfer-Encoding
+// and Content-Length is framed by its chunks (net/http drops the length),
+// and RFC 9112 §6.1 requires the server to close the connection after
+// answering it: a front end that framed it by its Content-Length forwards
+// the bytes after the chunks as part of its body, while the gateway read
+// them as a request of their own, one the front end never saw or
+// authorized (and whose answer it hands to its next client). net/http
+// (Go 1.26) kept the connection open and served that request; the event
+// loop's lane hands such requests to net/http. The gateway now closes the
+// connection after any request with a chunked body.
+func TestChunkedRequestEndsConnection(t *testing.T) {
+	e, smuggled := laneSmuggleEnv(t)
+	inner := callPost("com.sec.smuggled")
+	body := "0\r\n\r\n" + inner // what a front end framing by Content-Length takes for the body
+	req := "POST /wamp/realm1/call/com.echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+		fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)) + body
+	c := e.dialGateway(t, 20*time.Second)
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllResponses(c)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "200 ") || smuggled.Load() != 0 {
+		t.Fatalf("responses %q, %d calls the front end never sent; want the chunked request's answer alone, the connection closed after it", got, smuggled.Load())
+	}
+}

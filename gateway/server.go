@@ -255,6 +255,19 @@ func (g *Server) newMux(ac *access, t *routeTable) (mux *http.ServeMux, errs []e
 // configuration's.
 func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	g.fromProxy(r)
+	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+		// A chunked body ends the connection. RFC 9112 §6.1: a server
+		// that frames a request with both Transfer-Encoding and
+		// Content-Length by its chunks MUST close the connection after
+		// answering it, since a front end may have framed it by its
+		// length and taken the bytes after the chunks for body: net/http
+		// (Go 1.26) drops the length, keeps the connection, and served
+		// those bytes as a request the front end never saw (golang/go
+		// #80942). The handler no longer sees whether a length was sent,
+		// so every chunked request is the connection's last; the event
+		// loop's lane hands them all to net/http, off the lane's path.
+		w.Header().Set("Connection", "close")
+	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		bw := watchBody(w, r, g.opts.Limits.BodyTimeout)
 		defer bw.end()
