@@ -267,3 +267,29 @@ func TestChunkedRequestEndsConnection(t *testing.T) {
 		t.Fatalf("responses %q, %d calls the front end never sent; want the chunked request's answer alone, the connection closed after it", got, smuggled.Load())
 	}
 }
+
+// TestLaneRefusesOtherHTTPVersions: a request line of HTTP/2.0 (or any
+// major version but 1) is not HTTP/1.1: net/http answers it 505 and serves
+// nothing. The event loop's lane took it for HTTP/1.1 (ProtoAtLeast(1, 1)
+// holds for 2.0) and made the call, so the gateway answered one request
+// two ways depending on gateway.event_loop, which README says it does not.
+func TestLaneRefusesOtherHTTPVersions(t *testing.T) {
+	e, _ := laneSmuggleEnv(t)
+	var calls atomic.Int64
+	callee := e.dial("realm1", proto.JSON)
+	e.register(callee, "com.sec.version", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		calls.Add(1)
+		return &client.Result{}, nil
+	})
+	for _, v := range []string{"HTTP/2.0", "HTTP/3.0"} {
+		c := e.dialGateway(t, 20*time.Second)
+		req := "POST /wamp/realm1/call/com.sec.version " + v + "\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		got := readAllResponses(c)
+		if len(got) != 1 || !strings.HasPrefix(got[0], "505 ") || calls.Load() != 0 {
+			t.Fatalf("%s: responses %q, %d calls; want one 505 (as net/http answers) and no call", v, got, calls.Load())
+		}
+	}
+}

@@ -24,7 +24,8 @@ import (
 // them with net/http's own parser (http.ReadRequest). A request the Lane
 // serves is answered through a LaneWriter, on the loop, now or later; any
 // other request (another endpoint, a chunked body, Expect, an upgrade, a
-// malformed or oversized head, HTTP/1.0) hands the whole connection, with
+// malformed or oversized head, HTTP/1.0, a version not 1.x: net/http
+// answers HTTP/2.0 505) hands the whole connection, with
 // every byte the loop buffered and did not use, to net/http (Lane.HandOff),
 // which then owns it to its end. Only a connection with nothing pending
 // is handed over: no request in progress and its output written.
@@ -284,7 +285,7 @@ func (cn *conn) laneRequest() bool {
 		ls.laneBR.Reset(&ls.laneHead)
 		var err error
 		r, err = http.ReadRequest(ls.laneBR)
-		if err != nil || !r.ProtoAtLeast(1, 1) || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
+		if err != nil || r.ProtoMajor != 1 || r.ProtoMinor < 1 || len(r.TransferEncoding) > 0 || r.ContentLength < 0 ||
 			r.ContentLength > int64(e.lane.MaxBody) || r.Header["Expect"] != nil || r.Header["Upgrade"] != nil ||
 			!laneHeadOK(b[:head], r) {
 			cn.laneHandOff()
