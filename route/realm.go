@@ -16,12 +16,15 @@ type Realm struct {
 	name string
 	cfg  atomic.Pointer[RealmConfig] // swapped by Router.Reload
 
-	mu       sync.RWMutex // guards everything below except the logs' counts and l1
-	regs     *table[*registration]
-	regByID  map[uint64]*registration
-	subs     *table[*subscription]
-	subByID  map[uint64]*subscription
-	members  map[uint64]*Session // established sessions
+	mu      sync.RWMutex // guards everything below except the logs' counts and l1
+	regs    *table[*registration]
+	regByID map[uint64]*registration
+	subs    *table[*subscription]
+	subByID map[uint64]*subscription
+	members map[uint64]*Session // established sessions
+	// byRole counts the members by authrole (addMember, dropMember), so
+	// that wamp.session.count, filtered by roles or not, is a look-up.
+	byRole   map[string]int
 	retained map[string]*retainedEvent
 	// retainedBytes is the size of the retained events (see retain).
 	retainedBytes int64
@@ -133,6 +136,7 @@ func newRealm(r *Router, cfg RealmConfig) *Realm {
 		subs:     newTable[*subscription](),
 		subByID:  map[uint64]*subscription{},
 		members:  map[uint64]*Session{},
+		byRole:   map[string]int{},
 		retained: map[string]*retainedEvent{},
 		l1:       make([]l1cache, r.cfg.Shards),
 	}
@@ -309,6 +313,25 @@ func (rm *Realm) newID() uint64 {
 		if !r && !s {
 			return id
 		}
+	}
+}
+
+// addMember makes ss, established, a member of rm. Call with mu held for
+// writing.
+func (rm *Realm) addMember(ss *Session) {
+	rm.members[ss.id] = ss
+	rm.byRole[ss.authRole]++
+}
+
+// dropMember takes ss out of rm's members, if it is one. Call with mu
+// held for writing.
+func (rm *Realm) dropMember(ss *Session) {
+	if rm.members[ss.id] != ss {
+		return
+	}
+	delete(rm.members, ss.id)
+	if rm.byRole[ss.authRole]--; rm.byRole[ss.authRole] <= 0 {
+		delete(rm.byRole, ss.authRole)
 	}
 }
 

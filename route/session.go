@@ -855,7 +855,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 	s.stats.AuthSuccessesBy[authMethodIndex(method)].Add(1)
 	ss.state = stEstablished
 	rm.mu.Lock()
-	rm.members[sid] = ss
+	rm.addMember(ss)
 	rm.mu.Unlock()
 
 	out := &s.out
@@ -888,7 +888,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
 			// Never joined: no on_join was announced, so it leaves
 			// without on_leave.
 			rm.mu.Lock()
-			delete(rm.members, sid)
+			rm.dropMember(ss)
 			rm.mu.Unlock()
 			s.r.dropSession(ss)
 			ss.state = stAuthPending

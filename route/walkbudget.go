@@ -89,7 +89,10 @@ const (
 // CALL to it would (at most the realm's wildcard patterns and one prefix
 // per component of the URI).
 var metaWalks = map[string]func(rm *Realm, args []any) int{
-	"wamp.session.count":                 realmMembers,
+	// A count is a look-up by role (Realm.byRole), not a walk: it still
+	// waits its turn behind a debt (charged as one listed entry), so that
+	// the session's calls are answered in order.
+	"wamp.session.count":                 func(*Realm, []any) int { return 1 },
 	"wamp.session.list":                  realmMembers,
 	"wamp.session.kill_by_authid":        realmMembers,
 	"wamp.session.kill_by_authrole":      realmMembers,
