@@ -110,8 +110,37 @@ func (s *Shard) dropTestaments(ss *Session, scope int) {
 	s.r.testaments.release(ss.testamentOwner, n)
 }
 
-func testamentScope(kwargs map[string]any) (int, *metaErr) {
-	switch kwargs["scope"] {
+// testamentArg reads an optional argument of the testament procedures,
+// given by position (args[i]) or by keyword (kwargs[key]): Crossbar.io's
+// procedures are Python functions, add_testament(topic, args, kwargs,
+// publish_options, scope) and flush_testaments(scope), and take them
+// either way. Given both ways it is refused, as Crossbar refuses it (a
+// Python TypeError). null is absent. Before, a positional one was ignored,
+// silently: flush_testaments("detached") flushed the destroyed scope, and
+// an eligible list given by position was dropped, the testament then
+// published to every subscriber of its topic.
+func testamentArg(args []any, i int, kwargs map[string]any, key string) (any, *metaErr) {
+	var v any
+	if i < len(args) {
+		v = args[i]
+	}
+	if kv := kwargs[key]; kv != nil {
+		if v != nil {
+			return nil, badArg(key + " given both by position and by keyword")
+		}
+		v = kv
+	}
+	return v, nil
+}
+
+// testamentScope reads the scope argument of the testament procedures,
+// args[i] or kwargs["scope"] (testamentArg).
+func testamentScope(args []any, i int, kwargs map[string]any) (int, *metaErr) {
+	v, err := testamentArg(args, i, kwargs, "scope")
+	if err != nil {
+		return 0, err
+	}
+	switch v {
 	case nil, "destroyed":
 		return scopeDestroyed, nil
 	case "detached":
@@ -128,7 +157,11 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 	if !ss.authorize(ActionPublish, []byte(topic)) {
 		return nil, &metaErr{proto.URINotAuthorized, "not authorized to publish to " + topic}
 	}
-	scope, err := testamentScope(kwargs)
+	scope, err := testamentScope(args, 4, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	po, err := testamentArg(args, 3, kwargs, "publish_options")
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +186,8 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		}
 		t.kwargs = raw
 	}
-	if v, ok := kwargs["publish_options"]; ok && v != nil {
-		po, ok := v.(map[string]any)
+	if po != nil {
+		po, ok := po.(map[string]any)
 		if !ok {
 			return nil, badArg("publish_options must be a dictionary")
 		}
@@ -214,8 +247,8 @@ func publishOf(opts proto.Raw) []byte {
 	return append(b, 0xa1, 'x')
 }
 
-func metaFlushTestaments(s *Shard, ss *Session, _ []any, kwargs map[string]any) ([]any, *metaErr) {
-	scope, err := testamentScope(kwargs)
+func metaFlushTestaments(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	scope, err := testamentScope(args, 0, kwargs)
 	if err != nil {
 		return nil, err
 	}
