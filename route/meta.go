@@ -477,18 +477,50 @@ func metaSessionGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any,
 	return []any{x.details()}, nil
 }
 
-// killOpts reads the reason and message keyword arguments of the kill
-// procedures.
-func killOpts(kwargs map[string]any) (reason, message string, err *metaErr) {
+// metaOptArg reads an optional argument of a meta procedure, given by
+// position (args[i]) or by keyword (kwargs[key]): Crossbar.io's meta
+// procedures are Python functions, which take their arguments either way
+// (add_testament(topic, args, kwargs, publish_options, scope),
+// flush_testaments(scope), kill(session_id, reason, message)), and
+// clients written against it pass them by position. Given both ways it
+// is refused, as Crossbar refuses it (a Python TypeError). null is absent.
+// Before, the testament procedures and the kill procedures read them by
+// keyword only and ignored positional ones, silently: a testament's lists
+// or scope, or a kill's reason and message, were dropped.
+func metaOptArg(args []any, i int, kwargs map[string]any, key string) (any, *metaErr) {
+	var v any
+	if i < len(args) {
+		v = args[i]
+	}
+	if kv := kwargs[key]; kv != nil {
+		if v != nil {
+			return nil, badArg(key + " given both by position and by keyword")
+		}
+		v = kv
+	}
+	return v, nil
+}
+
+// killOpts reads the reason and message arguments of the kill
+// procedures, args[i] and args[i+1] or by keyword (metaOptArg).
+func killOpts(args []any, i int, kwargs map[string]any) (reason, message string, err *metaErr) {
 	reason = proto.CloseNormal
-	if v, ok := kwargs["reason"]; ok {
+	v, err := metaOptArg(args, i, kwargs, "reason")
+	if err != nil {
+		return "", "", err
+	}
+	if v != nil {
 		r, ok := v.(string)
 		if !ok || !proto.ValidURI([]byte(r), proto.URILoose) {
 			return "", "", &metaErr{proto.URIInvalidURI, "reason must be a valid URI"}
 		}
 		reason = r
 	}
-	if v, ok := kwargs["message"]; ok && v != nil {
+	if v, err = metaOptArg(args, i+1, kwargs, "message"); err != nil {
+		return "", "", err
+	}
+	if v != nil {
+		var ok bool
 		if message, ok = v.(string); !ok {
 			return "", "", badArg("message must be a string")
 		}
@@ -505,7 +537,7 @@ func metaSessionKill(s *Shard, ss *Session, args []any, kwargs map[string]any) (
 	if !ok {
 		return nil, badArg("wamp.session.kill needs a session id")
 	}
-	reason, message, err := killOpts(kwargs)
+	reason, message, err := killOpts(args, 1, kwargs)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +558,7 @@ func metaKillBy(pred func(*Session, string) bool, what string) metaFn {
 		if !ok {
 			return nil, badArg("needs the " + what + " as its first argument")
 		}
-		reason, message, err := killOpts(kwargs)
+		reason, message, err := killOpts(args, 1, kwargs)
 		if err != nil {
 			return nil, err
 		}
@@ -541,8 +573,8 @@ func metaKillBy(pred func(*Session, string) bool, what string) metaFn {
 	}
 }
 
-func metaKillAll(s *Shard, ss *Session, _ []any, kwargs map[string]any) ([]any, *metaErr) {
-	reason, message, err := killOpts(kwargs)
+func metaKillAll(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+	reason, message, err := killOpts(args, 0, kwargs)
 	if err != nil {
 		return nil, err
 	}

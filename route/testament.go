@@ -110,33 +110,10 @@ func (s *Shard) dropTestaments(ss *Session, scope int) {
 	s.r.testaments.release(ss.testamentOwner, n)
 }
 
-// testamentArg reads an optional argument of the testament procedures,
-// given by position (args[i]) or by keyword (kwargs[key]): Crossbar.io's
-// procedures are Python functions, add_testament(topic, args, kwargs,
-// publish_options, scope) and flush_testaments(scope), and take them
-// either way. Given both ways it is refused, as Crossbar refuses it (a
-// Python TypeError). null is absent. Before, a positional one was ignored,
-// silently: flush_testaments("detached") flushed the destroyed scope, and
-// an eligible list given by position was dropped, the testament then
-// published to every subscriber of its topic.
-func testamentArg(args []any, i int, kwargs map[string]any, key string) (any, *metaErr) {
-	var v any
-	if i < len(args) {
-		v = args[i]
-	}
-	if kv := kwargs[key]; kv != nil {
-		if v != nil {
-			return nil, badArg(key + " given both by position and by keyword")
-		}
-		v = kv
-	}
-	return v, nil
-}
-
 // testamentScope reads the scope argument of the testament procedures,
-// args[i] or kwargs["scope"] (testamentArg).
+// args[i] or kwargs["scope"] (metaOptArg).
 func testamentScope(args []any, i int, kwargs map[string]any) (int, *metaErr) {
-	v, err := testamentArg(args, i, kwargs, "scope")
+	v, err := metaOptArg(args, i, kwargs, "scope")
 	if err != nil {
 		return 0, err
 	}
@@ -161,7 +138,7 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 	if err != nil {
 		return nil, err
 	}
-	po, err := testamentArg(args, 3, kwargs, "publish_options")
+	po, err := metaOptArg(args, 3, kwargs, "publish_options")
 	if err != nil {
 		return nil, err
 	}
