@@ -588,12 +588,20 @@ func metaKillAll(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]an
 	return []any{n}, nil
 }
 
-// matchOption reads {"match": ...} from an optional options argument.
-func matchOption(args []any, i int) (proto.Match, *metaErr) {
-	if i >= len(args) || args[i] == nil {
+// matchOption reads {"match": ...} from the optional options argument of
+// the lookup procedures, args[i] or by keyword (metaOptArg: Crossbar.io's
+// lookup(procedure, options=None) takes options=; before, given so it was
+// ignored and the exact entry looked up, answered null for a prefix or
+// wildcard one that exists).
+func matchOption(args []any, i int, kwargs map[string]any) (proto.Match, *metaErr) {
+	v, err := metaOptArg(args, i, kwargs, "options")
+	if err != nil {
+		return 0, err
+	}
+	if v == nil {
 		return proto.MatchExact, nil
 	}
-	opts, ok := args[i].(map[string]any)
+	opts, ok := v.(map[string]any)
 	if !ok {
 		return 0, badArg("options must be a dictionary")
 	}
@@ -662,12 +670,12 @@ func metaList[E tabled](tab func(*Realm) *table[E]) metaFn {
 // metaLookup implements the lookup procedures: the id for exactly this URI
 // and match policy, or null.
 func metaLookup[E tabled](tab func(*Realm) *table[E], usage string) metaFn {
-	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
+	return func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 		uri, ok := argStr(args, 0)
 		if !ok {
 			return nil, badArg(usage)
 		}
-		match, err := matchOption(args, 1)
+		match, err := matchOption(args, 1, kwargs)
 		if err != nil {
 			return nil, err
 		}
