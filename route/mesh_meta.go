@@ -277,8 +277,8 @@ func (s *Shard) walkCharge(ss *Session, n int64) {
 // remoteCost is what the other nodes' answers to a gathered meta call of
 // proc cost in the walk budget's entries: one per byte (a listed id takes
 // about 9 bytes of MsgPack and is charged metaEntryCost here), and for the
-// procedures whose answer is a number of sessions visited (a count, a
-// kill by authid or authrole), that number as listed entries.
+// procedures whose answer is a number of sessions visited (a kill by
+// authid or authrole, kill_all), that number as listed entries.
 func remoteCost(proc string, answers [][]byte) int64 {
 	var n int64
 	for _, a := range answers {
@@ -293,9 +293,10 @@ func remoteCost(proc string, answers [][]byte) int64 {
 }
 
 // metaCounts lists the gathered meta procedures whose answer is a number
-// of sessions each node visited (all of its realm's).
+// of sessions each node visited (all of its realm's). Not
+// wamp.session.count, a look-up on each node (Realm.byRole): charged its
+// answers' bytes and the nodes asked, as any gather.
 var metaCounts = map[string]bool{
-	"wamp.session.count":            true,
 	"wamp.session.kill_by_authid":   true,
 	"wamp.session.kill_by_authrole": true,
 	"wamp.session.kill_all":         true,

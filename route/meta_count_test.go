@@ -98,3 +98,37 @@ func TestSessionCountDoesNotWalkTheRealm(t *testing.T) {
 		t.Fatalf("count %v, want %d", got, n+1)
 	}
 }
+
+// TestMeshSessionCountChargedItsAnswers: on a mesh, the other nodes'
+// answers to a wamp.session.count were charged the sessions they counted
+// (8 entries each, as for a walk of them), though each node's count is a
+// look-up: a count of a mesh of 100,000 sessions still cost a session 1.5
+// s of its budget. It is charged what a gather costs, its answers' bytes
+// and each node asked.
+func TestMeshSessionCountChargedItsAnswers(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	const n = 2000 // 16,000 entries at 8 a session
+	es[1].joinLight(n)
+	a := es[0].join(proto.JSON)
+	mm.sync()
+	a.exec.do(func() {
+		a.sess.walks.refill(es[0].r.now())
+		a.sess.walks.tokens = walkBurst / 16
+	})
+	const calls = 8
+	var reqs []uint64
+	for i := 0; i < calls; i++ {
+		reqs = append(reqs, a.call("wamp.session.count", nil, nil, nil))
+	}
+	mm.sync()
+	for i, req := range reqs {
+		select {
+		case m := <-a.peer.in:
+			if m.Type != proto.CodeResult || m.Request != req || argsOf(m)[0] != int64(n+1) {
+				t.Fatalf("count %d: got %s, want RESULT %d for request %d", i, describe(m), n+1, req)
+			}
+		case <-time.After(50 * time.Millisecond):
+			t.Fatalf("%d of %d pipelined wamp.session.count calls answered at once on a mesh of %d sessions: the rest wait for the walk budget", i, calls, n+1)
+		}
+	}
+}
