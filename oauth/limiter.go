@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/edgewamp/edgewamp/internal/slide"
 )
 
 // AuthLimits configure the per-address limit on failed client, password
@@ -27,7 +29,7 @@ type AuthLimits struct {
 	BlockAfter int
 	// Window over which failures are counted. Default 1 min. It slides:
 	// the failures of the window before the current one count weighted by
-	// the part of it the last Window still covers (failRec.failures), so
+	// the part of it the last Window still covers (package slide), so
 	// that failures at a window's end and the next one's start add up,
 	// as the WAMP authenticators' do.
 	Window time.Duration
@@ -58,45 +60,20 @@ type limiter struct {
 type srcKey struct{ hi, lo uint64 }
 
 // failRec is a source's record, by value in the map: 32 bytes (24 before
-// prev: the windows were fixed). Times are Unix nanoseconds (0: none).
+// the sliding window). Times are Unix nanoseconds (0: none).
 type failRec struct {
-	n            int32 // failures since first
-	open         int32 // attempts being checked
-	first        int64 // the start of the current window
+	fails        slide.Window // failures, over a sliding window of AuthLimits.Window
 	blockedUntil int64
-	prev         int32 // failures of the window before first (failures weighs them)
+	open         int32 // attempts being checked
 }
 
-// failures returns the failures that count at now, over a sliding window:
-// those of the current window, plus those of the window before it
-// weighted by the part of that window the last window still covers (its
-// failures taken as spread evenly; rounded down). Before, the windows
-// were fixed, each starting at the first failure after the last one
-// ended: nine failures at the end of one and nine at the start of the
-// next, 18 in two seconds, locked nothing out at a bound of ten.
+// failures returns the failures that count at now (slide.Window.Count).
+// Before, the windows were fixed, each starting at the first failure
+// after the last one ended: nine failures at the end of one and nine at
+// the start of the next, 18 in two seconds, locked nothing out at a
+// bound of ten.
 func (r *failRec) failures(now int64, window time.Duration) int {
-	el, w := now-r.first, int64(window)
-	switch {
-	case el < 0: // the clock went back: the current window
-		return int(r.n) + int(r.prev)
-	case el < w:
-		return int(r.n) + int(float64(r.prev)*float64(w-el)/float64(w))
-	case el < 2*w:
-		return int(float64(r.n) * float64(2*w-el) / float64(w))
-	}
-	return 0
-}
-
-// roll moves the record's window on to the one now is in, by whole
-// windows: the current window's failures become the previous one's, or
-// both are forgotten once two windows have passed.
-func (r *failRec) roll(now int64, window time.Duration) {
-	switch el, w := now-r.first, int64(window); {
-	case el >= 2*w:
-		r.prev, r.n, r.first = 0, 0, now
-	case el >= w:
-		r.prev, r.n, r.first = r.n, 0, r.first+w
-	}
+	return r.fails.Count(now, window)
 }
 
 const (
@@ -179,9 +156,9 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 		if len(l.m) >= l.max {
 			return failRec{}, false
 		}
-		r = failRec{first: now}
+		r = failRec{}
 	}
-	r.roll(now, l.lim.Window)
+	r.fails.Roll(now, l.lim.Window)
 	return r, true
 }
 
@@ -244,8 +221,7 @@ func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration
 	if !failed {
 		return 0, false
 	}
-	r.roll(now, l.lim.Window)
-	r.n++
+	r.fails.Add(now, l.lim.Window)
 	n := r.failures(now, l.lim.Window)
 	if n >= l.lim.BlockAfter && now > r.blockedUntil {
 		r.blockedUntil = now + int64(l.lim.Lockout)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/edgewamp/edgewamp/internal/slide"
 )
 
 // AuthLimits configures the router's brute-force limiter, which counts
@@ -47,7 +49,7 @@ type AuthLimits struct {
 	// It slides: the failures of the window before the current one count
 	// weighted by the part of it the last Window still covers, so that
 	// failures at a window's end and the next one's start add up
-	// (failRec.failures).
+	// (package slide).
 	Window time.Duration
 	// Lockout is how long a locked-out authid or address is refused.
 	// Default 5m.
@@ -142,12 +144,10 @@ type authLimiter struct {
 // none), counters 32 bits, and the waiting AUTHENTICATEs, which few
 // records ever have, are behind a pointer.
 type failRec struct {
-	first        int64 // Unix ns: the start of the current window (its first failure, or the end of the window before)
-	blockedUntil int64 // Unix ns
-	n            int32 // failures since first
-	checking     int32 // AUTHENTICATEs reserved: being checked now
-	open         int32 // address: challenge-response authentications in progress
-	prev         int32 // failures of the window before first (failures weighs them)
+	fails        slide.Window // failures, over a sliding window of AuthLimits.Window
+	blockedUntil int64        // Unix ns
+	checking     int32        // AUTHENTICATEs reserved: being checked now
+	open         int32        // address: challenge-response authentications in progress
 	// q (address): the AUTHENTICATEs waiting for a place (nil: none).
 	q *waitQueue
 	// shared (address): the record of its authids that have none of their
@@ -394,24 +394,13 @@ func (r *failRec) idle(now time.Time, window time.Duration) bool {
 		(r.shared == nil || r.shared.idle(now, window))
 }
 
-// failures returns the failures that count at now, over a sliding window:
-// those of the current window, plus those of the window before it
-// weighted by the part of that window the last window still covers (its
-// failures taken as spread evenly; rounded down). Before, the windows
-// were fixed, each starting at the first failure after the last one
-// ended: nine failures at the end of one and nine at the start of the
-// next, 18 in two seconds, locked nothing out at a bound of ten.
+// failures returns the failures that count at now (slide.Window.Count).
+// Before, the windows were fixed, each starting at the first failure
+// after the last one ended: nine failures at the end of one and nine at
+// the start of the next, 18 in two seconds, locked nothing out at a
+// bound of ten.
 func (r *failRec) failures(now time.Time, window time.Duration) int {
-	el, w := now.UnixNano()-r.first, int64(window)
-	switch {
-	case el < 0: // the clock went back: the current window
-		return int(r.n) + int(r.prev)
-	case el < w:
-		return int(r.n) + int(float64(r.prev)*float64(w-el)/float64(w))
-	case el < 2*w:
-		return int(float64(r.n) * float64(2*w-el) / float64(w))
-	}
-	return 0
+	return r.fails.Count(now.UnixNano(), window)
 }
 
 // locked reports whether r is locked out at now (a nil r is not).
@@ -432,14 +421,8 @@ func (r *failRec) room(now time.Time, window time.Duration, bound int) bool {
 
 // fail counts a failure in r at now; it reports whether it locked r out.
 func (r *failRec) fail(now time.Time, lim AuthLimits, bound int) bool {
-	ns, w := now.UnixNano(), int64(lim.Window)
-	switch el := ns - r.first; {
-	case el >= 2*w:
-		r.prev, r.n, r.first = 0, 0, ns
-	case el >= w:
-		r.prev, r.n, r.first = r.n, 0, r.first+w
-	}
-	r.n++
+	ns := now.UnixNano()
+	r.fails.Add(ns, lim.Window)
 	if r.failures(now, lim.Window) >= bound && ns >= r.blockedUntil {
 		r.blockedUntil = ns + int64(lim.Lockout)
 		return true
