@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgewamp/edgewamp/internal/slide"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -580,7 +581,8 @@ func (c *nonceCache) forget(key string) {
 }
 
 // failLimiter counts failed authentications per client address (IPv6 by
-// /64): past Limits.AuthFailures in a minute, the address's requests get
+// /64): past Limits.AuthFailures in a minute (a sliding one,
+// failWindowLen), the address's requests get
 // 429 without their credentials being checked (a token-guessing flood
 // costs no signature checks). Each request with a credential reserves its
 // place before the check (begin) and releases it after (end): at most
@@ -596,15 +598,25 @@ type failLimiter struct {
 	mu     sync.Mutex
 	byAddr map[string]failWindow // guarded by mu; by value: a request of an address without a record allocates none
 	limit  int                   // static
+	now    func() time.Time      // guarded by mu (read under it): the clock (time.Now; tests move it)
+	origin time.Time             // guarded by mu: the limiter's times are since it, monotonic (ns)
 }
 
 // failWindow is an address's record. Guarded by failLimiter.mu.
 type failWindow struct {
-	start    time.Time          // the window's first failure (zero: none yet)
-	n        int                // failures since start
+	fails    slide.Window       // failures, over a sliding minute
 	checking int                // credentials being checked now (reserved by begin or granted to a waiter)
 	waiting  []chan failVerdict // requests waiting for a place, oldest first; each channel has room for its one verdict
 }
+
+// failWindowLen is the window failLimiter counts failures over. It
+// slides (package slide): the failures of the minute before the current
+// one count weighted by the part of it the last minute still covers.
+// Before, the minute was fixed, starting at an address's first failure
+// after the last one ended: limit−1 failures at its end and limit−1 at
+// the next one's start, twice the limit within two seconds, were all
+// checked.
+const failWindowLen = time.Minute
 
 const (
 	maxTracked = 65536
@@ -615,7 +627,14 @@ const (
 )
 
 func newFailLimiter(limit int) *failLimiter {
-	return &failLimiter{byAddr: map[string]failWindow{}, limit: limit}
+	return &failLimiter{byAddr: map[string]failWindow{}, limit: limit, now: time.Now, origin: time.Now()}
+}
+
+// clock returns the time now, in the limiter's nanoseconds: since origin,
+// by the monotonic clock, so that a step of the wall clock neither
+// forgets failures nor counts them twice. Called with mu held.
+func (l *failLimiter) clock() int64 {
+	return int64(l.now().Sub(l.origin))
 }
 
 // failVerdict is what failLimiter.begin (or a wait) answers.
@@ -628,12 +647,9 @@ const (
 	failBusy                          // no place free, none waited for: 429 unchecked
 )
 
-// failures returns w's failures that count at now.
-func (w *failWindow) failures(now time.Time) int {
-	if now.Sub(w.start) >= time.Minute {
-		return 0
-	}
-	return w.n
+// failures returns w's failures that count at now (failLimiter.clock).
+func (w *failWindow) failures(now int64) int {
+	return w.fails.Count(now, failWindowLen)
 }
 
 // begin asks for a place to check one credential of addr. When none is
@@ -645,7 +661,7 @@ func (w *failWindow) failures(now time.Time) int {
 func (l *failLimiter) begin(addr string, wait bool) (failVerdict, chan failVerdict) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := l.clock()
 	w, ok := l.byAddr[addr]
 	if !ok {
 		if len(l.byAddr) >= maxTracked {
@@ -690,7 +706,7 @@ func (l *failLimiter) cancel(addr string, ch chan failVerdict) failVerdict {
 	if w, ok := l.byAddr[addr]; ok {
 		if i := slices.Index(w.waiting, ch); i >= 0 {
 			w.waiting = slices.Delete(w.waiting, i, i+1)
-			if w.idle(time.Now()) {
+			if w.idle(l.clock()) {
 				delete(l.byAddr, addr)
 			} else {
 				l.byAddr[addr] = w
@@ -721,12 +737,9 @@ func (l *failLimiter) end(addr string, reserved, failed bool) {
 	if reserved && w.checking > 0 {
 		w.checking--
 	}
-	now := time.Now()
+	now := l.clock()
 	if failed {
-		if w.failures(now) == 0 {
-			w.start, w.n = now, 0
-		}
-		w.n++
+		w.fails.Add(now, failWindowLen)
 	}
 	for len(w.waiting) > 0 {
 		n := w.failures(now)
@@ -757,7 +770,7 @@ func (l *failLimiter) end(addr string, reserved, failed bool) {
 }
 
 // idle reports whether w holds nothing that matters at now.
-func (w *failWindow) idle(now time.Time) bool {
+func (w *failWindow) idle(now int64) bool {
 	return w.checking == 0 && len(w.waiting) == 0 && w.failures(now) == 0
 }
 

@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 // A credential checked without a place (a request on an event loop's
 // lane, which may not wait, while the address's places are taken) has its
@@ -29,8 +26,9 @@ func TestAuthFailureUnreservedCountedAfterPlacesFreed(t *testing.T) {
 	l.end(ip, false, true) // the lane's guess failed
 	l.mu.Lock()
 	w, ok := l.byAddr[ip]
+	now := l.clock()
 	l.mu.Unlock()
-	if !ok || w.failures(time.Now()) != 1 {
+	if !ok || w.failures(now) != 1 {
 		t.Fatalf("the lane request's failure was not counted (record %v, %+v)", ok, w)
 	}
 }
