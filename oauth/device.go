@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgewamp/edgewamp/internal/slide"
 )
 
 // The device authorization grant (RFC 8628). A device without a browser
@@ -126,29 +128,34 @@ const deviceAuthsPerMinute = 30
 // codes outstanding for the default 10 min lifetime.
 const deviceAuthsPerNodeMinute = 600
 
-// minuteBudget counts events in fixed one-minute windows. Safe for
-// concurrent use.
+// minuteBudget counts events over a sliding minute (package slide): the
+// events of the current minute, plus those of the minute before weighted
+// by the part of it the last minute still covers. Before, the minute was
+// fixed, from its first event: the budget at one minute's end and the
+// budget again at the next one's start, twice it within two seconds,
+// were all taken. Safe for concurrent use.
 type minuteBudget struct {
-	mu      sync.Mutex
-	max     int       // static
-	start   time.Time // of the current window; guarded by mu
-	n       int       // taken in it; guarded by mu
-	refused int       // refused in it; guarded by mu
+	mu     sync.Mutex
+	max    int          // static
+	taken  slide.Window // guarded by mu
+	warned int64        // the last refusal reported first (Unix ns; 0: none); guarded by mu
 }
 
-// take counts one event at now, or reports how long until the next
-// window has room and whether this is the window's first refusal.
+// take counts one event at now, or reports how long until the count
+// over the last minute falls below the budget and whether this refusal
+// is the first in a minute (to be logged).
 func (b *minuteBudget) take(now time.Time) (ok bool, retry time.Duration, first bool) {
+	ns := now.UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if now.Sub(b.start) >= time.Minute {
-		b.start, b.n, b.refused = now, 0, 0
+	if b.taken.Count(ns, time.Minute) >= b.max {
+		first = b.warned == 0 || ns-b.warned >= int64(time.Minute) || ns < b.warned
+		if first {
+			b.warned = ns
+		}
+		return false, b.taken.Wait(ns, time.Minute, b.max), first
 	}
-	if b.n >= b.max {
-		b.refused++
-		return false, b.start.Add(time.Minute).Sub(now), b.refused == 1
-	}
-	b.n++
+	b.taken.Add(ns, time.Minute)
 	return true, 0, false
 }
 
@@ -185,9 +192,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	if ok, retry, first := s.deviceAuths.take(now); !ok {
 		s.issues.cancel(src, now) // refused for every address: nothing to remember of this one
 		if first {
-			s.log.Warn("oauth: refusing device authorizations for the rest of the minute: this node issued its limit", "limit", s.deviceAuths.max, "remote", src.remote)
+			s.log.Warn("oauth: refusing device authorizations: this node issued its limit within the last minute", "limit", s.deviceAuths.max, "remote", src.remote, "retry_after", retry.Round(time.Second))
 		}
-		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server issues no more device authorizations this minute; try again later", retry: max(retry, time.Second)})
+		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server has issued its device authorizations for the last minute; try again later", retry: max(retry, time.Second)})
 		return
 	}
 	s.issues.end(src, now, true)
