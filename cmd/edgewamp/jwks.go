@@ -23,6 +23,7 @@ import (
 // verifier the same way). Claims: sub is the authid; authrole (or the
 // first of roles) the role; roles, scope (space-separated) or scp (a
 // list) the rest; an audience "wamp:<realm>" binds the token to a realm.
+// Access tokens only: OpenID Connect ID tokens are refused (accessToken).
 //
 // Verifying costs about 250 µs of CPU; verified tokens are cached by their
 // SHA-256 until they expire (at most jwtCacheMax), so a client sending the
@@ -138,6 +139,9 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	if tok.Expiration().IsZero() {
 		return nil, errors.New("the token has no expiry")
 	}
+	if err := accessToken([]byte(token), tok); err != nil {
+		return nil, err
+	}
 	p = principalOf(tok)
 	v.mu.Lock()
 	if len(v.cache) >= jwtCacheMax {
@@ -154,6 +158,50 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	v.cache[h] = p
 	v.mu.Unlock()
 	return p, nil
+}
+
+var (
+	errTokenType = errors.New("the token is not an access token: its typ is neither at+jwt nor JWT")
+	errIDToken   = errors.New("the token is an OpenID Connect ID token (it carries nonce, at_hash, c_hash or s_hash), not an access token")
+)
+
+// idTokenClaims are claims only an OpenID Connect ID token carries (OIDC
+// Core §2, §3.3.2.11; FAPI's s_hash).
+var idTokenClaims = []string{"nonce", "at_hash", "c_hash", "s_hash"}
+
+// accessToken returns why a verified token (raw, parsed as tok) is not an
+// access token, or nil. An ID token says who signed in to a client (its
+// aud is that client), not what its bearer may do; with roles in it and
+// no gateway.bearer.audience (no aud check), one was taken as an access
+// token. Taken: typ at+jwt or application/at+jwt (RFC 9068 §2.1), and,
+// for the issuers that do not type their access tokens (most IdPs before
+// RFC 9068), JWT, application/jwt or none, unless the token carries an
+// ID token's claims. Refused: any other typ (an issuer's typed ID, logout
+// or event tokens). Only protected headers are read: an unprotected one
+// can be changed by anyone holding the token. Runs on a cache miss only.
+func accessToken(raw []byte, tok jwt.Token) error {
+	msg, err := jws.Parse(raw)
+	if err != nil || len(msg.Signatures()) == 0 {
+		return errToken
+	}
+	typed := true // every signature's header says at+jwt
+	for _, sig := range msg.Signatures() {
+		switch typ := sig.ProtectedHeaders().Type(); {
+		case strings.EqualFold(typ, "at+jwt"), strings.EqualFold(typ, "application/at+jwt"):
+		case typ == "", strings.EqualFold(typ, "JWT"), strings.EqualFold(typ, "application/jwt"):
+			typed = false
+		default:
+			return errTokenType
+		}
+	}
+	if !typed {
+		for _, c := range idTokenClaims {
+			if _, ok := tok.Get(c); ok {
+				return errIDToken
+			}
+		}
+	}
+	return nil
 }
 
 func principalOf(tok jwt.Token) *gateway.Principal {

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// startJWKSBridge runs the binary with a gateway that takes JWT bearer
+// tokens of keys (issuer https://auth.test, no audience configured) on
+// realm1 and realm2, whose role "user" may publish through the bridge.
+func startJWKSBridge(t *testing.T, keys *jwks) *reloadedGateway {
+	t.Helper()
+	realm := func(name string) string {
+		return fmt.Sprintf(`  - name: %s
+    security: true
+    anonymous: true
+    anonymous_role: guest
+    roles:
+      - name: guest
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com., match: prefix, allow: [publish]}]
+`, name)
+	}
+	return startReloadedGateway(t, fmt.Sprintf("listeners: [{address: 127.0.0.1:0}]\nrealms:\n%s%sgateway:\n  listen: 127.0.0.1:0\n  bearer: {jwks_file: %s, issuer: \"https://auth.test\"}\n",
+		realm("realm1"), realm("realm2"), keys.file))
+}
+
+// signed returns keys' token with claims (over a base of iss, sub alice,
+// authrole user, iat and a 5 min exp) and, typ being non-empty, that typ
+// header ("-": none at all).
+func (j *jwks) signed(t *testing.T, typ string, claims map[string]any) string {
+	t.Helper()
+	b := jwt.NewBuilder().Issuer("https://auth.test").Subject("alice").Claim("authrole", "user").
+		IssuedAt(time.Now()).Expiration(time.Now().Add(5 * time.Minute))
+	for k, v := range claims {
+		b = b.Claim(k, v)
+	}
+	tok, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []byte
+	switch typ {
+	case "-": // jws.Sign writes no typ, as some issuers do
+		payload, err := jwt.NewSerializer().Serialize(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err = jws.Sign(payload, jws.WithKey(jwa.EdDSA, j.priv))
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		h := jws.NewHeaders()
+		if typ != "" {
+			h.Set(jws.TypeKey, typ)
+		}
+		s, err = jwt.Sign(tok, jwt.WithKey(jwa.EdDSA, j.priv, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "Bearer " + string(s)
+}
+
+// publishAs publishes on realm's bridge with the Authorization value auth
+// and returns the status.
+func publishAs(t *testing.T, g *reloadedGateway, realm, auth string) (int, string) {
+	t.Helper()
+	r, body := g.do(t, "POST", "/wamp/"+realm+"/publish/com.t", `{"args":[1]}`, "Authorization", auth)
+	return r.StatusCode, string(body)
+}
+
+// TestJWKSBearerIDTokenRefused: the gateway takes access tokens, not
+// OpenID Connect ID tokens. An ID token says who signed in to a client
+// (its aud is that client), not what a bearer may do; one carrying roles
+// was accepted as an access token when no gateway.bearer.audience is set
+// (the aud check is then off), so any client an identity provider issued
+// ID tokens to, or anyone it leaked one to, could use it on the bridge.
+// Accepted: typ at+jwt (RFC 9068) or application/at+jwt, and, for the
+// issuers that do not mark access tokens, typ JWT or none. Refused (401
+// invalid_token): any other typ (an issuer typing its ID tokens, logout
+// or event tokens), and a token typed JWT or not at all that carries an
+// ID token's claims (nonce, at_hash, c_hash, s_hash; OIDC Core §2, §3.3.2.11).
+func TestJWKSBearerIDTokenRefused(t *testing.T) {
+	keys := newJWKS(t)
+	g := startJWKSBridge(t, keys)
+	aud := []string{"wamp:realm1"}
+	for _, tc := range []struct {
+		name, typ string
+		claims    map[string]any
+		ok        bool
+	}{
+		{"at+jwt", "at+jwt", map[string]any{"aud": aud}, true},
+		{"application/at+jwt", "application/at+jwt", map[string]any{"aud": aud}, true},
+		{"JWT", "JWT", map[string]any{"aud": aud}, true},
+		{"no typ", "-", map[string]any{"aud": aud}, true},
+		{"JWT, no aud", "JWT", nil, true},
+		{"ID token with nonce", "JWT", map[string]any{"aud": "my-spa", "nonce": "n-0S6_WzA2Mj", "roles": []string{"user"}}, false},
+		{"ID token with at_hash", "JWT", map[string]any{"aud": "my-spa", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}, false},
+		{"ID token with c_hash, no typ", "-", map[string]any{"aud": "my-spa", "c_hash": "LDktKdoQak3Pk0cnXxCltA"}, false},
+		{"ID token with s_hash", "JWT", map[string]any{"s_hash": "x"}, false},
+		{"typ id_token+jwt", "id_token+jwt", map[string]any{"aud": aud}, false},
+		{"typ logout+jwt", "logout+jwt", map[string]any{"aud": aud}, false},
+		{"typ secevent+jwt", "secevent+jwt", map[string]any{"aud": aud}, false},
+	} {
+		st, body := publishAs(t, g, "realm1", keys.signed(t, tc.typ, tc.claims))
+		switch {
+		case tc.ok && st/100 != 2:
+			t.Errorf("%s: %d %s, want it accepted", tc.name, st, body)
+		case !tc.ok && st != http.StatusUnauthorized:
+			t.Errorf("%s: %d %s, want 401", tc.name, st, body)
+		case !tc.ok && !strings.Contains(body, "not an access token"):
+			t.Errorf("%s: %d %s, want a problem saying it is not an access token", tc.name, st, body)
+		}
+	}
+}
