@@ -142,7 +142,9 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	if err := accessToken([]byte(token), tok); err != nil {
 		return nil, err
 	}
-	p = principalOf(tok)
+	if p, err = principalOf(tok); err != nil {
+		return nil, err
+	}
 	v.mu.Lock()
 	if len(v.cache) >= jwtCacheMax {
 		now := time.Now()
@@ -204,7 +206,14 @@ func accessToken(raw []byte, tok jwt.Token) error {
 	return nil
 }
 
-func principalOf(tok jwt.Token) *gateway.Principal {
+var errTokenRealms = errors.New(`the token names more than one realm, or an empty one (aud "wamp:<realm>"): a token is bound to one realm`)
+
+// principalOf is the principal of a verified access token. Its realm is
+// the one its audiences name as wamp:<realm>; a token naming several (or
+// the empty realm, which would bind it to none) is refused: before, the
+// last one listed bound it, so the order of the list chose the realm, and
+// wamp: listed last left it good on every realm.
+func principalOf(tok jwt.Token) (*gateway.Principal, error) {
 	pc := tok.PrivateClaims()
 	p := &gateway.Principal{AuthID: tok.Subject(), Expires: tok.Expiration(), Claims: map[string]any{}}
 	for k, x := range pc {
@@ -214,6 +223,9 @@ func principalOf(tok jwt.Token) *gateway.Principal {
 	p.Claims["iss"] = tok.Issuer()
 	for _, a := range tok.Audience() {
 		if r, ok := strings.CutPrefix(a, "wamp:"); ok {
+			if r == "" || p.Realm != "" && p.Realm != r {
+				return nil, errTokenRealms
+			}
 			p.Realm = r
 		}
 	}
@@ -230,7 +242,7 @@ func principalOf(tok jwt.Token) *gateway.Principal {
 	} else {
 		p.Scopes = strList(pc["scp"])
 	}
-	return p
+	return p, nil
 }
 
 func strList(v any) []string {

@@ -123,3 +123,35 @@ func TestJWKSBearerIDTokenRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSBearerSeveralRealmsRefused: a token's audience wamp:<realm>
+// binds it to that realm; a token naming two realms was bound to the one
+// listed last (aud [wamp:realm2, wamp:realm1] served on realm1 and was
+// refused 403 on realm2, the same realms the other way round the
+// opposite), and one naming the empty realm (wamp:) to none, so it served
+// on every realm. Both are refused now (401): a token is bound to one
+// realm, which it names. A realm named twice, or beside an audience that
+// is not wamp:, still binds the token to it.
+func TestJWKSBearerSeveralRealmsRefused(t *testing.T) {
+	keys := newJWKS(t)
+	g := startJWKSBridge(t, keys)
+	for _, tc := range []struct {
+		aud            []string
+		realm1, realm2 int // the status on each realm
+	}{
+		{[]string{"wamp:realm2", "wamp:realm1"}, 401, 401},
+		{[]string{"wamp:realm1", "wamp:realm2"}, 401, 401},
+		{[]string{"wamp:"}, 401, 401},
+		{[]string{"wamp:realm1", "wamp:"}, 401, 401},
+		{[]string{"wamp:realm1", "wamp:realm1"}, 202, 403},
+		{[]string{"https://api.example", "wamp:realm2"}, 403, 202},
+	} {
+		tok := keys.signed(t, "at+jwt", map[string]any{"aud": tc.aud})
+		for i, want := range []int{tc.realm1, tc.realm2} {
+			realm := []string{"realm1", "realm2"}[i]
+			if st, body := publishAs(t, g, realm, tok); st != want {
+				t.Errorf("aud %q on %s: %d %s, want %d", tc.aud, realm, st, body, want)
+			}
+		}
+	}
+}
