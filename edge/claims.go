@@ -126,9 +126,14 @@ type claimStore struct {
 	// worker, and each waiting claimWait would make the REGISTERs queued
 	// behind it wait that long once per claim ahead of them. reconcile
 	// clears it.
-	down   bool
-	mu     sync.Mutex // guards closed
-	closed bool
+	down bool
+	// reconciling is set while reconcile's round of the keys in round
+	// (releases first, then provisional claims) is under way; the worker
+	// goes on with it after each job (reconcile).
+	reconciling bool
+	round       []reconcileKey
+	mu          sync.Mutex // guards closed
+	closed      bool
 	// flushBy is set by close before it stops the worker (which reads it
 	// after stop is closed): the deadline of the flush.
 	flushBy time.Time
@@ -214,6 +219,9 @@ func (c *claimStore) run() {
 		case <-c.kick:
 			c.next()
 			c.checkHeld()
+			if c.reconciling {
+				c.reconcile()
+			}
 		case <-t.C:
 			c.reconcile()
 			c.checkHeld()
@@ -561,6 +569,7 @@ func (c *claimStore) checkHeld() {
 	if lost > 0 {
 		c.n.stats.ClaimsReasserted.Add(uint64(lost))
 		c.n.log.Warn("mesh: the claim store no longer holds claims of this node (taken over while another node took it for dead, or lost by a store node that restarted); claiming them again", "claims", lost)
+		c.reconciling = false // a new round, with the claims found lost
 		c.reconcile()
 	}
 	switch {
@@ -1088,40 +1097,92 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 }
 
 // reconcile gives back the releases the store did not take, then
-// retries provisional claims. Worker goroutine. It stops at the first
-// that the store does not answer (each would wait claimTimeout), and
-// clears down when the store answers.
+// retries provisional claims, in turns of at most checkBatch of them and
+// checkTurn (one store round trip each: at least one), the worker's
+// other jobs going on between turns (as checkHeld's): before, it took
+// them all in one turn, and every claim and release of the node queued
+// meanwhile, of a free procedure too, waited behind the whole backlog an
+// outage left (k provisional claims times the store's round trip: an
+// edge node's 10,000 over a 20 ms uplink, more than three minutes).
+// Each round works on the keys waiting when it began (a claim another
+// live node holds stays provisional, and is tried again by the next
+// round, not by every turn). It stops at the first operation the store
+// does not answer (each would wait claimTimeout), the round abandoned,
+// and clears down as soon as the store answers one, so that the claims
+// queued between turns go to the store rather than being accepted
+// provisionally. Worker goroutine.
 func (c *claimStore) reconcile() {
-	for key, rev := range c.releasing { // empty while kv is nil (releaseBy)
+	if !c.reconciling {
+		c.round = c.round[:0]
+		for key := range c.releasing { // empty while kv is nil (releaseBy)
+			c.round = append(c.round, reconcileKey{key: key, release: true})
+		}
+		for key, rec := range c.held {
+			if rec.rev == 0 {
+				c.round = append(c.round, reconcileKey{key: key})
+			}
+		}
+		c.reconciling = true
+	}
+	start := time.Now()
+	for i := 0; len(c.round) > 0; i++ {
 		if c.stopping() {
 			return
 		}
-		if !c.giveBack(key, rev, time.Time{}) {
-			c.down = true
+		if i >= checkBatch || i > 0 && time.Since(start) >= checkTurn {
+			c.wake() // the rest after the jobs queued meanwhile
 			return
 		}
-		delete(c.releasing, key)
-	}
-	for key, rec := range c.held {
-		if rec.rev != 0 {
+		r := c.round[0]
+		c.round[0] = reconcileKey{}
+		c.round = c.round[1:]
+		if r.release {
+			rev, ok := c.releasing[r.key]
+			if !ok { // claimed again meanwhile
+				continue
+			}
+			if !c.giveBack(r.key, rev, time.Time{}) {
+				c.abandonRound()
+				return
+			}
+			delete(c.releasing, r.key)
+			c.down = false
 			continue
 		}
-		if c.stopping() {
-			return
+		if rec, ok := c.held[r.key]; !ok || rec.rev != 0 { // released, or claimed meanwhile
+			continue
 		}
-		err := c.take(key)
+		err := c.take(r.key)
 		switch {
 		case err == nil:
 		case errors.Is(err, route.ErrMeshClaimed), errors.Is(err, errUnheard):
 			// Another live node holds it: the directory settles which
 			// registration stays; keep ours provisional until then.
-			c.held[key] = claimRec{}
+			c.held[r.key] = claimRec{}
 		default:
-			c.down = true
+			c.abandonRound()
 			return
 		}
+		c.down = false
 	}
+	c.abandonRound()
 	c.down = false
+}
+
+// abandonRound ends reconcile's round: the store did not answer (down),
+// or every key was tried (the caller clears down). Worker goroutine.
+func (c *claimStore) abandonRound() {
+	c.reconciling = false
+	clear(c.round)
+	c.round = c.round[:0]
+	c.down = true
+}
+
+// reconcileKey is a key of reconcile's round: a release to give back
+// again, or a provisional claim to claim in the store.
+type reconcileKey struct {
+	key     string
+	release bool
 }
 
 // stopping reports whether the worker is asked to stop (a long reconcile
