@@ -616,7 +616,7 @@ func (c *claimStore) sweep(kv jetstream.KeyValue, st jetstream.Stream) {
 	if err != nil {
 		return
 	}
-	defer w.Stop()
+	defer stopWatch(w)
 	me, myBoot := c.n.opts.Name, strconv.FormatUint(c.n.boot, 10)
 	purged := 0
 	for {
@@ -654,6 +654,32 @@ func (c *claimStore) sweep(kv jetstream.KeyValue, st jetstream.Stream) {
 		c.n.log.Info("mesh: purged the claims of nodes seen dead", "claims", purged)
 	}
 }
+
+// stopWatch stops a watcher and takes what it still delivers until it
+// closes its channel (at most one entry more, once stopped), within
+// watchDrain. nats.go's handler blocks until each entry is taken: a
+// sweep cut short (the node shutting down, a purge the store did not
+// answer) stopped its watcher with entries coming, and the handler's
+// goroutine stayed blocked on the full channel for ever, with the
+// entries it held, one leaked per sweep cut short.
+func stopWatch(w jetstream.KeyWatcher) {
+	w.Stop()
+	t := time.NewTimer(watchDrain)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// watchDrain bounds stopWatch's wait for the watcher's channel to close.
+const watchDrain = 5 * time.Second
 
 func claimKey(realm string, match proto.Match, uri string) string {
 	h := sha256.Sum256([]byte(realm + "\x00" + match.String() + "\x00" + uri))
