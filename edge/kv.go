@@ -392,6 +392,19 @@ func isAPICode(err error, code jetstream.ErrorCode) bool {
 	return errors.As(err, &ae) && ae.ErrorCode == code
 }
 
+// Usage returns the bytes the bucket's entries take and the most it may
+// hold (its MaxBytes; once full, writes fail), as the stream's leader
+// reports them: one round trip.
+func (kv *KV) Usage(ctx context.Context) (used, limit int64, err error) {
+	ctx, cancel := kv.ctx(ctx)
+	defer cancel()
+	info, err := kv.stream.Info(ctx)
+	if err != nil {
+		return 0, 0, kvErr("usage", err)
+	}
+	return int64(info.State.Bytes), info.Config.MaxBytes, nil
+}
+
 // List returns the live entries whose keys start with prefix, which is
 // "" (every key) or a key followed by a dot ("rt."), in any order. The
 // stream's leader answers, one entry per round trip (JetStream's

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -159,6 +160,52 @@ func (b *minuteBudget) take(now time.Time) (ok bool, retry time.Duration, first 
 	return true, 0, false
 }
 
+// deviceRoom tells whether a store with a bound in bytes for all its
+// records (UsageReporter: a mesh's shared bucket) has room for device
+// authorizations: while it is less than half full, leaving the other
+// half to the records of signed-in users (logins, refreshes,
+// revocations). Each node's budget bounds what it issues, not what a
+// mesh's nodes issue together: at 600 a minute a node holds about 3.3 to
+// 6.7 MB of codes (555 bytes a code in edge's bucket, kept 10 to 20
+// minutes), and ten to twenty nodes filled the 64 MiB bucket the whole
+// mesh shares. The store is asked at most once a second, and after every
+// deviceRecheck codes this node issued. Safe for concurrent use.
+type deviceRoom struct {
+	mu     sync.Mutex
+	at     time.Time // of the last answer; guarded by mu
+	issued int       // codes allowed since; guarded by mu
+	full   bool      // the last answer; guarded by mu
+}
+
+// deviceRecheck is how many device authorizations a node allows on one
+// answer of the store's fill.
+const deviceRecheck = 16
+
+// ok reports whether st has room for one more device authorization
+// (always for a store without a bound, and, for a second, when the store
+// does not say).
+func (d *deviceRoom) ok(ctx context.Context, st Store, log *slog.Logger) bool {
+	ur, bounded := st.(UsageReporter)
+	if !bounded {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.at) >= time.Second || d.issued >= deviceRecheck {
+		used, limit, err := ur.Usage(ctx)
+		full := err == nil && limit > 0 && used >= limit/2 // not saying: the write itself fails or not
+		if full && !d.full {
+			log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
+		}
+		d.at, d.issued, d.full = time.Now(), 0, full
+	}
+	if d.full {
+		return false
+	}
+	d.issued++
+	return true
+}
+
 // handleDeviceAuthorization is RFC 8628 §3.1/3.2.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	form, oe := readForm(w, r)
@@ -187,6 +234,11 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	src := s.issues.source(r)
 	if ok, retry := s.issues.begin(src, now); !ok {
 		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many device authorizations from this address; try again later", retry: max(retry, time.Second)})
+		return
+	}
+	if !s.deviceRoom.ok(r.Context(), s.store, s.log) {
+		s.issues.cancel(src, now) // refused for every address: nothing to remember of this one
+		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server's store holds too many device authorizations; try again later", retry: time.Minute})
 		return
 	}
 	if ok, retry, first := s.deviceAuths.take(now); !ok {

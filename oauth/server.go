@@ -46,6 +46,7 @@ type Server struct {
 	limit       *limiter
 	issues      *limiter      // device authorizations per source address
 	deviceAuths *minuteBudget // device authorizations of this node, all addresses
+	deviceRoom  deviceRoom    // whether the store has room for device authorizations (UsageReporter)
 	hashSem     chan struct{} // bounds concurrent password/secret hashing
 	csrfKey     []byte        // static after New
 

@@ -106,6 +106,19 @@ type SinceLister interface {
 	ListSince(ctx context.Context, prefix string, rev uint64) ([]Entry, error)
 }
 
+// UsageReporter is an optional interface of a Store bounded in bytes for
+// all its records together (edge's JetStream bucket, shared by every node
+// of a mesh: 64 MiB). Usage returns the bytes the records take and the
+// bound (0 or less: none). The server then issues device authorizations,
+// which need no secret and store two records each for the code's
+// lifetime, only while the store is less than half full: each node's own
+// budget (deviceAuthsPerNodeMinute) summed over a mesh of ten or more
+// nodes filled the shared bucket, and every write of every node (logins,
+// refreshes, revocations) failed until the codes expired.
+type UsageReporter interface {
+	Usage(ctx context.Context) (used, limit int64, err error)
+}
+
 // Entry is one key's value and revision.
 type Entry struct {
 	Key      string

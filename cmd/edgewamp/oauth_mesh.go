@@ -37,8 +37,9 @@ func meshOAuthStore(node meshNode) func(context.Context) (oauth.Store, error) {
 type kvStore struct{ kv *edge.KV }
 
 var (
-	_ oauth.Store       = kvStore{}
-	_ oauth.SinceLister = kvStore{}
+	_ oauth.Store         = kvStore{}
+	_ oauth.SinceLister   = kvStore{}
+	_ oauth.UsageReporter = kvStore{}
 )
 
 // storeErr translates edge's sentinels into oauth's; anything else (the
@@ -88,6 +89,12 @@ func (s kvStore) List(ctx context.Context, prefix string) ([]oauth.Entry, error)
 // sync and garbage collection use it.
 func (s kvStore) ListSince(ctx context.Context, prefix string, rev uint64) ([]oauth.Entry, error) {
 	return entries(s.kv.ListSince(ctx, prefix, rev))
+}
+
+// Usage reports the bucket's fill (edge.KV.Usage): oauth keeps its device
+// authorizations, which anyone may ask for, to half of it.
+func (s kvStore) Usage(ctx context.Context) (used, limit int64, err error) {
+	return s.kv.Usage(ctx)
 }
 
 func entries(es []edge.KVEntry, err error) ([]oauth.Entry, error) {
