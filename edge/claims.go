@@ -78,12 +78,20 @@ type claimRec struct {
 type claimStore struct {
 	n *Node
 	// The worker's jobs, in order: claims (at most maxClaimJobs waiting;
-	// another is refused with errClaimsFull) and releases (never refused below
-	// maxReleaseJobs: a release dropped would leave this node holding the
-	// key of a registration that is gone, a ghost refusing the procedure
-	// mesh-wide). kick wakes the worker.
+	// another is refused with errClaimsFull), barriers (refused, run at
+	// once, past maxReleaseJobs jobs) and releases (never refused: a
+	// release dropped would leave this node holding the key of a
+	// registration that is gone, a ghost refusing the procedure
+	// mesh-wide). Releases were refused past maxReleaseJobs jobs too, one
+	// session's limits.registrations: the leave of sessions holding more
+	// single registrations at once (a node's clients cut together) left
+	// the rest as ghosts. Their number is bounded by the claims the node
+	// holds (each release follows the claim of its key in the queue, and a
+	// key is claimed again only after its release ran), about 80 bytes
+	// each against the registration's own hundreds. kick wakes the worker.
 	qmu    sync.Mutex
 	q      []claimJob // guarded by qmu
+	maxQ   int        // maxReleaseJobs (tests: Options.testClaimQueue), for barriers; static
 	claims int        // claim jobs in q; guarded by qmu
 	kick   chan struct{}
 	stop   chan struct{}
@@ -172,6 +180,10 @@ func (c *claimStore) hooked(op string, err error) error {
 
 func newClaimStore(n *Node) *claimStore {
 	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}, routedFound: map[string]time.Time{}}
+	c.maxQ = maxReleaseJobs
+	if n.opts.testClaimQueue > 0 {
+		c.maxQ = n.opts.testClaimQueue
+	}
 	c.retry = time.NewTimer(time.Hour)
 	c.retry.Stop()
 	c.replicas = 1
@@ -385,7 +397,7 @@ func (c *claimStore) submit(j claimJob) bool {
 		return false
 	}
 	c.qmu.Lock()
-	if j.done != nil && c.claims >= maxClaimJobs || len(c.q) >= maxReleaseJobs {
+	if j.done != nil && c.claims >= maxClaimJobs || j.barrier != nil && len(c.q) >= c.maxQ {
 		c.qmu.Unlock()
 		return false
 	}
@@ -758,12 +770,11 @@ func (n *Node) Claim(realm string, match proto.Match, uri string, done func(erro
 	}
 }
 
-// Release implements route.Mesh.
+// Release implements route.Mesh. The worker takes every release (its
+// queue refuses none) until the node shuts down, when flush gives back
+// every claim it holds.
 func (n *Node) Release(realm string, match proto.Match, uri string) {
-	if !n.claims.submit(claimJob{key: claimKey(realm, match, uri)}) && !n.claims.isClosed() {
-		n.stats.ReleasesDropped.Add(1)
-		n.log.Warn("mesh: a claim release was dropped (the claim worker is far behind); the procedure may stay refused elsewhere until this node leaves", "uri", uri)
-	}
+	n.claims.submit(claimJob{key: claimKey(realm, match, uri)})
 }
 
 // Released implements route.Mesh: done runs once the releases queued

@@ -198,9 +198,9 @@ type Stats struct {
 	// subjects passed Options.MaxInterest on this node: it receives all of
 	// their events (realmInterest).
 	WideRealms atomic.Int64
-	// ReleasesDropped counts claim releases refused because the claim
-	// worker had maxReleaseJobs jobs waiting, or maxReleaseJobs releases
-	// the store had not taken wait to be given back again (logged).
+	// ReleasesDropped counts claim releases dropped because
+	// maxReleaseJobs releases the store had not taken wait to be given
+	// back again (logged).
 	ReleasesDropped atomic.Uint64
 	// VersionMismatch counts messages dropped because they came from a
 	// node that speaks another mesh version (its heartbeats, which tell

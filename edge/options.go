@@ -102,6 +102,9 @@ type Options struct {
 	testMeshVersion int
 	// testClaimSweep, set by tests only, replaces claimSweepEvery.
 	testClaimSweep time.Duration
+	// testClaimQueue, set by tests only, replaces maxReleaseJobs as the
+	// bound of the claim worker's queue.
+	testClaimQueue int
 
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).
