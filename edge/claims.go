@@ -73,6 +73,10 @@ const (
 
 type claimRec struct {
 	rev uint64 // the revision this node wrote; 0 = provisional
+	// unwritten: provisional without a write to the store (accepted at
+	// once while the store was taken for down), so that there is nothing
+	// of it in the store to give back (releaseBy).
+	unwritten bool
 }
 
 type claimStore struct {
@@ -91,7 +95,7 @@ type claimStore struct {
 	// each against the registration's own hundreds. kick wakes the worker.
 	qmu    sync.Mutex
 	q      []claimJob // guarded by qmu
-	maxQ   int        // maxReleaseJobs (tests: Options.testClaimQueue), for barriers; static
+	maxQ   int        // maxReleaseJobs (tests: Options.testClaimQueue), for barriers and releasing; static
 	claims int        // claim jobs in q; guarded by qmu
 	kick   chan struct{}
 	stop   chan struct{}
@@ -800,7 +804,7 @@ func (c *claimStore) isClosed() bool {
 func (c *claimStore) claim(key string) error {
 	if c.down {
 		c.n.stats.ClaimsProvisional.Add(1)
-		c.held[key] = claimRec{}
+		c.held[key] = claimRec{unwritten: true}
 		return route.ErrMeshProvisional
 	}
 	deadline := time.Now().Add(claimWait)
@@ -1049,7 +1053,16 @@ func (c *claimStore) releaseBy(key string, deadline time.Time) {
 		return
 	}
 	delete(c.held, key)
-	if c.kv == nil {
+	if c.kv == nil || rec.unwritten {
+		// Nothing of it in the store: a claim accepted while the store was
+		// taken for down was never written. Before, its release was kept
+		// for reconcile like any other: the sessions of an edge node that
+		// left during an outage of its uplink filled the releases kept
+		// (maxReleaseJobs) with nothing to give back, the releases of
+		// claims written before the outage past them were dropped, and
+		// those claims refused their procedures mesh-wide for as long as
+		// the node lived; and each kept release cost a store round trip
+		// after the outage.
 		return
 	}
 	// A provisional claim (rev 0) is given back too, by its value: the
@@ -1077,7 +1090,7 @@ func (c *claimStore) releaseBy(key string, deadline time.Time) {
 // keepRelease keeps a release the store did not take, for reconcile.
 // Worker goroutine.
 func (c *claimStore) keepRelease(key string, rev uint64) {
-	if _, ok := c.releasing[key]; !ok && len(c.releasing) >= maxReleaseJobs {
+	if _, ok := c.releasing[key]; !ok && len(c.releasing) >= c.maxQ {
 		c.n.stats.ReleasesDropped.Add(1)
 		c.n.log.Warn("mesh: a claim release was dropped (too many wait for the claim store to answer); the procedure may stay refused elsewhere until this node leaves", "key", key)
 		return
@@ -1189,6 +1202,7 @@ func (c *claimStore) reconcile() {
 		if rec, ok := c.held[r.key]; !ok || rec.rev != 0 { // released, or claimed meanwhile
 			continue
 		}
+		c.held[r.key] = claimRec{} // written from now on, if not answered in time
 		err := c.take(r.key)
 		switch {
 		case err == nil:

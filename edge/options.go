@@ -103,7 +103,7 @@ type Options struct {
 	// testClaimSweep, set by tests only, replaces claimSweepEvery.
 	testClaimSweep time.Duration
 	// testClaimQueue, set by tests only, replaces maxReleaseJobs as the
-	// bound of the claim worker's queue.
+	// bound of the claim worker's queue and of the releases it keeps.
 	testClaimQueue int
 
 	// MaxPayload is the largest message the embedded server accepts.
