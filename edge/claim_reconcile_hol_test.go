@@ -22,7 +22,8 @@ import (
 // minutes). Here each store write of the edge node takes 10 ms more
 // (an uplink's round trip), and a free procedure's REGISTER, sent once
 // the backlog's first claim is written, must be answered while claims
-// of the backlog are still waiting.
+// of the backlog are still waiting (the backlog goes on once its claim
+// is queued).
 func TestReconcileDoesNotHoldNewClaims(t *testing.T) {
 	t.Parallel()
 	hub, edge, px := hubAndEdge(t)
@@ -47,7 +48,7 @@ func TestReconcileDoesNotHoldNewClaims(t *testing.T) {
 		}
 	}
 	edge.n.claims.testHookNext.Store(&setDown)
-	const k = 120
+	const k = 80
 	s := edge.dial(edge.rs(), proto.JSON)
 	var wg sync.WaitGroup
 	for i := range k {
@@ -68,10 +69,22 @@ func TestReconcileDoesNotHoldNewClaims(t *testing.T) {
 	var creates atomic.Int64
 	started := make(chan struct{})
 	var once sync.Once
+	queued := func() bool {
+		edge.n.claims.qmu.Lock()
+		defer edge.n.claims.qmu.Unlock()
+		return len(edge.n.claims.q) > 0
+	}
 	slow := func(op string, err error) error {
 		if op == "create" && err == nil {
 			creates.Add(1)
-			once.Do(func() { close(started) })
+			once.Do(func() {
+				close(started)
+				// The backlog goes on once com.free's claim is queued
+				// behind it, however loaded the machine.
+				for deadline := time.Now().Add(10 * time.Second); !queued() && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			})
 			time.Sleep(10 * time.Millisecond)
 		}
 		return err
