@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -442,16 +443,28 @@ const (
 // errConfigChanging refuses a reload whose file went on changing.
 var errConfigChanging = errors.New("the file went on changing for " + configSettleMax.String() + " (being written?): not reloaded; send SIGHUP again once it is written")
 
+// errReloadStopped refuses a reload that was waiting for its file when a
+// stop signal came.
+var errReloadStopped = errors.New("a stop signal came while the reload waited for the file to be written: not reloaded")
+
 // awaitQuietConfig returns once the regular file at path has not been
 // modified for configQuiet: its modification time is that old, or it has
 // stayed the same (size, modification time, inode) for configQuiet of
 // waiting here (a time in the future, the clock set back). It returns
-// errConfigChanging past deadline, and nil at once for what is not a
-// regular file (the read says what is wrong with it). It blocks; a file
-// left alone, the usual case, costs one stat.
+// errConfigChanging past deadline, errReloadStopped when SIGINT or
+// SIGTERM comes while it waits (the stop does not wait for it; os/signal
+// delivers the signal to the main loop's channel too), and nil at once
+// for what is not a regular file (the read says what is wrong with it).
+// It blocks; a file left alone, the usual case, costs one stat.
 func awaitQuietConfig(path string, deadline time.Time) error {
 	var seen os.FileInfo
 	var seenAt time.Time
+	var stop chan os.Signal // once it waits
+	defer func() {
+		if stop != nil {
+			signal.Stop(stop)
+		}
+	}()
 	for {
 		fi, err := os.Stat(path)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -472,7 +485,17 @@ func awaitQuietConfig(path string, deadline time.Time) error {
 		if age >= 0 {
 			wait = min(wait, configQuiet-age)
 		}
-		time.Sleep(min(wait, time.Until(deadline)+time.Millisecond))
+		if stop == nil {
+			stop = make(chan os.Signal, 1)
+			signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+		}
+		t := time.NewTimer(min(wait, time.Until(deadline)+time.Millisecond))
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return fmt.Errorf("%s: %w", path, errReloadStopped)
+		}
 	}
 }
 

@@ -80,3 +80,56 @@ func TestReloadWaitsForConfigBeingWritten(t *testing.T) {
 		t.Fatalf("realm2's session after the reload: %v\n%s", err, lastLines(logs, 10))
 	}
 }
+
+// TestStopDuringReloadWaitForConfig: a SIGTERM while a reload waits for
+// the configuration file to be written (TestReloadWaitsForConfigBeingWritten)
+// ends that wait: the reload is refused, saying why, and the stop goes on
+// at once. Before, the stop waited for the reload's wait to end (up to
+// configSettleMax, 2 s, on top of a stop that may take 20 s of systemd's
+// TimeoutStopSec=20s).
+func TestStopDuringReloadWaitForConfig(t *testing.T) {
+	content := "realms:\n  - name: realm1\n    anonymous: true\n"
+	path := writeFile(t, "c.yaml", content)
+	r := launch(t, exec.Command(binPath, "run", "-config", path, "-listen", "127.0.0.1:0"))
+	// A file that goes on changing (a comment line appended every 10 ms)
+	// until the router has gone.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			fmt.Fprintf(f, "# line %d\n", i)
+		}
+	}()
+	defer func() { close(stop); <-writerDone }()
+	time.Sleep(50 * time.Millisecond)
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the reload waits for the file (2 s at most)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, r.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the router still runs 15 s after SIGTERM\n%s", lastLines(r.logs(), 10))
+	}
+	logs := r.logs()
+	if !strings.Contains(logs, "SIGHUP: configuration refused") || !strings.Contains(logs, "stop signal") {
+		t.Fatalf("the reload was not refused for the stop signal:\n%s", grepLines(logs, "SIGHUP"))
+	}
+}
