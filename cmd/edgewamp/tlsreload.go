@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/edgewamp/edgewamp/loop"
 )
@@ -13,11 +14,27 @@ import (
 // (unreadable, key not matching, expired, unusable by crypto/tls) is refused, logged, and the one
 // in use stays. It returns the refusals joined, or nil. Established
 // connections keep the certificate they were made with.
+//
+// Each pair is read once its files have not been modified for
+// configQuiet (awaitQuietConfig, as the configuration file): a chain
+// written in place (cp over it) and read with its last certificate cut
+// short parsed as the leaf alone (crypto/tls stops at the first block
+// that is not whole PEM), which loads, matches the key and completes a
+// handshake, and was served: clients that need the intermediate refused
+// every new connection until the next reload.
 func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 	var errs []error
+	deadline := time.Now().Add(configSettleMax)
 	for _, cf := range certs {
 		certPath, keyPath := cf.Paths()
-		if err := cf.Reload(); err != nil {
+		err := awaitQuietConfig(certPath, deadline)
+		if err == nil {
+			err = awaitQuietConfig(keyPath, deadline)
+		}
+		if err == nil {
+			err = cf.Reload()
+		}
+		if err != nil {
 			in := cf.Certificate().Leaf
 			log.Error("SIGHUP: TLS certificate refused; keeping the one in use", "cert", certPath, "key", keyPath, "err", err,
 				"in_use_serial", in.SerialNumber.String(), "in_use_not_after", in.NotAfter)
