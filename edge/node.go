@@ -41,9 +41,10 @@ import (
 type Node struct {
 	opts Options
 	// routed holds the peers that were direct NATS routes of this node's
-	// server when they joined (routes.go). Guarded by routedMu.
+	// server when they joined, with the server ids of those routes
+	// (routes.go). Guarded by routedMu.
 	routedMu sync.Mutex
-	routed   map[string]bool
+	routed   map[string][]string
 	log      *slog.Logger
 	r        *route.Router
 	boot     uint64 // random per process start: tells a restarted node from the old one

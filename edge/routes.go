@@ -1,6 +1,10 @@
 package edge
 
-import "github.com/nats-io/nats-server/v2/server"
+import (
+	"slices"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
 
 // A node killed (SIGKILL, a crash) is taken for dead PeerTimeout after it
 // was last heard (2 s by default), but the NATS routes of a cluster to it
@@ -10,7 +14,9 @@ import "github.com/nats-io/nats-server/v2/server"
 // claim held by a live life: refused procedure_already_exists, which
 // Autobahn|Python and |JS raise in the application's on_join and do not
 // retry, so the procedure stayed unregistered for good. A claim held by a
-// peer that was a direct route and has none now is waited for as one of
+// peer that was a direct route and has none of the routes it had at its
+// join now (by server id: a restarted node's new route is not the old
+// life's) is waited for as one of
 // a life not heard yet (claims.go, take): granted once the peer is taken
 // for dead, refused if its route comes back first or it is still heard
 // after PeerTimeout; while its route is still open, for routeCloseGrace
@@ -18,17 +24,27 @@ import "github.com/nats-io/nats-server/v2/server"
 // route of their own and are not judged so.
 
 // noteRouted records whether peer name is a direct route of this node's
-// server, at its join (its first message came over that route). On the
-// control dispatcher.
+// server at its join (its first message came over that route), and the
+// server ids of its routes then: NATS gives a server a new id at each
+// start, so a route to a node killed and restarted under the same name
+// (systemd's Restart= within milliseconds) is told from the old life's.
+// Before, routes were looked up by name only: the new life's route,
+// up before this node heard that life, was taken for the old one's, and
+// a REGISTER racing the kill got only routeCloseGrace. On the control
+// dispatcher.
 func (n *Node) noteRouted(name string) {
-	if n.srv == nil || !n.hasRoute(name) {
+	if n.srv == nil {
+		return
+	}
+	ids := n.routeIDs(name)
+	if len(ids) == 0 {
 		return
 	}
 	n.routedMu.Lock()
 	if n.routed == nil {
-		n.routed = map[string]bool{}
+		n.routed = map[string][]string{}
 	}
-	n.routed[name] = true
+	n.routed[name] = ids
 	n.routedMu.Unlock()
 }
 
@@ -37,27 +53,41 @@ func (n *Node) noteRouted(name string) {
 func (n *Node) wasRouted(name string) bool {
 	n.routedMu.Lock()
 	defer n.routedMu.Unlock()
-	return n.routed[name]
+	return len(n.routed[name]) > 0
 }
 
 // routeLost reports whether peer name was a direct route when it joined
-// and this node's server has no route to it now. Concurrency-safe; walks
-// the server's routes (a claim conflict, not a hot path).
+// and this node's server has none of the routes it had then (by server
+// id: a route to a new life of the node is not its). Concurrency-safe;
+// walks the server's routes (a claim conflict, not a hot path).
 func (n *Node) routeLost(name string) bool {
-	return n.wasRouted(name) && !n.hasRoute(name)
-}
-
-// hasRoute reports whether this node's server has a route to the server
-// named name (ServerName is the node's name).
-func (n *Node) hasRoute(name string) bool {
-	rz, err := n.srv.Routez(&server.RoutezOptions{})
-	if err != nil {
+	n.routedMu.Lock()
+	had := n.routed[name]
+	n.routedMu.Unlock()
+	if len(had) == 0 {
 		return false
 	}
-	for _, r := range rz.Routes {
-		if r.RemoteName == name {
-			return true
+	for _, id := range n.routeIDs(name) {
+		if slices.Contains(had, id) {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// routeIDs returns the server ids of this node's server's routes to the
+// server named name (ServerName is the node's name): one, but while a
+// restarted node's old route has not closed yet.
+func (n *Node) routeIDs(name string) []string {
+	rz, err := n.srv.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, r := range rz.Routes {
+		if r.RemoteName == name && !slices.Contains(ids, r.RemoteID) {
+			ids = append(ids, r.RemoteID)
+		}
+	}
+	return ids
 }
