@@ -144,9 +144,11 @@ func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
 	fast := func(o *Options) {
 		o.Heartbeat, o.PeerTimeout = 150*time.Millisecond, 1500*time.Millisecond
 		o.PingInterval, o.MaxPingsOut = 300*time.Millisecond, 2
+		o.testReconcile = 100 * time.Millisecond // WonHold 1.2 s
 	}
 	hub, edge, px := hubAndEdgeWith(t, fast)
 	waitClaims(t, 15*time.Second, hub, edge)
+	hold := hub.n.WonHold()
 	ctx := ctxT(t, 60*time.Second)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	edgeCallee := edge.dial(edge.rs(), proto.JSON)
@@ -188,8 +190,8 @@ func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
 	})
 	revoked := time.Now()
 	// The edge claims it again (the hub gave its claim back on the
-	// revoke) at its next reconcile: route's meshWonHold (5 s) after the
-	// revoke the hub asks the store again.
+	// revoke) at its next reconcile: the mesh's WonHold after the revoke
+	// the hub asks the store again.
 	standby := hub.dial(hub.ws(), proto.MsgPack)
 	if _, err := standby.Register(ctx, "com.held", h, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
 		t.Fatalf("REGISTER on the hub of the edge's single procedure: %v, want %s", err, proto.URIProcedureAlreadyExists)
@@ -204,7 +206,7 @@ func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
 		return nil
 	})
 	// Past the hold, the store (the edge's claim) refuses it.
-	time.Sleep(time.Until(revoked.Add(5*time.Second + 100*time.Millisecond)))
+	time.Sleep(time.Until(revoked.Add(hold + 100*time.Millisecond)))
 	if _, err := standby.Register(ctx, "com.held", h, nil); wampErr(err) != proto.URIProcedureAlreadyExists {
 		t.Fatalf("REGISTER on the hub of the edge's single procedure, asked of the store: %v, want %s", err, proto.URIProcedureAlreadyExists)
 	}

@@ -202,7 +202,7 @@ func (c *claimStore) run() {
 	defer close(c.done)
 	defer c.flush()
 	defer c.abandon()
-	t := time.NewTicker(reconcileEvery)
+	t := time.NewTicker(c.n.reconcileEvery())
 	defer t.Stop()
 	every := claimSweepEvery
 	if c.n.opts.testClaimSweep > 0 {
@@ -1144,6 +1144,24 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// reconcileEvery is how often the worker reconciles (reconcileEvery,
+// Options.testReconcile in tests).
+func (n *Node) reconcileEvery() time.Duration {
+	if n.opts.testReconcile > 0 {
+		return n.opts.testReconcile
+	}
+	return reconcileEvery
+}
+
+// WonHold implements route.MeshWonHold: after this node lost a conflict
+// of single registrations (and gave back the claim it had taken while it
+// took the winner for dead), the winner claims the procedure again at
+// its next reconcile, each try bounded by claimTimeout: two reconcile
+// periods and a try (5 s by default).
+func (n *Node) WonHold() time.Duration {
+	return 2*n.reconcileEvery() + claimTimeout
 }
 
 // reconcile gives back the releases the store did not take, then

@@ -105,6 +105,9 @@ type Options struct {
 	// testClaimQueue, set by tests only, replaces maxReleaseJobs as the
 	// bound of the claim worker's queue and of the releases it keeps.
 	testClaimQueue int
+	// testReconcile, set by tests only, replaces reconcileEvery (and so
+	// shortens WonHold).
+	testReconcile time.Duration
 
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).

@@ -51,14 +51,15 @@ type registration struct {
 	// not be in the store (it was taken over while that node was taken
 	// for dead, and this node gave it back when it revoked its callees),
 	// so a REGISTER here is refused by the directory rather than granted
-	// by the store (staleRemoteSingle), for meshWonHold from the revoke
-	// (wonAt): by then the winner has its claim back in the store, which
+	// by the store (staleRemoteSingle), for the mesh's hold (MeshWonHold)
+	// from the revoke, until wonUntil: by then the winner has its claim
+	// back in the store, which
 	// decides again, so that a standby here takes over at once when the
 	// winner unregisters, before the directory shows it. The registration
 	// entry goes, and the mark with it, when the other node's
 	// registration does.
 	wonByRemote bool
-	wonAt       time.Time
+	wonUntil    time.Time
 }
 
 // callee is one session attached to a registration.
@@ -1255,10 +1256,10 @@ func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
 // entry still shown. Call with rm.mu held.
 func staleRemoteSingle(reg *registration) bool {
 	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0 &&
-		(!reg.wonByRemote || time.Since(reg.wonAt) >= meshWonHold)
+		(!reg.wonByRemote || !time.Now().Before(reg.wonUntil))
 }
 
-// meshWonHold is how long after this node lost a conflict of single
+// meshWonHold is the default of how long after this node lost a conflict of single
 // registrations (registration.wonByRemote) its directory, not the claim
 // store, refuses REGISTERs of the procedure: the winner, which this node
 // took for dead and took the claim of, claims it again at its next
@@ -1266,7 +1267,8 @@ func staleRemoteSingle(reg *registration) bool {
 // each try bounded by claimTimeout, 1 s): two reconcile periods and a
 // try. Past it the store holds the winner's claim and answers for it,
 // and a standby registering as soon as the winner unregistered is not
-// refused for a directory that lags.
+// refused for a directory that lags. A Mesh that reconciles at another
+// pace says its own (MeshWonHold).
 const meshWonHold = 5 * time.Second
 
 // registeredAlready says why a REGISTER of reg's procedure uri with

@@ -200,6 +200,15 @@ type MeshMessageLimit interface {
 	MaxMessage() int
 }
 
+// MeshWonHold is implemented by a Mesh whose claim store a conflict's
+// winner claims again at its own pace: WonHold is how long after this
+// node lost a conflict of single registrations its directory, not the
+// claim store, refuses REGISTERs of the procedure (meshWonHold
+// otherwise). Read once, at AttachMesh.
+type MeshWonHold interface {
+	WonHold() time.Duration
+}
+
 // MeshReg is one node's part of a registration in the mesh directory.
 type MeshReg struct {
 	Match  proto.Match
@@ -248,6 +257,9 @@ func MeshSlot(name string) uint16 {
 type meshState struct {
 	name string // this node's name
 	slot uint64 // session-id low bits
+	// wonHold is how long the directory refuses a procedure whose
+	// conflict this node lost (MeshWonHold, meshWonHold).
+	wonHold time.Duration
 
 	// invs counts invocations from other nodes in flight here; past
 	// Config.MaxMeshInvocations new ones are refused.
@@ -424,7 +436,10 @@ func (r *Router) AttachMesh(m Mesh, name string, slot uint16) error {
 	if r.mesh != nil || len(r.sessions) > 0 {
 		return ErrMeshAttached
 	}
-	r.ms = &meshState{name: name, slot: uint64(slot)}
+	r.ms = &meshState{name: name, slot: uint64(slot), wonHold: meshWonHold}
+	if h, ok := m.(MeshWonHold); ok && h.WonHold() > 0 {
+		r.ms.wonHold = h.WonHold()
+	}
 	r.mesh = m
 	return nil
 }

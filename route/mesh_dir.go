@@ -222,7 +222,7 @@ func (rm *Realm) meshRevokeDue(reg *registration) {
 	if win != proto.InvokeSingle {
 		why.uri = proto.URIProcedureExistsInvocationPolicyConflict
 	} else {
-		reg.wonByRemote, reg.wonAt = true, time.Now()
+		reg.wonByRemote, reg.wonUntil = true, time.Now().Add(rm.r.ms.wonHold)
 	}
 	for c := range reg.list().all() {
 		c.s.shard.post(task{kind: tMeshRevoke, s: c.s, reg: reg, c: why})
