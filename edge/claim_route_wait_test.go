@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -39,6 +42,42 @@ func routeID(t *testing.T, tn *tnode, peer string) string {
 		}
 	}
 	return ""
+}
+
+// claimsLeaderNot moves the leadership of the claim bucket's stream off
+// the node named name (asked through tn), so that its loss costs no
+// election (seconds).
+func claimsLeaderNot(t *testing.T, tn *tnode, name string) {
+	t.Helper()
+	nc, err := clientPort(tn.n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, jsDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, "KV_"+claimBucket)
+		if err != nil {
+			return err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Cluster == nil || info.Cluster.Leader == "":
+			return fmt.Errorf("no leader")
+		case info.Cluster.Leader == name:
+			nc.Request("$JS."+jsDomain+".API.STREAM.LEADER.STEPDOWN.KV_"+claimBucket, nil, 2*time.Second)
+			return fmt.Errorf("%s leads the claims", name)
+		}
+		return nil
+	})
 }
 
 // storeAnswers waits until a single REGISTER on tn is granted by the
@@ -87,6 +126,7 @@ func TestClaimOfKilledNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 		t.Fatal("a has no route to c")
 	}
 	s := a.dial(a.ws(), proto.JSON)
+	claimsLeaderNot(t, a, "c")
 	release := stallControl(t, a, nil)
 	cl := c.n.opts.Cluster
 	killHard(c)
@@ -117,5 +157,114 @@ func TestClaimOfKilledNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the REGISTER did not end")
+	}
+}
+
+// proxiedTriangle starts a, b and c meshed by NATS routes, every route
+// between a and c through TCP proxies (pa to a, pc to c: both advertise
+// theirs, and list the other's), so that cutting both cuts a from c
+// (and c from b when b dialled it at the address it advertises) but not
+// a from b. a and b mesh before c starts: b, learning a's proxy from c
+// first, could dial a through it.
+func proxiedTriangle(t *testing.T, mutate func(*Options)) (a, b, c *tnode, pa, pc *proxy) {
+	t.Helper()
+	addrA, addrB, addrC := edgetest.FreeAddr(t), edgetest.FreeAddr(t), edgetest.FreeAddr(t)
+	pa, pc = newProxy(t, addrA), newProxy(t, addrC)
+	a = startNode(t, "a", func(o *Options) {
+		mutate(o)
+		o.Cluster.Listen, o.Cluster.Advertise = addrA, pa.addr()
+		o.Cluster.Routes = []string{"nats://" + addrB, "nats://" + pc.addr()}
+	})
+	b = startNode(t, "b", func(o *Options) {
+		mutate(o)
+		o.Cluster.Listen = addrB
+		o.Cluster.Routes = []string{"nats://" + addrA, "nats://" + addrC}
+	})
+	waitMesh(t, a, b)
+	c = startNode(t, "c", func(o *Options) {
+		mutate(o)
+		o.Cluster.Listen, o.Cluster.Advertise = addrC, pc.addr()
+		o.Cluster.Routes = []string{"nats://" + addrB, "nats://" + pa.addr()}
+	})
+	waitMesh(t, a, b, c)
+	directRoute(t, a, b) // b and c may meet through pc: cut, c is alone
+	waitClaims(t, 15*time.Second, a, b, c)
+	return a, b, c, pa, pc
+}
+
+// The route from a to c, which holds a single procedure, flaps (closes
+// and forms again to the same server) while a REGISTER of the procedure
+// on a waits on it; later (past the wait) c is killed, and a client's
+// REGISTER of it on a races the kill. That one must wait for c to be
+// taken for dead too. Before, the wait was kept once per life of c: the
+// flap had used it up, and the REGISTER was refused at once
+// (procedure_already_exists, which Autobahn does not retry). a's control
+// dispatcher is held throughout, so that a hears nothing of c's life
+// and its end but the route (the flap does not last past peer_timeout).
+func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
+	t.Parallel()
+	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 800*time.Millisecond }
+	a, _, c, pa, pc := proxiedTriangle(t, fast)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	id := routeID(t, a, "c")
+	s := a.dial(a.ws(), proto.JSON)
+	claimsLeaderNot(t, a, "c")
+	release := stallControl(t, a, nil)
+
+	// The flap, with a REGISTER waiting on it.
+	pa.cut()
+	pc.cut()
+	eventually(t, 10*time.Second, func() error {
+		if routeID(t, a, "c") != "" {
+			return fmt.Errorf("a's route to c is still up")
+		}
+		return nil
+	})
+	storeAnswers(t, ctx, a, s)
+	flapped := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // its claim finds the route lost
+	pa.restore()
+	pc.restore()
+	if err := <-done; wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("REGISTER on a of c's procedure during a flap of their route: %v, want %s", err, proto.URIProcedureAlreadyExists)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if got := routeID(t, a, "c"); got != id {
+			return fmt.Errorf("a's route to c is not back (%q, was %q)", got, id)
+		}
+		return nil
+	})
+
+	// Past the flap's wait, c is killed.
+	time.Sleep(time.Until(flapped.Add(2*a.n.opts.PeerTimeout + 100*time.Millisecond)))
+	killHard(c)
+	eventually(t, 10*time.Second, func() error {
+		if routeID(t, a, "c") != "" {
+			return fmt.Errorf("a's route to c is still up")
+		}
+		return nil
+	})
+	storeAnswers(t, ctx, a, s)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("REGISTER on a of the procedure of c, killed after an earlier flap of their route: %v, want it to wait for c to be taken for dead", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("REGISTER on a of the procedure of c, killed, once a took c for dead: %v", err)
 	}
 }

@@ -133,6 +133,9 @@ type claimStore struct {
 	retry  *time.Timer
 	// lastUnheard is the life (name and boot) of take's last errUnheard.
 	lastUnheard [2]string
+	// noWait makes take wait for no life (wait, cutOff): set while
+	// retryParked tries a claim parked for maxParked.
+	noWait bool
 	// down: a claim found the store unreachable. While it is set, claims
 	// are accepted provisionally at once: the claims go through this one
 	// worker, and each waiting claimWait would make the REGISTERs queued
@@ -257,6 +260,7 @@ func (c *claimStore) run() {
 type parkedClaim struct {
 	j          claimJob
 	name, boot string
+	since      time.Time // first parked
 }
 
 // park sets aside claim job j, held by the life take last found unheard,
@@ -266,7 +270,7 @@ func (c *claimStore) park(j claimJob) {
 	c.qmu.Lock()
 	c.claims++ // still waiting: counted against maxClaimJobs
 	c.qmu.Unlock()
-	c.parked = append(c.parked, parkedClaim{j, c.lastUnheard[0], c.lastUnheard[1]})
+	c.parked = append(c.parked, parkedClaim{j, c.lastUnheard[0], c.lastUnheard[1], time.Now()})
 	if len(c.parked) == 1 {
 		c.retry.Reset(unheardRetry)
 	}
@@ -286,9 +290,10 @@ func (c *claimStore) retryParked() {
 			return
 		default:
 		}
+		capped := time.Since(p.since) >= c.maxParked()
 		switch c.life(p.name, p.boot) {
 		case lifeUnheard:
-			if since, ok := c.unheard[p.name+"\n"+p.boot]; ok && time.Since(since) < c.n.opts.PeerTimeout {
+			if since, ok := c.unheard[p.name+"\n"+p.boot]; ok && time.Since(since) < c.n.opts.PeerTimeout && !capped {
 				c.parked = append(c.parked, p)
 				continue
 			}
@@ -303,14 +308,21 @@ func (c *claimStore) retryParked() {
 				}
 				routeLost[p.name] = lost
 			}
-			if since, ok := c.unheard["route-lost\n"+p.name+"\n"+p.boot]; lost && ok && time.Since(since) < 2*c.n.opts.PeerTimeout {
+			if since, ok := c.unheard[routeLostKey+p.name+"\n"+p.boot]; lost && ok && time.Since(since) < 2*c.n.opts.PeerTimeout && !capped {
 				c.parked = append(c.parked, p)
 				continue
 			}
 		}
+		// A claim parked for maxParked is not parked again: a life not
+		// heard is taken for dead, a live one refuses it (take,
+		// noWait). The waits restart with each episode of a lost route
+		// (cutOff): a route that closes and forms again, over and over,
+		// kept it parked for as long.
+		c.noWait = capped
 		err := c.claim(p.j.key)
+		c.noWait = false
 		if errors.Is(err, errUnheard) {
-			c.parked = append(c.parked, parkedClaim{p.j, c.lastUnheard[0], c.lastUnheard[1]})
+			c.parked = append(c.parked, parkedClaim{p.j, c.lastUnheard[0], c.lastUnheard[1], p.since})
 			continue
 		}
 		c.qmu.Lock()
@@ -922,9 +934,16 @@ func (c *claimStore) take(key string) error {
 // not per claim: a node that died unheard holding many claims delays one
 // claim by PeerTimeout, not each. Worker goroutine.
 func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
+	if c.noWait {
+		return false
+	}
 	life := prefix + name + "\n" + boot
 	since, ok := c.unheard[life]
-	if !ok {
+	// A lost route's wait is per episode (cutOff ends one when it finds
+	// the route again): one whose wait ended PeerTimeout ago, its peer
+	// still heard, is over too, though no claim saw the route come back
+	// (a peer without its route is taken for dead within PeerTimeout).
+	if !ok || prefix != "" && time.Since(since) >= limit+c.n.opts.PeerTimeout {
 		if len(c.unheard) >= maxUnheard {
 			clear(c.unheard)
 		}
@@ -952,6 +971,9 @@ func (c *claimStore) cutOff(name, boot string) bool {
 	if !c.n.wasRouted(name) {
 		return false
 	}
+	if c.noWait {
+		return false
+	}
 	if c.n.routeLost(name) {
 		// Twice PeerTimeout: the peer was last heard up to a heartbeat
 		// before its route closed, and is taken for dead on the next
@@ -960,8 +982,13 @@ func (c *claimStore) cutOff(name, boot string) bool {
 		// Under its own key: a life first found unheard long ago
 		// (this node started before hearing it) would otherwise have
 		// no wait left.
-		return c.wait("route-lost\n", name, boot, 2*c.n.opts.PeerTimeout)
+		// Per episode of a lost route, not per life: a route that
+		// closed and formed again earlier (a flap) used to leave a
+		// later kill without the wait, the REGISTER racing it refused.
+		return c.wait(routeLostKey, name, boot, 2*c.n.opts.PeerTimeout)
 	}
+	// The route is there: an episode of its loss is over.
+	delete(c.unheard, routeLostKey+name+"\n"+boot)
 	life := name + "\n" + boot
 	since, ok := c.routedFound[life]
 	if !ok || time.Since(since) > c.n.opts.PeerTimeout {
@@ -981,6 +1008,15 @@ func (c *claimStore) cutOff(name, boot string) bool {
 // routeCloseGrace is how long a claim of a routed peer is waited for
 // while its route is still open (cutOff).
 const routeCloseGrace = 300 * time.Millisecond
+
+// routeLostKey prefixes the lives in claimStore.unheard whose route was
+// found lost (cutOff): the start of that episode's wait.
+const routeLostKey = "route-lost\n"
+
+// maxParked is the longest a claim stays parked (retryParked): the
+// longest wait take makes (a lost route's, 2 x PeerTimeout) and a
+// PeerTimeout more.
+func (c *claimStore) maxParked() time.Duration { return 3 * c.n.opts.PeerTimeout }
 
 // possibleLife reports whether a claim's value names a life a node can
 // have: a node name (Options.Name's form) and its boot, a number (or none,
