@@ -268,3 +268,67 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 		t.Fatalf("REGISTER on a of the procedure of c, killed, once a took c for dead: %v", err)
 	}
 }
+
+// Node c, holding a single procedure, is killed; a REGISTER of it on a
+// waits on c's lost route (a hears nothing else of c: its control
+// dispatcher is held, and its peer_timeout is long). Meanwhile b takes c
+// for dead, takes the procedure over, and gives it back (its callee
+// unregisters). a's REGISTER must see the release well before its wait
+// ends. Before, a claim parked on a lost route did not ask the store
+// again until its wait (2 x peer_timeout) ended or the holder was taken
+// for dead.
+func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) {
+		o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 800*time.Millisecond
+		if o.Name == "a" {
+			o.PeerTimeout = 3 * time.Second // a wait of 6 s
+		}
+	}, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	waitClaims(t, 15*time.Second, nodes...)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := a.dial(a.ws(), proto.JSON)
+	sb := b.dial(b.ws(), proto.JSON)
+	claimsLeaderNot(t, a, "c")
+	release := stallControl(t, a, nil)
+	killHard(c)
+	eventually(t, 10*time.Second, func() error {
+		if routeID(t, a, "c") != "" {
+			return fmt.Errorf("a's route to c is still up")
+		}
+		return nil
+	})
+	storeAnswers(t, ctx, a, s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	// b takes c for dead, takes the procedure over, and gives it back.
+	var reg *client.Registration
+	eventually(t, 10*time.Second, func() error {
+		r, err := sb.Register(ctx, "com.only", h, nil)
+		if err != nil {
+			return err
+		}
+		reg = r
+		return nil
+	})
+	if err := sb.Unregister(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("REGISTER on a of the procedure c held, after b gave it back: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("REGISTER on a of the procedure c held still waits 2 s after b gave it back (a's wait on c's lost route is %v)", 2*a.n.opts.PeerTimeout)
+	}
+	release()
+}
