@@ -332,3 +332,47 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 	}
 	release()
 }
+
+// An edge node, holding a single procedure, is killed; its client
+// reconnects to the hub at once and registers the procedure again. The
+// hub sees the edge's leaf link close as a cluster node sees a route
+// close: the REGISTER waits for the edge to be taken for dead, then is
+// granted. Before, leaf-linked nodes kept the old behaviour: refused
+// procedure_already_exists (Autobahn does not retry it).
+func TestClaimOfKilledLeafNodeIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	hub, edge, _ := hubAndEdgeWith(t, func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, time.Second })
+	waitClaims(t, 15*time.Second, hub, edge)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := hub.dial(hub.ws(), proto.JSON)
+	release := stallControl(t, hub, nil)
+	killHard(edge)
+	eventually(t, 10*time.Second, func() error {
+		lz, err := hub.n.srv.Leafz(nil)
+		if err != nil {
+			return err
+		}
+		if lz.NumLeafs != 0 {
+			return fmt.Errorf("the hub's leaf link to the edge is still up")
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("REGISTER on the hub of the procedure of the killed edge, before the hub took it for dead: %v, want it to wait", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("REGISTER on the hub of the procedure of the killed edge, once the hub took it for dead: %v", err)
+	}
+}

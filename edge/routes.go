@@ -20,8 +20,11 @@ import (
 // a life not heard yet (claims.go, take): granted once the peer is taken
 // for dead, refused if its route comes back first or it is still heard
 // after PeerTimeout; while its route is still open, for routeCloseGrace
-// (claims.go, cutOff), the time this node may take to see it close. Peers reached through a hub (leaf nodes) have no
-// route of their own and are not judged so.
+// (claims.go, cutOff), the time this node may take to see it close.
+// A leaf-node link counts as a route: a hub sees an edge's link close,
+// and an edge its hub's. Peers reached through another node (two edges
+// of one hub, an edge below a middle tier) have no link of their own and
+// are not judged so: refused until taken for dead, as before.
 
 // noteRouted records whether peer name is a direct route of this node's
 // server at its join (its first message came over that route), and the
@@ -77,17 +80,30 @@ func (n *Node) routeLost(name string) bool {
 
 // routeIDs returns the server ids of this node's server's routes to the
 // server named name (ServerName is the node's name): one, but while a
-// restarted node's old route has not closed yet.
+// restarted node's old route has not closed yet; and leafLink when a
+// leaf-node link with that server is up (Leafz names the server, not its
+// id, and a link that reconnects gets a new connection id: a leaf link is
+// told by name only, so a leaf node restarted at once is not told from
+// its old life as a route's is).
 func (n *Node) routeIDs(name string) []string {
-	rz, err := n.srv.Routez(&server.RoutezOptions{})
-	if err != nil {
-		return nil
-	}
 	var ids []string
-	for _, r := range rz.Routes {
-		if r.RemoteName == name && !slices.Contains(ids, r.RemoteID) {
-			ids = append(ids, r.RemoteID)
+	if rz, err := n.srv.Routez(&server.RoutezOptions{}); err == nil {
+		for _, r := range rz.Routes {
+			if r.RemoteName == name && !slices.Contains(ids, r.RemoteID) {
+				ids = append(ids, r.RemoteID)
+			}
+		}
+	}
+	if lz, err := n.srv.Leafz(&server.LeafzOptions{}); err == nil {
+		for _, l := range lz.Leafs {
+			if l.Name == name {
+				ids = append(ids, leafLink)
+				break
+			}
 		}
 	}
 	return ids
 }
+
+// leafLink stands for a leaf-node link among routeIDs.
+const leafLink = "leaf"
