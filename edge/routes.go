@@ -39,7 +39,7 @@ func (n *Node) noteRouted(name string) {
 	if n.srv == nil {
 		return
 	}
-	ids := n.routeIDs(name)
+	ids := n.routeIDs(name, true, true)
 	if len(ids) == 0 {
 		return
 	}
@@ -70,7 +70,8 @@ func (n *Node) routeLost(name string) bool {
 	if len(had) == 0 {
 		return false
 	}
-	for _, id := range n.routeIDs(name) {
+	leaf := slices.Contains(had, leafLink)
+	for _, id := range n.routeIDs(name, len(had) > 1 || !leaf, leaf) {
 		if slices.Contains(had, id) {
 			return false
 		}
@@ -84,15 +85,21 @@ func (n *Node) routeLost(name string) bool {
 // leaf-node link with that server is up (Leafz names the server, not its
 // id, and a link that reconnects gets a new connection id: a leaf link is
 // told by name only, so a leaf node restarted at once is not told from
-// its old life as a route's is).
-func (n *Node) routeIDs(name string) []string {
+// its old life as a route's is). It walks the routes, the leaf links, or
+// both.
+func (n *Node) routeIDs(name string, routes, leafs bool) []string {
 	var ids []string
-	if rz, err := n.srv.Routez(&server.RoutezOptions{}); err == nil {
-		for _, r := range rz.Routes {
-			if r.RemoteName == name && !slices.Contains(ids, r.RemoteID) {
-				ids = append(ids, r.RemoteID)
+	if routes {
+		if rz, err := n.srv.Routez(&server.RoutezOptions{}); err == nil {
+			for _, r := range rz.Routes {
+				if r.RemoteName == name && !slices.Contains(ids, r.RemoteID) {
+					ids = append(ids, r.RemoteID)
+				}
 			}
 		}
+	}
+	if !leafs {
+		return ids
 	}
 	if lz, err := n.srv.Leafz(&server.LeafzOptions{}); err == nil {
 		for _, l := range lz.Leafs {
