@@ -376,3 +376,68 @@ func TestClaimOfKilledLeafNodeIsWaitedFor(t *testing.T) {
 		t.Fatalf("REGISTER on the hub of the procedure of the killed edge, once the hub took it for dead: %v", err)
 	}
 }
+
+// The route from a to c, which holds a single procedure, closes and
+// forms again over and over (cut again 150 ms after it is back), while a
+// REGISTER of the procedure on a waits on it: each closing starts a new
+// wait (an episode), but the REGISTER must still end, refused (c is
+// heard alive: a's control dispatcher is held), within 3 x peer_timeout
+// of its start (maxParked) and a little more, not wait for as long as
+// the route flaps.
+func TestClaimWaitOnAFlappingRouteEnds(t *testing.T) {
+	t.Parallel()
+	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 700*time.Millisecond }
+	a, _, c, pa, pc := proxiedTriangle(t, fast)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := a.dial(a.ws(), proto.JSON)
+	claimsLeaderNot(t, a, "c")
+	release := stallControl(t, a, nil)
+	defer release()
+	cut := func() {
+		pa.cut()
+		pc.cut()
+		eventually(t, 10*time.Second, func() error {
+			if routeID(t, a, "c") != "" {
+				return fmt.Errorf("a's route to c is still up")
+			}
+			return nil
+		})
+	}
+	cut()
+	storeAnswers(t, ctx, a, s)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	limit := 3*a.n.opts.PeerTimeout + time.Second
+	flaps := 0
+	for {
+		pa.restore()
+		pc.restore()
+		for routeID(t, a, "c") == "" {
+			select {
+			case err := <-done:
+				if wampErr(err) != proto.URIProcedureAlreadyExists {
+					t.Fatalf("REGISTER on a of c's procedure while their route flaps: %v, want %s", err, proto.URIProcedureAlreadyExists)
+				}
+				t.Logf("refused after %v and %d flaps", time.Since(start).Round(time.Millisecond), flaps)
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("REGISTER on a of c's procedure still waits %v after it was sent, the route having flapped %d times (maxParked %v)", time.Since(start).Round(time.Millisecond), flaps, 3*a.n.opts.PeerTimeout)
+			}
+		}
+		// Up long enough for a's claim worker (100 ms rounds) to see it
+		// back, not for the grace of a route still open (300 ms).
+		time.Sleep(150 * time.Millisecond)
+		cut()
+		flaps++
+	}
+}
