@@ -123,6 +123,10 @@ type claimStore struct {
 	// live life of a routed peer, its route open (cutOff); at most
 	// maxUnheard.
 	routedFound map[string]time.Time
+	// lostLives holds the lives of the episodes of lost routes in
+	// unheard (their keys there, routeLostKey's), which pruneLost ends
+	// when it finds their route back or the life ended.
+	lostLives map[string][2]string
 	// parked holds the claims waiting for a life not heard yet
 	// (errUnheard), retried every unheardRetry while the worker serves
 	// the other jobs (still counted in claims); retry is armed while
@@ -186,7 +190,7 @@ func (c *claimStore) hooked(op string, err error) error {
 }
 
 func newClaimStore(n *Node) *claimStore {
-	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}, routedFound: map[string]time.Time{}}
+	c := &claimStore{n: n, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), held: map[string]claimRec{}, releasing: map[string]uint64{}, unheard: map[string]time.Time{}, routedFound: map[string]time.Time{}, lostLives: map[string][2]string{}}
 	c.maxQ = maxReleaseJobs
 	if n.opts.testClaimQueue > 0 {
 		c.maxQ = n.opts.testClaimQueue
@@ -286,6 +290,7 @@ func (c *claimStore) retryParked() {
 	jobs := c.parked
 	c.parked = nil
 	var routeLost map[string]bool
+	c.pruneLost(&routeLost)
 	rereads := 0
 	for i, p := range jobs {
 		select {
@@ -344,8 +349,34 @@ func (c *claimStore) retryParked() {
 		c.qmu.Unlock()
 		p.j.done(err)
 	}
-	if len(c.parked) > 0 {
+	if len(c.parked) > 0 || len(c.lostLives) > 0 {
 		c.retry.Reset(unheardRetry)
+	}
+}
+
+// pruneLost ends the episodes of lost routes whose route is back, or
+// whose life ended (cutOff, wait), whether or not a claim finds it: a
+// flap that no claim saw end, followed within PeerTimeout of its wait's
+// end by the peer's kill, left the kill without the wait. It walks each
+// peer's links once a round (routeLost, shared with retryParked), while
+// there are such episodes only. Worker goroutine.
+func (c *claimStore) pruneLost(routeLost *map[string]bool) {
+	for key, l := range c.lostLives {
+		if c.life(l[0], l[1]) == lifeAlive {
+			lost, ok := (*routeLost)[l[0]]
+			if !ok {
+				lost = c.n.routeLost(l[0])
+				if *routeLost == nil {
+					*routeLost = map[string]bool{}
+				}
+				(*routeLost)[l[0]] = lost
+			}
+			if lost {
+				continue
+			}
+		}
+		delete(c.lostLives, key)
+		delete(c.unheard, key)
 	}
 }
 
@@ -960,9 +991,14 @@ func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
 	if !ok || prefix != "" && time.Since(since) >= limit+c.n.opts.PeerTimeout {
 		if len(c.unheard) >= maxUnheard {
 			clear(c.unheard)
+			clear(c.lostLives)
 		}
 		since = time.Now()
 		c.unheard[life] = since
+		if prefix == routeLostKey {
+			c.lostLives[life] = [2]string{name, boot}
+			c.retry.Reset(unheardRetry) // pruneLost
+		}
 	}
 	if time.Since(since) < limit {
 		c.lastUnheard = [2]string{name, boot}
@@ -1003,6 +1039,7 @@ func (c *claimStore) cutOff(name, boot string) bool {
 	}
 	// The route is there: an episode of its loss is over.
 	delete(c.unheard, routeLostKey+name+"\n"+boot)
+	delete(c.lostLives, routeLostKey+name+"\n"+boot)
 	life := name + "\n" + boot
 	since, ok := c.routedFound[life]
 	if !ok || time.Since(since) > c.n.opts.PeerTimeout {
