@@ -212,6 +212,21 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 	return n.out.pushEnv(classRoute, subj, n.inbox, env)
 }
 
+// SendEnd implements route.MeshEndSender: Send for a small message that
+// ends a call another node waits for (an error for a caller there, an
+// INTERRUPT for a callee there), which may use a reserve of an eighth of
+// MaxOutbound past the bound that calls and results stop at (classEnd).
+func (n *Node) SendEnd(node route.MeshNode, env []byte) error {
+	subj := n.peers.view.Load().subj[node]
+	if subj == "" {
+		return errNoNode
+	}
+	if n.tooLarge(env) {
+		return ErrTooLarge
+	}
+	return n.out.pushEnv(classEnd, subj, n.inbox, env)
+}
+
 // ErrTooLarge is returned by Send and Publish for an envelope larger
 // than the NATS server takes (its max_payload): route.ErrMeshTooLarge,
 // which route tells apart.

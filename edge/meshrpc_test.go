@@ -163,11 +163,25 @@ func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the call did not reach its callee")
 	}
-	// A's outbound queue held and filled with calls, big then small,
-	// then with INTERRUPTs of some of them, until one is refused.
+	// A's outbound queue held and filled with calls, many small ones,
+	// then big, then small, and then with INTERRUPTs of some of them,
+	// until one is refused: they may use a reserve of an eighth of the
+	// queue past the calls' bound (classEnd), which the small calls'
+	// INTERRUPTs fill.
 	_, releaseSender := holdSender(t, a.n)
 	id := uint64(target + 1)
 	var queued []uint64
+	for range 1200 {
+		call(id, "fill")
+		queued = append(queued, id)
+		id++
+	}
+	sync()
+	for _, q := range queued {
+		if answer(q) != "" {
+			t.Fatalf("call %d refused: 1,200 small calls should fit in A's queue", q)
+		}
+	}
 	for _, size := range []int{16 << 10, 1} {
 		for ; ; id++ {
 			call(id, "fill", strings.Repeat("x", size))
@@ -180,8 +194,11 @@ func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 		id++
 	}
 	failed := a.r.MeshStats().SendFailed.Load()
-	for _, q := range queued {
+	for i, q := range queued {
 		cancel(q, "killnowait")
+		if i%64 != 63 && i != len(queued)-1 {
+			continue
+		}
 		sync()
 		if a.r.MeshStats().SendFailed.Load() > failed {
 			break

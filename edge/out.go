@@ -78,15 +78,21 @@ func newOutq(max int64) *outq {
 // fill. Events and meta traffic, which clients size and repeat at will,
 // stop at three quarters of the bound; calls and their answers may use
 // the whole of it, so that one client flooding large events does not make
-// every other session's cross-node calls fail; the node's own messages
-// (heartbeats, directory changes and syncs, interest, goodbye) may use a
-// reserve past it, so that no flood silences the heartbeats, which would
-// make the others take the node for dead.
+// every other session's cross-node calls fail; the small messages that
+// end a call another node waits for (route.MeshEndSender: an error for a
+// caller there, an INTERRUPT for a callee there) may use an eighth past
+// it, so that the queue full of calls and results that refused a callee's
+// answer does not refuse the error that replaces it too, which left the
+// caller waiting for ever; the node's own messages (heartbeats, directory
+// changes and syncs, interest, goodbye) may use a quarter past it, so
+// that no flood silences the heartbeats, which would make the others take
+// the node for dead.
 type outClass uint8
 
 const (
 	classBulk  outClass = iota // events, meta queries and answers
-	classRoute                 // calls, results, chunks, interrupts, bounces
+	classRoute                 // calls, results, chunks, bounces
+	classEnd                   // errors and interrupts that end a call (SendEnd)
 	classOwn                   // the node's own messages
 )
 
@@ -96,6 +102,8 @@ func (q *outq) limit(c outClass) int64 {
 	switch c {
 	case classBulk:
 		return q.max - q.max/4
+	case classEnd:
+		return q.max + q.max/8
 	case classOwn:
 		return q.max + q.max/4
 	}
@@ -111,7 +119,7 @@ func (q *outq) push(op opKind, subj, reply string, data []byte, ent *interest) e
 
 // pushEnv queues a route envelope that the sender may pack into a frame
 // with the envelopes queued next to it for the same subject and reply:
-// an event (classBulk) or a message of a call (classRoute).
+// an event (classBulk) or a message of a call (classRoute, classEnd).
 func (q *outq) pushEnv(c outClass, subj, reply string, env []byte) error {
 	return q.pushItem(opPublish, true, c, subj, reply, env, nil)
 }

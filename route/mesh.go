@@ -209,6 +209,29 @@ type MeshWonHold interface {
 	WonHold() time.Duration
 }
 
+// MeshEndSender is implemented by a Mesh that keeps room in its bounded
+// outbound queue for the small messages that end a call another node
+// waits for (SendEnd): an error answering a caller on another node (a
+// refusal, or the error that replaces a callee's answer the mesh refused)
+// and an INTERRUPT to a callee's node. Sent as any other (Send), such a
+// message was refused by the full queue that had refused what it stands
+// for: the caller on the other node waited for its timeout, for ever
+// without one, or the callee's node held the invocation. Safe for
+// concurrent use; it never blocks.
+type MeshEndSender interface {
+	SendEnd(node MeshNode, env []byte) error
+}
+
+// meshSendEnd sends env, a small message that ends a call (MeshEndSender),
+// to node, through SendEnd when the mesh has it. Off the per-call path:
+// refusals, errors and interrupts only.
+func (r *Router) meshSendEnd(node MeshNode, env []byte) error {
+	if es, ok := r.mesh.(MeshEndSender); ok {
+		return es.SendEnd(node, env)
+	}
+	return r.mesh.Send(node, env)
+}
+
 // MeshReg is one node's part of a registration in the mesh directory.
 type MeshReg struct {
 	Match  proto.Match

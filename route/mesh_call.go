@@ -296,7 +296,7 @@ func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 func (s *Shard) meshSendInterrupt(oc *outCall, mode proto.CancelMode, reason string) bool {
 	env := appendInterrupt(s.mbuf[:0], oc.invID, mode, reason)
 	s.mbuf = keepBuf(env)
-	if s.r.mesh.Send(oc.node, env) != nil {
+	if s.r.meshSendEnd(oc.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 		return false
 	}
@@ -670,7 +670,7 @@ func (r *Router) meshBounce(from MeshNode, env []byte) {
 // meshReplyError answers a remote call with an error. Any goroutine.
 func (r *Router) meshReplyError(node MeshNode, shard int, callID uint64, uri, msg string) {
 	env := appendResult(nil, shard, callID, rsError, 0, uri, msg, nil)
-	if r.mesh.Send(node, env) != nil {
+	if r.meshSendEnd(node, env) != nil {
 		r.ms.stats.SendFailed.Add(1)
 	}
 }
@@ -757,7 +757,7 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		// nodes).
 		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, proto.URINotAuthorized, msg, nil)
 		s.mbuf = keepBuf(env)
-		if s.r.mesh.Send(mo.node, env) != nil {
+		if s.r.meshSendEnd(mo.node, env) != nil {
 			s.r.ms.stats.SendFailed.Add(1)
 		}
 		return
@@ -780,7 +780,7 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		s.stats.CallsShare.Add(1)
 		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, proto.URIUnavailable, msgCalleeShare, nil)
 		s.mbuf = keepBuf(env)
-		if s.r.mesh.Send(mo.node, env) != nil {
+		if s.r.meshSendEnd(mo.node, env) != nil {
 			s.r.ms.stats.SendFailed.Add(1)
 		}
 		return
@@ -819,7 +819,7 @@ func (s *Shard) meshFeatureRefused(t *task, cs *Session, msg string) {
 	}
 	env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, rsError|rsUnavailable|nextBits(0, false), cs.id, proto.URIFeatureNotSupported, msg, nil)
 	s.mbuf = keepBuf(env)
-	if s.r.mesh.Send(mo.node, env) != nil {
+	if s.r.meshSendEnd(mo.node, env) != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 	}
 }

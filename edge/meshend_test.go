@@ -1,0 +1,131 @@
+package edge
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// A callee's answer that its node cannot queue for the caller's node (its
+// mesh outbound queue full of calls) is replaced by a small error
+// (meshResultLost), which must reach the caller: it ends a call another
+// node waits for. Before, that error went through the same full queue and
+// was refused too: the caller waited for its timeout, for ever without
+// one (rpc.call_timeout is off by default).
+func TestMeshAnswerRefusedByFullQueueStillAnswered(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+
+	// The callee of the call that will be answered, on b; a sink on a for
+	// the calls that fill b's queue.
+	callee := b.dial(b.rs(), proto.MsgPack)
+	blocked, release := make(chan struct{}, 1), make(chan struct{})
+	if _, err := callee.Register(ctx, "com.answer", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		if len(inv.Args) > 0 && inv.Args[0] == "block" {
+			blocked <- struct{}{}
+			<-release
+		}
+		// Larger than the room a refused 1-byte call leaves: refused.
+		return &client.Result{Args: []any{strings.Repeat("r", 4<<10)}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sink := a.dial(a.rs(), proto.MsgPack)
+	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	callUntil(t, caller, "com.answer", nil)
+	filler := b.dial(b.ws(), proto.JSON)
+	callUntil(t, filler, "com.sink", nil)
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := caller.Call(ctx, "com.answer", []any{"block"}, nil, nil)
+		answered <- err
+	}()
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not reach its callee")
+	}
+
+	// b's outbound queue held and filled with calls to a, big then small,
+	// until one is refused.
+	var mu sync.Mutex
+	refused := map[uint64]bool{}
+	fence := make(chan struct{}, 1)
+	filler.OnMessage(func(m *proto.Message) {
+		if m.Type != proto.CodeError {
+			return
+		}
+		if m.Request == 1<<50 {
+			fence <- struct{}{}
+			return
+		}
+		mu.Lock()
+		refused[m.Request] = true
+		mu.Unlock()
+	})
+	sync := func() {
+		t.Helper()
+		if err := filler.SendRaw(&proto.Message{Type: proto.CodeCall, Request: 1 << 50, URI: []byte("com.none")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-fence:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer from b")
+		}
+	}
+	_, releaseSender := holdSender(t, b.n)
+	id := uint64(1 << 40)
+	for _, size := range []int{16 << 10, 1} {
+		for ; ; id++ {
+			m := &proto.Message{Type: proto.CodeCall, Request: id, URI: []byte("com.sink")}
+			m.Args, _ = proto.EncodeValue(proto.JSON, []any{strings.Repeat("x", size)})
+			if err := filler.SendRaw(m); err != nil {
+				t.Fatal(err)
+			}
+			sync()
+			mu.Lock()
+			r := refused[id]
+			mu.Unlock()
+			if r {
+				break // the queue is full for such a call
+			}
+		}
+		id++
+	}
+
+	// The callee answers now: its RESULT cannot be queued, nor could the
+	// error that replaces it.
+	failed := b.r.MeshStats().SendFailed.Load()
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.r.MeshStats().SendFailed.Load() == failed {
+		if time.Now().After(deadline) {
+			t.Fatal("b queued the callee's RESULT: the test did not fill its outbound queue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	releaseSender()
+	select {
+	case err := <-answered:
+		if u := wampErr(err); u != proto.URIUnavailable {
+			t.Fatalf("the call whose RESULT b could not queue: %v, want ERROR %s", err, proto.URIUnavailable)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller got no answer 10 s after b's queue drained: the error replacing the callee's RESULT was lost")
+	}
+	waitNothingPending(t, nodes...)
+}
