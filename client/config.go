@@ -70,6 +70,21 @@ type Config struct {
 	// read limit, and the RawSocket receive limit announced to the router
 	// (rounded down to a power of two in [2^9, 2^24]). 16 MiB when zero.
 	MaxMessage int
+	// MaxOutgoing is the largest message the client sends. A CALL,
+	// PUBLISH, YIELD, ERROR (or any message) longer once encoded fails
+	// with ErrMessageTooLarge before anything is written, and the session
+	// goes on; a Handler's YIELD or ERROR refused so is replaced by ERROR
+	// wamp.error.payload_size_exceeded, so that its caller is answered.
+	// WebSocket tells no maximum, and a router closes the connection of a
+	// client that sends a longer message than it takes, ending the whole
+	// session with every call in flight: set it to the router's maximum
+	// (edgewamp's limits.max_message) when that is smaller. Over RawSocket
+	// the router's announced limit applies too, whichever is smaller. On a
+	// batched WebSocket the frame counts (4 bytes more for MsgPack and
+	// CBOR, 1 for JSON). 16 MiB when zero, edgewamp's default
+	// limits.max_message; negative lifts the bound (RawSocket's still
+	// applies).
+	MaxOutgoing int
 	// EventQueue is the capacity of the session's event queue; 1024 when
 	// zero. Its bytes are bounded by MaxBacklog. See the package
 	// documentation for what happens when it is full.
@@ -197,6 +212,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = defaultMaxMessage
+	}
+	if cfg.MaxOutgoing == 0 {
+		cfg.MaxOutgoing = defaultMaxMessage
 	}
 	if cfg.EventQueue <= 0 {
 		cfg.EventQueue = defaultEventQueue

@@ -58,7 +58,8 @@ var (
 	// request still pending at that moment.
 	ErrClosed = errors.New("client: session closed")
 	// ErrMessageTooLarge is returned when a message exceeds the receive
-	// limit the router announced (RawSocket). The session stays usable.
+	// limit the router announced (RawSocket) or Config.MaxOutgoing.
+	// Nothing was sent, and the session stays usable.
 	ErrMessageTooLarge = errors.New("client: message exceeds the router's limit")
 	// ErrFinalSent is returned by ProgressiveCall.Send after the final
 	// chunk was sent.

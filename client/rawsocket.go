@@ -45,7 +45,7 @@ var rawSocketErrors = [...]string{
 type rawSocket struct {
 	stream
 	maxRecv int // Static: our receive limit, as announced.
-	maxSend int // Static: the router's receive limit.
+	maxSend int // Static: the router's receive limit, or Config.MaxOutgoing when smaller.
 	hdr     [4]byte
 }
 
@@ -109,6 +109,9 @@ func (t *rawSocket) handshake(ctx context.Context, cfg *Config) error {
 		return errors.New("client: RawSocket handshake: reserved octets are not zero")
 	}
 	t.maxSend = 1 << (9 + int(r[1]>>4))
+	if cfg.MaxOutgoing > 0 && cfg.MaxOutgoing < t.maxSend {
+		t.maxSend = cfg.MaxOutgoing
+	}
 	return nil
 }
 

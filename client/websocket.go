@@ -32,6 +32,7 @@ type webSocket struct {
 	op      ws.OpCode        // Static: text for JSON, binary otherwise.
 	batched bool             // Static.
 	ser     proto.Serializer // Static.
+	maxSend int              // Static: the longest frame payload sent (Config.MaxOutgoing; 0: no bound).
 
 	// Owned by the reader goroutine.
 	r    *wsutil.Reader
@@ -61,6 +62,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		op:      ws.OpBinary,
 		batched: cfg.Batched,
 		ser:     cfg.Serializer,
+		maxSend: max(cfg.MaxOutgoing, 0),
 	}
 	t.br = t.reader(conn, br)
 	if !cfg.Serializer.Binary() {
@@ -212,6 +214,9 @@ func (t *webSocket) control(h ws.Header, r io.Reader) error {
 
 func (t *webSocket) writeMsg(p []byte) error {
 	if !t.batched {
+		if t.maxSend > 0 && len(p) > t.maxSend {
+			return ErrMessageTooLarge
+		}
 		return t.writeFrame(t.op, p)
 	}
 	var pre, suf []byte
@@ -222,6 +227,9 @@ func (t *webSocket) writeMsg(p []byte) error {
 	} else {
 		binary.BigEndian.PutUint32(lenBuf[:], uint32(len(p)))
 		pre = lenBuf[:]
+	}
+	if t.maxSend > 0 && len(pre)+len(p)+len(suf) > t.maxSend {
+		return ErrMessageTooLarge
 	}
 	return t.writeFrame(t.op, pre, p, suf)
 }
