@@ -130,10 +130,34 @@ func (s *Session) newCall(opts *CallOptions) (*call, error) {
 // forget drops a pending call: late replies to it are ignored.
 func (s *Session) forget(id uint64) {
 	s.mu.Lock()
-	if s.calls != nil {
+	if c := s.calls[id]; c != nil {
+		s.dropQueue(c) // nobody waits for them any more
 		delete(s.calls, id)
 	}
 	s.mu.Unlock()
+}
+
+// dropQueue drops the progressive results c holds for OnProgress, their
+// bytes given back to the session's bound (Config.MaxBacklog); those
+// being given to OnProgress are given back by their waiter. Called with
+// mu held.
+func (s *Session) dropQueue(c *call) {
+	n := 0
+	for _, r := range c.queue {
+		n += r.size
+	}
+	c.queued -= n
+	s.streamHeld -= n
+	c.queue = nil
+}
+
+// overBacklog reports whether a message of s.inLen bytes for a stream
+// (an invocation's chunk, a call's progressive result) would take what
+// the session's streams hold past Config.MaxBacklog: one is always taken
+// when none is held. Called with mu held.
+func (s *Session) overBacklog() bool {
+	lim := s.cfg.MaxBacklog
+	return lim > 0 && s.streamHeld > 0 && s.streamHeld+s.inLen > lim
 }
 
 // Call calls procedure and waits for its final result. A WAMP error reply
@@ -244,6 +268,7 @@ func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 		if held > 0 {
 			s.mu.Lock()
 			c.queued -= held
+			s.streamHeld -= held
 			s.mu.Unlock()
 		}
 		if done {
@@ -294,19 +319,22 @@ func (s *Session) onResult(m *proto.Message) {
 	c := s.calls[m.Request]
 	over := 0
 	if c != nil {
-		// One result is always taken when none is held.
-		if lim := s.cfg.MaxBacklog; lim > 0 && c.queued > 0 && c.queued+s.inLen > lim {
-			over = c.queued
+		// What all the session's streams hold (c's results included) is
+		// bounded, not each one's: one result is always taken when none
+		// is held.
+		if s.overBacklog() {
+			over = s.streamHeld
 		} else {
 			r.size = s.inLen
 			c.queued += r.size
+			s.streamHeld += r.size
 			c.queue = append(c.queue, r)
 		}
 	}
 	s.mu.Unlock()
 	if over > 0 {
-		s.log.Warn("client: a call's progressive results waiting for OnProgress exceed MaxBacklog; canceling it", "request", m.Request, "queued", over)
-		s.cancelCall(m.Request, fmt.Errorf("client: %d bytes of progressive results waiting for OnProgress: %w", over, ErrBacklog))
+		s.log.Warn("client: a call's progressive results waiting for OnProgress would exceed MaxBacklog, with the session's other streams; canceling it", "request", m.Request, "session_held", over)
+		s.cancelCall(m.Request, fmt.Errorf("client: %d bytes of the session's streams waiting for OnProgress and Next: %w", over, ErrBacklog))
 		return
 	}
 	if c != nil {
@@ -324,7 +352,7 @@ func (s *Session) cancelCall(id uint64, err error) {
 	s.mu.Lock()
 	c := s.calls[id]
 	if c != nil {
-		c.queue = nil
+		s.dropQueue(c)
 	}
 	s.mu.Unlock()
 	if c == nil {

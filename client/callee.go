@@ -256,9 +256,13 @@ func (s *Session) onInvocation(m *proto.Message) {
 	}
 	if st := s.invs[m.Request]; st != nil {
 		inv.st = st
-		if lim := s.cfg.MaxBacklog; lim > 0 && len(st.chunks) > 0 && st.queued+s.inLen > lim {
+		// What all the session's streams hold (st's chunks included) is
+		// bounded, not each one's: one chunk is always taken when none
+		// is held.
+		if s.overBacklog() {
+			held := s.streamHeld
 			s.mu.Unlock()
-			s.log.Warn("client: a progressive invocation's chunks waiting for its handler exceed MaxBacklog; ending it", "procedure", inv.Procedure, "request", m.Request, "queued", st.queued)
+			s.log.Warn("client: a progressive invocation's chunks waiting for its handler would exceed MaxBacklog, with the session's other streams; ending it", "procedure", inv.Procedure, "request", m.Request, "queued", st.queued, "session_held", held)
 			s.failInvocation(st, &Error{URI: proto.URIPayloadSizeExceeded, Details: map[string]any{
 				"message": "the chunks of the progressive call waiting for the callee exceed its backlog limit",
 			}}, ErrBacklog)
@@ -266,6 +270,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		}
 		inv.size = s.inLen
 		st.queued += inv.size
+		s.streamHeld += inv.size
 		st.chunks = append(st.chunks, inv)
 		st.lastIn = !inv.Progress
 		s.mu.Unlock()
@@ -328,6 +333,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 func (s *Session) failInvocation(st *invState, e *Error, cause error) {
 	s.answer(s.ctx, st, nil, e)
 	s.mu.Lock()
+	s.streamHeld -= st.queued
 	st.chunks, st.queued, st.err = nil, 0, cause
 	s.mu.Unlock()
 	st.cancel(cause)
@@ -435,6 +441,10 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr er
 		if !st.lastIn {
 			s.finished.add(st.req)
 		}
+		// Chunks its handler did not take are dropped, and no more
+		// come: their bytes go back to the session's bound.
+		s.streamHeld -= st.queued
+		st.chunks, st.queued = nil, 0
 	}
 	s.mu.Unlock()
 	if interrupted && mode == proto.CancelKillNoWait {
@@ -571,6 +581,7 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 			st.chunks[0] = nil
 			st.chunks = st.chunks[1:]
 			st.queued -= c.size
+			s.streamHeld -= c.size
 			c.size = 0
 			s.mu.Unlock()
 			return c, nil

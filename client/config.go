@@ -96,18 +96,20 @@ type Config struct {
 	// proto.DecodeValueBudget). A message over it is refused (see
 	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
 	DecodeRatio int
-	// MaxBacklog bounds what the client holds for a consumer slower than
-	// its peer's stream, in bytes as received: the progressive call
-	// invocation chunks that one invocation holds until its Handler takes
-	// them with Invocation.Next, and the progressive results that one
-	// call holds for its CallOptions.OnProgress (those it is being given
-	// included). A chunk past it ends the invocation: it is answered
-	// ERROR wamp.error.payload_size_exceeded, its Handler's context is
-	// canceled (context.Cause ErrBacklog), what it held is dropped and
-	// Next returns ErrBacklog. A progressive result past it cancels the
-	// call (CANCEL sent, what it held dropped), which fails with
-	// ErrBacklog. One chunk or result, whatever its size, is always taken
-	// when none is held. It bounds the events queued for the session's
+	// MaxBacklog bounds what the client holds for consumers slower than
+	// their peers' streams, in bytes as received: the progressive call
+	// invocation chunks that the session's invocations hold until their
+	// Handlers take them with Invocation.Next, and the progressive results
+	// that its calls hold for their CallOptions.OnProgress (those being
+	// given included), all of them together (not each invocation's or
+	// call's: 16,384 invocations, MaxInvocations, of 16 MiB each). A chunk
+	// past it ends its invocation: it is answered ERROR
+	// wamp.error.payload_size_exceeded, its Handler's context is canceled
+	// (context.Cause ErrBacklog), what it held is dropped and Next returns
+	// ErrBacklog. A progressive result past it cancels its call (CANCEL
+	// sent, what it held dropped), which fails with ErrBacklog. One chunk
+	// or result, whatever its size, is always taken when the session's
+	// streams hold none. It bounds the events queued for the session's
 	// event handlers too (the one being handled included), beside
 	// EventQueue's count: past it the reader waits for room, as when the
 	// queue is full (see the package documentation), except while an

@@ -97,12 +97,15 @@
 // waits on a caller, until the caller's goroutine gives them to
 // OnProgress; progressive invocation chunks are queued per invocation,
 // so that the reader never waits on a handler, until Invocation.Next
-// takes them. Each queue holds at most Config.MaxBacklog (16 MiB): past
-// it the call is canceled and fails with ErrBacklog, or the invocation
+// takes them. All these queues of a session together hold at most
+// Config.MaxBacklog (16 MiB): past it the call whose result comes is
+// canceled and fails with ErrBacklog, or the invocation whose chunk comes
 // ends with ERROR wamp.error.payload_size_exceeded, its handler's context
 // canceled (a handler that does not read a caller's stream, say one not
 // written for streams, held every chunk the caller sent for as long as
-// it ran; an OnProgress slower than its callee, every result).
+// it ran; an OnProgress slower than its callee, every result). The bound
+// was each queue's: a caller could make a callee hold 16 MiB for each of
+// its MaxInvocations invocations.
 //
 // # Decoded payloads
 //

@@ -75,10 +75,15 @@ type Session struct {
 	regs      map[uint64]*Registration
 	subs      map[uint64][]*Subscription // copy-on-write slices
 	invs      map[uint64]*invState
-	handlers  int // Handlers running (MaxInvocations); an invocation answered early may still run one
-	finished  finishedRing
-	closed    bool  // Close was called
-	err       error // why the session ended; nil while it is alive
+	// streamHeld is the bytes (as received) held for the session's
+	// invocations' Next and its calls' OnProgress, all of them together:
+	// Config.MaxBacklog bounds it. Per invocation and per call, as it was,
+	// 16,384 invocations (MaxInvocations) could each hold 16 MiB.
+	streamHeld int
+	handlers   int // Handlers running (MaxInvocations); an invocation answered early may still run one
+	finished   finishedRing
+	closed     bool  // Close was called
+	err        error // why the session ended; nil while it is alive
 }
 
 // Dial connects to cfg.URL and joins cfg.Realm: HELLO, then any number of
