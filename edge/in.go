@@ -35,7 +35,11 @@ import (
 // (out.go): events, meta queries and gather answers, which clients size
 // and repeat at will, three quarters of it; calls, results and their
 // frames the whole of it, so that a flood of events leaves them a
-// quarter; the other nodes' directory changes and sync answers a reserve
+// quarter; the lone errors and interrupts that end a call another node
+// waits for (route.MeshEndEnvelope, sent by Node.SendEnd) a sixteenth
+// past it, so that the calls and results that fill it do not drop the
+// one message a caller waits for (one per call: bounded by the calls in
+// flight); the other nodes' directory changes and sync answers a reserve
 // of an eighth past it, and their heartbeats, goodbyes, sync requests
 // and "forgotten" words a quarter past it. So no flood of events or
 // calls makes this node drop a heartbeat (which would make it take the
@@ -88,6 +92,7 @@ type inClass uint8
 const (
 	inBulk  inClass = iota // events, meta queries, gather answers: three quarters
 	inRoute                // calls, results, chunks, cancels, frames of them: the whole
+	inEnd                  // a lone error or interrupt that ends a call (route.MeshEndEnvelope): a sixteenth more
 	inDir                  // directory changes and sync answers: an eighth more
 	inLive                 // heartbeats, goodbyes, sync requests, "forgotten": a quarter more
 	nClasses
@@ -129,6 +134,7 @@ func newInbound(max int64) *inbound {
 	return &inbound{max: max, lim: [nClasses]int64{
 		inBulk:  max - max/4,
 		inRoute: max,
+		inEnd:   max + max/16,
 		inDir:   max + max/8,
 		inLive:  max + max/4,
 	}}
@@ -161,6 +167,14 @@ func (q *inq) push(ms []*nats.Msg) (dropped int) {
 		c, cl := msgCost(m), inBulk
 		if q.me != "" {
 			cl = controlClass(m.Subject, q.me)
+			if cl == inRoute && route.MeshEndEnvelope(m.Data) {
+				// An error or interrupt that ends a call another
+				// node's caller (callee) waits for, sent alone
+				// (Node.SendEnd): dropped with the calls and results
+				// that filled the queue, its caller waited for its
+				// timeout, for ever without one.
+				cl = inEnd
+			}
 		}
 		if b.used+c > b.lim[cl] && !isGone(m) {
 			dropped++

@@ -216,6 +216,9 @@ func (n *Node) Send(node route.MeshNode, env []byte) error {
 // ends a call another node waits for (an error for a caller there, an
 // INTERRUPT for a callee there), which may use a reserve of an eighth of
 // MaxOutbound past the bound that calls and results stop at (classEnd).
+// It goes as a lone NATS message, never in a frame: the receiver tells
+// it from the calls and results by its bytes (route.MeshEndEnvelope),
+// and keeps a reserve for it in its inbound queue (inEnd).
 func (n *Node) SendEnd(node route.MeshNode, env []byte) error {
 	subj := n.peers.view.Load().subj[node]
 	if subj == "" {
@@ -224,7 +227,7 @@ func (n *Node) SendEnd(node route.MeshNode, env []byte) error {
 	if n.tooLarge(env) {
 		return ErrTooLarge
 	}
-	return n.out.pushEnv(classEnd, subj, n.inbox, env)
+	return n.out.pushItem(opPublish, false, classEnd, subj, n.inbox, env, nil)
 }
 
 // ErrTooLarge is returned by Send and Publish for an envelope larger

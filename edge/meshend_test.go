@@ -2,10 +2,14 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
@@ -126,6 +130,91 @@ func TestMeshAnswerRefusedByFullQueueStillAnswered(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the caller got no answer 10 s after b's queue drained: the error replacing the callee's RESULT was lost")
+	}
+	waitNothingPending(t, nodes...)
+}
+
+// The same on the caller's node's side: an error that ends a call (here
+// the callee leaving), arriving while that node's inbound queue is full
+// of calls and results (its control dispatcher stalled), is kept in a
+// reserve and reaches the caller once the dispatcher runs again. Before,
+// it was dropped with them (ControlFull): the caller waited for its
+// timeout, for ever without one.
+func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
+	t.Parallel()
+	const maxInbound = 1 << 20
+	nodes := clusterWith(t, func(o *Options) { o.MaxInbound = maxInbound; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	callee := b.dial(b.rs(), proto.MsgPack)
+	started := make(chan struct{}, 1)
+	if _, err := callee.Register(ctx, "com.hold", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		if len(inv.Args) > 0 {
+			started <- struct{}{}
+			<-ctx.Done() // until its session ends
+		}
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	callUntil(t, caller, "com.hold", nil)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := caller.Call(ctx, "com.hold", []any{"hold"}, nil, nil)
+		answered <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not reach its callee")
+	}
+
+	// a's control dispatcher stalled, its inbound budget filled to the
+	// byte with messages that look like b's route envelopes.
+	release := stallControl(t, a, nil)
+	nc, err := clientPort(a.n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fill := &nats.Msg{Subject: nodeSubject("a", "m"), Reply: nodeInbox("b")}
+	minCost := msgCost(fill)
+	eventually(t, 10*time.Second, func() error {
+		a.n.in.b.mu.Lock()
+		room := a.n.in.b.max - a.n.in.b.used
+		a.n.in.b.mu.Unlock()
+		if room < minCost {
+			return nil
+		}
+		fill.Data = make([]byte, min(room-minCost, 64<<10))
+		if len(fill.Data) > 0 {
+			fill.Data[0] = 'Z' // no envelope kind: dropped by the router
+		}
+		nc.PublishMsg(fill)
+		nc.Flush()
+		return fmt.Errorf("%d bytes of room", room)
+	})
+
+	// The callee leaves: b answers the caller canceled, then tells the
+	// mesh its registration went (a directory change, which a queues
+	// in its own reserve, behind the answer).
+	dir := a.n.ctlq.takenBy()[inDir]
+	callee.Close()
+	eventually(t, 10*time.Second, func() error {
+		if a.n.ctlq.takenBy()[inDir] == dir {
+			return errors.New("b's directory change has not reached a")
+		}
+		return nil
+	})
+	release()
+	select {
+	case err := <-answered:
+		if u := wampErr(err); u != proto.URICanceled {
+			t.Fatalf("the call whose callee left: %v, want ERROR %s", err, proto.URICanceled)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the caller got no answer 10 s after a's dispatcher ran again (%d control messages dropped): the error ending its call was lost", a.n.Stats().ControlFull.Load())
 	}
 	waitNothingPending(t, nodes...)
 }

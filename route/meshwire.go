@@ -144,6 +144,33 @@ func MeshEventID(env []byte) (uint64, bool) {
 	return binary.LittleEndian.Uint64(env[1:9]), true
 }
 
+// maxEndEnvelope bounds the envelopes MeshEndEnvelope takes for call
+// ends: an error's message may quote a URI of up to 4 KiB.
+const maxEndEnvelope = 8 << 10
+
+// MeshEndEnvelope reports whether env, a lone envelope another node sent,
+// ends a call a node waits for: an INTERRUPT, or an error result (not a
+// progressive one), of at most 8 KiB. The mesh's inbound queue keeps a
+// reserve for them (edge), as its outbound queue does for what a node
+// sends by MeshEndSender.SendEnd. It reads at most the first few bytes;
+// it does not allocate. Safe for concurrent use.
+func MeshEndEnvelope(env []byte) bool {
+	if len(env) == 0 || len(env) > maxEndEnvelope {
+		return false
+	}
+	switch env[0] {
+	case envInterrupt:
+		return true
+	case envResult:
+		r := rbuf{b: env[1:]}
+		r.uv() // shard
+		r.uv() // call id
+		f := r.uv()
+		return r.err == nil && f&rsError != 0 && f&rsProgress == 0
+	}
+	return false
+}
+
 // ---------------------------------------------------------------- writing
 
 type wbuf []byte
