@@ -63,53 +63,8 @@ func TestMeshAnswerRefusedByFullQueueStillAnswered(t *testing.T) {
 		t.Fatal("the call did not reach its callee")
 	}
 
-	// b's outbound queue held and filled with calls to a, big then small,
-	// until one is refused.
-	var mu sync.Mutex
-	refused := map[uint64]bool{}
-	fence := make(chan struct{}, 1)
-	filler.OnMessage(func(m *proto.Message) {
-		if m.Type != proto.CodeError {
-			return
-		}
-		if m.Request == 1<<50 {
-			fence <- struct{}{}
-			return
-		}
-		mu.Lock()
-		refused[m.Request] = true
-		mu.Unlock()
-	})
-	sync := func() {
-		t.Helper()
-		if err := filler.SendRaw(&proto.Message{Type: proto.CodeCall, Request: 1 << 50, URI: []byte("com.none")}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-fence:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no answer from b")
-		}
-	}
-	_, releaseSender := holdSender(t, b.n)
-	id := uint64(1 << 40)
-	for _, size := range []int{16 << 10, 1} {
-		for ; ; id++ {
-			m := &proto.Message{Type: proto.CodeCall, Request: id, URI: []byte("com.sink")}
-			m.Args, _ = proto.EncodeValue(proto.JSON, []any{strings.Repeat("x", size)})
-			if err := filler.SendRaw(m); err != nil {
-				t.Fatal(err)
-			}
-			sync()
-			mu.Lock()
-			r := refused[id]
-			mu.Unlock()
-			if r {
-				break // the queue is full for such a call
-			}
-		}
-		id++
-	}
+	// b's outbound queue held and filled with calls to a.
+	releaseSender := fillOutbound(t, b, filler, "com.sink")
 
 	// The callee answers now: its RESULT cannot be queued, nor could the
 	// error that replaces it.
@@ -217,4 +172,121 @@ func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
 		t.Fatalf("the caller got no answer 10 s after a's dispatcher ran again (%d control messages dropped): the error ending its call was lost", a.n.Stats().ControlFull.Load())
 	}
 	waitNothingPending(t, nodes...)
+}
+
+// A call its callee's node sends back (a bounce: the callee unregistered
+// before the call reached it, the caller's node not knowing yet) while
+// that node's outbound queue is full: the bounce, the whole call
+// envelope, is refused, and a small error takes its place, which the
+// caller's node reroutes or ends no_available_callee. Before, the refused
+// bounce was only counted (SendFailed): the caller waited for its
+// timeout, for ever without one.
+func TestMeshBounceRefusedByFullQueueStillAnswered(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	callee := b.dial(b.rs(), proto.MsgPack)
+	reg, err := callee.Register(ctx, "com.gone", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, &client.RegisterOptions{Invoke: "roundrobin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := a.dial(a.rs(), proto.MsgPack)
+	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	callUntil(t, caller, "com.gone", nil)
+	filler := b.dial(b.ws(), proto.JSON)
+	callUntil(t, filler, "com.sink", nil)
+
+	releaseSender := fillOutbound(t, b, filler, "com.sink")
+	// The callee unregisters: b's directory change waits behind the held
+	// sender, so a still sends calls of com.gone to b.
+	if err := callee.Unregister(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	failed := b.r.MeshStats().SendFailed.Load()
+	answered := make(chan error, 1)
+	go func() {
+		// Larger than the room a refused 1-byte call leaves: its bounce
+		// is refused.
+		_, err := caller.Call(ctx, "com.gone", []any{strings.Repeat("y", 4<<10)}, nil, nil)
+		answered <- err
+	}()
+	eventually(t, 10*time.Second, func() error {
+		if b.r.MeshStats().SendFailed.Load() == failed {
+			return errors.New("b has not refused to queue anything yet")
+		}
+		return nil
+	})
+	releaseSender()
+	select {
+	case err := <-answered:
+		if u := wampErr(err); u != proto.URINoAvailableCallee {
+			t.Fatalf("the call b could not send back: %v, want ERROR %s", err, proto.URINoAvailableCallee)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller got no answer 10 s after b's queue drained: the call b could not send back was lost")
+	}
+	waitNothingPending(t, nodes...)
+}
+
+// fillOutbound holds tn's sender and fills its outbound queue with calls
+// of filler (a session on tn) to proc (a callee on another node), big
+// then small, until one is refused: the queue is full for calls and
+// results, to within less than a 1-byte call's cost. It returns the
+// release of the sender (also run at cleanup).
+func fillOutbound(t *testing.T, tn *tnode, filler *client.Session, proc string) (release func()) {
+	t.Helper()
+	var mu sync.Mutex
+	refused := map[uint64]bool{}
+	fence := make(chan struct{}, 1)
+	filler.OnMessage(func(m *proto.Message) {
+		if m.Type != proto.CodeError {
+			return
+		}
+		if m.Request == 1<<50 {
+			fence <- struct{}{}
+			return
+		}
+		mu.Lock()
+		refused[m.Request] = true
+		mu.Unlock()
+	})
+	sync := func() {
+		t.Helper()
+		if err := filler.SendRaw(&proto.Message{Type: proto.CodeCall, Request: 1 << 50, URI: []byte("com.none")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-fence:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no answer from %s", tn.name)
+		}
+	}
+	_, release = holdSender(t, tn.n)
+	id := uint64(1 << 40)
+	for _, size := range []int{16 << 10, 1} {
+		for ; ; id++ {
+			m := &proto.Message{Type: proto.CodeCall, Request: id, URI: []byte(proc)}
+			m.Args, _ = proto.EncodeValue(proto.JSON, []any{strings.Repeat("x", size)})
+			if err := filler.SendRaw(m); err != nil {
+				t.Fatal(err)
+			}
+			sync()
+			mu.Lock()
+			r := refused[id]
+			mu.Unlock()
+			if r {
+				break // the queue is full for such a call
+			}
+		}
+		id++
+	}
+	return release
 }

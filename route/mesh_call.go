@@ -660,9 +660,26 @@ func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool,
 func randN(n int) int { return rand.IntN(n) }
 
 // meshBounce sends a call envelope back to its caller's node undelivered.
+// When the mesh refuses it (the whole call: its outbound queue full), a
+// small error takes its place (meshSendEnd, within the queue's reserve
+// for the messages that end a call): unavailable, as from a callee of
+// this node gone, with none untried here, which the caller's node
+// reroutes as it would the bounce when the call may be rerouted, else
+// ends no_available_callee, as a bounce with no other node to go to.
+// Before, the refused bounce was only counted, and the caller waited for
+// its timeout, for ever without one.
 func (r *Router) meshBounce(from MeshNode, env []byte) {
 	env[0] = envBounce
-	if r.mesh.Send(from, env) != nil {
+	if r.mesh.Send(from, env) == nil {
+		return
+	}
+	r.ms.stats.SendFailed.Add(1)
+	callID, shard, ok := peekCall(env)
+	if !ok {
+		return
+	}
+	w := appendResult(nil, shard, callID, rsError|rsUnavailable|nextBits(0, false), 0, proto.URIUnavailable, "the callee's node has no callee for the call now and could not send it back", nil)
+	if r.meshSendEnd(from, w) != nil {
 		r.ms.stats.SendFailed.Add(1)
 	}
 }
