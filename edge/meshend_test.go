@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // A callee's answer that its node cannot queue for the caller's node (its
@@ -289,4 +291,120 @@ func fillOutbound(t *testing.T, tn *tnode, filler *client.Session, proc string) 
 		id++
 	}
 	return release
+}
+
+// More messages that end a call than the outbound queue's reserve holds
+// (here the reserve filled, then killnowait INTERRUPTs of calls, sent
+// while the caller's node's sender is held and its queue full): those
+// past the reserve wait for room and go once the queue drains. Before,
+// they were refused and only counted: each such callee was never
+// interrupted, and its node held the invocation (one of max_invocations)
+// until the callee answered, for ever for one that waits for its
+// INTERRUPT.
+func TestMeshEndsPastReserveSentOnceRoom(t *testing.T) {
+	t.Parallel()
+	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	callee := b.dial(b.rs(), proto.MsgPack)
+	var running, interrupted atomic.Int64
+	if _, err := callee.Register(ctx, "com.wait", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		if len(inv.Args) == 0 {
+			return &client.Result{}, nil // callUntil's
+		}
+		running.Add(1)
+		<-ctx.Done() // until interrupted
+		interrupted.Add(1)
+		return nil, ctx.Err()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sink := b.dial(b.rs(), proto.MsgPack)
+	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	caller := a.dial(a.ws(), proto.JSON)
+	callUntil(t, caller, "com.wait", nil)
+	filler := a.dial(a.ws(), proto.JSON)
+	callUntil(t, filler, "com.sink", nil)
+
+	// Calls that each wait for their INTERRUPT, all running on b.
+	const calls = 16
+	fence := make(chan struct{}, 1)
+	caller.OnMessage(func(m *proto.Message) {
+		if m.Type == proto.CodeError && m.Request == 1<<50 {
+			fence <- struct{}{}
+		}
+	})
+	for i := range calls {
+		m := &proto.Message{Type: proto.CodeCall, Request: uint64(1<<40 + i), URI: []byte("com.wait")}
+		m.Args, _ = proto.EncodeValue(proto.JSON, []any{"wait"})
+		if err := caller.SendRaw(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if n := running.Load(); n < calls {
+			return fmt.Errorf("%d of %d calls running on b", n, calls)
+		}
+		return nil
+	})
+
+	// a's queue held and full, its reserve for the messages that end a
+	// call filled with envelopes b's router drops ('Z'); then every call
+	// canceled killnowait: their INTERRUPTs find no room.
+	releaseSender := fillOutbound(t, a, filler, "com.sink")
+	var toB route.MeshNode
+	for node, subj := range a.n.peers.view.Load().subj {
+		if subj == nodeSubject("b", "m") {
+			toB = node
+		}
+	}
+	if toB == 0 {
+		t.Fatal("a does not know b")
+	}
+	junk := make([]byte, 4<<10)
+	junk[0] = 'Z'
+	over := itemCost(nodeSubject("b", "m"), a.n.inbox, nil)
+	for {
+		q := a.n.out
+		q.mu.Lock()
+		room := q.limit(classEnd) - q.bytes
+		q.mu.Unlock()
+		if room < over+1 {
+			break
+		}
+		if err := a.n.SendEnd(toB, junk[:min(room-over, int64(len(junk)))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := a.r.MeshStats().SendFailed.Load()
+	for i := range calls {
+		m := &proto.Message{Type: proto.CodeCancel, Request: uint64(1<<40 + i)}
+		m.Opt.SetString(proto.KeyMode, "killnowait")
+		if err := caller.SendRaw(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := caller.SendRaw(&proto.Message{Type: proto.CodeCall, Request: 1 << 50, URI: []byte("com.none")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fence:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer from a")
+	}
+	if n := a.r.MeshStats().SendFailed.Load() - failed; n != 0 {
+		t.Errorf("a refused %d of %d INTERRUPTs past the reserve, want them kept until there is room", n, calls)
+	}
+	releaseSender()
+	eventually(t, 10*time.Second, func() error {
+		if n := interrupted.Load(); n < calls {
+			return fmt.Errorf("%d of %d callees interrupted", n, calls)
+		}
+		return nil
+	})
+	waitNothingPending(t, nodes...)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // A progressive result the callee's node cannot send to the caller's
@@ -163,25 +164,11 @@ func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the call did not reach its callee")
 	}
-	// A's outbound queue held and filled with calls, many small ones,
-	// then big, then small, and then with INTERRUPTs of some of them,
-	// until one is refused: they may use a reserve of an eighth of the
-	// queue past the calls' bound (classEnd), which the small calls'
-	// INTERRUPTs fill.
+	// A's outbound queue held and filled with calls, big then small,
+	// then with INTERRUPTs of some of them, until one is refused.
 	_, releaseSender := holdSender(t, a.n)
 	id := uint64(target + 1)
 	var queued []uint64
-	for range 1200 {
-		call(id, "fill")
-		queued = append(queued, id)
-		id++
-	}
-	sync()
-	for _, q := range queued {
-		if answer(q) != "" {
-			t.Fatalf("call %d refused: 1,200 small calls should fit in A's queue", q)
-		}
-	}
 	for _, size := range []int{16 << 10, 1} {
 		for ; ; id++ {
 			call(id, "fill", strings.Repeat("x", size))
@@ -193,12 +180,24 @@ func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 		}
 		id++
 	}
-	failed := a.r.MeshStats().SendFailed.Load()
-	for i, q := range queued {
-		cancel(q, "killnowait")
-		if i%64 != 63 && i != len(queued)-1 {
-			continue
+	// The messages that end a call have a reserve past the calls' bound
+	// and then wait for room (SendEnd): both filled with envelopes B's
+	// router drops ('Z').
+	var toB route.MeshNode
+	for node, subj := range a.n.peers.view.Load().subj {
+		if subj == nodeSubject("b", "m") {
+			toB = node
 		}
+	}
+	junk := make([]byte, 4<<10)
+	junk[0] = 'Z'
+	for _, size := range []int{len(junk), 512, 1} {
+		for a.n.SendEnd(toB, junk[:size]) == nil {
+		}
+	}
+	failed := a.r.MeshStats().SendFailed.Load()
+	for _, q := range queued {
+		cancel(q, "killnowait")
 		sync()
 		if a.r.MeshStats().SendFailed.Load() > failed {
 			break

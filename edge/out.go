@@ -68,6 +68,20 @@ type outq struct {
 	frame   []byte    // owned by the sender: the frame being built
 	group   string    // owned by the sender: the queue group of its event subscriptions (eventQueue)
 	dropped uint64    // guarded by mu
+	// owed are the messages that end a call (classEnd) which came when
+	// the queue was past even their reserve: each is queued once the
+	// sender has made room (done), in order, so that the caller on
+	// another node is answered (or its callee interrupted) late rather
+	// than never. owedBytes, what they cost (itemCost), is at most a
+	// sixteenth of max: past it one is refused as before. Guarded by mu.
+	owed      []owedItem
+	owedBytes int64
+}
+
+// owedItem is a message that ends a call, waiting for room (outq.owed).
+type owedItem struct {
+	subj, reply string
+	data        []byte
 }
 
 func newOutq(max int64) *outq {
@@ -83,7 +97,8 @@ func newOutq(max int64) *outq {
 // caller there, an INTERRUPT for a callee there) may use an eighth past
 // it, so that the queue full of calls and results that refused a callee's
 // answer does not refuse the error that replaces it too, which left the
-// caller waiting for ever; the node's own messages (heartbeats, directory
+// caller waiting for ever, and past that wait for room (outq.owed, a
+// sixteenth more) rather than being refused; the node's own messages (heartbeats, directory
 // changes and syncs, interest, goodbye) may use a quarter past it, so
 // that no flood silences the heartbeats, which would make the others take
 // the node for dead.
@@ -150,23 +165,58 @@ func (q *outq) pushItem(op opKind, pack bool, c outClass, subj, reply string, da
 	}
 	// Interest changes are counted, never refused: one refused would
 	// leave a subscription without its NATS interest.
-	if op == opPublish && q.bytes+cost > q.limit(c) {
+	if op == opPublish && (q.bytes+cost > q.limit(c) || c == classEnd && len(q.owed) > 0) {
+		if c == classEnd && q.owedBytes+cost <= q.max/16 {
+			q.owed = append(q.owed, owedItem{subj: subj, reply: reply, data: append([]byte(nil), data...)})
+			q.owedBytes += cost
+			q.mu.Unlock()
+			return nil
+		}
 		q.dropped++
 		q.mu.Unlock()
 		return ErrBusy
 	}
-	b := q.cur
-	off := len(b.arena)
-	b.arena = append(b.arena, data...)
-	b.items = append(b.items, outItem{op: op, pack: pack, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
-	b.cost += cost
-	q.bytes += cost
+	q.add(op, pack, subj, reply, data, ent, cost)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// add appends an item to the current batch. Call with mu held.
+func (q *outq) add(op opKind, pack bool, subj, reply string, data []byte, ent *interest, cost int64) {
+	b := q.cur
+	off := len(b.arena)
+	b.arena = append(b.arena, data...)
+	b.items = append(b.items, outItem{op: op, pack: pack, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
+	b.cost += cost
+	q.bytes += cost
+}
+
+// payOwed queues the owed messages that fit in classEnd's room now, in
+// order, and reports whether it queued any. Call with mu held.
+func (q *outq) payOwed() bool {
+	k := 0
+	for _, o := range q.owed {
+		cost := itemCost(o.subj, o.reply, o.data)
+		if q.bytes+cost > q.limit(classEnd) {
+			break
+		}
+		q.add(opPublish, false, o.subj, o.reply, o.data, nil, cost)
+		q.owedBytes -= cost
+		k++
+	}
+	if k == 0 {
+		return false
+	}
+	clear(q.owed[:k])
+	q.owed = q.owed[k:]
+	if len(q.owed) == 0 {
+		q.owed = nil
+	}
+	return true
 }
 
 // take swaps the batches and returns the one to send (nil when empty).
@@ -198,6 +248,9 @@ func (q *outq) done(b *outBatch) {
 	q.mu.Lock()
 	q.bytes -= n
 	q.spare = b
+	if len(q.owed) > 0 && !q.closed {
+		q.payOwed() // the sender takes them next (take)
+	}
 	q.mu.Unlock()
 }
 
