@@ -163,6 +163,9 @@ func (q *outq) pushItem(op opKind, pack bool, c outClass, subj, reply string, da
 		q.mu.Unlock()
 		return ErrClosed
 	}
+	if c == classEnd && len(q.owed) > 0 {
+		q.payOwed() // those owed first, in order, as far as there is room
+	}
 	// Interest changes are counted, never refused: one refused would
 	// leave a subscription without its NATS interest.
 	if op == opPublish && (q.bytes+cost > q.limit(c) || c == classEnd && len(q.owed) > 0) {
