@@ -40,9 +40,14 @@ func (cn *conn) account() {
 	buffered := cn.c.InboundBuffered()
 	n := int64(buffered + cap(cn.wsr.frag))
 	// got is what the peer has sent of its partial input, for stalled:
-	// held counts memory (a fragment buffer's capacity, which doubles;
-	// a large frame's whole chunks), which does not grow with every byte.
+	// held counts memory (the stash's and a fragment buffer's capacity,
+	// which double; a large frame's whole chunks), which does not grow
+	// with every byte.
 	got := int64(buffered + len(cn.wsr.frag))
+	if s := cn.st; s != nil {
+		n += int64(s.held())
+		got += int64(s.have())
+	}
 	if cn.tls != nil {
 		g, m := cn.tls.held()
 		n += int64(m) // the plaintext buffer's capacity, as the fragment buffer's

@@ -31,7 +31,8 @@ const (
 // owned by the connection's event loop.
 type conn struct {
 	c      gnet.Conn
-	in     inbound // what the parsers read: c, or tls.plain
+	in     inbound // what the parsers read: c, st (stash.go), or tls.plain
+	st     *stash  // plaintext input left over from a read callback (stash.go); nil until the first
 	ls     *loopState
 	ln     *listenerState
 	remote string

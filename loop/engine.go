@@ -459,6 +459,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	ls := cn.ls
 	ls.enterTraffic()
 	cn.traffic()
+	cn.stashRest()
 	cn.account()
 	if cn.phase == phDead {
 		ls.flush() // its last output (close frame, error reply) goes before the close
