@@ -1,7 +1,11 @@
 package loop
 
 import (
+	"bufio"
+	"net"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,4 +84,94 @@ func openRawSessions(t *testing.T, s *testServer, n int) []*wamp {
 		out[i].join()
 	}
 	return out
+}
+
+// The same over TLS: a partial record waiting for its rest stayed in
+// gnet's ring buffer, whose array (16 KiB here) a connection kept while it
+// held one byte of the next record, counted as that byte. Now the
+// leftover ciphertext is stashed as plaintext input is (conn.wire).
+func TestTLSPartialRecordHoldsNoRing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens fifty TLS connections")
+	}
+	// Not parallel: the heap is the whole process's (socket_memory_test.go).
+	cert := newTestCert(t)
+	s := tlsServer(t, cert, false, func(_ *Options, rc *route.Config) { rc.HelloTimeout = time.Hour })
+	const n = 50
+	hello := []byte(`[1,"realm1",{"roles":{"caller":{}},"pad":"` + strings.Repeat("x", 16000) + `"}]`)
+	type sess struct {
+		raw  net.Conn
+		ws   *wsClient
+		rec  []byte
+		head int
+	}
+	open := func(k int, pending bool) []*sess {
+		out := make([]*sess, k)
+		for i := range out {
+			raw, tc, w := tls13Session(t, cert, s.url, 0)
+			tc.SetDeadline(time.Time{})
+			if _, err := raw.Write(w.seal(23, wsUpgradeRequest("/ws", "wamp.2.json"))); err != nil {
+				t.Fatal(err)
+			}
+			wc := &wsClient{t: t, c: tc, br: bufio.NewReaderSize(tc, 4<<10), ser: proto.JSON, autoPong: true}
+			wc.expectUpgrade()
+			rec := w.seal(23, cliFrame(true, opText, hello))
+			head := len(rec) - 100
+			if pending {
+				rec = append(rec, w.seal(23, cliFrame(true, opPing, nil))[0]) // and the next record's first byte
+			}
+			out[i] = &sess{raw: raw, ws: wc, rec: rec, head: head}
+		}
+		return out
+	}
+	pin := func(ss []*sess) {
+		base := s.e.Stats().Inbound
+		for _, x := range ss {
+			x.raw.Write(x.rec[:x.head])
+		}
+		eventually(t, ioTimeout, "the first parts received", func() bool {
+			return s.e.Stats().Inbound >= base+int64(len(ss)*ss[0].head)
+		})
+		for _, x := range ss {
+			x.raw.Write(x.rec[x.head:])
+		}
+		for _, x := range ss {
+			newWAMP(t, x.ws, proto.JSON).expect(proto.CodeWelcome)
+		}
+	}
+	// crypto/tls's input buffers go at the second scan without a record
+	// (tlsTrim): both groups are measured after it.
+	heap := func() int64 {
+		for range 2 {
+			var wg sync.WaitGroup
+			for _, ls := range s.e.allLoops() {
+				wg.Add(1)
+				if ls.Execute(func() { ls.scan(); wg.Done() }) != nil {
+					wg.Done()
+				}
+			}
+			wg.Wait()
+		}
+		return s.e.heapBesidePools(t)
+	}
+	warm := open(1, true)
+	pin(warm)
+	h0 := heap()
+	plain := open(n, false) // sessions that joined the same way, nothing pending
+	pin(plain)
+	h1 := heap()
+	ss := open(n, true)
+	pin(ss)
+	h2 := heap()
+	st := s.e.Stats()
+	perJoined, perPin := (h1-h0)/n, (h2-h1)/n
+	t.Logf("heap per TLS connection (server side + test client): joined %d B, joined with one byte of a record pending %d B; the budget counts %d B for the %d",
+		perJoined, perPin, st.Inbound, n+1)
+	if perPin > perJoined+8<<10 {
+		t.Fatalf("%d B per TLS connection holding one byte of a record, %d B without: the rest of its last partial record's buffer is kept (%d bytes counted for all %d)",
+			perPin, perJoined, st.Inbound, n+1)
+	}
+	runtime.KeepAlive(plain)
+	runtime.KeepAlive(warm)
+	runtime.KeepAlive(ss)
 }

@@ -27,10 +27,12 @@ import (
 // buffer, and, for the frame that spans two callbacks, the copy gnet's
 // Peek made of it to join its two parts. A connection whose input ends
 // with whole frames (most, and every idle one) holds no stash and reads
-// gnet's buffer directly (conn.in is the gnet.Conn). The HTTP lane (the
-// gateway's requests, lane.go) keeps gnet's buffer, where it leaves
-// pipelined requests on purpose; TLS connections keep theirs for the
-// ciphertext (a partial record, at most 16 KiB and its header).
+// gnet's buffer directly (conn.in is the gnet.Conn). A TLS connection's
+// partial record (up to 16 KiB and 256 bytes and its header) is stashed
+// the same way, read by its record layer (conn.wire); its decrypted input
+// has a buffer of its own (tlsPlain). The HTTP lane (the gateway's
+// requests, lane.go) keeps gnet's buffer, where it leaves pipelined
+// requests on purpose.
 
 // stashMin is the smallest stash allocated; stashSlack how much larger
 // than four times its bytes a stash may stay between read callbacks.
@@ -129,12 +131,13 @@ func stashCap(n int) int {
 	return 1 << bits.Len(uint(n-1))
 }
 
-// stashRest runs at the end of a plaintext connection's read callback
-// (OnTraffic), once its input is parsed: what gnet still buffers moves to
-// the stash, which the parsers then read (conn.in). An empty stash lets
-// go of its array; one much larger than its bytes is made smaller.
+// stashRest runs at the end of a connection's read callback (OnTraffic),
+// once its input is parsed: what gnet still buffers moves to the stash,
+// which the parsers then read (conn.in; on a TLS connection the records
+// are read from it, conn.wire). An empty stash lets go of its array; one
+// much larger than its bytes is made smaller.
 func (cn *conn) stashRest() {
-	if cn.tls != nil || cn.phase == phLane || cn.phase >= phDead {
+	if cn.phase == phLane || cn.phase >= phDead {
 		return
 	}
 	s := cn.st
@@ -155,7 +158,9 @@ func (cn *conn) stashRest() {
 	switch {
 	case have == 0:
 		s.b, s.r = nil, 0
-		cn.in = cn.c
+		if cn.tls == nil {
+			cn.in = cn.c
+		}
 		return
 	case cap(s.b) > max(4*have, stashSlack):
 		nb := make([]byte, have, stashCap(have))
@@ -166,5 +171,16 @@ func (cn *conn) stashRest() {
 		copy(s.b, s.b[s.r:])
 		s.b, s.r = s.b[:have], 0
 	}
-	cn.in = s
+	if cn.tls == nil {
+		cn.in = s
+	}
+}
+
+// wire returns the connection's input as it came (a TLS connection's
+// records): the stash ahead of gnet's buffer, or gnet's buffer.
+func (cn *conn) wire() inbound {
+	if s := cn.st; s != nil && s.b != nil {
+		return s
+	}
+	return cn.c
 }

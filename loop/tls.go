@@ -204,8 +204,9 @@ func clientSource(remote net.Addr) netip.Addr {
 // runs in OnTraffic until the handshake is done.
 func (cn *conn) tlsHandshakeIn() {
 	t := cn.tls
+	in := cn.wire() // the stash ahead of gnet's buffer, or gnet's buffer
 	for {
-		hdr, err := cn.c.Peek(recordHeaderLen)
+		hdr, err := in.Peek(recordHeaderLen)
 		if err != nil {
 			break
 		}
@@ -221,13 +222,13 @@ func (cn *conn) tlsHandshakeIn() {
 			return
 		}
 		n := recordHeaderLen + body
-		if cn.c.InboundBuffered() < n {
+		if in.InboundBuffered() < n {
 			break
 		}
 		if t.hs == nil {
 			t.hs = newTLSHS(t)
 		}
-		rec, err := cn.c.Peek(n)
+		rec, err := in.Peek(n)
 		if err != nil {
 			break
 		}
@@ -238,7 +239,7 @@ func (cn *conn) tlsHandshakeIn() {
 		if !t.started {
 			t.helloIn(rec)
 		}
-		cn.c.Discard(n)
+		in.Discard(n)
 	}
 	if t.hs != nil && !t.started && t.helloWhole() {
 		t.started = true
@@ -470,8 +471,8 @@ func (t *tlsConn) idle() {
 // handshake input waiting for its goroutine, and a partial post-handshake
 // message in crypto/tls, at most tlsPostHandshakeMax) and the memory they
 // take (mem: the same, but the plaintext buffer's capacity for its
-// bytes, as account counts a fragment buffer's). (The partial record in
-// gnet's buffer is counted as gnet's.)
+// bytes, as account counts a fragment buffer's). (A partial record is
+// counted with the connection's stash, stash.go.)
 func (t *tlsConn) held() (got, mem int) {
 	n := len(t.pre)
 	if t.hs != nil {

@@ -82,7 +82,7 @@ func (t *tlsConn) feed(p []byte) (int, error) {
 		t.fed, t.trimmed = true, false
 		return n, nil
 	}
-	c := t.cn.c
+	c := t.cn.wire()
 	if t.left == 0 {
 		hdr, err := c.Peek(recordHeaderLen)
 		if err != nil {
@@ -114,7 +114,7 @@ func (t *tlsConn) recordReady() bool {
 	if len(t.pre) > 0 || t.left > 0 {
 		return true
 	}
-	c := t.cn.c
+	c := t.cn.wire()
 	hdr, err := c.Peek(recordHeaderLen)
 	if err != nil {
 		return false
