@@ -216,6 +216,12 @@ func (s *Session) await(ctx context.Context, c *call) (r *Result, err error) {
 				cancel()
 			}
 			s.finishCall(c.id, nil, errProgressPanic)
+			// What came for it since is dropped: no waiter gives it
+			// to OnProgress any more (finishCall took it out of calls,
+			// so no more comes).
+			s.mu.Lock()
+			s.dropQueue(c)
+			s.mu.Unlock()
 		}
 	}()
 	r, err = s.awaitLoop(ctx, c)
@@ -256,23 +262,38 @@ func (s *Session) awaitLoop(ctx context.Context, c *call) (*Result, error) {
 		c.queue = nil
 		done, res, err := c.done, c.final, c.err
 		s.mu.Unlock()
-		held := 0
-		for i, r := range q {
-			held += r.size
-			r.size = 0
-			q[i] = nil
-			if c.onProgress != nil {
-				c.onProgress(r)
-			}
+		s.deliverProgress(c, q)
+		if done {
+			return res, err
 		}
-		if held > 0 {
+	}
+}
+
+// deliverProgress gives the progressive results q, taken from c's
+// queue, to c's OnProgress, then gives their bytes back to the session's
+// bound (Config.MaxBacklog): also when OnProgress panics (await), since
+// the bound is the session's and a caller may recover the panic and go
+// on. Before, what the panicking call held stayed counted for ever, and
+// every later stream of the session past the rest of the bound ended
+// with ErrBacklog.
+func (s *Session) deliverProgress(c *call, q []*Result) {
+	held := 0
+	for _, r := range q {
+		held += r.size
+		r.size = 0
+	}
+	if held > 0 {
+		defer func() {
 			s.mu.Lock()
 			c.queued -= held
 			s.streamHeld -= held
 			s.mu.Unlock()
-		}
-		if done {
-			return res, err
+		}()
+	}
+	for i, r := range q {
+		q[i] = nil
+		if c.onProgress != nil {
+			c.onProgress(r)
 		}
 	}
 }
