@@ -267,6 +267,17 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		// so every chunked request is the connection's last; the event
 		// loop's lane hands them all to net/http, off the lane's path.
 		w.Header().Set("Connection", "close")
+	} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && (r.ContentLength != 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
+		// RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request makes
+		// it faultily framed, and the server MUST close the connection
+		// after it. net/http ignores (and deletes) the header on
+		// HTTP/1.0, frames the request by its Content-Length, and keeps
+		// a keep-alive connection: the bytes a front end framing by the
+		// chunks took for body were served as a request of their own.
+		// The handler cannot see the header, so an HTTP/1.0 request that
+		// may carry a body is its connection's last (the lane hands
+		// HTTP/1.0 to net/http).
+		w.Header().Set("Connection", "close")
 	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		bw := watchBody(w, r, g.opts.Limits.BodyTimeout)
