@@ -284,6 +284,7 @@ const (
 	refusedAddress         = "address_in_flight"
 	refusedSessions        = "sessions"
 	refusedStreams         = "streams"
+	refusedConnections     = "connections" // a request other than a health probe on a spare connection (limitListener)
 	refusedStreamsClient   = "client_streams"
 	refusedStreamsIdentity = "identity_streams"
 	refusedCallee          = "callee_busy"

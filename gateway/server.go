@@ -142,6 +142,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 		MaxHeaderBytes:    l.MaxHeader,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		TLSConfig:         opts.TLS,
+		ConnContext:       connContext,
 		// A response's write deadline (statusWriter) must not outlive it:
 		// the connection's next request starts without one.
 		ConnState: func(c net.Conn, st http.ConnState) {
@@ -255,6 +256,9 @@ func (g *Server) newMux(ac *access, t *routeTable) (mux *http.ServeMux, errs []e
 // configuration's.
 func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	g.fromProxy(r)
+	if g.serveSpare(w, r) {
+		return
+	}
 	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
 		// A chunked body ends the connection. RFC 9112 §6.1: a server
 		// that frames a request with both Transfer-Encoding and
@@ -669,24 +673,43 @@ func methodNotAllowed(w http.ResponseWriter, allow string) {
 	writeProblem(w, p)
 }
 
-// limitListener bounds the open connections: past max, Accept waits for
-// one to close, and new connections wait in the kernel's backlog.
+// spareConns is how many connections the gateway accepts past
+// Limits.MaxConnections, for /healthz and /readyz only: when every
+// connection is taken (event streams, which last, can take them all), an
+// orchestrator's probes are still answered, where they waited in the
+// listen backlog until they timed out and the router was restarted or
+// drained. Any other request on a spare connection gets 503; every
+// answer there closes it.
+const spareConns = 16
+
+// limitListener bounds the open connections: past max, up to spareConns
+// more are accepted for health probes (spareConn), and past those Accept
+// waits for one to close, new connections waiting in the kernel's
+// backlog.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	done chan struct{}
-	once sync.Once
+	sem   chan struct{}
+	spare chan struct{}
+	done  chan struct{}
+	once  sync.Once
 }
 
 func newLimitListener(l net.Listener, max int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, max), done: make(chan struct{})}
+	return &limitListener{Listener: l, sem: make(chan struct{}, max), spare: make(chan struct{}, spareConns), done: make(chan struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
+	slot := l.sem
 	select {
 	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	default:
+		select {
+		case l.sem <- struct{}{}:
+		case l.spare <- struct{}{}:
+			slot = l.spare
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
 	}
 	c, err := l.Listener.Accept()
 	for pause := 5 * time.Millisecond; err != nil && (errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)); pause = min(2*pause, time.Second) {
@@ -696,16 +719,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		select {
 		case <-time.After(pause):
 		case <-l.done:
-			<-l.sem
+			<-slot
 			return nil, net.ErrClosed
 		}
 		c, err = l.Listener.Accept()
 	}
 	if err != nil {
-		<-l.sem
+		<-slot
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	return &limitConn{Conn: c, release: func() { <-slot }, spare: slot == l.spare}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -717,10 +740,45 @@ type limitConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	spare   bool // taken past Limits.MaxConnections: health probes only
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// spareKey marks the context of a request on a spare connection.
+type spareKey struct{}
+
+// connContext is the http.Server's ConnContext: it marks the requests of
+// a spare connection (limitListener).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitConn); ok && lc.spare {
+		return context.WithValue(ctx, spareKey{}, true)
+	}
+	return ctx
+}
+
+// serveSpare answers a request on a spare connection: /healthz and
+// /readyz as anywhere, anything else 503; the connection closes after it.
+// It reports false for a request on an ordinary connection.
+func (g *Server) serveSpare(w http.ResponseWriter, r *http.Request) bool {
+	if r.Context().Value(spareKey{}) == nil {
+		return false
+	}
+	w.Header().Set("Connection", "close")
+	switch r.URL.Path {
+	case "/healthz", "/readyz":
+		return false
+	}
+	g.refused(refusedConnections)
+	p := tooBusy(http.StatusServiceUnavailable, "maximum connection count reached")
+	g.otherLbl.observe(p.status, 0)
+	writeProblem(w, p)
+	return true
 }

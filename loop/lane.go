@@ -257,6 +257,17 @@ func (cn *conn) laneRequest() bool {
 		l.headAt = e.now()
 	}
 	if cn.overLimit {
+		// Past the port's connection cap only health probes are served
+		// (by net/http's spare connections): idle keep-alive clients
+		// filling the port must not fail the router's probes.
+		probe, more := laneHealthProbe(cn.peekHead(n))
+		if probe {
+			cn.laneHandOff()
+			return false
+		}
+		if more {
+			return false // the header timeout bounds the wait
+		}
 		cn.writeNow(laneOverLimit)
 		cn.die(CloseMaxConns, errMaxConns)
 		return false
@@ -341,6 +352,36 @@ func laneHeadOK(head []byte, r *http.Request) bool {
 }
 
 var lf, crlf = []byte("\n"), []byte("\r\n")
+
+// peekHead returns up to the first laneProbeLen of the n buffered bytes.
+func (cn *conn) peekHead(n int) []byte {
+	b, _ := cn.in.Peek(min(n, laneProbeLen))
+	return b
+}
+
+// laneProbes are the request lines' starts of the health probes the lane
+// hands to net/http past the connection cap (the gateway's /healthz and
+// /readyz, GET or HEAD), each followed by a space or '?'.
+var laneProbes = [...]string{"GET /healthz", "GET /readyz", "HEAD /healthz", "HEAD /readyz"}
+
+const laneProbeLen = len("HEAD /healthz") + 1
+
+// laneHealthProbe reports whether b starts a health probe's request line,
+// or may once more bytes come (more).
+func laneHealthProbe(b []byte) (probe, more bool) {
+	for _, p := range laneProbes {
+		if len(b) <= len(p) {
+			if strings.HasPrefix(p, string(b)) {
+				more = true
+			}
+			continue
+		}
+		if string(b[:len(p)]) == p && (b[len(p)] == ' ' || b[len(p)] == '?') {
+			return true, false
+		}
+	}
+	return false, more
+}
 
 // laneOverLimit answers a request past the listener's connection cap.
 var laneOverLimit = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
