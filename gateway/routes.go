@@ -173,9 +173,12 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
-			if m == http.MethodHead {
-				m = http.MethodGet
-			}
+			// HEAD is not served by a GET route: its handler makes the
+			// route's call or publication, side effects for a safe
+			// method (RFC 9110 §9.2.1), and its headers (status,
+			// length) are known only from the call. A HEAD gets 405
+			// with Allow, as the bridge's event streams' does (routes
+			// take no HEAD method).
 			if h := hs[m]; h != nil {
 				h.ServeHTTP(w, r)
 				return
