@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // Errors go to HTTP clients as RFC 9457 problem details
@@ -118,8 +120,8 @@ func newProblem(status int, uri, detail string) *problem {
 
 // wampProblem builds the problem for a WAMP ERROR: its status from the
 // tables, its detail from the first argument when that is a string.
-func (g *Server) wampProblem(uri string, args, kwargs []byte, route map[string]int) *problem {
-	p := &problem{status: g.statusOf(uri, route), uri: uri, args: args, kwargs: kwargs}
+func (g *Server) wampProblem(uri string, args, kwargs []byte, errs map[string]int) *problem {
+	p := &problem{status: g.statusOf(uri, errs), uri: uri, args: args, kwargs: kwargs}
 	if p.status == http.StatusUnauthorized {
 		// A callee's (or the router's) authentication error, or an
 		// application error the configuration maps to 401: a 401
@@ -133,6 +135,17 @@ func (g *Server) wampProblem(uri string, args, kwargs []byte, route map[string]i
 			if json.Unmarshal(first[0], &s) == nil {
 				p.detail = s
 			}
+		}
+	}
+	if uri == proto.URIInvalidArgument {
+		if why, ok := strings.CutPrefix(p.detail, route.ConvertCallerPrefix); ok {
+			// The callee's result has no JSON form (a NaN, an infinity,
+			// a non-string map key from a MsgPack or CBOR callee): the
+			// router refused it for the gateway's JSON session. The
+			// callee's doing, not the HTTP client's: 502, naming it.
+			p.status, p.uri = http.StatusBadGateway, URIUpstream
+			p.detail = "the callee's result cannot be given in JSON: " + why
+			p.args, p.kwargs = nil, nil
 		}
 	}
 	return p

@@ -803,6 +803,13 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 	return err
 }
 
+// ConvertCallerPrefix starts the message (the first argument) of the
+// wamp.error.invalid_argument ERROR a caller gets when the callee's RESULT
+// has a payload the caller's serializer cannot carry (a NaN, an infinity
+// or a non-string map key for a JSON caller): the callee's doing, which
+// the HTTP gateway answers 502.
+const ConvertCallerPrefix = "the payload cannot be converted for the caller: "
+
 // sendFailure maps a Peer.Send error to the WAMP error a caller gets.
 func sendFailure(err error, who string) (uri, message string) {
 	switch err {
@@ -979,6 +986,13 @@ func (s *Shard) deliverResult(t *task) {
 	}
 	if err := s.sendMsg(cs, out, ClassResult); err != nil && err != ErrPeerClosed {
 		uri, why := sendFailure(err, "caller")
+		if _, ok := err.(*proto.Error); ok && t.flags&tfError != 0 {
+			// The callee's ERROR has a payload the caller's serializer
+			// cannot carry (a NaN for a JSON caller): the caller gets
+			// the error's URI, its payload replaced by why, not an
+			// invalid_argument that blames the caller's own payload.
+			uri = string(t.c.uri)
+		}
 		if progress {
 			cs.endCall(t.a, oc)
 			s.stopInvocation(oc, proto.CancelKillNoWait, uri)
