@@ -371,13 +371,29 @@ func (c *claimStore) pruneLost(routeLost *map[string]bool) {
 				}
 				(*routeLost)[l[0]] = lost
 			}
-			if lost {
+			if lost && !c.reachedOtherwise(l[0], l[1]) {
 				continue
 			}
 		}
 		delete(c.lostLives, key)
 		delete(c.unheard, key)
 	}
+}
+
+// reachedOtherwise reports whether life (name, boot), whose link at its
+// join is gone (routeLost), has sent a heartbeat since this episode of
+// the loss began (routes.go, sentSince): it reaches this node some other
+// way (a leaf link moved to another hub node), and is no longer judged
+// by that link (unRoute), its claims refused as a live node's. Before, a
+// claim waited 2 x PeerTimeout for it as for a killed node. Worker
+// goroutine.
+func (c *claimStore) reachedOtherwise(name, boot string) bool {
+	since, ok := c.unheard[routeLostKey+name+"\n"+boot]
+	if !ok || !c.n.sentSince(name, boot, since) {
+		return false
+	}
+	c.n.unRoute(name)
+	return true
 }
 
 // claimJob is a claim of key (done set), a barrier (barrier set: it runs
@@ -1025,6 +1041,12 @@ func (c *claimStore) cutOff(name, boot string) bool {
 		return false
 	}
 	if c.n.routeLost(name) {
+		if c.reachedOtherwise(name, boot) {
+			// Not by that link: a live node's claim, refused.
+			delete(c.unheard, routeLostKey+name+"\n"+boot)
+			delete(c.lostLives, routeLostKey+name+"\n"+boot)
+			return false
+		}
 		// Twice PeerTimeout: the peer was last heard up to a heartbeat
 		// before its route closed, and is taken for dead on the next
 		// check after PeerTimeout of silence; a wait of PeerTimeout from

@@ -106,6 +106,11 @@ type peer struct {
 	// clock is the peer's clock as seen from here, from its heartbeats'
 	// stamps: how late its meta queries are (clock.go).
 	clock peerClock
+	// sent is when its last stamped heartbeat was sent, on this node's
+	// clock (clockNow: its stamp and clock's offset), 0 until one came;
+	// written by the control dispatcher, read by the claim store
+	// (Node.sentSince) through peerView.sent.
+	sent atomic.Int64
 }
 
 type delta struct {
@@ -222,6 +227,8 @@ type peerView struct {
 	// peer that knows one.
 	unheard int
 	claimer string
+	// sent is each peer's peer.sent, by name (Node.sentSince).
+	sent map[string]*atomic.Int64
 }
 
 func (t *peerTable) init(self string, grace time.Duration) {
@@ -239,7 +246,7 @@ func (t *peerTable) init(self string, grace time.Duration) {
 }
 
 func (t *peerTable) publish() {
-	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName)), boots: make(map[string]uint64, len(t.byName))}
+	v := &peerView{subj: make(map[route.MeshNode]string, len(t.byName)), boots: make(map[string]uint64, len(t.byName)), sent: make(map[string]*atomic.Int64, len(t.byName))}
 	// The nodes this node knows: its peers, itself, and those it has just
 	// dropped (a peer may count them a heartbeat or two longer).
 	known := make(map[uint64]bool, len(t.byName)+len(t.gone)+1)
@@ -257,6 +264,7 @@ func (t *peerTable) publish() {
 		v.subj[p.idx] = p.msgSubj
 		v.names = append(v.names, name)
 		v.boots[name] = p.boot
+		v.sent[name] = &p.sent
 		if p.knowsSet == nil {
 			if k := p.knows - len(t.byName) - len(t.gone); k > byCount {
 				byCount, byCountPeer = k, name
@@ -658,6 +666,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	}
 	if stamped {
 		p.clock.observe(stamp, clockNow())
+		p.sent.Store(stamp + p.clock.base)
 	}
 	p.slot = uint16(slot)
 	if p.slot == n.slot && !p.warnedDup {

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -114,3 +116,47 @@ func (n *Node) routeIDs(name string, routes, leafs bool) []string {
 
 // leafLink stands for a leaf-node link among routeIDs.
 const leafLink = "leaf"
+
+// A leaf-node link can move: an edge that lists several nodes of a hub
+// cluster reconnects to another when its link to one drops, alive all
+// along and heard by the first through the second. The first found the
+// link it had at the edge's join gone (routeLost), and waited for a live
+// node's claims as for a killed one's: each REGISTER of its procedures
+// there was refused only after 2 x PeerTimeout (4 s by default), and the
+// claim worker walked the leaf links every 100 ms for as long as the
+// edge stayed where it moved. A peer whose link is gone but that sent a
+// heartbeat since the loss was found (sentSince) reaches this node some
+// other way: it is not judged by that link any more (unRoute), as a peer
+// reached through another node never was.
+
+// sentSince reports whether life (name, boot) sent a heartbeat more than
+// a heartbeat interval after t, by its stamps on this node's clock (how
+// long after sending it was handled here does not count: a dispatcher
+// that falls behind, a stall, handles a killed node's last heartbeats
+// late, their stamps still older than its link's loss). Concurrency-safe.
+func (n *Node) sentSince(name, boot string, t time.Time) bool {
+	v := n.peers.view.Load()
+	b, ok := v.boots[name]
+	if !ok || b == 0 || strconv.FormatUint(b, 10) != boot {
+		return false
+	}
+	s := v.sent[name]
+	if s == nil {
+		return false
+	}
+	at := s.Load()
+	return at != 0 && at > clockNow()-int64(time.Since(t))+int64(n.opts.Heartbeat)
+}
+
+// unRoute records peer name's links as they are now: none, it is no
+// longer judged by a link (wasRouted). Concurrency-safe.
+func (n *Node) unRoute(name string) {
+	ids := n.routeIDs(name, true, true)
+	n.routedMu.Lock()
+	if len(ids) == 0 {
+		delete(n.routed, name)
+	} else if _, ok := n.routed[name]; ok {
+		n.routed[name] = ids
+	}
+	n.routedMu.Unlock()
+}
