@@ -106,3 +106,137 @@ func TestClaimOfEdgeWhoseLeafMovedIsRefusedPromptly(t *testing.T) {
 		t.Fatal("h1 took e for dead")
 	}
 }
+
+// An edge node, holding a single procedure, is killed and restarted
+// under the same name at once (systemd's Restart=); its new life's leaf
+// link is up before the hub hears that life (the hub's control
+// dispatcher is held). A client's REGISTER of the procedure on the hub
+// must wait for the old life to be seen to end, as for a cluster node
+// restarted at once (87a39af), then be granted. Before, a leaf link was
+// told by the server's name only: the new life's link was taken for the
+// old life's, the claim got only routeCloseGrace (300 ms) and was
+// refused procedure_already_exists (Autobahn does not retry it).
+func TestClaimOfKilledLeafNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, time.Second }
+	hub, edge, px := hubAndEdgeWith(t, fast)
+	waitClaims(t, 15*time.Second, hub, edge)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := hub.dial(hub.ws(), proto.JSON)
+	release := stallControl(t, hub, nil)
+	lz, err := hub.n.srv.Leafz(nil)
+	if err != nil || len(lz.Leafs) != 1 {
+		t.Fatalf("the hub's leaf links: %v, %v", lz, err)
+	}
+	old := lz.Leafs[0].ID
+	killHard(edge)
+	startNode(t, "edge1", func(o *Options) { fast(o); o.Leaf.Remotes = []string{"nats://" + px.addr()} })
+	eventually(t, 10*time.Second, func() error {
+		lz, err := hub.n.srv.Leafz(nil)
+		if err != nil {
+			return err
+		}
+		if len(lz.Leafs) != 1 || lz.Leafs[0].ID == old {
+			return fmt.Errorf("the new life's leaf link is not up")
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	// Long enough for a claim given only routeCloseGrace to be refused.
+	select {
+	case err := <-done:
+		t.Fatalf("REGISTER on the hub of the procedure of the edge's killed life, while its new life's link is up and the hub has not heard it: %v, want it to wait", err)
+	case <-time.After(1200 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("REGISTER on the hub of the procedure of the edge's killed life, once the hub heard its new life: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the REGISTER did not end")
+	}
+}
+
+// The edge's leaf link to the hub flaps (closes and forms again, a new
+// connection): a REGISTER on the hub of the procedure the live edge
+// holds is refused promptly once the edge is heard over the new link,
+// and a later kill of the edge is still waited for (the new link is the
+// one it is judged by).
+func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
+	t.Parallel()
+	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 2*time.Second }
+	hub, edge, px := hubAndEdgeWith(t, fast)
+	waitClaims(t, 15*time.Second, hub, edge)
+	ctx := ctxT(t, 30*time.Second)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := hub.dial(hub.ws(), proto.JSON)
+	lost := hub.n.Stats().PeersLost.Load()
+	px.cut()
+	eventually(t, 10*time.Second, func() error {
+		if leafz(t, hub, "edge1") {
+			return fmt.Errorf("the leaf link is still up")
+		}
+		return nil
+	})
+	px.restore()
+	eventually(t, 10*time.Second, func() error {
+		if !leafz(t, hub, "edge1") {
+			return fmt.Errorf("the leaf link is not back")
+		}
+		return nil
+	})
+	if hub.n.Stats().PeersLost.Load() != lost {
+		t.Skip("the hub took the edge for dead during the flap (slow machine): nothing to check")
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if wampErr(err) != proto.URIProcedureAlreadyExists {
+			t.Fatalf("REGISTER on the hub of the live edge's procedure after a flap of its link: %v, want %s", err, proto.URIProcedureAlreadyExists)
+		}
+		t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatalf("REGISTER on the hub of the live edge's procedure after a flap of its link still waits after 1.5 s")
+	}
+
+	// Then the edge is killed: waited for.
+	release := stallControl(t, hub, nil)
+	killHard(edge)
+	eventually(t, 10*time.Second, func() error {
+		if leafz(t, hub, "edge1") {
+			return fmt.Errorf("the leaf link is still up")
+		}
+		return nil
+	})
+	go func() {
+		_, err := s.Register(ctx, "com.only", h, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("REGISTER on the hub of the procedure of the edge killed after a flap: %v, want it to wait", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("REGISTER on the hub of the procedure of the edge killed after a flap, once the hub took it for dead: %v", err)
+	}
+}

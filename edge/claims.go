@@ -393,6 +393,12 @@ func (c *claimStore) reachedOtherwise(name, boot string) bool {
 		return false
 	}
 	c.n.unRoute(name)
+	// Heard since: the grace of a link that may be about to close
+	// (cutOff's routeCloseGrace) is over for this life too.
+	if len(c.routedFound) >= maxUnheard {
+		clear(c.routedFound)
+	}
+	c.routedFound[name+"\n"+boot] = time.Now().Add(-routeCloseGrace)
 	return true
 }
 

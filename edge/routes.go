@@ -3,6 +3,7 @@ package edge
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -72,8 +73,9 @@ func (n *Node) routeLost(name string) bool {
 	if len(had) == 0 {
 		return false
 	}
-	leaf := slices.Contains(had, leafLink)
-	for _, id := range n.routeIDs(name, len(had) > 1 || !leaf, leaf) {
+	leaf := slices.ContainsFunc(had, isLeafLink)
+	route := slices.ContainsFunc(had, func(id string) bool { return !isLeafLink(id) })
+	for _, id := range n.routeIDs(name, route, leaf) {
 		if slices.Contains(had, id) {
 			return false
 		}
@@ -83,11 +85,14 @@ func (n *Node) routeLost(name string) bool {
 
 // routeIDs returns the server ids of this node's server's routes to the
 // server named name (ServerName is the node's name): one, but while a
-// restarted node's old route has not closed yet; and leafLink when a
-// leaf-node link with that server is up (Leafz names the server, not its
-// id, and a link that reconnects gets a new connection id: a leaf link is
-// told by name only, so a leaf node restarted at once is not told from
-// its old life as a route's is). It walks the routes, the leaf links, or
+// restarted node's old route has not closed yet; and, for each leaf-node
+// link with that server, leafLink and the link's connection id (Leafz
+// names the server, not its id): a leaf node killed and restarted at once
+// has a new link, told from its old life's as a route is (before, leaf
+// links were told by name only, and its client's REGISTER on the hub
+// got only routeCloseGrace). A link that reconnects to a live node gets
+// a new id too: its claims are waited for until it is heard since
+// (claimStore.reachedOtherwise). It walks the routes, the leaf links, or
 // both.
 func (n *Node) routeIDs(name string, routes, leafs bool) []string {
 	var ids []string
@@ -106,16 +111,18 @@ func (n *Node) routeIDs(name string, routes, leafs bool) []string {
 	if lz, err := n.srv.Leafz(&server.LeafzOptions{}); err == nil {
 		for _, l := range lz.Leafs {
 			if l.Name == name {
-				ids = append(ids, leafLink)
-				break
+				ids = append(ids, leafLink+strconv.FormatUint(l.ID, 10))
 			}
 		}
 	}
 	return ids
 }
 
-// leafLink stands for a leaf-node link among routeIDs.
-const leafLink = "leaf"
+// leafLink prefixes a leaf-node link's connection id among routeIDs
+// (a server id has no colon).
+const leafLink = "leaf:"
+
+func isLeafLink(id string) bool { return strings.HasPrefix(id, leafLink) }
 
 // A leaf-node link can move: an edge that lists several nodes of a hub
 // cluster reconnects to another when its link to one drops, alive all
