@@ -40,7 +40,7 @@ func leafz(t *testing.T, tn *tnode, name string) bool {
 // links every 100 ms for as long as the edge stayed linked to h2.
 func TestClaimOfEdgeWhoseLeafMovedIsRefusedPromptly(t *testing.T) {
 	t.Parallel()
-	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 2*time.Second }
+	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 3*time.Second }
 	c1, c2 := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	l1, l2 := edgetest.FreeAddr(t), edgetest.FreeAddr(t)
 	p1, p2 := newProxy(t, l1), newProxy(t, l2)
