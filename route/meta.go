@@ -1,7 +1,9 @@
 package route
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -129,6 +131,9 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		return true
 	}
 	args, kwargs, aerr := decodeMetaArgs(m.Args, m.Kwargs, proc)
+	if aerr == nil {
+		aerr = metaUnknownKey(proc, kwargs)
+	}
 	if aerr != nil {
 		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
 		return true
@@ -208,6 +213,47 @@ func decodeMetaArgs(a, k proto.Raw, proc string) (args []any, kwargs map[string]
 		kwargs = d
 	}
 	return args, kwargs, nil
+}
+
+// metaKeys lists the keyword arguments each meta procedure reads; one not
+// listed is absent. Crossbar.io's procedures are Python functions, which
+// refuse a keyword they do not take.
+var metaKeys = map[string][]string{
+	"wamp.session.count":                  {"filter_authroles"},
+	"wamp.session.list":                   {"filter_authroles"},
+	"wamp.session.kill":                   {"reason", "message"},
+	"wamp.session.kill_by_authid":         {"reason", "message"},
+	"wamp.session.kill_by_authrole":       {"reason", "message"},
+	"wamp.session.kill_all":               {"reason", "message"},
+	"wamp.session.add_testament":          {"publish_options", "scope"},
+	"wamp.session.flush_testaments":       {"scope"},
+	"wamp.registration.lookup":            {"options"},
+	"wamp.subscription.lookup":            {"options"},
+	"wamp.registration.remove_callee":     {"reason"},
+	"wamp.subscription.remove_subscriber": {"reason"},
+}
+
+// metaUnknownKey refuses a keyword argument meta procedure proc does not
+// read (metaKeys), naming it (the first in byte order, when several).
+// Before, it was ignored, silently: flush_testaments(scop="detached")
+// flushed the destroyed scope, wamp.registration.list(session_id=…),
+// which Crossbar.io answers with that session's registrations, listed
+// every registration, and the caller was told it was done.
+func metaUnknownKey(proc string, kwargs map[string]any) *metaErr {
+	bad := ""
+	for k := range kwargs {
+		if !slices.Contains(metaKeys[proc], k) && (bad == "" || k < bad) {
+			bad = k
+		}
+	}
+	if bad == "" {
+		return nil
+	}
+	takes := "no keyword argument"
+	if keys := metaKeys[proc]; len(keys) > 0 {
+		takes = "only " + strings.Join(keys, ", ") + " by keyword"
+	}
+	return badArg(proc + " takes " + takes + ", not " + strconv.Quote(bad))
 }
 
 // metaWait is a meta call that waits (for its walk turn, or for the other
