@@ -845,12 +845,11 @@ func removeArgs(args []any, kwargs map[string]any, usage string) (id, session ui
 	if !ok {
 		return 0, 0, "", badArg(usage)
 	}
-	var r any
-	if len(args) > 2 {
-		r = args[2]
-	}
-	if r == nil {
-		r = kwargs["reason"]
+	// Given both ways, refused as every meta procedure's optional
+	// argument is (metaOptArg); before, the keyword was ignored.
+	r, err := metaOptArg(args, 2, kwargs, "reason")
+	if err != nil {
+		return 0, 0, "", err
 	}
 	if r != nil {
 		s, ok := r.(string)
