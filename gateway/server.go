@@ -259,7 +259,7 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if g.serveSpare(w, r) {
 		return
 	}
-	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0) {
 		// A chunked body ends the connection. RFC 9112 §6.1: a server
 		// that frames a request with both Transfer-Encoding and
 		// Content-Length by its chunks MUST close the connection after
@@ -270,17 +270,12 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		// #80942). The handler no longer sees whether a length was sent,
 		// so every chunked request is the connection's last; the event
 		// loop's lane hands them all to net/http, off the lane's path.
-		w.Header().Set("Connection", "close")
-	} else if r.ProtoMajor == 1 && r.ProtoMinor == 0 && (r.ContentLength != 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead)) {
-		// RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request makes
-		// it faultily framed, and the server MUST close the connection
-		// after it. net/http ignores (and deletes) the header on
-		// HTTP/1.0, frames the request by its Content-Length, and keeps
-		// a keep-alive connection: the bytes a front end framing by the
-		// chunks took for body were served as a request of their own.
-		// The handler cannot see the header, so an HTTP/1.0 request that
-		// may carry a body is its connection's last (the lane hands
-		// HTTP/1.0 to net/http).
+		// An HTTP/1.0 request too: it has no chunked coding, so net/http
+		// drops its Transfer-Encoding unseen and frames it by its length,
+		// keeping a keep-alive connection, where RFC 9112 §6.1 asks the
+		// connection closed after one with a Transfer-Encoding (a front
+		// end may have framed it by its chunks: the bytes past the length
+		// were served as a request of their own).
 		w.Header().Set("Connection", "close")
 	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
