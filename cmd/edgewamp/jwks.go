@@ -168,7 +168,8 @@ var (
 )
 
 // idTokenClaims are claims only an OpenID Connect ID token carries (OIDC
-// Core §2, §3.3.2.11; FAPI's s_hash).
+// Core §2, §3.3.2.11; FAPI's s_hash). nonce is the first: see
+// accessToken for the issuer that copies it into access tokens.
 var idTokenClaims = []string{"nonce", "at_hash", "c_hash", "s_hash"}
 
 // accessToken returns why a verified token (raw, parsed as tok) is not an
@@ -197,7 +198,20 @@ func accessToken(raw []byte, tok jwt.Token) error {
 		}
 	}
 	if !typed {
-		for _, c := range idTokenClaims {
+		claims := idTokenClaims
+		// Keycloak (to 24, and later with its "nonce backwards
+		// compatible" mapper) copies the authorization request's nonce
+		// into its access tokens (keycloak#26893), as keycloak-js asks
+		// by default; it marks them with the claim typ "Bearer" (its ID
+		// tokens say "ID", and carry at_hash). Refusing its nonce refused
+		// every access token of such a single-page app.
+		switch kt, _ := tok.Get("typ"); {
+		case kt == "ID":
+			return errIDToken
+		case kt == "Bearer":
+			claims = claims[1:]
+		}
+		for _, c := range claims {
 			if _, ok := tok.Get(c); ok {
 				return errIDToken
 			}

@@ -155,3 +155,45 @@ func TestJWKSBearerSeveralRealmsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSBearerKeycloakAccessTokenWithNonce: Keycloak (up to 24, and
+// later with its "nonce backwards compatible" mapper) copies the
+// authorization request's nonce into the access token (keycloak#26893),
+// and keycloak-js sends one by default, so its single-page apps' access
+// tokens carry nonce beside the payload claim typ "Bearer" that Keycloak
+// writes in its access tokens ("ID" in its ID tokens). Since 1167ebd
+// every such access token was refused as an ID token. Keycloak's ID
+// tokens (typ "ID", or at_hash) are still refused.
+func TestJWKSBearerKeycloakAccessTokenWithNonce(t *testing.T) {
+	keys := newJWKS(t)
+	g := startJWKSBridge(t, keys)
+	kc := func(typ string, extra map[string]any) map[string]any {
+		c := map[string]any{
+			"aud": []string{"wamp:realm1", "account"}, "typ": typ, "azp": "my-spa",
+			"nonce": "5f0c1d2e-8a3b-4c6d-9e7f-0a1b2c3d4e5f", "session_state": "0c1d", "sid": "0c1d",
+			"scope": "openid profile email", "realm_access": map[string]any{"roles": []string{"user"}},
+		}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		ok     bool
+	}{
+		{"Keycloak access token (typ Bearer, nonce)", kc("Bearer", nil), true},
+		{"Keycloak ID token (typ ID, nonce, at_hash)", kc("ID", map[string]any{"aud": "my-spa", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}), false},
+		{"Keycloak ID token (typ ID, nonce, no at_hash)", kc("ID", map[string]any{"aud": "my-spa"}), false},
+		{"typ Bearer with at_hash", kc("Bearer", map[string]any{"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}), false},
+	} {
+		st, body := publishAs(t, g, "realm1", keys.signed(t, "JWT", tc.claims))
+		switch {
+		case tc.ok && st/100 != 2:
+			t.Errorf("%s: %d %s, want it accepted", tc.name, st, body)
+		case !tc.ok && st != http.StatusUnauthorized:
+			t.Errorf("%s: %d %s, want 401", tc.name, st, body)
+		}
+	}
+}
