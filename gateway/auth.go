@@ -172,7 +172,9 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 		}
 		switch v {
 		case failLocked:
-			return nil, tooBusy(429, "too many failed authentications from this address; try again later")
+			p := tooBusy(429, "too many failed authentications from this address; try again later")
+			p.header["Retry-After"] = strconv.Itoa(int((g.limiter.lockedFor(ip) + time.Second - 1) / time.Second))
+			return nil, p
 		case failBusy:
 			return nil, tooBusy(429, "too many authentications from this address are being checked; try again shortly")
 		}
@@ -767,6 +769,19 @@ func (l *failLimiter) end(addr string, reserved, failed bool) {
 	} else {
 		l.byAddr[addr] = w
 	}
+}
+
+// lockedFor returns how long addr stays locked out if it fails no more
+// (slide.Window.Wait: until its failures over the last minute fall below
+// the limit), at least a second: a locked-out request's Retry-After.
+// Before, it was 1 s whatever the wait, up to a minute and more; a
+// client honouring it retried up to 60 times for nothing. Safe for
+// concurrent use.
+func (l *failLimiter) lockedFor(addr string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.byAddr[addr]
+	return max(w.fails.Wait(l.clock(), failWindowLen, l.limit), time.Second)
 }
 
 // idle reports whether w holds nothing that matters at now.

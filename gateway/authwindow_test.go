@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,5 +102,44 @@ func TestAuthFailureLimitSlides(t *testing.T) {
 		if st := bearer("guess"); st != 401 {
 			t.Fatalf("failure %d at one every 7 s: %d", i+1, st)
 		}
+	}
+}
+
+// TestAuthFailureLockoutRetryAfter: a locked-out address's 429 says in
+// Retry-After when its failures will have slid below the limit, and a
+// good token is served then. Before, it said 1 s while the address
+// stayed refused for up to a minute (here about 60 s): a client honouring
+// it was refused again at each retry.
+func TestAuthFailureLockoutRetryAfter(t *testing.T) {
+	const limit = 10
+	v := &refusingVerifier{}
+	e := newEnv(t, func(o *Options) {
+		o.Limits.AuthFailures = limit
+		o.Bearer = v
+	})
+	clk := &limiterClock{}
+	clk.set(e.gw, time.Unix(1_800_000_000, 0))
+	bearer := func(tok string) (int, string) {
+		t.Helper()
+		r, _ := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "Authorization", "Bearer "+tok)
+		return r.StatusCode, r.Header.Get("Retry-After")
+	}
+	for i := range limit {
+		if st, _ := bearer("guess"); st != 401 {
+			t.Fatalf("failure %d: %d", i+1, st)
+		}
+	}
+	clk.advance(time.Second)
+	st, ra := bearer("good")
+	if st != 429 {
+		t.Fatalf("a good token after %d failures: %d, want 429", limit, st)
+	}
+	secs, err := strconv.Atoi(ra)
+	if err != nil || secs < 1 || secs > 120 {
+		t.Fatalf("Retry-After %q, want whole seconds in 1..120", ra)
+	}
+	clk.advance(time.Duration(secs) * time.Second)
+	if st, ra2 := bearer("good"); st != 202 {
+		t.Fatalf("a good token %d s later, as Retry-After %q said: %d (Retry-After %q), want 202", secs, ra, st, ra2)
 	}
 }
