@@ -175,6 +175,7 @@ type deviceRoom struct {
 	at     time.Time // of the last answer; guarded by mu
 	issued int       // codes allowed since; guarded by mu
 	full   bool      // the last answer; guarded by mu
+	asking bool      // a request is asking the store now; guarded by mu
 }
 
 // deviceRecheck is how many device authorizations a node allows on one
@@ -183,22 +184,35 @@ const deviceRecheck = 16
 
 // ok reports whether st has room for one more device authorization
 // (always for a store without a bound, and, for a second, when the store
-// does not say).
+// does not say). One request at a time asks the store, without the
+// lock: the others go on with the last answer meanwhile (none yet:
+// allowed), so that a slow store (a mesh's hub, up to edge.KV's 2 s)
+// delays the request that asks, not every device authorization of the
+// node queued behind a mutex (which a gone client's request cannot
+// leave). While an ask is out, more than deviceRecheck codes may be
+// allowed on the last answer: at most what the node's budget allows in
+// the ask's time.
 func (d *deviceRoom) ok(ctx context.Context, st Store, log *slog.Logger) bool {
 	ur, bounded := st.(UsageReporter)
 	if !bounded {
 		return true
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if time.Since(d.at) >= time.Second || d.issued >= deviceRecheck {
+	ask := !d.asking && (time.Since(d.at) >= time.Second || d.issued >= deviceRecheck)
+	d.asking = d.asking || ask
+	d.mu.Unlock()
+	if ask {
 		used, limit, err := ur.Usage(ctx)
 		full := err == nil && limit > 0 && used >= limit/2 // not saying: the write itself fails or not
+		d.mu.Lock()
 		if full && !d.full {
 			log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
 		}
-		d.at, d.issued, d.full = time.Now(), 0, full
+		d.at, d.issued, d.full, d.asking = time.Now(), 0, full, false
+		d.mu.Unlock()
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.full {
 		return false
 	}
