@@ -183,8 +183,8 @@ type deviceRoom struct {
 const deviceRecheck = 16
 
 // ok reports whether st has room for one more device authorization
-// (always for a store without a bound, and, for a second, when the store
-// does not say). One request at a time asks the store, without the
+// (always for a store without a bound; when the store does not say, as
+// it last said, room if it never did). One request at a time asks the store, without the
 // lock: the others go on with the last answer meanwhile (none yet:
 // allowed), so that a slow store (a mesh's hub, up to edge.KV's 2 s)
 // delays the request that asks, not every device authorization of the
@@ -202,13 +202,21 @@ func (d *deviceRoom) ok(ctx context.Context, st Store, log *slog.Logger) bool {
 	d.asking = d.asking || ask
 	d.mu.Unlock()
 	if ask {
-		used, limit, err := ur.Usage(ctx)
-		full := err == nil && limit > 0 && used >= limit/2 // not saying: the write itself fails or not
+		// Not the request's context: a client hanging up while its
+		// request asked made the answer an error, read as "room" for a
+		// second and deviceRecheck codes, and the next asker could do
+		// the same (the store, edge.KV, bounds the ask itself). An error
+		// (the store not saying) keeps the last answer.
+		used, limit, err := ur.Usage(context.WithoutCancel(ctx))
 		d.mu.Lock()
-		if full && !d.full {
-			log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
+		if err == nil {
+			full := limit > 0 && used >= limit/2
+			if full && !d.full {
+				log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
+			}
+			d.full = full
 		}
-		d.at, d.issued, d.full, d.asking = time.Now(), 0, full, false
+		d.at, d.issued, d.asking = time.Now(), 0, false
 		d.mu.Unlock()
 	}
 	d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -79,5 +80,70 @@ func TestDeviceAuthorizationNotHeldBySlowUsage(t *testing.T) {
 	released = true
 	if code := <-first; code != http.StatusOK {
 		t.Fatalf("the first device authorization: %d, want 200", code)
+	}
+}
+
+// modalUsageStore is a Store bounded in bytes whose Usage says it is
+// half full, or (hang set) waits for its context to end.
+type modalUsageStore struct {
+	Store
+	hang     atomic.Bool
+	returned chan error // each Usage's error, once it returns
+}
+
+func (s *modalUsageStore) Usage(ctx context.Context) (used, limit int64, err error) {
+	defer func() { s.returned <- err }()
+	if s.hang.Load() {
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond): // a slow store that answers
+		}
+	}
+	return 40 << 20, 64 << 20, nil
+}
+
+// TestDeviceRoomNotReopenedByAGoneAsker: a device authorization whose
+// client goes away while it asks the store how full it is does not turn
+// the store's "half full" into "room" for the next second. Before, the
+// ask ran on the request's context, and its error (the client gone) was
+// read as the store not saying: allowed, for a second and 16 codes,
+// after which the next asker could do the same, keeping the half of the
+// mesh's bucket meant for signed-in users open to anyone who hangs up.
+func TestDeviceRoomNotReopenedByAGoneAsker(t *testing.T) {
+	st := &modalUsageStore{returned: make(chan error, 16)}
+	e := startEnv(t, func(o *Options) { st.Store = newMemStore(time.Now); o.Store = st })
+	authorize := func(timeout time.Duration) int {
+		t.Helper()
+		hc := sourceClient() // a new address each: the per-address limit stays out of it
+		hc.Timeout = timeout
+		resp, err := hc.PostForm(e.url+"/oauth/device_authorization", url.Values{"client_id": {"device"}})
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := authorize(30 * time.Second); code != http.StatusTooManyRequests {
+		t.Fatalf("a device authorization with the store half full: %d, want 429", code)
+	}
+	<-st.returned
+	// The next request asks again (as it would a second later), and its
+	// client hangs up while the store is slow to answer.
+	e.srv.deviceRoom.mu.Lock()
+	e.srv.deviceRoom.at = time.Time{}
+	e.srv.deviceRoom.mu.Unlock()
+	st.hang.Store(true)
+	if code := authorize(100 * time.Millisecond); code != -1 {
+		t.Fatalf("a device authorization whose client gave up after 100 ms: %d, want none", code)
+	}
+	select {
+	case <-st.returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ask of the store's usage did not end")
+	}
+	st.hang.Store(false)
+	if code := authorize(30 * time.Second); code != http.StatusTooManyRequests {
+		t.Fatalf("a device authorization right after an asker hung up, the store still half full: %d, want 429", code)
 	}
 }
