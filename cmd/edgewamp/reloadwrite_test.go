@@ -133,3 +133,47 @@ func TestStopDuringReloadWaitForConfig(t *testing.T) {
 		t.Fatalf("the reload was not refused for the stop signal:\n%s", grepLines(logs, "SIGHUP"))
 	}
 }
+
+// TestReloadOfATouchedConfig: a file whose modification time keeps
+// moving while its content does not (touched every 100 ms here: an
+// agent's run, a sync tool setting times) is reloaded once its content
+// has stayed the same for the quiet time. Before, the quiet wait (5cdfd83)
+// watched the modification time only: such a file was never quiet, and
+// every SIGHUP was refused after 2 s as "went on changing".
+func TestReloadOfATouchedConfig(t *testing.T) {
+	path := writeFile(t, "c.yaml", "realms:\n  - name: realm1\n    anonymous: true\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", path, "-listen", "127.0.0.1:0"))
+	next := path + ".new"
+	if err := os.WriteFile(next, []byte("realms:\n  - name: realm1\n    anonymous: true\n  - name: realm2\n    anonymous: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				now := time.Now()
+				_ = os.Chtimes(path, now, now)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(r.logs(), "SIGHUP: configuration") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if logs := r.logs(); !strings.Contains(logs, "SIGHUP: configuration reloaded") {
+		t.Fatalf("a file touched every 100 ms, its content unchanged: not reloaded:\n%s", grepLines(logs, "SIGHUP"))
+	}
+}
