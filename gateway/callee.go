@@ -455,6 +455,10 @@ func (c *calleeRunner) run() {
 						c.g.log.Warn("gateway: HTTP callee's registration went to another node of the mesh; registering again", "callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "reason", rv.reason)
 						break
 					}
+					if c.g.replacedByReload(c, c.stopCh) {
+						c.g.log.Info("gateway: the reload that replaces an HTTP callee took its registration away first", "callee", c.name, "procedure", c.cfg.Procedure, "reason", rv.reason)
+						return
+					}
 					c.m.revoked.Add(1)
 					c.g.log.Warn("gateway: the router removed an HTTP callee's registration; it stays unregistered until the configuration is reloaded",
 						"callee", c.name, "procedure", c.cfg.Procedure, "realm", c.cfg.Realm, "reason", rv.reason)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -89,7 +90,25 @@ type Prepared struct {
 	callees  []Callee  // checked, defaults applied, named
 	webhooks []Webhook // the same
 	named    []bool    // which webhooks the update named
+	// retires are the runners (*calleeRunner, *webhookRunner) running
+	// at Prepare that Apply would stop (removed or changed): a
+	// revocation they hear meanwhile comes from this reload (revoke.go,
+	// replacedByReload). Static after Prepare.
+	retires  map[any]bool
+	done     chan struct{} // closed by finish: Apply, Discard or a later Prepare
+	doneOnce sync.Once
 }
+
+// finish closes p.done once and stops p being the pending reload.
+func (p *Prepared) finish() {
+	p.doneOnce.Do(func() { close(p.done) })
+	p.g.pending.CompareAndSwap(p, nil)
+}
+
+// Discard drops p, a reload refused after Prepare (cmd: the router
+// refused the realms): the runners a revocation found meanwhile stop
+// waiting for its Apply. Safe to call more than once and after Apply.
+func (p *Prepared) Discard() { p.finish() }
 
 // Prepare checks u as New checks its options (its routes' auth.keys
 // against u's keys, their patterns against the gateway's own endpoints,
@@ -111,7 +130,42 @@ func (g *Server) Prepare(u Update) (*Prepared, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Prepared{g: g, ac: ac, callees: cs, webhooks: ws, named: named}, nil
+	p := &Prepared{g: g, ac: ac, callees: cs, webhooks: ws, named: named, retires: g.retiredBy(cs, ws), done: make(chan struct{})}
+	if old := g.pending.Swap(p); old != nil {
+		old.finish()
+	}
+	return p, nil
+}
+
+// retiredBy returns the running callees and webhooks that applying cs
+// and ws would stop, as retireCallees and signalWebhooks choose them.
+func (g *Server) retiredBy(cs []Callee, ws []Webhook) map[any]bool {
+	g.runMu.Lock()
+	defer g.runMu.Unlock()
+	out := map[any]bool{}
+	rs := g.runners.Load()
+	if rs == nil {
+		return out
+	}
+	nc := make(map[string]*Callee, len(cs))
+	for i := range cs {
+		nc[cs[i].Name] = &cs[i]
+	}
+	for _, o := range rs.callees {
+		if c := nc[o.name]; c == nil || !reflect.DeepEqual(o.cfg, *c) {
+			out[o] = true
+		}
+	}
+	nw := make(map[string]*Webhook, len(ws))
+	for i := range ws {
+		nw[ws[i].Name] = &ws[i]
+	}
+	for _, o := range rs.webhooks {
+		if w := nw[o.name]; w == nil || !reflect.DeepEqual(o.cfg, *w) {
+			out[o] = true
+		}
+	}
+	return out
 }
 
 // Apply installs p, prepared by this server's Prepare: the realms' bridge
@@ -142,6 +196,7 @@ func (g *Server) Apply(p *Prepared) Changes {
 	// After: the runners it starts wait for the next reload, not this one,
 	// when the router refuses them.
 	changes.Callees, changes.Webhooks = g.applyRunners(p.callees, p.webhooks, p.named)
+	p.finish() // after: the runners it replaced were told to stop
 	return changes
 }
 

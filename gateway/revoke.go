@@ -46,6 +46,39 @@ func (g *Server) revokeNotice(ch chan<- revocation) func(*sess, string) {
 	}
 }
 
+// replacedByReload reports, for runner r (a *calleeRunner or
+// *webhookRunner) whose registration or subscription the router just
+// took away, whether a reload under way stops it: one Prepared, whose
+// Apply removes or changes r. cmd's reload has the router revoke what
+// the new roles no longer grant (r.Reload) between Prepare and Apply, so
+// a callee or webhook the reload changes, with its old role's grant
+// taken away, heard of the revocation before Apply replaced it. It
+// logged "stays unregistered until the configuration is reloaded" and
+// counted a removal though its replacement was registered at once. It
+// now waits for that Apply (at most syncWait, for a Prepared never
+// applied nor discarded) and reports true when it was stopped: the
+// revocation was the reload's, not a removal to report.
+func (g *Server) replacedByReload(r any, stop <-chan struct{}) bool {
+	p := g.pending.Load()
+	if p == nil || !p.retires[r] {
+		return false
+	}
+	t := time.NewTimer(g.syncWait)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return true
+	case <-p.done:
+	case <-t.C:
+	}
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // retriedRevocation reports whether a removal is one the runner undoes
 // after its backoff, as when its session closes: a registration conflict
 // lost to another node of a mesh.

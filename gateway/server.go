@@ -50,8 +50,9 @@ type Server struct {
 	// (runners.go); runMu serializes their starts and stops.
 	runners    atomic.Pointer[runnerSet]
 	runMu      sync.Mutex
-	runStarted bool // Start started them; guarded by runMu
-	runStopped bool // Shutdown stopped them; guarded by runMu
+	pending    atomic.Pointer[Prepared] // the last Prepare's, until its Apply or Discard
+	runStarted bool                     // Start started them; guarded by runMu
+	runStopped bool                     // Shutdown stopped them; guarded by runMu
 
 	lane          *laneListener // what the event loop's HTTP lane hands over, served from StartLane (lane.go)
 	laneLbl       *routeMetrics // bridge_call's metrics, for the lane

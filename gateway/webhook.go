@@ -352,6 +352,10 @@ func (wr *webhookRunner) subscribeLoop() {
 						wr.g.log.Warn("gateway: webhook's delivery lock went to another node of the mesh; standing by", "webhook", wr.name, "topic", wr.cfg.Topic)
 						break
 					}
+					if wr.g.replacedByReload(wr, wr.stopCh) {
+						wr.g.log.Info("gateway: the reload that replaces a webhook took its subscription away first", "webhook", wr.name, "topic", wr.cfg.Topic, "reason", rv.reason)
+						return
+					}
 					wr.m.revoked.Add(1)
 					wr.g.log.Warn("gateway: the router removed a webhook's subscription; it stays unsubscribed until the configuration is reloaded",
 						"webhook", wr.name, "topic", wr.cfg.Topic, "realm", wr.cfg.Realm, "reason", rv.reason)

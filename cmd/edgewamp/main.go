@@ -683,6 +683,9 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		err = r.Reload(realms)
 	}
 	if err != nil {
+		if gwUpdate != nil {
+			gwUpdate.Discard()
+		}
 		log.Error("SIGHUP: configuration refused; keeping the running one", "err", err)
 		return err
 	}
