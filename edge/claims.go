@@ -34,6 +34,9 @@ import (
 //     this node has not heard (a node just started or restarted, whose
 //     heartbeat has not come yet) is waited for, at most PeerTimeout
 //     (claimStore.life).
+//   - The bucket is bounded (claimBucketBytes); a claim the store refuses
+//     for want of room is refused (wamp.error.unavailable), not accepted
+//     provisionally: the store answered, and is not taken for down.
 //   - When the store cannot answer within claimTimeout (no quorum, the
 //     uplink is down), the claim is accepted provisionally: a partitioned
 //     node keeps serving its local clients. Provisional claims are
@@ -49,6 +52,15 @@ const jsDomain = "edgewamp"
 
 const (
 	claimBucket = "edgewamp_claims"
+	// claimBucketBytes bounds the claim bucket (its stream's MaxBytes):
+	// a claim is about 145 bytes in the store (key, value, headers), so
+	// about 115,000 single registrations mesh-wide. Before, it had no
+	// bound of its own and filled JetStream's 64 MiB of memory, which the
+	// OAuth2 and other KV buckets share (~460,000 single registrations,
+	// 8 sessions at limits.registrations from one address, in ~90 s).
+	// Once full, a claim is refused (errClaimStoreFull). A bucket made
+	// by an earlier release keeps its configuration.
+	claimBucketBytes = 16 << 20
 	// claimTimeout bounds one store operation; claimWait how long a
 	// claim keeps retrying a store that answers with errors (JetStream
 	// still electing its leaders, a link being re-established) before it
@@ -146,6 +158,9 @@ type claimStore struct {
 	// behind it wait that long once per claim ahead of them. reconcile
 	// clears it.
 	down bool
+	// full: the store last refused a claim for want of room (logged
+	// once per such episode). Worker goroutine.
+	full bool
 	// reconciling is set while reconcile's round of the keys in round
 	// (releases first, then provisional claims) is under way; the worker
 	// goes on with it after each job (reconcile).
@@ -814,7 +829,7 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 			replicas = []int{c.replicas}
 		}
 		for _, r := range replicas {
-			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: r})
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: r, MaxBytes: c.maxBytes()})
 			var ae *jetstream.APIError
 			if err == nil || !errors.As(err, &ae) || (ae.ErrorCode != codeNoPeers && ae.ErrorCode != codeInsufficient && ae.ErrorCode != codeReplicasNotCluster) {
 				break
@@ -835,12 +850,39 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Reasons a claim is refused before the store is asked (the REGISTER
-// gets wamp.error.unavailable with the text).
+// Reasons a claim is refused before the store is asked, or by a store
+// without room (the REGISTER gets wamp.error.unavailable with the text).
 var (
-	errClaimsFull   = errors.New("edge: too many claims wait for the claim store; try again")
-	errClaimsClosed = errors.New("edge: the mesh node is shutting down")
+	errClaimsFull     = errors.New("edge: too many claims wait for the claim store; try again")
+	errClaimsClosed   = errors.New("edge: the mesh node is shutting down")
+	errClaimStoreFull = errors.New("edge: the mesh's claim store is full (too many single registrations in the mesh); try again once some are unregistered")
 )
+
+// maxBytes is the claim bucket's bound: claimBucketBytes, or the test's.
+func (c *claimStore) maxBytes() int64 {
+	if c.n.opts.testClaimBytes > 0 {
+		return c.n.opts.testClaimBytes
+	}
+	return claimBucketBytes
+}
+
+// storeFull reports whether err is the store refusing a write for want
+// of room: the bucket at its MaxBytes ("maximum bytes exceeded") or
+// JetStream's own resources exhausted. It answered: retrying for
+// claimWait, then taking it for down and accepting every claim
+// provisionally, held the worker 3 s and gave up exclusivity while the
+// store itself was fine.
+func storeFull(err error) bool {
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode {
+	case 10002, codeInsufficient, 10028, 10047: // account limits, insufficient (memory, storage) resources
+		return true
+	}
+	return strings.Contains(ae.Description, "maximum bytes exceeded")
+}
 
 // Claim implements route.Mesh.
 func (n *Node) Claim(realm string, match proto.Match, uri string, done func(error)) {
@@ -891,7 +933,7 @@ func (c *claimStore) claim(key string) error {
 	// errUnheard (a life of a node not heard yet holds it, which take
 	// takes for dead once it has stayed unheard for PeerTimeout) goes
 	// back to the caller, which parks the claim.
-	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && !errors.Is(err, errUnheard) && time.Now().Before(deadline) {
+	for err != nil && !errors.Is(err, route.ErrMeshClaimed) && !errors.Is(err, errUnheard) && !storeFull(err) && time.Now().Before(deadline) {
 		select {
 		case <-c.stop:
 			return ErrClosed
@@ -901,11 +943,22 @@ func (c *claimStore) claim(key string) error {
 	}
 	switch {
 	case err == nil, errors.Is(err, errUnheard):
+		if err == nil {
+			c.full = false
+		}
 		return err
 	case errors.Is(err, route.ErrMeshClaimed):
 		c.n.stats.ClaimsRefused.Add(1)
 		return err
+	case storeFull(err):
+		c.n.stats.ClaimsStoreFull.Add(1)
+		if !c.full {
+			c.full = true
+			c.n.log.Warn("mesh: the claim store is full; single registrations are refused (wamp.error.unavailable) until some are unregistered", "err", err)
+		}
+		return errClaimStoreFull
 	}
+	c.full = false
 	// The store did not answer: accept provisionally.
 	c.n.stats.ClaimsProvisional.Add(1)
 	c.n.log.Info("mesh: claim store unreachable; registration accepted provisionally", "err", err)

@@ -187,6 +187,10 @@ type Stats struct {
 	// claim store (unreachable); ClaimsRefused those it refused.
 	ClaimsProvisional atomic.Uint64
 	ClaimsRefused     atomic.Uint64
+	// ClaimsStoreFull counts the claims the store refused for want of
+	// room (its claimBucketBytes, or JetStream's resources): their
+	// REGISTERs got wamp.error.unavailable.
+	ClaimsStoreFull atomic.Uint64
 	// ClaimsReasserted counts claims this node held that the store no
 	// longer had as its own when a node joined (one that had taken it for
 	// dead, a store node restarted; claims.go, checkHeld): held

@@ -102,6 +102,9 @@ type Options struct {
 	testMeshVersion int
 	// testClaimSweep, set by tests only, replaces claimSweepEvery.
 	testClaimSweep time.Duration
+	// testClaimBytes, set by tests only, replaces claimBucketBytes when
+	// the node makes the claim bucket.
+	testClaimBytes int64
 	// testClaimQueue, set by tests only, replaces maxReleaseJobs as the
 	// bound of the claim worker's queue and of the releases it keeps.
 	testClaimQueue int

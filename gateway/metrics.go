@@ -729,7 +729,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	}
 	constMetric(e, "edgewamp_mesh_claim_store_ready", "1 once the node has reached the mesh's claim store (JetStream), which settles exclusive registrations.", G, ready)
 	constMetric(e, "edgewamp_mesh_wide_realms", "Realms for which this node subscribes to every event of the other nodes (its distinct subscribed topics passed mesh.max_interest).", G, float64(ms.WideRealms))
-	byLabel(e, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them) or could not settle (accepted provisionally), releases of them dropped (releases_dropped), claims this node held that the store had lost and it claimed again (reasserted), and claims of nodes seen dead purged by its sweeps (swept), by result.", "result", C, ms.Claims)
+	byLabel(e, "edgewamp_mesh_claims_total", "Exclusive registrations the mesh's claim store refused (another node holds them), refused for want of room (store_full), or could not settle (accepted provisionally), releases of them dropped (releases_dropped), claims this node held that the store had lost and it claimed again (reasserted), and claims of nodes seen dead purged by its sweeps (swept), by result.", "result", C, ms.Claims)
 }
 
 // collectGateway exports the gateway's own figures.
