@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,4 +47,62 @@ func TestClaimStoreFullRefusesRegister(t *testing.T) {
 		t.Fatalf("ClaimsStoreFull = %d, want 1", f)
 	}
 	t.Logf("refused after %d claims: %v", n-1, refused)
+}
+
+// TestClaimStoreFullReconcileKeepsStoreUp: a claim accepted
+// provisionally during an outage is claimed again by reconcile; in a
+// full store that take is refused for want of room. reconcile took that
+// for a store that does not answer and set down again, every round, so
+// every later claim of the node was accepted provisionally for as long
+// as the store stayed full. It keeps that claim provisional (the
+// directory settles it, as for a key another node holds) and the store
+// up: later claims are refused.
+func TestClaimStoreFullReconcileKeepsStoreUp(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, 30*time.Second)
+	url := jsServer(t)
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes, o.testReconcile = url, 4<<10, 100*time.Millisecond })
+	waitClaims(t, 10*time.Second, a)
+	s := a.dial(a.ws(), proto.JSON)
+	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
+	single := &client.RegisterOptions{Invoke: "single"}
+	uri := func(p string, i int) string { return fmt.Sprint(p+strings.Repeat("x", 64)+".", i) }
+	var err error
+	for i := 0; i < 200 && err == nil; i++ {
+		_, err = s.Register(ctx, uri("com.fill.", i), h, single)
+	}
+	if err == nil {
+		t.Fatal("the 4 KiB claim store never filled")
+	}
+	// An outage: the store's answers lost while one claim is made.
+	var outage atomic.Bool
+	outage.Store(true)
+	hook := func(op string, err error) error {
+		if op == "create" && outage.Load() {
+			return context.DeadlineExceeded
+		}
+		return err
+	}
+	a.n.claims.testHookStore.Store(&hook)
+	if _, err := s.Register(ctx, uri("com.outage.", 0), h, single); err != nil {
+		t.Fatalf("REGISTER during the outage: %v, want it accepted provisionally", err)
+	}
+	outage.Store(false)
+	// Reconcile (every 100 ms) finds the store back, full: later claims
+	// are refused, not accepted provisionally.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; ; i++ {
+		_, err := s.Register(ctx, uri("com.after.", i), h, single)
+		var we *client.Error
+		if errors.As(err, &we) && we.URI == proto.URIUnavailable {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("3 s after the outage, %d claims in a full store accepted provisionally (%d in all)", i+1, a.n.stats.ClaimsProvisional.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1405,6 +1405,12 @@ func (c *claimStore) reconcile() {
 			// Another live node holds it: the directory settles which
 			// registration stays; keep ours provisional until then.
 			c.held[r.key] = claimRec{}
+		case storeFull(err):
+			// The store answered, without room: keep it provisional (the
+			// directory settles it) and the store up. Before, this took
+			// the store for down every round, and every later claim of
+			// the node was accepted provisionally while it stayed full.
+			c.held[r.key] = claimRec{}
 		default:
 			c.abandonRound()
 			return
