@@ -487,17 +487,6 @@ func TestSocketOutboundBudgetLargeEvent(t *testing.T) {
 	h := newHealthy(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var fastBig atomic.Int64
-	fast := s.dial("rs", proto.MsgPack)
-	if _, err := fast.Subscribe(ctx, "com.big", func(e *client.Event) {
-		if len(e.Args) == 1 {
-			if b, ok := e.Args[0].([]byte); ok && len(b) == big {
-				fastBig.Add(1)
-			}
-		}
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
 	slow := make([]net.Conn, slowN)
 	for i := range slow {
 		slow[i] = dialTCP(t, s.url, 4096)
@@ -516,7 +505,7 @@ func TestSocketOutboundBudgetLargeEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		dropped, _ := shardStats(s)
-		return tr.Out[proto.CodeEvent]+dropped == slowN+1
+		return tr.Out[proto.CodeEvent]+dropped == slowN
 	})
 	held, _, refused := s.e.Outbound()
 	// The bound: the budget, one message past it on each loop, and what
@@ -546,7 +535,24 @@ func TestSocketOutboundBudgetLargeEvent(t *testing.T) {
 	}
 	eventually(t, ioTimeout, "small events to a reading subscriber", func() bool { return smallGot.Load() == 10 })
 	// The stalled subscribers leave: their output is released, and the
-	// next large event reaches the reading subscriber.
+	// next large event reaches a reading subscriber. The reading
+	// subscriber joins only now: had it taken the first large event with
+	// the stalled ones, its copy, not yet read when a scan came (a loaded
+	// machine, -race), was the largest backlog past high_water while the
+	// total was over the budget, and the scan's squeeze closed it as a
+	// slow consumer, largest first (README, max_outbound_total); it then
+	// never got the next one (2 of 6 runs at a load of 20).
+	var fastBig atomic.Int64
+	fast := s.dial("rs", proto.MsgPack)
+	if _, err := fast.Subscribe(ctx, "com.big", func(e *client.Event) {
+		if len(e.Args) == 1 {
+			if b, ok := e.Args[0].([]byte); ok && len(b) == big {
+				fastBig.Add(1)
+			}
+		}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range slow {
 		c.Close()
 	}
@@ -554,11 +560,10 @@ func TestSocketOutboundBudgetLargeEvent(t *testing.T) {
 		held, _, _ := s.e.Outbound()
 		return held == 0
 	})
-	bigBefore := fastBig.Load()
 	if err := pub.Publish(ctx, "com.big", []any{make([]byte, big)}, nil, &client.PublishOptions{Acknowledge: true}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, ioTimeout, "the next large event to the reading subscriber", func() bool { return fastBig.Load() == bigBefore+1 })
+	eventually(t, ioTimeout, "the next large event to the reading subscriber", func() bool { return fastBig.Load() == 1 })
 	t.Logf("one %d KiB event to %d stalled subscribers: %d KiB queued (budget %d KiB), %d copies refused",
 		big>>10, slowN, held>>10, budget>>10, refused)
 	h.check()
