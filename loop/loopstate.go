@@ -108,6 +108,9 @@ func (ls *loopState) scan() {
 	for i := 0; i < len(ls.conns); i++ {
 		cn := ls.conns[i]
 		cn.deadlines(now)
+		if cn.trimStash() {
+			cn.account() // smaller: closes nothing
+		}
 		if cn.held != 0 || cn.stale != 0 {
 			cn.judgeStale(now)
 		}

@@ -19,9 +19,9 @@ import (
 // byte, for as long as it liked (its keepalive pong completes the frame
 // and leaves the next byte): 10,000 such sessions took the router from
 // 21 MB to 650 MB of RSS under a 64 MiB max_inbound_total, nothing
-// closed (46 MB for 10,000 idle sessions). The stash is about its
-// bytes' size and counted by its capacity, as a TLS connection's
-// plaintext buffer is (tlsPlain).
+// closed (46 MB for 10,000 idle sessions). The stash is counted by its
+// capacity, as a TLS connection's plaintext buffer is (tlsPlain), and
+// made about its bytes' size by the next scan (trimStash).
 //
 // The cost is one copy of the leftover, the copy gnet made into its ring
 // buffer, and, for the frame that spans two callbacks, the copy gnet's
@@ -35,7 +35,7 @@ import (
 // requests on purpose.
 
 // stashMin is the smallest stash allocated; stashSlack how much larger
-// than four times its bytes a stash may stay between read callbacks.
+// than four times its bytes a stash may stay past a scan (trimStash).
 const (
 	stashMin   = 512
 	stashSlack = 4 << 10
@@ -135,7 +135,7 @@ func stashCap(n int) int {
 // once its input is parsed: what gnet still buffers moves to the stash,
 // which the parsers then read (conn.in; on a TLS connection the records
 // are read from it, conn.wire). An empty stash lets go of its array; one
-// much larger than its bytes is made smaller.
+// much larger than its bytes is made smaller by the scan (trimStash).
 func (cn *conn) stashRest() {
 	if cn.phase == phLane || cn.phase >= phDead {
 		return
@@ -162,10 +162,6 @@ func (cn *conn) stashRest() {
 			cn.in = cn.c
 		}
 		return
-	case cap(s.b) > max(4*have, stashSlack):
-		nb := make([]byte, have, stashCap(have))
-		copy(nb, s.b[s.r:])
-		s.b, s.r = nb, 0
 	case s.r > 0:
 		// No slice of the stash is in use between callbacks.
 		copy(s.b, s.b[s.r:])
@@ -174,6 +170,37 @@ func (cn *conn) stashRest() {
 	if cn.tls == nil {
 		cn.in = s
 	}
+}
+
+// trimStash makes a stash much larger than its bytes smaller; the scan
+// runs it once a second, then brings the budget's count up to date. Not
+// done at each read callback: a client streaming frames of tens of KiB
+// ends its reads anywhere in a frame, and a stash made smaller after each
+// short leftover was made larger again at the next long one, a new array
+// of up to twice the frame every few reads (30 KiB frames in 48 KiB
+// reads: 10 KiB allocated a read, the callback about twice as slow). A
+// connection that left a byte behind a long partial frame keeps its array
+// until the next scan, counted by its capacity meanwhile.
+func (cn *conn) trimStash() bool {
+	s := cn.st
+	if s == nil || s.b == nil || cn.phase >= phDead {
+		return false
+	}
+	have := s.have()
+	if cap(s.b) <= max(4*have, stashSlack) {
+		return false
+	}
+	if have == 0 { // a TLS connection's records read outside a callback
+		s.b, s.r = nil, 0
+		if cn.in == inbound(s) {
+			cn.in = cn.c
+		}
+		return true
+	}
+	nb := make([]byte, have, stashCap(have))
+	copy(nb, s.b[s.r:])
+	s.b, s.r = nb, 0
+	return true
 }
 
 // wire returns the connection's input as it came (a TLS connection's
