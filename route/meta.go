@@ -377,14 +377,14 @@ func init() {
 		"wamp.session.kill_all":               metaKillAll,
 		"wamp.session.add_testament":          metaAddTestament,
 		"wamp.session.flush_testaments":       metaFlushTestaments,
-		"wamp.registration.list":              metaList(regTable),
+		"wamp.registration.list":              metaList(regTable, "wamp.registration.list"),
 		"wamp.registration.lookup":            metaLookup(regTable, "wamp.registration.lookup needs a procedure URI"),
 		"wamp.registration.match":             metaRegMatch,
 		"wamp.registration.get":               metaGet(regByID, proto.URINoSuchRegistration, "registration"),
 		"wamp.registration.list_callees":      metaRegCallees(false),
 		"wamp.registration.count_callees":     metaRegCallees(true),
 		"wamp.registration.remove_callee":     metaRegRemoveCallee,
-		"wamp.subscription.list":              metaList(subTable),
+		"wamp.subscription.list":              metaList(subTable, "wamp.subscription.list"),
 		"wamp.subscription.lookup":            metaLookup(subTable, "wamp.subscription.lookup needs a topic URI"),
 		"wamp.subscription.match":             metaSubMatch,
 		"wamp.subscription.get":               metaGet(subByID, proto.URINoSuchSubscription, "subscription"),
@@ -701,9 +701,18 @@ func regByID(rm *Realm, id uint64) (*registration, bool) { r, ok := rm.regByID[i
 func subByID(rm *Realm, id uint64) (*subscription, bool) { s, ok := rm.subByID[id]; return s, ok }
 
 // metaList implements wamp.registration.list and wamp.subscription.list:
-// the ids by match policy.
-func metaList[E tabled](tab func(*Realm) *table[E]) metaFn {
-	return func(s *Shard, ss *Session, _ []any, _ map[string]any) ([]any, *metaErr) {
+// the ids by match policy, of the whole realm. Crossbar.io's take an
+// optional session_id (by position or keyword) and list only that
+// session's; it is refused with invalid_argument rather than honoured:
+// the router keeps a session's registrations in its loop's table, and a
+// walk of every registration's callees to find them would not be bounded
+// by the walk budget. Before, it was ignored and the caller given the
+// whole realm's list as if it were the session's.
+func metaList[E tabled](tab func(*Realm) *table[E], proc string) metaFn {
+	return func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
+		if v, err := metaOptArg(args, 0, kwargs, "session_id"); err != nil || v != nil || len(args) > 1 {
+			return nil, badArg(proc + " takes no arguments: a session filter (Crossbar.io's session_id) is not supported")
+		}
 		lists := [3][]uint64{{}, {}, {}}
 		rm := ss.realm
 		rm.mu.RLock()
