@@ -178,6 +178,17 @@ func (e *Engine) closeListeners() {
 	})
 }
 
+// closeWAMPListeners closes the listeners but the HTTP lane's (Drain):
+// their acceptors return. A connection accepted meanwhile still lands;
+// the router refuses its HELLO. Safe for concurrent use.
+func (e *Engine) closeWAMPListeners() {
+	for i, l := range e.acc.ls {
+		if e.lns[i].cfg.Transport != HTTPLane {
+			l.Close()
+		}
+	}
+}
+
 // stopAccepting closes the listeners and waits, within ctx, for the
 // acceptors to return and the enrollments in flight to land (OnOpen closes
 // them: the engine is draining). The loops must still run.

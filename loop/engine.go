@@ -314,6 +314,19 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Drain prepares a stop: it closes the WAMP listeners (the connections
+// open stay, and the loops keep serving them; the HTTP lane's stay open
+// until Shutdown, so that the gateway answers its new requests 503 while
+// it drains), then drains
+// the router (route.Router.Drain: no new invocations for its callees,
+// registrations withdrawn from the mesh, calls in progress left to end)
+// until nothing is in progress or ctx is done. Call Shutdown after it.
+// Safe for concurrent use; it blocks.
+func (e *Engine) Drain(ctx context.Context) error {
+	e.closeWAMPListeners()
+	return e.router.Drain(ctx)
+}
+
 // now returns the coarse clock of the deadlines: Options.Now as of the
 // last tick, in unix nanoseconds.
 func (e *Engine) now() int64 { return e.clock.Load() }

@@ -113,6 +113,9 @@ type outCall struct {
 	// once it no longer may: chunked, gotProg). See reroute.go.
 	gotProg bool
 	rr      *reroute
+	// drained is set on the calls in progress when the router began to
+	// drain: Drain waits for them (drain.go).
+	drained bool
 }
 
 // inCall is an invocation in progress, kept by the callee's shard.
@@ -424,6 +427,10 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	reg := ss.realm.lookupReg(s.idx, m.URI)
 	if reg == nil {
 		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
+		return
+	}
+	if s.r.draining.Load() {
+		s.drainCall(ss, m, reg, progress) // no new invocation here (drain.go)
 		return
 	}
 	if s.r.mesh != nil && s.meshCall(ss, m, reg, progress) {
@@ -1192,7 +1199,7 @@ func (s *Shard) leaveDealer(ss *Session) {
 			continue
 		}
 		s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: inv, flags: tfError | tfCalleeLeft,
-			c: &carry{uri: proto.URICanceled, msg: "the callee left while the call was in progress"}})
+			c: &carry{uri: proto.URICanceled, msg: s.calleeLeftMsg()}})
 	}
 	for _, ref := range ss.regs {
 		s.detachCallee(ss, ref.reg)

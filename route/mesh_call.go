@@ -96,6 +96,9 @@ func (reg *registration) remoteList() []remoteCallee {
 // there is none.
 func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode) (node MeshNode, ok bool) {
 	local := reg.list()
+	if s.r.draining.Load() {
+		local = noCallees // this node's callees take no new calls (drain.go)
+	}
 	n := 0
 	for _, rc := range rl {
 		if rc.node != exclude {
@@ -170,7 +173,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		return false
 	}
 	if max := s.r.cfg.MaxMeshCalls; ss.meshCalls >= max {
-		if reg.list().len() > 0 {
+		if reg.list().len() > 0 && !s.r.draining.Load() {
 			return false // a local callee takes it
 		}
 		s.r.ms.stats.CallsRefused.Add(1)
@@ -500,7 +503,9 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held boo
 		return task{}, false
 	}
 	rm := (*r.realms.Load())[string(mc.realm)]
-	if rm == nil {
+	if rm == nil || r.draining.Load() {
+		// Draining: this node's callees take no new calls; the caller's
+		// node sends it to another (drain.go).
 		r.ms.done(key, false)
 		r.meshBounce(from, env)
 		return task{}, false
@@ -1079,5 +1084,5 @@ func nextUntried(reg *registration, exclude []uint64, answered uint64) (at int64
 // meshCalleeLeft fails an invocation of a remote caller whose callee left.
 func (s *Shard) meshCalleeLeft(ss *Session, inv uint64, ic *inCall) {
 	s.meshEndInvocation(ss, inv, ic)
-	s.r.meshReplyError(ic.remote.node, int(ic.remote.shard), ic.remote.callID, proto.URICanceled, "the callee left while the call was in progress")
+	s.r.meshReplyError(ic.remote.node, int(ic.remote.shard), ic.remote.callID, proto.URICanceled, s.calleeLeftMsg())
 }

@@ -158,7 +158,10 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 	l := reg.list()
 	e := MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke, Callees: l.len()}
-	if n := l.len(); n > 0 {
+	if rm.r.draining.Load() {
+		e.Callees = 0 // withdrawn for the drain (drain.go): stays so
+	}
+	if n := e.Callees; n > 0 {
 		// The list is in REGISTER order, and its first (last) callee is
 		// the one this node's first (last) pick takes (pickCallee,
 		// nextUntried; meshRebuild ranks the node by it too): its time is

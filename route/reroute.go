@@ -445,6 +445,9 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 		return callee{}, 0, false
 	}
 	l := reg.list()
+	if s.r.draining.Load() {
+		l = noCallees // this node's callees take no new calls (drain.go)
+	}
 	// Whether a callee of l is untried: at most len(rr.tried) of them were
 	// tried, so the scan ends within that many more. No step of a pick
 	// walks the whole registration: it may hold 100,000 callees, and a

@@ -206,6 +206,9 @@ type Router struct {
 	mu       sync.Mutex          // guards sessions and closing
 	sessions map[uint64]*Session // every session with an id, router-wide
 	closing  bool
+	// draining is set by Drain: this router's callees take no new
+	// invocations and new sessions are refused (drain.go).
+	draining atomic.Bool
 
 	auth    *workers
 	limiter *authLimiter
@@ -511,7 +514,7 @@ func (r *Router) Close() {
 func (r *Router) newSessionID(s *Session) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing {
+	if r.closing || r.draining.Load() {
 		return 0, ErrClosed
 	}
 	for {

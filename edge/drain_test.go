@@ -1,0 +1,230 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The drain before a stop (route/drain.go), on three nodes meshed by real
+// NATS servers: A drains while calls run on its callees.
+
+func drainCluster(t *testing.T) (a, b, c *tnode, calleeA, calleeB *client.Session) {
+	t.Helper()
+	ns := cluster(t, "a", "b", "c")
+	a, b, c = ns[0], ns[1], ns[2]
+	calleeA = a.dial(a.ws(), proto.JSON)
+	calleeB = b.dial(b.rs(), proto.MsgPack)
+	ctx := ctxT(t, 10*time.Second)
+	for _, x := range []struct {
+		s    *client.Session
+		name string
+	}{{calleeA, "A"}, {calleeB, "B"}} {
+		name := x.name
+		if _, err := x.s.Register(ctx, "com.shared", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{name}}, nil
+		}, &client.RegisterOptions{Invoke: "roundrobin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b, c, calleeA, calleeB
+}
+
+// sharedSeen calls com.shared from s until both A and B answered.
+func sharedSeen(t *testing.T, s *client.Session) {
+	t.Helper()
+	seen := map[string]bool{}
+	eventually(t, 15*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := s.Call(ctx, "com.shared", nil, nil, nil)
+		if err == nil && len(res.Args) == 1 {
+			seen[fmt.Sprint(res.Args[0])] = true
+		}
+		if !seen["A"] || !seen["B"] {
+			return fmt.Errorf("com.shared answered by %v (err %v)", seen, err)
+		}
+		return nil
+	})
+}
+
+// stopDrained stops tn as edgewamp does on SIGTERM: a drain of up to d,
+// then the GOODBYEs and the mesh's leave. It returns the drain's error.
+func stopDrained(tn *tnode, d time.Duration) error {
+	dctx, cancel := context.WithTimeout(context.Background(), d)
+	err := tn.eng.Drain(dctx)
+	cancel()
+	tn.stop()
+	return err
+}
+
+type callOutcome struct {
+	res *client.Result
+	err error
+}
+
+func goCall(s *client.Session, proc string) <-chan callOutcome {
+	ch := make(chan callOutcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := s.Call(ctx, proc, nil, nil, nil)
+		ch <- callOutcome{res, err}
+	}()
+	return ch
+}
+
+// TestDrainLetsCallsInFlightFinish: calls in flight on A's callee when A
+// begins to drain complete at their callers, one on another node and one
+// on A; calls made during the drain to a registration shared with B go
+// to B, from C and from A; a call whose only callee is on A is refused
+// no_available_callee; the drain ends once the calls have, and only then
+// do A's sessions get GOODBYE. Before, a stop said GOODBYE at once: the
+// callers got wamp.error.canceled (C) and lost their session (A) within
+// a millisecond.
+func TestDrainLetsCallsInFlightFinish(t *testing.T) {
+	t.Parallel()
+	a, _, c, calleeA, _ := drainCluster(t)
+	ctx := ctxT(t, 30*time.Second)
+	started := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the nodes stop: a failed test must not leave the handler blocked
+	var gated atomic.Bool
+	if _, err := calleeA.Register(ctx, "com.slow", func(context.Context, *client.Invocation) (*client.Result, error) {
+		started <- struct{}{}
+		if gated.Load() {
+			<-release
+		}
+		return &client.Result{Args: []any{"slow done"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	callerC := c.dial(c.ws(), proto.CBOR)
+	callerA := a.dial(a.rs(), proto.JSON)
+	sharedSeen(t, callerC)
+	callUntil(t, callerC, "com.slow", nil)
+	<-started
+	gated.Store(true)
+
+	fromC, fromA := goCall(callerC, "com.slow"), goCall(callerA, "com.slow")
+	for range 2 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("the slow calls did not reach A's callee")
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopDrained(a, 10*time.Second) }()
+	eventually(t, 5*time.Second, func() error {
+		select {
+		case err := <-stopped:
+			t.Fatalf("A stopped (drain: %v) with two calls in flight on its callee", err)
+		default:
+		}
+		if !a.r.Draining() {
+			return errors.New("A not draining yet")
+		}
+		return nil
+	})
+	// During the drain: the shared registration's calls go to B.
+	for i := range 6 {
+		s := callerC
+		if i%2 == 1 {
+			s = callerA
+		}
+		res, err := s.Call(ctx, "com.shared", nil, nil, nil)
+		if err != nil || len(res.Args) != 1 || res.Args[0] != "B" {
+			t.Fatalf("call %d of com.shared during A's drain: %v %v, want B's answer", i, res, err)
+		}
+	}
+	_, err := callerA.Call(ctx, "com.slow", nil, nil, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URINoAvailableCallee || !strings.Contains(fmt.Sprint(we.Args), "shutting down") {
+		t.Fatalf("a new call to a procedure only A's callee has, during A's drain: %v, want %s (shutting down)", err, proto.URINoAvailableCallee)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("A stopped (drain: %v) with two calls in flight on its callee", err)
+	default:
+	}
+	open()
+	for _, ch := range []<-chan callOutcome{fromC, fromA} {
+		o := <-ch
+		if o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "slow done" {
+			t.Fatalf("a call in flight when A began to drain: %v %v, want its result", o.res, o.err)
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("drain: %v, want nil (the calls ended)", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("A did not stop within 15 s of its calls' end")
+	}
+}
+
+// TestDrainDeadlineForCalleeThatNeverAnswers: a callee that never answers
+// holds the drain to its deadline, not longer; the GOODBYEs after it
+// answer its caller on another node wamp.error.canceled, saying that the
+// router shut down.
+func TestDrainDeadlineForCalleeThatNeverAnswers(t *testing.T) {
+	t.Parallel()
+	a, _, c, calleeA, _ := drainCluster(t)
+	ctx := ctxT(t, 30*time.Second)
+	started := make(chan struct{}, 1)
+	if _, err := calleeA.Register(ctx, "com.never", func(ictx context.Context, _ *client.Invocation) (*client.Result, error) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ictx.Done()
+		return nil, ictx.Err()
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	callerC := c.dial(c.ws(), proto.MsgPack)
+	eventually(t, 10*time.Second, func() error {
+		res, err := callerC.Call(ctx, "wamp.registration.lookup", []any{"com.never"}, nil, nil)
+		if err != nil || len(res.Args) == 0 || res.Args[0] == nil {
+			return fmt.Errorf("com.never not yet known on C: %v", err)
+		}
+		return nil
+	})
+	fromC := goCall(callerC, "com.never")
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the call did not reach A's callee")
+	}
+	const deadline = 500 * time.Millisecond
+	begin := time.Now()
+	err := stopDrained(a, deadline)
+	took := time.Since(begin)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("drain with a callee that never answers: %v, want its deadline passed", err)
+	}
+	if took < deadline {
+		t.Fatalf("stopped after %v, before the drain's %v", took, deadline)
+	}
+	select {
+	case o := <-fromC:
+		var we *client.Error
+		if !errors.As(o.err, &we) || we.URI != proto.URICanceled || !strings.Contains(fmt.Sprint(we.Args), "shut down") {
+			t.Fatalf("the call still in progress at the drain's deadline: %v %v, want %s (shut down)", o.res, o.err, proto.URICanceled)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the call still in progress at the drain's deadline got no answer within 15 s")
+	}
+}
