@@ -47,6 +47,7 @@ type config struct {
 	Realms    []realmConfig    `yaml:"realms"`
 	Mesh      meshConfig       `yaml:"mesh"`
 	Runtime   runtimeConfig    `yaml:"runtime"`
+	Shutdown  shutdownConfig   `yaml:"shutdown"`
 	// DataDir holds state that must survive a restart (oauth/: tokens,
 	// codes, generated signing keys). Empty: state is in memory.
 	DataDir string        `yaml:"data_dir"`
@@ -174,6 +175,19 @@ type keepaliveConfig struct {
 	// sent a PING or PONG itself) or always.
 	RawSocketPings string `yaml:"rawsocket_pings"`
 }
+
+// shutdownConfig is what a stop (SIGTERM, SIGINT) does before the
+// sessions get GOODBYE.
+type shutdownConfig struct {
+	// DrainTimeout bounds the drain (route/drain.go): this node's callees
+	// take no new calls, its registrations leave the mesh, and the calls
+	// in progress may end within it. 0: no drain.
+	DrainTimeout duration `yaml:"drain_timeout"`
+}
+
+// maxDrainTimeout bounds shutdown.drain_timeout: a stop that waits longer
+// is a service manager's SIGKILL waiting to happen.
+const maxDrainTimeout = 10 * time.Minute
 
 type rpcConfig struct {
 	CallTimeout    duration `yaml:"call_timeout"`
@@ -1211,6 +1225,9 @@ func (c *config) validate() error {
 		default:
 			c.errAt(&errs, "tuning."+k.key+" must be auto, on or off, not "+strconv.Quote(k.v), "tuning", k.key)
 		}
+	}
+	if time.Duration(c.Shutdown.DrainTimeout) > maxDrainTimeout {
+		c.errAt(&errs, "shutdown.drain_timeout must be at most 10m", "shutdown", "drain_timeout")
 	}
 	if c.RPC.MaxCallTimeout != 0 && c.RPC.CallTimeout > c.RPC.MaxCallTimeout {
 		c.errAt(&errs, "rpc.call_timeout exceeds rpc.max_call_timeout", "rpc", "call_timeout")

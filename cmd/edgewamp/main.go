@@ -577,26 +577,37 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		}
 	}
 	log.Info("shutting down", "signal", sig.String())
-	// A second SIGINT or SIGTERM while the sessions drain (up to 15 s)
-	// ends the process at once.
+	// A second SIGINT or SIGTERM while the calls drain
+	// (shutdown.drain_timeout) or the sessions close ends the process at
+	// once.
 	go func() {
 		s := <-stop
 		log.Warn("second stop signal while shutting down: exiting now, without waiting for the sessions", "signal", s.String())
 		os.Exit(1)
 	}()
 	sup.stop()
-	sd.notify("STOPPING=1", "STATUS=shutting down: GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	drain := time.Duration(cfg.Shutdown.DrainTimeout)
+	sd.notify("STOPPING=1", "STATUS=shutting down: draining the calls in progress (up to "+drain.String()+"), then GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
+	var gwDone chan error
 	if gw != nil {
-		// The gateway first: its requests end and its WAMP sessions leave
-		// while the router still routes.
-		gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := gw.Shutdown(gctx); err != nil {
+		// The gateway stops accepting at once, its requests in progress
+		// end (within the drain, 5 s at least) and its WAMP sessions
+		// leave while the router still routes: alongside the drain.
+		gwDone = make(chan error, 1)
+		go func() {
+			gctx, gcancel := context.WithTimeout(context.Background(), max(5*time.Second, drain))
+			defer gcancel()
+			gwDone <- gw.Shutdown(gctx)
+		}()
+	}
+	stopDrain(eng, r, drain, log)
+	if gwDone != nil {
+		if err := <-gwDone; err != nil {
 			log.Warn("gateway shutdown", "err", err)
 		}
-		gcancel()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	err = eng.Shutdown(ctx)
 	oa.close() // before the mesh its state lives in
 	if node != nil {
@@ -610,6 +621,29 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	}
 	log.Info("edgewamp stopped")
 	return nil
+}
+
+// stopDrain drains the router before its sessions get GOODBYE
+// (route/drain.go): the listeners close, this node's registrations leave
+// the mesh and its callees take no new calls, and the calls in progress
+// may end within d (shutdown.drain_timeout; 0: no drain). It logs how the
+// drain ended. A second stop signal ends the process meanwhile.
+func stopDrain(eng *loop.Engine, r *route.Router, d time.Duration, log *slog.Logger) {
+	if d <= 0 {
+		return
+	}
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := eng.Drain(ctx); err != nil {
+		pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
+		left := r.DrainPending(pctx)
+		pcancel()
+		log.Warn("drain: its deadline passed with calls in progress: they are answered wamp.error.canceled",
+			"drain_timeout", d, "in_progress", left)
+		return
+	}
+	log.Info("drained: no call in progress", "took", time.Since(begin).Round(time.Millisecond))
 }
 
 // testHookServing is nil in production builds. Builds with the
@@ -799,6 +833,7 @@ func restartOnlyChanges(running, next *config) []string {
 	diff("limits", running.Limits, next.Limits)
 	diff("keepalive", running.Keepalive, next.Keepalive)
 	diff("rpc", running.RPC, next.RPC)
+	diff("shutdown", running.Shutdown, next.Shutdown)
 	diff("tuning", running.Tuning, next.Tuning)
 	diff("data_dir", running.DataDir, next.DataDir)
 	if running.Mesh.enabled() && next.Mesh.enabled() {
