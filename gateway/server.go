@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -688,13 +689,69 @@ type limitListener struct {
 	spare chan struct{}
 	done  chan struct{}
 	once  sync.Once
+
+	spareMu sync.Mutex
+	spareBy map[netip.Addr]int // spare connections open per client address; guarded by spareMu
 }
 
+// spareConnsPerAddress bounds the spare connections one client address
+// holds: without it one address opening spareConns connections that never
+// end their request's header held them all for ReadHeaderTimeout (and,
+// reconnecting, for good), and the probes waited in the backlog again. A
+// kubelet's liveness, readiness and startup probes fit.
+const spareConnsPerAddress = 4
+
 func newLimitListener(l net.Listener, max int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, max), spare: make(chan struct{}, spareConns), done: make(chan struct{})}
+	return &limitListener{Listener: l, sem: make(chan struct{}, max), spare: make(chan struct{}, spareConns), done: make(chan struct{}), spareBy: map[netip.Addr]int{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.accept()
+		if err != nil {
+			return nil, err
+		}
+		if !c.spare {
+			return c, nil
+		}
+		if c.addr, c.counted = l.takeSpare(c.RemoteAddr()); c.counted || !c.addr.IsValid() {
+			return c, nil
+		}
+		// The address holds its share of the spare connections: this
+		// one is closed at once (its slot back), the next one accepted.
+		c.Close()
+	}
+}
+
+// takeSpare counts a spare connection of the client address of ra,
+// reporting false when the address already holds spareConnsPerAddress
+// (or when ra names no IP address: not counted).
+func (l *limitListener) takeSpare(ra net.Addr) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(ra.String())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a := ap.Addr().Unmap()
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spareBy[a] >= spareConnsPerAddress {
+		return a, false
+	}
+	l.spareBy[a]++
+	return a, true
+}
+
+// dropSpare uncounts a spare connection of a (takeSpare).
+func (l *limitListener) dropSpare(a netip.Addr) {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spareBy[a]--; l.spareBy[a] <= 0 {
+		delete(l.spareBy, a)
+	}
+}
+
+// accept waits for a slot, ordinary or spare, and accepts a connection.
+func (l *limitListener) accept() (*limitConn, error) {
 	slot := l.sem
 	select {
 	case l.sem <- struct{}{}:
@@ -724,7 +781,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-slot
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-slot }, spare: slot == l.spare}, nil
+	lc := &limitConn{Conn: c, spare: slot == l.spare}
+	lc.release = func() {
+		if lc.counted {
+			l.dropSpare(lc.addr)
+		}
+		<-slot
+	}
+	return lc, nil
 }
 
 func (l *limitListener) Close() error {
@@ -736,7 +800,9 @@ type limitConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
-	spare   bool // taken past Limits.MaxConnections: health probes only
+	spare   bool       // taken past Limits.MaxConnections: health probes only
+	addr    netip.Addr // a spare connection's client address (limitListener.spareBy)
+	counted bool       // counted in spareBy under addr
 }
 
 func (c *limitConn) Close() error {
