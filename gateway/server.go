@@ -781,6 +781,17 @@ func (l *limitListener) accept() (*limitConn, error) {
 		<-slot
 		return nil, err
 	}
+	if slot == l.spare {
+		// The spare slot was taken while every ordinary one was: one
+		// may have been given back while Accept waited, and the
+		// connection is then an ordinary one (not refused 503).
+		select {
+		case l.sem <- struct{}{}:
+			<-l.spare
+			slot = l.sem
+		default:
+		}
+	}
 	lc := &limitConn{Conn: c, spare: slot == l.spare}
 	lc.release = func() {
 		if lc.counted {
