@@ -921,11 +921,21 @@ func tokenExpired() *problem {
 	return newProblem(http.StatusUnauthorized, proto.URIAuthenticationFailed, "the bearer token expired; reconnect with a fresh one")
 }
 
-// openStream admits one more SSE stream within Limits.MaxStreams and
+// streamLimit is how many SSE streams may be open: Limits.MaxStreams,
+// and at most Limits.MaxConnections less a sixteenth of it (at least one
+// connection) kept for short requests. Streams last: before, they could
+// take every connection (MaxStreams defaults to MaxConnections), and
+// routes, the OAuth2 endpoints and, on net/http, every request got 503.
+func streamLimit(l *Limits) int64 {
+	conns := l.MaxConnections - max(l.MaxConnections/16, 1)
+	return int64(max(min(l.MaxStreams, conns), 1))
+}
+
+// openStream admits one more SSE stream within streamLimit and
 // Limits.MaxStreamsPerClient.
 func (g *Server) openStream(r *http.Request) *problem {
 	lim := &g.opts.Limits
-	if g.streams.Add(1) > int64(lim.MaxStreams) {
+	if g.streams.Add(1) > streamLimit(lim) {
 		g.streams.Add(-1)
 		g.refused(refusedStreams)
 		return tooBusy(503, "the gateway serves as many event streams as it may")

@@ -157,7 +157,7 @@ type Limits struct {
 	SessionsPerIdentity    int           // sessions one principal's requests spread over; default min(shards, 4)
 	SessionIdle            time.Duration // a principal's sessions close after this long unused; default 60s
 
-	MaxStreams            int           // SSE streams in all (503 beyond); default 10,000
+	MaxStreams            int           // SSE streams in all (503 beyond), and at most MaxConnections less a sixteenth (streamLimit); default 10,000
 	MaxStreamsPerClient   int           // SSE streams per client IP address (429 beyond); default 1000
 	MaxStreamsPerIdentity int           // event streams of one principal with credentials (API or signing key, bearer subject and role), from any address (429 beyond); default MaxStreams/4 (requests without credentials: MaxStreamsPerClient)
 	SSEQueue              int           // frames queued per SSE stream; default 256

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -24,17 +23,7 @@ func TestSpareConnectionsPerAddress(t *testing.T) {
 		o.Limits.MaxConnections, o.Limits.MaxStreams, o.Limits.MaxStreamsPerClient = n, n, n
 		o.Limits.ReadHeaderTimeout = 20 * time.Second // the spares stay held for the whole test
 	})
-	for i := 0; i < n; i++ {
-		c := e.dialGateway(t, 20*time.Second)
-		if _, err := c.Write([]byte("GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("stream %d: %v %v", i, resp, err)
-		}
-	}
-	waitFor(t, "the streams opened", func() bool { return e.gw.streams.Load() == n })
+	fillConnections(t, e, n)
 	ll := e.gw.ln.(*limitListener)
 	// Another address opens every spare connection and never ends its
 	// request's header (a probe's request line, so that the event loop's

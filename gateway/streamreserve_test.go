@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamsLeaveConnectionsForRequests: event streams last, and could
+// take every connection max_connections allows (max_streams defaults to
+// it), so that routes, OAuth2 endpoints and, on net/http, every other
+// request got 503 at once. Streams now stop short of max_connections by
+// a reserve for short requests.
+func TestStreamsLeaveConnectionsForRequests(t *testing.T) {
+	const n = 8
+	e := newEnv(t, func(o *Options) {
+		o.Limits.MaxConnections, o.Limits.MaxStreams, o.Limits.MaxStreamsPerClient = n, n, n
+		o.Routes = []Route{{Name: "poke", Method: "POST", Path: "/poke", Realm: "realm1", Publish: "com.reserve.poke"}}
+	})
+	opened := 0
+	for i := 0; i < n; i++ {
+		c := e.dialGateway(t, 20*time.Second)
+		if _, err := c.Write([]byte("GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		if resp.StatusCode != 200 {
+			c.Close()
+			break
+		}
+		opened++
+	}
+	if opened == 0 || opened >= n {
+		t.Fatalf("%d streams opened of max_connections %d: none left for other requests", opened, n)
+	}
+	// The refused stream's connection is gone (its slot given back).
+	ll := e.gw.ln.(*limitListener)
+	waitFor(t, "the refused stream's connection to close", func() bool { return len(ll.sem) <= opened })
+	hc := &http.Client{Timeout: 4 * time.Second}
+	r, err := hc.Post(e.base+"/poke", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("a route's POST with the streams open: %v", err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode >= 300 {
+		t.Fatalf("a route's POST with the streams open: %d %s", r.StatusCode, b)
+	}
+}
+
+// fillConnections takes every connection of e's max_connections n: as
+// many event streams as may open (streamLimit), then idle HTTP/1.0
+// keep-alive connections (net/http keeps them; the lane hands them over).
+func fillConnections(t *testing.T, e *env, n int) {
+	t.Helper()
+	streams := int(streamLimit(&e.gw.opts.Limits))
+	for i := 0; i < n; i++ {
+		req := "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+		if i < streams {
+			req = "GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n"
+		}
+		c := e.dialGateway(t, 20*time.Second)
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v %v", i, resp, err)
+		}
+	}
+	waitFor(t, "the streams opened", func() bool { return e.gw.streams.Load() == int64(streams) })
+}
