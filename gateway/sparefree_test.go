@@ -19,10 +19,10 @@ func TestFreedConnectionNotRefused(t *testing.T) {
 	ll := e.gw.ln.(*limitListener)
 	conns := make([]interface{ Close() error }, 0, n)
 	for i := 0; i < n; i++ {
-		// HTTP/1.0 keep-alive: net/http serves it (the lane hands it
+		// An Expect header: net/http serves it (the lane hands it
 		// over) and keeps the connection idle.
 		c := e.dialGateway(t, 20*time.Second)
-		if _, err := c.Write([]byte("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")); err != nil {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
 		r, err := http.ReadResponse(bufio.NewReader(c), nil)
