@@ -114,10 +114,14 @@ type claimStore struct {
 	done   chan struct{}
 
 	// Owned by the worker goroutine.
-	kv       jetstream.KeyValue
-	stream   jetstream.Stream // the bucket's stream (nil: releases leave a delete marker)
-	replicas int
-	held     map[string]claimRec // claims this node holds, by key
+	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's stream (nil: releases leave a delete marker)
+	js     jetstream.JetStream
+	// streamTried is when bucket last asked for the stream and was not
+	// answered: it asks again at most once a second while stream is nil.
+	streamTried time.Time
+	replicas    int
+	held        map[string]claimRec // claims this node holds, by key
 	// releasing holds the claims this node gave back that the store did
 	// not take (it did not answer: no quorum, the uplink down), by key:
 	// the revision this node wrote (0: a provisional claim, given back by
@@ -803,6 +807,9 @@ func (c *claimStore) value() []byte {
 // bucket binds (or creates) the claim bucket. Worker goroutine.
 func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if c.kv != nil {
+		if c.stream == nil && c.js != nil && time.Since(c.streamTried) >= time.Second {
+			c.bindStream(ctx)
+		}
 		return c.kv, nil
 	}
 	// The domain-qualified API: JetStream API traffic does not cross a
@@ -843,11 +850,28 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, err
 	}
 	c.kv = kv
-	if st, err := js.Stream(ctx, "KV_"+claimBucket); err == nil {
-		c.stream = st
-	}
+	c.js = js
+	c.bindStream(ctx)
 	c.bound.Store(true)
 	return kv, nil
+}
+
+// bindStream looks the bucket's stream up. Before, a lookup that timed out
+// (a busy JetStream just after the bucket was bound) was not tried again:
+// the stream stayed nil for the node's life, its releases left a delete
+// marker each instead of a purge, and the sweep of dead nodes' claims never
+// ran. Now bucket asks again, at most once a second, until it is answered.
+func (c *claimStore) bindStream(ctx context.Context) {
+	st, err := c.js.Stream(ctx, "KV_"+claimBucket)
+	if c.n.opts.testStreamFails > 0 {
+		c.n.opts.testStreamFails--
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		c.streamTried = time.Now()
+		return
+	}
+	c.stream = st
 }
 
 // Reasons a claim is refused before the store is asked, or by a store

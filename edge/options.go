@@ -105,6 +105,10 @@ type Options struct {
 	// testClaimBytes, set by tests only, replaces claimBucketBytes when
 	// the node makes the claim bucket.
 	testClaimBytes int64
+	// testStreamFails, set by tests only, fails the claim store's first
+	// testStreamFails look-ups of its bucket's stream, as a busy
+	// JetStream's time-outs do.
+	testStreamFails int
 	// testClaimQueue, set by tests only, replaces maxReleaseJobs as the
 	// bound of the claim worker's queue and of the releases it keeps.
 	testClaimQueue int
