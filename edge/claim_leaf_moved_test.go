@@ -1,12 +1,10 @@
 package edge
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/edge/edgetest"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -65,10 +63,7 @@ func TestClaimOfEdgeWhoseLeafMovedIsRefusedPromptly(t *testing.T) {
 		t.Fatal("h1 did not record its leaf link with e")
 	}
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := e.dial(e.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, e)
 	s := h1.dial(h1.ws(), proto.JSON)
 	lost := h1.n.Stats().PeersLost.Load()
 
@@ -88,20 +83,8 @@ func TestClaimOfEdgeWhoseLeafMovedIsRefusedPromptly(t *testing.T) {
 	time.Sleep(3 * h1.n.opts.Heartbeat)
 
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if wampErr(err) != proto.URIProcedureAlreadyExists {
-			t.Fatalf("REGISTER on h1 of the procedure of e, alive and linked to h2: %v, want %s", err, proto.URIProcedureAlreadyExists)
-		}
-		t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
-	case <-time.After(1500 * time.Millisecond):
-		t.Fatalf("REGISTER on h1 of the procedure of e, alive and linked to h2, still waits after 1.5 s (a killed node's wait is %v)", 2*h1.n.opts.PeerTimeout)
-	}
+	done := registerOnly(ctx, s)
+	refusedPromptly(t, done, start, "REGISTER on h1 of the procedure of e, alive and linked to h2")
 	if h1.n.Stats().PeersLost.Load() != lost {
 		t.Fatal("h1 took e for dead")
 	}
@@ -122,10 +105,7 @@ func TestClaimOfKilledLeafNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 	hub, edge, px := hubAndEdgeWith(t, fast)
 	waitClaims(t, 15*time.Second, hub, edge)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, edge)
 	s := hub.dial(hub.ws(), proto.JSON)
 	release := stallControl(t, hub, nil)
 	lz, err := hub.n.srv.Leafz(nil)
@@ -145,26 +125,11 @@ func TestClaimOfKilledLeafNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 		}
 		return nil
 	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
+	done := registerOnly(ctx, s)
 	// Long enough for a claim given only routeCloseGrace to be refused.
-	select {
-	case err := <-done:
-		t.Fatalf("REGISTER on the hub of the procedure of the edge's killed life, while its new life's link is up and the hub has not heard it: %v, want it to wait", err)
-	case <-time.After(1200 * time.Millisecond):
-	}
+	stillWaits(t, done, 1200*time.Millisecond, "REGISTER on the hub of the procedure of the edge's killed life, while its new life's link is up and the hub has not heard it: %v, want it to wait")
 	release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("REGISTER on the hub of the procedure of the edge's killed life, once the hub heard its new life: %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the REGISTER did not end")
-	}
+	granted(t, ctx, done, "REGISTER on the hub of the procedure of the edge's killed life, once the hub heard its new life")
 }
 
 // The edge's leaf link to the hub flaps (closes and forms again, a new
@@ -178,10 +143,7 @@ func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
 	hub, edge, px := hubAndEdgeWith(t, fast)
 	waitClaims(t, 15*time.Second, hub, edge)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, edge)
 	s := hub.dial(hub.ws(), proto.JSON)
 	lost := hub.n.Stats().PeersLost.Load()
 	px.cut()
@@ -202,20 +164,8 @@ func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
 		t.Skip("the hub took the edge for dead during the flap (slow machine): nothing to check")
 	}
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if wampErr(err) != proto.URIProcedureAlreadyExists {
-			t.Fatalf("REGISTER on the hub of the live edge's procedure after a flap of its link: %v, want %s", err, proto.URIProcedureAlreadyExists)
-		}
-		t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
-	case <-time.After(1500 * time.Millisecond):
-		t.Fatalf("REGISTER on the hub of the live edge's procedure after a flap of its link still waits after 1.5 s")
-	}
+	done := registerOnly(ctx, s)
+	refusedPromptly(t, done, start, "REGISTER on the hub of the live edge's procedure after a flap of its link")
 
 	// Then the edge is killed: waited for.
 	release := stallControl(t, hub, nil)
@@ -226,17 +176,8 @@ func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
 		}
 		return nil
 	})
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("REGISTER on the hub of the procedure of the edge killed after a flap: %v, want it to wait", err)
-	case <-time.After(500 * time.Millisecond):
-	}
+	done = registerOnly(ctx, s)
+	stillWaits(t, done, 500*time.Millisecond, "REGISTER on the hub of the procedure of the edge killed after a flap: %v, want it to wait")
 	release()
-	if err := <-done; err != nil {
-		t.Fatalf("REGISTER on the hub of the procedure of the edge killed after a flap, once the hub took it for dead: %v", err)
-	}
+	granted(t, ctx, done, "REGISTER on the hub of the procedure of the edge killed after a flap, once the hub took it for dead")
 }

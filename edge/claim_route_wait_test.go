@@ -80,17 +80,82 @@ func claimsLeaderNot(t *testing.T, tn *tnode, name string) {
 	})
 }
 
+// nopHandler answers every invocation with an empty result.
+func nopHandler(context.Context, *client.Invocation) (*client.Result, error) {
+	return &client.Result{}, nil
+}
+
+// holdOnly registers the single procedure com.only on tn, by a session
+// of its own: the claim the tests' REGISTERs on other nodes meet.
+func holdOnly(t *testing.T, ctx context.Context, tn *tnode) {
+	t.Helper()
+	if _, err := tn.dial(tn.ws(), proto.JSON).Register(ctx, "com.only", nopHandler, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// registerOnly sends a REGISTER of com.only on s in the background; its
+// outcome arrives on the channel returned.
+func registerOnly(ctx context.Context, s *client.Session) chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, "com.only", nopHandler, nil)
+		done <- err
+	}()
+	return done
+}
+
+// stillWaits fails the test with format (given the REGISTER's outcome)
+// if the REGISTER whose outcome comes on done ends within d.
+func stillWaits(t *testing.T, done <-chan error, d time.Duration, format string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf(format, err)
+	case <-time.After(d):
+	}
+}
+
+// granted fails the test unless the REGISTER whose outcome comes on
+// done is granted before ctx ends.
+func granted(t *testing.T, ctx context.Context, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the REGISTER did not end")
+	}
+}
+
+// refusedPromptly fails the test unless the REGISTER whose outcome comes
+// on done, sent at start, is refused procedure_already_exists within
+// 1.5 s.
+func refusedPromptly(t *testing.T, done <-chan error, start time.Time, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if wampErr(err) != proto.URIProcedureAlreadyExists {
+			t.Fatalf("%s: %v, want %s", what, err, proto.URIProcedureAlreadyExists)
+		}
+		t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatalf("%s still waits after 1.5 s", what)
+	}
+}
+
 // storeAnswers waits until a single REGISTER on tn is granted by the
 // claim store (not provisionally): the store has its leaders after a
 // node's loss.
 func storeAnswers(t *testing.T, ctx context.Context, tn *tnode, s *client.Session) {
 	t.Helper()
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
 	i := 0
 	eventually(t, 15*time.Second, func() error {
 		i++
 		before := tn.n.Stats().ClaimsProvisional.Load()
-		reg, err := s.Register(ctx, fmt.Sprintf("com.probe.%d", i), h, nil)
+		reg, err := s.Register(ctx, fmt.Sprintf("com.probe.%d", i), nopHandler, nil)
 		if err != nil {
 			return err
 		}
@@ -117,10 +182,7 @@ func TestClaimOfKilledNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 	a, c := nodes[0], nodes[2]
 	waitClaims(t, 15*time.Second, nodes...)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, c)
 	old := routeID(t, a, "c")
 	if old == "" {
 		t.Fatal("a has no route to c")
@@ -138,26 +200,11 @@ func TestClaimOfKilledNodeRestartedAtOnceIsWaitedFor(t *testing.T) {
 		return nil
 	})
 	storeAnswers(t, ctx, a, s)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
+	done := registerOnly(ctx, s)
 	// Long enough for a claim given only routeCloseGrace to be refused.
-	select {
-	case err := <-done:
-		t.Fatalf("REGISTER on a of the procedure of c's killed life, while c's new life's route is up and a has not heard it yet: %v, want it to wait", err)
-	case <-time.After(1200 * time.Millisecond):
-	}
+	stillWaits(t, done, 1200*time.Millisecond, "REGISTER on a of the procedure of c's killed life, while c's new life's route is up and a has not heard it yet: %v, want it to wait")
 	release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("REGISTER on a of the procedure of c's killed life, once a heard c's new life: %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the REGISTER did not end")
-	}
+	granted(t, ctx, done, "REGISTER on a of the procedure of c's killed life, once a heard c's new life")
 }
 
 // proxiedTriangle starts a, b and c meshed by NATS routes, every route
@@ -206,10 +253,7 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 800*time.Millisecond }
 	a, _, c, pa, pc := proxiedTriangle(t, fast)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, c)
 	id := routeID(t, a, "c")
 	s := a.dial(a.ws(), proto.JSON)
 	claimsLeaderNot(t, a, "c")
@@ -226,11 +270,7 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 	})
 	storeAnswers(t, ctx, a, s)
 	flapped := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
+	done := registerOnly(ctx, s)
 	time.Sleep(300 * time.Millisecond) // its claim finds the route lost
 	pa.restore()
 	pc.restore()
@@ -254,19 +294,10 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 		return nil
 	})
 	storeAnswers(t, ctx, a, s)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("REGISTER on a of the procedure of c, killed after an earlier flap of their route: %v, want it to wait for c to be taken for dead", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	done = registerOnly(ctx, s)
+	stillWaits(t, done, 300*time.Millisecond, "REGISTER on a of the procedure of c, killed after an earlier flap of their route: %v, want it to wait for c to be taken for dead")
 	release()
-	if err := <-done; err != nil {
-		t.Fatalf("REGISTER on a of the procedure of c, killed, once a took c for dead: %v", err)
-	}
+	granted(t, ctx, done, "REGISTER on a of the procedure of c, killed, once a took c for dead")
 }
 
 // Node c, holding a single procedure, is killed; a REGISTER of it on a
@@ -288,10 +319,7 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	waitClaims(t, 15*time.Second, nodes...)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, c)
 	s := a.dial(a.ws(), proto.JSON)
 	sb := b.dial(b.ws(), proto.JSON)
 	claimsLeaderNot(t, a, "c")
@@ -304,15 +332,11 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 		return nil
 	})
 	storeAnswers(t, ctx, a, s)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
+	done := registerOnly(ctx, s)
 	// b takes c for dead, takes the procedure over, and gives it back.
 	var reg *client.Registration
 	eventually(t, 10*time.Second, func() error {
-		r, err := sb.Register(ctx, "com.only", h, nil)
+		r, err := sb.Register(ctx, "com.only", nopHandler, nil)
 		if err != nil {
 			return err
 		}
@@ -344,10 +368,7 @@ func TestClaimOfKilledLeafNodeIsWaitedFor(t *testing.T) {
 	hub, edge, _ := hubAndEdgeWith(t, func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, time.Second })
 	waitClaims(t, 15*time.Second, hub, edge)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := edge.dial(edge.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, edge)
 	s := hub.dial(hub.ws(), proto.JSON)
 	release := stallControl(t, hub, nil)
 	killHard(edge)
@@ -361,20 +382,10 @@ func TestClaimOfKilledLeafNodeIsWaitedFor(t *testing.T) {
 		}
 		return nil
 	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("REGISTER on the hub of the procedure of the killed edge, before the hub took it for dead: %v, want it to wait", err)
-	case <-time.After(500 * time.Millisecond):
-	}
+	done := registerOnly(ctx, s)
+	stillWaits(t, done, 500*time.Millisecond, "REGISTER on the hub of the procedure of the killed edge, before the hub took it for dead: %v, want it to wait")
 	release()
-	if err := <-done; err != nil {
-		t.Fatalf("REGISTER on the hub of the procedure of the killed edge, once the hub took it for dead: %v", err)
-	}
+	granted(t, ctx, done, "REGISTER on the hub of the procedure of the killed edge, once the hub took it for dead")
 }
 
 // The route from a to c, which holds a single procedure, closes and
@@ -389,10 +400,7 @@ func TestClaimWaitOnAFlappingRouteEnds(t *testing.T) {
 	fast := func(o *Options) { o.Heartbeat, o.PeerTimeout = 100*time.Millisecond, 700*time.Millisecond }
 	a, _, c, pa, pc := proxiedTriangle(t, fast)
 	ctx := ctxT(t, 30*time.Second)
-	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
-	if _, err := c.dial(c.ws(), proto.JSON).Register(ctx, "com.only", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	holdOnly(t, ctx, c)
 	s := a.dial(a.ws(), proto.JSON)
 	claimsLeaderNot(t, a, "c")
 	release := stallControl(t, a, nil)
@@ -410,11 +418,7 @@ func TestClaimWaitOnAFlappingRouteEnds(t *testing.T) {
 	cut()
 	storeAnswers(t, ctx, a, s)
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Register(ctx, "com.only", h, nil)
-		done <- err
-	}()
+	done := registerOnly(ctx, s)
 	limit := 3*a.n.opts.PeerTimeout + time.Second
 	flaps := 0
 	for {
