@@ -44,6 +44,17 @@ func routeID(t *testing.T, tn *tnode, peer string) string {
 	return ""
 }
 
+// routeGone waits until tn has no route to the node named peer.
+func routeGone(t *testing.T, tn *tnode, peer string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if routeID(t, tn, peer) != "" {
+			return fmt.Errorf("%s's route to %s is still up", tn.name, peer)
+		}
+		return nil
+	})
+}
+
 // claimsLeaderNot moves the leadership of the claim bucket's stream off
 // the node named name (asked through tn), so that its loss costs no
 // election (seconds).
@@ -262,12 +273,7 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 	// The flap, with a REGISTER waiting on it.
 	pa.cut()
 	pc.cut()
-	eventually(t, 10*time.Second, func() error {
-		if routeID(t, a, "c") != "" {
-			return fmt.Errorf("a's route to c is still up")
-		}
-		return nil
-	})
+	routeGone(t, a, "c")
 	storeAnswers(t, ctx, a, s)
 	flapped := time.Now()
 	done := registerOnly(ctx, s)
@@ -287,12 +293,7 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 	// Past the flap's wait, c is killed.
 	time.Sleep(time.Until(flapped.Add(2*a.n.opts.PeerTimeout + 100*time.Millisecond)))
 	killHard(c)
-	eventually(t, 10*time.Second, func() error {
-		if routeID(t, a, "c") != "" {
-			return fmt.Errorf("a's route to c is still up")
-		}
-		return nil
-	})
+	routeGone(t, a, "c")
 	storeAnswers(t, ctx, a, s)
 	done = registerOnly(ctx, s)
 	stillWaits(t, done, 300*time.Millisecond, "REGISTER on a of the procedure of c, killed after an earlier flap of their route: %v, want it to wait for c to be taken for dead")
@@ -325,12 +326,7 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 	claimsLeaderNot(t, a, "c")
 	release := stallControl(t, a, nil)
 	killHard(c)
-	eventually(t, 10*time.Second, func() error {
-		if routeID(t, a, "c") != "" {
-			return fmt.Errorf("a's route to c is still up")
-		}
-		return nil
-	})
+	routeGone(t, a, "c")
 	storeAnswers(t, ctx, a, s)
 	done := registerOnly(ctx, s)
 	// b takes c for dead, takes the procedure over, and gives it back.
@@ -408,12 +404,7 @@ func TestClaimWaitOnAFlappingRouteEnds(t *testing.T) {
 	cut := func() {
 		pa.cut()
 		pc.cut()
-		eventually(t, 10*time.Second, func() error {
-			if routeID(t, a, "c") != "" {
-				return fmt.Errorf("a's route to c is still up")
-			}
-			return nil
-		})
+		routeGone(t, a, "c")
 	}
 	cut()
 	storeAnswers(t, ctx, a, s)
