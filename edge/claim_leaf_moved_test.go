@@ -25,6 +25,21 @@ func leafz(t *testing.T, tn *tnode, name string) bool {
 	return false
 }
 
+// leafLinked waits until tn's leaf-node link with the node named name
+// is up (up) or gone (!up).
+func leafLinked(t *testing.T, tn *tnode, name string, up bool) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		switch got := leafz(t, tn, name); {
+		case got && !up:
+			return fmt.Errorf("the leaf link is still up")
+		case !got && up:
+			return fmt.Errorf("the leaf link is not back")
+		}
+		return nil
+	})
+}
+
 // A hub of two clustered nodes (h1, h2), an edge listing both in its
 // leaf remotes (the documented shape: "list every hub node"). The edge,
 // linked to h1, holds a single procedure; its leaf link then moves to h2
@@ -147,19 +162,9 @@ func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
 	s := hub.dial(hub.ws(), proto.JSON)
 	lost := hub.n.Stats().PeersLost.Load()
 	px.cut()
-	eventually(t, 10*time.Second, func() error {
-		if leafz(t, hub, "edge1") {
-			return fmt.Errorf("the leaf link is still up")
-		}
-		return nil
-	})
+	leafLinked(t, hub, "edge1", false)
 	px.restore()
-	eventually(t, 10*time.Second, func() error {
-		if !leafz(t, hub, "edge1") {
-			return fmt.Errorf("the leaf link is not back")
-		}
-		return nil
-	})
+	leafLinked(t, hub, "edge1", true)
 	if hub.n.Stats().PeersLost.Load() != lost {
 		t.Skip("the hub took the edge for dead during the flap (slow machine): nothing to check")
 	}
@@ -170,12 +175,7 @@ func TestClaimOfEdgeAfterItsLeafLinkFlapped(t *testing.T) {
 	// Then the edge is killed: waited for.
 	release := stallControl(t, hub, nil)
 	killHard(edge)
-	eventually(t, 10*time.Second, func() error {
-		if leafz(t, hub, "edge1") {
-			return fmt.Errorf("the leaf link is still up")
-		}
-		return nil
-	})
+	leafLinked(t, hub, "edge1", false)
 	done = registerOnly(ctx, s)
 	stillWaits(t, done, 500*time.Millisecond, "REGISTER on the hub of the procedure of the edge killed after a flap: %v, want it to wait")
 	release()
