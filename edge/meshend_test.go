@@ -43,16 +43,9 @@ func TestMeshAnswerRefusedByFullQueueStillAnswered(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
-	sink := a.dial(a.rs(), proto.MsgPack)
-	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
 	caller := a.dial(a.ws(), proto.JSON)
 	callUntil(t, caller, "com.answer", nil)
-	filler := b.dial(b.ws(), proto.JSON)
-	callUntil(t, filler, "com.sink", nil)
+	filler := sinkFiller(t, ctx, a, b)
 
 	answered := make(chan error, 1)
 	go func() {
@@ -195,16 +188,9 @@ func TestMeshBounceRefusedByFullQueueStillAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := a.dial(a.rs(), proto.MsgPack)
-	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
 	caller := a.dial(a.ws(), proto.JSON)
 	callUntil(t, caller, "com.gone", nil)
-	filler := b.dial(b.ws(), proto.JSON)
-	callUntil(t, filler, "com.sink", nil)
+	filler := sinkFiller(t, ctx, a, b)
 
 	releaseSender := fillOutbound(t, b, filler, "com.sink")
 	// The callee unregisters: b's directory change waits behind the held
@@ -236,6 +222,22 @@ func TestMeshBounceRefusedByFullQueueStillAnswered(t *testing.T) {
 		t.Fatal("the caller got no answer 10 s after b's queue drained: the call b could not send back was lost")
 	}
 	waitNothingPending(t, nodes...)
+}
+
+// sinkFiller registers com.sink, which answers at once, on sinkNode and
+// returns a session on fillerNode that has called it (the mesh knows
+// it): fillOutbound's filler.
+func sinkFiller(t *testing.T, ctx context.Context, sinkNode, fillerNode *tnode) *client.Session {
+	t.Helper()
+	sink := sinkNode.dial(sinkNode.rs(), proto.MsgPack)
+	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	filler := fillerNode.dial(fillerNode.ws(), proto.JSON)
+	callUntil(t, filler, "com.sink", nil)
+	return filler
 }
 
 // fillOutbound holds tn's sender and fills its outbound queue with calls
@@ -319,16 +321,9 @@ func TestMeshEndsPastReserveSentOnceRoom(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
-	sink := b.dial(b.rs(), proto.MsgPack)
-	if _, err := sink.Register(ctx, "com.sink", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
-		return &client.Result{}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
 	caller := a.dial(a.ws(), proto.JSON)
 	callUntil(t, caller, "com.wait", nil)
-	filler := a.dial(a.ws(), proto.JSON)
-	callUntil(t, filler, "com.sink", nil)
+	filler := sinkFiller(t, ctx, b, a)
 
 	// Calls that each wait for their INTERRUPT, all running on b.
 	const calls = 16
