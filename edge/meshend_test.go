@@ -25,8 +25,7 @@ import (
 // one (rpc.call_timeout is off by default).
 func TestMeshAnswerRefusedByFullQueueStillAnswered(t *testing.T) {
 	t.Parallel()
-	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
-	a, b := nodes[0], nodes[1]
+	nodes, a, b := smallQueuePair(t)
 	ctx := ctxT(t, 30*time.Second)
 
 	// The callee of the call that will be answered, on b; a sink on a for
@@ -178,8 +177,7 @@ func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
 // timeout, for ever without one.
 func TestMeshBounceRefusedByFullQueueStillAnswered(t *testing.T) {
 	t.Parallel()
-	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
-	a, b := nodes[0], nodes[1]
+	nodes, a, b := smallQueuePair(t)
 	ctx := ctxT(t, 30*time.Second)
 	callee := b.dial(b.rs(), proto.MsgPack)
 	reg, err := callee.Register(ctx, "com.gone", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
@@ -305,8 +303,7 @@ func fillOutbound(t *testing.T, tn *tnode, filler *client.Session, proc string) 
 // INTERRUPT.
 func TestMeshEndsPastReserveSentOnceRoom(t *testing.T) {
 	t.Parallel()
-	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
-	a, b := nodes[0], nodes[1]
+	nodes, a, b := smallQueuePair(t)
 	ctx := ctxT(t, 30*time.Second)
 	callee := b.dial(b.rs(), proto.MsgPack)
 	var running, interrupted atomic.Int64

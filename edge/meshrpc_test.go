@@ -13,6 +13,15 @@ import (
 	"github.com/edgewamp/edgewamp/route"
 )
 
+// smallQueuePair starts two clustered nodes, a and b, whose mesh
+// outbound queues hold 1 MiB (quickly filled) and whose peer_timeout
+// (20 s) outlasts a sender held while a test fills its queue.
+func smallQueuePair(t *testing.T) (nodes []*tnode, a, b *tnode) {
+	t.Helper()
+	nodes = clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
+	return nodes, nodes[0], nodes[1]
+}
+
 // A progressive result the callee's node cannot send to the caller's
 // node (here larger than its whole outbound queue, as a full queue
 // refuses any) fails the call at its caller, as it did; and the callee,
@@ -90,8 +99,7 @@ func TestMeshProgressiveResultRefusedInterruptsCallee(t *testing.T) {
 // its own accord, for ever for one that waits for its INTERRUPT.
 func TestMeshKillCancelRefusedEndsCall(t *testing.T) {
 	t.Parallel()
-	nodes := clusterWith(t, func(o *Options) { o.MaxOutbound = 1 << 20; o.PeerTimeout = 20 * time.Second }, "a", "b")
-	a, b := nodes[0], nodes[1]
+	nodes, a, b := smallQueuePair(t)
 	ctx := ctxT(t, 30*time.Second)
 	callee := b.dial(b.rs(), proto.MsgPack)
 	blocked, release := make(chan struct{}, 1), make(chan struct{})
