@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/edgewamp/edgewamp/proto"
 )
 
 // A panicking OnProgress gives back what its call held towards
@@ -24,11 +22,9 @@ func TestOnProgressPanicGivesBacklogBack(t *testing.T) {
 	chunk := strings.Repeat("x", 24<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
-	caller, err := Dial(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxBacklog: limit})
-	noErr(t, "Dial caller", err)
-	t.Cleanup(func() { caller.Close() })
+	caller := dialBacklog(t, ctx, url, limit, "Dial caller")
 	callee := dialRouter(t, url)
-	_, err = callee.Register(ctx, "com.stream", func(ctx context.Context, inv *Invocation) (*Result, error) {
+	_, err := callee.Register(ctx, "com.stream", func(ctx context.Context, inv *Invocation) (*Result, error) {
 		for range 2 {
 			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
 				return nil, err

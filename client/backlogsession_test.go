@@ -12,6 +12,16 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 )
 
+// dialBacklog dials a MessagePack session to url with Config.MaxBacklog
+// limit, closed at the test's end; what names it in a failure.
+func dialBacklog(t *testing.T, ctx context.Context, url string, limit int, what string) *Session {
+	t.Helper()
+	s, err := Dial(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxBacklog: limit})
+	noErr(t, what, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // Config.MaxBacklog bounds what all of a session's streams hold, not
 // each one's: four progressive invocations (calls) each holding 192 KiB
 // of chunks (results) not taken, under a 256 KiB bound, hold at most the
@@ -52,12 +62,10 @@ func TestBacklogBoundsSessionNotStream(t *testing.T) {
 	t.Run("invocations", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 		defer cancel()
-		callee, err := Dial(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxBacklog: limit})
-		noErr(t, "Dial callee", err)
-		t.Cleanup(func() { callee.Close() })
+		callee := dialBacklog(t, ctx, url, limit, "Dial callee")
 		caller := dialRouter(t, url)
 		causes := make(chan error, streams)
-		_, err = callee.Register(ctx, "com.hold", func(ctx context.Context, inv *Invocation) (*Result, error) {
+		_, err := callee.Register(ctx, "com.hold", func(ctx context.Context, inv *Invocation) (*Result, error) {
 			<-ctx.Done() // never takes a chunk
 			causes <- context.Cause(ctx)
 			return nil, ctx.Err()
@@ -116,13 +124,11 @@ func TestBacklogBoundsSessionNotStream(t *testing.T) {
 	t.Run("calls", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 		defer cancel()
-		caller, err := Dial(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxBacklog: limit})
-		noErr(t, "Dial caller", err)
-		t.Cleanup(func() { caller.Close() })
+		caller := dialBacklog(t, ctx, url, limit, "Dial caller")
 		callee := dialRouter(t, url)
 		var sent sync.WaitGroup
 		sent.Add(streams)
-		_, err = callee.Register(ctx, "com.stream", func(ctx context.Context, inv *Invocation) (*Result, error) {
+		_, err := callee.Register(ctx, "com.stream", func(ctx context.Context, inv *Invocation) (*Result, error) {
 			for range chunks {
 				inv.SendProgress([]any{chunk}, nil)
 			}
