@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"strings"
@@ -58,11 +57,7 @@ func TestLaneHealthAnsweredPastMaxConnections(t *testing.T) {
 		t.Skip("the event loop's lane only")
 	}
 	for i := 0; i < n; i++ {
-		c := e.dialGateway(t, 20*time.Second)
-		if _, err := c.Write([]byte(callPost("com.none"))); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		if _, _, err := rawRequest(t, e, callPost("com.none")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,11 +75,7 @@ func TestLaneHealthAnsweredPastMaxConnections(t *testing.T) {
 	}
 	// A probe's connection went to net/http (which has room): a call on
 	// a new connection is still past the port's cap.
-	c := e.dialGateway(t, 20*time.Second)
-	if _, err := c.Write([]byte(callPost("com.none"))); err != nil {
-		t.Fatal(err)
-	}
-	r, err := http.ReadResponse(bufio.NewReader(c), nil)
+	_, r, err := rawRequest(t, e, callPost("com.none"))
 	if err != nil || r.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a call past max_connections: %v %v, want 503", r, err)
 	}

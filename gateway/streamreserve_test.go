@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,11 +23,7 @@ func TestStreamsLeaveConnectionsForRequests(t *testing.T) {
 	})
 	opened := 0
 	for i := 0; i < n; i++ {
-		c := e.dialGateway(t, 20*time.Second)
-		if _, err := c.Write([]byte("GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c, resp, err := rawRequest(t, e, "GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		if err != nil {
 			t.Fatalf("stream %d: %v", i, err)
 		}
@@ -54,6 +51,18 @@ func TestStreamsLeaveConnectionsForRequests(t *testing.T) {
 	}
 }
 
+// rawRequest writes req on a connection of its own to e's gateway (open
+// until the test's end, 20 s at the most) and reads the response's head.
+func rawRequest(t *testing.T, e *env, req string) (net.Conn, *http.Response, error) {
+	t.Helper()
+	c := e.dialGateway(t, 20*time.Second)
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	return c, resp, err
+}
+
 // fillConnections takes every connection of e's max_connections n: as
 // many event streams as may open (streamLimit), then idle keep-alive
 // connections whose request has an Expect header (net/http keeps them;
@@ -67,11 +76,7 @@ func fillConnections(t *testing.T, e *env, n int) {
 		if i < streams {
 			req = "GET /wamp/realm1/events/com.full HTTP/1.1\r\nHost: localhost\r\n\r\n"
 		}
-		c := e.dialGateway(t, 20*time.Second)
-		if _, err := c.Write([]byte(req)); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		_, resp, err := rawRequest(t, e, req)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("connection %d: %v %v", i, resp, err)
 		}
