@@ -590,7 +590,7 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 			return nil, ErrClosed
 		}
 		s := c.s
-		if s != nil && ended(s) {
+		if s != nil && doneClosed(s) {
 			// Lost, and serve has not noticed yet (it may be running a
 			// slow OnSession): the up channel is the closed one of s.
 			c.forget(s)
@@ -654,6 +654,7 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 		if !lostWith(s, err) {
 			return err
 		}
+		c.lost(s)
 	}
 	c.mu.Lock()
 	r.cur = reg
@@ -690,6 +691,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 		if !lostWith(s, err) {
 			return err
 		}
+		c.lost(s)
 	}
 	c.mu.Lock()
 	d.cur = sub
@@ -843,17 +845,36 @@ func ignoreGone(s *Session, err, notThere error) error {
 // (the session was lost before the router answered), not the router's
 // answer nor the caller's context's.
 func lostWith(s *Session, err error) bool {
-	return ended(s) && errors.Is(err, s.Err()) && s.Err() != ErrClosed
+	end := s.Err()
+	return end != nil && errors.Is(err, end) && end != ErrClosed
 }
 
-// ended reports whether s's session is over (what it held went with it).
-func ended(s *Session) bool {
+// lost clears s, which a request found lost, as the current session, so
+// that Session waits for the next one even before s's Done is closed.
+func (c *Client) lost(s *Session) {
+	c.mu.Lock()
+	c.forget(s)
+	c.mu.Unlock()
+}
+
+// doneClosed reports whether s's Done is closed: ended, without the lock
+// (Session's check on every Client.Call and Publish).
+func doneClosed(s *Session) bool {
 	select {
 	case <-s.Done():
 		return true
 	default:
 		return false
 	}
+}
+
+// ended reports whether s's session is over (what it held went with it).
+// It reads Err, not Done: shutdown answers the pending requests with the
+// end before it closes Done, and a waiter woken by that answer found the
+// session alive (a Register lost with its session then failed instead of
+// being made on the next one).
+func ended(s *Session) bool {
+	return s.Err() != nil
 }
 
 // Close ends the current session (GOODBYE) and stops reconnecting. It

@@ -412,6 +412,9 @@ func (s *Session) shutdown(cause error, graceful bool) {
 	for _, rq := range reqs {
 		rq.reply <- reply{err: cause}
 	}
+	if h := shutdownHook.Load(); h != nil {
+		(*h)(s)
+	}
 	close(s.done)
 	if cause == ErrClosed {
 		s.log.Debug("client: session closed")
@@ -419,6 +422,10 @@ func (s *Session) shutdown(cause error, graceful bool) {
 		s.log.Info("client: session ended", "reason", cause)
 	}
 }
+
+// shutdownHook, when set, runs in shutdown after the pending requests
+// were answered and before done is closed. For the tests.
+var shutdownHook atomic.Pointer[func(*Session)]
 
 // violation ends the session because the router broke the protocol: it
 // sends ABORT wamp.error.protocol_violation with the reason.
