@@ -127,6 +127,9 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 		if oe != nil {
 			return oe
 		}
+		// The answer's scope is the token's (RFC 6749 §5.1): cut to what
+		// the client may still have, not what the family was granted.
+		sc = l.scope
 		var err error
 		if at, exp, err = s.mint(l, f.Gid); err != nil {
 			s.log.Error("oauth: no access token could be signed for a refresh; the refresh token stays valid", "client", c.ID, "err", err)
