@@ -18,7 +18,7 @@ type oauthError struct {
 	status int
 	code   string // error
 	desc   string // error_description: for people; never a secret
-	basic  bool   // the client used HTTP Basic: add WWW-Authenticate
+	basic  bool   // the client used HTTP Basic: add WWW-Authenticate (every 401 has it too)
 	retry  time.Duration
 }
 
@@ -48,7 +48,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *oauthError) {
-	if e.basic {
+	// Every 401 names a scheme (RFC 9110 §15.5.2: "MUST send a
+	// WWW-Authenticate header field"): a client that authenticated in the
+	// form, or not at all, is told the scheme it may use (RFC 6749
+	// §2.3.1 requires servers to support Basic).
+	if e.basic || e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
 	}
 	if e.retry > 0 {
