@@ -136,7 +136,7 @@ func (s *Server) redirectURL(req *authzRequest, params url.Values) string {
 func (s *Server) errorRedirect(req *authzRequest, oe *oauthError) string {
 	p := url.Values{"error": {oe.code}}
 	if oe.desc != "" {
-		p.Set("error_description", oe.desc)
+		p.Set("error_description", descText(oe.desc))
 	}
 	return s.redirectURL(req, p)
 }
