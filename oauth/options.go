@@ -368,13 +368,33 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// origin returns the scheme://host[:port] of an http(s) URL, or "".
+// origin returns the origin of an http(s) URL as a browser sends it in
+// Origin, or "".
 func origin(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return ""
 	}
-	return u.Scheme + "://" + u.Host
+	return urlOrigin(u)
+}
+
+// urlOrigin is the ASCII serialization of an http(s) URL's origin (RFC
+// 6454 §6.2), what a browser's Origin header holds: scheme and host in
+// lower case, the port only when it is not the scheme's default. Built
+// from the URL as written, "https://Dash.Example:443/cb" was an origin no
+// browser sends, and its app's requests were refused 403.
+func urlOrigin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
 func validClientID(s string) bool {

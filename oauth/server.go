@@ -553,7 +553,7 @@ func (s *Server) cors(h http.HandlerFunc) http.HandlerFunc {
 // the answers to guess passwords through their browsers.
 func (s *Server) knownOriginsOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && o != s.base.Scheme+"://"+s.base.Host && !s.cfg.Load().origins[o] {
+		if o := r.Header.Get("Origin"); o != "" && o != urlOrigin(s.base) && !s.cfg.Load().origins[o] {
 			writeError(w, &oauthError{status: http.StatusForbidden, code: "invalid_request", desc: "requests from this origin are not accepted"})
 			return
 		}
