@@ -78,14 +78,14 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 	if err != nil {
 		switch {
 		case errors.Is(err, oauth.ErrTokenExpired):
-			return nil, errors.New("the token has expired")
+			return nil, ownRefusal("the token has expired")
 		case errors.Is(err, oauth.ErrTokenRevoked):
-			return nil, errors.New("the token was revoked")
+			return nil, ownRefusal("the token was revoked")
 		}
 		return nil, errors.New("the token is not valid")
 	}
 	if c.Audience == "" {
-		return nil, errors.New("the token names no realm")
+		return nil, ownRefusal("the token names no realm")
 	}
 	// The scopes a route's auth.scopes is matched against are those of
 	// the token's that its client may still have: a reload may have taken
@@ -100,15 +100,25 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 		p.Roles = srv.HeldRoles(c)
 		if !slices.Contains(p.Roles, p.AuthRole) {
 			if why := v.o.withdrawn(srv, c, p.AuthRole); why != "" {
-				return nil, errors.New(why)
+				return nil, ownRefusal(why)
 			}
 			// A reload between the two checks gave the role back:
 			// refused this once, as the first check found it.
-			return nil, errors.New("the role was removed")
+			return nil, ownRefusal("the role was removed")
 		}
 	}
 	return p, nil
 }
+
+// ownRefusal is oauthBearer's refusal of a token the OAuth2 server
+// verified as its own (signed by its key ring): expired, revoked, or
+// withdrawn by a reload. It is final: bearerChain does not try the next
+// verifier, which, given the server's public keys as gateway.bearer's
+// jwks_file, verified the signature and took the token (its aud is the
+// bare realm, no "wamp:<realm>", so on every realm, revoked or not).
+type ownRefusal string
+
+func (e ownRefusal) Error() string { return string(e) }
 
 // errIssuerNotReadyHTTP: the OAuth2 server has not started (a mesh's
 // shared store not reachable yet); the gateway answers 503 and does not

@@ -280,7 +280,9 @@ func contains(l []string, s string) bool {
 }
 
 // bearerChain tries each verifier in turn (the OAuth2 server's tokens,
-// then a JWKS file's); the first that accepts the token wins.
+// then a JWKS file's); the first that accepts the token wins, and the
+// OAuth2 server's refusal of a token of its own ends the search
+// (ownRefusal).
 type bearerChain []gateway.BearerVerifier
 
 func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.Principal, error) {
@@ -289,6 +291,10 @@ func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.P
 		p, err := v.VerifyBearer(ctx, token)
 		if err == nil {
 			return p, nil
+		}
+		var own ownRefusal
+		if errors.As(err, &own) {
+			return nil, err
 		}
 		if first == nil {
 			first = err
