@@ -277,6 +277,7 @@ func (c *config) validateGateway(errs *[]error) {
 	c.validateKeyNames(errs)
 	c.validateGatewayRoles(errs)
 	c.validateRouteKeyRealms(errs)
+	c.validateRouteScopes(errs)
 	for i, ce := range g.Callees {
 		realmKnown("callee", "callees", i, ce.Realm)
 	}
@@ -425,6 +426,34 @@ func (c *config) validateRouteKeyRealms(errs *[]error) {
 			}
 		}
 	}
+}
+
+// validateRouteScopes refuses a route's auth.scopes entry that is not a
+// scope token (RFC 6749 §3.3: 1*( %x21 / %x23-5B / %x5D-7E ), printable
+// ASCII without a space, double quote or backslash). A token's scopes
+// are split at spaces, so an entry such as "read write" (meant as both)
+// was held by no token: every request was refused 403 "the token lacks
+// scope", and check-config said ok; a double quote broke the 403's
+// WWW-Authenticate header (scope="...").
+func (c *config) validateRouteScopes(errs *[]error) {
+	for i, rt := range c.Gateway.Routes {
+		for j, sc := range rt.Auth.Scopes {
+			if !scopeToken(sc) {
+				c.errAt(errs, fmt.Sprintf("gateway.routes[%d].auth.scopes[%d] %q is not one scope (printable ASCII without spaces, double quotes or backslashes; list each scope on its own): no token holds it, and every request would be refused 403", i, j, sc),
+					"gateway", "routes", i, "auth", "scopes", j)
+			}
+		}
+	}
+}
+
+// scopeToken reports whether s is an RFC 6749 §3.3 scope-token.
+func scopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validateKeyNames refuses two keys of one name: an API key's name (by
