@@ -46,3 +46,42 @@ func TestSocketCBORNormalizedKeepsDateTextAndUndefined(t *testing.T) {
 		t.Errorf("the JSON subscriber got Arguments %s", m.Args.B)
 	}
 }
+
+// A date text (tag 0) as a key of a CBOR publication's ArgumentsKw reaches
+// CBOR subscribers as the text alone, as it reaches the others. Before, it
+// passed as it came: cbor2 (Autobahn|Python) reads the key as a datetime,
+// and calling the handler with a datetime keyword raised TypeError out of
+// Autobahn|Python's message handler, which dropped its connection: one
+// publication disconnected every such subscriber of the topic.
+func TestSocketCBORTaggedKeyStripped(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	join := func(ser proto.Serializer) *wamp {
+		p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
+		p.join()
+		return p
+	}
+	subC, subM, pub := join(proto.CBOR), join(proto.MsgPack), join(proto.CBOR)
+	subC.subscribe("com.keys")
+	subM.subscribe("com.keys")
+
+	text := "323032302d30392d31335431323a32363a34305a" // "2020-09-13T12:26:40Z"
+	// [PUBLISH, 1, {}, "com.keys", [], {0(text): 1}]
+	pub.c.send(mustHexT(t, "86 10 01 a0 68"+hex.EncodeToString([]byte("com.keys"))+"80 a1 c0 74"+text+"01"))
+
+	if m := subC.expect(proto.CodeEvent); hex.EncodeToString(m.Kwargs.B) != "a174"+text+"01" {
+		t.Errorf("the CBOR subscriber got ArgumentsKw %x, want a174%s01 (the key untagged)", m.Kwargs.B, text)
+	}
+	if m := subM.expect(proto.CodeEvent); hex.EncodeToString(m.Kwargs.B) != "81b4"+text+"01" {
+		t.Errorf("the MsgPack subscriber got ArgumentsKw %x", m.Kwargs.B)
+	}
+}
+
+func mustHexT(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -295,6 +295,15 @@ func (r *rd) skipTokens(depth int) error {
 // autobahn drops the connection). Nor may it be "__proto__" (see
 // isProtoKey).
 func (r *rd) skipKey() error {
+	if r.ser == CBOR && r.i < len(r.b) && r.b[r.i]>>5 == 6 {
+		// A tag on a key is stripped for CBOR peers too, even one
+		// cbTagKept keeps on a value (a date text, tag 0): cbor2 reads
+		// a tagged key as a datetime, and Autobahn|Python, calling its
+		// handler with the ArgumentsKw as keyword arguments, raises
+		// TypeError out of its message handler and drops the
+		// connection. Every peer gets the key as the text it is.
+		r.norm = true
+	}
 	var t tok
 	err := r.next(&t)
 	if err == ErrBadBase64 {
