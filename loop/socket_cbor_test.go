@@ -85,3 +85,33 @@ func mustHexT(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// Indefinite-length text and byte strings in a CBOR publication (valid
+// CBOR: node-cbor and cbor2 read them) reach CBOR subscribers joined into
+// definite strings, in Arguments and as ArgumentsKw keys and values.
+// Before, they passed as they came, and cbor-x 1.6.9 (wampy 8.0.2's CBOR)
+// cannot decode them at all ("Indefinite length not supported for byte or
+// text strings"): wampy closes its session on a message it cannot decode,
+// so one publication ended every wampy CBOR subscriber of the topic.
+func TestSocketCBORIndefiniteStringsJoined(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	join := func(ser proto.Serializer) *wamp {
+		p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
+		p.join()
+		return p
+	}
+	sub, pub := join(proto.CBOR), join(proto.CBOR)
+	sub.subscribe("com.chunks")
+
+	// [PUBLISH, 1, {}, "com.chunks", [(_ "a", "b"), (_ h'01', h'02')], {(_ "k"): (_ "v")}]
+	pub.c.send(mustHexT(t, "86 10 01 a0 6a"+hex.EncodeToString([]byte("com.chunks"))+
+		"82 7f 6161 6162 ff 5f 4101 4102 ff a1 7f 616b ff 7f 6176 ff"))
+	m := sub.expect(proto.CodeEvent)
+	if got := hex.EncodeToString(m.Args.B); got != "82626162420102" {
+		t.Errorf("Arguments %s, want 82626162420102 (definite strings)", got)
+	}
+	if got := hex.EncodeToString(m.Kwargs.B); got != "a1616b6176" {
+		t.Errorf("ArgumentsKw %s, want a1616b6176", got)
+	}
+}

@@ -32,6 +32,15 @@ func TestCBORTagsNormalized(t *testing.T) {
 		{"tag 0 on a key, deep, beside a tag 0 value", "81 82 01 a1 c0 74323032302d30392d31335431323a32363a34305a c0 74323032302d30392d31335431323a32363a34305a",
 			"81 82 01 a1 74323032302d30392d31335431323a32363a34305a c0 74323032302d30392d31335431323a32363a34305a"},
 		{"tag 55799 on a key", "81 a1 d9d9f7 6161 01", "81 a1 6161 01"},
+		// Indefinite-length strings, which cbor-x (wampy) cannot decode:
+		// joined into definite ones (a small bignum's magnitude too, the
+		// bignum then the integer it is; a date text keeps its tag).
+		{"indefinite text", "81 7f 6161 6162 ff", "81 62 6162"},
+		{"indefinite bytes", "81 5f 4101 4102 ff", "81 42 0102"},
+		{"indefinite empty text", "81 7f ff", "81 60"},
+		{"indefinite text key", "81 a1 7f 6161 ff 01", "81 a1 6161 01"},
+		{"bignum of indefinite bytes", "81 c2 5f 410a ff", "81 0a"},
+		{"date text of indefinite text", "81 c0 7f 6a323032302d30392d3133 6a5431323a32363a34305a ff", "81 c0 74323032302d30392d31335431323a32363a34305a"},
 		{"tag 1 on a bignum", "81 c1 c2 41 01", "81 01"},
 		// Kept.
 		{"tag 1 on an integer", "81 c1 1a5f5e1000", ""},

@@ -184,6 +184,12 @@ func (r *rd) cbChunked(t *tok, major byte, k kind) error {
 		if r.b[r.i] == 0xff {
 			r.i++
 			t.set(k, false, true, 0, 0, r.b[start:r.i-1:r.i-1])
+			// cbor-x (wampy's CBOR) cannot decode an indefinite-length
+			// string at all ("Indefinite length not supported for byte
+			// or text strings"), and wampy closes its session: a
+			// payload holding one reaches CBOR peers with the chunks
+			// joined, as a definite string (see Raw.Normalize).
+			r.norm = true
 			return nil
 		}
 		m, arg, indef, err := r.cbHead()

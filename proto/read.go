@@ -17,7 +17,8 @@ type rd struct {
 	dates bool
 	// norm: skip met a value the router converts even for a peer of the
 	// input's serializer (see Raw.Normalize): MsgPack's undefined, a CBOR
-	// tag that is not passed on as it came (cbTagKept).
+	// tag that is not passed on as it came (cbTagKept), a tag on a CBOR
+	// key, a CBOR indefinite-length string (cbChunked).
 	norm bool
 }
 

@@ -746,18 +746,25 @@ func TestBinaryPayloadsAreWAMPValues(t *testing.T) {
 		_, err := Decode(tc.ser, mustHex(t, stripSpaces(tc.call)))
 		requireTypedError(t, err, tc.want, tc.ser.String()+" "+tc.call)
 	}
-	// Valid UTF-8, chunked or not, and string keys pass through untouched.
+	// Valid UTF-8 and string keys pass through untouched; a chunked text
+	// string reaches CBOR peers joined (cbor-x cannot decode one:
+	// TestCBORTagsNormalized).
 	for _, tc := range []struct {
-		ser  Serializer
-		call string
+		ser       Serializer
+		call, out string
 	}{
-		{MsgPack, "963001 80 a170 91 a3 e282ac 81 a1 6b 01"}, // ["€"], {"k": 1}
-		{CBOR, "861830 01 a0 6170 81 7f 61 61 63 e282ac ff a1 616b 01"},
+		{MsgPack, "963001 80 a170 91 a3 e282ac 81 a1 6b 01", ""}, // ["€"], {"k": 1}
+		{CBOR, "861830 01 a0 6170 81 63 e282ac a1 616b 01", ""},
+		{CBOR, "861830 01 a0 6170 81 7f 61 61 63 e282ac ff a1 616b 01", "861830 01 a0 6170 81 64 61e282ac a1 616b 01"},
 	} {
 		b := mustHex(t, stripSpaces(tc.call))
+		want := b
+		if tc.out != "" {
+			want = mustHex(t, stripSpaces(tc.out))
+		}
 		m := mustDecode(t, tc.ser, b)
-		if out := mustAppend(t, tc.ser, m); !bytes.Equal(out, b) {
-			t.Fatalf("%s: same-serializer pass-through changed the bytes: %s", tc.ser, show(tc.ser, out))
+		if out := mustAppend(t, tc.ser, m); !bytes.Equal(out, want) {
+			t.Fatalf("%s: same-serializer pass-through gave %s, want %s", tc.ser, show(tc.ser, out), show(tc.ser, want))
 		}
 	}
 	for _, tc := range []struct {
