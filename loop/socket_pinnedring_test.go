@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,7 +122,11 @@ func TestTLSPartialRecordHoldsNoRing(t *testing.T) {
 			rec := w.seal(23, cliFrame(true, opText, hello))
 			head := len(rec) - 100
 			if pending {
-				rec = append(rec, w.seal(23, cliFrame(true, opPing, nil))[0]) // and the next record's first byte
+				// And the next record's first byte, in a slice of the
+				// same size class: append would grow rec's array by a
+				// quarter, 4 KiB of the test's own a connection, which
+				// was once taken for the router's.
+				rec = slices.Concat(rec, w.seal(23, cliFrame(true, opPing, nil))[:1])
 			}
 			out[i] = &sess{raw: raw, ws: wc, rec: rec, head: head}
 		}
@@ -170,7 +175,10 @@ func TestTLSPartialRecordHoldsNoRing(t *testing.T) {
 	perJoined, perPin := (h1-h0)/n, (h2-h1)/n
 	t.Logf("heap per TLS connection (server side + test client): joined %d B, joined with one byte of a record pending %d B; the budget counts %d B for the %d",
 		perJoined, perPin, st.Inbound, n+1)
-	if perPin > perJoined+8<<10 {
+	// The byte costs the router its stash (stashMin, 512 bytes, counted
+	// in the budget) and nothing else: 2 KiB leaves room for the heap's
+	// noise at n = 50 (±150 bytes measured).
+	if perPin > perJoined+2<<10 {
 		t.Fatalf("%d B per TLS connection holding one byte of a record, %d B without: the rest of its last partial record's buffer is kept (%d bytes counted for all %d)",
 			perPin, perJoined, st.Inbound, n+1)
 	}
