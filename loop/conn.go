@@ -98,6 +98,13 @@ type conn struct {
 	// closing handshake began (unsent), to judge at its deadline whether
 	// the peer is reading it.
 	closeLeft int64
+	// lingerBy: phDead, a session that ended (CloseSession) whose last
+	// output gnet still buffers: closed once gnet has written it, judged
+	// by the scan (flush.go: linger); the deadline of the peer's next
+	// lingerProgress bytes, 0 when not lingering. lingerLeft: what gnet
+	// buffered at the last judgement.
+	lingerBy   int64
+	lingerLeft int64
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -527,6 +534,10 @@ func (cn *conn) deadlines(now int64) {
 		}
 	case phLane:
 		cn.laneDeadlines(now)
+	case phDead:
+		if cn.lingerBy != 0 {
+			cn.lingered(now)
+		}
 	case phClosing:
 		if now > cn.closeBy {
 			// Our close frame was not taken either. A peer that took, in

@@ -489,11 +489,69 @@ func (cn *conn) sent(out []byte) {
 		cn.laneWritten()
 	}
 	if cn.phase == phDead {
+		if cn.linger() {
+			return
+		}
 		if cn.abort {
 			cn.resetOnClose()
 		}
 		cn.c.Close() // asynchronous: a task on this loop
 	}
+}
+
+// A session's last output can be more than the socket takes at once: a
+// result or events the peer had not read yet when it said GOODBYE (or was
+// killed), then the router's GOODBYE, on TLS close_notify. gnet keeps what
+// the socket did not take in its outbound buffer, and its close writes
+// that buffer only as far as the socket takes it at that moment, then
+// drops the rest: the peer read a message cut short and EOF, without the
+// GOODBYE (a RawSocket caller that said GOODBYE before reading the 512 KiB
+// result it asked for; over TLS no close_notify either: a truncation). So a connection whose session ended (CloseSession, not a
+// peer that does not read: abort) lingers while gnet holds its output:
+// it reads nothing more, and the scan closes it once gnet has written
+// everything, or, if the peer took less than lingerProgress in a
+// lingerStep, with a reset (abort: it does not read).
+const (
+	lingerStep     = 2 * time.Second
+	lingerProgress = 16 << 10
+)
+
+// linger reports whether the dying connection waits for gnet to write its
+// output before it is closed (sent).
+func (cn *conn) linger() bool {
+	if cn.abort || cn.reason != CloseSession {
+		return false
+	}
+	ob := cn.c.OutboundBuffered()
+	if ob == 0 {
+		return false
+	}
+	if cn.lingerBy == 0 {
+		cn.lingerBy, cn.lingerLeft = cn.ls.e.now()+int64(lingerStep), int64(ob)
+	}
+	return true
+}
+
+// lingered judges a lingering connection (the scan): closed once gnet has
+// written its output, reset once its peer stops taking it (or takes it
+// while the router's output is over max_outbound_total).
+func (cn *conn) lingered(now int64) {
+	ob := int64(cn.c.OutboundBuffered())
+	switch {
+	case ob == 0:
+	case now < cn.lingerBy:
+		return
+	case cn.lingerLeft-ob >= lingerProgress && cn.ls.e.outbound.Load() <= cn.ls.e.opts.MaxOutboundTotal:
+		// Still reading, and the router's output is within its budget
+		// (the squeeze passes dying connections by).
+		cn.lingerBy, cn.lingerLeft = now+int64(lingerStep), ob
+		return
+	default:
+		cn.abort = true
+		cn.resetOnClose()
+	}
+	cn.lingerBy = 0
+	cn.c.Close() // asynchronous: a task on this loop
 }
 
 // resetOnClose makes the close of a connection whose peer does not take

@@ -1,0 +1,117 @@
+package loop
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// A session that ends while the router still holds its output in gnet's
+// buffer (here a RawSocket caller says GOODBYE before reading the 512 KiB
+// result it asked for, its router socket's send buffer 32 KiB) gets that
+// output, the router's GOODBYE and, over TLS, close_notify, then EOF.
+// gnet's close wrote its buffer only as far as the socket took it at that
+// moment and dropped the rest: the caller read part of the RESULT, then
+// EOF (over TLS, no close_notify: a truncation). A peer that stops reading
+// meanwhile is reset once it takes less than lingerProgress in a
+// lingerStep.
+func TestSessionEndBehindBacklogDelivered(t *testing.T) {
+	t.Parallel()
+	const result = 512 << 10
+	cert := newTestCert(t)
+	clk := newFakeClock()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = append(o.Listeners, Listener{Addr: "127.0.0.1:0", TLS: cert.server})
+		o.Now = clk.Now
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	callee := s.dial("rs", proto.MsgPack)
+	blob := make([]byte, result)
+	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{blob}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// leaving dials a caller, has it call for the blob and, once the result
+	// waits in gnet's buffer, say GOODBYE; it returns the caller and its
+	// raw socket.
+	leaving := func(t *testing.T, useTLS bool) (*wamp, *rsClient, net.Conn) {
+		addr := s.url
+		if useTLS {
+			addr = s.e.Addrs()[1].String()
+		}
+		raw := dialTCP(t, addr, 16<<10)
+		var c net.Conn = raw
+		if useTLS {
+			tc := tls.Client(raw, cert.clientFor(tls.VersionTLS13))
+			tc.SetDeadline(time.Now().Add(ioTimeout))
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c = tc
+		}
+		r := &rsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack, autoPong: true}
+		r.write(rsHandshake(proto.MsgPack, 15))
+		r.expectHandshake()
+		shrinkRouterSendBuffer(t, raw, 32<<10)
+		p := newWAMP(t, r, proto.MsgPack)
+		p.join()
+		r.send(p.callMsg(p.nextReq(), "com.blob", nil))
+		eventually(t, ioTimeout, "the result queued in gnet's buffer", func() bool {
+			st, ok := s.e.statOf(t, raw)
+			return ok && st.backlog > result/2
+		})
+		r.send(p.goodbye())
+		eventually(t, ioTimeout, "the session ended", func() bool {
+			st, ok := s.e.statOf(t, raw)
+			return !ok || st.phase == phDead
+		})
+		return p, r, raw
+	}
+	for _, useTLS := range []bool{false, true} {
+		name := "rawsocket"
+		if useTLS {
+			name = "rawsocket_tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			p, r, raw := leaving(t, useTLS)
+			if m := p.next(); m.Type != proto.CodeResult || len(args(t, m)) != 1 {
+				t.Fatalf("got %v, want the RESULT", m.Type)
+			}
+			if m := p.next(); m.Type != proto.CodeGoodbye {
+				t.Fatalf("got %v, want GOODBYE", m.Type)
+			}
+			s.tick(clk, time.Second) // the scan closes it once gnet has written everything
+			r.c.SetReadDeadline(time.Now().Add(ioTimeout))
+			if n, err := io.Copy(io.Discard, r.br); n != 0 || err != nil {
+				// Over TLS, io.EOF after close_notify is nil here; a
+				// truncation is an error.
+				t.Fatalf("after GOODBYE: %d bytes, %v; want EOF", n, err)
+			}
+			eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(raw) })
+		})
+	}
+	t.Run("stops_reading", func(t *testing.T) {
+		_, _, raw := leaving(t, false)
+		s.tick(clk, time.Second)
+		if !s.openAt(raw) {
+			t.Fatal("closed while gnet still held its output")
+		}
+		s.tick(clk, lingerStep+time.Second)
+		eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(raw) })
+		raw.SetReadDeadline(time.Now().Add(ioTimeout))
+		_, err := io.Copy(io.Discard, raw)
+		if !errors.Is(err, io.EOF) && !isClosedErr(err) && err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Logf("read after the reset: %v", err)
+		}
+	})
+}
