@@ -483,6 +483,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 			// Its session's last output waits in gnet's buffer (flush.go:
 			// linger): what the peer sends meanwhile is dropped.
 			cn.c.Discard(-1)
+			cn.account()
 			return gnet.None
 		}
 		return gnet.Close
