@@ -94,17 +94,16 @@ type conn struct {
 	// output; it is closed with a reset (flush.go: sent), so that the
 	// kernel does not keep what its send queue holds.
 	abort bool
+	// lingering: phDead, a session that ended whose last output gnet
+	// still buffers: closed once gnet has written it, judged by the scan
+	// (flush.go: linger); closeBy is then the deadline of the peer's next
+	// lingerProgress bytes, closeLeft what gnet buffered at the last
+	// judgement.
+	lingering bool
 	// closeLeft: phClosing: the output the peer had not taken when the
 	// closing handshake began (unsent), to judge at its deadline whether
-	// the peer is reading it.
+	// the peer is reading it. (closeBy and closeLeft serve lingering too.)
 	closeLeft int64
-	// lingerBy: phDead, a session that ended (CloseSession) whose last
-	// output gnet still buffers: closed once gnet has written it, judged
-	// by the scan (flush.go: linger); the deadline of the peer's next
-	// lingerProgress bytes, 0 when not lingering. lingerLeft: what gnet
-	// buffered at the last judgement.
-	lingerBy   int64
-	lingerLeft int64
 }
 
 // traffic parses everything buffered. gnet does not call OnTraffic again
@@ -535,7 +534,7 @@ func (cn *conn) deadlines(now int64) {
 	case phLane:
 		cn.laneDeadlines(now)
 	case phDead:
-		if cn.lingerBy != 0 {
+		if cn.lingering {
 			cn.lingered(now)
 		}
 	case phClosing:

@@ -479,7 +479,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		ls.lastActive = ls.e.monotime()
 		ls.exit()
 		ls.parkAfter()
-		if cn.lingerBy != 0 && cn.phase == phDead {
+		if cn.lingering && cn.phase == phDead {
 			// Its session's last output waits in gnet's buffer (flush.go:
 			// linger): what the peer sends meanwhile is dropped.
 			cn.c.Discard(-1)

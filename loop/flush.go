@@ -500,34 +500,45 @@ func (cn *conn) sent(out []byte) {
 }
 
 // A session's last output can be more than the socket takes at once: a
-// result or events the peer had not read yet when it said GOODBYE (or was
-// killed), then the router's GOODBYE, on TLS close_notify. gnet keeps what
-// the socket did not take in its outbound buffer, and its close writes
-// that buffer only as far as the socket takes it at that moment, then
-// drops the rest: the peer read a message cut short and EOF, without the
-// GOODBYE (a RawSocket caller that said GOODBYE before reading the 512 KiB
-// result it asked for; over TLS no close_notify either: a truncation). So a connection whose session ended (CloseSession, not a
-// peer that does not read: abort) lingers while gnet holds its output:
-// it reads nothing more, and the scan closes it once gnet has written
-// everything, or, if the peer took less than lingerProgress in a
-// lingerStep, with a reset (abort: it does not read).
+// result or events the peer had not read yet when it said GOODBYE, sent a
+// WebSocket Close frame or was killed, then the router's GOODBYE or Close
+// frame, on TLS close_notify. gnet keeps what the socket did not take in
+// its outbound buffer, and its close writes that buffer only as far as
+// the socket takes it at that moment, then drops the rest: the peer read a
+// message cut short and EOF, without the GOODBYE or the Close frame it
+// waits for (a caller that said GOODBYE, or closed its WebSocket, before
+// reading the 512 KiB result it asked for; over TLS no close_notify
+// either: a truncation). So a connection whose session ended (the router
+// ended it, CloseSession, or the peer started the WebSocket closing
+// handshake, CloseWSClose; not one closed for not reading, abort) lingers
+// while gnet holds its output: its session leaves at once (Detach; a
+// callee's calls go elsewhere), nothing more is read (input is dropped),
+// and the scan closes it once gnet has written everything, or with a
+// reset (abort) once its peer took less than lingerProgress in a
+// lingerStep, or takes it while the router's output is over
+// max_outbound_total (the squeeze passes dying connections by).
 const (
 	lingerStep     = 2 * time.Second
 	lingerProgress = 16 << 10
 )
 
 // linger reports whether the dying connection waits for gnet to write its
-// output before it is closed (sent).
+// output before it is closed (sent). It may run inside a flush (as
+// closed does): the session's departure only adds to the dirty list.
 func (cn *conn) linger() bool {
-	if cn.abort || cn.reason != CloseSession {
+	if cn.abort || cn.reason != CloseSession && cn.reason != CloseWSClose {
 		return false
 	}
 	ob := cn.c.OutboundBuffered()
 	if ob == 0 {
 		return false
 	}
-	if cn.lingerBy == 0 {
-		cn.lingerBy, cn.lingerLeft = cn.ls.e.now()+int64(lingerStep), int64(ob)
+	if !cn.lingering {
+		cn.lingering = true
+		cn.closeBy, cn.closeLeft = cn.ls.e.now()+int64(lingerStep), int64(ob)
+		if cn.sess != nil {
+			cn.ls.shard.Detach(cn.sess) // again, a no-op, when it closes (leave)
+		}
 	}
 	return true
 }
@@ -539,18 +550,17 @@ func (cn *conn) lingered(now int64) {
 	ob := int64(cn.c.OutboundBuffered())
 	switch {
 	case ob == 0:
-	case now < cn.lingerBy:
+	case now < cn.closeBy:
 		return
-	case cn.lingerLeft-ob >= lingerProgress && cn.ls.e.outbound.Load() <= cn.ls.e.opts.MaxOutboundTotal:
-		// Still reading, and the router's output is within its budget
-		// (the squeeze passes dying connections by).
-		cn.lingerBy, cn.lingerLeft = now+int64(lingerStep), ob
+	case cn.closeLeft-ob >= lingerProgress && cn.ls.e.outbound.Load() <= cn.ls.e.opts.MaxOutboundTotal:
+		// Still reading, and the router's output is within its budget.
+		cn.closeBy, cn.closeLeft = now+int64(lingerStep), ob
 		return
 	default:
 		cn.abort = true
 		cn.resetOnClose()
 	}
-	cn.lingerBy = 0
+	cn.lingering = false
 	cn.c.Close() // asynchronous: a task on this loop
 }
 

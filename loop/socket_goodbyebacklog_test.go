@@ -15,9 +15,10 @@ import (
 )
 
 // A session that ends while the router still holds its output in gnet's
-// buffer (here a RawSocket caller says GOODBYE before reading the 512 KiB
-// result it asked for, its router socket's send buffer 32 KiB) gets that
-// output, the router's GOODBYE and, over TLS, close_notify, then EOF.
+// buffer (here a RawSocket caller says GOODBYE, or a WebSocket caller
+// sends its Close frame, before reading the 512 KiB result it asked for,
+// its router socket's send buffer 32 KiB) gets that output, the router's
+// GOODBYE or Close frame and, over TLS, close_notify, then EOF.
 // gnet's close wrote its buffer only as far as the socket took it at that
 // moment and dropped the rest: the caller read part of the RESULT, then
 // EOF (over TLS, no close_notify: a truncation). A peer that stops reading
@@ -100,6 +101,34 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 			eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(raw) })
 		})
 	}
+	// A WebSocket caller that starts the closing handshake before reading
+	// its result: the result, then the router's Close frame; its session
+	// leaves at once, before the output is written.
+	t.Run("websocket_close", func(t *testing.T) {
+		base := s.r.SessionCount()
+		c := dialTCP(t, s.url, 16<<10)
+		w := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack}
+		w.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+		w.expectUpgrade()
+		shrinkRouterSendBuffer(t, c, 32<<10)
+		p := newWAMP(t, w, proto.MsgPack)
+		p.join()
+		w.write(cliFrame(true, opBinary, p.callMsg(p.nextReq(), "com.blob", nil)))
+		eventually(t, ioTimeout, "the result queued in gnet's buffer", func() bool {
+			st, ok := s.e.statOf(t, c)
+			return ok && st.backlog > result/2
+		})
+		w.write(cliFrame(true, opClose, []byte{0x03, 0xe8}))
+		eventually(t, ioTimeout, "the session gone", func() bool { return s.r.SessionCount() == base })
+		if m := p.next(); m.Type != proto.CodeResult {
+			t.Fatalf("got %v, want the RESULT", m.Type)
+		}
+		if op, _, err := w.readFrame(ioTimeout); err != nil || op != opClose {
+			t.Fatalf("after the RESULT: opcode %x, %v; want the router's Close frame", op, err)
+		}
+		s.tick(clk, time.Second)
+		eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(c) })
+	})
 	t.Run("stops_reading", func(t *testing.T) {
 		_, _, raw := leaving(t, false)
 		s.tick(clk, time.Second)
