@@ -26,7 +26,7 @@ func TestClaimStoreFullRefusesRegister(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 30*time.Second)
 	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes = url, 4<<10 })
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes, o.testNoClaimShares = url, 4<<10, true })
 	waitClaims(t, 10*time.Second, a)
 	s := a.dial(a.ws(), proto.JSON)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }
@@ -61,7 +61,7 @@ func TestClaimStoreFullReconcileKeepsStoreUp(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 30*time.Second)
 	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes, o.testReconcile = url, 4<<10, 100*time.Millisecond })
+	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes, o.testReconcile, o.testNoClaimShares = url, 4<<10, 100*time.Millisecond, true })
 	waitClaims(t, 10*time.Second, a)
 	s := a.dial(a.ws(), proto.JSON)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }

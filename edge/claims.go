@@ -61,6 +61,28 @@ const (
 	// Once full, a claim is refused (errClaimStoreFull). A bucket made
 	// by an earlier release keeps its configuration.
 	claimBucketBytes = 16 << 20
+	// claimCost is what one claim takes in the bucket (key, value,
+	// headers; the key is a hash, whatever the URI): 143 bytes measured
+	// (458 claims fill 64 KiB).
+	claimCost = 144
+	// The claim store's shares. Before, nothing bounded what one session
+	// or one node held of the bucket, which is the whole mesh's: one
+	// session registering single procedures filled it (two at
+	// limits.registrations fill 16 MiB), and every single REGISTER of
+	// every node was refused wamp.error.unavailable from then on. A node
+	// holds at most 1/claimNodeShare of the bucket (~29,000 claims of
+	// 16 MiB), so that no node alone, whatever its sessions do, fills it:
+	// a 3-node cluster at its shares leaves a quarter free, and a hub's
+	// edge nodes need four to fill it (a share of 1/N of N nodes would
+	// give a hub with 1,024 edges about 100 claims a node, where one
+	// node commonly serves a site's devices). A session holds at most
+	// 1/claimSessionShare of its node's share (~7,200 claims), so that
+	// one session (a tenant's callee, a client in a loop) leaves the
+	// rest of its node's share to the node's other sessions. Static (no
+	// change with the mesh's size): a node's claims past a share are
+	// never revoked, only new ones refused.
+	claimNodeShare    = 4
+	claimSessionShare = 4
 	// claimTimeout bounds one store operation; claimWait how long a
 	// claim keeps retrying a store that answers with errors (JetStream
 	// still electing its leaders, a link being re-established) before it
@@ -165,6 +187,9 @@ type claimStore struct {
 	// full: the store last refused a claim for want of room (logged
 	// once per such episode). Worker goroutine.
 	full bool
+	// overShare: the last claim was refused at the node's share
+	// (logged once per such episode). Worker goroutine.
+	overShare bool
 	// reconciling is set while reconcile's round of the keys in round
 	// (releases first, then provisional claims) is under way; the worker
 	// goes on with it after each job (reconcile).
@@ -453,6 +478,8 @@ func (c *claimStore) next() {
 		c.wake()
 	}
 	switch {
+	case j.done != nil && c.pastShare(j.key):
+		j.done(errClaimNodeShare)
 	case j.done != nil:
 		if err := c.claim(j.key); errors.Is(err, errUnheard) {
 			c.park(j)
@@ -880,12 +907,59 @@ var (
 	errClaimsFull     = errors.New("edge: too many claims wait for the claim store; try again")
 	errClaimsClosed   = errors.New("edge: the mesh node is shutting down")
 	errClaimStoreFull = errors.New("edge: the mesh's claim store is full (too many single registrations in the mesh); try again once some are unregistered")
+	errClaimNodeShare = errors.New("edge: this mesh node holds its share of the claim store (too many single registrations on this node); try again once some are unregistered")
 )
 
+// nodeShare is how many claims this node may hold: 1/claimNodeShare of
+// the bucket's.
+func (c *claimStore) nodeShare() int { return c.n.nodeClaimShare() }
+
+// nodeClaimShare is claimStore.nodeShare, without the store (route asks
+// for SessionClaims before the store is made).
+func (n *Node) nodeClaimShare() int {
+	if n.opts.testNoClaimShares {
+		return int(^uint(0) >> 1)
+	}
+	return max(1, int(n.claimBytes()/claimCost/claimNodeShare))
+}
+
+// pastShare reports whether a claim of key would take this node past its
+// share of the store (nodeShare), counting and logging the refusal (once
+// per episode). A key it holds already is not refused. Claims waiting
+// for an unheard life (parked) are not counted: at most maxClaimJobs.
+// Worker goroutine.
+func (c *claimStore) pastShare(key string) bool {
+	if _, ok := c.held[key]; ok || len(c.held) < c.nodeShare() {
+		c.overShare = false
+		return false
+	}
+	c.n.stats.ClaimsNodeShare.Add(1)
+	if !c.overShare {
+		c.overShare = true
+		c.n.log.Warn("mesh: this node holds its share of the claim store; its single registrations are refused (wamp.error.unavailable) until some are unregistered", "claims", len(c.held), "share", c.nodeShare())
+	}
+	return true
+}
+
+// SessionClaims implements route.MeshClaimShare: one session's share of
+// the node's (nodeShare/claimSessionShare).
+func (n *Node) SessionClaims() int {
+	if n.opts.testNoClaimShares {
+		return 0
+	}
+	return max(1, n.nodeClaimShare()/claimSessionShare)
+}
+
+// ClaimShareRefused implements route.MeshClaimShare.
+func (n *Node) ClaimShareRefused() { n.stats.ClaimsSessionShare.Add(1) }
+
 // maxBytes is the claim bucket's bound: claimBucketBytes, or the test's.
-func (c *claimStore) maxBytes() int64 {
-	if c.n.opts.testClaimBytes > 0 {
-		return c.n.opts.testClaimBytes
+func (c *claimStore) maxBytes() int64 { return c.n.claimBytes() }
+
+// claimBytes is claimStore.maxBytes.
+func (n *Node) claimBytes() int64 {
+	if n.opts.testClaimBytes > 0 {
+		return n.opts.testClaimBytes
 	}
 	return claimBucketBytes
 }

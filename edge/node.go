@@ -191,6 +191,13 @@ type Stats struct {
 	// room (its claimBucketBytes, or JetStream's resources): their
 	// REGISTERs got wamp.error.unavailable.
 	ClaimsStoreFull atomic.Uint64
+	// ClaimsNodeShare counts the claims refused because this node held
+	// its share of the claim store (claimNodeShare), and
+	// ClaimsSessionShare the single REGISTERs route refused because their
+	// session held its share of the node's (claimSessionShare): their
+	// REGISTERs got wamp.error.unavailable.
+	ClaimsNodeShare    atomic.Uint64
+	ClaimsSessionShare atomic.Uint64
 	// ClaimsReasserted counts claims this node held that the store no
 	// longer had as its own when a node joined (one that had taken it for
 	// dead, a store node restarted; claims.go, checkHeld): held

@@ -105,6 +105,9 @@ type Options struct {
 	// testClaimBytes, set by tests only, replaces claimBucketBytes when
 	// the node makes the claim bucket.
 	testClaimBytes int64
+	// testNoClaimShares, set by tests only, lifts the node's and the
+	// sessions' shares of the claim store, so that one session fills it.
+	testNoClaimShares bool
 	// testStreamFails, set by tests only, fails the claim store's first
 	// testStreamFails look-ups of its bucket's stream, as a busy
 	// JetStream's time-outs do.

@@ -173,8 +173,8 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		return
 	}
 	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.now()}
-	if s.r.mesh != nil && invoke == proto.InvokeSingle && s.meshClaim(ss, m.Request, match, uri, ce) {
-		return // REGISTERED or an ERROR once the mesh answers the claim
+	if s.r.mesh != nil && invoke == proto.InvokeSingle && (s.singlesFull(ss, m.Request, match, uri) || s.meshClaim(ss, m.Request, match, uri, ce)) {
+		return // refused, or REGISTERED or an ERROR once the mesh answers the claim
 	}
 	s.addCallee(ss, m.Request, match, invoke, uri, ce)
 }
@@ -245,6 +245,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	ss.regs[reg.id] = regRef{reg, ce.seq}
 	if wild {
 		ss.wildRegs++
+	}
+	if reg.invoke == proto.InvokeSingle {
+		ss.singles++
 	}
 
 	out := &s.out
@@ -338,11 +341,14 @@ func (s *Shard) unregisteredAfterRelease(ss *Session, req uint64) {
 // went, so the node whose callees left first, others remaining elsewhere,
 // announced none.
 func (s *Shard) detachCallee(ss *Session, reg *registration) {
-	ref := ss.regs[reg.id]
+	ref, had := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
 	wild := reg.match == proto.MatchWildcard
 	if wild {
 		ss.wildRegs--
+	}
+	if had && reg.invoke == proto.InvokeSingle {
+		ss.singles--
 	}
 	rm := ss.realm
 	deleted := false
@@ -1327,15 +1333,7 @@ func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, in
 	if !full && !wildFull {
 		return false
 	}
-	rm := ss.realm
-	rm.mu.RLock()
-	var errURI, why string
-	if reg, ok := rm.regs.get(match, uri); ok {
-		errURI, why = registeredAlready(ss, reg, uri, invoke)
-	} else if invoke == proto.InvokeSingle && rm.mdir != nil && rm.mdir.claims[regKey{match, uri}] {
-		errURI, why = proto.URIProcedureAlreadyExists, "procedure "+uri+" is being registered by another session" // as meshClaim says
-	}
-	rm.mu.RUnlock()
+	errURI, why := s.refusedAnyway(ss, match, invoke, uri)
 	switch {
 	case why != "":
 		s.replyError(ss, proto.CodeRegister, req, errURI, why)
@@ -1344,6 +1342,39 @@ func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, in
 	default:
 		s.wildcardRefused(ss, proto.CodeRegister, req, false, s.r.cfg.MaxWildcardRegistrations)
 	}
+	return true
+}
+
+// refusedAnyway returns the error a REGISTER of (match, uri) with
+// invoke gets below the bounds (the procedure registered, or being
+// claimed), which it gets at them too; "" when it would be taken.
+func (s *Shard) refusedAnyway(ss *Session, match proto.Match, invoke proto.Invoke, uri string) (errURI, why string) {
+	rm := ss.realm
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	if reg, ok := rm.regs.get(match, uri); ok {
+		return registeredAlready(ss, reg, uri, invoke)
+	} else if invoke == proto.InvokeSingle && rm.mdir != nil && rm.mdir.claims[regKey{match, uri}] {
+		return proto.URIProcedureAlreadyExists, "procedure " + uri + " is being registered by another session" // as meshClaim says
+	}
+	return "", ""
+}
+
+// singlesFull refuses, on a mesh, a single REGISTER of a session that
+// holds (or waits to claim) its share of the mesh's claim store
+// (MeshClaimShare), and reports whether it did. Off the call path: a
+// REGISTER's.
+func (s *Shard) singlesFull(ss *Session, req uint64, match proto.Match, uri string) bool {
+	max := s.r.ms.sessionClaims
+	if max <= 0 || ss.singles+ss.claims.busy+len(ss.claims.q) < max {
+		return false
+	}
+	if errURI, why := s.refusedAnyway(ss, match, proto.InvokeSingle, uri); why != "" {
+		s.replyError(ss, proto.CodeRegister, req, errURI, why)
+		return true
+	}
+	s.r.ms.share.ClaimShareRefused()
+	s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many single registrations for this session on this mesh node (limit "+strconv.Itoa(max)+": its share of the mesh's claim store)")
 	return true
 }
 

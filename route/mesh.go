@@ -209,6 +209,18 @@ type MeshWonHold interface {
 	WonHold() time.Duration
 }
 
+// MeshClaimShare is implemented by a Mesh whose claim store, shared by
+// every node, bounds what one session may hold of it: SessionClaims is
+// the most single registrations a session holds, or waits to claim, at
+// once (read once, at AttachMesh; 0: no bound). Past it a single
+// REGISTER is refused wamp.error.unavailable and ClaimShareRefused is
+// called (a metric). Before, one session's single registrations filled
+// the mesh's claim store, and every node's were refused.
+type MeshClaimShare interface {
+	SessionClaims() int
+	ClaimShareRefused()
+}
+
 // MeshEndSender is implemented by a Mesh that keeps room in its bounded
 // outbound queue for the small messages that end a call another node
 // waits for (SendEnd): an error answering a caller on another node (a
@@ -283,6 +295,11 @@ type meshState struct {
 	// wonHold is how long the directory refuses a procedure whose
 	// conflict this node lost (MeshWonHold, meshWonHold).
 	wonHold time.Duration
+	// sessionClaims bounds a session's single registrations (held, and
+	// waiting for the claim store); 0: none. share is the mesh's, told of
+	// each refusal (MeshClaimShare).
+	sessionClaims int
+	share         MeshClaimShare
 
 	// invs counts invocations from other nodes in flight here; past
 	// Config.MaxMeshInvocations new ones are refused.
@@ -462,6 +479,9 @@ func (r *Router) AttachMesh(m Mesh, name string, slot uint16) error {
 	r.ms = &meshState{name: name, slot: uint64(slot), wonHold: meshWonHold}
 	if h, ok := m.(MeshWonHold); ok && h.WonHold() > 0 {
 		r.ms.wonHold = h.WonHold()
+	}
+	if cs, ok := m.(MeshClaimShare); ok && cs.SessionClaims() > 0 {
+		r.ms.sessionClaims, r.ms.share = cs.SessionClaims(), cs
 	}
 	r.mesh = m
 	return nil

@@ -147,6 +147,9 @@ type Session struct {
 	// (wildcardRefused), or that of the subscriptions' bytes (bit 4,
 	// subscriptionBytesRefused).
 	wildRegs, wildSubs int
+	// singles counts the single registrations in regs (on a mesh, each
+	// holds a claim in the mesh's store: MeshClaimShare).
+	singles int
 	wildLogged         uint8
 }
 

@@ -85,7 +85,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		WideRealms:        es.WideRealms.Load(),
 		Disconnects:       es.Disconnects.Load(),
 		ClaimStoreReady:   n.ClaimsReady(),
-		Claims:            map[string]uint64{"refused": es.ClaimsRefused.Load(), "store_full": es.ClaimsStoreFull.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load(), "reasserted": es.ClaimsReasserted.Load(), "swept": es.ClaimsSwept.Load()},
+		Claims:            map[string]uint64{"refused": es.ClaimsRefused.Load(), "store_full": es.ClaimsStoreFull.Load(), "node_share": es.ClaimsNodeShare.Load(), "session_share": es.ClaimsSessionShare.Load(), "provisional": es.ClaimsProvisional.Load(), "releases_dropped": es.ReleasesDropped.Load(), "reasserted": es.ClaimsReasserted.Load(), "swept": es.ClaimsSwept.Load()},
 	}
 	if rs := r.MeshStats(); rs != nil {
 		// route counts the outbound budget's refusals (edge's EventsDropped
