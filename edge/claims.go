@@ -899,6 +899,35 @@ func (c *claimStore) bindStream(ctx context.Context) {
 		return
 	}
 	c.stream = st
+	c.boundBytes(ctx, st)
+}
+
+// boundBytes sets the bucket's byte bound (maxBytes) on a stream made
+// without it, or with another: JetStream keeps a bucket's configuration,
+// and a bucket made by a release before the bound (8809c6a) had none, so
+// that the claims could still fill the memory JetStream shares with the
+// OAuth2 bucket. Lowering it deletes nothing (a KV bucket discards new
+// writes): a store already above it refuses claims until releases bring
+// it under (logged). One update at the node's first bind, none when the
+// bound is right; a refusal (a nats_url user without the permission) is
+// logged and left. Worker goroutine.
+func (c *claimStore) boundBytes(ctx context.Context, st jetstream.Stream) {
+	info := st.CachedInfo()
+	want := c.maxBytes()
+	if info == nil || info.Config.MaxBytes == want {
+		return
+	}
+	cfg := info.Config
+	was := cfg.MaxBytes
+	cfg.MaxBytes = want
+	if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+		c.n.log.Warn("mesh: the claim store's bucket has another byte bound than this release's, and could not be given it", "max_bytes", was, "want", want, "err", err)
+		return
+	}
+	c.n.log.Info("mesh: the claim store's bucket was given this release's byte bound", "max_bytes", want, "was", was)
+	if used := int64(info.State.Bytes); used > want {
+		c.n.log.Warn("mesh: the claim store holds more than its bound; single registrations are refused until enough are unregistered", "bytes", used, "max_bytes", want)
+	}
 }
 
 // Reasons a claim is refused before the store is asked, or by a store
