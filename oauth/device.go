@@ -170,12 +170,24 @@ func (b *minuteBudget) take(now time.Time) (ok bool, retry time.Duration, first 
 // minutes), and ten to twenty nodes filled the 64 MiB bucket the whole
 // mesh shares. The store is asked at most once a second, and after every
 // deviceRecheck codes this node issued. Safe for concurrent use.
+//
+// The same check, from three quarters (quarters 3), holds authorization
+// codes (codeRoom): one signed-in user's sign-ins, each a code kept 11
+// minutes, filled the bucket too. Above the devices' half, so that
+// anonymous device authorizations never refuse a signed-in user's code;
+// below the whole, so that logins, refreshes and revocations keep a
+// quarter.
 type deviceRoom struct {
-	mu     sync.Mutex
-	at     time.Time // of the last answer; guarded by mu
-	issued int       // codes allowed since; guarded by mu
-	full   bool      // the last answer; guarded by mu
-	asking bool      // a request is asking the store now; guarded by mu
+	// quarters is the fill, in quarters of the store's bound, from which
+	// it refuses (0: 2, half); what names what it refuses in the log.
+	// Static.
+	quarters int64
+	what     string
+	mu       sync.Mutex
+	at       time.Time // of the last answer; guarded by mu
+	issued   int       // codes allowed since; guarded by mu
+	full     bool      // the last answer; guarded by mu
+	asking   bool      // a request is asking the store now; guarded by mu
 }
 
 // deviceRecheck is how many device authorizations a node allows on one
@@ -210,9 +222,17 @@ func (d *deviceRoom) ok(ctx context.Context, st Store, log *slog.Logger) bool {
 		used, limit, err := ur.Usage(context.WithoutCancel(ctx))
 		d.mu.Lock()
 		if err == nil {
-			full := limit > 0 && used >= limit/2
+			q := d.quarters
+			if q <= 0 {
+				q = 2
+			}
+			full := limit > 0 && used >= limit/4*q
 			if full && !d.full {
-				log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
+				if d.what == "" {
+					log.Warn("oauth: refusing device authorizations: the store is half full (the rest is kept for signed-in users)", "bytes", used, "limit", limit)
+				} else {
+					log.Warn("oauth: refusing "+d.what+": the store is "+strconv.FormatInt(q, 10)+" quarters full (the rest is kept for signed-in users' logins, refreshes and revocations)", "bytes", used, "limit", limit)
+				}
 			}
 			d.full = full
 		}

@@ -320,6 +320,10 @@ func (s *Server) handleAuthorizePage(w http.ResponseWriter, r *http.Request) (*p
 		d.Error = pageMessage(oe)
 		return d, oe.status
 	}
+	if !s.codeRoom.ok(r.Context(), s.store, s.log) {
+		d.Error = "The server cannot take more sign-ins right now. Try again shortly."
+		return d, http.StatusServiceUnavailable
+	}
 	code, err := s.newAuthCode(r.Context(), req, username, roles)
 	if err != nil {
 		s.storeErr(err)

@@ -47,6 +47,7 @@ type Server struct {
 	issues      *limiter      // device authorizations per source address
 	deviceAuths *minuteBudget // device authorizations of this node, all addresses
 	deviceRoom  deviceRoom    // whether the store has room for device authorizations (UsageReporter)
+	codeRoom    deviceRoom    // whether it has room for authorization codes: quarters 3, set by New
 	hashSem     chan struct{} // bounds concurrent password/secret hashing
 	csrfKey     []byte        // static after New
 
@@ -100,6 +101,7 @@ func New(opts Options) (*Server, error) {
 		issues: newLimiter(AuthLimits{DelayAfter: deviceAuthsPerMinute, BlockAfter: deviceAuthsPerMinute,
 			Window: time.Minute, Lockout: time.Minute, Exempt: opts.AuthLimits.Exempt}),
 		deviceAuths: &minuteBudget{max: deviceAuthsPerNodeMinute},
+		codeRoom:    deviceRoom{quarters: 3, what: "authorization codes"},
 		hashSem:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		stop:        make(chan struct{}), onRevoke: opts.OnRevoke,
 		node: randomToken(8),

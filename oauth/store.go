@@ -114,7 +114,9 @@ type SinceLister interface {
 // lifetime, only while the store is less than half full: each node's own
 // budget (deviceAuthsPerNodeMinute) summed over a mesh of ten or more
 // nodes filled the shared bucket, and every write of every node (logins,
-// refreshes, revocations) failed until the codes expired.
+// refreshes, revocations) failed until the codes expired. Authorization
+// codes are issued only while it is less than three quarters full (one
+// signed-in user's sign-ins filled it the same way).
 type UsageReporter interface {
 	Usage(ctx context.Context) (used, limit int64, err error)
 }

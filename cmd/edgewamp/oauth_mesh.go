@@ -92,7 +92,8 @@ func (s kvStore) ListSince(ctx context.Context, prefix string, rev uint64) ([]oa
 }
 
 // Usage reports the bucket's fill (edge.KV.Usage): oauth keeps its device
-// authorizations, which anyone may ask for, to half of it.
+// authorizations, which anyone may ask for, to half of it, and its
+// authorization codes to three quarters.
 func (s kvStore) Usage(ctx context.Context) (used, limit int64, err error) {
 	return s.kv.Usage(ctx)
 }
