@@ -187,9 +187,11 @@ type claimStore struct {
 	// full: the store last refused a claim for want of room (logged
 	// once per such episode). Worker goroutine.
 	full bool
-	// overShare: the last claim was refused at the node's share
-	// (logged once per such episode). Worker goroutine.
-	overShare bool
+	// overShareLogged is when a claim refused at the node's share was
+	// last logged (at most once a minute: a session at its node's share
+	// that unregisters one and registers two, in a loop, made an episode
+	// each). Worker goroutine.
+	overShareLogged time.Time
 	// reconciling is set while reconcile's round of the keys in round
 	// (releases first, then provisional claims) is under way; the worker
 	// goes on with it after each job (reconcile).
@@ -953,18 +955,17 @@ func (n *Node) nodeClaimShare() int {
 }
 
 // pastShare reports whether a claim of key would take this node past its
-// share of the store (nodeShare), counting and logging the refusal (once
-// per episode). A key it holds already is not refused. Claims waiting
-// for an unheard life (parked) are not counted: at most maxClaimJobs.
-// Worker goroutine.
+// share of the store (nodeShare), counting and logging the refusal (at
+// most once a minute). A key it holds already is not refused. Claims
+// waiting for an unheard life (parked) are not counted: at most
+// maxClaimJobs. Worker goroutine.
 func (c *claimStore) pastShare(key string) bool {
 	if _, ok := c.held[key]; ok || len(c.held) < c.nodeShare() {
-		c.overShare = false
 		return false
 	}
 	c.n.stats.ClaimsNodeShare.Add(1)
-	if !c.overShare {
-		c.overShare = true
+	if now := time.Now(); now.Sub(c.overShareLogged) >= time.Minute {
+		c.overShareLogged = now
 		c.n.log.Warn("mesh: this node holds its share of the claim store; its single registrations are refused (wamp.error.unavailable) until some are unregistered", "claims", len(c.held), "share", c.nodeShare())
 	}
 	return true
