@@ -98,7 +98,10 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		// connections are refused. The loops still accept on this port
 		// until the sessions' drain: say so, and close.
 		rw := laneRW{h: http.Header{}}
-		writeProblem(&rw, newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "shutting down"))
+		p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "shutting down")
+		// Another node, or this one restarted, may take it in a moment.
+		p.header = map[string]string{"Retry-After": "1"}
+		writeProblem(&rw, p)
 		w.Respond(rw.appendResponse(nil, true), true)
 		return true
 	}

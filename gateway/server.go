@@ -78,7 +78,8 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener // guarded by mu
 	started  bool         // guarded by mu
-	closed   bool         // guarded by mu
+	closed   bool         // Drain began; guarded by mu
+	shut     bool         // Shutdown began; guarded by mu
 	draining chan struct{}
 	bg       sync.WaitGroup // janitor, callees, webhooks
 	syncWait time.Duration  // how long runSync waits for a shard (10 s; tests shorten it)
@@ -574,12 +575,18 @@ func (g *Server) Addr() net.Addr {
 	return g.ln.Addr()
 }
 
-// Shutdown stops accepting connections, ends the SSE streams, waits for
-// the requests in progress until ctx is done, then closes the gateway's
-// WAMP sessions and stops the callees and webhooks. Call it before the
-// router shuts down. It returns ctx's error when requests were still
-// running.
-func (g *Server) Shutdown(ctx context.Context) error {
+// Drain stops accepting connections (the event loops' HTTP lane, which
+// still accepts until the engine's shutdown, answers new requests 503
+// with Connection: close and Retry-After), ends the SSE streams and waits
+// for the requests in progress until ctx is done; those may still open
+// pooled sessions (the router lets the gateway's sessions join while it
+// drains). The HTTP callees and webhooks keep their sessions: the
+// invocations in flight on them are what the router's drain waits for,
+// and they are delivered until Shutdown. Run it alongside the router's
+// drain, and Shutdown after both. It returns ctx's error when requests
+// were still running (they are then cut). Safe for concurrent use; it
+// blocks; calling it again does nothing.
+func (g *Server) Drain(ctx context.Context) error {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -599,6 +606,23 @@ func (g *Server) Shutdown(ctx context.Context) error {
 			err = lerr
 		}
 	}
+	return err
+}
+
+// Shutdown drains the gateway when Drain was not called (stops
+// accepting, ends the SSE streams, waits for the requests in progress
+// until ctx is done), then closes the gateway's WAMP sessions and stops
+// the callees and webhooks. Call it before the router shuts down. It
+// returns ctx's error when requests were still running.
+func (g *Server) Shutdown(ctx context.Context) error {
+	err := g.Drain(ctx)
+	g.mu.Lock()
+	if g.shut {
+		g.mu.Unlock()
+		return nil
+	}
+	g.shut = true
+	g.mu.Unlock()
 	g.stopRunners()
 	g.pool.closeAll()
 	done := make(chan struct{})

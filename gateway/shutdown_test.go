@@ -113,3 +113,24 @@ func TestPinnedSessionOpeningAtShutdownLeaves(t *testing.T) {
 	}
 	waitFor(t, "no gateway session left in the router", func() bool { return len(httpSessions(t, e)) == 0 })
 }
+
+// TestRequestDuringRouterDrainOpensSession: while the router drains (a
+// stop: cmd drains the gateway beside it), a request the gateway took
+// before its own drain and that needs a new pooled session (a principal
+// it had none for) is served: the router lets the gateway's sessions
+// join while it drains. Before, every session was refused from the
+// drain's start, so such a request got 503 "the router is shutting down",
+// though publications go on during the drain and the gateway had promised
+// to finish it.
+func TestRequestDuringRouterDrainOpensSession(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.eng.Drain(ctx); err != nil { // nothing in progress: at once
+		t.Fatal(err)
+	}
+	resp, body := e.do("POST", "/wamp/realm1/publish/com.t", `{"args":[1],"options":{"acknowledge":true}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("a publish needing a new session during the router's drain: %d %s, want 200", resp.StatusCode, body)
+	}
+}

@@ -25,7 +25,9 @@ import (
 //     one, else it is refused wamp.error.no_available_callee ("the router
 //     is shutting down"); a rerouted call skips them too.
 //   - New sessions are refused (ABORT wamp.close.system_shutdown); the
-//     transports stopped accepting before.
+//     transports stopped accepting before. The gateway's (JoinInternal)
+//     may still join: its requests in progress may need one, and its
+//     HTTP callees' sessions are reopened as any callee's.
 //   - What is in progress runs on: invocations held by this node's
 //     callees (for callers here or on other nodes), and the calls this
 //     node's callers made before the drain began. Drain returns once none

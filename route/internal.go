@@ -109,7 +109,7 @@ func (s *Shard) JoinInternal(ss *Session, o JoinOptions) error {
 	if method == "" {
 		method = "internal"
 	}
-	s.welcome(ss, rm, &id, method)
+	s.welcome(ss, rm, &id, method, true)
 	if ss.state != stEstablished {
 		return &AuthError{URI: proto.CloseSystemShutdown, Message: "router is shutting down"}
 	}

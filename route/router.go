@@ -510,11 +510,14 @@ func (r *Router) Close() {
 }
 
 // newSessionID draws a random session id in [1, 2^53] that no live session
-// has, and registers s under it.
-func (r *Router) newSessionID(s *Session) (uint64, error) {
+// has, and registers s under it. While the router drains only internal
+// sessions (JoinInternal: the gateway's) may join: the gateway has stopped
+// taking new HTTP requests, and those it took before may need a pooled
+// session to finish; its callees reopen theirs.
+func (r *Router) newSessionID(s *Session, internal bool) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing || r.draining.Load() {
+	if r.closing || (r.draining.Load() && !internal) {
 		return 0, ErrClosed
 	}
 	for {

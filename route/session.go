@@ -489,7 +489,7 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			// The router names anonymous sessions, as Crossbar does: an
 			// authid from HELLO would let anyone pass for a user in
 			// disclosure, the meta API and authid black/white lists.
-			s.welcome(ss, rm, &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous")
+			s.welcome(ss, rm, &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous", false)
 			return
 		}
 		for _, a := range rm.conf().Authenticators {
@@ -817,7 +817,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		s.abort(ss, proto.URIAuthenticationFailed, why)
 		return
 	}
-	s.welcome(ss, js.realm, res.id, js.auth.Method())
+	s.welcome(ss, js.realm, res.id, js.auth.Method(), false)
 }
 
 // authFailed logs a failed authentication (counted by settleAuth) and
@@ -837,9 +837,10 @@ func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay ti
 	s.addTimer(timer{due: deadlineAfter(s.r.now(), delay), kind: tmAuthFail, sess: ss})
 }
 
-// welcome establishes the session and sends WELCOME.
-func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string) {
-	sid, err := s.r.newSessionID(ss)
+// welcome establishes the session and sends WELCOME. internal is set for
+// a session of JoinInternal (the gateway's), which a drain lets join.
+func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string, internal bool) {
+	sid, err := s.r.newSessionID(ss, internal)
 	if err != nil {
 		s.abort(ss, proto.CloseSystemShutdown, "router is shutting down")
 		return

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -228,5 +230,94 @@ func TestSIGTERMDrainSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	if !strings.Contains(r.logs(), "second stop signal") {
 		t.Fatalf("no line for the second signal:\n%s", r.logs())
+	}
+}
+
+// TestSIGTERMDrainWaitsForGatewayCallee: on one router, a WAMP call in
+// progress on one of the gateway's HTTP callees (its upstream still
+// answering) when SIGTERM comes completes with its result, as the drain
+// promises for every callee of the node; a new HTTP request meanwhile is
+// answered 503 with Retry-After (or its connection refused). Before, the
+// gateway's shutdown ran beside the drain and, with no HTTP request in
+// progress, stopped its callees at once: their sessions left and the
+// caller got wamp.error.canceled while the drain went on waiting.
+func TestSIGTERMDrainWaitsForGatewayCallee(t *testing.T) {
+	started := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`"slow done"`))
+	}))
+	t.Cleanup(upstream.Close)
+	t.Cleanup(open)
+	g := startReloadedGateway(t, runnersYAML([]string{`{realm: realm1, procedure: com.example.slow, url: "` + upstream.URL + `", timeout: 20s}`}, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caller := g.dial("ws://"+g.addr+"/ws", proto.JSON)
+	defer caller.Close()
+	type outcome struct {
+		res *client.Result
+		err error
+	}
+	out := make(chan outcome, 1)
+	go func() {
+		for {
+			res, err := caller.Call(ctx, "com.example.slow", nil, nil, nil)
+			if wampURI(err) == proto.URINoSuchProcedure && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond) // the callee registers
+				continue
+			}
+			out <- outcome{res, err}
+			return
+		}
+	}()
+	select {
+	case <-started:
+	case o := <-out:
+		t.Fatalf("the call ended before reaching the upstream: %v %v\n%s", o.res, o.err, g.logs())
+	case <-ctx.Done():
+		t.Fatalf("the call did not reach the upstream\n%s", g.logs())
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	g.waitLog("shutting down", 1)
+	// A new HTTP request: refused, saying when to come back.
+	if resp, err := g.hc.Post(g.base+"/wamp/realm1/publish", "application/json", strings.NewReader(`{"topic":"com.x"}`)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !resp.Close {
+			t.Errorf("a new HTTP request during the drain: %d Retry-After %q close %v, want 503, Retry-After, Connection: close",
+				resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close)
+		}
+	}
+	// The gateway's stop has had its moment to cut the callee.
+	select {
+	case o := <-out:
+		t.Fatalf("the call in progress on the gateway's callee ended during the drain: %v %v, want its result\n%s", o.res, o.err, g.logs())
+	case <-time.After(500 * time.Millisecond):
+	}
+	open()
+	o := <-out
+	if o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "slow done" {
+		t.Fatalf("a call in progress at SIGTERM on the gateway's callee: %v %v, want its result\n%s", o.res, o.err, g.logs())
+	}
+	select {
+	case err := <-g.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, g.logs())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still running 20 s after the call ended\n%s", g.logs())
+	}
+	if !strings.Contains(g.logs(), "drained: no call in progress") {
+		t.Fatalf("the log does not say the drain ended with no call in progress:\n%s", g.logs())
 	}
 }

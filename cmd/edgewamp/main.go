@@ -590,14 +590,16 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	sd.notify("STOPPING=1", "STATUS=shutting down: draining the calls in progress (up to "+drain.String()+"), then GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	var gwDone chan error
 	if gw != nil {
-		// The gateway stops accepting at once, its requests in progress
-		// end (within the drain, 5 s at least) and its WAMP sessions
-		// leave while the router still routes: alongside the drain.
+		// The gateway stops accepting at once and its requests in
+		// progress end (within the drain, 5 s at least), alongside the
+		// drain; its HTTP callees and webhooks keep their sessions until
+		// the drain has ended: the invocations in flight on them are
+		// among what it waits for.
 		gwDone = make(chan error, 1)
 		go func() {
 			gctx, gcancel := context.WithTimeout(context.Background(), max(5*time.Second, drain))
 			defer gcancel()
-			gwDone <- gw.Shutdown(gctx)
+			gwDone <- gw.Drain(gctx)
 		}()
 	}
 	stopDrain(eng, r, drain, log)
@@ -605,6 +607,11 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		if err := <-gwDone; err != nil {
 			log.Warn("gateway shutdown", "err", err)
 		}
+		gctx, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := gw.Shutdown(gctx); err != nil {
+			log.Warn("gateway shutdown", "err", err)
+		}
+		gcancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
