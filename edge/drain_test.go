@@ -228,3 +228,107 @@ func TestDrainDeadlineForCalleeThatNeverAnswers(t *testing.T) {
 		t.Fatal("the call still in progress at the drain's deadline got no answer within 15 s")
 	}
 }
+
+// TestDrainWaitsForCallsMadeDuringIt: a call A's caller makes during A's
+// drain, sent to B's callee, still running when what held the drain (a
+// call on A's callee from before it) has ended, completes at its caller;
+// meanwhile A takes no new call (refused no_available_callee, "it takes
+// no new calls"), and the drain ends once that call has. Before, the
+// drain ended with the call from before it and A's GOODBYE closed the
+// caller's session with its call to B in progress: the caller lost it
+// (its session gone), B's callee ran it for nothing.
+func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, "a", "b")
+	a, b := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	calleeA := a.dial(a.ws(), proto.JSON)
+	calleeB := b.dial(b.rs(), proto.MsgPack)
+	gate := func(s *client.Session, proc string) (started chan struct{}, open func()) {
+		started = make(chan struct{}, 8)
+		release := make(chan struct{})
+		var once sync.Once
+		open = func() { once.Do(func() { close(release) }) }
+		t.Cleanup(open)
+		var gated atomic.Bool
+		if _, err := s.Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
+			if gated.Load() {
+				started <- struct{}{}
+				<-release
+			}
+			gated.Store(true)
+			return &client.Result{Args: []any{proc + " done"}}, nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return started, open
+	}
+	startedA, openA := gate(calleeA, "com.a.slow")
+	startedB, openB := gate(calleeB, "com.b.slow")
+	if _, err := calleeB.Register(ctx, "com.b.quick", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	callerA := a.dial(a.rs(), proto.JSON)
+	for _, p := range []string{"com.a.slow", "com.b.slow", "com.b.quick"} {
+		callUntil(t, callerA, p, nil) // known on A; the gates close
+	}
+	before := goCall(callerA, "com.a.slow")
+	<-startedA
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopDrained(a, 15*time.Second) }()
+	eventually(t, 5*time.Second, func() error {
+		if !a.r.Draining() {
+			return errors.New("A not draining yet")
+		}
+		return nil
+	})
+	during := goCall(callerA, "com.b.slow")
+	select {
+	case <-startedB:
+	case o := <-during:
+		t.Fatalf("a call to B's callee from A during A's drain: %v %v, want it to reach B", o.res, o.err)
+	case <-ctx.Done():
+		t.Fatal("the call made during the drain did not reach B's callee")
+	}
+	openA()
+	if o := <-before; o.err != nil {
+		t.Fatalf("the call from before the drain: %v", o.err)
+	}
+	// A takes no new call now, and waits for the one made during its drain.
+	eventually(t, 5*time.Second, func() error {
+		select {
+		case o := <-during:
+			t.Fatalf("the call made during the drain ended before its callee answered: %v %v, want its result", o.res, o.err)
+		default:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := callerA.Call(cctx, "com.b.quick", nil, nil, nil)
+		var we *client.Error
+		if !errors.As(err, &we) || we.URI != proto.URINoAvailableCallee || !strings.Contains(fmt.Sprint(we.Args), "no new calls") {
+			return fmt.Errorf("a new call once what held the drain ended: %v, want %s (no new calls)", err, proto.URINoAvailableCallee)
+		}
+		return nil
+	})
+	select {
+	case o := <-during:
+		t.Fatalf("the call made during the drain ended before its callee answered: %v %v", o.res, o.err)
+	case err := <-stopped:
+		t.Fatalf("A stopped (drain: %v) with a call of its caller in progress", err)
+	default:
+	}
+	openB()
+	if o := <-during; o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "com.b.slow done" {
+		t.Fatalf("the call made during the drain: %v %v, want its result", o.res, o.err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("drain: %v, want nil (the calls ended)", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("A did not stop within 15 s of its calls' end")
+	}
+}

@@ -30,10 +30,17 @@ import (
 //     HTTP callees' sessions are reopened as any callee's.
 //   - What is in progress runs on: invocations held by this node's
 //     callees (for callers here or on other nodes), and the calls this
-//     node's callers made before the drain began. Drain returns once none
-//     is left, or when its context ends. Calls this node's callers make
-//     during the drain go to other nodes and do not hold it up (a caller
-//     that calls without a pause would keep it to its deadline).
+//     node's callers made before the drain began. Calls this node's
+//     callers make during the drain go to other nodes.
+//   - Once none of what was in progress at the drain's start is left, the
+//     router takes no new call at all (refused no_available_callee, "it
+//     takes no new calls": the caller knows it was not made and may make
+//     it again elsewhere) and waits for the calls its callers made during
+//     the drain. Drain returns once none is left, or when its context
+//     ends. Waiting for every call from the start instead would let a
+//     caller that calls without a pause keep the drain to its deadline,
+//     and not waiting for them lost them: their callers got the GOODBYE
+//     while their callees ran on, the results dropped.
 //   - Publications and subscriptions are untouched: events are delivered
 //     here and across the mesh until the sessions end.
 //
@@ -47,6 +54,10 @@ import (
 // msgDraining is the message of a call refused because its only callees
 // are on a router that drains.
 const msgDraining = "the router is shutting down: its callees take no new calls"
+
+// msgDrainClosed is the message of a call refused at the drain's end,
+// while the calls made during the drain end.
+const msgDrainClosed = "the router is shutting down: it takes no new calls"
 
 // msgShutdownInProgress is the message of a call that was still in
 // progress when the router shut down (the callee's, or the caller's,
@@ -78,7 +89,13 @@ func (r *Router) Drain(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if r.drainPending(ctx) == 0 {
-			return nil
+			if r.drainClosed.Swap(true) {
+				return nil
+			}
+			// What was in progress at the start has ended: take no new
+			// call, and wait for those made during the drain. A CALL
+			// read before this is counted once its shard has it.
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -136,14 +153,20 @@ func (s *Shard) drainMark() {
 }
 
 // drainCount counts the shard's invocations in progress and its marked
-// calls. Owned by shard; O(sessions), off the call path.
+// calls, or all its calls once the drain takes no new one. Owned by
+// shard; O(sessions), off the call path.
 func (s *Shard) drainCount() int {
 	n := 0
+	all := s.r.drainClosed.Load()
 	for ss := range s.attached {
 		if ss.state != stEstablished {
 			continue
 		}
 		n += len(ss.invs)
+		if all {
+			n += len(ss.calls)
+			continue
+		}
 		for _, oc := range ss.calls {
 			if oc.drained {
 				n++
@@ -157,6 +180,10 @@ func (s *Shard) drainCount() int {
 // another node when its registration has one there, else refused. Owned
 // by shard.
 func (s *Shard) drainCall(ss *Session, m *proto.Message, reg *registration, progress bool) {
+	if s.r.drainClosed.Load() {
+		s.rejectCall(ss, m.Request, progress, proto.URINoAvailableCallee, msgDrainClosed)
+		return
+	}
 	if s.r.mesh != nil && s.meshCall(ss, m, reg, progress) {
 		return
 	}

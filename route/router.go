@@ -209,6 +209,9 @@ type Router struct {
 	// draining is set by Drain: this router's callees take no new
 	// invocations and new sessions are refused (drain.go).
 	draining atomic.Bool
+	// drainClosed is set once what was in progress at the drain's start
+	// has ended: the router takes no new call (drain.go).
+	drainClosed atomic.Bool
 
 	auth    *workers
 	limiter *authLimiter
