@@ -332,3 +332,104 @@ func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
 		t.Fatal("A did not stop within 15 s of its calls' end")
 	}
 }
+
+// TestDrainGivesSingleClaimsBack: while A drains, with a call in flight on
+// its callee of a single registration, a callee on B registers the
+// procedure at once and takes the new calls (from C), while A's call in
+// flight completes on A's callee; once A has stopped, B still holds the
+// claim (A's leave gave back nothing of B's): a third REGISTER, on C, is
+// refused. Before, A held the claim until its GOODBYE, and B's REGISTER
+// was refused procedure_already_exists for the whole drain.
+func TestDrainGivesSingleClaimsBack(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, "a", "b", "c")
+	a, b, c := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 30*time.Second)
+	calleeA := a.dial(a.ws(), proto.JSON)
+	started := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	var gated atomic.Bool
+	if _, err := calleeA.Register(ctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) {
+		if gated.Load() {
+			started <- struct{}{}
+			<-release
+		}
+		gated.Store(true)
+		return &client.Result{Args: []any{"A"}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	callerC := c.dial(c.ws(), proto.CBOR)
+	callUntil(t, callerC, "com.one", nil)
+	inflight := goCall(callerC, "com.one")
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the call did not reach A's callee")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopDrained(a, 15*time.Second) }()
+	eventually(t, 5*time.Second, func() error {
+		if !a.r.Draining() {
+			return errors.New("A not draining yet")
+		}
+		return nil
+	})
+	// The callee reconnecting elsewhere: B.
+	calleeB := b.dial(b.rs(), proto.MsgPack)
+	eventually(t, 5*time.Second, func() error {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := calleeB.Register(rctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) {
+			return &client.Result{Args: []any{"B"}}, nil
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("REGISTER of com.one on B during A's drain: %v", err)
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, func() error {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		res, err := callerC.Call(cctx, "com.one", nil, nil, nil)
+		if err != nil || len(res.Args) != 1 || res.Args[0] != "B" {
+			return fmt.Errorf("a new call of com.one from C during A's drain: %v %v, want B's answer", res, err)
+		}
+		return nil
+	})
+	select {
+	case o := <-inflight:
+		t.Fatalf("the call in flight on A's callee ended before it answered: %v %v", o.res, o.err)
+	case err := <-stopped:
+		t.Fatalf("A stopped (drain: %v) with a call in flight on its callee", err)
+	default:
+	}
+	open()
+	if o := <-inflight; o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "A" {
+		t.Fatalf("the call in flight on A's callee: %v %v, want A's answer", o.res, o.err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("drain: %v, want nil (the call ended)", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("A did not stop within 15 s of its call's end")
+	}
+	// B's claim outlived A's leave.
+	calleeC := c.dial(c.ws(), proto.JSON)
+	_, err := calleeC.Register(ctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"C"}}, nil
+	}, nil)
+	var we *client.Error
+	if !errors.As(err, &we) || we.URI != proto.URIProcedureAlreadyExists {
+		t.Fatalf("REGISTER of com.one on C after A stopped: %v, want %s (B holds it)", err, proto.URIProcedureAlreadyExists)
+	}
+	res, err := callerC.Call(ctx, "com.one", nil, nil, nil)
+	if err != nil || len(res.Args) != 1 || res.Args[0] != "B" {
+		t.Fatalf("com.one from C after A stopped: %v %v, want B's answer", res, err)
+	}
+}

@@ -19,7 +19,8 @@ import (
 //
 //   - The node's registrations leave the mesh directory (the other nodes
 //     stop sending it calls; a call already on its way is sent back
-//     undelivered and goes to another node: meshBounce).
+//     undelivered and goes to another node: meshBounce), and the claims
+//     of its single ones are given back (meshWithdraw).
 //   - Its callees take no new invocation: a call from a caller of this
 //     node goes to a callee on another node when the registration has
 //     one, else it is refused wamp.error.no_available_callee ("the router
@@ -192,8 +193,18 @@ func (s *Shard) drainCall(ss *Session, m *proto.Message, reg *registration, prog
 
 // meshWithdraw tells the mesh that this node has no callee left for any
 // of its registrations (meshLocalChanged says so too from now on), so
-// that the other nodes route their calls elsewhere. Claims of single
-// registrations stay until the callees leave.
+// that the other nodes route their calls elsewhere, and gives back the
+// claims of its single registrations (meshLocalChanged too, for those
+// made during the drain): a callee that reconnects to another node
+// during the drain registers there at once. Before, the claims stayed
+// until the GOODBYE, and its REGISTER waited or was refused
+// procedure_already_exists. No call reaches two callees: this node gives
+// its callees no new invocation from now on, and a call already on its
+// way here is sent back to its node, which picks another (meshBounce).
+// The claim is given back after the withdrawal was queued, so that a
+// node that takes it has, in the mesh's order, heard the withdrawal
+// first (a conflict seen before it waits meshRevokeGrace). Releasing
+// twice is harmless: the mesh gives back only a claim it holds.
 func (r *Router) meshWithdraw() {
 	if r.mesh == nil {
 		return
@@ -203,6 +214,9 @@ func (r *Router) meshWithdraw() {
 		for _, reg := range rm.regByID {
 			if reg.list().len() > 0 {
 				r.mesh.Registered(rm.name, MeshReg{Match: reg.match, URI: reg.uri, Invoke: reg.invoke})
+				if reg.invoke == proto.InvokeSingle {
+					r.mesh.Release(rm.name, reg.match, reg.uri)
+				}
 			}
 		}
 		rm.mu.Unlock()

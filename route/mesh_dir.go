@@ -171,7 +171,8 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 		e.First, e.Last = l.at(0).at, l.at(n-1).at
 	}
 	rm.r.mesh.Registered(rm.name, e)
-	if l.len() == 0 && reg.invoke == proto.InvokeSingle {
+	if e.Callees == 0 && reg.invoke == proto.InvokeSingle {
+		// Gone, or withdrawn for the drain (meshWithdraw).
 		rm.r.mesh.Release(rm.name, reg.match, reg.uri)
 	}
 	return rm.meshRebuild(regKey{reg.match, reg.uri})
