@@ -168,6 +168,13 @@ var authClients = []authClient{
 	{"autobahn-py", "ws", "msgpack"},
 	{"autobahn-py", "rs", "json"},
 	{"autobahn-py", "rs", "msgpack"},
+	// CBOR: the CHALLENGE's extra (WAMP-CRA's salt, iterations and key
+	// length, cryptosign's hex challenge) and AUTHENTICATE as each
+	// client's CBOR encoder writes them.
+	{"autobahn-js", "ws", "cbor"},
+	{"wampy", "ws", "cbor"},
+	{"autobahn-py", "ws", "cbor"},
+	{"autobahn-py", "rs", "cbor"},
 }
 
 // authReloadClients run the reload scenario (one router each: SIGHUP

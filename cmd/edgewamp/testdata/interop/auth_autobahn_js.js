@@ -2,7 +2,7 @@
 // Authentication and authorization: Autobahn|JS (npm autobahn 22.11.1)
 // against a secured edgewamp realm.
 //
-//   node auth_autobahn_js.js --url ws://HOST:PORT/ws --serializer json|msgpack --creds JSON --mode M
+//   node auth_autobahn_js.js --url ws://HOST:PORT/ws --serializer json|msgpack|cbor --creds JSON --mode M
 //   node auth_autobahn_js.js --rawsocket HOST:PORT --creds JSON --mode M     (RawSocket is JSON only)
 //
 // The realm is written by cmd/edgewamp/interop_auth_test.go (authConfig);
@@ -27,6 +27,7 @@ function serializer() {
   switch (SER) {
     case 'json': return new autobahn.serializer.JSONSerializer();
     case 'msgpack': return new autobahn.serializer.MsgpackSerializer();
+    case 'cbor': return new autobahn.serializer.CBORSerializer();
   }
   throw new Error('unknown serializer ' + SER);
 }

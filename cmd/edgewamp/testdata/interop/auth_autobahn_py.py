@@ -4,7 +4,7 @@
 realm.
 
     /usr/bin/python3 auth_autobahn_py.py --url ws://HOST:PORT/ws|rs://HOST:PORT
-        --serializer json|msgpack --creds JSON --mode MODE
+        --serializer json|msgpack|cbor --creds JSON --mode MODE
 
 The realm, its users, roles and permissions are written by
 cmd/edgewamp/interop_auth_test.go (authConfig); --creds carries the secrets

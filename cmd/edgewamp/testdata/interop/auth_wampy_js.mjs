@@ -2,7 +2,7 @@
 // against a secured edgewamp realm, using wampy's own wampcra and
 // cryptosign plugins.
 //
-//   node auth_wampy_js.mjs --url ws://HOST:PORT/ws --serializer json|msgpack --creds JSON --mode M
+//   node auth_wampy_js.mjs --url ws://HOST:PORT/ws --serializer json|msgpack|cbor --creds JSON --mode M
 //
 // The realm is written by cmd/edgewamp/interop_auth_test.go (authConfig);
 // --creds carries its secrets (see auth_autobahn_py.py). Modes: authn,
@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import { Wampy } from 'wampy';
 import { MsgpackSerializer } from 'wampy/MsgpackSerializer.js';
+import { CborSerializer } from 'wampy/CborSerializer.js';
 import * as wampyCra from 'wampy/wampcra.js';
 import * as wampyCS from 'wampy/cryptosign.js';
 import WebSocket from 'ws';
@@ -33,6 +34,7 @@ function serializer() {
   switch (SER) {
     case 'json': return undefined; // wampy's default JsonSerializer
     case 'msgpack': return new MsgpackSerializer();
+    case 'cbor': return new CborSerializer();
   }
   throw new Error('unknown serializer ' + SER);
 }
