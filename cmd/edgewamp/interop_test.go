@@ -137,6 +137,25 @@ func interopCases() []interopCase {
 		}})
 	}
 
+	// What the suites do not reach (x-extras): testaments, retained events
+	// replayed to pattern subscriptions, the registration and subscription
+	// meta events' arguments, the first/last/random policies, the meta
+	// list/match/get procedures (Autobahn|Python); a subscription revoked by
+	// remove_subscriber, a testament with positional publish options, a
+	// RawSocket session announcing 512 bytes (Autobahn|JS).
+	for _, c := range [][3]string{{"py", "ws", "json"}, {"py", "rs", "msgpack"}, {"py", "ws", "cbor"}, {"js", "ws", "msgpack"}, {"js", "rs", "json"}} {
+		c := c
+		if c[0] == "py" {
+			cs = append(cs, interopCase{name: "extras/autobahn-py/" + c[1] + "/" + c[2], needs: []string{"python"}, procs: func(a string) []interopProc {
+				return []interopProc{abpy(a, c[1], c[2], "x-extras")}
+			}})
+			continue
+		}
+		cs = append(cs, interopCase{name: "extras/autobahn-js/" + c[1] + "/" + c[2], needs: []string{"node"}, procs: func(a string) []interopProc {
+			return []interopProc{ajs(a, c[1], c[2], "x-extras")}
+		}})
+	}
+
 	// Cross-client scenarios.
 	cs = append(cs,
 		// Byte strings between a JSON session ("\0"+base64 on the wire) and

@@ -660,7 +660,71 @@ async function xShutdown() {
   });
 }
 
-const modes = { suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy };
+// x-extras: what the suite does not reach. A subscription revoked by
+// wamp.subscription.remove_subscriber ([UNSUBSCRIBED, 0, {subscription,
+// reason}]: Autobahn|JS announces subscription_revocation) resolves the
+// subscription's on_unsubscribe with the reason and the session goes on;
+// a testament added with Crossbar's positional arguments and publish
+// options is published when the session's transport closes; over
+// RawSocket, a session announcing the smallest maximum (2^9 bytes) gets
+// wamp.error.payload_size_exceeded for a result longer than that, and
+// keeps its session.
+async function xExtras() {
+  const M = await connect('extras-meta');
+  const A = await connect('extras-a');
+  const all = [M, A];
+  await H.step('revoke.subscription', async () => {
+    const got = new H.Inbox();
+    const sub = await A.subscribe('xe.rev', (args) => got.push(args[0]));
+    const reason = H.deferred();
+    sub.on_unsubscribe.then((r) => reason.resolve(r));
+    await M.publish('xe.rev', ['before'], {}, { acknowledge: true });
+    await got.wait((xs) => xs.includes('before'), 5000, 'event before the revocation');
+    H.eq('revoke.subscription result', await M.call('wamp.subscription.remove_subscriber', [sub.id, A.id, 'xe.removed']), null);
+    H.eq('revoke.subscription on_unsubscribe reason', await H.withTimeout(reason.promise, 5000, 'on_unsubscribe'), 'xe.removed');
+    H.check('revoke.subscription inactive', sub.active === false, String(sub.active));
+    await M.publish('xe.rev', ['after'], {}, { acknowledge: true });
+    const again = await A.subscribe('xe.rev', (args) => got.push(args[0]));
+    H.check('revoke.subscription subscribe again', again.id > 0, String(again.id));
+    await M.publish('xe.rev', ['again'], {}, { acknowledge: true });
+    // One publisher's events reach a subscriber in order: 'after', had it
+    // been delivered to the revoked subscription, would come before 'again'.
+    await got.wait((xs) => xs.includes('again'), 5000, 'event after subscribing again');
+    H.eq('revoke.subscription no event while unsubscribed', got.items, ['before', 'again']);
+    H.check('revoke.subscription session kept', A.isOpen, 'closed');
+  });
+  await H.step('testament', async () => {
+    const got = new H.Inbox();
+    await M.subscribe('xe.will', (args, kwargs, d) => got.push({ args, kwargs, publisher: d.publisher }));
+    const T = await connect('extras-testament');
+    H.eq('testament.add result', await T.call('wamp.session.add_testament', ['xe.will', ['gone'], { k: 1 }, { disclose_me: true }]), null);
+    const tid = T.id;
+    T.conn.close();
+    const items = await got.wait((xs) => xs.length > 0, 5000, 'testament');
+    H.eq('testament published', items[0], { args: ['gone'], kwargs: { k: 1 }, publisher: tid });
+  });
+  if (opt.rawsocket) {
+    await H.step('rawsocket.small_maximum', async () => {
+      const i = opt.rawsocket.lastIndexOf(':');
+      const d = H.deferred();
+      const conn = new autobahn.Connection({ realm: 'realm1', max_retries: 0, retry_if_unreachable: false,
+        transports: [{ type: 'rawsocket', host: opt.rawsocket.slice(0, i), port: Number(opt.rawsocket.slice(i + 1)), rawsocket_max_len_exp: 9 }] });
+      conn.onopen = (session) => d.resolve(session);
+      conn.onclose = (reason, details) => { d.reject(new Error(`connection ${reason}: ${JSON.stringify(details)}`)); return true; };
+      conn.open();
+      const S = await H.withTimeout(d.promise, 10000, 'join announcing 512 bytes');
+      await A.register('xe.echo', (args) => args[0]);
+      H.eq('rawsocket.small_maximum short result', await S.call('xe.echo', ['x'.repeat(100)]), 'x'.repeat(100));
+      const e = await expectError(S.call('xe.echo', ['y'.repeat(1000)]), 5000, 'a result longer than 512 bytes');
+      H.eq('rawsocket.small_maximum long result', e.error, 'wamp.error.payload_size_exceeded');
+      H.eq('rawsocket.small_maximum session kept', await S.call('xe.echo', ['z']), 'z');
+      conn.close();
+    });
+  }
+  await closeAll(all);
+}
+
+const modes = { suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy, 'x-extras': xExtras };
 
 (async () => {
   try {

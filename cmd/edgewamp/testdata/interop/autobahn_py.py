@@ -999,6 +999,137 @@ async def x_idle():
     await leave_all([S])
 
 
+async def x_extras():
+    """What the suite does not reach, on one router: testaments (fired by a
+    GOODBYE, a kill and a lost transport; publish options kept: retain and
+    disclose_me; flush_testaments), retained events replayed to prefix and
+    wildcard subscriptions with the concrete details.topic, the
+    registration and subscription meta events' arguments, the first, last
+    and random invocation policies, and the list/match/get meta procedures."""
+    M = await connect("meta")
+    S = await connect("sub")
+    sessions = [M, S]
+    got = Inbox()
+    await S.subscribe(lambda *a, details=None, **k: got.push({"topic": details.topic, "args": list(a), "kwargs": k,
+                                                             "publisher": details.publisher}),
+                      "xt", options=SubscribeOptions(match="prefix", details_arg="details"))
+
+    def on(topic):
+        return [x for x in got.items if x["topic"] == topic]
+
+    async def testaments():
+        T = await connect("t-goodbye")
+        r = await T.call("wamp.session.add_testament", "xt.goodbye", ["bye"], {"k": 1})
+        eq("testament.add result", r, None)
+        T.leave()
+        await got.wait(lambda xs: on("xt.goodbye"), 5, "testament on GOODBYE")
+        eq("testament.goodbye", [on("xt.goodbye")[0][k] for k in ("args", "kwargs")], [["bye"], {"k": 1}])
+        T = await connect("t-kill")
+        await T.call("wamp.session.add_testament", "xt.kill", ["killed"], {})
+        await M.call("wamp.session.kill", T.sid)
+        await got.wait(lambda xs: on("xt.kill"), 5, "testament on kill")
+        T = await connect("t-lost")
+        await T.call("wamp.session.add_testament", "xt.flushed", ["never"], {})
+        eq("testament.flush_testaments", await T.call("wamp.session.flush_testaments"), None)
+        await T.call("wamp.session.add_testament", "xt.lost", ["lost"], {}, {"retain": True, "disclose_me": True})
+        tsid = T.sid
+        T._transport.close()
+        await got.wait(lambda xs: on("xt.lost"), 5, "testament on a lost transport")
+        eq("testament.publish_options disclose_me", on("xt.lost")[0]["publisher"], tsid)
+        L = await connect("late")
+        sessions.append(L)
+        late = Inbox()
+        await L.subscribe(lambda *a, details=None: late.push([list(a), details.retained]), "xt.lost",
+                          options=SubscribeOptions(get_retained=True, details_arg="details"))
+        eq("testament.publish_options retain", (await late.wait(lambda xs: xs, 5, "retained testament"))[0], [["lost"], True])
+        await asyncio.sleep(0.2)
+        eq("testament.flushed one not published", on("xt.flushed"), [])
+    await step("testament", testaments)
+
+    async def retained_patterns():
+        P = await connect("pub")
+        sessions.append(P)
+        await P.publish("xr.a.one", 1, options=pub(retain=True))
+        await P.publish("xr.b.two", 2, options=pub(retain=True))
+        await P.publish("xr.b.two", 3, options=pub(retain=True))
+        pre, wild = Inbox(), Inbox()
+        await S.subscribe(lambda v, details=None: pre.push([details.topic, v, details.retained]), "xr",
+                          options=SubscribeOptions(match="prefix", get_retained=True, details_arg="details"))
+        await S.subscribe(lambda v, details=None: wild.push([details.topic, v, details.retained]), "xr..two",
+                          options=SubscribeOptions(match="wildcard", get_retained=True, details_arg="details"))
+        eq("retained.prefix details.topic", sorted(await pre.wait(lambda xs: len(xs) >= 2, 5, "two retained")),
+           [["xr.a.one", 1, True], ["xr.b.two", 3, True]])
+        eq("retained.wildcard details.topic", await wild.wait(lambda xs: xs, 5, "one retained"), [["xr.b.two", 3, True]])
+    await step("retained.patterns", retained_patterns)
+
+    async def meta_events():
+        ev = Inbox()
+        for t in ("wamp.registration.on_create", "wamp.registration.on_register", "wamp.registration.on_unregister",
+                  "wamp.registration.on_delete", "wamp.subscription.on_create", "wamp.subscription.on_subscribe",
+                  "wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete"):
+            await M.subscribe(lambda *a, _t=t: ev.push([_t] + list(a)), t)
+        C = await connect("meta-events")
+        r = await C.register(lambda: None, "xm.proc", options=RegisterOptions(invoke="roundrobin", match="prefix"))
+        s = await C.subscribe(lambda: None, "xm..t", options=SubscribeOptions(match="wildcard"))
+        await r.unregister()
+        await s.unsubscribe()
+        items = await ev.wait(lambda xs: len([x for x in xs if x[1] == C.sid]) >= 8, 5, "eight meta events")
+        mine = [x for x in items if x[1] == C.sid]
+        shapes = [[x[0].split(".", 1)[1], x[2]["uri"], x[2]["match"], x[2].get("invoke"), x[2]["id"]] if isinstance(x[2], dict) else [x[0].split(".", 1)[1], x[2]] for x in mine]
+        eq("meta.events", shapes, [
+            ["registration.on_create", "xm.proc", "prefix", "roundrobin", r.id], ["registration.on_register", r.id],
+            ["subscription.on_create", "xm..t", "wildcard", None, s.id], ["subscription.on_subscribe", s.id],
+            ["registration.on_unregister", r.id], ["registration.on_delete", r.id],
+            ["subscription.on_unsubscribe", s.id], ["subscription.on_delete", s.id]])
+        check("meta.events created", all(isinstance(x[2].get("created"), str) and x[2]["created"].endswith("Z") for x in mine if isinstance(x[2], dict)), show(mine)[:300])
+        C.leave()
+    await step("meta.events", meta_events)
+
+    async def policies():
+        A = await connect("caller")
+        sessions.append(A)
+        for policy, want in (("first", ["one"] * 4), ("last", ["two"] * 4)):
+            one, two = await connect("one"), await connect("two")
+            await one.register(lambda: "one", "xp." + policy, options=RegisterOptions(invoke=policy))
+            await two.register(lambda: "two", "xp." + policy, options=RegisterOptions(invoke=policy))
+            eq("rpc.invoke " + policy, [await A.call("xp." + policy) for _ in range(4)], want)
+            one.leave()
+            rid = await M.call("wamp.registration.lookup", "xp." + policy)
+            await until("one callee left on xp." + policy,
+                        lambda: _is(M.call("wamp.registration.count_callees", rid), 1), 5)
+            eq("rpc.invoke %s after the first left" % policy, await A.call("xp." + policy), "two")
+            two.leave()
+        callees = [await connect("r%d" % i) for i in range(3)]
+        for i, c in enumerate(callees):
+            await c.register(lambda i=i: i, "xp.random", options=RegisterOptions(invoke="random"))
+        got = {await A.call("xp.random") for _ in range(60)}
+        eq("rpc.invoke random reaches every callee", sorted(got), [0, 1, 2])
+        await leave_all(callees)
+    await step("rpc.invoke", policies)
+
+    async def meta_lists():
+        C = await connect("lists")
+        sessions.append(C)
+        rx = await C.register(lambda: None, "xl.exact")
+        rp = await C.register(lambda: None, "xl", options=RegisterOptions(match="prefix"))
+        sx = await C.subscribe(lambda: None, "xl.a.exact")
+        sw = await C.subscribe(lambda: None, "xl..exact", options=SubscribeOptions(match="wildcard"))
+        regs = await M.call("wamp.registration.list")
+        check("meta.registration.list", rx.id in regs["exact"] and rp.id in regs["prefix"] and sorted(regs) == ["exact", "prefix", "wildcard"], show(regs))
+        eq("meta.registration.match exact wins", await M.call("wamp.registration.match", "xl.exact"), rx.id)
+        eq("meta.registration.match prefix", await M.call("wamp.registration.match", "xl.other"), rp.id)
+        eq("meta.registration.match none", await M.call("wamp.registration.match", "zz.none"), None)
+        subs = await M.call("wamp.subscription.list")
+        check("meta.subscription.list", sx.id in subs["exact"] and sw.id in subs["wildcard"], show(subs))
+        eq("meta.subscription.match", sorted(await M.call("wamp.subscription.match", "xl.a.exact")), sorted([sx.id, sw.id]))
+        eq("meta.subscription.match none", await M.call("wamp.subscription.match", "zz.none"), None)
+        g = await M.call("wamp.subscription.get", sw.id)
+        eq("meta.subscription.get", [g["id"], g["uri"], g["match"]], [sw.id, "xl..exact", "wildcard"])
+    await step("meta.lists", meta_lists)
+
+    await leave_all(sessions)
+
+
 async def _n_is(aw, n):
     return (await aw) == n
 
@@ -1020,6 +1151,7 @@ MODES = {
     "x-shared-peer": x_shared_peer,
     "x-mesh-features": x_mesh_features,
     "x-idle": x_idle,
+    "x-extras": x_extras,
 }
 
 
