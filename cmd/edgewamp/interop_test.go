@@ -48,6 +48,7 @@ type interopProc struct {
 	// {"ready":true} line; they run until the test publishes interop.stop.
 	// The others (drivers) then run concurrently to completion.
 	peer bool
+	env  []string // added to the test's environment
 }
 
 type interopCase struct {
@@ -315,6 +316,9 @@ func (r *interopRun) start(ctx context.Context) error {
 	r.exited = make(chan struct{})
 	r.cmd = exec.CommandContext(ctx, r.p.argv[0], r.p.argv[1:]...)
 	r.cmd.Dir = interopDir
+	if len(r.p.env) > 0 {
+		r.cmd.Env = append(os.Environ(), r.p.env...)
+	}
 	r.cmd.Stderr = &lockedWriter{mu: &r.mu, w: &r.stderr}
 	r.cmd.WaitDelay = 5 * time.Second
 	stdout, err := r.cmd.StdoutPipe()

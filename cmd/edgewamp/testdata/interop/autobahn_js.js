@@ -335,7 +335,7 @@ async function suite() {
     H.eq('meta.session.list', (list || []).map(Number).sort(), [M.id, A.id, B.id, C.id].sort());
     const d = await M.call('wamp.session.get', [A.id]);
     H.eq('meta.session.get', [d.session, d.authid, d.authrole, d.authmethod], [A.id, A.authid, 'anonymous', 'anonymous']);
-    H.check('meta.session.get transport', d.transport && d.transport.type === (opt.rawsocket ? 'rawsocket' : 'websocket') && String(d.transport.protocol).endsWith(SER), JSON.stringify(d.transport));
+    H.check('meta.session.get transport', d.transport && d.transport.type === (opt.rawsocket ? 'rawsocket' : 'websocket') && String(d.transport.protocol).endsWith(SER) && d.transport.tls === String(opt.url).startsWith('wss:'), JSON.stringify(d.transport));
     const e = await expectError(M.call('wamp.session.get', [1]), 5000, 'wamp.session.get unknown');
     H.eq('meta.session.get unknown', e.error, 'wamp.error.no_such_session');
   });

@@ -3,6 +3,7 @@
 
     /usr/bin/python3 autobahn_py.py --url ws://HOST:PORT/ws|rs://HOST:PORT
                                     --serializer json|msgpack|cbor [--mode M]
+                                    (wss:// and rss:// with --cafile CA.pem: TLS)
 
 Modes: suite (default; the whole single-client scenario), x-binary-peer,
 x-mixed-callee, x-rpc-callee, x-shared-peer (roles in the cross-client
@@ -15,6 +16,7 @@ as for the Node scripts (see harness.js): {"check","ok","detail"},
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import time
 import traceback
@@ -183,12 +185,14 @@ async def connect(authid, url=None, ser=None):
     # batching), which Autobahn|Python offers first by default.
     serializer = SERIALIZERS[ser](batched=True) if getattr(OPT, "batched", False) and not url.startswith("rs") else SERIALIZERS[ser]()
     if url.startswith("rs"):
-        _, host, port = parse_rs_url(url)
+        secure, host, port = parse_rs_url(url)
         factory = WampRawSocketClientFactory(lambda: Session(cfg), serializer=serializer)
     else:
-        _, host, port, _, _, _ = parse_ws_url(url)
+        secure, host, port, _, _, _ = parse_ws_url(url)
         factory = WampWebSocketClientFactory(lambda: Session(cfg), url=url, serializers=[serializer])
-    await loop.create_connection(factory, host, port)
+    # wss:// and rss:// (TLS), trusting --cafile: asyncio's own TLS.
+    tls = ssl.create_default_context(cafile=getattr(OPT, "cafile", None) or None) if secure else None
+    await loop.create_connection(factory, host, port, ssl=tls)
     return await asyncio.wait_for(joined, 10)
 
 
@@ -491,7 +495,8 @@ async def suite():
         t = d.get("transport") or {}
         want_type = "rawsocket" if OPT.url.startswith("rs") else "websocket"
         want_proto = OPT.serializer + (".batched" if OPT.batched else "")
-        check("meta.session.get transport", t.get("type") == want_type and str(t.get("protocol")).endswith(want_proto), show(t))
+        want_tls = OPT.url.startswith(("wss:", "rss:"))
+        check("meta.session.get transport", t.get("type") == want_type and str(t.get("protocol")).endswith(want_proto) and t.get("tls") is want_tls, show(t))
         e = await expect_error(M.call("wamp.session.get", 1), 5, "session.get unknown")
         eq("meta.session.get unknown", e.error, "wamp.error.no_such_session")
     await step("meta.session", meta_session)
@@ -1165,6 +1170,7 @@ def main():
     p.add_argument("--url2", default="")
     p.add_argument("--batched", action="store_true")
     p.add_argument("--idle", type=float, default=3.0)
+    p.add_argument("--cafile", default="", help="a CA (PEM) to trust for wss:// and rss://")
     OPT = p.parse_args()
 
     async def run():

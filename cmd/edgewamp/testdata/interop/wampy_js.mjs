@@ -390,7 +390,7 @@ async function suite() {
     H.eq('meta.session.list', (first(await call(M, 'wamp.session.list')) || []).map(Number).sort(), [M.id, A.id, B.id, C.id].sort());
     const d = first(await call(M, 'wamp.session.get', [A.rawId]));
     H.eq('meta.session.get', [d.session, d.authid, d.authrole, d.authmethod], [A.id, A.authid, 'anonymous', 'anonymous']);
-    H.check('meta.session.get transport', d.transport && d.transport.type === 'websocket' && d.transport.protocol === 'wamp.2.' + SER, H.show(d.transport));
+    H.check('meta.session.get transport', d.transport && d.transport.type === 'websocket' && d.transport.protocol === 'wamp.2.' + SER && d.transport.tls === opt.url.startsWith('wss:'), H.show(d.transport));
     const e = await expectError(call(M, 'wamp.session.get', [1]), 5000, 'session.get unknown');
     H.eq('meta.session.get unknown', e.errorUri, 'wamp.error.no_such_session');
   });
