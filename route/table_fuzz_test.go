@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzTableDifferential checks the registration and subscription index
-// (table: maps for exact and prefix entries, a trie per component count
-// for wildcard ones) against a brute-force model, over sequences of puts,
+// (table: a map for exact entries, a radix trie of bytes for prefix ones,
+// a trie per component count for wildcard ones) against a brute-force model, over sequences of puts,
 // deletes and lookups drawn from a small alphabet so that patterns
 // collide: matchAll finds exactly the entries patternMatches accepts,
 // best picks what WAMP's "calls matching multiple registrations" rule
