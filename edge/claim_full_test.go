@@ -61,7 +61,9 @@ func TestClaimStoreFullReconcileKeepsStoreUp(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t, 30*time.Second)
 	url := jsServer(t)
-	a := startNode(t, "a", func(o *Options) { o.NatsURL, o.testClaimBytes, o.testReconcile, o.testNoClaimShares = url, 4<<10, 100*time.Millisecond, true })
+	a := startNode(t, "a", func(o *Options) {
+		o.NatsURL, o.testClaimBytes, o.testReconcile, o.testNoClaimShares = url, 4<<10, 100*time.Millisecond, true
+	})
 	waitClaims(t, 10*time.Second, a)
 	s := a.dial(a.ws(), proto.JSON)
 	h := func(context.Context, *client.Invocation) (*client.Result, error) { return &client.Result{}, nil }

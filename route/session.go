@@ -149,8 +149,8 @@ type Session struct {
 	wildRegs, wildSubs int
 	// singles counts the single registrations in regs (on a mesh, each
 	// holds a claim in the mesh's store: MeshClaimShare).
-	singles int
-	wildLogged         uint8
+	singles    int
+	wildLogged uint8
 }
 
 // joinState holds a session's authentication in progress.
