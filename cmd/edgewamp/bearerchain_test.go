@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"golang.org/x/oauth2"
 
 	"github.com/edgewamp/edgewamp/client"
@@ -22,7 +24,24 @@ import (
 
 // publicJWKS is the JWKS the OAuth2 server publishes for the key in
 // keyFile (its /.well-known/jwks.json), as an operator would save it.
-func publicJWKS(t *testing.T, keyFile string) string {
+func publicJWKS(t *testing.T, keyFiles ...string) string {
+	t.Helper()
+	set := jwk.NewSet()
+	for _, f := range keyFiles {
+		k, err := jwk.FromRaw(keyOf(t, f).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwk.AssignKeyID(k)
+		k.Set(jwk.AlgorithmKey, jwa.EdDSA)
+		k.Set(jwk.KeyUsageKey, jwk.ForSignature)
+		set.AddKey(k)
+	}
+	out, _ := json.Marshal(set)
+	return writeFile(t, "jwks.json", string(out))
+}
+
+func keyOf(t *testing.T, keyFile string) crypto.Signer {
 	t.Helper()
 	b, err := os.ReadFile(keyFile)
 	if err != nil {
@@ -32,17 +51,27 @@ func publicJWKS(t *testing.T, keyFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := jwk.FromRaw(priv.Public())
+	return priv
+}
+
+// signAccessToken signs an at+jwt with the key in keyFile (its
+// thumbprint as kid), as the OAuth2 server would.
+func signAccessToken(t *testing.T, keyFile string, claims map[string]any) string {
+	t.Helper()
+	k, err := jwk.FromRaw(keyOf(t, keyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	jwk.AssignKeyID(k)
-	k.Set(jwk.AlgorithmKey, jwa.EdDSA)
-	k.Set(jwk.KeyUsageKey, jwk.ForSignature)
-	set := jwk.NewSet()
-	set.AddKey(k)
-	out, _ := json.Marshal(set)
-	return writeFile(t, "jwks.json", string(out))
+	h := jws.NewHeaders()
+	h.Set(jws.KeyIDKey, k.KeyID())
+	h.Set(jws.TypeKey, "at+jwt")
+	payload, _ := json.Marshal(claims)
+	tok, err := jws.Sign(payload, jws.WithKey(jwa.EdDSA, k, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
 }
 
 // With gateway.bearer.jwks_file holding the binary's own OAuth2 server's
@@ -52,9 +81,10 @@ func publicJWKS(t *testing.T, keyFile string) string {
 // server's, signed by its key, has no aud "wamp:<realm>", so it was taken
 // on every realm, and its revocation was not honoured. A token that the
 // server recognises as its own and refuses is refused: the chain goes on
-// to the JWKS only for a token that is not the server's.
+// to the JWKS only for a token that is not the server's, and the JWKS
+// verifier does not take a token of the server's issuer.
 func TestGatewayOwnTokenRefusalIsFinal(t *testing.T) {
-	key := oauthKeyFile(t)
+	key, old := oauthKeyFile(t), oauthKeyFile(t) // old: a key taken out of key_files, still in jwks_file
 	yml := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
 oauth:
   issuer: http://gateway.test
@@ -80,7 +110,7 @@ realms:
 gateway:
   listen: 127.0.0.1:0
   bearer: {jwks_file: %s}
-`, key, mustHash(t, oaAlicePW), mustHash(t, oaBackendPW), publicJWKS(t, key))
+`, key, mustHash(t, oaAlicePW), mustHash(t, oaBackendPW), publicJWKS(t, key, old))
 	cfgFile := filepath.Join(t.TempDir(), "edgewamp.yaml")
 	if err := os.WriteFile(cfgFile, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -116,5 +146,16 @@ gateway:
 	r, body := g.do(t, "POST", "/wamp/realm1/call/com.example.ping", `{}`, "Authorization", "Bearer "+alice.AccessToken)
 	if r.StatusCode != 401 || !strings.Contains(string(body), "revoked") {
 		t.Fatalf("the revoked token, with the server's JWKS as gateway.bearer's: %d %s, want 401 revoked", r.StatusCode, body)
+	}
+	// A token of the server's issuer signed by a key it no longer has
+	// (taken out of key_files, say after a leak, but left in jwks_file):
+	// the server does not know the key, and the JWKS verifier is not to
+	// take the server's tokens either.
+	now := time.Now()
+	forged := signAccessToken(t, old, map[string]any{"iss": "http://gateway.test", "sub": "alice", "aud": "realm1",
+		"exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "jti": "x1", "roles": []string{"user"}, "client_id": "backend"})
+	r, body = g.do(t, "POST", "/wamp/realm1/call/com.example.ping", `{}`, "Authorization", "Bearer "+forged)
+	if r.StatusCode != 401 {
+		t.Fatalf("a token of the server's issuer signed by a key it no longer has: %d %s, want 401", r.StatusCode, body)
 	}
 }

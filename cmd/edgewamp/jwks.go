@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,10 @@ type jwksVerifier struct {
 	set      jwk.Set
 	issuer   string
 	audience string
+	// ownIssuer is the issuer of this binary's OAuth2 server, if it runs
+	// one: its tokens are that server's to check (oauthBearer), never
+	// this verifier's. Set before use; static.
+	ownIssuer string
 
 	mu    sync.Mutex
 	cache map[[32]byte]*gateway.Principal // guarded by mu
@@ -139,6 +144,13 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	if tok.Expiration().IsZero() {
 		return nil, errors.New("the token has no expiry")
 	}
+	if v.ownIssuer != "" && sameIssuer(tok.Issuer(), v.ownIssuer) {
+		// The OAuth2 server refused it (bearerChain asks it first), or
+		// does not answer yet: with the server's keys in jwks_file, this
+		// verifier took the token, bound to no realm (its aud is the bare
+		// realm), revoked or signed by a key the server no longer has.
+		return nil, errOwnIssuer
+	}
 	if err := accessToken([]byte(token), tok); err != nil {
 		return nil, err
 	}
@@ -160,6 +172,21 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	v.cache[h] = p
 	v.mu.Unlock()
 	return p, nil
+}
+
+var errOwnIssuer = errors.New("the token is not valid (a token of this router's OAuth2 server that the server does not accept)")
+
+// sameIssuer reports whether two issuer URLs name one issuer: scheme and
+// host compared without case, the path without a trailing slash (as
+// oauth normalizes its issuer).
+func sameIssuer(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host) &&
+		strings.TrimSuffix(ua.Path, "/") == strings.TrimSuffix(ub.Path, "/")
 }
 
 var (

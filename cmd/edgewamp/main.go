@@ -921,6 +921,9 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		if err != nil {
 			return nil, nil, fmt.Errorf("gateway.bearer: %w", err)
 		}
+		if oa != nil {
+			v.ownIssuer = oa.opts.Issuer
+		}
 		verifiers = append(verifiers, v)
 		if bridged := bridgedRealms(o.Realms); b.Audience == "" && bridged > 1 {
 			log.Warn("gateway.bearer: without an audience, an access token of the issuer that names no realm (aud wamp:<realm>) is accepted on every realm the bridge serves; set gateway.bearer.audience, or have the issuer bind tokens to a realm", "realms", bridged)
