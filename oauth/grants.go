@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -132,6 +133,9 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 		sc = l.scope
 		var err error
 		if at, exp, err = s.mint(l, f.Gid); err != nil {
+			if errors.Is(err, errTokenTooLong) {
+				return s.mintErr(l, err) // the refresh token stays valid
+			}
 			s.log.Error("oauth: no access token could be signed for a refresh; the refresh token stays valid", "client", c.ID, "err", err)
 			return s.storeErr(err)
 		}
@@ -188,7 +192,12 @@ func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*toke
 	}
 	at, exp, err := s.mint(l, gid)
 	if err != nil {
-		return nil, s.storeErr(err)
+		if rt, ok := parseRefreshToken(resp.RefreshToken); ok {
+			// Not handed out: an orphan counted among the user's logins
+			// (and evicting a real one at the bound) until it expired.
+			s.store.Delete(ctx, "rt."+rt.fam, 0)
+		}
+		return nil, s.mintErr(l, err)
 	}
 	resp.AccessToken, resp.ExpiresIn = at, expiresIn(exp, s.now())
 	s.log.Debug("oauth: token issued", "realm", l.client.realm.Name, "client", l.client.ID, "sub", l.sub, "refresh", resp.RefreshToken != "")
@@ -231,6 +240,17 @@ func (s *Server) pastCut(client, sub string, iat int64) int64 {
 		return iat
 	}
 	return min(cut+1, iat+int64(s.skew/time.Second))
+}
+
+// mintErr answers a failure to mint l's access token: a token too long
+// for the server to verify is a 400 invalid_scope (fewer scopes may fit;
+// the log names the client), anything else a store failure.
+func (s *Server) mintErr(l *login, err error) *oauthError {
+	if !errors.Is(err, errTokenTooLong) {
+		return s.storeErr(err)
+	}
+	s.log.Error("oauth: an access token would be too long for the server to verify (its scopes and roles): not issued", "realm", l.client.realm.Name, "client", l.client.ID, "err", err)
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "the access token would be too long (over 8 KiB): ask for fewer scopes"}
 }
 
 func expiresIn(exp, now time.Time) int {

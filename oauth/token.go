@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -122,8 +123,17 @@ func (s *Server) issue(c *jwtClaims) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(tok) > maxTokenLen {
+		// VerifyAccessToken refuses it as malformed, a failed login
+		// counted against the client's address: not issued.
+		return "", fmt.Errorf("%w: %d bytes", errTokenTooLong, len(tok))
+	}
 	return string(tok), nil
 }
+
+// errTokenTooLong: the access token would be longer than
+// VerifyAccessToken takes (maxTokenLen), its scopes or roles too many.
+var errTokenTooLong = errors.New("oauth: the access token would be too long to verify")
 
 // VerifyAccessToken checks an access token this server (or another node
 // sharing its key ring) issued: signature by a key of the ring (the header
