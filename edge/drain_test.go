@@ -337,8 +337,8 @@ func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
 // its callee of a single registration, a callee on B registers the
 // procedure at once and takes the new calls (from C), while A's call in
 // flight completes on A's callee; once A has stopped, B still holds the
-// claim (A's leave gave back nothing of B's): a third REGISTER, on C, is
-// refused. Before, A held the claim until its GOODBYE, and B's REGISTER
+// claim in the store (A's leave gave back nothing of B's), and a third
+// REGISTER, on C, is refused. Before, A held the claim until its GOODBYE, and B's REGISTER
 // was refused procedure_already_exists for the whole drain.
 func TestDrainGivesSingleClaimsBack(t *testing.T) {
 	t.Parallel()
@@ -419,7 +419,17 @@ func TestDrainGivesSingleClaimsBack(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("A did not stop within 15 s of its call's end")
 	}
-	// B's claim outlived A's leave.
+	// B's claim outlived A's leave: in the store, and for a REGISTER on C.
+	key := claimKey("realm1", proto.MatchExact, "com.one")
+	eventually(t, 10*time.Second, func() error { // the store may elect a leader after A left
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		mine, all, err := claimsHeldBy(gctx, b, b, []string{key})
+		if err == nil && (mine != 1 || all != 1) {
+			t.Fatalf("the claim of com.one after A stopped: B's %d of %d, want B's", mine, all)
+		}
+		return err
+	})
 	calleeC := c.dial(c.ws(), proto.JSON)
 	_, err := calleeC.Register(ctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: []any{"C"}}, nil
