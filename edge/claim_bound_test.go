@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgewamp/edgewamp/edge/edgetest"
 )
 
 // TestClaimBucketOfEarlierReleaseBounded: a claim bucket made by a release
@@ -41,6 +43,49 @@ func TestClaimBucketOfEarlierReleaseBounded(t *testing.T) {
 		}
 		if got := st.CachedInfo().Config.MaxBytes; got != claimBucketBytes {
 			return fmt.Errorf("the claim bucket's MaxBytes is %d, want %d", got, claimBucketBytes)
+		}
+		return nil
+	})
+}
+
+// TestClaimBucketOfEarlierReleaseBoundedReplicated: the same on a hub
+// cluster of three, the bucket replicated on three (the update goes
+// through the stream's Raft group), bound by an edge node joining.
+func TestClaimBucketOfEarlierReleaseBoundedReplicated(t *testing.T) {
+	t.Parallel()
+	leafAddr := edgetest.FreeAddr(t)
+	hubs := clusterWith(t, func(o *Options) {
+		o.Cluster.Name = "hubs"
+		if o.Name == "h1" {
+			o.Leaf.Listen = leafAddr
+		}
+	}, "h1", "h2", "h3")
+	waitClaims(t, 30*time.Second, hubs...)
+	nc, err := clientPort(hubs[0].n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, jsDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	if err := js.DeleteStream(ctx, "KV_"+claimBucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + leafAddr} })
+	waitClaims(t, 30*time.Second, edge)
+	eventually(t, 10*time.Second, func() error {
+		info, err := edge.n.claims.stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if got := info.Config.MaxBytes; got != claimBucketBytes || info.Config.Replicas != 3 {
+			return fmt.Errorf("the claim bucket's MaxBytes is %d (replicas %d), want %d (3)", got, info.Config.Replicas, claimBucketBytes)
 		}
 		return nil
 	})
