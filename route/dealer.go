@@ -347,7 +347,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	if wild {
 		ss.wildRegs--
 	}
-	if had && reg.invoke == proto.InvokeSingle {
+	if had && ref.reg.invoke == proto.InvokeSingle { // the one counted (addCallee)
 		ss.singles--
 	}
 	rm := ss.realm
