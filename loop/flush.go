@@ -509,8 +509,9 @@ func (cn *conn) sent(out []byte) {
 // waits for (a caller that said GOODBYE, or closed its WebSocket, before
 // reading the 512 KiB result it asked for; over TLS no close_notify
 // either: a truncation). So a connection whose session ended (the router
-// ended it, CloseSession, or the peer started the WebSocket closing
-// handshake, CloseWSClose; not one closed for not reading, abort) lingers
+// ended it, CloseSession; the peer started the WebSocket closing
+// handshake, CloseWSClose, or sent its TLS close_notify; not one closed
+// for not reading, abort) lingers
 // while gnet holds its output: its session leaves at once (Detach; a
 // callee's calls go elsewhere), nothing more is read (input is dropped),
 // and the scan closes it once gnet has written everything, or with a
@@ -526,7 +527,15 @@ const (
 // output before it is closed (sent). It may run inside a flush (as
 // closed does): the session's departure only adds to the dirty list.
 func (cn *conn) linger() bool {
-	if cn.abort || cn.reason != CloseSession && cn.reason != CloseWSClose {
+	switch {
+	case cn.abort:
+		return false
+	case cn.reason == CloseSession, cn.reason == CloseWSClose:
+	case cn.reason == ClosePeer && cn.tls != nil && cn.tls.eof:
+		// The peer's close_notify closes its write side only ([RFC 8446
+		// §6.1]: "Both parties need not wait to receive a close_notify
+		// alert before closing their read side").
+	default:
 		return false
 	}
 	ob := cn.c.OutboundBuffered()

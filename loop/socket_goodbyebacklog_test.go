@@ -17,8 +17,9 @@ import (
 // A session that ends while the router still holds its output in gnet's
 // buffer (here a RawSocket caller says GOODBYE, or a WebSocket caller
 // sends its Close frame, before reading the 512 KiB result it asked for,
-// its router socket's send buffer 32 KiB) gets that output, the router's
-// GOODBYE or Close frame and, over TLS, close_notify, then EOF.
+// its router socket's send buffer 32 KiB; or a TLS caller sends its
+// close_notify) gets that output, the router's GOODBYE or Close frame and,
+// over TLS, close_notify, then EOF.
 // gnet's close wrote its buffer only as far as the socket took it at that
 // moment and dropped the rest: the caller read part of the RESULT, then
 // EOF (over TLS, no close_notify: a truncation). A peer that stops reading
@@ -128,6 +129,43 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 		}
 		s.tick(clk, time.Second)
 		eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(c) })
+	})
+	// A TLS caller that sends close_notify (closing its write side) before
+	// reading its result: the result, then the router's close_notify.
+	t.Run("tls_close_notify", func(t *testing.T) {
+		raw := dialTCP(t, s.e.Addrs()[1].String(), 16<<10)
+		tc := tls.Client(raw, cert.clientFor(tls.VersionTLS13))
+		tc.SetDeadline(time.Now().Add(ioTimeout))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		r := &rsClient{t: t, c: tc, br: newReader(tc), ser: proto.MsgPack, autoPong: true}
+		r.write(rsHandshake(proto.MsgPack, 15))
+		r.expectHandshake()
+		shrinkRouterSendBuffer(t, raw, 32<<10)
+		p := newWAMP(t, r, proto.MsgPack)
+		p.join()
+		r.send(p.callMsg(p.nextReq(), "com.blob", nil))
+		eventually(t, ioTimeout, "the result queued in gnet's buffer", func() bool {
+			st, ok := s.e.statOf(t, raw)
+			return ok && st.backlog > result/2
+		})
+		if err := tc.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, ioTimeout, "the close_notify read", func() bool {
+			st, ok := s.e.statOf(t, raw)
+			return !ok || st.phase == phDead
+		})
+		if m := p.next(); m.Type != proto.CodeResult {
+			t.Fatalf("got %v, want the RESULT", m.Type)
+		}
+		tc.SetReadDeadline(time.Now().Add(ioTimeout))
+		if n, err := io.Copy(io.Discard, r.br); n != 0 || err != nil {
+			t.Fatalf("after the RESULT: %d bytes, %v; want the router's close_notify", n, err)
+		}
+		s.tick(clk, time.Second)
+		eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(raw) })
 	})
 	t.Run("stops_reading", func(t *testing.T) {
 		_, _, raw := leaving(t, false)
