@@ -100,6 +100,9 @@ type Options struct {
 	// mesh version than meshVersion (-1: none, and no check of the
 	// others', as the releases before the version handshake).
 	testMeshVersion int
+	// testNoAnnex, set by tests only, makes the node send its directory
+	// entries without annexes, as the previous release does.
+	testNoAnnex bool
 	// testClaimSweep, set by tests only, replaces claimSweepEvery.
 	testClaimSweep time.Duration
 	// testClaimBytes, set by tests only, replaces claimBucketBytes when

@@ -685,11 +685,8 @@ func (n *Node) onDelta(m *nats.Msg) {
 		return
 	}
 	p.last = time.Now()
-	r := rd{b: m.Data}
-	boot := r.fixed64()
-	ver := r.uv()
-	reg := r.entry()
-	if r.err != nil || (p.boot != 0 && boot != p.boot) {
+	boot, ver, reg, err := readDelta(m.Data)
+	if err != nil || (p.boot != 0 && boot != p.boot) {
 		return
 	}
 	switch {
@@ -703,6 +700,25 @@ func (n *Node) onDelta(m *nats.Msg) {
 	case ver > p.ver+1:
 		n.askDirectory(p)
 	}
+}
+
+// readDelta reads a directory change: the sender's boot, its directory
+// version, and the entry with its annex, if any (the previous release
+// sends none, and ignores one: it reads no further than the entry).
+func readDelta(b []byte) (boot, ver uint64, reg route.MeshRealmReg, err error) {
+	r := rd{b: b}
+	boot = r.fixed64()
+	ver = r.uv()
+	reg = r.entry()
+	if r.err != nil {
+		return 0, 0, reg, r.err
+	}
+	if len(r.b) > 0 {
+		if a := r.entry(); r.err == nil && a.Match == matchAnnex {
+			annex(&reg, a)
+		}
+	}
+	return boot, ver, reg, nil
 }
 
 // askDirectory asks p for its whole directory, unless a request is
@@ -725,8 +741,10 @@ func (n *Node) askDirectory(p *peer) {
 // again).
 func (n *Node) sendDirectory(p *peer) {
 	limit := syncPart
-	if mp := int(n.nc.MaxPayload()); mp > 0 && mp/2 < limit {
-		limit = mp / 2
+	if n.nc != nil { // nil: not started (a unit test)
+		if mp := int(n.nc.MaxPayload()); mp > 0 && mp/2 < limit {
+			limit = mp / 2
+		}
 	}
 	n.dmu.Lock()
 	defer n.dmu.Unlock()
@@ -751,8 +769,7 @@ func (n *Node) sendDirectory(p *peer) {
 		return n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), h, nil) == nil
 	}
 	for _, e := range n.dir {
-		w.entry(e)
-		cnt++
+		cnt += w.entry(e) // with its annex, in the same part
 		left--
 		if len(w) >= limit && left > 0 && !flush() {
 			return // the outbound queue is full: the asker asks again
@@ -788,6 +805,7 @@ func (n *Node) applySync(m *nats.Msg) {
 		n.badSync(p, "malformed")
 		return
 	}
+	regs = foldAnnexes(regs)
 	// The part's index and whether more follow (an answer in one part
 	// may end there).
 	var part, mv uint64
@@ -1160,6 +1178,9 @@ func (n *Node) dropPeer(p *peer) {
 // changed. The change is broadcast with the next directory version.
 func (n *Node) Registered(realm string, reg route.MeshReg) {
 	k := dirKey{realm, reg.Match, reg.URI}
+	if n.opts.testNoAnnex {
+		reg.Prog = route.MeshCapable{}
+	}
 	e := route.MeshRealmReg{Realm: realm, MeshReg: reg}
 	var w wr
 	n.dmu.Lock()
@@ -1185,13 +1206,76 @@ func (w *wr) sv(v int64)       { *w = binary.AppendVarint(*w, v) }
 func (w *wr) fixed64(v uint64) { *w = binary.LittleEndian.AppendUint64(*w, v) }
 func (w *wr) str(s string)     { w.uv(uint64(len(s))); *w = append(*w, s...) }
 
-func (w *wr) entry(e route.MeshRealmReg) {
+// entry writes e, and after it its annex when it has one: it returns the
+// entries written (a sync answer counts them).
+func (w *wr) entry(e route.MeshRealmReg) int {
 	w.str(e.Realm)
 	*w = append(*w, byte(e.Match), byte(e.Invoke))
 	w.str(e.URI)
 	w.uv(uint64(e.Callees))
 	w.sv(e.First)
 	w.sv(e.Last)
+	if e.Callees <= 0 || !e.Prog.Known {
+		return 1
+	}
+	w.str("")
+	*w = append(*w, matchAnnex, annexProg)
+	w.str("")
+	w.uv(uint64(e.Prog.Callees))
+	w.sv(e.Prog.First)
+	w.sv(e.Prog.Last)
+	return 2
+}
+
+// Annexes
+//
+// What a directory entry says beyond the fields of the first release
+// rides in an annex: an entry of its own on the wire, right after the one
+// it adds to (in a sync answer, counted among the part's entries; in a
+// change, after the entry, where the previous release ignores trailing
+// bytes), with the match byte matchAnnex, an empty realm and URI, its
+// kind in the policy byte and its values in callees, first and last. The
+// previous release reads it as an entry and drops it (route ignores an
+// entry whose match is not exact, prefix or wildcard, and one without a
+// URI), so a node of this release and one of that release are still
+// peers (the mesh version is the same); a node that sends no annex is one
+// of that release, and route takes what the annex would have said as
+// unknown. A reader drops an annex of a kind it does not know, and one
+// with no entry before it.
+const (
+	matchAnnex = 0xFF
+	// annexProg: the entry's callees that announced
+	// progressive_call_invocations (route.MeshReg.Prog): how many, and
+	// the REGISTER times of the first and last of them.
+	annexProg = 1
+)
+
+// annex reads what a, an annex (matchAnnex), says of the entry before
+// it into e; false for an annex it does not know.
+func annex(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
+	if a.Realm != "" || a.URI != "" || a.Invoke != annexProg {
+		return false
+	}
+	e.Prog = route.MeshCapable{Known: true, Callees: a.Callees, First: a.First, Last: a.Last}
+	return true
+}
+
+// foldAnnexes returns regs, as a sync answer's part lists them, with each
+// annex read into the entry before it and dropped. In place.
+func foldAnnexes(regs []route.MeshRealmReg) []route.MeshRealmReg {
+	out := regs[:0]
+	annexed := false // out's last entry has had its annex
+	for _, e := range regs {
+		if e.Match != matchAnnex {
+			out = append(out, e)
+			annexed = false
+			continue
+		}
+		if len(out) > 0 && !annexed {
+			annexed = annex(&out[len(out)-1], e)
+		}
+	}
+	return out
 }
 
 var errShort = errors.New("edge: malformed mesh message")

@@ -24,6 +24,11 @@ type calleeList struct {
 	full []calleeChunk // none empty, each at most calleesPerChunk
 	tail []callee      // the newest callees, at most calleesPerChunk
 	base int           // the callees in full
+	// prog is how many of the callees announced
+	// progressive_call_invocations: what the node tells the mesh
+	// (meshLocalChanged), so that the other nodes send such calls to a
+	// node with a callee that takes them (meshPickProgressive).
+	prog int
 }
 
 // calleesPerChunk is the most callees of a chunk of a calleeList (32 bytes
@@ -110,7 +115,7 @@ func (l *calleeList) has(ss *Session) bool {
 // the array their own length covers, and no list but the newest is ever
 // appended to (a removal leaves a tail without room, or a new array).
 func (l *calleeList) with(c callee) *calleeList {
-	n := &calleeList{full: l.full, tail: l.tail, base: l.base}
+	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv()}
 	if len(n.tail) == calleesPerChunk {
 		// The tail becomes the last full chunk, appended in place as
 		// the tail is: full is replaced by a new array when a removal
@@ -131,7 +136,7 @@ func (l *calleeList) without(seq uint64) *calleeList {
 		if !ok {
 			return l
 		}
-		n := &calleeList{full: l.full, base: l.base}
+		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv()}
 		if k == len(t)-1 {
 			// No room left: the next REGISTER's append makes a new
 			// array, so that callee k stays as the older lists see it.
@@ -168,7 +173,7 @@ func (l *calleeList) without(seq uint64) *calleeList {
 	for _, ch := range l.full[lo+1:] {
 		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1})
 	}
-	n := &calleeList{full: full, tail: l.tail, base: l.base - 1}
+	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - l.full[lo].c[k].progInv()}
 	if len(full) > 2*((n.base+calleesPerChunk-1)/calleesPerChunk) {
 		n.full = compact(full, n.base)
 	}
@@ -198,6 +203,43 @@ func compact(full []calleeChunk, base int) []calleeChunk {
 		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base})
 	}
 	return out
+}
+
+// progInv is 1 for a callee that announced progressive_call_invocations,
+// else 0. A session's features are set at its HELLO and never change.
+func (c callee) progInv() int {
+	if c.s != nil && c.s.feat&fCalleeProgInv != 0 {
+		return 1
+	}
+	return 0
+}
+
+// progSpan returns the REGISTER times of the first and the last callee
+// that announced progressive_call_invocations; 0, 0 when none did. It
+// looks at the callees before the first such one and after the last:
+// none when every callee announced it, as clients that announce it for
+// one registration do for all.
+func (l *calleeList) progSpan() (first, last int64) {
+	n := l.len()
+	if l.prog == 0 {
+		return 0, 0
+	}
+	if l.prog == n {
+		return l.at(0).at, l.at(n - 1).at
+	}
+	for i := range n {
+		if c := l.at(i); c.progInv() == 1 {
+			first = c.at
+			break
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		if c := l.at(i); c.progInv() == 1 {
+			last = c.at
+			break
+		}
+	}
+	return first, last
 }
 
 // findSeq returns the index of the callee seq in l (ascending seqs).

@@ -55,6 +55,23 @@ func TestCalleeListChunks(t *testing.T) {
 			}
 			i++
 		}
+		// The count of callees that take progressive call invocations,
+		// and the first and last of them (what the node tells the mesh).
+		prog, first, last := 0, int64(0), int64(0)
+		for _, c := range want {
+			if c.s.feat&fCalleeProgInv != 0 {
+				if prog == 0 {
+					first = c.at
+				}
+				prog, last = prog+1, c.at
+			}
+		}
+		if l.prog != prog {
+			t.Fatalf("prog %d, want %d", l.prog, prog)
+		}
+		if f, la := l.progSpan(); prog > 0 && (f != first || la != last) {
+			t.Fatalf("progSpan %d, %d, want %d, %d", f, la, first, last)
+		}
 	}
 	type snap struct {
 		l    *calleeList
@@ -79,6 +96,9 @@ func TestCalleeListChunks(t *testing.T) {
 		default:
 			seq++
 			c := callee{s: &Session{id: seq}, at: int64(rng.Uint32()), seq: seq}
+			if rng.IntN(3) == 0 {
+				c.s.feat = fCalleeProgInv
+			}
 			l = l.with(c)
 			want = append(want[:len(want):len(want)], c)
 		}

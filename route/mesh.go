@@ -61,6 +61,16 @@ import (
 //     the mesh, by the callee node's clock (nodes should run NTP; ties go to
 //     the local node).
 //
+// A progressive call invocation is picked among the callees that
+// announced progressive_call_invocations, as on one node (pickCallee):
+// the directory says how many each node has, and when the first and the
+// last of them registered (MeshReg.Prog), and the caller's node picks by
+// the policy among the nodes with one (meshPickProgressive); a node that
+// did not say (the previous release) counts as one that may have one.
+// Its later chunks follow the first to the node it went to, so the pick
+// must be right at once: a refusal there comes back after the chunks
+// that followed have gone.
+//
 // # Calls, results and cancels
 //
 // The caller's shard sends the CALL (raw payload in the caller's
@@ -253,6 +263,24 @@ type MeshReg struct {
 	Callees int
 	// First and Last are the REGISTER times (unix ns, the node's clock) of
 	// the node's earliest and latest callee.
+	First, Last int64
+	// Prog is the part of the node's callees that announced
+	// progressive_call_invocations; its Known is false when the node did
+	// not say (a node of the previous release, whose callees then may or
+	// may not take such calls).
+	Prog MeshCapable
+}
+
+// MeshCapable is the part of a node's callees of a registration that
+// can take a call which needs a feature of its callee.
+type MeshCapable struct {
+	// Known: the node said; the fields below are 0 otherwise.
+	Known bool
+	// Callees is how many of the node's callees can (0 ≤ Callees ≤
+	// MeshReg.Callees).
+	Callees int
+	// First and Last are the REGISTER times of the earliest and latest of
+	// them, for a first or last registration with Callees > 0 (else 0).
 	First, Last int64
 }
 

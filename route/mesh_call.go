@@ -81,6 +81,31 @@ type remoteCallee struct {
 	node        MeshNode
 	callees     int
 	first, last int64
+	// prog is how many of the node's callees take progressive call
+	// invocations, -1 when the node did not say (MeshReg.Prog);
+	// progFirst and progLast when the first and last of them registered
+	// (first and last registrations).
+	prog                int32
+	progFirst, progLast int64
+}
+
+// mayProg reports whether rc may have a callee that takes progressive
+// call invocations: it has one, or did not say.
+func (rc *remoteCallee) mayProg() bool { return rc.prog != 0 }
+
+// progAt returns the REGISTER time by which first (or last) ranks rc for
+// a progressive call invocation: that of its first (last) callee that
+// takes one, else, when the node did not say, of its first (last).
+func (rc *remoteCallee) progAt(first bool) int64 {
+	switch {
+	case rc.prog < 0 && first:
+		return rc.first
+	case rc.prog < 0:
+		return rc.last
+	case first:
+		return rc.progFirst
+	}
+	return rc.progLast
 }
 
 func (reg *registration) remoteList() []remoteCallee {
@@ -161,6 +186,81 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 	return nth(0), true
 }
 
+// meshPickProgressive is meshPick for a progressive call invocation: the
+// policy picks among the callees that take one, as pickCallee does on one
+// node, local first for roundrobin and random; first and last rank a node
+// by its first (last) such callee. A node that did not say how many it
+// has (MeshReg.Prog) counts as one that may. With none anywhere it is
+// meshPick's pick, whose callee refuses the call feature_not_supported.
+// Before, the pick knew nothing of the callees' features: a stream sent
+// to a node none of whose callees take it failed there
+// feature_not_supported while another node's callee could take it (its
+// chunks go back to back: the refusal came after the second had gone, too
+// late to reroute the call), 3 of 6 streams round robin over two nodes.
+func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee) (node MeshNode, ok bool) {
+	local := reg.list()
+	if s.r.draining.Load() {
+		local = noCallees // this node's callees take no new calls (drain.go)
+	}
+	n := 0
+	for i := range rl {
+		if rl[i].mayProg() {
+			n++
+		}
+	}
+	switch {
+	case n == 0 && local.prog == 0:
+		return s.meshPick(reg, rl, 0)
+	case n == 0:
+		return 0, true
+	}
+	nth := func(k int) MeshNode {
+		for i := range rl {
+			if rl[i].mayProg() {
+				if k == 0 {
+					return rl[i].node
+				}
+				k--
+			}
+		}
+		return 0
+	}
+	switch reg.invoke {
+	case proto.InvokeFirst, proto.InvokeLast:
+		first := reg.invoke == proto.InvokeFirst
+		var best int64
+		if local.prog > 0 {
+			f, l := local.progSpan()
+			best = f
+			if !first {
+				best = l
+			}
+		}
+		for i := range rl {
+			rc := &rl[i]
+			if !rc.mayProg() {
+				continue
+			}
+			at := rc.progAt(first)
+			if node == 0 && local.prog == 0 || first && at < best || !first && at > best {
+				node, best = rc.node, at
+			}
+		}
+		return node, true
+	case proto.InvokeRoundRobin:
+		if local.prog > 0 {
+			return 0, true
+		}
+		return nth(int((reg.rr.Add(1) - 1) % uint64(n))), true
+	case proto.InvokeRandom:
+		if local.prog > 0 {
+			return 0, true
+		}
+		return nth(s.rng.IntN(n)), true
+	}
+	return s.meshPick(reg, rl, 0) // single: one callee
+}
+
 // meshCall sends a CALL to another node when the registration's policy
 // picks a callee there. It reports false when the call stays here.
 func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progress bool) bool {
@@ -168,7 +268,13 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	if len(rl) == 0 {
 		return false
 	}
-	node, ok := s.meshPick(reg, rl, 0)
+	var node MeshNode
+	var ok bool
+	if progress {
+		node, ok = s.meshPickProgressive(reg, rl)
+	} else {
+		node, ok = s.meshPick(reg, rl, 0)
+	}
 	if !ok || node == 0 {
 		return false
 	}

@@ -169,6 +169,15 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 		// by a walk of the whole list under the lock, which made every
 		// REGISTER, UNREGISTER and leave O(callees) on a mesh.
 		e.First, e.Last = l.at(0).at, l.at(n-1).at
+		// The callees that take progressive call invocations, counted
+		// as the list changes (calleeList.prog); their first and last
+		// only where the policy ranks by them (progSpan: O(1) unless
+		// the callees differ, then a walk to the first and from the last
+		// such callee).
+		e.Prog = MeshCapable{Known: true, Callees: l.prog}
+		if l.prog > 0 && (reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast) {
+			e.Prog.First, e.Prog.Last = l.progSpan()
+		}
 	}
 	rm.r.mesh.Registered(rm.name, e)
 	if e.Callees == 0 && reg.invoke == proto.InvokeSingle {
@@ -252,6 +261,17 @@ func (rm *Realm) meshLost(reg *registration) (proto.Invoke, bool) {
 	return win.Invoke, win.name != rm.r.ms.name && !compatible(reg.invoke, win.Invoke)
 }
 
+// remoteOf returns node's directory entry e as a remote callee of the
+// registration table.
+func remoteOf(node MeshNode, e dirEntry) remoteCallee {
+	rc := remoteCallee{node: node, callees: e.Callees, first: e.First, last: e.Last, prog: -1}
+	if p := e.Prog; p.Known {
+		rc.prog = int32(min(max(p.Callees, 0), e.Callees))
+		rc.progFirst, rc.progLast = p.First, p.Last
+	}
+	return rc
+}
+
 // compatible reports whether callees registered with policies a and b may
 // share a registration.
 func compatible(a, b proto.Invoke) bool { return a == b && a != proto.InvokeSingle }
@@ -318,7 +338,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	case local.len() > 0:
 		for n, e := range entries {
 			if compatible(reg.invoke, e.Invoke) {
-				rl = append(rl, remoteCallee{node: n, callees: e.Callees, first: e.First, last: e.Last})
+				rl = append(rl, remoteOf(n, e))
 			}
 		}
 	default:
@@ -327,7 +347,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 				continue
 			}
 			if e.name == win.name || compatible(win.Invoke, e.Invoke) {
-				rl = append(rl, remoteCallee{node: n, callees: e.Callees, first: e.First, last: e.Last})
+				rl = append(rl, remoteOf(n, e))
 			}
 		}
 		if exists && len(rl) > 0 && reg.invoke != win.Invoke {
