@@ -430,6 +430,10 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "too many calls in flight for this session (limit "+strconv.Itoa(max)+")")
 		return
 	}
+	if !s.callBudgetRoom(ss) {
+		s.callsTotalRefused(ss, m.Request, progress)
+		return
+	}
 	reg := ss.realm.lookupReg(s.idx, m.URI)
 	if reg == nil {
 		s.rejectCall(ss, m.Request, progress, proto.URINoSuchProcedure, "no callee registered for procedure "+strconv.Quote(string(m.URI)))
@@ -476,6 +480,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	}
 	ss.calls[m.Request] = oc
 	s.traffic.callsInFlight++
+	s.r.callAdded(ss)
 
 	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
 	if oc.recvProg {
@@ -1023,6 +1028,7 @@ func (s *Shard) deliverResult(t *task) {
 func (ss *Session) endCall(req uint64, oc *outCall) {
 	delete(ss.calls, req)
 	ss.shard.traffic.callsInFlight--
+	ss.shard.r.callsEnded(ss, 1)
 	ss.shard.dropReroute(oc)
 	if oc.callee == nil {
 		delete(ss.shard.mcalls, oc.invID)
@@ -1188,6 +1194,7 @@ func (s *Shard) callTimeout(tm timer) {
 // it from its registrations.
 func (s *Shard) leaveDealer(ss *Session) {
 	ss.metaWaits = nil
+	s.r.callsEnded(ss, int64(len(ss.calls)))
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
 		s.traffic.callsInFlight--
@@ -1198,6 +1205,7 @@ func (s *Shard) leaveDealer(ss *Session) {
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 	ss.share = nil
+	s.r.calls.dropCallOwner(ss)
 	for inv, ic := range ss.invs {
 		delete(ss.invs, inv)
 		if ic.caller == nil {

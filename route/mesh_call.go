@@ -319,6 +319,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	ss.calls[m.Request] = oc
 	ss.meshCalls++
 	s.traffic.callsInFlight++ // counters.go
+	s.r.callAdded(ss)
 	if s.mcalls == nil {
 		s.mcalls = map[uint64]mcall{}
 	}

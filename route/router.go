@@ -125,6 +125,16 @@ type Config struct {
 	// 65,536 subscriptions of 4 KiB URIs, 290 MB of heap, per connection,
 	// 1,024 connections per address. Default 1 GiB.
 	MaxSubscriptionBytes int64
+	// MaxCallsTotal bounds the calls in flight on the router, every
+	// session's as a caller (those to other nodes' callees included), and
+	// one owner's (as MaxSubscriptionBytes: retainOwner, fixed at the
+	// session's first CALL; none for an InProcessPeer's, which only the
+	// total bounds) at most a quarter of it. Past either, CALL gets ERROR
+	// wamp.error.unavailable. Before, MaxPendingCalls alone bounded them:
+	// a callee that never answers held about 216 bytes per call, 14 MB per
+	// session at 65,536, and 1,024 connections per address. Default
+	// DefaultCallsTotal.
+	MaxCallsTotal int64
 	// MaxConverted bounds a message the router builds by converting a
 	// payload to the peer's serializer (proto.Encoder.MaxConverted):
 	// converting can multiply a payload's length several times (CBOR half
@@ -220,6 +230,8 @@ type Router struct {
 	// subBytes counts the bytes subscriptions hold
 	// (Config.MaxSubscriptionBytes).
 	subBytes testamentBudget
+	// calls counts the calls in flight (Config.MaxCallsTotal).
+	calls callBudget
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
@@ -316,6 +328,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxSubscriptionBytes <= 0 {
 		cfg.MaxSubscriptionBytes = DefaultSubscriptionBytes
+	}
+	if cfg.MaxCallsTotal <= 0 {
+		cfg.MaxCallsTotal = DefaultCallsTotal
 	}
 	if cfg.MaxConverted <= 0 {
 		cfg.MaxConverted = 32 << 20

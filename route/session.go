@@ -67,6 +67,10 @@ type Session struct {
 	// meshCalls counts the calls in calls held by other nodes' callees
 	// (Config.MaxMeshCalls).
 	meshCalls int
+	// callOwn: whose share of Config.MaxCallsTotal calls counts in,
+	// fixed at the first CALL until the session leaves (callBudget.ownerOf).
+	callOwn    *callOwner
+	callOwnSet bool
 	// rerouteHeld is the bytes calls keeps to be rerouted: its part of
 	// the shard's, at most rerouteShare past the first (reroute.go).
 	rerouteHeld int64
@@ -145,7 +149,8 @@ type Session struct {
 	// The wildcard registrations and subscriptions it holds
 	// (Config.MaxWildcard*), and the bounds it was told of in the log
 	// (wildcardRefused), or that of the subscriptions' bytes (bit 4,
-	// subscriptionBytesRefused).
+	// subscriptionBytesRefused) or the router's calls in flight (bit 8,
+	// callsTotalRefused).
 	wildRegs, wildSubs int
 	// singles counts the single registrations in regs (on a mesh, each
 	// holds a claim in the mesh's store: MeshClaimShare).

@@ -153,6 +153,8 @@ type ShardStats struct {
 	TestamentsRefused atomic.Uint64
 	// SUBSCRIBEs refused for Config.MaxSubscriptionBytes.
 	SubscriptionsRefused atomic.Uint64
+	// CALLs refused for Config.MaxCallsTotal.
+	CallsRefusedTotal atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).
 	AuthSuccessesBy [NumAuthMethods]atomic.Uint64
 	AuthFailuresBy  [NumAuthMethods]atomic.Uint64

@@ -110,6 +110,11 @@ type Stats struct {
 	// counts them.
 	SubscriptionsRefused uint64
 	SubscriptionBytes    int64
+	// CallsRefusedTotal counts CALLs refused for Config.MaxCallsTotal (the
+	// router's or the owner's quarter); CallsHeld is the calls in flight
+	// it counts now.
+	CallsRefusedTotal uint64
+	CallsHeld         int64
 }
 
 // Stats returns the router's counters. It reads each shard's counters
@@ -142,6 +147,7 @@ func (r *Router) Stats() Stats {
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 		st.TestamentsRefused += c.TestamentsRefused.Load()
 		st.SubscriptionsRefused += c.SubscriptionsRefused.Load()
+		st.CallsRefusedTotal += c.CallsRefusedTotal.Load()
 	}
 	r.testaments.mu.Lock()
 	st.TestamentBytes = r.testaments.total
@@ -149,5 +155,6 @@ func (r *Router) Stats() Stats {
 	r.subBytes.mu.Lock()
 	st.SubscriptionBytes = r.subBytes.total
 	r.subBytes.mu.Unlock()
+	st.CallsHeld = r.calls.total.Load()
 	return st
 }

@@ -154,6 +154,10 @@ type limitsConfig struct {
 	// 1 GiB.
 	SubscriptionBytes size `yaml:"subscription_bytes"`
 
+	// All sessions' calls in flight (route.Config.MaxCallsTotal); 0:
+	// route.DefaultCallsTotal.
+	CallsInFlightTotal int `yaml:"calls_in_flight_total"`
+
 	AuthFailures authFailuresConfig `yaml:"auth_failures"`
 }
 
@@ -1155,7 +1159,7 @@ func (c *config) validate() error {
 		{c.Limits.RealmWildcardRegistrations, "realm_wildcard_registrations"}, {c.Limits.RealmWildcardSubscriptions, "realm_wildcard_subscriptions"},
 		{c.Limits.MaxTLSHandshakes, "max_tls_handshakes"}, {c.Limits.MaxTLSHandshakesPerAddress, "max_tls_handshakes_per_address"},
 		{c.Limits.RetainedEventsPerPublisher, "retained_events_per_publisher"},
-		{c.Limits.MaxConnectionsPerAddress, "max_connections_per_address"}} {
+		{c.Limits.MaxConnectionsPerAddress, "max_connections_per_address"}, {c.Limits.CallsInFlightTotal, "calls_in_flight_total"}} {
 		if l.v < 0 {
 			c.errAt(&errs, "limits."+l.name+" must not be negative", "limits", l.name)
 		}
@@ -1171,6 +1175,11 @@ func (c *config) validate() error {
 	}
 	// A client's quarter must hold one testament of the largest meta
 	// call's arguments.
+	// A client's quarter must hold a call.
+	if n := c.Limits.CallsInFlightTotal; n > 0 && n < 4 {
+		c.errAt(&errs, fmt.Sprintf("limits.calls_in_flight_total %d is below 4 (a client address's or authid's quarter must hold a call)", n),
+			"limits", "calls_in_flight_total")
+	}
 	if sb := c.Limits.SubscriptionBytes; sb != 0 && sb < minSubscriptionBytes {
 		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 58 subscriptions of the longest URI)",
 			formatSize(int64(sb)), formatSize(minSubscriptionBytes)), "limits", "subscription_bytes")
@@ -1487,6 +1496,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
 		MaxTestamentBytes:            int64(c.Limits.TestamentBytes),
 		MaxSubscriptionBytes:         int64(c.Limits.SubscriptionBytes),
+		MaxCallsTotal:                int64(c.Limits.CallsInFlightTotal),
 	}
 	return rc, nil
 }

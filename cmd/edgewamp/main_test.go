@@ -388,6 +388,10 @@ func TestCheckConfig(t *testing.T) {
 		{"subscription bytes too small", "limits:\n  subscription_bytes: 64KiB\n", 1,
 			[]string{"line 2: limits.subscription_bytes 64KiB is below 1MiB"}},
 		{"subscription bytes", "limits:\n  subscription_bytes: 256MiB\n", 0, []string{": ok"}},
+		{"calls in flight total too small", "limits:\n  calls_in_flight_total: 3\n", 1,
+			[]string{"line 2: limits.calls_in_flight_total 3 is below 4"}},
+		{"calls in flight total negative", "limits:\n  calls_in_flight_total: -1\n", 1,
+			[]string{"limits.calls_in_flight_total must not be negative"}},
 		{"connections per address", "limits:\n  max_connections_per_address: -1\n", 1, []string{"line 2: limits.max_connections_per_address must not be negative"}},
 		// 1 KiB was taken, and refused every message longer than a read.
 		{"inbound total too small", "limits:\n  max_inbound_total: 1KiB\n", 1,
@@ -1044,6 +1048,31 @@ func TestRetainedShareConfigApplied(t *testing.T) {
 		}
 		if rc.MaxRetainedPerPublisher != k.events || rc.MaxRetainedBytesPerPublisher != k.bytes {
 			t.Errorf("%q: MaxRetainedPerPublisher %d, MaxRetainedBytesPerPublisher %d; want %d, %d", k.body, rc.MaxRetainedPerPublisher, rc.MaxRetainedBytesPerPublisher, k.events, k.bytes)
+		}
+	}
+}
+
+// limits.calls_in_flight_total reaches the router; 0 (the embedded
+// default's) leaves route's default.
+func TestCallsTotalConfigApplied(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, k := range []struct {
+		body string
+		want int64
+	}{
+		{"realms: [{name: a}]\n", 0},
+		{"limits: {calls_in_flight_total: 4096}\n", 4096},
+	} {
+		c, err := parseConfig([]byte(k.body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.routeConfig(log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.MaxCallsTotal != k.want {
+			t.Errorf("%q: MaxCallsTotal %d, want %d", k.body, rc.MaxCallsTotal, k.want)
 		}
 	}
 }

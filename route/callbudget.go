@@ -1,0 +1,126 @@
+package route
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// DefaultCallsTotal is Config.MaxCallsTotal's default: 2^20 calls, about
+// 250 MB at the 216-253 bytes of heap a call in flight holds across its
+// caller and callee (measured: 8 sessions of one address with 65,536 calls
+// each to a callee that never answers, 238 bytes a call, 118 MB; 253 on a
+// shared registration, which keeps a copy for rerouting).
+const DefaultCallsTotal = 1 << 20
+
+// callBudget counts the calls in flight on the router (Config.MaxCallsTotal),
+// and each owner's (retainOwner, as the subscriptions' and testaments'
+// shares): sessions of every shard add and end them. The call path only
+// reads and moves atomic counters: the owner's record is looked up once,
+// at a session's first CALL (callOwnerOf), under mu.
+type callBudget struct {
+	total atomic.Int64 // calls in flight, every owner's and none's
+	mu    sync.Mutex
+	by    map[string]*callOwner // guarded by mu; an owner goes with its last session
+}
+
+// callOwner is one owner's count of calls in flight.
+type callOwner struct {
+	n        atomic.Int64
+	key      string // static
+	sessions int    // sessions holding it (Session.callOwn); guarded by callBudget.mu
+}
+
+// callBudgetRoom reports whether ss may have one more call in flight: the
+// router's calls are below Config.MaxCallsTotal and its owner's below a
+// quarter of it. Checked, then counted by callAdded: sessions on other
+// shards checking at the same moment may take the router (or an owner
+// sharing shards) one call per shard past the bound. Owned by shard.
+func (s *Shard) callBudgetRoom(ss *Session) bool {
+	max := s.r.cfg.MaxCallsTotal
+	if s.r.calls.total.Load() >= max {
+		return false
+	}
+	o := s.r.calls.ownerOf(ss)
+	return o == nil || o.n.Load() < max/4
+}
+
+// callAdded counts a call of ss put in ss.calls. Owned by shard.
+func (r *Router) callAdded(ss *Session) {
+	r.calls.total.Add(1)
+	if o := ss.callOwn; o != nil {
+		o.n.Add(1)
+	}
+}
+
+// callsEnded counts n calls of ss taken out of ss.calls. Owned by shard.
+func (r *Router) callsEnded(ss *Session, n int64) {
+	r.calls.total.Add(-n)
+	if o := ss.callOwn; o != nil {
+		o.n.Add(-n)
+	}
+}
+
+// ownerOf returns the record ss's calls count in, fixed at its first CALL
+// until it leaves (dropCallOwner); nil for an InProcessPeer's session (the
+// HTTP gateway's, which carries many clients' calls and has limits of its
+// own), which only the total bounds. Owned by ss's shard.
+func (b *callBudget) ownerOf(ss *Session) *callOwner {
+	if ss.callOwnSet {
+		return ss.callOwn
+	}
+	ss.callOwnSet = true
+	if _, inProcess := ss.peer.(InProcessPeer); inProcess {
+		return nil
+	}
+	key := ss.retainOwner()
+	if key == "" {
+		return nil
+	}
+	b.mu.Lock()
+	o := b.by[key]
+	if o == nil {
+		if b.by == nil {
+			b.by = map[string]*callOwner{}
+		}
+		o = &callOwner{key: key}
+		b.by[key] = o
+	}
+	o.sessions++
+	b.mu.Unlock()
+	ss.callOwn = o
+	return o
+}
+
+// dropCallOwner lets a leaving session's owner record go, once its calls
+// are ended and counted out (leaveDealer). Owned by ss's shard.
+func (b *callBudget) dropCallOwner(ss *Session) {
+	o := ss.callOwn
+	ss.callOwn, ss.callOwnSet = nil, false
+	if o == nil {
+		return
+	}
+	b.mu.Lock()
+	if o.sessions--; o.sessions == 0 {
+		delete(b.by, o.key)
+	}
+	b.mu.Unlock()
+}
+
+// callsTotalRefused answers a CALL past Config.MaxCallsTotal or its
+// owner's quarter, counted; the first refusal of a session is logged.
+func (s *Shard) callsTotalRefused(ss *Session, req uint64, progress bool) {
+	s.stats.CallsRefusedTotal.Add(1)
+	if ss.wildLogged&8 == 0 {
+		ss.wildLogged |= 8
+		owner := ""
+		if ss.callOwn != nil {
+			owner = ss.callOwn.key
+		}
+		s.r.log.Warn("refusing calls: the router holds as many calls in flight as it takes, or this client's quarter of them (limits.calls_in_flight_total; logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(owner), "limit", s.r.cfg.MaxCallsTotal)
+	}
+	s.rejectCall(ss, req, progress, proto.URIUnavailable, "the router holds as many calls in flight as it takes (limits.calls_in_flight_total "+strconv.FormatInt(s.r.cfg.MaxCallsTotal, 10)+", a quarter of it per client address or authid)")
+}

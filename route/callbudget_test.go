@@ -1,0 +1,117 @@
+package route
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// The calls in flight are bounded on the router (Config.MaxCallsTotal), a
+// client address or authid at most a quarter of them. Before, only the
+// per-session cap (limits.calls_in_flight, 65,536) bounded them: a callee
+// that reads its INVOCATIONs and never answers, called by sessions with no
+// call timeout, held about 216 bytes per call (caller and callee), 14 MB
+// per session at the cap, and one address may open 1,024 connections
+// (about 14.5 GB).
+func TestCallsInFlightBoundedOnRouter(t *testing.T) {
+	const perSession, total = 32, 256
+	const quarter = total / 4
+	e := newEnv(t, 2, func(c *Config) { c.MaxPendingCalls = perSession; c.MaxCallsTotal = total })
+	callee := e.connectFrom(0, proto.JSON, "192.0.2.1:1000")
+	callee.hello("realm1", allFeatures, nil)
+	callee.id = callee.expect(proto.CodeWelcome).ID
+	callee.register("com.sink", nil)
+
+	// One address opens sessions on both shards and calls the callee,
+	// which never answers, until refused.
+	var held int
+	var attackers []*tc
+	for i := 0; i < 2*total/perSession && held < 2*total; i++ {
+		a := e.connectFrom(i%2, proto.JSON, fmt.Sprintf("198.51.100.7:%d", 4000+i))
+		a.hello("realm1", allFeatures, nil)
+		a.id = a.expect(proto.CodeWelcome).ID
+		attackers = append(attackers, a)
+		for j := 0; j < perSession; j++ {
+			req := a.call("com.sink", nil, nil, nil)
+			e.sync()
+			select {
+			case m := <-a.peer.in:
+				if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable {
+					t.Fatalf("call %d of session %d: got %v %s", j, i, m.Type, describe(m))
+				}
+			default:
+				held++
+				continue
+			}
+			break // this session is refused; try another
+		}
+	}
+	for held > 0 && len(callee.peer.in) > 0 {
+		<-callee.peer.in
+	}
+	st := e.r.Stats()
+	t.Logf("one address's calls held pending: %d (router bound %d, its quarter %d); %d in flight, %d refused", held, total, quarter, callsInFlight(e), st.CallsRefusedTotal)
+	if n := callsInFlight(e); held != quarter || n != quarter || st.CallsHeld != quarter {
+		t.Fatalf("one address held %d calls in flight (%d on the router, %d counted), want its quarter %d of %d", held, n, st.CallsHeld, quarter, total)
+	}
+	if st.CallsRefusedTotal == 0 {
+		t.Fatalf("no refusal counted")
+	}
+
+	// Another address's call goes through.
+	b := e.connectFrom(1, proto.JSON, "203.0.113.9:4000")
+	b.hello("realm1", allFeatures, nil)
+	b.id = b.expect(proto.CodeWelcome).ID
+	b.call("com.sink", nil, nil, nil)
+	inv := callee.expect(proto.CodeInvocation)
+	callee.yield(inv.Request, nil, []any{1})
+	b.expect(proto.CodeResult)
+
+	// The address's calls go back to it when they end: its sessions
+	// leave, and it may call again. Four owners at their quarters then
+	// fill the router: a fifth is refused until a call ends.
+	for _, a := range attackers {
+		a.goodbye()
+	}
+	e.sync()
+	if n, st := callsInFlight(e), e.r.Stats(); n != 0 || st.CallsHeld != 0 {
+		t.Fatalf("%d calls in flight (%d counted) after the callers left", n, st.CallsHeld)
+	}
+	for len(callee.peer.in) > 0 {
+		<-callee.peer.in // the INTERRUPTs of their calls
+	}
+	var invs []uint64
+	for k := 0; k < 4; k++ {
+		for i := 0; i < quarter/perSession; i++ {
+			c := e.connectFrom(i%2, proto.JSON, fmt.Sprintf("198.51.100.%d:%d", 7+k, 5000+i))
+			c.hello("realm1", allFeatures, nil)
+			c.expect(proto.CodeWelcome)
+			for j := 0; j < perSession; j++ {
+				c.call("com.sink", nil, nil, nil)
+				invs = append(invs, callee.expect(proto.CodeInvocation).Request)
+			}
+		}
+	}
+	req := b.call("com.sink", nil, nil, nil)
+	b.expectError(proto.CodeCall, req, proto.URIUnavailable)
+	callee.yield(invs[0], nil, []any{1})
+	e.sync()
+	b.call("com.sink", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	if n, st := callsInFlight(e), e.r.Stats(); n != total || st.CallsHeld != total {
+		t.Fatalf("%d calls in flight (%d counted), want %d", n, st.CallsHeld, total)
+	}
+}
+
+// callsInFlight returns the router's calls in flight, as its shards count
+// them (Traffic).
+func callsInFlight(e *env) int64 {
+	e.t.Helper()
+	tr, err := e.r.Traffic(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tr.CallsInFlight
+}
