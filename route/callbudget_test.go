@@ -115,3 +115,45 @@ func callsInFlight(e *env) int64 {
 	}
 	return tr.CallsInFlight
 }
+
+// Calls to other nodes' callees count in the caller's node's budget (they
+// hold an outCall there until they end), and go out of it when answered or
+// when the caller leaves; the callee's node does not count them (its
+// Config.MaxMeshInvocations does).
+func TestCallsInFlightBoundedOnRouterMesh(t *testing.T) {
+	const total = 16
+	mm, es := newMemMesh(t, 2, 2, func(c *Config) { c.MaxCallsTotal = total; c.MaxMeshCalls = 64 })
+	callee := es[1].join(proto.JSON)
+	callee.register("com.hold", nil)
+	mm.sync()
+	var callers []*tc
+	var invs []uint64
+	for i := 0; i < 2; i++ {
+		a := es[0].connectFrom(i, proto.JSON, fmt.Sprintf("198.51.100.7:%d", 4000+i))
+		a.hello("realm1", allFeatures, nil)
+		a.id = a.expect(proto.CodeWelcome).ID
+		callers = append(callers, a)
+		for j := 0; j < total/4/2; j++ {
+			a.call("com.hold", nil, nil, nil)
+			invs = append(invs, callee.expect(proto.CodeInvocation).Request)
+		}
+	}
+	req := callers[1].call("com.hold", nil, nil, nil)
+	callers[1].expectError(proto.CodeCall, req, proto.URIUnavailable)
+	mm.sync()
+	callee.quiet() // the refused call never left the caller's node
+	if st0, st1 := es[0].r.Stats(), es[1].r.Stats(); st0.CallsHeld != total/4 || st0.CallsRefusedTotal != 1 || st1.CallsHeld != 0 {
+		t.Fatalf("caller's node: %d calls counted, %d refused; callee's node: %d counted; want %d, 1, 0", st0.CallsHeld, st0.CallsRefusedTotal, st1.CallsHeld, total/4)
+	}
+	// An answered call frees its place; a leaving caller frees its calls.
+	callee.yield(invs[0], nil, nil)
+	callers[0].expect(proto.CodeResult)
+	mm.sync()
+	callers[1].call("com.hold", nil, nil, nil)
+	callee.expect(proto.CodeInvocation)
+	callers[1].goodbye()
+	mm.sync()
+	if st := es[0].r.Stats(); st.CallsHeld != total/4/2-1 {
+		t.Fatalf("%d calls counted after a caller left, want %d", st.CallsHeld, total/4/2-1)
+	}
+}
