@@ -22,8 +22,8 @@ import (
 // issuer publishes a JSON Web Key Set, read from a file at start
 // (gateway.bearer.jwks_file; the OAuth2 server will plug in its own
 // verifier the same way). Claims: sub is the authid; authrole (or the
-// first of roles) the role; roles, scope (space-separated) or scp (a
-// list) the rest; an audience "wamp:<realm>" binds the token to a realm.
+// first of roles) the role; roles, scope or scp (each a space-separated
+// string or a list) the rest; an audience "wamp:<realm>" binds the token to a realm.
 // Access tokens only: OpenID Connect ID tokens are refused (accessToken).
 //
 // Verifying costs about 250 µs of CPU; verified tokens are cached by their
@@ -278,12 +278,25 @@ func principalOf(tok jwt.Token) (*gateway.Principal, error) {
 	if p.AuthRole != "" && !contains(p.Roles, p.AuthRole) {
 		p.Roles = append(p.Roles, p.AuthRole)
 	}
-	if s, ok := pc["scope"].(string); ok {
-		p.Scopes = strings.Fields(s)
+	if sc, ok := pc["scope"]; ok {
+		p.Scopes = scopeList(sc)
 	} else {
-		p.Scopes = strList(pc["scp"])
+		p.Scopes = scopeList(pc["scp"])
 	}
 	return p, nil
+}
+
+// scopeList reads a token's scope or scp claim in either form issuers
+// write it: a space-separated string (RFC 9068 §2.2.3; Keycloak, Auth0,
+// and Microsoft Entra ID's scp) or a list (Okta's scp, Spring
+// Authorization Server's scope). Only scope as a string and scp as a list
+// were read before: an Entra ID or Spring token was held to have no
+// scope, and refused 403 by every route with auth.scopes.
+func scopeList(v any) []string {
+	if s, ok := v.(string); ok {
+		return strings.Fields(s)
+	}
+	return strList(v)
 }
 
 func strList(v any) []string {
