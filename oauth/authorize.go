@@ -14,7 +14,8 @@ import (
 // The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636), for
 // browser dashboards and native apps. Only S256 is accepted (RFC 7636
 // §4.2's plain method protects nothing against an attacker who sees the
-// request), and the redirect URI must match a registered one exactly.
+// request), and the redirect URI must match a registered one exactly, but
+// for the port of a loopback IP one (RFC 8252 §7.3).
 // Codes live a minute, are stored by hash (ac.<SHA-256>), and are redeemed
 // once: a second redemption revokes what the first one obtained
 // (RFC 6749 §4.1.2).
@@ -70,7 +71,9 @@ func (s *Server) parseAuthzRequest(q url.Values) (*authzRequest, pageError, *oau
 	}
 	req := &authzRequest{client: c, state: q.Get("state")}
 	switch ru := q.Get("redirect_uri"); {
-	case ru != "" && c.redirs[ru]:
+	case ru != "" && (c.redirs[ru] || c.loopRedirs[loopbackKey(ru)]):
+		// A loopback IP redirect URI with any port (RFC 8252 §7.3); the
+		// code is bound to the URI the request named, port included.
 		req.redirect, req.redirectGiven = ru, true
 	case ru != "":
 		return nil, "The application's redirect address is not registered for it (redirect_uri mismatch).", nil

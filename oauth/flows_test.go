@@ -307,8 +307,9 @@ func TestAuthorizationCodeRefused(t *testing.T) {
 		t.Fatalf("redirect mismatch at the token endpoint: %v", err)
 	}
 	// An unregistered redirect URI, or a near miss of a registered one, is
-	// refused on the page and never redirected to.
-	for _, ru := range []string{"http://127.0.0.1:9/callback/", "http://127.0.0.1:9/callback?x=1", "http://evil.example/callback", "http://127.0.0.1:10/callback"} {
+	// refused on the page and never redirected to. (Another port of a
+	// loopback IP one is no miss: RFC 8252 §7.3, TestLoopbackRedirectAnyPort.)
+	for _, ru := range []string{"http://127.0.0.1:9/callback/", "http://127.0.0.1:9/callback?x=1", "http://evil.example/callback", "http://127.0.0.2:9/callback"} {
 		_, ch := pkce()
 		u := e.url + "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"dashboard"}, "redirect_uri": {ru},
 			"code_challenge": {ch}, "code_challenge_method": {"S256"}}.Encode()

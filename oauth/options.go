@@ -197,12 +197,15 @@ type realmConf struct {
 
 type clientConf struct {
 	Client
-	realm   *realmConf
-	secret  *secretHash
-	grants  map[string]bool
-	scopes  map[string]bool
-	redirs  map[string]bool
-	display string
+	realm  *realmConf
+	secret *secretHash
+	grants map[string]bool
+	scopes map[string]bool
+	redirs map[string]bool
+	// loopRedirs are the registered loopback IP redirect URIs without
+	// their port (loopbackKey): RFC 8252 §7.3, any port matches.
+	loopRedirs map[string]bool
+	display    string
 }
 
 func (c *clientConf) can(grant string) bool { return c.grants[grant] && c.realm.grants[grant] }
@@ -334,6 +337,12 @@ func buildClient(rc *realmConf, c Client) (*clientConf, []error) {
 			bad("redirect URI %q: %v", u, err)
 		}
 		cc.redirs[u] = true
+		if k := loopbackKey(u); k != "" {
+			if cc.loopRedirs == nil {
+				cc.loopRedirs = map[string]bool{}
+			}
+			cc.loopRedirs[k] = true
+		}
 	}
 	if cc.grants[GrantAuthorizationCode] && len(c.RedirectURIs) == 0 {
 		bad("authorization_code needs redirect_uris")
@@ -358,6 +367,43 @@ func checkRedirectURI(s string) error {
 		return errors.New("needs a host")
 	}
 	return nil
+}
+
+// loopbackKey returns an http redirect URI on a loopback IP address
+// (127.0.0.0/8, [::1]) without its port, or "" for any other URI. RFC
+// 8252 §7.3: "The authorization server MUST allow any port to be
+// specified at the time of the request for loopback IP redirect URIs", a
+// native app listening on a port the system gives it at each sign-in;
+// matched exactly, every such app was refused. The rest (path, query)
+// still matches exactly; a host name, localhost too (§8.3: NOT
+// RECOMMENDED), and user info do not qualify.
+func loopbackKey(s string) string {
+	rest, ok := strings.CutPrefix(s, "http://")
+	if !ok {
+		return ""
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host := rest[:end]
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && i > strings.LastIndexByte(host, ']') {
+		port := host[i+1:]
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return ""
+			}
+		}
+		if len(port) > 5 {
+			return ""
+		}
+		host = host[:i]
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if ip == nil || !ip.IsLoopback() || strings.Contains(host, "[") != (ip.To4() == nil) {
+		return ""
+	}
+	return "http://" + host + rest[end:]
 }
 
 func isLoopback(host string) bool {
