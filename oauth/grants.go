@@ -182,22 +182,27 @@ func (s *Server) storedLogin(c *clientConf, realm, sub string, recRoles []string
 // have one and withRefresh.
 func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*tokenResponse, *oauthError) {
 	resp := &tokenResponse{TokenType: "Bearer", Scope: l.scope}
-	gid := l.gid
-	if withRefresh && l.client.can(GrantRefreshToken) {
-		rt, g, err := s.newFamily(ctx, l)
+	refresh := withRefresh && l.client.can(GrantRefreshToken)
+	if refresh && l.gid == "" {
+		lg := *l
+		lg.gid = randomToken(16) // newFamily's, picked here
+		l = &lg
+	}
+	// The access token is signed before the family is made: one that
+	// cannot be (too long to verify, errTokenTooLong) leaves nothing. Made
+	// first, the family was indexed among the user's logins, and at
+	// max_refresh_tokens that ended the user's oldest live login, then
+	// the family was deleted: each refused attempt ended another device.
+	at, exp, err := s.mint(l, l.gid)
+	if err != nil {
+		return nil, s.mintErr(l, err)
+	}
+	if refresh {
+		rt, _, err := s.newFamily(ctx, l)
 		if err != nil {
 			return nil, s.storeErr(err)
 		}
-		resp.RefreshToken, gid = rt, g
-	}
-	at, exp, err := s.mint(l, gid)
-	if err != nil {
-		if rt, ok := parseRefreshToken(resp.RefreshToken); ok {
-			// Not handed out: an orphan counted among the user's logins
-			// (and evicting a real one at the bound) until it expired.
-			s.store.Delete(ctx, "rt."+rt.fam, 0)
-		}
-		return nil, s.mintErr(l, err)
+		resp.RefreshToken = rt
 	}
 	resp.AccessToken, resp.ExpiresIn = at, expiresIn(exp, s.now())
 	s.log.Debug("oauth: token issued", "realm", l.client.realm.Name, "client", l.client.ID, "sub", l.sub, "refresh", resp.RefreshToken != "")
