@@ -129,6 +129,21 @@ func (n *pnode[E]) get(key string) (e E, ok bool) {
 	return n.entry, n.has
 }
 
+// getBytes is get for a key in a byte slice, compared in place: it does
+// not allocate (a call from another node looks its prefix registration
+// up so, once per call; string(key) for get copied a URI over 32 bytes
+// to the heap each time).
+func (n *pnode[E]) getBytes(key []byte) (e E, ok bool) {
+	for len(key) > 0 {
+		_, c := n.kid(key[0])
+		if c == nil || len(c.label) > len(key) || string(key[:len(c.label)]) != c.label {
+			return e, false
+		}
+		n, key = c, key[len(c.label):]
+	}
+	return n.entry, n.has
+}
+
 // each calls fn with every entry of n's subtree.
 func (n *pnode[E]) each(fn func(E)) {
 	if n.has {

@@ -86,3 +86,30 @@ func BenchmarkPrefixMatchDistinctLengths(b *testing.B) {
 		})
 	}
 }
+
+// TestPrefixGetBytesAllocatesNothing: getBytes finds a prefix
+// registration for a call arriving from another mesh node (mesh_call.go,
+// under the realm's read lock), once per call. Through the trie it
+// converted the URI to a string for get, a copy on the heap (up to 4 KiB)
+// for every such call; the map probe it replaced (m[string(b)]) copied
+// nothing. The walk compares the bytes in place.
+func TestPrefixGetBytesAllocatesNothing(t *testing.T) {
+	tb := newTable[int]()
+	u := "com.example." + strings.Repeat("x", 100)
+	for i, p := range []string{u, u + "y", u[:20], "com.other."} {
+		tb.put(proto.MatchPrefix, p, i+1)
+	}
+	for _, k := range []struct {
+		uri  string
+		want int
+	}{{u, 1}, {u + "y", 2}, {u[:20], 3}, {u[:21], 0}, {u + "z", 0}, {"com.", 0}, {"", 0}} {
+		b := []byte(k.uri)
+		if n := testing.AllocsPerRun(100, func() {
+			if e, ok := tb.getBytes(proto.MatchPrefix, b); ok != (k.want != 0) || e != k.want {
+				t.Fatalf("getBytes(prefix, %q) = %d %v, want %d", k.uri, e, ok, k.want)
+			}
+		}); n != 0 {
+			t.Errorf("getBytes(prefix, %d bytes) allocates %v times", len(b), n)
+		}
+	}
+}

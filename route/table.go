@@ -62,7 +62,7 @@ func (t *table[E]) get(m proto.Match, uri string) (E, bool) {
 func (t *table[E]) getBytes(m proto.Match, uri []byte) (E, bool) {
 	switch m {
 	case proto.MatchPrefix:
-		return t.ptrie.get(string(uri))
+		return t.ptrie.getBytes(uri)
 	case proto.MatchWildcard:
 		return t.get(m, string(uri))
 	}

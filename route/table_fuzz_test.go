@@ -124,6 +124,9 @@ func FuzzTableDifferential(f *testing.F) {
 				if got, ok := tb.get(k.m, k.uri); !ok || got != e {
 					t.Fatalf("get(%v, %q) = %d %v, want %d", k.m, k.uri, got, ok, e)
 				}
+				if got, ok := tb.getBytes(k.m, []byte(k.uri)); !ok || got != e {
+					t.Fatalf("getBytes(%v, %q) = %d %v, want %d", k.m, k.uri, got, ok, e)
+				}
 			}
 			seen := map[int]proto.Match{}
 			tb.all(func(m proto.Match, e int) { seen[e] = m })
