@@ -25,6 +25,7 @@ type scriptRun struct {
 	chroot  bool     // systemd-detect-virt --chroot says yes
 	root    string   // DPKG_ROOT
 	group   bool     // /etc/group has an edgewamp group (bind-mounted; needs systemd: true)
+	user    bool     // /etc/passwd has an edgewamp user, uid 990 (bind-mounted; needs group: true)
 	// edgewamp, when set, is the body of a shell script that stands for
 	// the package's new /usr/bin/edgewamp (an overlay on /usr/bin; needs
 	// systemd: true); it records its calls as the stubs do.
@@ -81,10 +82,20 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 			}
 			setup += "mount --bind " + group + " /etc/group && "
 		}
+		if r.user {
+			passwd := filepath.Join(stubs, "passwd")
+			if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/sh\nedgewamp:x:990:990:edgewamp:/var/lib/edgewamp:/usr/sbin/nologin\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			setup += "mount --bind " + passwd + " /etc/passwd && "
+		}
 		if r.edgewamp != "" {
 			bin := t.TempDir()
 			body := fmt.Sprintf("#!/bin/sh\necho \"edgewamp $*\" >>%s\n%s", log, r.edgewamp)
 			if err := os.WriteFile(filepath.Join(bin, "edgewamp"), []byte(body), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(bin, 0o755); err != nil { // the overlay's /usr/bin: others may run it
 				t.Fatal(err)
 			}
 			setup += "mount -t overlay overlay -o lowerdir=" + bin + ":/usr/bin /usr/bin && "
@@ -303,5 +314,30 @@ func TestPostinstUpgradeReadsEnvironmentFileAsSystemd(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("postinst output:\n%s", out)
+	}
+}
+
+// postinst's check of the configuration on an upgrade ran the new
+// binary's check-config as root, while the unit runs it (ExecStartPre) and
+// the router as the user edgewamp: a file only root can read (the
+// configuration itself made 0600 root, a TLS key, a secret's *_file)
+// passed postinst, which restarted the service, and ExecStartPre then
+// refused it: the router, which was serving, stayed down, the very case
+// the check is there for. Now check-config runs as the user edgewamp
+// (setpriv, its groups as the unit gives them) when that user exists, with
+// the unit's environment still.
+//
+// A dry run of an upgrade's postinst with an edgewamp user (uid 990) whose
+// new binary says who runs it (and refuses, so that postinst prints it).
+func TestPostinstChecksConfigAsServiceUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace, a change of user)")
+	}
+	needTool(t, "setpriv", "util-linux")
+	binary := "if [ \"$1\" = check-config ]; then echo \"check-config as uid $(id -u) gid $(id -g), FROM_UNIT=${FROM_UNIT-unset}\" >&2; exit 1; fi\nexit 0\n"
+	_, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, group: true, user: true,
+		edgewamp: binary, environment: "FROM_UNIT=unit"})
+	if !strings.Contains(out, "check-config as uid 990 gid 990, FROM_UNIT=unit") {
+		t.Errorf("the new binary did not check the configuration as the unit's user edgewamp (uid 990, gid 990) with the unit's environment:\n%s", out)
 	}
 }
