@@ -855,6 +855,9 @@ func (s *Shard) failCall(caller *Session, req, invID uint64, uri, message string
 func (s *Shard) yield(ss *Session, m *proto.Message) {
 	ic := ss.invs[m.Request]
 	if ic == nil {
+		if m.Request == 0 { // no INVOCATION has id 0: checked off the hot path
+			s.checkRequest(ss, m)
+		}
 		return // canceled, timed out or unknown: discard (WAMP §Call Canceling)
 	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
@@ -925,6 +928,9 @@ func (s *Shard) callerBacklogged(ss *Session, ic *inCall, inv uint64, progress b
 func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 	ic := ss.invs[m.Request]
 	if ic == nil {
+		if m.Request == 0 {
+			s.checkRequest(ss, m)
+		}
 		return
 	}
 	if !proto.ValidURI(m.URI, proto.URILoose) {
@@ -1115,6 +1121,10 @@ func (ss *Session) endedProgressive(req uint64, last bool) bool {
 func (s *Shard) cancel(ss *Session, m *proto.Message) {
 	oc := ss.calls[m.Request]
 	if oc == nil {
+		if m.Request == 0 { // no CALL has id 0 (call refuses it)
+			s.checkRequest(ss, m)
+			return
+		}
 		s.cancelMeta(ss, m.Request) // a meta call waiting, else already answered
 		return
 	}

@@ -115,6 +115,19 @@ func TestProtocolViolationsEstablished(t *testing.T) {
 		{"request id zero", func(c *tc) {
 			c.send(&proto.Message{Type: proto.CodeSubscribe, Request: 0, Dict: c.opts(nil), URI: []byte("a.b")})
 		}, "SUBSCRIBE request id must be in [1, 2^53]"},
+		// WAMP §IDs: request ids are in [1, 2^53] in every message that
+		// carries one; the router's INVOCATION ids and a caller's CALL
+		// ids never are 0, so a YIELD, an ERROR or a CANCEL naming 0 is
+		// not a late reply to forget but a peer breaking the protocol.
+		{"yield request id zero", func(c *tc) {
+			c.send(&proto.Message{Type: proto.CodeYield, Request: 0, Dict: c.opts(nil)})
+		}, "YIELD request id must be in [1, 2^53]"},
+		{"error request id zero", func(c *tc) {
+			c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: 0, Dict: c.opts(nil), URI: []byte("a.b")})
+		}, "ERROR request id must be in [1, 2^53]"},
+		{"cancel request id zero", func(c *tc) {
+			c.send(&proto.Message{Type: proto.CodeCancel, Request: 0, Dict: c.opts(nil)})
+		}, "CANCEL request id must be in [1, 2^53]"},
 		{"error for call", func(c *tc) {
 			c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeCall, Request: 1, Dict: c.opts(nil), URI: []byte("a.b")})
 		}, "ERROR is only valid as a reply to INVOCATION"},
