@@ -120,7 +120,7 @@ func TestDecodeBadBytes(t *testing.T) {
 		{"msgpack trailing", MsgPack, "9331ce00773bf78000", ErrTrailing},
 		{"msgpack map as message", MsgPack, "81a16101", ErrNotArray},
 		{"msgpack empty", MsgPack, "", ErrTruncated},
-		{"msgpack invalid UTF-8 uri", MsgPack, "943001 80 a2c328", ErrBadUTF8},
+		{"msgpack invalid UTF-8 uri", MsgPack, "943001 80 a2c328", ErrBadURIText}, // the rest decoded: the router answers invalid_uri
 		{"msgpack invalid UTF-8 option", MsgPack, "943001 81a5746f706963a1ff a170", nil},
 		// A string in a list option, as in a string option (accepted before).
 		{"msgpack invalid UTF-8 in exclude_authid", MsgPack, "941001 81ae" + hexOf("exclude_authid") + "91a1ff a174", nil},
@@ -140,7 +140,7 @@ func TestDecodeBadBytes(t *testing.T) {
 		{"cbor trailing", CBOR, "8318311a00773bf7a0 00", ErrTrailing},
 		{"cbor map as message", CBOR, "a1616101", ErrNotArray},
 		{"cbor indefinite message, no break", CBOR, "9f1831 01 a0", ErrTruncated},
-		{"cbor invalid UTF-8 uri", CBOR, "841830 01 a0 62c328", ErrBadUTF8},
+		{"cbor invalid UTF-8 uri", CBOR, "841830 01 a0 62c328", ErrBadURIText},
 		{"cbor array of 2^64-1", CBOR, "9b ffffffffffffffff 1830", ErrLength},
 		{"cbor map of 2^63 options", CBOR, "841830 01 bb 8000000000000000 6170", ErrLength},
 		{"cbor text of 2^64-1 uri", CBOR, "841830 01 a0 7b ffffffffffffffff 70", ErrLength},

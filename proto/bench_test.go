@@ -275,3 +275,30 @@ func BenchmarkTranscodeDeep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeCallURI decodes a small JSON CALL whose procedure has no
+// escape (the usual case: the lone-surrogate check does not run) and one
+// with escapes (jsonLoneSurrogate reads the escaped text once more), and a
+// MsgPack one (its utf8.Valid predates the check).
+func BenchmarkDecodeCallURI(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		ser  Serializer
+		in   []byte
+	}{
+		{"json/plain", JSON, []byte(`[48,7,{},"com.example.device.read",[1]]`)},
+		{"json/escaped", JSON, []byte(`[48,7,{},"com.example.d\u00e9vice.\ud83d\ude00",[1]]`)},
+		{"msgpack/plain", MsgPack, append([]byte{0x95, 0x30, 0x07, 0x80, 0xb5}, append([]byte("com.example.device.rd"), 0x91, 0x01)...)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var d Decoder
+			var m Message
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.Decode(c.ser, c.in, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

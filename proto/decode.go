@@ -14,6 +14,7 @@ func trailingZeros(h uint64) int { return bits.TrailingZeros64(h) }
 // use.
 type Decoder struct {
 	scratch []byte
+	badURI  bool // this message's URI element is not UTF-8 text
 }
 
 // Decode decodes one message from b, which is in serializer ser, into m.
@@ -30,6 +31,7 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	}
 	d.Release()
 	d.scratch = d.scratch[:0]
+	d.badURI = false
 	r := rd{b: b, ser: ser}
 	s, err := r.beginArray()
 	if err != nil {
@@ -82,7 +84,13 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	if err := r.end(); err != nil {
 		return err
 	}
-	return m.check(lay)
+	if err := m.check(lay); err != nil {
+		return err
+	}
+	if d.badURI {
+		return ErrBadURIText
+	}
+	return nil
 }
 
 // Release drops d's scratch buffer when it has grown past maxKeptScratch
@@ -159,8 +167,17 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		}
 		// JSON text is checked while scanning; MsgPack and CBOR text here,
 		// so that no URI the router stores or forwards is invalid UTF-8.
-		if r.ser != JSON && !utf8.Valid(m.URI) {
-			return ErrBadUTF8
+		// A JSON escape of a lone surrogate is refused too: unescaped, it
+		// is U+FFFD, and "com.x\ud800" would be "com.x\udc00" (one
+		// topic, procedure or realm for two names). Only a string with
+		// escapes is looked at again: nothing more for the usual URI.
+		if r.ser != JSON && !utf8.Valid(m.URI) || r.ser == JSON && t.esc && jsonLoneSurrogate(t.s) {
+			if el == elString {
+				return ErrBadUTF8
+			}
+			// The rest is decoded, so that the router can answer the
+			// request (wamp.error.invalid_uri) as for any invalid URI.
+			m.URI, d.badURI = nil, true
 		}
 	case elArgs:
 		if r.ser == JSON {

@@ -41,3 +41,11 @@ var (
 	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, a date outside the years 0 to 9999, or a non-string map key)")
 	ErrBadSerializer = errf("unknown serializer")
 )
+
+// ErrBadURIText: a URI element (a realm, topic, procedure, error or
+// reason) is not UTF-8 text: invalid UTF-8 (MsgPack, CBOR) or a JSON \u
+// escape of a lone surrogate (which would become U+FFFD, so that
+// "com.x\ud800" and "com.x\udc00" would be one URI). Decoder.Decode
+// returns it only once the rest of the message has decoded, with the URI
+// nil: the router answers as for any invalid URI.
+var ErrBadURIText = errf("a URI must be UTF-8 text (no invalid byte, no lone surrogate escape)")

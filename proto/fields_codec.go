@@ -92,6 +92,11 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		if r.ser != JSON && !utf8.Valid(s) {
 			return d.fieldErr(lay, info.name, "must be a UTF-8 string")
 		}
+		if r.ser == JSON && t.esc && jsonLoneSurrogate(t.s) {
+			// Unescaped, it would be U+FFFD: "a\ud800" and "a\udc00"
+			// one authid (as URIs: see Decoder.element).
+			return d.fieldErr(lay, info.name, "must be a UTF-8 string (no lone surrogate escape)")
+		}
 		if len(s) > 0 && s[0] == 0 {
 			// A MsgPack or CBOR text starting with NUL has no JSON form (a
 			// JSON string starting with NUL is binary: jsonStr refuses

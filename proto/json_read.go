@@ -545,6 +545,36 @@ func appendUnescaped(dst, s []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// jsonLoneSurrogate reports whether s, the content of a JSON string with
+// escapes that jsonScanString has checked, holds a \u escape of a
+// surrogate that is not half of a pair (high then low), which
+// appendUnescaped turns into U+FFFD. It allocates nothing.
+func jsonLoneSurrogate(s []byte) bool {
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			i++
+			continue
+		}
+		if s[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r := hex4(s[i+2 : i+6])
+		i += 6
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r >= 0xdc00 || i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
+			return true
+		}
+		if r2 := hex4(s[i+2 : i+6]); r2 < 0xdc00 || r2 > 0xdfff {
+			return true
+		}
+		i += 6
+	}
+	return false
+}
+
 // jsonBinary decodes the base64 content of a JSON binary string (after the
 // "\u0000" prefix) and appends the bytes to dst.
 func jsonBinary(dst, s []byte, esc bool) ([]byte, error) {

@@ -258,7 +258,7 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 		return
 	}
 	m := &s.msg
-	if err := s.dec.Decode(ss.ser, b, m); err != nil {
+	if err := s.dec.Decode(ss.ser, b, m); err != nil && !badURIRequest(err, m) {
 		s.protocolError(ss, err.Error())
 		return
 	}
@@ -267,6 +267,24 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 	m.Reset()
 	s.dec.Release()
 	s.doneWithMessage()
+}
+
+// badURIRequest reports whether a decoding error err leaves m a request
+// the router answers as one with an invalid URI: a URI that is not UTF-8
+// text (proto.ErrBadURIText; m.URI is nil, the rest decoded) in a HELLO
+// (ABORT wamp.error.invalid_uri), a REGISTER, SUBSCRIBE, CALL or PUBLISH
+// (ERROR wamp.error.invalid_uri, the session going on, as for any invalid
+// URI) or a callee's ERROR (protocol violation). Others (GOODBYE's or
+// ABORT's reason) are protocol violations here.
+func badURIRequest(err error, m *proto.Message) bool {
+	if err != proto.ErrBadURIText {
+		return false
+	}
+	switch m.Type {
+	case proto.CodeHello, proto.CodeRegister, proto.CodeSubscribe, proto.CodeCall, proto.CodePublish, proto.CodeError:
+		return true
+	}
+	return false
 }
 
 // doneWithMessage drops the shard's references into the message it has
