@@ -61,8 +61,8 @@ func TestRunMeshFlagErrorsNameTheFlag(t *testing.T) {
 		args := append([]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "off"}, c.args...)
 		out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
 		cancel()
-		if code := exitCode(err); code != 1 {
-			t.Errorf("%v: exit %d, want 1: %s", c.args, code, out)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", c.args, code, out)
 		}
 		if !strings.HasPrefix(string(out), c.want) || strings.Contains(string(out), "level=") {
 			t.Errorf("%v: got %q, want it to start %q and nothing to have started", c.args, out, c.want)
@@ -160,6 +160,34 @@ func TestCheckConfigUnknownKeySaysWhere(t *testing.T) {
 		out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
 		if code := exitCode(err); code != 1 || !strings.Contains(string(out), p+": "+c.want) {
 			t.Errorf("exit %d: %q, want exit 1 and %q", code, out, c.want)
+		}
+	}
+}
+
+// TestFlagValueRefusedExitsTwo: a value a flag refuses is a usage error,
+// exit status 2 as for an unknown flag (README, "Commands"); an error of
+// the file stays 1. Before, `run -listen foo` exited 1 and `run -bogus` 2.
+func TestFlagValueRefusedExitsTwo(t *testing.T) {
+	bad := writeFile(t, "bad.yaml", "log: {level: loud}\n")
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "-listen", "foo"}, 2, "flag -listen: "},
+		{[]string{"run", "-log-level", "loud"}, 2, "flag -log-level: "},
+		{[]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-pprof", "127.0.0.1:99999"}, 2, "flag -pprof: "},
+		{[]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-cluster-routes", "foo"}, 2, "flag -cluster-routes: "},
+		{[]string{"run", "-bogus"}, 2, "flag provided but not defined"},
+		{[]string{"run", "-config", bad, "-listen", "127.0.0.1:0"}, 1, bad + ": line 1: log.level"},
+		{[]string{"check-config", bad}, 1, bad + ": line 1: log.level"},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, binPath, c.args...).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != c.code || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: exit %d: %s\nwant exit %d and %q", c.args, code, out, c.code, c.want)
 		}
 	}
 }

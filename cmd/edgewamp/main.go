@@ -173,6 +173,18 @@ func parseFlags(fs *flag.FlagSet, use string, args []string, stdout, stderr io.W
 	return 2, false
 }
 
+// exitStatus is run's exit status for err, a configuration's refusal at
+// start: 2, a usage error as the flag package's, when a flag's value is
+// among its causes (-listen foo, -log-level loud), else 1 (the file's
+// errors). Before, a flag's value refused exited 1 while an unknown flag
+// exited 2.
+func exitStatus(err error) int {
+	if fe := (*flagError)(nil); errors.As(err, &fe) {
+		return 2
+	}
+	return 1
+}
+
 // noArgs refuses the arguments left after a command's flags, for one that
 // takes none.
 func noArgs(fs *flag.FlagSet, cmd string, stderr io.Writer) (code int, ok bool) {
@@ -266,7 +278,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if p := listenAddrProblem(*pprofAddr); *pprofAddr != "" && p != "" {
 		fmt.Fprintf(stderr, "edgewamp: flag -pprof: %q %s\n", *pprofAddr, p)
-		return 1
+		return 2
 	}
 	// The flags override the file at start and at every reload.
 	override := func(c *config) {
@@ -294,7 +306,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(*cfgPath, override)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
-		return 1
+		return exitStatus(err)
 	}
 	// The mesh's options, as check-config checks them, before anything
 	// starts: an error names its flag (-cluster-routes) or the file's line,
@@ -303,8 +315,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// an error naming neither ("edge: cluster.routes: \"foo\": want
 	// nats://host:port" for -cluster-routes foo).
 	if errs := cfg.meshErrs(nil); len(errs) > 0 {
-		fmt.Fprintf(stderr, "edgewamp: %v\n", namedErrors(cmp.Or(*cfgPath, "embedded default"), errors.Join(errs...)))
-		return 1
+		err := namedErrors(cmp.Or(*cfgPath, "embedded default"), errors.Join(errs...))
+		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return exitStatus(err)
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(log)

@@ -796,8 +796,8 @@ func TestListenAddressesChecked(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, err := exec.CommandContext(ctx, binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", f.flag, "127.0.0.1:99999").CombinedOutput()
 		cancel()
-		if code := exitCode(err); code != 1 || !strings.Contains(string(out), f.want) {
-			t.Errorf("run %s 127.0.0.1:99999: exit %d (%v): %s\nwant 1 and %q", f.flag, code, err, out, f.want)
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), f.want) {
+			t.Errorf("run %s 127.0.0.1:99999: exit %d (%v): %s\nwant 2 and %q", f.flag, code, err, out, f.want)
 		}
 	}
 }
@@ -888,7 +888,7 @@ func TestCLIUsage(t *testing.T) {
 	if o, _, code := runCLI("version"); code != 0 || !strings.HasPrefix(o, "edgewamp ") {
 		t.Fatalf("version: %d %s", code, o)
 	}
-	if _, e, code := runCLI("run", "-log-level", "loud"); code != 1 || !strings.Contains(e, "log.level must be") {
+	if _, e, code := runCLI("run", "-log-level", "loud"); code != 2 || !strings.Contains(e, "log.level must be") {
 		t.Fatalf("bad flag value: %d %s", code, e)
 	}
 	if _, _, code := runCLI("run", "-nope"); code != 2 {

@@ -375,8 +375,8 @@ func TestMeshURLErrorHidesPassword(t *testing.T) {
 	cmd := exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off",
 		"-cluster-listen", "127.0.0.1:0", "-cluster-routes", "nats://edge:"+secret+"@127.0.0.1")
 	b, err := cmdOutputWithin(cmd, 10*time.Second)
-	if exitCode(err) != 1 {
-		t.Errorf("run -cluster-routes with no port: %v, want exit 1", err)
+	if exitCode(err) != 2 {
+		t.Errorf("run -cluster-routes with no port: %v, want exit 2", err)
 	}
 	if strings.Contains(string(b), secret) {
 		leaks = append(leaks, "run: "+lastLines(grepLines(string(b), secret), 1))
