@@ -191,3 +191,25 @@ func TestFlagValueRefusedExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpCommandPrintsItsUsage: `edgewamp help run` prints run's usage
+// and flags, as `edgewamp run -h`; before, it printed the general usage.
+func TestHelpCommandPrintsItsUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help", "run"}, "usage: edgewamp run [flags]\n  -cluster-listen"},
+		{[]string{"help", "check-config"}, "usage: edgewamp check-config FILE"},
+		{[]string{"help", "oauth", "secret"}, "-iterations"},
+		{[]string{"help"}, "Usage:\n  edgewamp run"},
+	} {
+		o, e, code := runCLI(c.args...)
+		if code != 0 || !strings.Contains(o, c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 0 and %q", c.args, code, o, e, c.want)
+		}
+	}
+	if o, e, code := runCLI("help", "frobnicate"); code != 2 || o != "" || !strings.Contains(e, `unknown command "frobnicate"`) {
+		t.Errorf("help frobnicate: exit %d, %q %q", code, o, e)
+	}
+}

@@ -58,6 +58,7 @@ Usage:
   edgewamp oauth secret [-iterations N] make an OAuth2 client secret and its hash
   edgewamp oauth keygen [-alg EdDSA|ES256]  write an OAuth2 signing key (PEM) to stdout
   edgewamp version
+  edgewamp help COMMAND                a command's usage and flags (as edgewamp COMMAND -h)
 
 Without -config, run uses the embedded default configuration (realm "realm1",
 anonymous, ws://127.0.0.1:8080/ws and RawSocket on the same port, the HTTP
@@ -92,7 +93,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		printVersion(stdout)
 		return 0
-	case "-h", "-help", "--help", "help":
+	case "help":
+		// `edgewamp help run` is `edgewamp run -h` (before, it printed
+		// the general usage, without run's flags); `edgewamp help` alone,
+		// or of help, the general usage.
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return run(append(slices.Clone(args[1:]), "-h"), stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
