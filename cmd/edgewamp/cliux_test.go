@@ -213,3 +213,30 @@ func TestHelpCommandPrintsItsUsage(t *testing.T) {
 		t.Errorf("help frobnicate: exit %d, %q %q", code, o, e)
 	}
 }
+
+// TestMeshErrorsNameFileKeys: the mesh's errors and warnings name its keys
+// as the file does, mesh.cluster.routes, not as package edge does
+// (cluster.routes, "edge: node name"); a value that looks like a key is
+// shown as it is.
+func TestMeshErrorsNameFileKeys(t *testing.T) {
+	p := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nmesh:\n  node: \"a b\"\n  cluster:\n    listen: \"0.0.0.0:0\"\n    routes: [\"http://max_inbound:1\"]\n  nats_url: \"nats://127.0.0.1:4222\"\n  max_outbound: 1KiB\n")
+	_, e, code := runCLI("check-config", p)
+	for _, want := range []string{
+		`line 3: mesh.node "a b" must be`,
+		`line 7: mesh.nats_url joins an existing NATS deployment; it excludes mesh.cluster and mesh.leaf`,
+		`line 6: mesh.cluster.routes: "http://max_inbound:1": want nats://host:port`,
+		`line 8: mesh.max_outbound 1024 is below the minimum`,
+	} {
+		if code != 1 || !strings.Contains(e, want) {
+			t.Errorf("exit %d: %s\nwant exit 1 and %q", code, e, want)
+		}
+	}
+	if strings.Contains(e, "edge:") {
+		t.Errorf("package edge's prefix shown: %s", e)
+	}
+	p = writeFile(t, "w.yaml", "listeners: [{address: \"127.0.0.1:0\"}]\nmesh:\n  node: a\n  cluster:\n    listen: \"0.0.0.0:0\"\n")
+	_, e, code = runCLI("check-config", p)
+	if want := "without mesh.credentials or mesh.tls with a ca, mesh.cluster.listen 0.0.0.0:0 admits"; code != 0 || !strings.Contains(e, want) {
+		t.Errorf("exit %d: %s\nwant exit 0 and %q", code, e, want)
+	}
+}

@@ -1723,11 +1723,53 @@ func (c *config) meshErrs(errs []error) []error {
 	if c.Mesh.enabled() {
 		if err := c.checkMesh(); err != nil {
 			for _, e := range strings.Split(err.Error(), "\n") {
-				c.errAt(&errs, e, c.meshErrPath(e)...)
+				c.errAt(&errs, meshKeyNames(e), c.meshErrPath(e)...)
 			}
 		}
 	}
 	return errs
+}
+
+// meshKeyRE matches, in an error of package edge, the keys it names by
+// its own options' names: the configuration file's are under mesh:.
+var meshKeyRE = regexp.MustCompile(`(^|[^\w.])(cluster\.(?:name|routes|listen|advertise)|leaf\.(?:listen|remotes|advertise)|nats_url|ping_interval|heartbeat|peer_timeout|gather_timeout|max_pings_out|max_outbound|max_inbound|max_interest|credentials|node name)\b`)
+
+// meshKeyNames rewrites an error of package edge ("edge: cluster.routes:
+// ...") to name the keys as the configuration file does
+// ("mesh.cluster.routes: ..."), outside the quoted values it shows.
+// Before, check-config and run named them by edge's names, which the file
+// does not have: a user searching it for "cluster.routes" found nothing
+// at the top level.
+func meshKeyNames(e string) string {
+	e = strings.TrimPrefix(e, "edge: ")
+	e = strings.Replace(e, "excludes cluster and leaf", "excludes mesh.cluster and mesh.leaf", 1)
+	e = strings.Replace(e, "exceed the heartbeat", "exceed heartbeat", 1)
+	var b strings.Builder
+	for e != "" {
+		i := strings.IndexByte(e, '"')
+		if i < 0 {
+			i = len(e)
+		}
+		b.WriteString(meshKeyRE.ReplaceAllStringFunc(e[:i], func(m string) string {
+			sub := meshKeyRE.FindStringSubmatch(m)
+			if sub[2] == "node name" {
+				return sub[1] + "mesh.node"
+			}
+			return sub[1] + "mesh." + sub[2]
+		}))
+		e = e[i:]
+		if e == "" {
+			break
+		}
+		q, err := strconv.QuotedPrefix(e)
+		if err != nil {
+			b.WriteString(e)
+			break
+		}
+		b.WriteString(q)
+		e = e[len(q):]
+	}
+	return b.String()
 }
 
 // meshErrPath finds the mesh: key an error of checkMesh is about, by the

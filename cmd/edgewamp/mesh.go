@@ -148,12 +148,12 @@ func (m *meshConfig) cleartextWarning() string {
 			}
 		}
 	}
-	listen("cluster.listen", m.Cluster.Listen)
-	dial("cluster.routes", m.Cluster.Routes...)
+	listen("mesh.cluster.listen", m.Cluster.Listen)
+	dial("mesh.cluster.routes", m.Cluster.Routes...)
 	if token {
-		listen("leaf.listen", m.Leaf.Listen)
-		dial("leaf.remotes", m.Leaf.Remotes...)
-		dial("nats_url", m.NatsURL)
+		listen("mesh.leaf.listen", m.Leaf.Listen)
+		dial("mesh.leaf.remotes", m.Leaf.Remotes...)
+		dial("mesh.nats_url", m.NatsURL)
 	}
 	if len(where) == 0 {
 		return ""
@@ -187,7 +187,7 @@ func (m *meshConfig) openWarning() string {
 		return ""
 	}
 	var where []string
-	for _, l := range [...]struct{ key, addr string }{{"cluster.listen", m.Cluster.Listen}, {"leaf.listen", m.Leaf.Listen}} {
+	for _, l := range [...]struct{ key, addr string }{{"mesh.cluster.listen", m.Cluster.Listen}, {"mesh.leaf.listen", m.Leaf.Listen}} {
 		if l.addr != "" && exposedListenAddr(l.addr) {
 			where = append(where, l.key+" "+l.addr)
 		}

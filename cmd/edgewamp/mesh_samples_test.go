@@ -232,12 +232,12 @@ func TestMeshCleartextWarning(t *testing.T) {
 		want       string // in the warning; "" for none
 	}{
 		{"edge-leaf.yaml without tls", noTLS.ReplaceAllString(readMeshSample(t, "edge-leaf.yaml"), ""), "leaf.remotes nats://hub.example.net:7422"},
-		{"hub.yaml without tls", noTLS.ReplaceAllString(readMeshSample(t, "hub.yaml"), ""), "leaf.listen 0.0.0.0:7422"},
+		{"hub.yaml without tls", noTLS.ReplaceAllString(readMeshSample(t, "hub.yaml"), ""), "mesh.leaf.listen 0.0.0.0:7422"},
 		{"edge-leaf.yaml as shipped", pki.withPKI(t, readMeshSample(t, "edge-leaf.yaml"), "edge"), ""},
 		{"hub.yaml as shipped", pki.withPKI(t, readMeshSample(t, "hub.yaml"), "hub"), ""},
 		{"routes on loopback", "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"nats://localhost:2\"]}, credentials: {token_env: EDGEWAMP_MESH_TOKEN}}\n", ""},
 		{"nkey seed on a route", "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"nats://10.0.0.2:7222\"]}, credentials: {nkey_seed: " + string(seed) + "}}\n",
-			"the route password derived from the nkey seed crosses the network in clear text (cluster.routes nats://10.0.0.2:7222)"},
+			"the route password derived from the nkey seed crosses the network in clear text (mesh.cluster.routes nats://10.0.0.2:7222)"},
 		{"nkey seed on a leaf link (a signed nonce, no secret)", "mesh: {node: a, leaf: {remotes: [\"nats://10.0.0.2:7422\"]}, credentials: {nkey_seed: " + string(seed) + "}}\n", ""},
 		{"no credentials", "mesh: {node: a, leaf: {remotes: [\"nats://10.0.0.2:7422\"]}}\n", ""},
 	}
@@ -258,7 +258,7 @@ func TestMeshCleartextWarning(t *testing.T) {
 	edgeCfg := writeFile(t, "edge-leaf.yaml", noTLS.ReplaceAllString(readMeshSample(t, "edge-leaf.yaml"), ""))
 	r := launch(t, exec.Command(binPath, "run", "-config", edgeCfg, "-listen", "127.0.0.1:0", "-leaf-remotes", "nats://192.0.2.1:7422"))
 	r.waitLog("edgewamp started", 1)
-	if !strings.Contains(r.logs(), `level=WARN msg="mesh: without mesh.tls, the mesh token crosses the network in clear text (leaf.remotes nats://192.0.2.1:7422)`) {
+	if !strings.Contains(r.logs(), `level=WARN msg="mesh: without mesh.tls, the mesh token crosses the network in clear text (mesh.leaf.remotes nats://192.0.2.1:7422)`) {
 		t.Fatalf("run did not warn:\n%s", r.logs())
 	}
 }
@@ -282,10 +282,10 @@ func TestMeshOpenPortWarning(t *testing.T) {
 		name, body string
 		want       string // the ports in the warning; "" for none
 	}{
-		{"routes on every interface", "mesh: {node: a, cluster: {listen: \"0.0.0.0:7222\", routes: [\"nats://10.0.0.2:7222\"]}}\n", "cluster.listen 0.0.0.0:7222"},
-		{"hub on no host", "mesh: {node: hub, leaf: {listen: \":7422\"}}\n", "leaf.listen :7422"},
-		{"both", "mesh: {node: hub, cluster: {listen: \"192.0.2.7:7222\"}, leaf: {listen: \"[::]:7422\"}}\n", "cluster.listen 192.0.2.7:7222, leaf.listen [::]:7422"},
-		{"tls without ca", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, tls: {cert: " + cert + ", key: " + key + "}}\n", "leaf.listen 0.0.0.0:7422"},
+		{"routes on every interface", "mesh: {node: a, cluster: {listen: \"0.0.0.0:7222\", routes: [\"nats://10.0.0.2:7222\"]}}\n", "mesh.cluster.listen 0.0.0.0:7222"},
+		{"hub on no host", "mesh: {node: hub, leaf: {listen: \":7422\"}}\n", "mesh.leaf.listen :7422"},
+		{"both", "mesh: {node: hub, cluster: {listen: \"192.0.2.7:7222\"}, leaf: {listen: \"[::]:7422\"}}\n", "mesh.cluster.listen 192.0.2.7:7222, mesh.leaf.listen [::]:7422"},
+		{"tls without ca", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, tls: {cert: " + cert + ", key: " + key + "}}\n", "mesh.leaf.listen 0.0.0.0:7422"},
 		{"tls with ca", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, tls: {cert: " + cert + ", key: " + key + ", ca: " + pki.ca + "}}\n", ""},
 		{"a token", "mesh: {node: hub, leaf: {listen: \"0.0.0.0:7422\"}, credentials: {token_env: EDGEWAMP_MESH_TOKEN}}\n", ""},
 		{"loopback", "mesh: {node: a, cluster: {listen: \"127.0.0.1:7222\", routes: [\"nats://localhost:7223\"]}, leaf: {listen: \"localhost:7422\"}}\n", ""},
@@ -308,7 +308,7 @@ func TestMeshOpenPortWarning(t *testing.T) {
 	// at start.
 	r := launch(t, exec.Command(binPath, "run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-node", "hub", "-leaf-listen", "0.0.0.0:0"))
 	r.waitLog("edgewamp started", 1)
-	if !strings.Contains(r.logs(), `level=WARN msg="mesh: without mesh.credentials or mesh.tls with a ca, leaf.listen 0.0.0.0:0 `+warning) {
+	if !strings.Contains(r.logs(), `level=WARN msg="mesh: without mesh.credentials or mesh.tls with a ca, mesh.leaf.listen 0.0.0.0:0 `+warning) {
 		t.Fatalf("run did not warn:\n%s", r.logs())
 	}
 }

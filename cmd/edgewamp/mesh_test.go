@@ -303,10 +303,10 @@ func writeConfig(t *testing.T, yaml string) string {
 func TestCheckConfigRefusesWhatRunRefuses(t *testing.T) {
 	const base = "listeners: [{address: \"127.0.0.1:1\"}]\ngateway: {listen: \"off\"}\n"
 	cases := []struct{ name, body, want string }{
-		{"node name", base + "mesh: {node: \"bad name\", cluster: {listen: \"127.0.0.1:7\"}}\n", `node name "bad name" must be`},
+		{"node name", base + "mesh: {node: \"bad name\", cluster: {listen: \"127.0.0.1:7\"}}\n", `mesh.node "bad name" must be`},
 		{"route url", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", routes: [\"node2:7222\"]}}\n", `"node2:7222": want nats://host:port`},
-		{"nats_url and cluster", base + "mesh: {node: a, nats_url: \"nats://127.0.0.1:4222\", cluster: {listen: \"127.0.0.1:7\"}}\n", "excludes cluster and leaf"},
-		{"routes without listen", base + "mesh: {node: a, cluster: {routes: [\"nats://127.0.0.1:2\"]}}\n", "cluster.routes needs cluster.listen"},
+		{"nats_url and cluster", base + "mesh: {node: a, nats_url: \"nats://127.0.0.1:4222\", cluster: {listen: \"127.0.0.1:7\"}}\n", "excludes mesh.cluster and mesh.leaf"},
+		{"routes without listen", base + "mesh: {node: a, cluster: {routes: [\"nats://127.0.0.1:2\"]}}\n", "mesh.cluster.routes needs mesh.cluster.listen"},
 		{"cluster name with a space", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", name: \"my site\"}}\n", `cluster.name "my site" must not contain spaces`},
 		{"reserved cluster name", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\", name: \"_\"}}\n", `cluster.name "_" is reserved by NATS`},
 		{"empty token_env", base + "mesh: {node: a, cluster: {listen: \"127.0.0.1:7\"}, credentials: {token_env: EDGEWAMP_TEST_UNSET_TOKEN}}\n", "$EDGEWAMP_TEST_UNSET_TOKEN is empty"},
