@@ -74,8 +74,8 @@ func TestRunMeshFlagErrorsNameTheFlag(t *testing.T) {
 // duration refused does. Before: `line 3: "10mb" is not a size`.
 func TestCheckConfigSizeNamesItsKey(t *testing.T) {
 	cases := []struct{ body, want string }{
-		{"gateway:\n  limits:\n    max_body: 10mb\n", `line 3: gateway.limits.max_body: "10mb" is not a size`},
-		{"limits:\n  max_message: 1.5MiB\n", `line 2: limits.max_message: "1.5MiB" is not a size`},
+		{"gateway:\n  limits:\n    max_body: 10 apples\n", `line 3: gateway.limits.max_body: "10 apples" is not a size`},
+		{"limits:\n  max_message: 1.5.2MiB\n", `line 2: limits.max_message: "1.5.2MiB" is not a size`},
 		{"listeners: [{address: \"127.0.0.1:0\"}]\nlimits: {high_water: 100TiB}\n", `line 2: limits.high_water: "100TiB" is not a size`},
 	}
 	for _, c := range cases {
@@ -238,5 +238,41 @@ func TestMeshErrorsNameFileKeys(t *testing.T) {
 	_, e, code = runCLI("check-config", p)
 	if want := "without mesh.credentials or mesh.tls with a ca, mesh.cluster.listen 0.0.0.0:0 admits"; code != 0 || !strings.Contains(e, want) {
 		t.Errorf("exit %d: %s\nwant exit 0 and %q", code, e, want)
+	}
+}
+
+// TestSizeSpellings: sizes take their units in any case, Kubernetes' Ki,
+// Mi, Gi and a fraction that makes whole bytes; K, M or G alone is refused
+// as ambiguous, naming both readings. Before, 10mb and 1.5MiB were "not a
+// size" and the message did not list the units.
+func TestSizeSpellings(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"1024", 1024}, {"8KiB", 8 << 10}, {"16MiB", 16 << 20}, {"4MB", 4e6}, {"10mb", 10e6}, {"10 Mb", 10e6},
+		{"16mib", 16 << 20}, {"1.5MiB", 3 << 19}, {"0.5kb", 500}, {"64Ki", 64 << 10}, {"2gi", 2 << 30}, {"7b", 7}, {"1GB", 1e9},
+	} {
+		if got, err := parseSize(c.in); err != nil || got != c.want {
+			t.Errorf("%q: %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"10M", `"10M" is ambiguous: write "10MiB" (1024s) or "10MB" (1000s)`},
+		{"1.5g", `write "1.5GiB" (1024s) or "1.5GB" (1000s)`},
+		{"1.3B", "is not a whole number of bytes"},
+		{"1e6", "units KB, MB, GB (1000s) or KiB, MiB, GiB (1024s)"},
+		{"x", "is not a size"},
+		{"-1kb", "is negative"},
+		{"2048GiB", "is too large"},
+	} {
+		if _, err := parseSize(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.in, err, c.want)
+		}
+	}
+	p := writeFile(t, "c.yaml", "limits:\n  max_message: 10M\n")
+	_, e, code := runCLI("check-config", p)
+	if want := `line 2: limits.max_message: "10M" is ambiguous`; code != 1 || !strings.Contains(e, want) {
+		t.Errorf("exit %d: %s\nwant exit 1 and %q", code, e, want)
 	}
 }

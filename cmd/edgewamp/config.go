@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/big"
 	"net"
 	"net/netip"
 	"net/url"
@@ -327,32 +328,59 @@ func (s *size) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func parseSize(s string) (int, error) {
+	// The unit, whatever its case: the ones of 1000 (KB, MB, GB) and of
+	// 1024 (KiB, MiB, GiB; Kubernetes' Ki, Mi, Gi). Before, only these
+	// spellings were taken, and `10mb` or `1.5MiB` were refused as not a
+	// size without saying which were.
 	units := []struct {
 		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"ki", 1 << 10}, {"mi", 1 << 20}, {"gi", 1 << 30},
+		{"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"b", 1}}
 	t := strings.TrimSpace(s)
-	mult := 1
+	mult := int64(1)
+	lower := strings.ToLower(t)
 	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+		if strings.HasSuffix(lower, u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
 			break
+		}
+	}
+	// K, M or G alone is 1000s to some programs, 1024s to others (docker's
+	// 10m, Kubernetes' 10M): refused, naming both.
+	if mult == 1 && t != "" && strings.ContainsRune("kKmMgG", rune(t[len(t)-1])) {
+		n, u := strings.TrimSpace(t[:len(t)-1]), strings.ToUpper(t[len(t)-1:])
+		if _, ok := new(big.Rat).SetString(n); ok {
+			return 0, fmt.Errorf("%q is ambiguous: write %q (1024s) or %q (1000s)", s, n+u+"iB", n+u+"B")
 		}
 	}
 	// At most 1 TiB, and what an int holds (2 GiB on 32-bit boards).
 	const most = min(int64(1<<40), int64(math.MaxInt))
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err == nil && v < 0 {
-		// README: a negative number is refused (before, as "not a size").
-		return 0, fmt.Errorf("%q is negative: a size is 0 or more", s)
+	notSize := fmt.Errorf("%q is not a size: a number of bytes (1024), or a number with one of the units KB, MB, GB (1000s) or KiB, MiB, GiB (1024s), in any case (\"8KiB\", \"16mib\", \"1.5MB\")", s)
+	if strings.HasPrefix(t, "-") {
+		if _, ok := new(big.Rat).SetString(t); ok {
+			// README: a negative number is refused (before, as "not a size").
+			return 0, fmt.Errorf("%q is negative: a size is 0 or more", s)
+		}
+		return 0, notSize
 	}
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a size (like 1024, \"8KiB\" or \"16MiB\")", s)
+	// A whole number, or a decimal fraction of a unit that is a whole
+	// number of bytes ("1.5MiB"); not 1e6, 0x10 or 1/2.
+	if t == "" || strings.Trim(t, "0123456789.") != "" || strings.Count(t, ".") > 1 || t == "." {
+		return 0, notSize
 	}
-	if v > most/int64(mult) {
+	r, ok := new(big.Rat).SetString(t)
+	if !ok {
+		return 0, notSize
+	}
+	r.Mul(r, new(big.Rat).SetInt64(mult))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%q is not a whole number of bytes", s)
+	}
+	if !r.Num().IsInt64() || r.Num().Int64() > most {
 		return 0, fmt.Errorf("%q is too large (at most %s here)", s, formatSize(most))
 	}
-	return int(v) * mult, nil
+	return int(r.Num().Int64()), nil
 }
 
 // loadConfig reads a configuration: the embedded default when path is "",
