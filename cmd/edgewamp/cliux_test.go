@@ -276,3 +276,22 @@ func TestSizeSpellings(t *testing.T) {
 		t.Errorf("exit %d: %s\nwant exit 1 and %q", code, e, want)
 	}
 }
+
+// TestCheckConfigUnknownKeySuggests: a key refused as unknown names the
+// nearest known key at its place, for a typo; none when nothing is near.
+func TestCheckConfigUnknownKeySuggests(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"log: {levle: debug}\n", "line 1: key levle is not a known configuration key (at log.levle); did you mean level?\n"},
+		{"listners: []\n", "line 1: key listners is not a known configuration key; did you mean listeners?\n"},
+		{"gateway:\n  limits:\n    max-body: 1\n", "(at gateway.limits.max-body); did you mean max_body?\n"},
+		{"realms:\n  - name: r\n    users:\n      - authid: a\n        pasword: x\n", "(at realms[0].users[0].pasword); did you mean password?\n"},
+		{"foo: 1\n", "line 1: key foo is not a known configuration key\n"},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		_, e, code := runCLI("check-config", p)
+		if code != 1 || !strings.Contains(e, c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, e, c.want)
+		}
+	}
+}

@@ -821,8 +821,18 @@ func cleanYAMLError(err error, data []byte) error {
 					root = &yaml.Node{}
 					_ = yaml.Unmarshal(data, root)
 				}
-				if at := keyPathsAt(nil, root, "", line, name); len(at) == 1 && at[0] != name {
+				at := keyPathsAt(nil, root, "", line, name)
+				if len(at) == 1 && at[0] != name {
 					l += " (at " + at[0] + ")"
+				}
+				if len(at) == 1 {
+					parent := ""
+					if i := strings.LastIndexByte(at[0], '.'); i >= 0 {
+						parent = at[0][:i]
+					}
+					if k := nearestKey(parent, name); k != "" {
+						l += "; did you mean " + k + "?"
+					}
 				}
 			}
 		}
@@ -944,6 +954,64 @@ func typeError(root *yaml.Node, m []string) string {
 		return fmt.Sprintf("line %d: %s takes %s, not %s", line, keys[0], want, got)
 	}
 	return fmt.Sprintf("line %d: a value takes %s, not %s", line, want, got)
+}
+
+// nearestKey is the configuration key under parent (a dotted path, as
+// findKeysAt writes it; "" for the top level) nearest to name, a key the
+// file gives there that is not known, or "" when none is near: the same
+// but for case, '-' for '_', or within two edits (one for a name of three
+// letters or fewer), a swap of two letters counting one. Before, a typo
+// was refused without a hint (`levle`, `max_bdy`, `anonymus`).
+func nearestKey(parent, name string) string {
+	t := reflect.TypeFor[config]()
+	if parent != "" {
+		t = typeAtPath(t, parent)
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return ""
+	}
+	want := strings.ReplaceAll(strings.ToLower(name), "-", "_")
+	best, bestD := "", min(2, max(1, len(want)/2))+1
+	for j := range t.NumField() {
+		f := t.Field(j)
+		k := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if !f.IsExported() || k == "" || k == "-" {
+			continue
+		}
+		if d := editDistance(want, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b:
+// insertions, deletions, substitutions and swaps of two neighbours.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // typeAtPath is the Go type of the configuration's value at path (as
