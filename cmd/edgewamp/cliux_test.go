@@ -295,3 +295,24 @@ func TestCheckConfigUnknownKeySuggests(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigSyntaxErrorLine: a YAML syntax error the parser (not the
+// scanner) finds names its line counted from 1. yaml numbers those from 0
+// and leaves line 0 out: an unquoted ${VAR} on line 1 was refused with no
+// line, an unclosed `{` on line 3 was said to be on line 2.
+func TestCheckConfigSyntaxErrorLine(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"log: {level: ${LEVEL}}\n", "line 1: did not find expected ',' or '}'"},
+		{"log:\n  level: info\n  format: {a\n", "line 3: did not find expected ',' or '}'"},
+		{"log:\n  level: info\n - x\n", "line 3: did not find expected key"},
+		{"%YAML 1.1\n%YAML 1.1\n---\nlog: {}\n", "line 2: found duplicate %YAML directive"},
+		{"log: {}\n---\n- ]\n", "line 3: did not find expected node content"},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		_, e, code := runCLI("check-config", p)
+		if code != 1 || e != "edgewamp: "+p+": "+c.want+"\n" {
+			t.Errorf("%q: exit %d: %q, want exit 1 and %q", c.body, code, e, c.want)
+		}
+	}
+}

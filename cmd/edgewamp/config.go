@@ -836,6 +836,9 @@ func cleanYAMLError(err error, data []byte) error {
 				}
 			}
 		}
+		if m := parserErrRE.FindStringSubmatch(l); m != nil {
+			l = parserError(m)
+		}
 		if m := tabErrRE.FindStringSubmatch(l); m != nil {
 			l = tabError(l, m, data)
 		}
@@ -856,6 +859,20 @@ func cleanYAMLError(err error, data []byte) error {
 		lines = append(lines, l)
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+// parserErrRE matches the messages of yaml's parser (parserc.go), as
+// against its scanner's: yaml numbers a parser error's line from 0 and
+// leaves it out when it is 0 (decode.go's fail adds 1 for scanner errors
+// only), so `log: {level: ${LEVEL}}` said "did not find expected ',' or
+// '}'" with no line, and an unclosed `{` on line 3 said "line 2".
+var parserErrRE = regexp.MustCompile(`^(?:line (\d+): )?(did not find expected (?:',' or '\]'|',' or '\}'|'-' indicator|<document start>|<stream-start>|key|node content)|found duplicate %(?:TAG|YAML) directive|found incompatible YAML document|found undefined tag handle)$`)
+
+// parserError rewrites a parser error (parserErrRE's groups m) to name
+// its line counted from 1.
+func parserError(m []string) string {
+	n, _ := strconv.Atoi(m[1]) // 0 when left out
+	return fmt.Sprintf("line %d: %s", n+1, m[2])
 }
 
 // tabErrRE matches yaml's messages for a tab in a line's indentation,
