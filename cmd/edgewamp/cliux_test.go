@@ -316,3 +316,30 @@ func TestCheckConfigSyntaxErrorLine(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigEnvReferenceRefused: a secret written as an environment
+// variable's reference, ${NAME} or $NAME, is refused naming its _env key;
+// the configuration expands no variable, and the reference's text was
+// taken as the secret (a mesh token README prints: check-config said ok).
+func TestConfigEnvReferenceRefused(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"mesh:\n  node: a\n  cluster: {listen: \"127.0.0.1:0\"}\n  credentials: {token: \"${EDGEWAMP_MESH_TOKEN}\"}\n",
+			`line 4: mesh.credentials.token: "${EDGEWAMP_MESH_TOKEN}" would be taken as it is (the configuration expands no environment variable): write token_env: EDGEWAMP_MESH_TOKEN`},
+		{"gateway:\n  api_keys:\n    - {key: \"$EDGEWAMP_API_KEY\", realm: realm1, role: anonymous}\n",
+			`line 3: gateway.api_keys[0].key: "$EDGEWAMP_API_KEY" would be taken as it is`},
+		{"realms:\n  - name: r\n    users:\n      - authid: a\n        role: x\n        secret: ${DASH_SECRET}\n",
+			`line 6: realms[0].users[0].secret: "${DASH_SECRET}" would be taken as it is (the configuration expands no environment variable): write secret_env: DASH_SECRET`},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		_, e, code := runCLI("check-config", p)
+		if code != 1 || !strings.Contains(e, c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, e, c.want)
+		}
+	}
+	// A secret that merely holds a $ is a secret.
+	p := writeFile(t, "ok.yaml", "realms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret: \"pa$$word-long-enough\"}\n")
+	if _, e, code := runCLI("check-config", p); code != 0 {
+		t.Errorf("a secret holding $: exit %d: %s", code, e)
+	}
+}

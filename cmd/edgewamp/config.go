@@ -748,7 +748,9 @@ func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []strin
 			}
 			for j := 0; j < t.NumField(); j++ {
 				if f := t.Field(j); f.IsExported() && strings.Split(f.Tag.Get("yaml"), ",")[0] == n.Content[i].Value {
-					errs = fractions(errs, n.Content[i+1], f.Type, strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+					at := strings.TrimPrefix(path+"."+n.Content[i].Value, ".")
+					errs = envReference(errs, n.Content[i+1], t, n.Content[i].Value, at)
+					errs = fractions(errs, n.Content[i+1], f.Type, at)
 					break
 				}
 			}
@@ -768,6 +770,33 @@ func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []strin
 				}
 				errs = fractions(errs, n.Content[i+1], t.Elem(), strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
 			}
+		}
+	}
+	return errs
+}
+
+// envRefRE matches a value that is only an environment variable's
+// reference, as a shell, docker compose or Crossbar.io writes it.
+var envRefRE = regexp.MustCompile(`^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$`)
+
+// envReference appends to errs a line when v, the value of key in a
+// mapping of type t (at path), is `${NAME}` or `$NAME` and t has key_env
+// beside key (token, secret, key, password): the configuration expands
+// no variable, and the secret was the reference's text itself, which
+// README and the samples print. Before, `token: "${EDGEWAMP_MESH_TOKEN}"`
+// passed check-config and joined the mesh with that text as its token;
+// an API key or a WAMP-CRA secret so written was likewise taken.
+func envReference(errs []string, v *yaml.Node, t reflect.Type, key, path string) []string {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	m := envRefRE.FindStringSubmatch(v.Value)
+	if v.Kind != yaml.ScalarNode || m == nil {
+		return errs
+	}
+	for j := 0; j < t.NumField(); j++ {
+		if strings.Split(t.Field(j).Tag.Get("yaml"), ",")[0] == key+"_env" {
+			return append(errs, fmt.Sprintf("line %d: %s: %q would be taken as it is (the configuration expands no environment variable): write %s_env: %s", v.Line, path, v.Value, key, m[1]+m[2]))
 		}
 	}
 	return errs
