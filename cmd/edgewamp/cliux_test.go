@@ -343,3 +343,19 @@ func TestConfigEnvReferenceRefused(t *testing.T) {
 		t.Errorf("a secret holding $: exit %d: %s", code, e)
 	}
 }
+
+// TestEmptyConfigNameRefused: an empty file name (a script's or a unit's
+// unset variable) is refused. Before, `run -config ""` started on the
+// embedded development default (RBAC off) and `check-config ""` said
+// ": ok" of it.
+func TestEmptyConfigNameRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "run", "-config", "", "-listen", "127.0.0.1:0", "-gateway-listen", "off").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "flag -config: the file name is empty") {
+		t.Errorf("run -config \"\": exit %d: %s", code, out)
+	}
+	if o, e, code := runCLI("check-config", ""); code != 2 || o != "" || !strings.Contains(e, "the file name is empty") {
+		t.Errorf("check-config \"\": exit %d: %q %q", code, o, e)
+	}
+}

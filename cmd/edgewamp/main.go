@@ -216,6 +216,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := fs.Arg(0)
+	if path == "" {
+		// loadConfig("") is the embedded default, which check-config then
+		// called ok (": ok"): a script's unset variable checked nothing.
+		fmt.Fprintln(stderr, "edgewamp check-config: the file name is empty")
+		return 2
+	}
 	cfg, err := loadConfig(path, nil)
 	if err == nil {
 		if err = cfg.checkStart(); err != nil {
@@ -285,6 +291,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if code, ok := noArgs(fs, "run", stderr); !ok {
 		return code
+	}
+	// -config "" (a unit's or a script's unset variable) ran the embedded
+	// default, the development configuration with RBAC off, in place of
+	// the file meant, without a word.
+	configEmpty := false
+	fs.Visit(func(f *flag.Flag) { configEmpty = configEmpty || f.Name == "config" && *cfgPath == "" })
+	if configEmpty {
+		fmt.Fprintln(stderr, "edgewamp: flag -config: the file name is empty (leave -config out to run the embedded default)")
+		return 2
 	}
 	if p := listenAddrProblem(*pprofAddr); *pprofAddr != "" && p != "" {
 		fmt.Fprintf(stderr, "edgewamp: flag -pprof: %q %s\n", *pprofAddr, p)
