@@ -443,3 +443,136 @@ func TestDrainGivesSingleClaimsBack(t *testing.T) {
 		t.Fatalf("com.one from C after A stopped: %v %v, want B's answer", res, err)
 	}
 }
+
+// TestDrainNotHeldByCallerThatNeverPauses: callers on A that call B's
+// callee without a pause during A's drain reach B while a call from
+// before the drain holds it, and do not hold the drain up once that call
+// has ended: A then refuses their new calls (no_available_callee, "no new
+// calls"), and the drain ends with the calls they had in flight, well
+// before its deadline. A guard of the drain's second phase (b3245f0): it
+// fails (no refusal) with the phase's refusal taken out. Sixteen callers
+// each waiting for its answer do not hold even a drain that waits for
+// every call to its deadline (its 20 ms count finds a moment with none in
+// flight); a caller that keeps calls in flight without a gap would.
+func TestDrainNotHeldByCallerThatNeverPauses(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, "a", "b")
+	a, b := ns[0], ns[1]
+	ctx := ctxT(t, 60*time.Second)
+	calleeA := a.dial(a.ws(), proto.JSON)
+	calleeB := b.dial(b.rs(), proto.MsgPack)
+	started := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	var gated atomic.Bool
+	if _, err := calleeA.Register(ctx, "com.a.slow", func(context.Context, *client.Invocation) (*client.Result, error) {
+		if gated.Load() {
+			started <- struct{}{}
+			<-release
+		}
+		gated.Store(true)
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := calleeB.Register(ctx, "com.b.quick", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	callerA := a.dial(a.rs(), proto.JSON)
+	busy := a.dial(a.ws(), proto.CBOR)
+	callUntil(t, callerA, "com.a.slow", nil) // the gate closes
+	callUntil(t, busy, "com.b.quick", nil)
+	before := goCall(callerA, "com.a.slow")
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the call from before the drain did not reach A's callee")
+	}
+	// Callers that never pause: each calls again as soon as it has its
+	// answer, until the drain has ended.
+	var stop atomic.Bool
+	var reachedB, refused atomic.Int64
+	var other atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := busy.Call(cctx, "com.b.quick", nil, nil, nil)
+				cancel()
+				var we *client.Error
+				switch {
+				case err == nil:
+					reachedB.Add(1)
+				case errors.As(err, &we) && we.URI == proto.URINoAvailableCallee && strings.Contains(fmt.Sprint(we.Args), "no new calls"):
+					refused.Add(1)
+				default:
+					other.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+	const deadline = 20 * time.Second
+	drained := make(chan error, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		drained <- a.eng.Drain(dctx)
+	}()
+	eventually(t, 5*time.Second, func() error {
+		if !a.r.Draining() {
+			return errors.New("A not draining yet")
+		}
+		return nil
+	})
+	// While the call from before holds the drain, theirs reach B.
+	from := reachedB.Load()
+	eventually(t, 10*time.Second, func() error {
+		if p := other.Load(); p != nil {
+			t.Fatalf("a call of a caller that never pauses, during A's drain: %v", *p)
+		}
+		if n := reachedB.Load() - from; n < 20 {
+			return fmt.Errorf("%d calls reached B during A's drain, want 20", n)
+		}
+		return nil
+	})
+	select {
+	case err := <-drained:
+		t.Fatalf("the drain ended (%v) with the call from before it in progress", err)
+	default:
+	}
+	open()
+	if o := <-before; o.err != nil {
+		t.Fatalf("the call from before the drain: %v", o.err)
+	}
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("drain with callers that never pause: %v (reached B %d, refused %d), want nil: their new calls refused, the drain ended with those in flight",
+				err, reachedB.Load(), refused.Load())
+		}
+	case <-time.After(deadline + 5*time.Second):
+		t.Fatal("the drain did not return")
+	}
+	// A takes no new call until its GOODBYEs.
+	eventually(t, 10*time.Second, func() error {
+		if p := other.Load(); p != nil {
+			t.Fatalf("a call of a caller that never pauses, after A's drain: %v", *p)
+		}
+		if refused.Load() == 0 {
+			return errors.New("no new call refused once what held the drain had ended")
+		}
+		return nil
+	})
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("calls reaching B during the drain: %d, refused once the call from before it ended: %d", reachedB.Load(), refused.Load())
+}
