@@ -36,8 +36,9 @@ import (
 //   - Once none of what was in progress at the drain's start is left, the
 //     router takes no new call at all (refused no_available_callee, "it
 //     takes no new calls": the caller knows it was not made and may make
-//     it again elsewhere) and waits for the calls its callers made during
-//     the drain. Drain returns once none is left, or when its context
+//     it again elsewhere), but the gateway's (its HTTP requests in
+//     progress, which it lets finish), and waits for the calls its
+//     callers made during the drain. Drain returns once none is left, or when its context
 //     ends. Waiting for every call from the start instead would let a
 //     caller that calls without a pause keep the drain to its deadline,
 //     and not waiting for them lost them: their callers got the GOODBYE
@@ -181,7 +182,13 @@ func (s *Shard) drainCount() int {
 // another node when its registration has one there, else refused. Owned
 // by shard.
 func (s *Shard) drainCall(ss *Session, m *proto.Message, reg *registration, progress bool) {
-	if s.r.drainClosed.Load() {
+	if s.r.drainClosed.Load() && !ss.internal {
+		// The gateway's sessions (JoinInternal) are exempt: the gateway
+		// takes no new HTTP request while the router drains, and lets
+		// those it took before finish (a CALL made once its body is in,
+		// its credentials checked or its pooled session opened); their
+		// calls go on to other nodes and are counted as every call now.
+		// Before, such a request got 503 no_available_callee.
 		s.rejectCall(ss, m.Request, progress, proto.URINoAvailableCallee, msgDrainClosed)
 		return
 	}

@@ -56,6 +56,9 @@ type Session struct {
 	// realmAuth: it logged in with one of the realm's Authenticators
 	// (HELLO, not JoinInternal), whose method a reload must still offer.
 	realmAuth bool
+	// internal: it joined with JoinInternal (the gateway's), which a
+	// drain lets join and call (drain.go).
+	internal  bool
 	feat      features
 	transport TransportInfo
 
@@ -870,6 +873,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string, int
 	}
 	ss.id = sid
 	ss.realm = rm
+	ss.internal = internal
 	ss.authID, ss.authRole, ss.authMethod = id.AuthID, id.AuthRole, method
 	ss.authProvider = id.AuthProvider
 	if ss.authProvider == "" {
