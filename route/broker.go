@@ -247,6 +247,14 @@ func hasLists(f *proto.Fields) bool {
 	return false
 }
 
+// testHookFilterOf, set by tests only, is called by filterOf with the
+// number of list entries it read.
+var testHookFilterOf func(entries int)
+
+// filterOf reads f's black and white lists into a pubFilter (nil when it
+// has none). Its cost is in the lists' entries: the publish paths build it
+// only when it can matter (an event delivered here, retained, or sent to
+// other nodes), not for a PUBLISH to a topic no one subscribed to.
 func filterOf(f *proto.Fields) *pubFilter {
 	if !hasLists(f) {
 		return nil
@@ -262,6 +270,16 @@ func filterOf(f *proto.Fields) *pubFilter {
 	f.EachString(proto.KeyExcludeAuthRole, fl.excludeAuthRole.add)
 	f.EachString(proto.KeyEligibleAuthID, fl.eligibleAuthID.add)
 	f.EachString(proto.KeyEligibleAuthRole, fl.eligibleAuthRole.add)
+	if h := testHookFilterOf; h != nil {
+		n := 0
+		for _, k := range [...]proto.Key{proto.KeyExclude, proto.KeyEligible} {
+			f.EachID(k, func(uint64) { n++ })
+		}
+		for _, k := range [...]proto.Key{proto.KeyExcludeAuthID, proto.KeyExcludeAuthRole, proto.KeyEligibleAuthID, proto.KeyEligibleAuthRole} {
+			f.EachString(k, func([]byte) { n++ })
+		}
+		h(n)
+	}
 	return fl
 }
 
@@ -590,13 +608,18 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		publisher: ss,
 		excludeMe: m.Opt.Bool(proto.KeyExcludeMe, true),
 		disclose:  m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDisclosePublisher, m.URI),
-		filter:    filterOf(&m.Opt),
 		src:       ss.id,
 		seq:       ss.publisherSeq(),
 	}
+	// The black/white lists are read only when they can matter (filterOf:
+	// their cost is in their entries, millions in one PUBLISH).
+	lists := hasLists(&m.Opt)
 	retain := m.Opt.Bool(proto.KeyRetain, false)
 	var stale []uint64
 	if retain {
+		if lists {
+			p.filter = filterOf(&m.Opt)
+		}
 		kept := p.own()
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
@@ -620,6 +643,9 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	// is found here and gets it live (not neither: it would keep the
 	// previous retained event as the topic's last).
 	subs := rm.lookupSubs(s.idx, m.URI)
+	if lists && p.filter == nil && (len(subs) > 0 || s.r.mesh != nil) {
+		p.filter = filterOf(&m.Opt)
+	}
 	if len(subs) > 0 {
 		s.fanout(&p, subs)
 	}

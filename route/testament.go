@@ -248,16 +248,13 @@ func (s *Shard) publishTestaments(ss *Session) {
 			if !ss.authorize(ActionPublish, []byte(t.topic)) {
 				continue
 			}
-			var filter *pubFilter
-			if t.lists != nil {
-				m, err := proto.Decode(metaSer, t.lists)
-				if err != nil { // decoded when added: not without its lists
-					continue
-				}
-				filter = filterOf(&m.Opt)
-			}
 			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
-				c: &carry{args: t.args, kwargs: t.kwargs}, filter: filter, src: ss.id, seq: ss.publisherSeq()}
+				c: &carry{args: t.args, kwargs: t.kwargs}, src: ss.id, seq: ss.publisherSeq()}
+			// The lists are read into sets only when they can matter, as a
+			// PUBLISH's are: retained, or (below) delivered or sent on.
+			if t.retain && !s.testamentFilter(p, &t) {
+				continue
+			}
 			// Disclosed as the session's PUBLISH would be. The identity is
 			// kept with the event (as a retained event's is), not read
 			// from the leaving Session when the event is delivered on
@@ -279,7 +276,11 @@ func (s *Shard) publishTestaments(ss *Session) {
 					retain, stale = false, old
 				}
 			}
-			if subs := rm.lookupSubs(s.idx, p.topic); len(subs) > 0 {
+			subs := rm.lookupSubs(s.idx, p.topic)
+			if p.filter == nil && (len(subs) > 0 || s.r.mesh != nil) && !s.testamentFilter(p, &t) {
+				continue
+			}
+			if len(subs) > 0 {
 				s.fanout(p, subs)
 			}
 			if s.r.mesh != nil {
@@ -291,4 +292,19 @@ func (s *Shard) publishTestaments(ss *Session) {
 		}
 	}
 	s.dropTestaments(ss, -1)
+}
+
+// testamentFilter sets p's filter from t's black/white lists, if it has
+// any. It reports false when they cannot be read (they were when t was
+// added: t is then not published, rather than published without them).
+func (s *Shard) testamentFilter(p *publication, t *testament) bool {
+	if t.lists == nil {
+		return true
+	}
+	m, err := proto.Decode(metaSer, t.lists)
+	if err != nil {
+		return false
+	}
+	p.filter = filterOf(&m.Opt)
+	return true
 }
