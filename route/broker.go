@@ -2,7 +2,6 @@ package route
 
 import (
 	"bytes"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -201,40 +200,11 @@ type pubFilter struct {
 // realm's retained bytes): its arrays' capacities, read without a walk of
 // the entries (it is asked for each held copy of an event, winAdmit).
 func (f *pubFilter) size() int64 {
-	n := int64(8 * (cap(f.exclude) + cap(f.eligible)))
+	n := f.exclude.size() + f.eligible.size()
 	for _, set := range [...]*strSet{&f.excludeAuthID, &f.excludeAuthRole, &f.eligibleAuthID, &f.eligibleAuthRole} {
 		n += set.size()
 	}
 	return n
-}
-
-// idSet is a sorted list of distinct ids.
-type idSet []uint64
-
-// idSetOf collects the ids of list k into an idSet. The list is sorted and
-// its duplicates dropped whenever it doubles, so that it holds no more
-// than twice the distinct ids at any time.
-func idSetOf(f *proto.Fields, k proto.Key) idSet {
-	var l []uint64
-	next := 64
-	f.EachID(k, func(id uint64) {
-		l = append(l, id)
-		if len(l) >= next {
-			l = compactIDs(l)
-			next = max(2*len(l), 64)
-		}
-	})
-	return compactIDs(l)
-}
-
-func compactIDs(l []uint64) idSet {
-	slices.Sort(l)
-	return slices.Compact(l)
-}
-
-func (set idSet) has(id uint64) bool {
-	_, ok := slices.BinarySearch(set, id)
-	return ok
 }
 
 // hasLists reports whether f holds a black or white list.
@@ -248,8 +218,9 @@ func hasLists(f *proto.Fields) bool {
 }
 
 // testHookFilterOf, set by tests only, is called by filterOf with the
-// number of list entries it read.
-var testHookFilterOf func(entries int)
+// number of list entries it read and the steps its id sets took to build
+// (idSet.add).
+var testHookFilterOf func(entries, steps int)
 
 // filterOf reads f's black and white lists into a pubFilter (nil when it
 // has none). Its cost is in the lists' entries: the publish paths build it
@@ -264,8 +235,9 @@ func filterOf(f *proto.Fields) *pubFilter {
 		hasEligAuthID:   f.Has(proto.KeyEligibleAuthID),
 		hasEligAuthRole: f.Has(proto.KeyEligibleAuthRole),
 	}
-	fl.exclude = idSetOf(f, proto.KeyExclude)
-	fl.eligible = idSetOf(f, proto.KeyEligible)
+	var s1, s2 int
+	fl.exclude, s1 = idSetOf(f, proto.KeyExclude)
+	fl.eligible, s2 = idSetOf(f, proto.KeyEligible)
 	f.EachString(proto.KeyExcludeAuthID, fl.excludeAuthID.add)
 	f.EachString(proto.KeyExcludeAuthRole, fl.excludeAuthRole.add)
 	f.EachString(proto.KeyEligibleAuthID, fl.eligibleAuthID.add)
@@ -278,7 +250,7 @@ func filterOf(f *proto.Fields) *pubFilter {
 		for _, k := range [...]proto.Key{proto.KeyExcludeAuthID, proto.KeyExcludeAuthRole, proto.KeyEligibleAuthID, proto.KeyEligibleAuthRole} {
 			f.EachString(k, func([]byte) { n++ })
 		}
-		h(n)
+		h(n, s1+s2)
 	}
 	return fl
 }

@@ -20,7 +20,7 @@ func meshSamples(t testing.TB) [][]byte {
 	var out [][]byte
 	p := &publication{id: 7, topic: []byte("com.t"), c: &carry{args: proto.Raw{Ser: proto.JSON, B: []byte(`[1,"x"]`)}, kwargs: proto.Raw{Ser: proto.JSON, B: []byte(`{"a":1}`)}},
 		disclose: true, publisher: &Session{id: 5, authID: "u", authRole: "r"},
-		filter: &pubFilter{exclude: idSet{1, 2}, eligibleAuthID: strSetOf([]string{"x"}), hasEligAuthID: true}}
+		filter: &pubFilter{exclude: idSetOfList([]uint64{1, 2}), eligibleAuthID: strSetOf([]string{"x"}), hasEligAuthID: true}}
 	p.c.ppt[0] = []byte("scheme")
 	out = append(out, appendEvent(nil, "realm1", p))
 	w := wbuf(nil)

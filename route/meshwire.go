@@ -214,11 +214,9 @@ func (w *wbuf) payload(c *carry) {
 	}
 }
 
-func (w *wbuf) ids(l idSet) {
-	w.uv(uint64(len(l)))
-	for _, v := range l {
-		w.uv(v)
-	}
+func (w *wbuf) ids(set *idSet) {
+	w.uv(uint64(set.len()))
+	set.each(w.uv)
 }
 
 func (w *wbuf) strs(set *strSet) {
@@ -341,26 +339,26 @@ func (r *rbuf) payload(c *carry) {
 	}
 }
 
-// envListPrealloc bounds what a list's count preallocates (black/white
-// lists), so that a malformed count cannot make the reader allocate much:
-// a count is at most the bytes left (each entry takes one at least), and
-// a longer list grows as its entries are read. The lists themselves are
-// not bounded here: the publisher's node took the PUBLISH (within
-// max_message_size), and an envelope refused for a long list would lose
-// the event on every other node (a 70,000-id exclude list did).
-const envListPrealloc = 1024
-
-func (r *rbuf) ids() []uint64 {
+// idSet reads a list of ids into a set. A count is at most the bytes
+// left (each entry takes one at least); the sets grow as their entries
+// are read, so that a malformed count cannot make the reader allocate
+// much. The lists themselves are not bounded here: the publisher's node
+// took the PUBLISH (within max_message_size), and an envelope refused for
+// a long list would lose the event on every other node (a 70,000-id
+// exclude list did).
+func (r *rbuf) idSet() idSet {
+	var set idSet
 	n := r.uv()
 	if n > uint64(len(r.b)) {
 		r.fail()
-		return nil
+		return set
 	}
-	l := make([]uint64, 0, min(n, envListPrealloc))
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		l = append(l, r.uv())
+		if id := r.uv(); r.err == nil {
+			set.add(id)
+		}
 	}
-	return l
+	return set
 }
 
 // strSet reads a list of strings into a set (the entries' bytes are
@@ -422,8 +420,8 @@ func appendEvent(dst []byte, realm string, p *publication) []byte {
 			b |= 4
 		}
 		w.byte1(b)
-		w.ids(fl.exclude)
-		w.ids(fl.eligible)
+		w.ids(&fl.exclude)
+		w.ids(&fl.eligible)
 		w.strs(&fl.excludeAuthID)
 		w.strs(&fl.excludeAuthRole)
 		w.strs(&fl.eligibleAuthID)
@@ -460,8 +458,8 @@ func decodeEvent(env []byte) (realm string, p *publication, err error) {
 			hasEligAuthID:   b&2 != 0,
 			hasEligAuthRole: b&4 != 0,
 		}
-		p.filter.exclude = compactIDs(r.ids())
-		p.filter.eligible = compactIDs(r.ids())
+		p.filter.exclude = r.idSet()
+		p.filter.eligible = r.idSet()
 		p.filter.excludeAuthID = r.strSet()
 		p.filter.excludeAuthRole = r.strSet()
 		p.filter.eligibleAuthID = r.strSet()
