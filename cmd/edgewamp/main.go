@@ -641,18 +641,22 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		}()
 	}
 	stopDrain(eng, r, drain, log)
+	// The GOODBYEs' window (10 s) holds the gateway's Shutdown too (its
+	// callees, webhooks and pooled sessions: 5 s at most, quick in
+	// practice), so that a stop stays within the drain plus 15 s and the
+	// mesh's leave (README, "Commands"; the unit's TimeoutStopSec=30s).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if gwDone != nil {
 		if err := <-gwDone; err != nil {
 			log.Warn("gateway shutdown", "err", err)
 		}
-		gctx, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := gw.Shutdown(gctx); err != nil {
 			log.Warn("gateway shutdown", "err", err)
 		}
 		gcancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	err = eng.Shutdown(ctx)
 	oa.close() // before the mesh its state lives in
 	if node != nil {
