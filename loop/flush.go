@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
@@ -548,8 +549,35 @@ func (cn *conn) linger() bool {
 		if cn.sess != nil {
 			cn.ls.shard.Detach(cn.sess) // again, a no-op, when it closes (leave)
 		}
+		cn.dropInput()
 	}
 	return true
+}
+
+// dropInput lets go of the partial input of a connection that starts to
+// linger: it reads nothing more, so the message it was receiving (a
+// fragmented message's first fragments, a large frame's chunks, a stash,
+// decrypted TLS input, a batch's rest for a session that has left) can
+// never be finished, and it leaves max_inbound_total at once. Before, it
+// stayed held and counted until the close, as long as the peer took
+// 16 KiB every 2 s, and neither the stall check nor the shed closes a
+// dying connection (budget.go): a WebSocket client that sent 300 KiB of a
+// fragmented message and then its Close frame (a TLS one 300 KiB of a
+// frame and close_notify), a result it did not read behind it, kept the
+// 300 KiB counted for as long as it lingered.
+func (cn *conn) dropInput() {
+	cn.wsr.frag, cn.wsr.fragOp = nil, ws.OpContinuation
+	cn.dropBig()
+	cn.dropBatch()
+	if s := cn.st; s != nil {
+		s.b, s.r = nil, 0
+	}
+	if cn.tls != nil {
+		cn.tls.plain.drop(cn.ls)
+	} else {
+		cn.in = cn.c
+	}
+	cn.account()
 }
 
 // lingered judges a lingering connection (the scan): closed once gnet has
