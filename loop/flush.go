@@ -550,6 +550,13 @@ func (cn *conn) linger() bool {
 			cn.ls.shard.Detach(cn.sess) // again, a no-op, when it closes (leave)
 		}
 		cn.dropInput()
+		if cn.pong != nil {
+			// A waiting pong is sent to an open session only
+			// (sendWaitingPong): it leaves max_outbound_total now, not at
+			// the close (a RawSocket PING may carry max_message).
+			cn.pong = nil
+			cn.accountOut()
+		}
 	}
 	return true
 }

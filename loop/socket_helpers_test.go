@@ -739,6 +739,7 @@ type connStat struct {
 	tlsBufs     int  // capacity of crypto/tls's input buffers (tlstrim.go); -1 before the loop owns them
 	overLmt     bool
 	pingSent    bool
+	pong        int // a waiting pong's length (pong.go)
 }
 
 // connStats snapshots every connection of every loop.
@@ -756,7 +757,7 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 				st := connStat{remote: cn.remote, phase: cn.phase, backlog: cn.backlog(),
 					outCap: cap(cn.out), inbound: cn.c.InboundBuffered(), isTLS: cn.tls != nil, overLmt: cn.overLimit,
 					handshaking: cn.tls != nil && cn.tls.hs != nil, tlsBufs: -1,
-					pingSent: cn.pingSent != 0}
+					pingSent: cn.pingSent != 0, pong: len(cn.pong)}
 				if cn.sess != nil {
 					st.hasSess, st.sessID = true, cn.sess.ID()
 				}

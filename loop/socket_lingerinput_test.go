@@ -102,3 +102,52 @@ func TestLingerDropsPartialInput(t *testing.T) {
 		})
 	})
 }
+
+// A lingering connection never sends a pong that waits for its backlog
+// to drain (sendWaitingPong answers only an open session's), so the pong
+// is dropped when the connection starts to linger, and leaves
+// max_outbound_total. Before, it stayed held and counted until the close:
+// a RawSocket PING may carry up to max_message. Here a RawSocket client
+// with a 512 KiB result unread sends a 200 KiB PING, whose pong waits,
+// then GOODBYE.
+func TestLingerDropsWaitingPong(t *testing.T) {
+	t.Parallel()
+	const result, ping = 512 << 10, 200 << 10
+	clk := newFakeClock() // the lingering connection is never judged
+	s := startServer(t, func(o *Options, _ *route.Config) { o.Now = clk.Now })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	callee := s.dial("rs", proto.MsgPack)
+	blob := make([]byte, result)
+	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{blob}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw := dialTCP(t, s.url, 16<<10)
+	r := &rsClient{t: t, c: raw, br: newReader(raw), ser: proto.MsgPack}
+	r.write(rsHandshake(proto.MsgPack, 15))
+	r.expectHandshake()
+	shrinkRouterSendBuffer(t, raw, 32<<10)
+	p := newWAMP(t, r, proto.MsgPack)
+	p.join()
+	r.send(p.callMsg(p.nextReq(), "com.blob", nil))
+	eventually(t, ioTimeout, "the result queued in gnet's buffer", func() bool {
+		st, ok := s.e.statOf(t, raw)
+		return ok && st.backlog > result/2
+	})
+	r.write(appendRawFrame(nil, rawPing, make([]byte, ping)))
+	eventually(t, ioTimeout, "the pong waiting", func() bool {
+		st, ok := s.e.statOf(t, raw)
+		return ok && st.pong == ping
+	})
+	r.send(p.goodbye())
+	eventually(t, ioTimeout, "the connection lingering", func() bool {
+		st, ok := s.e.statOf(t, raw)
+		return ok && st.phase == phDead
+	})
+	eventually(t, 3*time.Second, "the waiting pong dropped", func() bool {
+		st, ok := s.e.statOf(t, raw)
+		return ok && st.pong == 0
+	})
+}
