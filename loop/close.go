@@ -204,6 +204,9 @@ func (cn *conn) closed(err error) {
 	}
 	prev := cn.phase
 	e := cn.ls.e
+	if cn.lingering {
+		cn.endLinger() // closed by gnet: its peer's reset, or the loops' stop
+	}
 	keep := prev == phWS && cn.batch != nil && cn.sess != nil && !e.draining.Load()
 	if keep {
 		cn.takeRest()

@@ -535,7 +535,7 @@ func (cn *conn) deadlines(now int64) {
 		cn.laneDeadlines(now)
 	case phDead:
 		if cn.lingering {
-			cn.lingered(now)
+			cn.lingered(now, false)
 		}
 	case phClosing:
 		if now > cn.closeBy {

@@ -42,6 +42,9 @@ type Engine struct {
 	shutDone chan struct{} // closed when the first Shutdown returns
 	draining atomic.Bool
 	clock    atomic.Int64 // coarse unix ns, updated on every tick
+	// lingering counts the connections that linger (flush.go: linger),
+	// which Shutdown waits for.
+	lingering atomic.Int64
 
 	parkWarned atomic.Bool // parkFailed logged (park.go)
 
@@ -254,6 +257,7 @@ func (e *Engine) Addrs() []net.Addr {
 
 // Shutdown stops accepting connections, says GOODBYE
 // (wamp.close.system_shutdown) to every session, waits for them to close
+// and for the output of those that linger to be written (awaitLingering)
 // or for ctx, then closes what is left and stops the loops. Later calls
 // wait for the first one to finish (or for their ctx) and return nil.
 func (e *Engine) Shutdown(ctx context.Context) error {
@@ -282,6 +286,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		}
 		return err
 	}
+	e.awaitLingering(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// gnet's Stop tells the loops to stop, then looks every 500 ms whether

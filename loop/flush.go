@@ -545,6 +545,7 @@ func (cn *conn) linger() bool {
 	}
 	if !cn.lingering {
 		cn.lingering = true
+		cn.ls.e.lingering.Add(1)
 		cn.closeBy, cn.closeLeft = cn.ls.e.now()+int64(lingerStep), int64(ob)
 		if cn.sess != nil {
 			cn.ls.shard.Detach(cn.sess) // again, a no-op, when it closes (leave)
@@ -587,14 +588,15 @@ func (cn *conn) dropInput() {
 	cn.account()
 }
 
-// lingered judges a lingering connection (the scan): closed once gnet has
-// written its output, reset once its peer stops taking it (or takes it
-// while the router's output is over max_outbound_total).
-func (cn *conn) lingered(now int64) {
+// lingered judges a lingering connection (the scan; due: Shutdown's wait,
+// whatever closeBy says): closed once gnet has written its output, reset
+// once its peer stops taking it (or takes it while the router's output is
+// over max_outbound_total).
+func (cn *conn) lingered(now int64, due bool) {
 	ob := int64(cn.c.OutboundBuffered())
 	switch {
 	case ob == 0:
-	case now < cn.closeBy:
+	case !due && now < cn.closeBy:
 		return
 	case cn.closeLeft-ob >= lingerProgress && cn.ls.e.outbound.Load() <= cn.ls.e.opts.MaxOutboundTotal:
 		// Still reading, and the router's output is within its budget.
@@ -604,8 +606,58 @@ func (cn *conn) lingered(now int64) {
 		cn.abort = true
 		cn.resetOnClose()
 	}
-	cn.lingering = false
+	cn.endLinger()
 	cn.c.Close() // asynchronous: a task on this loop
+}
+
+// endLinger ends a connection's linger: closed by lingered, or by gnet.
+func (cn *conn) endLinger() {
+	cn.lingering = false
+	cn.ls.e.lingering.Add(-1)
+}
+
+// awaitLingering runs in Shutdown, once the sessions have ended: it waits,
+// within ctx, for the connections that linger to have their output
+// written, closing each once it is (the scan does once a second) and
+// judging their progress every lingerStep of its own (the engine's clock
+// may be a test's). Before, the loops stopped as soon as the sessions had
+// left, and gnet's close cut what a lingering connection's socket had not
+// taken: a session ended by the shutdown's GOODBYE, its reply not come
+// within GoodbyeTimeout because its client was still reading a 512 KiB
+// result, read part of the RESULT and EOF, without the GOODBYE.
+func (e *Engine) awaitLingering(ctx context.Context) {
+	if e.lingering.Load() == 0 {
+		return
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	next := time.Now().Add(lingerStep)
+	for e.lingering.Load() > 0 {
+		due := time.Now().After(next)
+		if due {
+			next = next.Add(lingerStep)
+		}
+		for _, ls := range e.allLoops() {
+			_ = ls.Execute(func() { ls.lingerCheck(due) }) // an error: the loops stop, closing every connection
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// lingerCheck closes the loop's lingering connections whose output is
+// written, and with due judges the others (lingered). It closes nothing
+// during the walk (gnet's Close is a task).
+func (ls *loopState) lingerCheck(due bool) {
+	now := ls.e.now()
+	for _, cn := range ls.conns {
+		if cn.lingering && cn.phase == phDead && (due || cn.c.OutboundBuffered() == 0) {
+			cn.lingered(now, due)
+		}
+	}
 }
 
 // resetOnClose makes the close of a connection whose peer does not take
