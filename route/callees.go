@@ -36,10 +36,13 @@ type calleeList struct {
 const calleesPerChunk = 256
 
 // calleeChunk is a chunk of a calleeList, end the callees up to its last
-// in the list's full chunks.
+// in the list's full chunks, prog how many of its callees announced
+// progressive_call_invocations (progFirst and progLast skip the chunks
+// with none).
 type calleeChunk struct {
-	c   []callee
-	end int
+	c    []callee
+	end  int
+	prog int
 }
 
 // noCallees is the list of a registration without a local callee.
@@ -120,7 +123,7 @@ func (l *calleeList) with(c callee) *calleeList {
 		// The tail becomes the last full chunk, appended in place as
 		// the tail is: full is replaced by a new array when a removal
 		// changes it.
-		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk})
+		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail)})
 		n.base += calleesPerChunk
 		n.tail = nil
 	}
@@ -168,10 +171,10 @@ func (l *calleeList) without(seq uint64) *calleeList {
 	full = append(full, l.full[:lo]...)
 	if c := l.full[lo].c; len(c) > 1 {
 		nc := append(append(make([]callee, 0, len(c)-1), c[:k]...), c[k+1:]...)
-		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1})
+		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - c[k].progInv()})
 	}
 	for _, ch := range l.full[lo+1:] {
-		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1})
+		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog})
 	}
 	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - l.full[lo].c[k].progInv()}
 	if len(full) > 2*((n.base+calleesPerChunk-1)/calleesPerChunk) {
@@ -194,13 +197,13 @@ func compact(full []calleeChunk, base int) []calleeChunk {
 			}
 			cur = append(cur, c)
 			if len(cur) == calleesPerChunk {
-				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk})
+				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur)})
 				cur = nil
 			}
 		}
 	}
 	if len(cur) > 0 {
-		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base})
+		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur)})
 	}
 	return out
 }
@@ -214,32 +217,82 @@ func (c callee) progInv() int {
 	return 0
 }
 
+// progOf returns how many of cs announced progressive_call_invocations.
+func progOf(cs []callee) int {
+	n := 0
+	for _, c := range cs {
+		n += c.progInv()
+	}
+	return n
+}
+
 // progSpan returns the REGISTER times of the first and the last callee
-// that announced progressive_call_invocations; 0, 0 when none did. It
-// looks at the callees before the first such one and after the last:
-// none when every callee announced it, as clients that announce it for
-// one registration do for all.
+// that announced progressive_call_invocations; 0, 0 when none did. O(1)
+// when every callee announced it (clients that announce it for one
+// registration do for all), else progFirst and progLast.
 func (l *calleeList) progSpan() (first, last int64) {
 	n := l.len()
-	if l.prog == 0 {
+	switch l.prog {
+	case 0:
 		return 0, 0
-	}
-	if l.prog == n {
+	case n:
 		return l.at(0).at, l.at(n - 1).at
 	}
-	for i := range n {
-		if c := l.at(i); c.progInv() == 1 {
-			first = c.at
-			break
+	return l.progFirst(), l.progLast()
+}
+
+// progFirst returns the REGISTER time of the first callee that announced
+// progressive_call_invocations (0: none). It looks only into the chunks
+// that have one (calleeChunk.prog) and the tail: O(chunks +
+// calleesPerChunk). Before, a walk from the first callee, and progLast's
+// from the last: with one capable callee first and 32,768 that are not
+// after it, every REGISTER and UNREGISTER walked them all under the
+// realm's lock (TestCalleeListProgSpanSkipsChunksWithout).
+func (l *calleeList) progFirst() int64 {
+	if l.prog == 0 {
+		return 0
+	}
+	for _, ch := range l.full {
+		if ch.prog == 0 {
+			continue
+		}
+		for _, c := range ch.c {
+			if c.progInv() == 1 {
+				return c.at
+			}
 		}
 	}
-	for i := n - 1; i >= 0; i-- {
-		if c := l.at(i); c.progInv() == 1 {
-			last = c.at
-			break
+	for _, c := range l.tail {
+		if c.progInv() == 1 {
+			return c.at
 		}
 	}
-	return first, last
+	return 0
+}
+
+// progLast returns the REGISTER time of the last callee that announced
+// progressive_call_invocations (0: none), as progFirst looks.
+func (l *calleeList) progLast() int64 {
+	if l.prog == 0 {
+		return 0
+	}
+	for i := len(l.tail) - 1; i >= 0; i-- {
+		if c := l.tail[i]; c.progInv() == 1 {
+			return c.at
+		}
+	}
+	for j := len(l.full) - 1; j >= 0; j-- {
+		ch := &l.full[j]
+		if ch.prog == 0 {
+			continue
+		}
+		for i := len(ch.c) - 1; i >= 0; i-- {
+			if c := ch.c[i]; c.progInv() == 1 {
+				return c.at
+			}
+		}
+	}
+	return 0
 }
 
 // findSeq returns the index of the callee seq in l (ascending seqs).

@@ -36,6 +36,9 @@ func TestCalleeListChunks(t *testing.T) {
 				t.Fatalf("chunk %d of %d: %d callees, end %d after %d", j, len(l.full), len(ch.c), ch.end, end)
 			}
 			end = ch.end
+			if p := progOf(ch.c); ch.prog != p {
+				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations, has %d", j, len(l.full), ch.prog, p)
+			}
 		}
 		if end != l.base || len(l.tail) > calleesPerChunk {
 			t.Fatalf("base %d, chunks' end %d, tail %d", l.base, end, len(l.tail))
@@ -151,5 +154,43 @@ func TestCalleeListChangeCopiesLittle(t *testing.T) {
 	t.Logf("%d bytes per REGISTER and removal at %d callees", bytes, n)
 	if bytes > 32<<10 {
 		t.Fatalf("a REGISTER and a removal at %d callees allocate %d bytes, want a chunk's worth and the chunk list (%d chunks)", n, bytes, len(l.full))
+	}
+}
+
+// A registration's first and last callees that take progressive call
+// invocations are found without looking at the callees of a chunk that
+// has none (each chunk counts its own): meshLocalChanged asks for them at
+// every REGISTER, UNREGISTER and leave under the realm's lock, and a
+// progressive call's first chunk on a mesh at every call. Before, a walk
+// from each end to the first such callee: with one capable callee first
+// and 32,768 that are not after it (a first or last registration on a
+// mesh), the 32,768 REGISTERs took 18.2 s instead of 2.0 s, each of the
+// last ones holding the realm's lock about 1.2 ms, and 1,024 of the
+// callees leaving 811 ms instead of 14 ms.
+//
+// The test tells a walk by what it sees: once the list is built, a
+// callee in the middle is made to announce the feature (a session's
+// features never change in the router), which a walk from the end finds
+// and a look at the chunks' counts does not.
+func TestCalleeListProgSpanSkipsChunksWithout(t *testing.T) {
+	const n = 64 * calleesPerChunk
+	l := noCallees
+	var mid *Session
+	for i := range n {
+		s := &Session{id: uint64(i + 1)}
+		if i == 0 {
+			s.feat = fCalleeProgInv
+		}
+		if i == n/2 {
+			mid = s
+		}
+		l = l.with(callee{s: s, at: int64(1000 + i), seq: uint64(i + 1)})
+	}
+	if l.prog != 1 {
+		t.Fatalf("prog %d, want 1", l.prog)
+	}
+	mid.feat = fCalleeProgInv
+	if f, la := l.progSpan(); f != 1000 || la != 1000 {
+		t.Fatalf("progSpan %d, %d: it looked at the callees of chunks without a capable callee (a walk of the list, O(callees) per REGISTER on a mesh); want 1000, 1000", f, la)
 	}
 }

@@ -230,10 +230,9 @@ func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee) (node 
 		first := reg.invoke == proto.InvokeFirst
 		var best int64
 		if local.prog > 0 {
-			f, l := local.progSpan()
-			best = f
+			best = local.progFirst()
 			if !first {
-				best = l
+				best = local.progLast()
 			}
 		}
 		for i := range rl {

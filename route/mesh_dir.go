@@ -172,8 +172,8 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 		// The callees that take progressive call invocations, counted
 		// as the list changes (calleeList.prog); their first and last
 		// only where the policy ranks by them (progSpan: O(1) unless
-		// the callees differ, then a walk to the first and from the last
-		// such callee).
+		// the callees differ, then a look into the chunks with such a
+		// callee).
 		e.Prog = MeshCapable{Known: true, Callees: l.prog}
 		if l.prog > 0 && (reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast) {
 			e.Prog.First, e.Prog.Last = l.progSpan()
