@@ -18,7 +18,7 @@ type oauthError struct {
 	status int
 	code   string // error
 	desc   string // error_description: for people; never a secret
-	basic  bool   // the client used HTTP Basic: add WWW-Authenticate (every 401 has it too)
+	basic  bool   // add WWW-Authenticate (every 401 has it too: clientErr)
 	retry  time.Duration
 }
 
@@ -49,9 +49,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, e *oauthError) {
 	// Every 401 names a scheme (RFC 9110 §15.5.2: "MUST send a
-	// WWW-Authenticate header field"): a client that authenticated in the
-	// form, or not at all, is told the scheme it may use (RFC 6749
-	// §2.3.1 requires servers to support Basic).
+	// WWW-Authenticate header field"): a program that authenticated in
+	// the form, or not at all, is told the scheme it may use (RFC 6749
+	// §2.3.1 requires servers to support Basic). A browser's request that
+	// did not use the Authorization header gets no 401 (clientErr).
 	if e.basic || e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
 	}
@@ -132,6 +133,25 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) 
 	return r.PostForm, nil
 }
 
+// clientErr is a failed client authentication (invalid_client) of r.
+// RFC 6749 §5.2: "If the client attempted to authenticate via the
+// "Authorization" request header field, the authorization server MUST
+// respond with an HTTP 401 (Unauthorized) status code and include the
+// "WWW-Authenticate" response header field"; otherwise it "MAY return an
+// HTTP 401". A 401 must carry a challenge (RFC 9110 §15.5.2), and a Basic
+// challenge answering a browser's script can make the browser ask its
+// user for a name and password (Fetch: a 401 to a request not tainted as
+// CORS, a page of the issuer's own origin), which are not the user's to
+// give. So a request with Origin (a browser's) and no Authorization header
+// gets 400 invalid_client, RFC 6749's default error status, without a
+// challenge; every other one 401 with the Basic challenge.
+func clientErr(r *http.Request, desc string) *oauthError {
+	if r.Header.Get("Authorization") == "" && r.Header.Get("Origin") != "" {
+		return &oauthError{status: http.StatusBadRequest, code: "invalid_client", desc: desc}
+	}
+	return &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: desc, basic: true}
+}
+
 // refused is the answer to a source that may not try now: locked out, or
 // with as many attempts in progress as it has failures left.
 func refused(code string, retry time.Duration) *oauthError {
@@ -164,7 +184,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	if id == "" {
-		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication is required", basic: true}
+		return nil, clientErr(r, "client authentication is required")
 	}
 	c := s.cfg.Load().clients[id]
 	if c != nil && c.Public && secret == "" {
@@ -180,7 +200,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	}
 	fail := func(desc string) (*clientConf, *oauthError) {
 		s.authFailed(r, src, "client", id, desc)
-		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: basic}
+		return nil, clientErr(r, "client authentication failed")
 	}
 	switch {
 	case c == nil:

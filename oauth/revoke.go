@@ -224,7 +224,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Public {
-		writeError(w, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "introspection is for confidential clients"})
+		writeError(w, clientErr(r, "introspection is for confidential clients"))
 		return
 	}
 	tok := form.Get("token")
