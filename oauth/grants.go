@@ -155,8 +155,9 @@ func (s *Server) grantRefresh(ctx context.Context, c *clientConf, raw, scope str
 // than the configuration allows now: it must be of the client's realm and
 // name a principal that still exists; the roles are those of the record
 // that the principal still has (every current role for a family, which
-// records none: allRoles); the scope is cut to what the client may have.
-// It does not block.
+// records none: allRoles); the scope is cut to what the client may have,
+// and a scope cut to nothing is refused (invalid_scope). It does not
+// block.
 func (s *Server) storedLogin(c *clientConf, realm, sub string, recRoles []string, allRoles bool, scope string) (*login, *oauthError) {
 	if realm != c.realm.Name || sub == "" {
 		s.log.Warn("oauth: a stored grant does not match its client's realm or names no principal: refused", "client", c.ID, "realm", c.realm.Name)
@@ -174,6 +175,16 @@ func (s *Server) storedLogin(c *clientConf, realm, sub string, recRoles []string
 		if c.scopes[x] {
 			sc = append(sc, x)
 		}
+	}
+	if len(sc) == 0 && strings.TrimSpace(scope) != "" {
+		// Every scope granted was taken from the client (a reload). A
+		// token of no scope would be answered without "scope", which RFC
+		// 6749 §5.1 reads as the scope requested (for a refresh, the
+		// grant's); "scope": "" is read the same way by clients that test
+		// the field's truth (oauthlib). Refused instead, the stored grant
+		// left alone (a refresh token stays valid, should the scopes come
+		// back).
+		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "none of the scopes granted may be used by this client any more"}
 	}
 	return &login{client: c, sub: sub, roles: roles, scope: strings.Join(sc, " ")}, nil
 }
