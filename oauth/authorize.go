@@ -156,6 +156,66 @@ func (s *Server) newAuthCode(ctx context.Context, req *authzRequest, sub string,
 	return code, err
 }
 
+// maxCodesPerUser bounds the authorization codes issued to one user of a
+// realm (all clients together) within a code's lifetime and the clock
+// skew allowed between nodes (90 s by default), redeemed or not: a
+// redeemed code's record is kept 11 minutes (for a replay to find it
+// used), so freeing the place at redemption would let one account fill
+// the store as fast as it redeems. Ten sign-ins in 90 s is more than a
+// person makes; an end-to-end test suite signing one user in faster must
+// spread over several users.
+const maxCodesPerUser = 10
+
+// userCodes is the record (au.<sha256 of realm NUL user>) of the codes
+// issued to one user: their expiries. It lives in the store, so that
+// the bound holds for the whole mesh whatever the number of nodes.
+type userCodes struct {
+	Exp   int64   `json:"exp"` // the last code's expiry and the skew: collect's
+	Codes []int64 `json:"codes"`
+}
+
+// takeCodePlace takes one of the user's maxCodesPerUser places for a new
+// authorization code: false when they are all taken, by codes whose
+// expiry and the skew allowed have not passed. A place is given back
+// only by time. Blocks on the store; an error is the store's.
+func (s *Server) takeCodePlace(ctx context.Context, realm, sub string) (bool, error) {
+	key := "au." + hashHex(realm+"\x00"+sub)
+	for range 4 {
+		e, err := s.store.Get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
+		var rec userCodes
+		if err == nil {
+			json.Unmarshal(e.Value, &rec) // a damaged record counts as empty
+		}
+		now := s.now()
+		live := rec.Codes[:0]
+		for _, x := range rec.Codes {
+			if now.Before(time.Unix(x, 0).Add(s.skew)) {
+				live = append(live, x)
+			}
+		}
+		if len(live) >= maxCodesPerUser {
+			return false, nil
+		}
+		exp := now.Add(authCodeLifetime).Unix()
+		rec = userCodes{Exp: time.Unix(exp, 0).Add(s.skew).Unix(), Codes: append(live, exp)}
+		b, _ := json.Marshal(rec)
+		ttl := authCodeLifetime + s.skew
+		if e.Revision == 0 {
+			_, err = s.store.Create(ctx, key, b, ttl)
+		} else {
+			_, err = s.store.Update(ctx, key, b, e.Revision, ttl)
+		}
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+			continue // another sign-in of the user's meanwhile: count again
+		}
+		return err == nil, err
+	}
+	return false, errStoreConflict
+}
+
 // grantAuthCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.6).
 //
 // What the response holds is made before the code is marked used: the

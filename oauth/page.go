@@ -324,6 +324,20 @@ func (s *Server) handleAuthorizePage(w http.ResponseWriter, r *http.Request) (*p
 		d.Error = "The server cannot take more sign-ins right now. Try again shortly."
 		return d, http.StatusServiceUnavailable
 	}
+	switch ok, err := s.takeCodePlace(r.Context(), c.realm.Name, username); {
+	case err != nil:
+		s.storeErr(err)
+		d.Error = "The server cannot complete the sign-in right now. Try again shortly."
+		return d, http.StatusServiceUnavailable
+	case !ok:
+		// RFC 6749 §4.1.2.1, to the client: temporarily_unavailable, not
+		// access_denied, which would tell it the user refused; the place
+		// comes back within a minute and a half.
+		s.log.Info("oauth: authorization refused: the user has too many codes outstanding", "realm", c.realm.Name, "client", c.ID, "sub", username, "max", maxCodesPerUser)
+		http.Redirect(w, r, s.errorRedirect(req, &oauthError{code: "temporarily_unavailable",
+			desc: "too many recent sign-ins of this user; try again in a minute or two"}), http.StatusSeeOther)
+		return nil, 0
+	}
 	code, err := s.newAuthCode(r.Context(), req, username, roles)
 	if err != nil {
 		s.storeErr(err)

@@ -19,15 +19,22 @@ import (
 	"github.com/edgewamp/edgewamp/oauth"
 )
 
-// fillUsers is an oauth.UserStore of one user.
+// fillUsers is an oauth.UserStore of alice, and of as many users
+// "fill<n>" as a test needs (one user's authorization codes are bounded
+// on their own), all with alice's password.
 type fillUsers struct{}
 
 func (fillUsers) Authenticate(realm, authid, password string) ([]string, bool) {
-	return []string{"user"}, realm == "realm1" && authid == "alice" && password == "alice-password"
+	ok, _ := fillUsers{}.Roles(realm, authid)
+	return []string{"user"}, ok != nil && password == "alice-password"
 }
 
 func (fillUsers) Roles(realm, authid string) ([]string, bool) {
-	return []string{"user"}, realm == "realm1" && authid == "alice"
+	ok := realm == "realm1" && (authid == "alice" || strings.HasPrefix(authid, "fill"))
+	if !ok {
+		return nil, false
+	}
+	return []string{"user"}, true
 }
 
 // Device authorizations need no secret (a public client's id is printed
