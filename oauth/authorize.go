@@ -144,7 +144,12 @@ func (s *Server) errorRedirect(req *authzRequest, oe *oauthError) string {
 	return s.redirectURL(req, p)
 }
 
-// newAuthCode stores a code for an approved request.
+// newAuthCode stores a code for an approved request. The record may go
+// once the code's minute and the clock skew allowed between nodes are
+// over: an unused code is of no use after, and kept for the collection
+// grace too (11 minutes) a flood of them held seven times as much of a
+// shared store. A redemption keeps the record longer (grantAuthCode),
+// for a replay to find it used.
 func (s *Server) newAuthCode(ctx context.Context, req *authzRequest, sub string, roles []string) (string, error) {
 	code := randomToken(32)
 	rec := codeRec{
@@ -152,7 +157,7 @@ func (s *Server) newAuthCode(ctx context.Context, req *authzRequest, sub string,
 		Scope: req.scope, Challenge: req.challenge, Sub: sub, Roles: roles, Exp: s.now().Add(authCodeLifetime).Unix(),
 	}
 	b, _ := json.Marshal(rec)
-	_, err := s.store.Create(ctx, "ac."+hashHex(code), b, authCodeLifetime+gcGrace)
+	_, err := s.store.Create(ctx, "ac."+hashHex(code), b, authCodeLifetime+s.skew)
 	return code, err
 }
 
