@@ -34,6 +34,11 @@ type scriptRun struct {
 	// EnvironmentFiles --value` and `-p Environment --value` print for
 	// the unit (nothing when empty).
 	envFiles, environment string
+	// show is what `systemctl show -p NAME --value` prints for other
+	// properties (User, Group, SupplementaryGroups: a drop-in's).
+	show map[string]string
+	// groups are more lines of /etc/group (needs group: true).
+	groups string
 }
 
 func dryRun(t *testing.T, r scriptRun) []string {
@@ -59,7 +64,11 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 		case "dpkg-statoverride":
 			body += "[ \"$1\" = --list ] && exit 1\nexit 0\n" // no override yet
 		case "systemctl":
-			for _, p := range []struct{ name, value string }{{"EnvironmentFiles", r.envFiles}, {"Environment", r.environment}} {
+			props := []struct{ name, value string }{{"EnvironmentFiles", r.envFiles}, {"Environment", r.environment}}
+			for name, value := range r.show {
+				props = append(props, struct{ name, value string }{name, value})
+			}
+			for _, p := range props {
 				if p.value != "" {
 					body += fmt.Sprintf("[ \"$1 $2 $3 $4\" = \"show -p %s --value\" ] && printf '%%s\\n' %s\n", p.name, shellQuote(p.value))
 				}
@@ -77,7 +86,7 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 		setup := "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && "
 		if r.group {
 			group := filepath.Join(stubs, "group")
-			if err := os.WriteFile(group, []byte("root:x:0:\nedgewamp:x:990:\n"), 0o644); err != nil {
+			if err := os.WriteFile(group, []byte("root:x:0:\nedgewamp:x:990:\n"+r.groups), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			setup += "mount --bind " + group + " /etc/group && "
@@ -339,5 +348,40 @@ func TestPostinstChecksConfigAsServiceUser(t *testing.T) {
 		edgewamp: binary, environment: "FROM_UNIT=unit"})
 	if !strings.Contains(out, "check-config as uid 990 gid 990, FROM_UNIT=unit") {
 		t.Errorf("the new binary did not check the configuration as the unit's user edgewamp (uid 990, gid 990) with the unit's environment:\n%s", out)
+	}
+}
+
+// The unit's user and groups are what systemd gives it, a drop-in's
+// included (systemctl edit edgewamp: SupplementaryGroups=ssl-cert for a
+// TLS key kept as Debian keeps them, root:ssl-cert 0640 under
+// /etc/ssl/private; User=root; another user). c506cae's check ran as
+// edgewamp with its /etc/group groups only: a configuration the router
+// reads fine under such a drop-in was refused, and the upgrade left the
+// previous release running with a false "the new release refuses".
+// postinst now asks systemctl for User=, Group= and SupplementaryGroups=.
+func TestPostinstChecksConfigAsTheUnitsUserAndGroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace, a change of user)")
+	}
+	needTool(t, "setpriv", "util-linux")
+	binary := "if [ \"$1\" = check-config ]; then echo \"check-config as uid $(id -u) gid $(id -g) groups $(id -G)\" >&2; exit 1; fi\nexit 0\n"
+	for _, c := range []struct {
+		name string
+		show map[string]string
+		want string
+	}{
+		{"shipped unit", map[string]string{"User": "edgewamp", "Group": "edgewamp"}, "check-config as uid 990 gid 990 groups 990\n"},
+		{"nothing shown", nil, "check-config as uid 990 gid 990 groups 990\n"},
+		{"SupplementaryGroups", map[string]string{"User": "edgewamp", "Group": "edgewamp", "SupplementaryGroups": "ssl-cert video"}, "check-config as uid 990 gid 990 groups 990 991 992\n"},
+		{"User=root", map[string]string{"User": "root", "Group": "edgewamp"}, "check-config as uid 0 gid 990 groups 990\n"},
+		{"User= only", map[string]string{"User": "edgewamp"}, "check-config as uid 990 gid 990 groups 990\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, group: true, user: true,
+				groups: "ssl-cert:x:991:\nvideo:x:992:\n", show: c.show, edgewamp: binary})
+			if !strings.Contains(out, c.want) {
+				t.Errorf("want %q in postinst's output:\n%s", strings.TrimSpace(c.want), out)
+			}
+		})
 	}
 }
