@@ -3,6 +3,7 @@ package route
 import (
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -311,6 +312,20 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 		return
 	}
 	s.countIn(m.Type, 0)
+	if len(m.URI) > 0 && !utf8.Valid(m.URI) {
+		// As Receive's decoder does (proto.ErrBadURIText): no URI the
+		// router stores or forwards is invalid UTF-8. An in-process
+		// peer's comes from elsewhere: the gateway's from a URL path,
+		// percent-unescaped (/wamp/realm1/call/com.x%FF), which a
+		// prefix registration matched, its MsgPack callee's session
+		// ending on the INVOCATION it could not decode.
+		if !badURIRequest(proto.ErrBadURIText, m) {
+			s.protocolError(ss, proto.ErrBadURIText.Error())
+			s.doneWithMessage()
+			return
+		}
+		m.URI = nil
+	}
 	s.handle(ss, m)
 	s.doneWithMessage()
 }
