@@ -337,10 +337,14 @@ func TestConfigEnvReferenceRefused(t *testing.T) {
 			t.Errorf("exit %d: %q, want exit 1 and %q", code, e, c.want)
 		}
 	}
-	// A secret that merely holds a $ is a secret.
-	p := writeFile(t, "ok.yaml", "realms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret: \"pa$$word-long-enough\"}\n")
-	if _, e, code := runCLI("check-config", p); code != 0 {
-		t.Errorf("a secret holding $: exit %d: %s", code, e)
+	// A secret that merely holds a $ is a secret; so is one that starts
+	// with $ and goes on in mixed or lower case, as passwords do
+	// ("$ecretPassw0rd"): it was taken before eb4d325, which refused it.
+	for _, secret := range []string{"pa$$word-long-enough", "$ecretPassw0rdLong", "$Sup3r_secret_pass"} {
+		p := writeFile(t, "ok.yaml", "realms:\n  - name: r\n    users:\n      - {authid: a, role: x, secret: \""+secret+"\"}\n")
+		if _, e, code := runCLI("check-config", p); code != 0 {
+			t.Errorf("the secret %q: exit %d: %s", secret, code, e)
+		}
 	}
 }
 

@@ -777,6 +777,9 @@ func fractions(errs []string, n *yaml.Node, t reflect.Type, path string) []strin
 
 // envRefRE matches a value that is only an environment variable's
 // reference, as a shell, docker compose or Crossbar.io writes it.
+// envLikeRE: a name written as environment variables are, in capitals.
+var envLikeRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
 var envRefRE = regexp.MustCompile(`^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$`)
 
 // envReference appends to errs a line when v, the value of key in a
@@ -793,6 +796,15 @@ func envReference(errs []string, v *yaml.Node, t reflect.Type, key, path string)
 	m := envRefRE.FindStringSubmatch(v.Value)
 	if v.Kind != yaml.ScalarNode || m == nil {
 		return errs
+	}
+	if m[2] != "" && !envLikeRE.MatchString(m[2]) {
+		// $name without braces is a variable's name only in capitals
+		// (EDGEWAMP_MESH_TOKEN), or when the environment has it: a
+		// password such as "$ecretPassw0rd" is a password (it was taken
+		// as one before, and refused by the first form of this check).
+		if _, set := os.LookupEnv(m[2]); !set {
+			return errs
+		}
 	}
 	for j := 0; j < t.NumField(); j++ {
 		if strings.Split(t.Field(j).Tag.Get("yaml"), ",")[0] == key+"_env" {
