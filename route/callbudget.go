@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -66,7 +67,10 @@ func (r *Router) callsEnded(ss *Session, n int64) {
 // ownerOf returns the record ss's calls count in, fixed at its first CALL
 // until it leaves (dropCallOwner); nil for an InProcessPeer's session (the
 // HTTP gateway's, which carries many clients' calls and has limits of its
-// own), which only the total bounds. Owned by ss's shard.
+// own), which only the total bounds. An authid's record is its realm's:
+// users are configured per realm, so one realm's "alice" is not
+// another's (an address's is every realm's: one client). Owned by ss's
+// shard.
 func (b *callBudget) ownerOf(ss *Session) *callOwner {
 	if ss.callOwnSet {
 		return ss.callOwn
@@ -78,6 +82,10 @@ func (b *callBudget) ownerOf(ss *Session) *callOwner {
 	key := ss.retainOwner()
 	if key == "" {
 		return nil
+	}
+	if strings.HasPrefix(key, "authid ") {
+		// The realm quoted: its end is unambiguous whatever the authid.
+		key = "realm " + strconv.Quote(ss.realm.name) + " " + key
 	}
 	b.mu.Lock()
 	o := b.by[key]

@@ -157,3 +157,44 @@ func TestCallsInFlightBoundedOnRouterMesh(t *testing.T) {
 		t.Fatalf("%d calls counted after a caller left, want %d", st.CallsHeld, total/4/2-1)
 	}
 }
+
+// An authid's quarter of Config.MaxCallsTotal is its realm's: users are
+// configured per realm (realms[].users), so "alice" of one realm and
+// "alice" of another are two principals with two credentials. Before, the
+// owner key was the authid alone, router-wide: one tenant's user holding
+// its quarter made every CALL of the other realm's same-named user
+// refused wamp.error.unavailable.
+func TestCallsTotalAuthidQuarterPerRealm(t *testing.T) {
+	const total = 16
+	e := newEnv(t, 2, func(c *Config) {
+		c.MaxCallsTotal = total
+		c.Realms = append(c.Realms, RealmConfig{Name: "tenant2", Authenticators: []Authenticator{trustAuth{}}})
+	})
+	login := func(realm, authid string) *tc {
+		c := e.connect(proto.JSON)
+		c.hello(realm, allFeatures, map[string]any{"authmethods": []any{"x-trust"}, "authid": authid})
+		c.id = c.expect(proto.CodeWelcome).ID
+		return c
+	}
+	sink1, sink2 := login("trusted", "svc"), login("tenant2", "svc")
+	sink1.register("com.sink", nil)
+	sink2.register("com.sink", nil)
+	a1 := login("trusted", "alice")
+	for i := 0; i < total/4; i++ {
+		a1.call("com.sink", nil, nil, nil)
+		sink1.expect(proto.CodeInvocation)
+	}
+	req := a1.call("com.sink", nil, nil, nil)
+	a1.expectError(proto.CodeCall, req, proto.URIUnavailable) // its quarter
+	a2 := login("tenant2", "alice")
+	a2.call("com.sink", nil, nil, nil)
+	e.sync()
+	select {
+	case m := <-a2.peer.in:
+		t.Fatalf("the other realm's alice, with no call in flight, got %v %s: it shares the first realm's alice's quarter", m.Type, describe(m))
+	default:
+	}
+	if m := sink2.expect(proto.CodeInvocation); m.Request == 0 {
+		t.Fatal("no invocation")
+	}
+}

@@ -127,9 +127,10 @@ type Config struct {
 	MaxSubscriptionBytes int64
 	// MaxCallsTotal bounds the calls in flight on the router, every
 	// session's as a caller (those to other nodes' callees included), and
-	// one owner's (as MaxSubscriptionBytes: retainOwner, fixed at the
-	// session's first CALL; none for an InProcessPeer's, which only the
-	// total bounds) at most a quarter of it. Past either, CALL gets ERROR
+	// one owner's (as MaxSubscriptionBytes: retainOwner, an authid's in
+	// its realm, fixed at the session's first CALL; none for an
+	// InProcessPeer's, which only the total bounds) at most a quarter of
+	// it. Past either, CALL gets ERROR
 	// wamp.error.unavailable. Before, MaxPendingCalls alone bounded them:
 	// a callee that never answers held about 216 bytes per call, 14 MB per
 	// session at 65,536, and 1,024 connections per address. Default
