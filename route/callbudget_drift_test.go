@@ -466,7 +466,7 @@ func TestCallBudgetNoDriftMesh(t *testing.T) {
 				e.advance(2 * time.Second)
 			}
 			mm.sync()
-			drainIn(caller)
+			caller.expectError(proto.CodeCall, req, proto.URITimeout)
 			drainIn(callee)
 			callee.yield(inv, nil, nil)
 			mm.sync()

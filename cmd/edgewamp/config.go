@@ -1327,8 +1327,6 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.retained_bytes_per_publisher %s is above limits.retained_bytes, %s (equal turns the share off)",
 			formatSize(int64(c.Limits.RetainedBytesPerPublisher)), formatSize(int64(rb))), "limits", "retained_bytes_per_publisher")
 	}
-	// A client's quarter must hold one testament of the largest meta
-	// call's arguments.
 	// A client's quarter must hold a call.
 	if n := c.Limits.CallsInFlightTotal; n > 0 && n < 4 {
 		c.errAt(&errs, fmt.Sprintf("limits.calls_in_flight_total %d is below 4 (a client address's or authid's quarter must hold a call)", n),
@@ -1338,6 +1336,8 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 58 subscriptions of the longest URI)",
 			formatSize(int64(sb)), formatSize(minSubscriptionBytes)), "limits", "subscription_bytes")
 	}
+	// A client's quarter must hold one testament of the largest meta
+	// call's arguments.
 	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
 		c.errAt(&errs, fmt.Sprintf("limits.testament_bytes %s is below %s (a client address's or authid's quarter must hold a testament of 64 KiB)",
 			formatSize(int64(tb)), formatSize(minTestamentBytes)), "limits", "testament_bytes")
