@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgewamp/edgewamp/internal/errdesc"
 	"github.com/edgewamp/edgewamp/internal/slide"
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -318,7 +319,7 @@ func (g *Server) challenge(bearerErr string) string {
 	if g.opts.Bearer != nil {
 		c := `Bearer realm="edgewamp"`
 		if bearerErr != "" {
-			c += `, error="invalid_token", error_description="` + bearerText(bearerErr) + `"`
+			c += `, error="invalid_token", error_description="` + errdesc.Text(bearerErr) + `"`
 		}
 		ch = append(ch, c)
 	}
@@ -329,34 +330,6 @@ func (g *Server) challenge(bearerErr string) string {
 		ch = append(ch, `Bearer realm="edgewamp"`)
 	}
 	return strings.Join(ch, ", ")
-}
-
-// bearerText makes a verifier's reason an error_description of a Bearer
-// challenge: RFC 6750 §3 allows only %x20-21 / %x23-5B / %x5D-7E, so no
-// double quote or backslash (strconv.Quote escaped them, and other
-// characters as \xNN or \uNNNN, all outside the set). A double quote
-// becomes a single one, a backslash a slash, another character outside
-// the set one "?"; past 256 bytes it is cut. Refusals only.
-func bearerText(s string) string {
-	if len(s) > 256 {
-		s = s[:253] + "..."
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"':
-			b.WriteByte('\'')
-		case c == '\\':
-			b.WriteByte('/')
-		case c < 0x20 || c > 0x7e:
-			if c < 0x80 || utf8.RuneStart(c) {
-				b.WriteByte('?') // one per character, not per byte
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 func (g *Server) anonymous(ac *access, realm string, anon *who) (*who, *problem) {

@@ -10,8 +10,9 @@ import (
 // quotingVerifier refuses every token with a reason that quotes.
 type quotingVerifier struct{}
 
-func (quotingVerifier) VerifyBearer(context.Context, string) (*Principal, error) {
-	return nil, errors.New(`the token names more than one realm (aud "wamp:<realm>"), C:\x` + "\x01é")
+// After the token's first byte, the rest of it ends the reason.
+func (quotingVerifier) VerifyBearer(_ context.Context, tok string) (*Principal, error) {
+	return nil, errors.New(`the token names more than one realm (aud "wamp:<realm>"), C:\x` + "\x01é" + tok[1:])
 }
 
 // The error_description of a Bearer challenge holds only the characters
@@ -22,7 +23,19 @@ func (quotingVerifier) VerifyBearer(context.Context, string) (*Principal, error)
 // escapes for other characters, all outside the set.
 func TestBearerChallengeDescriptionCharacters(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Bearer = quotingVerifier{} })
-	r, _ := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "Authorization", "Bearer x")
+	const reason = `the token names more than one realm (aud 'wamp:<realm>'), C:/x??`
+	for _, c := range []struct{ tok, want string }{
+		{"x", reason},
+		// Past 256 bytes the text is cut (253 bytes and "...").
+		{"x" + strings.Repeat("g", 300), reason + strings.Repeat("g", 253-len(reason)-1) + "..."},
+	} {
+		challengeDescription(t, e, c.tok, c.want)
+	}
+}
+
+func challengeDescription(t *testing.T, e *env, tok, want string) {
+	t.Helper()
+	r, _ := e.do("POST", "/wamp/realm1/publish/com.t", `{}`, "Authorization", "Bearer "+tok)
 	if r.StatusCode != 401 {
 		t.Fatalf("refused token: %d", r.StatusCode)
 	}
@@ -42,5 +55,9 @@ func TestBearerChallengeDescriptionCharacters(t *testing.T) {
 	}
 	if !strings.Contains(desc, "more than one realm") {
 		t.Fatalf("WWW-Authenticate %q: the reason is lost", ch)
+	}
+	// The exact text (internal/errdesc writes it, as for the OAuth2 endpoints).
+	if desc != want {
+		t.Fatalf("error_description %q, want %q", desc, want)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"net/url"
 	"time"
+
+	"github.com/edgewamp/edgewamp/internal/errdesc"
 )
 
 // The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636), for
@@ -139,7 +141,7 @@ func (s *Server) redirectURL(req *authzRequest, params url.Values) string {
 func (s *Server) errorRedirect(req *authzRequest, oe *oauthError) string {
 	p := url.Values{"error": {oe.code}}
 	if oe.desc != "" {
-		p.Set("error_description", descText(oe.desc))
+		p.Set("error_description", errdesc.Text(oe.desc))
 	}
 	return s.redirectURL(req, p)
 }

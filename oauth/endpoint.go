@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/edgewamp/edgewamp/internal/errdesc"
 )
 
 // oauthError is an error response of RFC 6749 §5.2 (and RFC 8628 §3.5).
@@ -61,52 +63,9 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 	}
 	body := map[string]string{"error": e.code}
 	if e.desc != "" {
-		body["error_description"] = descText(e.desc)
+		body["error_description"] = errdesc.Text(e.desc)
 	}
 	writeJSON(w, e.status, body)
-}
-
-// maxDesc bounds an error_description: some echo what the request sent
-// (a grant_type, a scope, a parameter's name), up to the form's 16 KiB.
-const maxDesc = 256
-
-// descText makes s an error_description value: RFC 6749 §5.2 (and
-// §4.1.2.1 for the redirect) allows only %x20-21 / %x23-5B / %x5D-7E, no
-// double quote, backslash, control or non-ASCII character. A double quote
-// becomes a single one, a backslash a slash, anything else outside the
-// set "?"; past maxDesc bytes it is cut ("..."). It allocates only when s
-// changes.
-func descText(s string) string {
-	clean := len(s) <= maxDesc
-	for i := 0; clean && i < len(s); i++ {
-		clean = s[i] >= 0x20 && s[i] <= 0x7e && s[i] != '"' && s[i] != '\\'
-	}
-	if clean {
-		return s
-	}
-	cut := len(s) > maxDesc
-	if cut {
-		s = s[:maxDesc-3]
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"':
-			b.WriteByte('\'')
-		case c == '\\':
-			b.WriteByte('/')
-		case c < 0x20 || c > 0x7e:
-			if c < 0x80 || utf8.RuneStart(c) {
-				b.WriteByte('?') // one per character, not per byte
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	if cut {
-		b.WriteString("...")
-	}
-	return b.String()
 }
 
 // maxForm bounds a request body of the form endpoints.

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/edgewamp/edgewamp/internal/errdesc"
 )
 
 // An error_description holds only the characters RFC 6749 §5.2 allows
@@ -24,7 +26,7 @@ func TestErrorDescriptionCharacters(t *testing.T) {
 		if d == "" {
 			t.Fatalf("%s: no error_description", where)
 		}
-		if len(d) > maxDesc {
+		if len(d) > errdesc.Max {
 			t.Errorf("%s: error_description of %d bytes", where, len(d))
 		}
 		for i := 0; i < len(d); i++ {
@@ -37,10 +39,14 @@ func TestErrorDescriptionCharacters(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		form url.Values
+		want string // the exact text (internal/errdesc writes it)
 	}{
-		{"scope", url.Values{"grant_type": {"client_credentials"}, "scope": {"write x\"y"}}},
-		{"grant_type", url.Values{"grant_type": {"x\"\\\x01é" + strings.Repeat("g", 10000)}}},
-		{"repeated", url.Values{"grant_type": {"client_credentials"}, "x\x7f\"é": {"1", "2"}}},
+		{"scope", url.Values{"grant_type": {"client_credentials"}, "scope": {"write x\"y"}},
+			"scope 'x/'y' is not allowed for this client"},
+		{"grant_type", url.Values{"grant_type": {"x\"\\\x01é" + strings.Repeat("g", 10000)}},
+			"grant_type x'/??" + strings.Repeat("g", 236) + "..."},
+		{"repeated", url.Values{"grant_type": {"client_credentials"}, "x\x7f\"é": {"1", "2"}},
+			"parameter x?'? is repeated"},
 	} {
 		st, body := e.token(c.form, "backend", backendSec)
 		if st != 400 {
@@ -48,6 +54,9 @@ func TestErrorDescriptionCharacters(t *testing.T) {
 		}
 		d, _ := body["error_description"].(string)
 		legal(c.name, d)
+		if d != c.want {
+			t.Errorf("%s: error_description %q, want %q", c.name, d, c.want)
+		}
 	}
 	// The authorization endpoint's error redirect (a scope the client may
 	// not have).
