@@ -18,28 +18,16 @@ import (
 func TestSocketCBORNormalizedKeepsDateTextAndUndefined(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	join := func(ser proto.Serializer) *wamp {
-		p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
-		p.join()
-		return p
-	}
-	subC, subJ, pub := join(proto.CBOR), join(proto.JSON), join(proto.CBOR)
+	subC, subJ, pub := s.joinRS(t, proto.CBOR), s.joinRS(t, proto.JSON), s.joinRS(t, proto.CBOR)
 	subC.subscribe("com.dates")
 	subJ.subscribe("com.dates")
 
-	hx := func(s string) []byte {
-		b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	date := "c0 74323032302d30392d31335431323a32363a34305a" // tag 0 "2020-09-13T12:26:40Z"
 	// [PUBLISH, 1, {}, "com.dates", [date, undefined, {a: undefined, b: 1}, 55799(1)]]
-	msg := hx("85 10 01 a0 69" + hex.EncodeToString([]byte("com.dates")) + "84" + date + "f7 a2 6161 f7 6162 01 d9d9f7 01")
+	msg := mustHexT(t, "85 10 01 a0 69"+hex.EncodeToString([]byte("com.dates"))+"84"+date+"f7 a2 6161 f7 6162 01 d9d9f7 01")
 	pub.c.send(msg)
 
-	if m := subC.expect(proto.CodeEvent); !bytes.Equal(m.Args.B, hx("84"+date+"f7 a2 6161 f7 6162 01 01")) {
+	if m := subC.expect(proto.CodeEvent); !bytes.Equal(m.Args.B, mustHexT(t, "84"+date+"f7 a2 6161 f7 6162 01 01")) {
 		t.Errorf("the CBOR subscriber got Arguments %x, want %s", m.Args.B, strings.ReplaceAll("84"+date+"f7 a2 6161 f7 6162 01 01", " ", ""))
 	}
 	if m := subJ.expect(proto.CodeEvent); string(m.Args.B) != `["2020-09-13T12:26:40Z",null,{"b":1},1]` {
@@ -56,12 +44,7 @@ func TestSocketCBORNormalizedKeepsDateTextAndUndefined(t *testing.T) {
 func TestSocketCBORTaggedKeyStripped(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	join := func(ser proto.Serializer) *wamp {
-		p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
-		p.join()
-		return p
-	}
-	subC, subM, pub := join(proto.CBOR), join(proto.MsgPack), join(proto.CBOR)
+	subC, subM, pub := s.joinRS(t, proto.CBOR), s.joinRS(t, proto.MsgPack), s.joinRS(t, proto.CBOR)
 	subC.subscribe("com.keys")
 	subM.subscribe("com.keys")
 
@@ -96,12 +79,7 @@ func mustHexT(t *testing.T, s string) []byte {
 func TestSocketCBORIndefiniteStringsJoined(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	join := func(ser proto.Serializer) *wamp {
-		p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
-		p.join()
-		return p
-	}
-	sub, pub := join(proto.CBOR), join(proto.CBOR)
+	sub, pub := s.joinRS(t, proto.CBOR), s.joinRS(t, proto.CBOR)
 	sub.subscribe("com.chunks")
 
 	// [PUBLISH, 1, {}, "com.chunks", [(_ "a", "b"), (_ h'01', h'02')], {(_ "k"): (_ "v")}]

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -32,13 +31,7 @@ func TestClosingHandshakeReaderKeepsGoodbye(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	callee := s.dial("rs", proto.MsgPack)
-	blob := make([]byte, result)
-	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: []any{blob}}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	s.registerBlob(ctx, t, result)
 	// closing: a session with a result queued and not read, that says
 	// GOODBYE; returns once the router waits for its close frame.
 	closing := func(t *testing.T) *wsClient {

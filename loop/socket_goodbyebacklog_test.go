@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -36,17 +35,11 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	callee := s.dial("rs", proto.MsgPack)
-	blob := make([]byte, result)
-	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: []any{blob}}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// leaving dials a caller, has it call for the blob and, once the result
-	// waits in gnet's buffer, say GOODBYE; it returns the caller and its
-	// raw socket.
-	leaving := func(t *testing.T, useTLS bool) (*wamp, *rsClient, net.Conn) {
+	s.registerBlob(ctx, t, result)
+	// queued dials a caller (over TLS with useTLS) and has it call for the
+	// blob; it returns once the result waits in gnet's buffer, with the
+	// caller and its raw socket.
+	queued := func(t *testing.T, useTLS bool) (*wamp, *rsClient, net.Conn) {
 		addr := s.url
 		if useTLS {
 			addr = s.e.Addrs()[1].String()
@@ -72,6 +65,12 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 			st, ok := s.e.statOf(t, raw)
 			return ok && st.backlog > result/2
 		})
+		return p, r, raw
+	}
+	// leaving is queued, then the caller says GOODBYE; it returns once the
+	// session has ended.
+	leaving := func(t *testing.T, useTLS bool) (*wamp, *rsClient, net.Conn) {
+		p, r, raw := queued(t, useTLS)
 		r.send(p.goodbye())
 		eventually(t, ioTimeout, "the session ended", func() bool {
 			st, ok := s.e.statOf(t, raw)
@@ -133,23 +132,8 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 	// A TLS caller that sends close_notify (closing its write side) before
 	// reading its result: the result, then the router's close_notify.
 	t.Run("tls_close_notify", func(t *testing.T) {
-		raw := dialTCP(t, s.e.Addrs()[1].String(), 16<<10)
-		tc := tls.Client(raw, cert.clientFor(tls.VersionTLS13))
-		tc.SetDeadline(time.Now().Add(ioTimeout))
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		r := &rsClient{t: t, c: tc, br: newReader(tc), ser: proto.MsgPack, autoPong: true}
-		r.write(rsHandshake(proto.MsgPack, 15))
-		r.expectHandshake()
-		shrinkRouterSendBuffer(t, raw, 32<<10)
-		p := newWAMP(t, r, proto.MsgPack)
-		p.join()
-		r.send(p.callMsg(p.nextReq(), "com.blob", nil))
-		eventually(t, ioTimeout, "the result queued in gnet's buffer", func() bool {
-			st, ok := s.e.statOf(t, raw)
-			return ok && st.backlog > result/2
-		})
+		p, r, raw := queued(t, true)
+		tc := r.c.(*tls.Conn)
 		if err := tc.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}

@@ -829,3 +829,25 @@ func subscribeRaw(t testing.TB, c net.Conn, topic string) *wamp {
 	p.subscribe(topic)
 	return p
 }
+
+// joinRS dials s over RawSocket with ser (maximum length 2^24) and joins
+// realm1.
+func (s *testServer) joinRS(t testing.TB, ser proto.Serializer) *wamp {
+	t.Helper()
+	p := newWAMP(t, dialRS(t, s.url, ser, 15), ser)
+	p.join()
+	return p
+}
+
+// registerBlob registers com.blob on a RawSocket MsgPack callee of s: the
+// result of each call is one byte string of n bytes.
+func (s *testServer) registerBlob(ctx context.Context, t testing.TB, n int) {
+	t.Helper()
+	callee := s.dial("rs", proto.MsgPack)
+	blob := make([]byte, n)
+	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{blob}}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

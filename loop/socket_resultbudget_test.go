@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -29,13 +28,7 @@ func TestSocketResultsOverBudgetClosed(t *testing.T) {
 	h := newHealthy(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	callee := s.dial("rs", proto.MsgPack)
-	blob := make([]byte, result)
-	if _, err := callee.Register(ctx, "com.blob", func(context.Context, *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: []any{blob}}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	s.registerBlob(ctx, t, result)
 	var cs []net.Conn
 	for range callers {
 		c := dialTCP(t, s.url, 4096)
