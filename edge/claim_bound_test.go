@@ -7,8 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/edgewamp/edgewamp/edge/edgetest"
 )
 
 // TestClaimBucketOfEarlierReleaseBounded: a claim bucket made by a release
@@ -53,27 +51,8 @@ func TestClaimBucketOfEarlierReleaseBounded(t *testing.T) {
 // through the stream's Raft group), bound by an edge node joining.
 func TestClaimBucketOfEarlierReleaseBoundedReplicated(t *testing.T) {
 	t.Parallel()
-	leafAddr := edgetest.FreeAddr(t)
-	hubs := clusterWith(t, func(o *Options) {
-		o.Cluster.Name = "hubs"
-		if o.Name == "h1" {
-			o.Leaf.Listen = leafAddr
-		}
-	}, "h1", "h2", "h3")
-	waitClaims(t, 30*time.Second, hubs...)
-	nc, err := clientPort(hubs[0].n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.NewWithDomain(nc, jsDomain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leafAddr, js := hubsWithoutClaimBucket(t)
 	ctx := ctxT(t, 30*time.Second)
-	if err := js.DeleteStream(ctx, "KV_"+claimBucket); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket, Storage: jetstream.MemoryStorage, History: 1, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}

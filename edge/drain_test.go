@@ -66,6 +66,65 @@ func stopDrained(tn *tnode, d time.Duration) error {
 	return err
 }
 
+// gatedProc registers proc on s: its first call is answered at once,
+// each later one signals started, then waits until open is called (at the
+// test's end at the latest); every call's result is args.
+func gatedProc(ctx context.Context, t *testing.T, s *client.Session, proc string, args ...any) (started <-chan struct{}, open func()) {
+	t.Helper()
+	st := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var once sync.Once
+	open = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the nodes stop: a failed test must not leave the handler blocked
+	var gated atomic.Bool
+	if _, err := s.Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
+		if gated.Load() {
+			st <- struct{}{}
+			<-release
+		}
+		gated.Store(true)
+		return &client.Result{Args: args}, nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st, open
+}
+
+// waitDraining waits up to 5 s for tn's router to be draining.
+func waitDraining(t *testing.T, tn *tnode) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() error {
+		if !tn.r.Draining() {
+			return errors.New("A not draining yet")
+		}
+		return nil
+	})
+}
+
+// startDrain runs stopDrained(tn, d) and waits for the drain to begin;
+// the channel gets the drain's error.
+func startDrain(t *testing.T, tn *tnode, d time.Duration) <-chan error {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopDrained(tn, d) }()
+	waitDraining(t, tn)
+	return stopped
+}
+
+// waitStopped waits up to 15 s for the drain's error on stopped, and
+// wants none: ended says what ended the drain, end what it waited for.
+func waitStopped(t *testing.T, stopped <-chan error, ended, end string) {
+	t.Helper()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("drain: %v, want nil (%s)", err, ended)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("A did not stop within 15 s of %s", end)
+	}
+}
+
 type callOutcome struct {
 	res *client.Result
 	err error
@@ -165,14 +224,7 @@ func TestDrainLetsCallsInFlightFinish(t *testing.T) {
 			t.Fatalf("a call in flight when A began to drain: %v %v, want its result", o.res, o.err)
 		}
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatalf("drain: %v, want nil (the calls ended)", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("A did not stop within 15 s of its calls' end")
-	}
+	waitStopped(t, stopped, "the calls ended", "its calls' end")
 }
 
 // TestDrainDeadlineForCalleeThatNeverAnswers: a callee that never answers
@@ -244,27 +296,8 @@ func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	calleeA := a.dial(a.ws(), proto.JSON)
 	calleeB := b.dial(b.rs(), proto.MsgPack)
-	gate := func(s *client.Session, proc string) (started chan struct{}, open func()) {
-		started = make(chan struct{}, 8)
-		release := make(chan struct{})
-		var once sync.Once
-		open = func() { once.Do(func() { close(release) }) }
-		t.Cleanup(open)
-		var gated atomic.Bool
-		if _, err := s.Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
-			if gated.Load() {
-				started <- struct{}{}
-				<-release
-			}
-			gated.Store(true)
-			return &client.Result{Args: []any{proc + " done"}}, nil
-		}, nil); err != nil {
-			t.Fatal(err)
-		}
-		return started, open
-	}
-	startedA, openA := gate(calleeA, "com.a.slow")
-	startedB, openB := gate(calleeB, "com.b.slow")
+	startedA, openA := gatedProc(ctx, t, calleeA, "com.a.slow", "com.a.slow done")
+	startedB, openB := gatedProc(ctx, t, calleeB, "com.b.slow", "com.b.slow done")
 	if _, err := calleeB.Register(ctx, "com.b.quick", func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{}, nil
 	}, nil); err != nil {
@@ -276,14 +309,7 @@ func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
 	}
 	before := goCall(callerA, "com.a.slow")
 	<-startedA
-	stopped := make(chan error, 1)
-	go func() { stopped <- stopDrained(a, 15*time.Second) }()
-	eventually(t, 5*time.Second, func() error {
-		if !a.r.Draining() {
-			return errors.New("A not draining yet")
-		}
-		return nil
-	})
+	stopped := startDrain(t, a, 15*time.Second)
 	during := goCall(callerA, "com.b.slow")
 	select {
 	case <-startedB:
@@ -323,14 +349,7 @@ func TestDrainWaitsForCallsMadeDuringIt(t *testing.T) {
 	if o := <-during; o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "com.b.slow done" {
 		t.Fatalf("the call made during the drain: %v %v, want its result", o.res, o.err)
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatalf("drain: %v, want nil (the calls ended)", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("A did not stop within 15 s of its calls' end")
-	}
+	waitStopped(t, stopped, "the calls ended", "its calls' end")
 }
 
 // TestDrainGivesSingleClaimsBack: while A drains, with a call in flight on
@@ -346,22 +365,7 @@ func TestDrainGivesSingleClaimsBack(t *testing.T) {
 	a, b, c := ns[0], ns[1], ns[2]
 	ctx := ctxT(t, 30*time.Second)
 	calleeA := a.dial(a.ws(), proto.JSON)
-	started := make(chan struct{}, 8)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open)
-	var gated atomic.Bool
-	if _, err := calleeA.Register(ctx, "com.one", func(context.Context, *client.Invocation) (*client.Result, error) {
-		if gated.Load() {
-			started <- struct{}{}
-			<-release
-		}
-		gated.Store(true)
-		return &client.Result{Args: []any{"A"}}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	started, open := gatedProc(ctx, t, calleeA, "com.one", "A")
 	callerC := c.dial(c.ws(), proto.CBOR)
 	callUntil(t, callerC, "com.one", nil)
 	inflight := goCall(callerC, "com.one")
@@ -370,14 +374,7 @@ func TestDrainGivesSingleClaimsBack(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the call did not reach A's callee")
 	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- stopDrained(a, 15*time.Second) }()
-	eventually(t, 5*time.Second, func() error {
-		if !a.r.Draining() {
-			return errors.New("A not draining yet")
-		}
-		return nil
-	})
+	stopped := startDrain(t, a, 15*time.Second)
 	// The callee reconnecting elsewhere: B.
 	calleeB := b.dial(b.rs(), proto.MsgPack)
 	eventually(t, 5*time.Second, func() error {
@@ -411,14 +408,7 @@ func TestDrainGivesSingleClaimsBack(t *testing.T) {
 	if o := <-inflight; o.err != nil || len(o.res.Args) != 1 || o.res.Args[0] != "A" {
 		t.Fatalf("the call in flight on A's callee: %v %v, want A's answer", o.res, o.err)
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatalf("drain: %v, want nil (the call ended)", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("A did not stop within 15 s of its call's end")
-	}
+	waitStopped(t, stopped, "the call ended", "its call's end")
 	// B's claim outlived A's leave: in the store, and for a REGISTER on C.
 	key := claimKey("realm1", proto.MatchExact, "com.one")
 	eventually(t, 10*time.Second, func() error { // the store may elect a leader after A left
@@ -461,22 +451,7 @@ func TestDrainNotHeldByCallerThatNeverPauses(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	calleeA := a.dial(a.ws(), proto.JSON)
 	calleeB := b.dial(b.rs(), proto.MsgPack)
-	started := make(chan struct{}, 8)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open)
-	var gated atomic.Bool
-	if _, err := calleeA.Register(ctx, "com.a.slow", func(context.Context, *client.Invocation) (*client.Result, error) {
-		if gated.Load() {
-			started <- struct{}{}
-			<-release
-		}
-		gated.Store(true)
-		return &client.Result{}, nil
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
+	started, open := gatedProc(ctx, t, calleeA, "com.a.slow")
 	if _, err := calleeB.Register(ctx, "com.b.quick", func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{}, nil
 	}, nil); err != nil {
@@ -527,12 +502,7 @@ func TestDrainNotHeldByCallerThatNeverPauses(t *testing.T) {
 		defer cancel()
 		drained <- a.eng.Drain(dctx)
 	}()
-	eventually(t, 5*time.Second, func() error {
-		if !a.r.Draining() {
-			return errors.New("A not draining yet")
-		}
-		return nil
-	})
+	waitDraining(t, a)
 	// While the call from before holds the drain, theirs reach B.
 	from := reachedB.Load()
 	eventually(t, 10*time.Second, func() error {
