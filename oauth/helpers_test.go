@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -391,4 +392,34 @@ func (e *testEnv) cliToken(user, pw string) string {
 		e.t.Fatalf("password grant for %s: %d %v", user, st, body)
 	}
 	return body["access_token"].(string)
+}
+
+// postFrom POSTs the encoded form body to e's path as a browser page of
+// origin would (an Origin header, and hdr's name-value pairs), and returns
+// the answer, its body read and closed.
+func (e *testEnv) postFrom(t *testing.T, path, body, origin string, hdr ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// longScopes is 70 scope tokens of 120 characters each: a client allowed
+// them all is issued an access token past maxTokenLen.
+func longScopes() []string {
+	var scopes []string
+	for i := range 70 {
+		scopes = append(scopes, fmt.Sprintf("s%03d-%s", i, strings.Repeat("x", 115)))
+	}
+	return scopes
 }

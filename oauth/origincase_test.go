@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -26,14 +25,7 @@ func TestRegisteredOriginMatchesTheBrowsersSerialization(t *testing.T) {
 		{"spa6", "http://[::1]"},
 	} {
 		form := url.Values{"grant_type": {"authorization_code"}, "client_id": {c.client}, "code": {"x"}, "code_verifier": {strings.Repeat("v", 43)}}
-		req, _ := http.NewRequest("POST", e.url+"/oauth/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", c.origin)
-		resp, err := e.hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := e.postFrom(t, "/oauth/token", form.Encode(), c.origin)
 		// 400 invalid_grant (the code is made up): the request was served.
 		if resp.StatusCode != 400 || resp.Header.Get("Access-Control-Allow-Origin") != c.origin {
 			t.Errorf("%s's token request from %s: %d, Access-Control-Allow-Origin %q; want 400 and the origin allowed",
@@ -41,30 +33,14 @@ func TestRegisteredOriginMatchesTheBrowsersSerialization(t *testing.T) {
 		}
 	}
 	// Another origin is still refused.
-	req, _ := http.NewRequest("POST", e.url+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://dash.example:8443")
-	resp, err := e.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 403 {
+	if resp := e.postFrom(t, "/oauth/token", "grant_type=client_credentials", "https://dash.example:8443"); resp.StatusCode != 403 {
 		t.Fatalf("an unregistered origin: %d, want 403", resp.StatusCode)
 	}
 	// The issuer's own origin, written with capitals: a page of the
 	// issuer's origin is served.
 	e2 := startEnv(t, func(o *Options) { o.Issuer = strings.Replace(o.Issuer, "127.0.0.1", "LocalHost", 1) })
 	own := strings.Replace(e2.url, "127.0.0.1", "localhost", 1)
-	req, _ = http.NewRequest("POST", e2.url+"/oauth/token", strings.NewReader("grant_type=client_credentials&client_id=cli"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", own)
-	resp, err = e2.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == 403 {
+	if resp := e2.postFrom(t, "/oauth/token", "grant_type=client_credentials&client_id=cli", own); resp.StatusCode == 403 {
 		t.Fatalf("a request from the issuer's own origin %s (issuer written with capitals): 403", own)
 	}
 }

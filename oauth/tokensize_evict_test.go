@@ -1,9 +1,7 @@
 package oauth
 
 import (
-	"fmt"
 	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -16,10 +14,7 @@ import (
 // other devices. Now the token is signed first, and a login refused for
 // it touches nothing.
 func TestTooLongLoginEndsNoOtherLogin(t *testing.T) {
-	var scopes []string
-	for i := range 70 {
-		scopes = append(scopes, fmt.Sprintf("s%03d-%s", i, strings.Repeat("x", 115)))
-	}
+	scopes := longScopes()
 	e := startEnv(t, func(o *Options) {
 		o.Realms[0].Clients[0].Scopes = scopes
 		o.Realms[0].MaxRefreshTokens = 2

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,10 +16,7 @@ import (
 // address out. A token the server would refuse is not issued: the
 // request fails, and the log says why.
 func TestNoTokenIssuedThatTheServerRefuses(t *testing.T) {
-	var scopes []string
-	for i := range 70 {
-		scopes = append(scopes, fmt.Sprintf("s%03d-%s", i, strings.Repeat("x", 115)))
-	}
+	scopes := longScopes()
 	e := startEnv(t, func(o *Options) { o.Realms[0].Clients[0].Scopes = scopes })
 	st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", backendSec)
 	if st == 200 {

@@ -71,16 +71,7 @@ func TestCrossSiteTokenRequestsCountNothing(t *testing.T) {
 	}
 	// A registered browser client's origin is still served (CORS).
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {"dashboard"}, "refresh_token": {"x"}}
-	req, _ := http.NewRequest("POST", e.url+"/oauth/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "http://127.0.0.1:9")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	resp, err := e.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 400 || resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9" {
+	if resp := e.postFrom(t, "/oauth/token", form.Encode(), "http://127.0.0.1:9", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != 400 || resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9" {
 		t.Fatalf("registered origin: %d, ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
