@@ -2,7 +2,6 @@ package route
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -82,10 +81,6 @@ func (b *callBudget) ownerOf(ss *Session) *callOwner {
 	key := ss.retainOwner()
 	if key == "" {
 		return nil
-	}
-	if strings.HasPrefix(key, "authid ") {
-		// The realm quoted: its end is unambiguous whatever the authid.
-		key = "realm " + strconv.Quote(ss.realm.name) + " " + key
 	}
 	b.mu.Lock()
 	o := b.by[key]

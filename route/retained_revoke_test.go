@@ -123,7 +123,7 @@ func TestReloadDropsRetainedEvents(t *testing.T) {
 	}
 	// The dropped events left their publishers' shares (retshare.go): u
 	// had three (its testament's included), v and w one each.
-	if got := shareEvents(rr.e.r.Realm("secure")); len(got) != 1 || got["authid u"] != 1 {
+	if got := shareEvents(rr.e.r.Realm("secure")); len(got) != 1 || got[`realm "secure" authid u`] != 1 {
 		t.Fatalf("publishers' shares after the reload %v, want u's one event", got)
 	}
 	// Counted, and logged once (with the count), not once per event.

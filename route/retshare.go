@@ -3,6 +3,7 @@ package route
 import (
 	"net"
 	"net/netip"
+	"strconv"
 )
 
 // Each publisher's share of a realm's retained events.
@@ -42,7 +43,10 @@ func (ss *Session) retainOwner() string {
 		ss.ownerSet = true
 		switch {
 		case ss.authMethod != "anonymous":
-			ss.owner = "authid " + ss.authID
+			// The realm's authid: users are configured per realm, so one
+			// realm's "alice" is not another's (the realm quoted: its end
+			// is unambiguous whatever the authid).
+			ss.owner = "realm " + strconv.Quote(ss.realm.name) + " authid " + ss.authID
 		case ss.transport.RemoteAddr != "":
 			ss.owner = "address " + clientKey(ss.transport.RemoteAddr)
 		}

@@ -148,7 +148,7 @@ func TestRetainedSharePerAuthidAndIPv6(t *testing.T) {
 	for _, k := range []struct {
 		realm, owner string
 		events       int
-	}{{"trusted", "authid alice", 1}, {"trusted", "authid bob", 1}, {"realm1", "address 2001:db8:1:2::/64", 1}, {"realm1", "address 2001:db8:1:3::/64", 1}} {
+	}{{"trusted", `realm "trusted" authid alice`, 1}, {"trusted", `realm "trusted" authid bob`, 1}, {"realm1", "address 2001:db8:1:2::/64", 1}, {"realm1", "address 2001:db8:1:3::/64", 1}} {
 		rm := e.r.Realm(k.realm)
 		rm.mu.RLock()
 		sh := rm.retainedBy[k.owner]

@@ -63,3 +63,45 @@ func TestSubscriptionBytesBounded(t *testing.T) {
 		t.Fatalf("%d bytes held after a left, want b's %d and a2's one", st.SubscriptionBytes, int64(quarter)*(4008+subOverhead))
 	}
 }
+
+// An authenticated session's quarter of Config.MaxSubscriptionBytes is its
+// realm's authid's: users are configured per realm, so one realm's "alice"
+// filling her quarter leaves another realm's "alice" hers. Before, the
+// share was keyed by the authid alone (as were the retained events' and
+// testaments' shares, which use the same owner).
+func TestSubscriptionBytesAuthidQuarterPerRealm(t *testing.T) {
+	const budget = 1 << 20
+	e := newEnv(t, 2, func(c *Config) {
+		c.MaxSubscriptionBytes = budget
+		c.Realms = append(c.Realms, RealmConfig{Name: "tenant2", Authenticators: []Authenticator{trustAuth{}}})
+	})
+	login := func(realm, authid string) *tc {
+		c := e.connect(proto.JSON)
+		c.hello(realm, allFeatures, map[string]any{"authmethods": []any{"x-trust"}, "authid": authid})
+		c.id = c.expect(proto.CodeWelcome).ID
+		return c
+	}
+	long := strings.Repeat("x", 4000)
+	a1 := login("trusted", "alice")
+	refused := false
+	for i := 0; i < budget/(4000+subOverhead); i++ {
+		req := a1.nextReq()
+		a1.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: a1.opts(nil), URI: []byte(fmt.Sprintf("%s%08d", long, i))})
+		if m := a1.recv(); m.Type == proto.CodeError {
+			if string(m.URI) != proto.URIUnavailable {
+				t.Fatalf("SUBSCRIBE %d: ERROR %s, want %s", i, m.URI, proto.URIUnavailable)
+			}
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("the first realm's alice was never refused: no quarter applied")
+	}
+	a2 := login("tenant2", "alice")
+	req := a2.nextReq()
+	a2.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: a2.opts(nil), URI: []byte(long)})
+	if m := a2.recv(); m.Type != proto.CodeSubscribed {
+		t.Fatalf("the other realm's alice, holding nothing, got %v %s: it shares the first realm's alice's quarter", m.Type, describe(m))
+	}
+}
