@@ -356,10 +356,26 @@ func TestEmptyConfigNameRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binPath, "run", "-config", "", "-listen", "127.0.0.1:0", "-gateway-listen", "off").CombinedOutput()
-	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "flag -config: the file name is empty") {
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "flag -config: the value is empty") {
 		t.Errorf("run -config \"\": exit %d: %s", code, out)
 	}
 	if o, e, code := runCLI("check-config", ""); code != 2 || o != "" || !strings.Contains(e, "the file name is empty") {
 		t.Errorf("check-config \"\": exit %d: %q %q", code, o, e)
+	}
+}
+
+// TestEmptyAddressFlagsRefused: the flags that say where the router is
+// reached and which mesh it joins are refused empty, as -config is.
+// Before, `run -listen ""` served on the configuration's address and
+// `-cluster-routes ""` ran the node alone, without a word.
+func TestEmptyAddressFlagsRefused(t *testing.T) {
+	for _, name := range []string{"listen", "gateway-listen", "node", "cluster-listen", "cluster-routes", "leaf-listen", "leaf-remotes"} {
+		args := []string{"run", "-gateway-listen", "off", "-listen", "127.0.0.1:0", "-" + name, ""}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "flag -"+name+": the value is empty") {
+			t.Errorf("run -%s \"\": exit %d: %s", name, code, out)
+		}
 	}
 }

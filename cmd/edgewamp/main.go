@@ -266,6 +266,19 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// emptyFlagHints names the run flags refused when given an empty value
+// (a unit's or a script's unset variable), each with what to do instead.
+var emptyFlagHints = map[string]string{
+	"config":         "the file name; leave -config out to run the embedded default",
+	"listen":         "host:port; leave -listen out to use the configuration's first listener",
+	"gateway-listen": "host:port, or off; leave it out to use gateway.listen",
+	"node":           "the node's name; leave -node out to use mesh.node or the host name",
+	"cluster-listen": "host:port; leave it out to use mesh.cluster.listen",
+	"cluster-routes": "nats://host:port[,...]; leave it out to use mesh.cluster.routes",
+	"leaf-listen":    "host:port; leave it out to use mesh.leaf.listen",
+	"leaf-remotes":   "nats://host:port[,...]; leave it out to use mesh.leaf.remotes",
+}
+
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// The signals first: until Notify, SIGHUP's default action ends the
 	// process, and a start (a mesh node's) takes some 100 ms during which
@@ -295,11 +308,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// -config "" (a unit's or a script's unset variable) ran the embedded
 	// default, the development configuration with RBAC off, in place of
 	// the file meant, without a word.
-	configEmpty := false
-	fs.Visit(func(f *flag.Flag) { configEmpty = configEmpty || f.Name == "config" && *cfgPath == "" })
-	if configEmpty {
-		fmt.Fprintln(stderr, "edgewamp: flag -config: the file name is empty (leave -config out to run the embedded default)")
-		return 2
+	// The same for the flags that say where the router is reached and
+	// which mesh it joins: `-listen ""` ran on the configuration's
+	// address, `-cluster-routes ""` alone, without a word.
+	var empty []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Value.String() == "" {
+			empty = append(empty, f.Name)
+		}
+	})
+	for _, name := range empty {
+		if hint, ok := emptyFlagHints[name]; ok {
+			fmt.Fprintf(stderr, "edgewamp: flag -%s: the value is empty (%s)\n", name, hint)
+			return 2
+		}
 	}
 	if p := listenAddrProblem(*pprofAddr); *pprofAddr != "" && p != "" {
 		fmt.Fprintf(stderr, "edgewamp: flag -pprof: %q %s\n", *pprofAddr, p)
