@@ -66,9 +66,13 @@ var testHookExposed func(host string) bool
 // gateway's port without gateway.tls on such an address when it takes
 // bearer tokens (gateway.bearer, or the OAuth2 server's, whose token
 // endpoint it serves: oauthServed) or API keys. nil when nowhere.
+//
+// First, one line per such listener, the realms open to whoever reaches it
+// (openRealmWarnings): the quick start's `-listen 0.0.0.0:8080` on the
+// embedded default served the whole meta API to the network unsaid.
 func (c *config) cleartextWarnings(oauthServed bool) []string {
 	const fix = ", or bind it to 127.0.0.1 behind a reverse proxy that terminates TLS (a sound setup: the credentials then cross the network encrypted), or keep it on a network you trust"
-	var out []string
+	out := c.openRealmWarnings()
 	if realms := c.ticketRealms(); len(realms) > 0 {
 		what := "realm " + realms[0] + " takes"
 		if len(realms) > 1 {
@@ -99,6 +103,36 @@ func (c *config) cleartextWarnings(oauthServed bool) []string {
 	if len(creds) > 0 {
 		out = append(out, fmt.Sprintf("gateway.listen %s: without gateway.tls, %s cross the network in clear text: anyone on the path can read them and use them; set gateway.tls (cert, key)%s",
 			g.Listen, strings.Join(creds, ", "), fix))
+	}
+	return out
+}
+
+// openRealmWarnings says, one line per WAMP listener on an address that is
+// not loopback, which realms take anonymous clients with security off
+// (RBAC off, as in the embedded default): whoever reaches the port may
+// call, register, publish and subscribe to any URI and use the whole meta
+// API (list every session with its address, end any). nil when none.
+func (c *config) openRealmWarnings() []string {
+	var open []string
+	for i := range c.Realms {
+		if r := &c.Realms[i]; !r.Security && r.anonymous() {
+			open = append(open, strconv.Quote(r.Name))
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	what := "realm " + open[0] + " takes anonymous clients with security off"
+	if len(open) > 1 {
+		what = "realms " + strings.Join(open, ", ") + " take anonymous clients with security off"
+	}
+	var out []string
+	for i, l := range c.Listeners {
+		if !exposedListenAddr(l.Address) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("listeners[%d] %s: %s: anyone who reaches the port may call, register, publish and subscribe to any URI and use the whole meta API (list every session with its address, end any); set security: true with roles (start from deploy/edgewamp.yaml), turn anonymous off, or keep the listener on loopback",
+			i, l.Address, what))
 	}
 	return out
 }

@@ -81,7 +81,7 @@ func TestCleartextCredentialsWarning(t *testing.T) {
 			}
 			var got []string
 			for _, l := range strings.Split(strings.TrimSpace(e), "\n") {
-				if l != "" {
+				if l != "" && !strings.Contains(l, "security off") { // TestOpenRealmWarning's
 					got = append(got, l)
 				}
 			}
@@ -138,5 +138,61 @@ func TestCleartextCredentialsWarningRunAndReload(t *testing.T) {
 	reload(withTicket, 3)
 	if n := strings.Count(r.logs(), "clear text"); n != 2 {
 		t.Fatalf("%d warnings after a reload that changed nothing, want 2 (the start's, the second reload's):\n%s", n, r.logs())
+	}
+}
+
+// A realm that takes anonymous clients with security off (RBAC off, as
+// the embedded default's realm1) on a WAMP listener other hosts reach:
+// check-config and run say so, one line per listener, naming the realms
+// and the fix. Before, the quick start's `run -listen 0.0.0.0:8080`
+// served the whole meta API (every session's address, kill any) to the
+// network without a word.
+func TestOpenRealmWarning(t *testing.T) {
+	const secure = "  - name: plant\n    security: true\n    anonymous: true\n    roles: [{name: anonymous, permissions: [{uri: com.plant., match: prefix, allow: [call]}]}]\n"
+	const withUsers = "  - name: users\n    users: [{authid: s1, role: r, cryptosign_keys: [\"" + "abababababababababababababababababababababababababababababababab" + "\"]}]\n"
+	const noGW = "gateway: {listen: \"off\"}\n"
+	const warn = `listeners[0] 0.0.0.0:8080: realm "realm1" takes anonymous clients with security off: anyone who reaches the port may call`
+	cases := []struct {
+		name, body string
+		want       []string
+	}{
+		{"open realm on every interface", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms: [{name: realm1}]\n", []string{warn}},
+		{"two open realms, the second listener exposed", "listeners: [{address: \"127.0.0.1:8080\"}, {address: \"[::]:8090\"}]\n" + noGW + "realms: [{name: a}, {name: b, anonymous: true}]\n" + "",
+			[]string{`listeners[1] [::]:8090: realms "a", "b" take anonymous clients with security off`}},
+		{"open realm on loopback", "listeners: [{address: \"127.0.0.1:8080\"}, {address: \"[::1]:8081\"}]\n" + noGW + "realms: [{name: realm1}]\n", nil},
+		{"security on", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms:\n" + secure, nil},
+		{"no anonymous", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms:\n" + withUsers, nil},
+		{"anonymous off", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms: [{name: realm1, anonymous: false, users: [{authid: s1, role: r, cryptosign_keys: [\"" + strings.Repeat("ab", 32) + "\"]}]}]\n", nil},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			p := writeFile(t, "c.yaml", k.body)
+			_, e, code := runCLI("check-config", p)
+			if code != 0 {
+				t.Fatalf("check-config: exit %d: %s", code, e)
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimSpace(e), "\n") {
+				if strings.Contains(l, "security off") {
+					got = append(got, l)
+				}
+			}
+			if len(got) != len(k.want) {
+				t.Fatalf("check-config's stderr:\n%s\nwant %d open-realm lines: %q", e, len(k.want), k.want)
+			}
+			for i, w := range k.want {
+				if !strings.HasPrefix(got[i], "edgewamp: "+p+": warning: "+w) || !strings.Contains(got[i], "set security: true with roles") {
+					t.Fatalf("line %d:\n%s\nwant it to begin %q and say the fix", i, got[i], w)
+				}
+			}
+		})
+	}
+	// The quick start: the embedded default, listening where other hosts
+	// reach it (127.0.0.3 stands for such an address in the test-hook
+	// binary), says it at start.
+	r := launch(t, exec.Command(hookBinary(t), "run", "-listen", "127.0.0.3:0", "-gateway-listen", "off"))
+	r.waitLog("edgewamp started", 1)
+	if !strings.Contains(r.logs(), `level=WARN msg="listeners[0] 127.0.0.3:0: realm \"realm1\" takes anonymous clients with security off`) {
+		t.Fatalf("run on the embedded default did not warn:\n%s", r.logs())
 	}
 }
