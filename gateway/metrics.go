@@ -124,6 +124,12 @@ type Stats struct {
 	// PongsCoalesced: pings answered only by a later ping's pong (the peer
 	// did not take its output) → edgewamp_pongs_coalesced_total.
 	PongsCoalesced Counter
+	// Lingering: connections whose session ended, their last output still
+	// being written → edgewamp_connections_lingering; LingerResets: those
+	// reset because their peer stopped taking it →
+	// edgewamp_linger_resets_total.
+	Lingering    Gauge
+	LingerResets Counter
 	// ProxyUnforwarded: WebSocket upgrades from a listener's trusted proxy
 	// that named no client address (the proxy's stood for it) →
 	// edgewamp_proxy_unforwarded_total.
@@ -672,6 +678,7 @@ func collectTransport(e *expo, st *Stats) {
 		{st.FileDescriptorBudget, "edgewamp_connection_fds_budget", "File descriptors the connections may hold (the open-file limit less a reserve); past it connections are refused.", nil},
 		{st.InboundBudget, "edgewamp_inbound_budget_bytes", "Bound of edgewamp_inbound_held_bytes (max_inbound_total).", nil},
 		{st.OutboundBudget, "edgewamp_outbound_budget_bytes", "Bound of edgewamp_outbound_queued_bytes (max_outbound_total).", nil},
+		{st.Lingering, "edgewamp_connections_lingering", "Connections whose session ended, their last output still being written to the peer.", nil},
 	}
 	for _, g := range gauges {
 		if g.g.OK {
@@ -683,6 +690,7 @@ func collectTransport(e *expo, st *Stats) {
 		name, help string
 	}{
 		{st.PongsCoalesced, "edgewamp_pongs_coalesced_total", "Pings answered only by the pong of a later ping (the peer did not take its output)."},
+		{st.LingerResets, "edgewamp_linger_resets_total", "Connections whose session ended reset before their last output was written: the peer stopped taking it."},
 		{st.ProxyUnforwarded, "edgewamp_proxy_unforwarded_total", "WebSocket upgrades from a listener's trusted proxy that named no client address (no or no usable X-Forwarded-For, Forwarded): the proxy's address stood for the client."},
 		{st.RingEnters, "edgewamp_io_uring_enters_total", "io_uring_enter calls of the event loops' send rings."},
 		{st.RingSends, "edgewamp_io_uring_sends_total", "Sends submitted through the event loops' send rings."},

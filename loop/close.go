@@ -477,6 +477,11 @@ type Stats struct {
 	// PongsCoalesced counts pings answered only by the pong of a later
 	// ping, because the peer did not take its output (pong.go).
 	PongsCoalesced uint64
+	// Lingering is the connections whose session ended and whose last
+	// output is still being written (flush.go: linger); LingerResets the
+	// ones reset because their peer stopped taking it.
+	Lingering    int64
+	LingerResets uint64
 	// SendPath is how the loops write: SendPathIOUring or SendPathWrite
 	// (Options.IOUring). RingEnters counts the io_uring_enter calls of the
 	// send rings, RingSends the sends they submitted, RingPartial the sends
@@ -525,6 +530,7 @@ func (e *Engine) Stats() Stats {
 	st.Inbound, st.InboundBudget, st.InboundRefused = e.Inbound()
 	st.Outbound, st.OutboundBudget, st.OutboundRefused = e.Outbound()
 	st.PongsCoalesced = e.pongsCoalesced.Load()
+	st.Lingering, st.LingerResets = e.lingering.Load(), e.lingerResets.Load()
 	st.SendPath = e.sendPath
 	st.RingEnters, st.RingSends, st.RingPartial = e.ringEnters.Load(), e.ringSends.Load(), e.ringPartial.Load()
 	st.RingFailures = e.ringFailures.Load()

@@ -45,6 +45,9 @@ type Engine struct {
 	// lingering counts the connections that linger (flush.go: linger),
 	// which Shutdown waits for.
 	lingering atomic.Int64
+	// lingerResets counts the lingering connections reset because their
+	// peer stopped taking the output (Stats.LingerResets).
+	lingerResets atomic.Uint64
 
 	parkWarned atomic.Bool // parkFailed logged (park.go)
 

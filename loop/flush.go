@@ -605,6 +605,7 @@ func (cn *conn) lingered(now int64, due bool) {
 	default:
 		cn.abort = true
 		cn.resetOnClose()
+		cn.ls.e.lingerResets.Add(1)
 	}
 	cn.endLinger()
 	cn.c.Close() // asynchronous: a task on this loop

@@ -152,10 +152,14 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 		eventually(t, ioTimeout, "the close", func() bool { return !s.openAt(raw) })
 	})
 	t.Run("stops_reading", func(t *testing.T) {
+		resets := s.e.Stats().LingerResets
 		_, _, raw := leaving(t, false)
 		s.tick(clk, time.Second)
 		if !s.openAt(raw) {
 			t.Fatal("closed while gnet still held its output")
+		}
+		if st := s.e.Stats(); st.Lingering != 1 || st.LingerResets != resets {
+			t.Fatalf("lingering %d, resets %d (%d before); want 1 and none yet", st.Lingering, st.LingerResets, resets)
 		}
 		// Each judgement may find that the kernel took 16 KiB more (what
 		// the peer's receive buffer and the router's send buffer absorb
@@ -165,6 +169,9 @@ func TestSessionEndBehindBacklogDelivered(t *testing.T) {
 			s.tick(clk, lingerStep+time.Second)
 			return !s.openAt(raw)
 		})
+		if st := s.e.Stats(); st.Lingering != 0 || st.LingerResets != resets+1 {
+			t.Fatalf("after the reset: lingering %d, resets %d (%d before); want 0 and one more", st.Lingering, st.LingerResets, resets)
+		}
 		raw.SetReadDeadline(time.Now().Add(ioTimeout))
 		_, err := io.Copy(io.Discard, raw)
 		if !errors.Is(err, io.EOF) && !isClosedErr(err) && err != nil && !errors.Is(err, net.ErrClosed) {

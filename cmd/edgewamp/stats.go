@@ -96,6 +96,8 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 		st.FileDescriptors = gateway.Gauge{V: float64(es.FDs), OK: true}
 		st.FileDescriptorBudget = gateway.Gauge{V: float64(es.FDBudget), OK: true}
 		st.PongsCoalesced = gateway.Counter{V: es.PongsCoalesced, OK: true}
+		st.Lingering = gateway.Gauge{V: float64(es.Lingering), OK: true}
+		st.LingerResets = gateway.Counter{V: es.LingerResets, OK: true}
 		st.ProxyUnforwarded = gateway.Counter{V: es.ProxyUnforwarded, OK: true}
 		st.MemoryReleases = gateway.Counter{V: es.MemReleases, OK: true}
 		st.SendPath = es.SendPath

@@ -80,6 +80,9 @@ func checkTransportMetrics(t *testing.T, g *gwRouter) {
 	if v := metricValue(fams, "edgewamp_outbound_refused_total"); v != 0 {
 		t.Fatalf("edgewamp_outbound_refused_total = %v after small events to reading subscribers", v)
 	}
+	if v, r := metricValue(fams, "edgewamp_connections_lingering"), metricValue(fams, "edgewamp_linger_resets_total"); v != 0 || r != 0 {
+		t.Fatalf("edgewamp_connections_lingering = %v, edgewamp_linger_resets_total = %v with every session open and reading", v, r)
+	}
 	if v := metricValue(fams, "edgewamp_tls_connections"); v != 0 {
 		t.Fatalf("edgewamp_tls_connections = %v without a TLS listener", v)
 	}
