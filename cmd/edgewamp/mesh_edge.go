@@ -35,9 +35,37 @@ func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, *loop.Ce
 		return nil, nil, err
 	}
 	if err := node.Start(); err != nil {
-		return nil, nil, err
+		return nil, nil, c.meshStartErr(err)
 	}
 	return node, cert, nil
+}
+
+// meshStartErr names the key (or the flag, or the file's line) of a mesh
+// listener the embedded NATS server could not bind, as the WAMP
+// listeners' errors name their address. Before, the router stopped with
+// "edge: the NATS server did not start: Error listening on router port:
+// 17989 - ...", naming neither -cluster-listen nor mesh.cluster.listen.
+func (c *config) meshStartErr(err error) error {
+	msg := err.Error()
+	for _, l := range [...]struct {
+		nats, key, addr string
+		path            []any
+	}{
+		{"Error listening on router port", "mesh.cluster.listen", c.Mesh.Cluster.Listen, []any{"mesh", "cluster", "listen"}},
+		{"Error listening on leafnode port", "mesh.leaf.listen", c.Mesh.Leaf.Listen, []any{"mesh", "leaf", "listen"}},
+	} {
+		if l.addr == "" || !strings.Contains(msg, l.nats) {
+			continue
+		}
+		why := msg
+		if _, after, ok := strings.Cut(msg, " - "); ok {
+			why = after // listen tcp 127.0.0.1:17989: bind: address already in use
+		}
+		var errs []error
+		c.errAt(&errs, fmt.Sprintf("%s %q: the mesh cannot listen there: %s", l.key, l.addr, why), l.path...)
+		return errs[0]
+	}
+	return err
 }
 
 // checkMesh reports what startMesh would refuse (edge.New's checks, an

@@ -3,10 +3,14 @@
 package main
 
 import (
+	"context"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckConfigMeshLines: README says check-config's errors name the
@@ -41,5 +45,39 @@ func TestCheckConfigMeshLines(t *testing.T) {
 				t.Fatalf("exit %d, output %q; want exit 1 and %q", code, out+errOut, k.want)
 			}
 		})
+	}
+}
+
+// TestMeshListenerInUseNamed: a mesh listener the embedded NATS server
+// cannot bind (its port in use) stops the router with an error naming the
+// flag that set it, or the file's key and line, as a WAMP listener's
+// names its address. Before: "edge: the NATS server did not start: Error
+// listening on router port: 17989 - listen tcp ...", naming neither.
+func TestMeshListenerInUseNamed(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	p := filepath.Join(t.TempDir(), "leaf.yaml")
+	if err := os.WriteFile(p, []byte("listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"off\"}\nmesh:\n  node: n1\n  leaf:\n    listen: \""+addr+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "-listen", "127.0.0.1:0", "-gateway-listen", "off", "-node", "n1", "-cluster-listen", addr},
+			`flag -cluster-listen: mesh.cluster.listen \"` + addr + `\": the mesh cannot listen there: listen tcp ` + addr + `: bind: address already in use`},
+		{[]string{"run", "-config", p},
+			`line 6: mesh.leaf.listen \"` + addr + `\": the mesh cannot listen there: listen tcp ` + addr + `: bind: address already in use`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, binPath, k.args...).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), k.want) {
+			t.Errorf("%q: exit %d, want 1 and %s in:\n%s", k.args, code, k.want, out)
+		}
 	}
 }
