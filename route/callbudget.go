@@ -34,17 +34,27 @@ type callOwner struct {
 }
 
 // callBudgetRoom reports whether ss may have one more call in flight: the
-// router's calls are below Config.MaxCallsTotal and its owner's below a
-// quarter of it. Checked, then counted by callAdded: sessions on other
-// shards checking at the same moment may take the router (or an owner
-// sharing shards) one call per shard past the bound. Owned by shard.
+// router's calls are below Config.MaxCallsTotal, and its owner's below a
+// quarter of it and below the room left free. The last keeps owners that
+// fill the router from shutting out the others: k owners that take all
+// they may hold at most k/(k+1) of the total, each below what is left,
+// and a newcomer gets part of that (before, four owners at their
+// quarters held all of it, and every other call was refused until some
+// ended). Checked, then counted by callAdded: sessions on other shards
+// checking at the same moment may take the router (or an owner sharing
+// shards) one call per shard past the bound. Owned by shard.
 func (s *Shard) callBudgetRoom(ss *Session) bool {
 	max := s.r.cfg.MaxCallsTotal
-	if s.r.calls.total.Load() >= max {
+	total := s.r.calls.total.Load()
+	if total >= max {
 		return false
 	}
 	o := s.r.calls.ownerOf(ss)
-	return o == nil || o.n.Load() < max/4
+	if o == nil {
+		return true
+	}
+	n := o.n.Load()
+	return n < max/4 && n < max-total
 }
 
 // callAdded counts a call of ss put in ss.calls. Owned by shard.

@@ -70,8 +70,9 @@ func TestCallsInFlightBoundedOnRouter(t *testing.T) {
 	b.expect(proto.CodeResult)
 
 	// The address's calls go back to it when they end: its sessions
-	// leave, and it may call again. Four owners at their quarters then
-	// fill the router: a fifth is refused until a call ends.
+	// leave, and it may call again. Owners that take all they may never
+	// fill the router: each stays below the room left free (before, four
+	// at their quarters held all of it and every other call was refused).
 	for _, a := range attackers {
 		a.goodbye()
 	}
@@ -82,26 +83,51 @@ func TestCallsInFlightBoundedOnRouter(t *testing.T) {
 	for len(callee.peer.in) > 0 {
 		<-callee.peer.in // the INTERRUPTs of their calls
 	}
-	var invs []uint64
-	for k := 0; k < 4; k++ {
-		for i := 0; i < quarter/perSession; i++ {
-			c := e.connectFrom(i%2, proto.JSON, fmt.Sprintf("198.51.100.%d:%d", 7+k, 5000+i))
+	// fill has sessions of one address call until one is refused, and
+	// returns the calls it holds.
+	port := 5000
+	fill := func(addr string) (held int) {
+		for {
+			c := e.connectFrom(port%2, proto.JSON, fmt.Sprintf("%s:%d", addr, port))
+			port++
 			c.hello("realm1", allFeatures, nil)
 			c.expect(proto.CodeWelcome)
 			for j := 0; j < perSession; j++ {
-				c.call("com.sink", nil, nil, nil)
-				invs = append(invs, callee.expect(proto.CodeInvocation).Request)
+				req := c.call("com.sink", nil, nil, nil)
+				e.sync()
+				select {
+				case m := <-c.peer.in:
+					if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable {
+						t.Fatalf("%s: got %v %s", addr, m.Type, describe(m))
+					}
+					return held
+				default:
+					callee.expect(proto.CodeInvocation)
+					held++
+				}
 			}
 		}
 	}
+	// Each owner in turn takes all it may: the first three their quarter
+	// (64), the fourth half of the 64 left (32: it stops where its calls
+	// equal the room left), a fifth half of the 32 then left, and so on.
+	var got []int
+	for k, want := range []int{quarter, quarter, quarter, 32, 16, 8} {
+		n := fill(fmt.Sprintf("198.51.100.%d", 7+k))
+		got = append(got, n)
+		if n != want {
+			t.Fatalf("owners in turn held %v calls, want the last %d", got, want)
+		}
+	}
+	if n, st := callsInFlight(e), e.r.Stats(); n != total-8 || st.CallsHeld != total-8 {
+		t.Fatalf("%d calls in flight (%d counted), want %d", n, st.CallsHeld, total-8)
+	}
+	// Another address still gets its call through, and is answered.
 	req := b.call("com.sink", nil, nil, nil)
-	b.expectError(proto.CodeCall, req, proto.URIUnavailable)
-	callee.yield(invs[0], nil, []any{1})
-	e.sync()
-	b.call("com.sink", nil, nil, nil)
-	callee.expect(proto.CodeInvocation)
-	if n, st := callsInFlight(e), e.r.Stats(); n != total || st.CallsHeld != total {
-		t.Fatalf("%d calls in flight (%d counted), want %d", n, st.CallsHeld, total)
+	inv = callee.expect(proto.CodeInvocation)
+	callee.yield(inv.Request, nil, []any{1})
+	if m := b.expect(proto.CodeResult); m.Request != req {
+		t.Fatalf("RESULT for %d, want %d", m.Request, req)
 	}
 }
 
