@@ -105,3 +105,45 @@ func TestSubscriptionBytesAuthidQuarterPerRealm(t *testing.T) {
 		t.Fatalf("the other realm's alice, holding nothing, got %v %s: it shares the first realm's alice's quarter", m.Type, describe(m))
 	}
 }
+
+// Owners that take all the subscription bytes they may never fill the
+// router: each stays below what is left free, so k of them hold at most
+// k/(k+1) of Config.MaxSubscriptionBytes and a newcomer still subscribes.
+// Before, four owners at their quarters held all of it and every other
+// client's SUBSCRIBE was refused (testaments are counted the same way).
+func TestSubscriptionBytesOwnersLeaveRoom(t *testing.T) {
+	const budget = 2 << 20
+	e := newEnv(t, 2, func(c *Config) { c.MaxSubscriptionBytes = budget })
+	long := strings.Repeat("x", 4000)
+	cost := int64(4000 + 8 + subOverhead)
+	quarter := int(budget / 4 / cost)
+	var held []int
+	for k := 0; k < 6; k++ {
+		s := e.connectFrom(k%2, proto.MsgPack, fmt.Sprintf("198.51.100.%d:4000", 7+k))
+		s.hello("realm1", allFeatures, nil)
+		s.expect(proto.CodeWelcome)
+		n := 0
+		for ; n <= quarter; n++ {
+			req := s.nextReq()
+			s.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: s.opts(map[string]any{"match": "prefix"}), URI: []byte(fmt.Sprintf("%s%02d%08d", long, k, n))})
+			if m := s.recv(); m.Type == proto.CodeError {
+				break
+			}
+		}
+		held = append(held, n)
+	}
+	st := e.r.Stats()
+	t.Logf("six owners in turn held %v subscriptions of %d bytes (a quarter: %d); %d of %d bytes held", held, cost, quarter, st.SubscriptionBytes, budget)
+	for k, n := range held {
+		if n > quarter || n == 0 {
+			t.Fatalf("owner %d held %d subscriptions (all: %v), want 1 to its quarter %d", k, n, held, quarter)
+		}
+	}
+	if held[3] >= quarter || st.SubscriptionBytes > budget-cost {
+		t.Fatalf("the owners held %v, %d bytes: the fourth its quarter or the router full", held, st.SubscriptionBytes)
+	}
+	c := e.connectFrom(1, proto.MsgPack, "203.0.113.9:4000")
+	c.hello("realm1", allFeatures, nil)
+	c.expect(proto.CodeWelcome)
+	c.subscribe("com.newcomer", nil)
+}

@@ -56,11 +56,15 @@ type testamentBudget struct {
 }
 
 // charge counts n more bytes of owner's ("" for none but the total),
-// unless that passes max or the owner's quarter of it.
+// unless that passes max, the owner's quarter of it, or what would then be
+// left free: owners that take all they may hold at most k/(k+1) of max
+// between k of them, and a newcomer gets part of the rest (before, four
+// owners at their quarters held all of it; callBudgetRoom for calls).
 func (b *testamentBudget) charge(owner string, n, max int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.total+n > max || (owner != "" && b.by[owner]+n > max/4) {
+	after := b.total + n
+	if after > max || (owner != "" && (b.by[owner]+n > max/4 || b.by[owner]+n > max-after)) {
 		return false
 	}
 	b.total += n
