@@ -102,6 +102,11 @@ type reroute struct {
 	// gone, not refused for its role; the call then ends
 	// no_available_callee, not not_authorized, when no callee is left.
 	unserved bool
+	// prog: the call is a progressive call invocation, which only the
+	// callees that announced progressive_call_invocations take: another
+	// node counts as untried while it may have an untried one of those,
+	// and first and last rank it by theirs (remoteUntried, remoteAt).
+	prog bool
 	// tried are the callees the call was offered to, in order, at most
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
@@ -290,9 +295,14 @@ func (rr *reroute) nextOf(node MeshNode) (nodeNext, bool) {
 
 // remoteUntried reports whether rc, another node's part of the
 // registration, may have a callee rr has not tried: fewer of its callees
-// were tried than it announced, and it did not say it has none left.
+// were tried than it announced (for a progressive call invocation, than
+// it announced take one), and it did not say it has none left.
 func (rr *reroute) remoteUntried(rc remoteCallee) bool {
-	if rr.triedOn(rc.node) >= rc.callees {
+	callees := rc.callees
+	if rr.prog && rc.prog >= 0 {
+		callees = int(rc.prog) // 0: none of its callees takes the call
+	}
+	if rr.triedOn(rc.node) >= callees {
 		return false
 	}
 	n, ok := rr.nextOf(rc.node)
@@ -370,6 +380,7 @@ func refusalURI(uri string) bool {
 func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 	rr := oc.rr
 	progress := oc.progInv
+	rr.prog = progress
 	for len(rr.tried) < maxCallTries {
 		ce, node, ok := s.pickUntried(oc.reg, rr, ss.meshCalls < s.r.cfg.MaxMeshCalls || oc.callee == nil)
 		if !ok {
@@ -452,8 +463,13 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	// tried, so the scan ends within that many more. No step of a pick
 	// walks the whole registration: it may hold 100,000 callees, and a
 	// call picks again after each refusal.
+	// For a progressive call invocation, none is when none of them takes
+	// one (rerouteCall skips those that do not, one try each).
 	untried := false
 	for i := range l.len() {
+		if rr.prog && l.prog == 0 {
+			break
+		}
 		if !rr.triedLocal(l.at(i).s.id) {
 			untried = true
 			break
@@ -530,6 +546,9 @@ func (rr *reroute) remoteAt(rc remoteCallee, first bool) int64 {
 			return n.at
 		}
 		first = !first
+	}
+	if rr.prog {
+		return rc.progAt(first) // its first (last) callee that takes it
 	}
 	if first {
 		return rc.first
