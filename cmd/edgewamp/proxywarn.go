@@ -67,3 +67,43 @@ func proxyListError(key, s string) string {
 	}
 	return ""
 }
+
+// exemptProxyWarnings says, one line per pair, where an exempt network
+// (limits.auth_failures.exempt) overlaps a trusted proxy's entry
+// (listeners[].trusted_proxies, gateway.trusted_proxies): a connection
+// from the proxy that names no client (RawSocket, which has no headers;
+// an upgrade or a request without X-Forwarded-For or Forwarded) keeps
+// the proxy's address, and every client reaching the router that way is
+// then exempt from the failed-login limiters (the WAMP logins', the
+// OAuth2 endpoints', the gateway's): it may guess passwords without a
+// lockout. A warning, not a refusal: a local service may share the
+// proxy's address on purpose. nil when none does. check-config and run
+// say them (both lists apply at a restart only).
+func (c *config) exemptProxyWarnings() []string {
+	var out []string
+	for i, es := range c.Limits.AuthFailures.Exempt {
+		e, err := parsePrefix(es)
+		if err != nil {
+			continue // refused already
+		}
+		e = unmapPrefix(e)
+		say := func(key, s string) {
+			if p, err := parsePrefix(s); err == nil && unmapPrefix(p).Overlaps(e) {
+				out = append(out, fmt.Sprintf("limits.auth_failures.exempt[%d] %s overlaps %s %s: a connection from that proxy that names no client "+
+					"(RawSocket, which has no headers; an upgrade or a request without X-Forwarded-For or Forwarded) keeps the proxy's address, "+
+					"so every client reaching the router that way is never counted nor locked out by the failed-login limiters "+
+					"(WAMP logins, the OAuth2 endpoints, the gateway) and may guess passwords without limit; "+
+					"exempt the networks of the clients you trust, not the proxy's address", i, es, key, s))
+			}
+		}
+		for j, l := range c.Listeners {
+			for k, s := range l.TrustedProxies {
+				say(fmt.Sprintf("listeners[%d].trusted_proxies[%d]", j, k), s)
+			}
+		}
+		for k, s := range c.Gateway.TrustedProxies {
+			say(fmt.Sprintf("gateway.trusted_proxies[%d]", k), s)
+		}
+	}
+	return out
+}

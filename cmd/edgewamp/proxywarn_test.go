@@ -94,3 +94,59 @@ func TestTrustedProxiesRespelledIsNoChange(t *testing.T) {
 		t.Errorf("changed lists: restart-only changes %q, want [listeners gateway]", got)
 	}
 }
+
+// An exempt network (limits.auth_failures.exempt) that overlaps a trusted
+// proxy's entry is warned about by check-config and by run at start,
+// naming both entries: a connection from that proxy that names no client
+// (RawSocket, which has no headers; an upgrade or a request without
+// X-Forwarded-For or Forwarded) keeps the proxy's address, so every client
+// reaching the router that way was exempt from the failed-login limiters
+// (WAMP logins, the OAuth2 endpoints, the gateway's) and could guess
+// passwords without a lockout. Before, check-config said ok. An exempt
+// network apart from every proxy, and proxies outside every exempt
+// network, are not warned about.
+func TestExemptCoveringTrustedProxyWarned(t *testing.T) {
+	body := "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: [\"127.0.0.1\", \"::1\"]}, " +
+		"{address: \"127.0.0.2:0\", trusted_proxies: [\"192.168.7.0/24\"]}]\n" +
+		"gateway: {listen: \"127.0.0.1:0\", trusted_proxies: [\"10.1.2.3\"]}\n" +
+		"limits: {auth_failures: {exempt: [\"127.0.0.0/8\", \"172.16.0.0/12\", \"10.0.0.0/8\", \"192.168.7.128/25\"]}}\n"
+	p := writeFile(t, "c.yaml", body)
+	_, e, code := runCLI("check-config", p)
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, e)
+	}
+	want := []string{
+		"limits.auth_failures.exempt[0] 127.0.0.0/8 overlaps listeners[0].trusted_proxies[0] 127.0.0.1",
+		"limits.auth_failures.exempt[2] 10.0.0.0/8 overlaps gateway.trusted_proxies[0] 10.1.2.3",
+		"limits.auth_failures.exempt[3] 192.168.7.128/25 overlaps listeners[1].trusted_proxies[0] 192.168.7.0/24",
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(e), "\n") {
+		if strings.Contains(l, "limits.auth_failures.exempt[") {
+			got = append(got, l)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("check-config's stderr:\n%s\nwant %d warning lines about exempt networks holding trusted proxies", e, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], "edgewamp: "+p+": warning: "+w) || !strings.Contains(got[i], "never counted nor locked out") {
+			t.Errorf("warning line %d:\n%s\nwant it to begin %q and say what it costs", i, got[i], w)
+		}
+	}
+	// Nothing said of a configuration without the overlap.
+	q := writeFile(t, "d.yaml", "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: [\"127.0.0.1\"]}]\ngateway: {listen: \"off\"}\n"+
+		"limits: {auth_failures: {exempt: [\"10.0.0.0/8\"]}}\n")
+	if _, e, code := runCLI("check-config", q); code != 0 || strings.Contains(e, "warning") {
+		t.Errorf("check-config of an exempt network apart from the proxies: exit %d, stderr:\n%s\nwant ok without a warning", code, e)
+	}
+
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
+	r.waitLog("edgewamp started", 1)
+	logs := r.logs()
+	for _, w := range want {
+		if !strings.Contains(logs, `level=WARN msg="`+w) {
+			t.Errorf("run did not warn %q at start:\n%s", w, logs)
+		}
+	}
+}
