@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,7 @@ type Client struct {
 	rc          ReconnectConfig
 	log         func(msg string, args ...any)
 	warn        func(msg string, args ...any) // what the application must hear of
+	errorLog    func(msg string, args ...any) // a callback's panic
 	restoreWait time.Duration                 // Static: see restore.
 	// callbacks counts the Client's OnSession, OnDisconnect and OnChallenge calls
 	// running (callback): with the stack's look (inCallback), Close tells
@@ -100,14 +102,16 @@ type ReconnectConfig struct {
 	// refused for a reason that may pass are retried in the background,
 	// and slow answers waited for: OnSession does not wait for them).
 	// It may call Client.Close (see there). It is not called once Close
-	// has been called.
+	// has been called. A panic in it is recovered and logged at ERROR
+	// (Config.Logger), and the Client goes on.
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called (on the Client's goroutine) with
 	// the error that ended a session, before the Client dials again. It
 	// may call Client.Close, to give up on an error it takes for fatal.
 	// It is not called once Close has been called, also for a session
 	// that ended before (Close from OnSession returns at once: no
-	// callback starts after it has returned).
+	// callback starts after it has returned). A panic in it is recovered
+	// and logged at ERROR, and the Client dials again.
 	OnDisconnect func(error)
 }
 
@@ -240,10 +244,21 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		// Close returns at once (the join then fails on the canceled
 		// context), as from OnSession and OnDisconnect.
 		c.cfg.OnChallenge = func(method string, extra map[string]any) (sig string, authExtra map[string]any, err error) {
-			if !c.callback(func() { sig, authExtra, err = f(method, extra) }) {
+			ran, p := c.callback(func() { sig, authExtra, err = f(method, extra) })
+			if !ran {
 				return "", nil, ErrClosed
 			}
+			if p != nil {
+				// The join's own recovery (Session.onChallenge) would
+				// see no panic: the callback recovered it.
+				return "", nil, challengePanic(fmt.Sprintf("Config.OnChallenge panicked: %v", p.v))
+			}
 			return sig, authExtra, err
+		}
+	}
+	c.errorLog = func(msg string, args ...any) {
+		if cfg.Logger != nil {
+			cfg.Logger.Error(msg, args...)
 		}
 	}
 	c.log = func(msg string, args ...any) {
@@ -372,7 +387,7 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 		return
 	}
 	if c.rc.OnSession != nil {
-		c.callback(func() { c.rc.OnSession(s) })
+		c.callbackLogged("OnSession", func() { c.rc.OnSession(s) })
 	}
 	select {
 	case <-s.Done():
@@ -387,7 +402,7 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.log("client: session lost; reconnecting", "err", s.Err())
 	if c.rc.OnDisconnect != nil {
 		err := s.Err()
-		c.callback(func() { c.rc.OnDisconnect(err) })
+		c.callbackLogged("OnDisconnect", func() { c.rc.OnDisconnect(err) })
 	}
 }
 
@@ -911,15 +926,39 @@ func (c *Client) Close() error {
 // session lost as OnSession called Close: OnDisconnect) would run after
 // Close returned.
 //
+// A panic in f is recovered and returned (p): it went up the Client's
+// goroutine, which nothing recovers, and a bug in an application's
+// OnSession or OnDisconnect (a logging callback) took the whole program
+// down; the Client now goes on as if f had returned.
+//
 //go:noinline
-func (c *Client) callback(f func()) bool {
+func (c *Client) callback(f func()) (ran bool, p *callbackPanic) {
 	if c.ctx.Err() != nil {
-		return false
+		return false, nil
 	}
 	c.callbacks.Add(1)
 	defer c.callbacks.Add(-1)
+	defer func() {
+		if v := recover(); v != nil {
+			ran, p = true, &callbackPanic{v, debug.Stack()}
+		}
+	}()
 	f()
-	return true
+	return true, nil
+}
+
+// callbackPanic is a callback's recovered panic: its value and where.
+type callbackPanic struct {
+	v     any
+	stack []byte
+}
+
+// callbackLogged runs f, the callback name, as callback does, and logs
+// its panic at ERROR.
+func (c *Client) callbackLogged(name string, f func()) {
+	if _, p := c.callback(f); p != nil {
+		c.errorLog("client: ReconnectConfig."+name+" panicked; the Client goes on", "panic", p.v, "stack", string(p.stack))
+	}
 }
 
 // callbackName is callback's function name, as runtime.Frame reports it.
