@@ -301,7 +301,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}
-	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
+	if s.busyLocked() {
 		// As busy as it may be: refused as "not here", which the router
 		// offers to another callee of a shared registration, or answers
 		// the caller no_available_callee. A first chunk's later ones are
@@ -309,10 +309,12 @@ func (s *Session) onInvocation(m *proto.Message) {
 		if inv.Progress {
 			s.finished.add(m.Request)
 		}
+		running, held := s.handlers, s.handlerBytes
 		s.mu.Unlock()
 		if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
 			s.busyLogged.Store(now)
-			s.log.Warn("client: refusing invocations past MaxInvocations running handlers", "max_invocations", lim, "procedure", inv.Procedure)
+			s.log.Warn("client: refusing invocations past MaxInvocations or MaxInvocationBytes of running handlers", "max_invocations", s.cfg.MaxInvocations, "running", running,
+				"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", s.inLen, "procedure", inv.Procedure)
 		}
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable, Details: map[string]any{
 			"message": "the callee runs as many invocations as it takes at once",
@@ -320,6 +322,18 @@ func (s *Session) onInvocation(m *proto.Message) {
 		return
 	}
 	s.startInvocation(m, reg, inv)
+}
+
+// busyLocked reports whether a new invocation of s.inLen bytes would take
+// the running Handlers past Config.MaxInvocations, or their first
+// chunks past Config.MaxInvocationBytes (one is always taken when none
+// runs). Called with mu held.
+func (s *Session) busyLocked() bool {
+	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
+		return true
+	}
+	lim := s.cfg.MaxInvocationBytes
+	return lim > 0 && s.handlers > 0 && s.handlerBytes+s.inLen > lim
 }
 
 // failInvocation ends the running invocation st whose further chunk was
@@ -382,6 +396,8 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 	}
 	s.invs[m.Request] = st
 	s.handlers++
+	size := s.inLen
+	s.handlerBytes += size
 	s.wg.Add(1)
 	s.mu.Unlock()
 	stopTimer := context.CancelFunc(func() {})
@@ -390,7 +406,7 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 	if ms := m.Opt.Uint(proto.KeyTimeout); ms > 0 && ms <= uint64(math.MaxInt64/int64(time.Millisecond)) {
 		ctx, stopTimer = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
 	}
-	go s.runHandler(ctx, reg.h, inv, func() { stopTimer(); cancel(nil) })
+	go s.runHandler(ctx, reg.h, inv, size, func() { stopTimer(); cancel(nil) })
 }
 
 func (st *invState) signal() {
@@ -401,11 +417,12 @@ func (st *invState) signal() {
 }
 
 // runHandler runs h for inv on its own goroutine and answers.
-func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, release func()) {
+func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, size int, release func()) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
 		s.handlers--
+		s.handlerBytes -= size
 		s.mu.Unlock()
 	}()
 	defer release()

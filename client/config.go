@@ -125,6 +125,18 @@ type Config struct {
 	// chunks already reached this callee: such a call is not rerouted).
 	// 16384 when zero; negative lifts the bound.
 	MaxInvocations int
+	// MaxInvocationBytes bounds the invocations whose Handlers run at
+	// once by their size as received (a progressive call invocation's
+	// first chunk; its later ones count towards MaxBacklog while queued):
+	// an INVOCATION that would take them past it is refused as one past
+	// MaxInvocations (wamp.error.unavailable, no Handler started). One is
+	// always taken when no Handler runs. By count alone, callers could
+	// make a callee whose handlers take a while hold MaxInvocations
+	// messages of the router's largest size (16,384 of 16 MiB; 29 calls
+	// of 8 MiB from one caller held 236 MiB). 64 MiB when zero (as
+	// edgewamp's gateway.callees[].max_in_flight_bytes); negative lifts
+	// the bound.
+	MaxInvocationBytes int
 
 	// KeepAlive, when positive, makes the client ping the router (a
 	// WebSocket ping or a RawSocket PING) after this long without
@@ -165,6 +177,7 @@ const (
 	defaultDecodeRatio  = 16
 	defaultMaxBacklog   = 16 << 20
 	defaultMaxInvs      = 16384
+	defaultMaxInvBytes  = 64 << 20
 	defaultAgent        = "edgewamp-client"
 )
 
@@ -226,6 +239,9 @@ func (cfg Config) normalize() (Config, endpoint, error) {
 	}
 	if cfg.MaxInvocations == 0 {
 		cfg.MaxInvocations = defaultMaxInvs
+	}
+	if cfg.MaxInvocationBytes == 0 {
+		cfg.MaxInvocationBytes = defaultMaxInvBytes
 	}
 	if cfg.MaxBacklog == 0 {
 		cfg.MaxBacklog = defaultMaxBacklog

@@ -81,9 +81,12 @@ type Session struct {
 	// 16,384 invocations (MaxInvocations) could each hold 16 MiB.
 	streamHeld int
 	handlers   int // Handlers running (MaxInvocations); an invocation answered early may still run one
-	finished   finishedRing
-	closed     bool  // Close was called
-	err        error // why the session ended; nil while it is alive
+	// handlerBytes is the size as received of the first chunks of the
+	// invocations whose Handlers run (MaxInvocationBytes).
+	handlerBytes int
+	finished     finishedRing
+	closed       bool  // Close was called
+	err          error // why the session ended; nil while it is alive
 }
 
 // Dial connects to cfg.URL and joins cfg.Realm: HELLO, then any number of
