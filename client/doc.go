@@ -123,10 +123,10 @@
 // A message over the budget is refused: an INVOCATION is answered ERROR
 // wamp.error.invalid_argument (and a running progressive invocation whose
 // later chunk it is ends so, its Handler's context canceled), an EVENT is
-// dropped and logged, a RESULT fails the call with ErrDecodeBudget, an
+// dropped and logged (at most one line per 10 s), a RESULT fails the call with ErrDecodeBudget, an
 // ERROR loses its payload. A message's Details (a CHALLENGE's Extra) are
 // decoded within the budget of their own size: over it they are left out
-// (nil) and logged (a router's 1 MiB of empty dictionaries in a RESULT's
+// (nil) and logged (at most one line per 10 s; a router's 1 MiB of empty dictionaries in a RESULT's
 // Details took 67 MiB). Ordinary payloads are far below it (JSON records
 // of a few fields take about 12 times their size, text and numbers less);
 // what reaches it is large collections of tiny containers or small integers

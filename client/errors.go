@@ -91,7 +91,7 @@ var (
 	// ErrDecodeBudget is the error of a received payload that would take
 	// more memory decoded than Config.DecodeRatio allows: a call whose
 	// RESULT it is fails with it (wrapped), an INVOCATION is answered
-	// wamp.error.invalid_argument, an EVENT is dropped and logged.
+	// wamp.error.invalid_argument, an EVENT is dropped and logged (at most one line per 10 s).
 	ErrDecodeBudget = errors.New("client: payload too large once decoded (see Config.DecodeRatio)")
 	// ErrBacklog is the context.Cause of a Handler whose invocation's
 	// progressive chunks, not taken by Invocation.Next, exceeded

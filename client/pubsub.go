@@ -298,7 +298,9 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	}
 	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
 	if err != nil {
-		s.log.Warn("client: dropping an undecodable event", "subscription", m.ID, "size", s.inLen, "error", err)
+		if ok, held := s.dropLog.allow(); ok {
+			s.log.Warn("client: dropping an undecodable event (at most one line per 10 s)", "subscription", m.ID, "size", s.inLen, "error", err, "dropped_since_last_line", held)
+		}
 		return true
 	}
 	ev := &Event{

@@ -46,7 +46,12 @@ type Session struct {
 	// busyLogged is when an INVOCATION past MaxInvocations was last
 	// logged (unix ns): at most once per 10 s.
 	busyLogged atomic.Int64
-	wg         sync.WaitGroup // the reader, the dispatcher and running handlers
+	// dropLog and detailsLog rate-limit the lines of events dropped over
+	// the decode budget and of Details left out over theirs: a publisher
+	// (through a router that passes payloads through) or a hostile
+	// router otherwise had a line written per message.
+	dropLog, detailsLog logLimit
+	wg                  sync.WaitGroup // the reader, the dispatcher and running handlers
 
 	// The reader waiting for room in the event queue (keepalive, and a
 	// Client's handlers: durableSub.acquire).
@@ -442,4 +447,26 @@ func (s *Session) sendAbort(reason, msg string) {
 	m := &proto.Message{Type: proto.CodeAbort, URI: []byte(reason)}
 	m.Opt.SetString(proto.KeyMessage, msg)
 	s.send(m)
+}
+
+// logLimit lets a kind of log line through at most once per logEvery,
+// counting the ones it holds back. Safe for concurrent use.
+type logLimit struct {
+	last atomic.Int64 // unix ns of the last line let through
+	held atomic.Int64 // lines held back since
+}
+
+// logEvery is how often a rate-limited line is written at most.
+const logEvery = 10 * time.Second
+
+// allow reports whether a line may be written now, and how many were
+// held back since the last one.
+func (l *logLimit) allow() (ok bool, held int64) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if last != 0 && now-last < int64(logEvery) || !l.last.CompareAndSwap(last, now) {
+		l.held.Add(1)
+		return false, 0
+	}
+	return true, l.held.Swap(0)
 }

@@ -102,8 +102,11 @@ func decodeDict(r proto.Raw, budget *int) (map[string]any, error) {
 func (s *Session) dictOf(r proto.Raw) map[string]any {
 	d, err := decodeDict(r, s.decodeBudget(len(r.B)))
 	if err != nil {
-		if errors.Is(err, ErrDecodeBudget) {
-			s.log.Warn("client: dropping Details over the decode budget", "size", len(r.B))
+		if !errors.Is(err, ErrDecodeBudget) {
+			return nil
+		}
+		if ok, held := s.detailsLog.allow(); ok {
+			s.log.Warn("client: dropping Details over the decode budget (at most one line per 10 s)", "size", len(r.B), "dropped_since_last_line", held)
 		}
 		return nil
 	}
