@@ -36,7 +36,10 @@ type Config struct {
 	// AuthExtra, when set, is sent as HELLO.Details.authextra.
 	AuthExtra map[string]any
 	// OnChallenge answers a CHALLENGE with the AUTHENTICATE signature and
-	// extra. It runs on the goroutine that called Dial. An error aborts the
+	// extra. It runs on a goroutine of its own, which Dial waits for
+	// within its ctx and DialTimeout: once they end Dial returns their
+	// error (the connection closed) without waiting for it, and its
+	// answer is dropped when it comes. An error aborts the
 	// join (an ABORT wamp.error.authentication_failed is sent), and so
 	// does a panic, returned as an error naming its value (the ABORT says
 	// "client error"); the connection is closed either way. A CHALLENGE

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -121,7 +122,7 @@ func (s *Session) handshake(ctx context.Context) error {
 		case proto.CodeAbort:
 			return &Error{URI: string(in.URI), Details: s.dictOf(in.Dict)}
 		case proto.CodeChallenge:
-			if err := s.answerChallenge(&in); err != nil {
+			if err := s.answerChallenge(ctx, &in); err != nil {
 				return err
 			}
 		default:
@@ -136,7 +137,7 @@ func (s *Session) handshake(ctx context.Context) error {
 //
 // [CHALLENGE, AuthMethod|string, Extra|dict]
 // [AUTHENTICATE, Signature|string, Extra|dict]
-func (s *Session) answerChallenge(in *proto.Message) error {
+func (s *Session) answerChallenge(ctx context.Context, in *proto.Message) error {
 	method := string(in.URI)
 	if !slices.Contains(s.cfg.AuthMethods, method) {
 		// The router picks one of the methods HELLO offered. Another
@@ -151,7 +152,10 @@ func (s *Session) answerChallenge(in *proto.Message) error {
 		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")
 		return fmt.Errorf("client: join: router sent a %q CHALLENGE and Config.OnChallenge is nil", method)
 	}
-	sig, extra, err := s.onChallenge(method, s.dictOf(in.Dict))
+	sig, extra, err := s.awaitChallenge(ctx, method, s.dictOf(in.Dict))
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("client: join: answering the %q challenge: %w", method, err)
+	}
 	if err != nil {
 		reason := err.Error()
 		if _, ok := err.(challengePanic); ok {
@@ -165,6 +169,33 @@ func (s *Session) answerChallenge(in *proto.Message) error {
 		return err
 	}
 	return s.send(m)
+}
+
+// awaitChallenge runs onChallenge on a goroutine of its own and waits for
+// its answer within ctx, the join's: Dial's ctx and DialTimeout bound the
+// whole join, and an OnChallenge that did not return (a token fetched
+// over a network without a timeout, a key waiting for a touch) held Dial
+// past them, and under Connect a Client.Close from any other goroutine
+// for as long. When ctx ends first its error is returned and the answer,
+// when it comes, is dropped.
+func (s *Session) awaitChallenge(ctx context.Context, method string, extra map[string]any) (string, map[string]any, error) {
+	type answer struct {
+		sig   string
+		extra map[string]any
+		err   error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.sig, a.extra, a.err = s.onChallenge(method, extra)
+		ch <- a
+	}()
+	select {
+	case a := <-ch:
+		return a.sig, a.extra, a.err
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
 }
 
 // onChallenge calls Config.OnChallenge, turning a panic into an error: the

@@ -895,7 +895,7 @@ func ended(s *Session) bool {
 // Close ends the current session (GOODBYE) and stops reconnecting. It
 // waits for the Client's goroutine, which ends the session, except when
 // called from OnSession, OnDisconnect or Config.OnChallenge, which run on
-// that goroutine: it then returns at once, and the goroutine ends the
+// that goroutine (OnChallenge on one that it waits for): it then returns at once, and the goroutine ends the
 // session (or the join) and stops once the callback returns. Do not call it from a handler (an event
 // handler or an invocation Handler) of the Client's sessions, nor from a
 // goroutine that such a handler or a callback waits for: ending the
