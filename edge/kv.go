@@ -379,7 +379,7 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 		return ErrKVRevision
 	}
 	if err := kv.stream.DeleteMsg(ctx, rev); err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) || isAPICode(err, jetstream.JSErrCodeMessageNotFound) {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || kv.goneMeanwhile(ctx, err, rev) {
 			return ErrKVRevision // updated or deleted meanwhile
 		}
 		return kvErr("delete", err)
@@ -387,9 +387,20 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 	return nil
 }
 
-func isAPICode(err error, code jetstream.ErrorCode) bool {
-	var ae *jetstream.APIError
-	return errors.As(err, &ae) && ae.ErrorCode == code
+// goneMeanwhile reports whether err is JetStream's refusal to delete the
+// message of sequence rev because another Delete or an Update removed it
+// between Delete's read of it and its deletion (10043 "sequence not
+// found", or 10057 with the store's "no message found"; nats.go passes
+// them as text, wrapped in ErrMsgDeleteUnsuccessful): the message is no
+// longer there. Before, the refusal passed as a failure of the store,
+// where the Store contract says ErrRevision: oauth answered the loser of
+// two redemptions of one device code 500 and logged a store failure.
+func (kv *KV) goneMeanwhile(ctx context.Context, err error, rev uint64) bool {
+	if !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return false
+	}
+	_, gerr := kv.stream.GetMsg(ctx, rev)
+	return errors.Is(gerr, jetstream.ErrMsgNotFound)
 }
 
 // Usage returns the bytes the bucket's entries take and the most it may
