@@ -28,11 +28,11 @@ import (
 //   - Revisions are stream sequence numbers: a write that returns
 //     revision r is seen by every Get that starts afterwards, on any node,
 //     and a key never gets a revision it had before.
-//   - Create and Update are compare-and-set on the key's last revision
-//     (the Nats-Expected-Last-Subject-Sequence header), Delete with a
-//     revision removes exactly that message (which, one message being kept
-//     per key, is the key's current value or nothing). Deletes leave no
-//     marker behind, so deleted keys cost nothing.
+//   - Create, Update and Delete are compare-and-set on the key's last
+//     revision (the Nats-Expected-Last-Subject-Sequence header): a Delete
+//     writes a marker so (with rev 0, from the revision it reads), then
+//     removes it, so that deleted keys cost nothing, and of a Delete and
+//     an Update from one revision exactly one succeeds (Delete says why).
 //   - TTL: a write with ttl > 0 carries a per-message TTL (Nats-TTL, whole
 //     seconds, rounded up): the server forgets the entry after it, never
 //     earlier. A server too old for per-message TTLs (nats_url) keeps the
@@ -299,18 +299,21 @@ func (kv *KV) write(ctx context.Context, key string, value []byte, last uint64, 
 	}
 	ctx, cancel := kv.ctx(ctx)
 	defer cancel()
-	m := &nats.Msg{Subject: kv.put + key, Header: nats.Header{}, Data: value}
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(last), jetstream.WithRetryAttempts(0)}
+	var opts []jetstream.PublishOpt
 	if ttl > 0 && kv.ttl {
 		opts = append(opts, jetstream.WithMsgTTL(wholeSeconds(ttl)))
 	}
+	// expect is the stream's last sequence of the key that the write
+	// names: last, or for a Create the deletion marker a Delete in
+	// progress left (absent as an entry, present in the stream).
+	expect := last
 	for attempt := 1; ; attempt++ {
-		ack, err := kv.js.PublishMsg(ctx, m, opts...)
+		m := &nats.Msg{Subject: kv.put + key, Header: nats.Header{}, Data: value}
+		ack, err := kv.js.PublishMsg(ctx, m, append(opts, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithRetryAttempts(0))...)
 		if err == nil {
 			return ack.Sequence, nil
 		}
-		var ae *jetstream.APIError
-		if !errors.As(err, &ae) || (ae.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && ae.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if !wrongLast(err) {
 			return 0, kvErr("write", err)
 		}
 		// On a clustered stream the leader also refuses while an earlier
@@ -320,7 +323,16 @@ func (kv *KV) write(ctx context.Context, key string, value []byte, last uint64, 
 		// revision none might win. Refused although the key is still at
 		// last, the write is tried again; a key that moved on is a real
 		// conflict.
-		if attempt == maxWriteAttempts || !kv.still(ctx, key, last) {
+		if attempt == maxWriteAttempts {
+			return 0, ErrKVRevision
+		}
+		cur, ok := kv.current(ctx, key)
+		switch {
+		case !ok:
+			return 0, ErrKVRevision
+		case cur.seq == last, last == 0 && cur.marker:
+			expect = cur.seq
+		default:
 			return 0, ErrKVRevision
 		}
 		select {
@@ -331,17 +343,35 @@ func (kv *KV) write(ctx context.Context, key string, value []byte, last uint64, 
 	}
 }
 
+// wrongLast reports whether err is JetStream's refusal of a write whose
+// expected last sequence of the subject is not the subject's.
+func wrongLast(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // maxWriteAttempts bounds the tries of a conditional write refused while
 // the key is still at the expected revision.
 const maxWriteAttempts = 5
 
-// still reports whether key's current revision is last (0: absent).
-func (kv *KV) still(ctx context.Context, key string, last uint64) bool {
+// lastMsg is a key's last message in the stream: its sequence (0: none)
+// and whether it is a deletion marker rather than an entry.
+type lastMsg struct {
+	seq    uint64
+	marker bool
+}
+
+// current reads key's last message from the stream's leader; false when
+// the read failed.
+func (kv *KV) current(ctx context.Context, key string) (lastMsg, bool) {
 	m, err := kv.stream.GetLastMsgForSubject(ctx, kv.subj+key)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return last == 0
+		return lastMsg{}, true
 	}
-	return err == nil && m.Sequence == last
+	if err != nil {
+		return lastMsg{}, false
+	}
+	return lastMsg{seq: m.Sequence, marker: isMarker(m.Header)}, true
 }
 
 // wholeSeconds rounds ttl up to whole seconds (the server's unit): a TTL
@@ -353,55 +383,79 @@ func wholeSeconds(ttl time.Duration) time.Duration {
 // Delete removes key. With rev 0 it removes whatever the key holds (and
 // succeeds on an absent key); with rev > 0 only the entry of that
 // revision, else ErrKVRevision (also for an absent key).
+//
+// A deletion is a write: a marker (no value, a KV-Operation header, as
+// nats kv's) published expecting the key's last revision, as an Update
+// is, and then removed by its sequence. JetStream checks an expected
+// revision when the stream's leader proposes a write, against the writes
+// applied and in flight, but not against deletions in flight: a message
+// deletion or a subject purge, proposed and not yet applied, let an
+// Update from the revision it removed through too, and the key came back
+// with the Update's value (oauth ended a login by deleting its refresh
+// token's family while a refresh on another node rotated it: the family
+// lived on). As a write, of a Delete and an Update from one revision
+// exactly one succeeds. The marker reads as an absent key (Get, List,
+// ListSince), a Create over it takes its place; one left behind (the
+// node stopping between the two steps) goes with its TTL, a second,
+// where the stream takes TTLs.
 func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 	if !validKey(key) {
 		return ErrKVInvalid
 	}
 	ctx, cancel := kv.ctx(ctx)
 	defer cancel()
-	if rev == 0 {
-		if err := kv.stream.Purge(ctx, jetstream.WithPurgeSubject(kv.subj+key)); err != nil {
+	expect := rev
+	for attempt := 1; ; attempt++ {
+		if rev == 0 {
+			cur, ok := kv.current(ctx, key)
+			switch {
+			case !ok:
+				return fmt.Errorf("%w: delete: the key's revision could not be read", ErrKVUnavailable)
+			case cur.seq == 0 || cur.marker:
+				return nil // absent, or being deleted
+			}
+			expect = cur.seq
+		}
+		m := &nats.Msg{Subject: kv.put + key, Header: nats.Header{kvOperation: []string{"PURGE"}}}
+		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithRetryAttempts(0)}
+		if kv.ttl {
+			opts = append(opts, jetstream.WithMsgTTL(time.Second))
+		}
+		ack, err := kv.js.PublishMsg(ctx, m, opts...)
+		if err == nil {
+			// The marker has done its work (every write from the
+			// revision it replaced is refused, now that it is applied):
+			// removed, so that deleted keys cost nothing. A Create that
+			// took its place meanwhile is another message: left alone.
+			kv.stream.DeleteMsg(ctx, ack.Sequence)
+			return nil
+		}
+		if !wrongLast(err) {
 			return kvErr("delete", err)
 		}
-		return nil
-	}
-	// One message per key: the message of sequence rev exists exactly when
-	// it is the key's current entry (an update removes the older one in
-	// the same step). Check that it is this key's before removing it.
-	m, err := kv.stream.GetMsg(ctx, rev)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return ErrKVRevision
-	}
-	if err != nil {
-		return kvErr("delete", err)
-	}
-	if m.Subject != kv.subj+key {
-		return ErrKVRevision
-	}
-	if err := kv.stream.DeleteMsg(ctx, rev); err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) || kv.goneMeanwhile(ctx, err, rev) {
-			return ErrKVRevision // updated or deleted meanwhile
+		if attempt == maxWriteAttempts {
+			if rev == 0 {
+				return fmt.Errorf("%w: delete: the key keeps changing", ErrKVUnavailable)
+			}
+			return ErrKVRevision
 		}
-		return kvErr("delete", err)
+		if rev > 0 {
+			// Refused although the key is still at rev: an earlier
+			// write in flight (write's comment); tried again.
+			if cur, ok := kv.current(ctx, key); !ok || cur.seq != rev {
+				return ErrKVRevision
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return kvErr("delete", ctx.Err())
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
-// goneMeanwhile reports whether err is JetStream's refusal to delete the
-// message of sequence rev because another Delete or an Update removed it
-// between Delete's read of it and its deletion (10043 "sequence not
-// found", or 10057 with the store's "no message found"; nats.go passes
-// them as text, wrapped in ErrMsgDeleteUnsuccessful): the message is no
-// longer there. Before, the refusal passed as a failure of the store,
-// where the Store contract says ErrRevision: oauth answered the loser of
-// two redemptions of one device code 500 and logged a store failure.
-func (kv *KV) goneMeanwhile(ctx context.Context, err error, rev uint64) bool {
-	if !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
-		return false
-	}
-	_, gerr := kv.stream.GetMsg(ctx, rev)
-	return errors.Is(gerr, jetstream.ErrMsgNotFound)
-}
+// kvOperation is the header of nats kv's markers, which isMarker looks for.
+const kvOperation = "KV-Operation"
 
 // Usage returns the bytes the bucket's entries take and the most it may
 // hold (its MaxBytes; once full, writes fail), as the stream's leader
@@ -472,5 +526,5 @@ func (kv *KV) filter(prefix string) (string, bool) {
 // isMarker reports whether a stream message is a marker left by nats kv
 // tools (a delete or purge) rather than an entry.
 func isMarker(h nats.Header) bool {
-	return len(h) > 0 && (h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != "")
+	return len(h) > 0 && (h.Get(kvOperation) != "" || h.Get(jetstream.MarkerReasonHeader) != "")
 }
