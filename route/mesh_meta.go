@@ -160,8 +160,9 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		s.r.ms.addrs.done(key)
 		s.Do(func() {
 			ss.asks.busy--
-			s.chargeRemote(ss, qm.proc, answers, missing)
-			s.metaGathered(ss, qm, answers, missing)
+			dec := decodeAnswers(answers)
+			s.chargeRemote(ss, qm.proc, dec, missing)
+			s.metaGathered(ss, qm, dec, missing)
 			s.nextAsk(ss)
 		})
 	})
@@ -245,8 +246,28 @@ func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session)) {
 // was charged only its answers' few dozen bytes, and one session made
 // 14,500 queries a second onto each other node's shard 0; now about
 // 4,000 (walkRate/meshAskCost) at most.
-func (s *Shard) chargeRemote(ss *Session, proc string, answers [][]byte, missing []string) {
-	s.walkCharge(ss, remoteCost(proc, answers)+asked(answers, missing)*meshAskCost)
+func (s *Shard) chargeRemote(ss *Session, proc string, answers []answer, missing []string) {
+	s.walkCharge(ss, remoteCost(proc, answers)+asked(len(answers), missing)*meshAskCost)
+}
+
+// answer is a node's answer to a gathered meta call, decoded
+// (decodeAnswer), and its size in bytes.
+type answer struct {
+	res  []any
+	err  *metaErr
+	ok   bool
+	size int
+}
+
+// decodeAnswers decodes the answers of a gathered meta call, once, for
+// both its charge (chargeRemote) and its result (metaGathered).
+func decodeAnswers(raw [][]byte) []answer {
+	out := make([]answer, len(raw))
+	for i, a := range raw {
+		r, rerr, ok := decodeAnswer(a)
+		out[i] = answer{res: r, err: rerr, ok: ok, size: len(a)}
+	}
+	return out
 }
 
 // asked is the number of nodes a gather asked, as far as its answers
@@ -255,8 +276,8 @@ func (s *Shard) chargeRemote(ss *Session, proc string, answers [][]byte, missing
 // of a topic it retains nothing of) is in neither, so that a gather costs
 // at least one node's meshAskCost: each other node then answers a session
 // at most walkRate/meshAskCost queries a second, however many nodes.
-func asked(answers [][]byte, missing []string) int64 {
-	n := int64(len(answers))
+func asked(answers int, missing []string) int64 {
+	n := int64(answers)
 	for _, m := range missing {
 		if m != "" { // "": not heard from, not asked
 			n++
@@ -277,29 +298,65 @@ func (s *Shard) walkCharge(ss *Session, n int64) {
 // remoteCost is what the other nodes' answers to a gathered meta call of
 // proc cost in the walk budget's entries: one per byte (a listed id takes
 // about 9 bytes of MsgPack and is charged metaEntryCost here), and for the
-// procedures whose answer is a number of sessions visited (a kill by
-// authid or authrole, kill_all), that number as listed entries.
-func remoteCost(proc string, answers [][]byte) int64 {
-	var n int64
+// procedures whose answer is a number of sessions killed (a kill by
+// authid or authrole, kill_all), that number as listed entries; at least
+// what the node says it walked (walkedOf), charged as on one node (for
+// each entry, metaEntryCost).
+func remoteCost(proc string, answers []answer) int64 {
+	var total int64
 	for _, a := range answers {
-		n += int64(len(a))
-		if metaCounts[proc] && len(a) <= 32 {
-			if r, _, ok := decodeAnswer(a); ok && len(r) > 0 {
-				n += min(max(toInt(r[0]), 0), 1<<32) * metaEntryCost
-			}
+		n := int64(a.size)
+		if metaCounts[proc] && a.err == nil && len(a.res) > 0 {
+			n += min(max(toInt(a.res[0]), 0), 1<<32) * metaEntryCost
 		}
+		if w := walkedOf(proc, a.res); w > 0 {
+			n = max(n, w*metaEntryCost)
+		}
+		total += n
 	}
-	return n
+	return total
 }
 
 // metaCounts lists the gathered meta procedures whose answer is a number
-// of sessions each node visited (all of its realm's). Not
-// wamp.session.count, a look-up on each node (Realm.byRole): charged its
-// answers' bytes and the nodes asked, as any gather.
+// of sessions killed. Not wamp.session.count, a look-up on each node
+// (Realm.byRole): charged its answers' bytes and the nodes asked, as any
+// gather.
 var metaCounts = map[string]bool{
 	"wamp.session.kill_by_authid":   true,
 	"wamp.session.kill_by_authrole": true,
 	"wamp.session.kill_all":         true,
+}
+
+// walkedReported reports whether a node's answer to a gathered meta call
+// of proc says how many entries the node walked for it (answerQuery):
+// those that walk a table (metaWalks) and whose combiner reads only the
+// first element of each node's result, so that the count, a second
+// element, reaches neither the caller nor a node of the previous release
+// (which reads the first). Not the procedures acting on one session
+// (meshOwned), whose combiner hands on the session's node's result whole.
+//
+// A node's answer used to tell only what it found: a call that visits
+// every session of the realm on each node but lists or kills few or none
+// (wamp.session.list filtered by a role nobody has, kill_by_authid or
+// kill_by_authrole of an authid or role nobody has) was charged a few
+// dozen entries per node, where each had copied and visited all of its
+// sessions under the realm's lock on its shard 0, and one node's is
+// charged 8 entries a session visited: a session on a node of few
+// sessions made another node of 4,000 visit them all 480 times with the
+// clock stopped, where the budget allows 34
+// (TestMeshRemoteSessionVisitsCharged).
+func walkedReported(proc string) bool {
+	return metaWalks[proc] != nil && meshMeta[proc] != nil && !meshOwned[proc]
+}
+
+// walkedOf returns the entries a node says it walked for its result res
+// to a gathered meta call of proc (0: not said, as by a node of the
+// previous release), at most 2^32.
+func walkedOf(proc string, res []any) int64 {
+	if len(res) < 2 || !walkedReported(proc) {
+		return 0
+	}
+	return min(max(toInt(res[1]), 0), 1<<32)
 }
 
 // maxSessionGathers bounds one session's meta calls waiting for the other
@@ -318,7 +375,7 @@ const (
 
 // metaGathered sends the combined answer of a meta call; missing are the
 // nodes whose answers the gather went without (Mesh.Gather).
-func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missing []string) {
+func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers []answer, missing []string) {
 	if ss.state != stEstablished || !ss.releaseMeta(qm.req, qm.wait) {
 		return
 	}
@@ -326,7 +383,7 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers [][]byte, missi
 	var remote [][]any
 	var rerrs []*metaErr
 	for _, a := range answers {
-		switch r, rerr, ok := decodeAnswer(a); {
+		switch r, rerr, ok := a.res, a.err, a.ok; {
 		case !ok:
 		case rerr != nil && rerr.uri == uriNotAnswered:
 			missing = append(missing, rerr.msg)
@@ -472,11 +529,22 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	// A stand-in for the remote caller: in the realm, on no shard's
 	// tables, so that "any other session" means every session here.
 	caller := &Session{realm: rm, shard: s, state: stEstablished}
+	walked := -1
+	if walkedReported(proc) {
+		rm.mu.RLock()
+		walked = metaWalks[proc](rm, args)
+		rm.mu.RUnlock()
+	}
 	res, merr := h(s, caller, args, kwargs)
 	var v []any
-	if merr != nil {
+	switch {
+	case merr != nil:
 		v = []any{false, merr.uri, merr.msg}
-	} else {
+	case walked >= 0 && len(res) == 1:
+		// What this node walked for it, for the caller's charge
+		// (walkedReported): a second element of the result.
+		v = []any{true, []any{res[0], walked}}
+	default:
 		v = []any{true, res}
 	}
 	raw, err := proto.EncodeValue(proto.MsgPack, v)
@@ -1060,7 +1128,7 @@ func (s *Shard) chargeRemoteRetained(ss *Session, answers [][]byte, missing []st
 			n += int64(len(a))
 		}
 	}
-	s.walkCharge(ss, n/retainedBytesPerEntry+asked(answers, missing)*meshAskCost)
+	s.walkCharge(ss, n/retainedBytesPerEntry+asked(len(answers), missing)*meshAskCost)
 }
 
 // retainedGathered merges the gathered retained events with this node's
