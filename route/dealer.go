@@ -133,6 +133,83 @@ type inCall struct {
 	// The spec's callee expects at most one INTERRUPT per invocation.
 	interrupted bool
 	remote      *meshOrigin // the caller is on another node (caller is then nil)
+	// frozen, for a progressive call invocation, is what of its first
+	// INVOCATION's Details the later ones repeat (nil when nothing).
+	frozen *frozenInv
+}
+
+// frozenInv holds the Details of a progressive call invocation's first
+// INVOCATION that its later ones carry too: WAMP Advanced Profile,
+// Progressive Call Invocations, "Freezing of Options": "Except for
+// progress, items in the Details dictionary of corresponding INVOCATION
+// messages shall be based on the initiating progressive CALL only", and
+// "any option (besides progress) can be omitted altogether in subsequent
+// progressive call invocations". Before, the INVOCATIONs after the first
+// lost the procedure of a pattern registration, the forwarded timeout and
+// the payload passthru keys of a caller that gave them in its first CALL
+// only (as the specification has it): a callee could not tell which
+// procedure the chunk was for, nor that its payload was encrypted.
+type frozenInv struct {
+	proc    string
+	timeout uint64
+	ppt     [6][]byte // nil entries: not given; hasPPT: any given
+	hasPPT  bool
+}
+
+// freeze records in ic what the later INVOCATIONs of t's progressive call
+// invocation repeat of its first (t, with tfProgress and without
+// tfContinue). Off the hot path: progressive call invocations only.
+func (ic *inCall) freeze(t *task) {
+	fz := frozenInv{proc: t.c.uri, timeout: t.timeout}
+	n := 0
+	for _, v := range t.c.ppt {
+		if v != nil {
+			n += len(v)
+			fz.hasPPT = true
+		}
+	}
+	if fz.proc == "" && fz.timeout == 0 && !fz.hasPPT {
+		return
+	}
+	if fz.hasPPT {
+		buf := make([]byte, 0, n) // t.c may alias the message being handled
+		for i, v := range t.c.ppt {
+			if v != nil {
+				start := len(buf)
+				buf = append(buf, v...)
+				fz.ppt[i] = buf[start:len(buf):len(buf)]
+			}
+		}
+	}
+	ic.frozen = &fz
+}
+
+// setFrozen sets on f, the Details of a later INVOCATION of ic's
+// progressive call invocation, what its first had (freeze), the payload
+// passthru keys from the later chunk c when the first had none (a later
+// chunk in the mode reaches only a callee that announced it: callContinue,
+// meshChunk).
+func (ic *inCall) setFrozen(f *proto.Fields, c *carry) {
+	fz := ic.frozen
+	if fz == nil {
+		c.setPPT(f)
+		return
+	}
+	if fz.proc != "" {
+		f.SetString(proto.KeyProcedure, fz.proc)
+	}
+	if fz.timeout > 0 {
+		f.SetUint(proto.KeyTimeout, fz.timeout)
+	}
+	if !fz.hasPPT {
+		c.setPPT(f)
+		return
+	}
+	for i, k := range pptKeys {
+		if fz.ppt[i] != nil {
+			f.SetStr(k, fz.ppt[i])
+		}
+	}
 }
 
 // register handles REGISTER.
@@ -795,7 +872,8 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 	out.Request = inv
 	out.ID = t.reg.id
 	f := &out.Opt
-	if t.c.uri != "" {
+	cont := t.flags&tfContinue != 0
+	if t.c.uri != "" && !cont {
 		f.SetString(proto.KeyProcedure, t.c.uri)
 	}
 	if t.flags&tfDisclose != 0 {
@@ -806,13 +884,21 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 	if ic.recvProg && cs.feat&fCalleeProgress != 0 {
 		f.SetBool(proto.KeyReceiveProgress, true)
 	}
-	if t.timeout > 0 {
+	if t.timeout > 0 && !cont {
 		f.SetUint(proto.KeyTimeout, t.timeout)
 	}
 	if t.flags&tfProgress != 0 {
 		f.SetBool(proto.KeyProgress, true)
 	}
-	t.c.setPPT(f)
+	switch {
+	case cont:
+		ic.setFrozen(f, t.c) // the first chunk's Details hold for every chunk
+	case t.flags&tfProgress != 0:
+		t.c.setPPT(f)
+		ic.freeze(t)
+	default:
+		t.c.setPPT(f)
+	}
 	t.c.setPayload(out)
 	err := s.sendMsg(cs, out, ClassInvocation)
 	if err == ErrPeerBusy {

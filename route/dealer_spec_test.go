@@ -801,3 +801,61 @@ func featureCallsRefused(t *testing.T, caller, able *tc, sync func()) (refused i
 	}
 	return refused
 }
+
+// WAMP §Progressive Call Invocations, "Freezing of Options": "Except for
+// progress, items in the Details dictionary of corresponding INVOCATION
+// messages shall be based on the initiating progressive CALL only", and
+// a caller may omit every option but progress from the later CALLs. Each
+// INVOCATION of a progressive call to a prefix registration with
+// forward_timeout, whose first CALL gave a timeout and ppt_* keys and
+// whose later CALLs only progress, carries the first's procedure, timeout
+// and ppt_* keys, on one node (one and two shards) and across the mesh.
+// Before, the INVOCATIONs after the first had none of them: the callee
+// could not tell which procedure a chunk was for, nor that its payload
+// was encrypted.
+func TestProgressiveInvocationDetailsFrozen(t *testing.T) {
+	check := func(t *testing.T, callee, caller *tc, sync func()) {
+		t.Helper()
+		callee.register("com.up", map[string]any{"match": "prefix", "forward_timeout": true})
+		sync()
+		req := caller.nextReq()
+		first := map[string]any{"progress": true, "timeout": 60000, "ppt_scheme": "x_custom", "ppt_serializer": "cbor", "ppt_keyid": "k1"}
+		for i, o := range []map[string]any{first, {"progress": true}, nil} {
+			caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(o), URI: []byte("com.up.file1"), Args: raw(t, caller.peer.ser, []any{[]byte{byte(i)}})})
+		}
+		sync()
+		keys := []proto.Key{proto.KeyProcedure, proto.KeyTimeout, proto.KeyPPTScheme, proto.KeyPPTSerializer, proto.KeyPPTKeyID}
+		names := map[proto.Key]string{proto.KeyProcedure: "procedure", proto.KeyTimeout: "timeout", proto.KeyPPTScheme: "ppt_scheme", proto.KeyPPTSerializer: "ppt_serializer", proto.KeyPPTKeyID: "ppt_keyid"}
+		want := map[proto.Key]string{}
+		for i := 0; i < 3; i++ {
+			inv := callee.expect(proto.CodeInvocation)
+			if got := inv.Opt.Bool(proto.KeyProgress, false); got != (i < 2) {
+				t.Fatalf("INVOCATION %d: progress %v", i+1, got)
+			}
+			for _, k := range keys {
+				v := inv.Opt.String(k)
+				if k == proto.KeyTimeout {
+					v = fmt.Sprint(inv.Opt.Uint(k))
+				}
+				if i == 0 {
+					if v == "" || v == "0" {
+						t.Fatalf("first INVOCATION without %s", names[k])
+					}
+					want[k] = v
+				} else if v != want[k] {
+					t.Errorf("INVOCATION %d: %s is %q, the first's %q", i+1, names[k], v, want[k])
+				}
+			}
+		}
+	}
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
+			e := newEnv(t, shards, nil)
+			check(t, e.joinWith(proto.CBOR, pptFeatures()), e.joinWith(proto.JSON, pptFeatures()), e.sync)
+		})
+	}
+	t.Run("mesh", func(t *testing.T) {
+		mm, es := newMemMesh(t, 2, 1, nil)
+		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].joinWith(proto.JSON, pptFeatures()), mm.sync)
+	})
+}

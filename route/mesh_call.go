@@ -1020,7 +1020,7 @@ func (s *Shard) meshChunk(t *task) {
 	if t.flags&tfProgress != 0 {
 		out.Opt.SetBool(proto.KeyProgress, true)
 	}
-	t.c.setPPT(&out.Opt)
+	ic.setFrozen(&out.Opt, t.c) // the first chunk's procedure, timeout and ppt_* keys
 	t.c.setPayload(out)
 	if err := s.sendMsg(cs, out, ClassInvocation); err != nil {
 		// As on one node (deliverInvocation): the call fails at its
