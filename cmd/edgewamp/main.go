@@ -253,6 +253,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.proxyWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.broadExemptWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.exemptProxyWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
@@ -397,6 +400,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn("running as root: the router needs no privilege; run it as a user of its own (the systemd unit runs it as edgewamp, the container image as nonroot; for a port below 1024 give that user CAP_NET_BIND_SERVICE)")
 	}
 	for _, w := range cfg.proxyWarnings() { // the lists apply at a restart only
+		log.Warn(w)
+	}
+	for _, w := range cfg.broadExemptWarnings() { // likewise
 		log.Warn(w)
 	}
 	for _, w := range cfg.exemptProxyWarnings() { // likewise

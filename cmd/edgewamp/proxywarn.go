@@ -107,3 +107,23 @@ func (c *config) exemptProxyWarnings() []string {
 	}
 	return out
 }
+
+// broadExemptWarnings says, one line per entry, where an exempt network
+// (limits.auth_failures.exempt) is broader than any private range
+// (0.0.0.0/0, ::/0, 2000::/3: broadProxy's measure): every peer in it,
+// hosts on the internet, is never counted nor locked out by the
+// failed-login limiters, which then protect nothing from there. A
+// warning, not a refusal, as for trusted_proxies: a test bed may mean
+// it. nil when none is. check-config and run say them (the list applies
+// at a restart only).
+func (c *config) broadExemptWarnings() []string {
+	var out []string
+	for i, s := range c.Limits.AuthFailures.Exempt {
+		if p, err := parsePrefix(s); err == nil && broadProxy(p) {
+			out = append(out, fmt.Sprintf("limits.auth_failures.exempt[%d] %s is broader than any private network: every peer in it, hosts on the internet, "+
+				"is never counted nor locked out by the failed-login limiters (WAMP logins, the OAuth2 endpoints, the gateway) and may guess passwords without limit; "+
+				"exempt only the networks or addresses of the clients you trust", i, s))
+		}
+	}
+	return out
+}

@@ -150,3 +150,50 @@ func TestExemptCoveringTrustedProxyWarned(t *testing.T) {
 		}
 	}
 }
+
+// An exempt network broader than any private one (0.0.0.0/0, ::/0, the
+// IPv4-mapped /96 that is IPv4's /0, 2000::/3) is warned about by
+// check-config and by run at start, naming the entry: every peer in it
+// is never counted nor locked out by the failed-login limiters (WAMP
+// logins, the OAuth2 endpoints, the gateway), so the brute-force
+// protection is off for the internet. Before, check-config said ok, where
+// the same entry in trusted_proxies was warned about. The private ranges
+// themselves and narrower networks are not.
+func TestBroadExemptWarned(t *testing.T) {
+	body := "gateway: {listen: \"off\"}\nlisteners: [{address: \"127.0.0.1:0\"}]\n" +
+		"limits: {auth_failures: {exempt: [\"10.0.0.0/8\", \"0.0.0.0/0\", \"fc00::/7\", \"::/0\", \"192.168.1.7\", \"::ffff:0.0.0.0/96\", \"2000::/3\"]}}\n"
+	p := writeFile(t, "c.yaml", body)
+	_, e, code := runCLI("check-config", p)
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, e)
+	}
+	want := []string{
+		"limits.auth_failures.exempt[1] 0.0.0.0/0 is broader than any private network",
+		"limits.auth_failures.exempt[3] ::/0 is broader than any private network",
+		"limits.auth_failures.exempt[5] ::ffff:0.0.0.0/96 is broader than any private network",
+		"limits.auth_failures.exempt[6] 2000::/3 is broader than any private network",
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(e), "\n") {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("check-config's stderr:\n%s\nwant %d warning lines", e, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], "edgewamp: "+p+": warning: "+w) || !strings.Contains(got[i], "never counted nor locked out") {
+			t.Errorf("warning line %d:\n%s\nwant it to begin %q and say what it costs", i, got[i], w)
+		}
+	}
+
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
+	r.waitLog("edgewamp started", 1)
+	logs := r.logs()
+	for _, w := range want {
+		if !strings.Contains(logs, `level=WARN msg="`+w) {
+			t.Errorf("run did not warn %q at start:\n%s", w, logs)
+		}
+	}
+}
