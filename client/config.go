@@ -56,7 +56,10 @@ type Config struct {
 	// DialTimeout bounds the connect, the transport handshake and the
 	// whole join (HELLO to WELCOME); 10s when zero.
 	DialTimeout time.Duration
-	// WriteTimeout bounds each write to the transport; 10s when zero. A
+	// WriteTimeout bounds each write to the transport; 10s when zero.
+	// With KeepAlive on, a write goes out 16 KiB at a time and it bounds
+	// each of those (the time the link takes nothing), so that a large
+	// message over a slow link that takes it steadily is not cut. A
 	// write that times out ends the session (the stream may be cut
 	// mid-message). Writes go out one at a time: a Call, Publish,
 	// Register, Subscribe or ProgressiveCall.Send waiting for another's

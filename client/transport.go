@@ -139,7 +139,16 @@ func (s *stream) writeLocked(bufs ...[]byte) error {
 			return err
 		}
 		if len(bufs) > 0 {
-			s.wprog.Store(time.Now().UnixNano())
+			now := time.Now()
+			s.wprog.Store(now.UnixNano())
+			// WriteTimeout bounds each chunk, the time the link takes
+			// nothing, not the whole write: a large message over a slow
+			// link that takes it steadily (16 MiB at 1 Mbit/s, 134 s)
+			// was cut at WriteTimeout, mid-message, though the
+			// keepalive took it for the live link it is.
+			if err := s.conn.SetWriteDeadline(now.Add(s.writeTimeout)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
