@@ -90,7 +90,8 @@ type ReconnectConfig struct {
 	// when set.
 	URLs []string
 	// MinBackoff and MaxBackoff bound the wait between attempts, which
-	// doubles after each failure (with ±25% jitter). Defaults 100ms and 5s.
+	// doubles after each failure (with ±25% jitter, within the two
+	// bounds). Defaults 100ms and 5s.
 	// After a session that lasted MaxBackoff or more the first attempt
 	// waits a random part of MinBackoff (clients that lost their router
 	// together do not redial it together); after a shorter one, the
@@ -339,14 +340,23 @@ func (c *Client) run(first chan<- struct{}) {
 				continue
 			}
 		}
-		jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-time.After(backoff + jitter):
+		case <-time.After(c.jittered(backoff)):
 		}
 		backoff = min(2*backoff, c.rc.MaxBackoff)
 	}
+}
+
+// jittered returns backoff with ±25% jitter, within [MinBackoff,
+// MaxBackoff]: ReconnectConfig says they bound the wait, and the jitter
+// took it to 1.25 × MaxBackoff and 0.75 × MinBackoff (a MinBackoff an
+// operator set for a router's rate limit broken by a quarter). At a bound
+// the jitter is one-sided.
+func (c *Client) jittered(backoff time.Duration) time.Duration {
+	jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
+	return min(max(backoff+jitter, c.rc.MinBackoff), c.rc.MaxBackoff)
 }
 
 // serve installs s as the current session, restores what was registered
