@@ -39,7 +39,8 @@ type Config struct {
 	// extra. It runs on a goroutine of its own, which Dial waits for
 	// within its ctx and DialTimeout: once they end Dial returns their
 	// error (the connection closed) without waiting for it, and its
-	// answer is dropped when it comes. An error aborts the
+	// answer is dropped when it comes (a Client's next join may then
+	// call it while that call still runs). An error aborts the
 	// join (an ABORT wamp.error.authentication_failed is sent), and so
 	// does a panic, returned as an error naming its value (the ABORT says
 	// "client error"); the connection is closed either way. A CHALLENGE
