@@ -345,7 +345,7 @@ func (s *Session) busyLocked() bool {
 // answer first (its context's error, wamp.error.canceled) and e be
 // dropped.
 func (s *Session) failInvocation(st *invState, e *Error, cause error) {
-	s.answer(s.ctx, st, nil, e)
+	s.answer(s.ctx, st, nil, e, cause)
 	s.mu.Lock()
 	s.streamHeld -= st.queued
 	st.chunks, st.queued, st.err = nil, 0, cause
@@ -427,7 +427,7 @@ func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, si
 	}()
 	defer release()
 	res, err := s.callHandler(ctx, h, inv)
-	s.answer(ctx, inv.st, res, err)
+	s.answer(ctx, inv.st, res, err, ErrInvocationDone)
 }
 
 func (s *Session) callHandler(ctx context.Context, h Handler, inv *Invocation) (res *Result, err error) {
@@ -442,9 +442,13 @@ func (s *Session) callHandler(ctx context.Context, h Handler, inv *Invocation) (
 
 // answer sends the final YIELD or ERROR of an invocation, once. After an
 // INTERRUPT in killnowait mode nothing is sent: the router does not wait.
+// Answered before its final chunk, the invocation gets no chunk any more
+// (late ones are dropped): a Next waiting for one returns end from then
+// on (it waited, with a context other than the handler's, until the
+// session ended).
 //
 // [YIELD, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]
-func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr error) {
+func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr, end error) {
 	st.amu.Lock()
 	defer st.amu.Unlock()
 	if st.answered {
@@ -457,6 +461,9 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr er
 		delete(s.invs, st.req)
 		if !st.lastIn {
 			s.finished.add(st.req)
+			if st.err == nil {
+				st.err = end
+			}
 		}
 		// Chunks its handler did not take are dropped, and no more
 		// come: their bytes go back to the session's bound.
@@ -464,6 +471,7 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr er
 		st.chunks, st.queued = nil, 0
 	}
 	s.mu.Unlock()
+	st.signal()
 	if interrupted && mode == proto.CancelKillNoWait {
 		return
 	}
@@ -586,7 +594,8 @@ func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
 // false on the first one), ctx's error when ctx ends first, and the
 // session's error (Session.Err) when the session ends first, and
 // ErrBacklog once the chunks not taken exceeded Config.MaxBacklog (the
-// invocation was then answered with an error). Chunks queue up, within
+// invocation was then answered with an error), and ErrInvocationDone once
+// the Handler answered before the final chunk came (no chunk comes then). Chunks queue up, within
 // Config.MaxBacklog, until Next takes them.
 func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 	st := inv.st

@@ -75,7 +75,8 @@ var (
 	// did not ask for progressive results.
 	ErrNoProgress = errors.New("client: caller did not ask for progressive results")
 	// ErrInvocationDone is returned by Invocation.SendProgress after the
-	// invocation was answered.
+	// invocation was answered, and by Invocation.Next once it was
+	// answered before its final chunk came.
 	ErrInvocationDone = errors.New("client: invocation already answered")
 	// ErrNotRegistered is returned by Unregister for a registration that is
 	// not (or no longer) active in this session.
