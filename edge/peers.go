@@ -487,10 +487,21 @@ func (n *Node) direct(m *nats.Msg, op string) {
 	case op == "x":
 		n.onForgotten(m)
 	case strings.HasPrefix(op, "a."):
-		// "a.<id>", and the query's stamp after it (Gather).
-		sid, _, _ := strings.Cut(op[2:], ".")
-		id, err := strconv.ParseUint(sid, 10, 64)
-		if err == nil {
+		// "a.<id>", and the query's stamp after it (Gather), which ends
+		// with the life of this node that asked: an answer to a query of
+		// another life (this node restarted, and a node answered the old
+		// life's queries late; gather ids start again at 1 each life) is
+		// not an answer to this life's gather of the same id. It used to
+		// be taken for it, by the id alone: the answering node counted as
+		// answered, its real answer was then ignored, and the caller got
+		// the answer to another query (TestGatherAnswerOfAnotherLifeIgnored).
+		f := strings.Split(op, ".") // a, id, stamp, wait, boot (queryReply)
+		if len(f) != 5 {
+			return
+		}
+		id, err := strconv.ParseUint(f[1], 10, 64)
+		boot, err2 := strconv.ParseUint(f[4], 16, 64)
+		if err == nil && err2 == nil && boot == n.boot {
 			n.answered(id, senderOf(m.Reply), m.Data)
 		}
 	}
