@@ -168,6 +168,8 @@ func (r *Router) meshEvent(env []byte) {
 	}
 	var present [maxShards]bool
 	markShards(&present, subs)
+	// What the event holds while it waits (meshEventCost), computed once.
+	n := meshEventCost(env, p)
 	for i, sh := range r.shards {
 		if !present[i] {
 			continue
@@ -176,7 +178,6 @@ func (r *Router) meshEvent(env []byte) {
 		// event always may): beyond, the event is dropped for that
 		// shard's subscribers and counted, as NATS drops for a slow
 		// consumer. Events are at most once across the mesh.
-		n := int64(len(env))
 		if b := sh.meshBacklog.Load(); b > 0 && b+n > maxMeshBacklog {
 			r.ms.stats.EventsOverflow.Add(1)
 			continue
@@ -189,6 +190,32 @@ func (r *Router) meshEvent(env []byte) {
 // maxMeshBacklog bounds the bytes of events from other nodes waiting for
 // one shard (Shard.meshBacklog).
 const maxMeshBacklog = 32 << 20
+
+// meshEventOverhead is what an event from another node waiting for a
+// shard holds besides its envelope and black/white lists: the decoded
+// publication (88 bytes) and its carry (312), the task in the shard's
+// mailbox (104, in a slice that doubles as it grows) and the matching
+// subscriptions (measured: 538 bytes of heap per empty event of a
+// 30-byte envelope, TestMeshEventBacklogCountsWhatEventsHold).
+const meshEventOverhead = 512
+
+// meshEventCost is what the event p, decoded from env, counts in a
+// shard's backlog of events from other nodes while it waits there: its
+// envelope (the payload, topic and identity p points into), the sets its
+// black/white lists were read into, and meshEventOverhead. It counted
+// the envelope alone, and a list of small ids, one or two bytes each in
+// the envelope, is 16 to 32 bytes each once read: 32 MiB of envelopes
+// held 290 MiB (16 KB of envelope and a 256 KiB set per event), or 510
+// MiB of empty events, for a loop that did not keep up. Events from
+// another shard count the same (publication.cost). Reads capacities
+// only; it does not allocate.
+func meshEventCost(env []byte, p *publication) int64 {
+	n := int64(len(env)) + meshEventOverhead
+	if p.filter != nil {
+		n += p.filter.size()
+	}
+	return n
+}
 
 // retainNewer keeps p as topic's retained event unless the one kept is
 // newer (events from several nodes may arrive in any order). Call with
