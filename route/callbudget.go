@@ -28,7 +28,10 @@ type callBudget struct {
 
 // callOwner is one owner's count of calls in flight.
 type callOwner struct {
-	n        atomic.Int64
+	n atomic.Int64
+	// mesh counts those of n held by other nodes' callees (meshCallAdded):
+	// at most a quarter of Config.MaxMeshInvocations (meshCallRoom).
+	mesh     atomic.Int64
 	key      string // static
 	sessions int    // sessions holding it (Session.callOwn); guarded by callBudget.mu
 }
@@ -70,6 +73,42 @@ func (r *Router) callsEnded(ss *Session, n int64) {
 	r.calls.total.Add(-n)
 	if o := ss.callOwn; o != nil {
 		o.n.Add(-n)
+	}
+}
+
+// meshCallRoom reports whether ss may have one more call in flight on
+// another node's callee: below Config.MaxMeshCalls, and its owner
+// (ownerOf, set by callBudgetRoom before) below a quarter of
+// Config.MaxMeshInvocations, the bound of the callee's node (the nodes of
+// a mesh are configured alike). A callee's node counts every remote
+// caller's invocations in one budget, max_invocations: before, only the
+// session's bound applied, so one client's 16 sessions (at the defaults)
+// filled it with calls to a callee of its own that never answers, and
+// every other node's calls to any callee there were refused
+// wamp.error.unavailable. As for Config.MaxCallsTotal, four owners still
+// fill it. Owned by shard; two atomic loads on a call to another node.
+func (s *Shard) meshCallRoom(ss *Session) bool {
+	if ss.meshCalls >= s.r.cfg.MaxMeshCalls {
+		return false
+	}
+	o := ss.callOwn
+	return o == nil || o.mesh.Load() < int64(max(s.r.cfg.MaxMeshInvocations/4, 1))
+}
+
+// meshCallAdded counts a call of ss that another node's callee holds
+// (ss.meshCalls, and its owner's). Owned by ss's shard.
+func (ss *Session) meshCallAdded() {
+	ss.meshCalls++
+	if o := ss.callOwn; o != nil {
+		o.mesh.Add(1)
+	}
+}
+
+// meshCallEnded uncounts one (meshCallAdded). Owned by ss's shard.
+func (ss *Session) meshCallEnded() {
+	ss.meshCalls--
+	if o := ss.callOwn; o != nil {
+		o.mesh.Add(-1)
 	}
 }
 

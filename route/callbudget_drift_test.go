@@ -20,7 +20,7 @@ import (
 func checkCallBudget(t *testing.T, e *env, when string) {
 	t.Helper()
 	e.sync()
-	type own struct{ n, sessions int64 }
+	type own struct{ n, mesh, sessions int64 }
 	var total int64
 	owners := map[*callOwner]*own{}
 	for i, x := range e.execs {
@@ -28,6 +28,15 @@ func checkCallBudget(t *testing.T, e *env, when string) {
 		x.do(func() {
 			for ss := range sh.attached {
 				total += int64(len(ss.calls))
+				var mesh int64
+				for _, oc := range ss.calls {
+					if oc.callee == nil {
+						mesh++
+					}
+				}
+				if int64(ss.meshCalls) != mesh {
+					t.Errorf("%s: session %d counts %d calls on other nodes' callees, holds %d", when, ss.id, ss.meshCalls, mesh)
+				}
 				if ss.callOwn == nil {
 					continue
 				}
@@ -37,6 +46,7 @@ func checkCallBudget(t *testing.T, e *env, when string) {
 					owners[ss.callOwn] = o
 				}
 				o.n += int64(len(ss.calls))
+				o.mesh += mesh
 				o.sessions++
 			}
 		})
@@ -58,6 +68,9 @@ func checkCallBudget(t *testing.T, e *env, when string) {
 		if w == nil {
 			t.Errorf("%s: owner %q kept with no session (%d calls, %d sessions counted)", when, key, o.n.Load(), o.sessions)
 			continue
+		}
+		if o.mesh.Load() != w.mesh {
+			t.Errorf("%s: owner %q counts %d calls on other nodes' callees, its sessions hold %d", when, key, o.mesh.Load(), w.mesh)
 		}
 		if o.n.Load() != w.n || int64(o.sessions) != w.sessions {
 			t.Errorf("%s: owner %q counts %d calls of %d sessions, its sessions hold %d calls, %d sessions", when, key, o.n.Load(), o.sessions, w.n, w.sessions)

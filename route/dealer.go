@@ -1124,7 +1124,7 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 	ss.shard.dropReroute(oc)
 	if oc.callee == nil {
 		delete(ss.shard.mcalls, oc.invID)
-		ss.meshCalls--
+		ss.meshCallEnded()
 	}
 	if oc.progInv {
 		ss.rememberEnded(req)
@@ -1296,7 +1296,7 @@ func (s *Shard) leaveDealer(ss *Session) {
 		s.traffic.callsInFlight--
 		s.dropReroute(oc)
 		if oc.callee == nil {
-			ss.meshCalls--
+			ss.meshCallEnded()
 		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}

@@ -277,12 +277,16 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	if !ok || node == 0 {
 		return false
 	}
-	if max := s.r.cfg.MaxMeshCalls; ss.meshCalls >= max {
+	if !s.meshCallRoom(ss) {
 		if reg.list().len() > 0 && !s.r.draining.Load() {
 			return false // a local callee takes it
 		}
 		s.r.ms.stats.CallsRefused.Add(1)
-		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, "too many calls in flight to other nodes for this session (limit "+strconv.Itoa(max)+")")
+		msg := "too many calls in flight to other nodes for this session (limit " + strconv.Itoa(s.r.cfg.MaxMeshCalls) + ")"
+		if ss.meshCalls < s.r.cfg.MaxMeshCalls {
+			msg = "too many calls in flight to other nodes for this client (a quarter of the mesh's max_invocations, " + strconv.Itoa(s.r.cfg.MaxMeshInvocations) + ")"
+		}
+		s.rejectCall(ss, m.Request, progress, proto.URIUnavailable, msg)
 		return true
 	}
 	oc := s.newOutCall()
@@ -316,7 +320,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		ss.calls = map[uint64]*outCall{}
 	}
 	ss.calls[m.Request] = oc
-	ss.meshCalls++
+	ss.meshCallAdded()
 	s.traffic.callsInFlight++ // counters.go
 	s.r.callAdded(ss)
 	if s.mcalls == nil {
@@ -367,7 +371,7 @@ func (s *Shard) rerouteMesh(ss *Session, req uint64, oc *outCall, node MeshNode)
 	}
 	if oc.callee != nil { // from a callee of this node
 		oc.callee = nil
-		ss.meshCalls++
+		ss.meshCallAdded()
 	} else {
 		delete(s.mcalls, oc.invID)
 	}

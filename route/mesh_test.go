@@ -360,9 +360,17 @@ func TestMeshRetainRefusedNotKeptElsewhere(t *testing.T) {
 
 // One session may not take every slot of a callee node's
 // MaxMeshInvocations: its calls to other nodes are capped by MaxMeshCalls,
-// and the other sessions' calls keep getting through.
+// and the other sessions' calls keep getting through. (The caller's node
+// has room for its client's quarter of MaxMeshInvocations to hold them:
+// meshCallRoom.)
 func TestMeshCallsPerSessionBounded(t *testing.T) {
-	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxMeshInvocations = 4; c.MaxMeshCalls = 2 })
+	node := 0
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) {
+		c.MaxMeshInvocations, c.MaxMeshCalls = 16, 2
+		if node++; node == 2 {
+			c.MaxMeshInvocations = 4 // the callee's node
+		}
+	})
 	callee := es[1].join(proto.JSON)
 	callee.register("com.hold", nil)
 	mm.sync()
@@ -933,7 +941,12 @@ func TestMeshMetaAcrossNodes(t *testing.T) {
 }
 
 func TestMeshRemoteInvocationsBounded(t *testing.T) {
-	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxMeshInvocations = 2 })
+	node := 0
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) {
+		if node++; node == 2 {
+			c.MaxMeshInvocations = 2 // the callee's node (the caller's client may hold a quarter of its own)
+		}
+	})
 	callee := es[1].join(proto.JSON)
 	callee.register("com.hold", nil)
 	mm.sync()

@@ -382,7 +382,7 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 	progress := oc.progInv
 	rr.prog = progress
 	for len(rr.tried) < maxCallTries {
-		ce, node, ok := s.pickUntried(oc.reg, rr, ss.meshCalls < s.r.cfg.MaxMeshCalls || oc.callee == nil)
+		ce, node, ok := s.pickUntried(oc.reg, rr, oc.callee == nil || s.meshCallRoom(ss))
 		if !ok {
 			return false
 		}
@@ -415,7 +415,7 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
 	if oc.callee == nil { // from another node's callee
 		delete(s.mcalls, oc.invID)
-		ss.meshCalls--
+		ss.meshCallEnded()
 		oc.node = 0
 	}
 	rr, cs := oc.rr, ce.s

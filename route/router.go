@@ -85,10 +85,12 @@ type Config struct {
 	// wamp.error.unavailable. Default 65536.
 	MaxMeshInvocations int
 	// MaxMeshCalls bounds the calls one session may have in flight to
-	// callees on other nodes, so that no one caller takes every slot of a
-	// callee node's MaxMeshInvocations. Past it a call goes to a local
-	// callee of the registration when it has one, else it gets ERROR
-	// wamp.error.unavailable. Default 4096.
+	// callees on other nodes, and a quarter of MaxMeshInvocations those of
+	// one owner (as MaxCallsTotal's quarter: an anonymous session's client
+	// address, an authenticated one's authid), so that no one caller takes
+	// every slot of a callee node's MaxMeshInvocations. Past either a call
+	// goes to a local callee of the registration when it has one, else it
+	// gets ERROR wamp.error.unavailable. Default 4096.
 	MaxMeshCalls int
 	// MaxRetainedBytes bounds the payload bytes of retained events per
 	// realm (with at most 65,536 topics). Past it a retained event is
