@@ -80,7 +80,7 @@ func TestAnonymousAuthIDAssigned(t *testing.T) {
 	alice.expect(proto.CodeEvent)
 	m1.quiet()
 	// kill_by_authid "alice" ends the real alice only.
-	if n := m2.callMeta("wamp.session.kill_by_authid", []any{"alice"}, nil); n != int64(1) {
+	if n, _ := m2.callMeta("wamp.session.kill_by_authid", []any{"alice"}, nil).([]any); len(n) != 1 || n[0] != int64(alice.id) { // the sessions killed
 		t.Fatalf("kill_by_authid alice killed %v sessions, want 1", n)
 	}
 	alice.expect(proto.CodeGoodbye)

@@ -46,7 +46,7 @@ var meshMeta = map[string]metaCombine{
 	"wamp.session.list":                   combineConcat,
 	"wamp.session.get":                    combineOwned,
 	"wamp.session.kill":                   combineOwned,
-	"wamp.session.kill_by_authid":         combineSum,
+	"wamp.session.kill_by_authid":         combineKilled,
 	"wamp.session.kill_by_authrole":       combineSum,
 	"wamp.session.kill_all":               combineSum,
 	"wamp.registration.list_callees":      combineConcat,
@@ -307,7 +307,11 @@ func remoteCost(proc string, answers []answer) int64 {
 	for _, a := range answers {
 		n := int64(a.size)
 		if metaCounts[proc] && a.err == nil && len(a.res) > 0 {
-			n += min(max(toInt(a.res[0]), 0), 1<<32) * metaEntryCost
+			k := toInt(a.res[0])
+			if l, isList := a.res[0].([]any); isList {
+				k = int64(len(l)) // kill_by_authid's: the sessions killed
+			}
+			n += min(max(k, 0), 1<<32) * metaEntryCost
 		}
 		if w := walkedOf(proc, a.res); w > 0 {
 			n = max(n, w*metaEntryCost)
@@ -784,6 +788,33 @@ func combineSum(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any
 		return nil, lerr
 	}
 	return []any{n}, nil
+}
+
+// metaKillByAuthID is the gathered meta procedure whose answer lists the
+// sessions each node killed (combineKilled).
+const metaKillByAuthID = "wamp.session.kill_by_authid"
+
+// combineKilled combines wamp.session.kill_by_authid: the session ids
+// every node killed, in one list (a node of the previous release answers
+// their number, and its sessions are then left out of the list).
+func combineKilled(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
+	out := []any{}
+	ok := lerr == nil
+	if ok && len(local) > 0 {
+		out = appendList(out, local[0])
+	}
+	for _, r := range remote {
+		if len(r) > 0 {
+			if _, isList := r[0].([]any); isList {
+				out = appendList(out, r[0])
+			}
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, lerr
+	}
+	return []any{out}, nil
 }
 
 func combineConcat(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {

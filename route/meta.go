@@ -372,8 +372,8 @@ func init() {
 		"wamp.session.list":                   metaSessionList,
 		"wamp.session.get":                    metaSessionGet,
 		"wamp.session.kill":                   metaSessionKill,
-		"wamp.session.kill_by_authid":         metaKillBy(func(ss *Session, v string) bool { return ss.authID == v }, "authid"),
-		"wamp.session.kill_by_authrole":       metaKillBy(func(ss *Session, v string) bool { return ss.authRole == v }, "authrole"),
+		"wamp.session.kill_by_authid":         metaKillBy(func(ss *Session, v string) bool { return ss.authID == v }, "authid", true),
+		"wamp.session.kill_by_authrole":       metaKillBy(func(ss *Session, v string) bool { return ss.authRole == v }, "authrole", false),
 		"wamp.session.kill_all":               metaKillAll,
 		"wamp.session.add_testament":          metaAddTestament,
 		"wamp.session.flush_testaments":       metaFlushTestaments,
@@ -598,7 +598,14 @@ func metaSessionKill(s *Shard, ss *Session, args []any, kwargs map[string]any) (
 	return nil, nil
 }
 
-func metaKillBy(pred func(*Session, string) bool, what string) metaFn {
+// metaKillBy implements wamp.session.kill_by_authid (listKilled: its
+// result is the list of the session ids it killed, WAMP Advanced Profile,
+// Session Meta API: "sessions|list - The list of WAMP session IDs of
+// session that were killed", as Crossbar.io answers) and
+// wamp.session.kill_by_authrole (the number of sessions killed,
+// "count|int"). kill_by_authid used to answer a number too: a client
+// following the specification, iterating over the result, failed.
+func metaKillBy(pred func(*Session, string) bool, what string, listKilled bool) metaFn {
 	return func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 		v, ok := argStr(args, 0)
 		if !ok {
@@ -609,11 +616,21 @@ func metaKillBy(pred func(*Session, string) bool, what string) metaFn {
 			return nil, err
 		}
 		n := 0
+		var ids []any
 		for _, x := range ss.realm.sessionsSnapshot() {
 			if x != ss && pred(x, v) {
 				s.kill(x, reason, message)
 				n++
+				if listKilled {
+					ids = append(ids, x.id)
+				}
 			}
+		}
+		if listKilled {
+			if ids == nil {
+				ids = []any{}
+			}
+			return []any{ids}, nil
 		}
 		return []any{n}, nil
 	}
