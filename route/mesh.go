@@ -359,6 +359,10 @@ type meshState struct {
 	// endedTwice counts the gathers the Mesh both answered and refused
 	// (Router.gather).
 	endedTwice atomic.Int64
+	// asksQueued is the bytes of the gathered meta calls waiting in their
+	// sessions for a turn to ask the other nodes (their queries, and
+	// askOverhead each), all sessions together (maxQueuedAsks).
+	asksQueued atomic.Int64
 
 	// lateLogAt and lateUnlogged space the log lines of late meta
 	// queries (lateQuery); shard 0's.

@@ -94,17 +94,23 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	// (nextAsk): it used to ask at once while the session had a turn
 	// free, whatever it owed.
 	now, queued := false, false
-	if ss.asks.busy < maxSessionGathers && (len(ss.asks.q) > 0 || s.walkDebt(ss)) {
-		if queued = len(ss.asks.q) < maxSessionGatherQueue; queued {
+	debt := ss.asks.busy < maxSessionGathers && (len(ss.asks.q) > 0 || s.walkDebt(ss))
+	if debt || ss.asks.busy >= maxSessionGathers {
+		if queued = len(ss.asks.q) < maxSessionGatherQueue && s.r.ms.queueAsk(qm); queued {
 			ss.asks.q = append(ss.asks.q, qm)
-			s.parkAsks(ss)
+			if debt {
+				s.parkAsks(ss)
+			}
 		}
 	} else {
-		now, queued = ss.asks.take(qm, maxSessionGathers, maxSessionGatherQueue)
+		now = true
 	}
 	switch {
 	case now:
 		s.askMesh(ss, qm)
+	case !queued && len(ss.asks.q) < maxSessionGatherQueue:
+		ss.releaseMeta(req, qm.wait)
+		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many bytes of meta calls of this node's sessions waiting for the other nodes (limit "+strconv.FormatInt(maxQueuedAsks>>20, 10)+" MiB); retry later")
 	case !queued:
 		ss.releaseMeta(req, qm.wait)
 		s.refuseMetaGather(ss, req)
@@ -198,6 +204,7 @@ func (s *Shard) nextAsk(ss *Session) {
 		if !ok {
 			return
 		}
+		s.r.ms.asksQueued.Add(-askCost(qm))
 		if qm.wait.canceled {
 			continue // not asked
 		}
@@ -207,6 +214,49 @@ func (s *Shard) nextAsk(ss *Session) {
 		}
 		s.askMesh(ss, qm)
 	}
+}
+
+// maxQueuedAsks bounds the bytes of the gathered meta calls waiting in
+// their sessions for a turn to ask the other nodes (askCost), all
+// sessions of the router together; past it such a call is refused
+// wamp.error.unavailable, as past its session's maxSessionGatherQueue.
+// Each holds its query, up to maxMetaArgs of arguments (extra positional
+// arguments included, which the procedures ignore but the query carries):
+// a session's 64 held about 4 MiB, in no budget, for as long as its
+// gathers were busy (a node answering slowly) or its walk budget in debt,
+// and an address may open 1,024 sessions (a role granted a gathered meta
+// procedure; TestMeshQueuedMetaCallsBoundedInBytes). A variable for tests.
+var maxQueuedAsks int64 = 64 << 20
+
+// askOverhead is what a queued meta call holds besides its query.
+const askOverhead = 256
+
+// askCost is what queued meta call qm counts in maxQueuedAsks.
+func askCost(qm queuedMeta) int64 { return int64(len(qm.q)) + askOverhead }
+
+// queueAsk counts qm as queued, and reports false, counting nothing, when
+// it would pass maxQueuedAsks. Any goroutine.
+func (ms *meshState) queueAsk(qm queuedMeta) bool {
+	c := askCost(qm)
+	if ms.asksQueued.Add(c) > maxQueuedAsks {
+		ms.asksQueued.Add(-c)
+		return false
+	}
+	return true
+}
+
+// dropAsks gives back what ss's queued meta calls counted (its session is
+// leaving: they are never asked). Owned by shard.
+func (s *Shard) dropAsks(ss *Session) {
+	if s.r.ms == nil || len(ss.asks.q) == 0 {
+		return
+	}
+	var n int64
+	for _, qm := range ss.asks.q {
+		n += askCost(qm)
+	}
+	ss.asks.q = nil
+	s.r.ms.asksQueued.Add(-n)
 }
 
 // parkAsks has ss's meta calls waiting to ask the other nodes go on once

@@ -79,6 +79,7 @@ func (s *Shard) leave(ss *Session) {
 		return
 	}
 	ss.state = stClosing
+	s.dropAsks(ss)
 	rm := ss.realm
 	rm.mu.Lock()
 	rm.dropMember(ss)
