@@ -70,6 +70,7 @@ func TestKillByAuthidListsKilledSessions(t *testing.T) {
 		}
 		v1.expect(proto.CodeGoodbye)
 		v2.expect(proto.CodeGoodbye)
+		e.sync() // their loops leave the realm after sending the GOODBYE
 		req = dev.call("wamp.session.kill_by_authid", nil, []any{"nobody"}, nil)
 		if got := killedIDs(t, dev.recv(), req); len(got) != 0 {
 			t.Fatalf("kill_by_authid nobody killed %v", got)
