@@ -281,4 +281,3 @@ func smClosed(t *testing.T, c *tc, sm smSample) {
 	default:
 	}
 }
-

@@ -278,3 +278,64 @@ func TestPerSessionLimits(t *testing.T) {
 	c.expectError(proto.CodeSubscribe, req, proto.URIUnavailable)
 	c.goodbye()
 }
+
+// TestWelcomeAnnouncesImplementedFeatures pins WELCOME.Details.roles to
+// exactly the features the router implements (WAMP: a router announces
+// the features it supports, and a client uses only those): a flag added
+// to routerRoles without being implemented, or implemented and dropped,
+// fails here. Each is exercised by the test named beside it.
+func TestWelcomeAnnouncesImplementedFeatures(t *testing.T) {
+	want := map[string]map[string]string{
+		"broker": {
+			"publisher_identification":      "TestPublisherExclusionAndIdentification",
+			"publisher_exclusion":           "TestPublisherExclusionAndIdentification",
+			"subscriber_blackwhite_listing": "TestBlackWhiteListing",
+			"pattern_based_subscription":    "TestPatternSubscriptions",
+			"subscription_meta_api":         "TestSubscriptionMeta",
+			"session_meta_api":              "TestSessionMetaProcedures",
+			"event_retention":               "TestRetainedEvents",
+			"payload_passthru_mode":         "TestPayloadPassthru",
+			"subscription_revocation":       "TestRemoveSubscriber, TestReloadRevokesSubscriptions",
+		},
+		"dealer": {
+			"progressive_call_results":     "TestProgressiveResults",
+			"progressive_call_invocations": "TestProgressiveCallInvocations",
+			"call_timeout":                 "TestCallTimeout",
+			"call_canceling":               "TestCancelModes",
+			"call_reroute":                 "TestRerouteByPolicy",
+			"caller_identification":        "TestCallerIdentification",
+			"pattern_based_registration":   "TestPatternRegistrations",
+			"shared_registration":          "TestSharedRegistrationPolicies",
+			"registration_meta_api":        "TestRegistrationMeta",
+			"session_meta_api":             "TestSessionMetaProcedures",
+			"testament_meta_api":           "TestTestament",
+			"payload_passthru_mode":        "TestPayloadPassthru",
+			"registration_revocation":      "TestRemoveCallee",
+		},
+	}
+	e := newEnv(t, 1, nil)
+	for _, ser := range sers {
+		c := e.connect(ser)
+		c.hello("realm1", allFeatures, nil)
+		w := c.expect(proto.CodeWelcome)
+		roles, _ := proto.DecodeValue(w.Opt.Raw(proto.KeyRoles))
+		rm, _ := roles.(map[string]any)
+		if len(rm) != len(want) {
+			t.Fatalf("%s: WELCOME roles %v, want broker and dealer", ser, rm)
+		}
+		for role, feats := range want {
+			r, _ := rm[role].(map[string]any)
+			got, _ := r["features"].(map[string]any)
+			for f, v := range got {
+				if _, ok := feats[f]; !ok || v != true {
+					t.Errorf("%s: %s announces %s: %v, which is not implemented here", ser, role, f, v)
+				}
+			}
+			for f := range feats {
+				if got[f] != true {
+					t.Errorf("%s: %s does not announce %s (exercised by %s)", ser, role, f, feats[f])
+				}
+			}
+		}
+	}
+}
