@@ -430,6 +430,15 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 			kv.stream.DeleteMsg(ctx, ack.Sequence)
 			return nil
 		}
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && !wrongLast(err) {
+			// The stream refused to store the marker (a bucket at its
+			// MaxBytes refuses every write, DiscardNew): removed
+			// directly, as before, where an Update in flight may
+			// still undo it, rather than not at all (what frees a
+			// full bucket is deletions).
+			return kv.remove(ctx, key, rev)
+		}
 		if !wrongLast(err) {
 			return kvErr("delete", err)
 		}
@@ -452,6 +461,54 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
 		}
 	}
+}
+
+// remove deletes key's message directly: with rev 0 whatever the key
+// holds (a purge of its subject), else the message of sequence rev if it
+// is the key's. Not a write: JetStream does not order it with writes in
+// flight (Delete's comment), so that it is only Delete's way when the
+// stream refuses its marker.
+func (kv *KV) remove(ctx context.Context, key string, rev uint64) error {
+	if rev == 0 {
+		if err := kv.stream.Purge(ctx, jetstream.WithPurgeSubject(kv.subj+key)); err != nil {
+			return kvErr("delete", err)
+		}
+		return nil
+	}
+	// One message per key: the message of sequence rev exists exactly when
+	// it is the key's current entry (an update removes the older one in
+	// the same step). Check that it is this key's before removing it.
+	m, err := kv.stream.GetMsg(ctx, rev)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrKVRevision
+	}
+	if err != nil {
+		return kvErr("delete", err)
+	}
+	if m.Subject != kv.subj+key || isMarker(m.Header) {
+		return ErrKVRevision
+	}
+	if err := kv.stream.DeleteMsg(ctx, rev); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || kv.goneMeanwhile(ctx, err, rev) {
+			return ErrKVRevision // updated or deleted meanwhile
+		}
+		return kvErr("delete", err)
+	}
+	return nil
+}
+
+// goneMeanwhile reports whether err is JetStream's refusal to delete the
+// message of sequence rev because another Delete or an Update removed it
+// between remove's read of it and its deletion (10043 "sequence not
+// found", or 10057 with the store's "no message found"; nats.go passes
+// them as text, wrapped in ErrMsgDeleteUnsuccessful): the message is no
+// longer there, which the Store contract calls ErrRevision.
+func (kv *KV) goneMeanwhile(ctx context.Context, err error, rev uint64) bool {
+	if !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return false
+	}
+	_, gerr := kv.stream.GetMsg(ctx, rev)
+	return errors.Is(gerr, jetstream.ErrMsgNotFound)
 }
 
 // kvOperation is the header of nats kv's markers, which isMarker looks for.
