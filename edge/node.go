@@ -333,7 +333,9 @@ func (n *Node) Start() error {
 	go n.runEvents()
 	n.startedAt.Store(time.Now().UnixNano())
 	n.ready.Store(true)
-	n.heartbeat()
+	if !n.opts.testQuietStart {
+		n.heartbeat()
+	}
 	n.log.Info("mesh: node started", "slot", n.slot, "cluster", n.clusterAddr(), "leaf", n.leafAddr(), "nats_url", redactURLs(n.opts.NatsURL))
 	return nil
 }

@@ -121,6 +121,9 @@ type Options struct {
 	// testReconcile, set by tests only, replaces reconcileEvery (and so
 	// shortens WonHold).
 	testReconcile time.Duration
+	// testQuietStart, set by tests only, keeps the node from sending its
+	// first heartbeat at Start (as when it goes before the routes form).
+	testQuietStart bool
 
 	// MaxPayload is the largest message the embedded server accepts.
 	// Default 24 MiB (a 16 MiB WAMP message with its envelope).

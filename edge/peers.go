@@ -479,9 +479,7 @@ func (n *Node) direct(m *nats.Msg, op string) {
 			n.stats.BadFrames.Add(1)
 		}
 	case op == "s":
-		if p := n.peerFor(m.Reply); p != nil {
-			n.sendDirectory(p)
-		}
+		n.syncRequest(m)
 	case op == "S":
 		n.applySync(m)
 	case op == "x":
@@ -740,7 +738,43 @@ func (n *Node) askDirectory(p *peer) {
 	}
 	p.askedAt = time.Now()
 	p.synced = false
-	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), nil, nil)
+	// With this node's life (boot), which p may not have heard yet: a
+	// restart's first heartbeats can go before its routes form, and this
+	// request comes as soon as the node hears p (syncRequest).
+	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), bootBytes(n.boot), nil)
+}
+
+// syncRequest answers a node's request for this node's directory (op
+// "s"). A request that names a life of its sender other than the one
+// heard before (a node restarted under its name, whose heartbeats have
+// not reached this node yet) first ends the old life, as its heartbeat
+// would (onHeartbeat): the messages after the request, its calls among
+// them, are the new life's. Before, they were taken for the old life's,
+// under its handle, until the new life's heartbeat came: that ended the
+// old life, and with it the new life's calls in progress here (their
+// callees interrupted, their callers never answered), its directory
+// entries too. A request without a life (the previous release) is
+// answered as before. Control dispatcher.
+func (n *Node) syncRequest(m *nats.Msg) {
+	var boot uint64
+	if len(m.Data) >= 8 {
+		boot = binary.LittleEndian.Uint64(m.Data)
+	}
+	if name := senderOf(m.Reply); boot != 0 && name != n.opts.Name {
+		if old := n.peers.byName[name]; old != nil && old.boot != 0 && old.boot != boot {
+			n.log.Info("mesh: node restarted", "peer", name)
+			n.dropPeer(old)
+		}
+	}
+	p := n.peerFor(m.Reply)
+	if p == nil {
+		return
+	}
+	if boot != 0 && p.boot != boot {
+		p.boot = boot
+		n.peers.publish() // the claim store tells a node's lives apart by it
+	}
+	n.sendDirectory(p)
 }
 
 // sendDirectory answers a sync request with this node's whole directory,
