@@ -134,6 +134,9 @@ type authLimiter struct {
 	ids     map[idKey]*failRec   // guarded by mu: the authids' records at addresses
 	sweepAt int                  // guarded by mu: size (of both) at which the next operation drops idle records
 	sweptAt time.Time            // guarded by mu: the last sweep
+	// sweepVisits counts the records the sweeps have looked at (tests).
+	// Guarded by mu.
+	sweepVisits int
 }
 
 // failRec is one address's or one authid's (at an address) record.
@@ -226,6 +229,7 @@ const (
 const (
 	maxDelay   = 5 * time.Second
 	limiterMin = 65536   // records kept before the first sweep of idle ones
+	sweepChunk = 1024    // records of each table one sweep looks at, at most
 	limiterMax = 1 << 20 // addresses tracked
 	idsMax     = 1 << 19 // authids (at an address) with a record of their own
 )
@@ -299,12 +303,22 @@ func (l *authLimiter) addrKeyOf(s string) addrKey {
 	return addrKey{binary.BigEndian.Uint64(b[:8]), 1}
 }
 
-// sweep drops the idle records. Amortized: the next sweep waits until the
-// tables have doubled; a full table (whose doubling never comes) is swept
-// at most once a second, so that records that have aged make room again.
-// It runs first in an operation that may create k's records (one is
-// missing), never while one holds a record it has looked up. Called with
-// mu held.
+// sweep drops idle records, looking at most at sweepChunk records of each
+// table: it runs under mu, on an event loop (open, reserve) or a worker
+// (settle), and every loop's next HELLO waits for mu. Before, each sweep
+// walked both tables whole, and with them full of live records (a flood
+// from a /44's /64s keeps them so) every new address's HELLO swept them
+// once a second: 2^19 addresses and 2^19 authids held mu 0.43-0.52 s
+// (the shared 2-core VM, without -race), every loop stalled that long.
+// Go starts each walk of a map at a random place, so successive chunks
+// reach every record. A sweep runs first in an operation that may create
+// k's records (one is missing), never while one holds a record it has
+// looked up, when the tables have grown by half a chunk since the last
+// one (from limiterMin on); when they are full, at most once a second
+// (records that have aged make room again); and again at the next such
+// operation while at least half of what a chunk looked at was idle (after
+// a flood has aged, the tables make room and shrink a chunk per login).
+// Called with mu held.
 func (l *authLimiter) sweep(k loginKey, now time.Time) {
 	if l.addrs[k.ak] != nil && l.ids[k.id] != nil {
 		return
@@ -313,17 +327,35 @@ func (l *authLimiter) sweep(k loginKey, now time.Time) {
 	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && now.Sub(l.sweptAt) >= time.Second) {
 		return
 	}
+	looked, dropped := 0, 0
+	n := 0
 	for k, r := range l.ids {
+		if n++; n > sweepChunk {
+			break
+		}
 		if r.idle(now, l.lim.Window) {
 			delete(l.ids, k)
+			dropped++
 		}
 	}
+	looked += min(n, sweepChunk)
+	n = 0
 	for k, r := range l.addrs {
+		if n++; n > sweepChunk {
+			break
+		}
 		if r.idle(now, l.lim.Window) {
 			delete(l.addrs, k)
+			dropped++
 		}
 	}
-	l.sweepAt = max(2*(len(l.addrs)+len(l.ids)), limiterMin)
+	looked += min(n, sweepChunk)
+	l.sweepVisits += looked
+	if 2*dropped >= looked && dropped > 0 {
+		l.sweepAt = 0 // mostly idle: another chunk at the next operation
+	} else {
+		l.sweepAt = max(len(l.addrs)+len(l.ids)+sweepChunk/2, limiterMin)
+	}
 	l.sweptAt = now
 }
 

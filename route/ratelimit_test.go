@@ -68,10 +68,27 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 	if !l.open(l.keys("10.0.0.1", ""), start) {
 		t.Fatal("open refused")
 	}
+	// Each later failure from a new address sweeps a chunk of the
+	// tables (a sweep is bounded: TestAuthLimiterSweepBounded), and
+	// another at the next one while the chunks are mostly idle, until
+	// only the live records are left.
 	later := start.Add(DefaultAuthWindow + time.Second)
-	l.settle(l.keys("192.0.2.1", ""), false, true, later)
-	if n := len(l.addrs) + len(l.ids); n != 3 {
-		t.Fatalf("%d records after every earlier one expired, want 3 (the open address, the new address and its authid)", n)
+	for i := 1; ; i++ {
+		before := l.sweepVisits
+		l.settle(l.keys("192.0.2."+strconv.Itoa(i), ""), false, true, later)
+		if d := l.sweepVisits - before; d > 2*sweepChunk {
+			t.Fatalf("failure %d: its sweep looked at %d records, want at most %d", i, d, 2*sweepChunk)
+		}
+		if n := len(l.addrs) + len(l.ids); n == 1+2*i {
+			break // the open address, and the new addresses and their authids
+		}
+		if i == 2*limiterMin/sweepChunk+16 {
+			t.Fatalf("%d records after %d failures from new addresses since every earlier one expired, want %d (the open address, the new addresses and their authids)",
+				len(l.addrs)+len(l.ids), i, 1+2*i)
+		}
+	}
+	if l.addrs[l.keys("10.0.0.1", "").ak] == nil {
+		t.Fatal("the address with an authentication open was swept")
 	}
 }
 

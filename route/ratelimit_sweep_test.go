@@ -1,0 +1,62 @@
+package route
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A sweep of the failed-login limiter's tables looks at a bounded number
+// of records, however many the tables hold: it runs under the limiter's
+// lock, on an event loop (a HELLO's open, an AUTHENTICATE's reserve), and
+// every loop's next HELLO waits for that lock. Before, each sweep walked
+// both tables whole: with them full of live records (an attacker failing
+// logins from a /44's /64s keeps them so) every HELLO from a new address
+// swept them once a second, and a sweep of 2^19 addresses and 2^19
+// authids held the lock 0.43-0.52 s (measured on the shared 2-core VM,
+// without -race), stalling the loops' sessions that long every second.
+// The records that have aged are still dropped, a chunk per operation
+// while most of a chunk is, so that the tables make room and shrink.
+func TestAuthLimiterSweepBounded(t *testing.T) {
+	l := testLimiter(t, AuthLimits{})
+	const n = 16 * sweepChunk
+	l.maxAddrs, l.maxIDs = n, n
+	now := time.Unix(1e9, 0)
+	// Full of live records: one failure of one authid from each /64.
+	l.mu.Lock()
+	for i := 0; i < n; i++ {
+		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "x")
+		a, p := l.recs(k, now)
+		p.fail(now, l.lim, l.lim.BlockAfter)
+		a.fail(now, l.lim, l.lim.AddressBlockAfter)
+	}
+	l.mu.Unlock()
+	if len(l.addrs) != n || len(l.ids) != n {
+		t.Fatalf("%d addresses, %d authids; want %d each", len(l.addrs), len(l.ids), n)
+	}
+	visits := func(at time.Time, addr string) (int, verdict) {
+		before := l.sweepVisits
+		v := l.reserve(l.keys(addr, "y"), at, &authWait{fire: func(bool) {}})
+		return l.sweepVisits - before, v
+	}
+	// A new address a while later, the records still live: the table is
+	// full (the address is refused untracked, as before) and swept.
+	soon := now.Add(1500 * time.Millisecond)
+	if got, v := visits(soon, "198.51.100.1"); v != untracked || got > 2*sweepChunk {
+		t.Fatalf("a new address at a full table of live records: verdict %d, the sweep looked at %d records; want untracked and at most %d (the tables hold %d)",
+			v, got, 2*sweepChunk, 2*n)
+	}
+	// Once they have aged, new addresses are tracked again at once, and
+	// each operation's sweep stays bounded while it drops the aged
+	// records, until the tables hold little more than the new ones.
+	later := now.Add(l.lim.Window + l.lim.Lockout + time.Minute)
+	for i := 0; i < 64; i++ {
+		got, v := visits(later, "198.51.100."+strconv.Itoa(i+2))
+		if v != granted || got > 2*sweepChunk {
+			t.Fatalf("new address %d after the flood aged: verdict %d, the sweep looked at %d records; want granted and at most %d", i, v, got, 2*sweepChunk)
+		}
+	}
+	if len(l.addrs) > 64+sweepChunk || len(l.ids) > 64+sweepChunk {
+		t.Fatalf("%d addresses and %d authids kept after 64 logins from new addresses, the %d aged ones still held", len(l.addrs), len(l.ids), n)
+	}
+}
