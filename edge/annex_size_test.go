@@ -48,7 +48,8 @@ func syncAnswerBytes(n int, entry func(i int) route.MeshRealmReg) int64 {
 // → 96.5 MB with Go client callees, which all take them); it is now left
 // out when every callee takes them and writes its times as deltas from
 // the entry's (7 bytes with callees that do not take them; 9 when one
-// of two does).
+// of two does), and so is the annex of those that take them in payload
+// passthru mode too when they are the same callees (7 bytes when none).
 func TestDirectorySyncAnnexFitsMaxOutbound(t *testing.T) {
 	const n = 1 << 20
 	bound := int64(defaultMaxOutbound + defaultMaxOutbound/4)
@@ -67,15 +68,27 @@ func TestDirectorySyncAnnexFitsMaxOutbound(t *testing.T) {
 		name string
 		e    func(i int) route.MeshRealmReg
 	}{
-		{"all take them", func(i int) route.MeshRealmReg {
+		{"all take them, in payload passthru mode too (Go client callees)", func(i int) route.MeshRealmReg {
 			e := entry(i, 1, route.MeshCapable{Known: true, Callees: 1})
 			e.Prog.First, e.Prog.Last = e.First, e.Last
+			e.ProgPPT = e.Prog
 			return e
 		}},
-		{"none takes them", func(i int) route.MeshRealmReg { return entry(i, 1, route.MeshCapable{Known: true}) }},
-		{"the later of two takes them", func(i int) route.MeshRealmReg {
+		{"all take them, none in payload passthru mode", func(i int) route.MeshRealmReg {
+			e := entry(i, 1, route.MeshCapable{Known: true, Callees: 1})
+			e.Prog.First, e.Prog.Last = e.First, e.Last
+			e.ProgPPT = route.MeshCapable{Known: true}
+			return e
+		}},
+		{"none takes them", func(i int) route.MeshRealmReg {
+			e := entry(i, 1, route.MeshCapable{Known: true})
+			e.ProgPPT = e.Prog
+			return e
+		}},
+		{"the later of two takes them, in payload passthru mode too", func(i int) route.MeshRealmReg {
 			e := entry(i, 2, route.MeshCapable{Known: true, Callees: 1})
 			e.Prog.First, e.Prog.Last = e.Last, e.Last
+			e.ProgPPT = e.Prog
 			return e
 		}},
 	} {

@@ -146,9 +146,14 @@ func TestMeshProgressiveInvocationsPickCapableCallee(t *testing.T) {
 // back to back, as a stream does, and returns the name of the callee that
 // answered it (with every chunk).
 func progressiveStream(ctx context.Context, caller *client.Session, proc string) (string, error) {
+	return progressiveStreamWith(ctx, caller, proc, nil)
+}
+
+// progressiveStreamWith is progressiveStream with the call's options opts.
+func progressiveStreamWith(ctx context.Context, caller *client.Session, proc string, opts *client.CallOptions) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pc, err := caller.CallProgressive(ctx, proc, nil)
+	pc, err := caller.CallProgressive(ctx, proc, opts)
 	if err != nil {
 		return "", err
 	}
@@ -188,6 +193,13 @@ type plainCallee struct {
 
 func dialPlainCallee(t *testing.T, on *tnode) *plainCallee {
 	t.Helper()
+	return dialPlainCalleeWith(t, on, map[string]any{"shared_registration": true})
+}
+
+// dialPlainCalleeWith is dialPlainCallee announcing the callee features
+// features.
+func dialPlainCalleeWith(t *testing.T, on *tnode, features map[string]any) *plainCallee {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", on.addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +216,7 @@ func dialPlainCallee(t *testing.T, on *tnode) *plainCallee {
 	}
 	p := &plainCallee{conn: conn, registered: make(chan uint64, 8)}
 	p.send(t, []any{proto.CodeHello, "realm1", map[string]any{"roles": map[string]any{
-		"callee": map[string]any{"features": map[string]any{"shared_registration": true}}}}})
+		"callee": map[string]any{"features": features}}}})
 	if m := p.read(t); len(m) < 2 || fmt.Sprint(m[0]) != fmt.Sprint(int(proto.CodeWelcome)) {
 		t.Fatalf("HELLO answered %v", m)
 	}
@@ -368,18 +380,30 @@ func TestDirectoryAnnexReadByPreviousRelease(t *testing.T) {
 	}
 	regs := []route.MeshRealmReg{
 		{Realm: "realm1", MeshReg: route.MeshReg{Match: proto.MatchExact, URI: "com.a", Invoke: proto.InvokeFirst, Callees: 3, First: 10, Last: 30,
-			Prog: route.MeshCapable{Known: true, Callees: 2, First: 20, Last: 30}}},
+			Prog:    route.MeshCapable{Known: true, Callees: 2, First: 20, Last: 30},
+			ProgPPT: route.MeshCapable{Known: true, Callees: 1, First: 30, Last: 30}}},
 		{Realm: "realm1", MeshReg: route.MeshReg{Match: proto.MatchPrefix, URI: "com.b", Invoke: proto.InvokeRoundRobin, Callees: 1, First: -5, Last: -5,
 			Prog: route.MeshCapable{Known: true}}},
 		{Realm: "realm1", MeshReg: route.MeshReg{Match: proto.MatchWildcard, URI: "com..c", Invoke: proto.InvokeRandom, Callees: 2, First: 1, Last: 2}},
-		// Every callee takes them: no annex (route's pick takes the entry
-		// as one of a node that did not say, which it ranks the same).
+		// Every callee takes them, in payload passthru mode too: no
+		// annex (route's pick takes the entry as one of a node that did
+		// not say, which it ranks the same).
 		{Realm: "realm1", MeshReg: route.MeshReg{Match: proto.MatchExact, URI: "com.d", Invoke: proto.InvokeLast, Callees: 2, First: 5, Last: 9,
-			Prog: route.MeshCapable{Known: true, Callees: 2, First: 5, Last: 9}}},
+			Prog:    route.MeshCapable{Known: true, Callees: 2, First: 5, Last: 9},
+			ProgPPT: route.MeshCapable{Known: true, Callees: 2, First: 5, Last: 9}}},
+		// Every callee takes them, none in payload passthru mode: only
+		// the second annex.
+		{Realm: "realm1", MeshReg: route.MeshReg{Match: proto.MatchExact, URI: "com.e", Invoke: proto.InvokeFirst, Callees: 1, First: 7, Last: 7,
+			Prog:    route.MeshCapable{Known: true, Callees: 1, First: 7, Last: 7},
+			ProgPPT: route.MeshCapable{Known: true}}},
 	}
-	// What this release reads back: the entry without an annex says
-	// nothing of its callees.
+	// What this release reads back: an annex left out says nothing more
+	// than the entry (all its callees), or than the first annex (the
+	// same callees).
 	want := func(e route.MeshRealmReg) route.MeshRealmReg {
+		if e.ProgPPT.Callees == min(e.Prog.Callees, e.Callees) {
+			e.ProgPPT = route.MeshCapable{}
+		}
 		if e.Prog.Callees == e.Callees {
 			e.Prog = route.MeshCapable{}
 		}
@@ -404,7 +428,10 @@ func TestDirectoryAnnexReadByPreviousRelease(t *testing.T) {
 	if len(deltas) != len(regs) || sync == nil {
 		t.Fatalf("%d changes and sync answer %v queued", len(deltas), sync != nil)
 	}
-	plain := func(e route.MeshRealmReg) route.MeshRealmReg { e.Prog = route.MeshCapable{}; return e }
+	plain := func(e route.MeshRealmReg) route.MeshRealmReg {
+		e.Prog, e.ProgPPT = route.MeshCapable{}, route.MeshCapable{}
+		return e
+	}
 	for i, d := range deltas {
 		// The previous release: boot, version, the entry; the rest unread.
 		old := rd{b: d}
@@ -450,8 +477,8 @@ func TestDirectoryAnnexReadByPreviousRelease(t *testing.T) {
 		}
 		annexes++
 	}
-	if annexes != 2 || len(byURI) != len(regs) {
-		t.Errorf("sync answer: %d entries and %d annexes, want %d and 2", len(byURI), annexes, len(regs))
+	if annexes != 4 || len(byURI) != len(regs) {
+		t.Errorf("sync answer: %d entries and %d annexes, want %d and 4", len(byURI), annexes, len(regs))
 	}
 	for _, e := range regs {
 		if byURI[e.URI] != plain(e) {

@@ -722,10 +722,12 @@ func readDelta(b []byte) (boot, ver uint64, reg route.MeshRealmReg, err error) {
 	if r.err != nil {
 		return 0, 0, reg, r.err
 	}
-	if len(r.b) > 0 {
-		if a := r.entry(); r.err == nil && a.Match == matchAnnex {
-			annex(&reg, a)
+	for len(r.b) > 0 {
+		a := r.entry()
+		if r.err != nil || a.Match != matchAnnex {
+			break
 		}
+		annex(&reg, a)
 	}
 	return boot, ver, reg, nil
 }
@@ -1224,7 +1226,7 @@ func (n *Node) dropPeer(p *peer) {
 func (n *Node) Registered(realm string, reg route.MeshReg) {
 	k := dirKey{realm, reg.Match, reg.URI}
 	if n.opts.testNoAnnex {
-		reg.Prog = route.MeshCapable{}
+		reg.Prog, reg.ProgPPT = route.MeshCapable{}, route.MeshCapable{}
 	}
 	e := route.MeshRealmReg{Realm: realm, MeshReg: reg}
 	var w wr
@@ -1260,12 +1262,26 @@ func (w *wr) entry(e route.MeshRealmReg) int {
 	w.uv(uint64(e.Callees))
 	w.sv(e.First)
 	w.sv(e.Last)
-	p := e.Prog
-	if e.Callees <= 0 || !p.Known || p.Callees >= e.Callees {
-		return 1 // all of them can: no annex (see Annexes)
+	p, pt := e.Prog, e.ProgPPT
+	if e.Callees <= 0 || !p.Known {
+		return 1
 	}
+	n := 1
+	if p.Callees < e.Callees { // else all of them can: no annex (see Annexes)
+		w.annex(e, annexProg, p)
+		n++
+	}
+	if pt.Known && pt.Callees != min(p.Callees, e.Callees) { // else the same callees as p's
+		w.annex(e, annexProgPPT, pt)
+		n++
+	}
+	return n
+}
+
+// annex writes an annex of kind k after e, saying p.
+func (w *wr) annex(e route.MeshRealmReg, k byte, p route.MeshCapable) {
 	w.str("")
-	*w = append(*w, matchAnnex, annexProg)
+	*w = append(*w, matchAnnex, k)
 	w.str("")
 	w.uv(uint64(p.Callees))
 	var first, last int64 // deltas: 0 when the entry's own times hold
@@ -1274,7 +1290,6 @@ func (w *wr) entry(e route.MeshRealmReg) int {
 	}
 	w.sv(first)
 	w.sv(last)
-	return 2
 }
 
 // ranksByTime reports whether policy v picks by REGISTER times, so that
@@ -1307,26 +1322,37 @@ func ranksByTime(v proto.Invoke) bool { return v == proto.InvokeFirst || v == pr
 // (0 and 0, two bytes, when those are the ones). Before, every entry with
 // callees had an annex carrying both times whole (23 bytes for first and
 // last: a sync of 1,048,576 first/last registrations grew 72.4 → 96.5 MB,
-// past the bound, and was refused by every peer).
+// past the bound, and was refused by every peer). An entry may have
+// several annexes, of different kinds, one after another.
 const (
 	matchAnnex = 0xFF
 	// annexProg: the entry's callees that announced
 	// progressive_call_invocations (route.MeshReg.Prog): how many, and
 	// the REGISTER times of the first and last of them, as deltas.
+	// Written when not all of them did.
 	annexProg = 1
+	// annexProgPPT: the same of those that announced
+	// payload_passthru_mode too (route.MeshReg.ProgPPT), for a
+	// progressive call invocation in payload passthru mode. Written when
+	// they are not the same callees as annexProg's; without it, they are.
+	annexProgPPT = 3
 )
 
 // annex reads what a, an annex (matchAnnex), says of the entry before
 // it into e; false for an annex it does not know.
 func annex(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
-	if a.Realm != "" || a.URI != "" || a.Invoke != annexProg {
+	if a.Realm != "" || a.URI != "" || a.Invoke != annexProg && a.Invoke != annexProgPPT {
 		return false
 	}
 	p := route.MeshCapable{Known: true, Callees: a.Callees}
 	if p.Callees > 0 && ranksByTime(e.Invoke) {
 		p.First, p.Last = e.First+a.First, e.Last-a.Last
 	}
-	e.Prog = p
+	if a.Invoke == annexProg {
+		e.Prog = p
+	} else {
+		e.ProgPPT = p
+	}
 	return true
 }
 
@@ -1334,15 +1360,13 @@ func annex(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
 // annex read into the entry before it and dropped. In place.
 func foldAnnexes(regs []route.MeshRealmReg) []route.MeshRealmReg {
 	out := regs[:0]
-	annexed := false // out's last entry has had its annex
 	for _, e := range regs {
 		if e.Match != matchAnnex {
 			out = append(out, e)
-			annexed = false
 			continue
 		}
-		if len(out) > 0 && !annexed {
-			annexed = annex(&out[len(out)-1], e)
+		if len(out) > 0 {
+			annex(&out[len(out)-1], e)
 		}
 	}
 	return out

@@ -27,8 +27,10 @@ type calleeList struct {
 	// prog is how many of the callees announced
 	// progressive_call_invocations: what the node tells the mesh
 	// (meshLocalChanged), so that the other nodes send such calls to a
-	// node with a callee that takes them (meshPickProgressive).
-	prog int
+	// node with a callee that takes them (meshPickProgressive); pt how
+	// many announced payload_passthru_mode too (such a call in payload
+	// passthru mode).
+	prog, pt int
 }
 
 // calleesPerChunk is the most callees of a chunk of a calleeList (32 bytes
@@ -38,11 +40,11 @@ const calleesPerChunk = 256
 // calleeChunk is a chunk of a calleeList, end the callees up to its last
 // in the list's full chunks, prog how many of its callees announced
 // progressive_call_invocations (progFirst and progLast skip the chunks
-// with none).
+// with none), pt how many of them payload_passthru_mode too.
 type calleeChunk struct {
-	c    []callee
-	end  int
-	prog int
+	c        []callee
+	end      int
+	prog, pt int
 }
 
 // noCallees is the list of a registration without a local callee.
@@ -118,12 +120,12 @@ func (l *calleeList) has(ss *Session) bool {
 // the array their own length covers, and no list but the newest is ever
 // appended to (a removal leaves a tail without room, or a new array).
 func (l *calleeList) with(c callee) *calleeList {
-	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv()}
+	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv(), pt: l.pt + c.ptInv()}
 	if len(n.tail) == calleesPerChunk {
 		// The tail becomes the last full chunk, appended in place as
 		// the tail is: full is replaced by a new array when a removal
 		// changes it.
-		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail)})
+		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail), pt: ptOf(n.tail)})
 		n.base += calleesPerChunk
 		n.tail = nil
 	}
@@ -139,7 +141,7 @@ func (l *calleeList) without(seq uint64) *calleeList {
 		if !ok {
 			return l
 		}
-		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv()}
+		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv(), pt: l.pt - t[k].ptInv()}
 		if k == len(t)-1 {
 			// No room left: the next REGISTER's append makes a new
 			// array, so that callee k stays as the older lists see it.
@@ -171,12 +173,13 @@ func (l *calleeList) without(seq uint64) *calleeList {
 	full = append(full, l.full[:lo]...)
 	if c := l.full[lo].c; len(c) > 1 {
 		nc := append(append(make([]callee, 0, len(c)-1), c[:k]...), c[k+1:]...)
-		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - c[k].progInv()})
+		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - c[k].progInv(), pt: l.full[lo].pt - c[k].ptInv()})
 	}
 	for _, ch := range l.full[lo+1:] {
-		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog})
+		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog, pt: ch.pt})
 	}
-	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - l.full[lo].c[k].progInv()}
+	gone := l.full[lo].c[k]
+	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - gone.progInv(), pt: l.pt - gone.ptInv()}
 	if len(full) > 2*((n.base+calleesPerChunk-1)/calleesPerChunk) {
 		n.full = compact(full, n.base)
 	}
@@ -197,13 +200,13 @@ func compact(full []calleeChunk, base int) []calleeChunk {
 			}
 			cur = append(cur, c)
 			if len(cur) == calleesPerChunk {
-				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur)})
+				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur), pt: ptOf(cur)})
 				cur = nil
 			}
 		}
 	}
 	if len(cur) > 0 {
-		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur)})
+		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur), pt: ptOf(cur)})
 	}
 	return out
 }
@@ -226,68 +229,117 @@ func progOf(cs []callee) int {
 	return n
 }
 
+// ptInv is 1 for a callee that announced both
+// progressive_call_invocations and payload_passthru_mode, else 0.
+func (c callee) ptInv() int {
+	if c.s != nil && c.s.feat&(fCalleeProgInv|fCalleePPT) == fCalleeProgInv|fCalleePPT {
+		return 1
+	}
+	return 0
+}
+
+// ptOf returns how many of cs announced both.
+func ptOf(cs []callee) int {
+	n := 0
+	for _, c := range cs {
+		n += c.ptInv()
+	}
+	return n
+}
+
+// can returns what the list counts of its callees that take a
+// progressive call invocation, in payload passthru mode when ppt.
+func (l *calleeList) can(ppt bool) int {
+	if ppt {
+		return l.pt
+	}
+	return l.prog
+}
+
 // progSpan returns the REGISTER times of the first and the last callee
 // that announced progressive_call_invocations; 0, 0 when none did. O(1)
 // when every callee announced it (clients that announce it for one
-// registration do for all), else progFirst and progLast.
-func (l *calleeList) progSpan() (first, last int64) {
+// registration do for all), else canFirst and canLast.
+func (l *calleeList) progSpan() (first, last int64) { return l.canSpan(false) }
+
+// canSpan is progSpan for the callees that also announced
+// payload_passthru_mode when ppt.
+func (l *calleeList) canSpan(ppt bool) (first, last int64) {
 	n := l.len()
-	switch l.prog {
+	switch l.can(ppt) {
 	case 0:
 		return 0, 0
 	case n:
 		return l.at(0).at, l.at(n - 1).at
 	}
-	return l.progFirst(), l.progLast()
+	return l.canFirst(ppt), l.canLast(ppt)
 }
 
-// progFirst returns the REGISTER time of the first callee that announced
-// progressive_call_invocations (0: none). It looks only into the chunks
-// that have one (calleeChunk.prog) and the tail: O(chunks +
-// calleesPerChunk). Before, a walk from the first callee, and progLast's
-// from the last: with one capable callee first and 32,768 that are not
-// after it, every REGISTER and UNREGISTER walked them all under the
-// realm's lock (TestCalleeListProgSpanSkipsChunksWithout).
-func (l *calleeList) progFirst() int64 {
-	if l.prog == 0 {
+// can is ch's count of callees that take a progressive call invocation
+// (in payload passthru mode when ppt), and whether c is one.
+func (ch *calleeChunk) can(ppt bool) int {
+	if ppt {
+		return ch.pt
+	}
+	return ch.prog
+}
+
+func (c callee) can(ppt bool) bool {
+	if ppt {
+		return c.ptInv() == 1
+	}
+	return c.progInv() == 1
+}
+
+// canFirst returns the REGISTER time of the first callee that announced
+// progressive_call_invocations (and payload_passthru_mode when ppt; 0:
+// none). It looks only into the chunks that have one (calleeChunk.prog,
+// .pt) and the tail: O(chunks + calleesPerChunk). Before, a walk from the
+// first callee, and canLast's from the last: with one capable callee
+// first and 32,768 that are not after it, every REGISTER and UNREGISTER
+// walked them all under the realm's lock
+// (TestCalleeListProgSpanSkipsChunksWithout).
+func (l *calleeList) canFirst(ppt bool) int64 {
+	if l.can(ppt) == 0 {
 		return 0
 	}
-	for _, ch := range l.full {
-		if ch.prog == 0 {
+	for i := range l.full {
+		ch := &l.full[i]
+		if ch.can(ppt) == 0 {
 			continue
 		}
 		for _, c := range ch.c {
-			if c.progInv() == 1 {
+			if c.can(ppt) {
 				return c.at
 			}
 		}
 	}
 	for _, c := range l.tail {
-		if c.progInv() == 1 {
+		if c.can(ppt) {
 			return c.at
 		}
 	}
 	return 0
 }
 
-// progLast returns the REGISTER time of the last callee that announced
-// progressive_call_invocations (0: none), as progFirst looks.
-func (l *calleeList) progLast() int64 {
-	if l.prog == 0 {
+// canLast returns the REGISTER time of the last such callee (0: none), as
+// canFirst looks.
+func (l *calleeList) canLast(ppt bool) int64 {
+	if l.can(ppt) == 0 {
 		return 0
 	}
 	for i := len(l.tail) - 1; i >= 0; i-- {
-		if c := l.tail[i]; c.progInv() == 1 {
+		if c := l.tail[i]; c.can(ppt) {
 			return c.at
 		}
 	}
 	for j := len(l.full) - 1; j >= 0; j-- {
 		ch := &l.full[j]
-		if ch.prog == 0 {
+		if ch.can(ppt) == 0 {
 			continue
 		}
 		for i := len(ch.c) - 1; i >= 0; i-- {
-			if c := ch.c[i]; c.progInv() == 1 {
+			if c := ch.c[i]; c.can(ppt) {
 				return c.at
 			}
 		}

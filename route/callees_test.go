@@ -39,6 +39,9 @@ func TestCalleeListChunks(t *testing.T) {
 			if p := progOf(ch.c); ch.prog != p {
 				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations, has %d", j, len(l.full), ch.prog, p)
 			}
+			if p := ptOf(ch.c); ch.pt != p {
+				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations and payload_passthru_mode, has %d", j, len(l.full), ch.pt, p)
+			}
 		}
 		if end != l.base || len(l.tail) > calleesPerChunk {
 			t.Fatalf("base %d, chunks' end %d, tail %d", l.base, end, len(l.tail))
@@ -75,6 +78,22 @@ func TestCalleeListChunks(t *testing.T) {
 		if f, la := l.progSpan(); prog > 0 && (f != first || la != last) {
 			t.Fatalf("progSpan %d, %d, want %d, %d", f, la, first, last)
 		}
+		// And of those that take them in payload passthru mode too.
+		pt, first, last := 0, int64(0), int64(0)
+		for _, c := range want {
+			if c.s.feat&(fCalleeProgInv|fCalleePPT) == fCalleeProgInv|fCalleePPT {
+				if pt == 0 {
+					first = c.at
+				}
+				pt, last = pt+1, c.at
+			}
+		}
+		if l.pt != pt {
+			t.Fatalf("pt %d, want %d", l.pt, pt)
+		}
+		if f, la := l.canSpan(true); pt > 0 && (f != first || la != last) {
+			t.Fatalf("canSpan(true) %d, %d, want %d, %d", f, la, first, last)
+		}
 	}
 	type snap struct {
 		l    *calleeList
@@ -99,9 +118,7 @@ func TestCalleeListChunks(t *testing.T) {
 		default:
 			seq++
 			c := callee{s: &Session{id: seq}, at: int64(rng.Uint32()), seq: seq}
-			if rng.IntN(3) == 0 {
-				c.s.feat = fCalleeProgInv
-			}
+			c.s.feat = [...]features{fCalleeProgInv, fCalleeProgInv | fCalleePPT, fCalleePPT, 0, 0, 0}[rng.IntN(6)]
 			l = l.with(c)
 			want = append(want[:len(want):len(want)], c)
 		}

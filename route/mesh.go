@@ -64,9 +64,11 @@ import (
 // A progressive call invocation is picked among the callees that
 // announced progressive_call_invocations, as on one node (pickCallee):
 // the directory says how many each node has, and when the first and the
-// last of them registered (MeshReg.Prog), and the caller's node picks by
-// the policy among the nodes with one (meshPickProgressive); a node that
-// did not say (the previous release) counts as one that may have one.
+// last of them registered (MeshReg.Prog; in payload passthru mode, of
+// those that announced payload_passthru_mode too, MeshReg.ProgPPT), and
+// the caller's node picks by the policy among the nodes with one
+// (meshPickProgressive; a reroute too, pickUntried); a node that did not
+// say (the previous release) counts as one that may have one.
 // Its later chunks follow the first to the node it went to, so the pick
 // must be right at once: a refusal there comes back after the chunks
 // that followed have gone.
@@ -269,6 +271,11 @@ type MeshReg struct {
 	// not say (a node of the previous release, whose callees then may or
 	// may not take such calls).
 	Prog MeshCapable
+	// ProgPPT is the part of them that announced payload_passthru_mode
+	// too, which a progressive call invocation in payload passthru mode
+	// needs; its Known is false when the node said no more than Prog
+	// (the same callees as Prog's, or none said).
+	ProgPPT MeshCapable
 }
 
 // MeshCapable is the part of a node's callees of a registration that

@@ -85,27 +85,47 @@ type remoteCallee struct {
 	// invocations, -1 when the node did not say (MeshReg.Prog);
 	// progFirst and progLast when the first and last of them registered
 	// (first and last registrations).
-	prog                int32
+	// ppt, pptFirst and pptLast are the same of its callees that also
+	// take payload passthru mode (MeshReg.ProgPPT; prog's when the node
+	// said no more). prog and ppt side by side: 72 bytes, not 80.
+	prog, ppt           int32
 	progFirst, progLast int64
+	pptFirst, pptLast   int64
 }
 
-// mayProg reports whether rc may have a callee that takes progressive
-// call invocations: it has one, or did not say.
-func (rc *remoteCallee) mayProg() bool { return rc.prog != 0 }
+// can returns how many of rc's callees take a progressive call
+// invocation (in payload passthru mode when ppt), -1 when the node did
+// not say, and the REGISTER times of the first and last of them.
+func (rc *remoteCallee) can(ppt bool) (n int32, first, last int64) {
+	if ppt {
+		return rc.ppt, rc.pptFirst, rc.pptLast
+	}
+	return rc.prog, rc.progFirst, rc.progLast
+}
+
+// mayProg reports whether rc may have a callee that takes a progressive
+// call invocation (in payload passthru mode when ppt): it has one, or did
+// not say.
+func (rc *remoteCallee) mayProg(ppt bool) bool {
+	n, _, _ := rc.can(ppt)
+	return n != 0
+}
 
 // progAt returns the REGISTER time by which first (or last) ranks rc for
-// a progressive call invocation: that of its first (last) callee that
-// takes one, else, when the node did not say, of its first (last).
-func (rc *remoteCallee) progAt(first bool) int64 {
+// a progressive call invocation (in payload passthru mode when ppt): that
+// of its first (last) callee that takes one, else, when the node did not
+// say, of its first (last).
+func (rc *remoteCallee) progAt(first, ppt bool) int64 {
+	n, f, l := rc.can(ppt)
 	switch {
-	case rc.prog < 0 && first:
+	case n < 0 && first:
 		return rc.first
-	case rc.prog < 0:
+	case n < 0:
 		return rc.last
 	case first:
-		return rc.progFirst
+		return f
 	}
-	return rc.progLast
+	return l
 }
 
 func (reg *registration) remoteList() []remoteCallee {
@@ -186,7 +206,9 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 	return nth(0), true
 }
 
-// meshPickProgressive is meshPick for a progressive call invocation: the
+// meshPickProgressive is meshPick for a progressive call invocation (in
+// payload passthru mode when ppt: its callee must have announced
+// payload_passthru_mode too, MeshReg.ProgPPT): the
 // policy picks among the callees that take one, as pickCallee does on one
 // node, local first for roundrobin and random; first and last rank a node
 // by its first (last) such callee. A node that did not say how many it
@@ -197,26 +219,27 @@ func (s *Shard) meshPick(reg *registration, rl []remoteCallee, exclude MeshNode)
 // feature_not_supported while another node's callee could take it (its
 // chunks go back to back: the refusal came after the second had gone, too
 // late to reroute the call), 3 of 6 streams round robin over two nodes.
-func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee) (node MeshNode, ok bool) {
+func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee, ppt bool) (node MeshNode, ok bool) {
 	local := reg.list()
 	if s.r.draining.Load() {
 		local = noCallees // this node's callees take no new calls (drain.go)
 	}
+	localCan := local.can(ppt)
 	n := 0
 	for i := range rl {
-		if rl[i].mayProg() {
+		if rl[i].mayProg(ppt) {
 			n++
 		}
 	}
 	switch {
-	case n == 0 && local.prog == 0:
+	case n == 0 && localCan == 0:
 		return s.meshPick(reg, rl, 0)
 	case n == 0:
 		return 0, true
 	}
 	nth := func(k int) MeshNode {
 		for i := range rl {
-			if rl[i].mayProg() {
+			if rl[i].mayProg(ppt) {
 				if k == 0 {
 					return rl[i].node
 				}
@@ -229,30 +252,30 @@ func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee) (node 
 	case proto.InvokeFirst, proto.InvokeLast:
 		first := reg.invoke == proto.InvokeFirst
 		var best int64
-		if local.prog > 0 {
-			best = local.progFirst()
+		if localCan > 0 {
+			best = local.canFirst(ppt)
 			if !first {
-				best = local.progLast()
+				best = local.canLast(ppt)
 			}
 		}
 		for i := range rl {
 			rc := &rl[i]
-			if !rc.mayProg() {
+			if !rc.mayProg(ppt) {
 				continue
 			}
-			at := rc.progAt(first)
-			if node == 0 && local.prog == 0 || first && at < best || !first && at > best {
+			at := rc.progAt(first, ppt)
+			if node == 0 && localCan == 0 || first && at < best || !first && at > best {
 				node, best = rc.node, at
 			}
 		}
 		return node, true
 	case proto.InvokeRoundRobin:
-		if local.prog > 0 {
+		if localCan > 0 {
 			return 0, true
 		}
 		return nth(int((reg.rr.Add(1) - 1) % uint64(n))), true
 	case proto.InvokeRandom:
-		if local.prog > 0 {
+		if localCan > 0 {
 			return 0, true
 		}
 		return nth(s.rng.IntN(n)), true
@@ -270,7 +293,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 	var node MeshNode
 	var ok bool
 	if progress {
-		node, ok = s.meshPickProgressive(reg, rl)
+		node, ok = s.meshPickProgressive(reg, rl, pptMode(&m.Opt))
 	} else {
 		node, ok = s.meshPick(reg, rl, 0)
 	}

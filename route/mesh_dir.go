@@ -175,8 +175,10 @@ func (rm *Realm) meshLocalChanged(reg *registration) (deleted bool) {
 		// the callees differ, then a look into the chunks with such a
 		// callee).
 		e.Prog = MeshCapable{Known: true, Callees: l.prog}
-		if l.prog > 0 && (reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast) {
+		e.ProgPPT = MeshCapable{Known: true, Callees: l.pt}
+		if reg.invoke == proto.InvokeFirst || reg.invoke == proto.InvokeLast {
 			e.Prog.First, e.Prog.Last = l.progSpan()
+			e.ProgPPT.First, e.ProgPPT.Last = l.canSpan(true)
 		}
 	}
 	rm.r.mesh.Registered(rm.name, e)
@@ -268,6 +270,11 @@ func remoteOf(node MeshNode, e dirEntry) remoteCallee {
 	if p := e.Prog; p.Known {
 		rc.prog = int32(min(max(p.Callees, 0), e.Callees))
 		rc.progFirst, rc.progLast = p.First, p.Last
+	}
+	rc.ppt, rc.pptFirst, rc.pptLast = rc.prog, rc.progFirst, rc.progLast
+	if p := e.ProgPPT; p.Known {
+		rc.ppt = int32(min(max(p.Callees, 0), e.Callees))
+		rc.pptFirst, rc.pptLast = p.First, p.Last
 	}
 	return rc
 }

@@ -107,6 +107,9 @@ type reroute struct {
 	// node counts as untried while it may have an untried one of those,
 	// and first and last rank it by theirs (remoteUntried, remoteAt).
 	prog bool
+	// ppt: prog, in payload passthru mode: only the callees that announced
+	// payload_passthru_mode too take it.
+	ppt bool
 	// tried are the callees the call was offered to, in order, at most
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
@@ -299,8 +302,8 @@ func (rr *reroute) nextOf(node MeshNode) (nodeNext, bool) {
 // it announced take one), and it did not say it has none left.
 func (rr *reroute) remoteUntried(rc remoteCallee) bool {
 	callees := rc.callees
-	if rr.prog && rc.prog >= 0 {
-		callees = int(rc.prog) // 0: none of its callees takes the call
+	if n, _, _ := rc.can(rr.ppt); rr.prog && n >= 0 {
+		callees = int(n) // 0: none of its callees takes the call
 	}
 	if rr.triedOn(rc.node) >= callees {
 		return false
@@ -381,6 +384,7 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 	rr := oc.rr
 	progress := oc.progInv
 	rr.prog = progress
+	rr.ppt = progress && rr.c.pptMode()
 	for len(rr.tried) < maxCallTries {
 		ce, node, ok := s.pickUntried(oc.reg, rr, oc.callee == nil || s.meshCallRoom(ss))
 		if !ok {
@@ -467,7 +471,7 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	// one (rerouteCall skips those that do not, one try each).
 	untried := false
 	for i := range l.len() {
-		if rr.prog && l.prog == 0 {
+		if rr.prog && l.can(rr.ppt) == 0 {
 			break
 		}
 		if !rr.triedLocal(l.at(i).s.id) {
@@ -548,7 +552,7 @@ func (rr *reroute) remoteAt(rc remoteCallee, first bool) int64 {
 		first = !first
 	}
 	if rr.prog {
-		return rc.progAt(first) // its first (last) callee that takes it
+		return rc.progAt(first, rr.ppt) // its first (last) callee that takes it
 	}
 	if first {
 		return rc.first
