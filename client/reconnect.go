@@ -40,7 +40,8 @@ import (
 //     flight when the connection fails returns the session's error, since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
 //     idempotent). Calls made while reconnecting wait (bounded by their
-//     context) for the next session.
+//     context) for the next session, not for its restores: they may go
+//     out before the restored registrations are in place.
 //   - Events published while no session is up are not received.
 //   - The event handlers of subscriptions made through the Client run one
 //     at a time, as a session's do, also across sessions: a handler the
@@ -373,6 +374,12 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	subs := append([]*durableSub(nil), c.subs...)
 	up := c.up
 	c.mu.Unlock()
+	// Those waiting in Session get s now, as those who come from now on
+	// do: up was closed after the restores below were answered, and a
+	// router slow to answer one (up to restoreWait) held every request
+	// that had waited through the reconnect, past its deadline, while
+	// later ones went out at once.
+	close(up)
 	// Registrations and subscriptions are restored concurrently (one slow
 	// answer does not hold up the others); OnSession waits for the first
 	// answer to each, or restoreWait.
@@ -386,7 +393,6 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 		go c.restoreSub(s, d, sync.OnceFunc(answered.Done))
 	}
 	answered.Wait()
-	close(up)
 	if first != nil {
 		close(first)
 	}
@@ -606,7 +612,8 @@ func (c *Client) took(reg *Registration, r *durableReg) {
 }
 
 // Session returns the current session, waiting (bounded by ctx) while the
-// Client reconnects.
+// Client reconnects: until the next session is joined, not until its
+// restores are answered.
 func (c *Client) Session(ctx context.Context) (*Session, error) {
 	for {
 		c.mu.Lock()
