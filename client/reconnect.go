@@ -334,7 +334,14 @@ func (c *Client) run(first chan<- struct{}) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
-			c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
+			if _, refused := errors.AsType[*Error](err); refused {
+				// The router refused the join (ABORT: authentication
+				// failed, no such realm): unlike a router restarting, it
+				// may not pass, and the application must hear of it.
+				c.warn("client: the router refused the join; retrying", "url", url, "err", err, "retry_in", backoff)
+			} else {
+				c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
+			}
 			// Try the next URL at once after a failure on this one, and back
 			// off once every URL has failed in this round.
 			if next%len(c.urls) != 0 {
