@@ -166,7 +166,7 @@ func (d *durableSub) handlerOn(s *Session) func(*Event) {
 		if held {
 			defer func() { <-d.events }()
 		}
-		if !d.removed.Load() { // removed while waiting
+		if !d.removed.Load() && d.h != nil { // removed while waiting; a nil h drops events, as a Session's
 			d.h(ev)
 		}
 	}
