@@ -35,9 +35,10 @@ func (n *Node) Subscribe(realm string, match proto.Match, uri string) {
 		ent = &interest{}
 		ri.subs[subj] = ent
 		ri.bytes += len(subj)
+		ri.comps += subjectComponents(subj)
 		switch {
 		case ri.wide != nil:
-		case len(ri.subs) > n.opts.MaxInterest || ri.bytes > n.maxInterestBytes():
+		case len(ri.subs) > n.opts.MaxInterest || ri.bytes > n.maxInterestBytes() || ri.comps > n.maxInterestComponents():
 			n.widen(realm, ri)
 		default:
 			n.out.push(opSubscribe, subj, "", nil, ent)
@@ -65,9 +66,10 @@ func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 	}
 	delete(ri.subs, subj)
 	ri.bytes -= len(subj)
+	ri.comps -= subjectComponents(subj)
 	if ri.wide == nil {
 		n.out.push(opUnsubscribe, subj, "", nil, ent)
-	} else if len(ri.subs) <= n.opts.MaxInterest/2 && ri.bytes <= n.maxInterestBytes()/2 {
+	} else if len(ri.subs) <= n.opts.MaxInterest/2 && ri.bytes <= n.maxInterestBytes()/2 && ri.comps <= n.maxInterestComponents()/2 {
 		n.narrow(realm, ri)
 	}
 	if len(ri.subs) == 0 && ri.wide == nil {
@@ -91,15 +93,36 @@ func (n *Node) Unsubscribe(realm string, match proto.Match, uri string) {
 // the other nodes then hold one entry for the realm, and send this node
 // every event of it, which it matches against its own tables (an event
 // that matches nothing here is dropped at once). Once they are down to
-// half of both bounds, it subscribes to the subjects again.
+// half of every bound, it subscribes to the subjects again.
+//
+// The subjects' components are bounded too, 8 each on average: a NATS
+// server keeps a subject in a tree with a level and a node for each of
+// its tokens, about 400 bytes each, so a subject of 2,043 one-letter
+// components (a 4 KiB topic "x1.a.a.…") held ~790 KiB in every server of
+// the mesh, this node's own included, against ~25 KiB for as many bytes
+// in two components: 400 exact SUBSCRIBEs of one client, within the
+// count and byte bounds, took two nodes' servers 630 MiB, out of reach of
+// the router's subscription_bytes (4.4 KiB each there).
 type realmInterest struct {
 	subs  map[string]*interest // by subject
 	bytes int                  // the subjects' bytes
+	comps int                  // the subjects' components (subjectComponents)
 	wide  *interest            // the realm's every event, while past the bounds; else nil
 }
 
 // maxInterestBytes bounds the subject bytes of a realm's interest.
 func (n *Node) maxInterestBytes() int { return n.opts.MaxInterest * 128 }
+
+// maxInterestComponents bounds the components of a realm's subjects
+// (realmInterest).
+func (n *Node) maxInterestComponents() int { return n.opts.MaxInterest * 8 }
+
+// subjectComponents returns the tokens of an interest subject after its
+// event root and realm (shared by all of the realm's subjects in a
+// server's tree): the URI's components ('>' for a prefix's last).
+func subjectComponents(subj string) int {
+	return strings.Count(subj, ".") - 2 // "ew.e2.<realm>.": 3 dots, one token after the last
+}
 
 // widen replaces the realm's subscriptions by one to all of its events:
 // that one first, so that no event falls between them (both are in the
@@ -114,7 +137,7 @@ func (n *Node) widen(realm string, ri *realmInterest) {
 	n.stats.WideRealms.Add(1)
 	if skipped, ok := n.interestLogDue(); ok {
 		n.log.Warn("mesh: this node's subscriptions in a realm passed mesh.max_interest; it now receives every event of the realm from the other nodes",
-			"realm", realm, "subjects", len(ri.subs), "subject_bytes", ri.bytes, "max_interest", n.opts.MaxInterest, "changes_unlogged", skipped)
+			"realm", realm, "subjects", len(ri.subs), "subject_bytes", ri.bytes, "subject_components", ri.comps, "max_interest", n.opts.MaxInterest, "changes_unlogged", skipped)
 	}
 }
 

@@ -93,8 +93,9 @@ type Options struct {
 	// MaxInterest bounds the distinct subjects (exact topics, patterns,
 	// prefixes) the node subscribes to in NATS for one realm, each of
 	// which every NATS server of the mesh keeps; past it, or past 128
-	// bytes of subject each on average, the node subscribes to all of the
-	// realm's events instead (see realmInterest). Default 16,384.
+	// bytes or 8 components of subject each on average, the node
+	// subscribes to all of the realm's events instead (see
+	// realmInterest). Default 16,384.
 	MaxInterest int
 	// testMeshVersion, set by tests only, makes the node speak another
 	// mesh version than meshVersion (-1: none, and no check of the
