@@ -42,9 +42,10 @@ func TestInterestBoundedInComponents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Two subjects of 100 components: 200 of the realm's 128 (16 × 8).
+	// Nine subjects of 100 components, each subscribed as its first 15
+	// and '>' (maxInterestDepth): 144 of the realm's 128 (16 × 8).
 	var got atomic.Int64
-	deep := make([]string, 2)
+	deep := make([]string, 9)
 	var subs []*client.Subscription
 	for i := range deep {
 		deep[i] = fmt.Sprintf("x%d.", i) + strings.Repeat("a.", 98) + "z"
@@ -55,7 +56,7 @@ func TestInterestBoundedInComponents(t *testing.T) {
 		subs = append(subs, sub)
 	}
 	if w := a.n.Stats().WideRealms.Load(); w != 1 {
-		t.Fatalf("2 subjects of 100 components each, 16 × 8 allowed: WideRealms %d, want 1 (the realm's every event)", w)
+		t.Fatalf("9 subjects of 16 components each, 16 × 8 allowed: WideRealms %d, want 1 (the realm's every event)", w)
 	}
 	// Still delivered, once each.
 	pub := b.dial(b.rs(), proto.JSON)
@@ -76,8 +77,8 @@ func TestInterestBoundedInComponents(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, func() error {
-		if n := got.Load() - base; n != 20 {
-			return fmt.Errorf("%d events of 20", n)
+		if n := got.Load() - base; n != 90 {
+			return fmt.Errorf("%d events of 90", n)
 		}
 		return nil
 	})
@@ -90,7 +91,7 @@ func TestInterestBoundedInComponents(t *testing.T) {
 	if w := a.n.Stats().WideRealms.Load(); w != 0 {
 		t.Fatalf("after the deep subscriptions went: WideRealms %d, want 0", w)
 	}
-	if n := got.Load() - base; n != 20 {
-		t.Fatalf("%d events of 20 (duplicates?)", n)
+	if n := got.Load() - base; n != 90 {
+		t.Fatalf("%d events of 90 (duplicates?)", n)
 	}
 }
