@@ -221,11 +221,23 @@ func meshEventCost(env []byte, p *publication) int64 {
 // newer (events from several nodes may arrive in any order). Call with
 // mu held for writing.
 func (rm *Realm) retainNewer(topic string, p *publication) bool {
-	if old := rm.retained[topic]; old != nil && old.pub.at > p.at {
+	if old := rm.retained[topic]; old != nil && retainedAfter(old.pub, p) {
 		return true
 	}
 	why, _ := rm.retain(topic, p, nil, "")
 	return why == retainKept
+}
+
+// retainedAfter reports whether the retained event p is newer than q:
+// published later (at), or, at the same time, with the higher
+// publication id. Two nodes can stamp two events of a topic alike: each
+// stamps its own just after the newest it holds (retainStamp), and with
+// both clocks at one tick (coarse, or behind that event) both are its
+// time + 1 ns; each node then kept the other's copy, as no older than
+// its own, and get_retained gave a's subscribers b's event and b's a's.
+// The ids order such ties the same way on every node.
+func retainedAfter(p, q *publication) bool {
+	return p.at > q.at || p.at == q.at && p.id > q.id
 }
 
 // meshRevoke takes ss off reg after its node lost a registration conflict

@@ -1224,7 +1224,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 	// unrestricted one and those with black/white lists before it).
 	newest := map[string]*publication{}
 	for _, p := range s.localRetained(ss.realm, sub) {
-		if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || p.at > old.at) {
+		if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || retainedAfter(p, old)) {
 			newest[string(p.topic)] = p
 		}
 	}
@@ -1238,7 +1238,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 				continue
 			}
 			p.retained = true
-			if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || p.at > old.at) {
+			if old := newest[string(p.topic)]; p.allowed(ss) && (old == nil || retainedAfter(p, old)) {
 				newest[string(p.topic)] = p
 			}
 		}
