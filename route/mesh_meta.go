@@ -840,10 +840,6 @@ func combineSum(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any
 	return []any{n}, nil
 }
 
-// metaKillByAuthID is the gathered meta procedure whose answer lists the
-// sessions each node killed (combineKilled).
-const metaKillByAuthID = "wamp.session.kill_by_authid"
-
 // combineKilled combines wamp.session.kill_by_authid: the session ids
 // every node killed, in one list (a node of the previous release answers
 // their number, and its sessions are then left out of the list).
