@@ -133,7 +133,10 @@ type authLimiter struct {
 	addrs   map[addrKey]*failRec // guarded by mu: the addresses' records
 	ids     map[idKey]*failRec   // guarded by mu: the authids' records at addresses
 	sweepAt int                  // guarded by mu: size (of both) at which the next operation drops idle records
-	sweptAt time.Time            // guarded by mu: the last sweep
+	// fullSince and fullSweeps (guarded by mu): the sweeps of full tables
+	// in the second from fullSince (fullSweepsPerSecond at most).
+	fullSince  time.Time
+	fullSweeps int
 	// sweepVisits counts the records the sweeps have looked at (tests).
 	// Guarded by mu.
 	sweepVisits int
@@ -228,10 +231,14 @@ const (
 
 const (
 	maxDelay   = 5 * time.Second
-	limiterMin = 65536   // records kept before the first sweep of idle ones
-	sweepChunk = 1024    // records of each table one sweep looks at, at most
-	limiterMax = 1 << 20 // addresses tracked
-	idsMax     = 1 << 19 // authids (at an address) with a record of their own
+	limiterMin = 65536 // records kept before the first sweep of idle ones
+	sweepChunk = 1024  // records of each table one sweep looks at, at most
+	// fullSweepsPerSecond bounds the sweeps of full tables in a second:
+	// 16 chunks of each, under 6 ms of mu a second with 2^19 records in
+	// each table (a chunk of each measured at 0.34-0.39 ms).
+	fullSweepsPerSecond = 16
+	limiterMax          = 1 << 20 // addresses tracked
+	idsMax              = 1 << 19 // authids (at an address) with a record of their own
 )
 
 func newAuthLimiter(lim AuthLimits) *authLimiter {
@@ -314,17 +321,22 @@ func (l *authLimiter) addrKeyOf(s string) addrKey {
 // reach every record. A sweep runs first in an operation that may create
 // k's records (one is missing), never while one holds a record it has
 // looked up, when the tables have grown by half a chunk since the last
-// one (from limiterMin on); when they are full, at most once a second
-// (records that have aged make room again); and again at the next such
-// operation while at least half of what a chunk looked at was idle (after
-// a flood has aged, the tables make room and shrink a chunk per login).
+// one (from limiterMin on); when they are full, at each such operation,
+// up to fullSweepsPerSecond a second (records that have aged make room
+// again as new addresses need it); and again at the next such operation
+// while at least half of what a chunk looked at was idle (after a flood
+// has aged, the tables make room and shrink a chunk per login). Before,
+// full tables were swept at most once a second: a chunk of each since
+// the sweep was bounded, so that with fewer than half of their records
+// idle, a few hundred places a second were freed, and the rest of the
+// second's new addresses were refused while idle records held the room.
 // Called with mu held.
 func (l *authLimiter) sweep(k loginKey, now time.Time) {
 	if l.addrs[k.ak] != nil && l.ids[k.id] != nil {
 		return
 	}
 	full := len(l.addrs) >= l.maxAddrs || len(l.ids) >= l.maxIDs
-	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && now.Sub(l.sweptAt) >= time.Second) {
+	if len(l.addrs)+len(l.ids) < l.sweepAt && !(full && l.fullSweep(now)) {
 		return
 	}
 	looked, dropped := 0, 0
@@ -356,7 +368,21 @@ func (l *authLimiter) sweep(k loginKey, now time.Time) {
 	} else {
 		l.sweepAt = max(len(l.addrs)+len(l.ids)+sweepChunk/2, limiterMin)
 	}
-	l.sweptAt = now
+}
+
+// fullSweep reports whether a sweep of full tables may run at now, and
+// counts it: at most fullSweepsPerSecond in a second. Called with mu held.
+func (l *authLimiter) fullSweep(now time.Time) bool {
+	// Out of order by less than a second (callers read the clock
+	// before taking mu): the same second.
+	if d := now.Sub(l.fullSince); d >= time.Second || d < -time.Second {
+		l.fullSince, l.fullSweeps = now, 0
+	}
+	if l.fullSweeps >= fullSweepsPerSecond {
+		return false
+	}
+	l.fullSweeps++
+	return true
 }
 
 // addr returns the record of the address whose key is key, creating it
