@@ -49,7 +49,11 @@ type limiter struct {
 	mu      sync.Mutex
 	m       map[srcKey]failRec // guarded by mu
 	sweepAt int                // guarded by mu
-	sweptAt int64              // the last sweep (Unix ns); guarded by mu
+	// fullSince (Unix ns) and fullSweeps (guarded by mu): the sweeps of
+	// the full table in the second from fullSince (fullSweepsPerSecond at
+	// most).
+	fullSince  int64
+	fullSweeps int
 	// sweepVisits counts the records the sweeps have looked at (tests).
 	// Guarded by mu.
 	sweepVisits int
@@ -84,6 +88,10 @@ const (
 	limiterMin = 4096
 	limiterMax = 1 << 20
 	sweepChunk = 1024 // records one sweep looks at, at most
+	// fullSweepsPerSecond bounds the sweeps of the full table in a
+	// second: 16 chunks, about 2 ms of mu a second at 2^20 records (a
+	// walk of them all held it 116-117 ms).
+	fullSweepsPerSecond = 16
 )
 
 func newLimiter(l AuthLimits) *limiter {
@@ -148,11 +156,16 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 	// a second while full of live records, held it 116-117 ms at 2^20
 	// (the shared 2-core VM, without -race). It runs when the table has
 	// grown by half a chunk since the last one (from limiterMin on); when
-	// it is full, for a new source at most once a second, so that records
-	// that have aged make room again; and at the next request while at
-	// least half of what the last chunk looked at was idle (a flood that
-	// has aged is dropped a chunk per request).
-	if len(l.m) >= l.sweepAt || (!ok && len(l.m) >= l.max && now-l.sweptAt >= int64(time.Second)) {
+	// it is full, for each new source, up to fullSweepsPerSecond a second,
+	// so that records that have aged make room again as new sources need
+	// it; and at the next request while at least half of what the last
+	// chunk looked at was idle (a flood that has aged is dropped a chunk
+	// per request). Before, a full table was swept at most once a second:
+	// one chunk since the sweep was bounded, so that with fewer than half
+	// of its records idle a few hundred places a second were freed, and
+	// the rest of the second's new sources were refused while idle
+	// records held the room.
+	if len(l.m) >= l.sweepAt || (!ok && len(l.m) >= l.max && l.fullSweep(now)) {
 		looked, dropped := 0, 0
 		for k, x := range l.m {
 			if looked == sweepChunk {
@@ -172,7 +185,6 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 		} else {
 			l.sweepAt = max(len(l.m)+sweepChunk/2, limiterMin)
 		}
-		l.sweptAt = now
 		r, ok = l.m[key]
 	}
 	if !ok {
@@ -183,6 +195,22 @@ func (l *limiter) rec(key srcKey, now int64) (failRec, bool) {
 	}
 	r.fails.Roll(now, l.lim.Window)
 	return r, true
+}
+
+// fullSweep reports whether a sweep of the full table may run at now
+// (Unix ns), and counts it: at most fullSweepsPerSecond in a second.
+// Caller holds mu.
+func (l *limiter) fullSweep(now int64) bool {
+	// Out of order by less than a second (callers read the clock before
+	// taking mu): the same second.
+	if d := now - l.fullSince; d >= int64(time.Second) || d < -int64(time.Second) {
+		l.fullSince, l.fullSweeps = now, 0
+	}
+	if l.fullSweeps >= fullSweepsPerSecond {
+		return false
+	}
+	l.fullSweeps++
+	return true
 }
 
 // blocked reports whether the source is locked out at now, and until when.

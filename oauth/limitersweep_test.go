@@ -58,3 +58,63 @@ func TestLimiterSweepBounded(t *testing.T) {
 		t.Fatalf("%d records kept after 64 requests from new sources, the %d aged ones still held", len(l.m), n)
 	}
 }
+
+// While the table is full and part of its records have aged, new sources
+// are tracked as long as aged records remain to make room, not only as
+// many a second as one bounded sweep found. Before, a full table was
+// swept at most once a second, one chunk since the sweep was bounded:
+// with 40% of the records aged, a sweep freed about 400 places and the
+// rest of that second's new sources were answered 429 after 5 s (a flood
+// needed only to keep half of the records live and take the few hundred
+// places a second freed, where it needed all of them live before).
+func TestLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
+	l := newLimiter(AuthLimits{})
+	const n = 16 * sweepChunk
+	l.max = n
+	old := time.Unix(1e9, 0).UnixNano()
+	recent := old + int64(l.lim.Window+l.lim.Lockout+time.Minute)
+	aged := n * 4 / 10
+	for i := 0; i < n; i++ {
+		at := recent // live at the test's time
+		if i < aged {
+			at = old // idle at the test's time
+		}
+		r := failRec{}
+		r.fails.Add(at, l.lim.Window)
+		l.m[srcKey{uint64(i) + 1, 1}] = r
+	}
+	l.sweepAt = 2 * n // as after the fill's last doubling
+	newcomer := func(i int) source { return source{key: srcKey{0, 0xffff<<32 | uint64(i)}} }
+	// 2,000 new sources within one second, fewer than the aged records.
+	const newSrcs = 2000
+	refused, most := 0, 0
+	for i := 0; i < newSrcs; i++ {
+		at := time.Unix(0, recent+int64(time.Second)+int64(i)*int64(400*time.Microsecond))
+		before := l.sweepVisits
+		if ok, _ := l.begin(newcomer(i), at); !ok {
+			refused++
+		}
+		most = max(most, l.sweepVisits-before)
+	}
+	if most > sweepChunk {
+		t.Errorf("a request's sweep looked at %d records; want at most %d", most, sweepChunk)
+	}
+	if refused > 0 {
+		t.Errorf("%d of %d new sources refused within a second while the full table held %d aged records of %d", refused, newSrcs, aged, n)
+	}
+	// Full of live records, the sweeps of a second stay bounded however
+	// many new sources come (each refused).
+	later := recent + int64(3*time.Second)
+	for i := 0; len(l.m) < n; i++ {
+		r := failRec{}
+		r.fails.Add(later, l.lim.Window)
+		l.m[srcKey{uint64(i) + 1, 3}] = r
+	}
+	before := l.sweepVisits
+	for i := 0; i < 1000; i++ {
+		l.begin(newcomer(newSrcs+i), time.Unix(0, later+int64(i)*int64(time.Millisecond)))
+	}
+	if got := l.sweepVisits - before; got > fullSweepsPerSecond*sweepChunk {
+		t.Errorf("1,000 new sources in a second at a full table of live records: the sweeps looked at %d records; want at most %d", got, fullSweepsPerSecond*sweepChunk)
+	}
+}
