@@ -378,4 +378,24 @@ func TestEmptyAddressFlagsRefused(t *testing.T) {
 			t.Errorf("run -%s \"\": exit %d: %s", name, code, out)
 		}
 	}
+	// Blank, or a list of nothing but commas (`-cluster-routes
+	// ${PEER1},${PEER2}` with both unset): before, "," cleared the file's
+	// routes and ran the node alone, " " turned the gateway off, without
+	// a word.
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte("listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: \"127.0.0.1:0\"}\nmesh:\n  node: n1\n  cluster:\n    listen: 127.0.0.1:0\n    routes: [\"nats://127.0.0.1:1\"]\n  leaf:\n    remotes: [\"nats://127.0.0.1:1\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct{ name, value string }{
+		{"cluster-routes", ","}, {"cluster-routes", " , "}, {"leaf-remotes", ","},
+		{"gateway-listen", " "},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // without the check: runs until killed
+		out, err := exec.CommandContext(ctx, binPath, "run", "-config", p, "-"+k.name, k.value).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "flag -"+k.name+": the value is empty") {
+			t.Errorf("run -%s %q: exit %d: %s", k.name, k.value, code, out)
+		}
+	}
 }

@@ -317,9 +317,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// The same for the flags that say where the router is reached and
 	// which mesh it joins: `-listen ""` ran on the configuration's
 	// address, `-cluster-routes ""` alone, without a word.
+	// Blank counts as empty, and so does a list of nothing but commas:
+	// `-cluster-routes ${PEER1},${PEER2}` with both unset gives ",",
+	// which cleared the file's routes (splitList), and `-gateway-listen
+	// " "` turned the gateway off (gatewayOff), without a word.
 	var empty []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Value.String() == "" {
+		v := f.Value.String()
+		if strings.TrimSpace(v) == "" || (f.Name == "cluster-routes" || f.Name == "leaf-remotes") && len(splitList(v)) == 0 {
 			empty = append(empty, f.Name)
 		}
 	})
