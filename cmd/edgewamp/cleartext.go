@@ -115,7 +115,7 @@ func (c *config) cleartextWarnings(oauthServed bool) []string {
 func (c *config) openRealmWarnings() []string {
 	var open []string
 	for i := range c.Realms {
-		if r := &c.Realms[i]; !r.Security && r.anonymous() {
+		if r := &c.Realms[i]; !r.Security && r.takesAnonymous() {
 			open = append(open, strconv.Quote(r.Name))
 		}
 	}

@@ -162,6 +162,10 @@ func TestOpenRealmWarning(t *testing.T) {
 		{"open realm on loopback", "listeners: [{address: \"127.0.0.1:8080\"}, {address: \"[::1]:8081\"}]\n" + noGW + "realms: [{name: realm1}]\n", nil},
 		{"security on", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms:\n" + secure, nil},
 		{"no anonymous", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms:\n" + withUsers, nil},
+		// authmethods without anonymous: build enables only those listed,
+		// whatever anonymous says (before, both realms were named).
+		{"authmethods without anonymous", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms: [{name: devices, anonymous: true, authmethods: [cryptosign], users: [{authid: s1, role: r, cryptosign_keys: [\"" + strings.Repeat("ab", 32) + "\"]}]}, {name: open, authmethods: [anonymous]}]\n",
+			[]string{`listeners[0] 0.0.0.0:8080: realm "open" takes anonymous clients with security off`}},
 		{"anonymous off", "listeners: [{address: \"0.0.0.0:8080\"}]\n" + noGW + "realms: [{name: realm1, anonymous: false, users: [{authid: s1, role: r, cryptosign_keys: [\"" + strings.Repeat("ab", 32) + "\"]}]}]\n", nil},
 	}
 	for _, k := range cases {

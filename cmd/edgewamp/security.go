@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -214,6 +215,16 @@ func (r *realmConfig) anonymous() bool {
 		return *r.Anonymous
 	}
 	return len(r.Users) == 0 && r.OAuth == nil // default: anonymous unless users or OAuth2 are configured
+}
+
+// takesAnonymous reports whether the realm lets anonymous clients join:
+// with authmethods, when they list anonymous (build enables only those
+// listed, whatever anonymous says); without, anonymous().
+func (r *realmConfig) takesAnonymous() bool {
+	if len(r.AuthMethods) > 0 {
+		return slices.Contains(r.AuthMethods, "anonymous")
+	}
+	return r.anonymous()
 }
 
 func (r *realmConfig) anonymousRole() string {
