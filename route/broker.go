@@ -1015,10 +1015,10 @@ func (s *Shard) subscriptionBytesRefused(ss *Session, req uint64) {
 	s.stats.SubscriptionsRefused.Add(1)
 	if ss.wildLogged&4 == 0 {
 		ss.wildLogged |= 4
-		s.r.log.Warn("refusing subscriptions: the router holds as many subscriptions' bytes as it takes, or this client's quarter of them (limits.subscription_bytes; logged once per session)",
+		s.r.log.Warn("refusing subscriptions: the router holds as many subscriptions' bytes as it takes, or this client as many as it may (a quarter of them, and less than the router has left free; limits.subscription_bytes; logged once per session)",
 			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.subOwner), "limit", s.r.cfg.MaxSubscriptionBytes)
 	}
-	s.replyError(ss, proto.CodeSubscribe, req, proto.URIUnavailable, "the router holds as many subscriptions as it takes (limits.subscription_bytes, a quarter of it per client address or authid)")
+	s.replyError(ss, proto.CodeSubscribe, req, proto.URIUnavailable, "the router holds as many subscriptions as it takes (limits.subscription_bytes), or this client address or authid as many as it may: a quarter of it, and less than the router has left free")
 }
 
 // leaveBroker removes a leaving session from its subscriptions.

@@ -85,8 +85,10 @@ func (r *Router) callsEnded(ss *Session, n int64) {
 // session's bound applied, so one client's 16 sessions (at the defaults)
 // filled it with calls to a callee of its own that never answers, and
 // every other node's calls to any callee there were refused
-// wamp.error.unavailable. As for Config.MaxCallsTotal, four owners still
-// fill it. Owned by shard; two atomic loads on a call to another node.
+// wamp.error.unavailable. Four owners still fill it (unlike
+// Config.MaxCallsTotal, whose owners also stay below the room left free:
+// the callee's node's budget is not known here). Owned by shard; two
+// atomic loads on a call to another node.
 func (s *Shard) meshCallRoom(ss *Session) bool {
 	if ss.meshCalls >= s.r.cfg.MaxMeshCalls {
 		return false
@@ -162,7 +164,8 @@ func (b *callBudget) dropCallOwner(ss *Session) {
 }
 
 // callsTotalRefused answers a CALL past Config.MaxCallsTotal or its
-// owner's quarter, counted; the first refusal of a session is logged.
+// owner's room (callBudgetRoom), counted; the first refusal of a session
+// is logged.
 func (s *Shard) callsTotalRefused(ss *Session, req uint64, progress bool) {
 	s.stats.CallsRefusedTotal.Add(1)
 	if ss.wildLogged&8 == 0 {
@@ -171,8 +174,8 @@ func (s *Shard) callsTotalRefused(ss *Session, req uint64, progress bool) {
 		if ss.callOwn != nil {
 			owner = ss.callOwn.key
 		}
-		s.r.log.Warn("refusing calls: the router holds as many calls in flight as it takes, or this client's quarter of them (limits.calls_in_flight_total; logged once per session)",
+		s.r.log.Warn("refusing calls: the router holds as many calls in flight as it takes, or this client as many as it may (a quarter of them, and fewer than the router has left free; limits.calls_in_flight_total; logged once per session)",
 			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(owner), "limit", s.r.cfg.MaxCallsTotal)
 	}
-	s.rejectCall(ss, req, progress, proto.URIUnavailable, "the router holds as many calls in flight as it takes (limits.calls_in_flight_total "+strconv.FormatInt(s.r.cfg.MaxCallsTotal, 10)+", a quarter of it per client address or authid)")
+	s.rejectCall(ss, req, progress, proto.URIUnavailable, "the router holds as many calls in flight as it takes (limits.calls_in_flight_total "+strconv.FormatInt(s.r.cfg.MaxCallsTotal, 10)+"), or this client address or authid as many as it may: a quarter of it, and fewer than the router has left free")
 }

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -99,6 +100,12 @@ func TestCallsInFlightBoundedOnRouter(t *testing.T) {
 				case m := <-c.peer.in:
 					if m.Type != proto.CodeError || m.Request != req || string(m.URI) != proto.URIUnavailable {
 						t.Fatalf("%s: got %v %s", addr, m.Type, describe(m))
+					}
+					// The refusal says why, also when the owner holds less
+					// than its quarter and the router is not full (the
+					// fourth owner on): before, it named those two only.
+					if a := argsOf(m); len(a) != 1 || !strings.Contains(fmt.Sprint(a[0]), "fewer than the router has left free") {
+						t.Fatalf("%s: refused with %s, which does not name the room left free", addr, describe(m))
 					}
 					return held
 				default:

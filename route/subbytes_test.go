@@ -127,6 +127,9 @@ func TestSubscriptionBytesOwnersLeaveRoom(t *testing.T) {
 			req := s.nextReq()
 			s.send(&proto.Message{Type: proto.CodeSubscribe, Request: req, Dict: s.opts(map[string]any{"match": "prefix"}), URI: []byte(fmt.Sprintf("%s%02d%08d", long, k, n))})
 			if m := s.recv(); m.Type == proto.CodeError {
+				if a := argsOf(m); len(a) != 1 || !strings.Contains(fmt.Sprint(a[0]), "less than the router has left free") {
+					t.Fatalf("owner %d refused with %s, which does not name the room left free", k, describe(m))
+				}
 				break
 			}
 		}

@@ -199,7 +199,7 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 	}
 	if !s.r.testaments.charge(ss.testamentOwner, t.size(), s.r.cfg.MaxTestamentBytes) {
 		s.stats.TestamentsRefused.Add(1)
-		return nil, &metaErr{proto.URIUnavailable, "the router holds as many testaments' bytes as it takes (limits.testament_bytes, a quarter of it per client address or authid)"}
+		return nil, &metaErr{proto.URIUnavailable, "the router holds as many testaments' bytes as it takes (limits.testament_bytes), or this client address or authid as many as it may: a quarter of it, and less than the router has left free"}
 	}
 	ss.testaments[scope] = append(ss.testaments[scope], t)
 	return nil, nil
