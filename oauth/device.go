@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -291,7 +292,18 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server has issued its device authorizations for the last minute; try again later", retry: max(retry, time.Second)})
 		return
 	}
+	// Counted on this node first (a cheap gate: at most 30 a minute of an
+	// address reach the store from each node), then, on a mesh, in the
+	// store every node shares (also when refused there: an address past
+	// its count gets no more store reads from this node this minute).
 	s.issues.end(src, now, true)
+	if ok, retry, err := s.takeDevicePlace(r.Context(), src, now); err != nil {
+		writeError(w, s.storeErr(err))
+		return
+	} else if !ok {
+		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many device authorizations from this address; try again later", retry: max(retry, time.Second)})
+		return
+	}
 	rc := c.realm
 	dc := randomToken(32)
 	rec := deviceRec{
@@ -329,6 +341,73 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		"expires_in":                int(rc.DeviceCodeLifetime / time.Second),
 		"interval":                  rec.Interval,
 	})
+}
+
+// deviceAddrRec is the record (da.<SHA-256 of the source's key>) of the
+// device authorizations one source address (IPv6: one /64) obtained over
+// the last minute from all the nodes sharing the store: their times (Unix
+// ms, each by its node's clock).
+type deviceAddrRec struct {
+	Exp int64   `json:"exp"` // the last one's minute and the clock skew (collect's)
+	At  []int64 `json:"at"`
+}
+
+// takeDevicePlace counts one device authorization of src in a shared
+// store (a mesh's bucket, SinceLister), so that one address gets
+// deviceAuthsPerMinute a minute from all the nodes together. Before, each
+// node counted its own only (s.issues), and an address whose requests a
+// load balancer spread over N nodes got N times as many; one IPv4 address
+// took 30 of every node's 600 a minute, 20 addresses all of them. It
+// returns false, and how long to wait, when the address has had its
+// deviceAuthsPerMinute within the last minute. A store of one node's own
+// (memory, disk) is not asked: s.issues counts there exactly, and the
+// disk store would sync one more write a code. A node whose clock leads
+// makes its entries count longer on the others (up to the skew allowed).
+// Blocks on the store; an error is the store's.
+func (s *Server) takeDevicePlace(ctx context.Context, src source, now time.Time) (bool, time.Duration, error) {
+	if _, shared := s.store.(SinceLister); !shared || src.key == (srcKey{}) {
+		return true, 0, nil
+	}
+	var kb [16]byte
+	binary.BigEndian.PutUint64(kb[:8], src.key.hi)
+	binary.BigEndian.PutUint64(kb[8:], src.key.lo)
+	key := "da." + hashHex(string(kb[:]))
+	ms, win := now.UnixMilli(), time.Minute.Milliseconds()
+	for range 4 {
+		e, err := s.store.Get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, 0, err
+		}
+		var rec deviceAddrRec
+		if err == nil {
+			json.Unmarshal(e.Value, &rec) // a damaged record counts as empty
+		}
+		live := rec.At[:0]
+		for _, x := range rec.At {
+			if x > ms-win {
+				live = append(live, x)
+			}
+		}
+		if len(live) >= deviceAuthsPerMinute {
+			// Until the oldest leaves the minute (one from a node ahead: at
+			// most the minute and the skew).
+			wait := time.Duration(slices.Min(live)+win-ms) * time.Millisecond
+			return false, min(wait, time.Minute+s.skew), nil
+		}
+		ttl := time.Minute + s.skew
+		rec = deviceAddrRec{Exp: now.Add(ttl).Unix(), At: append(live, ms)}
+		b, _ := json.Marshal(rec)
+		if e.Revision == 0 {
+			_, err = s.store.Create(ctx, key, b, ttl)
+		} else {
+			_, err = s.store.Update(ctx, key, b, e.Revision, ttl)
+		}
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+			continue // another node's (or request's) meanwhile: count again
+		}
+		return err == nil, 0, err
+	}
+	return false, 0, errStoreConflict
 }
 
 // grantDevice is the device's poll (RFC 8628 §3.4/3.5).

@@ -437,7 +437,7 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 func (s *Server) collect(ctx context.Context) {
 	now := s.now().Unix()
 	sl, since := s.store.(SinceLister)
-	for _, p := range []string{"rt.", "ru.", "dc.", "uc.", "ac.", "au.", "rv."} {
+	for _, p := range []string{"rt.", "ru.", "dc.", "uc.", "ac.", "au.", "da.", "rv."} {
 		var es []Entry
 		var err error
 		if since {

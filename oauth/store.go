@@ -27,6 +27,8 @@ import (
 //	uc.<user code>           a device code's user code → the code's hash
 //	ac.<sha256 hex>          an authorization code, by the code's hash
 //	au.<sha256 hex>          the expiries of the codes of one (realm, user)
+//	da.<sha256 hex>          the device authorizations of one source address
+//	                         over the last minute (shared stores only)
 //	rv.<token or grant id>   a revoked access token (jti) or grant (gid)
 //	rv.client.<client id, base64url>  a client's cut-off: its tokens
 //	                         without a gid issued up to then are revoked
