@@ -493,26 +493,42 @@ func (g *Server) signed(kt *keyTable, q map[string][]string, body []byte, realm 
 
 // nonceCache remembers signed requests' nonces until their timestamps
 // leave the window. It holds at most max entries, and at most max/16 of
-// one signing key (nonceShare): expired ones are swept when it has
-// doubled since the last sweep, and at a bound at most once a second; a
-// key at its share, or the cache full of live ones, has its new signed
-// requests refused (a key holder flooding). Before, the share was the whole cache: one key's holder
-// signing requests as fast as it could filled it, and every other key's
-// signed requests were refused as replays (401, counted as failed
+// one signing key (nonceShare); a key at its share, or the cache full of
+// live ones, has its new signed requests refused (a key holder flooding).
+// Before, the share was the whole cache: one key's holder signing
+// requests as fast as it could filled it, and every other key's signed
+// requests were refused as replays (401, counted as failed
 // authentications of their addresses) until the window passed.
+//
+// Expired entries are dropped by the second they expire in (byExp), each
+// request looking at most at sweepChunk of them: every signed request
+// takes mu, on net/http or on an event loop's lane (the bridge's calls).
+// Before, they were found by walking the whole cache, at each doubling
+// and at a bound once a second: 100-125 ms at its 2^20 entries (127 ms
+// for the walk at 2^19; the shared 2-core VM, without -race), a loop's
+// other connections stalled meanwhile, and one key holder at its share
+// had the others' requests walk the cache once a second. byExp costs a
+// string header an entry; exp held as Unix ns (8 bytes, not a 24-byte
+// time.Time) pays for it.
 type nonceCache struct {
-	mu      sync.Mutex
-	seen    map[string]nonceEntry // guarded by mu
-	perKey  map[string]int        // live entries by signing key; guarded by mu
-	sweepAt int                   // guarded by mu
-	swept   time.Time             // the last sweep; guarded by mu
-	max     int                   // guarded by mu (tests lower it)
+	mu     sync.Mutex
+	seen   map[string]nonceEntry // guarded by mu
+	perKey map[string]int        // entries by signing key; guarded by mu
+	// byExp holds the keys of seen by the second (Unix) their entries
+	// expire in; next is the first second not swept yet. Guarded by mu.
+	byExp map[int64][]string
+	next  int64
+	max   int              // guarded by mu (tests lower it)
+	now   func() time.Time // the clock (time.Now; tests move it); guarded by mu
+	// sweepVisits counts the entries and seconds the sweeps have looked
+	// at (tests). Guarded by mu.
+	sweepVisits int
 }
 
-// nonceEntry is a remembered signed request: until when, and of which
-// key (the configuration's name, shared).
+// nonceEntry is a remembered signed request: until when (Unix ns), and
+// of which key (the configuration's name, shared).
 type nonceEntry struct {
-	exp time.Time
+	exp int64
 	key string
 }
 
@@ -534,44 +550,89 @@ const (
 func nonceShare(n int) int { return max(n/16, 1) }
 
 func newNonceCache(max int) *nonceCache {
-	return &nonceCache{seen: map[string]nonceEntry{}, perKey: map[string]int{}, sweepAt: 1024, max: max}
+	return &nonceCache{seen: map[string]nonceEntry{}, perKey: map[string]int{}, byExp: map[int64][]string{}, max: max, now: time.Now}
 }
 
 // add records a nonce k of signing key owner valid until exp.
 func (c *nonceCache) add(owner, k string, exp time.Time) nonceResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
-	if e, ok := c.seen[k]; ok && now.Before(e.exp) {
+	now := c.now()
+	ns := now.UnixNano()
+	c.expire(now.Unix(), ns)
+	e, ok := c.seen[k]
+	if ok && ns < e.exp {
 		return nonceReplay
 	}
-	share := nonceShare(c.max)
-	atBound := c.perKey[owner] >= share || len(c.seen) >= c.max
-	// At a bound, swept at most once a second: a key at its share (or a
-	// full cache) would have every refused request walk up to max
-	// entries under the lock, every other signed request waiting.
-	if len(c.seen) >= c.sweepAt || atBound && now.Sub(c.swept) >= time.Second {
-		for x, e := range c.seen {
-			if !now.Before(e.exp) {
-				delete(c.seen, x)
-				c.forget(e.key)
-			}
-		}
-		c.swept = now
-		c.sweepAt = max(2*len(c.seen), 1024)
-	}
 	switch {
-	case c.perKey[owner] >= share:
+	case c.perKey[owner] >= nonceShare(c.max):
 		return nonceKeyFull
 	case len(c.seen) >= c.max:
 		return nonceFull
 	}
-	if e, ok := c.seen[k]; ok { // expired, not swept yet
+	if ok { // expired within a second not swept yet
 		c.forget(e.key)
 	}
-	c.seen[k] = nonceEntry{exp: exp, key: owner}
+	c.seen[k] = nonceEntry{exp: exp.UnixNano(), key: owner}
 	c.perKey[owner]++
+	sec := max(exp.Unix(), c.next) // an expiry in a second swept already (one just past): the next
+	c.byExp[sec] = append(c.byExp[sec], k)
 	return nonceOK
+}
+
+// expire drops the entries that expired in the seconds before nowSec,
+// looking at most at sweepChunk entries and seconds; the rest waits for
+// the next request (after a quiet spell the backlog goes a chunk a
+// request, each request adding one entry). An entry named in a second's
+// list but still live (added again since, with a later expiry) is kept:
+// its later second names it too. Called with mu held.
+func (c *nonceCache) expire(nowSec, ns int64) {
+	if c.next == 0 || nowSec < c.next {
+		// The first request, or the clock stepped back: from now on (a
+		// second already swept holds nothing any more).
+		c.next = nowSec
+	}
+	budget := sweepChunk
+	for c.next < nowSec && budget > 0 {
+		keys, ok := c.byExp[c.next]
+		if !ok {
+			budget--
+			c.sweepVisits++
+			if len(c.byExp) == 0 {
+				c.next = nowSec
+			} else if nowSec-c.next > int64(len(c.byExp)) {
+				// Many empty seconds (a quiet spell, or a clock step):
+				// go to the earliest listed, at the cost of a walk of
+				// the seconds listed (fewer than the empty ones).
+				first := nowSec
+				for sec := range c.byExp {
+					first = min(first, sec)
+				}
+				budget -= len(c.byExp)
+				c.sweepVisits += len(c.byExp)
+				c.next = first
+			} else {
+				c.next++
+			}
+			continue
+		}
+		n := min(len(keys), budget)
+		for _, k := range keys[:n] {
+			if e, ok := c.seen[k]; ok && e.exp <= ns {
+				delete(c.seen, k)
+				c.forget(e.key)
+			}
+		}
+		budget -= n
+		c.sweepVisits += n
+		if n < len(keys) {
+			clear(keys[:n])
+			c.byExp[c.next] = keys[n:]
+			return
+		}
+		delete(c.byExp, c.next)
+		c.next++
+	}
 }
 
 // forget counts one entry of key out. Called with mu held.
