@@ -89,6 +89,9 @@ type memNode struct {
 	// (MeshMessageLimit, NATS's max_payload): a larger answer of its
 	// is lost, as nats.go refuses it.
 	maxMsg atomic.Int64
+	// answerTap, when set, sees each answer to this node's gathers as it
+	// came over the mesh (what a node of another release would read).
+	answerTap atomic.Pointer[func([]byte)]
 }
 
 // MaxMessage implements MeshMessageLimit (0: unknown).
@@ -423,6 +426,9 @@ func (n *memNode) askAll(others []*memNode, env []byte, answer func([]byte)) {
 			o.e.r.MeshQuery(b, deadline, func(a []byte) {
 				if m := o.maxMsg.Load(); m > 0 && int64(len(a)) > m {
 					a = nil // refused by the mesh: lost
+				}
+				if tap := n.answerTap.Load(); tap != nil && a != nil {
+					(*tap)(append([]byte(nil), a...))
 				}
 				answer(a)
 			})

@@ -357,9 +357,11 @@ func remoteCost(proc string, answers []answer) int64 {
 	for _, a := range answers {
 		n := int64(a.size)
 		if metaCounts[proc] && a.err == nil && len(a.res) > 0 {
-			k := toInt(a.res[0])
-			if l, isList := a.res[0].([]any); isList {
-				k = int64(len(l)) // kill_by_authid's: the sessions killed
+			k := toInt(a.res[0]) // kill_by_authid's: then its list (combineKilled)
+			if len(a.res) >= 3 {
+				if l, isList := a.res[2].([]any); isList {
+					k = max(k, int64(len(l)))
+				}
 			}
 			n += min(max(k, 0), 1<<32) * metaEntryCost
 		}
@@ -594,6 +596,12 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	switch {
 	case merr != nil:
 		v = []any{false, merr.uri, merr.msg}
+	case proc == metaKillByAuthID && len(res) == 1:
+		// The number killed first, as the previous release answered
+		// and reads it (it adds up each node's first element), the
+		// walked count second, then the list (combineKilled).
+		l, _ := res[0].([]any)
+		v = []any{true, []any{len(l), max(walked, 0), res[0]}}
 	case walked >= 0 && len(res) == 1:
 		// What this node walked for it, for the caller's charge
 		// (walkedReported): a second element of the result.
@@ -841,8 +849,11 @@ func combineSum(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any
 }
 
 // combineKilled combines wamp.session.kill_by_authid: the session ids
-// every node killed, in one list (a node of the previous release answers
-// their number, and its sessions are then left out of the list).
+// every node killed, in one list. Another node answers [number killed,
+// entries walked, list] (answerQuery): the number first, which a node of
+// the previous release adds up (combineSum) as it did the number it
+// answered itself; such a node answers the number alone, and its
+// sessions are then left out of the list.
 func combineKilled(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any, *metaErr) {
 	out := []any{}
 	ok := lerr == nil
@@ -851,8 +862,10 @@ func combineKilled(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]
 	}
 	for _, r := range remote {
 		if len(r) > 0 {
-			if _, isList := r[0].([]any); isList {
-				out = appendList(out, r[0])
+			if len(r) >= 3 {
+				if _, isList := r[2].([]any); isList {
+					out = appendList(out, r[2])
+				}
 			}
 			ok = true
 		}
