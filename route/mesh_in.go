@@ -169,7 +169,7 @@ func (r *Router) meshEvent(env []byte) {
 	var present [maxShards]bool
 	markShards(&present, subs)
 	// What the event holds while it waits (meshEventCost), computed once.
-	n := meshEventCost(env, p)
+	n := meshEventCost(env, p, subs)
 	for i, sh := range r.shards {
 		if !present[i] {
 			continue
@@ -192,25 +192,35 @@ func (r *Router) meshEvent(env []byte) {
 const maxMeshBacklog = 32 << 20
 
 // meshEventOverhead is what an event from another node waiting for a
-// shard holds besides its envelope and black/white lists: the decoded
-// publication (88 bytes) and its carry (312), the task in the shard's
-// mailbox (104, in a slice that doubles as it grows) and the matching
-// subscriptions (measured: 538 bytes of heap per empty event of a
-// 30-byte envelope, TestMeshEventBacklogCountsWhatEventsHold).
+// shard holds besides its envelope, black/white lists and matched
+// subscriptions: the decoded publication (88 bytes) and its carry (312),
+// the task in the shard's mailbox (104, in a slice that doubles as it
+// grows) and the list of one subscription (measured: 538 bytes of heap
+// per empty event of a 30-byte envelope,
+// TestMeshEventBacklogCountsWhatEventsHold).
 const meshEventOverhead = 512
+
+// subRefSize is what one entry of a list of matched subscriptions holds
+// (a pointer).
+const subRefSize = 8
 
 // meshEventCost is what the event p, decoded from env, counts in a
 // shard's backlog of events from other nodes while it waits there: its
 // envelope (the payload, topic and identity p points into), the sets its
-// black/white lists were read into, and meshEventOverhead. It counted
-// the envelope alone, and a list of small ids, one or two bytes each in
-// the envelope, is 16 to 32 bytes each once read: 32 MiB of envelopes
-// held 290 MiB (16 KB of envelope and a 256 KiB set per event), or 510
-// MiB of empty events, for a loop that did not keep up. Events from
-// another shard count the same (publication.cost). Reads capacities
-// only; it does not allocate.
-func meshEventCost(env []byte, p *publication) int64 {
-	n := int64(len(env)) + meshEventOverhead
+// black/white lists were read into, the list of the subscriptions its
+// topic matched (subs, looked up for this event alone), and
+// meshEventOverhead. It counted the envelope alone, and a list of small
+// ids, one or two bytes each in the envelope, is 16 to 32 bytes each once
+// read: 32 MiB of envelopes held 290 MiB (16 KB of envelope and a 256 KiB
+// set per event), or 510 MiB of empty events, for a loop that did not
+// keep up; then the list of subscriptions was left in the overhead, and
+// an event matching 1,023 wildcard subscriptions held ~8.5 KiB counted as
+// ~0.55 (TestMeshEventBacklogCountsMatchedSubscriptions). Events from
+// another shard count the same (publication.cost; their list is the
+// shard's cached look-up, shared). Reads lengths and capacities only; it
+// does not allocate.
+func meshEventCost(env []byte, p *publication, subs []*subscription) int64 {
+	n := int64(len(env)) + meshEventOverhead + int64(cap(subs))*subRefSize
 	if p.filter != nil {
 		n += p.filter.size()
 	}
