@@ -96,7 +96,12 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	now, queued := false, false
 	debt := ss.asks.busy < maxSessionGathers && (len(ss.asks.q) > 0 || s.walkDebt(ss))
 	if debt || ss.asks.busy >= maxSessionGathers {
-		if queued = len(ss.asks.q) < maxSessionGatherQueue && s.r.ms.queueAsk(qm); queued {
+		// The node's bound in bytes was checked before this node's part
+		// ran (meshMetaFull): a call that did something here (a kill) is
+		// queued even if other loops' calls took the room meanwhile, so
+		// that it is not refused after the fact. One acting on one
+		// session (meshOwned) did nothing here: it is checked now.
+		if queued = len(ss.asks.q) < maxSessionGatherQueue && s.r.ms.queueAsk(qm, !meshOwned[proc]); queued {
 			ss.asks.q = append(ss.asks.q, qm)
 			if debt {
 				s.parkAsks(ss)
@@ -110,7 +115,7 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 		s.askMesh(ss, qm)
 	case !queued && len(ss.asks.q) < maxSessionGatherQueue:
 		ss.releaseMeta(req, qm.wait)
-		s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many bytes of meta calls of this node's sessions waiting for the other nodes (limit "+strconv.FormatInt(maxQueuedAsks>>20, 10)+" MiB); retry later")
+		s.refuseQueuedBytes(ss, req)
 	case !queued:
 		ss.releaseMeta(req, qm.wait)
 		s.refuseMetaGather(ss, req)
@@ -120,19 +125,36 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 
 // meshMetaFull refuses CALL req to proc, and reports true, when proc is
 // gathered from every node and ss has maxSessionGathers gathers under way
-// and maxSessionGatherQueue waiting: checked before this node's part is
-// run, so that a call refused for the bound costs next to nothing (each
+// and maxSessionGatherQueue waiting, or when the call, whose query to the
+// other nodes is q, would wait for a turn and the node's queued meta calls
+// leave no room for it (maxQueuedAsks): checked before this node's part
+// is run, so that a call refused for a bound costs next to nothing (each
 // used to walk the realm's table first: 800 refused
 // wamp.subscription.list calls at 20,000 subscriptions held the loop
 // 0.76-0.94 s) and does nothing (a kill refused used to kill this node's
-// sessions all the same). The procedures acting on one session (meshOwned)
-// ask the others only when it is not here: they look it up first.
-func (s *Shard) meshMetaFull(ss *Session, req uint64, proc string) bool {
-	if s.r.mesh == nil || meshMeta[proc] == nil || meshOwned[proc] || !ss.asks.full(maxSessionGathers, maxSessionGatherQueue) {
+// sessions all the same; for the bound in bytes, until
+// TestMeshQueuedBytesRefusalKillsNothing). The procedures acting on one
+// session (meshOwned) ask the others only when it is not here: they look
+// it up first (and meshMetaCall checks the bytes).
+func (s *Shard) meshMetaFull(ss *Session, req uint64, proc string, q []byte) bool {
+	if s.r.mesh == nil || meshMeta[proc] == nil || meshOwned[proc] {
 		return false
 	}
-	s.refuseMetaGather(ss, req)
-	return true
+	if ss.asks.full(maxSessionGathers, maxSessionGatherQueue) {
+		s.refuseMetaGather(ss, req)
+		return true
+	}
+	waits := ss.asks.busy >= maxSessionGathers || len(ss.asks.q) > 0 || s.walkDebt(ss)
+	if q != nil && waits && s.r.ms.asksQueued.Load()+askCost(queuedMeta{q: q}) > maxQueuedAsks {
+		s.refuseQueuedBytes(ss, req)
+		return true
+	}
+	return false
+}
+
+// refuseQueuedBytes answers CALL req past maxQueuedAsks.
+func (s *Shard) refuseQueuedBytes(ss *Session, req uint64) {
+	s.replyError(ss, proto.CodeCall, req, proto.URIUnavailable, "too many bytes of meta calls of this node's sessions waiting for the other nodes (limit "+strconv.FormatInt(maxQueuedAsks>>20, 10)+" MiB); retry later")
 }
 
 func (s *Shard) refuseMetaGather(ss *Session, req uint64) {
@@ -235,10 +257,12 @@ const askOverhead = 256
 func askCost(qm queuedMeta) int64 { return int64(len(qm.q)) + askOverhead }
 
 // queueAsk counts qm as queued, and reports false, counting nothing, when
-// it would pass maxQueuedAsks. Any goroutine.
-func (ms *meshState) queueAsk(qm queuedMeta) bool {
+// it would pass maxQueuedAsks, unless force (checked before: meshMetaFull;
+// other loops' calls at the same moment may then pass the bound by one
+// each). Any goroutine.
+func (ms *meshState) queueAsk(qm queuedMeta, force bool) bool {
 	c := askCost(qm)
-	if ms.asksQueued.Add(c) > maxQueuedAsks {
+	if ms.asksQueued.Add(c) > maxQueuedAsks && !force {
 		ms.asksQueued.Add(-c)
 		return false
 	}

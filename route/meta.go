@@ -139,12 +139,6 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
 		return true
 	}
-	// On a mesh a call gathered from every node that would find the
-	// session's gathers full is refused before it does anything (walks a
-	// table, kills a session here).
-	if s.meshMetaFull(ss, m.Request, proc) {
-		return true
-	}
 	// On a mesh such a call's arguments go to the other nodes in the
 	// query, in MsgPack, which cannot carry every value a caller may send
 	// (an integer beyond float64's range, which JSON and CBOR carry): the
@@ -158,6 +152,13 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 			s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "the arguments of "+strconv.Quote(proc)+" cannot be sent to the other nodes of the mesh: "+err.Error())
 			return true
 		}
+	}
+	// On a mesh a call gathered from every node that would find the
+	// session's gathers full, or the node's queued meta calls at their
+	// bound in bytes, is refused before it does anything (walks a table,
+	// kills a session here).
+	if s.meshMetaFull(ss, m.Request, proc, q) {
+		return true
 	}
 	// Its timeout counts while it waits (its walk turn, the other nodes'
 	// answers), as a routed call's does.

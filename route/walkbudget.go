@@ -316,7 +316,7 @@ func (s *Shard) metaTurn(ss *Session, m *proto.Message, proc string, h metaFn, a
 			}
 			rawArgs, rawKwargs = proto.Raw{}, proto.Raw{}
 		}
-		if s.meshMetaFull(ss, req, proc) {
+		if s.meshMetaFull(ss, req, proc, q) {
 			return 0
 		}
 		rm := ss.realm
