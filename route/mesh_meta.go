@@ -872,6 +872,10 @@ func combineSum(local []any, lerr *metaErr, remote [][]any, _ []*metaErr) ([]any
 	return []any{n}, nil
 }
 
+// metaKillByAuthID is the gathered meta procedure whose answer lists the
+// sessions each node killed (combineKilled).
+const metaKillByAuthID = "wamp.session.kill_by_authid"
+
 // combineKilled combines wamp.session.kill_by_authid: the session ids
 // every node killed, in one list. Another node answers [number killed,
 // entries walked, list] (answerQuery): the number first, which a node of
