@@ -43,7 +43,9 @@ type Config struct {
 	// call it while that call still runs). An error aborts the
 	// join (an ABORT wamp.error.authentication_failed is sent), and so
 	// does a panic, returned as an error naming its value (the ABORT says
-	// "client error"); the connection is closed either way. A CHALLENGE
+	// "client error"; under Connect it is also logged at ERROR with its
+	// stack, as the Client dials again); the connection is closed either
+	// way. A CHALLENGE
 	// without OnChallenge aborts the join too, and so does one for a
 	// method not in AuthMethods (wamp.error.protocol_violation), without
 	// calling it.

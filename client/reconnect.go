@@ -252,7 +252,12 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 			}
 			if p != nil {
 				// The join's own recovery (Session.onChallenge) would
-				// see no panic: the callback recovered it.
+				// see no panic: the callback recovered it. Logged at
+				// ERROR with its stack, as OnSession's and
+				// OnDisconnect's are: the join's error reaches no
+				// caller once Connect has returned (the Client dials
+				// again, and logged only "connecting failed" at INFO).
+				c.errorLog("client: Config.OnChallenge panicked; the join is aborted and the Client dials again", "panic", p.v, "stack", string(p.stack))
 				return "", nil, challengePanic(fmt.Sprintf("Config.OnChallenge panicked: %v", p.v))
 			}
 			return sig, authExtra, err
