@@ -39,16 +39,16 @@ type Config struct {
 	// extra. It runs on a goroutine of its own, which Dial waits for
 	// within its ctx and DialTimeout: once they end Dial returns their
 	// error (the connection closed) without waiting for it, and its
-	// answer is dropped when it comes (a Client's next join may then
-	// call it while that call still runs). An error aborts the
-	// join (an ABORT wamp.error.authentication_failed is sent), and so
-	// does a panic, returned as an error naming its value (the ABORT says
-	// "client error"; under Connect it is also logged at ERROR with its
-	// stack, as the Client dials again); the connection is closed either
-	// way. A CHALLENGE
-	// without OnChallenge aborts the join too, and so does one for a
-	// method not in AuthMethods (wamp.error.protocol_violation), without
-	// calling it.
+	// answer is dropped when it comes. A Client calls it one at a time:
+	// a join whose CHALLENGE comes while such a call still runs fails at
+	// once, without calling it, and is retried with backoff. An error
+	// aborts the join (an ABORT wamp.error.authentication_failed is
+	// sent), and so does a panic, returned as an error naming its value
+	// (the ABORT says "client error"; under Connect it is also logged at
+	// ERROR with its stack, as the Client dials again); the connection is
+	// closed either way. A CHALLENGE without OnChallenge aborts the join
+	// too, and so does one for a method not in AuthMethods
+	// (wamp.error.protocol_violation), without calling it.
 	OnChallenge func(method string, extra map[string]any) (signature string, authExtra map[string]any, err error)
 	// Agent is HELLO.Details.agent; "edgewamp-client" when empty.
 	Agent string

@@ -65,6 +65,9 @@ type Client struct {
 	// running (callback): with the stack's look (inCallback), Close tells
 	// a call from its own callback from one from another Client's.
 	callbacks atomic.Int32
+	// challenging is set while a call of Config.OnChallenge runs: the
+	// Client calls it one at a time (see Connect).
+	challenging atomic.Bool
 	// events holds a token while an event handler of a subscription
 	// made through Subscribe runs: a session runs them one at a time on
 	// its dispatcher, and a lost session's dispatcher may still be
@@ -245,7 +248,20 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		// The Client's goroutine runs it, joining: a callback, from which
 		// Close returns at once (the join then fails on the canceled
 		// context), as from OnSession and OnDisconnect.
+		//
+		// One call at a time: a join gives up on a call at its deadline
+		// (awaitChallenge), and the next join's call, made while an
+		// abandoned one still ran, piled one more goroutine and one more
+		// concurrent call of the application's callback per attempt on an
+		// OnChallenge that hangs (a token fetched from a provider that
+		// does not answer), without bound. A join that comes while one
+		// runs fails at once without calling it (and retries with
+		// backoff); the first after it returned calls it again.
 		c.cfg.OnChallenge = func(method string, extra map[string]any) (sig string, authExtra map[string]any, err error) {
+			if !c.challenging.CompareAndSwap(false, true) {
+				return "", nil, errChallengeRunning
+			}
+			defer c.challenging.Store(false)
 			ran, p := c.callback(func() { sig, authExtra, err = f(method, extra) })
 			if !ran {
 				return "", nil, ErrClosed
@@ -296,6 +312,11 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 		return nil, fmt.Errorf("client: connecting: %w; last error: %w", ctx.Err(), last)
 	}
 }
+
+// errChallengeRunning fails a Client's join whose CHALLENGE came while a
+// call of Config.OnChallenge, from an earlier join that gave up on it,
+// still runs.
+var errChallengeRunning = errors.New("client: Config.OnChallenge, called for an earlier join, has not returned yet")
 
 // run is the Client's goroutine: it keeps a session up.
 func (c *Client) run(first chan<- struct{}) {
