@@ -22,14 +22,20 @@ import (
 // as the keepalive bounds the router's silence; without it, the whole
 // write, as before.
 func TestWriteTimeoutBoundsStallNotSlowWrite(t *testing.T) {
-	const writeTimeout = 400 * time.Millisecond
-	s, c := setup(t, "rs", proto.JSON, keepAlive, func(cfg *Config) { cfg.WriteTimeout = writeTimeout })
+	// Wide margins for a loaded machine: a stall of the peer's reader
+	// under 2 s (keepalive) and 800 ms (a chunk) is not taken for a dead
+	// link. With keepAlive's 100 + 100 ms and 400 ms, about one run in
+	// 20 under -race on a loaded 2-core machine ended the session.
+	const writeTimeout = 800 * time.Millisecond
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) {
+		cfg.KeepAlive, cfg.KeepAliveTimeout, cfg.WriteTimeout = time.Second, time.Second, writeTimeout
+	})
 	noErr(t, "SetWriteBuffer", s.tr.(*rawSocket).conn.(*net.TCPConn).SetWriteBuffer(64<<10))
 	noErr(t, "SetReadBuffer", c.conn.(*net.TCPConn).SetReadBuffer(64<<10))
 	var quiet atomic.Bool
 	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }}, 64<<10)
 	stopChatter := chatter(c, func() bool { return !quiet.Load() })
-	args := c.raw([]any{strings.Repeat("x", 6<<20)}) // ~1 s at the peer's 64 KiB per 10 ms
+	args := c.raw([]any{strings.Repeat("x", 8<<20)}) // 1.25 s at least at the peer's 64 KiB per 10 ms
 	var took time.Duration
 	pub := goDo(func() (struct{}, error) {
 		start := time.Now()
