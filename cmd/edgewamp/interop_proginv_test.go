@@ -111,6 +111,33 @@ func registerProgInv(t *testing.T, s *client.Session, ended *atomic.Int32) {
 			t.Fatalf("register %s: %v", uri, err)
 		}
 	}
+	// pi.ppt. (a prefix, forwarding timeouts): one line per chunk, what
+	// its INVOCATION.Details said of the call (procedure, timeout and the
+	// ppt_* keys, frozen from the first CALL) and its first argument (the
+	// caller's payload, passed through).
+	ppt := func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		line := func(c *client.Invocation) any {
+			return map[string]any{
+				"procedure": c.Details["procedure"], "timeout": c.Details["timeout"],
+				"ppt_scheme": c.Details["ppt_scheme"], "ppt_serializer": c.Details["ppt_serializer"],
+				"ppt_keyid": c.Details["ppt_keyid"], "args": c.Args,
+			}
+		}
+		got := []any{line(inv)}
+		for {
+			c, err := inv.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				return &client.Result{Args: got}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, line(c))
+		}
+	}
+	if _, err := s.Register(ctx, "pi.ppt.", ppt, &client.RegisterOptions{Match: "prefix", ForwardTimeout: true}); err != nil {
+		t.Fatalf("register pi.ppt.: %v", err)
+	}
 }
 
 // runInteropProcs runs client processes side by side to completion and

@@ -691,6 +691,23 @@ async function xProgInv() {
     const r2 = await H.withTimeout(S.call('pi.collect', ['after-timeout']), 5000, 'pi.collect after a timeout');
     H.eq('proginv.timeout next call', r2.argsList, ['after-timeout']);
   });
+  await H.step('proginv.ppt', async () => {
+    // Payload passthru mode (wampy packs each chunk's payload with its JSON
+    // payload serializer, one string argument, and repeats the first CALL's
+    // options on every chunk): every INVOCATION of the stream reaches the
+    // callee (a prefix registration forwarding timeouts) with the first
+    // CALL's procedure, timeout and ppt_* keys, the payload untouched.
+    const ppt = { ppt_scheme: 'x_edgewamp', ppt_serializer: 'json', ppt_keyid: 'k1', timeout: 4000 };
+    const { result, sendData } = S.progressiveCall('pi.ppt.x', [1, 'a'], ppt);
+    sendData([2]);
+    sendData(['z'], { progress: false });
+    const r = await H.withTimeout(result, 5000, 'pi.ppt.x');
+    const want = [[1, 'a'], [2], ['z']].map((args) => ({
+      procedure: 'pi.ppt.x', timeout: 4000, ppt_scheme: 'x_edgewamp', ppt_serializer: 'json', ppt_keyid: 'k1',
+      args: [JSON.stringify({ args })],
+    }));
+    H.eq('proginv.ppt chunks', r.argsList, want);
+  });
   await H.step('proginv.plain_call_still_works', async () => {
     const r = await H.withTimeout(S.call('pi.collect', ['plain']), 5000, 'plain pi.collect');
     H.eq('proginv.plain call', r.argsList, ['plain']);
