@@ -198,3 +198,21 @@ func waitMeshSettled(t *testing.T, ps ...*meshProc) {
 	})
 	time.Sleep(300 * time.Millisecond)
 }
+
+// TestMeshInteropDeepRetainedKill: Autobahn|Python sessions on two nodes
+// (x-mesh-deep) against this sitting's mesh changes: subscriptions of 20
+// components, exact, prefix and wildcard (NATS interest in their first 15
+// components and '>', ac9042a), get each event from the other node once
+// and none of the topics sharing their first components only; deep
+// retained events reach get_retained subscriptions of every match policy
+// on the other node, and a retained event replaced from the other node is
+// the one both nodes give (8106d9d); wamp.session.kill_by_authid of the
+// other node's session answers the list of the sessions killed (48f8855,
+// 2b718b9), [] for none.
+func TestMeshInteropDeepRetainedKill(t *testing.T) {
+	interopNeeds(t, "python")
+	t.Parallel()
+	ps := processCluster(t, nil, "a", "b")
+	logs := func() string { return ps[0].logs() + ps[1].logs() }
+	runInteropProcs(t, []interopProc{abpy(ps[0].addr, "ws", "json", "x-mesh-deep", "--url2", ps[1].ws())}, logs)
+}

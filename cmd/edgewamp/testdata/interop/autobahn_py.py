@@ -986,6 +986,99 @@ async def x_mesh_features():
     await leave_all([A, B, M])
 
 
+async def x_mesh_deep():
+    """This sitting's mesh changes as Autobahn|Python sees them, with
+    sessions on two nodes (--url: node A, --url2: node B): subscriptions of
+    20 components (exact, prefix, wildcard; NATS interest in their first 15
+    components and '>', the receiving node filtering) get each event from
+    the other node exactly once, and none of topics that share the first 15
+    components only; deep retained events reach get_retained subscriptions
+    on the other node; a retained event replaced from the other node is the
+    one every node gives; wamp.session.kill_by_authid of a session on the
+    other node returns the list of the sessions killed ([] for none)."""
+    ua, ub = OPT.url, OPT.url2
+    A = await connect("deep-a", ua, "json")
+    B = await connect("deep-b", ub, "msgpack")
+    deep = ".".join("c%d" % i for i in range(20))          # 20 components
+    wild = deep.split(".")
+    wild[3] = wild[17] = ""
+    wild = ".".join(wild)                                      # 20, two empty
+    prefix = deep[:-1]                                         # "c0.….c1": 20, the last partial
+
+    async def deep_events():
+        got = {"exact": Inbox(), "prefix": Inbox(), "wildcard": Inbox()}
+        await B.subscribe(lambda v: got["exact"].push(v), deep)
+        await B.subscribe(lambda v: got["prefix"].push(v), prefix, options=SubscribeOptions(match="prefix"))
+        await B.subscribe(lambda v: got["wildcard"].push(v), wild, options=SubscribeOptions(match="wildcard"))
+
+        async def probe():
+            await A.publish(deep, "probe", options=PublishOptions(acknowledge=True))
+            await asyncio.sleep(0.05)
+            return all(ib.items for ib in got.values())
+        await until("the deep subscriptions' interest on node A", probe)
+        await asyncio.sleep(0.3)
+        for ib in got.values():
+            ib.items.clear()
+        other = deep.split(".")
+        other[16] = "x"
+        topics = [deep,                  # all three
+                  deep + "9",            # the prefix only
+                  deep + ".d",           # the prefix only (one component more)
+                  ".".join(other),       # the first 16 components alike: none
+                  ".".join(other[:15] + ["y"] * 5),  # the first 15 alike: none
+                  ]
+        for i, t in enumerate(topics):
+            await A.publish(t, i, options=PublishOptions(acknowledge=True))
+        await A.publish(deep, "fence", options=PublishOptions(acknowledge=True))
+        for ib in got.values():
+            await ib.wait(lambda xs: "fence" in xs, 10, "the fence event")
+        await asyncio.sleep(0.2)
+        # (a probe event may still arrive after the clear on a loaded host)
+        items = {k: [x for x in ib.items if x != "probe"] for k, ib in got.items()}
+        eq("mesh.deep exact once", items["exact"], [0, "fence"])
+        eq("mesh.deep prefix once", items["prefix"], [0, 1, 2, "fence"])
+        eq("mesh.deep wildcard once", items["wildcard"], [0, "fence"])
+    await step("mesh.deep.events", deep_events)
+
+    async def deep_retained():
+        topic = "r" + deep
+        await A.publish(topic, "ret-a", options=PublishOptions(acknowledge=True, retain=True))
+        w = topic.split(".")
+        w[2] = w[18] = ""
+        for name, uri, match in (("exact", topic, None), ("prefix", topic[:40], "prefix"), ("wildcard", ".".join(w), "wildcard")):
+            C = await connect("deep-c", ub, "cbor")
+            ib = Inbox()
+            await C.subscribe(lambda v: ib.push(v), uri, options=SubscribeOptions(match=match, get_retained=True))
+            await ib.wait(lambda xs: xs, 10, "the retained event from the other node")
+            await asyncio.sleep(0.2)
+            eq("mesh.deep retained " + name, ib.items, ["ret-a"])
+            await C.leave()
+        # Replaced from the other node: every node gives the replacement.
+        await B.publish(topic, "ret-b", options=PublishOptions(acknowledge=True, retain=True))
+        for node, url in (("a", ua), ("b", ub)):
+            async def newest():
+                C = await connect("deep-r", url, "cbor")
+                ib = Inbox()
+                await C.subscribe(lambda v: ib.push(v), topic, options=SubscribeOptions(get_retained=True))
+                await ib.wait(lambda xs: xs, 10, "the retained event")
+                await C.leave()
+                return ib.items == ["ret-b"]
+            check("mesh.retained replaced from the other node, on " + node,
+                  await until("node %s gives the replacement" % node, newest), "")
+    await step("mesh.deep.retained", deep_retained)
+
+    async def kill_list():
+        V = await connect("deep-victim", ub, "cbor")
+        r = await A.call("wamp.session.kill_by_authid", V.details.authid)
+        eq("mesh.kill_by_authid lists the other node's session", r, [V.sid])
+        d = await asyncio.wait_for(V.closed, 10)
+        eq("mesh.kill_by_authid victim closed", d.reason, "wamp.close.normal")
+        eq("mesh.kill_by_authid none", await A.call("wamp.session.kill_by_authid", "nobody-at-all"), [])
+    await step("mesh.kill_by_authid", kill_list)
+    for s in (A, B):
+        await s.leave()
+
+
 async def x_idle():
     """A session that stays silent for --idle seconds (longer than the
     router's keepalive interval in interop_keepalive_test.go), then calls:
@@ -1155,6 +1248,7 @@ MODES = {
     "x-rpc-callee": x_rpc_callee,
     "x-shared-peer": x_shared_peer,
     "x-mesh-features": x_mesh_features,
+    "x-mesh-deep": x_mesh_deep,
     "x-idle": x_idle,
     "x-extras": x_extras,
 }
