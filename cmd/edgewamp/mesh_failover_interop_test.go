@@ -22,12 +22,34 @@ import (
 // must not refuse them), and the caller reaches it there.
 func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 	interopNeeds(t, "python")
+	runFailoverCallee(t, "python callee", func(b, c *meshProc) []string {
+		return []string{pythonBin(), "failover_callee.py", "--url", b.ws(), "--url", c.ws(), "--serializer", "cbor"}
+	}, func(p *meshProc) string { return "tcp4:" + p.addr })
+}
+
+// TestMeshInteropFailoverJSCallee: the same with an Autobahn|JS callee,
+// which moves to the next node itself (a Connection's transports are not
+// a list of routers in Autobahn|JS: see failover_callee.js and README's
+// interop notes); the single REGISTERs it sends on C as soon as B is gone
+// must not be refused for the dead node's claims.
+func TestMeshInteropFailoverJSCallee(t *testing.T) {
+	interopNeeds(t, "node")
+	runFailoverCallee(t, "autobahn-js callee", func(b, c *meshProc) []string {
+		return []string{"node", "failover_callee.js", "--url", b.ws(), "--url", c.ws(), "--serializer", "msgpack"}
+	}, func(p *meshProc) string { return p.ws() })
+}
+
+// runFailoverCallee runs the failover scenario with the callee process
+// argv starts (given nodes b and c); joinedAs is how the callee names the
+// node it joined.
+func runFailoverCallee(t *testing.T, label string, argv func(b, c *meshProc) []string, joinedAs func(*meshProc) string) {
 	ps := processCluster(t, nil, "a", "b", "c")
 	a, b, c := ps[0], ps[1], ps[2]
 
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, pythonBin(), "failover_callee.py", "--url", b.ws(), "--url", c.ws(), "--serializer", "cbor")
+	args := argv(b, c)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = interopDir
 	var stderr bytes.Buffer
 	var mu sync.Mutex
@@ -45,7 +67,7 @@ func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 		cmd.Wait()
 		if t.Failed() {
 			mu.Lock()
-			t.Logf("python stderr:\n%s", tail(stderr.String(), 30))
+			t.Logf("%s stderr:\n%s", label, tail(stderr.String(), 30))
 			mu.Unlock()
 			for _, p := range []*meshProc{a, c} {
 				t.Logf("%s log (tail):\n%s", p.name, tail(p.logs(), 25))
@@ -68,21 +90,21 @@ func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 		select {
 		case m, ok := <-lines:
 			if !ok {
-				t.Fatalf("python callee exited waiting for %s", what)
+				t.Fatalf("%s exited waiting for %s", label, what)
 			}
 			return m
 		case <-time.After(30 * time.Second):
-			t.Fatalf("python callee: no %s within 30 s", what)
+			t.Fatalf("%s: no %s within 30 s", label, what)
 		}
 		return nil
 	}
-	if m := next("join on B"); m["joined"] != "tcp4:"+b.addr {
-		t.Fatalf("python callee: want joined tcp4:%s, got %v", b.addr, m)
+	if m := next("join on B"); m["joined"] != joinedAs(b) {
+		t.Fatalf("%s: want joined %s, got %v", label, joinedAs(b), m)
 	}
 
 	s := a.dial(a.ws(), proto.JSON)
 	defer s.Close()
-	if res, _ := callWhenKnown(t, s, "com.failover.who", nil); len(res.Args) != 1 || res.Args[0] != "tcp4:"+b.addr {
+	if res, _ := callWhenKnown(t, s, "com.failover.who", nil); len(res.Args) != 1 || res.Args[0] != joinedAs(b) {
 		t.Fatalf("who before the kill: %v", res.Args)
 	}
 	slow := make(chan error, 1)
@@ -93,7 +115,7 @@ func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 		slow <- err
 	}()
 	if m := next("invocation of slow"); m["invoked"] != "slow" {
-		t.Fatalf("python callee: want invoked slow, got %v", m)
+		t.Fatalf("%s: want invoked slow, got %v", label, m)
 	}
 
 	b.kill(t)
@@ -107,8 +129,8 @@ func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 	}
 
 	m := next("join on C")
-	if m["joined"] != "tcp4:"+c.addr {
-		t.Fatalf("python callee after the kill: want joined tcp4:%s, got %v", c.addr, m)
+	if m["joined"] != joinedAs(c) {
+		t.Fatalf("%s after the kill: want joined %s, got %v", label, joinedAs(c), m)
 	}
 	meshEventually(t, 15*time.Second, func() error {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -117,7 +139,7 @@ func TestMeshInteropFailoverPythonCallee(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(res.Args) != 1 || res.Args[0] != "tcp4:"+c.addr {
+		if len(res.Args) != 1 || res.Args[0] != joinedAs(c) {
 			t.Fatalf("who after the failover: %v", res.Args)
 		}
 		return nil
