@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,4 +216,38 @@ func TestMeshInteropDeepRetainedKill(t *testing.T) {
 	ps := processCluster(t, nil, "a", "b")
 	logs := func() string { return ps[0].logs() + ps[1].logs() }
 	runInteropProcs(t, []interopProc{abpy(ps[0].addr, "ws", "json", "x-mesh-deep", "--url2", ps[1].ws())}, logs)
+}
+
+// TestMeshInteropCallerQuarterRefused: an Autobahn|Python caller on A past
+// its client's quarter of mesh.max_invocations (78754ce; 8 here, so 2)
+// calling a Go callee on B gets wamp.error.unavailable at once, with a
+// message naming the bound, for the calls past it (x-mesh-quarter), and
+// the quarter is free again once the callee answers.
+func TestMeshInteropCallerQuarterRefused(t *testing.T) {
+	interopNeeds(t, "python")
+	t.Parallel()
+	cfg := writeFile(t, "quarter.yaml", "mesh:\n  max_invocations: 8\nrealms:\n  - {name: realm1, anonymous: true, anonymous_role: anonymous}\n")
+	ps := processCluster(t, func(int) []string { return []string{"-config", cfg} }, "a", "b")
+	callee := ps[1].dial(ps[1].ws(), proto.CBOR)
+	defer callee.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+	defer cancel()
+	release := make(chan struct{})
+	var once sync.Once
+	if _, err := callee.Subscribe(ctx, "q.release", func(*client.Event) { once.Do(func() { close(release) }) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := callee.Register(ctx, "q.hold", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		select {
+		case <-release:
+			return &client.Result{Args: inv.Args}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMeshSettled(t, ps...)
+	logs := func() string { return ps[0].logs() + ps[1].logs() }
+	runInteropProcs(t, []interopProc{abpy(ps[0].addr, "ws", "json", "x-mesh-quarter")}, logs)
 }

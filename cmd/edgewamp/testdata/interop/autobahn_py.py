@@ -1079,6 +1079,36 @@ async def x_mesh_deep():
         await s.leave()
 
 
+async def x_mesh_quarter():
+    """A caller past its client's quarter of mesh.max_invocations (the test
+    runs the nodes with 8: a quarter is 2) calling a callee on the other
+    node (q.hold, which answers only once q.release is published): its
+    third and fourth calls in flight fail at once with an ApplicationError
+    the caller can act on (wamp.error.unavailable, a message naming the
+    bound); once the callee answers, the quarter is free again."""
+    A = await connect("quarter-a", OPT.url, "json")
+    await until("q.hold registered on the other node", lambda: A.call("wamp.registration.match", "q.hold"))
+
+    async def quarter():
+        calls = [asyncio.ensure_future(A.call("q.hold", i)) for i in range(4)]
+        done, _ = await asyncio.wait(calls, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.sleep(0.5)
+        refused = [c for c in calls if c.done()]
+        eq("mesh.quarter refused calls", len(refused), 2)
+        for c in refused:
+            e = c.exception()
+            check("mesh.quarter refusal is an ApplicationError",
+                  isinstance(e, ApplicationError) and e.error == "wamp.error.unavailable"
+                  and "max_invocations" in str(e.args[0] if e.args else ""), describe(e) if e else "succeeded")
+        await A.publish("q.release", options=PublishOptions(acknowledge=True))
+        held = [c for c in calls if c not in refused]
+        res = await asyncio.wait_for(asyncio.gather(*held, return_exceptions=True), 10)
+        eq("mesh.quarter held calls answered", sorted(res), [0, 1])
+        eq("mesh.quarter free again", await asyncio.wait_for(A.call("q.hold", 9, options=CallOptions(timeout=5000)), 10), 9)
+    await step("mesh.quarter", quarter)
+    await A.leave()
+
+
 async def x_idle():
     """A session that stays silent for --idle seconds (longer than the
     router's keepalive interval in interop_keepalive_test.go), then calls:
@@ -1249,6 +1279,7 @@ MODES = {
     "x-shared-peer": x_shared_peer,
     "x-mesh-features": x_mesh_features,
     "x-mesh-deep": x_mesh_deep,
+    "x-mesh-quarter": x_mesh_quarter,
     "x-idle": x_idle,
     "x-extras": x_extras,
 }
