@@ -55,8 +55,14 @@ func TestStartupAllocatesNothingForDisabledComponents(t *testing.T) {
 		if strings.Contains(rec, "github.com/edgewamp/edgewamp/route.") {
 			ours++
 		}
-		if strings.Contains(rec, "runtime.doInit") {
-			continue // package initialisation: linked in, not started
+		if strings.Contains(rec, "runtime.doInit") || strings.Contains(rec, "nats-server/v2/server/pse.periodic") {
+			// Package initialisation: linked in, not started. pse's
+			// init starts a sampler that reads /proc/self/stat once
+			// a second for ever (time.AfterFunc, no API to stop it), in
+			// every binary that links nats-server (-tags nomesh does
+			// not): its file, caught live by a GC during that read,
+			// failed a CI run at 64386e3 under load.
+			continue
 		}
 		if disabledComponents.MatchString(rec) {
 			t.Errorf("live allocation by a disabled component:\n%s", rec)
@@ -66,7 +72,7 @@ func TestStartupAllocatesNothingForDisabledComponents(t *testing.T) {
 		t.Fatalf("the heap profile has no allocation by route (%d records): sampling is not at every byte", records)
 	}
 	for _, g := range strings.Split(get("/debug/pprof/goroutine?debug=1"), "\n\n") {
-		if disabledComponents.MatchString(g) {
+		if disabledComponents.MatchString(g) && !strings.Contains(g, "nats-server/v2/server/pse.periodic") {
 			t.Errorf("goroutine of a disabled component:\n%s", g)
 		}
 	}
