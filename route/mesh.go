@@ -446,6 +446,20 @@ func (ms *meshState) done(k minvKey, counted bool) {
 	}
 }
 
+// liveCount returns how many calls from other nodes this node holds as
+// taken (live): delivered or on their way to a shard. Any goroutine; it
+// takes each stripe's lock in turn.
+func (ms *meshState) liveCount() int {
+	n := 0
+	for i := range ms.live {
+		ls := &ms.live[i]
+		ls.mu.Lock()
+		n += len(ls.m)
+		ls.mu.Unlock()
+	}
+	return n
+}
+
 // meshChunkRef is a chunk's share of meshState.chunkBytes while shards
 // have yet to run it (carry.chunk).
 type meshChunkRef struct {

@@ -449,19 +449,6 @@ func (n *memNode) releaseGathers() {
 	}
 }
 
-// liveCount returns how many calls from other nodes ms holds as in
-// flight (meshState.live).
-func (ms *meshState) liveCount() int {
-	n := 0
-	for i := range ms.live {
-		ls := &ms.live[i]
-		ls.mu.Lock()
-		n += len(ls.m)
-		ls.mu.Unlock()
-	}
-	return n
-}
-
 // drainNode returns once node i's dispatcher has handed on what it got
 // before.
 func (mm *memMesh) drainNode(i int) {

@@ -335,24 +335,35 @@ func (r *Router) MeshCallees(realm, uri string) []MeshNode {
 
 // MeshPending returns the number of calls this node has sent to other
 // nodes and of invocations other nodes' callers have here, still in
-// flight (diagnostics and tests). It asks every shard and blocks until
-// they answer (at most a few seconds).
+// flight (diagnostics and tests). The invocations are every call from
+// another node this node took and has not ended: delivered to a callee,
+// or still waiting in a shard's queue (one picked for again after its
+// callee unregistered, posted to another shard), and never fewer than
+// those counted against Config.MaxMeshInvocations. It asks every shard
+// and blocks until they answer (at most a few seconds); -1 when one did
+// not answer.
 func (r *Router) MeshPending() int {
 	if r.ms == nil {
 		return 0
 	}
-	total := 0
+	calls, held := 0, 0
 	for _, sh := range r.shards {
-		ch := make(chan int, 1)
-		if sh.Do(func() { ch <- len(sh.mcalls) + len(sh.minvs) }) != nil {
+		ch := make(chan [2]int, 1)
+		if sh.Do(func() { ch <- [2]int{len(sh.mcalls), len(sh.minvs)} }) != nil {
 			continue
 		}
 		select {
 		case n := <-ch:
-			total += n
+			calls += n[0]
+			held += n[1]
 		case <-time.After(5 * time.Second):
 			return -1
 		}
 	}
-	return total
+	// The shards hold what was delivered; the node's records of the calls
+	// it took (live) and of its count (invs) also have those on their way
+	// to a shard, which the shards' answers, one after the other, can miss.
+	// Before, only the shards were asked: 0 with a slot taken.
+	invs := max(held, r.ms.liveCount(), int(r.ms.invs.Load()))
+	return calls + invs
 }
