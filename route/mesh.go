@@ -347,14 +347,16 @@ type meshState struct {
 	// counted (MeshStats.BadEnvelopes), where it was refused with
 	// wamp.error.protocol_violation, which ended the caller's call while
 	// its callee served it, or, on another shard, invoked a second callee.
-	// Striped by call id. The value is 0, or the cancel mode + 1 of an
-	// interrupt a shard got for the call before any shard held its
-	// invocation (interrupted).
+	// Striped by call id. Each entry says which shard the invocation was
+	// posted to (place), where its further chunks and its interrupts go,
+	// and the cancel mode of an interrupt a shard got for the call before
+	// any shard held its invocation (interrupted).
 	live [liveStripes]liveSet
 
 	// chunkBytes counts the bytes of chunks of progressive invocations
-	// from other nodes that some shard has yet to run (see MeshDeliver);
-	// past maxCallBacklog further chunks end their invocation.
+	// from other nodes that the shard holding their invocation has yet to
+	// run (see MeshDeliver); past maxCallBacklog further chunks end their
+	// invocation.
 	chunkBytes atomic.Int64
 
 	stats MeshStats
@@ -392,7 +394,14 @@ const liveStripes = 16
 // liveSet is a stripe of meshState.live.
 type liveSet struct {
 	mu sync.Mutex
-	m  map[minvKey]uint8
+	m  map[minvKey]liveEntry
+}
+
+// liveEntry is what meshState.live knows of a call from another node.
+type liveEntry struct {
+	intr   uint8 // the cancel mode + 1 of an interrupt remembered (interrupted); 0: none
+	shard  uint8 // the shard its invocation was posted to, when placed (maxShards is 256)
+	placed bool
 }
 
 // take records k as a call in flight here; false when it is already
@@ -405,31 +414,61 @@ func (ms *meshState) take(k minvKey) bool {
 		return false
 	}
 	if ls.m == nil {
-		ls.m = map[minvKey]uint8{}
+		ls.m = map[minvKey]liveEntry{}
 	}
-	ls.m[k] = 0
+	ls.m[k] = liveEntry{}
 	return true
 }
 
-// interrupted records the interrupt mode for k, a call taken here whose
-// invocation a shard does not hold (it may be on its way to another
-// shard's callee, posted again after its first pick unregistered:
-// meshDeliver reads it before delivering). The later mode of two wins.
-// Any goroutine.
-func (ms *meshState) interrupted(k minvKey, mode proto.CancelMode) {
+// place records that the invocation of k, taken, is posted to shard
+// (again, when picked for again on another shard): its further chunks and
+// its interrupts go there (shardOf). Any goroutine.
+func (ms *meshState) place(k minvKey, shard int) {
 	ls := &ms.live[k.callID%liveStripes]
 	ls.mu.Lock()
-	if _, ok := ls.m[k]; ok {
-		ls.m[k] = uint8(mode) + 1
+	if e, ok := ls.m[k]; ok {
+		e.shard, e.placed = uint8(shard), true
+		ls.m[k] = e
 	}
 	ls.mu.Unlock()
+}
+
+// shardOf returns the shard the invocation of k was posted to (place);
+// taken is false when k is not a call in flight here (it ended, or was
+// bounced, refused or never taken), placed false when it is but was not
+// posted yet. Any goroutine.
+func (ms *meshState) shardOf(k minvKey) (shard int, taken, placed bool) {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	e, ok := ls.m[k]
+	ls.mu.Unlock()
+	return int(e.shard), ok, e.placed
+}
+
+// interrupted records the interrupt mode for k, a call taken here whose
+// invocation the shard running the interrupt does not hold (it may be on
+// its way to another shard's callee, posted again after its first pick
+// unregistered: meshDeliver reads it before delivering). The later mode
+// of two wins. It returns the shard the invocation is placed on now, and
+// ok false when k is not taken (or not placed). Any goroutine.
+func (ms *meshState) interrupted(k minvKey, mode proto.CancelMode) (shard int, ok bool) {
+	ls := &ms.live[k.callID%liveStripes]
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	e, ok := ls.m[k]
+	if !ok {
+		return 0, false
+	}
+	e.intr = uint8(mode) + 1
+	ls.m[k] = e
+	return int(e.shard), e.placed
 }
 
 // interruptOf returns the interrupt recorded for k (interrupted).
 func (ms *meshState) interruptOf(k minvKey) (proto.CancelMode, bool) {
 	ls := &ms.live[k.callID%liveStripes]
 	ls.mu.Lock()
-	v := ls.m[k]
+	v := ls.m[k].intr
 	ls.mu.Unlock()
 	return proto.CancelMode(v - 1), v != 0
 }
@@ -458,13 +497,6 @@ func (ms *meshState) liveCount() int {
 		ls.mu.Unlock()
 	}
 	return n
-}
-
-// meshChunkRef is a chunk's share of meshState.chunkBytes while shards
-// have yet to run it (carry.chunk).
-type meshChunkRef struct {
-	left atomic.Int32 // shards that have yet to run it
-	cost int64
 }
 
 // MeshStats are the mesh counters of a Router.

@@ -712,6 +712,9 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held boo
 	if reg.match != proto.MatchExact {
 		mc.c.uri = string(mc.proc)
 	}
+	// Its further chunks and interrupts go to this shard only
+	// (MeshDeliver): one more stripe lock a call from another node.
+	r.ms.place(key, cs.shard.idx)
 	return t, true
 }
 
@@ -880,10 +883,10 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 			}
 			return
 		}
-		// A progressive call invocation: its further chunks were offered
-		// to every shard as they came (meshChunk), and only this shard's
-		// are still behind this task. Posted to another shard's callee,
-		// the invocation came after the chunks that shard had dropped,
+		// A progressive call invocation: its further chunks came to this
+		// shard (MeshDeliver, meshState.place) and are behind this task.
+		// Posted to another shard's callee, the invocation would come
+		// after the chunks this shard drops,
 		// and the callee got the first chunk and the later ones without
 		// those between. It goes to a callee of this shard at once, or
 		// back to its caller's node (which sends it on if the caller sent
@@ -990,7 +993,8 @@ func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
 }
 
 // meshChunk delivers a further chunk of a progressive call invocation,
-// if this shard holds the invocation (chunks are offered to every shard).
+// if this shard holds the invocation (chunks go to the shard it was
+// posted to: MeshDeliver).
 func (s *Shard) meshChunk(t *task) {
 	mi, ok := s.minvs[minvKey{MeshNode(t.b), t.a}]
 	if !ok {
@@ -1063,15 +1067,21 @@ func (s *Shard) meshChunk(t *task) {
 }
 
 // meshInterrupt applies a remote caller's CANCEL, timeout or leave to an
-// invocation this shard holds (interrupts are offered to every shard).
+// invocation this shard holds (interrupts go to the shard it was posted
+// to: MeshDeliver).
 func (s *Shard) meshInterrupt(t *task) {
 	key := minvKey{MeshNode(t.b), t.a}
 	mi, ok := s.minvs[key]
 	if !ok {
-		// Another shard's, or not delivered yet: remembered for the
-		// delivery (meshDeliver), which may be on a shard that has this
-		// interrupt behind it.
-		s.r.ms.interrupted(key, t.mode)
+		// Not delivered yet: remembered for the delivery (meshDeliver).
+		// When the invocation was posted to another shard meanwhile
+		// (picked for again after its callee unregistered), that shard
+		// may have delivered it before the interrupt was remembered: the
+		// interrupt follows it there (the shard then finds it held, or
+		// finds it not delivered, or no longer in flight).
+		if sh, placed := s.r.ms.interrupted(key, t.mode); placed && sh != s.idx && sh < len(s.r.shards) {
+			s.r.shards[sh].post(*t)
+		}
 		return
 	}
 	cs := mi.ss

@@ -71,39 +71,58 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		if progress {
 			t.flags |= tfProgress
 		}
-		// The chunk is offered to every shard (only the callee's knows
-		// the invocation) and waits for them holding its envelope: it
+		// The chunk goes to the shard its invocation was posted to
+		// (meshState.place), and waits for it holding its envelope: it
 		// counts in the node's backlog of chunks from other nodes until
-		// the last shard ran it. Past maxCallBacklog the shard holding
-		// the invocation ends it instead: the callee is interrupted and
-		// the caller gets wamp.error.unavailable, as for a chunk that
-		// cannot wait for the callee's loop on one node. Before, chunks
-		// were queued without bound for a callee's loop that did not
-		// keep up (a slow conversion to its serializer, or a stall).
+		// that shard ran it. Past maxCallBacklog the shard holding the
+		// invocation ends it instead: the callee is interrupted and the
+		// caller gets wamp.error.unavailable, as for a chunk that cannot
+		// wait for the callee's loop on one node. A chunk of a call not
+		// in flight here (ended, bounced, refused) is dropped. Before,
+		// each chunk was offered to every shard: one task in each
+		// mailbox (104 bytes) and one run on each loop, for one charge.
+		sh, ok := r.meshShardOf(minvKey{from, callID})
+		if !ok {
+			return
+		}
 		cost := int64(len(env)) + 256
 		if b := r.ms.chunkBytes.Load(); b > 0 && b+cost > maxCallBacklog {
 			t.flags = tfError // refused; no payload
 			t.c = nil
 		} else {
-			c.chunk = &meshChunkRef{cost: cost}
-			c.chunk.left.Store(int32(len(r.shards)))
+			c.queued = cost
 			r.ms.chunkBytes.Add(cost)
 		}
-		for _, sh := range r.shards {
-			sh.post(t)
-		}
+		sh.post(t)
 	case envInterrupt:
 		callID, mode, reason, err := decodeInterrupt(env)
 		if err != nil {
 			r.ms.stats.BadEnvelopes.Add(1)
 			return
 		}
-		for _, sh := range r.shards {
-			sh.post(task{kind: tMeshInterrupt, a: callID, b: uint64(from), mode: mode, c: &carry{uri: reason}})
+		// Remembered for the call's delivery at once (meshDeliver reads
+		// it: a call not delivered yet is not, whichever shard it waits
+		// for), and sent to the shard the invocation was posted to, which
+		// applies it to a delivered one. A call not in flight here has
+		// nothing to interrupt. Before, it was offered to every shard, one
+		// task and one run on each loop, and remembered by the first that
+		// did not hold the invocation.
+		if i, placed := r.ms.interrupted(minvKey{from, callID}, mode); placed && i < len(r.shards) {
+			r.shards[i].post(task{kind: tMeshInterrupt, a: callID, b: uint64(from), mode: mode, c: &carry{uri: reason}})
 		}
 	default:
 		r.ms.stats.BadEnvelopes.Add(1)
 	}
+}
+
+// meshShardOf returns the shard the invocation of k was posted to, and ok
+// false when there is none (not taken, or not posted yet). Any goroutine.
+func (r *Router) meshShardOf(k minvKey) (*Shard, bool) {
+	i, taken, placed := r.ms.shardOf(k)
+	if !taken || !placed || i >= len(r.shards) {
+		return nil, false
+	}
+	return r.shards[i], true
 }
 
 // MeshNodeDown tells the router that node left the mesh (it died, it was

@@ -111,8 +111,8 @@ func (s *Shard) run(t *task) {
 	case tMeshBounce:
 		s.meshBounced(t)
 	case tMeshChunk:
-		if t.c != nil && t.c.chunk != nil && t.c.chunk.left.Add(-1) == 0 { // the last shard to run it
-			s.r.ms.chunkBytes.Add(-t.c.chunk.cost)
+		if t.c != nil && t.c.queued != 0 { // its bytes leave the node's backlog of chunks
+			s.r.ms.chunkBytes.Add(-t.c.queued)
 		}
 		s.meshChunk(t)
 	case tMeshInterrupt:
@@ -147,14 +147,10 @@ type carry struct {
 	ppt    [6][]byte
 	mo     *meshOrigin // tInvoke from another node: the caller there
 	// queued is what the carry counts in its destination shard's
-	// callBacklog while its task waits in the mailbox (sendCall); 0 when
-	// not counted.
+	// callBacklog while its task waits in the mailbox (sendCall), or, on
+	// a chunk of a progressive invocation from another node, in the node's
+	// backlog of chunks (meshState.chunkBytes); 0 when not counted.
 	queued int64
-	// chunk, on a chunk of a progressive invocation from another node
-	// (offered to every shard), counts the shards that have yet to run it;
-	// the last one takes its bytes out of the node's backlog of chunks
-	// (meshState.chunkBytes).
-	chunk *meshChunkRef
 }
 
 // pptKeys are the Payload Passthru Mode / E2EE keys forwarded untouched
