@@ -445,6 +445,31 @@ func (ms *meshState) shardOf(k minvKey) (shard int, taken, placed bool) {
 	return int(e.shard), ok, e.placed
 }
 
+// liveGone is liveEntry.intr for a call whose caller's node left the
+// mesh (nodeGone).
+const liveGone = 0xff
+
+// nodeGone marks every call node's callers made here that is still in
+// flight as one whose caller's node left: one not delivered yet (on its
+// way to a shard, or picked for again after its callee unregistered) is
+// not delivered (meshDeliver reads the mark), where the shards' walk of
+// what they hold (meshNodeDown) could come before it reached a shard. It
+// walks every stripe under its lock: once per node that leaves, off the
+// per-call path. Any goroutine.
+func (ms *meshState) nodeGone(node MeshNode) {
+	for i := range ms.live {
+		ls := &ms.live[i]
+		ls.mu.Lock()
+		for k, e := range ls.m {
+			if k.node == node {
+				e.intr = liveGone
+				ls.m[k] = e
+			}
+		}
+		ls.mu.Unlock()
+	}
+}
+
 // interrupted records the interrupt mode for k, a call taken here whose
 // invocation the shard running the interrupt does not hold (it may be on
 // its way to another shard's callee, posted again after its first pick
@@ -459,17 +484,24 @@ func (ms *meshState) interrupted(k minvKey, mode proto.CancelMode) (shard int, o
 	if !ok {
 		return 0, false
 	}
-	e.intr = uint8(mode) + 1
-	ls.m[k] = e
+	if e.intr != liveGone { // a departed caller's node waits for nothing
+		e.intr = uint8(mode) + 1
+		ls.m[k] = e
+	}
 	return int(e.shard), e.placed
 }
 
-// interruptOf returns the interrupt recorded for k (interrupted).
+// interruptOf returns the interrupt recorded for k (interrupted): for
+// a call whose caller's node left (nodeGone), killnowait, for no answer
+// is to be sent.
 func (ms *meshState) interruptOf(k minvKey) (proto.CancelMode, bool) {
 	ls := &ms.live[k.callID%liveStripes]
 	ls.mu.Lock()
 	v := ls.m[k].intr
 	ls.mu.Unlock()
+	if v == liveGone {
+		return proto.CancelKillNoWait, true
+	}
 	return proto.CancelMode(v - 1), v != 0
 }
 

@@ -843,7 +843,8 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 	cs, mo := t.s, t.c.mo
 	key := minvKey{mo.node, mo.callID} // taken by meshInvoke
 	if mode, ok := s.r.ms.interruptOf(key); ok {
-		// Its caller's CANCEL, timeout or leave came before the
+		// Its caller's CANCEL, timeout or leave, or its caller's node's
+		// departure (nodeGone: no answer then), came before the
 		// invocation reached a shard that holds it (its first pick
 		// unregistered, and the call was posted to another shard's
 		// callee, which had the interrupt already): not delivered. Before,

@@ -135,6 +135,11 @@ func (r *Router) MeshNodeDown(node MeshNode) {
 		return
 	}
 	r.meshForget(node)
+	// The calls of node's callers still on their way to a shard are not
+	// delivered, before the shards drop those they hold: a call posted to
+	// a shard after that shard's walk (picked for again after its callee
+	// unregistered) was delivered, and held until its callee answered.
+	r.ms.nodeGone(node)
 	for _, sh := range r.shards {
 		sh.post(task{kind: tMeshNodeDown, b: uint64(node)})
 	}
