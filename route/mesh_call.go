@@ -421,10 +421,74 @@ func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progres
 	}
 }
 
-// meshStop tells the callee's node that the caller no longer waits.
+// meshStop tells the callee's node that the caller no longer waits. An
+// interrupt the mesh refuses (its outbound queue full past the reserve)
+// is sent again later (keepStop): the callee's node, which applies no
+// timeout of its own to calls from other nodes, held the invocation (one
+// of its max_invocations, and its callee working on it) until the callee
+// answered or this node left, for ever for a callee that does not answer.
 func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 	delete(s.mcalls, oc.invID)
-	s.meshSendInterrupt(oc, mode, reason)
+	if !s.meshSendInterrupt(oc, mode, reason) {
+		s.keepStop(lostStop{node: oc.node, callID: oc.invID, mode: mode, reason: reason})
+	}
+}
+
+// lostStop is an interrupt the mesh refused (Shard.lostStops).
+type lostStop struct {
+	node   MeshNode
+	callID uint64
+	mode   proto.CancelMode
+	reason string // an error URI (a constant)
+}
+
+// maxLostStops bounds a shard's lostStops (40 bytes each): past it, a
+// refused interrupt is forgotten, as all were before (the callee's node
+// then holds the invocation until its callee answers or this node
+// leaves).
+const maxLostStops = 4096
+
+// stopRetryEvery is how often a shard sends the interrupts the mesh
+// refused again.
+const stopRetryEvery = 250 * time.Millisecond
+
+// keepStop keeps ls to send again (retryStops).
+func (s *Shard) keepStop(ls lostStop) {
+	if len(s.lostStops) >= maxLostStops {
+		return
+	}
+	if len(s.lostStops) == 0 {
+		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
+	}
+	s.lostStops = append(s.lostStops, ls)
+}
+
+// retryStops sends the interrupts the mesh refused again, in order, until
+// it refuses one; those left wait for the next turn.
+func (s *Shard) retryStops() {
+	sent := 0
+	for _, ls := range s.lostStops {
+		env := appendInterrupt(s.mbuf[:0], ls.callID, ls.mode, ls.reason)
+		s.mbuf = keepBuf(env)
+		if s.r.meshSendEnd(ls.node, env) != nil {
+			break
+		}
+		sent++
+	}
+	n := copy(s.lostStops, s.lostStops[sent:])
+	clear(s.lostStops[n:])
+	s.lostStops = s.lostStops[:n]
+	if n > 0 {
+		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
+	} else if cap(s.lostStops) > 64 {
+		s.lostStops = nil
+	}
+}
+
+// forgetStops drops the interrupts kept for node, which left the mesh
+// (it dropped what its callees had of this node's callers).
+func (s *Shard) forgetStops(node MeshNode) {
+	s.lostStops = slices.DeleteFunc(s.lostStops, func(ls lostStop) bool { return ls.node == node })
 }
 
 // meshSendInterrupt sends the callee's node an interrupt of oc, and
@@ -560,6 +624,9 @@ func (s *Shard) meshBounced(t *task) {
 // meshNodeDown fails the calls this shard sent to node and drops the
 // invocations node's callers made here.
 func (s *Shard) meshNodeDown(node MeshNode) {
+	if len(s.lostStops) > 0 {
+		s.forgetStops(node)
+	}
 	for id, mc := range s.mcalls {
 		oc := mc.ss.calls[mc.req]
 		if oc == nil || oc.invID != id {

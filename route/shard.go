@@ -86,6 +86,11 @@ type Shard struct {
 	mcalls map[uint64]mcall
 	minvs  map[minvKey]minv
 	mbuf   []byte
+	// lostStops are the interrupts of calls to other nodes, ended here,
+	// that the mesh refused (meshStop): sent again every stopRetryEvery
+	// (tmStops) until the mesh takes them or their node leaves. Owned by
+	// the loop.
+	lostStops []lostStop
 
 	// creds indexes the established sessions that hold a withdrawable
 	// credential by its ids (credential.go); nil until the first one.
@@ -285,6 +290,7 @@ const (
 	tmWalk                          // requests waiting for the session's walk budget (walkbudget.go)
 	tmMeta                          // a waiting meta call's timeout: id = its request id (meta.go)
 	tmWin                           // the end of a window's marks of delivered retained events: id = its subscription's id (retwin.go)
+	tmStops                         // send the interrupts the mesh refused again (lostStops); no session
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -400,6 +406,8 @@ func (t *timer) live() bool {
 		return w != nil && w.due == t.due && ss.state == stEstablished
 	case tmWin:
 		return ss.state == stEstablished && ss.winTimed(t.id, t.due) != nil
+	case tmStops:
+		return true // the shard's, not a session's (retryStops)
 	}
 	return false
 }
@@ -442,6 +450,8 @@ func (s *Shard) runTimers() {
 			s.metaTimeout(t.sess, t.id)
 		case tmWin:
 			s.closeWin(t.sess, t.sess.winTimed(t.id, t.due))
+		case tmStops:
+			s.retryStops()
 		}
 	}
 	s.armNext()

@@ -1,0 +1,49 @@
+package route
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// A call to another node that ends at its caller (here a CANCEL in
+// killnowait mode) while the mesh refuses the interrupt for the callee's
+// node (its outbound queue full past the reserve) has the interrupt sent
+// once the queue takes it again. Before, it was counted (SendFailed) and
+// forgotten: the callee's node held the invocation, one of its
+// max_invocations, and its callee worked on, until the callee answered
+// or the caller's node left, for ever for a callee that does not answer
+// (the callee's node applies no timeout of its own to remote calls).
+func TestMeshRefusedStopSentLater(t *testing.T) {
+	for _, mode := range []string{"killnowait", "kill"} {
+		mm, es := newMemMesh(t, 2, 2, nil)
+		callee := es[1].joinOn(1, proto.JSON)
+		callee.register("com.slow", nil)
+		mm.sync()
+		caller := es[0].join(proto.JSON)
+		req := caller.call("com.slow", nil, []any{1}, nil)
+		mm.sync()
+		inv := callee.expect(proto.CodeInvocation)
+		full := errors.New("outbound queue full")
+		mm.nodes[0].sendErr.Store(&full)
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": mode})})
+		caller.expectError(proto.CodeCall, req, proto.URICanceled)
+		es[0].advance(time.Second) // still refused
+		mm.sync()
+		if p := es[1].r.MeshPending(); p != 1 {
+			t.Fatalf("%s: MeshPending = %d on the callee's node with the interrupt refused, want 1", mode, p)
+		}
+		mm.nodes[0].sendErr.Store(nil)
+		es[0].advance(time.Second)
+		mm.sync()
+		if m := callee.expect(proto.CodeInterrupt); m.Request != inv.Request || m.Opt.String(proto.KeyMode) != "killnowait" {
+			t.Fatalf("%s: callee got %s, want the INTERRUPT (killnowait) of %d", mode, describe(m), inv.Request)
+		}
+		if p := es[1].r.MeshPending(); p != 0 {
+			t.Fatalf("%s: MeshPending = %d on the callee's node after the interrupt went", mode, p)
+		}
+		caller.quiet()
+	}
+}
