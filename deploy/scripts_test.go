@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -39,6 +40,12 @@ type scriptRun struct {
 	show map[string]string
 	// groups are more lines of /etc/group (needs group: true).
 	groups string
+	// stateDir lays /var/lib out (a tmpfs over it) as systemd does for
+	// the unit's StateDirectory= with DynamicUser=yes, after its first
+	// start: /var/lib/private (0700 root) holds edgewamp (the user's,
+	// 0755), and /var/lib/edgewamp is a symlink to private/edgewamp
+	// (needs user: true).
+	stateDir bool
 }
 
 func dryRun(t *testing.T, r scriptRun) []string {
@@ -97,6 +104,10 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 				t.Fatal(err)
 			}
 			setup += "mount --bind " + passwd + " /etc/passwd && "
+		}
+		if r.stateDir {
+			setup += "mount -t tmpfs tmpfs /var/lib && mkdir -m 0700 /var/lib/private && mkdir -m 0755 /var/lib/private/edgewamp && " +
+				"chown 990:990 /var/lib/private/edgewamp && ln -s private/edgewamp /var/lib/edgewamp && "
 		}
 		if r.edgewamp != "" {
 			bin := t.TempDir()
@@ -384,4 +395,104 @@ func TestPostinstChecksConfigAsTheUnitsUserAndGroups(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The shipped unit has DynamicUser=yes (for a tarball install without the
+// edgewamp user), and with it systemd keeps StateDirectory= in
+// /var/lib/private/edgewamp, /var/lib/private being 0700 root, with
+// /var/lib/edgewamp a symlink to it, whether or not the user is static;
+// only in the unit's own mount namespace is /var/lib/private an empty
+// tmpfs holding the service's directory. postinst's check of the
+// configuration on an upgrade ran check-config as the user edgewamp on
+// the host, where it cannot reach /var/lib/edgewamp: a data_dir there
+// (README, "Upgrading": "with data_dir there") or a mesh.store_dir there
+// (deploy/mesh/cluster-node.yaml's /var/lib/edgewamp/jetstream) was
+// refused with "stat /var/lib/edgewamp: permission denied", and every
+// upgrade of such a router left the previous release running with a false
+// "the new release refuses". Now postinst runs the check with the unit's
+// view of /var/lib/private.
+//
+// A dry run of an upgrade's postinst with the edgewamp user (uid 990) and
+// /var/lib as systemd lays it out after the first start, whose new binary
+// is the real one checking the configuration in question.
+func TestPostinstChecksConfigWithTheUnitsStateDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace, a change of user)")
+	}
+	needTool(t, "setpriv", "util-linux")
+	bin := nativeBinary(t)
+	dir := openDir(t)
+	cluster, err := os.ReadFile(filepath.Join(repo, "deploy", "mesh", "cluster-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cluster), "store_dir: /var/lib/edgewamp/") {
+		t.Fatal("cluster-node.yaml no longer keeps its store under /var/lib/edgewamp: this test no longer tests it")
+	}
+	for _, c := range []struct{ name, config string }{
+		{"data_dir", "listeners:\n  - address: 127.0.0.1:8080\ndata_dir: /var/lib/edgewamp\n"},
+		{"cluster-node.yaml", string(cluster)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf := filepath.Join(dir, strings.TrimSuffix(c.name, ".yaml")+".yaml")
+			if err := os.WriteFile(conf, []byte(c.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			binary := fmt.Sprintf("[ \"$1\" = check-config ] && exec %s check-config %s\nexit 0\n", shellQuote(bin), shellQuote(conf))
+			calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, group: true, user: true,
+				stateDir: true, edgewamp: binary, environment: "EDGEWAMP_MESH_TOKEN=sample-mesh-token"})
+			if !hasCall(calls, "deb-systemd-invoke restart edgewamp.service") || strings.Contains(out, "refuses") {
+				t.Errorf("the upgrade did not restart a router whose configuration the unit takes:\n%s\ncalls:\n%s", out, strings.Join(calls, "\n"))
+			}
+		})
+	}
+}
+
+var (
+	nativeOnce sync.Once
+	nativeBin  string
+	nativeErr  error
+)
+
+// nativeBinary builds ./cmd/edgewamp for this host once per test run, into
+// a directory every user may enter, and returns its path.
+func nativeBinary(t *testing.T) string {
+	t.Helper()
+	nativeOnce.Do(func() {
+		dir := filepath.Join(workDir, "native")
+		if nativeErr = os.MkdirAll(dir, 0o755); nativeErr != nil {
+			return
+		}
+		// workDir is 0700: others may not pass it.
+		if nativeErr = os.Chmod(workDir, 0o755); nativeErr != nil {
+			return
+		}
+		p := filepath.Join(dir, "edgewamp")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", p, "./cmd/edgewamp")
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			nativeErr = fmt.Errorf("%v\n%s", err, out)
+			return
+		}
+		nativeBin = p
+	})
+	if nativeErr != nil {
+		t.Fatalf("building edgewamp: %v", nativeErr)
+	}
+	return nativeBin
+}
+
+// openDir is a temporary directory every user may read, and its parents.
+func openDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "edgewamp-open-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
