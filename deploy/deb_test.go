@@ -95,7 +95,7 @@ func TestDebContents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range []string{"postinst", "prerm", "postrm", "md5sums"} {
+			for _, s := range []string{"preinst", "postinst", "prerm", "postrm", "md5sums"} {
 				if !strings.Contains(string(out), " "+s+" ") {
 					t.Errorf("no %s in the control archive:\n%s", s, out)
 				}

@@ -181,7 +181,7 @@ deb() { # deb ARCH
   root=$work/deb-$arch
   stage "$arch" "$root"
   install -d -m 0755 "$root/DEBIAN"
-  install -m 0755 deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm "$root/DEBIAN/"
+  install -m 0755 deploy/debian/preinst deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm "$root/DEBIAN/"
   install -m 0644 deploy/debian/conffiles "$root/DEBIAN/conffiles"
   (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' |
     LC_ALL=C sort -z | xargs -0 md5sum >DEBIAN/md5sums)

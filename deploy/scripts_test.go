@@ -496,3 +496,46 @@ func openDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// The armhf package holds a GOARM=7 binary (README: "not the ARMv6 Pi 1 and
+// Zero"), but dpkg installs it on any armhf system, Raspberry Pi OS on a
+// Pi Zero or Pi 1 (ARMv6) included: there the binary dies at once with
+// SIGILL (qemu-arm -cpu arm1176: "Illegal instruction", status 132),
+// postinst's start fails quietly (|| true), and the unit's Restart=on-failure
+// starts it again every 2 s, each start a crash. preinst now refuses the
+// install on an ARM CPU older than ARMv7, saying why, before anything is
+// unpacked; into another root (an image built elsewhere) it cannot tell the
+// target's CPU and lets it be.
+func TestPreinstRefusesCPUsBelowARMv7(t *testing.T) {
+	for _, c := range []struct {
+		machine, root string
+		refused       bool
+	}{
+		{"armv6l", "", true},
+		{"armv5tel", "", true},
+		{"armv7l", "", false},
+		{"armv8l", "", false},
+		{"aarch64", "", false},
+		{"x86_64", "", false},
+		{"armv6l", "/nonexistent-root", false},
+	} {
+		t.Run(c.machine+c.root, func(t *testing.T) {
+			cmd := exec.Command("sh", filepath.Join(repo, "deploy", "debian", "preinst"), "install")
+			stubs := t.TempDir()
+			uname := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = -m ] && { echo %s; exit 0; }\nexec /bin/uname \"$@\"\n", shellQuote(c.machine))
+			if err := os.WriteFile(filepath.Join(stubs, "uname"), []byte(uname), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"), "DPKG_ROOT="+c.root)
+			out, err := cmd.CombinedOutput()
+			switch {
+			case c.refused && err == nil:
+				t.Errorf("preinst install on %s: accepted; the binary cannot run there", c.machine)
+			case c.refused && !strings.Contains(string(out), "ARMv7"):
+				t.Errorf("preinst's refusal does not say why:\n%s", out)
+			case !c.refused && err != nil:
+				t.Errorf("preinst install on %s (DPKG_ROOT %q): %v\n%s", c.machine, c.root, err, out)
+			}
+		})
+	}
+}
