@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -381,8 +382,9 @@ func wholeSeconds(ttl time.Duration) time.Duration {
 }
 
 // Delete removes key. With rev 0 it removes whatever the key holds (and
-// succeeds on an absent key); with rev > 0 only the entry of that
-// revision, else ErrKVRevision (also for an absent key).
+// succeeds on an absent key), trying again while other writes of the key
+// get in first, until ctx ends (ErrKVUnavailable); with rev > 0 only the
+// entry of that revision, else ErrKVRevision (also for an absent key).
 //
 // A deletion is a write: a marker (no value, a KV-Operation header, as
 // nats kv's) published expecting the key's last revision, as an Update
@@ -442,25 +444,38 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 		if !wrongLast(err) {
 			return kvErr("delete", err)
 		}
-		if attempt == maxWriteAttempts {
-			if rev == 0 {
-				return fmt.Errorf("%w: delete: the key keeps changing", ErrKVUnavailable)
-			}
-			return ErrKVRevision
-		}
 		if rev > 0 {
 			// Refused although the key is still at rev: an earlier
 			// write in flight (write's comment); tried again.
+			if attempt == maxWriteAttempts {
+				return ErrKVRevision
+			}
 			if cur, ok := kv.current(ctx, key); !ok || cur.seq != rev {
 				return ErrKVRevision
 			}
 		}
+		// With rev 0 the key moved on (or a write of it was in flight)
+		// between the read and the marker: read and tried again until
+		// ctx ends. Five tries lost to a node updating the key back to
+		// back 8 times in 20 (a login refreshed in a loop could not be
+		// revoked); the leader takes a write only between that node's
+		// writes, which a try hits about once in five.
 		select {
 		case <-ctx.Done():
+			if rev == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: delete: the key kept changing", ErrKVUnavailable)
+			}
 			return kvErr("delete", ctx.Err())
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-time.After(deleteBackoff(attempt)):
 		}
 	}
+}
+
+// deleteBackoff is the pause before a Delete's next try: growing to
+// 20 ms, with jitter so that a Delete does not keep step with a writer.
+func deleteBackoff(attempt int) time.Duration {
+	d := time.Duration(min(attempt, 4)) * 5 * time.Millisecond
+	return d/2 + rand.N(d/2+1)
 }
 
 // remove deletes key's message directly: with rev 0 whatever the key

@@ -144,7 +144,9 @@ func (s *Server) revokedToExpiry(cl *Claims) bool {
 // endGrant revokes the login an access token came from: its refresh-token
 // family, found through its user's index, is deleted (its refresh token
 // no longer works, so the login mints nothing more), then its grant id is
-// revoked for as long as an access token it issued can live.
+// revoked for as long as an access token it issued can live. The grant is
+// revoked even when the family could not be deleted (the error is
+// returned, joined).
 func (s *Server) endGrant(ctx context.Context, cl *Claims) error {
 	id, err := s.grantFamily(ctx, cl.Audience, cl.ClientID, cl.Subject, cl.GrantID)
 	if err != nil {
@@ -160,8 +162,12 @@ func (s *Server) endGrant(ctx context.Context, cl *Claims) error {
 				atExp = max(atExp, f.ATExp)
 			}
 		}
-		if err := s.store.Delete(ctx, "rt."+id, 0); err != nil {
-			return err
+		if err := s.store.Delete(ctx, "rt."+id, 0); err != nil && !errors.Is(err, ErrNotFound) {
+			// The family lives on (its refresh token works); the grant
+			// is revoked all the same, as endFamily does, so that the
+			// login's access tokens, the one asked for among them, are
+			// refused, and the error says to try again.
+			return errors.Join(err, s.revokeGrantUntil(ctx, cl.Audience, cl.GrantID, atExp))
 		}
 	}
 	return s.revokeGrantUntil(ctx, cl.Audience, cl.GrantID, atExp)

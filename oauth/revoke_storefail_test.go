@@ -69,3 +69,39 @@ func TestRevokeRefreshTokenStoreFailure(t *testing.T) {
 		t.Fatalf("the revoked refresh token: %v", err)
 	}
 }
+
+// TestRevokePastBoundEndsGrantWhenFamilyDeleteFails: past the per-user
+// bound of access tokens revoked one by one, revoking another revokes the
+// token's login (endGrant): its refresh-token family is deleted and its
+// grant revoked. When the store could not delete the family (a mesh's
+// store that does not answer, or a Delete starved by a holder refreshing
+// in a loop), the grant was not revoked either: the token asked to be
+// revoked, and every other access token of the login, went on working.
+// The grant is now revoked all the same (as endFamily does), and the
+// answer is still 503 temporarily_unavailable, so that the client tries
+// again.
+func TestRevokePastBoundEndsGrantWhenFamilyDeleteFails(t *testing.T) {
+	st := &failingRT{}
+	e := startEnv(t, func(o *Options) {
+		st.Store = newMemStore(o.now)
+		o.Store = st
+	})
+	cfg := e.config("backend", backendSec)
+	tok, err := cfg.PasswordCredentialsToken(e.ctx(), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ = revokeEachRefreshed(t, e, cfg, tok, maxRevokedPerUser)
+	if tok, err = refreshVia(e, cfg, tok.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	st.deletes.Store(true)
+	status, body := e.post("/oauth/revoke", url.Values{"token": {tok.AccessToken}}, "backend", backendSec)
+	st.deletes.Store(false)
+	if status != 503 || body["error"] != "temporarily_unavailable" {
+		t.Errorf("revoking past the bound while the family cannot be deleted: %d %v, want 503 temporarily_unavailable (the refresh token still works)", status, body)
+	}
+	if c, err := e.srv.VerifyAccessToken(tok.AccessToken); err != ErrTokenRevoked {
+		t.Errorf("the access token asked to be revoked, its login's family not deleted: %+v %v, want ErrTokenRevoked (its grant revoked)", c, err)
+	}
+}
