@@ -103,6 +103,9 @@ type KV struct {
 	// nanoseconds) after one it could not make while the entries could be
 	// read one by one: a user that may not make them (kvsince.go).
 	noConsumers atomic.Int64
+	// afterMarker, when set, is called by Delete between its marker's
+	// write and its removal (a test seam).
+	afterMarker func()
 }
 
 var bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -399,7 +402,9 @@ func wholeSeconds(ttl time.Duration) time.Duration {
 // exactly one succeeds. The marker reads as an absent key (Get, List,
 // ListSince), a Create over it takes its place; one left behind (the
 // node stopping between the two steps) goes with its TTL, a second,
-// where the stream takes TTLs.
+// where the stream takes TTLs. The marker is removed even when ctx ends
+// after its write: Delete may then block up to the bucket's Timeout
+// past ctx's end.
 func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 	if !validKey(key) {
 		return ErrKVInvalid
@@ -425,11 +430,19 @@ func (kv *KV) Delete(ctx context.Context, key string, rev uint64) error {
 		}
 		ack, err := kv.js.PublishMsg(ctx, m, opts...)
 		if err == nil {
+			if kv.afterMarker != nil {
+				kv.afterMarker()
+			}
 			// The marker has done its work (every write from the
 			// revision it replaced is refused, now that it is applied):
 			// removed, so that deleted keys cost nothing. A Create that
 			// took its place meanwhile is another message: left alone.
-			kv.stream.DeleteMsg(ctx, ack.Sequence)
+			// Removed even when ctx ended meanwhile (a caller gone
+			// between the two writes left it: for its TTL, or until a
+			// Create, without TTLs), within the bucket's timeout.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), kv.timeout)
+			kv.stream.DeleteMsg(rctx, ack.Sequence)
+			rcancel()
 			return nil
 		}
 		var ae *jetstream.APIError
