@@ -463,19 +463,27 @@ func (s *Shard) keepStop(ls lostStop) {
 	s.lostStops = append(s.lostStops, ls)
 }
 
-// retryStops sends the interrupts the mesh refused again, in order, until
-// it refuses one; those left wait for the next turn.
+// retryStops sends the interrupts the mesh refused again, in order for
+// each node: once a node refuses one, its later ones wait for the next
+// turn with it, and the other nodes' are still sent. Before, the turn
+// stopped at the first refusal, so one node whose queue stayed full (a
+// slow link, its heartbeats keeping it alive) held back every other
+// node's interrupts, their callees holding the invocations meanwhile.
 func (s *Shard) retryStops() {
-	sent := 0
+	var refused []MeshNode // the nodes that refused one this turn (few)
+	n := 0
 	for _, ls := range s.lostStops {
-		env := appendInterrupt(s.mbuf[:0], ls.callID, ls.mode, ls.reason)
-		s.mbuf = keepBuf(env)
-		if s.r.meshSendEnd(ls.node, env) != nil {
-			break
+		if !slices.Contains(refused, ls.node) {
+			env := appendInterrupt(s.mbuf[:0], ls.callID, ls.mode, ls.reason)
+			s.mbuf = keepBuf(env)
+			if s.r.meshSendEnd(ls.node, env) == nil {
+				continue
+			}
+			refused = append(refused, ls.node)
 		}
-		sent++
+		s.lostStops[n] = ls
+		n++
 	}
-	n := copy(s.lostStops, s.lostStops[sent:])
 	clear(s.lostStops[n:])
 	s.lostStops = s.lostStops[:n]
 	if n > 0 {

@@ -2,6 +2,7 @@ package route
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -55,6 +56,9 @@ type memNode struct {
 	// was refused).
 	gatherBoth atomic.Pointer[error]
 	sendErr    atomic.Pointer[error] // set: Send refuses with it (a full outbound queue)
+	// refuseTo, when set (a node's id + 1), makes Send to that node alone
+	// refuse (its outbound queue full).
+	refuseTo atomic.Uint64
 	// gatherHold, when set, keeps the node's gathers (their queries are
 	// not sent) until releaseGathers: a slow gather.
 	gatherHold atomic.Bool
@@ -301,6 +305,9 @@ func (n *memNode) Publish(realm string, topic []byte, env []byte) error {
 func (n *memNode) Send(node MeshNode, env []byte) error {
 	if e := n.sendErr.Load(); e != nil {
 		return *e
+	}
+	if r := n.refuseTo.Load(); r != 0 && MeshNode(r-1) == node {
+		return errors.New("outbound queue full")
 	}
 	if n.prevRelease.Load() && len(env) > 0 && env[0] == envResult {
 		mr, err := decodeResult(env)

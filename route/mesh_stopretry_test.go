@@ -47,3 +47,49 @@ func TestMeshRefusedStopSentLater(t *testing.T) {
 		caller.quiet()
 	}
 }
+
+// The interrupts a shard keeps for several nodes go to each node as its
+// queue takes them: one node whose queue stays full does not hold back
+// another's. Before, the retry stopped at the first refusal, so an
+// interrupt kept for a node with room waited behind one for a node whose
+// link stayed slow (its heartbeats kept it alive) for as long as that
+// lasted, its callee holding the invocation all the while.
+func TestMeshRefusedStopNotHeldBehindAnotherNode(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 2, nil)
+	slow := es[1].joinOn(1, proto.JSON)
+	slow.register("com.slow", nil)
+	free := es[2].joinOn(1, proto.JSON)
+	free.register("com.free", nil)
+	mm.sync()
+	caller := es[0].joinOn(0, proto.JSON)
+	reqSlow := caller.call("com.slow", nil, []any{1}, nil)
+	reqFree := caller.call("com.free", nil, []any{2}, nil)
+	mm.sync()
+	slow.expect(proto.CodeInvocation)
+	inv := free.expect(proto.CodeInvocation)
+	full := errors.New("outbound queue full")
+	mm.nodes[0].sendErr.Store(&full)
+	for _, req := range []uint64{reqSlow, reqFree} { // the slow node's interrupt kept first
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+		caller.expectError(proto.CodeCall, req, proto.URICanceled)
+	}
+	// The slow node's queue stays full; the free node's takes again.
+	mm.nodes[0].refuseTo.Store(uint64(mm.nodes[1].id) + 1)
+	mm.nodes[0].sendErr.Store(nil)
+	es[0].advance(time.Second)
+	mm.sync()
+	if m := free.expect(proto.CodeInterrupt); m.Request != inv.Request {
+		t.Fatalf("free node's callee got %s, want the INTERRUPT of %d", describe(m), inv.Request)
+	}
+	if p := es[2].r.MeshPending(); p != 0 {
+		t.Fatalf("MeshPending = %d on the free node after its interrupt went", p)
+	}
+	if p := es[1].r.MeshPending(); p != 1 {
+		t.Fatalf("MeshPending = %d on the slow node with its interrupt refused, want 1", p)
+	}
+	mm.nodes[0].refuseTo.Store(0)
+	es[0].advance(time.Second)
+	mm.sync()
+	slow.expect(proto.CodeInterrupt)
+	caller.quiet()
+}
