@@ -457,7 +457,12 @@ func (s *Shard) keepStop(ls lostStop) {
 	if len(s.lostStops) >= maxLostStops {
 		return
 	}
-	if len(s.lostStops) == 0 {
+	if !s.stopsArmed {
+		// One timer a shard (stopsArmed), also when a node's leave
+		// emptied lostStops while it was pending: armed again then, each
+		// went on re-arming itself, one more walk of them all every
+		// stopRetryEvery for each such leave.
+		s.stopsArmed = true
 		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
 	}
 	s.lostStops = append(s.lostStops, ls)
@@ -470,6 +475,7 @@ func (s *Shard) keepStop(ls lostStop) {
 // slow link, its heartbeats keeping it alive) held back every other
 // node's interrupts, their callees holding the invocations meanwhile.
 func (s *Shard) retryStops() {
+	s.stopsArmed = false
 	var refused []MeshNode // the nodes that refused one this turn (few)
 	n := 0
 	for _, ls := range s.lostStops {
@@ -487,6 +493,7 @@ func (s *Shard) retryStops() {
 	clear(s.lostStops[n:])
 	s.lostStops = s.lostStops[:n]
 	if n > 0 {
+		s.stopsArmed = true
 		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
 	} else if cap(s.lostStops) > 64 {
 		s.lostStops = nil

@@ -59,6 +59,7 @@ type memNode struct {
 	// refuseTo, when set (a node's id + 1), makes Send to that node alone
 	// refuse (its outbound queue full).
 	refuseTo atomic.Uint64
+	refused  atomic.Int64 // the sends refused for sendErr
 	// gatherHold, when set, keeps the node's gathers (their queries are
 	// not sent) until releaseGathers: a slow gather.
 	gatherHold atomic.Bool
@@ -304,6 +305,7 @@ func (n *memNode) Publish(realm string, topic []byte, env []byte) error {
 
 func (n *memNode) Send(node MeshNode, env []byte) error {
 	if e := n.sendErr.Load(); e != nil {
+		n.refused.Add(1)
 		return *e
 	}
 	if r := n.refuseTo.Load(); r != 0 && MeshNode(r-1) == node {

@@ -93,3 +93,46 @@ func TestMeshRefusedStopNotHeldBehindAnotherNode(t *testing.T) {
 	slow.expect(proto.CodeInterrupt)
 	caller.quiet()
 }
+
+// A shard retries its kept interrupts on one timer: when a node's leave
+// emptied them while the timer was pending, the next refused interrupt
+// armed a second one, and each went on re-arming itself while any were
+// kept: every such leave made one more walk of them all (up to 4,096
+// interrupts encoded and offered) every 250 ms.
+func TestMeshRefusedStopsOneRetryTimer(t *testing.T) {
+	mm, es := newMemMesh(t, 3, 1, nil)
+	ca := es[1].join(proto.JSON)
+	ca.register("com.a", nil)
+	cb := es[2].join(proto.JSON)
+	cb.register("com.b", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	full := errors.New("outbound queue full")
+	cancel := func(proc string, callee *tc) {
+		t.Helper()
+		req := caller.call(proc, nil, []any{1}, nil)
+		mm.sync()
+		callee.expect(proto.CodeInvocation)
+		mm.nodes[0].sendErr.Store(&full)
+		caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+		caller.expectError(proto.CodeCall, req, proto.URICanceled)
+		es[0].sync()
+	}
+	cancel("com.a", ca) // kept, the retry timer armed
+	es[0].r.MeshNodeDown(mm.nodes[1].id)
+	es[0].sync() // com.a's interrupt forgotten; the timer still pending
+	mm.nodes[0].sendErr.Store(nil)
+	cancel("com.b", cb) // kept again
+	for i := 0; i < 4; i++ {
+		before := mm.nodes[0].refused.Load()
+		es[0].advance(stopRetryEvery)
+		if n := mm.nodes[0].refused.Load() - before; n != 1 {
+			t.Fatalf("turn %d: %d retries of the one interrupt kept, want 1", i, n)
+		}
+	}
+	mm.nodes[0].sendErr.Store(nil)
+	es[0].advance(stopRetryEvery)
+	mm.sync()
+	cb.expect(proto.CodeInterrupt)
+	caller.quiet()
+}

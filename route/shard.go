@@ -91,6 +91,9 @@ type Shard struct {
 	// (tmStops) until the mesh takes them or their node leaves. Owned by
 	// the loop.
 	lostStops []lostStop
+	// stopsArmed is set while a tmStops timer is pending (keepStop,
+	// retryStops). Owned by the loop.
+	stopsArmed bool
 
 	// creds indexes the established sessions that hold a withdrawable
 	// credential by its ids (credential.go); nil until the first one.
