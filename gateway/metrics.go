@@ -102,6 +102,10 @@ type Stats struct {
 	// SubscriptionBytes → edgewamp_subscription_bytes.
 	SubscriptionsRefused Counter
 	SubscriptionBytes    Gauge
+	// RegistrationsRefused → edgewamp_registrations_refused_total;
+	// RegistrationBytes → edgewamp_registration_bytes.
+	RegistrationsRefused Counter
+	RegistrationBytes    Gauge
 	// EventsSuperseded → edgewamp_events_superseded_total.
 	EventsSuperseded Counter
 	// TLSConnections: TLS connections open (handshakes included);
@@ -648,6 +652,12 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.SubscriptionBytes.OK {
 		constMetric(e, "edgewamp_subscription_bytes", "Bytes the sessions' subscriptions are counted for (each session's topic or pattern, and 384 bytes, per subscription it holds), what limits.subscription_bytes bounds.", G, st.SubscriptionBytes.V)
+	}
+	if st.RegistrationsRefused.OK {
+		constMetric(e, "edgewamp_registrations_refused_total", "REGISTERs refused: the registrations' bytes would pass limits.registration_bytes, or the client address's or authid's quarter of it.", C, float64(st.RegistrationsRefused.V))
+	}
+	if st.RegistrationBytes.OK {
+		constMetric(e, "edgewamp_registration_bytes", "Bytes the sessions' registrations are counted for (each session's procedure or pattern, and 512 bytes, per registration it holds), what limits.registration_bytes bounds.", G, st.RegistrationBytes.V)
 	}
 	if st.InboundHeld.OK {
 		constMetric(e, "edgewamp_inbound_held_bytes", "Bytes of partial inbound messages held by the transports.", G, st.InboundHeld.V)

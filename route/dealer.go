@@ -292,6 +292,13 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
+	// The bytes last: a REGISTER refused above charges nothing. Off the
+	// call path (REGISTER only).
+	if !s.r.regBytes.charge(ss.registrationOwner(), regCost(uri), s.r.cfg.MaxRegistrationBytes) {
+		rm.mu.Unlock()
+		s.registrationBytesRefused(ss, req)
+		return false
+	}
 	if newPattern {
 		rm.wildRegs++
 	}
@@ -420,6 +427,9 @@ func (s *Shard) unregisteredAfterRelease(ss *Session, req uint64) {
 func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	ref, had := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
+	if had {
+		s.r.regBytes.release(ss.regOwner, regCost(ref.reg.uri)) // charged by addCallee
+	}
 	wild := reg.match == proto.MatchWildcard
 	if wild {
 		ss.wildRegs--
@@ -1485,4 +1495,43 @@ func (s *Shard) singlesFull(ss *Session, req uint64, match proto.Match, uri stri
 // tooManyRegistrations refuses a REGISTER past Config.MaxRegistrations.
 func (s *Shard) tooManyRegistrations(ss *Session, req uint64) {
 	s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "too many registrations for this session (limit "+strconv.Itoa(s.r.cfg.MaxRegistrations)+")")
+}
+
+// DefaultRegistrationBytes is Config.MaxRegistrationBytes's default.
+const DefaultRegistrationBytes = 1 << 30
+
+// regOverhead is what a session's hold of a registration is counted for
+// besides its URI: the registration, its callee list, the index entries
+// and the session's table entry (TestRegistrationBytesCountWhatTheyHold).
+const regOverhead = 512
+
+// regCost is what a session's hold of a registration of uri counts in
+// Config.MaxRegistrationBytes.
+func regCost(uri string) int64 { return int64(len(uri)) + regOverhead }
+
+// registrationOwner returns whose share of Config.MaxRegistrationBytes
+// ss's registrations count in, fixed at its first REGISTER, as
+// subscriptionOwner: retainOwner, none for an InProcessPeer's session
+// (the HTTP gateway's), which only the total bounds. Owned by shard.
+func (ss *Session) registrationOwner() string {
+	if !ss.regOwnerSet {
+		ss.regOwnerSet = true
+		if _, inProcess := ss.peer.(InProcessPeer); !inProcess {
+			ss.regOwner = ss.retainOwner()
+		}
+	}
+	return ss.regOwner
+}
+
+// registrationBytesRefused answers a REGISTER past
+// Config.MaxRegistrationBytes, counted; the first refusal of a session is
+// logged (a client that retries must not flood the log).
+func (s *Shard) registrationBytesRefused(ss *Session, req uint64) {
+	s.stats.RegistrationsRefused.Add(1)
+	if ss.wildLogged&16 == 0 {
+		ss.wildLogged |= 16
+		s.r.log.Warn("refusing registrations: the router holds as many registrations' bytes as it takes, or this client as many as it may (a quarter of them, and less than the router has left free; limits.registration_bytes; logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.regOwner), "limit", s.r.cfg.MaxRegistrationBytes)
+	}
+	s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "the router holds as many registrations as it takes (limits.registration_bytes), or this client address or authid as many as it may: a quarter of it, and less than the router has left free")
 }

@@ -127,6 +127,17 @@ type Config struct {
 	// 65,536 subscriptions of 4 KiB URIs, 290 MB of heap, per connection,
 	// 1,024 connections per address. Default 1 GiB.
 	MaxSubscriptionBytes int64
+	// MaxRegistrationBytes bounds the bytes all sessions' registrations
+	// hold on the router, each session's hold of a registration (its own
+	// or one it joined) counted as its procedure or pattern and
+	// regOverhead bytes, and one owner's (as MaxSubscriptionBytes:
+	// retainOwner, fixed at the session's first REGISTER; none for an
+	// InProcessPeer's, which only the total bounds) at most a quarter of
+	// it and less than what is left free. Past either, REGISTER gets
+	// ERROR wamp.error.unavailable. Before, MaxRegistrations alone
+	// bounded them: 65,536 registrations of 4 KiB URIs per connection,
+	// 1,024 connections per address. Default 1 GiB.
+	MaxRegistrationBytes int64
 	// MaxCallsTotal bounds the calls in flight on the router, every
 	// session's as a caller (those to other nodes' callees included), and
 	// one owner's (as MaxSubscriptionBytes: retainOwner, an authid's in
@@ -233,6 +244,9 @@ type Router struct {
 	// subBytes counts the bytes subscriptions hold
 	// (Config.MaxSubscriptionBytes).
 	subBytes testamentBudget
+	// regBytes counts the bytes registrations hold
+	// (Config.MaxRegistrationBytes).
+	regBytes testamentBudget
 	// calls counts the calls in flight (Config.MaxCallsTotal).
 	calls callBudget
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
@@ -331,6 +345,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.MaxSubscriptionBytes <= 0 {
 		cfg.MaxSubscriptionBytes = DefaultSubscriptionBytes
+	}
+	if cfg.MaxRegistrationBytes <= 0 {
+		cfg.MaxRegistrationBytes = DefaultRegistrationBytes
 	}
 	if cfg.MaxCallsTotal <= 0 {
 		cfg.MaxCallsTotal = DefaultCallsTotal

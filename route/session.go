@@ -119,6 +119,10 @@ type Session struct {
 	// subscriptions count in, fixed at the first one (subscriptionOwner).
 	subOwner    string
 	subOwnerSet bool
+	// regOwner: whose share of Config.MaxRegistrationBytes the
+	// registrations count in, fixed at the first one (registrationOwner).
+	regOwner    string
+	regOwnerSet bool
 	testaments  *[2][]testament // detached, destroyed
 	// testamentOwner: whose share of Config.MaxTestamentBytes the
 	// testaments count in, fixed at the first one (retainOwner).
@@ -154,7 +158,7 @@ type Session struct {
 	// (Config.MaxWildcard*), and the bounds it was told of in the log
 	// (wildcardRefused), or that of the subscriptions' bytes (bit 4,
 	// subscriptionBytesRefused) or the router's calls in flight (bit 8,
-	// callsTotalRefused).
+	// callsTotalRefused), or registrations (bit 16, registrationBytesRefused).
 	wildRegs, wildSubs int
 	// singles counts the single registrations in regs (on a mesh, each
 	// holds a claim in the mesh's store: MeshClaimShare).

@@ -161,6 +161,8 @@ type ShardStats struct {
 	TestamentsRefused atomic.Uint64
 	// SUBSCRIBEs refused for Config.MaxSubscriptionBytes.
 	SubscriptionsRefused atomic.Uint64
+	// REGISTERs refused for Config.MaxRegistrationBytes.
+	RegistrationsRefused atomic.Uint64
 	// CALLs refused for Config.MaxCallsTotal.
 	CallsRefusedTotal atomic.Uint64
 	// Authentications by method (index: see AuthMethodName).

@@ -110,6 +110,12 @@ type Stats struct {
 	// counts them.
 	SubscriptionsRefused uint64
 	SubscriptionBytes    int64
+	// RegistrationsRefused counts REGISTERs refused for
+	// Config.MaxRegistrationBytes (the router's or the owner's quarter);
+	// RegistrationBytes is what the sessions' registrations hold, as it
+	// counts them.
+	RegistrationsRefused uint64
+	RegistrationBytes    int64
 	// CallsRefusedTotal counts CALLs refused for Config.MaxCallsTotal (the
 	// router's or the owner's quarter); CallsHeld is the calls in flight
 	// it counts now.
@@ -147,6 +153,7 @@ func (r *Router) Stats() Stats {
 		st.RetainedRevoked += c.RetainedRevoked.Load()
 		st.TestamentsRefused += c.TestamentsRefused.Load()
 		st.SubscriptionsRefused += c.SubscriptionsRefused.Load()
+		st.RegistrationsRefused += c.RegistrationsRefused.Load()
 		st.CallsRefusedTotal += c.CallsRefusedTotal.Load()
 	}
 	r.testaments.mu.Lock()
@@ -155,6 +162,9 @@ func (r *Router) Stats() Stats {
 	r.subBytes.mu.Lock()
 	st.SubscriptionBytes = r.subBytes.total
 	r.subBytes.mu.Unlock()
+	r.regBytes.mu.Lock()
+	st.RegistrationBytes = r.regBytes.total
+	r.regBytes.mu.Unlock()
 	st.CallsHeld = r.calls.total.Load()
 	return st
 }

@@ -155,6 +155,10 @@ type limitsConfig struct {
 	// 1 GiB.
 	SubscriptionBytes size `yaml:"subscription_bytes"`
 
+	// All sessions' registrations (route.Config.MaxRegistrationBytes); 0:
+	// 1 GiB.
+	RegistrationBytes size `yaml:"registration_bytes"`
+
 	// All sessions' calls in flight (route.Config.MaxCallsTotal); 0:
 	// route.DefaultCallsTotal.
 	CallsInFlightTotal int `yaml:"calls_in_flight_total"`
@@ -1336,6 +1340,10 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("limits.subscription_bytes %s is below %s (a client address's or authid's quarter must hold 58 subscriptions of the longest URI)",
 			formatSize(int64(sb)), formatSize(minSubscriptionBytes)), "limits", "subscription_bytes")
 	}
+	if rb := c.Limits.RegistrationBytes; rb != 0 && rb < minRegistrationBytes {
+		c.errAt(&errs, fmt.Sprintf("limits.registration_bytes %s is below %s (a client address's or authid's quarter must hold 56 registrations of the longest URI)",
+			formatSize(int64(rb)), formatSize(minRegistrationBytes)), "limits", "registration_bytes")
+	}
 	// A client's quarter must hold one testament of the largest meta
 	// call's arguments.
 	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
@@ -1475,6 +1483,11 @@ const minMemoryTotal = 1 << 20
 // 60 while they were counted 256, and stays 1 MiB so that a configuration
 // that ran before still runs).
 const minSubscriptionBytes = 1 << 20
+
+// minRegistrationBytes is the least limits.registration_bytes: a quarter
+// holds 56 registrations of proto.MaxURILen bytes, each counted its URI
+// and route's 512 bytes (1,032,192 bytes for the four quarters).
+const minRegistrationBytes = 1 << 20
 
 // validateAddresses refuses two sockets of the configuration on one
 // address (the same port on the same host, or on a host and on all
@@ -1650,6 +1663,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
 		MaxTestamentBytes:            int64(c.Limits.TestamentBytes),
 		MaxSubscriptionBytes:         int64(c.Limits.SubscriptionBytes),
+		MaxRegistrationBytes:         int64(c.Limits.RegistrationBytes),
 		MaxCallsTotal:                int64(c.Limits.CallsInFlightTotal),
 	}
 	return rc, nil
