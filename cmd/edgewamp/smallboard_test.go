@@ -27,7 +27,12 @@ const callBytes = 240
 // 12 s before it was refused; two addresses would take the board's
 // memory. The budgets a client can fill router-wide now add up to less
 // than the memory limit, and one address's subscriptions are refused
-// within its quarter of the file's subscription_bytes.
+// within its quarter of the file's subscription_bytes. Registrations were
+// bounded by their count only (limits.registrations, 1,024 per session
+// here): one address's 64 connections registering 4 KB procedures took
+// the router to 340 MB of RSS, nothing refused; the file's
+// registration_bytes now counts in the sum and refuses them within a
+// quarter of it.
 func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 	const file = "../../deploy/small-board.yaml"
 	c, err := loadConfig(file, nil)
@@ -56,6 +61,7 @@ func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 		{"max_inbound_total", int64(l.MaxInboundTotal)},
 		{"max_outbound_total", int64(l.MaxOutboundTotal)},
 		{"subscription_bytes", orDefault(int64(l.SubscriptionBytes), 1<<30)},
+		{"registration_bytes", orDefault(int64(l.RegistrationBytes), 1<<30)},
 		{"testament_bytes", orDefault(int64(l.TestamentBytes), 64<<20)},
 		{"calls_in_flight_total × 240 B", calls * callBytes},
 		{"retained_bytes × realms", orDefault(int64(l.RetainedBytes), defaultRetainedBytes) * int64(len(c.Realms))},
@@ -74,21 +80,40 @@ func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 			file, sum>>20, limit>>20, strings.Join(list, ", "))
 	}
 
-	// The file's subscription_bytes reaches the router: one address's
-	// subscriptions of the longest prefixes are refused within a quarter
-	// of it (stopping at twice that, for a file that does not bound them).
-	quarter := orDefault(int64(l.SubscriptionBytes), 1<<30) / 4
+	// The file's subscription_bytes and registration_bytes reach the
+	// router: one address's subscriptions of the longest prefixes, and
+	// its registrations of the longest procedures, are refused within a
+	// quarter of each (stopping at twice that, for a file that does not
+	// bound them).
+	r := startRouter(t, "-config", file)
+	topic := "com.example." + strings.Repeat("x", proto.MaxURILen-len("com.example.")-16)
+	takeUntilRefused(t, r, "subscription", "subscription_bytes", orDefault(int64(l.SubscriptionBytes), 1<<30), limit, int64(len(topic)+16+384),
+		func(ctx context.Context, s *client.Session, i, n int) error {
+			_, err := s.Subscribe(ctx, fmt.Sprintf("%s.%07d.%07d", topic, i, n), func(*client.Event) {}, &client.SubscribeOptions{Match: "prefix"})
+			return err
+		})
+	takeUntilRefused(t, r, "registration", "registration_bytes", orDefault(int64(l.RegistrationBytes), 1<<30), limit, int64(len(topic)+16+512),
+		func(ctx context.Context, s *client.Session, i, n int) error {
+			_, err := s.Register(ctx, fmt.Sprintf("%s.%07d.%07d", topic, i, n), func(context.Context, *client.Invocation) (*client.Result, error) {
+				return &client.Result{}, nil
+			}, nil)
+			return err
+		})
+}
+
+// takeUntilRefused has one address's connections (1,024 each, the
+// file's per-session bound) take what take takes, each counted each
+// bytes, until the router refuses one naming key, and fails when it did
+// not within twice a quarter of budget (or of limit/16 if smaller).
+func takeUntilRefused(t *testing.T, r *router, what, key string, budget, limit, each int64, take func(ctx context.Context, s *client.Session, i, n int) error) {
+	t.Helper()
+	quarter := budget / 4
 	if quarter > limit/16 {
 		quarter = limit / 16
 	}
-	topic := "com.example." + strings.Repeat("x", proto.MaxURILen-len("com.example.")-16)
-	each := int64(len(topic) + 16 + 384)
 	most := int(2*quarter/each) + 1
-	r := startRouter(t, "-config", file)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// Enough connections that their 1,024 subscriptions each
-	// (limits.subscriptions) hold twice the quarter.
 	conns := (most + 1023) / 1024
 	var (
 		mu       sync.Mutex
@@ -110,16 +135,16 @@ func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 				if stop {
 					return
 				}
-				_, err := s.Subscribe(ctx, fmt.Sprintf("%s.%07d.%07d", topic, i, n), func(*client.Event) {}, &client.SubscribeOptions{Match: "prefix"})
+				err := take(ctx, s, i, n)
 				mu.Lock()
 				switch {
 				case err == nil:
 					held++
-				case wampURI(err) == proto.URIUnavailable && strings.Contains(err.Error(), "subscription_bytes"):
+				case wampURI(err) == proto.URIUnavailable && strings.Contains(err.Error(), key):
 					refusals++
 					refusal = err
 				case wampURI(err) == proto.URIUnavailable:
-					// This connection's limits.subscriptions.
+					// This connection's per-session count.
 					mu.Unlock()
 					return
 				default:
@@ -134,8 +159,8 @@ func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 		t.Fatal(firstErr)
 	}
 	if refusals == 0 {
-		t.Fatalf("one address held %d subscriptions of %d-byte prefixes (%d MiB counted) and none was refused; %s's memory limit is %d MiB",
-			held, len(topic)+16, int64(held)*each>>20, file, limit>>20)
+		t.Fatalf("one address held %d %ss of about %d bytes (%d MiB counted) and none was refused; the memory limit is %d MiB",
+			held, what, each, int64(held)*each>>20, limit>>20)
 	}
-	t.Logf("one address: %d subscriptions of %d-byte prefixes held (%d KiB counted), then refused: %v", held, len(topic)+16, int64(held)*each>>10, refusal)
+	t.Logf("one address: %d %ss of about %d bytes held (%d KiB counted), then refused: %v", held, what, each, int64(held)*each>>10, refusal)
 }
