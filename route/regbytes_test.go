@@ -274,3 +274,47 @@ func TestRegistrationBytesCountWhatTheyHold(t *testing.T) {
 		})
 	}
 }
+
+// On a mesh a single REGISTER is charged once its claim is granted; one
+// refused for the bytes gives the claim back, so that another node's
+// callee may take the procedure, and charges nothing.
+func TestRegistrationBytesMeshSingleRefusedGivesClaimBack(t *testing.T) {
+	const budget = 1 << 20
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) { c.MaxRegistrationBytes = budget })
+	a := es[0].connectFrom(0, proto.JSON, "198.51.100.7:1")
+	a.hello("realm1", allFeatures, nil)
+	a.id = a.expect(proto.CodeWelcome).ID
+	long := strings.Repeat("x", 4000)
+	n := 0
+	for ; n < budget/(4000+regOverhead); n++ {
+		req := a.nextReq()
+		a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(map[string]any{"invoke": "roundrobin"}), URI: []byte(fmt.Sprintf("%s%08d", long, n))})
+		if m := a.recv(); m.Type == proto.CodeError {
+			if string(m.URI) != proto.URIUnavailable {
+				t.Fatalf("REGISTER %d: ERROR %s", n, m.URI)
+			}
+			break
+		}
+	}
+	held := es[0].r.Stats().RegistrationBytes
+	req := a.nextReq()
+	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(nil), URI: []byte(long + "-single")})
+	a.expectError(proto.CodeRegister, req, proto.URIUnavailable)
+	mm.sync()
+	mm.mu.Lock()
+	owner, claimed := mm.claims[subKey("realm1", proto.MatchExact, long+"-single")]
+	mm.mu.Unlock()
+	if claimed {
+		t.Fatalf("after %d shared registrations, a single REGISTER refused for the bytes left its claim with %s", n, owner)
+	}
+	if st := es[0].r.Stats(); st.RegistrationBytes != held || st.RegistrationsRefused != 2 {
+		t.Fatalf("%d bytes (was %d), %d refused: the refused single REGISTER charged", st.RegistrationBytes, held, st.RegistrationsRefused)
+	}
+	b := es[1].join(proto.JSON)
+	b.register(long+"-single", nil)
+	a.goodbye()
+	mm.sync()
+	if st := es[0].r.Stats(); st.RegistrationBytes != 0 {
+		t.Fatalf("%d registration bytes after the session left", st.RegistrationBytes)
+	}
+}
