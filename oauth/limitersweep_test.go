@@ -99,7 +99,11 @@ func TestLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
 	if most > sweepChunk {
 		t.Errorf("a request's sweep looked at %d records; want at most %d", most, sweepChunk)
 	}
-	if refused > 0 {
+	// A chunk starts at a random place of the map (Go's walk), so one
+	// can land on places already swept and refilled by newcomers, find
+	// nothing idle, and its newcomer is refused: 1 of 2,000 in about one
+	// run in 30 (measured over 300). Before the fix, 1,558 to 1,594.
+	if refused > newSrcs/100 {
 		t.Errorf("%d of %d new sources refused within a second while the full table held %d aged records of %d", refused, newSrcs, aged, n)
 	}
 	// Full of live records, the sweeps of a second stay bounded however

@@ -515,6 +515,27 @@ func TestCallBudgetNoDriftMesh(t *testing.T) {
 					mm.nodes[0].sendErr.Store(&errFull)
 					caller.callChunk(req, proc, false, 3)
 					mm.nodes[0].sendErr.Store(nil)
+					// The INTERRUPT the full queue refused is kept and
+					// sent again (9786d38) at the next retry turn (250 ms
+					// of the routers' clock): the callee gets it then,
+					// not at some later step's advance of the clock.
+					mm.sync()
+					for _, e := range es {
+						e.advance(300 * time.Millisecond)
+					}
+					mm.sync()
+					for {
+						m := callee.recv() // the chunks sent before, then the INTERRUPT
+						if m.Type == proto.CodeInterrupt {
+							if m.Request != inv {
+								t.Fatalf("INTERRUPT for %d, want %d", m.Request, inv)
+							}
+							break
+						}
+						if m.Type != proto.CodeInvocation {
+							t.Fatalf("callee got %v %s, want the chunks, then INTERRUPT", m.Type, describe(m))
+						}
+					}
 				}
 				mm.sync()
 				drainIn(callee)
