@@ -994,7 +994,8 @@ const subOverhead = 384
 func subCost(uri string) int64 { return int64(len(uri)) + subOverhead }
 
 // subscriptionOwner returns whose share of Config.MaxSubscriptionBytes
-// ss's subscriptions count in, fixed at its first SUBSCRIBE: as the
+// (and Config.MaxRegistrationBytes) ss's subscriptions (registrations)
+// count in, fixed at its first SUBSCRIBE or REGISTER: as the
 // retained share's publisher (retainOwner); none for an InProcessPeer's
 // session (the HTTP gateway's, shared by its clients, bounded by the
 // gateway's own limits), which only the total bounds. Owned by shard.

@@ -428,7 +428,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	ref, had := ss.regs[reg.id]
 	delete(ss.regs, reg.id)
 	if had {
-		s.r.regBytes.release(ss.regOwner, regCost(ref.reg.uri)) // charged by addCallee
+		s.r.regBytes.release(ss.subOwner, regCost(ref.reg.uri)) // charged by addCallee
 	}
 	wild := reg.match == proto.MatchWildcard
 	if wild {
@@ -1510,18 +1510,10 @@ const regOverhead = 512
 func regCost(uri string) int64 { return int64(len(uri)) + regOverhead }
 
 // registrationOwner returns whose share of Config.MaxRegistrationBytes
-// ss's registrations count in, fixed at its first REGISTER, as
-// subscriptionOwner: retainOwner, none for an InProcessPeer's session
-// (the HTTP gateway's), which only the total bounds. Owned by shard.
-func (ss *Session) registrationOwner() string {
-	if !ss.regOwnerSet {
-		ss.regOwnerSet = true
-		if _, inProcess := ss.peer.(InProcessPeer); !inProcess {
-			ss.regOwner = ss.retainOwner()
-		}
-	}
-	return ss.regOwner
-}
+// ss's registrations count in: the subscriptions' owner (retainOwner,
+// none for an InProcessPeer's session, the HTTP gateway's, which only the
+// total bounds), one record for both. Owned by shard.
+func (ss *Session) registrationOwner() string { return ss.subscriptionOwner() }
 
 // registrationBytesRefused answers a REGISTER past
 // Config.MaxRegistrationBytes, counted; the first refusal of a session is
@@ -1531,7 +1523,7 @@ func (s *Shard) registrationBytesRefused(ss *Session, req uint64) {
 	if ss.wildLogged&16 == 0 {
 		ss.wildLogged |= 16
 		s.r.log.Warn("refusing registrations: the router holds as many registrations' bytes as it takes, or this client as many as it may (a quarter of them, and less than the router has left free; limits.registration_bytes; logged once per session)",
-			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.regOwner), "limit", s.r.cfg.MaxRegistrationBytes)
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.subOwner), "limit", s.r.cfg.MaxRegistrationBytes)
 	}
 	s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, "the router holds as many registrations as it takes (limits.registration_bytes), or this client address or authid as many as it may: a quarter of it, and less than the router has left free")
 }

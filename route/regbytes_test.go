@@ -85,8 +85,8 @@ func checkRegBytes(t *testing.T, e *env, when string) {
 			for ss := range sh.attached {
 				for _, ref := range ss.regs {
 					total += regCost(ref.reg.uri)
-					if ss.regOwner != "" {
-						by[ss.regOwner] += regCost(ref.reg.uri)
+					if ss.subOwner != "" {
+						by[ss.subOwner] += regCost(ref.reg.uri)
 					}
 				}
 			}

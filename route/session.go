@@ -115,14 +115,11 @@ type Session struct {
 	regs   map[uint64]regRef // registrations it is a callee of
 	subs   map[uint64]subRef // subscriptions it is a subscriber of
 	subGen uint64            // SUBSCRIBEs that made it a subscriber (subRef.gen)
-	// subOwner: whose share of Config.MaxSubscriptionBytes the
-	// subscriptions count in, fixed at the first one (subscriptionOwner).
+	// subOwner: whose share of Config.MaxSubscriptionBytes and
+	// Config.MaxRegistrationBytes the subscriptions and registrations
+	// count in, fixed at the first of either (subscriptionOwner).
 	subOwner    string
 	subOwnerSet bool
-	// regOwner: whose share of Config.MaxRegistrationBytes the
-	// registrations count in, fixed at the first one (registrationOwner).
-	regOwner    string
-	regOwnerSet bool
 	testaments  *[2][]testament // detached, destroyed
 	// testamentOwner: whose share of Config.MaxTestamentBytes the
 	// testaments count in, fixed at the first one (retainOwner).
