@@ -197,11 +197,16 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 	isGet := string(req.method) == http.MethodGet
 	switch path {
 	case o.healthzPath():
-		if !isGet {
-			return refuse(http.StatusMethodNotAllowed, errHTTPMethod, "only GET is allowed\n", head)
+		// [RFC9110 §9.1]: All general-purpose servers MUST support the
+		// methods GET and HEAD. Orchestrators' checks often send HEAD
+		// (HAProxy's http-check, curl -I, wget --spider): before, they
+		// got 405 and took a healthy router for down.
+		if !isGet && !head {
+			return httpResult{kind: httpRespond, status: http.StatusMethodNotAllowed, reason: errHTTPMethod,
+				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", "only GET and HEAD are allowed\n", false)}
 		}
 		return httpResult{kind: httpRespond, status: http.StatusOK,
-			resp: appendHTTPResponse(nil, http.StatusOK, "ok", false)}
+			resp: appendHTTPResponse(nil, http.StatusOK, "ok", head)}
 	case o.path():
 		if !isGet {
 			return refuse(http.StatusMethodNotAllowed, errHTTPMethod, "only GET is allowed\n", head)
@@ -293,6 +298,12 @@ func refuse(status int, reason error, body string, head bool) httpResult {
 // body and Connection: close to dst. head omits the body (the answer to a
 // HEAD request) but keeps its Content-Length.
 func appendHTTPResponse(dst []byte, status int, body string, head bool) []byte {
+	return appendHTTPResponseAllow(dst, status, "GET", body, head)
+}
+
+// appendHTTPResponseAllow is appendHTTPResponse whose 405 names the
+// methods allow.
+func appendHTTPResponseAllow(dst []byte, status int, allow, body string, head bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
@@ -303,9 +314,10 @@ func appendHTTPResponse(dst []byte, status int, body string, head bool) []byte {
 		// [RFC9110 §15.5.6]: The origin server MUST generate an Allow
 		// header field in a 405 (Method Not Allowed) response containing
 		// a list of the target resource's currently supported methods.
-		// Both resources here, the WebSocket path and the health check,
-		// answer GET only.
-		dst = append(dst, "\r\nAllow: GET"...)
+		// The WebSocket path answers GET only, the health check GET
+		// and HEAD.
+		dst = append(dst, "\r\nAllow: "...)
+		dst = append(dst, allow...)
 	}
 	if status == http.StatusUpgradeRequired {
 		// [RFC9110 §15.5.22]: A server that sends a 426 (Upgrade Required)

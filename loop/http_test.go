@@ -133,7 +133,8 @@ func TestHTTPAnswers(t *testing.T) {
 		{"not found", o, "GET", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, "not found"},
 		{"default health path moved", &httpOptions{healthPath: "/alive"}, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, ""},
 		{"POST ws", o, "POST", "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET"},
-		{"HEAD health", o, "HEAD", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405, errHTTPMethod, ""},
+		{"HEAD health", o, "HEAD", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, ""},
+		{"POST health", o, "POST", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET and HEAD"},
 		{"no upgrade", o, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, errHTTPNotUpgrade, "wamp.2.json"},
 		{"no subprotocol", o, "GET", upgradeReq("/ws", ""), 400, errHTTPNoSubprotocol,
 			"wamp.2.json, wamp.2.msgpack, wamp.2.cbor, wamp.2.json.batched, wamp.2.msgpack.batched, wamp.2.cbor.batched"},
@@ -199,7 +200,7 @@ func TestHTTPAnswers(t *testing.T) {
 			if !strings.Contains(body, tt.body) {
 				t.Errorf("body %q does not mention %q", body, tt.body)
 			}
-			if tt.status == 200 && body != "ok" {
+			if tt.status == 200 && tt.method != http.MethodHead && body != "ok" {
 				t.Errorf("health body %q", body)
 			}
 			if tt.method == http.MethodHead && body != "" {
@@ -385,22 +386,24 @@ func (p *peekSpy) Peek(n int) ([]byte, error) {
 
 // [RFC9110 §15.5.6]: The origin server MUST generate an Allow header field
 // in a 405 (Method Not Allowed) response containing a list of the target
-// resource's currently supported methods. The WebSocket path and the
-// health check answer GET only. (Before the fix their 405 had no Allow.)
+// resource's currently supported methods. The WebSocket path answers GET
+// only, the health check GET and HEAD. (Before the fix their 405 had no
+// Allow.)
 func TestHTTPMethodNotAllowedSaysAllow(t *testing.T) {
-	for _, req := range []string{
-		"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-		"OPTIONS /ws HTTP/1.1\r\nHost: x\r\n\r\n",
-		"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-		"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+	for _, tt := range []struct{ req, allow string }{
+		{"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "GET"},
+		{"OPTIONS /ws HTTP/1.1\r\nHost: x\r\n\r\n", "GET"},
+		{"HEAD /ws HTTP/1.1\r\nHost: x\r\n\r\n", "GET"},
+		{"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "GET, HEAD"},
 	} {
+		req := tt.req
 		res, _ := runHTTP(t, &httpOptions{}, req)
 		method := req[:strings.IndexByte(req, ' ')]
 		resp, _ := parseResp(t, res, method)
 		if res.status != http.StatusMethodNotAllowed || resp.Header.Values("Allow") == nil {
 			t.Errorf("%s: status %d, Allow %q:\n%s", strings.SplitN(req, "\r\n", 2)[0], res.status, resp.Header.Values("Allow"), res.resp)
-		} else if got := resp.Header.Get("Allow"); got != "GET" {
-			t.Errorf("%s: Allow %q, want GET", method, got)
+		} else if got := resp.Header.Get("Allow"); got != tt.allow {
+			t.Errorf("%s: Allow %q, want %q", req[:strings.IndexByte(req, '\r')], got, tt.allow)
 		}
 	}
 }
