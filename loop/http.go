@@ -188,13 +188,17 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		return refuse(http.StatusBadRequest, errHTTPBadHost,
 			"an HTTP/1.1 request needs exactly one Host header, a host[:port]\n", head)
 	}
-	if o.overLimit {
-		return refuse(http.StatusServiceUnavailable, errHTTPOverLimit, "max connection count reached\n", head)
-	}
 	// A path that does not exist is 404 whatever the method; 405 is for a
 	// resource that exists but not with this method (RFC 9110 §15.5.6).
 	path := requestPath(req.target)
 	isGet := string(req.method) == http.MethodGet
+	// The health check is answered past the connection cap too: a full
+	// router is alive, and the connection closes after the answer. Before,
+	// it got the cap's 503, and a liveness check at the listener's health
+	// path restarted a router that was only full, ending its sessions.
+	if o.overLimit && path != o.healthzPath() {
+		return refuse(http.StatusServiceUnavailable, errHTTPOverLimit, "max connection count reached\n", head)
+	}
 	switch path {
 	case o.healthzPath():
 		// [RFC9110 §9.1]: All general-purpose servers MUST support the
