@@ -41,7 +41,11 @@ type Engine struct {
 	shutOnce sync.Once
 	shutDone chan struct{} // closed when the first Shutdown returns
 	draining atomic.Bool
-	clock    atomic.Int64 // coarse unix ns, updated on every tick
+	clock    atomic.Int64 // coarse ns on the epoch's scale, updated on every tick (now)
+	// epoch is Options.Now's reading at New, and epochNs its unix ns: the
+	// clock is epochNs plus the time since epoch (static after New).
+	epoch   time.Time
+	epochNs int64
 	// lingering counts the connections that linger (flush.go: linger),
 	// which Shutdown waits for.
 	lingering atomic.Int64
@@ -173,7 +177,9 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
 			"max_connections", explicit, "connection_capacity", e.fdCap)
 	}
-	e.clock.Store(opts.Now().UnixNano())
+	e.epoch = opts.Now()
+	e.epochNs = e.epoch.UnixNano()
+	e.clock.Store(e.epochNs)
 	e.started = time.Now()
 	return e, nil
 }
@@ -336,8 +342,19 @@ func (e *Engine) Drain(ctx context.Context) error {
 }
 
 // now returns the coarse clock of the deadlines: Options.Now as of the
-// last tick, in unix nanoseconds.
+// last tick, in nanoseconds, on the scale of unix time at New.
 func (e *Engine) now() int64 { return e.clock.Load() }
+
+// readClock reads Options.Now for the deadlines: the time since New by
+// time.Time.Sub, which takes the monotonic readings of time.Now (a fake
+// clock without them is taken as it reads, as before), added to New's
+// unix time. Before, it was Options.Now's UnixNano, the wall clock: a step
+// of the system clock (NTP's first sync on a board without a real-time
+// clock, date -s, a VM resumed) moved every deadline by the step, so that
+// a step back held off every handshake, keepalive, idle, closing and
+// linger deadline for its length, and a step forward fired them all at
+// the next scan (an idle_timeout closed every session).
+func (e *Engine) readClock() int64 { return e.epochNs + int64(e.opts.Now().Sub(e.epoch)) }
 
 // monotime returns a fine clock for the flush policy (nanoseconds since the
 // engine started; monotonic).
@@ -525,7 +542,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 // its own timers.)
 func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	e := h.e
-	e.clock.Store(e.opts.Now().UnixNano())
+	e.clock.Store(e.readClock())
 	if !e.ticked {
 		e.ticked = true
 		e.booted <- nil // Start returns: the loops run

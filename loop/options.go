@@ -200,8 +200,10 @@ type Options struct {
 	// idle, closing handshake, waiting pongs): read once per tick (every
 	// 100 ms) and compared with once a second. Pass the same function as
 	// route.Config.Now; tests inject a fake to drive the deadlines without
-	// waiting. TLS handshakes are bounded by the same clock. Default
-	// time.Now.
+	// waiting. TLS handshakes are bounded by the same clock. Its readings
+	// are compared with Time.Sub, so the monotonic clock of time.Now's
+	// readings times the deadlines, and a step of the system clock moves
+	// none of them. Default time.Now.
 	Now func() time.Time
 }
 

@@ -36,7 +36,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // every loop, waiting for it (and its flush) to finish.
 func (e *Engine) scanNow(t testing.TB) {
 	t.Helper()
-	e.clock.Store(e.opts.Now().UnixNano())
+	e.clock.Store(e.readClock())
 	var wg sync.WaitGroup
 	for _, ls := range e.allLoops() {
 		wg.Add(1)
