@@ -103,6 +103,9 @@ type conn struct {
 	// closeLeft: phClosing: the output the peer had not taken when the
 	// closing handshake began (unsent), to judge at its deadline whether
 	// the peer is reading it. (closeBy and closeLeft serve lingering too.)
+	// phWS, phRaw with a keepalive ping outstanding: the bytes the peer's
+	// TCP had acknowledged when output waited ahead of the ping, or at the
+	// last sign that it reads it; 0 when none waited (pingbehind.go).
 	closeLeft int64
 }
 
@@ -568,6 +571,10 @@ func (cn *conn) deadlines(now int64) {
 		}
 		if cn.pingSent != 0 {
 			if now-cn.pingSent > int64(o.PingTimeout) {
+				if cn.readingBehindPing() {
+					cn.pingSent = now // alive: its pong comes once it reaches the ping
+					return
+				}
 				cn.die(CloseKeepalive, errPingUnanswered)
 			}
 			return
@@ -577,6 +584,7 @@ func (cn *conn) deadlines(now int64) {
 				return // not one it is known to take (rawkeepalive.go)
 			}
 			cn.pingSent = now
+			cn.closeLeft = cn.ackedBehind() // before the ping is queued
 			cn.pingBuf()
 			if cn.phase == phWS {
 				cn.frame(ws.OpPing, nil)
