@@ -556,9 +556,17 @@ func (s *Shard) meshResult(t *task) {
 	}
 	if t.flags&tfBacklogged != 0 {
 		// As callerBacklogged on one node: a callee still streaming
-		// progressive results is told (one that has answered for good
-		// ignores it).
-		s.meshSendInterrupt(oc, proto.CancelKillNoWait, proto.URIUnavailable)
+		// progressive results is told. An interrupt the mesh refuses is
+		// kept and sent again (keepStop), as meshStop's are: sent once
+		// and forgotten, the callee's node held the invocation (one of
+		// its max_invocations) and the callee streamed on into a node
+		// that dropped every result, until it ended on its own. A callee
+		// that answered for good has ended the invocation on its node:
+		// nothing to tell it.
+		if t.flags&tfProgress != 0 && !s.meshSendInterrupt(oc, proto.CancelKillNoWait, proto.URIUnavailable) {
+			s.keepStop(lostStop{node: oc.node, callID: oc.invID, mode: proto.CancelKillNoWait, reason: proto.URIUnavailable})
+		}
+		t.flags &^= tfProgress // the error ends the call
 	}
 	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags &^ tfBacklogged, c: t.c}
 	s.deliverResult(&rt)

@@ -53,7 +53,9 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		cost := int64(len(env)) + 256
 		if !sh.callRoom(cost) {
 			sh.stats.CallsBacklog.Add(1)
-			t.flags = tfError | tfBacklogged
+			// Whether it was a progressive result rides along: its
+			// callee, still streaming, is then interrupted (meshResult).
+			t.flags = tfError | tfBacklogged | t.flags&tfProgress
 			t.c = &carry{uri: proto.URIUnavailable, msg: msgCallerBacklog}
 			sh.post(t)
 			return
