@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -1266,30 +1267,85 @@ func (w *wr) entry(e route.MeshRealmReg) int {
 	if e.Callees <= 0 || !p.Known {
 		return 1
 	}
-	n := 1
-	if p.Callees < e.Callees { // else all of them can: no annex (see Annexes)
-		w.annex(e, annexProg, p)
-		n++
+	np := min(max(p.Callees, 0), e.Callees)
+	nt := np // the same callees as p's, unless said otherwise
+	if pt.Known {
+		nt = min(max(pt.Callees, 0), np)
 	}
-	if pt.Known && pt.Callees != min(p.Callees, e.Callees) { // else the same callees as p's
-		w.annex(e, annexProgPPT, pt)
-		n++
+	if np == e.Callees && nt == np { // all of them can: no annex (see Annexes)
+		return 1
 	}
-	return n
+	w.capsAnnex(e, np, nt)
+	return 2
 }
 
-// annex writes an annex of kind k after e, saying p.
-func (w *wr) annex(e route.MeshRealmReg, k byte, p route.MeshCapable) {
+// capsAnnex writes after e the annex (annexCaps) saying that np of its
+// callees take progressive call invocations, nt of those in payload
+// passthru mode too, and, for a first or last registration, when the
+// first (last) of each registered.
+func (w *wr) capsAnnex(e route.MeshRealmReg, np, nt int) {
 	w.str("")
-	*w = append(*w, matchAnnex, k)
+	*w = append(*w, matchAnnex, annexCaps)
 	w.str("")
-	w.uv(uint64(p.Callees))
-	var first, last int64 // deltas: 0 when the entry's own times hold
-	if p.Callees > 0 && ranksByTime(e.Invoke) {
-		first, last = p.First-e.First, e.Last-p.Last
+	w.uv(uint64(np)*uint64(e.Callees+1) + uint64(nt))
+	var dp, dt uint64 // in units of the entry's span (annexShifts)
+	if np > 0 && ranksByTime(e.Invoke) {
+		first := e.Invoke == proto.InvokeFirst
+		span := annexSpan(e)
+		sp, st := annexShifts(span)
+		pAt, tAt := e.Prog.First-e.First, e.ProgPPT.First-e.Prog.First
+		if !first {
+			pAt, tAt = e.Last-e.Prog.Last, e.Prog.Last-e.ProgPPT.Last
+		}
+		d := clampSpan(pAt, span)
+		dp = d >> sp
+		if nt > 0 && nt < np {
+			// Rounded down from p's time as read back, so that the time
+			// read for these callees is never before (first) or after
+			// (last) the time read for p's.
+			dt = clampSpan(tAt+int64(d-dp<<sp), span) >> st
+		}
 	}
-	w.sv(first)
-	w.sv(last)
+	*w = binary.AppendUvarint(*w, dp) // in the slots of an entry's times:
+	*w = binary.AppendUvarint(*w, dt) // the previous release reads them so
+}
+
+// annexSpan returns the span of e's REGISTER times, in which the times an
+// annex carries lie (0 when they are out of order).
+func annexSpan(e route.MeshRealmReg) uint64 {
+	if e.Last <= e.First {
+		return 0
+	}
+	return uint64(e.Last - e.First)
+}
+
+// clampSpan returns d within [0, span].
+func clampSpan(d int64, span uint64) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return min(uint64(d), span)
+}
+
+// annexBits bound the times an annexCaps carries: the first (last)
+// callee that takes progressive call invocations, and the one of those
+// that takes them in payload passthru mode too.
+const annexBits, annexPPTBits = 21, 14
+
+// annexShifts returns the units (as shifts of a nanosecond) of the times
+// an annexCaps carries for an entry whose times span span nanoseconds:
+// nanoseconds while the span fits annexBits (annexPPTBits), else the
+// power of two that makes it fit: at most 3 (2) bytes each, whatever the
+// registration times.
+func annexShifts(span uint64) (sp, st uint) {
+	n := uint(bits.Len64(span))
+	if n > annexBits {
+		sp = n - annexBits
+	}
+	if n > annexPPTBits {
+		st = n - annexPPTBits
+	}
+	return sp, st
 }
 
 // ranksByTime reports whether policy v picks by REGISTER times, so that
@@ -1304,7 +1360,7 @@ func ranksByTime(v proto.Invoke) bool { return v == proto.InvokeFirst || v == pr
 // change, after the entry, where the previous release ignores trailing
 // bytes), with the match byte matchAnnex, an empty realm and URI, its
 // kind in the policy byte and its values in callees, first and last. The
-// previous release reads it as an entry and drops it (route ignores an
+// first release reads it as an entry and drops it (route ignores an
 // entry whose match is not exact, prefix or wildcard, and one without a
 // URI), so a node of this release and one of that release are still
 // peers (the mesh version is the same); a node that sends no annex is one
@@ -1315,33 +1371,67 @@ func ranksByTime(v proto.Invoke) bool { return v == proto.InvokeFirst || v == pr
 // An annex says only what the pick needs, in as few bytes as it can
 // (sync answers are bounded by 1.25 × max_outbound, and a node may have
 // 1,048,576 entries in a realm): none when every callee of the entry
-// takes the feature, which route's pick treats as it treats a node that
-// did not say (it may: ranked by the entry's own first and last); else
-// the count, and for a first or last registration the times of the first
-// and last callee that can as deltas from the entry's first and last
-// (0 and 0, two bytes, when those are the ones). Before, every entry with
-// callees had an annex carrying both times whole (23 bytes for first and
-// last: a sync of 1,048,576 first/last registrations grew 72.4 → 96.5 MB,
-// past the bound, and was refused by every peer). An entry may have
-// several annexes, of different kinds, one after another.
+// takes progressive call invocations, in payload passthru mode too,
+// which route's pick treats as it treats a node that did not say (it
+// may: ranked by the entry's own first and last); else one annexCaps.
+//
+// annexCaps carries in its callees the count of the entry's callees that
+// take progressive call invocations (np) and of those that take them in
+// payload passthru mode too (nt), as np × (callees + 1) + nt; and, for a
+// first (last) registration, in its first and last (as unsigned varints)
+// when the first (last) of the np callees registered, as its distance
+// from the entry's first (last), and that of the first (last) of the nt
+// callees from it, when they are not the same callees (0 < nt < np).
+// These are in nanoseconds while the entry's span of times fits 21 (14)
+// bits, else in the power of two of nanoseconds that makes it fit,
+// rounded down: each time read lies between the entry's first and last,
+// in the order the callees registered, at most span ÷ 2^20 (2^13) before
+// (first) or after (last) the true one; the time a policy does not rank
+// by is not carried (read as the entry's own). At most 4 + 1 + 3 + 2
+// bytes with up to ten callees, for any registration times.
+//
+// Before, the annexes annexProg and annexProgPPT (still read, from nodes
+// of the previous release) carried both times of each whole, as
+// nanoseconds from the entry's first and last, each annex of its own: a
+// sync of 1,048,576 registrations each with a callee that takes
+// progressive call invocations and one that does not, a day apart, was
+// 93.3 MB (89 bytes an entry), and 89.1 MB a millisecond apart, past
+// the 83.9 MB bound. A node of the previous release does not know
+// annexCaps and drops it: it sees such an entry of this release as one
+// of a node that did not say (as it sees the first release's), and may
+// send this node a progressive call invocation none of its callees
+// takes, which this node refuses as a callee's unavailable
+// (feature_not_supported), rerouted by the caller's node while the
+// caller has sent no second chunk.
 const (
 	matchAnnex = 0xFF
 	// annexProg: the entry's callees that announced
 	// progressive_call_invocations (route.MeshReg.Prog): how many, and
 	// the REGISTER times of the first and last of them, as deltas.
-	// Written when not all of them did.
+	// Written by the previous release when not all of them did; read.
 	annexProg = 1
 	// annexProgPPT: the same of those that announced
 	// payload_passthru_mode too (route.MeshReg.ProgPPT), for a
-	// progressive call invocation in payload passthru mode. Written when
-	// they are not the same callees as annexProg's; without it, they are.
+	// progressive call invocation in payload passthru mode. Written by
+	// the previous release when they are not the same callees as
+	// annexProg's; read.
 	annexProgPPT = 3
+	// annexCaps: both, in one annex (see above). Written when not every
+	// callee takes progressive call invocations in payload passthru
+	// mode.
+	annexCaps = 4
 )
 
 // annex reads what a, an annex (matchAnnex), says of the entry before
 // it into e; false for an annex it does not know.
 func annex(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
-	if a.Realm != "" || a.URI != "" || a.Invoke != annexProg && a.Invoke != annexProgPPT {
+	if a.Realm != "" || a.URI != "" {
+		return false
+	}
+	if a.Invoke == annexCaps {
+		return readCaps(e, a)
+	}
+	if a.Invoke != annexProg && a.Invoke != annexProgPPT {
 		return false
 	}
 	p := route.MeshCapable{Known: true, Callees: a.Callees}
@@ -1355,6 +1445,55 @@ func annex(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
 	}
 	return true
 }
+
+// readCaps reads an annexCaps a into e (see Annexes): Prog is left
+// unknown when all of e's callees take progressive call invocations, and
+// ProgPPT when those that take them in payload passthru mode are the same
+// callees, as when their annexes were left out.
+func readCaps(e *route.MeshRealmReg, a route.MeshRealmReg) bool {
+	if e.Callees <= 0 || a.Callees < 0 {
+		return false
+	}
+	c := uint64(e.Callees) + 1
+	np, nt := uint64(a.Callees)/c, uint64(a.Callees)%c
+	if np > uint64(e.Callees) || nt > np {
+		return false
+	}
+	// The times were written as unsigned varints: read back so.
+	dp, dt := zigzag(a.First), zigzag(a.Last)
+	p := route.MeshCapable{Known: true, Callees: int(np)}
+	t := route.MeshCapable{Known: true, Callees: int(nt)}
+	if np > 0 && ranksByTime(e.Invoke) {
+		span := annexSpan(*e)
+		sp, st := annexShifts(span)
+		dp = min(dp<<sp, span)
+		dt = min(dt<<st, span-dp)
+		if e.Invoke == proto.InvokeFirst {
+			p.First, p.Last = e.First+int64(dp), e.Last
+		} else {
+			p.First, p.Last = e.First, e.Last-int64(dp)
+		}
+		if nt > 0 {
+			t.First, t.Last = p.First, p.Last
+			if nt < np && e.Invoke == proto.InvokeFirst {
+				t.First += int64(dt)
+			} else if nt < np {
+				t.Last -= int64(dt)
+			}
+		}
+	}
+	if np < uint64(e.Callees) {
+		e.Prog = p
+	}
+	if nt != np {
+		e.ProgPPT = t
+	}
+	return true
+}
+
+// zigzag returns the unsigned varint value whose bytes binary.Varint
+// read as v.
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
 // foldAnnexes returns regs, as a sync answer's part lists them, with each
 // annex read into the entry before it and dropped. In place.
