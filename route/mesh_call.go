@@ -968,10 +968,24 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		// lost it, and the new pick's shard delivered the INVOCATION when
 		// it ran it before this shard ran its own copy of the interrupt.
 		s.r.ms.invs.Add(-1) // counted again by the new pick
-		if t.flags&tfProgress == 0 || repicked {
+		if t.flags&tfProgress == 0 {
 			if nt, ok := s.r.meshInvokeTask(mo.node, mo.env, nil, true); ok {
 				nt.s.shard.post(nt)
 			}
+			return
+		}
+		if repicked {
+			// Picked on this shard for a second time, and gone again: as
+			// when this shard has no other callee (below), back to its
+			// caller's node. Posted to another shard's callee, as a call
+			// without chunks is, it came after the chunks this shard
+			// holds, which this shard then dropped: the callee got the
+			// first chunk and the later ones without those between, and
+			// waited for ever when the final one was among them. (Not
+			// reached today: the second pick and this delivery are one
+			// turn of this shard.)
+			s.r.ms.done(key, false)
+			s.r.meshBounce(mo.node, mo.env)
 			return
 		}
 		// A progressive call invocation: its further chunks came to this
