@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -28,9 +29,13 @@ import (
 //
 // Verifying costs about 250 µs of CPU; verified tokens are cached by their
 // SHA-256 until they expire (at most jwtCacheMax), so a client sending the
-// same token costs that once. Safe for concurrent use.
+// same token costs that once. The key set is read again on SIGHUP
+// (reloadKeys). Safe for concurrent use.
 type jwksVerifier struct {
-	set      jwk.Set
+	// keys is the key set in use, swapped whole by reloadKeys; a token
+	// verified with one that is no longer in use is not cached.
+	keys     atomic.Pointer[jwksKeys]
+	path     string // gateway.bearer.jwks_file as the router started; static
 	issuer   string
 	audience string
 	// ownIssuer is the issuer of this binary's OAuth2 server, if it runs
@@ -44,12 +49,64 @@ type jwksVerifier struct {
 
 const jwtCacheMax = 10000
 
+// jwksKeys is a key set as read from the file, with the SHA-256 of the
+// file's bytes (a reload of the same bytes changes nothing).
+type jwksKeys struct {
+	set jwk.Set
+	sum [32]byte
+}
+
 func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
-	set, err := loadJWKS(c.JWKSFile)
+	b, err := readRegularFile(c.JWKSFile, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	return &jwksVerifier{set: set, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}, nil
+	set, err := parseJWKS(c.JWKSFile, b)
+	if err != nil {
+		return nil, err
+	}
+	v := &jwksVerifier{path: c.JWKSFile, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}
+	v.keys.Store(&jwksKeys{set: set, sum: sha256.Sum256(b)})
+	return v, nil
+}
+
+// reloadKeys reads the key set file again (on SIGHUP, as the TLS
+// certificates are, once it has not been modified for configQuiet) and,
+// when its bytes changed, puts the new set in use and forgets the tokens
+// verified so far: a token of a key the file no longer holds is refused
+// from then on. Before, the file was read at start only: an issuer's key
+// rotation written to it, and a SIGHUP, left every token of the new key
+// refused 401 until a restart, and a leaked key taken out of it went on
+// being trusted, without a word (the reload read the file, to check it,
+// and said "configuration reloaded"). A file that does not load is
+// refused and the set in use stays. changed reports a new set in use.
+// Not safe for concurrent use with itself (the signal loop calls it).
+func (v *jwksVerifier) reloadKeys(deadline time.Time) (changed bool, kids []string, err error) {
+	if err := awaitQuietConfig(v.path, deadline); err != nil {
+		return false, nil, err
+	}
+	b, err := readRegularFile(v.path, maxKeyFile)
+	if err != nil {
+		return false, nil, err
+	}
+	sum := sha256.Sum256(b)
+	if sum == v.keys.Load().sum {
+		return false, nil, nil
+	}
+	set, err := parseJWKS(v.path, b)
+	if err != nil {
+		return false, nil, err
+	}
+	v.keys.Store(&jwksKeys{set: set, sum: sum})
+	v.mu.Lock()
+	clear(v.cache)
+	v.mu.Unlock()
+	for i := 0; i < set.Len(); i++ {
+		if k, ok := set.Key(i); ok {
+			kids = append(kids, k.KeyID())
+		}
+	}
+	return true, kids, nil
 }
 
 // loadJWKS reads the public key set of a JWKS file. The configuration's
@@ -60,6 +117,11 @@ func loadJWKS(path string) (jwk.Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseJWKS(path, b)
+}
+
+// parseJWKS parses b, the JWKS file at path, as loadJWKS does.
+func parseJWKS(path string, b []byte) (jwk.Set, error) {
 	set, err := jwk.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a JSON Web Key Set: %w", path, err)
@@ -126,7 +188,8 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		v.mu.Unlock()
 		return nil, errors.New("the token has expired")
 	}
-	opts := []jwt.ParseOption{jwt.WithKeySet(v.set, jws.WithInferAlgorithmFromKey(false)), jwt.WithValidate(true),
+	keys := v.keys.Load()
+	opts := []jwt.ParseOption{jwt.WithKeySet(keys.set, jws.WithInferAlgorithmFromKey(false)), jwt.WithValidate(true),
 		jwt.WithAcceptableSkew(30 * time.Second)}
 	if v.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(v.issuer))
@@ -158,6 +221,13 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		return nil, err
 	}
 	v.mu.Lock()
+	if v.keys.Load() != keys {
+		// A reload swapped the key set (and emptied the cache) while
+		// this token was verified: it was good under the old set, so it
+		// is answered, but not remembered past the reload.
+		v.mu.Unlock()
+		return p, nil
+	}
 	if len(v.cache) >= jwtCacheMax {
 		now := time.Now()
 		for k, x := range v.cache {

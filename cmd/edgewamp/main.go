@@ -551,7 +551,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	}
 	// The supervisor's verdict, for /readyz (it starts after the gateway).
 	live := &health{}
-	gw, gwCert, err := newGateway(cfg, r, eng, node, oa, live, log)
+	gw, gwCert, jwks, err := newGateway(cfg, r, eng, node, oa, live, log)
 	if err != nil {
 		if node != nil {
 			node.Shutdown(context.Background())
@@ -638,7 +638,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		case sig = <-stop:
 		case <-hup:
 			sd.reloading()
-			if err := reload(cfgPath, override, &started, r, oa, certs, []*loop.CertFile{gwCert, meshCert}, gw, node != nil, log); err != nil {
+			if err := reload(cfgPath, override, &started, r, oa, certs, []*loop.CertFile{gwCert, meshCert}, jwks, gw, node != nil, log); err != nil {
 				status.setNote("last reload refused: " + err.Error())
 			} else {
 				status.setNote("")
@@ -739,12 +739,13 @@ func stopDrain(eng *loop.Engine, r *route.Router, d time.Duration, log *slog.Log
 // behaviour (testhooks.go); no configuration reaches it.
 var testHookServing func(r *route.Router, log *slog.Logger)
 
-// reload re-reads the TLS certificates and the configuration file, and
-// installs its realms and runtime settings. A certificate pair or a
-// configuration with an error is refused and the running one stays; the
-// two are independent (a certificate rotation is not held up by a typo in
-// the file). It returns what was refused, for the status line.
-func reload(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, others []*loop.CertFile, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
+// reload re-reads the TLS certificates, the gateway's JWKS file (jwks,
+// when gateway.bearer is set) and the configuration file, and installs
+// its realms and runtime settings. A certificate pair, a key set or a
+// configuration with an error is refused and the running one stays; they
+// are independent (a certificate rotation is not held up by a typo in the
+// file). It returns what was refused, for the status line.
+func reload(path string, override func(*config), running *config, r *route.Router, oa *oauthServer, certs []*loop.CertFile, others []*loop.CertFile, jwks *jwksVerifier, gw *gateway.Server, meshOn bool, log *slog.Logger) error {
 	var refused []string
 	all := certs[:len(certs):len(certs)]
 	for _, cf := range others { // the gateway's and the mesh's, when set
@@ -752,10 +753,28 @@ func reload(path string, override func(*config), running *config, r *route.Route
 			all = append(all, cf)
 		}
 	}
-	if reloadCerts(all, log) != nil {
+	stopped := false // a stop signal came while a file was waited for
+	if err := reloadCerts(all, log); err != nil {
 		refused = append(refused, "TLS certificate")
+		stopped = errors.Is(err, errReloadStopped)
 	}
-	if err := reloadConfig(path, override, running, r, oa, certs, gw, meshOn, log); err != nil {
+	if jwks != nil && !stopped {
+		changed, kids, err := jwks.reloadKeys(time.Now().Add(configSettleMax))
+		switch {
+		case err != nil:
+			log.Error("SIGHUP: gateway.bearer.jwks_file refused; keeping the keys in use", "file", jwks.path, "err", err)
+			refused = append(refused, "gateway.bearer.jwks_file")
+			stopped = errors.Is(err, errReloadStopped)
+		case changed:
+			log.Info("SIGHUP: gateway.bearer.jwks_file reloaded: tokens are verified with its keys from now on", "file", jwks.path, "kids", strings.Join(kids, ", "))
+		}
+	}
+	if stopped {
+		// The stop goes first: the configuration's own wait would not see
+		// the signal (it came before that wait listened for it).
+		log.Warn("SIGHUP: a stop signal came during the reload: the configuration is not reloaded")
+		refused = append(refused, "configuration")
+	} else if err := reloadConfig(path, override, running, r, oa, certs, gw, meshOn, log); err != nil {
 		refused = append(refused, "configuration")
 	}
 	if len(refused) > 0 {
@@ -886,7 +905,7 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 }
 
 // restartOnlyNote names what a reload does not apply, for its log line.
-const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache; a realm's oauth: block added to a router started without OAuth2)"
+const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer but its JWKS file's keys, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache; a realm's oauth: block added to a router started without OAuth2)"
 
 // restartOnlyChanges names the sections of next, a reloaded file, that
 // differ from running's, the configuration the router started with, among
@@ -951,13 +970,13 @@ func orDefault(s, def string) string {
 // mounted on it, and its access tokens are the gateway's bearer tokens
 // (with gateway.bearer's JWKS file as a second issuer, if set). live is
 // the supervisor's verdict on the event loops, which /readyz answers with.
-func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, live *health, log *slog.Logger) (*gateway.Server, *loop.CertFile, error) {
+func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, oa *oauthServer, live *health, log *slog.Logger) (*gateway.Server, *loop.CertFile, *jwksVerifier, error) {
 	if cfg.gatewayOff() {
 		if oa != nil {
 			log.Warn("oauth: the gateway is off, so the authorization server's HTTP endpoints are not served (WAMP ticket logins with its tokens still work)")
 		}
 		log.Info("HTTP gateway off")
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	o := cfg.gatewayOptions(log)
 	o.Router = r
@@ -993,15 +1012,17 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		// Re-read on SIGHUP with the listeners' certificates (tlsreload.go).
 		var err error
 		if cert, err = loop.LoadCertFile(t.Cert, t.Key); err != nil {
-			return nil, nil, fmt.Errorf("gateway: %w", err)
+			return nil, nil, nil, fmt.Errorf("gateway: %w", err)
 		}
 		o.TLS = cert.TLSConfig()
 	}
+	var jwks *jwksVerifier // re-read on SIGHUP (reload)
 	if b := cfg.Gateway.Bearer; b != nil {
 		v, err := newJWKSVerifier(b)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gateway.bearer: %w", err)
+			return nil, nil, nil, fmt.Errorf("gateway.bearer: %w", err)
 		}
+		jwks = v
 		if oa != nil {
 			v.ownIssuer = oa.opts.Issuer
 		}
@@ -1024,7 +1045,7 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		}
 	}
 	gw, err := gateway.New(o)
-	return gw, cert, err
+	return gw, cert, jwks, err
 }
 
 // startGateway starts a gateway newGateway built, once the event loops
