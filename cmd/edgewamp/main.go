@@ -361,7 +361,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		mf.apply(c)
 	}
-	cfg, err := loadConfig(*cfgPath, override)
+	cfg, err := sigs.loadConfig(*cfgPath, override)
+	if errors.Is(err, errStoppedReading) {
+		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
+		return 0 // a stop during the start, as stopped's
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgewamp: %v\n", err)
 		return exitStatus(err)
@@ -454,6 +458,39 @@ func (s *signals) notify() {
 func (s *signals) close() {
 	signal.Stop(s.stop)
 	signal.Stop(s.hup)
+}
+
+// errStoppedReading is run's when a stop signal came while the start read
+// its configuration.
+var errStoppedReading = errors.New("stop signal while starting (reading the configuration): not starting")
+
+// loadConfig is loadConfig for run's start, which a stop signal ends
+// (errStoppedReading, wrapped with the signal and the file): the
+// configuration may be a pipe (-config <(...), a named pipe), whose open
+// waits for a writer and whose read waits for the writer's data or its
+// end. The signals are the process's from run's first line (SIGHUP's
+// default action would end it), so before, a SIGTERM or a Ctrl-C while
+// it waited was taken and never looked at: `run -config FIFO` without a
+// writer, or behind a command that had not finished, ignored every stop
+// signal (systemd's stop ended in SIGKILL after TimeoutStopSec). The read
+// goes on meanwhile on a goroutine of its own, left behind by a stop (the
+// process exits).
+func (s *signals) loadConfig(path string, override func(*config)) (*config, error) {
+	type loaded struct {
+		cfg *config
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		cfg, err := loadConfig(path, override)
+		done <- loaded{cfg, err}
+	}()
+	select {
+	case l := <-done:
+		return l.cfg, l.err
+	case sig := <-s.stop:
+		return nil, fmt.Errorf("%w (%s, -config %s)", errStoppedReading, sig, path)
+	}
 }
 
 // stopped reports whether a stop signal has arrived, logging that the
