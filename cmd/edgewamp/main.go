@@ -268,6 +268,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.prefixWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.sampleCredentialWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
@@ -418,6 +421,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	for _, w := range cfg.prefixWarnings() {
+		log.Warn(w)
+	}
+	for _, w := range cfg.sampleCredentialWarnings() {
 		log.Warn(w)
 	}
 	if *pprofAddr != "" {
@@ -935,6 +941,9 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 			log.Warn("SIGHUP: " + w)
 		}
 		running.secretsSaid = said
+	}
+	for _, w := range cfg.sampleCredentialWarnings() {
+		log.Warn("SIGHUP: " + w)
 	}
 	warnMovedCerts(cfg, certs, log)
 	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
