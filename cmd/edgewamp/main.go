@@ -951,7 +951,7 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 }
 
 // restartOnlyNote names what a reload does not apply, for its log line.
-const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer but its JWKS file's keys, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache; a realm's oauth: block added to a router started without OAuth2)"
+const restartOnlyNote = "log, loops, listeners, websocket, limits, keepalive, rpc, shutdown, tuning, data_dir, mesh:, gateway (address, event_loop, hosts, TLS files, call timeouts, errors, api_key_header, signature_max_skew, bearer but its JWKS file's keys, CORS, limits) and oauth: (issuer, algorithm, keys, rotation, sync, cache; a realm's oauth: block added to a router started without OAuth2)"
 
 // restartOnlyChanges names the sections of next, a reloaded file, that
 // differ from running's, the configuration the router started with, among
