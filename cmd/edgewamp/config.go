@@ -391,19 +391,54 @@ func parseSize(s string) (int, error) {
 // else the file over the embedded default. override, if not nil, changes
 // the configuration (command-line flags) before it is validated.
 func loadConfig(path string, override func(*config)) (*config, error) {
-	return loadConfigFrom(path, override, false)
+	return loadConfigFrom(path, override, readOnce)
 }
 
 // reloadConfigFile is loadConfig for a reload: the file is read again,
 // which a pipe cannot be (errPipeReread).
 func reloadConfigFile(path string, override func(*config)) (*config, error) {
-	return loadConfigFrom(path, override, true)
+	return loadConfigFrom(path, override, readAgain)
 }
 
-func loadConfigFrom(path string, override func(*config), again bool) (*config, error) {
+// startConfigFile is loadConfig for run's start: a regular file is read
+// once it has been left alone for configQuiet, as a reload reads it
+// (readConfigFile). Before, the start read what it found: a router
+// (re)started while its file was being written in place (cp over it, a
+// tool that truncates and writes; systemd's Restart= after a crash, a
+// second operator's restart) ran on the part written so far, a valid
+// configuration at many cuts, among them the embedded default's open
+// realm1 when the cut comes before realms:, or a realm cut before its
+// security: true and its users. check-config is not held up: the unit's
+// ExecStartPre refusing a cut file only delays the start.
+func startConfigFile(path string, override func(*config)) (*config, error) {
+	c, err := loadConfigFrom(path, override, readStart)
+	if errors.Is(err, errConfigChanging) {
+		return nil, fmt.Errorf("%s: the file went on changing for %s (being written?): not starting; start again once it is written", path, configSettleMax)
+	}
+	return c, err
+}
+
+// readMode is how loadConfigFrom reads the file: once, as it is
+// (check-config); at run's start, once it is left alone; at a reload, once
+// it is left alone, and never a pipe again.
+type readMode int
+
+const (
+	readOnce readMode = iota
+	readStart
+	readAgain
+)
+
+func loadConfigFrom(path string, override func(*config), mode readMode) (*config, error) {
 	data, name := defaultConfig, "embedded default"
 	if path != "" {
-		b, err := readConfigFile(path, again)
+		var b []byte
+		var err error
+		if mode == readOnce {
+			b, _, err = readConfigOnce(path, false)
+		} else {
+			b, err = readConfigSettled(path, mode == readAgain)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -453,15 +488,19 @@ func readConfigFile(path string, again bool) ([]byte, error) {
 		b, _, err := readConfigOnce(path, false)
 		return b, err
 	}
-	// A reload reads the file once it has been left alone for
-	// configQuiet, and again if it changed while it was read (see
-	// awaitQuietConfig).
+	return readConfigSettled(path, true)
+}
+
+// readConfigSettled reads a regular file once it has been left alone for
+// configQuiet, and again if it changed while it was read (see
+// awaitQuietConfig); a pipe at once. again: readConfigOnce's.
+func readConfigSettled(path string, again bool) ([]byte, error) {
 	deadline := time.Now().Add(configSettleMax)
 	for {
 		if err := awaitQuietConfig(path, deadline); err != nil {
 			return nil, err
 		}
-		b, changed, err := readConfigOnce(path, true)
+		b, changed, err := readConfigOnce(path, again)
 		if err != nil || !changed {
 			return b, err
 		}

@@ -488,11 +488,14 @@ func (s *signals) loadConfig(path string, override func(*config)) (*config, erro
 	}
 	done := make(chan loaded, 1)
 	go func() {
-		cfg, err := loadConfig(path, override)
+		cfg, err := startConfigFile(path, override)
 		done <- loaded{cfg, err}
 	}()
 	select {
 	case l := <-done:
+		if errors.Is(l.err, errReloadStopped) { // its wait for the file saw the signal first
+			return nil, fmt.Errorf("%w (-config %s)", errStoppedReading, path)
+		}
 		return l.cfg, l.err
 	case sig := <-s.stop:
 		return nil, fmt.Errorf("%w (%s, -config %s)", errStoppedReading, sig, path)
