@@ -66,6 +66,9 @@ type config struct {
 	// secretsSaid is what it said of files every local user may read
 	// (secretWarnings), likewise.
 	secretsSaid []string
+	// fileSums is what the running router read of its startFiles at
+	// start, for the reload's warning when they change (changedStartFiles).
+	fileSums map[string][32]byte
 }
 
 // setByFlag records that flag set the key at path.

@@ -521,6 +521,7 @@ func (s *signals) stopped(log *slog.Logger) bool {
 // STATUS= (watchdog.go).
 func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, log *slog.Logger) error {
 	started := *cfg // as loaded, for what a reload changes (sizeProcs sets Loops)
+	started.fileSums = cfg.startFileSums()
 	// Credentials in clear text on the WAMP listeners and the gateway's
 	// port (cleartext.go): said at start, and again by a reload that
 	// changes what is said.
@@ -909,6 +910,10 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 	if changed := restartOnlyChanges(running, cfg); len(changed) > 0 {
 		log.Warn("SIGHUP: settings a reload does not apply were changed; they need a restart, and until then the router keeps the running ones",
 			"changed", strings.Join(changed, ", "))
+	}
+	if changed := changedStartFiles(running); len(changed) > 0 {
+		log.Warn("SIGHUP: files read at start only were changed; they need a restart, and until then the router keeps what it read from them",
+			"files", strings.Join(changed, ", "))
 	}
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
+)
+
+// startFiles names the files, besides the configuration, that the router
+// reads at start only and trusts, by the key that names them: the
+// OAuth2 signing keys (oauth.key_files) and, on a mesh node, the
+// certificate authority of the other nodes (mesh.tls.ca) and the node's
+// credential (mesh.credentials.nkey_seed_file). A reload reads none of
+// them again: their content applies at a restart, as their paths do.
+func (c *config) startFiles() map[string]string {
+	files := map[string]string{}
+	for i, f := range c.OAuth.KeyFiles {
+		files[fmt.Sprintf("oauth.key_files[%d]", i)] = f
+	}
+	if c.Mesh.enabled() {
+		if t := c.Mesh.TLS; t != nil && t.CA != "" {
+			files["mesh.tls.ca"] = t.CA
+		}
+		if f := c.Mesh.Credentials.NKeySeedFile; f != "" {
+			files["mesh.credentials.nkey_seed_file"] = f
+		}
+	}
+	return files
+}
+
+// startFileSums is the SHA-256 of each of c's startFiles as they are now
+// (one that cannot be read is left out: the start refuses it, and so does
+// a reload's validation for the ones it checks).
+func (c *config) startFileSums() map[string][32]byte {
+	sums := map[string][32]byte{}
+	for key, f := range c.startFiles() {
+		if b, err := readRegularFile(f, maxKeyFile); err == nil {
+			sums[key] = sha256.Sum256(b)
+		}
+	}
+	return sums
+}
+
+// changedStartFiles names, as "key path", the files of running's
+// startFiles whose content differs from what the router read at start
+// (running.fileSums): a reload does not apply them. Before, a reload
+// after one was rewritten in place (an OAuth2 signing key rotated after a
+// leak, a mesh CA replaced) said "configuration reloaded" with no word
+// that the router went on with the old one: the restart-only warning
+// compares the file's settings, and the path had not changed.
+func changedStartFiles(running *config) []string {
+	var changed []string
+	now := running.startFileSums()
+	for key, f := range running.startFiles() {
+		was, read := running.fileSums[key]
+		if is, ok := now[key]; read && ok && is != was {
+			changed = append(changed, key+" "+f)
+		}
+	}
+	slices.Sort(changed)
+	return changed
+}
