@@ -122,8 +122,14 @@ type invState struct {
 // REGISTERED. A refusal is returned as an *Error (e.g.
 // wamp.error.procedure_already_exists). The registration is in place, and
 // invocations may arrive, before Register returns. When ctx has already
-// ended nothing is sent and ctx.Err() is returned.
+// ended nothing is sent and ctx.Err() is returned. A nil h is refused
+// with ErrNilHandler, nothing sent (taken, every call of the procedure
+// panicked in the callee and failed its caller with
+// wamp.error.runtime_error).
 func (s *Session) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) (*Registration, error) {
+	if h == nil {
+		return nil, ErrNilHandler
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -100,4 +100,7 @@ var (
 	// (wrapped) of a call whose progressive results, not yet taken by
 	// CallOptions.OnProgress, exceeded it.
 	ErrBacklog = errors.New("client: stream backlog exceeds Config.MaxBacklog")
+	// ErrNilHandler is returned by Register (a Session's or a Client's)
+	// given a nil Handler: nothing is sent.
+	ErrNilHandler = errors.New("client: Register needs a non-nil Handler")
 )

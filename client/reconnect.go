@@ -705,6 +705,9 @@ func (c *Client) Publish(ctx context.Context, topic string, args []any, kwargs m
 // Client's. (The lost session's registration, if the router made it,
 // went with that session.)
 func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) error {
+	if h == nil {
+		return ErrNilHandler // not kept: restored, it would be refused on every session
+	}
 	r := &durableReg{procedure: procedure, h: h, opts: opts}
 	var s *Session
 	var reg *Registration

@@ -460,7 +460,9 @@ func TestUnregister(t *testing.T) {
 
 func TestRegisterRefused(t *testing.T) {
 	s, c := setup(t, "rs", proto.JSON)
-	a := goDo(func() (*Registration, error) { return s.Register(context.Background(), "p", nil, nil) })
+	a := goDo(func() (*Registration, error) {
+		return s.Register(context.Background(), "p", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
 	m := c.expect(proto.CodeRegister)
 	c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeRegister, Request: m.Request, URI: []byte(proto.URIProcedureAlreadyExists)})
 	_, err := a.wait(t)
@@ -470,7 +472,9 @@ func TestRegisterRefused(t *testing.T) {
 func TestRegisterAbandoned(t *testing.T) {
 	s, c := setup(t, "rs", proto.MsgPack)
 	ctx, cancel := context.WithCancel(context.Background())
-	a := goDo(func() (*Registration, error) { return s.Register(ctx, "com.example.late", nil, nil) })
+	a := goDo(func() (*Registration, error) {
+		return s.Register(ctx, "com.example.late", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+	})
 	m := c.expect(proto.CodeRegister)
 	cancel()
 	_, err := a.wait(t)

@@ -131,7 +131,9 @@ func TestTransportDrop(t *testing.T) {
 		t.Run(scheme, func(t *testing.T) {
 			s, c := setup(t, scheme, proto.JSON)
 			a := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
-			r := goDo(func() (*Registration, error) { return s.Register(context.Background(), "q", nil, nil) })
+			r := goDo(func() (*Registration, error) {
+				return s.Register(context.Background(), "q", func(context.Context, *Invocation) (*Result, error) { return nil, nil }, nil)
+			})
 			got := map[proto.Code]bool{c.recv().Type: true, c.recv().Type: true}
 			eq(t, "requests", got, map[proto.Code]bool{proto.CodeCall: true, proto.CodeRegister: true})
 			c.conn.Close()
