@@ -21,7 +21,9 @@ import (
 // caused by ctx ending (errors.Is context.Canceled or DeadlineExceeded)
 // is sent as wamp.error.canceled (or wamp.error.timeout); any other error
 // as URIRuntimeError with the error text as its argument. A panic is
-// recovered, logged and sent as URIRuntimeError. A YIELD or ERROR larger
+// recovered and logged (Config.Logger, at ERROR, with its value and
+// stack), and sent as URIRuntimeError with the fixed argument "handler
+// panic", not the panic's value (the caller is another party). A YIELD or ERROR larger
 // than the router's announced limit (RawSocket) is replaced by an ERROR
 // wamp.error.payload_size_exceeded without payload.
 //
@@ -436,15 +438,25 @@ func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, si
 	s.answer(ctx, inv.st, res, err, ErrInvocationDone)
 }
 
+// callHandler runs h, recovering a panic: it is logged here, with its
+// value and stack, and the caller gets errHandlerPanic, which says
+// nothing of it. The value was sent ("handler panic: " and the value),
+// to whichever caller the router let call the procedure: a value
+// formatted from the callee's state (a token, a path, a query) went to
+// another party.
 func (s *Session) callHandler(ctx context.Context, h Handler, inv *Invocation) (res *Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("client: handler panic", "procedure", inv.Procedure, "panic", p, "stack", string(debug.Stack()))
-			err = fmt.Errorf("handler panic: %v", p)
+			s.log.Error("client: handler panic; the caller gets "+URIRuntimeError+" without its value", "procedure", inv.Procedure, "request", inv.st.req, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, &Error{URI: URIRuntimeError, Args: []any{handlerPanicText}}
 		}
 	}()
 	return h(ctx, inv)
 }
+
+// handlerPanicText is the argument of the ERROR a caller gets for a
+// Handler that panicked.
+const handlerPanicText = "handler panic"
 
 // answer sends the final YIELD or ERROR of an invocation, once. After an
 // INTERRUPT in killnowait mode nothing is sent: the router does not wait.

@@ -48,7 +48,8 @@ func (e *Error) message() string {
 }
 
 // URIRuntimeError is the error URI sent for a Handler that returns an error
-// other than *Error (or panics). The error text is the first argument. The
+// other than *Error (or panics). The error text is the first argument (for
+// a panic, the fixed text "handler panic": its value is only logged). The
 // URI is the one Autobahn uses for the same case.
 const URIRuntimeError = "wamp.error.runtime_error"
 
