@@ -40,6 +40,13 @@ type Session struct {
 	wlock chan struct{}
 	enc   proto.Encoder
 	wbuf  []byte
+	// leaving is set by Close before it writes its GOODBYE: from then on
+	// nothing but GOODBYE or ABORT is written (sendUnlock), so that a
+	// request that waited for the write lock behind the GOODBYE fails
+	// with ErrClosed rather than go out after it, to a router that has
+	// ended the session (a Publish without acknowledgement returned nil
+	// for an event the router dropped).
+	leaving atomic.Bool
 
 	onMsg atomic.Pointer[func(*proto.Message)]
 	inLen int // Owned by the reader: the size of the message it handles.
@@ -294,6 +301,10 @@ func (s *Session) unlockWrite() { <-s.wlock }
 // it decided and what it writes in order with other writers); it unlocks
 // it.
 func (s *Session) sendUnlock(m *proto.Message) error {
+	if s.leaving.Load() && m.Type != proto.CodeGoodbye && m.Type != proto.CodeAbort {
+		s.unlockWrite()
+		return ErrClosed
+	}
 	b, err := s.enc.Append(s.wbuf[:0], s.ser, m)
 	if err != nil {
 		s.unlockWrite()
@@ -345,14 +356,19 @@ func (s *Session) newRequestID() uint64 {
 // from an event handler or invocation Handler of the same session, since it
 // waits for them; call it from another goroutine. Events not yet handled
 // when Close is called are dropped, so that a full event queue does not
-// hold up the GOODBYE exchange. It is idempotent and returns nil; Err tells
-// how the session ended.
+// hold up the GOODBYE exchange. Once Close has begun nothing but the
+// GOODBYE is written: a request (Call, Publish, ...) or an answer still
+// waiting for its turn to write fails with ErrClosed, nothing sent (a
+// PUBLISH behind the GOODBYE went out after it, to a router that had
+// ended the session, and Publish returned nil). It is idempotent and
+// returns nil; Err tells how the session ended.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	first := !s.closed
 	s.closed = true
 	alive := s.err == nil
 	s.mu.Unlock()
+	s.leaving.Store(true) // before the GOODBYE takes the write lock
 	if first {
 		close(s.closing)
 	}
