@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,6 +324,7 @@ func (c *Client) run(first chan<- struct{}) {
 	defer close(c.done)
 	backoff := c.rc.MinBackoff
 	next := 0
+	var refusal refusalLog
 	for {
 		url := c.urls[next%len(c.urls)]
 		next++
@@ -330,6 +332,7 @@ func (c *Client) run(first chan<- struct{}) {
 		cfg.URL = url
 		s, err := Dial(c.ctx, cfg)
 		if err == nil {
+			refusal = refusalLog{}
 			start := time.Now()
 			c.serve(s, first)
 			first = nil
@@ -360,11 +363,17 @@ func (c *Client) run(first chan<- struct{}) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
-			if _, refused := errors.AsType[*Error](err); refused {
+			if we, refused := errors.AsType[*Error](err); refused {
 				// The router refused the join (ABORT: authentication
 				// failed, no such realm): unlike a router restarting, it
 				// may not pass, and the application must hear of it.
-				c.warn("client: the router refused the join; retrying", "url", url, "err", err, "retry_in", backoff)
+				// One that says the router stops or is busy is heard of
+				// once a streak (see refusalLog).
+				if refusal.warn(we) {
+					c.warn("client: the router refused the join; retrying", "url", url, "err", err, "retry_in", backoff)
+				} else {
+					c.log("client: the router refused the join again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)
+				}
 			} else {
 				c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
 			}
@@ -381,6 +390,42 @@ func (c *Client) run(first chan<- struct{}) {
 		}
 		backoff = min(2*backoff, c.rc.MaxBackoff)
 	}
+}
+
+// refusalLog decides the level of a join refusal's line in a Client's
+// reconnect loop. A refusal that may pass by itself and says nothing of
+// the client (transientRefusal: the router shutting down or busy) is
+// logged at WARN the first time in a row, and at INFO while it repeats
+// until a session is joined (the zero value again): a Client
+// reconnecting through a rolling restart wrote a WARN line at each
+// attempt. Others (authentication failed, no such realm) are at WARN
+// each time (16bc4d5). Owned by the Client's goroutine.
+type refusalLog struct {
+	last string // the transient refusal warned of in this streak, "" for none
+	n    int    // the refusals of this streak so far
+}
+
+func (l *refusalLog) warn(e *Error) bool {
+	l.n++
+	if !transientRefusal(e) {
+		l.last = ""
+		return true
+	}
+	key := e.URI + "\x00" + e.message()
+	if key == l.last {
+		return false
+	}
+	l.last = key
+	return true
+}
+
+// transientRefusal reports whether the ABORT e of a join says the router
+// cannot take sessions now, whoever asks: wamp.close.system_shutdown
+// (edgewamp answers a HELLO so while it stops), or edgewamp's "router
+// busy" (its authentication workers' queue is full; the URI is
+// wamp.error.authentication_failed, so only the message tells).
+func transientRefusal(e *Error) bool {
+	return e.URI == proto.CloseSystemShutdown || strings.HasPrefix(e.message(), "router busy")
 }
 
 // jittered returns backoff with ±25% jitter, within [MinBackoff,
