@@ -120,7 +120,10 @@ type Config struct {
 	// or result, whatever its size, is always taken when the session's
 	// streams hold none. It bounds the events queued for the session's
 	// event handlers too (the one being handled included), beside
-	// EventQueue's count: past it the reader waits for room, as when the
+	// EventQueue's count, by what they hold decoded (the decode budget's
+	// estimate of their Go values, Details included, or their size as
+	// received when larger: as received, small MsgPack integers held 16
+	// times the bound): past it the reader waits for room, as when the
 	// queue is full (see the package documentation), except while an
 	// event handler waits for a reply of its own session. 16 MiB when zero;
 	// negative lifts the bound.

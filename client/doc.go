@@ -76,9 +76,10 @@
 // # Backpressure
 //
 // Events go through a bounded queue (Config.EventQueue, 1024 by default,
-// and Config.MaxBacklog, 16 MiB of events as received, the one being
+// and Config.MaxBacklog, 16 MiB of events as held, decoded, the one being
 // handled included: by count alone, large events to a slow handler held
-// up to 1024 of the router's 16 MiB messages) to the dispatcher, which
+// up to 1024 of the router's 16 MiB messages, and by their size as
+// received, up to 16 times the bound decoded) to the dispatcher, which
 // runs handlers one at a time in the order the router sent the events.
 // When the queue is full the reader blocks until
 // there is room: nothing is dropped, and the router, whose writes to this

@@ -89,7 +89,7 @@ func (sub *Subscription) Active() bool { return sub.active.Load() }
 type delivery struct {
 	sub  *Subscription
 	ev   *Event
-	size int // the event's size as received, on its first delivery only (Session.evBytes)
+	size int // what the event holds (onEvent), on its first delivery only (Session.evBytes)
 }
 
 // Publish publishes an event to topic. Without opts.Acknowledge it returns
@@ -303,17 +303,26 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	if len(subs) == 0 {
 		return true // unsubscribed meanwhile
 	}
-	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
+	budget := measuredBudget(s.decodeBudget(s.inLen))
+	start := *budget
+	args, kwargs, err := decodePayload(m, budget)
 	if err != nil {
 		if ok, held := s.dropLog.allow(); ok {
 			s.log.Warn("client: dropping an undecodable event (at most one line per 10 s)", "subscription", m.ID, "size", s.inLen, "error", err, "dropped_since_last_line", held)
 		}
 		return true
 	}
+	details, dcost := s.dictOfCost(m.Dict)
+	// What the queue holds of the event is its decoded values (the
+	// message's buffers go once it is handled): counted in Go values, as
+	// the decode budget estimates them, or as received when that is
+	// more. As received, small MsgPack integers, 16 times their size
+	// decoded, held 16 times MaxBacklog behind a slow handler.
+	size := max(s.inLen, start-*budget+dcost)
 	ev := &Event{
 		Args:           args,
 		Kwargs:         kwargs,
-		Details:        s.dictOf(m.Dict),
+		Details:        details,
 		Topic:          m.Opt.String(proto.KeyTopic),
 		Publisher:      m.Opt.Uint(proto.KeyPublisher),
 		Retained:       m.Opt.Bool(proto.KeyRetained, false),
@@ -326,7 +335,7 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	for i, sub := range subs {
 		d := delivery{sub: sub, ev: ev}
 		if i == 0 {
-			d.size = s.inLen // the event is shared: counted once
+			d.size = size // the event is shared: counted once
 		}
 		if s.roomFor(d.size) {
 			s.evBytes.Add(int64(d.size))

@@ -65,7 +65,7 @@ type Session struct {
 	parked  atomic.Bool   // it waits now
 	resumed atomic.Int64  // unix ns when it last stopped waiting
 	full    chan struct{} // capacity 1; poked when it starts waiting
-	// evBytes is the bytes (as received) of the events queued or being
+	// evBytes is the bytes (decoded: onEvent) of the events queued or being
 	// handled (Config.MaxBacklog); evRoom, capacity 1, is poked by the
 	// dispatcher when it gives some back.
 	evBytes atomic.Int64

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -100,17 +101,37 @@ func decodeDict(r proto.Raw, budget *int) (map[string]any, error) {
 // a router's Details of 2^20 empty dictionaries, 1 MiB, took 67 MiB
 // decoded. A dictionary over it, or that does not decode, yields nil.
 func (s *Session) dictOf(r proto.Raw) map[string]any {
-	d, err := decodeDict(r, s.decodeBudget(len(r.B)))
+	d, _ := s.dictOfCost(r)
+	return d
+}
+
+// dictOfCost is dictOf, also returning what the dictionary takes decoded
+// (the decode budget's estimate; 0 when left out).
+func (s *Session) dictOfCost(r proto.Raw) (map[string]any, int) {
+	budget := measuredBudget(s.decodeBudget(len(r.B)))
+	start := *budget
+	d, err := decodeDict(r, budget)
 	if err != nil {
 		if !errors.Is(err, ErrDecodeBudget) {
-			return nil
+			return nil, 0
 		}
 		if ok, held := s.detailsLog.allow(); ok {
 			s.log.Warn("client: dropping Details over the decode budget (at most one line per 10 s)", "size", len(r.B), "dropped_since_last_line", held)
 		}
-		return nil
+		return nil, 0
 	}
-	return d
+	return d, start - *budget
+}
+
+// measuredBudget returns budget, or an unbounded one for nil (no bound:
+// Config.DecodeRatio negative), so that what a decode takes can be read
+// from what it spent.
+func measuredBudget(budget *int) *int {
+	if budget == nil {
+		unbounded := math.MaxInt
+		return &unbounded
+	}
+	return budget
 }
 
 // toUint returns a decoded id-like value as a uint64.
