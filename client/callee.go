@@ -279,6 +279,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		inv.size = s.inLen
 		st.queued += inv.size
 		s.streamHeld += inv.size
+		s.handlerBytes += inv.size // held for the running Handler, as its first chunk is
 		st.chunks = append(st.chunks, inv)
 		st.lastIn = !inv.Progress
 		s.mu.Unlock()
@@ -333,8 +334,9 @@ func (s *Session) onInvocation(m *proto.Message) {
 }
 
 // busyLocked reports whether a new invocation of s.inLen bytes would take
-// the running Handlers past Config.MaxInvocations, or their first
-// chunks past Config.MaxInvocationBytes (one is always taken when none
+// the running Handlers past Config.MaxInvocations, or what the session
+// holds for them (their first chunks and the later ones waiting for
+// Next) past Config.MaxInvocationBytes (one is always taken when none
 // runs). Called with mu held.
 func (s *Session) busyLocked() bool {
 	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
@@ -356,6 +358,7 @@ func (s *Session) failInvocation(st *invState, e *Error, cause error) {
 	s.answer(s.ctx, st, nil, e, cause)
 	s.mu.Lock()
 	s.streamHeld -= st.queued
+	s.handlerBytes -= st.queued
 	st.chunks, st.queued, st.err = nil, 0, cause
 	s.mu.Unlock()
 	st.cancel(cause)
@@ -486,6 +489,7 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr, e
 		// Chunks its handler did not take are dropped, and no more
 		// come: their bytes go back to the session's bound.
 		s.streamHeld -= st.queued
+		s.handlerBytes -= st.queued
 		st.chunks, st.queued = nil, 0
 	}
 	s.mu.Unlock()
@@ -626,6 +630,7 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 			st.chunks = st.chunks[1:]
 			st.queued -= c.size
 			s.streamHeld -= c.size
+			s.handlerBytes -= c.size // the Handler's from now on
 			c.size = 0
 			s.mu.Unlock()
 			return c, nil

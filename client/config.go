@@ -139,7 +139,11 @@ type Config struct {
 	MaxInvocations int
 	// MaxInvocationBytes bounds the invocations whose Handlers run at
 	// once by their size as received (a progressive call invocation's
-	// first chunk; its later ones count towards MaxBacklog while queued):
+	// first chunk and its later ones while they wait for Invocation.Next,
+	// where they count towards MaxBacklog too; a chunk Next returned is
+	// the Handler's, no longer counted: before, the chunks waiting did not
+	// count here, and a stream's 1.2 MiB of them let a callee bounded to
+	// 1 MiB take one more invocation):
 	// an INVOCATION that would take them past it is refused as one past
 	// MaxInvocations (wamp.error.unavailable, no Handler started). One is
 	// always taken when no Handler runs. By count alone, callers could

@@ -94,7 +94,9 @@ type Session struct {
 	streamHeld int
 	handlers   int // Handlers running (MaxInvocations); an invocation answered early may still run one
 	// handlerBytes is the size as received of the first chunks of the
-	// invocations whose Handlers run (MaxInvocationBytes).
+	// invocations whose Handlers run, and of their later chunks held for
+	// Next (MaxInvocationBytes): counting first chunks only, a stream's
+	// chunks waiting for its Handler let another invocation in past it.
 	handlerBytes int
 	finished     finishedRing
 	closed       bool  // Close was called
