@@ -105,6 +105,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	}
 	var dec proto.Decoder
 	var in proto.Message
+	challenges := 0
 	for {
 		b, err := s.tr.readMsg()
 		if err != nil {
@@ -122,6 +123,11 @@ func (s *Session) handshake(ctx context.Context) error {
 		case proto.CodeAbort:
 			return &Error{URI: string(in.URI), Details: s.dictOf(in.Dict)}
 		case proto.CodeChallenge:
+			if challenges++; challenges > maxChallengeRounds {
+				msg := fmt.Sprintf("more than %d CHALLENGEs in one join", maxChallengeRounds)
+				s.sendAbort(proto.URIProtocolViolation, msg)
+				return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+			}
 			if err := s.answerChallenge(ctx, &in); err != nil {
 				return err
 			}
@@ -132,6 +138,13 @@ func (s *Session) handshake(ctx context.Context) error {
 		}
 	}
 }
+
+// maxChallengeRounds is how many CHALLENGEs one join answers: WAMP's
+// authentication methods (ticket, wampcra, scram, cryptosign) take one
+// round, and a router that answered every AUTHENTICATE with another
+// CHALLENGE had Config.OnChallenge run without bound within DialTimeout
+// (each a token fetched, a key's signature over the router's choice).
+const maxChallengeRounds = 4
 
 // answerChallenge answers a CHALLENGE with AUTHENTICATE, or aborts.
 //

@@ -103,8 +103,9 @@ type Session struct {
 	err          error // why the session ended; nil while it is alive
 }
 
-// Dial connects to cfg.URL and joins cfg.Realm: HELLO, then any number of
-// CHALLENGE/AUTHENTICATE rounds, then WELCOME. ctx and cfg.DialTimeout
+// Dial connects to cfg.URL and joins cfg.Realm: HELLO, then up to 4
+// CHALLENGE/AUTHENTICATE rounds (WAMP's methods take one; a fifth
+// CHALLENGE aborts the join as a protocol violation), then WELCOME. ctx and cfg.DialTimeout
 // bound the whole of it. A router ABORT is returned as an *Error with the
 // abort reason as URI. It blocks until the session is joined or failed.
 func Dial(ctx context.Context, cfg Config) (*Session, error) {
