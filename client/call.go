@@ -151,13 +151,13 @@ func (s *Session) dropQueue(c *call) {
 	c.queue = nil
 }
 
-// overBacklog reports whether a message of s.inLen bytes for a stream
+// overBacklog reports whether a message holding n bytes for a stream
 // (an invocation's chunk, a call's progressive result) would take what
 // the session's streams hold past Config.MaxBacklog: one is always taken
 // when none is held. Called with mu held.
-func (s *Session) overBacklog() bool {
+func (s *Session) overBacklog(n int) bool {
 	lim := s.cfg.MaxBacklog
-	return lim > 0 && s.streamHeld > 0 && s.streamHeld+s.inLen > lim
+	return lim > 0 && s.streamHeld > 0 && s.streamHeld+n > lim
 }
 
 // Call calls procedure and waits for its final result. A WAMP error reply
@@ -343,7 +343,7 @@ func (s *Session) onResult(m *proto.Message) {
 		// What all the session's streams hold (c's results included) is
 		// bounded, not each one's: one result is always taken when none
 		// is held.
-		if s.overBacklog() {
+		if s.overBacklog(s.inLen) {
 			over = s.streamHeld
 		} else {
 			r.size = s.inLen

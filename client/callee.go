@@ -220,7 +220,9 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.violation(bad)
 		return
 	}
-	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
+	budget := measuredBudget(s.decodeBudget(s.inLen))
+	start := *budget
+	args, kwargs, err := decodePayload(m, budget)
 	if err != nil {
 		e := &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}}
 		s.mu.Lock()
@@ -246,10 +248,17 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.sendError(proto.CodeInvocation, m.Request, e)
 		return
 	}
+	details, dcost := s.dictOfCost(m.Dict)
+	// What the invocation holds is its decoded values (the message's
+	// buffers go once it is handled), as the decode budget estimates
+	// them, or its size as received when that is more: counted as
+	// received, small MsgPack integers (16 times their size decoded) had
+	// a callee hold 16 times MaxInvocationBytes.
+	size := max(s.inLen, start-*budget+dcost)
 	inv := &Invocation{
 		Args:           args,
 		Kwargs:         kwargs,
-		Details:        s.dictOf(m.Dict),
+		Details:        details,
 		Procedure:      m.Opt.String(proto.KeyProcedure),
 		Caller:         m.Opt.Uint(proto.KeyCaller),
 		CallerAuthID:   m.Opt.String(proto.KeyCallerAuthID),
@@ -267,7 +276,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		// What all the session's streams hold (st's chunks included) is
 		// bounded, not each one's: one chunk is always taken when none
 		// is held.
-		if s.overBacklog() {
+		if s.overBacklog(size) {
 			held := s.streamHeld
 			s.mu.Unlock()
 			s.log.Warn("client: a progressive invocation's chunks waiting for its handler would exceed MaxBacklog, with the session's other streams; ending it", "procedure", inv.Procedure, "request", m.Request, "queued", st.queued, "session_held", held)
@@ -276,7 +285,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 			}}, ErrBacklog)
 			return
 		}
-		inv.size = s.inLen
+		inv.size = size
 		st.queued += inv.size
 		s.streamHeld += inv.size
 		s.handlerBytes += inv.size // held for the running Handler, as its first chunk is
@@ -310,7 +319,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
 		return
 	}
-	if s.busyLocked() {
+	if s.busyLocked(size) {
 		// As busy as it may be: refused as "not here", which the router
 		// offers to another callee of a shared registration, or answers
 		// the caller no_available_callee. A first chunk's later ones are
@@ -323,27 +332,27 @@ func (s *Session) onInvocation(m *proto.Message) {
 		if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
 			s.busyLogged.Store(now)
 			s.log.Warn("client: refusing invocations past MaxInvocations or MaxInvocationBytes of running handlers", "max_invocations", s.cfg.MaxInvocations, "running", running,
-				"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", s.inLen, "procedure", inv.Procedure)
+				"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", size, "procedure", inv.Procedure)
 		}
 		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable, Details: map[string]any{
 			"message": "the callee runs as many invocations as it takes at once",
 		}})
 		return
 	}
-	s.startInvocation(m, reg, inv)
+	s.startInvocation(m, reg, inv, size)
 }
 
-// busyLocked reports whether a new invocation of s.inLen bytes would take
+// busyLocked reports whether a new invocation holding n bytes would take
 // the running Handlers past Config.MaxInvocations, or what the session
 // holds for them (their first chunks and the later ones waiting for
 // Next) past Config.MaxInvocationBytes (one is always taken when none
 // runs). Called with mu held.
-func (s *Session) busyLocked() bool {
+func (s *Session) busyLocked(n int) bool {
 	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
 		return true
 	}
 	lim := s.cfg.MaxInvocationBytes
-	return lim > 0 && s.handlers > 0 && s.handlerBytes+s.inLen > lim
+	return lim > 0 && s.handlers > 0 && s.handlerBytes+n > lim
 }
 
 // failInvocation ends the running invocation st whose further chunk was
@@ -389,8 +398,9 @@ func (s *Session) reusedInvocationID(m *proto.Message) string {
 }
 
 // startInvocation starts reg's handler for the first chunk inv of the
-// INVOCATION m. Called with mu held; it unlocks it.
-func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invocation) {
+// INVOCATION m, which holds size bytes. Called with mu held; it unlocks
+// it.
+func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invocation, size int) {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	st := &invState{
 		s:               s,
@@ -407,7 +417,6 @@ func (s *Session) startInvocation(m *proto.Message, reg *Registration, inv *Invo
 	}
 	s.invs[m.Request] = st
 	s.handlers++
-	size := s.inLen
 	s.handlerBytes += size
 	s.wg.Add(1)
 	s.mu.Unlock()

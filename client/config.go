@@ -106,8 +106,9 @@ type Config struct {
 	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
 	DecodeRatio int
 	// MaxBacklog bounds what the client holds for consumers slower than
-	// their peers' streams, in bytes as received: the progressive call
-	// invocation chunks that the session's invocations hold until their
+	// their peers' streams, in bytes as received (a progressive
+	// invocation's chunks by what they hold decoded, when more): the
+	// progressive call invocation chunks that the session's invocations hold until their
 	// Handlers take them with Invocation.Next, and the progressive results
 	// that its calls hold for their CallOptions.OnProgress (those being
 	// given included), all of them together (not each invocation's or
@@ -143,7 +144,11 @@ type Config struct {
 	// where they count towards MaxBacklog too; a chunk Next returned is
 	// the Handler's, no longer counted: before, the chunks waiting did not
 	// count here, and a stream's 1.2 MiB of them let a callee bounded to
-	// 1 MiB take one more invocation):
+	// 1 MiB take one more invocation); each by what it holds decoded (the
+	// decode budget's estimate, Details included), when more than its
+	// size (counted as received, 100 calls of 2 KB of small MsgPack
+	// integers held 3.2 MB in a callee bounded to 1 MiB; 16,384 of 4 KiB,
+	// 1 GiB within the default):
 	// an INVOCATION that would take them past it is refused as one past
 	// MaxInvocations (wamp.error.unavailable, no Handler started). One is
 	// always taken when no Handler runs. By count alone, callers could

@@ -32,7 +32,7 @@
 // INVOCATION is refused wamp.error.unavailable (before, callers
 // pipelining calls to a slow handler had the client start a goroutine
 // for each: 65,536 from one caller session, 238 MB), and at most
-// Config.MaxInvocationBytes (64 MiB) of invocations as received, past
+// Config.MaxInvocationBytes (64 MiB) of invocations as held, decoded, past
 // which one is refused so too (by count alone, 16,384 of 16 MiB).
 // There is no goroutine per call: a caller waits on its own goroutine for
 // the reader to fill in its reply. Writes are serialized by a lock: any
