@@ -51,7 +51,7 @@ type Result struct {
 	// which is always the final YIELD (see Invocation.SendProgress).
 	Progress bool
 
-	size int // a progressive result's size as received, while held for OnProgress
+	size int // what a progressive result holds (onResult), while held for OnProgress
 }
 
 // call is a pending CALL. Its result fields are guarded by Session.mu; the
@@ -319,7 +319,9 @@ func (s *Session) sendCancel(ctx context.Context, c *call) {
 //
 // [RESULT, CALL.Request|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onResult(m *proto.Message) {
-	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
+	budget := measuredBudget(s.decodeBudget(s.inLen))
+	start := *budget
+	args, kwargs, err := decodePayload(m, budget)
 	if err != nil {
 		// A progressive result that does not decode (or is over the
 		// decode budget) fails the call too, canceled (cancelCall).
@@ -331,7 +333,8 @@ func (s *Session) onResult(m *proto.Message) {
 		s.finishCall(m.Request, nil, err)
 		return
 	}
-	r := &Result{Args: args, Kwargs: kwargs, Details: s.dictOf(m.Dict), Progress: m.Opt.Bool(proto.KeyProgress, false)}
+	details, dcost := s.dictOfCost(m.Dict)
+	r := &Result{Args: args, Kwargs: kwargs, Details: details, Progress: m.Opt.Bool(proto.KeyProgress, false)}
 	if !r.Progress {
 		s.finishCall(m.Request, r, nil)
 		return
@@ -343,10 +346,14 @@ func (s *Session) onResult(m *proto.Message) {
 		// What all the session's streams hold (c's results included) is
 		// bounded, not each one's: one result is always taken when none
 		// is held.
-		if s.overBacklog(s.inLen) {
+		// Held decoded (the message's buffers go once it is handled):
+		// counted as received, small MsgPack integers, 16 times their
+		// size decoded, held 16 times the bound.
+		size := max(s.inLen, start-*budget+dcost)
+		if s.overBacklog(size) {
 			over = s.streamHeld
 		} else {
-			r.size = s.inLen
+			r.size = size
 			c.queued += r.size
 			s.streamHeld += r.size
 			c.queue = append(c.queue, r)

@@ -106,8 +106,10 @@ type Config struct {
 	// ErrDecodeBudget). 16 when zero; negative lifts the bound.
 	DecodeRatio int
 	// MaxBacklog bounds what the client holds for consumers slower than
-	// their peers' streams, in bytes as received (a progressive
-	// invocation's chunks by what they hold decoded, when more): the
+	// their peers' streams, each message by what it holds decoded (the
+	// decode budget's estimate) or its size as received, whichever is
+	// more (as received alone, small MsgPack integers held 16 times the
+	// bound): the
 	// progressive call invocation chunks that the session's invocations hold until their
 	// Handlers take them with Invocation.Next, and the progressive results
 	// that its calls hold for their CallOptions.OnProgress (those being
