@@ -118,10 +118,10 @@ func (s *Session) handshake(ctx context.Context) error {
 		switch in.Type {
 		case proto.CodeWelcome:
 			s.id = in.ID
-			s.details = s.dictOf(in.Dict)
+			s.details = s.controlDictOf(in.Dict)
 			return nil
 		case proto.CodeAbort:
-			return &Error{URI: string(in.URI), Details: s.dictOf(in.Dict)}
+			return &Error{URI: string(in.URI), Details: s.controlDictOf(in.Dict)}
 		case proto.CodeChallenge:
 			if challenges++; challenges > maxChallengeRounds {
 				msg := fmt.Sprintf("more than %d CHALLENGEs in one join", maxChallengeRounds)

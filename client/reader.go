@@ -64,7 +64,7 @@ func (s *Session) handle(m *proto.Message) bool {
 		s.onGoodbye(m)
 		return false
 	case proto.CodeAbort:
-		s.shutdown(&Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}, false)
+		s.shutdown(&Error{URI: string(m.URI), Details: s.controlDictOf(m.Dict)}, false)
 		return false
 	case proto.CodeEventReceived:
 		// Not sent to clients; ignored.
@@ -93,7 +93,7 @@ func (s *Session) onGoodbye(m *proto.Message) {
 		s.shutdown(ErrClosed, true)
 		return
 	}
-	cause := &Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}
+	cause := &Error{URI: string(m.URI), Details: s.controlDictOf(m.Dict)}
 	s.send(&proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseGoodbyeAndOut)})
 	s.shutdown(cause, true)
 }

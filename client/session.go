@@ -221,7 +221,8 @@ func (s *Session) keepAlive() {
 func (s *Session) ID() uint64 { return s.id }
 
 // Details returns the WELCOME details (authid, authrole, authmethod,
-// roles, ...). The map is shared: do not modify it.
+// roles, ...). The map is shared: do not modify it. Details taking more
+// than 1 MiB decoded (a router's take a few KiB) are left out: nil.
 func (s *Session) Details() map[string]any { return s.details }
 
 // Done returns a channel closed when the session has ended, for any

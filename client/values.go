@@ -108,7 +108,33 @@ func (s *Session) dictOf(r proto.Raw) map[string]any {
 // dictOfCost is dictOf, also returning what the dictionary takes decoded
 // (the decode budget's estimate; 0 when left out).
 func (s *Session) dictOfCost(r proto.Raw) (map[string]any, int) {
-	budget := measuredBudget(s.decodeBudget(len(r.B)))
+	return s.dictWithin(r, s.decodeBudget(len(r.B)))
+}
+
+// maxControlDetails bounds what the Details of a WELCOME, ABORT or
+// GOODBYE take decoded (unless Config.DecodeRatio lifts every bound):
+// the session keeps them for its life (Session.Details, Err), a Client
+// its last join error until the next. Within the budget of their own
+// size, a router's 16 MiB WELCOME of small MsgPack integers was kept as
+// 256 MiB of Go values; a router's WELCOME takes a few KiB.
+const maxControlDetails = 1 << 20
+
+// controlDictOf is dictOf for the Details of a WELCOME, ABORT or GOODBYE,
+// within maxControlDetails too.
+func (s *Session) controlDictOf(r proto.Raw) map[string]any {
+	budget := s.decodeBudget(len(r.B))
+	if budget != nil {
+		*budget = min(*budget, maxControlDetails)
+	}
+	d, _ := s.dictWithin(r, budget)
+	return d
+}
+
+// dictWithin decodes the dictionary r within budget (nil: no bound),
+// returning it and what it takes decoded: over the budget it is left out
+// (nil, 0) and logged (at most one line per 10 s).
+func (s *Session) dictWithin(r proto.Raw, budget *int) (map[string]any, int) {
+	budget = measuredBudget(budget)
 	start := *budget
 	d, err := decodeDict(r, budget)
 	if err != nil {
