@@ -220,6 +220,9 @@ func (s *Session) onInvocation(m *proto.Message) {
 		s.violation(bad)
 		return
 	}
+	if s.refusedUndecoded(m) {
+		return
+	}
 	budget := measuredBudget(s.decodeBudget(s.inLen))
 	start := *budget
 	args, kwargs, err := decodePayload(m, budget)
@@ -320,26 +323,65 @@ func (s *Session) onInvocation(m *proto.Message) {
 		return
 	}
 	if s.busyLocked(size) {
-		// As busy as it may be: refused as "not here", which the router
-		// offers to another callee of a shared registration, or answers
-		// the caller no_available_callee. A first chunk's later ones are
-		// dropped as those of an invocation answered early.
-		if inv.Progress {
-			s.finished.add(m.Request)
-		}
-		running, held := s.handlers, s.handlerBytes
-		s.mu.Unlock()
-		if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
-			s.busyLogged.Store(now)
-			s.log.Warn("client: refusing invocations past MaxInvocations or MaxInvocationBytes of running handlers", "max_invocations", s.cfg.MaxInvocations, "running", running,
-				"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", size, "procedure", inv.Procedure)
-		}
-		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable, Details: map[string]any{
-			"message": "the callee runs as many invocations as it takes at once",
-		}})
+		s.refuseBusy(m, size, inv.Procedure)
 		return
 	}
 	s.startInvocation(m, reg, inv, size)
+}
+
+// refuseBusy refuses the INVOCATION m, holding size bytes, of a session
+// as busy as it may be: as "not here", which the router offers to
+// another callee of a shared registration, or answers the caller
+// no_available_callee. A first chunk's later ones are dropped as those of
+// an invocation answered early. Called with mu held; it unlocks it.
+func (s *Session) refuseBusy(m *proto.Message, size int, procedure string) {
+	if m.Opt.Bool(proto.KeyProgress, false) {
+		s.finished.add(m.Request)
+	}
+	running, held := s.handlers, s.handlerBytes
+	s.mu.Unlock()
+	if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
+		s.busyLogged.Store(now)
+		s.log.Warn("client: refusing invocations past MaxInvocations or MaxInvocationBytes of running handlers", "max_invocations", s.cfg.MaxInvocations, "running", running,
+			"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", size, "procedure", procedure)
+	}
+	s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable, Details: map[string]any{
+		"message": "the callee runs as many invocations as it takes at once",
+	}})
+}
+
+// refusedUndecoded refuses, before its payload is decoded, an INVOCATION
+// that starts no Handler whatever it holds: one of a registration the
+// session does not hold, or one past Config.MaxInvocations. It reports
+// whether it did. Decoded first, each such refusal built and threw away
+// Go values of up to DecodeRatio times the message plus 64 KiB: 30 of
+// 50 KB of small MsgPack integers allocated 27.7 MB at a full callee.
+// Anything else (a later chunk, an invocation answered early, a session
+// closing, the bytes bound, which needs the decoded size) is left to
+// onInvocation.
+func (s *Session) refusedUndecoded(m *proto.Message) bool {
+	s.mu.Lock()
+	if s.err != nil || s.closed || s.invs[m.Request] != nil || s.finished.has(m.Request) {
+		s.mu.Unlock()
+		return false
+	}
+	reg := s.regs[m.ID]
+	if reg == nil {
+		s.mu.Unlock()
+		// As onInvocation's: unregistered meanwhile.
+		s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
+		return true
+	}
+	if lim := s.cfg.MaxInvocations; lim > 0 && s.handlers >= lim {
+		procedure := m.Opt.String(proto.KeyProcedure)
+		if procedure == "" {
+			procedure = reg.procedure
+		}
+		s.refuseBusy(m, s.inLen, procedure)
+		return true
+	}
+	s.mu.Unlock()
+	return false
 }
 
 // busyLocked reports whether a new invocation holding n bytes would take
