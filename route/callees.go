@@ -29,8 +29,10 @@ type calleeList struct {
 	// (meshLocalChanged), so that the other nodes send such calls to a
 	// node with a callee that takes them (meshPickProgressive); pt how
 	// many announced payload_passthru_mode too (such a call in payload
-	// passthru mode).
-	prog, pt int
+	// passthru mode). pm is how many announced payload_passthru_mode,
+	// whatever else (a call in the mode that is not a progressive call
+	// invocation: calleeNeed).
+	prog, pt, pm int
 }
 
 // calleesPerChunk is the most callees of a chunk of a calleeList (32 bytes
@@ -40,11 +42,13 @@ const calleesPerChunk = 256
 // calleeChunk is a chunk of a calleeList, end the callees up to its last
 // in the list's full chunks, prog how many of its callees announced
 // progressive_call_invocations (progFirst and progLast skip the chunks
-// with none), pt how many of them payload_passthru_mode too.
+// with none), pt how many of them payload_passthru_mode too, pm how many
+// announced payload_passthru_mode (nthCan skips the chunks with none of
+// those a call needs).
 type calleeChunk struct {
-	c        []callee
-	end      int
-	prog, pt int
+	c            []callee
+	end          int
+	prog, pt, pm int32 // at most calleesPerChunk: a chunk stays 48 bytes
 }
 
 // noCallees is the list of a registration without a local callee.
@@ -120,12 +124,12 @@ func (l *calleeList) has(ss *Session) bool {
 // the array their own length covers, and no list but the newest is ever
 // appended to (a removal leaves a tail without room, or a new array).
 func (l *calleeList) with(c callee) *calleeList {
-	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv(), pt: l.pt + c.ptInv()}
+	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv(), pt: l.pt + c.ptInv(), pm: l.pm + c.pmInv()}
 	if len(n.tail) == calleesPerChunk {
 		// The tail becomes the last full chunk, appended in place as
 		// the tail is: full is replaced by a new array when a removal
 		// changes it.
-		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail), pt: ptOf(n.tail)})
+		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail), pt: ptOf(n.tail), pm: pmOf(n.tail)})
 		n.base += calleesPerChunk
 		n.tail = nil
 	}
@@ -141,7 +145,7 @@ func (l *calleeList) without(seq uint64) *calleeList {
 		if !ok {
 			return l
 		}
-		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv(), pt: l.pt - t[k].ptInv()}
+		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv(), pt: l.pt - t[k].ptInv(), pm: l.pm - t[k].pmInv()}
 		if k == len(t)-1 {
 			// No room left: the next REGISTER's append makes a new
 			// array, so that callee k stays as the older lists see it.
@@ -173,13 +177,13 @@ func (l *calleeList) without(seq uint64) *calleeList {
 	full = append(full, l.full[:lo]...)
 	if c := l.full[lo].c; len(c) > 1 {
 		nc := append(append(make([]callee, 0, len(c)-1), c[:k]...), c[k+1:]...)
-		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - c[k].progInv(), pt: l.full[lo].pt - c[k].ptInv()})
+		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - int32(c[k].progInv()), pt: l.full[lo].pt - int32(c[k].ptInv()), pm: l.full[lo].pm - int32(c[k].pmInv())})
 	}
 	for _, ch := range l.full[lo+1:] {
-		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog, pt: ch.pt})
+		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog, pt: ch.pt, pm: ch.pm})
 	}
 	gone := l.full[lo].c[k]
-	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - gone.progInv(), pt: l.pt - gone.ptInv()}
+	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - gone.progInv(), pt: l.pt - gone.ptInv(), pm: l.pm - gone.pmInv()}
 	if len(full) > 2*((n.base+calleesPerChunk-1)/calleesPerChunk) {
 		n.full = compact(full, n.base)
 	}
@@ -200,13 +204,13 @@ func compact(full []calleeChunk, base int) []calleeChunk {
 			}
 			cur = append(cur, c)
 			if len(cur) == calleesPerChunk {
-				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur), pt: ptOf(cur)})
+				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur), pt: ptOf(cur), pm: pmOf(cur)})
 				cur = nil
 			}
 		}
 	}
 	if len(cur) > 0 {
-		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur), pt: ptOf(cur)})
+		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur), pt: ptOf(cur), pm: pmOf(cur)})
 	}
 	return out
 }
@@ -221,10 +225,10 @@ func (c callee) progInv() int {
 }
 
 // progOf returns how many of cs announced progressive_call_invocations.
-func progOf(cs []callee) int {
-	n := 0
+func progOf(cs []callee) int32 {
+	var n int32
 	for _, c := range cs {
-		n += c.progInv()
+		n += int32(c.progInv())
 	}
 	return n
 }
@@ -239,12 +243,114 @@ func (c callee) ptInv() int {
 }
 
 // ptOf returns how many of cs announced both.
-func ptOf(cs []callee) int {
-	n := 0
+func ptOf(cs []callee) int32 {
+	var n int32
 	for _, c := range cs {
-		n += c.ptInv()
+		n += int32(c.ptInv())
 	}
 	return n
+}
+
+// pmInv is 1 for a callee that announced payload_passthru_mode, else 0.
+func (c callee) pmInv() int {
+	if c.s != nil && c.s.feat&fCalleePPT != 0 {
+		return 1
+	}
+	return 0
+}
+
+// pmOf returns how many of cs announced payload_passthru_mode.
+func pmOf(cs []callee) int32 {
+	var n int32
+	for _, c := range cs {
+		n += int32(c.pmInv())
+	}
+	return n
+}
+
+// calleeNeed is what a call needs of its callee: a progressive call
+// invocation, progressive_call_invocations (needProg); a call in payload
+// passthru mode, payload_passthru_mode (needPPT). 0: nothing.
+type calleeNeed uint8
+
+const (
+	needProg calleeNeed = 1 << iota
+	needPPT
+)
+
+// needOf returns what a call with progressive invocations (progress) or
+// in payload passthru mode (ppt) needs of its callee.
+func needOf(progress, ppt bool) calleeNeed {
+	var n calleeNeed
+	if progress {
+		n |= needProg
+	}
+	if ppt {
+		n |= needPPT
+	}
+	return n
+}
+
+// meets reports whether c announced what a call needing need needs.
+func (c callee) meets(need calleeNeed) bool {
+	f := c.s.feat
+	return (need&needProg == 0 || f&fCalleeProgInv != 0) && (need&needPPT == 0 || f&fCalleePPT != 0)
+}
+
+// count returns how many of the list's callees meet need (need != 0),
+// from the counts kept: O(1).
+func (l *calleeList) count(need calleeNeed) int {
+	switch need {
+	case needProg:
+		return l.prog
+	case needPPT:
+		return l.pm
+	}
+	return l.pt
+}
+
+// count is the list's count for a chunk.
+func (ch *calleeChunk) count(need calleeNeed) int {
+	switch need {
+	case needProg:
+		return int(ch.prog)
+	case needPPT:
+		return int(ch.pm)
+	}
+	return int(ch.pt)
+}
+
+// nthCan returns the k-th callee, in REGISTER order, of those of l that
+// meet need (0 ≤ k < l.count(need)). It looks only into the chunks that
+// have one (the chunks' counts) and the tail: O(chunks +
+// calleesPerChunk), whatever the callees that do not meet it.
+func (l *calleeList) nthCan(k int, need calleeNeed) (callee, bool) {
+	for i := range l.full {
+		ch := &l.full[i]
+		m := ch.count(need)
+		if k >= m {
+			k -= m
+			continue
+		}
+		for _, c := range ch.c {
+			if c.meets(need) {
+				if k == 0 {
+					return c, true
+				}
+				k--
+			}
+		}
+		return callee{}, false // the counts are wrong: not reached
+	}
+	for _, c := range l.tail {
+		if c.meets(need) {
+			if k == 0 {
+				return c, true
+			}
+			k--
+		}
+	}
+	return callee{}, false
 }
 
 // can returns what the list counts of its callees that take a
@@ -279,9 +385,9 @@ func (l *calleeList) canSpan(ppt bool) (first, last int64) {
 // (in payload passthru mode when ppt), and whether c is one.
 func (ch *calleeChunk) can(ppt bool) int {
 	if ppt {
-		return ch.pt
+		return int(ch.pt)
 	}
-	return ch.prog
+	return int(ch.prog)
 }
 
 func (c callee) can(ppt bool) bool {

@@ -42,6 +42,9 @@ func TestCalleeListChunks(t *testing.T) {
 			if p := ptOf(ch.c); ch.pt != p {
 				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations and payload_passthru_mode, has %d", j, len(l.full), ch.pt, p)
 			}
+			if p := pmOf(ch.c); ch.pm != p {
+				t.Fatalf("chunk %d of %d: counts %d callees with payload_passthru_mode, has %d", j, len(l.full), ch.pm, p)
+			}
 		}
 		if end != l.base || len(l.tail) > calleesPerChunk {
 			t.Fatalf("base %d, chunks' end %d, tail %d", l.base, end, len(l.tail))
@@ -93,6 +96,27 @@ func TestCalleeListChunks(t *testing.T) {
 		}
 		if f, la := l.canSpan(true); pt > 0 && (f != first || la != last) {
 			t.Fatalf("canSpan(true) %d, %d, want %d, %d", f, la, first, last)
+		}
+		// The k-th callee that meets each need (pickCallee), against a
+		// filter of want.
+		for _, need := range []calleeNeed{needProg, needPPT, needProg | needPPT} {
+			var meet []callee
+			for _, c := range want {
+				if c.meets(need) {
+					meet = append(meet, c)
+				}
+			}
+			if l.count(need) != len(meet) {
+				t.Fatalf("count(%d) %d, want %d", need, l.count(need), len(meet))
+			}
+			for _, k := range []int{0, len(meet) / 2, len(meet) - 1} {
+				if len(meet) == 0 {
+					break
+				}
+				if got, ok := l.nthCan(k, need); !ok || got != meet[k] {
+					t.Fatalf("nthCan(%d, %d) = seq %d %v, want %d", k, need, got.seq, ok, meet[k].seq)
+				}
+			}
 		}
 	}
 	type snap struct {
