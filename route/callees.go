@@ -353,6 +353,35 @@ func (l *calleeList) nthCan(k int, need calleeNeed) (callee, bool) {
 	return callee{}, false
 }
 
+// needList is the callees of a list that meet a need, by index in
+// REGISTER order: all of them for no need (or when every one meets it),
+// else nthCan's, O(chunks + calleesPerChunk) an index. A call's reroute
+// picks among them (pickUntried).
+type needList struct {
+	l    *calleeList
+	need calleeNeed
+	n    int  // how many meet it
+	all  bool // every callee of l meets it: at is l.at
+}
+
+// needListOf returns l's callees that meet need.
+func needListOf(l *calleeList, need calleeNeed) needList {
+	if need == 0 {
+		return needList{l: l, n: l.len(), all: true}
+	}
+	m := l.count(need)
+	return needList{l: l, need: need, n: m, all: m == l.len()}
+}
+
+// at returns the k-th of them (0 ≤ k < n).
+func (nl needList) at(k int) callee {
+	if nl.all {
+		return nl.l.at(k)
+	}
+	c, _ := nl.l.nthCan(k, nl.need)
+	return c
+}
+
 // can returns what the list counts of its callees that take a
 // progressive call invocation, in payload passthru mode when ppt.
 func (l *calleeList) can(ppt bool) int {

@@ -131,3 +131,90 @@ func TestPickCalleeNeedTakesTurns(t *testing.T) {
 		t.Fatalf("roundrobin gave the two callees that take the calls %d and %d of %d calls, want %d each", got[0], got[1], calls, calls/2)
 	}
 }
+
+// A call that needs a callee feature (a progressive call invocation, a
+// call in payload passthru mode) rerouted after a callee that has it
+// answered wamp.error.unavailable goes to another callee that has it. The
+// reroute picked among every untried callee and skipped those without the
+// feature one try each (of maxCallTries, 17): on a roundrobin registration
+// of two callees with the feature and 42 without (first and last too:
+// the capable ones near either end), the call ended
+// no_available_callee after 17 tries, the second capable callee never
+// offered it.
+func TestRerouteNeedSkipsCalleesWithoutFeature(t *testing.T) {
+	plainRoles := map[string]any{"callee": map[string]any{"features": map[string]any{"shared_registration": true}}}
+	for _, policy := range []string{"roundrobin", "random", "first", "last"} {
+		for _, shards := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/shards=%d", policy, shards), func(t *testing.T) {
+				e := newEnv(t, shards, nil)
+				var able []*tc
+				var plain []*tc
+				for i := range 44 {
+					var c *tc
+					if i == 3 || i == 40 {
+						c = e.joinWith(proto.JSON, pptFeatures())
+						able = append(able, c)
+					} else {
+						c = e.joinWith(proto.JSON, plainRoles)
+						plain = append(plain, c)
+					}
+					c.register("com.upload", map[string]any{"invoke": policy})
+				}
+				caller := e.joinWith(proto.MsgPack, pptFeatures())
+				for i := range 4 {
+					req := caller.nextReq()
+					if i%2 == 0 {
+						caller.callChunk(req, "com.upload", true, i)
+					} else {
+						caller.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: caller.opts(map[string]any{"ppt_scheme": "x_custom", "ppt_serializer": "native"}), URI: []byte("com.upload"), Args: raw(t, proto.MsgPack, []any{[]byte{1}})})
+					}
+					e.sync()
+					// The callee that has it answers unavailable; the other
+					// must get it.
+					var first, second *tc
+					for _, c := range able {
+						select {
+						case inv := <-c.peer.in:
+							first = c
+							c.send(&proto.Message{Type: proto.CodeError, ReqType: proto.CodeInvocation, Request: inv.Request, Dict: c.opts(nil), URI: []byte(proto.URIUnavailable)})
+						default:
+						}
+						if first != nil {
+							break
+						}
+					}
+					if first == nil {
+						t.Fatalf("call %d reached no callee that takes it: %s", i, describe(caller.recv()))
+					}
+					e.sync()
+					for _, c := range able {
+						if c == first {
+							continue
+						}
+						select {
+						case inv := <-c.peer.in:
+							second = c
+							c.yield(inv.Request, nil, []any{"ok"})
+						default:
+						}
+					}
+					if second == nil {
+						t.Fatalf("call %d, rerouted, did not reach the other callee that takes it: caller got %s", i, describe(caller.recv()))
+					}
+					if m := caller.expect(proto.CodeResult); m.Request != req {
+						t.Fatalf("RESULT for %d, want %d", m.Request, req)
+					}
+					if i%2 == 0 {
+						caller.callChunk(req, "com.upload", false, i) // the stream's end, dropped: the call has ended
+					}
+				}
+				e.sync()
+				for _, c := range plain {
+					if len(c.peer.in) > 0 {
+						t.Fatalf("a callee without the features got %s", describe(c.recv()))
+					}
+				}
+			})
+		}
+	}
+}

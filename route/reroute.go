@@ -463,18 +463,23 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	if s.r.draining.Load() {
 		l = noCallees // this node's callees take no new calls (drain.go)
 	}
-	// Whether a callee of l is untried: at most len(rr.tried) of them were
-	// tried, so the scan ends within that many more. No step of a pick
-	// walks the whole registration: it may hold 100,000 callees, and a
-	// call picks again after each refusal.
-	// For a progressive call invocation, none is when none of them takes
-	// one (rerouteCall skips those that do not, one try each).
+	// The callees that can take the call: for a progressive call
+	// invocation those that announced progressive_call_invocations, for
+	// a call in payload passthru mode those that announced
+	// payload_passthru_mode (the list's counts, by chunk: needList).
+	// Before, the pick was among all the untried callees, and one that
+	// could not take the call used a try (of maxCallTries): a call
+	// rerouted from a callee that could, on a registration with more than
+	// 16 callees that could not, ended no_available_callee with another
+	// that could left untried.
+	cl := needListOf(l, needOf(rr.prog, rr.c.pptMode()))
+	// Whether a callee of cl is untried: at most len(rr.tried) of them
+	// were tried, so the scan ends within that many more. No step of a
+	// pick walks the whole registration: it may hold 100,000 callees, and
+	// a call picks again after each refusal.
 	untried := false
-	for i := range l.len() {
-		if rr.prog && l.can(rr.ppt) == 0 {
-			break
-		}
-		if !rr.triedLocal(l.at(i).s.id) {
+	for i := range cl.n {
+		if !rr.triedLocal(cl.at(i).s.id) {
 			untried = true
 			break
 		}
@@ -494,19 +499,19 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 	}
 	switch reg.invoke {
 	case proto.InvokeFirst, proto.InvokeLast:
-		return s.pickUntriedByTime(l, rl, rr, reg.invoke == proto.InvokeFirst)
+		return s.pickUntriedByTime(cl, rl, rr, reg.invoke == proto.InvokeFirst)
 	case proto.InvokeRandom:
 		if untried {
-			return s.randomUntried(l, rr), 0, true
+			return s.randomUntried(cl, rr), 0, true
 		}
 		return callee{}, nthNode(rl, rr, s.rng.IntN(nodes)), true
 	}
 	// roundrobin: the next untried callee from the rotation's position.
 	pos := reg.rr.Add(1) - 1
 	if untried {
-		n := uint64(l.len())
+		n := uint64(cl.n)
 		for k := uint64(0); k < n; k++ {
-			if c := l.at(int((pos + k) % n)); !rr.triedLocal(c.s.id) {
+			if c := cl.at(int((pos + k) % n)); !rr.triedLocal(c.s.id) {
 				return c, 0, true
 			}
 		}
@@ -515,13 +520,14 @@ func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce cal
 }
 
 // pickUntriedByTime picks the untried callee registered first (or last)
-// among this node's (l, in REGISTER order) and the other nodes' (rl).
-func (s *Shard) pickUntriedByTime(l *calleeList, rl []remoteCallee, rr *reroute, first bool) (ce callee, node MeshNode, ok bool) {
+// among this node's that can take the call (l, in REGISTER order) and the
+// other nodes' (rl).
+func (s *Shard) pickUntriedByTime(l needList, rl []remoteCallee, rr *reroute, first bool) (ce callee, node MeshNode, ok bool) {
 	var best int64
-	for i := range l.len() {
+	for i := range l.n {
 		c := l.at(i)
 		if !first {
-			c = l.at(l.len() - 1 - i)
+			c = l.at(l.n - 1 - i)
 		}
 		if !rr.triedLocal(c.s.id) {
 			ce, ok, best = c, true, c.at
@@ -562,18 +568,19 @@ func (rr *reroute) remoteAt(rc remoteCallee, first bool) int64 {
 
 // randomUntried returns a callee of l that rr has not tried, each with
 // the same chance; l has one. Where most of l is untried it draws until
-// it finds one (twice on average at worst); else it counts them.
-func (s *Shard) randomUntried(l *calleeList, rr *reroute) callee {
-	if l.len() > 2*len(rr.tried) {
+// it finds one (twice on average at worst); else (l has at most
+// 2·maxCallTries) it counts them.
+func (s *Shard) randomUntried(l needList, rr *reroute) callee {
+	if l.n > 2*len(rr.tried) {
 		for {
-			if c := l.at(s.rng.IntN(l.len())); !rr.triedLocal(c.s.id) {
+			if c := l.at(s.rng.IntN(l.n)); !rr.triedLocal(c.s.id) {
 				return c
 			}
 		}
 	}
 	untried := 0
-	for c := range l.all() {
-		if !rr.triedLocal(c.s.id) {
+	for i := range l.n {
+		if !rr.triedLocal(l.at(i).s.id) {
 			untried++
 		}
 	}
@@ -581,8 +588,9 @@ func (s *Shard) randomUntried(l *calleeList, rr *reroute) callee {
 }
 
 // nthUntried returns the k-th callee of l that rr has not tried.
-func nthUntried(l *calleeList, rr *reroute, k int) callee {
-	for c := range l.all() {
+func nthUntried(l needList, rr *reroute, k int) callee {
+	for i := range l.n {
+		c := l.at(i)
 		if rr.triedLocal(c.s.id) {
 			continue
 		}

@@ -1122,7 +1122,7 @@ func TestRandomUntried(t *testing.T) {
 		}
 		s := &Shard{rng: seedRand()}
 		seen := map[uint64]int{}
-		cl := calleesOf(l)
+		cl := needListOf(calleesOf(l), 0)
 		for i := 0; i < 200*n; i++ {
 			c := s.randomUntried(cl, rr)
 			if rr.triedLocal(c.s.id) {
