@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Route expressions.
@@ -188,6 +189,14 @@ func (t *tmpl) eval(b []byte, ctx any) (_ []byte, ok bool, err error) {
 			}
 			return b, false, &missingError{t.ptr}
 		}
+		if s, ok := v.(string); ok && !utf8.ValidString(s) {
+			// A path segment or query value with a %FF, a header with an
+			// obs-text byte: JSON has no form for it, and json.Marshal
+			// wrote U+FFFD in its place (the callee got another value,
+			// and /files/%FF was /files/%FE). Refused, as the bridge
+			// refuses a body that is not UTF-8.
+			return b, false, &textError{t.ptr}
+		}
 		v, err := convert(v, t.ptr)
 		if err != nil {
 			return b, false, err
@@ -259,6 +268,13 @@ func lookup(v any, tokens []string) (any, bool) {
 		}
 	}
 	return v, true
+}
+
+// textError is a string of the request that is not UTF-8 text.
+type textError struct{ ptr *pointer }
+
+func (e *textError) Error() string {
+	return "/" + strings.Join(e.ptr.tokens, "/") + " is not UTF-8 text"
 }
 
 // convError is a value that cannot be converted.
