@@ -456,7 +456,8 @@ func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kw
 		ctx["claims"] = map[string]any{}
 	}
 	if cr.usesBody && body != nil {
-		v, err := decodeJSON(body)
+		// Looked into as it is (rawJSON), not decoded whole.
+		v, err := asRawJSON(body)
 		if err != nil {
 			return nil, nil, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "malformed JSON body: "+err.Error())
 		}
@@ -498,11 +499,13 @@ func (cr *compiledRoute) respond(w http.ResponseWriter, res callReply) {
 	if cr.resp == nil {
 		out = resultDoc(res)
 	} else {
-		doc := resultDoc(res)
-		v, err := decodeJSON(doc)
+		// Looked into as it is (rawJSON), not decoded whole.
+		v, err := asRawJSON(resultDoc(res))
 		if err == nil {
 			var found bool
-			if v, found = lookup(v, cr.resp.tokens); found {
+			var m any
+			if m, found = lookup(v, cr.resp.tokens); found {
+				v = m.(rawJSON)
 				out, err = jsonMarshal(v)
 			} else {
 				err = errors.New("the result has no " + strings.TrimPrefix(cr.resp.src, "$"))
