@@ -436,6 +436,13 @@ func convert(v any, p *pointer) (any, error) {
 			if i, err := x.Int64(); err == nil {
 				return i, nil
 			}
+			// An integral number written as a float (3.0, -2e0: what
+			// Python's json.dumps(3.0) sends), held exactly.
+			if f, err := x.Float64(); err == nil {
+				if i, ok := exactInt(f); ok {
+					return i, nil
+				}
+			}
 		case string:
 			if i, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64); err == nil {
 				return i, nil
@@ -458,6 +465,13 @@ func convert(v any, p *pointer) (any, error) {
 		switch x := v.(type) {
 		case bool:
 			return x, nil
+		case json.Number: // 1 and 0, as the strings "1" and "0"
+			switch f, err := x.Float64(); {
+			case err == nil && f == 1:
+				return true, nil
+			case err == nil && f == 0:
+				return false, nil
+			}
 		case string:
 			switch strings.ToLower(strings.TrimSpace(x)) {
 			case "true", "1", "yes", "on":
