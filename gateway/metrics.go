@@ -294,7 +294,7 @@ const (
 	refusedAddress         = "address_in_flight"
 	refusedSessions        = "sessions"
 	refusedStreams         = "streams"
-	refusedConnections     = "connections" // a request other than a health probe on a spare connection (limitListener)
+	refusedConnections     = "connections" // a request other than a health probe on a spare connection (limitListener), or past max_connections requests at once (HTTP/2: serveBound)
 	refusedStreamsClient   = "client_streams"
 	refusedStreamsIdentity = "identity_streams"
 	refusedCallee          = "callee_busy"

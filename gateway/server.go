@@ -68,6 +68,10 @@ type Server struct {
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
+	// serving counts the requests net/http is serving (dispatch), bounded
+	// by Limits.MaxConnections and the spare connections (serveBound).
+	serving atomic.Int64
+
 	grantMu sync.Mutex
 	grants  map[*grant]struct{}            // the open SSE streams' grants (grant.go); guarded by grantMu
 	bearers map[string]map[*grant]struct{} // revocation id → the grants of streams opened with a token it revokes; guarded by grantMu
@@ -262,6 +266,10 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if g.serveSpare(w, r) {
 		return
 	}
+	if !g.serveBound(w, r) {
+		return
+	}
+	defer g.serving.Add(-1)
 	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0) {
 		// A chunked body ends the connection. RFC 9112 §6.1: a server
 		// that frames a request with both Transfer-Encoding and
@@ -287,6 +295,33 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		w = bw
 	}
 	g.access.Load().mux.ServeHTTP(w, r)
+}
+
+// serveBound counts r among the requests being served, and reports
+// false, having answered 503, when max_connections of them (and the spare
+// connections' probes) are already: over HTTP/1.1 each connection carries
+// one request at a time, so the connection bound (limitListener) bounds
+// them, but over HTTP/2 (Options.TLS) one connection carries up to 250
+// at once (Go's server's streams), and max_connections bounded 250 times
+// as many handlers (a goroutine, a body's first 16 KiB, the stream's
+// state each): one connection that declared bodies and sent none held
+// 200 for body_timeout under max_connections 4. HTTP/1.1 never reaches the
+// bound. A health probe is served past it, as on a spare connection.
+// The caller ends the count (serving) when the request ends.
+func (g *Server) serveBound(w http.ResponseWriter, r *http.Request) bool {
+	if g.serving.Add(1) <= int64(g.opts.Limits.MaxConnections+spareConns) {
+		return true
+	}
+	switch r.URL.Path {
+	case "/healthz", "/readyz":
+		return true
+	}
+	g.serving.Add(-1)
+	g.refused(refusedConnections)
+	p := tooBusy(http.StatusServiceUnavailable, "the gateway serves as many requests at once as max_connections allows")
+	g.otherLbl.observe(p.status, 0)
+	writeProblem(w, p)
+	return false
 }
 
 // bodyWatch bounds the time a request's body may take to arrive, whoever
