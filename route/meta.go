@@ -135,6 +135,9 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	if aerr == nil {
 		aerr = metaUnknownKey(proc, kwargs)
 	}
+	if aerr == nil {
+		aerr = metaExtraArgs(proc, args)
+	}
 	if aerr != nil {
 		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
 		return true
@@ -233,6 +236,56 @@ var metaKeys = map[string][]string{
 	"wamp.subscription.lookup":            {"options"},
 	"wamp.registration.remove_callee":     {"reason"},
 	"wamp.subscription.remove_subscriber": {"reason"},
+}
+
+// metaArity is the most positional arguments each meta procedure takes:
+// the parameters of Crossbar.io's (its procedures are Python functions,
+// which refuse more with a TypeError, answered
+// wamp.error.invalid_argument), and of the WAMP Advanced Profile's
+// signatures where they say more (kill's and remove_callee's reason).
+// Trailing nulls count: Python does not drop them either.
+var metaArity = map[string]int{
+	"wamp.session.count":                  1, // filter_authroles
+	"wamp.session.list":                   1, // filter_authroles
+	"wamp.session.get":                    1, // session
+	"wamp.session.kill":                   3, // session, reason, message
+	"wamp.session.kill_by_authid":         3, // authid, reason, message
+	"wamp.session.kill_by_authrole":       3, // authrole, reason, message
+	"wamp.session.kill_all":               2, // reason, message
+	"wamp.session.add_testament":          5, // topic, args, kwargs, publish_options, scope
+	"wamp.session.flush_testaments":       1, // scope
+	"wamp.registration.list":              1, // session_id (refused: metaList)
+	"wamp.registration.lookup":            2, // procedure, options
+	"wamp.registration.match":             1, // procedure
+	"wamp.registration.get":               1, // registration
+	"wamp.registration.list_callees":      1, // registration
+	"wamp.registration.count_callees":     1, // registration
+	"wamp.registration.remove_callee":     3, // registration, callee, reason
+	"wamp.subscription.list":              1, // session_id (refused: metaList)
+	"wamp.subscription.lookup":            2, // topic, options
+	"wamp.subscription.match":             1, // topic
+	"wamp.subscription.get":               1, // subscription
+	"wamp.subscription.list_subscribers":  1, // subscription
+	"wamp.subscription.count_subscribers": 1, // subscription
+	"wamp.subscription.remove_subscriber": 3, // subscription, subscriber, reason
+}
+
+// metaExtraArgs refuses a call of meta procedure proc with more positional
+// arguments than it takes (metaArity). Before, the extra ones were
+// ignored, silently: kill(id, reason, message, x) killed, and
+// remove_callee(registration, callee, reason, x) removed, as if they had
+// been understood, where Crossbar.io answers invalid_argument and does
+// nothing.
+func metaExtraArgs(proc string, args []any) *metaErr {
+	n := metaArity[proc]
+	if len(args) <= n {
+		return nil
+	}
+	takes := strconv.Itoa(n) + " positional arguments"
+	if n == 1 {
+		takes = "1 positional argument"
+	}
+	return badArg(proc + " takes at most " + takes + ", not " + strconv.Itoa(len(args)))
 }
 
 // metaUnknownKey refuses a keyword argument meta procedure proc does not

@@ -24,8 +24,8 @@ func TestMeshQueuedBytesRefusalKillsNothing(t *testing.T) {
 	mm.sync()
 	e.advance(time.Minute)
 	junk := strings.Repeat("x", 60<<10)
-	fargs := []any{"com.a", junk}
-	q, err := encodeQuery("realm1", "wamp.subscription.match", fargs, nil)
+	fargs := []any{"com.a", map[string]any{"match": "exact", "pad": junk}} // an option lookup does not read
+	q, err := encodeQuery("realm1", "wamp.subscription.lookup", fargs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestMeshQueuedBytesRefusalKillsNothing(t *testing.T) {
 	maxQueuedAsks = queued * askCost(queuedMeta{q: q}) // the filler's queued calls fill it exactly
 	mm.nodes[0].gatherHold.Store(true)                 // a slow node: the gathers wait
 	for range maxSessionGathers + queued {
-		filler.call("wamp.subscription.match", nil, fargs, nil)
+		filler.call("wamp.subscription.lookup", nil, fargs, nil)
 	}
 	for range maxSessionGathers { // the killer's turns busy
 		killer.call("wamp.session.count", nil, nil, nil)

@@ -10,8 +10,8 @@ import (
 
 // A gathered meta call waiting in its session for a turn to ask the other
 // nodes (its session's 16 gathers busy while a node answers slowly, or its
-// walk budget in debt) holds its query, up to 64 KiB of arguments (extra
-// positional arguments, which the procedure ignores, included): a
+// walk budget in debt) holds its query, up to 64 KiB of arguments (options
+// the procedure does not read included): a
 // session's 64 held about 4 MiB, in no budget (measured here: 8 sessions
 // of 80 such calls, +50 MB of heap), and an address may open 1,024
 // sessions. The queued calls of all sessions are now bounded in bytes
@@ -34,7 +34,7 @@ func TestMeshQueuedMetaCallsBoundedInBytes(t *testing.T) {
 	const calls = maxSessionGathers + maxSessionGatherQueue
 	for _, att := range atts {
 		for range calls {
-			att.call("wamp.subscription.match", nil, []any{"com.a", junk}, nil)
+			att.call("wamp.subscription.lookup", nil, []any{"com.a", map[string]any{"match": "exact", "pad": junk}}, nil)
 		}
 	}
 	mm.sync()

@@ -284,7 +284,9 @@ func TestMetaArgumentErrors(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	c := e.join(proto.JSON)
 	for _, proc := range []string{"wamp.session.get", "wamp.registration.get", "wamp.subscription.get", "wamp.session.kill", "wamp.registration.lookup"} {
-		req := c.call(proc, nil, []any{"not-an-id-or-uri", 1, 2}, nil)
+		// As many arguments as proc takes (more are refused first:
+		// TestMetaExtraPositionalArgumentsRefused).
+		req := c.call(proc, nil, []any{"not-an-id-or-uri", 1, 2}[:metaArity[proc]], nil)
 		m := c.recv()
 		if proc == "wamp.registration.lookup" {
 			if m.Type != proto.CodeError || string(m.URI) != proto.URIInvalidArgument {
