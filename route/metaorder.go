@@ -14,10 +14,14 @@ import (
 // critical section (metaPush), so the queue holds the events in the order
 // of the changes they announce; the shard then publishes what the queue
 // holds (metaFlush), one shard at a time, in queue order, posting each
-// event to every shard with subscribers of it, its own included: each
-// shard's mailbox is in order, so every subscriber gets the events in the
-// order of the changes. WAMP Advanced Profile, Registration Meta Events:
-// "A wamp.registration.on_register event MUST be fired subsequent to a
+// event to every other shard with subscribers of it: each shard's mailbox
+// is in order, so every subscriber gets the events in the order of the
+// changes. Its own shard's subscribers get it inline when no meta event
+// posted to the shard earlier waits there (else it is posted there too,
+// behind them): so that a session's on_join reaches them before the
+// events it publishes, which fanout delivers to them inline. WAMP
+// Advanced Profile, Registration Meta Events: "A
+// wamp.registration.on_register event MUST be fired subsequent to a
 // wamp.registration.on_create event [...] Similarly, the
 // wamp.registration.on_delete event MUST be preceded by a
 // wamp.registration.on_unregister event"; the same for subscriptions; and a
@@ -180,16 +184,32 @@ func (s *Shard) metaPublish(rm *Realm, it *metaItem) {
 	}
 }
 
-// metaFanout posts p to every shard with subscribers in subs, this one
-// included (fanout delivers to this shard's inline, which would let an
-// event overtake earlier ones another shard posted here), within the
-// shards' event backlog as fanout.
+// metaFanout posts p to every other shard with subscribers in subs, within
+// the shards' event backlog as fanout, and delivers it to this shard's
+// inline unless meta events posted here earlier are still waiting
+// (metaPosted): it would overtake them, and p too is then posted.
+//
+// Before, p was posted to this shard in every case, while the events a
+// session publishes reach the subscribers of its own shard inline
+// (fanout): a PUBLISH read in the same round of the loop as its session's
+// HELLO (sent right behind it, or read before the loop turned to its
+// mailbox) reached them before that session's on_join.
+// TestOnJoinBeforeTheSessionsFirstEventOnItsLoop.
 func (s *Shard) metaFanout(p *publication, subs []*subscription) {
 	var present [maxShards]bool
 	markShards(&present, subs)
 	n := p.cost()
+	inline := false
 	for i, sh := range s.r.shards {
 		if !present[i] {
+			continue
+		}
+		// Another shard adds to this one's metaPosted only while it
+		// publishes its realm's meta events (that queue busy), so none of
+		// this realm's is added while this shard publishes them; another
+		// realm's may be, in no order with these.
+		if sh == s && s.metaPosted.Load() == 0 {
+			inline = true
 			continue
 		}
 		if b := sh.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
@@ -197,6 +217,10 @@ func (s *Shard) metaFanout(p *publication, subs []*subscription) {
 			continue
 		}
 		sh.eventBacklog.Add(n)
-		sh.post(task{kind: tEvents, pub: p, subs: subs, b: uint64(n)})
+		sh.metaPosted.Add(1)
+		sh.post(task{kind: tMeta, pub: p, subs: subs, b: uint64(n)})
+	}
+	if inline {
+		s.deliverEvents(p, subs)
 	}
 }

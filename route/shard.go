@@ -44,6 +44,11 @@ type Shard struct {
 	// escapes six times its size), so a caller or a callee could queue its
 	// payloads here without bound.
 	callBacklog atomic.Int64
+	// metaPosted is the meta events posted to this shard (metaFanout,
+	// tMeta) and not yet delivered: while there are none, the
+	// shard delivers the meta events it publishes to its own subscribers
+	// inline, still in the order of the realm's queue.
+	metaPosted atomic.Int64
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick

@@ -19,6 +19,7 @@ const (
 	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
 	tRemoveReg                     // s: callee; reg; c.uri: reason ("": none): wamp.registration.remove_callee
 	tRemoveSub                     // s: subscriber; subs[0]: its subscription; c.uri: reason: wamp.subscription.remove_subscriber
+	tMeta                          // pub; subs; b: its backlog bytes: a meta event for this shard's subscribers (metaFanout)
 )
 
 // Task flags.
@@ -90,6 +91,10 @@ func (s *Shard) run(t *task) {
 		if t.b != 0 { // from another shard
 			s.eventBacklog.Add(-int64(t.b))
 		}
+		s.deliverEvents(t.pub, t.subs)
+	case tMeta:
+		s.metaPosted.Add(-1)
+		s.eventBacklog.Add(-int64(t.b))
 		s.deliverEvents(t.pub, t.subs)
 	case tKill:
 		if t.s.state == stEstablished {
