@@ -120,6 +120,16 @@ func (s *Shard) metaFlush(rm *Realm) {
 			if cap(mq.q) > metaKeepQueue {
 				mq.q = nil
 			}
+		} else if mq.head >= metaKeepQueue && 2*mq.head >= len(mq.q) {
+			// The events taken move out of the array: appends grow it
+			// from its length, taken events included, so a queue that
+			// never empties (shards pushing as fast as one publishes)
+			// kept every event it ever held. Half of it at least was
+			// taken: moving the rest costs no more than the appends
+			// that filled that half.
+			m := copy(mq.q, mq.q[mq.head:])
+			clear(mq.q[m:])
+			mq.head, mq.q = 0, mq.q[:m]
 		}
 		mq.mu.Unlock()
 		for i := range batch[:k] {
