@@ -601,7 +601,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		kept.publisher = nil
 		kept.remote = &remotePublisher{id: ss.id, authID: ss.authID, authRole: ss.authRole}
 		rm.mu.Lock()
-		p.at = rm.retainStamp(string(m.URI), s.r.now())
+		p.at = rm.retainStamp(string(m.URI), s.r.wallNow())
 		kept.at = p.at
 		why, old := rm.retain(string(m.URI), kept, ss.asRetainer(), ss.retainOwner())
 		rm.mu.Unlock()

@@ -249,7 +249,7 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 	if s.registrationsFull(ss, m.Request, match, invoke, uri, len(ss.regs)+ss.claims.busy+len(ss.claims.q)) {
 		return
 	}
-	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.now()}
+	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.wallNow()}
 	if s.r.mesh != nil && invoke == proto.InvokeSingle && (s.singlesFull(ss, m.Request, match, uri) || s.meshClaim(ss, m.Request, match, uri, ce)) {
 		return // refused, or REGISTERED or an ERROR once the mesh answers the claim
 	}

@@ -75,6 +75,14 @@ const maxHeldQuery = 16384
 // complete.
 var presenceRetry = time.Second
 
+// monoStart is the process's start on the monotonic clock (monoNow).
+var monoStart = time.Now()
+
+// monoNow returns the nanoseconds since monoStart plus one (never 0) on
+// the monotonic clock, for intervals timed with time.Now rather than
+// Config.Now: a step of the system clock does not move them.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
+
 // maxPresenceRounds bounds the gathers a tracking makes to start
 // complete (every presenceRetry while some node does not answer).
 const maxPresenceRounds = 10
@@ -153,9 +161,14 @@ func (rm *Realm) gatherPresence(pr *presence) {
 // calls' walk budget, and a client that subscribed to on_leave and
 // unsubscribed in a loop started a tracking, so a gather, at each turn. A
 // gather due sooner waits (and is dropped if its tracking is by then).
+//
+// The interval is on the monotonic clock (monoNow): before, time.Now's
+// UnixNano, so that a step of the system clock back by an hour held every
+// realm's next presence gather (and the on_leave events it feeds) off
+// for that hour.
 func (rm *Realm) queryPresence(pr *presence) {
 	for {
-		now := time.Now().UnixNano()
+		now := monoNow()
 		last := rm.presGatherAt.Load()
 		if wait := last + int64(presenceRetry) - now; last != 0 && wait > 0 {
 			time.AfterFunc(time.Duration(wait), func() {

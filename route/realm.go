@@ -46,7 +46,7 @@ type Realm struct {
 	// nodes' sessions kept while there are any (mesh_presence.go).
 	leaveSubs int
 	pres      atomic.Pointer[presence]
-	// presGatherAt is when (unix ns) the realm last asked the other nodes
+	// presGatherAt is when (monoNow) the realm last asked the other nodes
 	// for their sessions (queryPresence).
 	presGatherAt atomic.Int64
 	// drops holds the publication ids of retained events this node

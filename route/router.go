@@ -186,6 +186,12 @@ type Config struct {
 	// cores saturated: up to the scheduler's time slice, 10–20 ms) can the
 	// coarse clock lag enough for a deadline to come early. Due timers are
 	// checked against Now itself.
+	//
+	// Durations (timeouts, timers, windows, budgets) are measured with
+	// Time.Sub between Now's readings, so time.Now's monotonic clock times
+	// them and a step of the system clock moves none; the stamps other
+	// nodes compare (retained events', callees' REGISTER times) and the
+	// dates shown to clients are Now's wall clock.
 	Now func() time.Time
 
 	// manualTimers: no timer goroutine; the test drives Tick itself.
@@ -262,8 +268,14 @@ type Router struct {
 	mesh Mesh       // nil alone; static after AttachMesh (before any session)
 	ms   *meshState // nil alone
 
+	// epoch is Config.Now's reading at New, and epochNs its unix ns: the
+	// timers' clock (now) is epochNs plus the time since epoch. Static
+	// after New.
+	epoch   time.Time
+	epochNs int64
+
 	// The coarse clock of the call path (see Config.Now and coarseNow).
-	clockNs   atomic.Int64 // last reading, unix ns; written by the timer goroutine
+	clockNs   atomic.Int64 // last reading of now; written by the timer goroutine
 	clockLive atomic.Bool  // the timer goroutine refreshes clockNs every clockTick
 	clockRead atomic.Bool  // clockNs was read (or wanted) since the last refresh
 
@@ -370,6 +382,8 @@ func New(cfg Config) (*Router, error) {
 	}
 	cfg.AuthLimits = lim
 	r := &Router{cfg: cfg, log: cfg.Logger, sessions: map[uint64]*Session{}, limiter: newAuthLimiter(lim)}
+	r.epoch = cfg.Now()
+	r.epochNs = r.epoch.UnixNano()
 	r.decoyKey = decoyKeyFrom(cfg.DecoySecret)
 	realms := map[string]*Realm{}
 	for i := range cfg.Realms {
@@ -424,10 +438,28 @@ func (r *Router) Shards() int { return len(r.shards) }
 // Realm returns the realm named name, or nil.
 func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
 
-// now returns the current time in unix nanoseconds.
-func (r *Router) now() int64 { return r.cfg.Now().UnixNano() }
+// now returns the clock of the router's durations, in nanoseconds on the
+// scale of unix time at New: every timer (call timeouts, HELLO, GOODBYE,
+// authentication delays), budget refill, window and log limiter reads it.
+// It is the time since New by time.Time.Sub, which takes the monotonic
+// readings of time.Now (a fake clock without them is taken as it reads,
+// as before), added to New's unix time. Before, it was Config.Now's
+// UnixNano, the wall clock: a step of the system clock (NTP's first sync
+// on a board without a real-time clock, date -s, a VM resumed) moved every
+// deadline by the step, so that a step forward failed every pending call
+// with wamp.error.timeout and aborted every session waiting for its HELLO
+// at the next tick, and a step back held them all off for its length
+// (TestTimersIgnoreWallClockSteps). Values that are dates, compared with
+// other nodes' or shown to clients, read wallNow.
+func (r *Router) now() int64 { return r.epochNs + int64(r.cfg.Now().Sub(r.epoch)) }
 
-// deadlineAfter returns the deadline d after t (unix nanoseconds), saturating at
+// wallNow returns Config.Now in unix nanoseconds, the wall clock: for the
+// stamps other nodes compare with theirs (a retained event's publication
+// time, retainStamp; a callee's REGISTER time, which orders the mesh's
+// first and last callees), never for a duration.
+func (r *Router) wallNow() int64 { return r.cfg.Now().UnixNano() }
+
+// deadlineAfter returns the deadline d after t (now's nanoseconds), saturating at
 // the largest int64: a timeout of a few million hours (a Config's, meant
 // as "practically never") must not wrap past the year 2262 into a
 // deadline already gone.
@@ -441,7 +473,7 @@ func deadlineAfter(t int64, d time.Duration) int64 {
 // clockTick is the refresh period of the coarse clock while it is in use.
 const clockTick = time.Millisecond
 
-// coarseNow returns the time in unix nanoseconds for a CALL's deadline
+// coarseNow returns the time on now's scale for a CALL's deadline
 // without reading the clock: the coarse clock, refreshed every clockTick by
 // the timer goroutine while it is being read. When it is asleep (no call
 // in the last tick), it reads Config.Now once and wakes it. Safe for

@@ -270,7 +270,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 			retain, stale := t.retain, []uint64(nil)
 			if retain {
 				rm.mu.Lock()
-				p.at = rm.retainStamp(t.topic, s.r.now())
+				p.at = rm.retainStamp(t.topic, s.r.wallNow())
 				kept := *p
 				kept.retained = true
 				why, old := rm.retain(t.topic, &kept, ss.asRetainer(), ss.retainOwner())

@@ -1,0 +1,134 @@
+package route
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// wallStepped returns t, a reading of time.Now, with its wall clock moved
+// by d (whole seconds) and its monotonic reading kept: what time.Now reads
+// after the system clock is stepped by d (an NTP step, date -s). No
+// exported API makes such a value (Add moves both readings, Round(0)
+// drops the monotonic one), so it writes time.Time's fields: wall holds
+// the hasMonotonic flag, 33 bits of seconds since 1885 and 30 bits of
+// nanoseconds; ext the monotonic reading. checkWallStepped skips a test
+// whose toolchain lays time.Time out otherwise. (loop's test has the same.)
+func wallStepped(t time.Time, d time.Duration) time.Time {
+	const hasMonotonic, nsecBits = 1 << 63, 30
+	p := (*struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	})(unsafe.Pointer(&t))
+	if p.wall&hasMonotonic == 0 {
+		return t.Add(d)
+	}
+	sec := int64(p.wall<<1>>(nsecBits+1)) + int64(d/time.Second)
+	p.wall = hasMonotonic | uint64(sec)<<nsecBits | p.wall&(1<<nsecBits-1)
+	return t
+}
+
+func checkWallStepped(t *testing.T) {
+	t0 := time.Now()
+	s := wallStepped(t0, time.Hour)
+	if s.Sub(t0) != 0 || s.Round(0).Sub(t0.Round(0)) != time.Hour {
+		t.Skip("time.Time is laid out otherwise: wallStepped cannot model a stepped clock")
+	}
+}
+
+// stepClock is a fake clock whose readings are time.Now's kind: with a
+// monotonic reading, which advance moves (with the wall clock), and a wall
+// clock that step moves alone, as a step of the system clock does.
+type stepClock struct {
+	base time.Time // a time.Now reading (monotonic)
+	adv  atomic.Int64
+	step atomic.Int64
+}
+
+func newStepClock() *stepClock { return &stepClock{base: time.Now()} }
+
+func (c *stepClock) now() time.Time {
+	return wallStepped(c.base.Add(time.Duration(c.adv.Load())), time.Duration(c.step.Load()))
+}
+
+// newStepEnv is newEnv on a stepClock; advance moves it and runs the
+// timers.
+func newStepEnv(t *testing.T, mutate func(*Config)) (*env, *stepClock, func(time.Duration)) {
+	checkWallStepped(t)
+	clk := newStepClock()
+	e := newEnv(t, 1, func(c *Config) {
+		c.Now = clk.now
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return e, clk, func(d time.Duration) {
+		clk.adv.Add(int64(d))
+		e.r.Tick(time.Second)
+		e.sync()
+	}
+}
+
+// The router's timers follow the monotonic clock, not the wall clock: a
+// step of the system clock (NTP's first sync on a board without a
+// real-time clock, which the unit does not wait for; date -s; a VM
+// resumed) neither fires every deadline at once nor holds them off for
+// the step's length. Before, Router.now was Config.Now's UnixNano: stepped
+// forward an hour, every pending call failed with wamp.error.timeout and
+// every connection waiting for its HELLO was aborted at the next tick;
+// stepped back an hour, no call timed out and no HELLO timeout fired for
+// that hour (nor did a GOODBYE or authentication-delay timer, a budget
+// refill or a log limiter's window move).
+func TestTimersIgnoreWallClockSteps(t *testing.T) {
+	const hour = int64(time.Hour)
+	cfg := func(c *Config) { c.CallTimeout, c.HelloTimeout = 10*time.Second, 10*time.Second }
+
+	t.Run("call/forward", func(t *testing.T) {
+		t.Parallel()
+		e, clk, advance := newStepEnv(t, cfg)
+		callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+		callee.register("com.slow", nil)
+		req := caller.call("com.slow", nil, nil, nil)
+		callee.expect(proto.CodeInvocation)
+		clk.step.Store(hour)
+		advance(time.Second)
+		caller.quiet()
+		advance(10 * time.Second)
+		caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	})
+	t.Run("call/back", func(t *testing.T) {
+		t.Parallel()
+		e, clk, advance := newStepEnv(t, cfg)
+		callee, caller := e.join(proto.JSON), e.join(proto.JSON)
+		callee.register("com.slow", nil)
+		req := caller.call("com.slow", nil, nil, nil)
+		callee.expect(proto.CodeInvocation)
+		clk.step.Store(-hour)
+		advance(11 * time.Second)
+		caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	})
+	t.Run("hello/forward", func(t *testing.T) {
+		t.Parallel()
+		e, clk, advance := newStepEnv(t, cfg)
+		c := e.connect(proto.JSON)
+		clk.step.Store(hour)
+		advance(time.Second)
+		c.quiet()
+		c.hello("realm1", allFeatures, nil)
+		c.expect(proto.CodeWelcome)
+	})
+	t.Run("hello/back", func(t *testing.T) {
+		t.Parallel()
+		e, clk, advance := newStepEnv(t, cfg)
+		c := e.connect(proto.JSON)
+		clk.step.Store(-hour)
+		advance(11 * time.Second)
+		if m := c.expect(proto.CodeAbort); string(m.URI) != proto.URIProtocolViolation {
+			t.Fatalf("ABORT %s", m.URI)
+		}
+	})
+}
