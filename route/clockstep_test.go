@@ -132,3 +132,54 @@ func TestTimersIgnoreWallClockSteps(t *testing.T) {
 		}
 	})
 }
+
+// The login limiter's windows and lockouts follow the monotonic clock: a
+// step of the system clock forward neither lifts a lockout nor forgets the
+// failures in the window, and a step back does not hold a lockout for the
+// step's length. Before, the limiter read Config.Now's UnixNano: stepped
+// forward an hour, a locked-out authid was checked again at once (and a
+// guesser got BlockAfter more tries at each step); stepped back an hour,
+// a device with a fixed secret stayed locked out for that hour plus the
+// 5-minute lockout.
+func TestLoginLockoutIgnoresWallClockSteps(t *testing.T) {
+	checkWallStepped(t)
+	const nat = "192.0.2.20:1"
+	hello := func(e *env) *proto.Message {
+		c := e.connectFrom(0, proto.JSON, nat)
+		c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"})
+		return c.recv()
+	}
+	lockedOut := func(t *testing.T, step time.Duration) (*env, *stepClock) {
+		clk := newStepClock()
+		e, _ := secureEnv(t, func(c *Config) { c.Now, c.AuthLimits.DelayAfter = clk.now, 100 })
+		for i := range DefaultAuthBlockAfter {
+			c := e.connectFrom(i%2, proto.JSON, nat)
+			if m := c.login(map[string]any{"authmethods": []any{"ticket"}, "authid": "alice"}, func(map[string]any) string { return "stale" }); string(m.URI) != proto.URIAuthenticationFailed {
+				t.Fatalf("failure %d: %v %s", i, m.Type, m.URI)
+			}
+		}
+		e.sync()
+		if m := hello(e); m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationDenied {
+			t.Fatalf("HELLO after %d failures: %v %s, want ABORT %s", DefaultAuthBlockAfter, m.Type, m.URI, proto.URIAuthenticationDenied)
+		}
+		clk.step.Store(int64(step))
+		return e, clk
+	}
+
+	t.Run("forward", func(t *testing.T) {
+		t.Parallel()
+		e, clk := lockedOut(t, time.Hour)
+		clk.adv.Add(int64(time.Second))
+		if m := hello(e); m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationDenied {
+			t.Fatalf("HELLO a second after the lockout, the wall clock an hour on: %v %s, want ABORT %s", m.Type, m.URI, proto.URIAuthenticationDenied)
+		}
+	})
+	t.Run("back", func(t *testing.T) {
+		t.Parallel()
+		e, clk := lockedOut(t, -time.Hour)
+		clk.adv.Add(int64(DefaultAuthLockout + time.Second))
+		if m := hello(e); m.Type != proto.CodeChallenge {
+			t.Fatalf("HELLO after the lockout, the wall clock an hour back: %v %s, want CHALLENGE", m.Type, m.URI)
+		}
+	})
+}

@@ -453,6 +453,14 @@ func (r *Router) Realm(name string) *Realm { return (*r.realms.Load())[name] }
 // other nodes' or shown to clients, read wallNow.
 func (r *Router) now() int64 { return r.epochNs + int64(r.cfg.Now().Sub(r.epoch)) }
 
+// clock returns now as a time.Time (without a monotonic reading), for the
+// login limiter, whose windows and lockouts are durations: before, it was
+// given Config.Now, and its UnixNano stepped with the wall clock, so that
+// a step forward lifted every lockout and forgot every failure in the
+// window, and a step back held every lockout for the step's length
+// (TestLoginLockoutIgnoresWallClockSteps). Not on the per-message path.
+func (r *Router) clock() time.Time { return time.Unix(0, r.now()) }
+
 // wallNow returns Config.Now in unix nanoseconds, the wall clock: for the
 // stamps other nodes compare with theirs (a retained event's publication
 // time, retainStamp; a callee's REGISTER time, which orders the mesh's

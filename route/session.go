@@ -464,7 +464,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 		}
 	}
 	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
-	if s.r.limiter.blocked(key, s.r.cfg.Now()) {
+	if s.r.limiter.blocked(key, s.r.clock()) {
 		s.authDenied(ss, s.lockedOut(key))
 		return
 	}
@@ -585,7 +585,7 @@ var (
 // as locked out: the authid's (its address's other authids are not
 // refused) or the address's.
 func (s *Shard) lockedOut(key loginKey) *AuthError {
-	if s.r.limiter.lockOf(key, s.r.cfg.Now()) == lockAuthID {
+	if s.r.limiter.lockOf(key, s.r.clock()) == lockAuthID {
 		return errIDLockedOut
 	}
 	return errLockedOut
@@ -599,9 +599,9 @@ func (s *Shard) authDenied(ss *Session, why *AuthError) {
 
 // startChallenge runs Authenticator.Challenge on the worker pool.
 func (s *Shard) startChallenge(ss *Session, js *joinState) {
-	if !s.r.limiter.open(js.key, s.r.cfg.Now()) {
+	if !s.r.limiter.open(js.key, s.r.clock()) {
 		why := errTooManyOpen
-		switch now := s.r.cfg.Now(); {
+		switch now := s.r.clock(); {
 		case s.r.limiter.blocked(js.key, now):
 			why = s.lockedOut(js.key)
 		case !s.r.limiter.tracked(js.key):
@@ -662,7 +662,7 @@ func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 	w := &authWait{}
 	key := js.key
 	w.fire = func(ok bool) { s.post(task{kind: tAuthSlot, s: ss, auth: &authResult{slot: w, granted: ok, key: key}}) }
-	switch s.r.limiter.reserve(js.key, s.r.cfg.Now(), w) {
+	switch s.r.limiter.reserve(js.key, s.r.clock(), w) {
 	case granted:
 		s.checkSignature(ss, js)
 	case denied:
@@ -680,7 +680,7 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 	if ss.state != stAuthPending || js == nil || js.wait != res.slot {
 		// The session went away meanwhile: give back the place.
 		if res.granted && res.key.addr != "" {
-			s.r.limiter.settle(res.key, true, false, s.r.cfg.Now())
+			s.r.limiter.settle(res.key, true, false, s.r.clock())
 		}
 		return
 	}
@@ -715,11 +715,11 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 		s.settleAuth(key, a.Method(), true, res)
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	}, func() {
-		s.r.limiter.settle(key, true, false, s.r.cfg.Now())
+		s.r.limiter.settle(key, true, false, s.r.clock())
 		s.dropAuth(ss)
 	})
 	if !ok {
-		s.r.limiter.settle(key, true, false, s.r.cfg.Now())
+		s.r.limiter.settle(key, true, false, s.r.clock())
 		s.authBusy(ss)
 	}
 }
@@ -766,7 +766,7 @@ func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *auth
 		failed = false // nothing was checked: not a guess
 	}
 	var lock lockKind
-	res.delay, lock = s.r.limiter.settle(key, reserved, failed, s.r.cfg.Now())
+	res.delay, lock = s.r.limiter.settle(key, reserved, failed, s.r.clock())
 	if failed {
 		s.stats.AuthFailures.Add(1)
 		s.stats.AuthFailuresBy[authMethodIndex(method)].Add(1)
