@@ -43,7 +43,7 @@ func TestGatherEndsOnce(t *testing.T) {
 
 	// The settle timer ends the gather (no node known) while Gather is
 	// about to queue its query.
-	n.startedAt.Store(time.Now().UnixNano())
+	n.markStarted()
 	var calls atomic.Int32
 	ended := make(chan struct{}, 2)
 	hook := func() {
@@ -65,7 +65,7 @@ func TestGatherEndsOnce(t *testing.T) {
 
 	// Refused before the timer fires, the gather ends by its error only:
 	// the timer, when it fires, finds it gone.
-	n.startedAt.Store(time.Now().UnixNano())
+	n.markStarted()
 	err = n.Gather([]byte("q"), func([][]byte, []string) { calls.Add(1) })
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("Gather with the queue full: %v, want ErrBusy", err)

@@ -153,7 +153,7 @@ func TestSameNameNodeAliveWhileHeard(t *testing.T) {
 		t.Fatalf("PeersSameName = %d, want 1", g)
 	}
 	// Silent for longer than PeerTimeout.
-	n.peers.twins[7].last.Store(time.Now().Add(-2 * time.Second).UnixNano())
+	n.peers.twins[7].last.Store(n.mono() - int64(2*time.Second))
 	if n.twinAlive("7") {
 		t.Fatal("a node under this node's name silent past PeerTimeout still counts as alive")
 	}

@@ -81,7 +81,7 @@ func TestMeshInProcessGetRetainedNotChargedForBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past a's first two heartbeats (Gather's settle).
-	time.Sleep(time.Until(time.Unix(0, a.n.startedAt.Load()).Add(2*a.n.opts.Heartbeat + 100*time.Millisecond)))
+	time.Sleep(2*a.n.opts.Heartbeat + 100*time.Millisecond - a.n.since(a.n.startedAt.Load()))
 
 	sh := a.r.Shard(0)
 	p := &inProc{welcomed: make(chan struct{}), ended: make(chan uint64, 1), errs: make(chan string, 1)}

@@ -99,9 +99,11 @@ type KV struct {
 	ttl     bool   // the stream takes per-message TTLs
 	timeout time.Duration
 	maxVal  int
-	// noConsumers is when ListSince may try a consumer again (Unix
-	// nanoseconds) after one it could not make while the entries could be
-	// read one by one: a user that may not make them (kvsince.go).
+	// noConsumers is when ListSince may try a consumer again (time since
+	// processStart, monotonic: a step of the system clock back does not
+	// hold it off for the step's length) after one it could not make while
+	// the entries could be read one by one: a user that may not make them
+	// (kvsince.go).
 	noConsumers atomic.Int64
 	// afterMarker, when set, is called by Delete between its marker's
 	// write and its removal (a test seam).

@@ -87,7 +87,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 			out = append(out, kvEntry(kv.subj, m.Subject, m.Data, m.Sequence))
 		}
 	}
-	if time.Now().UnixNano() < kv.noConsumers.Load() {
+	if int64(time.Since(processStart)) < kv.noConsumers.Load() {
 		rest, err := kv.listFrom(ctx, filter, last.Sequence+1)
 		if err != nil {
 			return nil, err
@@ -117,7 +117,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 		if lerr != nil {
 			return nil, lerr
 		}
-		kv.noConsumers.Store(time.Now().Add(noConsumersFor).UnixNano())
+		kv.noConsumers.Store(int64(time.Since(processStart) + noConsumersFor))
 		return append(out, rest...), nil
 	}
 	info := c.CachedInfo()

@@ -449,7 +449,7 @@ func (n *Node) unheard() int {
 		return v.unheard
 	}
 	at := n.startedAt.Load()
-	if at != 0 && time.Since(time.Unix(0, at)) < n.opts.PeerTimeout && (len(n.opts.Cluster.Routes) > 0 || len(n.opts.Leaf.Remotes) > 0) {
+	if at != 0 && n.since(at) < n.opts.PeerTimeout && (len(n.opts.Cluster.Routes) > 0 || len(n.opts.Leaf.Remotes) > 0) {
 		return 1
 	}
 	return 0
@@ -470,7 +470,7 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 	names := n.peers.view.Load().names
 	var settle time.Duration
 	if at := n.startedAt.Load(); at != 0 {
-		settle = time.Until(time.Unix(0, at).Add(2 * n.opts.Heartbeat))
+		settle = 2*n.opts.Heartbeat - n.since(at)
 	}
 	if len(names) == 0 && settle <= 0 {
 		var missing []string

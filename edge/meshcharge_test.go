@@ -142,7 +142,7 @@ func askBounded(t *testing.T, what string, op func(context.Context, *client.Sess
 	})
 	// Past the node's first two heartbeats, when its gathers stop
 	// waiting to know its peers (Gather's settle).
-	time.Sleep(time.Until(time.Unix(0, a.n.startedAt.Load()).Add(2*a.n.opts.Heartbeat + 100*time.Millisecond)))
+	time.Sleep(2*a.n.opts.Heartbeat + 100*time.Millisecond - a.n.since(a.n.startedAt.Load()))
 	// The burst, and the session's 16 gathers under way twice over
 	// (charged once answered).
 	const lim = askBurst + 64

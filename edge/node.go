@@ -48,7 +48,12 @@ type Node struct {
 	log      *slog.Logger
 	r        *route.Router
 	boot     uint64 // random per process start: tells a restarted node from the old one
-	slot     uint16
+	// now is the clock of the node's intervals (mono): time.Now; tests
+	// inject readings of a stepped wall clock. epoch is its reading at
+	// New. Static after New.
+	now   func() time.Time
+	epoch time.Time
+	slot  uint16
 	// inbox is nodeInbox(Name): the Reply field of what the node sends.
 	inbox string
 	// meshVer is the mesh version the node speaks (meshVersion; another
@@ -104,8 +109,8 @@ type Node struct {
 	gseq    uint64
 	gBytes  int64     // guarded by gmu: bytes of the answers gathers hold (Options.MaxGathered)
 	gFullAt time.Time // guarded by gmu: the last answer dropped for it, logged
-	// startedAt is when Start succeeded, in Unix nanoseconds (zero
-	// before): see Gather.
+	// startedAt is when Start succeeded, on mono's clock (zero before):
+	// see Gather and unheard.
 	startedAt atomic.Int64
 
 	claims *claimStore
@@ -268,6 +273,8 @@ func New(opts Options) (*Node, error) {
 		log:       opts.Logger.With("node", opts.Name),
 		r:         opts.Router,
 		boot:      binary.LittleEndian.Uint64(b[:]) | 1,
+		now:       time.Now,
+		epoch:     time.Now(),
 		slot:      route.MeshSlot(opts.Name),
 		meshVer:   meshVersion,
 		inbox:     nodeInbox(opts.Name),
@@ -331,7 +338,7 @@ func (n *Node) Start() error {
 	go n.runControl()
 	go n.runPump(n.evCh, n.in, &n.stats.InboundFull)
 	go n.runEvents()
-	n.startedAt.Store(time.Now().UnixNano())
+	n.markStarted()
 	n.ready.Store(true)
 	if !n.opts.testQuietStart {
 		n.heartbeat()
@@ -921,3 +928,22 @@ func redactURLs(s string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// markStarted records that Start succeeded (startedAt).
+func (n *Node) markStarted() { n.startedAt.Store(n.mono()) }
+
+// mono returns the node's clock for intervals: the nanoseconds since New
+// by time.Time.Sub, which takes time.Now's monotonic readings, plus one
+// (never 0, which stands for "not yet"). Before, the start (startedAt)
+// and the twins' last heartbeats (heardTwin) were time.Now's UnixNano, the
+// wall clock: a step of the system clock (NTP's first sync on a board
+// without a real-time clock, date -s, a VM resumed) back by more than the
+// node's uptime made every gather wait for its GatherTimeout and count as
+// incomplete, a node report an unheard node, and a twin be taken for
+// alive (its single registrations refused here), for the step's length;
+// a step forward ended the start-up waits at once
+// (TestStartupJudgementsIgnoreWallClockSteps). Safe for concurrent use.
+func (n *Node) mono() int64 { return int64(n.now().Sub(n.epoch)) + 1 }
+
+// since returns the time since at, a reading of mono.
+func (n *Node) since(at int64) time.Duration { return time.Duration(n.mono() - at) }

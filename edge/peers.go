@@ -183,7 +183,7 @@ type peerTable struct {
 
 // twin is another node heard using this node's name (its heartbeats).
 type twin struct {
-	last atomic.Int64 // when it was last heard, in Unix nanoseconds
+	last atomic.Int64 // when it was last heard, on Node.mono's clock
 }
 
 type badPeer struct {
@@ -1612,13 +1612,13 @@ func (n *Node) heardTwin(boot uint64) {
 			return
 		}
 		t = &twin{}
-		t.last.Store(time.Now().UnixNano())
+		t.last.Store(n.mono())
 		n.peers.twins[boot] = t
 		n.publishTwins()
 		n.logTwins(time.Now(), boot)
 		return
 	}
-	t.last.Store(time.Now().UnixNano())
+	t.last.Store(n.mono())
 }
 
 // twinLeft forgets the node under this node's name of boot boot, which
@@ -1639,7 +1639,7 @@ func (n *Node) checkTwins(now time.Time) {
 		return
 	}
 	for boot, t := range n.peers.twins {
-		if now.Sub(time.Unix(0, t.last.Load())) > n.opts.PeerTimeout {
+		if n.since(t.last.Load()) > n.opts.PeerTimeout {
 			delete(n.peers.twins, boot)
 			n.publishTwins()
 			n.log.Info("mesh: the other node that used this node's name is no longer heard", "node", n.opts.Name, "other_boot", boot)
@@ -1690,5 +1690,5 @@ func (n *Node) twinAlive(boot string) bool {
 		return false
 	}
 	t := (*n.peers.twinView.Load())[b]
-	return t != nil && time.Since(time.Unix(0, t.last.Load())) <= n.opts.PeerTimeout
+	return t != nil && n.since(t.last.Load()) <= n.opts.PeerTimeout
 }

@@ -161,7 +161,7 @@ func TestGatherIncompleteInFirstHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.startedAt.Store(time.Now().UnixNano()) // just started: it waits two heartbeats before it trusts its view
+	n.markStarted() // just started: it waits two heartbeats before it trusts its view
 	n.peers.byName["silent"] = &peer{idx: 1, name: "silent", msgSubj: nodeSubject("silent", "m")}
 	n.peers.publish()
 	done := make(chan int, 1)
@@ -255,7 +255,7 @@ func TestGatherWaitsForTheNodesItAsked(t *testing.T) {
 	// of heartbeats; then the nodes it knows by then do (c joined and
 	// answered meanwhile: so do b and c).
 	n.opts.Heartbeat = 200 * time.Millisecond
-	n.startedAt.Store(time.Now().UnixNano())
+	n.markStarted()
 	id, done = gather()
 	n.answered(id, "b", []byte("y"))
 	if _, ok := ended(done); ok {
@@ -274,7 +274,7 @@ func TestGatherWaitsForTheNodesItAsked(t *testing.T) {
 	}
 	// The same, with d known by then but silent: the timeout ends it.
 	n.opts.GatherTimeout = 600 * time.Millisecond
-	n.startedAt.Store(time.Now().UnixNano())
+	n.markStarted()
 	id, done = gather()
 	n.peers.byName["d"] = &peer{idx: 3, name: "d", msgSubj: nodeSubject("d", "m")}
 	n.peers.publish()
@@ -466,7 +466,7 @@ func TestGatherReportsMissingNodes(t *testing.T) {
 	// node: one node unheard of, for its first PeerTimeout.
 	g = newNode("y")
 	g.opts.Heartbeat, g.opts.PeerTimeout = time.Millisecond, 300*time.Millisecond
-	g.startedAt.Store(time.Now().UnixNano())
+	g.markStarted()
 	check(gather()) // no routes: a node alone
 	g.opts.Cluster.Routes = []string{"nats://127.0.0.1:1"}
 	time.Sleep(5 * time.Millisecond) // past its first two heartbeats
