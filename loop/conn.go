@@ -78,7 +78,7 @@ type conn struct {
 	// TCP keepalive watches it.
 	rawPings  bool
 	pongSince int64       // when cn.pong started waiting
-	closeBy   int64       // phClosing: deadline for the peer's close frame
+	closeBy   int64       // phClosing: deadline for the peer's close frame (phWS, phRaw: see closeLeft)
 	reason    CloseReason // why it closes: the first cause recorded (close.go)
 	reasonErr error       // a detail of reason for the log, or nil
 	held      int64       // bytes of partial input counted in Engine.inbound (budget.go)
@@ -105,7 +105,9 @@ type conn struct {
 	// the peer is reading it. (closeBy and closeLeft serve lingering too.)
 	// phWS, phRaw with a keepalive ping outstanding: the bytes the peer's
 	// TCP had acknowledged when output waited ahead of the ping, or at the
-	// last sign that it reads it; 0 when none waited (pingbehind.go).
+	// last sign that it reads it; 0 when none waited (pingbehind.go);
+	// closeBy then where the ping starts in the connection's output, on
+	// the same count.
 	closeLeft int64
 }
 
@@ -584,7 +586,7 @@ func (cn *conn) deadlines(now int64) {
 				return // not one it is known to take (rawkeepalive.go)
 			}
 			cn.pingSent = now
-			cn.closeLeft = cn.ackedBehind() // before the ping is queued
+			cn.closeLeft, cn.closeBy = cn.ackedBehind() // before the ping is queued
 			cn.pingBuf()
 			if cn.phase == phWS {
 				cn.frame(ws.OpPing, nil)

@@ -127,3 +127,64 @@ func TestKeepaliveClosesStalledPeerWithBacklog(t *testing.T) {
 		t.Fatalf("%d keepalive closes, want 1 (closes %v)", n, s.e.Stats().Closes)
 	}
 }
+
+// The sparing of a peer reading behind its ping lasts until it has read
+// the ping: a peer that has read past it and keeps taking output (events
+// of a topic it subscribed to) but never answers is closed one timeout
+// after it reached the ping, as any peer that does not answer. Before,
+// every 16 KiB it took in a timeout, events it got after the ping
+// included, spared it for another: a WebSocket peer that never answers
+// pings was kept as long as it read, 16 KiB every timeout.
+func TestKeepaliveSparesOnlyUntilPingRead(t *testing.T) {
+	t.Parallel()
+	s, clk := keepaliveServer(t, 0)
+	const blob = 1 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	s.registerBlob(ctx, t, blob)
+	pub := s.dial("rs", proto.MsgPack)
+
+	c := dialTCP(t, s.url, 16<<10)
+	w := &wsClient{t: t, c: c, br: newReader(c), ser: proto.MsgPack}
+	w.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+	w.expectUpgrade()
+	p := newWAMP(t, w, proto.MsgPack)
+	p.join()
+	p.subscribe("com.feed")
+	shrinkRouterSendBuffer(t, c, 16<<10)
+	p.c.send(p.callMsg(p.nextReq(), "com.blob", nil))
+	eventually(t, ioTimeout, "the result queued for the caller", func() bool {
+		st, ok := s.e.statOf(t, c)
+		return ok && st.backlog > blob/2
+	})
+	s.tick(clk, kaInterval+time.Second)
+	if !s.pingOutstanding(c) {
+		t.Fatal("no ping after the interval")
+	}
+	s.waitPongs(c)
+	// It reads the result and the ping, and does not answer.
+	if op, _, err := w.readFrame(ioTimeout); err != nil || op != opBinary {
+		t.Fatalf("result: op %d, %v", op, err)
+	}
+	if op, _, err := w.readFrame(ioTimeout); err != nil || op != opPing {
+		t.Fatalf("after the result: op %d, %v", op, err)
+	}
+	// It keeps reading events, 32 KiB each timeout, silent.
+	event := make([]byte, 32<<10)
+	for round := 0; round < 4 && s.openAt(c); round++ {
+		if err := pub.Publish(ctx, "com.feed", []any{event}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if op, _, err := w.readFrame(ioTimeout); err != nil {
+			break // closed
+		} else if op != opBinary {
+			t.Fatalf("event: op %d", op)
+		}
+		s.waitPongs(c)
+		s.tick(clk, kaTimeout+time.Second)
+	}
+	eventually(t, ioTimeout, "the router to close the peer that never answers", func() bool { return !s.openAt(c) })
+	if n := s.e.Stats().Closes[CloseKeepalive]; n != 1 {
+		t.Fatalf("%d keepalive closes, want 1 (closes %v)", n, s.e.Stats().Closes)
+	}
+}
