@@ -701,7 +701,7 @@ const maxEventBacklog = 32 << 20
 // ownCost is the cost() of the copy own() makes, whether p's payload is
 // an own copy already or still points into the PUBLISH.
 func (p *publication) ownCost() int64 {
-	n := int64(p.c.size()+len(p.topic)) + 256
+	n := int64(p.c.size()+len(p.topic)) + eventOverhead
 	if p.filter != nil {
 		n += p.filter.size()
 	}
@@ -709,16 +709,28 @@ func (p *publication) ownCost() int64 {
 }
 
 // cost is what an owned copy of p holds while it waits in a mailbox: its
-// payload and topic, and the task and copy themselves (so that a flood of
-// empty events is bounded too). A black/white list is shared by the
-// copies and counted in each.
+// payload and topic, and the task and copy themselves (eventOverhead, so
+// that a flood of empty events is bounded too). A black/white list is
+// shared by the copies and counted in each.
 func (p *publication) cost() int64 {
-	n := int64(cap(p.c.buf)+len(p.topic)) + 256
+	n := int64(cap(p.c.buf)+cap(p.topic)) + eventOverhead
 	if p.filter != nil {
 		n += p.filter.size()
 	}
 	return n
 }
+
+// eventOverhead is what an event waiting for a shard holds besides its
+// payload, topic, black/white lists and matched subscriptions: the
+// publication (88 bytes, a 96-byte object), its carry (304, a 320-byte
+// object) and the task in the shard's mailbox (104, in a slice that grows
+// as it fills). Measured: 537 bytes of heap per empty event from another
+// shard of the node (topic included, TestShardEventBacklogCountsWhatEventsHold),
+// 538 per empty event from another node (a 30-byte envelope included,
+// TestMeshEventBacklogCountsWhatEventsHold). It was 256 for events from
+// another shard, so a small one held 537 bytes and counted 261, and the
+// 32 MiB bound let a stalled loop hold ~66 MiB of them.
+const eventOverhead = 512
 
 // maxShards bounds Config.Shards (fan-out bookkeeping uses fixed arrays).
 const maxShards = 256

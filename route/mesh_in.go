@@ -217,15 +217,6 @@ func (r *Router) meshEvent(env []byte) {
 // one shard (Shard.meshBacklog).
 const maxMeshBacklog = 32 << 20
 
-// meshEventOverhead is what an event from another node waiting for a
-// shard holds besides its envelope, black/white lists and matched
-// subscriptions: the decoded publication (88 bytes) and its carry (312),
-// the task in the shard's mailbox (104, in a slice that doubles as it
-// grows) and the list of one subscription (measured: 538 bytes of heap
-// per empty event of a 30-byte envelope,
-// TestMeshEventBacklogCountsWhatEventsHold).
-const meshEventOverhead = 512
-
 // subRefSize is what one entry of a list of matched subscriptions holds
 // (a pointer).
 const subRefSize = 8
@@ -235,7 +226,7 @@ const subRefSize = 8
 // envelope (the payload, topic and identity p points into), the sets its
 // black/white lists were read into, the list of the subscriptions its
 // topic matched (subs, looked up for this event alone), and
-// meshEventOverhead. It counted the envelope alone, and a list of small
+// eventOverhead. It counted the envelope alone, and a list of small
 // ids, one or two bytes each in the envelope, is 16 to 32 bytes each once
 // read: 32 MiB of envelopes held 290 MiB (16 KB of envelope and a 256 KiB
 // set per event), or 510 MiB of empty events, for a loop that did not
@@ -246,7 +237,7 @@ const subRefSize = 8
 // shard's cached look-up, shared). Reads lengths and capacities only; it
 // does not allocate.
 func meshEventCost(env []byte, p *publication, subs []*subscription) int64 {
-	n := int64(len(env)) + meshEventOverhead + int64(cap(subs))*subRefSize
+	n := int64(len(env)) + eventOverhead + int64(cap(subs))*subRefSize
 	if p.filter != nil {
 		n += p.filter.size()
 	}
