@@ -614,12 +614,12 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 	// creates the subscription meanwhile finds this event retained, or
 	// is found here and gets it live (not neither: it would keep the
 	// previous retained event as the topic's last).
-	subs := rm.lookupSubs(s.idx, m.URI)
+	subs, fresh := rm.lookupSubsFresh(s.idx, m.URI)
 	if lists && p.filter == nil && (len(subs) > 0 || s.r.mesh != nil) {
 		p.filter = filterOf(&m.Opt)
 	}
 	if len(subs) > 0 {
-		s.fanout(&p, subs)
+		s.fanout(&p, subs, fresh)
 	}
 	if s.r.mesh != nil {
 		// Retained on the other nodes only if here: a copy of an event
@@ -656,7 +656,9 @@ func markShards(present *[maxShards]bool, subs []*subscription) {
 
 // fanout delivers p to the subscribers of subs: this shard's directly,
 // every other shard's through one task per shard carrying one shared copy.
-func (s *Shard) fanout(p *publication, subs []*subscription) {
+// fresh says subs was looked up for p (lookupSubsFresh): each task then
+// counts it too (subsCost).
+func (s *Shard) fanout(p *publication, subs []*subscription, fresh bool) {
 	var present [maxShards]bool
 	for _, sub := range subs {
 		set := sub.subscribers()
@@ -678,6 +680,9 @@ func (s *Shard) fanout(p *publication, subs []*subscription) {
 		if owned == nil {
 			owned = p.own()
 			n = owned.cost()
+			if fresh {
+				n += subsCost(subs)
+			}
 		}
 		// At most maxEventBacklog bytes of events wait for a shard (one
 		// event always may): beyond, the event is dropped for that
@@ -693,6 +698,21 @@ func (s *Shard) fanout(p *publication, subs []*subscription) {
 		s.deliverEvents(p, subs)
 	}
 }
+
+// subsCost is what a list of matched subscriptions holds, for an event
+// that pins it while it waits for a shard: 8 bytes a subscription (its
+// capacity's), up to the realm's 4,096 wildcard patterns and the topic's
+// prefixes. An event for another shard counts it when the list was made
+// for it (a miss of its shard's cache, fanout's fresh): the cache, cleared
+// past l1Max topics, stops holding it while the event waits. It counted
+// nothing of it: with 512 wildcard subscriptions matching every topic
+// a.b.c.d.e.f.g.h.i.<n>, an event to a new topic held ~5.3 KiB and
+// counted ~0.5 (TestShardEventBacklogCountsMatchedSubscriptions), and the
+// 32 MiB bound let a stalled loop hold ~10 times that. A list the cache
+// held already is counted by the event that made it, while that one
+// waits; the others sharing it do not count it again (the cache's own
+// bound holds it).
+func subsCost(subs []*subscription) int64 { return int64(cap(subs)) * subRefSize }
 
 // maxEventBacklog bounds the bytes of events from this node's other shards
 // waiting for one shard (Shard.eventBacklog).

@@ -233,11 +233,11 @@ const subRefSize = 8
 // keep up; then the list of subscriptions was left in the overhead, and
 // an event matching 1,023 wildcard subscriptions held ~8.5 KiB counted as
 // ~0.55 (TestMeshEventBacklogCountsMatchedSubscriptions). Events from
-// another shard count the same (publication.cost; their list is the
-// shard's cached look-up, shared). Reads lengths and capacities only; it
+// another shard count the same (publication.cost, and their list when
+// it was looked up for them, subsCost). Reads lengths and capacities only; it
 // does not allocate.
 func meshEventCost(env []byte, p *publication, subs []*subscription) int64 {
-	n := int64(len(env)) + eventOverhead + int64(cap(subs))*subRefSize
+	n := int64(len(env)) + eventOverhead + subsCost(subs)
 	if p.filter != nil {
 		n += p.filter.size()
 	}

@@ -189,22 +189,32 @@ func (rm *Realm) lookupReg(i int, uri []byte) *registration {
 // lookupSubs returns the subscriptions matching topic. The slice is shared
 // and must not be modified.
 func (rm *Realm) lookupSubs(i int, topic []byte) []*subscription {
+	subs, _ := rm.lookupSubsFresh(i, topic)
+	return subs
+}
+
+// lookupSubsFresh is lookupSubs, and reports whether the slice was made
+// for this lookup (a miss of shard i's cache), not one the cache held:
+// an event handed to other shards with it then holds it alone once the
+// cache drops it (fanout counts it). Called on shard i's goroutine;
+// lock-free when cached.
+func (rm *Realm) lookupSubsFresh(i int, topic []byte) (subs []*subscription, fresh bool) {
 	c := &rm.l1[i]
 	if c.subs.seen != rm.subLog.n.Load() {
 		catchUp(rm, &rm.subLog, &c.subs)
 	}
 	if subs, ok := c.subs.m[string(topic)]; ok {
-		return subs
+		return subs, false
 	}
 	c.misses++
 	rm.mu.RLock()
-	subs := rm.subs.matchAll(topic, nil)
+	subs = rm.subs.matchAll(topic, nil)
 	rm.mu.RUnlock()
 	if len(c.subs.m) >= l1Max {
 		clear(c.subs.m)
 	}
 	c.subs.m[string(topic)] = subs
-	return subs
+	return subs, true
 }
 
 // catchUp brings a shard's cache c of a table up to the table's log: it

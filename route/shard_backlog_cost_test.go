@@ -2,6 +2,7 @@ package route
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,52 @@ func TestShardEventBacklogCountsWhatEventsHold(t *testing.T) {
 			waitBacklogEmpty(t, e, 1)
 		})
 	}
+}
+
+// An event for another shard whose topic the publisher's shard had not
+// looked up lately holds the list of subscriptions matched for it
+// (matchAll on a miss of the shard's cache), 8 bytes a subscription, for
+// as long as it waits: the cache, cleared past l1Max topics, does not
+// keep it. It counted nothing of it: with 512 wildcard subscriptions
+// matching every topic a.b.c.d.e.f.g.h.i.<n>, 2,048 small events to
+// distinct topics held ~4.5 KiB each and counted ~0.5.
+func TestShardEventBacklogCountsMatchedSubscriptions(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	sub := e.joinOn(1, proto.JSON)
+	comps := strings.Split("a.b.c.d.e.f.g.h.i", ".")
+	n := 0
+	for mask := 0; mask < 1<<len(comps); mask++ { // every pattern of the first 9 components, the 10th any
+		pat := make([]string, len(comps)+1)
+		for i, c := range comps {
+			if mask&(1<<i) == 0 {
+				pat[i] = c
+			}
+		}
+		sub.subscribe(strings.Join(pat, "."), map[string]any{"match": "wildcard"})
+		n++
+	}
+	sub.peer.slow.Store(true) // dropped at the subscriber: only the backlog's count matters here
+	pub := e.joinOn(0, proto.JSON)
+	unblock := stallExec(t, e, 1)
+
+	const events = 2 * l1Max
+	msgs := pub.publishBytes(events, func(i int) string { return "a.b.c.d.e.f.g.h.i.n" + strconv.Itoa(i) }, []any{"x"})
+	held, counted := backlogHeldCounted(e, pub, msgs)
+	t.Logf("%d events to distinct topics matching %d subscriptions: %d KiB held, %d KiB counted (%d and %d bytes each)", events, n, held>>10, counted>>10, held/events, counted/events)
+	if counted < held*3/4 || counted > held*3/2 {
+		t.Errorf("%d events matching %d subscriptions hold %d KiB waiting for the shard, counted %d KiB: want within 3/4 and 3/2 of it", events, n, held>>10, counted>>10)
+	}
+
+	// To one topic: the list is the cache's, shared, counted once.
+	msgs = pub.publishBytes(events, func(int) string { return "a.b.c.d.e.f.g.h.i.same" }, []any{"x"})
+	held, counted = backlogHeldCounted(e, pub, msgs)
+	t.Logf("%d events to one topic matching %d subscriptions: %d KiB held, %d KiB counted (%d and %d bytes each)", events, n, held>>10, counted>>10, held/events, counted/events)
+	if counted < held*3/4 || counted > held*3/2 {
+		t.Errorf("%d events to one topic matching %d subscriptions hold %d KiB waiting for the shard, counted %d KiB: want within 3/4 and 3/2 of it", events, n, held>>10, counted>>10)
+	}
+	if d := e.r.Stats().EventsDroppedShardBacklog; d != 0 {
+		t.Fatalf("%d events dropped below the bound", d)
+	}
+	unblock()
+	waitBacklogEmpty(t, e, 1)
 }

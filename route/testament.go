@@ -280,12 +280,12 @@ func (s *Shard) publishTestaments(ss *Session) {
 					retain, stale = false, old
 				}
 			}
-			subs := rm.lookupSubs(s.idx, p.topic)
+			subs, fresh := rm.lookupSubsFresh(s.idx, p.topic)
 			if p.filter == nil && (len(subs) > 0 || s.r.mesh != nil) && !s.testamentFilter(p, &t) {
 				continue
 			}
 			if len(subs) > 0 {
-				s.fanout(p, subs)
+				s.fanout(p, subs, fresh)
 			}
 			if s.r.mesh != nil {
 				s.meshPublish(rm, p, retain) // as a PUBLISH: retained elsewhere only if here
