@@ -622,6 +622,18 @@ func callCost(m *proto.Message) int64 {
 	return int64(payloadLen(m)+len(m.URI)) + 256
 }
 
+// callOverhead is what a call, chunk, result or error waiting for a
+// shard holds besides its payload (or envelope), URI and message: its
+// carry (304 bytes, a 320-byte object) and its task in the shard's
+// mailbox (104, in a slice that grows as it fills). Measured (heap of
+// live objects, TestMeshResultBacklogCountsWhatResultsHold,
+// TestMeshChunkBacklogCountsWhatChunksHold): a result from another node
+// of an 18-byte envelope held 433 bytes, an error of 94 (its URI and
+// message copied out of it) 529, a chunk of 18 451. They counted their
+// envelope and 256 (273, 351 and 275), so the 32 MiB bounds let a stalled
+// loop hold ~50 MiB of small ones.
+const callOverhead = 448
+
 // callRoom reports whether sh, a shard other than the caller's, may take n
 // more bytes of calls: at most maxCallBacklog wait for it (one call always
 // may). Any goroutine; shards that check at once may each add one.

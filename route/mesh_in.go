@@ -50,7 +50,7 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		// ends the call there; what the callee sends later is dropped as
 		// for a call that ended.
 		sh := r.shards[mr.shard]
-		cost := int64(len(env)) + 256
+		cost := int64(len(env)+len(mr.c.uri)+len(mr.c.msg)) + callOverhead
 		if !sh.callRoom(cost) {
 			sh.stats.CallsBacklog.Add(1)
 			// Whether it was a progressive result rides along: its
@@ -87,7 +87,7 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 		if !ok {
 			return
 		}
-		cost := int64(len(env)) + 256
+		cost := int64(len(env)) + callOverhead
 		if b := r.ms.chunkBytes.Load(); b > 0 && b+cost > maxCallBacklog {
 			t.flags = tfError // refused; no payload
 			t.c = nil
