@@ -616,10 +616,10 @@ const (
 
 // callCost is what a carry of m (carryOf) holds while its task waits in
 // another shard's mailbox: its payload, pass-through keys and URI, and the
-// task and carry themselves (so that a flood of empty calls is bounded
-// too).
+// task and carry themselves (callOverhead, so that a flood of empty calls
+// is bounded too).
 func callCost(m *proto.Message) int64 {
-	return int64(payloadLen(m)+len(m.URI)) + 256
+	return int64(payloadLen(m)+len(m.URI)) + callOverhead
 }
 
 // callOverhead is what a call, chunk, result or error waiting for a
@@ -631,7 +631,9 @@ func callCost(m *proto.Message) int64 {
 // of an 18-byte envelope held 433 bytes, an error of 94 (its URI and
 // message copied out of it) 529, a chunk of 18 451. They counted their
 // envelope and 256 (273, 351 and 275), so the 32 MiB bounds let a stalled
-// loop hold ~50 MiB of small ones.
+// loop hold ~50 MiB of small ones. A YIELD of ["x"] from another shard of
+// the node held 423 bytes and counted 261 (its payload and 256,
+// TestShardCallBacklogCountsWhatResultsHold).
 const callOverhead = 448
 
 // callRoom reports whether sh, a shard other than the caller's, may take n
@@ -650,7 +652,7 @@ func (s *Shard) sendCall(dst *Shard, t task) {
 		s.run(&t)
 		return
 	}
-	n := int64(cap(t.c.buf)+len(t.c.uri)+len(t.c.msg)) + 256
+	n := int64(cap(t.c.buf)+len(t.c.uri)+len(t.c.msg)) + callOverhead
 	t.c.queued = n
 	dst.callBacklog.Add(n)
 	dst.post(t)

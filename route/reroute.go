@@ -405,7 +405,7 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 		if cs.feat&fCalleePPT == 0 && rr.c.pptMode() {
 			continue // cannot take a call in payload passthru mode
 		}
-		if cs.shard != s && !cs.shard.callRoom(int64(len(rr.c.buf)+len(rr.c.uri))+256) {
+		if cs.shard != s && !cs.shard.callRoom(int64(len(rr.c.buf)+len(rr.c.uri))+callOverhead) {
 			s.stats.CallsBacklog.Add(1)
 			continue
 		}

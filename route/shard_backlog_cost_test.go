@@ -159,3 +159,59 @@ func TestShardEventBacklogCountsMatchedSubscriptions(t *testing.T) {
 	unblock()
 	waitBacklogEmpty(t, e, 1)
 }
+
+// encodeAll encodes msgs in c's serializer.
+func (c *tc) encodeAll(msgs []*proto.Message) [][]byte {
+	c.t.Helper()
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		b, err := c.enc.Append(nil, c.peer.ser, m)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// YIELDs from a callee on another shard of the node, waiting for the
+// caller's shard, count in its backlog of calls (maxCallBacklog) what
+// they hold there: their payload's copy, its carry (304 bytes, a 320-byte
+// object) and the task in the shard's mailbox (104), not the payload and
+// 256 bytes. A small result held about 440 bytes and counted 261.
+func TestShardCallBacklogCountsWhatResultsHold(t *testing.T) {
+	const n = 4000 // below the test peer's inbox of 4,096 INVOCATIONs
+	e := newEnv(t, 2, func(c *Config) { c.MaxPendingCalls = n })
+	callee := e.joinOn(1, proto.JSON)
+	callee.register("com.p", nil)
+	caller := e.joinOn(0, proto.JSON)
+	calls := make([]*proto.Message, n)
+	for i := range calls {
+		calls[i] = &proto.Message{Type: proto.CodeCall, Request: caller.nextReq(), Dict: caller.opts(nil), URI: []byte("com.p"), Args: raw(t, proto.JSON, []any{i})}
+	}
+	caller.publishAll(caller.encodeAll(calls))
+	yields := make([]*proto.Message, n)
+	for i := range yields {
+		inv := callee.expect(proto.CodeInvocation)
+		yields[i] = &proto.Message{Type: proto.CodeYield, Request: inv.Request, Dict: callee.opts(nil), Args: raw(t, proto.JSON, []any{"x"})}
+	}
+	msgs := callee.encodeAll(yields)
+	unblock := stallExec(t, e, 0)
+	sh := e.r.Shard(0)
+	h0, c0 := heapLive(), sh.callBacklog.Load()
+	callee.publishAll(msgs)
+	held, counted := heapLive()-h0, sh.callBacklog.Load()-c0
+	runtime.KeepAlive(msgs)
+	t.Logf("%d results: %d KiB held, %d KiB counted (%d and %d bytes each)", n, held>>10, counted>>10, held/n, counted/n)
+	if counted < held*3/4 || counted > held*3/2 {
+		t.Errorf("%d results from another shard hold %d KiB waiting for the caller's shard, counted %d KiB: want within 3/4 and 3/2 of it", n, held>>10, counted>>10)
+	}
+	if b := sh.stats.CallsBacklog.Load(); b != 0 {
+		t.Fatalf("%d results refused below the bound", b)
+	}
+	unblock()
+	for i := 0; i < n; i++ {
+		caller.expect(proto.CodeResult)
+	}
+	waitZero(t, "the caller's shard's backlog of calls", sh.callBacklog.Load)
+}
