@@ -116,3 +116,60 @@ func TestMeshChunkBacklogCountsWhatChunksHold(t *testing.T) {
 	unblock()
 	waitZero(t, "the node's backlog of chunks", r.ms.chunkBytes.Load)
 }
+
+// callEnvelope is a call envelope of node 1's caller 5 to com.p, with
+// call id id, as node 1's router makes them.
+func callEnvelope(id uint64) []byte {
+	w := wbuf(nil)
+	w.byte1(envCall)
+	w.uv(id)
+	w.uv(0)
+	w.uv(0)
+	w.uv(0)
+	w.str("realm1")
+	w.byte1(byte(proto.MatchExact))
+	w.str("com.p")
+	w.str("com.p")
+	w.uv(5)
+	w.str("u")
+	w.str("r")
+	w.payload(&carry{args: proto.Raw{Ser: proto.JSON, B: []byte(`["x"]`)}})
+	w.uv(0) // no callee excluded
+	return w
+}
+
+// Calls from another node waiting for the callee's shard count in its
+// backlog of calls what they hold there: the envelope, the carry decoded
+// from it, the caller's origin (meshOrigin, 96 bytes) and the task, not
+// the envelope and 256 bytes.
+func TestMeshCallBacklogCountsWhatCallsHold(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.JSON)
+	callee.register("com.p", nil)
+	mm.sync()
+	callee.peer.slow.Store(true) // what the calls become once run does not matter here
+	r := es[1].r
+	unblock := stallExec(t, es[1], 0)
+	sh := r.Shard(0)
+	const n = 4000
+	envs := make([][]byte, n)
+	for i := range envs {
+		envs[i] = callEnvelope(uint64(i + 1))
+	}
+	h0, c0 := heapLive(), sh.callBacklog.Load()
+	for i, env := range envs {
+		r.MeshDeliver(1, env)
+		envs[i] = nil // the router's now: what it holds
+	}
+	held, counted := heapLive()-h0, sh.callBacklog.Load()-c0
+	runtime.KeepAlive(envs)
+	t.Logf("%d calls of %d-byte envelopes: %d KiB held, %d KiB counted (%d and %d bytes each)", n, len(callEnvelope(n)), held>>10, counted>>10, held/n, counted/n)
+	if counted < held*3/4 || counted > held*3/2 {
+		t.Errorf("%d calls from another node hold %d KiB waiting for the callee's shard, counted %d KiB: want within 3/4 and 3/2 of it", n, held>>10, counted>>10)
+	}
+	if b := sh.stats.CallsBacklog.Load(); b != 0 {
+		t.Fatalf("%d calls refused below the bound", b)
+	}
+	unblock()
+	waitZero(t, "the callee's shard's backlog of calls", sh.callBacklog.Load)
+}

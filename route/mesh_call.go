@@ -695,6 +695,21 @@ func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, re
 
 // ---------------------------------------------------------------- callee side
 
+// meshOriginSize is what a call from another node's meshOrigin holds
+// (its struct).
+const meshOriginSize = 96
+
+// meshCallCost is what a call from another node, of envelope env, holds
+// while it waits for its callee's shard: the envelope, its carry and task
+// (callOverhead) and the caller's origin. It counted the envelope and
+// 256: a call of a 42-byte envelope held 601 bytes (its entry among the
+// calls in flight included) and counted 297, so the 32 MiB bound let a
+// stalled loop hold ~65 MiB of small calls
+// (TestMeshCallBacklogCountsWhatCallsHold).
+func meshCallCost(env []byte) int64 {
+	return int64(len(env)) + callOverhead + meshOriginSize
+}
+
 // meshInvoke takes a call envelope from node from: it picks a local callee
 // by the registration's policy and hands the invocation to its shard, or
 // bounces the call when there is none. Any goroutine.
@@ -758,11 +773,12 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held boo
 		return task{}, false
 	}
 	cs := ce.s
-	// The call waits for the callee's shard holding its envelope: it
-	// counts in that shard's backlog of calls, as calls from this node's
-	// other shards do (maxCallBacklog).
+	// The call waits for the callee's shard holding its envelope, its
+	// carry and its caller's origin (meshCallCost): it counts in that
+	// shard's backlog of calls, as calls from this node's other shards do
+	// (maxCallBacklog).
 	if only == nil {
-		cost := int64(len(env)) + 256
+		cost := meshCallCost(env)
 		if !cs.shard.callRoom(cost) {
 			r.ms.done(key, true)
 			cs.shard.stats.CallsBacklog.Add(1)
