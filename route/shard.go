@@ -271,7 +271,29 @@ func (s *Shard) drain() {
 		s.run(&batch[i])
 		batch[i] = task{} // drop references
 	}
-	s.spare = batch[:0]
+	s.spare = keepTasks(batch)
+}
+
+// maxKeptTasks is the capacity of a drained batch of tasks a shard keeps
+// for reuse whatever it held (keepTasks): 416 KiB.
+const maxKeptTasks = 4096
+
+// keepTasks returns the drained batch b emptied for reuse as the next
+// mailbox, or nil when it is larger than maxKeptTasks and was at most a
+// quarter full. The mailbox and the batch swap at each drain, so they
+// took the capacity of the largest backlogs the shard had (104 bytes a
+// task) and kept it for good: 60,000 events queued for a stalled loop,
+// within its event backlog, left a 68,529-task array, 6.8 MiB, held
+// after they were delivered, counted nowhere; the shard's three backlogs
+// (events from its node and from others, calls) at their bounds are
+// ~200,000 small tasks, ~20 MiB an array
+// (TestShardMailboxShrinksAfterBacklog). A batch near its capacity (a
+// backlog still being worked through) is kept.
+func keepTasks(b []task) []task {
+	if cap(b) > maxKeptTasks && len(b) <= cap(b)/4 {
+		return nil
+	}
+	return b[:0]
 }
 
 // kickTimers schedules a timer run on the shard's goroutine.
