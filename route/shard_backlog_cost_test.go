@@ -116,15 +116,16 @@ func TestShardEventBacklogCountsWhatEventsHold(t *testing.T) {
 // looked up lately holds the list of subscriptions matched for it
 // (matchAll on a miss of the shard's cache), 8 bytes a subscription, for
 // as long as it waits: the cache, cleared past l1Max topics, does not
-// keep it. It counted nothing of it: with 512 wildcard subscriptions
-// matching every topic a.b.c.d.e.f.g.h.i.<n>, 2,048 small events to
-// distinct topics held ~4.5 KiB each and counted ~0.5.
+// keep it. It counted nothing of it: with 256 wildcard subscriptions
+// matching every topic a.b.c.d.e.f.g.h.<n>, 1,280 small events to
+// distinct topics held ~2.9 KiB each and counted ~0.5 (with 512 and
+// a.b.c.d.e.f.g.h.i.<n>, 5.3 KiB and 0.5).
 func TestShardEventBacklogCountsMatchedSubscriptions(t *testing.T) {
 	e := newEnv(t, 2, nil)
 	sub := e.joinOn(1, proto.JSON)
-	comps := strings.Split("a.b.c.d.e.f.g.h.i", ".")
+	comps := strings.Split("a.b.c.d.e.f.g.h", ".")
 	n := 0
-	for mask := 0; mask < 1<<len(comps); mask++ { // every pattern of the first 9 components, the 10th any
+	for mask := 0; mask < 1<<len(comps); mask++ { // every pattern of the first 8 components, the 9th any
 		pat := make([]string, len(comps)+1)
 		for i, c := range comps {
 			if mask&(1<<i) == 0 {
@@ -138,8 +139,8 @@ func TestShardEventBacklogCountsMatchedSubscriptions(t *testing.T) {
 	pub := e.joinOn(0, proto.JSON)
 	unblock := stallExec(t, e, 1)
 
-	const events = 2 * l1Max
-	msgs := pub.publishBytes(events, func(i int) string { return "a.b.c.d.e.f.g.h.i.n" + strconv.Itoa(i) }, []any{"x"})
+	const events = l1Max + 256 // past the cache: it is cleared, and the events alone hold the lists of the first 1,024
+	msgs := pub.publishBytes(events, func(i int) string { return "a.b.c.d.e.f.g.h.n" + strconv.Itoa(i) }, []any{"x"})
 	held, counted := backlogHeldCounted(e, pub, msgs)
 	t.Logf("%d events to distinct topics matching %d subscriptions: %d KiB held, %d KiB counted (%d and %d bytes each)", events, n, held>>10, counted>>10, held/events, counted/events)
 	if counted < held*3/4 || counted > held*3/2 {
@@ -147,11 +148,12 @@ func TestShardEventBacklogCountsMatchedSubscriptions(t *testing.T) {
 	}
 
 	// To one topic: the list is the cache's, shared, counted once.
-	msgs = pub.publishBytes(events, func(int) string { return "a.b.c.d.e.f.g.h.i.same" }, []any{"x"})
+	const same = 512
+	msgs = pub.publishBytes(same, func(int) string { return "a.b.c.d.e.f.g.h.same" }, []any{"x"})
 	held, counted = backlogHeldCounted(e, pub, msgs)
-	t.Logf("%d events to one topic matching %d subscriptions: %d KiB held, %d KiB counted (%d and %d bytes each)", events, n, held>>10, counted>>10, held/events, counted/events)
+	t.Logf("%d events to one topic matching %d subscriptions: %d KiB held, %d KiB counted (%d and %d bytes each)", same, n, held>>10, counted>>10, held/same, counted/same)
 	if counted < held*3/4 || counted > held*3/2 {
-		t.Errorf("%d events to one topic matching %d subscriptions hold %d KiB waiting for the shard, counted %d KiB: want within 3/4 and 3/2 of it", events, n, held>>10, counted>>10)
+		t.Errorf("%d events to one topic matching %d subscriptions hold %d KiB waiting for the shard, counted %d KiB: want within 3/4 and 3/2 of it", same, n, held>>10, counted>>10)
 	}
 	if d := e.r.Stats().EventsDroppedShardBacklog; d != 0 {
 		t.Fatalf("%d events dropped below the bound", d)
@@ -234,14 +236,15 @@ func mailboxCaps(e *env, i int) (mb, spare int) {
 // batch kept for reuse) took the capacity of the largest backlog, 104
 // bytes a task, and kept it for the life of the process, counted
 // nowhere: 60,000 events queued for a stalled loop left 6.8 MiB held
-// after they were delivered (a 68,529-task array).
+// after they were delivered (a 68,529-task array), the 20,000 here 2.2
+// MiB.
 func TestShardMailboxShrinksAfterBacklog(t *testing.T) {
 	e := newEnv(t, 2, nil)
 	sub := e.joinOn(1, proto.JSON)
 	sub.subscribe("com.t", nil)
 	sub.peer.slow.Store(true) // dropped at the subscriber: only the mailbox matters here
 	pub := e.joinOn(0, proto.JSON)
-	msgs := pub.publishBytes(60000, func(int) string { return "com.t" }, nil)
+	msgs := pub.publishBytes(20000, func(int) string { return "com.t" }, nil)
 	h0 := heapLive()
 	unblock := stallExec(t, e, 1)
 	pub.publishAll(msgs)
@@ -255,8 +258,8 @@ func TestShardMailboxShrinksAfterBacklog(t *testing.T) {
 	mb, spare := mailboxCaps(e, 1)
 	held := heapLive() - h0
 	runtime.KeepAlive(msgs)
-	t.Logf("after 60,000 queued events were delivered: mailbox %d and spare %d tasks of capacity, %d KiB still held", mb, spare, held>>10)
+	t.Logf("after 20,000 queued events were delivered: mailbox %d and spare %d tasks of capacity, %d KiB still held", mb, spare, held>>10)
 	if mb > maxKeptTasks || spare > maxKeptTasks {
-		t.Errorf("after 60,000 queued events were delivered the mailbox keeps %d and %d tasks of capacity (%d KiB), want at most %d each", mb, spare, (mb+spare)*104>>10, maxKeptTasks)
+		t.Errorf("after 20,000 queued events were delivered the mailbox keeps %d and %d tasks of capacity (%d KiB), want at most %d each", mb, spare, (mb+spare)*104>>10, maxKeptTasks)
 	}
 }
