@@ -124,3 +124,23 @@ func TestProtoKeyRefused(t *testing.T) {
 		}
 	}
 }
+
+// AppendValue refuses a dictionary key "__proto__", as every decoder of
+// the package refuses it in a payload: what it writes for the Go client
+// (and the router's own generic values) is then what the router accepts.
+func TestAppendValueRefusesProtoKey(t *testing.T) {
+	for _, ser := range serializers {
+		for _, v := range []any{
+			map[string]any{"__proto__": 1},
+			map[string]string{"a": "b", "__proto__": "c"},
+			[]any{1, map[string]any{"x": []any{map[string]any{"__proto__": nil}}}},
+		} {
+			if b, err := AppendValue(nil, ser, v); err != ErrKeyNotString {
+				t.Errorf("%s: AppendValue(%v) = %x, %v; want ErrKeyNotString", ser, v, b, err)
+			}
+		}
+		if _, err := AppendValue(nil, ser, map[string]any{"__proto": 1, "__proto__x": 2, "_proto_": 3}); err != nil {
+			t.Errorf("%s: keys near __proto__ refused: %v", ser, err)
+		}
+	}
+}

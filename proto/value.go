@@ -237,7 +237,8 @@ func decodeAny(r *rd, depth int, budget *int) (any, error) {
 // timestamp.go) plus the other integer and float types,
 // []string, []uint64, map[string]string and Raw (written as is, or
 // transcoded). Map keys are written in sorted order so that output is
-// deterministic.
+// deterministic; a key "__proto__" is refused (ErrKeyNotString), as the
+// decoders refuse it in a payload.
 func AppendValue(dst []byte, ser Serializer, v any) ([]byte, error) {
 	if !ser.Valid() {
 		return dst, ErrBadSerializer
@@ -356,7 +357,7 @@ func (w *wr) anyContainer(v any, depth int, sc *[]byte) error {
 			if i > 0 {
 				w.comma()
 			}
-			if err := w.text(k); err != nil {
+			if err := w.key(k); err != nil {
 				return err
 			}
 			w.colon()
@@ -371,7 +372,7 @@ func (w *wr) anyContainer(v any, depth int, sc *[]byte) error {
 			if i > 0 {
 				w.comma()
 			}
-			if err := w.text(k); err != nil {
+			if err := w.key(k); err != nil {
 				return err
 			}
 			w.colon()
@@ -400,6 +401,18 @@ func (w *wr) text(s string) error {
 		return ErrBadUTF8
 	}
 	return w.strS(s)
+}
+
+// key writes a dictionary key from a generic value. "__proto__" is
+// refused (ErrKeyNotString), as every decoder here refuses it in a
+// payload (see protoKey): the router ends the session of a peer that
+// sends one, so the Go client, which encodes through here, returns the
+// error from Publish or Call instead of losing its session.
+func (w *wr) key(k string) error {
+	if k == protoKey {
+		return ErrKeyNotString
+	}
+	return w.text(k)
 }
 
 // IDs appends the ids of an id-list key (exclude, eligible) to buf.
