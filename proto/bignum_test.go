@@ -56,3 +56,35 @@ func TestHugeIntegerRefused(t *testing.T) {
 		t.Fatal("2467 digits beyond 2^8192 accepted")
 	}
 }
+
+// A CBOR negative bignum (tag 3) holds -1-m for a magnitude m of at most
+// 1024 bytes, down to -2^8192, one past the JSON reader's bound (2^8192-1
+// in magnitude): transcoded to JSON it was 2,467 digits that the package's
+// own JSON reader refuses (errIntTooLarge), so a Go client speaking JSON
+// that got it in an EVENT, RESULT or INVOCATION ended its session as a
+// protocol violation. The conversion now refuses it like any integer
+// beyond 8192 bits; -2^8192+1 still converts, and reads back.
+func TestNegativeBignumPastJSONBoundRefused(t *testing.T) {
+	tag3 := func(last byte) Raw { // [-1-m], m 1024 bytes of 0xff but the last
+		b := append([]byte{0x81, 0xc3, 0x59, 0x04, 0x00}, bytes.Repeat([]byte{0xff}, 1024)...)
+		b[len(b)-1] = last
+		return Raw{Ser: CBOR, B: b}
+	}
+	if !ValidArgs(tag3(0xff), false) {
+		t.Fatal("-2^8192 refused as CBOR input")
+	}
+	for _, to := range []Serializer{JSON, MsgPack} {
+		if out, err := Transcode(nil, to, tag3(0xff)); err == nil {
+			t.Errorf("-2^8192 to %s: %d bytes, no error (valid there: %v)", to, len(out), ValidArgs(Raw{Ser: to, B: out}, false))
+		} else if !strings.Contains(err.Error(), "8192 bits") {
+			t.Errorf("-2^8192 to %s: %v, want an integer beyond 8192 bits refused", to, err)
+		}
+	}
+	if _, err := DecodeValue(tag3(0xff)); err == nil {
+		t.Error("DecodeValue(-2^8192): no error")
+	}
+	out, err := Transcode(nil, JSON, tag3(0xfe)) // -2^8192 + 1
+	if err != nil || !ValidArgs(Raw{Ser: JSON, B: out}, false) {
+		t.Fatalf("-2^8192+1 to JSON: %v (valid: %v)", err, err == nil && ValidArgs(Raw{Ser: JSON, B: out}, false))
+	}
+}

@@ -312,6 +312,13 @@ func bigOf(t *tok, ser Serializer) (*big.Int, error) {
 	if t.neg {
 		v.Add(v, big.NewInt(1))
 		v.Neg(v)
+		if v.BitLen() > 8*maxBigBytes {
+			// -2^8192 (a magnitude of 1024 bytes of 0xff): one past the
+			// JSON reader's bound, so its 2,467 digits would be refused
+			// by every reader of this package (a Go client ended its
+			// session on them).
+			return nil, errBigTooLarge
+		}
 	}
 	return v, nil
 }
