@@ -3,6 +3,7 @@ package proto
 import (
 	"bytes"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,21 @@ func TestNegativeBignumPastJSONBoundRefused(t *testing.T) {
 	out, err := Transcode(nil, JSON, tag3(0xfe)) // -2^8192 + 1
 	if err != nil || !ValidArgs(Raw{Ser: JSON, B: out}, false) {
 		t.Fatalf("-2^8192+1 to JSON: %v (valid: %v)", err, err == nil && ValidArgs(Raw{Ser: JSON, B: out}, false))
+	}
+}
+
+// AppendValue writes no JSON integer beyond 8192 bits, which the JSON
+// readers refuse (the router ends the session of a peer sending one).
+func TestAppendValueHugeBigIntJSON(t *testing.T) {
+	huge := new(big.Int).Lsh(big.NewInt(1), 8192)
+	for _, v := range []*big.Int{huge, new(big.Int).Neg(huge)} {
+		if out, err := AppendValue(nil, JSON, []any{v}); err == nil {
+			t.Errorf("AppendValue(JSON, %d bits): %d bytes, no error (valid: %v)", v.BitLen(), len(out), ValidArgs(Raw{Ser: JSON, B: out}, false))
+		}
+	}
+	largest := new(big.Int).Sub(huge, big.NewInt(1))
+	out, err := AppendValue(nil, JSON, []any{largest, new(big.Int).Neg(largest)})
+	if err != nil || !ValidArgs(Raw{Ser: JSON, B: out}, false) {
+		t.Fatalf("2^8192-1: %v", err)
 	}
 }

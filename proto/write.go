@@ -312,7 +312,8 @@ func (w *wr) bin(p []byte) {
 // big writes an integer given as a big.Int, in the shortest form: a plain
 // integer when it fits in [-2^64, 2^64-1] (CBOR's native range; MsgPack
 // takes a float below -2^63), otherwise JSON digits, a CBOR bignum or a
-// MsgPack float64. An integer beyond float64's range has no MsgPack form.
+// MsgPack float64. An integer beyond float64's range has no MsgPack form,
+// one beyond 8192 bits no JSON form (the JSON readers refuse it).
 func (w *wr) big(v *big.Int) error {
 	if v.IsUint64() {
 		w.uint(v.Uint64())
@@ -331,6 +332,12 @@ func (w *wr) big(v *big.Int) error {
 	}
 	switch w.ser {
 	case JSON:
+		if v.BitLen() > 8*maxBigBytes {
+			// Every JSON reader of this package refuses it (the router
+			// ends the session of a peer that sends it): an error here
+			// rather than a lost session for the Go client.
+			return errBigTooLarge
+		}
 		w.b = v.Append(w.b, 10)
 	case MsgPack:
 		f, _ := new(big.Float).SetInt(v).Float64()
