@@ -105,3 +105,19 @@ func TestAppendValueHugeBigIntJSON(t *testing.T) {
 		t.Fatalf("2^8192-1: %v", err)
 	}
 }
+
+// A nil *big.Int is written as null, as encoding/json writes a nil
+// pointer: AppendValue dereferenced it and panicked, in the goroutine of
+// a Go client's Publish or Call.
+func TestAppendValueNilBigInt(t *testing.T) {
+	for _, ser := range serializers {
+		out, err := AppendValue(nil, ser, []any{(*big.Int)(nil)})
+		if err != nil {
+			t.Fatalf("%s: %v", ser, err)
+		}
+		v, err := DecodeValue(Raw{Ser: ser, B: out})
+		if l, ok := v.([]any); err != nil || !ok || len(l) != 1 || l[0] != nil {
+			t.Fatalf("%s: got %v, %v; want [nil]", ser, v, err)
+		}
+	}
+}

@@ -293,6 +293,10 @@ func (w *wr) any(v any, depth int, sc *[]byte) error {
 	case float64:
 		return w.float(x)
 	case *big.Int:
+		if x == nil { // as encoding/json writes a nil pointer
+			w.null()
+			return nil
+		}
 		return w.big(x)
 	case time.Time:
 		return w.time(x.Unix(), uint32(x.Nanosecond()))
