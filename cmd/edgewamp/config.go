@@ -540,7 +540,8 @@ var errConfigChanging = errors.New("the file went on changing for " + configSett
 var errReloadStopped = errors.New("a stop signal came while the reload waited for the file to be written: not reloaded")
 
 // awaitQuietConfig returns once the regular file at path has not been
-// modified for configQuiet: its modification time is that old, or it has
+// modified for configQuiet: its modification time is that old (coarseTime
+// more for a time of a whole second, coarseMTime), or it has
 // stayed the same (size, modification time, inode) for configQuiet of
 // waiting here (a time in the future, the clock set back). It returns
 // errConfigChanging past deadline, errReloadStopped when SIGINT or
@@ -576,7 +577,10 @@ func awaitQuietConfig(path string, deadline time.Time) error {
 		if seen == nil || !sameState(seen, fi) {
 			seen, seenAt, seenData = fi, now, nil
 		}
-		age, still := now.Sub(fi.ModTime()), now.Sub(seenAt)
+		// A time cut to the second may be up to coarseTime older than
+		// the last write (coarseMTime): it is not trusted alone before
+		// then.
+		age, still := now.Sub(fi.ModTime())-coarseMTime(fi.ModTime()), now.Sub(seenAt)
 		if age >= configQuiet || still >= configQuiet {
 			return nil
 		}
@@ -604,6 +608,26 @@ func awaitQuietConfig(path string, deadline time.Time) error {
 			return fmt.Errorf("%s: %w", path, errReloadStopped)
 		}
 	}
+}
+
+// coarseTime is how much older than the last write a file system with
+// coarse timestamps may report a file: 2 s on FAT (a board's boot
+// partition), 1 s on ext3, HFS+ or NFS from such a server.
+const coarseTime = 2 * time.Second
+
+// coarseMTime returns coarseTime for a modification time of a whole
+// second, which such a file system gives (one with nanoseconds does so
+// once in a billion writes, or for a time set by cp -p, tar or rsync -t:
+// such a file, left alone, waits only if it is younger than coarseTime
+// plus configQuiet), else 0. Before, awaitQuietConfig took a time
+// configQuiet old for a file left alone: on these file systems a file
+// being written at that moment looked up to 2 s old, and the wait
+// returned at once, with the part written so far.
+func coarseMTime(t time.Time) time.Duration {
+	if t.Nanosecond() == 0 {
+		return coarseTime
+	}
+	return 0
 }
 
 // readSettled returns what the regular file at path holds, if it is
