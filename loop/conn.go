@@ -421,7 +421,7 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 				cn.ls.e.outRefused.Add(1)
 			}
 			return route.ErrPeerSlow
-		case route.ClassInvocation:
+		case route.ClassInvocation, route.ClassProgress:
 			if backlog <= high {
 				cn.ls.e.outRefused.Add(1)
 			}

@@ -1130,7 +1130,13 @@ func (s *Shard) deliverResult(t *task) {
 		t.c.setPPT(&out.Opt)
 		t.c.setPayload(out)
 	}
-	if err := s.sendMsg(cs, out, ClassResult); err != nil && err != ErrPeerClosed {
+	class := ClassResult
+	if progress {
+		// Refused past the caller's high-water mark (ErrPeerBusy): the
+		// stream ends below, not the caller's session past its hard limit.
+		class = ClassProgress
+	}
+	if err := s.sendMsg(cs, out, class); err != nil && err != ErrPeerClosed {
 		uri, why := sendFailure(err, "caller")
 		if _, ok := err.(*proto.Error); ok && t.flags&tfError != 0 {
 			// The callee's ERROR has a payload the caller's serializer

@@ -22,6 +22,14 @@ const (
 	ClassInvocation
 	// ClassResult: a RESULT or ERROR to a caller. Never dropped silently.
 	ClassResult
+	// ClassProgress: a progressive RESULT to a caller. Refused
+	// (ErrPeerBusy) when the caller is slow, as an INVOCATION is: the
+	// router then ends that call (ERROR wamp.error.unavailable to the
+	// caller, INTERRUPT killnowait to the callee) instead of queueing a
+	// stream without bound until the caller's whole session is closed as
+	// a slow consumer. A Peer without a policy of its own may treat it as
+	// ClassResult.
+	ClassProgress
 )
 
 // Errors a Peer returns from Send.
@@ -29,8 +37,9 @@ var (
 	// ErrPeerSlow: an EVENT was dropped because the peer's outbound queue is
 	// above its high-water mark.
 	ErrPeerSlow = errors.New("route: peer is slow; event dropped")
-	// ErrPeerBusy: an INVOCATION was refused because the callee's outbound
-	// queue is above its high-water mark.
+	// ErrPeerBusy: an INVOCATION (a progressive RESULT) was refused
+	// because the callee's (caller's) outbound queue is above its
+	// high-water mark.
 	ErrPeerBusy = errors.New("route: peer is busy; invocation refused")
 	// ErrPeerTooBig: the message is longer than the peer accepts (its
 	// RawSocket maximum, or the configured message limit).
@@ -51,7 +60,7 @@ type Peer interface {
 	// Send hands one encoded WAMP message to the transport. b is valid only
 	// during the call: the peer copies it or writes it out before
 	// returning. It may return ErrPeerSlow (class Event), ErrPeerBusy
-	// (class Invocation), ErrPeerTooBig or ErrPeerClosed. A peer over its
+	// (class Invocation or Progress), ErrPeerTooBig or ErrPeerClosed. A peer over its
 	// hard limit closes itself and returns ErrPeerClosed.
 	Send(b []byte, class Class) error
 	// Close ends the transport once what was sent has been flushed. The
