@@ -813,17 +813,6 @@ func (s *Shard) policyPick(reg *registration, n int) int {
 	return 0
 }
 
-// calleeCan returns, for a call with progressive invocations (progress)
-// or in payload passthru mode (ppt), whether a callee can take it; nil
-// for a call any callee can take.
-func calleeCan(progress, ppt bool) func(callee) bool {
-	if !progress && !ppt {
-		return nil
-	}
-	need := needOf(progress, ppt)
-	return func(c callee) bool { return c.meets(need) }
-}
-
 // deliverInvocation runs on the callee's shard.
 func (s *Shard) deliverInvocation(t *task) {
 	if t.peer == nil {

@@ -760,7 +760,7 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held boo
 	// goes to a callee that can take it when this node has one (a
 	// rerouted call skips the others, as on one node: rerouteCall); with
 	// none, the policy's pick answers feature_not_supported.
-	ce, ok := pickLocalExcept(reg, mc.exclude, calleeCan(mc.flags&ccProgress != 0, mc.c.pptMode()), only)
+	ce, ok := pickLocalExcept(reg, mc.exclude, needOf(mc.flags&ccProgress != 0, mc.c.pptMode()), only)
 	if !ok {
 		r.ms.done(key, false)
 		r.meshBounce(from, env)
@@ -852,27 +852,101 @@ func policyIndex(reg *registration, n int) int {
 }
 
 // pickLocalExcept is pickLocal for a rerouted call: reg's local callees
-// but those in exclude (session ids) take the place of all of them; and,
-// with can, those for which it is true when there are any (a call in
-// payload passthru mode, or with progressive invocations, goes to a
-// callee that announced the feature). With only set, the callees of
-// other shards are left out too. Any goroutine.
-func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool, only *Shard) (callee, bool) {
-	if len(exclude) == 0 && can == nil && only == nil {
+// but those in exclude (session ids, at most maxCallTries-1) take the
+// place of all of them; and, with need, those that meet it when there are
+// any (a call in payload passthru mode, or with progressive invocations,
+// goes to a callee that announced the feature). With only set, the
+// callees of other shards are left out too. Any goroutine.
+//
+// The callees that meet need are found from the list's counts, by chunk
+// (needList, as pickCallee and pickUntried do), and the policy steps over
+// the excluded ones only: O(len(exclude) · (chunks + calleesPerChunk)) at
+// most, where it walked the whole list twice (a count, then the k-th), on
+// every such CALL from another node. Roundrobin takes the next callee
+// left from the rotation's position, as pickUntried does.
+func pickLocalExcept(reg *registration, exclude []uint64, need calleeNeed, only *Shard) (callee, bool) {
+	if len(exclude) == 0 && need == 0 && only == nil {
 		return pickLocal(reg)
 	}
-	out := func(c callee) bool {
-		if only != nil && c.s.shard != only {
-			return true
+	l := reg.list()
+	if only != nil {
+		// A progressive call invocation picked for again on its shard
+		// (meshDeliver: its callee unregistered), once a call at most:
+		// the list keeps no count by shard, so this walks it.
+		return pickOnShard(reg, l, exclude, need, only)
+	}
+	if need != 0 {
+		if c, ok := pickLeft(reg, needListOf(l, need), exclude); ok {
+			return c, true
 		}
-		for _, id := range exclude {
-			if c.s.id == id {
-				return true
+	}
+	return pickLeft(reg, needListOf(l, 0), exclude)
+}
+
+// pickLeft applies reg's policy to the callees of cl that are not in
+// exclude: first and last scan from their end, roundrobin from the
+// rotation's position, each within len(exclude)+1 callees; random draws
+// until it finds one (twice on average at worst) while cl has more than
+// twice as many callees as exclude, else counts them.
+func pickLeft(reg *registration, cl needList, exclude []uint64) (callee, bool) {
+	n := cl.n
+	if n == 0 {
+		return callee{}, false
+	}
+	left := func(c callee) bool { return !slices.Contains(exclude, c.s.id) }
+	switch reg.invoke {
+	case proto.InvokeRandom:
+		if n > 2*len(exclude) {
+			for {
+				if c := cl.at(randN(n)); left(c) {
+					return c, true
+				}
 			}
 		}
-		return false
+		m := 0
+		for i := range n {
+			if left(cl.at(i)) {
+				m++
+			}
+		}
+		if m == 0 {
+			return callee{}, false
+		}
+		k := randN(m)
+		for i := range n {
+			if c := cl.at(i); left(c) {
+				if k == 0 {
+					return c, true
+				}
+				k--
+			}
+		}
+		return callee{}, false
+	case proto.InvokeRoundRobin:
+		pos := int((reg.rr.Add(1) - 1) % uint64(n))
+		for k := range min(n, len(exclude)+1) {
+			if c := cl.at((pos + k) % n); left(c) {
+				return c, true
+			}
+		}
+		return callee{}, false
 	}
-	l := reg.list()
+	last := reg.invoke == proto.InvokeLast
+	for k := range min(n, len(exclude)+1) {
+		i := k
+		if last {
+			i = n - 1 - k
+		}
+		if c := cl.at(i); left(c) {
+			return c, true
+		}
+	}
+	return callee{}, false
+}
+
+// pickOnShard is pickLocalExcept for the callees of shard only: a walk.
+func pickOnShard(reg *registration, l *calleeList, exclude []uint64, need calleeNeed, only *Shard) (callee, bool) {
+	out := func(c callee) bool { return c.s.shard != only || slices.Contains(exclude, c.s.id) }
 	pick := func(ok func(callee) bool) (callee, bool) {
 		n := 0
 		for c := range l.all() {
@@ -895,8 +969,8 @@ func pickLocalExcept(reg *registration, exclude []uint64, can func(callee) bool,
 		}
 		return callee{}, false
 	}
-	if can != nil {
-		if c, ok := pick(func(c callee) bool { return !out(c) && can(c) }); ok {
+	if need != 0 {
+		if c, ok := pick(func(c callee) bool { return !out(c) && c.meets(need) }); ok {
 			return c, true
 		}
 	}

@@ -608,12 +608,12 @@ func TestMeshCallEnvelopeExclude(t *testing.T) {
 	reg, _ := rm.regs.get(proto.MatchExact, "com.x")
 	rm.mu.RUnlock()
 	for i := 0; i < 4; i++ {
-		ce, ok := pickLocalExcept(reg, []uint64{b1.id}, nil, nil)
+		ce, ok := pickLocalExcept(reg, []uint64{b1.id}, 0, nil)
 		if !ok || ce.s.id != b2.id {
 			t.Fatalf("pickLocalExcept left out b1: got %v %v", ce.s, ok)
 		}
 	}
-	if _, ok := pickLocalExcept(reg, []uint64{b2.id, b1.id}, nil, nil); ok {
+	if _, ok := pickLocalExcept(reg, []uint64{b2.id, b1.id}, 0, nil); ok {
 		t.Fatal("pickLocalExcept picked an excluded callee")
 	}
 	// Round trip of the exclusion list, bounded on decode.
