@@ -421,11 +421,26 @@ func (cn *conn) Send(b []byte, class route.Class) error {
 				cn.ls.e.outRefused.Add(1)
 			}
 			return route.ErrPeerSlow
-		case route.ClassInvocation, route.ClassProgress:
+		case route.ClassInvocation:
 			if backlog <= high {
 				cn.ls.e.outRefused.Add(1)
 			}
 			return route.ErrPeerBusy
+		case route.ClassProgress:
+			// A progressive RESULT ends its call (route: deliverResult)
+			// once the backlog is half-way from high_water to hard_limit,
+			// or when it is large and output is over budget: a stream is a
+			// call its caller waits for, and a caller that reads, only
+			// slower than its callee writes, absorbs a burst past
+			// high_water that would end a download there; the half left
+			// keeps room for final RESULTs (never refused) and the rest
+			// before the session itself is closed at hard_limit.
+			if backlog <= high || backlog > high+(hard-high)/2 || len(b) >= largeOut && cn.ls.overBudget(len(b)) {
+				if backlog <= high {
+					cn.ls.e.outRefused.Add(1)
+				}
+				return route.ErrPeerBusy
+			}
 		}
 	}
 	n0 := len(cn.out)

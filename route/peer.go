@@ -23,7 +23,8 @@ const (
 	// ClassResult: a RESULT or ERROR to a caller. Never dropped silently.
 	ClassResult
 	// ClassProgress: a progressive RESULT to a caller. Refused
-	// (ErrPeerBusy) when the caller is slow, as an INVOCATION is: the
+	// (ErrPeerBusy) when the caller is slow (loop: half-way from
+	// high_water to hard_limit, or large over the output budget): the
 	// router then ends that call (ERROR wamp.error.unavailable to the
 	// caller, INTERRUPT killnowait to the callee) instead of queueing a
 	// stream without bound until the caller's whole session is closed as
