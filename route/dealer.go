@@ -35,7 +35,12 @@ type registration struct {
 
 	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
 	rr      atomic.Uint64              // round-robin position
-	seq     uint64                     // the last callee's seq (under Realm.mu)
+	// rrNeed is the round-robin position among the callees that meet a
+	// call's need (pickCallee, pickLocalExcept, meshPickProgressive):
+	// apart from rr, so that calls of one kind do not skip the other's
+	// turns (alternating, each kind took every other turn of one counter).
+	rrNeed atomic.Uint64
+	seq    uint64 // the last callee's seq (under Realm.mu)
 	// remote are the other nodes' callees (mesh only): immutable slice,
 	// swapped under Realm.mu.
 	remote atomic.Pointer[[]remoteCallee]
@@ -799,14 +804,15 @@ func (s *Shard) pickCallee(reg *registration, need calleeNeed) (callee, bool) {
 	return l.at(i), true
 }
 
-// policyPick applies reg's invocation policy to n > 1 candidates in
-// registration order (first and single: the first). Owned by shard.
+// policyPick applies reg's invocation policy to the n > 1 callees that
+// meet a call's need, in registration order (first and single: the
+// first); roundrobin takes the need's own turns (rrNeed). Owned by shard.
 func (s *Shard) policyPick(reg *registration, n int) int {
 	switch reg.invoke {
 	case proto.InvokeLast:
 		return n - 1
 	case proto.InvokeRoundRobin:
-		return int((reg.rr.Add(1) - 1) % uint64(n))
+		return int((reg.rrNeed.Add(1) - 1) % uint64(n)) // the need's own turns
 	case proto.InvokeRandom:
 		return s.rng.IntN(n)
 	}

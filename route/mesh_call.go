@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -273,7 +274,7 @@ func (s *Shard) meshPickProgressive(reg *registration, rl []remoteCallee, ppt bo
 		if localCan > 0 {
 			return 0, true
 		}
-		return nth(int((reg.rr.Add(1) - 1) % uint64(n))), true
+		return nth(int((reg.rrNeed.Add(1) - 1) % uint64(n))), true // the need's own turns
 	case proto.InvokeRandom:
 		if localCan > 0 {
 			return 0, true
@@ -876,19 +877,21 @@ func pickLocalExcept(reg *registration, exclude []uint64, need calleeNeed, only 
 		return pickOnShard(reg, l, exclude, need, only)
 	}
 	if need != 0 {
-		if c, ok := pickLeft(reg, needListOf(l, need), exclude); ok {
+		if c, ok := pickLeft(reg, needListOf(l, need), exclude, &reg.rrNeed); ok {
 			return c, true
 		}
 	}
-	return pickLeft(reg, needListOf(l, 0), exclude)
+	return pickLeft(reg, needListOf(l, 0), exclude, &reg.rr)
 }
 
 // pickLeft applies reg's policy to the callees of cl that are not in
 // exclude: first and last scan from their end, roundrobin from the
-// rotation's position, each within len(exclude)+1 callees; random draws
+// rotation's position rr (reg.rrNeed among the callees that meet a need,
+// so that calls of one kind do not take the other's turns; reg.rr else),
+// each within len(exclude)+1 callees; random draws
 // until it finds one (twice on average at worst) while cl has more than
 // twice as many callees as exclude, else counts them.
-func pickLeft(reg *registration, cl needList, exclude []uint64) (callee, bool) {
+func pickLeft(reg *registration, cl needList, exclude []uint64, rr *atomic.Uint64) (callee, bool) {
 	n := cl.n
 	if n == 0 {
 		return callee{}, false
@@ -923,7 +926,7 @@ func pickLeft(reg *registration, cl needList, exclude []uint64) (callee, bool) {
 		}
 		return callee{}, false
 	case proto.InvokeRoundRobin:
-		pos := int((reg.rr.Add(1) - 1) % uint64(n))
+		pos := int((rr.Add(1) - 1) % uint64(n))
 		for k := range min(n, len(exclude)+1) {
 			if c := cl.at((pos + k) % n); left(c) {
 				return c, true
