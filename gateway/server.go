@@ -68,8 +68,9 @@ type Server struct {
 	ipMu          sync.Mutex
 	perIP         map[string]int // client IP → SSE streams open; guarded by ipMu
 
-	// serving counts the requests net/http is serving (dispatch), bounded
-	// by Limits.MaxConnections and the spare connections (serveBound).
+	// serving counts the requests net/http is serving (dispatch) beyond
+	// each connection's first, bounded by Limits.MaxConnections and the
+	// spare connections (serveBound).
 	serving atomic.Int64
 
 	grantMu sync.Mutex
@@ -266,10 +267,11 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if g.serveSpare(w, r) {
 		return
 	}
-	if !g.serveBound(w, r) {
+	counted, ok := g.serveBound(w, r)
+	if !ok {
 		return
 	}
-	defer g.serving.Add(-1)
+	defer g.endServe(r, counted)
 	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0) {
 		// A chunked body ends the connection. RFC 9112 §6.1: a server
 		// that frames a request with both Transfer-Encoding and
@@ -297,31 +299,49 @@ func (g *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	g.access.Load().mux.ServeHTTP(w, r)
 }
 
-// serveBound counts r among the requests being served, and reports
-// false, having answered 503, when max_connections of them (and the spare
-// connections' probes) are already: over HTTP/1.1 each connection carries
-// one request at a time, so the connection bound (limitListener) bounds
-// them, but over HTTP/2 (Options.TLS) one connection carries up to 250
-// at once (Go's server's streams), and max_connections bounded 250 times
-// as many handlers (a goroutine, a body's first 16 KiB, the stream's
-// state each): one connection that declared bodies and sent none held
-// 200 for body_timeout under max_connections 4. HTTP/1.1 never reaches the
-// bound. A health probe is served past it, as on a spare connection.
-// The caller ends the count (serving) when the request ends.
-func (g *Server) serveBound(w http.ResponseWriter, r *http.Request) bool {
-	if g.serving.Add(1) <= int64(g.opts.Limits.MaxConnections+spareConns) {
-		return true
+// serveBound admits r, and reports false, having answered 503, when it
+// is refused. A connection's first request in progress is admitted
+// always: the connection bound (limitListener) bounds those, as over
+// HTTP/1.1, which carries one at a time. Over HTTP/2 (Options.TLS) one
+// connection carries up to 250 at once (Go's server's streams), and
+// max_connections bounded 250 times as many handlers (a goroutine, a
+// body's first 16 KiB, the stream's state each): one connection that
+// declared bodies and sent none held 200 for body_timeout under
+// max_connections 4. The requests beyond each connection's first share
+// max_connections more (counted reports r among them; the caller ends
+// it with endServe): past it they get 503 at once, a health probe
+// excepted, while another client's first request is still served (when
+// all requests shared one bound, a few HTTP/2 connections holding it
+// had every other client refused 503).
+func (g *Server) serveBound(w http.ResponseWriter, r *http.Request) (counted, ok bool) {
+	if c, _ := r.Context().Value(inflightKey{}).(*atomic.Int32); c != nil && c.Add(1) == 1 {
+		return false, true
 	}
-	switch r.URL.Path {
-	case "/healthz", "/readyz":
-		return true
+	if g.serving.Add(1) <= int64(g.opts.Limits.MaxConnections+spareConns) {
+		return true, true
 	}
 	g.serving.Add(-1)
+	switch r.URL.Path {
+	case "/healthz", "/readyz":
+		return false, true
+	}
+	g.endServe(r, false)
 	g.refused(refusedConnections)
 	p := tooBusy(http.StatusServiceUnavailable, "the gateway serves as many requests at once as max_connections allows")
 	g.otherLbl.observe(p.status, 0)
 	writeProblem(w, p)
-	return false
+	return false, false
+}
+
+// endServe ends r's count in its connection's requests in progress, and
+// among the requests beyond the connections' first when counted.
+func (g *Server) endServe(r *http.Request, counted bool) {
+	if c, _ := r.Context().Value(inflightKey{}).(*atomic.Int32); c != nil {
+		c.Add(-1)
+	}
+	if counted {
+		g.serving.Add(-1)
+	}
 }
 
 // bodyWatch bounds the time a request's body may take to arrive, whoever
@@ -884,9 +904,15 @@ func (c *limitConn) Close() error {
 // spareKey marks the context of a request on a spare connection.
 type spareKey struct{}
 
+// inflightKey keys a connection's count of the requests it carries in
+// progress (serveBound).
+type inflightKey struct{}
+
 // connContext is the http.Server's ConnContext: it marks the requests of
-// a spare connection (limitListener).
+// a spare connection (limitListener), and gives each connection its
+// count of requests in progress (serveBound).
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = context.WithValue(ctx, inflightKey{}, new(atomic.Int32))
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
 		c = tc.NetConn()
 	}
