@@ -84,11 +84,46 @@ type l1cache struct {
 type l1map[V any] struct {
 	seen uint64
 	m    map[string]V
+	// held is what the results in m weigh (weigh, nil for a map whose
+	// results weigh nothing: the registrations', one pointer each).
+	held  int
+	weigh func(V) int
 }
+
+// reset empties c.
+func (c *l1map[V]) reset() {
+	clear(c.m)
+	c.held = 0
+}
+
+// forget drops uri's entry from c.
+func (c *l1map[V]) forget(uri string) {
+	if c.weigh != nil {
+		if v, ok := c.m[uri]; ok {
+			c.held -= c.weigh(v)
+		}
+	}
+	delete(c.m, uri)
+}
+
+// subsWeight is what a cached subscription lookup holds, in pointers.
+func subsWeight(subs []*subscription) int { return cap(subs) }
 
 // l1Max bounds each cache; a full cache is cleared (the working set of URIs
 // on an edge router is small; clearing is cheaper than LRU bookkeeping).
 const l1Max = 1024
+
+// l1MaxSubs bounds the subscriptions a shard's cache of one realm holds
+// in its lookup results (the capacities of its slices, 8 bytes each: 512
+// KiB): past it, the cache is cleared before a new result goes in, as
+// past l1Max. A topic matches at most one exact subscription, one prefix
+// per byte of it and the realm's wildcard patterns (about 8,200 at
+// proto.MaxURILen and MaxRealmWildcardSubscriptions' default), so eight
+// such topics fit; a usual topic matches a handful. Before, only the
+// entries were bounded: one session subscribed to 4,000 prefixes of a
+// long topic, publishing to 1,016 topics under it, made its shard's
+// cache hold 4.2 million pointers (32 MiB) per realm, in no budget.
+const l1MaxSubs = 1 << 16
 
 // l1LogSize is how many changes of a table its log keeps: a shard whose
 // cache is further behind clears it.
@@ -143,6 +178,7 @@ func newRealm(r *Router, cfg RealmConfig) *Realm {
 	for i := range rm.l1 {
 		rm.l1[i].regs.m = map[string]*registration{}
 		rm.l1[i].subs.m = map[string][]*subscription{}
+		rm.l1[i].subs.weigh = subsWeight
 	}
 	rm.setConfig(cfg)
 	return rm
@@ -210,10 +246,11 @@ func (rm *Realm) lookupSubsFresh(i int, topic []byte) (subs []*subscription, fre
 	rm.mu.RLock()
 	subs = rm.subs.matchAll(topic, nil)
 	rm.mu.RUnlock()
-	if len(c.subs.m) >= l1Max {
-		clear(c.subs.m)
+	if len(c.subs.m) >= l1Max || c.subs.held+cap(subs) > l1MaxSubs {
+		c.subs.reset()
 	}
 	c.subs.m[string(topic)] = subs
+	c.subs.held += cap(subs)
 	return subs, true
 }
 
@@ -240,7 +277,7 @@ func catchUp[V any](rm *Realm, log *l1log, c *l1map[V]) {
 	k := n - c.seen
 	if k > l1LogSize {
 		rm.mu.RUnlock()
-		clear(c.m)
+		c.reset()
 		c.seen = n
 		return
 	}
@@ -264,7 +301,7 @@ func (c *l1map[V]) drop(changes []l1change) {
 	np := 0
 	for _, ch := range changes {
 		if ch.match != proto.MatchPrefix && ch.match != proto.MatchWildcard {
-			delete(c.m, ch.uri) // table.put and table.del's default: exact
+			c.forget(ch.uri) // table.put and table.del's default: exact
 			continue
 		}
 		dup := false
@@ -276,7 +313,7 @@ func (c *l1map[V]) drop(changes []l1change) {
 		}
 		if !dup {
 			if np == l1Patterns {
-				clear(c.m)
+				c.reset()
 				return
 			}
 			changes[np] = ch
@@ -287,13 +324,13 @@ func (c *l1map[V]) drop(changes []l1change) {
 		return
 	}
 	if np*len(c.m) > l1ScanMax {
-		clear(c.m)
+		c.reset()
 		return
 	}
 	for uri := range c.m {
 		for _, p := range changes[:np] {
 			if patternMatches(p.match, p.uri, uri) {
-				delete(c.m, uri)
+				c.forget(uri)
 				break
 			}
 		}
