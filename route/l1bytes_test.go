@@ -65,6 +65,9 @@ func TestSubscriptionCacheBoundedInMatches(t *testing.T) {
 	if held > l1MaxSubs+2*depth {
 		t.Fatalf("the shard's cache holds %d subscription pointers (%d KiB), want at most %d and one result", held, held*8>>10, l1MaxSubs)
 	}
+	if b := l1SubsBound(100_000); b < 8*(proto.MaxURILen+100_000) {
+		t.Fatalf("with 100,000 wildcard patterns allowed the bound is %d: less than eight worst-case topics", b)
+	}
 	// A change to a pattern drops the entries it matches, and their count.
 	c.subscribe(stem+".t2", map[string]any{"match": "prefix"})
 	c.sendAsync(&proto.Message{Type: proto.CodePublish, Request: c.nextReq(), Dict: opts, URI: []byte(stem + ".t0")})

@@ -86,8 +86,9 @@ type l1map[V any] struct {
 	m    map[string]V
 	// held is what the results in m weigh (weigh, nil for a map whose
 	// results weigh nothing: the registrations', one pointer each).
-	held  int
-	weigh func(V) int
+	held    int
+	weigh   func(V) int
+	maxHeld int // bound of held (l1SubsBound)
 }
 
 // reset empties c.
@@ -124,6 +125,16 @@ const l1Max = 1024
 // long topic, publishing to 1,016 topics under it, made its shard's
 // cache hold 4.2 million pointers (32 MiB) per realm, in no budget.
 const l1MaxSubs = 1 << 16
+
+// l1SubsBound is the bound of a subscription cache's held pointers for a
+// realm of at most wild wildcard patterns (Config.MaxRealmWildcardSubscriptions):
+// l1MaxSubs, or room for eight of its worst-case topics when the operator
+// allows more patterns (a cache that could not keep one hot topic's
+// result beside the others' would walk the patterns again at every
+// publication of it).
+func l1SubsBound(wild int) int {
+	return max(l1MaxSubs, 8*(proto.MaxURILen+wild+1))
+}
 
 // l1LogSize is how many changes of a table its log keeps: a shard whose
 // cache is further behind clears it.
@@ -179,6 +190,7 @@ func newRealm(r *Router, cfg RealmConfig) *Realm {
 		rm.l1[i].regs.m = map[string]*registration{}
 		rm.l1[i].subs.m = map[string][]*subscription{}
 		rm.l1[i].subs.weigh = subsWeight
+		rm.l1[i].subs.maxHeld = l1SubsBound(r.cfg.MaxRealmWildcardSubscriptions)
 	}
 	rm.setConfig(cfg)
 	return rm
@@ -246,7 +258,7 @@ func (rm *Realm) lookupSubsFresh(i int, topic []byte) (subs []*subscription, fre
 	rm.mu.RLock()
 	subs = rm.subs.matchAll(topic, nil)
 	rm.mu.RUnlock()
-	if len(c.subs.m) >= l1Max || c.subs.held+cap(subs) > l1MaxSubs {
+	if len(c.subs.m) >= l1Max || c.subs.held+cap(subs) > c.subs.maxHeld {
 		c.subs.reset()
 	}
 	c.subs.m[string(topic)] = subs
