@@ -408,7 +408,7 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **
 // kept apart because that check in deliverChunk itself cost the fan-out
 // to 100 subscribers 5.8 % (BenchmarkPublishFanout/subs=100, 12
 // interleaved runs of 2 s: medians 668 → 707 ns).
-func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, refused map[*Session]error, held **publication) {
+func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication, enc *[4][]byte, d uint64, held **publication) {
 	for _, ss := range c {
 		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
@@ -416,14 +416,12 @@ func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication,
 		if ss.wins != nil && !s.winAdmit(ss, sub, p, held) {
 			continue
 		}
-		if refused != nil {
-			if err, ok := refused[ss]; ok {
-				s.countRefused(err)
-				continue
-			}
+		if d != 0 && ss.refusedAt == d {
+			s.countRefused(ss.refusedErr)
+			continue
 		}
-		if err := s.sendEvent(ss, sub, p, enc); err != nil && refused != nil {
-			refused[ss] = err
+		if err := s.sendEvent(ss, sub, p, enc); err != nil && d != 0 {
+			ss.refusedAt, ss.refusedErr = d, err
 		}
 	}
 }

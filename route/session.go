@@ -150,6 +150,12 @@ type Session struct {
 	held       []heldEvent
 	winHeldN   int
 	winHeld    int64
+	// refusedAt is the fan-out (Shard.deliveries) in which an EVENT was
+	// last refused for the session, with refusedErr, the error: its
+	// other subscriptions matching that publication are skipped
+	// (deliverEvents). Owned by shard.
+	refusedAt  uint64
+	refusedErr error
 
 	// The wildcard registrations and subscriptions it holds
 	// (Config.MaxWildcard*), and the bounds it was told of in the log

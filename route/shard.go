@@ -64,13 +64,15 @@ type Shard struct {
 	// outside the call.
 	metaArgs proto.Raw
 	enc      proto.Encoder
-	buf      []byte             // output buffer for the message being sent
-	evbuf    [4][]byte          // per-serializer EVENT encodings during a fan-out
-	refused  map[*Session]error // deliverEvents' scratch set (refusedSet)
-	lc       carry              // scratch carry for tasks to this shard (see Shard.carry)
-	outPool  freeList[outCall]  // free call records (see newOutCall)
-	inPool   freeList[inCall]
-	timers   timerHeap
+	buf      []byte    // output buffer for the message being sent
+	evbuf    [4][]byte // per-serializer EVENT encodings during a fan-out
+	// deliveries numbers deliverEvents' fan-outs of more than one
+	// subscription (Session.refusedAt).
+	deliveries uint64
+	lc         carry             // scratch carry for tasks to this shard (see Shard.carry)
+	outPool    freeList[outCall] // free call records (see newOutCall)
+	inPool     freeList[inCall]
+	timers     timerHeap
 	// timerSweepAt is the heap size at which addTimer next drops dead timers.
 	timerSweepAt int
 	rng          *rand.Rand
