@@ -340,7 +340,7 @@ func (s *Session) refuseBusy(m *proto.Message, size int, procedure string) {
 	}
 	running, held := s.handlers, s.handlerBytes
 	s.mu.Unlock()
-	if now := time.Now().UnixNano(); now-s.busyLogged.Load() > int64(10*time.Second) {
+	if now := nanos(s.cfg.now); now-s.busyLogged.Load() > int64(10*time.Second) {
 		s.busyLogged.Store(now)
 		s.log.Warn("client: refusing invocations past MaxInvocations or MaxInvocationBytes of running handlers", "max_invocations", s.cfg.MaxInvocations, "running", running,
 			"max_invocation_bytes", s.cfg.MaxInvocationBytes, "running_bytes", held, "size", size, "procedure", procedure)

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
-	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -307,7 +306,7 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	start := *budget
 	args, kwargs, err := decodePayload(m, budget)
 	if err != nil {
-		if ok, held := s.dropLog.allow(); ok {
+		if ok, held := s.dropLog.allow(nanos(s.cfg.now)); ok {
 			s.log.Warn("client: dropping an undecodable event (at most one line per 10 s)", "subscription", m.ID, "size", s.inLen, "error", err, "dropped_since_last_line", held)
 		}
 		return true
@@ -397,7 +396,7 @@ func (s *Session) waitQueue(d delivery) bool {
 	default:
 	}
 	defer func() {
-		s.resumed.Store(time.Now().UnixNano())
+		s.resumed.Store(nanos(s.cfg.now))
 		s.parked.Store(false)
 	}()
 	for {

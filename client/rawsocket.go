@@ -65,7 +65,7 @@ func dialRawSocket(ctx context.Context, ep endpoint, cfg *Config) (*rawSocket, e
 	if err != nil {
 		return nil, err
 	}
-	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0}}
+	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0, now: cfg.now}}
 	t.br = t.reader(conn, nil)
 	if err := t.handshake(ctx, cfg); err != nil {
 		conn.Close()

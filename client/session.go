@@ -51,7 +51,7 @@ type Session struct {
 	onMsg atomic.Pointer[func(*proto.Message)]
 	inLen int // Owned by the reader: the size of the message it handles.
 	// busyLogged is when an INVOCATION past MaxInvocations was last
-	// logged (unix ns): at most once per 10 s.
+	// logged (nanos): at most once per 10 s.
 	busyLogged atomic.Int64
 	// dropLog and detailsLog rate-limit the lines of events dropped over
 	// the decode budget and of Details left out over theirs: a publisher
@@ -63,7 +63,7 @@ type Session struct {
 	// The reader waiting for room in the event queue (keepalive, and a
 	// Client's handlers: durableSub.acquire).
 	parked  atomic.Bool   // it waits now
-	resumed atomic.Int64  // unix ns when it last stopped waiting
+	resumed atomic.Int64  // when it last stopped waiting (nanos)
 	full    chan struct{} // capacity 1; poked when it starts waiting
 	// evBytes is the bytes (decoded: onEvent) of the events queued or being
 	// handled (Config.MaxBacklog); evRoom, capacity 1, is poked by the
@@ -183,21 +183,22 @@ func (s *Session) keepAlive() {
 	tick := time.NewTicker(max(min(k, to)/2, time.Millisecond)) // NewTicker panics on 0
 	defer tick.Stop()
 	var pinging atomic.Bool // a ping is being written
-	var moved int64         // when a write was last seen moving (unix ns)
+	var moved int64         // when a write was last seen moving (nanos)
 	for {
 		select {
 		case <-s.done:
 			return
-		case now := <-tick.C:
+		case <-tick.C:
 			if s.parked.Load() {
 				continue
 			}
+			now := nanos(s.cfg.now)
 			moved = max(moved, s.tr.moving())
 			last := max(s.tr.lastRead(), s.resumed.Load(), moved)
 			if last == 0 {
-				last = now.UnixNano()
+				last = now
 			}
-			idle := time.Duration(now.UnixNano() - last)
+			idle := time.Duration(now - last)
 			switch {
 			case idle > k+to:
 				s.shutdown(ErrKeepAlive, false)
@@ -472,17 +473,16 @@ func (s *Session) sendAbort(reason, msg string) {
 // logLimit lets a kind of log line through at most once per logEvery,
 // counting the ones it holds back. Safe for concurrent use.
 type logLimit struct {
-	last atomic.Int64 // unix ns of the last line let through
+	last atomic.Int64 // when the last line was let through (nanos)
 	held atomic.Int64 // lines held back since
 }
 
 // logEvery is how often a rate-limited line is written at most.
 const logEvery = 10 * time.Second
 
-// allow reports whether a line may be written now, and how many were
-// held back since the last one.
-func (l *logLimit) allow() (ok bool, held int64) {
-	now := time.Now().UnixNano()
+// allow reports whether a line may be written now (nanos), and how many
+// were held back since the last one.
+func (l *logLimit) allow(now int64) (ok bool, held int64) {
 	last := l.last.Load()
 	if last != 0 && now-last < int64(logEvery) || !l.last.CompareAndSwap(last, now) {
 		l.held.Add(1)

@@ -32,7 +32,7 @@ type transport interface {
 	// ping sends a transport-level ping (WebSocket ping, RawSocket PING),
 	// for the keepalive.
 	ping() error
-	// lastRead returns when bytes last arrived from the router (unix ns),
+	// lastRead returns when bytes last arrived from the router (nanos),
 	// when tracking is on (keepalive).
 	lastRead() int64
 	// release drops the read buffer when a message larger than
@@ -41,7 +41,7 @@ type transport interface {
 	release()
 	// moving returns, when tracking is on and a write of more than
 	// writeChunk bytes is under way, when the connection last took a
-	// chunk of it (unix ns); 0 otherwise.
+	// chunk of it (nanos); 0 otherwise.
 	moving() int64
 }
 
@@ -55,9 +55,10 @@ type stream struct {
 	br  *bufio.Reader
 	buf msgBuf
 
-	track bool         // Static: record when bytes arrive and writes move (keepalive)
-	rx    atomic.Int64 // unix ns of the last read that returned bytes, when track
-	wprog atomic.Int64 // see moving
+	track bool             // Static: record when bytes arrive and writes move (keepalive)
+	now   func() time.Time // Static: Config.now, the clock of rx and wprog (time.Now when nil)
+	rx    atomic.Int64     // when the last read that returned bytes did (nanos), when track
+	wprog atomic.Int64     // see moving
 
 	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
 }
@@ -81,7 +82,7 @@ func (s *stream) reader(conn net.Conn, pre *bufio.Reader) *bufio.Reader {
 		}
 		return bufio.NewReader(conn)
 	}
-	var r io.Reader = arrivals{conn, &s.rx}
+	var r io.Reader = arrivals{conn, &s.rx, s.now}
 	if pre != nil && pre.Buffered() > 0 {
 		b, _ := pre.Peek(pre.Buffered()) // pre is not read again
 		r = io.MultiReader(bytes.NewReader(b), r)
@@ -89,16 +90,17 @@ func (s *stream) reader(conn net.Conn, pre *bufio.Reader) *bufio.Reader {
 	return bufio.NewReader(r)
 }
 
-// arrivals records when a read from r last returned bytes (unix ns).
+// arrivals records when a read from r last returned bytes (nanos).
 type arrivals struct {
-	r  io.Reader
-	rx *atomic.Int64
+	r   io.Reader
+	rx  *atomic.Int64
+	now func() time.Time
 }
 
 func (a arrivals) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
-		a.rx.Store(time.Now().UnixNano())
+		a.rx.Store(nanos(a.now))
 	}
 	return n, err
 }
@@ -139,8 +141,8 @@ func (s *stream) writeLocked(bufs ...[]byte) error {
 			return err
 		}
 		if len(bufs) > 0 {
-			now := time.Now()
-			s.wprog.Store(now.UnixNano())
+			now := clockNow(s.now)
+			s.wprog.Store(nanosAt(now))
 			// WriteTimeout bounds each chunk, the time the link takes
 			// nothing, not the whole write: a large message over a slow
 			// link that takes it steadily (16 MiB at 1 Mbit/s, 134 s)

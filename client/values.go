@@ -141,7 +141,7 @@ func (s *Session) dictWithin(r proto.Raw, budget *int) (map[string]any, int) {
 		if !errors.Is(err, ErrDecodeBudget) {
 			return nil, 0
 		}
-		if ok, held := s.detailsLog.allow(); ok {
+		if ok, held := s.detailsLog.allow(nanos(s.cfg.now)); ok {
 			s.log.Warn("client: dropping Details over the decode budget (at most one line per 10 s)", "size", len(r.B), "dropped_since_last_line", held)
 		}
 		return nil, 0

@@ -58,7 +58,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		return nil, fmt.Errorf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
 	}
 	t := &webSocket{
-		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0},
+		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0, now: cfg.now},
 		op:      ws.OpBinary,
 		batched: cfg.Batched,
 		ser:     cfg.Serializer,
