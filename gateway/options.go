@@ -122,6 +122,10 @@ type Options struct {
 	// send the gateway's requests, secrets and signatures elsewhere, and
 	// that takes at most MaxUpstreamHeader bytes of response header.
 	HTTPClient *http.Client
+
+	// now, when set (by a test), is the clock of the gateway's durations
+	// (see nanos); the monotonic clock when nil.
+	now func() time.Time
 }
 
 // RealmAccess says whether a realm serves the bridge endpoints and to whom.

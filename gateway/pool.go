@@ -98,7 +98,7 @@ type idPool struct {
 	next     atomic.Uint64
 	inflight atomic.Int64 // requests of this principal now
 	streams  atomic.Int64 // SSE event streams of this principal now
-	lastUsed atomic.Int64 // unix ns
+	lastUsed atomic.Int64 // nanos (Server.nanos)
 	// retired: the keys in force no longer stand for this principal
 	// (retire); its sessions close as its last request or stream ends
 	// (settle). Set and cleared under pool.mu.
@@ -172,7 +172,7 @@ func (p *pool) acquireStream(id identity) (*sess, *idPool, *problem) {
 
 // releaseStream ends a stream that acquireStream admitted.
 func (p *pool) releaseStream(ip *idPool) {
-	ip.lastUsed.Store(time.Now().UnixNano())
+	ip.lastUsed.Store(p.g.nanos())
 	ip.streams.Add(-1)
 	p.settle(ip)
 }
@@ -371,7 +371,7 @@ func (p *pool) pickFor(ip *idPool) (*sess, *problem) {
 
 // release ends a request that acquire (or admit) admitted.
 func (p *pool) release(a admission) {
-	a.ip.lastUsed.Store(time.Now().UnixNano())
+	a.ip.lastUsed.Store(p.g.nanos())
 	a.ip.inflight.Add(-1)
 	if a.byAddr {
 		p.releaseAddr(a.addr)
@@ -533,7 +533,7 @@ func (p *pool) shardFor(id identity, i int) int {
 // open opens and joins a pooled session of principal id on shard idx.
 func (p *pool) open(id identity, idx int) (*sess, *problem) {
 	s := &sess{g: p.g, q: p.g.queues[idx], key: id}
-	s.lastUsed.Store(time.Now().UnixNano())
+	s.lastUsed.Store(p.g.nanos())
 	// The principals' sessions hold the SSE streams' subscriptions: told
 	// when the router takes one away (a reload's revocation, the meta
 	// API's remove_subscriber), their streams end (sess.revoked) instead
@@ -648,8 +648,11 @@ func providerOf(method string) string {
 }
 
 // sweep closes the sessions of principals idle for longer than
-// Limits.SessionIdle. The server's janitor goroutine calls it.
-func (p *pool) sweep(now time.Time) {
+// Limits.SessionIdle at now (nanos: the monotonic clock, so that a step
+// of the system clock neither closes every pooled session, forward, nor
+// keeps idle ones for the step's length, back). The server's janitor
+// goroutine calls it.
+func (p *pool) sweep(now int64) {
 	idle := p.g.opts.Limits.SessionIdle
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -657,7 +660,7 @@ func (p *pool) sweep(now time.Time) {
 		if ip.busy() {
 			continue
 		}
-		if now.UnixNano()-ip.lastUsed.Load() > int64(idle) {
+		if now-ip.lastUsed.Load() > int64(idle) {
 			p.evict(ip)
 		}
 	}

@@ -705,8 +705,8 @@ func (g *Server) janitor() {
 		select {
 		case <-g.draining:
 			return
-		case now := <-t.C:
-			g.pool.sweep(now)
+		case <-t.C:
+			g.pool.sweep(g.nanos())
 		}
 	}
 }

@@ -116,7 +116,7 @@ type sess struct {
 	// Shared.
 	id       atomic.Uint64 // WAMP session id, from WELCOME
 	dead     atomic.Bool   // closed; the pool drops it
-	lastUsed atomic.Int64  // unix ns of the last use (idle eviction)
+	lastUsed atomic.Int64  // when last used (nanos: Server.nanos)
 }
 
 // Serializer implements route.Peer.

@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// wallStepped returns t, a reading of time.Now, with its wall clock moved
+// by d (whole seconds) and its monotonic reading kept: what time.Now reads
+// after the system clock is stepped by d (an NTP step, date -s). No
+// exported API makes such a value (Add moves both readings, Round(0)
+// drops the monotonic one), so it writes time.Time's fields: wall holds
+// the hasMonotonic flag, 33 bits of seconds since 1885 and 30 bits of
+// nanoseconds; ext the monotonic reading. checkWallStepped skips a test
+// whose toolchain lays time.Time out otherwise. (loop's, route's and
+// client's tests have the same.)
+func wallStepped(t time.Time, d time.Duration) time.Time {
+	const hasMonotonic, nsecBits = 1 << 63, 30
+	p := (*struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	})(unsafe.Pointer(&t))
+	if p.wall&hasMonotonic == 0 {
+		return t.Add(d)
+	}
+	sec := int64(p.wall<<1>>(nsecBits+1)) + int64(d/time.Second)
+	p.wall = hasMonotonic | uint64(sec)<<nsecBits | p.wall&(1<<nsecBits-1)
+	return t
+}
+
+func checkWallStepped(t *testing.T) {
+	t0 := time.Now()
+	s := wallStepped(t0, time.Hour)
+	if s.Sub(t0) != 0 || s.Round(0).Sub(t0.Round(0)) != time.Hour {
+		t.Skip("time.Time is laid out otherwise: wallStepped cannot model a stepped clock")
+	}
+}
+
+// stepClock reads time.Now plus adv (both readings: time the test makes
+// pass), its wall clock alone moved by step, as a step of the system
+// clock moves it.
+type stepClock struct{ adv, step atomic.Int64 }
+
+func (c *stepClock) now() time.Time {
+	return wallStepped(time.Now().Add(time.Duration(c.adv.Load())), time.Duration(c.step.Load()))
+}
+
+// stepEnv is newEnv on a stepClock.
+func stepEnv(t *testing.T, mutate func(*Options)) (*env, *stepClock) {
+	checkWallStepped(t)
+	clk := &stepClock{}
+	return newEnv(t, func(o *Options) {
+		o.now = clk.now
+		if mutate != nil {
+			mutate(o)
+		}
+	}), clk
+}
+
+// pooled returns how many principals the pool holds.
+func pooled(e *env) int {
+	e.gw.pool.mu.Lock()
+	defer e.gw.pool.mu.Unlock()
+	return len(e.gw.pool.ids)
+}
+
+// The pool's idle eviction measures a principal's idle time on the
+// monotonic clock: a step of the system clock (NTP's first sync on a
+// board without a real-time clock, date -s, a VM resumed) neither closes
+// every pooled session at the janitor's next sweep (forward), nor keeps
+// the idle ones for the step's length (back). Before, lastUsed and the
+// sweep were the wall clock's UnixNano.
+func TestPoolIdleIgnoresWallClockSteps(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		step, adv time.Duration
+		want      int
+	}{
+		{"forward", time.Hour, time.Second, 1},
+		{"back", -time.Hour, 61 * time.Second, 0}, // SessionIdle is 60 s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, clk := stepEnv(t, nil)
+			if r, b := e.do("POST", "/wamp/realm1/call/wamp.session.count", `{}`); r.StatusCode != 200 {
+				t.Fatalf("call: %d %s", r.StatusCode, b)
+			}
+			waitFor(t, "the principal pooled and idle", func() bool {
+				e.gw.pool.mu.Lock()
+				defer e.gw.pool.mu.Unlock()
+				for _, ip := range e.gw.pool.ids {
+					if !ip.busy() {
+						return true
+					}
+				}
+				return false
+			})
+			clk.step.Store(int64(tc.step))
+			clk.adv.Add(int64(tc.adv))
+			e.gw.pool.sweep(e.gw.nanos()) // the janitor's tick
+			if n := pooled(e); n != tc.want {
+				t.Fatalf("%d principals pooled after a sweep %v after the request, the wall clock stepped %v: want %d (session_idle 60 s)", n, tc.adv, tc.step, tc.want)
+			}
+		})
+	}
+}
