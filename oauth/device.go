@@ -273,19 +273,19 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	// A public client needs no secret here, and every request stores two
 	// records for the code's lifetime: requests are counted per source
 	// address, so that one address cannot fill the store.
-	now := s.now()
+	now, mono := s.now(), s.clock() // the store's minutes are dates; this node's counts durations
 	src := s.issues.source(r)
-	if ok, retry := s.issues.begin(src, now); !ok {
+	if ok, retry := s.issues.begin(src, mono); !ok {
 		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many device authorizations from this address; try again later", retry: max(retry, time.Second)})
 		return
 	}
 	if !s.deviceRoom.ok(r.Context(), s.store, s.log) {
-		s.issues.cancel(src, now) // refused for every address: nothing to remember of this one
+		s.issues.cancel(src, mono) // refused for every address: nothing to remember of this one
 		writeError(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "the server's store holds too many device authorizations; try again later", retry: time.Minute})
 		return
 	}
-	if ok, retry, first := s.deviceAuths.take(now); !ok {
-		s.issues.cancel(src, now) // refused for every address: nothing to remember of this one
+	if ok, retry, first := s.deviceAuths.take(mono); !ok {
+		s.issues.cancel(src, mono) // refused for every address: nothing to remember of this one
 		if first {
 			s.log.Warn("oauth: refusing device authorizations: this node issued its limit within the last minute", "limit", s.deviceAuths.max, "remote", src.remote, "retry_after", retry.Round(time.Second))
 		}
@@ -296,7 +296,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	// address reach the store from each node), then, on a mesh, in the
 	// store every node shares (also when refused there: an address past
 	// its count gets no more store reads from this node this minute).
-	s.issues.end(src, now, true)
+	s.issues.end(src, mono, true)
 	if ok, retry, err := s.takeDevicePlace(r.Context(), src, now); err != nil {
 		writeError(w, s.storeErr(err))
 		return

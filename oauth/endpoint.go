@@ -124,7 +124,7 @@ func refused(code string, retry time.Duration) *oauthError {
 // limited per source address (AuthLimits).
 func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oauthError) {
 	src := s.limit.source(r)
-	now := s.now()
+	now := s.clock()
 	if blocked, until := s.limit.blocked(src, now); blocked {
 		return nil, refused("invalid_client", until.Sub(now))
 	}
@@ -170,7 +170,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 		return fail("no client secret")
 	}
 	if !s.acquireHash(r.Context()) {
-		s.limit.end(src, s.now(), false)
+		s.limit.end(src, s.clock(), false)
 		return nil, errServer("the server is busy; try again")
 	}
 	ok := c.secret.verify(secret)
@@ -178,7 +178,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	if !ok {
 		return fail("wrong client secret")
 	}
-	s.limit.end(src, s.now(), false)
+	s.limit.end(src, s.clock(), false)
 	s.secrets.add(secretKey(c, secret), now)
 	return c, nil
 }
@@ -199,7 +199,7 @@ func (s *Server) authFailed(r *http.Request, src source, what, id, reason string
 		}
 		id = id[:i]
 	}
-	delay, blocked := s.limit.end(src, s.now(), true)
+	delay, blocked := s.limit.end(src, s.clock(), true)
 	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)
 	if blocked {
 		s.log.Warn("oauth: refusing authentications from an address for a while", "remote", src.key, "for", s.limit.lim.Lockout)
@@ -226,11 +226,11 @@ func (s *Server) checkUser(r *http.Request, realm, username, password string) ([
 		return nil, errInvalidRequest("username and password are required")
 	}
 	src := s.limit.source(r)
-	if ok, retry := s.limit.begin(src, s.now()); !ok {
+	if ok, retry := s.limit.begin(src, s.clock()); !ok {
 		return nil, refused("invalid_grant", retry)
 	}
 	if !s.acquireHash(r.Context()) {
-		s.limit.end(src, s.now(), false)
+		s.limit.end(src, s.clock(), false)
 		return nil, errServer("the server is busy; try again")
 	}
 	roles, ok := s.users.Authenticate(realm, username, password)
@@ -239,7 +239,7 @@ func (s *Server) checkUser(r *http.Request, realm, username, password string) ([
 		s.authFailed(r, src, "user", username, "wrong username or password")
 		return nil, errInvalidGrant("wrong username or password")
 	}
-	s.limit.end(src, s.now(), false)
+	s.limit.end(src, s.clock(), false)
 	return roles, nil
 }
 

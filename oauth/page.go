@@ -225,7 +225,7 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) (*page
 	}
 	code := normalizeUserCode(raw)
 	src := s.limit.source(r)
-	if ok, _ := s.limit.begin(src, s.now()); !ok {
+	if ok, _ := s.limit.begin(src, s.clock()); !ok {
 		return codeForm(raw, "Too many failed attempts from your network. Try again in a few minutes.", http.StatusTooManyRequests)
 	}
 	var key string
@@ -237,14 +237,14 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) (*page
 	}
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			s.limit.end(src, s.now(), false)
+			s.limit.end(src, s.clock(), false)
 			s.storeErr(err)
 			return codeForm(raw, "The server cannot check codes right now. Try again shortly.", http.StatusServiceUnavailable)
 		}
 		s.authFailed(r, src, "user_code", "", "unknown or expired user code")
 		return codeForm(raw, "This code is not valid or has expired. Check the code on your device.", http.StatusBadRequest)
 	}
-	s.limit.end(src, s.now(), false)
+	s.limit.end(src, s.clock(), false)
 	c := s.cfg.Load().clients[d.Client]
 	if c == nil {
 		return codeForm(raw, "The device's application is no longer configured.", http.StatusBadRequest)

@@ -27,6 +27,8 @@ type Server struct {
 	users    UserStore
 	log      *slog.Logger
 	now      func() time.Time
+	epoch    time.Time // a reading of now at New, clock's origin; static
+	epochNs  int64     // its unix time; static
 	sleep    func(context.Context, time.Duration)
 	alg      string
 	skew     time.Duration
@@ -115,6 +117,8 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now()
+	s.epochNs = s.epoch.UnixNano()
 	if s.sleep == nil {
 		s.sleep = sleepCtx
 	}
@@ -578,3 +582,18 @@ func (s *Server) acquireHash(ctx context.Context) bool {
 }
 
 func (s *Server) releaseHash() { <-s.hashSem }
+
+// clock returns the time by the monotonic clock, without a monotonic
+// reading: New's unix time plus now().Sub(New's reading), which takes the
+// monotonic readings when both have one (time.Now's) and the wall clock
+// otherwise (the tests' fake clocks, which so drive it as before). The
+// limiters' windows and lockouts, the node's minute budget of device
+// authorizations and the cache of verified client secrets are durations
+// and read it: read as now().UnixNano(), the wall clock, a step of the
+// system clock (NTP's first sync on a board without a real-time clock,
+// date -s, a VM resumed) forward lifted every lockout and forgot every
+// failure in the window, BlockAfter more guesses per step, and a step
+// back held every lockout for the step's length
+// (TestLoginLockoutIgnoresWallClockSteps). Dates (tokens' exp, codes'
+// expiry, the store's records that other nodes read) stay now's.
+func (s *Server) clock() time.Time { return time.Unix(0, s.epochNs+int64(s.now().Sub(s.epoch))) }

@@ -1,0 +1,104 @@
+package oauth
+
+import (
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// wallStepped returns t, a reading of time.Now, with its wall clock moved
+// by d (whole seconds) and its monotonic reading kept: what time.Now reads
+// after the system clock is stepped by d (an NTP step, date -s). No
+// exported API makes such a value (Add moves both readings, Round(0)
+// drops the monotonic one), so it writes time.Time's fields: wall holds
+// the hasMonotonic flag, 33 bits of seconds since 1885 and 30 bits of
+// nanoseconds; ext the monotonic reading. checkWallStepped skips a test
+// whose toolchain lays time.Time out otherwise. (loop's, route's, client's
+// and gateway's tests have the same.)
+func wallStepped(t time.Time, d time.Duration) time.Time {
+	const hasMonotonic, nsecBits = 1 << 63, 30
+	p := (*struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	})(unsafe.Pointer(&t))
+	if p.wall&hasMonotonic == 0 {
+		return t.Add(d)
+	}
+	sec := int64(p.wall<<1>>(nsecBits+1)) + int64(d/time.Second)
+	p.wall = hasMonotonic | uint64(sec)<<nsecBits | p.wall&(1<<nsecBits-1)
+	return t
+}
+
+func checkWallStepped(t *testing.T) {
+	t0 := time.Now()
+	s := wallStepped(t0, time.Hour)
+	if s.Sub(t0) != 0 || s.Round(0).Sub(t0.Round(0)) != time.Hour {
+		t.Skip("time.Time is laid out otherwise: wallStepped cannot model a stepped clock")
+	}
+}
+
+// stepClock is a fake clock of time.Now's kind: a monotonic reading,
+// which adv moves with the wall clock, and a wall clock that step moves
+// alone, as a step of the system clock does.
+type stepClock struct {
+	base      time.Time // a time.Now reading (monotonic)
+	adv, step atomic.Int64
+}
+
+func (c *stepClock) now() time.Time {
+	return wallStepped(c.base.Add(time.Duration(c.adv.Load())), time.Duration(c.step.Load()))
+}
+
+// The login limiter's windows and lockouts follow the monotonic clock: a
+// step of the system clock (NTP's first sync on a board without a
+// real-time clock, date -s, a VM resumed) forward neither lifts a lockout
+// nor forgets the failures in the window, and a step back does not hold a
+// lockout for the step's length. Before, the limiter read now's UnixNano:
+// stepped forward an hour, a locked-out address was checked again at once
+// (a guesser got BlockAfter more tries at each step); stepped back an
+// hour, a client with a fixed secret stayed refused for that hour plus
+// the lockout.
+func TestLoginLockoutIgnoresWallClockSteps(t *testing.T) {
+	checkWallStepped(t)
+	lockedOut := func(t *testing.T, step time.Duration) (*testEnv, *stepClock) {
+		clk := &stepClock{base: time.Now()}
+		e := startEnv(t, func(o *Options) {
+			o.now = clk.now
+			o.Store = newMemStore(clk.now)
+			o.AuthLimits = AuthLimits{DelayAfter: 100, BlockAfter: 3, Lockout: time.Minute}
+		})
+		for range 3 {
+			st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", "guess")
+			wantOAuthError(t, st, body, 401, "invalid_client")
+		}
+		st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", backendSec)
+		wantOAuthError(t, st, body, http.StatusTooManyRequests, "invalid_client")
+		clk.step.Store(int64(step))
+		return e, clk
+	}
+
+	t.Run("forward", func(t *testing.T) {
+		e, clk := lockedOut(t, time.Hour)
+		clk.adv.Add(int64(time.Second))
+		st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", "guess")
+		if st != http.StatusTooManyRequests {
+			t.Fatalf("a guess a second into a 1 min lockout, the wall clock an hour on: %d %v, want 429 (refused unchecked)", st, body)
+		}
+	})
+	t.Run("back", func(t *testing.T) {
+		e, clk := lockedOut(t, -time.Hour)
+		clk.adv.Add(int64(time.Minute + time.Second))
+		// Checked again (401), not refused unchecked (429). (The right
+		// secret would get 503: the signing key, active from its
+		// writer's clock less MaxClockSkew, is not active yet an hour
+		// before: a date, as the tokens' are.)
+		st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", "guess")
+		if st != http.StatusUnauthorized {
+			t.Fatalf("a guess after a 1 min lockout, the wall clock an hour back: %d %v, want 401 (checked)", st, body)
+		}
+	})
+}
