@@ -572,7 +572,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 			c.dropProgress(g)
 		}
 	}()
-	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &c.writeSince)
+	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &c.writeSince)
 	c.gate.Store(sw.gate)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": call\n\n")) != nil {
@@ -863,7 +863,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		writeProblem(w, g.problemOf(res, nil))
 		return
 	}
-	sw := newSSEWriter(w, g.opts.Limits.WriteTimeout, &st.writeSince)
+	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &st.writeSince)
 	st.gate.Store(sw.gate)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {

@@ -106,3 +106,23 @@ func TestPoolIdleIgnoresWallClockSteps(t *testing.T) {
 		})
 	}
 }
+
+// The SSE total's reaper is spaced on the monotonic clock: stepped back
+// an hour right after a run, a push past sse_buffer_total scheduled the
+// next run reapEvery plus the hour later (wait = reapEvery - (now -
+// lastRun) by the wall clock), and no other push scheduled one meanwhile
+// (one timer at a time): a client that stopped reading kept its bytes
+// past the bound for the hour (until write_timeout each). Now it is cut
+// at once, as TestSSETotalPassedRightAfterReapIsReaped's.
+func TestSSEReapIgnoresWallClockSteps(t *testing.T) {
+	laneFree(t)
+	e, clk := stepEnv(t, func(o *Options) { o.Limits.SSEBufferTotal = 1 << 20 })
+	e.gw.sse.lastRun.Store(e.gw.nanos()) // a run just began
+	clk.step.Store(int64(-time.Hour))
+	q := &stuckQueue{n: 2 << 20, since: e.gw.nanos() - int64(time.Second)}
+	e.gw.addQueue(q)
+	defer e.gw.removeQueue(q)
+	e.gw.addSSEBytes(q.n)
+	defer e.gw.sse.bytes.Add(-q.n)
+	waitFor(t, "the stuck client cut for the SSE total, the wall clock stepped an hour back", q.cut.Load)
+}

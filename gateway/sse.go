@@ -328,7 +328,7 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 type sseBudget struct {
 	bytes   atomic.Int64
 	reaping atomic.Bool
-	lastRun atomic.Int64 // UnixNano when the last reap began
+	lastRun atomic.Int64 // when the last reap began (nanos: Server.nanos)
 	pending atomic.Bool  // a reap is scheduled by scheduleReap
 	mu      sync.Mutex
 	queues  map[sseQueue]struct{} // open event streams and streamed calls; guarded by mu
@@ -339,8 +339,8 @@ type sseBudget struct {
 // stream or a call streaming progressive results.
 type sseQueue interface {
 	// held: the bytes queued or being written, the entries waiting, and
-	// when the handler's current write or flush began (UnixNano; 0
-	// between them).
+	// when the handler's current write or flush began (nanos:
+	// Server.nanos; 0 between them).
 	held() (n int64, waiting int, writeSince int64)
 	// cutForTotal cuts the client: its queue let go at once, a blocked
 	// write ended; false if it was cut before.
@@ -380,7 +380,7 @@ func (g *Server) addSSEBytes(n int64) int64 {
 // another push, and a client that stopped reading held what it had until
 // Limits.WriteTimeout, past the bound.
 func (g *Server) scheduleReap() {
-	wait := reapEvery - time.Duration(time.Now().UnixNano()-g.sse.lastRun.Load())
+	wait := reapEvery - time.Duration(g.nanos()-g.sse.lastRun.Load())
 	if wait <= 0 {
 		g.startReap()
 		return
@@ -425,7 +425,7 @@ func (g *Server) releaseFrame(f *eventFrame) {
 // reapQueues cuts SSE clients until the total is under three quarters of
 // the bound. One runs at a time.
 func (g *Server) reapQueues() {
-	g.sse.lastRun.Store(time.Now().UnixNano())
+	g.sse.lastRun.Store(g.nanos())
 	limit := g.opts.Limits.SSEBufferTotal
 	defer func() {
 		g.sse.reaping.Store(false)
@@ -449,7 +449,7 @@ func (g *Server) reapQueues() {
 		n     int64
 		since int64 // when its blocked write began; MaxInt64 when not stuck
 	}
-	now := time.Now().UnixNano()
+	now := g.nanos()
 	g.sse.mu.Lock()
 	list := make([]held, 0, len(g.sse.queues))
 	for q := range g.sse.queues {
@@ -535,8 +535,8 @@ type stream struct {
 	// its last event.
 	lost atomic.Pointer[problem]
 	// writeSince: when the handler's current write or flush began
-	// (UnixNano), 0 between them; the reaper cuts the streams blocked
-	// longest first.
+	// (nanos: Server.nanos), 0 between them; the reaper cuts the streams
+	// blocked longest first.
 	writeSince atomic.Int64
 	writing    atomic.Int64              // bytes of the frame the handler is writing, 0 between writes
 	gate       atomic.Pointer[writeGate] // the handler's, once it writes
@@ -781,7 +781,7 @@ func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
 		}
 		st.taken(f)
 		st.writing.Store(int64(len(f.sse)))
-		st.writeSince.Store(time.Now().UnixNano())
+		st.writeSince.Store(st.g.nanos())
 		_, err := sw.w.Write(f.sse)
 		st.writeSince.Store(0)
 		st.writing.Store(0)
@@ -820,9 +820,10 @@ type sseWriter struct {
 	// then, takes one event larger than Limits.SSEBuffer, which the SSE
 	// total's reaper has to see as held by a stuck client.
 	since *atomic.Int64
+	nanos func() int64 // the clock of since: Server.nanos
 }
 
-func newSSEWriter(w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
+func newSSEWriter(g *Server, w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -831,13 +832,13 @@ func newSSEWriter(w http.ResponseWriter, d time.Duration, since *atomic.Int64) *
 	// The request is read: no read deadline from here on (net/http would
 	// otherwise cancel the request's context when it passes).
 	rc.SetReadDeadline(time.Time{})
-	return &sseWriter{w: w, rc: rc, gate: gateOf(w), d: d, since: since}
+	return &sseWriter{w: w, rc: rc, gate: gateOf(w), d: d, since: since, nanos: g.nanos}
 }
 
 // write sends b and flushes it; an error means the client is gone or does
 // not read.
 func (sw *sseWriter) write(b ...[]byte) error {
-	sw.since.Store(time.Now().UnixNano())
+	sw.since.Store(sw.nanos())
 	defer sw.since.Store(0)
 	sw.gate.set(time.Now().Add(sw.d))
 	for _, p := range b {
@@ -851,7 +852,7 @@ func (sw *sseWriter) write(b ...[]byte) error {
 // flush sends what was written (stream.writeQueued's frames), as write
 // does.
 func (sw *sseWriter) flush() error {
-	sw.since.Store(time.Now().UnixNano())
+	sw.since.Store(sw.nanos())
 	defer sw.since.Store(0)
 	return sw.send()
 }

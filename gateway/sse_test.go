@@ -568,16 +568,16 @@ func (q *stuckQueue) cutForTotal() bool         { return q.cut.CompareAndSwap(fa
 func TestSSETotalPassedRightAfterReapIsReaped(t *testing.T) {
 	laneFree(t)
 	e := newEnv(t, func(o *Options) { o.Limits.SSEBufferTotal = 1 << 20 })
-	q := &stuckQueue{n: 2 << 20, since: time.Now().Add(-time.Second).UnixNano()}
+	q := &stuckQueue{n: 2 << 20, since: e.gw.nanos() - int64(time.Second)}
 	e.gw.addQueue(q)
 	defer e.gw.removeQueue(q)
-	e.gw.sse.lastRun.Store(time.Now().UnixNano())
+	e.gw.sse.lastRun.Store(e.gw.nanos())
 	e.gw.addSSEBytes(q.n)
 	defer e.gw.sse.bytes.Add(-q.n)
 	for d := time.Now().Add(time.Second); !q.cut.Load(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(d) {
 			t.Fatalf("the SSE total past its bound (%d KiB of %d KiB) right after a reaper's run: a stuck client not cut 1 s later, the reaper's last run %v before",
-				e.gw.sse.bytes.Load()>>10, e.gw.opts.Limits.SSEBufferTotal>>10, time.Since(time.Unix(0, e.gw.sse.lastRun.Load())).Round(time.Millisecond))
+				e.gw.sse.bytes.Load()>>10, e.gw.opts.Limits.SSEBufferTotal>>10, time.Duration(e.gw.nanos()-e.gw.sse.lastRun.Load()).Round(time.Millisecond))
 		}
 	}
 }

@@ -32,7 +32,7 @@ func TestWriteGateEndIsFinal(t *testing.T) {
 	}{
 		{"statusWriter", func(w http.ResponseWriter, b []byte) (int, error) { return w.Write(b) }},
 		{"sseWriter", func(w http.ResponseWriter, b []byte) (int, error) {
-			sw := &sseWriter{w: w, rc: http.NewResponseController(w), gate: gateOf(w), d: time.Minute, since: new(atomic.Int64)}
+			sw := &sseWriter{w: w, rc: http.NewResponseController(w), gate: gateOf(w), d: time.Minute, since: new(atomic.Int64), nanos: func() int64 { return time.Now().UnixNano() }}
 			if err := sw.write(b); err != nil {
 				return 0, err
 			}
