@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,4 +129,36 @@ func TestSSEReapIgnoresWallClockSteps(t *testing.T) {
 	e.gw.addSSEBytes(q.n)
 	defer e.gw.sse.bytes.Add(-q.n)
 	waitFor(t, "the stuck client cut for the SSE total, the wall clock stepped an hour back", q.cut.Load)
+}
+
+// The gateway's rate-limited log lines (a request naming a host it does
+// not answer for; a request from a trusted proxy naming no client) are
+// spaced on the monotonic clock: stepped back an hour, the wall clock
+// held every such line for the hour, not their 10 s.
+func TestLogLimitsIgnoreWallClockSteps(t *testing.T) {
+	var logs lockedBuf
+	e, clk := stepEnv(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	})
+	proxy := addrClient(t, "127.0.0.2")
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+	for i := range 2 {
+		if st, body := e.rawRequest("GET", "/openapi.json", "attacker.example", ""); st != 403 {
+			t.Fatalf("a request for attacker.example: %d %s", st, body)
+		}
+		resp, err := proxy.Get(e.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		for _, line := range []string{"naming a host it does not answer for", "names no client address"} {
+			if n := count(line); n != i+1 {
+				t.Fatalf("%d lines %q after %d requests 11 s apart, the wall clock stepped an hour back between them: want %d", n, line, i+1, i+1)
+			}
+		}
+		clk.step.Store(int64(-time.Hour))
+		clk.adv.Add(int64(11 * time.Second))
+	}
 }

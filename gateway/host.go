@@ -32,7 +32,7 @@ type hostPolicy struct {
 	everywhere bool                // Hosts was set: check every request
 	exact      map[string]struct{} // lower-case names
 	suffixes   []string            // ".example.com" of "*.example.com"
-	logged     atomic.Int64        // unix seconds of the last refusal logged
+	logged     atomic.Int64        // when the last refusal was logged (nanos: Server.nanos)
 }
 
 func newHostPolicy(hosts, known []string) (*hostPolicy, []error) {
@@ -141,7 +141,7 @@ func (g *Server) refuseHost(w http.ResponseWriter, r *http.Request) bool {
 	if !p.checks(local) {
 		return false
 	}
-	if now := time.Now().Unix(); p.logged.Load() < now-10 {
+	if now := g.nanos(); p.logged.Load() < now-int64(10*time.Second) {
 		p.logged.Store(now)
 		g.log.Warn("gateway: refused a request naming a host it does not answer for (DNS rebinding?); if a reverse proxy sends this name, list it in gateway.hosts", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
 	}

@@ -50,7 +50,7 @@ func (g *Server) fromProxy(r *http.Request) {
 		return
 	}
 	g.proxyUnforwarded.Add(1)
-	now := time.Now().UnixNano()
+	now := g.nanos()
 	if last := g.proxyLogAt.Load(); last != 0 && now-last < int64(proxyLogEvery) || !g.proxyLogAt.CompareAndSwap(last, now) {
 		return
 	}
@@ -61,5 +61,5 @@ func (g *Server) fromProxy(r *http.Request) {
 // proxyState is the Server's part of fromProxy.
 type proxyState struct {
 	proxyUnforwarded atomic.Uint64 // requests from a trusted proxy that named no client
-	proxyLogAt       atomic.Int64  // unix ns of the last line logged
+	proxyLogAt       atomic.Int64  // when the last line was logged (nanos: Server.nanos)
 }
