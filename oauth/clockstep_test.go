@@ -102,3 +102,27 @@ func TestLoginLockoutIgnoresWallClockSteps(t *testing.T) {
 		}
 	})
 }
+
+// A device's polls are timed by the monotonic clock: stepped back an
+// hour between two polls at the interval, the second looked an hour
+// early by the wall clock and got slow_down, and so did every poll for
+// the hour (the interval growing by 5 s at each, the device noticing the
+// user's approval later and later).
+func TestDevicePollIgnoresWallClockSteps(t *testing.T) {
+	checkWallStepped(t)
+	clk := &stepClock{base: time.Now()}
+	e := startEnv(t, func(o *Options) { o.now = clk.now; o.Store = newMemStore(clk.now) })
+	st, da := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
+	if st != 200 {
+		t.Fatalf("device authorization: %d %v", st, da)
+	}
+	dc := da["device_code"].(string)
+	interval := time.Duration(da["interval"].(float64)) * time.Second
+	for i := range 3 {
+		if _, body := e.devicePoll(dc); body["error"] != "authorization_pending" {
+			t.Fatalf("poll %d at the interval (%v), the wall clock stepped an hour back before it: %v, want authorization_pending", i+1, interval, body)
+		}
+		clk.step.Store(int64(-time.Hour))
+		clk.adv.Add(int64(interval))
+	}
+}

@@ -465,9 +465,16 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		// clock was ahead, got slow_down, and the interval grew until
 		// the slack covered the difference. A device that spreads its
 		// polls over n nodes may poll each at the interval.
-		ms := now.UnixMilli()
+		//
+		// The polls are timed by the monotonic clock (s.clock): s.node
+		// is this process's, so no other clock reads them, and a step of
+		// the system clock back made every poll look early by the step
+		// (slow_down, the interval grown by 5 s at each, for the code's
+		// life: TestDevicePollIgnoresWallClockSteps). The code's expiry,
+		// Exp, is a date: ms.
+		ms, pm := now.UnixMilli(), s.clock().UnixMilli()
 		last := d.lastPoll(s.node)
-		tooFast := last != 0 && ms-last < d.Interval*1000-pollSlack(d.Interval)
+		tooFast := last != 0 && pm-last < d.Interval*1000-pollSlack(d.Interval)
 		if tooFast && d.Interval*1000 >= d.Exp*1000-ms {
 			// The interval already outlasts the code: growing it changes
 			// nothing a device can do. Written anyway, every poll of a
@@ -475,7 +482,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			// fsynced or replicated, for as long as the code lived.
 			return nil, &oauthError{status: http.StatusBadRequest, code: "slow_down", desc: "polling too fast; the interval is now " + itoa(d.Interval) + " s"}
 		}
-		d.polled(s.node, ms)
+		d.polled(s.node, pm)
 		if tooFast {
 			d.Interval += 5
 		}
