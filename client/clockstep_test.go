@@ -144,3 +144,49 @@ func TestLogLimitIgnoresWallClockSteps(t *testing.T) {
 		clk.adv.Add(int64(logEvery + time.Second))
 	}
 }
+
+// The line of an INVOCATION refused past MaxInvocations (at most one per
+// 10 s) is spaced on the monotonic clock too: stepped back an hour, the
+// wall clock held it for the hour.
+func TestBusyLogIgnoresWallClockSteps(t *testing.T) {
+	checkWallStepped(t)
+	url := startRouter(t)
+	var logs lockedBuf
+	clk := &stepClock{}
+	callee, err := Dial(context.Background(), Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack, MaxInvocations: 1, now: clk.now,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	noErr(t, "Dial callee", err)
+	t.Cleanup(func() { callee.Close() })
+	caller := dialRouter(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	_, err = callee.Register(ctx, "com.example.slow", func(ctx context.Context, _ *Invocation) (*Result, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &Result{}, nil
+	}, nil)
+	noErr(t, "Register", err)
+	held := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.slow", nil, nil, nil) })
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the first call's handler did not start")
+	}
+	for i := range 2 {
+		if _, err := caller.Call(ctx, "com.example.slow", nil, nil, nil); err == nil {
+			t.Fatalf("call %d past MaxInvocations 1 answered", i+2)
+		}
+		if n := strings.Count(logs.String(), "refusing invocations past MaxInvocations"); n != i+1 {
+			t.Fatalf("%d lines after %d refusals 11 s apart, the wall clock stepped an hour back between them: want %d", n, i+1, i+1)
+		}
+		clk.step.Store(int64(-time.Hour))
+		clk.adv.Add(int64(11 * time.Second))
+	}
+	close(release)
+	_, err = held.wait(t)
+	noErr(t, "the first call", err)
+}
