@@ -695,7 +695,29 @@ func (s *Shard) fanout(p *publication, subs []*subscription, fresh bool) {
 		sh.post(task{kind: tEvents, pub: owned, subs: subs, b: uint64(n)})
 	}
 	if present[s.idx] {
-		s.deliverEvents(p, subs)
+		if s.metaPosted.Load() == 0 && s.selfEvents == 0 {
+			s.deliverEvents(p, subs)
+			return
+		}
+		// Meta events posted to this shard wait in its mailbox (a
+		// session's on_join among them, posted behind another loop's):
+		// delivered inline, p would overtake them. It waits behind
+		// them, and the publisher's later events behind it (selfEvents).
+		// TestOnJoinBeforeFirstEventWithMetaEventsPosted.
+		if owned == nil {
+			owned = p.own()
+			n = owned.cost()
+			if fresh {
+				n += subsCost(subs)
+			}
+		}
+		if b := s.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
+			s.stats.EventsBacklog.Add(1)
+			return
+		}
+		s.eventBacklog.Add(n)
+		s.selfEvents++
+		s.post(task{kind: tEvents, flags: tfSelf, pub: owned, subs: subs, b: uint64(n)})
 	}
 }
 

@@ -218,7 +218,7 @@ func (s *Shard) metaFanout(p *publication, subs []*subscription) {
 		// publishes its realm's meta events (that queue busy), so none of
 		// this realm's is added while this shard publishes them; another
 		// realm's may be, in no order with these.
-		if sh == s && s.metaPosted.Load() == 0 {
+		if sh == s && s.metaPosted.Load() == 0 && s.selfEvents == 0 {
 			inline = true
 			continue
 		}

@@ -49,6 +49,12 @@ type Shard struct {
 	// shard delivers the meta events it publishes to its own subscribers
 	// inline, still in the order of the realm's queue.
 	metaPosted atomic.Int64
+	// selfEvents is the events of this shard's publishers it posted to
+	// itself, behind meta events waiting in its mailbox, and not yet
+	// delivered (fanout, tEvents with tfSelf): while there are any, its
+	// publishers' events and meta events for its own subscribers go
+	// behind them too. Owned by shard.
+	selfEvents int
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick

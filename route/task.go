@@ -44,6 +44,9 @@ const (
 	// reroutes a refusal for a feature no callee here has
 	// (ccFeatureReroute).
 	tfFeatureReroute
+	// tfSelf: a tEvents a shard posted to itself, behind meta events
+	// waiting there (fanout, Shard.selfEvents).
+	tfSelf
 )
 
 // task is one unit of work for a shard, passed by value through its
@@ -88,8 +91,11 @@ func (s *Shard) run(t *task) {
 		if t.a != 0 { // from another node: its bytes leave the backlog
 			s.meshBacklog.Add(-int64(t.a))
 		}
-		if t.b != 0 { // from another shard
+		if t.b != 0 { // from another shard, or this one's (tfSelf)
 			s.eventBacklog.Add(-int64(t.b))
+		}
+		if t.flags&tfSelf != 0 {
+			s.selfEvents--
 		}
 		s.deliverEvents(t.pub, t.subs)
 	case tMeta:
