@@ -144,3 +144,33 @@ func TestAppendValueRefusesProtoKey(t *testing.T) {
 		}
 	}
 }
+
+// Transcode, and AppendValue's Raw of another serializer, refuse a key
+// "__proto__" (escaped in JSON, in chunks in CBOR too), as every decoder
+// of the package does: before, the transcoder checked keys' type and UTF-8
+// only, and wrote it.
+func TestTranscodeRefusesProtoKey(t *testing.T) {
+	srcs := []Raw{
+		{Ser: JSON, B: []byte(`{"__proto__":1}`)},
+		{Ser: JSON, B: []byte(`[1,{"x":{"\u005f_proto__":[]}}]`)},
+		{Ser: MsgPack, B: []byte("\x81\xa9__proto__\x01")},
+		{Ser: CBOR, B: []byte("\xa1i__proto__\x01")},
+		{Ser: CBOR, B: []byte("\xa1\x7f\x64__pr\x65oto__\xff\x01")}, // in chunks: "__pr", "oto__"
+	}
+	for _, src := range srcs {
+		for _, to := range serializers {
+			if to == src.Ser {
+				continue
+			}
+			if b, err := Transcode(nil, to, src); err != ErrKeyNotString {
+				t.Errorf("Transcode %s %q to %s = %q, %v; want ErrKeyNotString", src.Ser, src.B, to, b, err)
+			}
+			if b, err := AppendValue(nil, to, []any{src}); err != ErrKeyNotString {
+				t.Errorf("AppendValue(Raw %s %q) in %s = %q, %v; want ErrKeyNotString", src.Ser, src.B, to, b, err)
+			}
+		}
+	}
+	if _, err := Transcode(nil, MsgPack, Raw{Ser: JSON, B: []byte(`{"__proto":1,"__proto__x":2}`)}); err != nil {
+		t.Errorf("keys near __proto__ refused: %v", err)
+	}
+}

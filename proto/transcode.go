@@ -218,6 +218,13 @@ func transcodeKey(r *rd, sc *[]byte) ([]byte, error) {
 	if r.ser != JSON && !utf8.Valid(ks) {
 		return nil, ErrBadUTF8
 	}
+	if len(ks) == len(protoKey) && string(ks) == protoKey {
+		// Refused as every decoder refuses it (skipKey), its escapes and
+		// chunks read: the router's input never holds it, but a Raw of
+		// another serializer the Go client passes on did, written to
+		// the router, which ended the session.
+		return nil, ErrKeyNotString
+	}
 	if err := r.colon(); err != nil {
 		return nil, err
 	}
