@@ -233,10 +233,15 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // Err returns why the session ended: ErrClosed after Close, an *Error with
 // the reason URI when the router said GOODBYE or ABORT (e.g.
 // "wamp.close.system_shutdown"), or a transport or protocol error. It is
-// nil while the session is alive.
+// nil while the session is alive. Once Close has begun it is ErrClosed,
+// as every request then fails with it (nothing but the GOODBYE is
+// written), though Done may close only once the router has answered.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err == nil && s.closed {
+		return ErrClosed
+	}
 	return s.err
 }
 
