@@ -8,40 +8,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
+
+	"github.com/edgewamp/edgewamp/internal/clocktest"
 )
 
-// wallStepped returns t, a reading of time.Now, with its wall clock moved
-// by d (whole seconds) and its monotonic reading kept: what time.Now reads
-// after the system clock is stepped by d (an NTP step, date -s). No
-// exported API makes such a value (Add moves both readings, Round(0)
-// drops the monotonic one), so it writes time.Time's fields: wall holds
-// the hasMonotonic flag, 33 bits of seconds since 1885 and 30 bits of
-// nanoseconds; ext the monotonic reading. checkWallStepped skips a test
-// whose toolchain lays time.Time out otherwise. (loop's, route's and
-// client's tests have the same.)
-func wallStepped(t time.Time, d time.Duration) time.Time {
-	const hasMonotonic, nsecBits = 1 << 63, 30
-	p := (*struct {
-		wall uint64
-		ext  int64
-		loc  *time.Location
-	})(unsafe.Pointer(&t))
-	if p.wall&hasMonotonic == 0 {
-		return t.Add(d)
-	}
-	sec := int64(p.wall<<1>>(nsecBits+1)) + int64(d/time.Second)
-	p.wall = hasMonotonic | uint64(sec)<<nsecBits | p.wall&(1<<nsecBits-1)
-	return t
-}
+// wallStepped and checkWallStepped are internal/clocktest's: a time.Now
+// reading whose wall clock is stepped by d, its monotonic reading kept.
+func wallStepped(t time.Time, d time.Duration) time.Time { return clocktest.WallStepped(t, d) }
 
-func checkWallStepped(t *testing.T) {
-	t0 := time.Now()
-	s := wallStepped(t0, time.Hour)
-	if s.Sub(t0) != 0 || s.Round(0).Sub(t0.Round(0)) != time.Hour {
-		t.Skip("time.Time is laid out otherwise: wallStepped cannot model a stepped clock")
-	}
-}
+func checkWallStepped(t *testing.T) { clocktest.SkipUnlessSteppable(t) }
 
 // stepClock reads time.Now plus adv (both readings: time the test makes
 // pass), its wall clock alone moved by step, as a step of the system

@@ -4,42 +4,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
+	"github.com/edgewamp/edgewamp/internal/clocktest"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
 
-// wallStepped returns t, a reading of time.Now, with its wall clock moved
-// by d (whole seconds) and its monotonic reading kept: what time.Now reads
-// after the system clock is stepped by d (an NTP step, date -s). No
-// exported API makes such a value (Add moves both readings, Round(0)
-// drops the monotonic one), so it writes time.Time's fields: wall holds
-// the hasMonotonic flag, 33 bits of seconds since 1885 and 30 bits of
-// nanoseconds; ext the monotonic reading. checkWallStepped skips a test
-// whose toolchain lays time.Time out otherwise.
-func wallStepped(t time.Time, d time.Duration) time.Time {
-	const hasMonotonic, nsecBits = 1 << 63, 30
-	p := (*struct {
-		wall uint64
-		ext  int64
-		loc  *time.Location
-	})(unsafe.Pointer(&t))
-	if p.wall&hasMonotonic == 0 {
-		return t.Add(d)
-	}
-	sec := int64(p.wall<<1>>(nsecBits+1)) + int64(d/time.Second)
-	p.wall = hasMonotonic | uint64(sec)<<nsecBits | p.wall&(1<<nsecBits-1)
-	return t
-}
+// wallStepped and checkWallStepped are internal/clocktest's: a time.Now
+// reading whose wall clock is stepped by d, its monotonic reading kept.
+func wallStepped(t time.Time, d time.Duration) time.Time { return clocktest.WallStepped(t, d) }
 
-func checkWallStepped(t *testing.T) {
-	t0 := time.Now()
-	s := wallStepped(t0, time.Hour)
-	if s.Sub(t0) != 0 || s.Round(0).Sub(t0.Round(0)) != time.Hour {
-		t.Skip("time.Time is laid out otherwise: wallStepped cannot model a stepped clock")
-	}
-}
+func checkWallStepped(t *testing.T) { clocktest.SkipUnlessSteppable(t) }
 
 // The connection deadlines follow the monotonic clock, not the wall
 // clock: a step of the system clock (NTP's first sync on a board without
