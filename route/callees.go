@@ -124,12 +124,12 @@ func (l *calleeList) has(ss *Session) bool {
 // the array their own length covers, and no list but the newest is ever
 // appended to (a removal leaves a tail without room, or a new array).
 func (l *calleeList) with(c callee) *calleeList {
-	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.progInv(), pt: l.pt + c.ptInv(), pm: l.pm + c.pmInv()}
+	n := &calleeList{full: l.full, tail: l.tail, base: l.base, prog: l.prog + c.has(needProg), pt: l.pt + c.has(needProg|needPPT), pm: l.pm + c.has(needPPT)}
 	if len(n.tail) == calleesPerChunk {
 		// The tail becomes the last full chunk, appended in place as
 		// the tail is: full is replaced by a new array when a removal
 		// changes it.
-		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: progOf(n.tail), pt: ptOf(n.tail), pm: pmOf(n.tail)})
+		n.full = append(n.full, calleeChunk{c: n.tail[:calleesPerChunk:calleesPerChunk], end: n.base + calleesPerChunk, prog: countOf(n.tail, needProg), pt: countOf(n.tail, needProg|needPPT), pm: countOf(n.tail, needPPT)})
 		n.base += calleesPerChunk
 		n.tail = nil
 	}
@@ -145,7 +145,7 @@ func (l *calleeList) without(seq uint64) *calleeList {
 		if !ok {
 			return l
 		}
-		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].progInv(), pt: l.pt - t[k].ptInv(), pm: l.pm - t[k].pmInv()}
+		n := &calleeList{full: l.full, base: l.base, prog: l.prog - t[k].has(needProg), pt: l.pt - t[k].has(needProg|needPPT), pm: l.pm - t[k].has(needPPT)}
 		if k == len(t)-1 {
 			// No room left: the next REGISTER's append makes a new
 			// array, so that callee k stays as the older lists see it.
@@ -177,13 +177,13 @@ func (l *calleeList) without(seq uint64) *calleeList {
 	full = append(full, l.full[:lo]...)
 	if c := l.full[lo].c; len(c) > 1 {
 		nc := append(append(make([]callee, 0, len(c)-1), c[:k]...), c[k+1:]...)
-		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - int32(c[k].progInv()), pt: l.full[lo].pt - int32(c[k].ptInv()), pm: l.full[lo].pm - int32(c[k].pmInv())})
+		full = append(full, calleeChunk{c: nc, end: l.full[lo].end - 1, prog: l.full[lo].prog - int32(c[k].has(needProg)), pt: l.full[lo].pt - int32(c[k].has(needProg|needPPT)), pm: l.full[lo].pm - int32(c[k].has(needPPT))})
 	}
 	for _, ch := range l.full[lo+1:] {
 		full = append(full, calleeChunk{c: ch.c, end: ch.end - 1, prog: ch.prog, pt: ch.pt, pm: ch.pm})
 	}
 	gone := l.full[lo].c[k]
-	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - gone.progInv(), pt: l.pt - gone.ptInv(), pm: l.pm - gone.pmInv()}
+	n := &calleeList{full: full, tail: l.tail, base: l.base - 1, prog: l.prog - gone.has(needProg), pt: l.pt - gone.has(needProg|needPPT), pm: l.pm - gone.has(needPPT)}
 	if len(full) > 2*((n.base+calleesPerChunk-1)/calleesPerChunk) {
 		n.full = compact(full, n.base)
 	}
@@ -204,66 +204,33 @@ func compact(full []calleeChunk, base int) []calleeChunk {
 			}
 			cur = append(cur, c)
 			if len(cur) == calleesPerChunk {
-				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: progOf(cur), pt: ptOf(cur), pm: pmOf(cur)})
+				out = append(out, calleeChunk{c: cur, end: len(out)*calleesPerChunk + calleesPerChunk, prog: countOf(cur, needProg), pt: countOf(cur, needProg|needPPT), pm: countOf(cur, needPPT)})
 				cur = nil
 			}
 		}
 	}
 	if len(cur) > 0 {
-		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: progOf(cur), pt: ptOf(cur), pm: pmOf(cur)})
+		out = append(out, calleeChunk{c: cur[:len(cur):len(cur)], end: base, prog: countOf(cur, needProg), pt: countOf(cur, needProg|needPPT), pm: countOf(cur, needPPT)})
 	}
 	return out
 }
 
-// progInv is 1 for a callee that announced progressive_call_invocations,
-// else 0. A session's features are set at its HELLO and never change.
-func (c callee) progInv() int {
-	if c.s != nil && c.s.feat&fCalleeProgInv != 0 {
+// has is 1 for a callee that meets need (needProg: it announced
+// progressive_call_invocations; needPPT: payload_passthru_mode; both:
+// both), else 0, as the lists count them. A session's features are set at
+// its HELLO and never change.
+func (c callee) has(need calleeNeed) int {
+	if c.s != nil && c.meets(need) {
 		return 1
 	}
 	return 0
 }
 
-// progOf returns how many of cs announced progressive_call_invocations.
-func progOf(cs []callee) int32 {
+// countOf returns how many of cs meet need.
+func countOf(cs []callee, need calleeNeed) int32 {
 	var n int32
 	for _, c := range cs {
-		n += int32(c.progInv())
-	}
-	return n
-}
-
-// ptInv is 1 for a callee that announced both
-// progressive_call_invocations and payload_passthru_mode, else 0.
-func (c callee) ptInv() int {
-	if c.s != nil && c.s.feat&(fCalleeProgInv|fCalleePPT) == fCalleeProgInv|fCalleePPT {
-		return 1
-	}
-	return 0
-}
-
-// ptOf returns how many of cs announced both.
-func ptOf(cs []callee) int32 {
-	var n int32
-	for _, c := range cs {
-		n += int32(c.ptInv())
-	}
-	return n
-}
-
-// pmInv is 1 for a callee that announced payload_passthru_mode, else 0.
-func (c callee) pmInv() int {
-	if c.s != nil && c.s.feat&fCalleePPT != 0 {
-		return 1
-	}
-	return 0
-}
-
-// pmOf returns how many of cs announced payload_passthru_mode.
-func pmOf(cs []callee) int32 {
-	var n int32
-	for _, c := range cs {
-		n += int32(c.pmInv())
+		n += int32(c.has(need))
 	}
 	return n
 }
@@ -421,9 +388,9 @@ func (ch *calleeChunk) can(ppt bool) int {
 
 func (c callee) can(ppt bool) bool {
 	if ppt {
-		return c.ptInv() == 1
+		return c.has(needProg|needPPT) == 1
 	}
-	return c.progInv() == 1
+	return c.has(needProg) == 1
 }
 
 // canFirst returns the REGISTER time of the first callee that announced

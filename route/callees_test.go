@@ -36,13 +36,13 @@ func TestCalleeListChunks(t *testing.T) {
 				t.Fatalf("chunk %d of %d: %d callees, end %d after %d", j, len(l.full), len(ch.c), ch.end, end)
 			}
 			end = ch.end
-			if p := progOf(ch.c); ch.prog != p {
+			if p := countOf(ch.c, needProg); ch.prog != p {
 				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations, has %d", j, len(l.full), ch.prog, p)
 			}
-			if p := ptOf(ch.c); ch.pt != p {
+			if p := countOf(ch.c, needProg|needPPT); ch.pt != p {
 				t.Fatalf("chunk %d of %d: counts %d callees with progressive_call_invocations and payload_passthru_mode, has %d", j, len(l.full), ch.pt, p)
 			}
-			if p := pmOf(ch.c); ch.pm != p {
+			if p := countOf(ch.c, needPPT); ch.pm != p {
 				t.Fatalf("chunk %d of %d: counts %d callees with payload_passthru_mode, has %d", j, len(l.full), ch.pm, p)
 			}
 		}
