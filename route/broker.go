@@ -678,21 +678,9 @@ func (s *Shard) fanout(p *publication, subs []*subscription, fresh bool) {
 			continue
 		}
 		if owned == nil {
-			owned = p.own()
-			n = owned.cost()
-			if fresh {
-				n += subsCost(subs)
-			}
+			owned, n = p.ownFor(subs, fresh)
 		}
-		// At most maxEventBacklog bytes of events wait for a shard (one
-		// event always may): beyond, the event is dropped for that
-		// shard's subscribers and counted, as for a slow subscriber.
-		if b := sh.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
-			s.stats.EventsBacklog.Add(1)
-			continue
-		}
-		sh.eventBacklog.Add(n)
-		sh.post(task{kind: tEvents, pub: owned, subs: subs, b: uint64(n)})
+		s.postEvents(sh, owned, subs, n, 0)
 	}
 	if present[s.idx] {
 		if s.metaPosted.Load() == 0 && s.selfEvents == 0 {
@@ -705,20 +693,38 @@ func (s *Shard) fanout(p *publication, subs []*subscription, fresh bool) {
 		// them, and the publisher's later events behind it (selfEvents).
 		// TestOnJoinBeforeFirstEventWithMetaEventsPosted.
 		if owned == nil {
-			owned = p.own()
-			n = owned.cost()
-			if fresh {
-				n += subsCost(subs)
-			}
+			owned, n = p.ownFor(subs, fresh)
 		}
-		if b := s.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
-			s.stats.EventsBacklog.Add(1)
-			return
+		if s.postEvents(s, owned, subs, n, tfSelf) {
+			s.selfEvents++
 		}
-		s.eventBacklog.Add(n)
-		s.selfEvents++
-		s.post(task{kind: tEvents, flags: tfSelf, pub: owned, subs: subs, b: uint64(n)})
 	}
+}
+
+// ownFor returns the copy of p that events for shards hold while they
+// wait, and its cost: with the list subs when it was made for p (fresh).
+func (p *publication) ownFor(subs []*subscription, fresh bool) (*publication, int64) {
+	owned := p.own()
+	n := owned.cost()
+	if fresh {
+		n += subsCost(subs)
+	}
+	return owned, n
+}
+
+// postEvents posts owned for the subscribers of subs on sh, counted n in
+// its backlog, and reports whether it did: at most maxEventBacklog bytes
+// of events wait for a shard (one event always may); beyond, the event is
+// dropped for that shard's subscribers and counted, as for a slow
+// subscriber.
+func (s *Shard) postEvents(sh *Shard, owned *publication, subs []*subscription, n int64, flags uint16) bool {
+	if b := sh.eventBacklog.Load(); b > 0 && b+n > maxEventBacklog {
+		s.stats.EventsBacklog.Add(1)
+		return false
+	}
+	sh.eventBacklog.Add(n)
+	sh.post(task{kind: tEvents, flags: flags, pub: owned, subs: subs, b: uint64(n)})
+	return true
 }
 
 // subsCost is what a list of matched subscriptions holds, for an event
