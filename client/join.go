@@ -117,6 +117,13 @@ func (s *Session) handshake(ctx context.Context) error {
 		}
 		switch in.Type {
 		case proto.CodeWelcome:
+			if in.ID == 0 {
+				// Ids are in [1, 2^53] (WAMP §IDs); the decoder refuses
+				// those past 2^53, 0 is its to pass.
+				msg := "WELCOME with session id 0"
+				s.sendAbort(proto.URIProtocolViolation, msg)
+				return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+			}
 			s.id = in.ID
 			s.details = s.controlDictOf(in.Dict)
 			return nil
