@@ -319,6 +319,16 @@ func (s *Session) sendCancel(ctx context.Context, c *call) {
 //
 // [RESULT, CALL.Request|id, Details|dict, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onResult(m *proto.Message) {
+	// A RESULT for no call (one forgotten after its CANCEL's wait, or a
+	// hostile router's) is dropped before its payload is decoded: it
+	// cost up to DecodeRatio times its size in Go values thrown away.
+	// A call forgotten while this one decodes is found gone below.
+	s.mu.Lock()
+	_, ok := s.calls[m.Request]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
 	budget := measuredBudget(s.decodeBudget(s.inLen))
 	start := *budget
 	args, kwargs, err := decodePayload(m, budget)

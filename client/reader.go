@@ -102,10 +102,18 @@ func (s *Session) onGoodbye(m *proto.Message) {
 //
 // [ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Arguments|list, ArgumentsKw|dict]
 func (s *Session) onError(m *proto.Message) {
+	if m.ReqType == proto.CodeCall {
+		// As a RESULT for no call (onResult), dropped undecoded.
+		s.mu.Lock()
+		_, ok := s.calls[m.Request]
+		s.mu.Unlock()
+		if ok {
+			s.finishCall(m.Request, nil, s.errorOf(m))
+		}
+		return
+	}
 	e := s.errorOf(m)
 	switch m.ReqType {
-	case proto.CodeCall:
-		s.finishCall(m.Request, nil, e)
 	case proto.CodeRegister, proto.CodeUnregister, proto.CodeSubscribe, proto.CodeUnsubscribe, proto.CodePublish:
 		var orphan uint64
 		s.mu.Lock()
