@@ -20,7 +20,8 @@
 // one argument). Messages are encoded and decoded with
 // package proto; payloads are generic Go values (see proto.DecodeValue for
 // the types a decoded value has: integers are int64, or uint64 above
-// MaxInt64).
+// MaxInt64, or *big.Int beyond 64 bits, up to 8192 bits: a larger
+// *big.Int is not written in JSON or CBOR, the request failing).
 //
 // # Goroutines
 //

@@ -121,3 +121,27 @@ func TestAppendValueNilBigInt(t *testing.T) {
 		}
 	}
 }
+
+// Nor a CBOR bignum beyond 8192 bits (2^8192, -2^8192): every reader of
+// this package refuses it, so a Go client's event to a CBOR subscriber
+// was lost. What AppendValue writes for CBOR, DecodeValue reads back.
+func TestAppendValueHugeBigIntCBOR(t *testing.T) {
+	huge := new(big.Int).Lsh(big.NewInt(1), 8192)
+	for _, v := range []*big.Int{huge, new(big.Int).Neg(huge)} {
+		if out, err := AppendValue(nil, CBOR, []any{v}); err == nil {
+			_, derr := DecodeValue(Raw{Ser: CBOR, B: out})
+			t.Errorf("AppendValue(CBOR, %d bits, sign %d): %d bytes, no error (read back: %v)", v.BitLen(), v.Sign(), len(out), derr)
+		}
+	}
+	largest := new(big.Int).Sub(huge, big.NewInt(1))
+	for _, v := range []*big.Int{largest, new(big.Int).Neg(largest)} {
+		out, err := AppendValue(nil, CBOR, v)
+		if err != nil {
+			t.Fatalf("AppendValue(CBOR, %d bits, sign %d): %v", v.BitLen(), v.Sign(), err)
+		}
+		back, err := DecodeValue(Raw{Ser: CBOR, B: out})
+		if b, ok := back.(*big.Int); err != nil || !ok || b.Cmp(v) != 0 {
+			t.Fatalf("%d bits, sign %d: read back %T, %v", v.BitLen(), v.Sign(), back, err)
+		}
+	}
+}

@@ -313,7 +313,7 @@ func (w *wr) bin(p []byte) {
 // integer when it fits in [-2^64, 2^64-1] (CBOR's native range; MsgPack
 // takes a float below -2^63), otherwise JSON digits, a CBOR bignum or a
 // MsgPack float64. An integer beyond float64's range has no MsgPack form,
-// one beyond 8192 bits no JSON form (the JSON readers refuse it).
+// one beyond 8192 bits no JSON or CBOR form (the readers refuse it).
 func (w *wr) big(v *big.Int) error {
 	if v.IsUint64() {
 		w.uint(v.Uint64())
@@ -330,14 +330,16 @@ func (w *wr) big(v *big.Int) error {
 			return nil
 		}
 	}
+	if w.ser != MsgPack && v.BitLen() > 8*maxBigBytes {
+		// Every reader of this package refuses it: a JSON one ends the
+		// session of a peer that sends it; a CBOR bignum (-2^8192, 2^8192)
+		// passed to a CBOR peer as it came was refused by its reader, the
+		// event lost. An error here rather than a lost session or message
+		// for the Go client.
+		return errBigTooLarge
+	}
 	switch w.ser {
 	case JSON:
-		if v.BitLen() > 8*maxBigBytes {
-			// Every JSON reader of this package refuses it (the router
-			// ends the session of a peer that sends it): an error here
-			// rather than a lost session for the Go client.
-			return errBigTooLarge
-		}
 		w.b = v.Append(w.b, 10)
 	case MsgPack:
 		f, _ := new(big.Float).SetInt(v).Float64()
