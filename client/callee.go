@@ -485,6 +485,10 @@ func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, si
 		s.mu.Lock()
 		s.handlers--
 		s.handlerBytes -= size
+		if s.handlers == 0 && s.idle != nil {
+			close(s.idle) // Close waits for it (awaitHandlers)
+			s.idle = nil
+		}
 		s.mu.Unlock()
 	}()
 	defer release()

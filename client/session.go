@@ -40,13 +40,17 @@ type Session struct {
 	wlock chan struct{}
 	enc   proto.Encoder
 	wbuf  []byte
-	// leaving is set by Close before it writes its GOODBYE: from then on
-	// nothing but GOODBYE or ABORT is written (sendUnlock), so that a
-	// request that waited for the write lock behind the GOODBYE fails
-	// with ErrClosed rather than go out after it, to a router that has
-	// ended the session (a Publish without acknowledgement returned nil
-	// for an event the router dropped).
+	// leaving is set when Close starts: from then on nothing but GOODBYE
+	// or ABORT is written (sendUnlock), and, until the GOODBYE is
+	// written (saidBye), the answers of running handlers (YIELD, an
+	// INVOCATION's ERROR), so that a request that waited for the write
+	// lock behind the GOODBYE fails with ErrClosed rather than go out
+	// after it, to a router that has ended the session (a Publish
+	// without acknowledgement returned nil for an event the router
+	// dropped), while a handler's answer goes out before it (refused, its
+	// caller got wamp.error.canceled for a call answered).
 	leaving atomic.Bool
+	saidBye atomic.Bool // set under the write lock as a GOODBYE is written
 
 	onMsg atomic.Pointer[func(*proto.Message)]
 	inLen int // Owned by the reader: the size of the message it handles.
@@ -93,6 +97,9 @@ type Session struct {
 	// 16,384 invocations (MaxInvocations) could each hold 16 MiB.
 	streamHeld int
 	handlers   int // Handlers running (MaxInvocations); an invocation answered early may still run one
+	// idle, set by Close while handlers run, is closed when the last
+	// returns (runHandler).
+	idle chan struct{}
 	// handlerBytes is the size as received of the first chunks of the
 	// invocations whose Handlers run, and of their later chunks held for
 	// Next (MaxInvocationBytes): counting first chunks only, a stream's
@@ -311,9 +318,15 @@ func (s *Session) unlockWrite() { <-s.wlock }
 // it decided and what it writes in order with other writers); it unlocks
 // it.
 func (s *Session) sendUnlock(m *proto.Message) error {
-	if s.leaving.Load() && m.Type != proto.CodeGoodbye && m.Type != proto.CodeAbort {
-		s.unlockWrite()
-		return ErrClosed
+	if s.leaving.Load() && m.Type != proto.CodeAbort {
+		answer := m.Type == proto.CodeYield || m.Type == proto.CodeError && m.ReqType == proto.CodeInvocation
+		switch {
+		case m.Type == proto.CodeGoodbye:
+			s.saidBye.Store(true)
+		case !answer || s.saidBye.Load():
+			s.unlockWrite()
+			return ErrClosed
+		}
 	}
 	b, err := s.enc.Append(s.wbuf[:0], s.ser, m)
 	if err != nil {
@@ -362,13 +375,17 @@ func (s *Session) newRequestID() uint64 {
 // session ends when ReplyTimeout is spent, and the stuck write with it),
 // closes the transport
 // and waits for the session's goroutines, running handlers included, to
-// return. Handlers see their context canceled. Close must not be called
+// return. Handlers see their context canceled as Close starts, and their
+// answers (YIELD or ERROR) go out before the GOODBYE: Close waits for them
+// up to half of ReplyTimeout first (their callers got wamp.error.canceled
+// from the router when a handler answered after it). Close must not be called
 // from an event handler or invocation Handler of the same session, since it
 // waits for them; call it from another goroutine. Events not yet handled
 // when Close is called are dropped, so that a full event queue does not
 // hold up the GOODBYE exchange. Once Close has begun nothing but the
-// GOODBYE is written: a request (Call, Publish, ...) or an answer still
-// waiting for its turn to write fails with ErrClosed, nothing sent (a
+// GOODBYE and running handlers' answers is written: a request (Call,
+// Publish, ...), or an answer still waiting for its turn to write once
+// the GOODBYE is written, fails with ErrClosed, nothing sent (a
 // PUBLISH behind the GOODBYE went out after it, to a router that had
 // ended the session, and Publish returned nil). It is idempotent and
 // returns nil; Err tells how the session ended.
@@ -383,13 +400,19 @@ func (s *Session) Close() error {
 		close(s.closing)
 	}
 	if first && alive {
-		// ReplyTimeout bounds the whole exchange, the GOODBYE's write
-		// included: behind a write stuck on a router that does not read
-		// (or stuck itself), the session ends when it is spent, which
-		// closes the connection and so ends the stuck write, where Close
-		// waited for it to time out (WriteTimeout) before it could send.
+		// ReplyTimeout bounds the whole exchange, the wait for running
+		// handlers and the GOODBYE's write included: behind a write stuck
+		// on a router that does not read (or stuck itself), the session
+		// ends when it is spent, which closes the connection and so ends
+		// the stuck write, where Close waited for it to time out
+		// (WriteTimeout) before it could send.
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReplyTimeout)
 		stop := context.AfterFunc(ctx, func() { s.shutdown(ErrClosed, false) })
+		// Half of it at most for the handlers: the GOODBYE still goes
+		// out behind one that ignores its context.
+		hctx, hcancel := context.WithTimeout(ctx, s.cfg.ReplyTimeout/2)
+		s.awaitHandlers(hctx)
+		hcancel()
 		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
 		if s.sendCtx(ctx, m) == nil {
 			// Written: the guard is for a GOODBYE whose write is stuck.
@@ -408,6 +431,31 @@ func (s *Session) Close() error {
 	}
 	s.wg.Wait()
 	return nil
+}
+
+// awaitHandlers lets the running handlers answer before Close's GOODBYE,
+// within ctx: their contexts are canceled (one waiting for it answers at
+// once, wamp.error.canceled), and it waits for the last to return or for
+// the session to end. Written after the GOODBYE, their YIELDs were
+// refused, and their callers got wamp.error.canceled from the router for
+// calls answered. No handler starts once Close has begun (onInvocation).
+func (s *Session) awaitHandlers(ctx context.Context) {
+	if s.cancel != nil {
+		s.cancel(ErrClosed)
+	}
+	s.mu.Lock()
+	if s.handlers == 0 || s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	s.idle = idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
 // shutdown ends the session with cause, once: later calls do nothing. It
