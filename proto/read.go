@@ -376,6 +376,32 @@ func (r *rd) undefined() bool {
 			r.i++
 			return true
 		}
+		if r.i < len(r.b) && r.b[r.i]>>5 == 6 {
+			return r.cbTaggedUndefined()
+		}
+	}
+	return false
+}
+
+// cbTaggedUndefined consumes undefined under tags the router strips
+// (cbor_norm.go) and reports true, so that it is undefined as the
+// untagged one is: a dictionary member holding it was left out untagged,
+// and was a member holding null tagged. Under a tag that is kept or
+// checked (a bignum, a date, cbor2's), or more than cbNext reads, it is
+// not: the value's reader decides (and refuses what it must).
+func (r *rd) cbTaggedUndefined() bool {
+	p := rd{b: r.b, i: r.i, ser: CBOR}
+	for tags := 0; tags <= 8; tags++ {
+		major, info, arg, _, err := p.cbHeadInfo()
+		switch {
+		case err != nil:
+			return false
+		case major == 7 && info == 23 && tags > 0:
+			r.i = p.i
+			return true
+		case major != 6 || arg == 2 || arg == 3 || cbTagChecked(arg):
+			return false
+		}
 	}
 	return false
 }

@@ -214,3 +214,39 @@ func TestListElement(t *testing.T) {
 		t.Fatal("an element of a dictionary found")
 	}
 }
+
+// A tag the router strips (any but the bignums, dates and the tags cbor2
+// checks) on CBOR's undefined leaves undefined, and it follows the same
+// rule as the untagged one: a dictionary member is left out (for JSON and
+// MsgPack peers, and in DecodeValue: the Go client's), where it became a
+// member holding null. CBOR peers get the member with undefined, the tag
+// stripped, as they get an untagged one. A checked tag on it (tag 0 must
+// hold a text) is not taken for undefined.
+func TestTaggedUndefinedMemberIsAbsent(t *testing.T) {
+	// {"a": 100(undefined), "b": 2, "c": 1000(60000(undefined))}
+	in := Raw{Ser: CBOR, B: mustHex(t, stripSpaces("a3 6161 d864 f7 6162 02 6163 d903e8 d9ea60 f7"))}
+	v, err := DecodeValue(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := v.(map[string]any); !ok || len(d) != 1 || d["b"] != int64(2) {
+		t.Errorf("DecodeValue: %#v, want map[b:2]", v)
+	}
+	for _, to := range []Serializer{JSON, MsgPack} {
+		out, err := Transcode(nil, to, in)
+		if err != nil {
+			t.Fatalf("to %s: %v", to, err)
+		}
+		back, err := DecodeValue(Raw{Ser: to, B: out})
+		if d, ok := back.(map[string]any); err != nil || !ok || len(d) != 1 || d["b"] != int64(2) {
+			t.Errorf("to %s: %s (%v), want {b: 2}", to, show(to, out), err)
+		}
+	}
+	out, err := Transcode(nil, CBOR, in)
+	if want := mustHex(t, stripSpaces("a3 6161 f7 6162 02 6163 f7")); err != nil || showHex(out) != showHex(want) {
+		t.Errorf("to CBOR: %x %v, want %x (the members with undefined, untagged)", out, err, want)
+	}
+	if ValidArgs(Raw{Ser: CBOR, B: mustHex(t, "81a16161c0f7")}, false) {
+		t.Error("tag 0 on undefined passed as a valid payload")
+	}
+}
