@@ -258,6 +258,8 @@ type Router struct {
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
+	// extraLogged is when logAuthExtra last logged (as busyLogged).
+	extraLogged atomic.Int64
 	// failLogs and lockLogs bound the failed-authentication and lockout
 	// log lines.
 	failLogs, lockLogs lineLimiter

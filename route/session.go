@@ -751,6 +751,50 @@ func (s *Shard) dropAuth(ss *Session) {
 	s.post(task{kind: tAuthDone, s: ss, auth: &authResult{busy: true}})
 }
 
+// welcomeAuthExtra encodes id.AuthExtra for WELCOME. A "__proto__" key
+// (every decoder of proto refuses it, msgpack5 throws on it) failed the
+// encoding, and WELCOME went without authextra, unsaid: the key is left
+// out, and the rest sent. What still does not encode is left out whole.
+// Either is logged at WARN, at most once per 10 s.
+func (r *Router) welcomeAuthExtra(ser proto.Serializer, id *Identity) (proto.Raw, bool) {
+	raw, err := proto.EncodeValue(ser, id.AuthExtra)
+	if err == nil {
+		return raw, true
+	}
+	_, hasKey := id.AuthExtra[protoKey]
+	if hasKey {
+		rest := make(map[string]any, len(id.AuthExtra))
+		for k, v := range id.AuthExtra {
+			if k != protoKey {
+				rest[k] = v
+			}
+		}
+		if raw, err = proto.EncodeValue(ser, rest); err == nil {
+			r.logAuthExtra("leaving the key \"__proto__\" out of an Identity's AuthExtra in WELCOME (JavaScript clients refuse it)", id, nil)
+			return raw, true
+		}
+	}
+	r.logAuthExtra("leaving an Identity's AuthExtra out of WELCOME: it does not encode", id, err)
+	return proto.Raw{}, false
+}
+
+// protoKey is the dictionary key proto refuses (see proto.ErrKeyNotString).
+const protoKey = "__proto__"
+
+// logAuthExtra logs msg at most once per 10 s.
+func (r *Router) logAuthExtra(msg string, id *Identity, err error) {
+	now := r.now()
+	last := r.extraLogged.Load()
+	if last != 0 && now-last < int64(10*time.Second) || !r.extraLogged.CompareAndSwap(last, now) {
+		return
+	}
+	args := []any{"authid", id.AuthID, "authrole", id.AuthRole}
+	if err != nil {
+		args = append(args, "error", err)
+	}
+	r.log.Warn(msg+"; logged at most once per 10 s", args...)
+}
+
 // logAuthBusy says, at most once per 10 s, that logins are refused for a
 // full worker pool. Any goroutine.
 func (r *Router) logAuthBusy() {
@@ -924,7 +968,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string, int
 	f.SetString(proto.KeyRealm, rm.name)
 	f.SetRaw(proto.KeyRoles, s.r.welcome[ss.ser])
 	if id.AuthExtra != nil {
-		if raw, err := proto.EncodeValue(ss.ser, id.AuthExtra); err == nil {
+		if raw, ok := s.r.welcomeAuthExtra(ss.ser, id); ok {
 			f.SetRaw(proto.KeyAuthExtra, raw)
 		}
 	}
