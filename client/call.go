@@ -359,7 +359,7 @@ func (s *Session) onResult(m *proto.Message) {
 		// Held decoded (the message's buffers go once it is handled):
 		// counted as received, small MsgPack integers, 16 times their
 		// size decoded, held 16 times the bound.
-		size := max(s.inLen, start-*budget+dcost)
+		size := max(s.inLen, start-*budget+dcost+heldResult)
 		if s.overBacklog(size) {
 			over = s.streamHeld
 		} else {

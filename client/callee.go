@@ -256,8 +256,9 @@ func (s *Session) onInvocation(m *proto.Message) {
 	// buffers go once it is handled), as the decode budget estimates
 	// them, or its size as received when that is more: counted as
 	// received, small MsgPack integers (16 times their size decoded) had
-	// a callee hold 16 times MaxInvocationBytes.
-	size := max(s.inLen, start-*budget+dcost)
+	// a callee hold 16 times MaxInvocationBytes. The Invocation holding
+	// them counts too (heldInvocation).
+	decoded := start - *budget + dcost
 	inv := &Invocation{
 		Args:           args,
 		Kwargs:         kwargs,
@@ -269,6 +270,8 @@ func (s *Session) onInvocation(m *proto.Message) {
 		Registration:   m.ID,
 		Progress:       m.Opt.Bool(proto.KeyProgress, false),
 	}
+	decoded += len(inv.Procedure) + len(inv.CallerAuthID) + len(inv.CallerAuthRole)
+	size := max(s.inLen, decoded+heldInvocation)
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()

@@ -316,8 +316,9 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	// message's buffers go once it is handled): counted in Go values, as
 	// the decode budget estimates them, or as received when that is
 	// more. As received, small MsgPack integers, 16 times their size
-	// decoded, held 16 times MaxBacklog behind a slow handler.
-	size := max(s.inLen, start-*budget+dcost)
+	// decoded, held 16 times MaxBacklog behind a slow handler. The Event
+	// holding them counts too (heldEvent).
+	decoded := start - *budget + dcost
 	ev := &Event{
 		Args:           args,
 		Kwargs:         kwargs,
@@ -330,7 +331,10 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	}
 	if ev.Topic == "" {
 		ev.Topic = subs[0].topic
+	} else {
+		decoded += len(ev.Topic)
 	}
+	size := max(s.inLen, decoded+heldEvent)
 	for i, sub := range subs {
 		d := delivery{sub: sub, ev: ev}
 		if i == 0 {
