@@ -310,9 +310,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 		return
 	}
 	if s.closed {
-		// Close sent GOODBYE: no new handler starts (the router fails
-		// the call when the session ends).
-		s.mu.Unlock()
+		s.refuseClosing(m)
 		return
 	}
 	reg := s.regs[m.ID]
@@ -353,20 +351,40 @@ func (s *Session) refuseBusy(m *proto.Message, size int, procedure string) {
 	}})
 }
 
+// refuseClosing refuses the INVOCATION m of a session whose Close has
+// begun: no new handler starts. It was dropped unanswered, and while
+// Close waits for the running handlers (awaitHandlers) its caller waited
+// for the GOODBYE to get wamp.error.canceled; "not here" has the router
+// offer it to another callee, or answer the caller no_available_callee.
+// A first chunk's later ones are dropped as those of an invocation
+// answered early. Called with mu held; it unlocks it.
+func (s *Session) refuseClosing(m *proto.Message) {
+	if m.Opt.Bool(proto.KeyProgress, false) {
+		s.finished.add(m.Request)
+	}
+	s.mu.Unlock()
+	s.sendError(proto.CodeInvocation, m.Request, &Error{URI: proto.URIUnavailable})
+}
+
 // refusedUndecoded refuses, before its payload is decoded, an INVOCATION
 // that starts no Handler whatever it holds: one of a registration the
-// session does not hold, or one past Config.MaxInvocations. It reports
+// session does not hold, one past Config.MaxInvocations, or one that
+// comes once Close has begun. It reports
 // whether it did. Decoded first, each such refusal built and threw away
 // Go values of up to DecodeRatio times the message plus 64 KiB: 30 of
 // 50 KB of small MsgPack integers allocated 27.7 MB at a full callee.
-// Anything else (a later chunk, an invocation answered early, a session
-// closing, the bytes bound, which needs the decoded size) is left to
+// Anything else (a later chunk, an invocation answered early, the bytes
+// bound, which needs the decoded size) is left to
 // onInvocation.
 func (s *Session) refusedUndecoded(m *proto.Message) bool {
 	s.mu.Lock()
-	if s.err != nil || s.closed || s.invs[m.Request] != nil || s.finished.has(m.Request) {
+	if s.err != nil || s.invs[m.Request] != nil || s.finished.has(m.Request) {
 		s.mu.Unlock()
 		return false
+	}
+	if s.closed {
+		s.refuseClosing(m)
+		return true
 	}
 	reg := s.regs[m.ID]
 	if reg == nil {

@@ -59,3 +59,43 @@ func TestCloseLetsRunningHandlersYield(t *testing.T) {
 		t.Errorf("callee's Err after Close: %v", err)
 	}
 }
+
+// While Close waits for running handlers, an INVOCATION that comes starts
+// no handler: it was dropped unanswered, and its caller waited for the
+// GOODBYE (up to half of ReplyTimeout) to get wamp.error.canceled. It is
+// answered wamp.error.unavailable, which the router offers to another
+// callee, or answers no_available_callee at once.
+func TestCloseRefusesNewInvocationsAsUnavailable(t *testing.T) {
+	url := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	callee := dialRouter(t, url)
+	caller := dialRouter(t, url)
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	_, err := callee.Register(ctx, "com.example.slow", func(context.Context, *Invocation) (*Result, error) {
+		started <- struct{}{}
+		<-release
+		return &Result{}, nil
+	}, nil)
+	noErr(t, "Register", err)
+	first := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.slow", nil, nil, nil) })
+	<-started
+	closed := goDo(func() (struct{}, error) { return struct{}{}, callee.Close() })
+	<-callee.closing
+	second := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.slow", nil, nil, nil) })
+	// Answered while the first handler still runs (not at the GOODBYE,
+	// which waits for it, canceled).
+	_, err = second.wait(t)
+	wampErr(t, err, proto.URINoAvailableCallee)
+	close(release)
+	_, err = first.wait(t)
+	noErr(t, "first call", err)
+	closed.wait(t)
+}

@@ -378,7 +378,9 @@ func (s *Session) newRequestID() uint64 {
 // return. Handlers see their context canceled as Close starts, and their
 // answers (YIELD or ERROR) go out before the GOODBYE: Close waits for them
 // up to half of ReplyTimeout first (their callers got wamp.error.canceled
-// from the router when a handler answered after it). Close must not be called
+// from the router when a handler answered after it); an INVOCATION that
+// comes meanwhile starts no handler and is answered wamp.error.unavailable
+// (the router tries another callee). Close must not be called
 // from an event handler or invocation Handler of the same session, since it
 // waits for them; call it from another goroutine. Events not yet handled
 // when Close is called are dropped, so that a full event queue does not
