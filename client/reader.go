@@ -112,7 +112,6 @@ func (s *Session) onError(m *proto.Message) {
 		}
 		return
 	}
-	e := s.errorOf(m)
 	switch m.ReqType {
 	case proto.CodeRegister, proto.CodeUnregister, proto.CodeSubscribe, proto.CodeUnsubscribe, proto.CodePublish:
 		var orphan uint64
@@ -126,11 +125,12 @@ func (s *Session) onError(m *proto.Message) {
 			s.undoSubscription(orphan, rq.topic, rq.match)
 		}
 		if rq != nil {
-			rq.reply <- reply{err: e}
+			rq.reply <- reply{err: s.errorOf(m)}
 		}
 	default:
-		// ERROR for an INVOCATION or CANCEL we sent: nothing waits for it.
-		s.log.Debug("client: router error", "request_type", m.ReqType.String(), "request", m.Request, "error", e)
+		// ERROR for an INVOCATION or CANCEL we sent: nothing waits for
+		// it, and its payload is not decoded for a debug line.
+		s.log.Debug("client: router error", "request_type", m.ReqType.String(), "request", m.Request, "error", string(m.URI))
 	}
 }
 
