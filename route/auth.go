@@ -135,36 +135,36 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 	if az == nil {
 		return true
 	}
-	if ss.authz == nil {
-		ss.authz = new(authzCache)
-	}
 	c := ss.authz
-	m := c.m[a]
-	if m == nil {
-		m = map[string]bool{}
-		c.m[a] = m
+	if c == nil {
+		c = new(authzCache)
+		ss.authz = c
 	}
-	if ok, hit := m[string(uri)]; hit {
+	if ok, hit := c.m[a][string(uri)]; hit {
 		return ok
 	}
 	ok := az.Authorize(ss.authRole, a, string(uri))
-	remember(m, &c.bytes[a], uri, ok)
+	c.remember(&c.m[a], uri, ok)
 	return ok
 }
 
-// remember keeps decision ok on uri in m, a cache of authzCache that
-// holds n bytes of URIs, within its bounds: a longer URI is not kept, and
-// a full cache is emptied first.
-func remember(m map[string]bool, n *int, uri []byte, ok bool) {
+// remember keeps decision ok on uri in *m, one of c's maps, within c's
+// bounds, which are the session's, all maps together: a longer URI is not
+// kept, and a full cache is dropped whole first (every map, so that the
+// memory of their tables goes too: a map emptied by clear keeps them).
+func (c *authzCache) remember(m *map[string]bool, uri []byte, ok bool) {
 	if len(uri) > maxCachedURI {
 		return
 	}
-	if len(m) >= maxCachedDecisions || *n+len(uri) > maxCachedURIBytes {
-		clear(m)
-		*n = 0
+	if c.n >= maxCachedDecisions || c.bytes+len(uri) > maxCachedURIBytes {
+		*c = authzCache{} // *m is one of c's maps: nil now
 	}
-	m[string(uri)] = ok
-	*n += len(uri)
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[string(uri)] = ok
+	c.n++
+	c.bytes += len(uri)
 }
 
 // authorizePattern checks a REGISTER or SUBSCRIBE (a) of uri under match
@@ -185,21 +185,17 @@ func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
 	if !asPattern {
 		return ss.authorize(a, uri)
 	}
-	if ss.authz == nil {
-		ss.authz = new(authzCache)
-	}
 	c := ss.authz
-	i := patternSlot(a, m)
-	pm := c.pat[i]
-	if pm == nil {
-		pm = map[string]bool{}
-		c.pat[i] = pm
+	if c == nil {
+		c = new(authzCache)
+		ss.authz = c
 	}
-	if ok, hit := pm[string(uri)]; hit {
+	i := patternSlot(a, m)
+	if ok, hit := c.pat[i][string(uri)]; hit {
 		return ok
 	}
 	ok := pz.AuthorizePattern(ss.authRole, a, m, string(uri))
-	remember(pm, &c.patBytes[i], uri, ok)
+	c.remember(&c.pat[i], uri, ok)
 	return ok
 }
 
@@ -217,21 +213,24 @@ func patternSlot(a Action, m proto.Match) int {
 	return i
 }
 
-// authzCache is a session's cache of authorization decisions: per action,
-// at most maxCachedDecisions URIs of at most maxCachedURI bytes, and
-// maxCachedURIBytes of them. Each event is checked against its
-// subscriber's cache by its topic, and a publisher sending to 256
-// distinct 4 KiB topics under a pattern that many sessions subscribe to
-// made each of them hold 1 MiB of it; a longer URI is decided each time
-// (one RBAC lookup). The decisions on prefix and wildcard REGISTERs and
-// SUBSCRIBEs (authorizePattern) are kept in pat, within the same bounds
-// per action and match.
+// authzCache is a session's cache of authorization decisions: per
+// action, by URI; at most maxCachedDecisions URIs of at most maxCachedURI
+// bytes, and maxCachedURIBytes of them, in all its maps together. Each
+// event is checked against its subscriber's cache by its topic, and a
+// publisher sending to 256 distinct 4 KiB topics under a pattern that many
+// sessions subscribe to made each of them hold 1 MiB of it; a longer URI
+// is decided each time (one RBAC lookup). The decisions on prefix and
+// wildcard REGISTERs and SUBSCRIBEs (authorizePattern) are kept in pat,
+// apart from the concrete URIs. The bounds were per map before: a session
+// whose role may do nothing, sending 256 short CALLs, PUBLISHes,
+// SUBSCRIBEs and REGISTERs (exact, prefix, wildcard) that were all
+// refused, held 142 KB of decisions (eight full maps), and an address may
+// open max_connections_per_address (1,024) sessions.
 type authzCache struct {
-	m     [numActions]map[string]bool
-	bytes [numActions]int
+	m   [numActions]map[string]bool
+	pat [4]map[string]bool
 
-	pat      [4]map[string]bool
-	patBytes [4]int
+	n, bytes int // decisions and bytes of URIs kept, in all the maps
 }
 
 const (
