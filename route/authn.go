@@ -260,8 +260,17 @@ func (a *CryptosignAuth) Challenge(req *AuthRequest) (map[string]any, any, *Iden
 	if err != nil {
 		return nil, nil, nil, &AuthError{URI: "wamp.error.authentication_failed", Message: "cryptosign needs HELLO.Details.authextra.pubkey: " + err.Error()}
 	}
-	if cb, _ := req.AuthExtra["channel_binding"].(string); cb != "" {
-		return nil, nil, nil, &AuthError{URI: "wamp.error.authentication_failed", Message: "TLS channel binding " + cb + " is not supported"}
+	// [Cryptosign]: channel_binding is a string naming the binding
+	// ("tls-unique"), or null. Another value was taken for none, and a
+	// client asking for a binding in it was authenticated without one.
+	switch cb := req.AuthExtra["channel_binding"].(type) {
+	case nil:
+	case string:
+		if cb != "" {
+			return nil, nil, nil, &AuthError{URI: "wamp.error.authentication_failed", Message: "TLS channel binding " + cb + " is not supported"}
+		}
+	default:
+		return nil, nil, nil, &AuthError{URI: "wamp.error.authentication_failed", Message: "HELLO.Details.authextra.channel_binding must be a string naming the binding, or null (TLS channel binding is not supported)"}
 	}
 	var u *User
 	if a.Users != nil {

@@ -665,3 +665,28 @@ func TestCRADecoyKeyLength(t *testing.T) {
 		t.Fatalf("the CHALLENGE for an existing authid says keylen %v, for an unknown one %v: authids can be probed", known["keylen"], unknown["keylen"])
 	}
 }
+
+// [Cryptosign]: HELLO.Details.authextra.channel_binding is a string naming
+// the binding, or null. A client asking for one in another form (true, a
+// number, a dictionary) was taken to ask for none: challenged without a
+// binding and welcomed. The router binds to no channel, so such a HELLO
+// is refused as a named binding is; null and an absent one are not.
+func TestCryptosignChannelBindingNotAStringRefused(t *testing.T) {
+	e, key := secureEnv(t, nil)
+	pub := hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	sign := func(x map[string]any) string {
+		ch, _ := hex.DecodeString(x["challenge"].(string))
+		return hex.EncodeToString(ed25519.Sign(key, ch))
+	}
+	for _, cb := range []any{true, 1, map[string]any{"type": "tls-unique"}, []any{"tls-unique"}, "tls-unique"} {
+		c := e.connect(proto.JSON)
+		m := c.login(map[string]any{"authmethods": []any{"cryptosign"}, "authextra": map[string]any{"pubkey": pub, "channel_binding": cb}}, sign)
+		if m.Type != proto.CodeAbort || string(m.URI) != proto.URIAuthenticationFailed || !strings.Contains(m.Opt.String(proto.KeyMessage), "channel binding") {
+			t.Errorf("channel_binding %#v: got %v %s %q, want ABORT authentication_failed naming the channel binding", cb, m.Type, m.URI, m.Opt.String(proto.KeyMessage))
+		}
+	}
+	for _, extra := range []map[string]any{{"pubkey": pub, "channel_binding": nil}, {"pubkey": pub}} {
+		c := e.connect(proto.JSON)
+		welcomeDetails(t, c.login(map[string]any{"authmethods": []any{"cryptosign"}, "authextra": extra}, sign))
+	}
+}
