@@ -458,13 +458,25 @@ func (cn *conn) seal() {
 
 // idle runs in the scan, once a second: a connection that received no
 // record for a whole scan period gets crypto/tls's input buffers released
-// (tlsTrim).
+// (tlsTrim), and so does one that did, when they are over tlsTrimActive.
 func (t *tlsConn) idle() {
-	if t.ready && !t.fed && !t.trimmed {
+	if t.ready && !t.trimmed && (!t.fed || tlsBuffered(t.tc) > tlsTrimActive) {
 		t.trimmed = tlsTrim(t.tc)
 	}
 	t.fed = false
 }
+
+// tlsTrimActive is the most crypto/tls's input buffers may hold on a
+// connection that keeps sending records (idle): what records of a few KiB
+// grow them to (a Go client's first 128 KiB go in records of about
+// 1.2 KiB). A full-size record grows the record buffer to about 18 KiB,
+// which crypto/tls keeps for the connection's life: before, it was
+// released only once a whole scan period passed without a record, and a
+// client that sent one large record and then a small one every second
+// kept it for as long as it chatted, counted in no budget. Released, it
+// is grown again by the next large record, an allocation per such
+// connection per second at most.
+const tlsTrimActive = 8 << 10
 
 // held returns, for the budget (account), the bytes of inbound data the
 // TLS layer holds (got: decrypted input, records kept from the handshake,

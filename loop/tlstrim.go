@@ -26,7 +26,8 @@ import (
 // value is what a new tls.Conn starts with, so nothing changes for
 // crypto/tls but that the next record allocates a buffer again (576 bytes
 // for a small one). The loop trims after the handshake and, in the scan, a
-// connection that received nothing for a whole scan period (tlsIdle).
+// connection that received nothing for a whole scan period, or whose
+// buffers a large record grew past tlsTrimActive (tlsConn.idle).
 //
 // The fields are unexported: they are found by name and type through
 // reflection when the package loads, and written through their offsets.
@@ -96,7 +97,8 @@ func tlsHandPending(tc *tls.Conn) (buffered, announced int) {
 	return buffered, announced
 }
 
-// tlsBuffered returns the capacity of tc's input buffers (tests).
+// tlsBuffered returns the capacity of tc's input buffers, -1 when the
+// fields were not found (tlsConn.idle, tests). Same rules as tlsTrim.
 func tlsBuffered(tc *tls.Conn) int {
 	f := &tlsTrimFields
 	if !f.ok {
