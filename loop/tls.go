@@ -114,6 +114,8 @@ const tlsPostHandshakeMax = 1 << 10
 // Close-reason details of the TLS layer.
 var (
 	errNotTLS           = errors.New("loop: tls: first record is not a TLS handshake record")
+	errRawOnTLS         = errors.New("loop: tls: a plaintext RawSocket handshake on a TLS listener (an rs:// client?)")
+	errHTTPOnTLS        = errors.New("loop: tls: plaintext HTTP on a TLS listener (a ws:// client?)")
 	errTLSRecordTooBig  = errors.New("loop: tls: record longer than the protocol allows")
 	errTLSHandshakeFill = errors.New("loop: tls: more than 32 KiB of handshake input waiting")
 	errTLSVersion       = errors.New("loop: tls: protocol version below TLS 1.2")
@@ -205,16 +207,25 @@ func clientSource(remote net.Addr) netip.Addr {
 func (cn *conn) tlsHandshakeIn() {
 	t := cn.tls
 	in := cn.wire() // the stash ahead of gnet's buffer, or gnet's buffer
+	if t.hs == nil {
+		if err := notTLS(in); err != nil {
+			// A plaintext client on a TLS port, an SSL 2 hello. Closed
+			// unanswered, before any goroutine, as soon as its first
+			// byte says so: a RawSocket handshake (4 bytes, then the
+			// client waits for the reply) waited for handshake_timeout
+			// when a record header's 5 bytes were awaited first.
+			cn.die(CloseTLS, err)
+			return
+		}
+	}
 	for {
 		hdr, err := in.Peek(recordHeaderLen)
 		if err != nil {
 			break
 		}
 		body := int(hdr[3])<<8 | int(hdr[4])
-		if t.hs == nil && (hdr[0] != recordTypeHandshake || hdr[1] != 3 || body > maxPlaintext) {
-			// Not a ClientHello: a plaintext client on a TLS port, an SSL 2
-			// hello. Closed unanswered, before any goroutine.
-			cn.die(CloseTLS, errNotTLS)
+		if t.hs == nil && (hdr[1] != 3 || body > maxPlaintext) {
+			cn.die(CloseTLS, errNotTLS) // not a ClientHello's record
 			return
 		}
 		if body > maxCiphertext {
@@ -253,6 +264,23 @@ func (cn *conn) tlsHandshakeIn() {
 			cn.die(CloseTLSPerAddress, errTLSPerAddress)
 		}
 	}
+}
+
+// notTLS returns why the first bytes a client sent on a TLS listener
+// cannot start a TLS handshake record, naming the plaintext protocols a
+// misdirected client speaks (a ws:// or rs:// client given the TLS port),
+// or nil while they may (nothing buffered, or a handshake record's type).
+func notTLS(in inbound) error {
+	b, err := in.Peek(min(in.InboundBuffered(), maxMethodLen+1))
+	switch {
+	case err != nil || len(b) == 0 || b[0] == recordTypeHandshake:
+		return nil
+	case b[0] == rawMagic:
+		return errRawOnTLS
+	case methodPrefixOK(b):
+		return errHTTPOnTLS
+	}
+	return errNotTLS
 }
 
 // helloIn counts a record received before the handshake started (a whole
