@@ -215,7 +215,7 @@ func checkHTTPResult(t *testing.T, data []byte, limit int, res httpResult, n int
 			t.Fatalf("refusal %d without a reason", res.status)
 		}
 	case httpDrop:
-		if n != 0 || res.resp != nil || res.reason != errHTTPNotHTTP || methodPrefixOK(data[:min(len(data), limit)]) {
+		if n != 0 || res.resp != nil || res.reason != errHTTPNotHTTP && res.reason != errHTTPTLSHello || methodPrefixOK(data[:min(len(data), limit)]) {
 			t.Fatalf("drop with n %d, reason %v, %q", n, res.reason, data[:min(len(data), 32)])
 		}
 		return

@@ -115,6 +115,7 @@ var (
 	errHTTPOrigin         = errors.New("loop: http: origin not allowed")
 	errHTTPOverLimit      = errors.New("loop: http: maximum connection count reached")
 	errHTTPNotHTTP        = errors.New("loop: http: not an HTTP request (no method)")
+	errHTTPTLSHello       = errors.New("loop: http: a TLS ClientHello on a plaintext listener (a wss:// or rss:// client?)")
 	errHTTPBadKey         = errors.New("loop: http: Sec-WebSocket-Key is not the base64 of 16 bytes, or appears twice")
 	errHTTPBadHost        = errors.New("loop: http: Host missing from an HTTP/1.1 request, given twice, or not a host")
 )
@@ -154,7 +155,11 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 		return res, 0, shortIsNil(err)
 	}
 	if !methodPrefixOK(b) {
-		return httpResult{kind: httpDrop, reason: errHTTPNotHTTP}, 0, nil
+		reason := errHTTPNotHTTP
+		if b[0] == recordTypeHandshake { // the close log names the commonest misdirected client
+			reason = errHTTPTLSHello
+		}
+		return httpResult{kind: httpDrop, reason: reason}, 0, nil
 	}
 	i := bytes.Index(b, crlfcrlf)
 	if i < 0 {

@@ -243,7 +243,11 @@ func TestHTTPNotHTTP(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Fatalf("%q: n %d err %v", tt.in, n, err)
 		}
-		if got := res.kind == httpDrop; got != tt.drop || (got && res.reason != errHTTPNotHTTP) {
+		want := errHTTPNotHTTP
+		if tt.in[0] == recordTypeHandshake {
+			want = errHTTPTLSHello
+		}
+		if got := res.kind == httpDrop; got != tt.drop || (got && res.reason != want) {
 			t.Fatalf("%q: kind %d reason %v, want drop %v", tt.in, res.kind, res.reason, tt.drop)
 		}
 	}

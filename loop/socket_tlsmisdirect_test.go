@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"strings"
 	"testing"
@@ -52,5 +53,31 @@ func TestTLSListenerClosesPlaintextClientsAtOnce(t *testing.T) {
 	}
 	if st := s.e.Stats(); st.Closes[CloseTLS] != 5 || st.TLSHandshakes+st.TLSHandshakesQueued != 0 {
 		t.Fatalf("closes %d tls_error, handshakes %d running and %d queued", st.Closes[CloseTLS], st.TLSHandshakes, st.TLSHandshakesQueued)
+	}
+}
+
+// A TLS client on a plaintext port (wss:// or rss:// where ws:// and rs://
+// are served) is closed at once, unanswered, as before, and its close log
+// line now says so: before it read "not an HTTP request (no method)".
+func TestPlainListenerNamesTLSClientInCloseLog(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t)
+	var logs logLines
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	raw := dialTCP(t, s.url, 0)
+	tc := tls.Client(raw, cert.clientFor(0))
+	tc.SetDeadline(time.Now().Add(ioTimeout))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("a TLS handshake completed on the plaintext port")
+	}
+	var line string
+	eventually(t, ioTimeout, "the close log line", func() bool {
+		line = logs.find("a TLS ClientHello on a plaintext listener")
+		return line != ""
+	})
+	if !strings.Contains(line, `"reason":"not_wamp"`) {
+		t.Fatalf("close log line %q", line)
 	}
 }
