@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -445,6 +446,16 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 			// route's errors) was answered 200 with an empty body.
 			p.status, p.gone = StatusClientClosed, true
 		}
+		if n := len(p.args) + len(p.kwargs) + len(p.detail); n >= writeChunk && !p.gone {
+			// An ERROR's payload is the callee's, as large as a result.
+			h := w.Header()
+			for k, v := range p.header {
+				h.Set(k, v)
+			}
+			h["Cache-Control"] = noStore
+			g.writeHeld(w, p.status, ctProblem, p.body())
+			return
+		}
 		writeProblem(w, p)
 		return
 	}
@@ -452,7 +463,84 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 	if doc == nil {
 		doc, _, _ = appendResultDoc(nil, res.args, res.kwargs)
 	}
-	writeJSON(w, http.StatusOK, doc)
+	g.writeResult(w, http.StatusOK, doc)
+}
+
+// writeResult is writeJSON for a call's result. On net/http, one of
+// writeChunk bytes or more counts in the SSE total (Limits.SSEBufferTotal)
+// while its handler writes it, a piece of writeChunk at a time, and the
+// total's reaper sees it as a client's queue (heldResult): past the
+// bound, the writes blocked longest are ended. Before, such results were
+// bounded by their number only (MaxInFlightPerAddress, MaxInFlight), each
+// held until it was written: 128 unread 16 MiB results from one address,
+// 2 GiB, and a client reading a piece per WriteTimeout kept one for 256 of
+// them. The event loop's lane (laneRW) queues its answers to the loop's
+// connection, which writes them: they are not counted here.
+func (g *Server) writeResult(w http.ResponseWriter, status int, doc []byte) {
+	if len(doc) < writeChunk {
+		writeJSON(w, status, doc)
+		return
+	}
+	g.writeHeld(w, status, ctJSON, doc)
+}
+
+// writeHeld writes doc, of Content-Type ct, as writeResult does for a
+// large one (a problem document carrying a callee's large ERROR too).
+func (g *Server) writeHeld(w http.ResponseWriter, status int, ct []string, doc []byte) {
+	if _, lane := w.(*laneRW); lane {
+		h := w.Header()
+		h["Content-Type"] = ct
+		w.WriteHeader(status)
+		w.Write(doc)
+		return
+	}
+	hr := &heldResult{n: int64(len(doc)), gate: gateOf(w)}
+	g.addQueue(hr)
+	g.addSSEBytes(hr.n)
+	h := w.Header()
+	h["Content-Type"] = ct
+	h["Content-Length"] = []string{strconv.Itoa(len(doc))}
+	w.WriteHeader(status)
+	wt := g.opts.Limits.WriteTimeout
+	for len(doc) > 0 {
+		k := min(len(doc), writeChunk)
+		hr.since.Store(g.nanos())
+		if wt > 0 {
+			hr.gate.set(time.Now().Add(wt))
+		}
+		_, err := w.Write(doc[:k])
+		hr.since.Store(0)
+		if err != nil {
+			break
+		}
+		doc = doc[k:]
+	}
+	g.removeQueue(hr)
+	g.sse.bytes.Add(-hr.n)
+	if hr.cut.Load() {
+		g.metrics.sseCut.Add(1)
+	}
+}
+
+// heldResult is a large call result its handler is writing (writeResult),
+// as the SSE total's reaper sees it: held while a piece's write is
+// blocked, never with entries waiting, so that a client that keeps up is
+// not cut.
+type heldResult struct {
+	n     int64
+	since atomic.Int64 // when the write of the current piece began (Server.nanos), 0 between pieces
+	gate  *writeGate
+	cut   atomic.Bool
+}
+
+func (hr *heldResult) held() (int64, int, int64) { return hr.n, 0, hr.since.Load() }
+
+func (hr *heldResult) cutForTotal() bool {
+	if !hr.cut.CompareAndSwap(false, true) {
+		return false
+	}
+	hr.gate.end()
+	return true
 }
 
 // callProblem turns a failed call's reply into a problem.
@@ -479,8 +567,12 @@ func (g *Server) replyProblem(uri, detail string, status int, args, kwargs []byt
 var noStore = []string{"no-store"}
 
 // ctJSON is the Content-Type header's value, shared by every response
-// (net/http copies header values, it never writes to them).
-var ctJSON = []string{"application/json"}
+// (net/http copies header values, it never writes to them); ctProblem
+// likewise for problem documents.
+var (
+	ctJSON    = []string{"application/json"}
+	ctProblem = []string{"application/problem+json"}
+)
 
 // writeJSON answers status with a JSON document in one Write. Content-Length
 // is set up front only for documents net/http would otherwise send chunked

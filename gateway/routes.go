@@ -419,7 +419,7 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 	if res.err != "" || cr.resp == nil && cr.Response.Status == 0 {
 		g.answerCall(w, r, res, cr.Errors)
 	} else {
-		cr.respond(w, res)
+		cr.respond(g, w, res)
 	}
 	recycle(c)
 }
@@ -490,7 +490,7 @@ func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kw
 }
 
 // respond writes a call result through the route's response mapping.
-func (cr *compiledRoute) respond(w http.ResponseWriter, res callReply) {
+func (cr *compiledRoute) respond(g *Server, w http.ResponseWriter, res callReply) {
 	status := cr.Response.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -516,7 +516,7 @@ func (cr *compiledRoute) respond(w http.ResponseWriter, res callReply) {
 			return
 		}
 	}
-	writeJSON(w, status, out)
+	g.writeResult(w, status, out)
 }
 
 func jsonMarshal(v any) ([]byte, error) {
