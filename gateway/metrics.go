@@ -465,32 +465,47 @@ func (m *metrics) handler() http.Handler {
 			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
 			return
 		}
-		defer m.scrapes.Add(-1)
+		// The place bounds the collection and its encoding, not the
+		// answer's write: before, a scrape held it until its client had
+		// read the answer, and four clients that read none (or a piece
+		// per write_timeout) kept every other scrape, Prometheus's, 503.
+		// The answer is written as a large call result is (writeHeld),
+		// its bytes in the SSE total while they are.
+		held := true
+		release := func() {
+			if held {
+				held = false
+				m.scrapes.Add(-1)
+			}
+		}
+		defer release()
 		e := newExpo()
 		m.collect(r.Context(), e)
 		om := wantsOpenMetrics(r.Header.Get("Accept"))
 		var body bytes.Buffer
 		e.write(&body, om)
 		h := w.Header()
+		ct := "text/plain; version=0.0.4; charset=utf-8"
 		if om {
-			h.Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
-		} else {
-			h.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			ct = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 		}
+		h.Set("Content-Type", ct)
 		h.Set("Cache-Control", "no-store")
 		h.Add("Vary", "Accept, Accept-Encoding")
 		if r.Method == http.MethodHead {
 			return
 		}
+		out := body.Bytes()
 		if acceptsGzip(r.Header.Get("Accept-Encoding")) && body.Len() > 1024 {
 			h.Set("Content-Encoding", "gzip")
-			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-			zw.Write(body.Bytes())
+			var z bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+			zw.Write(out)
 			zw.Close()
-			return
+			out = z.Bytes()
 		}
-		h.Set("Content-Length", strconv.Itoa(body.Len()))
-		w.Write(body.Bytes())
+		release()
+		m.g.writeHeld(w, http.StatusOK, []string{ct}, out)
 	})
 }
 
