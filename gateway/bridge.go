@@ -628,7 +628,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		return
 	}
 	defer g.pool.release(a)
-	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), progMax: int64(g.opts.Limits.SSEBuffer), s: s}
+	c := &call{final: make(chan callReply, 1), prog: make(chan callReply, g.opts.Limits.SSEQueue), more: make(chan struct{}, 1), progMax: int64(g.opts.Limits.SSEBuffer), s: s}
 	// A credential taken away cancels the call at once (its callee stops
 	// producing) and lets its queued results go, even while the handler
 	// is blocked writing to its client.
@@ -721,18 +721,36 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 				s.q.post(func() { s.cancelCall(c) })
 				return
 			}
-		case res := <-c.final:
-			// Progressive results sent before the final one are in c.prog.
-			for drained := false; !drained; {
+		case <-c.more:
+			// Results in over (prog's go first: next).
+			pr, ok := c.next(g)
+			if !ok {
+				continue
+			}
+			if c.overN.Load() > 0 {
 				select {
-				case pr := <-c.prog:
-					if err := sendProg(pr); err == errCutForTotal || err == errWithdrawn {
-						drained = true // cut: res is its problem; withdrawn: the grant's, below
-					} else if err != nil {
-						return
-					}
+				case c.more <- struct{}{}:
 				default:
-					drained = true
+				}
+			}
+			if err := sendProg(pr); err == errWithdrawn {
+				continue
+			} else if err != nil {
+				s.q.post(func() { s.cancelCall(c) })
+				return
+			}
+		case res := <-c.final:
+			// Progressive results sent before the final one are in c.prog
+			// and c.over.
+			for drained := false; !drained; {
+				pr, ok := c.next(g)
+				if !ok {
+					break
+				}
+				if err := sendProg(pr); err == errCutForTotal || err == errWithdrawn {
+					drained = true // cut: res is its problem; withdrawn: the grant's, below
+				} else if err != nil {
+					return
 				}
 			}
 			if gr.ended() != nil {

@@ -32,9 +32,22 @@ type call struct {
 	writing    atomic.Int64
 	gate       atomic.Pointer[writeGate]
 	cut        atomic.Bool
-	req        uint64 // owned by shard: the CALL's request id once sent
-	s          *sess  // the session, and the CALL, for run
-	cr         callReq
+	// over holds, in order after those in prog, the progressive results
+	// that did not fit prog (guarded by overMu; overN is its length, read
+	// without it; more, capacity 1, wakes the handler), as an event
+	// stream's over does: the router delivers a read's worth of YIELDs in
+	// one turn of its event loop, faster than any client is written to,
+	// and a callee's burst of more small progressive results than
+	// Limits.SSEQueue cut a caller reading them promptly, at its first
+	// event. Bounded by progMax bytes with prog's, and to progMax /
+	// progOverCost entries, each costing the SSE total progOverCost more.
+	overMu sync.Mutex
+	over   []callReply
+	overN  atomic.Int32
+	more   chan struct{}
+	req    uint64 // owned by shard: the CALL's request id once sent
+	s      *sess  // the session, and the CALL, for run
+	cr     callReq
 	// buf holds the final RESULT's response document (callReply.doc,
 	// args and kwargs alias it). The shard fills it before finish; the
 	// HTTP goroutine owns it from the receive on c.final until recycle,
@@ -223,10 +236,16 @@ func (s *sess) result(m *proto.Message) {
 		q := c.progBytes.Add(n)
 		s.g.addSSEBytes(n)
 		if c.progMax <= 0 || q <= c.progMax || q == n {
-			select {
-			case c.prog <- r:
+			if c.overN.Load() == 0 { // over, appended to here only, is empty
+				select {
+				case c.prog <- r:
+					return
+				default:
+				}
+			}
+			if c.more != nil && int64(c.overN.Load()) < c.progMax/progOverCost {
+				c.overflow(s.g, r)
 				return
-			default:
 			}
 		}
 		c.progBytes.Add(-n)
@@ -265,7 +284,58 @@ func (s *sess) cutCall(c *call) {
 // is taken into the empty queue, and a client that does not read holds
 // it, or the final result, in a blocked write until Limits.WriteTimeout.
 func (c *call) held() (int64, int, int64) {
-	return c.progBytes.Load() + c.writing.Load(), len(c.prog), c.writeSince.Load()
+	return c.progBytes.Load() + c.writing.Load(), len(c.prog) + int(c.overN.Load()), c.writeSince.Load()
+}
+
+// progOverCost is what an entry of a call's over costs the SSE total on
+// top of its payload: the callReply (112 bytes) and the slice's room to
+// grow.
+const progOverCost = 128
+
+// overflow queues r in over, after every result in prog, and wakes the
+// handler. Owned by shard.
+func (c *call) overflow(g *Server, r callReply) {
+	c.overMu.Lock()
+	c.over = append(c.over, r)
+	c.overN.Store(int32(len(c.over)))
+	c.overMu.Unlock()
+	g.addSSEBytes(progOverCost)
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the oldest progressive result queued (prog's, then
+// over's), false when none waits. On the handler's goroutine.
+func (c *call) next(g *Server) (callReply, bool) {
+	select {
+	case r := <-c.prog:
+		return r, true
+	default:
+	}
+	if c.overN.Load() == 0 {
+		return callReply{}, false
+	}
+	c.overMu.Lock()
+	defer c.overMu.Unlock()
+	select {
+	case r := <-c.prog:
+		return r, true
+	default:
+	}
+	if len(c.over) == 0 {
+		return callReply{}, false
+	}
+	r := c.over[0]
+	c.over[0] = callReply{}
+	c.over = c.over[1:]
+	if len(c.over) == 0 {
+		c.over = nil
+	}
+	c.overN.Store(int32(len(c.over)))
+	g.sse.bytes.Add(-progOverCost)
+	return r, true
 }
 
 // cutForTotal implements sseQueue: the call is cut on its shard; a write
@@ -295,15 +365,13 @@ func (c *call) cutForTotal() bool {
 // pending, so that none is queued after it.
 func (c *call) dropProgress(g *Server) {
 	for {
-		select {
-		case pr := <-c.prog:
-			n := int64(len(pr.args) + len(pr.kwargs))
-			c.progBytes.Add(-n)
-			g.sse.bytes.Add(-n)
-			continue
-		default:
+		pr, ok := c.next(g)
+		if !ok {
+			return
 		}
-		return
+		n := int64(len(pr.args) + len(pr.kwargs))
+		c.progBytes.Add(-n)
+		g.sse.bytes.Add(-n)
 	}
 }
 

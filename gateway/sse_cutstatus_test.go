@@ -19,7 +19,11 @@ import (
 func TestStreamedCallCutAsSlowReaderIs503(t *testing.T) {
 	laneFree(t)
 	e := newEnv(t, func(o *Options) {
+		// Bounded in bytes: a burst of more results than sse_queue is
+		// taken (TestStreamedCallProgressBurstNotCut), one past
+		// sse_buffer cuts.
 		o.Limits.SSEQueue = 1
+		o.Limits.SSEBuffer = 8 << 10
 		o.ApplicationErrorStatus = 500
 	})
 	callee := e.dial("realm1", proto.JSON)
