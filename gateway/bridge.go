@@ -475,7 +475,8 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 // held until it was written: 128 unread 16 MiB results from one address,
 // 2 GiB, and a client reading a piece per WriteTimeout kept one for 256 of
 // them. The event loop's lane (laneRW) queues its answers to the loop's
-// connection, which writes them: they are not counted here.
+// connection: they count in the loop's max_outbound_total, whose squeeze
+// closes the connections holding the most.
 func (g *Server) writeResult(w http.ResponseWriter, status int, doc []byte) {
 	if len(doc) < writeChunk {
 		writeJSON(w, status, doc)

@@ -75,6 +75,13 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 // mutateRoute.
 func newEnvRoute(t testing.TB, mutateRoute func(*route.Config), mutate func(*Options)) *env {
 	t.Helper()
+	return newEnvLoop(t, mutateRoute, nil, mutate)
+}
+
+// newEnvLoop is newEnvRoute with the event loops' options changed by
+// mutateLoop.
+func newEnvLoop(t testing.TB, mutateRoute func(*route.Config), mutateLoop func(*loop.Options), mutate func(*Options)) *env {
+	t.Helper()
 	log := testLogger()
 	rc := route.Config{
 		Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}, secureRealm()},
@@ -115,6 +122,9 @@ func newEnvRoute(t testing.TB, mutateRoute func(*route.Config), mutate func(*Opt
 		l := DefaultedLimits(o.Limits)
 		lo.Listeners = append(lo.Listeners, loop.Listener{Addr: "127.0.0.1:0", Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
 		lo.Lane = loop.LaneConfig{Lane: testLane{gw, served}, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
+	}
+	if mutateLoop != nil {
+		mutateLoop(&lo)
 	}
 	eng, err := loop.New(r, lo)
 	if err != nil {

@@ -400,7 +400,7 @@ func (cn *conn) marks(backlog int) (high, hard int) {
 	return o.HighWater, o.HardLimit
 }
 
-// squeeze closes, in the scan, WebSocket and RawSocket connections whose
+// squeeze closes, in the scan, WebSocket, RawSocket and HTTP lane connections whose
 // backlog is past HighWater while out, the router-wide output as the scan
 // sees it, is over MaxOutboundTotal: the hard mark in force then (marks),
 // which Send applies only when a message comes for the connection. It
@@ -423,7 +423,14 @@ func (ls *loopState) squeeze(out int64) {
 	}
 	var hs []held
 	for _, cn := range ls.conns {
-		if cn.phase != phWS && cn.phase != phRaw {
+		// The HTTP lane's too: an answer it queued (a bridge call's
+		// result, up to max_message) counts in the total until its client
+		// reads it. Passed by, a few clients that asked for large results
+		// and read none kept the total past the budget for as long as
+		// they stayed, every WAMP connection held to the squeezed marks
+		// meanwhile, and the WAMP connections past high_water were the
+		// ones closed.
+		if cn.phase != phWS && cn.phase != phRaw && cn.phase != phLane {
 			continue
 		}
 		if bl := cn.backlog(); bl > o.HighWater {
