@@ -99,6 +99,9 @@ type Node struct {
 	dmu    sync.Mutex // guards the local directory; a leaf lock
 	dir    map[dirKey]route.MeshRealmReg
 	dirVer uint64
+	// snaps are the directory, encoded for paced sync answers, of the
+	// versions peers are reading (sendPart); control dispatcher only.
+	snaps []*dirSnap
 
 	peers peerTable // owned by the control dispatcher, with an atomic view
 

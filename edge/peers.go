@@ -92,7 +92,10 @@ type peer struct {
 	nparts     uint64
 	partsVer   uint64
 	partsBytes int64
-	warnedDup  bool
+	// paced: the answer being read is paced (each part asked for in turn,
+	// askPart), and askedAt is when its last part came or was asked.
+	paced     bool
+	warnedDup bool
 	// knows is how many peers it said it knows in its last heartbeat
 	// (-1: it has not said), and knowsSet which, as nameHash values (nil
 	// when it sent only the count: more than maxHashedPeers). A peer that
@@ -739,12 +742,22 @@ func (n *Node) askDirectory(p *peer) {
 	if !p.askedAt.IsZero() && time.Since(p.askedAt) < 2*n.opts.Heartbeat {
 		return
 	}
-	p.askedAt = time.Now()
 	p.synced = false
-	// With this node's life (boot), which p may not have heard yet: a
-	// restart's first heartbeats can go before its routes form, and this
-	// request comes as soon as the node hears p (syncRequest).
-	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), bootBytes(n.boot), nil)
+	n.askPart(p, 0, 0)
+}
+
+// askPart asks p for part part of its paced directory sync answer of
+// version ver (part 0: the first of its present directory). With this
+// node's life (boot), which p may not have heard yet: a restart's first
+// heartbeats can go before its routes form, and this request comes as
+// soon as the node hears p (syncRequest). A node of the previous release
+// reads the boot only, and answers with its whole directory at once.
+func (n *Node) askPart(p *peer, ver, part uint64) {
+	p.askedAt = time.Now()
+	w := wr(bootBytes(n.boot))
+	w.uv(ver)
+	w.uv(part)
+	n.out.push(opPublish, nodeSubject(p.name, "s"), nodeInbox(n.opts.Name), w, nil)
 }
 
 // syncRequest answers a node's request for this node's directory (op
@@ -777,7 +790,119 @@ func (n *Node) syncRequest(m *nats.Msg) {
 		p.boot = boot
 		n.peers.publish() // the claim store tells a node's lives apart by it
 	}
-	n.sendDirectory(p)
+	if len(m.Data) > 8 {
+		r := rd{b: m.Data[8:]}
+		ver, part := r.uv(), r.uv()
+		if r.err == nil {
+			n.sendPart(p, ver, part)
+			return
+		}
+	}
+	n.sendDirectory(p) // the previous release's request
+}
+
+// Paced directory sync. A directory sent whole at once crosses a slow
+// link as one burst, and everything behind it waits: the heartbeats, and
+// NATS's own PONGs, which a leaf link's dialling side waits for
+// (ping_interval × max_pings_out). Over an edge's slow uplink a hub's
+// directory that takes longer than that to cross never arrived: the edge
+// took the hub for dead or NATS cut the link as stale, the edge asked
+// again at the next heartbeat, and the hub sent it again, without end
+// (TestSlowUplinkDirectorySyncConverges). So a node asks for one part
+// at a time, pacedPart bytes each, the next once a part is in: at most a
+// part is ever ahead of the heartbeats. The parts come from one encoding
+// of the directory (dirSnap) per version, shared by the peers reading it.
+
+// pacedPart bounds a part of a paced answer.
+const pacedPart = 64 << 10
+
+// What the byte after a sync answer part's index says: the last part,
+// more follow (the previous release's answers, all parts at once), more
+// follow and are asked for one at a time.
+const (
+	syncLast  = 0
+	syncMore  = 1
+	syncPaced = 2
+)
+
+// dirSnap is the directory of version ver, encoded as the parts of a
+// paced answer; used is when a part of it was last sent.
+type dirSnap struct {
+	ver   uint64
+	parts [][]byte
+	used  time.Time
+}
+
+// maxDirSnaps bounds the versions kept for peers still reading them; a
+// version unread for dirSnapIdle is dropped first.
+const (
+	maxDirSnaps = 4
+	dirSnapIdle = 10 * time.Second
+)
+
+// dropIdleSnaps drops the directory encodings no peer has read for
+// dirSnapIdle. Control dispatcher only.
+func (n *Node) dropIdleSnaps(now time.Time) {
+	keep := n.snaps[:0]
+	for _, x := range n.snaps {
+		if now.Sub(x.used) < dirSnapIdle {
+			keep = append(keep, x)
+		}
+	}
+	clear(n.snaps[len(keep):])
+	n.snaps = keep
+}
+
+// sendPart answers a paced sync request: part part of version ver, or,
+// when that is not kept (part 0, or the version was dropped), the first
+// part of the present directory, with which the asker starts again.
+// Control dispatcher only.
+func (n *Node) sendPart(p *peer, ver, part uint64) {
+	now := time.Now()
+	var s *dirSnap
+	if part > 0 {
+		for _, x := range n.snaps {
+			if x.ver == ver && part < uint64(len(x.parts)) {
+				s = x
+				break
+			}
+		}
+	}
+	if s == nil {
+		part = 0
+		s = n.snapshot(now)
+	}
+	s.used = now
+	n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), s.parts[part], nil)
+}
+
+// snapshot returns the present directory's encoding, making it if no
+// peer reads it yet. Control dispatcher only.
+func (n *Node) snapshot(now time.Time) *dirSnap {
+	n.dmu.Lock()
+	defer n.dmu.Unlock()
+	for _, x := range n.snaps {
+		if x.ver == n.dirVer {
+			return x
+		}
+	}
+	n.dropIdleSnaps(now)
+	if len(n.snaps) >= maxDirSnaps {
+		oldest := 0
+		for i, x := range n.snaps {
+			if x.used.Before(n.snaps[oldest].used) {
+				oldest = i
+			}
+		}
+		n.snaps = slices.Delete(n.snaps, oldest, oldest+1)
+	}
+	s := &dirSnap{ver: n.dirVer}
+	n.encodeDirectory(min(pacedPart, n.syncLimit()), syncPaced, func(h wr) bool {
+		s.parts = append(s.parts, h)
+		return true
+	})
+	n.snaps = append(n.snaps, s)
+	return s
 }
 
 // sendDirectory answers a sync request with this node's whole directory,
@@ -788,14 +913,29 @@ func (n *Node) syncRequest(m *nats.Msg) {
 // is in, and drops the parts of an answer it did not get whole (it asks
 // again).
 func (n *Node) sendDirectory(p *peer) {
-	limit := syncPart
-	if n.nc != nil { // nil: not started (a unit test)
-		if mp := int(n.nc.MaxPayload()); mp > 0 && mp/2 < limit {
-			limit = mp / 2
-		}
-	}
 	n.dmu.Lock()
 	defer n.dmu.Unlock()
+	n.encodeDirectory(min(syncPart, n.syncLimit()), syncMore, func(h wr) bool {
+		return n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), h, nil) == nil
+	})
+}
+
+// syncLimit is the most a sync answer part may take: half the NATS
+// server's max_payload.
+func (n *Node) syncLimit() int {
+	if n.nc != nil { // nil: not started (a unit test)
+		if mp := int(n.nc.MaxPayload()); mp > 0 {
+			return mp / 2
+		}
+	}
+	return syncPart
+}
+
+// encodeDirectory encodes the directory as sync answer parts of about
+// limit bytes, each handed to emit (which may keep it) until it returns
+// false; more is the byte that says more parts follow. Call with dmu
+// held.
+func (n *Node) encodeDirectory(limit int, more byte, emit func(wr) bool) {
 	var w wr
 	part, cnt, left := uint64(0), 0, len(n.dir)
 	flush := func() bool {
@@ -806,15 +946,15 @@ func (n *Node) sendDirectory(p *peer) {
 		h = append(h, w...)
 		h.uv(part)
 		if left > 0 {
-			h = append(h, 1)
+			h = append(h, more)
 		} else {
-			h = append(h, 0)
+			h = append(h, syncLast)
 		}
 		if n.meshVer != 0 {
 			h.uv(n.meshVer)
 		}
 		part, cnt, w = part+1, 0, w[:0]
-		return n.out.push(opPublish, nodeSubject(p.name, "S"), nodeInbox(n.opts.Name), h, nil) == nil
+		return emit(h)
 	}
 	for _, e := range n.dir {
 		cnt += w.entry(e) // with its annex, in the same part
@@ -857,14 +997,15 @@ func (n *Node) applySync(m *nats.Msg) {
 	// The part's index and whether more follow (an answer in one part
 	// may end there).
 	var part, mv uint64
-	more := false
+	more, paced := false, false
 	if len(r.b) > 0 {
 		part = r.uv()
 		if r.err != nil || len(r.b) < 1 {
 			n.badSync(p, "malformed")
 			return
 		}
-		more = r.b[0] == 1
+		paced = r.b[0] == syncPaced
+		more = r.b[0] == syncMore || paced
 		r.b = r.b[1:]
 		// Then the sender's mesh version (none before the handshake,
 		// whose releases refused a trailing byte: as a node forced to
@@ -887,27 +1028,34 @@ func (n *Node) applySync(m *nats.Msg) {
 		return
 	}
 	switch {
+	case paced && p.paced && p.parts != nil && ver == p.partsVer && part < p.nparts:
+		return // asked again (askPart, or askDirectory's first part), and both answers came
 	case part == 0:
 		p.parts, p.partsVer, p.partsBytes = regs, ver, 0
 	case part == p.nparts && ver == p.partsVer && p.parts != nil:
 		p.parts = append(p.parts, regs...)
 	default:
-		p.parts = nil // a part went missing: wait for the next answer
+		p.parts, p.paced = nil, false // a part went missing: wait for the next answer
 		return
 	}
 	// The parts wait here until the last one: at most what a node can
 	// send (maxSyncBytes). Before, nothing bounded them: parts that said
 	// more followed, without end, were all held.
 	if p.partsBytes += int64(len(m.Data)); p.partsBytes > n.maxSyncBytes() {
-		p.parts, p.nparts, p.partsBytes = nil, 0, 0
+		p.parts, p.nparts, p.partsBytes, p.paced = nil, 0, 0, false
 		n.badSync(p, "larger than 1.25 × max_outbound, the most a node sends")
 		return
 	}
 	p.nparts = part + 1
+	if paced && more {
+		p.paced = true
+		n.askPart(p, ver, part+1)
+		return
+	}
 	if more {
 		return
 	}
-	regs, p.parts, p.nparts, p.partsBytes = p.parts, nil, 0, 0
+	regs, p.parts, p.nparts, p.partsBytes, p.paced = p.parts, nil, 0, 0, false
 	if p.boot == 0 {
 		p.boot = boot
 		n.peers.publish()
@@ -1029,6 +1177,7 @@ func (n *Node) checkPeers() {
 		n.publishBad()
 	}
 	n.checkTwins(now)
+	n.dropIdleSnaps(now)
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
 			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))
@@ -1041,7 +1190,16 @@ func (n *Node) checkPeers() {
 			}
 			continue
 		}
-		if !p.synced && now.Sub(p.askedAt) >= 2*n.opts.Heartbeat {
+		switch {
+		case p.synced:
+		case p.paced && p.parts != nil:
+			// A paced answer under way: its next part is asked again
+			// once none came for a peer timeout (a request or part
+			// lost); a part takes a while to cross a slow link.
+			if now.Sub(p.askedAt) >= max(2*n.opts.Heartbeat, n.opts.PeerTimeout) {
+				n.askPart(p, p.partsVer, p.nparts)
+			}
+		case now.Sub(p.askedAt) >= 2*n.opts.Heartbeat:
 			n.askDirectory(p)
 		}
 	}
