@@ -181,7 +181,8 @@ type Stats struct {
 	// max_payload (NatsURL: a deployment's, 1 MiB by default; the
 	// embedded server takes 24 MiB, more than a WAMP message can make).
 	TooLarge atomic.Uint64
-	// Disconnects counts losses of the NATS connection (NatsURL).
+	// Disconnects counts losses of the NATS connection (NatsURL), and of
+	// the embedded server's route and leaf links to other servers.
 	Disconnects atomic.Uint64
 	// PeersLost counts nodes taken for dead; PeersJoined nodes seen.
 	PeersLost   atomic.Uint64
@@ -484,7 +485,7 @@ func (n *Node) startServer() error {
 	// Fatalf of the embedded server, which logs and carries on without it:
 	// refuse to start instead, at once.
 	fatal := make(chan string, 1)
-	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}, links: &n.stats.Disconnects, stopped: &n.stopped}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	go s.Start()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if s.ReadyForConnections(50 * time.Millisecond) {
@@ -752,10 +753,21 @@ type natsLogger struct {
 	l     *slog.Logger
 	fatal chan<- string // receives the first fatal error while the server starts
 	lim   *natsLogLimit // spaces the warnings
+	// links counts the route and leaf links to other servers lost
+	// (linkClosed) unless stopped is set.
+	links   *atomic.Uint64
+	stopped *atomic.Bool
 }
 
-func (g natsLogger) Noticef(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (g natsLogger) Warnf(f string, a ...any)   { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
+func (g natsLogger) Noticef(f string, a ...any) {
+	msg := fmt.Sprintf(f, a...)
+	if g.links != nil && linkClosed(msg) && !g.stopped.Load() {
+		g.links.Add(1)
+	}
+	g.l.Debug("nats: " + msg)
+}
+
+func (g natsLogger) Warnf(f string, a ...any) { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
 func (g natsLogger) Fatalf(f string, a ...any) {
 	msg := fmt.Sprintf(f, a...)
 	g.l.Error("nats: " + msg)
@@ -767,6 +779,20 @@ func (g natsLogger) Fatalf(f string, a ...any) {
 func (g natsLogger) Errorf(f string, a ...any) { g.log(slog.LevelWarn, fmt.Sprintf(f, a...)) }
 func (g natsLogger) Debugf(f string, a ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, a...)) }
 func (g natsLogger) Tracef(f string, a ...any) {}
+
+// linkClosed reports whether a notice of the embedded server says that a
+// route or leaf link to another server closed: one that was up (the
+// server knew the other's name, which a connection refused before its
+// handshake never told), other than a duplicate the servers close as they
+// form their links. What the link carried then is lost (NATS is at most
+// once); a link cut and restored before peer_timeout showed nowhere else
+// (Stats.Disconnects counted a lost nats_url connection only).
+func linkClosed(msg string) bool {
+	if !strings.Contains(msg, "Leafnode connection closed: ") && !strings.Contains(msg, "Route connection closed: ") {
+		return false
+	}
+	return strings.Contains(msg, " - Remote: ") && !strings.Contains(msg, "Duplicate") && !strings.Contains(msg, "Server Shutdown")
+}
 
 // routine are the NATS server's warnings that are part of the normal life
 // of a mesh (a cluster forming, a peer restarting); they are logged at
