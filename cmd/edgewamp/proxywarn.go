@@ -36,7 +36,8 @@ func broadProxy(p netip.Prefix) bool {
 // may name any client address in X-Forwarded-For or Forwarded, and so
 // take another client's place in everything keyed on a client's address.
 // nil when none is. check-config and run say them; a reload does not
-// apply the lists (a restart does).
+// apply the lists (a restart does). gateway.trusted_proxies is left out
+// while the gateway is off.
 func (c *config) proxyWarnings() []string {
 	const what = "may name any client address in X-Forwarded-For or Forwarded: a client connecting from there can take another's address (limits.auth_failures' lockouts and exemptions, the per-address bounds and shares, the logs, the meta API's transport.peer); name the reverse proxies' own addresses or networks instead"
 	var out []string
@@ -49,6 +50,9 @@ func (c *config) proxyWarnings() []string {
 		for j, s := range l.TrustedProxies {
 			say(fmt.Sprintf("listeners[%d].trusted_proxies[%d]", i, j), s)
 		}
+	}
+	if c.gatewayOff() {
+		return out // its proxies reach nothing: no warning in their name
 	}
 	for i, s := range c.Gateway.TrustedProxies {
 		say(fmt.Sprintf("gateway.trusted_proxies[%d]", i), s)
@@ -78,7 +82,8 @@ func proxyListError(key, s string) string {
 // OAuth2 endpoints', the gateway's): it may guess passwords without a
 // lockout. A warning, not a refusal: a local service may share the
 // proxy's address on purpose. nil when none does. check-config and run
-// say them (both lists apply at a restart only).
+// say them (both lists apply at a restart only). gateway.trusted_proxies
+// is left out while the gateway is off: no connection comes from them.
 func (c *config) exemptProxyWarnings() []string {
 	var out []string
 	for i, es := range c.Limits.AuthFailures.Exempt {
@@ -100,6 +105,9 @@ func (c *config) exemptProxyWarnings() []string {
 			for k, s := range l.TrustedProxies {
 				say(fmt.Sprintf("listeners[%d].trusted_proxies[%d]", j, k), s)
 			}
+		}
+		if c.gatewayOff() {
+			continue // its proxies reach nothing: no warning in their name
 		}
 		for k, s := range c.Gateway.TrustedProxies {
 			say(fmt.Sprintf("gateway.trusted_proxies[%d]", k), s)

@@ -61,7 +61,8 @@ func TestTrustedProxiesZoneRefusedBroadWarned(t *testing.T) {
 		}
 	}
 
-	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
+	// launch turns the gateway off unless told: its entries are warned of only while it runs.
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p, "-gateway-listen", "127.0.0.1:0"))
 	r.waitLog("edgewamp started", 1)
 	logs := r.logs()
 	for _, w := range want {
@@ -141,7 +142,8 @@ func TestExemptCoveringTrustedProxyWarned(t *testing.T) {
 		t.Errorf("check-config of an exempt network apart from the proxies: exit %d, stderr:\n%s\nwant ok without a warning", code, e)
 	}
 
-	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p))
+	// launch turns the gateway off unless told: its entries are warned of only while it runs.
+	r := launch(t, exec.Command(hookBinary(t), "run", "-config", p, "-gateway-listen", "127.0.0.1:0"))
 	r.waitLog("edgewamp started", 1)
 	logs := r.logs()
 	for _, w := range want {
@@ -195,5 +197,28 @@ func TestBroadExemptWarned(t *testing.T) {
 		if !strings.Contains(logs, `level=WARN msg="`+w) {
 			t.Errorf("run did not warn %q at start:\n%s", w, logs)
 		}
+	}
+}
+
+// With the gateway off (gateway.listen: off), gateway.trusted_proxies
+// reaches nothing: no connection is taken from those proxies, so an exempt
+// network holding one, or an entry broader than any private network, is
+// not warned about in that key's name. Before, check-config warned that
+// "limits.auth_failures.exempt[0] 10.0.0.0/8 overlaps
+// gateway.trusted_proxies[0] 10.1.2.3" (and of 0.0.0.0/0 there) for a
+// router serving no HTTP at all. A listener's entries are still warned of.
+func TestExemptWarningSkipsGatewayOff(t *testing.T) {
+	p := writeFile(t, "c.yaml", "listeners: [{address: \"127.0.0.1:0\", trusted_proxies: [\"127.0.0.1\"]}]\n"+
+		"gateway: {listen: \"off\", trusted_proxies: [\"10.1.2.3\", \"0.0.0.0/0\"]}\n"+
+		"limits: {auth_failures: {exempt: [\"10.0.0.0/8\", \"127.0.0.0/8\"]}}\n")
+	_, e, code := runCLI("check-config", p)
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, e)
+	}
+	if strings.Contains(e, "gateway.trusted_proxies") {
+		t.Errorf("check-config with the gateway off:\n%s\nwant no warning naming gateway.trusted_proxies", e)
+	}
+	if !strings.Contains(e, "limits.auth_failures.exempt[1] 127.0.0.0/8 overlaps listeners[0].trusted_proxies[0] 127.0.0.1") {
+		t.Errorf("check-config:\n%s\nwant the listener's overlap still warned of", e)
 	}
 }
