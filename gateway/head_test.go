@@ -11,45 +11,63 @@ import (
 	"github.com/edgewamp/edgewamp/proto"
 )
 
-// TestHeadDoesNotCall: ServeMux serves HEAD with a GET route's handler,
-// so a HEAD of a GET route made its WAMP call (or publication): side
-// effects for a method RFC 9110 §9.2.1 calls safe, and a HEAD answered
-// with a call's headers but none of its body. A route's HEAD is now 405
-// with Allow, as the bridge's event streams' is, and OPTIONS' Allow
-// agrees (neither names HEAD).
-func TestHeadDoesNotCall(t *testing.T) {
+// TestHeadOfGetRoute: RFC 9110 §9.3.2 asks a server to answer HEAD for
+// every resource it answers GET for, with the GET's status and header
+// fields and no content. A route's HEAD was 405. It is now the GET's
+// request with the body dropped: one call (or publication) per HEAD, never
+// two, so that its status, Content-Type and Content-Length are the GET's
+// (a mapped error's 404 as well as a 200); Allow (405s and OPTIONS) names
+// HEAD beside GET. A route without GET still answers HEAD 405, and the
+// bridge's event streams keep theirs (a HEAD would open a subscription).
+func TestHeadOfGetRoute(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Routes = []Route{
-			{Name: "state", Method: "GET", Path: "/devices/{id}/state", Realm: "realm1", Call: "com.head.state"},
+			{Name: "state", Method: "GET", Path: "/devices/{id}/state", Realm: "realm1", Call: "com.head.state",
+				Args: []any{"$/path/id"}, Errors: map[string]int{"com.head.no_device": 404}},
 			{Name: "poke", Method: "GET", Path: "/devices/{id}/poke", Realm: "realm1", Publish: "com.head.poke"},
+			{Name: "set", Method: "POST", Path: "/devices/{id}/set", Realm: "realm1", Call: "com.head.state"},
 		}
 	})
 	var calls, events atomic.Int64
 	s := e.dial("realm1", proto.JSON)
 	e.register(s, "com.head.state", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
 		calls.Add(1)
+		if len(inv.Args) > 0 && inv.Args[0] == "none" {
+			return nil, &client.Error{URI: "com.head.no_device"}
+		}
 		return &client.Result{Args: []any{"on"}}, nil
 	})
 	if _, err := s.Subscribe(context.Background(), "com.head.poke", func(*client.Event) { events.Add(1) }, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/devices/1/state", "/devices/1/poke", "/wamp/realm1/events/com.head.poke"} {
+	for _, path := range []string{"/devices/1/state", "/devices/none/state"} {
+		g, gb := e.do("GET", path, "")
+		h, hb := e.do("HEAD", path, "")
+		if h.StatusCode != g.StatusCode || len(hb) != 0 || h.Header.Get("Content-Type") != g.Header.Get("Content-Type") ||
+			h.ContentLength != int64(len(gb)) {
+			t.Fatalf("HEAD %s: %d %q, Content-Length %d, %d bytes; GET: %d %q, %d bytes: want the GET's status and headers, no body",
+				path, h.StatusCode, h.Header.Get("Content-Type"), h.ContentLength, len(hb), g.StatusCode, g.Header.Get("Content-Type"), len(gb))
+		}
+	}
+	if n := calls.Load(); n != 4 {
+		t.Fatalf("%d calls for two GETs and two HEADs, want 4 (one each)", n)
+	}
+	if r, _ := e.do("HEAD", "/devices/1/poke", ""); r.StatusCode/100 != 2 {
+		t.Fatalf("HEAD of a publishing GET route: %d", r.StatusCode)
+	}
+	for _, path := range []string{"/devices/1/set", "/wamp/realm1/events/com.head.poke"} {
 		r, _ := e.do("HEAD", path, "")
 		if r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") == "" || strings.Contains(r.Header.Get("Allow"), "HEAD") {
 			t.Fatalf("HEAD %s: %d, Allow %q; want 405 with an Allow without HEAD", path, r.StatusCode, r.Header.Get("Allow"))
 		}
 	}
-	if r, _ := e.do("OPTIONS", "/devices/1/state", ""); strings.Contains(r.Header.Get("Allow"), "HEAD") {
-		t.Fatalf("OPTIONS: Allow %q names HEAD", r.Header.Get("Allow"))
+	if r, _ := e.do("OPTIONS", "/devices/1/state", ""); r.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+		t.Fatalf("OPTIONS: Allow %q, want GET, HEAD, OPTIONS", r.Header.Get("Allow"))
 	}
-	// GET still calls; then nothing else may have come.
-	if r, body := e.do("GET", "/devices/1/state", ""); r.StatusCode != 200 {
-		t.Fatalf("GET: %d %s", r.StatusCode, body)
+	if r, _ := e.do("PUT", "/devices/1/state", ""); r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+		t.Fatalf("PUT: %d, Allow %q; want 405, GET, HEAD, OPTIONS", r.StatusCode, r.Header.Get("Allow"))
 	}
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("%d calls, want 1 (the GET's): a HEAD called", n)
-	}
-	if n := events.Load(); n != 0 {
-		t.Fatalf("%d events: a HEAD published", n)
+	if n := calls.Load(); n != 4 {
+		t.Fatalf("%d calls, want still 4", n)
 	}
 }

@@ -117,6 +117,9 @@ func (g *Server) compileRoutes(routes []Route, kt *keyTable, prev *routeTable) (
 				cr.lbl = g.metrics.configured(cr.label)
 			}
 		}
+		if gr.byMethod[http.MethodGet] != nil {
+			order = append(order, http.MethodHead) // served by GET's route (bindRoutes)
+		}
 		sort.Strings(order)
 		gr.allow = strings.Join(order, ", ") + ", OPTIONS"
 	}
@@ -173,12 +176,15 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
-			// HEAD is not served by a GET route: its handler makes the
-			// route's call or publication, side effects for a safe
-			// method (RFC 9110 §9.2.1), and its headers (status,
-			// length) are known only from the call. A HEAD gets 405
-			// with Allow, as the bridge's event streams' does (routes
-			// take no HEAD method).
+			// [RFC 9110 §9.3.2]: "The HEAD method is identical to GET
+			// except that the server MUST NOT send content in the
+			// response." A GET route's HEAD is its GET, the same one
+			// call or publication (its status, Content-Type and length
+			// come only from the answer), and net/http drops the body
+			// it writes. Routes take no HEAD method of their own.
+			if m == http.MethodHead {
+				m = http.MethodGet
+			}
 			if h := hs[m]; h != nil {
 				h.ServeHTTP(w, r)
 				return
