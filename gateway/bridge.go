@@ -19,6 +19,7 @@ import (
 	gojson "github.com/goccy/go-json"
 
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // The zero-config bridge endpoints:
@@ -556,6 +557,12 @@ func (g *Server) replyProblem(uri, detail string, status int, args, kwargs []byt
 	p := g.wampProblem(uri, args, kwargs, errs)
 	if p.detail == "" {
 		p.detail = detail
+	}
+	if uri == proto.URIPayloadSizeExceeded && route.SizeForCallee(p.detail) && !g.mapped(uri, errs) {
+		// The request, as the callee would have got it, is too large:
+		// the client's doing (413). The callee's own error, or its
+		// answer too large for the gateway, is the upstream's (502).
+		p.status = http.StatusRequestEntityTooLarge
 	}
 	if status != 0 {
 		p.status = status

@@ -62,7 +62,7 @@ var defaultStatus = map[string]int{
 	proto.URIInvalidURI:             http.StatusBadRequest,
 	proto.URIOptionNotAllowed:       http.StatusBadRequest,
 	proto.URIProtocolViolation:      http.StatusBadRequest,
-	proto.URIPayloadSizeExceeded:    http.StatusRequestEntityTooLarge,
+	proto.URIPayloadSizeExceeded:    http.StatusBadGateway, // 413 for the router's refusal of the request (replyProblem)
 	proto.URICanceled:               http.StatusConflict,
 	proto.URIProcedureAlreadyExists: http.StatusConflict,
 	proto.URITimeout:                http.StatusGatewayTimeout,
@@ -98,6 +98,14 @@ func (g *Server) statusOf(uri string, route map[string]int) int {
 		return s
 	}
 	return g.opts.ApplicationErrorStatus
+}
+
+// mapped reports whether the configuration maps uri (route's errors, the
+// server's), which then decides its status alone.
+func (g *Server) mapped(uri string, route map[string]int) bool {
+	_, r := route[uri]
+	_, o := g.opts.Errors[uri]
+	return r || o
 }
 
 // problem is an error on its way to an HTTP client.

@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -945,7 +946,24 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 // the HTTP gateway answers 502.
 const ConvertCallerPrefix = "the payload cannot be converted for the caller: "
 
-// sendFailure maps a Peer.Send error to the WAMP error a caller gets.
+// SizeForCallee reports whether message, that of a
+// wamp.error.payload_size_exceeded ERROR a caller got, is the router's for
+// a CALL it could not give the callee (longer than the callee accepts, as
+// sent or converted to its serializer; larger than the mesh carries to the
+// callee's node; a meta procedure's arguments past their bound): the
+// caller's payload is the cause, where any other
+// payload_size_exceeded (the callee's own ERROR, its RESULT longer than
+// the caller accepts) is the answer's. The HTTP gateway answers the
+// first 413 and the others 502. It does not allocate.
+func SizeForCallee(message string) bool {
+	return message == "the message is longer than the callee accepts" ||
+		message == "the payload, converted to the callee's serializer, is longer than the router builds" ||
+		strings.HasPrefix(message, meshUnreachable) ||
+		strings.HasPrefix(message, "the arguments of ") && strings.HasSuffix(message, " are longer than 64 KiB")
+}
+
+// sendFailure maps a Peer.Send error to the WAMP error a caller gets
+// (SizeForCallee knows its payload_size_exceeded messages for a callee).
 func sendFailure(err error, who string) (uri, message string) {
 	switch err {
 	case ErrPeerBusy:

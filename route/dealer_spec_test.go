@@ -859,3 +859,22 @@ func TestProgressiveInvocationDetailsFrozen(t *testing.T) {
 		check(t, es[1].joinWith(proto.MsgPack, pptFeatures()), es[0].joinWith(proto.JSON, pptFeatures()), mm.sync)
 	})
 }
+
+// TestSizeForCalleeKnowsSendFailure: the HTTP gateway tells a request too
+// large for its callee (413) from an answer too large (502) by
+// SizeForCallee, which must know sendFailure's messages for a callee and
+// none of a caller's.
+func TestSizeForCalleeKnowsSendFailure(t *testing.T) {
+	for _, err := range []error{ErrPeerTooBig, proto.ErrTooLarge} {
+		if _, m := sendFailure(err, "callee"); !SizeForCallee(m) {
+			t.Errorf("SizeForCallee(%q) false", m)
+		}
+		if _, m := sendFailure(err, "caller"); SizeForCallee(m) {
+			t.Errorf("SizeForCallee(%q) true for the caller's", m)
+		}
+	}
+	// A CALL larger than the mesh carries to the callee's node.
+	if m := meshUnreachable + ErrMeshTooLarge.Error(); !SizeForCallee(m) {
+		t.Errorf("SizeForCallee(%q) false", m)
+	}
+}

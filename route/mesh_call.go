@@ -330,7 +330,7 @@ func (s *Shard) meshCall(ss *Session, m *proto.Message, reg *registration, progr
 		// rejectCall, not replyError: if this was the first chunk of a
 		// progressive call, the caller's further chunks must be dropped as
 		// belonging to an ended call, not taken for new calls.
-		s.rejectCall(ss, m.Request, progress, meshSendFailure(err), "the callee's node cannot be reached now: "+err.Error())
+		s.rejectCall(ss, m.Request, progress, meshSendFailure(err), meshUnreachable+err.Error())
 		return true
 	}
 	if rerouteable(reg) {
@@ -417,7 +417,7 @@ func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progres
 	if err := s.r.mesh.Send(oc.node, env); err != nil {
 		s.r.ms.stats.SendFailed.Add(1)
 		ss.endCall(m.Request, oc)
-		s.replyError(ss, proto.CodeCall, m.Request, meshSendFailure(err), "the callee's node cannot be reached now: "+err.Error())
+		s.replyError(ss, proto.CodeCall, m.Request, meshSendFailure(err), meshUnreachable+err.Error())
 		s.meshStop(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
 }
@@ -1374,6 +1374,12 @@ func (s *Shard) meshInvocationError(ss *Session, ic *inCall, m *proto.Message) {
 func (s *Shard) meshResultLost(mo *meshOrigin, err error) {
 	s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, meshSendFailure(err), "the callee's answer could not be sent to the caller's node: "+err.Error())
 }
+
+// meshUnreachable starts the message of the ERROR a caller gets when its
+// CALL (or a chunk of it) could not be sent to the callee's node
+// (SizeForCallee knows it: with payload_size_exceeded, the call was too
+// large for the mesh).
+const meshUnreachable = "the callee's node cannot be reached now: "
 
 // meshSendFailure is the error URI for a message of a call the mesh
 // refused with err: wamp.error.payload_size_exceeded for one too large
