@@ -328,6 +328,10 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 	}
 	realm, proc := r.PathValue("realm"), r.PathValue("procedure")
 	wantSSE := acceptsSSE(r)
+	if !wantSSE && !acceptsJSON(r) {
+		writeProblem(w, notAcceptable())
+		return
+	}
 	body, p := g.readBody(w, r, g.opts.Limits.MaxBody)
 	if p != nil {
 		writeProblem(w, p)
@@ -606,6 +610,53 @@ var (
 	emptyArgs   = []byte(`[]`)
 	emptyKwargs = []byte(`{}`)
 )
+
+// acceptsJSON reports whether r's Accept admits a call's JSON answer: no
+// Accept, or one naming application/json, application/* or */* with a
+// weight above 0 (case-insensitive, RFC 9110 §12.5.1). It does not
+// allocate: the lane checks it on every call.
+func acceptsJSON(r *http.Request) bool {
+	vs := r.Header["Accept"]
+	blank := true
+	for _, v := range vs {
+		for v != "" {
+			part, rest, _ := strings.Cut(v, ",")
+			v = rest
+			mt, params, _ := strings.Cut(part, ";")
+			mt = strings.TrimSpace(mt)
+			if mt == "" {
+				continue
+			}
+			blank = false
+			if (strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "application/*") || mt == "*/*") && !zeroWeight(params) {
+				return true
+			}
+		}
+	}
+	return blank
+}
+
+// zeroWeight reports whether a media range's parameters give it q=0
+// (0, 0.0, 0.000): not acceptable.
+func zeroWeight(params string) bool {
+	for params != "" {
+		p, rest, _ := strings.Cut(params, ";")
+		params = rest
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		return v != "" && strings.Trim(v, "0.") == "" && v[0] == '0'
+	}
+	return false
+}
+
+// notAcceptable is the 406 of a call whose Accept admits neither JSON nor
+// (where offered) an event stream.
+func notAcceptable() *problem {
+	return newProblem(http.StatusNotAcceptable, URINotAcceptable, "a call is answered in JSON (application/json), or as an event stream (text/event-stream): the request's Accept admits neither")
+}
 
 func acceptsSSE(r *http.Request) bool {
 	for _, a := range r.Header.Values("Accept") {

@@ -109,7 +109,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		return false
 	}
 	realm, proc, ok := bridgeCallPath(r.URL)
-	if !ok || acceptsSSE(r) || g.credentialOf(r) == credBearer {
+	if !ok || acceptsSSE(r) || !acceptsJSON(r) || g.credentialOf(r) == credBearer {
 		return false
 	}
 	if _, pattern := g.access.Load().mux.Handler(r); pattern != patBridgeCall {

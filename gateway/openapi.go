@@ -35,7 +35,7 @@ func (g *Server) buildOpenAPI(ac *access) ([]byte, error) {
 	paths := obj{}
 	realmParam := obj{"name": "realm", "in": "path", "required": true, "description": "Realm URI", "schema": obj{"type": "string"}}
 	security := g.securityRequirements(ac)
-	callResp := problemResponses("400", "401", "403", "404", "408", "413", "415", "429", "502", "503", "504")
+	callResp := problemResponses("400", "401", "403", "404", "406", "408", "413", "415", "429", "502", "503", "504")
 	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"problem\".",
 		"content": obj{
 			"application/json":  obj{"schema": ref("Result")},
@@ -273,7 +273,7 @@ func (g *Server) addRouteOp(ac *access, paths obj, cr *compiledRoute, ids map[st
 		"operationId": uniqueID(operationID(cr.label), ids),
 		"summary":     cr.Summary,
 		"tags":        []string{"routes"},
-		"responses":   problemResponses("400", "401", "403", "404", "413", "415", "429", "502", "503", "504"),
+		"responses":   problemResponses("400", "401", "403", "404", "406", "413", "415", "429", "502", "503", "504"),
 	}
 	if op["summary"] == "" {
 		if cr.Call != "" {

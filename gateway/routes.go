@@ -367,6 +367,10 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 // serve handles one request of the route, judged by ac (the snapshot
 // whose mux dispatched it) from end to end.
 func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *http.Request) {
+	if cr.Call != "" && !acceptsSSE(r) && !acceptsJSON(r) {
+		writeProblem(w, notAcceptable()) // before the call, and its body unread
+		return
+	}
 	var body []byte
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		var p *problem
