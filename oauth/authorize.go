@@ -252,7 +252,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			return nil, errInvalidGrant("unknown or expired authorization code")
+			return nil, errUnknownGrant("unknown or expired authorization code")
 		}
 		if err != nil {
 			return nil, s.storeErr(err)

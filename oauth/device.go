@@ -419,7 +419,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			return nil, errInvalidGrant("unknown device code")
+			return nil, errUnknownGrant("unknown device code")
 		}
 		if err != nil {
 			return nil, s.storeErr(err)

@@ -22,9 +22,18 @@ type oauthError struct {
 	desc   string // error_description: for people; never a secret
 	basic  bool   // add WWW-Authenticate (every 401 has it too: clientErr)
 	retry  time.Duration
+	// unknown: a code or token the store does not hold (a guess, or one
+	// gone): handleToken counts it as a failed attempt of its address.
+	unknown bool
 }
 
 func (e *oauthError) Error() string { return e.code + ": " + e.desc }
+
+// errUnknownGrant is invalid_grant for a code or token the store does
+// not hold: counted as a failed attempt (oauthError.unknown).
+func errUnknownGrant(desc string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_grant", desc: desc, unknown: true}
+}
 
 func errInvalidRequest(desc string) *oauthError {
 	return &oauthError{status: http.StatusBadRequest, code: "invalid_request", desc: desc}
@@ -192,6 +201,23 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 // the line keeps its first 64 bytes, as route's authentication lines keep
 // an authid's.
 func (s *Server) authFailed(r *http.Request, src source, what, id, reason string) {
+	delay, blocked := s.limit.end(src, s.clock(), true)
+	s.failed(r, src, what, id, reason, delay, blocked)
+}
+
+// guessFailed counts a request that named a code or token the store does
+// not hold as a failed attempt of its source, as authFailed does a wrong
+// secret (without a reservation: the request was not held back for one,
+// so that a busy address's refreshes are not either), so that guesses
+// from one address lock it out before they cost a store read each.
+func (s *Server) guessFailed(r *http.Request, what, id, reason string) {
+	src := s.limit.source(r)
+	delay, blocked := s.limit.fail(src, s.clock())
+	s.failed(r, src, what, id, reason, delay, blocked)
+}
+
+// failed logs a counted failure and sleeps its delay (authFailed).
+func (s *Server) failed(r *http.Request, src source, what, id, reason string, delay time.Duration, blocked bool) {
 	if len(id) > 64 {
 		i := 64 // at a UTF-8 character's start, as route's logCut
 		for i > 0 && !utf8.RuneStart(id[i]) {
@@ -199,7 +225,6 @@ func (s *Server) authFailed(r *http.Request, src source, what, id, reason string
 		}
 		id = id[:i]
 	}
-	delay, blocked := s.limit.end(src, s.clock(), true)
 	s.log.Info("oauth: authentication failed", "what", what, "id", id, "reason", reason, "remote", src.remote, "delay", delay)
 	if blocked {
 		s.log.Warn("oauth: refusing authentications from an address for a while", "remote", src.key, "for", s.limit.lim.Lockout)

@@ -74,6 +74,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case GrantAuthorizationCode:
 		resp, oe = s.grantAuthCode(r.Context(), c, form)
 	}
+	if oe != nil && oe.unknown && c.Public {
+		// A public client's ID is no secret: anyone may send guesses as
+		// it. A confidential client's were sent with its secret, and an
+		// unknown token there is most often a login ended meanwhile (a
+		// backend holding many users' tokens would lock itself out).
+		s.guessFailed(r, grant, c.ID, oe.desc)
+	}
 	if oe != nil {
 		writeError(w, oe)
 		return

@@ -272,6 +272,30 @@ func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration
 	if !failed {
 		return 0, false
 	}
+	return l.count(&r, now)
+}
+
+// fail counts a failure of src at t without a reservation (begin): it
+// makes the source's record if it has none (none when the table is full
+// of live records). It returns what end returns.
+func (l *limiter) fail(src source, t time.Time) (delay time.Duration, blockedNow bool) {
+	if src.key == (srcKey{}) {
+		return 0, false
+	}
+	now := t.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.rec(src.key, now)
+	if !ok {
+		return 0, false
+	}
+	defer func() { l.m[src.key] = r }()
+	return l.count(&r, now)
+}
+
+// count adds a failure to r at now (Unix ns): the delay to answer it
+// after, and whether it locked the source out. Caller holds mu.
+func (l *limiter) count(r *failRec, now int64) (delay time.Duration, blockedNow bool) {
 	r.fails.Add(now, l.lim.Window)
 	n := r.failures(now, l.lim.Window)
 	if n >= l.lim.BlockAfter && now > r.blockedUntil {

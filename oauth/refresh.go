@@ -404,13 +404,13 @@ var errReuse = errInvalidGrant("the refresh token was already used: its login ha
 func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, issue func(f *family) *oauthError) (string, *oauthError) {
 	tok, ok := parseRefreshToken(raw)
 	if !ok {
-		return "", errInvalidGrant("unknown refresh token")
+		return "", errUnknownGrant("unknown refresh token")
 	}
 	key := "rt." + tok.fam
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			return "", errInvalidGrant("unknown, expired or revoked refresh token")
+			return "", errUnknownGrant("unknown, expired or revoked refresh token")
 		}
 		if err != nil {
 			return "", s.storeErr(err)
