@@ -65,6 +65,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl, err := s.verify(tok, s.now(), true)
+	if errors.Is(err, ErrTokenSignature) && s.checkedForgery(tok) {
+		// A signature checked for nothing (~100 µs, uncached): counted
+		// as a failed attempt of its address, so that a flood of them is
+		// refused by authClient's lockout before any check.
+		s.guessFailed(r, "access_token", c.ID, "a forged access token (its signature does not verify)")
+	}
 	if cl == nil || err != nil && !errors.Is(err, ErrTokenRevoked) {
 		w.WriteHeader(http.StatusOK) // not a token of ours: nothing to revoke
 		return

@@ -179,28 +179,9 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 // comes back with its claims and ErrTokenRevoked (revocation may still
 // have to record it on its own).
 func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims, error) {
-	hdr, _, ok := strings.Cut(token, ".")
-	if !ok || strings.Count(token, ".") != 2 {
-		return nil, ErrTokenMalformed
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(hdr)
+	k, err := s.keyFor(token)
 	if err != nil {
-		return nil, ErrTokenMalformed
-	}
-	var h jwsHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, ErrTokenMalformed
-	}
-	if h.Crit != nil || h.Jku != nil || h.Jwk != nil || h.X5u != nil {
-		return nil, ErrTokenSignature // keys come from our ring, never from the token
-	}
-	ring := s.ring.Load()
-	k := ring.byKid[h.Kid]
-	if k == nil || h.Alg != string(k.alg) {
-		return nil, ErrTokenSignature // also "none", and an algorithm that is not the key's
-	}
-	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
-		return nil, ErrTokenClaims
+		return nil, err
 	}
 	payload, err := jws.Verify([]byte(token), jws.WithKey(k.alg, k.pub))
 	if err != nil {
@@ -231,6 +212,46 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 		return c, ErrTokenRevoked
 	}
 	return c, nil
+}
+
+// keyFor reads token's JWS header and returns the ring's key that checks
+// it: ErrTokenMalformed for no JWS, ErrTokenSignature for a key the ring
+// does not hold (or one the token would bring), an algorithm not the
+// key's or "none", ErrTokenClaims for a type not at+jwt.
+func (s *Server) keyFor(token string) (*sigKey, error) {
+	hdr, _, ok := strings.Cut(token, ".")
+	if !ok || strings.Count(token, ".") != 2 {
+		return nil, ErrTokenMalformed
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(hdr)
+	if err != nil {
+		return nil, ErrTokenMalformed
+	}
+	var h jwsHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, ErrTokenMalformed
+	}
+	if h.Crit != nil || h.Jku != nil || h.Jwk != nil || h.X5u != nil {
+		return nil, ErrTokenSignature // keys come from our ring, never from the token
+	}
+	k := s.ring.Load().byKid[h.Kid]
+	if k == nil || h.Alg != string(k.alg) {
+		return nil, ErrTokenSignature // also "none", and an algorithm that is not the key's
+	}
+	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
+		return nil, ErrTokenClaims
+	}
+	return k, nil
+}
+
+// checkedForgery reports whether token, which verify refused
+// ErrTokenSignature, had its signature checked (and failed it): it names a
+// key of the ring, with its algorithm and type. Such a token is forged or
+// damaged, never one we issued, where one naming a key the ring does not
+// hold may be ours from a key gone (and cost no check).
+func (s *Server) checkedForgery(token string) bool {
+	_, err := s.keyFor(token)
+	return err == nil
 }
 
 // isRevoked checks the token's jti and grant, or without a grant the
