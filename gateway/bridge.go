@@ -854,28 +854,99 @@ func resultDoc(res callReply) []byte {
 	return append(b, '}')
 }
 
-// publishOptions is a bridge publication's "options" member.
+// publishOptions is a bridge publication's "options" member. The lists
+// stay the JSON they were sent as (checked by jsonList): decoded into Go
+// slices, a list of empty strings cost about 20 times its bytes.
 type publishOptions struct {
-	Acknowledge      bool      `json:"acknowledge"`
-	Retain           bool      `json:"retain"`
-	DiscloseMe       bool      `json:"disclose_me"`
-	Exclude          *[]uint64 `json:"exclude"`
-	Eligible         *[]uint64 `json:"eligible"`
-	ExcludeAuthID    *[]string `json:"exclude_authid"`
-	EligibleAuthID   *[]string `json:"eligible_authid"`
-	ExcludeAuthRole  *[]string `json:"exclude_authrole"`
-	EligibleAuthRole *[]string `json:"eligible_authrole"`
+	Acknowledge      bool            `json:"acknowledge"`
+	Retain           bool            `json:"retain"`
+	DiscloseMe       bool            `json:"disclose_me"`
+	Exclude          json.RawMessage `json:"exclude"`
+	Eligible         json.RawMessage `json:"eligible"`
+	ExcludeAuthID    json.RawMessage `json:"exclude_authid"`
+	EligibleAuthID   json.RawMessage `json:"eligible_authid"`
+	ExcludeAuthRole  json.RawMessage `json:"exclude_authrole"`
+	EligibleAuthRole json.RawMessage `json:"eligible_authrole"`
 }
 
-func marshalList[T any](l *[]T) []byte {
-	if l == nil {
-		return nil
+// lists checks the options' lists and sets them on pr as their JSON.
+func (o *publishOptions) lists(pr *pubReq) *problem {
+	for _, l := range []struct {
+		name string
+		raw  json.RawMessage
+		ids  bool
+		to   *[]byte
+	}{{"exclude", o.Exclude, true, &pr.exclude}, {"eligible", o.Eligible, true, &pr.eligible},
+		{"exclude_authid", o.ExcludeAuthID, false, &pr.excludeAuthID}, {"eligible_authid", o.EligibleAuthID, false, &pr.eligibleAuthID},
+		{"exclude_authrole", o.ExcludeAuthRole, false, &pr.excludeAuthRole}, {"eligible_authrole", o.EligibleAuthRole, false, &pr.eligibleAuthRole}} {
+		b, ok := jsonList(l.raw, l.ids)
+		if !ok {
+			what := "a list of strings"
+			if l.ids {
+				what = "a list of session ids (integers from 0)"
+			}
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: "+l.name+" must be "+what)
+		}
+		*l.to = b
 	}
-	b, _ := json.Marshal(*l)
-	if string(b) == "null" {
-		return []byte("[]")
+	return nil
+}
+
+// jsonList checks raw, a valid JSON value, to be null (or absent: nil,
+// true) or a list of unsigned 64-bit integers (ids) or of strings, and
+// returns it as it is, without allocating.
+func jsonList(raw []byte, ids bool) ([]byte, bool) {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 || string(b) == "null" {
+		return nil, true
 	}
-	return b
+	if b[0] != '[' {
+		return nil, false
+	}
+	ws := func(i int) int {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+		return i
+	}
+	i := ws(1)
+	if i < len(b) && b[i] == ']' {
+		return b, true
+	}
+	for i < len(b) {
+		j := i
+		if ids {
+			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+				j++
+			}
+			if n := j - i; n == 0 || n > 20 || n == 20 && string(b[i:j]) > "18446744073709551615" {
+				return nil, false
+			}
+		} else {
+			if b[j] != '"' {
+				return nil, false
+			}
+			for j++; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			j++
+		}
+		i = ws(j)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ']':
+			return b, true
+		case ',':
+			i = ws(i + 1)
+		default:
+			return nil, false // 1.5, 1e3: not an id
+		}
+	}
+	return nil, false
 }
 
 func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
@@ -915,9 +986,10 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr.retain, pr.discloseMe = o.Retain, o.DiscloseMe
-	pr.exclude, pr.eligible = marshalList(o.Exclude), marshalList(o.Eligible)
-	pr.excludeAuthID, pr.eligibleAuthID = marshalList(o.ExcludeAuthID), marshalList(o.EligibleAuthID)
-	pr.excludeAuthRole, pr.eligibleAuthRole = marshalList(o.ExcludeAuthRole), marshalList(o.EligibleAuthRole)
+	if p := o.lists(pr); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	g.doPublish(w, r, who.id, pr, o.Acknowledge, 0, nil)
 }
 
