@@ -451,24 +451,38 @@ func init() {
 
 func badArg(msg string) *metaErr { return &metaErr{proto.URIInvalidArgument, msg} }
 
-// argID reads args[i] as an id.
+// idRange ends the message of a meta call refused for an argument that is
+// not an id (argID).
+const idRange = " (an integer from 1 to 2^53)"
+
+// argID reads args[i] as an id: an integer in [1, proto.MaxID]. [WAMP
+// Identifiers]: "IDs in the global scope MUST be drawn randomly from a
+// uniform distribution over the complete range [1, 2^53]"; 0 or a larger
+// number names nothing and is refused as an argument
+// (wamp.error.invalid_argument) where it used to be looked up and answered
+// wamp.error.no_such_session (registration, subscription).
 func argID(args []any, i int) (uint64, bool) {
 	if i >= len(args) {
 		return 0, false
 	}
+	var id uint64
 	switch v := args[i].(type) {
 	case int64:
-		if v >= 0 {
-			return uint64(v), true
+		if v <= 0 {
+			return 0, false
 		}
+		id = uint64(v)
 	case uint64:
-		return v, true
+		id = v
 	case float64:
-		if v >= 0 && v == float64(uint64(v)) {
-			return uint64(v), true
+		if v < 1 || v > proto.MaxID || v != float64(uint64(v)) {
+			return 0, false
 		}
+		id = uint64(v)
+	default:
+		return 0, false
 	}
-	return 0, false
+	return id, id >= 1 && id <= proto.MaxID
 }
 
 func argStr(args []any, i int) (string, bool) {
@@ -566,7 +580,7 @@ func metaSessionList(s *Shard, ss *Session, args []any, kwargs map[string]any) (
 func metaSessionGet(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 	id, ok := argID(args, 0)
 	if !ok {
-		return nil, badArg("wamp.session.get needs a session id")
+		return nil, badArg("wamp.session.get needs a session id" + idRange)
 	}
 	rm := ss.realm
 	rm.mu.RLock()
@@ -636,7 +650,7 @@ func (s *Shard) kill(target *Session, reason, message string) {
 func metaSessionKill(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 	id, ok := argID(args, 0)
 	if !ok {
-		return nil, badArg("wamp.session.kill needs a session id")
+		return nil, badArg("wamp.session.kill needs a session id" + idRange)
 	}
 	reason, message, err := killOpts(args, 1, kwargs)
 	if err != nil {
@@ -646,6 +660,9 @@ func metaSessionKill(s *Shard, ss *Session, args []any, kwargs map[string]any) (
 	rm.mu.RLock()
 	x := rm.members[id]
 	rm.mu.RUnlock()
+	// [WAMP Session Meta API, wamp.session.kill]: "Specifying the caller's
+	// own session will result in a wamp.error.no_such_session since no
+	// _other_ session with that ID exists."
 	if x == nil || x == ss {
 		return nil, &metaErr{proto.URINoSuchSession, "no other session " + strconv.FormatUint(id, 10)}
 	}
@@ -822,7 +839,7 @@ func metaGet[E tabled](byID func(*Realm, uint64) (E, bool), noSuch, what string)
 	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 		id, ok := argID(args, 0)
 		if !ok {
-			return nil, badArg("needs a " + what + " id")
+			return nil, badArg("needs a " + what + " id" + idRange)
 		}
 		rm := ss.realm
 		rm.mu.RLock()
@@ -839,7 +856,7 @@ func metaRegCallees(count bool) metaFn {
 	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 		id, ok := argID(args, 0)
 		if !ok {
-			return nil, badArg("needs a registration id")
+			return nil, badArg("needs a registration id" + idRange)
 		}
 		reg := ss.realm.regByIDLocked(id)
 		if reg == nil {
@@ -880,7 +897,7 @@ func metaSubSubscribers(count bool) metaFn {
 	return func(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 		id, ok := argID(args, 0)
 		if !ok {
-			return nil, badArg("needs a subscription id")
+			return nil, badArg("needs a subscription id" + idRange)
 		}
 		rm := ss.realm
 		rm.mu.RLock()
@@ -968,7 +985,7 @@ func removeTarget[E comparable](rm *Realm, byID func(*Realm, uint64) (E, bool), 
 // own shard. It answers before that shard has done it (as the kill
 // procedures do).
 func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
-	id, session, reason, err := removeArgs(args, kwargs, "wamp.registration.remove_callee needs a registration id and a callee session id")
+	id, session, reason, err := removeArgs(args, kwargs, "wamp.registration.remove_callee needs a registration id and a callee session id"+idRange)
 	if err != nil {
 		return nil, err
 	}
@@ -989,7 +1006,7 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 // metaSubRemoveSubscriber implements wamp.subscription.remove_subscriber
 // (subscription|id, subscriber|id, reason|uri?), as metaRegRemoveCallee.
 func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
-	id, session, reason, err := removeArgs(args, kwargs, "wamp.subscription.remove_subscriber needs a subscription id and a subscriber session id")
+	id, session, reason, err := removeArgs(args, kwargs, "wamp.subscription.remove_subscriber needs a subscription id and a subscriber session id"+idRange)
 	if err != nil {
 		return nil, err
 	}
