@@ -1149,6 +1149,20 @@ func parseFeatures(roles proto.Raw) (features, error) {
 	if !ok || len(rm) == 0 {
 		return 0, errf("must be a non-empty dictionary")
 	}
+	// [WAMP Basic Profile, Client: Roles]: "A Client can support any
+	// combination of the above roles but must support at least one role",
+	// each "a dictionary describing features supported by the peer for
+	// that role". Other keys (a role a later version may add) are ignored.
+	// Before, a HELLO naming none ({"dealer": {}}) got WELCOME.
+	client := false
+	for _, role := range [...]string{proto.RoleCaller, proto.RoleCallee, proto.RolePublisher, proto.RoleSubscriber} {
+		if _, ok := rm[role].(map[string]any); ok {
+			client = true
+		}
+	}
+	if !client {
+		return 0, errf("must announce at least one client role (caller, callee, publisher or subscriber) as a dictionary")
+	}
 	has := func(role, feature string) bool {
 		r, _ := rm[role].(map[string]any)
 		fs, _ := r["features"].(map[string]any)
