@@ -19,7 +19,7 @@ import (
 // Mesh task kinds (see run).
 const (
 	tMeshResult       taskKind = iota + 64 // a: call id; b: node; flags; c
-	tMeshBounce                            // a: call id; b: node; c.buf: the call envelope
+	tMeshBounce                            // a: call id; b: node; c.buf: the call envelope (nil: tfBacklogged)
 	tMeshChunk                             // a: call id; b: node; flags; c
 	tMeshInterrupt                         // a: call id; b: node; mode; c.uri: reason
 	tMeshNodeDown                          // b: node: fail and drop everything exchanged with it
@@ -592,6 +592,14 @@ func (s *Shard) meshBounced(t *task) {
 		// caller waiting on it; it ends here, as the caller asked.
 		ss.endCall(mc.req, oc)
 		s.replyError(ss, proto.CodeCall, mc.req, proto.URICanceled, "the call was canceled")
+		return
+	}
+	if t.flags&tfBacklogged != 0 {
+		// Refused for this shard's full backlog of calls (MeshDeliver):
+		// its envelope was dropped, and the shard is too busy to send
+		// it on; the caller is told, as for a result refused so.
+		ss.endCall(mc.req, oc)
+		s.replyError(ss, proto.CodeCall, mc.req, proto.URIUnavailable, msgCallerBacklog)
 		return
 	}
 	if oc.rr != nil {

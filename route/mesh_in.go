@@ -27,7 +27,25 @@ func (r *Router) MeshDeliver(from MeshNode, env []byte) {
 			r.ms.stats.BadEnvelopes.Add(1)
 			return
 		}
-		r.shards[shard].post(task{kind: tMeshBounce, a: callID, b: uint64(from), c: &carry{buf: env}})
+		// The bounce waits for the caller's shard holding the whole call
+		// envelope: it counts in that shard's backlog of calls
+		// (maxCallBacklog), as a result does. Past it the envelope is
+		// dropped and the call, if still in flight, ends with
+		// wamp.error.unavailable (meshBounced). Before, bounces were
+		// posted uncharged: 40 MiB of them held for a stalled loop
+		// counted nothing (TestMeshBounceBacklogCounted).
+		sh := r.shards[shard]
+		t := task{kind: tMeshBounce, a: callID, b: uint64(from)}
+		cost := int64(len(env)) + callOverhead
+		if !sh.callRoom(cost) {
+			sh.stats.CallsBacklog.Add(1)
+			t.flags = tfBacklogged
+			sh.post(t)
+			return
+		}
+		t.c = &carry{buf: env, queued: cost}
+		sh.callBacklog.Add(cost)
+		sh.post(t)
 	case envResult:
 		mr, err := decodeResult(env)
 		if err != nil || mr.shard >= len(r.shards) {

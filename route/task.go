@@ -35,7 +35,8 @@ const (
 	// shard: the caller's shard may reroute the call (reroute.go).
 	tfUnavailable
 	// tfBacklogged: a tMeshResult refused for the caller's full backlog
-	// of calls: the callee's node is told the call is over.
+	// of calls: the callee's node is told the call is over; a
+	// tMeshBounce refused so (no envelope): the call ends unavailable.
 	tfBacklogged
 	// tfRoleReroute: a tInvoke from another node whose caller's node
 	// reroutes a callee's refusal for its role (ccRoleReroute).
@@ -120,6 +121,9 @@ func (s *Shard) run(t *task) {
 		}
 		s.meshResult(t)
 	case tMeshBounce:
+		if t.c != nil && t.c.queued != 0 { // from another node: its bytes leave the backlog
+			s.callBacklog.Add(-t.c.queued)
+		}
 		s.meshBounced(t)
 	case tMeshChunk:
 		if t.c != nil && t.c.queued != 0 { // its bytes leave the node's backlog of chunks
