@@ -575,7 +575,11 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	s.traffic.callsInFlight++
 	s.r.callAdded(ss)
 
-	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s)}
+	queued := s.queueCall(cs.shard, true)
+	t := task{kind: tInvoke, s: cs, peer: ss, a: m.Request, b: oc.invID, reg: reg, c: s.carry(m, cs.shard != s || queued)}
+	if queued {
+		t.flags |= tfSelfCall
+	}
 	if oc.recvProg {
 		t.flags |= tfRecvProg
 	}
@@ -596,7 +600,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if rerouteable(reg) {
 		// For another shard t.c is an own copy already, shared with the
 		// task (read only); else it aliases m.
-		if oc.rr = s.newReroute(ss, reg, m, t.c, cs.shard != s, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
+		if oc.rr = s.newReroute(ss, reg, m, t.c, cs.shard != s || queued, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
 			t.c = &oc.rr.c
 		}
 	}
@@ -655,6 +659,11 @@ func (sh *Shard) callRoom(n int64) bool {
 // callBacklog until it runs.
 func (s *Shard) sendCall(dst *Shard, t task) {
 	if dst == s {
+		if t.flags&tfSelfCall != 0 { // queueCall: its carry is its own
+			s.selfCalls++
+			s.post(t)
+			return
+		}
 		s.run(&t)
 		return
 	}
@@ -753,7 +762,11 @@ func (s *Shard) callContinue(ss *Session, oc *outCall, m *proto.Message) {
 		return
 	}
 	oc.chunked = true
-	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s)}
+	queued := s.queueCall(oc.callee.shard, false)
+	t := task{kind: tInvoke, s: oc.callee, peer: ss, a: m.Request, b: oc.invID, reg: oc.reg, flags: tfContinue, c: s.carry(m, oc.callee.shard != s || queued)}
+	if queued {
+		t.flags |= tfSelfCall
+	}
 	if progress {
 		t.flags |= tfProgress
 	}
@@ -1008,7 +1021,11 @@ func (s *Shard) yield(ss *Session, m *proto.Message) {
 		s.callerBacklogged(ss, ic, m.Request, progress)
 		return
 	}
-	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, dst != s)}
+	queued := s.queueCall(dst, false)
+	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, c: s.carry(m, dst != s || queued)}
+	if queued {
+		t.flags |= tfSelfCall
+	}
 	if progress {
 		t.flags |= tfProgress
 	} else {
@@ -1081,9 +1098,13 @@ func (s *Shard) invocationError(ss *Session, m *proto.Message) {
 		return
 	}
 	ss.dropInv(m.Request)
-	c := s.carry(m, ic.caller.shard != s)
+	queued := s.queueCall(ic.caller.shard, false)
+	c := s.carry(m, ic.caller.shard != s || queued)
 	c.uri = string(m.URI)
 	t := task{kind: tResult, s: ic.caller, a: ic.req, b: m.Request, flags: tfError, c: c}
+	if queued {
+		t.flags |= tfSelfCall
+	}
 	if c.uri == proto.URIUnavailable {
 		t.flags |= tfUnavailable // the caller's shard may reroute the call
 	}

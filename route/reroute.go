@@ -440,6 +440,9 @@ func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
 	if ce.forwardTimeout && cs.feat&fCalleeTimeout != 0 && oc.due != 0 {
 		t.timeout = s.timeLeft(oc.due, s.r.coarseNow())
 	}
+	if s.queueCall(cs.shard, false) {
+		t.flags |= tfSelfCall // rr.c is an own copy
+	}
 	s.sendCall(cs.shard, t)
 }
 

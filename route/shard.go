@@ -55,6 +55,14 @@ type Shard struct {
 	// publishers' events and meta events for its own subscribers go
 	// behind them too. Owned by shard.
 	selfEvents int
+	// selfCalls is the call tasks (tInvoke, tResult, tInterrupt,
+	// tForget) this shard posted to itself and has not run (tfSelfCall):
+	// a call's first INVOCATION for a callee of this shard waits behind
+	// meta events posted here (queueCall), its caller's on_join among
+	// them, and while any waits every call task for this shard's own
+	// sessions goes behind it, so that no CANCEL, chunk, INTERRUPT or
+	// result overtakes it. Owned by shard.
+	selfCalls int
 
 	open    atomic.Int64 // sessions attached (open transports), read by Shutdown
 	nextDue atomic.Int64 // earliest timer deadline (unix ns), 0 = none; read by Router.Tick
@@ -262,10 +270,37 @@ func (s *Shard) post(t task) {
 // shard, else through its mailbox.
 func (s *Shard) send(dst *Shard, t task) {
 	if dst == s {
+		if s.selfCalls > 0 && callTask(t.kind) {
+			// Behind the call tasks waiting in this shard's own
+			// mailbox (selfCalls). Such tasks own their carry.
+			t.flags |= tfSelfCall
+			s.selfCalls++
+			s.post(t)
+			return
+		}
 		s.run(&t)
 		return
 	}
 	dst.post(t)
+}
+
+// callTask reports whether a task of kind k is part of a call's exchange
+// between caller and callee (selfCalls).
+func callTask(k taskKind) bool {
+	return k == tInvoke || k == tResult || k == tInterrupt || k == tForget
+}
+
+// queueCall reports whether a call task for dst, a CALL's first
+// INVOCATION when first, must go through this shard's mailbox though dst
+// is this shard: while call tasks wait there (selfCalls), and for a first
+// INVOCATION also while meta events posted to this shard wait (a caller's
+// on_join for this shard's subscribers among them, metaorder.go; the
+// callee may be one). The caller then gives the task an own carry and
+// tfSelfCall. Before, an INVOCATION to a callee of the caller's own loop
+// was delivered inline, ahead of the caller's on_join (TestOnJoinBeforeInvocationSameLoop).
+// Hot path: two compares and, for a first INVOCATION, an atomic load.
+func (s *Shard) queueCall(dst *Shard, first bool) bool {
+	return dst == s && (s.selfCalls > 0 || first && (s.selfEvents > 0 || s.metaPosted.Load() > 0))
 }
 
 // drain runs the queued tasks. It runs on the shard's goroutine.

@@ -48,6 +48,8 @@ const (
 	// tfSelf: a tEvents a shard posted to itself, behind meta events
 	// waiting there (fanout, Shard.selfEvents).
 	tfSelf
+	// tfSelfCall: a call task a shard posted to itself (Shard.selfCalls).
+	tfSelfCall
 )
 
 // task is one unit of work for a shard, passed by value through its
@@ -69,6 +71,9 @@ type task struct {
 
 // run executes one task on the shard's goroutine.
 func (s *Shard) run(t *task) {
+	if t.flags&tfSelfCall != 0 {
+		s.selfCalls--
+	}
 	switch t.kind {
 	case tTimers:
 		s.runTimers()
