@@ -89,6 +89,13 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession) {
 		return false // the session is here: this node's answer is the answer
 	}
+	if merr != nil && (merr.uri == proto.URIInvalidArgument || merr.uri == proto.URIInvalidURI) {
+		// Refused for its arguments, as every node would refuse it: the
+		// answer is this node's. Before, the call was gathered all the
+		// same, every node answering the same error, the caller waiting
+		// for the slowest with one of its gathers taken.
+		return false
+	}
 	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: s.holdMeta(ss, req, due)}
 	// In debt, the call waits for it before it asks, as one queued does
 	// (nextAsk): it used to ask at once while the session had a turn
