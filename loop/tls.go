@@ -101,6 +101,20 @@ const (
 // Finished (an HTTP upgrade request, a RawSocket handshake).
 const tlsHandshakeInMax = 32 << 10
 
+// tlsHandshakeReadMax bounds the bytes a handshake hands crypto/tls, the
+// client's flights together, record headers included: a ClientHello
+// (about 0.5 KiB, 2 KiB with a post-quantum key share; several KiB with
+// many session tickets), a TLS 1.2 ClientKeyExchange (under 1 KiB),
+// ChangeCipherSpec and Finished, and a client certificate chain when an
+// embedder's config asks for one (a few KiB a certificate). crypto/tls
+// keeps a handshake message until it is whole (c.hand: up to 64 KiB, a
+// Certificate 256 KiB) besides its record buffer, for as long as the
+// client takes: a client that sent 60 KiB of a ClientKeyExchange and
+// stalled held ~100 KiB, for handshake_timeout, counted nowhere. A
+// handshake whose client sends more fails (tls_error); what one holds
+// is counted in the inbound budget (tlsHS.holds).
+const tlsHandshakeReadMax = 32 << 10
+
 // tlsPostHandshakeMax bounds a handshake message a client sends after the
 // handshake, its 4-byte header included: crypto/tls keeps such a message
 // (c.hand) until it is whole, up to 64 KiB (a Certificate 256 KiB) per
@@ -118,6 +132,7 @@ var (
 	errHTTPOnTLS        = errors.New("loop: tls: plaintext HTTP on a TLS listener (a ws:// client?)")
 	errTLSRecordTooBig  = errors.New("loop: tls: record longer than the protocol allows")
 	errTLSHandshakeFill = errors.New("loop: tls: more than 32 KiB of handshake input waiting")
+	errTLSHandshakeLong = errors.New("loop: tls: handshake longer than 32 KiB (the client's flights)")
 	errTLSVersion       = errors.New("loop: tls: protocol version below TLS 1.2")
 	errTLSPerAddress    = errors.New("loop: tls: too many handshakes in progress from this address")
 	errTLSPostHandshake = errors.New("loop: tls: post-handshake handshake message longer than 1 KiB")
@@ -508,21 +523,24 @@ const tlsTrimActive = 8 << 10
 
 // held returns, for the budget (account), the bytes of inbound data the
 // TLS layer holds (got: decrypted input, records kept from the handshake,
-// handshake input waiting for its goroutine, and a partial post-handshake
+// the handshake's input (tlsHS.holds), and a partial post-handshake
 // message in crypto/tls, at most tlsPostHandshakeMax) and the memory they
 // take (mem: the same, but the plaintext buffer's capacity for its
 // bytes, as account counts a fragment buffer's). (A partial record is
 // counted with the connection's stash, stash.go.)
 func (t *tlsConn) held() (got, mem int) {
 	n := len(t.pre)
-	if t.hs != nil {
-		n += t.hs.pending()
-	}
 	if t.ready {
 		hand, _ := tlsHandPending(t.tc)
 		n += hand
 	}
-	return n + t.plain.InboundBuffered(), n + t.plain.held()
+	got, mem = n+t.plain.InboundBuffered(), n+t.plain.held()
+	if t.hs != nil {
+		g, m := t.hs.holds()
+		got += g
+		mem += m
+	}
+	return got, mem
 }
 
 // close releases the TLS layer of a connection that is gone (conn.closed):

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -135,6 +136,7 @@ type tlsHS struct {
 	in     []byte    // records the loop moved in; in[r:] not yet read
 	r      int
 	left   int    // bytes of the record being read still to hand over
+	taken  int    // bytes handed to crypto/tls, at most tlsHandshakeReadMax
 	out    []byte // ciphertext written, for the loop to take
 	posted bool   // a task to take out is queued
 	closed bool   // the connection is gone: reads and writes fail
@@ -174,11 +176,19 @@ func (hs *tlsHS) push(rec []byte) bool {
 	return true
 }
 
-// pending returns the input bytes not yet read by the handshake (loop).
-func (hs *tlsHS) pending() int {
+// holds returns, for the budget, the handshake's input: the bytes the
+// client sent into it (got) and the memory they take at most (mem): the
+// input buffer's capacity, and for what crypto/tls read, its record
+// buffer (up to a whole record) and its message buffer, which keeps a
+// message until it is whole and grows by doubling (up to twice what was
+// read) (loop). The goroutine may read more after the loop counted: what
+// it reads comes from the input buffer, counted already, which read
+// releases once it is empty.
+func (hs *tlsHS) holds() (got, mem int) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return len(hs.in) - hs.r
+	rec := min(hs.taken, recordHeaderLen+maxCiphertext+bytes.MinRead)
+	return hs.taken + len(hs.in) - hs.r, cap(hs.in) + 2*hs.taken + rec
 }
 
 // read is the shim's Read during the handshake (goroutine): it blocks until
@@ -207,10 +217,19 @@ func (hs *tlsHS) read(p []byte) (int, error) {
 	in := hs.in[hs.r:]
 	if hs.left == 0 {
 		hs.left = recordHeaderLen + (int(in[3])<<8 | int(in[4]))
+		if hs.taken+hs.left > tlsHandshakeReadMax {
+			return 0, errTLSHandshakeLong
+		}
 	}
 	n := copy(p[:min(len(p), hs.left)], in)
 	hs.r += n
 	hs.left -= n
+	hs.taken += n
+	if hs.r == len(hs.in) {
+		// Read whole: the array goes, as crypto/tls holds the bytes now
+		// (a stalled handshake kept both).
+		hs.in, hs.r = nil, 0
+	}
 	return n, nil
 }
 
