@@ -58,10 +58,17 @@ func LoadCertFile(certPath, keyPath string) (*CertFile, error) {
 // has ended or not yet begun.
 var ErrCertExpired = errors.New("loop: certificate is not valid now")
 
-// Reload reads the files again. When they hold a good pair that is valid
-// now, it replaces the certificate in use and returns nil; otherwise it
-// returns why and the certificate in use stays. Reading the same pair
-// again is harmless.
+// Reload reads the files again. When they hold a good pair, it replaces
+// the certificate in use and returns nil; otherwise it returns why and the
+// certificate in use stays. Reading the same pair again is harmless.
+//
+// A pair that is not valid by the host's clock is refused when the one in
+// use is valid by it, and when it ends before the one in use (an older
+// certificate); otherwise it is taken, and Expired tells the caller, who
+// should warn. A board without a battery-backed clock starts at 1970 and
+// may serve before NTP sets it: every pair is "not yet valid" then, the
+// one in use too, and every renewal was refused at SIGHUP, keeping the
+// older one.
 func (cf *CertFile) Reload() error {
 	cf.reloadMu.Lock()
 	defer cf.reloadMu.Unlock()
@@ -69,13 +76,29 @@ func (cf *CertFile) Reload() error {
 	if err != nil {
 		return err
 	}
-	if now := cf.now(); now.Before(c.Leaf.NotBefore) || now.After(c.Leaf.NotAfter) {
-		return fmt.Errorf("%s: %w (valid %s to %s)", cf.certPath, ErrCertExpired,
-			c.Leaf.NotBefore.UTC().Format(time.RFC3339), c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	now, leaf, in := cf.now(), c.Leaf, cf.cur.Load().Leaf
+	if validAt(leaf, now) {
+		cf.cur.Store(c)
+		return nil
+	}
+	valid := fmt.Sprintf("valid %s to %s, the host's clock reads %s", rfc3339(leaf.NotBefore), rfc3339(leaf.NotAfter), rfc3339(now))
+	switch {
+	case validAt(in, now):
+		return fmt.Errorf("%s: %w (%s; the one in use is valid now)", cf.certPath, ErrCertExpired, valid)
+	case leaf.NotAfter.Before(in.NotAfter):
+		return fmt.Errorf("%s: %w (%s) and ends before the one in use (%s), not valid now either",
+			cf.certPath, ErrCertExpired, valid, rfc3339(in.NotAfter))
 	}
 	cf.cur.Store(c)
 	return nil
 }
+
+// validAt reports whether the certificate is within its validity period at t.
+func validAt(leaf *x509.Certificate, t time.Time) bool {
+	return !t.Before(leaf.NotBefore) && !t.After(leaf.NotAfter)
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // read loads and checks the pair.
 func (cf *CertFile) read() (*tls.Certificate, error) {
@@ -302,10 +325,7 @@ func (cf *CertFile) Certificate() *tls.Certificate { return cf.cur.Load() }
 
 // Expired reports whether the certificate in use is outside its validity
 // period now.
-func (cf *CertFile) Expired() bool {
-	leaf, now := cf.cur.Load().Leaf, cf.now()
-	return now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)
-}
+func (cf *CertFile) Expired() bool { return !validAt(cf.cur.Load().Leaf, cf.now()) }
 
 // Paths returns the certificate and key file names.
 func (cf *CertFile) Paths() (cert, key string) { return cf.certPath, cf.keyPath }

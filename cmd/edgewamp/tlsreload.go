@@ -11,8 +11,10 @@ import (
 // reloadCerts re-reads every TLS certificate and key (SIGHUP: the
 // listeners', the gateway's and mesh.tls's):
 // a good pair replaces the one in use for new handshakes; a bad one
-// (unreadable, key not matching, expired, unusable by crypto/tls) is refused, logged, and the one
-// in use stays. It returns the refusals joined, or nil. Established
+// (unreadable, key not matching, unusable by crypto/tls, not valid by the
+// clock while the one in use is) is refused, logged, and the one in use
+// stays; one not valid by the clock, taken because the one in use was
+// not either, is warned about. It returns the refusals joined, or nil. Established
 // connections keep the certificate they were made with.
 //
 // Each pair is read once its files have not been modified for
@@ -42,6 +44,15 @@ func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 			continue
 		}
 		leaf := cf.Certificate().Leaf
+		if cf.Expired() {
+			// Taken: the one it replaced was not valid by the clock
+			// either (loop.CertFile.Reload), a host whose clock is not
+			// set yet, most likely.
+			log.Warn("SIGHUP: TLS certificate reloaded although the host's clock says it is not valid now; the one it replaced was not valid by it either and ended no later: is the clock set (NTP)?",
+				"cert", certPath, "serial", leaf.SerialNumber.String(), "subject", leaf.Subject.String(),
+				"not_before", leaf.NotBefore, "not_after", leaf.NotAfter, "clock", time.Now().UTC())
+			continue
+		}
 		log.Info("SIGHUP: TLS certificate reloaded", "cert", certPath, "serial", leaf.SerialNumber.String(),
 			"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 	}
