@@ -12,9 +12,11 @@ import (
 )
 
 // A client given the wrong scheme for a TLS port (rs:// or ws:// where
-// rss:// or wss:// is served) is closed at once, unanswered (README:
-// "on a TLS port, anything but a TLS handshake record: tls_error"), and the
-// close log line says what came. Before, the first record's 5-byte header
+// rss:// or wss:// is served) is closed at once (README: "on a TLS port,
+// anything but a TLS handshake record: tls_error"), an HTTP one after the
+// answer Go's net/http gives it (400, "Client sent an HTTP request to an
+// HTTPS server."), the others unanswered, and the close log line says
+// what came. Before, the first record's 5-byte header
 // was awaited before anything was judged: a plaintext RawSocket client,
 // whose handshake is 4 bytes after which it waits for the reply, was held
 // for handshake_timeout (10 s by default), then logged as
@@ -28,21 +30,23 @@ func TestTLSListenerClosesPlaintextClientsAtOnce(t *testing.T) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		o.HandshakeTimeout = time.Minute
 	})
+	const httpsOnly = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 	for _, c := range []struct {
 		first  []byte
 		detail string
+		answer string
 	}{
-		{rsHandshake(proto.JSON, 15), "plaintext RawSocket handshake on a TLS listener"},
-		{[]byte{rawMagic}, "plaintext RawSocket handshake on a TLS listener"},
-		{wsUpgradeRequest("/ws", "wamp.2.json"), "plaintext HTTP on a TLS listener"},
-		{[]byte("GET"), "plaintext HTTP on a TLS listener"},
-		{[]byte{0}, "first record is not a TLS handshake record"},
+		{rsHandshake(proto.JSON, 15), "plaintext RawSocket handshake on a TLS listener", ""},
+		{[]byte{rawMagic}, "plaintext RawSocket handshake on a TLS listener", ""},
+		{wsUpgradeRequest("/ws", "wamp.2.json"), "plaintext HTTP on a TLS listener", httpsOnly},
+		{[]byte("GET"), "plaintext HTTP on a TLS listener", httpsOnly},
+		{[]byte{0}, "first record is not a TLS handshake record", ""},
 	} {
 		raw := dialTCP(t, s.url, 0)
 		raw.Write(c.first)
 		start := time.Now()
-		if got := waitClosed(t, raw, 3*time.Second); len(got) > 0 {
-			t.Fatalf("%q: answered %q", c.first, got)
+		if got := waitClosed(t, raw, 3*time.Second); string(got) != c.answer {
+			t.Fatalf("%q: answered %q, want %q", c.first, got, c.answer)
 		}
 		var line string
 		eventually(t, ioTimeout, "the close log line", func() bool { line = logs.find(c.detail); return line != "" })

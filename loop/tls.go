@@ -224,11 +224,17 @@ func (cn *conn) tlsHandshakeIn() {
 	in := cn.wire() // the stash ahead of gnet's buffer, or gnet's buffer
 	if t.hs == nil {
 		if err := notTLS(in); err != nil {
-			// A plaintext client on a TLS port, an SSL 2 hello. Closed
-			// unanswered, before any goroutine, as soon as its first
-			// byte says so: a RawSocket handshake (4 bytes, then the
-			// client waits for the reply) waited for handshake_timeout
-			// when a record header's 5 bytes were awaited first.
+			// A plaintext client on a TLS port, an SSL 2 hello. Closed,
+			// before any goroutine, as soon as its first byte says so: a
+			// RawSocket handshake (4 bytes, then the client waits for
+			// the reply) waited for handshake_timeout when a record
+			// header's 5 bytes were awaited first. An HTTP client (a
+			// ws:// one) is told why first, as Go's net/http tells it,
+			// on what was read: before, it saw only the end of the
+			// connection. The others unanswered.
+			if err == errHTTPOnTLS {
+				cn.queueCT(httpOnTLSReply)
+			}
 			cn.die(CloseTLS, err)
 			return
 		}
@@ -280,6 +286,10 @@ func (cn *conn) tlsHandshakeIn() {
 		}
 	}
 }
+
+// httpOnTLSReply answers plaintext HTTP on a TLS listener: what Go's
+// net/http answers (and so its clients, and curl, show), then the close.
+var httpOnTLSReply = []byte("HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 
 // notTLS returns why the first bytes a client sent on a TLS listener
 // cannot start a TLS handshake record, naming the plaintext protocols a
