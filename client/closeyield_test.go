@@ -23,6 +23,7 @@ func TestCloseLetsRunningHandlersYield(t *testing.T) {
 	callee := dialRouter(t, url)
 	caller := dialRouter(t, url)
 	started, release := make(chan struct{}), make(chan struct{})
+	polling := make(chan struct{})
 	_, err := callee.Register(ctx, "com.example.slow", func(context.Context, *Invocation) (*Result, error) {
 		close(started)
 		<-release // not the context: a handler finishing its work
@@ -30,13 +31,18 @@ func TestCloseLetsRunningHandlersYield(t *testing.T) {
 	}, nil)
 	noErr(t, "Register", err)
 	_, err = callee.Register(ctx, "com.example.poll", func(hctx context.Context, _ *Invocation) (*Result, error) {
+		close(polling)
 		<-hctx.Done()
 		return nil, hctx.Err()
 	}, nil)
 	noErr(t, "Register poll", err)
 	poll := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.poll", nil, nil, nil) })
 	call := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.slow", nil, nil, nil) })
+	// Both handlers run before Close starts: an INVOCATION that comes
+	// once it has is answered unavailable (no_available_callee here),
+	// which the poll call met 1 run in 2 under load.
 	<-started
+	<-polling
 	closed := goDo(func() (struct{}, error) { return struct{}{}, callee.Close() })
 	<-callee.closing
 	select { // without the fix the GOODBYE exchange is over by then
