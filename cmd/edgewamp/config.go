@@ -1450,6 +1450,30 @@ func (c *config) validate() error {
 	default:
 		c.errAt(&errs, "tuning.flush must be adaptive, round or traffic, not "+strconv.Quote(c.Tuning.Flush), "tuning", "flush")
 	}
+	// The event loops time these at their once-a-second scan, and WAMP
+	// counts a call's timeout in milliseconds: below that a value means
+	// "at the next scan" or "at once". keepalive.interval: 1ns pinged
+	// every connection every second, keepalive.timeout: 1ns or
+	// hello_timeout: 1ns closed nearly every session, and check-config
+	// said ok. 0 is the default.
+	for _, d := range []struct {
+		v     duration
+		least time.Duration
+		why   string
+		path  []any
+	}{
+		{c.Keepalive.Interval, time.Second, "the event loops look at their connections once a second", []any{"keepalive", "interval"}},
+		{c.Keepalive.Timeout, time.Second, "the event loops look at their connections once a second", []any{"keepalive", "timeout"}},
+		{c.Limits.HandshakeTimeout, time.Second, "the event loops look at their connections once a second", []any{"limits", "handshake_timeout"}},
+		{c.Limits.HelloTimeout, time.Second, "a client's HELLO and its authentication take round trips", []any{"limits", "hello_timeout"}},
+		{c.Limits.IdleTimeout, time.Second, "the event loops look at their connections once a second", []any{"limits", "idle_timeout"}},
+		{c.RPC.CallTimeout, time.Millisecond, "WAMP counts a call's timeout in milliseconds", []any{"rpc", "call_timeout"}},
+		{c.RPC.MaxCallTimeout, time.Millisecond, "WAMP counts a call's timeout in milliseconds", []any{"rpc", "max_call_timeout"}},
+	} {
+		if v := time.Duration(d.v); v > 0 && v < d.least {
+			c.errAt(&errs, fmt.Sprintf("%s.%s must be 0 (its default) or at least %s, not %s (%s)", d.path[0], d.path[1], d.least, v, d.why), d.path...)
+		}
+	}
 	if p := c.Keepalive.RawSocketPings; p != "" && p != "proven" && p != "always" {
 		c.errAt(&errs, "keepalive.rawsocket_pings must be proven or always, not "+strconv.Quote(p), "keepalive", "rawsocket_pings")
 	}
