@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -1971,8 +1972,50 @@ func (c *config) checkStart() error {
 			c.errAt(&errs, fmt.Sprintf("gateway: %v", err), "gateway", "tls")
 		}
 	}
+	c.resolveListenHosts(&errs)
 	errs = c.meshErrs(errs)
 	return errors.Join(errs...)
+}
+
+// resolveListenHosts refuses, for check-config, a listen address whose
+// host name does not resolve: run resolves it when it binds, and failed
+// there while check-config said ok (validate checks its form only, as a
+// reload must not wait on the resolver). A name is looked up once, within
+// 5 s.
+func (c *config) resolveListenHosts(errs *[]error) {
+	type addr struct {
+		v, name string
+		path    []any
+	}
+	addrs := make([]addr, 0, len(c.Listeners)+3)
+	for i, l := range c.Listeners {
+		addrs = append(addrs, addr{l.Address, fmt.Sprintf("listeners[%d].address", i), []any{"listeners", i, "address"}})
+	}
+	if !c.gatewayOff() {
+		addrs = append(addrs, addr{c.Gateway.Listen, "gateway.listen", []any{"gateway", "listen"}})
+	}
+	addrs = append(addrs, addr{c.Mesh.Cluster.Listen, "mesh.cluster.listen", []any{"mesh", "cluster", "listen"}},
+		addr{c.Mesh.Leaf.Listen, "mesh.leaf.listen", []any{"mesh", "leaf", "listen"}})
+	failed := map[string]error{}
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a.v)
+		if err != nil || h == "" || listenAddrProblem(a.v) != "" {
+			continue // none, every interface, or malformed (validate's)
+		}
+		if _, err := netip.ParseAddr(h); err == nil {
+			continue
+		}
+		err, seen := failed[h]
+		if !seen {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = net.DefaultResolver.LookupHost(ctx, h)
+			cancel()
+			failed[h] = err
+		}
+		if err != nil {
+			c.errAt(errs, fmt.Sprintf("%s %q: host %q does not resolve (%v)", a.name, a.v, h, err), a.path...)
+		}
+	}
 }
 
 // meshErrs appends to errs the mesh's option errors (checkMesh), each at

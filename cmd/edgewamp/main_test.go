@@ -784,8 +784,10 @@ func TestListenAddressesChecked(t *testing.T) {
 	}
 	for _, good := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0", ":0", "0.0.0.0:0", "[fe80::1%eth0]:0", "edge-1.example.com:0", "edge-1.example.com.:0", "my_box:0"} {
 		p := writeConfig(t, fmt.Sprintf("listeners: [{address: %q}]\ngateway: {listen: %q}\n", good, good))
-		if o, e, code := runCLI("check-config", p); code != 0 {
-			t.Errorf("check-config with %q: exit %d: %s%s", good, code, o, e)
+		// Well formed; check-config also resolves a name
+		// (TestCheckConfigListenHostMustResolve), which these need not.
+		if _, err := loadConfig(p, nil); err != nil {
+			t.Errorf("loading %q: %v", good, err)
 		}
 	}
 	// The flags, on the binary: refused before anything starts.
