@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -155,9 +156,11 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loop: open-file limit: %w", err)
 	}
-	explicit := 0
+	// Saturated: two listeners at 2^63−1 wrapped the sum to −2, and the
+	// warning below was not given.
+	explicit := int64(0)
 	for _, l := range opts.Listeners {
-		explicit += l.MaxConns
+		explicit += min(int64(max(l.MaxConns, 0)), math.MaxInt64-explicit)
 	}
 	e.fdCap = fdBudget(soft, len(opts.Listeners))
 	e.acc.window = make(chan struct{}, enrollWindow(soft))
@@ -172,7 +175,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 		}
 	}
 	e.log.Info("open-file limit", "soft", soft, "hard", hard, "listen_backlog", listenBacklog, "connection_capacity", e.fdCap)
-	if int64(explicit) > e.fdCap {
+	if explicit > e.fdCap {
 		e.log.Warn("listeners' max_connections add up to more than the open-file limit allows; "+
 			"connections past it are closed unanswered (raise LimitNOFILE in the systemd unit, or ulimit -n)",
 			"max_connections", explicit, "connection_capacity", e.fdCap)
