@@ -115,7 +115,11 @@ func decoySecret(dataDir string) ([]byte, error) {
 	}
 	path := filepath.Join(dataDir, decoyFile)
 	for range 2 {
-		b, err := os.ReadFile(path)
+		// As the other secret files: a regular file, opened without
+		// waiting, read up to a bound. Before, os.ReadFile: a named pipe
+		// there held the start (and a reload's signal goroutine) for ever,
+		// and a large file was read whole before its length was refused.
+		b, err := readRegularFile(path, 4096)
 		if err == nil {
 			if len(b) != decoySize {
 				return nil, fmt.Errorf("%s: %d bytes, want %d (remove it to have a new one made; the WAMP-CRA salts of authids that are not users then change once)", path, len(b), decoySize)

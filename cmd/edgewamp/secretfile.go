@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -172,6 +173,16 @@ func (c *config) keyFileWarnings() []string {
 		}
 		out = append(out, fmt.Sprintf("%s %s is readable by every local user (mode %04o): it is a private key; make it readable by the router only (chmod o-r; README: install -o root -g edgewamp -m 0640)",
 			f.key, f.path, fi.Mode().Perm()))
+	}
+	// The WAMP-CRA decoy secret the router made 0600 in data_dir (a copy
+	// or a restore may have widened it): with it a local user can tell
+	// which authids are users from their salts. Before, nothing said it.
+	if c.DataDir != "" {
+		p := filepath.Join(c.DataDir, decoyFile)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
+			out = append(out, fmt.Sprintf("%s is readable by every local user (mode %04o): it is the WAMP-CRA decoy secret, with which anyone on the machine can tell which authids are users; chmod 0600 it (as the router made it)",
+				p, fi.Mode().Perm()))
+		}
 	}
 	return out
 }
