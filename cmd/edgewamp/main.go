@@ -915,6 +915,10 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		log.Warn("SIGHUP: files read at start only were changed; they need a restart, and until then the router keeps what it read from them",
 			"files", strings.Join(changed, ", "))
 	}
+	if gone := goneStartFiles(running); len(gone) > 0 {
+		log.Warn("SIGHUP: files read at start only cannot be read now; the router keeps what it read from them, but a restart fails until they can",
+			"files", strings.Join(gone, ", "))
+	}
 	names := make([]string, 0, len(realms))
 	for _, rc := range realms {
 		names = append(names, rc.Name)

@@ -60,3 +60,26 @@ func changedStartFiles(running *config) []string {
 	slices.Sort(changed)
 	return changed
 }
+
+// goneStartFiles names, as "key path (error)", the files of running's
+// startFiles that the router read at start and that cannot be read now
+// (removed, made unreadable, replaced by a directory): the router keeps
+// what it read, but a restart fails on them. Before, changedStartFiles
+// passed them by (it compares what it can read), and a reload after one
+// was removed said "configuration reloaded" with no word of the restart
+// that would fail; the mesh's files are not checked by a reload's
+// validation (mesh: needs a restart), the OAuth2 keys and TLS pairs are,
+// and a reload refuses them.
+func goneStartFiles(running *config) []string {
+	var gone []string
+	for key, f := range running.startFiles() {
+		if _, read := running.fileSums[key]; !read {
+			continue
+		}
+		if _, err := readRegularFile(f, maxKeyFile); err != nil {
+			gone = append(gone, fmt.Sprintf("%s %s (%v)", key, f, err))
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
