@@ -67,6 +67,10 @@ type config struct {
 	// secretsSaid is what it said of files every local user may read
 	// (secretWarnings), likewise.
 	secretsSaid []string
+	// samplesSaid is the published sample credentials it warned of
+	// (sampleCredentialWarnings), at start or by a reload: each once a
+	// process.
+	samplesSaid map[string]bool
 	// fileSums is what the running router read of its startFiles at
 	// start, for the reload's warning when they change (changedStartFiles).
 	fileSums map[string][32]byte

@@ -423,7 +423,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.prefixWarnings() {
 		log.Warn(w)
 	}
+	cfg.samplesSaid = map[string]bool{} // and a reload says only those it adds
 	for _, w := range cfg.sampleCredentialWarnings() {
+		cfg.samplesSaid[w] = true
 		log.Warn(w)
 	}
 	if *pprofAddr != "" {
@@ -954,8 +956,12 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		running.secretsSaid = said
 	}
+	// Once a process each (before, every reload said every one again).
 	for _, w := range cfg.sampleCredentialWarnings() {
-		log.Warn("SIGHUP: " + w)
+		if !running.samplesSaid[w] {
+			running.samplesSaid[w] = true
+			log.Warn("SIGHUP: " + w)
+		}
 	}
 	warnMovedCerts(cfg, certs, log)
 	log.Info("SIGHUP: configuration reloaded", append(attrs, rt.logAttrs()...)...)
