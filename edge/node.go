@@ -307,12 +307,20 @@ func New(opts Options) (*Node, error) {
 // joins the router to the mesh and starts the node's goroutines. It
 // returns once the node is connected; other nodes are found
 // asynchronously. Call it once, before the router serves any session.
-func (n *Node) Start() error {
+func (n *Node) Start() error { return n.StartContext(context.Background()) }
+
+// StartContext is Start whose wait for the embedded NATS server to be
+// ready (up to 30 s: a JetStream store being recovered, a listener's host
+// name being resolved) ends when ctx does: the server is then shut down
+// (without waiting for it, as a start stuck in its store may not end)
+// and the error wraps ctx's. Before, a process stopping during that wait
+// (SIGTERM while the router started) waited it out.
+func (n *Node) StartContext(ctx context.Context) error {
 	if err := n.r.AttachMesh(n, n.opts.Name, n.slot); err != nil {
 		return err
 	}
 	if n.opts.NatsURL == "" {
-		if err := n.startServer(); err != nil {
+		if err := n.startServer(ctx); err != nil {
 			return err
 		}
 	}
@@ -360,7 +368,7 @@ func (n *Node) Start() error {
 // links and the client connection, and routes present a password derived
 // from its seed (routePassword). Without, the mesh is open to whoever
 // reaches its ports.
-func (n *Node) startServer() error {
+func (n *Node) startServer(ctx context.Context) error {
 	o := n.opts
 	so := &server.Options{
 		ServerName:    o.Name,
@@ -494,6 +502,12 @@ func (n *Node) startServer() error {
 		var why string
 		select {
 		case why = <-fatal:
+		case <-ctx.Done():
+			go func() {
+				s.Shutdown()
+				n.removeStore()
+			}()
+			return fmt.Errorf("edge: the NATS server's start was abandoned: %w", context.Cause(ctx))
 		default:
 			if time.Now().Before(deadline) {
 				continue

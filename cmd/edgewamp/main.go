@@ -517,6 +517,37 @@ func (s *signals) stopped(log *slog.Logger) bool {
 	}
 }
 
+// during runs step, a step of the start that may wait (the mesh's, for
+// its NATS server: up to 30 s), with a context that a stop signal ends;
+// stopped reports whether one came (logged as stopped's), whatever step
+// then returned. Before, a SIGTERM during the mesh's start waited for it:
+// 27 s, then exit 1, with a JetStream store that kept NATS from being
+// ready (TestStopDuringMeshStart).
+func (s *signals) during(log *slog.Logger, what string, step func(context.Context) error) (stopped bool, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan os.Signal, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig := <-s.stop:
+			got <- sig
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = step(ctx)
+	cancel()
+	<-watched
+	select {
+	case sig := <-got:
+		log.Info("stop signal while starting: not starting", "signal", sig.String(), "during", what)
+		return true, err
+	default:
+		return false, err
+	}
+}
+
 // serve runs the router until SIGINT or SIGTERM; SIGHUP reloads the
 // realms, users, roles, runtime settings and TLS certificates. Under
 // systemd it reports READY=1, RELOADING=1, STOPPING=1, keep-alives and
@@ -583,7 +614,18 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	var node meshNode
 	var meshCert *loop.CertFile // mesh.tls's, re-read on SIGHUP
 	if cfg.Mesh.enabled() {
-		if node, meshCert, err = startMesh(cfg, r, log); err != nil {
+		var stopped bool
+		stopped, err = sigs.during(log, "the mesh's start", func(ctx context.Context) error {
+			node, meshCert, err = startMesh(ctx, cfg, r, log)
+			return err
+		})
+		if stopped {
+			if node != nil {
+				node.Shutdown(context.Background())
+			}
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		if oa != nil {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -25,7 +26,10 @@ import (
 // start. It returns mesh.tls's certificate too, when set, for SIGHUP to
 // re-read (reloadCerts): the node presents the one in use at each
 // handshake, on routes and leaf links, as server and as client.
-func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, *loop.CertFile, error) {
+//
+// ctx ends the node's wait for its embedded NATS server (a stop signal
+// during the start).
+func startMesh(ctx context.Context, c *config, r *route.Router, log *slog.Logger) (meshNode, *loop.CertFile, error) {
 	mo, cert, err := c.meshOptionsCert(r, log)
 	if err != nil {
 		return nil, nil, err
@@ -34,7 +38,7 @@ func startMesh(c *config, r *route.Router, log *slog.Logger) (meshNode, *loop.Ce
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := node.Start(); err != nil {
+	if err := node.StartContext(ctx); err != nil {
 		return nil, nil, c.meshStartErr(err)
 	}
 	return node, cert, nil

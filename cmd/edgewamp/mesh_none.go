@@ -15,7 +15,7 @@ import (
 
 // startMesh: this binary was built with -tags nomesh, without the mesh
 // (no NATS server linked in, for the smallest edge boxes).
-func startMesh(*config, *route.Router, *slog.Logger) (meshNode, *loop.CertFile, error) {
+func startMesh(context.Context, *config, *route.Router, *slog.Logger) (meshNode, *loop.CertFile, error) {
 	return nil, nil, errors.New("mesh: this edgewamp was built without the mesh (-tags nomesh)")
 }
 
