@@ -510,6 +510,28 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 	if v := time.Duration(l.SSEKeepalive); v != 0 && v < minSSEKeepalive {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_keepalive %s is below the minimum %s", v, minSSEKeepalive), "gateway", "limits", "sse_keepalive")
 	}
+	// As the WAMP listeners' timers (validate): below a second an HTTP
+	// timeout ends requests at once (read_header_timeout: 1ns failed
+	// every request, write_timeout: 1ns every answer), and WAMP counts a
+	// call's timeout in milliseconds. 0 is the default.
+	for _, d := range []struct {
+		v     duration
+		least time.Duration
+		key   string
+	}{
+		{l.ReadHeaderTimeout, time.Second, "limits.read_header_timeout"}, {l.BodyTimeout, time.Second, "limits.body_timeout"},
+		{l.WriteTimeout, time.Second, "limits.write_timeout"}, {l.IdleTimeout, time.Second, "limits.idle_timeout"},
+		{l.SessionIdle, time.Second, "limits.session_idle"},
+		{g.CallTimeout, time.Millisecond, "call_timeout"}, {g.MaxCallTimeout, time.Millisecond, "max_call_timeout"},
+	} {
+		if v := time.Duration(d.v); v > 0 && v < d.least {
+			path := []any{"gateway"}
+			for k := range strings.SplitSeq(d.key, ".") {
+				path = append(path, k)
+			}
+			c.errAt(errs, fmt.Sprintf("gateway.%s must be 0 (its default) or at least %s, not %s", d.key, d.least, v), path...)
+		}
+	}
 	if l.SSEQueue > maxSSEQueue {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", maxSSEQueue),
 			"gateway", "limits", "sse_queue")
