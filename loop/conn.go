@@ -606,7 +606,7 @@ func (cn *conn) deadlines(now int64) {
 			if cn.phase == phWS {
 				cn.frame(ws.OpPing, nil)
 			} else {
-				cn.out = appendRawFrame(cn.buf(), rawPing, nil)
+				cn.out = appendRawFrame(cn.buf(), rawPing, []byte(rawPingPayload))
 				cn.ls.markDirty(cn)
 			}
 		}

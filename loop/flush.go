@@ -358,8 +358,8 @@ func (cn *conn) pingBuf() {
 
 // pingFrameMax is the size of the router's keepalive ping, the larger of
 // the two framings: a WebSocket ping without payload is 2 bytes, a
-// RawSocket PING frame's header 4.
-const pingFrameMax = 4
+// RawSocket PING frame 4 and its payload (rawPingPayload).
+const pingFrameMax = 4 + len(rawPingPayload)
 
 // writeNow queues bytes that precede any framing (HTTP responses,
 // RawSocket handshake replies).

@@ -45,6 +45,17 @@ import (
 // Neither catches a live host whose client stopped reading while nothing
 // waits for it (its kernel answers the probes): only a PING would.
 
+// rawPingPayload is the payload of the router's keepalive PING. It is not
+// empty: Autobahn|JS 22.11.1's RawSocket transport reads a frame's payload
+// from the data that arrives after its header (lib/transport/rawsocket.js,
+// Protocol._read and _splitBytes), so it answered an empty PING only when
+// the router next sent it something, which a silent session is not sent:
+// under RawSocketPings every silent Autobahn|JS RawSocket client was
+// closed (keepalive_timeout) at PingInterval + PingTimeout. ASCII, since
+// it echoes the payload decoded and encoded again as UTF-8. The PONG's
+// payload is not checked (any input shows the peer alive).
+const rawPingPayload = "k"
+
 // tcpKeepalive turns the kernel's TCP keepalive on for the connection's
 // socket with the keepalive's schedule, and bounds how long its output may
 // wait for the peer (above). Errors are ignored (a socket that is not TCP

@@ -724,7 +724,27 @@ async function xExtras() {
   await closeAll(all);
 }
 
-const modes = { suite, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy, 'x-extras': xExtras };
+// x-idle: a session silent for --idle seconds (longer than the router's
+// keepalive interval in interop_keepalive_test.go), then a call: it must
+// still be joined. Autobahn|JS's RawSocket transport answers a PING only
+// when the bytes after its 4-octet header arrive (lib/transport/
+// rawsocket.js, Protocol._read: a frame's payload is read from the next
+// chunk of data), so an empty PING waited for the router's next message.
+async function xIdle() {
+  const S = await connect('idle');
+  const idle = Number(opt.idle || 3) * 1000;
+  const r = await H.settle(S.closed, idle, 'silence');
+  if (r.ok) {
+    H.check('x.idle session kept while silent', false, `lost after less than ${idle} ms: ${JSON.stringify(r.value)}`);
+    return;
+  }
+  H.check('x.idle session kept while silent', true, `${idle} ms`);
+  const n = await H.withTimeout(S.call('wamp.session.count'), 5000, 'call after the silence');
+  H.check('x.idle call after the silence', n >= 1, String(n));
+  await closeAll([S]);
+}
+
+const modes = { suite, 'x-idle': xIdle, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy, 'x-extras': xExtras };
 
 (async () => {
   try {
