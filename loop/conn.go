@@ -267,7 +267,13 @@ func (cn *conn) rawHandshake() bool {
 	reply := rawHandshakeReply(hs.ser, exp)
 	cn.writeNow(reply[:])
 	cn.ser = hs.ser
-	cn.maxOut = hs.maxRecv
+	// A message of exactly 2^24 octets is framed with the X bit, which
+	// neither Autobahn reads (Autobahn|JS 22.11.1 takes 0x8 for the frame
+	// type and its Node process dies on the frames after it; Autobahn|Python
+	// 22.7.1's asyncio protocol reads an empty message, then the payload as
+	// frames): a client announcing 2^24 is sent at most 2^24-1, what does
+	// not fit refused as for any shorter maximum.
+	cn.maxOut = min(hs.maxRecv, rawMaxLength-1)
 	cn.raw = rawReader{maxLen: rawMaxLen(exp)}
 	cn.phase = phRaw
 	cn.tcpKeepalive()

@@ -744,7 +744,30 @@ async function xIdle() {
   await closeAll([S]);
 }
 
-const modes = { suite, 'x-idle': xIdle, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy, 'x-extras': xExtras };
+// x-exact16m (RawSocket): a RESULT of exactly 2^24 octets, which the
+// RawSocket framing writes with the X bit (RRRR XTTT, the 24 length bits
+// clear). Autobahn|JS reads the frame type as the low 4 bits (lib/
+// transport/rawsocket.js, Protocol._handleHeaderPacket: int32[0] & 0x0f),
+// takes 0x8 for an invalid frame type and closes its connection. The
+// Go callee of big.exact returns a string whose JSON text is args[0]
+// octets long; this session's request ids are forced to 7 for the call, so
+// that the RESULT's length is known.
+async function xExact16M() {
+  const S = await connect('exact16m');
+  const next = S._new_request_id;
+  S._new_request_id = () => 7;
+  const want = 2 ** 24;
+  const text = want - '[50,7,{},['.length - ']]'.length;
+  const p = S.call('big.exact', [text]);
+  S._new_request_id = next;
+  const r = await H.settle(p, 15000, 'a RESULT of exactly 2^24 octets');
+  H.eq('x.exact16m refused as too long for this client', r.ok ? 'a RESULT' : r.error.error || H.describe(r.error), 'wamp.error.payload_size_exceeded');
+  const n = await H.withTimeout(S.call('wamp.session.count'), 5000, 'call after the large result');
+  H.check('x.exact16m session kept', n >= 1, String(n));
+  await closeAll([S]);
+}
+
+const modes = { suite, 'x-idle': xIdle, 'x-exact16m': xExact16M, 'x-shutdown': xShutdown, 'x-binary': xBinary, 'x-mixed-sub': xMixedSub, 'x-rpc': xRPC, 'x-shared': xShared, 'timeout-accuracy': timeoutAccuracy, 'x-extras': xExtras };
 
 (async () => {
   try {

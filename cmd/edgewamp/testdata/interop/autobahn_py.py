@@ -30,6 +30,7 @@ from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
 from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
+from autobahn.exception import PayloadExceededError  # noqa: E402
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
 from autobahn.wamp.types import (  # noqa: E402
     CallOptions, CallResult, ComponentConfig, PublishOptions, RegisterOptions, SubscribeOptions)
@@ -1127,6 +1128,41 @@ async def x_idle():
     await leave_all([S])
 
 
+async def x_exact16m():
+    """(RawSocket) A RESULT of exactly 2^24 octets, which the RawSocket
+    framing writes with the X bit (RRRR XTTT, the 24 length bits clear).
+    Autobahn|Python's asyncio protocol (autobahn/asyncio/rawsocket.py,
+    PrefixProtocol.data_received) takes the frame type from the low 3 bits
+    and the length from the 24: an empty message, then the payload read as
+    frames. The Go callee of big.exact returns a string whose JSON text is
+    args[0] octets long; the session's request id is forced to 7 for the
+    call, so that the RESULT's length is known."""
+    S = await connect("exact16m")
+    gen = S._request_id_gen
+    S._request_id_gen = type("Seven", (), {"next": staticmethod(lambda: 7)})()
+    text = 2 ** 24 - len("[50,7,{},[") - len("]]")
+    f = asyncio.ensure_future(S.call("big.exact", text))
+    await asyncio.sleep(0)
+    S._request_id_gen = gen
+    try:
+        await asyncio.wait_for(asyncio.shield(f), 15)
+        got = "a RESULT"
+    except ApplicationError as e:
+        got = e.error
+    except PayloadExceededError:
+        # Autobahn|Python raises ERROR wamp.error.payload_size_exceeded
+        # as this (autobahn/wamp/protocol.py, _process Error).
+        got = "wamp.error.payload_size_exceeded"
+    except BaseException as e:  # noqa: B902
+        got = describe(e)
+    eq("x.exact16m refused as too long for this client", got, "wamp.error.payload_size_exceeded")
+    if S.closed.done():
+        report("x.exact16m session kept", False, "left: %s" % S.closed.result())
+        return
+    eq("x.exact16m session kept", await asyncio.wait_for(S.call("wamp.session.count"), 5) >= 1, True)
+    await leave_all([S])
+
+
 async def x_extras():
     """What the suite does not reach, on one router: testaments (fired by a
     GOODBYE, a kill and a lost transport; publish options kept: retain and
@@ -1281,6 +1317,7 @@ MODES = {
     "x-mesh-deep": x_mesh_deep,
     "x-mesh-quarter": x_mesh_quarter,
     "x-idle": x_idle,
+    "x-exact16m": x_exact16m,
     "x-extras": x_extras,
 }
 
