@@ -262,15 +262,57 @@ func meshEventCost(env []byte, p *publication, subs []*subscription) int64 {
 	return n
 }
 
-// retainNewer keeps p as topic's retained event unless the one kept is
+// retainNewer keeps p as topic's retained event unless the ones kept are
 // newer (events from several nodes may arrive in any order). Call with
 // mu held for writing.
+//
+// An event older than the newest one kept may still belong in the
+// topic's chain (Realm.retain): an event without black/white lists
+// published before one with them is the value the others get. It was
+// dropped as older than the chain's head: a node that received
+// another's filtered event before an earlier unrestricted one held the
+// filtered one alone, where the nodes that received them in order held
+// both, and get_retained there gave the subscribers the filtered event
+// left out nothing (or, with the earlier one's node gone, nothing
+// anywhere) (TestMeshRetainedOlderUnrestrictedBehindFiltered). Such an
+// event is now put in its place: the chain's events and it are retained
+// again oldest first, as a node receiving them in order retains them (at
+// most maxRetainedFiltered+2 events, and only for an event that arrives
+// out of order).
 func (rm *Realm) retainNewer(topic string, p *publication) bool {
-	if old := rm.retained[topic]; old != nil && retainedAfter(old.pub, p) {
-		return true
+	old := rm.retained[topic]
+	if old == nil || !retainedAfter(old.pub, p) {
+		why, _ := rm.retain(topic, p, nil, "")
+		return why == retainKept
 	}
-	why, _ := rm.retain(topic, p, nil, "")
-	return why == retainKept
+	chain := make([]*retainedEvent, 0, maxRetainedFiltered+1)
+	for re := old; re != nil; re = re.older {
+		if re.pub.id == p.id {
+			return true // a copy of one kept
+		}
+		chain = append(chain, re)
+	}
+	if tail := chain[len(chain)-1]; tail.pub.filter == nil && !retainedAfter(p, tail.pub) {
+		return true // no newer than the value every subscriber gets
+	}
+	rm.unretain(topic, old)
+	kept := true
+	replay := func(re *retainedEvent) {
+		owner := ""
+		if re.share != nil {
+			owner = re.share.key
+		}
+		rm.retain(topic, re.pub, re.by, owner)
+	}
+	placed := false
+	for i := len(chain) - 1; i >= 0; i-- {
+		if !placed && retainedAfter(chain[i].pub, p) {
+			why, _ := rm.retain(topic, p, nil, "")
+			kept, placed = why == retainKept, true
+		}
+		replay(chain[i])
+	}
+	return kept
 }
 
 // retainedAfter reports whether the retained event p is newer than q:

@@ -626,10 +626,13 @@ func (rm *Realm) unretain(topic string, re *retainedEvent) {
 }
 
 // unretainOne drops re, one of topic's retained events, and reports
-// whether it was there. Call with mu held for writing.
+// whether it was there. Call with mu held for writing. It finds re by
+// its publication: a chain re-linked meanwhile (retainNewer) holds the
+// same events in new entries.
 func (rm *Realm) unretainOne(topic string, re *retainedEvent) bool {
 	head := rm.retained[topic]
-	if head == re {
+	if head != nil && head.pub == re.pub {
+		re = head
 		if re.older == nil {
 			delete(rm.retained, topic)
 		} else {
@@ -637,12 +640,13 @@ func (rm *Realm) unretainOne(topic string, re *retainedEvent) bool {
 		}
 	} else {
 		prev := head
-		for prev != nil && prev.older != re {
+		for prev != nil && (prev.older == nil || prev.older.pub != re.pub) {
 			prev = prev.older
 		}
 		if prev == nil {
 			return false
 		}
+		re = prev.older
 		prev.older = re.older
 	}
 	rm.retainedBytes -= re.size
