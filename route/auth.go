@@ -144,27 +144,53 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 		return ok
 	}
 	ok := az.Authorize(ss.authRole, a, string(uri))
-	c.remember(&c.m[a], uri, ok)
+	c.remember(&c.m[a], &c.mBytes[a], uri, ok)
 	return ok
 }
 
-// remember keeps decision ok on uri in *m, one of c's maps, within c's
-// bounds, which are the session's, all maps together: a longer URI is not
-// kept, and a full cache is dropped whole first (every map, so that the
-// memory of their tables goes too: a map emptied by clear keeps them).
-func (c *authzCache) remember(m *map[string]bool, uri []byte, ok bool) {
+// remember keeps decision ok on uri in *m, one of c's maps, whose URIs
+// take *mb bytes, within c's bounds, which are the session's, all maps
+// together: a longer URI is not kept, and a full cache first drops its
+// largest maps (dropLargest) until the URI fits.
+func (c *authzCache) remember(m *map[string]bool, mb *int, uri []byte, ok bool) {
 	if len(uri) > maxCachedURI {
 		return
 	}
-	if c.n >= maxCachedDecisions || c.bytes+len(uri) > maxCachedURIBytes {
-		*c = authzCache{} // *m is one of c's maps: nil now
+	for c.n >= maxCachedDecisions || c.bytes+len(uri) > maxCachedURIBytes {
+		c.dropLargest() // *m may be the one: nil now
 	}
 	if *m == nil {
 		*m = map[string]bool{}
 	}
 	(*m)[string(uri)] = ok
+	*mb += len(uri)
 	c.n++
 	c.bytes += len(uri)
+}
+
+// dropLargest drops the map of c that holds the most (its bytes of URIs
+// and its decisions), whole, so that its table's memory goes too (a map
+// emptied by clear keeps it). Dropping every map instead had a subscriber
+// receiving events on more topics than the cache holds (a prefix
+// subscription over 300 device topics) decide again, at each refill,
+// every CALL and PUBLISH it made, where each action had a cache of its
+// own before the bound was the session's. Called on a full cache: some
+// map holds a decision.
+func (c *authzCache) dropLargest() {
+	m, mb := &c.m[0], &c.mBytes[0]
+	for i := range c.m {
+		if c.mBytes[i]+len(c.m[i]) > *mb+len(*m) {
+			m, mb = &c.m[i], &c.mBytes[i]
+		}
+	}
+	for i := range c.pat {
+		if c.patBytes[i]+len(c.pat[i]) > *mb+len(*m) {
+			m, mb = &c.pat[i], &c.patBytes[i]
+		}
+	}
+	c.n -= len(*m)
+	c.bytes -= *mb
+	*m, *mb = nil, 0
 }
 
 // authorizePattern checks a REGISTER or SUBSCRIBE (a) of uri under match
@@ -195,7 +221,7 @@ func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
 		return ok
 	}
 	ok := pz.AuthorizePattern(ss.authRole, a, m, string(uri))
-	c.remember(&c.pat[i], uri, ok)
+	c.remember(&c.pat[i], &c.patBytes[i], uri, ok)
 	return ok
 }
 
@@ -225,12 +251,15 @@ func patternSlot(a Action, m proto.Match) int {
 // whose role may do nothing, sending 256 short CALLs, PUBLISHes,
 // SUBSCRIBEs and REGISTERs (exact, prefix, wildcard) that were all
 // refused, held 142 KB of decisions (eight full maps), and an address may
-// open max_connections_per_address (1,024) sessions.
+// open max_connections_per_address (1,024) sessions. A full cache drops
+// its largest maps (dropLargest).
 type authzCache struct {
 	m   [numActions]map[string]bool
 	pat [4]map[string]bool
 
-	n, bytes int // decisions and bytes of URIs kept, in all the maps
+	mBytes   [numActions]int // bytes of URIs kept in each map of m
+	patBytes [4]int          // and of pat
+	n, bytes int             // decisions and bytes of URIs kept, in all the maps
 }
 
 const (
