@@ -263,9 +263,9 @@ type authzCache struct {
 }
 
 const (
-	maxCachedDecisions = 256
+	maxCachedDecisions = 512
 	maxCachedURI       = 256
-	maxCachedURIBytes  = 8 << 10
+	maxCachedURIBytes  = 16 << 10
 )
 
 // mayReceive reports whether ss may receive a message for the concrete URI

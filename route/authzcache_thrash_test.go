@@ -21,7 +21,8 @@ func (a *countingAuthorizer) Authorize(role string, act Action, uri string) bool
 }
 
 // A session receiving events on more topics than its authorization cache
-// holds (a prefix subscription over 300 device topics) refills the cache
+// holds (a prefix subscription over more device topics than its bound)
+// refills the cache
 // as it goes; its other decisions, on the few topics it publishes to, are
 // kept, as they were when each action had a cache of its own: dropping
 // the whole cache each time the events filled it had every PUBLISH of
@@ -34,7 +35,7 @@ func TestAuthzCacheKeepsOtherActionsOfAThrashingSubscriber(t *testing.T) {
 	s := e.join(proto.JSON)
 	s.subscribe("dev.", map[string]any{"match": "prefix"})
 	p := e.join(proto.JSON)
-	const topics, cmds = 300, 10
+	const topics, cmds = maxCachedDecisions + 128, 10 // topics a multiple of cmds
 	round := func() int64 {
 		before := az.cmd.Load()
 		for i := range topics {
