@@ -139,8 +139,12 @@ type Node struct {
 
 	stop    chan struct{}
 	stopped atomic.Bool
-	wg      sync.WaitGroup
-	ready   atomic.Bool
+	// left holds when nodes said goodbye, for the last 2 ×
+	// linkLeaveGrace (noteLeft, linkLost); guarded by lmu.
+	lmu   sync.Mutex
+	left  map[string]time.Time
+	wg    sync.WaitGroup
+	ready atomic.Bool
 
 	stats Stats
 	// syncLogged is when badSync last logged, peersLogged when peerFor
@@ -493,7 +497,7 @@ func (n *Node) startServer(ctx context.Context) error {
 	// Fatalf of the embedded server, which logs and carries on without it:
 	// refuse to start instead, at once.
 	fatal := make(chan string, 1)
-	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}, links: &n.stats.Disconnects, stopped: &n.stopped}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
+	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}, lost: n.linkLost}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	go s.Start()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if s.ReadyForConnections(50 * time.Millisecond) {
@@ -767,16 +771,15 @@ type natsLogger struct {
 	l     *slog.Logger
 	fatal chan<- string // receives the first fatal error while the server starts
 	lim   *natsLogLimit // spaces the warnings
-	// links counts the route and leaf links to other servers lost
-	// (linkClosed) unless stopped is set.
-	links   *atomic.Uint64
-	stopped *atomic.Bool
+	// lost is told of the route and leaf links to other servers that
+	// closed (linkClosed), by the other server's name (Node.linkLost).
+	lost func(remote string)
 }
 
 func (g natsLogger) Noticef(f string, a ...any) {
 	msg := fmt.Sprintf(f, a...)
-	if g.links != nil && linkClosed(msg) && !g.stopped.Load() {
-		g.links.Add(1)
+	if g.lost != nil && linkClosed(msg) {
+		g.lost(linkRemote(msg))
 	}
 	g.l.Debug("nats: " + msg)
 }
@@ -806,6 +809,68 @@ func linkClosed(msg string) bool {
 		return false
 	}
 	return strings.Contains(msg, " - Remote: ") && !strings.Contains(msg, "Duplicate") && !strings.Contains(msg, "Server Shutdown")
+}
+
+// linkRemote is the other server's name (a node's, ServerName) in a
+// notice linkClosed took.
+func linkRemote(msg string) string {
+	_, r, _ := strings.Cut(msg, " - Remote: ")
+	r, _, _ = strings.Cut(r, ",")
+	return strings.TrimSpace(r)
+}
+
+// linkLeaveGrace is how long a link's close waits, before it is counted
+// lost, for the goodbye of the node at its other end (linkLost).
+const linkLeaveGrace = 2 * time.Second
+
+// linkLost counts a route or leaf link to remote that closed in
+// Stats.Disconnects (edgewamp_mesh_nats_disconnects_total), unless this
+// node is stopping or remote said goodbye (Shutdown) within
+// linkLeaveGrace of the close: a node that leaves cleanly loses nothing
+// on its links, and its neighbours forget it without counting it lost;
+// before, each of its links' closes counted on them (a route's pool of
+// connections one each), so every rolling restart or edge switched off
+// raised the count that says a link was lost with what it carried. The
+// goodbye goes before the links close, but it reaches the control
+// dispatcher on its own time, so the count waits for it.
+func (n *Node) linkLost(remote string) {
+	if n.stopped.Load() {
+		return
+	}
+	at := time.Now()
+	time.AfterFunc(linkLeaveGrace, func() {
+		if n.stopped.Load() || n.leftAround(remote, at) {
+			return
+		}
+		n.stats.Disconnects.Add(1)
+	})
+}
+
+// noteLeft records that the node name said goodbye, for linkLost. Its
+// records last 2 × linkLeaveGrace. Control dispatcher only (the lock is
+// linkLost's timers').
+func (n *Node) noteLeft(name string) {
+	now := time.Now()
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	for k, t := range n.left {
+		if now.Sub(t) > 2*linkLeaveGrace {
+			delete(n.left, k)
+		}
+	}
+	if n.left == nil {
+		n.left = make(map[string]time.Time)
+	}
+	n.left[name] = now
+}
+
+// leftAround reports whether the node name said goodbye since
+// linkLeaveGrace before at.
+func (n *Node) leftAround(name string, at time.Time) bool {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	t, ok := n.left[name]
+	return ok && t.After(at.Add(-linkLeaveGrace))
 }
 
 // routine are the NATS server's warnings that are part of the normal life

@@ -542,6 +542,7 @@ func (n *Node) broadcast(m *nats.Msg) {
 		}
 		if p := n.peers.byName[name]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
 			n.log.Info("mesh: node left", "peer", p.name)
+			n.noteLeft(p.name)
 			n.dropPeer(p)
 		}
 	}
