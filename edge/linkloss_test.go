@@ -36,3 +36,30 @@ func TestShortLeafFlapCounted(t *testing.T) {
 		t.Fatalf("%d peers lost: the flap was not short", l)
 	}
 }
+
+// A route between two nodes of a cluster cut and restored before either
+// takes the other for dead is counted as the leaf link's cut is, on both
+// sides. The embedded server names a route's close "Router connection
+// closed", which linkClosed did not match: a route's loss, and what it
+// carried, showed nowhere.
+func TestShortRouteFlapCounted(t *testing.T) {
+	t.Parallel()
+	a, _, c, pa, pc := proxiedTriangle(t, func(o *Options) { o.PeerTimeout = 10 * time.Second })
+	if d := a.n.Stats().Disconnects.Load() + c.n.Stats().Disconnects.Load(); d != 0 {
+		t.Fatalf("%d disconnects counted before the cut", d)
+	}
+	pa.cut()
+	pc.cut()
+	time.Sleep(200 * time.Millisecond)
+	pa.restore()
+	pc.restore()
+	eventually(t, 15*time.Second, func() error {
+		if da, dc := a.n.Stats().Disconnects.Load(), c.n.Stats().Disconnects.Load(); da == 0 || dc == 0 {
+			return fmt.Errorf("disconnects counted: a %d, c %d", da, dc)
+		}
+		return nil
+	})
+	if l := a.n.Stats().PeersLost.Load() + c.n.Stats().PeersLost.Load(); l != 0 {
+		t.Fatalf("%d peers lost: the flap was not short", l)
+	}
+}

@@ -801,11 +801,12 @@ func (g natsLogger) Tracef(f string, a ...any) {}
 // route or leaf link to another server closed: one that was up (the
 // server knew the other's name, which a connection refused before its
 // handshake never told), other than a duplicate the servers close as they
-// form their links. What the link carried then is lost (NATS is at most
+// form their links (a route's notice says "Router": matched as "Route"
+// before, routes were never counted). What the link carried then is lost (NATS is at most
 // once); a link cut and restored before peer_timeout showed nowhere else
 // (Stats.Disconnects counted a lost nats_url connection only).
 func linkClosed(msg string) bool {
-	if !strings.Contains(msg, "Leafnode connection closed: ") && !strings.Contains(msg, "Route connection closed: ") {
+	if !strings.Contains(msg, "Leafnode connection closed: ") && !strings.Contains(msg, "Router connection closed: ") {
 		return false
 	}
 	return strings.Contains(msg, " - Remote: ") && !strings.Contains(msg, "Duplicate") && !strings.Contains(msg, "Server Shutdown")
