@@ -404,13 +404,19 @@ var errReuse = errInvalidGrant("the refresh token was already used: its login ha
 func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, issue func(f *family) *oauthError) (string, *oauthError) {
 	tok, ok := parseRefreshToken(raw)
 	if !ok {
-		return "", errUnknownGrant("unknown refresh token")
+		return "", errInvalidGrant("unknown refresh token") // not counted: see below
 	}
 	key := "rt." + tok.fam
 	for attempt := 0; attempt < 4; attempt++ {
 		e, err := s.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
-			return "", errUnknownGrant("unknown, expired or revoked refresh token")
+			// Not counted as a failed attempt (errUnknownGrant): a login
+			// ended (expired, its record gone with the store's TTL, or
+			// signed out) reads so too, and a NAT's users coming back
+			// after the refresh lifetime locked their address out, every
+			// login there refused. A guess is 48 random bytes, hopeless:
+			// its cost is this read.
+			return "", errInvalidGrant("unknown, expired or revoked refresh token")
 		}
 		if err != nil {
 			return "", s.storeErr(err)

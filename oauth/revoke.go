@@ -45,11 +45,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			writeError(w, s.storeErr(err))
 			return
 		}
-		if err != nil && c.Public {
-			// A guess, or a login gone: counted as at the token endpoint
-			// (handleToken), so that guesses stop costing a read each.
-			s.guessFailed(r, "refresh_token", c.ID, "unknown, expired or revoked refresh token")
-		}
+		// Not found is not counted (as at the token endpoint, rotate):
+		// most often a login ended, signed out again (RFC 7009 §2.2).
 		if err == nil {
 			var f family
 			if json.Unmarshal(e.Value, &f) == nil && (rt.gen < f.Gen || s.refreshMatches(rt, &f)) {

@@ -65,37 +65,24 @@ func TestRevokeForgedTokensCounted(t *testing.T) {
 	}
 }
 
-// TestRevokeGuessedRefreshTokensCounted: a refresh token's form sent to
-// /oauth/revoke by a public client cost a store read when the store did
-// not hold it (answered 200, RFC 7009 §2.2), uncounted, as at the token
-// endpoint before: now counted the same way, so that past auth_failures'
-// 10 the address is refused 429 before any read. A confidential client's
-// are not (a backend signing users out of ended logins).
-func TestRevokeGuessedRefreshTokensCounted(t *testing.T) {
-	rc := &readCounter{}
-	e := startEnv(t, func(o *Options) {
-		rc.Store = newMemStore(o.now)
-		o.Store = rc
-	})
+// TestRevokeUnknownRefreshTokensNotCounted: a refresh token's form the
+// store does not hold, sent to /oauth/revoke by a public client, is
+// answered 200 (RFC 7009 §2.2) and not counted as a failed attempt of its
+// address: most often a login ended (expired, signed out) being signed out
+// again (TestExpiredRefreshTokensDoNotLockOutAddress); counted (93a5137),
+// a NAT's sign-outs locked out its logins. A guess costs a store read.
+func TestRevokeUnknownRefreshTokensNotCounted(t *testing.T) {
+	e := startEnv(t, nil)
 	guess := func() string {
 		b := make([]byte, refreshTokenLen)
 		rand.Read(b)
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	refused := 0
-	for i := 0; i < 40; i++ {
-		switch st, body := e.post("/oauth/revoke", url.Values{"client_id": {"device"}, "token": {guess()}}, "", ""); st {
-		case 200:
-		case 429:
-			refused++
-		default:
-			t.Fatalf("guess %d: %d %v", i, st, body)
+	for i := 0; i < 15; i++ {
+		if st, body := e.post("/oauth/revoke", url.Values{"client_id": {"device"}, "token": {guess()}}, "", ""); st != 200 {
+			t.Fatalf("the public client's unknown refresh token %d: %d %v, want 200", i, st, body)
 		}
 	}
-	if n := rc.reads.Load(); n > 10 || refused < 30 {
-		t.Fatalf("40 guessed refresh tokens revoked from one address: %d store reads, %d refused; want at most 10 reads", n, refused)
-	}
-	e.fresh()
 	for i := 0; i < 15; i++ {
 		if st, body := e.post("/oauth/revoke", url.Values{"token": {guess()}}, "backend", backendSec); st != 200 {
 			t.Fatalf("the confidential backend's unknown refresh token %d: %d %v, want 200", i, st, body)
