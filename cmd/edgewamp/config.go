@@ -1461,24 +1461,26 @@ func (c *config) validate() error {
 	// every connection every second, keepalive.timeout: 1ns or
 	// hello_timeout: 1ns closed nearly every session, and check-config
 	// said ok. 0 is the default.
-	for _, d := range []struct {
-		v     duration
-		least time.Duration
-		why   string
-		path  []any
-	}{
-		{c.Keepalive.Interval, time.Second, "the event loops look at their connections once a second", []any{"keepalive", "interval"}},
-		{c.Keepalive.Timeout, time.Second, "the event loops look at their connections once a second", []any{"keepalive", "timeout"}},
-		{c.Limits.HandshakeTimeout, time.Second, "the event loops look at their connections once a second", []any{"limits", "handshake_timeout"}},
-		{c.Limits.HelloTimeout, time.Second, "a client's HELLO and its authentication take round trips", []any{"limits", "hello_timeout"}},
-		{c.Limits.IdleTimeout, time.Second, "the event loops look at their connections once a second", []any{"limits", "idle_timeout"}},
-		{c.RPC.CallTimeout, time.Millisecond, "WAMP counts a call's timeout in milliseconds", []any{"rpc", "call_timeout"}},
-		{c.RPC.MaxCallTimeout, time.Millisecond, "WAMP counts a call's timeout in milliseconds", []any{"rpc", "max_call_timeout"}},
-	} {
-		if v := time.Duration(d.v); v > 0 && v < d.least {
-			c.errAt(&errs, fmt.Sprintf("%s.%s must be 0 (its default) or at least %s, not %s (%s)", d.path[0], d.path[1], d.least, v, d.why), d.path...)
-		}
-	}
+	const scan = "the event loops look at their connections once a second"
+	const wampMS = "WAMP counts a call's timeout in milliseconds"
+	c.durationFloors(&errs, []durationFloor{
+		{c.Keepalive.Interval, time.Second, scan, "", []any{"keepalive", "interval"}},
+		{c.Keepalive.Timeout, time.Second, scan, "", []any{"keepalive", "timeout"}},
+		{c.Limits.HandshakeTimeout, time.Second, scan, "", []any{"limits", "handshake_timeout"}},
+		{c.Limits.HelloTimeout, time.Second, "a client's HELLO and its authentication take round trips", "", []any{"limits", "hello_timeout"}},
+		{c.Limits.IdleTimeout, time.Second, scan, "", []any{"limits", "idle_timeout"}},
+		{c.RPC.CallTimeout, time.Millisecond, wampMS, "", []any{"rpc", "call_timeout"}},
+		{c.RPC.MaxCallTimeout, time.Millisecond, wampMS, "", []any{"rpc", "max_call_timeout"}},
+		// window: 1ns forgot each failed login before the next, so that
+		// no authid or address was ever locked out; lockout: 1ns ended a
+		// lockout at once.
+		{c.Limits.AuthFailures.Window, time.Second, "below it a guesser's failures are forgotten before its next try: nothing is ever locked out", "",
+			[]any{"limits", "auth_failures", "window"}},
+		{c.Limits.AuthFailures.Lockout, time.Second, "below it a lockout ends before the guesser's next try", "", []any{"limits", "auth_failures", "lockout"}},
+		// 1ns passed for a drain and ended it at once, with a warning
+		// that its deadline had passed.
+		{c.Shutdown.DrainTimeout, time.Second, "a call's answer, and a mesh node's leave, take round trips", "no drain", []any{"shutdown", "drain_timeout"}},
+	})
 	if p := c.Keepalive.RawSocketPings; p != "" && p != "proven" && p != "always" {
 		c.errAt(&errs, "keepalive.rawsocket_pings must be proven or always, not "+strconv.Quote(p), "keepalive", "rawsocket_pings")
 	}
@@ -1793,6 +1795,43 @@ func (c *config) validateAuthFailures(errs *[]error) {
 			c.errAt(errs, fmt.Sprintf("limits.auth_failures.exempt[%d]: %q is not a network (like 10.0.0.0/8 or fd00::/8) or an address", i, s),
 				"limits", "auth_failures", "exempt", i)
 		}
+	}
+}
+
+// durationFloor is a duration key's least value other than 0: below it
+// the router is useless or works against itself (a timeout that fails
+// every call, a lockout that ends at once), and no deployment needs it.
+type durationFloor struct {
+	v     duration
+	least time.Duration
+	why   string
+	zero  string // what 0 means: "its default" when empty
+	path  []any
+}
+
+// durationFloors refuses each value of fs that is above 0 and below its
+// floor, naming the key (from its path: gateway.webhooks[0].backoff), the
+// floor and why.
+func (c *config) durationFloors(errs *[]error, fs []durationFloor) {
+	for _, f := range fs {
+		v := time.Duration(f.v)
+		if v <= 0 || v >= f.least {
+			continue
+		}
+		var key strings.Builder
+		for i, p := range f.path {
+			switch p := p.(type) {
+			case int:
+				fmt.Fprintf(&key, "[%d]", p)
+			default:
+				if i > 0 {
+					key.WriteByte('.')
+				}
+				fmt.Fprint(&key, p)
+			}
+		}
+		zero := cmp.Or(f.zero, "its default")
+		c.errAt(errs, fmt.Sprintf("%s must be 0 (%s) or at least %s, not %s (%s)", key.String(), zero, f.least, v, f.why), f.path...)
 	}
 }
 

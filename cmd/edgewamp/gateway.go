@@ -514,24 +514,44 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 	// timeout ends requests at once (read_header_timeout: 1ns failed
 	// every request, write_timeout: 1ns every answer), and WAMP counts a
 	// call's timeout in milliseconds. 0 is the default.
-	for _, d := range []struct {
-		v     duration
-		least time.Duration
-		key   string
-	}{
-		{l.ReadHeaderTimeout, time.Second, "limits.read_header_timeout"}, {l.BodyTimeout, time.Second, "limits.body_timeout"},
-		{l.WriteTimeout, time.Second, "limits.write_timeout"}, {l.IdleTimeout, time.Second, "limits.idle_timeout"},
-		{l.SessionIdle, time.Second, "limits.session_idle"},
-		{g.CallTimeout, time.Millisecond, "call_timeout"}, {g.MaxCallTimeout, time.Millisecond, "max_call_timeout"},
-	} {
-		if v := time.Duration(d.v); v > 0 && v < d.least {
-			path := []any{"gateway"}
-			for k := range strings.SplitSeq(d.key, ".") {
-				path = append(path, k)
-			}
-			c.errAt(errs, fmt.Sprintf("gateway.%s must be 0 (its default) or at least %s, not %s", d.key, d.least, v), path...)
+	const http1s = "an HTTP request or answer takes round trips"
+	const wampMS = "WAMP counts a call's timeout in milliseconds"
+	const upstream = "an HTTP request to the upstream takes a round trip; 1ns failed every one"
+	const maxAge = "Access-Control-Max-Age counts whole seconds: below one it said 0, a preflight before every request"
+	floors := []durationFloor{
+		{l.ReadHeaderTimeout, time.Second, http1s, "", []any{"gateway", "limits", "read_header_timeout"}},
+		{l.BodyTimeout, time.Second, http1s, "", []any{"gateway", "limits", "body_timeout"}},
+		{l.WriteTimeout, time.Second, http1s, "", []any{"gateway", "limits", "write_timeout"}},
+		{l.IdleTimeout, time.Second, http1s, "", []any{"gateway", "limits", "idle_timeout"}},
+		{l.SessionIdle, time.Second, "the gateway's pooled sessions are looked at once a second", "", []any{"gateway", "limits", "session_idle"}},
+		{g.CallTimeout, time.Millisecond, wampMS, "", []any{"gateway", "call_timeout"}},
+		{g.MaxCallTimeout, time.Millisecond, wampMS, "", []any{"gateway", "max_call_timeout"}},
+		// 1ns refused every signed request as outside the window.
+		{g.SignatureMaxSkew, time.Second, "a signed request's timestamp is as old as its trip at the least; 1ns refused every one", "",
+			[]any{"gateway", "signature_max_skew"}},
+	}
+	if g.CORS != nil {
+		floors = append(floors, durationFloor{g.CORS.MaxAge, time.Second, maxAge, "", []any{"gateway", "cors", "max_age"}})
+	}
+	for i, rt := range g.Routes {
+		floors = append(floors, durationFloor{rt.Timeout, time.Millisecond, wampMS, "the gateway's call_timeout", []any{"gateway", "routes", i, "timeout"}})
+		if rt.CORS != nil {
+			floors = append(floors, durationFloor{rt.CORS.MaxAge, time.Second, maxAge, "", []any{"gateway", "routes", i, "cors", "max_age"}})
 		}
 	}
+	for i, ce := range g.Callees {
+		floors = append(floors, durationFloor{ce.Timeout, time.Millisecond, upstream, "the gateway's call_timeout", []any{"gateway", "callees", i, "timeout"}})
+	}
+	// backoff: 1ns made a webhook's retries of a failed post within
+	// microseconds, into the failure; max_backoff: 1ns also cut every
+	// Retry-After (whole seconds) to nothing.
+	for i, w := range g.Webhooks {
+		floors = append(floors,
+			durationFloor{w.Timeout, time.Millisecond, upstream, "its default", []any{"gateway", "webhooks", i, "timeout"}},
+			durationFloor{w.Backoff, minWebhookBackoff, "below it a failed post's retries come at once, into the same failure", "", []any{"gateway", "webhooks", i, "backoff"}},
+			durationFloor{w.MaxBackoff, time.Second, "it bounds the wait a Retry-After asks, in whole seconds", "", []any{"gateway", "webhooks", i, "max_backoff"}})
+	}
+	c.durationFloors(errs, floors)
 	if l.SSEQueue > maxSSEQueue {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", maxSSEQueue),
 			"gateway", "limits", "sse_queue")
@@ -567,6 +587,10 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 
 // minSSEKeepalive is the least gateway.limits.sse_keepalive.
 const minSSEKeepalive = time.Second
+
+// minWebhookBackoff is the least gateway.webhooks[].backoff: its five
+// retries then take 310 ms at the least.
+const minWebhookBackoff = 10 * time.Millisecond
 
 // The most that gateway.limits.sse_queue, gateway.webhooks[].queue and
 // .concurrency may be: the gateway's (gateway.MaxSSEQueue), checked here

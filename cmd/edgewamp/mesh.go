@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // meshConfig is the `mesh:` block: how this router joins others into one
@@ -214,6 +215,9 @@ func loopbackHost(h string) bool {
 
 // validate checks the mesh block (cold checks; edge.New checks the rest
 // when the router starts, with every error at once).
+// minGatherTimeout is the least mesh.gather_timeout (500ms by default).
+const minGatherTimeout = 100 * time.Millisecond
+
 func (c *config) validateMesh(errs *[]error) {
 	m := &c.Mesh
 	if !m.enabled() {
@@ -243,6 +247,10 @@ func (c *config) validateMesh(errs *[]error) {
 	if m.MaxPingsOut < 0 {
 		c.errAt(errs, "mesh.max_pings_out must not be negative", "mesh", "max_pings_out")
 	}
+	// gather_timeout: 1ns made every meta query and get_retained of the
+	// mesh partial (edge bounds ping_interval and heartbeat itself).
+	c.durationFloors(errs, []durationFloor{{m.GatherTimeout, minGatherTimeout,
+		"a gather waits for the other nodes' answers, a round trip of the mesh each", "", []any{"mesh", "gather_timeout"}}})
 	if m.MaxInvocations < 0 {
 		c.errAt(errs, "mesh.max_invocations must not be negative", "mesh", "max_invocations")
 	}

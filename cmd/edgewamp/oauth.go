@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -178,6 +179,15 @@ func (c *config) validateOAuth(errs *[]error) {
 		if r.OAuth.MaxRefreshTokens < 0 { // the oauth package takes it, as 0, for its default
 			c.errAt(errs, fmt.Sprintf("realms[%d].oauth.max_refresh_tokens must not be negative", i), "realms", i, "oauth", "max_refresh_tokens")
 		}
+		// refresh_token_lifetime: 1ns ended every login at its first
+		// refresh; device_poll_interval: 1ns told devices `interval: 0`
+		// (RFC 8628 counts whole seconds), so they polled without pause.
+		// The access token's lifetime the oauth package bounds (1s..24h).
+		access := cmp.Or(time.Duration(r.OAuth.AccessTokenLifetime), oauth.DefaultAccessTokenLifetime)
+		c.durationFloors(errs, []durationFloor{
+			{r.OAuth.RefreshTokenLifetime, access, "the realm's access_token_lifetime: a refresh token is used once its access token has expired", "", []any{"realms", i, "oauth", "refresh_token_lifetime"}},
+			{r.OAuth.DevicePollInterval, time.Second, "a device is told the interval in whole seconds: below one, 0, and it may poll without pause", "", []any{"realms", i, "oauth", "device_poll_interval"}},
+		})
 		roles := map[string]bool{}
 		for _, ro := range r.Roles {
 			roles[ro.Name] = true
