@@ -499,7 +499,7 @@ func (n *Node) startServer(ctx context.Context) error {
 	fatal := make(chan string, 1)
 	s.SetLoggerV2(natsLogger{l: n.log, fatal: fatal, lim: &natsLogLimit{}, lost: n.linkLost}, n.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	go s.Start()
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(natsReadyWait); ; {
 		if s.ReadyForConnections(50 * time.Millisecond) {
 			break
 		}
@@ -516,7 +516,7 @@ func (n *Node) startServer(ctx context.Context) error {
 			if time.Now().Before(deadline) {
 				continue
 			}
-			why = "not ready within 30s (a listen address in use?)"
+			why = n.notReady(s)
 		}
 		s.Shutdown()
 		n.removeStore()
@@ -525,6 +525,44 @@ func (n *Node) startServer(ctx context.Context) error {
 	n.srv = s
 	return nil
 }
+
+// notReady says what is known of an embedded server not ready within
+// natsReadyWait. A listen address it cannot bind is reported at once
+// (fatal), not here. It reads its JetStream store before it opens any
+// listener (the leaf port, then its loopback client port, then the route
+// port): with none open, the store's read is what holds it. Before, the
+// error asked "a listen address in use?", which pointed the operator
+// away from a store on a disk or mount that did not answer.
+func (n *Node) notReady(s *server.Server) string {
+	o := n.opts
+	var listens []string
+	if o.Leaf.Listen != "" {
+		listens = append(listens, "leaf.listen "+o.Leaf.Listen)
+	}
+	if o.Cluster.Listen != "" {
+		listens = append(listens, "cluster.listen "+o.Cluster.Listen)
+	}
+	why := fmt.Sprintf("not ready within %v: ", natsReadyWait)
+	if s.Addr() == nil {
+		why += "it opened none of its listeners"
+		if len(listens) > 0 {
+			why += " (" + strings.Join(listens, ", ") + ")"
+		}
+		if n.storeDir != "" {
+			why += fmt.Sprintf(", which it opens once it has read its JetStream store: the read of %q did not end (a disk or network mount that does not answer, a file there that blocks a read, such as a FIFO)", n.storeDir)
+		}
+		return why
+	}
+	// The client port is open, so the leaf port is too (opened before).
+	if o.Cluster.Listen != "" && s.ClusterAddr() == nil {
+		return why + "cluster.listen " + o.Cluster.Listen + " is not open (its loopback client port " + s.Addr().String() + " is)"
+	}
+	return why + "its listeners are open (the loopback client port " + s.Addr().String() + ")"
+}
+
+// natsReadyWait bounds the wait for the embedded NATS server to open its
+// listeners (a variable for the tests).
+var natsReadyWait = 30 * time.Second
 
 // embeddedMaxControlLine is the embedded server's max_control_line; an
 // external NATS (NatsURL) is assumed to keep the NATS default.
