@@ -820,6 +820,16 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 				final("problem", p.body())
 				return
 			}
+			if route != nil {
+				// The route's response mapping, as its plain answer's.
+				out, p := route.result(res)
+				if p != nil {
+					final("problem", p.body())
+				} else {
+					final("result", out)
+				}
+				return
+			}
 			final("result", resultDoc(res))
 			return
 		case <-ka.C:

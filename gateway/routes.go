@@ -505,28 +505,36 @@ func (cr *compiledRoute) respond(g *Server, w http.ResponseWriter, res callReply
 	if status == 0 {
 		status = http.StatusOK
 	}
-	var out []byte
-	if cr.resp == nil {
-		out = resultDoc(res)
-	} else {
-		// Looked into as it is (rawJSON), not decoded whole.
-		v, err := asRawJSON(resultDoc(res))
-		if err == nil {
-			var found bool
-			var m any
-			if m, found = lookup(v, cr.resp.tokens); found {
-				v = m.(rawJSON)
-				out, err = jsonMarshal(v)
-			} else {
-				err = errors.New("the result has no " + strings.TrimPrefix(cr.resp.src, "$"))
-			}
-		}
-		if err != nil {
-			writeProblem(w, newProblem(http.StatusBadGateway, URIUpstream, err.Error()))
-			return
-		}
+	out, p := cr.result(res)
+	if p != nil {
+		writeProblem(w, p)
+		return
 	}
 	g.writeResult(w, status, out)
+}
+
+// result is the document the route answers a call's result with: what
+// its response.body pointer names, or the whole {"args","kwargs"}. A
+// result without what the pointer names is a 502 problem. A call
+// streamed as SSE ends with it too (streamCall's result event).
+func (cr *compiledRoute) result(res callReply) ([]byte, *problem) {
+	if cr.resp == nil {
+		return resultDoc(res), nil
+	}
+	// Looked into as it is (rawJSON), not decoded whole.
+	var out []byte
+	v, err := asRawJSON(resultDoc(res))
+	if err == nil {
+		if m, found := lookup(v, cr.resp.tokens); found {
+			out, err = jsonMarshal(m.(rawJSON))
+		} else {
+			err = errors.New("the result has no " + strings.TrimPrefix(cr.resp.src, "$"))
+		}
+	}
+	if err != nil {
+		return nil, newProblem(http.StatusBadGateway, URIUpstream, err.Error())
+	}
+	return out, nil
 }
 
 func jsonMarshal(v any) ([]byte, error) {
