@@ -658,6 +658,14 @@ func notAcceptable() *problem {
 	return newProblem(http.StatusNotAcceptable, URINotAcceptable, "a call is answered in JSON (application/json), or as an event stream (text/event-stream): the request's Accept admits neither")
 }
 
+// ackNotAcceptable is the 406 of an acknowledged publication whose
+// Accept admits no JSON: its answer, {"publication":id}, is JSON (an
+// unacknowledged one's 202 has no body, and is served whatever Accept
+// says).
+func ackNotAcceptable() *problem {
+	return newProblem(http.StatusNotAcceptable, URINotAcceptable, `an acknowledged publication is answered in JSON (application/json), {"publication":id}: the request's Accept does not admit it`)
+}
+
 func acceptsSSE(r *http.Request) bool {
 	for _, a := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(a, ",") {
@@ -993,6 +1001,10 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 	if p := decodeStrict(bb.options, &o); p != nil {
 		p.detail = "options: " + p.detail
 		writeProblem(w, p)
+		return
+	}
+	if o.Acknowledge && !acceptsJSON(r) {
+		writeProblem(w, ackNotAcceptable()) // before it is published
 		return
 	}
 	pr.retain, pr.discloseMe = o.Retain, o.DiscloseMe

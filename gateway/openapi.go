@@ -53,7 +53,7 @@ func (g *Server) buildOpenAPI(ac *access) ([]byte, error) {
 			"security":    security,
 		},
 	}
-	pubResp := problemResponses("400", "401", "403", "404", "413", "415", "429", "503")
+	pubResp := problemResponses("400", "401", "403", "404", "406", "413", "415", "429", "503") // 406: acknowledged, with an Accept admitting no JSON
 	pubResp["202"] = obj{"description": "Published (without acknowledge)."}
 	pubResp["200"] = obj{"description": "Published and acknowledged.", "content": jsonContent(ref("Publication"))}
 	paths["/wamp/{realm}/publish/{topic}"] = obj{

@@ -371,6 +371,10 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, notAcceptable()) // before the call, and its body unread
 		return
 	}
+	if cr.Publish != "" && cr.Acknowledge && !acceptsJSON(r) {
+		writeProblem(w, ackNotAcceptable()) // likewise, before the publication
+		return
+	}
 	var body []byte
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		var p *problem
