@@ -256,11 +256,12 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, oe)
 		return
 	}
-	c, oe := s.authClient(r, form)
+	c, at, oe := s.authClient(r, form)
 	if oe != nil {
 		writeError(w, oe)
 		return
 	}
+	s.done(&at) // nothing sent here is a guess (its requests are counted below)
 	if !c.can(GrantDeviceCode) {
 		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the client may not use the device authorization grant"})
 		return

@@ -126,16 +126,42 @@ func refused(code string, retry time.Duration) *oauthError {
 	return &oauthError{status: http.StatusTooManyRequests, code: code, desc: "too many failed authentications from this address; try again later", retry: max(retry, time.Second)}
 }
 
+// attempt is a request's place among its source's attempts
+// (limiter.begin), held from authClient by a public client's request.
+type attempt struct {
+	src  source
+	held bool
+}
+
+// done gives a held place back, counting nothing (a request served, or
+// refused for another reason than a guess): the source's record goes if
+// it then holds nothing (limiter.cancel), so that public clients' served
+// requests leave no record behind for the sweeps.
+func (s *Server) done(at *attempt) {
+	if at.held {
+		at.held = false
+		s.limit.cancel(at.src, s.clock())
+	}
+}
+
 // authClient authenticates the client of a token, device, revocation or
 // introspection request: HTTP Basic (client_secret_basic, with the
 // form-urlencoded ID and secret of RFC 6749 §2.3.1), form parameters
 // (client_secret_post), or a public client's client_id alone. Failures are
 // limited per source address (AuthLimits).
-func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oauthError) {
+//
+// A public client's request (nothing secret to check) takes a place among
+// its source's attempts all the same, held until the handler ends it
+// (Server.done) or counts what it sent as a guess (guessFailed): the code
+// or token it sends may be a guess, found out only after a store read or a
+// signature check. Before, such requests took none, and guesses sent at
+// once from one address all passed the lockout check, each read (up to
+// the address's requests in flight) before the first was counted.
+func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, attempt, *oauthError) {
 	src := s.limit.source(r)
 	now := s.clock()
 	if blocked, until := s.limit.blocked(src, now); blocked {
-		return nil, refused("invalid_client", until.Sub(now))
+		return nil, attempt{}, refused("invalid_client", until.Sub(now))
 	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
@@ -143,32 +169,40 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return nil, errInvalidRequest("malformed HTTP Basic credentials")
+			return nil, attempt{}, errInvalidRequest("malformed HTTP Basic credentials")
 		}
 		if form.Get("client_secret") != "" || (form.Has("client_id") && form.Get("client_id") != id) {
-			return nil, errInvalidRequest("use one client authentication method")
+			return nil, attempt{}, errInvalidRequest("use one client authentication method")
 		}
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	if id == "" {
-		return nil, clientErr(r, "client authentication is required")
+		return nil, attempt{}, clientErr(r, "client authentication is required")
 	}
 	c := s.cfg.Load().clients[id]
 	if c != nil && c.Public && secret == "" {
-		return c, nil // nothing secret to check
+		// Nothing secret to check; a place held all the same (above).
+		if ok, retry := s.limit.begin(src, now); !ok {
+			// Not locked out (above): its places are taken, by failures
+			// or by requests in progress.
+			oe := refused("invalid_client", retry)
+			oe.desc = "too many requests in progress, or failed authentications, from this address; try again later"
+			return nil, attempt{}, oe
+		}
+		return c, attempt{src: src, held: true}, nil
 	}
 	if c != nil && !c.Public && secret != "" && s.secrets.hit(secretKey(c, secret), now) {
-		return c, nil // this secret verified recently (a wrong one is never cached)
+		return c, attempt{}, nil // this secret verified recently (a wrong one is never cached)
 	}
 	// Everything else checks (or refuses) a credential: it takes a place
 	// among the source's attempts first.
 	if ok, retry := s.limit.begin(src, now); !ok {
-		return nil, refused("invalid_client", retry)
+		return nil, attempt{}, refused("invalid_client", retry)
 	}
-	fail := func(desc string) (*clientConf, *oauthError) {
+	fail := func(desc string) (*clientConf, attempt, *oauthError) {
 		s.authFailed(r, src, "client", id, desc)
-		return nil, clientErr(r, "client authentication failed")
+		return nil, attempt{}, clientErr(r, "client authentication failed")
 	}
 	switch {
 	case c == nil:
@@ -180,7 +214,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	}
 	if !s.acquireHash(r.Context()) {
 		s.limit.end(src, s.clock(), false)
-		return nil, errServer("the server is busy; try again")
+		return nil, attempt{}, errServer("the server is busy; try again")
 	}
 	ok := c.secret.verify(secret)
 	s.releaseHash()
@@ -189,7 +223,7 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, *oau
 	}
 	s.limit.end(src, s.clock(), false)
 	s.secrets.add(secretKey(c, secret), now)
-	return c, nil
+	return c, attempt{}, nil
 }
 
 // authFailed ends a failed attempt of src: counts it, logs it (never the
@@ -207,10 +241,18 @@ func (s *Server) authFailed(r *http.Request, src source, what, id, reason string
 
 // guessFailed counts a request that named a code or token the store does
 // not hold as a failed attempt of its source, as authFailed does a wrong
-// secret (without a reservation: the request was not held back for one,
-// so that a busy address's refreshes are not either), so that guesses
-// from one address lock it out before they cost a store read each.
-func (s *Server) guessFailed(r *http.Request, what, id, reason string) {
+// secret, so that guesses from one address lock it out before they cost a
+// store read each: a public client's request ends the place it holds
+// (at), a confidential client's (which holds none: its secret checked,
+// it is not held back) is counted without one.
+//
+// A request holding its place (at, a public client's) ends it, counted.
+func (s *Server) guessFailed(r *http.Request, at *attempt, what, id, reason string) {
+	if at.held {
+		at.held = false
+		s.authFailed(r, at.src, what, id, reason)
+		return
+	}
 	src := s.limit.source(r)
 	delay, blocked := s.limit.fail(src, s.clock())
 	s.failed(r, src, what, id, reason, delay, blocked)

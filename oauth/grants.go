@@ -52,11 +52,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "grant_type " + gt + " is not supported"})
 		return
 	}
-	c, oe := s.authClient(r, form)
+	c, at, oe := s.authClient(r, form)
 	if oe != nil {
 		writeError(w, oe)
 		return
 	}
+	defer s.done(&at)
 	if !c.can(grant) {
 		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", desc: "the client may not use grant_type " + gt})
 		return
@@ -64,6 +65,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	var resp *tokenResponse
 	switch grant {
 	case GrantPassword:
+		s.done(&at) // checkUser takes its own place for the password
 		resp, oe = s.grantPassword(r, c, form.Get("username"), form.Get("password"), form.Get("scope"))
 	case GrantClientCredentials:
 		resp, oe = s.grantClientCredentials(r.Context(), c, form.Get("scope"))
@@ -79,7 +81,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		// it. A confidential client's were sent with its secret, and an
 		// unknown token there is most often a login ended meanwhile (a
 		// backend holding many users' tokens would lock itself out).
-		s.guessFailed(r, grant, c.ID, oe.desc)
+		s.guessFailed(r, &at, grant, c.ID, oe.desc)
 	}
 	if oe != nil {
 		writeError(w, oe)

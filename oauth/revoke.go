@@ -25,11 +25,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oe)
 		return
 	}
-	c, oe := s.authClient(r, form)
+	c, at, oe := s.authClient(r, form)
 	if oe != nil {
 		writeError(w, oe)
 		return
 	}
+	defer s.done(&at)
 	tok := form.Get("token")
 	if tok == "" {
 		writeError(w, errInvalidRequest("token is required"))
@@ -71,7 +72,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		// A signature checked for nothing (~100 µs, uncached): counted
 		// as a failed attempt of its address, so that a flood of them is
 		// refused by authClient's lockout before any check.
-		s.guessFailed(r, "access_token", c.ID, "a forged access token (its signature does not verify)")
+		s.guessFailed(r, &at, "access_token", c.ID, "a forged access token (its signature does not verify)")
 	}
 	if cl == nil || err != nil && !errors.Is(err, ErrTokenRevoked) {
 		w.WriteHeader(http.StatusOK) // not a token of ours: nothing to revoke
@@ -232,11 +233,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oe)
 		return
 	}
-	c, oe := s.authClient(r, form)
+	c, at, oe := s.authClient(r, form)
 	if oe != nil {
 		writeError(w, oe)
 		return
 	}
+	defer s.done(&at)
 	if c.Public {
 		writeError(w, clientErr(r, "introspection is for confidential clients"))
 		return
@@ -264,7 +266,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		// As at /oauth/revoke: a signature checked for nothing (only good
 		// tokens are cached) counts as a failed attempt of the address,
 		// so that authClient's lockout refuses a flood before any check.
-		s.guessFailed(r, "access_token", c.ID, "a forged access token (its signature does not verify)")
+		s.guessFailed(r, &at, "access_token", c.ID, "a forged access token (its signature does not verify)")
 	}
 	if err != nil || cl.Audience != c.realm.Name {
 		writeJSON(w, http.StatusOK, inactive)
