@@ -666,11 +666,19 @@ func ackNotAcceptable() *problem {
 	return newProblem(http.StatusNotAcceptable, URINotAcceptable, `an acknowledged publication is answered in JSON (application/json), {"publication":id}: the request's Accept does not admit it`)
 }
 
+// acceptsSSE reports whether r's Accept names text/event-stream with a
+// weight above 0 (case-insensitive), as acceptsJSON judges JSON: a call
+// so asked for is streamed. It does not allocate: the lane checks it on
+// every call. Before, a weight of 0 (text/event-stream;q=0, "not
+// acceptable") asked for a stream, another case did not, and the
+// strings.Split of each Accept cost an allocation per call.
 func acceptsSSE(r *http.Request) bool {
-	for _, a := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(a, ",") {
-			mt, _, _ := strings.Cut(part, ";")
-			if strings.TrimSpace(mt) == "text/event-stream" {
+	for _, v := range r.Header["Accept"] {
+		for v != "" {
+			part, rest, _ := strings.Cut(v, ",")
+			v = rest
+			mt, params, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") && !zeroWeight(params) {
 				return true
 			}
 		}
