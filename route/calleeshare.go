@@ -102,7 +102,11 @@ func (cs *Session) dropInv(inv uint64) {
 			}
 		}
 	}
+	n := len(cs.invs)
 	delete(cs.invs, inv)
+	if shrinkDue(&cs.invsPeak, n, len(cs.invs)) {
+		shrinkMap(&cs.invs, &cs.invsPeak)
+	}
 	if cs.share != nil && len(cs.invs) == 0 {
 		cs.share = nil
 	}

@@ -1194,7 +1194,11 @@ func (s *Shard) deliverResult(t *task) {
 // caller has not sent its final chunk is remembered, so that the chunks
 // still on their way are dropped (endedProgressive).
 func (ss *Session) endCall(req uint64, oc *outCall) {
+	n := len(ss.calls)
 	delete(ss.calls, req)
+	if shrinkDue(&ss.callsPeak, n, len(ss.calls)) {
+		shrinkMap(&ss.calls, &ss.callsPeak)
+	}
 	ss.shard.traffic.callsInFlight--
 	ss.shard.r.callsEnded(ss, 1)
 	ss.shard.dropReroute(oc)

@@ -68,6 +68,9 @@ type Session struct {
 	attached bool
 	join     *joinState
 	calls    map[uint64]*outCall // as caller, by CALL request id
+	// callsPeak and invsPeak: the most entries calls and invs held
+	// since they were last checked (shrinkDue).
+	callsPeak, invsPeak int
 	// meshCalls counts the calls in calls held by other nodes' callees
 	// (Config.MaxMeshCalls).
 	meshCalls int

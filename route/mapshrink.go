@@ -1,0 +1,63 @@
+package route
+
+// # Tables a peer can grow and empty
+//
+// Go maps never shrink: a map keeps the table of the most entries it ever
+// held, whatever it holds now. A session's tables that a peer fills and
+// empties at will (its calls in flight, a callee's invocations) kept the
+// size of their peak for the session's life, counted in no bound: a
+// table of 16,384 calls held 577 KiB once they were answered, one of
+// 65,536 2.3 MiB; four callers that each had 16,384 calls in flight to
+// one callee, all answered but one each, left 3.5 MiB held
+// (TestSessionCallTablesShrinkAfterPeak), and every session may do it.
+//
+// So such a table records its peak, the most entries it held since it was
+// last checked, where an entry is deleted (the peak of a count is always
+// followed by a delete, or by the map's end), and is replaced by a copy
+// sized for what it holds once it holds fewer than an eighth of a peak of
+// at least mapShrinkMin entries. The copy costs what it copies, at most
+// an eighth of the deletes since the peak; nothing is added where entries
+// are added, and a delete pays a compare or two (shrinkDue).
+
+// mapShrinkMin is the peak below which a map is never replaced: a map of
+// 1,024 small entries holds ~36 KiB.
+const mapShrinkMin = 1024
+
+// shrinkDue records in *peak a map's entries before a delete (before),
+// and reports whether the map, holding after entries now, is due for
+// shrinkMap: it holds fewer than an eighth of its peak. Called where an
+// entry of a table a peer can grow is deleted:
+//
+//	n := len(m)
+//	delete(m, k)
+//	if shrinkDue(&peak, n, len(m)) {
+//		shrinkMap(&m, &peak)
+//	}
+func shrinkDue(peak *int, before, after int) bool {
+	if before > *peak {
+		*peak = before
+		return false
+	}
+	return after < *peak>>3
+}
+
+// shrinkMap replaces *m with a copy sized for what it holds (nil when it
+// holds nothing) if its peak (*peak) was at least mapShrinkMin entries;
+// the peak starts again from what it holds. Off the per-entry path:
+// called at most once per eighth of the peak's deletes.
+func shrinkMap[K comparable, V any](m *map[K]V, peak *int) {
+	big := *peak >= mapShrinkMin
+	*peak = len(*m)
+	if !big {
+		return
+	}
+	if len(*m) == 0 {
+		*m = nil
+		return
+	}
+	c := make(map[K]V, len(*m))
+	for k, v := range *m {
+		c[k] = v
+	}
+	*m = c
+}
