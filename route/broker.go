@@ -503,7 +503,11 @@ func (s *Shard) revokeSubscription(ss *Session, sub *subscription, reason string
 // deletion, with the change (the caller publishes them, metaFlush).
 func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	ref := ss.subs[sub.id]
+	n := len(ss.subs)
 	delete(ss.subs, sub.id)
+	if shrinkDue(&ss.subsPeak, n, len(ss.subs)) {
+		shrinkMap(&ss.subs, &ss.subsPeak)
+	}
 	s.r.subBytes.release(ss.subOwner, subCost(sub.uri))
 	if w := ss.winOf(sub); w != nil {
 		s.closeWin(ss, w)
@@ -531,7 +535,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	}
 	if set.n == 0 {
 		rm.subs.del(sub.match, sub.uri)
-		delete(rm.subByID, sub.id)
+		rm.dropSubID(sub.id)
 		rm.subChanged(sub.match, sub.uri)
 		if wild {
 			rm.wildSubs--

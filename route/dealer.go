@@ -432,7 +432,11 @@ func (s *Shard) unregisteredAfterRelease(ss *Session, req uint64) {
 // announced none.
 func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	ref, had := ss.regs[reg.id]
+	n := len(ss.regs)
 	delete(ss.regs, reg.id)
+	if shrinkDue(&ss.regsPeak, n, len(ss.regs)) {
+		shrinkMap(&ss.regs, &ss.regsPeak)
+	}
 	if had {
 		s.r.regBytes.release(ss.subOwner, regCost(ref.reg.uri)) // charged by addCallee
 	}
@@ -460,7 +464,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		deleted = l.len() == 0 && old.len() > 0
 	} else if l.len() == 0 {
 		rm.regs.del(reg.match, reg.uri)
-		delete(rm.regByID, reg.id)
+		rm.dropRegID(reg.id)
 		rm.regChanged(reg.match, reg.uri)
 		deleted = true
 	}

@@ -360,7 +360,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		if exists && len(rl) > 0 && reg.invoke != win.Invoke {
 			// The winning policy changed: a new registration (same id).
 			rm.regs.del(reg.match, reg.uri)
-			delete(rm.regByID, reg.id)
+			rm.dropRegID(reg.id)
 			exists = false
 		}
 	}
@@ -376,7 +376,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 	case len(rl) == 0 && local.len() == 0:
 		if exists {
 			rm.regs.del(reg.match, reg.uri)
-			delete(rm.regByID, reg.id)
+			rm.dropRegID(reg.id)
 			deleted = true
 		}
 		rm.regChanged(k.match, k.uri)

@@ -22,6 +22,9 @@ type Realm struct {
 	subs    *table[*subscription]
 	subByID map[uint64]*subscription
 	members map[uint64]*Session // established sessions
+	// regByIDPeak and subByIDPeak: the most entries regByID and subByID
+	// held since they were last checked (shrinkDue).
+	regByIDPeak, subByIDPeak int
 	// byRole counts the members by authrole (addMember, dropMember), so
 	// that wamp.session.count, filtered by roles or not, is a look-up.
 	byRole   map[string]int
@@ -372,6 +375,24 @@ func (rm *Realm) newID() uint64 {
 		if !r && !s {
 			return id
 		}
+	}
+}
+
+// dropRegID forgets the registration id. Call with mu held for writing.
+func (rm *Realm) dropRegID(id uint64) {
+	n := len(rm.regByID)
+	delete(rm.regByID, id)
+	if shrinkDue(&rm.regByIDPeak, n, len(rm.regByID)) {
+		shrinkMap(&rm.regByID, &rm.regByIDPeak)
+	}
+}
+
+// dropSubID forgets the subscription id. Call with mu held for writing.
+func (rm *Realm) dropSubID(id uint64) {
+	n := len(rm.subByID)
+	delete(rm.subByID, id)
+	if shrinkDue(&rm.subByIDPeak, n, len(rm.subByID)) {
+		shrinkMap(&rm.subByID, &rm.subByIDPeak)
 	}
 }
 

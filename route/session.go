@@ -118,6 +118,9 @@ type Session struct {
 	regs   map[uint64]regRef // registrations it is a callee of
 	subs   map[uint64]subRef // subscriptions it is a subscriber of
 	subGen uint64            // SUBSCRIBEs that made it a subscriber (subRef.gen)
+	// regsPeak and subsPeak: the most entries regs and subs held since
+	// they were last checked (shrinkDue).
+	regsPeak, subsPeak int
 	// subOwner: whose share of Config.MaxSubscriptionBytes and
 	// Config.MaxRegistrationBytes the subscriptions and registrations
 	// count in, fixed at the first of either (subscriptionOwner).

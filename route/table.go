@@ -24,6 +24,9 @@ type table[E comparable] struct {
 	ptrie pnode[E] // the prefix patterns by byte (prefixtrie.go)
 	wild  map[int]*wnode[E]
 	n     int
+	// exactPeak: the most entries exact held since it was last checked
+	// (shrinkDue).
+	exactPeak int
 }
 
 type wnode[E comparable] struct {
@@ -97,10 +100,14 @@ func (t *table[E]) del(m proto.Match, uri string) {
 			return
 		}
 	default:
+		n := len(t.exact)
 		if _, ok := t.exact[uri]; !ok {
 			return
 		}
 		delete(t.exact, uri)
+		if shrinkDue(&t.exactPeak, n, len(t.exact)) {
+			shrinkMap(&t.exact, &t.exactPeak)
+		}
 	}
 	_ = zero
 	t.n--
