@@ -58,7 +58,12 @@ type Credential struct {
 // Authenticator is one authentication method of a realm (ticket, wampcra,
 // cryptosign, ...). Its methods run on the router's worker pool, never on an
 // event loop, and may take a while (password hashing, signature checks,
-// token verification). They must be safe for concurrent use.
+// token verification). They must be safe for concurrent use. A panic in
+// Challenge or Authenticate is recovered on the worker: that login is
+// refused with wamp.error.authentication_failed and counted as a failed
+// authentication, and the panic logged at ERROR with the authmethod and
+// its stack (its value only when the runtime made it: another may quote
+// the credentials); the router goes on (authrecover.go).
 type Authenticator interface {
 	// Method returns the authmethod name, e.g. "wampcra".
 	Method() string

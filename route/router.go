@@ -260,9 +260,9 @@ type Router struct {
 	busyLogged atomic.Int64
 	// extraLogged is when logAuthExtra last logged (as busyLogged).
 	extraLogged atomic.Int64
-	// failLogs and lockLogs bound the failed-authentication and lockout
-	// log lines.
-	failLogs, lockLogs lineLimiter
+	// failLogs, lockLogs and panicLogs bound the failed-authentication,
+	// lockout and panicking-Authenticator log lines (authrecover.go).
+	failLogs, lockLogs, panicLogs lineLimiter
 	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
 	// a reload keeps it.
 	decoyKey *[32]byte

@@ -632,7 +632,7 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 			res = &authResult{challenge: true, err: err}
 		} else {
 			req.AuthExtra = x
-			extra, st, id, err := a.Challenge(&req)
+			extra, st, id, err := s.challenge(a, &req)
 			res = &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
 		}
 		if res.err != nil {
@@ -721,7 +721,7 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 			res = &authResult{err: err}
 		} else {
 			req.AuthExtra = x
-			id, err := a.Authenticate(&req, st, sig, ax)
+			id, err := s.checkAuth(a, &req, st, sig, ax)
 			res = &authResult{id: id, err: err}
 		}
 		s.settleAuth(key, a.Method(), true, res)
