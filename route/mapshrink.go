@@ -13,7 +13,9 @@ package route
 // session's subscriptions and registrations, and the realm's by id and
 // by URI, for the session's and the realm's (65,536 subscriptions made
 // and dropped by one session left 10.8 MiB, as many registrations 9.1:
-// TestSessionSubscriptionTablesShrinkAfterPeak).
+// TestSessionSubscriptionTablesShrinkAfterPeak); the router's, realms'
+// and shards' tables of sessions for the router's (32,768 sessions that
+// joined and left left 3.5 MiB: TestSessionTablesShrinkAfterCrowdLeaves).
 //
 // So such a table records its peak, the most entries it held since it was
 // last checked, where an entry is deleted (the peak of a count is always

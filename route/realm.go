@@ -22,9 +22,10 @@ type Realm struct {
 	subs    *table[*subscription]
 	subByID map[uint64]*subscription
 	members map[uint64]*Session // established sessions
-	// regByIDPeak and subByIDPeak: the most entries regByID and subByID
-	// held since they were last checked (shrinkDue).
-	regByIDPeak, subByIDPeak int
+	// regByIDPeak, subByIDPeak and membersPeak: the most entries
+	// regByID, subByID and members held since they were last checked
+	// (shrinkDue).
+	regByIDPeak, subByIDPeak, membersPeak int
 	// byRole counts the members by authrole (addMember, dropMember), so
 	// that wamp.session.count, filtered by roles or not, is a look-up.
 	byRole   map[string]int
@@ -409,7 +410,11 @@ func (rm *Realm) dropMember(ss *Session) {
 	if rm.members[ss.id] != ss {
 		return
 	}
+	n := len(rm.members)
 	delete(rm.members, ss.id)
+	if shrinkDue(&rm.membersPeak, n, len(rm.members)) {
+		shrinkMap(&rm.members, &rm.membersPeak)
+	}
 	if rm.byRole[ss.authRole]--; rm.byRole[ss.authRole] <= 0 {
 		delete(rm.byRole, ss.authRole)
 	}

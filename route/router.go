@@ -235,7 +235,10 @@ type Router struct {
 
 	mu       sync.Mutex          // guards sessions and closing
 	sessions map[uint64]*Session // every session with an id, router-wide
-	closing  bool
+	// sessionsPeak: the most entries sessions held since it was last
+	// checked (shrinkDue). Guarded by mu.
+	sessionsPeak int
+	closing      bool
 	// draining is set by Drain: this router's callees take no new
 	// invocations and new sessions are refused (drain.go).
 	draining atomic.Bool
@@ -612,7 +615,11 @@ func (r *Router) newSessionID(s *Session, internal bool) (uint64, error) {
 func (r *Router) dropSession(s *Session) {
 	r.mu.Lock()
 	if r.sessions[s.id] == s {
+		n := len(r.sessions)
 		delete(r.sessions, s.id)
+		if shrinkDue(&r.sessionsPeak, n, len(r.sessions)) {
+			shrinkMap(&r.sessions, &r.sessionsPeak)
+		}
 	}
 	r.mu.Unlock()
 }

@@ -256,7 +256,11 @@ func (s *Shard) Detach(ss *Session) {
 	}
 	ss.attached = false
 	s.open.Add(-1)
+	n := len(s.attached)
 	delete(s.attached, ss)
+	if shrinkDue(&s.attachedPeak, n, len(s.attached)) {
+		shrinkMap(&s.attached, &s.attachedPeak)
+	}
 	ss.endJoin()
 	if ss.state < stClosing {
 		s.leave(ss)

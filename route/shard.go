@@ -69,9 +69,12 @@ type Shard struct {
 
 	// Owned by shard.
 	attached map[*Session]struct{} // sessions with an open transport
-	dec      proto.Decoder
-	msg      proto.Message
-	out      proto.Message // message being built
+	// attachedPeak: the most entries attached held since it was last
+	// checked (shrinkDue).
+	attachedPeak int
+	dec          proto.Decoder
+	msg          proto.Message
+	out          proto.Message // message being built
 	// metaArgs: the Arguments of the meta call metaCall is running, as
 	// received (aliasing the input), for the procedures that keep a
 	// value as its caller encoded it (a testament's payload); zero
