@@ -24,6 +24,9 @@ type callBudget struct {
 	total atomic.Int64 // calls in flight, every owner's and none's
 	mu    sync.Mutex
 	by    map[string]*callOwner // guarded by mu; an owner goes with its last session
+	// byPeak: the most entries by held since it was last checked
+	// (shrinkDue). Guarded by mu.
+	byPeak int
 }
 
 // callOwner is one owner's count of calls in flight.
@@ -158,7 +161,11 @@ func (b *callBudget) dropCallOwner(ss *Session) {
 	}
 	b.mu.Lock()
 	if o.sessions--; o.sessions == 0 {
+		n := len(b.by)
 		delete(b.by, o.key)
+		if shrinkDue(&b.byPeak, n, len(b.by)) {
+			shrinkMap(&b.by, &b.byPeak)
+		}
 	}
 	b.mu.Unlock()
 }

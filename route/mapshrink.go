@@ -15,7 +15,10 @@ package route
 // and dropped by one session left 10.8 MiB, as many registrations 9.1:
 // TestSessionSubscriptionTablesShrinkAfterPeak); the router's, realms'
 // and shards' tables of sessions for the router's (32,768 sessions that
-// joined and left left 3.5 MiB: TestSessionTablesShrinkAfterCrowdLeaves).
+// joined and left left 3.5 MiB: TestSessionTablesShrinkAfterCrowdLeaves),
+// and the budgets' tables of owners (as many owners' sessions, each
+// subscribed and having called once, left 3.5 MiB:
+// TestBudgetOwnerTablesShrinkAfterCrowdLeaves).
 //
 // So such a table records its peak, the most entries it held since it was
 // last checked, where an entry is deleted (the peak of a count is always

@@ -53,6 +53,9 @@ type testamentBudget struct {
 	mu    sync.Mutex
 	total int64
 	by    map[string]int64 // owner → bytes; an owner goes with its last byte
+	// peak: the most entries by held since it was last checked
+	// (shrinkDue).
+	peak int
 }
 
 // charge counts n more bytes of owner's ("" for none but the total),
@@ -86,7 +89,11 @@ func (b *testamentBudget) release(owner string, n int64) {
 	b.total -= n
 	if owner != "" {
 		if b.by[owner] -= n; b.by[owner] <= 0 {
+			k := len(b.by)
 			delete(b.by, owner)
+			if shrinkDue(&b.peak, k, len(b.by)) {
+				shrinkMap(&b.by, &b.peak)
+			}
 		}
 	}
 	b.mu.Unlock()
