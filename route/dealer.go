@@ -1207,7 +1207,7 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 	ss.shard.r.callsEnded(ss, 1)
 	ss.shard.dropReroute(oc)
 	if oc.callee == nil {
-		delete(ss.shard.mcalls, oc.invID)
+		ss.shard.dropMcall(oc.invID)
 		ss.meshCallEnded()
 	}
 	if oc.progInv {

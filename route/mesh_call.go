@@ -74,6 +74,28 @@ type minv struct {
 	inv uint64
 }
 
+// dropMcall forgets the call to another node of invocation id, mcalls
+// replaced by a copy sized for what it holds once it holds fewer than an
+// eighth of its peak (shrinkDue: a compare or two on the mesh's per-call
+// path). Owned by shard.
+func (s *Shard) dropMcall(id uint64) {
+	n := len(s.mcalls)
+	delete(s.mcalls, id)
+	if shrinkDue(&s.mcallsPeak, n, len(s.mcalls)) {
+		shrinkMap(&s.mcalls, &s.mcallsPeak)
+	}
+}
+
+// dropMinv forgets the invocation of another node's call k, as
+// dropMcall. Owned by shard.
+func (s *Shard) dropMinv(k minvKey) {
+	n := len(s.minvs)
+	delete(s.minvs, k)
+	if shrinkDue(&s.minvsPeak, n, len(s.minvs)) {
+		shrinkMap(&s.minvs, &s.minvsPeak)
+	}
+}
+
 // maxBounces bounds how often a call is sent on after nodes bounced it.
 const maxBounces = 3
 
@@ -397,7 +419,7 @@ func (s *Shard) rerouteMesh(ss *Session, req uint64, oc *outCall, node MeshNode)
 		oc.callee = nil
 		ss.meshCallAdded()
 	} else {
-		delete(s.mcalls, oc.invID)
+		s.dropMcall(oc.invID)
 	}
 	oc.node, oc.invID, oc.bounces = node, inv, 0
 	if s.mcalls == nil {
@@ -429,7 +451,7 @@ func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progres
 // of its max_invocations, and its callee working on it) until the callee
 // answered or this node left, for ever for a callee that does not answer.
 func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
-	delete(s.mcalls, oc.invID)
+	s.dropMcall(oc.invID)
 	if !s.meshSendInterrupt(oc, mode, reason) {
 		s.keepStop(lostStop{node: oc.node, callID: oc.invID, mode: mode, reason: reason})
 	}
@@ -662,7 +684,7 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 	for id, mc := range s.mcalls {
 		oc := mc.ss.calls[mc.req]
 		if oc == nil || oc.invID != id {
-			delete(s.mcalls, id)
+			s.dropMcall(id)
 			continue
 		}
 		if oc.node != node {
@@ -675,7 +697,7 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 		if k.node != node {
 			continue
 		}
-		delete(s.minvs, k)
+		s.dropMinv(k)
 		s.r.ms.done(k, true)
 		cs := mi.ss
 		ic := cs.invs[mi.inv]
@@ -1193,7 +1215,7 @@ func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
 	cs.dropInv(inv)
 	key := minvKey{ic.remote.node, ic.remote.callID}
 	if _, ok := s.minvs[key]; ok {
-		delete(s.minvs, key)
+		s.dropMinv(key)
 		s.r.ms.done(key, true)
 	}
 }
@@ -1293,7 +1315,7 @@ func (s *Shard) meshInterrupt(t *task) {
 	cs := mi.ss
 	ic := cs.invs[mi.inv]
 	if ic == nil {
-		delete(s.minvs, key)
+		s.dropMinv(key)
 		s.r.ms.done(key, true)
 		return
 	}

@@ -418,7 +418,7 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 // rerouteLocal sends the call req of ss to ce, a callee of this node.
 func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
 	if oc.callee == nil { // from another node's callee
-		delete(s.mcalls, oc.invID)
+		s.dropMcall(oc.invID)
 		ss.meshCallEnded()
 		oc.node = 0
 	}

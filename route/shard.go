@@ -110,6 +110,9 @@ type Shard struct {
 	mcalls map[uint64]mcall
 	minvs  map[minvKey]minv
 	mbuf   []byte
+	// mcallsPeak and minvsPeak: the most entries mcalls and minvs held
+	// since they were last checked (shrinkDue).
+	mcallsPeak, minvsPeak int
 	// lostStops are the interrupts of calls to other nodes, ended here,
 	// that the mesh refused (meshStop): sent again every stopRetryEvery
 	// (tmStops) until the mesh takes them or their node leaves. Owned by

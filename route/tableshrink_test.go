@@ -1,6 +1,7 @@
 package route
 
 import (
+	"maps"
 	"runtime"
 	"strconv"
 	"testing"
@@ -254,5 +255,57 @@ func TestBudgetOwnerTablesShrinkAfterCrowdLeaves(t *testing.T) {
 	pub.publish("com.crowd", nil, []any{"still"}, nil)
 	if m := kept.expect(proto.CodeEvent); argsOf(m)[0] != "still" {
 		t.Fatalf("EVENT %v", argsOf(m))
+	}
+}
+
+// A shard's tables of its calls to other nodes' callees (Shard.mcalls)
+// and of other nodes' calls to its callees (Shard.minvs) give back what a
+// peak of calls across the mesh grew them to once the calls end: after
+// four callers had 4,096 calls each in flight to a callee on another node
+// (each caller's limits.calls_in_flight on other nodes), all answered but
+// one each, the two tables held 853 and 1,281 KiB for the node's life
+// (measured as what the heap gives back when they are replaced by copies
+// of what they hold).
+func TestMeshCallTablesShrinkAfterPeak(t *testing.T) {
+	const per = 4096
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].joinOnInbox(0, 4*per+16)
+	callee.register("com.p", nil)
+	var callers []*tc
+	for range 4 {
+		callers = append(callers, es[0].joinOnInbox(0, per+16))
+	}
+	mm.sync()
+	kept := callRound(t, callee, callers, per)
+	mm.sync()
+	// What the tables hold: the heap they give back when replaced by
+	// copies of what they hold (the kept calls).
+	h0 := heapLive()
+	for i, e := range es {
+		s := e.r.Shard(0)
+		e.execs[0].do(func() {
+			if i == 0 {
+				c := make(map[uint64]mcall, len(s.mcalls))
+				maps.Copy(c, s.mcalls)
+				s.mcalls = c
+			} else {
+				c := make(map[minvKey]minv, len(s.minvs))
+				maps.Copy(c, s.minvs)
+				s.minvs = c
+			}
+		})
+	}
+	held := h0 - heapLive()
+	t.Logf("after %d calls across the mesh from each of %d callers, all but %d answered: the tables hold %d KiB", per, len(callers), len(kept), held>>10)
+	if held > 256<<10 {
+		t.Errorf("after %d calls across the mesh from each of %d callers, all but %d answered, the tables of calls across the mesh hold %d KiB, want at most 256", per, len(callers), len(kept), held>>10)
+	}
+	for _, inv := range kept {
+		callee.yield(inv, nil, []any{"late"})
+	}
+	for _, c := range callers {
+		if m := c.expect(proto.CodeResult); len(argsOf(m)) != 1 {
+			t.Fatalf("a kept call's RESULT has %v", argsOf(m))
+		}
 	}
 }
