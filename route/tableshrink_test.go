@@ -170,24 +170,28 @@ func TestSessionTablesShrinkAfterCrowdLeaves(t *testing.T) {
 	sh, x := e.r.Shard(0), e.execs[0]
 	h0 := heapLive()
 	crowd := make([]*Session, 0, n)
-	x.do(func() {
-		for range n {
-			p := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 2), sh: sh, exec: x, remote: "crowd"}
-			ss := sh.Open(p)
-			p.sess = ss
-			sh.Receive(ss, hello)
-			if m := <-p.in; m.Type != proto.CodeWelcome {
-				panic("no WELCOME for a session of the crowd: " + m.Type.String())
+	for range n / 1024 { // in turns of 1,024: under -race a turn of all of them took longer than do waits
+		x.do(func() {
+			for range 1024 {
+				p := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 2), sh: sh, exec: x, remote: "crowd"}
+				ss := sh.Open(p)
+				p.sess = ss
+				sh.Receive(ss, hello)
+				if m := <-p.in; m.Type != proto.CodeWelcome {
+					panic("no WELCOME for a session of the crowd: " + m.Type.String())
+				}
+				crowd = append(crowd, ss)
 			}
-			crowd = append(crowd, ss)
-		}
-	})
-	x.do(func() {
-		for _, ss := range crowd {
-			ss.peer.(*testPeer).closed.Store(true)
-			sh.Detach(ss)
-		}
-	})
+		})
+	}
+	for k := 0; k < n; k += 1024 {
+		x.do(func() {
+			for _, ss := range crowd[k : k+1024] {
+				ss.peer.(*testPeer).closed.Store(true)
+				sh.Detach(ss)
+			}
+		})
+	}
 	crowd = nil
 	e.advance(2 * e.r.cfg.HelloTimeout) // their HELLO timers fire, and let them go
 	held := heapLive() - h0
@@ -224,26 +228,30 @@ func TestBudgetOwnerTablesShrinkAfterCrowdLeaves(t *testing.T) {
 	sh, x := e.r.Shard(0), e.execs[0]
 	h0 := heapLive()
 	crowd := make([]*Session, 0, n)
-	x.do(func() {
-		for i := range n {
-			p := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 4), sh: sh, exec: x, remote: "crowd-" + strconv.Itoa(i)}
-			ss := sh.Open(p)
-			p.sess = ss
-			for k, want := range []proto.Code{proto.CodeWelcome, proto.CodeSubscribed, proto.CodeError} {
-				sh.Receive(ss, msgs[k])
-				if m := <-p.in; m.Type != want {
-					panic("a session of the crowd got " + m.Type.String() + ", want " + want.String())
+	for k := range n / 1024 { // in turns of 1,024: under -race a turn of all of them took longer than do waits
+		x.do(func() {
+			for i := k * 1024; i < (k+1)*1024; i++ {
+				p := &testPeer{ser: proto.JSON, in: make(chan *proto.Message, 4), sh: sh, exec: x, remote: "crowd-" + strconv.Itoa(i)}
+				ss := sh.Open(p)
+				p.sess = ss
+				for k, want := range []proto.Code{proto.CodeWelcome, proto.CodeSubscribed, proto.CodeError} {
+					sh.Receive(ss, msgs[k])
+					if m := <-p.in; m.Type != want {
+						panic("a session of the crowd got " + m.Type.String() + ", want " + want.String())
+					}
 				}
+				crowd = append(crowd, ss)
 			}
-			crowd = append(crowd, ss)
-		}
-	})
-	x.do(func() {
-		for _, ss := range crowd {
-			ss.peer.(*testPeer).closed.Store(true)
-			sh.Detach(ss)
-		}
-	})
+		})
+	}
+	for k := 0; k < n; k += 1024 {
+		x.do(func() {
+			for _, ss := range crowd[k : k+1024] {
+				ss.peer.(*testPeer).closed.Store(true)
+				sh.Detach(ss)
+			}
+		})
+	}
 	crowd = nil
 	e.advance(2 * e.r.cfg.HelloTimeout)
 	held := heapLive() - h0
