@@ -138,6 +138,9 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 	if aerr == nil {
 		aerr = metaExtraArgs(proc, args)
 	}
+	if aerr == nil {
+		aerr = metaArgsErr(proc, args, kwargs)
+	}
 	if aerr != nil {
 		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
 		return true
@@ -286,6 +289,50 @@ func metaExtraArgs(proc string, args []any) *metaErr {
 		takes = "1 positional argument"
 	}
 	return badArg(proc + " takes at most " + takes + ", not " + strconv.Itoa(len(args)))
+}
+
+// metaArgsErr refuses the arguments of a meta procedure that a bound may
+// refuse before its handler runs (a mesh session's gathers full,
+// meshMetaFull; a session's walk turns, walkFull), as its handler would
+// refuse them: the checks that need no table. Before, such a call was
+// answered wamp.error.unavailable, "try again", while the session's
+// gathers were full, and invalid_argument only once they had drained.
+// The handlers check again (the same helpers, the same answers).
+func metaArgsErr(proc string, args []any, kwargs map[string]any) *metaErr {
+	var err *metaErr
+	switch proc {
+	case "wamp.session.count", "wamp.session.list":
+		_, err = roleFilter(args, kwargs)
+	case "wamp.session.kill_by_authid", "wamp.session.kill_by_authrole":
+		if _, ok := argStr(args, 0); !ok {
+			return badArg("needs the " + strings.TrimPrefix(proc, "wamp.session.kill_by_") + " as its first argument")
+		}
+		_, _, err = killOpts(args, 1, kwargs)
+	case "wamp.session.kill_all":
+		_, _, err = killOpts(args, 0, kwargs)
+	case "wamp.registration.list", "wamp.subscription.list":
+		if v, e := metaOptArg(args, 0, kwargs, "session_id"); e != nil || v != nil || len(args) > 1 {
+			return badArg(proc + metaListNoArgs)
+		}
+	case "wamp.registration.list_callees", "wamp.registration.count_callees":
+		if _, ok := argID(args, 0); !ok {
+			return badArg("needs a registration id" + idRange)
+		}
+	case "wamp.subscription.get", "wamp.subscription.list_subscribers", "wamp.subscription.count_subscribers":
+		if _, ok := argID(args, 0); !ok {
+			return badArg("needs a subscription id" + idRange)
+		}
+	case "wamp.subscription.lookup":
+		if _, ok := argStr(args, 0); !ok {
+			return badArg(subLookupUsage)
+		}
+		_, err = matchOption(args, 1, kwargs)
+	case "wamp.subscription.match":
+		if _, ok := argStr(args, 0); !ok {
+			return badArg(subMatchUsage)
+		}
+	}
+	return err
 }
 
 // metaUnknownKey refuses a keyword argument meta procedure proc does not
@@ -440,7 +487,7 @@ func init() {
 		"wamp.registration.count_callees":     metaRegCallees(true),
 		"wamp.registration.remove_callee":     metaRegRemoveCallee,
 		"wamp.subscription.list":              metaList(subTable, "wamp.subscription.list"),
-		"wamp.subscription.lookup":            metaLookup(subTable, "wamp.subscription.lookup needs a topic URI"),
+		"wamp.subscription.lookup":            metaLookup(subTable, subLookupUsage),
 		"wamp.subscription.match":             metaSubMatch,
 		"wamp.subscription.get":               metaGet(subByID, proto.URINoSuchSubscription, "subscription"),
 		"wamp.subscription.list_subscribers":  metaSubSubscribers(false),
@@ -797,10 +844,16 @@ func subByID(rm *Realm, id uint64) (*subscription, bool) { s, ok := rm.subByID[i
 // walk of every registration's callees to find them would not be bounded
 // by the walk budget. Before, it was ignored and the caller given the
 // whole realm's list as if it were the session's.
+const (
+	metaListNoArgs = " takes no arguments: a session filter (Crossbar.io's session_id) is not supported"
+	subLookupUsage = "wamp.subscription.lookup needs a topic URI"
+	subMatchUsage  = "wamp.subscription.match needs a topic URI"
+)
+
 func metaList[E tabled](tab func(*Realm) *table[E], proc string) metaFn {
 	return func(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 		if v, err := metaOptArg(args, 0, kwargs, "session_id"); err != nil || v != nil || len(args) > 1 {
-			return nil, badArg(proc + " takes no arguments: a session filter (Crossbar.io's session_id) is not supported")
+			return nil, badArg(proc + metaListNoArgs)
 		}
 		lists := [3][]uint64{{}, {}, {}}
 		rm := ss.realm
@@ -877,7 +930,7 @@ func metaRegCallees(count bool) metaFn {
 func metaSubMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *metaErr) {
 	uri, ok := argStr(args, 0)
 	if !ok {
-		return nil, badArg("wamp.subscription.match needs a topic URI")
+		return nil, badArg(subMatchUsage)
 	}
 	rm := ss.realm
 	rm.mu.RLock()
