@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,11 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 	}}
 	conn, br, hs, err := d.Dial(ctx, ep.url)
 	if err != nil {
+		if lc != nil && ctx.Err() == nil {
+			if said := httpAnswer(lc.head, ep.tls); said != "" {
+				return nil, fmt.Errorf("client: WebSocket dial %s: %s", ep.url, said)
+			}
+		}
 		return nil, fmt.Errorf("client: WebSocket dial %s: %w", ep.url, ctxErr(ctx, err))
 	}
 	lc.left.Store(-1) // the upgrade is done: no bound (MaxMessage bounds messages)
@@ -89,9 +95,50 @@ var errUpgradeTooLarge = fmt.Errorf("the router's answer to the upgrade exceeds 
 
 // upgradeConn is the connection while the WebSocket upgrade runs: reads
 // fail once left bytes are spent. left is -1 once the upgrade is done.
+// head keeps the first maxUpgradeHead bytes read, for httpAnswer.
 type upgradeConn struct {
 	net.Conn
 	left atomic.Int64
+	head []byte
+}
+
+// maxUpgradeHead bounds upgradeConn.head: a status line and a short body.
+const maxUpgradeHead = 512
+
+// httpAnswer says what the router answered the upgrade with, when its
+// answer head (the first bytes read) is an HTTP response that gobwas/ws
+// refused: "router answered HTTP 400: Client sent an HTTP request to an
+// HTTPS server (a ws:// URL for a wss:// port?)". Else "". gobwas/ws
+// refuses an HTTP/1.0 status line as "handshake error: bad HTTP protocol
+// version", and the router answers plaintext HTTP on a TLS port with
+// net/http's HTTP/1.0 400: a ws:// URL given a wss:// port was told
+// nothing of the mistake.
+func httpAnswer(head []byte, tls bool) string {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 2 || !bytes.HasPrefix(f[0], []byte("HTTP/")) || len(f[1]) != 3 || string(f[1]) == "101" {
+		return "" // a 101 refused for its headers: gobwas/ws's error says why
+	}
+	for _, c := range f[1] {
+		if c < '0' || c > '9' {
+			return ""
+		}
+	}
+	said := "router answered HTTP " + string(f[1])
+	if _, body, ok := bytes.Cut(head, []byte("\r\n\r\n")); ok {
+		first, _, _ := bytes.Cut(body, []byte("\n"))
+		first = bytes.TrimRight(bytes.TrimSpace(first), ".")
+		if len(first) > 200 {
+			first = first[:200]
+		}
+		if len(first) > 0 {
+			said += ": " + strings.ToValidUTF8(string(first), "?")
+		}
+	}
+	if !tls && bytes.Contains(head, []byte("HTTPS")) {
+		said += " (a ws:// URL for a wss:// port?)"
+	}
+	return said
 }
 
 func (c *upgradeConn) Read(p []byte) (int, error) {
@@ -107,6 +154,9 @@ func (c *upgradeConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.left.Add(-int64(n))
+	if k := min(n, maxUpgradeHead-len(c.head)); k > 0 {
+		c.head = append(c.head, p[:k]...)
+	}
 	return n, err
 }
 
