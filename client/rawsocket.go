@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -67,14 +68,14 @@ func dialRawSocket(ctx context.Context, ep endpoint, cfg *Config) (*rawSocket, e
 	}
 	t := &rawSocket{stream: stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0, now: cfg.now}}
 	t.br = t.reader(conn, nil)
-	if err := t.handshake(ctx, cfg); err != nil {
+	if err := t.handshake(ctx, cfg, ep.tls); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return t, nil
 }
 
-func (t *rawSocket) handshake(ctx context.Context, cfg *Config) error {
+func (t *rawSocket) handshake(ctx context.Context, cfg *Config, overTLS bool) error {
 	if d, ok := ctx.Deadline(); ok {
 		t.conn.SetDeadline(d)
 		defer t.conn.SetDeadline(time.Time{})
@@ -89,6 +90,16 @@ func (t *rawSocket) handshake(ctx context.Context, cfg *Config) error {
 	}
 	var r [4]byte
 	if _, err := io.ReadFull(t.br, r[:]); err != nil {
+		if ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+			// What a plaintext client meets at a TLS port: the router
+			// closes at the first byte that cannot start a TLS record.
+			// It said only "EOF".
+			hint := ""
+			if !overTLS {
+				hint = " (a TLS port?)"
+			}
+			return fmt.Errorf("client: the router closed the connection during the RawSocket handshake%s: %w", hint, err)
+		}
 		return fmt.Errorf("client: RawSocket handshake: %w", ctxErr(ctx, err))
 	}
 	if r[0] != rsMagic {

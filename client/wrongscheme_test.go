@@ -63,3 +63,12 @@ func TestWebSocketDialAtTLSPortSaysSo(t *testing.T) {
 	addr := startTLSRouter(t)
 	dialSays(t, "ws://"+addr+"/ws", "router answered HTTP 400: Client sent an HTTP request to an HTTPS server (a ws:// URL for a wss:// port?)")
 }
+
+// An rs:// URL at a router's TLS port: the router closes the connection
+// at the plaintext RawSocket handshake, and Dial failed "RawSocket
+// handshake: EOF". It now says the router closed the connection during
+// the handshake, and asks whether the port is a TLS one.
+func TestRawSocketDialAtTLSPortSaysSo(t *testing.T) {
+	addr := startTLSRouter(t)
+	dialSays(t, "rs://"+addr, "the router closed the connection during the RawSocket handshake (a TLS port?)")
+}
