@@ -1460,14 +1460,17 @@ func (c *config) validate() error {
 	// "at the next scan" or "at once". keepalive.interval: 1ns pinged
 	// every connection every second, keepalive.timeout: 1ns or
 	// hello_timeout: 1ns closed nearly every session, and check-config
-	// said ok. 0 is the default.
+	// said ok. 0 is the default. hello_timeout is a route timer, kept to
+	// the millisecond, not the scan's: its floor is 100 ms (as the other
+	// short floors, mesh.ping_interval and oauth.sync_interval), so that a
+	// hello_timeout: 500ms that worked is not refused.
 	const scan = "the event loops look at their connections once a second"
 	const wampMS = "WAMP counts a call's timeout in milliseconds"
 	c.durationFloors(&errs, []durationFloor{
 		{c.Keepalive.Interval, time.Second, scan, "", []any{"keepalive", "interval"}},
 		{c.Keepalive.Timeout, time.Second, scan, "", []any{"keepalive", "timeout"}},
 		{c.Limits.HandshakeTimeout, time.Second, scan, "", []any{"limits", "handshake_timeout"}},
-		{c.Limits.HelloTimeout, time.Second, "a client's HELLO and its authentication take round trips", "", []any{"limits", "hello_timeout"}},
+		{c.Limits.HelloTimeout, 100 * time.Millisecond, "a client's HELLO and its authentication take round trips", "", []any{"limits", "hello_timeout"}},
 		{c.Limits.IdleTimeout, time.Second, scan, "", []any{"limits", "idle_timeout"}},
 		{c.RPC.CallTimeout, time.Millisecond, wampMS, "", []any{"rpc", "call_timeout"}},
 		{c.RPC.MaxCallTimeout, time.Millisecond, wampMS, "", []any{"rpc", "max_call_timeout"}},
