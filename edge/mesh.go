@@ -207,16 +207,41 @@ func (n *Node) narrow(realm string, ri *realmInterest) {
 
 // Publish implements route.Mesh: the event goes to its subject; NATS
 // delivers it to the nodes with interest only.
+//
+// An event no node has interest in is not queued once the queue holds
+// more than a sixteenth of its bound (noInterest): it went into the queue
+// regardless, and one client publishing large events to a topic nobody
+// subscribes to filled the events' three quarters, so that another
+// publisher's events to a topic a session on another node subscribes to
+// were dropped (outbound_full), where on one node such publications cost
+// nothing (TestUnheardFloodLeavesOthersEvents). Below that the queue is
+// not the scarce thing, and the common path takes no lock of the
+// server's.
 func (n *Node) Publish(realm string, topic []byte, env []byte) error {
 	if n.tooLarge(env) {
 		return ErrTooLarge
 	}
 	subj := n.subjects.get(n.evRoot, realm, topic)
+	if n.noInterest(subj) {
+		n.stats.EventsUnheard.Add(1)
+		return nil
+	}
 	if err := n.out.pushEnv(classBulk, subj, "", env); err != nil {
 		n.stats.EventsDropped.Add(1)
 		return err
 	}
 	return nil
+}
+
+// noInterest reports whether an event to subj would reach no node, while
+// the outbound queue holds more than a sixteenth of its bound: the
+// embedded server's account, which holds this node's subscriptions and
+// those of every other server's it is linked to (routes, leaf links),
+// has none matching. This node's own (NoEcho: never delivered back to
+// it) count as interest. With NatsURL the interest is not known here:
+// false.
+func (n *Node) noInterest(subj string) bool {
+	return n.acc != nil && n.out.busy.Load() && !n.acc.SubscriptionInterest(subj)
 }
 
 // errNoNode is returned by Send for a node that is gone.

@@ -63,6 +63,11 @@ type Node struct {
 	evRoot  string
 
 	srv *server.Server // nil with NatsURL
+	// acc is the embedded server's account of the mesh's connections
+	// (nil with NatsURL): its interest graph says whether any node has
+	// a subscription matching an event's subject (Publish). Static after
+	// Start.
+	acc *server.Account
 	// localPass is the password of the embedded server's client port when
 	// the mesh has no credential (startServer), "" otherwise.
 	localPass string
@@ -158,6 +163,10 @@ type Stats struct {
 	// EventsDropped counts events not sent because the outbound queue was
 	// full (route counts them too, in MeshStats.SendFailed).
 	EventsDropped atomic.Uint64
+	// EventsUnheard counts events not queued because no other node had
+	// a subscription matching them (checked while the outbound queue
+	// holds more than a sixteenth of its bound; embedded server only).
+	EventsUnheard atomic.Uint64
 	// SlowConsumer counts messages NATS dropped before this node read
 	// them (its subscription queues were full).
 	SlowConsumer atomic.Uint64
@@ -523,6 +532,7 @@ func (n *Node) startServer(ctx context.Context) error {
 		return fmt.Errorf("edge: the NATS server did not start: %s", why)
 	}
 	n.srv = s
+	n.acc = s.GlobalAccount()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 )
@@ -59,8 +60,9 @@ type outBatch struct {
 
 type outq struct {
 	mu      sync.Mutex
-	cur     *outBatch // guarded by mu
-	bytes   int64     // guarded by mu: what the items queued cost (both batches; itemCost)
+	cur     *outBatch   // guarded by mu
+	bytes   int64       // guarded by mu: what the items queued cost (both batches; itemCost)
+	busy    atomic.Bool // bytes > max/16; written under mu, read without it (Node.noInterest)
 	max     int64
 	closed  bool // guarded by mu
 	wake    chan struct{}
@@ -196,6 +198,7 @@ func (q *outq) add(op opKind, pack bool, subj, reply string, data []byte, ent *i
 	b.items = append(b.items, outItem{op: op, pack: pack, subj: subj, reply: reply, off: off, n: len(data), ent: ent})
 	b.cost += cost
 	q.bytes += cost
+	q.busy.Store(q.bytes > q.max/16)
 }
 
 // payOwed queues the owed messages that fit in classEnd's room now, in
@@ -250,6 +253,7 @@ func (q *outq) done(b *outBatch) {
 	}
 	q.mu.Lock()
 	q.bytes -= n
+	q.busy.Store(q.bytes > q.max/16)
 	q.spare = b
 	if len(q.owed) > 0 && !q.closed {
 		q.payOwed() // the sender takes them next (take)
