@@ -2,9 +2,11 @@ package edge
 
 import (
 	"errors"
+	"hash/maphash"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -348,43 +350,77 @@ func (d *dedupRing) seen(id uint64) bool {
 }
 
 // subjectCache maps (realm, topic) to its event subject, so that the
-// publish path does not rebuild it each time. Bounded in entries and in
-// bytes (its topics and subjects): cleared when either is full. A bound
-// in entries alone let one client that published once to each of 4,095
+// publish path does not rebuild it each time. Every loop reads it at
+// once, without a lock: a set-associative table of immutable entries
+// (subjectWays per set, the set picked by a seeded hash of the topic),
+// each slot an atomic pointer. A miss replaces one entry of its set, one
+// not used since the set's last miss (a second chance, as a clock
+// does), so a topic published to more often than its set misses stays.
+// Bounded in bytes: an entry's topic and subject are at most
+// subjectEntryMax bytes (longer ones are built each time, not kept), so
+// the table holds at most subjectCacheBytes of them.
+//
+// It was one map behind a mutex that every loop took on each event, and
+// it was cleared whole at 4,096 entries: a client cycling through topics
+// made every publisher build its subject again
+// (TestSubjectCacheKeepsHotTopicsPastCycling). Before that, a bound in
+// entries alone let one client that published once to each of 4,095
 // topics near proto.MaxURILen (16 MiB sent, to topics nobody subscribed
 // to) make the node hold 43.5 MB of them (57 MiB of heap), counted in no
-// budget, until 4,096 other topics cleared it.
+// budget (TestSubjectCacheBoundedInBytes).
 type subjectCache struct {
-	mu    sync.Mutex
-	m     map[string]map[string]string // guarded by mu
-	n     int                          // guarded by mu: entries
-	bytes int                          // guarded by mu: the entries' topics and subjects
+	slots [subjectSets * subjectWays]atomic.Pointer[subjectEntry]
+}
+
+type subjectEntry struct {
+	realm, topic, subj string
+	used               atomic.Bool // hit since its set's last miss
 }
 
 const (
-	subjectCacheMax   = 4096
-	subjectCacheBytes = 1 << 20
+	subjectSets       = 512
+	subjectWays       = 4
+	subjectEntryMax   = 512 // bytes of an entry's topic and subject
+	subjectCacheBytes = subjectSets * subjectWays * subjectEntryMax
 )
 
+// subjectSeed seeds the cache's hash: a client cannot pick topics that
+// fall in one set.
+var subjectSeed = maphash.MakeSeed()
+
+// get returns the event subject of topic in realm. Safe for concurrent
+// use; a hit neither locks nor allocates.
 func (c *subjectCache) get(root, realm string, topic []byte) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[realm][string(topic)]; ok {
-		return s
+	h := maphash.Bytes(subjectSeed, topic)
+	set := c.slots[(h%subjectSets)*subjectWays:][:subjectWays]
+	for i := range set {
+		if e := set[i].Load(); e != nil && e.topic == string(topic) && e.realm == realm {
+			if !e.used.Load() {
+				e.used.Store(true)
+			}
+			return e.subj
+		}
 	}
 	s := string(eventSubject(nil, root, realm, topic))
-	cost := len(topic) + len(s)
-	if c.m == nil || c.n >= subjectCacheMax || c.bytes+cost > subjectCacheBytes {
-		c.m, c.n, c.bytes = map[string]map[string]string{}, 0, 0
+	if len(topic)+len(s) > subjectEntryMax {
+		return s
 	}
-	rm := c.m[realm]
-	if rm == nil {
-		rm = map[string]string{}
-		c.m[realm] = rm
+	e := &subjectEntry{realm: realm, topic: string(topic), subj: s}
+	for i := range set {
+		if set[i].Load() == nil {
+			set[i].CompareAndSwap(nil, e) // lost to another loop's miss: not kept
+			return s
+		}
 	}
-	rm[string(topic)] = s
-	c.n++
-	c.bytes += cost
+	for i := range set {
+		old := set[i].Load()
+		if !old.used.Load() {
+			set[i].CompareAndSwap(old, e)
+			return s
+		}
+		old.used.Store(false) // a second chance: replaced at the set's next miss unless used
+	}
+	set[(h/subjectSets)%subjectWays].Store(e)
 	return s
 }
 

@@ -3,21 +3,22 @@ package edge
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
-// held returns the bytes of the topics and subjects c holds.
+// held returns the entries c holds, and the bytes of their topics and
+// subjects.
 func (c *subjectCache) held() (entries, bytes int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.m {
-		for topic, subj := range m {
+	for i := range c.slots {
+		if e := c.slots[i].Load(); e != nil {
 			entries++
-			bytes += len(topic) + len(subj)
+			bytes += len(e.topic) + len(e.subj)
 		}
 	}
 	return entries, bytes
@@ -56,4 +57,49 @@ func TestSubjectCacheBoundedInBytes(t *testing.T) {
 	if entries, _ := a.n.subjects.held(); entries < 100 {
 		t.Fatalf("%d entries cached after 100 short topics", entries)
 	}
+}
+
+// A client cycling through topics does not make other publishers rebuild
+// their subjects: the cache was cleared whole at its 4,096th entry, and
+// every publisher's next event built its subject again (an allocation
+// and a copy, under a mutex every loop shares). A topic published to
+// between two of the cycler's stays cached.
+func TestSubjectCacheKeepsHotTopicsPastCycling(t *testing.T) {
+	var c subjectCache
+	root := eventRoot(2)
+	hot := c.get(root, "realm1", []byte("com.example.hot"))
+	c.get(root, "realm1", []byte("com.example.hot"))
+	for i := 0; i < 20000; i++ {
+		c.get(root, "realm1", []byte(fmt.Sprintf("com.cycle.%d", i)))
+		if s := c.get(root, "realm1", []byte("com.example.hot")); unsafe.StringData(s) != unsafe.StringData(hot) {
+			t.Fatalf("the hot topic's subject was built again after %d other topics", i+1)
+		}
+	}
+	// Another realm's topic of the same name is its own.
+	if s := c.get(root, "realm2", []byte("com.example.hot")); s == hot {
+		t.Fatalf("realm2's subject %q is realm1's", s)
+	}
+}
+
+// Loops reading and replacing entries at once each get their topic's
+// own subject (run with -race).
+func TestSubjectCacheConcurrent(t *testing.T) {
+	var c subjectCache
+	root := eventRoot(2)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 20000; i++ {
+				topic := []byte(fmt.Sprintf("com.t.%d", (i*(g+1))%5000))
+				want := string(eventSubject(nil, root, "realm1", topic))
+				if s := c.get(root, "realm1", topic); s != want {
+					t.Errorf("%s: got %q, want %q", topic, s, want)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
 }
