@@ -97,10 +97,18 @@ func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	callee := b.dial(b.rs(), proto.MsgPack)
 	started := make(chan struct{}, 1)
+	// The handler outlasts its session: the Go client's Close lets a
+	// handler that returns when its context ends answer before the
+	// GOODBYE (ae0cd2c), and that RESULT, a result like any, is what a
+	// full inbound queue drops; this test is of the error the router
+	// sends when the callee leaves without answering.
+	leave := make(chan struct{})
+	var leaveOnce sync.Once
+	t.Cleanup(func() { leaveOnce.Do(func() { close(leave) }) })
 	if _, err := callee.Register(ctx, "com.hold", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
 		if len(inv.Args) > 0 {
 			started <- struct{}{}
-			<-ctx.Done() // until its session ends
+			<-leave
 		}
 		return &client.Result{}, nil
 	}, nil); err != nil {
@@ -149,7 +157,7 @@ func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
 	// mesh its registration went (a directory change, which a queues
 	// in its own reserve, behind the answer).
 	dir := a.n.ctlq.takenBy()[inDir]
-	callee.Close()
+	go callee.Close() // it waits for the handler, released at the end
 	eventually(t, 10*time.Second, func() error {
 		if a.n.ctlq.takenBy()[inDir] == dir {
 			return errors.New("b's directory change has not reached a")
@@ -165,6 +173,7 @@ func TestMeshEndKeptByFullInboundQueue(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the caller got no answer 10 s after a's dispatcher ran again (%d control messages dropped): the error ending its call was lost", a.n.Stats().ControlFull.Load())
 	}
+	leaveOnce.Do(func() { close(leave) })
 	waitNothingPending(t, nodes...)
 }
 
