@@ -126,6 +126,11 @@ func refused(code string, retry time.Duration) *oauthError {
 	return &oauthError{status: http.StatusTooManyRequests, code: code, desc: "too many failed authentications from this address; try again later", retry: max(retry, time.Second)}
 }
 
+// placeWait is how long a public client's request waits for a place
+// held by its address's requests in progress (limiter.beginWait): the
+// Retry-After its 429 said before it waited.
+const placeWait = time.Second
+
 // attempt is a request's place among its source's attempts
 // (limiter.begin), held from authClient by a public client's request.
 type attempt struct {
@@ -182,8 +187,11 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, atte
 	}
 	c := s.cfg.Load().clients[id]
 	if c != nil && c.Public && secret == "" {
-		// Nothing secret to check; a place held all the same (above).
-		if ok, retry := s.limit.begin(src, now); !ok {
+		// Nothing secret to check; a place held all the same (above),
+		// waited for while the address's others are held by requests in
+		// progress (limiter.beginWait), so that a NAT's honest requests
+		// at once are served rather than refused.
+		if ok, retry := s.limit.beginWait(r.Context(), src, s.clock, placeWait); !ok {
 			// Not locked out (above): its places are taken, by failures
 			// or by requests in progress.
 			oe := refused("invalid_client", retry)

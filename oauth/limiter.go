@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/binary"
 	"hash/maphash"
 	"net"
@@ -43,12 +44,16 @@ type AuthLimits struct {
 // address, or the /64 of its IPv6 address: one host, or one customer, gets a
 // whole /64). Safe for concurrent use.
 type limiter struct {
-	lim     AuthLimits   // static
-	max     int          // static: sources tracked (limiterMax; tests lower it)
-	seed    maphash.Seed // static: for the keys of sources that are not IP addresses
-	mu      sync.Mutex
-	m       map[srcKey]failRec // guarded by mu
-	sweepAt int                // guarded by mu
+	lim  AuthLimits   // static
+	max  int          // static: sources tracked (limiterMax; tests lower it)
+	seed maphash.Seed // static: for the keys of sources that are not IP addresses
+	mu   sync.Mutex
+	m    map[srcKey]failRec // guarded by mu
+	// waits holds, for each source with a request waiting for a place
+	// (beginWait), a channel closed when one of its places is given
+	// back (end, cancel). Made when one waits; guarded by mu.
+	waits   map[srcKey]chan struct{}
+	sweepAt int // guarded by mu
 	// fullSince (Unix ns) and fullSweeps (guarded by mu): the sweeps of
 	// the full table in the second from fullSince (fullSweepsPerSecond at
 	// most).
@@ -233,23 +238,87 @@ func (l *limiter) begin(src source, t time.Time) (bool, time.Duration) {
 	if src.key == (srcKey{}) {
 		return true, 0
 	}
-	now := t.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.rec(src.key, now)
-	switch {
-	case !ok:
-		return false, maxDelay // full of live records: track no more, answer later
-	case now < r.blockedUntil:
-		l.m[src.key] = r
-		return false, time.Duration(r.blockedUntil - now)
-	case r.failures(now, l.lim.Window)+int(r.open) >= l.lim.BlockAfter:
-		l.m[src.key] = r
-		return false, time.Second
+	ok, retry, _ := l.take(src.key, t.UnixNano())
+	return ok, retry
+}
+
+// take is begin's reservation; busy reports a refusal only because the
+// source's other places are held by attempts in progress (not by its
+// failures, a lockout or a full table). Caller holds mu.
+func (l *limiter) take(key srcKey, now int64) (ok bool, retry time.Duration, busy bool) {
+	r, ok := l.rec(key, now)
+	if !ok {
+		return false, maxDelay, false // full of live records: track no more, answer later
+	}
+	if now < r.blockedUntil {
+		l.m[key] = r
+		return false, time.Duration(r.blockedUntil - now), false
+	}
+	if f := r.failures(now, l.lim.Window); f+int(r.open) >= l.lim.BlockAfter {
+		l.m[key] = r
+		return false, time.Second, f < l.lim.BlockAfter
 	}
 	r.open++
-	l.m[src.key] = r
-	return true, 0
+	l.m[key] = r
+	return true, 0, false
+}
+
+// beginWait is begin for a request that is most often no guess (a
+// public client's, which has no secret: Server.authClient): where the
+// source's places are all held by requests in progress, rather than
+// taken by its failures, it waits for one to be given back, up to wait
+// or until ctx ends. So an address's honest requests at once (an
+// office's NAT, a carrier's CGNAT: a public client's browsers and apps)
+// are served, at most as many at a time as begin lets through, where
+// begin refused the 11th 429; parallel guesses are still checked no more
+// than that at a time, and are refused as soon as their failures lock
+// the source out. now is read again after each wait. It allocates only
+// when it waits (a channel, and a timer).
+func (l *limiter) beginWait(ctx context.Context, src source, now func() time.Time, wait time.Duration) (bool, time.Duration) {
+	if src.key == (srcKey{}) {
+		return true, 0
+	}
+	var timeout <-chan time.Time
+	for {
+		l.mu.Lock()
+		ok, retry, busy := l.take(src.key, now().UnixNano())
+		if ok || !busy || wait <= 0 {
+			l.mu.Unlock()
+			return ok, retry
+		}
+		ch := l.waits[src.key]
+		if ch == nil {
+			if l.waits == nil {
+				l.waits = map[srcKey]chan struct{}{}
+			}
+			ch = make(chan struct{})
+			l.waits[src.key] = ch
+		}
+		l.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false, retry
+		case <-ctx.Done():
+			return false, retry
+		}
+	}
+}
+
+// freed wakes the requests waiting for a place of key (beginWait).
+// Caller holds mu.
+func (l *limiter) freed(key srcKey) {
+	if ch, ok := l.waits[key]; ok {
+		close(ch)
+		delete(l.waits, key)
+	}
 }
 
 // end releases a reservation. A failure is counted: it returns how long to
@@ -268,6 +337,7 @@ func (l *limiter) end(src source, t time.Time, failed bool) (delay time.Duration
 	defer func() { l.m[src.key] = r }()
 	if r.open > 0 {
 		r.open--
+		l.freed(src.key)
 	}
 	if !failed {
 		return 0, false
@@ -325,6 +395,7 @@ func (l *limiter) cancel(src source, t time.Time) {
 	}
 	if r.open > 0 {
 		r.open--
+		l.freed(src.key)
 	}
 	if r.open == 0 && r.failures(now, l.lim.Window) == 0 && now >= r.blockedUntil {
 		delete(l.m, src.key)
