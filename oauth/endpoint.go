@@ -301,7 +301,12 @@ func (s *Server) checkUser(r *http.Request, realm, username, password string) ([
 		return nil, errInvalidRequest("username and password are required")
 	}
 	src := s.limit.source(r)
-	if ok, retry := s.limit.begin(src, s.clock()); !ok {
+	// A place held by the address's requests in progress (its public
+	// clients' since 76168da: an office's other browsers refreshing) is
+	// waited for, as authClient does, where a sign-in was refused 429
+	// "too many failed" at once with nothing failed; failures refuse at
+	// once, and no more than the threshold are checked at a time.
+	if ok, retry := s.limit.beginWait(r.Context(), src, s.clock, placeWait); !ok {
 		return nil, refused("invalid_grant", retry)
 	}
 	if !s.acquireHash(r.Context()) {
