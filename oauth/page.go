@@ -225,7 +225,10 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) (*page
 	}
 	code := normalizeUserCode(raw)
 	src := s.limit.source(r)
-	if ok, _ := s.limit.begin(src, s.clock()); !ok {
+	// A place held by the address's requests in progress (not by its
+	// failures) is waited for, as checkUser does: an office's other
+	// browsers refreshing took them, and the code was refused 429.
+	if ok, _ := s.limit.beginWait(r.Context(), src, s.clock, placeWait); !ok {
 		return codeForm(raw, "Too many failed attempts from your network. Try again in a few minutes.", http.StatusTooManyRequests)
 	}
 	var key string
