@@ -204,8 +204,10 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, atte
 		return c, attempt{}, nil // this secret verified recently (a wrong one is never cached)
 	}
 	// Everything else checks (or refuses) a credential: it takes a place
-	// among the source's attempts first.
-	if ok, retry := s.limit.begin(src, now); !ok {
+	// among the source's attempts first, waited for while they are held
+	// by requests in progress (a public client's browsers on the same
+	// NAT), not taken by failures.
+	if ok, retry := s.limit.beginWait(r.Context(), src, s.clock, placeWait); !ok {
 		return nil, attempt{}, refused("invalid_client", retry)
 	}
 	fail := func(desc string) (*clientConf, attempt, *oauthError) {
