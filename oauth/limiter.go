@@ -49,11 +49,15 @@ type limiter struct {
 	seed maphash.Seed // static: for the keys of sources that are not IP addresses
 	mu   sync.Mutex
 	m    map[srcKey]failRec // guarded by mu
-	// waits holds, for each source with a request waiting for a place
-	// (beginWait), a channel closed when one of its places is given
-	// back (end, cancel). Made when one waits; guarded by mu.
-	waits   map[srcKey]chan struct{}
-	sweepAt int // guarded by mu
+	// waits holds, for each source with requests waiting for a place
+	// (beginWait), their count and the channel that wakes one of them
+	// when a place is given back (end, cancel). Made when one waits;
+	// guarded by mu.
+	waits map[srcKey]*waiters
+	// parked and wakes count the requests waiting in beginWait now, and
+	// their wake-ups so far (tests). Guarded by mu.
+	parked, wakes int
+	sweepAt       int // guarded by mu
 	// fullSince (Unix ns) and fullSweeps (guarded by mu): the sweeps of
 	// the full table in the second from fullSince (fullSweepsPerSecond at
 	// most).
@@ -275,49 +279,89 @@ func (l *limiter) take(key srcKey, now int64) (ok bool, retry time.Duration, bus
 // begin refused the 11th 429; parallel guesses are still checked no more
 // than that at a time, and are refused as soon as their failures lock
 // the source out. now is read again after each wait. It allocates only
-// when it waits (a channel, and a timer).
+// when it waits (a channel and a record, and a timer).
+//
+// A place given back wakes one waiter (freed), not all: one place serves
+// one. The waiter passes the wake on when it leaves a place free, or is
+// refused for a reason every waiter shares (a lockout), so that a wake
+// is not lost when two places are given back before it runs.
 func (l *limiter) beginWait(ctx context.Context, src source, now func() time.Time, wait time.Duration) (bool, time.Duration) {
 	if src.key == (srcKey{}) {
 		return true, 0
 	}
 	var timeout <-chan time.Time
+	woken := false
 	for {
 		l.mu.Lock()
 		ok, retry, busy := l.take(src.key, now().UnixNano())
 		if ok || !busy || wait <= 0 {
+			if woken && (!ok || l.placeFree(src.key, now().UnixNano())) {
+				l.freed(src.key)
+			}
 			l.mu.Unlock()
 			return ok, retry
 		}
-		ch := l.waits[src.key]
-		if ch == nil {
+		w := l.waits[src.key]
+		if w == nil {
 			if l.waits == nil {
-				l.waits = map[srcKey]chan struct{}{}
+				l.waits = map[srcKey]*waiters{}
 			}
-			ch = make(chan struct{})
-			l.waits[src.key] = ch
+			w = &waiters{wake: make(chan struct{}, 1)}
+			l.waits[src.key] = w
 		}
+		w.n++
+		l.parked++
 		l.mu.Unlock()
 		if timeout == nil {
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			timeout = t.C
 		}
+		woken = false
 		select {
-		case <-ch:
+		case <-w.wake:
+			woken = true
 		case <-timeout:
-			return false, retry
 		case <-ctx.Done():
+		}
+		l.mu.Lock()
+		l.parked--
+		if woken {
+			l.wakes++
+		}
+		if w.n--; w.n == 0 && l.waits[src.key] == w {
+			delete(l.waits, src.key)
+		}
+		l.mu.Unlock()
+		if !woken {
 			return false, retry
 		}
 	}
 }
 
-// freed wakes the requests waiting for a place of key (beginWait).
-// Caller holds mu.
+// waiters are the requests waiting in beginWait for a source's place:
+// how many, and the channel (of one) that wakes one of them.
+type waiters struct {
+	wake chan struct{}
+	n    int
+}
+
+// placeFree reports whether key has a place free at now (its failures
+// and attempts in progress under the threshold). Caller holds mu.
+func (l *limiter) placeFree(key srcKey, now int64) bool {
+	r, ok := l.m[key]
+	return !ok || now >= r.blockedUntil && r.failures(now, l.lim.Window)+int(r.open) < l.lim.BlockAfter
+}
+
+// freed wakes one request waiting for a place of key (beginWait), if
+// any; a wake already pending stands for this one (its waiter passes it
+// on). Caller holds mu.
 func (l *limiter) freed(key srcKey) {
-	if ch, ok := l.waits[key]; ok {
-		close(ch)
-		delete(l.waits, key)
+	if w := l.waits[key]; w != nil {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
