@@ -262,12 +262,6 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl, err := s.VerifyAccessToken(tok)
-	if errors.Is(err, ErrTokenSignature) && s.checkedForgery(tok) {
-		// As at /oauth/revoke: a signature checked for nothing (only good
-		// tokens are cached) counts as a failed attempt of the address,
-		// so that authClient's lockout refuses a flood before any check.
-		s.guessFailed(r, &at, "access_token", c.ID, "a forged access token (its signature does not verify)")
-	}
 	if err != nil || cl.Audience != c.realm.Name {
 		writeJSON(w, http.StatusOK, inactive)
 		return
