@@ -285,34 +285,38 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 		why, _ := rm.retain(topic, p, nil, "")
 		return why == retainKept
 	}
-	chain := make([]*retainedEvent, 0, maxRetainedFiltered+1)
+	// Each event's share is read before unretain takes it out of it: this
+	// node's own events are retained again in their publishers' shares
+	// (TestMeshRetainedRelinkKeepsLocalShare).
+	type kept struct {
+		re    *retainedEvent
+		owner string
+	}
+	chain := make([]kept, 0, maxRetainedFiltered+1)
 	for re := old; re != nil; re = re.older {
 		if re.pub.id == p.id {
 			return true // a copy of one kept
 		}
-		chain = append(chain, re)
+		k := kept{re: re}
+		if re.share != nil {
+			k.owner = re.share.key
+		}
+		chain = append(chain, k)
 	}
-	if tail := chain[len(chain)-1]; tail.pub.filter == nil && !retainedAfter(p, tail.pub) {
+	if tail := chain[len(chain)-1].re; tail.pub.filter == nil && !retainedAfter(p, tail.pub) {
 		return true // no newer than the value every subscriber gets
 	}
 	rm.unretain(topic, old)
-	kept := true
-	replay := func(re *retainedEvent) {
-		owner := ""
-		if re.share != nil {
-			owner = re.share.key
-		}
-		rm.retain(topic, re.pub, re.by, owner)
-	}
-	placed := false
+	ok, placed := true, false
 	for i := len(chain) - 1; i >= 0; i-- {
-		if !placed && retainedAfter(chain[i].pub, p) {
+		re := chain[i].re
+		if !placed && retainedAfter(re.pub, p) {
 			why, _ := rm.retain(topic, p, nil, "")
-			kept, placed = why == retainKept, true
+			ok, placed = why == retainKept, true
 		}
-		replay(chain[i])
+		rm.retain(topic, re.pub, re.by, chain[i].owner)
 	}
-	return kept
+	return ok
 }
 
 // retainedAfter reports whether the retained event p is newer than q:
