@@ -36,7 +36,7 @@ func TestCheckConfigRefusesUselesslyShortDurations(t *testing.T) {
 		{gw + "callees: [{name: c1, realm: realm1, procedure: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ns}]}\n", "gateway.callees[0].timeout", "1ms"},
 		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ns}]}\n", "gateway.webhooks[0].timeout", "1ms"},
 		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", backoff: 1ns}]}\n", "gateway.webhooks[0].backoff", "10ms"},
-		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", max_backoff: 999ms}]}\n", "gateway.webhooks[0].max_backoff", "1s"},
+		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", max_backoff: 1ns}]}\n", "gateway.webhooks[0].max_backoff", "10ms"},
 		{mesh + "gather_timeout: 1ns}\n", "mesh.gather_timeout", "100ms"},
 	} {
 		p := writeConfig(t, c.yaml)
@@ -52,11 +52,27 @@ func TestCheckConfigRefusesUselesslyShortDurations(t *testing.T) {
 		oa + "access_token_lifetime: 1s, refresh_token_lifetime: 1s}}]\n",
 		gw + "signature_max_skew: 1s, cors: {allowed_origins: [\"*\"], max_age: 1s}, routes: [{name: r1, method: POST, path: /x, realm: realm1, call: a.b, timeout: 1ms}]," +
 			" callees: [{name: c1, realm: realm1, procedure: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ms}]," +
-			" webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ms, backoff: 10ms, max_backoff: 1s}]}\n",
+			" webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ms, backoff: 10ms, max_backoff: 10ms}]}\n",
 		mesh + "gather_timeout: 100ms}\n",
 	} {
 		if o, e, code := runCLI("check-config", writeConfig(t, y)); code != 0 {
 			t.Errorf("check-config at the floors, %q: exit %d: %s%s", y, code, o, e)
 		}
+	}
+}
+
+// A webhook's max_backoff bounds every wait between its retries (the
+// doubled backoff as well as a Retry-After): backoff: 100ms with
+// max_backoff: 500ms, quick retries to a consumer on the same host or
+// LAN, is a configuration that worked before the floors and must still
+// pass. Below the backoff's own floor it is refused, as backoff is.
+func TestCheckConfigTakesSubSecondWebhookMaxBackoff(t *testing.T) {
+	const wh = "realms: [{name: realm1, anonymous: true}]\ngateway: {listen: \"127.0.0.1:0\", webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", "
+	if o, e, code := runCLI("check-config", writeConfig(t, wh+"backoff: 100ms, max_backoff: 500ms}]}\n")); code != 0 {
+		t.Errorf("check-config with backoff: 100ms, max_backoff: 500ms: exit %d: %s%s, want 0", code, o, e)
+	}
+	_, e, code := runCLI("check-config", writeConfig(t, wh+"max_backoff: 9ms}]}\n"))
+	if code != 1 || !strings.Contains(e, ": gateway.webhooks[0].max_backoff ") || !strings.Contains(e, "at least 10ms") {
+		t.Errorf("check-config with max_backoff: 9ms: exit %d: %s\nwant 1, gateway.webhooks[0].max_backoff and \"at least 10ms\"", code, e)
 	}
 }

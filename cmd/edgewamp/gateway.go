@@ -543,13 +543,14 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 		floors = append(floors, durationFloor{ce.Timeout, time.Millisecond, upstream, "the gateway's call_timeout", []any{"gateway", "callees", i, "timeout"}})
 	}
 	// backoff: 1ns made a webhook's retries of a failed post within
-	// microseconds, into the failure; max_backoff: 1ns also cut every
-	// Retry-After (whole seconds) to nothing.
+	// microseconds, into the failure; max_backoff bounds every wait, the
+	// backoff's too, so its floor is the backoff's (a sub-second one, quick
+	// retries to a consumer nearby, cuts a Retry-After short, as asked).
 	for i, w := range g.Webhooks {
 		floors = append(floors,
 			durationFloor{w.Timeout, time.Millisecond, upstream, "its default", []any{"gateway", "webhooks", i, "timeout"}},
 			durationFloor{w.Backoff, minWebhookBackoff, "below it a failed post's retries come at once, into the same failure", "", []any{"gateway", "webhooks", i, "backoff"}},
-			durationFloor{w.MaxBackoff, time.Second, "it bounds the wait a Retry-After asks, in whole seconds", "", []any{"gateway", "webhooks", i, "max_backoff"}})
+			durationFloor{w.MaxBackoff, minWebhookBackoff, "it bounds every wait between retries: below it a failed post's retries come at once, into the same failure", "", []any{"gateway", "webhooks", i, "max_backoff"}})
 	}
 	c.durationFloors(errs, floors)
 	if l.SSEQueue > maxSSEQueue {
