@@ -198,10 +198,19 @@ func (r *Router) meshEvent(env []byte) {
 		kept := *p
 		kept.excludeMe = false
 		rm.mu.Lock()
-		if !rm.retainNewer(string(p.topic), &kept) {
+		ok, stale := rm.retainNewer(string(p.topic), &kept)
+		rm.mu.Unlock()
+		if !ok {
 			r.shards[0].stats.RetainRefused.Add(1)
 		}
-		rm.mu.Unlock()
+		if len(stale) > 0 {
+			// This node's own events the refusal dropped: the other
+			// nodes drop their copies, as for a refused PUBLISH.
+			s := r.shards[0]
+			if s.Do(func() { s.meshDropRetained(rm, stale) }) != nil {
+				s.meshDropRetained(rm, stale)
+			}
+		}
 		p.retained = false
 	}
 	rm.mu.RLock()
@@ -278,12 +287,16 @@ func meshEventCost(env []byte, p *publication, subs []*subscription) int64 {
 // event is now put in its place: the chain's events and it are retained
 // again oldest first, as a node receiving them in order retains them (at
 // most maxRetainedFiltered+2 events, and only for an event that arrives
-// out of order).
-func (rm *Realm) retainNewer(topic string, p *publication) bool {
+// out of order). A bound that refuses p, or one of the events retained
+// again after it, drops the topic's events as a refusal does: it reports
+// whether p is kept, and stale, the publication ids of this node's own
+// events dropped, whose copies the other nodes are to drop
+// (TestMeshRetainedRelinkRefusalDropsCopies).
+func (rm *Realm) retainNewer(topic string, p *publication) (ok bool, stale []uint64) {
 	old := rm.retained[topic]
 	if old == nil || !retainedAfter(old.pub, p) {
-		why, _ := rm.retain(topic, p, nil, "")
-		return why == retainKept
+		why, stale := rm.retain(topic, p, nil, "")
+		return why == retainKept, stale
 	}
 	// Each event's share is read before unretain takes it out of it: this
 	// node's own events are retained again in their publishers' shares
@@ -295,7 +308,7 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 	chain := make([]kept, 0, maxRetainedFiltered+1)
 	for re := old; re != nil; re = re.older {
 		if re.pub.id == p.id {
-			return true // a copy of one kept
+			return true, nil // a copy of one kept
 		}
 		k := kept{re: re}
 		if re.share != nil {
@@ -304,19 +317,26 @@ func (rm *Realm) retainNewer(topic string, p *publication) bool {
 		chain = append(chain, k)
 	}
 	if tail := chain[len(chain)-1].re; tail.pub.filter == nil && !retainedAfter(p, tail.pub) {
-		return true // no newer than the value every subscriber gets
+		return true, nil // no newer than the value every subscriber gets
 	}
 	rm.unretain(topic, old)
 	ok, placed := true, false
 	for i := len(chain) - 1; i >= 0; i-- {
 		re := chain[i].re
 		if !placed && retainedAfter(re.pub, p) {
-			why, _ := rm.retain(topic, p, nil, "")
-			ok, placed = why == retainKept, true
+			why, dropped := rm.retain(topic, p, nil, "")
+			ok, placed, stale = why == retainKept, true, append(stale, dropped...)
 		}
-		rm.retain(topic, re.pub, re.by, chain[i].owner)
+		why, dropped := rm.retain(topic, re.pub, re.by, chain[i].owner)
+		stale = append(stale, dropped...)
+		if why != retainKept {
+			ok = ok && !placed // p, placed before it, is dropped with the chain
+			if re.by != nil {
+				stale = append(stale, re.pub.id) // kept here before
+			}
+		}
 	}
-	return ok
+	return ok, stale
 }
 
 // retainedAfter reports whether the retained event p is newer than q:
