@@ -37,7 +37,7 @@ func TestCheckConfigRefusesUselesslyShortDurations(t *testing.T) {
 		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ns}]}\n", "gateway.webhooks[0].timeout", "1ms"},
 		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", backoff: 1ns}]}\n", "gateway.webhooks[0].backoff", "10ms"},
 		{gw + "webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", max_backoff: 1ns}]}\n", "gateway.webhooks[0].max_backoff", "10ms"},
-		{mesh + "gather_timeout: 1ns}\n", "mesh.gather_timeout", "100ms"},
+		{mesh + "gather_timeout: 1ns}\n", "mesh.gather_timeout", "10ms"},
 	} {
 		p := writeConfig(t, c.yaml)
 		_, e, code := runCLI("check-config", p)
@@ -53,7 +53,7 @@ func TestCheckConfigRefusesUselesslyShortDurations(t *testing.T) {
 		gw + "signature_max_skew: 1s, cors: {allowed_origins: [\"*\"], max_age: 1s}, routes: [{name: r1, method: POST, path: /x, realm: realm1, call: a.b, timeout: 1ms}]," +
 			" callees: [{name: c1, realm: realm1, procedure: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ms}]," +
 			" webhooks: [{name: w1, realm: realm1, topic: a.b, url: \"http://127.0.0.1:1/\", timeout: 1ms, backoff: 10ms, max_backoff: 10ms}]}\n",
-		mesh + "gather_timeout: 100ms}\n",
+		mesh + "gather_timeout: 10ms}\n",
 	} {
 		if o, e, code := runCLI("check-config", writeConfig(t, y)); code != 0 {
 			t.Errorf("check-config at the floors, %q: exit %d: %s%s", y, code, o, e)
