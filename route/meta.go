@@ -297,7 +297,10 @@ func metaExtraArgs(proc string, args []any) *metaErr {
 // refuse them: the checks that need no table. Before, such a call was
 // answered wamp.error.unavailable, "try again", while the session's
 // gathers were full, and invalid_argument only once they had drained.
-// The handlers check again (the same helpers, the same answers).
+// The handlers check again (the same helpers, the same answers). The
+// walking remove_callee and remove_subscriber were left out at first, and
+// got unavailable with the walk turns full
+// (TestMetaRemoveBadArgsRefusedForThemWhenWalkTurnsFull).
 func metaArgsErr(proc string, args []any, kwargs map[string]any) *metaErr {
 	var err *metaErr
 	switch proc {
@@ -331,6 +334,10 @@ func metaArgsErr(proc string, args []any, kwargs map[string]any) *metaErr {
 		if _, ok := argStr(args, 0); !ok {
 			return badArg(subMatchUsage)
 		}
+	case "wamp.registration.remove_callee":
+		_, _, _, err = removeArgs(args, kwargs, regRemoveUsage)
+	case "wamp.subscription.remove_subscriber":
+		_, _, _, err = removeArgs(args, kwargs, subRemoveUsage)
 	}
 	return err
 }
@@ -848,6 +855,8 @@ const (
 	metaListNoArgs = " takes no arguments: a session filter (Crossbar.io's session_id) is not supported"
 	subLookupUsage = "wamp.subscription.lookup needs a topic URI"
 	subMatchUsage  = "wamp.subscription.match needs a topic URI"
+	regRemoveUsage = "wamp.registration.remove_callee needs a registration id and a callee session id" + idRange
+	subRemoveUsage = "wamp.subscription.remove_subscriber needs a subscription id and a subscriber session id" + idRange
 )
 
 func metaList[E tabled](tab func(*Realm) *table[E], proc string) metaFn {
@@ -1038,7 +1047,7 @@ func removeTarget[E comparable](rm *Realm, byID func(*Realm, uint64) (E, bool), 
 // own shard. It answers before that shard has done it (as the kill
 // procedures do).
 func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
-	id, session, reason, err := removeArgs(args, kwargs, "wamp.registration.remove_callee needs a registration id and a callee session id"+idRange)
+	id, session, reason, err := removeArgs(args, kwargs, regRemoveUsage)
 	if err != nil {
 		return nil, err
 	}
@@ -1059,7 +1068,7 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 // metaSubRemoveSubscriber implements wamp.subscription.remove_subscriber
 // (subscription|id, subscriber|id, reason|uri?), as metaRegRemoveCallee.
 func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
-	id, session, reason, err := removeArgs(args, kwargs, "wamp.subscription.remove_subscriber needs a subscription id and a subscriber session id"+idRange)
+	id, session, reason, err := removeArgs(args, kwargs, subRemoveUsage)
 	if err != nil {
 		return nil, err
 	}

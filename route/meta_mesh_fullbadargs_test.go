@@ -75,3 +75,37 @@ func TestMetaBadArgsRefusedForThemWhenWalkTurnsFull(t *testing.T) {
 	a.expectError(proto.CodeCall, a.call("wamp.session.list", nil, []any{5}, nil), proto.URIInvalidArgument)
 	a.expectError(proto.CodeCall, a.call("wamp.session.kill_all", nil, nil, map[string]any{"reason": "not a uri"}), proto.URIInvalidURI)
 }
+
+// The two walking procedures that act on one callee or subscriber
+// (remove_callee, remove_subscriber: metaVisits) were left out of
+// metaArgsErr: with the session's walk turns full, remove_callee("x", 1)
+// or a reason that is no URI was answered wamp.error.unavailable, "retry
+// later", where its arguments are refused as they are with turns free.
+func TestMetaRemoveBadArgsRefusedForThemWhenWalkTurnsFull(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	a := e.join(proto.JSON)
+	a.exec.do(func() {
+		a.sess.walks.refill(e.r.now())
+		a.sess.walks.tokens = -10 * walkRate
+	})
+	for i := 0; i < maxMetaWalkWait; i++ {
+		a.call("wamp.session.list", nil, nil, nil)
+	}
+	a.expectError(proto.CodeCall, a.call("wamp.registration.remove_callee", nil, []any{1, 2}, nil), proto.URIUnavailable)
+	for _, c := range []struct {
+		proc string
+		args []any
+		uri  string
+	}{
+		{"wamp.registration.remove_callee", []any{"x", 1}, proto.URIInvalidArgument},
+		{"wamp.registration.remove_callee", []any{1}, proto.URIInvalidArgument},
+		{"wamp.registration.remove_callee", []any{1, 2, "not a uri"}, proto.URIInvalidURI},
+		{"wamp.subscription.remove_subscriber", []any{1, -2}, proto.URIInvalidArgument},
+		{"wamp.subscription.remove_subscriber", []any{1, 2, 5}, proto.URIInvalidArgument},
+	} {
+		req := a.call(c.proc, nil, c.args, nil)
+		if m := a.recv(); m.Type != proto.CodeError || m.Request != req || string(m.URI) != c.uri {
+			t.Errorf("%s %v with the session's walk turns full: got %v %s, want ERROR %s", c.proc, c.args, m.Type, describe(m), c.uri)
+		}
+	}
+}
