@@ -318,10 +318,12 @@ func (l *limiter) beginWait(ctx context.Context, src source, now func() time.Tim
 			timeout = t.C
 		}
 		woken = false
+		expired := false
 		select {
 		case <-w.wake:
 			woken = true
 		case <-timeout:
+			expired = true
 		case <-ctx.Done():
 		}
 		l.mu.Lock()
@@ -332,9 +334,16 @@ func (l *limiter) beginWait(ctx context.Context, src source, now func() time.Tim
 		if w.n--; w.n == 0 && l.waits[src.key] == w {
 			delete(l.waits, src.key)
 		}
+		ok = false
+		if expired {
+			// A place that came free with no wake (a failure leaving
+			// its window; nothing given back) is taken: the waiter was
+			// refused with it free (TestPlaceWaitTakesPlaceFreedByAgedFailure).
+			ok, retry, _ = l.take(src.key, now().UnixNano())
+		}
 		l.mu.Unlock()
 		if !woken {
-			return false, retry
+			return ok, retry
 		}
 	}
 }

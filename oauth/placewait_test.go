@@ -77,3 +77,45 @@ func TestPlaceWaitWakesOneAtATime(t *testing.T) {
 		t.Fatalf("the source locked out: %d requests still waiting (%d wake-ups)", p, w)
 	}
 }
+
+// A place that comes free without being given back (one of the source's
+// failures leaving its window) wakes no one: the waiter was refused 429 at
+// its wait's end, its place free all along. It looks once more then.
+func TestPlaceWaitTakesPlaceFreedByAgedFailure(t *testing.T) {
+	l := newLimiter(AuthLimits{Window: time.Minute})
+	src := l.sourceOf("192.0.2.1:1")
+	var clock atomic.Int64
+	t0 := time.Unix(1_700_000_000, 0)
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	for i := 0; i < 5; i++ { // five typos, just now
+		if ok, _ := l.begin(src, now()); !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+		l.end(src, now(), true)
+	}
+	clock.Add(int64(59 * time.Second))
+	for i := 0; i < 5; i++ { // five requests in progress, past the wait
+		if ok, _ := l.begin(src, now()); !ok {
+			t.Fatalf("place %d refused", i)
+		}
+	}
+	done := make(chan bool)
+	go func() {
+		ok, _ := l.beginWait(context.Background(), src, now, 300*time.Millisecond)
+		done <- ok
+	}()
+	for {
+		l.mu.Lock()
+		p := l.parked
+		l.mu.Unlock()
+		if p == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clock.Add(int64(2 * time.Second)) // the typos leave the window
+	if ok := <-done; !ok {
+		t.Fatal("a request waiting for a place refused at its wait's end, five places freed by failures leaving their window meanwhile")
+	}
+}
