@@ -118,7 +118,10 @@ func (a Action) String() string {
 // REGISTER's or SUBSCRIBE's, each invocation's and event's); a prefix or
 // wildcard REGISTER or SUBSCRIBE is asked of AuthorizePattern when the
 // Authorizer is a PatternAuthorizer (RBAC is), else of Authorize with the
-// pattern as its uri.
+// pattern as its uri. A panic in Authorize or AuthorizePattern is
+// recovered: that request is refused (wamp.error.not_authorized, the
+// refusal cached as any answer) and the panic logged at ERROR with its
+// stack (authrecover.go); the router goes on.
 type Authorizer interface {
 	Authorize(authrole string, action Action, uri string) bool
 }
@@ -148,7 +151,7 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 	if ok, hit := c.m[a][string(uri)]; hit {
 		return ok
 	}
-	ok := az.Authorize(ss.authRole, a, string(uri))
+	ok := ss.shard.r.askAuthorize(az, ss.realm.name, ss.authRole, a, string(uri))
 	c.remember(&c.m[a], &c.mBytes[a], uri, ok)
 	return ok
 }
@@ -225,7 +228,7 @@ func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
 	if ok, hit := c.pat[i][string(uri)]; hit {
 		return ok
 	}
-	ok := pz.AuthorizePattern(ss.authRole, a, m, string(uri))
+	ok := ss.shard.r.askAuthorizePattern(pz, ss.realm.name, ss.authRole, a, m, string(uri))
 	c.remember(&c.pat[i], &c.patBytes[i], uri, ok)
 	return ok
 }

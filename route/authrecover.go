@@ -59,11 +59,59 @@ func (r *Router) logAuthPanic(a Authenticator, call string, req *AuthRequest, v 
 	if !ok {
 		return
 	}
-	what := fmt.Sprintf("a value of type %T (not logged: it may quote the credentials)", v)
-	if re, ok := v.(runtime.Error); ok {
-		what = re.Error()
-	}
 	r.log.Error("an Authenticator panicked: the login is refused (wamp.error.authentication_failed) and counted as a failed authentication, the router goes on; a bug in the authenticator to fix",
 		suppressedAttr([]any{"realm", req.Realm, "authmethod", a.Method(), "call", call, "authid", logCut(req.AuthID),
-			"remote", req.Transport.RemoteAddr, "panic", what, "stack", string(debug.Stack())}, suppressed)...)
+			"remote", req.Transport.RemoteAddr, "panic", panicWhat(v, "the credentials"), "stack", string(debug.Stack())}, suppressed)...)
+}
+
+// panicWhat is what is logged of a panic's value v: the runtime's own
+// error (a nil map, an index out of range) quotes no input, another value
+// may quote what the code was given (secret): only its type.
+func panicWhat(v any, secret string) string {
+	if re, ok := v.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("a value of type %T (not logged: it may quote %s)", v, secret)
+}
+
+// # An Authorizer that panics
+//
+// An Authorizer is the embedder's code too, run on the session's shard
+// (an event loop) with a URI the peer chose, and on a reload with a
+// retained event's topic: a panic there ended the router process as an
+// Authenticator's did, at any peer's request (a CALL to the URI that
+// makes it panic). So a panic in Authorize or AuthorizePattern is a
+// refusal (wamp.error.not_authorized, cached as any decision, so the
+// session's next request for the URI does not ask again), logged at
+// ERROR within panicLogs' rate. On a cache miss only: the per-call path
+// (a cache hit) is unchanged.
+
+// askAuthorize runs az.Authorize, a panic turned into a refusal (and
+// logged). Any goroutine.
+func (r *Router) askAuthorize(az Authorizer, realm, role string, a Action, uri string) (ok bool) {
+	defer r.authzRecover(realm, role, a, uri, &ok)
+	return az.Authorize(role, a, uri)
+}
+
+// askAuthorizePattern is askAuthorize for pz.AuthorizePattern.
+func (r *Router) askAuthorizePattern(pz PatternAuthorizer, realm, role string, a Action, m proto.Match, uri string) (ok bool) {
+	defer r.authzRecover(realm, role, a, uri, &ok)
+	return pz.AuthorizePattern(role, a, m, uri)
+}
+
+// authzRecover, deferred by askAuthorize, turns a panic of the Authorizer
+// into a refusal and logs it.
+func (r *Router) authzRecover(realm, role string, a Action, uri string, ok *bool) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	*ok = false
+	suppressed, logIt := r.panicLogs.take(r.now())
+	if !logIt {
+		return
+	}
+	r.log.Error("an Authorizer panicked: the request is refused (wamp.error.not_authorized), the router goes on; a bug in the authorizer to fix",
+		suppressedAttr([]any{"realm", realm, "authrole", role, "action", a.String(), "uri", logCut(uri),
+			"panic", panicWhat(v, "the URI"), "stack", string(debug.Stack())}, suppressed)...)
 }

@@ -397,7 +397,7 @@ func (s *Shard) reauthRetained() {
 			if w != "" {
 				return w
 			}
-			if az := cfg.Authorizer; az != nil && !az.Authorize(by.authRole, ActionPublish, topic) {
+			if az := cfg.Authorizer; az != nil && !s.r.askAuthorize(az, rm.name, by.authRole, ActionPublish, topic) {
 				return "role " + by.authRole + " may no longer publish to the topic"
 			}
 			return ""
