@@ -59,6 +59,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 		return nil, fmt.Errorf("client: WebSocket dial %s: %w", ep.url, ctxErr(ctx, err))
 	}
 	lc.left.Store(-1) // the upgrade is done: no bound (MaxMessage bounds messages)
+	lc.head = nil     // kept for a failed dial's error only (read before the reader starts)
 	if hs.Protocol != sub {
 		conn.Close()
 		return nil, fmt.Errorf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
