@@ -1,13 +1,9 @@
 package oauth
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 // TestUserCodeBesidePublicRequestsInProgress: the device page's user-code
@@ -18,36 +14,17 @@ import (
 // failed attempts from your network", none having failed. It now waits
 // for such a place, up to a second, as a sign-in does.
 func TestUserCodeBesidePublicRequestsInProgress(t *testing.T) {
-	gs := &gatedReads{gate: make(chan struct{})}
-	e := startEnv(t, func(o *Options) {
-		gs.Store = newMemStore(o.now)
-		o.Store = gs
-	})
+	e, gs := startGatedEnv(t)
 	st, da := e.post("/oauth/device_authorization", url.Values{"client_id": {"device"}}, "", "")
 	if st != 200 {
 		t.Fatalf("device authorization: %d %v", st, da)
 	}
 	e.fresh()
-	var wg sync.WaitGroup
-	for i := 0; i < 10; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b := make([]byte, refreshTokenLen)
-			rand.Read(b)
-			e.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {"device"}, "refresh_token": {base64.RawURLEncoding.EncodeToString(b)}}, "", "")
-		}()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for gs.reads.Load() < 10 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	opened := time.AfterFunc(200*time.Millisecond, func() { close(gs.gate) })
-	defer opened.Stop()
+	wait := holdPublicPlaces(t, e, gs)
 	b := newBrowser(t)
 	b.c.Transport = e.hc.Transport // the same address
 	st, page := e.approveDevice(b, da["user_code"].(string), "alice", alicePW, "approve")
-	wg.Wait()
+	wait()
 	if st != 200 || !strings.Contains(page, "Device connected") {
 		i := max(strings.Index(page, `id="error"`), 0)
 		t.Fatalf("a device's code entered from an address with ten public-client requests in progress (none failed): %d %q, want the device connected", st, page[i:min(i+120, len(page))])
