@@ -118,6 +118,9 @@ var (
 	errHTTPTLSHello       = errors.New("loop: http: a TLS ClientHello on a plaintext listener (a wss:// or rss:// client?)")
 	errHTTPBadKey         = errors.New("loop: http: Sec-WebSocket-Key is not the base64 of 16 bytes, or appears twice")
 	errHTTPBadHost        = errors.New("loop: http: Host missing from an HTTP/1.1 request, given twice, or not a host")
+	errHTTPVersion        = errors.New("loop: http: an HTTP version other than 1.x")
+	errHTTPBareLF         = errors.New("loop: http: a header line not ended by CRLF")
+	errHTTPUpgradeBody    = errors.New("loop: http: a WebSocket upgrade request with a body")
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -163,6 +166,13 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 	}
 	i := bytes.Index(b, crlfcrlf)
 	if i < 0 {
+		// A header whose lines end with a bare LF (or hold a bare CR) never
+		// shows "\r\n\r\n": refuse it now rather than at the handshake
+		// timeout (parseHTTPRequest refuses the same lines once complete).
+		if bareLineEnd(b) {
+			return refuse(http.StatusBadRequest, errHTTPBareLF,
+				"malformed HTTP request: every line must end with CRLF\n", false), buffered, nil
+		}
 		if buffered >= limit {
 			return refuse(http.StatusRequestHeaderFieldsTooLarge, errHTTPHeaderTooLarge,
 				"request header too large\n", false), buffered, nil
@@ -184,6 +194,14 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		return refuse(http.StatusBadRequest, errHTTPBadRequest, "malformed HTTP request\n", false)
 	}
 	head := string(req.method) == http.MethodHead
+	// [RFC9110 §15.6.6]: 505 (HTTP Version Not Supported) ... the server
+	// does not support, or refuses to support, the major version of HTTP
+	// that was used in the request message. (An "HTTP/2.0" request line,
+	// an h2 client's prior-knowledge preface included, was served as 1.1.)
+	if req.major != '1' {
+		return refuse(http.StatusHTTPVersionNotSupported, errHTTPVersion,
+			"only HTTP/1.0 and HTTP/1.1 are served here\n", head)
+	}
 	// [RFC9112 §3.2]: A server MUST respond with a 400 (Bad Request)
 	// status code to any HTTP/1.1 request message that lacks a Host header
 	// field and to any request message that contains more than one Host
@@ -217,13 +235,16 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		return httpResult{kind: httpRespond, status: http.StatusOK,
 			resp: appendHTTPResponse(nil, http.StatusOK, "ok", head)}
 	case o.path():
-		if !isGet {
-			return refuse(http.StatusMethodNotAllowed, errHTTPMethod, "only GET is allowed\n", head)
+		// HEAD is GET without the body (RFC 9110 §9.3.2): a HEAD cannot
+		// upgrade, so it gets the 426 a GET without an upgrade gets.
+		if !isGet && !head {
+			return httpResult{kind: httpRespond, status: http.StatusMethodNotAllowed, reason: errHTTPMethod,
+				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", "only GET and HEAD are allowed\n", false)}
 		}
-		if !req.upgradeWS {
+		if head || !req.upgradeWS {
 			return refuse(http.StatusUpgradeRequired, errHTTPNotUpgrade,
 				"this is a WAMP WebSocket endpoint: upgrade to websocket with one of the subprotocols "+
-					supportedSubprotocols+"\n", false)
+					supportedSubprotocols+"\n", head)
 		}
 		return o.upgrade(hdr, &req)
 	}
@@ -243,6 +264,14 @@ func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
 	if req.keys > 1 || req.keys == 1 && !validWSKey(req.key) {
 		return refuse(http.StatusBadRequest, errHTTPBadKey,
 			"Sec-WebSocket-Key must appear once, the base64 encoding of 16 bytes\n", false)
+	}
+	// The bytes after the header are the first WebSocket frames: a body
+	// announced by Content-Length or Transfer-Encoding would be read as
+	// frames and end the connection with a protocol error (1002) after
+	// the 101. Refuse it before the upgrade instead.
+	if req.body {
+		return refuse(http.StatusBadRequest, errHTTPUpgradeBody,
+			"a WebSocket upgrade request carries no body (Content-Length or Transfer-Encoding)\n", false)
 	}
 	// gobwas reads through a 4 KiB bufio.Reader: given more than the header
 	// it would swallow frames that arrived in the same segment.
@@ -360,6 +389,10 @@ type httpRequest struct {
 	hosts      int
 	badHost    bool
 	hostNeeded bool
+	// major is the version's major digit; body whether a Content-Length
+	// other than 0 or a Transfer-Encoding announces a body.
+	major byte
+	body  bool
 }
 
 // parseHTTPRequest checks the request line and the header lines of hdr,
@@ -385,6 +418,7 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		return req, false
 	}
 	req.hostNeeded = string(line) != "HTTP/1.0" && string(line) != "HTTP/0.9"
+	req.major = line[5]
 	seenOrigin := false
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
@@ -408,9 +442,32 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		case equalFold(name, "Host"):
 			req.hosts++
 			req.badHost = req.badHost || !validHost(value)
+		case equalFold(name, "Content-Length"):
+			req.body = req.body || strings.TrimLeft(string(value), "0") != ""
+		case equalFold(name, "Transfer-Encoding"):
+			req.body = true
 		}
 	}
 	return req, true
+}
+
+// bareLineEnd reports whether b, a header not yet complete, holds an LF
+// not preceded by CR or a CR followed by anything but LF (a CR at the end
+// may still get its LF).
+func bareLineEnd(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return true
+			}
+		case '\r':
+			if i+1 < len(b) && b[i+1] != '\n' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cutLine splits off the first CRLF-terminated line of b (without the

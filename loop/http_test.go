@@ -132,7 +132,7 @@ func TestHTTPAnswers(t *testing.T) {
 		{"custom health path", &httpOptions{healthPath: "/alive"}, "GET", "GET /alive HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, "ok"},
 		{"not found", o, "GET", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, "not found"},
 		{"default health path moved", &httpOptions{healthPath: "/alive"}, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, ""},
-		{"POST ws", o, "POST", "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET"},
+		{"POST ws", o, "POST", "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET and HEAD"},
 		{"HEAD health", o, "HEAD", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil, ""},
 		{"POST health", o, "POST", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, errHTTPMethod, "GET and HEAD"},
 		{"no upgrade", o, "GET", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, errHTTPNotUpgrade, "wamp.2.json"},
@@ -166,6 +166,20 @@ func TestHTTPAnswers(t *testing.T) {
 		{"upgrade to h2c", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Upgrade: websocket", "Upgrade: h2c", 1),
 			426, errHTTPNotUpgrade, ""},
 		{"bare LF", o, "GET", "GET /healthz HTTP/1.1\nHost: x\r\n\r\n", 400, errHTTPBadRequest, ""},
+		// Lines ended by LF alone never show CRLFCRLF: refused at once, not
+		// held to the handshake timeout.
+		{"bare LF only", o, "GET", "GET /healthz HTTP/1.1\nHost: x\n\n", 400, errHTTPBareLF, "CRLF"},
+		{"bare CR", o, "GET", "GET /healthz HTTP/1.1\rHost: x\r", 400, errHTTPBareLF, "CRLF"},
+		{"HTTP/2.0", o, "GET", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, errHTTPVersion, "HTTP/1.1"},
+		{"h2 preface", o, "PRI", "PRI * HTTP/2.0\r\n\r\n", 505, errHTTPVersion, "HTTP/1.1"},
+		{"HTTP/0.9", o, "GET", "GET /healthz HTTP/0.9\r\n\r\n", 505, errHTTPVersion, ""},
+		{"HTTP/3.0 upgrade", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "HTTP/1.1", "HTTP/3.0", 1),
+			505, errHTTPVersion, ""},
+		{"HEAD ws", o, "HEAD", "HEAD /ws HTTP/1.1\r\nHost: x\r\n\r\n", 426, errHTTPNotUpgrade, ""},
+		{"HEAD ws upgrade", o, "HEAD", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "GET", "HEAD", 1), 426, errHTTPNotUpgrade, ""},
+		{"upgrade with a body", o, "GET", upgradeReq("/ws", "wamp.2.json", "Content-Length: 5"), 400, errHTTPUpgradeBody, "no body"},
+		{"upgrade chunked", o, "GET", upgradeReq("/ws", "wamp.2.json", "Transfer-Encoding: chunked"), 400, errHTTPUpgradeBody, ""},
+		{"upgrade with Content-Length 0", o, "GET", upgradeReq("/ws", "wamp.2.json", "Content-Length: 0"), 101, nil, ""},
 		{"bare LF in field", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\ny: z\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"obs-fold", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"space before colon", o, "GET", "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400, errHTTPBadRequest, ""},
@@ -235,7 +249,7 @@ func TestHTTPNotHTTP(t *testing.T) {
 		{"GET", false},
 		{"UPDATEREDIRECTREF /x", false},
 		{"M-SEARCH * HTTP/1.1\r\n", false},
-		{"PRI * HTTP/2.0\r\n", false}, // answered (400) once complete
+		{"PRI * HTTP/2.0\r\n", false}, // answered (505) once complete
 	} {
 		in := newInBuf(1 << 16)
 		in.write([]byte(tt.in))
@@ -396,9 +410,8 @@ func (p *peekSpy) Peek(n int) ([]byte, error) {
 // Allow.)
 func TestHTTPMethodNotAllowedSaysAllow(t *testing.T) {
 	for _, tt := range []struct{ req, allow string }{
-		{"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "GET"},
-		{"OPTIONS /ws HTTP/1.1\r\nHost: x\r\n\r\n", "GET"},
-		{"HEAD /ws HTTP/1.1\r\nHost: x\r\n\r\n", "GET"},
+		{"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "GET, HEAD"},
+		{"OPTIONS /ws HTTP/1.1\r\nHost: x\r\n\r\n", "GET, HEAD"},
 		{"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "GET, HEAD"},
 	} {
 		req := tt.req
