@@ -208,6 +208,11 @@ type MeshStats struct {
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.
 	Duplicates uint64
+	// EventsUnheard: events of this node's publishers not sent because no
+	// other node had a subscription matching them (checked while the
+	// outbound queue is busy; none was lost) →
+	// edgewamp_mesh_events_unheard_total.
+	EventsUnheard uint64
 	// InvocationsRefused: calls from other nodes refused because too many
 	// were in flight here → edgewamp_mesh_invocations_refused_total.
 	InvocationsRefused uint64
@@ -748,6 +753,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_peers_lost_total", "Mesh nodes taken for dead or gone.", C, float64(ms.PeersLost))
 	byLabel(e, "edgewamp_mesh_messages_dropped_total", "Messages between mesh nodes lost or not sent, by reason (the mesh delivers at most once).", "reason", C, ms.Dropped)
 	constMetric(e, "edgewamp_mesh_event_duplicates_total", "Event copies from other nodes dropped as duplicates (overlapping subscriptions).", C, float64(ms.Duplicates))
+	constMetric(e, "edgewamp_mesh_events_unheard_total", "Events of this node's publishers not sent to the mesh because no other node subscribed to them (checked while the outbound queue is busy; none lost).", C, float64(ms.EventsUnheard))
 	constMetric(e, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
 	constMetric(e, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
 	constMetric(e, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))

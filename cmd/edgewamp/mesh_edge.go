@@ -113,6 +113,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 			"too_many_peers":   es.PeersRefused.Load(),
 		},
 		Duplicates:        es.Duplicates.Load(),
+		EventsUnheard:     es.EventsUnheard.Load(),
 		GathersIncomplete: es.GathersIncomplete.Load(),
 		WideRealms:        es.WideRealms.Load(),
 		Disconnects:       es.Disconnects.Load(),
