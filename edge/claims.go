@@ -211,6 +211,17 @@ type claimStore struct {
 	// owned by the worker.
 	recheck  atomic.Bool
 	checking []string
+	// checkReads counts the store round trips checkHeld made, and
+	// checksSettled the recheckHeld requests it settled (a pass of every
+	// claim ended, or none needed): for tests.
+	checkReads    atomic.Uint64
+	checksSettled atomic.Uint64
+	// passMark is the store's state when the pass under way began,
+	// checkedMark when the last complete one began (storeMark): a join
+	// that finds the store as checkedMark needs no pass. again: a join
+	// came during the pass under way (passing). Owned by the worker.
+	passMark, checkedMark storeMark
+	passing, again        bool
 	// sweeping is set while a sweep (of the claims of nodes seen dead)
 	// runs; sweeps counts the running one, which the worker waits for
 	// when it stops.
@@ -663,16 +674,46 @@ func (c *claimStore) recheckHeld() {
 // (taken over, or gone), is held
 // provisionally, and reconcile claims it again. It stops at a store that
 // does not answer, to go on at the next reconcile. Worker goroutine.
+//
+// A join reads the store's state first (storeMark, one round trip): when
+// it is as when the last complete pass began, no entry of the bucket was
+// written or removed since, and every claim is still as that pass found
+// it: none is read. A join during a pass does not begin it again (keys
+// checked before the join are read again after it only if the store
+// changed: again). Before, every join began a pass of every claim, one
+// store round trip each (~840 reads a flap at 1,000 claims), and an edge
+// flapping faster than a pass (over a 50 ms uplink) kept one from ever
+// ending (TestClaimRecheckReadsOnlyAfterStoreChanged).
 func (c *claimStore) checkHeld() {
 	if c.recheck.Swap(false) {
-		c.checking = c.checking[:0]
-		for key, rec := range c.held {
-			if rec.rev != 0 {
-				c.checking = append(c.checking, key)
+		switch {
+		case c.passing:
+			c.again = true
+		default:
+			c.checking = c.checking[:0]
+			for key, rec := range c.held {
+				if rec.rev != 0 {
+					c.checking = append(c.checking, key)
+				}
 			}
+			if len(c.checking) > 0 {
+				c.passMark = c.storeMark()
+			}
+			if len(c.checking) == 0 || c.passMark.same(c.checkedMark) {
+				// Nothing to check (no round trip then), or nothing
+				// changed since the last complete pass.
+				c.checking = c.checking[:0]
+				c.checksSettled.Add(1)
+				return
+			}
+			c.passing = true
 		}
 	}
-	if len(c.checking) == 0 || c.kv == nil || c.down {
+	if !c.passing || c.kv == nil || c.down {
+		return
+	}
+	if len(c.checking) == 0 {
+		c.endPass()
 		return
 	}
 	lost, failed := 0, false
@@ -691,6 +732,7 @@ func (c *claimStore) checkHeld() {
 		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 		e, err := c.kv.Get(ctx, key)
 		cancel()
+		c.checkReads.Add(1)
 		switch {
 		case err == nil && e.Revision() == rec.rev && string(e.Value()) == mine:
 			// This life's, at the revision it wrote. The revision alone
@@ -717,10 +759,54 @@ func (c *claimStore) checkHeld() {
 	}
 	switch {
 	case len(c.checking) == 0:
-		c.checking = nil
+		c.endPass()
 	case !failed:
 		c.wake()
 	}
+}
+
+// endPass ends a pass of checkHeld that checked every claim: the store's
+// state when it began is the one the next join compares (checkedMark); a
+// join during it has the worker check again. Worker goroutine.
+func (c *claimStore) endPass() {
+	c.passing, c.checking = false, nil
+	c.checkedMark, c.passMark = c.passMark, storeMark{}
+	c.checksSettled.Add(1)
+	if c.again {
+		c.again = false
+		c.recheckHeld()
+	}
+}
+
+// storeMark is the state of the claim bucket's stream: any entry written
+// (a claim, a release's marker, a take-over) raises last, any removed (a
+// purge, a sweep) lowers msgs or raises first, and a store that lost its
+// claims (a lone hub's memory store, restarted) is a stream made anew.
+type storeMark struct {
+	created           time.Time
+	first, last, msgs uint64
+	ok                bool
+}
+
+// same reports whether m and o are one state of the stream, both read.
+func (m storeMark) same(o storeMark) bool {
+	return m.ok && o.ok && m.created.Equal(o.created) && m.first == o.first && m.last == o.last && m.msgs == o.msgs
+}
+
+// storeMark reads the state of the bucket's stream, one round trip; not
+// ok when the stream is not bound or did not answer. Worker goroutine.
+func (c *claimStore) storeMark() storeMark {
+	if c.stream == nil || c.kv == nil || c.down {
+		return storeMark{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	info, err := c.stream.Info(ctx)
+	cancel()
+	c.checkReads.Add(1)
+	if err != nil {
+		return storeMark{}
+	}
+	return storeMark{created: info.Created, first: info.State.FirstSeq, last: info.State.LastSeq, msgs: info.State.Msgs, ok: true}
 }
 
 // Claims of lives seen to end. A node that dies (SIGKILL, power loss, a
