@@ -121,7 +121,7 @@ func newEnvLoop(t testing.TB, mutateRoute func(*route.Config), mutateLoop func(*
 	if lane {
 		l := DefaultedLimits(o.Limits)
 		lo.Listeners = append(lo.Listeners, loop.Listener{Addr: "127.0.0.1:0", Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
-		lo.Lane = loop.LaneConfig{Lane: testLane{gw, served}, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
+		lo.Lane = loop.LaneConfig{Lane: testLane{gw, served}, MaxBody: l.MaxBody, MaxHeader: l.MaxHeader, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
 	}
 	if mutateLoop != nil {
 		mutateLoop(&lo)

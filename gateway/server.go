@@ -147,7 +147,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 		Handler:           http.HandlerFunc(g.dispatch),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
-		MaxHeaderBytes:    l.MaxHeader,
+		MaxHeaderBytes:    netHTTPHeaderBytes(l.MaxHeader, opts.TLS != nil),
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		TLSConfig:         opts.TLS,
 		ConnContext:       connContext,
@@ -161,6 +161,27 @@ func build(opts Options, needRouter bool) (*Server, error) {
 	}
 	return g, nil
 }
+
+// netHTTPHeaderBytes is the http.Server MaxHeaderBytes that holds a
+// request's head (request line to its final CRLF) to maxHeader bytes:
+// net/http reads 4 KiB past MaxHeaderBytes (its bufio slop) before it
+// answers 431, so that much less is asked of it (at least 1 byte: 0 is
+// its 1 MiB default, so a head of 4 KiB and a byte passes any smaller
+// maxHeader). Before, MaxHeader was given as it was, and the default
+// 16 KiB served heads of 20 KiB. Not over TLS: net/http bounds HTTP/2's
+// header lists by the same value (plus 320 bytes), which 4 KiB less
+// would cut to a few hundred bytes at a small maxHeader; there HTTP/1.1
+// heads keep the slop.
+func netHTTPHeaderBytes(maxHeader int, overTLS bool) int {
+	if overTLS {
+		return maxHeader
+	}
+	return max(maxHeader-netHTTPHeaderSlop, 1)
+}
+
+// netHTTPHeaderSlop is what net/http reads of a request head past its
+// MaxHeaderBytes (http.Server.initialReadLimitSize).
+const netHTTPHeaderSlop = 4096
 
 // realmEntry is a realm's bridge access and, when it admits anonymous
 // requests, the principal they act as (built once, so that an anonymous

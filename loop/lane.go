@@ -73,6 +73,10 @@ type LaneConfig struct {
 	// MaxBody: a request with a longer Content-Length goes to net/http
 	// (which answers 413). Default 1 MiB.
 	MaxBody int
+	// MaxHeader: a request head (request line to its final CRLF) longer
+	// than it, or than Options.MaxHandshake, goes to net/http (which
+	// answers 431 past the server's bound). 0: Options.MaxHandshake only.
+	MaxHeader int
 	// HeaderTimeout bounds a request head's arrival from its first byte;
 	// IdleTimeout closes a connection without a request. Defaults 10s and
 	// 120s. (A slow body goes to net/http, which has its own timeout.)
@@ -281,7 +285,7 @@ func (cn *conn) laneRequest() bool {
 	}
 	r, head := l.req, l.head
 	if r == nil {
-		limit := e.http.headerLimit()
+		limit := e.laneHeadLimit()
 		b, _ := cn.in.Peek(min(n, limit))
 		i := bytes.Index(b, crlfcrlf)
 		if i < 0 {
@@ -521,9 +525,21 @@ const laneBodyGrace = time.Second
 
 // laneHeadIn reports whether a whole request head is buffered.
 func (cn *conn) laneHeadIn() bool {
-	n := min(cn.in.InboundBuffered(), cn.ls.e.http.headerLimit())
+	n := min(cn.in.InboundBuffered(), cn.ls.e.laneHeadLimit())
 	b, _ := cn.in.Peek(n)
 	return bytes.Contains(b, crlfcrlf)
+}
+
+// laneHeadLimit is the longest request head the lane reads itself: the
+// loop's header limit, or LaneConfig.MaxHeader when smaller. Before,
+// heads up to the loop's limit (limits.max_handshake, 8 KiB) were served
+// whatever a smaller gateway.limits.max_header said.
+func (e *Engine) laneHeadLimit() int {
+	limit := e.http.headerLimit()
+	if m := e.lane.MaxHeader; m > 0 && m < limit {
+		return m
+	}
+	return limit
 }
 
 // laneClosed runs when an HTTPLane connection closes.

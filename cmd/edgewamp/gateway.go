@@ -756,6 +756,6 @@ func (c *config) laneOptions(lo *loop.Options, log *slog.Logger) *laneAdapter {
 	l := gateway.DefaultedLimits(c.gatewayOptions(log).Limits)
 	a := &laneAdapter{}
 	lo.Listeners = append(lo.Listeners, loop.Listener{Addr: g.Listen, Transport: loop.HTTPLane, MaxConns: l.MaxConnections})
-	lo.Lane = loop.LaneConfig{Lane: a, MaxBody: l.MaxBody, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
+	lo.Lane = loop.LaneConfig{Lane: a, MaxBody: l.MaxBody, MaxHeader: l.MaxHeader, HeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout}
 	return a
 }

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/loop"
+)
+
+// Limits.MaxHeader (gateway.limits.max_header, "request header bytes
+// (431 beyond)") is the bound of a request's head, request line and
+// final CRLF included: a head of that many bytes is served, one byte
+// more is 431. Before, net/http, which reads 4 KiB past MaxHeaderBytes
+// before it answers 431 (its bufio slop), served heads of MaxHeader +
+// 4096 bytes (20 KiB under the default 16 KiB), and the event loop's
+// lane, which hands net/http the heads longer than limits.max_handshake
+// (8 KiB), served heads up to that whatever a smaller MaxHeader said. A
+// bridge call (the lane's when its head is short enough) and the health
+// check (net/http's) are tried, at a MaxHeader below the lane's 8 KiB
+// and at the default.
+func TestMaxHeaderBoundExact(t *testing.T) {
+	for _, max := range []int{6000, 0} {
+		e := newEnvLoop(t, nil, func(lo *loop.Options) { lo.MaxHandshake = 8 << 10 }, func(o *Options) { o.Limits.MaxHeader = max })
+		if max == 0 {
+			max = 16 << 10
+		}
+		for _, kind := range []string{"call", "healthz"} {
+			for _, size := range []int{max, max + 1} {
+				code := headOfSize(t, e, kind, size)
+				if size <= max && code == http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("max_header %d: a %s head of %d bytes answered 431", max, kind, size)
+				}
+				if size > max && code != http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("max_header %d: a %s head of %d bytes answered %d, want 431", max, kind, size, code)
+				}
+			}
+		}
+	}
+}
+
+// headOfSize sends a request whose head (request line, headers, final
+// CRLF) is size bytes long and returns its answer's status.
+func headOfSize(t *testing.T, e *env, kind string, size int) int {
+	t.Helper()
+	var head string
+	switch kind {
+	case "call":
+		head = "POST /wamp/realm1/call/com.nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 0\r\nX-Pad: %s\r\n\r\n"
+	default:
+		head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: %s\r\n\r\n"
+	}
+	pad := size - len(head) + 2
+	head = strings.Replace(head, "%s", strings.Repeat("p", pad), 1)
+	if len(head) != size {
+		t.Fatalf("head of %d bytes, want %d", len(head), size)
+	}
+	c, err := net.Dial("tcp", e.gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s head of %d bytes: no answer: %v", kind, size, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Over TLS net/http bounds HTTP/2's header lists by MaxHeaderBytes too
+// (plus 320 bytes), so the gateway does not take its 4 KiB of HTTP/1.1
+// slop off there: at max_header 8 KiB an HTTP/2 request with 7,000 bytes
+// of headers is served (with the slop taken off, its bound would be
+// 4,416 bytes).
+func TestMaxHeaderOverHTTP2(t *testing.T) {
+	laneFree(t)
+	e, hc := tlsEnv(t, func(o *Options) { o.Limits.MaxHeader = 8 << 10 })
+	req, _ := http.NewRequest("GET", "https://"+e.gw.Addr().String()+"/healthz", nil)
+	req.Header.Set("X-Pad", strings.Repeat("p", 7000))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2 request with 7,000 bytes of headers at max_header 8 KiB: %d %s", resp.StatusCode, resp.Proto)
+	}
+}
