@@ -399,3 +399,57 @@ func TestEmptyAddressFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigEntryKeysREADMEDefaults: README's configuration table gives
+// each key's default, and a list the file gives replaces the default's
+// whole. A listener entry without `address`, or a realm without `name`,
+// is refused (there is no entry of the default to take them from), so
+// the table says so, not "127.0.0.1:8080" and "realm1" (the embedded
+// default's); and check-config names the entry's line, as it does every
+// key's (before: `t.yaml: listeners[0].address "" is not host:port`, no
+// line). A realm with users or an oauth block takes no anonymous session
+// unless it says `anonymous: true`: the table said `true`.
+func TestConfigEntryKeysREADMEDefaults(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"listeners:\n  - address: \"127.0.0.1:0\"\n  - transport: websocket\n", `line 3: listeners[1].address "" is not host:port`},
+		{"realms:\n  - name: a\n  -\n    anonymous: true\n", `line 4: realms[1].name "" is not a valid URI`},
+		// One of two keys that clash, the other the embedded default's:
+		// the file's is named (it said no line).
+		{"websocket:\n  health_path: /ws\n", `line 2: websocket.path and websocket.health_path must differ`},
+	}
+	for _, c := range cases {
+		p := writeFile(t, "c.yaml", c.body)
+		out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), p+": "+c.want) {
+			t.Errorf("exit %d: %q, want exit 1 and %q", code, out, c.want)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(key string) string {
+		for _, l := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(l, "| `"+key+"`") {
+				return strings.Split(l, "|")[2]
+			}
+		}
+		t.Fatalf("README's configuration table has no row for %s", key)
+		return ""
+	}
+	for _, k := range []string{"listeners[].address", "realms[].name"} {
+		if d := row(k); !strings.Contains(d, "required") {
+			t.Errorf("README's default for %s, %q, does not say an entry of the file needs it", k, d)
+		}
+	}
+	cfg, err := parseConfig([]byte("realms:\n  - name: a\n    users: [{authid: u, role: r, secret: s3cr3t-s3cr3t}]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Realms[0].takesAnonymous() {
+		t.Fatal("a realm with users takes anonymous sessions")
+	}
+	if d := row("realms[].anonymous"); !strings.Contains(d, "users") {
+		t.Errorf("README's default for realms[].anonymous, %q, does not say a realm with users takes none", d)
+	}
+}

@@ -1252,17 +1252,20 @@ func findKeysAt(keys []string, n *yaml.Node, path string, line int, kind yaml.Ki
 
 // line finds the line of a key in the file: path elements are map keys
 // (string) or sequence indexes (int). It returns 0 when the file does not
-// have the key (the value came from the embedded default or a flag).
+// have the key (the value came from the embedded default or a flag), but
+// for a key an entry of the file's list leaves out (a listener without
+// its address): the entry's line, as no default fills it.
 func (c *config) line(path ...any) int {
 	if c.root == nil || len(c.root.Content) == 0 {
 		return 0
 	}
 	n := c.root.Content[0]
 	line := n.Line
+	entry := false // n is an entry of a list of the file
 	for _, p := range path {
 		switch k := p.(type) {
 		case string:
-			if n.Kind != yaml.MappingNode {
+			if n.Kind != yaml.MappingNode && !(entry && n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 				return 0
 			}
 			found := false
@@ -1275,14 +1278,19 @@ func (c *config) line(path ...any) int {
 				}
 			}
 			if !found {
+				if entry {
+					return line
+				}
 				return 0
 			}
+			entry = false
 		case int:
 			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
 				return 0
 			}
 			n = n.Content[k]
 			line = n.Line
+			entry = true
 		}
 	}
 	return line
@@ -1354,7 +1362,11 @@ func (c *config) validate() error {
 		c.errAt(&errs, fmt.Sprintf("websocket.health_path %q would never match a request: a request's path is visible ASCII without spaces, and ? and # end it (percent-encode other octets, as clients send them)", p), "websocket", "health_path")
 	}
 	if orDefault(c.WebSocket.Path, "/ws") == orDefault(c.WebSocket.HealthPath, "/healthz") {
-		c.errAt(&errs, "websocket.path and websocket.health_path must differ (the health check would answer every upgrade)", "websocket", "path")
+		key := "path"
+		if c.line("websocket", key) == 0 { // the embedded default's: name the file's
+			key = "health_path"
+		}
+		c.errAt(&errs, "websocket.path and websocket.health_path must differ (the health check would answer every upgrade)", "websocket", key)
 	}
 	for i, o := range c.WebSocket.AllowedOrigins {
 		if !validOrigin(o) {
