@@ -612,13 +612,25 @@ var (
 )
 
 // acceptsJSON reports whether r's Accept admits a call's JSON answer: no
-// Accept, or one naming application/json, application/* or */* with a
-// weight above 0 (case-insensitive, RFC 9110 §12.5.1). It does not
+// Accept, or one giving application/json a weight above 0 (RFC 9110
+// §12.5.1: the weight of the most specific of application/json,
+// application/* and */* it names; case-insensitive). It does not
 // allocate: the lane checks it on every call.
 func acceptsJSON(r *http.Request) bool {
-	vs := r.Header["Accept"]
-	blank := true
-	for _, v := range vs {
+	js, _, blank := acceptWeights(r)
+	return blank || js > 0
+}
+
+// acceptWeights returns the weights (in thousandths) r's Accept gives a
+// call's two answers: JSON, that of the most specific range naming it
+// (application/json, then application/*, then */*), and an event stream,
+// that of text/event-stream named as such (*/* does not ask for a
+// stream); 0 for one it does not name. blank: no media range at all. It
+// does not allocate.
+func acceptWeights(r *http.Request) (js, sse int, blank bool) {
+	blank = true
+	spec := 0 // of the range js came from: 3 application/json, 2 application/*, 1 */*
+	for _, v := range r.Header["Accept"] {
 		for v != "" {
 			part, rest, _ := strings.Cut(v, ",")
 			v = rest
@@ -628,17 +640,34 @@ func acceptsJSON(r *http.Request) bool {
 				continue
 			}
 			blank = false
-			if (strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "application/*") || mt == "*/*") && !zeroWeight(params) {
-				return true
+			var sp int
+			switch {
+			case strings.EqualFold(mt, "text/event-stream"):
+				sse = max(sse, qWeight(params))
+				continue
+			case strings.EqualFold(mt, "application/json"):
+				sp = 3
+			case strings.EqualFold(mt, "application/*"):
+				sp = 2
+			case mt == "*/*":
+				sp = 1
+			default:
+				continue
+			}
+			if q := qWeight(params); sp > spec {
+				spec, js = sp, q
+			} else if sp == spec {
+				js = max(js, q)
 			}
 		}
 	}
-	return blank
+	return js, sse, blank
 }
 
-// zeroWeight reports whether a media range's parameters give it q=0
-// (0, 0.0, 0.000): not acceptable.
-func zeroWeight(params string) bool {
+// qWeight returns the weight a media range's parameters give it, in
+// thousandths: 1000 without q (or with one that is no qvalue, RFC 9110
+// §12.4.2), 0 for q=0 (not acceptable).
+func qWeight(params string) int {
 	for params != "" {
 		p, rest, _ := strings.Cut(params, ";")
 		params = rest
@@ -647,9 +676,20 @@ func zeroWeight(params string) bool {
 			continue
 		}
 		v = strings.TrimSpace(v)
-		return v != "" && strings.Trim(v, "0.") == "" && v[0] == '0'
+		if v == "" || (v[0] != '0' && v[0] != '1') || len(v) > 1 && v[1] != '.' {
+			return 1000
+		}
+		// Digits past the third are read (0.0000 is 0) and weigh nothing.
+		w := int(v[0]-'0') * 1000
+		for i, unit := 2, 100; i < len(v); i, unit = i+1, unit/10 {
+			if v[i] < '0' || v[i] > '9' {
+				return 1000
+			}
+			w += int(v[i]-'0') * unit
+		}
+		return min(w, 1000)
 	}
-	return false
+	return 1000
 }
 
 // notAcceptable is the 406 of a call whose Accept admits neither JSON nor
@@ -666,24 +706,15 @@ func ackNotAcceptable() *problem {
 	return newProblem(http.StatusNotAcceptable, URINotAcceptable, `an acknowledged publication is answered in JSON (application/json), {"publication":id}: the request's Accept does not admit it`)
 }
 
-// acceptsSSE reports whether r's Accept names text/event-stream with a
-// weight above 0 (case-insensitive), as acceptsJSON judges JSON: a call
-// so asked for is streamed. It does not allocate: the lane checks it on
-// every call. Before, a weight of 0 (text/event-stream;q=0, "not
-// acceptable") asked for a stream, another case did not, and the
-// strings.Split of each Accept cost an allocation per call.
+// acceptsSSE reports whether r's Accept asks for a call's answer as an
+// event stream: it names text/event-stream with a weight above 0 and no
+// lower than JSON's (acceptWeights; equal weights stream). It does not
+// allocate: the lane checks it on every call. Before, only a weight of 0
+// counted: "application/json, text/event-stream;q=0.1", which prefers
+// JSON, was streamed.
 func acceptsSSE(r *http.Request) bool {
-	for _, v := range r.Header["Accept"] {
-		for v != "" {
-			part, rest, _ := strings.Cut(v, ",")
-			v = rest
-			mt, params, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") && !zeroWeight(params) {
-				return true
-			}
-		}
-	}
-	return false
+	js, sse, _ := acceptWeights(r)
+	return sse > 0 && sse >= js
 }
 
 // streamCall runs a call with progressive results, as SSE events:
