@@ -178,10 +178,11 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 			}
 			// [RFC 9110 §9.3.2]: "The HEAD method is identical to GET
 			// except that the server MUST NOT send content in the
-			// response." A GET route's HEAD is its GET, the same one
-			// call or publication (its status, Content-Type and length
-			// come only from the answer), and net/http drops the body
-			// it writes. Routes take no HEAD method of their own.
+			// response." A GET route's HEAD is its GET: the same one
+			// call (its status, Content-Type and length come only from
+			// the answer), and net/http drops the body it writes; a
+			// publication is not made (headPublish). Routes take no
+			// HEAD method of their own.
 			if m == http.MethodHead {
 				m = http.MethodGet
 			}
@@ -407,6 +408,10 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 			writeProblem(w, p)
 			return
 		}
+		if r.Method == http.MethodHead {
+			headPublish(w, cr.Acknowledge, cr.Response.Status)
+			return
+		}
 		g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
 		return
 	}
@@ -436,6 +441,31 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		cr.respond(g, w, res)
 	}
 	recycle(c)
+}
+
+// headPublish answers the HEAD of a publishing GET route, checked as its
+// GET up to the publication, without publishing (RFC 9110 §9.3.2: a HEAD
+// is a GET without its content, not a second action): the status of a
+// publication accepted, an acknowledged one's Content-Type, and no
+// Content-Length for its {"publication":id}, known only once published
+// (which the RFC allows). A refusal of the router's own (not_authorized)
+// shows on the GET only. Before, every HEAD published.
+func headPublish(w http.ResponseWriter, ack bool, status int) {
+	if !ack {
+		if status == 0 {
+			status = http.StatusAccepted
+		}
+		if status != http.StatusNoContent {
+			w.Header().Set("Content-Length", "0") // as the GET's empty answer
+		}
+		w.WriteHeader(status)
+		return
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 }
 
 // build evaluates args and kwargs against the request.
