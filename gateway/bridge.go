@@ -744,6 +744,19 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		writeProblem(w, p)
 		return
 	}
+	status := http.StatusOK
+	if route != nil {
+		status = route.streamStatus()
+	}
+	if r.Method == http.MethodHead {
+		// A streamed call's status and headers are known before it is
+		// made (its outcome is its last event): a call route's HEAD is
+		// answered without the call (RFC 9110 §9.3.2). Before, it was
+		// made and its stream dropped.
+		setSSEHeaders(w.Header())
+		w.WriteHeader(status)
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the client went away while the request waited for a session: no CALL (Server.call)
 	}
@@ -772,7 +785,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	}()
 	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &c.writeSince)
 	c.gate.Store(sw.gate)
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	if sw.write([]byte(": call\n\n")) != nil {
 		s.q.post(func() { s.cancelCall(c) })
 		return
@@ -1088,8 +1101,8 @@ func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, id identity, 
 }
 
 func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		methodNotAllowed(w, "GET, OPTIONS")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD, OPTIONS")
 		return
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
@@ -1163,6 +1176,14 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 	defer s.q.post(func() { s.unsubscribe(st, subID) })
 	if res.typ == proto.CodeError {
 		writeProblem(w, g.problemOf(res, nil))
+		return
+	}
+	if r.Method == http.MethodHead {
+		// The GET's answer without its content (RFC 9110 §9.3.2): checked
+		// and subscribed as the GET, then let go with its slot. Before,
+		// 405.
+		setSSEHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &st.writeSince)

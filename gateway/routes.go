@@ -468,6 +468,20 @@ func headPublish(w http.ResponseWriter, ack bool, status int) {
 	w.WriteHeader(status)
 }
 
+// streamStatus is the status of the route's call streamed as SSE: its
+// response.status, written before the call's outcome is known (a failed
+// call ends its stream with a problem event, as under 200), but 200 for
+// 204, 205 and 206, whose answers cannot carry a stream. Before, every
+// stream answered 200.
+func (cr *compiledRoute) streamStatus() int {
+	switch s := cr.Response.Status; s {
+	case 0, http.StatusNoContent, http.StatusResetContent, http.StatusPartialContent:
+		return http.StatusOK
+	default:
+		return s
+	}
+}
+
 // build evaluates args and kwargs against the request.
 func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kwargs []byte, p *problem) {
 	if cr.args == nil && cr.kwargs == nil {

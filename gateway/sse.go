@@ -823,11 +823,15 @@ type sseWriter struct {
 	nanos func() int64 // the clock of since: Server.nanos
 }
 
-func newSSEWriter(g *Server, w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
-	h := w.Header()
+// setSSEHeaders sets an event stream's header fields (its HEAD's too).
+func setSSEHeaders(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+}
+
+func newSSEWriter(g *Server, w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
+	setSSEHeaders(w.Header())
 	rc := http.NewResponseController(w)
 	// The request is read: no read deadline from here on (net/http would
 	// otherwise cancel the request's context when it passes).
