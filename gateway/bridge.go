@@ -551,21 +551,33 @@ func (hr *heldResult) cutForTotal() bool {
 
 // callProblem turns a failed call's reply into a problem.
 func (g *Server) callProblem(res callReply, errs map[string]int) *problem {
-	return g.replyProblem(res.err, res.detail, res.status, res.args, res.kwargs, errs)
+	return g.replyProblem(res.err, res.detail, res.status, res.forCallee, res.args, res.kwargs, errs)
+}
+
+// forCallee reports whether an ERROR's Details, d, carry the router's
+// route.KeyForCallee (read for payload_size_exceeded only).
+func forCallee(d proto.Raw) bool {
+	v, _ := proto.DecodeValue(d)
+	m, _ := v.(map[string]any)
+	return m[route.KeyForCallee] == true
 }
 
 // replyProblem is the problem of a failed reply: its ERROR's, with the
 // gateway's detail when the ERROR has none, and the gateway's status for
 // an error it made up itself (status, which no errors table maps).
-func (g *Server) replyProblem(uri, detail string, status int, args, kwargs []byte, errs map[string]int) *problem {
+// forCallee: the ERROR is the router's own for a CALL it could not give
+// the callee (route.KeyForCallee).
+func (g *Server) replyProblem(uri, detail string, status int, forCallee bool, args, kwargs []byte, errs map[string]int) *problem {
 	p := g.wampProblem(uri, args, kwargs, errs)
 	if p.detail == "" {
 		p.detail = detail
 	}
-	if uri == proto.URIPayloadSizeExceeded && route.SizeForCallee(p.detail) && !g.mapped(uri, errs) {
+	if uri == proto.URIPayloadSizeExceeded && forCallee && !g.mapped(uri, errs) {
 		// The request, as the callee would have got it, is too large:
 		// the client's doing (413). The callee's own error, or its
 		// answer too large for the gateway, is the upstream's (502).
+		// Told by the router's mark, not by the text: before, a callee
+		// whose ERROR copied the router's wording got 413.
 		p.status = http.StatusRequestEntityTooLarge
 	}
 	if status != 0 {

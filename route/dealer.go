@@ -964,19 +964,42 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 const ConvertCallerPrefix = "the payload cannot be converted for the caller: "
 
 // SizeForCallee reports whether message, that of a
-// wamp.error.payload_size_exceeded ERROR a caller got, is the router's for
+// wamp.error.payload_size_exceeded ERROR the router makes, is its own for
 // a CALL it could not give the callee (longer than the callee accepts, as
 // sent or converted to its serializer; larger than the mesh carries to the
 // callee's node; a meta procedure's arguments past their bound): the
 // caller's payload is the cause, where any other
 // payload_size_exceeded (the callee's own ERROR, its RESULT longer than
-// the caller accepts) is the answer's. The HTTP gateway answers the
-// first 413 and the others 502. It does not allocate.
+// the caller accepts) is the answer's. Such an ERROR carries KeyForCallee,
+// which the HTTP gateway answers 413 (the others 502): a callee's text
+// cannot match here. It does not allocate.
 func SizeForCallee(message string) bool {
 	return message == "the message is longer than the callee accepts" ||
 		message == "the payload, converted to the callee's serializer, is longer than the router builds" ||
 		strings.HasPrefix(message, meshUnreachable) ||
 		strings.HasPrefix(message, "the arguments of ") && strings.HasSuffix(message, " are longer than 64 KiB")
+}
+
+// KeyForCallee is the Details key (true) of a
+// wamp.error.payload_size_exceeded the router itself sends a caller for a
+// CALL it could not give the callee (SizeForCallee's messages). Only the
+// router's own errors get it: a callee's ERROR keeps none of its Details
+// but payload passthru's, so that a peer (the HTTP gateway) tells the
+// caller's fault from the answer's by the error's structure, whatever the
+// callee wrote in it.
+const KeyForCallee = "_edgewamp_for_callee"
+
+// markForCallee gives out, the router's own ERROR of uri and message for
+// a peer of serializer ser, the Details {KeyForCallee: true} when it is
+// one for the callee (off the hot path: errors only; out has no other
+// Details).
+func markForCallee(out *proto.Message, ser proto.Serializer, uri, message string) {
+	if uri != proto.URIPayloadSizeExceeded || !SizeForCallee(message) {
+		return
+	}
+	if raw, err := proto.EncodeValue(ser, map[string]any{KeyForCallee: true}); err == nil {
+		out.Dict = raw
+	}
 }
 
 // sendFailure maps a Peer.Send error to the WAMP error a caller gets
@@ -1152,7 +1175,9 @@ func (s *Shard) deliverResult(t *task) {
 		out.Request = t.a
 		out.URI = append(out.URI[:0], t.c.uri...)
 		if t.c.msg != "" && !t.c.args.Present() {
+			// The router's own error (a callee's comes as its payload).
 			s.setMessageArgs(out, cs.ser, t.c.msg)
+			markForCallee(out, cs.ser, t.c.uri, t.c.msg)
 		} else {
 			t.c.setPPT(&out.Opt) // the callee's ERROR's, as for a RESULT
 			t.c.setPayload(out)
@@ -1416,6 +1441,7 @@ func (s *Shard) replyError(ss *Session, reqType proto.Code, req uint64, uri, mes
 	out.URI = append(out.URI[:0], uri...)
 	if message != "" {
 		s.setMessageArgs(out, ss.ser, message)
+		markForCallee(out, ss.ser, uri, message)
 	}
 	if s.sendMsg(ss, out, ClassResult) == ErrPeerTooBig && message != "" {
 		out.Args = proto.Raw{}
