@@ -451,7 +451,18 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 			// route's errors) was answered 200 with an empty body.
 			p.status, p.gone = StatusClientClosed, true
 		}
-		if n := len(p.args) + len(p.kwargs) + len(p.detail); n >= writeChunk && !p.gone {
+		n := len(p.args) + len(p.kwargs) + len(p.detail)
+		if _, lane := w.(*laneRW); !lane && !p.gone && n > smallAnswer && n < writeChunk {
+			// Counted while written, as writeResult counts a result.
+			if g.sse.bytes.Add(int64(n)) <= g.opts.Limits.SSEBufferTotal {
+				writeProblem(w, p)
+				g.sse.bytes.Add(-int64(n))
+				return
+			}
+			g.sse.bytes.Add(-int64(n))
+			n = writeChunk // past the total: written as a large one, which can be cut
+		}
+		if n >= writeChunk && !p.gone {
 			// An ERROR's payload is the callee's, as large as a result.
 			h := w.Header()
 			for k, v := range p.header {
@@ -482,13 +493,35 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 // them. The event loop's lane (laneRW) queues its answers to the loop's
 // connection: they count in the loop's max_outbound_total, whose squeeze
 // closes the connections holding the most.
+//
+// One under writeChunk but above net/http's buffers (smallAnswer), whose
+// one Write a client that does not read blocks as well, counts in the
+// total too while it is written: two atomic adds, no lock, no allocation
+// (the call path's). One that would take the total past its bound is
+// written as a large one is, where the reaper can cut it. Before, these
+// were bounded by their number only (MaxInFlight: about 8,192 × 63 KiB
+// gateway-wide).
 func (g *Server) writeResult(w http.ResponseWriter, status int, doc []byte) {
-	if len(doc) < writeChunk {
-		writeJSON(w, status, doc)
-		return
+	if n := int64(len(doc)); n < writeChunk {
+		if _, lane := w.(*laneRW); lane || n <= smallAnswer {
+			writeJSON(w, status, doc)
+			return
+		}
+		if g.sse.bytes.Add(n) <= g.opts.Limits.SSEBufferTotal {
+			writeJSON(w, status, doc)
+			g.sse.bytes.Add(-n)
+			return
+		}
+		g.sse.bytes.Add(-n) // writeHeld counts it again
 	}
 	g.writeHeld(w, status, ctJSON, doc)
 }
+
+// smallAnswer is the largest plain answer writeResult leaves out of the
+// SSE total: net/http copies one this small into its buffers (its
+// response's and its connection's), which the connection holds anyway,
+// and the handler goes on.
+const smallAnswer = 4 << 10
 
 // writeHeld writes doc, of Content-Type ct, as writeResult does for a
 // large one (a problem document carrying a callee's large ERROR too).
