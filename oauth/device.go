@@ -2,7 +2,10 @@ package oauth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -306,11 +309,11 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	rc := c.realm
-	dc := randomToken(32)
 	rec := deviceRec{
 		Realm: rc.Name, Client: c.ID, Scope: sc, Exp: now.Add(rc.DeviceCodeLifetime).Unix(),
 		Interval: int64(rc.DevicePollInterval / time.Second), Status: "pending",
 	}
+	dc := s.newDeviceCode(c.ID, rec.Exp)
 	if rec.Interval < 1 {
 		rec.Interval = 1
 	}
@@ -411,10 +414,61 @@ func (s *Server) takeDevicePlace(ctx context.Context, src source, now time.Time)
 	return false, 0, errStoreConflict
 }
 
+// deviceCodeLen is the length of a device code's bytes: 32 random, its
+// expiry (8, Unix seconds), its MAC (16).
+const deviceCodeLen = 32 + 8 + 16
+
+// newDeviceCode returns a new device code of client, expiring at exp
+// (Unix seconds), its bytes in base64url: 32 random ones, exp, and a MAC
+// of client and both under the server's key (csrfKey, which the nodes of
+// a mesh share), so that a poll of one whose record is gone can be told
+// from a guess (deviceCodeExpired).
+func (s *Server) newDeviceCode(client string, exp int64) string {
+	b := make([]byte, 40, deviceCodeLen)
+	rand.Read(b[:32])
+	binary.BigEndian.PutUint64(b[32:], uint64(exp))
+	return base64.RawURLEncoding.EncodeToString(s.deviceMAC(client, b))
+}
+
+// deviceMAC appends to b, a device code's random bytes and expiry, their
+// MAC for client.
+func (s *Server) deviceMAC(client string, b []byte) []byte {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte("edgewamp device code\x00" + client + "\x00"))
+	m.Write(b[:40])
+	return m.Sum(b[:40])[:deviceCodeLen]
+}
+
+// deviceCodeExpired reports whether dc is a device code of client issued
+// by this server (or another node of its mesh) and expired at now (Unix
+// seconds). Its record is kept gcGrace past the expiry, so that a late
+// poll hears expired_token; past that, a poll of it read as unknown, a
+// guess, counted against its address (a device resumed from suspend,
+// polling with its old code, locked its NAT out after ten polls). Such a
+// code is now answered without a store read, and counts nothing: a guess
+// cannot carry the MAC.
+func (s *Server) deviceCodeExpired(client, dc string, now int64) bool {
+	if len(dc) != base64.RawURLEncoding.EncodedLen(deviceCodeLen) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(dc)
+	if err != nil || len(b) != deviceCodeLen {
+		return false
+	}
+	var mac [deviceCodeLen]byte
+	if !hmac.Equal(b[40:], s.deviceMAC(client, append(mac[:0], b[:40]...))[40:]) {
+		return false
+	}
+	return now >= int64(binary.BigEndian.Uint64(b[32:40]))
+}
+
 // grantDevice is the device's poll (RFC 8628 §3.4/3.5).
 func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*tokenResponse, *oauthError) {
 	if dc == "" {
 		return nil, errInvalidRequest("device_code is required")
+	}
+	if s.deviceCodeExpired(c.ID, dc, s.now().Unix()) {
+		return nil, errExpiredDeviceCode()
 	}
 	key := "dc." + hashHex(dc)
 	for attempt := 0; attempt < 4; attempt++ {
@@ -434,7 +488,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		case d.Client != c.ID:
 			return nil, errInvalidGrant("the device code was issued to another client")
 		case now.Unix() >= d.Exp:
-			return nil, &oauthError{status: http.StatusBadRequest, code: "expired_token", desc: "the device code has expired; start over"}
+			return nil, errExpiredDeviceCode()
 		case d.Status == "denied":
 			s.store.Delete(ctx, key, e.Revision)
 			return nil, &oauthError{status: http.StatusBadRequest, code: "access_denied", desc: "the user denied the request"}
@@ -505,6 +559,10 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 		return nil, &oauthError{status: http.StatusBadRequest, code: "authorization_pending", desc: "waiting for the user to approve"}
 	}
 	return nil, errServer("the device code is being used concurrently; try again")
+}
+
+func errExpiredDeviceCode() *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: "expired_token", desc: "the device code has expired; start over"}
 }
 
 // lookupUserCode finds the pending device request of a user code.
