@@ -107,7 +107,7 @@ func controlClass(subj, me string) inClass {
 			return inRoute
 		case "S":
 			return inDir
-		case "s", "x":
+		case "s", "x", "g":
 			return inLive
 		}
 		return inBulk // a.<id>: an answer to one of this node's gathers

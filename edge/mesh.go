@@ -437,9 +437,13 @@ type gather struct {
 	got     map[string]bool
 	answers [][]byte
 	dropped []string // nodes whose answers did not fit in Options.MaxGathered
-	done    func(answers [][]byte, missing []string)
-	timer   *time.Timer
-	once    sync.Once
+	// paced holds the answers under way a part at a time (paced.go), by
+	// node; began is when the gather was sent.
+	paced map[string]*pacedIn
+	began time.Time
+	done  func(answers [][]byte, missing []string)
+	timer *time.Timer
+	once  sync.Once
 }
 
 // expect sets the nodes whose answers end g early (under gmu once g is
@@ -474,6 +478,9 @@ func (n *Node) finishGather(g *gather, timedOut bool) {
 	var missing []string
 	if timedOut {
 		missing = g.missing(n.peers.view.Load().names)
+	}
+	if under := n.endPaced(g); len(under) > 0 {
+		missing = append(missing, under...) // their answers not whole in time
 	}
 	if len(missing) > 0 {
 		n.incomplete(missing) // the nodes it waited for
@@ -541,7 +548,7 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 		go done(nil, missing)
 		return nil
 	}
-	g := &gather{got: map[string]bool{}, done: done}
+	g := &gather{got: map[string]bool{}, done: done, began: time.Now()}
 	if settle <= 0 {
 		g.expect(names)
 	}
@@ -559,6 +566,13 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 			n.gmu.Unlock()
 			return // answered in full meanwhile (finish runs once)
 		}
+		if d := time.Until(n.pacedUntil(g)); d > 0 {
+			// Answers under way a part at a time, their parts coming:
+			// it waits for them (paced.go).
+			g.timer.Reset(d)
+			n.gmu.Unlock()
+			return
+		}
 		delete(n.gathers, id)
 		n.gmu.Unlock()
 		n.finishGather(g, true)
@@ -571,7 +585,7 @@ func (n *Node) Gather(env []byte, done func(answers [][]byte, missing []string))
 				return
 			}
 			g.expect(n.peers.view.Load().names)
-			last := g.left == 0
+			last := g.left == 0 && len(g.paced) == 0
 			if last {
 				delete(n.gathers, id)
 			}
@@ -686,7 +700,7 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 	if g.want[from] {
 		g.left--
 	}
-	last := g.want != nil && g.left == 0
+	last := g.want != nil && g.left == 0 && len(g.paced) == 0
 	if last {
 		delete(n.gathers, id)
 	}

@@ -117,6 +117,17 @@ type Node struct {
 	gseq    uint64
 	gBytes  int64     // guarded by gmu: bytes of the answers gathers hold (Options.MaxGathered)
 	gFullAt time.Time // guarded by gmu: the last answer dropped for it, logged
+	// partAt is when the last part of a paced answer came from each node
+	// (paced.go); guarded by gmu.
+	partAt map[string]time.Time
+
+	// The answers to other nodes' gathers sent a part at a time
+	// (paced.go), by asking node, and their bytes; guarded by pmu, which
+	// is taken before outq's lock.
+	pmu        sync.Mutex
+	paced      map[string]*pacedTo
+	pacedBytes int64
+	pacedLogAt time.Time
 	// startedAt is when Start succeeded, on mono's clock (zero before):
 	// see Gather and unheard.
 	startedAt atomic.Int64
@@ -257,6 +268,14 @@ type Stats struct {
 	// Options.MaxGathered; the gather counts the node among those that
 	// did not answer.
 	GatherAnswersDropped atomic.Uint64
+	// PacedRefused counts the answers to other nodes' gathers this node
+	// did not send because the answers it held to send a part at a time
+	// would have passed their bound (paced.go); PacedDropped those it
+	// dropped unfinished (their asker stopped acknowledging parts, was
+	// taken for dead, or its gather outlived maxPacedWait) or could not
+	// queue.
+	PacedRefused atomic.Uint64
+	PacedDropped atomic.Uint64
 	// InboundFull counts the event messages (one event, or a frame of
 	// them) from other nodes dropped because what waited for the node's
 	// dispatchers held three quarters of Options.MaxInbound (in.go).
@@ -303,6 +322,8 @@ func New(opts Options) (*Node, error) {
 		interests: map[string]*realmInterest{},
 		dir:       map[dirKey]route.MeshRealmReg{},
 		gathers:   map[uint64]*gather{},
+		partAt:    map[string]time.Time{},
+		paced:     map[string]*pacedTo{},
 		stop:      make(chan struct{}),
 	}
 	switch v := opts.testMeshVersion; {
@@ -769,6 +790,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	for id, g := range n.gathers {
 		delete(n.gathers, id)
 		n.gBytes -= g.held()
+		n.endPaced(g)
 		g.finish(append(g.missing(n.peers.view.Load().names), g.dropped...)) // the node stops: its callers' sessions end too
 	}
 	n.gmu.Unlock()

@@ -96,6 +96,9 @@ type peer struct {
 	// askPart), and askedAt is when its last part came or was asked.
 	paced     bool
 	warnedDup bool
+	// readsParts: its heartbeats say it reads gather answers sent a part
+	// at a time (paced.go).
+	readsParts bool
 	// knows is how many peers it said it knows in its last heartbeat
 	// (-1: it has not said), and knowsSet which, as nameHash values (nil
 	// when it sent only the count: more than maxHashedPeers). A peer that
@@ -488,6 +491,10 @@ func (n *Node) direct(m *nats.Msg, op string) {
 		n.applySync(m)
 	case op == "x":
 		n.onForgotten(m)
+	case op == "g":
+		n.pacedAck(senderOf(m.Reply), m.Data)
+	case strings.HasPrefix(op, "p."):
+		n.partAnswered(senderOf(m.Reply), op[2:], m.Data)
 	case strings.HasPrefix(op, "a."):
 		// "a.<id>", and the query's stamp after it (Gather), which ends
 		// with the life of this node that asked: an answer to a query of
@@ -531,8 +538,9 @@ func (n *Node) broadcast(m *nats.Msg) {
 			deadline = queryDeadline(&p.clock, stamp, wait, local, time.Now())
 			p.clock.observe(stamp, local)
 		}
+		name, inbox, paced := p.name, p.inbox, p.readsParts
 		n.r.MeshQuery(m.Data, deadline, func(ans []byte) {
-			n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
+			n.answerQuery(name, inbox, paced, reply, ans)
 		})
 	case subjBye:
 		name := senderOf(m.Reply)
@@ -631,7 +639,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	knows := -1
 	var set []uint64
 	var stamp int64
-	stamped := false
+	stamped, readsParts := false, false
 	if tail := rest[k+k2:]; len(tail) > 0 {
 		v, k3 := binary.Uvarint(tail)
 		if k3 <= 0 {
@@ -644,6 +652,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 				if kind, body, rest, ok := splitHbSet(c, tail[k4:]); ok {
 					set = n.heardSet(senderOf(m.Reply), c, kind, body)
 					stamp, stamped = hbStamp(rest)
+					readsParts = readsPacedAnswers(rest)
 				}
 			}
 		}
@@ -678,6 +687,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		p.knows, p.knowsSet = knows, set
 		n.peers.publish()
 	}
+	p.readsParts = readsParts
 	if stamped {
 		p.clock.observe(stamp, clockNow())
 		p.sent.Store(stamp + p.clock.base)
@@ -1141,9 +1151,11 @@ func (n *Node) heartbeatData() wr {
 				n.hbSince++
 			}
 		}
-		// Last, its clock (clock.go): releases before it stop reading
-		// after the set.
+		// Then its clock (clock.go): releases before it stop reading
+		// after the set; and last what it reads (hbPacedAnswers), which
+		// releases before it do not read.
 		w.uv(uint64(clockNow()))
+		w.uv(hbPacedAnswers)
 	}
 	return w
 }
@@ -1179,6 +1191,14 @@ func (n *Node) checkPeers() {
 	}
 	n.checkTwins(now)
 	n.dropIdleSnaps(now)
+	n.sweepPaced(now)
+	n.gmu.Lock()
+	for name, at := range n.partAt {
+		if now.Sub(at) > maxPacedWait {
+			delete(n.partAt, name)
+		}
+	}
+	n.gmu.Unlock()
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
 			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))

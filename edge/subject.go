@@ -16,6 +16,7 @@ import (
 //	ew.n.<node>.m                  route envelopes for one node (calls, results, chunks, interrupts)
 //	ew.n.<node>.s / .S             directory sync request / reply
 //	ew.n.<node>.a.<id>             answers to one of the node's gathers
+//	ew.n.<node>.p.<id> / .g        parts of a paced answer to its gathers / their acknowledgements (paced.go)
 //	ew.b.h / .d / .q / .y          broadcast: heartbeat, directory change, gather query, goodbye
 //
 // A WAMP URI component that is a plain NATS token ([A-Za-z0-9_-]+) is used

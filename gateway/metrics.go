@@ -197,7 +197,10 @@ type MeshStats struct {
 	// dropped for the same budget (control_full), and meta queries of
 	// other nodes not run because they came after their askers had stopped
 	// waiting (query_late), answers to this node's gathers past the
-	// bytes its gathers may hold (gather_full), this node's retained
+	// bytes its gathers may hold (gather_full), this node's answers to
+	// other nodes' gathers not sent a part at a time for its bound on
+	// them (paced_answer_full) or dropped unfinished
+	// (paced_answer_dropped), this node's retained
 	// events left out of its answers to other nodes' get_retained gathers
 	// (4 MiB an answer: retained_answer_full), this node's answers to
 	// other nodes' meta calls not sent for being larger than the mesh

@@ -128,6 +128,8 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["shard_backlog"] = rs.EventsOverflow.Load()
 		ms.Dropped["query_late"] = rs.LateQueries.Load()
 		ms.Dropped["gather_full"] = es.GatherAnswersDropped.Load()
+		ms.Dropped["paced_answer_full"] = es.PacedRefused.Load()
+		ms.Dropped["paced_answer_dropped"] = es.PacedDropped.Load()
 		ms.Dropped["retained_answer_full"] = rs.RetainedLeftOut.Load()
 		ms.Dropped["meta_answer_too_large"] = rs.AnswersTooLarge.Load()
 		ms.InvocationsRefused = rs.Refused.Load()

@@ -1,0 +1,437 @@
+package edge
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paced gather answers. A node answered another node's meta query or
+// get_retained with one message, however large: up to 4 MiB of retained
+// events, or a session list of a large realm. Over an edge's slow uplink
+// such an answer crossed as one burst with the heartbeats and NATS's own
+// PONGs behind it, so an answer that took the link longer than about 2 s
+// cut it: the edge took the hub for dead, NATS cut the leaf link as stale
+// (ping_interval × max_pings_out), the calls across it were reset, and
+// the answer never arrived (TestSlowUplinkGetRetainedDelivered: 2,000
+// retained events of 1 KiB over 192 KiB/s).
+//
+// So an answer larger than pacedPart to a node that reads parts (its
+// heartbeats say so: hbPacedAnswers) is held by the answering node
+// (heldAnswer) and sent a part at a time, one part in flight to each
+// asking node whatever the number of its answers, the next once the asker
+// acknowledges the part before (op "g"): at most a part is ever ahead of
+// the heartbeats and PONGs on the link. The asker's answers take turns.
+// Each answer first gets a notice (a part without data) when it cannot
+// go at once, so the asker knows it is coming and how large it is, and
+// reserves that much of Options.MaxGathered for it (or refuses it: it
+// asks the answerer to drop it, and counts the node as not answered).
+//
+// The asker's gather waits for an answer under way as long as parts keep
+// coming from its node (each within pacedWait of the one before), up to
+// maxPacedWait from its start; the answerer holds an answer until its
+// last part is sent, and drops it when the asker has not acknowledged a
+// part for pacedWait, when it is older than maxPacedWait, when the asker
+// asks it to (its gather ended), or when the asker is taken for dead.
+// It holds at most maxPacedHeld bytes of answers in all, a quarter of
+// them and maxPacedAnswers answers for one asking node; past those it
+// answers with a refusal (a part of total 0), which the asker counts as
+// a node that did not answer (its caller gets a partial answer, as for a
+// node that did not answer in time).
+//
+// Wire: a part goes to the asker's reply subject with "p" for "a"
+// (<inbox>.p.<id>.<stamp>.<wait>.<boot>): uvarint total, uvarint offset,
+// then the bytes from offset. An acknowledgement goes to the answerer's
+// <inbox>.g: a byte (pacedNext, or pacedStop to drop the answer), the
+// offset acknowledged (uvarint), then the reply subject's tail after the
+// asker's inbox and ".p.". A node of the previous release sends no
+// heartbeat flag, so it is answered in one message, as before; and it
+// answers in one message, which this node reads as before.
+
+const (
+	// hbPacedAnswers is the heartbeat's feature bit saying its sender
+	// reads paced gather answers.
+	hbPacedAnswers = 1 << 0
+
+	// maxPacedWait bounds a gather's wait for a paced answer, and how long
+	// a node holds one.
+	maxPacedWait = 60 * time.Second
+	// maxPacedAnswers bounds the answers held for one asking node.
+	maxPacedAnswers = 64
+
+	pacedNext = 0
+	pacedStop = 1
+)
+
+// pacedWait is how long an asker waits for the next part of an answer
+// under way from a node, and how long the answering node waits for the
+// acknowledgement of a part it sent: a part takes a while over a slow
+// link, and other answers' parts may go before it.
+func (n *Node) pacedWait() time.Duration {
+	return max(2*n.opts.PeerTimeout, 4*n.opts.Heartbeat)
+}
+
+// maxPacedHeld bounds the bytes of the answers a node holds for paced
+// sending: a quarter of Options.MaxOutbound (16 MiB at the default), a
+// quarter of that for one asking node.
+func (n *Node) maxPacedHeld() int64 { return n.opts.MaxOutbound / 4 }
+
+// heldAnswer is an answer being sent a part at a time.
+type heldAnswer struct {
+	tail string // the reply subject after the asker's inbox and ".p."
+	data []byte
+	off  int // the bytes sent
+	at   time.Time
+}
+
+// pacedTo is what a node holds for one asking node; guarded by Node.pmu.
+type pacedTo struct {
+	inbox  string
+	q      []*heldAnswer // answers with parts to send, in turn
+	bytes  int64
+	flight *heldAnswer // the answer whose part is on its way, unacknowledged
+	end    int         // the offset that part ends at
+	sentAt time.Time
+}
+
+// readsPacedAnswers reports whether a heartbeat's bytes after its peer set
+// (splitHbSet) carry the paced answers flag, after the clock stamp.
+func readsPacedAnswers(rest []byte) bool {
+	_, k := binary.Uvarint(rest)
+	if k <= 0 {
+		return false
+	}
+	f, k2 := binary.Uvarint(rest[k:])
+	return k2 > 0 && f&hbPacedAnswers != 0
+}
+
+// answerQuery sends a query's answer to reply, the subject of p's gather:
+// a part at a time when p reads paced answers and it is larger than a
+// part (holdAnswer), else at once. Safe for concurrent use.
+func (n *Node) answerQuery(name, inbox string, paced bool, reply string, ans []byte) {
+	if paced && len(ans) > pacedPart && strings.HasPrefix(reply, inbox+".a.") {
+		n.holdAnswer(name, inbox, reply[len(inbox)+3:], ans)
+		return
+	}
+	n.out.pushBulk(reply, nodeInbox(n.opts.Name), ans)
+}
+
+// holdAnswer holds ans for name's gather of reply tail tail and sends its
+// first part, or a notice when a part of another of name's answers is on
+// its way; or refuses it past the bounds.
+func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	pt := n.paced[name]
+	size := int64(len(ans))
+	if n.pacedBytes+size > n.maxPacedHeld() || pt != nil && (pt.bytes+size > n.maxPacedHeld()/4 || len(pt.q) >= maxPacedAnswers) {
+		n.stats.PacedRefused.Add(1)
+		if now := time.Now(); now.Sub(n.pacedLogAt) >= gatherLogEvery {
+			n.pacedLogAt = now
+			n.log.Warn("mesh: an answer to another node's meta query or get_retained was not sent: the answers this node holds to send a part at a time would pass their bound (a quarter of mesh.max_outbound, a quarter of that and 64 answers per asking node); that node's caller is told this node did not answer", "peer", name, "bytes", size, "held", n.pacedBytes, "refused", n.stats.PacedRefused.Load())
+		}
+		n.sendPiece(inbox, tail, 0, 0, nil)
+		return
+	}
+	if pt == nil {
+		pt = &pacedTo{inbox: inbox}
+		n.paced[name] = pt
+	}
+	h := &heldAnswer{tail: tail, data: ans, at: time.Now()}
+	pt.q = append(pt.q, h)
+	pt.bytes += size
+	n.pacedBytes += size
+	n.sendNext(pt)
+	if h.off == 0 && pt.flight != h && indexHeld(pt.q, h) >= 0 {
+		n.sendPiece(inbox, tail, len(ans), 0, nil) // a notice: it is coming, after the others' parts
+	}
+}
+
+// sendPiece sends a part of an answer: its total, its offset, its bytes.
+func (n *Node) sendPiece(inbox, tail string, total, off int, b []byte) error {
+	w := make(wr, 0, 2*binary.MaxVarintLen64+len(b))
+	w.uv(uint64(total))
+	w.uv(uint64(off))
+	w = append(w, b...)
+	return n.out.pushBulk(inbox+".p."+tail, nodeInbox(n.opts.Name), w)
+}
+
+// sendNext sends the next part of pt's answers, in turn, unless a part is
+// on its way. Called with pmu held.
+func (n *Node) sendNext(pt *pacedTo) {
+	for pt.flight == nil && len(pt.q) > 0 {
+		h := pt.q[0]
+		end := min(h.off+pacedPart, len(h.data))
+		err := n.sendPiece(pt.inbox, h.tail, len(h.data), h.off, h.data[h.off:end])
+		if err == nil && end < len(h.data) {
+			h.off = end
+			pt.flight, pt.end, pt.sentAt = h, end, time.Now()
+			pt.q = append(pt.q[1:], h) // the asker's other answers go next
+			return
+		}
+		// Sent whole, or the queue refused it (the asker waits for it
+		// in vain, then counts this node as not answered).
+		if err != nil {
+			n.stats.PacedDropped.Add(1)
+		}
+		n.unhold(pt, h)
+		if err == nil {
+			pt.flight, pt.end, pt.sentAt = h, end, time.Now()
+		}
+	}
+}
+
+// unhold drops h from pt. Called with pmu held.
+func (n *Node) unhold(pt *pacedTo, h *heldAnswer) {
+	if i := indexHeld(pt.q, h); i >= 0 {
+		pt.q = slices.Delete(pt.q, i, i+1)
+	}
+	pt.bytes -= int64(len(h.data))
+	n.pacedBytes -= int64(len(h.data))
+}
+
+func indexHeld(q []*heldAnswer, h *heldAnswer) int {
+	for i, x := range q {
+		if x == h {
+			return i
+		}
+	}
+	return -1
+}
+
+// pacedAck handles an asking node's acknowledgement of a part (op "g"):
+// the next part goes, of the asker's answers in turn; or its request to
+// drop an answer. Control dispatcher.
+func (n *Node) pacedAck(name string, data []byte) {
+	if len(data) < 2 {
+		return
+	}
+	kind := data[0]
+	off, k := binary.Uvarint(data[1:])
+	if k <= 0 {
+		return
+	}
+	tail := string(data[1+k:])
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	pt := n.paced[name]
+	if pt == nil {
+		return
+	}
+	var h *heldAnswer
+	for _, x := range pt.q {
+		if x.tail == tail {
+			h = x
+			break
+		}
+	}
+	if pt.flight != nil && pt.flight.tail == tail && (kind == pacedStop || off == uint64(pt.end)) {
+		pt.flight = nil
+	}
+	if h != nil && kind == pacedStop {
+		n.unhold(pt, h)
+	}
+	n.sendNext(pt)
+	if len(pt.q) == 0 && pt.flight == nil {
+		delete(n.paced, name)
+	}
+}
+
+// sweepPaced drops the answers held for askers that stopped acknowledging
+// their parts (for pacedWait) or held longer than maxPacedWait, and those
+// of the nodes in gone (taken for dead). Control dispatcher, each
+// heartbeat.
+func (n *Node) sweepPaced(now time.Time) {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	for name, pt := range n.paced {
+		_, alive := n.peers.byName[name]
+		if pt.flight != nil && (!alive || now.Sub(pt.sentAt) > n.pacedWait()) {
+			if indexHeld(pt.q, pt.flight) >= 0 {
+				n.stats.PacedDropped.Add(1)
+				n.unhold(pt, pt.flight)
+			}
+			pt.flight = nil
+		}
+		for _, h := range slices.Clone(pt.q) {
+			if !alive || now.Sub(h.at) > maxPacedWait {
+				n.stats.PacedDropped.Add(1)
+				n.unhold(pt, h)
+			}
+		}
+		n.sendNext(pt)
+		if len(pt.q) == 0 && pt.flight == nil {
+			delete(n.paced, name)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- asking side
+
+// pacedIn is an answer under way to one of this node's gathers.
+type pacedIn struct {
+	tail  string // the reply subject's tail after this node's inbox and ".p."
+	total int
+	buf   []byte
+	at    time.Time // when its last part (or notice) came
+}
+
+// parsePartTail reads a part's reply tail (id.stamp.wait.boot) and returns
+// the gather id, if it is of this node's present life.
+func (n *Node) parsePartTail(tail string) (uint64, bool) {
+	f := strings.Split(tail, ".")
+	if len(f) != 4 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(f[0], 10, 64)
+	boot, err2 := strconv.ParseUint(f[3], 16, 64)
+	return id, err == nil && err2 == nil && boot == n.boot
+}
+
+// ackPart acknowledges a part to its answering node (or asks it to drop
+// the answer: stop).
+func (n *Node) ackPart(from, tail string, stop bool, off int) {
+	w := make(wr, 0, 1+binary.MaxVarintLen64+len(tail))
+	if stop {
+		w = append(w, pacedStop)
+	} else {
+		w = append(w, pacedNext)
+	}
+	w.uv(uint64(off))
+	w = append(w, tail...)
+	n.out.push(opPublish, nodeSubject(from, "g"), n.inbox, w, nil)
+}
+
+// partAnswered records a part of node from's paced answer to this node's
+// gather (the reply tail tail). Control dispatcher.
+func (n *Node) partAnswered(from, tail string, data []byte) {
+	id, ok := n.parsePartTail(tail)
+	if !ok || from == "" {
+		return
+	}
+	r := rd{b: data}
+	total, off := r.uv(), r.uv()
+	if r.err != nil {
+		return
+	}
+	body := r.b
+	ack, stop := -1, false // what to tell the answerer, once gmu is let go
+	defer func() {
+		if stop {
+			n.ackPart(from, tail, true, 0)
+		} else if ack >= 0 {
+			n.ackPart(from, tail, false, ack)
+		}
+	}()
+	n.gmu.Lock()
+	g := n.gathers[id]
+	var pi *pacedIn
+	if g != nil {
+		pi = g.paced[from]
+	}
+	switch {
+	case g == nil || pi == nil && g.got[from]:
+		// Its gather ended (or a part came that no notice began).
+		n.gmu.Unlock()
+		stop = total > 0
+		return
+	case pi == nil && total == 0:
+		// Refused by the answering node: it did not answer.
+		g.got[from] = true
+		g.dropped = append(g.dropped, from)
+	case pi == nil && (off != 0 || total > uint64(max(n.opts.MaxGathered-n.gBytes, 0))):
+		// Past the bytes this node's gathers may hold (Options.MaxGathered),
+		// as for an answer sent whole (answered).
+		g.got[from] = true
+		g.dropped = append(g.dropped, from)
+		n.stats.GatherAnswersDropped.Add(1)
+		stop = true
+	default:
+		if pi == nil {
+			g.got[from] = true
+			pi = &pacedIn{total: int(total), tail: tail}
+			if g.paced == nil {
+				g.paced = map[string]*pacedIn{}
+			}
+			g.paced[from] = pi
+			n.gBytes += int64(total) // reserved now: the bound holds for what is under way
+		}
+		if off != uint64(len(pi.buf)) || total != uint64(pi.total) || len(body) > pi.total-len(pi.buf) {
+			// Not the part that follows: the answer is lost.
+			delete(g.paced, from)
+			n.gBytes -= int64(pi.total)
+			g.dropped = append(g.dropped, from)
+			n.stats.GatherAnswersDropped.Add(1)
+			stop = true
+			break
+		}
+		now := time.Now()
+		pi.at = now
+		n.partAt[from] = now
+		if len(body) > 0 {
+			if pi.buf == nil {
+				pi.buf = make([]byte, 0, pi.total)
+			}
+			pi.buf = append(pi.buf, body...)
+			ack = len(pi.buf)
+		}
+		if len(pi.buf) < pi.total {
+			n.gmu.Unlock()
+			return
+		}
+		// Whole: an answer like any other (gBytes holds its bytes).
+		delete(g.paced, from)
+		g.answers = append(g.answers, pi.buf)
+	}
+	if g.want[from] {
+		g.left--
+	}
+	last := g.want != nil && g.left == 0 && len(g.paced) == 0
+	if last {
+		delete(n.gathers, id)
+	}
+	n.gmu.Unlock()
+	if last {
+		n.finishGather(g, false)
+	}
+}
+
+// endPaced ends g's answers still under way: it gives back their bytes
+// (Node.gBytes), asks their nodes to drop them, and returns the nodes.
+// Called with gmu held, g out of Node.gathers.
+func (n *Node) endPaced(g *gather) []string {
+	var names []string
+	for name, pi := range g.paced {
+		n.gBytes -= int64(pi.total)
+		names = append(names, name)
+		n.ackPart(name, pi.tail, true, 0)
+	}
+	g.paced = nil
+	sort.Strings(names)
+	return names
+}
+
+// pacedUntil returns until when g waits for its answers under way: the
+// last part of each plus pacedWait, at most maxPacedWait after g began;
+// zero when none is under way. Called with gmu held.
+func (n *Node) pacedUntil(g *gather) time.Time {
+	var until time.Time
+	for name, pi := range g.paced {
+		// A part of another answer from the same node counts too: the
+		// node sends one part at a time, its answers in turn.
+		at := pi.at
+		if t := n.partAt[name]; t.After(at) {
+			at = t
+		}
+		if t := at.Add(n.pacedWait()); t.After(until) {
+			until = t
+		}
+	}
+	if end := g.began.Add(maxPacedWait); until.After(end) {
+		until = end
+	}
+	return until
+}

@@ -1,0 +1,139 @@
+package edge
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// An edge client's prefix get_retained whose answer from the hub is larger
+// than the edge's slow uplink carries in a couple of seconds is delivered
+// whole, and the link stays up: the hub sends its answer a part at a time,
+// each once the part before is in (pacedOut), so that the heartbeats and
+// NATS's PONGs behind it wait for one part at most. Sent as one message,
+// it held them behind itself for the whole answer: the edge took the hub
+// for dead, NATS cut the leaf link as stale, and none of the retained
+// events was delivered.
+func TestSlowUplinkGetRetainedDelivered(t *testing.T) {
+	leafAddr := edgetest.FreeAddr(t)
+	link := newSlowLink(t, leafAddr, 192<<10)
+	hub := startNode(t, "hub", func(o *Options) {
+		o.Leaf.Listen = leafAddr
+		o.Leaf.Advertise = link.addr()
+		o.GatherTimeout = 2 * time.Second
+	})
+	ctx := ctxT(t, 60*time.Second)
+	// 2,000 retained events of 1 KiB (random: NATS compresses a leaf
+	// link's traffic): about 2 MiB, 11 s over the link.
+	const topics = 2000
+	pub := hub.dial(hub.ws(), proto.MsgPack)
+	for i := 0; i < topics; i++ {
+		if err := pub.Publish(ctx, fmt.Sprintf("com.ret.%d", i), []any{randomHex(512)}, nil, &client.PublishOptions{Retain: true, Acknowledge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge := startNode(t, "edge1", func(o *Options) {
+		o.Leaf.Remotes = []string{"nats://" + link.addr()}
+		o.GatherTimeout = 2 * time.Second
+	})
+	waitMesh(t, hub, edge)
+	// The hub learns from the edge's heartbeats that it reads answers
+	// sent a part at a time: a couple of them after the join.
+	time.Sleep(4 * defaultHeartbeat)
+	sub := edge.dial(edge.ws(), proto.MsgPack)
+	var got atomic.Int64
+	start := time.Now()
+	if _, err := sub.Subscribe(ctx, "com.ret.", func(e *client.Event) {
+		if e.Retained {
+			got.Add(1)
+		}
+	}, &client.SubscribeOptions{Match: "prefix", GetRetained: true}); err != nil {
+		t.Fatal(err)
+	}
+	all := within(30*time.Second, func() error {
+		if k := got.Load(); k < topics {
+			return fmt.Errorf("%d of %d", k, topics)
+		}
+		return nil
+	})
+	lostE, lostH := edge.n.Stats().PeersLost.Load(), hub.n.Stats().PeersLost.Load()
+	t.Logf("%d bytes crossed; %d of %d retained events delivered after %v; peers lost: edge %d, hub %d; gathers incomplete %d", link.bytes.Load(), got.Load(), topics, time.Since(start).Round(time.Millisecond), lostE, lostH, edge.n.Stats().GathersIncomplete.Load())
+	if !all || lostE != 0 || lostH != 0 {
+		t.Fatalf("the hub's get_retained answer did not cross the slow uplink whole (%d of %d delivered; the edge took the hub for dead %d times, the hub the edge %d)", got.Load(), topics, lostE, lostH)
+	}
+}
+
+// A node holds the answers it sends a part at a time within its bounds: a
+// quarter of max_outbound in all, a quarter of that for one asking node
+// (past them the asker is sent a refusal); one part in flight per asking
+// node, its other answers announced; an answer whose part is not
+// acknowledged for pacedWait, or of an asker taken for dead, is dropped.
+func TestPacedAnswersHeldBounded(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", MaxOutbound: 4 << 20, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, per := n.maxPacedHeld(), n.maxPacedHeld()/4 // 1 MiB, 256 KiB
+	ans := make([]byte, 100<<10)
+	answer := func(asker string, id int) {
+		inbox := nodeInbox(asker)
+		n.answerQuery(asker, inbox, true, fmt.Sprintf("%s.a.%d.1.500.1", inbox, id), ans)
+	}
+	for i := 0; i < 3; i++ { // the third passes the asker's quarter
+		answer("a", i)
+	}
+	if got := n.paced["a"]; got == nil || len(got.q) != 2 || got.flight == nil || got.end != pacedPart {
+		t.Fatalf("asker a: %+v", got)
+	}
+	if r := n.stats.PacedRefused.Load(); r != 1 {
+		t.Fatalf("%d answers refused for one asker past %d bytes, want 1", r, per)
+	}
+	for _, asker := range []string{"b", "c", "d", "e", "f"} {
+		for i := 0; i < 2; i++ {
+			answer(asker, i)
+		}
+	}
+	if n.pacedBytes > all || n.pacedBytes < all-int64(len(ans)) {
+		t.Fatalf("%d bytes held, bound %d", n.pacedBytes, all)
+	}
+	// An answer sent whole meanwhile (small) is not held.
+	n.answerQuery("g", nodeInbox("g"), true, nodeInbox("g")+".a.1.1.500.1", ans[:pacedPart])
+	if n.paced["g"] != nil {
+		t.Fatal("an answer of one part was held")
+	}
+	// The askers are no peers of n: taken for dead, their answers go.
+	n.sweepPaced(time.Now())
+	if n.pacedBytes != 0 || len(n.paced) != 0 {
+		t.Fatalf("after the sweep: %d bytes held for %d askers", n.pacedBytes, len(n.paced))
+	}
+	// A live asker that stops acknowledging: its part's answer goes after
+	// pacedWait, then the next answer's part goes.
+	n.peers.byName["a"] = &peer{name: "a"}
+	answer("a", 10)
+	answer("a", 11)
+	n.sweepPaced(time.Now())
+	if pt := n.paced["a"]; pt == nil || len(pt.q) != 2 {
+		t.Fatal("a live asker's answers dropped before pacedWait")
+	}
+	dropped := n.stats.PacedDropped.Load()
+	n.sweepPaced(time.Now().Add(n.pacedWait() + time.Second))
+	if pt := n.paced["a"]; pt == nil || len(pt.q) != 1 || pt.flight != pt.q[0] || n.stats.PacedDropped.Load() != dropped+1 {
+		t.Fatalf("after pacedWait without an acknowledgement: %+v", n.paced["a"])
+	}
+	n.sweepPaced(time.Now().Add(maxPacedWait + time.Second))
+	if n.pacedBytes != 0 || len(n.paced) != 0 {
+		t.Fatalf("after maxPacedWait: %d bytes held", n.pacedBytes)
+	}
+}
