@@ -19,12 +19,13 @@ import (
 // the answer never arrived (TestSlowUplinkGetRetainedDelivered: 2,000
 // retained events of 1 KiB over 192 KiB/s).
 //
-// So an answer larger than pacedPart to a node that reads parts (its
+// So an answer larger than pacedAlone to a node that reads parts (its
 // heartbeats say so: hbPacedAnswers) is held by the answering node
-// (heldAnswer) and sent a part at a time, one part in flight to each
-// asking node whatever the number of its answers, the next once the asker
-// acknowledges the part before (op "g"): at most a part is ever ahead of
-// the heartbeats and PONGs on the link. The asker's answers take turns.
+// (heldAnswer) and sent a part of at most pacedPart at a time, one part
+// in flight to each asking node whatever the number of its answers, the
+// next once the asker acknowledges the part before (op "g"): at most a
+// part is ever ahead of the heartbeats and PONGs on the link. The
+// asker's answers take turns.
 // Each answer first gets a notice (a part without data) when it cannot
 // go at once, so the asker knows it is coming and how large it is, and
 // reserves that much of Options.MaxGathered for it (or refuses it: it
@@ -59,8 +60,15 @@ const (
 	// maxPacedWait bounds a gather's wait for a paced answer, and how long
 	// a node holds one.
 	maxPacedWait = 60 * time.Second
-	// maxPacedAnswers bounds the answers held for one asking node.
-	maxPacedAnswers = 64
+	// maxPacedAnswers bounds the answers held for one asking node: as
+	// many as it may have gathers in flight.
+	maxPacedAnswers = maxGathers
+	// pacedAlone is the largest answer sent at once to a node that reads
+	// paced answers, whatever is in flight to it; larger ones take their
+	// turn. Answers of less than a part each, sent at once, made a burst
+	// together (TestSlowUplinkManySmallGetRetainedDelivered: 24 answers of
+	// 58 KiB to one edge cut its link).
+	pacedAlone = 1 << 10
 
 	pacedNext = 0
 	pacedStop = 1
@@ -109,10 +117,11 @@ func readsPacedAnswers(rest []byte) bool {
 }
 
 // answerQuery sends a query's answer to reply, the subject of p's gather:
-// a part at a time when p reads paced answers and it is larger than a
-// part (holdAnswer), else at once. Safe for concurrent use.
+// in its turn, a part at a time, when p reads paced answers and it is
+// larger than pacedAlone (holdAnswer), else at once. Safe for concurrent
+// use.
 func (n *Node) answerQuery(name, inbox string, paced bool, reply string, ans []byte) {
-	if paced && len(ans) > pacedPart && strings.HasPrefix(reply, inbox+".a.") {
+	if paced && len(ans) > pacedAlone && strings.HasPrefix(reply, inbox+".a.") {
 		n.holdAnswer(name, inbox, reply[len(inbox)+3:], ans)
 		return
 	}
@@ -131,7 +140,7 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 		n.stats.PacedRefused.Add(1)
 		if now := time.Now(); now.Sub(n.pacedLogAt) >= gatherLogEvery {
 			n.pacedLogAt = now
-			n.log.Warn("mesh: an answer to another node's meta query or get_retained was not sent: the answers this node holds to send a part at a time would pass their bound (a quarter of mesh.max_outbound, a quarter of that and 64 answers per asking node); that node's caller is told this node did not answer", "peer", name, "bytes", size, "held", n.pacedBytes, "refused", n.stats.PacedRefused.Load())
+			n.log.Warn("mesh: an answer to another node's meta query or get_retained was not sent: the answers this node holds to send a part at a time would pass their bound (a quarter of mesh.max_outbound, a quarter of that and 1,024 answers per asking node); that node's caller is told this node did not answer", "peer", name, "bytes", size, "held", n.pacedBytes, "refused", n.stats.PacedRefused.Load())
 		}
 		n.sendPiece(inbox, tail, 0, 0, nil)
 		return

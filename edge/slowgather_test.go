@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,8 +109,8 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	if n.pacedBytes > all || n.pacedBytes < all-int64(len(ans)) {
 		t.Fatalf("%d bytes held, bound %d", n.pacedBytes, all)
 	}
-	// An answer sent whole meanwhile (small) is not held.
-	n.answerQuery("g", nodeInbox("g"), true, nodeInbox("g")+".a.1.1.500.1", ans[:pacedPart])
+	// A small answer is sent at once, not held.
+	n.answerQuery("g", nodeInbox("g"), true, nodeInbox("g")+".a.1.1.500.1", ans[:pacedAlone])
 	if n.paced["g"] != nil {
 		t.Fatal("an answer of one part was held")
 	}
@@ -135,5 +136,129 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	n.sweepPaced(time.Now().Add(maxPacedWait + time.Second))
 	if n.pacedBytes != 0 || len(n.paced) != 0 {
 		t.Fatalf("after maxPacedWait: %d bytes held", n.pacedBytes)
+	}
+}
+
+// Several get_retained SUBSCRIBEs of an edge at once, each answered with
+// more than a part, share the slow uplink: their answers take turns, one
+// part in flight, and each is delivered whole, the link kept.
+func TestSlowUplinkConcurrentGetRetainedDelivered(t *testing.T) {
+	leafAddr := edgetest.FreeAddr(t)
+	link := newSlowLink(t, leafAddr, 192<<10)
+	hub := startNode(t, "hub", func(o *Options) {
+		o.Leaf.Listen = leafAddr
+		o.Leaf.Advertise = link.addr()
+	})
+	ctx := ctxT(t, 60*time.Second)
+	// Four prefixes of 300 retained events of 1 KiB: 1.2 MiB, 7 s over
+	// the link.
+	const prefixes, topics = 4, 300
+	pub := hub.dial(hub.ws(), proto.MsgPack)
+	for p := 0; p < prefixes; p++ {
+		for i := 0; i < topics; i++ {
+			if err := pub.Publish(ctx, fmt.Sprintf("com.p%d.%d", p, i), []any{randomHex(512)}, nil, &client.PublishOptions{Retain: true, Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + link.addr()} })
+	waitMesh(t, hub, edge)
+	time.Sleep(4 * defaultHeartbeat) // the edge's heartbeats say it reads parts
+	var got [prefixes]atomic.Int64
+	start := time.Now()
+	for p := 0; p < prefixes; p++ {
+		sub := edge.dial(edge.ws(), proto.MsgPack)
+		if _, err := sub.Subscribe(ctx, fmt.Sprintf("com.p%d.", p), func(e *client.Event) {
+			if e.Retained {
+				got[p].Add(1)
+			}
+		}, &client.SubscribeOptions{Match: "prefix", GetRetained: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := within(30*time.Second, func() error {
+		for p := range got {
+			if k := got[p].Load(); k < topics {
+				return fmt.Errorf("prefix %d: %d of %d", p, k, topics)
+			}
+		}
+		return nil
+	})
+	counts := make([]int64, prefixes)
+	for p := range got {
+		counts[p] = got[p].Load()
+	}
+	lostE, lostH := edge.n.Stats().PeersLost.Load(), hub.n.Stats().PeersLost.Load()
+	t.Logf("%d bytes crossed; delivered %v of %d each after %v; peers lost: edge %d, hub %d; gathers incomplete %d", link.bytes.Load(), counts, topics, time.Since(start).Round(time.Millisecond), lostE, lostH, edge.n.Stats().GathersIncomplete.Load())
+	if !all || lostE != 0 || lostH != 0 {
+		t.Fatalf("the hub's get_retained answers did not cross the slow uplink whole (%v of %d each; peers lost: edge %d, hub %d)", counts, topics, lostE, lostH)
+	}
+}
+
+// Many get_retained SUBSCRIBEs of an edge at once, each answered with less
+// than a part, do not make one burst on the slow uplink either: answers
+// to a node that reads parts wait their turn behind the part in flight.
+func TestSlowUplinkManySmallGetRetainedDelivered(t *testing.T) {
+	leafAddr := edgetest.FreeAddr(t)
+	link := newSlowLink(t, leafAddr, 192<<10)
+	hub := startNode(t, "hub", func(o *Options) {
+		o.Leaf.Listen = leafAddr
+		o.Leaf.Advertise = link.addr()
+	})
+	ctx := ctxT(t, 60*time.Second)
+	// 24 prefixes of 56 retained events of 1 KiB, each answer under a
+	// part: 1.3 MiB, 7 s over the link.
+	const prefixes, topics = 24, 56
+	pub := hub.dial(hub.ws(), proto.MsgPack)
+	for p := 0; p < prefixes; p++ {
+		for i := 0; i < topics; i++ {
+			if err := pub.Publish(ctx, fmt.Sprintf("com.p%d.%d", p, i), []any{randomHex(512)}, nil, &client.PublishOptions{Retain: true, Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	edge := startNode(t, "edge1", func(o *Options) {
+		o.Leaf.Remotes = []string{"nats://" + link.addr()}
+		o.GatherTimeout = 2 * time.Second
+	})
+	waitMesh(t, hub, edge)
+	time.Sleep(4 * defaultHeartbeat) // the edge's heartbeats say it reads parts
+	var got [prefixes]atomic.Int64
+	subs := make([]*client.Session, 4)
+	for i := range subs {
+		subs[i] = edge.dial(edge.ws(), proto.MsgPack)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for p := 0; p < prefixes; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := subs[p%len(subs)].Subscribe(ctx, fmt.Sprintf("com.p%d.", p), func(e *client.Event) {
+				if e.Retained {
+					got[p].Add(1)
+				}
+			}, &client.SubscribeOptions{Match: "prefix", GetRetained: true}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	all := within(30*time.Second, func() error {
+		for p := range got {
+			if k := got[p].Load(); k < topics {
+				return fmt.Errorf("prefix %d: %d of %d", p, k, topics)
+			}
+		}
+		return nil
+	})
+	var delivered int64
+	for p := range got {
+		delivered += got[p].Load()
+	}
+	lostE, lostH := edge.n.Stats().PeersLost.Load(), hub.n.Stats().PeersLost.Load()
+	t.Logf("%d bytes crossed; %d of %d delivered after %v; peers lost: edge %d, hub %d; gathers incomplete %d", link.bytes.Load(), delivered, prefixes*topics, time.Since(start).Round(time.Millisecond), lostE, lostH, edge.n.Stats().GathersIncomplete.Load())
+	if !all || lostE != 0 || lostH != 0 {
+		t.Fatalf("the hub's get_retained answers did not cross the slow uplink whole (%d of %d; peers lost: edge %d, hub %d)", delivered, prefixes*topics, lostE, lostH)
 	}
 }
