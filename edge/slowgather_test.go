@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -109,10 +110,16 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	if n.pacedBytes > all || n.pacedBytes < all-int64(len(ans)) {
 		t.Fatalf("%d bytes held, bound %d", n.pacedBytes, all)
 	}
-	// A small answer is sent at once, not held.
+	// A small answer is sent at once, not held; so is any answer to a
+	// node whose heartbeats do not say it reads parts (the previous
+	// release).
 	n.answerQuery("g", nodeInbox("g"), true, nodeInbox("g")+".a.1.1.500.1", ans[:pacedAlone])
-	if n.paced["g"] != nil {
-		t.Fatal("an answer of one part was held")
+	n.answerQuery("o", nodeInbox("o"), false, nodeInbox("o")+".a.1.1.500.1", ans)
+	if n.paced["g"] != nil || n.paced["o"] != nil {
+		t.Fatal("a small answer, or one to the previous release, was held")
+	}
+	if !readsPacedAnswers(binary.AppendUvarint(binary.AppendUvarint(nil, 12345), hbPacedAnswers)) || readsPacedAnswers(binary.AppendUvarint(nil, 12345)) {
+		t.Fatal("the heartbeat's flag after its clock is misread")
 	}
 	// The askers are no peers of n: taken for dead, their answers go.
 	n.sweepPaced(time.Now())
