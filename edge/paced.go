@@ -25,11 +25,11 @@ import (
 // in flight to each asking node whatever the number of its answers, the
 // next once the asker acknowledges the part before (op "g"): at most a
 // part is ever ahead of the heartbeats and PONGs on the link. The
-// asker's answers take turns.
-// Each answer first gets a notice (a part without data) when it cannot
-// go at once, so the asker knows it is coming and how large it is, and
-// reserves that much of Options.MaxGathered for it (or refuses it: it
-// asks the answerer to drop it, and counts the node as not answered).
+// asker's answers take turns. An answer that cannot go at once gets a
+// notice first (a part without data), so the asker knows it is coming
+// and how large it is, and reserves that much of Options.MaxGathered for
+// it (or refuses it: it asks the answerer to drop it, and counts the
+// node as not answered).
 //
 // The asker's gather waits for an answer under way as long as parts keep
 // coming from its node (each within pacedWait of the one before), up to
@@ -38,10 +38,10 @@ import (
 // part for pacedWait, when it is older than maxPacedWait, when the asker
 // asks it to (its gather ended), or when the asker is taken for dead.
 // It holds at most maxPacedHeld bytes of answers in all, a quarter of
-// them and maxPacedAnswers answers for one asking node; past those it
-// answers with a refusal (a part of total 0), which the asker counts as
-// a node that did not answer (its caller gets a partial answer, as for a
-// node that did not answer in time).
+// them (or one answer) and maxPacedAnswers answers for one asking node;
+// past those it answers with a refusal (a part of total 0), which the
+// asker counts as a node that did not answer (its caller gets a partial
+// answer, as for a node that did not answer in time).
 //
 // Wire: a part goes to the asker's reply subject with "p" for "a"
 // (<inbox>.p.<id>.<stamp>.<wait>.<boot>): uvarint total, uvarint offset,
@@ -83,9 +83,13 @@ func (n *Node) pacedWait() time.Duration {
 }
 
 // maxPacedHeld bounds the bytes of the answers a node holds for paced
-// sending: a quarter of Options.MaxOutbound (16 MiB at the default), a
-// quarter of that for one asking node.
-func (n *Node) maxPacedHeld() int64 { return n.opts.MaxOutbound / 4 }
+// sending: what its outbound queue would take of them at once, three
+// quarters of Options.MaxOutbound (48 MiB at the default: held here,
+// they are not queued there), and a quarter of that for one asking node,
+// which may have any one answer held when it has none. A quarter of
+// Options.MaxOutbound refused answers the queue took before pacing
+// (TestPacedAnswerPastAskerShareHeldAlone).
+func (n *Node) maxPacedHeld() int64 { return n.opts.MaxOutbound - n.opts.MaxOutbound/4 }
 
 // heldAnswer is an answer being sent a part at a time.
 type heldAnswer struct {
@@ -140,7 +144,7 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 		n.stats.PacedRefused.Add(1)
 		if now := time.Now(); now.Sub(n.pacedLogAt) >= gatherLogEvery {
 			n.pacedLogAt = now
-			n.log.Warn("mesh: an answer to another node's meta query or get_retained was not sent: the answers this node holds to send a part at a time would pass their bound (a quarter of mesh.max_outbound, a quarter of that and 1,024 answers per asking node); that node's caller is told this node did not answer", "peer", name, "bytes", size, "held", n.pacedBytes, "refused", n.stats.PacedRefused.Load())
+			n.log.Warn("mesh: an answer to another node's meta query or get_retained was not sent: the answers this node holds to send a part at a time would pass their bound (three quarters of mesh.max_outbound, a quarter of that and 1,024 answers per asking node); that node's caller is told this node did not answer", "peer", name, "bytes", size, "held", n.pacedBytes, "refused", n.stats.PacedRefused.Load())
 		}
 		n.sendPiece(inbox, tail, 0, 0, nil)
 		return

@@ -87,24 +87,24 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, per := n.maxPacedHeld(), n.maxPacedHeld()/4 // 1 MiB, 256 KiB
+	all, per := n.maxPacedHeld(), n.maxPacedHeld()/4 // 3 MiB, 768 KiB
 	ans := make([]byte, 100<<10)
 	answer := func(asker string, id int) {
 		inbox := nodeInbox(asker)
 		n.answerQuery(asker, inbox, true, fmt.Sprintf("%s.a.%d.1.500.1", inbox, id), ans)
 	}
-	for i := 0; i < 3; i++ { // the third passes the asker's quarter
+	for i := 0; i < 8; i++ { // the eighth passes the asker's quarter
 		answer("a", i)
 	}
-	if got := n.paced["a"]; got == nil || len(got.q) != 2 || got.flight == nil || got.end != pacedPart {
+	if got := n.paced["a"]; got == nil || len(got.q) != 7 || got.flight == nil || got.end != pacedPart {
 		t.Fatalf("asker a: %+v", got)
 	}
 	if r := n.stats.PacedRefused.Load(); r != 1 {
 		t.Fatalf("%d answers refused for one asker past %d bytes, want 1", r, per)
 	}
-	for _, asker := range []string{"b", "c", "d", "e", "f"} {
+	for k := 0; k < 20; k++ {
 		for i := 0; i < 2; i++ {
-			answer(asker, i)
+			answer(fmt.Sprintf("b%d", k), i)
 		}
 	}
 	if n.pacedBytes > all || n.pacedBytes < all-int64(len(ans)) {
@@ -267,5 +267,33 @@ func TestSlowUplinkManySmallGetRetainedDelivered(t *testing.T) {
 	t.Logf("%d bytes crossed; %d of %d delivered after %v; peers lost: edge %d, hub %d; gathers incomplete %d", link.bytes.Load(), delivered, prefixes*topics, time.Since(start).Round(time.Millisecond), lostE, lostH, edge.n.Stats().GathersIncomplete.Load())
 	if !all || lostE != 0 || lostH != 0 {
 		t.Fatalf("the hub's get_retained answers did not cross the slow uplink whole (%d of %d; peers lost: edge %d, hub %d)", delivered, prefixes*topics, lostE, lostH)
+	}
+}
+
+// The answers a node holds for paced sending are bounded by what its
+// outbound queue would have taken of them at once (three quarters of
+// max_outbound), not a quarter of it: an answer between the two was
+// refused, where before pacing it was sent whole. One answer larger than
+// an asking node's share is held when that node has none held.
+func TestPacedAnswerPastAskerShareHeldAlone(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", MaxOutbound: 1 << 20, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := make([]byte, 300<<10) // within what the outbound queue takes at once (three quarters of 1 MiB)
+	inbox := nodeInbox("a")
+	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.1", ans)
+	if pt := n.paced["a"]; pt == nil || len(pt.q) != 1 || n.stats.PacedRefused.Load() != 0 {
+		t.Fatalf("an answer of %d bytes to an asker holding none was refused (node bound %d, the asker's share %d)", len(ans), n.maxPacedHeld(), n.maxPacedHeld()/4)
+	}
+	n.answerQuery("a", inbox, true, inbox+".a.2.1.500.1", ans)
+	if r := n.stats.PacedRefused.Load(); r != 1 {
+		t.Fatalf("a second answer past the asker's share: %d refused, want 1", r)
 	}
 }
