@@ -153,6 +153,7 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 		pt = &pacedTo{inbox: inbox}
 		n.paced[name] = pt
 	}
+	n.dropOtherLives(pt, tail)
 	h := &heldAnswer{tail: tail, data: ans, at: time.Now()}
 	pt.q = append(pt.q, h)
 	pt.bytes += size
@@ -160,6 +161,25 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 	n.sendNext(pt)
 	if h.off == 0 && pt.flight != h && indexHeld(pt.q, h) >= 0 {
 		n.sendPiece(inbox, tail, len(ans), 0, nil) // a notice: it is coming, after the others' parts
+	}
+}
+
+// dropOtherLives drops pt's answers to gathers of another life of the
+// asker than tail's (the boot its reply subjects end with): the asker
+// restarted, and they are nobody's; the part in flight to the old life
+// is never acknowledged. Kept, the new life's answers waited behind them,
+// pacedWait for the part in flight, then each old answer's parts in turn
+// (TestPacedAnswersOfAnAskersPreviousLifeDropped). Called with pmu held.
+func (n *Node) dropOtherLives(pt *pacedTo, tail string) {
+	boot := tail[strings.LastIndexByte(tail, '.')+1:]
+	if pt.flight != nil && !strings.HasSuffix(pt.flight.tail, "."+boot) {
+		pt.flight = nil
+	}
+	for _, h := range slices.Clone(pt.q) {
+		if !strings.HasSuffix(h.tail, "."+boot) {
+			n.stats.PacedDropped.Add(1)
+			n.unhold(pt, h)
+		}
 	}
 }
 

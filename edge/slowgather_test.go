@@ -297,3 +297,35 @@ func TestPacedAnswerPastAskerShareHeldAlone(t *testing.T) {
 		t.Fatalf("a second answer past the asker's share: %d refused, want 1", r)
 	}
 }
+
+// An asking node that restarted (a new boot in its reply subjects) has
+// its previous life's answers dropped at its first answer: they are
+// nobody's, and the part in flight to the old life is never acknowledged.
+// Kept, the new life's answers waited behind them, pacedWait for the part
+// in flight, then each old answer's next part in turn, which the new life
+// neither read nor acknowledged.
+func TestPacedAnswersOfAnAskersPreviousLifeDropped(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := make([]byte, 200<<10)
+	inbox := nodeInbox("a")
+	for i := 1; i <= 3; i++ {
+		n.answerQuery("a", inbox, true, fmt.Sprintf("%s.a.%d.1.500.b1", inbox, i), ans)
+	}
+	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b2", ans) // the new life's first
+	pt := n.paced["a"]
+	if pt == nil || len(pt.q) != 1 || pt.flight != pt.q[0] || pt.flight.tail != "1.1.500.b2" || n.pacedBytes != int64(len(ans)) {
+		t.Fatalf("the new life's answer waits behind %d held answers (%d bytes held)", len(pt.q)-1, n.pacedBytes)
+	}
+	if d := n.stats.PacedDropped.Load(); d != 3 {
+		t.Fatalf("%d of the previous life's answers counted dropped, want 3", d)
+	}
+}
