@@ -1282,6 +1282,10 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		case <-r.Context().Done():
 			return
 		case <-g.draining:
+			// Said, as a stream the router ends is: before, the stream
+			// ended with nothing, and its client could not tell a stop
+			// from a cut connection.
+			sw.writeEvent("problem", newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down").body())
 			return
 		}
 	}

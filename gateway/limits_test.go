@@ -195,8 +195,9 @@ func TestAuthFailureLimitExempt(t *testing.T) {
 	}
 }
 
-// TestShutdown: Shutdown ends SSE streams and closes the gateway's WAMP
-// sessions; the router then has none of them left.
+// TestShutdown: Shutdown ends SSE streams (a problem event saying so)
+// and closes the gateway's WAMP sessions; the router then has none of
+// them left.
 func TestShutdown(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -216,6 +217,10 @@ func TestShutdown(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("shutdown took %v", d)
+	}
+	// Its last event says why it ends.
+	if ev, err := sse.next(); err != nil || ev.event != "problem" || !strings.Contains(ev.data, proto.URISystemShutdown) {
+		t.Fatalf("the stream's last event at Shutdown: %+v %v, want a problem with %s", ev, err, proto.URISystemShutdown)
 	}
 	if _, err := sse.next(); err == nil {
 		t.Fatal("the stream goes on after Shutdown")
