@@ -822,6 +822,8 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	// no progressive result is queued (or here, when the session's queue
 	// is closed and none can be).
 	g.addQueue(c)
+	g.streamedCalls.Add(1)
+	defer g.streamedCalls.Add(-1) // after its last event (endStreamedCalls)
 	defer func() {
 		g.removeQueue(c)
 		if s.q.post(func() { s.cancelCall(c); c.dropProgress(g) }) != nil {
@@ -952,9 +954,13 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 		case <-r.Context().Done():
 			s.q.post(func() { s.cancelCall(c) })
 			return
-		case <-g.draining:
+		case <-g.drainEnd:
+			// A stop's drain lets a streamed call run on, as a plain
+			// request in progress (and a WAMP caller's progressive call,
+			// which the router's drain waits for): before, its start
+			// canceled the call at once. Its deadline ends it.
 			s.q.post(func() { s.cancelCall(c) })
-			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down")
+			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down: the call was still in progress at the drain's deadline")
 			final("problem", p.body())
 			return
 		}

@@ -86,8 +86,14 @@ type Server struct {
 	closed   bool         // Drain began; guarded by mu
 	shut     bool         // Shutdown began; guarded by mu
 	draining chan struct{}
-	bg       sync.WaitGroup // janitor, callees, webhooks
-	syncWait time.Duration  // how long runSync waits for a shard (10 s; tests shorten it)
+	// drainEnd is closed when Drain's context ends with requests still
+	// running: the calls streamed as SSE then end (streamedCalls counts
+	// their handlers, which Drain waits for, streamedCallsGrace at most,
+	// before it closes the connections).
+	drainEnd      chan struct{}
+	streamedCalls atomic.Int64
+	bg            sync.WaitGroup // janitor, callees, webhooks
+	syncWait      time.Duration  // how long runSync waits for a shard (10 s; tests shorten it)
 }
 
 // New validates opts and builds the server; it listens only in Start.
@@ -106,7 +112,7 @@ func Validate(opts Options) error {
 
 func build(opts Options, needRouter bool) (*Server, error) {
 	errs := opts.setDefaults(needRouter)
-	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), perIP: map[string]int{}, syncWait: 10 * time.Second, reloadCh: make(chan struct{})}
+	g := &Server{opts: opts, log: opts.Logger, draining: make(chan struct{}), drainEnd: make(chan struct{}), perIP: map[string]int{}, syncWait: 10 * time.Second, reloadCh: make(chan struct{})}
 	if opts.Router != nil {
 		for i := 0; i < opts.Router.Shards(); i++ {
 			g.queues = append(g.queues, newShardQ(opts.Router.Shard(i)))
@@ -653,8 +659,10 @@ func (g *Server) Addr() net.Addr {
 
 // Drain stops accepting connections (the event loops' HTTP lane, which
 // still accepts until the engine's shutdown, answers new requests 503
-// with Connection: close and Retry-After), ends the SSE streams and waits
-// for the requests in progress until ctx is done; those may still open
+// with Connection: close and Retry-After), ends the event streams and
+// waits for the requests in progress, the calls streamed as SSE among
+// them, until ctx is done (the streamed calls then end with a problem
+// event, the others are cut); those may still open
 // pooled sessions (the router lets the gateway's sessions join while it
 // drains). The HTTP callees and webhooks keep their sessions: the
 // invocations in flight on them are what the router's drain waits for,
@@ -676,6 +684,7 @@ func (g *Server) Drain(ctx context.Context) error {
 	if started {
 		err = g.srv.Shutdown(ctx)
 		if err != nil {
+			g.endStreamedCalls()
 			g.srv.Close()
 		}
 		if lerr := g.waitLane(ctx); err == nil {
@@ -683,6 +692,23 @@ func (g *Server) Drain(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// streamedCallsGrace bounds how long Drain, past its context, waits for
+// the calls streamed as SSE to write their last event.
+const streamedCallsGrace = time.Second
+
+// endStreamedCalls ends the calls streamed as SSE that are still running
+// at the drain's deadline: each is canceled and its last event is a
+// problem saying so, written before the connections close (a handler
+// blocked writing to a client that does not read is not waited for past
+// streamedCallsGrace). Called once, by Drain.
+func (g *Server) endStreamedCalls() {
+	close(g.drainEnd)
+	deadline := time.Now().Add(streamedCallsGrace)
+	for g.streamedCalls.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Shutdown drains the gateway when Drain was not called (stops

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgewamp/edgewamp/client"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -132,5 +134,61 @@ func TestRequestDuringRouterDrainOpensSession(t *testing.T) {
 	resp, body := e.do("POST", "/wamp/realm1/publish/com.t", `{"args":[1],"options":{"acknowledge":true}}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("a publish needing a new session during the router's drain: %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// TestStreamedCallEndsAtDrainDeadline: a call streamed as SSE runs on
+// while the gateway drains (as a plain request in progress does) and,
+// still running when the drain's context ends, is canceled at the router
+// (its callee interrupted) with a problem event as the stream's last,
+// saying the gateway shuts down, written before the connections close.
+func TestStreamedCallEndsAtDrainDeadline(t *testing.T) {
+	laneFree(t)
+	e := newEnv(t, nil)
+	callee := e.dial("realm1", proto.JSON)
+	interrupted := make(chan struct{}, 1)
+	e.register(callee, "com.tick", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
+		for i := 0; ; i++ {
+			if err := inv.SendProgress([]any{i}, nil); err != nil {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				if context.Cause(ctx) == client.ErrInterrupted {
+					interrupted <- struct{}{}
+				}
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, sse := e.stream(ctx, "POST", "/wamp/realm1/call/com.tick", `{}`)
+	if ev, err := sse.next(); err != nil || ev.event != "progress" {
+		t.Fatalf("the streamed call's first event: %+v %v", ev, err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer dcancel()
+	if err := e.gw.Drain(dctx); err == nil {
+		t.Fatal("Drain returned no error with a streamed call running past its context")
+	}
+	var last sseEvent
+	n := 0
+	for {
+		ev, err := sse.next()
+		if err != nil {
+			break
+		}
+		last = ev
+		n++
+	}
+	if n < 5 || last.event != "problem" || !strings.Contains(last.data, proto.URISystemShutdown) {
+		t.Fatalf("the streamed call during the drain: %d events more, the last %+v; want its progress to go on, then a problem with %s", n, last, proto.URISystemShutdown)
+	}
+	select {
+	case <-interrupted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callee of a streamed call ended at the drain's deadline was not interrupted")
 	}
 }
