@@ -235,12 +235,18 @@ func (wr *webhookRunner) start() {
 }
 
 // stop ends the subscription and the deliveries in progress (Shutdown);
-// the events queued are dropped (counted as shutdown).
+// the events queued are dropped (counted as shutdown) and, when there
+// were any, logged: before, only the metric said so, which no one reads
+// once the process has exited.
 func (wr *webhookRunner) stop() {
 	wr.halt()
-	for _, f := range wr.takeHeld() {
+	held := wr.takeHeld()
+	for _, f := range held {
 		wr.queued.Add(-int64(len(f.sse)))
 		wr.m.drop("shutdown")
+	}
+	if len(held) > 0 {
+		wr.g.log.Warn("gateway: webhook events dropped at shutdown (queued, or being posted)", "webhook", wr.name, "url", redactedURL(wr.cfg.URL), "dropped", len(held))
 	}
 }
 
