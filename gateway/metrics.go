@@ -72,6 +72,11 @@ type Stats struct {
 	// way to another address's, for a full authentication queue →
 	// edgewamp_auth_busy_total.
 	AuthBusy Counter
+	// AuthPanics: panics recovered in the embedder's authentication code,
+	// by where (authenticator: an Authenticator's Method, Challenge or
+	// Authenticate, the login refused; authorizer: an Authorizer's, the
+	// request refused) → edgewamp_auth_panics_total{in}.
+	AuthPanics map[string]uint64
 	// Connections open on the WAMP listeners → edgewamp_connections (the
 	// gateway's own are not among them).
 	Connections Gauge
@@ -648,6 +653,7 @@ func collectStats(e *expo, st *Stats) {
 	if st.AuthBusy.OK {
 		constMetric(e, "edgewamp_auth_busy_total", "WAMP logins refused unchecked, or dropped from the queue for another address's, because the queue of authentication work was full.", C, float64(st.AuthBusy.V))
 	}
+	byLabel(e, "edgewamp_auth_panics_total", "Panics recovered in an Authenticator (in=authenticator: the login refused) or an Authorizer (in=authorizer: the request refused): a bug in the embedder's code.", "in", C, st.AuthPanics)
 	if st.Connections.OK {
 		constMetric(e, "edgewamp_connections", "Connections open on the WAMP listeners.", G, st.Connections.V)
 	}

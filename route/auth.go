@@ -63,7 +63,13 @@ type Credential struct {
 // refused with wamp.error.authentication_failed and counted as a failed
 // authentication, and the panic logged at ERROR with the authmethod and
 // its stack (its value only when the runtime made it: another may quote
-// the credentials); the router goes on (authrecover.go).
+// the credentials); the router goes on (authrecover.go). Method is called
+// on the event loops (at each HELLO, and at a reload's re-check of the
+// sessions) and must return the same name each time: a panic there skips
+// the Authenticator (a login that finds no other of the methods it asked
+// for is refused with wamp.error.authentication_failed, a session of its
+// method ends at a reload), logged at ERROR. Every recovered panic is
+// counted (Stats.AuthenticatorPanics).
 type Authenticator interface {
 	// Method returns the authmethod name, e.g. "wampcra".
 	Method() string
@@ -121,7 +127,8 @@ func (a Action) String() string {
 // pattern as its uri. A panic in Authorize or AuthorizePattern is
 // recovered: that request is refused (wamp.error.not_authorized, the
 // refusal cached as any answer) and the panic logged at ERROR with its
-// stack (authrecover.go); the router goes on.
+// stack and counted (Stats.AuthorizerPanics; authrecover.go); the router
+// goes on.
 type Authorizer interface {
 	Authorize(authrole string, action Action, uri string) bool
 }

@@ -22,46 +22,103 @@ import (
 // when the runtime made it (a runtime.Error: a nil map, an index out of
 // range), which quotes no input: another value may quote the credentials
 // (a signature, a ticket) the Authenticator was given, and only its type
-// is logged.
+// is logged. The recovery covers the whole of the job's check, the
+// decoding of the login's authextra and extra included.
+//
+// Method runs on the event loops: at each HELLO, for the realm's
+// Authenticators until one offers a method the client asked for, and at
+// a reload's re-check of the sessions (methodOffered). A panic there
+// ended the router process too. It is recovered (authMethod): that
+// Authenticator is skipped, as one offering no method the client asked
+// for; a login that finds no other is refused with errAuthPanicked, not
+// no_matching_auth_method, and a session that logged in with its method
+// ends at a reload (its method can no longer be told to be offered).
+// The method a login uses is read once, at its HELLO (joinState.method).
+//
+// Every recovered panic, an Authorizer's too, is counted
+// (Stats.AuthenticatorPanics, AuthorizerPanics: on /metrics,
+// edgewamp_auth_panics_total{in}).
 
 // errAuthPanicked refuses a login whose Authenticator panicked.
 var errAuthPanicked = &AuthError{URI: proto.URIAuthenticationFailed, Message: "the router could not check the authentication (an error in its authenticator)"}
 
-// challenge runs a.Challenge, a panic turned into errAuthPanicked (and
-// logged). On a worker.
-func (s *Shard) challenge(a Authenticator, req *AuthRequest) (extra map[string]any, st any, id *Identity, err error) {
+// challenge decodes the HELLO's authextra raw into req and runs
+// a.Challenge, a panic in either turned into errAuthPanicked (logged and
+// counted). On a worker.
+func (s *Shard) challenge(a Authenticator, method string, req *AuthRequest, raw proto.Raw) (res *authResult) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.logAuthPanic(a, "Challenge", req, v)
-			extra, st, id, err = nil, nil, nil, errAuthPanicked
+			s.r.logAuthPanic(method, "Challenge", req, v)
+			res = &authResult{challenge: true, err: errAuthPanicked}
 		}
 	}()
-	return a.Challenge(req)
+	x, err := decodeDetails(raw, "HELLO.Details.authextra")
+	if err != nil {
+		return &authResult{challenge: true, err: err}
+	}
+	req.AuthExtra = x
+	extra, st, id, err := a.Challenge(req)
+	return &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
 }
 
-// checkAuth runs a.Authenticate, a panic turned into errAuthPanicked
-// (and logged). On a worker.
-func (s *Shard) checkAuth(a Authenticator, req *AuthRequest, st any, sig string, extra map[string]any) (id *Identity, err error) {
+// checkAuth decodes the HELLO's authextra raw into req and the
+// AUTHENTICATE's extra, and runs a.Authenticate, a panic in any turned
+// into errAuthPanicked (logged and counted). On a worker.
+func (s *Shard) checkAuth(a Authenticator, method string, req *AuthRequest, raw proto.Raw, st any, sig string, extra proto.Raw) (res *authResult) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.logAuthPanic(a, "Authenticate", req, v)
-			id, err = nil, errAuthPanicked
+			s.r.logAuthPanic(method, "Authenticate", req, v)
+			res = &authResult{err: errAuthPanicked}
 		}
 	}()
-	return a.Authenticate(req, st, sig, extra)
+	x, err := decodeDetails(raw, "HELLO.Details.authextra")
+	var ax map[string]any
+	if err == nil {
+		ax, err = decodeDetails(extra, "AUTHENTICATE.Extra")
+	}
+	if err != nil {
+		return &authResult{err: err}
+	}
+	req.AuthExtra = x
+	id, err := a.Authenticate(req, st, sig, ax)
+	return &authResult{id: id, err: err}
 }
 
-// logAuthPanic logs, at ERROR, that a's method call panicked with v,
-// within the failed-authentication lines' rate (authLogsPerSecond, its
-// own count). Any goroutine.
-func (r *Router) logAuthPanic(a Authenticator, call string, req *AuthRequest, v any) {
+// logAuthPanic counts, and logs at ERROR, that the call of an
+// Authenticator of method panicked with v, within the
+// failed-authentication lines' rate (authLogsPerSecond, its own count).
+// Any goroutine.
+func (r *Router) logAuthPanic(method, call string, req *AuthRequest, v any) {
+	r.authnPanics.Add(1)
 	suppressed, ok := r.panicLogs.take(r.now())
 	if !ok {
 		return
 	}
 	r.log.Error("an Authenticator panicked: the login is refused (wamp.error.authentication_failed) and counted as a failed authentication, the router goes on; a bug in the authenticator to fix",
-		suppressedAttr([]any{"realm", req.Realm, "authmethod", a.Method(), "call", call, "authid", logCut(req.AuthID),
+		suppressedAttr([]any{"realm", req.Realm, "authmethod", method, "call", call, "authid", logCut(req.AuthID),
 			"remote", req.Transport.RemoteAddr, "panic", panicWhat(v, "the credentials"), "stack", string(debug.Stack())}, suppressed)...)
+}
+
+// authMethod returns a.Method(); ok is false when it panicked (counted,
+// and logged at ERROR within panicLogs' rate). Any goroutine (an event
+// loop's: HELLO, a reload's re-check).
+func (r *Router) authMethod(a Authenticator, realm string) (method string, ok bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		method, ok = "", false
+		r.authnPanics.Add(1)
+		suppressed, logIt := r.panicLogs.take(r.now())
+		if !logIt {
+			return
+		}
+		r.log.Error("an Authenticator's Method panicked: it is skipped (a login that asked for no other method of the realm is refused, wamp.error.authentication_failed; a session that logged in with it ends at a reload), the router goes on; a bug in the authenticator to fix",
+			suppressedAttr([]any{"realm", realm, "authenticator", fmt.Sprintf("%T", a),
+				"panic", panicWhat(v, "what the authenticator holds"), "stack", string(debug.Stack())}, suppressed)...)
+	}()
+	return a.Method(), true
 }
 
 // panicWhat is what is logged of a panic's value v: the runtime's own
@@ -107,6 +164,7 @@ func (r *Router) authzRecover(realm, role string, a Action, uri string, ok *bool
 		return
 	}
 	*ok = false
+	r.authzPanics.Add(1)
 	suppressed, logIt := r.panicLogs.take(r.now())
 	if !logIt {
 		return

@@ -458,7 +458,7 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 	}
 	cfg := rm.conf()
 	const notOffered = " is no longer offered on this realm"
-	offered := !realmAuth || method == "anonymous" || methodOffered(cfg, method)
+	offered := !realmAuth || method == "anonymous" || methodOffered(r, cfg, method)
 	switch {
 	case method == "anonymous":
 		if !cfg.Anonymous {
@@ -493,10 +493,11 @@ func identityValid(r *Router, rm *Realm, method, provider, authid, role, cred st
 	return ""
 }
 
-// methodOffered reports whether the realm authenticates with method.
-func methodOffered(cfg *RealmConfig, method string) bool {
+// methodOffered reports whether the realm authenticates with method. An
+// Authenticator whose Method panics offers none (authMethod).
+func methodOffered(r *Router, cfg *RealmConfig, method string) bool {
 	for _, a := range cfg.Authenticators {
-		if a.Method() == method {
+		if m, ok := r.authMethod(a, cfg.Name); ok && m == method {
 			return true
 		}
 	}

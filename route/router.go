@@ -266,6 +266,10 @@ type Router struct {
 	// failLogs, lockLogs and panicLogs bound the failed-authentication,
 	// lockout and panicking-Authenticator log lines (authrecover.go).
 	failLogs, lockLogs, panicLogs lineLimiter
+	// authnPanics and authzPanics count the panics recovered in
+	// Authenticators (and the rest of a login's check) and Authorizers
+	// (authrecover.go; Stats).
+	authnPanics, authzPanics atomic.Uint64
 	// decoyKey derives WAMP-CRA decoy salts (Config.DecoySecret); static,
 	// a reload keeps it.
 	decoyKey *[32]byte

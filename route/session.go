@@ -180,6 +180,7 @@ type joinState struct {
 	realm   *Realm
 	req     AuthRequest
 	auth    Authenticator
+	method  string // auth's Method, read once (authMethod)
 	state   any
 	methods []string // client's remaining authmethods
 	failURI string   // a failure whose ABORT is being delayed
@@ -537,6 +538,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 func (s *Shard) nextAuthMethod(ss *Session) {
 	js := ss.join
 	rm := js.realm
+	panicked := false // an Authenticator's Method panicked (authMethod)
 	for len(js.methods) > 0 {
 		method := js.methods[0]
 		js.methods = js.methods[1:]
@@ -551,13 +553,19 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			return
 		}
 		for _, a := range rm.conf().Authenticators {
-			if a.Method() != method {
+			m, ok := s.r.authMethod(a, rm.name)
+			panicked = panicked || !ok
+			if !ok || m != method {
 				continue
 			}
-			js.auth = a
+			js.auth, js.method = a, m
 			s.startChallenge(ss, js)
 			return
 		}
+	}
+	if panicked {
+		s.abort(ss, errAuthPanicked.URI, errAuthPanicked.Message)
+		return
 	}
 	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
 }
@@ -629,18 +637,11 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	js.opened = true
 	ss.state = stAuthPending
 	req := js.req
-	a, key, raw := js.auth, js.key, js.authExtra
+	a, method, key, raw := js.auth, js.method, js.key, js.authExtra
 	ok := s.r.auth.submit(authQueue(ss, key), func() {
-		var res *authResult
-		if x, err := decodeDetails(raw, "HELLO.Details.authextra"); err != nil {
-			res = &authResult{challenge: true, err: err}
-		} else {
-			req.AuthExtra = x
-			extra, st, id, err := s.challenge(a, &req)
-			res = &authResult{challenge: true, extra: extra, state: st, id: id, err: err}
-		}
+		res := s.challenge(a, method, &req, raw)
 		if res.err != nil {
-			s.settleAuth(key, a.Method(), false, res)
+			s.settleAuth(key, method, false, res)
 		}
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	}, func() { s.dropAuth(ss) })
@@ -713,22 +714,10 @@ func (s *Shard) authSlot(ss *Session, res *authResult) {
 // place, so that it is released even if the session goes away meanwhile.
 func (s *Shard) checkSignature(ss *Session, js *joinState) {
 	req := js.req
-	a, st, sig, extra, key, raw := js.auth, js.state, js.sig, js.extra, js.key, js.authExtra
+	a, method, st, sig, extra, key, raw := js.auth, js.method, js.state, js.sig, js.extra, js.key, js.authExtra
 	ok := s.r.auth.submit(authQueue(ss, key), func() {
-		var res *authResult
-		x, err := decodeDetails(raw, "HELLO.Details.authextra")
-		var ax map[string]any
-		if err == nil {
-			ax, err = decodeDetails(extra, "AUTHENTICATE.Extra")
-		}
-		if err != nil {
-			res = &authResult{err: err}
-		} else {
-			req.AuthExtra = x
-			id, err := s.checkAuth(a, &req, st, sig, ax)
-			res = &authResult{id: id, err: err}
-		}
-		s.settleAuth(key, a.Method(), true, res)
+		res := s.checkAuth(a, method, &req, raw, st, sig, extra)
+		s.settleAuth(key, method, true, res)
 		s.post(task{kind: tAuthDone, s: ss, auth: res})
 	}, func() {
 		s.r.limiter.settle(key, true, false, s.r.clock())
@@ -900,7 +889,7 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 		out := &s.out
 		out.Reset()
 		out.Type = proto.CodeChallenge
-		out.URI = append(out.URI[:0], js.auth.Method()...)
+		out.URI = append(out.URI[:0], js.method...)
 		if res.extra != nil {
 			raw, err := proto.EncodeValue(ss.ser, res.extra)
 			if err != nil {
@@ -915,11 +904,11 @@ func (s *Shard) authDone(ss *Session, res *authResult) {
 	// The login was checked against the configuration of its HELLO: a
 	// reload since (which re-checks only established sessions) may have
 	// removed the realm, the user or its role.
-	if why := identityValid(s.r, js.realm, js.auth.Method(), res.id.AuthProvider, res.id.AuthID, res.id.AuthRole, res.id.cred, true); why != "" {
+	if why := identityValid(s.r, js.realm, js.method, res.id.AuthProvider, res.id.AuthID, res.id.AuthRole, res.id.cred, true); why != "" {
 		s.abort(ss, proto.URIAuthenticationFailed, why)
 		return
 	}
-	s.welcome(ss, js.realm, res.id, js.auth.Method(), false)
+	s.welcome(ss, js.realm, res.id, js.method, false)
 }
 
 // authFailed logs a failed authentication (counted by settleAuth) and
@@ -929,7 +918,7 @@ func (s *Shard) authFailed(ss *Session, js *joinState, uri, msg string, delay ti
 	// addresses are not bounded by the limiter, which counts per address.
 	if suppressed, ok := s.r.failLogs.take(s.r.now()); ok {
 		s.r.log.Info("authentication failed", suppressedAttr([]any{"realm", js.realm.name, "authid", logCut(js.req.AuthID),
-			"authmethod", js.auth.Method(), "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay}, suppressed)...)
+			"authmethod", js.method, "remote", ss.transport.RemoteAddr, "reason", uri, "delay", delay}, suppressed)...)
 	}
 	if delay <= 0 {
 		s.abort(ss, uri, msg)

@@ -44,6 +44,13 @@ type Stats struct {
 	// AUTHENTICATE that found no room, or whose queued job gave way to a
 	// login from an address with fewer jobs queued.
 	AuthBusy uint64
+	// AuthenticatorPanics counts panics recovered in an Authenticator's
+	// methods (Method, Challenge, Authenticate) and in the rest of a
+	// login's check; AuthorizerPanics, in an Authorizer's (authrecover.go).
+	// Each is a bug in the embedder's code: the login or the request was
+	// refused, the router went on.
+	AuthenticatorPanics uint64
+	AuthorizerPanics    uint64
 	// ProtocolErrors counts sessions aborted for protocol violations.
 	ProtocolErrors uint64
 	// Events dropped, by reason: the subscriber was not reading fast enough
@@ -156,6 +163,8 @@ func (r *Router) Stats() Stats {
 		st.RegistrationsRefused += c.RegistrationsRefused.Load()
 		st.CallsRefusedTotal += c.CallsRefusedTotal.Load()
 	}
+	st.AuthenticatorPanics = r.authnPanics.Load()
+	st.AuthorizerPanics = r.authzPanics.Load()
 	r.testaments.mu.Lock()
 	st.TestamentBytes = r.testaments.total
 	r.testaments.mu.Unlock()

@@ -69,6 +69,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	}
 	st.AuthDenied = gateway.Counter{V: rt.AuthDenied, OK: true}
 	st.AuthBusy = gateway.Counter{V: rt.AuthBusy, OK: true}
+	st.AuthPanics = map[string]uint64{"authenticator": rt.AuthenticatorPanics, "authorizer": rt.AuthorizerPanics}
 	if s.eng != nil {
 		es := s.eng.Stats()
 		st.Connections = gateway.Gauge{V: float64(es.Conns), OK: true}
