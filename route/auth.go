@@ -24,9 +24,9 @@ type Identity struct {
 	AuthRole     string
 	AuthProvider string
 	// AuthExtra is sent to the client in WELCOME.Details.authextra. A
-	// "__proto__" key is left out (payloads may not hold it: JavaScript
-	// clients refuse it), and an AuthExtra that does not encode is left
-	// out whole; either is logged at WARN.
+	// "__proto__" key is left out, at any depth (payloads may not hold
+	// it: JavaScript clients refuse it), and an AuthExtra that does not
+	// encode is left out whole; either is logged at WARN.
 	AuthExtra map[string]any
 	// Credential, when set, is what the session authenticated with if
 	// that can be withdrawn while the session lasts (an OAuth2 access

@@ -753,21 +753,17 @@ func (s *Shard) dropAuth(ss *Session) {
 // welcomeAuthExtra encodes id.AuthExtra for WELCOME. A "__proto__" key
 // (every decoder of proto refuses it, msgpack5 throws on it) failed the
 // encoding, and WELCOME went without authextra, unsaid: the key is left
-// out, and the rest sent. What still does not encode is left out whole.
-// Either is logged at WARN, at most once per 10 s.
+// out, at any depth (withoutProtoKey: a nested one left the whole
+// authextra out after d78d611, which cleaned the top level only), and the
+// rest sent. What still does not encode is left out whole. Either is
+// logged at WARN, at most once per 10 s.
 func (r *Router) welcomeAuthExtra(ser proto.Serializer, id *Identity) (proto.Raw, bool) {
 	raw, err := proto.EncodeValue(ser, id.AuthExtra)
 	if err == nil {
 		return raw, true
 	}
-	_, hasKey := id.AuthExtra[protoKey]
-	if hasKey {
-		rest := make(map[string]any, len(id.AuthExtra))
-		for k, v := range id.AuthExtra {
-			if k != protoKey {
-				rest[k] = v
-			}
-		}
+	budget := maxProtoKeyWalk
+	if rest, found := withoutProtoKey(id.AuthExtra, 0, &budget); found {
 		if raw, err = proto.EncodeValue(ser, rest); err == nil {
 			r.logAuthExtra("leaving the key \"__proto__\" out of an Identity's AuthExtra in WELCOME (JavaScript clients refuse it)", id, nil)
 			return raw, true
@@ -777,8 +773,78 @@ func (r *Router) welcomeAuthExtra(ser proto.Serializer, id *Identity) (proto.Raw
 	return proto.Raw{}, false
 }
 
+// withoutProtoKey returns a copy of v without any dictionary key
+// protoKey, in v's dictionaries (map[string]any, map[string]string) and
+// lists ([]any) down to proto.MaxDepth containers (deeper, or cyclic, v
+// does not encode anyway: left as it is), and whether it found one; v
+// itself is not changed (an embedder's Identity may be shared). It looks
+// at *budget containers at most: a map holding itself twice has 2^99
+// paths within the depth. Only when the encoding failed: not on the
+// per-login path otherwise.
+func withoutProtoKey(v any, depth int, budget *int) (any, bool) {
+	if depth >= proto.MaxDepth || *budget <= 0 {
+		return v, false
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		*budget--
+		var out map[string]any
+		for k, e := range x {
+			c, found := withoutProtoKey(e, depth+1, budget)
+			if out == nil && (found || k == protoKey) {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x {
+					if k2 != protoKey {
+						out[k2] = e2
+					}
+				}
+			}
+			if found && k != protoKey {
+				out[k] = c
+			}
+		}
+		if out == nil {
+			return v, false
+		}
+		return out, true
+	case map[string]string:
+		if _, has := x[protoKey]; !has {
+			return v, false
+		}
+		out := make(map[string]string, len(x))
+		for k, e := range x {
+			if k != protoKey {
+				out[k] = e
+			}
+		}
+		return out, true
+	case []any:
+		*budget--
+		var out []any
+		for i, e := range x {
+			c, found := withoutProtoKey(e, depth+1, budget)
+			if found && out == nil {
+				out = append([]any(nil), x...)
+			}
+			if found {
+				out[i] = c
+			}
+		}
+		if out == nil {
+			return v, false
+		}
+		return out, true
+	}
+	return v, false
+}
+
 // protoKey is the dictionary key proto refuses (see proto.ErrKeyNotString).
 const protoKey = "__proto__"
+
+// maxProtoKeyWalk bounds the containers withoutProtoKey looks at for
+// one WELCOME (an authextra is a few; past it the key may be left in,
+// and the authextra then left out whole).
+const maxProtoKeyWalk = 4096
 
 // logAuthExtra logs msg at most once per 10 s.
 func (r *Router) logAuthExtra(msg string, id *Identity, err error) {
