@@ -73,7 +73,9 @@ type Config struct {
 	// ReplyTimeout bounds the waits the client does on its own behalf:
 	// Close waiting for the router's GOODBYE, and a canceled call waiting
 	// for the router's ERROR after CANCEL, each with the wait for its
-	// turn to write the GOODBYE or CANCEL; 5s when zero.
+	// turn to write the GOODBYE or CANCEL; 5s when zero. Close's wait
+	// for running handlers before its GOODBYE is half of it at most, and
+	// 1 s at most.
 	ReplyTimeout time.Duration
 	// MaxMessage is the largest message the client accepts: the WebSocket
 	// read limit, and the RawSocket receive limit announced to the router

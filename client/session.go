@@ -377,8 +377,10 @@ func (s *Session) newRequestID() uint64 {
 // and waits for the session's goroutines, running handlers included, to
 // return. Handlers see their context canceled as Close starts, and their
 // answers (YIELD or ERROR) go out before the GOODBYE: Close waits for them
-// up to half of ReplyTimeout first (their callers got wamp.error.canceled
-// from the router when a handler answered after it); an INVOCATION that
+// up to 1 s first, or half of ReplyTimeout when that is shorter (their
+// callers got wamp.error.canceled from the router when a handler answered
+// after it; a handler that ignores its context holds the GOODBYE that
+// long, and is still waited for, after it, before Close returns); an INVOCATION that
 // comes meanwhile starts no handler and is answered wamp.error.unavailable
 // (the router tries another callee). Close must not be called
 // from an event handler or invocation Handler of the same session, since it
@@ -410,9 +412,12 @@ func (s *Session) Close() error {
 		// (WriteTimeout) before it could send.
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReplyTimeout)
 		stop := context.AfterFunc(ctx, func() { s.shutdown(ErrClosed, false) })
-		// Half of it at most for the handlers: the GOODBYE still goes
-		// out behind one that ignores its context.
-		hctx, hcancel := context.WithTimeout(ctx, s.cfg.ReplyTimeout/2)
+		// closeHandlerWait at most for the handlers (half of it when
+		// that is shorter): the GOODBYE still goes out behind one that
+		// ignores its context. Half of ReplyTimeout alone kept the
+		// session on the router, its registrations refusing calls, 10 s
+		// with a ReplyTimeout raised to 20 s for a slow link.
+		hctx, hcancel := context.WithTimeout(ctx, min(s.cfg.ReplyTimeout/2, closeHandlerWait))
 		s.awaitHandlers(hctx)
 		hcancel()
 		m := &proto.Message{Type: proto.CodeGoodbye, URI: []byte(proto.CloseCloseRealm)}
@@ -434,6 +439,12 @@ func (s *Session) Close() error {
 	s.wg.Wait()
 	return nil
 }
+
+// closeHandlerWait bounds Close's wait for running handlers to answer
+// before its GOODBYE (as does half of Config.ReplyTimeout): one that
+// answers as its context is canceled does at once, and one finishing
+// its work within it gets its answer through.
+const closeHandlerWait = time.Second
 
 // awaitHandlers lets the running handlers answer before Close's GOODBYE,
 // within ctx: their contexts are canceled (one waiting for it answers at
