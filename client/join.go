@@ -122,7 +122,7 @@ func (s *Session) handshake(ctx context.Context) error {
 				// those past 2^53, 0 is its to pass.
 				msg := "WELCOME with session id 0"
 				s.sendAbort(proto.URIProtocolViolation, msg)
-				return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+				return &joinViolation{msg}
 			}
 			s.id = in.ID
 			s.details = s.controlDictOf(in.Dict)
@@ -133,7 +133,7 @@ func (s *Session) handshake(ctx context.Context) error {
 			if challenges++; challenges > maxChallengeRounds {
 				msg := fmt.Sprintf("more than %d CHALLENGEs in one join", maxChallengeRounds)
 				s.sendAbort(proto.URIProtocolViolation, msg)
-				return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+				return &joinViolation{msg}
 			}
 			if err := s.answerChallenge(ctx, &in); err != nil {
 				return err
@@ -141,9 +141,20 @@ func (s *Session) handshake(ctx context.Context) error {
 		default:
 			msg := in.Type.String() + " before WELCOME"
 			s.sendAbort(proto.URIProtocolViolation, msg)
-			return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+			return &joinViolation{msg}
 		}
 	}
+}
+
+// joinViolation ends a join in which the router broke the protocol (a
+// fifth CHALLENGE, a CHALLENGE for a method HELLO did not offer, WELCOME
+// with session id 0, another message before WELCOME): the client has
+// sent ABORT wamp.error.protocol_violation. A Client's reconnect loop
+// logs it at WARN once a streak (refusalLog).
+type joinViolation struct{ msg string }
+
+func (e *joinViolation) Error() string {
+	return "client: join: protocol violation by the router: " + e.msg
 }
 
 // maxChallengeRounds is how many CHALLENGEs one join answers: WAMP's
@@ -166,7 +177,7 @@ func (s *Session) answerChallenge(ctx context.Context, in *proto.Message) error 
 		// challenge with the user's secret.
 		msg := fmt.Sprintf("CHALLENGE for authmethod %q, which HELLO did not offer (%s)", method, strings.Join(s.cfg.AuthMethods, ", "))
 		s.sendAbort(proto.URIProtocolViolation, msg)
-		return fmt.Errorf("client: join: protocol violation by the router: %s", msg)
+		return &joinViolation{msg}
 	}
 	if s.cfg.OnChallenge == nil {
 		s.sendAbort(proto.URIAuthenticationFailed, "no challenge handler")

@@ -374,6 +374,15 @@ func (c *Client) run(first chan<- struct{}) {
 				} else {
 					c.log("client: the router refused the join again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)
 				}
+			} else if jv, broke := errors.AsType[*joinViolation](err); broke {
+				// Not a router restarting: the application must hear
+				// of it, once a streak (it repeats at each attempt
+				// while the router is as it is).
+				if refusal.first("violation\x00" + jv.msg) {
+					c.warn("client: the router broke the protocol in the join; retrying", "url", url, "err", err, "retry_in", backoff)
+				} else {
+					c.log("client: the router broke the protocol in the join again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)
+				}
 			} else {
 				c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
 			}
@@ -392,26 +401,35 @@ func (c *Client) run(first chan<- struct{}) {
 	}
 }
 
-// refusalLog decides the level of a join refusal's line in a Client's
-// reconnect loop. A refusal that may pass by itself and says nothing of
-// the client (transientRefusal: the router shutting down or busy) is
-// logged at WARN the first time in a row, and at INFO while it repeats
-// until a session is joined (the zero value again): a Client
-// reconnecting through a rolling restart wrote a WARN line at each
-// attempt. Others (authentication failed, no such realm) are at WARN
-// each time (16bc4d5). Owned by the Client's goroutine.
+// refusalLog decides the level of a failed join's line in a Client's
+// reconnect loop. A refusal that may pass by itself (transientRefusal:
+// the router shutting down or busy, a lockout), and a join in which the
+// router broke the protocol (joinViolation: it does so at each attempt
+// until the router changes), is logged at WARN the first time in a row,
+// and at INFO while the same repeats until a session is joined (the
+// zero value again): a Client reconnecting through a rolling restart, or
+// a 5 min lockout, wrote a WARN line at each attempt, and a router
+// sending a fifth CHALLENGE was told of at INFO only, as a router
+// restarting. Other refusals (authentication failed, no such realm) are
+// at WARN each time (16bc4d5). Owned by the Client's goroutine.
 type refusalLog struct {
-	last string // the transient refusal warned of in this streak, "" for none
-	n    int    // the refusals of this streak so far
+	last string // the failure warned of in this streak, "" for none
+	n    int    // the failures of this streak so far
 }
 
+// warn reports whether the refusal e is logged at WARN.
 func (l *refusalLog) warn(e *Error) bool {
-	l.n++
 	if !transientRefusal(e) {
+		l.n++
 		l.last = ""
 		return true
 	}
-	key := e.URI + "\x00" + e.message()
+	return l.first(e.URI + "\x00" + e.message())
+}
+
+// first reports whether the failure key is the first of its streak.
+func (l *refusalLog) first(key string) bool {
+	l.n++
 	if key == l.last {
 		return false
 	}
@@ -419,13 +437,15 @@ func (l *refusalLog) warn(e *Error) bool {
 	return true
 }
 
-// transientRefusal reports whether the ABORT e of a join says the router
-// cannot take sessions now, whoever asks: wamp.close.system_shutdown
-// (edgewamp answers a HELLO so while it stops), or edgewamp's "router
-// busy" (its authentication workers' queue is full; the URI is
-// wamp.error.authentication_failed, so only the message tells).
+// transientRefusal reports whether the ABORT e of a join may pass by
+// itself: wamp.close.system_shutdown (edgewamp answers a HELLO so while
+// it stops), edgewamp's "router busy" (its authentication workers' queue
+// is full; the URI is wamp.error.authentication_failed, so only the
+// message tells), or wamp.error.authentication_denied (edgewamp's
+// brute-force limiter: the address or authid locked out, too many
+// logins in progress from the address; "try again later").
 func transientRefusal(e *Error) bool {
-	return e.URI == proto.CloseSystemShutdown || strings.HasPrefix(e.message(), "router busy")
+	return e.URI == proto.CloseSystemShutdown || e.URI == proto.URIAuthenticationDenied || strings.HasPrefix(e.message(), "router busy")
 }
 
 // jittered returns backoff with ±25% jitter, within [MinBackoff,
