@@ -159,19 +159,27 @@ func (ss *Session) authorize(a Action, uri []byte) bool {
 		return ok
 	}
 	ok := ss.shard.r.askAuthorize(az, ss.realm.name, ss.authRole, a, string(uri))
-	c.remember(&c.m[a], &c.mBytes[a], uri, ok)
+	c.remember(ss, &c.m[a], &c.mBytes[a], uri, ok)
 	return ok
 }
 
 // remember keeps decision ok on uri in *m, one of c's maps, whose URIs
-// take *mb bytes, within c's bounds, which are the session's, all maps
-// together: a longer URI is not kept, and a full cache first drops its
-// largest maps (dropLargest) until the URI fits.
-func (c *authzCache) remember(m *map[string]bool, mb *int, uri []byte, ok bool) {
+// take *mb bytes, within c's bounds, which are the session's (ss), all
+// maps together: a longer URI is not kept, and a full cache first drops
+// its largest maps (dropLargest) until the URI fits. Past what it holds
+// charged (held), the cache charges more first (growAuthz); refused,
+// it stays within what it has (and an empty one keeps nothing).
+func (c *authzCache) remember(ss *Session, m *map[string]bool, mb *int, uri []byte, ok bool) {
 	if len(uri) > maxCachedURI {
 		return
 	}
-	for c.n >= maxCachedDecisions || c.bytes+len(uri) > maxCachedURIBytes {
+	for c.n >= maxCachedDecisions || c.bytes+len(uri) > maxCachedURIBytes || authzCost(c.n+1, c.bytes+len(uri)) > c.held {
+		if c.n < maxCachedDecisions && c.bytes+len(uri) <= maxCachedURIBytes && ss.growAuthz(c) {
+			continue
+		}
+		if c.n == 0 {
+			return // capped with nothing held: decided each time
+		}
 		c.dropLargest() // *m may be the one: nil now
 	}
 	if *m == nil {
@@ -236,7 +244,7 @@ func (ss *Session) authorizePattern(a Action, m proto.Match, uri []byte) bool {
 		return ok
 	}
 	ok := ss.shard.r.askAuthorizePattern(pz, ss.realm.name, ss.authRole, a, m, string(uri))
-	c.remember(&c.pat[i], &c.patBytes[i], uri, ok)
+	c.remember(ss, &c.pat[i], &c.patBytes[i], uri, ok)
 	return ok
 }
 
@@ -268,6 +276,20 @@ func patternSlot(a Action, m proto.Match) int {
 // refused, held 142 KB of decisions (eight full maps), and an address may
 // open max_connections_per_address (1,024) sessions. A full cache drops
 // its largest maps (dropLargest).
+//
+// Its memory (up to 44 KB of heap with 32-byte URIs, measured; 27 KB
+// with short ones) was in no budget: an address's 1,024 sessions held up
+// to 45 MB of it, uncounted. It is charged to the session's owner's share
+// of Config.MaxSubscriptionBytes (subscriptionOwner: an address, an
+// authid; as its subscriptions are), authzChargeStep at a time as it
+// grows (a lock on the budget at most six times a cache, on a miss,
+// never on a hit), estimated by authzCost; what it holds charged (held)
+// is kept when it drops maps, and given back when the session leaves or
+// a reload drops the cache (dropAuthz). A charge refused (the owner's
+// quarter, or the total, used up) caps the cache at what it holds
+// charged for the rest of its life (capped: no further try, so no lock
+// on each miss): its decisions are still right, more of them asked of
+// the Authorizer.
 type authzCache struct {
 	m   [numActions]map[string]bool
 	pat [4]map[string]bool
@@ -275,13 +297,58 @@ type authzCache struct {
 	mBytes   [numActions]int // bytes of URIs kept in each map of m
 	patBytes [4]int          // and of pat
 	n, bytes int             // decisions and bytes of URIs kept, in all the maps
+
+	held   int  // bytes charged to the owner's share of Config.MaxSubscriptionBytes
+	capped bool // a charge was refused: held is the bound
 }
 
 const (
 	maxCachedDecisions = 512
 	maxCachedURI       = 256
 	maxCachedURIBytes  = 16 << 10
+
+	// authzEntryCost is what a cached decision costs besides its URI:
+	// its map slot (24 bytes, tables at 44-87 % load) and the maps'
+	// groups and headers. Measured: 512 decisions on 32-byte URIs, 43,920
+	// bytes of heap a session (54 besides each URI); 300 on 44-byte ones,
+	// 28,227 (50).
+	authzEntryCost = 56
+	// authzChargeStep is how much the cache charges at a time.
+	authzChargeStep = 8 << 10
 )
+
+// authzCost is what a cache of n decisions on URIs of b bytes is counted
+// for (at most 45,056 bytes).
+func authzCost(n, b int) int { return b + n*authzEntryCost }
+
+// growAuthz charges authzChargeStep more of ss's owner's share of
+// Config.MaxSubscriptionBytes for its authorization cache c, and reports
+// whether it did; refused, c is capped. Nothing is charged for a session
+// that is not established (its leave has given back what its cache held,
+// dropAuthz). Owned by shard.
+func (ss *Session) growAuthz(c *authzCache) bool {
+	if c.capped || ss.state != stEstablished {
+		return false
+	}
+	r := ss.shard.r
+	if !r.subBytes.charge(ss.subscriptionOwner(), authzChargeStep, r.cfg.MaxSubscriptionBytes) {
+		c.capped = true
+		return false
+	}
+	c.held += authzChargeStep
+	return true
+}
+
+// dropAuthz drops ss's authorization cache and gives back what it held
+// charged. Owned by shard.
+func (ss *Session) dropAuthz() {
+	c := ss.authz
+	if c == nil {
+		return
+	}
+	ss.authz = nil
+	ss.shard.r.subBytes.release(ss.subOwner, int64(c.held))
+}
 
 // mayReceive reports whether ss may receive a message for the concrete URI
 // uri through a subscription (ActionSubscribe) or registration

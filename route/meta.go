@@ -86,6 +86,7 @@ func (s *Shard) leave(ss *Session) {
 	rm.mu.Unlock()
 	s.leaveDealer(ss)
 	s.leaveBroker(ss)
+	ss.dropAuthz()
 	s.publishTestaments(ss)
 	if ss.cred != nil {
 		s.releaseCredential(ss)

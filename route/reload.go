@@ -143,7 +143,7 @@ func (r *Router) onEveryShard(each, last func(*Shard)) {
 // (callContinue).
 func (s *Shard) reauth(prev map[*Realm]Authorizer) {
 	for ss := range s.sessions() {
-		ss.authz = nil
+		ss.dropAuthz()
 		if ss.state != stEstablished {
 			continue
 		}

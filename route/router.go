@@ -125,7 +125,9 @@ type Config struct {
 	// bounds) at most a quarter of it. Past either, SUBSCRIBE gets ERROR
 	// wamp.error.unavailable. Before, MaxSubscriptions alone bounded them:
 	// 65,536 subscriptions of 4 KiB URIs, 290 MB of heap, per connection,
-	// 1,024 connections per address. Default 1 GiB.
+	// 1,024 connections per address. The sessions' authorization caches
+	// count in it too (authzCache: 8 KiB at a time, 45 KB a session at
+	// most). Default 1 GiB.
 	MaxSubscriptionBytes int64
 	// MaxRegistrationBytes bounds the bytes all sessions' registrations
 	// hold on the router, each session's hold of a registration (its own

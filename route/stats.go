@@ -114,7 +114,7 @@ type Stats struct {
 	// SubscriptionsRefused counts SUBSCRIBEs refused for
 	// Config.MaxSubscriptionBytes (the router's or the owner's quarter);
 	// SubscriptionBytes is what the sessions' subscriptions hold, as it
-	// counts them.
+	// counts them, and their authorization caches.
 	SubscriptionsRefused uint64
 	SubscriptionBytes    int64
 	// RegistrationsRefused counts REGISTERs refused for
