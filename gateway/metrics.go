@@ -74,7 +74,8 @@ type Stats struct {
 	AuthBusy Counter
 	// AuthPanics: panics recovered in the embedder's authentication code,
 	// by where (authenticator: an Authenticator's Method, Challenge or
-	// Authenticate, the login refused; authorizer: an Authorizer's, the
+	// Authenticate, the login refused, or a Credential's Check, its session
+	// ended; authorizer: an Authorizer's, the
 	// request refused) → edgewamp_auth_panics_total{in}.
 	AuthPanics map[string]uint64
 	// Connections open on the WAMP listeners → edgewamp_connections (the

@@ -51,7 +51,9 @@ type Credential struct {
 	// session is established (so that a revocation that arrived while the
 	// login was being checked is not missed) and after every
 	// configuration reload. It must be fast, must not block, and must be
-	// safe for concurrent use. Nil: always valid.
+	// safe for concurrent use. Nil: always valid. A panic in it is
+	// recovered: the credential is taken as withdrawn (its session ends),
+	// the panic logged at ERROR and counted (Stats.AuthenticatorPanics).
 	Check func() string
 }
 

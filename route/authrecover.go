@@ -131,6 +131,34 @@ func panicWhat(v any, secret string) string {
 	return fmt.Sprintf("a value of type %T (not logged: it may quote %s)", v, secret)
 }
 
+// # A Credential.Check that panics
+//
+// An Identity's Credential.Check is the embedder's code too (the OAuth2
+// server's token check), run on the session's shard when the session is
+// established, after every reload and at RecheckCredentials. A panic
+// there ended the router process. It is recovered (Router.withdrawn): the
+// credential is taken as withdrawn, so the session ends (GOODBYE
+// wamp.close.killed, errCheckPanicked its reason) and its retained
+// events are dropped, as for a revoked token; logged at ERROR within
+// panicLogs' rate (the panic's value only when the runtime made it: the
+// credential may hold a token), counted as an Authenticator's panic.
+
+// errCheckPanicked is the reason a session ends when its Credential.Check
+// panicked.
+const errCheckPanicked = "the router could not check the session's credential (an error in its check)"
+
+// logCheckPanic counts, and logs at ERROR, that a Credential.Check
+// panicked with v. Any goroutine.
+func (r *Router) logCheckPanic(v any) {
+	r.authnPanics.Add(1)
+	suppressed, ok := r.panicLogs.take(r.now())
+	if !ok {
+		return
+	}
+	r.log.Error("a Credential's Check panicked: the credential is taken as withdrawn (its session ends), the router goes on; a bug in the authenticator to fix",
+		suppressedAttr([]any{"panic", panicWhat(v, "the credential"), "stack", string(debug.Stack())}, suppressed)...)
+}
+
 // # An Authorizer that panics
 //
 // An Authorizer is the embedder's code too, run on the session's shard

@@ -33,7 +33,7 @@ func (s *Shard) holdCredential(ss *Session) {
 		set[ss] = struct{}{}
 	}
 	if ss.cred.Check != nil {
-		if why := ss.cred.Check(); why != "" {
+		if why := s.r.withdrawn(ss.cred); why != "" {
 			s.r.log.Info("disconnecting a session: its credential was withdrawn", "session", ss.id, "authid", ss.authID, "reason", why)
 			s.revoke(ss, why)
 		}
@@ -90,10 +90,19 @@ func (r *Router) RecheckCredentials(ids []string) {
 }
 
 // withdrawn is why cred may no longer hold a session, "" while it may.
-func withdrawn(cred *Credential) string {
+// A panic in its Check (the embedder's code, on an event loop) takes it
+// as withdrawn (errCheckPanicked), logged and counted
+// (authrecover.go). Any goroutine.
+func (r *Router) withdrawn(cred *Credential) (why string) {
 	if cred == nil || cred.Check == nil {
 		return ""
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.logCheckPanic(v)
+			why = errCheckPanicked
+		}
+	}()
 	return cred.Check()
 }
 
@@ -110,7 +119,7 @@ func (s *Shard) revokeRetained(ids []string, recheck bool) {
 			}
 			for _, id := range re.by.cred.IDs {
 				if id != "" && slices.Contains(ids, id) {
-					if recheck && withdrawn(re.by.cred) == "" {
+					if recheck && s.r.withdrawn(re.by.cred) == "" {
 						return ""
 					}
 					return "revoked"
@@ -141,7 +150,7 @@ func (s *Shard) revokeCredentials(ids []string, message string, recheck bool) {
 		}
 		msg := message
 		if recheck {
-			if msg = withdrawn(ss.cred); msg == "" {
+			if msg = s.r.withdrawn(ss.cred); msg == "" {
 				continue
 			}
 		}

@@ -389,8 +389,8 @@ func (s *Shard) reauthRetained() {
 			w, ok := valid[by]
 			if !ok {
 				w = identityValid(s.r, rm, by.authMethod, by.authProvider, by.authID, by.authRole, by.staticCred, by.realmAuth)
-				if w == "" && by.cred != nil && by.cred.Check != nil {
-					w = by.cred.Check()
+				if w == "" {
+					w = s.r.withdrawn(by.cred)
 				}
 				valid[by] = w
 			}
@@ -436,10 +436,7 @@ func (ss *Session) stillValid(r *Router) string {
 	if why := identityValid(r, ss.realm, ss.authMethod, ss.authProvider, ss.authID, ss.authRole, ss.staticCred, ss.realmAuth); why != "" {
 		return why
 	}
-	if ss.cred != nil && ss.cred.Check != nil {
-		return ss.cred.Check()
-	}
-	return ""
+	return r.withdrawn(ss.cred)
 }
 
 // identityValid returns why an identity may not be (or stay) in realm rm

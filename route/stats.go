@@ -45,8 +45,9 @@ type Stats struct {
 	// login from an address with fewer jobs queued.
 	AuthBusy uint64
 	// AuthenticatorPanics counts panics recovered in an Authenticator's
-	// methods (Method, Challenge, Authenticate) and in the rest of a
-	// login's check; AuthorizerPanics, in an Authorizer's (authrecover.go).
+	// methods (Method, Challenge, Authenticate), in the rest of a login's
+	// check and in an Identity's Credential.Check; AuthorizerPanics, in
+	// an Authorizer's (authrecover.go).
 	// Each is a bug in the embedder's code: the login or the request was
 	// refused, the router went on.
 	AuthenticatorPanics uint64
