@@ -539,3 +539,58 @@ func TestPreinstRefusesCPUsBelowARMv7(t *testing.T) {
 		})
 	}
 }
+
+// systemd takes a wildcard in EnvironmentFile= (systemd.exec(5): "an
+// absolute filename or wildcard expression"; glob(3), the matches in
+// order), and `systemctl show -p EnvironmentFiles` prints the pattern as
+// written. postinst's check of the configuration on an upgrade read each
+// entry as one file name, so a drop-in's
+// EnvironmentFile=/etc/edgewamp/env.d/*.env gave check-config none of the
+// secrets the unit gets: it refused the configuration ("environment
+// variable ... is empty"), and the upgrade left the previous release
+// running with a false "the new release refuses". Now postinst expands
+// the pattern as systemd does, the matches in order, a later file
+// overriding an earlier one.
+//
+// A dry run of an upgrade's postinst whose new binary prints the values
+// it was given.
+func TestPostinstUpgradeReadsEnvironmentFileWildcard(t *testing.T) {
+	dir := t.TempDir()
+	envd := filepath.Join(dir, "env d") // a space in the path, which systemd takes
+	if err := os.Mkdir(envd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"10-mesh.env":  "EDGEWAMP_MESH_TOKEN=mesh-token\nORDER=first\n",
+		"20-dash.env":  "EDGEWAMP_DASHBOARD_SECRET=dash secret\nORDER=second\n",
+		"README":       "NOT_AN_ENV_FILE=read\n",
+		"30-later.env": "LATER=yes\n",
+	} {
+		if err := os.WriteFile(filepath.Join(envd, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars := []string{"EDGEWAMP_MESH_TOKEN", "EDGEWAMP_DASHBOARD_SECRET", "ORDER", "LATER", "NOT_AN_ENV_FILE"}
+	binary := "if [ \"$1\" = check-config ]; then\n"
+	for _, v := range vars {
+		binary += fmt.Sprintf("printf 'got %s=[%%s]\\n' \"${%s-unset}\"\n", v, v)
+	}
+	binary += "exit 1\nfi\nexit 0\n"
+	_, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, edgewamp: binary,
+		envFiles: filepath.Join(envd, "*.env") + " (ignore_errors=no)\n" + filepath.Join(dir, "none-*.env") + " (ignore_errors=yes)"})
+	want := map[string]string{
+		"EDGEWAMP_MESH_TOKEN":       "mesh-token",
+		"EDGEWAMP_DASHBOARD_SECRET": "dash secret",
+		"ORDER":                     "second",
+		"LATER":                     "yes",
+		"NOT_AN_ENV_FILE":           "unset",
+	}
+	for _, v := range vars {
+		if line := fmt.Sprintf("got %s=[%s]", v, want[v]); !strings.Contains(out, line) {
+			t.Errorf("check-config was not given %s as systemd gives it to the unit: want %q", v, line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("postinst output:\n%s", out)
+	}
+}
