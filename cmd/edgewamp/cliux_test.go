@@ -453,3 +453,27 @@ func TestConfigEntryKeysREADMEDefaults(t *testing.T) {
 		t.Errorf("README's default for realms[].anonymous, %q, does not say a realm with users takes none", d)
 	}
 }
+
+// TestCheckConfigListForSizeOrDurationNamesItsKey: a list or a mapping
+// where a size, a duration or runtime's auto/off/size goes names its key,
+// as a wrong scalar there does, and the rest of the file is still
+// checked. Before, check-config said `line 4: want a size like "16MiB"`
+// (which key of the line's block?) and stopped there, hiding the errors
+// after it.
+func TestCheckConfigListForSizeOrDurationNamesItsKey(t *testing.T) {
+	p := writeFile(t, "c.yaml", "limits:\n  max_message: 1MiB\n  high_water:\n    - 1\nkeepalive: {timeout: {s: 10}}\nruntime: {memory_limit: [1]}\nfoo: 1\n")
+	out, err := exec.Command(binPath, "check-config", p).CombinedOutput()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, out)
+	}
+	for _, want := range []string{
+		`line 4: limits.high_water takes a size like "16MiB", not a list`,
+		`line 5: keepalive.timeout takes a duration like "10s", not a mapping`,
+		`line 6: runtime.memory_limit takes auto, off or a size like "256MiB", not a list`,
+		"line 7: key foo is not a known configuration key",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in %s", want, out)
+		}
+	}
+}

@@ -309,9 +309,18 @@ func (e *keyedError) typeError() error {
 	return &yaml.TypeError{Errors: []string{e.Error()}}
 }
 
+// notScalarError is yaml's own wrong-type error for the list or mapping n
+// where a T (a duration, a size) goes, which cleanYAMLError rewrites to
+// name its key (typeError) and yaml gathers with the file's other errors.
+// Before, such a value said `line 4: want a size like "16MiB"`, no key,
+// and ended the decoding.
+func notScalarError[T any](n *yaml.Node) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into %s", n.Line, n.ShortTag(), reflect.TypeFor[T]())}}
+}
+
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration like \"10s\"", n.Line)
+		return notScalarError[duration](n)
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
@@ -329,7 +338,7 @@ type size int
 
 func (s *size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a size like \"16MiB\"", n.Line)
+		return notScalarError[size](n)
 	}
 	v, err := parseSize(n.Value)
 	if err != nil {
@@ -1064,6 +1073,10 @@ func typeError(root *yaml.Node, m []string) string {
 		want = "true or false"
 	case t == "string":
 		want = "a single value"
+	case t == reflect.TypeFor[duration]().String():
+		want = `a duration like "10s"`
+	case t == reflect.TypeFor[size]().String():
+		want = `a size like "16MiB"`
 	case strings.HasPrefix(t, "[]"):
 		want = "a list"
 	default: // a struct or a map

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -88,7 +89,11 @@ func (h *heapFloor) UnmarshalYAML(n *yaml.Node) error {
 // autoOffSize decodes runtime.key: auto (or empty), off, or a size.
 func autoOffSize(n *yaml.Node, key, example string) (v int, auto, off bool, err error) {
 	if n.Kind != yaml.ScalarNode {
-		return 0, false, false, fmt.Errorf("line %d: want auto, off or a size like %q", n.Line, example)
+		// A yaml.TypeError: decoding goes on, the file's other errors
+		// shown with it (before, "line 6: want auto, off or a size", no
+		// key, the last error shown).
+		got := map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.MappingNode: "a mapping"}[n.Kind]
+		return 0, false, false, &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: runtime.%s takes auto, off or a size like %q, not %s", n.Line, key, example, cmp.Or(got, "that"))}}
 	}
 	switch strings.TrimSpace(n.Value) {
 	case "auto", "":
