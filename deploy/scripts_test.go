@@ -594,3 +594,63 @@ func TestPostinstUpgradeReadsEnvironmentFileWildcard(t *testing.T) {
 		t.Logf("postinst output:\n%s", out)
 	}
 }
+
+// execShow is how `systemctl show -p ExecStartPre --value` (ExecStart=)
+// prints one command of the unit.
+func execShow(argv string) string {
+	return "{ path=/usr/bin/edgewamp ; argv[]=" + argv + " ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"
+}
+
+// README says to change the unit with a drop-in (systemctl edit
+// edgewamp), and one may point the service at another file: ExecStartPre=
+// and ExecStart= naming /etc/edgewamp/site.yaml, the packaged
+// edgewamp.yaml left as shipped or deleted. postinst's check on an upgrade
+// still checked /etc/edgewamp/edgewamp.yaml: the file the unit reads was
+// never checked (a site.yaml the new release refuses was restarted into,
+// ExecStartPre then refusing it: the service down, the very case the check
+// is there for), and a deleted edgewamp.yaml was refused ("no such file"),
+// leaving the previous release running with a false "the new release
+// refuses /etc/edgewamp/edgewamp.yaml". Now postinst checks the file the
+// unit names, as systemctl shows the unit.
+//
+// Dry runs of an upgrade's postinst whose new binary takes site.yaml
+// alone (edgewamp.yaml deleted) or refuses it.
+func TestPostinstChecksTheFileTheUnitNames(t *testing.T) {
+	const site = "/etc/edgewamp/site.yaml"
+	takesSite := "if [ \"$1\" = check-config ]; then [ \"$2\" = " + site + " ] && { echo \"$2: ok\"; exit 0; }; echo \"edgewamp: $2: open $2: no such file or directory\" >&2; exit 1; fi\nexit 0\n"
+	for _, c := range []struct {
+		name    string
+		show    map[string]string
+		binary  string
+		restart bool
+		says    string
+	}{
+		{"ExecStartPre and ExecStart name site.yaml", map[string]string{
+			"ExecStartPre": execShow("/usr/bin/edgewamp check-config " + site),
+			"ExecStart":    execShow("/usr/bin/edgewamp run -config " + site + " -log-format json"),
+		}, takesSite, true, ""},
+		{"ExecStart alone with --config FILE joined", map[string]string{
+			"ExecStart": execShow("/usr/bin/edgewamp run -log-format json --config=" + site),
+		}, takesSite, true, ""},
+		{"site.yaml refused", map[string]string{
+			"ExecStartPre": execShow("/usr/bin/edgewamp check-config " + site),
+		}, "if [ \"$1\" = check-config ]; then [ \"$2\" = " + site + " ] || exit 0; echo \"edgewamp: $2:3: bad\" >&2; exit 1; fi\nexit 0\n",
+			false, "the new release refuses " + site + ":"},
+		{"a variable: the packaged file", map[string]string{
+			"ExecStartPre": execShow("/usr/bin/edgewamp check-config ${CONF}"),
+		}, acceptingBinary, true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, show: c.show, edgewamp: c.binary})
+			if got := hasCall(calls, "deb-systemd-invoke restart edgewamp.service"); got != c.restart {
+				t.Errorf("restarted: %v, want %v", got, c.restart)
+			}
+			if c.says != "" && !strings.Contains(out, c.says) {
+				t.Errorf("postinst's output does not say %q", c.says)
+			}
+			if t.Failed() {
+				t.Logf("postinst output:\n%s\ncalls:\n%s", out, strings.Join(calls, "\n"))
+			}
+		})
+	}
+}
