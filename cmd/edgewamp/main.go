@@ -262,6 +262,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.stateDirWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.stopTimeoutWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.gatewayGrantWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}

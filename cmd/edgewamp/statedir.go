@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // unitStateDir is the one directory the systemd unit
@@ -76,29 +78,8 @@ func within(d, dir string) bool {
 // upgrade's). An empty ReadWritePaths= resets the list, as systemd reads
 // it; a "-" or "+" before a path is dropped.
 func unitReadWritePaths() []string {
-	var files []string
-	for _, u := range unitFiles {
-		if _, err := os.Stat(u); err != nil {
-			continue
-		}
-		files = append(files, u)
-		base := filepath.Base(u) + ".d"
-		for _, d := range []string{u + ".d", filepath.Join("/etc/systemd/system", base), filepath.Join("/run/systemd/system", base)} {
-			m, _ := filepath.Glob(filepath.Join(d, "*.conf"))
-			files = append(files, m...)
-		}
-	}
 	var rw []string
-	seen := map[string]bool{}
-	for _, f := range files {
-		if seen[f] {
-			continue
-		}
-		seen[f] = true
-		b, err := readRegularFile(f, 1<<20)
-		if err != nil {
-			continue
-		}
+	for _, b := range unitContents() {
 		for _, line := range strings.Split(string(b), "\n") {
 			v, ok := strings.CutPrefix(strings.TrimSpace(line), "ReadWritePaths=")
 			if !ok {
@@ -116,6 +97,119 @@ func unitReadWritePaths() []string {
 		}
 	}
 	return rw
+}
+
+// unitContents returns the installed unit's files, each unit and then
+// its drop-ins (unit.d/*.conf, and /etc's and /run's), as systemd reads
+// them in turn, a later setting replacing an earlier one.
+func unitContents() [][]byte {
+	var files []string
+	for _, u := range unitFiles {
+		if _, err := os.Stat(u); err != nil {
+			continue
+		}
+		files = append(files, u)
+		base := filepath.Base(u) + ".d"
+		for _, d := range []string{u + ".d", filepath.Join("/etc/systemd/system", base), filepath.Join("/run/systemd/system", base)} {
+			m, _ := filepath.Glob(filepath.Join(d, "*.conf"))
+			files = append(files, m...)
+		}
+	}
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		if b, err := readRegularFile(f, 1<<20); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// stopMargin is what a stop takes past shutdown.drain_timeout at most:
+// GOODBYE to the sessions and the wait for them (10 s), a mesh node's
+// leave (5 s) (README, "Commands").
+const stopMargin = 15 * time.Second
+
+// stopTimeoutWarnings says, for check-config where the systemd unit is
+// installed, when a stop may outlast the unit's TimeoutStopSec= (the
+// shipped unit's 30s, or a drop-in's, or TimeoutSec=), after which systemd
+// kills the router: shutdown.drain_timeout is taken up to 10m, and with
+// 60s every stop and restart (an upgrade's too) ended in SIGKILL in the
+// middle of the drain, the calls in progress lost and no GOODBYE sent.
+func (c *config) stopTimeoutWarnings() []string {
+	if !unitInstalled() {
+		return nil
+	}
+	value := ""
+	for _, b := range unitContents() {
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			for _, key := range []string{"TimeoutStopSec=", "TimeoutSec="} {
+				if v, ok := strings.CutPrefix(line, key); ok {
+					value = strings.TrimSpace(v)
+				}
+			}
+		}
+	}
+	limit, ok := unitTimespan(value)
+	need := time.Duration(c.Shutdown.DrainTimeout) + stopMargin
+	if !ok || limit <= 0 || need <= limit {
+		return nil
+	}
+	return []string{fmt.Sprintf("shutdown.drain_timeout %s and up to 15 s more for the sessions' GOODBYE and a mesh node's leave (%s) pass the systemd unit's TimeoutStopSec=%s: a stop or restart that takes that long ends in SIGKILL (calls in progress lost, no GOODBYE); raise it in a drop-in (systemctl edit edgewamp): [Service] TimeoutStopSec=%ds",
+		seconds(time.Duration(c.Shutdown.DrainTimeout)), seconds(need), value, int((need+time.Second-1)/time.Second))}
+}
+
+// seconds writes d as systemd and the README do, 90s rather than 1m30s.
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
+
+// unitTimespan reads a systemd time span ("30", "30s", "1min 30s", "2m",
+// "500ms"; systemd.time(7)): false when it cannot, 0 for "infinity" and 0
+// (no timeout).
+func unitTimespan(v string) (time.Duration, bool) {
+	if v == "infinity" {
+		return 0, true
+	}
+	units := map[string]time.Duration{"": time.Second, "us": time.Microsecond, "usec": time.Microsecond,
+		"ms": time.Millisecond, "msec": time.Millisecond, "s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
+		"m": time.Minute, "min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+		"h": time.Hour, "hr": time.Hour, "hour": time.Hour, "hours": time.Hour, "d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour}
+	var total time.Duration
+	rest := strings.TrimSpace(v)
+	if rest == "" {
+		return 0, false
+	}
+	for rest != "" {
+		i := strings.IndexFunc(rest, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+		if i < 0 {
+			i = len(rest)
+		}
+		n, err := strconv.ParseFloat(rest[:i], 64)
+		if err != nil {
+			return 0, false
+		}
+		rest = strings.TrimLeft(rest[i:], " ")
+		j := strings.IndexFunc(rest, func(r rune) bool { return r < 'a' || r > 'z' })
+		if j < 0 {
+			j = len(rest)
+		}
+		u, ok := units[rest[:j]]
+		if !ok {
+			return 0, false
+		}
+		total += time.Duration(n * float64(u))
+		rest = strings.TrimLeft(rest[j:], " ")
+	}
+	return total, true
 }
 
 // dataDirError wraps an error of writing data_dir; a read-only file
