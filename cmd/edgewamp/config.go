@@ -2044,6 +2044,7 @@ func (c *config) checkStart() error {
 		}
 	}
 	c.resolveListenHosts(&errs)
+	c.writableDirs(&errs)
 	errs = c.meshErrs(errs)
 	return errors.Join(errs...)
 }

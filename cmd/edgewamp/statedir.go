@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // unitStateDir is the one directory the systemd unit
@@ -220,4 +222,55 @@ func dataDirError(dir string, err error) error {
 		return fmt.Errorf("data_dir: %w (under the systemd unit, ProtectSystem=strict, only %s is writable: add ReadWritePaths=%s in a drop-in, systemctl edit edgewamp)", err, unitStateDir, filepath.Clean(dir))
 	}
 	return fmt.Errorf("data_dir: %w", err)
+}
+
+// writableDirs refuses, for check-config, a data_dir, or the mesh's
+// store_dir on a node that keeps the store, that this user cannot write:
+// an existing directory (root's 0755: `mkdir /srv/edgewamp` without the
+// chown), or a new one whose nearest existing parent it cannot write (a
+// container's nonroot user and data_dir /var/lib/edgewamp). validate looks
+// at their kind and owners only, and run then failed at its start
+// ("mkdir ...: permission denied") where check-config, the unit's
+// ExecStartPre and an upgrade's postinst (as the service's user) said ok.
+func (c *config) writableDirs(errs *[]error) {
+	check := func(key, dir string, path ...any) {
+		if dir == "" {
+			return
+		}
+		d := filepath.Clean(dir)
+		for p := d; ; p = filepath.Dir(p) {
+			fi, err := os.Stat(p)
+			if err == nil {
+				if !fi.IsDir() {
+					return // validate says
+				}
+				if err := dirWritable(p); err != nil {
+					verb, hint := "made", "; make it, owned by the router's user"
+					if p == d {
+						verb, hint = "written", "; chown it to the router's user"
+					}
+					if errors.Is(err, syscall.EROFS) {
+						hint = fmt.Sprintf(" (under the systemd unit, ProtectSystem=strict, only %s is writable: add ReadWritePaths= in a drop-in, systemctl edit edgewamp)", unitStateDir)
+					}
+					c.errAt(errs, fmt.Sprintf("%s %s cannot be %s by this user (uid %d): %s: %v%s", key, dir, verb, geteuid(), p, err, hint), path...)
+				}
+				return
+			}
+			if filepath.Dir(p) == p {
+				return
+			}
+		}
+	}
+	check("data_dir", c.DataDir, "data_dir")
+	if m := &c.Mesh; m.enabled() && m.NatsURL == "" && len(m.Leaf.Remotes) == 0 &&
+		(len(m.Cluster.Routes) > 0 || m.Leaf.Listen != "" && m.Cluster.Listen == "") {
+		// A node that keeps the store (edge/node.go), in store_dir.
+		check("mesh.store_dir", m.StoreDir, "mesh", "store_dir")
+	}
+}
+
+// dirWritable says whether this user may make and remove entries in the
+// directory p (nil), as the kernel would decide; a test sets another.
+var dirWritable = func(p string) error {
+	return unix.Faccessat(unix.AT_FDCWD, p, unix.W_OK|unix.X_OK, unix.AT_EACCESS)
 }

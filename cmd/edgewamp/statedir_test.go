@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +17,11 @@ import (
 // ReadWritePaths= line to add; under /var/lib/edgewamp, or without the
 // unit (a container), it says nothing.
 func TestDataDirOutsideUnitStateDirWarned(t *testing.T) {
-	saved := unitFiles
-	t.Cleanup(func() { unitFiles = saved })
+	saved, savedWritable := unitFiles, dirWritable
+	t.Cleanup(func() { unitFiles, dirWritable = saved, savedWritable })
+	// /var/lib/edgewamp as the service's user would have it, whoever runs
+	// the test (TestDataDirTheRouterCannotWriteRefused checks the check).
+	dirWritable = func(string) error { return nil }
 	unit := writeFile(t, "edgewamp.service", "[Service]\nProtectSystem=strict\n")
 	outside := filepath.Join(t.TempDir(), "state")
 	for _, k := range []struct {
@@ -246,5 +250,64 @@ func TestDrainPastUnitStopTimeoutWarned(t *testing.T) {
 				t.Errorf("check-config, drain_timeout %q: exit %d: %s%s; want %q", k.drain, code, o, e, k.want)
 			}
 		})
+	}
+}
+
+// TestDataDirTheRouterCannotWriteRefused: check-config took a data_dir
+// (or mesh.store_dir) its user cannot write, an existing directory of
+// root's 0755 (`mkdir /srv/edgewamp` without the chown README asks for)
+// or a new one under such a directory (a container's nonroot user and
+// data_dir /var/lib/edgewamp), and run then failed at its start ("mkdir
+// ...: permission denied"): the unit's ExecStartPre and an upgrade's
+// postinst passed a file the start refused. Now check-config says which
+// directory this user cannot write. As another user than root (setpriv).
+func TestDataDirTheRouterCannotWriteRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to run check-config as another user)")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv")
+	}
+	base, err := os.MkdirTemp("", "edgewamp-datadir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	rootDir := filepath.Join(base, "root")
+	own := filepath.Join(base, "own")
+	for _, d := range []string{rootDir, own} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(own, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ key, dir, want string }{
+		{"data_dir", rootDir, "data_dir " + rootDir + " cannot be written by this user (uid 65532): " + rootDir + ": permission denied"},
+		{"data_dir", filepath.Join(rootDir, "new"), "data_dir " + filepath.Join(rootDir, "new") + " cannot be made by this user (uid 65532): " + rootDir + ": permission denied"},
+		{"data_dir", filepath.Join(own, "new"), ""},
+		{"store_dir", filepath.Join(rootDir, "js"), "mesh.store_dir " + filepath.Join(rootDir, "js") + " cannot be made by this user (uid 65532)"},
+	} {
+		conf := "listeners: [{address: \"127.0.0.1:0\"}]\ngateway: {listen: off}\n"
+		if c.key == "data_dir" {
+			conf += "data_dir: " + c.dir + "\n"
+		} else {
+			conf += "mesh: {node: n1, leaf: {listen: \"127.0.0.1:0\"}, store_dir: " + c.dir + "}\n"
+		}
+		p := filepath.Join(base, "c.yaml")
+		if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", binPath, "check-config", p).CombinedOutput()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %s: %v %s", c.key, c.dir, err, out)
+		case c.want != "" && (err == nil || !strings.Contains(string(out), c.want)):
+			t.Errorf("%s %s: %v %s; want a refusal saying %q", c.key, c.dir, err, out, c.want)
+		}
 	}
 }
