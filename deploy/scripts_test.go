@@ -654,3 +654,62 @@ func TestPostinstChecksTheFileTheUnitNames(t *testing.T) {
 		})
 	}
 }
+
+// postrm purge removed the state with `rm -rf /var/lib/edgewamp
+// /var/lib/private/edgewamp`: where that directory is a mount point (the
+// state on a disk of its own, mounted where systemd keeps the unit's
+// StateDirectory= with DynamicUser=yes), rm emptied it, failed to remove
+// it ("Device or resource busy"), and under set -e postrm failed: dpkg
+// reported the purge failed, left the package unpurged, and every later
+// purge failed the same way. Now a directory that cannot be removed is
+// emptied and kept, with a word, and the purge goes on.
+//
+// postrm purge into another root (DPKG_ROOT, its service tools stubbed),
+// in a private mount namespace where a tmpfs is mounted at
+// var/lib/private/edgewamp and var/lib/edgewamp is the symlink to it.
+func TestPostrmPurgeStateOnAMountPoint(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace)")
+	}
+	needTool(t, "unshare", "util-linux")
+	root := t.TempDir()
+	priv := filepath.Join(root, "var", "lib", "private", "edgewamp")
+	if err := os.MkdirAll(priv, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("private/edgewamp", filepath.Join(root, "var", "lib", "edgewamp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc", "edgewamp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stubs := t.TempDir()
+	for _, name := range []string{"deb-systemd-helper", "dpkg-statoverride"} {
+		body := "#!/bin/sh\n[ \"$1\" = --list ] && exit 1\nexit 0\n"
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := "mount -t tmpfs tmpfs " + shellQuote(priv) + " && mkdir " + shellQuote(priv+"/mesh") + " && echo k >" + shellQuote(priv+"/mesh/store") +
+		" && echo k >" + shellQuote(priv+"/.hidden") + " && sh " + shellQuote(filepath.Join(repo, "deploy", "debian", "postrm")) + " purge" +
+		"; echo \"postrm exit $?\"; ls -A " + shellQuote(priv) + "; echo listed"
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"), "DPKG_ROOT="+root)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("no private mount namespace here: %v %s", err, out)
+	}
+	o := string(out)
+	if !strings.Contains(o, "postrm exit 0") {
+		t.Errorf("postrm purge failed with the state on a mount point (dpkg cannot purge the package):\n%s", o)
+	}
+	if !strings.Contains(o, "\nlisted") || strings.Contains(o, "store") || strings.Contains(o, ".hidden") {
+		t.Errorf("the mounted state was not emptied:\n%s", o)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "var", "lib", "edgewamp")); err == nil {
+		t.Errorf("the StateDirectory= symlink var/lib/edgewamp was left")
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc", "edgewamp")); err == nil {
+		t.Errorf("purge left etc/edgewamp")
+	}
+}
