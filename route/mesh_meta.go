@@ -382,7 +382,12 @@ func (s *Shard) walkCharge(ss *Session, n int64) {
 // procedures whose answer is a number of sessions killed (a kill by
 // authid or authrole, kill_all), that number as listed entries; at least
 // what the node says it walked (walkedOf), charged as on one node (for
-// each entry, metaEntryCost).
+// each entry, metaEntryCost); for the removal procedures (metaVisits), the
+// session's node's answer meshScanMin besides. Before, a removal naming
+// another node's session that is no callee (subscriber) was charged its
+// answers' bytes and meshAskCost alone, and made that node walk a list of
+// 2,000 callees 276 times in the walk budget's burst, where one node's
+// rule allows 32 (TestMeshRemoteRemoveVisitsCharged).
 func remoteCost(proc string, answers []answer) int64 {
 	var total int64
 	for _, a := range answers {
@@ -398,6 +403,14 @@ func remoteCost(proc string, answers []answer) int64 {
 		}
 		if w := walkedOf(proc, a.res); w > 0 {
 			n = max(n, w*metaEntryCost)
+		}
+		if metaVisits[proc] && a.ok && (a.err == nil || a.err.uri != proto.URINoSuchSession && a.err.uri != uriNotAnswered) {
+			// The session's node looked for it among the callees
+			// (subscribers), a walk of up to every session of the realm
+			// there, which its answer does not size (meshOwned: handed
+			// on whole): charged meshScanMin, as a pattern
+			// get_retained's unknown scans are.
+			n += meshScanMin
 		}
 		total += n
 	}
