@@ -632,7 +632,7 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	walked := -1
 	if walkedReported(proc) {
 		rm.mu.RLock()
-		walked = metaWalks[proc](rm, args)
+		walked = metaWalks[proc](rm, args, kwargs)
 		rm.mu.RUnlock()
 	}
 	res, merr := h(s, caller, args, kwargs)
