@@ -46,7 +46,7 @@ func TestMetaUnknownKeywordRefused(t *testing.T) {
 	}
 	// Nothing was done: w is alive, and both testaments are published
 	// when c goes (the refused flush flushed nothing).
-	if got := c.callMeta("wamp.session.flush_testaments", nil, map[string]any{"scope": "detached"}); got != nil {
+	if got := c.callMeta("wamp.session.flush_testaments", nil, map[string]any{"scope": "detached"}); got != int64(1) {
 		t.Fatalf("flush_testaments: %v", got)
 	}
 	c.drop()

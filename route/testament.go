@@ -235,13 +235,21 @@ func publishOf(opts proto.Raw) []byte {
 	return append(b, 0xa1, 'x')
 }
 
+// metaFlushTestaments implements wamp.session.flush_testaments(scope?):
+// it drops the session's testaments of scope and answers how many, as
+// Crossbar.io does ("returns: Number of flushed testament events"); it
+// answered nothing.
 func metaFlushTestaments(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 	scope, err := testamentScope(args, 0, kwargs)
 	if err != nil {
 		return nil, err
 	}
+	n := 0
+	if ss.testaments != nil {
+		n = len(ss.testaments[scope])
+	}
 	s.dropTestaments(ss, scope)
-	return nil, nil
+	return []any{n}, nil
 }
 
 // publishTestaments publishes a leaving session's testaments: detached
