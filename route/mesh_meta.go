@@ -61,6 +61,14 @@ var meshMeta = map[string]metaCombine{
 	"wamp.subscription.remove_subscriber": combineOwned,
 }
 
+// drainWithdrawn lists the gathered meta procedures a draining node
+// answers as if it had none of the registrations, which it withdrew from
+// the directory (answerQuery; TestMeshDrainingNodeCalleesWithdrawnFromMeta).
+var drainWithdrawn = map[string]bool{
+	"wamp.registration.list_callees":  true,
+	"wamp.registration.count_callees": true,
+}
+
 // meshOwned lists the meta procedures that act on one session, which only
 // its node can carry out or refuse: the other nodes are asked only when
 // this node answered wamp.error.no_such_session (combineOwned). Session
@@ -624,6 +632,18 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	}
 	if meshMeta[proc] == nil {
 		return nil
+	}
+	if drainWithdrawn[proc] && s.r.draining.Load() {
+		// Its registrations left the directory at the drain's start
+		// (meshWithdraw): the other nodes' lookup, get, match and list
+		// no longer show them, and no invocation comes to their callees.
+		// Their callees were still listed and counted here: a monitor
+		// was told a registration had a callee and did not exist.
+		raw, err := proto.EncodeValue(proto.MsgPack, []any{false, proto.URINoSuchRegistration, "this node is draining: its registrations are withdrawn from the mesh"})
+		if err != nil {
+			return nil
+		}
+		return raw.B
 	}
 	h := metaProcs[proc]
 	// A stand-in for the remote caller: in the realm, on no shard's
