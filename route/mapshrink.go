@@ -55,7 +55,14 @@ func shrinkDue(peak *int, before, after int) bool {
 // the peak starts again from what it holds. Off the per-entry path:
 // called at most once per eighth of the peak's deletes.
 func shrinkMap[K comparable, V any](m *map[K]V, peak *int) {
-	big := *peak >= mapShrinkMin
+	shrinkMapFrom(m, peak, mapShrinkMin)
+}
+
+// shrinkMapFrom is shrinkMap for a map that is one of several stripes of
+// a table: it is replaced if its peak was at least least entries (the
+// table's mapShrinkMin divided among its stripes).
+func shrinkMapFrom[K comparable, V any](m *map[K]V, peak *int, least int) {
+	big := *peak >= least
 	*peak = len(*m)
 	if !big {
 		return
