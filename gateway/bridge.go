@@ -454,13 +454,12 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 		n := len(p.args) + len(p.kwargs) + len(p.detail)
 		if _, lane := w.(*laneRW); !lane && !p.gone && n > smallAnswer && n < writeChunk {
 			// Counted while written, as writeResult counts a result.
-			if g.sse.bytes.Add(int64(n)) <= g.opts.Limits.SSEBufferTotal {
+			if g.countSmall(int64(n)) {
 				writeProblem(w, p)
-				g.sse.bytes.Add(-int64(n))
+				g.uncountSmall(int64(n))
 				return
 			}
-			g.sse.bytes.Add(-int64(n))
-			n = writeChunk // past the total: written as a large one, which can be cut
+			n = writeChunk // past the total or the share: written as a large one, which can be cut
 		}
 		if n >= writeChunk && !p.gone {
 			// An ERROR's payload is the callee's, as large as a result.
@@ -496,25 +495,52 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 //
 // One under writeChunk but above net/http's buffers (smallAnswer), whose
 // one Write a client that does not read blocks as well, counts in the
-// total too while it is written: two atomic adds, no lock, no allocation
-// (the call path's). One that would take the total past its bound is
-// written as a large one is, where the reaper can cut it. Before, these
-// were bounded by their number only (MaxInFlight: about 8,192 × 63 KiB
-// gateway-wide).
+// total too while it is written (countSmall): atomic adds, no lock, no
+// allocation (the call path's). One that would take the total, or such
+// answers' share of it, past its bound is written as a large one is,
+// where the reaper can cut it. Before, these were bounded by their number
+// only (MaxInFlight: about 8,192 × 63 KiB gateway-wide).
 func (g *Server) writeResult(w http.ResponseWriter, status int, doc []byte) {
 	if n := int64(len(doc)); n < writeChunk {
 		if _, lane := w.(*laneRW); lane || n <= smallAnswer {
 			writeJSON(w, status, doc)
 			return
 		}
-		if g.sse.bytes.Add(n) <= g.opts.Limits.SSEBufferTotal {
+		if g.countSmall(n) {
 			writeJSON(w, status, doc)
-			g.sse.bytes.Add(-n)
+			g.uncountSmall(n)
 			return
 		}
-		g.sse.bytes.Add(-n) // writeHeld counts it again
 	}
 	g.writeHeld(w, status, ctJSON, doc)
+}
+
+// countSmall counts n, a plain answer's bytes under writeChunk, in the
+// SSE total while its one Write runs, unseen by the reaper (no
+// registration: no lock, no allocation), if both the total and such
+// answers' share of it, a quarter, have room for it; false, counting
+// nothing, if not (the answer is written as a large one, which can be
+// cut). Before, the share was the whole total: clients that asked for
+// such answers and read none filled it with bytes no reaper could end,
+// and a stream whose client paused a moment was cut in their place.
+func (g *Server) countSmall(n int64) bool {
+	limit := g.opts.Limits.SSEBufferTotal
+	if g.sse.small.Add(n) > limit/4 {
+		g.sse.small.Add(-n)
+		return false
+	}
+	if g.sse.bytes.Add(n) > limit {
+		g.sse.bytes.Add(-n)
+		g.sse.small.Add(-n)
+		return false
+	}
+	return true
+}
+
+// uncountSmall undoes countSmall(n) once the answer is written.
+func (g *Server) uncountSmall(n int64) {
+	g.sse.bytes.Add(-n)
+	g.sse.small.Add(-n)
 }
 
 // smallAnswer is the largest plain answer writeResult leaves out of the

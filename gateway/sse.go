@@ -327,6 +327,7 @@ func (s *sess) unsubscribe(k sink, id uint64) {
 // gigabyte.
 type sseBudget struct {
 	bytes   atomic.Int64
+	small   atomic.Int64 // of bytes: plain answers under writeChunk being written, which the reaper does not see (countSmall)
 	reaping atomic.Bool
 	lastRun atomic.Int64 // when the last reap began (nanos: Server.nanos)
 	pending atomic.Bool  // a reap is scheduled by scheduleReap
