@@ -94,3 +94,22 @@ func TestMaxHeaderOverHTTP2(t *testing.T) {
 		t.Fatalf("HTTP/2 request with 7,000 bytes of headers at max_header 8 KiB: %d %s", resp.StatusCode, resp.Proto)
 	}
 }
+
+// Limits.MaxHeader has a maximum, MaxHeaderMax (64 KiB, as the event
+// loops' limits.max_handshake): net/http holds a request's head whole
+// while it reads it, about 1.6 times its bytes. Before, any bound was
+// taken: at 1 GiB four clients' 64 MiB heads (each one header line
+// short of its end) held 410 MB of the router's memory, and
+// max_connections (10,000) of them would hold whatever they sent within
+// read_header_timeout.
+func TestMaxHeaderHasMaximum(t *testing.T) {
+	for _, mh := range []int{MaxHeaderMax + 1, 1 << 30} {
+		err := Validate(Options{Addr: "127.0.0.1:0", Limits: Limits{MaxHeader: mh}})
+		if err == nil || !strings.Contains(err.Error(), "gateway.limits.max_header: ") || !strings.Contains(err.Error(), "65536") {
+			t.Errorf("MaxHeader %d: Validate said %v; want a refusal naming limits.max_header and its maximum", mh, err)
+		}
+	}
+	if err := Validate(Options{Addr: "127.0.0.1:0", Limits: Limits{MaxHeader: MaxHeaderMax}}); err != nil {
+		t.Errorf("MaxHeader at MaxHeaderMax: %v", err)
+	}
+}

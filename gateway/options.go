@@ -147,7 +147,7 @@ type RealmAccess struct {
 // take the defaults given.
 type Limits struct {
 	MaxBody           int           // request body bytes (413 beyond); default 1 MiB
-	MaxHeader         int           // request header bytes (431 beyond); default 16 KiB
+	MaxHeader         int           // request header bytes (431 beyond); default 16 KiB, at most MaxHeaderMax
 	ReadHeaderTimeout time.Duration // headers must arrive within it (slowloris); default 5s
 	BodyTimeout       time.Duration // a request's body must arrive within it, from the request's start, read or not (bodyWatch; 408 beyond); default 10s
 	WriteTimeout      time.Duration // a response write (an SSE frame) must progress within it; default 10s
@@ -434,6 +434,9 @@ func (o *Options) setDefaults(needRouter bool) []error {
 	}
 	def(&l.MaxBody, 1<<20)
 	def(&l.MaxHeader, 16<<10)
+	if l.MaxHeader > MaxHeaderMax {
+		errs = append(errs, fieldErr(fmt.Sprintf("%d bytes is above the maximum, %d bytes (64KiB): net/http holds a request's head whole while it reads it", l.MaxHeader, MaxHeaderMax), "limits", "max_header"))
+	}
 	defd(&l.ReadHeaderTimeout, 5*time.Second)
 	defd(&l.BodyTimeout, 10*time.Second)
 	defd(&l.WriteTimeout, 10*time.Second)
@@ -482,6 +485,12 @@ const (
 	MaxWebhookQueue       = 65536
 	MaxWebhookConcurrency = 1024
 )
+
+// MaxHeaderMax is the largest Limits.MaxHeader, as the event loops'
+// (loop.MaxHandshakeMax): net/http holds a request's head whole while it
+// reads it, about 1.6 times its bytes, for each of MaxConnections. Without
+// it any bound was taken: at 1 GiB four clients' 64 MiB heads held 410 MB.
+const MaxHeaderMax = 64 << 10
 
 // noRedirect makes a client return a redirect as the response.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

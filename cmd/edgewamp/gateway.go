@@ -557,6 +557,12 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.sse_queue is at most %d (frames; each event stream and streamed call allocates its queue whole when it opens)", maxSSEQueue),
 			"gateway", "limits", "sse_queue")
 	}
+	// Without a maximum, check-config took 1GiB, and net/http read heads
+	// that long, holding each whole (four 64 MiB heads held 410 MB).
+	if l.MaxHeader > gateway.MaxHeaderMax {
+		c.errAt(errs, fmt.Sprintf("gateway.limits.max_header %d bytes is above the maximum, %d bytes (64KiB): the gateway holds a request's head whole while it reads it", l.MaxHeader, gateway.MaxHeaderMax),
+			"gateway", "limits", "max_header")
+	}
 	for i, ce := range g.Callees {
 		if ce.MaxConcurrent < 0 {
 			c.errAt(errs, fmt.Sprintf("gateway.callees[%d].max_concurrent must not be negative", i), "gateway", "callees", i, "max_concurrent")
