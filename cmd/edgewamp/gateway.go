@@ -275,6 +275,7 @@ func (c *config) validateGateway(errs *[]error) {
 		realmKnown("route", "routes", i, rt.Realm)
 	}
 	c.validateKeyNames(errs)
+	c.validateBearerRoutes(errs)
 	c.validateGatewayRoles(errs)
 	c.validateRouteKeyRealms(errs)
 	c.validateRouteScopes(errs)
@@ -397,6 +398,33 @@ func (c *config) validateGatewayRoles(errs *[]error) {
 	}
 	for i, w := range g.Webhooks {
 		check(w.Realm, w.Role, fmt.Sprintf("gateway.webhooks[%d].role", i), "webhooks", i, "role")
+	}
+}
+
+// validateBearerRoutes refuses a route with auth type bearer on whose
+// realm no bearer token would be accepted: the tokens are checked by
+// gateway.bearer's JWKS, for any realm, or by the OAuth2 server, each for
+// the realm whose oauth: block issued it. With neither, check-config said
+// ok and every request to the route was refused 401 (403 "the token is
+// for realm" with an oauth: block on another realm). Neither applies at a
+// reload (gateway.bearer and a router's first oauth: block need a
+// restart), so no source can appear while the file stands.
+func (c *config) validateBearerRoutes(errs *[]error) {
+	g := &c.Gateway
+	if g.Bearer != nil {
+		return
+	}
+	issued := c.oauthRealmNames()
+	for i, rt := range g.Routes {
+		if rt.Auth.Type != "bearer" || rt.Realm != "" && slices.Contains(issued, rt.Realm) || rt.Realm == "" && len(issued) > 0 {
+			continue
+		}
+		name := rt.Method + " " + rt.Path
+		if rt.Name != "" {
+			name = rt.Name + ", " + name
+		}
+		c.errAt(errs, fmt.Sprintf("gateway.routes[%d] (%s) takes only bearer tokens (auth.type bearer), and none would be accepted on realm %q: configure gateway.bearer, or an oauth: block on the realm (every request would be refused)", i, name, rt.Realm),
+			"gateway", "routes", i, "auth", "type")
 	}
 }
 

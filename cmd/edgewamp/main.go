@@ -1146,13 +1146,8 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 	case 2:
 		o.Bearer = bearerChain(verifiers)
 	}
-	if o.Bearer == nil {
-		for _, rt := range o.Routes {
-			if rt.Auth.Type == "bearer" {
-				log.Warn("gateway: a route takes bearer tokens but no verifier is configured (gateway.bearer): its requests get 401", "route", rt.Method+" "+rt.Path)
-			}
-		}
-	}
+	// A route of type bearer without a verifier for its realm is refused
+	// with the file (validateBearerRoutes).
 	gw, err := gateway.New(o)
 	return gw, cert, jwks, err
 }

@@ -12,7 +12,8 @@ import (
 // with a double quote broke the 403's WWW-Authenticate. check-config
 // refuses such an entry, naming it and its line.
 func TestRouteScopeNotATokenRefused(t *testing.T) {
-	const head = "realms: [{name: realm1}]\ngateway:\n  listen: 127.0.0.1:0\n  routes:\n"
+	// realm1's oauth: block issues the bearer tokens the routes take.
+	const head = "realms: [{name: realm1, oauth: {clients: [{id: c, public: true}]}}]\ngateway:\n  listen: 127.0.0.1:0\n  routes:\n"
 	for _, k := range []struct{ body, want string }{
 		{"    - {method: GET, path: /x, realm: realm1, call: com.x, auth: {type: bearer, scopes: [\"read write\"]}}\n",
 			`line 5: gateway.routes[0].auth.scopes[0] "read write" is not one scope`},
