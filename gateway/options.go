@@ -146,7 +146,7 @@ type RealmAccess struct {
 // Limits bound what HTTP clients can make the gateway hold. Zero values
 // take the defaults given.
 type Limits struct {
-	MaxBody           int           // request body bytes (413 beyond); default 1 MiB
+	MaxBody           int           // request body bytes (413 beyond); default 1 MiB, at most MaxBodyMax
 	MaxHeader         int           // request header bytes (431 beyond); default 16 KiB, at most MaxHeaderMax
 	ReadHeaderTimeout time.Duration // headers must arrive within it (slowloris); default 5s
 	BodyTimeout       time.Duration // a request's body must arrive within it, from the request's start, read or not (bodyWatch; 408 beyond); default 10s
@@ -199,7 +199,7 @@ type Route struct {
 	AuthID    string
 	Role      string
 	CORS      *CORS
-	BodyLimit int            // default Limits.MaxBody
+	BodyLimit int            // default Limits.MaxBody; at most MaxBodyMax
 	Errors    map[string]int // WAMP error URI → status, for this route
 }
 
@@ -433,6 +433,9 @@ func (o *Options) setDefaults(needRouter bool) []error {
 		}
 	}
 	def(&l.MaxBody, 1<<20)
+	if l.MaxBody > MaxBodyMax {
+		errs = append(errs, fieldErr(fmt.Sprintf("%d bytes is above the maximum, %d bytes (16MiB, the largest WAMP message): the gateway reads a body whole", l.MaxBody, MaxBodyMax), "limits", "max_body"))
+	}
 	def(&l.MaxHeader, 16<<10)
 	if l.MaxHeader > MaxHeaderMax {
 		errs = append(errs, fieldErr(fmt.Sprintf("%d bytes is above the maximum, %d bytes (64KiB): net/http holds a request's head whole while it reads it", l.MaxHeader, MaxHeaderMax), "limits", "max_header"))
@@ -491,6 +494,13 @@ const (
 // reads it, about 1.6 times its bytes, for each of MaxConnections. Without
 // it any bound was taken: at 1 GiB four clients' 64 MiB heads held 410 MB.
 const MaxHeaderMax = 64 << 10
+
+// MaxBodyMax is the largest Limits.MaxBody and Route.BodyLimit: 16 MiB,
+// the largest WAMP message (limits.max_message), whose payload a body
+// becomes. The gateway reads a body whole, its buffer growing by
+// doubling: without it any bound was taken, and at 4 GiB one client's
+// 511 MiB of body held 1.5 GB.
+const MaxBodyMax = 16 << 20
 
 // noRedirect makes a client return a redirect as the response.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

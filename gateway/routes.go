@@ -324,6 +324,9 @@ func (g *Server) compileRoute(rt Route, i int, kt *keyTable) (*compiledRoute, []
 	if rt.BodyLimit < 0 {
 		bad("body_limit must not be negative", "body_limit")
 	}
+	if rt.BodyLimit > MaxBodyMax {
+		bad(strconv.Itoa(rt.BodyLimit)+" bytes is above the maximum, "+strconv.Itoa(MaxBodyMax)+" bytes (16MiB, the largest WAMP message): the gateway reads a body whole", "body_limit")
+	}
 	if rt.BodyLimit == 0 {
 		cr.BodyLimit = g.opts.Limits.MaxBody
 	}

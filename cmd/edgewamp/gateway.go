@@ -591,6 +591,12 @@ func (c *config) validateGatewayCounts(errs *[]error) {
 		c.errAt(errs, fmt.Sprintf("gateway.limits.max_header %d bytes is above the maximum, %d bytes (64KiB): the gateway holds a request's head whole while it reads it", l.MaxHeader, gateway.MaxHeaderMax),
 			"gateway", "limits", "max_header")
 	}
+	// As max_header: 4GiB passed, and one client's 511 MiB of body held
+	// 1.5 GB (a route's body_limit, gateway.Validate's, names its line).
+	if l.MaxBody > gateway.MaxBodyMax {
+		c.errAt(errs, fmt.Sprintf("gateway.limits.max_body %d bytes is above the maximum, %d bytes (16MiB, the largest WAMP message): the gateway reads a body whole", l.MaxBody, gateway.MaxBodyMax),
+			"gateway", "limits", "max_body")
+	}
 	for i, ce := range g.Callees {
 		if ce.MaxConcurrent < 0 {
 			c.errAt(errs, fmt.Sprintf("gateway.callees[%d].max_concurrent must not be negative", i), "gateway", "callees", i, "max_concurrent")
