@@ -610,34 +610,67 @@ func (hr *heldResult) cutForTotal() bool {
 
 // callProblem turns a failed call's reply into a problem.
 func (g *Server) callProblem(res callReply, errs map[string]int) *problem {
-	return g.replyProblem(res.err, res.detail, res.status, res.forCallee, res.args, res.kwargs, errs)
+	return g.replyProblem(res.err, res.detail, res.status, res.mark, res.args, res.kwargs, errs)
 }
 
-// forCallee reports whether an ERROR's Details, d, carry the router's
-// route.KeyForCallee (read for payload_size_exceeded only).
-func forCallee(d proto.Raw) bool {
+// routerMark is what the router's own mark in an ERROR's Details says of
+// it: a callee's ERROR cannot carry one (route.KeyForCallee,
+// route.KeyForCaller).
+type routerMark uint8
+
+const (
+	markNone      routerMark = iota
+	markForCallee            // a CALL the router could not give the callee: the request's fault
+	markForCaller            // an answer the router could not give the caller: the callee's fault
+)
+
+// markOf reads the router's mark of an ERROR of uri with Details d (for
+// payload_size_exceeded and invalid_argument only: one decode of the
+// Details, on errors only).
+func markOf(uri string, d proto.Raw) routerMark {
+	key, mark := route.KeyForCallee, markForCallee
+	switch uri {
+	case proto.URIPayloadSizeExceeded:
+	case proto.URIInvalidArgument:
+		key, mark = route.KeyForCaller, markForCaller
+	default:
+		return markNone
+	}
 	v, _ := proto.DecodeValue(d)
-	m, _ := v.(map[string]any)
-	return m[route.KeyForCallee] == true
+	if m, _ := v.(map[string]any); m[key] == true {
+		return mark
+	}
+	return markNone
 }
 
 // replyProblem is the problem of a failed reply: its ERROR's, with the
 // gateway's detail when the ERROR has none, and the gateway's status for
 // an error it made up itself (status, which no errors table maps).
-// forCallee: the ERROR is the router's own for a CALL it could not give
-// the callee (route.KeyForCallee).
-func (g *Server) replyProblem(uri, detail string, status int, forCallee bool, args, kwargs []byte, errs map[string]int) *problem {
+// mark is the router's mark in the ERROR's Details.
+func (g *Server) replyProblem(uri, detail string, status int, mark routerMark, args, kwargs []byte, errs map[string]int) *problem {
 	p := g.wampProblem(uri, args, kwargs, errs)
 	if p.detail == "" {
 		p.detail = detail
 	}
-	if uri == proto.URIPayloadSizeExceeded && forCallee && !g.mapped(uri, errs) {
+	switch {
+	case uri == proto.URIPayloadSizeExceeded && mark == markForCallee && !g.mapped(uri, errs):
 		// The request, as the callee would have got it, is too large:
 		// the client's doing (413). The callee's own error, or its
 		// answer too large for the gateway, is the upstream's (502).
 		// Told by the router's mark, not by the text: before, a callee
 		// whose ERROR copied the router's wording got 413.
 		p.status = http.StatusRequestEntityTooLarge
+	case uri == proto.URIInvalidArgument && mark == markForCaller:
+		// The callee's result has no JSON form (a NaN, an infinity, a
+		// non-string map key from a MsgPack or CBOR callee): the router
+		// refused it for the gateway's JSON session. The callee's doing,
+		// not the HTTP client's: 502, naming it. Told by the router's
+		// mark: before, by the text, so a callee's own invalid_argument
+		// starting with the router's wording lost its URI and its 400.
+		p.status, p.uri = http.StatusBadGateway, URIUpstream
+		why, _ := strings.CutPrefix(p.detail, route.ConvertCallerPrefix)
+		p.detail = "the callee's result cannot be given in JSON: " + why
+		p.args, p.kwargs = nil, nil
 	}
 	if status != 0 {
 		p.status = status

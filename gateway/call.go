@@ -78,9 +78,9 @@ type callReply struct {
 	args, kwargs []byte
 	err          string // the error URI of an ERROR
 	detail       string // for errors the gateway makes up
-	// forCallee: the ERROR is the router's own for a CALL it could not
-	// give the callee (route.KeyForCallee), the request's fault.
-	forCallee bool
+	// mark: the router's mark of its own ERROR (route.KeyForCallee: the
+	// request's fault; route.KeyForCaller: the callee's answer's).
+	mark routerMark
 	// status, when set, is the HTTP status of an error the gateway made
 	// up itself (a refused payload: problemNotWAMP), which no errors table
 	// maps.
@@ -230,7 +230,7 @@ func (s *sess) result(m *proto.Message) {
 	}
 	if m.Type == proto.CodeError {
 		r.err = string(m.URI)
-		r.forCallee = r.err == proto.URIPayloadSizeExceeded && forCallee(m.Dict)
+		r.mark = markOf(r.err, m.Dict)
 	} else if progress {
 		// Bounded in results (the channel) and in bytes (Limits.SSEBuffer;
 		// one result always fits).

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
-	"github.com/edgewamp/edgewamp/route"
 )
 
 // Errors go to HTTP clients as RFC 9457 problem details
@@ -143,17 +141,6 @@ func (g *Server) wampProblem(uri string, args, kwargs []byte, errs map[string]in
 			if json.Unmarshal(first[0], &s) == nil {
 				p.detail = s
 			}
-		}
-	}
-	if uri == proto.URIInvalidArgument {
-		if why, ok := strings.CutPrefix(p.detail, route.ConvertCallerPrefix); ok {
-			// The callee's result has no JSON form (a NaN, an infinity,
-			// a non-string map key from a MsgPack or CBOR callee): the
-			// router refused it for the gateway's JSON session. The
-			// callee's doing, not the HTTP client's: 502, naming it.
-			p.status, p.uri = http.StatusBadGateway, URIUpstream
-			p.detail = "the callee's result cannot be given in JSON: " + why
-			p.args, p.kwargs = nil, nil
 		}
 	}
 	return p

@@ -390,5 +390,5 @@ func cloneRaw(r proto.Raw) []byte {
 
 // problemOf turns a failed synchronous reply into a problem.
 func (g *Server) problemOf(r *syncReply, route map[string]int) *problem {
-	return g.replyProblem(r.err, r.detail, r.status, false, r.args, r.kwargs, route)
+	return g.replyProblem(r.err, r.detail, r.status, markNone, r.args, r.kwargs, route)
 }

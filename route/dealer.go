@@ -960,8 +960,18 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 // wamp.error.invalid_argument ERROR a caller gets when the callee's RESULT
 // has a payload the caller's serializer cannot carry (a NaN, an infinity
 // or a non-string map key for a JSON caller): the callee's doing, which
-// the HTTP gateway answers 502.
+// the HTTP gateway answers 502. Such an ERROR carries KeyForCaller: a
+// callee's text starting so does not.
 const ConvertCallerPrefix = "the payload cannot be converted for the caller: "
+
+// KeyForCaller is the Details key (true) of an ERROR the router itself
+// sends a caller for an answer of the callee it could not give the caller
+// (its payload has no form in the caller's serializer: a message starting
+// with ConvertCallerPrefix). As KeyForCallee, only the router's own errors
+// get it, so that the HTTP gateway tells the callee's fault (502) from a
+// callee's own invalid_argument (400) by the error's structure, not its
+// text.
+const KeyForCaller = "_edgewamp_for_caller"
 
 // SizeForCallee reports whether message, that of a
 // wamp.error.payload_size_exceeded ERROR the router makes, is its own for
@@ -989,15 +999,20 @@ func SizeForCallee(message string) bool {
 // callee wrote in it.
 const KeyForCallee = "_edgewamp_for_callee"
 
-// markForCallee gives out, the router's own ERROR of uri and message for
-// a peer of serializer ser, the Details {KeyForCallee: true} when it is
-// one for the callee (off the hot path: errors only; out has no other
-// Details).
-func markForCallee(out *proto.Message, ser proto.Serializer, uri, message string) {
-	if uri != proto.URIPayloadSizeExceeded || !SizeForCallee(message) {
+// markRouterError gives out, the router's own ERROR of uri and message
+// for a peer of serializer ser, the Details {KeyForCallee: true} when it
+// is one for the callee, {KeyForCaller: true} when it is one for the
+// caller (off the hot path: errors only; out has no other Details).
+func markRouterError(out *proto.Message, ser proto.Serializer, uri, message string) {
+	key := KeyForCaller
+	switch {
+	case uri == proto.URIPayloadSizeExceeded && SizeForCallee(message):
+		key = KeyForCallee
+	case strings.HasPrefix(message, ConvertCallerPrefix):
+	default:
 		return
 	}
-	if raw, err := proto.EncodeValue(ser, map[string]any{KeyForCallee: true}); err == nil {
+	if raw, err := proto.EncodeValue(ser, map[string]any{key: true}); err == nil {
 		out.Dict = raw
 	}
 }
@@ -1177,7 +1192,7 @@ func (s *Shard) deliverResult(t *task) {
 		if t.c.msg != "" && !t.c.args.Present() {
 			// The router's own error (a callee's comes as its payload).
 			s.setMessageArgs(out, cs.ser, t.c.msg)
-			markForCallee(out, cs.ser, t.c.uri, t.c.msg)
+			markRouterError(out, cs.ser, t.c.uri, t.c.msg)
 		} else {
 			t.c.setPPT(&out.Opt) // the callee's ERROR's, as for a RESULT
 			t.c.setPayload(out)
@@ -1441,7 +1456,7 @@ func (s *Shard) replyError(ss *Session, reqType proto.Code, req uint64, uri, mes
 	out.URI = append(out.URI[:0], uri...)
 	if message != "" {
 		s.setMessageArgs(out, ss.ser, message)
-		markForCallee(out, ss.ser, uri, message)
+		markRouterError(out, ss.ser, uri, message)
 	}
 	if s.sendMsg(ss, out, ClassResult) == ErrPeerTooBig && message != "" {
 		out.Args = proto.Raw{}
