@@ -773,12 +773,16 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 			gwDone <- gw.Drain(gctx)
 		}()
 	}
-	stopDrain(eng, r, drain, log)
-	// The GOODBYEs' window (10 s) holds the gateway's Shutdown too (its
-	// callees, webhooks and pooled sessions: 5 s at most, quick in
-	// practice), so that a stop stays within the drain plus 15 s and the
-	// mesh's leave (README, "Commands"; the unit's TimeoutStopSec=30s).
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	drained := stopDrain(eng, r, drain, log)
+	// The GOODBYEs' window (10 s from the drain's end, its count of the
+	// calls left included) holds the gateway's Shutdown too (its callees,
+	// webhooks and pooled sessions: 5 s at most, quick in practice), so
+	// that a stop stays within the drain plus 15 s with the mesh's leave
+	// (README, "Commands"; the unit's TimeoutStopSec=30s). Before, the
+	// window began after that count (up to 1 s), and the OAuth2 server's
+	// close (up to 1 s) came after it: the drain plus 17 s.
+	// Its last second is the loops' own stop (shutdownEngine).
+	ctx, cancel := context.WithDeadline(context.Background(), drained.Add(goodbyeWindow-loopStopGrace))
 	defer cancel()
 	if gwDone != nil {
 		if err := <-gwDone; err != nil {
@@ -790,14 +794,16 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		}
 		gcancel()
 	}
-	err = eng.Shutdown(ctx)
+	err = shutdownEngine(ctx, eng)
+	// The mesh's leave window (5 s) holds the OAuth2 server's close (up
+	// to 1 s waiting for a start on a store that does not answer).
+	mctx, mcancel := context.WithTimeout(context.Background(), meshLeaveWindow)
 	oa.close() // before the mesh its state lives in
 	if node != nil {
 		// After the sessions: their registrations are withdrawn first.
-		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		node.Shutdown(mctx)
-		mcancel()
 	}
+	mcancel()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -805,27 +811,64 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	return nil
 }
 
+// The windows of a stop after the drain (README, "Commands": the drain
+// plus 15 s): the sessions' GOODBYEs, from the drain's end, its last
+// second for the event loops' own stop, then the mesh's leave.
+const (
+	goodbyeWindow   = 10 * time.Second
+	loopStopGrace   = time.Second
+	meshLeaveWindow = 5 * time.Second
+)
+
+// shutdownEngine is eng.Shutdown(ctx), waited for loopStopGrace past
+// ctx's end at most: once the sessions have had ctx, Shutdown gives gnet's
+// stop of the loops 10 s of its own, which a wedged loop (a callback
+// stuck) takes whole; with a session open the GOODBYEs' window was 20 s.
+// The process exits after the stop, the loops with it.
+func shutdownEngine(ctx context.Context, eng *loop.Engine) error {
+	done := make(chan error, 1)
+	go func() { done <- eng.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(loopStopGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errors.New("the event loops did not stop within the GOODBYEs' window (" + goodbyeWindow.String() + ")")
+	}
+}
+
 // stopDrain drains the router before its sessions get GOODBYE
 // (route/drain.go): the listeners close, this node's registrations leave
 // the mesh and its callees take no new calls, and the calls in progress
 // may end within d (shutdown.drain_timeout; 0: no drain). It logs how the
-// drain ended. A second stop signal ends the process meanwhile.
-func stopDrain(eng *loop.Engine, r *route.Router, d time.Duration, log *slog.Logger) {
-	if d <= 0 {
-		return
-	}
+// drain ended, and returns when it did (before the log line's count of
+// the calls left, up to a second with busy loops, which the GOODBYEs'
+// window holds). A second stop signal ends the process meanwhile.
+func stopDrain(eng *loop.Engine, r *route.Router, d time.Duration, log *slog.Logger) time.Time {
 	begin := time.Now()
+	if d <= 0 {
+		return begin
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := eng.Drain(ctx); err != nil {
+		end := time.Now()
 		pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
 		left := r.DrainPending(pctx)
 		pcancel()
 		log.Warn("drain: its deadline passed with calls in progress: they are answered wamp.error.canceled",
 			"drain_timeout", d, "in_progress", left)
-		return
+		return end
 	}
-	log.Info("drained: no call in progress", "took", time.Since(begin).Round(time.Millisecond))
+	end := time.Now()
+	log.Info("drained: no call in progress", "took", end.Sub(begin).Round(time.Millisecond))
+	return end
 }
 
 // testHookServing is nil in production builds. Builds with the

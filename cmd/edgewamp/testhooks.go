@@ -27,6 +27,7 @@ func init() {
 	testHookServing = func(r *route.Router, log *slog.Logger) {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGUSR2)
+		log.Info("test hook: SIGUSR2 wedges the event loops") // a test's cue to send it
 		go func() {
 			var release chan struct{}
 			for range ch {
