@@ -748,6 +748,13 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		}
 	}
 	log.Info("shutting down", "signal", sig.String())
+	go func() {
+		// A SIGHUP from here on (or one waiting behind the stop) is not
+		// reloaded: said once. Before, it was dropped without a line.
+		if _, ok := <-hup; ok {
+			log.Info("SIGHUP while shutting down: not reloaded")
+		}
+	}()
 	// A second SIGINT or SIGTERM while the calls drain
 	// (shutdown.drain_timeout) or the sessions close ends the process at
 	// once.
@@ -890,29 +897,39 @@ func reload(path string, override func(*config), running *config, r *route.Route
 			all = append(all, cf)
 		}
 	}
-	stopped := false // a stop signal came while a file was waited for
+	// stopped: a stop signal came while a file was waited for
+	// (errReloadStopped). The stop goes first: what is left is not
+	// reloaded (a later wait would not see the signal: it came before
+	// that wait listened for it), and that is no error.
+	stopped := false
 	if err := reloadCerts(all, log); err != nil {
-		refused = append(refused, "TLS certificate")
-		stopped = errors.Is(err, errReloadStopped)
+		if stopped = errors.Is(err, errReloadStopped); !stopped {
+			refused = append(refused, "TLS certificate")
+		}
 	}
 	if jwks != nil && !stopped {
 		changed, kids, err := jwks.reloadKeys(time.Now().Add(configSettleMax))
 		switch {
+		case errors.Is(err, errReloadStopped):
+			stopped = true
 		case err != nil:
 			log.Error("SIGHUP: gateway.bearer.jwks_file refused; keeping the keys in use", "file", jwks.path, "err", err)
 			refused = append(refused, "gateway.bearer.jwks_file")
-			stopped = errors.Is(err, errReloadStopped)
 		case changed:
 			log.Info("SIGHUP: gateway.bearer.jwks_file reloaded: tokens are verified with its keys from now on", "file", jwks.path, "kids", strings.Join(kids, ", "))
 		}
 	}
+	if !stopped {
+		err := reloadConfig(path, override, running, r, oa, certs, gw, meshOn, log)
+		if stopped = errors.Is(err, errReloadStopped); err != nil && !stopped {
+			refused = append(refused, "configuration")
+		}
+	}
 	if stopped {
-		// The stop goes first: the configuration's own wait would not see
-		// the signal (it came before that wait listened for it).
-		log.Warn("SIGHUP: a stop signal came during the reload: the configuration is not reloaded")
-		refused = append(refused, "configuration")
-	} else if err := reloadConfig(path, override, running, r, oa, certs, gw, meshOn, log); err != nil {
-		refused = append(refused, "configuration")
+		// Before, an ERROR line "configuration refused" (or "TLS
+		// certificate refused") for a reload the operator's stop cut short.
+		log.Info("SIGHUP: a stop signal came while the reload waited for a file being written: the rest is not reloaded, and the router stops")
+		return nil
 	}
 	if len(refused) > 0 {
 		return errors.New(strings.Join(refused, ", ") + " (see the log)")
@@ -932,6 +949,9 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		return nil
 	}
 	cfg, err := reloadConfigFile(path, override)
+	if errors.Is(err, errReloadStopped) {
+		return err // reload says so
+	}
 	if errors.Is(err, errPipeReread) {
 		log.Warn("SIGHUP: -config "+path+" "+errPipeReread.Error()+": the configuration is not reloaded (restart to change it; TLS certificates are re-read)", "config", path)
 		return nil

@@ -36,6 +36,11 @@ func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 		if err == nil {
 			err = cf.Reload()
 		}
+		if errors.Is(err, errReloadStopped) {
+			// A stop signal: no error, the pairs left are not waited
+			// for (reload says so).
+			return errors.Join(append(errs, err)...)
+		}
 		if err != nil {
 			in := cf.Certificate().Leaf
 			log.Error("SIGHUP: TLS certificate refused; keeping the one in use", "cert", certPath, "key", keyPath, "err", err,
