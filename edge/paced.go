@@ -21,10 +21,11 @@ import (
 //
 // So an answer larger than pacedAlone to a node that reads parts (its
 // heartbeats say so: hbPacedAnswers) is held by the answering node
-// (heldAnswer) and sent a part of at most pacedPart at a time, one part
-// in flight to each asking node whatever the number of its answers, the
-// next once the asker acknowledges the part before (op "g"): at most a
-// part is ever ahead of the heartbeats and PONGs on the link. The
+// (heldAnswer) and sent a part of at most pacedPart at a time, at most
+// pacedPart bytes in flight to each asking node whatever the number of
+// its answers (one part, or several answers smaller than a part, sent
+// whole), the next once the asker acknowledges one before (op "g"): at
+// most a part is ever ahead of the heartbeats and PONGs on the link. The
 // asker's answers take turns. An answer that cannot go at once gets a
 // notice first (a part without data), so the asker knows it is coming
 // and how large it is, and reserves that much of Options.MaxGathered for
@@ -93,10 +94,11 @@ func (n *Node) maxPacedHeld() int64 { return n.opts.MaxOutbound - n.opts.MaxOutb
 
 // heldAnswer is an answer being sent a part at a time.
 type heldAnswer struct {
-	tail string // the reply subject after the asker's inbox and ".p."
-	data []byte
-	off  int // the bytes sent
-	at   time.Time
+	tail   string // the reply subject after the asker's inbox and ".p."
+	data   []byte
+	off    int // the bytes sent
+	at     time.Time
+	flying bool // a part of it is on its way, unacknowledged
 }
 
 // pacedTo is what a node holds for one asking node; guarded by Node.pmu.
@@ -104,8 +106,19 @@ type pacedTo struct {
 	inbox  string
 	q      []*heldAnswer // answers with parts to send, in turn
 	bytes  int64
-	flight *heldAnswer // the answer whose part is on its way, unacknowledged
-	end    int         // the offset that part ends at
+	flight []inFlight // the parts on their way, unacknowledged
+	// flying is the bytes of flight: at most pacedPart, or one part.
+	// Answers of less than a part share its room, so that many small
+	// answers do not wait a round trip each (TestPacedSmallAnswersShareThePartInFlight).
+	flying int
+}
+
+// inFlight is a part on its way to the asker: of h, or of an answer sent
+// whole (h no longer held).
+type inFlight struct {
+	h      *heldAnswer
+	end    int // the offset it ends at
+	n      int // its bytes
 	sentAt time.Time
 }
 
@@ -133,8 +146,8 @@ func (n *Node) answerQuery(name, inbox string, paced bool, reply string, ans []b
 }
 
 // holdAnswer holds ans for name's gather of reply tail tail and sends its
-// first part, or a notice when a part of another of name's answers is on
-// its way; or refuses it past the bounds.
+// first part, or a notice when the parts of name's other answers on their
+// way leave it no room; or refuses it past the bounds.
 func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 	n.pmu.Lock()
 	defer n.pmu.Unlock()
@@ -159,7 +172,7 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 	pt.bytes += size
 	n.pacedBytes += size
 	n.sendNext(pt)
-	if h.off == 0 && pt.flight != h && indexHeld(pt.q, h) >= 0 {
+	if h.off == 0 && indexHeld(pt.q, h) >= 0 {
 		n.sendPiece(inbox, tail, len(ans), 0, nil) // a notice: it is coming, after the others' parts
 	}
 }
@@ -172,8 +185,11 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 // (TestPacedAnswersOfAnAskersPreviousLifeDropped). Called with pmu held.
 func (n *Node) dropOtherLives(pt *pacedTo, tail string) {
 	boot := tail[strings.LastIndexByte(tail, '.')+1:]
-	if pt.flight != nil && !strings.HasSuffix(pt.flight.tail, "."+boot) {
-		pt.flight = nil
+	for i := 0; i < len(pt.flight); i++ {
+		if f := pt.flight[i]; !strings.HasSuffix(f.h.tail, "."+boot) {
+			n.landed(pt, i)
+			i--
+		}
 	}
 	for _, h := range slices.Clone(pt.q) {
 		if !strings.HasSuffix(h.tail, "."+boot) {
@@ -192,18 +208,29 @@ func (n *Node) sendPiece(inbox, tail string, total, off int, b []byte) error {
 	return n.out.pushBulk(inbox+".p."+tail, nodeInbox(n.opts.Name), w)
 }
 
-// sendNext sends the next part of pt's answers, in turn, unless a part is
-// on its way. Called with pmu held.
+// sendNext sends the next parts of pt's answers, in turn, as far as they
+// fit in a part's room beside those on their way (one part when none
+// is). Called with pmu held.
 func (n *Node) sendNext(pt *pacedTo) {
-	for pt.flight == nil && len(pt.q) > 0 {
-		h := pt.q[0]
-		end := min(h.off+pacedPart, len(h.data))
-		err := n.sendPiece(pt.inbox, h.tail, len(h.data), h.off, h.data[h.off:end])
-		if err == nil && end < len(h.data) {
-			h.off = end
-			pt.flight, pt.end, pt.sentAt = h, end, time.Now()
-			pt.q = append(pt.q[1:], h) // the asker's other answers go next
+	for {
+		i := slices.IndexFunc(pt.q, func(h *heldAnswer) bool { return !h.flying })
+		if i < 0 {
 			return
+		}
+		h := pt.q[i]
+		end := min(h.off+pacedPart, len(h.data))
+		if len(pt.flight) > 0 && pt.flying+end-h.off > pacedPart {
+			return
+		}
+		err := n.sendPiece(pt.inbox, h.tail, len(h.data), h.off, h.data[h.off:end])
+		if err == nil {
+			pt.flight = append(pt.flight, inFlight{h: h, end: end, n: end - h.off, sentAt: time.Now()})
+			pt.flying += end - h.off
+		}
+		if err == nil && end < len(h.data) {
+			h.off, h.flying = end, true
+			pt.q = append(slices.Delete(pt.q, i, i+1), h) // the asker's other answers go next
+			continue
 		}
 		// Sent whole, or the queue refused it (the asker waits for it
 		// in vain, then counts this node as not answered).
@@ -211,19 +238,34 @@ func (n *Node) sendNext(pt *pacedTo) {
 			n.stats.PacedDropped.Add(1)
 		}
 		n.unhold(pt, h)
-		if err == nil {
-			pt.flight, pt.end, pt.sentAt = h, end, time.Now()
-		}
 	}
 }
 
-// unhold drops h from pt. Called with pmu held.
+// unhold drops h from pt, and its part on its way if it is still held.
+// Called with pmu held.
 func (n *Node) unhold(pt *pacedTo, h *heldAnswer) {
 	if i := indexHeld(pt.q, h); i >= 0 {
 		pt.q = slices.Delete(pt.q, i, i+1)
+		if h.flying {
+			for j := range pt.flight {
+				if pt.flight[j].h == h {
+					n.landed(pt, j)
+					break
+				}
+			}
+		}
 	}
 	pt.bytes -= int64(len(h.data))
 	n.pacedBytes -= int64(len(h.data))
+}
+
+// landed forgets pt's part on its way at index i: acknowledged, or given
+// up. Called with pmu held.
+func (n *Node) landed(pt *pacedTo, i int) {
+	f := pt.flight[i]
+	f.h.flying = false
+	pt.flying -= f.n
+	pt.flight = slices.Delete(pt.flight, i, i+1)
 }
 
 func indexHeld(q []*heldAnswer, h *heldAnswer) int {
@@ -254,21 +296,22 @@ func (n *Node) pacedAck(name string, data []byte) {
 	if pt == nil {
 		return
 	}
-	var h *heldAnswer
-	for _, x := range pt.q {
-		if x.tail == tail {
-			h = x
+	for i, f := range pt.flight {
+		if f.h.tail == tail && (kind == pacedStop || off == uint64(f.end)) {
+			n.landed(pt, i)
 			break
 		}
 	}
-	if pt.flight != nil && pt.flight.tail == tail && (kind == pacedStop || off == uint64(pt.end)) {
-		pt.flight = nil
-	}
-	if h != nil && kind == pacedStop {
-		n.unhold(pt, h)
+	if kind == pacedStop {
+		for _, h := range pt.q {
+			if h.tail == tail {
+				n.unhold(pt, h)
+				break
+			}
+		}
 	}
 	n.sendNext(pt)
-	if len(pt.q) == 0 && pt.flight == nil {
+	if len(pt.q) == 0 && len(pt.flight) == 0 {
 		delete(n.paced, name)
 	}
 }
@@ -282,12 +325,16 @@ func (n *Node) sweepPaced(now time.Time) {
 	defer n.pmu.Unlock()
 	for name, pt := range n.paced {
 		_, alive := n.peers.byName[name]
-		if pt.flight != nil && (!alive || now.Sub(pt.sentAt) > n.pacedWait()) {
-			if indexHeld(pt.q, pt.flight) >= 0 {
-				n.stats.PacedDropped.Add(1)
-				n.unhold(pt, pt.flight)
+		for i := 0; i < len(pt.flight); i++ {
+			if f := pt.flight[i]; !alive || now.Sub(f.sentAt) > n.pacedWait() {
+				if indexHeld(pt.q, f.h) >= 0 {
+					n.stats.PacedDropped.Add(1)
+					n.unhold(pt, f.h) // and its part
+				} else {
+					n.landed(pt, i)
+				}
+				i--
 			}
-			pt.flight = nil
 		}
 		for _, h := range slices.Clone(pt.q) {
 			if !alive || now.Sub(h.at) > maxPacedWait {
@@ -296,7 +343,7 @@ func (n *Node) sweepPaced(now time.Time) {
 			}
 		}
 		n.sendNext(pt)
-		if len(pt.q) == 0 && pt.flight == nil {
+		if len(pt.q) == 0 && len(pt.flight) == 0 {
 			delete(n.paced, name)
 		}
 	}
@@ -454,7 +501,7 @@ func (n *Node) pacedUntil(g *gather) time.Time {
 	var until time.Time
 	for name, pi := range g.paced {
 		// A part of another answer from the same node counts too: the
-		// node sends one part at a time, its answers in turn.
+		// node sends a part's worth at a time, its answers in turn.
 		at := pi.at
 		if t := n.partAt[name]; t.After(at) {
 			at = t

@@ -96,7 +96,7 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	for i := 0; i < 8; i++ { // the eighth passes the asker's quarter
 		answer("a", i)
 	}
-	if got := n.paced["a"]; got == nil || len(got.q) != 7 || got.flight == nil || got.end != pacedPart {
+	if got := n.paced["a"]; got == nil || len(got.q) != 7 || len(got.flight) != 1 || got.flight[0].end != pacedPart {
 		t.Fatalf("asker a: %+v", got)
 	}
 	if r := n.stats.PacedRefused.Load(); r != 1 {
@@ -137,7 +137,7 @@ func TestPacedAnswersHeldBounded(t *testing.T) {
 	}
 	dropped := n.stats.PacedDropped.Load()
 	n.sweepPaced(time.Now().Add(n.pacedWait() + time.Second))
-	if pt := n.paced["a"]; pt == nil || len(pt.q) != 1 || pt.flight != pt.q[0] || n.stats.PacedDropped.Load() != dropped+1 {
+	if pt := n.paced["a"]; pt == nil || len(pt.q) != 1 || len(pt.flight) != 1 || pt.flight[0].h != pt.q[0] || n.stats.PacedDropped.Load() != dropped+1 {
 		t.Fatalf("after pacedWait without an acknowledgement: %+v", n.paced["a"])
 	}
 	n.sweepPaced(time.Now().Add(maxPacedWait + time.Second))
@@ -322,7 +322,7 @@ func TestPacedAnswersOfAnAskersPreviousLifeDropped(t *testing.T) {
 	}
 	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b2", ans) // the new life's first
 	pt := n.paced["a"]
-	if pt == nil || len(pt.q) != 1 || pt.flight != pt.q[0] || pt.flight.tail != "1.1.500.b2" || n.pacedBytes != int64(len(ans)) {
+	if pt == nil || len(pt.q) != 1 || len(pt.flight) != 1 || pt.flight[0].h != pt.q[0] || pt.q[0].tail != "1.1.500.b2" || n.pacedBytes != int64(len(ans)) {
 		t.Fatalf("the new life's answer waits behind %d held answers (%d bytes held)", len(pt.q)-1, n.pacedBytes)
 	}
 	if d := n.stats.PacedDropped.Load(); d != 3 {
