@@ -24,6 +24,9 @@ type testament struct {
 	// 128 testaments with 15,900 3-byte authids each (64 KiB of arguments
 	// apiece) held 112 MiB for the session's life.
 	lists []byte
+	// pub is the id add_testament answered, the publication id of the
+	// testament's EVENT.
+	pub uint64
 }
 
 const (
@@ -137,6 +140,10 @@ func testamentScope(args []any, i int, kwargs map[string]any) (int, *metaErr) {
 	return 0, badArg("scope must be \"detached\" or \"destroyed\"")
 }
 
+// metaAddTestament implements wamp.session.add_testament(topic, args,
+// kwargs, publish_options?, scope?). It answers an id, as Crossbar.io does
+// (an int, "pub_id"), the publication id the testament's EVENT will have;
+// it answered nothing, and a client that kept or logged the id got None.
 func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) ([]any, *metaErr) {
 	topic, ok := argStr(args, 0)
 	if !ok || !proto.ValidURI([]byte(topic), ss.realm.conf().URICheck) || reserved([]byte(topic)) {
@@ -208,8 +215,9 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		s.stats.TestamentsRefused.Add(1)
 		return nil, &metaErr{proto.URIUnavailable, "the router holds as many testaments' bytes as it takes (limits.testament_bytes), or this client address or authid as many as it may: a quarter of it, and less than the router has left free"}
 	}
+	t.pub = s.rng.Uint64N(proto.MaxID) + 1
 	ss.testaments[scope] = append(ss.testaments[scope], t)
-	return nil, nil
+	return []any{t.pub}, nil
 }
 
 // testamentValue returns a testament's Arguments (i = 1) or ArgumentsKw
@@ -267,7 +275,7 @@ func (s *Shard) publishTestaments(ss *Session) {
 			if !ss.authorize(ActionPublish, []byte(t.topic)) {
 				continue
 			}
-			p := &publication{id: s.rng.Uint64N(proto.MaxID) + 1, topic: []byte(t.topic),
+			p := &publication{id: t.pub, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, src: ss.id, seq: ss.publisherSeq()}
 			// The lists are read into sets only when they can matter, as a
 			// PUBLISH's are: retained, or (below) delivered or sent on.

@@ -695,13 +695,15 @@ async function xExtras() {
   });
   await H.step('testament', async () => {
     const got = new H.Inbox();
-    await M.subscribe('xe.will', (args, kwargs, d) => got.push({ args, kwargs, publisher: d.publisher }));
+    await M.subscribe('xe.will', (args, kwargs, d) => got.push({ args, kwargs, publisher: d.publisher, publication: d.publication }));
     const T = await connect('extras-testament');
-    H.eq('testament.add result', await T.call('wamp.session.add_testament', ['xe.will', ['gone'], { k: 1 }, { disclose_me: true }]), null);
+    // An id, as Crossbar.io answers: the testament's publication id.
+    const pub = await T.call('wamp.session.add_testament', ['xe.will', ['gone'], { k: 1 }, { disclose_me: true }]);
+    H.check('testament.add result', Number.isSafeInteger(pub) && pub >= 1, pub);
     const tid = T.id;
     T.conn.close();
     const items = await got.wait((xs) => xs.length > 0, 5000, 'testament');
-    H.eq('testament published', items[0], { args: ['gone'], kwargs: { k: 1 }, publisher: tid });
+    H.eq('testament published', items[0], { args: ['gone'], kwargs: { k: 1 }, publisher: tid, publication: pub });
   });
   if (opt.rawsocket) {
     await H.step('rawsocket.small_maximum', async () => {
