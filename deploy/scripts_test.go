@@ -713,3 +713,59 @@ func TestPostrmPurgeStateOnAMountPoint(t *testing.T) {
 		t.Errorf("purge left etc/edgewamp")
 	}
 }
+
+// postinst's check of the configuration on an upgrade exported every
+// variable of the unit's Environment= and EnvironmentFile=s into its own
+// shell, as root, before it ran getent, setpriv, unshare, mount and
+// mktemp: a PATH= or TMPDIR= meant for the service (a drop-in's
+// Environment=PATH=/opt/edgewamp/bin, an env file's TMPDIR) changed what
+// postinst ran. With the service's PATH, setpriv was not found and the
+// check quietly ran as root only (a file only root can read passed, and
+// ExecStartPre then refused it); with a TMPDIR the unit has but the host
+// lacks, mktemp failed and the check lost the unit's view of its state
+// directory. The unit's variables now reach the check alone, as systemd
+// gives them to ExecStartPre.
+//
+// Dry runs of an upgrade's postinst with the edgewamp user and /var/lib
+// as systemd lays it out, whose new binary says who runs it, with which
+// PATH and TMPDIR, and whether it can write its state directory.
+func TestPostinstUnitEnvironmentReachesOnlyTheCheck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace, a change of user)")
+	}
+	needTool(t, "setpriv", "util-linux")
+	dir := t.TempDir()
+	binary := "if [ \"$1\" = check-config ]; then\n" +
+		"w=no; [ -w /var/lib/edgewamp/. ] && w=yes\n" +
+		"sizes=; [ -z \"${A+x}\" ] || sizes=\" sizes ${#A} ${#B} ${#C}\"\n" +
+		"echo \"check-config as uid $(/usr/bin/id -u) PATH=$PATH TMPDIR=${TMPDIR-unset} state writable=$w$sizes\" >&2; exit 1\nfi\nexit 0\n"
+	for _, c := range []struct{ name, file, environment, want string }{
+		{"PATH in an EnvironmentFile", "PATH=/opt/edgewamp/bin\n", "",
+			"check-config as uid 990 PATH=/opt/edgewamp/bin TMPDIR=unset state writable=yes"},
+		{"TMPDIR in an EnvironmentFile", "TMPDIR=/nonexistent-tmp\n", "",
+			"TMPDIR=/nonexistent-tmp state writable=yes"},
+		{"PATH in Environment=", "", "PATH=/opt/edgewamp/bin",
+			"check-config as uid 990 PATH=/opt/edgewamp/bin TMPDIR=unset state writable=yes"},
+		// Three values of 60,000 bytes (PEM bundles, say): each fits in
+		// an environment string (Linux takes 128 KiB), all three in one
+		// do not (execve: "Argument list too long").
+		{"large values", "A=" + strings.Repeat("a", 60000) + "\nB=" + strings.Repeat("b", 60000) + "\nC=" + strings.Repeat("c", 60000) + "\nPATH=/opt/edgewamp/bin\n", "",
+			"check-config as uid 990 PATH=/opt/edgewamp/bin TMPDIR=unset state writable=yes sizes 60000 60000 60000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, group: true, user: true,
+				stateDir: true, edgewamp: binary, environment: c.environment}
+			if c.file != "" {
+				env := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".env")
+				if err := os.WriteFile(env, []byte(c.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				r.envFiles = env + " (ignore_errors=no)"
+			}
+			_, out := dryRunOutput(t, r)
+			if !strings.Contains(out, c.want) {
+				t.Errorf("want %q in postinst's output (the unit's variables given to the check alone, not to postinst's own commands):\n%s", c.want, out)
+			}
+		})
+	}
+}
