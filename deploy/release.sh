@@ -29,6 +29,11 @@ GO=${GO:-go}
 DIST=${DIST:-dist}
 ARCHES=${ARCHES:-amd64 arm64 armv7}
 DEB_MAINTAINER=${DEB_MAINTAINER:-edgewamp developers <edgewamp@users.noreply.github.com>}
+# One line: a newline would start a field of its own in the control file.
+if [[ $DEB_MAINTAINER == *$'\n'* || $DEB_MAINTAINER == *$'\r'* ]]; then
+  echo "release: DEB_MAINTAINER must be one line (\"Name <email>\")" >&2
+  exit 2
+fi
 # SIGN_KEY: an SSH private key (ed25519, say), or the public key of one an
 # ssh-agent holds, that signs SHA256SUMS (ssh-keygen -Y sign, namespace
 # sigNamespace); unset: the release is not signed.
@@ -176,6 +181,17 @@ stage() {
   chmod 0644 "$doc/changelog.gz" "$root/usr/share/man/man1/edgewamp.1.gz"
 }
 
+# control ARCH SIZE: the package's DEBIAN/control, from control.in. The
+# maintainer goes in as it is: in sed's replacement a & (a team, "Smith &
+# Jones") stood for the placeholder, a | ended the command and a backslash
+# was lost. (The replacement is quoted: bash 5.2's patsub_replacement
+# makes an unquoted & the match there too.)
+control() {
+  local c
+  c=$(sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$(debarch "$1")/" -e "s/@SIZE@/$2/" deploy/debian/control.in)
+  printf '%s\n' "${c//@MAINTAINER@/"$DEB_MAINTAINER"}"
+}
+
 deb() { # deb ARCH
   local arch=$1 root size
   root=$work/deb-$arch
@@ -190,8 +206,7 @@ deb() { # deb ARCH
   # up, one per directory), not du's blocks: the same on any filesystem.
   size=$(cd "$root" && find . -path ./DEBIAN -prune -o \( -type f -printf '%s\n' \) -o \( -type d -printf '1024\n' \) |
     awk '{ s += int(($1 + 1023) / 1024) } END { print s }')
-  sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$(debarch "$arch")/" -e "s/@SIZE@/$size/" \
-    -e "s|@MAINTAINER@|$DEB_MAINTAINER|" deploy/debian/control.in >"$root/DEBIAN/control"
+  control "$arch" "$size" >"$root/DEBIAN/control"
   find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   dpkg-deb --root-owner-group -Zxz -z"$DEB_XZ_LEVEL" --build "$root" "$DIST/edgewamp_${version}_$(debarch "$arch").deb" >/dev/null
   echo "release: $DIST/edgewamp_${version}_$(debarch "$arch").deb"

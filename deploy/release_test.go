@@ -599,3 +599,56 @@ func runSelfTest(t *testing.T, a arch, bin, smoke string) {
 		t.Fatalf("no stop line:\n%s", logText())
 	}
 }
+
+// release.sh put DEB_MAINTAINER into the control file with
+// sed "s|@MAINTAINER@|$DEB_MAINTAINER|": a maintainer holding & (a team,
+// "Smith & Jones") got the placeholder in its place, one holding | made
+// sed fail ("unknown option to `s'") and the release stop after its
+// builds, and a backslash was lost. A newline would start a field of its
+// own in the control file (any field, after the maintainer's first line).
+// Now the name goes in as it is, and one with a newline is refused before
+// anything is built.
+//
+// The control file's function alone (a release build is not needed for
+// it), run as release.sh runs it, and release.sh's refusal.
+func TestReleaseControlMaintainerAsGiven(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join(repo, "deploy", "release.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var funcs []string
+	for _, name := range []string{"debarch", "control"} {
+		m := regexp.MustCompile(`(?ms)^` + name + `\(\) \{.*?^\}\n`).Find(script)
+		if m == nil {
+			t.Fatalf("release.sh has no function %s", name)
+		}
+		funcs = append(funcs, string(m))
+	}
+	for _, maint := range []string{
+		"edgewamp developers <edgewamp@users.noreply.github.com>",
+		"Smith & Jones <team@example.com>",
+		"Ops | Edge <ops@example.com>",
+		`Back\slash \1 <b@example.com>`,
+	} {
+		cmd := exec.Command("bash", "-c", "set -euo pipefail\nversion=1.2.3\n"+strings.Join(funcs, "")+"control armv7 4242\n")
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "DEB_MAINTAINER="+maint)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("control with DEB_MAINTAINER=%q: %v\n%s", maint, err, out)
+			continue
+		}
+		for _, want := range []string{"\nMaintainer: " + maint + "\n", "\nVersion: 1.2.3\n", "\nArchitecture: armhf\n", "\nInstalled-Size: 4242\n"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("control with DEB_MAINTAINER=%q has no %q:\n%s", maint, strings.TrimSpace(want), out)
+			}
+		}
+	}
+	cmd := exec.Command("bash", filepath.Join(repo, "deploy", "release.sh"), "1.2.3")
+	cmd.Env = append(os.Environ(), "DEB_MAINTAINER=A <a@example.com>\nEssential: yes", "DIST="+t.TempDir(),
+		"GO=false") // no build, whatever happens: release.sh stops at `go env` without the check
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "DEB_MAINTAINER") {
+		t.Errorf("release.sh with a newline in DEB_MAINTAINER: exit %d (%v), want 2 and a word on DEB_MAINTAINER before any build:\n%s", code, err, out)
+	}
+}
