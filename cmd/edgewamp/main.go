@@ -238,6 +238,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if w := cfg.Mesh.openWarning(); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	if w := cfg.storeWarning(); w != "" {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	if w := cfg.secretFileWarning(path); w != "" {
 		fmt.Fprintf(stderr, "edgewamp: warning: %s\n", w)
 	}
@@ -402,6 +405,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if w := cfg.Mesh.openWarning(); w != "" {
+		log.Warn(w)
+	}
+	if w := cfg.storeWarning(); w != "" {
 		log.Warn(w)
 	}
 	cfg.secretsSaid = cfg.secretWarnings(*cfgPath) // and, when it changes, by a reload

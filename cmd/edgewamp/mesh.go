@@ -202,6 +202,29 @@ func (m *meshConfig) openWarning() string {
 		" the same on every node) or mesh.tls with a ca, or keep these addresses on loopback or a network you trust"
 }
 
+// storeWarning says, for a node that keeps no JetStream store and has
+// none of its own to reach but a cluster peer's (mesh.cluster.listen
+// without mesh.cluster.routes, no leaf.remotes, no nats_url: edge/node.go
+// runs JetStream on a cluster node only with routes, since NATS needs them
+// for clustered JetStream), that alone, or until a peer that lists it in
+// its routes dials it, the mesh's shared store does not answer: OAuth2
+// answered 503 "the authorization server is starting" for ever and single
+// registrations waited, while check-config said ok. Not refused: such a
+// node is right in a cluster whose other nodes list it. "" otherwise.
+func (c *config) storeWarning() string {
+	m := &c.Mesh
+	if m.Cluster.Listen == "" || len(m.Cluster.Routes) > 0 || len(m.Leaf.Remotes) > 0 || m.NatsURL != "" {
+		return ""
+	}
+	oauth := ""
+	if c.oauthEnabled() {
+		oauth = "OAuth2 answers 503 (\"the authorization server is starting\") and token logins are refused, and "
+	}
+	return "mesh: mesh.cluster.listen without mesh.cluster.routes: this node keeps no JetStream store (NATS needs routes for a clustered one) and uses that of a cluster peer which lists it in its mesh.cluster.routes; " +
+		"alone, or until such a peer connects, " + oauth + "single registrations wait for the claim store; list the other nodes of the cluster in mesh.cluster.routes (every node lists every other), " +
+		"or, for a node on its own, drop mesh.cluster.listen (a hub keeps its store with mesh.leaf.listen alone)"
+}
+
 // loopbackHost reports whether a host (an address's or a URL's) is
 // loopback: localhost or a loopback IP. An empty host, 0.0.0.0 or :: (every
 // interface) and other names are not.
