@@ -46,6 +46,10 @@ type scriptRun struct {
 	// 0755), and /var/lib/edgewamp is a symlink to private/edgewamp
 	// (needs user: true).
 	stateDir bool
+	// unit, when set, is the unit installed as
+	// /etc/systemd/system/edgewamp.service (a tmpfs over that directory),
+	// where check-config looks for it.
+	unit string
 }
 
 func dryRun(t *testing.T, r scriptRun) []string {
@@ -108,6 +112,13 @@ func dryRunOutput(t *testing.T, r scriptRun) ([]string, string) {
 		if r.stateDir {
 			setup += "mount -t tmpfs tmpfs /var/lib && mkdir -m 0700 /var/lib/private && mkdir -m 0755 /var/lib/private/edgewamp && " +
 				"chown 990:990 /var/lib/private/edgewamp && ln -s private/edgewamp /var/lib/edgewamp && "
+		}
+		if r.unit != "" {
+			unit := filepath.Join(stubs, "edgewamp.service")
+			if err := os.WriteFile(unit, []byte(r.unit), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			setup += "mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system && cp " + unit + " /etc/systemd/system/ && "
 		}
 		if r.edgewamp != "" {
 			bin := t.TempDir()
@@ -765,6 +776,54 @@ func TestPostinstUnitEnvironmentReachesOnlyTheCheck(t *testing.T) {
 			_, out := dryRunOutput(t, r)
 			if !strings.Contains(out, c.want) {
 				t.Errorf("want %q in postinst's output (the unit's variables given to the check alone, not to postinst's own commands):\n%s", c.want, out)
+			}
+		})
+	}
+}
+
+// check-config refuses a data_dir its user cannot write or make (cbb3d91),
+// and an upgrade's postinst runs it as the unit's user: on a machine where
+// the unit has not started yet (installed, not started; the state removed
+// by hand), /var/lib/edgewamp does not exist, the user edgewamp cannot make
+// it under root's /var/lib, and check-config refused a data_dir there
+// ("cannot be made by this user (uid 990): /var/lib: permission denied"),
+// so postinst told the admin that the new release refuses a configuration
+// the unit starts fine: systemd makes StateDirectory= at each start and
+// gives it to the unit's user. Now check-config, where the unit is
+// installed, leaves the unit's state directory (and what does not exist
+// under it yet) to systemd.
+//
+// A dry run of an upgrade's postinst with the edgewamp user, the unit
+// installed, no /var/lib/edgewamp, and the real binary checking
+// README's data_dir.
+func TestPostinstTakesStateDirectorySystemdMakes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a private mount namespace, a change of user)")
+	}
+	needTool(t, "setpriv", "util-linux")
+	if _, err := os.Lstat("/var/lib/edgewamp"); err == nil {
+		t.Skip("/var/lib/edgewamp exists on this host")
+	}
+	unit, err := os.ReadFile(filepath.Join(repo, "deploy", "edgewamp.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := nativeBinary(t)
+	dir := openDir(t)
+	for _, c := range []struct{ name, config string }{
+		{"data_dir", "listeners:\n  - address: 127.0.0.1:8080\ndata_dir: /var/lib/edgewamp\n"},
+		{"data_dir under it", "listeners:\n  - address: 127.0.0.1:8080\ndata_dir: /var/lib/edgewamp/data\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(conf, []byte(c.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			binary := fmt.Sprintf("[ \"$1\" = check-config ] && exec %s check-config %s\nexit 0\n", shellQuote(bin), shellQuote(conf))
+			calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, group: true, user: true,
+				unit: string(unit), edgewamp: binary})
+			if !hasCall(calls, "deb-systemd-invoke restart edgewamp.service") || strings.Contains(out, "refuses") {
+				t.Errorf("the upgrade did not restart a router whose state directory systemd makes at its start:\n%s\ncalls:\n%s", out, strings.Join(calls, "\n"))
 			}
 		})
 	}

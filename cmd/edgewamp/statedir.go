@@ -232,7 +232,14 @@ func dataDirError(dir string, err error) error {
 // at their kind and owners only, and run then failed at its start
 // ("mkdir ...: permission denied") where check-config, the unit's
 // ExecStartPre and an upgrade's postinst (as the service's user) said ok.
+// Where the unit is installed, /var/lib/edgewamp is its StateDirectory=,
+// which systemd makes at each start and gives to the unit's user: a
+// directory there is left to systemd unless it is a subdirectory that
+// exists already (an upgrade's postinst, as the user edgewamp before the
+// unit had ever started, refused data_dir /var/lib/edgewamp: "cannot be
+// made by this user: /var/lib: permission denied").
 func (c *config) writableDirs(errs *[]error) {
+	unit := unitInstalled()
 	check := func(key, dir string, path ...any) {
 		if dir == "" {
 			return
@@ -243,6 +250,9 @@ func (c *config) writableDirs(errs *[]error) {
 			if err == nil {
 				if !fi.IsDir() {
 					return // validate says
+				}
+				if unit && within(d, unitStateDir) && (p == unitStateDir || !within(p, unitStateDir)) {
+					return // systemd's StateDirectory= at the start
 				}
 				if err := dirWritable(p); err != nil {
 					verb, hint := "made", "; make it, owned by the router's user"
