@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,29 +102,45 @@ func unitReadWritePaths() []string {
 	return rw
 }
 
-// unitContents returns the installed unit's files, each unit and then
-// its drop-ins (unit.d/*.conf, and /etc's and /run's), as systemd reads
-// them in turn, a later setting replacing an earlier one.
+// unitContents returns the installed unit's files as systemd reads them,
+// a later setting replacing an earlier one: the one unit file it uses (the
+// last of unitFiles that exists: /etc's, which systemctl edit --full
+// copies there, replaces the package's), then the drop-ins (unit.d/*.conf
+// beside each of unitFiles, /run's and /etc's) sorted by file name across
+// the directories, a same-named one of a later directory replacing the
+// earlier. Before, every unit file was read in turn and the drop-ins
+// directory by directory: the package's TimeoutStopSec=30s still counted
+// under a full copy without it (systemd's default is 90s), and /etc's
+// 10-local.conf overrode the package's 90-vendor.conf.
 func unitContents() [][]byte {
-	var files []string
+	unit := ""
 	for _, u := range unitFiles {
-		if _, err := os.Stat(u); err != nil {
-			continue
-		}
-		files = append(files, u)
-		base := filepath.Base(u) + ".d"
-		for _, d := range []string{u + ".d", filepath.Join("/etc/systemd/system", base), filepath.Join("/run/systemd/system", base)} {
-			m, _ := filepath.Glob(filepath.Join(d, "*.conf"))
-			files = append(files, m...)
+		if _, err := os.Stat(u); err == nil {
+			unit = u
 		}
 	}
-	var out [][]byte
-	seen := map[string]bool{}
-	for _, f := range files {
-		if seen[f] {
-			continue
+	if unit == "" {
+		return nil
+	}
+	base := filepath.Base(unit) + ".d"
+	var dirs []string
+	for _, u := range unitFiles {
+		dirs = append(dirs, u+".d")
+	}
+	dirs = append(dirs, filepath.Join("/run/systemd/system", base), filepath.Join("/etc/systemd/system", base))
+	dropIns := map[string]string{}
+	for _, d := range dirs {
+		m, _ := filepath.Glob(filepath.Join(d, "*.conf"))
+		for _, f := range m {
+			dropIns[filepath.Base(f)] = f
 		}
-		seen[f] = true
+	}
+	files := []string{unit}
+	for _, name := range slices.Sorted(maps.Keys(dropIns)) {
+		files = append(files, dropIns[name])
+	}
+	var out [][]byte
+	for _, f := range files {
 		if b, err := readRegularFile(f, 1<<20); err == nil {
 			out = append(out, b)
 		}

@@ -311,3 +311,67 @@ func TestDataDirTheRouterCannotWriteRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestUnitReadAsSystemdDoes: systemd reads one unit file, /etc's when
+// there is one (systemctl edit --full copies the package's there, and the
+// package's is then ignored), and then every drop-in of every directory
+// sorted by its file name (a same-named one in /etc replacing the
+// others). check-config read every unit file in turn, then the drop-ins
+// directory by directory: under a full copy without TimeoutStopSec= (90 s,
+// systemd's default) the package's 30s still counted, so a drain_timeout
+// of 60s was warned of, and the package's ReadWritePaths= hid a data_dir
+// the unit cannot write; /etc's 10-local.conf overrode the package's
+// 90-vendor.conf, which systemd reads last.
+func TestUnitReadAsSystemdDoes(t *testing.T) {
+	saved, savedWritable := unitFiles, dirWritable
+	t.Cleanup(func() { unitFiles, dirWritable = saved, savedWritable })
+	dirWritable = func(string) error { return nil }
+	usr, etc := t.TempDir(), t.TempDir()
+	pkg := filepath.Join(usr, "edgewamp.service")
+	full := filepath.Join(etc, "edgewamp.service")
+	srv := filepath.Join(t.TempDir(), "srv")
+	writeFileAt(t, pkg, "[Service]\nProtectSystem=strict\nTimeoutStopSec=30s\nReadWritePaths="+srv+"\n")
+	const warned = "pass the systemd unit's TimeoutStopSec="
+	for _, k := range []struct {
+		name    string
+		files   map[string]string
+		dataDir string
+		want    []string // in stderr; "" entries none
+		none    []string
+	}{
+		{"a full copy in /etc replaces the package's", map[string]string{full: "[Service]\nProtectSystem=strict\n"}, srv,
+			[]string{"warning: data_dir " + srv + " is outside /var/lib/edgewamp"}, []string{warned}},
+		{"drop-ins by name across directories", map[string]string{
+			filepath.Join(pkg+".d", "90-vendor.conf"): "[Service]\nTimeoutStopSec=30s\n",
+			filepath.Join(full+".d", "10-local.conf"): "[Service]\nTimeoutStopSec=120s\n",
+			filepath.Join(full+".d", "50-paths.conf"): "[Service]\nReadWritePaths=/srv/other\n",
+			filepath.Join(pkg+".d", "50-paths.conf"):  "[Service]\nReadWritePaths=/srv/hidden\n",
+		}, "", []string{warned + "30s"}, nil},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			for p, b := range k.files {
+				writeFileAt(t, p, b)
+				t.Cleanup(func() { os.Remove(p) })
+			}
+			unitFiles = []string{pkg, full}
+			conf := "shutdown: {drain_timeout: 60s}\n"
+			if k.dataDir != "" {
+				conf += "data_dir: " + k.dataDir + "\n"
+			}
+			o, e, code := runCLI("check-config", writeConfig(t, conf))
+			for _, w := range k.want {
+				if !strings.Contains(e, w) {
+					t.Errorf("want %q: exit %d: %s%s", w, code, o, e)
+				}
+			}
+			for _, n := range k.none {
+				if strings.Contains(e, n) {
+					t.Errorf("want no %q: exit %d: %s%s", n, code, o, e)
+				}
+			}
+			if rw := unitReadWritePaths(); len(k.files) > 1 && (len(rw) != 2 || rw[0] != srv || rw[1] != "/srv/other") {
+				t.Errorf("ReadWritePaths: %q, want the unit's and /etc's 50-paths.conf's, which replaces the package's [%s /srv/other]", rw, srv)
+			}
+		})
+	}
+}
