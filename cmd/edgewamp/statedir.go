@@ -24,8 +24,21 @@ const unitStateDir = "/var/lib/edgewamp"
 // tarball's); a test sets its own.
 var unitFiles = []string{"/usr/lib/systemd/system/edgewamp.service", "/lib/systemd/system/edgewamp.service", "/etc/systemd/system/edgewamp.service"}
 
-// unitInstalled reports whether the systemd unit is installed here.
+// systemdBooted reports whether systemd runs this machine, as sd_booted(3)
+// tells (/run/systemd/system); a test sets another.
+var systemdBooted = func() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// unitInstalled reports whether the systemd unit is installed here, and
+// systemd runs it: in a container holding the package (no systemd there)
+// the unit's ProtectSystem=, StateDirectory= and TimeoutStopSec= do not
+// apply, and check-config warned of them.
 func unitInstalled() bool {
+	if !systemdBooted() {
+		return false
+	}
 	for _, f := range unitFiles {
 		if _, err := os.Stat(f); err == nil {
 			return true

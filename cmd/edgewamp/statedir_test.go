@@ -19,6 +19,7 @@ import (
 func TestDataDirOutsideUnitStateDirWarned(t *testing.T) {
 	saved, savedWritable := unitFiles, dirWritable
 	t.Cleanup(func() { unitFiles, dirWritable = saved, savedWritable })
+	underSystemd(t, true)
 	// /var/lib/edgewamp as the service's user would have it, whoever runs
 	// the test (TestDataDirTheRouterCannotWriteRefused checks the check).
 	dirWritable = func(string) error { return nil }
@@ -47,6 +48,7 @@ func TestDataDirOutsideUnitStateDirWarned(t *testing.T) {
 func TestDataDirInUnitReadWritePathsNotWarned(t *testing.T) {
 	saved := unitFiles
 	t.Cleanup(func() { unitFiles = saved })
+	underSystemd(t, true)
 	unit := writeFile(t, "edgewamp.service", "[Service]\nProtectSystem=strict\n")
 	unitFiles = []string{unit}
 	outside := filepath.Join(t.TempDir(), "state")
@@ -211,6 +213,7 @@ func TestMeshStoreDirOthersMayWriteRefused(t *testing.T) {
 func TestDrainPastUnitStopTimeoutWarned(t *testing.T) {
 	saved := unitFiles
 	t.Cleanup(func() { unitFiles = saved })
+	underSystemd(t, true)
 	dir := t.TempDir()
 	unit := filepath.Join(dir, "edgewamp.service")
 	if err := os.WriteFile(unit, []byte("[Service]\nKillSignal=SIGTERM\nTimeoutStartSec=30s\nTimeoutStopSec=30s\n"), 0o644); err != nil {
@@ -325,6 +328,7 @@ func TestDataDirTheRouterCannotWriteRefused(t *testing.T) {
 func TestUnitReadAsSystemdDoes(t *testing.T) {
 	saved, savedWritable := unitFiles, dirWritable
 	t.Cleanup(func() { unitFiles, dirWritable = saved, savedWritable })
+	underSystemd(t, true)
 	dirWritable = func(string) error { return nil }
 	usr, etc := t.TempDir(), t.TempDir()
 	pkg := filepath.Join(usr, "edgewamp.service")
@@ -373,5 +377,36 @@ func TestUnitReadAsSystemdDoes(t *testing.T) {
 				t.Errorf("ReadWritePaths: %q, want the unit's and /etc's 50-paths.conf's, which replaces the package's [%s /srv/other]", rw, srv)
 			}
 		})
+	}
+}
+
+// underSystemd makes check-config take systemd for running this machine
+// (booted) or not, whatever runs the test, until it ends.
+func underSystemd(t *testing.T, booted bool) {
+	saved := systemdBooted
+	t.Cleanup(func() { systemdBooted = saved })
+	systemdBooted = func() bool { return booted }
+}
+
+// TestUnitWarningsOnlyUnderSystemd: the warnings about the systemd unit
+// (a data_dir outside its StateDirectory=, a drain past its
+// TimeoutStopSec=) and the StateDirectory= left to systemd are about a
+// unit systemd runs. In a container holding the package (a Debian image
+// with the .deb installed, run by docker: no systemd) check-config warned
+// of ProtectSystem=strict and of a TimeoutStopSec=30s that nothing
+// applies there. Now they need systemd to run the machine, as postinst's
+// start of the unit does (/run/systemd/system).
+func TestUnitWarningsOnlyUnderSystemd(t *testing.T) {
+	saved, savedWritable := unitFiles, dirWritable
+	t.Cleanup(func() { unitFiles, dirWritable = saved, savedWritable })
+	dirWritable = func(string) error { return nil }
+	unitFiles = []string{writeFile(t, "edgewamp.service", "[Service]\nProtectSystem=strict\nStateDirectory=edgewamp\nTimeoutStopSec=30s\n")}
+	conf := writeConfig(t, "data_dir: "+filepath.Join(t.TempDir(), "state")+"\nshutdown: {drain_timeout: 60s}\n")
+	for _, booted := range []bool{true, false} {
+		underSystemd(t, booted)
+		o, e, code := runCLI("check-config", conf)
+		if got := strings.Count(e, "warning: "); code != 0 || booted && got != 2 || !booted && got != 0 {
+			t.Errorf("systemd running: %v: exit %d, %d warnings (want %d): %s%s", booted, code, got, map[bool]int{true: 2}[booted], o, e)
+		}
 	}
 }
