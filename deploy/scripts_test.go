@@ -828,3 +828,43 @@ func TestPostinstTakesStateDirectorySystemdMakes(t *testing.T) {
 		})
 	}
 }
+
+// A unit that names its configuration through a variable of its
+// environment (Debian's way: EnvironmentFile=-/etc/default/edgewamp with
+// CONF=/etc/edgewamp/site.yaml, and ExecStartPre=/usr/bin/edgewamp
+// check-config ${CONF}): systemd expands it at the start, and systemctl
+// show prints it as written. 90fa3c3's postinst then checked the package's
+// /etc/edgewamp/edgewamp.yaml, not the file the unit reads: deleted, it
+// was refused ("no such file") and the upgrade left undone with a false
+// "the new release refuses /etc/edgewamp/edgewamp.yaml"; kept as shipped,
+// it passed while site.yaml went unchecked. Now a FILE that is one
+// variable, $NAME or ${NAME}, is looked up in the unit's environment
+// (Environment=, then the EnvironmentFile=s), as systemd would.
+func TestPostinstChecksTheFileAUnitVariableNames(t *testing.T) {
+	const site = "/etc/edgewamp/site.yaml"
+	takesSite := "if [ \"$1\" = check-config ]; then [ \"$2\" = " + site + " ] && { echo \"$2: ok\"; exit 0; }; echo \"edgewamp: $2: open $2: no such file or directory\" >&2; exit 1; fi\nexit 0\n"
+	env := filepath.Join(t.TempDir(), "edgewamp")
+	if err := os.WriteFile(env, []byte("# /etc/default/edgewamp\nCONF="+site+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name        string
+		show        map[string]string
+		environment string
+	}{
+		{"braced variable in ExecStartPre, from an EnvironmentFile", map[string]string{
+			"ExecStartPre": execShow("/usr/bin/edgewamp check-config ${CONF}"),
+		}, ""},
+		{"plain variable in ExecStart, from Environment=", map[string]string{
+			"ExecStart": execShow("/usr/bin/edgewamp run -config $SITE -log-format json"),
+		}, "SITE=" + site},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true, show: c.show,
+				envFiles: env + " (ignore_errors=yes)", environment: c.environment, edgewamp: takesSite})
+			if !hasCall(calls, "edgewamp check-config "+site) || !hasCall(calls, "deb-systemd-invoke restart edgewamp.service") {
+				t.Errorf("the upgrade did not check %s, the file the unit's variable names, and restart:\n%s\ncalls:\n%s", site, out, strings.Join(calls, "\n"))
+			}
+		})
+	}
+}
