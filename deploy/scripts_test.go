@@ -868,3 +868,21 @@ func TestPostinstChecksTheFileAUnitVariableNames(t *testing.T) {
 		})
 	}
 }
+
+// systemctl show prints a command's arguments unquoted
+// (systemd/systemd#40079): ExecStartPre=/usr/bin/edgewamp check-config
+// "/etc/edgewamp/my site.yaml" is shown as `argv[]=/usr/bin/edgewamp
+// check-config /etc/edgewamp/my site.yaml`, which 90fa3c3's postinst read
+// as four words, not `check-config FILE`: it checked the package's
+// /etc/edgewamp/edgewamp.yaml instead (deleted: "the new release refuses",
+// no restart). check-config takes one argument, so the rest of the line
+// after it is the file.
+func TestPostinstChecksAFileWithASpaceTheUnitNames(t *testing.T) {
+	const site = "/etc/edgewamp/my site.yaml"
+	takes := "if [ \"$1\" = check-config ]; then [ \"$2\" = \"" + site + "\" ] && { echo \"$2: ok\"; exit 0; }; echo \"edgewamp: $2: no such file or directory\" >&2; exit 1; fi\nexit 0\n"
+	calls, out := dryRunOutput(t, scriptRun{script: "postinst", args: []string{"configure", "0.9.0"}, systemd: true,
+		show: map[string]string{"ExecStartPre": execShow("/usr/bin/edgewamp check-config " + site)}, edgewamp: takes})
+	if !hasCall(calls, "edgewamp check-config "+site) || !hasCall(calls, "deb-systemd-invoke restart edgewamp.service") {
+		t.Errorf("the upgrade did not check %q, the file the unit names, and restart:\n%s\ncalls:\n%s", site, out, strings.Join(calls, "\n"))
+	}
+}
