@@ -108,6 +108,8 @@ type Stats struct {
 	// SubscriptionBytes → edgewamp_subscription_bytes.
 	SubscriptionsRefused Counter
 	SubscriptionBytes    Gauge
+	// AuthzCacheBytes → edgewamp_authz_cache_bytes.
+	AuthzCacheBytes Gauge
 	// RegistrationsRefused → edgewamp_registrations_refused_total;
 	// RegistrationBytes → edgewamp_registration_bytes.
 	RegistrationsRefused Counter
@@ -682,6 +684,9 @@ func collectStats(e *expo, st *Stats) {
 	}
 	if st.SubscriptionBytes.OK {
 		constMetric(e, "edgewamp_subscription_bytes", "Bytes the sessions' subscriptions are counted for (each session's topic or pattern, and 384 bytes, per subscription it holds), what limits.subscription_bytes bounds.", G, st.SubscriptionBytes.V)
+	}
+	if st.AuthzCacheBytes.OK {
+		constMetric(e, "edgewamp_authz_cache_bytes", "Bytes the sessions' authorization caches are charged for, bounded by as much as limits.subscription_bytes (a client address's or authid's quarter of it), apart from the subscriptions.", G, st.AuthzCacheBytes.V)
 	}
 	if st.RegistrationsRefused.OK {
 		constMetric(e, "edgewamp_registrations_refused_total", "REGISTERs refused: the registrations' bytes would pass limits.registration_bytes, or the client address's or authid's quarter of it.", C, float64(st.RegistrationsRefused.V))

@@ -282,8 +282,12 @@ func patternSlot(a Action, m proto.Match) int {
 // Its memory (up to 44 KB of heap with 32-byte URIs, measured; 27 KB
 // with short ones) was in no budget: an address's 1,024 sessions held up
 // to 45 MB of it, uncounted. It is charged to the session's owner's share
-// of Config.MaxSubscriptionBytes (subscriptionOwner: an address, an
-// authid; as its subscriptions are), authzChargeStep at a time as it
+// of a budget of Config.MaxSubscriptionBytes of its own (Router.authzBytes;
+// subscriptionOwner: an address, an authid, as for its subscriptions),
+// apart from the subscriptions' budget, so that a cache never takes an
+// owner's subscriptions' room (sharing it, a NAT of 92 devices using 300
+// URIs each had its SUBSCRIBEs refused at small-board.yaml's 16 MiB;
+// TestSmallBoardNATOfDevicesSubscribes), authzChargeStep at a time as it
 // grows (a lock on the budget at most six times a cache, on a miss,
 // never on a hit), estimated by authzCost; what it holds charged (held)
 // is kept when it drops maps, and given back when the session leaves or
@@ -300,7 +304,7 @@ type authzCache struct {
 	patBytes [4]int          // and of pat
 	n, bytes int             // decisions and bytes of URIs kept, in all the maps
 
-	held   int  // bytes charged to the owner's share of Config.MaxSubscriptionBytes
+	held   int  // bytes charged to the owner's share of Router.authzBytes
 	capped bool // a charge was refused: held is the bound
 }
 
@@ -324,7 +328,7 @@ const (
 func authzCost(n, b int) int { return b + n*authzEntryCost }
 
 // growAuthz charges authzChargeStep more of ss's owner's share of
-// Config.MaxSubscriptionBytes for its authorization cache c, and reports
+// Router.authzBytes for its authorization cache c, and reports
 // whether it did; refused, c is capped. Nothing is charged for a session
 // that is not established (its leave has given back what its cache held,
 // dropAuthz). Owned by shard.
@@ -333,7 +337,7 @@ func (ss *Session) growAuthz(c *authzCache) bool {
 		return false
 	}
 	r := ss.shard.r
-	if !r.subBytes.charge(ss.subscriptionOwner(), authzChargeStep, r.cfg.MaxSubscriptionBytes) {
+	if !r.authzBytes.charge(ss.subscriptionOwner(), authzChargeStep, r.cfg.MaxSubscriptionBytes) {
 		c.capped = true
 		return false
 	}
@@ -349,7 +353,7 @@ func (ss *Session) dropAuthz() {
 		return
 	}
 	ss.authz = nil
-	ss.shard.r.subBytes.release(ss.subOwner, int64(c.held))
+	ss.shard.r.authzBytes.release(ss.subOwner, int64(c.held))
 }
 
 // mayReceive reports whether ss may receive a message for the concrete URI

@@ -28,8 +28,10 @@ func (a *okAuthorizer) Authorize(_ string, _ route.Action, uri string) bool {
 // A session's cache of authorization decisions (512 decisions and 16 KiB
 // of URIs at most: 44 KB of heap with 32-byte URIs, measured) was in no
 // budget: an address's 1,024 sessions could hold 45 MB of it, uncounted.
-// It is charged to its owner's share of limits.subscription_bytes (as the
-// session's subscriptions are: an address, or an authid), 8 KiB at a
+// It is charged to its owner's share of a budget as large as
+// limits.subscription_bytes (the owner as for the session's
+// subscriptions: an address, or an authid), apart from the
+// subscriptions' (a cache must never make a SUBSCRIBE fail), 8 KiB at a
 // time as it grows, given back when the session ends or a reload drops
 // it; a charge refused caps the cache where it is. A session using 300
 // URIs of 44 bytes (calls it keeps making) still hits it, the
@@ -90,10 +92,10 @@ func TestAuthzCacheChargedToOwnersSubscriptionShare(t *testing.T) {
 	if n := round(); n != 0 {
 		t.Fatalf("second round: %d decisions asked, want 0 (the cache hit)", n)
 	}
-	held := r.Stats().SubscriptionBytes
+	held := r.Stats().AuthzCacheBytes
 	t.Logf("a session's cache of 300 decisions on 44-byte URIs is charged %d bytes", held)
 	if held <= 0 {
-		t.Fatalf("a session's cache of 300 decisions charged %d bytes of limits.subscription_bytes: in no budget", held)
+		t.Fatalf("a session's cache of 300 decisions charged %d bytes: in no budget", held)
 	}
 	// Sessions of the same address filling their caches (512 refused
 	// CALLs each, 32-byte URIs), five times the share.
@@ -114,9 +116,20 @@ func TestAuthzCacheChargedToOwnersSubscriptionShare(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	st := r.Stats()
 	t.Logf("%d sessions of one address, 512 refused CALLs each: %d bytes charged (the share is 262144), heap %+d bytes (%d a session, the client's included)",
-		fillers, st.SubscriptionBytes, int64(ms.HeapAlloc)-int64(heap0), (int64(ms.HeapAlloc)-int64(heap0))/fillers)
-	if st.SubscriptionBytes > 1<<18 {
-		t.Fatalf("%d bytes charged to one address, past its quarter of limits.subscription_bytes (262144)", st.SubscriptionBytes)
+		fillers, st.AuthzCacheBytes, int64(ms.HeapAlloc)-int64(heap0), (int64(ms.HeapAlloc)-int64(heap0))/fillers)
+	if st.AuthzCacheBytes > 1<<18 {
+		t.Fatalf("%d bytes charged to one address, past its quarter of the caches' budget (262144)", st.AuthzCacheBytes)
+	}
+	// The address's subscriptions are not refused for its caches: they
+	// have a budget of their own.
+	subscriber := dial()
+	for i := range 50 {
+		if _, err := subscriber.Subscribe(ctx, pad("com.ok.topic.", i, 44), func(*client.Event) {}, nil); err != nil {
+			t.Fatalf("SUBSCRIBE %d of an address whose sessions' caches are at their share: %v", i, err)
+		}
+	}
+	if sb := r.Stats().SubscriptionBytes; sb > 50*(44+400) {
+		t.Fatalf("50 subscriptions counted for %d bytes of limits.subscription_bytes: the caches in it", sb)
 	}
 	// The 300-URI session keeps its cache.
 	if n := round(); n != 0 {
@@ -126,13 +139,14 @@ func TestAuthzCacheChargedToOwnersSubscriptionShare(t *testing.T) {
 	call(fs[fillers-1], "com.ok.nothing", proto.URINoSuchProcedure)
 	call(fs[fillers-1], "x.denied", proto.URINotAuthorized)
 	user.Close()
+	subscriber.Close()
 	for _, s := range fs {
 		s.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for r.Stats().SubscriptionBytes != 0 {
+	for r.Stats().AuthzCacheBytes != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes still charged once every session closed", r.Stats().SubscriptionBytes)
+			t.Fatalf("%d bytes still charged once every session closed", r.Stats().AuthzCacheBytes)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

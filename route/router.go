@@ -126,8 +126,9 @@ type Config struct {
 	// wamp.error.unavailable. Before, MaxSubscriptions alone bounded them:
 	// 65,536 subscriptions of 4 KiB URIs, 290 MB of heap, per connection,
 	// 1,024 connections per address. The sessions' authorization caches
-	// count in it too (authzCache: 8 KiB at a time, 45 KB a session at
-	// most). Default 1 GiB.
+	// are bounded by as much again, counted apart (authzCache: 8 KiB at a
+	// time, 45 KB a session at most; an owner's quarter of it, past which
+	// its caches stop growing). Default 1 GiB.
 	MaxSubscriptionBytes int64
 	// MaxRegistrationBytes bounds the bytes all sessions' registrations
 	// hold on the router, each session's hold of a registration (its own
@@ -255,6 +256,10 @@ type Router struct {
 	// subBytes counts the bytes subscriptions hold
 	// (Config.MaxSubscriptionBytes).
 	subBytes testamentBudget
+	// authzBytes counts the bytes the sessions' authorization caches are
+	// charged for (authzCache), bounded as subBytes is, apart from it: a
+	// cache is capped, never a SUBSCRIBE refused for it.
+	authzBytes testamentBudget
 	// regBytes counts the bytes registrations hold
 	// (Config.MaxRegistrationBytes).
 	regBytes testamentBudget

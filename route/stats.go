@@ -115,9 +115,13 @@ type Stats struct {
 	// SubscriptionsRefused counts SUBSCRIBEs refused for
 	// Config.MaxSubscriptionBytes (the router's or the owner's quarter);
 	// SubscriptionBytes is what the sessions' subscriptions hold, as it
-	// counts them, and their authorization caches.
+	// counts them.
 	SubscriptionsRefused uint64
 	SubscriptionBytes    int64
+	// AuthzCacheBytes is what the sessions' authorization caches are
+	// charged for, bounded by as much as Config.MaxSubscriptionBytes,
+	// apart from the subscriptions.
+	AuthzCacheBytes int64
 	// RegistrationsRefused counts REGISTERs refused for
 	// Config.MaxRegistrationBytes (the router's or the owner's quarter);
 	// RegistrationBytes is what the sessions' registrations hold, as it
@@ -172,6 +176,9 @@ func (r *Router) Stats() Stats {
 	r.subBytes.mu.Lock()
 	st.SubscriptionBytes = r.subBytes.total
 	r.subBytes.mu.Unlock()
+	r.authzBytes.mu.Lock()
+	st.AuthzCacheBytes = r.authzBytes.total
+	r.authzBytes.mu.Unlock()
 	r.regBytes.mu.Lock()
 	st.RegistrationBytes = r.regBytes.total
 	r.regBytes.mu.Unlock()

@@ -61,6 +61,7 @@ func TestSmallBoardBudgetsFitItsMemoryLimit(t *testing.T) {
 		{"max_inbound_total", int64(l.MaxInboundTotal)},
 		{"max_outbound_total", int64(l.MaxOutboundTotal)},
 		{"subscription_bytes", orDefault(int64(l.SubscriptionBytes), 1<<30)},
+		{"subscription_bytes again (authorization caches)", orDefault(int64(l.SubscriptionBytes), 1<<30)},
 		{"registration_bytes", orDefault(int64(l.RegistrationBytes), 1<<30)},
 		{"testament_bytes", orDefault(int64(l.TestamentBytes), 64<<20)},
 		{"calls_in_flight_total × 240 B", calls * callBytes},

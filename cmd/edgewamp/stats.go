@@ -58,6 +58,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	st.TestamentBytes = gateway.Gauge{V: float64(rt.TestamentBytes), OK: true}
 	st.SubscriptionsRefused = gateway.Counter{V: rt.SubscriptionsRefused, OK: true}
 	st.SubscriptionBytes = gateway.Gauge{V: float64(rt.SubscriptionBytes), OK: true}
+	st.AuthzCacheBytes = gateway.Gauge{V: float64(rt.AuthzCacheBytes), OK: true}
 	st.RegistrationsRefused = gateway.Counter{V: rt.RegistrationsRefused, OK: true}
 	st.RegistrationBytes = gateway.Gauge{V: float64(rt.RegistrationBytes), OK: true}
 	st.EventsSuperseded = gateway.Counter{V: rt.EventsSuperseded, OK: true}
