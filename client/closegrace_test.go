@@ -14,7 +14,7 @@ import (
 // session stayed on the router 10 s after Close began, its
 // registrations with it (every call to them refused unavailable, or
 // no_available_callee). Close now waits for running handlers
-// closeHandlerWait (1 s) at most, ReplyTimeout/2 when that is shorter;
+// closeHandlerWait (2.5 s) at most, ReplyTimeout/2 when that is shorter;
 // the GOODBYE goes out then, and Close still waits for the handler to
 // return before it returns.
 func TestCloseBoundsTheWaitForAHandlerIgnoringItsContext(t *testing.T) {
@@ -70,5 +70,41 @@ func TestCloseBoundsTheWaitForAHandlerIgnoringItsContext(t *testing.T) {
 	default:
 	}
 	close(release)
+	closed.wait(t)
+}
+
+// A handler finishing its work as Close begins (1.5 s of it here, not
+// looking at its context, as a handler writing to a database does) got
+// its answer through with the default ReplyTimeout (5 s: Close waited
+// 2.5 s for it before its GOODBYE). 35cc505 cut that wait to 1 s to bound
+// a raised ReplyTimeout's, and such a call's caller got
+// wamp.error.canceled instead of its result: the bound is the default's
+// wait, closeHandlerWait (2.5 s), so that a ReplyTimeout left at its
+// default waits as before and a raised one no longer.
+func TestCloseLetsAHandlerFinishingItsWorkAnswer(t *testing.T) {
+	url := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	callee := dialRouter(t, url) // ReplyTimeout left at its default
+	t.Cleanup(func() { callee.Close() })
+	caller := dialRouter(t, url)
+	started := make(chan struct{})
+	const work = 1500 * time.Millisecond
+	_, err := callee.Register(ctx, "com.example.work", func(context.Context, *Invocation) (*Result, error) {
+		close(started)
+		time.Sleep(work) // its work, done whatever its context says
+		return &Result{Args: []any{"done"}}, nil
+	}, nil)
+	noErr(t, "Register", err)
+	call := goDo(func() (*Result, error) { return caller.Call(ctx, "com.example.work", nil, nil, nil) })
+	<-started
+	closed := goDo(func() (struct{}, error) { return struct{}{}, callee.Close() })
+	res, err := call.wait(t)
+	if err != nil {
+		t.Fatalf("a call whose handler finished its work %v after Close began (default ReplyTimeout): %v, want its result", work, err)
+	}
+	if len(res.Args) != 1 || res.Args[0] != "done" {
+		t.Fatalf("result %v, want [done]", res.Args)
+	}
 	closed.wait(t)
 }

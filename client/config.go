@@ -75,7 +75,7 @@ type Config struct {
 	// for the router's ERROR after CANCEL, each with the wait for its
 	// turn to write the GOODBYE or CANCEL; 5s when zero. Close's wait
 	// for running handlers before its GOODBYE is half of it at most, and
-	// 1 s at most.
+	// 2.5 s (half of the default) at most.
 	ReplyTimeout time.Duration
 	// MaxMessage is the largest message the client accepts: the WebSocket
 	// read limit, and the RawSocket receive limit announced to the router

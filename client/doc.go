@@ -44,7 +44,7 @@
 // sending anything).
 // Close waits for all of these goroutines, so it must not be called from
 // a handler of the same session. It cancels running handlers' contexts and
-// lets them answer before its GOODBYE, for 1 s at most (half of
+// lets them answer before its GOODBYE, for 2.5 s at most (half of
 // Config.ReplyTimeout when that is shorter): a handler that ignores its
 // context holds the GOODBYE no longer than that (the session, its
 // registrations with it, stays on the router meanwhile), and Close returns

@@ -377,7 +377,8 @@ func (s *Session) newRequestID() uint64 {
 // and waits for the session's goroutines, running handlers included, to
 // return. Handlers see their context canceled as Close starts, and their
 // answers (YIELD or ERROR) go out before the GOODBYE: Close waits for them
-// up to 1 s first, or half of ReplyTimeout when that is shorter (their
+// up to 2.5 s first (half of the default ReplyTimeout), or half of
+// ReplyTimeout when that is shorter (their
 // callers got wamp.error.canceled from the router when a handler answered
 // after it; a handler that ignores its context holds the GOODBYE that
 // long, and is still waited for, after it, before Close returns); an INVOCATION that
@@ -443,8 +444,12 @@ func (s *Session) Close() error {
 // closeHandlerWait bounds Close's wait for running handlers to answer
 // before its GOODBYE (as does half of Config.ReplyTimeout): one that
 // answers as its context is canceled does at once, and one finishing
-// its work within it gets its answer through.
-const closeHandlerWait = time.Second
+// its work within it gets its answer through. It is what Close waited
+// with the default ReplyTimeout, so that a raised ReplyTimeout no longer
+// holds the GOODBYE longer and the default's wait is kept: at 1 s, a
+// handler finishing 1.5 s of work as Close began had its caller get
+// wamp.error.canceled, where it got its result.
+const closeHandlerWait = defaultReplyTimeout / 2
 
 // awaitHandlers lets the running handlers answer before Close's GOODBYE,
 // within ctx: their contexts are canceled (one waiting for it answers at
