@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -139,6 +140,9 @@ type claimStore struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream // the bucket's stream (nil: releases leave a delete marker)
 	js     jetstream.JetStream
+	// leader reads claims through the bucket stream's leader (leaderGet),
+	// as js reads its state; bound with js.
+	leader nats.JetStreamContext
 	// streamTried is when bucket last asked for the stream and was not
 	// answered: it asks again at most once a second while stream is nil.
 	streamTried time.Time
@@ -730,11 +734,11 @@ func (c *claimStore) checkHeld() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
-		e, err := c.kv.Get(ctx, key)
+		m, err := c.leaderGet(ctx, key)
 		cancel()
 		c.checkReads.Add(1)
 		switch {
-		case err == nil && e.Revision() == rec.rev && string(e.Value()) == mine:
+		case err == nil && m.Sequence == rec.rev && string(m.Data) == mine:
 			// This life's, at the revision it wrote. The revision alone
 			// does not tell: a store node that restarts (a lone hub's
 			// memory store) numbers its revisions from 1 again, and
@@ -763,6 +767,27 @@ func (c *claimStore) checkHeld() {
 	case !failed:
 		c.wake()
 	}
+}
+
+// leaderGet reads the last entry of key (a claim, or a release's marker,
+// whose empty value is no life's) through the bucket stream's leader: a
+// STREAM.MSG.GET request, which only the leader answers, as it answers
+// the stream's state (storeMark). kv.Get makes a direct get (the bucket,
+// made by JetStream's KV, allows them), which a replica picked at random
+// answers (a queue group of them all): one that had not caught up
+// (nats-server lets a follower answer at 90 % of its log applied, and
+// keeps it answering when it falls behind; a node back from the minority
+// side of a partition has its own among them) answered with a claim taken
+// over meanwhile as this node's own, and checkHeld recorded the leader's newer state as checked: every
+// later join skipped the check until some other write, and the store
+// kept the other node's claim (TestClaimRecheckReadsClaimsThroughStreamLeader).
+// One round trip, as kv.Get. Worker goroutine.
+func (c *claimStore) leaderGet(ctx context.Context, key string) (*nats.RawStreamMsg, error) {
+	m, err := c.leader.GetLastMsg("KV_"+claimBucket, "$KV."+claimBucket+"."+key, nats.Context(ctx))
+	if errors.Is(err, nats.ErrMsgNotFound) {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return m, err
 }
 
 // endPass ends a pass of checkHeld that checked every claim: the store's
@@ -937,6 +962,16 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The jetstream package makes every read of a stream that allows
+	// direct gets one (leaderGet); the older API asks the leader unless
+	// told otherwise. No round trip.
+	leader, err := c.n.nc.JetStream(nats.Domain(jsDomain))
+	if c.n.opts.NatsURL != "" {
+		leader, err = c.n.nc.JetStream()
+	}
+	if err != nil {
+		return nil, err
+	}
 	kv, err := js.KeyValue(ctx, claimBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		// A node that lists cluster routes knows the cluster's size
@@ -966,6 +1001,7 @@ func (c *claimStore) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	c.kv = kv
 	c.js = js
+	c.leader = leader
 	c.bindStream(ctx)
 	c.bound.Store(true)
 	return kv, nil
