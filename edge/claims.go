@@ -781,7 +781,8 @@ func (c *claimStore) checkHeld() {
 // over meanwhile as this node's own, and checkHeld recorded the leader's newer state as checked: every
 // later join skipped the check until some other write, and the store
 // kept the other node's claim (TestClaimRecheckReadsClaimsThroughStreamLeader).
-// One round trip, as kv.Get. Worker goroutine.
+// One round trip, as kv.Get. Any goroutine once the bucket is bound
+// (giveBack's flush runs it on several).
 func (c *claimStore) leaderGet(ctx context.Context, key string) (*nats.RawStreamMsg, error) {
 	m, err := c.leader.GetLastMsg("KV_"+claimBucket, "$KV."+claimBucket+"."+key, nats.Context(ctx))
 	if errors.Is(err, nats.ErrMsgNotFound) {
@@ -1539,16 +1540,21 @@ func (c *claimStore) giveBack(key string, rev uint64, deadline time.Time) bool {
 	if rev == 0 {
 		// A provisional claim: this node's life's entry, if the store
 		// has one; another node's, or none, is not this node's to give.
-		e, err := c.kv.Get(ctx, key)
+		// Read through the stream's leader (leaderGet): a direct get,
+		// which a replica that had not caught up may answer, found none
+		// of a write the store had taken but answered late (the very
+		// case), and left the claim of this live node in the store
+		// (TestProvisionalClaimReleaseReadsThroughStreamLeader).
+		m, err := c.leaderGet(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			return true
 		case err != nil:
 			return false
-		case string(e.Value()) != string(c.value()):
+		case string(m.Data) != string(c.value()):
 			return true
 		}
-		rev = e.Revision()
+		rev = m.Sequence
 	}
 	if c.stream != nil {
 		// Purged up to and including the revision this node wrote: gone
