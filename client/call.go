@@ -331,7 +331,7 @@ func (s *Session) onResult(m *proto.Message) {
 	}
 	budget := measuredBudget(s.decodeBudget(s.inLen))
 	start := *budget
-	args, kwargs, err := decodePayload(m, budget)
+	args, kwargs, err := s.payloadOf(m, budget)
 	if err != nil {
 		// A progressive result that does not decode (or is over the
 		// decode budget) fails the call too, canceled (cancelCall).

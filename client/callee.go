@@ -225,7 +225,7 @@ func (s *Session) onInvocation(m *proto.Message) {
 	}
 	budget := measuredBudget(s.decodeBudget(s.inLen))
 	start := *budget
-	args, kwargs, err := decodePayload(m, budget)
+	args, kwargs, err := s.payloadOf(m, budget)
 	if err != nil {
 		e := &Error{URI: proto.URIInvalidArgument, Args: []any{err.Error()}}
 		s.mu.Lock()

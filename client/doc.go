@@ -139,6 +139,11 @@
 // what reaches it is large collections of tiny containers or small integers
 // in MsgPack or CBOR. A negative DecodeRatio lifts the bound.
 //
+// A payload holding a dictionary key "__proto__" (which the router
+// refuses: JavaScript peers cannot take it; a third-party router may pass
+// it on) is refused as one over the budget is, with ErrProtoKey; Details
+// are taken without the key, at their top level as below it.
+//
 // # Lifetimes
 //
 // Values passed to handlers (Event, Invocation, Result) are owned by the

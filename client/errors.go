@@ -95,6 +95,13 @@ var (
 	// RESULT it is fails with it (wrapped), an INVOCATION is answered
 	// wamp.error.invalid_argument, an EVENT is dropped and logged (at most one line per 10 s).
 	ErrDecodeBudget = errors.New("client: payload too large once decoded (see Config.DecodeRatio)")
+	// ErrProtoKey is the error of a received payload holding a
+	// dictionary key "__proto__" (which edgewamp refuses: JavaScript
+	// peers cannot take it; a third-party router may pass it on): a call
+	// whose RESULT it is fails with it (wrapped), an INVOCATION is
+	// answered wamp.error.invalid_argument, an EVENT is dropped and
+	// logged (at most one line per 10 s). The session goes on.
+	ErrProtoKey = errors.New(`client: payload holds a dictionary key "__proto__"`)
 	// ErrBacklog is the context.Cause of a Handler whose invocation's
 	// progressive chunks, not taken by Invocation.Next, exceeded
 	// Config.MaxBacklog, and what Next returns then; and the error

@@ -103,7 +103,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	if err := s.send(m); err != nil {
 		return err
 	}
-	var dec proto.Decoder
+	dec := proto.Decoder{TakeProtoKey: true} // as the reader's: see readLoop
 	var in proto.Message
 	challenges := 0
 	for {
@@ -111,14 +111,11 @@ func (s *Session) handshake(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("client: join: %w", ctxErr(ctx, err))
 		}
-		err = dec.Decode(s.ser, b, &in)
-		if errors.Is(err, proto.ErrKeyNotString) {
-			err = s.decodeWithoutProtoKeys(&dec, b, &in, err)
-		}
-		if err != nil {
+		if err := dec.Decode(s.ser, b, &in); err != nil {
 			s.sendAbort(proto.URIProtocolViolation, err.Error())
 			return fmt.Errorf("client: join: %w", err)
 		}
+		s.inProtoDict, _ = dec.ProtoKey() // the join's messages have no payload
 		switch in.Type {
 		case proto.CodeWelcome:
 			if in.ID == 0 {
@@ -252,60 +249,3 @@ func (s *Session) onChallenge(method string, extra map[string]any) (sig string, 
 type challengePanic string
 
 func (e challengePanic) Error() string { return string(e) }
-
-// decodeWithoutProtoKeys decodes b, a message of the join that proto
-// refused with refused (ErrKeyNotString), into in without its dictionary
-// keys "__proto__", when those were the cause. proto refuses the key below
-// a dictionary's top level (JavaScript peers cannot take it), and a
-// third-party router's WELCOME may hold it (an authenticator's
-// authextra): the join failed, where the Details' other keys (authid,
-// authrole, the rest of authextra) are the session's. The message is
-// decoded generically within the control messages' bound
-// (maxControlDetails; proto.MaxDepth bounds the nesting), the keys
-// dropped, and it is encoded and decoded again; a WARN line says so, once
-// for the join's message. Otherwise (a key that is not a string, a message
-// over the bound) refused is returned. The join only: a cold path.
-func (s *Session) decodeWithoutProtoKeys(dec *proto.Decoder, b []byte, in *proto.Message, refused error) error {
-	budget := s.decodeBudget(len(b))
-	if budget != nil {
-		*budget = min(*budget, maxControlDetails)
-	}
-	v, err := decodeValue(proto.Raw{Ser: s.ser, B: b}, budget)
-	if err != nil {
-		return refused
-	}
-	n := dropProtoKeys(v)
-	if n == 0 {
-		return refused
-	}
-	r, err := proto.EncodeValue(s.ser, v)
-	if err != nil {
-		return refused
-	}
-	if err := dec.Decode(s.ser, r.B, in); err != nil {
-		return err
-	}
-	s.log.Warn(`client: the router's join message holds dictionary keys "__proto__": taken without them`, "type", in.Type.String(), "dropped", n)
-	return nil
-}
-
-// dropProtoKeys deletes the dictionary keys "__proto__" from v, a decoded
-// generic value (nested at most proto.MaxDepth deep), returning how many.
-func dropProtoKeys(v any) int {
-	n := 0
-	switch x := v.(type) {
-	case map[string]any:
-		if _, ok := x["__proto__"]; ok {
-			delete(x, "__proto__")
-			n++
-		}
-		for _, e := range x {
-			n += dropProtoKeys(e)
-		}
-	case []any:
-		for _, e := range x {
-			n += dropProtoKeys(e)
-		}
-	}
-	return n
-}

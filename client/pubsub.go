@@ -304,7 +304,7 @@ func (s *Session) onEvent(m *proto.Message) bool {
 	}
 	budget := measuredBudget(s.decodeBudget(s.inLen))
 	start := *budget
-	args, kwargs, err := decodePayload(m, budget)
+	args, kwargs, err := s.payloadOf(m, budget)
 	if err != nil {
 		if ok, held := s.dropLog.allow(nanos(s.cfg.now)); ok {
 			s.log.Warn("client: dropping an undecodable event (at most one line per 10 s)", "subscription", m.ID, "size", s.inLen, "error", err, "dropped_since_last_line", held)

@@ -11,7 +11,12 @@ import (
 // when the event queue is full (see the package documentation).
 func (s *Session) readLoop() {
 	defer s.wg.Done()
-	var dec proto.Decoder
+	// A dictionary key "__proto__" (refused by proto: JavaScript peers
+	// cannot take it) is taken, so that a message a third-party router
+	// passed on holding it costs that message only, not the session:
+	// its payload is refused (payloadOf), its Details are taken without
+	// the keys (dictWithin).
+	dec := proto.Decoder{TakeProtoKey: true}
 	var m proto.Message
 	for {
 		b, err := s.tr.readMsg()
@@ -24,6 +29,7 @@ func (s *Session) readLoop() {
 			return
 		}
 		s.inLen = len(b)
+		s.inProtoDict, s.inProtoPayload = dec.ProtoKey()
 		if h := s.onMsg.Load(); h != nil {
 			(*h)(&m)
 		}
@@ -138,7 +144,7 @@ func (s *Session) onError(m *proto.Message) {
 // decode, or is over the decode budget, is left out.
 func (s *Session) errorOf(m *proto.Message) *Error {
 	e := &Error{URI: string(m.URI), Details: s.dictOf(m.Dict)}
-	args, kwargs, err := decodePayload(m, s.decodeBudget(s.inLen))
+	args, kwargs, err := s.payloadOf(m, s.decodeBudget(s.inLen))
 	if err == nil {
 		e.Args, e.Kwargs = args, kwargs
 	}

@@ -54,6 +54,11 @@ type Session struct {
 
 	onMsg atomic.Pointer[func(*proto.Message)]
 	inLen int // Owned by the reader: the size of the message it handles.
+	// inProtoDict and inProtoPayload, owned by the reader (and the join
+	// before it), tell that the message it handles holds a dictionary
+	// key "__proto__" below its Details' top level, or in its payload
+	// (proto.Decoder.ProtoKey).
+	inProtoDict, inProtoPayload bool
 	// busyLogged is when an INVOCATION past MaxInvocations was last
 	// logged (nanos): at most once per 10 s.
 	busyLogged atomic.Int64
@@ -62,7 +67,10 @@ type Session struct {
 	// (through a router that passes payloads through) or a hostile
 	// router otherwise had a line written per message.
 	dropLog, detailsLog logLimit
-	wg                  sync.WaitGroup // the reader, the dispatcher and running handlers
+	// protoLog rate-limits the lines of Details taken without their
+	// keys "__proto__" (dictWithin), written per message otherwise.
+	protoLog logLimit
+	wg       sync.WaitGroup // the reader, the dispatcher and running handlers
 
 	// The reader waiting for room in the event queue (keepalive, and a
 	// Client's handlers: durableSub.acquire).

@@ -90,6 +90,16 @@ func decodePayload(m *proto.Message, budget *int) (args []any, kwargs map[string
 	return args, kwargs, err
 }
 
+// payloadOf is decodePayload for the message the reader handles: one
+// whose payload holds a dictionary key "__proto__" (inProtoPayload) is
+// refused with ErrProtoKey, undecoded, as one that does not decode is.
+func (s *Session) payloadOf(m *proto.Message, budget *int) (args []any, kwargs map[string]any, err error) {
+	if s.inProtoPayload {
+		return nil, nil, ErrProtoKey
+	}
+	return decodePayload(m, budget)
+}
+
 // decodeDict decodes a dictionary, charging budget (nil: no bound); nil
 // when absent.
 func decodeDict(r proto.Raw, budget *int) (map[string]any, error) {
@@ -142,9 +152,14 @@ func (s *Session) controlDictOf(r proto.Raw) map[string]any {
 	return d
 }
 
-// dictWithin decodes the dictionary r within budget (nil: no bound),
-// returning it and what it takes decoded: over the budget it is left out
-// (nil, 0) and logged (at most one line per 10 s).
+// dictWithin decodes the dictionary r, the Details (or Extra) of the
+// message the reader handles, within budget (nil: no bound), returning it
+// and what it takes decoded: over the budget it is left out (nil, 0) and
+// logged (at most one line per 10 s). Its dictionary keys "__proto__"
+// are dropped, at its top level as below it (see inProtoDict), with a
+// WARN line (at most one per 10 s): proto refuses the key below a
+// dictionary's top level (JavaScript peers cannot take it), and a
+// third-party router may pass it on (an authenticator's authextra).
 func (s *Session) dictWithin(r proto.Raw, budget *int) (map[string]any, int) {
 	budget = measuredBudget(budget)
 	start := *budget
@@ -158,7 +173,45 @@ func (s *Session) dictWithin(r proto.Raw, budget *int) (map[string]any, int) {
 		}
 		return nil, 0
 	}
+	n := 0
+	if s.inProtoDict {
+		n = dropProtoKeys(d)
+	} else if _, ok := d[protoKey]; ok {
+		delete(d, protoKey)
+		n = 1
+	}
+	if n > 0 {
+		if ok, held := s.protoLog.allow(nanos(s.cfg.now)); ok {
+			s.log.Warn(`client: taking the router's Details without their dictionary keys "__proto__" (at most one line per 10 s)`, "dropped", n, "messages_since_last_line", held)
+		}
+	}
 	return d, start - *budget
+}
+
+// protoKey is the dictionary key JavaScript peers cannot take, which
+// proto refuses below a dictionary's top level (see
+// proto.Decoder.TakeProtoKey).
+const protoKey = "__proto__"
+
+// dropProtoKeys deletes the dictionary keys "__proto__" from v, a decoded
+// generic value (nested at most proto.MaxDepth deep), returning how many.
+func dropProtoKeys(v any) int {
+	n := 0
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x[protoKey]; ok {
+			delete(x, protoKey)
+			n++
+		}
+		for _, e := range x {
+			n += dropProtoKeys(e)
+		}
+	case []any:
+		for _, e := range x {
+			n += dropProtoKeys(e)
+		}
+	}
+	return n
 }
 
 // measuredBudget returns budget, or an unbounded one for nil (no bound:

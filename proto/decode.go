@@ -15,7 +15,25 @@ func trailingZeros(h uint64) int { return bits.TrailingZeros64(h) }
 type Decoder struct {
 	scratch []byte
 	badURI  bool // this message's URI element is not UTF-8 text
+	// TakeProtoKey, set, has Decode take a dictionary key "__proto__"
+	// where it refuses it otherwise (ErrKeyNotString: in a payload, below
+	// a dictionary's top level), telling where it met one (ProtoKey).
+	// For a peer that is not JavaScript (the Go client), to which a
+	// third-party router may pass the key on: the message is then its
+	// receiver's to refuse, where the decode error ended the session. A
+	// key that is not a string is refused as ever. The router leaves it
+	// unset.
+	TakeProtoKey bool
+	// protoDict, protoPayload: see ProtoKey.
+	protoDict, protoPayload bool
 }
+
+// ProtoKey reports where the message last decoded holds a dictionary key
+// "__proto__" that TakeProtoKey had Decode take: below the top level of
+// its Options, Details or Extra dictionary (dict), in its Arguments or
+// ArgumentsKw (payload). One at that dictionary's top level, which Decode
+// takes anyway, is not told.
+func (d *Decoder) ProtoKey() (dict, payload bool) { return d.protoDict, d.protoPayload }
 
 // Decode decodes one message from b, which is in serializer ser, into m.
 // Only the head is parsed: the Arguments and ArgumentsKw are validated and
@@ -31,8 +49,8 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	}
 	d.Release()
 	d.scratch = d.scratch[:0]
-	d.badURI = false
-	r := rd{b: b, ser: ser}
+	d.badURI, d.protoDict, d.protoPayload = false, false, false
+	r := rd{b: b, ser: ser, takeProto: d.TakeProtoKey}
 	s, err := r.beginArray()
 	if err != nil {
 		return err
@@ -150,6 +168,9 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 		}
 		m.Dict = Raw{Ser: r.ser, B: span}
 		m.HasDict = true
+		if r.proto {
+			d.protoDict, r.proto = true, false
+		}
 	case elURI, elString:
 		var t tok
 		err := r.next(&t)
@@ -202,6 +223,9 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			return err
 		}
 		m.Args = Raw{Ser: r.ser, Normalize: r.norm, B: span}
+		if r.proto {
+			d.protoPayload = true
+		}
 	case elKwargs:
 		if m.Transparent {
 			return errf(lay.name + " with a transparent payload cannot have ArgumentsKw")
@@ -224,6 +248,9 @@ func (d *Decoder) element(r *rd, m *Message, lay *layout, el element) error {
 			return err
 		}
 		m.Kwargs = Raw{Ser: r.ser, Normalize: r.norm, B: span}
+		if r.proto {
+			d.protoPayload = true
+		}
 	}
 	return nil
 }

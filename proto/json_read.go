@@ -327,6 +327,11 @@ var errIntTooLarge = errf("integer beyond 8192 bits")
 // options) is validated on its way through the router.
 func (r *rd) jsonSkip(depth int) error {
 	i, err := jsonSkipAt(r.b, r.i, depth)
+	if err != nil && r.takeProto && err == ErrKeyNotString {
+		// Perhaps a key "__proto__", which the token walk takes
+		// (skipKey): walked again that way, once (a cold path).
+		return r.skipTokens(depth)
+	}
 	r.i = i
 	return err
 }

@@ -118,9 +118,60 @@ func TestProtoKeyRefused(t *testing.T) {
 						case err != nil:
 							t.Errorf("%s in %s: %v", what, m.Type, err)
 						}
+						// A Decoder with TakeProtoKey (the Go client's)
+						// takes it, and tells.
+						dec, got := Decoder{TakeProtoKey: true}, Message{}
+						if err := dec.Decode(ser, b, &got); err != nil {
+							t.Errorf("%s in %s, TakeProtoKey: %v", what, m.Type, err)
+						} else if dict, payload := dec.ProtoKey(); dict || payload != bad {
+							t.Errorf("%s in %s, TakeProtoKey: ProtoKey() %v, %v; want false, %v", what, m.Type, dict, payload, bad)
+						}
 					}
 				}
 			}
+		}
+	}
+}
+
+// Below the top level of a message's dictionary (Options, Details, Extra)
+// the key is refused too; a Decoder with TakeProtoKey takes it there and
+// tells it apart from one in the payload. A key that is not a string, or
+// a message with an element too many, is refused by both.
+func TestTakeProtoKeyInDict(t *testing.T) {
+	for _, ser := range serializers {
+		nested := mustEncodeValue(t, ser, map[string]any{"a": map[string]any{"__prot0__": 1}, "__prot0__": 2})
+		nested.B = []byte(strings.ReplaceAll(string(nested.B), "__prot0__", "__proto__"))
+		m := &Message{Type: CodeEvent, ID: 1, ID2: 2, Dict: nested, Args: mustEncodeValue(t, ser, []any{1})}
+		b := mustAppend(t, ser, m)
+		_, err := Decode(ser, b)
+		requireTypedError(t, err, ErrKeyNotString, ser.String()+" nested in Details")
+		dec, got := Decoder{TakeProtoKey: true}, Message{}
+		requireNoError(t, dec.Decode(ser, b, &got), ser.String()+" nested in Details, TakeProtoKey")
+		if dict, payload := dec.ProtoKey(); !dict || payload {
+			t.Errorf("%s: ProtoKey() %v, %v; want true, false", ser, dict, payload)
+		}
+		requireValue(t, []any{int64(1)}, mustValue(t, got.Args), ser.String()+" Arguments")
+		// The next message, without the key, is told so.
+		requireNoError(t, dec.Decode(ser, mustAppend(t, ser, &Message{Type: CodeEvent, ID: 1, ID2: 3}), &got), ser.String()+" next")
+		if dict, payload := dec.ProtoKey(); dict || payload {
+			t.Errorf("%s: next message: ProtoKey() %v, %v", ser, dict, payload)
+		}
+	}
+	bad := []struct {
+		name string
+		ser  Serializer
+		b    []byte
+	}{
+		{"element more", JSON, []byte(`[36,1,2,{"x":{"__proto__":1}},[],{"__proto__":1},7]`)},
+		{"binary key", JSON, []byte(`[36,1,2,{},[{"__proto__":1,"\u0000AA==":1}]]`)},
+		// [36,1,2,{},[{"__proto__":1,1:2}]]
+		{"integer key", MsgPack, append(append([]byte{0x95, 0x24, 0x01, 0x02, 0x80, 0x91, 0x82, 0xa9}, "__proto__"...), 0x01, 0x01, 0x02)},
+	}
+	for _, c := range bad {
+		dec, got := Decoder{TakeProtoKey: true}, Message{}
+		err := dec.Decode(c.ser, c.b, &got)
+		if err == nil {
+			t.Errorf("%s: %s decoded with TakeProtoKey", c.name, show(c.ser, c.b))
 		}
 	}
 }

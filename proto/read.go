@@ -20,6 +20,10 @@ type rd struct {
 	// tag that is not passed on as it came (cbTagKept), a tag on a CBOR
 	// key, a CBOR indefinite-length string (cbChunked).
 	norm bool
+	// takeProto: skip takes a dictionary key "__proto__" (see protoKey)
+	// rather than refuse it, and sets proto when it met one
+	// (Decoder.TakeProtoKey).
+	takeProto, proto bool
 }
 
 // kind is the kind of the next value in the input.
@@ -323,7 +327,10 @@ func (r *rd) skipKey() error {
 		return ErrBadUTF8
 	}
 	if len(t.s) == len(protoKey) && string(t.s) == protoKey || t.esc && isProtoKey(t.s, r.ser) {
-		return ErrKeyNotString
+		if !r.takeProto {
+			return ErrKeyNotString
+		}
+		r.proto = true
 	}
 	return r.colon()
 }
