@@ -272,6 +272,12 @@ func (e *Engine) Addrs() []net.Addr {
 // and for the output of those that linger to be written (awaitLingering)
 // or for ctx, then closes what is left and stops the loops. Later calls
 // wait for the first one to finish (or for their ctx) and return nil.
+//
+// It returns by ctx's end (but for TLS handshake goroutines, waited for
+// up to 2 s past it: tlsPool.wait): when ctx has run out before the loops
+// stopped (a session that did not close took it, or a loop is wedged in
+// a callback), it returns ctx's error and leaves the loops' stop going,
+// bounded by 10 s; Done is closed when they have stopped.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	first := false
 	e.shutOnce.Do(func() { first = true })
@@ -299,23 +305,53 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		return err
 	}
 	e.awaitLingering(ctx)
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	stopCtx, cancel := context.WithTimeout(context.Background(), loopStopWait)
 	// gnet's Stop tells the loops to stop, then looks every 500 ms whether
 	// they have, so that every Shutdown took at least half a second (of a
 	// systemctl stop, and of every test that stops an engine). The loops'
 	// end closes e.stopped at once (gnet.Rotate returns after its stop):
 	// Stop runs aside, and is cut short once they have ended.
 	stopErr := make(chan error, 1)
+	go func() {
+		select {
+		case <-e.stopped:
+		case <-stopCtx.Done():
+		}
+		cancel()
+	}()
 	go func() { stopErr <- e.eng.Stop(stopCtx) }()
+	left := false
 	select {
 	case <-e.stopped:
 	case <-stopCtx.Done():
-		// gnet did not stop its loops within 10 s (never seen): Shutdown
-		// returns anyway, bounded, and says so.
+		// gnet did not stop its loops within loopStopWait (never seen):
+		// Shutdown returns anyway, bounded, and says so.
 		if err == nil {
-			err = errors.New("loop: shutdown: the event loops did not stop within 10s")
+			err = errors.New("loop: shutdown: the event loops did not stop within " + loopStopWait.String())
 		}
+	case <-ctx.Done():
+		select {
+		case <-e.stopped: // as ctx ended
+		default:
+			left = true
+		}
+	}
+	if left {
+		// ctx has run out (on sessions that did not close, a wedged
+		// loop's among them) before the loops stopped: Shutdown returns
+		// by it, as it promises. Before, the stop had 10 s of its own
+		// past ctx, which a wedged loop (a callback stuck) took whole.
+		// The stop goes on aside, bounded by loopStopWait: Done is
+		// closed once the loops have stopped (never, if one stays
+		// wedged), and the TLS handshakes left are closed after them.
+		if err == nil {
+			err = fmt.Errorf("loop: shutdown: the event loops had not stopped: %w", ctx.Err())
+		}
+		go func() {
+			<-stopErr
+			e.tlsPool.stop()
+		}()
+		return err
 	}
 	cancel()
 	if serr := <-stopErr; serr != nil && !errors.Is(serr, context.Canceled) && !errors.Is(serr, context.DeadlineExceeded) && err == nil {
@@ -330,6 +366,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// loopStopWait bounds gnet's stop of the event loops, which Shutdown
+// waits for within its context: a loop wedged for longer is left so.
+const loopStopWait = 10 * time.Second
 
 // Drain prepares a stop: it closes the WAMP listeners (the connections
 // open stay, and the loops keep serving them; the HTTP lane's stay open
