@@ -185,6 +185,12 @@ func (g *Server) checkCallees(cs []Callee) ([]Callee, []error) {
 		if c.MaxResponse <= 0 {
 			c.MaxResponse = g.opts.Limits.MaxBody
 		}
+		if c.MaxResponse > MaxBodyMax {
+			// Read whole (io.ReadAll), as a request's body, and no longer
+			// answer than the largest WAMP message becomes a YIELD: before,
+			// MaxBody's maximum bounded only its default.
+			errs = append(errs, fieldErr(strconv.Itoa(c.MaxResponse)+" bytes is above the maximum, "+strconv.Itoa(MaxBodyMax)+" bytes (16MiB, the largest WAMP message): the gateway reads an upstream's answer whole", at("max_response")...))
+		}
 		if c.MaxInFlightBytes <= 0 {
 			c.MaxInFlightBytes = DefaultCalleeInFlightBytes
 		}

@@ -136,3 +136,24 @@ func TestMaxBodyHasMaximum(t *testing.T) {
 		t.Errorf("MaxBody and BodyLimit at MaxBodyMax: %v", err)
 	}
 }
+
+// A callee's MaxResponse has the same maximum, MaxBodyMax: the gateway
+// reads the upstream's answer whole (io.ReadAll up to MaxResponse), and an
+// answer longer than the largest WAMP message cannot become the callee's
+// YIELD anyway. MaxBody's maximum bounded a callee's answer only by its
+// default: a callee's own max_response of 4 GiB was taken.
+func TestCalleeMaxResponseHasMaximum(t *testing.T) {
+	ce := Callee{Realm: "realm1", Procedure: "com.up", URL: "http://127.0.0.1:1/"}
+	for _, n := range []int{MaxBodyMax + 1, 4 << 30} {
+		c := ce
+		c.MaxResponse = n
+		err := Validate(Options{Addr: "127.0.0.1:0", Callees: []Callee{c}})
+		if err == nil || !strings.Contains(err.Error(), "callees[0].max_response") || !strings.Contains(err.Error(), "16777216") {
+			t.Errorf("MaxResponse %d: Validate said %v; want a refusal naming callees[0].max_response and the maximum", n, err)
+		}
+	}
+	ce.MaxResponse = MaxBodyMax
+	if err := Validate(Options{Addr: "127.0.0.1:0", Callees: []Callee{ce}}); err != nil {
+		t.Errorf("MaxResponse at MaxBodyMax: %v", err)
+	}
+}

@@ -284,7 +284,7 @@ type Callee struct {
 	// argument; the default) or "wamp" (the body is {"args":[...],"kwargs":{...}}).
 	Result        string
 	MaxConcurrent int // requests in flight to the upstream; default 64; past it calls fail with wamp.error.unavailable
-	MaxResponse   int // response body bytes; default Limits.MaxBody
+	MaxResponse   int // response body bytes; default Limits.MaxBody, at most MaxBodyMax
 	// MaxInFlightBytes bounds the bytes of the requests in flight to the
 	// upstream (each invocation's JSON body, held until the upstream
 	// answers or Timeout); default DefaultCalleeInFlightBytes. Past it
@@ -495,8 +495,9 @@ const (
 // it any bound was taken: at 1 GiB four clients' 64 MiB heads held 410 MB.
 const MaxHeaderMax = 64 << 10
 
-// MaxBodyMax is the largest Limits.MaxBody and Route.BodyLimit: 16 MiB,
-// the largest WAMP message (limits.max_message), whose payload a body
+// MaxBodyMax is the largest Limits.MaxBody, Route.BodyLimit and
+// Callee.MaxResponse: 16 MiB, the largest WAMP message
+// (limits.max_message), whose payload a body (or an upstream's answer)
 // becomes. The gateway reads a body whole, its buffer growing by
 // doubling: without it any bound was taken, and at 4 GiB one client's
 // 511 MiB of body held 1.5 GB.

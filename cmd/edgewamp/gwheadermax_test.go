@@ -49,3 +49,23 @@ func TestGatewayMaxBodyBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayCalleeMaxResponseBounded: a callee's max_response had no
+// upper bound when max_body got its 16MiB: check-config said ok to 4GiB,
+// and the gateway read an upstream's answer that long whole (io.ReadAll),
+// for each of the callee's max_concurrent calls, though an answer past the
+// largest WAMP message cannot become its YIELD. Refused past 16MiB naming
+// the key and its line, as max_body.
+func TestGatewayCalleeMaxResponseBounded(t *testing.T) {
+	const callee = "realms: [{name: realm1}]\ngateway:\n  callees:\n    - {name: up, realm: realm1, procedure: com.up, url: \"http://127.0.0.1:1/\", max_response: %s}\n"
+	for _, k := range []struct{ body, want string }{
+		{fmt.Sprintf(callee, "4GiB"), "line 4: gateway.callees[0].max_response: 4294967296 bytes is above the maximum, 16777216 bytes (16MiB"},
+		{fmt.Sprintf(callee, "16777217"), "line 4: gateway.callees[0].max_response: 16777217 bytes is above the maximum"},
+		{fmt.Sprintf(callee, "16MiB"), ""},
+	} {
+		o, e, code := runCLI("check-config", writeConfig(t, k.body))
+		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
+			t.Errorf("check-config %q: exit %d: %s%s; want %q", k.body, code, o, e, k.want)
+		}
+	}
+}
