@@ -38,3 +38,30 @@ func TestBearerRouteNeedsTokenSource(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerRouteAudienceOfAnotherRealm: gateway.bearer with an audience
+// wamp:<realm> takes only tokens that name that audience, and a token's
+// wamp:<realm> audience binds it to that realm (one naming two realms is
+// refused): a bearer route on another realm, without an oauth: block
+// there, accepts no token, every request refused 403 ("the token is for
+// realm"). validateBearerRoutes counted any gateway.bearer as a source for
+// every realm, so check-config said ok.
+func TestBearerRouteAudienceOfAnotherRealm(t *testing.T) {
+	keys := newJWKS(t)
+	const realms = "realms: [{name: realm1}, {name: realm2}]\n"
+	bearer := func(aud string) string {
+		return fmt.Sprintf("gateway:\n  listen: 127.0.0.1:0\n  bearer: {jwks_file: %s, issuer: \"https://auth.test\", audience: %q}\n  routes:\n", keys.file, aud)
+	}
+	const route = "    - {name: news, method: POST, path: /news, realm: realm1, publish: com.example.news, auth: {type: bearer}}\n"
+	for _, k := range []struct{ body, want string }{
+		{realms + bearer("wamp:realm2") + route, `line 6: gateway.routes[0] (news, POST /news) takes only bearer tokens (auth.type bearer), and none would be accepted on realm "realm1"`},
+		{realms + bearer("wamp:realm1") + route, ""},
+		{realms + bearer("https://api.example") + route, ""},
+		{"realms: [{name: realm1, oauth: {clients: [{id: c, public: true}]}}, {name: realm2}]\n" + bearer("wamp:realm2") + route, ""},
+	} {
+		o, e, code := runCLI("check-config", writeConfig(t, k.body))
+		if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(e, k.want)) {
+			t.Errorf("check-config %q: exit %d: %s%s; want %q", k.body, code, o, e, k.want)
+		}
+	}
+}

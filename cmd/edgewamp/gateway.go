@@ -409,21 +409,35 @@ func (c *config) validateGatewayRoles(errs *[]error) {
 // for realm" with an oauth: block on another realm). Neither applies at a
 // reload (gateway.bearer and a router's first oauth: block need a
 // restart), so no source can appear while the file stands.
+//
+// gateway.bearer's tokens are for any realm, but with an audience
+// wamp:<realm>, which every token must name and which binds it to that
+// realm: then for that realm only (before, a bearer route on another
+// realm passed, and every token was refused 403 "the token is for realm").
 func (c *config) validateBearerRoutes(errs *[]error) {
 	g := &c.Gateway
+	jwksRealm, jwksBound := "", false
 	if g.Bearer != nil {
-		return
+		jwksRealm, jwksBound = strings.CutPrefix(g.Bearer.Audience, "wamp:")
+		if !jwksBound {
+			return
+		}
 	}
 	issued := c.oauthRealmNames()
 	for i, rt := range g.Routes {
-		if rt.Auth.Type != "bearer" || rt.Realm != "" && slices.Contains(issued, rt.Realm) || rt.Realm == "" && len(issued) > 0 {
+		if rt.Auth.Type != "bearer" || rt.Realm != "" && slices.Contains(issued, rt.Realm) || rt.Realm == "" && len(issued) > 0 ||
+			jwksBound && rt.Realm == jwksRealm {
 			continue
 		}
 		name := rt.Method + " " + rt.Path
 		if rt.Name != "" {
 			name = rt.Name + ", " + name
 		}
-		c.errAt(errs, fmt.Sprintf("gateway.routes[%d] (%s) takes only bearer tokens (auth.type bearer), and none would be accepted on realm %q: configure gateway.bearer, or an oauth: block on the realm (every request would be refused)", i, name, rt.Realm),
+		bound := ""
+		if jwksBound {
+			bound = fmt.Sprintf("; gateway.bearer.audience %q binds its tokens to realm %q", g.Bearer.Audience, jwksRealm)
+		}
+		c.errAt(errs, fmt.Sprintf("gateway.routes[%d] (%s) takes only bearer tokens (auth.type bearer), and none would be accepted on realm %q: configure gateway.bearer, or an oauth: block on the realm (every request would be refused)%s", i, name, rt.Realm, bound),
 			"gateway", "routes", i, "auth", "type")
 	}
 }
