@@ -242,7 +242,11 @@ func (n *Node) sendNext(pt *pacedTo) {
 }
 
 // unhold drops h from pt, and its part on its way if it is still held.
-// Called with pmu held.
+// Its bytes go too: a part on its way keeps h (its tail) until it is
+// acknowledged, and the last parts of many answers may be on their way
+// together, each keeping its whole answer, counted nowhere
+// (TestPacedAnswersSentWholeNotKeptByTheirLastPart). Called with pmu
+// held.
 func (n *Node) unhold(pt *pacedTo, h *heldAnswer) {
 	if i := indexHeld(pt.q, h); i >= 0 {
 		pt.q = slices.Delete(pt.q, i, i+1)
@@ -257,6 +261,7 @@ func (n *Node) unhold(pt *pacedTo, h *heldAnswer) {
 	}
 	pt.bytes -= int64(len(h.data))
 	n.pacedBytes -= int64(len(h.data))
+	h.data = nil
 }
 
 // landed forgets pt's part on its way at index i: acknowledged, or given
