@@ -110,7 +110,7 @@ type Config struct {
 	MaxRetainedBytesPerPublisher int64
 	// MaxTestamentBytes bounds the bytes all sessions' testaments hold
 	// on the router (a testament's topic, payload and black/white lists,
-	// and 96 bytes), and one owner's (retainOwner: an anonymous session's
+	// and 160 bytes), and one owner's (retainOwner: an anonymous session's
 	// client address, an authenticated session's authid) at most a
 	// quarter of it. Past either, wamp.session.add_testament gets ERROR
 	// wamp.error.unavailable. Testaments live as long as their sessions:
