@@ -1349,12 +1349,20 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		case <-g.draining:
 			// Said, as a stream the router ends is: before, the stream
 			// ended with nothing, and its client could not tell a stop
-			// from a cut connection.
+			// from a cut connection. Within drainEventTimeout, not the
+			// stream's write timeout: to a client that does not read,
+			// the write held Drain, and the stop, that long (10 s by
+			// default) where the stream used to end at once.
+			sw.d = min(sw.d, drainEventTimeout)
 			sw.writeEvent("problem", newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down").body())
 			return
 		}
 	}
 }
+
+// drainEventTimeout bounds the write of an event stream's last event
+// when the gateway drains.
+const drainEventTimeout = time.Second
 
 // tokenExpired is the last event of an SSE stream whose bearer token
 // expired.

@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestDrainNotHeldByStalledStreamClient: the drain writes an event
+// stream's last event, its problem (system_shutdown), with a short
+// deadline of its own, not the stream's write timeout. The client here
+// takes the stream over HTTP/2 with a receive window of 14 bytes, which
+// ": subscribed\n\n" fills, and reads nothing more: the problem's write
+// cannot progress, as to a client whose socket buffers are full. Before,
+// that write waited the whole write timeout (10 s by default; 20 s here)
+// and held the gateway's Drain, and the stop, as long, where the stream
+// used to end at once.
+func TestDrainNotHeldByStalledStreamClient(t *testing.T) {
+	laneFree(t)
+	e, hc := tlsEnv(t, func(o *Options) { o.Limits.WriteTimeout = 20 * time.Second })
+	tr := hc.Transport.(*http.Transport)
+	tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: len(": subscribed\n\n")}
+	req, _ := http.NewRequest("GET", "https://"+e.gw.Addr().String()+"/wamp/realm1/events/com.stall", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	r, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK || r.ProtoMajor != 2 {
+		t.Fatalf("GET events: %d over HTTP/%d, want 200 over HTTP/2", r.StatusCode, r.ProtoMajor)
+	}
+	time.Sleep(200 * time.Millisecond) // ": subscribed" sent, the window used up; not read
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	e.gw.Drain(ctx)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Drain took %v with a stream client that does not read (write timeout 20s)", d)
+	}
+}
