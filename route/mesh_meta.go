@@ -105,6 +105,9 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 		return false
 	}
 	qm := queuedMeta{req: req, proc: proc, target: sessionArg(proc, args), q: q, comb: comb, res: res, merr: merr, wait: s.holdMeta(ss, req, due)}
+	if metaVisits[proc] {
+		qm.visit = remoteVisit(ss.realm, proc, args, qm.target)
+	}
 	// In debt, the call waits for it before it asks, as one queued does
 	// (nextAsk): it used to ask at once while the session had a turn
 	// free, whatever it owed.
@@ -183,10 +186,13 @@ type queuedMeta struct {
 	proc string
 	// target is the session the procedure acts on (0: none or not one).
 	target uint64
-	q      []byte
-	comb   metaCombine
-	res    []any
-	merr   *metaErr
+	// visit is what the session's node's walk for a removal (metaVisits)
+	// is charged (remoteVisit); 0 for the other procedures.
+	visit int64
+	q     []byte
+	comb  metaCombine
+	res   []any
+	merr  *metaErr
 	// wait holds req in the session's metaWaits until it is answered.
 	wait *metaWait
 }
@@ -204,7 +210,7 @@ func (s *Shard) askMesh(ss *Session, qm queuedMeta) {
 		s.Do(func() {
 			ss.asks.busy--
 			dec := decodeAnswers(answers)
-			s.chargeRemote(ss, qm.proc, dec, missing)
+			s.chargeRemote(ss, qm, dec, missing)
 			s.metaGathered(ss, qm, dec, missing)
 			s.nextAsk(ss)
 		})
@@ -335,8 +341,8 @@ func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session)) {
 // was charged only its answers' few dozen bytes, and one session made
 // 14,500 queries a second onto each other node's shard 0; now about
 // 4,000 (walkRate/meshAskCost) at most.
-func (s *Shard) chargeRemote(ss *Session, proc string, answers []answer, missing []string) {
-	s.walkCharge(ss, remoteCost(proc, answers)+asked(len(answers), missing)*meshAskCost)
+func (s *Shard) chargeRemote(ss *Session, qm queuedMeta, answers []answer, missing []string) {
+	s.walkCharge(ss, remoteCost(qm.proc, answers, qm.visit)+asked(len(answers), missing)*meshAskCost)
 }
 
 // answer is a node's answer to a gathered meta call, decoded
@@ -391,12 +397,12 @@ func (s *Shard) walkCharge(ss *Session, n int64) {
 // authid or authrole, kill_all), that number as listed entries; at least
 // what the node says it walked (walkedOf), charged as on one node (for
 // each entry, metaEntryCost); for the removal procedures (metaVisits), the
-// session's node's answer meshScanMin besides. Before, a removal naming
-// another node's session that is no callee (subscriber) was charged its
-// answers' bytes and meshAskCost alone, and made that node walk a list of
-// 2,000 callees 276 times in the walk budget's burst, where one node's
+// session's node's answer visit besides (remoteVisit). Before, a removal
+// naming another node's session that is no callee (subscriber) was charged
+// its answers' bytes and meshAskCost alone, and made that node walk a list
+// of 2,000 callees 276 times in the walk budget's burst, where one node's
 // rule allows 32 (TestMeshRemoteRemoveVisitsCharged).
-func remoteCost(proc string, answers []answer) int64 {
+func remoteCost(proc string, answers []answer, visit int64) int64 {
 	var total int64
 	for _, a := range answers {
 		n := int64(a.size)
@@ -416,13 +422,50 @@ func remoteCost(proc string, answers []answer) int64 {
 			// The session's node looked for it among the callees
 			// (subscribers), a walk of up to every session of the realm
 			// there, which its answer does not size (meshOwned: handed
-			// on whole): charged meshScanMin, as a pattern
-			// get_retained's unknown scans are.
-			n += meshScanMin
+			// on whole): charged visit.
+			n += visit
 		}
 		total += n
 	}
 	return total
+}
+
+// meshRemoveMin is the least the session's node's walk for a
+// remove_callee is charged (remoteVisit): callees it may have registered
+// that its part of the directory does not show yet.
+const meshRemoveMin = 64
+
+// remoteVisit is what the walk of the session's node, the node whose slot
+// target's id carries, for removal proc (metaVisits) naming target is
+// charged, besides its answer's bytes (remoteCost): for remove_callee,
+// the callees of the registration the directory records on that node
+// (nodes sharing the slot summed), at least meshRemoveMin, as on one
+// node a removal is charged the callees it may visit; meshScanMin, as a
+// pattern get_retained's unknown scans are, when this node does not know
+// the registration, and for remove_subscriber, whose subscribers no
+// node's directory counts. Before, a remove_callee was charged
+// meshScanMin whatever the registration: an admin removing 1,000 stale
+// callees of other nodes took about 16 s of the walk budget
+// (TestMeshRemoteRemoveCalleeChargedByDirectory). Takes the realm's lock.
+func remoteVisit(rm *Realm, proc string, args []any, target uint64) int64 {
+	id, ok := argID(args, 0)
+	if proc != "wamp.registration.remove_callee" || !ok {
+		return meshScanMin
+	}
+	slot := uint16(target & MaxMeshSlot)
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	reg := rm.regByID[id]
+	if reg == nil || rm.mdir == nil {
+		return meshScanMin
+	}
+	var n int64
+	for _, e := range rm.mdir.byKey[regKey{reg.match, reg.uri}] {
+		if MeshSlot(e.name) == slot {
+			n += int64(max(e.Callees, 0))
+		}
+	}
+	return max(n, meshRemoveMin)
 }
 
 // metaCounts lists the gathered meta procedures whose answer is a number

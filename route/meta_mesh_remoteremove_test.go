@@ -1,6 +1,7 @@
 package route
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 // meshAskCost alone: a session on node A that named node B's session that
 // is no callee (subscriber) made B walk its list of 2,000 272-276 times in
 // the walk budget's burst with the clock stopped, where one node's rule
-// allows 32. Now the session's node's answer is charged meshScanMin.
+// allows 32. Now the session's node's answer is charged meshScanMin
+// (remove_subscriber), or the callees the directory records there for
+// the registration (remove_callee; remoteVisit).
 func TestMeshRemoteRemoveVisitsCharged(t *testing.T) {
 	for _, proc := range []string{"wamp.subscription.remove_subscriber", "wamp.registration.remove_callee"} {
 		t.Run(proc, func(t *testing.T) {
@@ -65,5 +68,51 @@ func TestMeshRemoteRemoveVisitsCharged(t *testing.T) {
 				t.Fatalf("%s from a session on node A made node B walk its %d-entry list %d times with the clock stopped; the walk budget allows %d", proc, crowd, walks, lim)
 			}
 		})
+	}
+}
+
+// TestMeshRemoteRemoveCalleeChargedByDirectory: a remove_callee of
+// another node's session is charged, for that node's walk, the callees
+// the directory records there for the registration (at least
+// meshRemoveMin), not meshScanMin whatever the registration's size: an
+// admin on node A removing node B's stale callees, one per registration,
+// was charged 8,192 entries each besides the ask, so with the clock
+// stopped the walk budget's burst answered 16 of 200 (the rest waiting
+// about 16 ms each, 16 s for 1,000), where their walks are of a list of
+// one. TestMeshRemoteRemoveVisitsCharged keeps the charge of a session
+// that is no callee on a node with a 2,000-callee list.
+func TestMeshRemoteRemoveCalleeChargedByDirectory(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	const n = 200
+	type stale struct{ reg, sess uint64 }
+	var all []stale
+	for i := range n {
+		c := es[1].join(proto.MsgPack)
+		all = append(all, stale{c.register("com.stale."+strconv.Itoa(i), nil), c.id})
+	}
+	admin := es[0].join(proto.MsgPack)
+	mm.sync()
+	es[0].advance(time.Minute) // the budget full; the clock stops here
+	removed, refused := 0, 0
+	for i := 0; i < n; i += maxSessionGathers {
+		for _, s := range all[i:min(i+maxSessionGathers, n)] {
+			admin.call("wamp.registration.remove_callee", nil, []any{s.reg, s.sess}, nil)
+		}
+		mm.sync()
+		r, f := answeredAtOnce(admin)
+		removed, refused = removed+r, refused+f
+	}
+	if removed < n {
+		t.Fatalf("with the clock stopped, %d of %d removals of node B's callees (each the only callee of its registration) answered from node A (%d refused, the others waiting)", removed, n, refused)
+	}
+	mm.sync()
+	rm := es[1].r.Realm("realm1")
+	for i, s := range all {
+		rm.mu.RLock()
+		_, has := rm.regByID[s.reg]
+		rm.mu.RUnlock()
+		if has {
+			t.Fatalf("registration %d (com.stale.%d) still there after its callee was removed", s.reg, i)
+		}
 	}
 }
