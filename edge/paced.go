@@ -362,6 +362,9 @@ type pacedIn struct {
 	total int
 	buf   []byte
 	at    time.Time // when its last part (or notice) came
+	// dead: its node was taken for dead (pacedPeerLost); the gather no
+	// longer waits for it.
+	dead bool
 }
 
 // parsePartTail reads a part's reply tail (id.stamp.wait.boot) and returns
@@ -499,12 +502,35 @@ func (n *Node) endPaced(g *gather) []string {
 	return names
 }
 
+// pacedPeerLost ends the waits of this node's gathers for the answers
+// under way from name, taken for dead: as for a node's answer that did
+// not come, the gather ends at its timeout, or now when that has passed,
+// the answer missing. Before, it waited pacedWait (2 × peer_timeout)
+// after the answer's last part, peer_timeout after the node was taken
+// for dead (TestPacedGatherEndsWhenAnswererDies). Control dispatcher.
+func (n *Node) pacedPeerLost(name string) {
+	n.gmu.Lock()
+	defer n.gmu.Unlock()
+	for _, g := range n.gathers {
+		if pi := g.paced[name]; pi != nil && !pi.dead {
+			pi.dead = true
+			if time.Since(g.began) >= n.opts.GatherTimeout {
+				g.timer.Reset(0) // it waits for answers under way only
+			}
+		}
+	}
+}
+
 // pacedUntil returns until when g waits for its answers under way: the
 // last part of each plus pacedWait, at most maxPacedWait after g began;
-// zero when none is under way. Called with gmu held.
+// zero when none is under way but from nodes taken for dead. Called with
+// gmu held.
 func (n *Node) pacedUntil(g *gather) time.Time {
 	var until time.Time
 	for name, pi := range g.paced {
+		if pi.dead {
+			continue
+		}
 		// A part of another answer from the same node counts too: the
 		// node sends a part's worth at a time, its answers in turn.
 		at := pi.at

@@ -1399,6 +1399,7 @@ func (n *Node) dropPeer(p *peer) {
 	if n.claims != nil {
 		n.claims.peerLost(p.name)
 	}
+	n.pacedPeerLost(p.name)
 }
 
 // Registered implements route.Mesh: this node's callees of a registration
