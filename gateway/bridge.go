@@ -1297,6 +1297,7 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		return
 	}
 	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &st.writeSince)
+	sw.draining = g.draining
 	st.gate.Store(sw.gate)
 	w.WriteHeader(http.StatusOK)
 	if sw.write([]byte(": subscribed\n\n")) != nil {
@@ -1350,10 +1351,10 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 			// Said, as a stream the router ends is: before, the stream
 			// ended with nothing, and its client could not tell a stop
 			// from a cut connection. Within drainEventTimeout, not the
-			// stream's write timeout: to a client that does not read,
-			// the write held Drain, and the stop, that long (10 s by
-			// default) where the stream used to end at once.
-			sw.d = min(sw.d, drainEventTimeout)
+			// stream's write timeout (sseWriter.deadline): to a client
+			// that does not read, the write held Drain, and the stop,
+			// that long (10 s by default) where the stream used to end
+			// at once.
 			sw.writeEvent("problem", newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down").body())
 			return
 		}

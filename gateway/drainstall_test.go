@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,5 +39,43 @@ func TestDrainNotHeldByStalledStreamClient(t *testing.T) {
 	e.gw.Drain(ctx)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Drain took %v with a stream client that does not read (write timeout 20s)", d)
+	}
+}
+
+// TestDrainNotHeldByStreamWriteInProgress: an event stream whose handler
+// is blocked writing an event when the drain starts (its client reads
+// nothing more: here an HTTP/2 window that ": subscribed\n\n" filled) has
+// that write ended within drainEventTimeout, as the drain's own last
+// event is. Before, the handler saw the drain only once the write had
+// failed at the stream's write timeout (10 s by default; 20 s here),
+// which held the gateway's Drain, and the stop, as long.
+func TestDrainNotHeldByStreamWriteInProgress(t *testing.T) {
+	laneFree(t)
+	e, hc := tlsEnv(t, func(o *Options) { o.Limits.WriteTimeout = 20 * time.Second })
+	tr := hc.Transport.(*http.Transport)
+	tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: len(": subscribed\n\n")}
+	base := "https://" + e.gw.Addr().String()
+	req, _ := http.NewRequest("GET", base+"/wamp/realm1/events/com.stall", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	r, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK || r.ProtoMajor != 2 {
+		t.Fatalf("GET events: %d over HTTP/%d, want 200 over HTTP/2", r.StatusCode, r.ProtoMajor)
+	}
+	p, err := hc.Post(base+"/wamp/realm1/publish/com.stall", "application/json", strings.NewReader(`{"args":["stuck"],"options":{"acknowledge":true}}`))
+	if err != nil || p.StatusCode != http.StatusOK {
+		t.Fatalf("publish: %v %v", p, err)
+	}
+	p.Body.Close()
+	time.Sleep(300 * time.Millisecond) // the event's write blocked on the window
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	e.gw.Drain(ctx)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Drain took %v with a stream handler blocked writing to a client that does not read (write timeout 20s)", d)
 	}
 }

@@ -680,6 +680,7 @@ func (g *Server) Drain(ctx context.Context) error {
 	started := g.started
 	close(g.draining)
 	g.mu.Unlock()
+	g.endStreamWrites()
 	var err error
 	if started {
 		err = g.srv.Shutdown(ctx)
@@ -692,6 +693,26 @@ func (g *Server) Drain(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// endStreamWrites bounds the writes of the event streams in progress as
+// the drain starts to drainEventTimeout (those that begin later are:
+// sseWriter.deadline). A handler blocked writing to a client that does
+// not read sees the drain only once its write fails: before, at the
+// stream's write timeout (10 s by default), which held Drain, and the
+// stop, as long (TestDrainNotHeldByStreamWriteInProgress). Called once,
+// by Drain, after draining is closed.
+func (g *Server) endStreamWrites() {
+	due := time.Now().Add(min(g.opts.Limits.WriteTimeout, drainEventTimeout))
+	g.sse.mu.Lock()
+	defer g.sse.mu.Unlock()
+	for q := range g.sse.queues {
+		if st, ok := q.(*stream); ok {
+			if wg := st.gate.Load(); wg != nil {
+				wg.set(due)
+			}
+		}
+	}
 }
 
 // streamedCallsGrace bounds how long Drain, past its context, waits for

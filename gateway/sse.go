@@ -770,7 +770,7 @@ func (st *stream) end() { st.once.Do(func() { close(st.cut) }) }
 // flushes once: a stream that fell behind catches up with one write per
 // batch instead of one per event.
 func (st *stream) writeQueued(sw *sseWriter, f *eventFrame) error {
-	sw.gate.set(time.Now().Add(sw.d))
+	sw.gate.set(sw.deadline())
 	for n := 0; ; n++ {
 		select {
 		case <-st.cut:
@@ -822,6 +822,22 @@ type sseWriter struct {
 	// total's reaper has to see as held by a stuck client.
 	since *atomic.Int64
 	nanos func() int64 // the clock of since: Server.nanos
+	// draining is the gateway's Server.draining for an event stream's
+	// writer (nil for a streamed call's, which the drain waits for):
+	// once it is closed, a write has drainEventTimeout (deadline).
+	draining <-chan struct{}
+}
+
+// deadline returns the write deadline of a write beginning now: sw.d
+// from now, at most drainEventTimeout once an event stream's gateway
+// drains (Drain ends the writes in progress then: endStreamWrites).
+func (sw *sseWriter) deadline() time.Time {
+	select {
+	case <-sw.draining:
+		return time.Now().Add(min(sw.d, drainEventTimeout))
+	default:
+		return time.Now().Add(sw.d)
+	}
 }
 
 // setSSEHeaders sets an event stream's header fields (its HEAD's too).
@@ -845,7 +861,7 @@ func newSSEWriter(g *Server, w http.ResponseWriter, d time.Duration, since *atom
 func (sw *sseWriter) write(b ...[]byte) error {
 	sw.since.Store(sw.nanos())
 	defer sw.since.Store(0)
-	sw.gate.set(time.Now().Add(sw.d))
+	sw.gate.set(sw.deadline())
 	for _, p := range b {
 		if _, err := sw.w.Write(p); err != nil {
 			return err
