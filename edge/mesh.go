@@ -672,6 +672,23 @@ func (n *Node) incomplete(missing []string) {
 	n.gLogAt, n.gMissed = now, 0
 }
 
+// countAnswer counts from's answer to g (gather id), whole or its last
+// part, and finishes g when it was the last one awaited. n.gmu is held
+// on entry and released here.
+func (n *Node) countAnswer(g *gather, id uint64, from string) {
+	if g.want[from] {
+		g.left--
+	}
+	last := g.want != nil && g.left == 0 && len(g.paced) == 0
+	if last {
+		delete(n.gathers, id)
+	}
+	n.gmu.Unlock()
+	if last {
+		n.finishGather(g, false)
+	}
+}
+
 // answered records one node's answer to gather id.
 func (n *Node) answered(id uint64, from string, data []byte) {
 	n.gmu.Lock()
@@ -697,15 +714,5 @@ func (n *Node) answered(id uint64, from string, data []byte) {
 		g.answers = append(g.answers, data)
 		n.gBytes += int64(len(data))
 	}
-	if g.want[from] {
-		g.left--
-	}
-	last := g.want != nil && g.left == 0 && len(g.paced) == 0
-	if last {
-		delete(n.gathers, id)
-	}
-	n.gmu.Unlock()
-	if last {
-		n.finishGather(g, false)
-	}
+	n.countAnswer(g, id, from)
 }

@@ -474,17 +474,7 @@ func (n *Node) partAnswered(from, tail string, data []byte) {
 		delete(g.paced, from)
 		g.answers = append(g.answers, pi.buf)
 	}
-	if g.want[from] {
-		g.left--
-	}
-	last := g.want != nil && g.left == 0 && len(g.paced) == 0
-	if last {
-		delete(n.gathers, id)
-	}
-	n.gmu.Unlock()
-	if last {
-		n.finishGather(g, false)
-	}
+	n.countAnswer(g, id, from)
 }
 
 // endPaced ends g's answers still under way: it gives back their bytes
