@@ -783,12 +783,28 @@ func (c *claimStore) checkHeld() {
 // kept the other node's claim (TestClaimRecheckReadsClaimsThroughStreamLeader).
 // One round trip, as kv.Get. Any goroutine once the bucket is bound
 // (giveBack's flush runs it on several).
+//
+// A NATS user that may not publish STREAM.MSG.GET (nats_url, permissions
+// granted before this read: the request goes unanswered until ctx ends,
+// the refusal only an asynchronous error, which sets noMsgGet) reads by
+// direct get, as before, for noConsumersFor: the check of the claims
+// stopped at its first at every reconcile and never ended
+// (TestClaimCheckWithoutStreamMsgGetPermission). The read refused fails
+// (ctx has run out; the caller's deadline holds): the check goes on at
+// the next reconcile, a release is tried again, both by direct get.
 func (c *claimStore) leaderGet(ctx context.Context, key string) (*nats.RawStreamMsg, error) {
-	m, err := c.leader.GetLastMsg("KV_"+claimBucket, "$KV."+claimBucket+"."+key, nats.Context(ctx))
-	if errors.Is(err, nats.ErrMsgNotFound) {
-		return nil, jetstream.ErrKeyNotFound
+	if int64(time.Since(processStart)) >= c.n.noMsgGet.Load() {
+		m, err := c.leader.GetLastMsg("KV_"+claimBucket, "$KV."+claimBucket+"."+key, nats.Context(ctx))
+		if errors.Is(err, nats.ErrMsgNotFound) {
+			return nil, jetstream.ErrKeyNotFound
+		}
+		return m, err
 	}
-	return m, err
+	e, err := c.kv.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &nats.RawStreamMsg{Subject: "$KV." + claimBucket + "." + key, Sequence: e.Revision(), Data: e.Value()}, nil
 }
 
 // endPass ends a pass of checkHeld that checked every claim: the store's

@@ -155,6 +155,10 @@ type Node struct {
 
 	stop    chan struct{}
 	stopped atomic.Bool
+	// noMsgGet is when the claim store may read through the stream's
+	// leader again (mono; 0: it may): set by the NATS error handler when
+	// the user may not publish STREAM.MSG.GET (leaderGet).
+	noMsgGet atomic.Int64
 	// left holds when nodes said goodbye, for the last 2 ×
 	// linkLeaveGrace (noteLeft, linkLost); guarded by lmu.
 	lmu   sync.Mutex
@@ -641,6 +645,9 @@ func (n *Node) connect() error {
 			if errors.Is(err, nats.ErrSlowConsumer) {
 				n.stats.SlowConsumer.Add(1)
 				return
+			}
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "STREAM.MSG.GET.KV_"+claimBucket) {
+				n.noMsgGet.Store(int64(time.Since(processStart) + noConsumersFor))
 			}
 			n.log.Warn("mesh: NATS error", "err", err)
 		}),
