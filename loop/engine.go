@@ -274,10 +274,12 @@ func (e *Engine) Addrs() []net.Addr {
 // wait for the first one to finish (or for their ctx) and return nil.
 //
 // It returns by ctx's end (but for TLS handshake goroutines, waited for
-// up to 2 s past it: tlsPool.wait): when ctx has run out before the loops
-// stopped (a session that did not close took it, or a loop is wedged in
-// a callback), it returns ctx's error and leaves the loops' stop going,
-// bounded by 10 s; Done is closed when they have stopped.
+// up to 2 s past it: tlsPool.wait, and for the loops' stop, up to 1 s
+// past it): when ctx has run out before the loops stopped (a session
+// that did not close took it) they are waited for 1 s more; a loop
+// wedged in a callback for longer is left: Shutdown returns ctx's error
+// and leaves the loops' stop going, bounded by 10 s; Done is closed when
+// they have stopped.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	first := false
 	e.shutOnce.Do(func() { first = true })
@@ -336,11 +338,19 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			}
 		}
 	case <-ctx.Done():
+		// Loops that are not wedged stop within milliseconds of being
+		// told, also when ctx ran out on the sessions (or was done
+		// before Shutdown): they are waited for loopLeftGrace past it,
+		// so that a healthy engine is stopped when Shutdown returns.
+		// Before, Shutdown returned at once with them still running
+		// (TestShutdownWithExpiredContextStopsHealthyLoops).
+		t := time.NewTimer(loopLeftGrace)
 		select {
-		case <-e.stopped: // as ctx ended
-		default:
+		case <-e.stopped:
+		case <-t.C:
 			left = true
 		}
+		t.Stop()
 	}
 	if left {
 		// ctx has run out (on sessions that did not close, a wedged
@@ -374,8 +384,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 }
 
 // loopStopWait bounds gnet's stop of the event loops, which Shutdown
-// waits for within its context: a loop wedged for longer is left so.
-const loopStopWait = 10 * time.Second
+// waits for within its context (and loopLeftGrace past it): a loop
+// wedged for longer is left so.
+const (
+	loopStopWait  = 10 * time.Second
+	loopLeftGrace = time.Second
+)
 
 // Drain prepares a stop: it closes the WAMP listeners (the connections
 // open stay, and the loops keep serving them; the HTTP lane's stay open

@@ -62,3 +62,22 @@ func TestShutdownReturnsByContextWithWedgedLoop(t *testing.T) {
 		t.Fatal("the loops did not stop once released")
 	}
 }
+
+// A healthy engine whose Shutdown context has run out (on sessions that
+// did not close, or before Shutdown was called: cmd's window spent by the
+// gateway's stop) is stopped when Shutdown returns: 5a86ff5 returned at
+// once with its loops still running (a caller then closing what the
+// loops' callbacks use, or leaving the mesh before the sessions'
+// registrations were withdrawn), where Shutdown had waited for them.
+func TestShutdownWithExpiredContextStopsHealthyLoops(t *testing.T) {
+	s := startServer(t, func(o *Options, rc *route.Config) { rc.Shards = 2 })
+	s.dial("rs", proto.MsgPack)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.e.Shutdown(ctx)
+	select {
+	case <-s.e.Done():
+	default:
+		t.Fatalf("Shutdown with a context already done returned (%v) before the healthy loops stopped", err)
+	}
+}

@@ -836,8 +836,9 @@ const (
 // shutdownEngine is eng.Shutdown(ctx), waited for loopStopGrace past
 // ctx's end at most. Shutdown returns by ctx's end even with a wedged
 // loop (f5fc03a; before, gnet's stop took 10 s of its own past it, and
-// with a session open the GOODBYEs' window was 20 s), but may still wait
-// up to 2 s for TLS handshakes in progress: the grace keeps the window.
+// with a session open the GOODBYEs' window was 20 s), but waits up to
+// 1 s past it for loops that are stopping (not wedged) and up to 2 s for
+// TLS handshakes in progress: the grace keeps the window.
 // The process exits after the stop, the loops with it.
 func shutdownEngine(ctx context.Context, eng *loop.Engine) error {
 	done := make(chan error, 1)
