@@ -190,7 +190,7 @@ func FuzzHTTPUpgrade(f *testing.F) {
 			res2, n2, _ = handleHTTP(in, o)
 		}
 		if res2.kind != res.kind || res2.status != res.status || !bytes.Equal(res2.resp, res.resp) ||
-			(res.status != http.StatusRequestHeaderFieldsTooLarge && n2 != n) {
+			(res.status != http.StatusRequestHeaderFieldsTooLarge && res.reason != errHTTPBareLF && n2 != n) {
 			t.Fatalf("split at %d changed the answer: %d/%d vs %d/%d", k, res2.status, n2, res.status, n)
 		}
 	})
@@ -223,6 +223,12 @@ func checkHTTPResult(t *testing.T, data []byte, limit int, res httpResult, n int
 	if res.status == http.StatusRequestHeaderFieldsTooLarge {
 		if n != len(data) || end >= 0 {
 			t.Fatalf("431 with n %d of %d", n, len(data))
+		}
+	} else if res.reason == errHTTPBareLF && end < 0 {
+		// Refused at the first bare LF or CR, before the header's end:
+		// everything buffered, as for 431.
+		if n != len(data) {
+			t.Fatalf("bare LF refused with n %d of %d", n, len(data))
 		}
 	} else if n != end+4 {
 		t.Fatalf("n %d, header ends at %d", n, end+4)

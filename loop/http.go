@@ -165,14 +165,20 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 		return httpResult{kind: httpDrop, reason: reason}, 0, nil
 	}
 	i := bytes.Index(b, crlfcrlf)
-	if i < 0 {
-		// A header whose lines end with a bare LF (or hold a bare CR) never
-		// shows "\r\n\r\n": refuse it now rather than at the handshake
-		// timeout (parseHTTPRequest refuses the same lines once complete).
-		if bareLineEnd(b) {
-			return refuse(http.StatusBadRequest, errHTTPBareLF,
-				"malformed HTTP request: every line must end with CRLF\n", false), buffered, nil
+	// A header whose lines end with a bare LF (or hold a bare CR) may never
+	// show "\r\n\r\n": it is refused as soon as one is seen rather than
+	// at the handshake timeout, and alike whether the header is complete
+	// or not (the same answer however the bytes arrive; n is the header's
+	// length, or all that is buffered while it is incomplete, as for 431).
+	if lines := b[:max(i+2, 0)]; i < 0 && bareLineEnd(b) || i >= 0 && bareLineEnd(lines) {
+		n := buffered
+		if i >= 0 {
+			n = i + 4
 		}
+		return refuse(http.StatusBadRequest, errHTTPBareLF,
+			"malformed HTTP request: every line must end with CRLF\n", false), n, nil
+	}
+	if i < 0 {
 		if buffered >= limit {
 			return refuse(http.StatusRequestHeaderFieldsTooLarge, errHTTPHeaderTooLarge,
 				"request header too large\n", false), buffered, nil

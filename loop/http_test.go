@@ -165,7 +165,7 @@ func TestHTTPAnswers(t *testing.T) {
 		{"host not a host", o, "GET", "GET /healthz HTTP/1.1\r\nHost: a@b\r\n\r\n", 400, errHTTPBadHost, "Host"},
 		{"upgrade to h2c", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Upgrade: websocket", "Upgrade: h2c", 1),
 			426, errHTTPNotUpgrade, ""},
-		{"bare LF", o, "GET", "GET /healthz HTTP/1.1\nHost: x\r\n\r\n", 400, errHTTPBadRequest, ""},
+		{"bare LF", o, "GET", "GET /healthz HTTP/1.1\nHost: x\r\n\r\n", 400, errHTTPBareLF, ""},
 		// Lines ended by LF alone never show CRLFCRLF: refused at once, not
 		// held to the handshake timeout.
 		{"bare LF only", o, "GET", "GET /healthz HTTP/1.1\nHost: x\n\n", 400, errHTTPBareLF, "CRLF"},
@@ -180,7 +180,7 @@ func TestHTTPAnswers(t *testing.T) {
 		{"upgrade with a body", o, "GET", upgradeReq("/ws", "wamp.2.json", "Content-Length: 5"), 400, errHTTPUpgradeBody, "no body"},
 		{"upgrade chunked", o, "GET", upgradeReq("/ws", "wamp.2.json", "Transfer-Encoding: chunked"), 400, errHTTPUpgradeBody, ""},
 		{"upgrade with Content-Length 0", o, "GET", upgradeReq("/ws", "wamp.2.json", "Content-Length: 0"), 101, nil, ""},
-		{"bare LF in field", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\ny: z\r\n\r\n", 400, errHTTPBadRequest, ""},
+		{"bare LF in field", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\ny: z\r\n\r\n", 400, errHTTPBareLF, ""},
 		{"obs-fold", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"space before colon", o, "GET", "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400, errHTTPBadRequest, ""},
 		{"NUL in value", o, "GET", "GET /healthz HTTP/1.1\r\nHost: x\x00y\r\n\r\n", 400, errHTTPBadRequest, ""},
