@@ -1313,7 +1313,14 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 			return true
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			st.cutSlow() // the client stopped reading
+			select {
+			case <-g.draining:
+				// The drain's deadline (endStreamWrites,
+				// sseWriter.deadline): the stop ended it, not a slow
+				// reader (edgewamp_gateway_sse_cut_total).
+			default:
+				st.cutSlow() // the client stopped reading
+			}
 		}
 		return false
 	}

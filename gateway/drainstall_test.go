@@ -79,3 +79,41 @@ func TestDrainNotHeldByStreamWriteInProgress(t *testing.T) {
 		t.Fatalf("Drain took %v with a stream handler blocked writing to a client that does not read (write timeout 20s)", d)
 	}
 }
+
+// TestDrainCutNotCountedAsSlowReader: an event stream whose write the
+// drain's deadline ends (endStreamWrites: its client reads nothing, here
+// an HTTP/2 window that ": subscribed\n\n" filled) ends with the
+// shutdown, not as a slow reader: edgewamp_gateway_sse_cut_total counts
+// the clients that read more slowly than events arrived, and a stop is
+// not one. Before, the handler took the write's deadline error for the
+// stream's write timeout and counted the cut there.
+func TestDrainCutNotCountedAsSlowReader(t *testing.T) {
+	laneFree(t)
+	e, hc := tlsEnv(t, func(o *Options) { o.Limits.WriteTimeout = 20 * time.Second })
+	tr := hc.Transport.(*http.Transport)
+	tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: len(": subscribed\n\n")}
+	base := "https://" + e.gw.Addr().String()
+	req, _ := http.NewRequest("GET", base+"/wamp/realm1/events/com.stall", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	r, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK || r.ProtoMajor != 2 {
+		t.Fatalf("GET events: %d over HTTP/%d, want 200 over HTTP/2", r.StatusCode, r.ProtoMajor)
+	}
+	p, err := hc.Post(base+"/wamp/realm1/publish/com.stall", "application/json", strings.NewReader(`{"args":["stuck"],"options":{"acknowledge":true}}`))
+	if err != nil || p.StatusCode != http.StatusOK {
+		t.Fatalf("publish: %v %v", p, err)
+	}
+	p.Body.Close()
+	time.Sleep(300 * time.Millisecond) // the event's write blocked on the window
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.gw.Drain(ctx)
+	waitFor(t, "the stream ended", func() bool { return e.gw.streams.Load() == 0 })
+	if n := e.gw.metrics.sseCut.Load(); n != 0 {
+		t.Fatalf("edgewamp_gateway_sse_cut_total = %d after a drain ended a stream's write in progress; want 0 (the stop is no slow reader)", n)
+	}
+}
