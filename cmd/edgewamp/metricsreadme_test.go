@@ -23,10 +23,13 @@ import (
 
 // TestMetricsNamedInREADME: every edgewamp_ family a running router's
 // GET /metrics exports is named in README, by its whole name in
-// backquotes (a label list may follow), and every label value of a
-// `reason` is named there: a close reason of edgewamp_connections_closed_total
+// backquotes (a label list may follow), and every value of its labels
+// is named there: a close reason of edgewamp_connections_closed_total
 // and edgewamp_gateway_lane_connections_closed_total in README's list of
-// close reasons, any other reason anywhere in backquotes. Scraped from a
+// close reasons, a message type (the spec's names) anywhere, the values
+// the configuration or the traffic names (namedByConfig) nowhere, any
+// other (a reason, result, outcome, method, in, state, path, transport)
+// anywhere in backquotes. Scraped from a
 // router with the gateway, an HTTP callee, a webhook and an API key, after
 // a WAMP session's call and publication (which the webhook's target
 // refuses) and a route's request (the families of figures that are only
@@ -39,13 +42,21 @@ import (
 // _io_uring_partial_sends_total) and the close reason http_handoff were
 // not named, nor were the HTTP callees' and webhooks' own families,
 // edgewamp_gateway_auth_total, or the refusal reasons accept_failed and
-// fd_budget.
+// fd_budget; and only reasons were checked: the results of
+// edgewamp_mesh_claims_total (provisional, reasserted, swept, refused,
+// ...), edgewamp_auth_panics_total's authenticator and authorizer, the
+// callees' outcome ok, the TLS handshakes' states and others were not
+// named.
 func TestMetricsNamedInREADME(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	named, reasons, closeReasons := readmeMetricNames(t, string(readme))
+	named, words, closeReasons := readmeMetricNames(t, string(readme))
+	plain := map[string]bool{}
+	for _, w := range readmePlainWordRE.FindAllString(string(readme), -1) {
+		plain[w] = true
+	}
 
 	var invoked, posted atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,17 +98,21 @@ gateway:
 			}
 			for _, m := range fams[name].Metric {
 				for _, lp := range m.Label {
-					if lp.GetName() != "reason" {
-						continue
-					}
-					v := lp.GetValue()
+					l, v := lp.GetName(), lp.GetValue()
 					switch {
-					case name == "edgewamp_connections_closed_total" || name == "edgewamp_gateway_lane_connections_closed_total":
+					case namedByConfig[l]:
+					case l == "type":
+						// The spec's message names, which README writes
+						// throughout, in backquotes or not.
+						if !plain[v] {
+							bad = append(bad, fmt.Sprintf("message type %q of %s is not in README", v, name))
+						}
+					case l == "reason" && (name == "edgewamp_connections_closed_total" || name == "edgewamp_gateway_lane_connections_closed_total"):
 						if !closeReasons[v] {
 							bad = append(bad, fmt.Sprintf("close reason %q of %s is not in README's list of close reasons", v, name))
 						}
-					case !reasons[v]:
-						bad = append(bad, fmt.Sprintf("reason %q of %s is not named in README", v, name))
+					case !words[v]:
+						bad = append(bad, fmt.Sprintf("%s %q of %s is not named in README", l, v, name))
 					}
 				}
 			}
@@ -155,9 +170,17 @@ func exercise(t *testing.T, g *gwRouter, invoked, posted *atomic.Int64) {
 	})
 }
 
+// namedByConfig are the labels whose values the configuration or the
+// traffic name (a route, a callee, a webhook, a realm, a status code, a
+// histogram's bucket), which README cannot list; every other label's
+// values are the router's own words.
+var namedByConfig = map[string]bool{"route": true, "callee": true, "webhook": true, "realm": true, "code": true, "le": true}
+
 var (
 	readmeMetricRE = regexp.MustCompile("`(edgewamp_[a-z0-9_]+)(\\{[^`]*\\})?`")
 	readmeWordRE   = regexp.MustCompile("`([a-z0-9_]+)`")
+	// readmePlainWordRE: README's words, backquoted or not.
+	readmePlainWordRE = regexp.MustCompile(`[A-Za-z0-9_]+`)
 )
 
 // readmeMetricNames returns the metric families README names whole in
