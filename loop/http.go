@@ -170,11 +170,11 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 	// at the handshake timeout, and alike whether the header is complete
 	// or not (the same answer however the bytes arrive; n is the header's
 	// length, or all that is buffered while it is incomplete, as for 431).
-	if lines := b[:max(i+2, 0)]; i < 0 && bareLineEnd(b) || i >= 0 && bareLineEnd(lines) {
-		n := buffered
-		if i >= 0 {
-			n = i + 4
-		}
+	lines, n := b, buffered
+	if i >= 0 {
+		lines, n = b[:i+2], i+4 // the header's lines, each with its CRLF
+	}
+	if bareLineEnd(lines) {
 		return refuse(http.StatusBadRequest, errHTTPBareLF,
 			"malformed HTTP request: every line must end with CRLF\n", false), n, nil
 	}
