@@ -827,6 +827,19 @@ func acceptsSSE(r *http.Request) bool {
 // was called on, or nil). It ends with a problem too when who's credential
 // no longer authorizes it (grant.go), or its bearer token expires.
 func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, bridge bool, route *compiledRoute, cr *callReq, errs map[string]int) {
+	status := http.StatusOK
+	if route != nil {
+		status = route.streamStatus()
+	}
+	if r.Method == http.MethodHead {
+		// A streamed call's status and headers are known before it is
+		// made (its outcome is its last event): a call route's HEAD is
+		// answered without the call (RFC 9110 §9.3.2), nor a pooled
+		// session or a stream slot. Before, the call was made and its
+		// stream dropped, then (2178695) a session was still opened.
+		headStream(w, status)
+		return
+	}
 	if p := g.openStream(r); p != nil {
 		writeProblem(w, p)
 		return
@@ -846,19 +859,6 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	defer g.unwatch(gr)
 	if p := g.watch(gr); p != nil {
 		writeProblem(w, p)
-		return
-	}
-	status := http.StatusOK
-	if route != nil {
-		status = route.streamStatus()
-	}
-	if r.Method == http.MethodHead {
-		// A streamed call's status and headers are known before it is
-		// made (its outcome is its last event): a call route's HEAD is
-		// answered without the call (RFC 9110 §9.3.2). Before, it was
-		// made and its stream dropped.
-		setSSEHeaders(w.Header())
-		w.WriteHeader(status)
 		return
 	}
 	if r.Context().Err() != nil {
@@ -1237,6 +1237,20 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	if r.Method == http.MethodHead {
+		// The GET's answer without its content (RFC 9110 §9.3.2), from
+		// the gateway's own checks: nothing is made at the router (no
+		// pooled session, subscription or retained event's gather; a
+		// refusal of the router's own, its strict URIs or its
+		// authorization, shows on the GET only), no stream slot taken.
+		// Before, it was subscribed as the GET, then let go.
+		if !proto.ValidPattern([]byte(topic), proto.URILoose, match) {
+			writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidURI, "the topic is not a valid URI or pattern"))
+			return
+		}
+		headStream(w, http.StatusOK)
+		return
+	}
 	var lastID uint64
 	retained := q.Get("retained") == "true"
 	if h := r.Header.Get("Last-Event-ID"); h != "" {
@@ -1286,14 +1300,6 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 	defer s.q.post(func() { s.unsubscribe(st, subID) })
 	if res.typ == proto.CodeError {
 		writeProblem(w, g.problemOf(res, nil))
-		return
-	}
-	if r.Method == http.MethodHead {
-		// The GET's answer without its content (RFC 9110 §9.3.2): checked
-		// and subscribed as the GET, then let go with its slot. Before,
-		// 405.
-		setSSEHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
 		return
 	}
 	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &st.writeSince)

@@ -17,10 +17,10 @@ import (
 // {topic} answered HEAD 405 (Allow: GET, OPTIONS); a call route's HEAD
 // asking for a stream made the call; and a streamed call answered 200
 // whatever the route's response.status. Now a HEAD of the events
-// endpoint is checked and subscribed as the GET, then answered 200 and
-// let go (its stream slot too: with max_streams 2, ten HEADs in a row
-// leave room for a GET); a streamed call route's HEAD answers the
-// stream's status without calling.
+// endpoint is checked as the GET and answered 200 without subscribing
+// (TestHeadOfEventStreamSubscribesNothing) or taking a stream slot (with
+// max_streams 2, ten HEADs in a row leave room for a GET); a streamed
+// call route's HEAD answers the stream's status without calling.
 func TestHeadOfEventStreams(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Limits.MaxStreams = 2

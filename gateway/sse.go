@@ -847,6 +847,13 @@ func setSSEHeaders(h http.Header) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 }
 
+// headStream answers the HEAD of an event stream, or of a call streamed
+// as one, with status and the stream's header fields.
+func headStream(w http.ResponseWriter, status int) {
+	setSSEHeaders(w.Header())
+	w.WriteHeader(status)
+}
+
 func newSSEWriter(g *Server, w http.ResponseWriter, d time.Duration, since *atomic.Int64) *sseWriter {
 	setSSEHeaders(w.Header())
 	rc := http.NewResponseController(w)
