@@ -178,11 +178,10 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 			}
 			// [RFC 9110 §9.3.2]: "The HEAD method is identical to GET
 			// except that the server MUST NOT send content in the
-			// response." A GET route's HEAD is its GET: the same one
-			// call (its status, Content-Type and length come only from
-			// the answer), and net/http drops the body it writes; a
-			// publication is not made (headPublish). Routes take no
-			// HEAD method of their own.
+			// response." A GET route's HEAD is its GET, checked as it
+			// is, but neither a call (headCall, streamCall) nor a
+			// publication (headPublish) is made. Routes take no HEAD
+			// method of their own.
 			if m == http.MethodHead {
 				m = http.MethodGet
 			}
@@ -427,6 +426,10 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		g.streamCall(w, r, who, false, cr, req, cr.Errors)
 		return
 	}
+	if r.Method == http.MethodHead {
+		headCall(w, cr.Response.Status)
+		return
+	}
 	s, a, p := g.pool.acquire(who.id, r.RemoteAddr)
 	if p != nil {
 		writeProblem(w, p)
@@ -444,6 +447,24 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		cr.respond(g, w, res)
 	}
 	recycle(c)
+}
+
+// headCall answers the HEAD of a call route asking for JSON, checked as
+// its GET up to the call, without calling (RFC 9110 §9.3.2: a HEAD is a
+// GET without its content, not a second action; the streamed call's is
+// streamCall's): the status and header fields of a result, and no
+// Content-Length, known only once called (which the RFC allows), as
+// headPublish answers a publication's. An error the call would give (a
+// mapped one's status, a 502) shows on the GET only. Before, every HEAD
+// made the call.
+func headCall(w http.ResponseWriter, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h := w.Header()
+	h["Cache-Control"] = noStore
+	h["Content-Type"] = ctJSON
+	w.WriteHeader(status)
 }
 
 // headPublish answers the HEAD of a publishing GET route, checked as its
