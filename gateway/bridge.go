@@ -891,10 +891,18 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	}()
 	sw := newSSEWriter(g, w, g.opts.Limits.WriteTimeout, &c.writeSince)
 	c.gate.Store(sw.gate)
-	w.WriteHeader(status)
-	if sw.write([]byte(": call\n\n")) != nil {
-		s.q.post(func() { s.cancelCall(c) })
-		return
+	// The stream's status is held until its first event (a progressive
+	// result, the outcome) or keepalive: a call failing before them is
+	// answered as its plain request is (fail), with its problem's status.
+	// Nothing more is held meanwhile than the stream's queue. Before, the
+	// status (200, response.status) went at once, and a call failing at
+	// once was a success's status carrying one problem event.
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.WriteHeader(status)
+		}
 	}
 	t := time.NewTimer(cr.timeout + time.Second)
 	defer t.Stop()
@@ -908,6 +916,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	// result left the total as its write began, and the final one was
 	// never in it.
 	send := func(name string, data []byte, n int64) error {
+		start()
 		c.writing.Store(n)
 		err := sw.writeEvent(name, data) // c.writeSince (sw.since) while it is written
 		c.writing.Store(0)
@@ -918,6 +927,16 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	final := func(name string, data []byte) {
 		g.addSSEBytes(int64(len(data)))
 		send(name, data, int64(len(data)))
+	}
+	// fail ends the call with p: its last event, or before the stream
+	// started its plain answer.
+	fail := func(p *problem) {
+		if started {
+			final("problem", p.body())
+			return
+		}
+		w.Header().Del("X-Accel-Buffering")
+		writeProblem(w, p)
 	}
 	sendProg := func(pr callReply) error {
 		n := int64(len(pr.args) + len(pr.kwargs))
@@ -935,7 +954,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 	for {
 		if p := gr.ended(); p != nil {
 			// The call is canceled already (the grant's stop).
-			final("problem", p.body())
+			fail(p)
 			return
 		}
 		select {
@@ -982,15 +1001,19 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 				continue // its problem, at the loop's top, not the call's outcome
 			}
 			if res.err != "" {
-				p := g.callProblem(res, errs)
-				final("problem", p.body())
+				if !started {
+					w.Header().Del("X-Accel-Buffering")
+					g.answerCall(w, r, res, errs) // as the plain request's (its large ERROR too)
+					return
+				}
+				final("problem", g.callProblem(res, errs).body())
 				return
 			}
 			if route != nil {
 				// The route's response mapping, as its plain answer's.
 				out, p := route.result(res)
 				if p != nil {
-					final("problem", p.body())
+					fail(p)
 				} else {
 					final("result", out)
 				}
@@ -999,14 +1022,14 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 			final("result", resultDoc(res))
 			return
 		case <-ka.C:
+			start()
 			if sw.write([]byte(": keepalive\n\n")) != nil {
 				s.q.post(func() { s.cancelCall(c) })
 				return
 			}
 		case <-t.C:
 			s.q.post(func() { s.cancelCall(c) })
-			p := newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out")
-			final("problem", p.body())
+			fail(newProblem(http.StatusGatewayTimeout, proto.URITimeout, "the call timed out"))
 			return
 		case <-gr.done:
 			// Its problem, at the loop's top.
@@ -1019,8 +1042,7 @@ func (g *Server) streamCall(w http.ResponseWriter, r *http.Request, who *who, br
 			// which the router's drain waits for): before, its start
 			// canceled the call at once. Its deadline ends it.
 			s.q.post(func() { s.cancelCall(c) })
-			p := newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down: the call was still in progress at the drain's deadline")
-			final("problem", p.body())
+			fail(newProblem(http.StatusServiceUnavailable, proto.URISystemShutdown, "the gateway is shutting down: the call was still in progress at the drain's deadline"))
 			return
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,22 +105,34 @@ func TestCalleeNoRedirect(t *testing.T) {
 // TestSSEProblemOneLine: an error whose args hold raw newlines
 // (JSON whitespace from a pretty-printing upstream) must still be one SSE
 // data line, else the client gets a truncated, unparsable problem event.
+// The upstream answers once the stream has started (its first keepalive):
+// a call failing before is answered as a plain request
+// (TestStreamedCallFailingAtOnceAnswersItsStatus).
 func TestSSEProblemOneLine(t *testing.T) {
+	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		<-release
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(409)
 		w.Write([]byte("{\"error\":\"com.example.busy\",\"args\":[\n  \"try later\"\n],\"kwargs\":{\n  \"retry\": 5\n}}"))
 	}))
 	t.Cleanup(up.Close)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before up.Close
 	e := newEnv(t, func(o *Options) {
 		o.Callees = []Callee{{Realm: "realm1", Procedure: "com.busy", URL: up.URL}}
+		o.Limits.SSEKeepalive = 50 * time.Millisecond
 	})
 	caller := e.dial("realm1", proto.JSON)
 	waitRegistered(t, caller, "com.busy")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, sse := e.stream(ctx, "POST", "/wamp/realm1/call/com.busy", `{}`)
+	resp, sse := e.stream(ctx, "POST", "/wamp/realm1/call/com.busy", `{}`) // its status, at the first keepalive
+	once.Do(func() { close(release) })
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d, want the stream's 200", resp.StatusCode)
+	}
 	ev, err := sse.next()
 	var p problemDoc
 	if err != nil || ev.event != "problem" {

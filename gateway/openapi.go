@@ -36,7 +36,7 @@ func (g *Server) buildOpenAPI(ac *access) ([]byte, error) {
 	realmParam := obj{"name": "realm", "in": "path", "required": true, "description": "Realm URI", "schema": obj{"type": "string"}}
 	security := g.securityRequirements(ac)
 	callResp := problemResponses("400", "401", "403", "404", "406", "408", "413", "415", "429", "502", "503", "504")
-	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"problem\".",
+	callResp["200"] = obj{"description": "The call's result; with Accept: text/event-stream, SSE events \"progress\", then \"result\" or \"problem\" (a call failing before its first event or keepalive is answered with its problem status instead).",
 		"content": obj{
 			"application/json":  obj{"schema": ref("Result")},
 			"text/event-stream": obj{"schema": obj{"type": "string"}},
