@@ -736,9 +736,9 @@ func acceptWeights(r *http.Request) (js, sse int, blank bool) {
 	spec := 0 // of the range js came from: 3 application/json, 2 application/*, 1 */*
 	for _, v := range r.Header["Accept"] {
 		for v != "" {
-			part, rest, _ := strings.Cut(v, ",")
+			part, rest, _ := cutUnquoted(v, ',')
 			v = rest
-			mt, params, _ := strings.Cut(part, ";")
+			mt, params, _ := cutUnquoted(part, ';')
 			mt = strings.TrimSpace(mt)
 			if mt == "" {
 				continue
@@ -773,7 +773,7 @@ func acceptWeights(r *http.Request) (js, sse int, blank bool) {
 // §12.4.2), 0 for q=0 (not acceptable).
 func qWeight(params string) int {
 	for params != "" {
-		p, rest, _ := strings.Cut(params, ";")
+		p, rest, _ := cutUnquoted(params, ';')
 		params = rest
 		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 		if !strings.EqualFold(strings.TrimSpace(k), "q") {
@@ -794,6 +794,30 @@ func qWeight(params string) int {
 		return min(w, 1000)
 	}
 	return 1000
+}
+
+// cutUnquoted is strings.Cut at the first sep outside a quoted-string
+// (RFC 9110 §5.6.4: within one, a backslash quotes the next byte), where
+// a parameter's value may hold commas and semicolons that separate
+// nothing. Before, Accept was cut at every one: a quoted
+// ",text/event-stream" streamed a JSON-only client's call. It does not
+// allocate; a header without '"' is cut as strings.Cut cuts it.
+func cutUnquoted(s string, sep byte) (before, after string, found bool) {
+	if strings.IndexByte(s, '"') < 0 {
+		return strings.Cut(s, string(sep))
+	}
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == sep:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
 }
 
 // notAcceptable is the 406 of a call whose Accept admits neither JSON nor

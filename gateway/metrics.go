@@ -530,11 +530,15 @@ func (m *metrics) handler() http.Handler {
 // q).
 func wantsOpenMetrics(accept string) bool {
 	qOM, qText := -1.0, -1.0
-	for _, part := range strings.Split(accept, ",") {
-		fields := strings.Split(part, ";")
-		mt := strings.ToLower(strings.TrimSpace(fields[0]))
+	for accept != "" {
+		part, rest, _ := cutUnquoted(accept, ',') // a quoted parameter's commas separate nothing
+		accept = rest
+		mt, params, _ := cutUnquoted(part, ';')
+		mt = strings.ToLower(strings.TrimSpace(mt))
 		q := 1.0
-		for _, p := range fields[1:] {
+		for params != "" {
+			var p string
+			p, params, _ = cutUnquoted(params, ';')
 			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
 				if f, err := strconv.ParseFloat(v, 64); err == nil {
 					q = f
