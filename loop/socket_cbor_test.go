@@ -93,3 +93,31 @@ func TestSocketCBORIndefiniteStringsJoined(t *testing.T) {
 		t.Errorf("ArgumentsKw %s, want a1616b6176", got)
 	}
 }
+
+// A bignum of an empty byte string (tag 2 or 3 over no bytes: 0 and -1, RFC 8949
+// §3.4.3) reaches CBOR subscribers as the integer it is, as JSON and
+// MsgPack subscribers get it. Before, it passed as it came, and node-cbor
+// 10 (Autobahn|JS's CBOR) cannot convert it: "Cannot convert 0x to a
+// BigInt", and the application got a Tagged object where the other
+// subscribers got 0 and -1. A bignum with a magnitude passes as before.
+func TestSocketCBOREmptyBignumAsInteger(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	subC, subJ, pub := s.joinRS(t, proto.CBOR), s.joinRS(t, proto.JSON), s.joinRS(t, proto.CBOR)
+	subC.subscribe("com.big")
+	subJ.subscribe("com.big")
+
+	// [PUBLISH, 1, {}, "com.big", [2(no bytes), 3(no bytes), {"a": 2(no bytes)}]]
+	pub.c.send(mustHexT(t, "85 10 01 a0 67"+hex.EncodeToString([]byte("com.big"))+"83 c240 c340 a1 6161 c240"))
+	if m := subC.expect(proto.CodeEvent); hex.EncodeToString(m.Args.B) != "830020a1616100" {
+		t.Errorf("the CBOR subscriber got Arguments %x, want 830020a1616100 (0, -1, {a: 0})", m.Args.B)
+	}
+	if m := subJ.expect(proto.CodeEvent); string(m.Args.B) != `[0,-1,{"a":0}]` {
+		t.Errorf("the JSON subscriber got Arguments %s", m.Args.B)
+	}
+	// [PUBLISH, 2, {}, "com.big", [2(h'0001'), 3(h'01')]]: kept.
+	pub.c.send(mustHexT(t, "85 10 02 a0 67"+hex.EncodeToString([]byte("com.big"))+"82 c2420001 c34101"))
+	if m := subC.expect(proto.CodeEvent); hex.EncodeToString(m.Args.B) != "82c2420001c34101" {
+		t.Errorf("the CBOR subscriber got Arguments %x, want 82c2420001c34101 (as it came)", m.Args.B)
+	}
+}

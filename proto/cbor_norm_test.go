@@ -42,6 +42,10 @@ func TestCBORTagsNormalized(t *testing.T) {
 		{"bignum of indefinite bytes", "81 c2 5f 410a ff", "81 0a"},
 		{"date text of indefinite text", "81 c0 7f 6a323032302d30392d3133 6a5431323a32363a34305a ff", "81 c0 74323032302d30392d31335431323a32363a34305a"},
 		{"tag 1 on a bignum", "81 c1 c2 41 01", "81 01"},
+		// An empty magnitude, which node-cbor (Autobahn|JS) cannot
+		// convert: the integer it is, 0 or -1.
+		{"bignum of no bytes", "81 c2 40", "81 00"},
+		{"negative bignum of no bytes", "81 c3 40", "81 20"},
 		// Kept.
 		{"tag 1 on an integer", "81 c1 1a5f5e1000", ""},
 		{"tag 1 on a negative integer", "81 c1 3b0000000e7791f6ff", ""},

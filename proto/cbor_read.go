@@ -149,6 +149,14 @@ func (r *rd) cbNext(t *tok) error {
 					var s []byte
 					s, err = r.span(n)
 					t.set(kBin, false, false, 0, 0, s)
+					if n == 0 {
+						// An empty magnitude is 0 (RFC 8949 §3.4.3), but
+						// node-cbor (Autobahn|JS's CBOR) cannot convert
+						// it ("Cannot convert 0x to a BigInt") and hands
+						// the application a Tagged object: CBOR peers get
+						// the integer it is, as for a chunked one.
+						r.norm = true
+					}
 				}
 				if err != nil {
 					return err

@@ -25,6 +25,8 @@ func FuzzCBORPeerSafe(f *testing.F) {
 		"86 10 01 a0 6174 83 c2 5f 410a ff d9d9f7 c1 00 c3 42 0102 a1 c0 74323032302d30392d31335431323a32363a34305a 01",
 		// Undefined, a kept epoch date, tags in a nested dictionary.
 		"86 10 01 a0 6174 83 f7 c1 1a5f5e1000 a1 6161 d820 6161 bf 6162 5f 4101 ff ff",
+		// Bignums of no bytes.
+		"86 10 01 a0 6174 82 c2 40 c3 40 a1 6161 c2 40",
 	} {
 		f.Add(mustHex(f, stripSpaces(s)))
 	}
@@ -106,6 +108,9 @@ func cborPeerSafe(b []byte, depth int, key bool) (int, string) {
 			(arg == 2 || arg == 3) && next>>5 == 2 && next&0x1f != 31
 		if !ok {
 			return 0, "a tag not passed on as it came"
+		}
+		if (arg == 2 || arg == 3) && next == 0x40 {
+			return 0, "a bignum of no bytes (node-cbor cannot convert it)"
 		}
 		k, why := cborPeerSafe(b[n:], depth, false)
 		return n + k, why
