@@ -2,10 +2,10 @@ package proto
 
 // URI validation (WAMP §URIs). A URI is a string of components separated by
 // ".". Loose URIs allow any characters in a component except whitespace
-// (Unicode's), "." and "#", and here control characters; strict URIs allow
-// only [0-9a-z_]. Pattern URIs used for wildcard matching may have empty
-// components ("com..update"), and prefix patterns may end in "." or be a
-// partial last component.
+// (Unicode's, and U+FEFF, which JavaScript's \s has), "." and "#", and here
+// control characters; strict URIs allow only [0-9a-z_]. Pattern URIs used
+// for wildcard matching may have empty components ("com..update"), and
+// prefix patterns may end in "." or be a partial last component.
 
 import (
 	"unicode"
@@ -70,9 +70,11 @@ func validURI(u []byte, mode URIMode, emptyOK bool) bool {
 			// Whitespace beyond ASCII is whitespace too, as the spec's
 			// \s means to the reference peers (Python's and
 			// JavaScript's regular expressions): "add\u00a0" is not a
-			// second "add". The decoders have checked the UTF-8.
+			// second "add". JavaScript's \s also has U+FEFF (the byte
+			// order mark), which unicode.IsSpace has not. The decoders
+			// have checked the UTF-8.
 			r, n := utf8.DecodeRune(u[i:])
-			if unicode.IsSpace(r) {
+			if unicode.IsSpace(r) || r == '\ufeff' {
 				return false
 			}
 			i += n - 1

@@ -46,6 +46,8 @@ func TestValidURI(t *testing.T) {
 		{"com.example.\u2028add", false, false},
 		{"com.example.add\u0085", false, false},
 		{"com.example.add\u200a", false, false},
+		{"com.example.add\ufeff", false, false}, // JavaScript's \s has it
+		{"\ufeffcom.example.add", false, false},
 		{"com.example.add\x1f", false, false},
 		{"\x00com.example.error", false, false},
 		{"com.ex\x7fample", false, false},
