@@ -673,7 +673,16 @@ func (n *Node) connect() error {
 	url := o.NatsURL
 	if n.srv != nil {
 		url = ""
-		nopts = append(nopts, nats.InProcessServer(n.srv))
+		// No write deadline on the in-process pipe: nats.go set one
+		// before and cleared it after each flush (FlusherTimeout, a
+		// minute by default), and net.Pipe makes each a runtime timer,
+		// two allocations, with the P's timer heap locked to add and
+		// delete it, for every NATS message the sender hands over
+		// (BenchmarkMeshSendAcrossNodes). The pipe's reader is this
+		// process's own server, which reads until it closes the pipe
+		// (then the write fails at once), so a deadline guards
+		// nothing there. A NatsURL connection keeps the default.
+		nopts = append(nopts, nats.InProcessServer(n.srv), nats.FlusherTimeout(0))
 	} else if o.TLS != nil {
 		nopts = append(nopts, nats.Secure(o.TLS))
 	}
