@@ -1430,7 +1430,7 @@ func (c *claimStore) maxParked() time.Duration { return 3 * c.n.opts.PeerTimeout
 // have: a node name (Options.Name's form) and its boot, a number (or none,
 // as nodes before boots wrote).
 func possibleLife(name, boot string) bool {
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return false
 	}
 	if boot == "" {

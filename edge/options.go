@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -162,8 +161,24 @@ type LeafOptions struct {
 	Advertise string
 }
 
-// nameRE is what a node name may contain (it is a NATS subject token).
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validName reports whether name may be a node's name (a NATS subject
+// token): 1 to 64 letters, digits, '-' or '_'. A loop, not a regular
+// expression: the control dispatcher checks the sender's name of every
+// message it receives (peerFor), and the pattern's match took 250 ns for
+// a two-letter name and 1.3-1.8 µs for one of 24 letters, per NATS
+// message of calls and results.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Defaults.
 const (
@@ -203,7 +218,7 @@ func (o Options) Check() error { return o.check() }
 // applies defaults.
 func (o *Options) check() error {
 	var errs []error
-	if !nameRE.MatchString(o.Name) {
+	if !validName(o.Name) {
 		errs = append(errs, fmt.Errorf("edge: node name %q must be 1 to 64 letters, digits, '-' or '_'", o.Name))
 	}
 	embedded := o.Cluster.Listen != "" || len(o.Cluster.Routes) > 0 || o.Leaf.Listen != "" || len(o.Leaf.Remotes) > 0

@@ -561,7 +561,7 @@ func (n *Node) broadcast(m *nats.Msg) {
 // for messages that claim to come from this node.
 func (n *Node) peerFor(reply string) *peer {
 	name := senderOf(reply)
-	if name == "" || !nameRE.MatchString(name) {
+	if name == "" || !validName(name) {
 		return nil
 	}
 	if name == n.opts.Name {
@@ -1291,7 +1291,7 @@ func (n *Node) onForgotten(m *nats.Msg) {
 // incompatible: dropped if it was a peer, its further messages dropped
 // and counted (see "Mesh versions"). Control dispatcher only.
 func (n *Node) exclude(name string, ver, boot uint64) {
-	if name == "" || name == n.opts.Name || !nameRE.MatchString(name) {
+	if name == "" || name == n.opts.Name || !validName(name) {
 		return
 	}
 	if p := n.peers.byName[name]; p != nil {
