@@ -111,4 +111,11 @@ var (
 	// ErrNilHandler is returned by Register (a Session's or a Client's)
 	// given a nil Handler: nothing is sent.
 	ErrNilHandler = errors.New("client: Register needs a non-nil Handler")
+	// ErrInCallback is returned by a Client's request (Call, Publish,
+	// Register, Subscribe, Session) made from its own
+	// ReconnectConfig.OnSession or OnDisconnect or Config.OnChallenge
+	// callback while the Client has no session: the callback runs on
+	// the goroutine that would dial the next one (OnChallenge on one it
+	// waits for), so the request cannot wait for it.
+	ErrInCallback = errors.New("client: no session, and a request from the Client's own callback cannot wait for the next: the callback holds up the reconnection")
 )

@@ -114,6 +114,8 @@ type ReconnectConfig struct {
 	// OnDisconnect, if set, is called (on the Client's goroutine) with
 	// the error that ended a session, before the Client dials again. It
 	// may call Client.Close, to give up on an error it takes for fatal.
+	// A Client request from it (a Publish, say) fails with ErrInCallback:
+	// there is no session, and the next one comes after it returns.
 	// It is not called once Close has been called, also for a session
 	// that ended before (Close from OnSession returns at once: no
 	// callback starts after it has returned). A panic in it is recovered
@@ -711,7 +713,11 @@ func (c *Client) took(reg *Registration, r *durableReg) {
 
 // Session returns the current session, waiting (bounded by ctx) while the
 // Client reconnects: until the next session is joined, not until its
-// restores are answered.
+// restores are answered. Close ends the wait (ErrClosed). Called from the
+// Client's own OnSession, OnDisconnect or Config.OnChallenge callback
+// while there is no session, it returns ErrInCallback at once: the
+// callback holds up the reconnection. So do Call, Publish, Register and
+// Subscribe, which wait for a session through it.
 func (c *Client) Session(ctx context.Context) (*Session, error) {
 	for {
 		c.mu.Lock()
@@ -730,11 +736,20 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 		if s != nil {
 			return s, nil
 		}
+		if c.callbacks.Load() > 0 && inCallback() {
+			// The callback holds up the Client's goroutine, which would
+			// dial the next session (and OnChallenge's join): waiting,
+			// the request held the Client for ever, a Close with it.
+			return nil, ErrInCallback
+		}
 		select {
 		case <-up:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-c.done:
+		case <-c.ctx.Done():
+			// Close was called. Not only c.done: a callback waiting for
+			// this request holds the Client's goroutine, and so c.done,
+			// and Close waited for it for ever.
 			return nil, ErrClosed
 		}
 	}
