@@ -190,6 +190,9 @@ type Config struct {
 	// with a registration the router revoked and the revocation's reason
 	// (empty when it gave none). It must not block.
 	onRevoked func(reg *Registration, reason string)
+	// onSubRevoked, likewise, is called with the subscriptions (of one
+	// id) the router revoked.
+	onSubRevoked func(subs []*Subscription, reason string)
 	// now, when set (by a test), is the clock the session reads for its
 	// durations (see nanos); time.Now when nil.
 	now func() time.Time

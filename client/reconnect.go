@@ -35,8 +35,9 @@ import (
 //     at WARN (Config.Logger) and not retried. A registration the
 //     router revokes for such a reason (a mesh's loser of a conflict
 //     found on heal: procedure_already_exists) is made again on the same
-//     session, with backoff, as a restore is. Unregister and
-//     Unsubscribe remove them.
+//     session, with backoff, as a restore is; one revoked for another
+//     reason, and a revoked subscription, is logged at WARN and made
+//     again on the next session. Unregister and Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
 //     flight when the connection fails returns the session's error, since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
@@ -247,6 +248,7 @@ func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, erro
 	c := &Client{cfg: cfg, urls: urls, rc: rc, restoreWait: restoreWait, events: make(chan struct{}, 1), up: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cfg.onRevoked = c.revoked
+	c.cfg.onSubRevoked = c.subRevoked
 	if f := cfg.OnChallenge; f != nil {
 		// The Client's goroutine runs it, joining: a callback, from which
 		// Close returns at once (the join then fails on the canceled
@@ -571,6 +573,29 @@ func (c *Client) revoked(reg *Registration, reason string) {
 		return
 	}
 	go c.retry(s, true, r.removed.Load, c.registerOn(s, r), err, []any{"procedure", r.procedure})
+}
+
+// subRevoked is the sessions' Config.onSubRevoked: the router took subs
+// (one subscription id) away, a reload that no longer lets the role
+// subscribe (not_authorized) or the meta API's remove_subscriber. Those
+// the Client made no longer get events on this session (the next one
+// subscribes them again): the application must hear of it, at WARN, as
+// of a revoked registration. Only the session's INFO line told of it.
+// It runs on the session's reader.
+func (c *Client) subRevoked(subs []*Subscription, reason string) {
+	c.mu.Lock()
+	var d *durableSub
+	for _, x := range c.subs {
+		if x.cur != nil && x.cur.s == subs[0].s && x.cur.id == subs[0].id && !x.removed.Load() {
+			d = x
+			break
+		}
+	}
+	c.mu.Unlock()
+	if d == nil || c.ctx.Err() != nil {
+		return
+	}
+	c.warn("client: a subscription was revoked by the router; it is not in place on this session", "topic", d.topic, "match", subs[0].match, "reason", reason)
 }
 
 // restoreWait is how long a restore waits for the router's answer before

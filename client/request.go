@@ -326,6 +326,7 @@ func (s *Session) undoSubscription(id uint64, topic, match string) {
 func (s *Session) onRevoked(m *proto.Message) {
 	d := s.dictOf(m.Dict)
 	var revoked *Registration
+	var revokedSubs []*Subscription
 	var id uint64
 	found := false
 	s.mu.Lock()
@@ -338,7 +339,8 @@ func (s *Session) onRevoked(m *proto.Message) {
 		}
 	} else {
 		id, _ = toUint(d["subscription"])
-		for _, sub := range s.subs[id] {
+		revokedSubs = s.subs[id] // copy-on-write: not changed once taken out
+		for _, sub := range revokedSubs {
 			sub.active.Store(false)
 			found = true
 		}
@@ -352,6 +354,9 @@ func (s *Session) onRevoked(m *proto.Message) {
 	s.log.Info("client: revoked by the router", "type", m.Type.String(), "id", id, "reason", truncate(reason, 256))
 	if revoked != nil && s.cfg.onRevoked != nil {
 		s.cfg.onRevoked(revoked, reason)
+	}
+	if len(revokedSubs) > 0 && s.cfg.onSubRevoked != nil {
+		s.cfg.onSubRevoked(revokedSubs, reason)
 	}
 }
 
