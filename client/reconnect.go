@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -127,8 +128,12 @@ type ReconnectConfig struct {
 type durableReg struct {
 	procedure string
 	h         Handler
-	opts      *RegisterOptions
-	cur       *Registration // on the latest session that took it; guarded by Client.mu
+	// opts is a copy of Register's: the caller's, kept, could be changed
+	// after the call (one options value reused for the next Register
+	// with another match policy), and every later session restored the
+	// registration with what they had become.
+	opts *RegisterOptions
+	cur  *Registration // on the latest session that took it; guarded by Client.mu
 	// removed by Client.Unregister: set under Client.mu, read by the
 	// handler the sessions run (handler) without it.
 	removed atomic.Bool
@@ -138,8 +143,8 @@ type durableSub struct {
 	events  chan struct{} // Static: the Client's.
 	topic   string
 	h       func(*Event)
-	opts    *SubscribeOptions
-	cur     *Subscription // as durableReg's
+	opts    *SubscribeOptions // a copy of Subscribe's, as durableReg's
+	cur     *Subscription     // as durableReg's
 	removed atomic.Bool
 }
 
@@ -809,10 +814,15 @@ func (c *Client) Publish(ctx context.Context, topic string, args []any, kwargs m
 // just after the call does not decide whether the procedure is the
 // Client's. (The lost session's registration, if the router made it,
 // went with that session.)
+//
+// opts is copied, with its Options map (not the values in it): every
+// session is given the options as they were at the call, whatever the
+// caller does with opts afterwards.
 func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts *RegisterOptions) error {
 	if h == nil {
 		return ErrNilHandler // not kept: restored, it would be refused on every session
 	}
+	opts = opts.clone() // kept for the sessions to come: as given now
 	r := &durableReg{procedure: procedure, h: h, opts: opts}
 	var s *Session
 	var reg *Registration
@@ -848,8 +858,10 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 // background, as Register does.
 //
 // A Subscribe whose session is lost before the router answered is made
-// again on the next session, as Register is.
+// again on the next session, as Register is, and opts is copied as
+// Register's is.
 func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
+	opts = opts.clone() // as in Register
 	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts}
 	var s *Session
 	var sub *Subscription
@@ -948,6 +960,27 @@ func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
 		return ErrNotSubscribed
 	}
 	return runUndo(ctx, undos)
+}
+
+// clone returns a copy of o (nil for nil), its Options map copied too
+// (not the values in it): what a Client keeps to register again.
+func (o *RegisterOptions) clone() *RegisterOptions {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.Options = maps.Clone(o.Options)
+	return &c
+}
+
+// clone returns a copy of o, as RegisterOptions.clone does.
+func (o *SubscribeOptions) clone() *SubscribeOptions {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.Options = maps.Clone(o.Options)
+	return &c
 }
 
 // undo starts taking one registration or subscription off its session
