@@ -170,6 +170,11 @@ func (t *rawSocket) readMsg() ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("client: RawSocket frame type %d is reserved", h[0]&0x07)
 		}
+		// Done with the PING or PONG: a large one's buffer goes now, as a
+		// message's does once handled (release), not when the next frame
+		// comes (on an idle session, never: a router's 16 MiB PING was
+		// held for the session's life).
+		t.buf.release()
 	}
 }
 
