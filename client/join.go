@@ -84,6 +84,10 @@ func (s *Session) join(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { s.tr.setReadDeadline(time.Unix(1, 0)) })
 	err := s.handshake(ctx)
+	// Done with the join's messages: a large WELCOME's (or CHALLENGE's)
+	// buffer goes now, as the reader's messages' do once handled, not
+	// when the router's next message comes (on an idle session, never).
+	s.tr.release()
 	if !stop() && err == nil {
 		// ctx expired just as the join finished: the forced deadline may
 		// land after the reset below, so give up rather than race it.
