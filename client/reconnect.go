@@ -1,15 +1,16 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,9 +66,13 @@ type Client struct {
 	errorLog    func(msg string, args ...any) // a callback's panic
 	restoreWait time.Duration                 // Static: see restore.
 	// callbacks counts the Client's OnSession, OnDisconnect and OnChallenge calls
-	// running (callback): with the stack's look (inCallback), Close tells
-	// a call from its own callback from one from another Client's.
-	callbacks atomic.Int32
+	// running (callback), and cbGoroutines, guarded by cbMu, names the
+	// goroutines running them (goid): Close and Session tell a call from
+	// the Client's own callback (inCallback) from any other, another
+	// Client's callback included.
+	callbacks    atomic.Int32
+	cbMu         sync.Mutex
+	cbGoroutines []uint64
 	// challenging is set while a call of Config.OnChallenge runs: the
 	// Client calls it one at a time (see Connect).
 	challenging atomic.Bool
@@ -766,7 +771,7 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 		if s != nil {
 			return s, nil
 		}
-		if c.callbacks.Load() > 0 && inCallback() {
+		if c.inCallback() {
 			// The callback holds up the Client's goroutine, which would
 			// dial the next session (and OnChallenge's join): waiting,
 			// the request held the Client for ever, a Close with it.
@@ -1099,9 +1104,9 @@ func (c *Client) Close() error {
 	if first {
 		c.cancel()
 	}
-	if c.callbacks.Load() > 0 && inCallback() {
-		// Called from this Client's callback (another Client's callback
-		// frame in the stack is not this one's: its Close waits).
+	if c.inCallback() {
+		// Called from this Client's callback (from another Client's,
+		// it waits).
 		return nil
 	}
 	<-c.done
@@ -1109,8 +1114,9 @@ func (c *Client) Close() error {
 }
 
 // callback runs f, a call of OnSession, OnDisconnect or OnChallenge, on the Client's
-// goroutine: Close, called from f, finds this frame in its goroutine's
-// stack (inCallback) and does not wait for the goroutine it runs on.
+// goroutine: Close, called from f, finds its goroutine among those
+// running the Client's callbacks (inCallback) and does not wait for the
+// goroutine it runs on.
 // Once Close has been called f is not run, and callback returns false: a
 // Close from another goroutine has not returned (it waits for this one),
 // and one from a callback has, so that a callback started after it (the
@@ -1121,14 +1127,23 @@ func (c *Client) Close() error {
 // goroutine, which nothing recovers, and a bug in an application's
 // OnSession or OnDisconnect (a logging callback) took the whole program
 // down; the Client now goes on as if f had returned.
-//
-//go:noinline
 func (c *Client) callback(f func()) (ran bool, p *callbackPanic) {
 	if c.ctx.Err() != nil {
 		return false, nil
 	}
+	id := goid()
+	c.cbMu.Lock()
+	c.cbGoroutines = append(c.cbGoroutines, id)
+	c.cbMu.Unlock()
 	c.callbacks.Add(1)
-	defer c.callbacks.Add(-1)
+	defer func() {
+		c.callbacks.Add(-1)
+		c.cbMu.Lock()
+		if i := slices.Index(c.cbGoroutines, id); i >= 0 {
+			c.cbGoroutines = slices.Delete(c.cbGoroutines, i, i+1)
+		}
+		c.cbMu.Unlock()
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			ran, p = true, &callbackPanic{v, debug.Stack()}
@@ -1152,14 +1167,38 @@ func (c *Client) callbackLogged(name string, f func()) {
 	}
 }
 
-// callbackName is callback's function name, as runtime.Frame reports it.
-var callbackName = runtime.FuncForPC(reflect.ValueOf((*Client).callback).Pointer()).Name()
+// inCallback reports whether the calling goroutine runs one of c's
+// OnSession, OnDisconnect or OnChallenge calls (callback). It looked for
+// callback's frame in the stack, which every Client's callbacks have: a
+// request or Close of this Client from another Client's callback, while
+// one of this Client's ran, was taken for this Client's own (ErrInCallback
+// at once; Close not waiting).
+func (c *Client) inCallback() bool {
+	if c.callbacks.Load() == 0 {
+		return false
+	}
+	id := goid()
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
+	return slices.Contains(c.cbGoroutines, id)
+}
 
-// inCallback reports whether the calling goroutine is a Client's, running
-// OnSession, OnDisconnect or OnChallenge (callback is in its stack). The stack of the
-// calling goroutine is the only one looked at: a Close from any other
-// goroutine waits.
-func inCallback() bool { return onStack(callbackName) }
+// goid returns the calling goroutine's id, read from the first line of
+// its stack trace ("goroutine 18 [running]:"): Go names the calling
+// goroutine no other way.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
+}
 
 // onStack reports whether the function named fn (as runtime.Frame
 // reports it) is in the calling goroutine's stack.
