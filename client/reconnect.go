@@ -230,10 +230,15 @@ func (d *durableSub) acquire(s *Session) (held, ok bool) {
 // outright for one of the URLs (a bad scheme, no realm) is returned at
 // once, without dialing.
 func Connect(ctx context.Context, cfg Config, rc ReconnectConfig) (*Client, error) {
-	urls := rc.URLs
+	// What every later join uses is copied: the caller's slices and map,
+	// kept, could be reused after Connect (a dead address written into
+	// the URL list was redialled for ever), and were read racing it.
+	urls := slices.Clone(rc.URLs)
 	if cfg.URL != "" {
 		urls = append([]string{cfg.URL}, urls...)
 	}
+	cfg.AuthMethods = slices.Clone(cfg.AuthMethods)
+	cfg.AuthExtra = maps.Clone(cfg.AuthExtra)
 	if len(urls) == 0 {
 		return nil, errors.New("client: Connect needs Config.URL or ReconnectConfig.URLs")
 	}
