@@ -899,6 +899,17 @@ func (s *Shard) deliverInvocation(t *task) {
 	}
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
 		cs.dropInv(t.b)
+		if err == ErrPeerClosed && !cont {
+			// The callee's transport closed (a WebSocket Close frame, a
+			// reset found by a write) and its departure (Detach) has not
+			// run yet: the call never reached it, and goes on as for a
+			// callee found gone above. Before, the caller got
+			// wamp.error.canceled "the callee left" though another
+			// callee of the shared registration was there.
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
+				c: &carry{uri: proto.URINoAvailableCallee, msg: "the callee left before the call reached it"}})
+			return
+		}
 		uri, why := sendFailure(err, "callee")
 		if cont && cs.feat&fCalleeCancel != 0 && !ic.interrupted {
 			// The callee has the earlier chunks: it is told the call is
