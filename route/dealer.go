@@ -1257,6 +1257,9 @@ func (ss *Session) endCall(req uint64, oc *outCall) {
 	ss.shard.traffic.callsInFlight--
 	ss.shard.r.callsEnded(ss, 1)
 	ss.shard.dropReroute(oc)
+	if oc.due != 0 {
+		ss.shard.callTimersEnded(1)
+	}
 	if oc.callee == nil {
 		ss.shard.dropMcall(oc.invID)
 		ss.meshCallEnded()
@@ -1416,6 +1419,7 @@ func (s *Shard) deliverInterrupt(t *task) {
 func (s *Shard) callTimeout(tm timer) {
 	ss := tm.sess
 	oc := ss.calls[tm.id] // live() checked it is this call
+	oc.due = 0            // its timer is out of the heap (callTimersEnded)
 	ss.endCall(tm.id, oc)
 	s.replyError(ss, proto.CodeCall, tm.id, proto.URITimeout, "the call timed out")
 	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URITimeout)
@@ -1426,6 +1430,7 @@ func (s *Shard) callTimeout(tm timer) {
 func (s *Shard) leaveDealer(ss *Session) {
 	ss.metaWaits = nil
 	s.r.callsEnded(ss, int64(len(ss.calls)))
+	timed := 0
 	for req, oc := range ss.calls {
 		delete(ss.calls, req)
 		s.traffic.callsInFlight--
@@ -1433,7 +1438,13 @@ func (s *Shard) leaveDealer(ss *Session) {
 		if oc.callee == nil {
 			ss.meshCallEnded()
 		}
+		if oc.due != 0 {
+			timed++
+		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
+	}
+	if timed > 0 {
+		s.callTimersEnded(timed) // their timers hold ss
 	}
 	ss.share = nil
 	s.r.calls.dropCallOwner(ss)

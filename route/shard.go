@@ -92,9 +92,13 @@ type Shard struct {
 	timers     timerHeap
 	// timerSweepAt is the heap size at which addTimer next drops dead timers.
 	timerSweepAt int
-	rng          *rand.Rand
-	invSeq       uint64
-	closing      bool // shutdown in progress
+	// timersEnded counts the calls with a timer in the heap that ended
+	// since its last sweep (callTimersEnded): past half the heap, it is
+	// swept without waiting for addTimer.
+	timersEnded int
+	rng         *rand.Rand
+	invSeq      uint64
+	closing     bool // shutdown in progress
 	// rerouteHeld is the bytes the shard's calls in flight keep to be
 	// rerouted (reroute.go), at most maxRerouteHeld.
 	rerouteHeld int64
@@ -460,9 +464,30 @@ func (s *Shard) sweepTimers() {
 		}
 	}
 	clear(s.timers[len(live):])
+	if c := cap(live); c > 4*timerSweepMin && c > 4*len(live) {
+		// The array of a peak long gone (32 bytes a timer: 2 MiB for a
+		// caller's 65,536 calls) is given back.
+		live = append(make(timerHeap, 0, max(2*len(live), timerSweepMin)), live...)
+	}
 	s.timers = live
 	s.timers.init()
 	s.timerSweepAt = max(2*len(live), timerSweepMin)
+	s.timersEnded = 0
+}
+
+// callTimersEnded records that n calls with a timer ended (their timers
+// dead in the heap) and sweeps the heap once the calls so ended since its
+// last sweep are half of it. addTimer's sweep alone waited for the heap
+// to double: the dead timers of a caller that made many calls with long
+// timeouts and left held its session (its calls table at its peak) and
+// the heap's array until as many new timers came, for good when none
+// came. O(1) amortized: a sweep costs what half the heap's ends paid for.
+// Owned by shard; on the call path a compare and an add.
+func (s *Shard) callTimersEnded(n int) {
+	s.timersEnded += n
+	if len(s.timers) >= timerSweepMin && 2*s.timersEnded >= len(s.timers) {
+		s.sweepTimers()
+	}
 }
 
 // live reports whether the timer still has something to do: what it was
