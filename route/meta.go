@@ -812,6 +812,13 @@ func metaRegMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *
 		return nil, badArg("wamp.registration.match needs a procedure URI")
 	}
 	rm := ss.realm
+	if !proto.ValidURI([]byte(uri), rm.conf().URICheck) || reserved([]byte(uri)) {
+		// A CALL of it is refused before any registration is looked up
+		// (invalid_uri; no_such_procedure for a "wamp." URI that is not
+		// a meta procedure): a pattern that matches it (a wildcard's
+		// empty component, a prefix "wamp") would not be invoked.
+		return []any{nil}, nil
+	}
 	rm.mu.RLock()
 	reg, found := rm.regs.best([]byte(uri))
 	rm.mu.RUnlock()
