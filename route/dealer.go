@@ -911,6 +911,15 @@ func (s *Shard) deliverInvocation(t *task) {
 			return
 		}
 		uri, why := sendFailure(err, "callee")
+		if err == ErrPeerTooBig && !cont {
+			// Longer than this callee accepts (a RawSocket callee's
+			// shorter maximum): another callee of a shared registration
+			// may take it, as for a callee's unavailable; the caller gets
+			// payload_size_exceeded when none does (refusalURI). Before,
+			// every call the policy gave this callee failed so.
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable, c: &carry{uri: uri, msg: why}})
+			return
+		}
 		if cont && cs.feat&fCalleeCancel != 0 && !ic.interrupted {
 			// The callee has the earlier chunks: it is told the call is
 			// over rather than left waiting for the rest.

@@ -364,6 +364,8 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 		t.c.msg = "no callee could take the call: those not refused for their role answered unavailable or were gone"
 	case proto.URIFeatureNotSupported:
 		t.c.msg = "no callee could take the call: those that announced the feature it needs answered unavailable or were gone"
+	case proto.URIPayloadSizeExceeded:
+		t.c.msg = "no callee could take the call: those that accept a message this long answered unavailable or were gone"
 	}
 	t.c.uri = proto.URINoAvailableCallee
 	return false
@@ -372,10 +374,12 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 // refusalURI reports whether uri, in an answer the caller's node may
 // reroute, is the router's refusal of a callee (for its role:
 // not_authorized; for a feature no callee of a node has, from another
-// node: feature_not_supported) rather than unavailability: a call that
-// every callee tried refused so ends with it, not no_available_callee.
+// node: feature_not_supported; for a message longer than the callee
+// accepts, on this node: payload_size_exceeded) rather than
+// unavailability: a call that every callee tried refused so ends with
+// it, not no_available_callee.
 func refusalURI(uri string) bool {
-	return uri == proto.URINotAuthorized || uri == proto.URIFeatureNotSupported
+	return uri == proto.URINotAuthorized || uri == proto.URIFeatureNotSupported || uri == proto.URIPayloadSizeExceeded
 }
 
 // rerouteCall offers the call req of ss to an untried callee of its

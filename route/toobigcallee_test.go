@@ -1,0 +1,72 @@
+package route
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// A callee that does not accept a CALL's message (a RawSocket callee that
+// announced a shorter maximum length) is passed by for another callee of
+// the shared registration that does: the call is rerouted as for a
+// callee's wamp.error.unavailable. When no callee takes it, the caller
+// gets wamp.error.payload_size_exceeded marked as the router's own for
+// the callee (KeyForCallee: the HTTP gateway's 413), as before. Before,
+// every call the policy gave the short callee failed so, though another
+// callee could serve it (every other call, round robin).
+func TestCallTooLongForOneCalleeRerouted(t *testing.T) {
+	big := strings.Repeat("x", 600)
+	t.Run("shared", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		short, long := e.join(proto.JSON), e.join(proto.JSON)
+		short.peer.maxLen.Store(512)
+		short.register("com.up", map[string]any{"invoke": "roundrobin"})
+		long.register("com.up", map[string]any{"invoke": "roundrobin"})
+		caller := e.join(proto.JSON)
+		for i := range 4 {
+			req := caller.call("com.up", nil, []any{big}, nil)
+			e.sync()
+			inv := long.expect(proto.CodeInvocation)
+			long.yield(inv.Request, nil, []any{i})
+			if m := caller.expect(proto.CodeResult); m.Request != req {
+				t.Fatalf("call %d: RESULT %s", i, describe(m))
+			}
+		}
+		short.quiet()
+		// A call it takes still goes to it in turn.
+		req := caller.call("com.up", nil, []any{"small"}, nil)
+		e.sync()
+		k, inv := invoked(t, []*tc{short, long})
+		[]*tc{short, long}[k].yield(inv.Request, nil, nil)
+		if m := caller.expect(proto.CodeResult); m.Request != req {
+			t.Fatalf("RESULT %s", describe(m))
+		}
+	})
+	t.Run("none takes it", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		a, b := e.join(proto.JSON), e.join(proto.JSON)
+		for _, c := range []*tc{a, b} {
+			c.peer.maxLen.Store(512)
+			c.register("com.up", map[string]any{"invoke": "roundrobin"})
+		}
+		caller := e.join(proto.JSON)
+		req := caller.call("com.up", nil, []any{big}, nil)
+		m := caller.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+		if d, _ := proto.DecodeValue(m.Dict); d.(map[string]any)[KeyForCallee] != true {
+			t.Fatalf("details %v, want %s", d, KeyForCallee)
+		}
+	})
+	t.Run("sole callee", func(t *testing.T) {
+		e := newEnv(t, 2, nil)
+		a := e.join(proto.JSON)
+		a.peer.maxLen.Store(512)
+		a.register("com.up", nil)
+		caller := e.join(proto.JSON)
+		req := caller.call("com.up", nil, []any{big}, nil)
+		m := caller.expectError(proto.CodeCall, req, proto.URIPayloadSizeExceeded)
+		if d, _ := proto.DecodeValue(m.Dict); d.(map[string]any)[KeyForCallee] != true {
+			t.Fatalf("details %v, want %s", d, KeyForCallee)
+		}
+	})
+}
