@@ -911,12 +911,14 @@ func (s *Shard) deliverInvocation(t *task) {
 			return
 		}
 		uri, why := sendFailure(err, "callee")
-		if err == ErrPeerTooBig && !cont {
+		if !cont && (uri == proto.URIPayloadSizeExceeded || uri == proto.URIInvalidArgument) {
 			// Longer than this callee accepts (a RawSocket callee's
-			// shorter maximum): another callee of a shared registration
-			// may take it, as for a callee's unavailable; the caller gets
-			// payload_size_exceeded when none does (refusalURI). Before,
-			// every call the policy gave this callee failed so.
+			// shorter maximum), or than the router builds in its
+			// serializer, or with no form in it (a NaN for a JSON
+			// callee): another callee of a shared registration may take
+			// it, as for a callee's unavailable; the caller gets the
+			// refusal when none does (refusalURI). Before, every call the
+			// policy gave this callee failed so.
 			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable, c: &carry{uri: uri, msg: why}})
 			return
 		}

@@ -366,6 +366,8 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 		t.c.msg = "no callee could take the call: those that announced the feature it needs answered unavailable or were gone"
 	case proto.URIPayloadSizeExceeded:
 		t.c.msg = "no callee could take the call: those that accept a message this long answered unavailable or were gone"
+	case proto.URIInvalidArgument:
+		t.c.msg = "no callee could take the call: those that can read its payload in their serializer answered unavailable or were gone"
 	}
 	t.c.uri = proto.URINoAvailableCallee
 	return false
@@ -374,12 +376,16 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 // refusalURI reports whether uri, in an answer the caller's node may
 // reroute, is the router's refusal of a callee (for its role:
 // not_authorized; for a feature no callee of a node has, from another
-// node: feature_not_supported; for a message longer than the callee
-// accepts, on this node: payload_size_exceeded) rather than
-// unavailability: a call that every callee tried refused so ends with
-// it, not no_available_callee.
+// node: feature_not_supported; on this node, for a message longer than
+// the callee accepts: payload_size_exceeded, for a payload its serializer
+// cannot carry: invalid_argument) rather than unavailability: a call that
+// every callee tried refused so ends with it, not no_available_callee.
 func refusalURI(uri string) bool {
-	return uri == proto.URINotAuthorized || uri == proto.URIFeatureNotSupported || uri == proto.URIPayloadSizeExceeded
+	switch uri {
+	case proto.URINotAuthorized, proto.URIFeatureNotSupported, proto.URIPayloadSizeExceeded, proto.URIInvalidArgument:
+		return true
+	}
+	return false
 }
 
 // rerouteCall offers the call req of ss to an untried callee of its

@@ -70,3 +70,35 @@ func TestCallTooLongForOneCalleeRerouted(t *testing.T) {
 		}
 	})
 }
+
+// Likewise a payload the picked callee's serializer cannot carry (a
+// MsgPack NaN for a JSON callee) goes to a callee whose serializer can;
+// with none, the caller gets wamp.error.invalid_argument as before.
+// Before, every call the policy gave the JSON callee failed so.
+func TestCallUnconvertibleForOneCalleeRerouted(t *testing.T) {
+	nan := proto.Raw{Ser: proto.MsgPack, B: []byte{0x91, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0}}
+	call := func(c *tc) uint64 {
+		req := c.nextReq()
+		c.send(&proto.Message{Type: proto.CodeCall, Request: req, Dict: c.opts(nil), URI: []byte("com.p"), Args: nan})
+		return req
+	}
+	e := newEnv(t, 2, nil)
+	js, mp := e.join(proto.JSON), e.join(proto.MsgPack)
+	js.register("com.p", map[string]any{"invoke": "roundrobin"})
+	rid := mp.register("com.p", map[string]any{"invoke": "roundrobin"})
+	caller := e.join(proto.MsgPack)
+	for i := range 4 {
+		req := call(caller)
+		e.sync()
+		inv := mp.expect(proto.CodeInvocation)
+		mp.yield(inv.Request, nil, []any{i})
+		if m := caller.expect(proto.CodeResult); m.Request != req {
+			t.Fatalf("call %d: RESULT %s", i, describe(m))
+		}
+	}
+	js.quiet()
+	mp.send(&proto.Message{Type: proto.CodeUnregister, Request: mp.nextReq(), ID: rid})
+	mp.expect(proto.CodeUnregistered)
+	req := call(caller)
+	caller.expectError(proto.CodeCall, req, proto.URIInvalidArgument)
+}
