@@ -435,3 +435,81 @@ func TestMeshHeldWindowKeepsOrderAcrossTopics(t *testing.T) {
 		t.Fatalf("after: %d windows, %d held; want none", wins, heldN)
 	}
 }
+
+// Past the held events' bound, the retained events of a pending window
+// still go out when they come, after the live events, but those of the
+// topics the session was sent a live event of meanwhile (older than it):
+// before, none did, and a get_retained that took seconds beside a steady
+// stream of live events delivered no retained event at all. A window that
+// cannot remember one more topic (the session's maxWinMarks) delivers
+// none of them, as before; what it remembered is given back.
+func TestMeshRetainedWindowPastHeldBoundDeliversOtherTopics(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 2, nil)
+	pub := es[0].join(proto.JSON)
+	for _, topic := range []string{"com.p.a", "com.p.b", "com.p.c"} {
+		pub.publish(topic, map[string]any{"retain": true, "acknowledge": true}, []any{"retained " + topic}, nil)
+		pub.expect(proto.CodePublished)
+	}
+	sub := es[1].join(proto.MsgPack)
+	mm.nodes[1].gatherHold.Store(true)
+	id := sub.subscribe("com.p.", map[string]any{"match": "prefix", "get_retained": true})
+	const n = maxWinHeldN + 10
+	for i := range n {
+		pub.publish("com.p.a", nil, []any{i}, nil)
+	}
+	mm.sync()
+	if _, _, marks, heldN := winsOf(sub, "com.p."); heldN != 0 || marks != 1 {
+		t.Errorf("past the bound: %d events held, %d topics remembered; want 0, 1", heldN, marks)
+	}
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	got := eventsOf(sub)
+	if len(got) != n+2 {
+		t.Fatalf("%d events, want %d: %q", len(got), n+2, got[max(0, len(got)-4):])
+	}
+	for i, g := range got[:n] {
+		if g != fmt.Sprintf("%d retained=false", i) {
+			t.Fatalf("event %d is %q", i, g)
+		}
+	}
+	if tail := got[n:]; tail[0] > tail[1] {
+		got[n], got[n+1] = tail[1], tail[0]
+	}
+	if want := []string{"retained com.p.b retained=true", "retained com.p.c retained=true"}; fmt.Sprint(got[n:]) != fmt.Sprint(want) {
+		t.Fatalf("after the live events: %q, want %q", got[n:], want)
+	}
+	if _, wins, marks, _ := winsOf(sub, "com.p."); wins != 1 || marks != 2 {
+		t.Fatalf("after: %d windows, %d marks; want the window fenced by the 2 delivered", wins, marks)
+	}
+
+	// Past the topics it may remember: no retained event.
+	sub.send(&proto.Message{Type: proto.CodeUnsubscribe, Request: sub.nextReq(), ID: id})
+	sub.expect(proto.CodeUnsubscribed)
+	mm.sync()
+	if _, wins, marks, _ := winsOf(sub, "com.p."); wins != 0 || marks != 0 {
+		t.Fatalf("after the UNSUBSCRIBE: %d windows, %d marks", wins, marks)
+	}
+	mm.nodes[1].gatherHold.Store(true)
+	sub.subscribe("com.p.", map[string]any{"match": "prefix", "get_retained": true})
+	const m = maxWinHeldN + maxWinMarks + 10
+	got = nil
+	for i := range m {
+		pub.publish(fmt.Sprintf("com.p.x%d", i), nil, []any{i}, nil)
+		if i%1024 == 1023 { // within the test peer's inbox
+			got = append(got, eventsOf(sub)...)
+		}
+	}
+	mm.sync()
+	if _, _, marks, _ := winsOf(sub, "com.p."); marks != maxWinMarks {
+		t.Fatalf("%d topics remembered, bound %d", marks, maxWinMarks)
+	}
+	mm.nodes[1].releaseGathers()
+	mm.sync()
+	got = append(got, eventsOf(sub)...)
+	if len(got) != m || got[m-1] != fmt.Sprintf("%d retained=false", m-1) {
+		t.Fatalf("%d events, want the %d live ones alone: %q", len(got), m, got[max(0, len(got)-3):])
+	}
+	if _, wins, marks, _ := winsOf(sub, "com.p."); wins != 0 || marks != 0 {
+		t.Fatalf("after: %d windows, %d marks; want none", wins, marks)
+	}
+}
