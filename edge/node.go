@@ -126,6 +126,7 @@ type Node struct {
 	// is taken before outq's lock.
 	pmu        sync.Mutex
 	paced      map[string]*pacedTo
+	pacedRTT   map[string]time.Duration // by asking node: pacedLost's round trips
 	pacedBytes int64
 	pacedLogAt time.Time
 	// startedAt is when Start succeeded, on mono's clock (zero before):
@@ -280,6 +281,10 @@ type Stats struct {
 	// queue.
 	PacedRefused atomic.Uint64
 	PacedDropped atomic.Uint64
+	// PacedLost counts the parts it took for lost, they or their
+	// acknowledgements (unacknowledged for pacedLost): sent again, or
+	// their room given back.
+	PacedLost atomic.Uint64
 	// InboundFull counts the event messages (one event, or a frame of
 	// them) from other nodes dropped because what waited for the node's
 	// dispatchers held three quarters of Options.MaxInbound (in.go).
@@ -328,6 +333,7 @@ func New(opts Options) (*Node, error) {
 		gathers:   map[uint64]*gather{},
 		partAt:    map[string]time.Time{},
 		paced:     map[string]*pacedTo{},
+		pacedRTT:  map[string]time.Duration{},
 		stop:      make(chan struct{}),
 	}
 	switch v := opts.testMeshVersion; {

@@ -38,6 +38,9 @@ import (
 // last part is sent, and drops it when the asker has not acknowledged a
 // part for pacedWait, when it is older than maxPacedWait, when the asker
 // asks it to (its gather ended), or when the asker is taken for dead.
+// A part unacknowledged for four of the asker's recent round trips
+// (pacedLost) is taken for lost, it or its acknowledgement, and sent
+// again; the asker acknowledges a part it has again (partAnswered).
 // It holds at most maxPacedHeld bytes of answers in all, a quarter of
 // them (or one answer) and maxPacedAnswers answers for one asking node;
 // past those it answers with a refusal (a part of total 0), which the
@@ -99,6 +102,9 @@ type heldAnswer struct {
 	off    int // the bytes sent
 	at     time.Time
 	flying bool // a part of it is on its way, unacknowledged
+	// acked is when a part of it was last acknowledged (at before):
+	// unacknowledged for pacedWait, it is dropped.
+	acked time.Time
 }
 
 // pacedTo is what a node holds for one asking node; guarded by Node.pmu.
@@ -167,7 +173,8 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 		n.paced[name] = pt
 	}
 	n.dropOtherLives(pt, tail)
-	h := &heldAnswer{tail: tail, data: ans, at: time.Now()}
+	now := time.Now()
+	h := &heldAnswer{tail: tail, data: ans, at: now, acked: now}
 	pt.q = append(pt.q, h)
 	pt.bytes += size
 	n.pacedBytes += size
@@ -303,6 +310,12 @@ func (n *Node) pacedAck(name string, data []byte) {
 	}
 	for i, f := range pt.flight {
 		if f.h.tail == tail && (kind == pacedStop || off == uint64(f.end)) {
+			if kind == pacedNext {
+				now := time.Now()
+				f.h.acked = now
+				rtt := n.pacedRTT[name]
+				n.pacedRTT[name] = max(now.Sub(f.sentAt), rtt-rtt/8)
+			}
 			n.landed(pt, i)
 			break
 		}
@@ -321,25 +334,60 @@ func (n *Node) pacedAck(name string, data []byte) {
 	}
 }
 
+// pacedLost is how long a part on its way to name may go unacknowledged
+// before it is taken for lost: four of the asker's recent round trips
+// (pacedRTT: the longest of a part to its acknowledgement, an eighth of
+// it forgotten at each one, so that small answers' quick ones do not
+// soon hide a part's), at least two heartbeats (the sweep's tick) and
+// half peer_timeout (raised for slow uplinks), at most pacedWait, and
+// pacedWait before a first acknowledgement from it. Called with pmu
+// held.
+func (n *Node) pacedLost(name string) time.Duration {
+	rtt := n.pacedRTT[name]
+	if rtt == 0 {
+		return n.pacedWait()
+	}
+	return min(max(4*rtt, 2*n.opts.Heartbeat, n.opts.PeerTimeout/2), n.pacedWait())
+}
+
 // sweepPaced drops the answers held for askers that stopped acknowledging
 // their parts (for pacedWait) or held longer than maxPacedWait, and those
-// of the nodes in gone (taken for dead). Control dispatcher, each
-// heartbeat.
+// of the nodes in gone (taken for dead). A part unacknowledged for
+// pacedLost, its answer acknowledged within pacedWait, is taken for lost,
+// it or its acknowledgement: sent again (the asker acknowledges a part it
+// has again), or, the answer's last part or an answer sent whole, its
+// room given back. Before, one lost part or acknowledgement held the
+// asker's room pacedWait (4 s), its answer then dropped and the asker's
+// gather incomplete (TestPacedLostAckStall: none of 300 retained events
+// on a LAN). Control dispatcher, each heartbeat.
 func (n *Node) sweepPaced(now time.Time) {
 	n.pmu.Lock()
 	defer n.pmu.Unlock()
+	for name := range n.pacedRTT {
+		if _, alive := n.peers.byName[name]; !alive {
+			delete(n.pacedRTT, name)
+		}
+	}
 	for name, pt := range n.paced {
 		_, alive := n.peers.byName[name]
+		lost := n.pacedLost(name)
 		for i := 0; i < len(pt.flight); i++ {
-			if f := pt.flight[i]; !alive || now.Sub(f.sentAt) > n.pacedWait() {
-				if indexHeld(pt.q, f.h) >= 0 {
-					n.stats.PacedDropped.Add(1)
-					n.unhold(pt, f.h) // and its part
-				} else {
-					n.landed(pt, i)
-				}
-				i--
+			f := pt.flight[i]
+			if alive && now.Sub(f.sentAt) <= lost {
+				continue
 			}
+			if held := indexHeld(pt.q, f.h) >= 0; !held {
+				n.stats.PacedLost.Add(1)
+				n.landed(pt, i)
+			} else if alive && now.Sub(f.h.acked) <= n.pacedWait() {
+				n.stats.PacedLost.Add(1)
+				f.h.off = f.end - f.n // its part goes again (sendNext)
+				n.landed(pt, i)
+			} else {
+				n.stats.PacedDropped.Add(1)
+				n.unhold(pt, f.h) // and its part
+			}
+			i--
 		}
 		for _, h := range slices.Clone(pt.q) {
 			if !alive || now.Sub(h.at) > maxPacedWait {
@@ -446,6 +494,13 @@ func (n *Node) partAnswered(from, tail string, data []byte) {
 			}
 			g.paced[from] = pi
 			n.gBytes += int64(total) // reserved now: the bound holds for what is under way
+		}
+		if off < uint64(len(pi.buf)) && total == uint64(pi.total) && off+uint64(len(body)) == uint64(len(pi.buf)) {
+			// A part it has, sent again: its acknowledgement was lost
+			// (sweepPaced).
+			n.gmu.Unlock()
+			ack = len(pi.buf)
+			return
 		}
 		if off != uint64(len(pi.buf)) || total != uint64(pi.total) || len(body) > pi.total-len(pi.buf) {
 			// Not the part that follows: the answer is lost.

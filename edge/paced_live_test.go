@@ -157,8 +157,8 @@ func TestSlowUplinkGetRetainedBesideLiveEvents(t *testing.T) {
 		}
 	}
 	lostE, lostH := edge.n.Stats().PeersLost.Load(), hub.n.Stats().PeersLost.Load()
-	t.Logf("%d bytes crossed; %d retained events delivered (%d within %v); %d live events delivered (%d..%d) of %d published, %d crossed to the other subscriber; peers lost: edge %d, hub %d; gathers incomplete %d",
-		link.bytes.Load(), retained.Load(), topics-liveTopics, took.Round(time.Millisecond), liveN, first, prev, published.Load(), crossed.Load(), lostE, lostH, edge.n.Stats().GathersIncomplete.Load())
+	t.Logf("%d bytes crossed; %d retained events delivered (%d within %v); %d live events delivered (%d..%d) of %d published, %d crossed to the other subscriber; peers lost: edge %d, hub %d; gathers incomplete %d; parts taken for lost %d",
+		link.bytes.Load(), retained.Load(), topics-liveTopics, took.Round(time.Millisecond), liveN, first, prev, published.Load(), crossed.Load(), lostE, lostH, edge.n.Stats().GathersIncomplete.Load(), hub.n.Stats().PacedLost.Load())
 	if len(problems) > 5 {
 		problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
 	}

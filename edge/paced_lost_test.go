@@ -1,0 +1,155 @@
+package edge
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/edge/edgetest"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// One part of a paced answer, or one acknowledgement of a part, lost on
+// its way (the asker's inbound budget full of events, its outbound queue
+// full, a cut): the part goes again once unacknowledged for four of the
+// asker's recent round trips (at least two heartbeats), and the asker
+// acknowledges a part it has again. Before, the answer's next part waited
+// pacedWait (4 s), and so did the answering node's other answers to that
+// asker, while the asker's gather, which waits pacedWait after a part,
+// ended first: the answer missing, none of its 300 retained events
+// delivered.
+func TestPacedLostPartOrAckSentAgain(t *testing.T) {
+	for _, lose := range []string{"ack", "part"} {
+		t.Run(lose, func(t *testing.T) { testPacedLost(t, lose) })
+	}
+}
+
+func testPacedLost(t *testing.T, lose string) {
+	leafAddr := edgetest.FreeAddr(t)
+	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr })
+	ctx := ctxT(t, 60*time.Second)
+	// 300 retained events of 1 KiB under each of two prefixes: about 5
+	// parts each.
+	const topics = 300
+	pub := hub.dial(hub.ws(), proto.MsgPack)
+	for _, prefix := range []string{"com.first.", "com.ret."} {
+		for i := 0; i < topics; i++ {
+			if err := pub.Publish(ctx, fmt.Sprintf("%s%d", prefix, i), []any{randomHex(512)}, nil, &client.PublishOptions{Retain: true, Acknowledge: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + leafAddr} })
+	waitMesh(t, hub, edge)
+	time.Sleep(4 * defaultHeartbeat) // the hub learns that the edge reads parts
+	// A first answer, whole: the hub learns the round trip of a part.
+	first := edge.dial(edge.ws(), proto.MsgPack)
+	var firstGot atomic.Int64
+	if _, err := first.Subscribe(ctx, "com.first.", func(*client.Event) { firstGot.Add(1) }, &client.SubscribeOptions{Match: "prefix", GetRetained: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, func() error {
+		if k := firstGot.Load(); k < topics {
+			return fmt.Errorf("first get_retained: %d of %d", k, topics)
+		}
+		return nil
+	})
+	var dropped atomic.Int32
+	ackSubj, partPrefix := nodeSubject("hub", "g"), nodeInbox("edge1")+".p."
+	drop := func(ms []*nats.Msg) {
+		for _, m := range ms {
+			switch {
+			case lose == "ack" && m.Subject == ackSubj:
+			case lose == "part" && strings.HasPrefix(m.Subject, partPrefix):
+				// The answer's second part: its offset past 0.
+				_, k := binary.Uvarint(m.Data)
+				if off, k2 := binary.Uvarint(m.Data[max(k, 0):]); k <= 0 || k2 <= 0 || off == 0 {
+					continue
+				}
+			default:
+				continue
+			}
+			if dropped.CompareAndSwap(0, 1) {
+				m.Data = nil // lost
+			}
+		}
+	}
+	if lose == "ack" {
+		hub.n.testHookControl.Store(&drop)
+	} else {
+		edge.n.testHookControl.Store(&drop)
+	}
+	sub := edge.dial(edge.ws(), proto.MsgPack)
+	var got atomic.Int64
+	start := time.Now()
+	if _, err := sub.Subscribe(ctx, "com.ret.", func(e *client.Event) {
+		if e.Retained {
+			got.Add(1)
+		}
+	}, &client.SubscribeOptions{Match: "prefix", GetRetained: true}); err != nil {
+		t.Fatal(err)
+	}
+	all := within(15*time.Second, func() error {
+		if k := got.Load(); k < topics {
+			return fmt.Errorf("%d of %d", k, topics)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	t.Logf("%ss dropped %d; %d of %d retained events after %v; gathers incomplete %d, paced answers dropped %d, parts taken for lost %d",
+		lose, dropped.Load(), got.Load(), topics, took.Round(time.Millisecond), edge.n.Stats().GathersIncomplete.Load(), hub.n.Stats().PacedDropped.Load(), hub.n.Stats().PacedLost.Load())
+	if dropped.Load() != 1 {
+		t.Fatalf("no %s dropped", lose)
+	}
+	if !all || edge.n.Stats().GathersIncomplete.Load() != 0 {
+		t.Fatalf("after one lost %s: %d of %d retained events in %v", lose, got.Load(), topics, took.Round(time.Millisecond))
+	}
+}
+
+// A part taken for lost goes again, from where it began, within pacedWait
+// of its answer's last acknowledgement; an asker that acknowledges none
+// of it still has the answer dropped after pacedWait, as before, so a
+// gone gather is sent a part at most every pacedLost until then.
+func TestPacedLostPartSentAgainWithinPacedWait(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.peers.byName["a"] = &peer{name: "a"}
+	inbox := nodeInbox("a")
+	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b1", make([]byte, 3*pacedPart))
+	// The node's own dispatchers never run: its state is read unlocked.
+	pt := n.paced["a"]
+	if pt == nil || len(pt.flight) != 1 || pt.flight[0].end != pacedPart {
+		t.Fatalf("first part: %+v", pt)
+	}
+	sent := pt.flight[0].sentAt
+	// No round trip known: a part waits pacedWait, as before.
+	n.sweepPaced(sent.Add(n.pacedWait() / 2))
+	if len(pt.flight) != 1 || pt.flight[0].sentAt != sent || n.stats.PacedLost.Load() != 0 {
+		t.Fatalf("taken for lost with no round trip known: %+v", pt)
+	}
+	n.pacedRTT["a"] = 10 * time.Millisecond
+	lost := n.pacedLost("a") // two heartbeats, half peer_timeout: 1 s
+	n.sweepPaced(sent.Add(lost + time.Millisecond))
+	if len(pt.flight) != 1 || pt.flight[0].end != pacedPart || pt.flight[0].n != pacedPart || pt.flight[0].sentAt == sent || n.stats.PacedLost.Load() != 1 {
+		t.Fatalf("after %v unacknowledged: %+v (lost %d)", lost, pt.flight, n.stats.PacedLost.Load())
+	}
+	n.sweepPaced(time.Now().Add(n.pacedWait() + time.Second))
+	if n.pacedBytes != 0 || n.paced["a"] != nil || n.stats.PacedDropped.Load() != 1 {
+		t.Fatalf("after pacedWait unacknowledged: %d bytes held, %d dropped", n.pacedBytes, n.stats.PacedDropped.Load())
+	}
+}
