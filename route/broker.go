@@ -347,7 +347,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		}
 	}
 	// The bytes last: a SUBSCRIBE refused above charges nothing.
-	if adding && !s.r.subBytes.charge(ss.subscriptionOwner(), subCost(uri), s.r.cfg.MaxSubscriptionBytes) {
+	if adding && !s.r.subBytes.charge(ss.subscriptionOwner(), subCost(match, uri), s.r.cfg.MaxSubscriptionBytes) {
 		rm.mu.Unlock()
 		s.subscriptionBytesRefused(ss, m.Request)
 		return
@@ -508,7 +508,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	if shrinkDue(&ss.subsPeak, n, len(ss.subs)) {
 		shrinkMap(&ss.subs, &ss.subsPeak)
 	}
-	s.r.subBytes.release(ss.subOwner, subCost(sub.uri))
+	s.r.subBytes.release(ss.subOwner, subCost(sub.match, sub.uri))
 	if w := ss.winOf(sub); w != nil {
 		s.closeWin(ss, w)
 	}
@@ -1048,9 +1048,12 @@ const DefaultSubscriptionBytes = 1 << 30
 // bytes each with 4 KiB URIs), and 60-100 for joining one; it was 256.
 const subOverhead = 384
 
-// subCost is what a session's hold of a subscription to uri counts in
-// Config.MaxSubscriptionBytes.
-func subCost(uri string) int64 { return int64(len(uri)) + subOverhead }
+// subCost is what a session's hold of a subscription to uri, of match
+// policy m, counts in Config.MaxSubscriptionBytes: a wildcard pattern's
+// trie nodes too (wildcardIndexCost).
+func subCost(m proto.Match, uri string) int64 {
+	return int64(len(uri)) + subOverhead + wildcardIndexCost(m, uri)
+}
 
 // subscriptionOwner returns whose share of Config.MaxSubscriptionBytes
 // (and Config.MaxRegistrationBytes) ss's subscriptions (registrations)

@@ -27,12 +27,14 @@ func (p *mutePeer) Send(b []byte, class Class) error {
 // The bytes a subscription counts in limits.subscription_bytes are about
 // what it holds: a new subscription of a 10-byte topic held 290-390 bytes
 // of heap and was counted 266 (its URI and subOverhead, 256), a wildcard
-// one 376-385.
+// one 376-385; a wildcard pattern of 64 components whose trie nodes no
+// other pattern shares held 19,267 and was counted 513
+// (wildcardIndexCost).
 func TestSubscriptionCountsWhatItHolds(t *testing.T) {
 	// cmd/edgewamp's least limits.subscription_bytes (1 MiB) must let a
 	// quarter hold 58 subscriptions of the longest URI.
-	if long := strings.Repeat("a", proto.MaxURILen); 4*58*subCost(long) > 1<<20 {
-		t.Fatalf("58 subscriptions of the longest URI count %d bytes, more than a quarter of 1 MiB", 58*subCost(long))
+	if long := strings.Repeat("a", proto.MaxURILen); 4*58*subCost(proto.MatchExact, long) > 1<<20 {
+		t.Fatalf("58 subscriptions of the longest URI count %d bytes, more than a quarter of 1 MiB", 58*subCost(proto.MatchExact, long))
 	}
 	for _, c := range []struct {
 		name  string
@@ -43,6 +45,14 @@ func TestSubscriptionCountsWhatItHolds(t *testing.T) {
 		{"exact short", 12000, func(i int) string { return fmt.Sprintf("c.t%07d", i) }, ""},
 		{"prefix short", 12000, func(i int) string { return fmt.Sprintf("c.t%07d", i) }, "prefix"},
 		{"wildcard short", 1000, func(i int) string { return fmt.Sprintf("c.t%07d.", i) }, "wildcard"},
+		// Patterns sharing no trie node: one of 64 components held
+		// 19,267 bytes of heap and counted 513 (its index's nodes, ~300
+		// bytes a component, counted nowhere).
+		{"wildcard 2 components", 1000, func(i int) string { return fmt.Sprintf("w%d.", i) }, "wildcard"},
+		{"wildcard 8 components", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".b", 7) }, "wildcard"},
+		{"wildcard 64 empty", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".", 63) }, "wildcard"},
+		{"wildcard 64 alternating", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat("..b", 31) + "." }, "wildcard"},
+		{"wildcard 64 components", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".b", 63) }, "wildcard"},
 		{"exact 4KiB", 2000, func(i int) string { return fmt.Sprintf("c.t%07d.", i) + strings.Repeat("a", proto.MaxURILen-11) }, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

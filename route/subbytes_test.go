@@ -59,7 +59,7 @@ func TestSubscriptionBytesBounded(t *testing.T) {
 	a.goodbye()
 	e.sync()
 	a2.subscribe(other, nil)
-	if st := e.r.Stats(); st.SubscriptionBytes != int64(quarter)*(4008+subOverhead)+subCost(other) {
+	if st := e.r.Stats(); st.SubscriptionBytes != int64(quarter)*(4008+subOverhead)+subCost(proto.MatchExact, other) {
 		t.Fatalf("%d bytes held after a left, want b's %d and a2's one", st.SubscriptionBytes, int64(quarter)*(4008+subOverhead))
 	}
 }
