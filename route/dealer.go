@@ -300,7 +300,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	// The bytes last: a REGISTER refused above charges nothing. Off the
 	// call path (REGISTER only).
-	if !s.r.regBytes.charge(ss.registrationOwner(), regCost(uri), s.r.cfg.MaxRegistrationBytes) {
+	if !s.r.regBytes.charge(ss.registrationOwner(), regCost(match, uri), s.r.cfg.MaxRegistrationBytes) {
 		rm.mu.Unlock()
 		s.registrationBytesRefused(ss, req)
 		return false
@@ -438,7 +438,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		shrinkMap(&ss.regs, &ss.regsPeak)
 	}
 	if had {
-		s.r.regBytes.release(ss.subOwner, regCost(ref.reg.uri)) // charged by addCallee
+		s.r.regBytes.release(ss.subOwner, regCost(ref.reg.match, ref.reg.uri)) // charged by addCallee
 	}
 	wild := reg.match == proto.MatchWildcard
 	if wild {
@@ -1653,9 +1653,12 @@ const DefaultRegistrationBytes = 1 << 30
 // and the session's table entry (TestRegistrationBytesCountWhatTheyHold).
 const regOverhead = 512
 
-// regCost is what a session's hold of a registration of uri counts in
-// Config.MaxRegistrationBytes.
-func regCost(uri string) int64 { return int64(len(uri)) + regOverhead }
+// regCost is what a session's hold of a registration of uri, of match
+// policy m, counts in Config.MaxRegistrationBytes: a wildcard pattern's
+// trie nodes too (wildcardIndexCost).
+func regCost(m proto.Match, uri string) int64 {
+	return int64(len(uri)) + regOverhead + wildcardIndexCost(m, uri)
+}
 
 // registrationOwner returns whose share of Config.MaxRegistrationBytes
 // ss's registrations count in: the subscriptions' owner (retainOwner,

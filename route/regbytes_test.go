@@ -66,7 +66,7 @@ func TestRegistrationBytesBounded(t *testing.T) {
 	a.goodbye()
 	e.sync()
 	a2.register(other, nil)
-	if st := e.r.Stats(); st.RegistrationBytes != int64(quarter)*(4010+regOverhead)+regCost(other) {
+	if st := e.r.Stats(); st.RegistrationBytes != int64(quarter)*(4010+regOverhead)+regCost(proto.MatchExact, other) {
 		t.Fatalf("%d bytes held after a left, want b's %d and a2's one", st.RegistrationBytes, int64(quarter)*(4010+regOverhead))
 	}
 }
@@ -84,9 +84,9 @@ func checkRegBytes(t *testing.T, e *env, when string) {
 		x.do(func() {
 			for ss := range sh.attached {
 				for _, ref := range ss.regs {
-					total += regCost(ref.reg.uri)
+					total += regCost(ref.reg.match, ref.reg.uri)
 					if ss.subOwner != "" {
-						by[ss.subOwner] += regCost(ref.reg.uri)
+						by[ss.subOwner] += regCost(ref.reg.match, ref.reg.uri)
 					}
 				}
 			}
@@ -205,12 +205,12 @@ func TestRegistrationBytesNoDrift(t *testing.T) {
 }
 
 // The bytes a registration counts in limits.registration_bytes are about
-// what a new one holds of heap.
+// what a new one holds of heap, a wildcard pattern's trie nodes included.
 func TestRegistrationBytesCountWhatTheyHold(t *testing.T) {
 	// cmd/edgewamp's least limits.registration_bytes (1 MiB) must let a
 	// quarter hold 56 registrations of the longest URI.
-	if long := strings.Repeat("a", proto.MaxURILen); 4*56*regCost(long) > 1<<20 {
-		t.Fatalf("56 registrations of the longest URI count %d bytes, more than a quarter of 1 MiB", 56*regCost(long))
+	if long := strings.Repeat("a", proto.MaxURILen); 4*56*regCost(proto.MatchExact, long) > 1<<20 {
+		t.Fatalf("56 registrations of the longest URI count %d bytes, more than a quarter of 1 MiB", 56*regCost(proto.MatchExact, long))
 	}
 	for _, c := range []struct {
 		name  string
@@ -221,6 +221,11 @@ func TestRegistrationBytesCountWhatTheyHold(t *testing.T) {
 		{"exact short", 12000, func(i int) string { return fmt.Sprintf("c.t%07d", i) }, ""},
 		{"prefix short", 12000, func(i int) string { return fmt.Sprintf("c.t%07d", i) }, "prefix"},
 		{"wildcard short", 1000, func(i int) string { return fmt.Sprintf("c.t%07d.", i) }, "wildcard"},
+		// Patterns sharing no trie node (wildcardIndexCost): one of 64
+		// components held 19,513 bytes of heap and counted 641.
+		{"wildcard 8 components", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".b", 7) }, "wildcard"},
+		{"wildcard 64 empty", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".", 63) }, "wildcard"},
+		{"wildcard 64 components", 1000, func(i int) string { return fmt.Sprintf("w%d", i) + strings.Repeat(".b", 63) }, "wildcard"},
 		{"exact 4KiB", 2000, func(i int) string { return fmt.Sprintf("c.t%07d.", i) + strings.Repeat("a", proto.MaxURILen-11) }, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
