@@ -427,7 +427,11 @@ func (s *Shard) retainedDropped(rm *Realm, n int, ids []uint64, msg string, args
 	s.stats.RetainedRevoked.Add(uint64(n))
 	s.r.log.Info(msg, append([]any{"realm", rm.name, "count", n}, args...)...)
 	if s.r.mesh != nil {
-		s.meshDropRetained(rm, ids)
+		// On s's goroutine (Mesh's threading; revokeRetained runs off
+		// it), or on this one once s has stopped, as reauthRetained.
+		if s.Do(func() { s.meshDropRetained(rm, ids) }) != nil {
+			s.meshDropRetained(rm, ids)
+		}
 	}
 }
 
