@@ -19,7 +19,9 @@ type testament struct {
 	discloseMe bool
 	// lists is the testament's publish_options as a PUBLISH (publishOf),
 	// kept when they hold black/white lists, which are read into their
-	// sets (filterOf) only when the testament is published. Kept as sets,
+	// sets (filterOf) only when the testament is published, or payload
+	// passthru keys (pptKeys), which its EVENT carries as a PUBLISH's
+	// does (testamentPPT). Kept as sets,
 	// they took 14 times the bytes received, counted nowhere: one session's
 	// 128 testaments with 15,900 3-byte authids each (64 KiB of arguments
 	// apiece) held 112 MiB for the session's life.
@@ -204,7 +206,15 @@ func metaAddTestament(s *Shard, ss *Session, args []any, kwargs map[string]any) 
 		}
 		t.retain = m.Opt.Bool(proto.KeyRetain, false)
 		t.discloseMe = m.Opt.Bool(proto.KeyDiscloseMe, false)
-		if hasLists(&m.Opt) {
+		// Payload Passthru Mode: checked against the session's
+		// announcement as a PUBLISH's (which would be ABORTed), and
+		// passed on to the EVENT. The keys were dropped: an end-to-end
+		// encrypted testament's EVENT reached its subscribers without the
+		// scheme, cipher and key id they read it with.
+		if pptMode(&m.Opt) && ss.feat&fPublisherPPT == 0 {
+			return nil, badArg("publish_options in payload passthru mode (ppt_scheme) need a publisher that announced payload_passthru_mode")
+		}
+		if hasLists(&m.Opt) || hasPPT(&m.Opt) {
 			t.lists = b
 		}
 	}
@@ -281,6 +291,9 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			p := &publication{id: t.pub, topic: []byte(t.topic),
 				c: &carry{args: t.args, kwargs: t.kwargs}, src: ss.id, seq: ss.publisherSeq()}
+			if !testamentPPT(p, &t) {
+				continue
+			}
 			// The lists are read into sets only when they can matter, as a
 			// PUBLISH's are: retained, or (below) delivered or sent on.
 			if t.retain && !s.testamentFilter(p, &t) {
@@ -323,6 +336,45 @@ func (s *Shard) publishTestaments(ss *Session) {
 		}
 	}
 	s.dropTestaments(ss, -1)
+}
+
+// hasPPT reports whether f holds a payload passthru key (pptKeys).
+func hasPPT(f *proto.Fields) bool {
+	for _, k := range pptKeys {
+		if f.Has(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// testamentPPT sets p's payload passthru keys from t's publish_options,
+// if they have any: copied into p's carry, not sharing t.lists, which a
+// retained testament would then keep whole, its lists' bytes uncounted.
+// It reports false when they cannot be read (they were when t was added:
+// t is then not published, as testamentFilter).
+func testamentPPT(p *publication, t *testament) bool {
+	if t.lists == nil {
+		return true
+	}
+	m, err := proto.Decode(metaSer, t.lists)
+	if err != nil {
+		return false
+	}
+	n := 0
+	for _, k := range pptKeys {
+		n += len(m.Opt.Str(k))
+	}
+	buf := make([]byte, 0, n) // one array: appends below never move it
+	for i, k := range pptKeys {
+		if v := m.Opt.Str(k); v != nil {
+			start := len(buf)
+			buf = append(buf, v...)
+			p.c.ppt[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	p.c.buf = buf
+	return true
 }
 
 // testamentFilter sets p's filter from t's black/white lists, if it has
