@@ -737,6 +737,7 @@ type connStat struct {
 	isTLS       bool
 	handshaking bool // a TLS handshake started (its first record was whole)
 	tlsBufs     int  // capacity of crypto/tls's input buffers (tlstrim.go); -1 before the loop owns them
+	tlsTrimmed  bool // they were released and nothing was read since (tlsConn.trimmed)
 	overLmt     bool
 	pingSent    bool
 	pong        int // a waiting pong's length (pong.go)
@@ -762,7 +763,7 @@ func (e *Engine) connStats(t testing.TB) []connStat {
 					st.hasSess, st.sessID = true, cn.sess.ID()
 				}
 				if cn.tls != nil && cn.tls.ready {
-					st.tlsBufs = tlsBuffered(cn.tls.tc)
+					st.tlsBufs, st.tlsTrimmed = tlsBuffered(cn.tls.tc), cn.tls.trimmed
 				}
 				local = append(local, st)
 			}

@@ -232,16 +232,17 @@ func TestTLSTrim(t *testing.T) {
 	for _, v := range tlsVersions {
 		t.Run(tls.VersionName(v), func(t *testing.T) {
 			tc, _ := tlsDial(t, s.url, cert.clientFor(v))
-			bufs := func() int {
+			stat := func() connStat {
 				t.Helper()
 				for _, st := range s.e.connStats(t) {
 					if st.isTLS && st.remote == tc.LocalAddr().String() {
-						return st.tlsBufs
+						return st
 					}
 				}
 				t.Fatal("connection not found")
-				return 0
+				return connStat{}
 			}
+			bufs := func() int { t.Helper(); return stat().tlsBufs }
 			eventually(t, ioTimeout, "the handshake's buffers to be released", func() bool { return bufs() == 0 })
 			p := rawPeerOnConn(t, tc, "rs", proto.MsgPack)
 			w := newWAMP(t, p.mc, proto.MsgPack)
@@ -258,19 +259,30 @@ func TestTLSTrim(t *testing.T) {
 				if n := bufs(); n != 0 {
 					t.Fatalf("round %d: %d bytes of crypto/tls buffers kept by an idle connection", round, n)
 				}
-				// Small and large calls to itself, after the release.
-				for _, arg := range [][]byte{[]byte("small"), big} {
-					p.mc.(*rsClient).send(w.callMsg(w.nextReq(), proc, []any{arg}))
-					inv := w.expect(proto.CodeInvocation)
-					p.mc.(*rsClient).send(encodeMsg(t, proto.MsgPack, &proto.Message{Type: proto.CodeYield, Request: inv.Request,
-						Dict: emptyDict(t, proto.MsgPack), Args: inv.Args}))
-					res := w.expect(proto.CodeResult)
-					if got := args(t, res); len(got) != 1 || !bytes.Equal(got[0].([]byte), arg) {
-						t.Fatalf("round %d: echo of %d bytes came back wrong", round, len(arg))
+				// Small and large calls to itself, after the release. The
+				// engine's own once-a-second scan releases buffers over
+				// tlsTrimActive even while records come (tls.go, idle): one
+				// that ran between the large echo and the look at the
+				// buffers (a loaded machine, CI) released them rightly, so
+				// the echo is made again, at most a few times.
+				for try := 0; ; try++ {
+					for _, arg := range [][]byte{[]byte("small"), big} {
+						p.mc.(*rsClient).send(w.callMsg(w.nextReq(), proc, []any{arg}))
+						inv := w.expect(proto.CodeInvocation)
+						p.mc.(*rsClient).send(encodeMsg(t, proto.MsgPack, &proto.Message{Type: proto.CodeYield, Request: inv.Request,
+							Dict: emptyDict(t, proto.MsgPack), Args: inv.Args}))
+						res := w.expect(proto.CodeResult)
+						if got := args(t, res); len(got) != 1 || !bytes.Equal(got[0].([]byte), arg) {
+							t.Fatalf("round %d: echo of %d bytes came back wrong", round, len(arg))
+						}
 					}
-				}
-				if n := bufs(); n < 16<<10 {
-					t.Fatalf("round %d: %d bytes of buffers after a 200 KiB message", round, n)
+					st := stat()
+					if st.tlsBufs >= 16<<10 {
+						break
+					}
+					if !st.tlsTrimmed || try == 4 {
+						t.Fatalf("round %d: %d bytes of buffers after a 200 KiB message (released by a scan: %v, %d tries)", round, st.tlsBufs, st.tlsTrimmed, try+1)
+					}
 				}
 			}
 		})
