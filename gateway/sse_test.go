@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -250,9 +251,31 @@ func TestStreamedCallLargeResultBoundedByTotal(t *testing.T) {
 func shrinkGatewaySendBuffer(t *testing.T, c net.Conn, n int) int {
 	t.Helper()
 	local, remote := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	// The connection may be moving from the gateway's event loop to
+	// net/http (a duplicate descriptor, then the loop's closed) while the
+	// descriptors are read: one found may be closed before its option is
+	// set (EBADF), or neither be there for a moment. Looked for again
+	// then, for a few seconds.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fd, err := findGatewayEnd(local, remote, n)
+		if err == nil && fd >= 0 {
+			return fd
+		}
+		if err != nil && !errors.Is(err, syscall.EBADF) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway's end of %s is not among this process's descriptors (last: %v)", local, err)
+		}
+	}
+}
+
+// findGatewayEnd sets SO_SNDBUF to n on the descriptor whose socket is the
+// other end of local-remote and returns it: -1 when none is found.
+func findGatewayEnd(local, remote *net.TCPAddr, n int) (int, error) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skipf("the gateway's socket is not to be found: %v", err)
+		return -1, err
 	}
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
@@ -267,12 +290,11 @@ func shrinkGatewaySendBuffer(t *testing.T, c net.Conn, n int) int {
 			continue
 		}
 		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); err != nil {
-			t.Fatal(err)
+			return -1, err
 		}
-		return fd
+		return fd, nil
 	}
-	t.Fatalf("the gateway's end of %s is not among this process's descriptors", local)
-	return -1
+	return -1, nil
 }
 
 // socketQueues returns the bytes in the receive queue of c, a client's
