@@ -178,6 +178,25 @@ func (t *table[E]) prefixMatch(u []byte, dst []E) ([]E, int) {
 	return dst, steps
 }
 
+// prefixCount returns how many entries prefixMatch appends for u.
+func (t *table[E]) prefixCount(u []byte) int {
+	n, k := &t.ptrie, 0
+	if n.has {
+		k++
+	}
+	for rest := u; len(rest) > 0; {
+		_, c := n.kid(rest[0])
+		if c == nil || len(c.label) > len(rest) || string(rest[:len(c.label)]) != c.label {
+			break
+		}
+		rest, n = rest[len(c.label):], c
+		if n.has {
+			k++
+		}
+	}
+	return k
+}
+
 // longest returns the entry of the longest prefix pattern u starts with.
 func (n *pnode[E]) longest(u []byte) (e E, ok bool) {
 	e, ok = n.entry, n.has

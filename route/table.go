@@ -239,6 +239,44 @@ func (t *table[E]) coverAll(m proto.Match, u []byte, dst []E) []E {
 	return dst
 }
 
+// matchCost returns how many entries match u and how many wildcard
+// nodes matchAll visits for it, collecting nothing: what a
+// wamp.subscription.match of u walks (metaWalks).
+func (t *table[E]) matchCost(u []byte) (matched, visited int) {
+	if _, ok := t.exact[string(u)]; ok {
+		matched++
+	}
+	matched += t.prefixCount(u)
+	if len(t.wild) > 0 {
+		if root := t.wild[componentsB(u)]; root != nil {
+			m, v := wmatchCount(root, u)
+			matched, visited = matched+m, v
+		}
+	}
+	return matched, visited
+}
+
+// wmatchCount is wmatchAll counting: the entries it would append and the
+// nodes it visits.
+func wmatchCount[E comparable](cur *wnode[E], rest []byte) (matched, visited int) {
+	comp, next, last := cutComponentB(rest)
+	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
+		if child == nil {
+			continue
+		}
+		visited++
+		if last {
+			if child.has {
+				matched++
+			}
+			continue
+		}
+		m, v := wmatchCount(child, next)
+		matched, visited = matched+m, visited+v
+	}
+	return matched, visited
+}
+
 func wmatchAll[E comparable](cur *wnode[E], rest []byte, dst []E) []E {
 	comp, next, last := cutComponentB(rest)
 	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
