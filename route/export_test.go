@@ -15,3 +15,18 @@ func SessionShard(r *Router, realm string, id uint64) int {
 	}
 	return -1
 }
+
+// WalkShares returns the owners' shares of walk budget r holds: those
+// its sessions hold, and all of them (for the tests of package
+// route_test).
+func WalkShares(r *Router) (held, all int) {
+	w := &r.walkOwners
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range w.by {
+		if o.sessions > 0 {
+			held++
+		}
+	}
+	return held, len(w.by)
+}

@@ -112,7 +112,7 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	// (nextAsk): it used to ask at once while the session had a turn
 	// free, whatever it owed.
 	now, queued := false, false
-	debt := ss.asks.busy < maxSessionGathers && (len(ss.asks.q) > 0 || s.walkDebt(ss))
+	debt := ss.asks.busy < maxSessionGathers && (len(ss.asks.q) > 0 || s.walkDebt(ss, true))
 	if debt || ss.asks.busy >= maxSessionGathers {
 		// The node's bound in bytes was checked before this node's part
 		// ran (meshMetaFull): a call that did something here (a kill) is
@@ -162,7 +162,7 @@ func (s *Shard) meshMetaFull(ss *Session, req uint64, proc string, q []byte) boo
 		s.refuseMetaGather(ss, req)
 		return true
 	}
-	waits := ss.asks.busy >= maxSessionGathers || len(ss.asks.q) > 0 || s.walkDebt(ss)
+	waits := ss.asks.busy >= maxSessionGathers || len(ss.asks.q) > 0 || s.walkDebt(ss, true)
 	if q != nil && waits && s.r.ms.asksQueued.Load()+askCost(queuedMeta{q: q}) > maxQueuedAsks {
 		s.refuseQueuedBytes(ss, req)
 		return true
@@ -239,7 +239,7 @@ func (s *Shard) nextAsk(ss *Session) {
 		if ss.asksParked {
 			return // they wait in the walk queue
 		}
-		if s.walkDebt(ss) {
+		if s.walkDebt(ss, true) {
 			s.parkAsks(ss)
 			return
 		}
@@ -306,17 +306,18 @@ func (s *Shard) dropAsks(ss *Session) {
 
 // parkAsks has ss's meta calls waiting to ask the other nodes go on once
 // its walk debt is paid: one entry in the walk queue for them all.
-func (s *Shard) parkAsks(ss *Session) { s.parkUntilPaid(ss, &ss.asksParked, s.nextAsk) }
+func (s *Shard) parkAsks(ss *Session) { s.parkUntilPaid(ss, &ss.asksParked, s.nextAsk, true) }
 
-// parkUntilPaid has next(ss) run once ss's walk debt is paid, through one
-// entry in the walk queue (one timer) however many requests wait behind
-// *parked, which is set until then.
-func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session)) {
+// parkUntilPaid has next(ss) run once ss's walk debt is paid (and its
+// owner's, for meta calls: owned), through one entry in the walk queue
+// (one timer) however many requests wait behind *parked, which is set
+// until then.
+func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session), owned bool) {
 	if *parked {
 		return
 	}
 	*parked = true
-	s.turn(ss, walk{run: func() int {
+	s.turn(ss, walk{owned: owned, run: func() int {
 		*parked = false
 		next(ss)
 		return 0
@@ -342,7 +343,7 @@ func (s *Shard) parkUntilPaid(ss *Session, parked *bool, next func(*Session)) {
 // 14,500 queries a second onto each other node's shard 0; now about
 // 4,000 (walkRate/meshAskCost) at most.
 func (s *Shard) chargeRemote(ss *Session, qm queuedMeta, answers []answer, missing []string) {
-	s.walkCharge(ss, remoteCost(qm.proc, answers, qm.visit)+asked(len(answers), missing)*meshAskCost)
+	s.walkCharge(ss, remoteCost(qm.proc, answers, qm.visit)+asked(len(answers), missing)*meshAskCost, true)
 }
 
 // answer is a node's answer to a gathered meta call, decoded
@@ -381,14 +382,9 @@ func asked(answers int, missing []string) int64 {
 	return max(n, 1)
 }
 
-// walkCharge takes n entries from ss's walk budget (refilled first).
-func (s *Shard) walkCharge(ss *Session, n int64) {
-	if n > 0 {
-		b := &ss.walks
-		b.refill(s.r.now())
-		b.tokens -= n
-	}
-}
+// walkCharge takes n entries from ss's walk budget, and its owner's for
+// a meta call (owned; refilled first).
+func (s *Shard) walkCharge(ss *Session, n int64, owned bool) { s.walkTake(ss, n, owned) }
 
 // remoteCost is what the other nodes' answers to a gathered meta call of
 // proc cost in the walk budget's entries: one per byte (a listed id takes
@@ -1174,7 +1170,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	// In debt for the retained events the other nodes sent it
 	// (chargeRemoteRetained), the session asks them again once it is
 	// paid: it waits its turn as if its gathers were all busy.
-	debt := t.busy < maxSessionGathers && s.walkDebt(ss)
+	debt := t.busy < maxSessionGathers && s.walkDebt(ss, false)
 	// Waiting for a gather of its address to end (addrGathers.wait),
 	// the session's further gathers wait behind it, in order.
 	blocked := debt || ss.retainsAddrWait
@@ -1217,7 +1213,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	}
 	switch {
 	case !now && !queued:
-		s.walkCharge(ss, int64(s.sendRetained(ss, ask))) // never, by the above; this node's only
+		s.walkCharge(ss, int64(s.sendRetained(ss, ask)), false) // never, by the above; this node's only
 		return
 	case !now:
 		return
@@ -1253,7 +1249,7 @@ func (s *Shard) meshRetained(ss *Session, ask retainedAsk) {
 	if err != nil {
 		// This node's only (the node's or the address's gathers are all
 		// taken), charged as on one node.
-		s.walkCharge(ss, int64(s.sendRetained(ss, ask)))
+		s.walkCharge(ss, int64(s.sendRetained(ss, ask)), false)
 		return
 	}
 	ss.retains.busy++
@@ -1268,7 +1264,7 @@ func (s *Shard) nextRetained(ss *Session) {
 		if len(ss.retains.q) == 0 || ss.retains.busy >= maxSessionGathers || ss.retainsParked || ss.retainsAddrWait {
 			return
 		}
-		if s.walkDebt(ss) {
+		if s.walkDebt(ss, false) {
 			s.parkRetains(ss)
 			return
 		}
@@ -1285,14 +1281,13 @@ func (s *Shard) nextRetained(ss *Session) {
 // parkRetains has ss's get_retained gathers waiting for its walk debt go
 // on once it is paid: one entry in the walk queue for them all, so one
 // timer however many wait.
-func (s *Shard) parkRetains(ss *Session) { s.parkUntilPaid(ss, &ss.retainsParked, s.nextRetained) }
-
-// walkDebt reports whether ss's walk budget is in debt (refilled first).
-func (s *Shard) walkDebt(ss *Session) bool {
-	b := &ss.walks
-	b.refill(s.r.now())
-	return b.tokens <= 0
+func (s *Shard) parkRetains(ss *Session) {
+	s.parkUntilPaid(ss, &ss.retainsParked, s.nextRetained, false)
 }
+
+// walkDebt reports whether ss's walk budget, or for a meta call (owned)
+// its owner's, is in debt (refilled first).
+func (s *Shard) walkDebt(ss *Session, owned bool) bool { return !s.walkReady(ss, owned) }
 
 // chargeRemoteRetained charges ss's walk budget for the retained events
 // the other nodes sent in answer to one of its get_retained SUBSCRIBEs,
@@ -1329,7 +1324,7 @@ func (s *Shard) chargeRemoteRetained(ss *Session, answers [][]byte, missing []st
 			n += int64(len(a))
 		}
 	}
-	s.walkCharge(ss, n/retainedBytesPerEntry+asked(len(answers), missing)*meshAskCost)
+	s.walkCharge(ss, n/retainedBytesPerEntry+asked(len(answers), missing)*meshAskCost, false)
 }
 
 // retainedGathered merges the gathered retained events with this node's
@@ -1391,7 +1386,7 @@ func (s *Shard) chargeMergedRetained(ss *Session, ask retainedAsk, pubs []*publi
 	for _, p := range pubs {
 		n += int64(p.c.size() + len(p.topic))
 	}
-	s.walkCharge(ss, n/retainedBytesPerEntry*int64(ask.more))
+	s.walkCharge(ss, n/retainedBytesPerEntry*int64(ask.more), false)
 }
 
 // chargeLocalRetained charges ss's walk budget for this node's retained
@@ -1409,7 +1404,7 @@ func (s *Shard) chargeLocalRetained(ss *Session, pubs map[string]*publication) {
 	for _, p := range pubs {
 		n += int64(p.c.size() + len(p.topic))
 	}
-	s.walkCharge(ss, n/retainedBytesPerEntry)
+	s.walkCharge(ss, n/retainedBytesPerEntry, false)
 }
 
 // localRetained returns this node's retained events matching sub: every

@@ -86,6 +86,7 @@ func (s *Shard) leave(ss *Session) {
 	rm.mu.Unlock()
 	s.leaveDealer(ss)
 	s.leaveBroker(ss)
+	s.r.walkOwners.leave(ss, s.r.now())
 	ss.dropAuthz()
 	s.publishTestaments(ss)
 	if ss.cred != nil {

@@ -265,6 +265,9 @@ type Router struct {
 	regBytes testamentBudget
 	// calls counts the calls in flight (Config.MaxCallsTotal).
 	calls callBudget
+	// walkOwners holds each client's share of walk budget, which its
+	// sessions draw on besides their own (walkbudget.go).
+	walkOwners walkOwners
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64

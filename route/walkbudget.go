@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -196,6 +197,237 @@ type walkBudget struct {
 	q      []walk
 	metas  int // meta calls in q
 	logged bool
+	// own is the session's owner's share (walkOwnerOf), set at its
+	// first walk; nil for none.
+	own    *walkOwner
+	ownSet bool
+}
+
+// A session's budget was all there was, and a new session brought a new
+// one: 100 sessions opened one after another from one client each listed
+// 20,000 subscriptions at once (11.9 ms of the loop each), where one
+// session's budget pays for one such list, then about 3 a second. So each
+// session's meta calls (their walks here, and on a mesh their gathers'
+// charges and turns) also draw on its owner's share, which it leaves as
+// it found it when it closes: the sessions of a client (as the subscriptions' and
+// calls' shares count them, retainOwner: an anonymous session's client
+// address, an IPv4 address or an IPv6 /64; an authenticated session's
+// authid in its realm, which the peer cannot renew: the operator gave it
+// its credential) together walk at most ownerWalkShare sessions' worth,
+// ownerWalkShare times walkRate a second and walkBurst at once. A walk
+// runs when neither the session nor its owner is in debt, and is charged
+// to both. An owner's share is dropped once it has no session and is
+// whole again, so a client that reconnects finds its debt where it left
+// it, and a client's share is nobody else's: the sessions of another
+// address or authid (a monitor with its own user) walk as before, however
+// much this one walks. Within one owner, a session still walks at most
+// its own budget, so one busy session leaves its owner's other sessions
+// as much again (a monitor listing once a second beside it is answered,
+// at most one of its walks late). The HTTP gateway's pooled sessions
+// have none (its own limits bound their clients). A get_retained
+// SUBSCRIBE's scan and retained events draw on the session's budget
+// alone, as before: devices behind one NAT or sharing one authid
+// subscribe with get_retained together as they reconnect after an
+// outage, and 1,000 of them each scanning a realm of 65,536 retained
+// topics would have waited up to a minute for a shared share. Sessions of one owner
+// on different shards checking at the same moment may each run one walk
+// before either is charged, as callBudgetRoom's bound.
+const ownerWalkShare = 2
+
+// walkOwners are the owners' shares of walk budget (walkOwner), shared by
+// the shards.
+type walkOwners struct {
+	mu sync.Mutex
+	by map[string]*walkOwner // guarded by mu
+	// idle are the shares of by without a session, in debt when their
+	// last left: dropped once whole (sweep). Guarded by mu.
+	idle   []*walkOwner
+	swept  int64 // when idle was last swept (Router.now); guarded by mu
+	byPeak int   // shrinkDue's peak of by; guarded by mu
+}
+
+// walkOwner is one owner's share of walk budget: ownerWalkShare sessions'
+// worth, drawn on by all its sessions. Guarded by walkOwners.mu.
+type walkOwner struct {
+	key      string // static
+	tokens   int64  // may go negative, as walkBudget.tokens
+	at       int64
+	sessions int  // sessions holding it (walkBudget.own)
+	idle     bool // in walkOwners.idle
+}
+
+func (o *walkOwner) refill(now int64) {
+	if d := now - o.at; d > 0 {
+		o.tokens = min(o.tokens+d*walkRate*ownerWalkShare/1e9, walkBurst*ownerWalkShare)
+		o.at = now
+	}
+}
+
+// join returns owner key's share, made whole if it has none, with one
+// more session holding it.
+func (w *walkOwners) join(key string, now int64) *walkOwner {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sweep(now)
+	o := w.by[key]
+	if o == nil {
+		if w.by == nil {
+			w.by = map[string]*walkOwner{}
+		}
+		o = &walkOwner{key: key, tokens: walkBurst * ownerWalkShare, at: now}
+		w.by[key] = o
+	}
+	o.sessions++
+	return o
+}
+
+// leave lets leaving session ss's share go: dropped with its last session
+// if whole, else kept until it is (sweep). Owned by ss's shard.
+func (w *walkOwners) leave(ss *Session, now int64) {
+	o := ss.walks.own
+	ss.walks.own, ss.walks.ownSet = nil, false
+	if o == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o.sessions--; o.sessions == 0 {
+		o.refill(now)
+		if o.tokens >= walkBurst*ownerWalkShare {
+			w.drop(o)
+		} else if !o.idle {
+			o.idle = true
+			w.idle = append(w.idle, o)
+		}
+	}
+	w.sweep(now)
+}
+
+// sweep drops the shares without a session that are whole again, at most
+// once a second: each is in debt by at most about one walk when its last
+// session leaves (a list of 100,000 entries is paid in under a second),
+// so idle holds the owners that left in debt in the last seconds. Under
+// mu.
+func (w *walkOwners) sweep(now int64) {
+	if len(w.idle) == 0 || now-w.swept < 1e9 {
+		return
+	}
+	w.swept = now
+	keep := w.idle[:0]
+	for _, o := range w.idle {
+		if o.sessions > 0 {
+			o.idle = false
+			continue
+		}
+		o.refill(now)
+		if o.tokens >= walkBurst*ownerWalkShare {
+			o.idle = false
+			w.drop(o)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	clear(w.idle[len(keep):])
+	w.idle = keep
+}
+
+// drop deletes o from by. Under mu.
+func (w *walkOwners) drop(o *walkOwner) {
+	n := len(w.by)
+	delete(w.by, o.key)
+	if shrinkDue(&w.byPeak, n, len(w.by)) {
+		shrinkMap(&w.by, &w.byPeak)
+	}
+}
+
+// walkOwnerOf returns ss's owner's share, fixed at its first walk; nil for
+// an InProcessPeer's session (the HTTP gateway's, carrying many clients)
+// or one without an owner. Owned by ss's shard.
+func (s *Shard) walkOwnerOf(ss *Session) *walkOwner {
+	b := &ss.walks
+	if b.ownSet {
+		return b.own
+	}
+	if ss.state != stEstablished {
+		return nil // left (walkOwners.leave): holds none again
+	}
+	b.ownSet = true
+	if _, inProcess := ss.peer.(InProcessPeer); inProcess {
+		return nil
+	}
+	if key := ss.retainOwner(); key != "" {
+		b.own = s.r.walkOwners.join(key, s.r.now())
+	}
+	return b.own
+}
+
+// walkReady refills ss's walk budget, and its owner's for a meta call
+// (owned), and reports whether neither is in debt. Owned by ss's shard.
+func (s *Shard) walkReady(ss *Session, owned bool) bool {
+	now := s.r.now()
+	b := &ss.walks
+	b.refill(now)
+	if b.tokens <= 0 {
+		return false
+	}
+	if !owned {
+		return true
+	}
+	o := s.walkOwnerOf(ss)
+	if o == nil {
+		return true
+	}
+	w := &s.r.walkOwners
+	w.mu.Lock()
+	o.refill(now)
+	ok := o.tokens > 0
+	w.mu.Unlock()
+	return ok
+}
+
+// walkTake charges n entries walked to ss's budget, and its owner's for a
+// meta call (owned). Owned by ss's shard.
+func (s *Shard) walkTake(ss *Session, n int64, owned bool) {
+	if n <= 0 {
+		return
+	}
+	now := s.r.now()
+	b := &ss.walks
+	b.refill(now)
+	b.tokens -= n
+	if !owned {
+		return
+	}
+	if o := s.walkOwnerOf(ss); o != nil {
+		w := &s.r.walkOwners
+		w.mu.Lock()
+		o.refill(now)
+		o.tokens -= n
+		w.mu.Unlock()
+	}
+}
+
+// walkWait returns how long until neither ss's budget nor, for a meta
+// call (owned), its owner's is in debt (refilled first). Owned by ss's
+// shard.
+func (s *Shard) walkWait(ss *Session, owned bool) int64 {
+	now := s.r.now()
+	ss.walks.refill(now)
+	wait := int64(0)
+	if t := ss.walks.tokens; t <= 0 {
+		wait = (1-t)*1e9/walkRate + 1
+	}
+	if o := ss.walks.own; o != nil && owned {
+		w := &s.r.walkOwners
+		w.mu.Lock()
+		o.refill(now)
+		t := o.tokens
+		w.mu.Unlock()
+		if t <= 0 {
+			wait = max(wait, (1-t)*1e9/(walkRate*ownerWalkShare)+1)
+		}
+	}
+	return wait
 }
 
 // walk is a waiting request: run does it, if it still has to be done, and
@@ -203,6 +435,9 @@ type walkBudget struct {
 type walk struct {
 	run  func() int
 	meta bool
+	// owned: it waits for, and is charged to, the owner's share too (a
+	// meta call's walks: walkOwner).
+	owned bool
 }
 
 func (b *walkBudget) refill(now int64) {
@@ -252,9 +487,8 @@ func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Matc
 // turn runs w now if ss's budget allows, else queues it for the timer.
 func (s *Shard) turn(ss *Session, w walk) (now bool) {
 	b := &ss.walks
-	b.refill(s.r.now())
-	if len(b.q) == 0 && b.tokens > 0 {
-		b.tokens -= int64(w.run())
+	if len(b.q) == 0 && s.walkReady(ss, w.owned) {
+		s.walkTake(ss, int64(w.run()), w.owned)
 		return true
 	}
 	b.q = append(b.q, w)
@@ -347,7 +581,7 @@ func (s *Shard) metaTurn(ss *Session, m *proto.Message, proc string, h metaFn, a
 	w := s.holdMeta(ss, req, due)
 	var rawArgs, rawKwargs proto.Raw // set while it waits
 	waited := false
-	now := s.turn(ss, walk{meta: true, run: func() int {
+	now := s.turn(ss, walk{meta: true, owned: true, run: func() int {
 		if !ss.releaseMeta(req, w) {
 			return 0 // canceled while it waited
 		}
@@ -384,25 +618,20 @@ func (s *Shard) metaTurn(ss *Session, m *proto.Message, proc string, h metaFn, a
 
 // armWalk schedules ss's next waiting walk for when its debt is paid.
 func (s *Shard) armWalk(ss *Session) {
-	wait := int64(0)
-	if t := ss.walks.tokens; t <= 0 {
-		wait = (1-t)*1e9/walkRate + 1
-	}
-	s.addTimer(timer{due: s.r.now() + wait, kind: tmWalk, sess: ss})
+	s.addTimer(timer{due: s.r.now() + s.walkWait(ss, ss.walks.q[0].owned), kind: tmWalk, sess: ss})
 }
 
 // walksDue runs ss's waiting walks while its budget allows.
 func (s *Shard) walksDue(ss *Session) {
 	b := &ss.walks
-	b.refill(s.r.now())
-	for len(b.q) > 0 && b.tokens > 0 && ss.state == stEstablished {
+	for len(b.q) > 0 && ss.state == stEstablished && s.walkReady(ss, b.q[0].owned) {
 		w := b.q[0]
 		b.q[0] = walk{}
 		b.q = b.q[1:]
 		if w.meta {
 			b.metas--
 		}
-		b.tokens -= int64(w.run())
+		s.walkTake(ss, int64(w.run()), w.owned)
 	}
 	if len(b.q) == 0 {
 		b.q = nil
