@@ -353,6 +353,9 @@ type answer struct {
 	err  *metaErr
 	ok   bool
 	size int
+	// visited is what the node says a removal (metaVisits) it carried
+	// out visited (answerQuery); -1: not said.
+	visited int64
 }
 
 // decodeAnswers decodes the answers of a gathered meta call, once, for
@@ -360,8 +363,8 @@ type answer struct {
 func decodeAnswers(raw [][]byte) []answer {
 	out := make([]answer, len(raw))
 	for i, a := range raw {
-		r, rerr, ok := decodeAnswer(a)
-		out[i] = answer{res: r, err: rerr, ok: ok, size: len(a)}
+		r, rerr, ok, visited := decodeAnswerVisited(a)
+		out[i] = answer{res: r, err: rerr, ok: ok, size: len(a), visited: visited}
 	}
 	return out
 }
@@ -417,9 +420,16 @@ func remoteCost(proc string, answers []answer, visit int64) int64 {
 		if metaVisits[proc] && a.ok && (a.err == nil || a.err.uri != proto.URINoSuchSession && a.err.uri != uriNotAnswered) {
 			// The session's node looked for it among the callees
 			// (subscribers), a walk of up to every session of the realm
-			// there, which its answer does not size (meshOwned: handed
-			// on whole): charged visit.
-			n += visit
+			// there, which its result does not size (meshOwned: handed
+			// on whole): charged what the node says it visited when it
+			// carried the removal out, else visit (a node of the
+			// previous release, or one refusing it: the session is no
+			// callee there, a walk of the whole list).
+			if a.err == nil && a.visited >= 0 {
+				n += a.visited
+			} else {
+				n += visit
+			}
 		}
 		total += n
 	}
@@ -433,7 +443,13 @@ const meshRemoveMin = 64
 
 // remoteVisit is what the walk of the session's node, the node whose slot
 // target's id carries, for removal proc (metaVisits) naming target is
-// charged, besides its answer's bytes (remoteCost): for remove_callee,
+// charged, besides its answer's bytes (remoteCost), when that node does
+// not say what it visited (it refused the removal, or is of the previous
+// release; one that carried it out says, and is charged that: before, a
+// remove_subscriber was charged meshScanMin whatever the subscription,
+// and an admin removing 200 stale subscribers of another node had 16
+// answered at once with the clock stopped,
+// TestMeshRemoteRemoveSubscriberChargedByWalk): for remove_callee,
 // the callees of the registration the directory records on that node
 // (nodes sharing the slot summed), at least meshRemoveMin, as on one
 // node a removal is charged the callees it may visit; meshScanMin, as a
@@ -689,7 +705,7 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 	// tables, so that "any other session" means every session here.
 	caller := &Session{realm: rm, shard: s, state: stEstablished}
 	walked := -1
-	if walkedReported(proc) {
+	if walkedReported(proc) || metaVisits[proc] {
 		rm.mu.RLock()
 		walked = metaWalks[proc](rm, args, kwargs)
 		rm.mu.RUnlock()
@@ -705,6 +721,12 @@ func (s *Shard) answerQuery(rm *Realm, proc string, args []any, kwargs map[strin
 		// walked count second, then the list (combineKilled).
 		l, _ := res[0].([]any)
 		v = []any{true, []any{len(l), max(walked, 0), res[0]}}
+	case metaVisits[proc] && res == nil:
+		// A removal carried out here: what it visited, for the caller's
+		// charge (remoteCost), in place of its result, which is none.
+		// A node of the previous release reads no result from it, as
+		// from [true, null].
+		v = []any{true, max(walked, 1)}
 	case walked >= 0 && len(res) == 1:
 		// What this node walked for it, for the caller's charge
 		// (walkedReported): a second element of the result.
@@ -747,27 +769,39 @@ func (r *Router) meshLimit(bound int) int {
 // decodeAnswer returns a remote answer's result, or its error (an error
 // URI that is not a valid URI is taken for no answer).
 func decodeAnswer(b []byte) ([]any, *metaErr, bool) {
+	res, merr, ok, _ := decodeAnswerVisited(b)
+	return res, merr, ok
+}
+
+// decodeAnswerVisited is decodeAnswer, and what a removal carried out
+// said it visited (a number where the result is: answerQuery), -1 for
+// none said.
+func decodeAnswerVisited(b []byte) ([]any, *metaErr, bool, int64) {
 	if len(b) == 0 {
-		return nil, nil, false
+		return nil, nil, false, -1
 	}
 	v, err := proto.DecodeValue(proto.Raw{Ser: proto.MsgPack, B: b})
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, false, -1
 	}
 	l, _ := v.([]any)
 	switch {
 	case len(l) == 2 && l[0] == true:
-		res, _ := l[1].([]any)
-		return res, nil, true
+		res, isList := l[1].([]any)
+		visited := int64(-1)
+		if !isList && l[1] != nil {
+			visited = min(max(toInt(l[1]), 0), 1<<32)
+		}
+		return res, nil, true, visited
 	case len(l) == 3 && l[0] == false:
 		uri, _ := l[1].(string)
 		msg, _ := l[2].(string)
 		if !proto.ValidURI([]byte(uri), proto.URILoose) {
-			return nil, nil, false
+			return nil, nil, false, -1
 		}
-		return nil, &metaErr{uri, msg}, true
+		return nil, &metaErr{uri, msg}, true, -1
 	}
-	return nil, nil, false
+	return nil, nil, false, -1
 }
 
 func encodeQuery(realm, proc string, args []any, kwargs map[string]any) ([]byte, error) {

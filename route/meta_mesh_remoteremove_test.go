@@ -116,3 +116,56 @@ func TestMeshRemoteRemoveCalleeChargedByDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestMeshRemoteRemoveSubscriberChargedByWalk: a remove_subscriber of
+// another node's session is charged, for that node's walk, what that node
+// says it walked (the subscribers it has of the subscription, as one node
+// charges), not meshScanMin whatever the subscription's size: an admin on
+// node A removing node B's stale subscribers, one per subscription, was
+// charged 8,192 entries each besides the ask (1,000 took about 16 s of
+// the walk budget). A node of the previous release says nothing, and is
+// charged meshScanMin as before; so is a removal naming a session that is
+// no subscriber (TestMeshRemoteRemoveVisitsCharged).
+func TestMeshRemoteRemoveSubscriberChargedByWalk(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	const n = 200
+	type stale struct{ sub, sess uint64 }
+	var all []stale
+	for i := range n {
+		c := es[1].join(proto.MsgPack)
+		all = append(all, stale{c.subscribe("com.stale."+strconv.Itoa(i), nil), c.id})
+	}
+	admin := es[0].join(proto.MsgPack)
+	mm.sync()
+	// Its RESULT has no arguments, as one node's (the count node B
+	// sends is for the charge).
+	admin.call("wamp.subscription.remove_subscriber", nil, []any{all[0].sub, all[0].sess}, nil)
+	mm.sync()
+	if m := admin.expect(proto.CodeResult); m.Args.Present() {
+		t.Fatalf("remove_subscriber of node B's subscriber answered %s, want a RESULT without arguments", describe(m))
+	}
+	es[0].advance(time.Minute) // the budget full; the clock stops here
+	removed, refused := 1, 0
+	for i := 1; i < n; i += maxSessionGathers {
+		for _, s := range all[i:min(i+maxSessionGathers, n)] {
+			admin.call("wamp.subscription.remove_subscriber", nil, []any{s.sub, s.sess}, nil)
+		}
+		mm.sync()
+		r, f := answeredAtOnce(admin)
+		removed, refused = removed+r, refused+f
+	}
+	t.Logf("with the clock stopped, %d of %d removals of node B's subscribers answered from node A (%d refused)", removed, n, refused)
+	if removed < n {
+		t.Fatalf("with the clock stopped, %d of %d removals of node B's subscribers (each the only subscriber of its subscription) answered from node A (%d refused, the others waiting)", removed, n, refused)
+	}
+	mm.sync()
+	rm := es[1].r.Realm("realm1")
+	for i, s := range all {
+		rm.mu.RLock()
+		_, has := rm.subByID[s.sub]
+		rm.mu.RUnlock()
+		if has {
+			t.Fatalf("subscription %d (com.stale.%d) still there after its subscriber was removed", s.sub, i)
+		}
+	}
+}
