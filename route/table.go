@@ -315,6 +315,47 @@ func (t *table[E]) best(u []byte) (E, bool) {
 	return zero, false
 }
 
+// bestCost returns how many wildcard nodes best visits for u, finding
+// nothing (a wamp.registration.match of u: metaWalks).
+func (t *table[E]) bestCost(u []byte) int {
+	if _, ok := t.exact[string(u)]; ok {
+		return 0
+	}
+	if _, ok := t.ptrie.longest(u); ok {
+		return 0
+	}
+	if len(t.wild) > 0 {
+		if root := t.wild[componentsB(u)]; root != nil {
+			_, visited := wbestCount(root, u)
+			return visited
+		}
+	}
+	return 0
+}
+
+// wbestCount is wbest counting the nodes it visits.
+func wbestCount[E comparable](cur *wnode[E], rest []byte) (found bool, visited int) {
+	comp, next, last := cutComponentB(rest)
+	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
+		if child == nil {
+			continue
+		}
+		visited++
+		if last {
+			if child.has {
+				return true, visited
+			}
+			continue
+		}
+		ok, v := wbestCount(child, next)
+		visited += v
+		if ok {
+			return true, visited
+		}
+	}
+	return false, visited
+}
+
 func wbest[E comparable](cur *wnode[E], rest []byte) (E, bool) {
 	comp, next, last := cutComponentB(rest)
 	for _, child := range [2]*wnode[E]{cur.kids[string(comp)], cur.any} {
