@@ -259,13 +259,28 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 		}
 		return &client.Result{Args: []any{"done"}}, nil
 	})
-	// The same results at a pace a reading client keeps up with.
+	// The same results at the pace of a client that reads them: the
+	// callee sends result i once the client has read result i-1, so that
+	// no more than one waits (the README's client that keeps up) and the
+	// call holds at most two (512 KiB) of the total. Before, the callee
+	// sent one every 10 ms whatever the client read, and under -race on a
+	// loaded machine the call held five (1.25 MiB, the total passed by a
+	// quarter) with none of its writes blocked, and was cut as the rule
+	// says (two entries or more waiting), its client's read ending in an
+	// unexpected EOF mid-stream (about 1 run in 6 with -count=6).
+	read := make(chan struct{}, chunks)
 	e.register(callee, "com.paced", func(ctx context.Context, inv *client.Invocation) (*client.Result, error) {
 		for i := 0; i < chunks; i++ {
+			if i > 0 {
+				select {
+				case <-read:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
 			if err := inv.SendProgress([]any{chunk}, nil); err != nil {
 				return nil, err
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 		return &client.Result{Args: []any{"done"}}, nil
 	})
@@ -276,6 +291,11 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 	// 24 MiB of JSON through the router: under -race on a loaded 2-CPU
 	// machine 72 MiB took more than waitFor's 10 s (a CI run).
 	waitWithin(t, 60*time.Second, "the callee's progressive results", func() bool { return sent.Load() == calls*chunks })
+	// The clients that do not read are cut, or their results gone into
+	// the kernel's buffers: what is left of them (with the call's two
+	// results, under the bound: the reaper does not run) is no reason to
+	// cut the one that reads.
+	waitFor(t, "the total back under half the bound", func() bool { return e.gw.sse.bytes.Load() <= total/2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, rd := e.stream(ctx, "POST", "/wamp/realm1/call/com.paced", `{}`)
@@ -283,6 +303,7 @@ func TestSSEProgressiveResultsCountInTotal(t *testing.T) {
 		if ev, err := rd.next(); err != nil || ev.event != "progress" {
 			t.Fatalf("a client that reads, progress %d: %+v %v", i, ev.event, err)
 		}
+		read <- struct{}{}
 	}
 	if ev, err := rd.next(); err != nil || ev.event != "result" {
 		t.Fatalf("a client that reads, result: %+v %v", ev.event, err)
