@@ -801,10 +801,17 @@ func qWeight(params string) int {
 // a parameter's value may hold commas and semicolons that separate
 // nothing. Before, Accept was cut at every one: a quoted
 // ",text/event-stream" streamed a JSON-only client's call. It does not
-// allocate; a header without '"' is cut as strings.Cut cuts it.
+// allocate, and reads s only up to the sep it cuts at: a part without
+// '"' is cut as strings.Cut cuts it. (It looked for a '"' in all of s
+// first, and the callers cut a header part by part: a 64 KiB Accept of
+// "a,a,…" took about 100 ms to read, 0.8 ms with strings.Cut.)
 func cutUnquoted(s string, sep byte) (before, after string, found bool) {
-	if strings.IndexByte(s, '"') < 0 {
-		return strings.Cut(s, string(sep))
+	i := strings.IndexByte(s, sep)
+	if i < 0 {
+		return s, "", false // quoted or not, nothing to cut at
+	}
+	if strings.IndexByte(s[:i], '"') < 0 {
+		return s[:i], s[i+1:], true
 	}
 	quoted := false
 	for i := 0; i < len(s); i++ {
