@@ -113,7 +113,13 @@ func (g *Server) compileRoutes(routes []Route, kt *keyTable, prev *routeTable) (
 		for m, cr := range gr.byMethod {
 			order = append(order, m)
 			if cr.lbl == nil { // compiled now, not reused
-				cr.cors = newCORSPolicy(cr.Route.CORS, []string{cr.Method}, g.opts.APIKeyHeader)
+				methods := []string{cr.Method}
+				if cr.Method == http.MethodGet {
+					// Its GET serves HEAD (bindRoutes): a browser's
+					// preflight may name it. Before, it was not granted.
+					methods = append(methods, http.MethodHead)
+				}
+				cr.cors = newCORSPolicy(cr.Route.CORS, methods, g.opts.APIKeyHeader)
 				cr.lbl = g.metrics.configured(cr.label)
 			}
 		}
@@ -168,6 +174,9 @@ func (g *Server) bindRoutes(ac *access, t *routeTable, handle func(pattern strin
 			m := r.Method
 			if m == http.MethodOptions {
 				m = r.Header.Get("Access-Control-Request-Method")
+				if m == http.MethodHead {
+					m = http.MethodGet // a preflight of HEAD is its GET's, as the HEAD is
+				}
 				if cr := byMethod[m]; cr != nil && cr.cors != nil {
 					hs[m].ServeHTTP(w, r)
 					return

@@ -294,7 +294,7 @@ func TestRouteCORS(t *testing.T) {
 	}
 	r, body := pre("/public", "https://app.example", "GET", "authorization, content-type")
 	if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		r.Header.Get("Access-Control-Allow-Methods") != "GET, OPTIONS" || r.Header.Get("Access-Control-Max-Age") != "600" ||
+		r.Header.Get("Access-Control-Allow-Methods") != "GET, HEAD, OPTIONS" || r.Header.Get("Access-Control-Max-Age") != "600" ||
 		r.Header.Get("Access-Control-Allow-Headers") != "Authorization, Content-Type" {
 		t.Fatalf("preflight: %d %v %s", r.StatusCode, r.Header, body)
 	}

@@ -246,7 +246,7 @@ func (g *Server) buildOwn() []error {
 	add("/openapi.json", g.wrap("openapi", nil, http.HandlerFunc(g.serveOpenAPI)))
 	errs := validateCORS(&g.opts.CORS, "cors")
 	post := newCORSPolicy(&g.opts.CORS, []string{"POST"}, g.opts.APIKeyHeader)
-	get := newCORSPolicy(&g.opts.CORS, []string{"GET"}, g.opts.APIKeyHeader)
+	get := newCORSPolicy(&g.opts.CORS, []string{"GET", "HEAD"}, g.opts.APIKeyHeader) // the event streams answer HEAD
 	add(patBridgeCall, g.wrap("bridge_call", post, refuseOrigins(post, http.HandlerFunc(g.bridgeCall))))
 	add("/wamp/{realm}/publish/{topic}", g.wrap("bridge_publish", post, refuseOrigins(post, http.HandlerFunc(g.bridgePublish))))
 	add("/wamp/{realm}/events/{topic}", g.wrap("bridge_events", get, refuseOrigins(get, http.HandlerFunc(g.bridgeEvents))))
