@@ -372,9 +372,13 @@ func (s *Session) roomFor(n int) bool {
 // reader waiting for room by bytes is woken. By bytes alone, a few large
 // events behind such a handler stopped the reader, the reply unread: with
 // 6 MiB events, the third one stalled the handler until its context
-// ended. The stack is looked at only while a handler of s runs.
+// ended. The stack is looked at only while a handler of s runs, and the
+// goroutine's id only when the stack holds a dispatcher: every session's
+// handlers have that frame, and a request of s from another session's
+// handler (a bridge passing that session's events on through s) lifted
+// s's byte bound for as long as it waited.
 func (s *Session) holdRoom() (release func()) {
-	if !s.dispatching.Load() || !onStack(dispatchName) {
+	if !s.dispatching.Load() || !onStack(dispatchName) || goid() != s.dispatcher.Load() {
 		return func() {}
 	}
 	s.dispatcherWaits.Add(1)
@@ -433,6 +437,7 @@ func (s *Session) waitQueue(d delivery) bool {
 // still queued when Close is called or the session ends are dropped.
 func (s *Session) dispatch() {
 	defer s.wg.Done()
+	s.dispatcher.Store(goid()) // before dispatching is first set (holdRoom)
 	for {
 		select {
 		case d := <-s.evq:

@@ -86,9 +86,11 @@ type Session struct {
 	// dispatcherWaits counts waits for a reply of this session made on
 	// the dispatcher's goroutine (such a handler's Call, Subscribe, ...):
 	// while it is not zero the byte bound yields to the count bound, as
-	// the reader must read on for the reply (holdRoom).
+	// the reader must read on for the reply (holdRoom). dispatcher is the
+	// dispatcher goroutine's id (goid), set as it starts.
 	dispatching     atomic.Bool
 	dispatcherWaits atomic.Int32
+	dispatcher      atomic.Uint64
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
