@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -459,6 +460,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // the router starts) make one more reload after it, not one each.
 type signals struct {
 	stop, hup chan os.Signal
+	second    sync.Once // exitOnSecondStop's watch, started once
 }
 
 func notifySignals() *signals {
@@ -476,6 +478,58 @@ func (s *signals) close() {
 	signal.Stop(s.stop)
 	signal.Stop(s.hup)
 }
+
+// exitOnSecondStop ends the process at the next stop signal, status 1
+// (README, "Commands": a second SIGINT or SIGTERM during a stop exits at
+// once). Called once the first has come; the watch starts once.
+func (s *signals) exitOnSecondStop(log *slog.Logger) {
+	s.second.Do(func() {
+		go func() {
+			sig := <-s.stop
+			log.Warn("second stop signal while shutting down: exiting now, without waiting for the sessions", "signal", sig.String())
+			os.Exit(1)
+		}()
+	})
+}
+
+// reloadUnlessStopped runs reload, a SIGHUP's, on a goroutine of its own
+// and returns its error once it has ended. A stop signal that comes first
+// is logged at once and returned (sig): the reload's waits for files
+// being written end at it (awaitQuietConfig); the rest of it (the
+// gateway's runners, up to 10 s, and the event loops' re-check of the
+// sessions, up to 5 s, against loops or a router that do not answer) is
+// waited for at most wait more, then left to end beside the stop
+// (logged); waited is how long that took. A second stop signal meanwhile
+// ends the process (exitOnSecondStop). Before, the signal loop ran the
+// reload itself: a SIGTERM during a long one was neither logged nor acted
+// on until it ended, and an operator's second one, sent as the first
+// seemed ignored, then ended the router at once, without a drain.
+func (s *signals) reloadUnlessStopped(log *slog.Logger, wait time.Duration, reload func() error) (sig os.Signal, waited time.Duration, err error) {
+	done := make(chan error, 1)
+	go func() { done <- reload() }()
+	select {
+	case err = <-done:
+		return nil, 0, err
+	case sig = <-s.stop:
+	}
+	at := time.Now()
+	log.Info("stop signal during a reload: stopping once it ends, within "+wait.String()+", else without waiting for it", "signal", sig.String())
+	s.exitOnSecondStop(log)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err = <-done:
+	case <-t.C:
+		log.Warn("the reload has not ended " + wait.String() + " after the stop signal: stopping without waiting for it (what is left of it runs beside the stop)")
+	}
+	return sig, time.Since(at), err
+}
+
+// reloadStopWait is how long a stop signal that comes during a reload
+// waits for it (reloadUnlessStopped): a second at most, and half the
+// drain, whose time it takes (a stop stays within the drain plus 15 s of
+// its signal); without a drain, no time.
+func reloadStopWait(drain time.Duration) time.Duration { return min(time.Second, drain/2) }
 
 // errStoppedReading is run's when a stop signal came while the start read
 // its configuration.
@@ -726,7 +780,9 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	if len(hup) > 0 && len(stop) == 0 {
 		log.Info("SIGHUP received while starting: reloading now")
 	}
+	drain := time.Duration(cfg.Shutdown.DrainTimeout)
 	var sig os.Signal
+	var waited time.Duration // for a reload, after the stop signal
 	for sig == nil {
 		// A stop that is waiting goes before a reload that is waiting.
 		select {
@@ -738,12 +794,18 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		case sig = <-stop:
 		case <-hup:
 			sd.reloading()
-			if err := reload(cfgPath, override, &started, r, oa, certs, []*loop.CertFile{gwCert, meshCert}, jwks, gw, node != nil, log); err != nil {
+			var err error
+			sig, waited, err = sigs.reloadUnlessStopped(log, reloadStopWait(drain), func() error {
+				return reload(cfgPath, override, &started, r, oa, certs, []*loop.CertFile{gwCert, meshCert}, jwks, gw, node != nil, log)
+			})
+			if err != nil {
 				status.setNote("last reload refused: " + err.Error())
-			} else {
+			} else if sig == nil {
 				status.setNote("")
 			}
-			sd.notify("READY=1", "STATUS="+status.String())
+			if sig == nil {
+				sd.notify("READY=1", "STATUS="+status.String())
+			}
 		case <-eng.Done():
 			// The event loops died under us (gnet stops its engine on an
 			// error it cannot handle). Exit non-zero: the supervisor
@@ -764,13 +826,8 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	// A second SIGINT or SIGTERM while the calls drain
 	// (shutdown.drain_timeout) or the sessions close ends the process at
 	// once.
-	go func() {
-		s := <-stop
-		log.Warn("second stop signal while shutting down: exiting now, without waiting for the sessions", "signal", s.String())
-		os.Exit(1)
-	}()
+	sigs.exitOnSecondStop(log)
 	sup.stop()
-	drain := time.Duration(cfg.Shutdown.DrainTimeout)
 	sd.notify("STOPPING=1", "STATUS=shutting down: draining the calls in progress (up to "+drain.String()+"), then GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
 	var gwDone chan error
 	if gw != nil {
@@ -786,7 +843,9 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 			gwDone <- gw.Drain(gctx)
 		}()
 	}
-	drained := stopDrain(eng, r, drain, log)
+	// The drain's time counts from the signal: a wait for a reload took
+	// some (reloadStopWait: half of it at most).
+	drained := stopDrain(eng, r, drain-waited, log)
 	// The GOODBYEs' window (10 s from the drain's end, its count of the
 	// calls left included) holds the gateway's Shutdown too (its callees,
 	// webhooks and pooled sessions: 5 s at most, quick in practice), so
