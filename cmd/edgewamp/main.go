@@ -828,7 +828,11 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	// once.
 	sigs.exitOnSecondStop(log)
 	sup.stop()
-	sd.notify("STOPPING=1", "STATUS=shutting down: draining the calls in progress (up to "+drain.String()+"), then GOODBYE to "+strconv.Itoa(r.SessionCount())+" sessions")
+	stopping := "shutting down: draining the calls in progress (up to " + drain.String() + "), then GOODBYE to " + strconv.Itoa(r.SessionCount()) + " sessions"
+	if note := status.remark(); note != "" {
+		stopping += "; " + note // a reload the stop came during refused something
+	}
+	sd.notify("STOPPING=1", "STATUS="+stopping)
 	var gwDone chan error
 	if gw != nil {
 		// The gateway stops accepting at once and its requests in
@@ -970,7 +974,8 @@ func reload(path string, override func(*config), running *config, r *route.Route
 	// that wait listened for it), and that is no error.
 	stopped := false
 	if err := reloadCerts(all, log); err != nil {
-		if stopped = errors.Is(err, errReloadStopped); !stopped {
+		stopped = errors.Is(err, errReloadStopped)
+		if !stopped || refusedBeside(err, errReloadStopped) { // a pair refused before the stop
 			refused = append(refused, "TLS certificate")
 		}
 	}
@@ -995,13 +1000,28 @@ func reload(path string, override func(*config), running *config, r *route.Route
 	if stopped {
 		// Before, an ERROR line "configuration refused" (or "TLS
 		// certificate refused") for a reload the operator's stop cut short.
+		// What was refused before the stop is still returned, for the
+		// status line (it returned nil: STATUS did not say it).
 		log.Info("SIGHUP: a stop signal came while the reload waited for a file being written: the rest is not reloaded, and the router stops")
-		return nil
 	}
 	if len(refused) > 0 {
 		return errors.New(strings.Join(refused, ", ") + " (see the log)")
 	}
 	return nil
+}
+
+// refusedBeside reports whether err, one error or errors joined, holds
+// one that is not stop.
+func refusedBeside(err, stop error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !errors.Is(e, stop) {
+				return true
+			}
+		}
+		return false
+	}
+	return !errors.Is(err, stop)
 }
 
 // reloadConfig re-reads the configuration file and installs its realms,

@@ -60,6 +60,13 @@ func (s *statusLine) setNote(note string) {
 	s.mu.Unlock()
 }
 
+// remark returns the transient remark ("" when none).
+func (s *statusLine) remark() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.note
+}
+
 // String renders the line.
 func (s *statusLine) String() string {
 	s.mu.Lock()
