@@ -834,6 +834,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	}
 	sd.notify("STOPPING=1", "STATUS="+stopping)
 	var gwDone chan error
+	var gwDue time.Time // the gateway's drain's deadline
 	if gw != nil {
 		// The gateway stops accepting at once and its requests in
 		// progress end (within the drain, 5 s at least), alongside the
@@ -841,8 +842,9 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		// the drain has ended: the invocations in flight on them are
 		// among what it waits for.
 		gwDone = make(chan error, 1)
+		gwDue = time.Now().Add(max(gatewayDrainMin, drain))
 		go func() {
-			gctx, gcancel := context.WithTimeout(context.Background(), max(5*time.Second, drain))
+			gctx, gcancel := context.WithDeadline(context.Background(), gwDue)
 			defer gcancel()
 			gwDone <- gw.Drain(gctx)
 		}()
@@ -858,12 +860,25 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	// window began after that count (up to 1 s), and the OAuth2 server's
 	// close (up to 1 s) came after it: the drain plus 17 s.
 	// Its last second is the loops' own stop (shutdownEngine).
-	ctx, cancel := context.WithDeadline(context.Background(), drained.Add(goodbyeWindow-loopStopGrace))
-	defer cancel()
+	// It counts from the gateway's drain's end when that comes later: the
+	// gateway's requests may run 5 s whatever the drain, and with a
+	// drain under 5 s the GOODBYEs, which wait for them, had less of
+	// their window (6 s of 10 after a gateway request held 5 s, with a
+	// 1 s drain); a stop then takes up to 5 s plus 15 s.
+	goodbyeFrom := drained
 	if gwDone != nil {
 		if err := <-gwDone; err != nil {
 			log.Warn("gateway shutdown", "err", err)
 		}
+		// Not past its deadline: the second Drain may take past it (the
+		// calls streamed as SSE, streamedCallsGrace) stays in the window,
+		// as before, so that a stop stays within the drain (5 s at least)
+		// plus 15 s.
+		goodbyeFrom = later(drained, earlier(time.Now(), gwDue))
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), goodbyeFrom.Add(goodbyeWindow-loopStopGrace))
+	defer cancel()
+	if gwDone != nil {
 		gctx, gcancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := gw.Shutdown(gctx); err != nil {
 			log.Warn("gateway shutdown", "err", err)
@@ -887,10 +902,27 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 	return nil
 }
 
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// earlier returns the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // The windows of a stop after the drain (README, "Commands": the drain
 // plus 15 s): the sessions' GOODBYEs, from the drain's end, its last
 // second for the event loops' own stop, then the mesh's leave.
 const (
+	gatewayDrainMin = 5 * time.Second // the gateway's requests' time, whatever the drain
 	goodbyeWindow   = 10 * time.Second
 	loopStopGrace   = time.Second
 	meshLeaveWindow = 5 * time.Second

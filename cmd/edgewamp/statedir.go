@@ -188,12 +188,19 @@ func (c *config) stopTimeoutWarnings() []string {
 		}
 	}
 	limit, ok := unitTimespan(value)
-	need := time.Duration(c.Shutdown.DrainTimeout) + stopMargin
+	drain, gw := time.Duration(c.Shutdown.DrainTimeout), ""
+	need := drain
+	if !c.gatewayOff() && drain < gatewayDrainMin {
+		// The gateway's requests may run 5 s whatever the drain, and the
+		// GOODBYEs' window counts from their end.
+		need, gw = gatewayDrainMin, " (the gateway's requests in progress: 5s)"
+	}
+	need += stopMargin
 	if !ok || limit <= 0 || need <= limit {
 		return nil
 	}
-	return []string{fmt.Sprintf("shutdown.drain_timeout %s and up to 15 s more for the sessions' GOODBYE and a mesh node's leave (%s) pass the systemd unit's TimeoutStopSec=%s: a stop or restart that takes that long ends in SIGKILL (calls in progress lost, no GOODBYE); raise it in a drop-in (systemctl edit edgewamp): [Service] TimeoutStopSec=%ds",
-		seconds(time.Duration(c.Shutdown.DrainTimeout)), seconds(need), value, int((need+time.Second-1)/time.Second))}
+	return []string{fmt.Sprintf("shutdown.drain_timeout %s%s and up to 15 s more for the sessions' GOODBYE and a mesh node's leave (%s) pass the systemd unit's TimeoutStopSec=%s: a stop or restart that takes that long ends in SIGKILL (calls in progress lost, no GOODBYE); raise it in a drop-in (systemctl edit edgewamp): [Service] TimeoutStopSec=%ds",
+		seconds(drain), gw, seconds(need), value, int((need+time.Second-1)/time.Second))}
 }
 
 // seconds writes d as systemd and the README do, 90s rather than 1m30s.

@@ -235,6 +235,11 @@ func TestDrainPastUnitStopTimeoutWarned(t *testing.T) {
 		{"a drop-in's TimeoutSec=", "60s", "[Service]\nTimeoutSec=2m\n", ""},
 		{"a drop-in's too low", "60s", "[Service]\nTimeoutStopSec=45\n", "(75s) pass the systemd unit's TimeoutStopSec=45"},
 		{"infinity", "60s", "[Service]\nTimeoutStopSec=infinity\n", ""},
+		// The gateway's requests in progress may run 5 s before the
+		// GOODBYEs whatever the drain (TestGoodbyeWindowAfterGatewayDrain).
+		{"a short drain with the gateway", "1s", "[Service]\nTimeoutStopSec=18\n", "shutdown.drain_timeout 1s (the gateway's requests in progress: 5s) and up to 15 s more for the sessions' GOODBYE and a mesh node's leave (20s) pass the systemd unit's TimeoutStopSec=18"},
+		// (The drain's line ends with its closing brace.)
+		{"a short drain without the gateway", "1s}\ngateway: {listen: \"off\"", "[Service]\nTimeoutStopSec=18\n", ""},
 	} {
 		t.Run(k.name, func(t *testing.T) {
 			os.Remove(filepath.Join(dropIns, "stop.conf"))
