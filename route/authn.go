@@ -125,8 +125,9 @@ func (a *CRAAuth) Method() string { return "wampcra" }
 
 // Challenge implements Authenticator. An authid that is not a CRA user,
 // or a user asking for a role it may not take, gets a challenge like any
-// other (a decoy: the same salt for the same authid every time, the work
-// factor of the realm's users; every challenge text names the role HELLO
+// other (a decoy: one of the users' shapes, plain or salted with their work
+// factor, picked for the authid in their proportions, the same salt for
+// the same authid every time; every challenge text names the role HELLO
 // asked for, "" when none, never the user's) and fails at AUTHENTICATE with
 // authentication_failed, so that a client cannot tell which authids
 // exist; a user whose signature is right learns that its role was refused
@@ -164,31 +165,22 @@ func (a *CRAAuth) Challenge(req *AuthRequest) (map[string]any, any, *Identity, e
 // decoyChallenge challenges an authid that has no CRA credential.
 func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identity, error) {
 	var d craDecoy
-	work, keyLen := DefaultIterations, defaultKeyLen
 	if a.Users != nil {
 		d = a.Users.cra
-		if a.Users.work != 0 {
-			work = a.Users.work
-		}
-		if a.Users.keyLen != 0 {
-			keyLen = a.Users.keyLen
-		}
-	} else {
-		d = newCRADecoy(nil)
+	}
+	dk := req.decoyKey
+	if dk == nil {
+		dk = processDecoyKey()
 	}
 	var key [32]byte
 	rand.Read(key[:])
 	st := &craState{decoy: true, key: base64.StdEncoding.EncodeToString(key[:])}
 	st.challenge = a.challengeText(req.AuthID, req.AuthRole)
 	extra := map[string]any{"challenge": st.challenge}
-	if d.salted {
-		dk := req.decoyKey
-		if dk == nil {
-			dk = processDecoyKey()
-		}
+	if s := d.pick(dk, req.AuthID); s.salted {
 		extra["salt"] = decoySalt(dk, req.AuthID)
-		extra["keylen"] = keyLen
-		extra["iterations"] = work
+		extra["keylen"] = s.keyLen
+		extra["iterations"] = s.work
 	}
 	return extra, st, nil, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -550,10 +551,29 @@ func TestCRAUnknownAuthIDLooksKnown(t *testing.T) {
 		}
 		return extra, ch
 	}
+	// An unknown authid gets one of the users' shapes, alice's (salted)
+	// or bob's (plain), picked for it (TestCRADecoyShapesAreTheUsers):
+	// these are strangers that get alice's.
+	salted := func(base string) string {
+		t.Helper()
+		for i := range 64 {
+			id := fmt.Sprintf("%s%d", base, i)
+			c := e.connect(proto.JSON)
+			c.hello("secure", allFeatures, map[string]any{"authmethods": []any{"wampcra"}, "authid": id})
+			v, _ := proto.DecodeValue(c.expect(proto.CodeChallenge).Dict)
+			c.drop()
+			if _, ok := v.(map[string]any)["salt"]; ok {
+				return id
+			}
+		}
+		t.Fatalf("no salted challenge for 64 authids %s*", base)
+		return ""
+	}
+	mallory, oscar := salted("mallory"), salted("oscar")
 	alice, aliceCh := challenge("alice", "")
-	m1, m1Ch := challenge("mallory", "")
-	m2, _ := challenge("mallory", "")
-	o, _ := challenge("oscar", "")
+	m1, m1Ch := challenge(mallory, "")
+	m2, _ := challenge(mallory, "")
+	o, _ := challenge(oscar, "")
 	for _, k := range []string{"salt", "keylen", "iterations"} {
 		if _, ok := m1[k]; !ok {
 			t.Fatalf("decoy challenge lacks %q (alice's has %v): %v", k, alice[k], m1)
@@ -570,13 +590,13 @@ func TestCRAUnknownAuthIDLooksKnown(t *testing.T) {
 			t.Fatalf("decoy challenge text lacks %q: %v", k, m1Ch)
 		}
 	}
-	if m1Ch["authid"] != "mallory" || m1Ch["authrole"] != aliceCh["authrole"] {
+	if m1Ch["authid"] != mallory || m1Ch["authrole"] != aliceCh["authrole"] {
 		t.Fatalf("decoy challenge %v; alice's %v", m1Ch, aliceCh)
 	}
 	// A requested role is echoed, for a user (bob may not take ops) and a
 	// stranger alike.
 	_, bobCh := challenge("bob", "ops")
-	_, strCh := challenge("mallory", "ops")
+	_, strCh := challenge(mallory, "ops")
 	if bobCh["authrole"] != "ops" || strCh["authrole"] != "ops" {
 		t.Fatalf("roles in challenges: bob %v, mallory %v", bobCh["authrole"], strCh["authrole"])
 	}

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/pbkdf2"
@@ -8,9 +9,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,13 +155,50 @@ type Users struct {
 }
 
 // craDecoy shapes the challenge WAMP-CRA sends for an authid that has no
-// CRA credential, so that it reads like one a user would get: salted if
-// most CRA users have a password, with their usual work factor. Its salt (decoySalt) comes from the router's
-// decoy key, not from the users' credentials: a reload that rotates a
-// password or adds a user leaves every unknown authid's salt as it was,
-// as it does a user's.
+// CRA credential, so that it reads like one a user would get: one of the
+// CRA users' shapes (plain, or salted with a work factor and key length),
+// picked by a keyed hash of the authid (craDecoy.pick) in the users'
+// proportions. Before, every such authid got the shape most users had:
+// in a realm mixing passwords and plain secrets (deploy/secure.yaml's
+// alice and dashboard), the users of the other kind (and those whose
+// hash had other iterations or key length) were told apart by one
+// HELLO. Its salt (decoySalt) and its pick come from the router's decoy
+// key, not from the users' credentials: a reload that rotates a password
+// leaves every unknown authid's challenge as it was, as it does a
+// user's; one that adds or removes users moves only the authids near
+// the edges between the shapes' shares.
 type craDecoy struct {
-	salted bool
+	shapes []craShape // the users' shapes, in a fixed order (nil: none)
+	total  int        // the users they count
+}
+
+// craShape is what a WAMP-CRA challenge tells of its user's credential,
+// and how many users (n) have it.
+type craShape struct {
+	salted       bool
+	work, keyLen int
+	n            int
+}
+
+// pick returns the shape of the decoy challenge for authid under key: a
+// point of [0, 1) from a keyed hash of the authid, in the users' shares
+// laid end to end (salted with the default work when there are no CRA
+// users).
+func (d craDecoy) pick(key *[32]byte, authid string) craShape {
+	if d.total == 0 {
+		return craShape{salted: true, work: DefaultIterations, keyLen: defaultKeyLen}
+	}
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte("wampcra-decoy-shape\x00"))
+	m.Write([]byte(authid))
+	at, _ := bits.Mul64(binary.BigEndian.Uint64(m.Sum(nil)), uint64(d.total))
+	for _, s := range d.shapes {
+		if at < uint64(s.n) {
+			return s
+		}
+		at -= uint64(s.n)
+	}
+	return d.shapes[len(d.shapes)-1]
 }
 
 // decoySalt returns the decoy salt for authid under key, in HashPassword's
@@ -187,18 +228,36 @@ func decoyKeyFrom(secret []byte) *[32]byte {
 // processDecoyKey is the decoy key of a CRAAuth used outside a router.
 var processDecoyKey = sync.OnceValue(func() *[32]byte { return decoyKeyFrom(nil) })
 
-// newCRADecoy derives the decoy's shape from the users.
+// newCRADecoy derives the decoys' shapes from the users.
 func newCRADecoy(users []*User) craDecoy {
-	salted, plain := 0, 0
+	count := map[craShape]int{}
 	for _, x := range users {
 		switch {
 		case x.Password != nil:
-			salted++
+			count[craShape{salted: true, work: x.Password.Iterations, keyLen: x.Password.KeyLen}]++
 		case x.Secret != "":
-			plain++
+			count[craShape{}]++
 		}
 	}
-	return craDecoy{salted: salted >= plain}
+	var d craDecoy
+	for s, n := range count {
+		s.n = n
+		d.shapes = append(d.shapes, s)
+		d.total += n
+	}
+	slices.SortFunc(d.shapes, func(a, b craShape) int {
+		switch {
+		case a.salted != b.salted:
+			if a.salted {
+				return 1
+			}
+			return -1
+		case a.work != b.work:
+			return cmp.Compare(a.work, b.work)
+		}
+		return cmp.Compare(a.keyLen, b.keyLen)
+	})
+	return d
 }
 
 // NewUsers builds a user store, rejecting duplicate authids and keys.
