@@ -10,15 +10,19 @@ import (
 )
 
 // inlineSecrets names the keys of the configuration that hold a secret
-// in clear (not a PBKDF2 hash, which password and an OAuth2 client's
-// secret are): a WAMP-CRA secret, an API key, a signing key's or a
-// webhook's secret, the mesh token, an nkey seed.
+// in clear (not a PBKDF2 hash, which an OAuth2 client's secret is): a
+// WAMP-CRA secret, a user's password hash where its realm takes WAMP-CRA
+// (takesCRA), an API key, a signing key's or a webhook's secret, the
+// mesh token, an nkey seed.
 func (c *config) inlineSecrets() []string {
 	var keys []string
 	for i, r := range c.Realms {
 		for j, u := range r.Users {
 			if u.Secret != "" {
 				keys = append(keys, fmt.Sprintf("realms[%d].users[%d].secret", i, j))
+			}
+			if u.Password != "" && r.takesCRA() {
+				keys = append(keys, fmt.Sprintf("realms[%d].users[%d].password", i, j))
 			}
 		}
 	}
@@ -117,7 +121,7 @@ func (c *config) secretFileWarning(path string) string {
 	if len(keys) > 4 {
 		keys, more = keys[:4], fmt.Sprintf(" and %d more", len(keys)-4)
 	}
-	return fmt.Sprintf("%s is readable by every local user (mode %04o) and holds secrets in clear (%s%s): make it readable by the router only (chmod o-r; the package installs it root:edgewamp 0640), or take them from the environment (secret_env, key_env, token_env, nkey_seed_file)",
+	return fmt.Sprintf("%s is readable by every local user (mode %04o) and holds secrets in clear (%s%s): make it readable by the router only (chmod o-r; the package installs it root:edgewamp 0640), or take them from the environment (password_env, secret_env, key_env, token_env, nkey_seed_file)",
 		path, fi.Mode().Perm(), strings.Join(keys, ", "), more)
 }
 
@@ -236,4 +240,16 @@ func (c *config) writableWarnings(path string) []string {
 			f.key, f.path, fi.Mode().Perm()))
 	}
 	return out
+}
+
+// takesCRA reports whether the realm takes WAMP-CRA (named in its
+// authmethods, or by default: build offers it with a password or a
+// secret). A user's password hash is then a secret in clear: salted
+// WAMP-CRA's shared secret is the key the hash holds, and whoever reads
+// it logs in as the user without the password. Before, a hash was never
+// counted, and a configuration every local user could read (README's
+// tarball install without the edgewamp user) drew no warning while any
+// local account could log in as its users.
+func (r *realmConfig) takesCRA() bool {
+	return len(r.AuthMethods) == 0 || slices.Contains(r.AuthMethods, "wampcra")
 }
