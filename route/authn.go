@@ -64,7 +64,7 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 	}
 	// No such user, or none with a password: spend what checking one
 	// costs, so that the time to the ABORT does not tell.
-	a.Users.VerifyDecoy(ticket)
+	a.Users.verifyDecoyFor(req.decoyKey, req.AuthID, ticket)
 	return nil, failAuth()
 }
 
