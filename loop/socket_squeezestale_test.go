@@ -58,7 +58,8 @@ func TestSocketSqueezeJudgesDrainedOutput(t *testing.T) {
 	// 6 more (the case not made: 244-1,020 KiB counted, the test passing
 	// for nothing), the reader's router-side socket taking 4 KiB at a
 	// time (768 of gnet's rounds to read it). It takes 256 KiB at a time
-	// now, and a case spoiled so is made again, up to four times.
+	// now, and a case spoiled so is made again, up to ten times (at load
+	// 26, eight agents beside CI, four attempts were all spoiled).
 	var (
 		pw   *wsClient
 		pp   *wamp
@@ -78,7 +79,7 @@ func TestSocketSqueezeJudgesDrainedOutput(t *testing.T) {
 		if rerr == nil && held > budget {
 			break
 		}
-		if attempt == 4 {
+		if attempt == 10 {
 			t.Fatalf("the case was not made in %d attempts: the reader read its result with %v, %d KiB counted (budget %d KiB)", attempt, rerr, held>>10, budget>>10)
 		}
 		t.Logf("attempt %d spoiled by the engine's own scan: the reader read its result with %v, %d KiB counted (budget %d KiB)", attempt, rerr, held>>10, budget>>10)
