@@ -347,8 +347,16 @@ func (w *walkOwners) sweep(now int64) {
 	w.idle = keep
 }
 
-// drop deletes o from by. Under mu.
+// drop deletes o from by, unless its key names another share by now: a
+// share dropped at its last session's leave stays in idle until the sweep,
+// by which time a later session of its owner may have made a new one
+// (before, the sweep deleted that one, and the owner's next session made
+// yet another while it was in debt: TestWalkShareSweptOnceDropped). Under
+// mu.
 func (w *walkOwners) drop(o *walkOwner) {
+	if w.by[o.key] != o {
+		return
+	}
 	n := len(w.by)
 	delete(w.by, o.key)
 	if shrinkDue(&w.byPeak, n, len(w.by)) {
