@@ -1184,7 +1184,31 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 	if err := s.sendInvocation(t, cs, ic, inv, mo.caller.id, mo.caller.authID, mo.caller.authRole); err != nil {
 		s.meshEndInvocation(cs, inv, ic)
 		uri, why := sendFailure(err, "callee")
-		s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, uri, why)
+		switch {
+		case err == ErrPeerClosed:
+			// As on one node (deliverInvocation): the callee's transport
+			// closed before its departure ran, the call never reached it,
+			// and goes on as for a callee gone.
+			uri, why = proto.URINoAvailableCallee, "the callee left before the call reached it"
+		case (uri == proto.URIPayloadSizeExceeded || uri == proto.URIInvalidArgument) && t.flags&tfRoleReroute != 0:
+			// Longer than this callee accepts, or with no form in its
+			// serializer: another callee may take it (refusalURI on the
+			// caller's node, which ends the call with it when none
+			// does). A node of a release that reroutes no refusal gets
+			// the plain error, as before.
+		default:
+			s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, uri, why)
+			return
+		}
+		// Before, the caller's node got the plain error (canceled "the
+		// callee left", payload_size_exceeded, invalid_argument), and a
+		// call another callee of the shared registration could take
+		// failed so.
+		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, uri, why, nil)
+		s.mbuf = keepBuf(env)
+		if s.r.meshSendEnd(mo.node, env) != nil {
+			s.r.ms.stats.SendFailed.Add(1)
+		}
 	}
 }
 
