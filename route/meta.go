@@ -951,6 +951,14 @@ func metaSubMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *
 		return nil, badArg(subMatchUsage)
 	}
 	rm := ss.realm
+	if !proto.ValidURI([]byte(uri), rm.conf().URICheck) {
+		// A PUBLISH to it is refused (invalid_uri) before any
+		// subscription is looked up: a pattern that matches it (a prefix
+		// "a." for "a..b", a wildcard's empty component) gets no event
+		// of it. A "wamp." topic keeps its answer: the router's meta
+		// events reach its subscriptions.
+		return []any{nil}, nil
+	}
 	rm.mu.RLock()
 	subs := rm.subs.matchAll([]byte(uri), nil)
 	rm.mu.RUnlock()
