@@ -117,10 +117,13 @@ const (
 )
 
 // retMark is a retained event delivered: its publisher session, that
-// session's publication count at it, and its publication id.
+// session's publication count at it, and its publication id; refused,
+// whether the subscriber's Send refused its EVENT (slow), so that the
+// live copy of it still goes out (fenced).
 type retMark struct {
 	src, id uint64
 	seq     uint32
+	refused bool
 }
 
 const (
@@ -297,7 +300,7 @@ func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*public
 			}
 		}
 		var buf [4][]byte
-		s.sendEvent(ss, sub, p, &buf)
+		err := s.sendEvent(ss, sub, p, &buf)
 		if !fence || ss.winMarks >= maxWinMarks {
 			continue
 		}
@@ -311,7 +314,7 @@ func (s *Shard) deliverRetainedOnce(ss *Session, ask retainedAsk, pubs []*public
 		if topics != nil {
 			key = topics[i]
 		}
-		w.marks[key] = retMark{src: p.src, seq: p.seq, id: p.id}
+		w.marks[key] = retMark{src: p.src, seq: p.seq, id: p.id, refused: err != nil}
 	}
 	if w == nil {
 		return
@@ -365,6 +368,16 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 		return false
 	}
 	if p.id == m.id {
+		if m.refused {
+			// The subscriber has not had it: its retained EVENT was
+			// refused (its queue past its mark), and this copy comes
+			// after the queue drained. Its publisher's older events came
+			// before it: the mark has done its work. Before, the copy
+			// was dropped too, and the subscriber never got the event.
+			delete(w.marks, string(p.topic))
+			ss.winMarks--
+			return false
+		}
 		s.stats.EventsSuperseded.Add(1)
 		return true
 	}
