@@ -919,7 +919,11 @@ func (s *Shard) deliverInvocation(t *task) {
 			// it, as for a callee's unavailable; the caller gets the
 			// refusal when none does (refusalURI). Before, every call the
 			// policy gave this callee failed so.
-			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable, c: &carry{uri: uri, msg: why}})
+			flags := tfError | tfUnavailable
+			if err != ErrPeerTooBig {
+				flags |= tfSerRefused // so for every callee of its serializer
+			}
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: flags, c: &carry{uri: uri, msg: why}})
 			return
 		}
 		if cont && cs.feat&fCalleeCancel != 0 && !ic.interrupted {

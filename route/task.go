@@ -50,6 +50,11 @@ const (
 	tfSelf
 	// tfSelfCall: a call task a shard posted to itself (Shard.selfCalls).
 	tfSelfCall
+	// tfSerRefused: a tResult with tfUnavailable for a call whose payload
+	// the callee's serializer cannot carry (no form in it, or converted
+	// past MaxConverted): the caller's shard passes by that serializer's
+	// callees when it reroutes the call (reroute.noSer).
+	tfSerRefused
 )
 
 // task is one unit of work for a shard, passed by value through its
