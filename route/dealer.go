@@ -1458,8 +1458,15 @@ func (s *Shard) leaveDealer(ss *Session) {
 		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
-	if timed > 0 {
-		s.callTimersEnded(timed) // their timers hold ss
+	// Their timers hold ss: swept once the ended calls are half the heap,
+	// here also below timerSweepMin (callTimersEnded's floor, which keeps
+	// sweeps of small heaps off the call path), or the timers of callers
+	// that left with calls whose timeouts never come due held them for
+	// good, up to 4,095 a shard, each with its session. Amortized as
+	// callTimersEnded's: the ended calls counted pay for the sweep.
+	s.timersEnded += timed
+	if s.timersEnded > 0 && 2*s.timersEnded >= len(s.timers) {
+		s.sweepTimers()
 	}
 	ss.share = nil
 	s.r.calls.dropCallOwner(ss)

@@ -3,6 +3,7 @@ package route
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -55,5 +56,46 @@ func TestEndedCallsLeaveNoTimersHeld(t *testing.T) {
 	}
 	if c > 4*timerSweepMin {
 		t.Errorf("the timer heap keeps an array of %d entries for %d timers", c, n)
+	}
+}
+
+// Below timerSweepMin the heap was never swept for ended calls: callers
+// that each made a call with a timeout that never comes due and left
+// (up to 4,095 timers a shard) stayed held by their timers for good,
+// each with its Session and what it holds. A departure sweeps once the
+// ended calls are half the heap, whatever its size (the ends pay for it).
+func TestDepartedCallersLeaveNoTimersHeld(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	callee := e.connect(proto.JSON)
+	callee.hello("realm1", map[string]any{"callee": map[string]any{}}, nil)
+	callee.id = callee.expect(proto.CodeWelcome).ID
+	callee.register("com.never", nil)
+	const callers = 1000
+	gone := map[*Session]bool{}
+	var cs []*tc
+	for range callers {
+		c := e.join(proto.JSON)
+		c.call("com.never", map[string]any{"timeout": uint64(1) << 40}, nil, nil)
+		callee.expect(proto.CodeInvocation) // never answered
+		gone[c.sess] = true
+		cs = append(cs, c)
+	}
+	e.advance(time.Minute) // past the HELLO timeout: the heap holds the calls' timers
+	for _, c := range cs {
+		c.drop()
+	}
+	e.sync()
+	sh := e.r.Shard(0)
+	var held, n int
+	e.execs[0].do(func() {
+		n = len(sh.timers)
+		for _, tm := range sh.timers {
+			if gone[tm.sess] {
+				held++
+			}
+		}
+	})
+	if held > 0 {
+		t.Fatalf("%d of %d timers hold one of %d departed callers' sessions", held, n, callers)
 	}
 }
