@@ -102,9 +102,15 @@ type heldAnswer struct {
 	off    int // the bytes sent
 	at     time.Time
 	flying bool // a part of it is on its way, unacknowledged
-	// acked is when a part of it was last acknowledged (at before):
-	// unacknowledged for pacedWait, it is dropped.
-	acked time.Time
+	// partAt is when its part on its way first went (sentTo: where the
+	// furthest sent ends): unacknowledged for pacedWait since, it is
+	// dropped, and sent again before that (pacedLost). Not its last
+	// acknowledgement: the asker's answers take turns, and with a few
+	// of them over a slow uplink one's parts are acknowledged further
+	// apart than pacedWait, so that a part of it taken for lost dropped
+	// the answer (TestPacedLostPartOfAnswerTakingTurnsSentAgain).
+	partAt time.Time
+	sentTo int
 }
 
 // pacedTo is what a node holds for one asking node; guarded by Node.pmu.
@@ -173,8 +179,7 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 		n.paced[name] = pt
 	}
 	n.dropOtherLives(pt, tail)
-	now := time.Now()
-	h := &heldAnswer{tail: tail, data: ans, at: now, acked: now}
+	h := &heldAnswer{tail: tail, data: ans, at: time.Now()}
 	pt.q = append(pt.q, h)
 	pt.bytes += size
 	n.pacedBytes += size
@@ -231,8 +236,12 @@ func (n *Node) sendNext(pt *pacedTo) {
 		}
 		err := n.sendPiece(pt.inbox, h.tail, len(h.data), h.off, h.data[h.off:end])
 		if err == nil {
-			pt.flight = append(pt.flight, inFlight{h: h, end: end, n: end - h.off, sentAt: time.Now()})
+			now := time.Now()
+			pt.flight = append(pt.flight, inFlight{h: h, end: end, n: end - h.off, sentAt: now})
 			pt.flying += end - h.off
+			if end > h.sentTo { // not sent again
+				h.sentTo, h.partAt = end, now
+			}
 		}
 		if err == nil && end < len(h.data) {
 			h.off, h.flying = end, true
@@ -311,10 +320,8 @@ func (n *Node) pacedAck(name string, data []byte) {
 	for i, f := range pt.flight {
 		if f.h.tail == tail && (kind == pacedStop || off == uint64(f.end)) {
 			if kind == pacedNext {
-				now := time.Now()
-				f.h.acked = now
 				rtt := n.pacedRTT[name]
-				n.pacedRTT[name] = max(now.Sub(f.sentAt), rtt-rtt/8)
+				n.pacedRTT[name] = max(time.Since(f.sentAt), rtt-rtt/8)
 			}
 			n.landed(pt, i)
 			break
@@ -353,7 +360,7 @@ func (n *Node) pacedLost(name string) time.Duration {
 // sweepPaced drops the answers held for askers that stopped acknowledging
 // their parts (for pacedWait) or held longer than maxPacedWait, and those
 // of the nodes in gone (taken for dead). A part unacknowledged for
-// pacedLost, its answer acknowledged within pacedWait, is taken for lost,
+// pacedLost, within pacedWait of its first sending, is taken for lost,
 // it or its acknowledgement: sent again (the asker acknowledges a part it
 // has again), or, the answer's last part or an answer sent whole, its
 // room given back. Before, one lost part or acknowledgement held the
@@ -379,7 +386,7 @@ func (n *Node) sweepPaced(now time.Time) {
 			if held := indexHeld(pt.q, f.h) >= 0; !held {
 				n.stats.PacedLost.Add(1)
 				n.landed(pt, i)
-			} else if alive && now.Sub(f.h.acked) <= n.pacedWait() {
+			} else if alive && now.Sub(f.h.partAt) <= n.pacedWait() {
 				n.stats.PacedLost.Add(1)
 				f.h.off = f.end - f.n // its part goes again (sendNext)
 				n.landed(pt, i)

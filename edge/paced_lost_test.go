@@ -153,3 +153,58 @@ func TestPacedLostPartSentAgainWithinPacedWait(t *testing.T) {
 		t.Fatalf("after pacedWait unacknowledged: %d bytes held, %d dropped", n.pacedBytes, n.stats.PacedDropped.Load())
 	}
 }
+
+// A part of one of several answers to an asker, which take turns, is
+// sent again once taken for lost, as long as that part went out within
+// pacedWait: the answer's own last acknowledgement is older when its
+// turn came after the others' parts (over a slow uplink, 16 answers of a
+// few parts each: a part of each every 16 round trips, past pacedWait).
+// It was dropped at pacedLost instead, where before e11caa7 it waited
+// pacedWait for the acknowledgement, and README drops an answer only
+// when its asker acknowledges nothing for pacedWait.
+func TestPacedLostPartOfAnswerTakingTurnsSentAgain(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", Heartbeat: 50 * time.Millisecond, PeerTimeout: 150 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.peers.byName["a"] = &peer{name: "a"}
+	inbox := nodeInbox("a")
+	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b1", make([]byte, 3*pacedPart))
+	n.answerQuery("a", inbox, true, inbox+".a.2.1.500.b1", make([]byte, 3*pacedPart))
+	// The node's own dispatchers never run: its state is read unlocked.
+	pt := n.paced["a"]
+	time.Sleep(n.pacedWait() + 50*time.Millisecond) // the second answer waits its turn
+	ack := func(tail string, off int) {
+		w := wr{pacedNext}
+		w.uv(uint64(off))
+		n.pacedAck("a", append(w, tail...))
+	}
+	ack("1.1.500.b1", pacedPart)   // the first answer's second part goes
+	ack("1.1.500.b1", 2*pacedPart) // then the second answer's first
+	if len(pt.flight) != 1 || pt.flight[0].h.tail != "2.1.500.b1" || pt.flight[0].end != pacedPart {
+		t.Fatalf("in flight: %+v", pt.flight)
+	}
+	f := pt.flight[0]
+	n.pacedRTT["a"] = 10 * time.Millisecond
+	lost := n.pacedLost("a") // two heartbeats: 100 ms, within pacedWait (300 ms)
+	n.sweepPaced(f.sentAt.Add(lost + time.Millisecond))
+	if n.stats.PacedDropped.Load() != 0 || n.stats.PacedLost.Load() != 1 || indexHeld(pt.q, f.h) < 0 || f.h.off != 0 {
+		t.Fatalf("its part unacknowledged for %v: %d answers dropped, %d parts taken for lost, in flight %+v", lost, n.stats.PacedDropped.Load(), n.stats.PacedLost.Load(), pt.flight)
+	}
+	// It goes again in its turn, after the first answer's last part.
+	ack("1.1.500.b1", 3*pacedPart)
+	if len(pt.flight) != 1 || pt.flight[0].h != f.h || pt.flight[0].end != pacedPart || pt.flight[0].sentAt == f.sentAt {
+		t.Fatalf("not sent again: in flight %+v", pt.flight)
+	}
+	// Unacknowledged for pacedWait since it first went: dropped, as before.
+	n.sweepPaced(f.sentAt.Add(n.pacedWait() + time.Millisecond))
+	if n.stats.PacedDropped.Load() != 1 || indexHeld(pt.q, f.h) >= 0 {
+		t.Fatalf("after pacedWait: %d answers dropped, held %v", n.stats.PacedDropped.Load(), indexHeld(pt.q, f.h) >= 0)
+	}
+}
