@@ -60,6 +60,12 @@ const (
 	// hbPacedAnswers is the heartbeat's feature bit saying its sender
 	// reads paced gather answers.
 	hbPacedAnswers = 1 << 0
+	// hbPartsAgain says its sender acknowledges a part it has again
+	// (partAnswered), so that a part taken for lost may be sent again
+	// (sweepPaced). A node of the previous release reads a part that
+	// comes twice as one out of order and drops the whole answer: its
+	// parts wait pacedWait for their acknowledgements, as they did.
+	hbPartsAgain = 1 << 1
 
 	// maxPacedWait bounds a gather's wait for a paced answer, and how long
 	// a node holds one.
@@ -136,13 +142,20 @@ type inFlight struct {
 
 // readsPacedAnswers reports whether a heartbeat's bytes after its peer set
 // (splitHbSet) carry the paced answers flag, after the clock stamp.
-func readsPacedAnswers(rest []byte) bool {
+func readsPacedAnswers(rest []byte) bool { return hbFlags(rest)&hbPacedAnswers != 0 }
+
+// hbFlags returns the feature bits of a heartbeat's bytes after its peer
+// set (splitHbSet), after the clock stamp; 0 when it has none.
+func hbFlags(rest []byte) uint64 {
 	_, k := binary.Uvarint(rest)
 	if k <= 0 {
-		return false
+		return 0
 	}
 	f, k2 := binary.Uvarint(rest[k:])
-	return k2 > 0 && f&hbPacedAnswers != 0
+	if k2 <= 0 {
+		return 0
+	}
+	return f
 }
 
 // answerQuery sends a query's answer to reply, the subject of p's gather:
@@ -376,7 +389,8 @@ func (n *Node) sweepPaced(now time.Time) {
 		}
 	}
 	for name, pt := range n.paced {
-		_, alive := n.peers.byName[name]
+		p, alive := n.peers.byName[name]
+		again := alive && p.partsAgain
 		lost := n.pacedLost(name)
 		for i := 0; i < len(pt.flight); i++ {
 			f := pt.flight[i]
@@ -386,10 +400,12 @@ func (n *Node) sweepPaced(now time.Time) {
 			if held := indexHeld(pt.q, f.h) >= 0; !held {
 				n.stats.PacedLost.Add(1)
 				n.landed(pt, i)
-			} else if alive && now.Sub(f.h.partAt) <= n.pacedWait() {
+			} else if again && now.Sub(f.h.partAt) <= n.pacedWait() {
 				n.stats.PacedLost.Add(1)
 				f.h.off = f.end - f.n // its part goes again (sendNext)
 				n.landed(pt, i)
+			} else if !again && alive && now.Sub(f.sentAt) <= n.pacedWait() {
+				continue // an asker of the previous release (hbPartsAgain): as before
 			} else {
 				n.stats.PacedDropped.Add(1)
 				n.unhold(pt, f.h) // and its part

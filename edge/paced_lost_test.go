@@ -128,7 +128,7 @@ func TestPacedLostPartSentAgainWithinPacedWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.peers.byName["a"] = &peer{name: "a"}
+	n.peers.byName["a"] = &peer{name: "a", readsParts: true, partsAgain: true}
 	inbox := nodeInbox("a")
 	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b1", make([]byte, 3*pacedPart))
 	// The node's own dispatchers never run: its state is read unlocked.
@@ -173,7 +173,7 @@ func TestPacedLostPartOfAnswerTakingTurnsSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.peers.byName["a"] = &peer{name: "a"}
+	n.peers.byName["a"] = &peer{name: "a", readsParts: true, partsAgain: true}
 	inbox := nodeInbox("a")
 	n.answerQuery("a", inbox, true, inbox+".a.1.1.500.b1", make([]byte, 3*pacedPart))
 	n.answerQuery("a", inbox, true, inbox+".a.2.1.500.b1", make([]byte, 3*pacedPart))
@@ -206,5 +206,45 @@ func TestPacedLostPartOfAnswerTakingTurnsSentAgain(t *testing.T) {
 	n.sweepPaced(f.sentAt.Add(n.pacedWait() + time.Millisecond))
 	if n.stats.PacedDropped.Load() != 1 || indexHeld(pt.q, f.h) >= 0 {
 		t.Fatalf("after pacedWait: %d answers dropped, held %v", n.stats.PacedDropped.Load(), indexHeld(pt.q, f.h) >= 0)
+	}
+}
+
+// An asking node of the previous release, whose heartbeats do not say
+// that it acknowledges a part it has again (hbPartsAgain), is sent no
+// part again: it takes a part that comes twice for one out of order and
+// drops the whole answer, so a part whose acknowledgement was only later
+// than pacedLost (at least 1 s) lost it. Its part waits pacedWait for
+// the acknowledgement, as before e11caa7, then the answer is dropped.
+func TestPacedPartNotSentAgainToAskerOfPreviousRelease(t *testing.T) {
+	t.Parallel()
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := New(Options{Router: r, Name: "h", NatsURL: "nats://127.0.0.1:1", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hb := binary.AppendUvarint(binary.AppendUvarint(nil, 12345), hbPacedAnswers|hbPartsAgain); !readsPacedAnswers(hb) || hbFlags(hb)&hbPartsAgain == 0 || hbFlags(hb[:2]) != 0 {
+		t.Fatal("the heartbeat's flags after its clock are misread")
+	}
+	n.peers.byName["old"] = &peer{name: "old", readsParts: true} // hbPacedAnswers alone
+	inbox := nodeInbox("old")
+	n.answerQuery("old", inbox, true, inbox+".a.1.1.500.b1", make([]byte, 3*pacedPart))
+	// The node's own dispatchers never run: its state is read unlocked.
+	pt := n.paced["old"]
+	if pt == nil || len(pt.flight) != 1 {
+		t.Fatalf("first part: %+v", pt)
+	}
+	f := pt.flight[0]
+	n.pacedRTT["old"] = 10 * time.Millisecond
+	n.sweepPaced(f.sentAt.Add(n.pacedLost("old") + time.Millisecond))
+	if len(pt.flight) != 1 || pt.flight[0] != f || n.stats.PacedLost.Load() != 0 || n.stats.PacedDropped.Load() != 0 {
+		t.Fatalf("after pacedLost: in flight %+v (was %+v), %d taken for lost, %d dropped", pt.flight, f, n.stats.PacedLost.Load(), n.stats.PacedDropped.Load())
+	}
+	n.sweepPaced(f.sentAt.Add(n.pacedWait() + time.Millisecond))
+	if n.pacedBytes != 0 || n.paced["old"] != nil || n.stats.PacedDropped.Load() != 1 || n.stats.PacedLost.Load() != 0 {
+		t.Fatalf("after pacedWait: %d bytes held, %d dropped, %d taken for lost", n.pacedBytes, n.stats.PacedDropped.Load(), n.stats.PacedLost.Load())
 	}
 }

@@ -99,6 +99,9 @@ type peer struct {
 	// readsParts: its heartbeats say it reads gather answers sent a part
 	// at a time (paced.go).
 	readsParts bool
+	// partsAgain: they say it acknowledges a part it has again
+	// (hbPartsAgain).
+	partsAgain bool
 	// knows is how many peers it said it knows in its last heartbeat
 	// (-1: it has not said), and knowsSet which, as nameHash values (nil
 	// when it sent only the count: more than maxHashedPeers). A peer that
@@ -639,7 +642,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	knows := -1
 	var set []uint64
 	var stamp int64
-	stamped, readsParts := false, false
+	stamped, readsParts, partsAgain := false, false, false
 	if tail := rest[k+k2:]; len(tail) > 0 {
 		v, k3 := binary.Uvarint(tail)
 		if k3 <= 0 {
@@ -653,6 +656,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 					set = n.heardSet(senderOf(m.Reply), c, kind, body)
 					stamp, stamped = hbStamp(rest)
 					readsParts = readsPacedAnswers(rest)
+					partsAgain = hbFlags(rest)&hbPartsAgain != 0
 				}
 			}
 		}
@@ -687,7 +691,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 		p.knows, p.knowsSet = knows, set
 		n.peers.publish()
 	}
-	p.readsParts = readsParts
+	p.readsParts, p.partsAgain = readsParts, partsAgain
 	if stamped {
 		p.clock.observe(stamp, clockNow())
 		p.sent.Store(stamp + p.clock.base)
@@ -1152,10 +1156,10 @@ func (n *Node) heartbeatData() wr {
 			}
 		}
 		// Then its clock (clock.go): releases before it stop reading
-		// after the set; and last what it reads (hbPacedAnswers), which
-		// releases before it do not read.
+		// after the set; and last what it reads (hbPacedAnswers,
+		// hbPartsAgain), which releases before it do not read.
 		w.uv(uint64(clockNow()))
-		w.uv(hbPacedAnswers)
+		w.uv(hbPacedAnswers | hbPartsAgain)
 	}
 	return w
 }
