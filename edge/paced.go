@@ -138,6 +138,13 @@ type inFlight struct {
 	end    int // the offset it ends at
 	n      int // its bytes
 	sentAt time.Time
+	// last is the part's bytes when it is its answer's last (or the
+	// answer sent whole), kept to send again (sweepPaced): h lets its
+	// answer go once it is sent. At most a part's room of them per
+	// asker; a copy unless the answer is that part, so that a last part
+	// does not keep its whole answer. total is the answer's length.
+	last  []byte
+	total int
 }
 
 // readsPacedAnswers reports whether a heartbeat's bytes after its peer set
@@ -250,7 +257,14 @@ func (n *Node) sendNext(pt *pacedTo) {
 		err := n.sendPiece(pt.inbox, h.tail, len(h.data), h.off, h.data[h.off:end])
 		if err == nil {
 			now := time.Now()
-			pt.flight = append(pt.flight, inFlight{h: h, end: end, n: end - h.off, sentAt: now})
+			f := inFlight{h: h, end: end, n: end - h.off, sentAt: now}
+			if end == len(h.data) {
+				f.last, f.total = h.data[h.off:end], len(h.data)
+				if h.off > 0 {
+					f.last = slices.Clone(f.last)
+				}
+			}
+			pt.flight = append(pt.flight, f)
 			pt.flying += end - h.off
 			if end > h.sentTo { // not sent again
 				h.sentTo, h.partAt = end, now
@@ -375,8 +389,10 @@ func (n *Node) pacedLost(name string) time.Duration {
 // of the nodes in gone (taken for dead). A part unacknowledged for
 // pacedLost, within pacedWait of its first sending, is taken for lost,
 // it or its acknowledgement: sent again (the asker acknowledges a part it
-// has again), or, the answer's last part or an answer sent whole, its
-// room given back. Before, one lost part or acknowledgement held the
+// has again, and asks to drop an answer it has whole), the answer's last
+// part or an answer sent whole from inFlight.last, within pacedWait
+// (before, those gave their room back only, and a lost last part lost
+// the answer: TestPacedLostPartOrAckSentAgain/last). Before, one lost part or acknowledgement held the
 // asker's room pacedWait (4 s), its answer then dropped and the asker's
 // gather incomplete (TestPacedLostAckStall: none of 300 retained events
 // on a LAN). Control dispatcher, each heartbeat.
@@ -399,6 +415,12 @@ func (n *Node) sweepPaced(now time.Time) {
 			}
 			if held := indexHeld(pt.q, f.h) >= 0; !held {
 				n.stats.PacedLost.Add(1)
+				if again && f.last != nil && now.Sub(f.h.partAt) <= n.pacedWait() && n.sendPiece(pt.inbox, f.h.tail, f.total, f.end-f.n, f.last) == nil {
+					// Its answer's last part: sent again from here (the
+					// asker asks to drop it when it has it already).
+					pt.flight[i].sentAt = time.Now()
+					continue
+				}
 				n.landed(pt, i)
 			} else if again && now.Sub(f.h.partAt) <= n.pacedWait() {
 				n.stats.PacedLost.Add(1)

@@ -26,7 +26,7 @@ import (
 // ended first: the answer missing, none of its 300 retained events
 // delivered.
 func TestPacedLostPartOrAckSentAgain(t *testing.T) {
-	for _, lose := range []string{"ack", "part"} {
+	for _, lose := range []string{"ack", "part", "last"} {
 		t.Run(lose, func(t *testing.T) { testPacedLost(t, lose) })
 	}
 }
@@ -71,6 +71,12 @@ func testPacedLost(t *testing.T, lose string) {
 				// The answer's second part: its offset past 0.
 				_, k := binary.Uvarint(m.Data)
 				if off, k2 := binary.Uvarint(m.Data[max(k, 0):]); k <= 0 || k2 <= 0 || off == 0 {
+					continue
+				}
+			case lose == "last" && strings.HasPrefix(m.Subject, partPrefix):
+				// The answer's last part: it ends at its total.
+				total, k := binary.Uvarint(m.Data)
+				if off, k2 := binary.Uvarint(m.Data[max(k, 0):]); k <= 0 || k2 <= 0 || off == 0 || off+uint64(len(m.Data)-k-k2) != total {
 					continue
 				}
 			default:
@@ -240,7 +246,7 @@ func TestPacedPartNotSentAgainToAskerOfPreviousRelease(t *testing.T) {
 	f := pt.flight[0]
 	n.pacedRTT["old"] = 10 * time.Millisecond
 	n.sweepPaced(f.sentAt.Add(n.pacedLost("old") + time.Millisecond))
-	if len(pt.flight) != 1 || pt.flight[0] != f || n.stats.PacedLost.Load() != 0 || n.stats.PacedDropped.Load() != 0 {
+	if len(pt.flight) != 1 || pt.flight[0].sentAt != f.sentAt || n.stats.PacedLost.Load() != 0 || n.stats.PacedDropped.Load() != 0 {
 		t.Fatalf("after pacedLost: in flight %+v (was %+v), %d taken for lost, %d dropped", pt.flight, f, n.stats.PacedLost.Load(), n.stats.PacedDropped.Load())
 	}
 	n.sweepPaced(f.sentAt.Add(n.pacedWait() + time.Millisecond))
