@@ -233,13 +233,14 @@ func (s *Shard) flushHeld(ss *Session) {
 		if ref := ss.subs[sub.id]; ref.sub != sub || ref.gen != h.gen || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
-		if w := ss.winOf(sub); w != nil && w.state == winFenced && s.fenced(ss, w, p) {
+		w := ss.winOf(sub)
+		if w != nil && w.state == winFenced && s.fenced(ss, w, p) {
 			continue
-		} else if w != nil && w.state == winLive {
-			w.sentLive(ss, p)
 		}
 		var buf [4][]byte
-		s.sendEvent(ss, sub, p, &buf)
+		if err := s.sendEvent(ss, sub, p, &buf); err == nil && len(buf[ss.ser]) > 0 && w != nil && w.state == winLive {
+			w.sentLive(ss, p) // sent (not refused, nor unconvertible)
+		}
 	}
 }
 
@@ -394,7 +395,12 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 }
 
 // winAdmit reports whether p, a live event for sub that ss receives, is
-// to be sent to ss now; else ss's windows held or dropped it. Called in
+// to be sent to ss now; else ss's windows held or dropped it. It returns
+// sub's window too when that is winLive, which remembers p's topic once
+// p is sent (deliverChunkWin): a live event the session refused (slow,
+// longer than it accepts) did not supersede the retained one, and before
+// it was remembered all the same, so that the subscriber got neither
+// (TestMeshRetainedWindowLiveEventRefusedKeepsRetained). Called in
 // deliverEvents: a flush of the held events encodes into buffers of its
 // own. *held is the owned copy of p that the sessions of this delivery
 // hold (made by the first that holds it; read-only once made).
@@ -404,7 +410,7 @@ func (s *Shard) fenced(ss *Session, w *retWin, p *publication) bool {
 // by 47 MiB (a mebibyte per session, in no router-wide budget: one
 // address's 1,024 connections, a gibibyte, for as long as their windows
 // wait, which a session's walk budget debt makes minutes).
-func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **publication) bool {
+func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **publication) (bool, *retWin) {
 	if ss.winPending > 0 {
 		// What the held copy costs: p's own cost() counts no payload
 		// when the publisher is on this shard (p points into its
@@ -419,7 +425,7 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **
 			ss.held = append(ss.held, heldEvent{sub, *held, ss.subs[sub.id].gen})
 			ss.winHeld += n
 			ss.winHeldN++
-			return false
+			return false, nil
 		}
 		// Too much to hold: what is held goes out now, then p, and the
 		// live events after it as they come; the retained events of the
@@ -437,21 +443,20 @@ func (s *Shard) winAdmit(ss *Session, sub *subscription, p *publication, held **
 	}
 	w := ss.winOf(sub)
 	if w == nil || w.state == winPending {
-		return true
+		return true, nil
 	}
 	if w.state == winLive {
-		w.sentLive(ss, p)
-		return true
+		return true, w
 	}
 	if s.r.now() > w.until {
 		s.closeWin(ss, w)
-		return true
+		return true, nil
 	}
 	ok := !s.fenced(ss, w, p)
 	if len(w.marks) == 0 {
 		s.closeWin(ss, w)
 	}
-	return ok
+	return ok, nil
 }
 
 // sentLive notes that ss is sent p, a live event of w's subscription,
@@ -489,15 +494,24 @@ func (s *Shard) deliverChunkWin(c []*Session, sub *subscription, p *publication,
 		if ss.state != stEstablished || !p.allowed(ss) || !ss.mayReceive(ActionSubscribe, sub.match, p.topic) {
 			continue
 		}
-		if ss.wins != nil && !s.winAdmit(ss, sub, p, held) {
-			continue
+		var live *retWin
+		if ss.wins != nil {
+			ok, w := s.winAdmit(ss, sub, p, held)
+			if !ok {
+				continue
+			}
+			live = w
 		}
 		if d != 0 && ss.refusedAt == d {
 			s.countRefused(ss.refusedErr)
 			continue
 		}
-		if err := s.sendEvent(ss, sub, p, enc); err != nil && d != 0 {
+		err := s.sendEvent(ss, sub, p, enc)
+		if err != nil && d != 0 {
 			ss.refusedAt, ss.refusedErr = d, err
+		}
+		if live != nil && err == nil && len(enc[ss.ser]) > 0 {
+			live.sentLive(ss, p) // sent (not refused, nor unconvertible)
 		}
 	}
 }
