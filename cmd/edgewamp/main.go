@@ -841,8 +841,12 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		// drain; its HTTP callees and webhooks keep their sessions until
 		// the drain has ended: the invocations in flight on them are
 		// among what it waits for.
+		// Its deadline counts from the signal, as the drain's does: a
+		// wait for a reload the stop came during took some (before, the
+		// gateway's 5 s began after it, and a stop took up to a second
+		// past the drain plus 15 s).
 		gwDone = make(chan error, 1)
-		gwDue = time.Now().Add(max(gatewayDrainMin, drain))
+		gwDue = time.Now().Add(max(gatewayDrainMin, drain) - waited)
 		go func() {
 			gctx, gcancel := context.WithDeadline(context.Background(), gwDue)
 			defer gcancel()
