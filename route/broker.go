@@ -15,6 +15,12 @@ type subscription struct {
 	uri     string      // static
 	match   proto.Match // static
 	created time.Time   // static
+	// maker is whose share of Config.MaxSubscriptionBytes counts a
+	// wildcard pattern's index (wildcardIndexCost): the session's whose
+	// SUBSCRIBE made it, until the pattern goes with its last subscriber
+	// (a join shares the index). Written at creation, read at deletion,
+	// under Realm.mu.
+	maker string
 
 	set atomic.Pointer[subSet] // immutable, swapped under Realm.mu
 	// wins counts the sessions with a window open on the subscription
@@ -346,14 +352,25 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			return
 		}
 	}
-	// The bytes last: a SUBSCRIBE refused above charges nothing.
-	if adding && !s.r.subBytes.charge(ss.subscriptionOwner(), subCost(match, uri), s.r.cfg.MaxSubscriptionBytes) {
+	// The bytes last: a SUBSCRIBE refused above charges nothing. A
+	// wildcard pattern's index is charged to the session that makes it
+	// (subCost), not again to each one that joins it (subHoldCost): 600
+	// devices of one address joining the same 4 patterns were refused
+	// past the 533rd.
+	cost := subHoldCost(uri)
+	if !exists {
+		cost = subCost(match, uri)
+	}
+	if adding && !s.r.subBytes.charge(ss.subscriptionOwner(), cost, s.r.cfg.MaxSubscriptionBytes) {
 		rm.mu.Unlock()
 		s.subscriptionBytesRefused(ss, m.Request)
 		return
 	}
 	if !exists {
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
+		if wild {
+			sub.maker = ss.subOwner // charged its index above
+		}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
 		rm.subChanged(match, uri)
@@ -508,7 +525,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	if shrinkDue(&ss.subsPeak, n, len(ss.subs)) {
 		shrinkMap(&ss.subs, &ss.subsPeak)
 	}
-	s.r.subBytes.release(ss.subOwner, subCost(sub.match, sub.uri))
+	s.r.subBytes.release(ss.subOwner, subHoldCost(sub.uri))
 	if w := ss.winOf(sub); w != nil {
 		s.closeWin(ss, w)
 	}
@@ -539,6 +556,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 		rm.subChanged(sub.match, sub.uri)
 		if wild {
 			rm.wildSubs--
+			s.r.subBytes.release(sub.maker, wildcardIndexCost(sub.match, sub.uri)) // charged by subscribe
 		}
 		deleted = true
 		if s.r.mesh != nil {
@@ -1048,12 +1066,18 @@ const DefaultSubscriptionBytes = 1 << 30
 // bytes each with 4 KiB URIs), and 60-100 for joining one; it was 256.
 const subOverhead = 384
 
-// subCost is what a session's hold of a subscription to uri, of match
-// policy m, counts in Config.MaxSubscriptionBytes: a wildcard pattern's
-// trie nodes too (wildcardIndexCost).
+// subCost is what a session's SUBSCRIBE that makes the subscription to
+// uri, of match policy m, counts in Config.MaxSubscriptionBytes: its hold
+// (subHoldCost) and a wildcard pattern's trie nodes (wildcardIndexCost),
+// which stay counted to it (subscription.maker) until the pattern goes.
 func subCost(m proto.Match, uri string) int64 {
-	return int64(len(uri)) + subOverhead + wildcardIndexCost(m, uri)
+	return subHoldCost(uri) + wildcardIndexCost(m, uri)
 }
+
+// subHoldCost is what a session's hold of a subscription to uri counts in
+// Config.MaxSubscriptionBytes, its own or one it joined; given back when
+// it leaves the subscription.
+func subHoldCost(uri string) int64 { return int64(len(uri)) + subOverhead }
 
 // subscriptionOwner returns whose share of Config.MaxSubscriptionBytes
 // (and Config.MaxRegistrationBytes) ss's subscriptions (registrations)
