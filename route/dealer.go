@@ -33,6 +33,12 @@ type registration struct {
 	match   proto.Match  // static
 	invoke  proto.Invoke // static
 	created time.Time    // static
+	// maker is whose share of Config.MaxRegistrationBytes counts a
+	// wildcard pattern's index (wildcardIndexCost): the session's whose
+	// REGISTER made this node's first callee of it, until this node's
+	// last callee leaves it (another callee shares the index). Under
+	// Realm.mu.
+	maker string
 
 	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
 	rr      atomic.Uint64              // round-robin position
@@ -299,8 +305,15 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		return false
 	}
 	// The bytes last: a REGISTER refused above charges nothing. Off the
-	// call path (REGISTER only).
-	if !s.r.regBytes.charge(ss.registrationOwner(), regCost(match, uri), s.r.cfg.MaxRegistrationBytes) {
+	// call path (REGISTER only). A wildcard pattern's index is charged to
+	// the callee that makes it (regCost), not again to each one that
+	// shares it (regHoldCost): 600 workers of one address sharing the
+	// same 4 patterns were refused past the 500th.
+	cost := regHoldCost(uri)
+	if newPattern {
+		cost = regCost(match, uri)
+	}
+	if !s.r.regBytes.charge(ss.registrationOwner(), cost, s.r.cfg.MaxRegistrationBytes) {
 		rm.mu.Unlock()
 		s.registrationBytesRefused(ss, req)
 		return false
@@ -316,6 +329,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		rm.regs.put(match, uri, reg)
 		rm.regByID[reg.id] = reg
 		rm.regChanged(match, uri)
+	}
+	if newPattern {
+		reg.maker = ss.subOwner // charged its index above
 	}
 	reg.seq++
 	ce.seq = reg.seq
@@ -438,7 +454,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		shrinkMap(&ss.regs, &ss.regsPeak)
 	}
 	if had {
-		s.r.regBytes.release(ss.subOwner, regCost(ref.reg.match, ref.reg.uri)) // charged by addCallee
+		s.r.regBytes.release(ss.subOwner, regHoldCost(ref.reg.uri)) // charged by addCallee
 	}
 	wild := reg.match == proto.MatchWildcard
 	if wild {
@@ -457,7 +473,10 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	}
 	reg.callees.Store(l)
 	if wild && l.len() == 0 && old.len() > 0 {
-		rm.wildRegs-- // the node's last callee of the pattern
+		// The node's last callee of the pattern: its index goes back to
+		// whoever made it (addCallee).
+		rm.wildRegs--
+		s.r.regBytes.release(reg.maker, wildcardIndexCost(reg.match, reg.uri))
 	}
 	if s.r.mesh != nil {
 		rm.meshLocalChanged(reg)
@@ -1664,12 +1683,20 @@ const DefaultRegistrationBytes = 1 << 30
 // and the session's table entry (TestRegistrationBytesCountWhatTheyHold).
 const regOverhead = 512
 
-// regCost is what a session's hold of a registration of uri, of match
-// policy m, counts in Config.MaxRegistrationBytes: a wildcard pattern's
-// trie nodes too (wildcardIndexCost).
+// regCost is what a REGISTER that makes this node's first callee of the
+// registration of uri, of match policy m, counts in
+// Config.MaxRegistrationBytes: its hold (regHoldCost) and a wildcard
+// pattern's trie nodes (wildcardIndexCost).
 func regCost(m proto.Match, uri string) int64 {
-	return int64(len(uri)) + regOverhead + wildcardIndexCost(m, uri)
+	return regHoldCost(uri) + wildcardIndexCost(m, uri)
 }
+
+// regHoldCost is what a session's hold of a registration of uri counts in
+// Config.MaxRegistrationBytes, as the callee that made it or one sharing
+// it; given back when it leaves it. The callee that makes a wildcard
+// pattern (this node's first) is counted its index too (regCost,
+// registration.maker) until this node's last callee leaves it.
+func regHoldCost(uri string) int64 { return int64(len(uri)) + regOverhead }
 
 // registrationOwner returns whose share of Config.MaxRegistrationBytes
 // ss's registrations count in: the subscriptions' owner (retainOwner,

@@ -79,18 +79,34 @@ func checkRegBytes(t *testing.T, e *env, when string) {
 	e.sync()
 	var total int64
 	by := map[string]int64{}
+	wild := map[*registration]bool{}
 	for i, x := range e.execs {
 		sh := e.r.Shard(i)
 		x.do(func() {
 			for ss := range sh.attached {
 				for _, ref := range ss.regs {
-					total += regCost(ref.reg.match, ref.reg.uri)
+					total += regHoldCost(ref.reg.uri)
 					if ss.subOwner != "" {
-						by[ss.subOwner] += regCost(ref.reg.match, ref.reg.uri)
+						by[ss.subOwner] += regHoldCost(ref.reg.uri)
+					}
+					if ref.reg.match == proto.MatchWildcard {
+						wild[ref.reg] = true
 					}
 				}
 			}
 		})
+	}
+	// A wildcard pattern's index, once, to its maker (addCallee).
+	for reg := range wild {
+		n := wildcardIndexCost(reg.match, reg.uri)
+		total += n
+		for _, rm := range *e.r.realms.Load() {
+			rm.mu.RLock()
+			if r, ok := rm.regs.get(reg.match, reg.uri); ok && r == reg && reg.maker != "" {
+				by[reg.maker] += n
+			}
+			rm.mu.RUnlock()
+		}
 	}
 	b := &e.r.regBytes
 	b.mu.Lock()
@@ -139,8 +155,21 @@ func TestRegistrationBytesNoDrift(t *testing.T) {
 	a.register("com.w..x", map[string]any{"match": "wildcard"})
 	a2.register("com.", map[string]any{"match": "prefix"})
 	checkRegBytes(t, e, "registered")
-	// Refused ones charge nothing: a duplicate, another policy.
+	// A shared wildcard pattern's index is counted once, to the callee
+	// that made it, and stays so when that callee leaves it first.
+	b := joinFrom(1, "203.0.113.5:1", "realm1", revocableFeatures)
+	shared := map[string]any{"match": "wildcard", "invoke": "roundrobin"}
+	vy := a.register("com.v..y", shared)
+	b.register("com.v..y", shared)
+	checkRegBytes(t, e, "a shared wildcard registration")
 	req := a.nextReq()
+	a.send(&proto.Message{Type: proto.CodeUnregister, Request: req, ID: vy})
+	a.expect(proto.CodeUnregistered)
+	checkRegBytes(t, e, "its maker unregistered")
+	b.goodbye()
+	checkRegBytes(t, e, "its last callee left")
+	// Refused ones charge nothing: a duplicate, another policy.
+	req = a.nextReq()
 	a.send(&proto.Message{Type: proto.CodeRegister, Request: req, Dict: a.opts(nil), URI: []byte("com.a")})
 	a.expectError(proto.CodeRegister, req, proto.URIProcedureAlreadyExists)
 	req = a2.nextReq()
