@@ -256,6 +256,9 @@ type Router struct {
 	// subBytes counts the bytes subscriptions hold
 	// (Config.MaxSubscriptionBytes).
 	subBytes testamentBudget
+	// revoking queues the revocations' walks of the retained events
+	// (queueRevokeRetained).
+	revoking retainedRevocations
 	// authzBytes counts the bytes the sessions' authorization caches are
 	// charged for (authzCache), bounded as subBytes is, apart from it: a
 	// cache is capped, never a SUBSCRIBE refused for it.
