@@ -1,9 +1,11 @@
 package loop
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +105,9 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // read loads and checks the pair.
 func (cf *CertFile) read() (*tls.Certificate, error) {
 	certPEM, err := readPEMFile(cf.certPath)
+	if err == nil {
+		err = wholePEM(certPEM)
+	}
 	var keyPEM []byte
 	if err == nil {
 		keyPEM, err = readPEMFile(cf.keyPath)
@@ -126,6 +131,29 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 			cf.certPath, cf.keyPath, err)
 	}
 	return &c, nil
+}
+
+// ErrPEMCut is returned for a certificate file holding a PEM block that is
+// not whole: one cut short, most likely, by a writer still writing it.
+var ErrPEMCut = errors.New("loop: the certificate file holds a PEM block that is not whole (being written?)")
+
+// wholePEM reports ErrPEMCut when b holds a PEM block that pem.Decode
+// cannot read. crypto/tls stops at such a block and takes the certificates
+// before it: a chain written in place (cp over it) and read with its last
+// certificate cut short loaded as its leaf alone, which matches the key
+// and completes a handshake, and was served: clients that need the
+// intermediate refused every new connection.
+func wholePEM(b []byte) error {
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+	}
+	if bytes.Contains(b, []byte("-----BEGIN")) {
+		return ErrPEMCut
+	}
+	return nil
 }
 
 // servable reports why crypto/tls cannot complete a TLS 1.3 handshake

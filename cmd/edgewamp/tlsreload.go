@@ -23,19 +23,16 @@ import (
 // short parsed as the leaf alone (crypto/tls stops at the first block
 // that is not whole PEM), which loads, matches the key and completes a
 // handshake, and was served: clients that need the intermediate refused
-// every new connection until the next reload.
+// every new connection until the next reload. A writer pausing longer
+// than configQuiet inside a certificate (a loaded host) left the file
+// quiet and cut: the pair is read again until the chain is whole
+// (reloadWhole).
 func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 	var errs []error
 	deadline := time.Now().Add(configSettleMax)
 	for _, cf := range certs {
 		certPath, keyPath := cf.Paths()
-		err := awaitQuietConfig(certPath, deadline)
-		if err == nil {
-			err = awaitQuietConfig(keyPath, deadline)
-		}
-		if err == nil {
-			err = cf.Reload()
-		}
+		err := reloadWhole(cf, deadline)
 		if errors.Is(err, errReloadStopped) {
 			// A stop signal: no error, the pairs left are not waited
 			// for (reload says so).
@@ -62,6 +59,28 @@ func reloadCerts(certs []*loop.CertFile, log *slog.Logger) error {
 			"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 	}
 	return errors.Join(errs...)
+}
+
+// reloadWhole reloads cf once its files have not been modified for
+// configQuiet, and again, configQuiet/4 apart, while the certificate file
+// holds a PEM block cut short (loop.ErrPEMCut: its writer paused inside
+// it), until deadline; then it returns that error, and the pair in use
+// stays.
+func reloadWhole(cf *loop.CertFile, deadline time.Time) error {
+	certPath, keyPath := cf.Paths()
+	for {
+		err := awaitQuietConfig(certPath, deadline)
+		if err == nil {
+			err = awaitQuietConfig(keyPath, deadline)
+		}
+		if err == nil {
+			err = cf.Reload()
+		}
+		if !errors.Is(err, loop.ErrPEMCut) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(configQuiet / 4)
+	}
 }
 
 // warnMovedCerts says when the reloaded file names other certificate
