@@ -570,11 +570,16 @@ func (kv *KV) List(ctx context.Context, prefix string) ([]KVEntry, error) {
 	if !ok {
 		return nil, ErrKVInvalid
 	}
-	return kv.listFrom(ctx, filter, 1)
+	es, err := kv.listFrom(ctx, filter, 1)
+	if err != nil {
+		return nil, err
+	}
+	return es, nil
 }
 
 // listFrom returns the live entries of the stream subject filter from
-// the stream sequence seq on, one round trip an entry (List's reads).
+// the stream sequence seq on, one round trip an entry (List's reads);
+// with an error, those read before it.
 func (kv *KV) listFrom(ctx context.Context, filter string, seq uint64) ([]KVEntry, error) {
 	var out []KVEntry
 	for {
@@ -585,7 +590,7 @@ func (kv *KV) listFrom(ctx context.Context, filter string, seq uint64) ([]KVEntr
 			return out, nil
 		}
 		if err != nil {
-			return nil, kvErr("list", err)
+			return out, kvErr("list", err)
 		}
 		seq = m.Sequence + 1
 		if isMarker(m.Header) {

@@ -48,6 +48,11 @@ const noConsumersFor = 5 * time.Minute
 // entries deleted meanwhile may or may not be in it). Deletions are not
 // reported: a caller that needs them lists again from 0.
 //
+// With an error it returns the entries it read before it, under the same
+// rule (every live entry from rev up to the last one returned), so that a
+// caller whose deadline cuts a long list can go on from there rather than
+// list everything again (oauth's revocation sync over a slow uplink).
+//
 // It costs a few round trips whatever the number of entries (see above),
 // and at most KVOptions.Timeout each. Safe for concurrent use.
 func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEntry, error) {
@@ -80,7 +85,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 			return out, nil
 		}
 		if err != nil {
-			return nil, kvErr("list", err)
+			return out, kvErr("list", err)
 		}
 		last = m
 		if !isMarker(m.Header) {
@@ -89,10 +94,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 	}
 	if int64(time.Since(processStart)) < kv.noConsumers.Load() {
 		rest, err := kv.listFrom(ctx, filter, last.Sequence+1)
-		if err != nil {
-			return nil, err
-		}
-		return append(out, rest...), nil
+		return append(out, rest...), err
 	}
 	octx, cancel = kv.ctx(ctx)
 	c, err := kv.stream.CreateConsumer(octx, jetstream.ConsumerConfig{
@@ -115,7 +117,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 		// answering those, skips the consumer for noConsumersFor.
 		rest, lerr := kv.listFrom(ctx, filter, last.Sequence+1)
 		if lerr != nil {
-			return nil, lerr
+			return append(out, rest...), lerr
 		}
 		kv.noConsumers.Store(int64(time.Since(processStart) + noConsumersFor))
 		return append(out, rest...), nil
@@ -134,7 +136,7 @@ func (kv *KV) ListSince(ctx context.Context, prefix string, rev uint64) ([]KVEnt
 	for {
 		n, done, err := kv.pull(ctx, next, &delivered, &out)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if done || n < listBatch {
 			return out, nil

@@ -65,6 +65,11 @@ type Server struct {
 	// (SinceLister stores); owned by New, then by the sync loop.
 	revSince uint64
 	revBad   bool // the last read of the revocations failed; owned by the sync loop
+	// revScan: a full list is under way, read up to revScanAt so far; it
+	// goes on from there at the next round when a round's read fails
+	// (syncRevoked). Owned as revSince.
+	revScan   bool
+	revScanAt uint64
 }
 
 // New validates opts (gathering every error), loads or creates the key
@@ -304,28 +309,35 @@ type revRecord struct {
 // collection (every 60 rounds): the revisions of a store that was
 // recreated, or restored from a backup, start again below the cursor, and
 // its entries would otherwise only be seen once new writes passed it.
+//
+// What a SinceLister returns with an error (the entries it read before
+// the round's deadline) is kept, and the next read goes on from it: a
+// full list is begun from revision 0 and continued across rounds until
+// one completes. Before, a read cut by the round's deadline
+// (4 × SyncInterval) was dropped whole and the next round listed all
+// again from 0: over an uplink slower than the list needs (1,000 entries
+// took 5-7 s of a 6 s round on a loaded host, with the race detector),
+// every round failed and the node never synced a revocation again.
 // Called by New, then only by the sync loop.
 func (s *Server) syncRevoked(ctx context.Context, full bool) error {
 	sl, since := s.store.(SinceLister)
 	var es []Entry
 	var err error
-	switch {
-	case !since:
-		es, err = s.store.List(ctx, "rv.")
-	case full:
-		es, err = sl.ListSince(ctx, "rv.", 0)
-	default:
-		es, err = sl.ListSince(ctx, "rv.", s.revSince)
+	from := s.revSince
+	if since && full && !s.revScan {
+		s.revScan, s.revScanAt = true, 0
 	}
-	if err != nil {
+	if s.revScan {
+		from = s.revScanAt
+	}
+	if since {
+		es, err = sl.ListSince(ctx, "rv.", from)
+	} else if es, err = s.store.List(ctx, "rv."); err != nil {
 		return err
 	}
 	now := s.now().Unix()
 	var fresh []string
-	top := s.revSince
-	if full {
-		top = 0
-	}
+	top := from
 	for _, e := range es {
 		top = max(top, e.Revision)
 		var r revRecord
@@ -355,9 +367,19 @@ func (s *Server) syncRevoked(ctx context.Context, full bool) error {
 			fresh = append(fresh, id)
 		}
 	}
-	s.revSince = top
+	switch {
+	case !s.revScan:
+		s.revSince = top
+	case err != nil:
+		s.revScanAt = top
+	default: // the full list is complete
+		s.revScan, s.revSince = false, top
+	}
 	if len(fresh) > 0 && s.onRevoke != nil {
 		s.onRevoke(fresh)
+	}
+	if err != nil {
+		return err
 	}
 	// An id or cut-off still in the store has an expiry after now here
 	// (raised to the store's, which was skipped when not after now): what

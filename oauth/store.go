@@ -104,7 +104,9 @@ type Store interface {
 // entry it returns, and comes with the next call from that revision.
 // Deleted entries are not reported. It need not be linearizable (a
 // replica may answer, behind the latest writes), and may return the
-// entries in any order.
+// entries in any order. With an error it may return entries too (what it
+// read before it failed, its deadline passed), under the same rule: the
+// server keeps them and goes on from the greatest revision among them.
 type SinceLister interface {
 	ListSince(ctx context.Context, prefix string, rev uint64) ([]Entry, error)
 }

@@ -87,8 +87,11 @@ func (s kvStore) List(ctx context.Context, prefix string) ([]oauth.Entry, error)
 // ListSince lists in a few round trips whatever the number of entries
 // (edge.KV.ListSince), where List takes one an entry: oauth's revocation
 // sync and garbage collection use it.
+// With an error it returns what was read before it, which oauth keeps.
 func (s kvStore) ListSince(ctx context.Context, prefix string, rev uint64) ([]oauth.Entry, error) {
-	return entries(s.kv.ListSince(ctx, prefix, rev))
+	es, err := s.kv.ListSince(ctx, prefix, rev)
+	out, _ := entries(es, nil)
+	return out, storeErr(err)
 }
 
 // Usage reports the bucket's fill (edge.KV.Usage): oauth keeps its device
