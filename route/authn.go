@@ -64,7 +64,7 @@ func (a *TicketAuth) Authenticate(req *AuthRequest, _ any, ticket string, _ map[
 	}
 	// No such user, or none with a password: spend what checking one
 	// costs, so that the time to the ABORT does not tell.
-	a.Users.verifyDecoyFor(req.decoyKey, req.AuthID, ticket)
+	a.Users.verifyDecoyFor(decoyKeyOf(req), req.AuthID, ticket)
 	return nil, failAuth()
 }
 
@@ -168,10 +168,7 @@ func (a *CRAAuth) decoyChallenge(req *AuthRequest) (map[string]any, any, *Identi
 	if a.Users != nil {
 		d = a.Users.cra
 	}
-	dk := req.decoyKey
-	if dk == nil {
-		dk = processDecoyKey()
-	}
+	dk := decoyKeyOf(req)
 	var key [32]byte
 	rand.Read(key[:])
 	st := &craState{decoy: true, key: base64.StdEncoding.EncodeToString(key[:])}

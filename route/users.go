@@ -168,7 +168,7 @@ type Users struct {
 // alice and dashboard), the users of the other kind (and those whose
 // hash had other iterations or key length) were told apart by one
 // HELLO. Its salt (decoySalt) and its pick come from the router's decoy
-// key, not from the users' credentials: a reload that rotates a password
+// key under the realm's name (decoyKeyOf), not from the users' credentials: a reload that rotates a password
 // leaves every unknown authid's challenge as it was, as it does a
 // user's; one that adds or removes users moves only the authids near
 // the edges between the shapes' shares.
@@ -232,6 +232,25 @@ func decoyKeyFrom(secret []byte) *[32]byte {
 
 // processDecoyKey is the decoy key of a CRAAuth used outside a router.
 var processDecoyKey = sync.OnceValue(func() *[32]byte { return decoyKeyFrom(nil) })
+
+// decoyKeyOf returns the key of req's decoys (their salt and shape): the
+// router's decoy key (processDecoyKey outside a router) under the realm's
+// name. Before, it was the router's for every realm: an authid that is a
+// user of no realm got the same salt in each, one that is a user of one
+// its hash's salt there and a decoy in the others, and two HELLOs told
+// the users of one realm from every stranger.
+func decoyKeyOf(req *AuthRequest) *[32]byte {
+	key := req.decoyKey
+	if key == nil {
+		key = processDecoyKey()
+	}
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte("wampcra-decoy-realm\x00"))
+	m.Write([]byte(req.Realm))
+	k := new([32]byte)
+	m.Sum(k[:0])
+	return k
+}
 
 // newCRADecoy derives the decoys' shapes from the users.
 func newCRADecoy(users []*User) craDecoy {
