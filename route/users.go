@@ -13,7 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/bits"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,8 +170,8 @@ type Users struct {
 // HELLO. Its salt (decoySalt) and its pick come from the router's decoy
 // key under the realm's name (decoyKeyOf), not from the users' credentials: a reload that rotates a password
 // leaves every unknown authid's challenge as it was, as it does a
-// user's; one that adds or removes users moves only the authids near
-// the edges between the shapes' shares.
+// user's; one that adds or removes users moves only the authids whose
+// shape their shares take or give back (craDecoy.pick).
 type craDecoy struct {
 	shapes []craShape // the users' shapes, in a fixed order (nil: none)
 	total  int        // the users they count
@@ -185,25 +185,41 @@ type craShape struct {
 	n            int
 }
 
-// pick returns the shape of the decoy challenge for authid under key: a
-// point of [0, 1) from a keyed hash of the authid, in the users' shares
-// laid end to end (salted with the default work when there are no CRA
-// users).
+// pick returns the shape of the decoy challenge for authid under key, in
+// the users' proportions: a weighted rendezvous of the shapes, each
+// scored from a keyed hash of the authid and the shape, -ln(u)/n, the
+// lowest taking it (salted with the default work when there are no CRA
+// users). A reload that adds a user then moves only the authids its
+// share takes, and one that removes a user only those its share had.
+// Before, the shares were laid end to end in a fixed order: a user of a
+// shape that sorts first moved every later edge (adding one to a realm
+// of two moved half of the strangers, where a third would do), and each
+// moved stranger, its salt kept, was told apart from the users.
 func (d craDecoy) pick(key *[32]byte, authid string) craShape {
 	if d.total == 0 {
 		return craShape{salted: true, work: DefaultIterations, keyLen: defaultKeyLen}
 	}
+	best, bestScore := 0, math.Inf(1)
+	var id [16]byte
+	var sum [sha256.Size]byte
 	m := hmac.New(sha256.New, key[:])
-	m.Write([]byte("wampcra-decoy-shape\x00"))
-	m.Write([]byte(authid))
-	at, _ := bits.Mul64(binary.BigEndian.Uint64(m.Sum(nil)), uint64(d.total))
-	for _, s := range d.shapes {
-		if at < uint64(s.n) {
-			return s
+	for i, s := range d.shapes {
+		m.Reset()
+		m.Write([]byte("wampcra-decoy-shape\x00"))
+		b := id[:0]
+		if s.salted {
+			b = binary.BigEndian.AppendUint64(b, uint64(s.work))
+			b = binary.BigEndian.AppendUint64(b, uint64(s.keyLen))
 		}
-		at -= uint64(s.n)
+		m.Write(b)
+		m.Write([]byte{0})
+		m.Write([]byte(authid))
+		u := (float64(binary.BigEndian.Uint64(m.Sum(sum[:0]))>>11) + 0.5) / (1 << 53) // in (0, 1)
+		if score := -math.Log(u) / float64(s.n); score < bestScore {
+			best, bestScore = i, score
+		}
 	}
-	return d.shapes[len(d.shapes)-1]
+	return d.shapes[best]
 }
 
 // decoySalt returns the decoy salt for authid under key, in HashPassword's
