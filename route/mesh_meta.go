@@ -412,7 +412,7 @@ func remoteCost(proc string, answers []answer, visit int64) int64 {
 					k = max(k, int64(len(l)))
 				}
 			}
-			n += min(max(k, 0), 1<<32) * metaEntryCost
+			n += min(max(k, 0), meshReportMax) * metaEntryCost
 		}
 		if w := walkedOf(proc, a.res); w > 0 {
 			n = max(n, w*metaEntryCost)
@@ -435,6 +435,20 @@ func remoteCost(proc string, answers []answer, visit int64) int64 {
 	}
 	return total
 }
+
+// meshReportMax caps each count another node reports in its answer to a
+// gathered meta call (what a removal it carried out visited, what a list
+// or kill walked, the sessions a kill killed): one session's burst of
+// entries, 8 times the estimate charged for a node that does not say
+// (meshScanMin). Such a count is charged to the asking session and its
+// client's share (walkOwner), which all the client's sessions on this
+// node wait for: a hostile or buggy node's 2^53, capped at 2^32 before,
+// held every meta call of the client's sessions here 68 minutes (a
+// removal) to 9 hours (a list, 8 per entry); now at most half a second
+// an answer (TestMeshReportedCountCapped). An honest node of more
+// entries than that is charged less than one node would be, as one of
+// the previous release is; its answer's bytes are charged besides.
+const meshReportMax = walkBurst
 
 // meshRemoveMin is the least the session's node's walk for a
 // remove_callee is charged (remoteVisit): callees it may have registered
@@ -514,12 +528,12 @@ func walkedReported(proc string) bool {
 
 // walkedOf returns the entries a node says it walked for its result res
 // to a gathered meta call of proc (0: not said, as by a node of the
-// previous release), at most 2^32.
+// previous release), at most meshReportMax.
 func walkedOf(proc string, res []any) int64 {
 	if len(res) < 2 || !walkedReported(proc) {
 		return 0
 	}
-	return min(max(toInt(res[1]), 0), 1<<32)
+	return min(max(toInt(res[1]), 0), meshReportMax)
 }
 
 // maxSessionGathers bounds one session's meta calls waiting for the other
@@ -790,7 +804,7 @@ func decodeAnswerVisited(b []byte) ([]any, *metaErr, bool, int64) {
 		res, isList := l[1].([]any)
 		visited := int64(-1)
 		if !isList && l[1] != nil {
-			visited = min(max(toInt(l[1]), 0), 1<<32)
+			visited = min(max(toInt(l[1]), 0), meshReportMax)
 		}
 		return res, nil, true, visited
 	case len(l) == 3 && l[0] == false:
