@@ -30,3 +30,25 @@ func WalkShares(r *Router) (held, all int) {
 	}
 	return held, len(w.by)
 }
+
+// WalkWakes returns how many times r's shards have looked at a session's
+// waiting walks (walksDue runs), for the tests of package route_test.
+func WalkWakes(r *Router) int64 { return r.walkOwners.wakes.Load() }
+
+// WalkLine returns how many sessions wait in r's owners' lines for their
+// share of walk budget (walkOwner.line), for the tests of package
+// route_test.
+func WalkLine(r *Router) int {
+	w := &r.walkOwners
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, o := range w.by {
+		for _, ss := range o.line {
+			if ss.walks.inLine {
+				n++
+			}
+		}
+	}
+	return n
+}

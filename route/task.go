@@ -20,6 +20,7 @@ const (
 	tRemoveReg                     // s: callee; reg; c.uri: reason ("": none): wamp.registration.remove_callee
 	tRemoveSub                     // s: subscriber; subs[0]: its subscription; c.uri: reason: wamp.subscription.remove_subscriber
 	tMeta                          // pub; subs; b: its backlog bytes: a meta event for this shard's subscribers (metaFanout)
+	tWalkWake                      // s: first in its owner's line of walks; a: when its turn comes (walkRan)
 )
 
 // Task flags.
@@ -82,6 +83,8 @@ func (s *Shard) run(t *task) {
 	switch t.kind {
 	case tTimers:
 		s.runTimers()
+	case tWalkWake:
+		s.walkWake(t.s, int64(t.a))
 	case tShutdown:
 		s.shutdown()
 	case tInvoke:

@@ -3,6 +3,7 @@ package route
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -217,6 +218,10 @@ type walkBudget struct {
 	// first walk; nil for none.
 	own    *walkOwner
 	ownSet bool
+	// inLine: the session is in own's line (walkOwner.line), its next
+	// walk a meta call's waiting for the share alone. Written by the
+	// session's shard under walkOwners.mu, read by the others' under it.
+	inLine bool
 }
 
 // A session's budget was all there was, and a new session brought a new
@@ -260,6 +265,9 @@ type walkOwners struct {
 	idle   []*walkOwner
 	swept  int64 // when idle was last swept (Router.now); guarded by mu
 	byPeak int   // shrinkDue's peak of by; guarded by mu
+	// wakes counts walksDue's runs (a session's waiting walks looked
+	// at), for the tests.
+	wakes atomic.Int64
 }
 
 // walkOwner is one owner's share of walk budget: ownerWalkShare sessions'
@@ -270,6 +278,40 @@ type walkOwner struct {
 	at       int64
 	sessions int  // sessions holding it (walkBudget.own)
 	idle     bool // in walkOwners.idle
+	// line holds the sessions waiting for the share (their own budgets
+	// whole enough), in the order they came to wait: only the first is
+	// timed for the moment its debt is paid (armWalk), and no other
+	// session of the owner walks on the share before it (walkReady).
+	// Before, each waiting session was timed for that same moment: all
+	// woke, one walked (whichever its loop reached first) and the rest
+	// were timed again, n waiting sessions about n²/2 wake-ups
+	// (TestWalkShareLineWakesFirstOnly). A session leaving the line
+	// before its turn (walkOwners.leave) stays in it, skipped (first).
+	line []*Session
+}
+
+// first returns the first session in o's line, dropping those that left
+// it; nil for none. Under walkOwners.mu.
+func (o *walkOwner) first() *Session {
+	for len(o.line) > 0 && !o.line[0].walks.inLine {
+		o.line[0] = nil
+		o.line = o.line[1:]
+	}
+	if len(o.line) == 0 {
+		o.line = nil
+		return nil
+	}
+	return o.line[0]
+}
+
+// wait returns how long until o is not in debt (refilled first). Under
+// walkOwners.mu.
+func (o *walkOwner) wait(now int64) int64 {
+	o.refill(now)
+	if t := o.tokens; t <= 0 {
+		return (1-t)*1e9/(walkRate*ownerWalkShare) + 1
+	}
+	return 0
 }
 
 func (o *walkOwner) refill(now int64) {
@@ -306,7 +348,23 @@ func (w *walkOwners) leave(ss *Session, now int64) {
 		return
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	var next *Session
+	var due int64
+	if ss.walks.inLine {
+		wasFirst := o.first() == ss
+		ss.walks.inLine = false
+		if wasFirst {
+			if next = o.first(); next != nil {
+				due = now + o.wait(now)
+			}
+		}
+	}
+	defer func() {
+		w.mu.Unlock()
+		if next != nil {
+			ss.shard.wakeWalk(next, due)
+		}
+	}()
 	if o.sessions--; o.sessions == 0 {
 		o.refill(now)
 		if o.tokens >= walkBurst*ownerWalkShare {
@@ -405,6 +463,10 @@ func (s *Shard) walkReady(ss *Session, owned bool) bool {
 	w.mu.Lock()
 	o.refill(now)
 	ok := o.tokens > 0
+	if ok {
+		f := o.first()
+		ok = f == nil || f == ss
+	}
 	w.mu.Unlock()
 	return ok
 }
@@ -452,6 +514,61 @@ func (s *Shard) walkWait(ss *Session, owned bool) int64 {
 		}
 	}
 	return wait
+}
+
+// walkRan charges n entries a walk of ss walked (walkTake), and when it
+// was a meta call's (owned) lets the next session in its owner's line
+// have its turn: ss leaves the line if it was first, and the session
+// first then is timed for the moment the share's debt is paid. Owned by
+// ss's shard.
+func (s *Shard) walkRan(ss *Session, n int64, owned bool) {
+	o := ss.walks.own
+	if !owned || o == nil {
+		s.walkTake(ss, n, owned)
+		return
+	}
+	now := s.r.now()
+	b := &ss.walks
+	b.refill(now)
+	b.tokens -= max(n, 0)
+	w := &s.r.walkOwners
+	w.mu.Lock()
+	o.refill(now)
+	o.tokens -= max(n, 0)
+	var next *Session
+	var due int64
+	if b.inLine && o.first() == ss {
+		b.inLine = false
+		o.line[0] = nil
+		o.line = o.line[1:]
+	}
+	if b.inLine {
+		next = nil // still waiting its turn behind others: they are timed
+	} else if next = o.first(); next != nil {
+		due = now + o.wait(now)
+	}
+	w.mu.Unlock()
+	if next != nil {
+		s.wakeWalk(next, due)
+	}
+}
+
+// wakeWalk times ss, first in its owner's line, for due: on this shard if
+// ss is its, else through its shard's mailbox (tWalkWake).
+func (s *Shard) wakeWalk(ss *Session, due int64) {
+	if ss.shard == s {
+		s.walkWake(ss, due)
+		return
+	}
+	ss.shard.post(task{kind: tWalkWake, s: ss, a: uint64(due)})
+}
+
+// walkWake times ss's waiting walks for due, if it still has some. Owned
+// by ss's shard.
+func (s *Shard) walkWake(ss *Session, due int64) {
+	if ss.state == stEstablished && len(ss.walks.q) > 0 {
+		s.addTimer(timer{due: due, kind: tmWalk, sess: ss})
+	}
 }
 
 // walk is a waiting request: run does it, if it still has to be done, and
@@ -512,7 +629,7 @@ func (s *Shard) retainedScanFull(ss *Session, m *proto.Message, match proto.Matc
 func (s *Shard) turn(ss *Session, w walk) (now bool) {
 	b := &ss.walks
 	if len(b.q) == 0 && s.walkReady(ss, w.owned) {
-		s.walkTake(ss, int64(w.run()), w.owned)
+		s.walkRan(ss, int64(w.run()), w.owned)
 		return true
 	}
 	b.q = append(b.q, w)
@@ -640,13 +757,36 @@ func (s *Shard) metaTurn(ss *Session, m *proto.Message, proc string, h metaFn, a
 	}
 }
 
-// armWalk schedules ss's next waiting walk for when its debt is paid.
+// armWalk schedules ss's next waiting walk for when its debt is paid: a
+// meta call's that waits for its owner's share alone (ss's budget not in
+// debt) puts ss in the owner's line, and only the first there is timed
+// (walkOwner.line; the others when their turn comes, walkRan).
 func (s *Shard) armWalk(ss *Session) {
-	s.addTimer(timer{due: s.r.now() + s.walkWait(ss, ss.walks.q[0].owned), kind: tmWalk, sess: ss})
+	b := &ss.walks
+	now := s.r.now()
+	b.refill(now)
+	o := b.own
+	if !b.q[0].owned || o == nil || b.tokens <= 0 {
+		s.addTimer(timer{due: now + s.walkWait(ss, b.q[0].owned), kind: tmWalk, sess: ss})
+		return
+	}
+	w := &s.r.walkOwners
+	w.mu.Lock()
+	if !b.inLine {
+		b.inLine = true
+		o.line = append(o.line, ss)
+	}
+	first := o.first() == ss
+	wait := o.wait(now)
+	w.mu.Unlock()
+	if first {
+		s.addTimer(timer{due: now + wait, kind: tmWalk, sess: ss})
+	}
 }
 
 // walksDue runs ss's waiting walks while its budget allows.
 func (s *Shard) walksDue(ss *Session) {
+	s.r.walkOwners.wakes.Add(1)
 	b := &ss.walks
 	for len(b.q) > 0 && ss.state == stEstablished && s.walkReady(ss, b.q[0].owned) {
 		w := b.q[0]
@@ -655,7 +795,7 @@ func (s *Shard) walksDue(ss *Session) {
 		if w.meta {
 			b.metas--
 		}
-		s.walkTake(ss, int64(w.run()), w.owned)
+		s.walkRan(ss, int64(w.run()), w.owned)
 	}
 	if len(b.q) == 0 {
 		b.q = nil
