@@ -140,6 +140,13 @@ func subMatchWalk(rm *Realm, args []any, _ map[string]any) int {
 	if !ok {
 		return 0
 	}
+	if !proto.ValidURI([]byte(uri), rm.conf().URICheck) {
+		// Answered null without a look-up (metaSubMatch): counted so, not
+		// for the listing a valid topic's matches would make (a leading
+		// empty component matched by 1,000 wildcard patterns cost 8,000
+		// entries and more, and the walk that counted them).
+		return 0
+	}
 	matched, visited := rm.subs.matchCost([]byte(uri))
 	return matched + (visited+metaEntryCost-1)/metaEntryCost
 }
