@@ -128,6 +128,9 @@ type Node struct {
 	paced      map[string]*pacedTo
 	pacedRTT   map[string]time.Duration // by asking node: pacedLost's round trips
 	pacedBytes int64
+	// pacedKept: the bytes of last parts in flight kept to be sent
+	// again (inFlight.last), at most maxPacedHeld/4.
+	pacedKept  int64
 	pacedLogAt time.Time
 	// startedAt is when Start succeeded, on mono's clock (zero before):
 	// see Gather and unheard.

@@ -141,8 +141,12 @@ type inFlight struct {
 	// last is the part's bytes when it is its answer's last (or the
 	// answer sent whole), kept to send again (sweepPaced): h lets its
 	// answer go once it is sent. At most a part's room of them per
-	// asker; a copy unless the answer is that part, so that a last part
-	// does not keep its whole answer. total is the answer's length.
+	// asker, and a quarter of maxPacedHeld in all (Node.pacedKept; past
+	// it a last part is not kept, nor sent again: before, answers sent
+	// whole to 1,000 askers kept 64 MiB beside that bound,
+	// TestPacedKeptLastPartsBoundedInAll); a copy unless the answer is
+	// that part, so that a last part does not keep its whole answer.
+	// total is the answer's length.
 	last  []byte
 	total int
 }
@@ -258,11 +262,12 @@ func (n *Node) sendNext(pt *pacedTo) {
 		if err == nil {
 			now := time.Now()
 			f := inFlight{h: h, end: end, n: end - h.off, sentAt: now}
-			if end == len(h.data) {
+			if end == len(h.data) && n.pacedKept+int64(end-h.off) <= n.maxPacedHeld()/4 {
 				f.last, f.total = h.data[h.off:end], len(h.data)
 				if h.off > 0 {
 					f.last = slices.Clone(f.last)
 				}
+				n.pacedKept += int64(len(f.last))
 			}
 			pt.flight = append(pt.flight, f)
 			pt.flying += end - h.off
@@ -313,6 +318,7 @@ func (n *Node) landed(pt *pacedTo, i int) {
 	f := pt.flight[i]
 	f.h.flying = false
 	pt.flying -= f.n
+	n.pacedKept -= int64(len(f.last))
 	pt.flight = slices.Delete(pt.flight, i, i+1)
 }
 
