@@ -111,6 +111,9 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 	var keyPEM []byte
 	if err == nil {
 		keyPEM, err = readPEMFile(cf.keyPath)
+		if err == nil && len(bytes.TrimSpace(keyPEM)) == 0 {
+			err = fmt.Errorf("key file: %w", ErrPEMCut)
+		}
 	}
 	var c tls.Certificate
 	if err == nil {
@@ -134,16 +137,23 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 }
 
 // ErrPEMCut is returned for a certificate file holding a PEM block that is
-// not whole: one cut short, most likely, by a writer still writing it.
-var ErrPEMCut = errors.New("loop: the certificate file holds a PEM block that is not whole (being written?)")
+// not whole, or for an empty certificate or key file: one cut short, most
+// likely, by a writer still writing it (an empty file: opened with O_TRUNC,
+// not written yet).
+var ErrPEMCut = errors.New("loop: the file is empty or holds a PEM block that is not whole (being written?)")
 
 // wholePEM reports ErrPEMCut when b holds a PEM block that pem.Decode
 // cannot read. crypto/tls stops at such a block and takes the certificates
 // before it: a chain written in place (cp over it) and read with its last
 // certificate cut short loaded as its leaf alone, which matches the key
 // and completes a handshake, and was served: clients that need the
-// intermediate refused every new connection.
+// intermediate refused every new connection. An empty file is one too:
+// cat and cp truncate it, then write it whole, and a writer descheduled
+// between the two had it refused, the renewal lost until the next reload.
 func wholePEM(b []byte) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return ErrPEMCut
+	}
 	for {
 		var blk *pem.Block
 		if blk, b = pem.Decode(b); blk == nil {

@@ -197,3 +197,58 @@ func TestTLSChainPausedMidBlockDuringSIGHUP(t *testing.T) {
 		t.Fatalf("after the rotation: serial %d, %v (want 2, verified with the root)\n%s", got, err, grepLines(r.logs(), "TLS certificate"))
 	}
 }
+
+// TestTLSChainTruncatedDuringSIGHUP: a chain written in place by a single
+// write (cat, cp: open with O_TRUNC, then one write) whose writer is
+// descheduled between the two (a loaded host; here 1 s, the SIGHUP while
+// the file is empty) is waited for too. Before, the reload read the empty
+// file once it was quiet for configQuiet: "failed to find any PEM data in
+// certificate input", the pair refused, the old certificate kept until the
+// next SIGHUP (for certbot or acme.sh, the next renewal, past its expiry).
+func TestTLSChainTruncatedDuringSIGHUP(t *testing.T) {
+	now := time.Now()
+	root, rootPEM := newTestCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgewamp test root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}, nil)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(rootPEM)
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+	chain, key := chainPair(t, root, 1)
+	replaceFile(t, certPath, chain)
+	replaceFile(t, keyPath, key)
+	cfgPath := writeFile(t, "tls.yaml", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: "+certPath+", key: "+keyPath+"}\nrealms: [{name: realm1}]\n")
+	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath))
+	verified := func() (int64, error) {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.addr, &tls.Config{RootCAs: pool})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	if got, err := verified(); err != nil || got != 1 {
+		t.Fatalf("at start: serial %d, %v", got, err)
+	}
+
+	chain, key = chainPair(t, root, 2)
+	replaceFile(t, keyPath, key)
+	f, err := os.OpenFile(certPath, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * configQuiet) // the file quiet and empty, well past configQuiet
+	if _, err := f.Write(chain); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLog("SIGHUP: configuration reloaded", 1)
+	if got, err := verified(); err != nil || got != 2 {
+		t.Fatalf("after the rotation: serial %d, %v (want 2)\n%s", got, err, grepLines(r.logs(), "TLS certificate"))
+	}
+}
