@@ -140,7 +140,7 @@ func (cf *CertFile) read() (*tls.Certificate, error) {
 // not whole, or for an empty certificate or key file: one cut short, most
 // likely, by a writer still writing it (an empty file: opened with O_TRUNC,
 // not written yet).
-var ErrPEMCut = errors.New("loop: the file is empty or holds a PEM block that is not whole (being written?)")
+var ErrPEMCut = errors.New("loop: the file is empty or holds a PEM block that is not whole (being written? if not, complete or remove that block)")
 
 // wholePEM reports ErrPEMCut when b holds a PEM block that pem.Decode
 // cannot read. crypto/tls stops at such a block and takes the certificates
@@ -154,14 +154,19 @@ func wholePEM(b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return ErrPEMCut
 	}
+	all := b
 	for {
 		var blk *pem.Block
 		if blk, b = pem.Decode(b); blk == nil {
 			break
 		}
 	}
-	if bytes.Contains(b, []byte("-----BEGIN")) {
-		return ErrPEMCut
+	// The line of the block, for a file that is not being written (a
+	// chain assembled by hand whose last block is short), which is
+	// refused at start and by check-config too.
+	if i := bytes.Index(b, []byte("-----BEGIN")); i >= 0 {
+		line := bytes.Count(all[:len(all)-len(b)+i], []byte("\n")) + 1
+		return fmt.Errorf("the certificate file's line %d: %w", line, ErrPEMCut)
 	}
 	return nil
 }
