@@ -354,8 +354,15 @@ func (w *walkOwners) join(key string, now int64) *walkOwner {
 }
 
 // leave lets leaving session ss's share go: dropped with its last session
-// if whole, else kept until it is (sweep). Owned by ss's shard.
+// if whole, else kept until it is (sweep), and drops ss's waiting walks.
+// Owned by ss's shard.
 func (w *walkOwners) leave(ss *Session, now int64) {
+	// Its waiting walks never run now (walksDue, tmWalk's live): dropped
+	// with what they hold (a meta call's arguments as received), which
+	// stayed as long as its place in its owner's line (first skips it)
+	// or a timer held the session
+	// (TestWalkShareLineLeftSessionsReleased).
+	ss.walks.q, ss.walks.metas = nil, 0
 	o := ss.walks.own
 	ss.walks.own, ss.walks.ownSet = nil, false
 	if o == nil {
