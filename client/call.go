@@ -120,7 +120,7 @@ func (s *Session) newCall(opts *CallOptions) (*call, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return nil, s.err
+		return nil, s.lost
 	}
 	c.id = s.newRequestID()
 	s.calls[c.id] = c
@@ -167,7 +167,8 @@ func (s *Session) overBacklog(n int) bool {
 // for the router's answer: it then returns the router's
 // ERROR (an *Error, normally wamp.error.canceled), or the result if the
 // call completed meanwhile, or ctx.Err() when the router does not answer in
-// time. If the session ends, Call returns the session's error. ctx also
+// time. If the session ends, Call returns an error wrapping
+// ErrSessionLost and the session's error (ErrClosed after Close). ctx also
 // bounds the wait for another goroutine's write (Config.WriteTimeout):
 // when it ends first, the CALL is not sent and ctx.Err() is returned.
 func (s *Session) Call(ctx context.Context, procedure string, args []any, kwargs map[string]any, opts *CallOptions) (*Result, error) {

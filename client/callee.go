@@ -192,7 +192,7 @@ func (s *Session) startUnregister(r *Registration) (wait func(context.Context) e
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return nil, s.err
+		return nil, s.lost
 	}
 	if s.regs[r.id] != r {
 		s.mu.Unlock()
@@ -689,8 +689,9 @@ func (inv *Invocation) SendProgress(args []any, kwargs map[string]any) error {
 
 // Next waits for the next chunk of a progressive call invocation. It
 // returns io.EOF after the final chunk (at once when inv.Progress is
-// false on the first one), ctx's error when ctx ends first, and the
-// session's error (Session.Err) when the session ends first, and
+// false on the first one), ctx's error when ctx ends first, and an error
+// wrapping ErrSessionLost and the session's error (Session.Err; ErrClosed
+// after Close) when the session ends first, and
 // ErrBacklog once the chunks not taken exceeded Config.MaxBacklog (the
 // invocation was then answered with an error), and ErrInvocationDone once
 // the Handler answered before the final chunk came (no chunk comes then). Chunks queue up, within
@@ -726,7 +727,7 @@ func (inv *Invocation) Next(ctx context.Context) (*Invocation, error) {
 		case <-s.done:
 			// No chunk will come: the session ended (connection lost,
 			// router GOODBYE, Close).
-			return nil, s.Err()
+			return nil, s.reqErr()
 		}
 	}
 }

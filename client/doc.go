@@ -55,7 +55,9 @@
 // Pending calls and requests sit in maps keyed by request id, guarded by
 // the session's mutex. Request ids start at 1 and increase by one. When
 // the session ends, for whatever reason, every pending request fails with
-// the session's error (Err), handler contexts are canceled and Done is
+// the session's error (Err), wrapped with ErrSessionLost (ErrClosed as it
+// is after Close: a GOODBYE's *Error is not taken for the router's ERROR
+// answer to the request), handler contexts are canceled and Done is
 // closed: nothing hangs. A REGISTER, SUBSCRIBE or UNSUBSCRIBE whose
 // context ends before its reply stays registered as abandoned, so that a
 // late REGISTERED or SUBSCRIBED is undone (UNREGISTER, UNSUBSCRIBE) rather

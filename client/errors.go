@@ -8,7 +8,10 @@ import (
 // Error is a WAMP error: the reason URI and payload of an ERROR reply, an
 // ABORT during the join, or a GOODBYE with which the router ended the
 // session. A Handler returns an *Error to answer an invocation with a
-// specific error URI.
+// specific error URI. A request returns an *Error itself only for the
+// router's answer to it: one that fails because the router ended the
+// session (GOODBYE or ABORT) returns an error wrapping ErrSessionLost and
+// that reason's *Error (errors.As finds it; check errors.Is first).
 type Error struct {
 	// URI is the error or close reason, e.g. "wamp.error.no_such_procedure"
 	// or "wamp.close.system_shutdown".
@@ -58,6 +61,14 @@ var (
 	// ErrClosed is the error of a session ended by Close, and of every
 	// request still pending at that moment.
 	ErrClosed = errors.New("client: session closed")
+	// ErrSessionLost is wrapped by the error of a request whose session
+	// ended otherwise than by Close, before its answer or before it was
+	// sent: the router's GOODBYE or ABORT, a lost connection, the
+	// keepalive, a protocol violation. The error wraps the session's Err
+	// too, so that the reason stays readable (errors.As finds the
+	// GOODBYE's *Error), but it is no *Error itself: an *Error returned
+	// by a request is the router's answer to it.
+	ErrSessionLost = errors.New("client: session ended before the answer")
 	// ErrMessageTooLarge is returned when a message exceeds the receive
 	// limit the router announced (RawSocket) or Config.MaxOutgoing.
 	// Nothing was sent, and the session stays usable.

@@ -114,7 +114,7 @@ func (s *Session) Publish(ctx context.Context, topic string, args []any, kwargs 
 		s.mu.Lock()
 		if s.err != nil {
 			s.mu.Unlock()
-			return s.err
+			return s.lost
 		}
 		m.Request = s.newRequestID()
 		s.mu.Unlock()
@@ -256,7 +256,7 @@ func (s *Session) startUnsubscribe(sub *Subscription) (wait func(context.Context
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return nil, s.err
+		return nil, s.lost
 	}
 	list := s.subs[sub.id]
 	i := 0

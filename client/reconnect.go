@@ -41,7 +41,8 @@ import (
 //     reason, and a revoked subscription, is logged at WARN and made
 //     again on the next session. Unregister and Unsubscribe remove them.
 //   - Calls and acknowledged publications are not retried: a call in
-//     flight when the connection fails returns the session's error, since
+//     flight when the connection fails returns the session's error
+//     (wrapped with ErrSessionLost), since
 //     the Client cannot know whether the callee ran it (WAMP calls are not
 //     idempotent). Calls made while reconnecting wait (bounded by their
 //     context) for the next session, not for its restores: they may go
@@ -796,8 +797,8 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 }
 
 // Call calls procedure on the current session (see Session.Call). A call
-// in flight when the session is lost fails with the session's error; it
-// is not retried.
+// in flight when the session is lost fails with the session's error,
+// wrapped with ErrSessionLost; it is not retried.
 func (c *Client) Call(ctx context.Context, procedure string, args []any, kwargs map[string]any, opts *CallOptions) (*Result, error) {
 	s, err := c.Session(ctx)
 	if err != nil {

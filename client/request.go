@@ -51,7 +51,7 @@ func (s *Session) addRequest(rq *request) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return 0, s.err
+		return 0, s.lost
 	}
 	return s.addRequestLocked(rq), nil
 }
@@ -185,7 +185,7 @@ func (s *Session) onAck(m *proto.Message) {
 	if bad := s.reusedIDLocked(m, rq); bad != "" {
 		s.mu.Unlock()
 		s.violation(bad)
-		rq.reply <- reply{err: s.Err()}
+		rq.reply <- reply{err: s.reqErr()}
 		return
 	}
 	switch m.Type {

@@ -118,6 +118,30 @@ type Session struct {
 	finished     finishedRing
 	closed       bool  // Close was called
 	err          error // why the session ended; nil while it is alive
+	// lost is the error of the requests the end fails: ErrClosed after
+	// Close, else err wrapped with ErrSessionLost (lostError), so that
+	// a GOODBYE's *Error is not taken for the router's answer. Set with
+	// err.
+	lost error
+}
+
+// lostError is the error of a request whose session ended, otherwise
+// than by Close, before its answer: it wraps ErrSessionLost and the
+// session's end.
+type lostError struct{ end error }
+
+func (e *lostError) Error() string   { return "client: session lost: " + e.end.Error() }
+func (e *lostError) Unwrap() []error { return []error{ErrSessionLost, e.end} }
+
+// reqErr is the error of a request on an ended session (lost), or
+// ErrClosed once Close has begun; nil while it is alive.
+func (s *Session) reqErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == nil && s.closed {
+		return ErrClosed
+	}
+	return s.lost
 }
 
 // Dial connects to cfg.URL and joins cfg.Realm: HELLO, then up to 4
@@ -244,7 +268,8 @@ func (s *Session) ID() uint64 { return s.id }
 func (s *Session) Details() map[string]any { return s.details }
 
 // Done returns a channel closed when the session has ended, for any
-// reason. By then every pending request has failed with Err.
+// reason. By then every pending request has failed with an error wrapping
+// ErrSessionLost and Err (ErrClosed after Close).
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended: ErrClosed after Close, an *Error with
@@ -294,7 +319,7 @@ func (s *Session) send(m *proto.Message) error { return s.sendCtx(context.Backgr
 func (s *Session) sendCtx(ctx context.Context, m *proto.Message) error {
 	select {
 	case <-s.done:
-		return s.Err()
+		return s.reqErr()
 	default:
 	}
 	if err := s.lockWrite(ctx); err != nil {
@@ -318,7 +343,7 @@ func (s *Session) lockWrite(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.done:
-		return s.Err()
+		return s.reqErr()
 	}
 }
 
@@ -352,7 +377,7 @@ func (s *Session) sendUnlock(m *proto.Message) error {
 		return err
 	}
 	s.shutdown(fmt.Errorf("client: write: %w", err), false)
-	return s.Err()
+	return s.reqErr()
 }
 
 // newRequestID returns the next request id (WAMP §IDs: session scope ids
@@ -495,11 +520,15 @@ func (s *Session) shutdown(cause error, graceful bool) {
 		s.mu.Unlock()
 		return
 	}
-	s.err = cause
+	s.err, s.lost = cause, cause
+	if cause != ErrClosed {
+		s.lost = &lostError{cause}
+	}
+	lost := s.lost
 	calls, reqs := s.calls, s.reqs
 	s.calls, s.reqs = nil, nil
 	for _, c := range calls {
-		c.done, c.err = true, cause
+		c.done, c.err = true, lost
 	}
 	for _, r := range s.regs {
 		r.active.Store(false)
@@ -520,7 +549,7 @@ func (s *Session) shutdown(cause error, graceful bool) {
 		c.finished()
 	}
 	for _, rq := range reqs {
-		rq.reply <- reply{err: cause}
+		rq.reply <- reply{err: lost}
 	}
 	if h := shutdownHook.Load(); h != nil {
 		(*h)(s)

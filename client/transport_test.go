@@ -142,7 +142,9 @@ func TestTransportDrop(t *testing.T) {
 				t.Fatalf("pending call = %v, want a connection error", err)
 			}
 			_, err = r.wait(t)
-			eq(t, "pending register error", err, s.Err())
+			if !errors.Is(err, ErrSessionLost) || !errors.Is(err, s.Err()) {
+				t.Fatalf("pending register error = %v, want one wrapping ErrSessionLost and Err (%v)", err, s.Err())
+			}
 			<-s.Done()
 		})
 	}
