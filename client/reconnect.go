@@ -116,8 +116,10 @@ type ReconnectConfig struct {
 	// refused for a reason that may pass are retried in the background,
 	// and slow answers waited for: OnSession does not wait for them).
 	// It may call Client.Close (see there). It is not called once Close
-	// has been called. A panic in it is recovered and logged at ERROR
-	// (Config.Logger), and the Client goes on.
+	// has been called, nor for a session lost before the restores were
+	// answered (OnDisconnect is, with its end); a session may still end
+	// while OnSession runs (see Session.Done). A panic in it is recovered
+	// and logged at ERROR (Config.Logger), and the Client goes on.
 	OnSession func(*Session)
 	// OnDisconnect, if set, is called (on the Client's goroutine) with
 	// the error that ended a session, before the Client dials again. It
@@ -520,7 +522,9 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 		s.Close()
 		return
 	}
-	if c.rc.OnSession != nil {
+	// A session lost while its restores were out (their answers were
+	// its end) is not given to OnSession: OnDisconnect follows.
+	if c.rc.OnSession != nil && !ended(s) {
 		c.callbackLogged("OnSession", func() { c.rc.OnSession(s) })
 	}
 	select {
