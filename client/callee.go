@@ -62,6 +62,10 @@ type Registration struct {
 	h         Handler     // Static.
 	id        uint64      // Set by the reader before Register returns.
 	active    atomic.Bool // Until Unregister, revocation or the session's end.
+	// revocation is the reason of the router's revocation, set before
+	// active turns false: a Client that records reg after it came acts
+	// on it then (Client.revoked could not find it).
+	revocation atomic.Pointer[string]
 }
 
 // ID returns the registration id the router assigned.

@@ -71,6 +71,8 @@ type Subscription struct {
 	match  string       // Static: the match policy (matchOf).
 	id     uint64       // Set by the reader before Subscribe returns.
 	active atomic.Bool  // Until Unsubscribe, revocation or the session's end.
+	// revocation is as Registration's.
+	revocation atomic.Pointer[string]
 }
 
 // ID returns the subscription id the router assigned. Several

@@ -581,10 +581,18 @@ func (c *Client) revoked(reg *Registration, reason string) {
 		}
 	}
 	c.mu.Unlock()
-	if r == nil || c.ctx.Err() != nil {
+	if r != nil {
+		c.regRevoked(reg.s, r, reason)
+	}
+}
+
+// regRevoked acts on the revocation of r's registration on s: revoked's,
+// and the Client's when the revocation came before it recorded the
+// registration (took, Register), which revoked then did not find.
+func (c *Client) regRevoked(s *Session, r *durableReg, reason string) {
+	if c.ctx.Err() != nil {
 		return
 	}
-	s := reg.s
 	err := &Error{URI: reason}
 	if !transient(err, true) || reason == proto.URIUnavailable {
 		if !ended(s) {
@@ -612,11 +620,24 @@ func (c *Client) subRevoked(subs []*Subscription, reason string) {
 		}
 	}
 	c.mu.Unlock()
-	if d == nil || c.ctx.Err() != nil {
+	if d != nil {
+		c.subWarn(d, subs[0].match, reason)
+	}
+}
+
+// subWarn tells of the revocation of d's subscription (subRevoked's, and
+// the Client's when it came before the subscription was recorded, as
+// regRevoked).
+func (c *Client) subWarn(d *durableSub, match, reason string) {
+	if c.ctx.Err() != nil {
 		return
 	}
-	c.warn("client: a subscription was revoked by the router; it is not in place on this session", "topic", d.topic, "match", subs[0].match, "reason", reason)
+	c.warn("client: a subscription was revoked by the router; it is not in place on this session", "topic", d.topic, "match", match, "reason", reason)
 }
+
+// recordHook, when set, runs in Client.Register and Subscribe between the
+// router's answer and the Client's record of it. For the tests.
+var recordHook atomic.Pointer[func()]
 
 // restoreWait is how long a restore waits for the router's answer before
 // it lets OnSession run (the answer is still waited for). A variable for
@@ -729,23 +750,31 @@ func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
 		}
 		c.mu.Lock()
 		removed := d.removed.Load()
-		if !removed {
+		why := sub.revocation.Load() // see took
+		if !removed && why == nil {
 			d.cur = sub
 		}
 		c.mu.Unlock()
 		if removed { // Unsubscribe ran while this SUBSCRIBE was out
 			s.Unsubscribe(ctx, sub)
+		} else if why != nil {
+			c.subWarn(d, sub.match, *why)
 		}
 		return nil
 	}, answered, "topic", d.topic)
 }
 
 // took records reg as r's registration on its session, or undoes it when
-// Unregister ran while the REGISTER was out.
+// Unregister ran while the REGISTER was out. A revocation the reader
+// handled before (revoked found no record of reg) is acted on here: reg
+// is then not recorded, so that a revoked running after this does not
+// act on it again (it finds reg recorded only when the revocation came
+// after this check).
 func (c *Client) took(reg *Registration, r *durableReg) {
 	c.mu.Lock()
 	removed := r.removed.Load()
-	if !removed {
+	why := reg.revocation.Load()
+	if !removed && why == nil {
 		r.cur = reg
 	}
 	c.mu.Unlock()
@@ -753,6 +782,8 @@ func (c *Client) took(reg *Registration, r *durableReg) {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		reg.s.Unregister(ctx, reg)
 		cancel()
+	} else if why != nil {
+		c.regRevoked(reg.s, r, *why)
 	}
 }
 
@@ -854,11 +885,20 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 		}
 		c.lost(s)
 	}
+	if h := recordHook.Load(); h != nil {
+		(*h)()
+	}
 	c.mu.Lock()
-	r.cur = reg
+	why := reg.revocation.Load() // see took
+	if why == nil {
+		r.cur = reg
+	}
 	c.regs = append(c.regs, r)
 	cur := c.s
 	c.mu.Unlock()
+	if why != nil {
+		c.regRevoked(s, r, *why)
+	}
 	if cur != nil && cur != s {
 		// s was lost meanwhile, and the next session took its copy of the
 		// list before r was in it.
@@ -893,11 +933,20 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 		}
 		c.lost(s)
 	}
+	if h := recordHook.Load(); h != nil {
+		(*h)()
+	}
 	c.mu.Lock()
-	d.cur = sub
+	why := sub.revocation.Load() // see took
+	if why == nil {
+		d.cur = sub
+	}
 	c.subs = append(c.subs, d)
 	cur := c.s
 	c.mu.Unlock()
+	if why != nil {
+		c.subWarn(d, sub.match, *why)
+	}
 	if cur != nil && cur != s { // as in Register: in the background, not bounded by ctx
 		go c.restoreSub(cur, d, func() {})
 	}

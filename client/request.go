@@ -329,10 +329,12 @@ func (s *Session) onRevoked(m *proto.Message) {
 	var revokedSubs []*Subscription
 	var id uint64
 	found := false
+	reason, _ := d["reason"].(string)
 	s.mu.Lock()
 	if m.Type == proto.CodeUnregistered {
 		id, _ = toUint(d["registration"])
 		if r := s.regs[id]; r != nil {
+			r.revocation.Store(&reason)
 			r.active.Store(false)
 			delete(s.regs, id)
 			revoked, found = r, true
@@ -341,6 +343,7 @@ func (s *Session) onRevoked(m *proto.Message) {
 		id, _ = toUint(d["subscription"])
 		revokedSubs = s.subs[id] // copy-on-write: not changed once taken out
 		for _, sub := range revokedSubs {
+			sub.revocation.Store(&reason)
 			sub.active.Store(false)
 			found = true
 		}
@@ -350,7 +353,6 @@ func (s *Session) onRevoked(m *proto.Message) {
 	if !found {
 		return
 	}
-	reason, _ := d["reason"].(string)
 	s.log.Info("client: revoked by the router", "type", m.Type.String(), "id", id, "reason", truncate(reason, 256))
 	if revoked != nil && s.cfg.onRevoked != nil {
 		s.cfg.onRevoked(revoked, reason)
