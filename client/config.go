@@ -48,7 +48,12 @@ type Config struct {
 	// ERROR with its stack, as the Client dials again); the connection is
 	// closed either way. A CHALLENGE without OnChallenge aborts the join
 	// too, and so does one for a method not in AuthMethods
-	// (wamp.error.protocol_violation), without calling it.
+	// (wamp.error.protocol_violation), without calling it. Under Connect,
+	// a request of the Client's own from it (Call, Publish, Register,
+	// Subscribe, Session) fails at once with ErrInCallback: the Client
+	// has no session, and the join OnChallenge answers is the one that
+	// would make it (a Register or Subscribe failing so is not kept:
+	// see Client.Register).
 	OnChallenge func(method string, extra map[string]any) (signature string, authExtra map[string]any, err error)
 	// Agent is HELLO.Details.agent; "edgewamp-client" when empty.
 	Agent string

@@ -115,7 +115,12 @@ type ReconnectConfig struct {
 	// registration and subscription, or 10 s without one (restores it
 	// refused for a reason that may pass are retried in the background,
 	// and slow answers waited for: OnSession does not wait for them).
-	// It may call Client.Close (see there). It is not called once Close
+	// It may call Client.Close (see there). A Client request from it
+	// (Call, Publish, Register, Subscribe, Session) goes to the session
+	// it was given; once that one is lost it fails with ErrInCallback
+	// (the next session is dialled after OnSession returns), and a
+	// Register or Subscribe failing so is not kept (see Client.Register).
+	// It is not called once Close
 	// has been called, nor for a session lost before the restores were
 	// answered (OnDisconnect is, with its end); a session may still end
 	// while OnSession runs (see Session.Done). A panic in it is recovered
@@ -125,7 +130,8 @@ type ReconnectConfig struct {
 	// the error that ended a session, before the Client dials again. It
 	// may call Client.Close, to give up on an error it takes for fatal.
 	// A Client request from it (a Publish, say) fails with ErrInCallback:
-	// there is no session, and the next one comes after it returns.
+	// there is no session, and the next one comes after it returns (a
+	// Register or Subscribe failing so is not kept: see Client.Register).
 	// It is not called once Close has been called, also for a session
 	// that ended before (Close from OnSession returns at once: no
 	// callback starts after it has returned). A panic in it is recovered
@@ -854,6 +860,13 @@ func (c *Client) Publish(ctx context.Context, topic string, args []any, kwargs m
 // Register registers procedure on the current session and on every later
 // one. It returns the router's answer for the current session.
 //
+// A Register that returns an error is not kept: the sessions to come do
+// not register procedure. So is one refused by the router, one whose ctx
+// ends while it waits for a session, and one made from the Client's own
+// OnSession, OnDisconnect or Config.OnChallenge callback while the Client
+// has no session, which fails at once with ErrInCallback: make it again
+// from a goroutine the callback does not wait for, or from OnSession.
+//
 // A Register whose session is lost before the router answered is made
 // again on the next session (waiting for it, bounded by ctx), as one made
 // while reconnecting waits for it: whether the loss came just before or
@@ -914,7 +927,8 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 //
 // A Subscribe whose session is lost before the router answered is made
 // again on the next session, as Register is, and opts is copied as
-// Register's is.
+// Register's is; one that returns an error is not kept, as Register's
+// (ErrInCallback from a callback included).
 func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
 	opts = opts.clone() // as in Register
 	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts}
