@@ -608,7 +608,8 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers []answer, missi
 
 // MeshQuery answers a meta query from another node: it runs the
 // procedure for this node's own sessions, registrations and subscriptions
-// (on shard 0) and calls answer once with the encoded answer. Safe for
+// (on shard 0) and calls answer once with the encoded answer (or not at
+// all: a get_retained query it does not run, notRun). Safe for
 // concurrent use; it never blocks.
 //
 // deadline (zero: none) is when the asker stops waiting, as far as the
@@ -616,7 +617,8 @@ func (s *Shard) metaGathered(ss *Session, qm queuedMeta, answers []answer, missi
 // its caller was told had not been done stays undone; a count nobody
 // waits for is not counted), except the drop of retained copies, which is
 // due whenever it comes. Such a query is answered
-// edgewamp.mesh.not_answered, counted (MeshStats.LateQueries) and logged.
+// edgewamp.mesh.not_answered (a get_retained one not at all: notRun),
+// counted (MeshStats.LateQueries) and logged.
 func (r *Router) MeshQuery(env []byte, deadline time.Time, answer func([]byte)) {
 	if r.ms == nil {
 		return
@@ -635,7 +637,7 @@ func (r *Router) MeshQuery(env []byte, deadline time.Time, answer func([]byte)) 
 		if !deadline.IsZero() && proc != metaRetainedDrop {
 			if late := time.Since(deadline); late > 0 {
 				s.lateQuery(proc, late)
-				answer(r.notAnswered(proc))
+				r.notRun(proc, answer)
 				return
 			}
 		}
@@ -645,8 +647,24 @@ func (r *Router) MeshQuery(env []byte, deadline time.Time, answer func([]byte)) 
 		// Stopping: no answer, but not "nothing here" either (its
 		// sessions may still be there): the asker counts this node
 		// among those that did not answer.
-		answer(r.notAnswered(proc))
+		r.notRun(proc, answer)
 	}
+}
+
+// notRun answers a meta query this node did not run (notAnswered), but
+// for get_retained's: a get_retained answer has no form for "not
+// answered", and its empty answer says "nothing retained here", which the
+// asker took for a whole answer: its gather ended without this node's
+// retained events and was not counted incomplete
+// (TestLateGetRetainedQueryCountedIncomplete). Unanswered, the asker's
+// gather_timeout ends it, the node counted among those that did not
+// answer; a late query's asker has at most a fifth of it left to wait
+// (queryDeadline).
+func (r *Router) notRun(proc string, answer func([]byte)) {
+	if proc == metaRetained {
+		return
+	}
+	answer(r.notAnswered(proc))
 }
 
 // notAnswered is the answer to a meta query this node did not run: the
