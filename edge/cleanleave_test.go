@@ -49,3 +49,40 @@ func settledAfterLeave(t *testing.T, survivor *tnode) {
 		t.Errorf("%s counted %d disconnects for a node that left cleanly", survivor.name, d)
 	}
 }
+
+// A node's goodbye goes before its links close, by as long as its
+// Shutdown takes between the two (its goroutines, its claims' releases
+// for up to 2 s, the last flush, its JetStream's stop): on a loaded host,
+// more than linkLeaveGrace. The neighbour counted the links' closes then
+// (TestCleanLeaveNotCountedAsDisconnect/route under load, CI at cd24d28:
+// 1 disconnect): it took only a goodbye heard within linkLeaveGrace
+// before a close as the close's reason. Here a's dispatcher has heard b's
+// goodbye 3 s before b's link closes.
+func TestSlowCleanLeaveNotCountedAsDisconnect(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b")
+	a := nodes[0]
+	a.n.noteLeft("b", 1)   // as the control dispatcher does on b's goodbye
+	a.n.forgetLeft("b", 1) // a heartbeat of b's that left, late: kept
+	time.Sleep(linkLeaveGrace + time.Second)
+	a.n.linkLost("b") // b's server's link closes
+	time.Sleep(linkLeaveGrace + 500*time.Millisecond)
+	if d := a.n.Stats().Disconnects.Load(); d != 0 {
+		t.Errorf("a counted %d disconnects for b's link, closed 3 s after b's goodbye", d)
+	}
+
+	// A node heard again after its goodbye (restarted) whose link is
+	// then lost is counted.
+	// Restarted within the grace: the old life's link closes after its
+	// goodbye, the new life is heard just after: not counted.
+	a.n.noteLeft("d", 1)
+	a.n.linkLost("d")
+	a.n.forgetLeft("d", 2)
+	a.n.noteLeft("c", 1)
+	a.n.forgetLeft("c", 2) // c's next life heard (its heartbeat)
+	a.n.linkLost("c")
+	time.Sleep(linkLeaveGrace + 500*time.Millisecond)
+	if d := a.n.Stats().Disconnects.Load(); d != 1 {
+		t.Errorf("a counted %d disconnects for the lost link of a node heard again after its goodbye, want 1", d)
+	}
+}

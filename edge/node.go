@@ -163,10 +163,10 @@ type Node struct {
 	// leader again (mono; 0: it may): set by the NATS error handler when
 	// the user may not publish STREAM.MSG.GET (leaderGet).
 	noMsgGet atomic.Int64
-	// left holds when nodes said goodbye, for the last 2 ×
-	// linkLeaveGrace (noteLeft, linkLost); guarded by lmu.
+	// left holds when nodes said goodbye, for the last leftKeep
+	// (noteLeft, linkLost); guarded by lmu.
 	lmu   sync.Mutex
-	left  map[string]time.Time
+	left  map[string]leftRec
 	wg    sync.WaitGroup
 	ready atomic.Bool
 
@@ -965,31 +965,61 @@ func (n *Node) linkLost(remote string) {
 	})
 }
 
+// leftKeep is how long a node's goodbye stands for its links' closes that
+// come after it (linkLost), unless the node is heard again (forgetLeft):
+// it goes before them by as long as the node's Shutdown takes (its
+// claims' releases, its last flush, its server's stop), over
+// linkLeaveGrace on a loaded host, where the neighbour then counted them
+// (TestSlowCleanLeaveNotCountedAsDisconnect).
+const leftKeep = 30 * time.Second
+
 // noteLeft records that the node name said goodbye, for linkLost. Its
-// records last 2 × linkLeaveGrace. Control dispatcher only (the lock is
+// records last leftKeep. Control dispatcher only (the lock is
 // linkLost's timers').
-func (n *Node) noteLeft(name string) {
+func (n *Node) noteLeft(name string, boot uint64) {
 	now := time.Now()
 	n.lmu.Lock()
 	defer n.lmu.Unlock()
-	for k, t := range n.left {
-		if now.Sub(t) > 2*linkLeaveGrace {
+	for k, r := range n.left {
+		if now.Sub(r.at) > leftKeep {
 			delete(n.left, k)
 		}
 	}
 	if n.left == nil {
-		n.left = make(map[string]time.Time)
+		n.left = make(map[string]leftRec)
 	}
-	n.left[name] = now
+	n.left[name] = leftRec{at: now, boot: boot}
 }
 
-// leftAround reports whether the node name said goodbye since
-// linkLeaveGrace before at.
+// leftRec is a node's goodbye: when it came, and the life that said it.
+type leftRec struct {
+	at   time.Time
+	boot uint64
+	// again is when another life of the node was first heard since
+	// (forgetLeft): a link that closes after it is that life's.
+	again time.Time
+}
+
+// forgetLeft ends the goodbye of the node name for its links closing from
+// now when boot, a life of it heard now, is another than the one that
+// said it (restarted): those closes count again. A late heartbeat of the
+// life that left changes nothing. Control dispatcher.
+func (n *Node) forgetLeft(name string, boot uint64) {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	if r, ok := n.left[name]; ok && r.boot != boot && r.again.IsZero() {
+		r.again = time.Now()
+		n.left[name] = r
+	}
+}
+
+// leftAround reports whether the node name said goodbye since leftKeep
+// before at, and no other life of it was heard before at.
 func (n *Node) leftAround(name string, at time.Time) bool {
 	n.lmu.Lock()
 	defer n.lmu.Unlock()
-	t, ok := n.left[name]
-	return ok && t.After(at.Add(-linkLeaveGrace))
+	r, ok := n.left[name]
+	return ok && r.at.After(at.Add(-leftKeep)) && (r.again.IsZero() || r.again.After(at))
 }
 
 // routine are the NATS server's warnings that are part of the normal life

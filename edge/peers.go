@@ -553,7 +553,7 @@ func (n *Node) broadcast(m *nats.Msg) {
 		}
 		if p := n.peers.byName[name]; p != nil && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == p.boot {
 			n.log.Info("mesh: node left", "peer", p.name)
-			n.noteLeft(p.name)
+			n.noteLeft(p.name, p.boot)
 			n.dropPeer(p)
 		}
 	}
@@ -686,6 +686,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if p.boot != boot {
 		p.boot = boot
 		n.peers.publish() // the claim store tells a node's lives apart by it
+		n.forgetLeft(name, boot)
 	}
 	if p.knows != knows || !slices.Equal(p.knowsSet, set) {
 		p.knows, p.knowsSet = knows, set
