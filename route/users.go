@@ -255,17 +255,38 @@ var processDecoyKey = sync.OnceValue(func() *[32]byte { return decoyKeyFrom(nil)
 // user of no realm got the same salt in each, one that is a user of one
 // its hash's salt there and a decoy in the others, and two HELLOs told
 // the users of one realm from every stranger.
-func decoyKeyOf(req *AuthRequest) *[32]byte {
-	key := req.decoyKey
+func decoyKeyOf(req *AuthRequest) *[32]byte { return realmDecoyKey(req.decoyKey, req.Realm) }
+
+// realmDecoyKey derives the decoy key of realm from the router's (nil:
+// processDecoyKey).
+func realmDecoyKey(key *[32]byte, realm string) *[32]byte {
 	if key == nil {
 		key = processDecoyKey()
 	}
 	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte("wampcra-decoy-realm\x00"))
-	m.Write([]byte(req.Realm))
+	m.Write([]byte(realm))
 	k := new([32]byte)
 	m.Sum(k[:0])
 	return k
+}
+
+// VerifyDecoy spends what a wrong password for authid costs in realm on
+// r when authid has none among users (not a user, or one with a plain
+// secret only): what a wrong WAMP ticket for it costs there (the work
+// its WAMP-CRA challenge names, under r's decoy key and the realm's
+// name; verifyDecoyFor). For the OAuth2 password grant (cmd's UserStore
+// over the realms' users): before, it spent the work most users' hashes
+// have for every such authid, so the time of a refusal at /oauth/token
+// told a user of other iterations from every stranger, and disagreed
+// with the WAMP ticket path's for the same stranger. Safe on a nil
+// *Router (a decoy key of the process's) and nil users.
+func (r *Router) VerifyDecoy(users *Users, realm, authid, secret string) {
+	var key *[32]byte
+	if r != nil {
+		key = r.decoyKey
+	}
+	users.verifyDecoyFor(realmDecoyKey(key, realm), authid, secret)
 }
 
 // newCRADecoy derives the decoys' shapes from the users.

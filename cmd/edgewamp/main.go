@@ -645,6 +645,7 @@ func serve(cfgPath string, override func(*config), cfg *config, sigs *signals, l
 		return err
 	}
 	if oa != nil {
+		oa.users.router.Store(r)
 		// A revoked token (or login) ends the sessions that logged in with
 		// it, here at once and on every other node at its next sync. A
 		// client's cut-off (its tokens without a login issued up to then)

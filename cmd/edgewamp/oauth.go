@@ -533,6 +533,11 @@ func (o *oauthServer) reload(c *config, realms []route.RealmConfig) error {
 // PBKDF2 hashes as WAMP ticket and WAMP-CRA). Swapped on reload.
 type oauthUsers struct {
 	m atomic.Pointer[map[string]*route.Users]
+	// router is the router whose decoy key picks the work a refusal of
+	// an authid without a password costs (route.Router.VerifyDecoy): what
+	// a wrong WAMP ticket for it costs in the realm. Set once the router
+	// is made, before the server starts.
+	router atomic.Pointer[route.Router]
 }
 
 func (u *oauthUsers) set(realms []route.RealmConfig) {
@@ -564,7 +569,11 @@ func (u *oauthUsers) lookup(realm, authid string) *route.User {
 func (u *oauthUsers) Authenticate(realm, authid, password string) ([]string, bool) {
 	x := u.lookup(realm, authid)
 	if x == nil || x.Password == nil {
-		u.users(realm).VerifyDecoy(password) // an unknown user costs what a known one does
+		// What a wrong WAMP ticket for authid costs in realm: the work its
+		// WAMP-CRA challenge names. Before, the work most users' hashes
+		// have, for every authid: a refusal here told a user of other
+		// iterations from every stranger.
+		u.router.Load().VerifyDecoy(u.users(realm), realm, authid, password)
 		return nil, false
 	}
 	if !x.Password.Verify(password) {
