@@ -401,6 +401,46 @@ func (u *Users) verifyDecoyFor(key *[32]byte, authid, secret string) {
 	u.VerifyDecoy(secret)
 }
 
+// DecoysVary reports whether what is answered to an authid that is not
+// one of u's users depends on the router's decoy key (Config.DecoySecret)
+// in a realm taking WAMP-CRA (cra) or tickets (ticket; cmd's OAuth2
+// password grant costs the same): a WAMP-CRA challenge's salt when a
+// user has a password (a stranger's comes from the key, a user's from
+// its hash), a wrong ticket's work when the users' shapes cost more than
+// one amount (verifyDecoyFor). Then two routers with different keys (the
+// nodes of a mesh, each with a key of its own, or one router before and
+// after a restart without a kept key) answer the same stranger
+// differently where they answer a user alike, which tells the users
+// apart. Safe on a nil *Users.
+func (u *Users) DecoysVary(cra, ticket bool) bool {
+	if u == nil || u.cra.total == 0 {
+		return false // no CRA user: every authid's decoys change alike, none tells
+	}
+	blocks := func(work, keyLen int) int64 {
+		return int64(work) * int64((keyLen+sha256.Size-1)/sha256.Size)
+	}
+	// plain: what u.VerifyDecoy costs, a plain shape's ticket.
+	plain := blocks(DefaultIterations, defaultKeyLen)
+	if u.decoy != nil {
+		plain = blocks(u.decoy.Iterations, u.decoy.KeyLen)
+	}
+	var cost int64
+	for i, sh := range u.cra.shapes {
+		if sh.salted && cra {
+			return true
+		}
+		c := plain
+		if sh.salted {
+			c = blocks(sh.work, sh.keyLen)
+		}
+		if ticket && i > 0 && c != cost {
+			return true
+		}
+		cost = c
+	}
+	return false
+}
+
 // VerifyDecoy spends what checking a wrong password of one of u's users
 // costs (the work factor most of their passwords have, the default when
 // none has one), so that a refusal for an unknown principal takes as long
