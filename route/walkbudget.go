@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -300,7 +301,9 @@ type walkOwner struct {
 	// woke, one walked (whichever its loop reached first) and the rest
 	// were timed again, n waiting sessions about n²/2 wake-ups
 	// (TestWalkShareLineWakesFirstOnly). A session leaving the line
-	// before its turn (walkOwners.leave) stays in it, skipped (first).
+	// before its turn (walkOwners.leave) stays in it, skipped (first);
+	// one whose own budget is in debt when its turn comes passes it on
+	// and comes back at the end once paid (armWalk, pass).
 	line []*Session
 }
 
@@ -316,6 +319,27 @@ func (o *walkOwner) first() *Session {
 		return nil
 	}
 	return o.line[0]
+}
+
+// pass takes ss out of o's line, and returns the session first then
+// with the moment to time it for (the share's debt paid) when ss was
+// first; nil else. Under walkOwners.mu.
+func (o *walkOwner) pass(ss *Session, now int64) (next *Session, due int64) {
+	if o.first() != ss {
+		// Not first (only the first is timed, so not expected): out of
+		// the line now, so that it does not keep this place when it
+		// comes back.
+		ss.walks.inLine = false
+		if i := slices.Index(o.line, ss); i >= 0 {
+			o.line = slices.Delete(o.line, i, i+1)
+		}
+		return nil, 0
+	}
+	ss.walks.inLine = false
+	if next = o.first(); next != nil {
+		due = now + o.wait(now)
+	}
+	return next, due
 }
 
 // wait returns how long until o is not in debt (refilled first). Under
@@ -787,11 +811,27 @@ func (s *Shard) armWalk(ss *Session) {
 	now := s.r.now()
 	b.refill(now)
 	o := b.own
+	w := &s.r.walkOwners
 	if !b.q[0].owned || o == nil || b.tokens <= 0 {
+		if b.inLine {
+			// Its own budget in debt while it waited (on a mesh the
+			// other nodes' answers to its gathers are charged as they
+			// come: chargeRemote, chargeRemoteRetained): it passes its
+			// turn on, and takes its place again at the end once its
+			// debt is paid. Before, it kept its place first, timed for
+			// its own debt, and every other session of its owner waited
+			// behind it with the share whole
+			// (TestMeshWalkLineFirstInOwnDebtPassesTurn).
+			w.mu.Lock()
+			next, due := o.pass(ss, now)
+			w.mu.Unlock()
+			if next != nil {
+				s.wakeWalk(next, due)
+			}
+		}
 		s.addTimer(timer{due: now + s.walkWait(ss, b.q[0].owned), kind: tmWalk, sess: ss})
 		return
 	}
-	w := &s.r.walkOwners
 	w.mu.Lock()
 	if !b.inLine {
 		b.inLine = true
