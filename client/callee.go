@@ -17,7 +17,9 @@ import (
 // Handler answers an invocation of a registered procedure. It runs on its
 // own goroutine, one per invocation, so a slow handler does not hold up the
 // session. Its return value becomes the final YIELD; an error becomes an
-// ERROR: an *Error is sent with its URI, payload and details; an error
+// ERROR: an *Error is sent with its URI, payload and details (not one
+// wrapped by a request's ErrSessionLost error: the lost session's close
+// reason is sent as any other error); an error
 // caused by ctx ending (errors.Is context.Canceled or DeadlineExceeded)
 // is sent as wamp.error.canceled (or wamp.error.timeout); any other error
 // as URIRuntimeError with the error text as its argument. A panic is
@@ -596,8 +598,14 @@ func (s *Session) answer(ctx context.Context, st *invState, res *Result, herr, e
 	}
 }
 
-// invocationError maps a Handler's error to the WAMP error sent back.
+// invocationError maps a Handler's error to the WAMP error sent back. A
+// request's error for its lost session (ErrSessionLost, say of a call the
+// Handler made on another session) is a runtime error: the *Error it
+// wraps is that session's GOODBYE or ABORT reason, no answer to send.
 func invocationError(ctx context.Context, err error) *Error {
+	if errors.Is(err, ErrSessionLost) {
+		return &Error{URI: URIRuntimeError, Args: []any{err.Error()}}
+	}
 	if we, ok := errors.AsType[*Error](err); ok {
 		return we
 	}
