@@ -86,3 +86,22 @@ func TestSlowCleanLeaveNotCountedAsDisconnect(t *testing.T) {
 		t.Errorf("a counted %d disconnects for the lost link of a node heard again after its goodbye, want 1", d)
 	}
 }
+
+// A goodbye stands for its node's links only until another life of the
+// node is heard (forgetLeft, on a heartbeat with another boot): a link of
+// that life cut just after is counted, well within leftKeep of the
+// goodbye (before 8f1ec26 such a cut within linkLeaveGrace of the
+// goodbye was missed).
+func TestRestartedLifeCutCountedAfterGoodbye(t *testing.T) {
+	t.Parallel()
+	nodes := cluster(t, "a", "b")
+	a := nodes[0]
+	a.n.noteLeft("b", 1)   // b's goodbye
+	a.n.forgetLeft("b", 3) // a heartbeat of b's next life (or of another node named b)
+	time.Sleep(10 * time.Millisecond)
+	a.n.linkLost("b") // that life's link is cut
+	time.Sleep(linkLeaveGrace + 500*time.Millisecond)
+	if d := a.n.Stats().Disconnects.Load(); d != 1 {
+		t.Errorf("a counted %d disconnects for the cut of b's next life, heard after its goodbye; want 1", d)
+	}
+}
