@@ -65,15 +65,12 @@ func chainPair(t *testing.T, root *testCA, serial int64) (chain, key []byte) {
 	return append(leafPEM, interPEM...), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
-// TestTLSChainWrittenInPlaceDuringSIGHUP: a certificate chain written in
-// place (cp over it; here in chunks 10 ms apart, the SIGHUP once the leaf
-// and half the intermediate are written) is loaded once it is whole, not
-// as the leaf alone. Before, crypto/tls parsed the cut chain as its leaf
-// (it stops at the first block that is not whole PEM), which matches the
-// key, completes a handshake, and was served: a client that trusts the
-// root only refused every new connection ("certificate signed by unknown
-// authority") until the next reload.
-func TestTLSChainWrittenInPlaceDuringSIGHUP(t *testing.T) {
+// chainRouter starts the router with a TLS listener serving the chain of
+// serial 1 under a fresh root (chain.pem, key.pem in a temporary
+// directory) and checks it is served; verified dials it trusting the root
+// only and returns the leaf's serial.
+func chainRouter(t *testing.T) (root *testCA, certPath, keyPath string, r *router, verified func() (int64, error)) {
+	t.Helper()
 	now := time.Now()
 	root, rootPEM := newTestCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgewamp test root"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
@@ -81,13 +78,13 @@ func TestTLSChainWrittenInPlaceDuringSIGHUP(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(rootPEM)
 	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+	certPath, keyPath = filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
 	chain, key := chainPair(t, root, 1)
 	replaceFile(t, certPath, chain)
 	replaceFile(t, keyPath, key)
 	cfgPath := writeFile(t, "tls.yaml", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: "+certPath+", key: "+keyPath+"}\nrealms: [{name: realm1}]\n")
-	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath))
-	verified := func() (int64, error) {
+	r = launch(t, exec.Command(binPath, "run", "-config", cfgPath))
+	verified = func() (int64, error) {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.addr, &tls.Config{RootCAs: pool})
 		if err != nil {
 			return 0, err
@@ -98,10 +95,23 @@ func TestTLSChainWrittenInPlaceDuringSIGHUP(t *testing.T) {
 	if got, err := verified(); err != nil || got != 1 {
 		t.Fatalf("at start: serial %d, %v", got, err)
 	}
+	return root, certPath, keyPath, r, verified
+}
+
+// TestTLSChainWrittenInPlaceDuringSIGHUP: a certificate chain written in
+// place (cp over it; here in chunks 10 ms apart, the SIGHUP once the leaf
+// and half the intermediate are written) is loaded once it is whole, not
+// as the leaf alone. Before, crypto/tls parsed the cut chain as its leaf
+// (it stops at the first block that is not whole PEM), which matches the
+// key, completes a handshake, and was served: a client that trusts the
+// root only refused every new connection ("certificate signed by unknown
+// authority") until the next reload.
+func TestTLSChainWrittenInPlaceDuringSIGHUP(t *testing.T) {
+	root, certPath, keyPath, r, verified := chainRouter(t)
 
 	// The new key first (renamed into place, as README asks), then the
 	// chain written over the old one.
-	chain, key = chainPair(t, root, 2)
+	chain, key := chainPair(t, root, 2)
 	replaceFile(t, keyPath, key)
 	f, err := os.OpenFile(certPath, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
@@ -146,32 +156,9 @@ func TestTLSChainWrittenInPlaceDuringSIGHUP(t *testing.T) {
 // unknown authority") until the next reload; CI saw it under load with
 // the 10 ms pauses of TestTLSChainWrittenInPlaceDuringSIGHUP.
 func TestTLSChainPausedMidBlockDuringSIGHUP(t *testing.T) {
-	now := time.Now()
-	root, rootPEM := newTestCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgewamp test root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}, nil)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(rootPEM)
-	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
-	chain, key := chainPair(t, root, 1)
-	replaceFile(t, certPath, chain)
-	replaceFile(t, keyPath, key)
-	cfgPath := writeFile(t, "tls.yaml", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: "+certPath+", key: "+keyPath+"}\nrealms: [{name: realm1}]\n")
-	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath))
-	verified := func() (int64, error) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.addr, &tls.Config{RootCAs: pool})
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
-	}
-	if got, err := verified(); err != nil || got != 1 {
-		t.Fatalf("at start: serial %d, %v", got, err)
-	}
+	root, certPath, keyPath, r, verified := chainRouter(t)
 
-	chain, key = chainPair(t, root, 2)
+	chain, key := chainPair(t, root, 2)
 	replaceFile(t, keyPath, key)
 	f, err := os.OpenFile(certPath, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
@@ -206,32 +193,9 @@ func TestTLSChainPausedMidBlockDuringSIGHUP(t *testing.T) {
 // certificate input", the pair refused, the old certificate kept until the
 // next SIGHUP (for certbot or acme.sh, the next renewal, past its expiry).
 func TestTLSChainTruncatedDuringSIGHUP(t *testing.T) {
-	now := time.Now()
-	root, rootPEM := newTestCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgewamp test root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}, nil)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(rootPEM)
-	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
-	chain, key := chainPair(t, root, 1)
-	replaceFile(t, certPath, chain)
-	replaceFile(t, keyPath, key)
-	cfgPath := writeFile(t, "tls.yaml", "listeners:\n  - address: 127.0.0.1:0\n    tls: {cert: "+certPath+", key: "+keyPath+"}\nrealms: [{name: realm1}]\n")
-	r := launch(t, exec.Command(binPath, "run", "-config", cfgPath))
-	verified := func() (int64, error) {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.addr, &tls.Config{RootCAs: pool})
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
-	}
-	if got, err := verified(); err != nil || got != 1 {
-		t.Fatalf("at start: serial %d, %v", got, err)
-	}
+	root, certPath, keyPath, r, verified := chainRouter(t)
 
-	chain, key = chainPair(t, root, 2)
+	chain, key := chainPair(t, root, 2)
 	replaceFile(t, keyPath, key)
 	f, err := os.OpenFile(certPath, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
