@@ -95,7 +95,6 @@ func (r *Ring) probeSend(fd int, b []byte) (int32, error) {
 		}
 		r.done = r.done[:0]
 		if got, _ := r.reap(); got > 0 {
-			r.release()
 			return r.done[0].Res, nil
 		}
 		if time.Now().After(deadline) {

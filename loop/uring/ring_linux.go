@@ -70,7 +70,7 @@ type slot struct {
 	buf  []byte       // referenced until the completion: the kernel reads it
 	hdr  *unix.Msghdr // RecvMsg's header, likewise
 	busy bool         // submitted or queued, no completion yet
-	done bool         // its completion was reaped in this Submit
+	done bool         // given -ECANCELED by fail, released after it
 }
 
 // Completion is the outcome of one send: Res is the number of bytes the
@@ -400,7 +400,6 @@ func (r *Ring) Submit() ([]Completion, error) {
 			return r.fail(fmt.Errorf("io_uring_enter: %w", errno))
 		}
 	}
-	r.release()
 	return r.done, nil
 }
 
@@ -432,9 +431,14 @@ func (r *Ring) reap() (sends, cancels int) {
 		if !s.busy || s.done {
 			continue // not ours (a stale completion); never expected
 		}
-		s.done = true
 		r.done = append(r.done, Completion{Tag: s.tag, Res: c.res})
 		sends++
+		// The kernel is done with the buffer: the slot is free at once
+		// (nothing is queued before Submit returns). Before, release
+		// walked every slot of the ring after each Submit, Cap (1,024)
+		// of them for a batch of two sends.
+		*s = slot{}
+		r.free = append(r.free, uint32(c.userData))
 	}
 	atomic.StoreUint32(r.cqHead, head) // release: the kernel may reuse the entries
 	return sends, cancels
@@ -455,7 +459,8 @@ func (r *Ring) cancelOutstanding() int {
 	return n
 }
 
-// release frees the slots of the completed sends.
+// release frees the slots that fail completed (reap frees the others as
+// it reaps them).
 func (r *Ring) release() {
 	for id := range r.slots {
 		if s := &r.slots[id]; s.busy && s.done {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -682,5 +683,48 @@ func TestRecvMsgTimestamp(t *testing.T) {
 	at := time.Unix(int64(binary.NativeEndian.Uint64(d[0:8])), int64(binary.NativeEndian.Uint64(d[8:16])))
 	if at.Before(before.Add(-time.Millisecond)) || at.After(after.Add(time.Millisecond)) {
 		t.Fatalf("arrival stamp %v outside the write's window [%v, %v]", at, before, after)
+	}
+}
+
+// BenchmarkSubmit measures the ring's own work for a batch of n sends (Send
+// n times, one Submit, the completions read): each goes to a socket shut
+// for writing, so the kernel answers -EPIPE at once and the send's socket
+// work does not hide the bookkeeping. A ring of DefaultEntries, as the
+// loops use, whatever n.
+func BenchmarkSubmit(b *testing.B) {
+	for _, n := range []int{2, 16, 128, 1024} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			if err := Probe(); err != nil {
+				b.Skip(err)
+			}
+			r, err := New(DefaultEntries)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			fds := make([]int, n)
+			for i := range fds {
+				sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer unix.Close(sp[0])
+				defer unix.Close(sp[1])
+				unix.Shutdown(sp[0], unix.SHUT_WR)
+				fds[i] = sp[0]
+			}
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for i, fd := range fds {
+					r.Send(fd, msg, uint64(i))
+				}
+				done, err := r.Submit()
+				if err != nil || len(done) != n || done[0].Res != -int32(unix.EPIPE) {
+					b.Fatal(err, len(done))
+				}
+			}
+		})
 	}
 }
