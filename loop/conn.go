@@ -46,6 +46,9 @@ type conn struct {
 	// proxied: from one of the listener's TrustedProxies (proxy.go); via
 	// is then the proxy's address once remote is the client's it named.
 	proxied bool
+	// hdrScan: phHTTP: the bytes of the request header scanned in earlier
+	// reads (http.go: handleHTTPFrom); an int32 in the bools' padding.
+	hdrScan int32
 	via     string
 
 	phase     phase
@@ -196,7 +199,9 @@ func (cn *conn) detect() bool {
 func (cn *conn) http() bool {
 	o := cn.ls.e.http
 	o.overLimit = cn.overLimit
-	res, n, err := handleHTTP(cn.in, &o)
+	from := int(cn.hdrScan)
+	res, n, err := handleHTTPFrom(cn.in, &o, &from)
+	cn.hdrScan = int32(from)
 	if err != nil {
 		cn.die(CloseReset, err)
 		return false

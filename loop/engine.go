@@ -137,7 +137,7 @@ func New(r *route.Router, opts Options) (*Engine, error) {
 	e.lane = opts.Lane
 	e.lane.setDefaults()
 	e.acc.stop = make(chan struct{})
-	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin}
+	e.http = httpOptions{wsPath: opts.WSPath, healthPath: opts.HealthPath, maxHeader: opts.MaxHandshake, checkOrigin: opts.CheckOrigin, scanned: opts.headerScanned}
 	e.tlsPool.max = opts.MaxTLSHandshakes
 	e.tlsPool.perSrc = max(opts.MaxTLSHandshakesPerAddress, 0) // negative: no bound
 	e.perAddr.max = max(opts.MaxConnsPerAddress, 0)            // negative: no bound

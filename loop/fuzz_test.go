@@ -180,14 +180,16 @@ func FuzzHTTPUpgrade(f *testing.F) {
 		}
 		checkHTTPResult(t, data, limit, res, n)
 
-		// The same bytes in two parts: the same answer once complete.
+		// The same bytes in two parts: the same answer once complete,
+		// the second part's scan resumed where the first one's stopped.
 		k := int(split) % (len(data) + 1)
 		in = newInBuf(1 << 16)
 		in.write(data[:k])
-		res2, n2, _ := handleHTTP(in, o)
+		from := 0
+		res2, n2, _ := handleHTTPFrom(in, o, &from)
 		if res2.kind == httpNeedMore {
 			in.write(data[k:])
-			res2, n2, _ = handleHTTP(in, o)
+			res2, n2, _ = handleHTTPFrom(in, o, &from)
 		}
 		if res2.kind != res.kind || res2.status != res.status || !bytes.Equal(res2.resp, res.resp) ||
 			(res.status != http.StatusRequestHeaderFieldsTooLarge && res.reason != errHTTPBareLF && n2 != n) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 
@@ -56,6 +57,9 @@ type httpOptions struct {
 	// overLimit, set by the caller when the listener's connection cap is
 	// reached, answers every complete request with 503.
 	overLimit bool
+	// scanned, when set (tests: Options.headerScanned), counts the bytes
+	// scanned for the header's end.
+	scanned *atomic.Int64
 }
 
 func (o *httpOptions) path() string        { return cmp.Or(o.wsPath, defaultWSPath) }
@@ -145,6 +149,17 @@ var crlfcrlf = []byte("\r\n\r\n")
 // handleHTTP allocates (the response, and gobwas/ws's handshake state): it
 // runs once per connection. A nil o means the zero httpOptions.
 func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
+	return handleHTTPFrom(in, o, nil)
+}
+
+// handleHTTPFrom is handleHTTP for a header that may arrive in many reads:
+// *from (when from is not nil) is how much of it earlier calls scanned
+// without finding its end or a bare line end, and the scan resumes there
+// (a few bytes before: a "\r\n\r\n" or a CR's LF may straddle two
+// reads), then records how far it got. Scanned whole at each read, a
+// header dribbled a byte a read cost the loop the square of its length
+// (674 MB scanned for a 64 KiB header). Start *from at 0 for a new header.
+func handleHTTPFrom(in inbound, o *httpOptions, from *int) (res httpResult, n int, err error) {
 	if o == nil {
 		o = &httpOptions{}
 	}
@@ -164,7 +179,17 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 		}
 		return httpResult{kind: httpDrop, reason: reason}, 0, nil
 	}
-	i := bytes.Index(b, crlfcrlf)
+	done := 0 // scanned already: no end within it, no bare line end but maybe a final CR
+	if from != nil {
+		done = min(*from, len(b))
+	}
+	if o.scanned != nil {
+		o.scanned.Add(int64(len(b) - max(done-3, 0)))
+	}
+	i := bytes.Index(b[max(done-3, 0):], crlfcrlf)
+	if i >= 0 {
+		i += max(done-3, 0)
+	}
 	// A header whose lines end with a bare LF (or hold a bare CR) may never
 	// show "\r\n\r\n": it is refused as soon as one is seen rather than
 	// at the handshake timeout, and alike whether the header is complete
@@ -174,7 +199,7 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 	if i >= 0 {
 		lines, n = b[:i+2], i+4 // the header's lines, each with its CRLF
 	}
-	if bareLineEnd(lines) {
+	if bareLineEnd(lines, max(done-1, 0)) {
 		return refuse(http.StatusBadRequest, errHTTPBareLF,
 			"malformed HTTP request: every line must end with CRLF\n", false), n, nil
 	}
@@ -182,6 +207,9 @@ func handleHTTP(in inbound, o *httpOptions) (res httpResult, n int, err error) {
 		if buffered >= limit {
 			return refuse(http.StatusRequestHeaderFieldsTooLarge, errHTTPHeaderTooLarge,
 				"request header too large\n", false), buffered, nil
+		}
+		if from != nil {
+			*from = len(b)
 		}
 		return res, 0, nil
 	}
@@ -457,12 +485,12 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 	return req, true
 }
 
-// bareLineEnd reports whether b, a header not yet complete, holds an LF
-// not preceded by CR or a CR followed by anything but LF (a CR at the end
-// may still get its LF).
-func bareLineEnd(b []byte) bool {
-	for i, c := range b {
-		switch c {
+// bareLineEnd reports whether b, a header not yet complete, holds from
+// its index from on an LF not preceded by CR or a CR followed by anything
+// but LF (a CR at the end may still get its LF).
+func bareLineEnd(b []byte, from int) bool {
+	for i := from; i < len(b); i++ {
+		switch c := b[i]; c {
 		case '\n':
 			if i == 0 || b[i-1] != '\r' {
 				return true

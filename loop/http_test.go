@@ -339,6 +339,40 @@ func TestHTTPSplits(t *testing.T) {
 	}
 }
 
+// TestHTTPResumedScanAnswersAsWhole: a header fed a byte at a time to
+// handleHTTPFrom, which resumes its scan where the last call stopped, gets
+// at each byte the answer a whole scan of the same bytes gives: the end
+// and bare line ends found across the reads' boundaries, 431 at the limit.
+func TestHTTPResumedScanAnswersAsWhole(t *testing.T) {
+	for _, req := range []string{
+		upgradeReq("/ws", "wamp.2.json"),
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\rX: y\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\r\n",
+		"GET /healthz HTTP/1.1\r\nX: " + strings.Repeat("y", 200),
+	} {
+		o := &httpOptions{maxHeader: 128}
+		in := newInBuf(1 << 16)
+		from := 0
+		for i := range len(req) {
+			in.write([]byte{req[i]})
+			res, n, err := handleHTTPFrom(in, o, &from)
+			whole := newInBuf(1 << 16)
+			whole.write([]byte(req[:i+1]))
+			want, wn, werr := handleHTTP(whole, o)
+			if err != nil || werr != nil || res.kind != want.kind || res.status != want.status || n != wn || res.reason != want.reason {
+				t.Fatalf("%q at %d: resumed kind %d status %d n %d (%v, %v); whole kind %d status %d n %d (%v, %v)",
+					req, i, res.kind, res.status, n, res.reason, err, want.kind, want.status, wn, want.reason, werr)
+			}
+			if res.kind != httpNeedMore {
+				break
+			}
+		}
+	}
+}
+
 // TestHTTPSlowloris: a header dribbled one byte at a time that never ends
 // gets 431 exactly when the limit is reached, not before; a header of
 // exactly the limit is still accepted.

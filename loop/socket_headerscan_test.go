@@ -1,0 +1,52 @@
+package loop
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// A request header arriving a few bytes per read was scanned whole again
+// at each read for its end and its line ends, so that the loop's work grew
+// with the square of the header: a header dribbled a byte a write at the
+// 64 KiB maximum made the loop scan 674 MB (21,298 reads, ~1 s of CPU on
+// this machine, more the slower the dribble) for 65 KB received, and one
+// at the default 8 KiB 11 MB; a thousand such clients cost every session
+// on their loops tens of seconds. The scan resumes where the last one
+// stopped: each byte is looked at about once.
+func TestHeaderDribbleScannedOnce(t *testing.T) {
+	t.Parallel()
+	var scanned atomic.Int64
+	s := startServer(t, func(o *Options, rc *route.Config) {
+		o.MaxHandshake = MaxHandshakeMax
+		o.HandshakeTimeout = time.Minute // the dribble, on a loaded machine
+		o.headerScanned = &scanned
+	})
+	h := newHealthy(s)
+	req := []byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+	for len(req) < 16<<10 {
+		req = append(req, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	c := dialTCP(t, s.url, 0)
+	for i := range req {
+		c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write(req[i : i+1]); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if i%8 == 0 {
+			time.Sleep(20 * time.Microsecond) // a read now and then of a few bytes
+		}
+	}
+	if r := readHTTPResponse(t, newReader(c), c); r.status != 200 {
+		t.Fatalf("status %d %q", r.status, r.body)
+	}
+	// Each byte once, and the few a resumed scan looks at again (the
+	// three before it, for a "\r\n\r\n" across two reads), for each read.
+	if got, most := scanned.Load(), int64(4*len(req)); got > most {
+		t.Fatalf("%d header bytes scanned for a %d-byte header dribbled a byte a write; want at most %d", got, len(req), most)
+	}
+	h.check()
+}
