@@ -208,6 +208,7 @@ type laneState struct {
 	handTask bool // a hand-over task is queued
 	blocked  bool // the peer does not read its answers: no request is read until it does (scan)
 	head     int  // the parsed head's length while its body arrives; 0 otherwise
+	scan     int  // the bytes of an incomplete head scanned for its end in earlier reads
 	req      *http.Request
 	gen      uint32 // the request being answered
 	headAt   int64  // coarse unix ns of the current request's first byte; 0 when none
@@ -287,14 +288,24 @@ func (cn *conn) laneRequest() bool {
 	if r == nil {
 		limit := e.laneHeadLimit()
 		b, _ := cn.in.Peek(min(n, limit))
-		i := bytes.Index(b, crlfcrlf)
+		// The scan resumes where the last read's stopped, as the
+		// upgrade's does (http.go: handleHTTPFrom): scanned whole at each
+		// read, a head dribbled a byte a write cost the loop the square
+		// of its length.
+		from := max(min(l.scan, len(b))-3, 0)
+		if e.http.scanned != nil {
+			e.http.scanned.Add(int64(len(b) - from))
+		}
+		i := bytes.Index(b[from:], crlfcrlf)
 		if i < 0 {
+			l.scan = len(b)
 			if n >= limit {
 				cn.laneHandOff() // net/http answers 431
 			}
 			return false
 		}
-		head = i + 4
+		l.scan = 0
+		head = from + i + 4
 		ls := cn.ls
 		ls.laneHead.Reset(b[:head])
 		ls.laneBR.Reset(&ls.laneHead)

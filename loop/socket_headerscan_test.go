@@ -50,3 +50,39 @@ func TestHeaderDribbleScannedOnce(t *testing.T) {
 	}
 	h.check()
 }
+
+// The HTTP lane (the gateway's requests on the loops) looked for a
+// request head's end over everything buffered at each read, as the
+// upgrade's parser did: a head dribbled a byte a write cost its loop the
+// square of its length. Its scan resumes too.
+func TestLaneHeadDribbleScannedOnce(t *testing.T) {
+	t.Parallel()
+	var scanned atomic.Int64
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = []Listener{{Addr: "127.0.0.1:0", Transport: HTTPLane}}
+		o.Lane = LaneConfig{Lane: reviewLane{bigBody: 16}, IdleTimeout: time.Minute, HeaderTimeout: time.Minute}
+		o.MaxHandshake = MaxHandshakeMax
+		o.headerScanned = &scanned
+	})
+	req := []byte("GET /big HTTP/1.1\r\nHost: x\r\n")
+	for len(req) < 16<<10 {
+		req = append(req, "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	c := dialTCP(t, s.url, 0)
+	for i := range req {
+		c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write(req[i : i+1]); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if i%8 == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	if r := readHTTPResponse(t, newReader(c), c); r.status != 200 {
+		t.Fatalf("status %d %q", r.status, r.body)
+	}
+	if got, most := scanned.Load(), int64(4*len(req)); got > most {
+		t.Fatalf("%d head bytes scanned for a %d-byte head dribbled a byte a write; want at most %d", got, len(req), most)
+	}
+}
