@@ -118,6 +118,31 @@ func TestLaneBareLFHead(t *testing.T) {
 	}
 }
 
+// TestLaneBareLFHeadAlone: a request whose lines all end in a bare LF,
+// with nothing after it (a shell's printf piped to nc: a health check),
+// never shows the CRLF CRLF the lane looks for. net/http answers it as it
+// answers a CRLF one (it ends a head at a blank line after bare LFs too);
+// the lane waited for the rest until its header timeout and closed the
+// connection unanswered.
+func TestLaneBareLFHeadAlone(t *testing.T) {
+	e, _ := laneSmuggleEnv(t)
+	for _, tc := range []struct{ name, req, want string }{
+		{"call", strings.ReplaceAll(callRequest(1, ""), "\r\n", "\n"), `200 {"args":[1],"kwargs":{}}`},
+		{"probe", "GET /healthz HTTP/1.0\nHost: localhost\n\n", `200 {"status":"ok"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.dialGateway(t, 20*time.Second)
+			if _, err := c.Write([]byte(tc.req)); err != nil {
+				t.Fatal(err)
+			}
+			got := readAllResponses(c)
+			if len(got) != 1 || strings.TrimSpace(got[0]) != tc.want {
+				t.Fatalf("responses %q, want one %q (as net/http answers)", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestCalleeErrorHidesUpstreamURL: when an HTTP callee's upstream
 // cannot be reached, the caller (any session the realm lets call the
 // procedure, over WAMP or the bridge) learns that it failed, not the

@@ -298,9 +298,17 @@ func (cn *conn) laneRequest() bool {
 		}
 		i := bytes.Index(b[from:], crlfcrlf)
 		if i < 0 {
+			// A head with a bare LF (or CR) may never show CRLF CRLF: a
+			// request of LF-ended lines alone (printf piped to nc) waited
+			// for it until the header timeout and was closed unanswered.
+			// net/http ends such a head at its blank line and answers it
+			// (or refuses it, 400), as laneHeadOK hands over the heads
+			// that do end in CRLF CRLF. Only the bytes new since the last
+			// read are looked at (one back, for a CR that ended it).
+			bare := bareLineEnd(b, max(min(l.scan, len(b))-1, 0))
 			l.scan = len(b)
-			if n >= limit {
-				cn.laneHandOff() // net/http answers 431
+			if n >= limit || bare {
+				cn.laneHandOff() // net/http answers it (431 past the limit)
 			}
 			return false
 		}
