@@ -43,8 +43,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if gt == deviceGrantType {
 		grant = GrantDeviceCode
 	}
-	switch grant {
-	case GrantPassword, GrantClientCredentials, GrantRefreshToken, GrantDeviceCode, GrantAuthorizationCode:
+	switch gt {
+	case GrantPassword, GrantClientCredentials, GrantRefreshToken, deviceGrantType, GrantAuthorizationCode:
+		// The device grant is its URN only (RFC 8628 §3.4): its
+		// configuration name, device_code, is no grant type, and was
+		// taken for it.
 	case "":
 		writeError(w, errInvalidRequest("grant_type is required"))
 		return
