@@ -60,6 +60,18 @@ type BearerVerifier interface {
 // address, rather than 401.
 var ErrBearerUnavailable = errors.New("gateway: the bearer token's issuer is not ready")
 
+// ErrBearerStale is what a BearerVerifier returns (wrapped, for
+// errors.Is) for a token it found genuine (its signature checked, now or
+// before) that is no longer good: expired, revoked, or its grant
+// withdrawn by a reload. The request is refused 401 all the same, but not
+// counted as a failed authentication of its address: such a token is no
+// guess, and counted, 30 requests in a minute with tokens that had
+// expired or been revoked (a dashboard's polls before it refreshes, the
+// browsers of an office behind one address) locked the address out, 429
+// for its fresh tokens too. A verifier must not return it where telling
+// costs a signature check per request (an expired token it has not kept).
+var ErrBearerStale = errors.New("gateway: the bearer token is no longer valid")
+
 // BearerRevoker is implemented by a BearerVerifier whose tokens may stop
 // being good before they expire (the router's own OAuth2 server's):
 // revoked, or their client, principal or role no longer configured after
@@ -229,7 +241,7 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 	}
 	if p != nil {
 		if p.status == http.StatusUnauthorized {
-			failed = true // counted by the deferred end
+			failed = !p.stale // counted by the deferred end, unless no guess
 			g.metrics.authResult(cred, false)
 		}
 		return nil, p
@@ -375,10 +387,14 @@ func (g *Server) bearer(r *http.Request, realm string) (*who, *problem) {
 		if err != nil {
 			msg = err.Error()
 		}
-		return nil, g.unauthorized("the bearer token is not valid: "+msg, msg)
+		pb := g.unauthorized("the bearer token is not valid: "+msg, msg)
+		pb.stale = errors.Is(err, ErrBearerStale)
+		return nil, pb
 	}
 	if !p.Expires.IsZero() && time.Now().After(p.Expires) {
-		return nil, g.unauthorized("the bearer token has expired", "the token has expired")
+		pb := g.unauthorized("the bearer token has expired", "the token has expired")
+		pb.stale = true // the verifier took it: genuine
+		return nil, pb
 	}
 	if p.Realm != "" && p.Realm != realm {
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the token is for realm "+strconv.Quote(p.Realm))

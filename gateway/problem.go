@@ -118,6 +118,9 @@ type problem struct {
 	// written. A status of 499 alone says nothing of the kind: the
 	// configuration may map an error URI to it (errors take 400-599).
 	gone bool
+	// stale: a 401 for a genuine bearer token no longer good
+	// (ErrBearerStale), not counted as a failed authentication.
+	stale bool
 }
 
 func newProblem(status int, uri, detail string) *problem {

@@ -165,11 +165,14 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 	}
 	ring := s.ring.Load()
 	c, err := s.verify(token, now, false)
+	if c != nil && s.ring.Load() == ring { // else it may have been verified by a key that left
+		// An expired or revoked one too (genuine, its signature checked):
+		// its next uses are refused from the cache, at no signature
+		// check, as the gateway does not count them as failures.
+		s.cache.put(key, c)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if s.ring.Load() == ring { // else it may have been verified by a key that left
-		s.cache.put(key, c)
 	}
 	return c, nil
 }
@@ -177,7 +180,8 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 // verify checks a token without the cache. With allowExpired, an expired
 // (but otherwise valid) token passes: revocation uses it. A revoked token
 // comes back with its claims and ErrTokenRevoked (revocation may still
-// have to record it on its own).
+// have to record it on its own), an expired one with its claims and
+// ErrTokenExpired.
 func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims, error) {
 	k, err := s.keyFor(token)
 	if err != nil {
@@ -206,7 +210,7 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 		c.Scopes = strings.Fields(jc.Scope)
 	}
 	if !allowExpired && !now.Before(c.Expiry) {
-		return nil, ErrTokenExpired
+		return c, ErrTokenExpired
 	}
 	if s.isRevoked(c) {
 		return c, ErrTokenRevoked

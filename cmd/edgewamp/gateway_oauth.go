@@ -120,6 +120,11 @@ type ownRefusal string
 
 func (e ownRefusal) Error() string { return string(e) }
 
+// Unwrap makes it gateway.ErrBearerStale: a token the server verified as
+// its own is no guess, and its 401 is not counted against the client's
+// address (the check cost a cache lookup after the token's first use).
+func (e ownRefusal) Unwrap() error { return gateway.ErrBearerStale }
+
 // errIssuerNotReadyHTTP: the OAuth2 server has not started (a mesh's
 // shared store not reachable yet); the gateway answers 503 and does not
 // count it against the client's address, as route does not for WAMP

@@ -183,10 +183,10 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		if time.Now().Before(p.Expires) {
 			return p, nil
 		}
-		v.mu.Lock()
-		delete(v.cache, h)
-		v.mu.Unlock()
-		return nil, errors.New("the token has expired")
+		// Kept (a full cache drops expired entries first), so that its
+		// next uses cost no signature check: each is refused uncounted
+		// (gateway.ErrBearerStale), a genuine token no guess.
+		return nil, errTokenExpiredCached
 	}
 	keys := v.keys.Load()
 	opts := []jwt.ParseOption{jwt.WithKeySet(keys.set, jws.WithInferAlgorithmFromKey(false)), jwt.WithValidate(true),
@@ -243,6 +243,16 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	v.mu.Unlock()
 	return p, nil
 }
+
+// errTokenExpiredCached refuses a token verified before that has expired
+// since (found in the cache).
+var errTokenExpiredCached error = staleErr("the token has expired")
+
+// staleErr is a refusal of a genuine token: gateway.ErrBearerStale.
+type staleErr string
+
+func (e staleErr) Error() string { return string(e) }
+func (e staleErr) Unwrap() error { return gateway.ErrBearerStale }
 
 var errOwnIssuer = errors.New("the token is not valid (a token of this router's OAuth2 server that the server does not accept)")
 
