@@ -235,7 +235,13 @@ func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*toke
 // mint signs an access token for a login.
 func (s *Server) mint(l *login, gid string) (string, time.Time, error) {
 	now := s.now()
+	// exp is whole seconds: rounded up, so that the token lives its
+	// lifetime at least. Truncated, one issued at x.999 s lived up to a
+	// second less than its expires_in said (a 1 s token, a millisecond).
 	exp := now.Add(l.client.realm.AccessTokenLifetime)
+	if t := exp.Truncate(time.Second); t.Before(exp) {
+		exp = t.Add(time.Second)
+	}
 	iat := now.Unix()
 	if gid == "" {
 		iat = s.pastCut(l.client.ID, l.sub, iat)
@@ -281,8 +287,10 @@ func (s *Server) mintErr(l *login, err error) *oauthError {
 	return &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "the access token would be too long (over 8 KiB): ask for fewer scopes"}
 }
 
+// expiresIn is a token's expires_in: whole seconds it lives at least
+// (rounded down).
 func expiresIn(exp, now time.Time) int {
-	return int(exp.Sub(now).Round(time.Second) / time.Second)
+	return int(exp.Sub(now) / time.Second)
 }
 
 // scopeList splits a scope string.
