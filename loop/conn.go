@@ -70,7 +70,8 @@ type conn struct {
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
 	// inflight is the length of the output an io_uring batch is sending
-	// (sendring.go), from its take to its completion; 0 otherwise.
+	// (sendring.go), from its take until the enter returns, then what the
+	// socket did not take of it, until its completion; 0 otherwise.
 	inflight int
 
 	opened   int64 // coarse unix ns

@@ -34,7 +34,9 @@ import (
 //  2. enter: uring.Ring.Submit submits the batch and waits for every
 //     completion: with MSG_DONTWAIT each send completes inside the enter,
 //     so every buffer is the loop's again when it returns, and no send is
-//     ever in flight outside a flush.
+//     ever in flight outside a flush. Each connection's inflight drops at
+//     once to what its socket did not take: output produced for it while
+//     the batch completes is judged by that rest (backlog).
 //  3. complete, in dirty-list order: what a socket did not take (a short
 //     send, -EAGAIN) goes to gnet's Write, which buffers it and waits for
 //     EPOLLOUT exactly as on the epoll path (it may try one write(2) first);
@@ -211,7 +213,15 @@ func (ls *loopState) flushRing(i int) int {
 		enters := r.Enters()
 		done, err := r.Submit()
 		for _, c := range done {
-			batch[c.Tag].res = c.Res
+			s := &batch[c.Tag]
+			s.res = c.Res
+			if c.Res > 0 {
+				// What the socket took is no longer the connection's
+				// backlog: output produced for it while the batch
+				// completes (a leaving session's testament or meta event)
+				// is judged by the rest only.
+				s.cn.inflight -= int(c.Res)
+			}
 		}
 		e := ls.e
 		e.ringSends.Add(uint64(n))

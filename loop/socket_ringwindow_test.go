@@ -1,0 +1,89 @@
+package loop
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// Output produced for a connection while its io_uring batch completes is
+// judged by what the socket did not take, not by the whole send: a
+// WebSocket peer A that closes its WebSocket before reading its last
+// events lingers, and its session leaves in the middle of the batch's
+// completion (conn.sent: linger), firing A's testament to a subscriber B
+// of the same loop later in the same batch. B reads; its socket took the
+// whole 30 KiB send of the batch. B's inflight still counted those 30 KiB,
+// past its 16 KiB high-water mark, so the testament was refused as
+// ErrPeerSlow: B never got it ("refused"); with a hard_limit of 24 KiB B
+// was closed as a slow consumer instead ("closed").
+func TestRingBatchSentNotCountedInWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hard int
+	}{{"refused", 0}, {"closed", 24 << 10}} {
+		t.Run(tc.name, func(t *testing.T) { ringWindowCase(t, tc.hard) })
+	}
+}
+
+func ringWindowCase(t *testing.T, hard int) {
+	const high = 16 << 10
+	s := startRingServer(t, func(o *Options, rc *route.Config) {
+		rc.Shards = 1 // A, B and the publisher on the one loop: one batch
+		o.HighWater, o.HardLimit = high, hard
+	})
+	const topic, fill = "com.ring.window", "com.ring.window.fill"
+
+	// B: a subscriber that reads, with room in its socket for the batch.
+	b := subscribeMany(t, s.url, 1, topic)[0]
+	shrinkRouterSendBuffer(t, b.c, 1<<20) // the send of the batch is taken whole
+
+	// A: a WebSocket session with a testament to topic, whose peer does
+	// not read: its router socket fills, and gnet holds some of its output.
+	ac := dialTCP(t, s.url, 4<<10)
+	aw := &wsClient{t: t, c: ac, br: bufio.NewReaderSize(ac, 64<<10), ser: proto.MsgPack}
+	aw.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+	aw.expectUpgrade()
+	shrinkRouterSendBuffer(t, ac, 4<<10)
+	a := newWAMP(t, aw, proto.MsgPack)
+	a.join()
+	a.subscribe(fill)
+
+	pub := s.joinRS(t, proto.MsgPack)
+	chunk := strings.Repeat("f", 2<<10)
+	eventually(t, ioTimeout, "gnet holding output for A", func() bool {
+		pub.c.send(pub.publishMsg(pub.nextReq(), fill, []any{chunk}, true))
+		pub.expect(proto.CodePublished)
+		st, ok := s.e.statOf(t, ac)
+		return ok && st.backlog > 0
+	})
+	if st, _ := s.e.statOf(t, ac); st.backlog > high {
+		t.Fatalf("A's backlog %d past the high-water mark %d", st.backlog, high)
+	}
+
+	// In one segment: A adds its testament (the RESULT makes A the batch's
+	// first connection), publishes two events of 15 KiB to B (30 KiB for B
+	// in the batch: the second is taken at a backlog of 15 KiB, under the
+	// mark) and closes its WebSocket.
+	big := strings.Repeat("e", 15<<10)
+	base := s.r.SessionCount()
+	var seg []byte
+	seg = append(seg, cliFrame(true, opBinary, a.callMsg(a.nextReq(), "wamp.session.add_testament",
+		[]any{topic, []any{3}}))...)
+	seg = append(seg, cliFrame(true, opBinary, a.publishMsg(a.nextReq(), topic, []any{1, big}, false))...)
+	seg = append(seg, cliFrame(true, opBinary, a.publishMsg(a.nextReq(), topic, []any{2, big}, false))...)
+	seg = append(seg, cliFrame(true, opClose, []byte{0x03, 0xe8})...)
+	aw.write(seg)
+	eventually(t, ioTimeout, "A's session gone", func() bool { return s.r.SessionCount() < base })
+
+	// Then a marker, after the testament.
+	pub.c.send(pub.publishMsg(pub.nextReq(), topic, []any{4}, true))
+	pub.expect(proto.CodePublished)
+	for want := 1; want <= 4; want++ {
+		if got := eventSeq(t, b.readMsg(t, proto.MsgPack)); got != want {
+			t.Fatalf("B got event %d, want %d (3 is A's testament); stats %+v", got, want, s.e.Stats())
+		}
+	}
+}
