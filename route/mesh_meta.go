@@ -94,8 +94,14 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	if comb == nil {
 		return false
 	}
-	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession) {
-		return false // the session is here: this node's answer is the answer
+	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession || sessionArg(proc, args) == ss.id) {
+		// The session is here: this node's answer is the answer. So it
+		// is for the caller's own session, which wamp.session.kill
+		// refuses no_such_session ("no other session"): that refusal
+		// was taken for "not here" and gathered, the caller waiting for
+		// the slowest node, or told unavailable when the other nodes
+		// could not be asked.
+		return false
 	}
 	if merr != nil && (merr.uri == proto.URIInvalidArgument || merr.uri == proto.URIInvalidURI) {
 		// Refused for its arguments, as every node would refuse it: the
