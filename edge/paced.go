@@ -26,9 +26,10 @@ import (
 // its answers (one part, or several answers smaller than a part, sent
 // whole), the next once the asker acknowledges one before (op "g"): at
 // most a part is ever ahead of the heartbeats and PONGs on the link. The
-// asker's answers take turns. An answer that cannot go at once gets a
-// notice first (a part without data), so the asker knows it is coming
-// and how large it is, and reserves that much of Options.MaxGathered for
+// asker's answers take turns. Each answer gets a notice first (a part
+// without data), also when its first part goes at once, so the asker
+// knows it is coming and how large it is (and waits for it should that
+// part be lost), and reserves that much of Options.MaxGathered for
 // it (or refuses it: it asks the answerer to drop it, and counts the
 // node as not answered).
 //
@@ -207,10 +208,13 @@ func (n *Node) holdAnswer(name, inbox, tail string, ans []byte) {
 	pt.q = append(pt.q, h)
 	pt.bytes += size
 	n.pacedBytes += size
+	// A notice first, even when its first part goes at once: it is
+	// coming, how large. Without it a lost first part (an answer of one
+	// part, most often) was lost with the answer: the asker, not knowing
+	// it was coming, ended its gather at gather_timeout, before the part
+	// was taken for lost (TestPacedFirstPartLostSentAgain).
+	n.sendPiece(inbox, tail, len(ans), 0, nil)
 	n.sendNext(pt)
-	if h.off == 0 && indexHeld(pt.q, h) >= 0 {
-		n.sendPiece(inbox, tail, len(ans), 0, nil) // a notice: it is coming, after the others' parts
-	}
 }
 
 // dropOtherLives drops pt's answers to gathers of another life of the
@@ -379,15 +383,19 @@ func (n *Node) pacedAck(name string, data []byte) {
 // (pacedRTT: the longest of a part to its acknowledgement, an eighth of
 // it forgotten at each one, so that small answers' quick ones do not
 // soon hide a part's), at least two heartbeats (the sweep's tick) and
-// half peer_timeout (raised for slow uplinks), at most pacedWait, and
-// pacedWait before a first acknowledgement from it. Called with pmu
-// held.
+// half peer_timeout (raised for slow uplinks), at most half pacedWait,
+// and half pacedWait before a first acknowledgement from it: the asker
+// waits pacedWait after a notice or part, so a part sent again later
+// than that, at the sweep's next tick, came after its gather ended
+// (before, with no round trip known, a lost first part was taken for
+// lost after pacedWait: TestPacedFirstPartLostSentAgain/first). Called
+// with pmu held.
 func (n *Node) pacedLost(name string) time.Duration {
 	rtt := n.pacedRTT[name]
 	if rtt == 0 {
-		return n.pacedWait()
+		return n.pacedWait() / 2
 	}
-	return min(max(4*rtt, 2*n.opts.Heartbeat, n.opts.PeerTimeout/2), n.pacedWait())
+	return min(max(4*rtt, 2*n.opts.Heartbeat, n.opts.PeerTimeout/2), n.pacedWait()/2)
 }
 
 // sweepPaced drops the answers held for askers that stopped acknowledging

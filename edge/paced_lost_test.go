@@ -143,7 +143,7 @@ func TestPacedLostPartSentAgainWithinPacedWait(t *testing.T) {
 		t.Fatalf("first part: %+v", pt)
 	}
 	sent := pt.flight[0].sentAt
-	// No round trip known: a part waits pacedWait, as before.
+	// No round trip known: a part waits half pacedWait.
 	n.sweepPaced(sent.Add(n.pacedWait() / 2))
 	if len(pt.flight) != 1 || pt.flight[0].sentAt != sent || n.stats.PacedLost.Load() != 0 {
 		t.Fatalf("taken for lost with no round trip known: %+v", pt)
