@@ -286,7 +286,8 @@ type Stats struct {
 	PacedDropped atomic.Uint64
 	// PacedLost counts the parts it took for lost, they or their
 	// acknowledgements (unacknowledged for pacedLost): sent again, or
-	// their room given back.
+	// their room given back; each part once, however often it goes
+	// again.
 	PacedLost atomic.Uint64
 	// InboundFull counts the event messages (one event, or a frame of
 	// them) from other nodes dropped because what waited for the node's

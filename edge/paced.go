@@ -118,6 +118,9 @@ type heldAnswer struct {
 	// the answer (TestPacedLostPartOfAnswerTakingTurnsSentAgain).
 	partAt time.Time
 	sentTo int
+	// lostTo is where the furthest of its parts taken for lost ends:
+	// Stats.PacedLost counts a part once, however often it goes again.
+	lostTo int
 }
 
 // pacedTo is what a node holds for one asking node; guarded by Node.pmu.
@@ -428,7 +431,7 @@ func (n *Node) sweepPaced(now time.Time) {
 				continue
 			}
 			if held := indexHeld(pt.q, f.h) >= 0; !held {
-				n.stats.PacedLost.Add(1)
+				n.countLost(f)
 				if again && f.last != nil && now.Sub(f.h.partAt) <= n.pacedWait() && n.sendPiece(pt.inbox, f.h.tail, f.total, f.end-f.n, f.last) == nil {
 					// Its answer's last part: sent again from here (the
 					// asker asks to drop it when it has it already).
@@ -437,7 +440,7 @@ func (n *Node) sweepPaced(now time.Time) {
 				}
 				n.landed(pt, i)
 			} else if again && now.Sub(f.h.partAt) <= n.pacedWait() {
-				n.stats.PacedLost.Add(1)
+				n.countLost(f)
 				f.h.off = f.end - f.n // its part goes again (sendNext)
 				n.landed(pt, i)
 			} else if !again && alive && now.Sub(f.sentAt) <= n.pacedWait() {
@@ -458,6 +461,17 @@ func (n *Node) sweepPaced(now time.Time) {
 		if len(pt.q) == 0 && len(pt.flight) == 0 {
 			delete(n.paced, name)
 		}
+	}
+}
+
+// countLost counts f's part as taken for lost (Stats.PacedLost), unless it
+// was before: sent again each pacedLost to an asker that acknowledges
+// none, it was counted at each sending (TestPacedLostCountsEachPartOnce).
+// Called with pmu held.
+func (n *Node) countLost(f inFlight) {
+	if f.end > f.h.lostTo {
+		f.h.lostTo = f.end
+		n.stats.PacedLost.Add(1)
 	}
 }
 
