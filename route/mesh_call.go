@@ -1204,12 +1204,49 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		// callee left", payload_size_exceeded, invalid_argument), and a
 		// call another callee of the shared registration could take
 		// failed so.
-		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, unavailableFlags(t.reg, mo, cs.id), cs.id, uri, why, nil)
+		flags := unavailableFlags(t.reg, mo, cs.id)
+		if err != ErrPeerClosed && err != ErrPeerTooBig {
+			flags = unconvertibleFlags(t.reg, mo, cs)
+		}
+		env := appendResult(s.mbuf[:0], int(mo.shard), mo.callID, flags, cs.id, uri, why, nil)
 		s.mbuf = keepBuf(env)
 		if s.r.meshSendEnd(mo.node, env) != nil {
 			s.r.ms.stats.SendFailed.Add(1)
 		}
 	}
+}
+
+// maxSerScan bounds the callees unconvertibleFlags looks at past those
+// the call tried.
+const maxSerScan = 64
+
+// unconvertibleFlags is unavailableFlags for the call mo of reg whose
+// payload callee's serializer cannot carry (no form in it, or too long
+// once converted): no callee of this node of that serializer can either
+// (reroute.noSer, on the caller's node, which does not know them), so
+// this node says it has no callee left for the call when every untried
+// one here is of that serializer (of the first maxSerScan looked at past
+// those tried; else as unavailableFlags). Before, the caller's node
+// offered the call here again for each of them, each converting the
+// payload and failing alike (TestMeshUnconvertibleCallNotRetriedPerCallee:
+// a NaN from a MsgPack caller to four JSON callees of a first
+// registration, rerouted four times a call).
+func unconvertibleFlags(reg *registration, mo *meshOrigin, callee *Session) uint64 {
+	var exclude []uint64
+	if mo.exclude != nil {
+		exclude = *mo.exclude
+	}
+	l := reg.list()
+	for i := range l.len() {
+		if i >= len(exclude)+maxSerScan {
+			return unavailableFlags(reg, mo, callee.id)
+		}
+		c := l.at(i)
+		if c.s.id != callee.id && c.s.ser != callee.ser && !slices.Contains(exclude, c.s.id) {
+			return unavailableFlags(reg, mo, callee.id) // one that may take it
+		}
+	}
+	return rsError | rsUnavailable | nextBits(0, false)
 }
 
 // meshFeatureRefused answers the call of t, which no callee of this node
