@@ -71,6 +71,13 @@ func TestMeshUnconvertibleCallNotRetriedPerCallee(t *testing.T) {
 			if st.CallsRerouted > calls || refusedHit.Load() != 0 {
 				t.Fatalf("%d calls of a NaN rerouted %d times (want at most once each: B's JSON callees are tried once as one)", calls, st.CallsRerouted)
 			}
+			// B counts its refusals (edgewamp_invocations_refused_total{reason="not_convertible"}):
+			// one a call that reached it.
+			refused := b.r.Stats().CallsRefusedNotConvertible
+			t.Logf("B counted %d refusals for its callees' serializer", refused)
+			if refused != st.CallsRerouted || policy == "first" && refused != calls {
+				t.Fatalf("B counted %d calls refused for its callees' serializer, %d rerouted from it", refused, st.CallsRerouted)
+			}
 		})
 	}
 }

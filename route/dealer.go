@@ -918,6 +918,7 @@ func (s *Shard) deliverInvocation(t *task) {
 	}
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
 		cs.dropInv(t.b)
+		s.countNotConvertible(err)
 		if err == ErrPeerClosed && !cont {
 			// The callee's transport closed (a WebSocket Close frame, a
 			// reset found by a write) and its departure (Detach) has not
@@ -1079,6 +1080,15 @@ func sendFailure(err error, who string) (uri, message string) {
 		return proto.URIInvalidArgument, "the payload cannot be converted for the " + who + ": " + e.Msg()
 	}
 	return proto.URINetworkFailure, err.Error()
+}
+
+// countNotConvertible counts err, sendInvocation's, when the call's
+// payload could not be converted to the callee's serializer, or was too
+// long once converted (Shard.stats.CallsNotConvertible).
+func (s *Shard) countNotConvertible(err error) {
+	if _, ok := err.(*proto.Error); ok || err == proto.ErrTooLarge {
+		s.stats.CallsNotConvertible.Add(1)
+	}
 }
 
 // failCall sends an error to a caller's shard for the call (req, invID).

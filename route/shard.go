@@ -171,6 +171,11 @@ type ShardStats struct {
 	// invocations in flight (calleeshare.go); a call rerouted to another
 	// callee for it counts here and in CallsRerouted.
 	CallsShare atomic.Uint64
+	// CallsNotConvertible counts INVOCATIONs refused because the call's
+	// payload could not be converted to the callee's serializer (a NaN
+	// for a JSON callee), its caller on this node or another (which
+	// reroutes it); before, one from another node was counted nowhere.
+	CallsNotConvertible atomic.Uint64
 	// CallsRerouted counts calls sent to another callee after one answered
 	// wamp.error.unavailable; CallsRerouteExhausted, calls that ended with
 	// wamp.error.no_available_callee because no untried callee was left

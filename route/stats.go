@@ -88,6 +88,11 @@ type Stats struct {
 	// caller held more than its share of the callee's invocations in
 	// flight (a call then rerouted to another callee counts too).
 	CallsRefusedShare uint64
+	// CallsRefusedNotConvertible counts INVOCATIONs refused because the
+	// call's payload could not be converted to the callee's serializer
+	// (or was too long once converted), for a caller on this node or on
+	// another (a call then rerouted to another callee counts too).
+	CallsRefusedNotConvertible uint64
 	// CallsRerouted counts calls a callee answered with
 	// wamp.error.unavailable that went on to another callee (WAMP call
 	// re-routing; once per callee change). CallsRerouteExhausted counts
@@ -158,6 +163,7 @@ func (r *Router) Stats() Stats {
 		st.CallsRefused += c.CallsRefused.Load()
 		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
 		st.CallsRefusedShare += c.CallsShare.Load()
+		st.CallsRefusedNotConvertible += c.CallsNotConvertible.Load()
 		st.CallsRerouted += c.CallsRerouted.Load()
 		st.CallsRerouteExhausted += c.CallsRerouteExhausted.Load()
 		st.RetainRefused += c.RetainRefused.Load()

@@ -145,8 +145,8 @@ func TestCallUnconvertibleSkipsItsSerializer(t *testing.T) {
 	}
 	// One reroute a call: from the JSON callee picked to the MsgPack one,
 	// none to another JSON callee.
-	if st := e.r.Stats(); st.CallsRerouted != 4 {
-		t.Fatalf("%d calls rerouted %d times, want once each", 4, st.CallsRerouted)
+	if st := e.r.Stats(); st.CallsRerouted != 4 || st.CallsRefusedNotConvertible != 4 {
+		t.Fatalf("%d calls rerouted %d times, want once each; %d refused for a serializer, want 4", 4, st.CallsRerouted, st.CallsRefusedNotConvertible)
 	}
 	for _, c := range js {
 		c.quiet()
