@@ -351,6 +351,11 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, true, max)
 			return
 		}
+		if wild && rm.subs.wildWalkWith(uri) > maxWildcardWalk {
+			rm.mu.Unlock()
+			s.wildcardWalkRefused(ss, proto.CodeSubscribe, m.Request, uri)
+			return
+		}
 	}
 	// The bytes last: a SUBSCRIBE refused above charges nothing. A
 	// wildcard pattern's index is charged to the session that makes it
@@ -1026,6 +1031,24 @@ func (s *Shard) countRefused(err error) {
 // kind ~140 MB. Exact and prefix URIs are kept whole, not by component.
 const maxWildcardComponents = 64
 
+// maxWildcardWalk bounds the nodes of the wildcard index one PUBLISH or
+// CALL to a URI no loop has looked up walks (wnode.walk, a bound that
+// holds for any URI): wildcard patterns that overlap one another (each
+// component either a literal or a wildcard over the same components)
+// make one walk follow every way they share. 4,096 patterns (the realm's
+// bound) whose 12 first components were each "a" or empty made a URI
+// a.a.…a.c walk 8,190 nodes and find nothing (0.95–1.9 ms a PUBLISH or
+// CALL on the loaded 2-CPU test VM, medians), 4,096 of 64 components
+// (12 such, then "a"s) ~217,000 (39–44 ms). A SUBSCRIBE or REGISTER
+// whose pattern would pass it is refused (wildcardWalkRefused): of those
+// shapes, 769 and 68 patterns are taken and a walk costs 0.07–0.32 ms
+// there (BenchmarkWildcardWorstCase; 1,024 nodes, ~20 µs, would refuse a
+// topic's 2,000 matching patterns, which TestSubscriptionMatchWalkBudgeted
+// holds). Patterns that do not overlap add nothing to it: a literal
+// component's children are looked up by it, one only, so a walk visits
+// at most the costliest of them.
+const maxWildcardWalk = 4096
+
 var tooDeepMsg = "wildcard patterns may have at most " + strconv.Itoa(maxWildcardComponents) + " components"
 
 // tooDeep reports whether uri, of match policy m, is a wildcard pattern
@@ -1053,6 +1076,24 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 			"authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "limit", max)
 	}
 	s.replyError(ss, code, req, proto.URIUnavailable, "too many wildcard "+kind+" "+scope+" (limit "+strconv.Itoa(max)+")")
+}
+
+// wildcardWalkRefused answers a REGISTER or SUBSCRIBE (code) of the
+// wildcard pattern uri that would let one CALL or PUBLISH walk more than
+// maxWildcardWalk nodes of the realm's index; the first refusal is
+// logged for the session.
+func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, uri string) {
+	kind := "subscriptions"
+	if code == proto.CodeRegister {
+		kind = "registrations"
+	}
+	if ss.wildLogged&32 == 0 {
+		ss.wildLogged |= 32
+		s.r.log.Warn("refusing wildcard "+kind+" that overlap too many others: a URI matching them would be checked against more than "+strconv.Itoa(maxWildcardWalk)+" of their components (logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "pattern", logCut(uri))
+	}
+	s.replyError(ss, code, req, proto.URIUnavailable, "wildcard pattern overlaps too many other wildcard "+kind+" in realm "+strconv.Quote(ss.realm.name)+
+		": a URI would be checked against more than "+strconv.Itoa(maxWildcardWalk)+" of their components")
 }
 
 // DefaultSubscriptionBytes is Config.MaxSubscriptionBytes's default.

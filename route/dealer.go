@@ -304,6 +304,11 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
+	if wild && !exists && rm.regs.wildWalkWith(uri) > maxWildcardWalk {
+		rm.mu.Unlock()
+		s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri)
+		return false
+	}
 	// The bytes last: a REGISTER refused above charges nothing. Off the
 	// call path (REGISTER only). A wildcard pattern's index is charged to
 	// the callee that makes it (regCost), not again to each one that

@@ -13,7 +13,8 @@ import (
 // on a URI unrelated to the victim's. The realm holds the realm's bound of
 // worst-shape wildcard subscriptions and registrations (the patterns of
 // BenchmarkWildcardWorstCase, 12 components of "a" or a wildcard then "z"),
-// so that a victim lookup that misses the shard's cache walks 4,095 paths.
+// so that a victim lookup that misses the shard's cache walks 4,095 paths
+// (now those maxWildcardWalk lets in).
 // One op is the attacker's pair plus the victim's operation; misses/op
 // counts the shard's lookups that went to the tables: the victim's, and
 // those of the meta events that announce the attacker's changes.
@@ -42,6 +43,20 @@ func benchLookupUnderChurn(b *testing.B, call bool, churn string) {
 	}
 	wildOpts, _ := proto.EncodeValue(ser, map[string]any{"match": "wildcard"})
 	empty, _ := proto.EncodeValue(ser, map[string]any{})
+	// The victim: a.a.….a.y, which every pattern's first k components
+	// match; its callee's registration is the all-wildcard pattern ending
+	// in "y", which a CALL's depth-first walk reaches last (made before
+	// the others: maxWildcardWalk refuses them past its bound, not it).
+	uri := []byte(strings.Repeat("a.", k) + "y")
+	victim, vp := benchJoin(b, sh, ser)
+	callee, cp := benchJoin(b, sh, ser)
+	if call {
+		sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: wildOpts, URI: []byte(strings.Repeat(".", k) + "y")}))
+		expect(cp, proto.CodeRegistered)
+	} else {
+		sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeSubscribe, Request: 1, Dict: empty, URI: uri}))
+		expect(cp, proto.CodeSubscribed)
+	}
 	// 4,095 patterns in each table: all shapes but the all-wildcard one,
 	// which leaves room for one more pattern (the victim's registration,
 	// the attacker's wildcard subscription).
@@ -64,21 +79,11 @@ func benchLookupUnderChurn(b *testing.B, call bool, churn string) {
 			}
 			comps[k] = "z"
 			sh.Receive(ss, encode(b, ser, &proto.Message{Type: code, Request: uint64(i + 1), Dict: wildOpts, URI: []byte(strings.Join(comps, "."))}))
-			expect(sp, ok)
+			// Those past maxWildcardWalk are refused: the walk stays within it.
+			if dec.Decode(ser, sp.last, &m) != nil || (m.Type != ok && string(m.URI) != proto.URIUnavailable) {
+				b.Fatalf("got %v %s, want %v or %s", m.Type, argsOf(&m), ok, proto.URIUnavailable)
+			}
 		}
-	}
-	// The victim: a.a.….a.y, which every pattern's first k components
-	// match; its callee's registration is the all-wildcard pattern ending
-	// in "y", which a CALL's depth-first walk reaches last.
-	uri := []byte(strings.Repeat("a.", k) + "y")
-	victim, vp := benchJoin(b, sh, ser)
-	callee, cp := benchJoin(b, sh, ser)
-	if call {
-		sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeRegister, Request: 1, Dict: wildOpts, URI: []byte(strings.Repeat(".", k) + "y")}))
-		expect(cp, proto.CodeRegistered)
-	} else {
-		sh.Receive(callee, encode(b, ser, &proto.Message{Type: proto.CodeSubscribe, Request: 1, Dict: empty, URI: uri}))
-		expect(cp, proto.CodeSubscribed)
 	}
 	args, _ := proto.EncodeValue(ser, []any{"0123456789012345678901234567890123456789012345678901"})
 	pub := encode(b, ser, &proto.Message{Type: proto.CodePublish, Request: 1, Dict: empty, URI: uri, Args: args})

@@ -43,7 +43,9 @@ func TestRegistrationMatchInvalidURINotCharged(t *testing.T) {
 				}
 				p[comps-1] = "zz"
 				if _, err := s.Register(ctx, strings.Join(p, "."), func(context.Context, *client.Invocation) (*client.Result, error) { return nil, nil }, &client.RegisterOptions{Match: "wildcard"}); err != nil {
-					errs <- err
+					if !strings.Contains(err.Error(), "overlaps too many") { // past maxWildcardWalk: the walk stays within it
+						errs <- err
+					}
 					return
 				}
 			}

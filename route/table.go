@@ -34,6 +34,35 @@ type wnode[E comparable] struct {
 	any   *wnode[E] // the wildcard (empty component) child
 	entry E
 	has   bool
+	// walk is the most nodes of n's subtree a walk of one URI from n
+	// (wmatchAll, wbest) can visit: the costliest literal child's
+	// 1+walk, plus the wildcard child's 1+walk, 0 at a pattern's last
+	// component. An upper bound (the two children may want different
+	// URIs), kept as patterns come and go (wput, wdel), so that a
+	// SUBSCRIBE or REGISTER can be refused before it makes every
+	// PUBLISH or CALL to a new URI walk too much (wildWalkWith). In the
+	// padding after has: a node is 32 bytes still.
+	walk int32
+}
+
+// anyWalk is what n's wildcard child adds to n.walk.
+func (n *wnode[E]) anyWalk() int32 {
+	if n.any == nil {
+		return 0
+	}
+	return 1 + n.any.walk
+}
+
+// kidsWalk is the costliest literal child's 1+walk (0 for none),
+// stopping at atMost, which none passes.
+func (n *wnode[E]) kidsWalk(atMost int32) int32 {
+	var w int32
+	for _, k := range n.kids {
+		if w = max(w, 1+k.walk); w >= atMost {
+			break
+		}
+	}
+	return w
 }
 
 func newTable[E comparable]() *table[E] {
@@ -49,7 +78,7 @@ func (t *table[E]) get(m proto.Match, uri string) (E, bool) {
 	case proto.MatchPrefix:
 		return t.ptrie.get(uri)
 	case proto.MatchWildcard:
-		n := t.wnode(uri, false)
+		n := t.wnode(uri)
 		if n == nil || !n.has {
 			var zero E
 			return zero, false
@@ -80,8 +109,7 @@ func (t *table[E]) put(m proto.Match, uri string, e E) {
 	case proto.MatchPrefix:
 		t.ptrie.put(uri, e)
 	case proto.MatchWildcard:
-		n := t.wnode(uri, true)
-		n.entry, n.has = e, true
+		t.wput(uri, e)
 	default:
 		t.exact[uri] = e
 	}
@@ -113,46 +141,100 @@ func (t *table[E]) del(m proto.Match, uri string) {
 	t.n--
 }
 
-// wnode finds (or, with create, makes) the trie node of a wildcard pattern.
-func (t *table[E]) wnode(uri string, create bool) *wnode[E] {
-	n := components(uri)
-	root := t.wild[n]
-	if root == nil {
-		if !create {
-			return nil
-		}
-		root = &wnode[E]{}
-		t.wild[n] = root
-	}
-	cur := root
-	for rest := uri; ; {
+// wnode finds the trie node of a wildcard pattern (nil if none).
+func (t *table[E]) wnode(uri string) *wnode[E] {
+	cur := t.wild[components(uri)]
+	for rest := uri; cur != nil; {
 		comp, next, last := cutComponent(rest)
-		var child *wnode[E]
 		if comp == "" {
-			child = cur.any
-			if child == nil && create {
-				child = &wnode[E]{}
-				cur.any = child
-			}
+			cur = cur.any
 		} else {
-			child = cur.kids[comp]
-			if child == nil && create {
-				if cur.kids == nil {
-					cur.kids = map[string]*wnode[E]{}
-				}
-				child = &wnode[E]{}
-				cur.kids[comp] = child
-			}
+			cur = cur.kids[comp]
 		}
-		if child == nil {
-			return nil
-		}
-		cur = child
 		if last {
 			return cur
 		}
 		rest = next
 	}
+	return nil
+}
+
+// wput adds (or replaces) a wildcard pattern's entry, making its nodes,
+// and raises the walks (wnode.walk) of the nodes on its way.
+func (t *table[E]) wput(uri string, e E) {
+	n := components(uri)
+	root := t.wild[n]
+	if root == nil {
+		root = &wnode[E]{}
+		t.wild[n] = root
+	}
+	var put func(cur *wnode[E], rest string)
+	put = func(cur *wnode[E], rest string) {
+		comp, next, last := cutComponent(rest)
+		child := cur.any
+		if comp != "" {
+			child = cur.kids[comp]
+		}
+		made := child == nil
+		if made {
+			child = &wnode[E]{}
+			if comp == "" {
+				cur.any = child
+			} else {
+				if cur.kids == nil {
+					cur.kids = map[string]*wnode[E]{}
+				}
+				cur.kids[comp] = child
+			}
+		}
+		old := child.walk
+		if last {
+			child.entry, child.has = e, true
+		} else {
+			put(child, next)
+		}
+		if comp == "" {
+			oldAny := int32(0)
+			if !made {
+				oldAny = 1 + old
+			}
+			cur.walk += child.walk + 1 - oldAny
+		} else if k, kw := 1+child.walk, cur.walk-cur.anyWalk(); k > kw {
+			cur.walk += k - kw
+		}
+	}
+	put(root, uri)
+}
+
+// wildWalkWith returns the most nodes of the wildcard index a PUBLISH or
+// CALL to one URI of as many components as the wildcard pattern uri
+// could visit once uri is added (its root's wnode.walk then), changing
+// nothing. Cold path (SUBSCRIBE, REGISTER); allocates nothing.
+func (t *table[E]) wildWalkWith(uri string) int {
+	root := t.wild[components(uri)]
+	if root == nil {
+		return components(uri) // a new chain
+	}
+	var with func(cur *wnode[E], rest string) int32
+	with = func(cur *wnode[E], rest string) int32 {
+		comp, next, last := cutComponent(rest)
+		child := cur.any
+		if comp != "" {
+			child = cur.kids[comp]
+		}
+		var w int32 // child's walk with uri
+		switch {
+		case child == nil && !last:
+			w = int32(components(next)) // a new chain below it
+		case child != nil && !last:
+			w = with(child, next)
+		}
+		if comp == "" {
+			return cur.walk - cur.anyWalk() + 1 + w
+		}
+		return max(cur.walk, 1+w+cur.anyWalk())
+	}
+	return int(with(root, uri))
 }
 
 // wdel removes a wildcard pattern and prunes empty nodes.
@@ -175,26 +257,33 @@ func (t *table[E]) wdel(uri string) bool {
 		if child == nil {
 			return false
 		}
-		found := false
+		old := child.walk
 		if last {
 			if !child.has {
 				return false
 			}
 			child.entry, child.has = zero, false
-			found = true
 		} else if !del(child, next) {
 			return false
-		} else {
-			found = true
 		}
-		if !child.has && child.any == nil && len(child.kids) == 0 {
-			if comp == "" {
+		gone := !child.has && child.any == nil && len(child.kids) == 0
+		if comp == "" {
+			kw := cur.walk - (1 + old)
+			if gone {
 				cur.any = nil
-			} else {
-				delete(cur.kids, comp)
 			}
+			cur.walk = kw + cur.anyWalk()
+			return true
 		}
-		return found
+		if gone {
+			delete(cur.kids, comp)
+		}
+		// Lowered only when child was the costliest literal child:
+		// the others are looked at then, up to one as costly as it was.
+		if kw := cur.walk - cur.anyWalk(); 1+old == kw && (gone || child.walk < old) {
+			cur.walk = cur.kidsWalk(kw) + cur.anyWalk()
+		}
+		return true
 	}
 	ok := del(root, uri)
 	if root.any == nil && len(root.kids) == 0 {

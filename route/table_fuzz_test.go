@@ -66,8 +66,15 @@ func FuzzTableDifferential(f *testing.F) {
 					continue // the caller checks (match, uri) is free
 				}
 				next++
+				var with int
+				if m == proto.MatchWildcard {
+					with = tb.wildWalkWith(u)
+				}
 				tb.put(m, u, next)
 				model[key{m, u}] = next
+				if m == proto.MatchWildcard && tb.wild[components(u)].walk != int32(with) {
+					t.Fatalf("wildWalkWith(%q) = %d, the walk after it %d (table %v)", u, with, tb.wild[components(u)].walk, model)
+				}
 			case 1: // del
 				tb.del(m, u)
 				delete(model, key{m, u})
@@ -82,6 +89,9 @@ func FuzzTableDifferential(f *testing.F) {
 					}
 				}
 				got := tb.matchAll([]byte(u), nil)
+				if _, visited := tb.matchCost([]byte(u)); tb.wild[components(u)] != nil && visited > int(tb.wild[components(u)].walk) {
+					t.Fatalf("matchAll(%q) visits %d nodes, past its bound %d (table %v)", u, visited, tb.wild[components(u)].walk, model)
+				}
 				slices.Sort(want)
 				slices.Sort(got)
 				if !slices.Equal(got, want) {
@@ -116,6 +126,7 @@ func FuzzTableDifferential(f *testing.F) {
 					t.Fatalf("coverAll(%v, %q) = %v, want %v (table %v)", m, u, got, want, model)
 				}
 			}
+			checkWalks(t, tb)
 			// get, all and the count agree with the model.
 			if tb.n != len(model) {
 				t.Fatalf("count %d, model %d", tb.n, len(model))
