@@ -12,13 +12,14 @@ import (
 // the attached sessions' subscriptions cost, and each owner's its
 // sessions': a hold (subHoldCost) per session and subscription, and a
 // wildcard pattern's index once, to the session's owner whose SUBSCRIBE
-// made it (subscription.maker), whether or not that owner still holds it.
+// made it (subscription.maker) while that owner holds it, then to another
+// owner holding it (moveMaker).
 func checkSubBytes(t *testing.T, e *env, when string) {
 	t.Helper()
 	e.sync()
 	var total int64
 	by := map[string]int64{}
-	wild := map[*subscription]bool{}
+	wild := map[*subscription]map[string]int{} // its holders by owner
 	for i, x := range e.execs {
 		sh := e.r.Shard(i)
 		x.do(func() {
@@ -29,13 +30,19 @@ func checkSubBytes(t *testing.T, e *env, when string) {
 						by[ss.subOwner] += subHoldCost(ref.sub.uri)
 					}
 					if ref.sub.match == proto.MatchWildcard {
-						wild[ref.sub] = true
+						if wild[ref.sub] == nil {
+							wild[ref.sub] = map[string]int{}
+						}
+						wild[ref.sub][ss.subOwner]++
 					}
 				}
 			}
 		})
 	}
-	for sub := range wild {
+	for sub, holders := range wild {
+		if holders[sub.maker] == 0 || holders[sub.maker] != sub.makerHolds {
+			t.Errorf("%s: %q's index is counted to %q, holding it %d times (%d counted), its holders %v", when, sub.uri, sub.maker, holders[sub.maker], sub.makerHolds, holders)
+		}
 		n := wildcardIndexCost(sub.match, sub.uri)
 		total += n
 		if sub.maker != "" {

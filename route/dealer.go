@@ -35,10 +35,13 @@ type registration struct {
 	created time.Time    // static
 	// maker is whose share of Config.MaxRegistrationBytes counts a
 	// wildcard pattern's index (wildcardIndexCost): the session's whose
-	// REGISTER made this node's first callee of it, until this node's
-	// last callee leaves it (another callee shares the index). Under
-	// Realm.mu.
-	maker string
+	// REGISTER made this node's first callee of it, then, when the last
+	// of that owner's callees leaves it, the owner of one of this node's
+	// callees still holding it (moveRegMaker), until this node's last
+	// callee leaves it (another callee shares the index). makerHolds
+	// counts maker's callees among this node's. Under Realm.mu.
+	maker      string
+	makerHolds int
 
 	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
 	rr      atomic.Uint64              // round-robin position
@@ -336,7 +339,10 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		rm.regChanged(match, uri)
 	}
 	if newPattern {
-		reg.maker = ss.subOwner // charged its index above
+		reg.maker, reg.makerHolds = ss.subOwner, 0 // charged its index above
+	}
+	if wild && ss.subOwner == reg.maker {
+		reg.makerHolds++
 	}
 	reg.seq++
 	ce.seq = reg.seq
@@ -482,6 +488,10 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		// whoever made it (addCallee).
 		rm.wildRegs--
 		s.r.regBytes.release(reg.maker, wildcardIndexCost(reg.match, reg.uri))
+	} else if wild && l.len() > 0 && ref.reg == reg && ss.subOwner == reg.maker {
+		if reg.makerHolds--; reg.makerHolds <= 0 {
+			s.moveRegMaker(reg, l)
+		}
 	}
 	if s.r.mesh != nil {
 		rm.meshLocalChanged(reg)
@@ -497,6 +507,25 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		rm.metaPush(metaItem{topic: metaRegOnDelete, sess: ss.id, id: reg.id})
 	}
 	rm.mu.Unlock()
+}
+
+// moveRegMaker counts the wildcard pattern reg's index, whose maker's
+// last callee left it, to the owner of one of this node's callees still
+// holding it (l, not empty), as moveMaker does a subscription's. Under
+// Realm.mu; walks the callees once (an UNREGISTER or a leave).
+func (s *Shard) moveRegMaker(reg *registration, l *calleeList) {
+	var to string
+	holds := 0
+	for c := range l.all() {
+		if holds == 0 {
+			to = c.s.subOwner
+		}
+		if c.s.subOwner == to {
+			holds++
+		}
+	}
+	s.r.regBytes.move(reg.maker, to, wildcardIndexCost(reg.match, reg.uri))
+	reg.maker, reg.makerHolds = to, holds
 }
 
 // call handles CALL.
@@ -1710,7 +1739,8 @@ func regCost(m proto.Match, uri string) int64 {
 // Config.MaxRegistrationBytes, as the callee that made it or one sharing
 // it; given back when it leaves it. The callee that makes a wildcard
 // pattern (this node's first) is counted its index too (regCost,
-// registration.maker) until this node's last callee leaves it.
+// registration.maker) while its owner holds it, then another holder's
+// owner (moveRegMaker), until this node's last callee leaves it.
 func regHoldCost(uri string) int64 { return int64(len(uri)) + regOverhead }
 
 // registrationOwner returns whose share of Config.MaxRegistrationBytes

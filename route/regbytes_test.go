@@ -79,7 +79,7 @@ func checkRegBytes(t *testing.T, e *env, when string) {
 	e.sync()
 	var total int64
 	by := map[string]int64{}
-	wild := map[*registration]bool{}
+	wild := map[*registration]map[string]int{} // its callees by owner
 	for i, x := range e.execs {
 		sh := e.r.Shard(i)
 		x.do(func() {
@@ -90,20 +90,28 @@ func checkRegBytes(t *testing.T, e *env, when string) {
 						by[ss.subOwner] += regHoldCost(ref.reg.uri)
 					}
 					if ref.reg.match == proto.MatchWildcard {
-						wild[ref.reg] = true
+						if wild[ref.reg] == nil {
+							wild[ref.reg] = map[string]int{}
+						}
+						wild[ref.reg][ss.subOwner]++
 					}
 				}
 			}
 		})
 	}
 	// A wildcard pattern's index, once, to its maker (addCallee).
-	for reg := range wild {
+	for reg, holders := range wild {
 		n := wildcardIndexCost(reg.match, reg.uri)
 		total += n
 		for _, rm := range *e.r.realms.Load() {
 			rm.mu.RLock()
-			if r, ok := rm.regs.get(reg.match, reg.uri); ok && r == reg && reg.maker != "" {
-				by[reg.maker] += n
+			if r, ok := rm.regs.get(reg.match, reg.uri); ok && r == reg {
+				if holders[reg.maker] == 0 || holders[reg.maker] != reg.makerHolds {
+					t.Errorf("%s: %q's index is counted to %q, holding it %d times (%d counted), its callees %v", when, reg.uri, reg.maker, holders[reg.maker], reg.makerHolds, holders)
+				}
+				if reg.maker != "" {
+					by[reg.maker] += n
+				}
 			}
 			rm.mu.RUnlock()
 		}

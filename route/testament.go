@@ -96,16 +96,41 @@ func (b *testamentBudget) release(owner string, n int64) {
 	}
 	b.mu.Lock()
 	b.total -= n
-	if owner != "" {
-		if b.by[owner] -= n; b.by[owner] <= 0 {
-			k := len(b.by)
-			delete(b.by, owner)
-			if shrinkDue(&b.peak, k, len(b.by)) {
-				shrinkMap(&b.by, &b.peak)
-			}
+	b.dropOwned(owner, n)
+	b.mu.Unlock()
+}
+
+// move counts n bytes charged to from to owner to instead, whatever to's
+// share holds: they are held already (a wildcard pattern's index whose
+// maker left it, to's sessions holding it still), and refusing would
+// leave them on from. The total does not change.
+func (b *testamentBudget) move(from, to string, n int64) {
+	if n == 0 || from == to {
+		return
+	}
+	b.mu.Lock()
+	b.dropOwned(from, n)
+	if to != "" {
+		if b.by == nil {
+			b.by = map[string]int64{}
 		}
+		b.by[to] += n
 	}
 	b.mu.Unlock()
+}
+
+// dropOwned takes n bytes off owner's count. Under b.mu.
+func (b *testamentBudget) dropOwned(owner string, n int64) {
+	if owner == "" {
+		return
+	}
+	if b.by[owner] -= n; b.by[owner] <= 0 {
+		k := len(b.by)
+		delete(b.by, owner)
+		if shrinkDue(&b.peak, k, len(b.by)) {
+			shrinkMap(&b.by, &b.peak)
+		}
+	}
 }
 
 // dropTestaments lets ss's testaments of scope go (all for scope -1),
