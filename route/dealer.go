@@ -74,7 +74,20 @@ type registration struct {
 	// entry goes, and the mark with it, when the other node's
 	// registration does.
 	wonByRemote bool
-	wonUntil    time.Time
+	// remoteConflict: this node has no callees of this single
+	// registration, and its directory shows another node's single part
+	// beside the winner's, a conflict between two other nodes (under
+	// Realm.mu). The loser gives back the claim it took over when it
+	// revokes its callees, and the winner claims it again only at its
+	// next reconcile: until then the store holds no claim for the
+	// winner's registration, and a REGISTER here was granted by it (two
+	// exclusive registrations standing until this one was revoked a
+	// second later). So a conflict that stands, and the mesh's hold after
+	// it ended (wonByRemote, wonUntil, as on the loser), are not stale
+	// (staleRemoteSingle). Beside wonByRemote, in its padding: the
+	// entry grows by nothing.
+	remoteConflict bool
+	wonUntil       time.Time
 }
 
 // callee is one session attached to a registration.
@@ -1616,9 +1629,11 @@ func (s *Shard) putInCall(ic *inCall)   { s.inPool.put(ic) }
 // its claim back in the store before its directory change (Callees 0)
 // is read everywhere, and a standby that registers on another node on
 // reading the UNREGISTERED was refused procedure_already_exists for the
-// entry still shown. Call with rm.mu held.
+// entry still shown. Not while a conflict between other nodes' single
+// parts stands, nor for the mesh's hold after (remoteConflict), nor after
+// this node's own lost one (wonByRemote). Call with rm.mu held.
 func staleRemoteSingle(reg *registration) bool {
-	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0 &&
+	return reg.invoke == proto.InvokeSingle && reg.list().len() == 0 && !reg.remoteConflict &&
 		(!reg.wonByRemote || !time.Now().Before(reg.wonUntil))
 }
 

@@ -322,6 +322,7 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		}
 	}
 	var rl []remoteCallee
+	conflict := false // between other nodes' single parts (registration.remoteConflict)
 	if exists && (local.len() == 0 || win.name == self) {
 		reg.lostAt = time.Time{} // no conflict lost standing
 	}
@@ -355,6 +356,8 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 			}
 			if e.name == win.name || compatible(win.Invoke, e.Invoke) {
 				rl = append(rl, remoteOf(n, e))
+			} else if win.Invoke == proto.InvokeSingle && e.Invoke == proto.InvokeSingle {
+				conflict = true
 			}
 		}
 		if exists && len(rl) > 0 && reg.invoke != win.Invoke {
@@ -391,6 +394,15 @@ func (rm *Realm) meshRebuild(k regKey) (deleted bool) {
 		reg.remote.Store(nil)
 	} else {
 		reg.remote.Store(&rl)
+	}
+	switch {
+	case conflict:
+		reg.remoteConflict = true
+	case reg.remoteConflict:
+		// The loser's part is gone: the winner claims the procedure
+		// back within the mesh's hold, as on the loser (meshRevokeDue).
+		reg.remoteConflict = false
+		reg.wonByRemote, reg.wonUntil = true, time.Now().Add(rm.r.ms.wonHold)
 	}
 	rm.regChanged(k.match, k.uri)
 	return false
