@@ -310,6 +310,9 @@ func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
 	// gobwas reads through a 4 KiB bufio.Reader: given more than the header
 	// it would swallow frames that arrived in the same segment.
 	rw := handshakeRW{in: hdr}
+	if req.lists {
+		rw.in = wsListsJoined(hdr, req.connUpgrade)
+	}
 	u := ws.Upgrader{Protocol: isWAMPSubprotocol}
 	hs, err := u.Upgrade(&rw)
 	if err != nil {
@@ -331,6 +334,32 @@ func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
 	}
 	return httpResult{kind: httpUpgrade, status: http.StatusSwitchingProtocols,
 		resp: rw.out, ser: ser, batched: batched}
+}
+
+// wsListsJoined returns a copy of hdr, a request header parsed by
+// parseHTTPRequest that lists "websocket" in its Upgrade header, whose
+// Upgrade and Connection lines are replaced by "Upgrade: websocket" and,
+// when connUpgrade, "Connection: Upgrade". [RFC6455 §4.2.1]: An |Upgrade|
+// header field containing the value "websocket" ...; a |Connection|
+// header field that includes the token "Upgrade". Both are lists (RFC
+// 9110 §7.8, §7.6.1), which a sender may split over several lines (§5.3):
+// gobwas/ws refused "Upgrade: websocket, foo" and "Connection: keep-alive"
+// followed by "Connection: Upgrade" (400). Once per such upgrade.
+func wsListsJoined(hdr []byte, connUpgrade bool) []byte {
+	out := make([]byte, 0, len(hdr)+len("Upgrade: websocket\r\nConnection: Upgrade\r\n"))
+	line, rest := cutLine(hdr[:len(hdr)-2])
+	out = append(append(out, line...), "\r\nUpgrade: websocket\r\n"...)
+	if connUpgrade {
+		out = append(out, "Connection: Upgrade\r\n"...)
+	}
+	for len(rest) > 0 {
+		line, rest = cutLine(rest)
+		if name, _, _ := splitField(line); equalFold(name, "Upgrade") || equalFold(name, "Connection") {
+			continue
+		}
+		out = append(append(out, line...), "\r\n"...)
+	}
+	return append(out, "\r\n"...)
 }
 
 // isWAMPSubprotocol is the Upgrader's Protocol hook: gobwas picks the first
@@ -427,6 +456,12 @@ type httpRequest struct {
 	// other than 0 or a Transfer-Encoding announces a body.
 	major byte
 	body  bool
+	// connUpgrade: a Connection header lists the "upgrade" token. lists:
+	// an Upgrade header is not "websocket" alone, or a Connection header
+	// does not list "upgrade": gobwas/ws, which looks at each line apart
+	// and takes "websocket" alone, is then given the two joined
+	// (wsListsJoined).
+	connUpgrade, lists bool
 }
 
 // parseHTTPRequest checks the request line and the header lines of hdr,
@@ -463,6 +498,11 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		switch {
 		case equalFold(name, "Upgrade"):
 			req.upgradeWS = req.upgradeWS || hasToken(value, "websocket")
+			req.lists = req.lists || !equalFold(value, "websocket")
+		case equalFold(name, "Connection"):
+			up := hasToken(value, "upgrade")
+			req.connUpgrade = req.connUpgrade || up
+			req.lists = req.lists || !up
 		case equalFold(name, "Origin"):
 			// Two Origin headers would let a check see one and a later
 			// reader another: refuse.
