@@ -45,11 +45,25 @@ import (
 //   - A RawSocket PING longer than the peer announced it accepts (its
 //     handshake's maximum length) closes the connection: its PONG must
 //     carry the same payload, and the router must not send the peer a
-//     frame longer than that maximum. Before, such a PONG was sent.
+//     frame longer than that maximum. Before, such a PONG was sent. A
+//     PING of exactly the 2^24 a peer announced is answered (pongMax).
 
 // pongKeepMax is the capacity a waiting pong's buffer may keep for a
 // smaller pong that replaces it: any WebSocket ping's payload fits.
 const pongKeepMax = wsMaxControlPayload
+
+// pongMax is the longest pong a RawSocket peer whose messages are held to
+// maxOut may be sent: maxOut, but 2^24 for a peer that announced 2^24
+// (conn.rawHandshake caps its messages at 2^24-1, for the Autobahns, which
+// misread the X bit; a peer that sends a PING of 2^24, X bit and all,
+// reads it, and the RawSocket spec lets it be sent 2^24). Before, such a
+// PING closed its connection as a protocol error.
+func pongMax(maxOut int) int {
+	if maxOut == rawMaxLength-1 {
+		return rawMaxLength
+	}
+	return maxOut
+}
 
 // backlog returns the bytes queued for the peer: gnet's outbound buffer,
 // an io_uring send being completed, the pending output (plaintext, and
@@ -62,7 +76,7 @@ func (cn *conn) backlog() int {
 // now, or later (only the latest), or closes the connection: see above.
 // payload is valid only during the call.
 func (cn *conn) answerPing(payload []byte) {
-	if cn.maxOut > 0 && len(payload) > cn.maxOut {
+	if cn.maxOut > 0 && len(payload) > pongMax(cn.maxOut) {
 		cn.die(CloseProtocol, errPongTooLong)
 		return
 	}
