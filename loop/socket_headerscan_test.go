@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,5 +85,49 @@ func TestLaneHeadDribbleScannedOnce(t *testing.T) {
 	}
 	if got, most := scanned.Load(), int64(4*len(req)); got > most {
 		t.Fatalf("%d head bytes scanned for a %d-byte head dribbled a byte a write; want at most %d", got, len(req), most)
+	}
+}
+
+// The lane's resumed scan (laneState.scan) looks again at the three bytes
+// before a read's new ones: a head whose CRLF CRLF is split 1/3, 2/2 or
+// 3/1 across two reads is found, on a keep-alive connection's first head,
+// its second, and a second one pipelined behind a whole first one; and the
+// scan starts afresh at each head: a short head arriving whole after a
+// long one that came in two reads is found.
+func TestLaneHeadEndSplitAcrossReads(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(o *Options, _ *route.Config) {
+		o.Listeners = []Listener{{Addr: "127.0.0.1:0", Transport: HTTPLane}}
+		o.Lane = LaneConfig{Lane: reviewLane{bigBody: 16}, IdleTimeout: time.Minute, HeaderTimeout: time.Minute}
+	})
+	const head = "GET /big HTTP/1.1\r\nHost: x"
+	for _, k := range []int{1, 2, 3} {
+		c := dialTCP(t, s.url, 0)
+		br := newReader(c)
+		send := func(parts ...string) {
+			for _, p := range parts {
+				c.SetWriteDeadline(time.Now().Add(ioTimeout))
+				if _, err := c.Write([]byte(p)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(30 * time.Millisecond) // a read of its own
+			}
+		}
+		first, rest := head+"\r\n\r\n"[:k], "\r\n\r\n"[k:]
+		long := head + "\r\nX-Pad: " + strings.Repeat("a", 100)
+		for i, parts := range [][]string{{first, rest}, {first, rest}, {head + "\r\n\r\n" + first, rest},
+			{long + "\r\n", "\r\n"}, {head + "\r\n\r\n"}} {
+			send(parts...)
+			answers := 1
+			if i == 2 {
+				answers = 2 // the pipelined pair
+			}
+			for range answers {
+				if r := readHTTPResponse(t, br, c); r.status != 200 {
+					t.Fatalf("split %d/%d, request %d: status %d", k, 4-k, i, r.status)
+				}
+			}
+		}
+		c.Close()
 	}
 }
