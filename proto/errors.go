@@ -38,7 +38,7 @@ var (
 	ErrKeyNotString  = errf(`dictionary key must be a string, and not "__proto__"`)
 	ErrLength        = errf("declared length exceeds the input")
 	ErrUnsupported   = errf("value kind not supported")
-	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, a date outside the years 0 to 9999, or a non-string map key)")
+	ErrNotJSONable   = errf("value has no JSON form (NaN, infinity, a text string starting with NUL, which JSON reads as binary, a date outside the years 0 to 9999, or a non-string map key)")
 	ErrBadSerializer = errf("unknown serializer")
 )
 

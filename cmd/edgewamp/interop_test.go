@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -664,5 +665,50 @@ func TestInteropPayloadPythonCannotDecode(t *testing.T) {
 				t.Errorf("the Autobahn|Python %s subscriber got %q and its session: %s; want the names %q (and %d events of cases delivered), then done, its session kept", serName, res.Got, left, want, delivered)
 			}
 		})
+	}
+}
+
+// TestInteropNULTextErrorNamesIt: a MsgPack text string starting with NUL
+// has no JSON form (WAMP's JSON reads such a string as binary), so the
+// router refuses to pass one to a JSON peer: an Autobahn|Python JSON caller
+// of a MsgPack callee's result or progressive result holding "\x00x", and a
+// MsgPack caller passing it to a JSON callee, get ERROR
+// wamp.error.invalid_argument (the stream's callee INTERRUPT). The error's
+// text named NaN, infinity, dates and map keys, but not the text starting
+// with NUL that the payload held, so neither side could tell what to fix.
+func TestInteropNULTextErrorNamesIt(t *testing.T) {
+	interopNeeds(t, "python")
+	rt := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pythonBin(), "nul_text.py", "--url", "ws://"+rt.addr+"/ws")
+	cmd.Dir = interopDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s\n%s", err, out, tail(stderr.String(), 20))
+	}
+	type outcome struct {
+		Error, Message, Value, Exception string
+	}
+	var res struct {
+		Result, Progress, Argument outcome
+		ProgressSeen               []string `json:"progress_seen"`
+		Interrupted                bool
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("python output %q: %v", out, err)
+	}
+	for _, c := range []struct {
+		name string
+		o    outcome
+	}{{"result", res.Result}, {"progressive result", res.Progress}, {"call argument", res.Argument}} {
+		if c.o.Error != "wamp.error.invalid_argument" || !strings.Contains(c.o.Message, "starting with NUL") {
+			t.Errorf("%s holding \"\\x00x\": %+v; want ERROR wamp.error.invalid_argument whose text names the text starting with NUL", c.name, c.o)
+		}
+	}
+	if !slices.Equal(res.ProgressSeen, []string{"1"}) || !res.Interrupted {
+		t.Errorf("the stream: progress %q, callee interrupted %v; want [1] and interrupted", res.ProgressSeen, res.Interrupted)
 	}
 }
