@@ -476,7 +476,7 @@ func TestSSEEndsWhenRouterEndsItsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectEnded(t, rd, "an event stream whose session the router ended",
-		ending{503, proto.CloseSystemShutdown, "anonymous sessions are no longer allowed on this realm"})
+		ending{503, proto.CloseKilled, "anonymous sessions are no longer allowed on this realm"})
 	settled(t, e)
 }
 
@@ -651,4 +651,73 @@ func TestSSECallEndsWhenBearerExpires(t *testing.T) {
 	}
 	leave()
 	settled(t, e)
+}
+
+// TestSSEEndsWithTheRouterKillReason: a stream whose gateway WAMP session
+// another session kills (wamp.session.kill_by_authrole, wamp.session.kill)
+// ends with a problem whose error is the router's reason, as README says
+// (the kill's reason, wamp.close.normal by default), still 503. Before,
+// the error was always wamp.close.system_shutdown, the router's reason
+// only in the detail, so a client could not tell a kill from a stop.
+func TestSSEEndsWithTheRouterKillReason(t *testing.T) {
+	laneFree(t)
+	e := newEnv(t, nil)
+	admin := e.dial("realm1", proto.JSON)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rd, _ := sseOpen(t, e, "GET", "/wamp/realm1/events/com.news", "")
+	if _, err := admin.Call(ctx, "wamp.session.kill_by_authrole", []any{"anonymous"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	expectEnded(t, rd, "an event stream whose session was killed",
+		ending{503, proto.CloseNormal, "router said GOODBYE " + proto.CloseNormal})
+	settled(t, e)
+
+	rd, _ = sseOpen(t, e, "GET", "/wamp/realm1/events/com.news", "")
+	if _, err := admin.Call(ctx, "wamp.session.kill_by_authrole", []any{"anonymous"},
+		map[string]any{"reason": "com.example.maintenance", "message": "back soon"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	expectEnded(t, rd, "an event stream whose session was killed with a reason",
+		ending{503, "com.example.maintenance", "back soon"})
+	settled(t, e)
+
+	// A streamed call: its callee stays, the gateway's session alone is
+	// killed (wamp.session.kill of its id).
+	tickCallee(t, e, "realm1", "com.ticks")
+	rd, _ = openTicks(t, e, "/wamp/realm1/call/com.ticks")
+	killHTTPSessions(ctx, t, admin, "com.example.moved")
+	expectEnded(t, rd, "a streamed call whose session was killed",
+		ending{503, "com.example.moved", "router said GOODBYE com.example.moved"})
+	settled(t, e)
+}
+
+// killHTTPSessions kills the gateway's WAMP sessions of the caller's
+// realm, one by one, with reason.
+func killHTTPSessions(ctx context.Context, t *testing.T, admin *client.Session, reason string) {
+	t.Helper()
+	res, err := admin.Call(ctx, "wamp.session.list", nil, nil, nil)
+	if err != nil || len(res.Args) == 0 {
+		t.Fatalf("wamp.session.list: %v %v", res, err)
+	}
+	ids, _ := res.Args[0].([]any)
+	n := 0
+	for _, id := range ids {
+		g, err := admin.Call(ctx, "wamp.session.get", []any{id}, nil, nil)
+		if err != nil || len(g.Args) == 0 {
+			continue
+		}
+		d, _ := g.Args[0].(map[string]any)
+		tr, _ := d["transport"].(map[string]any)
+		if tr["type"] != "http" {
+			continue
+		}
+		if _, err := admin.Call(ctx, "wamp.session.kill", []any{id}, map[string]any{"reason": reason}, nil); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no gateway session to kill")
+	}
 }

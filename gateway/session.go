@@ -196,7 +196,7 @@ func (s *sess) Send(b []byte, class route.Class) error {
 	case proto.CodeGoodbye:
 		// The router ends the session (kill, reload, shutdown): answer,
 		// after this Send returns (never re-enter the router from Send).
-		s.end(closedBy("GOODBYE", m))
+		s.end(string(m.URI), closedBy("GOODBYE", m))
 		q := s.q
 		q.post(func() {
 			s.out.Reset()
@@ -205,7 +205,7 @@ func (s *sess) Send(b []byte, class route.Class) error {
 			q.shard.ReceiveMessage(s.rs, &s.out)
 		})
 	case proto.CodeAbort:
-		s.end(closedBy("ABORT", m))
+		s.end(string(m.URI), closedBy("ABORT", m))
 	}
 	return nil
 }
@@ -214,7 +214,7 @@ func (s *sess) Send(b []byte, class route.Class) error {
 // calls it on the shard's goroutine after the last message; the session is
 // detached once this call has returned.
 func (s *sess) Close() {
-	s.end("closed")
+	s.end(proto.CloseSystemShutdown, "closed")
 	// Read s.rs when the job runs: Open may close a session before it
 	// returns it (router shutting down).
 	q := s.q
@@ -236,18 +236,29 @@ func closedBy(typ string, m *proto.Message) string {
 	return why
 }
 
-// end marks the session closed and fails whatever waits on it. Owned by
+// end marks the session closed and fails whatever waits on it: its
+// calls and streams with reason, the router's (its GOODBYE's or ABORT's
+// URI: a kill's, a reload's), else wamp.close.system_shutdown, always as
+// 503. Before, reason was always system_shutdown, the router's only in
+// the detail, though README says a stream's last event names it. Owned by
 // shard; idempotent.
-func (s *sess) end(why string) {
+func (s *sess) end(reason, why string) {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	s.dead.Store(true)
-	lost := newProblem(http.StatusServiceUnavailable, proto.CloseSystemShutdown, "the gateway's WAMP session closed: "+why)
+	if reason == "" {
+		reason = proto.CloseSystemShutdown
+	}
+	lost := newProblem(http.StatusServiceUnavailable, reason, "the gateway's WAMP session closed: "+why)
+	status := 0 // system_shutdown: the errors tables may map it
+	if reason != proto.CloseSystemShutdown {
+		status = lost.status // not the router's answer to the call: 503 whatever its URI
+	}
 	for req, c := range s.calls {
 		delete(s.calls, req)
-		c.finish(callReply{err: lost.uri, detail: lost.detail})
+		c.finish(callReply{err: lost.uri, detail: lost.detail, status: status})
 	}
 	for id, e := range s.subs {
 		delete(s.subs, id)
