@@ -69,9 +69,10 @@ type conn struct {
 	pong  []byte     // payload of the latest ping, waiting for the backlog to drain (pong.go); nil when none
 	dirty bool
 	full  bool // spill found the socket full in this loop iteration (cleared by flush)
-	// inflight is the length of the output an io_uring batch is sending
-	// (sendring.go), from its take until the enter returns, then what the
-	// socket did not take of it, until its completion; 0 otherwise.
+	// inflight is the length of the output an io_uring batch took from
+	// the connection (sendring.go), from its take until the enter returns,
+	// then what the socket did not take of it (all of it when it was not
+	// queued: gnet held output for it), until its completion; 0 otherwise.
 	inflight int
 
 	opened   int64 // coarse unix ns

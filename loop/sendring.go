@@ -28,7 +28,7 @@ import (
 //  1. take: each connection's pending output is taken out of it (conn.take)
 //     and, if gnet holds no buffered output for the connection, queued as
 //     a send on the ring; the connection records the bytes in flight
-//     (conn.inflight). Nothing in this phase writes through gnet or closes
+//     (conn.inflight), queued or not. Nothing in this phase writes through gnet or closes
 //     anything, so no descriptor queued can be closed (and reused by a new
 //     connection) before the enter.
 //  2. enter: uring.Ring.Submit submits the batch and waits for every
@@ -203,9 +203,14 @@ func (ls *loopState) flushRing(i int) int {
 			continue
 		}
 		s := ringSend{cn: cn, out: out}
+		// In flight until its completion also when it is not queued
+		// (gnet holds output for it): taken out of cn, it is still its
+		// backlog while the batch completes. Before, such a connection
+		// counted none of it there, and a leaving session's testament
+		// found it under hard_limit though it was past.
+		cn.inflight = len(out)
 		if len(out) > 0 && cn.c.OutboundBuffered() == 0 && r.Send(cn.c.Fd(), out, uint64(len(batch))) {
 			s.queued = true
-			cn.inflight = len(out)
 		}
 		batch = append(batch, s)
 	}

@@ -110,6 +110,13 @@ func readFull(br *bufio.Reader, b []byte) (int, error) {
 // every handshake first and reading the replies after.
 func subscribeMany(t *testing.T, addr string, n int, topic string) []*rsSub {
 	t.Helper()
+	return subscribeManyBuf(t, addr, n, topic, 0)
+}
+
+// subscribeManyBuf is subscribeMany with the subscribers' receive buffers
+// set to rcvBuf (0: the system's).
+func subscribeManyBuf(t *testing.T, addr string, n int, topic string, rcvBuf int) []*rsSub {
+	t.Helper()
 	ser := proto.MsgPack
 	req := rsFrame(0, helloMsg(t, ser))
 	req = append(rsHandshake(ser, 15), req...)
@@ -117,7 +124,7 @@ func subscribeMany(t *testing.T, addr string, n int, topic string) []*rsSub {
 		Dict: emptyDict(t, ser), URI: []byte(topic)}))...)
 	subs := make([]*rsSub, n)
 	for i := range subs {
-		c := dialTCP(t, addr, 0)
+		c := dialTCP(t, addr, rcvBuf)
 		c.SetWriteDeadline(time.Now().Add(ioTimeout))
 		if _, err := c.Write(req); err != nil {
 			t.Fatal(err)

@@ -87,3 +87,74 @@ func ringWindowCase(t *testing.T, hard int) {
 		}
 	}
 }
+
+// A connection of an io_uring batch that gnet already held output for is
+// not sent through the ring: its output is taken and written through gnet
+// at its completion. Until then that output is still its backlog. B, a
+// subscriber that does not read, has 10-12 KiB held by gnet and gets a
+// 15 KiB event from A in the batch; A's session leaves in the batch's
+// completion (linger) and its testament comes to B: past B's hard_limit
+// of 24 KiB, B is closed as a slow consumer then. Before, B's backlog
+// missed the 15 KiB taken from it, the testament was queued behind them,
+// and B stayed open past hard_limit until some later output for it.
+func TestRingBatchHeldByGnetCountedInWindow(t *testing.T) {
+	const high, hard = 16 << 10, 24 << 10
+	s := startRingServer(t, func(o *Options, rc *route.Config) {
+		rc.Shards = 1 // A, B and the publisher on the one loop: one batch
+		o.HighWater, o.HardLimit = high, hard
+	})
+	const topic, fill = "com.ring.held", "com.ring.held.fill"
+	pub := s.joinRS(t, proto.MsgPack)
+	chunk := strings.Repeat("f", 2<<10)
+
+	// B: a subscriber to topic that does not read, gnet holding 10-12 KiB
+	// of its output (under high_water: the next event is taken).
+	b := subscribeManyBuf(t, s.url, 1, topic, 4<<10)[0]
+	shrinkRouterSendBuffer(t, b.c, 4<<10)
+	eventually(t, ioTimeout, "gnet holding 10 KiB for B", func() bool {
+		pub.c.send(pub.publishMsg(pub.nextReq(), topic, []any{0, chunk}, true))
+		pub.expect(proto.CodePublished)
+		st, ok := s.e.statOf(t, b.c)
+		return ok && st.backlog >= 10<<10
+	})
+	if st, _ := s.e.statOf(t, b.c); st.backlog > high {
+		t.Fatalf("B's backlog %d past the high-water mark %d", st.backlog, high)
+	}
+
+	// A: a WebSocket session whose peer does not read (so that its Close
+	// lingers), as in ringWindowCase.
+	ac := dialTCP(t, s.url, 4<<10)
+	aw := &wsClient{t: t, c: ac, br: bufio.NewReaderSize(ac, 64<<10), ser: proto.MsgPack}
+	aw.write(wsUpgradeRequest("/ws", "wamp.2.msgpack"))
+	aw.expectUpgrade()
+	shrinkRouterSendBuffer(t, ac, 4<<10)
+	a := newWAMP(t, aw, proto.MsgPack)
+	a.join()
+	a.subscribe(fill)
+	eventually(t, ioTimeout, "gnet holding output for A", func() bool {
+		pub.c.send(pub.publishMsg(pub.nextReq(), fill, []any{chunk}, true))
+		pub.expect(proto.CodePublished)
+		st, ok := s.e.statOf(t, ac)
+		return ok && st.backlog > 0
+	})
+	if st, _ := s.e.statOf(t, b.c); st.backlog < 10<<10 || st.backlog > high {
+		t.Fatalf("B's backlog %d moved", st.backlog)
+	}
+
+	// In one segment: A's testament (its RESULT makes A the batch's first
+	// connection), a 15 KiB event to B, and A's Close.
+	big := strings.Repeat("e", 15<<10)
+	before := s.e.Stats().Closes[CloseSlowConsumer]
+	base := s.r.SessionCount()
+	var seg []byte
+	seg = append(seg, cliFrame(true, opBinary, a.callMsg(a.nextReq(), "wamp.session.add_testament",
+		[]any{topic, []any{3}}))...)
+	seg = append(seg, cliFrame(true, opBinary, a.publishMsg(a.nextReq(), topic, []any{1, big}, false))...)
+	seg = append(seg, cliFrame(true, opClose, []byte{0x03, 0xe8})...)
+	aw.write(seg)
+	eventually(t, ioTimeout, "A's session gone", func() bool { return s.r.SessionCount() < base })
+	// No output for B follows: its testament alone must close it.
+	eventually(t, ioTimeout, "B closed as a slow consumer at its testament", func() bool {
+		return s.e.Stats().Closes[CloseSlowConsumer] > before
+	})
+}
