@@ -327,7 +327,10 @@ func (s *Server) checkUser(r *http.Request, realm, username, password string) ([
 
 // grantScope decides the scope of a token: the requested scopes if the
 // client may have them all, every scope it may have when none is
-// requested.
+// requested (absent or empty: RFC 6749 §3.1, "Parameters sent without a
+// value MUST be treated as if they were omitted"). A scope of spaces only
+// is refused: §3.3's grammar needs one scope-token at least; it issued a
+// token of no scope before.
 func grantScope(c *clientConf, requested string) (string, *oauthError) {
 	if requested == "" {
 		return strings.Join(c.Scopes, " "), nil
@@ -346,14 +349,22 @@ func grantScope(c *clientConf, requested string) (string, *oauthError) {
 			out = append(out, sc)
 		}
 	}
+	if len(out) == 0 {
+		return "", errBlankScope
+	}
 	return strings.Join(out, " "), nil
 }
+
+var errBlankScope = &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "the scope names no scope (RFC 6749 §3.3); leave it out for every scope the client may have"}
 
 // subsetScope checks that requested (on refresh) is within granted
 // (RFC 6749 §6: "MUST NOT include any scope not originally granted").
 func subsetScope(granted, requested string) (string, *oauthError) {
 	if requested == "" {
 		return granted, nil
+	}
+	if strings.TrimSpace(requested) == "" {
+		return "", errBlankScope // as grantScope; it narrowed the token to no scope before
 	}
 	have := map[string]bool{}
 	for _, sc := range strings.Fields(granted) {
