@@ -94,13 +94,16 @@ func (s *Shard) meshMetaCall(ss *Session, req uint64, proc string, q []byte, due
 	if comb == nil {
 		return false
 	}
-	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession || sessionArg(proc, args) == ss.id) {
+	if meshOwned[proc] && (merr == nil || merr.uri != proto.URINoSuchSession || s.r.hasSession(sessionArg(proc, args))) {
 		// The session is here: this node's answer is the answer. So it
-		// is for the caller's own session, which wamp.session.kill
-		// refuses no_such_session ("no other session"): that refusal
-		// was taken for "not here" and gathered, the caller waiting for
-		// the slowest node, or told unavailable when the other nodes
-		// could not be asked.
+		// is for a session of this node that the caller's realm does
+		// not have (another realm's) and for the caller's own, which
+		// wamp.session.kill refuses no_such_session ("no other
+		// session"): that refusal was taken for "not here" and gathered,
+		// the caller waiting for the slowest node, or told unavailable
+		// when the other nodes could not be asked. The refusal is the
+		// one an unknown id gets once gathered (combineOwned: this
+		// node's), so it tells nothing of the other realm.
 		return false
 	}
 	if merr != nil && (merr.uri == proto.URIInvalidArgument || merr.uri == proto.URIInvalidURI) {

@@ -641,6 +641,15 @@ func (r *Router) dropSession(s *Session) {
 	r.mu.Unlock()
 }
 
+// hasSession reports whether a session of this router (any realm, joined
+// or joining) has id. It takes r.mu: for meta calls, not the call path.
+func (r *Router) hasSession(id uint64) bool {
+	r.mu.Lock()
+	_, ok := r.sessions[id]
+	r.mu.Unlock()
+	return ok
+}
+
 // SessionCount returns the number of sessions that have an id (joined or
 // joining), router-wide.
 func (r *Router) SessionCount() int {
