@@ -56,7 +56,9 @@ func TestInteropJWTTickets(t *testing.T) {
 	other := startRouter(t, "-config", writeFile(t, "other.yaml", oauthYAML(t, "http://other.test", key, "", "")))
 	expired := ccAt(t, "http://"+short.gw, "backend", oaBackendPW)
 	foreign := ccAt(t, "http://"+other.gw, "backend", oaBackendPW)
-	time.Sleep(1100 * time.Millisecond)
+	// exp is rounded up to the second (so that a token lives its
+	// expires_in): a 1 s token lives up to 2 s.
+	time.Sleep(2100 * time.Millisecond)
 
 	for _, c := range []authClient{
 		{"autobahn-js", "ws", "json"},

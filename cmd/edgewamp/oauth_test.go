@@ -249,7 +249,9 @@ func TestTokenVerifierMapsRefusals(t *testing.T) {
 	r2 := is.cc("r2", oaR2PW)
 	foreign := other.cc("backend", oaBackendPW)
 	revoked := is.cc("backend", oaBackendPW)
-	time.Sleep(1100 * time.Millisecond) // expiring expires
+	// exp is rounded up to the second (so that a token lives its expires_in):
+	// a 1 s token lives up to 2 s.
+	time.Sleep(2100 * time.Millisecond) // expiring expires
 	form := url.Values{"token": {revoked}}
 	req, _ := http.NewRequest("POST", is.url+"/oauth/revoke", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
