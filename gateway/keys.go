@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // API keys and signing keys, and their replacement by a configuration
@@ -78,6 +79,7 @@ type keyTable struct {
 	apiKeys     map[[32]byte]*keyed // by SHA-256 of the key
 	apiByName   map[string]*keyed   // by name
 	signingKeys map[string]*keyed   // by key id
+	principals  map[identity]bool   // what the keys stand for (keyCredential)
 }
 
 // access is what requests are judged by, swapped as one by a reload:
@@ -103,6 +105,7 @@ func compileKeys(apiKeys []APIKey, signingKeys []SigningKey) (*keyTable, []error
 		apiKeys:     make(map[[32]byte]*keyed, len(apiKeys)),
 		apiByName:   make(map[string]*keyed, len(apiKeys)),
 		signingKeys: make(map[string]*keyed, len(signingKeys)),
+		principals:  map[identity]bool{},
 	}
 	for i, k := range apiKeys {
 		switch {
@@ -121,6 +124,7 @@ func compileKeys(apiKeys []APIKey, signingKeys []SigningKey) (*keyTable, []error
 		}
 		e := &keyed{name: name, hash: h, realm: k.Realm, authid: orStr(k.AuthID, name), role: k.Role}
 		t.apiKeys[h] = e
+		t.principals[e.identity()] = true
 		if t.apiByName[name] == nil {
 			t.apiByName[name] = e // names may repeat (as before): the first, for messages and logs
 		}
@@ -136,7 +140,9 @@ func compileKeys(apiKeys []APIKey, signingKeys []SigningKey) (*keyTable, []error
 		case t.signingKeys[k.Key] != nil:
 			errs = append(errs, fieldErr("signing key "+k.Key+" is configured twice", "signing_keys", i, "key"))
 		}
-		t.signingKeys[k.Key] = &keyed{name: k.Key, secret: []byte(k.Secret), signing: true, realm: k.Realm, authid: orStr(k.AuthID, k.Key), role: k.Role}
+		e := &keyed{name: k.Key, secret: []byte(k.Secret), signing: true, realm: k.Realm, authid: orStr(k.AuthID, k.Key), role: k.Role}
+		t.signingKeys[k.Key] = e
+		t.principals[e.identity()] = true
 	}
 	return t, errs
 }
@@ -185,6 +191,28 @@ func (t *keyTable) withdrawn(k *keyed, allowed []string) string {
 		return "the API key is no longer accepted here (it was renamed)"
 	}
 	return ""
+}
+
+// keyCredential is the route.Credential of the sessions of id, a
+// principal of the API keys or signing keys (nil for others): a retained
+// event one of them published goes on speaking for the principal after
+// the session has gone, and is dropped (afterInstall:
+// Router.RevokeRetained) once no key stands for the principal (its key
+// removed, or given another principal), as a WAMP user's are when the
+// user is removed. Before, such a retained event was given to every later
+// subscriber for as long as the router ran: a leaked key taken away left
+// what it had retained standing. It has no Check: the sessions are the
+// pool's to close (retire), so that a request in flight ends as it began.
+func keyCredential(id identity) *route.Credential {
+	if id.method != "apikey" && id.method != "signed" {
+		return nil
+	}
+	return &route.Credential{IDs: []string{keyCredentialID(id)}}
+}
+
+// keyCredentialID is keyCredential's id for principal id.
+func keyCredentialID(id identity) string {
+	return "edgewamp.gateway.key\x00" + id.method + "\x00" + id.realm + "\x00" + id.authid + "\x00" + id.authrole
 }
 
 // standsFor removes from ids the principals that a key of the table
@@ -359,6 +387,18 @@ func (g *Server) afterInstall(old, ac *access, warnRoutes bool) {
 				g.warnRouteKeys(ac)
 			}
 			g.pool.retire(func() *keyTable { return g.access.Load().keys })
+			// The retained events of the principals no key stands for
+			// any more (keyCredential), whether their sessions are still
+			// open or left long ago.
+			var gone []string
+			for id := range old.keys.principals {
+				if !ac.keys.principals[id] {
+					gone = append(gone, keyCredentialID(id))
+				}
+			}
+			if g.opts.Router != nil {
+				g.opts.Router.RevokeRetained(gone)
+			}
 		}
 	}
 	g.reloadMu.Lock()

@@ -597,7 +597,7 @@ func (p *pool) openPinned(id identity, idx int, onInv func(*sess, *proto.Message
 func (p *pool) join(s *sess, jo route.JoinOptions) *problem {
 	id, q := s.key, s.q
 	jo.Realm = id.realm
-	jo.Identity = route.Identity{AuthID: id.authid, AuthRole: id.authrole, AuthProvider: providerOf(id.method)}
+	jo.Identity = route.Identity{AuthID: id.authid, AuthRole: id.authrole, AuthProvider: providerOf(id.method), Credential: keyCredential(id)}
 	jo.AuthMethod = id.method
 	done := make(chan error, 1)
 	err := q.post(func() {

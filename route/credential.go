@@ -91,6 +91,19 @@ func (r *Router) RecheckCredentials(ids []string) {
 		func(s *Shard) { s.queueRevokeRetained(ids, true) })
 }
 
+// RevokeRetained is RevokeCredentials for the retained events alone: it
+// drops those published with a credential that has one of ids, and
+// leaves the sessions to the embedder (the HTTP gateway closes a
+// principal's pooled sessions as their requests end). Safe for
+// concurrent use; it never blocks.
+func (r *Router) RevokeRetained(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ids = slices.Clone(ids)
+	r.onEveryShard(func(*Shard) {}, func(s *Shard) { s.queueRevokeRetained(ids, false) })
+}
+
 // withdrawn is why cred may no longer hold a session, "" while it may.
 // A panic in its Check (the embedder's code, on an event loop) takes it
 // as withdrawn (errCheckPanicked), logged and counted
