@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +82,72 @@ gateway:
 	}
 	if r, body := g.do(t, "POST", "/news", `{"args":[4]}`, "Authorization", "Bearer "+last.AccessToken); r.StatusCode != 202 {
 		t.Fatalf("the client's fresh token after its revoked one's requests: %d %s, want 202", r.StatusCode, body)
+	}
+}
+
+// The same for a token of gateway.bearer's jwks_file beside the OAuth2
+// server: the JWKS verifier refuses a token it verified before, and that
+// has expired since, as genuine (gateway.ErrBearerStale), but the chain
+// asks the OAuth2 server first, which does not know the token's key, and
+// answered with the server's "not valid", counted: 30 requests of a
+// dashboard holding an expired token of the operator's IdP locked its
+// address out.
+func TestGatewayExpiredJWKSTokenBesideOAuthNotCounted(t *testing.T) {
+	t.Parallel()
+	keys := newJWKS(t)
+	yml := fmt.Sprintf(`listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [%s]
+realms:
+  - name: realm1
+    security: true
+    roles:
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [publish]}]
+    oauth:
+      clients:
+        - {id: backend, secret: %q, roles: [user], grants: [client_credentials]}
+gateway:
+  listen: 127.0.0.1:0
+  bearer: {jwks_file: %s, issuer: "https://auth.test"}
+  routes:
+    - {name: news, method: POST, path: /news, realm: realm1, publish: com.example.news, auth: {type: bearer}}
+`, oauthKeyFile(t), mustHash(t, oaBackendPW), keys.file)
+	g := startGatewayRouter(t, "-config", writeFile(t, "stalejwks.yaml", yml))
+	exp := time.Now().Add(2 * time.Second)
+	old := keys.signed(t, "at+jwt", map[string]any{"aud": []string{"wamp:realm1"}, "exp": exp})
+	if r, body := g.do(t, "POST", "/news", `{"args":[1]}`, "Authorization", old); r.StatusCode != 202 {
+		t.Fatalf("a fresh JWKS token: %d %s", r.StatusCode, body)
+	}
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	for i := range 35 { // past gateway.limits.auth_failures (30 a minute)
+		r, body := g.do(t, "POST", "/news", `{"args":[1]}`, "Authorization", old)
+		if r.StatusCode != 401 {
+			t.Fatalf("request %d with the expired JWKS token: %d %s, want 401", i+1, r.StatusCode, body)
+		}
+	}
+	fresh := keys.signed(t, "at+jwt", map[string]any{"aud": []string{"wamp:realm1"}})
+	if r, body := g.do(t, "POST", "/news", `{"args":[2]}`, "Authorization", fresh); r.StatusCode != 202 {
+		t.Fatalf("a fresh JWKS token after the expired one's requests: %d %s, want 202", r.StatusCode, body)
+	}
+	// A forgery (the expired token's claims, another signature) is still
+	// counted: the address is refused 429 before the limit is far.
+	parts := strings.Split(strings.TrimPrefix(old, "Bearer "), ".")
+	forged := "Bearer " + parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	locked := false
+	for i := range 35 {
+		r, _ := g.do(t, "POST", "/news", `{"args":[3]}`, "Authorization", forged)
+		if r.StatusCode == 429 {
+			locked = true
+			break
+		}
+		if r.StatusCode != 401 {
+			t.Fatalf("forgery %d: %d, want 401 or 429", i+1, r.StatusCode)
+		}
+	}
+	if !locked {
+		t.Fatal("35 forged tokens were not counted: no 429")
 	}
 }

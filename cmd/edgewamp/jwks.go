@@ -402,7 +402,8 @@ func contains(l []string, s string) bool {
 // bearerChain tries each verifier in turn (the OAuth2 server's tokens,
 // then a JWKS file's); the first that accepts the token wins, and the
 // OAuth2 server's refusal of a token of its own ends the search
-// (ownRefusal).
+// (ownRefusal), as any verifier's of a genuine token no longer good
+// (gateway.ErrBearerStale) does.
 type bearerChain []gateway.BearerVerifier
 
 func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.Principal, error) {
@@ -413,7 +414,12 @@ func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.P
 			return p, nil
 		}
 		var own ownRefusal
-		if errors.As(err, &own) {
+		if errors.As(err, &own) || errors.Is(err, gateway.ErrBearerStale) {
+			// Final: a verifier took the token for genuine (its
+			// signature checked) and refuses it as no longer good. An
+			// earlier verifier's "not valid" (the OAuth2 server's, for
+			// a token of the JWKS's issuer) would be counted against
+			// the client's address, as a forgery.
 			return nil, err
 		}
 		if first == nil {
