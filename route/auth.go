@@ -93,6 +93,13 @@ type AuthError struct {
 	// issuer's keys are not loaded yet). It does not count as a failed
 	// authentication for the per-address limit.
 	Temporary bool
+	// Stale marks the refusal of a genuine credential that is no longer
+	// good (an access token, its signature checked, that has expired or
+	// been revoked): no guess, it does not count as a failed
+	// authentication either. Counted, a device reconnecting with its
+	// expired token locked its authid out at its address, and the fresh
+	// token it got meanwhile was refused too.
+	Stale bool
 }
 
 func (e *AuthError) Error() string { return e.URI + ": " + e.Message }

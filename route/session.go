@@ -877,8 +877,8 @@ func (r *Router) logAuthBusy() {
 // has gone away meanwhile.
 func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *authResult) {
 	failed := res.err != nil || (!res.challenge && res.id == nil)
-	if ae, ok := res.err.(*AuthError); ok && ae.Temporary {
-		failed = false // nothing was checked: not a guess
+	if ae, ok := res.err.(*AuthError); ok && (ae.Temporary || ae.Stale) {
+		failed = false // nothing was checked, or a genuine credential: not a guess
 	}
 	var lock lockKind
 	res.delay, lock = s.r.limiter.settle(key, reserved, failed, s.r.clock())

@@ -615,7 +615,8 @@ var errIssuerNotReady = &route.AuthError{URI: proto.URIAuthenticationFailed, Tem
 // be used here (expired, revoked, another realm or principal, its client
 // or principal no longer configured or no longer holding the role: a
 // reload withdrew its grant) is wamp.error.authentication_denied; a role the token lacks is
-// wamp.error.no_such_role.
+// wamp.error.no_such_role. The expired, revoked and withdrawn ones are
+// not counted as failed authentications (route.AuthError.Stale): no guess.
 //
 // The identity carries the token as the session's credential: the
 // session ends when the token or its login is revoked (oauth's OnRevoke,
@@ -632,9 +633,9 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 	switch {
 	case err == nil:
 	case errors.Is(err, oauth.ErrTokenExpired):
-		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has expired"}
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has expired", Stale: true}
 	case errors.Is(err, oauth.ErrTokenRevoked):
-		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked"}
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked", Stale: true}
 	default:
 		return nil, &route.AuthError{URI: proto.URIAuthenticationFailed, Message: "invalid access token"}
 	}
@@ -661,9 +662,9 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 	switch err := srv.StillValid(c, role); {
 	case err == nil:
 	case errors.Is(err, oauth.ErrTokenRevoked):
-		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked"}
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked", Stale: true}
 	default:
-		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: msgGrantWithdrawn(role)}
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: msgGrantWithdrawn(role), Stale: true}
 	}
 	cred := &route.Credential{IDs: c.RevocationIDs(), Check: func() string {
 		switch err := srv.StillValid(c, role); {
