@@ -542,11 +542,21 @@ const laneReadAhead = 64 << 10
 // before net/http takes the connection.
 const laneBodyGrace = time.Second
 
-// laneHeadIn reports whether a whole request head is buffered.
+// laneHeadIn reports whether a whole request head is buffered. Called by
+// the scan while no parsed head waits (l.req nil), it resumes where the
+// reads' scan stopped (laneState.scan: no CRLF CRLF before it in the
+// buffered head), three bytes back for one split across reads. Before,
+// it scanned the whole head again each second: a lane connection
+// holding an incomplete head of up to 64 KiB cost its loop that much a
+// second until the header timeout.
 func (cn *conn) laneHeadIn() bool {
 	n := min(cn.in.InboundBuffered(), cn.ls.e.laneHeadLimit())
 	b, _ := cn.in.Peek(n)
-	return bytes.Contains(b, crlfcrlf)
+	from := max(min(cn.lane.scan, len(b))-3, 0)
+	if e := cn.ls.e; e.http.scanned != nil {
+		e.http.scanned.Add(int64(len(b) - from))
+	}
+	return bytes.Contains(b[from:], crlfcrlf)
 }
 
 // laneHeadLimit is the longest request head the lane reads itself: the
