@@ -662,7 +662,8 @@ func (g *Server) replyProblem(uri, detail string, status int, mark routerMark, a
 		p.status = http.StatusRequestEntityTooLarge
 	case uri == proto.URIInvalidArgument && mark == markForCaller:
 		// The callee's result has no JSON form (a NaN, an infinity, a
-		// non-string map key from a MsgPack or CBOR callee): the router
+		// non-string map key, a text string starting with NUL from a
+		// MsgPack or CBOR callee): the router
 		// refused it for the gateway's JSON session. The callee's doing,
 		// not the HTTP client's: 502, naming it. Told by the router's
 		// mark: before, by the text, so a callee's own invalid_argument

@@ -1051,8 +1051,9 @@ func (s *Shard) sendInvocation(t *task, cs *Session, ic *inCall, inv, callerID u
 
 // ConvertCallerPrefix starts the message (the first argument) of the
 // wamp.error.invalid_argument ERROR a caller gets when the callee's RESULT
-// has a payload the caller's serializer cannot carry (a NaN, an infinity
-// or a non-string map key for a JSON caller): the callee's doing, which
+// has a payload the caller's serializer cannot carry (a NaN, an infinity,
+// a non-string map key or a text string starting with NUL for a JSON
+// caller): the callee's doing, which
 // the HTTP gateway answers 502. Such an ERROR carries KeyForCaller: a
 // callee's text starting so does not.
 const ConvertCallerPrefix = "the payload cannot be converted for the caller: "
