@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -67,7 +68,12 @@ type webhookRunner struct {
 	held   []*eventFrame // events whose delivery halt cut short, to hand over or drop; guarded by heldMu
 
 	subscribed atomic.Bool // its subscription is in place (edgewamp_gateway_webhook_subscribed)
-	standby    atomic.Bool // Deliver "one": another session holds its lock (edgewamp_gateway_webhook_standby)
+	// rejectLogAt: when the last line about an event its target refused
+	// was logged (nanos: Server.nanos; 0 none); rejectQuiet: the refused
+	// events not logged since (logRejected).
+	rejectLogAt atomic.Int64
+	rejectQuiet atomic.Int64
+	standby     atomic.Bool // Deliver "one": another session holds its lock (edgewamp_gateway_webhook_standby)
 }
 
 type webhookMetrics struct {
@@ -461,19 +467,29 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 		if attempt > 0 {
 			wr.m.retries.Add(1)
 		}
-		retry, after, ok := wr.attempt(f)
+		retry, after, status, err := wr.attempt(f)
 		switch {
-		case ok:
+		case status >= 200 && status < 300:
 			wr.m.delivered.Add(1)
 			return true
 		case wr.ctx.Err() != nil:
 			return false // halted: the attempt was cut short, not answered
 		case !retry:
 			wr.m.drop("rejected")
+			wr.logRejected(f, status, err)
 			return true
 		case attempt >= wr.cfg.Retries:
 			wr.m.drop("retries_exhausted")
-			wr.g.log.Warn("gateway: webhook dropped an event after retries", "webhook", wr.name, "publication", f.pub, "attempts", attempt+1)
+			// Why the last attempt failed: before, the line said neither
+			// the status nor the error (an untrusted certificate, a
+			// refused connection), which only the target could tell.
+			why := []any{"webhook", wr.name, "publication", f.pub, "attempts", attempt + 1}
+			if err != nil {
+				why = append(why, "error", err.Error())
+			} else {
+				why = append(why, "status", status)
+			}
+			wr.g.log.Warn("gateway: webhook dropped an event after retries", why...)
 			return true
 		}
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
@@ -494,15 +510,16 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 	}
 }
 
-// attempt makes one delivery; retry says whether a failure is worth
-// another attempt, after how long at least when the target said so
-// (Retry-After on a 429 or 503).
-func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration, ok bool) {
+// attempt makes one delivery and returns the target's status (2xx:
+// delivered), or the error that left it without one; retry says whether
+// a failure is worth another attempt, after how long at least when the
+// target said so (Retry-After on a 429 or 503).
+func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration, status int, err error) {
 	ctx, cancel := context.WithTimeout(wr.ctx, wr.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wr.cfg.URL, bytes.NewReader(f.json))
 	if err != nil {
-		return false, 0, false
+		return false, 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Edgewamp-Delivery", strconv.FormatUint(f.pub, 10))
@@ -528,19 +545,49 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration
 	}
 	resp, err := wr.g.opts.HTTPClient.Do(req)
 	if err != nil {
-		return true, 0, false
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which the log line names redacted
+		}
+		return true, 0, 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
-		return false, 0, true
+		return false, 0, s, nil
 	case s == 429 || s == 503:
-		return true, retryAfter(resp.Header.Get("Retry-After"), time.Now()), false
+		return true, retryAfter(resp.Header.Get("Retry-After"), time.Now()), s, nil
 	case s == 408 || s >= 500:
-		return true, 0, false
+		return true, 0, s, nil
+	default:
+		return false, 0, s, nil
 	}
-	return false, 0, false
+}
+
+// logRejected logs an event dropped because its target refused it (a
+// status not retried: a 4xx, a 3xx, which is not followed), at most one
+// line per rejectLogEvery, which counts the refusals not logged since.
+// Before, such drops were counted and never logged: a webhook whose URL
+// was wrong, or whose target wanted other credentials or moved, dropped
+// every event without a line saying why.
+func (wr *webhookRunner) logRejected(f *eventFrame, status int, err error) {
+	now := wr.g.nanos()
+	if last := wr.rejectLogAt.Load(); last != 0 && now-last < int64(rejectLogEvery) || !wr.rejectLogAt.CompareAndSwap(last, now) {
+		wr.rejectQuiet.Add(1)
+		return
+	}
+	why := []any{"webhook", wr.name, "publication", f.pub}
+	if err != nil {
+		why = append(why, "error", err.Error())
+	} else {
+		why = append(why, "status", status)
+		if status >= 300 && status < 400 {
+			why = append(why, "note", "redirects are not followed")
+		}
+	}
+	why = append(why, "unlogged", wr.rejectQuiet.Swap(0))
+	wr.g.log.Warn("gateway: webhook target refused an event; dropped, not retried", why...)
 }
 
 // retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds, or an
@@ -557,6 +604,11 @@ func retryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// rejectLogEvery spaces a webhook's lines about events its target
+// refused: a target refusing every event at once would otherwise log one
+// line per publication.
+const rejectLogEvery = 10 * time.Second
 
 // redactedURL is u for a log line, with its password (if any) masked.
 func redactedURL(u string) string {
