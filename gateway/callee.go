@@ -65,6 +65,12 @@ type calleeRunner struct {
 
 	registered atomic.Bool // its registration is in place (edgewamp_gateway_callee_registered)
 	standby    atomic.Bool // another session holds its single registration (edgewamp_gateway_callee_standby)
+
+	// failLogAt: when the last line about a failed upstream request was
+	// logged (nanos: Server.nanos; 0 none); failQuiet: the failures not
+	// logged since (logFailure).
+	failLogAt atomic.Int64
+	failQuiet atomic.Int64
 }
 
 // invocation is an INVOCATION being served. Owned by shard, except cancel.
@@ -669,7 +675,7 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		c.g.log.Debug("gateway: HTTP callee's upstream failed", "procedure", c.cfg.Procedure, "url", redactedURL(c.cfg.URL), "err", err)
+		c.logFailure("gateway: HTTP callee's upstream failed; its call fails with wamp.error.network_failure", err)
 		return msgArgs("the HTTP upstream failed"), nil, proto.URINetworkFailure, "failure"
 	}
 	defer resp.Body.Close()
@@ -680,7 +686,7 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 		}
 		// As for a failed request: the error names the upstream's
 		// address, which is not the caller's to know.
-		c.g.log.Debug("gateway: HTTP callee's upstream answer cut short", "procedure", c.cfg.Procedure, "url", redactedURL(c.cfg.URL), "err", err)
+		c.logFailure("gateway: HTTP callee's upstream answer cut short; its call fails with wamp.error.network_failure", err)
 		return msgArgs("the HTTP upstream's answer was cut short"), nil, proto.URINetworkFailure, "failure"
 	}
 	if len(data) > c.cfg.MaxResponse {
@@ -695,6 +701,22 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 	}
 	a, k, u := upstreamError(resp.StatusCode, data)
 	return a, k, u, "error"
+}
+
+// logFailure logs an upstream request that failed with err (the caller
+// is told only that it failed), at most one line per rejectLogEvery, which
+// counts the failures not logged since. Before, the line was at debug
+// level: at the default level, a callee whose upstream could not be
+// reached (down, an untrusted certificate, a wrong port) failed every
+// call with nothing in the log saying why. The URL is not named (its
+// query may carry a credential): the callee's name and procedure are.
+func (c *calleeRunner) logFailure(msg string, err error) {
+	now := c.g.nanos()
+	if last := c.failLogAt.Load(); last != 0 && now-last < int64(rejectLogEvery) || !c.failLogAt.CompareAndSwap(last, now) {
+		c.failQuiet.Add(1)
+		return
+	}
+	c.g.log.Warn(msg, "callee", c.name, "procedure", c.cfg.Procedure, "error", err.Error(), "unlogged", c.failQuiet.Swap(0))
 }
 
 // msgArgs returns the JSON args ["s"].

@@ -606,8 +606,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // rejectLogEvery spaces a webhook's lines about events its target
-// refused: a target refusing every event at once would otherwise log one
-// line per publication.
+// refused, and an HTTP callee's about its upstream's failures: a target
+// refusing every event at once would otherwise log one line per
+// publication, a callee one per call.
 const rejectLogEvery = 10 * time.Second
 
 // redactedURL is u for a log line, with its password (if any) masked.
