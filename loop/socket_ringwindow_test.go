@@ -158,3 +158,71 @@ func TestRingBatchHeldByGnetCountedInWindow(t *testing.T) {
 		return s.e.Stats().Closes[CloseSlowConsumer] > before
 	})
 }
+
+// The output an io_uring batch takes from a connection gnet holds output
+// for counts in its backlog until the batch's completion (a101911), and
+// no longer: once gnet has written it (EPOLLOUT, after the round) the
+// connection's backlog is what gnet still holds, so a subscriber that
+// catches up takes output under high_water again. B does not read until
+// gnet holds 6 KiB or more of its output; an 8 KiB event then comes to it
+// in a batch (B not sent through the ring); B reads everything, its
+// backlog must fall to 0 (a stale inflight would leave the 8 KiB), and
+// two 12 KiB events (under high_water only if nothing stale is counted)
+// must reach it, B not closed.
+func TestRingBatchHeldByGnetThenDrainedTakesOutput(t *testing.T) {
+	const high, hard = 16 << 10, 24 << 10
+	s := startRingServer(t, func(o *Options, rc *route.Config) {
+		rc.Shards = 1 // B and the publisher on the one loop: one batch
+		o.HighWater, o.HardLimit = high, hard
+	})
+	const topic = "com.ring.held.drain"
+	pub := s.joinRS(t, proto.MsgPack)
+	b := subscribeManyBuf(t, s.url, 1, topic, 4<<10)[0]
+	shrinkRouterSendBuffer(t, b.c, 4<<10)
+
+	seq := 0
+	publish := func(n int) {
+		t.Helper()
+		seq++
+		pub.c.send(pub.publishMsg(pub.nextReq(), topic, []any{seq, strings.Repeat("x", n)}, true))
+		pub.expect(proto.CodePublished)
+	}
+	eventually(t, ioTimeout, "gnet holding 6 KiB for B", func() bool {
+		publish(1 << 10)
+		st, ok := s.e.statOf(t, b.c)
+		return ok && st.backlog >= 6<<10
+	})
+	held, _ := s.e.statOf(t, b.c)
+	if held.backlog > high-(9<<10) {
+		t.Fatalf("B's backlog %d: no room for the 8 KiB event", held.backlog)
+	}
+	sends := s.e.Stats().RingSends
+	publish(8 << 10)
+	if st, _ := s.e.statOf(t, b.c); st.backlog < held.backlog+8<<10 {
+		t.Fatalf("B's backlog %d after the 8 KiB event, was %d", st.backlog, held.backlog)
+	}
+	if d := s.e.Stats().RingSends - sends; d != 1 {
+		t.Fatalf("%d ring sends for the batch of the publisher and B, want 1 (B held by gnet)", d)
+	}
+	closes := s.e.Stats().Closes[CloseSlowConsumer]
+
+	// B catches up: gnet writes what it held on EPOLLOUT.
+	for want := 1; want <= seq; want++ {
+		if got := eventSeq(t, b.readMsg(t, proto.MsgPack)); got != want {
+			t.Fatalf("B got event %d, want %d", got, want)
+		}
+	}
+	eventually(t, ioTimeout, "B's backlog back to 0", func() bool {
+		st, ok := s.e.statOf(t, b.c)
+		return ok && st.backlog == 0
+	})
+	for i := 0; i < 2; i++ {
+		publish(12 << 10)
+		if got := eventSeq(t, b.readMsg(t, proto.MsgPack)); got != seq {
+			t.Fatalf("B got event %d, want %d", got, seq)
+		}
+	}
+	if st := s.e.Stats(); st.Closes[CloseSlowConsumer] != closes {
+		t.Fatalf("a slow-consumer close: %+v", st.Closes)
+	}
+}
