@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -359,23 +360,32 @@ var errBlankScope = &oauthError{status: http.StatusBadRequest, code: "invalid_sc
 
 // subsetScope checks that requested (on refresh) is within granted
 // (RFC 6749 §6: "MUST NOT include any scope not originally granted").
+// requested is read as grantScope reads it: tokens separated by spaces,
+// each taken once. Before, strings.Fields split it at tabs and other
+// Unicode spaces too, which the grants refuse, and kept repeats ("write
+// read read" was issued as such).
 func subsetScope(granted, requested string) (string, *oauthError) {
 	if requested == "" {
 		return granted, nil
-	}
-	if strings.TrimSpace(requested) == "" {
-		return "", errBlankScope // as grantScope; it narrowed the token to no scope before
 	}
 	have := map[string]bool{}
 	for _, sc := range strings.Fields(granted) {
 		have[sc] = true
 	}
-	for _, sc := range strings.Fields(requested) {
+	var out []string
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" || slices.Contains(out, sc) {
+			continue
+		}
 		if !have[sc] {
 			return "", &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "scope " + strconv.Quote(sc) + " was not granted"}
 		}
+		out = append(out, sc)
 	}
-	return strings.Join(strings.Fields(requested), " "), nil
+	if len(out) == 0 {
+		return "", errBlankScope // as grantScope; it narrowed the token to no scope before
+	}
+	return strings.Join(out, " "), nil
 }
 
 var errStoreConflict = errors.New("oauth: store keeps changing")
