@@ -109,6 +109,7 @@ type sess struct {
 	pending  map[uint64]*syncReply // requests the router answers later, by request id (syncReply)
 	frame    *eventFrame           // the last EVENT rendered, for the publication's other subscriptions (keepFrame)
 	closed   bool                  // the router ended the session (or we did)
+	left     bool                  // leave sent GOODBYE: the router's GOODBYE is its answer, not its reason
 	onInv    func(*sess, *proto.Message)
 	onClose  func(*sess, string)
 	onRevoke func(*sess, string) // a router-initiated UNREGISTERED or UNSUBSCRIBED, with its reason (HTTP callees, webhooks)
@@ -196,7 +197,15 @@ func (s *sess) Send(b []byte, class route.Class) error {
 	case proto.CodeGoodbye:
 		// The router ends the session (kill, reload, shutdown): answer,
 		// after this Send returns (never re-enter the router from Send).
-		s.end(string(m.URI), closedBy("GOODBYE", m))
+		reason := string(m.URI)
+		if s.left {
+			// The answer to our own GOODBYE (wamp.close.goodbye_and_out):
+			// the gateway ended the session (Shutdown, an eviction), and
+			// what waits on it is told system_shutdown, as before
+			// 4235f38, which the errors tables may map.
+			reason = proto.CloseSystemShutdown
+		}
+		s.end(reason, closedBy("GOODBYE", m))
 		q := s.q
 		q.post(func() {
 			s.out.Reset()
@@ -288,6 +297,7 @@ func (s *sess) leave() {
 	if s.closed || s.rs == nil {
 		return
 	}
+	s.left = true
 	s.out.Reset()
 	s.out.Type = proto.CodeGoodbye
 	s.out.URI = append(s.out.URI[:0], proto.CloseCloseRealm...)
