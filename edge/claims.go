@@ -1613,6 +1613,21 @@ func (n *Node) WonHold() time.Duration {
 	return 2*n.reconcileEvery() + claimTimeout
 }
 
+// CheckClaims implements route.MeshClaimCheck: another node's single
+// part of a single registration this node has callees of left the
+// directory (a conflict's loser revoked its callees and gave back the
+// claim it may have taken over of this node's, after this node's check at
+// the join: a node that had not heard this one again yet took its live
+// claim for a dead life's). The worker checks the claims this node holds
+// (checkHeld: one read of the store's state when nothing changed) and
+// claims again those the store no longer holds as its own, within the
+// other nodes' hold (WonHold). It does not block.
+func (n *Node) CheckClaims() {
+	if n.claims != nil {
+		n.claims.recheckHeld()
+	}
+}
+
 // reconcile gives back the releases the store did not take, then
 // retries provisional claims, in turns of at most checkBatch of them and
 // checkTurn (one store round trip each: at least one), the worker's

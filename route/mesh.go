@@ -221,6 +221,20 @@ type MeshWonHold interface {
 	WonHold() time.Duration
 }
 
+// MeshClaimCheck is implemented by a Mesh whose claim store another
+// node may take this node's claims over in (while it takes this node for
+// dead, or before it hears it again after a heal): CheckClaims asks it
+// to check the claims this node holds against the store, and claim again
+// those it no longer holds. The router calls it when another node's
+// single part of a single registration this node has callees of leaves
+// the directory: a conflict's loser gives back, as it revokes its
+// callees, the claim it may have taken over, and the store then holds
+// none for this node's registration. Called with a realm's lock held:
+// it must not block.
+type MeshClaimCheck interface {
+	CheckClaims()
+}
+
 // MeshClaimShare is implemented by a Mesh whose claim store, shared by
 // every node, bounds what one session may hold of it: SessionClaims is
 // the most single registrations a session holds, or waits to claim, at
@@ -335,6 +349,8 @@ type meshState struct {
 	// each refusal (MeshClaimShare).
 	sessionClaims int
 	share         MeshClaimShare
+	// check is told when a conflicting single part leaves (MeshClaimCheck).
+	check MeshClaimCheck
 
 	// invs counts invocations from other nodes in flight here; past
 	// Config.MaxMeshInvocations new ones are refused.
@@ -610,6 +626,9 @@ func (r *Router) AttachMesh(m Mesh, name string, slot uint16) error {
 	r.ms = &meshState{name: name, slot: uint64(slot), wonHold: meshWonHold}
 	if h, ok := m.(MeshWonHold); ok && h.WonHold() > 0 {
 		r.ms.wonHold = h.WonHold()
+	}
+	if cc, ok := m.(MeshClaimCheck); ok {
+		r.ms.check = cc
 	}
 	if cs, ok := m.(MeshClaimShare); ok && cs.SessionClaims() > 0 {
 		r.ms.sessionClaims, r.ms.share = cs.SessionClaims(), cs

@@ -120,11 +120,14 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 	}
 	d := rm.dir()
 	k := regKey{e.Match, e.URI}
+	single := false // a single part left (below)
 	if e.Callees <= 0 {
 		if m := d.byKey[k]; m != nil {
-			if _, ok := m[node]; !ok {
+			old, ok := m[node]
+			if !ok {
 				return
 			}
+			single = old.Invoke == proto.InvokeSingle
 			delete(m, node)
 			if len(m) == 0 {
 				delete(d.byKey, k)
@@ -149,7 +152,22 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 		}
 		m[node] = dirEntry{MeshReg: e, name: name}
 	}
-	rm.meshRebuild(k)
+	if rm.meshRebuild(k) || !single || rm.r.ms.check == nil {
+		return
+	}
+	// Another node's single part left a single registration this node
+	// has callees of: a conflict ended. Its loser gave back, as it
+	// revoked its callees, the claim it may have taken over of this
+	// node's (taking this node for dead, or before hearing it again
+	// after a heal, after this node's check of its claims at the join),
+	// and the store held none for this node's registration until its
+	// next check, another node's join: once the other nodes' hold ended,
+	// any node's REGISTER was granted and revoked a second later, again
+	// and again. This node checks its claims now, and claims again those
+	// the store no longer holds as its own.
+	if reg, ok := rm.regs.get(k.match, k.uri); ok && reg.invoke == proto.InvokeSingle && reg.list().len() > 0 {
+		rm.r.ms.check.CheckClaims()
+	}
 }
 
 // meshLocalChanged tells the mesh about this node's callees of reg after
