@@ -58,8 +58,16 @@ func TestClaimBucketOfEarlierReleaseBoundedReplicated(t *testing.T) {
 	}
 	edge := startNode(t, "edge1", func(o *Options) { o.Leaf.Remotes = []string{"nats://" + leafAddr} })
 	waitClaims(t, 30*time.Second, edge)
+	// The hubs' own view of the stream: the edge's claims.stream is the
+	// claim worker's field (unsynchronised here, and nil while its lookup
+	// has not been answered: a nil dereference under load killed the
+	// test binary).
 	eventually(t, 10*time.Second, func() error {
-		info, err := edge.n.claims.stream.Info(ctx)
+		st, err := js.Stream(ctx, "KV_"+claimBucket)
+		if err != nil {
+			return err
+		}
+		info, err := st.Info(ctx)
 		if err != nil {
 			return err
 		}
