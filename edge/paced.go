@@ -287,10 +287,16 @@ func (n *Node) sendNext(pt *pacedTo) {
 			pt.q = append(slices.Delete(pt.q, i, i+1), h) // the asker's other answers go next
 			continue
 		}
-		// Sent whole, or the queue refused it (the asker waits for it
-		// in vain, then counts this node as not answered).
+		// Sent whole, or the queue refused it: the answer is dropped,
+		// and the asker, told it was coming (its notice, which goes
+		// first), is told it is not (a part of total 0: the answer lost,
+		// for every release that reads parts), as far as the queue takes
+		// that. Before, it waited for it in vain pacedWait, longer while
+		// this node's other answers' parts kept coming
+		// (TestPacedAnswerRefusedByQueueTold).
 		if err != nil {
 			n.stats.PacedDropped.Add(1)
+			n.sendPiece(pt.inbox, h.tail, 0, 0, nil)
 		}
 		n.unhold(pt, h)
 	}
