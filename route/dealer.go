@@ -965,7 +965,7 @@ func (s *Shard) deliverInvocation(t *task) {
 	}
 	if err := s.sendInvocation(t, cs, ic, t.b, t.peer.id, t.peer.authID, t.peer.authRole); err != nil {
 		cs.dropInv(t.b)
-		s.countNotConvertible(err)
+		s.countRefusedSend(err)
 		if err == ErrPeerClosed && !cont {
 			// The callee's transport closed (a WebSocket Close frame, a
 			// reset found by a write) and its departure (Detach) has not
@@ -1130,12 +1130,15 @@ func sendFailure(err error, who string) (uri, message string) {
 	return proto.URINetworkFailure, err.Error()
 }
 
-// countNotConvertible counts err, sendInvocation's, when the call's
-// payload could not be converted to the callee's serializer, or was too
-// long once converted (Shard.stats.CallsNotConvertible).
-func (s *Shard) countNotConvertible(err error) {
+// countRefusedSend counts err, sendInvocation's, when the call's payload
+// could not be converted to the callee's serializer, or was too long once
+// converted (Shard.stats.CallsNotConvertible), or the message was longer
+// than the callee accepts (CallsTooBig).
+func (s *Shard) countRefusedSend(err error) {
 	if _, ok := err.(*proto.Error); ok || err == proto.ErrTooLarge {
 		s.stats.CallsNotConvertible.Add(1)
+	} else if err == ErrPeerTooBig {
+		s.stats.CallsTooBig.Add(1)
 	}
 }
 

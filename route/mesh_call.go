@@ -1183,7 +1183,7 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 	s.minvs[key] = minv{ss: cs, inv: inv}
 	if err := s.sendInvocation(t, cs, ic, inv, mo.caller.id, mo.caller.authID, mo.caller.authRole); err != nil {
 		s.meshEndInvocation(cs, inv, ic)
-		s.countNotConvertible(err)
+		s.countRefusedSend(err)
 		uri, why := sendFailure(err, "callee")
 		switch {
 		case err == ErrPeerClosed:

@@ -176,6 +176,10 @@ type ShardStats struct {
 	// for a JSON callee), its caller on this node or another (which
 	// reroutes it); before, one from another node was counted nowhere.
 	CallsNotConvertible atomic.Uint64
+	// CallsTooBig counts INVOCATIONs refused because the message was
+	// longer than the callee accepts, its caller on this node or another;
+	// before, counted nowhere.
+	CallsTooBig atomic.Uint64
 	// CallsRerouted counts calls sent to another callee after one answered
 	// wamp.error.unavailable; CallsRerouteExhausted, calls that ended with
 	// wamp.error.no_available_callee because no untried callee was left

@@ -93,6 +93,11 @@ type Stats struct {
 	// (or was too long once converted), for a caller on this node or on
 	// another (a call then rerouted to another callee counts too).
 	CallsRefusedNotConvertible uint64
+	// CallsRefusedTooBig counts INVOCATIONs refused because the message
+	// was longer than the callee accepts (its announced maximum length),
+	// for a caller on this node or on another (a call then rerouted to
+	// another callee counts too).
+	CallsRefusedTooBig uint64
 	// CallsRerouted counts calls a callee answered with
 	// wamp.error.unavailable that went on to another callee (WAMP call
 	// re-routing; once per callee change). CallsRerouteExhausted counts
@@ -164,6 +169,7 @@ func (r *Router) Stats() Stats {
 		st.CallsRefusedShardBacklog += c.CallsBacklog.Load()
 		st.CallsRefusedShare += c.CallsShare.Load()
 		st.CallsRefusedNotConvertible += c.CallsNotConvertible.Load()
+		st.CallsRefusedTooBig += c.CallsTooBig.Load()
 		st.CallsRerouted += c.CallsRerouted.Load()
 		st.CallsRerouteExhausted += c.CallsRerouteExhausted.Load()
 		st.RetainRefused += c.RetainRefused.Load()

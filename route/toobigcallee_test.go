@@ -56,6 +56,11 @@ func TestCallTooLongForOneCalleeRerouted(t *testing.T) {
 		if d, _ := proto.DecodeValue(m.Dict); d.(map[string]any)[KeyForCallee] != true {
 			t.Fatalf("details %v, want %s", d, KeyForCallee)
 		}
+		// Each refusal counted (edgewamp_invocations_refused_total{reason="too_big"}),
+		// as a serializer's is (not_convertible): before, nowhere.
+		if st := e.r.Stats(); st.CallsRefusedTooBig != 2 || st.CallsRefusedNotConvertible != 0 {
+			t.Fatalf("a call too long for both callees: %d refusals counted too_big, %d not_convertible; want 2 and 0", st.CallsRefusedTooBig, st.CallsRefusedNotConvertible)
+		}
 	})
 	t.Run("sole callee", func(t *testing.T) {
 		e := newEnv(t, 2, nil)

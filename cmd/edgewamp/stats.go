@@ -49,7 +49,7 @@ func (s routerStats) Stats(ctx context.Context) (*gateway.Stats, error) {
 	}
 	rt := s.r.Stats()
 	st.EventsDropped = map[string]uint64{"slow_subscriber": rt.EventsDroppedSlowConsumer, "too_big": rt.EventsDroppedTooBig, "not_convertible": rt.EventsDroppedNotConvertible, "shard_backlog": rt.EventsDroppedShardBacklog}
-	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused, "shard_backlog": rt.CallsRefusedShardBacklog, "callee_share": rt.CallsRefusedShare, "not_convertible": rt.CallsRefusedNotConvertible, "calls_in_flight_total": rt.CallsRefusedTotal}
+	st.InvocationsRefused = map[string]uint64{"callee_busy": rt.CallsRefused, "shard_backlog": rt.CallsRefusedShardBacklog, "callee_share": rt.CallsRefusedShare, "not_convertible": rt.CallsRefusedNotConvertible, "too_big": rt.CallsRefusedTooBig, "calls_in_flight_total": rt.CallsRefusedTotal}
 	st.CallReroutes = map[string]uint64{"rerouted": rt.CallsRerouted, "exhausted": rt.CallsRerouteExhausted}
 	st.ProtocolViolations = gateway.Counter{V: rt.ProtocolErrors, OK: true}
 	st.RetainRefused = map[string]uint64{"realm_full": rt.RetainRefused, "publisher_share": rt.RetainRefusedPublisher}
