@@ -320,7 +320,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
-	if wild && !exists && rm.regs.wildWalkWith(uri) > maxWildcardWalk {
+	if wild && !exists && rm.regs.wildWalkPast(uri, maxWildcardWalk) {
 		rm.mu.Unlock()
 		s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri)
 		return false

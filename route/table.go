@@ -237,6 +237,23 @@ func (t *table[E]) wildWalkWith(uri string) int {
 	return int(with(root, uri))
 }
 
+// wildWalkPast reports whether adding the wildcard pattern uri would let
+// a walk of the index pass bound: its root's walk with uri (wildWalkWith)
+// past bound and past the walk the root has now. Other nodes' patterns
+// are put unchecked (they cannot be refused here), so that after a
+// partition the walk may be past bound already: a pattern that adds
+// nothing to it is still taken (before, every new pattern of its
+// component count was refused, on every node, for as long as the others
+// stayed). Cold path (SUBSCRIBE, REGISTER).
+func (t *table[E]) wildWalkPast(uri string, bound int) bool {
+	w := t.wildWalkWith(uri)
+	if w <= bound {
+		return false
+	}
+	root := t.wild[components(uri)]
+	return root == nil || w > int(root.walk)
+}
+
 // wdel removes a wildcard pattern and prunes empty nodes.
 func (t *table[E]) wdel(uri string) bool {
 	n := components(uri)
