@@ -2,6 +2,7 @@ package route
 
 import (
 	"bytes"
+	"iter"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,21 @@ type subscription struct {
 type subSet struct {
 	byShard [][][]*Session // per shard, its chunks
 	n       int
+}
+
+// all yields the set's subscribers. Cold path (moveMaker).
+func (st *subSet) all() iter.Seq[*Session] {
+	return func(yield func(*Session) bool) {
+		for _, chunks := range st.byShard {
+			for _, ch := range chunks {
+				for _, x := range ch {
+					if !yield(x) {
+						return
+					}
+				}
+			}
+		}
+	}
 }
 
 // subChunk is the most subscribers of one chunk of a subSet.
@@ -589,29 +605,42 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 
 // moveMaker counts the wildcard pattern sub's index, whose maker's last
 // session left it, to the owner of one of its subscribers (set, not
-// empty), charged whatever that owner's share holds (it holds the
-// pattern). Before, the index stayed the maker's for as long as any
-// other owner held the pattern, so that a joiner held the maker's share
-// hostage (215,424 of its 262,144 bytes for 44 patterns it no longer
-// held). Under Realm.mu; reads other shards' sessions' subOwner, fixed
-// before they subscribed. Walks the subscribers once (an UNSUBSCRIBE or
-// a leave of the maker's last session, not a PUBLISH).
+// empty) whose share can take it (testamentBudget.move), the first one
+// that can; when none can, it stays the maker's, as it did before for as
+// long as any other owner held the pattern (a joiner held the maker's
+// share hostage: 215,424 of its 262,144 bytes for 44 patterns it no
+// longer held), until the pattern goes or a session of the maker's joins
+// and leaves it again. Under Realm.mu; reads other shards' sessions'
+// subOwner, fixed before they subscribed. Walks the subscribers (an
+// UNSUBSCRIBE or a leave of the maker's last session, not a PUBLISH).
 func (s *Shard) moveMaker(sub *subscription, set *subSet) {
-	var to string
-	holds := 0
-	for _, chunks := range set.byShard {
-		for _, ch := range chunks {
-			for _, x := range ch {
-				if holds == 0 {
-					to = x.subOwner
-				}
-				if x.subOwner == to {
-					holds++
-				}
+	cost, max := wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes
+	// An owner's share first; the HTTP gateway's sessions ("", bounded
+	// by the total only) when no owner's can take it.
+	to, tried, moved, gateway := "", "", false, false
+	for x := range set.all() {
+		o := x.subOwner
+		gateway = gateway || o == ""
+		if !moved && o != "" && o != tried && o != sub.maker {
+			tried = o
+			if moved = s.r.subBytes.move(sub.maker, o, cost, max); moved {
+				to = o
 			}
 		}
 	}
-	s.r.subBytes.move(sub.maker, to, wildcardIndexCost(sub.match, sub.uri))
+	if !moved && gateway && sub.maker != "" {
+		moved = s.r.subBytes.move(sub.maker, "", cost, max)
+	}
+	if !moved {
+		sub.makerHolds = 0
+		return
+	}
+	holds := 0
+	for x := range set.all() {
+		if x.subOwner == to {
+			holds++
+		}
+	}
 	sub.maker, sub.makerHolds = to, holds
 }
 

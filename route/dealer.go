@@ -524,20 +524,37 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 
 // moveRegMaker counts the wildcard pattern reg's index, whose maker's
 // last callee left it, to the owner of one of this node's callees still
-// holding it (l, not empty), as moveMaker does a subscription's. Under
-// Realm.mu; walks the callees once (an UNREGISTER or a leave).
+// holding it (l, not empty) whose share can take it, as moveMaker does a
+// subscription's (when none can, it stays the maker's). Under Realm.mu;
+// walks the callees (an UNREGISTER or a leave).
 func (s *Shard) moveRegMaker(reg *registration, l *calleeList) {
-	var to string
+	cost, max := wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes
+	// An owner's share first; the HTTP gateway's sessions ("", bounded
+	// by the total only) when no owner's can take it.
+	to, tried, moved, gateway := "", "", false, false
+	for c := range l.all() {
+		o := c.s.subOwner
+		gateway = gateway || o == ""
+		if !moved && o != "" && o != tried && o != reg.maker {
+			tried = o
+			if moved = s.r.regBytes.move(reg.maker, o, cost, max); moved {
+				to = o
+			}
+		}
+	}
+	if !moved && gateway && reg.maker != "" {
+		moved = s.r.regBytes.move(reg.maker, "", cost, max)
+	}
+	if !moved {
+		reg.makerHolds = 0
+		return
+	}
 	holds := 0
 	for c := range l.all() {
-		if holds == 0 {
-			to = c.s.subOwner
-		}
 		if c.s.subOwner == to {
 			holds++
 		}
 	}
-	s.r.regBytes.move(reg.maker, to, wildcardIndexCost(reg.match, reg.uri))
 	reg.maker, reg.makerHolds = to, holds
 }
 

@@ -100,15 +100,24 @@ func (b *testamentBudget) release(owner string, n int64) {
 	b.mu.Unlock()
 }
 
-// move counts n bytes charged to from to owner to instead, whatever to's
-// share holds: they are held already (a wildcard pattern's index whose
-// maker left it, to's sessions holding it still), and refusing would
-// leave them on from. The total does not change.
-func (b *testamentBudget) move(from, to string, n int64) {
+// move counts n bytes charged to from to owner to instead, when to's
+// share can take them as charge would (a quarter of max, and no more than
+// max leaves free): they are held already (a wildcard pattern's index
+// whose maker left it, to's sessions holding it still). Otherwise it
+// moves nothing and reports false: before, they were moved whatever to's
+// share held, so that owners who made patterns up to their quarter and
+// left them to a colluding joiner could make as many again (three
+// addresses held 967,673 of 1 MiB, the joiner 2.8 quarters, where k
+// owners hold at most k/(k+1) of it). The total does not change.
+func (b *testamentBudget) move(from, to string, n, max int64) bool {
 	if n == 0 || from == to {
-		return
+		return true
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if to != "" && (b.by[to]+n > max/4 || b.by[to]+n > max-b.total) {
+		return false
+	}
 	b.dropOwned(from, n)
 	if to != "" {
 		if b.by == nil {
@@ -116,7 +125,7 @@ func (b *testamentBudget) move(from, to string, n int64) {
 		}
 		b.by[to] += n
 	}
-	b.mu.Unlock()
+	return true
 }
 
 // dropOwned takes n bytes off owner's count. Under b.mu.
