@@ -611,10 +611,14 @@ func retryAfter(v string, now time.Time) time.Duration {
 // publication, a callee one per call.
 const rejectLogEvery = 10 * time.Second
 
-// redactedURL is u for a log line, with its password (if any) masked.
+// redactedURL is u for a log line: its scheme, host and port only. A
+// hook's URL often carries its credential in the path (Slack's and
+// Discord's /services/T…/B…/X…) or the query (?token=), and a user name
+// may be a token: before, only the password was masked, so every
+// subscription, registration and stop logged the secret.
 func redactedURL(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Scheme + "://" + p.Host
 	}
 	return "(unparsable URL)"
 }
