@@ -711,12 +711,11 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 // call with nothing in the log saying why. The URL is not named (its
 // query may carry a credential): the callee's name and procedure are.
 func (c *calleeRunner) logFailure(msg string, err error) {
-	now := c.g.nanos()
-	if last := c.failLogAt.Load(); last != 0 && now-last < int64(rejectLogEvery) || !c.failLogAt.CompareAndSwap(last, now) {
-		c.failQuiet.Add(1)
+	unlogged, ok := spacedLog(&c.failLogAt, &c.failQuiet, c.g.nanos())
+	if !ok {
 		return
 	}
-	c.g.log.Warn(msg, "callee", c.name, "procedure", c.cfg.Procedure, "error", err.Error(), "unlogged", c.failQuiet.Swap(0))
+	c.g.log.Warn(msg, "callee", c.name, "procedure", c.cfg.Procedure, "error", err.Error(), "unlogged", unlogged)
 }
 
 // msgArgs returns the JSON args ["s"].

@@ -73,7 +73,11 @@ type webhookRunner struct {
 	// events not logged since (logRejected).
 	rejectLogAt atomic.Int64
 	rejectQuiet atomic.Int64
-	standby     atomic.Bool // Deliver "one": another session holds its lock (edgewamp_gateway_webhook_standby)
+	// exhaustLogAt, exhaustQuiet: the same for events dropped after
+	// their retries.
+	exhaustLogAt atomic.Int64
+	exhaustQuiet atomic.Int64
+	standby      atomic.Bool // Deliver "one": another session holds its lock (edgewamp_gateway_webhook_standby)
 }
 
 type webhookMetrics struct {
@@ -483,12 +487,20 @@ func (wr *webhookRunner) deliver(f *eventFrame) bool {
 			// Why the last attempt failed: before, the line said neither
 			// the status nor the error (an untrusted certificate, a
 			// refused connection), which only the target could tell.
+			// Spaced as the rejections' line: before, a target failing
+			// at once (retries: 0, a 500, a refused connection) logged a
+			// line per publication.
+			unlogged, ok := spacedLog(&wr.exhaustLogAt, &wr.exhaustQuiet, wr.g.nanos())
+			if !ok {
+				return true
+			}
 			why := []any{"webhook", wr.name, "publication", f.pub, "attempts", attempt + 1}
 			if err != nil {
 				why = append(why, "error", err.Error())
 			} else {
 				why = append(why, "status", status)
 			}
+			why = append(why, "unlogged", unlogged)
 			wr.g.log.Warn("gateway: webhook dropped an event after retries", why...)
 			return true
 		}
@@ -572,9 +584,8 @@ func (wr *webhookRunner) attempt(f *eventFrame) (retry bool, after time.Duration
 // was wrong, or whose target wanted other credentials or moved, dropped
 // every event without a line saying why.
 func (wr *webhookRunner) logRejected(f *eventFrame, status int, err error) {
-	now := wr.g.nanos()
-	if last := wr.rejectLogAt.Load(); last != 0 && now-last < int64(rejectLogEvery) || !wr.rejectLogAt.CompareAndSwap(last, now) {
-		wr.rejectQuiet.Add(1)
+	unlogged, ok := spacedLog(&wr.rejectLogAt, &wr.rejectQuiet, wr.g.nanos())
+	if !ok {
 		return
 	}
 	why := []any{"webhook", wr.name, "publication", f.pub}
@@ -586,8 +597,20 @@ func (wr *webhookRunner) logRejected(f *eventFrame, status int, err error) {
 			why = append(why, "note", "redirects are not followed")
 		}
 	}
-	why = append(why, "unlogged", wr.rejectQuiet.Swap(0))
+	why = append(why, "unlogged", unlogged)
 	wr.g.log.Warn("gateway: webhook target refused an event; dropped, not retried", why...)
+}
+
+// spacedLog says whether a line spaced by rejectLogEvery is due at now
+// (nanos: Server.nanos), at is when the last was logged (0 none), and
+// quiet counts those not logged since: it returns that count (reset)
+// when the line is due, and counts one more when it is not.
+func spacedLog(at, quiet *atomic.Int64, now int64) (unlogged int64, ok bool) {
+	if last := at.Load(); last != 0 && now-last < int64(rejectLogEvery) || !at.CompareAndSwap(last, now) {
+		quiet.Add(1)
+		return 0, false
+	}
+	return quiet.Swap(0), true
 }
 
 // retryAfter reads a Retry-After header (RFC 9110 §10.2.3: seconds, or an
