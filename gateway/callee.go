@@ -681,8 +681,15 @@ func (c *calleeRunner) post(ctx context.Context, proc string, body []byte) (args
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponse)+1))
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			return msgArgs("the HTTP upstream did not answer within " + c.cfg.Timeout.String()), nil, proto.URITimeout, "timeout"
+		case errors.Is(err, context.Canceled):
+			// Canceled (INTERRUPT) while the answer was read, as before
+			// its head: before, the caller got network_failure, the
+			// metric a failure and the log the upstream's answer "cut
+			// short".
+			return msgArgs("the call was canceled"), nil, proto.URICanceled, "canceled"
 		}
 		// As for a failed request: the error names the upstream's
 		// address, which is not the caller's to know.
