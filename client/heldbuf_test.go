@@ -49,6 +49,8 @@ func TestIdleSessionHoldsNoLargeMessage(t *testing.T) {
 			}
 			size := len(b)
 			b, ev = nil, nil
+			// Read (while it moves), then decoded and handled within wait.
+			readAll(t, s, c)
 			select {
 			case n := <-got:
 				eq(t, "event size", n, 1<<20)
