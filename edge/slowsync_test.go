@@ -100,6 +100,12 @@ func (l *slowLink) pipe(dst, src net.Conn) {
 // as stale, the edge asked again, the hub sent it again, without end (the
 // hub resetting its side at each return, its calls there canceled).
 func TestSlowUplinkDirectorySyncConverges(t *testing.T) {
+	// A stall of this process past peer_timeout (2 s) less a heartbeat
+	// takes each node for dead by the other, whatever the link carries.
+	triedUnstalled(t, defaultPeerTimeout-defaultHeartbeat, func() error { return slowUplinkDirectorySync(t) })
+}
+
+func slowUplinkDirectorySync(t *testing.T) error {
 	leafAddr := edgetest.FreeAddr(t)
 	link := newSlowLink(t, leafAddr, 192<<10)
 	hub := startNode(t, "hub", func(o *Options) { o.Leaf.Listen = leafAddr; o.Leaf.Advertise = link.addr() })
@@ -129,7 +135,7 @@ func TestSlowUplinkDirectorySyncConverges(t *testing.T) {
 	}
 	wg.Wait()
 	if t.Failed() {
-		return
+		t.FailNow()
 	}
 	var asks atomic.Int64
 	hook := func(ms []*nats.Msg) {
@@ -153,7 +159,55 @@ func TestSlowUplinkDirectorySyncConverges(t *testing.T) {
 	lostE, lostH := edge.n.Stats().PeersLost.Load(), hub.n.Stats().PeersLost.Load()
 	t.Logf("%d bytes crossed; edge synced %v after %v: %d sync requests, peers lost: edge %d, hub %d", link.bytes.Load(), synced, time.Since(start).Round(time.Millisecond), asks.Load(), lostE, lostH)
 	if !synced || lostE != 0 || lostH != 0 {
-		t.Fatalf("the hub's directory did not cross the slow uplink whole (synced %v; the edge took the hub for dead %d times, the hub the edge %d)", synced, lostE, lostH)
+		return fmt.Errorf("the hub's directory did not cross the slow uplink whole (synced %v; the edge took the hub for dead %d times, the hub the edge %d)", synced, lostE, lostH)
+	}
+	return nil
+}
+
+// triedUnstalled runs try, a slow-uplink scenario whose nodes share this
+// process, up to 3 times. A failed try fails the test unless this process
+// stalled for stall or longer meanwhile (its goroutines ran that late: a
+// loaded machine, not the link): then it is tried again, and when every
+// try stalled the test is skipped, saying so. Two idle nodes of a process
+// stopped 3 s (SIGSTOP) took each other for dead (peers lost: edge 1, hub
+// 1, 3 of 3 runs), CI's signature at 6e5f833 (load 18-26); stopped 1 s as
+// TestSlowUplinkConcurrentGetRetainedDelivered's gathers started, 2 of
+// them ended incomplete ([300 300 0 0], no peer lost), as CI's [0 0 0 300].
+func triedUnstalled(t *testing.T, stall time.Duration, try func() error) {
+	t.Helper()
+	for i := 1; ; i++ {
+		var worst atomic.Int64
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { // how late a 20 ms sleep wakes, at worst
+			defer close(done)
+			const tick = 20 * time.Millisecond
+			for last := time.Now(); ; {
+				select {
+				case <-stop:
+					return
+				case <-time.After(tick):
+				}
+				now := time.Now()
+				if late := int64(now.Sub(last) - tick); late > worst.Load() {
+					worst.Store(late)
+				}
+				last = now
+			}
+		}()
+		err := try()
+		close(stop)
+		<-done
+		late := time.Duration(worst.Load()).Round(time.Millisecond)
+		switch {
+		case err == nil:
+			return
+		case late < stall:
+			t.Fatalf("%v (this process stalled at most %v meanwhile)", err, late)
+		case i == 3:
+			t.Skipf("every try failed with this process stalled past %v (last: %v; %v): the machine is too loaded to tell", stall, late, err)
+		}
+		t.Logf("try %d: %v; this process stalled %v meanwhile, past %v: tried again", i, err, late, stall)
 	}
 }
 
