@@ -605,43 +605,61 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 
 // moveMaker counts the wildcard pattern sub's index, whose maker's last
 // session left it, to the owner of one of its subscribers (set, not
-// empty) whose share can take it (testamentBudget.move), the first one
-// that can; when none can, it stays the maker's, as it did before for as
-// long as any other owner held the pattern (a joiner held the maker's
-// share hostage: 215,424 of its 262,144 bytes for 44 patterns it no
-// longer held), until the pattern goes or a session of the maker's joins
-// and leaves it again. Under Realm.mu; reads other shards' sessions'
-// subOwner, fixed before they subscribed. Walks the subscribers (an
-// UNSUBSCRIBE or a leave of the maker's last session, not a PUBLISH).
+// empty) whose share can take it (moveIndexCharge); when none can, it
+// stays the maker's, as it did before for as long as any other owner
+// held the pattern (a joiner held the maker's share hostage: 215,424 of
+// its 262,144 bytes for 44 patterns it no longer held), until the pattern
+// goes or a session of the maker's joins and leaves it again. Under
+// Realm.mu; reads other shards' sessions' subOwner, fixed before they
+// subscribed. Walks the subscribers (an UNSUBSCRIBE or a leave of the
+// maker's last session, not a PUBLISH).
 func (s *Shard) moveMaker(sub *subscription, set *subSet) {
-	cost, max := wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes
-	// An owner's share first; the HTTP gateway's sessions ("", bounded
-	// by the total only) when no owner's can take it.
-	to, tried, moved, gateway := "", "", false, false
-	for x := range set.all() {
-		o := x.subOwner
-		gateway = gateway || o == ""
-		if !moved && o != "" && o != tried && o != sub.maker {
-			tried = o
-			if moved = s.r.subBytes.move(sub.maker, o, cost, max); moved {
-				to = o
+	owners := func(yield func(string) bool) {
+		for x := range set.all() {
+			if !yield(x.subOwner) {
+				return
 			}
 		}
 	}
-	if !moved && gateway && sub.maker != "" {
-		moved = s.r.subBytes.move(sub.maker, "", cost, max)
-	}
+	to, holds, moved := moveIndexCharge(&s.r.subBytes, sub.maker, wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes, owners)
 	if !moved {
 		sub.makerHolds = 0
 		return
 	}
-	holds := 0
-	for x := range set.all() {
-		if x.subOwner == to {
+	sub.maker, sub.makerHolds = to, holds
+}
+
+// moveIndexCharge moves a wildcard pattern's index charge (cost, in b,
+// whose share is max) from maker to the owner of one of the pattern's
+// holders (owners, walked twice) whose share can take it
+// (testamentBudget.move), the first one that can; else to the HTTP
+// gateway's sessions ("", bounded by the total only) when one of them
+// holds it. It returns the new maker and how many holders are its, or
+// moved false when no one could take it (the charge stays the maker's).
+// Shared by subscriptions (moveMaker) and registrations (moveRegMaker).
+func moveIndexCharge(b *testamentBudget, maker string, cost, max int64, owners iter.Seq[string]) (to string, holds int, moved bool) {
+	tried, gateway := "", false
+	for o := range owners {
+		gateway = gateway || o == ""
+		if !moved && o != "" && o != tried && o != maker {
+			tried = o
+			if moved = b.move(maker, o, cost, max); moved {
+				to = o
+			}
+		}
+	}
+	if !moved && gateway && maker != "" {
+		moved = b.move(maker, "", cost, max)
+	}
+	if !moved {
+		return "", 0, false
+	}
+	for o := range owners {
+		if o == to {
 			holds++
 		}
 	}
-	sub.maker, sub.makerHolds = to, holds
+	return to, holds, true
 }
 
 // publish handles PUBLISH.

@@ -528,32 +528,17 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 // subscription's (when none can, it stays the maker's). Under Realm.mu;
 // walks the callees (an UNREGISTER or a leave).
 func (s *Shard) moveRegMaker(reg *registration, l *calleeList) {
-	cost, max := wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes
-	// An owner's share first; the HTTP gateway's sessions ("", bounded
-	// by the total only) when no owner's can take it.
-	to, tried, moved, gateway := "", "", false, false
-	for c := range l.all() {
-		o := c.s.subOwner
-		gateway = gateway || o == ""
-		if !moved && o != "" && o != tried && o != reg.maker {
-			tried = o
-			if moved = s.r.regBytes.move(reg.maker, o, cost, max); moved {
-				to = o
+	owners := func(yield func(string) bool) {
+		for c := range l.all() {
+			if !yield(c.s.subOwner) {
+				return
 			}
 		}
 	}
-	if !moved && gateway && reg.maker != "" {
-		moved = s.r.regBytes.move(reg.maker, "", cost, max)
-	}
+	to, holds, moved := moveIndexCharge(&s.r.regBytes, reg.maker, wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes, owners)
 	if !moved {
 		reg.makerHolds = 0
 		return
-	}
-	holds := 0
-	for c := range l.all() {
-		if c.s.subOwner == to {
-			holds++
-		}
 	}
 	reg.maker, reg.makerHolds = to, holds
 }
