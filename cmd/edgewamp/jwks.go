@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -413,6 +415,21 @@ func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.P
 		if err == nil {
 			return p, nil
 		}
+		if errors.Is(err, gateway.ErrBearerUnavailable) {
+			// The OAuth2 server cannot check tokens yet (its shared
+			// state does not answer). A token claiming its issuer is its
+			// to judge: 503, final (the JWKS verifier refuses the
+			// server's tokens anyway). One that does not cannot be its:
+			// the next verifier's answer stands. Before, every token the
+			// JWKS verifier refused was answered 503, uncounted, for as
+			// long as the state did not answer: an IdP token that had
+			// expired was told to try again, and forgeries of the IdP's
+			// tokens, a signature check each, were never counted.
+			if o, ok := v.(oauthBearer); !ok || claimsIssuer(token, o.o.opts.Issuer) {
+				return nil, err
+			}
+			continue
+		}
 		var own ownRefusal
 		if errors.As(err, &own) || errors.Is(err, gateway.ErrBearerStale) {
 			// Final: a verifier took the token for genuine (its
@@ -427,6 +444,25 @@ func (c bearerChain) VerifyBearer(ctx context.Context, token string) (*gateway.P
 		}
 	}
 	return nil, first
+}
+
+// claimsIssuer reports whether token's payload, read without checking
+// its signature, names issuer as its iss (sameIssuer). Only to tell whose
+// a token may be, never to take it.
+func claimsIssuer(token, issuer string) bool {
+	_, rest, ok := strings.Cut(token, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	return json.Unmarshal(b, &c) == nil && c.Iss != "" && sameIssuer(c.Iss, issuer)
 }
 
 // RevocationIDs implements gateway.BearerRevoker for the verifiers that
