@@ -557,6 +557,16 @@ func (n *Node) partAnswered(from, tail string, data []byte) {
 		// Refused by the answering node: it did not answer.
 		g.got[from] = true
 		g.dropped = append(g.dropped, from)
+	case total == 0:
+		// Dropped by the answering node after its notice (its outbound
+		// queue refused a part: counted there, paced_answer_dropped): the
+		// answer is lost, not past this node's max_inbound, and the
+		// answerer holds nothing more of it to drop. Before, read as a
+		// part out of turn: counted gather_full here, and a stop sent back
+		// (TestPacedAnswerRefusedByQueueTold).
+		delete(g.paced, from)
+		n.gBytes -= int64(pi.total)
+		g.dropped = append(g.dropped, from)
 	case pi == nil && (off != 0 || total > uint64(max(n.opts.MaxGathered-n.gBytes, 0))):
 		// Past the bytes this node's gathers may hold (Options.MaxGathered),
 		// as for an answer sent whole (answered).

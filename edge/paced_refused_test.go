@@ -17,7 +17,8 @@ import (
 // other answers' parts kept coming, up to 60 s) where, with no notice,
 // its gather ended at gather_timeout. The asker is now told the answer
 // is not coming (a part of total 0, read as the answer lost by every
-// release that reads parts), as far as the queue takes it.
+// release that reads parts), as far as the queue takes it, and does not
+// count it as its own gather_full.
 func TestPacedAnswerRefusedByQueueTold(t *testing.T) {
 	t.Parallel()
 	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}})
@@ -74,6 +75,16 @@ func TestPacedAnswerRefusedByQueueTold(t *testing.T) {
 		t.Logf("the asker's gather ended at once, missing %v", missing)
 	default:
 		t.Errorf("the asker's gather still waits for the dropped answer (%d under way)", len(g.paced))
+	}
+	// The refusal is the answering node's (paced_answer_dropped there):
+	// the asker's gathers held 30 KiB of a 64 MiB max_inbound, and its
+	// gather_full (answers past max_inbound) stays 0; nor does it ask the
+	// answerer to drop an answer it dropped already.
+	asker.out.mu.Lock()
+	acks := len(asker.out.cur.items)
+	asker.out.mu.Unlock()
+	if d := asker.stats.GatherAnswersDropped.Load(); d != 0 || acks != 0 {
+		t.Errorf("the asker counted the refused answer %d time(s) as gather_full (past max_inbound) and queued %d message(s) back to the answerer: want 0 and 0", d, acks)
 	}
 	if len(pieces) != 2 || pieces[0] != strconv.Itoa(30<<10)+"/0/0" || pieces[1] != "0/0/0" {
 		t.Fatalf("pieces to the asker %v: want its notice then a refusal (0/0/0), or it waits %v for an answer dropped", pieces, n.pacedWait())
