@@ -24,9 +24,10 @@ func (nopExec) Execute(f func()) error { f(); return nil }
 
 // benchPeer records the last message it was sent.
 type benchPeer struct {
-	ser  proto.Serializer
-	last []byte
-	n    int
+	ser    proto.Serializer
+	last   []byte
+	n      int
+	remote string // its RemoteAddr: its owner's (subscriptionOwner)
 }
 
 func (p *benchPeer) Serializer() proto.Serializer { return p.ser }
@@ -35,8 +36,10 @@ func (p *benchPeer) Send(b []byte, _ Class) error {
 	p.n++
 	return nil
 }
-func (p *benchPeer) Close()                   {}
-func (p *benchPeer) Transport() TransportInfo { return TransportInfo{Type: "bench"} }
+func (p *benchPeer) Close() {}
+func (p *benchPeer) Transport() TransportInfo {
+	return TransportInfo{Type: "bench", RemoteAddr: p.remote}
+}
 
 // Backlog implements BacklogPeer, as loop's connections do: the calls
 // pay the check of a callee's backlog (calleeshare.go), never past half.
@@ -55,7 +58,12 @@ func benchRouter(b *testing.B, shards int) *Router {
 }
 
 func benchJoin(b *testing.B, sh *Shard, ser proto.Serializer) (*Session, *benchPeer) {
-	p := &benchPeer{ser: ser}
+	return benchJoinFrom(b, sh, ser, "")
+}
+
+// benchJoinFrom is benchJoin from the remote address remote.
+func benchJoinFrom(b *testing.B, sh *Shard, ser proto.Serializer, remote string) (*Session, *benchPeer) {
+	p := &benchPeer{ser: ser, remote: remote}
 	ss := sh.Open(p)
 	hello, _ := proto.EncodeValue(ser, map[string]any{"roles": allFeatures})
 	msg, _ := proto.Append(nil, ser, &proto.Message{Type: proto.CodeHello, URI: []byte("realm1"), Dict: hello})
@@ -256,8 +264,11 @@ func benchWildcardWorstCase(b *testing.B, call bool, n int, deep bool) {
 	}
 	taken := 0
 	for i := 0; i < n; i++ {
-		if i%1024 == 0 {
-			ss, sp = benchJoin(b, sh, ser)
+		// 16 owners (addresses) at 4,096: an owner's own patterns may
+		// make a walk of a quarter of maxWildcardWalk (walkShares), the
+		// owners together all of it.
+		if i%256 == 0 {
+			ss, sp = benchJoinFrom(b, sh, ser, "192.0.2."+strconv.Itoa(i/256%250+1)+":1000")
 		}
 		comps := make([]string, depth)
 		for j := 0; j < depth-1; j++ {

@@ -25,6 +25,10 @@ type subscription struct {
 	// Under Realm.mu.
 	maker      string
 	makerHolds int
+	// walkBy is the owner whose walk (Realm.subWalks) counts the
+	// pattern, when walked. Under Realm.mu.
+	walkBy string
+	walked bool
 
 	set atomic.Pointer[subSet] // immutable, swapped under Realm.mu
 	// wins counts the sessions with a window open on the subscription
@@ -370,10 +374,13 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			s.wildcardRefused(ss, proto.CodeSubscribe, m.Request, true, max)
 			return
 		}
-		if wild && rm.subs.wildWalkPast(uri, maxWildcardWalk) {
-			rm.mu.Unlock()
-			s.wildcardWalkRefused(ss, proto.CodeSubscribe, m.Request, uri)
-			return
+		if wild {
+			own := rm.subWalks.past(ss.subscriptionOwner(), uri)
+			if own || rm.subs.wildWalkPast(uri, maxWildcardWalk) {
+				rm.mu.Unlock()
+				s.wildcardWalkRefused(ss, proto.CodeSubscribe, m.Request, uri, own)
+				return
+			}
 		}
 	}
 	// The bytes last: a SUBSCRIBE refused above charges nothing. A
@@ -394,6 +401,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		if wild {
 			sub.maker = ss.subOwner // charged its index above
+			sub.walkBy, sub.walked = ss.subOwner, rm.subWalks.add(ss.subOwner, uri)
 		}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
@@ -589,6 +597,10 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 		if wild {
 			rm.wildSubs--
 			s.r.subBytes.release(sub.maker, wildcardIndexCost(sub.match, sub.uri)) // charged by subscribe
+			if sub.walked {
+				rm.subWalks.drop(sub.walkBy, sub.uri)
+				sub.walked = false
+			}
 		}
 		deleted = true
 		if s.r.mesh != nil {
@@ -1128,9 +1140,12 @@ const maxWildcardComponents = 64
 // (12 such, then "a"s) ~217,000 (39–44 ms). A SUBSCRIBE or REGISTER
 // whose pattern would take it past it is refused (wildcardWalkRefused,
 // table.wildWalkPast: not one that adds nothing to a walk other nodes'
-// registrations took past it already): of those shapes, 769 and 68
-// patterns are taken and a walk costs 0.07–0.32 ms
-// there (BenchmarkWildcardWorstCase; 1,024 nodes, ~20 µs, would refuse a
+// registrations took past it already), and so is one that would take
+// its owner's own patterns' walk past a quarter of it (walkShares: one
+// session could shut every other client out of a component count): of
+// those shapes, from 16 addresses, 982 and 72 patterns are taken and a
+// walk costs 0.07–0.32 ms there (BenchmarkWildcardWorstCase; a bound of
+// 1,024 nodes, ~20 µs, would refuse a
 // topic's 2,000 matching patterns, which TestSubscriptionMatchWalkBudgeted
 // holds). Patterns that do not overlap add nothing to it: a literal
 // component's children are looked up by it, one only, so a walk visits
@@ -1170,18 +1185,23 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 // wildcard pattern uri that would let one CALL or PUBLISH walk more than
 // maxWildcardWalk nodes of the realm's index; the first refusal is
 // logged for the session.
-func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, uri string) {
+func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, uri string, own bool) {
 	kind := "subscriptions"
 	if code == proto.CodeRegister {
 		kind = "registrations"
 	}
+	whose, bound := "other", maxWildcardWalk
+	if own {
+		// Its owner's share (walkShares): a quarter.
+		whose, bound = "of this client's (address or authid) other", maxWildcardWalk/4
+	}
 	if ss.wildLogged&32 == 0 {
 		ss.wildLogged |= 32
-		s.r.log.Warn("refusing wildcard "+kind+" that overlap too many others: a URI matching them would be checked against more than "+strconv.Itoa(maxWildcardWalk)+" of their components (logged once per session)",
-			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "pattern", logCut(uri))
+		s.r.log.Warn("refusing wildcard "+kind+" that overlap too many "+whose+" ones: a URI matching them would be checked against more than "+strconv.Itoa(bound)+" of their components (logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.subOwner), "pattern", logCut(uri))
 	}
-	s.replyError(ss, code, req, proto.URIUnavailable, "wildcard pattern overlaps too many other wildcard "+kind+" in realm "+strconv.Quote(ss.realm.name)+
-		": a URI would be checked against more than "+strconv.Itoa(maxWildcardWalk)+" of their components")
+	s.replyError(ss, code, req, proto.URIUnavailable, "wildcard pattern overlaps too many "+whose+" wildcard "+kind+" in realm "+strconv.Quote(ss.realm.name)+
+		": a URI would be checked against more than "+strconv.Itoa(bound)+" of their components")
 }
 
 // DefaultSubscriptionBytes is Config.MaxSubscriptionBytes's default.

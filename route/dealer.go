@@ -42,6 +42,10 @@ type registration struct {
 	// counts maker's callees among this node's. Under Realm.mu.
 	maker      string
 	makerHolds int
+	// walkBy is the owner whose walk (Realm.regWalks) counts the
+	// pattern, when walked. Under Realm.mu.
+	walkBy string
+	walked bool
 
 	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
 	rr      atomic.Uint64              // round-robin position
@@ -320,10 +324,13 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
-	if wild && !exists && rm.regs.wildWalkPast(uri, maxWildcardWalk) {
-		rm.mu.Unlock()
-		s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri)
-		return false
+	if wild && !exists {
+		own := rm.regWalks.past(ss.registrationOwner(), uri)
+		if own || rm.regs.wildWalkPast(uri, maxWildcardWalk) {
+			rm.mu.Unlock()
+			s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri, own)
+			return false
+		}
 	}
 	// The bytes last: a REGISTER refused above charges nothing. Off the
 	// call path (REGISTER only). A wildcard pattern's index is charged to
@@ -350,6 +357,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		rm.regs.put(match, uri, reg)
 		rm.regByID[reg.id] = reg
 		rm.regChanged(match, uri)
+		if wild {
+			reg.walkBy, reg.walked = ss.subOwner, rm.regWalks.add(ss.subOwner, uri)
+		}
 	}
 	if newPattern {
 		reg.maker, reg.makerHolds = ss.subOwner, 0 // charged its index above
@@ -501,6 +511,10 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		// whoever made it (addCallee).
 		rm.wildRegs--
 		s.r.regBytes.release(reg.maker, wildcardIndexCost(reg.match, reg.uri))
+		if reg.walked {
+			rm.regWalks.drop(reg.walkBy, reg.uri)
+			reg.walked = false
+		}
 	} else if wild && l.len() > 0 && ref.reg == reg && ss.subOwner == reg.maker {
 		if reg.makerHolds--; reg.makerHolds <= 0 {
 			s.moveRegMaker(reg, l)

@@ -45,6 +45,9 @@ type Realm struct {
 	// of, wildSubs the wildcard subscriptions: the patterns its sessions
 	// put in the tables (Config.MaxRealmWildcard*).
 	wildRegs, wildSubs int
+	// regWalks and subWalks: the walk each owner's wildcard patterns
+	// make in regs and subs (walkshare.go).
+	regWalks, subWalks walkShares
 	// leaveSubs counts the subscriptions in subs that match
 	// wamp.session.on_leave (mesh only); pres is the record of the other
 	// nodes' sessions kept while there are any (mesh_presence.go).

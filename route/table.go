@@ -550,8 +550,10 @@ const (
 // one-letter components held 19,259 bytes of heap and counted 513, so
 // that one address's quarter of small-board.yaml's 16 MiB of
 // subscription_bytes (4 MiB) let its four sessions hold the realm's 4,096
-// wildcard patterns, ~79 MB of heap counted 2.1 MB. Cold path (SUBSCRIBE,
-// REGISTER and their ends).
+// wildcard patterns, ~79 MB of heap counted 2.1 MB. A pattern of
+// walkShareFrom components or more counts twice: its maker's walk keeps
+// its nodes in an index of the owner's own (walkShares). Cold path
+// (SUBSCRIBE, REGISTER and their ends).
 func wildcardIndexCost(m proto.Match, uri string) int64 {
 	if m != proto.MatchWildcard {
 		return 0
@@ -565,6 +567,9 @@ func wildcardIndexCost(m proto.Match, uri string) int64 {
 		if comp != "" {
 			n += wildcardKidsCost
 		}
+	}
+	if components(uri) >= walkShareFrom {
+		n *= 2
 	}
 	return n
 }

@@ -24,10 +24,14 @@ func TestWildcardWalkPastBoundFromMesh(t *testing.T) {
 	rev := slices.Clone(all)
 	slices.Reverse(rev)
 	taken := [2]int{}
+	// 16 sessions a side, each its own owner (test-N), each of whom may
+	// take a walk of its own patterns to a quarter of the bound
+	// (walkShares): together they take a side's up to the bound.
+	const per = 256
 	for i, l := range [][]string{all, rev} {
-		for j := 0; j < len(l); j += wildPerSession {
+		for j := 0; j < len(l); j += per {
 			c := envs[i].join(proto.JSON)
-			for _, m := range c.requestMany(proto.CodeRegister, l[j:j+wildPerSession], wildcardOpt) {
+			for _, m := range c.requestMany(proto.CodeRegister, l[j:j+per], wildcardOpt) {
 				if m.Type == proto.CodeRegistered {
 					taken[i]++
 				}

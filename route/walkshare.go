@@ -1,0 +1,69 @@
+package route
+
+import "github.com/edgewamp/edgewamp/proto"
+
+// walkShareFrom is the fewest components of a wildcard pattern whose
+// patterns can take the index's walk past maxWildcardWalk: a walk of n
+// components visits at most 2+4+…+2^n = 2^(n+1)-2 nodes (4,094 at 11).
+// Patterns of fewer are never refused for their walk, nor kept in a
+// walkShares.
+const walkShareFrom = 12
+
+// walkShares keeps each owner's wildcard patterns of walkShareFrom
+// components or more (Session.subscriptionOwner, the byte budgets'
+// owner: a client address or authid, "" the HTTP gateway's sessions) in
+// an index of their own, so that the walk the owner's patterns make
+// alone is known: an owner may take it to a quarter of maxWildcardWalk
+// (walkShares.past), and since a walk over several owners' patterns is
+// at most the sum of their own walks, the others keep three quarters of
+// it. Before, one session's 1,024 patterns of 13 components starting
+// with a wildcard took the realm's walk to 4,095, and every new pattern
+// of 13 components starting with a literal was refused "overlaps too
+// many", for every client of the realm. The owner is the maker's (the
+// session whose SUBSCRIBE or REGISTER put the pattern in the realm's
+// table), kept until the pattern leaves it (a joiner's hold counts
+// nothing: joining adds nothing to a walk). Cold path (SUBSCRIBE,
+// REGISTER, their undoing and leaves); under Realm.mu. The owner's copy
+// holds up to as many trie nodes as the realm's for the same patterns.
+type walkShares map[string]*table[struct{}]
+
+// past reports whether owner's own patterns with the wildcard pattern
+// uri would let a walk of them pass a quarter of maxWildcardWalk.
+func (w walkShares) past(owner, uri string) bool {
+	n := components(uri)
+	if n < walkShareFrom {
+		return false
+	}
+	if t := w[owner]; t != nil {
+		n = t.wildWalkWith(uri)
+	}
+	return n > maxWildcardWalk/4
+}
+
+// add counts the wildcard pattern uri, just put in the realm's table,
+// to owner's walk, reporting whether it did (walkShareFrom components
+// or more).
+func (w *walkShares) add(owner, uri string) bool {
+	if components(uri) < walkShareFrom {
+		return false
+	}
+	if *w == nil {
+		*w = walkShares{}
+	}
+	t := (*w)[owner]
+	if t == nil {
+		t = newTable[struct{}]()
+		(*w)[owner] = t
+	}
+	t.put(proto.MatchWildcard, uri, struct{}{})
+	return true
+}
+
+// drop takes the wildcard pattern uri, added for owner, off its walk.
+func (w walkShares) drop(owner, uri string) {
+	if t := w[owner]; t != nil {
+		if t.del(proto.MatchWildcard, uri); t.n == 0 {
+			delete(w, owner)
+		}
+	}
+}
