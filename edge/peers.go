@@ -400,21 +400,58 @@ func (t *peerTable) names() []string { return t.view.Load().names }
 // that after a long batch (a slow meta query, a large sync) it counts
 // the heartbeats that came during it before it looks for silent peers:
 // a peer is taken for dead for its silence, not for this node's.
+//
+// A stall of the whole process (stopped, a paused VM, swap, a throttled
+// CPU) stops NATS's goroutines too: what the peers sent meanwhile is still
+// in sockets when the dispatcher runs again, and was taken for their
+// silence (two idle nodes of a process stopped 3 s took each other for
+// dead, 3 of 3 runs). A tick missed by over a heartbeat while the
+// dispatcher was idle (it wakes from the select below more than two
+// heartbeats after its last tick) is such a stall, and its length is
+// credited to every peer (creditStall) before they are judged: a peer is
+// taken for dead after PeerTimeout of silence while this node could hear
+// it. A tick late for a long batch is not credited: NATS ran meanwhile,
+// and the batch's heartbeats are read first. (One clock reading a wake
+// of the idle dispatcher: no lock, no allocation.)
 func (n *Node) runControl() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.opts.Heartbeat)
 	defer tick.Stop()
 	me := nodeInbox(n.opts.Name) + "."
 	var spare []*nats.Msg
+	lastTick, stallLogged := time.Now(), time.Time{}
+	// stalled credits a stall of idle until now (a tick missed by over
+	// a heartbeat) to the peers.
+	stalled := func(now time.Time) {
+		late := now.Sub(lastTick) - n.opts.Heartbeat
+		if late <= n.opts.Heartbeat {
+			return
+		}
+		n.creditStall(late, now)
+		lastTick = now.Add(-n.opts.Heartbeat)
+		if now.Sub(stallLogged) >= syncLogEvery {
+			stallLogged = now
+			n.log.Warn("mesh: this node's process did not run for a while (stopped, paused, swapping or starved of CPU); its peers' silence meanwhile is not held against them", "stalled_for", late.Round(time.Millisecond))
+		}
+	}
+	// onTick sends a heartbeat and judges the peers.
+	onTick := func() {
+		lastTick = time.Now()
+		n.heartbeat()
+		n.checkPeers()
+	}
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-tick.C:
-			n.heartbeat()
-			n.checkPeers()
+			stalled(time.Now())
+			onTick()
 			continue
 		case <-n.ctlq.wake:
+			// The select may take the wake first after a stall (both
+			// ready): the tick then comes after the first batch.
+			stalled(time.Now())
 		}
 		due := false
 		for {
@@ -440,8 +477,7 @@ func (n *Node) runControl() {
 			clear(ms)
 			spare = ms
 			if due {
-				n.heartbeat()
-				n.checkPeers()
+				onTick()
 				due = false
 			}
 			select {
@@ -453,9 +489,27 @@ func (n *Node) runControl() {
 			}
 		}
 		if due {
-			n.heartbeat()
-			n.checkPeers()
+			onTick()
 		}
+	}
+}
+
+// creditStall moves every peer's last-heard time later by stall, a time
+// this node's process did not run (runControl), up to now: their
+// heartbeats of that time are still on their way in. On the control
+// dispatcher.
+func (n *Node) creditStall(stall time.Duration, now time.Time) {
+	later := func(t time.Time) time.Time {
+		if t = t.Add(stall); t.After(now) {
+			return now
+		}
+		return t
+	}
+	for _, p := range n.peers.byName {
+		p.last = later(p.last)
+	}
+	for _, b := range n.peers.bad {
+		b.last = later(b.last)
 	}
 }
 
