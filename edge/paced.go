@@ -649,6 +649,7 @@ func (n *Node) pacedPeerLost(name string) {
 		if pi := g.paced[name]; pi != nil && !pi.dead {
 			pi.dead = true
 			if time.Since(g.began) >= n.opts.GatherTimeout {
+				g.due = time.Now()
 				g.timer.Reset(0) // it waits for answers under way only
 			}
 		}

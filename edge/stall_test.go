@@ -6,9 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // A stall of the whole process (SIGSTOP, a paused VM, swap, thermal
@@ -23,7 +28,7 @@ const stallChildEnv = "EDGE_STALL_CHILD"
 
 // stallChild runs scenario in a child process. The child prints "stall"
 // when it is ready; it is then stopped for stall, continued, and told
-// "woke" on its standard input. The child's test must pass.
+// "woke" on its standard input 100 ms later. The child's test must pass.
 func stallChild(t *testing.T, scenario string, stall time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStallChild$", "-test.v", "-test.count=1")
@@ -51,6 +56,10 @@ func stallChild(t *testing.T, scenario string, stall time.Duration) {
 			cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(stall)
 			cmd.Process.Signal(syscall.SIGCONT)
+			// What waited in the child's sockets takes a moment to be
+			// read once it runs again: the child's side of the stall
+			// (stallNow) goes on a little after it was continued.
+			time.Sleep(100 * time.Millisecond)
 			fmt.Fprintln(stdin, "woke")
 		}
 	}
@@ -65,7 +74,7 @@ func stallChild(t *testing.T, scenario string, stall time.Duration) {
 }
 
 // stallNow tells the parent to stop this process and waits until it has
-// been continued; it returns when it was.
+// been continued (and 100 ms more); it returns when it was told so.
 func stallNow(t *testing.T) time.Time {
 	t.Helper()
 	fmt.Println("stall")
@@ -84,6 +93,8 @@ func TestStallChild(t *testing.T) {
 		t.Skip("run by the stall tests in a child process")
 	case "peers":
 		stallChildPeers(t)
+	case "gathers":
+		stallChildGathers(t)
 	default:
 		t.Fatalf("unknown scenario %q", os.Getenv(stallChildEnv))
 	}
@@ -118,4 +129,85 @@ func stallChildPeers(t *testing.T) {
 // its sockets were read.
 func TestStalledNodesKeepTheirPeers(t *testing.T) {
 	stallChild(t, "peers", 2*stallPeerTimeout)
+}
+
+// A node whose process stops while its gathers' answers are in (here: in
+// the batch its control dispatcher has just taken) and wakes after
+// gather_timeout: its gathers must read them, not end without them.
+func stallChildGathers(t *testing.T) {
+	nodes := clusterWith(t, func(o *Options) { o.PeerTimeout = 30 * time.Second }, "a", "b")
+	a, b := nodes[0], nodes[1]
+	ctx := ctxT(t, 60*time.Second)
+	sa := a.dial(a.ws(), proto.JSON)
+	b.dial(b.rs(), proto.JSON) // b's one session
+	count := func() int64 {
+		t.Helper()
+		res, err := sa.Call(ctx, "wamp.session.count", nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return toInt(res.Args[0])
+	}
+	eventually(t, 10*time.Second, func() error {
+		if n := count(); n != 2 {
+			return fmt.Errorf("session.count %d, want 2", n)
+		}
+		return nil
+	})
+	before := a.n.Stats().GathersIncomplete.Load()
+	// The process stops as a's dispatcher takes the first answer to one
+	// of the calls below, and goes on once continued.
+	prefix := nodeInbox("a") + ".a."
+	var once sync.Once
+	wokeAt := make(chan time.Time, 1)
+	hook := func(ms []*nats.Msg) {
+		for _, m := range ms {
+			if strings.HasPrefix(m.Subject, prefix) {
+				once.Do(func() {
+					// b's other answers come meanwhile (b, stalled
+					// too, would refuse a query it had not run yet
+					// as late: clock.go).
+					time.Sleep(100 * time.Millisecond)
+					wokeAt <- stallNow(t)
+				})
+				return
+			}
+		}
+	}
+	a.n.testHookControl.Store(&hook)
+	const calls = 4
+	counts := make([]int64, calls)
+	var wg sync.WaitGroup
+	for i := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := sa.Call(ctx, "wamp.session.count", nil, nil, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			counts[i] = toInt(res.Args[0])
+		}()
+	}
+	wg.Wait()
+	a.n.testHookControl.Store(nil)
+	var woke time.Time
+	select {
+	case woke = <-wokeAt:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's dispatcher never took an answer to stall on")
+	}
+	inc := a.n.Stats().GathersIncomplete.Load() - before
+	t.Logf("counts %v (want 2 each), %v after waking; gathers incomplete %d", counts, time.Since(woke).Round(time.Millisecond), inc)
+	if inc != 0 {
+		t.Errorf("after a stall of its process, a ended %d of its %d gathers without b's answer, which it had (counts %v)", inc, calls, counts)
+	}
+}
+
+// TestStalledAskerReadsWaitingAnswers: an asker whose process stopped for
+// longer than gather_timeout (500 ms) with the answers to its gathers in
+// ended them on waking, before reading those answers.
+func TestStalledAskerReadsWaitingAnswers(t *testing.T) {
+	stallChild(t, "gathers", 1500*time.Millisecond)
 }
