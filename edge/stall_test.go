@@ -95,6 +95,8 @@ func TestStallChild(t *testing.T) {
 		stallChildPeers(t)
 	case "gathers":
 		stallChildGathers(t)
+	case "deadpeer":
+		stallChildDeadPeer(t)
 	default:
 		t.Fatalf("unknown scenario %q", os.Getenv(stallChildEnv))
 	}
@@ -210,4 +212,35 @@ func stallChildGathers(t *testing.T) {
 // ended them on waking, before reading those answers.
 func TestStalledAskerReadsWaitingAnswers(t *testing.T) {
 	stallChild(t, "gathers", 1500*time.Millisecond)
+}
+
+// A peer that went silent (a black hole) as this node's process stopped
+// is still taken for dead within peer_timeout and a heartbeat or two of
+// waking: the stall is credited, not more.
+func stallChildDeadPeer(t *testing.T) {
+	_, edge, px := hubAndEdgeWith(t, func(o *Options) {
+		o.Heartbeat = stallHeartbeat
+		o.PeerTimeout = stallPeerTimeout
+	})
+	time.Sleep(2 * stallHeartbeat)
+	px.freeze()
+	woke := stallNow(t)
+	var lostAt time.Duration
+	if !within(stallPeerTimeout+3*stallHeartbeat, func() error {
+		if edge.n.Stats().PeersLost.Load() == 0 {
+			return fmt.Errorf("edge still holds the hub")
+		}
+		lostAt = time.Since(woke)
+		return nil
+	}) {
+		t.Errorf("the edge, whose hub went silent as its process stopped, did not take the hub for dead within %v of waking", stallPeerTimeout+3*stallHeartbeat)
+		return
+	}
+	t.Logf("the edge took the silent hub for dead %v after waking (peer_timeout %v)", lostAt.Round(time.Millisecond), stallPeerTimeout)
+}
+
+// TestStalledNodeStillFindsDeadPeer: the stall's credit does not keep a
+// peer that went silent alive past peer_timeout of this node's running.
+func TestStalledNodeStillFindsDeadPeer(t *testing.T) {
+	stallChild(t, "deadpeer", 2*stallPeerTimeout)
 }
