@@ -177,6 +177,11 @@ type claimStore struct {
 	// other claim of the node k times PeerTimeout.
 	parked []parkedClaim
 	retry  *time.Timer
+	// roundAt is when retryParked's last round began (or the first
+	// claim was parked).
+	roundAt time.Time
+	// credited is how much of Node.stallCredit creditStalls applied.
+	credited int64
 	// lastUnheard is the life (name and boot) of take's last errUnheard.
 	lastUnheard [2]string
 	// noWait makes take wait for no life (wait, cutOff): set while
@@ -339,6 +344,7 @@ func (c *claimStore) park(j claimJob) {
 	now := time.Now()
 	c.parked = append(c.parked, parkedClaim{j, c.lastUnheard[0], c.lastUnheard[1], now, now.Add(parkedReread)})
 	if len(c.parked) == 1 {
+		c.roundAt = now
 		c.retry.Reset(unheardRetry)
 	}
 }
@@ -348,6 +354,16 @@ func (c *claimStore) park(j claimJob) {
 // their route-lost wait ended; the others stay parked, asking the store
 // again every parkedReread. Worker goroutine.
 func (c *claimStore) retryParked() {
+	if now := time.Now(); now.Sub(c.roundAt) > unheardRetry+2*c.n.opts.Heartbeat {
+		// This round comes over two heartbeats late: this process has
+		// just run again after a stall, which the control dispatcher
+		// may not have credited yet (creditStalls). One round later.
+		c.roundAt = now
+		c.retry.Reset(unheardRetry)
+		return
+	}
+	c.roundAt = time.Now()
+	c.creditStalls()
 	jobs := c.parked
 	c.parked = nil
 	var routeLost map[string]bool
@@ -1324,6 +1340,7 @@ func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
 	if c.noWait {
 		return false
 	}
+	c.creditStalls()
 	life := prefix + name + "\n" + boot
 	since, ok := c.unheard[life]
 	// A lost route's wait is per episode (cutOff ends one when it finds
@@ -1342,11 +1359,44 @@ func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
 			c.retry.Reset(unheardRetry) // pruneLost
 		}
 	}
-	if time.Since(since) < limit {
+	if time.Since(since) < limit || c.n.since(c.n.tickAt.Load()) > 2*c.n.opts.Heartbeat {
+		// Also while the control dispatcher is over a heartbeat
+		// behind its ticks: this process has just run again after a
+		// stall, which it has not credited yet (creditStalls).
 		c.lastUnheard = [2]string{name, boot}
 		return true
 	}
 	return false
+}
+
+// creditStalls moves the times the waits for lives began (unheard),
+// and those the parked claims' bound (maxParked) counts from, later by the stalls of this process the control dispatcher credited
+// to its peers since the last call (Node.stallCredit), up to now: a
+// wait for a node to be taken for dead then ends no earlier than the
+// peer table's judgement of it. Before, a REGISTER whose claim waited
+// for a killed peer (2 x PeerTimeout from its route's loss) was refused
+// procedure_already_exists on waking from a stall that ended past the
+// wait, the peer, its silence credited, still held alive. Worker
+// goroutine.
+func (c *claimStore) creditStalls() {
+	d := time.Duration(c.n.stallCredit.Load() - c.credited)
+	if d <= 0 {
+		return
+	}
+	c.credited += int64(d)
+	now := time.Now()
+	later := func(t time.Time) time.Time {
+		if t = t.Add(d); t.After(now) {
+			return now
+		}
+		return t
+	}
+	for k, at := range c.unheard {
+		c.unheard[k] = later(at)
+	}
+	for i := range c.parked {
+		c.parked[i].since = later(c.parked[i].since)
+	}
 }
 
 // cutOff reports whether a claim held by life (name, boot), heard alive,

@@ -159,6 +159,13 @@ type Node struct {
 
 	stop    chan struct{}
 	stopped atomic.Bool
+	// tickAt is when the control dispatcher last ticked (mono), and
+	// stallCredit the stalls of this process it credited to the peers
+	// in all (runControl, creditStall): the claim store's waits for a
+	// node to be taken for dead are credited them too (claims.go,
+	// creditStalls).
+	tickAt      atomic.Int64
+	stallCredit atomic.Int64
 	// noMsgGet is when the claim store may read through the stream's
 	// leader again (mono; 0: it may): set by the NATS error handler when
 	// the user may not publish STREAM.MSG.GET (leaderGet).

@@ -420,6 +420,7 @@ func (n *Node) runControl() {
 	me := nodeInbox(n.opts.Name) + "."
 	var spare []*nats.Msg
 	lastTick, stallLogged := time.Now(), time.Time{}
+	n.tickAt.Store(n.mono())
 	// stalled credits a stall of idle until now (a tick missed by over
 	// a heartbeat) to the peers.
 	stalled := func(now time.Time) {
@@ -437,6 +438,7 @@ func (n *Node) runControl() {
 	// onTick sends a heartbeat and judges the peers.
 	onTick := func() {
 		lastTick = time.Now()
+		n.tickAt.Store(n.mono())
 		n.heartbeat()
 		n.checkPeers()
 	}
@@ -499,6 +501,7 @@ func (n *Node) runControl() {
 // heartbeats of that time are still on their way in. On the control
 // dispatcher.
 func (n *Node) creditStall(stall time.Duration, now time.Time) {
+	n.stallCredit.Add(int64(stall))
 	later := func(t time.Time) time.Time {
 		if t = t.Add(stall); t.After(now) {
 			return now

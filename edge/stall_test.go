@@ -97,6 +97,8 @@ func TestStallChild(t *testing.T) {
 		stallChildGathers(t)
 	case "deadpeer":
 		stallChildDeadPeer(t)
+	case "claimwait":
+		stallChildClaimWait(t)
 	default:
 		t.Fatalf("unknown scenario %q", os.Getenv(stallChildEnv))
 	}
