@@ -1343,10 +1343,11 @@ func (g *Server) serveEvents(w http.ResponseWriter, r *http.Request, who *who, t
 		return
 	}
 	var subID uint64
+	client := r.RemoteAddr
 	res := g.runSync(s, func() *syncReply {
-		r, sid := s.subscribe(st, topic, match, retained)
+		rep, sid := s.subscribe(st, topic, match, retained, client)
 		subID = sid
-		return r
+		return rep
 	})
 	// Undone when the handler returns, also when runSync gave up waiting:
 	// the SUBSCRIBE may still run after that, and this job runs after it

@@ -248,8 +248,14 @@ func (s *sess) RetainedSent(id uint64) {
 }
 
 // subscribe attaches k to a subscription of uri (sharing the session's
-// existing one) and returns the router's answer. Owned by shard.
-func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (*syncReply, uint64) {
+// existing one) and returns the router's answer. client is the HTTP
+// client's address (http.Request.RemoteAddr) of an event stream, "" for
+// a webhook: a wildcard pattern it makes counts in that address's share
+// of the realm's wildcard walk (route.Shard.ReceiveMessageFrom), so that
+// one client's streams, over whichever pooled sessions and principals,
+// cannot shut every other client out of patterns of their length, as
+// when the gateway's sessions all counted as one. Owned by shard.
+func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool, client string) (*syncReply, uint64) {
 	if s.closed {
 		return &syncReply{done: true, typ: proto.CodeError, err: proto.URIUnavailable, detail: "the gateway's WAMP session closed"}, 0
 	}
@@ -265,7 +271,7 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (
 		m.Opt.SetBool(proto.KeyGetRetained, true)
 	}
 	var subID uint64
-	r := s.request(m, func(id uint64) {
+	r := s.requestFrom(m, func(id uint64) {
 		subID = id
 		if s.subs == nil {
 			s.subs = map[uint64]*subEntry{}
@@ -279,7 +285,7 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool) (
 		if retained {
 			e.awaiting = append(e.awaiting, k)
 		}
-	}, false)
+	}, false, client)
 	return r, subID
 }
 

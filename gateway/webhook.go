@@ -345,7 +345,7 @@ func (wr *webhookRunner) subscribeLoop() {
 				}
 			}
 			if r.typ != proto.CodeError {
-				r = wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false); return r })
+				r = wr.g.runSync(s, func() *syncReply { r, _ := s.subscribe(wr, wr.cfg.Topic, match, false, ""); return r })
 			}
 			if r.typ == proto.CodeError {
 				s.q.post(s.leave)

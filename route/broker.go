@@ -348,6 +348,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		return
 	}
 	uri := string(m.URI)
+	var walkBy string // the owner of a wildcard pattern it makes (walkOwner)
 	rm.mu.Lock()
 	sub, exists := rm.subs.get(match, uri)
 	// The session's bounds are for a subscription it does not have yet:
@@ -375,10 +376,11 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			return
 		}
 		if wild {
-			own := rm.subWalks.past(ss.subscriptionOwner(), uri)
+			walkBy = ss.walkOwner()
+			own := rm.subWalks.past(walkBy, uri)
 			if own || rm.subs.wildWalkPast(uri, maxWildcardWalk) {
 				rm.mu.Unlock()
-				s.wildcardWalkRefused(ss, proto.CodeSubscribe, m.Request, uri, own)
+				s.wildcardWalkRefused(ss, proto.CodeSubscribe, m.Request, uri, walkBy, own)
 				return
 			}
 		}
@@ -401,7 +403,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		sub = &subscription{id: rm.entryID('s', match, uri), uri: uri, match: match, created: s.r.cfg.Now()}
 		if wild {
 			sub.maker = ss.subOwner // charged its index above
-			sub.walkBy, sub.walked = ss.subOwner, rm.subWalks.add(ss.subOwner, uri)
+			sub.walkBy, sub.walked = walkBy, rm.subWalks.add(walkBy, uri)
 		}
 		rm.subs.put(match, uri, sub)
 		rm.subByID[sub.id] = sub
@@ -1185,7 +1187,7 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 // wildcard pattern uri that would let one CALL or PUBLISH walk more than
 // maxWildcardWalk nodes of the realm's index; the first refusal is
 // logged for the session.
-func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, uri string, own bool) {
+func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, uri, owner string, own bool) {
 	kind := "subscriptions"
 	if code == proto.CodeRegister {
 		kind = "registrations"
@@ -1198,7 +1200,7 @@ func (s *Shard) wildcardWalkRefused(ss *Session, code proto.Code, req uint64, ur
 	if ss.wildLogged&32 == 0 {
 		ss.wildLogged |= 32
 		s.r.log.Warn("refusing wildcard "+kind+" that overlap too many "+whose+" ones: a URI matching them would be checked against more than "+strconv.Itoa(bound)+" of their components (logged once per session)",
-			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(ss.subOwner), "pattern", logCut(uri))
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(owner), "pattern", logCut(uri))
 	}
 	s.replyError(ss, code, req, proto.URIUnavailable, "wildcard pattern overlaps too many "+whose+" wildcard "+kind+" in realm "+strconv.Quote(ss.realm.name)+
 		": a URI would be checked against more than "+strconv.Itoa(bound)+" of their components")

@@ -324,11 +324,13 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
+	var walkBy string // the owner of a wildcard pattern it makes (walkOwner)
 	if wild && !exists {
-		own := rm.regWalks.past(ss.registrationOwner(), uri)
+		walkBy = ss.walkOwner()
+		own := rm.regWalks.past(walkBy, uri)
 		if own || rm.regs.wildWalkPast(uri, maxWildcardWalk) {
 			rm.mu.Unlock()
-			s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri, own)
+			s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri, walkBy, own)
 			return false
 		}
 	}
@@ -358,7 +360,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		rm.regByID[reg.id] = reg
 		rm.regChanged(match, uri)
 		if wild {
-			reg.walkBy, reg.walked = ss.subOwner, rm.regWalks.add(ss.subOwner, uri)
+			reg.walkBy, reg.walked = walkBy, rm.regWalks.add(walkBy, uri)
 		}
 	}
 	if newPattern {

@@ -354,7 +354,9 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 // shares): client is the address the message came from (as
 // TransportInfo.RemoteAddr), and a retained event it publishes counts in
 // that address's share of the realm's retained events
-// (Config.MaxRetainedPerPublisher) instead of the session's. "" is
+// (Config.MaxRetainedPerPublisher) instead of the session's, and a
+// wildcard pattern its SUBSCRIBE or REGISTER makes in that address's
+// share of the wildcard index's walk (Session.walkOwner). "" is
 // ReceiveMessage. Call on the shard's goroutine.
 func (s *Shard) ReceiveMessageFrom(ss *Session, m *proto.Message, client string) {
 	ss.clientAddr = client

@@ -10,9 +10,10 @@ import "github.com/edgewamp/edgewamp/proto"
 const walkShareFrom = 12
 
 // walkShares keeps each owner's wildcard patterns of walkShareFrom
-// components or more (Session.subscriptionOwner, the byte budgets'
-// owner: a client address or authid, "" the HTTP gateway's sessions) in
-// an index of their own, so that the walk the owner's patterns make
+// components or more (Session.walkOwner: the byte budgets' owner, a
+// client address or authid; for the HTTP gateway's sessions the HTTP
+// client's address, "" for its webhooks and callees) in an index of
+// their own, so that the walk the owner's patterns make
 // alone is known: an owner may take it to a quarter of maxWildcardWalk
 // (walkShares.past), and since a walk over several owners' patterns is
 // at most the sum of their own walks, the others keep three quarters of
@@ -66,4 +67,21 @@ func (w walkShares) drop(owner, uri string) {
 			delete(w, owner)
 		}
 	}
+}
+
+// walkOwner returns whose share of the wildcard index's walk
+// (walkShares) a pattern made by ss's message being handled counts in:
+// its subscriptionOwner, or for an in-process peer that carries many
+// clients' requests (ReceiveMessageFrom, the HTTP gateway's event
+// streams) the client's address, whichever of the gateway's sessions
+// and principals carries them. Before, the gateway's sessions were all
+// one owner (""), so one HTTP client's 153 event streams of overlapping
+// 13-component patterns took its quarter, and every other gateway client
+// was refused new patterns of 13 components. Owned by shard; cold path
+// (SUBSCRIBE, REGISTER).
+func (ss *Session) walkOwner() string {
+	if ss.clientAddr != "" {
+		return ss.retainOwner() // "address " + its clientKey
+	}
+	return ss.subscriptionOwner()
 }
