@@ -1118,6 +1118,11 @@ func (s *Shard) protocolError(ss *Session, message string) {
 // transport refused it and the session was closed without it (logged at
 // debug), as ece82f9 fixed for ERROR. Only a reason too long itself (a
 // kill's, up to 4 KiB) still closes the session without it (sendMsg).
+// So does a message that has no form in the peer's serializer (a kill's
+// text starting with NUL, sent by a MsgPack or CBOR caller, for a JSON
+// peer, which would read it as binary): before, such a GOODBYE was not
+// sent at all, the session left its realm and its connection was closed
+// goodbye_timeout later without a word.
 func (s *Shard) sendClose(ss *Session, code proto.Code, reason, message string) bool {
 	out := &s.out
 	out.Reset()
@@ -1126,10 +1131,10 @@ func (s *Shard) sendClose(ss *Session, code proto.Code, reason, message string) 
 	if message != "" {
 		out.Opt.SetString(proto.KeyMessage, message)
 		n, err := s.encodeSend(ss, out, ClassControl)
-		if err != ErrPeerTooBig {
-			return err == nil
+		if err == nil || err != ErrPeerTooBig && n > 0 {
+			return err == nil // sent, or refused by the transport (slow, closed)
 		}
-		s.r.log.Debug("ABORT or GOODBYE too long for the peer; sent without its message", "session", ss.id, "type", code.String(), "len", n)
+		s.r.log.Debug("ABORT or GOODBYE too long for the peer, or its message not encodable for it; sent without its message", "session", ss.id, "type", code.String(), "len", n, "err", err)
 		out.Reset()
 		out.Type = code
 		out.URI = append(out.URI[:0], reason...)
@@ -1187,7 +1192,8 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 
 // encodeSend is sendMsg without its ending the session: a message too long
 // for the peer only returns ErrPeerTooBig, for a caller that can send a
-// shorter one instead (sendRevocation). It returns the encoded length.
+// shorter one instead (sendRevocation). It returns the encoded length (0
+// when m could not be encoded for the session).
 func (s *Shard) encodeSend(ss *Session, m *proto.Message, class Class) (int, error) {
 	b, err := s.enc.Append(s.buf[:0], ss.ser, m)
 	if err != nil {
