@@ -2,6 +2,7 @@ package route
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -127,6 +128,10 @@ type Session struct {
 	subOwner    string
 	subOwnerSet bool
 	testaments  *[2][]testament // detached, destroyed
+	// killPosted: a kill of the session was posted to its shard (or run
+	// there), which ends it; further kills post nothing (Shard.kill).
+	// Set by any shard.
+	killPosted atomic.Bool
 	// testamentOwner: whose share of Config.MaxTestamentBytes the
 	// testaments count in, fixed at the first one (retainOwner).
 	testamentOwner string
