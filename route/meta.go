@@ -1089,7 +1089,9 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 	if !reg.list().has(x) {
 		return nil, &metaErr{proto.URINoSuchRegistration, "session " + strconv.FormatUint(session, 10) + " is not a callee of registration " + strconv.FormatUint(id, 10)}
 	}
-	s.send(x.shard, task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}})
+	if !s.postRemoval(task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}}) {
+		return nil, removalsFull
+	}
 	return nil, nil
 }
 
@@ -1110,8 +1112,47 @@ func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[strin
 	if !sub.subscribers().has(x) {
 		return nil, &metaErr{proto.URINoSuchSubscription, "session " + strconv.FormatUint(session, 10) + " is not a subscriber of subscription " + strconv.FormatUint(id, 10)}
 	}
-	s.send(x.shard, task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}})
+	if !s.postRemoval(task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}}) {
+		return nil, removalsFull
+	}
 	return nil, nil
+}
+
+// maxRemoveBacklog bounds the bytes of the meta API's removals from this
+// node's other shards waiting for one shard (Shard.removeBacklog), each
+// counted its reason and removeOverhead: about 15,000 removals without a
+// reason, 1,800 with a reason of 4 KiB.
+const maxRemoveBacklog = 8 << 20
+
+// removeOverhead is what a removal waiting for a shard holds besides its
+// reason: its task in the mailbox, its carry and, for a subscription,
+// the list holding it (~530 bytes measured, TestRemovalsForBusyLoopBounded).
+const removeOverhead = 512
+
+// removalsFull is the answer to a removal refused for its session's
+// shard's backlog.
+var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has as many removals waiting as it takes; retry later"}
+
+// postRemoval runs removal t (tRemoveReg, tRemoveSub) on its session's
+// shard: at once on this one, else through that shard's mailbox, within
+// maxRemoveBacklog (one removal always may wait), and reports whether it
+// did. Before, removals waiting for a busy shard were not bounded: the
+// session stays a callee (subscriber) there until the shard runs the
+// removal, and 20,000 removals of it with a 4 KB reason held 86 MiB.
+func (s *Shard) postRemoval(t task) bool {
+	dst := t.s.shard
+	if dst == s {
+		s.run(&t)
+		return true
+	}
+	n := int64(len(t.c.uri)) + removeOverhead
+	if b := dst.removeBacklog.Load(); b > 0 && b+n > maxRemoveBacklog {
+		return false
+	}
+	dst.removeBacklog.Add(n)
+	t.b = uint64(n)
+	dst.post(t)
+	return true
 }
 
 // registrationRemoved carries out wamp.registration.remove_callee on the

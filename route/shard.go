@@ -44,6 +44,13 @@ type Shard struct {
 	// escapes six times its size), so a caller or a callee could queue its
 	// payloads here without bound.
 	callBacklog atomic.Int64
+	// removeBacklog is the same for the meta API's removals
+	// (wamp.registration.remove_callee, wamp.subscription.remove_subscriber)
+	// of this shard's sessions posted by the other shards (postRemoval
+	// adds, run subtracts): the session stays a callee (subscriber) until
+	// its shard runs the removal, so every removal of it meanwhile was
+	// posted again, each with its reason, without bound.
+	removeBacklog atomic.Int64
 	// metaPosted is the meta events posted to this shard (metaFanout,
 	// tMeta) and not yet delivered: while there are none, the
 	// shard delivers the meta events it publishes to its own subscribers

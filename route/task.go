@@ -17,8 +17,8 @@ const (
 	tKill                          // s: target; c.uri: reason; c.msg: message
 	tAuthDone                      // s: joining session; auth
 	tAuthSlot                      // s: joining session; auth: the limiter's answer to a queued AUTHENTICATE
-	tRemoveReg                     // s: callee; reg; c.uri: reason ("": none): wamp.registration.remove_callee
-	tRemoveSub                     // s: subscriber; subs[0]: its subscription; c.uri: reason: wamp.subscription.remove_subscriber
+	tRemoveReg                     // s: callee; reg; c.uri: reason ("": none); b: its backlog bytes: wamp.registration.remove_callee
+	tRemoveSub                     // s: subscriber; subs[0]: its subscription; c.uri: reason; b: its backlog bytes: wamp.subscription.remove_subscriber
 	tMeta                          // pub; subs; b: its backlog bytes: a meta event for this shard's subscribers (metaFanout)
 	tWalkWake                      // s: first in its owner's line of walks; a: when its turn comes (walkRan)
 )
@@ -121,8 +121,10 @@ func (s *Shard) run(t *task) {
 			s.Goodbye(t.s, t.c.uri, t.c.msg)
 		}
 	case tRemoveReg:
+		s.removeBacklog.Add(-int64(t.b))
 		s.registrationRemoved(t.s, t.reg, t.c.uri)
 	case tRemoveSub:
+		s.removeBacklog.Add(-int64(t.b))
 		s.subscriptionRemoved(t.s, t.subs[0], t.c.uri)
 	case tAuthDone:
 		s.authDone(t.s, t.auth)
