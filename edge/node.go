@@ -152,6 +152,10 @@ type Node struct {
 	// testHookControl, set by tests only, runs on the control dispatcher
 	// before each batch, with it.
 	testHookControl atomic.Pointer[func([]*nats.Msg)]
+	// testHookTick, set by tests only, runs on the control dispatcher
+	// when its idle select takes a tick, before anything else (a
+	// dispatcher scheduled late).
+	testHookTick atomic.Pointer[func()]
 	// testHookGather, set by tests only, runs in Gather after the gather
 	// is registered and its timers armed, before its query is queued: a
 	// test has a timer end it there.

@@ -84,7 +84,10 @@ type peer struct {
 	synced  bool
 	askedAt time.Time // a directory sync request is outstanding since
 	last    time.Time // last heard of
-	pending []delta   // directory changes received during a sync
+	// credited is what a stall's credit made last (creditStall): a peer
+	// not heard since is credited no further stall.
+	credited time.Time
+	pending  []delta // directory changes received during a sync
 	// parts holds the parts of a directory sync answer received so far
 	// (nparts of them, for version partsVer).
 	// partsBytes is what those parts took on the wire (maxSyncBytes).
@@ -199,6 +202,8 @@ type badPeer struct {
 	ver  uint64 // 0: none announced
 	boot uint64
 	last time.Time // its last heartbeat
+	// credited: as peer.credited.
+	credited time.Time
 }
 
 type badView struct {
@@ -422,11 +427,11 @@ func (n *Node) runControl() {
 	lastTick, stallLogged := time.Now(), time.Time{}
 	n.tickAt.Store(n.mono())
 	// stalled credits a stall of idle until now (a tick missed by over
-	// a heartbeat) to the peers.
-	stalled := func(now time.Time) {
+	// a heartbeat) to the peers, and reports whether it did.
+	stalled := func(now time.Time) bool {
 		late := now.Sub(lastTick) - n.opts.Heartbeat
 		if late <= n.opts.Heartbeat {
-			return
+			return false
 		}
 		n.creditStall(late, now)
 		lastTick = now.Add(-n.opts.Heartbeat)
@@ -434,6 +439,7 @@ func (n *Node) runControl() {
 			stallLogged = now
 			n.log.Warn("mesh: this node's process did not run for a while (stopped, paused, swapping or starved of CPU); its peers' silence meanwhile is not held against them", "stalled_for", late.Round(time.Millisecond))
 		}
+		return true
 	}
 	// onTick sends a heartbeat and judges the peers.
 	onTick := func() {
@@ -443,19 +449,28 @@ func (n *Node) runControl() {
 		n.checkPeers()
 	}
 	for {
+		due := false
 		select {
 		case <-n.stop:
 			return
 		case <-tick.C:
-			stalled(time.Now())
-			onTick()
-			continue
+			if h := n.testHookTick.Load(); h != nil { // tests only
+				(*h)()
+			}
+			if !stalled(time.Now()) {
+				onTick()
+				continue
+			}
+			// What was queued meanwhile is read before the peers are
+			// judged, as after a long batch: a peer is credited one
+			// stall a silence (creditStall), and one heard meanwhile
+			// is not silent.
+			due = true
 		case <-n.ctlq.wake:
 			// The select may take the wake first after a stall (both
 			// ready): the tick then comes after the first batch.
 			stalled(time.Now())
 		}
-		due := false
 		for {
 			ms := n.ctlq.take(spare)
 			if len(ms) == 0 {
@@ -498,21 +513,32 @@ func (n *Node) runControl() {
 
 // creditStall moves every peer's last-heard time later by stall, a time
 // this node's process did not run (runControl), up to now: their
-// heartbeats of that time are still on their way in. On the control
-// dispatcher.
+// heartbeats of that time are still on their way in. A peer is credited
+// one stall a silence: one not heard since its last credit is not
+// credited again, so that a dispatcher late at every tick (a busy or
+// starved host) still takes a dead peer for dead after PeerTimeout, a
+// stall and a tick (before, each late tick was credited: a peer killed
+// beside a dispatcher 500 ms late at each 100 ms heartbeat was taken for
+// dead after 5.6 s, at peer_timeout 1 s); a live one is heard between
+// two stalls. On the control dispatcher.
 func (n *Node) creditStall(stall time.Duration, now time.Time) {
 	n.stallCredit.Add(int64(stall))
-	later := func(t time.Time) time.Time {
+	later := func(t, credited time.Time) time.Time {
+		if t.Equal(credited) {
+			return t
+		}
 		if t = t.Add(stall); t.After(now) {
 			return now
 		}
 		return t
 	}
 	for _, p := range n.peers.byName {
-		p.last = later(p.last)
+		p.last = later(p.last, p.credited)
+		p.credited = p.last
 	}
 	for _, b := range n.peers.bad {
-		b.last = later(b.last)
+		b.last = later(b.last, b.credited)
+		b.credited = b.last
 	}
 }
 
