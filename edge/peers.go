@@ -196,6 +196,8 @@ type peerTable struct {
 // twin is another node heard using this node's name (its heartbeats).
 type twin struct {
 	last atomic.Int64 // when it was last heard, on Node.mono's clock
+	// credited: as peer.credited (control dispatcher only).
+	credited int64
 }
 
 type badPeer struct {
@@ -520,7 +522,8 @@ func (n *Node) runControl() {
 // stall and a tick (before, each late tick was credited: a peer killed
 // beside a dispatcher 500 ms late at each 100 ms heartbeat was taken for
 // dead after 5.6 s, at peer_timeout 1 s); a live one is heard between
-// two stalls. On the control dispatcher.
+// two stalls. The nodes heard under this node's name (twins) are
+// credited alike. On the control dispatcher.
 func (n *Node) creditStall(stall time.Duration, now time.Time) {
 	n.stallCredit.Add(int64(stall))
 	later := func(t, credited time.Time) time.Time {
@@ -539,6 +542,16 @@ func (n *Node) creditStall(stall time.Duration, now time.Time) {
 	for _, b := range n.peers.bad {
 		b.last = later(b.last, b.credited)
 		b.credited = b.last
+	}
+	// The nodes under this node's name too (checkTwins): forgotten on
+	// waking, a single registration one holds was taken over here
+	// (twinAlive) until it was heard again.
+	mono := n.mono()
+	for _, t := range n.peers.twins {
+		if last := t.last.Load(); last != t.credited {
+			t.credited = min(last+int64(stall), mono)
+			t.last.Store(t.credited)
+		}
 	}
 }
 

@@ -99,6 +99,8 @@ func TestStallChild(t *testing.T) {
 		stallChildDeadPeer(t)
 	case "claimwait":
 		stallChildClaimWait(t)
+	case "twins":
+		stallChildTwins(t)
 	default:
 		t.Fatalf("unknown scenario %q", os.Getenv(stallChildEnv))
 	}
