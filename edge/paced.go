@@ -470,6 +470,29 @@ func (n *Node) sweepPaced(now time.Time) {
 	}
 }
 
+// creditStall moves the times the parts on their way to this asker went
+// (inFlight.sentAt) and their answers' (heldAnswer.partAt) later, by a
+// stall of this node's process (Node.creditStall, later), up to now:
+// the asker's acknowledgements of that time are still on their way in.
+// Before, a node whose process stopped past pacedWait with a part on its
+// way dropped the answer on waking, before reading them (a get_retained
+// of 300 events after a 3 s stall got none of them:
+// TestStalledPacedAnswerNotDropped). Not the answers' start (at):
+// maxPacedWait still bounds them. Called with pmu held.
+func (pt *pacedTo) creditStall(later func(time.Time) time.Time) {
+	for i := range pt.flight {
+		pt.flight[i].sentAt = later(pt.flight[i].sentAt)
+	}
+	for _, h := range pt.q {
+		h.partAt = later(h.partAt)
+	}
+	for i, f := range pt.flight {
+		if indexHeld(pt.q, f.h) < 0 && !slices.ContainsFunc(pt.flight[:i], func(g inFlight) bool { return g.h == f.h }) {
+			f.h.partAt = later(f.h.partAt)
+		}
+	}
+}
+
 // countLost counts f's part as taken for lost (Stats.PacedLost), unless it
 // was before: sent again each pacedLost to an asker that acknowledges
 // none, it was counted at each sending (TestPacedLostCountsEachPartOnce).

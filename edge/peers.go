@@ -522,26 +522,36 @@ func (n *Node) runControl() {
 // stall and a tick (before, each late tick was credited: a peer killed
 // beside a dispatcher 500 ms late at each 100 ms heartbeat was taken for
 // dead after 5.6 s, at peer_timeout 1 s); a live one is heard between
-// two stalls. The nodes heard under this node's name (twins) are
-// credited alike. On the control dispatcher.
+// two stalls. The nodes heard under this node's name (twins), and the
+// paced answers to a credited peer (pacedTo.creditStall), are credited
+// alike. On the control dispatcher.
 func (n *Node) creditStall(stall time.Duration, now time.Time) {
 	n.stallCredit.Add(int64(stall))
-	later := func(t, credited time.Time) time.Time {
-		if t.Equal(credited) {
-			return t
-		}
+	later := func(t time.Time) time.Time {
 		if t = t.Add(stall); t.After(now) {
 			return now
 		}
 		return t
 	}
+	n.pmu.Lock()
 	for _, p := range n.peers.byName {
-		p.last = later(p.last, p.credited)
+		if p.last.Equal(p.credited) {
+			continue
+		}
+		p.last = later(p.last)
 		p.credited = p.last
+		// And the paced answers to it (sweepPaced): its
+		// acknowledgements of that time are still on their way in.
+		if pt := n.paced[p.name]; pt != nil {
+			pt.creditStall(later)
+		}
 	}
+	n.pmu.Unlock()
 	for _, b := range n.peers.bad {
-		b.last = later(b.last, b.credited)
-		b.credited = b.last
+		if !b.last.Equal(b.credited) {
+			b.last = later(b.last)
+			b.credited = b.last
+		}
 	}
 	// The nodes under this node's name too (checkTwins): forgotten on
 	// waking, a single registration one holds was taken over here

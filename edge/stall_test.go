@@ -101,6 +101,8 @@ func TestStallChild(t *testing.T) {
 		stallChildClaimWait(t)
 	case "twins":
 		stallChildTwins(t)
+	case "paced":
+		stallChildPaced(t)
 	default:
 		t.Fatalf("unknown scenario %q", os.Getenv(stallChildEnv))
 	}
