@@ -180,8 +180,10 @@ type claimStore struct {
 	// roundAt is when retryParked's last round began (or the first
 	// claim was parked).
 	roundAt time.Time
-	// credited is how much of Node.stallCredit creditStalls applied.
-	credited int64
+	// credited is how much of Node.stallCredit creditStalls applied,
+	// and creditedAt when it last did.
+	credited   int64
+	creditedAt time.Time
 	// lastUnheard is the life (name and boot) of take's last errUnheard.
 	lastUnheard [2]string
 	// noWait makes take wait for no life (wait, cutOff): set while
@@ -1376,16 +1378,25 @@ func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
 // peer table's judgement of it. Before, a REGISTER whose claim waited
 // for a killed peer (2 x PeerTimeout from its route's loss) was refused
 // procedure_already_exists on waking from a stall that ended past the
-// wait, the peer, its silence credited, still held alive. Worker
-// goroutine.
+// wait, the peer, its silence credited, still held alive. A wait is
+// credited once, as a peer is credited one stall a silence
+// (Node.creditStall): one begun before the last credit (creditedAt) had
+// it, so that a control dispatcher late at every tick (a busy or starved
+// host) does not stretch it (before, a REGISTER of a claim of a life
+// never heard, peer_timeout 1 s, waited 5.1 s beside a dispatcher 500 ms
+// late at each 100 ms heartbeat). Worker goroutine.
 func (c *claimStore) creditStalls() {
 	d := time.Duration(c.n.stallCredit.Load() - c.credited)
 	if d <= 0 {
 		return
 	}
 	c.credited += int64(d)
-	now := time.Now()
+	now, before := time.Now(), c.creditedAt
+	c.creditedAt = now
 	later := func(t time.Time) time.Time {
+		if !t.After(before) {
+			return t // credited before
+		}
 		if t = t.Add(d); t.After(now) {
 			return now
 		}
