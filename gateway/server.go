@@ -163,6 +163,9 @@ func build(opts Options, needRouter bool) (*Server, error) {
 			if st == http.StateIdle {
 				c.SetWriteDeadline(time.Time{})
 			}
+			if st != http.StateNew {
+				firstRead(c)
+			}
 		},
 	}
 	return g, nil
@@ -626,16 +629,19 @@ func (g *Server) start(ln net.Listener) error {
 			return fmt.Errorf("gateway: listen %s: %w", g.opts.Addr, err)
 		}
 	}
-	ln = newLimitListener(ln, g.opts.Limits.MaxConnections)
-	g.ln = ln
+	ll := newLimitListener(ln, g.opts.Limits.MaxConnections)
+	if g.opts.TLS != nil {
+		ll.firstMax = tlsFirstReadMax(g.srv.MaxHeaderBytes)
+	}
+	g.ln = ll
 	g.started = true
 	go func() {
 		var err error
 		if g.opts.TLS != nil {
 			// ServeTLS sets up HTTP/2 (ALPN h2) besides HTTP/1.1.
-			err = g.srv.ServeTLS(ln, "", "")
+			err = g.srv.ServeTLS(ll, "", "")
 		} else {
-			err = g.srv.Serve(ln)
+			err = g.srv.Serve(ll)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("gateway: server stopped", "err", err)
@@ -832,10 +838,11 @@ const spareConns = 16
 // backlog.
 type limitListener struct {
 	net.Listener
-	sem   chan struct{}
-	spare chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	sem      chan struct{}
+	spare    chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	firstMax int // over TLS: the bytes a connection may send before its first request is read (limitConn.Read); 0: no bound
 
 	spareMu sync.Mutex
 	spareBy map[netip.Addr]int // spare connections open per client address; guarded by spareMu
@@ -848,7 +855,7 @@ type limitListener struct {
 // kubelet's liveness, readiness and startup probes fit.
 const spareConnsPerAddress = 4
 
-func newLimitListener(l net.Listener, max int) net.Listener {
+func newLimitListener(l net.Listener, max int) *limitListener {
 	return &limitListener{Listener: l, sem: make(chan struct{}, max), spare: make(chan struct{}, spareConns), done: make(chan struct{}), spareBy: map[netip.Addr]int{}}
 }
 
@@ -939,7 +946,7 @@ func (l *limitListener) accept() (*limitConn, error) {
 		default:
 		}
 	}
-	lc := &limitConn{Conn: c, spare: slot == l.spare}
+	lc := &limitConn{Conn: c, spare: slot == l.spare, firstLeft: l.firstMax}
 	lc.release = func() {
 		if lc.counted {
 			l.dropSpare(lc.addr)
@@ -961,6 +968,61 @@ type limitConn struct {
 	spare   bool       // taken past Limits.MaxConnections: health probes only
 	addr    netip.Addr // a spare connection's client address (limitListener.spareBy)
 	counted bool       // counted in spareBy under addr
+
+	// Over TLS, the bytes the client may still send before its first
+	// request (HTTP/2: its preface) is read (firstLeft, on the reading
+	// goroutine), until read says one was (ConnState); 0 for no bound.
+	firstLeft int
+	read      atomic.Bool
+}
+
+// tlsFirstReadMax is what a client of the gateway's TLS port may send
+// before its first request is read, given the server's MaxHeaderBytes:
+// its handshake flights (32 KiB, as the event loops' TLS listeners
+// allow: a browser's ClientHello is about 2 KiB, the rest under 1 KiB),
+// that request's head (net/http reads up to MaxHeaderBytes and its slop)
+// and the records crypto/tls may read ahead of it (two whole ones). An
+// HTTP/2 client's first request is its 24-byte preface. crypto/tls reads
+// a handshake message whole before it looks at it, up to 64 KiB, and once
+// the versions are agreed a Certificate message of up to 256 KiB, asked
+// for or not, besides its record buffer, for as long as the handshake's
+// deadline (read_header_timeout) allows: before, one connection held
+// ~360 KiB for it, 10,000 (max_connections) about 3.5 GB, where
+// max_header holds a plaintext client to 16 KiB.
+func tlsFirstReadMax(maxHeaderBytes int) int {
+	return 32<<10 + maxHeaderBytes + netHTTPHeaderSlop + 2*(5+16384+2048)
+}
+
+// errTLSFirstRead fails the read of a TLS connection past tlsFirstReadMax:
+// crypto/tls fails the handshake with it (net/http logs "TLS handshake
+// error" at debug level), or net/http the request head.
+var errTLSFirstRead = errors.New("gateway: more input before the first request than a TLS handshake and a request head take")
+
+// Read implements net.Conn, bounding a TLS client's input before its
+// first request (tlsFirstReadMax).
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.firstLeft == 0 || c.read.Load() {
+		return c.Conn.Read(p)
+	}
+	if c.firstLeft < 0 {
+		return 0, errTLSFirstRead
+	}
+	n, err := c.Conn.Read(p[:min(len(p), c.firstLeft)])
+	if c.firstLeft -= n; c.firstLeft == 0 {
+		c.firstLeft = -1
+	}
+	return n, err
+}
+
+// firstRead tells c's limitConn that a request was read (the server's
+// ConnState hook): its input is no longer bounded by tlsFirstReadMax.
+func firstRead(c net.Conn) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitConn); ok {
+		lc.read.Store(true)
+	}
 }
 
 func (c *limitConn) Close() error {
