@@ -1316,6 +1316,12 @@ func newGateway(cfg *config, r *route.Router, eng *loop.Engine, node meshNode, o
 		if cert, err = loop.LoadCertFile(t.Cert, t.Key); err != nil {
 			return nil, nil, nil, fmt.Errorf("gateway: %w", err)
 		}
+		if cert.Expired() {
+			// As a listener's and mesh.tls's (before, not a word: every
+			// HTTPS client refused the gateway).
+			log.Warn("gateway.tls: the certificate is not valid now; clients will refuse it", "cert", t.Cert,
+				"not_before", cert.Certificate().Leaf.NotBefore, "not_after", cert.Certificate().Leaf.NotAfter)
+		}
 		o.TLS = cert.TLSConfig()
 	}
 	var jwks *jwksVerifier // re-read on SIGHUP (reload)
