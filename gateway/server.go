@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewamp/edgewamp/internal/tlsinput"
 	"github.com/edgewamp/edgewamp/proto"
 )
 
@@ -163,9 +165,7 @@ func build(opts Options, needRouter bool) (*Server, error) {
 			if st == http.StateIdle {
 				c.SetWriteDeadline(time.Time{})
 			}
-			if st != http.StateNew {
-				firstRead(c)
-			}
+			tlsConnState(c, st)
 		},
 	}
 	return g, nil
@@ -974,6 +974,7 @@ type limitConn struct {
 	// goroutine), until read says one was (ConnState); 0 for no bound.
 	firstLeft int
 	read      atomic.Bool
+	tc        *tls.Conn // over TLS, the connection over this one (set at StateNew, before it is served)
 }
 
 // tlsFirstReadMax is what a client of the gateway's TLS port may send
@@ -998,10 +999,31 @@ func tlsFirstReadMax(maxHeaderBytes int) int {
 // error" at debug level), or net/http the request head.
 var errTLSFirstRead = errors.New("gateway: more input before the first request than a TLS handshake and a request head take")
 
+// tlsPostHandshakeMax bounds a handshake message a TLS client sends after
+// its first request, its 4-byte header included, as the event loops'
+// TLS listeners bound it (loop/tls.go): crypto/tls keeps one until it is
+// whole, up to 64 KiB (a Certificate 256 KiB), for as long as the client
+// takes, which a connection carrying an event stream or a long call makes
+// without end. A client has one to send: a TLS 1.3 KeyUpdate, 5 bytes
+// (crypto/tls refuses a TLS 1.2 renegotiation once it has the message).
+const tlsPostHandshakeMax = 1 << 10
+
+// errTLSPostHandshake fails the read of a TLS connection whose client
+// sends a longer one: crypto/tls fails the connection with it.
+var errTLSPostHandshake = errors.New("gateway: TLS post-handshake handshake message longer than 1 KiB")
+
 // Read implements net.Conn, bounding a TLS client's input before its
-// first request (tlsFirstReadMax).
+// first request (tlsFirstReadMax) and, after it, the handshake message
+// crypto/tls may be holding (tlsPostHandshakeMax): crypto/tls reads its
+// transport with its input locked, so c.tc's buffers are not in use
+// elsewhere.
 func (c *limitConn) Read(p []byte) (int, error) {
 	if c.firstLeft == 0 || c.read.Load() {
+		if c.tc != nil {
+			if b, a := tlsinput.HandPending(c.tc); max(b, a) > tlsPostHandshakeMax {
+				return 0, errTLSPostHandshake
+			}
+		}
 		return c.Conn.Read(p)
 	}
 	if c.firstLeft < 0 {
@@ -1014,13 +1036,21 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// firstRead tells c's limitConn that a request was read (the server's
-// ConnState hook): its input is no longer bounded by tlsFirstReadMax.
-func firstRead(c net.Conn) {
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
-		c = tc.NetConn()
+// tlsConnState tells a TLS connection's limitConn (the server's ConnState
+// hook) its tls.Conn when it is new, and that a request was read once it
+// is no longer new: its input is then no longer bounded by
+// tlsFirstReadMax, but by tlsPostHandshakeMax.
+func tlsConnState(c net.Conn, st http.ConnState) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
 	}
-	if lc, ok := c.(*limitConn); ok {
+	lc, ok := tc.NetConn().(*limitConn)
+	switch {
+	case !ok:
+	case st == http.StateNew:
+		lc.tc = tc
+	default:
 		lc.read.Store(true)
 	}
 }
