@@ -1228,14 +1228,18 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	g.doPublish(w, r, who.id, pr, o.Acknowledge, 0, nil)
+	g.doPublish(w, r, who, pr, o.Acknowledge, 0, nil)
 }
 
 // doPublish publishes and answers 202 (200 {"publication":id} with
 // acknowledge, or status when set).
-func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, id identity, pr *pubReq, ack bool, status int, errs map[string]int) {
+func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, who *who, pr *pubReq, ack bool, status int, errs map[string]int) {
+	id := who.id
 	if id.unauthenticated() {
 		pr.client = r.RemoteAddr
+	}
+	if pr.retain {
+		pr.cred = g.bearerCredential(who)
 	}
 	s, a, p := g.pool.acquire(id, r.RemoteAddr)
 	if p != nil {
@@ -1248,6 +1252,7 @@ func (g *Server) doPublish(w http.ResponseWriter, r *http.Request, id identity, 
 		writeProblem(w, g.problemOf(res, errs))
 		return
 	}
+	g.recheckRetained(pr.cred)
 	if !ack {
 		if status == 0 {
 			status = http.StatusAccepted

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // Calls, publications and subscriptions on an in-process session. The
@@ -485,6 +486,10 @@ type pubReq struct {
 	// realm's retained events (route.Shard.ReceiveMessageFrom), not in the
 	// shared session's, so that one client cannot take every other's.
 	client string
+	// cred is the bearer token's credential (bearerCredential) of a
+	// retained publication, nil for others: its retained event is dropped
+	// when that token is revoked (route.Shard.ReceiveMessageWith).
+	cred *route.Credential
 }
 
 // checkWAMP is callReq.checkWAMP for a publication.
@@ -532,7 +537,7 @@ func (s *sess) publish(pr *pubReq) *syncReply {
 	if pr.kwargs != nil {
 		m.Kwargs = proto.Raw{Ser: proto.JSON, B: pr.kwargs}
 	}
-	return s.requestFrom(m, nil, true, pr.client)
+	return s.requestFrom(m, nil, true, pr.client, pr.cred)
 }
 
 // runSync posts f to the session's shard and waits for its reply, and for

@@ -3,6 +3,8 @@ package gateway
 import (
 	"errors"
 	"sync"
+
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // SSE streams whose credential no longer authorizes them. A stream (an
@@ -228,4 +230,43 @@ func (g *Server) endWithdrawn(grants []*grant) int {
 		}
 	}
 	return n
+}
+
+// bearerCredential is the route.Credential of a retained publication
+// made with w's bearer token, when its verifier names revocation ids for
+// it (BearerRevoker), else nil. A retained event speaks for its publisher
+// after the request: revoking the token (oauth's OnRevoke, here or
+// synced from another node: cmd has the router revoke the ids) drops the
+// events published with it, as it drops those a WAMP session that logged
+// in with it retained, and the Check, its verifier's Withdrawn, drops
+// them where a client's cut-off or a reload withdrew the token. Before,
+// the gateway's sessions are a principal's, shared by all its tokens, and
+// carried no trace of the token: a revoked (leaked) token's retained
+// events were given to every later subscriber for as long as the router
+// ran. Another token of the principal keeps its own. It is made for
+// retained publications only (the tag they keep: the ids and a copy of
+// the principal without its claims).
+func (g *Server) bearerCredential(w *who) *route.Credential {
+	rv, ok := g.opts.Bearer.(BearerRevoker)
+	if !ok || w == nil || w.p == nil {
+		return nil
+	}
+	ids := rv.RevocationIDs(w.p)
+	if len(ids) == 0 {
+		return nil
+	}
+	p := *w.p
+	p.Claims = nil // for route expressions only; kept with each retained event otherwise
+	return &route.Credential{IDs: ids, Check: func() string { return rv.Withdrawn(&p) }}
+}
+
+// recheckRetained has the router drop what a retained publication made
+// with cred (bearerCredential) just retained when cred was withdrawn
+// meanwhile: a revocation whose walk of the retained events ran between
+// the request's authentication and the publication missed it.
+func (g *Server) recheckRetained(cred *route.Credential) {
+	if cred == nil || g.opts.Router == nil || cred.Check() == "" {
+		return
+	}
+	g.opts.Router.RecheckCredentials(cred.IDs)
 }

@@ -423,7 +423,7 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 			headPublish(w, cr.Acknowledge, cr.Response.Status)
 			return
 		}
-		g.doPublish(w, r, who.id, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
+		g.doPublish(w, r, who, pr, cr.Acknowledge, cr.Response.Status, cr.Errors)
 		return
 	}
 	req := &callReq{uri: cr.Call, args: args, kwargs: kwargs, timeout: cr.Timeout, discloseMe: cr.DiscloseMe}

@@ -365,15 +365,16 @@ func (s *sess) syncDone(m *proto.Message) {
 // answer": a SUBSCRIBE, whose answer the router gives at once). Owned by
 // shard.
 func (s *sess) request(m *proto.Message, onOK func(uint64), later bool) *syncReply {
-	return s.requestFrom(m, onOK, later, "")
+	return s.requestFrom(m, onOK, later, "", nil)
 }
 
 // requestFrom is request for a message of the client at address client
-// (pubReq.client; "" for the session's principal).
-func (s *sess) requestFrom(m *proto.Message, onOK func(uint64), later bool, client string) *syncReply {
+// (pubReq.client; "" for the session's principal), made with credential
+// cred (pubReq.cred; nil for the session's).
+func (s *sess) requestFrom(m *proto.Message, onOK func(uint64), later bool, client string, cred *route.Credential) *syncReply {
 	r := &syncReply{req: m.Request, onOK: onOK}
 	s.sync = r
-	s.q.shard.ReceiveMessageFrom(s.rs, m, client)
+	s.q.shard.ReceiveMessageWith(s.rs, m, client, cred)
 	s.sync = nil
 	if r.done {
 		return r

@@ -285,7 +285,7 @@ func (s *sess) subscribe(k sink, uri string, match proto.Match, retained bool, c
 		if retained {
 			e.awaiting = append(e.awaiting, k)
 		}
-	}, false, client)
+	}, false, client, nil)
 	return r, subID
 }
 

@@ -148,6 +148,12 @@ type Session struct {
 	owner        string
 	ownerSet     bool
 	retainLogged bool
+	// msgCred is the credential its message being handled was made with,
+	// for an in-process peer that carries the requests of several
+	// credentials of one principal (ReceiveMessageWith); credRetainer is
+	// the retainer of the last one (asRetainer).
+	msgCred      *Credential
+	credRetainer *retainer
 
 	// pubSeq counts its publications (publication.seq); wins are its
 	// get_retained subscriptions' windows against live events, and the
@@ -364,9 +370,23 @@ func (s *Shard) ReceiveMessage(ss *Session, m *proto.Message) {
 // share of the wildcard index's walk (Session.walkOwner). "" is
 // ReceiveMessage. Call on the shard's goroutine.
 func (s *Shard) ReceiveMessageFrom(ss *Session, m *proto.Message, client string) {
-	ss.clientAddr = client
+	s.ReceiveMessageWith(ss, m, client, nil)
+}
+
+// ReceiveMessageWith is ReceiveMessageFrom for a message made with a
+// credential of its own, cred (nil: the session's), by an in-process peer
+// whose session carries the requests of several credentials of one
+// principal (the HTTP gateway's session of a user, shared by each of the
+// user's bearer tokens): a retained event it publishes speaks for cred,
+// not for the session's credential, so that revoking cred
+// (RevokeCredentials, or RecheckCredentials where its Check fails) drops
+// it, and revoking another credential of the principal does not. cred is
+// not indexed as the session's: its revocation does not end the session.
+// Call on the shard's goroutine.
+func (s *Shard) ReceiveMessageWith(ss *Session, m *proto.Message, client string, cred *Credential) {
+	ss.clientAddr, ss.msgCred = client, cred
 	s.ReceiveMessage(ss, m)
-	ss.clientAddr = ""
+	ss.clientAddr, ss.msgCred = "", nil
 }
 
 // closeReply reports whether b is the client's GOODBYE reply.

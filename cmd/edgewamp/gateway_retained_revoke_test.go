@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/edgewamp/edgewamp/client"
+)
+
+// retainedBearerYAML: alice (role user) logs in through the client
+// backend, which also holds tokens of its own (role service); both roles
+// may publish through the gateway's bridge, and anonymous WAMP sessions
+// (role reader) may subscribe.
+const retainedBearerYAML = `listeners: [{address: "127.0.0.1:0"}]
+oauth:
+  issuer: http://gateway.test
+  key_files: [KEYFILE]
+realms:
+  - name: realm1
+    security: true
+    anonymous: true
+    anonymous_role: reader
+    roles:
+      - name: reader
+        permissions: [{uri: com.example., match: prefix, allow: [subscribe]}]
+      - name: user
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [publish, subscribe]}]
+      - name: service
+        http_bridge: true
+        permissions: [{uri: com.example., match: prefix, allow: [publish, subscribe]}]
+    users:
+      - {authid: alice, roles: [user], password: "ALICE"}
+    oauth:
+      clients:
+        - {id: backend, secret: "BACKEND", roles: [service], grants: [client_credentials, password]}
+`
+
+// publishRetainedWith publishes args ["<topic>"] to topic, retained,
+// through the gateway of base with bearer token tok.
+func publishRetainedWith(t *testing.T, b *oauthBin, topic, tok string) {
+	t.Helper()
+	g := &gwRouter{router: b.router, base: b.base, hc: b.hc}
+	r, body := g.do(t, "POST", "/wamp/realm1/publish/"+topic, `{"args":["`+topic+`"],"options":{"acknowledge":true,"retain":true}}`,
+		"Authorization", "Bearer "+tok)
+	if r.StatusCode != 200 {
+		t.Fatalf("retained publish to %s: %d %s", topic, r.StatusCode, body)
+	}
+}
+
+// retainedAt reports whether a get_retained SUBSCRIBE to topic at the
+// WAMP listener addr is given a retained event (within wait).
+func retainedAt(t *testing.T, addr, topic string, wait time.Duration) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "realm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan *client.Event, 1)
+	if _, err := s.Subscribe(ctx, topic, func(ev *client.Event) {
+		select {
+		case got <- ev:
+		default:
+		}
+	}, &client.SubscribeOptions{GetRetained: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// TestGatewayRetainedDroppedWhenTokenRevoked: a retained event published
+// through the gateway with a bearer token speaks for that token after the
+// request, as one a WAMP session logged in with the token retained does:
+// revoking the token at /oauth/revoke drops it, as it drops the WAMP
+// session's. Before, the gateway's pooled sessions are per principal, not
+// per token, and carried no trace of the token: a revoked (leaked) token's
+// retained events were given to every later subscriber for as long as the
+// router ran. Another login of the same user keeps its own; a client's
+// own token (client_credentials: revoked through the client's cut-off,
+// which the router re-checks) is dropped too.
+func TestGatewayRetainedDroppedWhenTokenRevoked(t *testing.T) {
+	yml := strings.NewReplacer("KEYFILE", oauthKeyFile(t), "ALICE", mustHash(t, oaAlicePW), "BACKEND", mustHash(t, oaBackendPW)).Replace(retainedBearerYAML)
+	b, _ := startOAuthBin(t, yml)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conf := b.oauth2Config("backend", oaBackendPW)
+	revoked, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW) // another login of alice
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := (&clientcredentials.Config{ClientID: "backend", ClientSecret: oaBackendPW, TokenURL: b.base + "/oauth/token"}).Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRetainedWith(t, b, "com.example.revoked", revoked.AccessToken)
+	publishRetainedWith(t, b, "com.example.kept", kept.AccessToken)
+	publishRetainedWith(t, b, "com.example.service", svc.AccessToken)
+	for _, topic := range []string{"com.example.revoked", "com.example.kept", "com.example.service"} {
+		if !retainedAt(t, b.addr, topic, 5*time.Second) {
+			t.Fatalf("%s: not retained before any revocation", topic)
+		}
+	}
+
+	for _, tok := range []string{revoked.AccessToken, svc.AccessToken} {
+		if st, body := b.post(t, "/oauth/revoke", url.Values{"token": {tok}}, "backend", oaBackendPW); st != 200 {
+			t.Fatalf("revoke: %d %v", st, body)
+		}
+	}
+	// The drops run off the event loops: wait for their log lines (two:
+	// the token's, and the client cut-off's re-check), then look.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(b.logs(), "the credential they were published with was revoked") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		topic string
+		kept  bool
+	}{{"com.example.revoked", false}, {"com.example.service", false}, {"com.example.kept", true}} {
+		got := retainedAt(t, b.addr, c.topic, time.Second)
+		switch {
+		case got && !c.kept:
+			t.Errorf("%s: the retained event published with the revoked token is still delivered", c.topic)
+		case !got && c.kept:
+			t.Errorf("%s: the retained event of another login of the same user was dropped", c.topic)
+		}
+	}
+	if t.Failed() {
+		t.Logf("log (tail):\n%s", tail(b.logs(), 20))
+	}
+}
+
+// meshEventuallyRetained waits until a get_retained on topic at addr
+// finds an event (want) or none.
+func meshEventuallyRetained(t *testing.T, addr, topic string, want bool) {
+	t.Helper()
+	meshEventually(t, 15*time.Second, func() error {
+		if got := retainedAt(t, addr, topic, 500*time.Millisecond); got != want {
+			return fmt.Errorf("%s at %s: retained %v, want %v", topic, addr, got, want)
+		}
+		return nil
+	})
+}
