@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -190,6 +191,13 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		// (gateway.ErrBearerStale), a genuine token no guess.
 		return nil, errTokenExpiredCached
 	}
+	// The claims' types first: a registered claim of the wrong type is a
+	// malformed token, whether or not jwx would read it as a date that
+	// has passed.
+	msg, err := jws.Parse([]byte(token))
+	if err != nil || len(msg.Signatures()) == 0 || registeredClaimTypes(msg.Payload()) != nil {
+		return nil, errToken
+	}
 	keys := v.keys.Load()
 	opts := []jwt.ParseOption{jwt.WithKeySet(keys.set, jws.WithInferAlgorithmFromKey(false)), jwt.WithValidate(true),
 		jwt.WithAcceptableSkew(30 * time.Second)}
@@ -216,7 +224,7 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		// realm), revoked or signed by a key the server no longer has.
 		return nil, errOwnIssuer
 	}
-	if err := accessToken([]byte(token), tok); err != nil {
+	if err := accessToken(msg, tok); err != nil {
 		return nil, err
 	}
 	if p, err = principalOf(tok); err != nil {
@@ -289,13 +297,10 @@ var idTokenClaims = []string{"nonce", "at_hash", "c_hash", "s_hash"}
 // for the issuers that do not type their access tokens (most IdPs before
 // RFC 9068), JWT, application/jwt or none, unless the token carries an
 // ID token's claims. Refused: any other typ (an issuer's typed ID, logout
-// or event tokens). Only protected headers are read: an unprotected one
-// can be changed by anyone holding the token. Runs on a cache miss only.
-func accessToken(raw []byte, tok jwt.Token) error {
-	msg, err := jws.Parse(raw)
-	if err != nil || len(msg.Signatures()) == 0 {
-		return errToken
-	}
+// or event tokens). Only protected headers are read (of msg, the token's
+// JWS): an unprotected one can be changed by anyone holding the token.
+// Runs on a cache miss only.
+func accessToken(msg *jws.Message, tok jwt.Token) error {
 	typed := true // every signature's header says at+jwt
 	for _, sig := range msg.Signatures() {
 		switch typ := sig.ProtectedHeaders().Type(); {
@@ -327,6 +332,64 @@ func accessToken(raw []byte, tok jwt.Token) error {
 		}
 	}
 	return nil
+}
+
+// registeredClaimTypes returns errToken when a registered claim of the
+// JWT claims set payload (RFC 7519 §4.1) is not of its JSON type: exp,
+// nbf and iat NumericDates (numbers), iss, sub and jti strings, aud a
+// string or an array of strings. jwx reads a date written as a string (a
+// number in quotes, or an RFC 3339 date) as that date: a token whose exp
+// was "<in an hour>", "99999999999" or "2099-01-01T00:00:00Z" was
+// accepted until then, though no conforming issuer writes one (the
+// router's OAuth2 server would not take it). Runs on a cache miss only,
+// before the signature check (a payload is at most the request's head).
+func registeredClaimTypes(payload []byte) error {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(payload, &c) != nil {
+		return errToken
+	}
+	for k, v := range c {
+		ok := true
+		switch k {
+		case "exp", "nbf", "iat":
+			ok = jsonKind(v) == '0'
+		case "iss", "sub", "jti":
+			ok = jsonKind(v) == '"'
+		case "aud":
+			switch jsonKind(v) {
+			case '"':
+			case '[':
+				var l []json.RawMessage
+				ok = json.Unmarshal(v, &l) == nil
+				for _, x := range l {
+					ok = ok && jsonKind(x) == '"'
+				}
+			default:
+				ok = false
+			}
+		}
+		if !ok {
+			return errToken
+		}
+	}
+	return nil
+}
+
+// jsonKind is the kind of the JSON value v: '"' a string, '[' an array,
+// '{' an object, '0' a number, 't' a boolean, 'n' null.
+func jsonKind(v json.RawMessage) byte {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return 0
+	}
+	switch c := v[0]; {
+	case c == '-' || c >= '0' && c <= '9':
+		return '0'
+	case c == 'f':
+		return 't'
+	default:
+		return c
+	}
 }
 
 var errTokenRealms = errors.New(`the token names more than one realm, or an empty one (aud "wamp:<realm>"): a token is bound to one realm`)
