@@ -158,3 +158,59 @@ func meshEventuallyRetained(t *testing.T, addr, topic string, want bool) {
 		return nil
 	})
 }
+
+// TestGatewayRetainedDroppedWhenTokenUserRemoved: a reload that removes
+// the user a bearer token was issued to drops the retained events
+// published through the gateway with the token, as it drops those of the
+// user's WAMP sessions (README, Reload): the token's credential's Check
+// (the OAuth2 server's: "the user was removed") is asked again by the
+// router's re-check of the retained events. Before a retained
+// publication carried its token's credential (gateway bearerCredential),
+// the gateway's session of the user kept them for as long as the router
+// ran. Another user's stays.
+func TestGatewayRetainedDroppedWhenTokenUserRemoved(t *testing.T) {
+	yml := strings.NewReplacer("KEYFILE", oauthKeyFile(t), "ALICE", mustHash(t, oaAlicePW), "BACKEND", mustHash(t, oaBackendPW)).Replace(retainedBearerYAML)
+	yml = strings.Replace(yml, "    users:\n", "    users:\n      - {authid: bob, roles: [user], password: \"BOBPW\"}\n", 1)
+	yml = strings.Replace(yml, "BOBPW", mustHash(t, "bob-oauth-pw"), 1)
+	gw := "gateway:\n  listen: 127.0.0.1:0\n"
+	g := startReloadedGateway(t, yml+gw)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := &oauthBin{router: g.router, base: g.base, hc: g.hc}
+	conf := b.oauth2Config("backend", oaBackendPW)
+	alice, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := conf.PasswordCredentialsToken(ctx, "bob", "bob-oauth-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRetainedWith(t, b, "com.example.alice", alice.AccessToken)
+	publishRetainedWith(t, b, "com.example.bob", bob.AccessToken)
+	for _, topic := range []string{"com.example.alice", "com.example.bob"} {
+		if !retainedAt(t, g.addr, topic, 5*time.Second) {
+			t.Fatalf("%s: not retained before the reload", topic)
+		}
+	}
+	// alice removed; the reload completes once its re-check of the
+	// retained events has run.
+	line := "      - {authid: alice, roles: [user], password: \"" + mustHashOf(yml, "alice") + "\"}\n"
+	if !strings.Contains(yml, line) {
+		t.Fatalf("no alice line in\n%s", yml)
+	}
+	g.reload(strings.Replace(yml, line, "", 1) + gw)
+	if retainedAt(t, g.addr, "com.example.alice", time.Second) {
+		t.Errorf("the retained event published with the token of a user the reload removed is still delivered\n%s", tail(g.logs(), 10))
+	}
+	if !retainedAt(t, g.addr, "com.example.bob", 5*time.Second) {
+		t.Error("another user's retained event was dropped by the reload")
+	}
+}
+
+// mustHashOf returns the password hash of authid's line in yml.
+func mustHashOf(yml, authid string) string {
+	_, rest, _ := strings.Cut(yml, "{authid: "+authid+", roles: [user], password: \"")
+	h, _, _ := strings.Cut(rest, "\"")
+	return h
+}
