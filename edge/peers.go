@@ -1183,6 +1183,16 @@ func (n *Node) applySync(m *nats.Msg) {
 		n.peers.publish()
 	}
 	n.r.MeshSync(p.idx, p.name, regs)
+	if n.claims != nil {
+		// p may have taken a claim of this node over after the check at
+		// its join (not having heard this node again yet) and given it
+		// back on losing the conflict, before its directory answered:
+		// none of its single part ever reached this directory, which
+		// checks on its leaving (route.MeshClaimCheck), and the store
+		// held no claim for this node's registration until the next
+		// join. What p took over before its answer is found now.
+		n.claims.recheckHeld()
+	}
 	p.ver, p.synced, p.askedAt = ver, true, time.Time{}
 	pending := p.pending
 	p.pending = nil
