@@ -211,15 +211,30 @@ func TestClaimLoserStandbyTakesOverAfterWinnerUnregisters(t *testing.T) {
 		t.Fatalf("REGISTER on the hub of the edge's single procedure, asked of the store: %v, want %s", err, proto.URIProcedureAlreadyExists)
 	}
 
-	// The handover: the hub reads no directory change meanwhile.
+	// The handover: the hub reads no directory change until the store
+	// has granted the standby's claim; its REGISTERED waits for the
+	// edge's change (route's heldGrant).
 	release := stallControl(t, hub, nil)
 	if err := edgeCallee.Unregister(ctx, edgeReg); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = standby.Register(ctx, "com.held", h, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := standby.Register(ctx, "com.held", h, nil)
+		done <- err
+	}()
+	eventually(t, 10*time.Second, func() error {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		e, err := hub.n.claims.kv.Get(gctx, claimKey("realm1", proto.MatchExact, "com.held"))
+		if err != nil || string(e.Value()) != string(hub.n.claims.value()) {
+			return fmt.Errorf("the store has not granted the standby's claim: %v", err)
+		}
+		return nil
+	})
 	release()
-	if err != nil {
+	if err := <-done; err != nil {
 		t.Fatalf("a standby on the hub, registering after the edge's UNREGISTERED: %v (%v)", err, time.Since(start))
 	}
 }

@@ -308,7 +308,10 @@ func TestClaimWaitAfterAnEarlierRouteFlap(t *testing.T) {
 // unregisters). a's REGISTER must see the release well before its wait
 // ends. Before, a claim parked on a lost route did not ask the store
 // again until its wait (2 x peer_timeout) ended or the holder was taken
-// for dead.
+// for dead. The store's grant is what is checked: a's directory still
+// shows c's callee (a hears nothing of c), so the grant is held for it
+// (route's heldGrant) and refused past meshRevokeGrace (before, it was
+// REGISTERED and revoked for c's callee a second later).
 func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 	t.Parallel()
 	nodes := clusterWith(t, func(o *Options) {
@@ -328,6 +331,17 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 	killHard(c)
 	routeGone(t, a, "c")
 	storeAnswers(t, ctx, a, s)
+	grantedAt := make(chan time.Time, 1)
+	hook := func(op string, err error) error {
+		if op == "create" && err == nil {
+			select {
+			case grantedAt <- time.Now():
+			default:
+			}
+		}
+		return err
+	}
+	a.n.claims.testHookStore.Store(&hook)
 	done := registerOnly(ctx, s)
 	// b takes c for dead, takes the procedure over, and gives it back.
 	var reg *client.Registration
@@ -343,12 +357,12 @@ func TestClaimParkedOnLostRouteSeesARelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("REGISTER on a of the procedure c held, after b gave it back: %v", err)
-		}
+	case <-grantedAt:
 	case <-time.After(2 * time.Second):
-		t.Fatalf("REGISTER on a of the procedure c held still waits 2 s after b gave it back (a's wait on c's lost route is %v)", 2*a.n.opts.PeerTimeout)
+		t.Fatalf("the claim on a of the procedure c held still waits 2 s after b gave it back (a's wait on c's lost route is %v)", 2*a.n.opts.PeerTimeout)
+	}
+	if err := <-done; err != nil && wampErr(err) != proto.URIProcedureAlreadyExists {
+		t.Fatalf("REGISTER on a of the procedure c held, granted by the store while a's directory shows c's callee: %v, want REGISTERED or %s", err, proto.URIProcedureAlreadyExists)
 	}
 	release()
 }

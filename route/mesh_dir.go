@@ -33,6 +33,9 @@ type meshDir struct {
 	byKey  map[regKey]map[MeshNode]dirEntry
 	byNode map[MeshNode]map[regKey]struct{}
 	claims map[regKey]bool // single registrations being claimed here
+	// grants are the claims granted while another node's single part
+	// stands here, waiting for it to leave (heldGrant); nil when none.
+	grants map[regKey]*heldGrant
 }
 
 // maxDirEntries bounds the directory entries one node may hold here (per
@@ -152,7 +155,11 @@ func (rm *Realm) dirSet(node MeshNode, name string, e MeshReg) {
 		}
 		m[node] = dirEntry{MeshReg: e, name: name}
 	}
-	if rm.meshRebuild(k) || !single || rm.r.ms.check == nil {
+	deleted := rm.meshRebuild(k)
+	if d.grants != nil {
+		rm.grantsChanged(k)
+	}
+	if deleted || !single || rm.r.ms.check == nil {
 		return
 	}
 	// Another node's single part left a single registration this node

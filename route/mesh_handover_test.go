@@ -57,7 +57,9 @@ func TestMeshUnregisteredAfterRelease(t *testing.T) {
 // decides: REGISTERED, and once B reads A's change there is no conflict
 // left (no callee revoked) and B's callee serves A's callers. A REGISTER
 // on A then is refused: B holds it. Before, B refused
-// procedure_already_exists from its directory.
+// procedure_already_exists from its directory. B's REGISTERED waits for
+// A's change (heldGrant); a grant whose other part stays shown for
+// meshRevokeGrace is refused and given back.
 func TestMeshSingleRegisterWhileDirectoryLags(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 1, nil)
 	a := es[0].join(proto.JSON)
@@ -69,8 +71,12 @@ func TestMeshSingleRegisterWhileDirectoryLags(t *testing.T) {
 	mm.mu.Unlock()
 	a.send(&proto.Message{Type: proto.CodeUnregister, Request: 100, ID: id})
 	a.expect(proto.CodeUnregistered)
-	b.register("com.one", nil)
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: 200, Dict: b.opts(nil), URI: []byte("com.one")})
+	b.quiet() // granted, held while A's callee is shown
 	mm.release()
+	if m := b.expect(proto.CodeRegistered); m.Request != 200 {
+		t.Fatalf("REGISTERED %s", describe(m))
+	}
 	mm.sync()
 	caller := es[0].join(proto.JSON)
 	req := caller.call("com.one", nil, nil, nil)
@@ -87,6 +93,25 @@ func TestMeshSingleRegisterWhileDirectoryLags(t *testing.T) {
 	}
 	a.send(&proto.Message{Type: proto.CodeRegister, Request: 101, Dict: a.opts(nil), URI: []byte("com.one")})
 	a.expectError(proto.CodeRegister, 101, proto.URIProcedureAlreadyExists)
+
+	// A's change never read within meshRevokeGrace: refused, the claim
+	// given back.
+	id = a.register("com.two", nil)
+	mm.sync()
+	mm.mu.Lock()
+	mm.hold = true
+	mm.mu.Unlock()
+	a.send(&proto.Message{Type: proto.CodeUnregister, Request: 102, ID: id})
+	a.expect(proto.CodeUnregistered)
+	start := time.Now()
+	b.send(&proto.Message{Type: proto.CodeRegister, Request: 201, Dict: b.opts(nil), URI: []byte("com.two")})
+	b.expectError(proto.CodeRegister, 201, proto.URIProcedureAlreadyExists)
+	if d := time.Since(start); d < meshRevokeGrace-50*time.Millisecond {
+		t.Fatalf("refused after %v, want after meshRevokeGrace", d)
+	}
+	mm.release()
+	mm.sync()
+	b.register("com.two", nil)
 }
 
 // With the claim store unreachable (a claim accepted provisionally), the

@@ -1769,6 +1769,116 @@ func (s *Shard) nextClaim(ss *Session) {
 
 // claimed completes a REGISTER once its claim is answered.
 func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
+	if err == nil && ss.state == stEstablished && ss.realm.holdGrant(s, ss, req, match, uri, ce) {
+		return // answered once the other node's part leaves, or refused (heldGrant)
+	}
+	s.claimDone(ss, req, match, uri, ce, err)
+}
+
+// A claim the store granted while this node's directory shows another
+// node's single registration of the procedure, with callees (a standby's
+// REGISTER that overtook the winner's UNREGISTER in the directory, or the
+// store's gap after a conflict: the loser gave back the claim it had
+// taken over, and the winner has not claimed it back yet). The REGISTER
+// is answered once that part leaves the directory, within
+// meshRevokeGrace: a part still shown then would have revoked this
+// node's callee (it registered first), and the REGISTER is refused
+// procedure_already_exists, the claim given back. Before, it was
+// REGISTERED at once: a node that never saw the conflict (its sync of
+// the loser's directory came after the loser revoked, or it joined
+// after) held a second exclusive registration of a procedure that stands
+// until the directory revoked it a second later. The claim stays marked
+// (meshDir.claims) meanwhile, and the session's turn (claims.busy) taken.
+type heldGrant struct {
+	s     *Shard
+	ss    *Session
+	req   uint64
+	match proto.Match
+	uri   string
+	ce    callee
+}
+
+// remoteSingleStands reports whether reg is another node's single
+// registration with callees, none of this node's. Call with rm.mu held.
+func remoteSingleStands(reg *registration) bool {
+	if reg.invoke != proto.InvokeSingle || reg.list().len() > 0 {
+		return false
+	}
+	rl := reg.remote.Load()
+	return rl != nil && len(*rl) > 0
+}
+
+// holdGrant holds a claim the store granted (heldGrant) while the
+// directory shows another node's single part of it, and reports whether
+// it did. Shard goroutine.
+func (rm *Realm) holdGrant(s *Shard, ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
+	k := regKey{match, uri}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if reg, ok := rm.regs.get(match, uri); !ok || !remoteSingleStands(reg) {
+		return false
+	}
+	d := rm.dir()
+	if d.grants == nil {
+		d.grants = map[regKey]*heldGrant{}
+	}
+	g := &heldGrant{s: s, ss: ss, req: req, match: match, uri: uri, ce: ce}
+	d.grants[k] = g // one at a time: the key stays in d.claims
+	time.AfterFunc(meshRevokeGrace, func() {
+		rm.mu.Lock()
+		defer rm.mu.Unlock()
+		if rm.mdir != nil && rm.mdir.grants[k] == g {
+			rm.settleGrant(k, g)
+		}
+	})
+	return true
+}
+
+// grantsChanged settles the held grant of k, if any, once the directory
+// no longer shows another node's single part of it. Call with mu held
+// for writing, after a directory change of k.
+func (rm *Realm) grantsChanged(k regKey) {
+	g := rm.mdir.grants[k]
+	if g == nil {
+		return
+	}
+	if reg, ok := rm.regs.get(k.match, k.uri); ok && remoteSingleStands(reg) {
+		return
+	}
+	rm.settleGrant(k, g)
+}
+
+// settleGrant ends g's wait: its shard answers it (grantSettled). Call
+// with mu held.
+func (rm *Realm) settleGrant(k regKey, g *heldGrant) {
+	delete(rm.mdir.grants, k)
+	if len(rm.mdir.grants) == 0 {
+		rm.mdir.grants = nil
+	}
+	if g.s.Do(func() { g.s.grantSettled(g) }) != nil {
+		rm.r.mesh.Release(rm.name, g.match, g.uri)
+	}
+}
+
+// grantSettled answers a held grant: REGISTERED when the other node's
+// part left the directory, else refused and the claim given back.
+func (s *Shard) grantSettled(g *heldGrant) {
+	rm := g.ss.realm
+	rm.mu.Lock()
+	reg, ok := rm.regs.get(g.match, g.uri)
+	stands := ok && remoteSingleStands(reg)
+	rm.mu.Unlock()
+	if stands && g.ss.state == stEstablished {
+		s.r.mesh.Release(rm.name, g.match, g.uri)
+		s.claimDone(g.ss, g.req, g.match, g.uri, g.ce, ErrMeshClaimed)
+		return
+	}
+	s.claimDone(g.ss, g.req, g.match, g.uri, g.ce, nil)
+}
+
+// claimDone completes a REGISTER once its claim is answered (and, granted,
+// not held: heldGrant).
+func (s *Shard) claimDone(ss *Session, req uint64, match proto.Match, uri string, ce callee, err error) {
 	ss.claims.busy--
 	defer s.nextClaim(ss)
 	rm := ss.realm
