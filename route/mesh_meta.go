@@ -1679,7 +1679,9 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 	rm := ss.realm
 	k := regKey{match, uri}
 	rm.mu.Lock()
-	if reg, exists := rm.regs.get(match, uri); exists && !staleRemoteSingle(reg) {
+	reg, exists := rm.regs.get(match, uri)
+	held := exists && wonHeld(reg)
+	if exists && !held && !staleRemoteSingle(reg) {
 		rm.mu.Unlock()
 		return false // addCallee answers
 	}
@@ -1693,8 +1695,15 @@ func (s *Shard) meshClaim(ss *Session, req uint64, match proto.Match, uri string
 		d.claims = map[regKey]bool{}
 	}
 	d.claims[k] = true
-	rm.mu.Unlock()
 	ss.claims.busy++
+	if held {
+		// Not asked of the store while the winner's part is shown
+		// (wonHeld): asked once it leaves, refused if it stays.
+		rm.holdLocked(&heldGrant{s: s, ss: ss, req: req, match: match, uri: uri, ce: ce, unclaimed: true})
+		rm.mu.Unlock()
+		return true
+	}
+	rm.mu.Unlock()
 	s.r.mesh.Claim(rm.name, match, uri, func(err error) {
 		if s.Do(func() { s.claimed(ss, req, match, uri, ce, err) }) != nil && (err == nil || errors.Is(err, ErrMeshProvisional)) {
 			s.r.mesh.Release(rm.name, match, uri)
@@ -1789,13 +1798,32 @@ func (s *Shard) claimed(ss *Session, req uint64, match proto.Match, uri string, 
 // after) held a second exclusive registration of a procedure that stands
 // until the directory revoked it a second later. The claim stays marked
 // (meshDir.claims) meanwhile, and the session's turn (claims.busy) taken.
+//
+// A REGISTER in the mesh's hold after a conflict of single registrations
+// (wonHeld: this node lost it, or saw it between two other nodes) is
+// held the same way before its claim (unclaimed), and asked of the store
+// only once the winner's part leaves: the store may hold no claim for the
+// winner's registration then (the winner claims it back within the
+// hold), and the REGISTER is not granted from that gap, nor takes the
+// key the winner claims back. Before, it was refused at once: a standby
+// whose REGISTER overtook the winner's UNREGISTER in this node's
+// directory within the hold was refused procedure_already_exists though
+// nobody held the procedure.
 type heldGrant struct {
-	s     *Shard
-	ss    *Session
-	req   uint64
-	match proto.Match
-	uri   string
-	ce    callee
+	s         *Shard
+	ss        *Session
+	req       uint64
+	match     proto.Match
+	uri       string
+	ce        callee
+	unclaimed bool
+}
+
+// wonHeld reports whether reg is in the mesh's hold after a conflict of
+// single registrations (registration.wonByRemote, remoteConflict) with
+// the winner's part shown here. Call with rm.mu held.
+func wonHeld(reg *registration) bool {
+	return remoteSingleStands(reg) && (reg.remoteConflict || reg.wonByRemote && time.Now().Before(reg.wonUntil))
 }
 
 // remoteSingleStands reports whether reg is another node's single
@@ -1812,17 +1840,23 @@ func remoteSingleStands(reg *registration) bool {
 // directory shows another node's single part of it, and reports whether
 // it did. Shard goroutine.
 func (rm *Realm) holdGrant(s *Shard, ss *Session, req uint64, match proto.Match, uri string, ce callee) bool {
-	k := regKey{match, uri}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if reg, ok := rm.regs.get(match, uri); !ok || !remoteSingleStands(reg) {
 		return false
 	}
+	rm.holdLocked(&heldGrant{s: s, ss: ss, req: req, match: match, uri: uri, ce: ce})
+	return true
+}
+
+// holdLocked holds g until the other node's part of its procedure leaves
+// the directory, meshRevokeGrace at most. Call with mu held for writing.
+func (rm *Realm) holdLocked(g *heldGrant) {
+	k := regKey{g.match, g.uri}
 	d := rm.dir()
 	if d.grants == nil {
 		d.grants = map[regKey]*heldGrant{}
 	}
-	g := &heldGrant{s: s, ss: ss, req: req, match: match, uri: uri, ce: ce}
 	d.grants[k] = g // one at a time: the key stays in d.claims
 	time.AfterFunc(meshRevokeGrace, func() {
 		rm.mu.Lock()
@@ -1831,7 +1865,6 @@ func (rm *Realm) holdGrant(s *Shard, ss *Session, req uint64, match proto.Match,
 			rm.settleGrant(k, g)
 		}
 	})
-	return true
 }
 
 // grantsChanged settles the held grant of k, if any, once the directory
@@ -1855,7 +1888,7 @@ func (rm *Realm) settleGrant(k regKey, g *heldGrant) {
 	if len(rm.mdir.grants) == 0 {
 		rm.mdir.grants = nil
 	}
-	if g.s.Do(func() { g.s.grantSettled(g) }) != nil {
+	if g.s.Do(func() { g.s.grantSettled(g) }) != nil && !g.unclaimed {
 		rm.r.mesh.Release(rm.name, g.match, g.uri)
 	}
 }
@@ -1867,7 +1900,22 @@ func (s *Shard) grantSettled(g *heldGrant) {
 	rm.mu.Lock()
 	reg, ok := rm.regs.get(g.match, g.uri)
 	stands := ok && remoteSingleStands(reg)
+	if g.unclaimed {
+		delete(rm.dir().claims, regKey{g.match, g.uri})
+	}
 	rm.mu.Unlock()
+	if g.unclaimed {
+		g.ss.claims.busy--
+		defer s.nextClaim(g.ss)
+		switch {
+		case g.ss.state != stEstablished:
+		case stands:
+			s.replyError(g.ss, proto.CodeRegister, g.req, proto.URIProcedureAlreadyExists, "procedure "+strconv.Quote(g.uri)+" is already registered")
+		case !s.meshClaim(g.ss, g.req, g.match, g.uri, g.ce):
+			s.addCallee(g.ss, g.req, g.match, proto.InvokeSingle, g.uri, g.ce)
+		}
+		return
+	}
 	if stands && g.ss.state == stEstablished {
 		s.r.mesh.Release(rm.name, g.match, g.uri)
 		s.claimDone(g.ss, g.req, g.match, g.uri, g.ce, ErrMeshClaimed)
