@@ -145,7 +145,7 @@ func (m *meshConfig) cleartextWarning() string {
 				continue
 			}
 			if u, err := url.Parse(s); err != nil || u.Scheme != "tls" && !loopbackHost(u.Hostname()) {
-				where = append(where, key+" "+s)
+				where = append(where, key+" "+redactedURL(s))
 			}
 		}
 	}
@@ -154,7 +154,10 @@ func (m *meshConfig) cleartextWarning() string {
 	if token {
 		listen("mesh.leaf.listen", m.Leaf.Listen)
 		dial("mesh.leaf.remotes", m.Leaf.Remotes...)
-		dial("mesh.nats_url", m.NatsURL)
+		// A list, as edge reads it: before, it was taken for one URL,
+		// whose second password was shown and whose loopback addresses
+		// were warned of.
+		dial("mesh.nats_url", splitList(m.NatsURL)...)
 	}
 	if len(where) == 0 {
 		return ""
@@ -165,6 +168,33 @@ func (m *meshConfig) cleartextWarning() string {
 	}
 	return "mesh: without mesh.tls, " + what + " crosses the network in clear text (" + strings.Join(where, ", ") +
 		"): anyone on the path can read it and join the mesh; set mesh.tls (cert, key, ca), or keep these addresses on loopback or a network you trust"
+}
+
+// redactedURL is the mesh URL s for a warning, its user part (a
+// password, or NATS's token as the user: nats://TOKEN@host) replaced by
+// xxxxx, as edge writes URLs in its log lines and errors. Before,
+// cleartextWarning quoted the URL whole, and check-config printed, and
+// run logged into the journal at every start, the credential that
+// secretWarnings names by its key only.
+func redactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			scheme, _, ok := strings.Cut(s, "://")
+			if !ok {
+				return "xxxxx" + s[i:]
+			}
+			return scheme + "://xxxxx" + s[i:]
+		}
+		return s
+	}
+	if u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); !ok {
+		u.User = url.User("xxxxx")
+	}
+	return u.Redacted()
 }
 
 // openWarning says, when a mesh port on an address other hosts reach
