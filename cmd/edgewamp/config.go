@@ -797,7 +797,7 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 
 // fractions appends to errs a line for each number with a fraction
 // (1.5, -0.5, 2.5e-1) that n, decoded into a value of type t at path (a
-// dotted key, as findKeysAt writes it), gives a whole-number key. yaml
+// dotted key, as cleanYAMLError writes it), gives a whole-number key. yaml
 // takes a float for an integer and drops the fraction: `loops: 1.5` ran
 // one loop, `max_connections_per_address: 0.5` turned the bound off (0)
 // and `auth_failures.block_after: 0.9` took the default, and
@@ -924,7 +924,15 @@ func mergedFractions(errs []string, v *yaml.Node, t reflect.Type, path string) [
 // cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found
 // in type main.config" into one readable line per problem.
 func cleanYAMLError(err error, data []byte) error {
-	var root *yaml.Node
+	var root *lineIndex // built once, at the first message that needs it
+	doc := func() *lineIndex {
+		if root == nil {
+			n := &yaml.Node{}
+			_ = yaml.Unmarshal(data, n)
+			root = indexLines(n)
+		}
+		return root
+	}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -942,11 +950,7 @@ func cleanYAMLError(err error, data []byte) error {
 			var line int
 			var name string
 			if _, err := fmt.Sscanf(l, "line %d: key %s is not", &line, &name); err == nil {
-				if root == nil {
-					root = &yaml.Node{}
-					_ = yaml.Unmarshal(data, root)
-				}
-				at := keyPathsAt(nil, root, "", line, name)
+				at := doc().keyPaths(line, name)
 				if len(at) == 1 && at[0] != name {
 					l += " (at " + at[0] + ")"
 				}
@@ -968,18 +972,10 @@ func cleanYAMLError(err error, data []byte) error {
 			l = tabError(l, m, data)
 		}
 		if m := keyedErrRE.FindStringSubmatch(l); m != nil {
-			if root == nil {
-				root = &yaml.Node{}
-				_ = yaml.Unmarshal(data, root)
-			}
-			l = keyedErrorAt(root, m, l)
+			l = keyedErrorAt(doc(), m, l)
 		}
 		if m := typeErrRE.FindStringSubmatch(l); m != nil {
-			if root == nil {
-				root = &yaml.Node{}
-				_ = yaml.Unmarshal(data, root)
-			}
-			l = typeError(root, m)
+			l = typeError(doc(), m)
 		}
 		lines = append(lines, l)
 	}
@@ -1028,14 +1024,14 @@ var keyedErrRE = regexp.MustCompile(`^line (\d+): (".*)$`)
 
 // keyedErrorAt names the key of the keyedError message l (keyedErrRE's
 // groups m), unless another value on the line looks the same.
-func keyedErrorAt(root *yaml.Node, m []string, l string) string {
+func keyedErrorAt(root *lineIndex, m []string, l string) string {
 	line, _ := strconv.Atoi(m[1])
 	q, err := strconv.QuotedPrefix(m[2])
 	if err != nil {
 		return l
 	}
 	v, _ := strconv.Unquote(q)
-	if keys := findKeysAt(nil, root, "", line, yaml.ScalarNode, v); len(keys) == 1 {
+	if keys := root.valuePaths(line, yaml.ScalarNode, v); len(keys) == 1 {
 		return fmt.Sprintf("line %d: %s: %s", line, keys[0], m[2])
 	}
 	return l
@@ -1049,7 +1045,7 @@ var typeErrRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `
 // typeError rewrites yaml's wrong-type message m (typeErrRE's groups) to
 // name the key and what it takes, in the configuration's words instead of
 // Go's: "line 3: loops takes a whole number, not `two`".
-func typeError(root *yaml.Node, m []string) string {
+func typeError(root *lineIndex, m []string) string {
 	line, _ := strconv.Atoi(m[1])
 	kinds := map[string]yaml.Kind{"seq": yaml.SequenceNode, "map": yaml.MappingNode}
 	kind, ok := kinds[m[2]]
@@ -1086,7 +1082,7 @@ func typeError(root *yaml.Node, m []string) string {
 	// mapping starts on its first key's line, so `gateway:\n  listen: {a:
 	// 1}` has two mappings on line 2; the one whose Go type yaml names is
 	// the key (before, "line 2: a value takes a single value").
-	keys := findKeysAt(nil, root, "", line, kind, m[3])
+	keys := root.valuePaths(line, kind, m[3])
 	if len(keys) > 1 {
 		var typed []string
 		for _, k := range keys {
@@ -1103,7 +1099,7 @@ func typeError(root *yaml.Node, m []string) string {
 }
 
 // nearestKey is the configuration key under parent (a dotted path, as
-// findKeysAt writes it; "" for the top level) nearest to name, a key the
+// cleanYAMLError writes it; "" for the top level) nearest to name, a key the
 // file gives there that is not known, or "" when none is near: the same
 // but for case, '-' for '_', or within two edits (one for a name of three
 // letters or fewer), a swap of two letters counting one. Before, a typo
@@ -1161,7 +1157,7 @@ func editDistance(a, b string) int {
 }
 
 // typeAtPath is the Go type of the configuration's value at path (as
-// findKeysAt writes it, "realms[0].users[1].password"), or nil.
+// cleanYAMLError writes it, "realms[0].users[1].password"), or nil.
 func typeAtPath(t reflect.Type, path string) reflect.Type {
 	for _, part := range strings.Split(path, ".") {
 		name, idx, _ := strings.Cut(part, "[")
@@ -1195,28 +1191,91 @@ func typeAtPath(t reflect.Type, path string) reflect.Type {
 	return t
 }
 
-// keyPathsAt appends to paths the dotted paths of the mapping keys named
-// name on line.
-func keyPathsAt(paths []string, n *yaml.Node, path string, line int, name string) []string {
+// lineIndex holds the mapping keys and the values of a YAML document by
+// the line they start on, for the messages of cleanYAMLError, which name
+// the key an error of yaml's, given by its line, is about. It is built in
+// one walk of the document, and a path is written out only for the keys
+// and values a message asks about. Before, each message walked the whole
+// document and wrote out the path of every key on the way: the work grew
+// with the errors times the file, and 5,000 users' mistyped key (one in a
+// fleet's generated file) kept check-config, and every SIGHUP, busy 31 s.
+type lineIndex struct {
+	keys   map[int][]indexed // mapping keys
+	values map[int][]indexed // the values of mappings, lists and the document
+}
+
+// indexed is a node of the document and where it is.
+type indexed struct {
+	n  *yaml.Node
+	at *pathPart
+}
+
+// pathPart is the last step of a dotted path, as cleanYAMLError writes
+// it ("realms[0].users[1].password"): a mapping key, or a list index
+// (key ""); up is the path it goes on from (nil: the top level).
+type pathPart struct {
+	up    *pathPart
+	key   string
+	index int
+	list  bool
+}
+
+func (p *pathPart) String() string {
+	if p == nil {
+		return ""
+	}
+	up := p.up.String()
+	switch {
+	case p.list:
+		return up + "[" + strconv.Itoa(p.index) + "]"
+	case up == "":
+		return p.key
+	}
+	return up + "." + p.key
+}
+
+// indexLines indexes the document n (yaml's node tree, aliases not
+// followed).
+func indexLines(n *yaml.Node) *lineIndex {
+	x := &lineIndex{keys: map[int][]indexed{}, values: map[int][]indexed{}}
+	x.add(n, nil)
+	return x
+}
+
+// add indexes what n holds, n being at path at. Keys and values are
+// kept in the order of the document, which the messages' choices
+// follow.
+func (x *lineIndex) add(n *yaml.Node, at *pathPart) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			paths = keyPathsAt(paths, c, path, line, name)
+			x.values[c.Line] = append(x.values[c.Line], indexed{c, at})
+			x.add(c, at)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			if n.Content[i].Line == line && n.Content[i].Value == name {
-				paths = append(paths, p)
-			}
-			paths = keyPathsAt(paths, n.Content[i+1], p, line, name)
+			k, v := n.Content[i], n.Content[i+1]
+			p := &pathPart{up: at, key: k.Value}
+			x.keys[k.Line] = append(x.keys[k.Line], indexed{k, p})
+			x.values[v.Line] = append(x.values[v.Line], indexed{v, p})
+			x.add(v, p)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			paths = keyPathsAt(paths, c, fmt.Sprintf("%s[%d]", path, i), line, name)
+			p := &pathPart{up: at, index: i, list: true}
+			x.values[c.Line] = append(x.values[c.Line], indexed{c, p})
+			x.add(c, p)
+		}
+	}
+}
+
+// keyPaths returns the dotted paths of the mapping keys named name on
+// line.
+func (x *lineIndex) keyPaths(line int, name string) []string {
+	var paths []string
+	for _, k := range x.keys[line] {
+		if k.n.Value == name {
+			paths = append(paths, k.at.String())
 		}
 	}
 	return paths
@@ -1231,34 +1290,15 @@ func sameText(value, shown string) bool {
 	return value == shown
 }
 
-// findKeysAt appends to keys the dotted paths ("realms[0].anonymous") of
-// the values of kind (and, for a scalar, text) that start on line.
-func findKeysAt(keys []string, n *yaml.Node, path string, line int, kind yaml.Kind, text string) []string {
-	var kids []*yaml.Node
-	var paths []string
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			kids, paths = append(kids, c), append(paths, path)
+// valuePaths returns the dotted paths ("realms[0].anonymous") of the
+// values of kind (and, for a scalar, text) that start on line; the
+// document itself is "the configuration".
+func (x *lineIndex) valuePaths(line int, kind yaml.Kind, text string) []string {
+	var keys []string
+	for _, v := range x.values[line] {
+		if v.n.Kind == kind && (kind != yaml.ScalarNode || sameText(v.n.Value, text)) {
+			keys = append(keys, cmp.Or(v.at.String(), "the configuration"))
 		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			kids, paths = append(kids, n.Content[i+1]), append(paths, p)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			kids, paths = append(kids, c), append(paths, fmt.Sprintf("%s[%d]", path, i))
-		}
-	}
-	for i, c := range kids {
-		if c.Line == line && c.Kind == kind && (kind != yaml.ScalarNode || sameText(c.Value, text)) {
-			keys = append(keys, cmp.Or(paths[i], "the configuration"))
-		}
-		keys = findKeysAt(keys, c, paths[i], line, kind, text)
 	}
 	return keys
 }
