@@ -79,7 +79,7 @@ func (h *heapFloor) UnmarshalYAML(n *yaml.Node) error {
 	case off:
 		*h = heapFloor{set: true}
 	case v > 1<<30:
-		return fmt.Errorf("line %d: runtime.heap_floor %s is above 1GiB", n.Line, n.Value)
+		return runtimeError("line %d: runtime.heap_floor %s is above 1GiB", n.Line, n.Value)
 	default:
 		*h = heapFloor{set: true, bytes: int64(v)} // 0 is off too
 	}
@@ -102,9 +102,19 @@ func autoOffSize(n *yaml.Node, key, example string) (v int, auto, off bool, err 
 		return 0, false, true, nil
 	}
 	if v, err = parseSize(n.Value); err != nil {
-		return 0, false, false, fmt.Errorf("line %d: runtime.%s: want auto, off or a size: %v", n.Line, key, err)
+		return 0, false, false, runtimeError("line %d: runtime.%s: want auto, off or a size: %v", n.Line, key, err)
 	}
 	return v, false, false, nil
+}
+
+// runtimeError is a runtime key's refusal as yaml's TypeError, which yaml
+// gathers with the file's other errors and decodes on past (as a
+// duration's or a size's, keyedError.typeError). Before, these were plain
+// errors, which ended the decoding: check-config showed a gogc of 5 or a
+// heap_floor over 1GiB alone, every other error of the file unsaid, those
+// on the lines before it too.
+func runtimeError(format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf(format, args...)}}
 }
 
 // memLimit is "auto" (the zero value), "off", or a size.
@@ -123,7 +133,7 @@ func (m *memLimit) UnmarshalYAML(n *yaml.Node) error {
 	case off:
 		*m = memLimit{set: true, bytes: math.MaxInt64}
 	case v < 16<<20:
-		return fmt.Errorf("line %d: runtime.memory_limit %s is below 16MiB: the router would spend its time collecting garbage", n.Line, n.Value)
+		return runtimeError("line %d: runtime.memory_limit %s is below 16MiB: the router would spend its time collecting garbage", n.Line, n.Value)
 	default:
 		*m = memLimit{set: true, bytes: int64(v)}
 	}
@@ -139,7 +149,8 @@ type gcPercent struct {
 
 func (g *gcPercent) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a percentage like 100, or off", n.Line)
+		got := map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.MappingNode: "a mapping"}[n.Kind]
+		return runtimeError("line %d: runtime.gogc takes a percentage like 100, or off, not %s", n.Line, cmp.Or(got, "that"))
 	}
 	if strings.TrimSpace(n.Value) == "off" {
 		*g = gcPercent{set: true, percent: -1}
@@ -147,7 +158,7 @@ func (g *gcPercent) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := strconv.Atoi(strings.TrimSpace(n.Value))
 	if err != nil || v < 10 || v > 10000 {
-		return fmt.Errorf("line %d: runtime.gogc must be a percentage between 10 and 10000, or off, not %q", n.Line, n.Value)
+		return runtimeError("line %d: runtime.gogc must be a percentage between 10 and 10000, or off, not %q", n.Line, n.Value)
 	}
 	*g = gcPercent{set: true, percent: v}
 	return nil
