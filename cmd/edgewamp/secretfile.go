@@ -50,7 +50,9 @@ func (c *config) inlineSecrets() []string {
 	}
 	// A user part in a NATS URL is a credential (a user and password, or
 	// a token), and so is a credential header the gateway sends upstream.
-	if urlCredential(c.Mesh.NatsURL) {
+	// nats_url is a list, as edge reads it (before, it was taken for one
+	// URL, and a credential in any URL but the first was missed).
+	if slices.ContainsFunc(splitList(c.Mesh.NatsURL), urlCredential) {
 		keys = append(keys, "mesh.nats_url")
 	}
 	for i, u := range c.Mesh.Cluster.Routes {
