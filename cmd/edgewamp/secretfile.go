@@ -65,17 +65,26 @@ func (c *config) inlineSecrets() []string {
 			keys = append(keys, fmt.Sprintf("mesh.leaf.remotes[%d]", i))
 		}
 	}
+	// An upstream URL's user part too: net/http sends it as Basic
+	// credentials (before, only the header form was warned of).
 	for i, ce := range g.Callees {
+		if urlCredential(ce.URL) {
+			keys = append(keys, fmt.Sprintf("gateway.callees[%d].url", i))
+		}
 		keys = append(keys, credentialHeaders(fmt.Sprintf("gateway.callees[%d].headers", i), ce.Headers)...)
 	}
 	for i, w := range g.Webhooks {
+		if urlCredential(w.URL) {
+			keys = append(keys, fmt.Sprintf("gateway.webhooks[%d].url", i))
+		}
 		keys = append(keys, credentialHeaders(fmt.Sprintf("gateway.webhooks[%d].headers", i), w.Headers)...)
 	}
 	return keys
 }
 
 // urlCredential reports whether the URL s carries a user part (NATS
-// takes nats://user:password@host, and nats://token@host).
+// takes nats://user:password@host, and nats://token@host; net/http sends
+// http://user:password@host's as Basic credentials).
 func urlCredential(s string) bool {
 	u, err := url.Parse(strings.TrimSpace(s))
 	return err == nil && u.User != nil

@@ -24,6 +24,9 @@ func TestURLAndHeaderSecretsWarned(t *testing.T) {
 		{"nats_url list", "mesh:\n  node: n1\n  nats_url: \"nats://127.0.0.1:4222, nats://svc:pa55w0rd@127.0.0.1:4223\"\n", "mesh.nats_url"},
 		{"leaf remote", "mesh:\n  node: n1\n  leaf: {remotes: [\"nats://127.0.0.1:7422\", \"nats://t0ken@127.0.0.1:7423\"]}\n", "mesh.leaf.remotes[1]"},
 		{"callee header", "gateway:\n  listen: 127.0.0.1:0\n  callees:\n    - {name: com.up, realm: realm1, procedure: com.up, url: \"http://127.0.0.1:1/x\", headers: {X-Trace: \"1\", Authorization: \"Bearer abcdef\"}}\n", "gateway.callees[0].headers.Authorization"},
+		// net/http sends an upstream URL's user info as Basic credentials.
+		{"callee URL", "gateway:\n  listen: 127.0.0.1:0\n  callees:\n    - {name: com.up, realm: realm1, procedure: com.up, url: \"http://svc:pa55w0rd@127.0.0.1:1/x\"}\n", "gateway.callees[0].url"},
+		{"webhook URL", "gateway:\n  listen: 127.0.0.1:0\n  webhooks:\n    - {name: com.ev, realm: realm1, topic: com.ev, url: \"http://svc:pa55w0rd@127.0.0.1:1/x\"}\n", "gateway.webhooks[0].url"},
 		{"webhook header", "gateway:\n  listen: 127.0.0.1:0\n  webhooks:\n    - {name: com.ev, realm: realm1, topic: com.ev, url: \"http://127.0.0.1:1/x\", headers: {X-Api-Key: \"abcdef\"}}\n", "gateway.webhooks[0].headers.X-Api-Key"},
 		{"no secret", "mesh:\n  node: n1\n  leaf: {remotes: [\"nats://127.0.0.1:7422\"]}\ngateway:\n  listen: 127.0.0.1:0\n  callees:\n    - {name: com.up, realm: realm1, procedure: com.up, url: \"http://127.0.0.1:1/x\", headers: {X-Trace: \"1\"}}\n", ""},
 	} {
