@@ -777,6 +777,10 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 	if doc == nil {
 		return nil, errors.New("the configuration is empty")
 	}
+	if m := hugeMapping(doc.Content[0]); m != nil {
+		at, _ := pathTo(doc.Content[0], m, nil)
+		return nil, fmt.Errorf("line %d: %s holds %d keys, more than a mapping of the configuration may (%d): no key takes so many, and yaml's check for a key given twice takes time with the square of their number", m.Line, cmp.Or(at.String(), "the configuration"), len(m.Content)/2, maxMappingKeys)
+	}
 	// Strictly, through a decoder (a node's Decode has no KnownFields);
 	// the empty documents before it leave c as it is.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -793,6 +797,57 @@ func decodeStrict(data []byte, c *config) (*yaml.Node, error) {
 			return nil, cleanYAMLError(err, data)
 		}
 	}
+}
+
+// maxMappingKeys bounds the keys of a mapping of the configuration, far
+// past any (a gateway's errors or headers, the top level: a few dozen).
+// yaml's strict decoding compares each key of a mapping with every later
+// one (the check for a key given twice): 30,000 unknown top-level keys
+// (289 KB) kept check-config 9 s, a gateway.errors of 100,000 URIs
+// (2.8 MB) minutes, and a 16 MiB file of them hours, every SIGHUP too,
+// which held the reload path (TLS certificate rotation among it) that
+// long. 10,000 keys take some 0.1 s.
+const maxMappingKeys = 10_000
+
+// hugeMapping returns the first mapping under n (in the document's order,
+// aliases not followed: the mapping they name is under n too) with more
+// than maxMappingKeys keys, or nil.
+func hugeMapping(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.MappingNode && len(n.Content)/2 > maxMappingKeys {
+		return n
+	}
+	for _, c := range n.Content {
+		if m := hugeMapping(c); m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// pathTo returns the path of target under n, n being at at, as
+// lineIndex writes it; ok false when target is not under n.
+func pathTo(n, target *yaml.Node, at *pathPart) (_ *pathPart, ok bool) {
+	if n == target {
+		return at, true
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if p, ok := pathTo(n.Content[i+1], target, &pathPart{up: at, key: n.Content[i].Value}); ok {
+				return p, true
+			}
+			if p, ok := pathTo(n.Content[i], target, at); ok { // a mapping as a key
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p, ok := pathTo(c, target, &pathPart{up: at, index: i, list: true}); ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // fractions appends to errs a line for each number with a fraction
