@@ -130,9 +130,11 @@ func (m *meshConfig) cleartextWarning() string {
 	}
 	token := m.Credentials.Token != "" || m.Credentials.TokenEnv != ""
 	nkey := m.Credentials.NKeySeed != "" || m.Credentials.NKeySeedFile != ""
-	if !token && !nkey {
-		return ""
-	}
+	// Without mesh.credentials, a URL's own user part (a NATS user and
+	// password, or a token: nats://user:password@host, nats://token@host)
+	// is the credential sent in clear, on the URLs that have one. Before,
+	// nothing was said of it.
+	urlOnly := !token && !nkey
 	var where []string
 	listen := func(key, addr string) {
 		if host, _, err := net.SplitHostPort(addr); addr != "" && (err != nil || !loopbackHost(host)) {
@@ -141,7 +143,7 @@ func (m *meshConfig) cleartextWarning() string {
 	}
 	dial := func(key string, urls ...string) {
 		for _, s := range urls {
-			if s == "" {
+			if s == "" || urlOnly && !urlCredential(s) {
 				continue
 			}
 			if u, err := url.Parse(s); err != nil || u.Scheme != "tls" && !loopbackHost(u.Hostname()) {
@@ -149,10 +151,14 @@ func (m *meshConfig) cleartextWarning() string {
 			}
 		}
 	}
-	listen("mesh.cluster.listen", m.Cluster.Listen)
+	if !urlOnly {
+		listen("mesh.cluster.listen", m.Cluster.Listen)
+	}
 	dial("mesh.cluster.routes", m.Cluster.Routes...)
-	if token {
-		listen("mesh.leaf.listen", m.Leaf.Listen)
+	if token || urlOnly {
+		if token {
+			listen("mesh.leaf.listen", m.Leaf.Listen)
+		}
 		dial("mesh.leaf.remotes", m.Leaf.Remotes...)
 		// A list, as edge reads it: before, it was taken for one URL,
 		// whose second password was shown and whose loopback addresses
@@ -163,7 +169,10 @@ func (m *meshConfig) cleartextWarning() string {
 		return ""
 	}
 	what := "the mesh token"
-	if !token {
+	switch {
+	case urlOnly:
+		what = "the credential in a mesh URL (its user part)"
+	case !token:
 		what = "the route password derived from the nkey seed"
 	}
 	return "mesh: without mesh.tls, " + what + " crosses the network in clear text (" + strings.Join(where, ", ") +

@@ -49,6 +49,14 @@ func TestClearTextWarningHidesURLCredentials(t *testing.T) {
 			t.Errorf("check-config printed a URL's credential:\n%s", e)
 		}
 	}
+	// Without mesh.credentials, a URL's own user part is the credential
+	// that crosses in clear: said of the URLs that have one. Before,
+	// nothing was said.
+	p2 := writeFile(t, "url.yaml", "mesh: {node: a, leaf: {remotes: [\"nats://bob:"+secret+"@192.0.2.1:7422\", \"nats://192.0.2.2:7422\"]}}\n")
+	if _, e, code := runCLI("check-config", p2); code != 0 || !strings.Contains(e, "the credential in a mesh URL (its user part) crosses the network in clear text (mesh.leaf.remotes nats://bob:xxxxx@192.0.2.1:7422)") ||
+		strings.Contains(e, "192.0.2.2") || strings.Contains(e, secret) {
+		t.Errorf("a leaf remote's own credential without mesh.credentials: check-config exit %d:\n%s", code, e)
+	}
 	// run: the leaf remote from the flag, a hub that does not answer
 	// (TEST-NET-1); the warning comes at start.
 	r := launch(t, exec.Command(binPath, "run", "-config", p, "-listen", "127.0.0.1:0", "-cluster-listen", "127.0.0.1:0",
