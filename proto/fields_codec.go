@@ -68,6 +68,14 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		if err != nil {
 			return err
 		}
+		if k == KeyTimeout {
+			u, ok := msOf(&t)
+			if !ok {
+				return d.fieldErr(lay, info.name, "must be a non-negative number of milliseconds below 2^63")
+			}
+			f.SetUint(k, u)
+			break
+		}
 		u, ok := uintOf(&t)
 		if !ok || (info.kind == kindID && u > MaxID) {
 			if info.kind == kindID {
@@ -220,6 +228,28 @@ func uintOf(t *tok) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// msOf is uintOf for CALL.Options.timeout and INVOCATION.Details.timeout
+// (milliseconds), where a client may send a fraction: the WAMP spec says integer, but an
+// Autobahn|JS application's timeout is what it computed, and 1.005*1000 is
+// 1004.9999999999999 in JavaScript. Ending the caller's session for it (a
+// protocol violation) left that call unsettled in Autobahn|JS. A finite
+// non-negative number is rounded to the nearest integer, a positive one to
+// 1 at least (0 would mean no timeout). NaN, infinities, negative numbers
+// and those of 2^63 or more are refused.
+func msOf(t *tok) (uint64, bool) {
+	if t.k != kFloat {
+		return uintOf(t)
+	}
+	if !(t.f >= 0 && t.f < math.MaxInt64) { // NaN fails both
+		return 0, false
+	}
+	r := math.Round(t.f)
+	if r == 0 && t.f > 0 {
+		r = 1
+	}
+	return uint64(r), true
 }
 
 func enumOK(allowed []string, s []byte) bool {

@@ -68,6 +68,18 @@ var kindCases = map[keyKind][]keyCase{
 	},
 }
 
+// timeoutCases are the timeout key's: a number of milliseconds, a fraction
+// rounded (JavaScript's 1.005*1000 is 1004.9999999999999), a positive one
+// to 1 at least.
+var timeoutCases = []keyCase{
+	{`0`, true, uint64(0)}, {`1000`, true, uint64(1000)}, {`18446744073709551615`, true, uint64(1<<64 - 1)},
+	{`1000.0`, true, uint64(1000)}, {`1004.9999999999999`, true, uint64(1005)}, {`300.00000000000006`, true, uint64(300)}, {`1.5`, true, uint64(2)},
+	{`2999.4`, true, uint64(2999)}, {`0.2`, true, uint64(1)}, {`0.0`, true, uint64(0)},
+	{`9223372036854774784.0`, true, uint64(9223372036854774784)},
+	{`-1`, false, nil}, {`-0.5`, false, nil}, {`"5"`, false, nil}, {`[]`, false, nil}, {`null`, false, nil},
+	{`18446744073709551616`, false, nil}, {`1e300`, false, nil}, {`9223372036854775808.0`, false, nil},
+}
+
 // enumCases lists the values of each enum key beyond the allowed ones.
 var enumCases = map[Key][]keyCase{
 	KeyMatch:         {{`"x_custom"`, false, nil}, {`"Exact"`, false, nil}},
@@ -84,6 +96,9 @@ func TestKeyDecoding(t *testing.T) {
 	for k := Key(0); k < numKeys; k++ {
 		info := keys[k]
 		cases := kindCases[info.kind]
+		if k == KeyTimeout {
+			cases = timeoutCases
+		}
 		if info.kind == kindEnum {
 			cases = nil
 			for _, v := range info.enum {
@@ -131,7 +146,7 @@ func TestKeyErrorNamesDict(t *testing.T) {
 		{`[16,1,{"acknowledge":"yes"},"t"]`, "PUBLISH.Options.acknowledge must be a bool"},
 		{`[36,1,2,{"publisher":"x"}]`, "EVENT.Details.publisher must be an id"},
 		{`[49,1,{"mode":"nuke"}]`, "CANCEL.Options.mode has a value that is not allowed"},
-		{`[68,1,2,{"timeout":-5}]`, "INVOCATION.Details.timeout must be a non-negative integer"},
+		{`[68,1,2,{"timeout":-5}]`, "INVOCATION.Details.timeout must be a non-negative number of milliseconds below 2^63"},
 		{`[8,48,1,{"message":7},"e"]`, "ERROR.Details.message must be a string"},
 		{`[64,1,[],"p"]`, "REGISTER.Options must be a dictionary"},
 		{`[70,1,"x"]`, "YIELD.Options must be a dictionary"},

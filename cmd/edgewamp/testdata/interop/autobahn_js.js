@@ -225,6 +225,14 @@ async function suite() {
     H.check('rpc.timeout elapsed', dt < 2500, `${dt} ms`);
   });
 
+  // A timeout the application computed: 1.005 * 1000 is 1004.9999999999999
+  // in JavaScript. The router ended the session for it (ABORT
+  // wamp.error.protocol_violation), and Autobahn|JS never settled the call.
+  await H.step('rpc.timeout_fraction', async () => {
+    const r = await H.withTimeout(A.call('t.echo', ['fraction'], {}, { timeout: 1.005 * 1000 }), 5000, 't.echo with timeout 1.005*1000');
+    H.eq('rpc.timeout_fraction result', r, 'fraction');
+  });
+
   await H.step('rpc.shared_roundrobin', async () => {
     const rb = await B.register('t.shared', () => 'bob', { invoke: 'roundrobin' });
     const rc = await C.register('t.shared', () => 'carol', { invoke: 'roundrobin' });
