@@ -722,11 +722,14 @@ func (l *authLimiter) settle(k loginKey, reserved, failed bool, now time.Time) (
 // logCut returns s cut to its first 64 bytes (at a UTF-8 character's
 // start), for a log line: what a client chooses (an authid, a URI) can
 // be kilobytes long.
-func logCut(s string) string {
-	if len(s) <= 64 {
+func logCut(s string) string { return logCutN(s, 64) }
+
+// logCutN is logCut to n bytes.
+func logCutN(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	i := 64
+	i := n
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}

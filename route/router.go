@@ -279,6 +279,9 @@ type Router struct {
 	// failLogs, lockLogs and panicLogs bound the failed-authentication,
 	// lockout and panicking-Authenticator log lines (authrecover.go).
 	failLogs, lockLogs, panicLogs lineLimiter
+	// abortLogs bounds the lines of sessions aborted for what their
+	// clients sent (Shard.abortLogged).
+	abortLogs lineLimiter
 	// authnPanics and authzPanics count the panics recovered in
 	// Authenticators (and the rest of a login's check) and Authorizers
 	// (authrecover.go; Stats).

@@ -484,12 +484,12 @@ func (s *Shard) checkRequest(ss *Session, m *proto.Message) bool {
 // supports, in the client's order.
 func (s *Shard) hello(ss *Session, m *proto.Message) {
 	if !proto.ValidURI(m.URI, proto.URILoose) {
-		s.abort(ss, proto.URIInvalidURI, "HELLO realm is not a valid URI")
+		s.abortLogged(ss, proto.URIInvalidURI, "HELLO realm is not a valid URI")
 		return
 	}
 	rm := s.r.Realm(string(m.URI))
 	if rm == nil {
-		s.abort(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
+		s.abortLogged(ss, proto.URINoSuchRealm, "no realm "+strconv.Quote(string(m.URI)))
 		return
 	}
 	// The login keeps authid and authrole until it ends (WAMP-CRA builds
@@ -594,7 +594,7 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 		s.abort(ss, errAuthPanicked.URI, errAuthPanicked.Message)
 		return
 	}
-	s.abort(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
+	s.abortLogged(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
 }
 
 // MaxAuthIDLen bounds HELLO's authid and authrole (bytes, decoded): a
@@ -1081,7 +1081,7 @@ func (s *Shard) welcome(ss *Session, rm *Realm, id *Identity, method string, int
 			rm.mu.Unlock()
 			s.r.dropSession(ss)
 			ss.state = stAuthPending
-			s.abort(ss, proto.URIPayloadSizeExceeded, "WELCOME does not fit in the client's maximum message length")
+			s.abortLogged(ss, proto.URIPayloadSizeExceeded, "WELCOME does not fit in the client's maximum message length")
 			return
 		}
 	}
@@ -1130,9 +1130,37 @@ func (s *Shard) abort(ss *Session, reason, message string) {
 // Violations).
 func (s *Shard) protocolError(ss *Session, message string) {
 	s.stats.ProtocolErrors.Add(1)
-	s.r.log.Debug("protocol violation", "session", ss.id, "remote", ss.transport.RemoteAddr, "message", message)
-	s.abort(ss, proto.URIProtocolViolation, message)
+	s.abortLogged(ss, proto.URIProtocolViolation, message)
 }
+
+// abortLogged is abort for a session the router ends for what its client
+// sent (a protocol violation, an unknown realm, a message longer than it
+// takes): it logs the ABORT at info with its reason and message, at most
+// authLogsPerSecond lines a second (a flood of bad sessions is counted in
+// the next line written). Before, it was logged at debug only, and the
+// transport's close line ("session_closed") is debug too: an operator saw
+// nothing of a real client whose sessions kept ending. Logins refused are
+// logged by authFailed and the limiter instead.
+func (s *Shard) abortLogged(ss *Session, reason, message string) {
+	if ss.state >= stClosing {
+		return // as abort
+	}
+	if suppressed, ok := s.r.abortLogs.take(s.r.now()); ok {
+		args := []any{"remote", ss.transport.RemoteAddr, "reason", reason, "message", logCutN(message, maxAbortLogMessage)}
+		if ss.id != 0 && ss.realm != nil {
+			args = append(args, "session", ss.id, "realm", ss.realm.name, "authid", logCut(ss.authID))
+		}
+		if suppressed > 0 {
+			args = append(args, "abort_logs_suppressed", suppressed)
+		}
+		s.r.log.Info("session aborted", args...)
+	}
+	s.abort(ss, reason, message)
+}
+
+// maxAbortLogMessage bounds the message of an ABORT in its log line
+// (bytes): it may quote what the client sent.
+const maxAbortLogMessage = 256
 
 // sendClose sends ABORT or GOODBYE (code) with reason and, if not empty,
 // message as details.message, and reports whether it was sent. When the
@@ -1207,7 +1235,7 @@ func (s *Shard) sendMsg(ss *Session, m *proto.Message, class Class) error {
 	if err == ErrPeerTooBig && class == ClassControl && m.Type != proto.CodeWelcome {
 		s.r.log.Debug("control message too long for the peer; closing", "session", ss.id, "type", m.Type.String(), "len", n)
 		if m.Type != proto.CodeAbort && m.Type != proto.CodeGoodbye {
-			s.abort(ss, proto.URIPayloadSizeExceeded, "a "+m.Type.String()+" exceeds the client's maximum message length")
+			s.abortLogged(ss, proto.URIPayloadSizeExceeded, "a "+m.Type.String()+" exceeds the client's maximum message length")
 		}
 		s.leave(ss)
 		ss.finish()
