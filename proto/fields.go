@@ -20,6 +20,7 @@ const (
 	KeyProgress                   // CALL/YIELD.Options, RESULT/INVOCATION.Details
 	KeyDiscloseCaller             // REGISTER.Options
 	KeyForwardTimeout             // REGISTER.Options
+	KeyForceReregister            // REGISTER.Options (Crossbar.io's)
 	KeyRetained                   // EVENT.Details
 	KeyAckDelivery                // EVENT.Details x_acknowledged_delivery
 
@@ -129,6 +130,7 @@ var keys = func() (t [numKeys]keyInfo) {
 	def(KeyProgress, "progress", kindBool)
 	def(KeyDiscloseCaller, "disclose_caller", kindBool)
 	def(KeyForwardTimeout, "forward_timeout", kindBool)
+	def(KeyForceReregister, "force_reregister", kindBool)
 	def(KeyRetained, "retained", kindBool)
 	def(KeyAckDelivery, "x_acknowledged_delivery", kindBool)
 	def(KeyCaller, "caller", kindID)
@@ -201,6 +203,8 @@ func lookupKey(b []byte) (Key, bool) {
 		return KeyDiscloseCaller, true
 	case "forward_timeout":
 		return KeyForwardTimeout, true
+	case "force_reregister":
+		return KeyForceReregister, true
 	case "retained":
 		return KeyRetained, true
 	case "x_acknowledged_delivery":

@@ -282,6 +282,9 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		return
 	}
 	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.wallNow()}
+	if m.Opt.Bool(proto.KeyForceReregister, false) && s.forceReregister(ss, m.Request, match, invoke, uri, ce) {
+		return // answered, or once the callees it replaces are off
+	}
 	if s.r.mesh != nil && invoke == proto.InvokeSingle && (s.singlesFull(ss, m.Request, match, uri) || s.meshClaim(ss, m.Request, match, uri, ce)) {
 		return // refused, or REGISTERED or an ERROR once the mesh answers the claim
 	}

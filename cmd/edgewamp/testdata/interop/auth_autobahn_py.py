@@ -338,6 +338,24 @@ async def authz():
         eq("authz.granted publish+subscribe", items[0], ["ev1"])
     await step("authz.granted", granted)
 
+    async def force_reregister():
+        # Crossbar.io's force_reregister: a second session of bob (same
+        # authid and authrole) takes bob's procedure over, the old callee
+        # told with UNREGISTERED (Autobahn|Python announces
+        # registration_revocation) and its session kept; alice (another
+        # authid) cannot. The router ignored the option:
+        # procedure_already_exists.
+        B2 = await joined(["wampcra"], authid="bob", respond=wampcra(CREDS["bob_secret"]))
+        await B.register(lambda: "old", "app.rpc.force")
+        await B2.register(lambda: "new", "app.rpc.force", options=RegisterOptions(force_reregister=True))
+        eq("authz.force_reregister same authid takes over", await asyncio.wait_for(A.call("app.rpc.force"), 5), "new")
+        eq("authz.force_reregister old session kept", await asyncio.wait_for(B.call("app.rpc.echo", "b-up"), 5), "b-up")
+        e = await expect_error(A.register(lambda: "alice", "app.rpc.force", options=RegisterOptions(force_reregister=True)), "force_reregister by another authid")
+        eq("authz.force_reregister other authid refused", e.error, "wamp.error.procedure_already_exists")
+        eq("authz.force_reregister still the new callee", await asyncio.wait_for(A.call("app.rpc.force"), 5), "new")
+        await B2.leave()
+    await step("authz.force_reregister", force_reregister)
+
     async def outside():
         denied("authz.outside call", await expect_error(A.call("other.proc"), "call other.proc"))
         await alive("authz.outside call")

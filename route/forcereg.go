@@ -1,0 +1,84 @@
+package route
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// reasonReregistered is the reason of the UNREGISTERED a callee replaced
+// by a force_reregister gets (Crossbar.io's).
+const reasonReregistered = "wamp.error.unregistered"
+
+// forceReregister handles REGISTER.Options.force_reregister (Crossbar.io's
+// option, which Autobahn|Python sends): a service that restarts while its
+// old session lingers (a half-open connection, a process not yet dead)
+// takes its procedure over instead of getting
+// wamp.error.procedure_already_exists. When the registration (match, uri)
+// has callees here and every one has ss's authid and authrole, each is
+// taken off it on its own shard as by wamp.registration.remove_callee (an
+// UNREGISTERED with reason wamp.error.unregistered to a callee that
+// announced registration_revocation; the Dealer must not send it to
+// others), and the REGISTER is then carried out (addCallee, with its own
+// policy) once all are off. Only the same identity: anonymous authids are
+// drawn per session, and another authid's or role's callee is not
+// replaced (the REGISTER goes on as without the option, and is refused).
+// On a mesh, where a single registration's claim and other nodes'
+// callees would have to be handed over, a REGISTER that would replace
+// callees is refused (wamp.error.option_not_allowed). It reports whether
+// it answered or will answer the REGISTER. Cold path (REGISTER only).
+func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
+	rm := ss.realm
+	var old []*Session
+	foreign, remote := false, false
+	rm.mu.RLock()
+	reg, ok := rm.regs.get(match, uri)
+	if ok {
+		for c := range reg.list().all() {
+			if c.s.authID != ss.authID || c.s.authRole != ss.authRole {
+				foreign = true
+				break
+			}
+			old = append(old, c.s)
+		}
+		if p := reg.remote.Load(); p != nil && len(*p) > 0 {
+			remote = true
+		}
+	}
+	rm.mu.RUnlock()
+	switch {
+	case foreign || len(old) == 0 && !remote:
+		return false // as without the option: refused, or nothing to replace
+	case s.r.mesh != nil:
+		s.replyError(ss, proto.CodeRegister, req, proto.URIOptionNotAllowed,
+			"force_reregister is not supported on a mesh: procedure "+strconv.Quote(uri)+" stays registered")
+		return true
+	}
+	var pending atomic.Int32
+	pending.Store(int32(len(old)))
+	finish := func() {
+		if ss.state == stEstablished {
+			s.addCallee(ss, req, match, invoke, uri, ce)
+		}
+	}
+	for _, x := range old {
+		done := func() {
+			x.shard.registrationRemoved(x, reg, reasonReregistered)
+			if pending.Add(-1) != 0 {
+				return
+			}
+			if x.shard == s {
+				finish()
+			} else {
+				s.Do(finish) // refused when this loop stopped: ss is gone with it
+			}
+		}
+		if x.shard == s {
+			done()
+		} else if x.shard.Do(done) != nil && pending.Add(-1) == 0 {
+			s.Do(finish) // that loop stopped: its sessions are gone with it
+		}
+	}
+	return true
+}
