@@ -15,6 +15,9 @@ func trailingZeros(h uint64) int { return bits.TrailingZeros64(h) }
 type Decoder struct {
 	scratch []byte
 	badURI  bool // this message's URI element is not UTF-8 text
+	// badTimeout: the message's timeout option is a number msOf refuses
+	// (ErrBadTimeout).
+	badTimeout bool
 	// TakeProtoKey, set, has Decode take a dictionary key "__proto__"
 	// where it refuses it otherwise (ErrKeyNotString: in a payload, below
 	// a dictionary's top level), telling where it met one (ProtoKey).
@@ -49,7 +52,7 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	}
 	d.Release()
 	d.scratch = d.scratch[:0]
-	d.badURI, d.protoDict, d.protoPayload = false, false, false
+	d.badURI, d.badTimeout, d.protoDict, d.protoPayload = false, false, false, false
 	r := rd{b: b, ser: ser, takeProto: d.TakeProtoKey}
 	s, err := r.beginArray()
 	if err != nil {
@@ -107,6 +110,9 @@ func (d *Decoder) Decode(ser Serializer, b []byte, m *Message) error {
 	}
 	if d.badURI {
 		return ErrBadURIText
+	}
+	if d.badTimeout {
+		return ErrBadTimeout
 	}
 	return nil
 }

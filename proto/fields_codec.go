@@ -70,10 +70,14 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 		}
 		if k == KeyTimeout {
 			u, ok := msOf(&t)
-			if !ok {
+			switch {
+			case ok:
+				f.SetUint(k, u)
+			case t.k == kInt || t.k == kBig || t.k == kFloat:
+				d.badTimeout = true // ErrBadTimeout, once the rest has decoded
+			default:
 				return d.fieldErr(lay, info.name, "must be a non-negative number of milliseconds below 2^63")
 			}
-			f.SetUint(k, u)
 			break
 		}
 		u, ok := uintOf(&t)

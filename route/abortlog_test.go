@@ -27,17 +27,17 @@ func TestClientAbortLoggedAtInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = s.Call(ctx, "com.x", nil, nil, &client.CallOptions{Options: map[string]any{"timeout": -1}})
+	_, err = s.Call(ctx, "com.x", nil, nil, &client.CallOptions{Options: map[string]any{"disclose_me": "yes"}})
 	var we *client.Error
 	if !errors.As(err, &we) || we.URI != proto.URIProtocolViolation {
-		t.Fatalf("call with timeout -1: %v, want ABORT %s", err, proto.URIProtocolViolation)
+		t.Fatalf("call with disclose_me \"yes\": %v, want ABORT %s", err, proto.URIProtocolViolation)
 	}
 	_, err = client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "no.such.realm", Serializer: proto.JSON})
 	if !errors.As(err, &we) || we.URI != proto.URINoSuchRealm {
 		t.Fatalf("HELLO to an unknown realm: %v, want ABORT %s", err, proto.URINoSuchRealm)
 	}
 	want := [][]string{
-		{"level=INFO", "reason=" + proto.URIProtocolViolation, "CALL.Options.timeout must be", "session=" + strconv.FormatUint(s.ID(), 10)},
+		{"level=INFO", "reason=" + proto.URIProtocolViolation, "CALL.Options.disclose_me must be a bool", "session=" + strconv.FormatUint(s.ID(), 10)},
 		{"level=INFO", "reason=" + proto.URINoSuchRealm, `no realm \"no.such.realm\"`},
 	}
 	found := func(l string) bool {

@@ -66,8 +66,10 @@ func startLoggedLoops(t *testing.T) (addr string, log *syncBuf) {
 // session (ABORT wamp.error.protocol_violation, logged at debug only), and
 // Autobahn|JS then never settled the call. A finite non-negative timeout is
 // taken, rounded to the millisecond (a positive one to 1 ms at least), and
-// the callee gets the integer; NaN, infinities, negative numbers and ones
-// of 2^63 or more are still refused, with an ABORT naming the key.
+// the callee gets the integer. NaN, infinities, negative numbers and ones
+// of 2^63 or more are refused with ERROR wamp.error.invalid_argument
+// naming the key, the session going on (they ended it: ABORT
+// wamp.error.protocol_violation, and Autobahn|JS's call never settled).
 func TestCallTimeoutNotAnInteger(t *testing.T) {
 	addr, _ := startLoggedLoops(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -108,15 +110,18 @@ func TestCallTimeoutNotAnInteger(t *testing.T) {
 				bad = append(bad, math.NaN(), math.Inf(1))
 			}
 			for _, v := range bad {
-				s := dial()
-				_, err := s.Call(ctx, proc, nil, nil, &client.CallOptions{Options: map[string]any{"timeout": v}})
+				_, err := caller.Call(ctx, proc, nil, nil, &client.CallOptions{Options: map[string]any{"timeout": v}})
 				var we *client.Error
-				if !errors.As(err, &we) || we.URI != proto.URIProtocolViolation {
-					t.Fatalf("timeout %v: %v, want ABORT %s", v, err, proto.URIProtocolViolation)
+				if !errors.As(err, &we) || we.URI != proto.URIInvalidArgument || errors.Is(err, client.ErrSessionLost) {
+					t.Fatalf("timeout %v: %v, want ERROR %s", v, err, proto.URIInvalidArgument)
 				}
-				if !strings.Contains(fmt.Sprint(we), "CALL.Options.timeout") {
-					t.Fatalf("timeout %v: the ABORT says %v, not which key", v, we)
+				if !strings.Contains(fmt.Sprint(we.Args...), "CALL.Options.timeout") {
+					t.Fatalf("timeout %v: the ERROR says %v, not which key", v, we.Args)
 				}
+				if _, err := caller.Call(ctx, proc, nil, nil, nil); err != nil {
+					t.Fatalf("a call after the refused timeout %v: %v", v, err)
+				}
+				<-got
 			}
 		})
 	}

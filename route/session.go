@@ -292,6 +292,12 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 	}
 	m := &s.msg
 	if err := s.dec.Decode(ss.ser, b, m); err != nil && !badURIRequest(err, m) {
+		if err == proto.ErrBadTimeout && s.badTimeoutCall(ss, m, len(b)) {
+			m.Reset()
+			s.dec.Release()
+			s.doneWithMessage()
+			return
+		}
 		s.protocolError(ss, err.Error())
 		return
 	}
@@ -300,6 +306,23 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 	m.Reset()
 	s.dec.Release()
 	s.doneWithMessage()
+}
+
+// badTimeoutCall answers a new CALL of an established session whose
+// timeout is a number out of range (proto.ErrBadTimeout: negative, NaN,
+// an infinity, 2^63 ms or more) with ERROR wamp.error.invalid_argument,
+// and reports whether it did. The session goes on: before, it ended
+// (ABORT wamp.error.protocol_violation), and Autobahn|JS never settled
+// the call. Anything else with such a timeout (a progressive call's later
+// chunk, a request id in use) is still a protocol violation.
+func (s *Shard) badTimeoutCall(ss *Session, m *proto.Message, n int) bool {
+	if m.Type != proto.CodeCall || ss.state != stEstablished || m.Request == 0 || m.Request > proto.MaxID ||
+		ss.calls[m.Request] != nil || ss.metaWaits[m.Request] != nil {
+		return false
+	}
+	s.countIn(m.Type, n)
+	s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "CALL.Options.timeout must be a non-negative number of milliseconds below 2^63")
+	return true
 }
 
 // badURIRequest reports whether a decoding error err leaves m a request

@@ -231,6 +231,11 @@ async function suite() {
   await H.step('rpc.timeout_fraction', async () => {
     const r = await H.withTimeout(A.call('t.echo', ['fraction'], {}, { timeout: 1.005 * 1000 }), 5000, 't.echo with timeout 1.005*1000');
     H.eq('rpc.timeout_fraction result', r, 'fraction');
+    // One out of range is refused with an ERROR (the call settles), the
+    // session going on; it was ABORTed too.
+    const e = await expectError(A.call('t.echo', ['negative'], {}, { timeout: -1 }), 5000, 't.echo with timeout -1');
+    H.eq('rpc.timeout_negative error', e.error, 'wamp.error.invalid_argument');
+    H.eq('rpc.timeout_negative session usable', await A.call('t.echo', ['after']), 'after');
   });
 
   await H.step('rpc.shared_roundrobin', async () => {
