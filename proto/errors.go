@@ -52,7 +52,7 @@ var ErrBadURIText = errf("a URI must be UTF-8 text (no invalid byte, no lone sur
 
 // ErrBadTimeout: the message's timeout option (CALL.Options,
 // INVOCATION.Details) is a number, but negative, NaN, an infinity or 2^63
-// or more. Decoder.Decode returns it only once the rest of the message
+// or more, or null (JSON.stringify's NaN and infinities). Decoder.Decode returns it only once the rest of the message
 // has decoded, with the key absent: the router answers such a CALL with
 // ERROR wamp.error.invalid_argument, the session going on (a timeout that
 // is not a number at all is refused as any option of the wrong type).

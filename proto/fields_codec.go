@@ -73,8 +73,10 @@ func (d *Decoder) parseValue(r *rd, f *Fields, k Key, lay *layout) error {
 			switch {
 			case ok:
 				f.SetUint(k, u)
-			case t.k == kInt || t.k == kBig || t.k == kFloat:
-				d.badTimeout = true // ErrBadTimeout, once the rest has decoded
+			case t.k == kInt || t.k == kBig || t.k == kFloat || t.k == kNull:
+				// ErrBadTimeout, once the rest has decoded. null too:
+				// JSON.stringify writes NaN and the infinities as null.
+				d.badTimeout = true
 			default:
 				return d.fieldErr(lay, info.name, "must be a non-negative number of milliseconds below 2^63")
 			}

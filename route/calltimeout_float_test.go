@@ -105,8 +105,10 @@ func TestCallTimeoutNotAnInteger(t *testing.T) {
 					t.Fatalf("timeout %v: the callee got timeout %v (%T), want %s", tc.sent, v, v, tc.want)
 				}
 			}
-			bad := []float64{-0.5, -1, 1e300, 1 << 63}
-			if ser != proto.JSON { // JSON has neither
+			// nil: JSON.stringify's NaN and infinities. JSON has no NaN
+			// or infinity of its own.
+			bad := []any{-0.5, -1, 1e300, float64(1 << 63), nil}
+			if ser != proto.JSON {
 				bad = append(bad, math.NaN(), math.Inf(1))
 			}
 			for _, v := range bad {

@@ -236,6 +236,10 @@ async function suite() {
     const e = await expectError(A.call('t.echo', ['negative'], {}, { timeout: -1 }), 5000, 't.echo with timeout -1');
     H.eq('rpc.timeout_negative error', e.error, 'wamp.error.invalid_argument');
     H.eq('rpc.timeout_negative session usable', await A.call('t.echo', ['after']), 'after');
+    // NaN: JSON.stringify writes null (msgpack5 and cbor-x a float NaN).
+    const n = await expectError(A.call('t.echo', ['nan'], {}, { timeout: 0 / 0 }), 5000, 't.echo with timeout NaN');
+    H.eq('rpc.timeout_nan error', n.error, 'wamp.error.invalid_argument');
+    H.eq('rpc.timeout_nan session usable', await A.call('t.echo', ['after-nan']), 'after-nan');
   });
 
   await H.step('rpc.shared_roundrobin', async () => {
