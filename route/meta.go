@@ -1139,20 +1139,73 @@ var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has 
 // did. Before, removals waiting for a busy shard were not bounded: the
 // session stays a callee (subscriber) there until the shard runs the
 // removal, and 20,000 removals of it with a 4 KB reason held 86 MiB.
+//
+// A removal of the same session from the same registration (subscription)
+// as one still waiting there posts nothing (Shard.removing): the waiting
+// one takes the session off, with its reason, and this one is answered as
+// a further kill of a session being killed is. Before, each repeat took
+// its place within the bound, so that one caller repeating one removal
+// without a reason 16,384 times while the shard was busy had every other
+// removal of its sessions, any realm's operator's, refused
+// (TestRepeatedRemovalLeavesRoomForOthers).
 func (s *Shard) postRemoval(t task) bool {
 	dst := t.s.shard
 	if dst == s {
 		s.run(&t)
 		return true
 	}
+	k := removalKey(&t)
 	n := int64(len(t.c.uri)) + removeOverhead
+	dst.removeMu.Lock()
+	if _, waiting := dst.removing[k]; waiting {
+		dst.removeMu.Unlock()
+		return true
+	}
 	if b := dst.removeBacklog.Load(); b > 0 && b+n > maxRemoveBacklog {
+		dst.removeMu.Unlock()
 		return false
 	}
+	if dst.removing == nil {
+		dst.removing = map[removeKey]struct{}{}
+	}
+	dst.removing[k] = struct{}{}
 	dst.removeBacklog.Add(n)
+	dst.removeMu.Unlock()
 	t.b = uint64(n)
 	dst.post(t)
 	return true
+}
+
+// removeKey names a removal waiting for its session's shard: the session
+// and its registration (tRemoveReg) or subscription (tRemoveSub).
+type removeKey struct {
+	s   *Session
+	reg *registration
+	sub *subscription
+}
+
+func removalKey(t *task) removeKey {
+	k := removeKey{s: t.s, reg: t.reg}
+	if t.kind == tRemoveSub {
+		k.sub = t.subs[0]
+	}
+	return k
+}
+
+// removalRun gives back what removal t, posted by postRemoval, held of
+// the shard's backlog, and its place in Shard.removing, as the shard
+// runs it. Owned by shard.
+func (s *Shard) removalRun(t *task) {
+	if t.b == 0 { // run inline by its own shard
+		return
+	}
+	s.removeMu.Lock()
+	delete(s.removing, removalKey(t))
+	if len(s.removing) == 0 {
+		s.removing = nil // its buckets go with a burst's end
+	}
+	s.removeBacklog.Add(-int64(t.b))
+	s.removeMu.Unlock()
 }
 
 // registrationRemoved carries out wamp.registration.remove_callee on the

@@ -51,6 +51,12 @@ type Shard struct {
 	// its shard runs the removal, so every removal of it meanwhile was
 	// posted again, each with its reason, without bound.
 	removeBacklog atomic.Int64
+	// removing is the removals counted in removeBacklog, by session and
+	// registration (subscription): a repeat of one still waiting posts
+	// nothing (postRemoval). removeMu guards it and removeBacklog's
+	// changes; a leaf lock.
+	removeMu sync.Mutex
+	removing map[removeKey]struct{}
 	// metaPosted is the meta events posted to this shard (metaFanout,
 	// tMeta) and not yet delivered: while there are none, the
 	// shard delivers the meta events it publishes to its own subscribers

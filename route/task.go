@@ -121,10 +121,10 @@ func (s *Shard) run(t *task) {
 			s.Goodbye(t.s, t.c.uri, t.c.msg)
 		}
 	case tRemoveReg:
-		s.removeBacklog.Add(-int64(t.b))
+		s.removalRun(t)
 		s.registrationRemoved(t.s, t.reg, t.c.uri)
 	case tRemoveSub:
-		s.removeBacklog.Add(-int64(t.b))
+		s.removalRun(t)
 		s.subscriptionRemoved(t.s, t.subs[0], t.c.uri)
 	case tAuthDone:
 		s.authDone(t.s, t.auth)
