@@ -376,7 +376,13 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			return
 		}
 		if wild {
+			// And an owner's quarter of it: the same count by owner.
 			walkBy = ss.walkOwner()
+			if max := s.r.cfg.MaxRealmWildcardSubscriptions; rm.wildSubsBy[walkBy] >= wildShare(max) {
+				rm.mu.Unlock()
+				s.wildcardShareRefused(ss, proto.CodeSubscribe, m.Request, walkBy, max)
+				return
+			}
 			own := rm.subWalks.past(walkBy, uri)
 			if own || rm.subs.wildWalkPast(uri, maxWildcardWalk) {
 				rm.mu.Unlock()
@@ -410,6 +416,7 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 		rm.subChanged(match, uri)
 		if wild {
 			rm.wildSubs++
+			rm.wildSubsBy.add(walkBy)
 		}
 		if s.r.mesh != nil {
 			s.r.mesh.Subscribe(rm.name, match, uri)
@@ -598,6 +605,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 		rm.subChanged(sub.match, sub.uri)
 		if wild {
 			rm.wildSubs--
+			rm.wildSubsBy.drop(sub.walkBy)
 			s.r.subBytes.release(sub.maker, wildcardIndexCost(sub.match, sub.uri)) // charged by subscribe
 			if sub.walked {
 				rm.subWalks.drop(sub.walkBy, sub.uri)
@@ -1181,6 +1189,25 @@ func (s *Shard) wildcardRefused(ss *Session, code proto.Code, req uint64, realm 
 			"authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "limit", max)
 	}
 	s.replyError(ss, code, req, proto.URIUnavailable, "too many wildcard "+kind+" "+scope+" (limit "+strconv.Itoa(max)+")")
+}
+
+// wildcardShareRefused answers a REGISTER or SUBSCRIBE (code) of a new
+// wildcard pattern whose owner (Session.walkOwner) made its quarter of
+// the realm's bound max (wildCounts); the first refusal is logged for
+// the session.
+func (s *Shard) wildcardShareRefused(ss *Session, code proto.Code, req uint64, owner string, max int) {
+	kind := "subscriptions"
+	if code == proto.CodeRegister {
+		kind = "registrations"
+	}
+	share := strconv.Itoa(wildShare(max))
+	if ss.wildLogged&64 == 0 {
+		ss.wildLogged |= 64
+		s.r.log.Warn("refusing wildcard "+kind+": too many of this client's in realm "+strconv.Quote(ss.realm.name)+" (a quarter of the realm's; logged once per session)",
+			"session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr, "owner", logCut(owner), "limit", share)
+	}
+	s.replyError(ss, code, req, proto.URIUnavailable, "too many of this client's (address or authid) wildcard "+kind+" in realm "+strconv.Quote(ss.realm.name)+
+		" (limit "+share+", a quarter of the realm's "+strconv.Itoa(max)+")")
 }
 
 // wildcardWalkRefused answers a REGISTER or SUBSCRIBE (code) of the

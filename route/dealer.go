@@ -328,8 +328,16 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		return false
 	}
 	var walkBy string // the owner of a wildcard pattern it makes (walkOwner)
-	if wild && !exists {
+	if newPattern {
+		// And an owner's quarter of it: the same count by owner.
 		walkBy = ss.walkOwner()
+		if max := s.r.cfg.MaxRealmWildcardRegistrations; rm.wildRegsBy[walkBy] >= wildShare(max) {
+			rm.mu.Unlock()
+			s.wildcardShareRefused(ss, proto.CodeRegister, req, walkBy, max)
+			return false
+		}
+	}
+	if wild && !exists {
 		own := rm.regWalks.past(walkBy, uri)
 		if own || rm.regs.wildWalkPast(uri, maxWildcardWalk) {
 			rm.mu.Unlock()
@@ -353,6 +361,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	if newPattern {
 		rm.wildRegs++
+		rm.wildRegsBy.add(walkBy)
 	}
 	// This node's first callee: on_create (on a mesh the entry may exist
 	// for other nodes' callees only; each node announces its own part).
@@ -368,6 +377,10 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	if newPattern {
 		reg.maker, reg.makerHolds = ss.subOwner, 0 // charged its index above
+		// Counted to walkBy (wildRegsBy); walked only when made here
+		// (not on a mesh entry of other nodes' callees only: then not
+		// walked, so walkBy is free to change).
+		reg.walkBy = walkBy
 	}
 	if wild && ss.subOwner == reg.maker {
 		reg.makerHolds++
@@ -515,6 +528,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		// The node's last callee of the pattern: its index goes back to
 		// whoever made it (addCallee).
 		rm.wildRegs--
+		rm.wildRegsBy.drop(reg.walkBy)
 		s.r.regBytes.release(reg.maker, wildcardIndexCost(reg.match, reg.uri))
 		if reg.walked {
 			rm.regWalks.drop(reg.walkBy, reg.uri)

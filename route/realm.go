@@ -43,8 +43,10 @@ type Realm struct {
 	mdir       *meshDir // mesh only: the other nodes' registrations (mesh_dir.go)
 	// wildRegs counts the wildcard registrations this node has callees
 	// of, wildSubs the wildcard subscriptions: the patterns its sessions
-	// put in the tables (Config.MaxRealmWildcard*).
-	wildRegs, wildSubs int
+	// put in the tables (Config.MaxRealmWildcard*); wildRegsBy and
+	// wildSubsBy count them by owner, each at most a quarter (wildCounts).
+	wildRegs, wildSubs     int
+	wildRegsBy, wildSubsBy wildCounts
 	// regWalks and subWalks: the walk each owner's wildcard patterns
 	// make in regs and subs (walkshare.go).
 	regWalks, subWalks walkShares

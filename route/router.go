@@ -64,7 +64,9 @@ type Config struct {
 	// wildcard registrations and subscriptions one session may hold
 	// (within MaxRegistrations and MaxSubscriptions), default 1024 each;
 	// MaxRealmWildcardRegistrations and MaxRealmWildcardSubscriptions
-	// bound a realm's wildcard patterns, default 4096 each. A CALL or
+	// bound a realm's wildcard patterns, default 4096 each, of which one
+	// owner (Session.walkOwner: a client address or authid) makes at
+	// most a quarter (wildCounts). A CALL or
 	// PUBLISH to a URI not in the shard's lookup cache walks the
 	// wildcard patterns that match it component by component, under the
 	// realm's read lock: patterns built to match every component of a

@@ -178,7 +178,9 @@ type Session struct {
 	// (Config.MaxWildcard*), and the bounds it was told of in the log
 	// (wildcardRefused), or that of the subscriptions' bytes (bit 4,
 	// subscriptionBytesRefused) or the router's calls in flight (bit 8,
-	// callsTotalRefused), or registrations (bit 16, registrationBytesRefused).
+	// callsTotalRefused), or registrations (bit 16, registrationBytesRefused),
+	// or the walk's (bit 32, wildcardWalkRefused) or an owner's quarter of
+	// the realm's patterns (bit 64, wildcardShareRefused).
 	wildRegs, wildSubs int
 	// singles counts the single registrations in regs (on a mesh, each
 	// holds a claim in the mesh's store: MeshClaimShare).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // wamp.subscription.match looks its topic up in every pattern index (the
@@ -22,7 +23,9 @@ import (
 // turn, and all are answered.
 func TestSubscriptionMatchWalkBudgeted(t *testing.T) {
 	clk := newStepClock()
-	cl := startClockedLoops(t, 1, clk, nil)
+	// One address's sessions make them: a realm bound of 8,192, so that
+	// its quarter (limits.realm_wildcard_subscriptions) holds 2,000.
+	cl := startClockedLoops(t, 1, clk, func(c *route.Config) { c.MaxRealmWildcardSubscriptions = 8192 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

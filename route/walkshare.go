@@ -69,6 +69,36 @@ func (w walkShares) drop(owner, uri string) {
 	}
 }
 
+// wildCounts counts the wildcard patterns each owner (Session.walkOwner,
+// the walk's owner, kept in the pattern's walkBy) made among those a
+// realm counts toward Config.MaxRealmWildcardSubscriptions (or
+// Registrations): an owner may make a quarter of them (wildShare), so
+// that four owners are needed to fill the realm. Before, the count was
+// the realm's only: four sessions of one address, each at its own bound
+// (1,024), took all 4,096, and every other client of the realm was
+// refused any new wildcard pattern for as long as they stayed. A join
+// makes no pattern and counts nothing; the count stays with the maker
+// until the pattern leaves the table, as its walk does. Cold path
+// (SUBSCRIBE, REGISTER, their undoing and leaves); under Realm.mu.
+type wildCounts map[string]int
+
+// wildShare is the most patterns one owner may make among a realm's
+// bound of n: a quarter, at least one.
+func wildShare(n int) int { return max(1, n/4) }
+
+func (w *wildCounts) add(owner string) {
+	if *w == nil {
+		*w = wildCounts{}
+	}
+	(*w)[owner]++
+}
+
+func (w wildCounts) drop(owner string) {
+	if w[owner]--; w[owner] <= 0 {
+		delete(w, owner)
+	}
+}
+
 // walkOwner returns whose share of the wildcard index's walk
 // (walkShares) a pattern made by ss's message being handled counts in:
 // its subscriptionOwner, or for an in-process peer that carries many

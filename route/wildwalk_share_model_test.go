@@ -53,8 +53,14 @@ func TestWildcardOwnerWalksFollowTheTable(t *testing.T) {
 				defer rm.mu.RUnlock()
 				want := map[string][]string{}
 				shares := rm.subWalks
+				// Every wildcard pattern counts to its walkBy
+				// (wildCounts), whatever its length.
+				counts, total := map[string]int{}, 0
 				if kind == "subscribe" {
 					for _, s := range rm.subByID {
+						if s.match == proto.MatchWildcard {
+							counts[s.walkBy]++
+						}
 						if s.match == proto.MatchWildcard && components(s.uri) >= walkShareFrom {
 							if !s.walked {
 								t.Fatalf("step %d: %q is in the table and in no owner's walk", step, s.uri)
@@ -65,6 +71,9 @@ func TestWildcardOwnerWalksFollowTheTable(t *testing.T) {
 				} else {
 					shares = rm.regWalks
 					for _, r := range rm.regByID {
+						if r.match == proto.MatchWildcard && r.list().len() > 0 {
+							counts[r.walkBy]++
+						}
 						if r.match == proto.MatchWildcard && components(r.uri) >= walkShareFrom && r.list().len() > 0 {
 							if !r.walked {
 								t.Fatalf("step %d: %q has callees and is in no owner's walk", step, r.uri)
@@ -72,6 +81,19 @@ func TestWildcardOwnerWalksFollowTheTable(t *testing.T) {
 							want[r.walkBy] = append(want[r.walkBy], r.uri)
 						}
 					}
+				}
+				byOwner, realmN := rm.wildSubsBy, rm.wildSubs
+				if kind == "register" {
+					byOwner, realmN = rm.wildRegsBy, rm.wildRegs
+				}
+				for o, n := range counts {
+					total += n
+					if byOwner[o] != n {
+						t.Fatalf("step %d: owner %q counted for %d wildcard patterns, it made %d in the table", step, o, byOwner[o], n)
+					}
+				}
+				if len(byOwner) != len(counts) || realmN != total {
+					t.Fatalf("step %d: %d owners counted (%v), %d have patterns; the realm counts %d, the table holds %d", step, len(byOwner), byOwner, len(counts), realmN, total)
 				}
 				if len(shares) != len(want) {
 					t.Fatalf("step %d: %d owners' walks kept, %d owners have walked patterns", step, len(shares), len(want))
@@ -125,10 +147,10 @@ func TestWildcardOwnerWalksFollowTheTable(t *testing.T) {
 			}
 			check(-1)
 			rm.mu.RLock()
-			n := len(rm.subWalks) + len(rm.regWalks)
+			n := len(rm.subWalks) + len(rm.regWalks) + len(rm.wildSubsBy) + len(rm.wildRegsBy)
 			rm.mu.RUnlock()
 			if n != 0 {
-				t.Fatalf("every session gone, %d owners' walks kept", n)
+				t.Fatalf("every session gone, %d owners' walks and counts kept", n)
 			}
 		})
 	}
