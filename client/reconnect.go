@@ -95,6 +95,11 @@ type Client struct {
 	ctx    context.Context // canceled by Close: stops reconnecting, bounds dials and restores
 	cancel context.CancelFunc
 	done   chan struct{}
+	// lostRunning counts the lost sessions whose goroutines, their
+	// handlers, may still run (serve): the Client's goroutine waits for
+	// them before it ends, and so Close does, as it waits for those of a
+	// session it ends. Added to and waited for by that goroutine only.
+	lostRunning sync.WaitGroup
 }
 
 // ReconnectConfig tunes Connect.
@@ -350,6 +355,7 @@ var errChallengeRunning = errors.New("client: Config.OnChallenge, called for an 
 // run is the Client's goroutine: it keeps a session up.
 func (c *Client) run(first chan<- struct{}) {
 	defer close(c.done)
+	defer c.lostRunning.Wait()
 	backoff := c.rc.MinBackoff
 	next := 0
 	var refusal refusalLog
@@ -543,6 +549,16 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.forget(s)
 	c.lastErr = s.Err()
 	c.mu.Unlock()
+	// Its handlers may still run (their contexts are canceled): an
+	// invocation Handler cleaning up, an event handler. Close waits for
+	// them, as it does for a session it ends; it returned at once while
+	// the Client backed off, and they ran on after it, on what the
+	// application released once Close had returned.
+	c.lostRunning.Add(1)
+	go func() {
+		s.wg.Wait()
+		c.lostRunning.Done()
+	}()
 	c.log("client: session lost; reconnecting", "err", s.Err())
 	if c.rc.OnDisconnect != nil {
 		err := s.Err()
@@ -1162,7 +1178,8 @@ func ended(s *Session) bool {
 }
 
 // Close ends the current session (GOODBYE) and stops reconnecting. It
-// waits for the Client's goroutine, which ends the session, except when
+// waits for the Client's goroutine, which ends the session and waits for
+// the handlers of every session, lost ones included, to return, except when
 // called from OnSession, OnDisconnect or Config.OnChallenge, which run on
 // that goroutine (OnChallenge on one that it waits for): it then returns at once, and the goroutine ends the
 // session (or the join) and stops once the callback returns. Do not call it from a handler (an event
