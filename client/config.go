@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -316,9 +318,21 @@ func parseURL(s string) (endpoint, error) {
 	if u.Host == "" {
 		return endpoint{}, fmt.Errorf("client: Config.URL %q has no host", s)
 	}
+	host, port := u.Hostname(), ""
+	if u.Port() != "" || strings.HasSuffix(u.Host, ":") {
+		// A port no dial can use is refused here, before dialing, and so
+		// by Connect at once: 99999, 0, an empty one (dialled as 0), a
+		// colon too many were taken, and a Client dialled them in every
+		// round for ever, logged as a router that is down.
+		if host, port, err = net.SplitHostPort(u.Host); err != nil {
+			return endpoint{}, fmt.Errorf("client: Config.URL %q: %w", s, err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return endpoint{}, fmt.Errorf("client: Config.URL %q: the port must be 1 to 65535", s)
+		}
+	}
 	if ep.kind == kindRawSocket {
-		host, port, err := net.SplitHostPort(u.Host)
-		if err != nil || port == "" {
+		if port == "" {
 			return endpoint{}, fmt.Errorf("client: Config.URL %q: RawSocket needs host:port", s)
 		}
 		ep.addr, ep.host = u.Host, host
