@@ -486,10 +486,16 @@ func transientRefusal(e *Error) bool {
 // MaxBackoff]: ReconnectConfig says they bound the wait, and the jitter
 // took it to 1.25 × MaxBackoff and 0.75 × MinBackoff (a MinBackoff an
 // operator set for a router's rate limit broken by a quarter). At a bound
-// the jitter is one-sided.
+// the jitter is one-sided: drawn evenly over what is left of the range,
+// not drawn and clamped, which made half the waits the bound itself (half
+// the clients failing together came back together at MinBackoff).
 func (c *Client) jittered(backoff time.Duration) time.Duration {
-	jitter := time.Duration(rand.Int64N(int64(backoff)/2+1)) - backoff/4
-	return min(max(backoff+jitter, c.rc.MinBackoff), c.rc.MaxBackoff)
+	lo := max(backoff-backoff/4, c.rc.MinBackoff)
+	hi := min(backoff+backoff/4, c.rc.MaxBackoff)
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(rand.Int64N(int64(hi-lo)+1))
 }
 
 // serve installs s as the current session, restores what was registered
