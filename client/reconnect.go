@@ -715,13 +715,18 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 	}
 	wait := c.rc.MinBackoff
 	for err != nil && transient(err, reg) {
-		c.log("client: restoring a "+kind+" failed; retrying", append(what, "err", err, "retry_in", wait)...)
+		// With jitter, as a redial: restores refused together (a busy
+		// router's, or a mesh's revoking the losers of a conflict on
+		// heal, a fleet's at once) came back together at every retry,
+		// each wave a burst for the router that refused them.
+		in := c.jittered(wait)
+		c.log("client: restoring a "+kind+" failed; retrying", append(what, "err", err, "retry_in", in)...)
 		select {
 		case <-s.Done():
 			return
 		case <-c.ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(in):
 		}
 		wait = min(2*wait, c.rc.MaxBackoff)
 		c.mu.Lock()
