@@ -103,7 +103,7 @@ func (t *rawSocket) handshake(ctx context.Context, cfg *Config, overTLS bool) er
 		return fmt.Errorf("client: RawSocket handshake: %w", ctxErr(ctx, err))
 	}
 	if r[0] != rsMagic {
-		return errors.New("client: RawSocket handshake: router reply does not start with 0x7F")
+		return &dialRefusal{"client: RawSocket handshake: router reply does not start with 0x7F"}
 	}
 	if r[1]&0x0F == 0 {
 		code := r[1] >> 4
@@ -111,13 +111,13 @@ func (t *rawSocket) handshake(ctx context.Context, cfg *Config, overTLS bool) er
 		if int(code) < len(rawSocketErrors) {
 			msg = rawSocketErrors[code]
 		}
-		return fmt.Errorf("client: RawSocket handshake refused: %s (code %d)", msg, code)
+		return refusedf("client: RawSocket handshake refused: %s (code %d)", msg, code)
 	}
 	if proto.Serializer(r[1]&0x0F) != cfg.Serializer {
-		return fmt.Errorf("client: RawSocket handshake: router answered serializer %d, want %d", r[1]&0x0F, cfg.Serializer)
+		return refusedf("client: RawSocket handshake: router answered serializer %d, want %d", r[1]&0x0F, cfg.Serializer)
 	}
 	if r[2] != 0 || r[3] != 0 {
-		return errors.New("client: RawSocket handshake: reserved octets are not zero")
+		return &dialRefusal{"client: RawSocket handshake: reserved octets are not zero"}
 	}
 	t.maxSend = 1 << (9 + int(r[1]>>4))
 	if cfg.MaxOutgoing > 0 && cfg.MaxOutgoing < t.maxSend {

@@ -417,6 +417,16 @@ func (c *Client) run(first chan<- struct{}) {
 				} else {
 					c.log("client: the router broke the protocol in the join again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)
 				}
+			} else if dialRefused(err) {
+				// What answers at the URL refused the connection (a
+				// certificate not trusted, a wrong path's HTTP 404, a
+				// RawSocket handshake refused): as a join refused, it
+				// may not pass; heard of once a streak.
+				if refusal.first("dial\x00" + err.Error()) {
+					c.warn("client: the router's address refused the connection; retrying", "url", url, "err", err, "retry_in", backoff)
+				} else {
+					c.log("client: the router's address refused the connection again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)
+				}
 			} else {
 				c.log("client: connecting failed", "url", url, "err", err, "retry_in", backoff)
 			}
@@ -437,9 +447,10 @@ func (c *Client) run(first chan<- struct{}) {
 
 // refusalLog decides the level of a failed join's line in a Client's
 // reconnect loop. A refusal that may pass by itself (transientRefusal:
-// the router shutting down or busy, a lockout), and a join in which the
+// the router shutting down or busy, a lockout), a join in which the
 // router broke the protocol (joinViolation: it does so at each attempt
-// until the router changes), is logged at WARN the first time in a row,
+// until the router changes), and a dial refused at the transport level
+// (dialRefused), is logged at WARN the first time in a row,
 // and at INFO while the same repeats until a session is joined (the
 // zero value again): a Client reconnecting through a rolling restart, or
 // a 5 min lockout, wrote a WARN line at each attempt, and a router

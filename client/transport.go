@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -257,4 +259,29 @@ func dialTCP(ctx context.Context, addr string, tlsCfg *tls.Config) (net.Conn, er
 		return nil, err
 	}
 	return tc, nil
+}
+
+// dialRefusal is a failed dial that what answers at the URL answered, at
+// the transport level, as it will at each attempt until the router or the
+// configuration is changed: an HTTP answer other than the WebSocket
+// upgrade (a wrong path's 404), another subprotocol, a RawSocket
+// handshake refused or malformed. A Client's reconnect loop logs it at
+// WARN once a streak (dialRefused), as a join the router refuses: it was
+// INFO at each attempt, as a router that is down.
+type dialRefusal struct{ msg string }
+
+func (e *dialRefusal) Error() string { return e.msg }
+
+func refusedf(format string, args ...any) error {
+	return &dialRefusal{fmt.Sprintf(format, args...)}
+}
+
+// dialRefused reports whether err, a failed dial's, is a dialRefusal or a
+// router certificate the TLS configuration does not verify (expired, of
+// another host, of an authority not trusted), which the next attempt
+// meets again too.
+func dialRefused(err error) bool {
+	_, refused := errors.AsType[*dialRefusal](err)
+	_, untrusted := errors.AsType[*tls.CertificateVerificationError](err)
+	return refused || untrusted
 }

@@ -53,7 +53,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 	if err != nil {
 		if lc != nil && ctx.Err() == nil {
 			if said := httpAnswer(lc.head, ep.tls); said != "" {
-				return nil, fmt.Errorf("client: WebSocket dial %s: %s", ep.url, said)
+				return nil, refusedf("client: WebSocket dial %s: %s", ep.url, said)
 			}
 		}
 		return nil, fmt.Errorf("client: WebSocket dial %s: %w", ep.url, ctxErr(ctx, err))
@@ -62,7 +62,7 @@ func dialWebSocket(ctx context.Context, ep endpoint, cfg *Config) (*webSocket, e
 	lc.head = nil     // kept for a failed dial's error only (read before the reader starts)
 	if hs.Protocol != sub {
 		conn.Close()
-		return nil, fmt.Errorf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
+		return nil, refusedf("client: WebSocket dial %s: router chose subprotocol %q, want %q", ep.url, hs.Protocol, sub)
 	}
 	t := &webSocket{
 		stream:  stream{conn: conn, writeTimeout: cfg.WriteTimeout, track: cfg.KeepAlive > 0, now: cfg.now},
