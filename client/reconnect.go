@@ -565,6 +565,19 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.mu.Lock()
 	c.forget(s)
 	c.lastErr = s.Err()
+	// What s held went with it: the records no longer point at it (one
+	// the next session does not take back, refused, kept the whole lost
+	// session reachable, its buffers of up to 4 MiB each, for good).
+	for _, r := range c.regs {
+		if r.cur != nil && r.cur.s == s {
+			r.cur = nil
+		}
+	}
+	for _, d := range c.subs {
+		if d.cur != nil && d.cur.s == s {
+			d.cur = nil
+		}
+	}
 	c.mu.Unlock()
 	// Its handlers may still run (their contexts are canceled): an
 	// invocation Handler cleaning up, an event handler. Close waits for
