@@ -82,8 +82,11 @@ type peer struct {
 	slot    uint16
 	ver     uint64 // the last directory version applied
 	synced  bool
-	askedAt time.Time // a directory sync request is outstanding since
-	last    time.Time // last heard of
+	// everSynced: a sync of its whole directory has completed since
+	// this node took it for a peer (applySync's check of the claims).
+	everSynced bool
+	askedAt    time.Time // a directory sync request is outstanding since
+	last       time.Time // last heard of
 	// credited is what a stall's credit made last (creditStall): a peer
 	// not heard since is credited no further stall.
 	credited time.Time
@@ -1183,16 +1186,21 @@ func (n *Node) applySync(m *nats.Msg) {
 		n.peers.publish()
 	}
 	n.r.MeshSync(p.idx, p.name, regs)
-	if n.claims != nil {
+	if n.claims != nil && !p.everSynced {
 		// p may have taken a claim of this node over after the check at
 		// its join (not having heard this node again yet) and given it
 		// back on losing the conflict, before its directory answered:
 		// none of its single part ever reached this directory, which
 		// checks on its leaving (route.MeshClaimCheck), and the store
 		// held no claim for this node's registration until the next
-		// join. What p took over before its answer is found now.
+		// join. What p took over before its answer is found now. At
+		// its first complete sync only: a later one (a change of p's
+		// missed, asked again) checked every claim again whenever any
+		// node's single REGISTER had changed the store meanwhile, 201
+		// store reads a resync at 200 claims.
 		n.claims.recheckHeld()
 	}
+	p.everSynced = true
 	p.ver, p.synced, p.askedAt = ver, true, time.Time{}
 	pending := p.pending
 	p.pending = nil
