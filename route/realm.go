@@ -465,6 +465,30 @@ const (
 	retainedFilterOverhead = 352
 )
 
+// retainedCredOverhead is what a retainer of a message's own credential
+// (asRetainer: the HTTP gateway's bearer tokens) holds besides its ids'
+// bytes: the retainer, the Credential, its Check and what that keeps (the
+// gateway: a copy of the principal), measured at 370 to 420 bytes of
+// heap per event of tokens taking turns. It is counted once, with the
+// first retained event that keeps the retainer (retainer.charged): before,
+// it was not counted, and three tokens of one user taking turns filled
+// Config.MaxRetainedBytes with events that held twice it.
+const retainedCredOverhead = 416
+
+// credBytes is what a retained event that first keeps by counts for its
+// credential (retainedCredOverhead), 0 when by has none of its own or was
+// counted already. Call with the realm's mu held.
+func (by *retainer) credBytes() int64 {
+	if by == nil || !by.own || by.charged {
+		return 0
+	}
+	n := int64(retainedCredOverhead)
+	for _, id := range by.cred.IDs {
+		n += int64(len(id)) + 16
+	}
+	return n
+}
+
 // maxRetainedFiltered bounds the retained events with black/white lists
 // kept per topic besides its last unrestricted one (retainedEvent.older).
 const maxRetainedFiltered = 4
@@ -533,7 +557,7 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	// subscribers too) and count as well: a PUBLISH of max_message with an
 	// empty payload and a million distinct exclude_authid entries holds
 	// 56 MiB of them.
-	size := int64(len(topic) + max(cap(p.c.buf), p.c.size()) + retainedOverhead)
+	size := int64(len(topic)+max(cap(p.c.buf), p.c.size())+retainedOverhead) + by.credBytes()
 	if p.filter != nil {
 		size += p.filter.size() + retainedFilterOverhead
 	}
@@ -600,6 +624,9 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 		}
 	}
 	rm.countCreds(by, 1)
+	if by != nil && by.own {
+		by.charged = true
+	}
 	// The kept ones are relinked in order (a trimmed filtered one drops
 	// out of the chain); readers hold mu for reading.
 	for i, re := range keep {
@@ -760,7 +787,11 @@ type retainer struct {
 	authID, authRole, authMethod, authProvider string
 	staticCred                                 string
 	realmAuth                                  bool
-	cred                                       *Credential
+	// own: its cred is a message's own (asRetainer), counted with the
+	// first retained event that keeps it (charged, set with the realm's
+	// mu held; credBytes).
+	own, charged bool
+	cred         *Credential
 }
 
 // asRetainer returns the identity ss retains events as: for a message
@@ -780,7 +811,7 @@ func (ss *Session) asRetainer() *retainer {
 		return r
 	}
 	r := *ss.retainer
-	r.cred = c
+	r.cred, r.own = c, true
 	ss.credRetainer = &r
 	return &r
 }
