@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/edgewamp/edgewamp/client"
@@ -213,4 +214,74 @@ func mustHashOf(yml, authid string) string {
 	_, rest, _ := strings.Cut(yml, "{authid: "+authid+", roles: [user], password: \"")
 	h, _, _ := strings.Cut(rest, "\"")
 	return h
+}
+
+// TestGatewayRetainedOfRefreshedTokenDroppedWithItsLogin: a login's
+// access tokens (one refresh-token family, one grant id) each keep
+// their retained events when another of them is revoked, and lose them
+// all when the login is (its refresh token revoked): as a WAMP
+// session's retained events are. The access token of before a refresh
+// is not revoked by the refresh, so its event stays too until then.
+func TestGatewayRetainedOfRefreshedTokenDroppedWithItsLogin(t *testing.T) {
+	yml := strings.NewReplacer("KEYFILE", oauthKeyFile(t), "ALICE", mustHash(t, oaAlicePW), "BACKEND", mustHash(t, oaBackendPW),
+		"grants: [client_credentials, password]", "grants: [client_credentials, password, refresh_token]").Replace(retainedBearerYAML)
+	b, _ := startOAuthBin(t, yml)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conf := b.oauth2Config("backend", oaBackendPW)
+	first, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.RefreshToken == "" {
+		t.Fatal("the login got no refresh token")
+	}
+	old, err := conf.PasswordCredentialsToken(ctx, "alice", oaAlicePW) // another login of alice
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: second.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRetainedWith(t, b, "com.example.first", first.AccessToken)
+	publishRetainedWith(t, b, "com.example.second", second.AccessToken)
+	publishRetainedWith(t, b, "com.example.third", third.AccessToken)
+	publishRetainedWith(t, b, "com.example.other", old.AccessToken)
+	look := func(when string, want map[string]bool) {
+		t.Helper()
+		for topic, kept := range want {
+			if got := retainedAt(t, b.addr, topic, time.Second); got != kept {
+				t.Errorf("%s: %s retained %v, want %v", when, topic, got, kept)
+			}
+		}
+	}
+	look("before any revocation", map[string]bool{"com.example.first": true, "com.example.second": true, "com.example.third": true, "com.example.other": true})
+
+	// The second access token alone.
+	if st, body := b.post(t, "/oauth/revoke", url.Values{"token": {second.AccessToken}}, "backend", oaBackendPW); st != 200 {
+		t.Fatalf("revoke: %d %v", st, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(b.logs(), "the credential they were published with was revoked") < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	look("the second access token revoked", map[string]bool{"com.example.first": true, "com.example.second": false, "com.example.third": true, "com.example.other": true})
+
+	// The login: its current refresh token.
+	if st, body := b.post(t, "/oauth/revoke", url.Values{"token": {third.RefreshToken}, "token_type_hint": {"refresh_token"}}, "backend", oaBackendPW); st != 200 {
+		t.Fatalf("revoke: %d %v", st, body)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for strings.Count(b.logs(), "the credential they were published with was revoked") < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	look("the login revoked", map[string]bool{"com.example.first": false, "com.example.third": false, "com.example.other": true})
+	if t.Failed() {
+		t.Logf("log (tail):\n%s", tail(b.logs(), 20))
+	}
 }
