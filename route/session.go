@@ -316,14 +316,26 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 // and reports whether it did. The session goes on: before, it ended
 // (ABORT wamp.error.protocol_violation), and Autobahn|JS never settled
 // the call. Anything else with such a timeout (a progressive call's later
-// chunk, a request id in use) is still a protocol violation.
+// chunk, a request id in use) is still a protocol violation. The first
+// chunk of a progressive call invocation refused so is remembered as
+// ended, as call's refusals are (rejectCall), so that the chunks the
+// caller sent behind it are dropped; a chunk of an ended one is dropped
+// as call drops it. Before, the next chunk was taken for a new call and
+// reached the callee as an INVOCATION of its own, starting mid-stream.
 func (s *Shard) badTimeoutCall(ss *Session, m *proto.Message, n int) bool {
 	if m.Type != proto.CodeCall || ss.state != stEstablished || m.Request == 0 || m.Request > proto.MaxID ||
 		ss.calls[m.Request] != nil || ss.metaWaits[m.Request] != nil {
 		return false
 	}
+	progress := m.Opt.Bool(proto.KeyProgress, false)
+	if progress && ss.feat&fCallerProgInv == 0 {
+		return false // a protocol violation, as in call
+	}
 	s.countIn(m.Type, n)
-	s.replyError(ss, proto.CodeCall, m.Request, proto.URIInvalidArgument, "CALL.Options.timeout must be a non-negative number of milliseconds below 2^63")
+	if ss.endedProgressive(m.Request, !progress) {
+		return true // a chunk of a call the caller has had its answer for
+	}
+	s.rejectCall(ss, m.Request, progress, proto.URIInvalidArgument, "CALL.Options.timeout must be a non-negative number of milliseconds below 2^63")
 	return true
 }
 

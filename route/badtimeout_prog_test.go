@@ -1,0 +1,49 @@
+package route_test
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestBadTimeoutFirstChunkDropsLaterChunks: the first chunk of a
+// progressive call invocation whose timeout is out of range (-1, what a
+// JavaScript application computes from a missing setting) gets ERROR
+// wamp.error.invalid_argument, and the chunks the caller sent behind it
+// before it read that ERROR (the specification lets them omit the
+// options) are dropped, as for any refused first chunk. Before, the
+// refusal was not remembered: the next chunk was taken for a new call
+// and reached the callee as an INVOCATION of its own, starting
+// mid-stream, and the caller got a RESULT for the request it had been
+// refused.
+func TestBadTimeoutFirstChunkDropsLaterChunks(t *testing.T) {
+	lr := startLoops(t, 1)
+	callee := dialRawWAMP(t, lr.addr, "realm1", rawRoles)
+	callee.send([]any{64, 1, map[string]any{}, "com.upload"})
+	if m := callee.recv(); m[0] != float64(65) {
+		t.Fatalf("REGISTER answered %v", m)
+	}
+	caller := dialRawWAMP(t, lr.addr, "realm1", rawRoles)
+	for i, bad := range []any{-1, nil, 1e300} {
+		req := 10 * (i + 1)
+		caller.send(
+			[]any{48, req, map[string]any{"progress": true, "timeout": bad}, "com.upload", []any{"chunk 1"}},
+			[]any{48, req, map[string]any{"progress": true}, "com.upload", []any{"chunk 2"}},
+			[]any{48, req, map[string]any{}, "com.upload", []any{"chunk 3"}},
+			[]any{48, req + 1, map[string]any{}, "com.upload", []any{"probe"}},
+		)
+		m := caller.recv()
+		if m[0] != float64(8) || m[2] != float64(req) || m[4] != "wamp.error.invalid_argument" {
+			t.Fatalf("timeout %v: the first chunk was answered %v, want ERROR invalid_argument", bad, m)
+		}
+		// The callee's next INVOCATION must be the probe's: the router
+		// sends INVOCATIONs in the order of their CALLs.
+		inv := callee.recv()
+		if inv[0] != float64(68) || fmt.Sprint(inv[4]) != "[probe]" {
+			t.Fatalf("timeout %v: the callee got %v before the probe's INVOCATION: a later chunk of the refused call started a call of its own", bad, inv)
+		}
+		callee.send([]any{70, inv[1], map[string]any{}, []any{"ok"}})
+		if m := caller.recv(); m[0] != float64(50) || m[1] != float64(req+1) {
+			t.Fatalf("timeout %v: the caller got %v, want the probe's RESULT", bad, m)
+		}
+	}
+}
