@@ -133,6 +133,7 @@ type outCall struct {
 	recvProg  bool  // caller asked for progressive results
 	progInv   bool  // caller is still sending progressive invocation chunks
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
+	killDue   bool  // due is the end of that wait (boundKillWait), not the call's timeout
 	disclose  bool  // the caller is disclosed: frozen for every chunk of a progressive invocation
 	// node is the callee's node when the call went to another node of the
 	// mesh (callee is then nil); chunked is set once a further chunk was
@@ -1494,6 +1495,7 @@ func (s *Shard) cancel(ss *Session, m *proto.Message) {
 		if !oc.canceling {
 			oc.canceling = true
 			s.send(oc.callee.shard, task{kind: tInterrupt, s: oc.callee, b: oc.invID, mode: proto.CancelKill, c: &carry{uri: proto.URICanceled}})
+			s.boundKillWait(ss, m.Request, oc)
 		}
 		return
 	}
@@ -1543,14 +1545,47 @@ func (s *Shard) deliverInterrupt(t *task) {
 	s.sendMsg(cs, out, ClassControl)
 }
 
+// killWait bounds how long a call canceled in kill mode waits for its
+// callee's answer to the INTERRUPT (boundKillWait).
+const killWait = 10 * time.Second
+
+// boundKillWait gives the call req of ss, just canceled in kill mode, a
+// deadline killWait away, unless its own timeout comes first: past it the
+// call ends as in killnowait (callTimeout), the caller getting
+// wamp.error.canceled. WAMP has the Dealer wait for the callee's answer,
+// but a callee that never gives one (Autobahn|Python 22.7.1 does not
+// answer INTERRUPT) held the call for as long as the caller's session
+// lasted, counted in its calls_in_flight and calls_in_flight_total, while
+// the caller had given up on it (the Go client after its ReplyTimeout).
+// Off the call path: a CANCEL's.
+func (s *Shard) boundKillWait(ss *Session, req uint64, oc *outCall) {
+	due := deadlineAfter(s.r.coarseNow()+int64(clockTick), killWait)
+	old := oc.due
+	if old != 0 && old <= due {
+		return // its timeout ends it first
+	}
+	oc.due, oc.killDue = due, true
+	if old != 0 {
+		s.callTimersEnded(1) // its timeout's timer is dead from here (timer.live)
+	}
+	s.addTimer(timer{due: due, kind: tmCall, sess: ss, id: req})
+}
+
 // callTimeout fires a call's router-side timeout (WAMP §Call Timeouts:
 // dealer-initiated, killnowait when the callee supports canceling, else
-// skip).
+// skip), or the end of a kill-mode cancel's wait (boundKillWait).
 func (s *Shard) callTimeout(tm timer) {
 	ss := tm.sess
 	oc := ss.calls[tm.id] // live() checked it is this call
 	oc.due = 0            // its timer is out of the heap (callTimersEnded)
 	ss.endCall(tm.id, oc)
+	if oc.killDue {
+		// The callee was sent INTERRUPT (kill) and has not answered: the
+		// invocation is dropped without a second one (inCall.interrupted).
+		s.replyError(ss, proto.CodeCall, tm.id, proto.URICanceled, "the call was canceled; its callee did not answer the interrupt within "+killWait.String())
+		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
+		return
+	}
 	s.replyError(ss, proto.CodeCall, tm.id, proto.URITimeout, "the call timed out")
 	s.stopInvocation(oc, proto.CancelKillNoWait, proto.URITimeout)
 }

@@ -551,6 +551,7 @@ func (s *Shard) meshCancel(ss *Session, req uint64, oc *outCall, mode proto.Canc
 		}
 		if s.meshSendInterrupt(oc, proto.CancelKill, proto.URICanceled) {
 			oc.canceling = true
+			s.boundKillWait(ss, req, oc)
 			return
 		}
 		// The mesh refused the INTERRUPT (its outbound queue full): the
