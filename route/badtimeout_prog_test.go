@@ -47,3 +47,39 @@ func TestBadTimeoutFirstChunkDropsLaterChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestBadTimeoutLaterChunkIgnored: a later chunk of a progressive call
+// invocation takes its options from the first (WAMP: "items in the Details
+// dictionary ... shall be based on the initiating progressive CALL only"),
+// so an out-of-range timeout on it (a client that sends its options with
+// every chunk, its timeout computed as NaN or -1 by then) is ignored as
+// any other option there is: the chunk reaches the callee. Before, it
+// ended the caller's session (ABORT wamp.error.protocol_violation), where
+// the same timeout on a first chunk is refused with an ERROR since
+// 2481aae.
+func TestBadTimeoutLaterChunkIgnored(t *testing.T) {
+	lr := startLoops(t, 1)
+	callee := dialRawWAMP(t, lr.addr, "realm1", rawRoles)
+	callee.send([]any{64, 1, map[string]any{}, "com.upload"})
+	if m := callee.recv(); m[0] != float64(65) {
+		t.Fatalf("REGISTER answered %v", m)
+	}
+	caller := dialRawWAMP(t, lr.addr, "realm1", rawRoles)
+	caller.send(
+		[]any{48, 7, map[string]any{"progress": true, "timeout": 5000}, "com.upload", []any{"chunk 1"}},
+		[]any{48, 7, map[string]any{"progress": true, "timeout": -1}, "com.upload", []any{"chunk 2"}},
+		[]any{48, 7, map[string]any{"timeout": nil}, "com.upload", []any{"chunk 3"}},
+	)
+	var inv any
+	for i := 1; i <= 3; i++ {
+		m := callee.recv()
+		if m[0] != float64(68) || fmt.Sprint(m[4]) != fmt.Sprintf("[chunk %d]", i) {
+			t.Fatalf("the callee got %v, want the INVOCATION of chunk %d", m, i)
+		}
+		inv = m[1]
+	}
+	callee.send([]any{70, inv, map[string]any{}, []any{"ok"}})
+	if m := caller.recv(); m[0] != float64(50) || m[1] != float64(7) {
+		t.Fatalf("the caller got %v, want the call's RESULT", m)
+	}
+}

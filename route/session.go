@@ -315,17 +315,28 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 // an infinity, 2^63 ms or more) with ERROR wamp.error.invalid_argument,
 // and reports whether it did. The session goes on: before, it ended
 // (ABORT wamp.error.protocol_violation), and Autobahn|JS never settled
-// the call. Anything else with such a timeout (a progressive call's later
-// chunk, a request id in use) is still a protocol violation. The first
-// chunk of a progressive call invocation refused so is remembered as
-// ended, as call's refusals are (rejectCall), so that the chunks the
-// caller sent behind it are dropped; a chunk of an ended one is dropped
-// as call drops it. Before, the next chunk was taken for a new call and
-// reached the callee as an INVOCATION of its own, starting mid-stream.
+// the call. A later chunk of a progressive call invocation, whose options
+// are the first chunk's (callContinue reads none of its own), is routed
+// as if it had no timeout: before, it ended the session. Anything else
+// with such a timeout (a request id in use) is still a protocol
+// violation. The first chunk of a progressive call invocation refused so
+// is remembered as ended, as call's refusals are (rejectCall), so that
+// the chunks the caller sent behind it are dropped; a chunk of an ended
+// one is dropped as call drops it. Before, the next chunk was taken for a
+// new call and reached the callee as an INVOCATION of its own, starting
+// mid-stream.
 func (s *Shard) badTimeoutCall(ss *Session, m *proto.Message, n int) bool {
 	if m.Type != proto.CodeCall || ss.state != stEstablished || m.Request == 0 || m.Request > proto.MaxID ||
-		ss.calls[m.Request] != nil || ss.metaWaits[m.Request] != nil {
+		ss.metaWaits[m.Request] != nil {
 		return false
+	}
+	if oc := ss.calls[m.Request]; oc != nil {
+		if !oc.progInv {
+			return false // the request id is in use
+		}
+		s.countIn(m.Type, n)
+		s.callContinue(ss, oc, m)
+		return true
 	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
 	if progress && ss.feat&fCallerProgInv == 0 {
