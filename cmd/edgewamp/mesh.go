@@ -118,7 +118,9 @@ func (m *meshConfig) enabled() bool {
 // clear text, over which addresses, or "": without mesh.tls, the token
 // (NATS sends it in the CONNECT line of routes, leaf links and nats_url)
 // or the route password derived from an nkey seed (routes; a leaf link
-// signs a nonce with the seed and sends no secret), on an address that is
+// signs a nonce with the seed and sends no secret), or a dialled URL's
+// own user part (NATS sends it in the CONNECT line beside the token or
+// the signature), on an address that is
 // not loopback (a listener on every interface counts). Anyone on the
 // path can read it and join the mesh, whose nodes trust each other's
 // authorization decisions. Not refused: a lab or a private network may
@@ -133,49 +135,57 @@ func (m *meshConfig) cleartextWarning() string {
 	// Without mesh.credentials, a URL's own user part (a NATS user and
 	// password, or a token: nats://user:password@host, nats://token@host)
 	// is the credential sent in clear, on the URLs that have one. Before,
-	// nothing was said of it.
+	// nothing was said of it. With an nkey seed only, a leaf link or
+	// nats_url signs a nonce, and sends its URL's user part beside the
+	// signature: those URLs that have one are named too (before, they
+	// went unwarned).
 	urlOnly := !token && !nkey
 	var where []string
+	own := 0 // the URLs in where named for their own user part
 	listen := func(key, addr string) {
 		if host, _, err := net.SplitHostPort(addr); addr != "" && (err != nil || !loopbackHost(host)) {
 			where = append(where, key+" "+addr)
 		}
 	}
-	dial := func(key string, urls ...string) {
+	dial := func(key string, ownOnly bool, urls ...string) {
 		for _, s := range urls {
-			if s == "" || urlOnly && !urlCredential(s) {
+			if s == "" || ownOnly && !urlCredential(s) {
 				continue
 			}
 			if u, err := url.Parse(s); err != nil || u.Scheme != "tls" && !loopbackHost(u.Hostname()) {
 				where = append(where, key+" "+redactedURL(s))
+				if ownOnly {
+					own++
+				}
 			}
 		}
 	}
 	if !urlOnly {
 		listen("mesh.cluster.listen", m.Cluster.Listen)
 	}
-	dial("mesh.cluster.routes", m.Cluster.Routes...)
-	if token || urlOnly {
-		if token {
-			listen("mesh.leaf.listen", m.Leaf.Listen)
-		}
-		dial("mesh.leaf.remotes", m.Leaf.Remotes...)
-		// A list, as edge reads it: before, it was taken for one URL,
-		// whose second password was shown and whose loopback addresses
-		// were warned of.
-		dial("mesh.nats_url", splitList(m.NatsURL)...)
+	dial("mesh.cluster.routes", urlOnly, m.Cluster.Routes...)
+	if token {
+		listen("mesh.leaf.listen", m.Leaf.Listen)
 	}
+	dial("mesh.leaf.remotes", !token, m.Leaf.Remotes...)
+	// A list, as edge reads it: before, it was taken for one URL, whose
+	// second password was shown and whose loopback addresses were warned
+	// of.
+	dial("mesh.nats_url", !token, splitList(m.NatsURL)...)
 	if len(where) == 0 {
 		return ""
 	}
-	what := "the mesh token"
+	what := "the mesh token crosses"
 	switch {
-	case urlOnly:
-		what = "the credential in a mesh URL (its user part)"
-	case !token:
-		what = "the route password derived from the nkey seed"
+	case token:
+	case own == len(where):
+		what = "the credential in a mesh URL (its user part) crosses"
+	case own > 0:
+		what = "the route password derived from the nkey seed and the credential in a mesh URL (its user part) cross"
+	default:
+		what = "the route password derived from the nkey seed crosses"
 	}
-	return "mesh: without mesh.tls, " + what + " crosses the network in clear text (" + strings.Join(where, ", ") +
+	return "mesh: without mesh.tls, " + what + " the network in clear text (" + strings.Join(where, ", ") +
 		"): anyone on the path can read it and join the mesh; set mesh.tls (cert, key, ca), or keep these addresses on loopback or a network you trust"
 }
 
