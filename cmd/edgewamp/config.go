@@ -1110,7 +1110,7 @@ func keyedErrorAt(root *lineIndex, m []string, l string) string {
 		return l
 	}
 	v, _ := strconv.Unquote(q)
-	if keys := root.valuePaths(line, yaml.ScalarNode, v); len(keys) == 1 {
+	if keys := root.valuePaths(line, yaml.ScalarNode, v, nil); len(keys) == 1 {
 		return fmt.Sprintf("line %d: %s: %s", line, keys[0], m[2])
 	}
 	return l
@@ -1161,15 +1161,12 @@ func typeError(root *lineIndex, m []string) string {
 	// mapping starts on its first key's line, so `gateway:\n  listen: {a:
 	// 1}` has two mappings on line 2; the one whose Go type yaml names is
 	// the key (before, "line 2: a value takes a single value").
-	keys := root.valuePaths(line, kind, m[3])
+	keys := root.valuePaths(line, kind, m[3], nil)
 	if len(keys) > 1 {
-		var typed []string
-		for _, k := range keys {
-			if ft := typeAtPath(reflect.TypeFor[config](), k); ft != nil && ft.String() == m[4] {
-				typed = append(typed, k)
-			}
-		}
-		keys = typed
+		keys = root.valuePaths(line, kind, m[3], func(k string) bool {
+			ft := typeAtPath(reflect.TypeFor[config](), k)
+			return ft != nil && ft.String() == m[4]
+		})
 	}
 	if len(keys) == 1 {
 		return fmt.Sprintf("line %d: %s takes %s, not %s", line, keys[0], want, got)
@@ -1279,8 +1276,8 @@ func typeAtPath(t reflect.Type, path string) reflect.Type {
 // with the errors times the file, and 5,000 users' mistyped key (one in a
 // fleet's generated file) kept check-config, and every SIGHUP, busy 31 s.
 type lineIndex struct {
-	keys   map[int][]indexed // mapping keys
-	values map[int][]indexed // the values of mappings, lists and the document
+	keys   map[lineKey][]indexed // mapping keys, by line and name
+	values map[int][]indexed     // the values of mappings, lists and the document
 }
 
 // indexed is a node of the document and where it is.
@@ -1316,7 +1313,7 @@ func (p *pathPart) String() string {
 // indexLines indexes the document n (yaml's node tree, aliases not
 // followed).
 func indexLines(n *yaml.Node) *lineIndex {
-	x := &lineIndex{keys: map[int][]indexed{}, values: map[int][]indexed{}}
+	x := &lineIndex{keys: map[lineKey][]indexed{}, values: map[int][]indexed{}}
 	x.add(n, nil)
 	return x
 }
@@ -1335,7 +1332,8 @@ func (x *lineIndex) add(n *yaml.Node, at *pathPart) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := &pathPart{up: at, key: k.Value}
-			x.keys[k.Line] = append(x.keys[k.Line], indexed{k, p})
+			at := lineKey{k.Line, k.Value}
+			x.keys[at] = append(x.keys[at], indexed{k, p})
 			x.values[v.Line] = append(x.values[v.Line], indexed{v, p})
 			x.add(v, p)
 		}
@@ -1348,13 +1346,22 @@ func (x *lineIndex) add(n *yaml.Node, at *pathPart) {
 	}
 }
 
+// lineKey is a mapping key's line and name.
+type lineKey struct {
+	line int
+	name string
+}
+
 // keyPaths returns the dotted paths of the mapping keys named name on
-// line.
+// line, at most two: a message names a key only where it alone is on its
+// line. Before, all of them were written out, and on a file of one line
+// (JSON, which YAML reads) each message wrote out as many as the file
+// has errors of its kind.
 func (x *lineIndex) keyPaths(line int, name string) []string {
 	var paths []string
-	for _, k := range x.keys[line] {
-		if k.n.Value == name {
-			paths = append(paths, k.at.String())
+	for _, k := range x.keys[lineKey{line, name}] {
+		if paths = append(paths, k.at.String()); len(paths) == 2 {
+			break
 		}
 	}
 	return paths
@@ -1370,13 +1377,19 @@ func sameText(value, shown string) bool {
 }
 
 // valuePaths returns the dotted paths ("realms[0].anonymous") of the
-// values of kind (and, for a scalar, text) that start on line; the
-// document itself is "the configuration".
-func (x *lineIndex) valuePaths(line int, kind yaml.Kind, text string) []string {
+// values of kind (and, for a scalar, text) that start on line and that
+// keep takes (nil: all), at most two, as keyPaths; the document itself is
+// "the configuration".
+func (x *lineIndex) valuePaths(line int, kind yaml.Kind, text string, keep func(path string) bool) []string {
 	var keys []string
 	for _, v := range x.values[line] {
-		if v.n.Kind == kind && (kind != yaml.ScalarNode || sameText(v.n.Value, text)) {
-			keys = append(keys, cmp.Or(v.at.String(), "the configuration"))
+		if v.n.Kind != kind || kind == yaml.ScalarNode && !sameText(v.n.Value, text) {
+			continue
+		}
+		if p := cmp.Or(v.at.String(), "the configuration"); keep == nil || keep(p) {
+			if keys = append(keys, p); len(keys) == 2 {
+				break
+			}
 		}
 	}
 	return keys
