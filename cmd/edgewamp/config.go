@@ -1441,6 +1441,38 @@ func (c *config) line(path ...any) int {
 	return line
 }
 
+// nullAt reports whether the file gives the key at path (as line's:
+// "realms", 0, "authmethods") with no value (`key:`, `key: ~`), which
+// yaml decodes as the key left out.
+func (c *config) nullAt(path ...any) bool {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return false
+	}
+	n := c.root.Content[0]
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return false
+			}
+			i := 0
+			for i+1 < len(n.Content) && n.Content[i].Value != k {
+				i += 2
+			}
+			if i+1 >= len(n.Content) {
+				return false
+			}
+			n = n.Content[i+1]
+		case int:
+			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return false
+			}
+			n = n.Content[k]
+		}
+	}
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
 func (c *config) errAt(errs *[]error, msg string, path ...any) {
 	if f, ok := c.flags[pathKey(path...)]; ok {
 		*errs = append(*errs, &flagError{"flag " + f + ": " + msg})

@@ -24,10 +24,11 @@ var knownActions = map[string]bool{"call": true, "register": true, "publish": tr
 // validateSecurity checks realm i's users, roles and methods.
 func (c *config) validateSecurity(errs *[]error, i int) {
 	r := &c.Realms[i]
-	if r.AuthMethods != nil && len(r.AuthMethods) == 0 {
+	if r.AuthMethods != nil && len(r.AuthMethods) == 0 || r.AuthMethods == nil && c.nullAt("realms", i, "authmethods") {
 		// `authmethods: []` was taken as no list (build's default: the
 		// users' methods, anonymous without users), which opened the
-		// realm it was written to close.
+		// realm it was written to close; so was the key with no value
+		// (`authmethods:` with every method commented out, or ~).
 		c.errAt(errs, fmt.Sprintf("realms[%d].authmethods is empty: a realm takes at least one method (anonymous, ticket, wampcra or cryptosign); leave the key out for the methods of its users (anonymous when it has none), or remove the realm to let no one in", i), "realms", i, "authmethods")
 	}
 	for j, m := range r.AuthMethods {
