@@ -55,6 +55,11 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 			"force_reregister is not supported on a mesh: procedure "+strconv.Quote(uri)+" stays registered")
 		return true
 	}
+	if !reserveForceRemovals(s, old) {
+		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable,
+			"the event loop of a callee it would replace has as many removals waiting as it takes; retry later")
+		return true
+	}
 	var pending atomic.Int32
 	pending.Store(int32(len(old)))
 	finish := func() {
@@ -65,6 +70,9 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 	for _, x := range old {
 		done := func() {
 			x.shard.registrationRemoved(x, reg, reasonReregistered)
+			if x.shard != s {
+				x.shard.giveBackRemovals(1)
+			}
 			if pending.Add(-1) != 0 {
 				return
 			}
@@ -76,9 +84,65 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 		}
 		if x.shard == s {
 			done()
-		} else if x.shard.Do(done) != nil && pending.Add(-1) == 0 {
-			s.Do(finish) // that loop stopped: its sessions are gone with it
+		} else if x.shard.Do(done) != nil {
+			x.shard.giveBackRemovals(1)
+			if pending.Add(-1) == 0 {
+				s.Do(finish) // that loop stopped: its sessions are gone with it
+			}
 		}
 	}
 	return true
+}
+
+// reserveForceRemovals counts, in the removeBacklog of each shard other
+// than s holding a session of old, removeOverhead for each of them that
+// forceReregister posts there, within maxRemoveBacklog (as postRemoval:
+// one removal always may wait), and reports whether all fit; when one
+// does not, what it counted is given back. Before, these removals were
+// not bounded: while a callee's loop was busy every repeat of a REGISTER
+// with force_reregister posted one for each callee there, and one
+// session's 20,000 of them over 64 callees held 40 MiB.
+func reserveForceRemovals(s *Shard, old []*Session) bool {
+	type count struct {
+		dst *Shard
+		n   int64
+	}
+	var counts []count // one per shard: a few
+next:
+	for _, x := range old {
+		if x.shard == s {
+			continue
+		}
+		for i := range counts {
+			if counts[i].dst == x.shard {
+				counts[i].n++
+				continue next
+			}
+		}
+		counts = append(counts, count{x.shard, 1})
+	}
+	for i, c := range counts {
+		c.dst.removeMu.Lock()
+		b := c.dst.removeBacklog.Load()
+		fits := b == 0 || b+c.n*removeOverhead <= maxRemoveBacklog
+		if fits {
+			c.dst.removeBacklog.Add(c.n * removeOverhead)
+		}
+		c.dst.removeMu.Unlock()
+		if !fits {
+			for _, d := range counts[:i] {
+				d.dst.giveBackRemovals(d.n)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// giveBackRemovals gives back what reserveForceRemovals counted for n
+// removals posted to s, as s runs them (or once it refused them).
+func (s *Shard) giveBackRemovals(n int64) {
+	s.removeMu.Lock()
+	s.removeBacklog.Add(-n * removeOverhead)
+	s.removeMu.Unlock()
 }
