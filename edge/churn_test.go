@@ -340,7 +340,7 @@ func (cr *churnRun) dial(rng *rand.Rand, not string) (*churnSess, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := client.Dial(ctx, client.Config{URL: url, Realm: "realm1", Serializer: churnSers[rng.IntN(3)],
-		AuthID: "user" + strconv.Itoa(rng.IntN(4)), ReplyTimeout: 10 * time.Second})
+		AuthID: "user" + strconv.Itoa(rng.IntN(4)), ReplyTimeout: churnReplyTimeout})
 	if err != nil {
 		if px != nil {
 			px.cut()
@@ -371,6 +371,10 @@ func (cs *churnSess) watch(m *proto.Message) {
 
 // alive reports whether the session is up on a node that is not being
 // stopped: the only sessions whose requests must succeed.
+// churnReplyTimeout is the churn clients' Config.ReplyTimeout: a CALL
+// sent and then canceled waits that long for the router's answer.
+const churnReplyTimeout = 10 * time.Second
+
 func (cs *churnSess) alive() bool {
 	if _, dead := cs.cr.dead.Load(cs.tn); dead {
 		return false
@@ -633,6 +637,7 @@ func (cr *churnRun) call(cs *churnSess, rng *rand.Rand) {
 		defer cs.inflight.Add(-1)
 		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 		defer cancel()
+		start := time.Now()
 		if cancelAfter > 0 {
 			cr.n.cancels.Add(1)
 			time.AfterFunc(cancelAfter, cancel)
@@ -691,6 +696,15 @@ func (cr *churnRun) call(cs *churnSess, rng *rand.Rand) {
 			if we.URI == proto.URITimeout {
 				cr.n.timeouts.Add(1)
 			}
+		case cancelAfter > 0 && errors.Is(err, context.Canceled) && time.Since(start) < cancelAfter+churnReplyTimeout-time.Second:
+			// Canceled before its CALL (or a chunk) was written: the
+			// client waits for its turn to write within ctx and then
+			// sends nothing (Session.Call), where a CALL it sent waits
+			// for the router's answer to its CANCEL a whole
+			// ReplyTimeout. Nothing was promised (the CI run at d38cc66,
+			// eight helpers beside it: a killnowait call canceled 25 ms
+			// in, waiting for its write on a loaded machine).
+			cr.outcome("canceled-before-sent")
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			// The router never answered (not even the CANCEL the client
 			// sent): unless the caller is gone, a broken promise.
