@@ -819,8 +819,8 @@ func (c *Client) restoreSub(s *Session, d *durableSub, answered func()) {
 		}
 		c.mu.Lock()
 		removed := d.removed.Load()
-		why := sub.revocation.Load() // see took
-		if !removed && why == nil {
+		why := sub.revocation.Load() // see took, as the check of s below
+		if !removed && why == nil && !ended(s) {
 			d.cur = sub
 		}
 		c.mu.Unlock()
@@ -843,7 +843,12 @@ func (c *Client) took(reg *Registration, r *durableReg) {
 	c.mu.Lock()
 	removed := r.removed.Load()
 	why := reg.revocation.Load()
-	if !removed && why == nil {
+	// Not once its session is lost: serve has cleared, or will clear
+	// (under mu, after s.Err is set), the records of it. Recorded after
+	// that, it kept the lost session reachable (the next session
+	// refusing the registration), or took the place of the next
+	// session's, which Unregister then left on it.
+	if !removed && why == nil && !ended(reg.s) {
 		r.cur = reg
 	}
 	c.mu.Unlock()
@@ -966,7 +971,7 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 	}
 	c.mu.Lock()
 	why := reg.revocation.Load() // see took
-	if why == nil {
+	if why == nil && !ended(s) { // see took
 		r.cur = reg
 	}
 	c.regs = append(c.regs, r)
@@ -1015,7 +1020,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), op
 	}
 	c.mu.Lock()
 	why := sub.revocation.Load() // see took
-	if why == nil {
+	if why == nil && !ended(s) { // see took
 		d.cur = sub
 	}
 	c.subs = append(c.subs, d)
