@@ -422,7 +422,7 @@ func (c *Client) run(first chan<- struct{}) {
 				// certificate not trusted, a wrong path's HTTP 404, a
 				// RawSocket handshake refused): as a join refused, it
 				// may not pass; heard of once a streak.
-				if refusal.first("dial\x00" + err.Error()) {
+				if refusal.first("dial\x00" + dialRefusalKey(err)) {
 					c.warn("client: the router's address refused the connection; retrying", "url", url, "err", err, "retry_in", backoff)
 				} else {
 					c.log("client: the router's address refused the connection again; retrying", "url", url, "err", err, "retry_in", backoff, "refusals", refusal.n)

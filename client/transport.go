@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -284,4 +285,16 @@ func dialRefused(err error) bool {
 	_, refused := errors.AsType[*dialRefusal](err)
 	_, untrusted := errors.AsType[*tls.CertificateVerificationError](err)
 	return refused || untrusted
+}
+
+// dialRefusalKey tells one dial refusal from another in a Client's streak
+// (refusalLog): its text, but for a router certificate out of its validity
+// period, whose text holds the time of the attempt ("current time ... is
+// after ..."): every attempt a second or more after the last was a new
+// refusal, logged at WARN. That one is told by the certificate instead.
+func dialRefusalKey(err error) string {
+	if ce, ok := errors.AsType[x509.CertificateInvalidError](err); ok && ce.Reason == x509.Expired && ce.Cert != nil {
+		return "expired\x00" + ce.Cert.Subject.String() + "\x00" + ce.Cert.NotBefore.String() + "\x00" + ce.Cert.NotAfter.String()
+	}
+	return err.Error()
 }
