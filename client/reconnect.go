@@ -773,6 +773,11 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 		}
 		err = try(c.ctx)
 	}
+	if err == nil && warned && !ended(s) && c.ctx.Err() == nil {
+		// Told of at WARN as not in place: the application hears, at the
+		// same level, that it is again (it heard nothing of it).
+		c.warn("client: restoring a "+kind+" passed; it is in place on this session again", what...)
+	}
 	if err != nil && !ended(s) && c.ctx.Err() == nil {
 		// For good on this session: what the application registered or
 		// subscribed is no longer there (a WARN, where the transient
