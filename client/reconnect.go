@@ -739,19 +739,22 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 	}
 	wait := c.rc.MinBackoff
 	warned := false
-	for err != nil && transient(err, reg) {
+	for retried := false; err != nil && transient(err, reg); retried = true {
 		// With jitter, as a redial: restores refused together (a busy
 		// router's, or a mesh's revoking the losers of a conflict on
 		// heal, a fleet's at once) came back together at every retry,
 		// each wave a burst for the router that refused them.
 		in := c.jittered(wait)
-		if wait == c.rc.MaxBackoff && !warned {
+		if wait == c.rc.MaxBackoff && retried && !warned {
 			// Refused through the whole backoff (about 6 s by default;
 			// a mesh frees a dead node's registration within
 			// peer_timeout, 2 s): another session holds the procedure (a
 			// standby that took over while this Client reconnected), or
 			// the router stays busy. The application hears of it once:
-			// it was INFO at each retry, for ever.
+			// it was INFO at each retry, for ever. Not at the first
+			// refusal, also when MinBackoff = MaxBackoff (the wait is
+			// at MaxBackoff from the start): a refusal the next retry
+			// passes (a mesh's, for peer_timeout) was a WARN then.
 			warned = true
 			c.warn("client: restoring a "+kind+" is still refused; it is not in place on this session until a retry passes", append(what, "err", err, "retry_in", in)...)
 		} else {
