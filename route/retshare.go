@@ -76,10 +76,23 @@ func clientKey(remote string) string {
 }
 
 // retainRefused counts a retained event that rm did not keep, and logs
-// the first one of ss refused for its publisher's share.
+// the first one of ss refused for each bound: its publisher's share, the
+// realm's (it was counted only: a realm whose retained events had stopped
+// being kept, each refusal dropping its topic's older one too, left no
+// line in the log).
 func (s *Shard) retainRefused(ss *Session, rm *Realm, why retainRefusal, topic string) {
 	if why != retainPublisherFull {
 		s.stats.RetainRefused.Add(1)
+		if ss.retainFullLogged {
+			return
+		}
+		ss.retainFullLogged = true
+		rm.mu.RLock()
+		topics, bytes := len(rm.retained), rm.retainedBytes
+		rm.mu.RUnlock()
+		s.r.log.Warn("retained event delivered but not kept, and its topic's older retained events dropped: the realm's retained events are at their bound (limits.retained_bytes, or "+strconv.Itoa(maxRetained)+" topics); logged once per session",
+			"realm", rm.name, "session", ss.id, "authid", ss.authID, "remote", ss.transport.RemoteAddr, "topic", logCut(topic),
+			"topics", topics, "bytes", bytes, "max_bytes", s.r.cfg.MaxRetainedBytes)
 		return
 	}
 	s.stats.RetainRefusedPublisher.Add(1)

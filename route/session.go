@@ -143,11 +143,13 @@ type Session struct {
 	// from, for an in-process peer that carries many clients' requests
 	// (ReceiveMessageFrom); owner is its retainOwner (cached once set,
 	// unless clientAddr is), retainLogged whether its publisher's share
-	// of retained events was found used up and logged.
-	clientAddr   string
-	owner        string
-	ownerSet     bool
-	retainLogged bool
+	// of retained events was found used up and logged, retainFullLogged
+	// whether the realm's bound of them was (retainRefused).
+	clientAddr       string
+	owner            string
+	ownerSet         bool
+	retainLogged     bool
+	retainFullLogged bool
 	// msgCred is the credential its message being handled was made with,
 	// for an in-process peer that carries the requests of several
 	// credentials of one principal (ReceiveMessageWith); credRetainer is
