@@ -26,7 +26,8 @@ type subscription struct {
 	maker      string
 	makerHolds int
 	// walkBy is the owner whose walk (Realm.subWalks) counts the
-	// pattern, when walked. Under Realm.mu.
+	// pattern, when walked, and whose count (Realm.wildSubsBy); it moves with maker
+	// when they are the same owner (movePattern). Under Realm.mu.
 	walkBy string
 	walked bool
 
@@ -596,7 +597,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 	}
 	if wild && set.n > 0 && ref.sub == sub && ss.subOwner == sub.maker {
 		if sub.makerHolds--; sub.makerHolds <= 0 {
-			s.moveMaker(sub, set)
+			s.moveMaker(rm, sub, set)
 		}
 	}
 	if set.n == 0 {
@@ -631,11 +632,16 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 // stays the maker's, as it did before for as long as any other owner
 // held the pattern (a joiner held the maker's share hostage: 215,424 of
 // its 262,144 bytes for 44 patterns it no longer held), until the pattern
-// goes or a session of the maker's joins and leaves it again. Under
-// Realm.mu; reads other shards' sessions' subOwner, fixed before they
-// subscribed. Walks the subscribers (an UNSUBSCRIBE or a leave of the
-// maker's last session, not a PUBLISH).
-func (s *Shard) moveMaker(sub *subscription, set *subSet) {
+// goes or a session of the maker's joins and leaves it again. The
+// pattern's count among the realm's (wildSubsBy) and its walk
+// (subWalks), when its maker's, go with the index, to an owner whose
+// quarters can take them too (patternFits): they stayed the maker's, so
+// that one session joining an address's 1,024 patterns kept it refused
+// any new one after it left them. Under Realm.mu; reads other shards'
+// sessions' subOwner, fixed before they subscribed. Walks the
+// subscribers (an UNSUBSCRIBE or a leave of the maker's last session,
+// not a PUBLISH).
+func (s *Shard) moveMaker(rm *Realm, sub *subscription, set *subSet) {
 	owners := func(yield func(string) bool) {
 		for x := range set.all() {
 			if !yield(x.subOwner) {
@@ -643,10 +649,21 @@ func (s *Shard) moveMaker(sub *subscription, set *subSet) {
 			}
 		}
 	}
-	to, holds, moved := moveIndexCharge(&s.r.subBytes, sub.maker, wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes, owners)
+	// A pattern a gateway client made (walkBy its address, maker "")
+	// keeps its count and walk: its holders' clients are not known.
+	follow := sub.walkBy == sub.maker
+	max := s.r.cfg.MaxRealmWildcardSubscriptions
+	fits := func(o string) bool {
+		return !follow || patternFits(rm.wildSubsBy, rm.subWalks, max, o, sub.uri, sub.walked)
+	}
+	to, holds, moved := moveIndexCharge(&s.r.subBytes, sub.maker, wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes, owners, fits)
 	if !moved {
 		sub.makerHolds = 0
 		return
+	}
+	if follow {
+		movePattern(&rm.wildSubsBy, &rm.subWalks, sub.walkBy, to, sub.uri, sub.walked)
+		sub.walkBy = to
 	}
 	sub.maker, sub.makerHolds = to, holds
 }
@@ -654,7 +671,9 @@ func (s *Shard) moveMaker(sub *subscription, set *subSet) {
 // moveIndexCharge moves a wildcard pattern's index charge (cost, in b,
 // whose share is max) from maker to the owner of one of the pattern's
 // holders (owners, walked twice) whose share can take it
-// (testamentBudget.move), the first one that can. It returns the new
+// (testamentBudget.move) and that fits (its quarters of the realm's
+// patterns and walk, patternFits), the first one that can; an owner that
+// cannot is tried once. It returns the new
 // maker and how many holders are its, or moved false when no one could
 // take it (the charge stays the maker's). Never to the HTTP gateway's
 // sessions (the owner "", bounded by the total only): any HTTP client can
@@ -663,15 +682,20 @@ func (s *Shard) moveMaker(sub *subscription, set *subSet) {
 // join them, leave them and make as many again, round after round (766 KB
 // of a 1 MiB budget after three, the maker counted 0). Shared by
 // subscriptions (moveMaker) and registrations (moveRegMaker).
-func moveIndexCharge(b *testamentBudget, maker string, cost, max int64, owners iter.Seq[string]) (to string, holds int, moved bool) {
-	tried := ""
+func moveIndexCharge(b *testamentBudget, maker string, cost, max int64, owners iter.Seq[string], fits func(string) bool) (to string, holds int, moved bool) {
+	var tried map[string]bool // owners that could not take it
 	for o := range owners {
-		if !moved && o != "" && o != tried && o != maker {
-			tried = o
-			if moved = b.move(maker, o, cost, max); moved {
-				to = o
-			}
+		if o == "" || o == maker || tried[o] {
+			continue
 		}
+		if fits(o) && b.move(maker, o, cost, max) {
+			to, moved = o, true
+			break
+		}
+		if tried == nil {
+			tried = map[string]bool{}
+		}
+		tried[o] = true
 	}
 	if !moved {
 		return "", 0, false

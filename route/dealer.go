@@ -43,7 +43,8 @@ type registration struct {
 	maker      string
 	makerHolds int
 	// walkBy is the owner whose walk (Realm.regWalks) counts the
-	// pattern, when walked. Under Realm.mu.
+	// pattern, when walked, and whose count (Realm.wildRegsBy); it moves with maker
+	// when they are the same owner (movePattern). Under Realm.mu.
 	walkBy string
 	walked bool
 
@@ -537,7 +538,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 		}
 	} else if wild && l.len() > 0 && ref.reg == reg && ss.subOwner == reg.maker {
 		if reg.makerHolds--; reg.makerHolds <= 0 {
-			s.moveRegMaker(reg, l)
+			s.moveRegMaker(rm, reg, l)
 		}
 	}
 	if s.r.mesh != nil {
@@ -559,9 +560,10 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 // moveRegMaker counts the wildcard pattern reg's index, whose maker's
 // last callee left it, to the owner of one of this node's callees still
 // holding it (l, not empty) whose share can take it, as moveMaker does a
-// subscription's (when none can, it stays the maker's). Under Realm.mu;
-// walks the callees (an UNREGISTER or a leave).
-func (s *Shard) moveRegMaker(reg *registration, l *calleeList) {
+// subscription's (when none can, it stays the maker's), with its count
+// (wildRegsBy) and walk (regWalks) when they are the maker's. Under
+// Realm.mu; walks the callees (an UNREGISTER or a leave).
+func (s *Shard) moveRegMaker(rm *Realm, reg *registration, l *calleeList) {
 	owners := func(yield func(string) bool) {
 		for c := range l.all() {
 			if !yield(c.s.subOwner) {
@@ -569,10 +571,19 @@ func (s *Shard) moveRegMaker(reg *registration, l *calleeList) {
 			}
 		}
 	}
-	to, holds, moved := moveIndexCharge(&s.r.regBytes, reg.maker, wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes, owners)
+	follow := reg.walkBy == reg.maker
+	max := s.r.cfg.MaxRealmWildcardRegistrations
+	fits := func(o string) bool {
+		return !follow || patternFits(rm.wildRegsBy, rm.regWalks, max, o, reg.uri, reg.walked)
+	}
+	to, holds, moved := moveIndexCharge(&s.r.regBytes, reg.maker, wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes, owners, fits)
 	if !moved {
 		reg.makerHolds = 0
 		return
+	}
+	if follow {
+		movePattern(&rm.wildRegsBy, &rm.regWalks, reg.walkBy, to, reg.uri, reg.walked)
+		reg.walkBy = to
 	}
 	reg.maker, reg.makerHolds = to, holds
 }

@@ -22,8 +22,10 @@ const walkShareFrom = 12
 // of 13 components starting with a literal was refused "overlaps too
 // many", for every client of the realm. The owner is the maker's (the
 // session whose SUBSCRIBE or REGISTER put the pattern in the realm's
-// table), kept until the pattern leaves it (a joiner's hold counts
-// nothing: joining adds nothing to a walk). Cold path (SUBSCRIBE,
+// table), kept until the pattern leaves it or the maker's last session
+// leaves it to other holders (moveMaker, moveRegMaker: then one of
+// theirs, patternFits; a joiner's hold counts nothing: joining adds
+// nothing to a walk). Cold path (SUBSCRIBE,
 // REGISTER, their undoing and leaves); under Realm.mu. The owner's copy
 // holds up to as many trie nodes as the realm's for the same patterns.
 type walkShares map[string]*table[struct{}]
@@ -77,8 +79,8 @@ func (w walkShares) drop(owner, uri string) {
 // the realm's only: four sessions of one address, each at its own bound
 // (1,024), took all 4,096, and every other client of the realm was
 // refused any new wildcard pattern for as long as they stayed. A join
-// makes no pattern and counts nothing; the count stays with the maker
-// until the pattern leaves the table, as its walk does. Cold path
+// makes no pattern and counts nothing; the count follows the walk: the
+// maker's, then a holder's (movePattern). Cold path
 // (SUBSCRIBE, REGISTER, their undoing and leaves); under Realm.mu.
 type wildCounts map[string]int
 
@@ -96,6 +98,29 @@ func (w *wildCounts) add(owner string) {
 func (w wildCounts) drop(owner string) {
 	if w[owner]--; w[owner] <= 0 {
 		delete(w, owner)
+	}
+}
+
+// patternFits reports whether owner's quarters can take a wildcard
+// pattern uri that another owner counts, held by owner's sessions: its
+// count (by, of the realm's max) and, when walked, its walk (walks). A
+// holder that cannot is passed over, and when none can the pattern stays
+// its maker's (moveIndexCharge): moved past a holder's quarter, two
+// colluding owners could fill the realm (one makes a quarter, the other
+// joins it, the maker leaves and makes as many again), where four are
+// needed.
+func patternFits(by wildCounts, walks walkShares, max int, owner, uri string, walked bool) bool {
+	return by[owner] < wildShare(max) && !(walked && walks.past(owner, uri))
+}
+
+// movePattern counts the wildcard pattern uri to owner to instead of
+// from: its count in by and, when walked, its walk in walks.
+func movePattern(by *wildCounts, walks *walkShares, from, to, uri string, walked bool) {
+	by.drop(from)
+	by.add(to)
+	if walked {
+		walks.drop(from, uri)
+		walks.add(to, uri)
 	}
 }
 
