@@ -27,7 +27,7 @@ type subscription struct {
 	makerHolds int
 	// walkBy is the owner whose walk (Realm.subWalks) counts the
 	// pattern, when walked, and whose count (Realm.wildSubsBy); it moves with maker
-	// when they are the same owner (movePattern). Under Realm.mu.
+	// (movePattern). Under Realm.mu.
 	walkBy string
 	walked bool
 
@@ -634,7 +634,7 @@ func (s *Shard) detachSubscriber(ss *Session, sub *subscription) {
 // its 262,144 bytes for 44 patterns it no longer held), until the pattern
 // goes or a session of the maker's joins and leaves it again. The
 // pattern's count among the realm's (wildSubsBy) and its walk
-// (subWalks), when its maker's, go with the index, to an owner whose
+// (subWalks) go with the index, to an owner whose
 // quarters can take them too (patternFits): they stayed the maker's, so
 // that one session joining an address's 1,024 patterns kept it refused
 // any new one after it left them. Under Realm.mu; reads other shards'
@@ -649,22 +649,18 @@ func (s *Shard) moveMaker(rm *Realm, sub *subscription, set *subSet) {
 			}
 		}
 	}
-	// A pattern a gateway client made (walkBy its address, maker "")
-	// keeps its count and walk: its holders' clients are not known.
-	follow := sub.walkBy == sub.maker
+	// A pattern an HTTP client's event stream made (walkBy its address,
+	// maker "": the gateway's sessions) goes too: no session of the
+	// gateway holds it, so neither does that client.
 	max := s.r.cfg.MaxRealmWildcardSubscriptions
-	fits := func(o string) bool {
-		return !follow || patternFits(rm.wildSubsBy, rm.subWalks, max, o, sub.uri, sub.walked)
-	}
+	fits := func(o string) bool { return patternFits(rm.wildSubsBy, rm.subWalks, max, o, sub.uri, sub.walked) }
 	to, holds, moved := moveIndexCharge(&s.r.subBytes, sub.maker, wildcardIndexCost(sub.match, sub.uri), s.r.cfg.MaxSubscriptionBytes, owners, fits)
 	if !moved {
 		sub.makerHolds = 0
 		return
 	}
-	if follow {
-		movePattern(&rm.wildSubsBy, &rm.subWalks, sub.walkBy, to, sub.uri, sub.walked)
-		sub.walkBy = to
-	}
+	movePattern(&rm.wildSubsBy, &rm.subWalks, sub.walkBy, to, sub.uri, sub.walked)
+	sub.walkBy = to
 	sub.maker, sub.makerHolds = to, holds
 }
 

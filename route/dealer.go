@@ -44,7 +44,7 @@ type registration struct {
 	makerHolds int
 	// walkBy is the owner whose walk (Realm.regWalks) counts the
 	// pattern, when walked, and whose count (Realm.wildRegsBy); it moves with maker
-	// when they are the same owner (movePattern). Under Realm.mu.
+	// (movePattern). Under Realm.mu.
 	walkBy string
 	walked bool
 
@@ -561,7 +561,7 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 // last callee left it, to the owner of one of this node's callees still
 // holding it (l, not empty) whose share can take it, as moveMaker does a
 // subscription's (when none can, it stays the maker's), with its count
-// (wildRegsBy) and walk (regWalks) when they are the maker's. Under
+// (wildRegsBy) and walk (regWalks). Under
 // Realm.mu; walks the callees (an UNREGISTER or a leave).
 func (s *Shard) moveRegMaker(rm *Realm, reg *registration, l *calleeList) {
 	owners := func(yield func(string) bool) {
@@ -571,20 +571,15 @@ func (s *Shard) moveRegMaker(rm *Realm, reg *registration, l *calleeList) {
 			}
 		}
 	}
-	follow := reg.walkBy == reg.maker
 	max := s.r.cfg.MaxRealmWildcardRegistrations
-	fits := func(o string) bool {
-		return !follow || patternFits(rm.wildRegsBy, rm.regWalks, max, o, reg.uri, reg.walked)
-	}
+	fits := func(o string) bool { return patternFits(rm.wildRegsBy, rm.regWalks, max, o, reg.uri, reg.walked) }
 	to, holds, moved := moveIndexCharge(&s.r.regBytes, reg.maker, wildcardIndexCost(reg.match, reg.uri), s.r.cfg.MaxRegistrationBytes, owners, fits)
 	if !moved {
 		reg.makerHolds = 0
 		return
 	}
-	if follow {
-		movePattern(&rm.wildRegsBy, &rm.regWalks, reg.walkBy, to, reg.uri, reg.walked)
-		reg.walkBy = to
-	}
+	movePattern(&rm.wildRegsBy, &rm.regWalks, reg.walkBy, to, reg.uri, reg.walked)
+	reg.walkBy = to
 	reg.maker, reg.makerHolds = to, holds
 }
 
