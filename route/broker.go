@@ -377,9 +377,10 @@ func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 			return
 		}
 		if wild {
-			// And an owner's quarter of it: the same count by owner.
+			// And an owner's quarter of it: the same count by owner (a
+			// client's; not the in-process sessions' "", wildShare).
 			walkBy = ss.walkOwner()
-			if max := s.r.cfg.MaxRealmWildcardSubscriptions; rm.wildSubsBy[walkBy] >= wildShare(max) {
+			if max := s.r.cfg.MaxRealmWildcardSubscriptions; rm.wildSubsBy[walkBy] >= wildShare(max) && walkBy != "" {
 				rm.mu.Unlock()
 				s.wildcardShareRefused(ss, proto.CodeSubscribe, m.Request, walkBy, max)
 				return

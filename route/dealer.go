@@ -331,9 +331,10 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	var walkBy string // the owner of a wildcard pattern it makes (walkOwner)
 	if newPattern {
-		// And an owner's quarter of it: the same count by owner.
+		// And an owner's quarter of it: the same count by owner (a
+		// client's; not the in-process sessions' "", wildShare).
 		walkBy = ss.walkOwner()
-		if max := s.r.cfg.MaxRealmWildcardRegistrations; rm.wildRegsBy[walkBy] >= wildShare(max) {
+		if max := s.r.cfg.MaxRealmWildcardRegistrations; rm.wildRegsBy[walkBy] >= wildShare(max) && walkBy != "" {
 			rm.mu.Unlock()
 			s.wildcardShareRefused(ss, proto.CodeRegister, req, walkBy, max)
 			return false

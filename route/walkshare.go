@@ -85,7 +85,13 @@ func (w walkShares) drop(owner, uri string) {
 type wildCounts map[string]int
 
 // wildShare is the most patterns one owner may make among a realm's
-// bound of n: a quarter, at least one.
+// bound of n: a quarter, at least one. The owner "", the sessions inside
+// the process without a client's address (the gateway's webhooks and
+// HTTP callees, an embedder's), has the realm's whole bound, as before
+// the quarters: the operator configures them, no client can make a
+// pattern count to it (an event stream counts to its HTTP client), and
+// quartered, a realm's 1,025th wildcard webhook was refused for good,
+// retrying with an ERROR line each time.
 func wildShare(n int) int { return max(1, n/4) }
 
 func (w *wildCounts) add(owner string) {
