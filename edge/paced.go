@@ -117,7 +117,10 @@ type heldAnswer struct {
 	// apart than pacedWait, so that a part of it taken for lost dropped
 	// the answer (TestPacedLostPartOfAnswerTakingTurnsSentAgain).
 	partAt time.Time
-	sentTo int
+	// partCredited is what a stall's credit made partAt last
+	// (pacedTo.creditStall): one sending is credited one stall.
+	partCredited time.Time
+	sentTo       int
 	// lostTo is where the furthest of its parts taken for lost ends:
 	// Stats.PacedLost counts a part once, however often it goes again.
 	lostTo int
@@ -142,6 +145,9 @@ type inFlight struct {
 	end    int // the offset it ends at
 	n      int // its bytes
 	sentAt time.Time
+	// credited is what a stall's credit made sentAt last
+	// (pacedTo.creditStall): one sending is credited one stall.
+	credited time.Time
 	// last is the part's bytes when it is its answer's last (or the
 	// answer sent whole), kept to send again (sweepPaced): h lets its
 	// answer go once it is sent. At most a part's room of them per
@@ -478,17 +484,32 @@ func (n *Node) sweepPaced(now time.Time) {
 // way dropped the answer on waking, before reading them (a get_retained
 // of 300 events after a 3 s stall got none of them:
 // TestStalledPacedAnswerNotDropped). Not the answers' start (at):
-// maxPacedWait still bounds them. Called with pmu held.
+// maxPacedWait still bounds them. A part's sending is credited one
+// stall, as a peer one a silence: a live asker is heard between two
+// ticks, so that a dispatcher late at every tick (a busy or starved
+// host) credited its parts at each, and a lost part was taken for lost
+// about (tick gap / lateness over a heartbeat) times pacedLost late,
+// after the asker's gather had ended without it
+// (TestLateDispatcherPacedLostPartSentAgain). Called with pmu held.
 func (pt *pacedTo) creditStall(later func(time.Time) time.Time) {
 	for i := range pt.flight {
-		pt.flight[i].sentAt = later(pt.flight[i].sentAt)
+		if f := &pt.flight[i]; !f.sentAt.Equal(f.credited) {
+			f.sentAt = later(f.sentAt)
+			f.credited = f.sentAt
+		}
+	}
+	credit := func(h *heldAnswer) {
+		if !h.partAt.Equal(h.partCredited) {
+			h.partAt = later(h.partAt)
+			h.partCredited = h.partAt
+		}
 	}
 	for _, h := range pt.q {
-		h.partAt = later(h.partAt)
+		credit(h)
 	}
-	for i, f := range pt.flight {
-		if indexHeld(pt.q, f.h) < 0 && !slices.ContainsFunc(pt.flight[:i], func(g inFlight) bool { return g.h == f.h }) {
-			f.h.partAt = later(f.h.partAt)
+	for _, f := range pt.flight {
+		if indexHeld(pt.q, f.h) < 0 {
+			credit(f.h) // once: partCredited
 		}
 	}
 }
