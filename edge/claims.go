@@ -356,10 +356,12 @@ func (c *claimStore) park(j claimJob) {
 // their route-lost wait ended; the others stay parked, asking the store
 // again every parkedReread. Worker goroutine.
 func (c *claimStore) retryParked() {
-	if now := time.Now(); now.Sub(c.roundAt) > unheardRetry+2*c.n.opts.Heartbeat {
+	if now := time.Now(); now.Sub(c.roundAt) > unheardRetry+2*c.n.opts.Heartbeat || c.n.sparing.Load() {
 		// This round comes over two heartbeats late: this process has
 		// just run again after a stall, which the control dispatcher
-		// may not have credited yet (creditStalls). One round later.
+		// may not have credited yet (creditStalls); or a peer is
+		// spared after a second stall (Node.creditStall). One round
+		// later.
 		c.roundAt = now
 		c.retry.Reset(unheardRetry)
 		return
@@ -1361,10 +1363,13 @@ func (c *claimStore) wait(prefix, name, boot string, limit time.Duration) bool {
 			c.retry.Reset(unheardRetry) // pruneLost
 		}
 	}
-	if time.Since(since) < limit || c.n.since(c.n.tickAt.Load()) > 2*c.n.opts.Heartbeat {
+	if time.Since(since) < limit || c.n.since(c.n.tickAt.Load()) > 2*c.n.opts.Heartbeat || c.n.sparing.Load() {
 		// Also while the control dispatcher is over a heartbeat
 		// behind its ticks: this process has just run again after a
-		// stall, which it has not credited yet (creditStalls).
+		// stall, which it has not credited yet (creditStalls); and
+		// while a peer not credited a second stall is spared
+		// (Node.creditStall): a wait credited one stall, as it is,
+		// ended before it was judged.
 		c.lastUnheard = [2]string{name, boot}
 		return true
 	}

@@ -246,6 +246,8 @@ func (n *Node) runPump(ch <-chan *nats.Msg, q *inq, dropped *atomic.Uint64) {
 			if h := n.testHookEventPump.Load(); h != nil { // tests only
 				(*h)()
 			}
+		} else if h := n.testHookControlPump.Load(); h != nil { // tests only
+			(*h)()
 		}
 		select {
 		case <-n.stop:

@@ -152,6 +152,10 @@ type Node struct {
 	// testHookControl, set by tests only, runs on the control dispatcher
 	// before each batch, with it.
 	testHookControl atomic.Pointer[func([]*nats.Msg)]
+	// testHookControlPump, set by tests only, runs on the control
+	// queue's pump before it waits for each batch (this node's NATS side
+	// not delivering).
+	testHookControlPump atomic.Pointer[func()]
 	// testHookTick, set by tests only, runs on the control dispatcher
 	// when its idle select takes a tick, before anything else (a
 	// dispatcher scheduled late).
@@ -170,6 +174,10 @@ type Node struct {
 	// creditStalls).
 	tickAt      atomic.Int64
 	stallCredit atomic.Int64
+	// sparing: a peer spared at a stall (creditStall: peer.spareUntil)
+	// is not judged yet (checkPeers): the claim store's waits for a
+	// node to be taken for dead do not end meanwhile.
+	sparing atomic.Bool
 	// noMsgGet is when the claim store may read through the stream's
 	// leader again (mono; 0: it may): set by the NATS error handler when
 	// the user may not publish STREAM.MSG.GET (leaderGet).

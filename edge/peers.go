@@ -90,7 +90,12 @@ type peer struct {
 	// credited is what a stall's credit made last (creditStall): a peer
 	// not heard since is credited no further stall.
 	credited time.Time
-	pending  []delta // directory changes received during a sync
+	// spareUntil: a peer not heard since its last credit, at a stall
+	// that credited it none, is taken for dead no earlier than (two
+	// heartbeats after that waking), once a silence (spared: its
+	// credited then).
+	spareUntil, spared time.Time
+	pending            []delta // directory changes received during a sync
 	// parts holds the parts of a directory sync answer received so far
 	// (nparts of them, for version partsVer).
 	// partsBytes is what those parts took on the wire (maxSyncBytes).
@@ -539,6 +544,14 @@ func (n *Node) creditStall(stall time.Duration, now time.Time) {
 	n.pmu.Lock()
 	for _, p := range n.peers.byName {
 		if p.last.Equal(p.credited) {
+			// Not heard since: no further stall, but a second stall
+			// may have come before what it sent was read (a paused
+			// VM paused again): it is judged once this node has run
+			// two heartbeats, once a silence.
+			if !p.spared.Equal(p.credited) {
+				p.spared, p.spareUntil = p.credited, now.Add(2*n.opts.Heartbeat)
+				n.sparing.Store(true)
+			}
 			continue
 		}
 		p.last = later(p.last)
@@ -1328,8 +1341,13 @@ func (n *Node) checkPeers() {
 		}
 	}
 	n.gmu.Unlock()
+	spared := false
 	for _, p := range n.peers.byName {
 		if now.Sub(p.last) > n.opts.PeerTimeout {
+			if now.Before(p.spareUntil) {
+				spared = true // judged at a later tick (creditStall)
+				continue
+			}
 			n.log.Warn("mesh: node unreachable; taking it for dead", "peer", p.name, "silent_for", now.Sub(p.last).Round(time.Millisecond))
 			n.dropPeer(p)
 			if p.boot != 0 {
@@ -1352,6 +1370,9 @@ func (n *Node) checkPeers() {
 		case now.Sub(p.askedAt) >= 2*n.opts.Heartbeat:
 			n.askDirectory(p)
 		}
+	}
+	if !spared && n.sparing.Load() {
+		n.sparing.Store(false) // every spared peer judged
 	}
 	n.checkUnheard(now)
 }
