@@ -206,6 +206,10 @@ type twin struct {
 	last atomic.Int64 // when it was last heard, on Node.mono's clock
 	// credited: as peer.credited (control dispatcher only).
 	credited int64
+	// spareUntil (mono) and spared: as peer's; spareUntil is read by
+	// the claim store (twinAlive).
+	spareUntil atomic.Int64
+	spared     int64
 }
 
 type badPeer struct {
@@ -577,6 +581,9 @@ func (n *Node) creditStall(stall time.Duration, now time.Time) {
 		if last := t.last.Load(); last != t.credited {
 			t.credited = min(last+int64(stall), mono)
 			t.last.Store(t.credited)
+		} else if t.spared != t.credited {
+			t.spared = t.credited
+			t.spareUntil.Store(mono + int64(2*n.opts.Heartbeat))
 		}
 	}
 }
@@ -1969,7 +1976,7 @@ func (n *Node) checkTwins(now time.Time) {
 		return
 	}
 	for boot, t := range n.peers.twins {
-		if n.since(t.last.Load()) > n.opts.PeerTimeout {
+		if n.since(t.last.Load()) > n.opts.PeerTimeout && n.mono() >= t.spareUntil.Load() {
 			delete(n.peers.twins, boot)
 			n.publishTwins()
 			n.log.Info("mesh: the other node that used this node's name is no longer heard", "node", n.opts.Name, "other_boot", boot)
@@ -2020,5 +2027,5 @@ func (n *Node) twinAlive(boot string) bool {
 		return false
 	}
 	t := (*n.peers.twinView.Load())[b]
-	return t != nil && n.since(t.last.Load()) <= n.opts.PeerTimeout
+	return t != nil && (n.since(t.last.Load()) <= n.opts.PeerTimeout || n.mono() < t.spareUntil.Load())
 }
