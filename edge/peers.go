@@ -216,8 +216,8 @@ type badPeer struct {
 	ver  uint64 // 0: none announced
 	boot uint64
 	last time.Time // its last heartbeat
-	// credited: as peer.credited.
-	credited time.Time
+	// credited, spareUntil and spared: as peer's.
+	credited, spareUntil, spared time.Time
 }
 
 type badView struct {
@@ -571,6 +571,8 @@ func (n *Node) creditStall(stall time.Duration, now time.Time) {
 		if !b.last.Equal(b.credited) {
 			b.last = later(b.last)
 			b.credited = b.last
+		} else if !b.spared.Equal(b.credited) {
+			b.spared, b.spareUntil = b.credited, now.Add(2*n.opts.Heartbeat)
 		}
 	}
 	// The nodes under this node's name too (checkTwins): forgotten on
@@ -1330,7 +1332,7 @@ func (n *Node) checkPeers() {
 	}
 	gone := false
 	for name, b := range n.peers.bad {
-		if now.Sub(b.last) > n.opts.PeerTimeout {
+		if now.Sub(b.last) > n.opts.PeerTimeout && !now.Before(b.spareUntil) {
 			delete(n.peers.bad, name)
 			gone = true
 		}
