@@ -778,7 +778,16 @@ func (c *Client) retry(s *Session, reg bool, gone func() bool, try func(context.
 	}
 	if err == nil && warned && !ended(s) && c.ctx.Err() == nil {
 		// Told of at WARN as not in place: the application hears, at the
-		// same level, that it is again (it heard nothing of it).
+		// same level, that it is again (it heard nothing of it). Not when
+		// it was removed while the try was out (Unregister, Unsubscribe):
+		// the try undid it, and the line told of a procedure the
+		// application had just taken off as provided.
+		c.mu.Lock()
+		removed := gone()
+		c.mu.Unlock()
+		if removed {
+			return
+		}
 		c.warn("client: restoring a "+kind+" passed; it is in place on this session again", what...)
 	}
 	if err != nil && !ended(s) && c.ctx.Err() == nil {
