@@ -83,3 +83,35 @@ func TestBadTimeoutLaterChunkIgnored(t *testing.T) {
 		t.Fatalf("the caller got %v, want the call's RESULT", m)
 	}
 }
+
+// TestBadTimeoutLaterChunkPPTUnannounced: a later chunk of a progressive
+// call invocation in payload passthru mode (ppt_scheme) from a caller
+// that did not announce payload_passthru_mode ends its session (ABORT
+// wamp.error.protocol_violation) whatever its timeout, as any CALL in the
+// mode from such a caller does. Since later chunks with an out-of-range
+// timeout are routed (TestBadTimeoutLaterChunkIgnored), one with -1 went
+// past that check and reached a callee that announced the mode in it.
+func TestBadTimeoutLaterChunkPPTUnannounced(t *testing.T) {
+	lr := startLoops(t, 1)
+	pptRoles := map[string]any{"callee": map[string]any{"features": map[string]any{
+		"progressive_call_invocations": true, "call_canceling": true, "payload_passthru_mode": true}}}
+	callee := dialRawWAMP(t, lr.addr, "realm1", pptRoles)
+	callee.send([]any{64, 1, map[string]any{}, "com.upload"})
+	if m := callee.recv(); m[0] != float64(65) {
+		t.Fatalf("REGISTER answered %v", m)
+	}
+	caller := dialRawWAMP(t, lr.addr, "realm1", rawRoles) // no payload_passthru_mode
+	caller.send(
+		[]any{48, 7, map[string]any{"progress": true}, "com.upload", []any{"chunk 1"}},
+		[]any{48, 7, map[string]any{"progress": true, "timeout": -1, "ppt_scheme": "x_custom"}, "com.upload", []any{"chunk 2"}},
+	)
+	if m := callee.recv(); m[0] != float64(68) || fmt.Sprint(m[4]) != "[chunk 1]" {
+		t.Fatalf("the callee got %v, want the INVOCATION of chunk 1", m)
+	}
+	if m := callee.recv(); m[0] != float64(69) {
+		t.Fatalf("the callee got %v, want INTERRUPT (its caller is gone)", m)
+	}
+	if m := caller.recv(); m[0] != float64(3) || m[2] != "wamp.error.protocol_violation" {
+		t.Fatalf("the caller got %v, want ABORT protocol_violation (a chunk in payload passthru mode from a caller that did not announce it)", m)
+	}
+}

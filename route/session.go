@@ -321,30 +321,36 @@ func (s *Shard) Receive(ss *Session, b []byte) {
 // are the first chunk's (callContinue reads none of its own), is routed
 // as if it had no timeout: before, it ended the session. Anything else
 // with such a timeout (a request id in use) is still a protocol
-// violation. The first chunk of a progressive call invocation refused so
-// is remembered as ended, as call's refusals are (rejectCall), so that
-// the chunks the caller sent behind it are dropped; a chunk of an ended
-// one is dropped as call drops it. Before, the next chunk was taken for a
-// new call and reached the callee as an INVOCATION of its own, starting
-// mid-stream.
+// violation, and so is one in payload passthru mode from a caller that
+// did not announce it (pptUnannounced, as dispatch checks every CALL;
+// before, a later chunk with such a timeout went past that check and
+// reached a callee in the mode). The first chunk of a progressive call
+// invocation refused so is remembered as ended, as call's refusals are
+// (rejectCall), so that the chunks the caller sent behind it are dropped;
+// a chunk of an ended one is dropped as call drops it. Before, the next
+// chunk was taken for a new call and reached the callee as an INVOCATION
+// of its own, starting mid-stream.
 func (s *Shard) badTimeoutCall(ss *Session, m *proto.Message, n int) bool {
 	if m.Type != proto.CodeCall || ss.state != stEstablished || m.Request == 0 || m.Request > proto.MaxID ||
 		ss.metaWaits[m.Request] != nil {
 		return false
 	}
-	if oc := ss.calls[m.Request]; oc != nil {
-		if !oc.progInv {
-			return false // the request id is in use
-		}
-		s.countIn(m.Type, n)
-		s.callContinue(ss, oc, m)
-		return true
+	oc := ss.calls[m.Request]
+	if oc != nil && !oc.progInv {
+		return false // the request id is in use
 	}
 	progress := m.Opt.Bool(proto.KeyProgress, false)
-	if progress && ss.feat&fCallerProgInv == 0 {
+	if oc == nil && progress && ss.feat&fCallerProgInv == 0 {
 		return false // a protocol violation, as in call
 	}
 	s.countIn(m.Type, n)
+	if m.Opt.Has(proto.KeyPPTScheme) && s.pptUnannounced(ss, m) {
+		return true // the session ended, as dispatch ends it
+	}
+	if oc != nil {
+		s.callContinue(ss, oc, m)
+		return true
+	}
 	if ss.endedProgressive(m.Request, !progress) {
 		return true // a chunk of a call the caller has had its answer for
 	}
