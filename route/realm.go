@@ -469,17 +469,22 @@ const (
 // (asRetainer: the HTTP gateway's bearer tokens) holds besides its ids'
 // bytes: the retainer, the Credential, its Check and what that keeps (the
 // gateway: a copy of the principal), measured at 370 to 420 bytes of
-// heap per event of tokens taking turns. It is counted once, with the
-// first retained event that keeps the retainer (retainer.charged): before,
-// it was not counted, and three tokens of one user taking turns filled
-// Config.MaxRetainedBytes with events that held twice it.
+// heap per event of tokens taking turns. It is counted once while any
+// retained event keeps the retainer (retainer.holds), in the realm's
+// bytes and in the share of the publisher whose event first kept it:
+// before, it was not counted, and three tokens of one user taking turns
+// filled Config.MaxRetainedBytes with events that held twice it; then it
+// was counted with the first event only, and went with it while the
+// token's later events still kept it: a token's turn retained on a topic
+// of every turn and then on its own held 1.88 times the bound
+// (TestRetainedCredentialChargeStaysWhileKept).
 const retainedCredOverhead = 416
 
-// credBytes is what a retained event that first keeps by counts for its
-// credential (retainedCredOverhead), 0 when by has none of its own or was
-// counted already. Call with the realm's mu held.
+// credBytes is what a message's own credential that by keeps counts
+// while retained events keep it (retainedCredOverhead and its ids), 0
+// when by has none of its own.
 func (by *retainer) credBytes() int64 {
-	if by == nil || !by.own || by.charged {
+	if by == nil || !by.own {
 		return 0
 	}
 	n := int64(retainedCredOverhead)
@@ -557,7 +562,7 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	// subscribers too) and count as well: a PUBLISH of max_message with an
 	// empty payload and a million distinct exclude_authid entries holds
 	// 56 MiB of them.
-	size := int64(len(topic)+max(cap(p.c.buf), p.c.size())+retainedOverhead) + by.credBytes()
+	size := int64(len(topic) + max(cap(p.c.buf), p.c.size()) + retainedOverhead)
 	if p.filter != nil {
 		size += p.filter.size() + retainedFilterOverhead
 	}
@@ -581,14 +586,20 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	// The realm's bytes and the publisher's share once p is kept: what
 	// p replaces no longer counts (the publisher's own events replaced
 	// free its share, so that it can always replace them).
-	total := rm.retainedBytes + size
+	// A credential of the message's own (by.own) counts while any event
+	// keeps it: from its first (cred) to its last (credLeft).
+	var cred int64
+	if by != nil && by.holds == 0 {
+		cred = by.credBytes()
+	}
+	total := rm.retainedBytes + size + cred
 	var share retainedShare
 	if owner != "" {
 		if sh := rm.retainedBy[owner]; sh != nil {
 			share = *sh
 		}
 		share.events++
-		share.bytes += size
+		share.bytes += size + cred
 	}
 	for re := old; re != nil; re = re.older {
 		if !slices.Contains(keep, re) {
@@ -596,6 +607,12 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 			if owner != "" && re.share != nil && re.share.key == owner {
 				share.events--
 				share.bytes -= re.size
+			}
+			if n := credLeft(old, keep, re, by); n != 0 {
+				total -= n
+				if owner != "" && re.by.credShare != nil && re.by.credShare == rm.retainedBy[owner] {
+					share.bytes -= n
+				}
 			}
 		}
 	}
@@ -620,13 +637,11 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	for re := old; re != nil; re = re.older {
 		if !slices.Contains(keep, re) {
 			rm.countCreds(re.by, -1)
+			rm.unhold(re.by, false)
 			rm.unshare(re)
 		}
 	}
 	rm.countCreds(by, 1)
-	if by != nil && by.own {
-		by.charged = true
-	}
 	// The kept ones are relinked in order (a trimmed filtered one drops
 	// out of the chain); readers hold mu for reading.
 	for i, re := range keep {
@@ -646,8 +661,13 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 			rm.retainedBy[owner] = sh
 		}
 		sh.events++
-		sh.bytes += size
+		sh.bytes += size + cred
 		re.share = sh
+	}
+	if by != nil && by.own {
+		if by.holds++; cred != 0 {
+			by.credShare = re.share
+		}
 	}
 	if len(keep) > 0 {
 		re.older = keep[0]
@@ -655,6 +675,52 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	rm.retained[topic] = re
 	rm.retainedBytes = total
 	return retainKept, nil
+}
+
+// credLeft is what re, one of old's chain that an event of by replaces
+// (not in keep), gives back of its credential (credBytes): all of it
+// when re is the last of the retained events that keep re.by, counting
+// re.by's others in the chain that go with it once (at the first), and
+// none when by, the new event's, is re.by. Call with mu held.
+func credLeft(old *retainedEvent, keep []*retainedEvent, re *retainedEvent, by *retainer) int64 {
+	if re.by == nil || !re.by.own || re.by == by {
+		return 0
+	}
+	going := 0
+	for o := old; o != nil; o = o.older {
+		if o.by != re.by || slices.Contains(keep, o) {
+			continue
+		}
+		if going == 0 && o != re {
+			return 0 // counted at an earlier one of the chain
+		}
+		going++
+	}
+	if int(re.by.holds) != going {
+		return 0
+	}
+	return re.by.credBytes()
+}
+
+// unhold counts out one retained event keeping by; with its last its
+// credential's bytes leave the realm's and, unless counted out already
+// (counted: retain's total), its publisher's share. Call with mu held
+// for writing.
+func (rm *Realm) unhold(by *retainer, uncount bool) {
+	if by == nil || !by.own {
+		return
+	}
+	if by.holds--; by.holds > 0 {
+		return
+	}
+	n := by.credBytes()
+	if uncount {
+		rm.retainedBytes -= n
+	}
+	if sh := by.credShare; sh != nil {
+		sh.bytes -= n
+		by.credShare = nil
+	}
 }
 
 // unshare takes re out of its publisher's share. Call with mu held for
@@ -679,6 +745,7 @@ func (rm *Realm) unretain(topic string, re *retainedEvent) {
 	for ; re != nil; re = re.older {
 		rm.retainedBytes -= re.size
 		rm.countCreds(re.by, -1)
+		rm.unhold(re.by, true)
 		rm.unshare(re)
 	}
 }
@@ -709,6 +776,7 @@ func (rm *Realm) unretainOne(topic string, re *retainedEvent) bool {
 	}
 	rm.retainedBytes -= re.size
 	rm.countCreds(re.by, -1)
+	rm.unhold(re.by, true)
 	rm.unshare(re)
 	return true
 }
@@ -787,11 +855,13 @@ type retainer struct {
 	authID, authRole, authMethod, authProvider string
 	staticCred                                 string
 	realmAuth                                  bool
-	// own: its cred is a message's own (asRetainer), counted with the
-	// first retained event that keeps it (charged, set with the realm's
-	// mu held; credBytes).
-	own, charged bool
-	cred         *Credential
+	// own: its cred is a message's own (asRetainer), counted while
+	// retained events keep it: holds of them, in the realm's bytes and
+	// in credShare, the share of the first (credBytes). Realm's mu.
+	own       bool
+	holds     int32
+	cred      *Credential
+	credShare *retainedShare
 }
 
 // asRetainer returns the identity ss retains events as: for a message
