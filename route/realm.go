@@ -634,22 +634,10 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 		}
 		return refused, stale
 	}
-	for re := old; re != nil; re = re.older {
-		if !slices.Contains(keep, re) {
-			rm.countCreds(re.by, -1)
-			rm.unhold(re.by, false)
-			rm.unshare(re)
-		}
-	}
-	rm.countCreds(by, 1)
-	// The kept ones are relinked in order (a trimmed filtered one drops
-	// out of the chain); readers hold mu for reading.
-	for i, re := range keep {
-		re.older = nil
-		if i > 0 {
-			keep[i-1].older = re
-		}
-	}
+	// The new event keeps by, and counts in its publisher's share, before
+	// those it replaces give theirs back: one of by's own replaced is not
+	// its last, and the last event of a share replaced by its publisher
+	// does not take the share (and the credential counted in it) away.
 	re := &retainedEvent{pub: p, size: size, by: by}
 	if owner != "" {
 		sh := rm.retainedBy[owner]
@@ -667,6 +655,22 @@ func (rm *Realm) retain(topic string, p *publication, by *retainer, owner string
 	if by != nil && by.own {
 		if by.holds++; cred != 0 {
 			by.credShare = re.share
+		}
+	}
+	for re := old; re != nil; re = re.older {
+		if !slices.Contains(keep, re) {
+			rm.countCreds(re.by, -1)
+			rm.unhold(re.by, false)
+			rm.unshare(re)
+		}
+	}
+	rm.countCreds(by, 1)
+	// The kept ones are relinked in order (a trimmed filtered one drops
+	// out of the chain); readers hold mu for reading.
+	for i, re := range keep {
+		re.older = nil
+		if i > 0 {
+			keep[i-1].older = re
 		}
 	}
 	if len(keep) > 0 {

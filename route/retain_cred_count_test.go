@@ -112,3 +112,50 @@ func counts0(f func() (int64, int64, int)) int64 {
 	n, _, _ := f()
 	return n
 }
+
+// TestRetainedCredentialShareKeptOnOwnReplace: a credential's event
+// replacing an earlier one of the same credential (a token re-publishing
+// its topic) keeps the credential counted in its publisher's share, as
+// in the realm's bytes. Before, the replaced event gave the credential
+// back to the share as if it were its last, and the new one did not
+// count it again: each token's credential left its user's share after
+// one replacement, so the share's bound let a user's tokens hold more
+// than it.
+func TestRetainedCredentialShareKeptOnOwnReplace(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedPerPublisher, c.MaxRetainedBytesPerPublisher = -1, -1 })
+	c := e.join(proto.JSON)
+	rm := e.r.Realm("realm1")
+	pub := func(topic string, cred *Credential) {
+		m := &proto.Message{Type: proto.CodePublish, Request: c.nextReq(), URI: []byte(topic), Args: raw(t, proto.JSON, []any{1})}
+		m.Opt.SetBool(proto.KeyRetain, true)
+		c.exec.do(func() { c.sh.ReceiveMessageWith(c.sess, m, "192.0.2.1", cred) })
+	}
+	counts := func() (realm, shares int64) {
+		rm.mu.RLock()
+		defer rm.mu.RUnlock()
+		for _, sh := range rm.retainedBy {
+			shares += sh.bytes
+		}
+		return rm.retainedBytes, shares
+	}
+	for i := range 50 {
+		cred := &Credential{IDs: []string{fmt.Sprintf("tok-%d", i)}}
+		pub(fmt.Sprintf("com.own.%d", i), cred)
+		pub(fmt.Sprintf("com.own.%d", i), cred)
+	}
+	if realm, shares := counts(); realm != shares {
+		t.Fatalf("50 tokens each replacing its own event: the realm counts %d bytes, the publisher's share %d (%d fewer)", realm, shares, realm-shares)
+	}
+	for i := range 50 {
+		e.r.RevokeCredentials([]string{fmt.Sprintf("tok-%d", i)}, "")
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		e.sync()
+		if realm, _ := counts(); realm == 0 {
+			break
+		}
+	}
+	if realm, shares := counts(); realm != 0 || shares != 0 {
+		t.Fatalf("every token revoked: realm %d bytes, shares %d, want 0", realm, shares)
+	}
+}
