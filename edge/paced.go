@@ -435,6 +435,12 @@ func (n *Node) sweepPaced(now time.Time) {
 	}
 	for name, pt := range n.paced {
 		p, alive := n.peers.byName[name]
+		if alive && now.Before(p.spareUntil) {
+			// Spared at a second stall (Node.creditStall), its parts
+			// not credited again: judged with it, once what it sent
+			// meanwhile is read (TestStalledTwicePacedAnswerNotDropped).
+			continue
+		}
 		again := alive && p.partsAgain
 		lost := n.pacedLost(name)
 		for i := 0; i < len(pt.flight); i++ {
