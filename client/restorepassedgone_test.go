@@ -74,7 +74,7 @@ func TestRestoreStillRefusedThenUnregisteredNotWarnedInPlace(t *testing.T) {
 	// The Client undoes the registration: the procedure is free again.
 	deadline = time.Now().Add(wait)
 	for {
-		reg, err = other.Register(context.Background(), "p.exclusive", h, nil)
+		_, err = other.Register(context.Background(), "p.exclusive", h, nil)
 		if err == nil {
 			break
 		}
