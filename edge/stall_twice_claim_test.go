@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,6 +73,13 @@ func TestStalledTwiceClaimWaitsForKilledPeer(t *testing.T) {
 		}
 		if ticks.Load() < 5 {
 			t.Fatal("granted before a stalled twice")
+		}
+		// And live b is kept through both stalls: the grant alone does not
+		// tell (with the peers' spare undone, c and b were both dropped
+		// on waking and the REGISTER granted all the same, review13).
+		time.Sleep(5 * hb)
+		if lost := a.n.Stats().PeersLost.Load(); lost != 1 || !slices.Contains(a.n.Peers(), "b") {
+			t.Errorf("a, its process stalled twice in a row, took live b for dead besides killed c: peers lost %d (want 1), sees %v", lost, a.n.Peers())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the REGISTER did not end")
