@@ -493,18 +493,36 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			s.store.Delete(ctx, key, e.Revision)
 			return nil, &oauthError{status: http.StatusBadRequest, code: "access_denied", desc: "the user denied the request"}
 		case d.Status == "approved":
+			// The tokens are made before the code is redeemed (its record
+			// deleted), as an authorization code's are (grantAuthCode):
+			// deleted first, a failure to make them (the store not
+			// writing the login's family, no signing key active) was
+			// answered 503 "try again" with the approval gone, and the
+			// retry got invalid_grant "unknown device code" (final for
+			// the device), counted as a guess against its address.
+			l, oe := s.storedLogin(c, d.Realm, d.Sub, d.Roles, false, d.Scope)
+			if oe != nil {
+				return nil, oe
+			}
+			if c.can(GrantRefreshToken) {
+				l.gid, l.fam = randomToken(16), newFamilyID() // respond's, named here
+			}
+			resp, oe := s.respond(ctx, l, true)
+			if oe != nil {
+				return nil, oe // the code stays approved: the device may poll again
+			}
 			if err := s.store.Delete(ctx, key, e.Revision); err != nil {
+				if l.fam != "" {
+					// Its tokens are not sent: the login made for them goes.
+					s.store.Delete(ctx, "rt."+l.fam, 0)
+				}
 				if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
 					continue // a concurrent poll redeemed it, or polled: re-read
 				}
 				return nil, s.storeErr(err)
 			}
 			s.store.Delete(ctx, "uc."+d.UserCode, 0)
-			l, oe := s.storedLogin(c, d.Realm, d.Sub, d.Roles, false, d.Scope)
-			if oe != nil {
-				return nil, oe
-			}
-			return s.respond(ctx, l, true)
+			return resp, nil
 		}
 		// Pending. RFC 8628 §3.5: polling faster than the interval gets
 		// slow_down, and the interval grows by 5 s for this and every later
