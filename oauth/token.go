@@ -177,12 +177,20 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 	return c, nil
 }
 
-// verify checks a token without the cache. With allowExpired, an expired
-// (but otherwise valid) token passes: revocation uses it. A revoked token
-// comes back with its claims and ErrTokenRevoked (revocation may still
-// have to record it on its own), an expired one with its claims and
+// verify checks a token without the cache. With revoking, an expired
+// (but otherwise valid) token passes, and so does one issued ahead of now
+// by more than the skew: revocation uses it. A revoked token comes back
+// with its claims and ErrTokenRevoked (revocation may still have to
+// record it on its own), an expired one with its claims and
 // ErrTokenExpired.
-func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims, error) {
+//
+// A token issued ahead (the system clock stepped back since, or a node
+// whose clock leads by more than the skew issued it) is refused at a
+// login until the clock reaches its iat, and then taken: refused at
+// revocation too, its revocation was answered 200 and stored nothing,
+// and once the clock caught up the token signed out was taken again
+// until it expired.
+func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, error) {
 	k, err := s.keyFor(token)
 	if err != nil {
 		return nil, err
@@ -198,7 +206,7 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 	if jc.Iss != s.issuer || jc.Sub == "" || jc.Aud == "" || jc.Jti == "" || jc.Exp == 0 || jc.Iat == 0 {
 		return nil, ErrTokenClaims
 	}
-	if time.Unix(jc.Iat, 0).After(now.Add(s.skew)) {
+	if !revoking && time.Unix(jc.Iat, 0).After(now.Add(s.skew)) {
 		return nil, ErrTokenClaims
 	}
 	c := &Claims{
@@ -209,7 +217,7 @@ func (s *Server) verify(token string, now time.Time, allowExpired bool) (*Claims
 	if jc.Scope != "" {
 		c.Scopes = strings.Fields(jc.Scope)
 	}
-	if !allowExpired && !now.Before(c.Expiry) {
+	if !revoking && !now.Before(c.Expiry) {
 		return c, ErrTokenExpired
 	}
 	if s.isRevoked(c) {
