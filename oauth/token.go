@@ -89,6 +89,13 @@ var (
 	ErrTokenClaims    = errors.New("oauth: token claims are invalid (issuer, type, or a missing claim)")
 	ErrTokenExpired   = errors.New("oauth: token has expired")
 	ErrTokenRevoked   = errors.New("oauth: token has been revoked")
+	// ErrTokenAhead: a genuine token (its signature checked) issued ahead
+	// of this server's clock by more than the skew allowed (the clock
+	// stepped back since, or a node whose clock leads issued it); it is
+	// taken once the clock reaches its iat. No guess: callers do not
+	// count it as a failed authentication, as they do not count an
+	// expired one (before, it was ErrTokenClaims, counted as a forgery).
+	ErrTokenAhead = errors.New("oauth: token was issued ahead of this server's clock (iat in the future); try again later")
 )
 
 // maxTokenLen bounds what VerifyAccessToken parses; ours are ~500 bytes.
@@ -207,7 +214,7 @@ func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, er
 		return nil, ErrTokenClaims
 	}
 	if !revoking && time.Unix(jc.Iat, 0).After(now.Add(s.skew)) {
-		return nil, ErrTokenClaims
+		return nil, ErrTokenAhead // not cached: taken once the clock reaches it
 	}
 	c := &Claims{
 		Issuer: jc.Iss, Subject: jc.Sub, Audience: string(jc.Aud),

@@ -132,7 +132,7 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 		{"no sub", forge(hdrWith("", nil), with("sub", nil), ourSig), ErrTokenClaims},
 		{"no aud", forge(hdrWith("", nil), with("aud", nil), ourSig), ErrTokenClaims},
 		{"two audiences", forge(hdrWith("", nil), with("aud", []string{"realm1", "realm2"}), ourSig), ErrTokenMalformed},
-		{"iat in the future", forge(hdrWith("", nil), with("iat", e.clock.Now().Add(time.Hour).Unix()), ourSig), ErrTokenClaims},
+		{"iat in the future", forge(hdrWith("", nil), with("iat", e.clock.Now().Add(time.Hour).Unix()), ourSig), ErrTokenAhead},
 		{"expired", forge(hdrWith("", nil), with("exp", e.clock.Now().Unix()-1), ourSig), ErrTokenExpired},
 		{"not a JWT", "hello", ErrTokenMalformed},
 		{"four parts", good + ".x", ErrTokenMalformed},

@@ -81,6 +81,8 @@ func (v oauthBearer) VerifyBearer(_ context.Context, token string) (*gateway.Pri
 			return nil, ownRefusal("the token has expired")
 		case errors.Is(err, oauth.ErrTokenRevoked):
 			return nil, ownRefusal("the token was revoked")
+		case errors.Is(err, oauth.ErrTokenAhead):
+			return nil, ownRefusal("the token was issued ahead of this server's clock; try again later")
 		}
 		return nil, errors.New("the token is not valid")
 	}

@@ -636,6 +636,8 @@ func (v tokenVerifier) verify(realm, authid, authrole, ticket string) (*route.Id
 		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has expired", Stale: true}
 	case errors.Is(err, oauth.ErrTokenRevoked):
 		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token has been revoked", Stale: true}
+	case errors.Is(err, oauth.ErrTokenAhead):
+		return nil, &route.AuthError{URI: proto.URIAuthenticationDenied, Message: "the access token was issued ahead of this router's clock; try again later", Stale: true}
 	default:
 		return nil, &route.AuthError{URI: proto.URIAuthenticationFailed, Message: "invalid access token"}
 	}
