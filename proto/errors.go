@@ -42,6 +42,24 @@ var (
 	ErrBadSerializer = errf("unknown serializer")
 )
 
+// JSON that is well formed but that the router refuses, each with a text
+// of its own: the grammar allows it, so "malformed number" or "must be a
+// string" sent a client's author looking for a syntax error that is not
+// there.
+var (
+	// ErrNumberRange: a JSON number beyond float64's range (1e400, -1e400;
+	// RFC 8259 §6 leaves the range to implementations: no WAMP peer reads
+	// it as a number, and JSON.parse makes it Infinity).
+	ErrNumberRange = errf("number beyond float64's range")
+	// ErrNumberText: a JSON float whose text is longer than 4 KiB (every
+	// float64's exact decimal expansion is shorter).
+	ErrNumberText = errf("number text longer than 4 KiB")
+	// ErrKeyBinary: a JSON dictionary key that is a binary string, a
+	// "\u0000" prefix (WAMP's JSON binary convention, whatever follows):
+	// MsgPack and CBOR peers could be given no text key for it.
+	ErrKeyBinary = errf(`dictionary key is a JSON binary string ("\u0000" prefix): a key must be text`)
+)
+
 // ErrBadURIText: a URI element (a realm, topic, procedure, error or
 // reason) is not UTF-8 text: invalid UTF-8 (MsgPack, CBOR) or a JSON \u
 // escape of a lone surrogate (which would become U+FFFD, so that

@@ -104,7 +104,7 @@ func (r *rd) jsonKey(sc *[]byte) ([]byte, error) {
 	s := r.b[r.i+1 : end : end]
 	r.i = end + 1
 	if len(s) >= 6 && string(s[:6]) == `\u0000` {
-		return nil, ErrKeyNotString // a binary string
+		return nil, ErrKeyBinary
 	}
 	if esc {
 		start := len(*sc)
@@ -227,7 +227,7 @@ func (r *rd) jsonNumber(t *tok) error {
 	if isFloat {
 		f, err := parseFloat(b[start:end])
 		if err != nil {
-			return ErrBadNumber
+			return ErrNumberRange // the grammar was checked: a range error
 		}
 		t.set(kFloat, false, false, 0, f, nil)
 		return nil
@@ -302,7 +302,7 @@ func jsonScanNumber(b []byte, start int) (digits, intEnd, end int, isFloat bool,
 			return 0, 0, 0, false, errIntTooLarge
 		}
 	case isFloat && i-start > maxFloatText:
-		return 0, 0, 0, false, ErrBadNumber
+		return 0, 0, 0, false, ErrNumberText
 	}
 	return digits, intEnd, i, isFloat, nil
 }
@@ -387,7 +387,7 @@ func jsonSkipAt(b []byte, i, depth int) (int, error) {
 					return i, err
 				}
 				if esc && end-i > 6 && string(b[i+1:i+7]) == `\u0000` {
-					return i, ErrKeyNotString // a binary string, as skipKey finds
+					return i, ErrKeyBinary // as skipKey finds
 				}
 				if end-i == len(protoKey)+1 && string(b[i+1:end]) == protoKey || esc && isProtoKey(b[i+1:end], JSON) {
 					return i, ErrKeyNotString // as skipKey finds
@@ -425,7 +425,7 @@ func jsonSkipAt(b []byte, i, depth int) (int, error) {
 	// range, which jsonNumber refuses; check just those.
 	if isFloat && (intEnd-digits > 300 || hasExponent(b[intEnd:end])) {
 		if _, err := parseFloat(b[start:end]); err != nil {
-			return i, ErrBadNumber
+			return i, ErrNumberRange
 		}
 	}
 	return end, nil

@@ -315,12 +315,15 @@ func (r *rd) skipKey() error {
 		// A JSON binary string as a key: refused as a key whatever its
 		// base64, as jsonKey and jsonSkip refuse it (they do not read
 		// the base64 of a key).
-		return ErrKeyNotString
+		return ErrKeyBinary
 	}
 	if err != nil {
 		return err
 	}
 	if t.k != kStr {
+		if t.k == kBin && r.ser == JSON {
+			return ErrKeyBinary
+		}
 		return ErrKeyNotString
 	}
 	if r.ser != JSON && !t.esc && !utf8.Valid(t.s) {

@@ -205,9 +205,15 @@ func transcodeContainer(r *rd, w *wr, t *tok, depth int, sc *[]byte) error {
 func transcodeKey(r *rd, sc *[]byte) ([]byte, error) {
 	var k tok
 	if err := r.next(&k); err != nil {
+		if err == ErrBadBase64 && r.ser == JSON {
+			return nil, ErrKeyBinary // its base64 is not a key's business
+		}
 		return nil, err
 	}
 	if k.k != kStr {
+		if k.k == kBin && r.ser == JSON {
+			return nil, ErrKeyBinary
+		}
 		return nil, ErrKeyNotString
 	}
 	ks, err := k.appendText((*sc)[:0], r.ser)
