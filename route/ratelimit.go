@@ -511,6 +511,20 @@ func (l *authLimiter) blocked(k loginKey, now time.Time) bool {
 	return a.locked(now) || l.idOf(a, k.id).locked(now)
 }
 
+// addressBlocked reports whether k's whole address is locked out at now
+// (not only an authid there): what refuses a HELLO before its method is
+// known, an anonymous one included (Shard.hello). An authid's lockout
+// refuses that authid's challenge-response logins (open, reserve), not an
+// anonymous HELLO that happens to name it or none.
+func (l *authLimiter) addressBlocked(k loginKey, now time.Time) bool {
+	if k.addr == "" {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addrs[k.ak].locked(now)
+}
+
 // lockOf returns what locks k out at now: its address, its authid there
 // (or the authids sharing its address's record), or nothing.
 func (l *authLimiter) lockOf(k loginKey, now time.Time) lockKind {

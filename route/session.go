@@ -563,8 +563,15 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 			return
 		}
 	}
+	// An address locked out is refused whatever the login; an authid
+	// locked out there only when its login checks a secret (startChallenge:
+	// the limiter's open), not when it joins anonymously. Before, an
+	// anonymous HELLO was refused for the lockout of the authid it named,
+	// or of "" (the logins naming none, a cryptosign key's): block_after
+	// unknown keys locked out every anonymous client of the address, in
+	// every realm.
 	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
-	if s.r.limiter.blocked(key, s.r.clock()) {
+	if s.r.limiter.addressBlocked(key, s.r.clock()) {
 		s.authDenied(ss, s.lockedOut(key))
 		return
 	}
