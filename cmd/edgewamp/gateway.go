@@ -760,12 +760,15 @@ func (cc *corsConfig) build() *gateway.CORS {
 		AllowCredentials: cc.AllowCredentials, MaxAge: time.Duration(cc.MaxAge)}
 }
 
-// realmAccess says which realms serve the bridge endpoints, to whom.
+// realmAccess says which realms serve the bridge endpoints, to whom:
+// requests without credentials act as the anonymous role of a realm that
+// takes anonymous WAMP clients (takesAnonymous: its authmethods, when it
+// lists them), not of one whose anonymous key alone says so.
 func (c *config) realmAccess() []gateway.RealmAccess {
 	var out []gateway.RealmAccess
 	for _, r := range c.Realms {
 		ra := gateway.RealmAccess{Name: r.Name, Bridge: r.HTTPBridge == nil || *r.HTTPBridge, Security: r.Security,
-			Anonymous: r.anonymous(), AnonymousRole: r.anonymousRole()}
+			Anonymous: r.takesAnonymous(), AnonymousRole: r.anonymousRole()}
 		for _, ro := range r.Roles {
 			if ro.HTTPBridge {
 				ra.BridgeRoles = append(ra.BridgeRoles, ro.Name)

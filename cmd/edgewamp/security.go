@@ -149,7 +149,7 @@ func (c *config) validateSecurity(errs *[]error, i int) {
 	if !wampText(r.AnonymousRole) {
 		c.errAt(errs, fmt.Sprintf("realms[%d].anonymous_role %q %s", i, r.AnonymousRole, notWAMPText), "realms", i, "anonymous_role")
 	}
-	if r.Security && r.anonymous() && !roles[r.anonymousRole()] {
+	if r.Security && r.takesAnonymous() && !roles[r.anonymousRole()] {
 		c.errAt(errs, fmt.Sprintf("realm %q allows anonymous sessions with role %q, which it does not define (security is on: they could do nothing)", r.Name, r.anonymousRole()), "realms", i)
 	}
 }
