@@ -68,8 +68,9 @@ var testHookExposed func(host string) bool
 // endpoint it serves: oauthServed) or API keys. nil when nowhere.
 //
 // First, one line per such listener, the realms open to whoever reaches it
-// (openRealmWarnings): the quick start's `-listen 0.0.0.0:8080` on the
-// embedded default served the whole meta API to the network unsaid.
+// (openRealmWarnings), and the gateway's port too when it bridges them:
+// the quick start's `-listen 0.0.0.0:8080` on the embedded default served
+// the whole meta API to the network unsaid.
 func (c *config) cleartextWarnings(oauthServed bool) []string {
 	const fix = ", or bind it to 127.0.0.1 behind a reverse proxy that terminates TLS (a sound setup: the credentials then cross the network encrypted), or keep it on a network you trust"
 	out := c.openRealmWarnings()
@@ -134,5 +135,34 @@ func (c *config) openRealmWarnings() []string {
 		out = append(out, fmt.Sprintf("listeners[%d] %s: %s: anyone who reaches the port may call, register, publish and subscribe to any URI and use the whole meta API (list every session with its address, end any); set security: true with roles (start from deploy/edgewamp.yaml), turn anonymous off, or keep the listener on loopback",
 			i, l.Address, what))
 	}
-	return out
+	return append(out, c.openBridgeWarning()...)
+}
+
+// openBridgeWarning is openRealmWarnings for the gateway's port: its
+// bridge endpoints serve a realm that takes anonymous clients with
+// security off to any request without credentials (POST
+// /wamp/{realm}/call/wamp.session.kill_all ends every session). Before,
+// only the WAMP listeners were looked at, and `run -gateway-listen
+// 0.0.0.0:8081` on the embedded default served it unsaid. nil when the
+// gateway is off or on loopback, or bridges no such realm.
+func (c *config) openBridgeWarning() []string {
+	g := &c.Gateway
+	if c.gatewayOff() || !exposedListenAddr(g.Listen) {
+		return nil
+	}
+	var open []string
+	for i := range c.Realms {
+		if r := &c.Realms[i]; !r.Security && r.takesAnonymous() && (r.HTTPBridge == nil || *r.HTTPBridge) {
+			open = append(open, strconv.Quote(r.Name))
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	what := "realm " + open[0] + " takes anonymous clients with security off"
+	if len(open) > 1 {
+		what = "realms " + strings.Join(open, ", ") + " take anonymous clients with security off"
+	}
+	return []string{fmt.Sprintf("gateway.listen %s: %s: anyone who reaches the port may call and publish to any URI through the HTTP bridge (/wamp/{realm}/...) and use the whole meta API (list every session with its address, end any); set security: true with roles (start from deploy/edgewamp.yaml), turn anonymous off, set the realm's http_bridge: false, or keep gateway.listen on loopback",
+		g.Listen, what)}
 }
