@@ -1096,6 +1096,7 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 			} else {
 				enc[ser] = encFailed
 				s.stats.EventsNotConvertible.Add(1)
+				s.logNotConvertible(ss, p, err)
 			}
 			if h := testHookEventEncodeFailed; h != nil {
 				h()
@@ -1111,6 +1112,41 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 	}
 	s.countRefused(err)
 	return err
+}
+
+// logNotConvertible logs that p was dropped for ss, whose serializer
+// cannot carry its payload (err, the transcoder's reason): it was counted
+// only (not_convertible), and the publisher's acknowledged PUBLISH gets
+// PUBLISHED, so nothing told which publisher's events the subscribers of
+// a serializer stopped getting. Logged once per publishing session (any
+// shard may find it: Session.convertLogged), and at most once per 10 s
+// for publishers not on this node and retained events (Router.
+// convertLogged). Cold path: a conversion that failed, once per
+// publication, shard and serializer (deliverEvents' failed).
+func (s *Shard) logNotConvertible(ss *Session, p *publication, err error) {
+	if pub := p.publisher; pub != nil {
+		if pub.convertLogged.Load() || !pub.convertLogged.CompareAndSwap(false, true) {
+			return
+		}
+	} else {
+		now := s.r.now()
+		last := s.r.convertLogged.Load()
+		if last != 0 && now-last < int64(10*time.Second) || !s.r.convertLogged.CompareAndSwap(last, now) {
+			return
+		}
+	}
+	how := "logged once per publishing session"
+	if p.publisher == nil {
+		how = "logged at most once per 10 s for publishers on other nodes and retained events"
+	}
+	id, authid, authrole := p.src, "", "" // another node's publisher: its identity travels only when disclosed
+	if p.publisher != nil || p.remote != nil {
+		id, authid, authrole = p.publisherIdentity()
+	}
+	s.r.log.Warn("event not delivered to the subscribers whose serializer cannot carry its payload; the publisher's acknowledged PUBLISH got PUBLISHED, and the other subscribers the event; "+how+", counted in edgewamp_events_dropped_total{reason=\"not_convertible\"}",
+		"realm", ss.realm.name, "topic", logCut(string(p.topic)), "serializer", ss.ser.String(),
+		"publisher", id, "publisher_authid", logCut(authid), "publisher_authrole", logCut(authrole),
+		"retained", p.retained, "error", err)
 }
 
 // longerThanMax reports whether an EVENT carrying c is certainly longer
