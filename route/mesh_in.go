@@ -1,6 +1,7 @@
 package route
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -199,9 +200,15 @@ func (r *Router) meshEvent(env []byte) {
 		kept.excludeMe = false
 		rm.mu.Lock()
 		ok, stale := rm.retainNewer(string(p.topic), &kept)
+		var topics int
+		var held int64
+		if !ok {
+			topics, held = len(rm.retained), rm.retainedBytes
+		}
 		rm.mu.Unlock()
 		if !ok {
 			r.shards[0].stats.RetainRefused.Add(1)
+			r.logMeshRetainRefused(rm, p, topics, held)
 		}
 		if len(stale) > 0 {
 			// This node's own events the refusal dropped: the other
@@ -238,6 +245,28 @@ func (r *Router) meshEvent(env []byte) {
 		sh.meshBacklog.Add(n)
 		sh.post(task{kind: tEvents, pub: p, subs: subs, a: uint64(n)})
 	}
+}
+
+// logMeshRetainRefused logs a retained event from another node that this
+// node delivered but did not keep, its realm's retained events at their
+// bound (topics and bytes, read with the refusal): it was counted only,
+// where a local publisher's is logged (retainRefused), so a node
+// configured with a smaller bound than its peers' stopped keeping their
+// devices' last values without a line. There is no local session to log
+// once for: at most once per 10 s. Any goroutine; cold path.
+func (r *Router) logMeshRetainRefused(rm *Realm, p *publication, topics int, held int64) {
+	now := r.now()
+	last := r.meshRetainLogged.Load()
+	if last != 0 && now-last < int64(10*time.Second) || !r.meshRetainLogged.CompareAndSwap(last, now) {
+		return
+	}
+	id, authid := p.src, "" // the identity travels only when disclosed
+	if p.remote != nil {
+		id, authid = p.remote.id, p.remote.authID
+	}
+	r.log.Warn("retained event from another node delivered but not kept here, and its topic's older retained events dropped here: the realm's retained events on this node are at their bound (limits.retained_bytes, or "+strconv.Itoa(maxRetained)+" topics; the other nodes may allow more); logged at most once per 10 s, counted in edgewamp_retain_refused_total{reason=\"realm_full\"}",
+		"realm", rm.name, "topic", logCut(string(p.topic)), "publisher", id, "publisher_authid", logCut(authid),
+		"topics", topics, "bytes", held, "max_bytes", r.cfg.MaxRetainedBytes)
 }
 
 // maxMeshBacklog bounds the bytes of events from other nodes waiting for

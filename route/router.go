@@ -280,6 +280,8 @@ type Router struct {
 	// convertLogged when logNotConvertible last logged an event whose
 	// publisher is not on this node.
 	extraLogged, convertLogged atomic.Int64
+	// meshRetainLogged is when logMeshRetainRefused last logged.
+	meshRetainLogged atomic.Int64
 	// failLogs, lockLogs and panicLogs bound the failed-authentication,
 	// lockout and panicking-Authenticator log lines (authrecover.go).
 	failLogs, lockLogs, panicLogs lineLimiter
