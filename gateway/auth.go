@@ -73,15 +73,18 @@ var ErrBearerUnavailable = errors.New("gateway: the bearer token's issuer is not
 var ErrBearerStale = errors.New("gateway: the bearer token is no longer valid")
 
 // BearerRevoker is implemented by a BearerVerifier whose tokens may stop
-// being good before they expire (the router's own OAuth2 server's):
+// being good before they expire (the router's own OAuth2 server's:
 // revoked, or their client, principal or role no longer configured after
-// a configuration reload. The SSE streams opened with such a token (event
-// streams and streamed calls) end when Server.RevokeBearer names one of
-// its revocation ids, or Server.SetRealms runs (a reload), and Withdrawn
-// confirms it. Tokens of a verifier without it (an external issuer's)
-// last until they expire. Both methods must be safe for concurrent use
-// and must not block; they are asked once per SSE stream when it opens,
-// then on those occasions, never per request.
+// a configuration reload; a JWKS file's: the key that signed them taken
+// out of the file). The SSE streams opened with such a token (event
+// streams and streamed calls) end, and the retained events published with
+// it are dropped, when Server.RevokeBearer (with Router.RevokeRetained or
+// RevokeCredentials) names one of its revocation ids, or Server.SetRealms
+// runs (a reload), and Withdrawn confirms it. Tokens of a verifier
+// without it last until they expire. Both methods must be safe for
+// concurrent use and must not block; they are asked once per SSE stream
+// when it opens and per retained publication, then on those occasions,
+// never per request otherwise.
 type BearerRevoker interface {
 	// RevocationIDs returns the ids under which p's token may be revoked,
 	// or none (its streams are then not watched by the verifier).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -33,7 +34,9 @@ import (
 // Verifying costs about 250 µs of CPU; verified tokens are cached by their
 // SHA-256 until they expire (at most jwtCacheMax), so a client sending the
 // same token costs that once. The key set is read again on SIGHUP
-// (reloadKeys). Safe for concurrent use.
+// (reloadKeys); the tokens of a key taken out of it are withdrawn
+// (BearerRevoker: their retained events and SSE streams end). Safe for
+// concurrent use.
 type jwksVerifier struct {
 	// keys is the key set in use, swapped whole by reloadKeys; a token
 	// verified with one that is no longer in use is not cached.
@@ -53,10 +56,47 @@ type jwksVerifier struct {
 const jwtCacheMax = 10000
 
 // jwksKeys is a key set as read from the file, with the SHA-256 of the
-// file's bytes (a reload of the same bytes changes nothing).
+// file's bytes (a reload of the same bytes changes nothing), and the
+// revocation ids of its keys (keyID): byKid by the kid a token names,
+// held as a set.
 type jwksKeys struct {
-	set jwk.Set
-	sum [32]byte
+	set   jwk.Set
+	sum   [32]byte
+	byKid map[string][]string
+	held  map[string]bool
+}
+
+// newJWKSKeys is the jwksKeys of set, read from a file of SHA-256 sum.
+func newJWKSKeys(set jwk.Set, sum [32]byte) *jwksKeys {
+	ks := &jwksKeys{set: set, sum: sum, byKid: map[string][]string{}, held: map[string]bool{}}
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		id := keyID(k)
+		if id == "" || ks.held[id] {
+			continue
+		}
+		ks.held[id] = true
+		ks.byKid[k.KeyID()] = append(ks.byKid[k.KeyID()], id)
+	}
+	return ks
+}
+
+// keyID is the revocation id of a key of the file (gateway.BearerRevoker):
+// its RFC 7638 thumbprint, which names the key itself (an issuer may give
+// a new key the kid of one it withdrew), or "" if it has none.
+func keyID(k jwk.Key) string {
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return ""
+	}
+	return "jwks-key:" + base64.RawURLEncoding.EncodeToString(tp)
+}
+
+// jwksToken is a verified token's record (gateway.Principal.Token): the
+// revocation ids of the keys of the file its signatures name (a compact
+// token has one).
+type jwksToken struct {
+	ids []string
 }
 
 func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
@@ -69,7 +109,7 @@ func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
 		return nil, err
 	}
 	v := &jwksVerifier{path: c.JWKSFile, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}
-	v.keys.Store(&jwksKeys{set: set, sum: sha256.Sum256(b)})
+	v.keys.Store(newJWKSKeys(set, sha256.Sum256(b)))
 	return v, nil
 }
 
@@ -82,25 +122,29 @@ func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
 // refused 401 until a restart, and a leaked key taken out of it went on
 // being trusted, without a word (the reload read the file, to check it,
 // and said "configuration reloaded"). A file that does not load is
-// refused and the set in use stays. changed reports a new set in use.
+// refused and the set in use stays. changed reports a new set in use,
+// and removed the revocation ids of the keys it no longer holds (their
+// tokens' retained events and SSE streams are the caller's to end).
 // Not safe for concurrent use with itself (the signal loop calls it).
-func (v *jwksVerifier) reloadKeys(deadline time.Time) (changed bool, kids []string, err error) {
+func (v *jwksVerifier) reloadKeys(deadline time.Time) (changed bool, kids, removed []string, err error) {
 	if err := awaitQuietConfig(v.path, deadline); err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
 	b, err := readRegularFile(v.path, maxKeyFile)
 	if err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
 	sum := sha256.Sum256(b)
-	if sum == v.keys.Load().sum {
-		return false, nil, nil
+	old := v.keys.Load()
+	if sum == old.sum {
+		return false, nil, nil, nil
 	}
 	set, err := parseJWKS(v.path, b)
 	if err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
-	v.keys.Store(&jwksKeys{set: set, sum: sum})
+	ks := newJWKSKeys(set, sum)
+	v.keys.Store(ks)
 	v.mu.Lock()
 	clear(v.cache)
 	v.mu.Unlock()
@@ -109,8 +153,45 @@ func (v *jwksVerifier) reloadKeys(deadline time.Time) (changed bool, kids []stri
 			kids = append(kids, k.KeyID())
 		}
 	}
-	return true, kids, nil
+	for id := range old.held {
+		if !ks.held[id] {
+			removed = append(removed, id)
+		}
+	}
+	return true, kids, removed, nil
 }
+
+// RevocationIDs implements gateway.BearerRevoker: the ids of the keys
+// that signed p's token (keyID). The gateway keeps them with the retained
+// events and SSE streams the token makes, so that a reload taking the
+// key out of the file ends them (reload: route.Router.RevokeRetained,
+// gateway.Server.RevokeBearer). None for another verifier's token.
+func (v *jwksVerifier) RevocationIDs(p *gateway.Principal) []string {
+	if t, ok := p.Token.(*jwksToken); ok {
+		return t.ids
+	}
+	return nil
+}
+
+// Withdrawn implements gateway.BearerRevoker: a token one of whose keys
+// the file no longer holds may no longer be used.
+func (v *jwksVerifier) Withdrawn(p *gateway.Principal) string {
+	t, ok := p.Token.(*jwksToken)
+	if !ok {
+		return ""
+	}
+	held := v.keys.Load().held
+	for _, id := range t.ids {
+		if !held[id] {
+			return msgKeyRemoved
+		}
+	}
+	return ""
+}
+
+// msgKeyRemoved says why a token of a key taken out of the file is no
+// longer good.
+const msgKeyRemoved = "the key that signed the token was removed from gateway.bearer.jwks_file"
 
 // loadJWKS reads the public key set of a JWKS file. The configuration's
 // validation reads it too, so that check-config and a reload refuse what
@@ -230,6 +311,11 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	if p, err = principalOf(tok); err != nil {
 		return nil, err
 	}
+	rec := &jwksToken{}
+	for _, sig := range msg.Signatures() {
+		rec.ids = append(rec.ids, keys.byKid[sig.ProtectedHeaders().KeyID()]...)
+	}
+	p.Token = rec
 	v.mu.Lock()
 	if v.keys.Load() != keys {
 		// A reload swapped the key set (and emptied the cache) while

@@ -1023,7 +1023,7 @@ func reload(path string, override func(*config), running *config, r *route.Route
 		}
 	}
 	if jwks != nil && !stopped {
-		changed, kids, err := jwks.reloadKeys(time.Now().Add(configSettleMax))
+		changed, kids, removed, err := jwks.reloadKeys(time.Now().Add(configSettleMax))
 		switch {
 		case errors.Is(err, errReloadStopped):
 			stopped = true
@@ -1032,6 +1032,18 @@ func reload(path string, override func(*config), running *config, r *route.Route
 			refused = append(refused, "gateway.bearer.jwks_file")
 		case changed:
 			log.Info("SIGHUP: gateway.bearer.jwks_file reloaded: tokens are verified with its keys from now on", "file", jwks.path, "kids", strings.Join(kids, ", "))
+			if len(removed) > 0 {
+				// A key taken out (a leaked one withdrawn): the retained
+				// events published with its tokens stop speaking for
+				// them, as a revoked token's do, and the SSE streams its
+				// tokens opened end. Before, its tokens were refused
+				// from then on, but their retained events were given to
+				// every later subscriber for as long as the router ran.
+				r.RevokeRetained(removed)
+				if gw != nil {
+					gw.RevokeBearer(removed)
+				}
+			}
 		}
 	}
 	if !stopped {
