@@ -40,7 +40,11 @@ type SubscribeOptions struct {
 	// Match is the match policy: "exact" (the default), "prefix" or
 	// "wildcard".
 	Match string
-	// GetRetained asks for the topic's retained event, if any.
+	// GetRetained asks for the topic's retained event, if any. A Client
+	// asks again on every new session, so that a retained event
+	// published while it had none is delivered, but does not deliver
+	// again a retained event the handler was given already (the same
+	// publication id as the topic's last event).
 	GetRetained bool
 	// Options are extra raw SUBSCRIBE.Options keys; they override the keys
 	// above of the same name.

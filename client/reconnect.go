@@ -165,6 +165,51 @@ type durableSub struct {
 	opts    *SubscribeOptions // a copy of Subscribe's, as durableReg's
 	cur     *Subscription     // as durableReg's
 	removed atomic.Bool
+
+	// With get_retained (Static: retained), every session's SUBSCRIBE
+	// asks for the retained events, so that one published while no
+	// session was up (a changed state) is delivered; the publication id
+	// of the last event the handler was given on each topic is kept, and
+	// a retained event with it, which the handler had already, is
+	// dropped: it came again at every reconnection. An exact
+	// subscription keeps it in last, a pattern one in seen (at most
+	// maxSeenTopics topics; past it a topic's retained event may come
+	// again).
+	retained bool
+	exact    bool // Static: an exact subscription
+	last     atomic.Uint64
+	seenMu   sync.Mutex
+	seen     map[string]uint64
+}
+
+// maxSeenTopics bounds the topics a pattern subscription with
+// get_retained remembers an event of (the router's bound on retained
+// topics: 65,536).
+const maxSeenTopics = 1 << 16
+
+// had reports whether ev is a retained event the handler was given
+// already, and else records it as the topic's last.
+func (d *durableSub) had(ev *Event) bool {
+	id := ev.PublicationID
+	if !d.retained || id == 0 {
+		return false
+	}
+	if d.exact {
+		return d.last.Swap(id) == id && ev.Retained
+	}
+	d.seenMu.Lock()
+	defer d.seenMu.Unlock()
+	prev, ok := d.seen[ev.Topic]
+	if ok && ev.Retained && prev == id {
+		return true
+	}
+	if ok || len(d.seen) < maxSeenTopics {
+		if d.seen == nil {
+			d.seen = make(map[string]uint64)
+		}
+		d.seen[ev.Topic] = id
+	}
+	return false
 }
 
 // handler is the Handler the sessions run for r: once Client.Unregister
@@ -197,7 +242,7 @@ func (d *durableSub) handlerOn(s *Session) func(*Event) {
 		if held {
 			defer func() { <-d.events }()
 		}
-		if !d.removed.Load() && d.h != nil { // removed while waiting; a nil h drops events, as a Session's
+		if !d.removed.Load() && d.h != nil && !d.had(ev) { // removed while waiting; a nil h drops events, as a Session's
 			d.h(ev)
 		}
 	}
@@ -1016,7 +1061,8 @@ func (c *Client) Register(ctx context.Context, procedure string, h Handler, opts
 // (ErrInCallback from a callback included).
 func (c *Client) Subscribe(ctx context.Context, topic string, h func(*Event), opts *SubscribeOptions) error {
 	opts = opts.clone() // as in Register
-	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts}
+	d := &durableSub{events: c.events, topic: topic, h: h, opts: opts,
+		retained: opts.getRetained(), exact: matchOf(opts) == proto.MatchExact.String()}
 	var s *Session
 	var sub *Subscription
 	for {
@@ -1144,6 +1190,18 @@ func (o *SubscribeOptions) clone() *SubscribeOptions {
 	c := *o
 	c.Options = maps.Clone(o.Options)
 	return &c
+}
+
+// getRetained reports whether the subscription asks for retained events
+// (GetRetained, or get_retained true in Options, which overrides it).
+func (o *SubscribeOptions) getRetained() bool {
+	if o == nil {
+		return false
+	}
+	if v, ok := o.Options[proto.KeyGetRetained.Name()].(bool); ok {
+		return v
+	}
+	return o.GetRetained
 }
 
 // undo starts taking one registration or subscription off its session
